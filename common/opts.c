@@ -1,0 +1,187 @@
+/* opts.c - loader and validator for option tables; see opts.h. */
+#include "common/opts.h"
+#include "common/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const ons_opt *find_opt(const ons_opt *table, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    static const char *yes[] = {"1", "true", "yes", "on"};
+    static const char *no[] = {"0", "false", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return ONS_EINVAL;
+}
+
+static int set_one(const ons_opt *o, void *dst, const char *value, char *errbuf, size_t errlen)
+{
+    char *field = (char *)dst + o->offset;
+    switch (o->type) {
+    case ONS_OPT_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
+            snprintf(errbuf, errlen, "option %s: '%s' is not an integer in %lld..%lld", o->name,
+                     value, o->min, o->max);
+            return ONS_EINVAL;
+        }
+        *(long long *)field = v;
+        return 0;
+    }
+    case ONS_OPT_BOOL: {
+        int b;
+        if (parse_bool(value, &b)) {
+            snprintf(errbuf, errlen, "option %s: '%s' is not a boolean (true/false)", o->name,
+                     value);
+            return ONS_EINVAL;
+        }
+        *(int *)field = b;
+        return 0;
+    }
+    case ONS_OPT_STR: {
+        size_t len = strlen(value);
+        if ((long long)len < o->min || (long long)len > o->max) {
+            snprintf(errbuf, errlen, "option %s: length %zu is outside %lld..%lld", o->name, len,
+                     o->min, o->max);
+            return ONS_EINVAL;
+        }
+        char *copy = strdup(value);
+        if (!copy)
+            return ONS_ENOMEM;
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    }
+    return ONS_EINVAL;
+}
+
+int ons_opts_set(const ons_opt *table, size_t n, void *dst, const char *name, const char *value,
+                 char *errbuf, size_t errlen)
+{
+    const ons_opt *o = find_opt(table, n, name);
+    if (!o) {
+        snprintf(errbuf, errlen, "unknown option '%s'", name);
+        return ONS_ENOTFOUND;
+    }
+    return set_one(o, dst, value, errbuf, errlen);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int load_file(const ons_opt *table, size_t n, void *dst, const char *path, char *errbuf,
+                     size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(errbuf, errlen, "config file %s: %s", path, strerror(errno));
+        return ONS_EIO;
+    }
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(errbuf, errlen, "config file %s:%d: expected 'key = value'", path, lineno);
+            rc = ONS_EINVAL;
+            break;
+        }
+        *eq = '\0';
+        rc = ons_opts_set(table, n, dst, trim(s), trim(eq + 1), errbuf, errlen);
+        if (rc == ONS_ENOTFOUND)
+            rc = ONS_EINVAL; /* a typo in a config file must not pass silently */
+    }
+    fclose(f);
+    return rc;
+}
+
+/* "kafka.brokers" -> "ONSALE_KAFKA_BROKERS" */
+static void env_name(const char *name, char *out, size_t cap)
+{
+    size_t len = (size_t)snprintf(out, cap, "ONSALE_");
+    for (; *name && len + 1 < cap; name++)
+        out[len++] = (*name == '.' || *name == '-') ? '_' : (char)toupper((unsigned char)*name);
+    out[len] = '\0';
+}
+
+int ons_opts_load(const ons_opt *table, size_t n, void *dst, const char *file, char *errbuf,
+                  size_t errlen)
+{
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = set_one(&table[i], dst, table[i].def, errbuf, errlen)) != 0)
+            return rc;
+    if (!file)
+        file = getenv("ONSALE_CONFIG");
+    if (file && *file && (rc = load_file(table, n, dst, file, errbuf, errlen)) != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        char env[128];
+        env_name(table[i].name, env, sizeof env);
+        const char *v = getenv(env);
+        if (v && (rc = set_one(&table[i], dst, v, errbuf, errlen)) != 0) {
+            size_t used = strlen(errbuf);
+            snprintf(errbuf + used, errlen - used, " (from %s)", env);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void ons_opts_free(const ons_opt *table, size_t n, void *dst)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].type != ONS_OPT_STR)
+            continue;
+        char **field = (char **)((char *)dst + table[i].offset);
+        free(*field);
+        *field = NULL;
+    }
+}
+
+void ons_opts_usage(const ons_opt *table, size_t n)
+{
+    static const char *types[] = {"int", "bool", "string"};
+    for (size_t i = 0; i < n; i++) {
+        char env[128];
+        env_name(table[i].name, env, sizeof env);
+        printf("  %-28s %-6s", table[i].name, types[table[i].type]);
+        if (table[i].type == ONS_OPT_INT)
+            printf(" %lld..%lld", table[i].min, table[i].max);
+        printf(" [default %s] (%s)\n      %s\n", table[i].def, env, table[i].help);
+    }
+}

@@ -1,0 +1,54 @@
+/*
+ * opts.h - table-driven options: defaults <- config file <- environment.
+ *
+ * Each binary describes its options struct with a table of ons_opt rows
+ * ({name, type, offset, min, max, default, help}). ons_opts_load() fills the
+ * struct from the defaults, then a config file of "key = value" lines, then
+ * environment variables named ONSALE_<KEY> (key upper-cased, '.' and '-' as
+ * '_'), and validates every value against its range. On error it writes a
+ * message naming the bad key and the allowed range into errbuf.
+ *
+ * Strings are heap copies owned by the struct; ons_opts_free() releases them.
+ */
+#ifndef ONSALE_COMMON_OPTS_H
+#define ONSALE_COMMON_OPTS_H
+
+#include <stddef.h>
+
+enum ons_opt_type {
+    ONS_OPT_INT,  /* long long; min..max inclusive */
+    ONS_OPT_BOOL, /* int 0/1; accepts true/false/yes/no/on/off/1/0 */
+    ONS_OPT_STR,  /* char *; min..max is the allowed length */
+};
+
+typedef struct ons_opt {
+    const char *name; /* "kafka.brokers" */
+    enum ons_opt_type type;
+    size_t offset; /* offsetof(struct, field) */
+    long long min, max;
+    const char *def; /* default, as text */
+    const char *help;
+} ons_opt;
+
+#define ONS_OPT_COUNT(table) (sizeof(table) / sizeof((table)[0]))
+
+/* Fills dst from defaults, then file (may be NULL: then ONSALE_CONFIG names
+ * it, if set), then the environment. Returns 0, ONS_EINVAL (bad value; errbuf
+ * names the key and range) or ONS_EIO (file unreadable). On error dst is left
+ * in a state ons_opts_free() can release. */
+int ons_opts_load(const ons_opt *table, size_t n, void *dst, const char *file, char *errbuf,
+                  size_t errlen);
+
+/* Sets one option by name from text, validating it. Used by the loader and
+ * by command-line flags. Returns 0, ONS_ENOTFOUND (no such key) or
+ * ONS_EINVAL (errbuf says why). */
+int ons_opts_set(const ons_opt *table, size_t n, void *dst, const char *name, const char *value,
+                 char *errbuf, size_t errlen);
+
+/* Frees the strings owned by dst. Safe on a zeroed or half-loaded struct. */
+void ons_opts_free(const ons_opt *table, size_t n, void *dst);
+
+/* Writes the table as "name (type, range) default: help" lines to stdout. */
+void ons_opts_usage(const ons_opt *table, size_t n);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * msg.h - the versioned codec for messages on the "intents" topic.
+ *
+ * Every record on the topic is a JSON object {"v":1,"type":...} whose shape
+ * is documented as JSON Schema in schemas/messages/<type>.schema.json. The key
+ * of every record is the decimal event_id, so all messages about one event
+ * land in one partition and are applied in order by that partition's owner.
+ *
+ * Decoding is strict: unknown versions, types or fields, wrong JSON types and
+ * out-of-range values are rejected with ONS_EPARSE, because a worker must be
+ * able to skip (and count) a poison record instead of crashing on it.
+ */
+#ifndef ONSALE_QUEUE_MSG_H
+#define ONSALE_QUEUE_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define Q_MSG_VERSION 1
+#define Q_MSG_MAX_SECTION 64
+
+#define Q_MSG_TYPES(X)                                                         \
+    X(Q_MSG_INTENT, "intent")                                                  \
+    X(Q_MSG_CANCEL, "cancel")                                                  \
+    X(Q_MSG_EVENT_STATUS, "event_status")
+
+enum q_msg_type {
+#define Q_MSG_ENUM(e, s) e,
+    Q_MSG_TYPES(Q_MSG_ENUM)
+#undef Q_MSG_ENUM
+        Q_MSG_TYPE_COUNT
+};
+
+/* What a cancel message withdraws. */
+enum q_cancel_kind { Q_CANCEL_INTENT, Q_CANCEL_RESERVATION };
+
+typedef struct q_msg {
+    enum q_msg_type type;
+    int64_t event_id; /* > 0; also the record key */
+    int64_t user_id;  /* > 0 for intent/cancel; 0 for event_status */
+    int64_t sent_ms;  /* producer wall clock, ms since epoch */
+
+    /* Q_MSG_INTENT */
+    int quantity;                         /* 1..10 */
+    char section[Q_MSG_MAX_SECTION + 1];  /* "" = any section */
+    int64_t max_price_cents;              /* 0 = no limit */
+    int adjacent;                         /* 0/1 */
+
+    /* Q_MSG_CANCEL: the intent is named by where it sits in the log. */
+    enum q_cancel_kind cancel_kind;
+    int32_t target_partition;
+    int64_t target_offset;
+    int64_t reservation_id; /* Q_CANCEL_RESERVATION only */
+
+    /* Q_MSG_EVENT_STATUS */
+    char status[16]; /* "on_sale" | "paused" | "cancelled" | "ended" */
+} q_msg;
+
+/* Returns "intent", "cancel", ...; never NULL. */
+const char *q_msg_type_name(enum q_msg_type type);
+
+/* Encodes m as JSON into a heap string the caller frees with free().
+ * Returns 0, ONS_EINVAL (m violates the schema) or ONS_ENOMEM. */
+int q_msg_encode(const q_msg *m, char **out, size_t *out_len);
+
+/* Decodes len bytes (not NUL-terminated) into *m. Returns 0 or ONS_EPARSE,
+ * writing the reason into why (may be NULL). */
+int q_msg_decode(const void *buf, size_t len, q_msg *m, char *why, size_t why_len);
+
+#endif

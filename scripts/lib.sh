@@ -1,0 +1,33 @@
+# lib.sh - shared settings for scripts/*: folders, ports, versions.
+# Sourced, not run. Every setting can be overridden from the environment;
+# the defaults keep all services on 127.0.0.1 and off their usual ports so a
+# developer's own PostgreSQL/Redis/Kafka are never touched.
+
+ONSALE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${ONSALE_STATE:=$ONSALE_ROOT/.state}"   # data, logs, pids (git-ignored)
+: "${ONSALE_DEPS:=$ONSALE_ROOT/.deps}"     # fetched Kafka jars (git-ignored)
+: "${ONSALE_BUILD:=$ONSALE_ROOT/build}"
+
+: "${ONSALE_HOST:=127.0.0.1}"
+: "${ONSALE_KAFKA_PORT:=19092}"
+: "${ONSALE_KAFKA_CONTROLLER_PORT:=19093}"
+: "${ONSALE_PG_PORT:=15432}"
+: "${ONSALE_REDIS_PORT:=16379}"
+: "${ONSALE_INGRESS_PORT:=8080}"
+: "${ONSALE_PARTITIONS:=4}"
+: "${ONSALE_KAFKA_HEAP:=768m}"
+: "${ONSALE_TOPIC:=intents}"
+
+ONSALE_KAFKA_VERSION=3.9.1
+ONSALE_KAFKA_LIBS="$ONSALE_DEPS/kafka-$ONSALE_KAFKA_VERSION/libs"
+ONSALE_PG_BIN=/usr/lib/postgresql/15/bin
+
+# The connection settings the Onsale binaries read (see each binary's --help).
+export ONSALE_KAFKA_BROKERS="${ONSALE_KAFKA_BROKERS:-$ONSALE_HOST:$ONSALE_KAFKA_PORT}"
+export ONSALE_PG_DSN="${ONSALE_PG_DSN:-host=$ONSALE_HOST port=$ONSALE_PG_PORT dbname=onsale user=postgres connect_timeout=5}"
+export ONSALE_REDIS_HOST="${ONSALE_REDIS_HOST:-$ONSALE_HOST}"
+export ONSALE_REDIS_PORT
+export ONSALE_KAFKA_TOPIC="$ONSALE_TOPIC"
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }

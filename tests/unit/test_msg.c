@@ -1,0 +1,145 @@
+/* test_msg.c - the topic record codec: round trips and strict rejection. */
+#include "common/err.h"
+#include "queue/msg.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static q_msg sample_intent(void)
+{
+    q_msg m = {0};
+    m.type = Q_MSG_INTENT;
+    m.event_id = 42;
+    m.user_id = 9000000000LL;
+    m.sent_ms = 1795826032073LL;
+    m.quantity = 4;
+    strcpy(m.section, "Floor A");
+    m.max_price_cents = 15000;
+    m.adjacent = 1;
+    return m;
+}
+
+static void roundtrip(const q_msg *in)
+{
+    char *buf;
+    size_t len;
+    ck_assert_int_eq(q_msg_encode(in, &buf, &len), 0);
+    q_msg out;
+    char why[160];
+    ck_assert_msg(q_msg_decode(buf, len, &out, why, sizeof why) == 0, "%s: %s", buf, why);
+    ck_assert_int_eq(out.type, in->type);
+    ck_assert_int_eq(out.event_id, in->event_id);
+    ck_assert_int_eq(out.user_id, in->user_id);
+    ck_assert_int_eq(out.sent_ms, in->sent_ms);
+    ck_assert_int_eq(out.quantity, in->quantity);
+    ck_assert_str_eq(out.section, in->section);
+    ck_assert_int_eq(out.max_price_cents, in->max_price_cents);
+    ck_assert_int_eq(out.adjacent, in->adjacent);
+    ck_assert_int_eq(out.cancel_kind, in->cancel_kind);
+    ck_assert_int_eq(out.target_partition, in->target_partition);
+    ck_assert_int_eq(out.target_offset, in->target_offset);
+    ck_assert_int_eq(out.reservation_id, in->reservation_id);
+    ck_assert_str_eq(out.status, in->status);
+    free(buf);
+}
+
+START_TEST(intent_roundtrip)
+{
+    q_msg m = sample_intent();
+    roundtrip(&m);
+    m.section[0] = '\0';
+    m.max_price_cents = 0;
+    m.adjacent = 0;
+    roundtrip(&m);
+}
+END_TEST
+
+START_TEST(cancel_and_status_roundtrip)
+{
+    q_msg c = {0};
+    c.type = Q_MSG_CANCEL;
+    c.event_id = 1;
+    c.user_id = 2;
+    c.cancel_kind = Q_CANCEL_RESERVATION;
+    c.target_partition = 3;
+    c.target_offset = 12345;
+    c.reservation_id = (3LL << 40) | 12345;
+    roundtrip(&c);
+    c.cancel_kind = Q_CANCEL_INTENT;
+    c.reservation_id = 0;
+    roundtrip(&c);
+
+    q_msg s = {0};
+    s.type = Q_MSG_EVENT_STATUS;
+    s.event_id = 7;
+    strcpy(s.status, "paused");
+    roundtrip(&s);
+}
+END_TEST
+
+static int decode_str(const char *json)
+{
+    q_msg m;
+    return q_msg_decode(json, strlen(json), &m, NULL, 0);
+}
+
+START_TEST(strict_rejections)
+{
+    const char *ok = "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+                     "\"quantity\":1,\"adjacent\":true}";
+    ck_assert_int_eq(decode_str(ok), 0);
+    const char *bad[] = {
+        "",
+        "[]",
+        "{\"v\":1",
+        "{\"v\":2,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+        "\"adjacent\":true}",
+        "{\"v\":1,\"type\":\"teleport\",\"event_id\":1,\"sent_ms\":0}",
+        "{\"v\":1,\"type\":\"intent\",\"event_id\":0,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+        "\"adjacent\":true}",
+        "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":11,"
+        "\"adjacent\":true}",
+        "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+        "\"adjacent\":1}",
+        "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+        "\"adjacent\":true,\"extra\":1}",
+        "{\"v\":1,\"type\":\"intent\",\"event_id\":\"1\",\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+        "\"adjacent\":true}",
+        "{\"v\":1,\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"quantity\":1,\"adjacent\":true}",
+        "{\"v\":1,\"type\":\"cancel\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"kind\":"
+        "\"reservation\",\"target_partition\":0,\"target_offset\":0}",
+        "{\"v\":1,\"type\":\"event_status\",\"event_id\":1,\"sent_ms\":0,\"status\":\"sold\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(decode_str(bad[i]) == ONS_EPARSE, "accepted: %s", bad[i]);
+}
+END_TEST
+
+START_TEST(encode_refuses_invalid)
+{
+    q_msg m = sample_intent();
+    m.quantity = 0;
+    char *buf = NULL;
+    size_t len;
+    ck_assert_int_eq(q_msg_encode(&m, &buf, &len), ONS_EINVAL);
+    ck_assert_ptr_null(buf);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("msg");
+    TCase *tc = tcase_create("codec");
+    tcase_add_test(tc, intent_roundtrip);
+    tcase_add_test(tc, cancel_and_status_roundtrip);
+    tcase_add_test(tc, strict_rejections);
+    tcase_add_test(tc, encode_refuses_invalid);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
