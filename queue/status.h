@@ -1,0 +1,105 @@
+/*
+ * status.h - the Redis status store: the projection workers write after each
+ * COMMIT and ingress reads to answer polls (key layout: docs/pipeline.md).
+ *
+ * One q_status owns one synchronous hiredis connection and must be used by
+ * one thread at a time (give each thread its own). Every call has the
+ * configured timeout; on a broken connection it reconnects on the next call.
+ * Redis is a projection, never the truth: callers fall back to PostgreSQL on
+ * ONS_EREDIS, and ONS_ENOTFOUND means "not in Redis", not "does not exist".
+ */
+#ifndef ONSALE_QUEUE_STATUS_H
+#define ONSALE_QUEUE_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct q_status q_status;
+
+typedef struct q_status_opts {
+    const char *host;
+    int port;
+    const char *prefix; /* "onsale:" */
+    int timeout_ms;
+    int result_ttl_s; /* TTL of r:<seq> keys */
+} q_status_opts;
+
+/* Connects. *out is owned by the caller (q_status_free). The connection may
+ * still be down: then calls return ONS_EREDIS until Redis is back. Returns 0
+ * or ONS_ENOMEM. */
+int q_status_new(const q_status_opts *o, q_status **out);
+void q_status_free(q_status *s);
+
+/* PING. 0 or ONS_EREDIS. */
+int q_status_ping(q_status *s);
+
+/* ---- worker side ---------------------------------------------------------- */
+
+typedef struct q_status_result {
+    int64_t intent_seq;
+    int64_t event_id;
+    int64_t user_id;
+    const char *json; /* result document, docs/pipeline.md */
+    int ended;        /* 1: terminal (or purchased): delete active:<event>:<user> */
+} q_status_result;
+
+typedef struct q_status_event {
+    int64_t event_id;
+    int64_t available, held, sold, waiting;
+    int sold_out;
+} q_status_event;
+
+/* Publishes one committed batch in ONE pipeline: served cursor and rate of
+ * the partition, each result (SET with TTL; DEL of the active key when ended),
+ * each event's counters. Returns 0 or ONS_EREDIS. */
+int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
+                     const q_status_result *results, size_t nresults,
+                     const q_status_event *events, size_t nevents);
+
+/* ---- ingress side ---------------------------------------------------------- */
+
+/* Reads every partition's served cursor and rate in one round trip into
+ * served[0..n) and rate[0..n); partitions with no value get -1 and 0.
+ * Returns 0 or ONS_EREDIS. */
+int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n);
+
+/* Reads r:<seq>. *json is a heap string the caller frees. Returns 0,
+ * ONS_ENOTFOUND or ONS_EREDIS. */
+int q_status_get_result(q_status *s, int64_t seq, char **json);
+
+/* SET active:<event>:<user> value NX. Returns 0 (claimed), ONS_EEXIST (then
+ * existing holds the current value, NUL-terminated, truncated to cap) or
+ * ONS_EREDIS. */
+int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *value,
+                          char *existing, size_t cap);
+/* SET (overwrite) or DEL the active key. 0 or ONS_EREDIS. */
+int q_status_set_active(q_status *s, int64_t event_id, int64_t user_id, const char *value);
+int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id);
+
+/* Idempotency-Key records. begin: SET idem:<user>:<key> {"h":hash,"s":0} NX
+ * EX ttl. Returns 0 (this request owns the key), ONS_EEXIST (*record is the
+ * stored JSON, caller frees) or ONS_EREDIS. */
+int q_status_idem_begin(q_status *s, int64_t user_id, const char *key, const char *body_hash,
+                        int ttl_s, char **record);
+/* Stores the final response for the key (overwrites). 0 or ONS_EREDIS. */
+int q_status_idem_finish(q_status *s, int64_t user_id, const char *key, const char *body_hash,
+                         int http_status, const char *response_json, int ttl_s);
+/* Removes the key (the request failed before anything was queued). */
+int q_status_idem_abort(q_status *s, int64_t user_id, const char *key);
+
+/* The event's sale state as ingress needs it on a join. */
+typedef struct q_event_state {
+    char status[16]; /* "" when unknown */
+    int64_t onsale_at_ms;
+    int max_per_user;
+    int sold_out;
+    int64_t available, held, sold, waiting; /* -1 when unknown */
+} q_event_state;
+
+/* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS. */
+int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out);
+/* HSET of status, onsale_at_ms and max_per_user (ingress side). */
+int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,
+                       int max_per_user);
+
+#endif
