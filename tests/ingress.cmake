@@ -1,0 +1,1 @@
+# Tests of ingress/ (unit: onsale_unit(name libs...); integration: onsale_pytest(name file.py))

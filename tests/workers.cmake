@@ -1,0 +1,1 @@
+# Tests of workers/ (unit: onsale_unit(name libs...); integration: onsale_pytest(name file.py))
