@@ -1,0 +1,414 @@
+/*
+ * status.c - the Redis status store (status.h; key layout in
+ * docs/pipeline.md). Every reply is checked and freed here; callers only see
+ * ONS_* codes.
+ */
+#include "queue/status.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+struct q_status {
+    redisContext *ctx; /* NULL while disconnected */
+    char *host;
+    char *prefix;
+    int port;
+    int timeout_ms;
+    int result_ttl_s;
+};
+
+static struct timeval tv_ms(int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+/* Makes sure s->ctx is a live connection. Returns 0 or ONS_EREDIS. */
+static int ensure_conn(q_status *s)
+{
+    if (s->ctx && !s->ctx->err)
+        return 0;
+    if (s->ctx) {
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_ms(s->timeout_ms));
+    if (!c)
+        return ONS_EREDIS;
+    if (c->err || redisSetTimeout(c, tv_ms(s->timeout_ms)) != REDIS_OK) {
+        redisFree(c);
+        return ONS_EREDIS;
+    }
+    s->ctx = c;
+    return 0;
+}
+
+/* Drops the connection after a protocol or I/O error so the next call
+ * reconnects instead of reading a stale reply. */
+static int conn_failed(q_status *s, const char *what)
+{
+    ons_logk(ONS_LOG_WARN, "redis", what, "redis call failed: %s",
+             s->ctx && s->ctx->errstr[0] ? s->ctx->errstr : "error reply");
+    if (s->ctx) {
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+    return ONS_EREDIS;
+}
+
+int q_status_new(const q_status_opts *o, q_status **out)
+{
+    q_status *s = calloc(1, sizeof *s);
+    if (!s)
+        return ONS_ENOMEM;
+    s->host = strdup(o->host);
+    s->prefix = strdup(o->prefix ? o->prefix : "");
+    if (!s->host || !s->prefix) {
+        q_status_free(s);
+        return ONS_ENOMEM;
+    }
+    s->port = o->port;
+    s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 500;
+    s->result_ttl_s = o->result_ttl_s > 0 ? o->result_ttl_s : 86400;
+    (void)ensure_conn(s); /* may fail now; retried on every call */
+    *out = s;
+    return 0;
+}
+
+void q_status_free(q_status *s)
+{
+    if (!s)
+        return;
+    if (s->ctx)
+        redisFree(s->ctx);
+    free(s->host);
+    free(s->prefix);
+    free(s);
+}
+
+/* Runs one command (argv form, so binary-safe and injection-free). Returns
+ * the reply (caller frees) or NULL after dropping the connection. Error
+ * replies are returned as replies; the caller decides. */
+static redisReply *command(q_status *s, int argc, const char **argv, const size_t *lens)
+{
+    if (ensure_conn(s))
+        return NULL;
+    redisReply *r = redisCommandArgv(s->ctx, argc, argv, lens);
+    if (!r)
+        conn_failed(s, argv[0]);
+    return r;
+}
+
+int q_status_ping(q_status *s)
+{
+    const char *argv[] = {"PING"};
+    redisReply *r = command(s, 1, argv, NULL);
+    int rc = r && r->type == REDIS_REPLY_STATUS ? 0 : ONS_EREDIS;
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* Formats prefix + suffix into buf. */
+static const char *key(q_status *s, char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static const char *key(q_status *s, char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t n = (size_t)snprintf(buf, cap, "%s", s->prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
+                     const q_status_result *results, size_t nresults,
+                     const q_status_event *events, size_t nevents)
+{
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    char k[256], f[32], v[64], ttl[24];
+    size_t queued = 0;
+    snprintf(f, sizeof f, "%d", partition);
+    snprintf(ttl, sizeof ttl, "%d", s->result_ttl_s);
+
+    /* Results and events first, the cursor last: a reader that sees the new
+     * cursor must also find the results it now points past. */
+    for (size_t i = 0; i < nresults; i++) {
+        const q_status_result *r = &results[i];
+        key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
+        const char *argv[] = {"SET", k, r->json, "EX", ttl};
+        size_t lens[] = {3, strlen(k), strlen(r->json), 2, strlen(ttl)};
+        redisAppendCommandArgv(s->ctx, 5, argv, lens);
+        queued++;
+        if (r->ended) {
+            key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id,
+                (long long)r->user_id);
+            const char *dargv[] = {"DEL", k};
+            redisAppendCommandArgv(s->ctx, 2, dargv, NULL);
+            queued++;
+        }
+    }
+    for (size_t i = 0; i < nevents; i++) {
+        const q_status_event *e = &events[i];
+        char a[24], h[24], so[24], w[24];
+        snprintf(a, sizeof a, "%lld", (long long)e->available);
+        snprintf(h, sizeof h, "%lld", (long long)e->held);
+        snprintf(so, sizeof so, "%lld", (long long)e->sold);
+        snprintf(w, sizeof w, "%lld", (long long)e->waiting);
+        key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
+        const char *argv[] = {"HSET",   k,  "available", a, "held", h,
+                              "sold",   so, "waiting",   w, "sold_out",
+                              e->sold_out ? "1" : "0"};
+        redisAppendCommandArgv(s->ctx, 12, argv, NULL);
+        queued++;
+    }
+    snprintf(v, sizeof v, "%lld", (long long)served);
+    key(s, k, sizeof k, "served");
+    const char *sargv[] = {"HSET", k, f, v};
+    redisAppendCommandArgv(s->ctx, 4, sargv, NULL);
+    queued++;
+    snprintf(v, sizeof v, "%.3f", rate);
+    key(s, k, sizeof k, "rate");
+    const char *rargv[] = {"HSET", k, f, v};
+    redisAppendCommandArgv(s->ctx, 4, rargv, NULL);
+    queued++;
+
+    int rc = 0;
+    for (size_t i = 0; i < queued; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, "publish");
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = ONS_EREDIS;
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n)
+{
+    for (int i = 0; i < n; i++) {
+        served[i] = -1;
+        rate[i] = 0;
+    }
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    char ks[256], kr[256];
+    key(s, ks, sizeof ks, "served");
+    key(s, kr, sizeof kr, "rate");
+    redisAppendCommand(s->ctx, "HGETALL %s", ks);
+    redisAppendCommand(s->ctx, "HGETALL %s", kr);
+    int rc = 0;
+    for (int which = 0; which < 2; which++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, "read_cursors");
+        if (r->type != REDIS_REPLY_ARRAY) {
+            rc = ONS_EREDIS;
+        } else {
+            for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                long p = strtol(r->element[i]->str, NULL, 10);
+                if (p < 0 || p >= n)
+                    continue;
+                if (which == 0)
+                    served[p] = strtoll(r->element[i + 1]->str, NULL, 10);
+                else
+                    rate[p] = strtod(r->element[i + 1]->str, NULL);
+            }
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int q_status_get_result(q_status *s, int64_t seq, char **json)
+{
+    char k[256];
+    key(s, k, sizeof k, "r:%lld", (long long)seq);
+    const char *argv[] = {"GET", k};
+    redisReply *r = command(s, 2, argv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    int rc;
+    if (r->type == REDIS_REPLY_NIL) {
+        rc = ONS_ENOTFOUND;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        *json = strdup(r->str);
+        rc = *json ? 0 : ONS_ENOMEM;
+    } else {
+        rc = ONS_EREDIS;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* SET key value [NX] [EX ttl]; on a NX miss, GETs the current value into
+ * *current (heap, caller frees). Returns 0, ONS_EEXIST or ONS_EREDIS. */
+static int set_nx(q_status *s, const char *k, const char *value, int ttl_s, char **current)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *argv[] = {"SET", k, value, "NX", "EX", ttl};
+    redisReply *r = command(s, ttl_s > 0 ? 6 : 4, argv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    int rc;
+    if (r->type == REDIS_REPLY_STATUS)
+        rc = 0;
+    else if (r->type == REDIS_REPLY_NIL)
+        rc = ONS_EEXIST;
+    else
+        rc = ONS_EREDIS;
+    freeReplyObject(r);
+    if (rc != ONS_EEXIST || !current)
+        return rc;
+    const char *gargv[] = {"GET", k};
+    r = command(s, 2, gargv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    *current = r->type == REDIS_REPLY_STRING ? strdup(r->str) : strdup("");
+    freeReplyObject(r);
+    return *current ? ONS_EEXIST : ONS_ENOMEM;
+}
+
+/* Runs a command whose reply only needs to be "not an error". */
+static int simple(q_status *s, int argc, const char **argv)
+{
+    redisReply *r = command(s, argc, argv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = r->type == REDIS_REPLY_ERROR ? ONS_EREDIS : 0;
+    freeReplyObject(r);
+    return rc;
+}
+
+int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *value,
+                          char *existing, size_t cap)
+{
+    char k[256], *cur = NULL;
+    key(s, k, sizeof k, "active:%lld:%lld", (long long)event_id, (long long)user_id);
+    int rc = set_nx(s, k, value, 0, &cur);
+    if (rc == ONS_EEXIST && existing && cap) {
+        snprintf(existing, cap, "%s", cur);
+    }
+    free(cur);
+    return rc;
+}
+
+int q_status_set_active(q_status *s, int64_t event_id, int64_t user_id, const char *value)
+{
+    char k[256];
+    key(s, k, sizeof k, "active:%lld:%lld", (long long)event_id, (long long)user_id);
+    const char *argv[] = {"SET", k, value};
+    return simple(s, 3, argv);
+}
+
+int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id)
+{
+    char k[256];
+    key(s, k, sizeof k, "active:%lld:%lld", (long long)event_id, (long long)user_id);
+    const char *argv[] = {"DEL", k};
+    return simple(s, 2, argv);
+}
+
+/* idem:<user>:<key>. The Idempotency-Key is printable ASCII up to 128 chars
+ * (validated by ingress) and passed binary-safe via argv. */
+static const char *idem_key(q_status *s, char *buf, size_t cap, int64_t user_id, const char *k)
+{
+    return key(s, buf, cap, "idem:%lld:%s", (long long)user_id, k);
+}
+
+int q_status_idem_begin(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
+                        int ttl_s, char **record)
+{
+    char k[512], v[160];
+    idem_key(s, k, sizeof k, user_id, idem);
+    snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":0}", body_hash);
+    return set_nx(s, k, v, ttl_s, record);
+}
+
+int q_status_idem_finish(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
+                         int http_status, const char *response_json, int ttl_s)
+{
+    char k[512], ttl[24];
+    idem_key(s, k, sizeof k, user_id, idem);
+    size_t cap = strlen(response_json) + strlen(body_hash) + 64;
+    char *v = malloc(cap);
+    if (!v)
+        return ONS_ENOMEM;
+    snprintf(v, cap, "{\"h\":\"%s\",\"s\":%d,\"b\":%s}", body_hash, http_status, response_json);
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *argv[] = {"SET", k, v, "EX", ttl};
+    int rc = simple(s, 5, argv);
+    free(v);
+    return rc;
+}
+
+int q_status_idem_abort(q_status *s, int64_t user_id, const char *idem)
+{
+    char k[512];
+    idem_key(s, k, sizeof k, user_id, idem);
+    const char *argv[] = {"DEL", k};
+    return simple(s, 2, argv);
+}
+
+int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out)
+{
+    char k[256];
+    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
+    const char *argv[] = {"HGETALL", k};
+    redisReply *r = command(s, 2, argv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    memset(out, 0, sizeof *out);
+    out->available = out->held = out->sold = out->waiting = -1;
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        rc = ONS_EREDIS;
+    } else if (r->elements == 0) {
+        rc = ONS_ENOTFOUND;
+    } else {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+            if (!f || !v)
+                continue;
+            if (strcmp(f, "status") == 0)
+                snprintf(out->status, sizeof out->status, "%s", v);
+            else if (strcmp(f, "onsale_at_ms") == 0)
+                out->onsale_at_ms = strtoll(v, NULL, 10);
+            else if (strcmp(f, "max_per_user") == 0)
+                out->max_per_user = (int)strtol(v, NULL, 10);
+            else if (strcmp(f, "sold_out") == 0)
+                out->sold_out = strcmp(v, "1") == 0;
+            else if (strcmp(f, "available") == 0)
+                out->available = strtoll(v, NULL, 10);
+            else if (strcmp(f, "held") == 0)
+                out->held = strtoll(v, NULL, 10);
+            else if (strcmp(f, "sold") == 0)
+                out->sold = strtoll(v, NULL, 10);
+            else if (strcmp(f, "waiting") == 0)
+                out->waiting = strtoll(v, NULL, 10);
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,
+                       int max_per_user)
+{
+    char k[256], at[24], mpu[16];
+    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
+    snprintf(at, sizeof at, "%lld", (long long)onsale_at_ms);
+    snprintf(mpu, sizeof mpu, "%d", max_per_user);
+    const char *argv[] = {"HSET", k, "status", status, "onsale_at_ms", at, "max_per_user", mpu};
+    return simple(s, 8, argv);
+}

@@ -1,0 +1,357 @@
+"""harness.py - isolated environments for integration tests against the real
+stack (scripts/stack up): each Stack gets its own PostgreSQL database (cloned
+from a migrated template), its own Kafka topic, its own Redis key prefix and
+free HTTP ports, and starts the real Onsale binaries (from $ONSALE_BUILD_BIN)
+against them. Everything it starts is stopped when the `with` block ends.
+
+    from harness import Stack
+    with Stack(partitions=2) as st:
+        w = st.start_worker()
+        base = st.start_ingress()
+        ev = st.create_event(sections=[("A", 2, 10, 5000)])
+        status, headers, body = st.http("POST", f"/v1/events/{ev}/intents",
+                                        {"quantity": 2}, token=st.token(1, "fan"))
+"""
+import base64, glob, hashlib, hmac, http.client, itertools, json, os, signal, socket
+import subprocess, time
+
+import psycopg2
+import redis as redis_lib
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("ONSALE_BUILD_BIN", os.path.join(ROOT, "build", "bin"))
+PG_HOST = "127.0.0.1"
+PG_PORT = int(os.environ.get("ONSALE_PG_PORT", "15432"))
+REDIS_HOST = os.environ.get("ONSALE_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("ONSALE_REDIS_PORT", "16379"))
+BROKERS = os.environ.get("ONSALE_KAFKA_BROKERS", "127.0.0.1:19092")
+SECRET = "integration-test-secret-0123456789"
+_counter = itertools.count()
+
+
+def pg_dsn(db):
+    return f"host={PG_HOST} port={PG_PORT} dbname={db} user=postgres connect_timeout=5"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def template_db():
+    """Returns the name of a database with every migration applied, creating
+    it once per migration set (its name carries a hash of the files)."""
+    files = sorted(glob.glob(os.path.join(ROOT, "schemas", "migrations", "[0-9]*.sql")))
+    h = hashlib.sha256(b"".join(open(f, "rb").read() for f in files)).hexdigest()[:12]
+    name = f"onsale_tpl_{h}"
+    conn = psycopg2.connect(pg_dsn("postgres"))
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT pg_advisory_lock(4242)")
+    try:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{name}"')
+            t = psycopg2.connect(pg_dsn(name))
+            with t, t.cursor() as tc:
+                for f in files:
+                    tc.execute(open(f).read())
+            t.close()
+    finally:
+        cur.execute("SELECT pg_advisory_unlock(4242)")
+        conn.close()
+    return name
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_token(user_id, role, secret=SECRET, ttl=3600, exp=None):
+    """An HS256 JWT as onsalectl mints it (tests also craft bad ones)."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": str(user_id), "role": role, "exp": exp if exp is not None else int(time.time()) + ttl}
+    payload = b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(sig)}"
+
+
+class Proc:
+    """A started Onsale binary. Its combined output goes to log_path."""
+
+    def __init__(self, name, argv, env, log_path):
+        self.name, self.log_path = name, log_path
+        self.log = open(log_path, "ab")
+        self.popen = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout=30):
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout=20):
+        """SIGTERM, then SIGKILL after timeout. Returns the exit code."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGCONT)
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+        return self.popen.returncode
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Stack:
+    def __init__(self, partitions=2, keep_db=False):
+        n = next(_counter)
+        tag = f"{os.getpid()}_{n}_{int(time.time()) % 100000}"
+        self.partitions = partitions
+        self.db = f"t_{tag}"
+        self.topic = f"t-{tag}"
+        self.group = f"g-{tag}"
+        self.prefix = f"t{tag}:"
+        self.secret = SECRET
+        self.keep_db = keep_db
+        self.procs = []
+        self.ingress_port = None
+        self.logdir = os.path.join(ROOT, ".state", "test-logs", tag)
+
+    # ---- lifecycle ---------------------------------------------------------
+    def __enter__(self):
+        os.makedirs(self.logdir, exist_ok=True)
+        tpl = template_db()
+        conn = psycopg2.connect(pg_dsn("postgres"))
+        conn.autocommit = True
+        with conn.cursor() as c:
+            c.execute(f'CREATE DATABASE "{self.db}" TEMPLATE "{tpl}"')
+        conn.close()
+        self.pg = psycopg2.connect(pg_dsn(self.db))
+        self.pg.autocommit = True
+        self.sql("INSERT INTO partition_owner (partition) SELECT generate_series(0, %s - 1)",
+                 (self.partitions,))
+        admin = AdminClient({"bootstrap.servers": BROKERS})
+        fut = admin.create_topics([NewTopic(self.topic, self.partitions, 1)])
+        fut[self.topic].result(30)
+        self.redis = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, decode_responses=True)
+        self._producer = None
+        return self
+
+    def __exit__(self, *exc):
+        for p in reversed(self.procs):
+            p.stop()
+        if self._producer:
+            self._producer.flush(10)
+        for k in self.redis.scan_iter(match=self.prefix + "*", count=1000):
+            self.redis.delete(k)
+        try:
+            AdminClient({"bootstrap.servers": BROKERS}).delete_topics([self.topic])[self.topic].result(30)
+        except Exception:
+            pass
+        self.pg.close()
+        if not self.keep_db and exc[0] is None:
+            conn = psycopg2.connect(pg_dsn("postgres"))
+            conn.autocommit = True
+            with conn.cursor() as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+            conn.close()
+        return False
+
+    # ---- processes -----------------------------------------------------------
+    def env(self, **overrides):
+        """The ONSALE_* environment pointing a binary at this Stack."""
+        e = dict(os.environ)
+        e.update({
+            "ONSALE_KAFKA_BROKERS": BROKERS,
+            "ONSALE_KAFKA_TOPIC": self.topic,
+            "ONSALE_KAFKA_GROUP": self.group,
+            "ONSALE_KAFKA_PARTITIONS": str(self.partitions),
+            "ONSALE_PG_DSN": pg_dsn(self.db),
+            "ONSALE_REDIS_HOST": REDIS_HOST,
+            "ONSALE_REDIS_PORT": str(REDIS_PORT),
+            "ONSALE_REDIS_PREFIX": self.prefix,
+            "ONSALE_AUTH_SECRET": self.secret,
+        })
+        for k, v in overrides.items():
+            e["ONSALE_" + k.upper()] = str(v)
+        return e
+
+    def start(self, name, binary, args=(), **overrides):
+        path = os.path.join(BIN, binary)
+        if not os.access(path, os.X_OK):
+            raise RuntimeError(f"{path} is not built")
+        p = Proc(name, [path, *args], self.env(**overrides),
+                 os.path.join(self.logdir, f"{name}-{len(self.procs)}.log"))
+        self.procs.append(p)
+        return p
+
+    def start_worker(self, name="worker", **overrides):
+        overrides.setdefault("metrics_port", free_port())
+        overrides.setdefault("worker_id", f"{name}-{len(self.procs)}")
+        return self.start(name, "onsale-worker", **overrides)
+
+    def start_ingress(self, **overrides):
+        """Starts ingress on a free port and waits for /healthz. Returns the
+        base URL; st.http() talks to the latest one."""
+        port = free_port()
+        overrides.setdefault("http_port", port)
+        p = self.start("ingress", "onsale-ingress", **overrides)
+        self.ingress_port = int(overrides["http_port"])
+        self.wait_for(lambda: self._healthy(), 20, f"ingress /healthz (log {p.log_path})",
+                      proc=p)
+        return f"http://127.0.0.1:{self.ingress_port}"
+
+    def _healthy(self):
+        try:
+            return self.http("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    # ---- clients ---------------------------------------------------------------
+    def token(self, user_id, role="fan", **kw):
+        return make_token(user_id, role, self.secret, **kw)
+
+    def http(self, method, path, body=None, token=None, headers=None, raw=None, timeout=30):
+        """One request to the current ingress. body (dict) is sent as JSON
+        unless raw (bytes) is given. Returns (status, headers, parsed JSON or
+        text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.ingress_port, timeout=timeout)
+        h = {}
+        data = raw
+        if body is not None and raw is None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        h.update(headers or {})
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        text = r.read().decode(errors="replace")
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        conn.close()
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return r.status, hdrs, parsed
+
+    def sql(self, query, params=None):
+        """Runs one statement on this Stack's database; returns rows (or [])."""
+        with self.pg.cursor() as c:
+            c.execute(query, params)
+            return c.fetchall() if c.description else []
+
+    def key(self, k):
+        return self.prefix + k
+
+    def _kafka_producer(self):
+        """The idempotent, murmur2-keyed producer ingress uses, made once."""
+        if self._producer is None:
+            self._producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
+                                       "acks": "all", "partitioner": "murmur2_random",
+                                       "linger.ms": 2})
+        return self._producer
+
+    def produce(self, event_id, record):
+        """Produces one queue/msg.h record keyed by event_id, as ingress does.
+        Returns (partition, offset)."""
+        producer = self._kafka_producer()
+        out = {}
+
+        def dr(err, msg):
+            out["err"], out["p"], out["o"] = err, msg.partition(), msg.offset()
+
+        rec = dict(record)
+        rec.setdefault("v", 1)
+        rec.setdefault("event_id", event_id)
+        rec.setdefault("sent_ms", int(time.time() * 1000))
+        producer.produce(self.topic, key=str(event_id), value=json.dumps(rec), on_delivery=dr)
+        producer.flush(30)
+        if out.get("err"):
+            raise RuntimeError(out["err"])
+        return out["p"], out["o"]
+
+    def produce_many(self, event_id, records):
+        """Produces records in order (one flush at the end). Returns
+        [(partition, offset)] in the same order."""
+        producer = self._kafka_producer()
+        results = [None] * len(records)
+
+        def cb(i):
+            def dr(err, msg):
+                if err:
+                    raise RuntimeError(err)
+                results[i] = (msg.partition(), msg.offset())
+            return dr
+
+        now = int(time.time() * 1000)
+        for i, r in enumerate(records):
+            rec = dict(r)
+            rec.setdefault("v", 1)
+            rec.setdefault("event_id", event_id)
+            rec.setdefault("sent_ms", now)
+            while True:
+                try:
+                    producer.produce(self.topic, key=str(event_id), value=json.dumps(rec),
+                                     on_delivery=cb(i))
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+        producer.flush(60)
+        return results
+
+    def create_event(self, sections=(("A", 2, 10, 5000),), name="Test event", hold_seconds=900,
+                     max_per_user=8, status="on_sale", currency="USD", seller_id=1000,
+                     onsale_in_s=None):
+        """Creates venue, sections, event, tiers and seats directly in SQL
+        (set-based, in allocation order), as POST /v1/events does. sections:
+        (name, rows, seats_per_row, price_cents). Returns event_id."""
+        cap = sum(r * s for _, r, s, _ in sections)
+        (venue,), = self.sql("INSERT INTO venues (owner_id, name, city, country, capacity) "
+                             "VALUES (%s, 'Test Hall', 'Testville', 'NL', %s) RETURNING venue_id",
+                             (seller_id, cap))
+        onsale = "now()" if onsale_in_s is None else f"now() + interval '{int(onsale_in_s)} seconds'"
+        (ev,), = self.sql("INSERT INTO events (venue_id, seller_id, name, category, starts_at, "
+                          f"onsale_at, max_per_user, hold_seconds, currency, status, seats_total) "
+                          f"VALUES (%s, %s, %s, 'concert', now() + interval '30 days', {onsale}, "
+                          "%s, %s, %s, %s, %s) RETURNING event_id",
+                          (venue, seller_id, name, max_per_user, hold_seconds, currency, status, cap))
+        base = 0
+        for pos, (sname, rows, per_row, price) in enumerate(sections):
+            (sid,), = self.sql("INSERT INTO sections (venue_id, name, position, rows, seats_per_row) "
+                               "VALUES (%s, %s, %s, %s, %s) RETURNING section_id",
+                               (venue, sname, pos, rows, per_row))
+            self.sql("INSERT INTO price_tiers VALUES (%s, %s, %s)", (ev, sid, price))
+            self.sql("INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_in_row, price_cents) "
+                     "SELECT %s, %s + g, %s, g / %s + 1, g %% %s + 1, %s "
+                     "FROM generate_series(0, %s - 1) g",
+                     (ev, base, sid, per_row, per_row, price, rows * per_row))
+            base += rows * per_row
+        return ev
+
+    def wait_for(self, pred, timeout=30, what="condition", proc=None, interval=0.05):
+        """Polls pred() until truthy (returned) or raises after timeout."""
+        end = time.time() + timeout
+        while time.time() < end:
+            v = pred()
+            if v:
+                return v
+            if proc is not None and not proc.alive():
+                raise RuntimeError(f"{proc.name} exited: {proc.output()[-3000:]}")
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}")

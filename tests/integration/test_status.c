@@ -1,0 +1,128 @@
+/*
+ * test_status.c - the Redis status store against a real Redis (from
+ * scripts/stack; ONSALE_REDIS_HOST/PORT), under a unique key prefix.
+ */
+#include "common/err.h"
+#include "queue/status.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static q_status *st;
+static char prefix[64];
+
+static void setup(void)
+{
+    snprintf(prefix, sizeof prefix, "test-status-%d:", (int)getpid());
+    const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
+    q_status_opts o = {.host = h ? h : "127.0.0.1", .port = p ? atoi(p) : 16379,
+                       .prefix = prefix, .timeout_ms = 1000, .result_ttl_s = 60};
+    ck_assert_int_eq(q_status_new(&o, &st), 0);
+    ck_assert_int_eq(q_status_ping(st), 0);
+}
+
+static void teardown(void)
+{
+    q_status_free(st);
+}
+
+START_TEST(publish_then_read)
+{
+    q_status_result r[] = {{.intent_seq = 11, .event_id = 5, .user_id = 9,
+                            .json = "{\"state\":\"reserved\"}", .ended = 0},
+                           {.intent_seq = 12, .event_id = 5, .user_id = 10,
+                            .json = "{\"state\":\"rejected\"}", .ended = 1}};
+    q_status_event ev = {.event_id = 5, .available = 3, .held = 2, .sold = 1, .waiting = 4};
+    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "x", NULL, 0), 0);
+    ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, r, 2, &ev, 1), 0);
+
+    int64_t served[4];
+    double rate[4];
+    ck_assert_int_eq(q_status_read_cursors(st, served, rate, 4), 0);
+    ck_assert_int_eq(served[1], 13);
+    ck_assert_int_eq(served[0], -1);
+    ck_assert(rate[1] > 250.4 && rate[1] < 250.6);
+
+    char *json = NULL;
+    ck_assert_int_eq(q_status_get_result(st, 11, &json), 0);
+    ck_assert_str_eq(json, "{\"state\":\"reserved\"}");
+    free(json);
+    ck_assert_int_eq(q_status_get_result(st, 99, &json), ONS_ENOTFOUND);
+
+    /* the ended intent's active key is gone: the user may join again */
+    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "y", NULL, 0), 0);
+
+    q_event_state es;
+    ck_assert_int_eq(q_status_event_get(st, 5, &es), 0);
+    ck_assert_int_eq(es.available, 3);
+    ck_assert_int_eq(es.waiting, 4);
+    ck_assert_int_eq(es.sold_out, 0);
+    ck_assert_int_eq(q_status_event_set(st, 5, "paused", 1234, 6), 0);
+    ck_assert_int_eq(q_status_event_get(st, 5, &es), 0);
+    ck_assert_str_eq(es.status, "paused");
+    ck_assert_int_eq(es.max_per_user, 6);
+    ck_assert_int_eq(es.held, 2);
+    ck_assert_int_eq(q_status_event_get(st, 6, &es), ONS_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(active_and_idempotency_keys)
+{
+    char cur[64];
+    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "pending", cur, sizeof cur), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "other", cur, sizeof cur), ONS_EEXIST);
+    ck_assert_str_eq(cur, "pending");
+    ck_assert_int_eq(q_status_set_active(st, 1, 2, "abc"), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "other", cur, sizeof cur), ONS_EEXIST);
+    ck_assert_str_eq(cur, "abc");
+    ck_assert_int_eq(q_status_clear_active(st, 1, 2), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "again", cur, sizeof cur), 0);
+
+    char *rec = NULL;
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h1", 60, &rec), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h1", 60, &rec), ONS_EEXIST);
+    ck_assert_str_eq(rec, "{\"h\":\"h1\",\"s\":0}");
+    free(rec);
+    ck_assert_int_eq(q_status_idem_finish(st, 2, "key 1", "h1", 202, "{\"a\":1}", 60), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", 60, &rec), ONS_EEXIST);
+    ck_assert_str_eq(rec, "{\"h\":\"h1\",\"s\":202,\"b\":{\"a\":1}}");
+    free(rec);
+    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 1"), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", 60, &rec), 0);
+}
+END_TEST
+
+START_TEST(unreachable_redis_is_an_error_not_a_crash)
+{
+    q_status *down;
+    q_status_opts o = {.host = "127.0.0.1", .port = 1, .prefix = "x:", .timeout_ms = 200};
+    ck_assert_int_eq(q_status_new(&o, &down), 0);
+    ck_assert_int_eq(q_status_ping(down), ONS_EREDIS);
+    int64_t served[2];
+    double rate[2];
+    ck_assert_int_eq(q_status_read_cursors(down, served, rate, 2), ONS_EREDIS);
+    ck_assert_int_eq(served[0], -1);
+    char *json;
+    ck_assert_int_eq(q_status_get_result(down, 1, &json), ONS_EREDIS);
+    q_status_free(down);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("status");
+    TCase *tc = tcase_create("redis");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, publish_then_read);
+    tcase_add_test(tc, active_and_idempotency_keys);
+    tcase_add_test(tc, unreachable_redis_is_an_error_not_a_crash);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
