@@ -1,0 +1,277 @@
+/* test_inventory.c - the seat map and the allocation rule (workers/inventory). */
+#include "workers/inventory.h"
+#include "workers/map.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Two sections: A (position 0, 3 rows x 5 seats, 10000) and B (position 1,
+ * 2 rows x 4 seats, 5000). Seat indices: A row r seat s = (r-1)*5 + s-1,
+ * B row r seat s = 15 + (r-1)*4 + s-1. */
+static void venue(wk_inv *inv)
+{
+    wk_inv_init(inv);
+    ck_assert_int_eq(wk_inv_add_block(inv, 11, "A", 0, 3, 5, 10000), 0);
+    ck_assert_int_eq(wk_inv_add_block(inv, 12, "B", 1, 2, 4, 5000), 1);
+    ck_assert_int_eq(inv->nseats, 23);
+    ck_assert_int_eq(inv->available, 23);
+}
+
+static int A(int row, int seat)
+{
+    return (row - 1) * 5 + seat - 1;
+}
+static int B(int row, int seat)
+{
+    return 15 + (row - 1) * 4 + seat - 1;
+}
+
+static void take(wk_inv *inv, int seat)
+{
+    wk_inv_set(inv, (uint32_t)seat, WK_SEAT_HELD);
+}
+
+static int find(wk_inv *inv, int qty, int section, int64_t max_price, int adjacent,
+                enum wk_find_mode mode, uint32_t *out)
+{
+    wk_req r = {qty, section, max_price, adjacent};
+    return wk_inv_find(inv, &r, mode, out);
+}
+
+START_TEST(best_seats_first)
+{
+    wk_inv inv;
+    venue(&inv);
+    uint32_t s[WK_MAX_QTY];
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
+    ck_assert_int_eq(s[0], A(1, 1));
+    ck_assert_int_eq(s[1], A(1, 2));
+    for (int i = 0; i < 2; i++)
+        take(&inv, (int)s[i]);
+    ck_assert_int_eq(find(&inv, 1, -1, 0, 1, WK_FIND_FREE, s), 1);
+    ck_assert_int_eq(s[0], A(1, 3));
+    ck_assert_int_eq(inv.available, 21);
+    ck_assert_int_eq(inv.held, 2);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(adjacent_needs_one_row_contiguous)
+{
+    wk_inv inv;
+    venue(&inv);
+    take(&inv, A(1, 2));
+    take(&inv, A(1, 4));
+    uint32_t s[WK_MAX_QTY];
+    /* row 1 has free seats 1, 3, 5 but no two together */
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
+    ck_assert_int_eq(s[0], A(2, 1));
+    ck_assert_int_eq(s[1], A(2, 2));
+    /* more than a row can hold together: impossible even counting held */
+    ck_assert_int_eq(find(&inv, 6, -1, 0, 1, WK_FIND_FREE, s), 0);
+    ck_assert_int_eq(find(&inv, 6, -1, 0, 1, WK_FIND_UNSOLD, s), 0);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(split_takes_best_single_seats)
+{
+    wk_inv inv;
+    venue(&inv);
+    take(&inv, A(1, 2));
+    take(&inv, A(1, 4));
+    uint32_t s[WK_MAX_QTY];
+    ck_assert_int_eq(find(&inv, 3, -1, 0, 0, WK_FIND_FREE, s), 3);
+    ck_assert_int_eq(s[0], A(1, 1));
+    ck_assert_int_eq(s[1], A(1, 3));
+    ck_assert_int_eq(s[2], A(1, 5));
+    /* 6 split seats exist although no row has 6 */
+    ck_assert_int_eq(find(&inv, 6, -1, 0, 0, WK_FIND_FREE, s), 6);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(orphan_avoided_when_choice_exists)
+{
+    wk_inv inv;
+    venue(&inv);
+    uint32_t s[WK_MAX_QTY];
+    /* Row 1 (5 free): 4 there would strand seat 5. Row 2 has 4 free (seat 5
+     * taken): a perfect fit further back wins. */
+    take(&inv, A(2, 5));
+    ck_assert_int_eq(find(&inv, 4, 0, 0, 1, WK_FIND_FREE, s), 4);
+    ck_assert_int_eq(s[0], A(2, 1));
+    /* Without such a choice, the stranding placement is still made. */
+    take(&inv, A(2, 1));
+    take(&inv, A(3, 1));
+    take(&inv, A(3, 5));
+    ck_assert_int_eq(find(&inv, 4, 0, 0, 1, WK_FIND_FREE, s), 4);
+    ck_assert_int_eq(s[0], A(1, 1));
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(orphan_right_aligned_in_run)
+{
+    wk_inv inv;
+    wk_inv_init(&inv);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 1, 6, 100), 0);
+    uint32_t s[WK_MAX_QTY];
+    /* free: 2..6 (seat 1 taken). 2 at seats 2,3 leaves 4..6: fine. */
+    take(&inv, 0);
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
+    ck_assert_int_eq(s[0], 1);
+    /* free: 1 taken, 2 free, 3..6 free, seat 2 alone on the left if we take
+     * 3,4: with run 2..6 (5 seats) and qty 4 left-aligned leaves seat 6
+     * stranded, right-aligned leaves seat 2 stranded: fallback is left. */
+    ck_assert_int_eq(find(&inv, 4, -1, 0, 1, WK_FIND_FREE, s), 4);
+    ck_assert_int_eq(s[0], 1);
+    /* A single seat fills a hole instead of splitting a pair. */
+    take(&inv, 2);
+    take(&inv, 3);
+    /* free: 2, 5, 6 (indices 1, 4, 5) */
+    ck_assert_int_eq(find(&inv, 1, -1, 0, 1, WK_FIND_FREE, s), 1);
+    ck_assert_int_eq(s[0], 1);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(section_and_price_limits)
+{
+    wk_inv inv;
+    venue(&inv);
+    uint32_t s[WK_MAX_QTY];
+    int b = wk_inv_section_by_name(&inv, "B");
+    ck_assert_int_eq(b, 1);
+    ck_assert_int_eq(wk_inv_section_by_name(&inv, "Z"), -1);
+    ck_assert_int_eq(find(&inv, 2, b, 0, 1, WK_FIND_FREE, s), 2);
+    ck_assert_int_eq(s[0], B(1, 1));
+    /* price ceiling below A's price lands in B */
+    ck_assert_int_eq(find(&inv, 3, -1, 6000, 1, WK_FIND_FREE, s), 3);
+    ck_assert_int_eq(s[0], B(1, 1));
+    /* ceiling below every price: nothing, ever */
+    ck_assert_int_eq(find(&inv, 1, -1, 100, 1, WK_FIND_FREE, s), 0);
+    ck_assert_int_eq(find(&inv, 1, -1, 100, 1, WK_FIND_UNSOLD, s), 0);
+    /* section B holds 8: 9 split seats can never come from it */
+    ck_assert_int_eq(find(&inv, 9, b, 0, 0, WK_FIND_UNSOLD, s), 0);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(unsold_counts_held_not_sold)
+{
+    wk_inv inv;
+    wk_inv_init(&inv);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 1, 4, 100), 0);
+    uint32_t s[WK_MAX_QTY];
+    for (int i = 0; i < 4; i++)
+        take(&inv, i);
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 0);
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_UNSOLD, s), 2);
+    wk_inv_set(&inv, 0, WK_SEAT_SOLD);
+    wk_inv_set(&inv, 2, WK_SEAT_SOLD);
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_UNSOLD, s), 0);
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 0, WK_FIND_UNSOLD, s), 2);
+    ck_assert_int_eq(inv.sold, 2);
+    ck_assert_int_eq(inv.held, 2);
+    ck_assert_int_eq(inv.available, 0);
+    /* a release lowers the hint again */
+    wk_inv_set(&inv, 3, WK_SEAT_AVAILABLE);
+    ck_assert_int_eq(find(&inv, 1, -1, 0, 1, WK_FIND_FREE, s), 1);
+    ck_assert_int_eq(s[0], 3);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(hints_survive_fill_and_release)
+{
+    wk_inv inv;
+    wk_inv_init(&inv);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 100, 10, 100), 0);
+    uint32_t s[WK_MAX_QTY];
+    for (int i = 0; i < 500; i++) {
+        ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
+        ck_assert_int_eq(s[0], (uint32_t)(2 * i));
+        take(&inv, (int)s[0]);
+        take(&inv, (int)s[1]);
+    }
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 0);
+    wk_inv_set(&inv, 501, WK_SEAT_AVAILABLE);
+    wk_inv_set(&inv, 502, WK_SEAT_AVAILABLE);
+    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
+    ck_assert_int_eq(s[0], 501);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(builder_rejects_disorder)
+{
+    wk_inv inv;
+    wk_inv_init(&inv);
+    ck_assert_int_lt(wk_inv_add_seat(&inv, 1, 1, 0, 1, 0), 0); /* no section */
+    ck_assert_int_eq(wk_inv_add_section(&inv, 1, "A", 3), 0);
+    ck_assert_int_lt(wk_inv_add_section(&inv, 2, "B", 3), 0);
+    ck_assert_int_eq(wk_inv_add_seat(&inv, 2, 5, 0, 1, WK_SEAT_AVAILABLE), 0);
+    ck_assert_int_lt(wk_inv_add_seat(&inv, 2, 5, 1, 1, WK_SEAT_AVAILABLE), 0);
+    ck_assert_int_lt(wk_inv_add_seat(&inv, 1, 9, 1, 1, WK_SEAT_AVAILABLE), 0);
+    ck_assert_int_lt(wk_inv_add_seat(&inv, 3, 1, 1, 1, 7), 0);
+    ck_assert_int_eq(wk_inv_add_seat(&inv, 3, 1, 1, 1, WK_SEAT_SOLD), 1);
+    ck_assert_int_eq(inv.nrows, 2);
+    ck_assert_int_eq(inv.sold, 1);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+START_TEST(map_put_get_del)
+{
+    wk_map m;
+    wk_map_init(&m);
+    static int vals[5000];
+    for (int i = 0; i < 5000; i++)
+        ck_assert_int_eq(wk_map_put(&m, (int64_t)i * 7919, &vals[i]), 0);
+    ck_assert_int_eq(m.len, 5000);
+    for (int i = 0; i < 5000; i += 2)
+        ck_assert_ptr_eq(wk_map_del(&m, (int64_t)i * 7919), &vals[i]);
+    for (int i = 0; i < 5000; i++)
+        ck_assert_ptr_eq(wk_map_get(&m, (int64_t)i * 7919), i % 2 ? &vals[i] : NULL);
+    ck_assert_ptr_null(wk_map_del(&m, -1));
+    ck_assert_int_eq(m.len, 2500);
+    wk_map_fini(&m);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("inventory");
+    struct {
+        const char *name;
+        const TTest *fn;
+    } cases[] = {
+        {"best_seats_first", best_seats_first},
+        {"adjacent", adjacent_needs_one_row_contiguous},
+        {"split", split_takes_best_single_seats},
+        {"orphan", orphan_avoided_when_choice_exists},
+        {"orphan_run", orphan_right_aligned_in_run},
+        {"limits", section_and_price_limits},
+        {"unsold", unsold_counts_held_not_sold},
+        {"hints", hints_survive_fill_and_release},
+        {"builder", builder_rejects_disorder},
+        {"map", map_put_get_del},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_test(tc, cases[i].fn);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

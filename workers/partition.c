@@ -1,0 +1,749 @@
+/* partition.c - applying messages to one partition's memory; see partition.h. */
+#include "workers/partition.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "queue/intent_id.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- names ------------------------------------------------------------------ */
+
+#define WK_NAME(e, s) s,
+static const char *istate_names[] = {WK_ISTATES(WK_NAME)};
+static const char *reason_names[] = {WK_REASONS(WK_NAME)};
+static const char *rstate_names[] = {WK_RSTATES(WK_NAME)};
+static const char *evstatus_names[] = {WK_EVSTATUSES(WK_NAME)};
+#undef WK_NAME
+
+const char *wk_istate_name(int s)
+{
+    return s >= 0 && s < WK_I_COUNT ? istate_names[s] : "?";
+}
+const char *wk_reason_name(int r)
+{
+    return r >= 0 && r < WK_R_COUNT ? reason_names[r] : NULL;
+}
+const char *wk_rstate_name(int s)
+{
+    return s >= 0 && s < WK_RES_COUNT ? rstate_names[s] : NULL;
+}
+const char *wk_evstatus_name(int s)
+{
+    return s >= 0 && s < WK_EV_COUNT ? evstatus_names[s] : "?";
+}
+
+static int parse_name(const char **names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], s) == 0)
+            return i;
+    return -1;
+}
+int wk_istate_parse(const char *s)
+{
+    return parse_name(istate_names, WK_I_COUNT, s);
+}
+int wk_rstate_parse(const char *s)
+{
+    return parse_name(rstate_names, WK_RES_COUNT, s);
+}
+int wk_evstatus_parse(const char *s)
+{
+    return parse_name(evstatus_names, WK_EV_COUNT, s);
+}
+
+/* ---- events and the partition ------------------------------------------------- */
+
+wk_event *wk_event_new(int64_t event_id)
+{
+    wk_event *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        return NULL;
+    ev->event_id = event_id;
+    ev->status = WK_EV_ON_SALE;
+    ev->hold_seconds = 900;
+    ev->max_per_user = 8;
+    strcpy(ev->currency, "USD");
+    wk_inv_init(&ev->inv);
+    wk_map_init(&ev->users);
+    return ev;
+}
+
+void wk_event_free(wk_event *ev)
+{
+    if (!ev)
+        return;
+    wk_inv_fini(&ev->inv);
+    wk_map_fini(&ev->users);
+    free(ev);
+}
+
+wk_part *wk_part_new(int32_t partition, int64_t epoch, int64_t next_offset, const wk_part_cfg *cfg)
+{
+    wk_part *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->partition = partition;
+    p->epoch = epoch;
+    p->next_offset = next_offset;
+    p->cfg = *cfg;
+    p->fx.first_offset = next_offset;
+    return p;
+}
+
+static void fx_fini(wk_fx *fx)
+{
+    free(fx->intents);
+    free(fx->seats);
+    free(fx->events);
+    wk_map_fini(&fx->intent_idx);
+    wk_map_fini(&fx->seat_idx);
+}
+
+void wk_part_free(wk_part *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->intents.cap; i++)
+        free(p->intents.slots[i].val);
+    for (size_t i = 0; i < p->events.cap; i++)
+        wk_event_free(p->events.slots[i].val);
+    wk_map_fini(&p->intents);
+    wk_map_fini(&p->events);
+    free(p->heap);
+    fx_fini(&p->fx);
+    free(p);
+}
+
+wk_intent *wk_part_intent(const wk_part *p, int64_t seq)
+{
+    return wk_map_get(&p->intents, seq);
+}
+
+wk_event *wk_part_event(const wk_part *p, int64_t event_id)
+{
+    return wk_map_get(&p->events, event_id);
+}
+
+int wk_part_add_event(wk_part *p, wk_event *ev)
+{
+    ev->slot = p->next_slot++;
+    return wk_map_put(&p->events, ev->event_id, ev);
+}
+
+/* ---- the hold heap (min by expires_ms, then seq) ---------------------------------- */
+
+static int heap_less(const wk_intent *a, const wk_intent *b)
+{
+    return a->expires_ms != b->expires_ms ? a->expires_ms < b->expires_ms : a->seq < b->seq;
+}
+
+static void heap_swap(wk_part *p, size_t i, size_t j)
+{
+    wk_intent *t = p->heap[i];
+    p->heap[i] = p->heap[j];
+    p->heap[j] = t;
+    p->heap[i]->heap_idx = (int32_t)i;
+    p->heap[j]->heap_idx = (int32_t)j;
+}
+
+static void heap_up(wk_part *p, size_t i)
+{
+    while (i > 0 && heap_less(p->heap[i], p->heap[(i - 1) / 2])) {
+        heap_swap(p, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(wk_part *p, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->nheap && heap_less(p->heap[l], p->heap[m]))
+            m = l;
+        if (r < p->nheap && heap_less(p->heap[r], p->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(p, i, m);
+        i = m;
+    }
+}
+
+static int heap_push(wk_part *p, wk_intent *in)
+{
+    if (p->nheap == p->cap_heap) {
+        size_t cap = p->cap_heap ? p->cap_heap * 2 : 64;
+        wk_intent **h = realloc(p->heap, cap * sizeof *h);
+        if (!h)
+            return ONS_ENOMEM;
+        p->heap = h;
+        p->cap_heap = cap;
+    }
+    in->heap_idx = (int32_t)p->nheap;
+    p->heap[p->nheap++] = in;
+    heap_up(p, p->nheap - 1);
+    return 0;
+}
+
+static void heap_remove(wk_part *p, wk_intent *in)
+{
+    if (in->heap_idx < 0)
+        return;
+    size_t i = (size_t)in->heap_idx;
+    assert(i < p->nheap && p->heap[i] == in);
+    in->heap_idx = -1;
+    p->nheap--;
+    if (i == p->nheap)
+        return;
+    p->heap[i] = p->heap[p->nheap];
+    p->heap[i]->heap_idx = (int32_t)i;
+    heap_up(p, i);
+    heap_down(p, (size_t)p->heap[i]->heap_idx);
+}
+
+int64_t wk_part_next_expiry(const wk_part *p, int64_t now_ms)
+{
+    if (p->nheap == 0)
+        return INT64_MAX;
+    int64_t d = p->heap[0]->expires_ms - now_ms;
+    return d < 0 ? 0 : d;
+}
+
+/* ---- waiting lists ------------------------------------------------------------- */
+
+static void waiting_append(wk_event *ev, wk_intent *in)
+{
+    in->wnext = NULL;
+    in->wprev = ev->wtail;
+    if (ev->wtail)
+        ev->wtail->wnext = in;
+    else
+        ev->whead = in;
+    ev->wtail = in;
+    ev->nwaiting++;
+    ev->waiting_by_qty[in->qty]++;
+}
+
+static void waiting_remove(wk_event *ev, wk_intent *in)
+{
+    if (in->wprev)
+        in->wprev->wnext = in->wnext;
+    else
+        ev->whead = in->wnext;
+    if (in->wnext)
+        in->wnext->wprev = in->wprev;
+    else
+        ev->wtail = in->wprev;
+    in->wprev = in->wnext = NULL;
+    ev->nwaiting--;
+    ev->waiting_by_qty[in->qty]--;
+}
+
+/* ---- effects ------------------------------------------------------------------ */
+
+static int fx_touch_event(wk_part *p, wk_event *ev)
+{
+    wk_fx *fx = &p->fx;
+    if (ev->fx_mark)
+        return 0;
+    if (fx->nevents == fx->cap_events) {
+        size_t cap = fx->cap_events ? fx->cap_events * 2 : 16;
+        wk_event **e = realloc(fx->events, cap * sizeof *e);
+        if (!e)
+            return ONS_ENOMEM;
+        fx->events = e;
+        fx->cap_events = cap;
+    }
+    fx->events[fx->nevents++] = ev;
+    ev->fx_mark = 1;
+    return 0;
+}
+
+/* Returns the batch record for seq, creating it (zeroed, is_new as given)
+ * when absent; NULL on allocation failure. */
+static wk_fx_intent *fx_record(wk_part *p, int64_t seq, int is_new)
+{
+    wk_fx *fx = &p->fx;
+    uintptr_t idx = (uintptr_t)wk_map_get(&fx->intent_idx, seq);
+    if (idx)
+        return &fx->intents[idx - 1];
+    if (fx->nintents == fx->cap_intents) {
+        size_t cap = fx->cap_intents ? fx->cap_intents * 2 : 256;
+        wk_fx_intent *n = realloc(fx->intents, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        fx->intents = n;
+        fx->cap_intents = cap;
+    }
+    if (wk_map_put(&fx->intent_idx, seq, (void *)(uintptr_t)(fx->nintents + 1)) != 0)
+        return NULL;
+    wk_fx_intent *r = &fx->intents[fx->nintents++];
+    memset(r, 0, sizeof *r);
+    r->seq = seq;
+    r->is_new = (uint8_t)is_new;
+    r->partition = q_seq_partition(seq);
+    r->offset = q_seq_offset(seq);
+    return r;
+}
+
+/* Snapshots an active intent's current state into the batch. res_changed:
+ * its reservation changed state in this step. */
+static int fx_intent(wk_part *p, const wk_intent *in, int reason, int res_changed)
+{
+    wk_fx_intent *r = fx_record(p, in->seq, 0);
+    if (!r)
+        return ONS_ENOMEM;
+    r->event_id = in->ev->event_id;
+    r->user_id = in->user_id;
+    r->max_price = in->max_price;
+    r->accepted_ms = in->accepted_ms;
+    r->qty = in->qty;
+    r->adjacent = in->adjacent;
+    r->state = in->state;
+    r->reason = (uint8_t)reason;
+    r->res_state = in->res_state;
+    r->nseats = in->nseats;
+    memcpy(r->seats, in->seats, sizeof r->seats);
+    r->total_cents = in->total_cents;
+    r->expires_ms = in->expires_ms;
+    r->ev = in->ev;
+    if (res_changed)
+        r->res_changed = 1;
+    return fx_touch_event(p, in->ev);
+}
+
+static int fx_seat(wk_part *p, wk_event *ev, uint32_t seat, int state, int64_t rid)
+{
+    wk_fx *fx = &p->fx;
+    int64_t key = ((int64_t)ev->slot << 32) | seat;
+    uintptr_t idx = (uintptr_t)wk_map_get(&fx->seat_idx, key);
+    if (!idx) {
+        if (fx->nseats == fx->cap_seats) {
+            size_t cap = fx->cap_seats ? fx->cap_seats * 2 : 256;
+            wk_fx_seat *n = realloc(fx->seats, cap * sizeof *n);
+            if (!n)
+                return ONS_ENOMEM;
+            fx->seats = n;
+            fx->cap_seats = cap;
+        }
+        if (wk_map_put(&fx->seat_idx, key, (void *)(uintptr_t)(fx->nseats + 1)) != 0)
+            return ONS_ENOMEM;
+        idx = ++fx->nseats;
+    }
+    wk_fx_seat *s = &fx->seats[idx - 1];
+    s->event_id = ev->event_id;
+    s->seat_no = ev->inv.seat_no[seat];
+    s->state = (uint8_t)state;
+    s->reservation_id = rid;
+    return 0;
+}
+
+int wk_part_dirty(const wk_part *p)
+{
+    return p->fx.nmessages > 0 || p->fx.nintents > 0 || p->fx.nseats > 0 || p->fx.nevents > 0;
+}
+
+void wk_part_batch_done(wk_part *p)
+{
+    wk_fx *fx = &p->fx;
+    for (size_t i = 0; i < fx->nevents; i++) {
+        fx->events[i]->fx_mark = 0;
+        fx->events[i]->status_dirty = 0;
+    }
+    fx->nintents = fx->nseats = fx->nevents = 0;
+    wk_map_clear(&fx->intent_idx);
+    wk_map_clear(&fx->seat_idx);
+    fx->nmessages = fx->npoison = fx->nexpired = 0;
+    memset(fx->napplied, 0, sizeof fx->napplied);
+    fx->first_offset = p->next_offset;
+}
+
+/* ---- state changes ------------------------------------------------------------- */
+
+static int sale_open(const wk_event *ev, int64_t ts_ms)
+{
+    switch (ev->status) {
+    case WK_EV_ON_SALE:
+    case WK_EV_SOLD_OUT:
+        return 1;
+    case WK_EV_SCHEDULED:
+        return ts_ms >= ev->onsale_at_ms;
+    default:
+        return 0;
+    }
+}
+
+static int sold_out(const wk_event *ev)
+{
+    return ev->inv.available == 0 && ev->inv.held == 0;
+}
+
+/* Forgets an intent that reached a terminal state (already snapshotted). */
+static void forget(wk_part *p, wk_intent *in)
+{
+    heap_remove(p, in);
+    if (in->state == WK_I_WAITING)
+        waiting_remove(in->ev, in);
+    wk_map_del(&p->intents, in->seq);
+    if (wk_map_get(&in->ev->users, in->user_id) == in)
+        wk_map_del(&in->ev->users, in->user_id);
+    free(in);
+}
+
+/* Holds seats for in (state becomes reserved) from now. */
+static int reserve(wk_part *p, wk_intent *in, const uint32_t *seats, int n, int64_t now_ms)
+{
+    wk_event *ev = in->ev;
+    int hold = p->cfg.hold_seconds_override > 0 ? p->cfg.hold_seconds_override : ev->hold_seconds;
+    in->total_cents = 0;
+    for (int i = 0; i < n; i++) {
+        wk_inv_set(&ev->inv, seats[i], WK_SEAT_HELD);
+        in->seats[i] = seats[i];
+        in->total_cents += ev->inv.price[seats[i]];
+        int rc = fx_seat(p, ev, seats[i], WK_SEAT_HELD, in->seq);
+        if (rc)
+            return rc;
+    }
+    in->nseats = (uint8_t)n;
+    in->state = WK_I_RESERVED;
+    in->res_state = WK_RES_HELD;
+    in->expires_ms = now_ms + (int64_t)hold * 1000;
+    int rc = heap_push(p, in);
+    if (rc)
+        return rc;
+    wk_fx_intent *r = fx_record(p, in->seq, 0);
+    if (!r)
+        return ONS_ENOMEM;
+    r->res_new = 1;
+    return fx_intent(p, in, WK_R_NONE, 1);
+}
+
+/* Gives a reservation's seats back and ends the intent as state/reason. */
+static int end_reservation(wk_part *p, wk_intent *in, int istate, int rstate, int reason)
+{
+    wk_event *ev = in->ev;
+    for (int i = 0; i < in->nseats; i++) {
+        wk_inv_set(&ev->inv, in->seats[i], WK_SEAT_AVAILABLE);
+        int rc = fx_seat(p, ev, in->seats[i], WK_SEAT_AVAILABLE, 0);
+        if (rc)
+            return rc;
+    }
+    in->state = (uint8_t)istate;
+    in->res_state = (uint8_t)rstate;
+    int rc = fx_intent(p, in, reason, 1);
+    if (rc)
+        return rc;
+    forget(p, in);
+    return 0;
+}
+
+/* Ends a waiting intent without seats. */
+static int end_waiting(wk_part *p, wk_intent *in, int istate, int reason)
+{
+    waiting_remove(in->ev, in);
+    in->state = (uint8_t)istate;
+    int rc = fx_intent(p, in, reason, 0);
+    if (rc)
+        return rc;
+    forget(p, in);
+    return 0;
+}
+
+static wk_req req_of(const wk_intent *in)
+{
+    wk_req r = {in->qty, in->section, in->max_price, in->adjacent};
+    return r;
+}
+
+/* Hands free seats to waiting intents, in order, while any could fit. */
+static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
+{
+    if (!ev->whead || !sale_open(ev, now_ms))
+        return 0;
+    if (sold_out(ev)) {
+        while (ev->whead) {
+            int rc = end_waiting(p, ev->whead, WK_I_REJECTED, WK_R_SOLD_OUT);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    /* left[q]: waiting intents of quantity q not yet visited. */
+    int64_t left[WK_MAX_QTY + 1];
+    memcpy(left, ev->waiting_by_qty, sizeof left);
+    wk_intent *in = ev->whead;
+    while (in && ev->inv.available > 0) {
+        int64_t fits = 0;
+        for (int q = 1; q <= WK_MAX_QTY && q <= ev->inv.available; q++)
+            fits += left[q];
+        if (fits == 0)
+            break;
+        wk_intent *next = in->wnext;
+        left[in->qty]--;
+        uint32_t seats[WK_MAX_QTY];
+        wk_req r = req_of(in);
+        if (in->qty <= ev->inv.available && wk_inv_find(&ev->inv, &r, WK_FIND_FREE, seats)) {
+            waiting_remove(ev, in);
+            int rc = reserve(p, in, seats, in->qty, now_ms);
+            if (rc)
+                return rc;
+        }
+        in = next;
+    }
+    return 0;
+}
+
+/* ---- message handlers ---------------------------------------------------------- */
+
+static int get_event(wk_part *p, int64_t event_id, wk_event **out)
+{
+    wk_event *ev = wk_map_get(&p->events, event_id);
+    if (!ev) {
+        if (!p->cfg.load)
+            return ONS_ENOTFOUND;
+        int rc = p->cfg.load(p->cfg.load_ctx, p, event_id);
+        if (rc)
+            return rc;
+        ev = wk_map_get(&p->events, event_id);
+        if (!ev)
+            return ONS_ENOTFOUND;
+    }
+    *out = ev;
+    return 0;
+}
+
+static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms,
+                        int64_t now_ms)
+{
+    wk_fx_intent *r = fx_record(p, seq, 1);
+    if (!r)
+        return ONS_ENOMEM;
+    r->event_id = ev->event_id;
+    r->user_id = m->user_id;
+    r->max_price = m->max_price_cents;
+    r->accepted_ms = ts_ms;
+    r->qty = (uint8_t)m->quantity;
+    r->adjacent = (uint8_t)(m->adjacent != 0);
+    snprintf(r->section, sizeof r->section, "%s", m->section);
+    r->ev = ev;
+    r->state = WK_I_REJECTED;
+
+    int section = -1;
+    if (!sale_open(ev, ts_ms))
+        r->reason = WK_R_SALE_CLOSED;
+    else if (m->quantity > ev->max_per_user || m->quantity > WK_MAX_QTY)
+        r->reason = WK_R_INSUFFICIENT;
+    else if (wk_map_get(&ev->users, m->user_id))
+        r->reason = WK_R_DUPLICATE;
+    else if (sold_out(ev))
+        r->reason = WK_R_SOLD_OUT;
+    else if (m->section[0] && (section = wk_inv_section_by_name(&ev->inv, m->section)) < 0)
+        r->reason = WK_R_INSUFFICIENT;
+    if (r->reason != WK_R_NONE)
+        return fx_touch_event(p, ev);
+
+    wk_req req = {m->quantity, section, m->max_price_cents, m->adjacent != 0};
+    uint32_t seats[WK_MAX_QTY];
+    int mode;
+    if (wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
+        mode = WK_I_RESERVED;
+    else if (wk_inv_find(&ev->inv, &req, WK_FIND_UNSOLD, seats))
+        mode = WK_I_WAITING;
+    else {
+        r->reason = WK_R_INSUFFICIENT;
+        return fx_touch_event(p, ev);
+    }
+
+    wk_intent *in = calloc(1, sizeof *in);
+    if (!in)
+        return ONS_ENOMEM;
+    in->seq = seq;
+    in->user_id = m->user_id;
+    in->max_price = m->max_price_cents;
+    in->accepted_ms = ts_ms;
+    in->ev = ev;
+    in->heap_idx = -1;
+    in->section = (int16_t)section;
+    in->qty = (uint8_t)m->quantity;
+    in->adjacent = (uint8_t)(m->adjacent != 0);
+    in->state = WK_I_QUEUED;
+    if (wk_map_put(&p->intents, seq, in) != 0) {
+        free(in);
+        return ONS_ENOMEM;
+    }
+    if (wk_map_put(&ev->users, in->user_id, in) != 0)
+        return ONS_ENOMEM; /* in is reachable through p->intents: freed with p */
+    if (mode == WK_I_RESERVED)
+        return reserve(p, in, seats, m->quantity, now_ms);
+    in->state = WK_I_WAITING;
+    waiting_append(ev, in);
+    return fx_intent(p, in, WK_R_NONE, 0);
+}
+
+static int apply_cancel(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms)
+{
+    int64_t seq = q_seq_make(m->target_partition, m->target_offset);
+    wk_intent *in = m->target_partition == p->partition ? wk_map_get(&p->intents, seq) : NULL;
+    if (m->cancel_kind == Q_CANCEL_RESERVATION && m->reservation_id != seq)
+        in = NULL;
+    if (!in || in->ev != ev || in->user_id != m->user_id) {
+        ons_log_info("cancel of %lld:%lld ignored: no active intent of user %lld in event %lld",
+                     (long long)m->target_partition, (long long)m->target_offset,
+                     (long long)m->user_id, (long long)ev->event_id);
+        return 0;
+    }
+    int rc = 0;
+    if (in->state == WK_I_WAITING && m->cancel_kind == Q_CANCEL_INTENT) {
+        rc = end_waiting(p, in, WK_I_RELEASED, WK_R_NONE);
+    } else if (in->state == WK_I_RESERVED) {
+        rc = end_reservation(p, in, WK_I_RELEASED, WK_RES_RELEASED, WK_R_NONE);
+        if (rc == 0)
+            rc = serve_waiting(p, ev, now_ms);
+    } else {
+        ons_log_info("cancel of intent %lld ignored in state %s", (long long)seq,
+                     wk_istate_name(in->state));
+    }
+    return rc;
+}
+
+/* Ends everything of a cancelled or ended sale: waiting intents are
+ * rejected, holds released; paying reservations are left to the payment saga. */
+static int close_sale(wk_part *p, wk_event *ev)
+{
+    int rc;
+    while (ev->whead)
+        if ((rc = end_waiting(p, ev->whead, WK_I_REJECTED, WK_R_SALE_CLOSED)) != 0)
+            return rc;
+    /* Collect first: ending an intent deletes it from the map being walked. */
+    size_t n = 0;
+    wk_intent **held = malloc((ev->users.len + 1) * sizeof *held);
+    if (!held)
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < ev->users.cap; i++) {
+        wk_intent *in = ev->users.slots[i].val;
+        if (in && in->state == WK_I_RESERVED)
+            held[n++] = in;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = end_reservation(p, held[i], WK_I_RELEASED, WK_RES_RELEASED, WK_R_CANCELLED);
+    free(held);
+    return rc;
+}
+
+static int apply_status(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms)
+{
+    int st = wk_evstatus_parse(m->status);
+    if (st < 0 || st == ev->status)
+        return fx_touch_event(p, ev);
+    ev->status = st;
+    ev->status_dirty = 1;
+    int rc = fx_touch_event(p, ev);
+    if (rc)
+        return rc;
+    ons_log_info("event %lld status %s", (long long)ev->event_id, m->status);
+    if (st == WK_EV_CANCELLED || st == WK_EV_ENDED)
+        return close_sale(p, ev);
+    if (st == WK_EV_ON_SALE)
+        return serve_waiting(p, ev, now_ms);
+    return 0;
+}
+
+int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int64_t now_ms)
+{
+    wk_event *ev = NULL;
+    int rc = get_event(p, m->event_id, &ev);
+    if (rc == ONS_ENOTFOUND) {
+        wk_part_skip(p, offset);
+        return rc;
+    }
+    if (rc)
+        return rc;
+    int64_t when = m->sent_ms > 0 ? m->sent_ms : ts_ms;
+    switch (m->type) {
+    case Q_MSG_INTENT:
+        rc = apply_intent(p, ev, m, q_seq_make(p->partition, offset), when, now_ms);
+        break;
+    case Q_MSG_CANCEL:
+        rc = apply_cancel(p, ev, m, now_ms);
+        break;
+    case Q_MSG_EVENT_STATUS:
+        rc = apply_status(p, ev, m, now_ms);
+        break;
+    default:
+        rc = ONS_EINVAL;
+    }
+    if (rc)
+        return rc;
+    p->fx.napplied[m->type]++;
+    p->fx.nmessages++;
+    p->next_offset = offset + 1;
+    return 0;
+}
+
+void wk_part_skip(wk_part *p, int64_t offset)
+{
+    p->fx.npoison++;
+    p->fx.nmessages++;
+    p->next_offset = offset + 1;
+}
+
+int wk_part_expire(wk_part *p, int64_t now_ms, size_t max)
+{
+    size_t n = 0;
+    int rc;
+    /* Expire first, then serve waiting intents, so that every released seat
+     * of this round is offered in order. */
+    wk_event *touched[64];
+    size_t ntouched = 0;
+    int overflow = 0;
+    while (p->nheap > 0 && n < max && p->heap[0]->expires_ms <= now_ms) {
+        wk_intent *in = p->heap[0];
+        wk_event *ev = in->ev;
+        if ((rc = end_reservation(p, in, WK_I_EXPIRED, WK_RES_EXPIRED, WK_R_NONE)) != 0)
+            return rc;
+        n++;
+        size_t k = 0;
+        while (k < ntouched && touched[k] != ev)
+            k++;
+        if (k == ntouched) {
+            if (ntouched < sizeof touched / sizeof touched[0])
+                touched[ntouched++] = ev;
+            else
+                overflow = 1;
+        }
+    }
+    if (overflow) {
+        for (size_t i = 0; i < p->fx.nevents; i++)
+            if ((rc = serve_waiting(p, p->fx.events[i], now_ms)) != 0)
+                return rc;
+    } else {
+        for (size_t i = 0; i < ntouched; i++)
+            if ((rc = serve_waiting(p, touched[i], now_ms)) != 0)
+                return rc;
+    }
+    p->fx.nexpired += n;
+    return (int)n;
+}
+
+int wk_part_add_loaded(wk_part *p, wk_event *ev, wk_intent *in)
+{
+    in->ev = ev;
+    in->heap_idx = -1;
+    in->wprev = in->wnext = NULL;
+    if (wk_map_put(&p->intents, in->seq, in) != 0) {
+        free(in);
+        return ONS_ENOMEM;
+    }
+    if (wk_map_put(&ev->users, in->user_id, in) != 0)
+        return ONS_ENOMEM; /* freed with p */
+    if (in->state == WK_I_WAITING)
+        waiting_append(ev, in);
+    else if (in->state == WK_I_RESERVED && in->res_state == WK_RES_HELD)
+        return heap_push(p, in);
+    return 0;
+}

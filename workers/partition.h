@@ -1,0 +1,235 @@
+/*
+ * partition.h - the in-memory state of one owned Kafka partition and the
+ * rules that apply its messages, in offset order, to that state.
+ *
+ * A partition owns the events whose messages it carries (loaded lazily from
+ * PostgreSQL through the wk_load_fn on their first message), their active
+ * intents (waiting / reserved / paying), each event's FIFO list of waiting
+ * intents, and one min-heap of holds by expiry. Applying a message only
+ * touches memory and records the batch's effects in p->fx (coalesced: one
+ * record per intent, per seat, per event, holding its final state); the
+ * store writes them in one transaction and the projection publishes them.
+ * Memory is a cache of the database: after any failure the owner frees the
+ * partition and builds a new one from PostgreSQL.
+ *
+ * Decisions on a new intent, in this order:
+ *   sale not open (scheduled before onsale_at, paused, cancelled, ended)
+ *                                          -> rejected sale_closed
+ *   quantity > the event's max_per_user    -> rejected insufficient_seats
+ *   the user already has an active intent  -> rejected duplicate
+ *   every seat sold (none free, none held) -> rejected sold_out
+ *   unknown section name                   -> rejected insufficient_seats
+ *   seats found among the free ones        -> reserved (hold starts now)
+ *   seats found counting held ones         -> waiting (FIFO)
+ *   otherwise                              -> rejected insufficient_seats
+ * Paused events keep their waiting intents and holds but allocate nothing
+ * until resumed; cancelled / ended events reject their waiting intents
+ * (sale_closed) and release held reservations (released, reason cancelled).
+ * Released and expired seats go to waiting intents first, in order, before
+ * any later message is applied. Owned by one thread.
+ */
+#ifndef ONSALE_WORKERS_PARTITION_H
+#define ONSALE_WORKERS_PARTITION_H
+
+#include "queue/msg.h"
+#include "workers/inventory.h"
+#include "workers/map.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Intent states and reasons, in the spelling of the schema's CHECKs. */
+#define WK_ISTATES(X)                                                                              \
+    X(WK_I_QUEUED, "queued")                                                                       \
+    X(WK_I_WAITING, "waiting")                                                                     \
+    X(WK_I_RESERVED, "reserved")                                                                   \
+    X(WK_I_PAYING, "paying")                                                                       \
+    X(WK_I_PURCHASED, "purchased")                                                                 \
+    X(WK_I_REJECTED, "rejected")                                                                   \
+    X(WK_I_EXPIRED, "expired")                                                                     \
+    X(WK_I_RELEASED, "released")
+#define WK_REASONS(X)                                                                              \
+    X(WK_R_NONE, NULL)                                                                             \
+    X(WK_R_SOLD_OUT, "sold_out")                                                                   \
+    X(WK_R_INSUFFICIENT, "insufficient_seats")                                                     \
+    X(WK_R_DUPLICATE, "duplicate")                                                                 \
+    X(WK_R_SALE_CLOSED, "sale_closed")                                                             \
+    X(WK_R_CANCELLED, "cancelled")
+#define WK_RSTATES(X)                                                                              \
+    X(WK_RES_NONE, NULL)                                                                           \
+    X(WK_RES_HELD, "held")                                                                         \
+    X(WK_RES_PAYING, "paying")                                                                     \
+    X(WK_RES_PURCHASED, "purchased")                                                               \
+    X(WK_RES_EXPIRED, "expired")                                                                   \
+    X(WK_RES_RELEASED, "released")
+#define WK_EVSTATUSES(X)                                                                           \
+    X(WK_EV_SCHEDULED, "scheduled")                                                                \
+    X(WK_EV_ON_SALE, "on_sale")                                                                    \
+    X(WK_EV_PAUSED, "paused")                                                                      \
+    X(WK_EV_SOLD_OUT, "sold_out")                                                                  \
+    X(WK_EV_CANCELLED, "cancelled")                                                                \
+    X(WK_EV_ENDED, "ended")
+
+#define WK_ENUM(e, s) e,
+enum wk_istate { WK_ISTATES(WK_ENUM) WK_I_COUNT };
+enum wk_reason { WK_REASONS(WK_ENUM) WK_R_COUNT };
+enum wk_rstate { WK_RSTATES(WK_ENUM) WK_RES_COUNT };
+enum wk_evstatus { WK_EVSTATUSES(WK_ENUM) WK_EV_COUNT };
+#undef WK_ENUM
+
+/* Names; NULL for WK_R_NONE / WK_RES_NONE. */
+const char *wk_istate_name(int s);
+const char *wk_reason_name(int r);
+const char *wk_rstate_name(int s);
+const char *wk_evstatus_name(int s);
+/* Parses a name; returns the enum value or -1. */
+int wk_istate_parse(const char *s);
+int wk_rstate_parse(const char *s);
+int wk_evstatus_parse(const char *s);
+
+struct wk_event;
+
+/* An active intent (waiting, reserved or paying). Its reservation, if any,
+ * has reservation_id = seq. */
+typedef struct wk_intent {
+    int64_t seq, user_id;
+    int64_t max_price; /* 0 = none */
+    int64_t accepted_ms, expires_ms, total_cents;
+    struct wk_event *ev;
+    struct wk_intent *wprev, *wnext; /* the event's waiting list */
+    int32_t heap_idx;                /* -1 when not in the hold heap */
+    int16_t section;                 /* section index, -1 = any */
+    uint8_t qty, adjacent, state, res_state, nseats;
+    uint32_t seats[WK_MAX_QTY]; /* inventory indices */
+} wk_intent;
+
+typedef struct wk_event {
+    int64_t event_id;
+    uint32_t slot; /* partition-local number, keys seat effects */
+    int status;    /* enum wk_evstatus */
+    int64_t onsale_at_ms;
+    int hold_seconds, max_per_user;
+    char currency[4];
+    wk_inv inv;
+    wk_map users; /* user_id -> active wk_intent */
+    wk_intent *whead, *wtail;
+    int64_t nwaiting;
+    int64_t waiting_by_qty[WK_MAX_QTY + 1];
+    int fx_mark;      /* listed in the batch's touched events */
+    int status_dirty; /* status changed in this batch */
+} wk_event;
+
+/* One intent's final state in the batch being built. */
+typedef struct wk_fx_intent {
+    int64_t seq, event_id, user_id, max_price, accepted_ms;
+    int64_t offset, total_cents, expires_ms;
+    int32_t partition;
+    uint8_t qty, adjacent, state, reason, res_state, nseats;
+    uint8_t is_new;  /* INSERT the intent (else UPDATE) */
+    uint8_t res_new; /* INSERT the reservation (else UPDATE if res_state) */
+    uint8_t res_changed;
+    uint32_t seats[WK_MAX_QTY];
+    char section[Q_MSG_MAX_SECTION + 1];
+    wk_event *ev;
+} wk_fx_intent;
+
+typedef struct wk_fx_seat {
+    int64_t event_id;
+    int64_t reservation_id; /* 0 = none */
+    int32_t seat_no;
+    uint8_t state;
+} wk_fx_seat;
+
+/* The effects of one batch. */
+typedef struct wk_fx {
+    wk_fx_intent *intents;
+    size_t nintents, cap_intents;
+    wk_map intent_idx; /* seq -> index + 1 */
+    wk_fx_seat *seats;
+    size_t nseats, cap_seats;
+    wk_map seat_idx; /* slot << 32 | seat -> index + 1 */
+    wk_event **events;
+    size_t nevents, cap_events;
+    int64_t first_offset; /* offset the batch started at (committed cursor) */
+    size_t nmessages;     /* messages consumed, poison included */
+    size_t napplied[Q_MSG_TYPE_COUNT];
+    size_t npoison, nexpired;
+} wk_fx;
+
+typedef struct wk_part wk_part;
+
+/* Loads one event into p (wk_event_new, wk_inv_* builders, wk_part_add_loaded,
+ * wk_part_attach_seat, then wk_part_add_event). Returns 0, ONS_ENOTFOUND
+ * (no such event) or another error (the batch fails). */
+typedef int (*wk_load_fn)(void *ctx, wk_part *p, int64_t event_id);
+
+typedef struct wk_part_cfg {
+    wk_load_fn load;
+    void *load_ctx;
+    int hold_seconds_override; /* > 0: debug: every hold lasts this long */
+} wk_part_cfg;
+
+struct wk_part {
+    int32_t partition;
+    int64_t epoch;
+    int64_t next_offset; /* first offset not yet applied in memory */
+    wk_part_cfg cfg;
+    wk_map events;  /* event_id -> wk_event */
+    wk_map intents; /* seq -> active wk_intent */
+    wk_intent **heap;
+    size_t nheap, cap_heap;
+    uint32_t next_slot;
+    wk_fx fx;
+};
+
+/* Returns a new, empty partition state, or NULL on allocation failure. The
+ * caller frees it with wk_part_free (which frees every event and intent). */
+wk_part *wk_part_new(int32_t partition, int64_t epoch, int64_t next_offset, const wk_part_cfg *cfg);
+void wk_part_free(wk_part *p);
+
+/* Applies one decoded message at offset. ts_ms is the record's timestamp
+ * (used when the message has no sent_ms), now_ms the wall clock holds start
+ * from. Returns 0; ONS_ENOTFOUND when the event does not exist (the record
+ * is skipped like a poison record: counted, offset advanced); any other code
+ * means the batch failed and the partition must be rebuilt. */
+int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int64_t now_ms);
+
+/* Skips an undecodable record at offset (counted, offset advanced). */
+void wk_part_skip(wk_part *p, int64_t offset);
+
+/* Expires holds whose time is up (at most max of them), handing their seats
+ * to waiting intents. Returns how many expired, or a negative error (the
+ * batch failed). */
+int wk_part_expire(wk_part *p, int64_t now_ms, size_t max);
+
+/* Does the batch have anything to write? */
+int wk_part_dirty(const wk_part *p);
+
+/* Forgets the batch's effects after they were committed. */
+void wk_part_batch_done(wk_part *p);
+
+/* Milliseconds until the earliest hold expires (INT64_MAX when none). */
+int64_t wk_part_next_expiry(const wk_part *p, int64_t now_ms);
+
+/* ---- for loaders ----------------------------------------------------------- */
+
+/* Returns a zeroed event with defaults, or NULL. Owned by the caller until
+ * wk_part_add_event; free a never-added one with wk_event_free. */
+wk_event *wk_event_new(int64_t event_id);
+void wk_event_free(wk_event *ev);
+
+/* Registers a loaded active intent of ev (state waiting/reserved/paying);
+ * waiting ones must come in seq order. Takes ownership of in (allocate it
+ * with calloc). Returns 0 or ONS_ENOMEM (in is freed). */
+int wk_part_add_loaded(wk_part *p, wk_event *ev, wk_intent *in);
+
+/* Looks up an active intent by seq (NULL when none). */
+wk_intent *wk_part_intent(const wk_part *p, int64_t seq);
+
+/* Registers ev (taking ownership) once its inventory and intents are loaded. */
+int wk_part_add_event(wk_part *p, wk_event *ev);
+
+/* Looks up a loaded event. */
+wk_event *wk_part_event(const wk_part *p, int64_t event_id);
+
+#endif
