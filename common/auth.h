@@ -11,6 +11,15 @@
 
 #include <stdint.h>
 
+/* auth.secret: the one HMAC key of a deployment (JWTs and public ids). Every
+ * binary's options table uses these bounds and this default. */
+#define ONS_AUTH_SECRET_MIN 16
+#define ONS_AUTH_SECRET_MAX 4096
+#define ONS_AUTH_SECRET_DEV "onsale-dev-secret-change-me"
+
+/* Longest token (characters after "Bearer ") ons_auth_verify accepts. */
+#define ONS_AUTH_TOKEN_MAX 4096
+
 enum ons_role { ONS_ROLE_FAN = 1, ONS_ROLE_SELLER = 2, ONS_ROLE_ADMIN = 4 };
 
 typedef struct ons_principal {
@@ -19,14 +28,19 @@ typedef struct ons_principal {
     int64_t exp;
 } ons_principal;
 
-/* Verifies an Authorization header value ("Bearer <jwt>"). now is seconds
- * since epoch. Returns 0 and fills *out, or ONS_EAUTH for anything missing,
- * malformed, wrongly signed, not HS256, expired, or with bad claims. */
-int ons_auth_verify(const char *secret, const char *authorization, int64_t now,
-                    ons_principal *out);
+/* Verifies an Authorization header value ("Bearer <jwt>"; the scheme is
+ * case-insensitive). now is seconds since epoch; the token is expired when
+ * exp <= now, and not yet valid when it carries nbf > now. sub may be a
+ * decimal string (canonical: no sign, no leading zero) or a JSON integer.
+ * Returns 0 and fills *out, or ONS_EAUTH for anything missing, malformed,
+ * wrongly signed, not HS256, expired, or with bad claims (also when secret is
+ * NULL or shorter than ONS_AUTH_SECRET_MIN: fail closed). */
+int ons_auth_verify(const char *secret, const char *authorization, int64_t now, ons_principal *out);
 
-/* Mints a token for user/role valid for ttl_s seconds from now. *out is a
- * heap string the caller frees with free(). Returns 0, ONS_EINVAL, ONS_ENOMEM. */
+/* Mints a token for user/role valid for ttl_s seconds from now (claims sub as
+ * a decimal string, role, iat, exp). *out is a heap string the caller frees
+ * with free(), NULL on error. Returns 0, ONS_EINVAL (secret shorter than
+ * ONS_AUTH_SECRET_MIN, user_id <= 0, unknown role, ttl_s <= 0) or ONS_ENOMEM. */
 int ons_auth_mint(const char *secret, int64_t user_id, enum ons_role role, int64_t now,
                   int64_t ttl_s, char **out);
 
@@ -35,5 +49,9 @@ const char *ons_role_name(enum ons_role role);
 
 /* Parses a role name. Returns 0 or ONS_EINVAL. */
 int ons_role_parse(const char *name, enum ons_role *out);
+
+/* Parses a user id: a positive 64-bit integer in canonical decimal (digits
+ * only, no sign, no leading zero). Returns 0 and *out, or ONS_EINVAL. */
+int ons_user_id_parse(const char *s, int64_t *out);
 
 #endif

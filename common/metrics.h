@@ -22,16 +22,21 @@ typedef struct ons_histogram ons_histogram;
 ons_metrics *ons_metrics_new(void);
 void ons_metrics_free(ons_metrics *m);
 
-/* Find-or-create. Return NULL on allocation failure or when name is already
- * registered with another type. */
+/* Find-or-create. Return NULL on allocation failure, when name is not a
+ * valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*), or when name is already
+ * registered with another type (or, for histograms, other bounds). help is
+ * taken from the first call; labels (NULL = none) are written verbatim
+ * between braces, so label values must already be escaped. */
 ons_counter *ons_metrics_counter(ons_metrics *m, const char *name, const char *help,
                                  const char *labels);
 ons_gauge *ons_metrics_gauge(ons_metrics *m, const char *name, const char *help,
                              const char *labels);
-/* bounds: ascending upper bounds (without +Inf); copied. */
+/* bounds: finite, strictly ascending upper bounds (without +Inf); copied. */
 ons_histogram *ons_metrics_histogram(ons_metrics *m, const char *name, const char *help,
                                      const char *labels, const double *bounds, size_t nbounds);
 
+/* v >= 0: a counter never goes down. A negative or NaN v is a caller bug:
+ * asserted, and ignored when assertions are off. */
 void ons_counter_add(ons_counter *c, double v);
 void ons_gauge_set(ons_gauge *g, double v);
 void ons_gauge_add(ons_gauge *g, double v);

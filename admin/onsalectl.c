@@ -1,0 +1,242 @@
+/*
+ * onsalectl.c - the operator's command line.
+ *
+ *   onsalectl [--config FILE] COMMAND [ARGS]
+ *
+ * Commands are rows of one table {name, args, summary, run}; adding one (audit,
+ * queue views, pause/resume) is a new row and a run function. Options come
+ * from the common/opts.h table below: defaults, then the config file
+ * (--config FILE or ONSALE_CONFIG), then ONSALE_<KEY> environment variables.
+ *
+ * Exit status: 0 success, 1 failure while running (including a bad option
+ * value), 2 usage error (unknown command or flag, missing or malformed
+ * argument), with a message on stderr.
+ */
+#include "common/auth.h"
+#include "common/err.h"
+#include "common/opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_USAGE 2
+
+#define TOKEN_TTL_DEFAULT 3600
+#define TOKEN_TTL_MAX     (366LL * 24 * 3600)
+
+typedef struct ctl_opts {
+    char *auth_secret;
+} ctl_opts;
+
+static const ons_opt opt_table[] = {
+    {"auth.secret", ONS_OPT_STR, offsetof(ctl_opts, auth_secret), ONS_AUTH_SECRET_MIN,
+     ONS_AUTH_SECRET_MAX, ONS_AUTH_SECRET_DEV,
+     "HMAC key of the deployment: signs JWTs and public ids (same value in every process)"},
+};
+
+typedef struct ctl {
+    const char *config; /* --config FILE, or NULL */
+    ctl_opts opts;
+} ctl;
+
+typedef struct command {
+    const char *name;
+    const char *args;
+    const char *summary;
+    int needs_opts; /* load the options table before run */
+    int (*run)(ctl *c, int argc, char **argv);
+} command;
+
+static int cmd_help(ctl *c, int argc, char **argv);
+static int cmd_token(ctl *c, int argc, char **argv);
+
+static const command commands[] = {
+    {"token", "--user ID --role fan|seller|admin [--ttl SECONDS]",
+     "print a JWT for user ID with ROLE, valid for SECONDS (default 3600, at most 366 days)", 1,
+     cmd_token},
+    {"help", "[COMMAND]", "show this help, or one command's usage", 0, cmd_help},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Writes the full usage (commands and options) to out. */
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: onsalectl [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  onsalectl %s %s\n      %s\n", commands[i].name, commands[i].args,
+                commands[i].summary);
+    if (out == stdout) {
+        printf("\noptions (config file lines 'key = value', or the environment):\n");
+        ons_opts_usage(opt_table, ONS_OPT_COUNT(opt_table));
+    }
+}
+
+/* Reports a usage error about command cmd (NULL: the global syntax) and
+ * returns the usage exit status. */
+static int usage_error(const command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "onsalectl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, "\nusage: onsalectl %s %s\n", cmd->name, cmd->args);
+    else
+        fprintf(stderr, "\nrun 'onsalectl help' for the list of commands\n");
+    return EXIT_USAGE;
+}
+
+/* onsalectl help [COMMAND]: prints usage to stdout. */
+static int cmd_help(ctl *c, int argc, char **argv)
+{
+    (void)c;
+    if (argc > 2)
+        return usage_error(find_command("help"), "too many arguments");
+    if (argc == 2) {
+        const command *cmd = find_command(argv[1]);
+        if (!cmd)
+            return usage_error(NULL, "unknown command '%s'", argv[1]);
+        printf("usage: onsalectl %s %s\n    %s\n", cmd->name, cmd->args, cmd->summary);
+        return 0;
+    }
+    usage(stdout);
+    return 0;
+}
+
+/* Parses a decimal integer in min..max. Returns 0 or ONS_EINVAL. */
+static int parse_ll(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < min || v > max)
+        return ONS_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* onsalectl token --user ID --role ROLE [--ttl S]: mints a JWT with
+ * auth.secret and prints it on one line. */
+static int cmd_token(ctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"role", required_argument, NULL, 'r'},
+        {"ttl", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const command *self = find_command("token");
+    int64_t user_id = 0;
+    enum ons_role role = 0;
+    long long ttl = TOKEN_TTL_DEFAULT;
+    int have_user = 0, have_role = 0, opt;
+    char *token = NULL;
+
+    optind = 0; /* glibc: rescan from argv[1] */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'u':
+            if (ons_user_id_parse(optarg, &user_id) != 0)
+                return usage_error(self, "--user '%s' is not a positive 64-bit integer", optarg);
+            have_user = 1;
+            break;
+        case 'r':
+            if (ons_role_parse(optarg, &role) != 0)
+                return usage_error(self, "--role '%s' is not one of fan, seller, admin", optarg);
+            have_role = 1;
+            break;
+        case 't':
+            if (parse_ll(optarg, 1, TOKEN_TTL_MAX, &ttl) != 0)
+                return usage_error(self, "--ttl '%s' is not a number of seconds in 1..%lld", optarg,
+                                   TOKEN_TTL_MAX);
+            break;
+        case 'h':
+            printf("usage: onsalectl %s %s\n    %s\n", self->name, self->args, self->summary);
+            return 0;
+        case ':':
+            return usage_error(self, "%s needs a value", argv[optind - 1]);
+        default:
+            return usage_error(self, "unknown flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    if (!have_user)
+        return usage_error(self, "missing --user");
+    if (!have_role)
+        return usage_error(self, "missing --role");
+
+    if (strcmp(c->opts.auth_secret, ONS_AUTH_SECRET_DEV) == 0)
+        fprintf(stderr, "onsalectl: warning: auth.secret is the development default; set "
+                        "ONSALE_AUTH_SECRET for anything but local testing\n");
+    int rc = ons_auth_mint(c->opts.auth_secret, user_id, role, (int64_t)time(NULL), ttl, &token);
+    if (rc != 0) {
+        fprintf(stderr, "onsalectl: cannot mint token: %s\n", ons_strerror(rc));
+        goto fail;
+    }
+    printf("%s\n", token);
+fail:
+    free(token);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    ctl c = {0};
+    char err[512];
+    int i = 1, status;
+
+    /* Global flags come before the command. */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            c.config = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            c.config = argv[i] + 9;
+        } else if (strcmp(argv[i], "--config") == 0) {
+            return usage_error(NULL, "--config needs a FILE");
+        } else {
+            return usage_error(NULL, "unknown flag '%s'", argv[i]);
+        }
+    }
+    if (i == argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const command *cmd = find_command(argv[i]);
+    if (!cmd)
+        return usage_error(NULL, "unknown command '%s'", argv[i]);
+
+    if (cmd->needs_opts && ons_opts_load(opt_table, ONS_OPT_COUNT(opt_table), &c.opts, c.config,
+                                         err, sizeof err) != 0) {
+        fprintf(stderr, "onsalectl: %s\n", err);
+        status = 1;
+        goto done;
+    }
+    status = cmd->run(&c, argc - i, argv + i);
+done:
+    ons_opts_free(opt_table, ONS_OPT_COUNT(opt_table), &c.opts);
+    return status;
+}

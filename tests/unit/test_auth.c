@@ -1,0 +1,435 @@
+/* test_auth.c - JWT bearer tokens: mint/verify round trip, and every way a
+ * token must be refused (expiry, signature, algorithm, claims, header shape).
+ * Hostile tokens are built by hand here (base64url + OpenSSL HMAC) so that
+ * the tests do not depend on the code under test to produce them. */
+#include "common/auth.h"
+#include "common/err.h"
+
+#include <check.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SECRET "test-secret-0123456789abcdef"
+#define NOW    1800000000LL
+
+/* base64url without padding of len bytes of in, appended to out. */
+static void b64url(char *out, const void *in, size_t len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unsigned char *p = in;
+    char *o = out + strlen(out);
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = tab[v >> 6 & 63];
+        *o++ = tab[v & 63];
+    }
+    if (len - i == 1) {
+        unsigned v = (unsigned)p[i] << 16;
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+    } else if (len - i == 2) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = tab[v >> 6 & 63];
+    }
+    *o = '\0';
+}
+
+/* Builds "Bearer <b64(header)>.<b64(payload)>.<sig>" into a static buffer;
+ * the signature is HMAC-SHA256 with key when key is non-NULL, else empty. */
+static const char *craft(const char *header, const char *payload, const char *key)
+{
+    static char buf[8192];
+    strcpy(buf, "Bearer ");
+    size_t start = strlen(buf);
+    b64url(buf, header, strlen(header));
+    strcat(buf, ".");
+    b64url(buf, payload, strlen(payload));
+    if (key) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned maclen = 0;
+        const char *input = buf + start;
+        ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)strlen(key),
+                                   (const unsigned char *)input, strlen(input), mac, &maclen));
+        strcat(buf, ".");
+        b64url(buf, mac, maclen);
+    } else {
+        strcat(buf, ".");
+    }
+    return buf;
+}
+
+#define HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+
+/* A payload with the given sub and role JSON values and exp = NOW + 60. */
+static const char *payload(const char *sub_json, const char *role_json)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf, "{\"sub\":%s,\"role\":%s,\"exp\":%lld}", sub_json, role_json,
+             NOW + 60);
+    return buf;
+}
+
+static int verify(const char *authorization, ons_principal *p)
+{
+    return ons_auth_verify(SECRET, authorization, NOW, p);
+}
+
+static char *bearer(const char *token)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof buf, "Bearer %s", token);
+    return buf;
+}
+
+START_TEST(mint_verify_round_trip)
+{
+    static const enum ons_role roles[] = {ONS_ROLE_FAN, ONS_ROLE_SELLER, ONS_ROLE_ADMIN};
+    for (int i = 0; i < 3; i++) {
+        char *tok = NULL;
+        ck_assert_int_eq(ons_auth_mint(SECRET, INT64_MAX - i, roles[i], NOW, 600, &tok), 0);
+        ons_principal p = {0};
+        ck_assert_int_eq(verify(bearer(tok), &p), 0);
+        ck_assert(p.user_id == INT64_MAX - i);
+        ck_assert_int_eq(p.role, roles[i]);
+        ck_assert(p.exp == NOW + 600);
+        free(tok);
+    }
+}
+END_TEST
+
+START_TEST(hand_built_token_verifies)
+{
+    /* Cross-check with an independent encoder: libjwt is not the only judge. */
+    ons_principal p = {0};
+    ck_assert_int_eq(verify(craft(HS256, payload("\"7\"", "\"seller\""), SECRET), &p), 0);
+    ck_assert(p.user_id == 7);
+    ck_assert_int_eq(p.role, ONS_ROLE_SELLER);
+    /* sub as a JSON integer is accepted too. */
+    ck_assert_int_eq(verify(craft(HS256, payload("9223372036854775807", "\"fan\""), SECRET), &p),
+                     0);
+    ck_assert(p.user_id == INT64_MAX);
+    /* Extra claims are ignored. */
+    ck_assert_int_eq(verify(craft(HS256,
+                                  "{\"sub\":\"8\",\"role\":\"admin\",\"exp\":1900000000,"
+                                  "\"iat\":1,\"iss\":\"x\"}",
+                                  SECRET),
+                            &p),
+                     0);
+    ck_assert_int_eq(p.role, ONS_ROLE_ADMIN);
+}
+END_TEST
+
+START_TEST(scheme_spelling)
+{
+    char *tok = NULL;
+    ck_assert_int_eq(ons_auth_mint(SECRET, 5, ONS_ROLE_FAN, NOW, 60, &tok), 0);
+    char buf[4096];
+    ons_principal p;
+    snprintf(buf, sizeof buf, "bearer %s", tok);
+    ck_assert_int_eq(verify(buf, &p), 0);
+    snprintf(buf, sizeof buf, "Bearer   %s", tok);
+    ck_assert_int_eq(verify(buf, &p), 0);
+
+    ck_assert_int_eq(verify(tok, &p), ONS_EAUTH); /* no scheme */
+    snprintf(buf, sizeof buf, "Basic %s", tok);
+    ck_assert_int_eq(verify(buf, &p), ONS_EAUTH);
+    snprintf(buf, sizeof buf, "Bearer%s", tok);
+    ck_assert_int_eq(verify(buf, &p), ONS_EAUTH);
+    snprintf(buf, sizeof buf, "Bearer %s ", tok);
+    ck_assert_int_eq(verify(buf, &p), ONS_EAUTH);
+    snprintf(buf, sizeof buf, "Bearer %s extra", tok);
+    ck_assert_int_eq(verify(buf, &p), ONS_EAUTH);
+    snprintf(buf, sizeof buf, "Bearer\t%s", tok);
+    ck_assert_int_eq(verify(buf, &p), ONS_EAUTH);
+    ck_assert_int_eq(verify(NULL, &p), ONS_EAUTH);
+    ck_assert_int_eq(verify("", &p), ONS_EAUTH);
+    ck_assert_int_eq(verify("Bearer", &p), ONS_EAUTH);
+    ck_assert_int_eq(verify("Bearer ", &p), ONS_EAUTH);
+    free(tok);
+}
+END_TEST
+
+START_TEST(expired)
+{
+    char *tok = NULL;
+    ck_assert_int_eq(ons_auth_mint(SECRET, 5, ONS_ROLE_FAN, NOW, 60, &tok), 0);
+    ons_principal p;
+    ck_assert_int_eq(ons_auth_verify(SECRET, bearer(tok), NOW + 59, &p), 0);
+    ck_assert_int_eq(ons_auth_verify(SECRET, bearer(tok), NOW + 60, &p), ONS_EAUTH);
+    ck_assert_int_eq(ons_auth_verify(SECRET, bearer(tok), NOW + 100000, &p), ONS_EAUTH);
+    free(tok);
+}
+END_TEST
+
+START_TEST(not_before)
+{
+    ons_principal p;
+    const char *future = "{\"sub\":\"1\",\"role\":\"fan\",\"exp\":1900000000,\"nbf\":1800000001}";
+    ck_assert_int_eq(verify(craft(HS256, future, SECRET), &p), ONS_EAUTH);
+    const char *past = "{\"sub\":\"1\",\"role\":\"fan\",\"exp\":1900000000,\"nbf\":1800000000}";
+    ck_assert_int_eq(verify(craft(HS256, past, SECRET), &p), 0);
+    const char *str = "{\"sub\":\"1\",\"role\":\"fan\",\"exp\":1900000000,\"nbf\":\"0\"}";
+    ck_assert_int_eq(verify(craft(HS256, str, SECRET), &p), ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(wrong_secret)
+{
+    char *tok = NULL;
+    ck_assert_int_eq(ons_auth_mint("another-secret-0123456789", 5, ONS_ROLE_FAN, NOW, 60, &tok), 0);
+    ons_principal p;
+    ck_assert_int_eq(verify(bearer(tok), &p), ONS_EAUTH);
+    free(tok);
+    ck_assert_int_eq(verify(craft(HS256, payload("\"5\"", "\"fan\""), "not-the-secret-at-all"), &p),
+                     ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(tampered)
+{
+    /* A valid signature over one payload, glued to another. */
+    char good[4096], evil[4096];
+    strcpy(good, craft(HS256, payload("\"5\"", "\"fan\""), SECRET));
+    strcpy(evil, craft(HS256, payload("\"5\"", "\"admin\""), SECRET));
+    char *gsig = strrchr(good, '.'), *esig = strrchr(evil, '.');
+    strcpy(esig, gsig);
+    ons_principal p;
+    ck_assert_int_eq(verify(evil, &p), ONS_EAUTH);
+    /* Flip one signature character. */
+    char *last = good + strlen(good) - 2;
+    *last = *last == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(verify(good, &p), ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(alg_none)
+{
+    ons_principal p;
+    const char *pl = payload("\"5\"", "\"admin\"");
+    ck_assert_int_eq(verify(craft("{\"alg\":\"none\"}", pl, NULL), &p), ONS_EAUTH);
+    ck_assert_int_eq(verify(craft("{\"alg\":\"none\",\"typ\":\"JWT\"}", pl, NULL), &p), ONS_EAUTH);
+    ck_assert_int_eq(verify(craft("{\"alg\":\"NONE\"}", pl, NULL), &p), ONS_EAUTH);
+    /* alg none with a signature that would be valid for HS256. */
+    ck_assert_int_eq(verify(craft("{\"alg\":\"none\"}", pl, SECRET), &p), ONS_EAUTH);
+    /* No alg at all. */
+    ck_assert_int_eq(verify(craft("{\"typ\":\"JWT\"}", pl, SECRET), &p), ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(other_algs)
+{
+    ons_principal p;
+    const char *pl = payload("\"5\"", "\"fan\"");
+    /* HS512 genuinely signed with the right secret is still refused. */
+    jwt_t *jwt = NULL;
+    ck_assert_int_eq(jwt_new(&jwt), 0);
+    ck_assert_int_eq(jwt_set_alg(jwt, JWT_ALG_HS512, (const unsigned char *)SECRET, strlen(SECRET)),
+                     0);
+    ck_assert_int_eq(jwt_add_grants_json(jwt, pl), 0);
+    char *tok = jwt_encode_str(jwt);
+    ck_assert_ptr_nonnull(tok);
+    ck_assert_int_eq(verify(bearer(tok), &p), ONS_EAUTH);
+    free(tok);
+    jwt_free(jwt);
+    /* RS256 / HS384 headers over an HS256 signature. */
+    ck_assert_int_eq(verify(craft("{\"alg\":\"RS256\"}", pl, SECRET), &p), ONS_EAUTH);
+    ck_assert_int_eq(verify(craft("{\"alg\":\"HS384\"}", pl, SECRET), &p), ONS_EAUTH);
+    /* A critical header extension we cannot honour. */
+    ck_assert_int_eq(
+        verify(craft("{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}", pl, SECRET), &p),
+        ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(exp_required)
+{
+    ons_principal p;
+    ck_assert_int_eq(verify(craft(HS256, "{\"sub\":\"5\",\"role\":\"fan\"}", SECRET), &p),
+                     ONS_EAUTH);
+    ck_assert_int_eq(
+        verify(craft(HS256, "{\"sub\":\"5\",\"role\":\"fan\",\"exp\":\"1900000000\"}", SECRET), &p),
+        ONS_EAUTH);
+    ck_assert_int_eq(
+        verify(craft(HS256, "{\"sub\":\"5\",\"role\":\"fan\",\"exp\":1900000000.5}", SECRET), &p),
+        ONS_EAUTH);
+    ck_assert_int_eq(
+        verify(craft(HS256, "{\"sub\":\"5\",\"role\":\"fan\",\"exp\":null}", SECRET), &p),
+        ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(bad_sub)
+{
+    static const char *bad[] = {
+        "\"0\"",
+        "\"-5\"",
+        "\"abc\"",
+        "\"\"",
+        "\"9223372036854775808\"",
+        "\"99999999999999999999\"",
+        "\"007\"",
+        "\" 5\"",
+        "\"5 \"",
+        "\"+5\"",
+        "\"5x\"",
+        "\"1e3\"",
+        "0",
+        "-5",
+        "1.5",
+        "true",
+        "null",
+        "[5]",
+        "{\"id\":5}",
+        "9223372036854775808",
+    };
+    ons_principal p;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(verify(craft(HS256, payload(bad[i], "\"fan\""), SECRET), &p) == ONS_EAUTH,
+                      "sub %s accepted", bad[i]);
+    ck_assert_int_eq(verify(craft(HS256, "{\"role\":\"fan\",\"exp\":1900000000}", SECRET), &p),
+                     ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(bad_role)
+{
+    static const char *bad[] = {"\"root\"", "\"Admin\"", "\"FAN\"", "\"\"",
+                                "\"fan \"", "1",         "null",    "[\"fan\"]"};
+    ons_principal p;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(verify(craft(HS256, payload("\"5\"", bad[i]), SECRET), &p) == ONS_EAUTH,
+                      "role %s accepted", bad[i]);
+    ck_assert_int_eq(verify(craft(HS256, "{\"sub\":\"5\",\"exp\":1900000000}", SECRET), &p),
+                     ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(garbage)
+{
+    static const char *bad[] = {
+        "Bearer abc",         "Bearer a.b.c",       "Bearer ..",
+        "Bearer a.b",         "Bearer a.b.c.d",     "Bearer e30.e30.",
+        "Bearer e30.e30.e30", "Bearer !!!.???.***", "Bearer eyJhbGciOiJIUzI1NiJ9..",
+        "Bearer ===.===.===", "Bearer a+b/c.d.e",
+    };
+    ons_principal p;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(verify(bad[i], &p) == ONS_EAUTH, "'%s' accepted", bad[i]);
+    /* Signed, but the payload is not a JSON object. */
+    ck_assert_int_eq(verify(craft(HS256, "[1,2,3]", SECRET), &p), ONS_EAUTH);
+    ck_assert_int_eq(verify(craft(HS256, "not json", SECRET), &p), ONS_EAUTH);
+    ck_assert_int_eq(verify(craft("not json", payload("\"5\"", "\"fan\""), SECRET), &p), ONS_EAUTH);
+    /* Over the length limit. */
+    char *big = malloc(ONS_AUTH_TOKEN_MAX + 64);
+    strcpy(big, "Bearer ");
+    memset(big + 7, 'a', ONS_AUTH_TOKEN_MAX);
+    big[7 + 10] = '.';
+    big[7 + 20] = '.';
+    big[7 + ONS_AUTH_TOKEN_MAX] = 'a';
+    big[8 + ONS_AUTH_TOKEN_MAX] = '\0';
+    ck_assert_int_eq(verify(big, &p), ONS_EAUTH);
+    free(big);
+}
+END_TEST
+
+START_TEST(short_secret_fails_closed)
+{
+    ons_principal p;
+    const char *tok = craft(HS256, payload("\"5\"", "\"fan\""), "short");
+    ck_assert_int_eq(ons_auth_verify("short", tok, NOW, &p), ONS_EAUTH);
+    ck_assert_int_eq(ons_auth_verify(NULL, tok, NOW, &p), ONS_EAUTH);
+    ck_assert_int_eq(ons_auth_verify("", tok, NOW, &p), ONS_EAUTH);
+}
+END_TEST
+
+START_TEST(mint_rejects_bad_input)
+{
+    char *tok = (char *)"untouched";
+    ck_assert_int_eq(ons_auth_mint("short", 5, ONS_ROLE_FAN, NOW, 60, &tok), ONS_EINVAL);
+    ck_assert_ptr_null(tok);
+    ck_assert_int_eq(ons_auth_mint(NULL, 5, ONS_ROLE_FAN, NOW, 60, &tok), ONS_EINVAL);
+    ck_assert_int_eq(ons_auth_mint(SECRET, 0, ONS_ROLE_FAN, NOW, 60, &tok), ONS_EINVAL);
+    ck_assert_int_eq(ons_auth_mint(SECRET, -1, ONS_ROLE_FAN, NOW, 60, &tok), ONS_EINVAL);
+    ck_assert_int_eq(ons_auth_mint(SECRET, 5, (enum ons_role)3, NOW, 60, &tok), ONS_EINVAL);
+    ck_assert_int_eq(ons_auth_mint(SECRET, 5, ONS_ROLE_FAN, NOW, 0, &tok), ONS_EINVAL);
+    ck_assert_int_eq(ons_auth_mint(SECRET, 5, ONS_ROLE_FAN, NOW, INT64_MAX, &tok), ONS_EINVAL);
+    ck_assert_ptr_null(tok);
+}
+END_TEST
+
+START_TEST(roles_and_user_ids)
+{
+    enum ons_role r;
+    ck_assert_int_eq(ons_role_parse("fan", &r), 0);
+    ck_assert_int_eq(r, ONS_ROLE_FAN);
+    ck_assert_int_eq(ons_role_parse("seller", &r), 0);
+    ck_assert_int_eq(r, ONS_ROLE_SELLER);
+    ck_assert_int_eq(ons_role_parse("admin", &r), 0);
+    ck_assert_int_eq(r, ONS_ROLE_ADMIN);
+    ck_assert_int_eq(ons_role_parse("Admin", &r), ONS_EINVAL);
+    ck_assert_int_eq(ons_role_parse(NULL, &r), ONS_EINVAL);
+    ck_assert_str_eq(ons_role_name(ONS_ROLE_SELLER), "seller");
+    ck_assert_ptr_null(ons_role_name((enum ons_role)0));
+    ck_assert_ptr_null(ons_role_name((enum ons_role)3));
+
+    int64_t id;
+    ck_assert_int_eq(ons_user_id_parse("1", &id), 0);
+    ck_assert(id == 1);
+    ck_assert_int_eq(ons_user_id_parse("9223372036854775807", &id), 0);
+    ck_assert(id == INT64_MAX);
+    ck_assert_int_eq(ons_user_id_parse("9223372036854775808", &id), ONS_EINVAL);
+    ck_assert_int_eq(ons_user_id_parse("0", &id), ONS_EINVAL);
+    ck_assert_int_eq(ons_user_id_parse("", &id), ONS_EINVAL);
+    ck_assert_int_eq(ons_user_id_parse(NULL, &id), ONS_EINVAL);
+}
+END_TEST
+
+static Suite *auth_suite(void)
+{
+    Suite *s = suite_create("auth");
+    struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {
+        {"round_trip", mint_verify_round_trip},
+        {"hand_built", hand_built_token_verifies},
+        {"scheme", scheme_spelling},
+        {"expired", expired},
+        {"not_before", not_before},
+        {"wrong_secret", wrong_secret},
+        {"tampered", tampered},
+        {"alg_none", alg_none},
+        {"other_algs", other_algs},
+        {"exp_required", exp_required},
+        {"bad_sub", bad_sub},
+        {"bad_role", bad_role},
+        {"garbage", garbage},
+        {"short_secret", short_secret_fails_closed},
+        {"mint_errors", mint_rejects_bad_input},
+        {"roles_and_user_ids", roles_and_user_ids},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(auth_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
