@@ -1,0 +1,303 @@
+/* producer.c - idempotent librdkafka producer with a poll thread; see producer.h. */
+#include "queue/producer.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct q_producer {
+    char *brokers;
+    char *topic;
+    int linger_ms;
+    int delivery_timeout_ms;
+    int max_inflight;
+
+    /* Senders hold the read lock while they use rk; the poll thread takes
+     * the write lock only to swap in a rebuilt instance. rk may be NULL
+     * after a failed rebuild: sends then fail until the next attempt. */
+    pthread_rwlock_t lock;
+    rd_kafka_t *rk;
+
+    atomic_int inflight;
+    atomic_int fatal; /* set by error_cb, cleared by the rebuild */
+    atomic_int closing;
+    atomic_long rebuilds;
+    pthread_t thread;
+    int thread_started;
+};
+
+/* One queued record's completion, carried as the message opaque. */
+typedef struct send_token {
+    q_produce_cb cb;
+    void *arg;
+} send_token;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    q_producer *p = opaque;
+    send_token *t = m->_private;
+    int err = 0;
+    if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
+        err = ONS_ETIMEDOUT;
+    else if (m->err && atomic_load(&p->closing))
+        err = ONS_ECLOSED;
+    else if (m->err)
+        err = ONS_EKAFKA;
+    if (err)
+        ons_log_warn("produce failed: %s", rd_kafka_err2str(m->err));
+    atomic_fetch_sub(&p->inflight, 1);
+    if (t) {
+        t->cb(t->arg, err, err ? -1 : m->partition, err ? -1 : m->offset);
+        free(t);
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    q_producer *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[256];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        ons_log_error("kafka producer fatal error, rebuilding: %s", why);
+        atomic_store(&p->fatal, 1);
+        return;
+    }
+    ons_log_warn("kafka producer: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v)
+{
+    char err[256];
+    if (rd_kafka_conf_set(c, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        ons_log_error("kafka conf %s=%s: %s", k, v, err);
+        return ONS_EINVAL;
+    }
+    return 0;
+}
+
+/* Builds one librdkafka instance with the contract's settings. */
+static rd_kafka_t *build(q_producer *p)
+{
+    char num[32];
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    if (!c)
+        return NULL;
+    int rc = conf_set(c, "bootstrap.servers", p->brokers);
+    rc |= conf_set(c, "enable.idempotence", "true");
+    rc |= conf_set(c, "acks", "all");
+    rc |= conf_set(c, "partitioner", "murmur2_random");
+    snprintf(num, sizeof num, "%d", p->linger_ms);
+    rc |= conf_set(c, "linger.ms", num);
+    snprintf(num, sizeof num, "%d", p->delivery_timeout_ms);
+    rc |= conf_set(c, "message.timeout.ms", num);
+    snprintf(num, sizeof num, "%d", p->max_inflight + 1024);
+    rc |= conf_set(c, "queue.buffering.max.messages", num);
+    if (rc) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(c, p);
+    rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+    rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    if (!rk) {
+        ons_log_error("kafka producer: %s", err);
+        rd_kafka_conf_destroy(c);
+    }
+    return rk;
+}
+
+/* Fails everything still queued in rk (the completions run with an error)
+ * and destroys it. Runs on the poll thread, or in q_producer_free after it. */
+static void retire(rd_kafka_t *rk)
+{
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 100 && rd_kafka_outq_len(rk) > 0; i++)
+        rd_kafka_poll(rk, 50);
+    rd_kafka_destroy(rk);
+}
+
+static void rebuild(q_producer *p)
+{
+    rd_kafka_t *fresh = build(p);
+    pthread_rwlock_wrlock(&p->lock);
+    rd_kafka_t *old = p->rk;
+    p->rk = fresh;
+    pthread_rwlock_unlock(&p->lock);
+    atomic_store(&p->fatal, 0);
+    atomic_fetch_add(&p->rebuilds, 1);
+    if (old)
+        retire(old);
+}
+
+/* The poll thread: serves delivery reports and errors, rebuilds on fatal. */
+static void *poll_main(void *arg)
+{
+    q_producer *p = arg;
+    while (!atomic_load(&p->closing)) {
+        if (atomic_load(&p->fatal) || !p->rk) {
+            rebuild(p);
+            if (!p->rk) {
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+        }
+        rd_kafka_poll(p->rk, 50);
+    }
+    return NULL;
+}
+
+int q_producer_new(const q_producer_opts *o, q_producer **out)
+{
+    if (!o->brokers || !o->topic || o->max_inflight < 1 || o->delivery_timeout_ms < 1 ||
+        o->linger_ms < 0)
+        return ONS_EINVAL;
+    q_producer *p = calloc(1, sizeof *p);
+    if (!p)
+        return ONS_ENOMEM;
+    int rc = ONS_ENOMEM;
+    pthread_rwlock_init(&p->lock, NULL);
+    p->brokers = strdup(o->brokers);
+    p->topic = strdup(o->topic);
+    if (!p->brokers || !p->topic)
+        goto fail;
+    p->linger_ms = o->linger_ms;
+    p->delivery_timeout_ms = o->delivery_timeout_ms;
+    p->max_inflight = o->max_inflight;
+    p->rk = build(p);
+    if (!p->rk) {
+        rc = ONS_EKAFKA;
+        goto fail;
+    }
+    if (pthread_create(&p->thread, NULL, poll_main, p)) {
+        rc = ONS_ENOMEM;
+        goto fail;
+    }
+    p->thread_started = 1;
+    *out = p;
+    return 0;
+fail:
+    q_producer_free(p, 0);
+    return rc;
+}
+
+void q_producer_free(q_producer *p, int flush_ms)
+{
+    if (!p)
+        return;
+    if (p->rk && flush_ms > 0)
+        rd_kafka_flush(p->rk, flush_ms);
+    atomic_store(&p->closing, 1);
+    if (p->thread_started)
+        pthread_join(p->thread, NULL);
+    if (p->rk)
+        retire(p->rk);
+    pthread_rwlock_destroy(&p->lock);
+    free(p->brokers);
+    free(p->topic);
+    free(p);
+}
+
+int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
+                    void *arg)
+{
+    if (atomic_load(&p->closing))
+        return ONS_ECLOSED;
+    if (atomic_fetch_add(&p->inflight, 1) >= p->max_inflight) {
+        atomic_fetch_sub(&p->inflight, 1);
+        return ONS_EFULL;
+    }
+    int rc = 0;
+    send_token *t = malloc(sizeof *t);
+    if (!t) {
+        rc = ONS_ENOMEM;
+        goto fail;
+    }
+    t->cb = cb;
+    t->arg = arg;
+    char key[24];
+    int klen = snprintf(key, sizeof key, "%" PRId64, event_id);
+
+    pthread_rwlock_rdlock(&p->lock);
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__STATE;
+    if (p->rk)
+        kerr = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_KEY(key, (size_t)klen),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+    pthread_rwlock_unlock(&p->lock);
+    if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    rc = kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? ONS_EFULL : ONS_EKAFKA;
+    if (kerr == RD_KAFKA_RESP_ERR__FATAL)
+        atomic_store(&p->fatal, 1);
+fail:
+    free(t);
+    atomic_fetch_sub(&p->inflight, 1);
+    return rc;
+}
+
+int q_producer_inflight(q_producer *p)
+{
+    return atomic_load(&p->inflight);
+}
+
+long q_producer_rebuilds(q_producer *p)
+{
+    return atomic_load(&p->rebuilds);
+}
+
+static int map_err(rd_kafka_resp_err_t e)
+{
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        return ONS_ETIMEDOUT;
+    return ONS_EKAFKA;
+}
+
+int q_producer_watermarks(q_producer *p, int32_t partition, int timeout_ms, int64_t *low,
+                          int64_t *high)
+{
+    int rc = ONS_EKAFKA;
+    pthread_rwlock_rdlock(&p->lock);
+    if (p->rk)
+        rc = map_err(
+            rd_kafka_query_watermark_offsets(p->rk, p->topic, partition, low, high, timeout_ms));
+    pthread_rwlock_unlock(&p->lock);
+    return rc;
+}
+
+int q_producer_partitions(q_producer *p, int timeout_ms, int *n)
+{
+    int rc = ONS_EKAFKA;
+    pthread_rwlock_rdlock(&p->lock);
+    if (!p->rk)
+        goto out;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, p->topic, NULL);
+    if (!rkt)
+        goto out;
+    const struct rd_kafka_metadata *md = NULL;
+    rc = map_err(rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms));
+    if (rc == 0) {
+        if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1)
+            rc = ONS_ENOTFOUND;
+        else
+            *n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+out:
+    pthread_rwlock_unlock(&p->lock);
+    return rc;
+}

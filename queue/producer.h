@@ -1,0 +1,75 @@
+/*
+ * producer.h - the idempotent Kafka producer every record to the "intents"
+ * topic goes through (docs/pipeline.md).
+ *
+ * Settings are fixed by the pipeline contract: enable.idempotence=true,
+ * acks=all, partitioner murmur2_random, key = decimal event_id, so all records
+ * of one event land in one partition in send order. Sends are asynchronous:
+ * q_producer_send() queues the record and returns at once; its completion
+ * callback runs exactly once, later, on the producer's own poll thread, with
+ * the partition and offset from the delivery report or an error. A 202 to a
+ * fan may only be built from a successful completion.
+ *
+ * The number of records in flight (queued but not yet reported) is bounded:
+ * past the bound q_producer_send() refuses with ONS_EFULL instead of queueing.
+ * On a fatal error (the idempotent producer's sequence state is lost) the
+ * producer instance is rebuilt on the poll thread; records in flight at that
+ * moment complete with an error, and later sends go to the new instance.
+ *
+ * Thread-safe: send/watermarks/partitions may be called from any thread.
+ */
+#ifndef ONSALE_QUEUE_PRODUCER_H
+#define ONSALE_QUEUE_PRODUCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct q_producer q_producer;
+
+typedef struct q_producer_opts {
+    const char *brokers;     /* bootstrap.servers */
+    const char *topic;       /* "intents" */
+    int linger_ms;           /* batching delay (linger.ms) */
+    int delivery_timeout_ms; /* message.timeout.ms: a record not acked by then fails */
+    int max_inflight;        /* records queued and not yet reported */
+} q_producer_opts;
+
+/* Completion of one send, on the producer's poll thread: err is 0 and
+ * partition/offset say where the record sits, or err is ONS_EKAFKA /
+ * ONS_ETIMEDOUT / ONS_ECLOSED and partition/offset are -1. Must not block
+ * for long: it delays every other completion. */
+typedef void (*q_produce_cb)(void *arg, int err, int32_t partition, int64_t offset);
+
+/* Creates the producer and starts its poll thread. *out is owned by the
+ * caller (q_producer_free). Brokers need not be reachable yet. Returns 0,
+ * ONS_EINVAL (bad option) or ONS_ENOMEM / ONS_EKAFKA. */
+int q_producer_new(const q_producer_opts *o, q_producer **out);
+
+/* Flushes for at most flush_ms, fails whatever is still in flight (each
+ * completion runs with ONS_ECLOSED), stops the poll thread and frees. */
+void q_producer_free(q_producer *p, int flush_ms);
+
+/* Queues value (copied) with key = decimal event_id. Returns 0 (cb will run
+ * exactly once), ONS_EFULL (in-flight bound or librdkafka's queue is full),
+ * ONS_ECLOSED (shutting down) or ONS_EKAFKA; on an error cb never runs. */
+int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
+                    void *arg);
+
+/* Records queued and not yet reported. */
+int q_producer_inflight(q_producer *p);
+
+/* Number of fatal-error rebuilds so far. */
+long q_producer_rebuilds(q_producer *p);
+
+/* Queries the broker for the partition's low and high watermark. May block
+ * for up to timeout_ms (librdkafka can exceed it): call it only from a
+ * background thread. Returns 0, ONS_EKAFKA or ONS_ETIMEDOUT. */
+int q_producer_watermarks(q_producer *p, int32_t partition, int timeout_ms, int64_t *low,
+                          int64_t *high);
+
+/* Fetches topic metadata and writes the topic's partition count into *n.
+ * Blocking like q_producer_watermarks. Returns 0, ONS_ENOTFOUND (no such
+ * topic), ONS_EKAFKA or ONS_ETIMEDOUT. */
+int q_producer_partitions(q_producer *p, int timeout_ms, int *n);
+
+#endif
