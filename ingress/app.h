@@ -1,0 +1,82 @@
+/*
+ * app.h - the ingress process's context: its options and the long-lived
+ * parts every request handler reaches through ing_req.app.
+ *
+ * The app is built once in main.c, before the HTTP server starts, and torn
+ * down after it stopped; handlers only read its pointers.
+ */
+#ifndef ONSALE_INGRESS_APP_H
+#define ONSALE_INGRESS_APP_H
+
+#include <stddef.h>
+
+#include "common/metrics.h"
+#include "common/opts.h"
+#include "queue/producer.h"
+
+typedef struct ing_pool ing_pool;
+typedef struct ing_cursors ing_cursors;
+typedef struct ing_events ing_events;
+typedef struct ing_seqmap ing_seqmap;
+typedef struct ing_monitor ing_monitor;
+typedef struct ing_server ing_server;
+
+/* Every limit and address of the process (table in main.c, `--help`). */
+typedef struct ing_opts {
+    long long http_port;
+    char *http_bind;
+    long long http_max_body;
+    long long http_body_read_limit;
+    long long http_max_connections;
+    long long pool_threads;
+    long long pool_queue_depth;
+    char *kafka_brokers;
+    char *kafka_topic;
+    long long kafka_partitions;
+    long long kafka_produce_timeout_ms;
+    long long kafka_linger_ms;
+    long long kafka_max_inflight;
+    char *pg_dsn;
+    long long pg_statement_timeout_ms;
+    char *redis_host;
+    long long redis_port;
+    char *redis_prefix;
+    long long redis_timeout_ms;
+    char *auth_secret;
+    long long status_refresh_ms;
+    long long status_poll_min_ms;
+    long long status_poll_max_ms;
+    long long status_poll_ms_per_position;
+    long long status_assumed_rate;
+    long long status_seq_cache;
+    long long event_cache_ms;
+    long long idem_ttl_s;
+    long long idem_inflight_ttl_s;
+    long long monitor_interval_ms;
+    int log_requests;
+    char *log_level;
+} ing_opts;
+
+extern const ons_opt ing_opt_table[];
+extern const size_t ing_opt_count;
+
+typedef struct ing_app {
+    ing_opts o;
+    int partitions; /* topic partition count (kafka.partitions or metadata) */
+    ons_metrics *metrics;
+    ing_pool *pool;
+    q_producer *producer;
+    ing_cursors *cursors;
+    ing_events *events;
+    ing_seqmap *seqs;
+    ing_monitor *monitor;
+    ing_server *server;
+
+    /* Hot-path metric handles, looked up once at start. */
+    ons_counter *produce_errors;
+    ons_counter *produced;
+    ons_counter *cancelled_requests;
+    ons_gauge *inflight;
+} ing_app;
+
+#endif

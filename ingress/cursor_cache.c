@@ -1,0 +1,166 @@
+/* cursor_cache.c - the served-cursor refresh thread; see cursor_cache.h. */
+#include "ingress/cursor_cache.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ing_cursors {
+    int n;
+    int refresh_ms;
+    _Atomic int64_t *served;
+    _Atomic int64_t *rate_milli; /* rate * 1000, to keep it in an integer atomic */
+    _Atomic int64_t last_ok_ms;  /* monotonic ms of the last good refresh; 0 never */
+    atomic_int stop;
+    q_status *st;
+    char *pg_dsn;
+    PGconn *pg;
+    int64_t pg_next_ms;
+    int64_t *tmp_served;
+    double *tmp_rate;
+    pthread_t thread;
+    int started;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ing_cursors_raise(ing_cursors *c, int32_t p, int64_t served)
+{
+    if (p < 0 || p >= c->n)
+        return;
+    int64_t cur = atomic_load(&c->served[p]);
+    while (served > cur && !atomic_compare_exchange_weak(&c->served[p], &cur, served))
+        ;
+}
+
+/* Fills partitions Redis did not know from partition_owner.next_offset. */
+static void from_postgres(ing_cursors *c)
+{
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        if (c->pg)
+            PQfinish(c->pg);
+        c->pg = PQconnectdb(c->pg_dsn);
+        if (PQstatus(c->pg) != CONNECTION_OK) {
+            PQfinish(c->pg);
+            c->pg = NULL;
+            return;
+        }
+    }
+    PGresult *res = PQexecParams(c->pg, "SELECT partition, next_offset FROM partition_owner", 0,
+                                 NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            int p = atoi(PQgetvalue(res, i, 0));
+            ing_cursors_raise(c, p, strtoll(PQgetvalue(res, i, 1), NULL, 10));
+        }
+    }
+    PQclear(res);
+}
+
+static void *refresh_main(void *arg)
+{
+    ing_cursors *c = arg;
+    while (!atomic_load(&c->stop)) {
+        int missing = 0;
+        if (q_status_read_cursors(c->st, c->tmp_served, c->tmp_rate, c->n) == 0) {
+            for (int p = 0; p < c->n; p++) {
+                if (c->tmp_served[p] < 0)
+                    missing = 1;
+                else
+                    ing_cursors_raise(c, p, c->tmp_served[p]);
+                atomic_store(&c->rate_milli[p], (int64_t)(c->tmp_rate[p] * 1000.0));
+            }
+            atomic_store(&c->last_ok_ms, mono_ms());
+        } else {
+            missing = 1;
+        }
+        int64_t now = mono_ms();
+        if (missing && now >= c->pg_next_ms) {
+            from_postgres(c);
+            c->pg_next_ms = now + 1000;
+        }
+        struct timespec ts = {c->refresh_ms / 1000, (long)(c->refresh_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+int ing_cursors_new(int partitions, const q_status_opts *redis, const char *pg_dsn, int refresh_ms,
+                    ing_cursors **out)
+{
+    if (partitions < 1 || refresh_ms < 1)
+        return ONS_EINVAL;
+    ing_cursors *c = calloc(1, sizeof *c);
+    if (!c)
+        return ONS_ENOMEM;
+    c->n = partitions;
+    c->refresh_ms = refresh_ms;
+    c->served = calloc((size_t)partitions, sizeof *c->served);
+    c->rate_milli = calloc((size_t)partitions, sizeof *c->rate_milli);
+    c->tmp_served = calloc((size_t)partitions, sizeof *c->tmp_served);
+    c->tmp_rate = calloc((size_t)partitions, sizeof *c->tmp_rate);
+    c->pg_dsn = strdup(pg_dsn);
+    if (!c->served || !c->rate_milli || !c->tmp_served || !c->tmp_rate || !c->pg_dsn ||
+        q_status_new(redis, &c->st))
+        goto fail;
+    for (int p = 0; p < partitions; p++)
+        atomic_store(&c->served[p], -1);
+    if (pthread_create(&c->thread, NULL, refresh_main, c))
+        goto fail;
+    c->started = 1;
+    *out = c;
+    return 0;
+fail:
+    ing_cursors_free(c);
+    return ONS_ENOMEM;
+}
+
+void ing_cursors_free(ing_cursors *c)
+{
+    if (!c)
+        return;
+    atomic_store(&c->stop, 1);
+    if (c->started)
+        pthread_join(c->thread, NULL);
+    q_status_free(c->st);
+    if (c->pg)
+        PQfinish(c->pg);
+    free(c->served);
+    free(c->rate_milli);
+    free(c->tmp_served);
+    free(c->tmp_rate);
+    free(c->pg_dsn);
+    free(c);
+}
+
+int ing_cursors_count(const ing_cursors *c)
+{
+    return c->n;
+}
+
+int64_t ing_cursors_served(ing_cursors *c, int32_t p)
+{
+    return p >= 0 && p < c->n ? atomic_load(&c->served[p]) : -1;
+}
+
+double ing_cursors_rate(ing_cursors *c, int32_t p)
+{
+    return p >= 0 && p < c->n ? (double)atomic_load(&c->rate_milli[p]) / 1000.0 : 0.0;
+}
+
+int64_t ing_cursors_age_ms(ing_cursors *c)
+{
+    int64_t t = atomic_load(&c->last_ok_ms);
+    return t ? mono_ms() - t : -1;
+}

@@ -1,0 +1,201 @@
+/* event_cache.c - event sale-state cache and intent → event map; see
+ * event_cache.h. */
+#include "ingress/event_cache.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct slot {
+    int64_t event_id; /* 0 = empty */
+    int64_t fetched_ms;
+    q_event_state st;
+} slot;
+
+struct ing_events {
+    pthread_mutex_t mu;
+    int ttl_ms;
+    size_t n;
+    slot *slots;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ing_events_new(int ttl_ms, size_t slots, ing_events **out)
+{
+    ing_events *c = calloc(1, sizeof *c);
+    if (!c || slots == 0 || !(c->slots = calloc(slots, sizeof *c->slots))) {
+        free(c);
+        return ONS_ENOMEM;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->ttl_ms = ttl_ms;
+    c->n = slots;
+    *out = c;
+    return 0;
+}
+
+void ing_events_free(ing_events *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    free(c->slots);
+    free(c);
+}
+
+void ing_events_forget(ing_events *c, int64_t id)
+{
+    pthread_mutex_lock(&c->mu);
+    slot *s = &c->slots[(uint64_t)id % c->n];
+    if (s->event_id == id)
+        s->event_id = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void put(ing_events *c, int64_t id, const q_event_state *st)
+{
+    pthread_mutex_lock(&c->mu);
+    slot *s = &c->slots[(uint64_t)id % c->n];
+    s->event_id = id;
+    s->fetched_ms = mono_ms();
+    s->st = *st;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Reads the events row. Returns 0, ONS_ENOTFOUND or ONS_EDB. */
+static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
+{
+    PGconn *pg = ing_worker_pg(w);
+    if (!pg)
+        return ONS_EDB;
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    const char *params[] = {idbuf};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+                                 "max_per_user FROM events WHERE event_id = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    int rc = ONS_EDB;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        if (PQntuples(res) == 0) {
+            rc = ONS_ENOTFOUND;
+        } else {
+            snprintf(st->status, sizeof st->status, "%s", PQgetvalue(res, 0, 0));
+            st->onsale_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+            st->max_per_user = atoi(PQgetvalue(res, 0, 2));
+            if (strcmp(st->status, "sold_out") == 0)
+                st->sold_out = 1;
+            rc = 0;
+        }
+    } else {
+        ons_log_warn("event %" PRId64 ": %s", id, PQerrorMessage(pg));
+        ing_worker_pg_failed(w);
+    }
+    PQclear(res);
+    return rc;
+}
+
+int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
+{
+    pthread_mutex_lock(&c->mu);
+    slot *s = &c->slots[(uint64_t)id % c->n];
+    int hit = s->event_id == id && mono_ms() - s->fetched_ms < c->ttl_ms;
+    if (hit)
+        *out = s->st;
+    pthread_mutex_unlock(&c->mu);
+    if (hit)
+        return 0;
+
+    q_event_state st;
+    int rrc = q_status_event_get(w->st, id, &st);
+    if (rrc == 0 && st.status[0] && st.max_per_user > 0) {
+        put(c, id, &st);
+        *out = st;
+        return 0;
+    }
+    if (rrc != 0) {
+        memset(&st, 0, sizeof st);
+        st.available = st.held = st.sold = st.waiting = -1;
+    }
+    /* Redis has no sale state (or is down): PostgreSQL is the truth. The
+     * worker's counters and sold_out flag, if Redis had them, are kept. */
+    int prc = from_postgres(w, id, &st);
+    if (prc == ONS_ENOTFOUND)
+        return ONS_ENOTFOUND;
+    if (prc)
+        return ONS_EUNAVAIL;
+    if (rrc != ONS_EREDIS)
+        q_status_event_set(w->st, id, st.status, st.onsale_at_ms, st.max_per_user);
+    put(c, id, &st);
+    *out = st;
+    return 0;
+}
+
+/* ---- intent → event --------------------------------------------------------- */
+
+struct ing_seqmap {
+    pthread_mutex_t mu;
+    size_t n;
+    int64_t (*pairs)[2]; /* {seq + 1, event_id}; 0 = empty */
+};
+
+int ing_seqmap_new(size_t slots, ing_seqmap **out)
+{
+    ing_seqmap *m = calloc(1, sizeof *m);
+    if (!m || slots == 0 || !(m->pairs = calloc(slots, sizeof *m->pairs))) {
+        free(m);
+        return ONS_ENOMEM;
+    }
+    pthread_mutex_init(&m->mu, NULL);
+    m->n = slots;
+    *out = m;
+    return 0;
+}
+
+void ing_seqmap_free(ing_seqmap *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->mu);
+    free(m->pairs);
+    free(m);
+}
+
+static size_t seq_slot(const ing_seqmap *m, int64_t seq)
+{
+    uint64_t x = (uint64_t)seq * 0x9E3779B97F4A7C15ULL;
+    return (size_t)((x ^ (x >> 29)) % m->n);
+}
+
+void ing_seqmap_put(ing_seqmap *m, int64_t seq, int64_t event_id)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t i = seq_slot(m, seq);
+    m->pairs[i][0] = seq + 1;
+    m->pairs[i][1] = event_id;
+    pthread_mutex_unlock(&m->mu);
+}
+
+int ing_seqmap_get(ing_seqmap *m, int64_t seq, int64_t *event_id)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t i = seq_slot(m, seq);
+    int rc = ONS_ENOTFOUND;
+    if (m->pairs[i][0] == seq + 1) {
+        *event_id = m->pairs[i][1];
+        rc = 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}

@@ -1,0 +1,43 @@
+/*
+ * event_cache.h - the sale state of events as a join needs it, cached in
+ * memory for event_cache_ms (~250 ms), and the intent → event map.
+ *
+ * ing_events_get() runs on a job thread: a fresh cache entry answers at
+ * once; otherwise it reads Redis ev:<id>, and when Redis lacks the event
+ * (never written, flushed) or is down, PostgreSQL's events row, writing it
+ * back to Redis so the next reader finds it there.
+ *
+ * ing_seqmap remembers which event each intent accepted by this process
+ * belongs to (a bounded cache: the id of an intent encodes its partition and
+ * offset but not its event). Both are thread-safe.
+ */
+#ifndef ONSALE_INGRESS_EVENT_CACHE_H
+#define ONSALE_INGRESS_EVENT_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingress/pool.h"
+#include "queue/status.h"
+
+typedef struct ing_events ing_events;
+typedef struct ing_seqmap ing_seqmap;
+
+int ing_events_new(int ttl_ms, size_t slots, ing_events **out);
+void ing_events_free(ing_events *c);
+
+/* Fills *out (status "scheduled" | "on_sale" | "paused" | "sold_out" |
+ * "cancelled" | "ended"; counters -1 when unknown). Returns 0, ONS_ENOTFOUND
+ * (no such event) or ONS_EUNAVAIL (neither Redis nor PostgreSQL answered). */
+int ing_events_get(ing_events *c, ing_worker *w, int64_t event_id, q_event_state *out);
+
+/* Drops the cached entry (after pause/resume/cancel). */
+void ing_events_forget(ing_events *c, int64_t event_id);
+
+int ing_seqmap_new(size_t slots, ing_seqmap **out);
+void ing_seqmap_free(ing_seqmap *m);
+void ing_seqmap_put(ing_seqmap *m, int64_t seq, int64_t event_id);
+/* Returns 0 and *event_id, or ONS_ENOTFOUND. */
+int ing_seqmap_get(ing_seqmap *m, int64_t seq, int64_t *event_id);
+
+#endif

@@ -1,0 +1,98 @@
+/* idem.c - Idempotency-Key claim, replay and release; see idem.h. */
+#include "ingress/idem.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "ingress/json_io.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ing_idem_begin(ing_req *r, ing_worker *w, const char *scope)
+{
+    if (!r->idem[0])
+        return 0;
+    ing_sha256_hex(scope, strlen(scope) + 1, r->raw ? r->raw : "", r->raw_len, r->idem_hash);
+    char *rec = NULL;
+    /* In flight the record lives only idem.inflight_ttl_s, so a request
+     * that dies half-way does not block its key for a day. */
+    int rc = q_status_idem_begin(w->st, r->who.user_id, r->idem, r->idem_hash,
+                                 (int)r->app->o.idem_inflight_ttl_s, &rec);
+    if (rc == 0) {
+        r->idem_owned = 1;
+        return 0;
+    }
+    if (rc != ONS_EEXIST) {
+        free(rec);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL,
+                        "The idempotency store is unavailable; retry shortly.");
+        return 1;
+    }
+    json_error_t jerr;
+    json_t *o = json_loads(rec ? rec : "", 0, &jerr);
+    free(rec);
+    json_t *h = json_object_get(o, "h"), *s = json_object_get(o, "s");
+    if (!json_is_string(h) || !json_is_integer(s)) {
+        json_decref(o);
+        r->retry_after = 1;
+        ing_reply_error(r, 409, "idempotency_in_progress", NULL,
+                        "A request with this Idempotency-Key is being processed.");
+        return 1;
+    }
+    if (strcmp(json_string_value(h), r->idem_hash) != 0) {
+        json_decref(o);
+        ing_reply_error(r, 422, "idempotency_mismatch", NULL,
+                        "This Idempotency-Key was used with a different request.");
+        return 1;
+    }
+    int status = (int)json_integer_value(s);
+    if (status == 0) {
+        json_decref(o);
+        r->retry_after = 1;
+        ing_reply_error(r, 409, "idempotency_in_progress", NULL,
+                        "A request with this Idempotency-Key is being processed.");
+        return 1;
+    }
+    json_t *b = json_object_get(o, "b");
+    json_incref(b);
+    json_decref(o);
+    ing_reply_json(r, status, b);
+    return 1;
+}
+
+void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body)
+{
+    if (!r->idem_owned) {
+        ing_reply_json(r, status, body);
+        return;
+    }
+    r->idem_owned = 0;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (status >= 200 && status < 300 && text) {
+        if (q_status_idem_finish(w->st, r->who.user_id, r->idem, r->idem_hash, status, text,
+                                 (int)r->app->o.idem_ttl_s))
+            ons_logk(ONS_LOG_WARN, "request_id", r->rid, "idempotency record not stored");
+    } else {
+        q_status_idem_abort(w->st, r->who.user_id, r->idem);
+    }
+    ing_reply_raw(r, status, text);
+    free(text);
+}
+
+void ing_idem_error(ing_req *r, ing_worker *w, int status, const char *code, const char *field,
+                    const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->idem_owned) {
+        r->idem_owned = 0;
+        q_status_idem_abort(w->st, r->who.user_id, r->idem);
+    }
+    ing_reply_error(r, status, code, field, "%s", msg);
+}

@@ -1,0 +1,224 @@
+/*
+ * main.c - onsale-ingress: the HTTP front door. Loads the options, builds
+ * the app (producer, job threads, caches, monitor), serves until SIGTERM or
+ * SIGINT, then shuts down in dependency order.
+ */
+#include "common/auth.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/opts.h"
+#include "ingress/app.h"
+#include "ingress/cursor_cache.h"
+#include "ingress/event_cache.h"
+#include "ingress/monitor.h"
+#include "ingress/pool.h"
+#include "ingress/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define OPT(name, type, field, min, max, def, help)                                                \
+    {                                                                                              \
+        name, type, offsetof(ing_opts, field), min, max, def, help                                 \
+    }
+
+const ons_opt ing_opt_table[] = {
+    OPT("http.port", ONS_OPT_INT, http_port, 0, 65535, "8080", "HTTP listen port"),
+    OPT("http.bind", ONS_OPT_STR, http_bind, 1, 255, "127.0.0.1", "HTTP listen address"),
+    OPT("http.max_body", ONS_OPT_INT, http_max_body, 64, 1048576, "16384",
+        "largest accepted request body in bytes (larger: 413)"),
+    OPT("http.body_read_limit", ONS_OPT_INT, http_body_read_limit, 64, 16777216, "1048576",
+        "bodies declared larger than this are refused by nng itself (400) without being read"),
+    OPT("http.max_connections", ONS_OPT_INT, http_max_connections, 16, 1000000, "16384",
+        "open connections; applied as the open-file limit (nng 1.5.2 has no connection cap)"),
+    OPT("pool.threads", ONS_OPT_INT, pool_threads, 1, 256, "4",
+        "job threads (each owns one PostgreSQL and one Redis connection)"),
+    OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
+        "jobs waiting for a thread before requests get 503"),
+    OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
+        "Kafka bootstrap servers"),
+    OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "topic of intents"),
+    OPT("kafka.partitions", ONS_OPT_INT, kafka_partitions, 0, 65536, "0",
+        "partitions of the topic (0: read from the broker's metadata at start)"),
+    OPT("kafka.produce_timeout_ms", ONS_OPT_INT, kafka_produce_timeout_ms, 100, 300000, "5000",
+        "a join not acknowledged by Kafka within this time gets 503"),
+    OPT("kafka.linger_ms", ONS_OPT_INT, kafka_linger_ms, 0, 1000, "2", "producer batching delay"),
+    OPT("kafka.max_inflight", ONS_OPT_INT, kafka_max_inflight, 1, 1000000, "20000",
+        "records sent and not yet acknowledged before joins get 503"),
+    OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
+        "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
+        "PostgreSQL connection string"),
+    OPT("pg.statement_timeout_ms", ONS_OPT_INT, pg_statement_timeout_ms, 0, 600000, "10000",
+        "statement_timeout of the job threads' connections"),
+    OPT("redis.host", ONS_OPT_STR, redis_host, 1, 255, "127.0.0.1", "Redis host"),
+    OPT("redis.port", ONS_OPT_INT, redis_port, 1, 65535, "16379", "Redis port"),
+    OPT("redis.prefix", ONS_OPT_STR, redis_prefix, 0, 64, "onsale:", "prefix of every Redis key"),
+    OPT("redis.timeout_ms", ONS_OPT_INT, redis_timeout_ms, 10, 60000, "500",
+        "timeout of every Redis call"),
+    OPT("auth.secret", ONS_OPT_STR, auth_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
+        ONS_AUTH_SECRET_DEV, "HS256 key of bearer tokens and public ids"),
+    OPT("status.refresh_ms", ONS_OPT_INT, status_refresh_ms, 5, 10000, "50",
+        "how often the served cursors are read from Redis"),
+    OPT("status.poll_min_ms", ONS_OPT_INT, status_poll_min_ms, 50, 600000, "500",
+        "smallest poll_after_ms given to a client"),
+    OPT("status.poll_max_ms", ONS_OPT_INT, status_poll_max_ms, 50, 600000, "10000",
+        "largest poll_after_ms given to a client"),
+    OPT("status.poll_ms_per_position", ONS_OPT_INT, status_poll_ms_per_position, 0, 10000, "2",
+        "poll_after_ms grows by this much per place in the queue"),
+    OPT("status.assumed_rate", ONS_OPT_INT, status_assumed_rate, 1, 10000000, "1000",
+        "drain rate (intents/s) assumed for eta_seconds before a worker reported one"),
+    OPT("status.seq_cache", ONS_OPT_INT, status_seq_cache, 1024, 100000000, "262144",
+        "intents whose event this process remembers (for polls and cancels)"),
+    OPT("event_cache.ttl_ms", ONS_OPT_INT, event_cache_ms, 0, 60000, "250",
+        "how long an event's sale state is cached in memory"),
+    OPT("idem.ttl_s", ONS_OPT_INT, idem_ttl_s, 60, 604800, "86400",
+        "how long an Idempotency-Key's response is kept for replay"),
+    OPT("idem.inflight_ttl_s", ONS_OPT_INT, idem_inflight_ttl_s, 5, 3600, "60",
+        "how long a key stays claimed by a request that never finished"),
+    OPT("monitor.interval_ms", ONS_OPT_INT, monitor_interval_ms, 100, 60000, "1000",
+        "how often /readyz dependencies and watermarks are checked"),
+    OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true", "log one line per request"),
+    OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+};
+const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
+
+/* Applies http.max_connections as the soft open-file limit, leaving room
+ * for the process's own sockets and files. */
+static void limit_files(long long max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl))
+        ons_log_warn("cannot set the open-file limit to %llu", (unsigned long long)want);
+}
+
+static int start(ing_app *app)
+{
+    q_status_opts redis = {app->o.redis_host, (int)app->o.redis_port, app->o.redis_prefix,
+                           (int)app->o.redis_timeout_ms, 3600};
+    app->metrics = ons_metrics_new();
+    if (!app->metrics)
+        return ONS_ENOMEM;
+    app->produce_errors = ons_metrics_counter(app->metrics, "onsale_ingress_produce_errors_total",
+                                              "Records Kafka did not take.", "");
+    app->produced = ons_metrics_counter(app->metrics, "onsale_ingress_produced_total",
+                                        "Records acknowledged by Kafka.", "");
+    app->cancelled_requests =
+        ons_metrics_counter(app->metrics, "onsale_ingress_cancelled_requests_total",
+                            "Requests whose client left before the reply.", "");
+    app->inflight = ons_metrics_gauge(app->metrics, "onsale_ingress_produce_inflight",
+                                      "Records sent to Kafka and not yet acknowledged.", "");
+
+    q_producer_opts po = {app->o.kafka_brokers, app->o.kafka_topic, (int)app->o.kafka_linger_ms,
+                          (int)app->o.kafka_produce_timeout_ms, (int)app->o.kafka_max_inflight};
+    int rc = q_producer_new(&po, &app->producer);
+    if (rc)
+        return rc;
+    app->partitions = (int)app->o.kafka_partitions;
+    if (app->partitions == 0) {
+        rc = q_producer_partitions(app->producer, 10000, &app->partitions);
+        if (rc) {
+            ons_log_error("cannot read the partition count of topic %s: %s", app->o.kafka_topic,
+                          ons_strerror(rc));
+            return rc;
+        }
+    }
+    ing_pool_opts pool = {(int)app->o.pool_threads, (int)app->o.pool_queue_depth, app->o.pg_dsn,
+                          (int)app->o.pg_statement_timeout_ms, redis};
+    if ((rc = ing_pool_new(&pool, &app->pool)) ||
+        (rc = ing_cursors_new(app->partitions, &redis, app->o.pg_dsn, (int)app->o.status_refresh_ms,
+                              &app->cursors)) ||
+        (rc = ing_events_new((int)app->o.event_cache_ms, 4096, &app->events)) ||
+        (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
+        (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
+                              (int)app->o.monitor_interval_ms, &app->monitor)))
+        return rc;
+    return ing_server_start(app, &app->server);
+}
+
+/* Tears down in dependency order: no new requests, no background readers
+ * of the producer, drain the producer (its completions still need the job
+ * threads), stop the job threads, then free what they used. */
+static void stop(ing_app *app)
+{
+    ing_server_stop(app->server);
+    ing_monitor_free(app->monitor);
+    q_producer_free(app->producer, 2000);
+    ing_pool_free(app->pool);
+    ing_server_free(app->server);
+    ing_cursors_free(app->cursors);
+    ing_events_free(app->events);
+    ing_seqmap_free(app->seqs);
+    if (app->metrics)
+        ons_metrics_free(app->metrics);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: onsale-ingress [--config FILE]\n"
+                   "Options (config file key = value, or environment ONSALE_<KEY>):\n");
+            ons_opts_usage(ing_opt_table, ing_opt_count);
+            return 0;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+            continue;
+        }
+        fprintf(stderr, "onsale-ingress: unknown argument %s (try --help)\n", argv[i]);
+        return 2;
+    }
+    ing_app app;
+    memset(&app, 0, sizeof app);
+    char err[512];
+    if (ons_opts_load(ing_opt_table, ing_opt_count, &app.o, config, err, sizeof err)) {
+        fprintf(stderr, "onsale-ingress: %s\n", err);
+        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
+        return 2;
+    }
+    if (app.o.status_poll_min_ms > app.o.status_poll_max_ms) {
+        fprintf(stderr, "onsale-ingress: status.poll_min_ms must not exceed status.poll_max_ms\n");
+        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
+        return 2;
+    }
+    ons_log_init("ingress", app.o.log_level);
+    if (strcmp(app.o.auth_secret, ONS_AUTH_SECRET_DEV) == 0)
+        ons_log_warn("auth.secret is the development default; set ONSALE_AUTH_SECRET");
+    limit_files(app.o.http_max_connections);
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * below inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = start(&app);
+    if (rc) {
+        ons_log_error("ingress failed to start: %s", ons_strerror(rc));
+        stop(&app);
+        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
+        return 1;
+    }
+    ons_log_info("ingress ready: topic %s with %d partitions", app.o.kafka_topic, app.partitions);
+    int sig = 0;
+    sigwait(&set, &sig);
+    ons_log_info("signal %d: shutting down", sig);
+    stop(&app);
+    ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
+    return 0;
+}

@@ -1,0 +1,133 @@
+/* monitor.c - dependency checks and watermarks on a background thread; see
+ * monitor.h. */
+#include "ingress/monitor.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ing_monitor {
+    q_producer *producer;
+    int n;
+    int interval_ms;
+    q_status *st;
+    char *pg_dsn;
+    PGconn *pg;
+    atomic_int redis_ok, pg_ok, kafka_ok;
+    _Atomic int64_t last_ms;
+    _Atomic int64_t *high;
+    atomic_int stop;
+    pthread_t thread;
+    int started;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int check_pg(ing_monitor *m)
+{
+    if (!m->pg || PQstatus(m->pg) != CONNECTION_OK) {
+        if (m->pg)
+            PQfinish(m->pg);
+        m->pg = PQconnectdb(m->pg_dsn);
+        if (PQstatus(m->pg) != CONNECTION_OK) {
+            PQfinish(m->pg);
+            m->pg = NULL;
+            return 0;
+        }
+    }
+    PGresult *res = PQexecParams(m->pg, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0);
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    return ok;
+}
+
+static void *monitor_main(void *arg)
+{
+    ing_monitor *m = arg;
+    while (!atomic_load(&m->stop)) {
+        int64_t t0 = mono_ms();
+        atomic_store(&m->redis_ok, q_status_ping(m->st) == 0);
+        atomic_store(&m->pg_ok, check_pg(m));
+        int np = 0;
+        int kok = q_producer_partitions(m->producer, 1000, &np) == 0;
+        atomic_store(&m->kafka_ok, kok);
+        for (int p = 0; kok && p < m->n && !atomic_load(&m->stop); p++) {
+            int64_t lo, hi;
+            if (q_producer_watermarks(m->producer, p, 1000, &lo, &hi) == 0)
+                atomic_store(&m->high[p], hi);
+        }
+        atomic_store(&m->last_ms, mono_ms());
+        int64_t left = m->interval_ms - (mono_ms() - t0);
+        while (left > 0 && !atomic_load(&m->stop)) {
+            int step = left > 100 ? 100 : (int)left;
+            struct timespec ts = {0, (long)step * 1000000L};
+            nanosleep(&ts, NULL);
+            left -= step;
+        }
+    }
+    return NULL;
+}
+
+int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *redis,
+                    const char *pg_dsn, int interval_ms, ing_monitor **out)
+{
+    ing_monitor *m = calloc(1, sizeof *m);
+    if (!m)
+        return ONS_ENOMEM;
+    m->producer = producer;
+    m->n = partitions;
+    m->interval_ms = interval_ms;
+    m->pg_dsn = strdup(pg_dsn);
+    m->high = calloc((size_t)partitions, sizeof *m->high);
+    if (!m->pg_dsn || !m->high || q_status_new(redis, &m->st))
+        goto fail;
+    for (int p = 0; p < partitions; p++)
+        atomic_store(&m->high[p], -1);
+    if (pthread_create(&m->thread, NULL, monitor_main, m))
+        goto fail;
+    m->started = 1;
+    *out = m;
+    return 0;
+fail:
+    ing_monitor_free(m);
+    return ONS_ENOMEM;
+}
+
+void ing_monitor_free(ing_monitor *m)
+{
+    if (!m)
+        return;
+    atomic_store(&m->stop, 1);
+    if (m->started)
+        pthread_join(m->thread, NULL);
+    q_status_free(m->st);
+    if (m->pg)
+        PQfinish(m->pg);
+    free(m->high);
+    free(m->pg_dsn);
+    free(m);
+}
+
+void ing_monitor_health(ing_monitor *m, ing_health *out)
+{
+    out->redis_ok = atomic_load(&m->redis_ok);
+    out->pg_ok = atomic_load(&m->pg_ok);
+    out->kafka_ok = atomic_load(&m->kafka_ok);
+    int64_t t = atomic_load(&m->last_ms);
+    out->age_ms = t ? mono_ms() - t : -1;
+}
+
+int64_t ing_monitor_high(ing_monitor *m, int32_t p)
+{
+    return p >= 0 && p < m->n ? atomic_load(&m->high[p]) : -1;
+}

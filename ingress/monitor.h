@@ -1,0 +1,32 @@
+/*
+ * monitor.h - the background checks behind /readyz and /v1/admin/queues.
+ *
+ * One thread, every monitor.interval_ms: Redis PING, PostgreSQL SELECT 1,
+ * Kafka topic metadata, and each partition's high watermark (librdkafka's
+ * watermark query may ignore its timeout, so it never runs on an nng or job
+ * thread). Handlers read the last results from atomics and never wait.
+ */
+#ifndef ONSALE_INGRESS_MONITOR_H
+#define ONSALE_INGRESS_MONITOR_H
+
+#include <stdint.h>
+
+#include "queue/producer.h"
+#include "queue/status.h"
+
+typedef struct ing_monitor ing_monitor;
+
+int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *redis,
+                    const char *pg_dsn, int interval_ms, ing_monitor **out);
+void ing_monitor_free(ing_monitor *m);
+
+typedef struct ing_health {
+    int redis_ok, pg_ok, kafka_ok;
+    int64_t age_ms; /* since the last completed check round; -1 before the first */
+} ing_health;
+
+void ing_monitor_health(ing_monitor *m, ing_health *out);
+/* High watermark of the partition (next offset to be written), -1 unknown. */
+int64_t ing_monitor_high(ing_monitor *m, int32_t partition);
+
+#endif

@@ -1,0 +1,234 @@
+/* pool.c - bounded job queue and the threads that own Redis/PostgreSQL
+ * connections; see pool.h. */
+#include "ingress/pool.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct job {
+    struct job *next;
+    ing_job_fn fn;
+    void *arg;
+} job;
+
+struct ing_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail;
+    int depth;
+    int max_depth;
+    int closing;
+    int nthreads;
+    pthread_t *threads;
+    ing_worker *workers;
+    char *pg_dsn;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+PGconn *ing_worker_pg(ing_worker *w)
+{
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
+        return w->pg;
+    int64_t now = now_ms();
+    if (now < w->pg_retry_ms)
+        return NULL;
+    if (w->pg) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+    w->pg = PQconnectdb(w->pg_dsn);
+    if (PQstatus(w->pg) != CONNECTION_OK) {
+        ons_log_warn("job thread %d: postgres connect failed: %s", w->index,
+                     w->pg ? PQerrorMessage(w->pg) : "out of memory");
+        PQfinish(w->pg);
+        w->pg = NULL;
+        w->pg_retry_ms = now + 1000;
+        return NULL;
+    }
+    if (w->statement_timeout_ms > 0) {
+        char ms[24];
+        snprintf(ms, sizeof ms, "%d", w->statement_timeout_ms);
+        const char *params[] = {ms};
+        PGresult *res = PQexecParams(w->pg, "SELECT set_config('statement_timeout', $1, false)", 1,
+                                     NULL, params, NULL, NULL, 0);
+        PQclear(res);
+    }
+    return w->pg;
+}
+
+void ing_worker_pg_failed(ing_worker *w)
+{
+    if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+}
+
+PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params)
+{
+    PGconn *pg = ing_worker_pg(w);
+    if (!pg)
+        return NULL;
+    PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        ons_log_warn("job thread %d: postgres: %s", w->index, PQerrorMessage(pg));
+        if (PQstatus(pg) != CONNECTION_OK) {
+            PQclear(res);
+            ing_worker_pg_failed(w);
+            return NULL;
+        }
+    }
+    return res;
+}
+
+/* Thread entry: which pool and which worker the thread serves. */
+typedef struct start_rec {
+    ing_pool *pool;
+    ing_worker *w;
+} start_rec;
+
+static void *run(void *arg)
+{
+    start_rec *sr = arg;
+    ing_pool *p = sr->pool;
+    ing_worker *w = sr->w;
+    free(sr);
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->closing)
+            pthread_cond_wait(&p->cv, &p->mu);
+        job *j = p->head;
+        if (!j) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        p->head = j->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->depth--;
+        pthread_mutex_unlock(&p->mu);
+        j->fn(w, j->arg);
+        free(j);
+    }
+    return NULL;
+}
+
+int ing_pool_new(const ing_pool_opts *o, ing_pool **out)
+{
+    if (o->threads < 1 || o->queue_depth < 1 || !o->pg_dsn)
+        return ONS_EINVAL;
+    ing_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return ONS_ENOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->max_depth = o->queue_depth;
+    p->pg_dsn = strdup(o->pg_dsn);
+    p->threads = calloc((size_t)o->threads, sizeof *p->threads);
+    p->workers = calloc((size_t)o->threads, sizeof *p->workers);
+    if (!p->pg_dsn || !p->threads || !p->workers)
+        goto fail;
+    for (int i = 0; i < o->threads; i++) {
+        ing_worker *w = &p->workers[i];
+        w->index = i;
+        w->pg_dsn = p->pg_dsn;
+        w->statement_timeout_ms = o->statement_timeout_ms;
+        if (q_status_new(&o->redis, &w->st))
+            goto fail;
+        start_rec *sr = malloc(sizeof *sr);
+        if (!sr)
+            goto fail;
+        sr->pool = p;
+        sr->w = w;
+        if (pthread_create(&p->threads[i], NULL, run, sr)) {
+            free(sr);
+            goto fail;
+        }
+        p->nthreads++;
+    }
+    *out = p;
+    return 0;
+fail:
+    ing_pool_free(p);
+    return ONS_ENOMEM;
+}
+
+void ing_pool_free(ing_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->closing = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    if (p->workers) {
+        for (int i = 0; i < p->nthreads; i++) {
+            q_status_free(p->workers[i].st);
+            if (p->workers[i].pg)
+                PQfinish(p->workers[i].pg);
+        }
+    }
+    while (p->head) {
+        job *j = p->head;
+        p->head = j->next;
+        free(j);
+    }
+    free(p->workers);
+    free(p->threads);
+    free(p->pg_dsn);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+int ing_pool_submit(ing_pool *p, ing_job_fn fn, void *arg, int force)
+{
+    job *j = malloc(sizeof *j);
+    if (!j)
+        return ONS_ENOMEM;
+    j->next = NULL;
+    j->fn = fn;
+    j->arg = arg;
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    if (p->closing)
+        rc = ONS_ECLOSED;
+    else if (!force && p->depth >= p->max_depth)
+        rc = ONS_EFULL;
+    if (rc) {
+        pthread_mutex_unlock(&p->mu);
+        free(j);
+        return rc;
+    }
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    p->depth++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int ing_pool_depth(ing_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int d = p->depth;
+    pthread_mutex_unlock(&p->mu);
+    return d;
+}

@@ -1,0 +1,31 @@
+/* routes.c - the route table: every endpoint of ingress in one place. */
+#include "ingress/routes.h"
+#include "common/auth.h"
+
+#define FAN    ONS_ROLE_FAN
+#define SELLER ONS_ROLE_SELLER
+#define ADMIN  ONS_ROLE_ADMIN
+#define ANYONE (FAN | SELLER | ADMIN)
+
+/* Matched in order; the first route whose pattern and method match wins. */
+const ing_route ing_routes[] = {
+    /* name             method    pattern                        handler                  roles body
+     */
+    {"join", "POST", "/v1/events/{}/intents", ing_route_join, FAN, 1},
+    {"intent_get", "GET", "/v1/intents/{}", ing_route_intent_get, ANYONE, 0},
+    {"intent_delete", "DELETE", "/v1/intents/{}", ing_route_intent_delete, ANYONE, 0},
+    {"reservation_delete", "DELETE", "/v1/reservations/{}", ing_route_reservation_delete, ANYONE,
+     0},
+    {"venue_create", "POST", "/v1/venues", ing_route_venue_create, SELLER | ADMIN, 1},
+    {"event_create", "POST", "/v1/events", ing_route_event_create, SELLER | ADMIN, 1},
+    {"event_get", "GET", "/v1/events/{}", ing_route_event_get, 0, 0},
+    {"event_pause", "POST", "/v1/events/{}/pause", ing_route_event_pause, SELLER | ADMIN, 0},
+    {"event_resume", "POST", "/v1/events/{}/resume", ing_route_event_resume, SELLER | ADMIN, 0},
+    {"event_cancel", "POST", "/v1/events/{}/cancel", ing_route_event_cancel, SELLER | ADMIN, 0},
+    {"admin_queues", "GET", "/v1/admin/queues", ing_route_admin_queues, ADMIN, 0},
+    {"healthz", "GET", "/healthz", ing_route_healthz, 0, 0},
+    {"readyz", "GET", "/readyz", ing_route_readyz, 0, 0},
+    {"metrics", "GET", "/metrics", ing_route_metrics, 0, 0},
+};
+
+const size_t ing_route_count = sizeof ing_routes / sizeof *ing_routes;

@@ -1,0 +1,31 @@
+/*
+ * routes.h - the route handlers of ingress, grouped by file:
+ *   routes_queue.c   the fan's queue: join, status poll, leave, release
+ *   routes_events.c  sellers' venues and events, event details, pause/resume/cancel
+ *   routes_ops.c     health, readiness, metrics, the admin queue view
+ * Each handler runs on an nng thread (server.h): it validates, then replies
+ * or submits a job.
+ */
+#ifndef ONSALE_INGRESS_ROUTES_H
+#define ONSALE_INGRESS_ROUTES_H
+
+#include "ingress/server.h"
+
+void ing_route_join(ing_req *r);
+void ing_route_intent_get(ing_req *r);
+void ing_route_intent_delete(ing_req *r);
+void ing_route_reservation_delete(ing_req *r);
+
+void ing_route_venue_create(ing_req *r);
+void ing_route_event_create(ing_req *r);
+void ing_route_event_get(ing_req *r);
+void ing_route_event_pause(ing_req *r);
+void ing_route_event_resume(ing_req *r);
+void ing_route_event_cancel(ing_req *r);
+
+void ing_route_healthz(ing_req *r);
+void ing_route_readyz(ing_req *r);
+void ing_route_metrics(ing_req *r);
+void ing_route_admin_queues(ing_req *r);
+
+#endif

@@ -1,0 +1,670 @@
+/*
+ * routes_events.c - sellers' venues and events, public event details, and
+ * pausing, resuming and cancelling a sale.
+ *
+ * Creating an event writes every seat of its priced sections in one
+ * set-based INSERT ... SELECT over generate_series, numbered in allocation
+ * order (section position, row, seat), inside one transaction with the event
+ * and its tiers. A status change updates PostgreSQL, the Redis ev: hash and
+ * this process's event cache, then sends an event_status record through the
+ * event's partition so its owner applies it in order with the intents; the
+ * reply waits for the delivery report.
+ */
+#include "ingress/routes.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "ingress/event_cache.h"
+#include "ingress/idem.h"
+#include "ingress/json_io.h"
+#include "ingress/produce.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SECTIONS 200
+#define MAX_TIERS    200
+
+/* ---- PostgreSQL helpers ------------------------------------------------------------ */
+
+/* Builds a PostgreSQL array literal of text items: {"a","b\"c"}. Heap
+ * string, caller frees; NULL on allocation failure. */
+static char *text_array(const char *const *items, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(items[i]) + 3;
+    char *out = malloc(cap), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+/* Builds {1,2,3}. Heap string, caller frees. */
+static char *int_array(const int64_t *v, size_t n)
+{
+    char *out = malloc(n * 21 + 3), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, i ? ",%" PRId64 : "%" PRId64, v[i]);
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+static int ok(PGresult *res)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+/* Runs a statement whose result is not needed. Returns 0 or ONS_EDB. */
+static int exec(ing_worker *w, const char *sql)
+{
+    PGresult *res = ing_worker_query(w, sql, 0, NULL);
+    int rc = ok(res) ? 0 : ONS_EDB;
+    PQclear(res);
+    return rc;
+}
+
+static void db_unavailable(ing_req *r, ing_worker *w)
+{
+    r->retry_after = 1;
+    ing_idem_error(r, w, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+}
+
+/* ---- POST /v1/venues ------------------------------------------------------------------- */
+
+typedef struct venue_job {
+    const char *name, *city, *country;
+    double lat, lon;
+    int has_lat, has_lon;
+    size_t n;
+    const char *sec_names[MAX_SECTIONS];
+    int64_t rows[MAX_SECTIONS], per_row[MAX_SECTIONS];
+    int64_t capacity;
+} venue_job;
+
+static void venue_create_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    venue_job *j = r->job;
+    if (ing_idem_begin(r, w, "venue"))
+        return;
+    char owner[24], cap[24], lat[32], lon[32];
+    snprintf(owner, sizeof owner, "%" PRId64, r->who.user_id);
+    snprintf(cap, sizeof cap, "%" PRId64, j->capacity);
+    snprintf(lat, sizeof lat, "%.9g", j->lat);
+    snprintf(lon, sizeof lon, "%.9g", j->lon);
+    char *names = text_array(j->sec_names, j->n);
+    char *rows = int_array(j->rows, j->n);
+    char *per = int_array(j->per_row, j->n);
+    PGresult *res = NULL;
+    if (!names || !rows || !per) {
+        r->retry_after = 1;
+        ing_idem_error(r, w, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        goto out;
+    }
+    const char *p[] = {
+        owner, j->name, j->city, j->country, j->has_lat ? lat : NULL, j->has_lon ? lon : NULL,
+        cap,   names,   rows,    per};
+    res = ing_worker_query(
+        w,
+        "WITH v AS (INSERT INTO venues (owner_id, name, city, country, lat, lon, capacity) "
+        "           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING venue_id), "
+        "s AS (INSERT INTO sections (venue_id, name, position, rows, seats_per_row) "
+        "      SELECT v.venue_id, t.name, t.ord - 1, t.rows, t.per_row "
+        "      FROM v, unnest($8::text[], $9::int[], $10::int[]) WITH ORDINALITY "
+        "           AS t(name, rows, per_row, ord) RETURNING 1) "
+        "SELECT venue_id, (SELECT count(*) FROM s) FROM v",
+        10, p);
+    if (!res) {
+        db_unavailable(r, w);
+        goto out;
+    }
+    if (!ok(res) || PQntuples(res) != 1) {
+        ing_idem_error(r, w, 500, "internal", NULL, "The venue could not be stored.");
+        goto out;
+    }
+    json_t *body =
+        json_pack("{s:I, s:I}", "venue_id", (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                  "capacity", (json_int_t)j->capacity);
+    ing_idem_reply(r, w, 201, body);
+out:
+    PQclear(res);
+    free(names);
+    free(rows);
+    free(per);
+}
+
+void ing_route_venue_create(ing_req *r)
+{
+    static const char *const allowed[] = {"name", "city",     "country", "lat",
+                                          "lon",  "sections", NULL};
+    static const char *const sec_allowed[] = {"name", "rows", "seats_per_row", NULL};
+    venue_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return;
+    }
+    r->job = j;
+    r->job_free = free;
+    json_t *secs = NULL;
+    if (ing_json_only(r, r->body, allowed) ||
+        ing_json_str(r, r->body, "name", 1, 1, 200, &j->name) ||
+        ing_json_str(r, r->body, "city", 1, 1, 100, &j->city) ||
+        ing_json_str(r, r->body, "country", 1, 2, 100, &j->country) ||
+        ing_json_num(r, r->body, "lat", -90, 90, &j->lat, &j->has_lat) ||
+        ing_json_num(r, r->body, "lon", -180, 180, &j->lon, &j->has_lon) ||
+        ing_json_objects(r, r->body, "sections", MAX_SECTIONS, &secs))
+        return;
+    j->n = json_array_size(secs);
+    for (size_t i = 0; i < j->n; i++) {
+        json_t *s = json_array_get(secs, i);
+        if (ing_json_only(r, s, sec_allowed) ||
+            ing_json_str(r, s, "name", 1, 1, 64, &j->sec_names[i]) ||
+            ing_json_int(r, s, "rows", 1, 1, 1000, &j->rows[i]) ||
+            ing_json_int(r, s, "seats_per_row", 1, 1, 1000, &j->per_row[i]))
+            return;
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(j->sec_names[k], j->sec_names[i]) == 0) {
+                ing_reply_error(r, 400, "invalid_field", "sections",
+                                "Section names must be unique ('%s' repeats).", j->sec_names[i]);
+                return;
+            }
+        }
+        j->capacity += j->rows[i] * j->per_row[i];
+    }
+    ing_req_submit(r, venue_create_job);
+}
+
+/* ---- POST /v1/events ------------------------------------------------------------------------ */
+
+typedef struct event_job {
+    int64_t venue_id;
+    const char *name, *category, *description, *currency;
+    int64_t starts_at_ms, onsale_at_ms;
+    int has_onsale;
+    int64_t max_per_user, hold_seconds;
+    size_t ntiers;
+    const char *tier_sections[MAX_TIERS];
+    int64_t tier_prices[MAX_TIERS];
+    /* Results, for the reply. */
+    int64_t event_id, seats_total;
+    char status[16];
+} event_job;
+
+/* The transaction of an event creation. Returns 0 (COMMITted) or -1
+ * (replied; rolled back). */
+static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
+{
+    char venue[24], seller[24], starts[32], onsale[32], mpu[8], hold[8], ev[24];
+    char *names = NULL, *prices = NULL;
+    PGresult *res = NULL;
+    snprintf(venue, sizeof venue, "%" PRId64, j->venue_id);
+    if (exec(w, "BEGIN")) {
+        db_unavailable(r, w);
+        return -1;
+    }
+    const char *vp[] = {venue};
+    res = ing_worker_query(w, "SELECT owner_id FROM venues WHERE venue_id = $1 FOR SHARE", 1, vp);
+    if (!ok(res))
+        goto db_fail;
+    if (PQntuples(res) == 0) {
+        ing_idem_error(r, w, 404, "venue_not_found", "venue_id", "No such venue.");
+        goto rollback;
+    }
+    int64_t owner = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    res = NULL;
+    if (r->who.role != ONS_ROLE_ADMIN && owner != r->who.user_id) {
+        ing_idem_error(r, w, 403, "forbidden", "venue_id", "This venue belongs to another seller.");
+        goto rollback;
+    }
+    int64_t now = ing_now_ms();
+    snprintf(j->status, sizeof j->status, "%s",
+             j->has_onsale && j->onsale_at_ms > now ? "scheduled" : "on_sale");
+    if (!j->has_onsale)
+        j->onsale_at_ms = now;
+    snprintf(seller, sizeof seller, "%" PRId64, owner);
+    snprintf(starts, sizeof starts, "%.3f", (double)j->starts_at_ms / 1000.0);
+    snprintf(onsale, sizeof onsale, "%.3f", (double)j->onsale_at_ms / 1000.0);
+    snprintf(mpu, sizeof mpu, "%" PRId64, j->max_per_user);
+    snprintf(hold, sizeof hold, "%" PRId64, j->hold_seconds);
+    const char *ep[] = {venue,  seller, j->name, j->category, j->description, starts,
+                        onsale, mpu,    hold,    j->currency, j->status};
+    res = ing_worker_query(
+        w,
+        "INSERT INTO events (venue_id, seller_id, name, category, description, starts_at, "
+        "onsale_at, max_per_user, hold_seconds, currency, status) "
+        "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), "
+        "to_timestamp($7::double precision), $8, $9, $10, $11) RETURNING event_id",
+        11, ep);
+    if (!ok(res))
+        goto db_fail;
+    j->event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    res = NULL;
+    snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
+
+    names = text_array(j->tier_sections, j->ntiers);
+    prices = int_array(j->tier_prices, j->ntiers);
+    if (!names || !prices)
+        goto db_fail;
+    const char *tp[] = {ev, venue, names, prices};
+    res =
+        ing_worker_query(w,
+                         "INSERT INTO price_tiers (event_id, section_id, price_cents) "
+                         "SELECT $1, s.section_id, t.price FROM unnest($3::text[], $4::bigint[]) "
+                         "AS t(name, price) JOIN sections s ON s.venue_id = $2 AND s.name = t.name",
+                         4, tp);
+    if (!ok(res))
+        goto db_fail;
+    if ((size_t)atoll(PQcmdTuples(res)) != j->ntiers) {
+        ing_idem_error(r, w, 400, "invalid_field", "tiers",
+                       "Every tier must name a section of the venue.");
+        goto rollback;
+    }
+    PQclear(res);
+    res = NULL;
+
+    /* Every seat of the priced sections, numbered in allocation order:
+     * seat_no = seats of better priced sections + (row-1)*per_row + seat-1. */
+    const char *sp[] = {ev};
+    res = ing_worker_query(
+        w,
+        "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_in_row, price_cents) "
+        "SELECT $1, (b.base + (rr - 1) * b.seats_per_row + (cc - 1))::int, b.section_id, rr, cc, "
+        "       b.price_cents "
+        "FROM (SELECT s.section_id, s.rows, s.seats_per_row, pt.price_cents, "
+        "             sum(s.rows * s.seats_per_row) OVER (ORDER BY s.position) "
+        "               - s.rows * s.seats_per_row AS base "
+        "      FROM price_tiers pt JOIN sections s USING (section_id) "
+        "      WHERE pt.event_id = $1) b "
+        "CROSS JOIN LATERAL generate_series(1, b.rows) AS rr "
+        "CROSS JOIN LATERAL generate_series(1, b.seats_per_row) AS cc",
+        1, sp);
+    if (!ok(res))
+        goto db_fail;
+    j->seats_total = atoll(PQcmdTuples(res));
+    PQclear(res);
+    res = NULL;
+    char total[24];
+    snprintf(total, sizeof total, "%" PRId64, j->seats_total);
+    const char *up[] = {ev, total};
+    res = ing_worker_query(w, "UPDATE events SET seats_total = $2 WHERE event_id = $1", 2, up);
+    if (!ok(res))
+        goto db_fail;
+    PQclear(res);
+    res = NULL;
+    if (exec(w, "COMMIT"))
+        goto db_fail;
+    free(names);
+    free(prices);
+    return 0;
+db_fail:
+    if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
+        ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event create: %s", PQresultErrorMessage(res));
+    if (!res)
+        db_unavailable(r, w);
+    else
+        ing_idem_error(r, w, 500, "internal", NULL, "The event could not be stored.");
+rollback:
+    PQclear(res);
+    exec(w, "ROLLBACK");
+    free(names);
+    free(prices);
+    return -1;
+}
+
+static void event_create_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    event_job *j = r->job;
+    if (ing_idem_begin(r, w, "event"))
+        return;
+    if (create_event_tx(r, w, j))
+        return;
+    if (q_status_event_set(w->st, j->event_id, j->status, j->onsale_at_ms, (int)j->max_per_user))
+        ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
+                 j->event_id);
+    json_t *body = json_pack("{s:I, s:I, s:s}", "event_id", (json_int_t)j->event_id, "seats_total",
+                             (json_int_t)j->seats_total, "status", j->status);
+    ing_idem_reply(r, w, 201, body);
+}
+
+void ing_route_event_create(ing_req *r)
+{
+    static const char *const allowed[] = {
+        "venue_id",     "name",         "category", "starts_at", "onsale_at", "description",
+        "max_per_user", "hold_seconds", "tiers",    "currency",  NULL};
+    static const char *const tier_allowed[] = {"section", "price_cents", NULL};
+    event_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return;
+    }
+    r->job = j;
+    r->job_free = free;
+    j->description = "";
+    j->currency = "USD";
+    j->max_per_user = 8;
+    j->hold_seconds = 900;
+    json_t *tiers = NULL;
+    if (ing_json_only(r, r->body, allowed) ||
+        ing_json_int(r, r->body, "venue_id", 1, 1, INT64_MAX, &j->venue_id) ||
+        ing_json_str(r, r->body, "name", 1, 1, 200, &j->name) ||
+        ing_json_str(r, r->body, "category", 1, 1, 64, &j->category) ||
+        ing_json_time(r, r->body, "starts_at", 1, &j->starts_at_ms) ||
+        ing_json_str(r, r->body, "description", 0, 0, 4000, &j->description) ||
+        ing_json_int(r, r->body, "max_per_user", 0, 1, 10, &j->max_per_user) ||
+        ing_json_int(r, r->body, "hold_seconds", 0, 60, 3600, &j->hold_seconds) ||
+        ing_json_str(r, r->body, "currency", 0, 3, 3, &j->currency) ||
+        ing_json_objects(r, r->body, "tiers", MAX_TIERS, &tiers))
+        return;
+    if (json_object_get(r->body, "onsale_at")) {
+        if (ing_json_time(r, r->body, "onsale_at", 1, &j->onsale_at_ms))
+            return;
+        j->has_onsale = 1;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (j->currency[i] < 'A' || j->currency[i] > 'Z') {
+            ing_reply_error(r, 400, "invalid_field", "currency",
+                            "Field 'currency' must be an ISO 4217 code such as USD.");
+            return;
+        }
+    }
+    j->ntiers = json_array_size(tiers);
+    for (size_t i = 0; i < j->ntiers; i++) {
+        json_t *t = json_array_get(tiers, i);
+        if (ing_json_only(r, t, tier_allowed) ||
+            ing_json_str(r, t, "section", 1, 1, 64, &j->tier_sections[i]) ||
+            ing_json_int(r, t, "price_cents", 1, 0, INT64_C(10000000000), &j->tier_prices[i]))
+            return;
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(j->tier_sections[k], j->tier_sections[i]) == 0) {
+                ing_reply_error(r, 400, "invalid_field", "tiers",
+                                "Each section may be priced once ('%s' repeats).",
+                                j->tier_sections[i]);
+                return;
+            }
+        }
+    }
+    ing_req_submit(r, event_create_job);
+}
+
+/* ---- GET /v1/events/{id} -----------------------------------------------------------------------
+ */
+
+typedef struct event_ref {
+    int64_t event_id;
+    const char *to_status; /* status changes only */
+    char status[16];
+} event_ref;
+
+/* The status fans see: a scheduled sale whose time has come is on sale; an
+ * on-sale event the worker marked sold out is sold out. */
+static const char *effective_status(const char *pg_status, int64_t onsale_ms, int sold_out)
+{
+    if (strcmp(pg_status, "scheduled") == 0 && ing_now_ms() >= onsale_ms)
+        pg_status = "on_sale";
+    if (strcmp(pg_status, "on_sale") == 0 && sold_out)
+        return "sold_out";
+    return pg_status;
+}
+
+static void event_get_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    event_ref *j = r->job;
+    char ev[24];
+    snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
+    const char *p[] = {ev};
+    json_t *body = NULL;
+    PGresult *tiers = NULL, *counts = NULL;
+    PGresult *res = ing_worker_query(
+        w,
+        "SELECT e.name, e.category, e.description, "
+        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "  (extract(epoch FROM e.onsale_at) * 1000)::bigint, e.max_per_user, e.hold_seconds, "
+        "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
+        "  v.lat, v.lon "
+        "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
+        1, p);
+    if (!res || !ok(res))
+        goto unavailable;
+    if (PQntuples(res) == 0) {
+        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        goto out;
+    }
+    tiers = ing_worker_query(
+        w,
+        "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, "
+        "  (SELECT count(*) FROM seats st WHERE st.event_id = pt.event_id "
+        "     AND st.section_id = pt.section_id AND st.status = 'available') "
+        "FROM price_tiers pt JOIN sections s USING (section_id) WHERE pt.event_id = $1 "
+        "ORDER BY s.position",
+        1, p);
+    counts = ing_worker_query(w,
+                              "SELECT count(*) FILTER (WHERE status = 'available'), "
+                              "count(*) FILTER (WHERE status IN ('held', 'paying')), "
+                              "count(*) FILTER (WHERE status = 'sold') "
+                              "FROM seats WHERE event_id = $1",
+                              1, p);
+    if (!tiers || !ok(tiers) || !counts || !ok(counts))
+        goto unavailable;
+
+    q_event_state rs;
+    int sold_out = q_status_event_get(w->st, j->event_id, &rs) == 0 && rs.sold_out;
+    int64_t onsale_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    const char *status = effective_status(PQgetvalue(res, 0, 9), onsale_ms, sold_out);
+    json_t *venue = json_pack("{s:I, s:s, s:s, s:s}", "venue_id",
+                              (json_int_t)strtoll(PQgetvalue(res, 0, 11), NULL, 10), "name",
+                              PQgetvalue(res, 0, 12), "city", PQgetvalue(res, 0, 13), "country",
+                              PQgetvalue(res, 0, 14));
+    if (venue && !PQgetisnull(res, 0, 15))
+        json_object_set_new(venue, "lat", json_real(atof(PQgetvalue(res, 0, 15))));
+    if (venue && !PQgetisnull(res, 0, 16))
+        json_object_set_new(venue, "lon", json_real(atof(PQgetvalue(res, 0, 16))));
+    json_t *tarr = json_array();
+    for (int i = 0; tarr && i < PQntuples(tiers); i++)
+        json_array_append_new(
+            tarr, json_pack("{s:s, s:I, s:I, s:I}", "section", PQgetvalue(tiers, i, 0),
+                            "price_cents", (json_int_t)strtoll(PQgetvalue(tiers, i, 1), NULL, 10),
+                            "seats", (json_int_t)strtoll(PQgetvalue(tiers, i, 2), NULL, 10),
+                            "available", (json_int_t)strtoll(PQgetvalue(tiers, i, 3), NULL, 10)));
+    body = json_pack(
+        "{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
+        "event_id", (json_int_t)j->event_id, "name", PQgetvalue(res, 0, 0), "category",
+        PQgetvalue(res, 0, 1), "description", PQgetvalue(res, 0, 2), "starts_at",
+        PQgetvalue(res, 0, 3), "onsale_at", PQgetvalue(res, 0, 4), "max_per_user",
+        atoi(PQgetvalue(res, 0, 6)), "hold_seconds", atoi(PQgetvalue(res, 0, 7)), "currency",
+        PQgetvalue(res, 0, 8), "status", status, "seats_total",
+        (json_int_t)strtoll(PQgetvalue(res, 0, 10), NULL, 10), "venue", venue, "tiers", tarr,
+        "available", (json_int_t)strtoll(PQgetvalue(counts, 0, 0), NULL, 10), "held",
+        (json_int_t)strtoll(PQgetvalue(counts, 0, 1), NULL, 10), "sold",
+        (json_int_t)strtoll(PQgetvalue(counts, 0, 2), NULL, 10));
+    ing_reply_json(r, 200, body);
+    goto out;
+unavailable:
+    r->retry_after = 1;
+    ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+out:
+    PQclear(res);
+    PQclear(tiers);
+    PQclear(counts);
+}
+
+static event_ref *new_event_ref(ing_req *r, const char *to_status)
+{
+    int64_t id;
+    if (ing_path_id(r, r->params[0], &id))
+        return NULL;
+    event_ref *j = calloc(1, sizeof *j);
+    if (!j) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return NULL;
+    }
+    j->event_id = id;
+    j->to_status = to_status;
+    r->job = j;
+    r->job_free = free;
+    return j;
+}
+
+void ing_route_event_get(ing_req *r)
+{
+    if (new_event_ref(r, NULL))
+        ing_req_submit(r, event_get_job);
+}
+
+/* ---- pause / resume / cancel --------------------------------------------------------------------
+ */
+
+/* Which current statuses each change accepts. Repeating a change is
+ * accepted (and re-sent), so a client may retry after a 503. */
+static int transition_allowed(const char *to, const char *from)
+{
+    if (strcmp(to, "paused") == 0)
+        return !strcmp(from, "on_sale") || !strcmp(from, "scheduled") || !strcmp(from, "paused") ||
+               !strcmp(from, "sold_out");
+    if (strcmp(to, "on_sale") == 0)
+        return !strcmp(from, "paused") || !strcmp(from, "on_sale") || !strcmp(from, "scheduled") ||
+               !strcmp(from, "sold_out");
+    if (strcmp(to, "cancelled") == 0)
+        return strcmp(from, "ended") != 0;
+    return 0;
+}
+
+static void status_delivered(ing_worker *w, void *arg)
+{
+    (void)w;
+    ing_req *r = arg;
+    event_ref *j = r->job;
+    if (r->produce_err) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "queue_unavailable", NULL,
+                        "The status was saved but not yet sent to the queue; retry the request.");
+        return;
+    }
+    ing_reply_json(
+        r, 200, json_pack("{s:I, s:s}", "event_id", (json_int_t)j->event_id, "status", j->status));
+}
+
+static void status_change_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    event_ref *j = r->job;
+    char ev[24];
+    snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
+    const char *p[] = {ev};
+    PGresult *res = NULL;
+    if (exec(w, "BEGIN")) {
+        db_unavailable(r, w);
+        return;
+    }
+    res = ing_worker_query(
+        w,
+        "SELECT seller_id, status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+        "max_per_user FROM events WHERE event_id = $1 FOR UPDATE",
+        1, p);
+    if (!res || !ok(res))
+        goto db_fail;
+    if (PQntuples(res) == 0) {
+        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        goto rollback;
+    }
+    int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    char from[16];
+    snprintf(from, sizeof from, "%s", PQgetvalue(res, 0, 1));
+    int64_t onsale_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    int mpu = atoi(PQgetvalue(res, 0, 3));
+    PQclear(res);
+    res = NULL;
+    if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
+        ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
+        goto rollback;
+    }
+    if (!transition_allowed(j->to_status, from)) {
+        ing_reply_error(r, 409, "invalid_transition", NULL, "A %s event cannot become %s.", from,
+                        j->to_status);
+        goto rollback;
+    }
+    /* Resuming a sold-out or scheduled event keeps what it was. */
+    const char *to = j->to_status;
+    if (strcmp(to, "on_sale") == 0 && (!strcmp(from, "sold_out") || !strcmp(from, "scheduled")))
+        to = from;
+    snprintf(j->status, sizeof j->status, "%s", to);
+    const char *up[] = {ev, to};
+    res = ing_worker_query(w, "UPDATE events SET status = $2 WHERE event_id = $1", 2, up);
+    if (!res || !ok(res))
+        goto db_fail;
+    PQclear(res);
+    res = NULL;
+    if (exec(w, "COMMIT"))
+        goto db_fail;
+
+    if (q_status_event_set(w->st, j->event_id, to, onsale_ms, mpu))
+        ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
+                 j->event_id);
+    ing_events_forget(r->app->events, j->event_id);
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_EVENT_STATUS;
+    m.event_id = j->event_id;
+    m.sent_ms = ing_now_ms();
+    /* The worker knows on_sale/paused/cancelled/ended; a scheduled or
+     * sold-out event that is resumed is simply on sale to it. */
+    snprintf(m.status, sizeof m.status, "%s",
+             !strcmp(to, "paused") || !strcmp(to, "cancelled") ? to : "on_sale");
+    if (ing_produce(r, &m, status_delivered)) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "queue_unavailable", NULL,
+                        "The status was saved but not yet sent to the queue; retry the request.");
+    }
+    return;
+db_fail:
+    db_unavailable(r, w);
+rollback:
+    PQclear(res);
+    exec(w, "ROLLBACK");
+}
+
+void ing_route_event_pause(ing_req *r)
+{
+    if (new_event_ref(r, "paused"))
+        ing_req_submit(r, status_change_job);
+}
+
+void ing_route_event_resume(ing_req *r)
+{
+    if (new_event_ref(r, "on_sale"))
+        ing_req_submit(r, status_change_job);
+}
+
+void ing_route_event_cancel(ing_req *r)
+{
+    if (new_event_ref(r, "cancelled"))
+        ing_req_submit(r, status_change_job);
+}

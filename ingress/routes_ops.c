@@ -1,0 +1,164 @@
+/*
+ * routes_ops.c - health (/healthz), readiness (/readyz), Prometheus metrics
+ * (/metrics) and the operators' queue view (GET /v1/admin/queues).
+ *
+ * /healthz and /readyz answer from memory: readiness is the monitor
+ * thread's last round of checks. The queue view combines the cursor cache
+ * (served offset, drain rate), the monitor (high watermarks), PostgreSQL
+ * (partition owners, per-event seat counts) and Redis ev: counters.
+ */
+#include "ingress/routes.h"
+#include "common/err.h"
+#include "ingress/cursor_cache.h"
+#include "ingress/json_io.h"
+#include "ingress/monitor.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ing_route_healthz(ing_req *r)
+{
+    ing_reply_raw(r, 200, "{\"status\":\"ok\"}");
+}
+
+void ing_route_readyz(ing_req *r)
+{
+    ing_health h;
+    ing_monitor_health(r->app->monitor, &h);
+    int fresh = h.age_ms >= 0 && h.age_ms < 5 * r->app->o.monitor_interval_ms + 2000;
+    int ready = fresh && h.redis_ok && h.pg_ok && h.kafka_ok;
+    json_t *body = json_pack("{s:s, s:b, s:b, s:b, s:I}", "status", ready ? "ready" : "not_ready",
+                             "redis", h.redis_ok, "postgres", h.pg_ok, "kafka", h.kafka_ok,
+                             "checked_ms_ago", (json_int_t)h.age_ms);
+    if (!ready)
+        r->retry_after = 1;
+    ing_reply_json(r, ready ? 200 : 503, body);
+}
+
+void ing_route_metrics(ing_req *r)
+{
+    ing_app *app = r->app;
+    if (app->inflight)
+        ons_gauge_set(app->inflight, q_producer_inflight(app->producer));
+    ons_gauge *g = ons_metrics_gauge(app->metrics, "onsale_ingress_cursor_cache_age_seconds",
+                                     "Seconds since the served cursors were refreshed.", "");
+    if (g)
+        ons_gauge_set(g, (double)ing_cursors_age_ms(app->cursors) / 1000.0);
+    g = ons_metrics_gauge(app->metrics, "onsale_ingress_job_queue_depth",
+                          "Jobs waiting for a job thread.", "");
+    if (g)
+        ons_gauge_set(g, ing_pool_depth(app->pool));
+    g = ons_metrics_gauge(app->metrics, "onsale_ingress_producer_rebuilds",
+                          "Kafka producer rebuilds after fatal errors.", "");
+    if (g)
+        ons_gauge_set(g, (double)q_producer_rebuilds(app->producer));
+    for (int p = 0; p < app->partitions; p++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "partition=\"%d\"", p);
+        g = ons_metrics_gauge(app->metrics, "onsale_ingress_served_offset",
+                              "Served cursor per partition, as this ingress sees it.", labels);
+        if (g)
+            ons_gauge_set(g, (double)ing_cursors_served(app->cursors, p));
+    }
+    char *text = ons_metrics_render(app->metrics);
+    if (!text) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory.");
+        return;
+    }
+    ing_reply_text(r, 200, "text/plain; version=0.0.4", text, strlen(text));
+    free(text);
+}
+
+/* ---- GET /v1/admin/queues ---------------------------------------------------------------------
+ */
+
+static json_t *partitions_json(ing_req *r, ing_worker *w)
+{
+    ing_app *app = r->app;
+    PGresult *res = ing_worker_query(
+        w, "SELECT partition, owner, epoch, next_offset FROM partition_owner ORDER BY partition", 0,
+        NULL);
+    int have = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    json_t *arr = json_array();
+    for (int p = 0; arr && p < app->partitions; p++) {
+        int64_t served = ing_cursors_served(app->cursors, p);
+        int64_t high = ing_monitor_high(app->monitor, p);
+        json_t *o = json_pack("{s:i, s:I, s:f}", "partition", p, "served_offset",
+                              (json_int_t)served, "drain_rate", ing_cursors_rate(app->cursors, p));
+        json_object_set_new(o, "high_watermark", high >= 0 ? json_integer(high) : json_null());
+        json_object_set_new(o, "lag",
+                            high >= 0 && served >= 0
+                                ? json_integer(high > served ? high - served : 0)
+                                : json_null());
+        json_object_set_new(o, "owner", json_null());
+        for (int i = 0; have && i < PQntuples(res); i++) {
+            if (atoi(PQgetvalue(res, i, 0)) != p)
+                continue;
+            if (!PQgetisnull(res, i, 1))
+                json_object_set_new(o, "owner", json_string(PQgetvalue(res, i, 1)));
+            json_object_set_new(o, "epoch", json_integer(strtoll(PQgetvalue(res, i, 2), NULL, 10)));
+            json_object_set_new(o, "committed_offset",
+                                json_integer(strtoll(PQgetvalue(res, i, 3), NULL, 10)));
+        }
+        json_array_append_new(arr, o);
+    }
+    PQclear(res);
+    return arr;
+}
+
+static void admin_queues_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    json_t *parts = partitions_json(r, w);
+    PGresult *res = ing_worker_query(
+        w,
+        "SELECT e.event_id, e.status, "
+        "  count(s.*) FILTER (WHERE s.status = 'available'), "
+        "  count(s.*) FILTER (WHERE s.status IN ('held', 'paying')), "
+        "  count(s.*) FILTER (WHERE s.status = 'sold'), "
+        "  (SELECT count(*) FROM intents i WHERE i.event_id = e.event_id AND i.state = 'waiting') "
+        "FROM events e LEFT JOIN seats s USING (event_id) "
+        "WHERE e.status IN ('scheduled', 'on_sale', 'paused', 'sold_out') "
+        "GROUP BY e.event_id, e.status ORDER BY e.event_id DESC LIMIT 200",
+        0, NULL);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        json_decref(parts);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+        return;
+    }
+    json_t *events = json_array();
+    for (int i = 0; events && i < PQntuples(res); i++) {
+        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        int64_t available = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        int64_t held = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        int64_t sold = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        int64_t waiting = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+        /* The worker's Redis counters are fresher than the last commit's rows. */
+        q_event_state st;
+        if (q_status_event_get(w->st, id, &st) == 0) {
+            available = st.available >= 0 ? st.available : available;
+            held = st.held >= 0 ? st.held : held;
+            sold = st.sold >= 0 ? st.sold : sold;
+            waiting = st.waiting >= 0 ? st.waiting : waiting;
+        }
+        /* Intents not yet served are in Kafka, not counted per event: the
+         * event's partition lag (in "partitions") bounds them. */
+        json_array_append_new(events, json_pack("{s:I, s:s, s:n, s:I, s:I, s:I, s:I}", "event_id",
+                                                (json_int_t)id, "status", PQgetvalue(res, i, 1),
+                                                "queued", "waiting", (json_int_t)waiting, "held",
+                                                (json_int_t)held, "sold", (json_int_t)sold,
+                                                "available", (json_int_t)available));
+    }
+    PQclear(res);
+    ing_reply_json(r, 200, json_pack("{s:o, s:o}", "partitions", parts, "events", events));
+}
+
+void ing_route_admin_queues(ing_req *r)
+{
+    ing_req_submit(r, admin_queues_job);
+}

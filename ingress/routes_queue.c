@@ -1,0 +1,560 @@
+/*
+ * routes_queue.c - the fan's side of the queue: join (POST
+ * /v1/events/{id}/intents), status polls (GET /v1/intents/{id}), leaving the
+ * line (DELETE /v1/intents/{id}) and giving back a hold (DELETE
+ * /v1/reservations/{id}).
+ *
+ * A join runs: validate (nng thread) → Idempotency-Key, sale state, one
+ * active intent per user and event (job thread) → produce (Kafka) → on the
+ * delivery report: public id from partition+offset, active key, idempotency
+ * record, 202 (job thread). A queued poll is answered on the nng thread from
+ * the cursor cache alone; a served one reads the result from Redis, else
+ * PostgreSQL.
+ */
+#include "ingress/routes.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "ingress/cursor_cache.h"
+#include "ingress/event_cache.h"
+#include "ingress/idem.h"
+#include "ingress/json_io.h"
+#include "ingress/produce.h"
+#include "queue/intent_id.h"
+#include "queue/msg.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- position, eta, poll interval -------------------------------------------- */
+
+typedef struct queue_numbers {
+    int64_t position;
+    int64_t eta_seconds;
+    int64_t poll_after_ms;
+} queue_numbers;
+
+/* position = my offset − served cursor (docs/pipeline.md). An unknown
+ * cursor counts as 0: the position can then only shrink once it is known. */
+static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset)
+{
+    queue_numbers q;
+    int64_t served = ing_cursors_served(app->cursors, partition);
+    if (served < 0)
+        served = 0;
+    q.position = offset >= served ? offset - served : 0;
+    double rate = ing_cursors_rate(app->cursors, partition);
+    if (rate <= 0)
+        rate = (double)app->o.status_assumed_rate;
+    q.eta_seconds = (int64_t)ceil((double)q.position / rate);
+    int64_t poll = q.position * app->o.status_poll_ms_per_position;
+    if (poll < app->o.status_poll_min_ms)
+        poll = app->o.status_poll_min_ms;
+    if (poll > app->o.status_poll_max_ms)
+        poll = app->o.status_poll_max_ms;
+    q.poll_after_ms = poll;
+    return q;
+}
+
+/* How soon to poll again in a state past the queue. */
+static int64_t poll_for_state(ing_app *app, const char *state)
+{
+    int64_t min = app->o.status_poll_min_ms, max = app->o.status_poll_max_ms;
+    int64_t v = max;
+    if (strcmp(state, "waiting") == 0)
+        v = min * 4;
+    else if (strcmp(state, "reserved") == 0 || strcmp(state, "paying") == 0)
+        v = min * 10;
+    return v < min ? min : v > max ? max : v;
+}
+
+static json_t *queued_body(ing_app *app, const char *intent_id, int64_t seq)
+{
+    int64_t event_id = 0;
+    queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq));
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "intent_id", intent_id, "state", "queued",
+                          "position", (json_int_t)q.position, "eta_seconds",
+                          (json_int_t)q.eta_seconds, "poll_after_ms", (json_int_t)q.poll_after_ms);
+    if (o && ing_seqmap_get(app->seqs, seq, &event_id) == 0)
+        json_object_set_new(o, "event_id", json_integer(event_id));
+    return o;
+}
+
+/* ---- join ------------------------------------------------------------------------ */
+
+typedef struct join_job {
+    q_msg msg;
+    char active_claim[40];
+} join_job;
+
+static void join_fail_503(ing_req *r, ing_worker *w, const char *code, const char *why)
+{
+    join_job *j = r->job;
+    q_status_clear_active(w->st, j->msg.event_id, j->msg.user_id);
+    r->retry_after = 1;
+    ing_idem_error(r, w, 503, code, NULL, "%s", why);
+}
+
+/* After the delivery report: the intent is durable (or nothing was queued). */
+static void join_delivered(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    join_job *j = r->job;
+    ing_app *app = r->app;
+    if (r->produce_err) {
+        join_fail_503(r, w, "queue_unavailable",
+                      "The queue could not take the request; nothing was queued. Retry shortly.");
+        return;
+    }
+    int64_t seq = q_seq_make(r->produced_partition, r->produced_offset);
+    char id[Q_ID_LEN + 1];
+    if (q_id_encode(app->o.auth_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
+        /* Offsets beyond 2^40: cannot happen on a sane topic. */
+        ing_idem_error(r, w, 500, "internal", NULL, "Could not name the intent.");
+        return;
+    }
+    ing_seqmap_put(app->seqs, seq, j->msg.event_id);
+    if (q_status_set_active(w->st, j->msg.event_id, j->msg.user_id, id))
+        ons_logk(ONS_LOG_WARN, "intent_id", id, "active key not updated (redis down)");
+    queue_numbers q = numbers(app, r->produced_partition, r->produced_offset);
+    char url[64];
+    snprintf(url, sizeof url, "/v1/intents/%s", id);
+    json_t *body = json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
+                             (json_int_t)j->msg.event_id, "state", "queued", "position",
+                             (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds,
+                             "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
+    ons_logk(ONS_LOG_INFO, "intent_id", id,
+             "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
+             j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
+    ing_idem_reply(r, w, 202, body);
+}
+
+/* The sale must be open; answers 409/404/400 itself and returns -1 if not. */
+static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int quantity)
+{
+    int64_t now = ing_now_ms();
+    if (strcmp(ev->status, "cancelled") == 0 || strcmp(ev->status, "ended") == 0) {
+        ing_idem_error(r, w, 409, "sale_closed", NULL, "The sale for this event is closed.");
+        return -1;
+    }
+    if (strcmp(ev->status, "paused") == 0) {
+        ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale is paused.");
+        return -1;
+    }
+    if (now < ev->onsale_at_ms) {
+        char at[32];
+        ing_format_rfc3339(ev->onsale_at_ms, at);
+        ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale opens at %s.", at);
+        return -1;
+    }
+    if (ev->sold_out || strcmp(ev->status, "sold_out") == 0) {
+        ing_idem_error(r, w, 409, "sold_out", NULL, "Every seat of this event is sold.");
+        return -1;
+    }
+    if (quantity > ev->max_per_user) {
+        ing_idem_error(r, w, 400, "invalid_field", "quantity",
+                       "Field 'quantity' must be from 1 to %d for this event.", ev->max_per_user);
+        return -1;
+    }
+    return 0;
+}
+
+/* Claims active:<event>:<user>. Returns 0 (claimed) or -1 (replied). A
+ * claim still "pending" long past any produce timeout is left over from a
+ * crashed request and is taken over. */
+static int claim_active(ing_req *r, ing_worker *w)
+{
+    join_job *j = r->job;
+    int64_t now = ing_now_ms();
+    snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
+    char existing[64] = "";
+    int rc = q_status_claim_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim,
+                                   existing, sizeof existing);
+    if (rc == 0)
+        return 0;
+    if (rc != ONS_EEXIST) {
+        r->retry_after = 1;
+        ing_idem_error(r, w, 503, "unavailable", NULL, "The queue store is unavailable.");
+        return -1;
+    }
+    if (strncmp(existing, "pending", 7) == 0) {
+        int64_t since = existing[7] == ':' ? strtoll(existing + 8, NULL, 10) : 0;
+        int64_t stale = 2 * r->app->o.kafka_produce_timeout_ms + 5000;
+        if (since > 0 && now - since > stale &&
+            q_status_set_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim) == 0)
+            return 0;
+        ing_idem_error(r, w, 409, "already_in_queue", NULL,
+                       "You are already joining the queue for this event.");
+        return -1;
+    }
+    json_t *e = json_pack("{s:s, s:s, s:s}", "code", "already_in_queue", "message",
+                          "You already have an active place in the queue for this event.",
+                          "intent_id", existing);
+    json_t *body = json_pack("{s:o, s:s}", "error", e, "intent_id", existing);
+    ing_idem_reply(r, w, 409, body);
+    return -1;
+}
+
+static void join_job_run(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    join_job *j = r->job;
+    ing_app *app = r->app;
+    char scope[48];
+    snprintf(scope, sizeof scope, "join:%" PRId64, j->msg.event_id);
+    if (ing_idem_begin(r, w, scope))
+        return;
+    q_event_state ev;
+    int rc = ing_events_get(app->events, w, j->msg.event_id, &ev);
+    if (rc == ONS_ENOTFOUND) {
+        ing_idem_error(r, w, 404, "event_not_found", NULL, "No such event.");
+        return;
+    }
+    if (rc) {
+        r->retry_after = 1;
+        ing_idem_error(r, w, 503, "unavailable", NULL, "Event data is unavailable; retry shortly.");
+        return;
+    }
+    if (check_sale(r, w, &ev, j->msg.quantity) || claim_active(r, w))
+        return;
+    j->msg.sent_ms = ing_now_ms();
+    rc = ing_produce(r, &j->msg, join_delivered);
+    if (rc)
+        join_fail_503(r, w, rc == ONS_EFULL ? "overloaded" : "queue_unavailable",
+                      "The queue cannot take requests right now; nothing was queued.");
+}
+
+void ing_route_join(ing_req *r)
+{
+    static const char *const allowed[] = {"quantity", "section", "max_price_cents", "adjacent",
+                                          NULL};
+    int64_t event_id, quantity = 0, max_price = 0;
+    const char *section = NULL;
+    int adjacent = 1;
+    if (ing_path_id(r, r->params[0], &event_id) || ing_json_only(r, r->body, allowed) ||
+        ing_json_int(r, r->body, "quantity", 1, 1, 10, &quantity) ||
+        ing_json_str(r, r->body, "section", 0, 1, Q_MSG_MAX_SECTION, &section) ||
+        ing_json_int(r, r->body, "max_price_cents", 0, 1, INT64_C(1000000000000), &max_price) ||
+        ing_json_bool(r, r->body, "adjacent", &adjacent))
+        return;
+    join_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return;
+    }
+    j->msg.type = Q_MSG_INTENT;
+    j->msg.event_id = event_id;
+    j->msg.user_id = r->who.user_id;
+    j->msg.quantity = (int)quantity;
+    if (section)
+        snprintf(j->msg.section, sizeof j->msg.section, "%s", section);
+    j->msg.max_price_cents = max_price;
+    j->msg.adjacent = adjacent;
+    r->job = j;
+    r->job_free = free;
+    ing_req_submit(r, join_job_run);
+}
+
+/* ---- status poll -------------------------------------------------------------------- */
+
+typedef struct intent_job {
+    int64_t seq;
+    char id[Q_ID_LEN + 1];
+    int64_t event_id; /* 0 until known */
+    char state[16];
+    json_t *result; /* the result document (Redis r: or rebuilt from PostgreSQL) */
+} intent_job;
+
+static void intent_job_free(void *p)
+{
+    intent_job *j = p;
+    json_decref(j->result);
+    free(j);
+}
+
+/* Rebuilds the result document from PostgreSQL. Returns 0, ONS_ENOTFOUND
+ * or ONS_EDB. */
+static int result_from_postgres(ing_req *r, ing_worker *w, intent_job *j)
+{
+    char seqs[24], user[24];
+    snprintf(seqs, sizeof seqs, "%" PRId64, j->seq);
+    snprintf(user, sizeof user, "%" PRId64, r->who.user_id);
+    const char *p[] = {seqs, user};
+    PGresult *res = ing_worker_query(
+        w,
+        "SELECT i.state, i.reason, i.event_id, r.reservation_id, r.total_cents, r.currency, "
+        "to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.reservation_id "
+        "WHERE i.intent_seq = $1 AND i.user_id = $2",
+        2, p);
+    int rc = ONS_EDB;
+    json_t *doc = NULL;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto out;
+    if (PQntuples(res) == 0) {
+        rc = ONS_ENOTFOUND;
+        goto out;
+    }
+    doc = json_pack("{s:s, s:I}", "state", PQgetvalue(res, 0, 0), "event_id",
+                    (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+    if (!doc)
+        goto out;
+    json_object_set_new(doc, "reason",
+                        PQgetisnull(res, 0, 1) ? json_null() : json_string(PQgetvalue(res, 0, 1)));
+    if (!PQgetisnull(res, 0, 3)) {
+        int64_t rid = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+        char pub[Q_ID_LEN + 1] = "";
+        q_id_encode(r->app->o.auth_secret, Q_ID_RESERVATION, rid, r->who.user_id, pub);
+        json_t *seats = json_array();
+        char ev[24], rids[24];
+        snprintf(ev, sizeof ev, "%s", PQgetvalue(res, 0, 2));
+        snprintf(rids, sizeof rids, "%" PRId64, rid);
+        const char *sp[] = {ev, rids};
+        PGresult *sr = ing_worker_query(
+            w,
+            "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents FROM seats st "
+            "JOIN sections s USING (section_id) WHERE st.event_id = $1 AND st.reservation_id = $2 "
+            "ORDER BY st.seat_no",
+            2, sp);
+        if (!sr || PQresultStatus(sr) != PGRES_TUPLES_OK) {
+            PQclear(sr);
+            json_decref(seats);
+            goto out;
+        }
+        for (int i = 0; i < PQntuples(sr); i++)
+            json_array_append_new(seats,
+                                  json_pack("{s:s, s:i, s:i, s:I}", "section", PQgetvalue(sr, i, 0),
+                                            "row", atoi(PQgetvalue(sr, i, 1)), "seat",
+                                            atoi(PQgetvalue(sr, i, 2)), "price_cents",
+                                            (json_int_t)strtoll(PQgetvalue(sr, i, 3), NULL, 10)));
+        PQclear(sr);
+        json_object_set_new(
+            doc, "reservation",
+            json_pack("{s:s, s:o, s:I, s:s, s:s}", "reservation_id", pub, "seats", seats,
+                      "total_cents", (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10),
+                      "currency", PQgetvalue(res, 0, 5), "expires_at", PQgetvalue(res, 0, 6)));
+    }
+    j->result = doc;
+    doc = NULL;
+    rc = 0;
+out:
+    json_decref(doc);
+    PQclear(res);
+    return rc;
+}
+
+/* Reads the intent's result: Redis first, PostgreSQL when Redis misses or
+ * is down. Returns 0 (j->result, j->state, j->event_id set), ONS_ENOTFOUND
+ * (not processed yet) or ONS_EUNAVAIL. */
+static int load_result(ing_req *r, ing_worker *w, intent_job *j)
+{
+    char *text = NULL;
+    int rc = q_status_get_result(w->st, j->seq, &text);
+    if (rc == 0) {
+        json_error_t jerr;
+        j->result = json_loads(text, 0, &jerr);
+        free(text);
+        if (!json_is_object(j->result)) {
+            json_decref(j->result);
+            j->result = NULL;
+        }
+    }
+    if (!j->result) {
+        rc = result_from_postgres(r, w, j);
+        if (rc == ONS_EDB)
+            return ONS_EUNAVAIL;
+        if (rc)
+            return rc;
+    }
+    json_t *st = json_object_get(j->result, "state");
+    json_t *ev = json_object_get(j->result, "event_id");
+    snprintf(j->state, sizeof j->state, "%s", json_is_string(st) ? json_string_value(st) : "");
+    if (json_is_integer(ev))
+        j->event_id = json_integer_value(ev);
+    if (j->event_id > 0)
+        ing_seqmap_put(r->app->seqs, j->seq, j->event_id);
+    /* A processed intent proves its partition's cursor is past it. */
+    ing_cursors_raise(r->app->cursors, q_seq_partition(j->seq), q_seq_offset(j->seq) + 1);
+    return 0;
+}
+
+static void intent_get_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    intent_job *j = r->job;
+    int rc = load_result(r, w, j);
+    if (rc == ONS_ENOTFOUND) {
+        ing_reply_json(r, 200, queued_body(r->app, j->id, j->seq));
+        return;
+    }
+    if (rc) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL,
+                        "Intent status is unavailable; retry shortly.");
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:I}", "intent_id", j->id, "state", j->state,
+                             "poll_after_ms", (json_int_t)poll_for_state(r->app, j->state));
+    if (j->event_id > 0)
+        json_object_set_new(body, "event_id", json_integer(j->event_id));
+    json_t *resv = json_object_get(j->result, "reservation");
+    if (json_is_object(resv))
+        json_object_set(body, "reservation", resv);
+    json_t *reason = json_object_get(j->result, "reason");
+    if (json_is_string(reason))
+        json_object_set(body, "reason", reason);
+    ing_reply_json(r, 200, body);
+}
+
+/* Decodes the {id} of an intent or reservation route owned by the caller.
+ * Returns 0 or -1 (replied 400/404). */
+static int decode_id(ing_req *r, enum q_id_kind kind, int64_t *seq)
+{
+    int rc = q_id_decode(r->app->o.auth_secret, kind, r->params[0], r->who.user_id, seq);
+    if (rc == ONS_EPARSE) {
+        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        return -1;
+    }
+    if (rc || q_seq_partition(*seq) >= r->app->partitions) {
+        ing_reply_error(r, 404, "not_found", NULL, "No such %s.",
+                        kind == Q_ID_INTENT ? "intent" : "reservation");
+        return -1;
+    }
+    return 0;
+}
+
+static intent_job *new_intent_job(ing_req *r, int64_t seq)
+{
+    intent_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return NULL;
+    }
+    j->seq = seq;
+    snprintf(j->id, sizeof j->id, "%s", r->params[0]);
+    r->job = j;
+    r->job_free = intent_job_free;
+    return j;
+}
+
+void ing_route_intent_get(ing_req *r)
+{
+    int64_t seq;
+    if (decode_id(r, Q_ID_INTENT, &seq))
+        return;
+    int64_t served = ing_cursors_served(r->app->cursors, q_seq_partition(seq));
+    if (served >= 0 && q_seq_offset(seq) >= served) {
+        /* Still queued: pure memory, no Redis round trip. */
+        ing_reply_json(r, 200, queued_body(r->app, r->params[0], seq));
+        return;
+    }
+    if (new_intent_job(r, seq))
+        ing_req_submit(r, intent_get_job);
+}
+
+/* ---- leaving the line, giving back a hold ----------------------------------------------- */
+
+static int terminal(const char *state)
+{
+    static const char *const t[] = {"rejected", "expired", "released", "purchased", NULL};
+    for (size_t i = 0; t[i]; i++)
+        if (strcmp(state, t[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void cancel_delivered(ing_worker *w, void *arg)
+{
+    (void)w;
+    ing_req *r = arg;
+    intent_job *j = r->job;
+    if (r->produce_err) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "queue_unavailable", NULL,
+                        "The queue could not take the request; retry shortly.");
+        return;
+    }
+    int is_intent = r->route->handler == ing_route_intent_delete;
+    json_t *body = json_pack("{s:s, s:s}", is_intent ? "intent_id" : "reservation_id", j->id,
+                             "state", is_intent ? "cancelling" : "releasing");
+    ing_reply_json(r, 202, body);
+}
+
+/* Finds the event of j->seq: this process's map, then the result (Redis,
+ * PostgreSQL). Returns 0, ONS_ENOTFOUND or ONS_EUNAVAIL. */
+static int find_event(ing_req *r, ing_worker *w, intent_job *j)
+{
+    int rc = load_result(r, w, j);
+    if (rc == 0 && j->event_id > 0)
+        return 0;
+    if (ing_seqmap_get(r->app->seqs, j->seq, &j->event_id) == 0)
+        return 0;
+    return rc ? rc : ONS_ENOTFOUND;
+}
+
+static void cancel_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    intent_job *j = r->job;
+    int is_intent = r->route->handler == ing_route_intent_delete;
+    int rc = find_event(r, w, j);
+    if (rc == ONS_EUNAVAIL) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "Status data is unavailable; retry shortly.");
+        return;
+    }
+    if (rc) {
+        /* Still queued and accepted by another ingress process: the id
+         * does not tell which event it is for until the worker reached it. */
+        r->retry_after = 1;
+        ing_reply_error(r, 409, "not_cancellable_yet", NULL,
+                        "This intent cannot be cancelled here yet; retry shortly.");
+        return;
+    }
+    if (j->state[0] && terminal(j->state)) {
+        ing_reply_error(r, 409, "invalid_state", NULL, "This %s has already ended (%s).",
+                        is_intent ? "intent" : "reservation", j->state);
+        return;
+    }
+    if (!is_intent && j->state[0] && strcmp(j->state, "reserved") != 0 &&
+        strcmp(j->state, "paying") != 0) {
+        ing_reply_error(r, 409, "invalid_state", NULL, "There is no held reservation to release.");
+        return;
+    }
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_CANCEL;
+    m.event_id = j->event_id;
+    m.user_id = r->who.user_id;
+    m.sent_ms = ing_now_ms();
+    m.cancel_kind = is_intent ? Q_CANCEL_INTENT : Q_CANCEL_RESERVATION;
+    m.target_partition = q_seq_partition(j->seq);
+    m.target_offset = q_seq_offset(j->seq);
+    m.reservation_id = is_intent ? 0 : j->seq;
+    rc = ing_produce(r, &m, cancel_delivered);
+    if (rc) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "queue_unavailable", NULL,
+                        "The queue cannot take requests right now; retry shortly.");
+    }
+}
+
+void ing_route_intent_delete(ing_req *r)
+{
+    int64_t seq;
+    if (decode_id(r, Q_ID_INTENT, &seq) || !new_intent_job(r, seq))
+        return;
+    ing_req_submit(r, cancel_job);
+}
+
+void ing_route_reservation_delete(ing_req *r)
+{
+    int64_t seq;
+    if (decode_id(r, Q_ID_RESERVATION, &seq) || !new_intent_job(r, seq))
+        return;
+    ing_req_submit(r, cancel_job);
+}

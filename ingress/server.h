@@ -1,0 +1,108 @@
+/*
+ * server.h - the nng HTTP front door: one tree handler for every path, our
+ * own route table {method, pattern, handler, roles, body}, and the one place
+ * a request's nng aio is finished.
+ *
+ * Threads: the route handler runs on an nng task thread and must not block.
+ * It either replies at once (pure memory: errors, queued polls, health) or
+ * hands the request to a job thread with ing_req_submit(); the job replies
+ * when done, from any thread. A client that closes its connection while a
+ * job runs cancels the aio: the reply is then dropped, and the job still owns
+ * and frees the request. Each request is replied to exactly once; after
+ * ing_reply_*() returns, the request is freed and must not be touched.
+ *
+ * Before calling a route handler the server has checked, in this order: the
+ * route exists (404) and allows the method (405), the bearer token (401) and
+ * role (403), and for routes with a body the Content-Type (415), the size
+ * (413) and that the body is a JSON object (400 invalid_json). Path
+ * parameters are validated by the handler (400 invalid_id).
+ */
+#ifndef ONSALE_INGRESS_SERVER_H
+#define ONSALE_INGRESS_SERVER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/auth.h"
+#include "ingress/app.h"
+#include "ingress/pool.h"
+
+#define ING_MAX_PARAMS 2
+#define ING_PATH_MAX   256
+#define ING_IDEM_MAX   128
+
+typedef struct ing_req ing_req;
+typedef void (*ing_handler_fn)(ing_req *r);
+
+/* One row of the route table. pattern segments "{}" match one path segment,
+ * handed to the handler as params[i]. roles: 0 = public, else a mask of
+ * enum ons_role. */
+typedef struct ing_route {
+    const char *name; /* metrics/log label */
+    const char *method;
+    const char *pattern;
+    ing_handler_fn handler;
+    int roles;
+    int body; /* 1: a JSON object body is required */
+} ing_route;
+
+/* The route table (routes.c). */
+extern const ing_route ing_routes[];
+extern const size_t ing_route_count;
+
+struct ing_req {
+    ing_app *app;
+    const ing_route *route;
+    char rid[17]; /* request id, echoed as X-Request-Id */
+    const char *params[ING_MAX_PARAMS];
+    int nparams;
+    ons_principal who; /* filled when route->roles != 0 */
+    json_t *body;      /* the JSON object body, or NULL; freed with the request */
+    char *raw;         /* the body bytes, NUL-terminated, or NULL */
+    size_t raw_len;
+    char idem[ING_IDEM_MAX + 1]; /* Idempotency-Key, "" when absent */
+    int retry_after;             /* seconds; > 0 adds Retry-After to the reply */
+    char idem_hash[65];          /* body hash while this request owns its idempotency key */
+    int idem_owned;
+    int produce_err; /* ing_produce() outcome, read by its continuation */
+    int32_t produced_partition;
+    int64_t produced_offset;
+    void *job; /* route-private state, freed with job_free */
+    void (*job_free)(void *);
+
+    /* Private to server.c. */
+    char pathbuf[ING_PATH_MAX];
+    char method[8];
+    int64_t t0_ns;
+    struct ing_server *srv;
+    void *aio;
+    int deferred, finished;
+    struct ing_req *prev, *next;
+};
+
+/* Starts listening on http.bind:http.port. *out is owned by the caller
+ * (ing_server_free). Returns 0, ONS_EIO (cannot listen) or ONS_ENOMEM. */
+int ing_server_start(ing_app *app, ing_server **out);
+/* Stops accepting and closes connections, cancelling requests in flight;
+ * jobs holding requests may still reply (the replies are dropped). */
+void ing_server_stop(ing_server *s);
+/* Frees the server; call after the job threads have stopped. */
+void ing_server_free(ing_server *s);
+
+/* Hands r to a job thread: fn(worker, r) runs later and must reply. When the
+ * pool's queue is full, replies 503 overloaded itself. nng threads only
+ * (it registers the cancel routine). */
+void ing_req_submit(ing_req *r, ing_job_fn fn);
+
+/* Replies with status and body (stolen; NULL = no body) and frees r. */
+void ing_reply_json(ing_req *r, int status, json_t *body);
+/* Same with a body that is already JSON text (copied). */
+void ing_reply_raw(ing_req *r, int status, const char *json_text);
+/* Same with any content type (e.g. Prometheus text). */
+void ing_reply_text(ing_req *r, int status, const char *content_type, const char *text, size_t len);
+
+/* Current time helpers shared by the routes. */
+int64_t ing_now_ms(void);
+int64_t ing_mono_ns(void);
+
+#endif
