@@ -1,0 +1,83 @@
+/*
+ * consumer.h - a thin librdkafka consumer-group member for the "intents"
+ * topic, as a partition owner needs it (docs/pipeline.md).
+ *
+ * Settings fixed by the contract: the eager `range` assignor, auto commit
+ * off (the committed offset is advisory; the truth is
+ * partition_owner.next_offset in PostgreSQL), auto.offset.reset=earliest.
+ * Rebalances are handed to the caller: on_assign receives the partitions and
+ * fills in where each should start (after claiming it), or -1 to keep it
+ * paused until the caller seeks it; on_revoke receives the partitions being
+ * taken away. Both run on the polling thread, inside q_consumer_poll or
+ * q_consumer_close, so the caller needs no locks. Messages come one at a time
+ * from rd_kafka_consumer_poll (never the batch APIs).
+ *
+ * Not thread-safe: one thread polls, seeks, commits and closes.
+ */
+#ifndef ONSALE_QUEUE_CONSUMER_H
+#define ONSALE_QUEUE_CONSUMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct q_consumer q_consumer;
+
+typedef struct q_consumer_opts {
+    const char *brokers;
+    const char *topic;
+    const char *group;
+    const char *client_id;    /* shows in the group's member list; may be NULL */
+    int session_timeout_ms;   /* session.timeout.ms (>= the broker's minimum, 6000) */
+    int max_poll_interval_ms; /* max.poll.interval.ms */
+    int fetch_wait_ms;        /* fetch.wait.max.ms: latency of an idle partition */
+    int queued_max_kbytes;    /* queued.max.messages.kbytes: prefetch memory bound */
+    /* start[i] := first offset to consume from parts[i], or -1 (paused). */
+    void (*on_assign)(void *arg, const int32_t *parts, int64_t *start, size_t n);
+    void (*on_revoke)(void *arg, const int32_t *parts, size_t n);
+    void *arg;
+} q_consumer_opts;
+
+/* One consumed record. value/key point into the record and stay valid until
+ * q_record_release. */
+typedef struct q_record {
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* -1 when the broker gave none */
+    const void *key, *value;
+    size_t key_len, len;
+    void *impl;
+} q_record;
+
+/* Creates the consumer and subscribes to the topic. *out is owned by the
+ * caller (q_consumer_free). Returns 0, ONS_EINVAL (bad option), ONS_ENOMEM
+ * or ONS_EKAFKA. */
+int q_consumer_new(const q_consumer_opts *o, q_consumer **out);
+
+/* Waits up to timeout_ms for one record, serving rebalance callbacks.
+ * Returns 0 (*rec filled: release it), ONS_ETIMEDOUT (nothing) or ONS_EKAFKA
+ * (a consumer error, already logged; keep polling). */
+int q_consumer_poll(q_consumer *c, int timeout_ms, q_record *rec);
+void q_record_release(q_record *rec);
+
+/* Repositions an assigned partition to offset and resumes it if paused.
+ * Returns 0 or ONS_EKAFKA. */
+int q_consumer_seek(q_consumer *c, int32_t partition, int64_t offset);
+
+/* Stops fetching an assigned partition until the next seek. 0 or ONS_EKAFKA. */
+int q_consumer_pause(q_consumer *c, int32_t partition);
+
+/* Commits next_offset for the partition asynchronously (advisory, for lag
+ * views). Returns 0 or ONS_EKAFKA. */
+int q_consumer_commit_async(q_consumer *c, int32_t partition, int64_t next_offset);
+
+/* The partition's high watermark as last seen by fetches (cached, never
+ * blocks). Returns 0 or ONS_ENOTFOUND (not known yet). */
+int q_consumer_high_watermark(q_consumer *c, int32_t partition, int64_t *high);
+
+/* Leaves the group cleanly (on_revoke runs). Idempotent. 0 or ONS_EKAFKA. */
+int q_consumer_close(q_consumer *c);
+
+/* Closes if needed and frees. NULL is fine. */
+void q_consumer_free(q_consumer *c);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * httpd.h - the worker's small HTTP endpoint on 127.0.0.1: GET /metrics
+ * (Prometheus text, rendered from the registry) and GET /healthz.
+ *
+ * Served by nng's HTTP server on its own task threads; a handler only
+ * renders the registry (a short critical section) and never blocks.
+ */
+#ifndef ONSALE_WORKERS_HTTPD_H
+#define ONSALE_WORKERS_HTTPD_H
+
+#include "common/metrics.h"
+
+typedef struct wk_httpd wk_httpd;
+
+/* Starts serving on 127.0.0.1:port. *out is owned by the caller
+ * (wk_httpd_stop). Returns 0 or ONS_EIO (could not listen). */
+int wk_httpd_start(int port, ons_metrics *m, wk_httpd **out);
+
+/* Stops serving and frees. NULL is fine. */
+void wk_httpd_stop(wk_httpd *h);
+
+#endif

@@ -1,0 +1,654 @@
+/*
+ * main.c - onsale-worker: the single writer of its Kafka partitions.
+ *
+ * One thread runs everything that touches state, in this loop:
+ *   1. claim / reload partitions that need it (after assignment or failure);
+ *   2. expire holds that are due (wk_part_expire);
+ *   3. consume up to batch.max_messages records or batch.max_ms, applying
+ *      each in offset order to its partition's memory (wk_part_apply);
+ *   4. per dirty partition: one transaction of effects + fenced next_offset
+ *      (wk_store_commit), then the Redis projection (wk_project_batch) and an
+ *      advisory async Kafka commit.
+ * A failed batch drops the partition's memory, re-reads next_offset and
+ * seeks there; a fenced one stops consuming that partition. Rebalances arrive
+ * inside the consumer poll (on_assign / on_revoke below). The metrics HTTP
+ * endpoint runs on nng's threads and only reads atomics.
+ */
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/opts.h"
+#include "queue/consumer.h"
+#include "queue/msg.h"
+#include "queue/status.h"
+#include "workers/httpd.h"
+#include "workers/partition.h"
+#include "workers/project.h"
+#include "workers/store.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options ------------------------------------------------------------------ */
+
+typedef struct wk_opts {
+    char *brokers, *topic, *group;
+    long long session_timeout_ms;
+    char *pg_dsn;
+    char *redis_host;
+    long long redis_port;
+    char *redis_prefix;
+    long long redis_timeout_ms, result_ttl_s;
+    char *auth_secret;
+    long long batch_max_messages, batch_max_ms, hold_check_ms;
+    long long metrics_port;
+    char *worker_id, *log_level;
+    int skip_epoch_check;
+    long long commit_delay_ms, hold_seconds_override;
+} wk_opts;
+
+#define OPT(name, type, field, min, max, def, help)                                                \
+    {                                                                                              \
+        name, type, offsetof(wk_opts, field), min, max, def, help                                  \
+    }
+static const ons_opt opt_table[] = {
+    OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
+    OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
+    OPT("kafka.group", ONS_OPT_STR, group, 1, 255, "onsale-workers", "consumer group"),
+    OPT("kafka.session_timeout_ms", ONS_OPT_INT, session_timeout_ms, 6000, 300000, "10000",
+        "group session timeout: how soon a dead worker's partitions move"),
+    OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
+        "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
+    OPT("redis.host", ONS_OPT_STR, redis_host, 1, 255, "127.0.0.1", "Redis host"),
+    OPT("redis.port", ONS_OPT_INT, redis_port, 1, 65535, "16379", "Redis port"),
+    OPT("redis.prefix", ONS_OPT_STR, redis_prefix, 0, 64, "onsale:", "Redis key prefix"),
+    OPT("redis.timeout_ms", ONS_OPT_INT, redis_timeout_ms, 10, 60000, "500",
+        "timeout of one Redis round trip"),
+    OPT("redis.result_ttl", ONS_OPT_INT, result_ttl_s, 60, 30 * 86400, "86400",
+        "TTL of intent results in Redis, seconds"),
+    OPT("auth.secret", ONS_OPT_STR, auth_secret, 8, 1024, "onsale-dev-secret-change-me",
+        "shared secret: signs public reservation ids"),
+    OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "2000",
+        "most records applied per batch (one transaction per partition)"),
+    OPT("batch.max_ms", ONS_OPT_INT, batch_max_ms, 0, 10000, "20",
+        "longest a batch collects records after its first one"),
+    OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
+        "how often an idle worker checks for expired holds"),
+    OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9101",
+        "GET /metrics and /healthz on 127.0.0.1 (0 = off)"),
+    OPT("worker.id", ONS_OPT_STR, worker_id, 0, 128, "",
+        "name recorded as partition owner (default host-pid)"),
+    OPT("log.level", ONS_OPT_STR, log_level, 1, 8, "info", "debug, info, warn or error"),
+    OPT("debug.skip_epoch_check", ONS_OPT_BOOL, skip_epoch_check, 0, 1, "false",
+        "DEBUG ONLY: commit without the epoch fence (the fencing control test)"),
+    OPT("debug.commit_delay_ms", ONS_OPT_INT, commit_delay_ms, 0, 600000, "0",
+        "DEBUG ONLY: sleep between applying a batch and writing it (race tests)"),
+    OPT("debug.hold_seconds_override", ONS_OPT_INT, hold_seconds_override, 0, 3600, "0",
+        "DEBUG ONLY: holds last this many seconds instead of the event's window"),
+};
+#define NOPTS ONS_OPT_COUNT(opt_table)
+
+/* ---- state ------------------------------------------------------------------ */
+
+enum slot_state {
+    SLOT_NONE,   /* not assigned to us */
+    SLOT_CLAIM,  /* assigned, claim pending (database was down) */
+    SLOT_ACTIVE, /* claimed, consuming */
+    SLOT_RELOAD, /* a batch failed: re-read next_offset and seek */
+    SLOT_FENCED, /* a newer owner exists: not consuming */
+};
+
+typedef struct slot {
+    int state;
+    wk_part *part;
+    int64_t epoch;
+    double retry_at;
+    double rate, win_start;
+    int64_t win_count;
+    double last_publish;
+    ons_gauge *served, *lag;
+} slot;
+
+typedef struct worker {
+    wk_opts o;
+    char owner[160];
+    ons_metrics *m;
+    wk_store *store;
+    wk_project *proj;
+    q_consumer *cons;
+    slot *slots;
+    size_t nslots;
+    /* metrics */
+    ons_histogram *batch_size, *commit_lat;
+    ons_counter *applied[Q_MSG_TYPE_COUNT];
+    ons_counter *poison, *unknown_event, *fenced, *failures, *redis_err, *expired, *claims;
+    ons_counter *results[WK_I_COUNT];
+} worker;
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static slot *slot_get(worker *w, int32_t partition, int create)
+{
+    if (partition < 0)
+        return NULL;
+    if ((size_t)partition >= w->nslots) {
+        if (!create)
+            return NULL;
+        size_t n = (size_t)partition + 1;
+        slot *s = realloc(w->slots, n * sizeof *s);
+        if (!s)
+            return NULL;
+        memset(s + w->nslots, 0, (n - w->nslots) * sizeof *s);
+        w->slots = s;
+        w->nslots = n;
+    }
+    return &w->slots[partition];
+}
+
+static void slot_gauges(worker *w, int32_t partition, slot *s)
+{
+    if (s->served)
+        return;
+    char labels[32];
+    snprintf(labels, sizeof labels, "partition=\"%d\"", (int)partition);
+    s->served = ons_metrics_gauge(w->m, "onsale_worker_served_offset",
+                                  "next unapplied offset committed to PostgreSQL", labels);
+    s->lag = ons_metrics_gauge(w->m, "onsale_worker_lag",
+                               "records behind the high watermark (cached watermark)", labels);
+}
+
+/* Forgets a partition's memory (it is rebuilt from PostgreSQL). */
+static void slot_drop(slot *s)
+{
+    wk_part_free(s->part);
+    s->part = NULL;
+}
+
+static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t next)
+{
+    wk_part_cfg cfg = {wk_store_load_event, w->store, (int)w->o.hold_seconds_override};
+    return wk_part_new(partition, epoch, next, &cfg);
+}
+
+/* Claims a partition in PostgreSQL. Returns the offset to start at or -1. */
+static int64_t claim(worker *w, int32_t partition, slot *s)
+{
+    int64_t next = 0, epoch = 0;
+    if (wk_store_claim(w->store, partition, &next, &epoch) != 0) {
+        s->state = SLOT_CLAIM;
+        s->retry_at = mono_s() + 1.0;
+        return -1;
+    }
+    slot_drop(s);
+    s->part = new_part(w, partition, epoch, next);
+    if (!s->part) {
+        s->state = SLOT_RELOAD;
+        s->retry_at = mono_s() + 1.0;
+        return -1;
+    }
+    s->epoch = epoch;
+    s->state = SLOT_ACTIVE;
+    s->last_publish = 0; /* publish the cursor at once */
+    ons_counter_add(w->claims, 1);
+    if (s->served)
+        ons_gauge_set(s->served, (double)next);
+    ons_log_info("claimed partition %d epoch %" PRId64 " next_offset %" PRId64 " as %s",
+                 (int)partition, epoch, next, w->owner);
+    return next;
+}
+
+static void on_assign(void *arg, const int32_t *parts, int64_t *start, size_t n)
+{
+    worker *w = arg;
+    for (size_t i = 0; i < n; i++) {
+        slot *s = slot_get(w, parts[i], 1);
+        if (!s) {
+            start[i] = -1;
+            continue;
+        }
+        slot_gauges(w, parts[i], s);
+        start[i] = claim(w, parts[i], s);
+    }
+}
+
+static void on_revoke(void *arg, const int32_t *parts, size_t n)
+{
+    worker *w = arg;
+    for (size_t i = 0; i < n; i++) {
+        slot *s = slot_get(w, parts[i], 0);
+        if (!s)
+            continue;
+        if (s->part && wk_part_dirty(s->part))
+            ons_log_info("partition %d revoked with an uncommitted batch (the next owner "
+                         "re-applies it)",
+                         (int)parts[i]);
+        slot_drop(s);
+        s->state = SLOT_NONE;
+        ons_log_info("partition %d revoked", (int)parts[i]);
+    }
+}
+
+/* A batch failed: drop memory, re-read next_offset later and seek there. */
+static void fail_partition(worker *w, int32_t partition, slot *s, const char *why)
+{
+    ons_log_warn("partition %d: %s; dropping its state and reloading from PostgreSQL",
+                 (int)partition, why);
+    ons_counter_add(w->failures, 1);
+    slot_drop(s);
+    s->state = SLOT_RELOAD;
+    s->retry_at = mono_s(); /* try at once; back off if the database is down */
+    q_consumer_pause(w->cons, partition);
+}
+
+static void fence_partition(worker *w, int32_t partition, slot *s)
+{
+    ons_log_warn("fenced: partition %d has a newer owner than epoch %" PRId64
+                 "; batch rolled back, no longer consuming it",
+                 (int)partition, s->epoch);
+    ons_counter_add(w->fenced, 1);
+    slot_drop(s);
+    s->state = SLOT_FENCED;
+    q_consumer_pause(w->cons, partition);
+}
+
+/* Claims and reloads that are due. */
+static void retry_pending(worker *w)
+{
+    double now = mono_s();
+    for (size_t i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if ((s->state != SLOT_CLAIM && s->state != SLOT_RELOAD) || now < s->retry_at)
+            continue;
+        int32_t p = (int32_t)i;
+        int64_t next = -1;
+        if (s->state == SLOT_CLAIM) {
+            next = claim(w, p, s);
+        } else {
+            int rc = wk_store_recheck(w->store, p, s->epoch, &next);
+            if (rc == ONS_EFENCED) {
+                fence_partition(w, p, s);
+                continue;
+            }
+            if (rc == 0 && (s->part = new_part(w, p, s->epoch, next)) != NULL)
+                s->state = SLOT_ACTIVE;
+            else
+                next = -1;
+        }
+        if (next < 0) {
+            s->retry_at = now + 1.0;
+            continue;
+        }
+        if (q_consumer_seek(w->cons, p, next) != 0) {
+            slot_drop(s);
+            s->state = SLOT_RELOAD;
+            s->retry_at = now + 1.0;
+            continue;
+        }
+        ons_log_info("partition %d resumed at offset %" PRId64, (int)p, next);
+    }
+}
+
+static void apply_record(worker *w, const q_record *rec, int64_t now_ms)
+{
+    slot *s = slot_get(w, rec->partition, 0);
+    if (!s || s->state != SLOT_ACTIVE || !s->part)
+        return;
+    wk_part *p = s->part;
+    if (rec->offset < p->next_offset)
+        return; /* delivered again after a seek: already applied */
+    if (rec->offset > p->next_offset)
+        ons_log_debug("partition %d: offsets %" PRId64 "..%" PRId64 " absent from the log",
+                      (int)rec->partition, p->next_offset, rec->offset - 1);
+    q_msg m;
+    char why[160];
+    if (q_msg_decode(rec->value, rec->len, &m, why, sizeof why) != 0) {
+        ons_log_warn("poison record at partition %d offset %" PRId64 " skipped: %s",
+                     (int)rec->partition, rec->offset, why);
+        ons_counter_add(w->poison, 1);
+        wk_part_skip(p, rec->offset);
+        return;
+    }
+    int rc = wk_part_apply(p, &m, rec->offset, rec->timestamp_ms, now_ms);
+    if (rc == ONS_ENOTFOUND) {
+        ons_log_warn("record at partition %d offset %" PRId64 " names unknown event %" PRId64
+                     ": skipped",
+                     (int)rec->partition, rec->offset, m.event_id);
+        ons_counter_add(w->unknown_event, 1);
+    } else if (rc != 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "applying offset %" PRId64 " failed: %s", rec->offset,
+                 ons_strerror(rc));
+        fail_partition(w, rec->partition, s, msg);
+    } else {
+        ons_counter_add(w->applied[m.type], 1);
+    }
+}
+
+static void update_rate(slot *s, size_t n, double now)
+{
+    s->win_count += (int64_t)n;
+    if (s->win_start == 0)
+        s->win_start = now;
+    double dt = now - s->win_start;
+    if (dt >= 1.0) {
+        double inst = (double)s->win_count / dt;
+        s->rate = s->rate > 0 ? 0.5 * s->rate + 0.5 * inst : inst;
+        s->win_start = now;
+        s->win_count = 0;
+    }
+}
+
+static void log_results(worker *w, const wk_part *p)
+{
+    for (size_t i = 0; i < p->fx.nintents; i++) {
+        const wk_fx_intent *r = &p->fx.intents[i];
+        if (r->state < WK_I_COUNT && w->results[r->state])
+            ons_counter_add(w->results[r->state], 1);
+    }
+}
+
+static void commit_partition(worker *w, int32_t partition, slot *s)
+{
+    wk_part *p = s->part;
+    double lat = 0;
+    size_t n = p->fx.nmessages;
+    int64_t from = p->fx.first_offset;
+    int rc = wk_store_commit(w->store, p, &lat);
+    if (rc == ONS_EFENCED) {
+        fence_partition(w, partition, s);
+        return;
+    }
+    if (rc != 0) {
+        fail_partition(w, partition, s, "batch transaction failed (rolled back)");
+        return;
+    }
+    ons_histogram_observe(w->commit_lat, lat);
+    if (n > 0)
+        ons_histogram_observe(w->batch_size, (double)n);
+    ons_counter_add(w->expired, (double)p->fx.nexpired);
+    log_results(w, p);
+    double now = mono_s();
+    update_rate(s, n, now);
+    ons_log_info("committed partition %d offsets %" PRId64 "..%" PRId64 " epoch %" PRId64
+                 " (%zu records, %zu intents changed, %zu expired) in %.1f ms",
+                 (int)partition, from, p->next_offset, s->epoch, n, p->fx.nintents, p->fx.nexpired,
+                 lat * 1000);
+    if (wk_project_batch(w->proj, p, s->rate) != 0) {
+        ons_counter_add(w->redis_err, 1);
+        ons_log_warn("redis projection of partition %d failed (Redis is a projection: "
+                     "continuing)",
+                     (int)partition);
+    } else {
+        s->last_publish = now;
+    }
+    if (n > 0)
+        q_consumer_commit_async(w->cons, partition, p->next_offset);
+    if (s->served)
+        ons_gauge_set(s->served, (double)p->next_offset);
+    wk_part_batch_done(p);
+}
+
+/* Idle housekeeping: republish cursors (after a FLUSHALL they come back within
+ * a second) and refresh lag gauges from cached watermarks. */
+static void idle_publish(worker *w)
+{
+    double now = mono_s();
+    for (size_t i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_ACTIVE || !s->part)
+            continue;
+        int64_t high;
+        if (s->lag && q_consumer_high_watermark(w->cons, (int32_t)i, &high) == 0)
+            ons_gauge_set(
+                s->lag,
+                (double)(high > s->part->fx.first_offset ? high - s->part->fx.first_offset : 0));
+        if (now - s->last_publish < 1.0)
+            continue;
+        update_rate(s, 0, now);
+        if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate) != 0)
+            ons_counter_add(w->redis_err, 1);
+        s->last_publish = now;
+    }
+}
+
+static void run_batch(worker *w)
+{
+    int64_t now_ms = wall_ms();
+    /* Holds due now are expired before this batch's records, in each
+     * partition's own transaction. */
+    for (size_t i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_ACTIVE || !s->part)
+            continue;
+        int rc = wk_part_expire(s->part, now_ms, (size_t)w->o.batch_max_messages);
+        if (rc < 0)
+            fail_partition(w, (int32_t)i, s, "expiring holds failed");
+    }
+
+    size_t n = 0;
+    double deadline = 0;
+    int timeout = (int)w->o.hold_check_ms;
+    while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
+        q_record rec;
+        int rc = q_consumer_poll(w->cons, timeout, &rec);
+        if (rc == ONS_ETIMEDOUT)
+            break;
+        if (rc != 0)
+            continue;
+        if (n == 0)
+            deadline = mono_s() + (double)w->o.batch_max_ms / 1000.0;
+        apply_record(w, &rec, now_ms);
+        q_record_release(&rec);
+        n++;
+        double left = deadline - mono_s();
+        timeout = left > 0 ? (int)(left * 1000) : 0;
+    }
+
+    for (size_t i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state == SLOT_ACTIVE && s->part && wk_part_dirty(s->part))
+            commit_partition(w, (int32_t)i, s);
+    }
+    idle_publish(w);
+}
+
+static int setup_metrics(worker *w)
+{
+    static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000};
+    w->m = ons_metrics_new();
+    if (!w->m)
+        return ONS_ENOMEM;
+    w->batch_size =
+        ons_metrics_histogram(w->m, "onsale_worker_batch_records", "records per committed batch",
+                              "", sizes, sizeof sizes / sizeof sizes[0]);
+    w->commit_lat =
+        ons_metrics_histogram(w->m, "onsale_worker_commit_seconds", "batch transaction latency", "",
+                              ons_latency_buckets, ons_latency_buckets_n);
+    for (int t = 0; t < Q_MSG_TYPE_COUNT; t++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "type=\"%s\"", q_msg_type_name((enum q_msg_type)t));
+        w->applied[t] = ons_metrics_counter(w->m, "onsale_worker_messages_applied_total",
+                                            "records applied, by message type", labels);
+    }
+    for (int st = WK_I_WAITING; st < WK_I_COUNT; st++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "state=\"%s\"", wk_istate_name(st));
+        w->results[st] =
+            ons_metrics_counter(w->m, "onsale_worker_intent_results_total",
+                                "intent state changes committed, by new state", labels);
+    }
+    w->poison = ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
+                                    "records skipped as undecodable", "reason=\"decode\"");
+    w->unknown_event =
+        ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
+                            "records skipped as undecodable", "reason=\"unknown_event\"");
+    w->fenced =
+        ons_metrics_counter(w->m, "onsale_worker_fenced_total",
+                            "batches refused because a newer owner claimed the partition", "");
+    w->failures = ons_metrics_counter(w->m, "onsale_worker_batch_failures_total",
+                                      "batches rolled back and reloaded", "");
+    w->redis_err = ons_metrics_counter(w->m, "onsale_worker_redis_errors_total",
+                                       "failed Redis projections (not fatal)", "");
+    w->expired = ons_metrics_counter(w->m, "onsale_worker_holds_expired_total",
+                                     "holds expired by this worker", "");
+    w->claims = ons_metrics_counter(w->m, "onsale_worker_partition_claims_total",
+                                    "partitions claimed (epoch bumps)", "");
+    return w->batch_size && w->commit_lat && w->poison && w->fenced ? 0 : ONS_ENOMEM;
+}
+
+static void usage(void)
+{
+    printf("usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
+           "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
+           "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n");
+    ons_opts_usage(opt_table, NOPTS);
+}
+
+/* Parses argv: --help, --config FILE, --key=value. Returns 0, 1 (help
+ * printed) or 2 (bad usage; message printed). */
+static int parse_args(int argc, char **argv, wk_opts *o)
+{
+    const char *config = NULL;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage();
+            return 1;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+    }
+    if (ons_opts_load(opt_table, NOPTS, o, config, err, sizeof err) != 0) {
+        fprintf(stderr, "onsale-worker: %s\n", err);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            i++;
+            continue;
+        }
+        const char *a = argv[i];
+        const char *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) != 0 || !eq) {
+            fprintf(stderr, "onsale-worker: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - a - 2), a + 2);
+        if (ons_opts_set(opt_table, NOPTS, o, key, eq + 1, err, sizeof err) != 0) {
+            fprintf(stderr, "onsale-worker: %s\n", err);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    worker w;
+    memset(&w, 0, sizeof w);
+    wk_httpd *httpd = NULL;
+    int code = 1;
+    int prc = parse_args(argc, argv, &w.o);
+    if (prc) {
+        ons_opts_free(opt_table, NOPTS, &w.o);
+        return prc == 1 ? 0 : 2;
+    }
+    ons_log_init("worker", w.o.log_level);
+    if (w.o.worker_id[0]) {
+        snprintf(w.owner, sizeof w.owner, "%s", w.o.worker_id);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(w.owner, sizeof w.owner, "%s-%d", host, (int)getpid());
+    }
+    if (w.o.skip_epoch_check)
+        ons_log_warn("debug.skip_epoch_check is ON: commits are NOT fenced (tests only)");
+    if (w.o.hold_seconds_override)
+        ons_log_warn("debug.hold_seconds_override=%lld: holds do not follow their events",
+                     w.o.hold_seconds_override);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (setup_metrics(&w) != 0) {
+        ons_log_error("out of memory");
+        goto out;
+    }
+    if (w.o.metrics_port > 0 && wk_httpd_start((int)w.o.metrics_port, w.m, &httpd) != 0)
+        goto out;
+    wk_store_opts so = {w.o.pg_dsn, w.owner, w.o.skip_epoch_check, (int)w.o.commit_delay_ms};
+    if (wk_store_new(&so, &w.store) != 0)
+        goto out;
+    q_status_opts ro = {w.o.redis_host, (int)w.o.redis_port, w.o.redis_prefix,
+                        (int)w.o.redis_timeout_ms, (int)w.o.result_ttl_s};
+    if (wk_project_new(&ro, w.o.auth_secret, &w.proj) != 0)
+        goto out;
+    q_consumer_opts co = {
+        .brokers = w.o.brokers,
+        .topic = w.o.topic,
+        .group = w.o.group,
+        .client_id = w.owner,
+        .session_timeout_ms = (int)w.o.session_timeout_ms,
+        .max_poll_interval_ms = 300000 + (int)w.o.commit_delay_ms,
+        .fetch_wait_ms = 10,
+        .queued_max_kbytes = 16384,
+        .on_assign = on_assign,
+        .on_revoke = on_revoke,
+        .arg = &w,
+    };
+    if (q_consumer_new(&co, &w.cons) != 0)
+        goto out;
+    ons_log_info("worker %s consuming %s as group %s (batch %lld records / %lld ms)", w.owner,
+                 w.o.topic, w.o.group, w.o.batch_max_messages, w.o.batch_max_ms);
+
+    while (!stop_flag) {
+        retry_pending(&w);
+        run_batch(&w);
+    }
+    ons_log_info("stopping: leaving the consumer group");
+    q_consumer_close(w.cons);
+    code = 0;
+out:
+    q_consumer_free(w.cons);
+    for (size_t i = 0; i < w.nslots; i++)
+        slot_drop(&w.slots[i]);
+    free(w.slots);
+    wk_project_free(w.proj);
+    wk_store_free(w.store);
+    wk_httpd_stop(httpd);
+    ons_metrics_free(w.m);
+    ons_log_info("stopped");
+    ons_opts_free(opt_table, NOPTS, &w.o);
+    return code;
+}

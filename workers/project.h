@@ -1,0 +1,39 @@
+/*
+ * project.h - the worker's projection to Redis after each COMMIT
+ * (docs/pipeline.md): served cursor and drain rate of the partition, each
+ * changed intent's result document, each touched event's counters, in one
+ * pipeline through queue/status.h.
+ *
+ * Redis is a projection: a failed publish is reported to the caller (who
+ * counts and logs it) and never undoes anything. Used by the consumer thread
+ * only.
+ */
+#ifndef ONSALE_WORKERS_PROJECT_H
+#define ONSALE_WORKERS_PROJECT_H
+
+#include "queue/status.h"
+#include "workers/partition.h"
+
+typedef struct wk_project wk_project;
+
+/* *out is owned by the caller (wk_project_free). secret signs the public
+ * reservation ids in results. Returns 0 or ONS_ENOMEM. */
+int wk_project_new(const q_status_opts *o, const char *secret, wk_project **out);
+void wk_project_free(wk_project *pj);
+
+/* Publishes p's committed batch (p->fx) with served = p->next_offset.
+ * Returns 0, ONS_EREDIS or ONS_ENOMEM. */
+int wk_project_batch(wk_project *pj, const wk_part *p, double rate);
+
+/* Publishes only the cursor and rate (idle partitions, after a FLUSHALL). */
+int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate);
+
+/* Builds one intent's result document (the r:<seq> value). *out is a heap
+ * string the caller frees. Returns 0 or ONS_ENOMEM. */
+int wk_result_json(const wk_fx_intent *r, const char *secret, char **out);
+
+/* Is this state the end of the intent (its active:<event>:<user> key goes)? A
+ * duplicate is not: the active key belongs to the user's other intent. */
+int wk_result_ended(const wk_fx_intent *r);
+
+#endif

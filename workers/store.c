@@ -1,0 +1,780 @@
+/* store.c - PostgreSQL access of the worker; see store.h.
+ *
+ * Batch writes send PostgreSQL array literals ("{1,2,3}") as text
+ * parameters and expand them with unnest(), so a batch costs a handful of
+ * statements whatever its size. Loads stream rows (COPY for seats, single-row
+ * mode for intents) so a 1,000,000-seat event never sits in a PGresult. */
+#include "workers/store.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "queue/intent_id.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct wk_store {
+    PGconn *conn;
+    char *dsn, *owner;
+    int skip_epoch_check, commit_delay_ms;
+};
+
+/* ---- connection ------------------------------------------------------------ */
+
+int wk_store_new(const wk_store_opts *o, wk_store **out)
+{
+    wk_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return ONS_ENOMEM;
+    st->dsn = strdup(o->dsn);
+    st->owner = strdup(o->owner);
+    if (!st->dsn || !st->owner) {
+        wk_store_free(st);
+        return ONS_ENOMEM;
+    }
+    st->skip_epoch_check = o->skip_epoch_check;
+    st->commit_delay_ms = o->commit_delay_ms;
+    st->conn = PQconnectdb(st->dsn);
+    if (!st->conn) {
+        wk_store_free(st);
+        return ONS_ENOMEM;
+    }
+    if (PQstatus(st->conn) != CONNECTION_OK)
+        ons_log_warn("postgres: %s (will retry)", PQerrorMessage(st->conn));
+    *out = st;
+    return 0;
+}
+
+void wk_store_free(wk_store *st)
+{
+    if (!st)
+        return;
+    if (st->conn)
+        PQfinish(st->conn);
+    free(st->dsn);
+    free(st->owner);
+    free(st);
+}
+
+static int ensure_conn(wk_store *st)
+{
+    if (PQstatus(st->conn) == CONNECTION_OK)
+        return 0;
+    PQreset(st->conn);
+    if (PQstatus(st->conn) != CONNECTION_OK) {
+        ons_log_warn("postgres reconnect: %s", PQerrorMessage(st->conn));
+        return ONS_EDB;
+    }
+    ons_log_info("postgres: reconnected");
+    return 0;
+}
+
+/* Runs one statement; returns the result when its status is `want`, else
+ * logs, clears and returns NULL. */
+static PGresult *exec(wk_store *st, ExecStatusType want, const char *what, const char *sql, int n,
+                      const char *const *vals)
+{
+    PGresult *r = PQexecParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0);
+    if (r && PQresultStatus(r) == want)
+        return r;
+    ons_log_error("postgres %s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn));
+    PQclear(r);
+    return NULL;
+}
+
+static int64_t to_i64(const char *s)
+{
+    return strtoll(s, NULL, 10);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int simple(wk_store *st, const char *sql)
+{
+    PGresult *r = exec(st, PGRES_COMMAND_OK, sql, sql, 0, NULL);
+    if (!r)
+        return ONS_EDB;
+    PQclear(r);
+    return 0;
+}
+
+/* ---- claim ------------------------------------------------------------------ */
+
+int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *epoch)
+{
+    if (ensure_conn(st))
+        return ONS_EDB;
+    char p[16];
+    snprintf(p, sizeof p, "%d", (int)partition);
+    const char *v[] = {p, st->owner};
+    PGresult *r = exec(st, PGRES_TUPLES_OK, "claim",
+                       "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
+                       "claimed_at) VALUES ($1, 1, 0, $2, now()) "
+                       "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
+                       "owner = EXCLUDED.owner, claimed_at = now() "
+                       "RETURNING next_offset, epoch",
+                       2, v);
+    if (!r)
+        return ONS_EDB;
+    int rc = ONS_EDB;
+    if (PQntuples(r) == 1) {
+        *next_offset = to_i64(PQgetvalue(r, 0, 0));
+        *epoch = to_i64(PQgetvalue(r, 0, 1));
+        rc = 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset)
+{
+    if (ensure_conn(st))
+        return ONS_EDB;
+    char p[16];
+    snprintf(p, sizeof p, "%d", (int)partition);
+    const char *v[] = {p};
+    PGresult *r = exec(st, PGRES_TUPLES_OK, "recheck",
+                       "SELECT next_offset, epoch FROM partition_owner WHERE partition = $1", 1, v);
+    if (!r)
+        return ONS_EDB;
+    int rc = ONS_EFENCED;
+    if (PQntuples(r) == 1 && to_i64(PQgetvalue(r, 0, 1)) == epoch) {
+        *next_offset = to_i64(PQgetvalue(r, 0, 0));
+        rc = 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- loading an event ---------------------------------------------------------- */
+
+typedef struct sec_row {
+    int64_t id;
+    int32_t position;
+    char name[WK_SECTION_NAME_MAX + 1];
+} sec_row;
+
+typedef struct load_ctx {
+    sec_row *secs;
+    int nsecs;
+    int added; /* sections already added to the inventory */
+} load_ctx;
+
+static int add_sections_until(wk_inv *inv, load_ctx *lc, int upto)
+{
+    for (; lc->added < upto; lc->added++) {
+        sec_row *s = &lc->secs[lc->added];
+        int rc = wk_inv_add_section(inv, s->id, s->name, s->position);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seats_total)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, event_id);
+    const char *v[] = {id};
+    PGresult *r = exec(st, PGRES_TUPLES_OK, "load event",
+                       "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+                       "hold_seconds, max_per_user, currency, seats_total "
+                       "FROM events WHERE event_id = $1",
+                       1, v);
+    if (!r)
+        return ONS_EDB;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return ONS_ENOTFOUND;
+    }
+    int status = wk_evstatus_parse(PQgetvalue(r, 0, 0));
+    ev->status = status < 0 ? WK_EV_PAUSED : status;
+    ev->onsale_at_ms = to_i64(PQgetvalue(r, 0, 1));
+    ev->hold_seconds = (int)to_i64(PQgetvalue(r, 0, 2));
+    ev->max_per_user = (int)to_i64(PQgetvalue(r, 0, 3));
+    snprintf(ev->currency, sizeof ev->currency, "%s", PQgetvalue(r, 0, 4));
+    *seats_total = to_i64(PQgetvalue(r, 0, 5));
+    PQclear(r);
+    return 0;
+}
+
+static int load_sections(wk_store *st, int64_t event_id, load_ctx *lc)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, event_id);
+    const char *v[] = {id};
+    PGresult *r = exec(st, PGRES_TUPLES_OK, "load sections",
+                       "SELECT s.section_id, s.name, s.position FROM sections s "
+                       "JOIN events e ON e.venue_id = s.venue_id WHERE e.event_id = $1 "
+                       "ORDER BY s.position",
+                       1, v);
+    if (!r)
+        return ONS_EDB;
+    int n = PQntuples(r), rc = 0;
+    lc->secs = calloc((size_t)n + 1, sizeof *lc->secs);
+    if (!lc->secs) {
+        rc = ONS_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        lc->secs[i].id = to_i64(PQgetvalue(r, i, 0));
+        snprintf(lc->secs[i].name, sizeof lc->secs[i].name, "%s", PQgetvalue(r, i, 1));
+        lc->secs[i].position = (int32_t)to_i64(PQgetvalue(r, i, 2));
+    }
+    lc->nsecs = n;
+out:
+    PQclear(r);
+    return rc;
+}
+
+static int section_index(const load_ctx *lc, const char *name)
+{
+    for (int i = 0; i < lc->nsecs; i++)
+        if (strcmp(lc->secs[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Active intents (waiting / reserved / paying) in seq order, one row at a time. */
+static int load_intents(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, ev->event_id);
+    const char *v[] = {id};
+    if (!PQsendQueryParams(st->conn,
+                           "SELECT i.intent_seq, i.user_id, i.state, i.quantity, "
+                           "coalesce(i.section, ''), coalesce(i.max_price_cents, 0), i.adjacent, "
+                           "(extract(epoch FROM i.accepted_at) * 1000)::bigint, "
+                           "coalesce(r.state, ''), coalesce(r.total_cents, 0), "
+                           "coalesce((extract(epoch FROM r.expires_at) * 1000)::bigint, 0) "
+                           "FROM intents i LEFT JOIN reservations r "
+                           "ON r.reservation_id = i.reservation_id "
+                           "WHERE i.event_id = $1 AND i.state IN ('waiting', 'reserved', 'paying') "
+                           "ORDER BY i.intent_seq",
+                           1, NULL, v, NULL, NULL, 0) ||
+        !PQsetSingleRowMode(st->conn)) {
+        ons_log_error("postgres load intents: %s", PQerrorMessage(st->conn));
+        return ONS_EDB;
+    }
+    int rc = 0;
+    PGresult *r;
+    while ((r = PQgetResult(st->conn)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_SINGLE_TUPLE && rc == 0) {
+            wk_intent *in = calloc(1, sizeof *in);
+            if (!in) {
+                rc = ONS_ENOMEM;
+                PQclear(r);
+                continue;
+            }
+            in->seq = to_i64(PQgetvalue(r, 0, 0));
+            in->user_id = to_i64(PQgetvalue(r, 0, 1));
+            int istate = wk_istate_parse(PQgetvalue(r, 0, 2));
+            in->qty = (uint8_t)to_i64(PQgetvalue(r, 0, 3));
+            const char *sec = PQgetvalue(r, 0, 4);
+            in->section = (int16_t)(sec[0] ? section_index(lc, sec) : -1);
+            in->max_price = to_i64(PQgetvalue(r, 0, 5));
+            in->adjacent = PQgetvalue(r, 0, 6)[0] == 't';
+            in->accepted_ms = to_i64(PQgetvalue(r, 0, 7));
+            int rstate = wk_rstate_parse(PQgetvalue(r, 0, 8));
+            in->total_cents = to_i64(PQgetvalue(r, 0, 9));
+            in->expires_ms = to_i64(PQgetvalue(r, 0, 10));
+            in->state = (uint8_t)istate;
+            in->res_state = (uint8_t)(rstate < 0 ? WK_RES_NONE : rstate);
+            if (in->qty < 1 || in->qty > WK_MAX_QTY || (sec[0] && in->section < 0) ||
+                (istate != WK_I_WAITING && in->res_state != WK_RES_HELD &&
+                 in->res_state != WK_RES_PAYING)) {
+                /* Not a shape this worker could have written: keep the seats
+                 * it holds out of play, but never allocate for it. */
+                ons_log_warn("event %" PRId64 ": intent %" PRId64 " has an unexpected shape",
+                             ev->event_id, in->seq);
+                if (in->qty < 1 || in->qty > WK_MAX_QTY)
+                    in->qty = 1;
+                if (istate == WK_I_WAITING)
+                    in->section = -1;
+            }
+            int e = wk_part_add_loaded(p, ev, in);
+            if (e)
+                rc = e;
+        } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK) {
+            ons_log_error("postgres load intents: %s", PQresultErrorMessage(r));
+            rc = ONS_EDB;
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* Splits a COPY text line into up to n tab-separated fields (in place). */
+static int split_fields(char *line, char **f, int n)
+{
+    int k = 0;
+    f[k++] = line;
+    for (char *c = line; *c && k < n; c++)
+        if (*c == '\t') {
+            *c = '\0';
+            f[k++] = c + 1;
+        }
+    char *nl = strchr(f[k - 1], '\n');
+    if (nl)
+        *nl = '\0';
+    return k;
+}
+
+static int seat_state_parse(const char *s)
+{
+    static const char *names[] = {"available", "held", "paying", "sold"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Streams the seats in allocation order into the inventory and hands held
+ * seats to their intents. */
+static int load_seats(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "COPY (SELECT s.section_id, s.row_no, s.seat_in_row, s.seat_no, s.price_cents, "
+             "s.status, coalesce(s.reservation_id, 0) FROM seats s "
+             "JOIN sections c USING (section_id) WHERE s.event_id = %" PRId64 " "
+             "ORDER BY c.position, s.row_no, s.seat_in_row) TO STDOUT",
+             ev->event_id);
+    PGresult *r = PQexec(st->conn, sql);
+    if (!r || PQresultStatus(r) != PGRES_COPY_OUT) {
+        ons_log_error("postgres load seats: %s",
+                      r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn));
+        PQclear(r);
+        return ONS_EDB;
+    }
+    PQclear(r);
+    int rc = 0, cur = -1; /* index of the section seats are being added to */
+    char *buf = NULL;
+    int len;
+    while ((len = PQgetCopyData(st->conn, &buf, 0)) > 0) {
+        if (rc == 0) {
+            char *f[7];
+            if (split_fields(buf, f, 7) != 7) {
+                rc = ONS_EDB;
+            } else {
+                int64_t sec_id = to_i64(f[0]);
+                if (cur < 0 || lc->secs[cur].id != sec_id) {
+                    int k = cur + 1;
+                    while (k < lc->nsecs && lc->secs[k].id != sec_id)
+                        k++;
+                    if (k == lc->nsecs)
+                        rc = ONS_EDB; /* seats of a section out of order */
+                    else if ((rc = add_sections_until(&ev->inv, lc, k + 1)) == 0)
+                        cur = k;
+                }
+                int state = seat_state_parse(f[5]);
+                int64_t rid = to_i64(f[6]);
+                int idx = rc ? -1
+                             : wk_inv_add_seat(&ev->inv, (int32_t)to_i64(f[1]),
+                                               (int32_t)to_i64(f[2]), (int32_t)to_i64(f[3]),
+                                               to_i64(f[4]), state < 0 ? WK_SEAT_SOLD : state);
+                if (rc == 0 && idx < 0)
+                    rc = idx;
+                if (rc == 0 && rid != 0 && state != WK_SEAT_SOLD) {
+                    wk_intent *in = wk_part_intent(p, rid);
+                    if (in && in->ev == ev && in->nseats < WK_MAX_QTY)
+                        in->seats[in->nseats++] = (uint32_t)idx;
+                    else
+                        ons_log_warn("event %" PRId64 ": seat %s held by %" PRId64
+                                     " without a live intent",
+                                     ev->event_id, f[3], rid);
+                }
+            }
+        }
+        PQfreemem(buf);
+        buf = NULL;
+    }
+    if (len == -2) {
+        ons_log_error("postgres load seats: %s", PQerrorMessage(st->conn));
+        rc = ONS_EDB;
+    }
+    while ((r = PQgetResult(st->conn)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            ons_log_error("postgres load seats: %s", PQresultErrorMessage(r));
+            rc = ONS_EDB;
+        }
+        PQclear(r);
+    }
+    if (rc == 0)
+        rc = add_sections_until(&ev->inv, lc, lc->nsecs);
+    return rc;
+}
+
+int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id)
+{
+    wk_store *st = ctx;
+    if (ensure_conn(st))
+        return ONS_EDB;
+    double t0 = mono_s();
+    load_ctx lc = {0};
+    int64_t seats_total = 0;
+    wk_event *ev = wk_event_new(event_id);
+    if (!ev)
+        return ONS_ENOMEM;
+    int rc = load_meta(st, event_id, ev, &seats_total);
+    if (rc) {
+        wk_event_free(ev);
+        return rc;
+    }
+    /* From here on the event belongs to p: on failure p is dropped whole. */
+    if ((rc = wk_part_add_event(p, ev)) != 0) {
+        wk_event_free(ev);
+        return rc;
+    }
+    if (seats_total > 0 && (rc = wk_inv_reserve(&ev->inv, (size_t)seats_total)) != 0)
+        goto out;
+    /* One snapshot for the three reads, so seats and intents agree. */
+    if ((rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
+        goto out;
+    if ((rc = load_sections(st, event_id, &lc)) == 0 && (rc = load_intents(st, p, ev, &lc)) == 0)
+        rc = load_seats(st, p, ev, &lc);
+    if (rc) {
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        goto out;
+    }
+    if ((rc = simple(st, "COMMIT")) != 0)
+        goto out;
+    ons_log_info("loaded event %" PRId64 ": %zu seats (%" PRId64 " available, %" PRId64
+                 " held, %" PRId64 " sold), %" PRId64 " waiting, status %s, in %.3f s",
+                 event_id, ev->inv.nseats, ev->inv.available, ev->inv.held, ev->inv.sold,
+                 ev->nwaiting, wk_evstatus_name(ev->status), mono_s() - t0);
+out:
+    free(lc.secs);
+    return rc;
+}
+
+/* ---- array literals ---------------------------------------------------------- */
+
+typedef struct arr {
+    char *s;
+    size_t len, cap;
+    int n;
+    int oom;
+} arr;
+
+static void arr_raw(arr *a, const char *s, size_t n)
+{
+    if (a->oom)
+        return;
+    if (a->len + n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (a->len + n + 2 > cap)
+            cap *= 2;
+        char *ns = realloc(a->s, cap);
+        if (!ns) {
+            a->oom = 1;
+            return;
+        }
+        a->s = ns;
+        a->cap = cap;
+    }
+    memcpy(a->s + a->len, s, n);
+    a->len += n;
+    a->s[a->len] = '\0';
+}
+
+static void arr_sep(arr *a)
+{
+    arr_raw(a, a->n++ ? "," : "{", 1);
+}
+
+static void arr_int(arr *a, int64_t v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof b, "%" PRId64, v);
+    arr_sep(a);
+    arr_raw(a, b, (size_t)n);
+}
+
+static void arr_null(arr *a)
+{
+    arr_sep(a);
+    arr_raw(a, "NULL", 4);
+}
+
+/* Nullable int: 0 means NULL. */
+static void arr_int0(arr *a, int64_t v)
+{
+    if (v)
+        arr_int(a, v);
+    else
+        arr_null(a);
+}
+
+static void arr_text(arr *a, const char *s)
+{
+    if (!s) {
+        arr_null(a);
+        return;
+    }
+    arr_sep(a);
+    arr_raw(a, "\"", 1);
+    for (const char *c = s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            arr_raw(a, "\\", 1);
+        arr_raw(a, c, 1);
+    }
+    arr_raw(a, "\"", 1);
+}
+
+static const char *arr_end(arr *a)
+{
+    if (a->n == 0)
+        arr_raw(a, "{", 1);
+    arr_raw(a, "}", 1);
+    return a->s;
+}
+
+static void arrs_reset(arr *a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        a[i].len = 0;
+        a[i].n = 0;
+        if (a[i].s)
+            a[i].s[0] = '\0';
+    }
+}
+
+static void arrs_free(arr *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(a[i].s);
+}
+
+/* Runs sql with the n arrays as parameters; 0 or ONS_EDB / ONS_ENOMEM. */
+static int exec_arrays(wk_store *st, const char *what, const char *sql, arr *a, int n)
+{
+    const char *v[16];
+    for (int i = 0; i < n; i++) {
+        v[i] = arr_end(&a[i]);
+        if (a[i].oom)
+            return ONS_ENOMEM;
+    }
+    PGresult *r = exec(st, PGRES_COMMAND_OK, what, sql, n, v);
+    if (!r)
+        return ONS_EDB;
+    PQclear(r);
+    return 0;
+}
+
+/* ---- the batch transaction ------------------------------------------------------ */
+
+static const char *seat_state_name(int s)
+{
+    static const char *names[] = {"available", "held", "paying", "sold"};
+    return s >= 0 && s < 4 ? names[s] : "sold";
+}
+
+static int write_intents(wk_store *st, const wk_fx *fx, arr *a)
+{
+    int rc, any = 0;
+    /* Existing intents first: one that ends here frees its user for a new
+     * active intent inserted below (intents_one_active). */
+    arrs_reset(a, 4);
+    for (size_t i = 0; i < fx->nintents; i++) {
+        const wk_fx_intent *r = &fx->intents[i];
+        if (r->is_new)
+            continue;
+        any = 1;
+        arr_int(&a[0], r->seq);
+        arr_text(&a[1], wk_istate_name(r->state));
+        arr_text(&a[2], wk_reason_name(r->reason));
+        arr_int0(&a[3], r->res_state != WK_RES_NONE ? r->seq : 0);
+    }
+    if (any && (rc = exec_arrays(st, "update intents",
+                                 "UPDATE intents i SET state = u.state, reason = u.reason, "
+                                 "reservation_id = u.rid, updated_at = now() "
+                                 "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) "
+                                 "AS u(seq, state, reason, rid) WHERE i.intent_seq = u.seq",
+                                 a, 4)) != 0)
+        return rc;
+
+    any = 0;
+    arrs_reset(a, 13);
+    for (size_t i = 0; i < fx->nintents; i++) {
+        const wk_fx_intent *r = &fx->intents[i];
+        if (!r->is_new)
+            continue;
+        any = 1;
+        arr_int(&a[0], r->seq);
+        arr_int(&a[1], r->event_id);
+        arr_int(&a[2], r->user_id);
+        arr_int(&a[3], r->partition);
+        arr_int(&a[4], r->offset);
+        arr_int(&a[5], r->qty);
+        arr_text(&a[6], r->section[0] ? r->section : NULL);
+        arr_int0(&a[7], r->max_price);
+        arr_text(&a[8], r->adjacent ? "t" : "f");
+        arr_text(&a[9], wk_istate_name(r->state));
+        arr_text(&a[10], wk_reason_name(r->reason));
+        arr_int0(&a[11], r->res_state != WK_RES_NONE ? r->seq : 0);
+        arr_int(&a[12], r->accepted_ms);
+    }
+    if (any &&
+        (rc = exec_arrays(
+             st, "insert intents",
+             "INSERT INTO intents (intent_seq, event_id, user_id, partition, kafka_offset, "
+             "quantity, section, max_price_cents, adjacent, state, reason, reservation_id, "
+             "accepted_at) SELECT u.seq, u.ev, u.usr, u.part, u.off, u.qty, u.sec, u.maxp, "
+             "u.adj, u.state, u.reason, u.rid, to_timestamp(u.acc / 1000.0) "
+             "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::bigint[], "
+             "$6::int[], $7::text[], $8::bigint[], $9::bool[], $10::text[], $11::text[], "
+             "$12::bigint[], $13::bigint[]) "
+             "AS u(seq, ev, usr, part, off, qty, sec, maxp, adj, state, reason, rid, acc)",
+             a, 13)) != 0)
+        return rc;
+    return 0;
+}
+
+static int write_reservations(wk_store *st, const wk_fx *fx, arr *a)
+{
+    int rc, any = 0;
+    arrs_reset(a, 8);
+    for (size_t i = 0; i < fx->nintents; i++) {
+        const wk_fx_intent *r = &fx->intents[i];
+        if (!r->res_new)
+            continue;
+        any = 1;
+        arr_int(&a[0], r->seq);
+        arr_int(&a[1], r->event_id);
+        arr_int(&a[2], r->user_id);
+        arr_text(&a[3], wk_rstate_name(r->res_state));
+        arr_int(&a[4], r->nseats);
+        arr_int(&a[5], r->total_cents);
+        arr_text(&a[6], r->ev->currency);
+        arr_int(&a[7], r->expires_ms);
+    }
+    if (any &&
+        (rc = exec_arrays(st, "insert reservations",
+                          "INSERT INTO reservations (reservation_id, event_id, user_id, state, "
+                          "seat_count, total_cents, currency, expires_at) "
+                          "SELECT u.rid, u.ev, u.usr, u.state, u.n, u.total, u.cur, "
+                          "to_timestamp(u.exp / 1000.0) FROM unnest($1::bigint[], $2::bigint[], "
+                          "$3::bigint[], $4::text[], $5::int[], $6::bigint[], $7::text[], "
+                          "$8::bigint[]) AS u(rid, ev, usr, state, n, total, cur, exp)",
+                          a, 8)) != 0)
+        return rc;
+
+    any = 0;
+    arrs_reset(a, 2);
+    for (size_t i = 0; i < fx->nintents; i++) {
+        const wk_fx_intent *r = &fx->intents[i];
+        if (r->res_new || !r->res_changed || r->res_state == WK_RES_NONE)
+            continue;
+        any = 1;
+        arr_int(&a[0], r->seq);
+        arr_text(&a[1], wk_rstate_name(r->res_state));
+    }
+    if (any && (rc = exec_arrays(st, "update reservations",
+                                 "UPDATE reservations r SET state = u.state, updated_at = now() "
+                                 "FROM unnest($1::bigint[], $2::text[]) AS u(rid, state) "
+                                 "WHERE r.reservation_id = u.rid",
+                                 a, 2)) != 0)
+        return rc;
+    return 0;
+}
+
+static int write_seats_events(wk_store *st, const wk_fx *fx, arr *a)
+{
+    int rc;
+    if (fx->nseats > 0) {
+        arrs_reset(a, 4);
+        for (size_t i = 0; i < fx->nseats; i++) {
+            const wk_fx_seat *s = &fx->seats[i];
+            arr_int(&a[0], s->event_id);
+            arr_int(&a[1], s->seat_no);
+            arr_text(&a[2], seat_state_name(s->state));
+            arr_int0(&a[3], s->reservation_id);
+        }
+        if ((rc = exec_arrays(st, "update seats",
+                              "UPDATE seats s SET status = u.st, reservation_id = u.rid "
+                              "FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[]) "
+                              "AS u(ev, no, st, rid) WHERE s.event_id = u.ev AND s.seat_no = u.no",
+                              a, 4)) != 0)
+            return rc;
+    }
+    int any = 0;
+    arrs_reset(a, 2);
+    for (size_t i = 0; i < fx->nevents; i++) {
+        const wk_event *ev = fx->events[i];
+        if (!ev->status_dirty)
+            continue;
+        any = 1;
+        arr_int(&a[0], ev->event_id);
+        arr_text(&a[1], wk_evstatus_name(ev->status));
+    }
+    if (any && (rc = exec_arrays(st, "update events",
+                                 "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "
+                                 "$2::text[]) AS u(ev, st) WHERE e.event_id = u.ev",
+                                 a, 2)) != 0)
+        return rc;
+    return 0;
+}
+
+static int write_fence(wk_store *st, const wk_part *p)
+{
+    char part[16], off[24], ep[24];
+    snprintf(part, sizeof part, "%d", (int)p->partition);
+    snprintf(off, sizeof off, "%" PRId64, p->next_offset);
+    snprintf(ep, sizeof ep, "%" PRId64, p->epoch);
+    const char *v[] = {part, off, ep};
+    PGresult *r =
+        st->skip_epoch_check
+            ? exec(st, PGRES_COMMAND_OK, "fence (epoch check OFF)",
+                   "UPDATE partition_owner SET next_offset = $2 WHERE partition = $1", 2, v)
+            : exec(st, PGRES_COMMAND_OK, "fence",
+                   "UPDATE partition_owner SET next_offset = $2 "
+                   "WHERE partition = $1 AND epoch = $3",
+                   3, v);
+    if (!r)
+        return ONS_EDB;
+    int rows = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return rows == 1 ? 0 : ONS_EFENCED;
+}
+
+int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
+{
+    if (st->commit_delay_ms > 0) {
+        ons_log_info("debug: delaying commit of partition %d by %d ms", (int)p->partition,
+                     st->commit_delay_ms);
+        struct timespec d = {st->commit_delay_ms / 1000,
+                             (long)(st->commit_delay_ms % 1000) * 1000000};
+        while (nanosleep(&d, &d) != 0)
+            ;
+    }
+    double t0 = mono_s();
+    *latency_s = 0;
+    if (ensure_conn(st))
+        return ONS_EDB;
+    arr a[13];
+    memset(a, 0, sizeof a);
+    int rc = simple(st, "BEGIN");
+    if (rc)
+        goto out;
+    if ((rc = write_intents(st, &p->fx, a)) != 0 || (rc = write_reservations(st, &p->fx, a)) != 0 ||
+        (rc = write_seats_events(st, &p->fx, a)) != 0 || (rc = write_fence(st, p)) != 0) {
+        PGresult *r = PQexec(st->conn, "ROLLBACK");
+        PQclear(r);
+        goto out;
+    }
+    rc = simple(st, "COMMIT");
+out:
+    arrs_free(a, 13);
+    *latency_s = mono_s() - t0;
+    return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * store.h - the worker's PostgreSQL side: claiming partitions (the epoch
+ * fence), loading an event's inventory and live intents, and writing one
+ * batch's effects in one transaction.
+ *
+ * One wk_store owns one libpq connection and is used by the worker's single
+ * consumer thread. A broken connection is reset on the next call. Every
+ * function translates libpq failures to ONS_EDB after logging them.
+ */
+#ifndef ONSALE_WORKERS_STORE_H
+#define ONSALE_WORKERS_STORE_H
+
+#include "workers/partition.h"
+
+#include <stdint.h>
+
+typedef struct wk_store wk_store;
+
+typedef struct wk_store_opts {
+    const char *dsn;
+    const char *owner;    /* written to partition_owner.owner */
+    int skip_epoch_check; /* debug: commit without the fence (control test only) */
+    int commit_delay_ms;  /* debug: sleep between applying and writing a batch */
+} wk_store_opts;
+
+/* Connects (the database may be down: calls then fail with ONS_EDB until it
+ * is back). *out is owned by the caller (wk_store_free). 0 or ONS_ENOMEM. */
+int wk_store_new(const wk_store_opts *o, wk_store **out);
+void wk_store_free(wk_store *st);
+
+/* Claims the partition: epoch + 1, owner = me (the row is created if
+ * missing). Returns 0 with the partition's next_offset and my epoch, or
+ * ONS_EDB. */
+int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *epoch);
+
+/* Re-reads the partition after a failed batch: 0 and next_offset while the
+ * epoch is still mine, ONS_EFENCED when a newer owner claimed it, ONS_EDB. */
+int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset);
+
+/* wk_load_fn for partition.h: loads event_id (its seats, price, status,
+ * hold window, live reservations and waiting intents) into p. ctx is the
+ * wk_store. Returns 0, ONS_ENOTFOUND (no such event), ONS_EDB or ONS_ENOMEM. */
+int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id);
+
+/* Writes p's batch (p->fx, next_offset = p->next_offset) in one transaction
+ * with set-based statements, ending with the epoch fence. Returns 0
+ * (committed), ONS_EFENCED (a newer owner exists: rolled back) or ONS_EDB
+ * (rolled back). *latency_s receives the transaction's duration. */
+int wk_store_commit(wk_store *st, wk_part *p, double *latency_s);
+
+#endif
