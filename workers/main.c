@@ -109,6 +109,7 @@ typedef struct slot {
     wk_part *part;
     int64_t epoch;
     double retry_at;
+    int fails; /* consecutive failed batches: backs the retries off */
     double rate, win_start;
     int64_t win_count;
     double last_publish;
@@ -262,7 +263,18 @@ static void fail_partition(worker *w, int32_t partition, slot *s, const char *wh
     ons_counter_add(w->failures, 1);
     slot_drop(s);
     s->state = SLOT_RELOAD;
-    s->retry_at = mono_s(); /* try at once; back off if the database is down */
+    /* Retry at once the first time; a failure that repeats (a database down,
+     * a record that cannot be applied) backs off up to 5 s. */
+    double delay = 0;
+    if (s->fails > 0) {
+        delay = 0.05;
+        for (int i = 1; i < s->fails && delay < 5.0; i++)
+            delay *= 2;
+        if (delay > 5.0)
+            delay = 5.0;
+    }
+    s->fails++;
+    s->retry_at = mono_s() + delay;
     q_consumer_pause(w->cons, partition);
 }
 
@@ -388,6 +400,7 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
         fail_partition(w, partition, s, "batch transaction failed (rolled back)");
         return;
     }
+    s->fails = 0;
     ons_histogram_observe(w->commit_lat, lat);
     if (n > 0)
         ons_histogram_observe(w->batch_size, (double)n);

@@ -428,7 +428,7 @@ static int end_reservation(wk_part *p, wk_intent *in, int istate, int rstate, in
     wk_event *ev = in->ev;
     for (int i = 0; i < in->nseats; i++) {
         wk_inv_set(&ev->inv, in->seats[i], WK_SEAT_AVAILABLE);
-        int rc = fx_seat(p, ev, in->seats[i], WK_SEAT_AVAILABLE, 0);
+        int rc = fx_seat(p, ev, in->seats[i], WK_SEAT_AVAILABLE, -1);
         if (rc)
             return rc;
     }

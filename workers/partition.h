@@ -135,7 +135,7 @@ typedef struct wk_fx_intent {
 
 typedef struct wk_fx_seat {
     int64_t event_id;
-    int64_t reservation_id; /* 0 = none */
+    int64_t reservation_id; /* -1 = none (0 is a valid id: partition 0, offset 0) */
     int32_t seat_no;
     uint8_t state;
 } wk_fx_seat;

@@ -345,7 +345,7 @@ static int load_seats(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
     char sql[512];
     snprintf(sql, sizeof sql,
              "COPY (SELECT s.section_id, s.row_no, s.seat_in_row, s.seat_no, s.price_cents, "
-             "s.status, coalesce(s.reservation_id, 0) FROM seats s "
+             "s.status, coalesce(s.reservation_id, -1) FROM seats s "
              "JOIN sections c USING (section_id) WHERE s.event_id = %" PRId64 " "
              "ORDER BY c.position, s.row_no, s.seat_in_row) TO STDOUT",
              ev->event_id);
@@ -384,7 +384,7 @@ static int load_seats(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
                                                to_i64(f[4]), state < 0 ? WK_SEAT_SOLD : state);
                 if (rc == 0 && idx < 0)
                     rc = idx;
-                if (rc == 0 && rid != 0 && state != WK_SEAT_SOLD) {
+                if (rc == 0 && rid >= 0 && state != WK_SEAT_SOLD) {
                     wk_intent *in = wk_part_intent(p, rid);
                     if (in && in->ev == ev && in->nseats < WK_MAX_QTY)
                         in->seats[in->nseats++] = (uint32_t)idx;
@@ -593,7 +593,10 @@ static int write_intents(wk_store *st, const wk_fx *fx, arr *a)
         arr_int(&a[0], r->seq);
         arr_text(&a[1], wk_istate_name(r->state));
         arr_text(&a[2], wk_reason_name(r->reason));
-        arr_int0(&a[3], r->res_state != WK_RES_NONE ? r->seq : 0);
+        if (r->res_state != WK_RES_NONE)
+            arr_int(&a[3], r->seq);
+        else
+            arr_null(&a[3]);
     }
     if (any && (rc = exec_arrays(st, "update intents",
                                  "UPDATE intents i SET state = u.state, reason = u.reason, "
@@ -621,7 +624,10 @@ static int write_intents(wk_store *st, const wk_fx *fx, arr *a)
         arr_text(&a[8], r->adjacent ? "t" : "f");
         arr_text(&a[9], wk_istate_name(r->state));
         arr_text(&a[10], wk_reason_name(r->reason));
-        arr_int0(&a[11], r->res_state != WK_RES_NONE ? r->seq : 0);
+        if (r->res_state != WK_RES_NONE)
+            arr_int(&a[11], r->seq);
+        else
+            arr_null(&a[11]);
         arr_int(&a[12], r->accepted_ms);
     }
     if (any &&
@@ -698,7 +704,10 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, arr *a)
             arr_int(&a[0], s->event_id);
             arr_int(&a[1], s->seat_no);
             arr_text(&a[2], seat_state_name(s->state));
-            arr_int0(&a[3], s->reservation_id);
+            if (s->reservation_id >= 0)
+                arr_int(&a[3], s->reservation_id);
+            else
+                arr_null(&a[3]);
         }
         if ((rc = exec_arrays(st, "update seats",
                               "UPDATE seats s SET status = u.st, reservation_id = u.rid "

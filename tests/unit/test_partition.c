@@ -140,7 +140,7 @@ START_TEST(fifo_best_seats_then_waiting_then_released_in_order)
         if (s->seat_no < 2)
             ck_assert_int_eq(s->reservation_id, q_seq_make(0, c));
         else
-            ck_assert_int_eq(s->reservation_id, 0);
+            ck_assert_int_eq(s->reservation_id, -1);
     }
     wk_part_batch_done(p);
 
