@@ -12,6 +12,7 @@
  * value), 2 usage error (unknown command or flag, missing or malformed
  * argument), with a message on stderr.
  */
+#include "admin/audit.h"
 #include "common/auth.h"
 #include "common/err.h"
 #include "common/opts.h"
@@ -32,12 +33,25 @@
 
 typedef struct ctl_opts {
     char *auth_secret;
+    char *pg_dsn;
+    char *kafka_brokers;
+    char *kafka_topic;
+    long long audit_wait_s;
 } ctl_opts;
 
 static const ons_opt opt_table[] = {
     {"auth.secret", ONS_OPT_STR, offsetof(ctl_opts, auth_secret), ONS_AUTH_SECRET_MIN,
      ONS_AUTH_SECRET_MAX, ONS_AUTH_SECRET_DEV,
      "HMAC key of the deployment: signs JWTs and public ids (same value in every process)"},
+    {"pg.dsn", ONS_OPT_STR, offsetof(ctl_opts, pg_dsn), 1, 1024,
+     "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
+     "PostgreSQL connection string (audit)"},
+    {"kafka.brokers", ONS_OPT_STR, offsetof(ctl_opts, kafka_brokers), 0, 1024, "127.0.0.1:19092",
+     "Kafka bootstrap servers (audit: applied-offset check; empty skips it)"},
+    {"kafka.topic", ONS_OPT_STR, offsetof(ctl_opts, kafka_topic), 1, 249, "intents",
+     "Kafka topic of intents"},
+    {"audit.wait_s", ONS_OPT_INT, offsetof(ctl_opts, audit_wait_s), 0, 3600, "10",
+     "seconds the audit waits for partition owners to apply the Kafka backlog"},
 };
 
 typedef struct ctl {
@@ -55,11 +69,17 @@ typedef struct command {
 
 static int cmd_help(ctl *c, int argc, char **argv);
 static int cmd_token(ctl *c, int argc, char **argv);
+static int cmd_audit(ctl *c, int argc, char **argv);
 
 static const command commands[] = {
     {"token", "--user ID --role fan|seller|admin [--ttl SECONDS]",
      "print a JWT for user ID with ROLE, valid for SECONDS (default 3600, at most 366 days)", 1,
      cmd_token},
+    {"audit", "[--event ID] [--sim-log FILE]",
+     "check the invariants (no seat held or sold twice, sold <= capacity, every accepted intent "
+     "reached a consistent state, FIFO, positions never increased, charges = tickets + refunds); "
+     "exit 1 on any violation",
+     1, cmd_audit},
     {"help", "[COMMAND]", "show this help, or one command's usage", 0, cmd_help},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -198,6 +218,57 @@ static int cmd_token(ctl *c, int argc, char **argv)
 fail:
     free(token);
     return rc == 0 ? 0 : 1;
+}
+
+/* onsalectl audit [--event ID] [--sim-log FILE]: runs admin/audit.c and
+ * exits 1 when any invariant is violated (or the audit could not run). */
+static int cmd_audit(ctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"event", required_argument, NULL, 'e'},
+        {"sim-log", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const command *self = find_command("audit");
+    adm_audit_opts ao = {.pg_dsn = c->opts.pg_dsn,
+                         .kafka_brokers = c->opts.kafka_brokers,
+                         .kafka_topic = c->opts.kafka_topic,
+                         .wait_s = (int)c->opts.audit_wait_s,
+                         .max_log_intents = 50LL * 1000 * 1000};
+    adm_audit_result res;
+    long long ev;
+    int opt;
+
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'e':
+            if (parse_ll(optarg, 1, INT64_MAX, &ev) != 0)
+                return usage_error(self, "--event '%s' is not a positive integer", optarg);
+            ao.event_id = ev;
+            break;
+        case 'l':
+            ao.sim_log = optarg;
+            break;
+        case 'h':
+            printf("usage: onsalectl %s %s\n    %s\n", self->name, self->args, self->summary);
+            return 0;
+        case ':':
+            return usage_error(self, "%s needs a value", argv[optind - 1]);
+        default:
+            return usage_error(self, "unknown flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    int rc = adm_audit_run(&ao, stdout, &res);
+    if (rc != 0) {
+        fprintf(stderr, "onsalectl: audit could not run: %s\n", ons_strerror(rc));
+        return 1;
+    }
+    return res.violations ? 1 : 0;
 }
 
 int main(int argc, char **argv)

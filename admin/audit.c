@@ -1,0 +1,925 @@
+/*
+ * audit.c - the invariant audit (see audit.h for the list).
+ *
+ * Every check is a query (or a walk over query rows) that counts what it
+ * examined and what broke the rule; one adm_check row each. The exact rules:
+ *
+ * seats_live: a seat whose status is not 'available' must name a reservation
+ *   of the same event whose state matches: held -> 'held', paying ->
+ *   'paying', sold -> 'purchased'. A seat pointing at an ended or foreign
+ *   reservation is a seat held twice (or held by nobody).
+ * seats_count: a 'held' or 'paying' reservation is pointed at by exactly
+ *   seat_count seat rows; a 'purchased' one by at most seat_count (a cancelled
+ *   ticket gives its seat back). Two live reservations sharing a seat make
+ *   one of them short.
+ * tickets_unique: no (event, seat) has two 'valid' tickets, and every valid
+ *   ticket is on a 'sold' seat.
+ * capacity: per event, seats sold <= seats_total, seats not available <=
+ *   seats_total, valid tickets <= seats_total, and exactly seats_total seat
+ *   rows.
+ * intents_consistent: a processed intent in state reserved/paying/purchased/
+ *   expired has a reservation in the same state; released has none or a
+ *   released one; queued/waiting/rejected have none.
+ * kafka_applied: for each partition of the topic, partition_owner.next_offset
+ *   reaches the high watermark within wait_s (a backlog still draining is
+ *   reported with its size). Skipped without brokers.
+ * accepted_reached (sim log): every intent id the simulator logged (it got a
+ *   202) has an intents row, and its state there is reachable from the last
+ *   state the fan saw (queued -> anything; waiting -> not queued; reserved ->
+ *   reserved/paying/purchased/expired/released; paying -> paying/purchased/
+ *   released/expired; ended states -> the same). A missing row below the
+ *   partition's next_offset is a lost intent; at or above it, unapplied.
+ * positions (sim log): along each intent's lines, in file order, the
+ *   reported position never increases.
+ * fifo: within each event, intents are grouped by request class (quantity,
+ *   section, max_price_cents, adjacent) and walked in intent_seq (= offset)
+ *   order. Grant time is reservations.created_at; a release is a reservation
+ *   that ended 'released' or 'expired' (at its updated_at) or a refunded
+ *   order. Violations:
+ *     (a) an intent is granted strictly before an earlier intent of its class;
+ *     (b) an intent is granted while an earlier intent of its class is still
+ *         queued or waiting;
+ *     (c) an intent is granted at or before the time an earlier intent of
+ *         its class was rejected insufficient_seats or sold_out;
+ *     (d) for consecutive live grants P < B of a class with no release in
+ *         [P's grant, B's grant] (seats only ever got taken in between):
+ *         adjacent requests: B's best section position >= P's (the
+ *         allocator takes the first section that fits; orphan avoidance
+ *         only moves within a section, so no finer seat order is promised);
+ *         non-adjacent requests: B's lowest seat_no > P's highest (both take
+ *         the best free seats).
+ * charges: per order (of the event's reservations), at most one succeeded
+ *   charge, and succeeded charges = price of its valid tickets (order_items)
+ *   + succeeded refunds. With no orders the check runs and reports 0.
+ */
+#include "admin/audit.h"
+#include "common/err.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHUNK_IDS      10000 /* intent ids per ANY($1) query */
+#define MAX_PARTITIONS 4096
+#define KAFKA_TIMEOUT  5000 /* ms per metadata / watermark call */
+#define LINE_MAX_LEN   512
+
+typedef struct audit {
+    const adm_audit_opts *o;
+    adm_audit_result *res;
+    FILE *out;
+    PGconn *pg;
+    char event_buf[24];
+    const char *event_param; /* NULL: every event */
+} audit;
+
+/* ---- result rows ----------------------------------------------------------- */
+
+static void add_check(audit *a, const char *name, enum adm_check_status st, long long checked,
+                      long long violations, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void add_check(audit *a, const char *name, enum adm_check_status st, long long checked,
+                      long long violations, const char *fmt, ...)
+{
+    static const char *label[] = {"ok", "FAIL", "skip"};
+    if (a->res->nchecks >= ADM_AUDIT_MAX_CHECKS)
+        return;
+    adm_check *c = &a->res->checks[a->res->nchecks++];
+    va_list ap;
+    if (st == ADM_CHECK_OK && violations > 0)
+        st = ADM_CHECK_FAIL;
+    c->name = name;
+    c->status = st;
+    c->checked = checked;
+    c->violations = violations;
+    va_start(ap, fmt);
+    vsnprintf(c->detail, sizeof c->detail, fmt, ap);
+    va_end(ap);
+    a->res->violations += violations;
+    if (a->out)
+        fprintf(a->out, "  %-4s  %-19s %10lld checked %8lld violations  %s\n", label[st], name,
+                checked, violations, c->detail);
+}
+
+/* ---- PostgreSQL helpers ---------------------------------------------------- */
+
+/* Runs sql with text params; returns a TUPLES_OK result the caller PQclears,
+ * or NULL after printing the error. */
+static PGresult *query(audit *a, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(a->pg, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "audit: query failed: %s", PQerrorMessage(a->pg));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+static long long ll_at(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* Runs a query that answers one row of (checked, violations, detail text)
+ * and records it as check name. */
+static int count_check(audit *a, const char *name, const char *sql, const char *what)
+{
+    const char *params[1] = {a->event_param};
+    PGresult *r = query(a, sql, 1, params);
+    if (!r)
+        return ONS_EDB;
+    long long checked = ll_at(r, 0, 0), bad = ll_at(r, 0, 1);
+    const char *sample = PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2);
+    add_check(a, name, ADM_CHECK_OK, checked, bad, "%s%s%s", what, *sample ? "; e.g. " : "",
+              sample);
+    PQclear(r);
+    return 0;
+}
+
+/* ---- seats, tickets, capacity ---------------------------------------------- */
+
+static int check_seats(audit *a)
+{
+    int rc = count_check(
+        a, "seats_live",
+        "SELECT count(*), count(*) FILTER (WHERE bad), "
+        "  array_to_string((array_agg('event ' || event_id || ' seat ' || seat_no) FILTER (WHERE "
+        "bad))[1:3], ', ') "
+        "FROM (SELECT s.event_id, s.seat_no, "
+        "        (r.reservation_id IS NULL OR r.event_id <> s.event_id OR NOT "
+        "         ((s.status = 'held' AND r.state = 'held') OR "
+        "          (s.status = 'paying' AND r.state = 'paying') OR "
+        "          (s.status = 'sold' AND r.state = 'purchased'))) AS bad "
+        "      FROM seats s LEFT JOIN reservations r ON r.reservation_id = s.reservation_id "
+        "      WHERE s.status <> 'available' AND ($1::bigint IS NULL OR s.event_id = $1) "
+        "      ) x",
+        "taken seats naming a live reservation in the matching state");
+    if (rc)
+        return rc;
+    rc = count_check(
+        a, "seats_count",
+        "SELECT count(*), count(*) FILTER (WHERE bad), "
+        "  (array_to_string((array_agg('reservation ' || reservation_id || ' holds ' || n || "
+        "   '/' || seat_count) FILTER (WHERE bad))[1:3], ', '))  "
+        "FROM (SELECT r.reservation_id, r.seat_count, coalesce(c.n, 0) AS n, "
+        "        CASE WHEN r.state = 'purchased' THEN coalesce(c.n, 0) > r.seat_count "
+        "             ELSE coalesce(c.n, 0) <> r.seat_count END AS bad "
+        "      FROM reservations r LEFT JOIN "
+        "        (SELECT reservation_id, count(*) AS n FROM seats "
+        "         WHERE reservation_id IS NOT NULL AND ($1::bigint IS NULL OR event_id = $1) "
+        "         GROUP BY reservation_id) c ON c.reservation_id = r.reservation_id "
+        "      WHERE r.state IN ('held', 'paying', 'purchased') "
+        "        AND ($1::bigint IS NULL OR r.event_id = $1)) x",
+        "live reservations holding exactly seat_count seats");
+    if (rc)
+        return rc;
+    rc = count_check(a, "tickets_unique",
+                     "SELECT (SELECT count(*) FROM tickets WHERE status = 'valid' "
+                     "        AND ($1::bigint IS NULL OR event_id = $1)), "
+                     "  (SELECT count(*) FROM (SELECT 1 FROM tickets WHERE status = 'valid' "
+                     "     AND ($1::bigint IS NULL OR event_id = $1) "
+                     "     GROUP BY event_id, seat_no HAVING count(*) > 1) d) + "
+                     "  (SELECT count(*) FROM tickets t JOIN seats s USING (event_id, seat_no) "
+                     "     WHERE t.status = 'valid' AND s.status <> 'sold' "
+                     "     AND ($1::bigint IS NULL OR t.event_id = $1)), "
+                     "  NULL",
+                     "valid tickets, one per sold seat");
+    if (rc)
+        return rc;
+    return count_check(
+        a, "capacity",
+        "SELECT count(*), count(*) FILTER (WHERE bad), "
+        "  array_to_string((array_agg('event ' || event_id || ': ' || rows || ' rows, ' || "
+        "    sold || ' sold, ' || taken || ' taken, ' || tickets || ' tickets of ' || "
+        "    seats_total) FILTER (WHERE bad))[1:3], '; ') "
+        "FROM (SELECT e.event_id, e.seats_total, coalesce(s.rows, 0) AS rows, "
+        "        coalesce(s.sold, 0) AS sold, coalesce(s.taken, 0) AS taken, "
+        "        coalesce(t.n, 0) AS tickets, "
+        "        (coalesce(s.rows, 0) <> e.seats_total OR coalesce(s.sold, 0) > e.seats_total OR "
+        "         coalesce(s.taken, 0) > e.seats_total OR coalesce(t.n, 0) > e.seats_total) AS bad "
+        "      FROM events e "
+        "      LEFT JOIN (SELECT event_id, count(*) AS rows, "
+        "                   count(*) FILTER (WHERE status = 'sold') AS sold, "
+        "                   count(*) FILTER (WHERE status <> 'available') AS taken "
+        "                 FROM seats GROUP BY event_id) s ON s.event_id = e.event_id "
+        "      LEFT JOIN (SELECT event_id, count(*) AS n FROM tickets WHERE status = 'valid' "
+        "                 GROUP BY event_id) t ON t.event_id = e.event_id "
+        "      WHERE $1::bigint IS NULL OR e.event_id = $1) x",
+        "events with sold <= capacity");
+}
+
+static int check_intents(audit *a)
+{
+    return count_check(
+        a, "intents_consistent",
+        "SELECT count(*), count(*) FILTER (WHERE bad), "
+        "  array_to_string((array_agg('intent ' || intent_seq || ' ' || istate || '/' || "
+        "    coalesce(rstate, 'none')) FILTER (WHERE bad))[1:3], ', ') "
+        "FROM (SELECT i.intent_seq, i.state AS istate, r.state AS rstate, "
+        "        NOT CASE i.state "
+        "          WHEN 'reserved' THEN r.state IS NOT DISTINCT FROM 'held' "
+        "          WHEN 'paying' THEN r.state IS NOT DISTINCT FROM 'paying' "
+        "          WHEN 'purchased' THEN r.state IS NOT DISTINCT FROM 'purchased' "
+        "          WHEN 'expired' THEN r.state IS NOT DISTINCT FROM 'expired' "
+        "          WHEN 'released' THEN r.state IS NULL OR r.state = 'released' "
+        "          ELSE r.state IS NULL END AS bad "
+        "      FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.intent_seq "
+        "      WHERE $1::bigint IS NULL OR i.event_id = $1) x",
+        "processed intents agreeing with their reservation");
+}
+
+static int check_charges(audit *a)
+{
+    const char *params[1] = {a->event_param};
+    PGresult *r = query(
+        a,
+        "SELECT count(*), count(*) FILTER (WHERE bad), "
+        "  array_to_string((array_agg('order ' || order_id || ': charged ' || charged || "
+        "    ' (' || ncharges || 'x), tickets ' || ticketed || ', refunds ' || refunded) FILTER "
+        "(WHERE bad))[1:3], '; '), "
+        "  coalesce(sum(charged), 0), coalesce(sum(ticketed), 0), coalesce(sum(refunded), 0) "
+        "FROM (SELECT o.order_id, c.charged, c.ncharges, c.refunded, "
+        "        coalesce(t.ticketed, 0) AS ticketed, "
+        "        (c.ncharges > 1 OR c.charged <> coalesce(t.ticketed, 0) + c.refunded) AS bad "
+        "      FROM orders o JOIN reservations r ON r.reservation_id = o.reservation_id "
+        "      CROSS JOIN LATERAL (SELECT "
+        "          coalesce(sum(amount_cents) FILTER (WHERE kind = 'charge' "
+        "                                              AND state = 'succeeded'), 0) AS charged, "
+        "          count(*) FILTER (WHERE kind = 'charge' AND state = 'succeeded') AS ncharges, "
+        "          coalesce(sum(amount_cents) FILTER (WHERE kind = 'refund' "
+        "                                              AND state = 'succeeded'), 0) AS refunded "
+        "          FROM payments p WHERE p.order_id = o.order_id) c "
+        "      LEFT JOIN (SELECT t.order_id, sum(oi.price_cents) AS ticketed FROM tickets t "
+        "                 JOIN order_items oi ON oi.order_id = t.order_id "
+        "                   AND oi.event_id = t.event_id AND oi.seat_no = t.seat_no "
+        "                 WHERE t.status = 'valid' GROUP BY t.order_id) t "
+        "        ON t.order_id = o.order_id "
+        "      WHERE $1::bigint IS NULL OR r.event_id = $1) x",
+        1, params);
+    if (!r)
+        return ONS_EDB;
+    long long n = ll_at(r, 0, 0), bad = ll_at(r, 0, 1);
+    const char *sample = PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2);
+    if (n == 0)
+        add_check(a, "charges", ADM_CHECK_OK, 0, 0,
+                  "0 orders (checkout not used): nothing charged, nothing to match");
+    else
+        add_check(a, "charges", ADM_CHECK_OK, n, bad,
+                  "orders where charges = tickets + refunds (charged %lld = tickets %lld + "
+                  "refunds %lld cents)%s%s",
+                  ll_at(r, 0, 3), ll_at(r, 0, 4), ll_at(r, 0, 5), *sample ? "; e.g. " : "", sample);
+    PQclear(r);
+    return 0;
+}
+
+/* ---- FIFO ------------------------------------------------------------------ */
+
+typedef struct release_list {
+    int64_t *event; /* sorted by (event, t) */
+    int64_t *t;
+    size_t n;
+} release_list;
+
+static void release_list_fini(release_list *l)
+{
+    free(l->event);
+    free(l->t);
+}
+
+static int load_releases(audit *a, release_list *l)
+{
+    const char *params[1] = {a->event_param};
+    PGresult *r =
+        query(a,
+              "SELECT event_id, t FROM ("
+              "  SELECT event_id, (extract(epoch FROM updated_at) * 1000000)::bigint AS t "
+              "  FROM reservations WHERE state IN ('released', 'expired') "
+              "  UNION ALL "
+              "  SELECT r.event_id, (extract(epoch FROM o.updated_at) * 1000000)::bigint "
+              "  FROM orders o JOIN reservations r ON r.reservation_id = o.reservation_id "
+              "  WHERE o.state = 'refunded') x "
+              "WHERE $1::bigint IS NULL OR event_id = $1 ORDER BY event_id, t",
+              1, params);
+    if (!r)
+        return ONS_EDB;
+    size_t n = (size_t)PQntuples(r);
+    int rc = 0;
+    l->event = malloc((n ? n : 1) * sizeof *l->event);
+    l->t = malloc((n ? n : 1) * sizeof *l->t);
+    if (!l->event || !l->t) {
+        rc = ONS_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        l->event[i] = ll_at(r, (int)i, 0);
+        l->t[i] = ll_at(r, (int)i, 1);
+    }
+    l->n = n;
+done:
+    PQclear(r);
+    return rc;
+}
+
+/* Whether some release of event happened at a time in [from, to]. */
+static int released_between(const release_list *l, int64_t event, int64_t from, int64_t to)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) { /* first index with (event, t) >= (event, from) */
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->event[mid] < event || (l->event[mid] == event && l->t[mid] < from))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < l->n && l->event[lo] == event && l->t[lo] <= to;
+}
+
+/* Columns of the FIFO query. */
+enum {
+    F_EVENT,
+    F_QTY,
+    F_SECTION,
+    F_PRICE,
+    F_ADJ,
+    F_SEQ,
+    F_KIND,
+    F_T,
+    F_LIVE,
+    F_MINSEAT,
+    F_MAXSEAT,
+    F_MINPOS
+};
+
+typedef struct grant {
+    int have;
+    int64_t seq, t, minseat, maxseat, minpos;
+} grant;
+
+static int same_class(const PGresult *r, int i, int j)
+{
+    for (int c = F_EVENT; c <= F_ADJ; c++)
+        if (strcmp(PQgetvalue(r, i, c), PQgetvalue(r, j, c)) != 0)
+            return 0;
+    return 1;
+}
+
+static int check_fifo(audit *a)
+{
+    const char *params[1] = {a->event_param};
+    release_list rel = {0};
+    PGresult *r = NULL;
+    int rc = load_releases(a, &rel);
+    if (rc)
+        goto done;
+    r = query(
+        a,
+        "SELECT i.event_id, i.quantity, coalesce(i.section, ''), "
+        "  coalesce(i.max_price_cents, 0), i.adjacent::int, i.intent_seq, "
+        "  CASE WHEN r.reservation_id IS NOT NULL THEN 'g' "
+        "       WHEN i.state IN ('queued', 'waiting') THEN 'w' "
+        "       WHEN i.state = 'rejected' AND i.reason IN ('insufficient_seats', "
+        "            'sold_out') THEN 'r' ELSE 'o' END, "
+        "  (extract(epoch FROM coalesce(r.created_at, i.updated_at)) * 1000000)::bigint, "
+        "  (r.state IN ('held', 'paying', 'purchased'))::int, "
+        "  min(s.seat_no), max(s.seat_no), min(sec.position) "
+        "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.intent_seq "
+        "LEFT JOIN seats s ON s.event_id = r.event_id AND s.reservation_id = r.reservation_id "
+        "LEFT JOIN sections sec ON sec.section_id = s.section_id "
+        "WHERE $1::bigint IS NULL OR i.event_id = $1 "
+        "GROUP BY i.intent_seq, r.reservation_id "
+        "ORDER BY 1, 2, 3, 4, 5, 6",
+        1, params);
+    if (!r) {
+        rc = ONS_EDB;
+        goto done;
+    }
+    long long grants = 0, bad_order = 0, bad_wait = 0, bad_reject = 0, bad_seat = 0;
+    char sample[160] = "";
+    int n = PQntuples(r);
+    grant prev_live = {0};
+    int waiting_before = 0;
+    int64_t max_reject_t = INT64_MIN, max_grant_t = INT64_MIN;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || !same_class(r, i, i - 1)) {
+            memset(&prev_live, 0, sizeof prev_live);
+            waiting_before = 0;
+            max_reject_t = max_grant_t = INT64_MIN;
+        }
+        char kind = PQgetvalue(r, i, F_KIND)[0];
+        int64_t seq = ll_at(r, i, F_SEQ), t = ll_at(r, i, F_T);
+        long long before = bad_order + bad_wait + bad_reject + bad_seat;
+        if (kind == 'w') {
+            waiting_before = 1;
+        } else if (kind == 'r') {
+            if (t > max_reject_t)
+                max_reject_t = t;
+        } else if (kind == 'g') {
+            grants++;
+            if (t < max_grant_t)
+                bad_order++; /* (a) */
+            if (waiting_before)
+                bad_wait++; /* (b) */
+            if (t <= max_reject_t)
+                bad_reject++; /* (c) */
+            if (t > max_grant_t)
+                max_grant_t = t;
+            grant g = {
+                1, seq, t, ll_at(r, i, F_MINSEAT), ll_at(r, i, F_MAXSEAT), ll_at(r, i, F_MINPOS)};
+            if (ll_at(r, i, F_LIVE) && !PQgetisnull(r, i, F_MINSEAT)) {
+                int64_t event = ll_at(r, i, F_EVENT);
+                if (prev_live.have && !released_between(&rel, event, prev_live.t, t)) {
+                    int adjacent = ll_at(r, i, F_ADJ) != 0;
+                    if (adjacent ? g.minpos < prev_live.minpos : g.minseat <= prev_live.maxseat)
+                        bad_seat++; /* (d) */
+                }
+                prev_live = g;
+            }
+        }
+        if (bad_order + bad_wait + bad_reject + bad_seat > before && !sample[0])
+            snprintf(sample, sizeof sample, "; first at intent %" PRId64 " (event %s, qty %s)", seq,
+                     PQgetvalue(r, i, F_EVENT), PQgetvalue(r, i, F_QTY));
+    }
+    add_check(a, "fifo", ADM_CHECK_OK, grants, bad_order + bad_wait + bad_reject + bad_seat,
+              "grants in offset order per request class: %lld out of order, %lld past a waiting "
+              "earlier, %lld after an earlier rejection, %lld with better seats than an earlier%s",
+              bad_order, bad_wait, bad_reject, bad_seat, sample);
+done:
+    PQclear(r);
+    release_list_fini(&rel);
+    return rc;
+}
+
+/* ---- Kafka ------------------------------------------------------------------ */
+
+typedef struct offsets {
+    int32_t partition[MAX_PARTITIONS];
+    int64_t next[MAX_PARTITIONS];
+    int n;
+} offsets;
+
+static int load_offsets(audit *a, offsets *off)
+{
+    PGresult *r =
+        query(a, "SELECT partition, next_offset FROM partition_owner ORDER BY 1", 0, NULL);
+    if (!r)
+        return ONS_EDB;
+    off->n = 0;
+    for (int i = 0; i < PQntuples(r) && off->n < MAX_PARTITIONS; i++) {
+        off->partition[off->n] = (int32_t)ll_at(r, i, 0);
+        off->next[off->n++] = ll_at(r, i, 1);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* next_offset of partition p; 0 when it has no row (never claimed). */
+static int64_t next_offset_of(const offsets *off, int32_t p)
+{
+    for (int i = 0; i < off->n; i++)
+        if (off->partition[i] == p)
+            return off->next[i];
+    return 0;
+}
+
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk, (void)level, (void)fac, (void)buf;
+}
+
+static int check_kafka(audit *a)
+{
+    const adm_audit_opts *o = a->o;
+    char err[256];
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    offsets off;
+    int rc = 0;
+
+    if (!o->kafka_brokers || !o->kafka_brokers[0] || !o->kafka_topic) {
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0, "no kafka.brokers configured");
+        return 0;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", o->kafka_brokers, err, sizeof err) ||
+        rd_kafka_conf_set(conf, "socket.timeout.ms", "5000", err, sizeof err)) {
+        rd_kafka_conf_destroy(conf);
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0, "bad kafka config: %s", err);
+        return 0;
+    }
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err); /* takes conf */
+    if (!rk) {
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0, "kafka client: %s", err);
+        return 0;
+    }
+    rkt = rd_kafka_topic_new(rk, o->kafka_topic, NULL);
+    if (!rkt || rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1 || md->topics[0].err) {
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0,
+                  "topic %s not readable at %s (not checked)", o->kafka_topic, o->kafka_brokers);
+        goto done;
+    }
+    int nparts = md->topics[0].partition_cnt;
+    time_t deadline = time(NULL) + (o->wait_s > 0 ? o->wait_s : 0);
+    long long total = 0, backlog = 0, ahead = 0, unreadable = 0;
+    for (;;) {
+        total = backlog = ahead = unreadable = 0;
+        if ((rc = load_offsets(a, &off)) != 0)
+            goto done;
+        for (int p = 0; p < nparts; p++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_query_watermark_offsets(rk, o->kafka_topic, p, &lo, &hi, KAFKA_TIMEOUT)) {
+                unreadable++;
+                continue;
+            }
+            int64_t next = next_offset_of(&off, p);
+            total += hi;
+            if (next < hi)
+                backlog += hi - next;
+            else if (next > hi)
+                ahead++;
+        }
+        if ((backlog == 0 && unreadable == 0) || time(NULL) >= deadline)
+            break;
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (unreadable)
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, total, 0,
+                  "%lld of %d partitions' watermarks unreadable (not checked)", unreadable, nparts);
+    else
+        add_check(a, "kafka_applied", ADM_CHECK_OK, total, backlog + ahead,
+                  "messages in %s applied by their partition owner (%d partitions; %lld "
+                  "unapplied after %ds, %lld partitions ahead of the log)",
+                  o->kafka_topic, nparts, backlog, o->wait_s, ahead);
+done:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* ---- the simulator log ------------------------------------------------------ */
+
+enum {
+    ST_QUEUED,
+    ST_WAITING,
+    ST_RESERVED,
+    ST_PAYING,
+    ST_PURCHASED,
+    ST_REJECTED,
+    ST_EXPIRED,
+    ST_RELEASED,
+    ST_COUNT
+};
+static const char *const state_names[ST_COUNT] = {"queued",    "waiting",  "reserved", "paying",
+                                                  "purchased", "rejected", "expired",  "released"};
+
+static int state_parse(const char *s)
+{
+    for (int i = 0; i < ST_COUNT; i++)
+        if (strcmp(s, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Whether a fan that last saw state `seen` may find its intent in `now`. */
+static int reachable(int seen, int now)
+{
+    switch (seen) {
+    case ST_QUEUED:
+        return 1;
+    case ST_WAITING:
+        return now != ST_QUEUED;
+    case ST_RESERVED:
+        return now == ST_RESERVED || now == ST_PAYING || now == ST_PURCHASED || now == ST_EXPIRED ||
+               now == ST_RELEASED;
+    case ST_PAYING:
+        return now == ST_PAYING || now == ST_PURCHASED || now == ST_EXPIRED || now == ST_RELEASED;
+    default:
+        return now == seen;
+    }
+}
+
+typedef struct entry {
+    int64_t seq; /* -1: empty slot */
+    int64_t last_pos;
+    int8_t last_state;
+    uint8_t increased, found;
+} entry;
+
+typedef struct idmap {
+    entry *slots;
+    size_t cap, n;
+} idmap;
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int idmap_grow(idmap *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 1 << 14;
+    entry *s = malloc(cap * sizeof *s);
+    if (!s)
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < cap; i++)
+        s[i].seq = -1;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].seq < 0)
+            continue;
+        size_t j = mix((uint64_t)m->slots[i].seq) & (cap - 1);
+        while (s[j].seq >= 0)
+            j = (j + 1) & (cap - 1);
+        s[j] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = s;
+    m->cap = cap;
+    return 0;
+}
+
+/* Finds seq's entry, inserting an empty one if insert. NULL when absent (or
+ * on allocation failure / over the bound: *err says which). */
+static entry *idmap_get(idmap *m, int64_t seq, int insert, long long bound, int *err)
+{
+    if (insert && (m->n + 1) * 2 > m->cap) {
+        if ((long long)m->n >= bound) {
+            *err = ONS_EFULL;
+            return NULL;
+        }
+        if ((*err = idmap_grow(m)) != 0)
+            return NULL;
+    }
+    if (!m->cap)
+        return NULL;
+    size_t j = mix((uint64_t)seq) & (m->cap - 1);
+    while (m->slots[j].seq >= 0) {
+        if (m->slots[j].seq == seq)
+            return &m->slots[j];
+        j = (j + 1) & (m->cap - 1);
+    }
+    if (!insert)
+        return NULL;
+    m->slots[j] = (entry){.seq = seq, .last_pos = -1, .last_state = -1};
+    m->n++;
+    return &m->slots[j];
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* intent_seq from a 32-hex public id; -1 when malformed. */
+static int64_t id_seq(const char *id)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 32; i++)
+        if (hexval((unsigned char)id[i]) < 0)
+            return -1;
+    if (id[32] != '\0')
+        return -1;
+    for (int i = 0; i < 16; i++)
+        v = v << 4 | (uint64_t)hexval((unsigned char)id[i]);
+    return v > INT64_MAX ? -1 : (int64_t)v;
+}
+
+/* Reads the sim log into m (positions checked on the way). */
+static int read_sim_log(audit *a, idmap *m, long long *lines)
+{
+    FILE *f = fopen(a->o->sim_log, "r");
+    char line[LINE_MAX_LEN];
+    long long lineno = 0;
+    int rc = 0;
+    if (!f) {
+        fprintf(stderr, "audit: cannot read sim log %s\n", a->o->sim_log);
+        return ONS_EIO;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char fan[32], id[40], tms[32], state[32], pos[32];
+        lineno++;
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (sscanf(line, "%31s %39s %31s %31s %31s", fan, id, tms, state, pos) != 5) {
+            fprintf(stderr, "audit: %s:%lld: expected 5 fields\n", a->o->sim_log, lineno);
+            rc = ONS_EPARSE;
+            goto done;
+        }
+        int64_t seq = id_seq(id);
+        int st = state_parse(state);
+        if (seq < 0 || st < 0) {
+            fprintf(stderr, "audit: %s:%lld: bad intent id or state\n", a->o->sim_log, lineno);
+            rc = ONS_EPARSE;
+            goto done;
+        }
+        entry *e = idmap_get(m, seq, 1, a->o->max_log_intents, &rc);
+        if (!e) {
+            if (rc == ONS_EFULL)
+                fprintf(stderr, "audit: sim log has more than %lld intents\n",
+                        a->o->max_log_intents);
+            goto done;
+        }
+        if (strcmp(pos, "-") != 0) {
+            int64_t p = strtoll(pos, NULL, 10);
+            if (e->last_pos >= 0 && p > e->last_pos)
+                e->increased = 1;
+            e->last_pos = p;
+        }
+        e->last_state = (int8_t)st;
+        (*lines)++;
+    }
+    if (ferror(f))
+        rc = ONS_EIO;
+done:
+    fclose(f);
+    return rc;
+}
+
+/* Looks up every logged intent in PostgreSQL (chunks of CHUNK_IDS). */
+static int match_intents(audit *a, idmap *m, long long *unreachable, char *sample, size_t cap)
+{
+    size_t bufcap = (size_t)CHUNK_IDS * 21 + 4;
+    char *buf = malloc(bufcap);
+    int rc = 0;
+    if (!buf)
+        return ONS_ENOMEM;
+    size_t i = 0;
+    while (i < m->cap) {
+        size_t len = 0;
+        int count = 0;
+        buf[len++] = '{';
+        for (; i < m->cap && count < CHUNK_IDS; i++) {
+            if (m->slots[i].seq < 0)
+                continue;
+            len += (size_t)snprintf(buf + len, bufcap - len, "%s%" PRId64, count ? "," : "",
+                                    m->slots[i].seq);
+            count++;
+        }
+        buf[len++] = '}';
+        buf[len] = '\0';
+        if (!count)
+            break;
+        const char *params[1] = {buf};
+        PGresult *r = query(a,
+                            "SELECT intent_seq, state FROM intents "
+                            "WHERE intent_seq = ANY($1::bigint[])",
+                            1, params);
+        if (!r) {
+            rc = ONS_EDB;
+            goto done;
+        }
+        for (int row = 0; row < PQntuples(r); row++) {
+            int dummy = 0;
+            entry *e = idmap_get(m, ll_at(r, row, 0), 0, 0, &dummy);
+            int st = state_parse(PQgetvalue(r, row, 1));
+            if (!e)
+                continue;
+            e->found = 1;
+            if (st < 0 || !reachable(e->last_state, st)) {
+                (*unreachable)++;
+                if (!sample[0])
+                    snprintf(sample, cap, "; e.g. intent %" PRId64 " seen %s, now %s", e->seq,
+                             state_names[e->last_state], PQgetvalue(r, row, 1));
+            }
+        }
+        PQclear(r);
+    }
+done:
+    free(buf);
+    return rc;
+}
+
+static int check_sim_log(audit *a)
+{
+    idmap m = {0};
+    offsets off;
+    long long lines = 0, unreachable = 0, lost = 0, unapplied = 0, increased = 0;
+    long long ended = 0;
+    char sample[160] = "";
+    int rc;
+
+    if (!a->o->sim_log) {
+        add_check(a, "accepted_reached", ADM_CHECK_SKIP, 0, 0, "no --sim-log given");
+        add_check(a, "positions", ADM_CHECK_SKIP, 0, 0, "no --sim-log given");
+        return 0;
+    }
+    if ((rc = read_sim_log(a, &m, &lines)) != 0)
+        goto done;
+    if ((rc = match_intents(a, &m, &unreachable, sample, sizeof sample)) != 0)
+        goto done;
+    if ((rc = load_offsets(a, &off)) != 0)
+        goto done;
+    for (size_t i = 0; i < m.cap; i++) {
+        entry *e = &m.slots[i];
+        if (e->seq < 0)
+            continue;
+        increased += e->increased;
+        if (e->last_state >= ST_PURCHASED)
+            ended++;
+        if (e->found)
+            continue;
+        int64_t part = e->seq >> 40, offset = e->seq & ((INT64_C(1) << 40) - 1);
+        if (offset < next_offset_of(&off, (int32_t)part))
+            lost++;
+        else
+            unapplied++;
+    }
+    add_check(a, "accepted_reached", ADM_CHECK_OK, (long long)m.n, lost + unapplied + unreachable,
+              "accepted intents in a state reachable from what the fan last saw (%lld ended when "
+              "last seen; %lld lost, %lld not yet applied, %lld inconsistent)%s",
+              ended, lost, unapplied, unreachable, sample);
+    add_check(a, "positions", ADM_CHECK_OK, (long long)m.n, increased,
+              "fans whose reported position never increased (%lld log lines)", lines);
+done:
+    free(m.slots);
+    return rc;
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+int adm_audit_run(const adm_audit_opts *o, FILE *out, adm_audit_result *res)
+{
+    audit a = {.o = o, .res = res, .out = out};
+    int rc = 0;
+    memset(res, 0, sizeof *res);
+    if (o->event_id > 0) {
+        snprintf(a.event_buf, sizeof a.event_buf, "%" PRId64, o->event_id);
+        a.event_param = a.event_buf;
+    }
+    a.pg = PQconnectdb(o->pg_dsn);
+    if (PQstatus(a.pg) != CONNECTION_OK) {
+        fprintf(stderr, "audit: cannot connect to PostgreSQL: %s", PQerrorMessage(a.pg));
+        rc = ONS_EDB;
+        goto done;
+    }
+    if (out) {
+        if (o->event_id > 0)
+            fprintf(out, "audit of event %" PRId64 "%s%s\n", o->event_id,
+                    o->sim_log ? ", sim log " : "", o->sim_log ? o->sim_log : "");
+        else
+            fprintf(out, "audit of every event%s%s\n", o->sim_log ? ", sim log " : "",
+                    o->sim_log ? o->sim_log : "");
+    }
+    if ((rc = check_kafka(&a)) != 0 || (rc = check_seats(&a)) != 0 ||
+        (rc = check_intents(&a)) != 0 || (rc = check_sim_log(&a)) != 0 ||
+        (rc = check_fifo(&a)) != 0 || (rc = check_charges(&a)) != 0)
+        goto done;
+    if (out)
+        fprintf(out, "audit %s: %d invariants, %lld violations\n",
+                res->violations ? "FAILED" : "passed", res->nchecks, res->violations);
+done:
+    PQfinish(a.pg);
+    return rc;
+}
+
+static void json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+void adm_audit_write_json(const adm_audit_result *res, FILE *out)
+{
+    static const char *st[] = {"ok", "fail", "skip"};
+    fputc('[', out);
+    for (int i = 0; i < res->nchecks; i++) {
+        const adm_check *c = &res->checks[i];
+        fprintf(out,
+                "%s{\"name\":\"%s\",\"status\":\"%s\",\"checked\":%lld,\"violations\":%lld,"
+                "\"detail\":",
+                i ? "," : "", c->name, st[c->status], c->checked, c->violations);
+        json_str(out, c->detail);
+        fputc('}', out);
+    }
+    fputc(']', out);
+}
