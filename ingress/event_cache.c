@@ -199,3 +199,12 @@ int ing_seqmap_get(ing_seqmap *m, int64_t seq, int64_t *event_id)
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
+
+void ing_seqmap_scan(ing_seqmap *m, void (*fn)(int64_t seq, int64_t event_id, void *arg), void *arg)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        if (m->pairs[i][0])
+            fn(m->pairs[i][0] - 1, m->pairs[i][1], arg);
+    pthread_mutex_unlock(&m->mu);
+}

@@ -40,4 +40,9 @@ void ing_seqmap_put(ing_seqmap *m, int64_t seq, int64_t event_id);
 /* Returns 0 and *event_id, or ONS_ENOTFOUND. */
 int ing_seqmap_get(ing_seqmap *m, int64_t seq, int64_t *event_id);
 
+/* Calls fn(seq, event_id, arg) for every remembered intent, under the
+ * map's lock (keep fn short: joins wait meanwhile). Admin views only. */
+void ing_seqmap_scan(ing_seqmap *m, void (*fn)(int64_t seq, int64_t event_id, void *arg),
+                     void *arg);
+
 #endif

@@ -10,6 +10,8 @@
 #include "ingress/routes.h"
 #include "common/err.h"
 #include "ingress/cursor_cache.h"
+#include "ingress/event_cache.h"
+#include "queue/intent_id.h"
 #include "ingress/json_io.h"
 #include "ingress/monitor.h"
 
@@ -109,6 +111,35 @@ static json_t *partitions_json(ing_req *r, ing_worker *w)
     return arr;
 }
 
+/* Intents this process accepted that the worker has not served yet, for
+ * the events listed (event ids sorted descending, as the query returns). */
+typedef struct queued_count {
+    ing_cursors *cursors;
+    const int64_t *events;
+    int64_t *counts;
+    int n;
+} queued_count;
+
+static void count_queued(int64_t seq, int64_t event_id, void *arg)
+{
+    queued_count *q = arg;
+    int64_t served = ing_cursors_served(q->cursors, q_seq_partition(seq));
+    if (q_seq_offset(seq) < (served < 0 ? 0 : served))
+        return;
+    int lo = 0, hi = q->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (q->events[mid] == event_id) {
+            q->counts[mid]++;
+            return;
+        }
+        if (q->events[mid] > event_id)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+}
+
 static void admin_queues_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
@@ -131,8 +162,17 @@ static void admin_queues_job(ing_worker *w, void *arg)
         ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
         return;
     }
+    int n = PQntuples(res);
+    int64_t *ids = calloc((size_t)n + 1, sizeof *ids);
+    int64_t *queued = calloc((size_t)n + 1, sizeof *queued);
+    if (ids && queued) {
+        for (int i = 0; i < n; i++)
+            ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        queued_count q = {r->app->cursors, ids, queued, n};
+        ing_seqmap_scan(r->app->seqs, count_queued, &q);
+    }
     json_t *events = json_array();
-    for (int i = 0; events && i < PQntuples(res); i++) {
+    for (int i = 0; events && i < n; i++) {
         int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         int64_t available = strtoll(PQgetvalue(res, i, 2), NULL, 10);
         int64_t held = strtoll(PQgetvalue(res, i, 3), NULL, 10);
@@ -146,14 +186,18 @@ static void admin_queues_job(ing_worker *w, void *arg)
             sold = st.sold >= 0 ? st.sold : sold;
             waiting = st.waiting >= 0 ? st.waiting : waiting;
         }
-        /* Intents not yet served are in Kafka, not counted per event: the
-         * event's partition lag (in "partitions") bounds them. */
-        json_array_append_new(events, json_pack("{s:I, s:s, s:n, s:I, s:I, s:I, s:I}", "event_id",
-                                                (json_int_t)id, "status", PQgetvalue(res, i, 1),
-                                                "queued", "waiting", (json_int_t)waiting, "held",
-                                                (json_int_t)held, "sold", (json_int_t)sold,
-                                                "available", (json_int_t)available));
+        /* queued counts the intents this ingress process accepted and the
+         * worker has not reached; behind several ingress nodes, sum theirs
+         * (the partitions' lag bounds the total). */
+        json_array_append_new(events,
+                              json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "event_id",
+                                        (json_int_t)id, "status", PQgetvalue(res, i, 1), "queued",
+                                        (json_int_t)(queued ? queued[i] : 0), "waiting",
+                                        (json_int_t)waiting, "held", (json_int_t)held, "sold",
+                                        (json_int_t)sold, "available", (json_int_t)available));
     }
+    free(ids);
+    free(queued);
     PQclear(res);
     ing_reply_json(r, 200, json_pack("{s:o, s:o}", "partitions", parts, "events", events));
 }

@@ -279,6 +279,21 @@ def test_create_100k_seat_event(st):
     assert d["available"] == 100000
 
 
+def test_sold_out_refused(st):
+    ev = st.create_event(sections=[("A", 1, 2, 100)])
+    fan = st.token(95, "fan")
+    # The worker marks the event sold out in its Redis projection.
+    st.redis.hset(st.key(f"ev:{ev}"), mapping={"status": "on_sale", "max_per_user": 8,
+                                                "onsale_at_ms": 0, "sold_out": 1})
+    time.sleep(0.3)  # past the event cache's TTL
+    w0 = watermarks(st)
+    assert_error(st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=fan), 409,
+                 "sold_out")
+    assert watermarks(st) == w0
+    assert st.redis.get(st.key(f"active:{ev}:95")) is None
+    assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "sold_out"
+
+
 def test_seller_event_scheduled(st):
     seller = st.token(3000, "seller")
     s, _, v = st.http("POST", "/v1/venues", {"name": "Club", "city": "Utrecht", "country": "NL",
@@ -327,8 +342,14 @@ def test_metrics_exposition(st):
 
 
 def test_admin_queues(st):
+    ev = st.create_event(sections=[("A", 1, 10, 100)])
+    for u in (91, 92, 93):
+        assert st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                       token=st.token(u, "fan"))[0] == 202
     s, _, b = st.http("GET", "/v1/admin/queues", token=st.token(1, "admin"))
     assert s == 200
+    mine = [e for e in b["events"] if e["event_id"] == ev]
+    assert mine and mine[0]["queued"] == 3 and mine[0]["available"] == 10, mine
     assert [p["partition"] for p in b["partitions"]] == list(range(st.partitions))
     for p in b["partitions"]:
         assert set(p) >= {"owner", "served_offset", "high_watermark", "lag", "drain_rate"}
