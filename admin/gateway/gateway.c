@@ -1,0 +1,184 @@
+/*
+ * gateway.c - onsale-gateway, the payment gateway simulator: options and
+ * main. See gateway.h for what the simulator is and how it is split up.
+ *
+ *   onsale-gateway [--config FILE]      serve until SIGTERM or SIGINT
+ *   onsale-gateway --help               list every option
+ *
+ * Options come from the table below: defaults, then the config file, then
+ * ONSALE_<KEY> environment variables (gateway.port -> ONSALE_GATEWAY_PORT).
+ * The fault knobs here are only the starting values; POST /v1/_faults
+ * changes them while the process runs.
+ *
+ * State is in memory only: a restart forgets every charge, refund and
+ * idempotency key, so a restart in the middle of a test is a "gateway lost
+ * its data" scenario, which no real gateway would do.
+ */
+#include "admin/gateway/gateway.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/opts.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPT(name, type, field, min, max, def, help)                                                \
+    {                                                                                              \
+        name, type, offsetof(gw_opts, field), min, max, def, help                                  \
+    }
+
+static const ons_opt opt_table[] = {
+    OPT("gateway.port", ONS_OPT_INT, port, 0, 65535, "9300", "HTTP listen port"),
+    OPT("gateway.bind", ONS_OPT_STR, bind, 1, 255, "127.0.0.1", "HTTP listen address"),
+    OPT("gateway.api_key", ONS_OPT_STR, api_key, 8, 255, "sk_test_onsale",
+        "secret API key clients send as Authorization: Bearer <key> (else 401)"),
+    OPT("gateway.max_body", ONS_OPT_INT, max_body, 256, 1048576, "8192",
+        "largest accepted request body in bytes (larger: 413)"),
+    OPT("gateway.body_read_limit", ONS_OPT_INT, body_read_limit, 256, 16777216, "1048576",
+        "bodies declared larger than this are refused by nng itself (400) without being read"),
+    OPT("gateway.max_records", ONS_OPT_INT, max_records, 1, 10000000, "1000000",
+        "bound of each in-memory store (charges, refunds, idempotency keys); full: 503"),
+    OPT("gateway.max_pending", ONS_OPT_INT, max_pending, 1, 1000000, "65536",
+        "requests that may wait on injected latency or hangs at once; more: 503"),
+    OPT("gateway.max_amount_cents", ONS_OPT_INT, max_amount_cents, 1, 1000000000000LL, "99999999",
+        "largest amount_cents of a charge or refund"),
+    OPT("gateway.latency_ms", ONS_OPT_INT, latency_ms, 0, GW_DELAY_MAX_MS, "0",
+        "fault: delay before each first attempt is processed"),
+    OPT("gateway.latency_jitter_ms", ONS_OPT_INT, latency_jitter_ms, 0, GW_DELAY_MAX_MS, "0",
+        "fault: plus a uniform random 0..jitter ms"),
+    OPT("gateway.decline_rate", ONS_OPT_STR, decline_rate, 1, 32, "0",
+        "fault: fraction 0..1 of charges declined (generic_decline) whatever the card"),
+    OPT("gateway.error_rate", ONS_OPT_STR, error_rate, 1, 32, "0",
+        "fault: fraction 0..1 answered 500/503 without charging (the key stays free)"),
+    OPT("gateway.hang_rate", ONS_OPT_STR, hang_rate, 1, 32, "0",
+        "fault: fraction 0..1 never answered; the connection closes after gateway.hang_ms"),
+    OPT("gateway.hang_after_charge", ONS_OPT_BOOL, hang_after_charge, 0, 1, "true",
+        "fault: a hang charges first (charged, response lost); false: nothing is charged"),
+    OPT("gateway.hang_ms", ONS_OPT_INT, hang_ms, 1, GW_DELAY_MAX_MS, "60000",
+        "fault: how long a hang holds the connection before closing it"),
+    OPT("gateway.lost_response_rate", ONS_OPT_STR, lost_response_rate, 1, 32, "0",
+        "fault: fraction 0..1 charged and stored, but the connection closes unanswered"),
+    OPT("gateway.seed", ONS_OPT_INT, seed, 0, 9007199254740991LL, "0",
+        "seed of the fault dice (same seed and request order: same faults); 0: from the clock"),
+    OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true", "log one line per request"),
+    OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+};
+#define NOPTS ONS_OPT_COUNT(opt_table)
+
+/* Reads the rate options into f. Returns 0 or ONS_EINVAL with err set. */
+static int load_faults(const gw_opts *o, gw_faults *f, char *err, size_t errlen)
+{
+    const struct {
+        const char *name, *text;
+        double *dst;
+    } rates[] = {
+        {"gateway.decline_rate", o->decline_rate, &f->decline_rate},
+        {"gateway.error_rate", o->error_rate, &f->error_rate},
+        {"gateway.hang_rate", o->hang_rate, &f->hang_rate},
+        {"gateway.lost_response_rate", o->lost_response_rate, &f->lost_response_rate},
+    };
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        if (gw_rate_parse(rates[i].text, rates[i].dst) != 0) {
+            snprintf(err, errlen, "option %s: '%s' is not a number in 0..1", rates[i].name,
+                     rates[i].text);
+            return ONS_EINVAL;
+        }
+    }
+    f->latency_ms = o->latency_ms;
+    f->latency_jitter_ms = o->latency_jitter_ms;
+    f->hang_ms = o->hang_ms;
+    f->hang_after_charge = o->hang_after_charge;
+    return 0;
+}
+
+static int start(gw_app *app, const gw_faults *f)
+{
+    uint64_t seed = 0;
+    int rc;
+    app->metrics = ons_metrics_new();
+    if (!app->metrics)
+        return ONS_ENOMEM;
+    if ((rc = gw_api_init(app)) || (rc = gw_store_new((size_t)app->o.max_records, &app->store)) ||
+        (rc = gw_chaos_new(f, (uint64_t)app->o.seed, &seed, &app->chaos)) ||
+        (rc = gw_timer_new((size_t)app->o.max_pending, &app->timer)))
+        return rc;
+    ons_log_info("fault dice seed %llu", (unsigned long long)seed);
+    return gw_server_start(app, &app->server);
+}
+
+/* Tears down in dependency order: close every connection (nng finishes
+ * deferred requests through their cancel routine), then let the timer run
+ * what is left early so those requests are freed, then the rest. */
+static void stop(gw_app *app)
+{
+    gw_server_stop(app->server);
+    gw_timer_free(app->timer);
+    gw_server_free(app->server);
+    gw_chaos_free(app->chaos);
+    gw_store_free(app->store);
+    if (app->metrics)
+        ons_metrics_free(app->metrics);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: onsale-gateway [--config FILE]\n"
+                   "A Stripe-like payment gateway simulator with fault injection.\n"
+                   "Options (config file key = value, or environment ONSALE_<KEY>):\n");
+            ons_opts_usage(opt_table, NOPTS);
+            return 0;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+            continue;
+        }
+        fprintf(stderr, "onsale-gateway: unknown argument %s (try --help)\n", argv[i]);
+        return 2;
+    }
+    gw_app app;
+    gw_faults faults;
+    char err[512];
+    int status = 2;
+    memset(&app, 0, sizeof app);
+    if (ons_opts_load(opt_table, NOPTS, &app.o, config, err, sizeof err) ||
+        load_faults(&app.o, &faults, err, sizeof err)) {
+        fprintf(stderr, "onsale-gateway: %s\n", err);
+        goto done;
+    }
+    ons_log_init("gateway", app.o.log_level);
+    if (strcmp(app.o.api_key, "sk_test_onsale") == 0)
+        ons_log_warn("gateway.api_key is the development default");
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * below inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = start(&app, &faults);
+    if (rc) {
+        ons_log_error("gateway failed to start: %s", ons_strerror(rc));
+        stop(&app);
+        status = 1;
+        goto done;
+    }
+    ons_log_info("gateway ready on %s:%lld", app.o.bind, app.o.port);
+    int sig = 0;
+    sigwait(&set, &sig);
+    ons_log_info("signal %d: shutting down", sig);
+    stop(&app);
+    status = 0;
+done:
+    ons_opts_free(opt_table, NOPTS, &app.o);
+    return status;
+}

@@ -1,0 +1,172 @@
+/* timer.c - the delay thread of the gateway simulator; see timer.h. */
+#include "admin/gateway/timer.h"
+#include "common/err.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct entry {
+    int64_t due_ns;
+    uint64_t seq; /* insertion order: ties run first-in first-out */
+    gw_timer_fn fn;
+    void *arg;
+} entry;
+
+struct gw_timer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled on a new earliest entry and on stop */
+    pthread_t thread;
+    int started;
+    int stopping;
+    entry *heap; /* [cap]; heap[0] is the earliest */
+    size_t n, cap;
+    uint64_t next_seq;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int before(const entry *a, const entry *b)
+{
+    return a->due_ns < b->due_ns || (a->due_ns == b->due_ns && a->seq < b->seq);
+}
+
+static void swap(entry *a, entry *b)
+{
+    entry t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Removes and returns the earliest entry. Caller holds mu; n > 0. */
+static entry pop(gw_timer *t)
+{
+    assert(t->n > 0);
+    entry top = t->heap[0];
+    t->heap[0] = t->heap[--t->n];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < t->n && before(&t->heap[l], &t->heap[m]))
+            m = l;
+        if (r < t->n && before(&t->heap[r], &t->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        swap(&t->heap[i], &t->heap[m]);
+        i = m;
+    }
+    return top;
+}
+
+/* The thread: waits for the earliest entry to fall due, runs it unlocked.
+ * On stop it drains the heap, running each entry early. */
+static void *run(void *arg)
+{
+    gw_timer *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        if (t->stopping && t->n == 0)
+            break;
+        if (t->n == 0) {
+            pthread_cond_wait(&t->cv, &t->mu);
+            continue;
+        }
+        int64_t now = mono_ns();
+        if (!t->stopping && t->heap[0].due_ns > now) {
+            int64_t due = t->heap[0].due_ns;
+            struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
+            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+            continue;
+        }
+        int early = t->stopping && t->heap[0].due_ns > now;
+        entry e = pop(t);
+        pthread_mutex_unlock(&t->mu);
+        e.fn(e.arg, early);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+int gw_timer_new(size_t cap, gw_timer **out)
+{
+    int rc = ONS_ENOMEM;
+    pthread_condattr_t ca;
+    gw_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return ONS_ENOMEM;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    t->cap = cap ? cap : 1;
+    t->heap = calloc(t->cap, sizeof *t->heap);
+    if (!t->heap)
+        goto fail;
+    if (pthread_create(&t->thread, NULL, run, t) != 0) {
+        rc = ONS_EIO;
+        goto fail;
+    }
+    t->started = 1;
+    *out = t;
+    return 0;
+fail:
+    gw_timer_free(t);
+    return rc;
+}
+
+int gw_timer_add(gw_timer *t, int64_t delay_ms, gw_timer_fn fn, void *arg)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    if (t->stopping) {
+        rc = ONS_ECLOSED;
+    } else if (t->n == t->cap) {
+        rc = ONS_EFULL;
+    } else {
+        size_t i = t->n++;
+        t->heap[i] =
+            (entry){mono_ns() + (delay_ms > 0 ? delay_ms : 0) * 1000000, t->next_seq++, fn, arg};
+        while (i > 0 && before(&t->heap[i], &t->heap[(i - 1) / 2])) {
+            swap(&t->heap[i], &t->heap[(i - 1) / 2]);
+            i = (i - 1) / 2;
+        }
+        if (i == 0)
+            pthread_cond_signal(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+size_t gw_timer_pending(gw_timer *t)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->n;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+void gw_timer_free(gw_timer *t)
+{
+    if (!t)
+        return;
+    if (t->started) {
+        pthread_mutex_lock(&t->mu);
+        t->stopping = 1;
+        pthread_cond_signal(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+        pthread_join(t->thread, NULL);
+    }
+    assert(t->n == 0);
+    free(t->heap);
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
