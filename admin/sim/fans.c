@@ -1,0 +1,831 @@
+/*
+ * fans.c - the virtual fans: arrival curve, the join -> poll -> act script
+ * and the run loop (timers, HTTP, the once-a-second sampler, the progress
+ * line).
+ *
+ * A fan's script, one request in flight at a time:
+ *   arrive (burst at on-sale time, then a Poisson tail)
+ *   join: POST /v1/events/{id}/intents with an Idempotency-Key. 202 -> poll;
+ *     429/503 -> retry after Retry-After (at most max_retries); 409 sold_out
+ *     -> done (sold out); other answers -> done (refused, counted by code).
+ *   poll: GET /v1/intents/{id} exactly poll_after_ms after the last answer
+ *     (429/503: after Retry-After). queued/waiting/paying -> poll again;
+ *     reserved -> act once; purchased/rejected/expired/released -> done.
+ *   act on reserved: with checkout_prob, POST .../checkout (when the route
+ *     exists: a 404/405 answer marks checkout "not available" for the run
+ *     and the fan keeps its hold); else with abandon_prob DELETE the
+ *     reservation (mode delete) or keep polling until it expires (mode
+ *     expire); else keep the hold (done).
+ * Every answer about an intent (the 202 and each poll) is one sim-log line
+ * (format: admin/audit.h).
+ */
+#include "admin/sim/sim.h"
+#include "common/auth.h"
+#include "common/err.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROGRESS_MS  250
+#define SAMPLE_MS    1000
+#define POLL_MIN_MS  50
+#define POLL_MAX_MS  60000
+#define RETRY_DEF_MS 1000
+#define TOKEN_SLACK  3600
+#define DRAIN_MS     10000 /* in-flight requests get this long at the end */
+
+const char *const sim_state_names[] = {"queued",    "waiting",  "reserved", "paying",
+                                       "purchased", "rejected", "expired",  "released"};
+enum {
+    S_QUEUED,
+    S_WAITING,
+    S_RESERVED,
+    S_PAYING,
+    S_PURCHASED,
+    S_REJECTED,
+    S_EXPIRED,
+    S_RELEASED,
+    S_COUNT,
+    S_NONE = 0xff
+};
+
+const char *const sim_outcome_names[] = {"none",    "refused",   "sold_out", "rejected",
+                                         "kept",    "purchased", "released", "expired",
+                                         "waiting", "queued",    "error"};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) / 9007199254740992.0;
+}
+
+int64_t sim_now_ms(const sim *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - s->start_ns) / 1000000;
+}
+
+void sim_samples_add(sim_samples *sm, double v, uint64_t *rng)
+{
+    sm->seen++;
+    if (sm->n < sm->cap) {
+        sm->v[sm->n++] = (float)v;
+    } else if (sm->n == sm->cap && sm->cap < SIM_MAX_SAMPLES) {
+        size_t cap = sm->cap ? sm->cap * 2 : 4096;
+        float *nv = realloc(sm->v, cap * sizeof *nv);
+        if (!nv)
+            return; /* keep what we have: percentiles stay approximate */
+        sm->v = nv;
+        sm->cap = cap;
+        sm->v[sm->n++] = (float)v;
+    } else if (sm->n > 0) { /* reservoir sampling past the bound */
+        uint64_t j = rng_next(rng) % sm->seen;
+        if (j < sm->n)
+            sm->v[j] = (float)v;
+    }
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+double sim_samples_pct(sim_samples *sm, double p)
+{
+    if (sm->n == 0)
+        return NAN;
+    qsort(sm->v, sm->n, sizeof *sm->v, cmp_float);
+    size_t i = (size_t)ceil(p / 100.0 * (double)sm->n);
+    return sm->v[i ? i - 1 : 0];
+}
+
+void sim_count_code(sim *s, int status, const char *code)
+{
+    char key[48];
+    snprintf(key, sizeof key, "%d %s", status, code && *code ? code : "-");
+    if (status == 0)
+        snprintf(key, sizeof key, "transport error");
+    for (int i = 0; i < s->ncodes; i++)
+        if (strcmp(s->codes[i].code, key) == 0) {
+            s->codes[i].n++;
+            return;
+        }
+    int i = s->ncodes < SIM_MAX_CODES ? s->ncodes++ : SIM_MAX_CODES - 1;
+    if (i == SIM_MAX_CODES - 1 && s->ncodes == SIM_MAX_CODES)
+        snprintf(s->codes[i].code, sizeof s->codes[i].code, "other");
+    else
+        snprintf(s->codes[i].code, sizeof s->codes[i].code, "%s", key);
+    s->codes[i].n++;
+}
+
+/* ---- timers (min-heap of fans by due time) ----------------------------------- */
+
+static void heap_swap(sim *s, size_t a, size_t b)
+{
+    uint32_t fa = s->heap[a], fb = s->heap[b];
+    int64_t da = s->due[a];
+    s->heap[a] = fb;
+    s->due[a] = s->due[b];
+    s->heap[b] = fa;
+    s->due[b] = da;
+    s->fans[fb].heap_idx = (int32_t)a;
+    s->fans[fa].heap_idx = (int32_t)b;
+}
+
+static void heap_up(sim *s, size_t i)
+{
+    while (i > 0 && s->due[(i - 1) / 2] > s->due[i]) {
+        heap_swap(s, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(sim *s, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->nheap && s->due[l] < s->due[m])
+            m = l;
+        if (r < s->nheap && s->due[r] < s->due[m])
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(s, i, m);
+        i = m;
+    }
+}
+
+/* Schedules fan f at due_ms (a fan has at most one timer). */
+static void timer_set(sim *s, uint32_t f, int64_t due_ms)
+{
+    sim_fan *fan = &s->fans[f];
+    if (fan->heap_idx >= 0) { /* replace */
+        size_t i = (size_t)fan->heap_idx;
+        s->due[i] = due_ms;
+        heap_up(s, i);
+        heap_down(s, (size_t)s->fans[f].heap_idx);
+        return;
+    }
+    size_t i = s->nheap++;
+    s->heap[i] = f;
+    s->due[i] = due_ms;
+    fan->heap_idx = (int32_t)i;
+    heap_up(s, i);
+}
+
+static uint32_t timer_pop(sim *s)
+{
+    uint32_t f = s->heap[0];
+    s->fans[f].heap_idx = -1;
+    s->nheap--;
+    if (s->nheap > 0) {
+        s->heap[0] = s->heap[s->nheap];
+        s->due[0] = s->due[s->nheap];
+        s->fans[s->heap[0]].heap_idx = 0;
+        heap_down(s, 0);
+    }
+    return f;
+}
+
+/* ---- fan script --------------------------------------------------------------- */
+
+static void fan_step(sim *s, uint32_t f);
+
+static void fan_done(sim *s, sim_fan *fan, enum sim_outcome o)
+{
+    fan->phase = P_DONE;
+    fan->outcome = (uint8_t)o;
+    s->outcome[o]++;
+    s->last_change_ms = sim_now_ms(s);
+    free(fan->token);
+    fan->token = NULL;
+}
+
+static int state_index(const char *name)
+{
+    for (int i = 0; i < S_COUNT; i++)
+        if (strcmp(name, sim_state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void log_answer(sim *s, const sim_fan *fan, int64_t pos)
+{
+    if (!s->log)
+        return;
+    if (pos >= 0)
+        fprintf(s->log, "%" PRId64 "\t%s\t%" PRId64 "\t%s\t%" PRId64 "\n", fan->user_id,
+                fan->intent_id, sim_now_ms(s), sim_state_names[fan->state], pos);
+    else
+        fprintf(s->log, "%" PRId64 "\t%s\t%" PRId64 "\t%s\t-\n", fan->user_id, fan->intent_id,
+                sim_now_ms(s), sim_state_names[fan->state]);
+}
+
+/* Error code string of an {"error":{"code":...}} body, or "". */
+static void error_code(json_t *j, char *out, size_t cap)
+{
+    json_t *c = json_object_get(json_object_get(j, "error"), "code");
+    snprintf(out, cap, "%s", json_is_string(c) ? json_string_value(c) : "");
+}
+
+static int64_t retry_delay_ms(const sim_http_resp *r)
+{
+    return r->retry_after_s >= 0 ? (int64_t)r->retry_after_s * 1000 + 1 : RETRY_DEF_MS;
+}
+
+/* The fan index travels as the callback's pointer value; the callbacks
+ * find the sim (one per process) here. */
+#define FAN_ARG(f) ((void *)(uintptr_t)((f) + 1))
+#define ARG_FAN(a) ((uint32_t)((uintptr_t)(a)-1))
+static sim *the_sim;
+
+static void send_request(sim *s, uint32_t f, const char *method, const char *path, const char *idem,
+                         const char *body, sim_http_cb cb)
+{
+    sim_fan *fan = &s->fans[f];
+    if (s->draining)
+        return;
+    /* the queue holds one request per fan at most, so only ENOMEM fails */
+    if (sim_http_request(s->http, method, path, fan->token, idem, body, cb, FAN_ARG(f)) != 0) {
+        sim_count_code(s, 0, NULL);
+        fan_done(s, fan, O_ERROR);
+    }
+}
+
+/* Retries after a transport error: a join is sent again (same
+ * Idempotency-Key), anything else resumes polling (a reserved answer
+ * repeats an unacknowledged checkout or delete). */
+static void after_transport_error(sim *s, uint32_t f)
+{
+    sim_fan *fan = &s->fans[f];
+    if (++fan->retries > s->o.max_retries) {
+        fan_done(s, fan, O_ERROR);
+        return;
+    }
+    if (fan->phase != P_JOINING)
+        fan->phase = P_POLLING;
+    timer_set(s, f, sim_now_ms(s) + RETRY_DEF_MS);
+}
+
+static void join_answer(void *arg, const sim_http_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    char code[48] = "";
+    int64_t now = sim_now_ms(s);
+
+    sim_samples_add(&s->join_lat, r->latency_ms, &s->rng);
+    if (r->status == 202) {
+        json_t *id = json_object_get(j, "intent_id");
+        json_t *pos = json_object_get(j, "position");
+        json_t *pa = json_object_get(j, "poll_after_ms");
+        if (!json_is_string(id) || strlen(json_string_value(id)) != 32) {
+            sim_count_code(s, 202, "malformed");
+            fan_done(s, fan, O_ERROR);
+            goto done;
+        }
+        s->joins_accepted++;
+        if (s->first_join_ms < 0)
+            s->first_join_ms = fan->join_ms;
+        snprintf(fan->intent_id, sizeof fan->intent_id, "%s", json_string_value(id));
+        fan->state = S_QUEUED;
+        fan->last_pos = json_is_integer(pos) ? json_integer_value(pos) : -1;
+        log_answer(s, fan, fan->last_pos);
+        fan->phase = P_POLLING;
+        int64_t wait = json_is_integer(pa) ? json_integer_value(pa) : RETRY_DEF_MS;
+        timer_set(s, f,
+                  now + (wait < POLL_MIN_MS   ? POLL_MIN_MS
+                         : wait > POLL_MAX_MS ? POLL_MAX_MS
+                                              : wait));
+        goto done;
+    }
+    error_code(j, code, sizeof code);
+    if (r->status == 0) {
+        sim_count_code(s, 0, NULL);
+        after_transport_error(s, f);
+        goto done;
+    }
+    if ((r->status == 429 || r->status == 503) && fan->retries < s->o.max_retries) {
+        fan->retries++;
+        s->join_retries++;
+        sim_count_code(s, r->status, code);
+        fan->phase = P_ARRIVING;
+        timer_set(s, f, now + retry_delay_ms(r));
+        goto done;
+    }
+    sim_count_code(s, r->status, code);
+    if (r->status == 409 && strcmp(code, "sold_out") == 0) {
+        s->sold_out_answers++;
+        if (s->sold_out_ms < 0)
+            s->sold_out_ms = now;
+        if (fan->answer_ms < 0) {
+            fan->answer_ms = now;
+            sim_samples_add(&s->answer_lat, (double)(now - fan->join_ms), &s->rng);
+        }
+        fan_done(s, fan, O_SOLD_OUT);
+    } else {
+        fan_done(s, fan, O_REFUSED);
+    }
+done:
+    json_decref(j);
+}
+
+static void schedule_poll(sim *s, uint32_t f, json_t *j)
+{
+    json_t *pa = json_object_get(j, "poll_after_ms");
+    int64_t wait = json_is_integer(pa) ? json_integer_value(pa) : RETRY_DEF_MS;
+    if (wait < POLL_MIN_MS)
+        wait = POLL_MIN_MS;
+    if (wait > POLL_MAX_MS)
+        wait = POLL_MAX_MS;
+    s->fans[f].phase = P_POLLING;
+    timer_set(s, f, sim_now_ms(s) + wait);
+}
+
+/* Decides what a fan does with its fresh reservation. */
+static void decide(sim *s, sim_fan *fan)
+{
+    double u = rng_unit(&s->rng);
+    if (u < s->o.checkout_prob) {
+        if (s->checkout >= 0) {
+            fan->plan = PLAN_CHECKOUT;
+            return;
+        }
+        s->checkout_skipped++;
+        fan->plan = PLAN_KEEP;
+        return;
+    }
+    u = rng_unit(&s->rng);
+    if (u < s->o.abandon_prob)
+        fan->plan = strcmp(s->o.abandon_mode, "expire") == 0 ? PLAN_EXPIRE : PLAN_DELETE;
+    else
+        fan->plan = PLAN_KEEP;
+}
+
+static void act_answer(void *arg, const sim_http_resp *r);
+
+static void act(sim *s, uint32_t f, json_t *j)
+{
+    sim_fan *fan = &s->fans[f];
+    char path[128], body[256], idem[64];
+    switch (fan->plan) {
+    case PLAN_CHECKOUT:
+        snprintf(path, sizeof path, "/v1/reservations/%s/checkout", fan->reservation_id);
+        snprintf(body, sizeof body, "{\"payment_method\":\"%s\"}", s->o.payment_method);
+        snprintf(idem, sizeof idem, "co-%" PRId64 "-%s", fan->user_id, fan->reservation_id);
+        fan->phase = P_ACTING;
+        send_request(s, f, "POST", path, idem, body, act_answer);
+        return;
+    case PLAN_DELETE:
+        snprintf(path, sizeof path, "/v1/reservations/%s", fan->reservation_id);
+        fan->phase = P_ACTING;
+        s->deletes++;
+        send_request(s, f, "DELETE", path, NULL, NULL, act_answer);
+        return;
+    case PLAN_EXPIRE:
+        schedule_poll(s, f, j);
+        return;
+    default:
+        fan_done(s, fan, O_KEPT);
+        return;
+    }
+}
+
+static void act_answer(void *arg, const sim_http_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    if (fan->plan == PLAN_CHECKOUT) {
+        if (r->status == 404 || r->status == 405) {
+            if (s->checkout == 0)
+                fprintf(stderr,
+                        "onsale-sim: checkout not available (POST "
+                        "/v1/reservations/{id}/checkout answered %d): fans keep their "
+                        "holds instead\n",
+                        r->status);
+            s->checkout = -1;
+            s->checkout_skipped++;
+            fan_done(s, fan, O_KEPT);
+            return;
+        }
+        if (r->status == 202 || r->status == 200) {
+            s->checkout = 1;
+            fan->acted = 1;
+        } else if (r->status == 0) {
+            after_transport_error(s, f);
+            return;
+        } else {
+            s->checkout_errors++;
+            sim_count_code(s, r->status, "checkout");
+        }
+    } else if (r->status == 0) {
+        after_transport_error(s, f);
+        return;
+    } else if (r->status != 202 && r->status != 200) {
+        sim_count_code(s, r->status, "delete_reservation");
+    }
+    fan->acted = 1; /* an error answer is not repeated either */
+    fan->phase = P_POLLING;
+    timer_set(s, f, sim_now_ms(s) + POLL_MIN_MS);
+}
+
+static void poll_answer(void *arg, const sim_http_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    int64_t now = sim_now_ms(s);
+
+    sim_samples_add(&s->poll_lat, r->latency_ms, &s->rng);
+    s->polls++;
+    fan->polls++;
+    if (r->status == 429 || r->status == 503) {
+        timer_set(s, f, now + retry_delay_ms(r));
+        goto done;
+    }
+    if (r->status == 0) {
+        s->poll_errors++;
+        after_transport_error(s, f);
+        goto done;
+    }
+    json_t *st = json_object_get(j, "state");
+    int idx = json_is_string(st) ? state_index(json_string_value(st)) : -1;
+    if (r->status != 200 || idx < 0) {
+        char code[48];
+        error_code(j, code, sizeof code);
+        s->poll_errors++;
+        sim_count_code(s, r->status, code[0] ? code : "poll");
+        fan_done(s, fan, O_ERROR);
+        goto done;
+    }
+    json_t *pos = json_object_get(j, "position");
+    int64_t p = json_is_integer(pos) ? json_integer_value(pos) : -1;
+    if (idx != fan->state)
+        s->last_change_ms = now;
+    if (fan->state == S_QUEUED && idx != S_QUEUED && fan->served_ms < 0)
+        fan->served_ms = now;
+    fan->state = (uint8_t)idx;
+    if (p >= 0)
+        fan->last_pos = p;
+    log_answer(s, fan, p);
+    if (idx != S_QUEUED && idx != S_WAITING && fan->answer_ms < 0) {
+        fan->answer_ms = now;
+        sim_samples_add(&s->answer_lat, (double)(now - fan->join_ms), &s->rng);
+    }
+    switch (idx) {
+    case S_QUEUED:
+    case S_WAITING:
+    case S_PAYING:
+        schedule_poll(s, f, j);
+        break;
+    case S_RESERVED:
+        if (fan->plan == PLAN_NONE) {
+            json_t *res = json_object_get(j, "reservation");
+            json_t *rid = json_object_get(res, "reservation_id");
+            json_t *seats = json_object_get(res, "seats");
+            if (!json_is_string(rid) || strlen(json_string_value(rid)) != 32) {
+                sim_count_code(s, 200, "reservation_malformed");
+                fan_done(s, fan, O_ERROR);
+                break;
+            }
+            snprintf(fan->reservation_id, sizeof fan->reservation_id, "%s", json_string_value(rid));
+            fan->seats_held = (uint8_t)(json_is_array(seats) ? json_array_size(seats) : fan->qty);
+            s->reserved_ever++;
+            s->seats_reserved_ever += fan->seats_held;
+            decide(s, fan);
+            act(s, f, j);
+        } else if ((fan->plan == PLAN_CHECKOUT || fan->plan == PLAN_DELETE) && !fan->acted) {
+            act(s, f, j); /* the request was lost in transport: again */
+        } else {
+            schedule_poll(s, f, j); /* expire plan, or the checkout/delete not applied yet */
+        }
+        break;
+    case S_PURCHASED:
+        fan_done(s, fan, O_PURCHASED);
+        break;
+    case S_EXPIRED:
+        fan_done(s, fan, O_EXPIRED);
+        break;
+    case S_RELEASED:
+        fan_done(s, fan, O_RELEASED);
+        break;
+    default: { /* rejected */
+        json_t *reason = json_object_get(j, "reason");
+        if (json_is_string(reason) && strcmp(json_string_value(reason), "sold_out") == 0) {
+            s->sold_out_answers++;
+            if (s->sold_out_ms < 0)
+                s->sold_out_ms = now;
+            fan_done(s, fan, O_SOLD_OUT);
+        } else {
+            fan_done(s, fan, O_REJECTED);
+        }
+    }
+    }
+done:
+    json_decref(j);
+}
+
+/* A fan's timer fired: do the next step of its script. */
+static void fan_step(sim *s, uint32_t f)
+{
+    sim_fan *fan = &s->fans[f];
+    char path[96], body[160], idem[48];
+    switch (fan->phase) {
+    case P_ARRIVING:
+        if (!fan->token) {
+            int64_t ttl = s->o.max_seconds + TOKEN_SLACK;
+            if (ons_auth_mint(s->o.auth_secret, fan->user_id, ONS_ROLE_FAN, (int64_t)time(NULL),
+                              ttl, &fan->token) != 0) {
+                fan_done(s, fan, O_ERROR);
+                return;
+            }
+            fan->join_ms = sim_now_ms(s);
+            s->joins_sent++;
+        }
+        snprintf(path, sizeof path, "/v1/events/%" PRId64 "/intents", s->event_id);
+        snprintf(body, sizeof body, "{\"quantity\":%d%s}", fan->qty,
+                 fan->adjacent ? "" : ",\"adjacent\":false");
+        snprintf(idem, sizeof idem, "join-%" PRId64 "-%" PRId64, fan->user_id, s->event_id);
+        fan->phase = P_JOINING;
+        send_request(s, f, "POST", path, idem, body, join_answer);
+        return;
+    case P_JOINING: /* again after a transport error, same Idempotency-Key */
+        fan->phase = P_ARRIVING;
+        fan_step(s, f);
+        return;
+    case P_POLLING:
+        snprintf(path, sizeof path, "/v1/intents/%s", fan->intent_id);
+        send_request(s, f, "GET", path, NULL, NULL, poll_answer);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- sampler ------------------------------------------------------------------- */
+
+static void admin_answer(void *arg, const sim_http_resp *r)
+{
+    sim *s = the_sim;
+    size_t i = (size_t)(uintptr_t)arg;
+    json_t *j = r->status == 200 ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    if (!j) {
+        if (r->status == 404 || r->status == 405 || r->status == 401 || r->status == 403)
+            s->admin_ok = -1;
+        return;
+    }
+    s->admin_ok = 1;
+    sim_point *pt = &s->points[i];
+    json_t *parts = json_object_get(j, "partitions"), *evs = json_object_get(j, "events"), *v;
+    size_t k;
+    pt->lag = 0;
+    pt->drain_rate = 0;
+    json_array_foreach(parts, k, v)
+    {
+        pt->lag += json_integer_value(json_object_get(v, "lag"));
+        pt->drain_rate += json_number_value(json_object_get(v, "drain_rate"));
+    }
+    if (pt->drain_rate > s->max_drain_rate)
+        s->max_drain_rate = pt->drain_rate;
+    json_array_foreach(evs, k, v)
+    {
+        if (json_integer_value(json_object_get(v, "event_id")) != s->event_id)
+            continue;
+        pt->queued = json_integer_value(json_object_get(v, "queued"));
+        pt->waiting = json_integer_value(json_object_get(v, "waiting"));
+        pt->held = json_integer_value(json_object_get(v, "held"));
+        pt->sold = json_integer_value(json_object_get(v, "sold"));
+        pt->available = json_integer_value(json_object_get(v, "available"));
+        int64_t now = sim_now_ms(s);
+        if (pt->available == 0 && s->all_taken_ms < 0)
+            s->all_taken_ms = now;
+        if (pt->sold >= s->seats_total && s->sold_out_ms < 0)
+            s->sold_out_ms = now;
+    }
+    json_decref(j);
+}
+
+static void sample(sim *s)
+{
+    if (s->npoints == s->cap_points) {
+        size_t cap = s->cap_points ? s->cap_points * 2 : 256;
+        sim_point *n = realloc(s->points, cap * sizeof *n);
+        if (!n)
+            return;
+        s->points = n;
+        s->cap_points = cap;
+    }
+    sim_point *pt = &s->points[s->npoints];
+    memset(pt, 0, sizeof *pt);
+    pt->t_s = (double)sim_now_ms(s) / 1000.0;
+    pt->queued = pt->waiting = pt->held = pt->sold = pt->available = pt->lag = -1;
+    for (size_t i = 0; i < s->nfans; i++) {
+        const sim_fan *f = &s->fans[i];
+        if (f->phase == P_DONE) {
+            pt->fans_done++;
+            if (f->outcome == O_KEPT)
+                pt->fans_reserved++;
+        } else if (f->state == S_QUEUED) {
+            pt->fans_queued++;
+        } else if (f->state == S_WAITING) {
+            pt->fans_waiting++;
+        } else if (f->state == S_RESERVED || f->state == S_PAYING) {
+            pt->fans_reserved++;
+        }
+    }
+    if (s->admin_ok >= 0 && s->admin_token &&
+        sim_http_request(s->http, "GET", "/v1/admin/queues", s->admin_token, NULL, NULL,
+                         admin_answer, (void *)(uintptr_t)s->npoints) != 0)
+        return;
+    s->npoints++;
+}
+
+static void progress(sim *s, int final)
+{
+    const sim_point *pt = s->npoints ? &s->points[s->npoints - 1] : NULL;
+    fprintf(stdout,
+            "\r  t=%5.1fs  joined %lld/%zu  accepted %lld  queued %lld  waiting %lld  reserved "
+            "%lld  done %lld  polls %lld  pending %zu   %s",
+            (double)sim_now_ms(s) / 1000.0, s->joins_sent, s->nfans, s->joins_accepted,
+            pt ? pt->fans_queued : 0, pt ? pt->fans_waiting : 0, s->reserved_ever,
+            pt ? pt->fans_done : 0, s->polls, sim_http_pending(s->http), final ? "\n" : "");
+    fflush(stdout);
+}
+
+/* ---- run ----------------------------------------------------------------------- */
+
+int sim_fans_init(sim *s)
+{
+    size_t n = (size_t)s->o.fans;
+    s->fans = calloc(n, sizeof *s->fans);
+    s->heap = calloc(n, sizeof *s->heap);
+    s->due = calloc(n, sizeof *s->due);
+    if (!s->fans || !s->heap || !s->due)
+        return ONS_ENOMEM;
+    s->nfans = n;
+    size_t nburst = (size_t)llround(s->o.burst_fraction * (double)n);
+    size_t ntail = n - nburst;
+    double rate = s->o.tail_seconds > 0 ? (double)ntail / (double)s->o.tail_seconds : 0;
+    double t_tail = (double)s->o.burst_ms / 1000.0;
+    for (size_t i = 0; i < n; i++) {
+        sim_fan *f = &s->fans[i];
+        f->user_id = s->o.user_base + (int64_t)i;
+        f->heap_idx = -1;
+        f->state = S_NONE;
+        f->join_ms = f->answer_ms = f->served_ms = -1;
+        f->last_pos = -1;
+        f->qty = (uint8_t)(1 + rng_next(&s->rng) % (uint64_t)s->o.max_quantity);
+        f->adjacent = rng_unit(&s->rng) >= s->o.non_adjacent_prob;
+        if (i < nburst) {
+            f->arrive_ms = (int64_t)(rng_unit(&s->rng) * (double)s->o.burst_ms);
+        } else if (rate > 0) { /* Poisson tail: exponential gaps */
+            t_tail += -log(1.0 - rng_unit(&s->rng)) / rate;
+            f->arrive_ms = (int64_t)(t_tail * 1000.0);
+        } else {
+            f->arrive_ms = s->o.burst_ms;
+        }
+        if (f->arrive_ms > s->last_arrival_ms)
+            s->last_arrival_ms = f->arrive_ms;
+        timer_set(s, (uint32_t)i, f->arrive_ms);
+    }
+    return 0;
+}
+
+void sim_fans_fini(sim *s)
+{
+    for (size_t i = 0; i < s->nfans; i++)
+        free(s->fans[i].token);
+    free(s->fans);
+    free(s->heap);
+    free(s->due);
+    free(s->points);
+    free(s->join_lat.v);
+    free(s->poll_lat.v);
+    free(s->answer_lat.v);
+}
+
+/* Whether every fan not done is waiting, arrivals are over and nothing has
+ * changed for settle_ms: the sale is at rest until a hold expires. */
+static int settled(sim *s, int64_t now, long long *active)
+{
+    long long busy = 0;
+    *active = 0;
+    for (size_t i = 0; i < s->nfans; i++) {
+        const sim_fan *f = &s->fans[i];
+        if (f->phase == P_DONE)
+            continue;
+        (*active)++;
+        if (!(f->phase == P_POLLING && f->state == S_WAITING && f->plan == PLAN_NONE))
+            busy++;
+    }
+    return busy == 0 && now > s->last_arrival_ms && now - s->last_change_ms >= s->o.settle_ms;
+}
+
+int sim_fans_run(sim *s)
+{
+    int64_t next_progress = 0, next_sample = 0, next_check = 0;
+    int tty = s->o.progress && isatty(STDOUT_FILENO);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    the_sim = s;
+    s->first_join_ms = s->sold_out_ms = s->all_taken_ms = -1;
+    for (;;) {
+        int64_t now = sim_now_ms(s);
+        while (s->nheap > 0 && s->due[0] <= now)
+            fan_step(s, timer_pop(s));
+        if (now >= next_sample) {
+            sample(s);
+            next_sample = now + SAMPLE_MS;
+        }
+        if (tty && now >= next_progress) {
+            progress(s, 0);
+            next_progress = now + PROGRESS_MS;
+        }
+        if (now >= next_check) {
+            long long active;
+            next_check = now + 100;
+            if (stop_flag) {
+                s->stopped_by = 3;
+                break;
+            }
+            if (settled(s, now, &active)) {
+                s->stopped_by = active ? 1 : 0;
+                break;
+            }
+            if (now >= s->o.max_seconds * 1000) {
+                s->stopped_by = 2;
+                break;
+            }
+        }
+        int64_t wait = 50;
+        if (s->nheap > 0 && s->due[0] - now < wait)
+            wait = s->due[0] - now;
+        if (wait < 0)
+            wait = 0;
+        if (sim_http_poll(s->http, (int)wait) != 0)
+            return ONS_EIO;
+    }
+    s->end_ms = sim_now_ms(s);
+    /* let requests in flight finish; timers are dropped, nothing new is sent */
+    int64_t deadline = sim_now_ms(s) + DRAIN_MS;
+    for (size_t i = 0; i < s->nheap; i++)
+        s->fans[s->heap[i]].heap_idx = -1;
+    s->nheap = 0;
+    s->draining = 1;
+    while (sim_http_pending(s->http) > 0 && sim_now_ms(s) < deadline)
+        sim_http_poll(s->http, 50);
+    sample(s);
+    while (sim_http_pending(s->http) > 0 && sim_now_ms(s) < deadline)
+        sim_http_poll(s->http, 50);
+    for (size_t i = 0; i < s->nfans; i++) {
+        sim_fan *f = &s->fans[i];
+        if (f->phase == P_DONE)
+            continue;
+        f->heap_idx = -1;
+        if (f->state == S_WAITING)
+            fan_done(s, f, O_WAITING);
+        else if (f->state == S_QUEUED)
+            fan_done(s, f, O_QUEUED);
+        else if (f->state == S_RESERVED || f->state == S_PAYING)
+            fan_done(s, f, O_KEPT);
+        else if (f->state == S_NONE)
+            fan_done(s, f, O_NONE);
+        else
+            fan_done(s, f, O_ERROR);
+    }
+    if (tty)
+        progress(s, 1);
+    return 0;
+}

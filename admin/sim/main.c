@@ -1,0 +1,482 @@
+/*
+ * main.c - onsale-sim, the flash-sale simulator: N virtual fans against the
+ * real HTTP API through ingress, then a report and the invariant audit.
+ *
+ *   onsale-sim --fans 20000 --seats 5000 [--scenario FILE] [--key value ...]
+ *
+ * Options come from the table below: defaults, then the scenario file
+ * (--scenario FILE: "key = value" lines, or ONSALE_CONFIG), then ONSALE_<KEY>
+ * environment variables, then command-line flags (--burst-fraction 0.5 sets
+ * burst_fraction). Without --event the simulator creates a venue and an
+ * event of exactly --seats seats through the API with a seller token it mints
+ * from auth.secret.
+ *
+ * Exit status: 0 the run finished and the audit passed (or was switched
+ * off), 1 the audit found a violation or could not run, or the run failed,
+ * 2 usage error.
+ */
+#include "admin/sim/sim.h"
+#include "common/auth.h"
+#include "common/err.h"
+#include "common/opts.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_USAGE     2
+#define SELLER_ID      900000001
+#define ADMIN_ID       900000002
+#define ROWS_PER_SECT  1000
+#define SEATS_PER_ROW  1000
+#define SIM_LOG_BUF    (1 << 20)
+#define MAX_RESPONSE   (1 << 20)
+#define USER_BASE_SPAN 10000000LL /* auto user ids: a fresh block per second */
+
+#define OPT(n, t, f, lo, hi, d, h)                                                                 \
+    {                                                                                              \
+        n, t, offsetof(sim_opts, f), lo, hi, d, h                                                  \
+    }
+static const ons_opt opt_table[] = {
+    OPT("fans", ONS_OPT_INT, fans, 1, 2000000, "1000", "virtual fans"),
+    OPT("seats", ONS_OPT_INT, seats, 1, 1000000, "500",
+        "seats of the event the simulator creates (ignored with --event)"),
+    OPT("ingress", ONS_OPT_STR, ingress, 8, 300, "http://127.0.0.1:8080",
+        "base URL of an ingress node (http://host:port)"),
+    OPT("event", ONS_OPT_INT, event, 0, INT64_MAX, "0",
+        "sell this existing event; 0 creates a venue and an event of --seats seats"),
+    OPT("connections", ONS_OPT_INT, connections, 1, 4096, "64",
+        "keep-alive HTTP/1.1 connections the fans share"),
+    OPT("burst_fraction", ONS_OPT_STR, burst_fraction_s, 1, 32, "0.7",
+        "share of fans arriving in the on-sale burst (0..1)"),
+    OPT("burst_ms", ONS_OPT_INT, burst_ms, 0, 3600000, "2000",
+        "length of the burst: its fans arrive uniformly within it"),
+    OPT("tail_seconds", ONS_OPT_INT, tail_seconds, 0, 3600, "10",
+        "the other fans arrive as a Poisson process over this long after the burst"),
+    OPT("max_quantity", ONS_OPT_INT, max_quantity, 1, 10, "4",
+        "each fan asks for 1..max_quantity seats (uniform)"),
+    OPT("non_adjacent_prob", ONS_OPT_STR, non_adjacent_prob_s, 1, 32, "0.1",
+        "share of fans accepting non-adjacent seats (0..1)"),
+    OPT("checkout_prob", ONS_OPT_STR, checkout_prob_s, 1, 32, "0.8",
+        "probability a fan with a reservation checks out (0..1; skipped while checkout is not "
+        "available)"),
+    OPT("abandon_prob", ONS_OPT_STR, abandon_prob_s, 1, 32, "0.2",
+        "probability a fan not checking out abandons the hold (0..1)"),
+    OPT("abandon_mode", ONS_OPT_STR, abandon_mode, 6, 6, "delete",
+        "how holds are abandoned: delete (DELETE the reservation) or expire (let it lapse)"),
+    OPT("hold_seconds", ONS_OPT_INT, hold_seconds, 60, 3600, "900",
+        "hold window of the event the simulator creates"),
+    OPT("payment_method", ONS_OPT_STR, payment_method, 1, 128, "pm_card_ok",
+        "payment_method sent at checkout (the gateway simulator's token)"),
+    OPT("gateway_fail_rate", ONS_OPT_STR, gateway_fail_rate_s, 1, 32, "0",
+        "gateway simulator knob: share of charges that fail (0..1; reported, used with checkout)"),
+    OPT("gateway_latency_ms", ONS_OPT_INT, gateway_latency_ms, 0, 60000, "0",
+        "gateway simulator knob: added charge latency (reported, used with checkout)"),
+    OPT("max_seconds", ONS_OPT_INT, max_seconds, 1, 86400, "600",
+        "stop the run after this long whatever the fans are doing"),
+    OPT("settle_ms", ONS_OPT_INT, settle_ms, 100, 600000, "3000",
+        "stop once every remaining fan has been waiting with no change for this long"),
+    OPT("request_timeout_ms", ONS_OPT_INT, request_timeout_ms, 100, 600000, "30000",
+        "timeout of one HTTP request"),
+    OPT("max_retries", ONS_OPT_INT, max_retries, 0, 1000, "20",
+        "retries per fan after 429/503 or transport errors"),
+    OPT("seed", ONS_OPT_INT, seed, 0, INT64_MAX, "0", "random seed; 0 picks one from the clock"),
+    OPT("user_base", ONS_OPT_INT, user_base, 0, INT64_MAX / 2, "0",
+        "first fan user id; 0 picks a fresh block from the clock"),
+    OPT("json", ONS_OPT_STR, json, 0, 4096, "", "write the report as JSON to this file"),
+    OPT("svg", ONS_OPT_STR, svg, 0, 4096, "", "write the chart over time as SVG to this file"),
+    OPT("log", ONS_OPT_STR, log, 0, 4096, "",
+        "write one line per answer (fan, intent_id, t_ms, state, position) to this file"),
+    OPT("audit", ONS_OPT_BOOL, audit, 0, 1, "true", "run the invariant audit at the end"),
+    OPT("audit_wait_s", ONS_OPT_INT, audit_wait_s, 0, 3600, "30",
+        "seconds the audit waits for partition owners to apply the Kafka backlog"),
+    OPT("progress", ONS_OPT_BOOL, progress, 0, 1, "true", "progress line when stdout is a tty"),
+    OPT("auth.secret", ONS_OPT_STR, auth_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
+        ONS_AUTH_SECRET_DEV, "HMAC key of the deployment (mints the fans' tokens)"),
+    OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
+        "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
+        "PostgreSQL connection string (audit)"),
+    OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 0, 1024, "127.0.0.1:19092",
+        "Kafka bootstrap servers (audit; empty skips the Kafka check)"),
+    OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "Kafka topic of intents"),
+};
+#define NOPTS ONS_OPT_COUNT(opt_table)
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: onsale-sim [--scenario FILE] [--KEY VALUE ...]\n"
+                 "  e.g. onsale-sim --fans 20000 --seats 5000 --json report.json --svg chart.svg\n"
+                 "options (flags use '-' or '_'; scenario lines 'key = value'; env ONSALE_KEY):\n");
+    if (out == stdout)
+        ons_opts_usage(opt_table, NOPTS);
+}
+
+/* Parses a fraction in 0..1 from text. 0 or ONS_EINVAL. */
+static int parse_frac(const char *name, const char *v, double *out, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= 0.0 && d <= 1.0)) {
+        snprintf(err, errlen, "option %s: '%s' is not a number in 0..1", name, v);
+        return ONS_EINVAL;
+    }
+    *out = d;
+    return 0;
+}
+
+static int validate(sim_opts *o, char *err, size_t errlen)
+{
+    if (parse_frac("burst_fraction", o->burst_fraction_s, &o->burst_fraction, err, errlen) ||
+        parse_frac("checkout_prob", o->checkout_prob_s, &o->checkout_prob, err, errlen) ||
+        parse_frac("abandon_prob", o->abandon_prob_s, &o->abandon_prob, err, errlen) ||
+        parse_frac("non_adjacent_prob", o->non_adjacent_prob_s, &o->non_adjacent_prob, err,
+                   errlen) ||
+        parse_frac("gateway_fail_rate", o->gateway_fail_rate_s, &o->gateway_fail_rate, err, errlen))
+        return ONS_EINVAL;
+    if (strcmp(o->abandon_mode, "delete") != 0 && strcmp(o->abandon_mode, "expire") != 0) {
+        snprintf(err, errlen, "option abandon_mode: '%s' is not delete or expire", o->abandon_mode);
+        return ONS_EINVAL;
+    }
+    int port = 0, n = 0;
+    if (sscanf(o->ingress, "http://%255[^:/]:%d%n", o->host, &port, &n) != 2 ||
+        (o->ingress[n] != '\0' && strcmp(o->ingress + n, "/") != 0) || port < 1 || port > 65535) {
+        snprintf(err, errlen, "option ingress: '%s' is not http://HOST:PORT", o->ingress);
+        return ONS_EINVAL;
+    }
+    o->port = port;
+    return 0;
+}
+
+/* Fills s->o from defaults, scenario, environment and argv. Returns 0,
+ * EXIT_USAGE or 1 (bad value), with a message on stderr; -1 for --help. */
+static int load_options(sim *s, int argc, char **argv)
+{
+    const char *scenario = NULL;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return -1;
+        }
+        if (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc)
+            scenario = argv[++i];
+        else if (strncmp(argv[i], "--scenario=", 11) == 0)
+            scenario = argv[i] + 11;
+    }
+    if (ons_opts_load(opt_table, NOPTS, &s->o, scenario, err, sizeof err) != 0) {
+        fprintf(stderr, "onsale-sim: %s\n", err);
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        char key[128];
+        const char *val;
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr, "onsale-sim: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        const char *eq = strchr(argv[i], '=');
+        size_t klen = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
+        if (klen == 0 || klen >= sizeof key) {
+            fprintf(stderr, "onsale-sim: bad flag '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+        memcpy(key, argv[i] + 2, klen);
+        key[klen] = '\0';
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            fprintf(stderr, "onsale-sim: --%s needs a value\n", key);
+            return EXIT_USAGE;
+        }
+        if (strcmp(key, "scenario") == 0)
+            continue;
+        int rc = ons_opts_set(opt_table, NOPTS, &s->o, key, val, err, sizeof err);
+        if (rc == ONS_ENOTFOUND) {
+            fprintf(stderr, "onsale-sim: unknown flag --%s (see --help)\n", key);
+            return EXIT_USAGE;
+        }
+        if (rc) {
+            fprintf(stderr, "onsale-sim: %s\n", err);
+            return EXIT_USAGE;
+        }
+    }
+    if (validate(&s->o, err, sizeof err) != 0) {
+        fprintf(stderr, "onsale-sim: %s\n", err);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* ---- synchronous calls for setup ------------------------------------------------ */
+
+typedef struct sync_call {
+    int done, status;
+    json_t *j;
+} sync_call;
+
+static void sync_cb(void *arg, const sim_http_resp *r)
+{
+    sync_call *c = arg;
+    c->done = 1;
+    c->status = r->status;
+    c->j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+}
+
+/* One request, waited for. c->j is the caller's to json_decref. */
+static int http_sync(sim *s, const char *method, const char *path, const char *token,
+                     const char *body, sync_call *c)
+{
+    memset(c, 0, sizeof *c);
+    int rc = sim_http_request(s->http, method, path, token, NULL, body, sync_cb, c);
+    while (rc == 0 && !c->done)
+        rc = sim_http_poll(s->http, 100);
+    return rc;
+}
+
+static void describe_error(const char *what, const sync_call *c)
+{
+    char *text = c->j ? json_dumps(c->j, JSON_COMPACT) : NULL;
+    fprintf(stderr, "onsale-sim: %s answered %d %s\n", what, c->status, text ? text : "");
+    free(text);
+}
+
+/* Builds the venue request: rows of up to SEATS_PER_ROW seats in sections
+ * A (20% of the rows), B (30%), C (the rest) and, for a remainder, a
+ * one-row section D; exactly `seats` seats. Returns a new JSON object and the
+ * tiers array through *tiers (both the caller's). */
+static json_t *venue_body(long long seats, json_t **tiers)
+{
+    long long spr = (seats + 1999) / 2000;
+    if (spr < 20)
+        spr = 20;
+    if (spr > seats)
+        spr = seats;
+    long long rows = seats / spr, rem = seats % spr;
+    long long ra = rows >= 3 ? rows / 5 : 0, rb = rows >= 3 ? rows * 3 / 10 : 0;
+    if (rows >= 3 && ra == 0)
+        ra = 1;
+    if (rows >= 3 && rb == 0)
+        rb = 1;
+    long long rc = rows - ra - rb;
+    struct {
+        const char *name;
+        long long rows, per_row, price;
+    } sec[4] = {{"A", ra, spr, 15000},
+                {"B", rb, spr, 9000},
+                {"C", rc, spr, 5000},
+                {"D", rem ? 1 : 0, rem, 3000}};
+    json_t *sections = json_array();
+    *tiers = json_array();
+    for (int i = 0; i < 4; i++) {
+        if (sec[i].rows <= 0 || sec[i].per_row <= 0)
+            continue;
+        json_array_append_new(sections, json_pack("{s:s, s:I, s:I}", "name", sec[i].name, "rows",
+                                                  (json_int_t)sec[i].rows, "seats_per_row",
+                                                  (json_int_t)sec[i].per_row));
+        json_array_append_new(*tiers, json_pack("{s:s, s:I}", "section", sec[i].name, "price_cents",
+                                                (json_int_t)sec[i].price));
+    }
+    return json_pack("{s:s, s:s, s:s, s:o}", "name", "Onsale Sim Arena", "city", "Utrecht",
+                     "country", "NL", "sections", sections);
+}
+
+/* Creates the venue and the event over HTTP; sets s->event_id and
+ * s->seats_total. Returns 0 or ONS_EIO (message on stderr). */
+static int create_event(sim *s)
+{
+    json_t *tiers = NULL, *vb = venue_body(s->o.seats, &tiers), *eb = NULL;
+    char *text = NULL, starts[32];
+    sync_call c = {0};
+    int rc = ONS_EIO;
+
+    if (!vb || !tiers)
+        goto done;
+    text = json_dumps(vb, JSON_COMPACT);
+    if (!text || http_sync(s, "POST", "/v1/venues", s->seller_token, text, &c) != 0)
+        goto done;
+    if (c.status != 201 || !json_is_integer(json_object_get(c.j, "venue_id"))) {
+        describe_error("POST /v1/venues", &c);
+        goto done;
+    }
+    json_int_t venue = json_integer_value(json_object_get(c.j, "venue_id"));
+    json_decref(c.j);
+    c.j = NULL;
+    free(text);
+    time_t t = time(NULL) + 30 * 24 * 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(starts, sizeof starts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    eb = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:O}", "venue_id", venue, "name",
+                   "Onsale flash sale (simulated)", "category", "concert", "starts_at", starts,
+                   "max_per_user", (json_int_t)s->o.max_quantity, "hold_seconds",
+                   (json_int_t)s->o.hold_seconds, "tiers", tiers);
+    text = eb ? json_dumps(eb, JSON_COMPACT) : NULL;
+    if (!text || http_sync(s, "POST", "/v1/events", s->seller_token, text, &c) != 0)
+        goto done;
+    if (c.status != 201 || !json_is_integer(json_object_get(c.j, "event_id"))) {
+        describe_error("POST /v1/events", &c);
+        goto done;
+    }
+    s->event_id = json_integer_value(json_object_get(c.j, "event_id"));
+    s->seats_total = json_is_integer(json_object_get(c.j, "seats_total"))
+                         ? json_integer_value(json_object_get(c.j, "seats_total"))
+                         : s->o.seats;
+    rc = 0;
+done:
+    if (rc && !c.done)
+        fprintf(stderr, "onsale-sim: cannot create the event at %s\n", s->o.ingress);
+    json_decref(c.j);
+    json_decref(vb);
+    json_decref(eb);
+    json_decref(tiers);
+    free(text);
+    return rc;
+}
+
+/* Reads an existing event's size (GET /v1/events/{id}). */
+static int load_event(sim *s)
+{
+    char path[64];
+    sync_call c;
+    s->event_id = s->o.event;
+    snprintf(path, sizeof path, "/v1/events/%" PRId64, s->event_id);
+    if (http_sync(s, "GET", path, NULL, NULL, &c) != 0 || c.status != 200) {
+        describe_error(path, &c);
+        json_decref(c.j);
+        return ONS_EIO;
+    }
+    json_t *n = json_object_get(c.j, "seats_total");
+    s->seats_total = json_is_integer(n) ? json_integer_value(n) : s->o.seats;
+    json_decref(c.j);
+    return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static int open_log(sim *s)
+{
+    if (s->o.log[0]) {
+        snprintf(s->log_path, sizeof s->log_path, "%s", s->o.log);
+        s->log = fopen(s->log_path, "w");
+    } else {
+        snprintf(s->log_path, sizeof s->log_path, "/tmp/onsale-sim-XXXXXX");
+        int fd = mkstemp(s->log_path);
+        s->log = fd >= 0 ? fdopen(fd, "w") : NULL;
+        s->log_is_temp = 1;
+    }
+    if (!s->log) {
+        fprintf(stderr, "onsale-sim: cannot write the sim log %s\n", s->log_path);
+        return ONS_EIO;
+    }
+    setvbuf(s->log, NULL, _IOFBF, SIM_LOG_BUF);
+    fprintf(s->log, "# onsale-sim log: fan intent_id t_ms state position\n");
+    return 0;
+}
+
+static int run_audit(sim *s)
+{
+    adm_audit_opts ao = {.pg_dsn = s->o.pg_dsn,
+                         .kafka_brokers = s->o.kafka_brokers,
+                         .kafka_topic = s->o.kafka_topic,
+                         .event_id = s->event_id,
+                         .sim_log = s->log_path,
+                         .wait_s = (int)s->o.audit_wait_s,
+                         .max_log_intents = s->o.fans + 16};
+    printf("\n");
+    s->audit_rc = adm_audit_run(&ao, stdout, &s->audit);
+    s->audit_ran = 1;
+    if (s->audit_rc != 0)
+        fprintf(stderr, "onsale-sim: the audit could not run: %s\n", ons_strerror(s->audit_rc));
+    return s->audit_rc == 0 && s->audit.violations == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    sim s = {0};
+    int status = 1, rc;
+    struct timespec ts;
+
+    rc = load_options(&s, argc, argv);
+    if (rc != 0) {
+        status = rc < 0 ? 0 : rc;
+        goto done;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    s.start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    s.rng = s.o.seed ? (uint64_t)s.o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    s.rng |= 1;
+    if (s.o.user_base == 0)
+        s.o.user_base = ((long long)time(NULL) % 900000) * USER_BASE_SPAN + 1;
+    sim_http_opts ho = {.host = s.o.host,
+                        .port = s.o.port,
+                        .conns = (int)s.o.connections,
+                        .timeout_ms = (int)s.o.request_timeout_ms,
+                        .max_queue = (size_t)s.o.fans + 1024,
+                        .max_response = MAX_RESPONSE};
+    if ((rc = sim_http_new(&ho, &s.http)) != 0) {
+        fprintf(stderr, "onsale-sim: cannot set up HTTP to %s: %s\n", s.o.ingress,
+                ons_strerror(rc));
+        goto done;
+    }
+    int64_t now = (int64_t)time(NULL), ttl = s.o.max_seconds + 3600;
+    if (ons_auth_mint(s.o.auth_secret, SELLER_ID, ONS_ROLE_SELLER, now, ttl, &s.seller_token) ||
+        ons_auth_mint(s.o.auth_secret, ADMIN_ID, ONS_ROLE_ADMIN, now, ttl, &s.admin_token)) {
+        fprintf(stderr, "onsale-sim: cannot mint tokens (auth.secret)\n");
+        goto done;
+    }
+    if ((s.o.event ? load_event(&s) : create_event(&s)) != 0)
+        goto done;
+    if (open_log(&s) != 0)
+        goto done;
+    printf("onsale-sim: %lld fans for event %" PRId64 " (%" PRId64
+           " seats) at %s; %.0f%% in a %lld ms burst, the rest over %lld s; %lld connections\n",
+           s.o.fans, s.event_id, s.seats_total, s.o.ingress, s.o.burst_fraction * 100, s.o.burst_ms,
+           s.o.tail_seconds, s.o.connections);
+    fflush(stdout);
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* t = 0 is the on-sale moment */
+    s.start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if ((rc = sim_fans_init(&s)) != 0 || (rc = sim_fans_run(&s)) != 0) {
+        fprintf(stderr, "onsale-sim: run failed: %s\n", ons_strerror(rc));
+        goto done;
+    }
+    if (fflush(s.log) != 0) {
+        fprintf(stderr, "onsale-sim: cannot write the sim log %s\n", s.log_path);
+        goto done;
+    }
+    status = 0;
+    sim_report_print(&s, stdout);
+    if (s.o.audit)
+        status = run_audit(&s);
+    if (s.o.json[0] && sim_report_json(&s, s.o.json) != 0)
+        status = 1;
+    if (s.o.svg[0] && sim_report_svg(&s, s.o.svg) != 0)
+        status = 1;
+done:
+    if (s.log)
+        fclose(s.log);
+    if (s.log_is_temp) {
+        if (status == 0)
+            unlink(s.log_path);
+        else
+            fprintf(stderr, "onsale-sim: sim log kept at %s\n", s.log_path);
+    }
+    sim_fans_fini(&s);
+    sim_http_free(s.http);
+    free(s.seller_token);
+    free(s.admin_token);
+    ons_opts_free(opt_table, NOPTS, &s.o);
+    return status;
+}

@@ -1,0 +1,319 @@
+/*
+ * report.c - the simulator's report: a table for people, a JSON file for
+ * tools (bench/, CI), and an SVG chart of the run over time (queue depth,
+ * seats held and sold, consumer lag; the server's numbers from
+ * GET /v1/admin/queues when it answered, else the simulator's own).
+ */
+#include "admin/sim/sim.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <string.h>
+
+static const char *stop_reason(int by)
+{
+    static const char *r[] = {"every fan finished", "the rest were waiting and nothing changed",
+                              "max_seconds reached", "interrupted"};
+    return by >= 0 && by < 4 ? r[by] : "?";
+}
+
+/* "12.3 s" or "never" into buf. */
+static const char *secs(char *buf, size_t cap, int64_t ms)
+{
+    if (ms < 0)
+        snprintf(buf, cap, "never");
+    else
+        snprintf(buf, cap, "%.2f s", (double)ms / 1000.0);
+    return buf;
+}
+
+typedef struct lat3 {
+    double p50, p95, p99;
+} lat3;
+
+static lat3 lat(sim_samples *sm)
+{
+    lat3 l = {sim_samples_pct(sm, 50), sim_samples_pct(sm, 95), sim_samples_pct(sm, 99)};
+    return l;
+}
+
+/* The span over which accepted intents left the queue, and its rate. */
+static double drain_rate(const sim *s, int64_t *span_ms)
+{
+    int64_t first = -1, last = -1;
+    long long served = 0;
+    for (size_t i = 0; i < s->nfans; i++) {
+        const sim_fan *f = &s->fans[i];
+        if (f->intent_id[0] == '\0' || f->served_ms < 0)
+            continue;
+        served++;
+        if (first < 0 || f->join_ms < first)
+            first = f->join_ms;
+        if (f->served_ms > last)
+            last = f->served_ms;
+    }
+    *span_ms = first >= 0 ? last - first : -1;
+    return *span_ms > 0 ? (double)served * 1000.0 / (double)*span_ms : 0;
+}
+
+void sim_report_print(sim *s, FILE *out)
+{
+    char b1[32], b2[32];
+    lat3 jl = lat(&s->join_lat), pl = lat(&s->poll_lat), al = lat(&s->answer_lat);
+    int64_t span;
+    double rate = drain_rate(s, &span);
+    long long refused = s->joins_sent - s->joins_accepted;
+
+    fprintf(out, "\nflash sale report: event %" PRId64 ", %" PRId64 " seats, %zu fans\n",
+            s->event_id, s->seats_total, s->nfans);
+    fprintf(out, "  run                      %.2f s, ended because %s\n",
+            (double)s->end_ms / 1000.0, stop_reason(s->stopped_by));
+    fprintf(out, "  joins sent               %lld (%lld retries after 429/503)\n", s->joins_sent,
+            s->join_retries);
+    fprintf(out, "  joins accepted (202)     %lld\n", s->joins_accepted);
+    fprintf(out, "  joins refused            %lld\n", refused < 0 ? 0 : refused);
+    for (int i = 0; i < s->ncodes; i++)
+        fprintf(out, "      %-30s %lld\n", s->codes[i].code, s->codes[i].n);
+    fprintf(out, "  reserved                 %lld fans, %lld seats\n", s->reserved_ever,
+            s->seats_reserved_ever);
+    fprintf(out, "  purchased                %lld\n", s->outcome[O_PURCHASED]);
+    fprintf(out, "  sold_out answers         %lld\n", s->sold_out_answers);
+    fprintf(out, "  kept holds               %lld\n", s->outcome[O_KEPT]);
+    fprintf(out, "  released (abandoned)     %lld\n", s->outcome[O_RELEASED]);
+    fprintf(out, "  expired                  %lld\n", s->outcome[O_EXPIRED]);
+    fprintf(out, "  rejected (other)         %lld\n", s->outcome[O_REJECTED]);
+    fprintf(out, "  waiting at the end       %lld\n", s->outcome[O_WAITING]);
+    fprintf(out, "  queued at the end        %lld\n", s->outcome[O_QUEUED]);
+    fprintf(out, "  errors                   %lld (poll errors %lld)\n", s->outcome[O_ERROR],
+            s->poll_errors);
+    if (s->checkout < 0)
+        fprintf(out,
+                "  checkout                 not available (POST /v1/reservations/{id}/checkout "
+                "404/405): %lld fans kept their holds instead; gateway knobs (fail rate "
+                "%.2f, latency %lld ms) not used\n",
+                s->checkout_skipped, s->o.gateway_fail_rate, s->o.gateway_latency_ms);
+    else if (s->checkout == 0)
+        fprintf(out, "  checkout                 not tried (no fan chose it)\n");
+    else
+        fprintf(out,
+                "  checkout                 available; %lld errors; gateway fail rate %.2f, "
+                "latency %lld ms\n",
+                s->checkout_errors, s->o.gateway_fail_rate, s->o.gateway_latency_ms);
+    fprintf(out,
+            "  join latency             p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%zu samples)\n",
+            jl.p50, jl.p95, jl.p99, s->join_lat.seen);
+    fprintf(out,
+            "  poll latency             p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%zu samples)\n",
+            pl.p50, pl.p95, pl.p99, s->poll_lat.seen);
+    fprintf(out,
+            "  time to an answer        p50 %.2f s  p95 %.2f s  p99 %.2f s  (join to "
+            "reserved/rejected/sold out)\n",
+            al.p50 / 1000, al.p95 / 1000, al.p99 / 1000);
+    fprintf(out, "  polls per fan            %.2f (%lld polls / %lld accepted)\n",
+            s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0, s->polls,
+            s->joins_accepted);
+    fprintf(out, "  first join -> sold out   %s\n",
+            secs(b1, sizeof b1,
+                 s->sold_out_ms >= 0 && s->first_join_ms >= 0 ? s->sold_out_ms - s->first_join_ms
+                                                              : -1));
+    fprintf(out, "  first join -> all held   %s (no seat available)\n",
+            secs(b2, sizeof b2,
+                 s->all_taken_ms >= 0 && s->first_join_ms >= 0 ? s->all_taken_ms - s->first_join_ms
+                                                               : -1));
+    fprintf(out,
+            "  drain rate               %.0f intents/s over %s (accepted joins served); "
+            "server peak %.0f msg/s\n",
+            rate, secs(b1, sizeof b1, span), s->max_drain_rate);
+    fprintf(out, "  connections opened       %lld\n", sim_http_connects(s->http));
+}
+
+static json_t *lat_json(sim_samples *sm)
+{
+    lat3 l = lat(sm);
+    return json_pack("{s:f, s:f, s:f, s:I}", "p50", isnan(l.p50) ? 0 : l.p50, "p95",
+                     isnan(l.p95) ? 0 : l.p95, "p99", isnan(l.p99) ? 0 : l.p99, "samples",
+                     (json_int_t)sm->seen);
+}
+
+int sim_report_json(sim *s, const char *path)
+{
+    int64_t span;
+    double rate = drain_rate(s, &span);
+    json_t *codes = json_object(), *tl = json_array(), *outcomes = json_object(), *audit = NULL;
+    for (int i = 0; i < s->ncodes; i++)
+        json_object_set_new(codes, s->codes[i].code, json_integer(s->codes[i].n));
+    for (int i = 1; i < O_COUNT; i++)
+        json_object_set_new(outcomes, sim_outcome_names[i], json_integer(s->outcome[i]));
+    for (size_t i = 0; i < s->npoints; i++) {
+        const sim_point *p = &s->points[i];
+        json_array_append_new(
+            tl,
+            json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "t_s", p->t_s,
+                      "fans_queued", (json_int_t)p->fans_queued, "fans_waiting",
+                      (json_int_t)p->fans_waiting, "fans_reserved", (json_int_t)p->fans_reserved,
+                      "fans_done", (json_int_t)p->fans_done, "queued", (json_int_t)p->queued,
+                      "waiting", (json_int_t)p->waiting, "held", (json_int_t)p->held, "sold",
+                      (json_int_t)p->sold, "available", (json_int_t)p->available, "lag",
+                      (json_int_t)p->lag, "drain_rate", p->drain_rate));
+    }
+    if (s->audit_ran) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        if (m) {
+            adm_audit_write_json(&s->audit, m);
+            fclose(m);
+            json_t *checks = json_loads(buf, 0, NULL);
+            audit =
+                json_pack("{s:b, s:I, s:o}", "passed", s->audit_rc == 0 && s->audit.violations == 0,
+                          "violations", (json_int_t)s->audit.violations, "checks",
+                          checks ? checks : json_array());
+        }
+        free(buf);
+    }
+    json_t *doc = json_pack(
+        "{s:I, s:I, s:I, s:{s:f, s:I, s:I, s:f, s:f, s:s, s:I, s:I}, s:f, s:s,"
+        " s:{s:I, s:I, s:I, s:I, s:o}, s:I, s:I, s:I, s:o,"
+        " s:{s:s, s:I, s:f, s:I}, s:o, s:o, s:o, s:I, s:f,"
+        " s:I, s:I, s:f, s:f, s:I, s:o, s:o}",
+        "event_id", (json_int_t)s->event_id, "seats", (json_int_t)s->seats_total, "fans",
+        (json_int_t)s->nfans, "config", "burst_fraction", s->o.burst_fraction, "burst_ms",
+        (json_int_t)s->o.burst_ms, "tail_seconds", (json_int_t)s->o.tail_seconds, "checkout_prob",
+        s->o.checkout_prob, "abandon_prob", s->o.abandon_prob, "abandon_mode", s->o.abandon_mode,
+        "max_quantity", (json_int_t)s->o.max_quantity, "connections", (json_int_t)s->o.connections,
+        "run_seconds", (double)s->end_ms / 1000.0, "stopped", stop_reason(s->stopped_by), "joins",
+        "sent", (json_int_t)s->joins_sent, "accepted", (json_int_t)s->joins_accepted, "retries",
+        (json_int_t)s->join_retries, "refused", (json_int_t)(s->joins_sent - s->joins_accepted),
+        "by_code", codes, "reserved", (json_int_t)s->reserved_ever, "seats_reserved",
+        (json_int_t)s->seats_reserved_ever, "sold_out_answers", (json_int_t)s->sold_out_answers,
+        "outcomes", outcomes, "checkout", "status",
+        s->checkout < 0   ? "not_available"
+        : s->checkout > 0 ? "available"
+                          : "unknown",
+        "skipped", (json_int_t)s->checkout_skipped, "gateway_fail_rate", s->o.gateway_fail_rate,
+        "gateway_latency_ms", (json_int_t)s->o.gateway_latency_ms, "join_latency_ms",
+        lat_json(&s->join_lat), "poll_latency_ms", lat_json(&s->poll_lat), "answer_latency_ms",
+        lat_json(&s->answer_lat), "polls", (json_int_t)s->polls, "polls_per_fan",
+        s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
+        "first_join_to_sold_out_ms",
+        (json_int_t)(s->sold_out_ms >= 0 && s->first_join_ms >= 0
+                         ? s->sold_out_ms - s->first_join_ms
+                         : -1),
+        "first_join_to_all_held_ms",
+        (json_int_t)(s->all_taken_ms >= 0 && s->first_join_ms >= 0
+                         ? s->all_taken_ms - s->first_join_ms
+                         : -1),
+        "drain_rate", rate, "server_peak_drain_rate", s->max_drain_rate, "drain_span_ms",
+        (json_int_t)span, "timeline", tl, "audit", audit ? audit : json_null());
+    /* json_pack steals the "o" values, on failure too (jansson >= 2.11) */
+    int rc = doc ? json_dump_file(doc, path, JSON_INDENT(2)) : -1;
+    json_decref(doc);
+    if (rc != 0)
+        fprintf(stderr, "onsale-sim: cannot write %s\n", path);
+    return rc == 0 ? 0 : -1;
+}
+
+/* ---- SVG --------------------------------------------------------------------------- */
+
+#define W      900
+#define H      420
+#define LEFT   70
+#define RIGHT  20
+#define TOP    40
+#define BOTTOM 50
+
+typedef struct series {
+    const char *name, *color;
+    long long (*get)(const sim_point *p, int admin);
+} series;
+
+static long long get_depth(const sim_point *p, int admin)
+{
+    return admin && p->queued >= 0 ? p->queued + (p->waiting > 0 ? p->waiting : 0)
+                                   : p->fans_queued + p->fans_waiting;
+}
+static long long get_held(const sim_point *p, int admin)
+{
+    return admin ? p->held : p->fans_reserved;
+}
+static long long get_sold(const sim_point *p, int admin)
+{
+    return admin ? p->sold : -1;
+}
+static long long get_lag(const sim_point *p, int admin)
+{
+    return admin ? p->lag : -1;
+}
+
+int sim_report_svg(const sim *s, const char *path)
+{
+    static const series ser[] = {
+        {"queue depth (queued + waiting)", "#1f77b4", get_depth},
+        {"seats held", "#ff7f0e", get_held},
+        {"seats sold", "#2ca02c", get_sold},
+        {"consumer lag (messages)", "#d62728", get_lag},
+    };
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "onsale-sim: cannot write %s\n", path);
+        return -1;
+    }
+    int admin = s->admin_ok > 0;
+    double tmax = 1, ymax = 1;
+    for (size_t i = 0; i < s->npoints; i++) {
+        if (s->points[i].t_s > tmax)
+            tmax = s->points[i].t_s;
+        for (size_t k = 0; k < sizeof ser / sizeof ser[0]; k++) {
+            long long v = ser[k].get(&s->points[i], admin);
+            if (v > ymax)
+                ymax = (double)v;
+        }
+    }
+    double pw = W - LEFT - RIGHT, ph = H - TOP - BOTTOM;
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%d\" y=\"22\" font-size=\"15\">Flash sale: event %" PRId64 ", %" PRId64
+            " seats, %zu fans%s</text>\n",
+            W, H, LEFT, s->event_id, s->seats_total, s->nfans,
+            admin ? "" : " (simulator's view; admin endpoint not available)");
+    for (int g = 0; g <= 5; g++) { /* grid and axis labels */
+        double y = TOP + ph - ph * g / 5.0, x = LEFT + pw * g / 5.0;
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.0f</text>\n",
+                LEFT, y, W - RIGHT, y, LEFT - 6, y + 4, ymax * g / 5.0);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.0f s</text>\n", x,
+                H - BOTTOM + 18, tmax * g / 5.0);
+    }
+    fprintf(f,
+            "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+            "stroke=\"#888\"/>\n",
+            LEFT, TOP, pw, ph);
+    for (size_t k = 0; k < sizeof ser / sizeof ser[0]; k++) {
+        int started = 0;
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                ser[k].color);
+        for (size_t i = 0; i < s->npoints; i++) {
+            long long v = ser[k].get(&s->points[i], admin);
+            if (v < 0)
+                continue;
+            fprintf(f, "%s%.1f,%.1f", started ? " " : "", LEFT + pw * s->points[i].t_s / tmax,
+                    TOP + ph - ph * (double)v / ymax);
+            started = 1;
+        }
+        fprintf(f, "\"/>\n");
+        fprintf(f,
+                "<rect x=\"%d\" y=\"%zu\" width=\"12\" height=\"3\" fill=\"%s\"/>"
+                "<text x=\"%d\" y=\"%zu\">%s</text>\n",
+                LEFT + 10 + (int)k * 200, (size_t)(H - 14), ser[k].color, LEFT + 26 + (int)k * 200,
+                (size_t)(H - 10), ser[k].name);
+    }
+    fprintf(f, "</svg>\n");
+    int rc = ferror(f) ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}

@@ -1,0 +1,156 @@
+/*
+ * sim.h - shared state of onsale-sim, the flash-sale simulator: options,
+ * per-fan state, counters, latency samples and the per-second timeline.
+ *
+ * main.c fills the options, creates the event, runs the fans (fans.c) on one
+ * thread over the HTTP client (http.c), then report.c prints the table and
+ * writes the JSON and SVG files. Everything here is owned by that one thread.
+ */
+#ifndef ONSALE_ADMIN_SIM_SIM_H
+#define ONSALE_ADMIN_SIM_SIM_H
+
+#include "admin/audit.h"
+#include "admin/sim/http.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define SIM_MAX_CODES   24 /* distinct refusal codes counted */
+#define SIM_MAX_SAMPLES (4 * 1000 * 1000)
+
+/* Options (common/opts.h table in main.c). Fractions are text, parsed and
+ * range-checked into the doubles below by sim_opts_validate. */
+typedef struct sim_opts {
+    long long fans, seats, event, connections;
+    char *ingress;
+    char *burst_fraction_s, *checkout_prob_s, *abandon_prob_s, *non_adjacent_prob_s;
+    char *gateway_fail_rate_s;
+    long long burst_ms, tail_seconds, max_quantity, hold_seconds, max_seconds, settle_ms;
+    long long seed, user_base, request_timeout_ms, max_retries, gateway_latency_ms;
+    char *abandon_mode; /* "delete" | "expire" */
+    char *json, *svg, *log;
+    char *payment_method;
+    int audit, progress;
+    long long audit_wait_s;
+    char *auth_secret, *pg_dsn, *kafka_brokers, *kafka_topic;
+    /* parsed */
+    double burst_fraction, checkout_prob, abandon_prob, non_adjacent_prob, gateway_fail_rate;
+    char host[256];
+    int port;
+} sim_opts;
+
+/* Where a fan is in its script. */
+enum sim_phase { P_ARRIVING, P_JOINING, P_POLLING, P_ACTING, P_DONE };
+
+/* How a fan's visit ended (or stood when the run stopped). */
+enum sim_outcome {
+    O_NONE,
+    O_REFUSED,   /* join answered 4xx/5xx for good */
+    O_SOLD_OUT,  /* join 409 sold_out or rejected sold_out */
+    O_REJECTED,  /* rejected for another reason */
+    O_KEPT,      /* reserved and kept the hold (no checkout) */
+    O_PURCHASED, /* checkout went through */
+    O_RELEASED,  /* abandoned: deleted the reservation */
+    O_EXPIRED,   /* abandoned: let the hold expire */
+    O_WAITING,   /* still waiting when the run stopped */
+    O_QUEUED,    /* still queued when the run stopped */
+    O_ERROR,     /* transport errors or unexpected answers */
+    O_COUNT
+};
+
+enum sim_plan { PLAN_NONE, PLAN_KEEP, PLAN_CHECKOUT, PLAN_DELETE, PLAN_EXPIRE };
+
+typedef struct sim_fan {
+    int64_t user_id;
+    char *token;
+    char intent_id[33];
+    char reservation_id[33];
+    int64_t arrive_ms; /* offset from the run's start */
+    int64_t join_ms, answer_ms, served_ms;
+    int64_t last_pos;
+    uint32_t polls;
+    uint16_t retries;
+    uint8_t qty, adjacent;
+    uint8_t phase, plan, outcome, state; /* state: index into sim_state_names, 0xff none */
+    uint8_t seats_held, acted;
+    int32_t heap_idx; /* -1 when no timer */
+} sim_fan;
+
+typedef struct sim_samples {
+    float *v;
+    size_t n, cap, seen;
+} sim_samples;
+
+/* One second of the run: the simulator's own view and, when the admin
+ * endpoint answers, the server's. -1 = unknown. */
+typedef struct sim_point {
+    double t_s;
+    long long fans_queued, fans_waiting, fans_reserved, fans_done;
+    long long queued, waiting, held, sold, available, lag;
+    double drain_rate;
+} sim_point;
+
+typedef struct sim_code {
+    char code[48];
+    long long n;
+} sim_code;
+
+typedef struct sim sim;
+struct sim {
+    sim_opts o;
+    sim_http *http;
+    FILE *log;
+    char log_path[4096];
+    int log_is_temp;
+    char *seller_token, *admin_token;
+    int64_t event_id, seats_total;
+    sim_fan *fans;
+    size_t nfans;
+    uint64_t rng;
+    /* timers: min-heap of fan indices by due time */
+    uint32_t *heap;
+    int64_t *due;
+    size_t nheap;
+    int64_t start_ns;
+    int64_t last_change_ms, first_join_ms, last_arrival_ms;
+    int64_t sold_out_ms, all_taken_ms;
+    int checkout; /* 0 unknown, 1 available, -1 not available */
+    long long checkout_skipped, checkout_errors;
+    int admin_ok; /* 0 unknown, 1 answers, -1 not available */
+    /* counters */
+    long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
+    long long reserved_ever, seats_reserved_ever, sold_out_answers;
+    long long outcome[O_COUNT];
+    sim_code codes[SIM_MAX_CODES];
+    int ncodes;
+    sim_samples join_lat, poll_lat, answer_lat;
+    sim_point *points;
+    size_t npoints, cap_points;
+    double max_drain_rate;
+    int64_t end_ms;
+    int stopped_by; /* 0 all done, 1 settled, 2 max_seconds, 3 signal */
+    int draining;   /* the run ended: callbacks send nothing more */
+    adm_audit_result audit;
+    int audit_ran, audit_rc;
+};
+
+extern const char *const sim_state_names[]; /* "queued", ... "released" */
+extern const char *const sim_outcome_names[];
+
+/* fans.c */
+int64_t sim_now_ms(const sim *s);
+int sim_fans_init(sim *s);
+/* Runs the sale until every fan is done, the rest settled, or max_seconds.
+ * Returns 0 or a negative ONS_ error. */
+int sim_fans_run(sim *s);
+void sim_fans_fini(sim *s);
+void sim_count_code(sim *s, int status, const char *code);
+void sim_samples_add(sim_samples *sm, double v, uint64_t *rng);
+double sim_samples_pct(sim_samples *sm, double p);
+
+/* report.c */
+void sim_report_print(sim *s, FILE *out);
+int sim_report_json(sim *s, const char *path);
+int sim_report_svg(const sim *s, const char *path);
+
+#endif
