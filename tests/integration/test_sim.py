@@ -1,0 +1,131 @@
+"""test_sim.py - the CI-sized flash sale: onsale-sim drives 2,000 fans for 500
+seats through a real ingress and worker (an isolated Stack), then the
+invariant audit must pass. Control tests prove the audit can fail: a seat
+pointed at a second reservation (held twice), a FIFO inversion and a
+position that went up are each reported, with exit status 1."""
+import json
+import os
+import shutil
+import subprocess
+
+from harness import BIN, Stack
+
+
+def run_sim(st, base, tmp, fans, seats, *extra):
+    out = {k: os.path.join(tmp, f"sim.{k}") for k in ("json", "svg", "log")}
+    p = subprocess.run([os.path.join(BIN, "onsale-sim"), "--ingress", base,
+                        "--fans", str(fans), "--seats", str(seats),
+                        "--burst-ms", "1000", "--tail-seconds", "3", "--seed", "42",
+                        "--abandon-prob", "0.4", "--checkout-prob", "0.3",
+                        "--json", out["json"], "--svg", out["svg"], "--log", out["log"],
+                        "--audit-wait-s", "60", "--max-seconds", "240", "--progress", "false",
+                        *extra],
+                       env=st.env(), capture_output=True, text=True, timeout=400)
+    report = None
+    if os.path.exists(out["json"]):
+        with open(out["json"]) as f:
+            report = json.load(f)
+    return p, report, out
+
+
+def audit(st, event, log):
+    p = subprocess.run([os.path.join(BIN, "onsalectl"), "audit", "--event", str(event),
+                        "--sim-log", log],
+                       env=st.env(audit_wait_s=5), capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def check_line(output, name):
+    """The audit's line for invariant name, e.g. '  FAIL  seats_count ...'."""
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) > 1 and parts[1] == name:
+            return line
+    raise AssertionError(f"no {name} line in:\n{output}")
+
+
+def test_ci_flash_sale_passes_the_audit(tmp_path):
+    with Stack(partitions=2) as st:
+        st.start_worker()
+        base = st.start_ingress()
+        p, r, out = run_sim(st, base, str(tmp_path), 2000, 500)
+        assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
+        assert r is not None
+        assert r["audit"]["passed"] and r["audit"]["violations"] == 0, r["audit"]
+        names = {c["name"]: c for c in r["audit"]["checks"]}
+        for n in ("seats_live", "seats_count", "capacity", "accepted_reached", "positions",
+                  "fifo", "charges", "kafka_applied"):
+            assert names[n]["status"] == "ok", names[n]
+        assert names["accepted_reached"]["checked"] == r["joins"]["accepted"]
+        # every fan joined; the queue had room for all of them
+        assert r["joins"]["sent"] == 2000
+        assert r["joins"]["accepted"] + r["joins"]["refused"] == 2000
+        assert r["joins"]["accepted"] > 1900, r["joins"]
+        # seats were handed out, never more than the event has at once
+        assert r["reserved"] > 0 and r["outcomes"]["error"] == 0, r
+        held = st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status <> 'available'",
+                      (r["event_id"],))[0][0]
+        assert held <= 500
+        # nobody was left queued: every accepted intent got an answer
+        assert r["outcomes"]["queued"] == 0
+        assert r["polls_per_fan"] > 0 and r["join_latency_ms"]["samples"] >= 2000
+        assert os.path.getsize(out["svg"]) > 500
+        with open(out["log"]) as f:
+            assert sum(1 for line in f if not line.startswith("#")) >= r["joins"]["accepted"]
+
+
+def test_audit_catches_violations(tmp_path):
+    """Control: the audit must fail on a corrupted copy of a clean sale."""
+    with Stack(partitions=1) as st:
+        st.start_worker()
+        base = st.start_ingress()
+        p, r, out = run_sim(st, base, str(tmp_path), 300, 100, "--abandon-prob", "0",
+                            "--max-quantity", "2")
+        assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
+        ev = r["event_id"]
+        rc, text = audit(st, ev, out["log"])
+        assert rc == 0, text
+        for proc in st.procs:
+            proc.stop()
+
+        # 1. a seat held twice: one of A's seats now names B's reservation
+        a, b = st.sql("SELECT reservation_id FROM reservations WHERE event_id = %s "
+                      "AND state = 'held' ORDER BY reservation_id LIMIT 2", (ev,))
+        st.sql("UPDATE seats SET reservation_id = %s WHERE event_id = %s AND seat_no = "
+               "(SELECT min(seat_no) FROM seats WHERE event_id = %s AND reservation_id = %s)",
+               (b[0], ev, ev, a[0]))
+        rc, text = audit(st, ev, out["log"])
+        assert rc == 1, text
+        assert "FAIL" in check_line(text, "seats_count"), text
+        assert "ok" in check_line(text, "fifo").split()[0]
+
+        # 2. FIFO: the earliest grant of a request class is moved after a later one
+        rows = st.sql("SELECT i.intent_seq FROM intents i JOIN reservations r "
+                      "ON r.reservation_id = i.intent_seq WHERE i.event_id = %s "
+                      "AND (i.quantity, i.adjacent) = (SELECT quantity, adjacent FROM intents "
+                      "WHERE event_id = %s AND reservation_id IS NOT NULL "
+                      "GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 1) "
+                      "ORDER BY i.intent_seq", (ev, ev))
+        assert len(rows) >= 2
+        st.sql("UPDATE reservations SET created_at = (SELECT max(created_at) FROM reservations "
+               "WHERE event_id = %s) + interval '1 second' WHERE reservation_id = %s",
+               (ev, rows[0][0]))
+        rc, text = audit(st, ev, out["log"])
+        assert rc == 1 and "FAIL" in check_line(text, "fifo"), text
+
+        # 3. a position that went up, in a copy of the sim log
+        bad_log = os.path.join(str(tmp_path), "bad.log")
+        shutil.copy(out["log"], bad_log)
+        with open(out["log"]) as f:
+            first = next(l for l in f if not l.startswith("#") and l.split("\t")[3] == "queued")
+        fan, iid, t, _, pos = first.rstrip("\n").split("\t")
+        with open(bad_log, "a") as f:
+            f.write(f"{fan}\t{iid}\t{int(t) + 1}\tqueued\t{int(pos) + 50}\n")
+        rc, text = audit(st, ev, bad_log)
+        assert rc == 1 and "FAIL" in check_line(text, "positions"), text
+
+        # 4. an accepted intent the database never heard of (never applied)
+        with open(bad_log, "a") as f:
+            f.write(f"{fan}\t{'0' * 6}{'ff' * 5}{'0' * 16}\t{int(t) + 2}\tqueued\t0\n")
+        rc, text = audit(st, ev, bad_log)
+        assert rc == 1 and "FAIL" in check_line(text, "accepted_reached"), text
