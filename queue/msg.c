@@ -52,7 +52,7 @@ static int validate(const q_msg *m, char *why, size_t why_len)
         break;
     case Q_MSG_CANCEL:
         if (m->user_id <= 0 || m->target_partition < 0 || m->target_offset < 0 ||
-            (m->cancel_kind == Q_CANCEL_RESERVATION && m->reservation_id <= 0)) {
+            m->reservation_id < 0) {
             snprintf(why, why_len, "cancel: user_id, target or reservation_id out of range");
             return ONS_EPARSE;
         }
@@ -232,6 +232,12 @@ static int decode_obj(json_t *o, q_msg *m, char *why, size_t wl)
             get_int(o, "target_offset", 1, &m->target_offset, why, wl) ||
             get_int(o, "reservation_id", 0, &m->reservation_id, why, wl))
             return ONS_EPARSE;
+        /* reservation_id = the intent's seq, and seq 0 (partition 0, offset
+         * 0) is a real one: presence, not value, says it was given. */
+        if (strcmp(kind, "reservation") == 0 && !json_object_get(o, "reservation_id")) {
+            snprintf(why, wl, "missing field reservation_id");
+            return ONS_EPARSE;
+        }
         if (strcmp(kind, "intent") == 0) {
             m->cancel_kind = Q_CANCEL_INTENT;
         } else if (strcmp(kind, "reservation") == 0) {
