@@ -439,6 +439,8 @@ static void act_answer(void *arg, const sim_http_resp *r)
             return;
         }
         if (r->status == 202 || r->status == 200) {
+            if (s->checkout == 0)
+                sim_gateway_knobs(s);
             s->checkout = 1;
             fan->acted = 1;
         } else if (r->status == 0) {

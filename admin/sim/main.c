@@ -72,12 +72,20 @@ static const ons_opt opt_table[] = {
         "how holds are abandoned: delete (DELETE the reservation) or expire (let it lapse)"),
     OPT("hold_seconds", ONS_OPT_INT, hold_seconds, 60, 3600, "900",
         "hold window of the event the simulator creates"),
-    OPT("payment_method", ONS_OPT_STR, payment_method, 1, 128, "pm_card_ok",
-        "payment_method sent at checkout (the gateway simulator's token)"),
-    OPT("gateway_fail_rate", ONS_OPT_STR, gateway_fail_rate_s, 1, 32, "0",
-        "gateway simulator knob: share of charges that fail (0..1; reported, used with checkout)"),
-    OPT("gateway_latency_ms", ONS_OPT_INT, gateway_latency_ms, 0, 60000, "0",
-        "gateway simulator knob: added charge latency (reported, used with checkout)"),
+    OPT("payment_method", ONS_OPT_STR, payment_method, 1, 128, "pm_card_visa",
+        "payment_method sent at checkout (a test card of the gateway simulator)"),
+    OPT("gateway_url", ONS_OPT_STR, gateway_url, 0, 300, "http://127.0.0.1:9300",
+        "the gateway simulator (http://host:port) whose fault knobs are set once checkout works"),
+    OPT("gateway.api_key", ONS_OPT_STR, gateway_api_key, 8, 255, "sk_test_onsale",
+        "API key of the gateway simulator"),
+    OPT("gateway_decline_rate", ONS_OPT_STR, gateway_decline_rate_s, 1, 32, "0",
+        "gateway knob: share of charges declined (0..1; only with checkout)"),
+    OPT("gateway_error_rate", ONS_OPT_STR, gateway_error_rate_s, 1, 32, "0",
+        "gateway knob: share of charges answered 500/503 (0..1; only with checkout)"),
+    OPT("gateway_lost_response_rate", ONS_OPT_STR, gateway_lost_response_rate_s, 1, 32, "0",
+        "gateway knob: share of charges made whose answer is lost (0..1; only with checkout)"),
+    OPT("gateway_latency_ms", ONS_OPT_INT, gateway_latency_ms, 0, 600000, "0",
+        "gateway knob: latency added to each charge (only with checkout)"),
     OPT("max_seconds", ONS_OPT_INT, max_seconds, 1, 86400, "600",
         "stop the run after this long whatever the fans are doing"),
     OPT("settle_ms", ONS_OPT_INT, settle_ms, 100, 600000, "3000",
@@ -138,7 +146,12 @@ static int validate(sim_opts *o, char *err, size_t errlen)
         parse_frac("abandon_prob", o->abandon_prob_s, &o->abandon_prob, err, errlen) ||
         parse_frac("non_adjacent_prob", o->non_adjacent_prob_s, &o->non_adjacent_prob, err,
                    errlen) ||
-        parse_frac("gateway_fail_rate", o->gateway_fail_rate_s, &o->gateway_fail_rate, err, errlen))
+        parse_frac("gateway_decline_rate", o->gateway_decline_rate_s, &o->gateway_decline_rate, err,
+                   errlen) ||
+        parse_frac("gateway_error_rate", o->gateway_error_rate_s, &o->gateway_error_rate, err,
+                   errlen) ||
+        parse_frac("gateway_lost_response_rate", o->gateway_lost_response_rate_s,
+                   &o->gateway_lost_response_rate, err, errlen))
         return ONS_EINVAL;
     if (strcmp(o->abandon_mode, "delete") != 0 && strcmp(o->abandon_mode, "expire") != 0) {
         snprintf(err, errlen, "option abandon_mode: '%s' is not delete or expire", o->abandon_mode);
@@ -362,6 +375,51 @@ static int load_event(sim *s)
     s->seats_total = json_is_integer(n) ? json_integer_value(n) : s->o.seats;
     json_decref(c.j);
     return 0;
+}
+
+/* Sets the gateway simulator's fault knobs (POST /v1/_faults) when any is
+ * non-zero. Called once, when the first checkout is accepted: before that
+ * there is no payment path to disturb. Blocks up to a few seconds. */
+void sim_gateway_knobs(sim *s)
+{
+    const sim_opts *o = &s->o;
+    char host[256], body[256];
+    int port = 0, n = 0;
+    sim_http *gw = NULL;
+    sync_call c = {0};
+
+    if (o->gateway_decline_rate == 0 && o->gateway_error_rate == 0 &&
+        o->gateway_lost_response_rate == 0 && o->gateway_latency_ms == 0)
+        return;
+    s->gateway_knobs = -1;
+    if (sscanf(o->gateway_url, "http://%255[^:/]:%d%n", host, &port, &n) != 2 || port < 1 ||
+        port > 65535) {
+        fprintf(stderr, "onsale-sim: gateway_url '%s' is not http://HOST:PORT\n", o->gateway_url);
+        return;
+    }
+    sim_http_opts ho = {.host = host,
+                        .port = port,
+                        .conns = 1,
+                        .timeout_ms = 5000,
+                        .max_queue = 4,
+                        .max_response = MAX_RESPONSE};
+    snprintf(body, sizeof body,
+             "{\"latency_ms\":%lld,\"decline_rate\":%g,\"error_rate\":%g,"
+             "\"lost_response_rate\":%g}",
+             o->gateway_latency_ms, o->gateway_decline_rate, o->gateway_error_rate,
+             o->gateway_lost_response_rate);
+    if (sim_http_new(&ho, &gw) == 0 &&
+        sim_http_request(gw, "POST", "/v1/_faults", o->gateway_api_key, NULL, body, sync_cb, &c) ==
+            0)
+        while (!c.done && sim_http_poll(gw, 100) == 0)
+            ;
+    if (c.status == 200)
+        s->gateway_knobs = 1;
+    else
+        fprintf(stderr, "onsale-sim: could not set the gateway knobs at %s (status %d)\n",
+                o->gateway_url, c.status);
+    json_decref(c.j);
+    sim_http_free(gw);
 }
 
 /* ---- main ------------------------------------------------------------------------ */

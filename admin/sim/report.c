@@ -87,19 +87,23 @@ void sim_report_print(sim *s, FILE *out)
     fprintf(out, "  queued at the end        %lld\n", s->outcome[O_QUEUED]);
     fprintf(out, "  errors                   %lld (poll errors %lld)\n", s->outcome[O_ERROR],
             s->poll_errors);
+    char knobs[160];
+    snprintf(knobs, sizeof knobs, "gateway knobs: decline %.2f, error %.2f, lost %.2f, +%lld ms",
+             s->o.gateway_decline_rate, s->o.gateway_error_rate, s->o.gateway_lost_response_rate,
+             s->o.gateway_latency_ms);
     if (s->checkout < 0)
         fprintf(out,
                 "  checkout                 not available (POST /v1/reservations/{id}/checkout "
-                "404/405): %lld fans kept their holds instead; gateway knobs (fail rate "
-                "%.2f, latency %lld ms) not used\n",
-                s->checkout_skipped, s->o.gateway_fail_rate, s->o.gateway_latency_ms);
+                "404/405): %lld fans kept their holds instead; %s (not used)\n",
+                s->checkout_skipped, knobs);
     else if (s->checkout == 0)
         fprintf(out, "  checkout                 not tried (no fan chose it)\n");
     else
-        fprintf(out,
-                "  checkout                 available; %lld errors; gateway fail rate %.2f, "
-                "latency %lld ms\n",
-                s->checkout_errors, s->o.gateway_fail_rate, s->o.gateway_latency_ms);
+        fprintf(out, "  checkout                 available; %lld errors; %s (%s)\n",
+                s->checkout_errors, knobs,
+                s->gateway_knobs > 0    ? "set on the gateway"
+                : s->gateway_knobs == 0 ? "defaults"
+                                        : "could not be set");
     fprintf(out,
             "  join latency             p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%zu samples)\n",
             jl.p50, jl.p95, jl.p99, s->join_lat.seen);
@@ -175,7 +179,7 @@ int sim_report_json(sim *s, const char *path)
     json_t *doc = json_pack(
         "{s:I, s:I, s:I, s:{s:f, s:I, s:I, s:f, s:f, s:s, s:I, s:I}, s:f, s:s,"
         " s:{s:I, s:I, s:I, s:I, s:o}, s:I, s:I, s:I, s:o,"
-        " s:{s:s, s:I, s:f, s:I}, s:o, s:o, s:o, s:I, s:f,"
+        " s:{s:s, s:I, s:f, s:f, s:f, s:I, s:b}, s:o, s:o, s:o, s:I, s:f,"
         " s:I, s:I, s:f, s:f, s:I, s:o, s:o}",
         "event_id", (json_int_t)s->event_id, "seats", (json_int_t)s->seats_total, "fans",
         (json_int_t)s->nfans, "config", "burst_fraction", s->o.burst_fraction, "burst_ms",
@@ -191,11 +195,13 @@ int sim_report_json(sim *s, const char *path)
         s->checkout < 0   ? "not_available"
         : s->checkout > 0 ? "available"
                           : "unknown",
-        "skipped", (json_int_t)s->checkout_skipped, "gateway_fail_rate", s->o.gateway_fail_rate,
-        "gateway_latency_ms", (json_int_t)s->o.gateway_latency_ms, "join_latency_ms",
-        lat_json(&s->join_lat), "poll_latency_ms", lat_json(&s->poll_lat), "answer_latency_ms",
-        lat_json(&s->answer_lat), "polls", (json_int_t)s->polls, "polls_per_fan",
-        s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
+        "skipped", (json_int_t)s->checkout_skipped, "gateway_decline_rate",
+        s->o.gateway_decline_rate, "gateway_error_rate", s->o.gateway_error_rate,
+        "gateway_lost_response_rate", s->o.gateway_lost_response_rate, "gateway_latency_ms",
+        (json_int_t)s->o.gateway_latency_ms, "gateway_knobs_set", s->gateway_knobs > 0,
+        "join_latency_ms", lat_json(&s->join_lat), "poll_latency_ms", lat_json(&s->poll_lat),
+        "answer_latency_ms", lat_json(&s->answer_lat), "polls", (json_int_t)s->polls,
+        "polls_per_fan", s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
         "first_join_to_sold_out_ms",
         (json_int_t)(s->sold_out_ms >= 0 && s->first_join_ms >= 0
                          ? s->sold_out_ms - s->first_join_ms

@@ -24,7 +24,8 @@ typedef struct sim_opts {
     long long fans, seats, event, connections;
     char *ingress;
     char *burst_fraction_s, *checkout_prob_s, *abandon_prob_s, *non_adjacent_prob_s;
-    char *gateway_fail_rate_s;
+    char *gateway_decline_rate_s, *gateway_error_rate_s, *gateway_lost_response_rate_s;
+    char *gateway_url, *gateway_api_key;
     long long burst_ms, tail_seconds, max_quantity, hold_seconds, max_seconds, settle_ms;
     long long seed, user_base, request_timeout_ms, max_retries, gateway_latency_ms;
     char *abandon_mode; /* "delete" | "expire" */
@@ -34,7 +35,8 @@ typedef struct sim_opts {
     long long audit_wait_s;
     char *auth_secret, *pg_dsn, *kafka_brokers, *kafka_topic;
     /* parsed */
-    double burst_fraction, checkout_prob, abandon_prob, non_adjacent_prob, gateway_fail_rate;
+    double burst_fraction, checkout_prob, abandon_prob, non_adjacent_prob;
+    double gateway_decline_rate, gateway_error_rate, gateway_lost_response_rate;
     char host[256];
     int port;
 } sim_opts;
@@ -116,7 +118,8 @@ struct sim {
     int64_t sold_out_ms, all_taken_ms;
     int checkout; /* 0 unknown, 1 available, -1 not available */
     long long checkout_skipped, checkout_errors;
-    int admin_ok; /* 0 unknown, 1 answers, -1 not available */
+    int admin_ok;      /* 0 unknown, 1 answers, -1 not available */
+    int gateway_knobs; /* 0 not sent, 1 set on the gateway, -1 failed */
     /* counters */
     long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
     long long reserved_ever, seats_reserved_ever, sold_out_answers;
@@ -136,6 +139,10 @@ struct sim {
 
 extern const char *const sim_state_names[]; /* "queued", ... "released" */
 extern const char *const sim_outcome_names[];
+
+/* main.c: sends the gateway fault knobs once checkout is seen working
+ * (blocking, once per run). */
+void sim_gateway_knobs(sim *s);
 
 /* fans.c */
 int64_t sim_now_ms(const sim *s);
