@@ -13,6 +13,29 @@ static const char *type_names[] = {
 };
 
 static const char *status_names[] = {"on_sale", "paused", "cancelled", "ended"};
+static const char *outcome_names[] = {"succeeded", "declined", "failed"};
+static const char *ticket_kind_names[] = {"transfer", "cancel"};
+
+/* Index of s in names[n], or -1. */
+static int name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Payment methods and charge ids: 1..max printable ASCII, no spaces. */
+static int token_valid(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > max)
+        return 0;
+    for (; *s; s++)
+        if (*s <= 0x20 || *s >= 0x7f)
+            return 0;
+    return 1;
+}
 
 const char *q_msg_type_name(enum q_msg_type type)
 {
@@ -63,6 +86,30 @@ static int validate(const q_msg *m, char *why, size_t why_len)
             return ONS_EPARSE;
         }
         break;
+    case Q_MSG_CHECKOUT:
+        if (m->user_id <= 0 || m->reservation_id < 0 ||
+            !token_valid(m->payment_method, Q_MSG_MAX_PM)) {
+            snprintf(why, why_len, "checkout: user_id, reservation_id or payment_method invalid");
+            return ONS_EPARSE;
+        }
+        break;
+    case Q_MSG_PAYMENT_RESULT:
+        if (m->user_id != 0 || m->order_id < 0 || m->reservation_id < 0 ||
+            m->amount_cents < 0 || (unsigned)m->outcome > Q_PAY_FAILED ||
+            (m->charge_id[0] && !token_valid(m->charge_id, Q_MSG_MAX_CHARGE)) ||
+            (m->outcome == Q_PAY_SUCCEEDED && !m->charge_id[0])) {
+            snprintf(why, why_len, "payment_result: ids, outcome, charge or amount invalid");
+            return ONS_EPARSE;
+        }
+        break;
+    case Q_MSG_TICKET:
+        if (m->user_id <= 0 || m->ticket_id <= 0 || (unsigned)m->ticket_kind > Q_TICKET_CANCEL ||
+            (m->ticket_kind == Q_TICKET_TRANSFER) != (m->to_user_id > 0) || m->to_user_id < 0 ||
+            m->to_user_id == m->user_id) {
+            snprintf(why, why_len, "ticket: user_id, ticket_id, kind or to_user_id invalid");
+            return ONS_EPARSE;
+        }
+        break;
     default:
         break;
     }
@@ -101,6 +148,26 @@ int q_msg_encode(const q_msg *m, char **out, size_t *out_len)
         break;
     case Q_MSG_EVENT_STATUS:
         rc |= json_object_set_new(o, "status", json_string(m->status));
+        break;
+    case Q_MSG_CHECKOUT:
+        rc |= json_object_set_new(o, "user_id", json_integer(m->user_id));
+        rc |= json_object_set_new(o, "reservation_id", json_integer(m->reservation_id));
+        rc |= json_object_set_new(o, "payment_method", json_string(m->payment_method));
+        break;
+    case Q_MSG_PAYMENT_RESULT:
+        rc |= json_object_set_new(o, "order_id", json_integer(m->order_id));
+        rc |= json_object_set_new(o, "reservation_id", json_integer(m->reservation_id));
+        rc |= json_object_set_new(o, "outcome", json_string(outcome_names[m->outcome]));
+        rc |= json_object_set_new(o, "amount_cents", json_integer(m->amount_cents));
+        if (m->charge_id[0])
+            rc |= json_object_set_new(o, "gateway_charge_id", json_string(m->charge_id));
+        break;
+    case Q_MSG_TICKET:
+        rc |= json_object_set_new(o, "user_id", json_integer(m->user_id));
+        rc |= json_object_set_new(o, "ticket_id", json_integer(m->ticket_id));
+        rc |= json_object_set_new(o, "kind", json_string(ticket_kind_names[m->ticket_kind]));
+        if (m->ticket_kind == Q_TICKET_TRANSFER)
+            rc |= json_object_set_new(o, "to_user_id", json_integer(m->to_user_id));
         break;
     default:
         break;
@@ -177,6 +244,16 @@ static const char *const cancel_fields[] = {"v",    "type",           "event_id"
                                             "target_partition", "target_offset", "reservation_id",
                                             NULL};
 static const char *const status_fields[] = {"v", "type", "event_id", "sent_ms", "status", NULL};
+static const char *const checkout_fields[] = {"v",       "type",           "event_id",
+                                              "sent_ms", "user_id",        "reservation_id",
+                                              "payment_method", NULL};
+static const char *const payres_fields[] = {"v",        "type",           "event_id",
+                                            "sent_ms",  "order_id",       "reservation_id",
+                                            "outcome",  "amount_cents",   "gateway_charge_id",
+                                            NULL};
+static const char *const ticket_fields[] = {"v",         "type", "event_id",   "sent_ms",
+                                            "user_id",   "ticket_id", "kind", "to_user_id",
+                                            NULL};
 
 static int decode_obj(json_t *o, q_msg *m, char *why, size_t wl)
 {
@@ -258,6 +335,52 @@ static int decode_obj(json_t *o, q_msg *m, char *why, size_t wl)
             get_str(o, "status", 1, m->status, sizeof m->status, why, wl))
             return ONS_EPARSE;
         break;
+    case Q_MSG_CHECKOUT:
+        m->reservation_id = -1;
+        if (only_fields(o, checkout_fields, why, wl) ||
+            get_int(o, "user_id", 1, &m->user_id, why, wl) ||
+            get_int(o, "reservation_id", 1, &m->reservation_id, why, wl) ||
+            get_str(o, "payment_method", 1, m->payment_method, sizeof m->payment_method, why, wl))
+            return ONS_EPARSE;
+        break;
+    case Q_MSG_PAYMENT_RESULT: {
+        char outcome[16] = "";
+        m->order_id = m->reservation_id = -1;
+        if (only_fields(o, payres_fields, why, wl) ||
+            get_int(o, "order_id", 1, &m->order_id, why, wl) ||
+            get_int(o, "reservation_id", 1, &m->reservation_id, why, wl) ||
+            get_str(o, "outcome", 1, outcome, sizeof outcome, why, wl) ||
+            get_int(o, "amount_cents", 1, &m->amount_cents, why, wl) ||
+            get_str(o, "gateway_charge_id", 0, m->charge_id, sizeof m->charge_id, why, wl))
+            return ONS_EPARSE;
+        int k = name_index(outcome_names, 3, outcome);
+        if (k < 0) {
+            snprintf(why, wl, "unknown outcome");
+            return ONS_EPARSE;
+        }
+        m->outcome = (enum q_pay_outcome)k;
+        if (json_object_get(o, "gateway_charge_id") && !m->charge_id[0]) {
+            snprintf(why, wl, "gateway_charge_id must not be empty");
+            return ONS_EPARSE;
+        }
+        break;
+    }
+    case Q_MSG_TICKET: {
+        char kind[16] = "";
+        if (only_fields(o, ticket_fields, why, wl) ||
+            get_int(o, "user_id", 1, &m->user_id, why, wl) ||
+            get_int(o, "ticket_id", 1, &m->ticket_id, why, wl) ||
+            get_str(o, "kind", 1, kind, sizeof kind, why, wl) ||
+            get_int(o, "to_user_id", 0, &m->to_user_id, why, wl))
+            return ONS_EPARSE;
+        int k = name_index(ticket_kind_names, 2, kind);
+        if (k < 0) {
+            snprintf(why, wl, "unknown ticket kind");
+            return ONS_EPARSE;
+        }
+        m->ticket_kind = (enum q_ticket_kind)k;
+        break;
+    }
     default:
         snprintf(why, wl, "unknown type %s", type);
         return ONS_EPARSE;

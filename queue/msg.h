@@ -22,7 +22,10 @@
 #define Q_MSG_TYPES(X)                                                         \
     X(Q_MSG_INTENT, "intent")                                                  \
     X(Q_MSG_CANCEL, "cancel")                                                  \
-    X(Q_MSG_EVENT_STATUS, "event_status")
+    X(Q_MSG_EVENT_STATUS, "event_status")                                      \
+    X(Q_MSG_CHECKOUT, "checkout")                                              \
+    X(Q_MSG_PAYMENT_RESULT, "payment_result")                                  \
+    X(Q_MSG_TICKET, "ticket")
 
 enum q_msg_type {
 #define Q_MSG_ENUM(e, s) e,
@@ -33,6 +36,15 @@ enum q_msg_type {
 
 /* What a cancel message withdraws. */
 enum q_cancel_kind { Q_CANCEL_INTENT, Q_CANCEL_RESERVATION };
+
+/* A payment_result's outcome: the gateway's definitive answer. */
+enum q_pay_outcome { Q_PAY_SUCCEEDED, Q_PAY_DECLINED, Q_PAY_FAILED };
+
+/* What a ticket message does to the ticket. */
+enum q_ticket_kind { Q_TICKET_TRANSFER, Q_TICKET_CANCEL };
+
+#define Q_MSG_MAX_PM 64     /* payment_method */
+#define Q_MSG_MAX_CHARGE 64 /* gateway_charge_id */
 
 typedef struct q_msg {
     enum q_msg_type type;
@@ -54,6 +66,23 @@ typedef struct q_msg {
 
     /* Q_MSG_EVENT_STATUS */
     char status[16]; /* "on_sale" | "paused" | "cancelled" | "ended" */
+
+    /* Q_MSG_CHECKOUT: pay for reservation_id (above; user_id owns it). The
+     * order is named by the checkout record's own place in the log:
+     * order_id = partition << 40 | offset (docs/checkout.md). */
+    char payment_method[Q_MSG_MAX_PM + 1];
+
+    /* Q_MSG_PAYMENT_RESULT: the gateway's answer for order_id, whose
+     * reservation is reservation_id (above); user_id is 0. */
+    int64_t order_id;
+    enum q_pay_outcome outcome;
+    char charge_id[Q_MSG_MAX_CHARGE + 1]; /* "" = none (declined / failed) */
+    int64_t amount_cents;
+
+    /* Q_MSG_TICKET: user_id (the current owner) transfers or cancels. */
+    enum q_ticket_kind ticket_kind;
+    int64_t ticket_id;  /* > 0 */
+    int64_t to_user_id; /* > 0 for a transfer, else 0 */
 } q_msg;
 
 /* Returns "intent", "cancel", ...; never NULL. */

@@ -39,5 +39,24 @@ int main(void)
         strcpy(s.status, st[i]);
         rc |= emit(&s);
     }
+    q_msg co = {.type = Q_MSG_CHECKOUT, .event_id = 3, .user_id = 5, .sent_ms = 5,
+                .reservation_id = 0};
+    strcpy(co.payment_method, "pm_card_visa");
+    rc |= emit(&co);
+    q_msg pr = {.type = Q_MSG_PAYMENT_RESULT, .event_id = 3, .sent_ms = 5, .order_id = 12,
+                .reservation_id = 0, .outcome = Q_PAY_SUCCEEDED, .amount_cents = 5000};
+    strcpy(pr.charge_id, "ch_0001");
+    rc |= emit(&pr);
+    pr.charge_id[0] = '\0';
+    pr.outcome = Q_PAY_DECLINED;
+    rc |= emit(&pr);
+    pr.outcome = Q_PAY_FAILED;
+    rc |= emit(&pr);
+    q_msg tk = {.type = Q_MSG_TICKET, .event_id = 3, .user_id = 5, .sent_ms = 5, .ticket_id = 9,
+                .ticket_kind = Q_TICKET_TRANSFER, .to_user_id = 6};
+    rc |= emit(&tk);
+    tk.ticket_kind = Q_TICKET_CANCEL;
+    tk.to_user_id = 0;
+    rc |= emit(&tk);
     return rc;
 }

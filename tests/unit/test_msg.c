@@ -41,6 +41,14 @@ static void roundtrip(const q_msg *in)
     ck_assert_int_eq(out.target_offset, in->target_offset);
     ck_assert_int_eq(out.reservation_id, in->reservation_id);
     ck_assert_str_eq(out.status, in->status);
+    ck_assert_str_eq(out.payment_method, in->payment_method);
+    ck_assert_int_eq(out.order_id, in->order_id);
+    ck_assert_int_eq(out.outcome, in->outcome);
+    ck_assert_str_eq(out.charge_id, in->charge_id);
+    ck_assert_int_eq(out.amount_cents, in->amount_cents);
+    ck_assert_int_eq(out.ticket_kind, in->ticket_kind);
+    ck_assert_int_eq(out.ticket_id, in->ticket_id);
+    ck_assert_int_eq(out.to_user_id, in->to_user_id);
     free(buf);
 }
 
@@ -117,6 +125,96 @@ START_TEST(strict_rejections)
 }
 END_TEST
 
+START_TEST(checkout_payment_ticket_roundtrip)
+{
+    q_msg c = {0};
+    c.type = Q_MSG_CHECKOUT;
+    c.event_id = 4;
+    c.user_id = 77;
+    c.sent_ms = 5;
+    c.reservation_id = 0; /* partition 0, offset 0 is a real reservation */
+    strcpy(c.payment_method, "pm_card_visa");
+    roundtrip(&c);
+
+    q_msg p = {0};
+    p.type = Q_MSG_PAYMENT_RESULT;
+    p.event_id = 4;
+    p.order_id = (1LL << 40) | 9;
+    p.reservation_id = 3;
+    p.outcome = Q_PAY_SUCCEEDED;
+    strcpy(p.charge_id, "ch_00000001");
+    p.amount_cents = 10000;
+    roundtrip(&p);
+    p.outcome = Q_PAY_DECLINED;
+    p.charge_id[0] = '\0';
+    roundtrip(&p);
+    p.outcome = Q_PAY_FAILED;
+    roundtrip(&p);
+
+    q_msg t = {0};
+    t.type = Q_MSG_TICKET;
+    t.event_id = 4;
+    t.user_id = 77;
+    t.ticket_id = 1234;
+    t.ticket_kind = Q_TICKET_TRANSFER;
+    t.to_user_id = 78;
+    roundtrip(&t);
+    t.ticket_kind = Q_TICKET_CANCEL;
+    t.to_user_id = 0;
+    roundtrip(&t);
+}
+END_TEST
+
+START_TEST(checkout_payment_ticket_rejections)
+{
+    const char *ok[] = {
+        "{\"v\":1,\"type\":\"checkout\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"reservation_id\":0,\"payment_method\":\"pm_card_visa\"}",
+        "{\"v\":1,\"type\":\"payment_result\",\"event_id\":1,\"sent_ms\":0,\"order_id\":5,"
+        "\"reservation_id\":0,\"outcome\":\"succeeded\",\"amount_cents\":1,"
+        "\"gateway_charge_id\":\"ch_1\"}",
+        "{\"v\":1,\"type\":\"ticket\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"ticket_id\":3,\"kind\":\"cancel\"}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        ck_assert_msg(decode_str(ok[i]) == 0, "rejected: %s", ok[i]);
+    const char *bad[] = {
+        /* no reservation_id */
+        "{\"v\":1,\"type\":\"checkout\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"payment_method\":\"pm_card_visa\"}",
+        /* payment method with a space */
+        "{\"v\":1,\"type\":\"checkout\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"reservation_id\":0,\"payment_method\":\"pm card\"}",
+        /* unknown field */
+        "{\"v\":1,\"type\":\"checkout\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"reservation_id\":0,\"payment_method\":\"pm_card_visa\",\"order_id\":1}",
+        /* success without a charge id */
+        "{\"v\":1,\"type\":\"payment_result\",\"event_id\":1,\"sent_ms\":0,\"order_id\":5,"
+        "\"reservation_id\":0,\"outcome\":\"succeeded\",\"amount_cents\":1}",
+        /* unknown outcome */
+        "{\"v\":1,\"type\":\"payment_result\",\"event_id\":1,\"sent_ms\":0,\"order_id\":5,"
+        "\"reservation_id\":0,\"outcome\":\"maybe\",\"amount_cents\":1}",
+        /* negative amount */
+        "{\"v\":1,\"type\":\"payment_result\",\"event_id\":1,\"sent_ms\":0,\"order_id\":5,"
+        "\"reservation_id\":0,\"outcome\":\"declined\",\"amount_cents\":-1}",
+        /* payment results carry no user */
+        "{\"v\":1,\"type\":\"payment_result\",\"event_id\":1,\"sent_ms\":0,\"order_id\":5,"
+        "\"reservation_id\":0,\"outcome\":\"declined\",\"amount_cents\":1,\"user_id\":1}",
+        /* transfer without a recipient, cancel with one, transfer to oneself */
+        "{\"v\":1,\"type\":\"ticket\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"ticket_id\":3,\"kind\":\"transfer\"}",
+        "{\"v\":1,\"type\":\"ticket\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"ticket_id\":3,\"kind\":\"cancel\",\"to_user_id\":2}",
+        "{\"v\":1,\"type\":\"ticket\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"ticket_id\":3,\"kind\":\"transfer\",\"to_user_id\":1}",
+        "{\"v\":1,\"type\":\"ticket\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+        "\"ticket_id\":0,\"kind\":\"cancel\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(decode_str(bad[i]) == ONS_EPARSE, "accepted: %s", bad[i]);
+}
+END_TEST
+
 START_TEST(encode_refuses_invalid)
 {
     q_msg m = sample_intent();
@@ -136,6 +234,8 @@ int main(void)
     tcase_add_test(tc, cancel_and_status_roundtrip);
     tcase_add_test(tc, strict_rejections);
     tcase_add_test(tc, encode_refuses_invalid);
+    tcase_add_test(tc, checkout_payment_ticket_roundtrip);
+    tcase_add_test(tc, checkout_payment_ticket_rejections);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
