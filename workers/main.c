@@ -51,6 +51,7 @@ typedef struct wk_opts {
     char *worker_id, *log_level;
     int skip_epoch_check;
     long long commit_delay_ms, hold_seconds_override;
+    long long paying_grace_s;
 } wk_opts;
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -78,6 +79,9 @@ static const ons_opt opt_table[] = {
         "most records applied per batch (one transaction per partition)"),
     OPT("batch.max_ms", ONS_OPT_INT, batch_max_ms, 0, 10000, "20",
         "longest a batch collects records after its first one"),
+    OPT("hold.paying_grace_s", ONS_OPT_INT, paying_grace_s, 0, 3600, "120",
+        "a paying reservation's hold lasts this much longer, so a charge in flight is not cut "
+        "short (docs/checkout.md)"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
     OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9101",
@@ -193,7 +197,8 @@ static void slot_drop(slot *s)
 
 static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t next)
 {
-    wk_part_cfg cfg = {wk_store_load_event, w->store, (int)w->o.hold_seconds_override};
+    wk_part_cfg cfg = {wk_store_load_event, w->store, (int)w->o.hold_seconds_override,
+                       (int)w->o.paying_grace_s};
     return wk_part_new(partition, epoch, next, &cfg);
 }
 

@@ -1,6 +1,7 @@
 /* partition.c - applying messages to one partition's memory; see partition.h. */
 #include "workers/partition.h"
 #include "common/err.h"
+#include "workers/checkout.h"
 #include "common/log.h"
 #include "queue/intent_id.h"
 
@@ -115,6 +116,7 @@ void wk_part_free(wk_part *p)
     wk_map_fini(&p->events);
     free(p->heap);
     fx_fini(&p->fx);
+    wk_co_free(p->co);
     free(p);
 }
 
@@ -360,6 +362,8 @@ void wk_part_batch_done(wk_part *p)
     fx->nmessages = fx->npoison = fx->nexpired = 0;
     memset(fx->napplied, 0, sizeof fx->napplied);
     fx->first_offset = p->next_offset;
+    if (p->co)
+        wk_co_batch_done(p->co);
 }
 
 /* ---- state changes ------------------------------------------------------------- */
@@ -674,6 +678,11 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
     case Q_MSG_EVENT_STATUS:
         rc = apply_status(p, ev, m, now_ms);
         break;
+    case Q_MSG_CHECKOUT:
+    case Q_MSG_PAYMENT_RESULT:
+    case Q_MSG_TICKET:
+        rc = wk_co_apply(p, ev, m, offset, now_ms);
+        break;
     default:
         rc = ONS_EINVAL;
     }
@@ -704,6 +713,8 @@ int wk_part_expire(wk_part *p, int64_t now_ms, size_t max)
     while (p->nheap > 0 && n < max && p->heap[0]->expires_ms <= now_ms) {
         wk_intent *in = p->heap[0];
         wk_event *ev = in->ev;
+        if (in->state == WK_I_PAYING && (rc = wk_co_paying_expired(p, in)) != 0)
+            return rc;
         if ((rc = end_reservation(p, in, WK_I_EXPIRED, WK_RES_EXPIRED, WK_R_NONE)) != 0)
             return rc;
         n++;
@@ -745,5 +756,46 @@ int wk_part_add_loaded(wk_part *p, wk_event *ev, wk_intent *in)
         waiting_append(ev, in);
     else if (in->state == WK_I_RESERVED && in->res_state == WK_RES_HELD)
         return heap_push(p, in);
+    else if (in->state == WK_I_PAYING && in->res_state == WK_RES_PAYING) {
+        /* The paying grace of checkout.h, counted from the stored hold. */
+        in->expires_ms += (int64_t)p->cfg.paying_grace_seconds * 1000;
+        return heap_push(p, in);
+    }
     return 0;
+}
+
+/* ---- for checkout.c ----------------------------------------------------------------- */
+
+int wk_part_fx_intent(wk_part *p, const wk_intent *in, int reason, int res_changed)
+{
+    return fx_intent(p, in, reason, res_changed);
+}
+
+int wk_part_set_seat(wk_part *p, wk_event *ev, uint32_t seat, int state, int64_t rid)
+{
+    wk_inv_set(&ev->inv, seat, state);
+    return fx_seat(p, ev, seat, state, rid);
+}
+
+void wk_part_hold_moved(wk_part *p, wk_intent *in)
+{
+    if (in->heap_idx < 0)
+        return;
+    heap_up(p, (size_t)in->heap_idx);
+    heap_down(p, (size_t)in->heap_idx);
+}
+
+void wk_part_forget(wk_part *p, wk_intent *in)
+{
+    forget(p, in);
+}
+
+int wk_part_serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
+{
+    return serve_waiting(p, ev, now_ms);
+}
+
+int wk_part_touch_event(wk_part *p, wk_event *ev)
+{
+    return fx_touch_event(p, ev);
 }

@@ -97,6 +97,7 @@ typedef struct wk_intent {
     int64_t accepted_ms, expires_ms, total_cents;
     struct wk_event *ev;
     struct wk_intent *wprev, *wnext; /* the event's waiting list */
+    int64_t order_id;                /* the order being paid while state == paying */
     int32_t heap_idx;                /* -1 when not in the hold heap */
     int16_t section;                 /* section index, -1 = any */
     uint8_t qty, adjacent, state, res_state, nseats;
@@ -167,6 +168,7 @@ typedef struct wk_part_cfg {
     wk_load_fn load;
     void *load_ctx;
     int hold_seconds_override; /* > 0: debug: every hold lasts this long */
+    int paying_grace_seconds;  /* a paying hold lasts this much longer (checkout.h) */
 } wk_part_cfg;
 
 struct wk_part {
@@ -180,6 +182,7 @@ struct wk_part {
     size_t nheap, cap_heap;
     uint32_t next_slot;
     wk_fx fx;
+    struct wk_co *co; /* checkout state and effects (checkout.h); NULL until used */
 };
 
 /* Returns a new, empty partition state, or NULL on allocation failure. The
@@ -231,5 +234,21 @@ int wk_part_add_event(wk_part *p, wk_event *ev);
 
 /* Looks up a loaded event. */
 wk_event *wk_part_event(const wk_part *p, int64_t event_id);
+
+/* ---- for checkout.c: the state changes it shares with the rules above ------- */
+
+/* Records in's current state in the batch (res_changed: its reservation
+ * changed state). */
+int wk_part_fx_intent(wk_part *p, const wk_intent *in, int reason, int res_changed);
+/* Sets a seat's state in memory and in the batch (rid -1 = none). */
+int wk_part_set_seat(wk_part *p, wk_event *ev, uint32_t seat, int state, int64_t rid);
+/* Re-sorts in in the hold heap after its expires_ms changed. */
+void wk_part_hold_moved(wk_part *p, wk_intent *in);
+/* Forgets an intent that reached a terminal state (already recorded). */
+void wk_part_forget(wk_part *p, wk_intent *in);
+/* Hands free seats of ev to its waiting intents, in order. */
+int wk_part_serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms);
+/* Marks ev touched in this batch (its counters are projected). */
+int wk_part_touch_event(wk_part *p, wk_event *ev);
 
 #endif

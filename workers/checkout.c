@@ -1,0 +1,369 @@
+/* checkout.c - the checkout saga's apply rules in the partition owner; see
+ * checkout.h. Only memory is touched here; checkout_store.c writes the
+ * effects inside the batch transaction. */
+#include "workers/checkout.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "queue/intent_id.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WK_NAME(e, s) s,
+static const char *ostate_names[] = {WK_OSTATES(WK_NAME)};
+#undef WK_NAME
+
+const char *wk_ostate_name(int s)
+{
+    return s >= 0 && s < WK_O_COUNT ? ostate_names[s] : "failed";
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+wk_co *wk_co_of(wk_part *p)
+{
+    if (!p->co)
+        p->co = calloc(1, sizeof *p->co);
+    return p->co;
+}
+
+void wk_co_free(wk_co *co)
+{
+    if (!co)
+        return;
+    for (size_t i = 0; i < co->tickets.cap; i++)
+        free(co->tickets.slots[i].val);
+    wk_map_fini(&co->tickets);
+    wk_map_fini(&co->order_idx);
+    wk_map_fini(&co->tix_idx);
+    free(co->orders);
+    free(co->outbox);
+    free(co->tix);
+    free(co);
+}
+
+void wk_co_batch_done(wk_co *co)
+{
+    co->norders = co->noutbox = co->ntix = 0;
+    wk_map_clear(&co->order_idx);
+    wk_map_clear(&co->tix_idx);
+}
+
+/* Grows *arr (of elem bytes) to hold one more; 0 or ONS_ENOMEM. */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 32;
+    void *a = realloc(*arr, nc * elem);
+    if (!a)
+        return ONS_ENOMEM;
+    *arr = a;
+    *cap = nc;
+    return 0;
+}
+
+/* ---- batch records ------------------------------------------------------------------------ */
+
+/* The batch record of order_id, created (zeroed but for the id) if new. */
+static wk_fx_order *fx_order(wk_co *co, int64_t order_id)
+{
+    uintptr_t idx = (uintptr_t)wk_map_get(&co->order_idx, order_id);
+    if (idx)
+        return &co->orders[idx - 1];
+    if (grow((void **)&co->orders, &co->cap_orders, co->norders, sizeof *co->orders) ||
+        wk_map_put(&co->order_idx, order_id, (void *)(uintptr_t)(co->norders + 1)))
+        return NULL;
+    wk_fx_order *o = &co->orders[co->norders++];
+    memset(o, 0, sizeof *o);
+    o->order_id = order_id;
+    return o;
+}
+
+static wk_fx_outbox *fx_outbox(wk_co *co)
+{
+    if (grow((void **)&co->outbox, &co->cap_outbox, co->noutbox, sizeof *co->outbox))
+        return NULL;
+    wk_fx_outbox *b = &co->outbox[co->noutbox++];
+    memset(b, 0, sizeof *b);
+    return b;
+}
+
+static wk_fx_ticket *fx_ticket(wk_co *co, int64_t ticket_id)
+{
+    uintptr_t idx = (uintptr_t)wk_map_get(&co->tix_idx, ticket_id);
+    if (idx)
+        return &co->tix[idx - 1];
+    if (grow((void **)&co->tix, &co->cap_tix, co->ntix, sizeof *co->tix) ||
+        wk_map_put(&co->tix_idx, ticket_id, (void *)(uintptr_t)(co->ntix + 1)))
+        return NULL;
+    wk_fx_ticket *t = &co->tix[co->ntix++];
+    memset(t, 0, sizeof *t);
+    t->ticket_id = ticket_id;
+    return t;
+}
+
+/* Records a state change of an order that may or may not be new in this
+ * batch; the store never moves an order out of paid. */
+static int order_state(wk_co *co, int64_t order_id, int state, const char *reason,
+                       const char *charge_id)
+{
+    wk_fx_order *o = fx_order(co, order_id);
+    if (!o)
+        return ONS_ENOMEM;
+    o->state = (uint8_t)state;
+    if (reason)
+        o->failure_reason = reason;
+    if (charge_id && charge_id[0])
+        snprintf(o->charge_id, sizeof o->charge_id, "%s", charge_id);
+    return 0;
+}
+
+static void snap_ticket(wk_fx_ticket *f, const wk_ticket *t, int valid)
+{
+    f->event_id = t->ev->event_id;
+    f->order_id = t->order_id;
+    f->owner_id = t->owner_id;
+    f->price_cents = t->price_cents;
+    f->seat_no = t->ev->inv.seat_no[t->seat];
+    f->valid = (uint8_t)valid;
+}
+
+/* ---- the rules ---------------------------------------------------------------------------- */
+
+static int apply_checkout(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int64_t order_id,
+                          int64_t now_ms)
+{
+    wk_intent *in = wk_part_intent(p, m->reservation_id);
+    int ok = in && in->ev == ev && in->user_id == m->user_id && in->state == WK_I_RESERVED &&
+             in->res_state == WK_RES_HELD && in->expires_ms > now_ms;
+    wk_fx_order *o = fx_order(co, order_id);
+    if (!o)
+        return ONS_ENOMEM;
+    o->is_new = 1;
+    o->reservation_id = m->reservation_id;
+    o->event_id = ev->event_id;
+    o->user_id = m->user_id;
+    snprintf(o->currency, sizeof o->currency, "%s", ev->currency);
+    if (!ok) {
+        /* The store inserts it only if the user's reservation exists. */
+        o->state = WK_O_FAILED;
+        o->failure_reason = "not_held";
+        ons_log_info("checkout %" PRId64 ": reservation %" PRId64 " of user %" PRId64
+                     " is not held; order failed",
+                     order_id, m->reservation_id, m->user_id);
+        return wk_part_touch_event(p, ev);
+    }
+    o->state = WK_O_PENDING;
+    o->total_cents = in->total_cents;
+    o->nseats = in->nseats;
+    for (int i = 0; i < in->nseats; i++) {
+        o->seat_no[i] = ev->inv.seat_no[in->seats[i]];
+        o->price[i] = ev->inv.price[in->seats[i]];
+        int rc = wk_part_set_seat(p, ev, in->seats[i], WK_SEAT_PAYING, in->seq);
+        if (rc)
+            return rc;
+    }
+    in->state = WK_I_PAYING;
+    in->res_state = WK_RES_PAYING;
+    in->order_id = order_id;
+    in->expires_ms += (int64_t)p->cfg.paying_grace_seconds * 1000;
+    wk_part_hold_moved(p, in);
+    wk_fx_outbox *b = fx_outbox(co);
+    if (!b)
+        return ONS_ENOMEM;
+    b->order_id = order_id;
+    b->reservation_id = in->seq;
+    b->event_id = ev->event_id;
+    b->amount_cents = in->total_cents;
+    snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
+    snprintf(b->payment_method, sizeof b->payment_method, "%s", m->payment_method);
+    return wk_part_fx_intent(p, in, WK_R_NONE, 1);
+}
+
+static int issue_tickets(wk_part *p, wk_co *co, wk_intent *in)
+{
+    for (int i = 0; i < in->nseats; i++) {
+        wk_ticket *t = calloc(1, sizeof *t);
+        if (!t)
+            return ONS_ENOMEM;
+        t->ticket_id = wk_ticket_id(in->order_id, i);
+        t->owner_id = in->user_id;
+        t->order_id = in->order_id;
+        t->price_cents = in->ev->inv.price[in->seats[i]];
+        t->ev = in->ev;
+        t->seat = in->seats[i];
+        free(wk_map_del(&co->tickets, t->ticket_id)); /* a replay after a reload */
+        if (wk_map_put(&co->tickets, t->ticket_id, t)) {
+            free(t);
+            return ONS_ENOMEM;
+        }
+        wk_fx_ticket *f = fx_ticket(co, t->ticket_id);
+        if (!f)
+            return ONS_ENOMEM;
+        snap_ticket(f, t, 1);
+        f->is_new = 1;
+    }
+    (void)p;
+    return 0;
+}
+
+static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int64_t now_ms)
+{
+    wk_intent *in = wk_part_intent(p, m->reservation_id);
+    int current = in && in->ev == ev && in->state == WK_I_PAYING && in->order_id == m->order_id;
+    int rc;
+    if (!current) {
+        if (m->outcome != Q_PAY_SUCCEEDED)
+            return order_state(co, m->order_id, WK_O_FAILED,
+                               m->outcome == Q_PAY_DECLINED ? "declined" : "failed", NULL);
+        /* A charge for a hold that is gone (expired, or a replay of a result
+         * already applied): refund unless the order is paid. */
+        ons_log_warn("payment for order %" PRId64 " (reservation %" PRId64
+                     ") arrived without a paying hold: refund unless already paid",
+                     m->order_id, m->reservation_id);
+        if ((rc = order_state(co, m->order_id, WK_O_REFUNDED, NULL, m->charge_id)) != 0)
+            return rc;
+        wk_fx_outbox *b = fx_outbox(co);
+        if (!b)
+            return ONS_ENOMEM;
+        b->is_refund = 1;
+        b->unless_paid = 1;
+        b->order_id = m->order_id;
+        b->reservation_id = m->reservation_id;
+        b->event_id = ev->event_id;
+        b->amount_cents = m->amount_cents;
+        snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
+        snprintf(b->charge_id, sizeof b->charge_id, "%s", m->charge_id);
+        return wk_part_touch_event(p, ev);
+    }
+    if (m->outcome == Q_PAY_SUCCEEDED) {
+        if (m->amount_cents != in->total_cents)
+            ons_log_warn("order %" PRId64 ": charged %" PRId64 " cents, expected %" PRId64,
+                         m->order_id, m->amount_cents, in->total_cents);
+        for (int i = 0; i < in->nseats; i++)
+            if ((rc = wk_part_set_seat(p, ev, in->seats[i], WK_SEAT_SOLD, in->seq)) != 0)
+                return rc;
+        if ((rc = order_state(co, m->order_id, WK_O_PAID, NULL, m->charge_id)) != 0 ||
+            (rc = issue_tickets(p, co, in)) != 0)
+            return rc;
+        in->state = WK_I_PURCHASED;
+        in->res_state = WK_RES_PURCHASED;
+        if ((rc = wk_part_fx_intent(p, in, WK_R_NONE, 1)) != 0)
+            return rc;
+        wk_part_forget(p, in);
+        return 0;
+    }
+    /* Declined or failed: held again for what is left of the hold. */
+    if ((rc = order_state(co, m->order_id, WK_O_FAILED,
+                          m->outcome == Q_PAY_DECLINED ? "declined" : "failed", NULL)) != 0)
+        return rc;
+    for (int i = 0; i < in->nseats; i++)
+        if ((rc = wk_part_set_seat(p, ev, in->seats[i], WK_SEAT_HELD, in->seq)) != 0)
+            return rc;
+    in->state = WK_I_RESERVED;
+    in->res_state = WK_RES_HELD;
+    in->order_id = 0;
+    in->expires_ms -= (int64_t)p->cfg.paying_grace_seconds * 1000;
+    wk_part_hold_moved(p, in);
+    (void)now_ms; /* an already-past hold expires on the owner's next expiry pass */
+    return wk_part_fx_intent(p, in, WK_R_NONE, 1);
+}
+
+static int apply_ticket(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int64_t now_ms)
+{
+    wk_ticket *t = wk_map_get(&co->tickets, m->ticket_id);
+    if (!t || t->ev != ev || t->owner_id != m->user_id) {
+        ons_log_info("ticket %s of %" PRId64 " by user %" PRId64 " ignored: not a valid ticket "
+                     "of theirs",
+                     m->ticket_kind == Q_TICKET_TRANSFER ? "transfer" : "cancel", m->ticket_id,
+                     m->user_id);
+        return wk_part_touch_event(p, ev);
+    }
+    wk_fx_ticket *f = fx_ticket(co, t->ticket_id);
+    if (!f)
+        return ONS_ENOMEM;
+    if (m->ticket_kind == Q_TICKET_TRANSFER) {
+        t->owner_id = m->to_user_id;
+        snap_ticket(f, t, 1);
+        return wk_part_touch_event(p, ev);
+    }
+    snap_ticket(f, t, 0);
+    wk_fx_outbox *b = fx_outbox(co);
+    if (!b)
+        return ONS_ENOMEM;
+    b->is_refund = 1;
+    b->order_id = t->order_id;
+    b->reservation_id = -1;
+    b->event_id = ev->event_id;
+    b->ticket_id = t->ticket_id;
+    b->amount_cents = t->price_cents;
+    snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
+    int rc = wk_part_set_seat(p, ev, t->seat, WK_SEAT_AVAILABLE, -1);
+    wk_map_del(&co->tickets, t->ticket_id);
+    free(t);
+    if (rc || (rc = wk_part_touch_event(p, ev)) != 0)
+        return rc;
+    return wk_part_serve_waiting(p, ev, now_ms);
+}
+
+int wk_co_apply(wk_part *p, wk_event *ev, const q_msg *m, int64_t offset, int64_t now_ms)
+{
+    wk_co *co = wk_co_of(p);
+    if (!co)
+        return ONS_ENOMEM;
+    switch (m->type) {
+    case Q_MSG_CHECKOUT:
+        return apply_checkout(p, co, ev, m, q_seq_make(p->partition, offset), now_ms);
+    case Q_MSG_PAYMENT_RESULT:
+        return apply_payment(p, co, ev, m, now_ms);
+    case Q_MSG_TICKET:
+        return apply_ticket(p, co, ev, m, now_ms);
+    default:
+        return ONS_EINVAL;
+    }
+}
+
+int wk_co_paying_expired(wk_part *p, wk_intent *in)
+{
+    wk_co *co = wk_co_of(p);
+    if (!co)
+        return ONS_ENOMEM;
+    ons_log_info("order %" PRId64 ": hold of reservation %" PRId64
+                 " ran out while paying; a later charge is refunded",
+                 in->order_id, in->seq);
+    return order_state(co, in->order_id, WK_O_FAILED, "expired", NULL);
+}
+
+int wk_co_add_ticket(wk_part *p, wk_event *ev, int64_t ticket_id, int32_t seat_no, int64_t owner,
+                     int64_t order_id, int64_t price_cents)
+{
+    wk_co *co = wk_co_of(p);
+    if (!co)
+        return ONS_ENOMEM;
+    /* seat_no numbers seats in allocation order, as the inventory does. */
+    uint32_t seat = (uint32_t)seat_no;
+    if (seat_no < 0 || seat >= ev->inv.nseats || ev->inv.seat_no[seat] != seat_no) {
+        for (seat = 0; seat < ev->inv.nseats && ev->inv.seat_no[seat] != seat_no; seat++)
+            ;
+        if (seat >= ev->inv.nseats)
+            return ONS_ENOTFOUND;
+    }
+    wk_ticket *t = calloc(1, sizeof *t);
+    if (!t)
+        return ONS_ENOMEM;
+    t->ticket_id = ticket_id;
+    t->owner_id = owner;
+    t->order_id = order_id;
+    t->price_cents = price_cents;
+    t->ev = ev;
+    t->seat = seat;
+    free(wk_map_del(&co->tickets, ticket_id));
+    if (wk_map_put(&co->tickets, ticket_id, t)) {
+        free(t);
+        return ONS_ENOMEM;
+    }
+    return 0;
+}

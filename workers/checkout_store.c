@@ -1,0 +1,346 @@
+/* checkout_store.c - writes and loads the checkout saga's rows; see
+ * checkout_store.h. Like store.c, batches travel as PostgreSQL array
+ * literals expanded with unnest(), a handful of statements per batch. */
+#include "workers/checkout_store.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "workers/checkout.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- array literals ------------------------------------------------------------------ */
+
+typedef struct arr {
+    char *s;
+    size_t len, cap;
+    int n, oom;
+} arr;
+
+static void raw(arr *a, const char *s, size_t n)
+{
+    if (a->oom)
+        return;
+    if (a->len + n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap : 128;
+        while (a->len + n + 2 > cap)
+            cap *= 2;
+        char *ns = realloc(a->s, cap);
+        if (!ns) {
+            a->oom = 1;
+            return;
+        }
+        a->s = ns;
+        a->cap = cap;
+    }
+    memcpy(a->s + a->len, s, n);
+    a->len += n;
+    a->s[a->len] = '\0';
+}
+
+static void sep(arr *a)
+{
+    raw(a, a->n++ ? "," : "{", 1);
+}
+
+static void aint(arr *a, int64_t v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof b, "%" PRId64, v);
+    sep(a);
+    raw(a, b, (size_t)n);
+}
+
+/* Text element; NULL or "" become SQL NULL. Values here are validated
+ * tokens, but quote and escape anyway. */
+static void atext(arr *a, const char *s)
+{
+    sep(a);
+    if (!s || !s[0]) {
+        raw(a, "NULL", 4);
+        return;
+    }
+    raw(a, "\"", 1);
+    for (const char *c = s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            raw(a, "\\", 1);
+        raw(a, c, 1);
+    }
+    raw(a, "\"", 1);
+}
+
+static const char *aend(arr *a)
+{
+    if (a->n == 0)
+        raw(a, "{", 1);
+    raw(a, "}", 1);
+    return a->s;
+}
+
+static void areset(arr *a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        a[i].len = 0;
+        a[i].n = 0;
+    }
+}
+
+#define NARR 12
+
+static int run(PGconn *conn, const char *what, const char *sql, arr *a, int n)
+{
+    const char *v[NARR];
+    for (int i = 0; i < n; i++) {
+        v[i] = aend(&a[i]);
+        if (a[i].oom)
+            return ONS_ENOMEM;
+    }
+    PGresult *r = PQexecParams(conn, sql, n, NULL, v, NULL, NULL, 0);
+    int rc = 0;
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        ons_log_error("postgres %s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+        rc = ONS_EDB;
+    } else {
+        ons_log_debug("%s: %s rows", what, PQcmdTuples(r));
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- the batch ------------------------------------------------------------------------ */
+
+static int write_orders(PGconn *conn, const wk_co *co, arr *a)
+{
+    int rc, any = 0;
+    areset(a, 9);
+    for (size_t i = 0; i < co->norders; i++) {
+        const wk_fx_order *o = &co->orders[i];
+        if (!o->is_new)
+            continue;
+        any = 1;
+        aint(&a[0], o->order_id);
+        aint(&a[1], o->reservation_id);
+        aint(&a[2], o->user_id);
+        aint(&a[3], o->event_id);
+        atext(&a[4], wk_ostate_name(o->state));
+        aint(&a[5], o->total_cents);
+        atext(&a[6], o->currency);
+        atext(&a[7], o->failure_reason);
+        atext(&a[8], o->charge_id);
+    }
+    /* A checkout of a reservation that is not the user's writes nothing. */
+    if (any && (rc = run(conn, "insert orders",
+                         "INSERT INTO orders (order_id, reservation_id, user_id, event_id, state, "
+                         "total_cents, currency, failure_reason, gateway_charge_id) "
+                         "SELECT u.oid, u.rid, u.usr, u.ev, u.st, u.total, u.cur, u.why, u.ch "
+                         "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+                         "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[]) "
+                         "AS u(oid, rid, usr, ev, st, total, cur, why, ch) "
+                         "JOIN reservations r ON r.reservation_id = u.rid AND r.user_id = u.usr "
+                         "ON CONFLICT (order_id) DO NOTHING",
+                         a, 9)) != 0)
+        return rc;
+
+    any = 0;
+    areset(a, 4);
+    for (size_t i = 0; i < co->norders; i++) {
+        const wk_fx_order *o = &co->orders[i];
+        for (int k = 0; o->is_new && k < o->nseats; k++) {
+            any = 1;
+            aint(&a[0], o->order_id);
+            aint(&a[1], o->event_id);
+            aint(&a[2], o->seat_no[k]);
+            aint(&a[3], o->price[k]);
+        }
+    }
+    if (any &&
+        (rc = run(conn, "insert order items",
+                  "INSERT INTO order_items (order_id, event_id, seat_no, price_cents) "
+                  "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[]) "
+                  "ON CONFLICT DO NOTHING",
+                  a, 4)) != 0)
+        return rc;
+
+    any = 0;
+    areset(a, 4);
+    for (size_t i = 0; i < co->norders; i++) {
+        const wk_fx_order *o = &co->orders[i];
+        if (o->is_new)
+            continue;
+        any = 1;
+        aint(&a[0], o->order_id);
+        atext(&a[1], wk_ostate_name(o->state));
+        atext(&a[2], o->failure_reason);
+        atext(&a[3], o->charge_id);
+    }
+    /* A paid order stays paid: a replayed or late result never undoes it. */
+    if (any && (rc = run(conn, "update orders",
+                         "UPDATE orders o SET state = u.st, "
+                         "failure_reason = coalesce(u.why, o.failure_reason), "
+                         "gateway_charge_id = coalesce(u.ch, o.gateway_charge_id), "
+                         "updated_at = now() "
+                         "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) "
+                         "AS u(oid, st, why, ch) WHERE o.order_id = u.oid AND o.state <> 'paid'",
+                         a, 4)) != 0)
+        return rc;
+    return 0;
+}
+
+static int write_tickets(PGconn *conn, const wk_co *co, arr *a)
+{
+    int rc, any = 0;
+    areset(a, 7);
+    for (size_t i = 0; i < co->ntix; i++) {
+        const wk_fx_ticket *t = &co->tix[i];
+        if (!t->is_new)
+            continue;
+        any = 1;
+        aint(&a[0], t->ticket_id);
+        aint(&a[1], t->event_id);
+        aint(&a[2], t->seat_no);
+        aint(&a[3], t->order_id);
+        aint(&a[4], t->owner_id);
+        atext(&a[5], t->valid ? "valid" : "cancelled");
+        aint(&a[6], t->price_cents);
+    }
+    if (any && (rc = run(conn, "insert tickets",
+                         "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
+                         "status, price_cents) SELECT * FROM unnest($1::bigint[], $2::bigint[], "
+                         "$3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])",
+                         a, 7)) != 0)
+        return rc;
+    any = 0;
+    areset(a, 3);
+    for (size_t i = 0; i < co->ntix; i++) {
+        const wk_fx_ticket *t = &co->tix[i];
+        if (t->is_new)
+            continue;
+        any = 1;
+        aint(&a[0], t->ticket_id);
+        aint(&a[1], t->owner_id);
+        atext(&a[2], t->valid ? "valid" : "cancelled");
+    }
+    if (any && (rc = run(conn, "update tickets",
+                         "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
+                         "updated_at = now() FROM unnest($1::bigint[], $2::bigint[], $3::text[]) "
+                         "AS u(tid, owner, st) WHERE t.ticket_id = u.tid",
+                         a, 3)) != 0)
+        return rc;
+    return 0;
+}
+
+static int write_outbox(PGconn *conn, const wk_co *co, arr *a)
+{
+    if (co->noutbox == 0)
+        return 0;
+    areset(a, 11);
+    for (size_t i = 0; i < co->noutbox; i++) {
+        const wk_fx_outbox *b = &co->outbox[i];
+        char key[64];
+        if (!b->is_refund)
+            snprintf(key, sizeof key, "order-%" PRId64, b->order_id);
+        else if (b->ticket_id > 0)
+            snprintf(key, sizeof key, "refund-ticket-%" PRId64, b->ticket_id);
+        else
+            snprintf(key, sizeof key, "refund-order-%" PRId64, b->order_id);
+        atext(&a[0], b->is_refund ? "refund" : "charge");
+        aint(&a[1], b->order_id);
+        aint(&a[2], b->reservation_id);
+        aint(&a[3], b->event_id);
+        aint(&a[4], b->ticket_id);
+        aint(&a[5], b->amount_cents);
+        atext(&a[6], b->currency);
+        atext(&a[7], b->payment_method);
+        atext(&a[8], b->charge_id);
+        atext(&a[9], key);
+        atext(&a[10], b->unless_paid ? "t" : "f");
+    }
+    /* Orders were written first: a refund "unless paid" sees this batch's
+     * payments too, and a ticket refund takes the order's charge. */
+    return run(conn, "insert outbox",
+               "INSERT INTO outbox (kind, order_id, reservation_id, event_id, ticket_id, "
+               "amount_cents, currency, payment_method, charge_id, idempotency_key) "
+               "SELECT u.kind, u.oid, CASE WHEN u.rid < 0 THEN o.reservation_id ELSE u.rid END, "
+               "u.ev, nullif(u.tid, 0), u.amt, u.cur, u.pm, "
+               "coalesce(u.ch, o.gateway_charge_id), u.key "
+               "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+               "$6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[]) "
+               "AS u(kind, oid, rid, ev, tid, amt, cur, pm, ch, key, unless_paid) "
+               "JOIN orders o ON o.order_id = u.oid "
+               "WHERE NOT (u.unless_paid AND o.state = 'paid') "
+               "ON CONFLICT (idempotency_key) DO NOTHING",
+               a, 11);
+}
+
+int wk_co_store_write(PGconn *conn, wk_part *p)
+{
+    wk_co *co = p->co;
+    if (!co || (co->norders == 0 && co->ntix == 0 && co->noutbox == 0))
+        return 0;
+    arr a[NARR];
+    memset(a, 0, sizeof a);
+    int rc = write_orders(conn, co, a);
+    if (rc == 0)
+        rc = write_tickets(conn, co, a);
+    if (rc == 0)
+        rc = write_outbox(conn, co, a);
+    for (int i = 0; i < NARR; i++)
+        free(a[i].s);
+    return rc;
+}
+
+/* ---- loading -------------------------------------------------------------------------- */
+
+int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, ev->event_id);
+    const char *v[] = {id};
+    int rc = 0;
+    PGresult *r = PQexecParams(conn,
+                               "SELECT order_id, reservation_id FROM orders "
+                               "WHERE event_id = $1 AND state = 'pending'",
+                               1, NULL, v, NULL, NULL, 0);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        ons_log_error("postgres load orders: %s",
+                      r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+        rc = ONS_EDB;
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t oid = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        wk_intent *in = wk_part_intent(p, strtoll(PQgetvalue(r, i, 1), NULL, 10));
+        if (in && in->ev == ev && in->state == WK_I_PAYING)
+            in->order_id = oid;
+        else
+            ons_log_warn("event %" PRId64 ": pending order %" PRId64 " without a paying hold",
+                         ev->event_id, oid);
+    }
+    PQclear(r);
+    r = PQexecParams(conn,
+                     "SELECT ticket_id, seat_no, owner_id, order_id, price_cents FROM tickets "
+                     "WHERE event_id = $1 AND status = 'valid'",
+                     1, NULL, v, NULL, NULL, 0);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        ons_log_error("postgres load tickets: %s",
+                      r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+        rc = ONS_EDB;
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        rc = wk_co_add_ticket(
+            p, ev, strtoll(PQgetvalue(r, i, 0), NULL, 10),
+            (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10), strtoll(PQgetvalue(r, i, 2), NULL, 10),
+            strtoll(PQgetvalue(r, i, 3), NULL, 10), strtoll(PQgetvalue(r, i, 4), NULL, 10));
+        if (rc == ONS_ENOTFOUND) {
+            ons_log_warn("event %" PRId64 ": ticket %s names no seat", ev->event_id,
+                         PQgetvalue(r, i, 0));
+            rc = 0;
+        }
+    }
+out:
+    PQclear(r);
+    return rc;
+}
