@@ -4,11 +4,12 @@
  *
  * Claims: sub (user id, positive 64-bit integer in decimal string form),
  * role ("fan" | "seller" | "admin"), exp (required, seconds since epoch).
- * Thread-safe: no shared state.
+ * Thread-safe: no shared state, except an ons_auth_cache (internally locked).
  */
 #ifndef ONSALE_COMMON_AUTH_H
 #define ONSALE_COMMON_AUTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* auth.secret: the one HMAC key of a deployment (JWTs and public ids). Every
@@ -43,6 +44,30 @@ int ons_auth_verify(const char *secret, const char *authorization, int64_t now, 
  * ONS_AUTH_SECRET_MIN, user_id <= 0, unknown role, ttl_s <= 0) or ONS_ENOMEM. */
 int ons_auth_mint(const char *secret, int64_t user_id, enum ons_role role, int64_t now,
                   int64_t ttl_s, char **out);
+
+/* A bounded cache of verified tokens: the full token string → its principal,
+ * valid until the token's exp. A hit compares the whole token in constant
+ * time (a hash only picks the slot), so it answers exactly what
+ * ons_auth_verify would (a cached token was verified once against the
+ * cache's secret and its claims cannot change; exp is re-checked on every
+ * hit; nbf was already <= now when it was cached). Sets of 4 slots with
+ * oldest-out replacement keep memory bounded (about capacity × (token
+ * length + 64) bytes). Thread-safe (striped locks). */
+typedef struct ons_auth_cache ons_auth_cache;
+
+/* capacity: tokens remembered (rounded up to a multiple of 4; 0 = no
+ * caching: every call verifies). The secret is copied. Returns 0,
+ * ONS_EINVAL or ONS_ENOMEM. */
+int ons_auth_cache_new(const char *secret, size_t capacity, ons_auth_cache **out);
+void ons_auth_cache_free(ons_auth_cache *c);
+
+/* ons_auth_verify with the cache's secret, answered from the cache when the
+ * same token was verified before and has not expired. */
+int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t now,
+                           ons_principal *out);
+
+/* Hits and misses so far (for metrics and tests). */
+void ons_auth_cache_stats(ons_auth_cache *c, uint64_t *hits, uint64_t *misses);
 
 /* "fan", "seller", "admin"; NULL for anything else. */
 const char *ons_role_name(enum ons_role role);

@@ -393,6 +393,85 @@ START_TEST(roles_and_user_ids)
 }
 END_TEST
 
+/* The verified-token cache answers exactly like ons_auth_verify. */
+START_TEST(cache_hits_and_expiry)
+{
+    ons_auth_cache *c = NULL;
+    ck_assert_int_eq(ons_auth_cache_new(SECRET, 16, &c), 0);
+    char *tok = NULL;
+    ck_assert_int_eq(ons_auth_mint(SECRET, 42, ONS_ROLE_SELLER, NOW, 60, &tok), 0);
+    ons_principal p = {0};
+    uint64_t hits, misses;
+    ck_assert_int_eq(ons_auth_verify_cached(c, bearer(tok), NOW, &p), 0);
+    ck_assert(p.user_id == 42 && p.role == ONS_ROLE_SELLER && p.exp == NOW + 60);
+    memset(&p, 0, sizeof p);
+    ck_assert_int_eq(ons_auth_verify_cached(c, bearer(tok), NOW + 59, &p), 0);
+    ck_assert(p.user_id == 42 && p.role == ONS_ROLE_SELLER);
+    ons_auth_cache_stats(c, &hits, &misses);
+    ck_assert(hits == 1 && misses == 1);
+    /* Expiry is checked on every hit. */
+    ck_assert_int_eq(ons_auth_verify_cached(c, bearer(tok), NOW + 60, &p), ONS_EAUTH);
+    ck_assert_int_eq(ons_auth_verify_cached(c, bearer(tok), NOW + 59, &p), 0);
+    /* A token differing in its last character (signature) is not a hit. */
+    char bad[8192];
+    snprintf(bad, sizeof bad, "%s", bearer(tok));
+    size_t n = strlen(bad);
+    bad[n - 1] = bad[n - 1] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(ons_auth_verify_cached(c, bad, NOW, &p), ONS_EAUTH);
+    /* A prefix is not a hit either. */
+    bad[n - 1] = '\0';
+    ck_assert_int_eq(ons_auth_verify_cached(c, bad, NOW, &p), ONS_EAUTH);
+    ck_assert_int_eq(ons_auth_verify_cached(c, "Bearer", NOW, &p), ONS_EAUTH);
+    ck_assert_int_eq(
+        ons_auth_verify_cached(c, craft(HS256, payload("\"7\"", "\"fan\""), SECRET), NOW, &p), 0);
+    ck_assert(p.user_id == 7 && p.role == ONS_ROLE_FAN);
+    ck_assert_int_eq(
+        ons_auth_verify_cached(c, craft(HS256, payload("\"7\"", "\"fan\""), "x-other-secret-0123"),
+                               NOW, &p),
+        ONS_EAUTH);
+    free(tok);
+    ons_auth_cache_free(c);
+}
+END_TEST
+
+/* More tokens than slots: every answer stays right, memory stays bounded. */
+START_TEST(cache_bounded)
+{
+    ons_auth_cache *c = NULL;
+    ck_assert_int_eq(ons_auth_cache_new(SECRET, 8, &c), 0);
+    enum { N = 200 };
+    char *toks[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(ons_auth_mint(SECRET, 1000 + i, ONS_ROLE_FAN, NOW, 600, &toks[i]), 0);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            ons_principal p = {0};
+            ck_assert_int_eq(ons_auth_verify_cached(c, bearer(toks[i]), NOW, &p), 0);
+            ck_assert(p.user_id == 1000 + i);
+        }
+    }
+    /* The most recent token of a set is still there. */
+    ons_principal p = {0};
+    uint64_t h0, m0, h1, m1;
+    ons_auth_cache_stats(c, &h0, &m0);
+    ck_assert_int_eq(ons_auth_verify_cached(c, bearer(toks[N - 1]), NOW, &p), 0);
+    ons_auth_cache_stats(c, &h1, &m1);
+    ck_assert(h1 == h0 + 1 && m1 == m0);
+    for (int i = 0; i < N; i++)
+        free(toks[i]);
+    ons_auth_cache_free(c);
+    /* capacity 0: no caching, still verifies */
+    ck_assert_int_eq(ons_auth_cache_new(SECRET, 0, &c), 0);
+    char *tok = NULL;
+    ck_assert_int_eq(ons_auth_mint(SECRET, 9, ONS_ROLE_ADMIN, NOW, 600, &tok), 0);
+    ck_assert_int_eq(ons_auth_verify_cached(c, bearer(tok), NOW, &p), 0);
+    ck_assert(p.user_id == 9 && p.role == ONS_ROLE_ADMIN);
+    free(tok);
+    ons_auth_cache_free(c);
+    ck_assert_int_eq(ons_auth_cache_new("short", 8, &c), ONS_EINVAL);
+}
+END_TEST
+
 static Suite *auth_suite(void)
 {
     Suite *s = suite_create("auth");
@@ -416,6 +495,8 @@ static Suite *auth_suite(void)
         {"short_secret", short_secret_fails_closed},
         {"mint_errors", mint_rejects_bad_input},
         {"roles_and_user_ids", roles_and_user_ids},
+        {"cache_hits_and_expiry", cache_hits_and_expiry},
+        {"cache_bounded", cache_bounded},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -3,6 +3,9 @@
 #include "queue/intent_id.h"
 
 #include <check.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *secret = "test-secret-0123456789";
@@ -19,6 +22,32 @@ START_TEST(roundtrip_and_layout)
     int64_t back = -1;
     ck_assert_int_eq(q_id_decode(secret, Q_ID_INTENT, id, 77, &back), 0);
     ck_assert_int_eq(back, seq);
+}
+END_TEST
+
+/* The tag is the first 8 bytes of HMAC-SHA256(secret, "<kind>:<seq>:<user>")
+ * (docs/pipeline.md), checked against OpenSSL's one-shot HMAC, also when
+ * the secret changes between calls on one thread. */
+START_TEST(tag_is_hmac_sha256)
+{
+    const char *secrets[] = {secret, "another-secret-abcdefghijkl", secret};
+    for (int k = 0; k < 3; k++) {
+        for (int64_t i = 0; i < 50; i++) {
+            int64_t seq = q_seq_make((int32_t)(i % 7), i * 1000003), user = 1 + i * 97;
+            char id[Q_ID_LEN + 1], msg[96], want[17];
+            ck_assert_int_eq(
+                q_id_encode(secrets[k], i % 2 ? Q_ID_RESERVATION : Q_ID_INTENT, seq, user, id), 0);
+            int n = snprintf(msg, sizeof msg, "%s:%lld:%lld", i % 2 ? "reservation" : "intent",
+                             (long long)seq, (long long)user);
+            unsigned char mac[EVP_MAX_MD_SIZE];
+            unsigned maclen = 0;
+            ck_assert_ptr_nonnull(HMAC(EVP_sha256(), secrets[k], (int)strlen(secrets[k]),
+                                       (const unsigned char *)msg, (size_t)n, mac, &maclen));
+            for (int b = 0; b < 8; b++)
+                snprintf(want + 2 * b, 3, "%02x", mac[b]);
+            ck_assert_str_eq(id + 16, want);
+        }
+    }
 }
 END_TEST
 
@@ -40,8 +69,11 @@ END_TEST
 START_TEST(bad_shapes_are_parse_errors)
 {
     int64_t out;
-    const char *bad[] = {"", "abc", "0000030000075bcdZZZZZZZZZZZZZZZZ",
-                         "0000030000075BCD0000000000000000", "0000030000075bcd00000000000000001",
+    const char *bad[] = {"",
+                         "abc",
+                         "0000030000075bcdZZZZZZZZZZZZZZZZ",
+                         "0000030000075BCD0000000000000000",
+                         "0000030000075bcd00000000000000001",
                          "../../etc/passwd0000000000000000"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(q_id_decode(secret, Q_ID_INTENT, bad[i], 1, &out) == ONS_EPARSE, "%s",
@@ -57,6 +89,7 @@ int main(void)
     Suite *s = suite_create("intent_id");
     TCase *tc = tcase_create("ids");
     tcase_add_test(tc, roundtrip_and_layout);
+    tcase_add_test(tc, tag_is_hmac_sha256);
     tcase_add_test(tc, other_owner_kind_or_secret_is_not_found);
     tcase_add_test(tc, bad_shapes_are_parse_errors);
     suite_add_tcase(s, tc);
