@@ -38,6 +38,7 @@ typedef struct ing_opts {
     long long kafka_max_inflight;
     char *pg_dsn;
     long long pg_statement_timeout_ms;
+    char *pg_read_dsn; /* "" = read from pg.dsn */
     char *redis_host;
     long long redis_port;
     char *redis_prefix;

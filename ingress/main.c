@@ -55,6 +55,8 @@ const ons_opt ing_opt_table[] = {
         "PostgreSQL connection string"),
     OPT("pg.statement_timeout_ms", ONS_OPT_INT, pg_statement_timeout_ms, 0, 600000, "10000",
         "statement_timeout of the job threads' connections"),
+    OPT("pg.read_dsn", ONS_OPT_STR, pg_read_dsn, 0, 1024, "",
+        "read replica for ticket history (GET /v1/me/tickets); empty: pg.dsn"),
     OPT("redis.host", ONS_OPT_STR, redis_host, 1, 255, "127.0.0.1", "Redis host"),
     OPT("redis.port", ONS_OPT_INT, redis_port, 1, 65535, "16379", "Redis port"),
     OPT("redis.prefix", ONS_OPT_STR, redis_prefix, 0, 64, "onsale:", "prefix of every Redis key"),

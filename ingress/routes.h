@@ -16,6 +16,13 @@ void ing_route_intent_get(ing_req *r);
 void ing_route_intent_delete(ing_req *r);
 void ing_route_reservation_delete(ing_req *r);
 
+/* routes_orders.c: checkout, orders, tickets */
+void ing_route_checkout(ing_req *r);
+void ing_route_order_get(ing_req *r);
+void ing_route_my_tickets(ing_req *r);
+void ing_route_ticket_transfer(ing_req *r);
+void ing_route_ticket_cancel(ing_req *r);
+
 void ing_route_venue_create(ing_req *r);
 void ing_route_event_create(ing_req *r);
 void ing_route_event_get(ing_req *r);

@@ -14,7 +14,8 @@
 #define Q_ID_LEN 32          /* characters, without NUL */
 #define Q_SEQ_OFFSET_BITS 40 /* offsets must stay below 2^40 */
 
-enum q_id_kind { Q_ID_INTENT, Q_ID_RESERVATION };
+/* Q_ID_ORDER: an order, seq = its checkout record's place (docs/checkout.md). */
+enum q_id_kind { Q_ID_INTENT, Q_ID_RESERVATION, Q_ID_ORDER };
 
 static inline int64_t q_seq_make(int32_t partition, int64_t offset)
 {

@@ -212,9 +212,14 @@ static int issue_tickets(wk_part *p, wk_co *co, wk_intent *in)
 
 static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int64_t now_ms)
 {
+    /* Holds that ran out are ended first: the event may just have been
+     * loaded for this record, before the owner's expiry pass saw it, and a
+     * paying hold past its grace must never be sold. */
+    int rc = wk_part_expire(p, now_ms, (size_t)-1);
+    if (rc < 0)
+        return rc;
     wk_intent *in = wk_part_intent(p, m->reservation_id);
     int current = in && in->ev == ev && in->state == WK_I_PAYING && in->order_id == m->order_id;
-    int rc;
     if (!current) {
         if (m->outcome != Q_PAY_SUCCEEDED)
             return order_state(co, m->order_id, WK_O_FAILED,

@@ -1,0 +1,508 @@
+/*
+ * routes_orders.c - checkout and tickets (API.md "Checkout and tickets";
+ * docs/checkout.md):
+ *   POST /v1/reservations/{id}/checkout  (owner, Idempotency-Key required)
+ *   GET  /v1/orders/{id}                 (owner)
+ *   GET  /v1/me/tickets?cursor=&limit=   (newest first)
+ *   POST /v1/tickets/{id}/transfer       (owner) {to_user_id}
+ *   POST /v1/tickets/{id}/cancel         (owner)
+ *
+ * Every change goes through the event's partition owner as a record
+ * (checkout, ticket), like a join: validate (nng thread) -> ownership check
+ * in PostgreSQL (job thread) -> produce -> 202 from the delivery report. The
+ * order id is the checkout record's own place in the log (seq = partition
+ * << 40 | offset), signed for its user like an intent id, so it is known at
+ * 202 time without a lookup and a second checkout with the same key replays
+ * the same 202 (Idempotency-Key). A non-owner gets 404 and nothing is
+ * produced; the owner re-checks every record anyway.
+ *
+ * Reads of ticket history use pg.read_dsn (a replica) when it is set, over
+ * one connection per job thread opened on first use.
+ */
+#include "common/err.h"
+#include "common/log.h"
+#include "ingress/idem.h"
+#include "ingress/json_io.h"
+#include "ingress/produce.h"
+#include "ingress/routes.h"
+#include "queue/intent_id.h"
+#include "queue/msg.h"
+
+#include <inttypes.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICKETS_DEFAULT_LIMIT 20
+#define TICKETS_MAX_LIMIT     100
+
+typedef struct co_job {
+    q_msg msg;
+    char id[Q_ID_LEN + 1]; /* the public id in the path */
+    int64_t limit;
+    int64_t cursor_us, cursor_tid; /* cursor_tid 0: first page */
+} co_job;
+
+static co_job *new_job(ing_req *r)
+{
+    co_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return NULL;
+    }
+    snprintf(j->id, sizeof j->id, "%s", r->nparams > 0 && r->params[0] ? r->params[0] : "");
+    r->job = j;
+    r->job_free = free;
+    return j;
+}
+
+static void fmt_i64(char out[24], int64_t v)
+{
+    snprintf(out, 24, "%" PRId64, v);
+}
+
+/* ---- checkout ------------------------------------------------------------------------- */
+
+static void checkout_delivered(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    co_job *j = r->job;
+    if (r->produce_err) {
+        r->retry_after = 1;
+        ing_idem_error(r, w, 503, "queue_unavailable", NULL,
+                       "The queue could not take the checkout; nothing was queued.");
+        return;
+    }
+    int64_t seq = q_seq_make(r->produced_partition, r->produced_offset);
+    char oid[Q_ID_LEN + 1], url[64];
+    if (q_id_encode(r->app->o.auth_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
+        ing_idem_error(r, w, 500, "internal", NULL, "Could not name the order.");
+        return;
+    }
+    snprintf(url, sizeof url, "/v1/orders/%s", oid);
+    ons_logk(ONS_LOG_INFO, "order_id", oid,
+             "checkout event=%" PRId64 " user=%" PRId64 " reservation=%" PRId64 " seq=%" PRId64,
+             j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq);
+    ing_idem_reply(r, w, 202,
+                   json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state", "pending",
+                             "reservation_id", j->id, "status_url", url));
+}
+
+static void checkout_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    co_job *j = r->job;
+    char scope[64], rid[24], uid[24];
+    snprintf(scope, sizeof scope, "checkout:%s", j->id);
+    if (ing_idem_begin(r, w, scope))
+        return;
+    fmt_i64(rid, j->msg.reservation_id);
+    fmt_i64(uid, j->msg.user_id);
+    const char *p[] = {rid, uid};
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT event_id, state, expires_at > now() FROM reservations "
+                                     "WHERE reservation_id = $1 AND user_id = $2",
+                                     2, p);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        r->retry_after = 1;
+        ing_idem_error(r, w, 503, "unavailable", NULL, "Reservations are unavailable; retry.");
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        ing_idem_error(r, w, 404, "not_found", NULL, "No such reservation.");
+        return;
+    }
+    j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    char state[16];
+    snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
+    int live = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    if (strcmp(state, "held") != 0 || !live) {
+        ing_idem_error(r, w, 409,
+                       strcmp(state, "paying") == 0 ? "checkout_in_progress" : "invalid_state",
+                       NULL, "The reservation is %s; only a held reservation can be paid.",
+                       strcmp(state, "held") == 0 ? "expired" : state);
+        return;
+    }
+    j->msg.sent_ms = ing_now_ms();
+    int rc = ing_produce(r, &j->msg, checkout_delivered);
+    if (rc) {
+        r->retry_after = 1;
+        ing_idem_error(r, w, 503, rc == ONS_EFULL ? "overloaded" : "queue_unavailable", NULL,
+                       "The queue cannot take requests right now; nothing was queued.");
+    }
+}
+
+void ing_route_checkout(ing_req *r)
+{
+    static const char *const allowed[] = {"payment_method", NULL};
+    const char *pm = NULL;
+    int64_t seq;
+    int rc =
+        q_id_decode(r->app->o.auth_secret, Q_ID_RESERVATION, r->params[0], r->who.user_id, &seq);
+    if (rc == ONS_EPARSE) {
+        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        return;
+    }
+    if (rc || q_seq_partition(seq) >= r->app->partitions) {
+        ing_reply_error(r, 404, "not_found", NULL, "No such reservation.");
+        return;
+    }
+    if (!r->idem[0]) {
+        ing_reply_error(r, 400, "idempotency_key_required", NULL,
+                        "A checkout needs an Idempotency-Key header (1-128 printable "
+                        "characters): a retry with the same key never pays twice.");
+        return;
+    }
+    if (ing_json_only(r, r->body, allowed) ||
+        ing_json_str(r, r->body, "payment_method", 1, 1, Q_MSG_MAX_PM, &pm))
+        return;
+    for (const char *c = pm; *c; c++) {
+        if (*c <= 0x20 || *c >= 0x7f) {
+            ing_reply_error(r, 400, "invalid_field", "payment_method",
+                            "Field 'payment_method' must be a payment method token such as "
+                            "pm_card_visa.");
+            return;
+        }
+    }
+    co_job *j = new_job(r);
+    if (!j)
+        return;
+    j->msg.type = Q_MSG_CHECKOUT;
+    j->msg.user_id = r->who.user_id;
+    j->msg.reservation_id = seq;
+    snprintf(j->msg.payment_method, sizeof j->msg.payment_method, "%s", pm);
+    ing_req_submit(r, checkout_job);
+}
+
+/* ---- orders --------------------------------------------------------------------------- */
+
+static json_t *seat_json(PGresult *res, int i, int c)
+{
+    return json_pack("{s:s, s:i, s:i}", "section", PQgetvalue(res, i, c), "row",
+                     atoi(PQgetvalue(res, i, c + 1)), "seat", atoi(PQgetvalue(res, i, c + 2)));
+}
+
+static void order_get_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    co_job *j = r->job;
+    char oid[24], uid[24];
+    fmt_i64(oid, j->msg.order_id);
+    fmt_i64(uid, r->who.user_id);
+    const char *p[] = {oid, uid};
+    json_t *body = NULL;
+    PGresult *t = NULL;
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT state, total_cents, currency, failure_reason, "
+                                     "event_id FROM orders WHERE order_id = $1 AND user_id = $2",
+                                     2, p);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto unavailable;
+    if (PQntuples(res) == 0) {
+        /* The id is genuine (signed for this user): its checkout record is
+         * not applied yet. */
+        ing_reply_json(r, 200,
+                       json_pack("{s:s, s:s, s:I, s:n, s:[]}", "order_id", j->id, "state",
+                                 "pending", "total_cents", (json_int_t)0, "currency", "tickets"));
+        goto out;
+    }
+    body = json_pack("{s:s, s:s, s:I, s:s, s:I}", "order_id", j->id, "state", PQgetvalue(res, 0, 0),
+                     "total_cents", (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10),
+                     "currency", PQgetvalue(res, 0, 2), "event_id",
+                     (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10));
+    if (body && !PQgetisnull(res, 0, 3))
+        json_object_set_new(body, "reason", json_string(PQgetvalue(res, 0, 3)));
+    t = ing_worker_query(w,
+                         "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, st.row_no, "
+                         "st.seat_in_row, t.price_cents FROM tickets t "
+                         "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
+                         "JOIN sections s ON s.section_id = st.section_id "
+                         "WHERE t.order_id = $1 ORDER BY t.ticket_id",
+                         2, p);
+    if (!body || !t || PQresultStatus(t) != PGRES_TUPLES_OK)
+        goto unavailable;
+    json_t *arr = json_array();
+    for (int i = 0; i < PQntuples(t); i++) {
+        const char *st = PQgetvalue(t, i, 1);
+        if (strcmp(st, "valid") == 0 && PQgetvalue(t, i, 2)[0] != 't')
+            st = "transferred";
+        json_array_append_new(arr,
+                              json_pack("{s:I, s:s, s:o, s:I}", "ticket_id",
+                                        (json_int_t)strtoll(PQgetvalue(t, i, 0), NULL, 10),
+                                        "status", st, "seat", seat_json(t, i, 3), "price_cents",
+                                        (json_int_t)strtoll(PQgetvalue(t, i, 6), NULL, 10)));
+    }
+    json_object_set_new(body, "tickets", arr);
+    ing_reply_json(r, 200, body);
+    body = NULL;
+    goto out;
+unavailable:
+    r->retry_after = 1;
+    ing_reply_error(r, 503, "unavailable", NULL, "Orders are unavailable; retry shortly.");
+out:
+    json_decref(body);
+    PQclear(res);
+    PQclear(t);
+}
+
+void ing_route_order_get(ing_req *r)
+{
+    int64_t seq;
+    int rc = q_id_decode(r->app->o.auth_secret, Q_ID_ORDER, r->params[0], r->who.user_id, &seq);
+    if (rc == ONS_EPARSE) {
+        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        return;
+    }
+    if (rc) {
+        ing_reply_error(r, 404, "not_found", NULL, "No such order.");
+        return;
+    }
+    co_job *j = new_job(r);
+    if (!j)
+        return;
+    j->msg.order_id = seq;
+    ing_req_submit(r, order_get_job);
+}
+
+/* ---- ticket history ------------------------------------------------------------------- */
+
+/* The read connection of this job thread: pg.read_dsn when set, else the
+ * worker's own. Returns NULL when unreachable. */
+static _Thread_local PGconn *read_conn;
+
+static PGresult *read_query(ing_req *r, ing_worker *w, const char *sql, int n, const char *const *v)
+{
+    const char *dsn = r->app->o.pg_read_dsn;
+    if (!dsn || !dsn[0])
+        return ing_worker_query(w, sql, n, v);
+    if (read_conn && PQstatus(read_conn) != CONNECTION_OK) {
+        PQfinish(read_conn);
+        read_conn = NULL;
+    }
+    if (!read_conn) {
+        read_conn = PQconnectdb(dsn);
+        if (!read_conn || PQstatus(read_conn) != CONNECTION_OK) {
+            ons_log_warn("postgres read replica: %s",
+                         read_conn ? PQerrorMessage(read_conn) : "out of memory");
+            PQfinish(read_conn);
+            read_conn = NULL;
+            return ing_worker_query(w, sql, n, v); /* fall back to the primary */
+        }
+    }
+    return PQexecParams(read_conn, sql, n, NULL, v, NULL, NULL, 0);
+}
+
+static void tickets_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    co_job *j = r->job;
+    char uid[24], us[24], tid[24], lim[24];
+    fmt_i64(uid, r->who.user_id);
+    fmt_i64(us, j->cursor_us);
+    fmt_i64(tid, j->cursor_tid);
+    fmt_i64(lim, j->limit + 1);
+    const char *p[] = {uid, us, tid, lim};
+    PGresult *res = read_query(
+        r, w,
+        "SELECT t.ticket_id, t.event_id, e.name, s.name, st.row_no, st.seat_in_row, "
+        "t.price_cents, e.currency, t.status, "
+        "to_char(t.issued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "(extract(epoch FROM t.issued_at) * 1000000)::bigint "
+        "FROM tickets t JOIN events e ON e.event_id = t.event_id "
+        "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
+        "JOIN sections s ON s.section_id = st.section_id "
+        "WHERE t.owner_id = $1 AND ($3::bigint = 0 OR "
+        "(t.issued_at, t.ticket_id) < (to_timestamp($2::bigint / 1000000.0), $3::bigint)) "
+        "ORDER BY t.issued_at DESC, t.ticket_id DESC LIMIT $4",
+        4, p);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res)
+            ons_log_warn("ticket history: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
+        return;
+    }
+    int n = PQntuples(res);
+    int more = n > j->limit;
+    if (more)
+        n = (int)j->limit;
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:s}", "ticket_id",
+                           (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "event_id",
+                           (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10), "event_name",
+                           PQgetvalue(res, i, 2), "seat", seat_json(res, i, 3), "price_cents",
+                           (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "currency",
+                           PQgetvalue(res, i, 7), "status", PQgetvalue(res, i, 8), "issued_at",
+                           PQgetvalue(res, i, 9)));
+    json_t *body = json_pack("{s:o}", "tickets", arr);
+    if (more) {
+        /* Opaque to clients: the last row's (issued_at, ticket_id). */
+        char cur[48];
+        snprintf(cur, sizeof cur, "%llx.%llx",
+                 (unsigned long long)strtoll(PQgetvalue(res, n - 1, 10), NULL, 10),
+                 (unsigned long long)strtoll(PQgetvalue(res, n - 1, 0), NULL, 10));
+        json_object_set_new(body, "next_cursor", json_string(cur));
+    } else {
+        json_object_set_new(body, "next_cursor", json_null());
+    }
+    PQclear(res);
+    ing_reply_json(r, 200, body);
+}
+
+/* Finds key=value in the request's query string (nng keeps the raw URI as
+ * the aio's input 0). Writes the value (not URL-decoded: our values never
+ * need it) into out. Returns 1 found, 0 absent, -1 too long. */
+static int query_param(ing_req *r, const char *key, char *out, size_t cap)
+{
+    nng_http_req *hreq = nng_aio_get_input(r->aio, 0);
+    const char *uri = hreq ? nng_http_req_get_uri(hreq) : NULL;
+    const char *qs = uri ? strchr(uri, '?') : NULL;
+    size_t kl = strlen(key);
+    for (const char *s = qs; s && *s;) {
+        s++;
+        if (strncmp(s, key, kl) == 0 && s[kl] == '=') {
+            const char *v = s + kl + 1;
+            size_t n = strcspn(v, "&");
+            if (n >= cap)
+                return -1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return 1;
+        }
+        s = strchr(s, '&');
+    }
+    return 0;
+}
+
+void ing_route_my_tickets(ing_req *r)
+{
+    char cur[64] = "", lim[16] = "";
+    int c = query_param(r, "cursor", cur, sizeof cur);
+    int l = query_param(r, "limit", lim, sizeof lim);
+    unsigned long long us = 0, tid = 0;
+    char *end = NULL;
+    int64_t limit = TICKETS_DEFAULT_LIMIT;
+    if (c < 0 || (c > 0 && (sscanf(cur, "%llx.%llx", &us, &tid) != 2 || tid == 0 ||
+                            us > INT64_MAX || tid > INT64_MAX))) {
+        ing_reply_error(r, 400, "invalid_cursor", "cursor", "The cursor is not one we issued.");
+        return;
+    }
+    if (l < 0 ||
+        (l > 0 && ((limit = strtoll(lim, &end, 10)) < 1 || limit > TICKETS_MAX_LIMIT || *end))) {
+        ing_reply_error(r, 400, "invalid_field", "limit", "Parameter 'limit' must be 1 to %d.",
+                        TICKETS_MAX_LIMIT);
+        return;
+    }
+    co_job *j = new_job(r);
+    if (!j)
+        return;
+    j->limit = limit;
+    j->cursor_us = (int64_t)us;
+    j->cursor_tid = (int64_t)tid;
+    ing_req_submit(r, tickets_job);
+}
+
+/* ---- transfer and cancel -------------------------------------------------------------- */
+
+static void ticket_delivered(ing_worker *w, void *arg)
+{
+    (void)w;
+    ing_req *r = arg;
+    co_job *j = r->job;
+    if (r->produce_err) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "queue_unavailable", NULL,
+                        "The queue could not take the request; retry shortly.");
+        return;
+    }
+    ing_reply_json(
+        r, 202,
+        json_pack("{s:I, s:s}", "ticket_id", (json_int_t)j->msg.ticket_id, "state",
+                  j->msg.ticket_kind == Q_TICKET_TRANSFER ? "transferring" : "cancelling"));
+}
+
+static void ticket_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    co_job *j = r->job;
+    char tid[24];
+    fmt_i64(tid, j->msg.ticket_id);
+    const char *p[] = {tid};
+    PGresult *res = ing_worker_query(
+        w, "SELECT event_id, owner_id, status FROM tickets WHERE ticket_id = $1", 1, p);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
+        return;
+    }
+    /* Someone else's ticket is not revealed: 404 like a missing one. */
+    if (PQntuples(res) == 0 || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != r->who.user_id) {
+        PQclear(res);
+        ing_reply_error(r, 404, "not_found", NULL, "No such ticket.");
+        return;
+    }
+    j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int valid = strcmp(PQgetvalue(res, 0, 2), "valid") == 0;
+    PQclear(res);
+    if (!valid) {
+        ing_reply_error(r, 409, "invalid_state", NULL, "This ticket is cancelled.");
+        return;
+    }
+    j->msg.sent_ms = ing_now_ms();
+    int rc = ing_produce(r, &j->msg, ticket_delivered);
+    if (rc) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "queue_unavailable", NULL,
+                        "The queue cannot take requests right now; retry shortly.");
+    }
+}
+
+static void ticket_route(ing_req *r, enum q_ticket_kind kind)
+{
+    static const char *const allowed[] = {"to_user_id", NULL};
+    static const char *const none[] = {NULL};
+    int64_t tid, to = 0;
+    if (ing_path_id(r, r->params[0], &tid))
+        return;
+    if (kind == Q_TICKET_TRANSFER) {
+        if (ing_json_only(r, r->body, allowed) ||
+            ing_json_int(r, r->body, "to_user_id", 1, 1, INT64_MAX, &to))
+            return;
+        if (to == r->who.user_id) {
+            ing_reply_error(r, 400, "invalid_field", "to_user_id",
+                            "A ticket cannot be transferred to its owner.");
+            return;
+        }
+    } else if (r->body && ing_json_only(r, r->body, none)) {
+        return;
+    }
+    co_job *j = new_job(r);
+    if (!j)
+        return;
+    j->msg.type = Q_MSG_TICKET;
+    j->msg.user_id = r->who.user_id;
+    j->msg.ticket_id = tid;
+    j->msg.ticket_kind = kind;
+    j->msg.to_user_id = to;
+    ing_req_submit(r, ticket_job);
+}
+
+void ing_route_ticket_transfer(ing_req *r)
+{
+    ticket_route(r, Q_TICKET_TRANSFER);
+}
+
+void ing_route_ticket_cancel(ing_req *r)
+{
+    ticket_route(r, Q_TICKET_CANCEL);
+}
