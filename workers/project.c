@@ -3,7 +3,8 @@
 #include "common/err.h"
 #include "queue/intent_id.h"
 
-#include <jansson.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,47 +66,150 @@ static void rfc3339(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *reservation_json(const wk_fx_intent *r, const char *secret)
+/* ---- result documents ----------------------------------------------------------
+ *
+ * Written straight into a buffer (one per intent of every batch: jansson's
+ * pack + dump was half of the worker's CPU). Compact JSON, keys in the order
+ * documented in docs/pipeline.md. */
+
+typedef struct jbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} jbuf;
+
+static void jb_raw(jbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 128;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void jb_lit(jbuf *b, const char *s)
+{
+    jb_raw(b, s, strlen(s));
+}
+
+static void jb_int(jbuf *b, int64_t v)
+{
+    char t[24];
+    int n = snprintf(t, sizeof t, "%" PRId64, v);
+    jb_raw(b, t, (size_t)n);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped; other
+ * bytes (UTF-8) as they are. */
+static void jb_str(jbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    jb_raw(b, "\"", 1);
+    const char *run = s;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c >= 0x20 && *c != '"' && *c != '\\')
+            continue;
+        jb_raw(b, run, (size_t)((const char *)c - run));
+        char e[7] = {'\\', (char)*c, 0};
+        size_t n = 2;
+        switch (*c) {
+        case '"':
+        case '\\':
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
+        default:
+            memcpy(e + 1, "u00", 3);
+            e[4] = hex[*c >> 4];
+            e[5] = hex[*c & 15];
+            n = 6;
+        }
+        jb_raw(b, e, n);
+        run = (const char *)c + 1;
+    }
+    jb_lit(b, run);
+    jb_raw(b, "\"", 1);
+}
+
+static int reservation_json(jbuf *b, const wk_fx_intent *r, const char *secret)
 {
     char id[Q_ID_LEN + 1], exp[32];
     if (q_id_encode(secret, Q_ID_RESERVATION, r->seq, r->user_id, id) != 0)
-        return NULL;
+        return ONS_ENOMEM;
     rfc3339(r->expires_ms, exp);
-    json_t *seats = json_array();
+    jb_lit(b, "{\"reservation_id\":");
+    jb_str(b, id);
+    jb_lit(b, ",\"seats\":[");
     const wk_inv *inv = &r->ev->inv;
-    for (int i = 0; seats && i < r->nseats; i++) {
+    for (int i = 0; i < r->nseats; i++) {
         uint32_t s = r->seats[i];
         const wk_row *row = &inv->rows[inv->row_of[s]];
-        json_array_append_new(seats, json_pack("{s:s, s:i, s:i, s:I}", "section",
-                                               inv->sections[row->section].name, "row",
-                                               (int)row->row_no, "seat", (int)inv->seat_in_row[s],
-                                               "price_cents", (json_int_t)inv->price[s]));
+        jb_lit(b, i ? ",{\"section\":" : "{\"section\":");
+        jb_str(b, inv->sections[row->section].name);
+        jb_lit(b, ",\"row\":");
+        jb_int(b, row->row_no);
+        jb_lit(b, ",\"seat\":");
+        jb_int(b, inv->seat_in_row[s]);
+        jb_lit(b, ",\"price_cents\":");
+        jb_int(b, inv->price[s]);
+        jb_lit(b, "}");
     }
-    if (!seats)
-        return NULL;
-    return json_pack("{s:s, s:o, s:I, s:s, s:s}", "reservation_id", id, "seats", seats,
-                     "total_cents", (json_int_t)r->total_cents, "currency", r->ev->currency,
-                     "expires_at", exp);
+    jb_lit(b, "],\"total_cents\":");
+    jb_int(b, r->total_cents);
+    jb_lit(b, ",\"currency\":");
+    jb_str(b, r->ev->currency);
+    jb_lit(b, ",\"expires_at\":");
+    jb_str(b, exp);
+    jb_lit(b, "}");
+    return 0;
 }
 
 int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
 {
     const char *reason = wk_reason_name(r->reason);
-    json_t *res = NULL;
+    jbuf b = {0};
+    jb_lit(&b, "{\"state\":");
+    jb_str(&b, wk_istate_name(r->state));
+    jb_lit(&b, ",\"event_id\":");
+    jb_int(&b, r->event_id);
+    jb_lit(&b, ",\"reason\":");
+    if (reason)
+        jb_str(&b, reason);
+    else
+        jb_lit(&b, "null");
+    jb_lit(&b, ",\"reservation\":");
     if (r->state == WK_I_RESERVED || r->state == WK_I_PAYING || r->state == WK_I_PURCHASED) {
-        res = reservation_json(r, secret);
-        if (!res)
-            return ONS_ENOMEM;
+        if (reservation_json(&b, r, secret) != 0)
+            b.oom = 1;
+    } else {
+        jb_lit(&b, "null");
     }
-    json_t *doc =
-        json_pack("{s:s, s:I, s:o, s:o}", "state", wk_istate_name(r->state), "event_id",
-                  (json_int_t)r->event_id, "reason", reason ? json_string(reason) : json_null(),
-                  "reservation", res ? res : json_null());
-    if (!doc)
+    jb_lit(&b, "}");
+    if (b.oom) {
+        free(b.s);
         return ONS_ENOMEM;
-    *out = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    return *out ? 0 : ONS_ENOMEM;
+    }
+    *out = b.s;
+    return 0;
 }
 
 int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
