@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "common/auth.h"
 #include "common/metrics.h"
 #include "common/opts.h"
 #include "queue/producer.h"
@@ -20,6 +21,7 @@ typedef struct ing_events ing_events;
 typedef struct ing_seqmap ing_seqmap;
 typedef struct ing_monitor ing_monitor;
 typedef struct ing_server ing_server;
+typedef struct ing_finisher ing_finisher;
 
 /* Every limit and address of the process (table in main.c, `--help`). */
 typedef struct ing_opts {
@@ -44,6 +46,7 @@ typedef struct ing_opts {
     char *redis_prefix;
     long long redis_timeout_ms;
     char *auth_secret;
+    long long auth_cache_size;
     long long status_refresh_ms;
     long long status_poll_min_ms;
     long long status_poll_max_ms;
@@ -65,7 +68,9 @@ typedef struct ing_app {
     ing_opts o;
     int partitions; /* topic partition count (kafka.partitions or metadata) */
     ons_metrics *metrics;
+    ons_auth_cache *auth_cache;
     ing_pool *pool;
+    ing_finisher *finisher;
     q_producer *producer;
     ing_cursors *cursors;
     ing_events *events;

@@ -12,6 +12,7 @@
 #include "ingress/event_cache.h"
 #include "ingress/monitor.h"
 #include "ingress/pool.h"
+#include "ingress/produce.h"
 #include "ingress/server.h"
 
 #include <pthread.h>
@@ -64,6 +65,8 @@ const ons_opt ing_opt_table[] = {
         "timeout of every Redis call"),
     OPT("auth.secret", ONS_OPT_STR, auth_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ONS_AUTH_SECRET_DEV, "HS256 key of bearer tokens and public ids"),
+    OPT("auth.cache_size", ONS_OPT_INT, auth_cache_size, 0, 10000000, "16384",
+        "verified bearer tokens remembered until their exp (0: verify every request)"),
     OPT("status.refresh_ms", ONS_OPT_INT, status_refresh_ms, 5, 10000, "50",
         "how often the served cursors are read from Redis"),
     OPT("status.poll_min_ms", ONS_OPT_INT, status_poll_min_ms, 50, 600000, "500",
@@ -84,7 +87,8 @@ const ons_opt ing_opt_table[] = {
         "how long a key stays claimed by a request that never finished"),
     OPT("monitor.interval_ms", ONS_OPT_INT, monitor_interval_ms, 100, 60000, "1000",
         "how often /readyz dependencies and watermarks are checked"),
-    OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true", "log one line per request"),
+    OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
+        "log one line per request (at debug level; 5xx at warn)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
 };
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
@@ -121,9 +125,13 @@ static int start(ing_app *app)
     app->inflight = ons_metrics_gauge(app->metrics, "onsale_ingress_produce_inflight",
                                       "Records sent to Kafka and not yet acknowledged.", "");
 
+    int rc =
+        ons_auth_cache_new(app->o.auth_secret, (size_t)app->o.auth_cache_size, &app->auth_cache);
+    if (rc)
+        return rc;
     q_producer_opts po = {app->o.kafka_brokers, app->o.kafka_topic, (int)app->o.kafka_linger_ms,
                           (int)app->o.kafka_produce_timeout_ms, (int)app->o.kafka_max_inflight};
-    int rc = q_producer_new(&po, &app->producer);
+    rc = q_producer_new(&po, &app->producer);
     if (rc)
         return rc;
     app->partitions = (int)app->o.kafka_partitions;
@@ -137,7 +145,7 @@ static int start(ing_app *app)
     }
     ing_pool_opts pool = {(int)app->o.pool_threads, (int)app->o.pool_queue_depth, app->o.pg_dsn,
                           (int)app->o.pg_statement_timeout_ms, redis};
-    if ((rc = ing_pool_new(&pool, &app->pool)) ||
+    if ((rc = ing_pool_new(&pool, &app->pool)) || (rc = ing_finisher_new(app, &redis)) ||
         (rc = ing_cursors_new(app->partitions, &redis, app->o.pg_dsn, (int)app->o.status_refresh_ms,
                               &app->cursors)) ||
         (rc = ing_events_new((int)app->o.event_cache_ms, 4096, &app->events)) ||
@@ -156,11 +164,13 @@ static void stop(ing_app *app)
     ing_server_stop(app->server);
     ing_monitor_free(app->monitor);
     q_producer_free(app->producer, 2000);
+    ing_finisher_free(app);
     ing_pool_free(app->pool);
     ing_server_free(app->server);
     ing_cursors_free(app->cursors);
     ing_events_free(app->events);
     ing_seqmap_free(app->seqs);
+    ons_auth_cache_free(app->auth_cache);
     if (app->metrics)
         ons_metrics_free(app->metrics);
 }

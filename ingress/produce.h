@@ -18,4 +18,19 @@
  * ONS_EINVAL, ...): then done never runs and the caller still owns r. */
 int ing_produce(ing_req *r, const q_msg *m, ing_job_fn done);
 
+/* A continuation that finishes many requests at once (on the finisher
+ * thread, its own Redis connection): every request whose delivery report
+ * arrived while the previous batch ran, up to ING_FINISH_BATCH, so their
+ * Redis writes share one pipelined round trip. It must finish each one. */
+typedef void (*ing_batch_fn)(ing_worker *w, ing_req **rs, size_t n);
+#define ING_FINISH_BATCH 256
+
+/* ing_produce with a batch continuation. */
+int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done);
+
+/* The finisher thread (app->finisher). Start before the server; free after
+ * the producer was freed (its last reports still need it). 0 or ONS_ENOMEM. */
+int ing_finisher_new(ing_app *app, const q_status_opts *redis);
+void ing_finisher_free(ing_app *app);
+
 #endif

@@ -129,8 +129,8 @@ static const char *key(q_status *s, char *buf, size_t cap, const char *fmt, ...)
 }
 
 int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
-                     const q_status_result *results, size_t nresults,
-                     const q_status_event *events, size_t nevents)
+                     const q_status_result *results, size_t nresults, const q_status_event *events,
+                     size_t nevents)
 {
     if (ensure_conn(s))
         return ONS_EREDIS;
@@ -149,8 +149,7 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
         redisAppendCommandArgv(s->ctx, 5, argv, lens);
         queued++;
         if (r->ended) {
-            key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id,
-                (long long)r->user_id);
+            key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id, (long long)r->user_id);
             const char *dargv[] = {"DEL", k};
             redisAppendCommandArgv(s->ctx, 2, dargv, NULL);
             queued++;
@@ -164,9 +163,8 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
         snprintf(so, sizeof so, "%lld", (long long)e->sold);
         snprintf(w, sizeof w, "%lld", (long long)e->waiting);
         key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
-        const char *argv[] = {"HSET",   k,  "available", a, "held", h,
-                              "sold",   so, "waiting",   w, "sold_out",
-                              e->sold_out ? "1" : "0"};
+        const char *argv[] = {"HSET", k,  "available", a, "held",     h,
+                              "sold", so, "waiting",   w, "sold_out", e->sold_out ? "1" : "0"};
         redisAppendCommandArgv(s->ctx, 12, argv, NULL);
         queued++;
     }
@@ -309,6 +307,35 @@ int q_status_set_active(q_status *s, int64_t event_id, int64_t user_id, const ch
     key(s, k, sizeof k, "active:%lld:%lld", (long long)event_id, (long long)user_id);
     const char *argv[] = {"SET", k, value};
     return simple(s, 3, argv);
+}
+
+int q_status_set_active_many(q_status *s, q_active_set *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        items[i].rc = ONS_EREDIS;
+    if (n == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    char k[256];
+    for (size_t i = 0; i < n; i++) {
+        key(s, k, sizeof k, "active:%lld:%lld", (long long)items[i].event_id,
+            (long long)items[i].user_id);
+        const char *argv[] = {"SET", k, items[i].value};
+        if (redisAppendCommandArgv(s->ctx, 3, argv, NULL) != REDIS_OK)
+            return conn_failed(s, "set_active_many");
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, "set_active_many");
+        items[i].rc = r->type == REDIS_REPLY_ERROR ? ONS_EREDIS : 0;
+        if (items[i].rc)
+            rc = ONS_EREDIS;
+        freeReplyObject(r);
+    }
+    return rc;
 }
 
 int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id)

@@ -53,8 +53,8 @@ typedef struct q_status_event {
  * the partition, each result (SET with TTL; DEL of the active key when ended),
  * each event's counters. Returns 0 or ONS_EREDIS. */
 int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
-                     const q_status_result *results, size_t nresults,
-                     const q_status_event *events, size_t nevents);
+                     const q_status_result *results, size_t nresults, const q_status_event *events,
+                     size_t nevents);
 
 /* ---- ingress side ---------------------------------------------------------- */
 
@@ -75,6 +75,17 @@ int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const 
 /* SET (overwrite) or DEL the active key. 0 or ONS_EREDIS. */
 int q_status_set_active(q_status *s, int64_t event_id, int64_t user_id, const char *value);
 int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id);
+
+/* One SET of active:<event>:<user> in q_status_set_active_many. */
+typedef struct q_active_set {
+    int64_t event_id;
+    int64_t user_id;
+    const char *value;
+    int rc; /* out: 0 or ONS_EREDIS */
+} q_active_set;
+/* SETs (overwrites) n active keys in ONE pipelined round trip; each item's
+ * rc tells its outcome. Returns 0 when all succeeded, else ONS_EREDIS. */
+int q_status_set_active_many(q_status *s, q_active_set *items, size_t n);
 
 /* Idempotency-Key records. begin: SET idem:<user>:<key> {"h":hash,"s":0} NX
  * EX ttl. Returns 0 (this request owns the key), ONS_EEXIST (*record is the
