@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "queue/intent_id.h"
+#include "workers/checkout_store.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -449,6 +450,8 @@ int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id)
         goto out;
     if ((rc = load_sections(st, event_id, &lc)) == 0 && (rc = load_intents(st, p, ev, &lc)) == 0)
         rc = load_seats(st, p, ev, &lc);
+    if (rc == 0)
+        rc = wk_co_store_load(st->conn, p, ev);
     if (rc) {
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;
@@ -882,7 +885,7 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;
     }
-    if ((rc = pl_end(st)) != 0) {
+    if ((rc = pl_end(st)) != 0 || (rc = wk_co_store_write(st->conn, p)) != 0) {
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;
     }
