@@ -14,6 +14,7 @@ ONSALE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${ONSALE_PG_PORT:=15432}"
 : "${ONSALE_REDIS_PORT:=16379}"
 : "${ONSALE_INGRESS_PORT:=8080}"
+: "${ONSALE_GATEWAY_PORT:=9300}"   # payment gateway simulator
 : "${ONSALE_PARTITIONS:=4}"
 : "${ONSALE_KAFKA_HEAP:=768m}"
 : "${ONSALE_TOPIC:=intents}"
@@ -27,6 +28,7 @@ export ONSALE_KAFKA_BROKERS="${ONSALE_KAFKA_BROKERS:-$ONSALE_HOST:$ONSALE_KAFKA_
 export ONSALE_PG_DSN="${ONSALE_PG_DSN:-host=$ONSALE_HOST port=$ONSALE_PG_PORT dbname=onsale user=postgres connect_timeout=5}"
 export ONSALE_REDIS_HOST="${ONSALE_REDIS_HOST:-$ONSALE_HOST}"
 export ONSALE_REDIS_PORT ONSALE_PG_PORT ONSALE_KAFKA_PORT ONSALE_INGRESS_PORT ONSALE_PARTITIONS
+export ONSALE_GATEWAY_PORT
 export ONSALE_KAFKA_TOPIC="$ONSALE_TOPIC"
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
