@@ -177,7 +177,10 @@ def test_poison_records_are_skipped_and_counted():
         assert metric_value(text, 'onsale_worker_poison_records_total{reason="decode"}') == 2
         assert metric_value(text, 'onsale_worker_poison_records_total{reason="unknown_event"}') == 1
         assert metric_value(text, 'onsale_worker_messages_applied_total{type="intent"}') == 1
-        assert metric_value(text, 'onsale_worker_served_offset{partition="0"}') == 4
+        # the gauges follow the Redis projection, a moment after the result
+        st.wait_for(lambda: metric_value(metrics(port),
+                                         'onsale_worker_served_offset{partition="0"}') == 4,
+                    10, "served_offset gauge")
         assert "onsale_worker_commit_seconds_bucket" in text
         assert "onsale_worker_batch_records_count" in text
         assert metric_value(text, 'onsale_worker_lag{partition="0"}') is not None
