@@ -1,5 +1,6 @@
 /* routes.c - the route table: every endpoint of ingress in one place. */
 #include "ingress/routes.h"
+#include "ingress/assets.h"
 #include "common/auth.h"
 
 #define FAN    ONS_ROLE_FAN
@@ -31,6 +32,13 @@ const ing_route ing_routes[] = {
     {"healthz", "GET", "/healthz", ing_route_healthz, 0, 0},
     {"readyz", "GET", "/readyz", ing_route_readyz, 0, 0},
     {"metrics", "GET", "/metrics", ing_route_metrics, 0, 0},
+    /* The web pages (ingress/assets.h): public shells; the token stays in the
+     * browser and goes to the API above. */
+    {"web_home", "GET", "/", ing_route_web_fan, 0, 0},
+    {"web_fan", "GET", "/q/{}", ing_route_web_fan, 0, 0},
+    {"web_ops", "GET", "/ops/", ing_route_web_ops, 0, 0},
+    {"web_ops_bare", "GET", "/ops", ing_route_web_ops, 0, 0},
+    {"web_asset", "GET", "/web/{}", ing_route_web_asset, 0, 0},
 };
 
 const size_t ing_route_count = sizeof ing_routes / sizeof *ing_routes;

@@ -162,22 +162,36 @@ static void on_cancel(nng_aio *aio, void *arg, int rv)
         nng_aio_finish(aio, rv);
 }
 
-void ing_reply_text(ing_req *r, int status, const char *content_type, const char *text, size_t len)
+/* The one reply path. static_body: data outlives the server (not copied).
+ * headers: name/value pairs, NULL-terminated, or NULL; a "Cache-Control"
+ * among them replaces the default no-store. */
+static void reply(ing_req *r, int status, const char *content_type, const void *data, size_t len,
+                  int static_body, const char *const *headers)
 {
     ing_server *s = r->srv;
     nng_http_res *res = NULL;
     if (nng_http_res_alloc(&res) == 0) {
         char ra[16];
+        const char *cache = "no-store";
         int rc = nng_http_res_set_status(res, (uint16_t)status);
         rc |= nng_http_res_set_header(res, "X-Request-Id", r->rid);
-        rc |= nng_http_res_set_header(res, "Cache-Control", "no-store");
+        for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+            if (strcasecmp(headers[i], "Cache-Control") == 0)
+                cache = headers[i + 1];
+            else
+                rc |= nng_http_res_set_header(res, headers[i], headers[i + 1]);
+        }
+        rc |= nng_http_res_set_header(res, "Cache-Control", cache);
         if (r->retry_after > 0) {
             snprintf(ra, sizeof ra, "%d", r->retry_after);
             rc |= nng_http_res_set_header(res, "Retry-After", ra);
         }
-        if (text) {
+        if (data) {
             rc |= nng_http_res_set_header(res, "Content-Type", content_type);
-            rc |= nng_http_res_copy_data(res, text, len);
+            if (static_body)
+                rc |= nng_http_res_set_data(res, data, len);
+            else
+                rc |= nng_http_res_copy_data(res, data, len);
         }
         if (rc) {
             nng_http_res_free(res);
@@ -193,6 +207,33 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
                  "%s %s %d %.2fms user=%lld", r->method, r->route ? r->route->name : "unmatched",
                  status, secs * 1e3, (long long)r->who.user_id);
     finish(r, res);
+}
+
+void ing_reply_text(ing_req *r, int status, const char *content_type, const char *text, size_t len)
+{
+    reply(r, status, content_type, text, len, 0, NULL);
+}
+
+void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
+                      const char *etag, const char *const *headers)
+{
+    const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : NULL;
+    const char *h[2 * ING_STATIC_HEADERS_MAX + 3];
+    size_t n = 0;
+    for (size_t i = 0;
+         headers && headers[i] && headers[i + 1] && n + 2 < 2 * ING_STATIC_HEADERS_MAX; i += 2) {
+        h[n++] = headers[i];
+        h[n++] = headers[i + 1];
+    }
+    if (etag) {
+        h[n++] = "ETag";
+        h[n++] = etag;
+    }
+    h[n] = NULL;
+    if (etag && inm && strstr(inm, etag))
+        reply(r, 304, NULL, NULL, 0, 1, h);
+    else
+        reply(r, 200, content_type, data, len, 1, h);
 }
 
 void ing_reply_raw(ing_req *r, int status, const char *json_text)
@@ -234,10 +275,15 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 
 /* ---- routing -------------------------------------------------------------------- */
 
-/* Path characters we accept: no percent-encoding, no dot segments. nng
- * 1.5.2 decodes URIs with known bugs, so we read the raw URI ourselves. */
-static int path_char_ok(char c)
+/* Path characters we accept: no percent-encoding. nng 1.5.2 decodes URIs
+ * with known bugs, so we read the raw URI ourselves. A '.' is allowed for
+ * asset names (fan.js) but never at the start of a segment, so there are no
+ * dot segments ("..") and no hidden names. */
+static int path_char_ok(const char *path, size_t i)
 {
+    char c = path[i];
+    if (c == '.')
+        return i > 0 && path[i - 1] != '/';
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
            c == '-' || c == '_';
 }
@@ -320,9 +366,10 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     memcpy(r->pathbuf, uri, n);
     r->pathbuf[n] = '\0';
     for (size_t i = 0; i < n; i++) {
-        if (!path_char_ok(r->pathbuf[i])) {
+        if (!path_char_ok(r->pathbuf, i)) {
             ing_reply_error(r, 400, "invalid_path", NULL,
-                            "The path may contain only letters, digits, '-', '_' and '/'.");
+                            "The path may contain only letters, digits, '-', '_', '/' and '.' "
+                            "inside a name.");
             return;
         }
     }
@@ -348,6 +395,7 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
         return;
     }
     r->route = route;
+    r->hreq = hreq;
 
     if (route->roles) {
         const char *authz = nng_http_req_get_header(hreq, "Authorization");

@@ -71,6 +71,7 @@ struct ing_req {
     void (*job_free)(void *);
 
     /* Private to server.c. */
+    void *hreq; /* the nng request; valid until the reply */
     char pathbuf[ING_PATH_MAX];
     char method[8];
     int64_t t0_ns;
@@ -100,6 +101,15 @@ void ing_reply_json(ing_req *r, int status, json_t *body);
 void ing_reply_raw(ing_req *r, int status, const char *json_text);
 /* Same with any content type (e.g. Prometheus text). */
 void ing_reply_text(ing_req *r, int status, const char *content_type, const char *text, size_t len);
+
+/* At most this many extra header pairs in ing_reply_static(). */
+#define ING_STATIC_HEADERS_MAX 8
+/* Replies 200 with a body that lives as long as the process (not copied:
+ * embedded assets), or 304 with no body when the request's If-None-Match
+ * names etag. headers: extra name/value pairs, NULL-terminated, or NULL; a
+ * Cache-Control among them replaces the default no-store. Frees r. */
+void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
+                      const char *etag, const char *const *headers);
 
 /* Current time helpers shared by the routes. */
 int64_t ing_now_ms(void);

@@ -1,0 +1,93 @@
+/* assets.c - serving the embedded web/ files; see assets.h. */
+#include "ingress/assets.h"
+#include "ingress/json_io.h"
+
+#include <string.h>
+
+/* Extension -> Content-Type. Only what web/ holds; the rest is opaque. */
+static const struct {
+    const char *ext;
+    const char *type;
+} types[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".svg", "image/svg+xml"},
+    {".json", "application/json"},
+    {".txt", "text/plain; charset=utf-8"},
+};
+
+/* Pages get a policy that allows only this origin: no inline script, no
+ * third-party anything, not framed. Revalidated on every load (ETag), so a
+ * new build is picked up at once while an unchanged one costs a 304. */
+static const char *const page_headers[] = {
+    "Cache-Control",
+    "no-cache",
+    "Content-Security-Policy",
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options",
+    "nosniff",
+    "Referrer-Policy",
+    "no-referrer",
+    "X-Frame-Options",
+    "DENY",
+    NULL,
+};
+
+static const char *const asset_headers[] = {
+    "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff", NULL,
+};
+
+const ing_asset *ing_asset_find(const char *name)
+{
+    size_t lo = 0, hi = ing_asset_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, ing_assets[mid].name);
+        if (c == 0)
+            return &ing_assets[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+const char *ing_asset_type(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof types / sizeof *types; i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+static void serve(ing_req *r, const char *name, const char *const *headers)
+{
+    const ing_asset *a = ing_asset_find(name);
+    if (!a) {
+        ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
+        return;
+    }
+    ing_reply_static(r, ing_asset_type(a->name), a->data, a->len, a->etag, headers);
+}
+
+void ing_route_web_fan(ing_req *r)
+{
+    serve(r, "fan.html", page_headers);
+}
+
+void ing_route_web_ops(ing_req *r)
+{
+    serve(r, "ops.html", page_headers);
+}
+
+void ing_route_web_asset(ing_req *r)
+{
+    const char *name = r->nparams == 1 ? r->params[0] : "";
+    size_t n = strlen(name);
+    int html = n > 5 && strcmp(name + n - 5, ".html") == 0;
+    serve(r, name, html ? page_headers : asset_headers);
+}

@@ -1,0 +1,137 @@
+/* api.js - what the fan page and the ops dashboard share: the bearer token
+ * (taken from the URL fragment, kept in sessionStorage, never sent in a
+ * URL), JSON calls to the Onsale API with Retry-After aware errors, and
+ * formatting helpers. No framework, no network access beyond this origin. */
+"use strict";
+
+const Onsale = (() => {
+  /* Reads #token=... once, stores it under key and removes it from the
+   * address bar (so it is not bookmarked or shared by accident). */
+  function takeToken(key) {
+    const m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem(key, m[1]);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem(key);
+  }
+
+  /* The JWT's claims (not verified here: the server does that). */
+  function claims(token) {
+    try {
+      const p = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(p + "===".slice((p.length + 3) % 4)));
+    } catch (e) {
+      return {};
+    }
+  }
+
+  class ApiError extends Error {
+    constructor(status, body, retryAfter) {
+      const e = (body && body.error) || {};
+      super(e.message || (status ? "HTTP " + status : "The network is unreachable."));
+      this.status = status;
+      this.code = e.code || (status ? "http_" + status : "network");
+      this.body = body;
+      this.retryAfterMs = retryAfter;
+    }
+    /* Overload, rate limit or network trouble: worth retrying later. */
+    get transient() {
+      return this.status === 0 || this.status === 429 || this.status === 503 ||
+             this.status === 502 || this.status === 504;
+    }
+  }
+
+  /* One JSON request. Resolves with {status, body}; rejects with ApiError
+   * for anything but 2xx (and for network failures, status 0). */
+  async function call(method, path, { token, body, idem, timeoutMs = 15000 } = {}) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (idem) headers["Idempotency-Key"] = idem;
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    let res;
+    try {
+      res = await fetch(path, {
+        method, headers, cache: "no-store", signal: ctl.signal,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new ApiError(0, null, null);
+    } finally {
+      clearTimeout(timer);
+    }
+    let parsed = null;
+    const text = await res.text().catch(() => "");
+    try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = text; }
+    if (res.ok) return { status: res.status, body: parsed };
+    const ra = parseInt(res.headers.get("Retry-After") || "", 10);
+    throw new ApiError(res.status, parsed, Number.isFinite(ra) ? ra * 1000 : null);
+  }
+
+  /* Delay before retrying after err: the server's Retry-After when given,
+   * else capped exponential backoff with jitter (attempt counts from 1). */
+  function backoffMs(err, attempt) {
+    const base = Math.min(30000, 500 * 2 ** Math.min(attempt - 1, 6));
+    const jitter = base / 2 + Math.random() * base / 2;
+    if (err && err.retryAfterMs != null) return Math.max(err.retryAfterMs, 250) + Math.random() * 250;
+    return jitter;
+  }
+
+  function randomKey() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  function money(cents, currency) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency: currency || "USD" })
+        .format(cents / 100);
+    } catch (e) {
+      return (cents / 100).toFixed(2) + " " + (currency || "");
+    }
+  }
+
+  function when(iso) {
+    const d = new Date(iso);
+    if (isNaN(d)) return iso || "";
+    return d.toLocaleString(undefined, { weekday: "short", year: "numeric", month: "short",
+                                         day: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) return seconds <= 1 ? "under a minute" : "about " + seconds + " s";
+    const m = Math.round(seconds / 60);
+    if (m < 60) return "about " + m + " min";
+    return "about " + Math.floor(m / 60) + " h " + (m % 60) + " min";
+  }
+
+  function num(n) {
+    return n == null || Number.isNaN(n) ? "–" : Number(n).toLocaleString();
+  }
+
+  /* Shorthand for document.getElementById. */
+  const $ = (id) => document.getElementById(id);
+
+  /* Replaces el's children with a new element tree built from [tag, attrs,
+   * ...children] arrays and strings (text only: never HTML). */
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === false || v == null) continue;
+      if (k === "class") el.className = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const kid of kids.flat()) {
+      if (kid == null || kid === false) continue;
+      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    }
+    return el;
+  }
+
+  return { takeToken, claims, call, ApiError, backoffMs, randomKey, money, when, duration, num, $, h };
+})();

@@ -1,0 +1,533 @@
+/* fan.js - the fan's queue page (/q/{event_id}#token=...).
+ *
+ * Flow: event details and live availability (GET /v1/events/{id}, every
+ * few seconds) -> join (POST /v1/events/{id}/intents) -> status polls
+ * (GET /v1/intents/{id}) exactly as poll_after_ms says, backing off on
+ * 429/503 (Retry-After) and network errors -> reserved seats with a
+ * countdown and checkout (POST /v1/reservations/{id}/checkout, then
+ * GET /v1/orders/{id} until it settles) -> a clear final answer.
+ *
+ * The intent id (and the pending order) is kept in localStorage per event
+ * and user, so a reload keeps the fan's place. The token comes from the URL
+ * fragment and is kept in sessionStorage. */
+"use strict";
+
+(() => {
+  const { $, h, call, backoffMs, money, when, duration, num, randomKey } = Onsale;
+  const FINAL = new Set(["purchased", "rejected", "expired", "released"]);
+  const EVENT_REFRESH_MS = 5000;
+
+  const token = Onsale.takeToken("onsale.fan.token");
+  const who = token ? Onsale.claims(token) : {};
+  const m = /^\/q\/([1-9][0-9]{0,17})\/?$/.exec(location.pathname);
+  const eventId = m ? m[1] : null;
+  const storeKey = eventId && who.sub ? `onsale.intent.${eventId}.${who.sub}` : null;
+
+  let ev = null;            /* the event, as last read */
+  let mine = load();        /* {intent_id, max_position, order_id, pay_key, pay_res} */
+  let state = null;         /* the intent's last state */
+  let reservation = null;
+  let pollTimer = null, pollAttempt = 0;
+  let orderTimer = null, orderAttempt = 0;
+  let countdownTimer = null;
+  let joinAttempt = 0;
+  let answered = false;     /* a final answer is on screen */
+  const said = { state: null, bucket: null, at: 0 };
+
+  /* ---- storage ------------------------------------------------------------ */
+  function load() {
+    if (!storeKey) return null;
+    try { return JSON.parse(localStorage.getItem(storeKey)) || null; } catch (e) { return null; }
+  }
+  function save() { if (storeKey && mine) localStorage.setItem(storeKey, JSON.stringify(mine)); }
+  function forget() { if (storeKey) localStorage.removeItem(storeKey); mine = null; }
+
+  /* ---- small view helpers ------------------------------------------------- */
+  const SECTIONS = ["join", "queue", "held", "final"];
+  function show(which) {
+    for (const s of SECTIONS) $(s).classList.toggle("hidden", s !== which);
+  }
+  function setState(s) { document.body.dataset.state = s; }
+  function notice(text, isError) {
+    const n = $("notice");
+    n.textContent = text || "";
+    n.classList.toggle("hidden", !text);
+    n.classList.toggle("error", !!isError);
+  }
+  function announce(text) {
+    /* Re-set even when equal so screen readers repeat a real change. */
+    const a = $("announce");
+    a.textContent = "";
+    setTimeout(() => { a.textContent = text; }, 50);
+  }
+
+  /* Announces positions politely, only on meaningful changes: the first
+   * one, then when the position enters a new bucket (1..10 one by one, then
+   * tens, hundreds, thousands), at most every 10 s (every time near the
+   * front). */
+  function bucket(p) {
+    if (p <= 10) return p;
+    const step = p <= 100 ? 10 : p <= 1000 ? 100 : 1000;
+    return Math.ceil(p / step) * step;
+  }
+  function announcePosition(p, eta) {
+    const b = bucket(p), now = Date.now();
+    if (said.bucket === b) return;
+    if (said.bucket !== null && p > 5 && now - said.at < 10000) return;
+    said.bucket = b;
+    said.at = now;
+    announce(p === 0 ? "You are at the front of the line." :
+             `${num(p)} ${p === 1 ? "fan" : "fans"} ahead of you, wait ${duration(eta)}.`);
+  }
+  function announceState(s, text) {
+    if (said.state === s) return;
+    said.state = s;
+    said.bucket = null;
+    announce(text);
+  }
+
+  /* ---- the event -------------------------------------------------------------- */
+  function renderEvent() {
+    $("event").classList.remove("hidden");
+    $("ev-name").textContent = ev.name;
+    document.title = `${ev.name} · Onsale`;
+    const v = ev.venue || {};
+    $("ev-meta").textContent = [when(ev.starts_at), [v.name, v.city].filter(Boolean).join(", ")]
+      .filter(Boolean).join(" · ");
+    const st = $("ev-status");
+    st.textContent = ev.status.replace("_", " ");
+    st.className = "badge " + ev.status;
+    $("ev-avail").textContent = `${num(ev.available)} of ${num(ev.seats_total)} seats available`;
+    const body = $("tiers").tBodies[0];
+    body.replaceChildren(...(ev.tiers || []).map((t) =>
+      h("tr", {}, h("td", {}, t.section), h("td", { class: "num" }, money(t.price_cents, ev.currency)),
+        h("td", { class: "num" }, t.available > 0 ? num(t.available) : "Sold out"))));
+    /* The join form's choices follow the event. */
+    const qty = $("qty");
+    if (qty.options.length !== ev.max_per_user) {
+      const keep = qty.value || "2";
+      qty.replaceChildren(...Array.from({ length: ev.max_per_user }, (_, i) =>
+        h("option", { value: i + 1 }, String(i + 1))));
+      qty.value = Math.min(+keep, ev.max_per_user);
+    }
+    const sec = $("section");
+    const names = (ev.tiers || []).map((t) => t.section);
+    if (sec.options.length !== names.length + 1) {
+      sec.replaceChildren(h("option", { value: "" }, "Best available"),
+        ...(ev.tiers || []).map((t) => h("option", { value: t.section },
+          `${t.section} · ${money(t.price_cents, ev.currency)}`)));
+    }
+    if (!mine && !answered) renderJoinable();
+  }
+
+  function renderJoinable() {
+    const msg = $("join-msg"), btn = $("join-btn");
+    const reasons = {
+      scheduled: `The sale opens ${when(ev.onsale_at)}. Come back then — joining early gives no advantage.`,
+      paused: "The sale is paused for a moment. Stay on this page; you can join as soon as it resumes.",
+      sold_out: "Sold out. Every seat has been sold.",
+      cancelled: "This event was cancelled.",
+      ended: "This sale has ended.",
+    };
+    if (ev.status === "sold_out" && state === null) {
+      finalAnswer("sold_out", "Sold out", "bad", "Every seat for this event has been sold.");
+      return;
+    }
+    show("join");
+    setState("join");
+    btn.disabled = !token || ev.status !== "on_sale";
+    msg.textContent = !token ? "Open the access link you were given to join (it ends in #token=…)."
+      : reasons[ev.status] || "Seats go strictly first come, first served. You can pick a section.";
+  }
+
+  let eventTimer = null;
+  async function loadEvent() {
+    clearTimeout(eventTimer);
+    eventTimer = null;
+    try {
+      ev = (await call("GET", `/v1/events/${eventId}`)).body;
+      renderEvent();
+      if (eventTimer === null) eventTimer = setTimeout(loadEvent, EVENT_REFRESH_MS);
+    } catch (err) {
+      if (err.status === 404 || err.status === 400) {
+        $("event").classList.remove("hidden");
+        $("ev-name").textContent = "No such event";
+        $("ev-meta").textContent = "Check the link you were given.";
+        setState("no_event");
+        return;
+      }
+      eventTimer = setTimeout(loadEvent, backoffMs(err, 3));
+    }
+  }
+
+  /* ---- joining ---------------------------------------------------------------- */
+  async function join(e) {
+    if (e) e.preventDefault();
+    const body = { quantity: +$("qty").value };
+    if ($("section").value) body.section = $("section").value;
+    /* A retried join reuses its Idempotency-Key, so it can never take a second place. */
+    const keyName = `onsale.join.${eventId}.${who.sub}`;
+    let pending = null;
+    try { pending = JSON.parse(sessionStorage.getItem(keyName)); } catch (x) { pending = null; }
+    if (!pending || JSON.stringify(pending.body) !== JSON.stringify(body)) {
+      pending = { key: randomKey(), body };
+      sessionStorage.setItem(keyName, JSON.stringify(pending));
+    }
+    $("join-btn").disabled = true;
+    $("join-msg").textContent = "Joining…";
+    try {
+      const r = await call("POST", `/v1/events/${eventId}/intents`, { token, body, idem: pending.key });
+      sessionStorage.removeItem(keyName);
+      joinAttempt = 0;
+      mine = { intent_id: r.body.intent_id, max_position: r.body.position };
+      save();
+      notice("");
+      render(r.body);
+      schedule(r.body.poll_after_ms);
+    } catch (err) {
+      if (err.code === "already_in_queue" && err.body && err.body.intent_id) {
+        sessionStorage.removeItem(keyName);
+        mine = { intent_id: err.body.intent_id };
+        save();
+        schedule(0);
+      } else if (err.code === "sold_out") {
+        sessionStorage.removeItem(keyName);
+        finalAnswer("sold_out", "Sold out", "bad", "Every seat for this event has been sold.");
+      } else if (err.transient && joinAttempt < 8) {
+        joinAttempt++;
+        const d = backoffMs(err, joinAttempt);
+        $("join-msg").textContent = `So many fans are joining right now that we have to wait a moment. ` +
+          `Trying again in ${Math.ceil(d / 1000)} s — don't close the page.`;
+        setTimeout(join, d);
+      } else {
+        joinAttempt = 0;
+        $("join-btn").disabled = false;
+        $("join-msg").textContent = err.status === 401
+          ? "Your access link has expired. Ask for a new one." : err.message;
+        if (err.code === "idempotency_mismatch") sessionStorage.removeItem(keyName);
+      }
+    }
+  }
+
+  /* ---- polling the intent ----------------------------------------------------- */
+  function schedule(ms) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, Math.max(0, ms == null ? 1000 : ms));
+  }
+
+  async function poll() {
+    pollTimer = null;
+    if (!mine) return;
+    try {
+      const r = await call("GET", `/v1/intents/${mine.intent_id}`, { token });
+      pollAttempt = 0;
+      notice("");
+      render(r.body);
+      if (!FINAL.has(r.body.state)) schedule(r.body.poll_after_ms);
+    } catch (err) {
+      if (err.status === 404 || err.status === 403) {
+        forget();
+        notice("We could not find a place in line for you here; you can join below.");
+        if (ev) renderJoinable();
+        return;
+      }
+      if (err.status === 401) {
+        notice("Your access link has expired. Your place is kept: open a new link to see it.", true);
+        return;
+      }
+      pollAttempt++;
+      const d = backoffMs(err, pollAttempt);
+      notice(`The waiting room is very busy; checking again in ${Math.ceil(d / 1000)} s. ` +
+             "You keep your place.");
+      schedule(d);
+    }
+  }
+
+  /* One status answer -> the page. */
+  function render(st) {
+    if (st.state !== state && state !== null && ev) {
+      clearTimeout(eventTimer);
+      eventTimer = setTimeout(loadEvent, 300); /* availability moved with us */
+    }
+    state = st.state;
+    setState(st.state);
+    switch (st.state) {
+    case "queued": return renderQueued(st);
+    case "waiting": return renderWaiting();
+    case "reserved":
+    case "paying": return renderHeld(st);
+    case "purchased": return renderPurchased();
+    case "rejected": return renderRejected(st.reason);
+    case "expired":
+      return finalAnswer("expired", "Your hold ran out", "warn",
+        "The seats were held for you, but the time to pay ran out, so they went back to the queue.");
+    case "released":
+      return finalAnswer("released", "Your seats were released", "warn",
+        "You gave your place or seats back. Thank you — they went to the next fan in line.");
+    default:
+      return undefined;
+    }
+  }
+
+  function renderQueued(st) {
+    show("queue");
+    const p = st.position ?? 0;
+    if (mine.max_position == null || p > mine.max_position) { mine.max_position = p; save(); }
+    const max = mine.max_position;
+    $("queue-h").textContent = "You are in line";
+    $("q-place").textContent = p === 0 ? "You're next" : `No. ${num(p + 1)}`;
+    $("q-ahead").textContent = num(p);
+    $("q-eta").textContent = p === 0 ? "any moment" : duration(st.eta_seconds);
+    $("q-state").textContent = "In line";
+    const pct = max > 0 ? Math.round(100 * (max - p) / max) : 100;
+    setBar(pct);
+    $("q-note").textContent = "Keep this page open or come back to it: your place is kept if you reload.";
+    $("leave-btn").classList.remove("hidden");
+    announceState("queued", "You are in line.");
+    announcePosition(p, st.eta_seconds);
+  }
+
+  function renderWaiting() {
+    show("queue");
+    $("queue-h").textContent = "You are at the front — waiting for seats";
+    $("q-place").textContent = "Next";
+    $("q-ahead").textContent = "0";
+    $("q-eta").textContent = "depends";
+    $("q-state").textContent = "Waiting";
+    setBar(100);
+    $("q-note").textContent = "Every remaining seat is held by another fan right now. Seats that are " +
+      "not paid for in time come back and go to fans in line, in order. You keep your place.";
+    announceState("waiting", "Every seat is held right now. You are waiting at the front for released seats.");
+  }
+
+  function setBar(pct) {
+    const bar = $("q-bar");
+    bar.setAttribute("aria-valuenow", String(pct));
+    bar.firstElementChild.style.width = pct + "%";
+  }
+
+  function renderHeld(st) {
+    show("held");
+    reservation = st.reservation || reservation;
+    if (!reservation) return;
+    const cur = ev ? ev.currency : reservation.currency;
+    $("seats").replaceChildren(...reservation.seats.map((s) =>
+      h("tr", {}, h("td", {}, s.section), h("td", {}, s.row), h("td", {}, s.seat),
+        h("td", { class: "num" }, money(s.price_cents, reservation.currency || cur)))));
+    $("total").textContent = money(reservation.total_cents, reservation.currency || cur);
+    startCountdown();
+    const paying = st.state === "paying" || (mine.order_id && orderTimer !== null);
+    $("pay-btn").textContent = `Pay ${money(reservation.total_cents, reservation.currency || cur)}`;
+    $("pay-btn").disabled = !!paying;
+    $("release-btn").disabled = !!paying;
+    if (paying) {
+      $("pay-msg").textContent = "Processing your payment…";
+      if (mine.order_id && orderTimer === null) pollOrder();
+    }
+    announceState(st.state, st.state === "paying" ? "Processing your payment."
+      : `Your seats are reserved: ${reservation.seats.length} ${reservation.seats.length === 1 ? "seat" : "seats"}. ` +
+        "Pay before the timer runs out.");
+  }
+
+  function startCountdown() {
+    clearInterval(countdownTimer);
+    const tick = () => {
+      if (!reservation) return;
+      const left = Math.max(0, Math.floor((Date.parse(reservation.expires_at) - Date.now()) / 1000));
+      const el = $("countdown");
+      el.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+      el.classList.toggle("low", left < 60);
+      el.setAttribute("aria-label", `${Math.floor(left / 60)} minutes ${left % 60} seconds left to pay`);
+      if (left === 0 && state === "reserved") {
+        $("pay-msg").textContent = "Time is up — checking with the box office…";
+        clearInterval(countdownTimer);
+        schedule(1500);
+      }
+    };
+    tick();
+    countdownTimer = setInterval(tick, 1000);
+  }
+
+  function renderRejected(reason) {
+    const text = {
+      sold_out: ["Sold out", "Every seat has been sold. Thank you for waiting with us."],
+      insufficient_seats: ["Not enough seats left", "There are not enough seats left that match your request."],
+      duplicate: ["You already have a place", "You were already in line for this event with another request."],
+      sale_closed: ["The sale has closed", "The sale closed before your turn came."],
+    }[reason] || ["We could not reserve seats", reason ? `Reason: ${reason}.` : ""];
+    finalAnswer(reason === "sold_out" ? "sold_out" : "rejected", text[0], "bad", text[1]);
+  }
+
+  function finalAnswer(s, title, tone, detail) {
+    answered = true;
+    clearInterval(countdownTimer);
+    clearTimeout(pollTimer);
+    setState(s);
+    show("final");
+    const a = $("final-answer");
+    a.textContent = title;
+    a.className = "answer " + tone;
+    $("final-detail").textContent = detail;
+    announceState("final:" + s, `${title}. ${detail}`);
+  }
+
+  /* ---- checkout --------------------------------------------------------------- */
+  async function pay() {
+    if (!reservation) return;
+    const rid = reservation.reservation_id;
+    if (!mine.pay_key || mine.pay_res !== rid) { mine.pay_key = randomKey(); mine.pay_res = rid; save(); }
+    $("pay-btn").disabled = true;
+    $("release-btn").disabled = true;
+    $("pay-msg").textContent = "Starting payment…";
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await call("POST", `/v1/reservations/${rid}/checkout`,
+          { token, body: { payment_method: "pm_card_visa" }, idem: mine.pay_key });
+        mine.order_id = r.body.order_id;
+        save();
+        $("pay-msg").textContent = "Processing your payment…";
+        announce("Processing your payment.");
+        pollOrder();
+        return;
+      } catch (err) {
+        if (err.transient && attempt < 8) {
+          /* Same key: a retry can never make a second order. */
+          await new Promise((res) => setTimeout(res, backoffMs(err, attempt)));
+          continue;
+        }
+        mine.pay_key = null;
+        save();
+        $("pay-btn").disabled = false;
+        $("release-btn").disabled = false;
+        $("pay-msg").textContent = `Payment could not start: ${err.message}`;
+        return;
+      }
+    }
+  }
+
+  async function pollOrder() {
+    clearTimeout(orderTimer);
+    orderTimer = 0;
+    try {
+      const o = (await call("GET", `/v1/orders/${mine.order_id}`, { token })).body;
+      orderAttempt = 0;
+      if (o.state === "pending") {
+        orderTimer = setTimeout(pollOrder, 1000);
+        return;
+      }
+      orderTimer = null;
+      if (o.state === "paid") {
+        clearTimeout(pollTimer);
+        showTickets(o);
+        return;
+      }
+      mine.order_id = null;
+      mine.pay_key = null;
+      save();
+      if (o.state === "refunded") {
+        finalAnswer("refunded", "Payment refunded", "warn",
+          "Your payment arrived after your hold ended, so the seats were released and your money refunded.");
+        return;
+      }
+      $("pay-btn").disabled = false;
+      $("release-btn").disabled = false;
+      $("pay-msg").textContent = `The payment did not go through${o.reason ? ` (${o.reason})` : ""}. ` +
+        "Your seats are still held until the timer runs out: try again.";
+      announce("The payment did not go through. Your seats are still held.");
+      schedule(0);
+    } catch (err) {
+      orderAttempt++;
+      orderTimer = setTimeout(pollOrder, err.status === 404 ? 2000 : backoffMs(err, orderAttempt));
+    }
+  }
+
+  function showTickets(order) {
+    finalAnswer("purchased", "You have tickets!", "good",
+      `Order paid: ${money(order.total_cents, order.currency)}. Show these at the door.`);
+    const list = (order.tickets || []).map((t) => h("div", { class: "ticket" },
+      h("strong", {}, `Section ${t.seat.section} · Row ${t.seat.row} · Seat ${t.seat.seat}`),
+      h("span", { class: "muted small" }, `Ticket ${t.ticket_id}`)));
+    $("tickets").replaceChildren(...list);
+    $("again-btn").classList.add("hidden");
+  }
+
+  async function renderPurchased() {
+    clearTimeout(pollTimer);
+    if (mine && mine.order_id) return pollOrder();
+    finalAnswer("purchased", "You have tickets!", "good", "Your order is paid.");
+    try {
+      const all = (await call("GET", "/v1/me/tickets", { token })).body.tickets || [];
+      const mineHere = all.filter((t) => String(t.event_id) === String(eventId));
+      $("tickets").replaceChildren(...mineHere.map((t) => h("div", { class: "ticket" },
+        h("strong", {}, `Section ${t.seat.section} · Row ${t.seat.row} · Seat ${t.seat.seat}`),
+        h("span", { class: "muted small" }, `Ticket ${t.ticket_id}`))));
+    } catch (e) { /* the answer stands without the list */ }
+    $("again-btn").classList.add("hidden");
+    return undefined;
+  }
+
+  /* Buttons that give something up ask to be pressed twice. */
+  function twoStep(btn, label, confirmLabel, action) {
+    let armed = null;
+    btn.textContent = label;
+    btn.addEventListener("click", async () => {
+      if (!armed) {
+        btn.textContent = confirmLabel;
+        armed = setTimeout(() => { armed = null; btn.textContent = label; }, 4000);
+        return;
+      }
+      clearTimeout(armed);
+      armed = null;
+      btn.disabled = true;
+      try { await action(); } catch (err) { notice(err.message, true); }
+      btn.disabled = false;
+      btn.textContent = label;
+    });
+  }
+
+  /* ---- start ------------------------------------------------------------------ */
+  function start() {
+    if (who.sub) {
+      const exp = who.exp ? new Date(who.exp * 1000).toLocaleTimeString() : "";
+      $("who").textContent = `Signed in as fan #${who.sub}${exp ? ` · link valid until ${exp}` : ""}`;
+    }
+    if (!eventId) {
+      $("pick").classList.remove("hidden");
+      setState("pick");
+      $("pick-form").addEventListener("submit", (e) => {
+        e.preventDefault();
+        const id = $("pick-id").value;
+        if (/^[1-9][0-9]*$/.test(id)) location.href = `/q/${id}`;
+      });
+      return;
+    }
+    if (!token) notice("This page needs your access link (it ends in #token=…).", true);
+    $("join-form").addEventListener("submit", join);
+    $("pay-btn").addEventListener("click", pay);
+    twoStep($("release-btn"), "Release seats", "Press again to release", async () => {
+      await call("DELETE", `/v1/reservations/${reservation.reservation_id}`, { token });
+      schedule(300);
+    });
+    twoStep($("leave-btn"), "Leave the line", "Press again to leave", async () => {
+      await call("DELETE", `/v1/intents/${mine.intent_id}`, { token });
+      schedule(300);
+    });
+    $("again-btn").addEventListener("click", () => {
+      forget();
+      state = null;
+      answered = false;
+      said.state = null;
+      reservation = null;
+      notice("");
+      if (ev) renderJoinable();
+      $("qty").focus();
+    });
+    loadEvent();
+    if (mine && token) {
+      setState("resuming");
+      schedule(0);
+    }
+  }
+
+  start();
+})();
