@@ -1,0 +1,4 @@
+# Tests of the web pages (issue 6): assets served from memory, the fan page
+# and the ops dashboard in headless Chromium (playwright-core in tests/web,
+# installed by scripts/setup).
+onsale_pytest(it_web test_web.py)
