@@ -193,6 +193,7 @@
       } else if (err.code === "sold_out") {
         sessionStorage.removeItem(keyName);
         finalAnswer("sold_out", "Sold out", "bad", "Every seat for this event has been sold.");
+        loadEvent(); /* the badge and counts catch up now, not in 5 s */
       } else if (err.transient && joinAttempt < 8) {
         joinAttempt++;
         const d = backoffMs(err, joinAttempt);
@@ -368,6 +369,8 @@
     a.textContent = title;
     a.className = "answer " + tone;
     $("final-detail").textContent = detail;
+    /* Starting over makes no sense once nothing is left to sell. */
+    $("again-btn").classList.toggle("hidden", s === "sold_out" || s === "purchased");
     announceState("final:" + s, `${title}. ${detail}`);
   }
 
