@@ -5,130 +5,45 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "workers/checkout.h"
+#include "workers/pgarr.h"
+#include "workers/pgutil.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- array literals ------------------------------------------------------------------ */
-
-typedef struct arr {
-    char *s;
-    size_t len, cap;
-    int n, oom;
-} arr;
-
-static void raw(arr *a, const char *s, size_t n)
-{
-    if (a->oom)
-        return;
-    if (a->len + n + 2 > a->cap) {
-        size_t cap = a->cap ? a->cap : 128;
-        while (a->len + n + 2 > cap)
-            cap *= 2;
-        char *ns = realloc(a->s, cap);
-        if (!ns) {
-            a->oom = 1;
-            return;
-        }
-        a->s = ns;
-        a->cap = cap;
-    }
-    memcpy(a->s + a->len, s, n);
-    a->len += n;
-    a->s[a->len] = '\0';
-}
-
-static void sep(arr *a)
-{
-    raw(a, a->n++ ? "," : "{", 1);
-}
-
-static void aint(arr *a, int64_t v)
-{
-    char b[24];
-    int n = snprintf(b, sizeof b, "%" PRId64, v);
-    sep(a);
-    raw(a, b, (size_t)n);
-}
-
-/* Text element; NULL or "" become SQL NULL. Values here are validated
- * tokens, but quote and escape anyway. */
-static void atext(arr *a, const char *s)
-{
-    sep(a);
-    if (!s || !s[0]) {
-        raw(a, "NULL", 4);
-        return;
-    }
-    raw(a, "\"", 1);
-    for (const char *c = s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            raw(a, "\\", 1);
-        raw(a, c, 1);
-    }
-    raw(a, "\"", 1);
-}
-
-static const char *aend(arr *a)
-{
-    if (a->n == 0)
-        raw(a, "{", 1);
-    raw(a, "}", 1);
-    return a->s;
-}
-
-static void areset(arr *a, int n)
-{
-    for (int i = 0; i < n; i++) {
-        a[i].len = 0;
-        a[i].n = 0;
-    }
-}
-
 #define NARR 12
 
-static int run(PGconn *conn, const char *what, const char *sql, arr *a, int n)
+/* Runs sql with the first n arrays of a as its parameters; 0, ONS_EDB or
+ * ONS_ENOMEM. */
+static int run(PGconn *conn, const char *what, const char *sql, wk_pgarr *a, int n)
 {
     const char *v[NARR];
-    for (int i = 0; i < n; i++) {
-        v[i] = aend(&a[i]);
-        if (a[i].oom)
-            return ONS_ENOMEM;
-    }
-    PGresult *r = PQexecParams(conn, sql, n, NULL, v, NULL, NULL, 0);
-    int rc = 0;
-    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
-        ons_log_error("postgres %s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
-        rc = ONS_EDB;
-    } else {
-        ons_log_debug("%s: %s rows", what, PQcmdTuples(r));
-    }
-    PQclear(r);
-    return rc;
+    int rc = wk_pgarrs_params(a, n, v);
+    return rc ? rc : wk_pg_command(conn, what, sql, n, v);
 }
 
 /* ---- the batch ------------------------------------------------------------------------ */
 
-static int write_orders(PGconn *conn, const wk_co *co, arr *a)
+static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
 {
     int rc, any = 0;
-    areset(a, 9);
+    wk_pgarrs_reset(a, 9);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
         if (!o->is_new)
             continue;
         any = 1;
-        aint(&a[0], o->order_id);
-        aint(&a[1], o->reservation_id);
-        aint(&a[2], o->user_id);
-        aint(&a[3], o->event_id);
-        atext(&a[4], wk_ostate_name(o->state));
-        aint(&a[5], o->total_cents);
-        atext(&a[6], o->currency);
-        atext(&a[7], o->failure_reason);
-        atext(&a[8], o->charge_id);
+        wk_pgarr_int(&a[0], o->order_id);
+        wk_pgarr_int(&a[1], o->reservation_id);
+        wk_pgarr_int(&a[2], o->user_id);
+        wk_pgarr_int(&a[3], o->event_id);
+        wk_pgarr_text0(&a[4], wk_ostate_name(o->state));
+        wk_pgarr_int(&a[5], o->total_cents);
+        wk_pgarr_text0(&a[6], o->currency);
+        wk_pgarr_text0(&a[7], o->failure_reason);
+        wk_pgarr_text0(&a[8], o->charge_id);
     }
     /* A checkout of a reservation that is not the user's writes nothing. */
     if (any && (rc = run(conn, "insert orders",
@@ -144,15 +59,15 @@ static int write_orders(PGconn *conn, const wk_co *co, arr *a)
         return rc;
 
     any = 0;
-    areset(a, 4);
+    wk_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
         for (int k = 0; o->is_new && k < o->nseats; k++) {
             any = 1;
-            aint(&a[0], o->order_id);
-            aint(&a[1], o->event_id);
-            aint(&a[2], o->seat_no[k]);
-            aint(&a[3], o->price[k]);
+            wk_pgarr_int(&a[0], o->order_id);
+            wk_pgarr_int(&a[1], o->event_id);
+            wk_pgarr_int(&a[2], o->seat_no[k]);
+            wk_pgarr_int(&a[3], o->price[k]);
         }
     }
     if (any &&
@@ -164,16 +79,16 @@ static int write_orders(PGconn *conn, const wk_co *co, arr *a)
         return rc;
 
     any = 0;
-    areset(a, 4);
+    wk_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
         if (o->is_new)
             continue;
         any = 1;
-        aint(&a[0], o->order_id);
-        atext(&a[1], wk_ostate_name(o->state));
-        atext(&a[2], o->failure_reason);
-        atext(&a[3], o->charge_id);
+        wk_pgarr_int(&a[0], o->order_id);
+        wk_pgarr_text0(&a[1], wk_ostate_name(o->state));
+        wk_pgarr_text0(&a[2], o->failure_reason);
+        wk_pgarr_text0(&a[3], o->charge_id);
     }
     /* A paid order stays paid: a replayed or late result never undoes it. */
     if (any && (rc = run(conn, "update orders",
@@ -188,22 +103,22 @@ static int write_orders(PGconn *conn, const wk_co *co, arr *a)
     return 0;
 }
 
-static int write_tickets(PGconn *conn, const wk_co *co, arr *a)
+static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
 {
     int rc, any = 0;
-    areset(a, 7);
+    wk_pgarrs_reset(a, 7);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (!t->is_new)
             continue;
         any = 1;
-        aint(&a[0], t->ticket_id);
-        aint(&a[1], t->event_id);
-        aint(&a[2], t->seat_no);
-        aint(&a[3], t->order_id);
-        aint(&a[4], t->owner_id);
-        atext(&a[5], t->valid ? "valid" : "cancelled");
-        aint(&a[6], t->price_cents);
+        wk_pgarr_int(&a[0], t->ticket_id);
+        wk_pgarr_int(&a[1], t->event_id);
+        wk_pgarr_int(&a[2], t->seat_no);
+        wk_pgarr_int(&a[3], t->order_id);
+        wk_pgarr_int(&a[4], t->owner_id);
+        wk_pgarr_text0(&a[5], t->valid ? "valid" : "cancelled");
+        wk_pgarr_int(&a[6], t->price_cents);
     }
     if (any && (rc = run(conn, "insert tickets",
                          "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
@@ -212,15 +127,15 @@ static int write_tickets(PGconn *conn, const wk_co *co, arr *a)
                          a, 7)) != 0)
         return rc;
     any = 0;
-    areset(a, 3);
+    wk_pgarrs_reset(a, 3);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (t->is_new)
             continue;
         any = 1;
-        aint(&a[0], t->ticket_id);
-        aint(&a[1], t->owner_id);
-        atext(&a[2], t->valid ? "valid" : "cancelled");
+        wk_pgarr_int(&a[0], t->ticket_id);
+        wk_pgarr_int(&a[1], t->owner_id);
+        wk_pgarr_text0(&a[2], t->valid ? "valid" : "cancelled");
     }
     if (any && (rc = run(conn, "update tickets",
                          "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
@@ -231,11 +146,11 @@ static int write_tickets(PGconn *conn, const wk_co *co, arr *a)
     return 0;
 }
 
-static int write_outbox(PGconn *conn, const wk_co *co, arr *a)
+static int write_outbox(PGconn *conn, const wk_co *co, wk_pgarr *a)
 {
     if (co->noutbox == 0)
         return 0;
-    areset(a, 11);
+    wk_pgarrs_reset(a, 11);
     for (size_t i = 0; i < co->noutbox; i++) {
         const wk_fx_outbox *b = &co->outbox[i];
         char key[64];
@@ -245,17 +160,17 @@ static int write_outbox(PGconn *conn, const wk_co *co, arr *a)
             snprintf(key, sizeof key, "refund-ticket-%" PRId64, b->ticket_id);
         else
             snprintf(key, sizeof key, "refund-order-%" PRId64, b->order_id);
-        atext(&a[0], b->is_refund ? "refund" : "charge");
-        aint(&a[1], b->order_id);
-        aint(&a[2], b->reservation_id);
-        aint(&a[3], b->event_id);
-        aint(&a[4], b->ticket_id);
-        aint(&a[5], b->amount_cents);
-        atext(&a[6], b->currency);
-        atext(&a[7], b->payment_method);
-        atext(&a[8], b->charge_id);
-        atext(&a[9], key);
-        atext(&a[10], b->unless_paid ? "t" : "f");
+        wk_pgarr_text0(&a[0], b->is_refund ? "refund" : "charge");
+        wk_pgarr_int(&a[1], b->order_id);
+        wk_pgarr_int(&a[2], b->reservation_id);
+        wk_pgarr_int(&a[3], b->event_id);
+        wk_pgarr_int(&a[4], b->ticket_id);
+        wk_pgarr_int(&a[5], b->amount_cents);
+        wk_pgarr_text0(&a[6], b->currency);
+        wk_pgarr_text0(&a[7], b->payment_method);
+        wk_pgarr_text0(&a[8], b->charge_id);
+        wk_pgarr_text0(&a[9], key);
+        wk_pgarr_text0(&a[10], b->unless_paid ? "t" : "f");
     }
     /* Orders were written first: a refund "unless paid" sees this batch's
      * payments too, and a ticket refund takes the order's charge. */
@@ -279,15 +194,14 @@ int wk_co_store_write(PGconn *conn, wk_part *p)
     wk_co *co = p->co;
     if (!co || (co->norders == 0 && co->ntix == 0 && co->noutbox == 0))
         return 0;
-    arr a[NARR];
+    wk_pgarr a[NARR];
     memset(a, 0, sizeof a);
     int rc = write_orders(conn, co, a);
     if (rc == 0)
         rc = write_tickets(conn, co, a);
     if (rc == 0)
         rc = write_outbox(conn, co, a);
-    for (int i = 0; i < NARR; i++)
-        free(a[i].s);
+    wk_pgarrs_fini(a, NARR);
     return rc;
 }
 
@@ -299,13 +213,11 @@ int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev)
     snprintf(id, sizeof id, "%" PRId64, ev->event_id);
     const char *v[] = {id};
     int rc = 0;
-    PGresult *r = PQexecParams(conn,
-                               "SELECT order_id, reservation_id FROM orders "
-                               "WHERE event_id = $1 AND state = 'pending'",
-                               1, NULL, v, NULL, NULL, 0);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        ons_log_error("postgres load orders: %s",
-                      r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+    PGresult *r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load orders",
+                             "SELECT order_id, reservation_id FROM orders "
+                             "WHERE event_id = $1 AND state = 'pending'",
+                             1, v);
+    if (!r) {
         rc = ONS_EDB;
         goto out;
     }
@@ -319,13 +231,11 @@ int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev)
                          ev->event_id, oid);
     }
     PQclear(r);
-    r = PQexecParams(conn,
-                     "SELECT ticket_id, seat_no, owner_id, order_id, price_cents FROM tickets "
-                     "WHERE event_id = $1 AND status = 'valid'",
-                     1, NULL, v, NULL, NULL, 0);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        ons_log_error("postgres load tickets: %s",
-                      r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+    r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
+                   "SELECT ticket_id, seat_no, owner_id, order_id, price_cents FROM tickets "
+                   "WHERE event_id = $1 AND status = 'valid'",
+                   1, v);
+    if (!r) {
         rc = ONS_EDB;
         goto out;
     }

@@ -9,6 +9,8 @@
 #include "common/log.h"
 #include "queue/intent_id.h"
 #include "workers/checkout_store.h"
+#include "workers/pgarr.h"
+#include "workers/pgutil.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -80,19 +82,6 @@ static int ensure_conn(wk_store *st)
     return 0;
 }
 
-/* Runs one statement; returns the result when its status is `want`, else
- * logs, clears and returns NULL. */
-static PGresult *exec(wk_store *st, ExecStatusType want, const char *what, const char *sql, int n,
-                      const char *const *vals)
-{
-    PGresult *r = PQexecParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0);
-    if (r && PQresultStatus(r) == want)
-        return r;
-    ons_log_error("postgres %s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn));
-    PQclear(r);
-    return NULL;
-}
-
 static int64_t to_i64(const char *s)
 {
     return strtoll(s, NULL, 10);
@@ -107,7 +96,7 @@ static double mono_s(void)
 
 static int simple(wk_store *st, const char *sql)
 {
-    PGresult *r = exec(st, PGRES_COMMAND_OK, sql, sql, 0, NULL);
+    PGresult *r = wk_pg_exec(st->conn, PGRES_COMMAND_OK, sql, sql, 0, NULL);
     if (!r)
         return ONS_EDB;
     PQclear(r);
@@ -123,13 +112,14 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
     char p[16];
     snprintf(p, sizeof p, "%d", (int)partition);
     const char *v[] = {p, st->owner};
-    PGresult *r = exec(st, PGRES_TUPLES_OK, "claim",
-                       "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
-                       "claimed_at) VALUES ($1, 1, 0, $2, now()) "
-                       "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
-                       "owner = EXCLUDED.owner, claimed_at = now() "
-                       "RETURNING next_offset, epoch",
-                       2, v);
+    PGresult *r =
+        wk_pg_exec(st->conn, PGRES_TUPLES_OK, "claim",
+                   "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
+                   "claimed_at) VALUES ($1, 1, 0, $2, now()) "
+                   "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
+                   "owner = EXCLUDED.owner, claimed_at = now() "
+                   "RETURNING next_offset, epoch",
+                   2, v);
     if (!r)
         return ONS_EDB;
     int rc = ONS_EDB;
@@ -149,8 +139,9 @@ int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *ne
     char p[16];
     snprintf(p, sizeof p, "%d", (int)partition);
     const char *v[] = {p};
-    PGresult *r = exec(st, PGRES_TUPLES_OK, "recheck",
-                       "SELECT next_offset, epoch FROM partition_owner WHERE partition = $1", 1, v);
+    PGresult *r =
+        wk_pg_exec(st->conn, PGRES_TUPLES_OK, "recheck",
+                   "SELECT next_offset, epoch FROM partition_owner WHERE partition = $1", 1, v);
     if (!r)
         return ONS_EDB;
     int rc = ONS_EFENCED;
@@ -192,11 +183,11 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, event_id);
     const char *v[] = {id};
-    PGresult *r = exec(st, PGRES_TUPLES_OK, "load event",
-                       "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-                       "hold_seconds, max_per_user, currency, seats_total "
-                       "FROM events WHERE event_id = $1",
-                       1, v);
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load event",
+                             "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+                             "hold_seconds, max_per_user, currency, seats_total "
+                             "FROM events WHERE event_id = $1",
+                             1, v);
     if (!r)
         return ONS_EDB;
     if (PQntuples(r) != 1) {
@@ -219,11 +210,11 @@ static int load_sections(wk_store *st, int64_t event_id, load_ctx *lc)
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, event_id);
     const char *v[] = {id};
-    PGresult *r = exec(st, PGRES_TUPLES_OK, "load sections",
-                       "SELECT s.section_id, s.name, s.position FROM sections s "
-                       "JOIN events e ON e.venue_id = s.venue_id WHERE e.event_id = $1 "
-                       "ORDER BY s.position",
-                       1, v);
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load sections",
+                             "SELECT s.section_id, s.name, s.position FROM sections s "
+                             "JOIN events e ON e.venue_id = s.venue_id WHERE e.event_id = $1 "
+                             "ORDER BY s.position",
+                             1, v);
     if (!r)
         return ONS_EDB;
     int n = PQntuples(r), rc = 0;
@@ -467,104 +458,6 @@ out:
     return rc;
 }
 
-/* ---- array literals ---------------------------------------------------------- */
-
-typedef struct arr {
-    char *s;
-    size_t len, cap;
-    int n;
-    int oom;
-} arr;
-
-static void arr_raw(arr *a, const char *s, size_t n)
-{
-    if (a->oom)
-        return;
-    if (a->len + n + 2 > a->cap) {
-        size_t cap = a->cap ? a->cap : 256;
-        while (a->len + n + 2 > cap)
-            cap *= 2;
-        char *ns = realloc(a->s, cap);
-        if (!ns) {
-            a->oom = 1;
-            return;
-        }
-        a->s = ns;
-        a->cap = cap;
-    }
-    memcpy(a->s + a->len, s, n);
-    a->len += n;
-    a->s[a->len] = '\0';
-}
-
-static void arr_sep(arr *a)
-{
-    arr_raw(a, a->n++ ? "," : "{", 1);
-}
-
-static void arr_int(arr *a, int64_t v)
-{
-    char b[24];
-    int n = snprintf(b, sizeof b, "%" PRId64, v);
-    arr_sep(a);
-    arr_raw(a, b, (size_t)n);
-}
-
-static void arr_null(arr *a)
-{
-    arr_sep(a);
-    arr_raw(a, "NULL", 4);
-}
-
-/* Nullable int: 0 means NULL. */
-static void arr_int0(arr *a, int64_t v)
-{
-    if (v)
-        arr_int(a, v);
-    else
-        arr_null(a);
-}
-
-static void arr_text(arr *a, const char *s)
-{
-    if (!s) {
-        arr_null(a);
-        return;
-    }
-    arr_sep(a);
-    arr_raw(a, "\"", 1);
-    for (const char *c = s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            arr_raw(a, "\\", 1);
-        arr_raw(a, c, 1);
-    }
-    arr_raw(a, "\"", 1);
-}
-
-static const char *arr_end(arr *a)
-{
-    if (a->n == 0)
-        arr_raw(a, "{", 1);
-    arr_raw(a, "}", 1);
-    return a->s;
-}
-
-static void arrs_reset(arr *a, int n)
-{
-    for (int i = 0; i < n; i++) {
-        a[i].len = 0;
-        a[i].n = 0;
-        if (a[i].s)
-            a[i].s[0] = '\0';
-    }
-}
-
-static void arrs_free(arr *a, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(a[i].s);
-}
-
 /* ---- the pipeline ---------------------------------------------------------------- *
  *
  * The batch's statements are sent back to back in libpq pipeline mode and
@@ -645,15 +538,11 @@ static int pl_end(wk_store *st)
 }
 
 /* Queues sql with the n arrays as parameters; 0 or ONS_EDB / ONS_ENOMEM. */
-static int exec_arrays(wk_store *st, const char *what, const char *sql, arr *a, int n)
+static int exec_arrays(wk_store *st, const char *what, const char *sql, wk_pgarr *a, int n)
 {
     const char *v[16];
-    for (int i = 0; i < n; i++) {
-        v[i] = arr_end(&a[i]);
-        if (a[i].oom)
-            return ONS_ENOMEM;
-    }
-    return pl_send(st, what, sql, n, v);
+    int rc = wk_pgarrs_params(a, n, v);
+    return rc ? rc : pl_send(st, what, sql, n, v);
 }
 
 /* ---- the batch transaction ------------------------------------------------------ */
@@ -664,24 +553,24 @@ static const char *seat_state_name(int s)
     return s >= 0 && s < 4 ? names[s] : "sold";
 }
 
-static int write_intents(wk_store *st, const wk_fx *fx, arr *a)
+static int write_intents(wk_store *st, const wk_fx *fx, wk_pgarr *a)
 {
     int rc, any = 0;
     /* Existing intents first: one that ends here frees its user for a new
      * active intent inserted below (intents_one_active). */
-    arrs_reset(a, 4);
+    wk_pgarrs_reset(a, 4);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (r->is_new)
             continue;
         any = 1;
-        arr_int(&a[0], r->seq);
-        arr_text(&a[1], wk_istate_name(r->state));
-        arr_text(&a[2], wk_reason_name(r->reason));
+        wk_pgarr_int(&a[0], r->seq);
+        wk_pgarr_text(&a[1], wk_istate_name(r->state));
+        wk_pgarr_text(&a[2], wk_reason_name(r->reason));
         if (r->res_state != WK_RES_NONE)
-            arr_int(&a[3], r->seq);
+            wk_pgarr_int(&a[3], r->seq);
         else
-            arr_null(&a[3]);
+            wk_pgarr_null(&a[3]);
     }
     if (any && (rc = exec_arrays(st, "update intents",
                                  "UPDATE intents i SET state = u.state, reason = u.reason, "
@@ -692,28 +581,28 @@ static int write_intents(wk_store *st, const wk_fx *fx, arr *a)
         return rc;
 
     any = 0;
-    arrs_reset(a, 13);
+    wk_pgarrs_reset(a, 13);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (!r->is_new)
             continue;
         any = 1;
-        arr_int(&a[0], r->seq);
-        arr_int(&a[1], r->event_id);
-        arr_int(&a[2], r->user_id);
-        arr_int(&a[3], r->partition);
-        arr_int(&a[4], r->offset);
-        arr_int(&a[5], r->qty);
-        arr_text(&a[6], r->section[0] ? r->section : NULL);
-        arr_int0(&a[7], r->max_price);
-        arr_text(&a[8], r->adjacent ? "t" : "f");
-        arr_text(&a[9], wk_istate_name(r->state));
-        arr_text(&a[10], wk_reason_name(r->reason));
+        wk_pgarr_int(&a[0], r->seq);
+        wk_pgarr_int(&a[1], r->event_id);
+        wk_pgarr_int(&a[2], r->user_id);
+        wk_pgarr_int(&a[3], r->partition);
+        wk_pgarr_int(&a[4], r->offset);
+        wk_pgarr_int(&a[5], r->qty);
+        wk_pgarr_text0(&a[6], r->section);
+        wk_pgarr_int0(&a[7], r->max_price);
+        wk_pgarr_text(&a[8], r->adjacent ? "t" : "f");
+        wk_pgarr_text(&a[9], wk_istate_name(r->state));
+        wk_pgarr_text(&a[10], wk_reason_name(r->reason));
         if (r->res_state != WK_RES_NONE)
-            arr_int(&a[11], r->seq);
+            wk_pgarr_int(&a[11], r->seq);
         else
-            arr_null(&a[11]);
-        arr_int(&a[12], r->accepted_ms);
+            wk_pgarr_null(&a[11]);
+        wk_pgarr_int(&a[12], r->accepted_ms);
     }
     if (any &&
         (rc = exec_arrays(
@@ -731,23 +620,23 @@ static int write_intents(wk_store *st, const wk_fx *fx, arr *a)
     return 0;
 }
 
-static int write_reservations(wk_store *st, const wk_fx *fx, arr *a)
+static int write_reservations(wk_store *st, const wk_fx *fx, wk_pgarr *a)
 {
     int rc, any = 0;
-    arrs_reset(a, 8);
+    wk_pgarrs_reset(a, 8);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (!r->res_new)
             continue;
         any = 1;
-        arr_int(&a[0], r->seq);
-        arr_int(&a[1], r->event_id);
-        arr_int(&a[2], r->user_id);
-        arr_text(&a[3], wk_rstate_name(r->res_state));
-        arr_int(&a[4], r->nseats);
-        arr_int(&a[5], r->total_cents);
-        arr_text(&a[6], r->ev->currency);
-        arr_int(&a[7], r->expires_ms);
+        wk_pgarr_int(&a[0], r->seq);
+        wk_pgarr_int(&a[1], r->event_id);
+        wk_pgarr_int(&a[2], r->user_id);
+        wk_pgarr_text(&a[3], wk_rstate_name(r->res_state));
+        wk_pgarr_int(&a[4], r->nseats);
+        wk_pgarr_int(&a[5], r->total_cents);
+        wk_pgarr_text(&a[6], r->ev->currency);
+        wk_pgarr_int(&a[7], r->expires_ms);
     }
     if (any &&
         (rc = exec_arrays(st, "insert reservations",
@@ -761,14 +650,14 @@ static int write_reservations(wk_store *st, const wk_fx *fx, arr *a)
         return rc;
 
     any = 0;
-    arrs_reset(a, 2);
+    wk_pgarrs_reset(a, 2);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (r->res_new || !r->res_changed || r->res_state == WK_RES_NONE)
             continue;
         any = 1;
-        arr_int(&a[0], r->seq);
-        arr_text(&a[1], wk_rstate_name(r->res_state));
+        wk_pgarr_int(&a[0], r->seq);
+        wk_pgarr_text(&a[1], wk_rstate_name(r->res_state));
     }
     if (any && (rc = exec_arrays(st, "update reservations",
                                  "UPDATE reservations r SET state = u.state, updated_at = now() "
@@ -787,7 +676,7 @@ static int seat_cmp(const void *a, const void *b)
     return (x->seat_no > y->seat_no) - (x->seat_no < y->seat_no);
 }
 
-static int write_seats_events(wk_store *st, const wk_fx *fx, arr *a)
+static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
 {
     int rc;
     if (fx->nseats > 0) {
@@ -798,16 +687,16 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, arr *a)
         for (size_t i = 0; i < fx->nseats; i++)
             order[i] = &fx->seats[i];
         qsort(order, fx->nseats, sizeof *order, seat_cmp);
-        arrs_reset(a, 4);
+        wk_pgarrs_reset(a, 4);
         for (size_t i = 0; i < fx->nseats; i++) {
             const wk_fx_seat *s = order[i];
-            arr_int(&a[0], s->event_id);
-            arr_int(&a[1], s->seat_no);
-            arr_text(&a[2], seat_state_name(s->state));
+            wk_pgarr_int(&a[0], s->event_id);
+            wk_pgarr_int(&a[1], s->seat_no);
+            wk_pgarr_text(&a[2], seat_state_name(s->state));
             if (s->reservation_id >= 0)
-                arr_int(&a[3], s->reservation_id);
+                wk_pgarr_int(&a[3], s->reservation_id);
             else
-                arr_null(&a[3]);
+                wk_pgarr_null(&a[3]);
         }
         free(order);
         if ((rc = exec_arrays(st, "update seats",
@@ -818,14 +707,14 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, arr *a)
             return rc;
     }
     int any = 0;
-    arrs_reset(a, 2);
+    wk_pgarrs_reset(a, 2);
     for (size_t i = 0; i < fx->nevents; i++) {
         const wk_event *ev = fx->events[i];
         if (!ev->status_dirty)
             continue;
         any = 1;
-        arr_int(&a[0], ev->event_id);
-        arr_text(&a[1], wk_evstatus_name(ev->status));
+        wk_pgarr_int(&a[0], ev->event_id);
+        wk_pgarr_text(&a[1], wk_evstatus_name(ev->status));
     }
     if (any && (rc = exec_arrays(st, "update events",
                                  "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "
@@ -867,7 +756,7 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
     *latency_s = 0;
     if (ensure_conn(st))
         return ONS_EDB;
-    arr a[13];
+    wk_pgarr a[13];
     memset(a, 0, sizeof a);
     /* Every statement joins a small unnest() against a big table by its
      * primary key: index nested loops. Fresh tables have no statistics and
@@ -891,7 +780,7 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
     }
     rc = simple(st, "COMMIT");
 out:
-    arrs_free(a, 13);
+    wk_pgarrs_fini(a, 13);
     *latency_s = mono_s() - t0;
     return rc;
 }

@@ -32,6 +32,7 @@
 #include "workers/httpd.h"
 #include "workers/payments/breaker.h"
 #include "workers/payments/http.h"
+#include "workers/pgutil.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -158,6 +159,8 @@ typedef struct answer {
 
 /* ---- PostgreSQL ---------------------------------------------------------------- */
 
+/* Runs one statement, (re)connecting first when needed; the result when its
+ * status is want (caller clears it), else NULL (logged). */
 static PGresult *q(PGconn **c, const char *dsn, const char *sql, int n, const char *const *v,
                    ExecStatusType want)
 {
@@ -170,12 +173,7 @@ static PGresult *q(PGconn **c, const char *dsn, const char *sql, int n, const ch
             return NULL;
         }
     }
-    PGresult *r = PQexecParams(*c, sql, n, NULL, v, NULL, NULL, 0);
-    if (r && PQresultStatus(r) == want)
-        return r;
-    ons_log_error("postgres: %s", r ? PQresultErrorMessage(r) : PQerrorMessage(*c));
-    PQclear(r);
-    return NULL;
+    return wk_pg_exec(*c, want, NULL, sql, n, v);
 }
 
 /* Claims up to batch due rows. Returns how many were written to rows, or -1. */
