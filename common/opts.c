@@ -185,3 +185,95 @@ void ons_opts_usage(const ons_opt *table, size_t n)
         printf(" [default %s] (%s)\n      %s\n", table[i].def, env, table[i].help);
     }
 }
+
+/* Does flag (klen bytes, from the command line) name option name? A '-' or
+ * '_' in the flag stands for any of '-', '_', '.'. */
+static int flag_matches(const char *name, const char *flag, size_t klen)
+{
+    size_t i = 0;
+    for (; i < klen && name[i]; i++) {
+        char f = flag[i], c = name[i];
+        if (f == c)
+            continue;
+        if ((f == '-' || f == '_') && (c == '-' || c == '_' || c == '.'))
+            continue;
+        return 0;
+    }
+    return i == klen && name[i] == '\0';
+}
+
+/* One command-line flag: "--key=value" or "--key value". */
+typedef struct flag {
+    const char *key; /* after the dashes, klen bytes */
+    size_t klen;
+    const char *value;
+} flag;
+
+/* Reads the flag at argv[*i] and advances *i past its value. Returns 0 or
+ * ONS_EINVAL (errbuf says why). */
+static int next_flag(int argc, char **argv, int *i, flag *f, char *errbuf, size_t errlen)
+{
+    const char *a = argv[*i];
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0' || a[2] == '=') {
+        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", a);
+        return ONS_EINVAL;
+    }
+    f->key = a + 2;
+    const char *eq = strchr(f->key, '=');
+    f->klen = eq ? (size_t)(eq - f->key) : strlen(f->key);
+    if (eq) {
+        f->value = eq + 1;
+    } else if (*i + 1 < argc) {
+        f->value = argv[++*i];
+    } else {
+        snprintf(errbuf, errlen, "%s needs a value", a);
+        return ONS_EINVAL;
+    }
+    return 0;
+}
+
+/* Sets the option flag f names. Returns 0 or an error (errbuf says why). */
+static int set_flag(const ons_opt *table, size_t n, void *dst, const flag *f, char *errbuf,
+                    size_t errlen)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strncmp(table[k].name, f->key, f->klen) == 0 && table[k].name[f->klen] == '\0')
+            return set_one(&table[k], dst, f->value, errbuf, errlen);
+    for (size_t k = 0; k < n; k++)
+        if (flag_matches(table[k].name, f->key, f->klen))
+            return set_one(&table[k], dst, f->value, errbuf, errlen);
+    snprintf(errbuf, errlen, "unknown option '--%.*s' (see --help)", (int)f->klen, f->key);
+    return ONS_EINVAL;
+}
+
+int ons_opts_from_args(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
+                       const char *config_flag, const char *usage, char *errbuf, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            ons_opts_usage(table, n);
+            return ONS_OPTS_HELP;
+        }
+    }
+    /* The file first: it comes before the environment and the flags. */
+    const char *config = NULL;
+    flag f;
+    int rc;
+    for (int i = 1; i < argc; i++) {
+        if ((rc = next_flag(argc, argv, &i, &f, errbuf, errlen)) != 0)
+            return rc;
+        if (strlen(config_flag) == f.klen && strncmp(f.key, config_flag, f.klen) == 0)
+            config = f.value;
+    }
+    if ((rc = ons_opts_load(table, n, dst, config, errbuf, errlen)) != 0)
+        return rc;
+    for (int i = 1; i < argc; i++) {
+        next_flag(argc, argv, &i, &f, errbuf, errlen); /* checked above */
+        if (strlen(config_flag) == f.klen && strncmp(f.key, config_flag, f.klen) == 0)
+            continue;
+        if ((rc = set_flag(table, n, dst, &f, errbuf, errlen)) != 0)
+            return rc;
+    }
+    return 0;
+}

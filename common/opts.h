@@ -8,6 +8,9 @@
  * '_'), and validates every value against its range. On error it writes a
  * message naming the bad key and the allowed range into errbuf.
  *
+ * ons_opts_from_args() is what every binary's main calls: the same, then
+ * command-line flags on top, and --help.
+ *
  * Strings are heap copies owned by the struct; ons_opts_free() releases them.
  */
 #ifndef ONSALE_COMMON_OPTS_H
@@ -44,6 +47,29 @@ int ons_opts_load(const ons_opt *table, size_t n, void *dst, const char *file, c
  * ONS_EINVAL (errbuf says why). */
 int ons_opts_set(const ons_opt *table, size_t n, void *dst, const char *name, const char *value,
                  char *errbuf, size_t errlen);
+
+/* ons_opts_from_args() returned after printing the help. */
+#define ONS_OPTS_HELP 1
+
+/* Fills dst from defaults <- config file <- environment <- command line, the
+ * whole of a binary's argv (argv[0] is skipped):
+ *   --help, -h            print usage, then the option list, to stdout and
+ *                         return ONS_OPTS_HELP (dst is left zeroed)
+ *   --CONFIG FILE, --CONFIG=FILE
+ *                         the config file (config_flag names it without the
+ *                         dashes: "config", the simulator's "scenario");
+ *                         without it ONSALE_CONFIG, as in ons_opts_load()
+ *   --KEY VALUE, --KEY=VALUE
+ *                         set option KEY after the file and environment; a
+ *                         '-' or '_' in KEY also matches '.', '_' or '-' in
+ *                         the name, so --burst-ms, --kafka-brokers and
+ *                         --kafka.brokers all work.
+ * Returns 0, ONS_OPTS_HELP, or a negative error (ONS_EINVAL: bad value,
+ * unknown flag or stray argument; ONS_EIO: unreadable file; ONS_ENOMEM)
+ * with errbuf saying what; callers print it and exit 2. On error dst is
+ * left in a state ons_opts_free() can release. */
+int ons_opts_from_args(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
+                       const char *config_flag, const char *usage, char *errbuf, size_t errlen);
 
 /* Frees the strings owned by dst. Safe on a zeroed or half-loaded struct. */
 void ons_opts_free(const ons_opt *table, size_t n, void *dst);

@@ -177,28 +177,19 @@ static void stop(ing_app *app)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: onsale-ingress [--config FILE]\n"
-                   "Options (config file key = value, or environment ONSALE_<KEY>):\n");
-            ons_opts_usage(ing_opt_table, ing_opt_count);
-            return 0;
-        }
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config = argv[++i];
-            continue;
-        }
-        fprintf(stderr, "onsale-ingress: unknown argument %s (try --help)\n", argv[i]);
-        return 2;
-    }
     ing_app app;
     memset(&app, 0, sizeof app);
     char err[512];
-    if (ons_opts_load(ing_opt_table, ing_opt_count, &app.o, config, err, sizeof err)) {
-        fprintf(stderr, "onsale-ingress: %s\n", err);
+    int prc = ons_opts_from_args(ing_opt_table, ing_opt_count, &app.o, argc, argv, "config",
+                                 "usage: onsale-ingress [--config FILE] [--KEY=VALUE ...]\n"
+                                 "Options (config file key = value, environment ONSALE_<KEY>, "
+                                 "or --key=value):\n",
+                                 err, sizeof err);
+    if (prc) {
+        if (prc != ONS_OPTS_HELP)
+            fprintf(stderr, "onsale-ingress: %s\n", err);
         ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
-        return 2;
+        return prc == ONS_OPTS_HELP ? 0 : 2;
     }
     if (app.o.status_poll_min_ms > app.o.status_poll_max_ms) {
         fprintf(stderr, "onsale-ingress: status.poll_min_ms must not exceed status.poll_max_ms\n");

@@ -259,7 +259,9 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
         if ((rc = wk_part_fx_intent(p, in, WK_R_NONE, 1)) != 0)
             return rc;
         wk_part_forget(p, in);
-        return 0;
+        /* The last seats may just have been sold: then the waiting fans
+         * are answered sold_out now, not left waiting for a release. */
+        return wk_part_serve_waiting(p, ev, now_ms);
     }
     /* Declined or failed: held again for what is left of the hold. */
     if ((rc = order_state(co, m->order_id, WK_O_FAILED,

@@ -540,52 +540,10 @@ static int setup_metrics(worker *w)
     return w->batch_size && w->commit_lat && w->poison && w->fenced ? 0 : ONS_ENOMEM;
 }
 
-static void usage(void)
-{
-    printf("usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
-           "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
-           "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n");
-    ons_opts_usage(opt_table, NOPTS);
-}
-
-/* Parses argv: --help, --config FILE, --key=value. Returns 0, 1 (help
- * printed) or 2 (bad usage; message printed). */
-static int parse_args(int argc, char **argv, wk_opts *o)
-{
-    const char *config = NULL;
-    char err[512];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage();
-            return 1;
-        }
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            config = argv[++i];
-    }
-    if (ons_opts_load(opt_table, NOPTS, o, config, err, sizeof err) != 0) {
-        fprintf(stderr, "onsale-worker: %s\n", err);
-        return 2;
-    }
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0) {
-            i++;
-            continue;
-        }
-        const char *a = argv[i];
-        const char *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) != 0 || !eq) {
-            fprintf(stderr, "onsale-worker: unexpected argument '%s' (see --help)\n", a);
-            return 2;
-        }
-        char key[128];
-        snprintf(key, sizeof key, "%.*s", (int)(eq - a - 2), a + 2);
-        if (ons_opts_set(opt_table, NOPTS, o, key, eq + 1, err, sizeof err) != 0) {
-            fprintf(stderr, "onsale-worker: %s\n", err);
-            return 2;
-        }
-    }
-    return 0;
-}
+static const char usage[] =
+    "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
+    "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
+    "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n";
 
 int main(int argc, char **argv)
 {
@@ -593,10 +551,14 @@ int main(int argc, char **argv)
     memset(&w, 0, sizeof w);
     wk_httpd *httpd = NULL;
     int code = 1;
-    int prc = parse_args(argc, argv, &w.o);
+    char err[512];
+    int prc =
+        ons_opts_from_args(opt_table, NOPTS, &w.o, argc, argv, "config", usage, err, sizeof err);
     if (prc) {
+        if (prc != ONS_OPTS_HELP)
+            fprintf(stderr, "onsale-worker: %s\n", err);
         ons_opts_free(opt_table, NOPTS, &w.o);
-        return prc == 1 ? 0 : 2;
+        return prc == ONS_OPTS_HELP ? 0 : 2;
     }
     ons_log_init("worker", w.o.log_level);
     if (w.o.worker_id[0]) {

@@ -126,29 +126,22 @@ static void stop(gw_app *app)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: onsale-gateway [--config FILE]\n"
-                   "A Stripe-like payment gateway simulator with fault injection.\n"
-                   "Options (config file key = value, or environment ONSALE_<KEY>):\n");
-            ons_opts_usage(opt_table, NOPTS);
-            return 0;
-        }
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config = argv[++i];
-            continue;
-        }
-        fprintf(stderr, "onsale-gateway: unknown argument %s (try --help)\n", argv[i]);
-        return 2;
-    }
     gw_app app;
     gw_faults faults;
     char err[512];
     int status = 2;
     memset(&app, 0, sizeof app);
-    if (ons_opts_load(opt_table, NOPTS, &app.o, config, err, sizeof err) ||
-        load_faults(&app.o, &faults, err, sizeof err)) {
+    int prc = ons_opts_from_args(opt_table, NOPTS, &app.o, argc, argv, "config",
+                                 "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
+                                 "A Stripe-like payment gateway simulator with fault injection.\n"
+                                 "Options (config file key = value, environment ONSALE_<KEY>, "
+                                 "or --key=value):\n",
+                                 err, sizeof err);
+    if (prc == ONS_OPTS_HELP) {
+        status = 0;
+        goto done;
+    }
+    if (prc || load_faults(&app.o, &faults, err, sizeof err)) {
         fprintf(stderr, "onsale-gateway: %s\n", err);
         goto done;
     }

@@ -393,6 +393,21 @@ static void decide(sim *s, sim_fan *fan)
 
 static void act_answer(void *arg, const sim_http_resp *r);
 
+/* Checkout attempts per fan before it gives up paying. */
+#define SIM_PAY_ATTEMPTS 3
+/* A reservation still (or again) held this long after an accepted checkout
+ * had its payment fail, even when the poll never caught it in PAYING. */
+#define SIM_PAY_SETTLE_MS 5000
+
+/* Whether a fan whose checkout was accepted sees its reservation held again,
+ * i.e. the payment did not go through. */
+static int payment_failed(const sim *s, const sim_fan *fan, int64_t now)
+{
+    (void)s;
+    return fan->acted && fan->pay_attempts > 0 &&
+           (fan->saw_paying || now - fan->acted_ms > SIM_PAY_SETTLE_MS);
+}
+
 static void act(sim *s, uint32_t f, json_t *j)
 {
     sim_fan *fan = &s->fans[f];
@@ -401,7 +416,9 @@ static void act(sim *s, uint32_t f, json_t *j)
     case PLAN_CHECKOUT:
         snprintf(path, sizeof path, "/v1/reservations/%s/checkout", fan->reservation_id);
         snprintf(body, sizeof body, "{\"payment_method\":\"%s\"}", s->o.payment_method);
-        snprintf(idem, sizeof idem, "co-%" PRId64 "-%s", fan->user_id, fan->reservation_id);
+        /* a new key per attempt: a retry after a decline is a new payment */
+        snprintf(idem, sizeof idem, "co-%" PRId64 "-%s-%u", fan->user_id, fan->reservation_id,
+                 (unsigned)fan->pay_attempts);
         fan->phase = P_ACTING;
         send_request(s, f, "POST", path, idem, body, act_answer);
         return;
@@ -443,6 +460,9 @@ static void act_answer(void *arg, const sim_http_resp *r)
                 sim_gateway_knobs(s);
             s->checkout = 1;
             fan->acted = 1;
+            fan->pay_attempts++;
+            fan->saw_paying = 0;
+            fan->acted_ms = sim_now_ms(s);
         } else if (r->status == 0) {
             after_transport_error(s, f);
             return;
@@ -506,9 +526,12 @@ static void poll_answer(void *arg, const sim_http_resp *r)
         sim_samples_add(&s->answer_lat, (double)(now - fan->join_ms), &s->rng);
     }
     switch (idx) {
+    case S_PAYING:
+        fan->saw_paying = 1;
+        schedule_poll(s, f, j);
+        break;
     case S_QUEUED:
     case S_WAITING:
-    case S_PAYING:
         schedule_poll(s, f, j);
         break;
     case S_RESERVED:
@@ -529,6 +552,16 @@ static void poll_answer(void *arg, const sim_http_resp *r)
             act(s, f, j);
         } else if ((fan->plan == PLAN_CHECKOUT || fan->plan == PLAN_DELETE) && !fan->acted) {
             act(s, f, j); /* the request was lost in transport: again */
+        } else if (fan->plan == PLAN_CHECKOUT && payment_failed(s, fan, now)) {
+            /* Held again after a checkout: the charge was declined or
+             * failed. Like a person, try again a few times, then give up
+             * paying and keep the hold until it lapses. */
+            if (fan->pay_attempts < SIM_PAY_ATTEMPTS) {
+                fan->acted = 0;
+                act(s, f, j);
+            } else {
+                fan_done(s, fan, O_KEPT);
+            }
         } else {
             schedule_poll(s, f, j); /* expire plan, or the checkout/delete not applied yet */
         }

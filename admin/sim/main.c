@@ -116,14 +116,10 @@ static const ons_opt opt_table[] = {
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: onsale-sim [--scenario FILE] [--KEY VALUE ...]\n"
-                 "  e.g. onsale-sim --fans 20000 --seats 5000 --json report.json --svg chart.svg\n"
-                 "options (flags use '-' or '_'; scenario lines 'key = value'; env ONSALE_KEY):\n");
-    if (out == stdout)
-        ons_opts_usage(opt_table, NOPTS);
-}
+static const char usage[] =
+    "usage: onsale-sim [--scenario FILE] [--KEY VALUE ...]\n"
+    "  e.g. onsale-sim --fans 20000 --seats 5000 --json report.json --svg chart.svg\n"
+    "options (flags use '-' or '_'; scenario lines 'key = value'; env ONSALE_KEY):\n";
 
 /* Parses a fraction in 0..1 from text. 0 or ONS_EINVAL. */
 static int parse_frac(const char *name, const char *v, double *out, char *err, size_t errlen)
@@ -168,65 +164,15 @@ static int validate(sim_opts *o, char *err, size_t errlen)
 }
 
 /* Fills s->o from defaults, scenario, environment and argv. Returns 0,
- * EXIT_USAGE or 1 (bad value), with a message on stderr; -1 for --help. */
+ * EXIT_USAGE (bad flag or value), with a message on stderr; -1 for --help. */
 static int load_options(sim *s, int argc, char **argv)
 {
-    const char *scenario = NULL;
     char err[512];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return -1;
-        }
-        if (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc)
-            scenario = argv[++i];
-        else if (strncmp(argv[i], "--scenario=", 11) == 0)
-            scenario = argv[i] + 11;
-    }
-    if (ons_opts_load(opt_table, NOPTS, &s->o, scenario, err, sizeof err) != 0) {
-        fprintf(stderr, "onsale-sim: %s\n", err);
-        return 1;
-    }
-    for (int i = 1; i < argc; i++) {
-        char key[128];
-        const char *val;
-        if (strncmp(argv[i], "--", 2) != 0) {
-            fprintf(stderr, "onsale-sim: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-        const char *eq = strchr(argv[i], '=');
-        size_t klen = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
-        if (klen == 0 || klen >= sizeof key) {
-            fprintf(stderr, "onsale-sim: bad flag '%s'\n", argv[i]);
-            return EXIT_USAGE;
-        }
-        memcpy(key, argv[i] + 2, klen);
-        key[klen] = '\0';
-        for (char *p = key; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        if (eq) {
-            val = eq + 1;
-        } else if (i + 1 < argc) {
-            val = argv[++i];
-        } else {
-            fprintf(stderr, "onsale-sim: --%s needs a value\n", key);
-            return EXIT_USAGE;
-        }
-        if (strcmp(key, "scenario") == 0)
-            continue;
-        int rc = ons_opts_set(opt_table, NOPTS, &s->o, key, val, err, sizeof err);
-        if (rc == ONS_ENOTFOUND) {
-            fprintf(stderr, "onsale-sim: unknown flag --%s (see --help)\n", key);
-            return EXIT_USAGE;
-        }
-        if (rc) {
-            fprintf(stderr, "onsale-sim: %s\n", err);
-            return EXIT_USAGE;
-        }
-    }
-    if (validate(&s->o, err, sizeof err) != 0) {
+    int rc =
+        ons_opts_from_args(opt_table, NOPTS, &s->o, argc, argv, "scenario", usage, err, sizeof err);
+    if (rc == ONS_OPTS_HELP)
+        return -1;
+    if (rc != 0 || validate(&s->o, err, sizeof err) != 0) {
         fprintf(stderr, "onsale-sim: %s\n", err);
         return EXIT_USAGE;
     }

@@ -75,7 +75,9 @@ typedef struct sim_fan {
     uint8_t qty, adjacent;
     uint8_t phase, plan, outcome, state; /* state: index into sim_state_names, 0xff none */
     uint8_t seats_held, acted;
-    int32_t heap_idx; /* -1 when no timer */
+    uint8_t pay_attempts, saw_paying; /* checkout attempts made; PAYING seen since the last */
+    int64_t acted_ms;                 /* when the last checkout was accepted */
+    int32_t heap_idx;                 /* -1 when no timer */
 } sim_fan;
 
 typedef struct sim_samples {

@@ -215,6 +215,27 @@ class Stack:
                       proc=p)
         return f"http://127.0.0.1:{self.ingress_port}"
 
+    def start_payments_path(self, **pay_overrides):
+        """Starts the gateway simulator and onsale-payments pointed at it, so
+        checkouts complete. Returns the gateway's port."""
+        gw_port = free_port()
+        gw = self.start("gateway", "onsale-gateway", gateway_port=gw_port)
+
+        def gw_up():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", gw_port, timeout=2)
+                c.request("GET", "/healthz")
+                return c.getresponse().status == 200
+            except OSError:
+                return False
+
+        self.wait_for(gw_up, 20, "gateway /healthz", proc=gw)
+        o = {"payments_gateway_url": f"http://127.0.0.1:{gw_port}",
+             "payments_key_prefix": f"{self.topic}-", "metrics_port": free_port()}
+        o.update(pay_overrides)
+        self.start("payments", "onsale-payments", **o)
+        return gw_port
+
     def _healthy(self):
         try:
             return self.http("GET", "/healthz")[0] == 200

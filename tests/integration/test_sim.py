@@ -1,5 +1,6 @@
 """test_sim.py - the CI-sized flash sale: onsale-sim drives 2,000 fans for 500
-seats through a real ingress and worker (an isolated Stack), then the
+seats through a real ingress, worker, payments and gateway simulator (an
+isolated Stack; 30% of reservations check out, 10% of charges decline), then the
 invariant audit must pass. Control tests prove the audit can fail: a seat
 pointed at a second reservation (held twice), a FIFO inversion and a
 position that went up are each reported, with exit status 1."""
@@ -46,9 +47,12 @@ def check_line(output, name):
 
 def test_ci_flash_sale_passes_the_audit(tmp_path):
     with Stack(partitions=2) as st:
+        gw_port = st.start_payments_path()
         st.start_worker()
         base = st.start_ingress()
-        p, r, out = run_sim(st, base, str(tmp_path), 2000, 500)
+        p, r, out = run_sim(st, base, str(tmp_path), 2000, 500,
+                            "--gateway-url", f"http://127.0.0.1:{gw_port}",
+                            "--gateway-decline-rate", "0.1")
         assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
         assert r is not None
         assert r["audit"]["passed"] and r["audit"]["violations"] == 0, r["audit"]
@@ -63,6 +67,10 @@ def test_ci_flash_sale_passes_the_audit(tmp_path):
         assert r["joins"]["accepted"] > 1900, r["joins"]
         # seats were handed out, never more than the event has at once
         assert r["reserved"] > 0 and r["outcomes"]["error"] == 0, r
+        # checkout worked end to end: tickets were bought and charges reconcile
+        assert r["checkout"]["status"] != "not_available", r["checkout"]
+        assert r["outcomes"]["purchased"] > 0, r["outcomes"]
+        assert names["charges"]["checked"] > 0, names["charges"]
         held = st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status <> 'available'",
                       (r["event_id"],))[0][0]
         assert held <= 500
@@ -79,8 +87,10 @@ def test_audit_catches_violations(tmp_path):
     with Stack(partitions=1) as st:
         st.start_worker()
         base = st.start_ingress()
+        # no payments path here: fans keep their holds (no checkout) so
+        # the corruptions below have held seats to work on
         p, r, out = run_sim(st, base, str(tmp_path), 300, 100, "--abandon-prob", "0",
-                            "--max-quantity", "2")
+                            "--checkout-prob", "0", "--max-quantity", "2")
         assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
         ev = r["event_id"]
         rc, text = audit(st, ev, out["log"])

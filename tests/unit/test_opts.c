@@ -1,4 +1,5 @@
-/* test_opts.c - option tables: defaults, config file, environment, ranges. */
+/* test_opts.c - option tables: defaults, config file, environment, ranges,
+ * command-line flags. */
 #include "common/err.h"
 #include "common/opts.h"
 
@@ -119,6 +120,114 @@ START_TEST(unknown_key_in_file_is_an_error)
 }
 END_TEST
 
+/* argv for ons_opts_from_args: a program name, then the arguments. */
+#define ARGV(...)                                                                                  \
+    (char *[])                                                                                     \
+    {                                                                                              \
+        "prog", __VA_ARGS__, NULL                                                                  \
+    }
+
+/* Runs ons_opts_from_args on a NULL-terminated argv. */
+static int from_args(cfg *c, char **argv, char *err, size_t errlen)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    return ons_opts_from_args(table, N, c, argc, argv, "config", "usage: prog\n", err, errlen);
+}
+
+START_TEST(args_both_flag_forms_and_dash_names)
+{
+    clear_env();
+    cfg c = {0};
+    char err[256] = "";
+    char **v = ARGV("--http-port", "9001", "--verbose=yes", "--name=flag");
+    ck_assert_int_eq(from_args(&c, v, err, sizeof err), 0);
+    ck_assert_int_eq(c.port, 9001);
+    ck_assert_int_eq(c.verbose, 1);
+    ck_assert_str_eq(c.name, "flag");
+    ons_opts_free(table, N, &c);
+    char **w = ARGV("--http.port=9002", "--http_port", "9003");
+    ck_assert_int_eq(from_args(&c, w, err, sizeof err), 0);
+    ck_assert_int_eq(c.port, 9003); /* the last one wins */
+    ons_opts_free(table, N, &c);
+}
+END_TEST
+
+START_TEST(args_override_env_override_file)
+{
+    clear_env();
+    char *path = write_file("http.port = 9000\nname = filed\nverbose = yes\n");
+    setenv("ONSALE_NAME", "env", 1);
+    setenv("ONSALE_VERBOSE", "no", 1);
+    cfg c = {0};
+    char err[256] = "";
+    char **v = ARGV("--config", path, "--verbose", "true");
+    ck_assert_int_eq(from_args(&c, v, err, sizeof err), 0);
+    ck_assert_int_eq(c.port, 9000);  /* file */
+    ck_assert_str_eq(c.name, "env"); /* env over file */
+    ck_assert_int_eq(c.verbose, 1);  /* flag over env */
+    ons_opts_free(table, N, &c);
+    char cfgflag[128];
+    snprintf(cfgflag, sizeof cfgflag, "--config=%s", path);
+    char **w = ARGV(cfgflag);
+    ck_assert_int_eq(from_args(&c, w, err, sizeof err), 0);
+    ck_assert_int_eq(c.port, 9000);
+    ons_opts_free(table, N, &c);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(args_errors_name_the_flag)
+{
+    clear_env();
+    cfg c = {0};
+    char err[256] = "";
+    char **unknown = ARGV("--nope=1");
+    ck_assert_int_eq(from_args(&c, unknown, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--nope"));
+    ons_opts_free(table, N, &c);
+    char **bad = ARGV("--http-port", "0");
+    ck_assert_int_eq(from_args(&c, bad, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "1..65535"));
+    ons_opts_free(table, N, &c);
+    char **stray = ARGV("stray");
+    ck_assert_int_eq(from_args(&c, stray, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "stray"));
+    ons_opts_free(table, N, &c);
+    char **novalue = ARGV("--name");
+    ck_assert_int_eq(from_args(&c, novalue, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "needs a value"));
+    ons_opts_free(table, N, &c);
+    char **nofile = ARGV("--config", "/nonexistent/onsale.conf");
+    ck_assert_int_eq(from_args(&c, nofile, err, sizeof err), ONS_EIO);
+    ons_opts_free(table, N, &c);
+    setenv("ONSALE_HTTP_PORT", "x", 1); /* a bad environment fails even if a flag fixes it */
+    char **fix = ARGV("--http-port", "80");
+    ck_assert_int_eq(from_args(&c, fix, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "ONSALE_HTTP_PORT"));
+    ons_opts_free(table, N, &c);
+}
+END_TEST
+
+START_TEST(args_help_wins_and_loads_nothing)
+{
+    clear_env();
+    ck_assert_ptr_nonnull(freopen("/dev/null", "w", stdout)); /* the help text */
+    cfg c = {0};
+    char err[256] = "";
+    char **v = ARGV("--nope", "--help");
+    ck_assert_int_eq(from_args(&c, v, err, sizeof err), ONS_OPTS_HELP);
+    ck_assert_ptr_null(c.name);
+    char **h = ARGV("-h");
+    ck_assert_int_eq(from_args(&c, h, err, sizeof err), ONS_OPTS_HELP);
+    char **none = (char *[]){"prog", NULL};
+    ck_assert_int_eq(from_args(&c, none, err, sizeof err), 0);
+    ck_assert_str_eq(c.name, "onsale");
+    ons_opts_free(table, N, &c);
+}
+END_TEST
+
 START_TEST(error_table_complete)
 {
     ck_assert_str_eq(ons_strerror(ONS_OK), "ok");
@@ -138,6 +247,12 @@ int main(void)
     tcase_add_test(tc, unknown_key_in_file_is_an_error);
     tcase_add_test(tc, error_table_complete);
     suite_add_tcase(s, tc);
+    TCase *args = tcase_create("args");
+    tcase_add_test(args, args_both_flag_forms_and_dash_names);
+    tcase_add_test(args, args_override_env_override_file);
+    tcase_add_test(args, args_errors_name_the_flag);
+    tcase_add_test(args, args_help_wins_and_loads_nothing);
+    suite_add_tcase(s, args);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -528,44 +528,8 @@ static int setup_metrics(app *a)
     return ok && a->results && a->errors && a->latency ? 0 : ONS_ENOMEM;
 }
 
-static int parse_args(int argc, char **argv, pay_opts *o)
-{
-    const char *config = NULL;
-    char err[256];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
-                   "The checkout saga's outbox relay and payment worker.\n\nOptions:\n");
-            ons_opts_usage(opt_table, NOPTS);
-            return 1;
-        }
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            config = argv[++i];
-    }
-    if (ons_opts_load(opt_table, NOPTS, o, config, err, sizeof err) != 0) {
-        fprintf(stderr, "onsale-payments: %s\n", err);
-        return 2;
-    }
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) != 0 || strcmp(argv[i], "--config") == 0) {
-            i += strcmp(argv[i], "--config") == 0;
-            continue;
-        }
-        char *eq = strchr(argv[i], '=');
-        if (!eq) {
-            fprintf(stderr, "onsale-payments: expected --key=value, got %s\n", argv[i]);
-            return 2;
-        }
-        *eq = '\0';
-        int rc = ons_opts_set(opt_table, NOPTS, o, argv[i] + 2, eq + 1, err, sizeof err);
-        *eq = '=';
-        if (rc) {
-            fprintf(stderr, "onsale-payments: %s\n", rc == ONS_ENOTFOUND ? "unknown option" : err);
-            return 2;
-        }
-    }
-    return 0;
-}
+static const char usage[] = "usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
+                            "The checkout saga's outbox relay and payment worker.\n\nOptions:\n";
 
 int main(int argc, char **argv)
 {
@@ -575,10 +539,14 @@ int main(int argc, char **argv)
     pthread_t *th = NULL;
     size_t nth = 0;
     int code = 1;
-    int prc = parse_args(argc, argv, &a.o);
+    char err[512];
+    int prc =
+        ons_opts_from_args(opt_table, NOPTS, &a.o, argc, argv, "config", usage, err, sizeof err);
     if (prc) {
+        if (prc != ONS_OPTS_HELP)
+            fprintf(stderr, "onsale-payments: %s\n", err);
         ons_opts_free(opt_table, NOPTS, &a.o);
-        return prc == 1 ? 0 : 2;
+        return prc == ONS_OPTS_HELP ? 0 : 2;
     }
     ons_log_init("payments", a.o.log_level);
     if (pay_url_parse(a.o.gateway_url, &a.url) != 0) {
