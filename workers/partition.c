@@ -463,9 +463,25 @@ static wk_req req_of(const wk_intent *in)
     return r;
 }
 
+/* Keeps the event's sale status in step with its seats: on_sale becomes
+ * sold_out when every seat is sold, and back when a cancelled ticket frees
+ * one. Written to events.status in the batch (status_dirty). */
+static void sync_sold_out(wk_event *ev)
+{
+    int now_sold_out = sold_out(ev);
+    if (ev->status == WK_EV_ON_SALE && now_sold_out) {
+        ev->status = WK_EV_SOLD_OUT;
+        ev->status_dirty = 1;
+    } else if (ev->status == WK_EV_SOLD_OUT && !now_sold_out) {
+        ev->status = WK_EV_ON_SALE;
+        ev->status_dirty = 1;
+    }
+}
+
 /* Hands free seats to waiting intents, in order, while any could fit. */
 static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
 {
+    sync_sold_out(ev);
     if (!ev->whead || !sale_open(ev, now_ms))
         return 0;
     if (sold_out(ev)) {

@@ -293,6 +293,9 @@ def test_second_fan_behind_sold_out_event(env, browser):
     st.wait_for(lambda: st.http("GET", f"/v1/orders/{o['order_id']}", token=st.token(8001, "fan"))[2]
                 ["state"] == "paid", 30, "first fan's order paid")
     st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["status"] == "sold_out", 20, "sold out")
+    # the partition owner wrote it to PostgreSQL too (ops views read it there)
+    st.wait_for(lambda: st.sql("SELECT status FROM events WHERE event_id = %s", (ev,)) ==
+                [("sold_out",)], 10, "events.status sold_out")
     # Fan 3 tries to join now (or the page's refresh got there first): sold out.
     b("eval", page="behind", js="const x = document.getElementById('join-btn'); "
                                 "if (!x.disabled && !document.getElementById('join').classList.contains('hidden')) x.click(); return true")
