@@ -246,34 +246,48 @@ static int set_flag(const ons_opt *table, size_t n, void *dst, const flag *f, ch
     return ONS_EINVAL;
 }
 
+/* The config file named on the command line, or NULL. Returns 0 or
+ * ONS_EINVAL (a malformed argument; errbuf says which). */
+static int find_config(int argc, char **argv, const char *config_flag, const char **config,
+                       char *errbuf, size_t errlen)
+{
+    flag f;
+    int rc;
+    *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((rc = next_flag(argc, argv, &i, &f, errbuf, errlen)) != 0)
+            return rc;
+        if (strlen(config_flag) == f.klen && strncmp(f.key, config_flag, f.klen) == 0)
+            *config = f.value;
+    }
+    return 0;
+}
+
 int ons_opts_from_args(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
-                       const char *config_flag, const char *usage, char *errbuf, size_t errlen)
+                       const ons_cli *cli, char *errbuf, size_t errlen)
 {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
+            fputs(cli->usage, stdout);
             ons_opts_usage(table, n);
             return ONS_OPTS_HELP;
         }
     }
     /* The file first: it comes before the environment and the flags. */
-    const char *config = NULL;
-    flag f;
-    int rc;
-    for (int i = 1; i < argc; i++) {
-        if ((rc = next_flag(argc, argv, &i, &f, errbuf, errlen)) != 0)
-            return rc;
-        if (strlen(config_flag) == f.klen && strncmp(f.key, config_flag, f.klen) == 0)
-            config = f.value;
+    const char *config;
+    int rc = find_config(argc, argv, cli->config_flag, &config, errbuf, errlen);
+    if (rc == 0)
+        rc = ons_opts_load(table, n, dst, config, errbuf, errlen);
+    for (int i = 1; rc == 0 && i < argc; i++) {
+        flag f;
+        next_flag(argc, argv, &i, &f, errbuf, errlen); /* find_config checked them all */
+        if (strlen(cli->config_flag) != f.klen || strncmp(f.key, cli->config_flag, f.klen) != 0)
+            rc = set_flag(table, n, dst, &f, errbuf, errlen);
     }
-    if ((rc = ons_opts_load(table, n, dst, config, errbuf, errlen)) != 0)
-        return rc;
-    for (int i = 1; i < argc; i++) {
-        next_flag(argc, argv, &i, &f, errbuf, errlen); /* checked above */
-        if (strlen(config_flag) == f.klen && strncmp(f.key, config_flag, f.klen) == 0)
-            continue;
-        if ((rc = set_flag(table, n, dst, &f, errbuf, errlen)) != 0)
-            return rc;
+    if (rc != 0) {
+        if (cli->prog)
+            fprintf(stderr, "%s: %s\n", cli->prog, errbuf);
+        ons_opts_free(table, n, dst);
     }
-    return 0;
+    return rc;
 }

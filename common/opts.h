@@ -51,13 +51,19 @@ int ons_opts_set(const ons_opt *table, size_t n, void *dst, const char *name, co
 /* ons_opts_from_args() returned after printing the help. */
 #define ONS_OPTS_HELP 1
 
+/* How a binary's command line reads (see ons_opts_from_args). */
+typedef struct ons_cli {
+    const char *prog;        /* "onsale-worker": prefixes errors on stderr; NULL: silent */
+    const char *config_flag; /* the config file's flag without dashes: "config", "scenario" */
+    const char *usage;       /* --help prints it, then the option list */
+} ons_cli;
+
 /* Fills dst from defaults <- config file <- environment <- command line, the
  * whole of a binary's argv (argv[0] is skipped):
- *   --help, -h            print usage, then the option list, to stdout and
- *                         return ONS_OPTS_HELP (dst is left zeroed)
+ *   --help, -h            print cli->usage, then the option list, to stdout
+ *                         and return ONS_OPTS_HELP
  *   --CONFIG FILE, --CONFIG=FILE
- *                         the config file (config_flag names it without the
- *                         dashes: "config", the simulator's "scenario");
+ *                         the config file (CONFIG is cli->config_flag);
  *                         without it ONSALE_CONFIG, as in ons_opts_load()
  *   --KEY VALUE, --KEY=VALUE
  *                         set option KEY after the file and environment; a
@@ -66,10 +72,11 @@ int ons_opts_set(const ons_opt *table, size_t n, void *dst, const char *name, co
  *                         --kafka.brokers all work.
  * Returns 0, ONS_OPTS_HELP, or a negative error (ONS_EINVAL: bad value,
  * unknown flag or stray argument; ONS_EIO: unreadable file; ONS_ENOMEM)
- * with errbuf saying what; callers print it and exit 2. On error dst is
- * left in a state ons_opts_free() can release. */
+ * with errbuf saying what, also printed as "PROG: message" on stderr.
+ * Unless it returns 0, dst has been released with ons_opts_free() (freeing
+ * it again is harmless): a main returns 0 on ONS_OPTS_HELP, else 2. */
 int ons_opts_from_args(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
-                       const char *config_flag, const char *usage, char *errbuf, size_t errlen);
+                       const ons_cli *cli, char *errbuf, size_t errlen);
 
 /* Frees the strings owned by dst. Safe on a zeroed or half-loaded struct. */
 void ons_opts_free(const ons_opt *table, size_t n, void *dst);

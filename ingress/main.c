@@ -180,17 +180,14 @@ int main(int argc, char **argv)
     ing_app app;
     memset(&app, 0, sizeof app);
     char err[512];
-    int prc = ons_opts_from_args(ing_opt_table, ing_opt_count, &app.o, argc, argv, "config",
-                                 "usage: onsale-ingress [--config FILE] [--KEY=VALUE ...]\n"
-                                 "Options (config file key = value, environment ONSALE_<KEY>, "
-                                 "or --key=value):\n",
-                                 err, sizeof err);
-    if (prc) {
-        if (prc != ONS_OPTS_HELP)
-            fprintf(stderr, "onsale-ingress: %s\n", err);
-        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
+    static const ons_cli cli = {
+        "onsale-ingress", "config",
+        "usage: onsale-ingress [--config FILE] [--KEY=VALUE ...]\n"
+        "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"};
+    int prc =
+        ons_opts_from_args(ing_opt_table, ing_opt_count, &app.o, argc, argv, &cli, err, sizeof err);
+    if (prc)
         return prc == ONS_OPTS_HELP ? 0 : 2;
-    }
     if (app.o.status_poll_min_ms > app.o.status_poll_max_ms) {
         fprintf(stderr, "onsale-ingress: status.poll_min_ms must not exceed status.poll_max_ms\n");
         ons_opts_free(ing_opt_table, ing_opt_count, &app.o);

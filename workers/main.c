@@ -540,10 +540,11 @@ static int setup_metrics(worker *w)
     return w->batch_size && w->commit_lat && w->poison && w->fenced ? 0 : ONS_ENOMEM;
 }
 
-static const char usage[] =
+static const ons_cli cli = {
+    "onsale-worker", "config",
     "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
     "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
-    "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n";
+    "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n"};
 
 int main(int argc, char **argv)
 {
@@ -552,14 +553,9 @@ int main(int argc, char **argv)
     wk_httpd *httpd = NULL;
     int code = 1;
     char err[512];
-    int prc =
-        ons_opts_from_args(opt_table, NOPTS, &w.o, argc, argv, "config", usage, err, sizeof err);
-    if (prc) {
-        if (prc != ONS_OPTS_HELP)
-            fprintf(stderr, "onsale-worker: %s\n", err);
-        ons_opts_free(opt_table, NOPTS, &w.o);
+    int prc = ons_opts_from_args(opt_table, NOPTS, &w.o, argc, argv, &cli, err, sizeof err);
+    if (prc)
         return prc == ONS_OPTS_HELP ? 0 : 2;
-    }
     ons_log_init("worker", w.o.log_level);
     if (w.o.worker_id[0]) {
         snprintf(w.owner, sizeof w.owner, "%s", w.o.worker_id);

@@ -131,17 +131,15 @@ int main(int argc, char **argv)
     char err[512];
     int status = 2;
     memset(&app, 0, sizeof app);
-    int prc = ons_opts_from_args(opt_table, NOPTS, &app.o, argc, argv, "config",
-                                 "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
-                                 "A Stripe-like payment gateway simulator with fault injection.\n"
-                                 "Options (config file key = value, environment ONSALE_<KEY>, "
-                                 "or --key=value):\n",
-                                 err, sizeof err);
-    if (prc == ONS_OPTS_HELP) {
-        status = 0;
-        goto done;
-    }
-    if (prc || load_faults(&app.o, &faults, err, sizeof err)) {
+    static const ons_cli cli = {
+        "onsale-gateway", "config",
+        "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
+        "A Stripe-like payment gateway simulator with fault injection.\n"
+        "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"};
+    int prc = ons_opts_from_args(opt_table, NOPTS, &app.o, argc, argv, &cli, err, sizeof err);
+    if (prc)
+        return prc == ONS_OPTS_HELP ? 0 : 2;
+    if (load_faults(&app.o, &faults, err, sizeof err)) {
         fprintf(stderr, "onsale-gateway: %s\n", err);
         goto done;
     }

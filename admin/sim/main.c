@@ -116,10 +116,11 @@ static const ons_opt opt_table[] = {
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
-static const char usage[] =
+static const ons_cli cli = {
+    "onsale-sim", "scenario",
     "usage: onsale-sim [--scenario FILE] [--KEY VALUE ...]\n"
     "  e.g. onsale-sim --fans 20000 --seats 5000 --json report.json --svg chart.svg\n"
-    "options (flags use '-' or '_'; scenario lines 'key = value'; env ONSALE_KEY):\n";
+    "options (flags use '-' or '_'; scenario lines 'key = value'; env ONSALE_KEY):\n"};
 
 /* Parses a fraction in 0..1 from text. 0 or ONS_EINVAL. */
 static int parse_frac(const char *name, const char *v, double *out, char *err, size_t errlen)
@@ -168,11 +169,10 @@ static int validate(sim_opts *o, char *err, size_t errlen)
 static int load_options(sim *s, int argc, char **argv)
 {
     char err[512];
-    int rc =
-        ons_opts_from_args(opt_table, NOPTS, &s->o, argc, argv, "scenario", usage, err, sizeof err);
-    if (rc == ONS_OPTS_HELP)
-        return -1;
-    if (rc != 0 || validate(&s->o, err, sizeof err) != 0) {
+    int rc = ons_opts_from_args(opt_table, NOPTS, &s->o, argc, argv, &cli, err, sizeof err);
+    if (rc != 0)
+        return rc == ONS_OPTS_HELP ? -1 : EXIT_USAGE;
+    if (validate(&s->o, err, sizeof err) != 0) {
         fprintf(stderr, "onsale-sim: %s\n", err);
         return EXIT_USAGE;
     }

@@ -133,7 +133,8 @@ static int from_args(cfg *c, char **argv, char *err, size_t errlen)
     int argc = 0;
     while (argv[argc])
         argc++;
-    return ons_opts_from_args(table, N, c, argc, argv, "config", "usage: prog\n", err, errlen);
+    static const ons_cli cli = {NULL, "config", "usage: prog\n"};
+    return ons_opts_from_args(table, N, c, argc, argv, &cli, err, errlen);
 }
 
 START_TEST(args_both_flag_forms_and_dash_names)
@@ -186,6 +187,7 @@ START_TEST(args_errors_name_the_flag)
     char **unknown = ARGV("--nope=1");
     ck_assert_int_eq(from_args(&c, unknown, err, sizeof err), ONS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "--nope"));
+    ck_assert_ptr_null(c.name); /* released on error */
     ons_opts_free(table, N, &c);
     char **bad = ARGV("--http-port", "0");
     ck_assert_int_eq(from_args(&c, bad, err, sizeof err), ONS_EINVAL);

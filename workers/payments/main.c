@@ -528,8 +528,9 @@ static int setup_metrics(app *a)
     return ok && a->results && a->errors && a->latency ? 0 : ONS_ENOMEM;
 }
 
-static const char usage[] = "usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
-                            "The checkout saga's outbox relay and payment worker.\n\nOptions:\n";
+static const ons_cli cli = {"onsale-payments", "config",
+                            "usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
+                            "The checkout saga's outbox relay and payment worker.\n\nOptions:\n"};
 
 int main(int argc, char **argv)
 {
@@ -540,14 +541,9 @@ int main(int argc, char **argv)
     size_t nth = 0;
     int code = 1;
     char err[512];
-    int prc =
-        ons_opts_from_args(opt_table, NOPTS, &a.o, argc, argv, "config", usage, err, sizeof err);
-    if (prc) {
-        if (prc != ONS_OPTS_HELP)
-            fprintf(stderr, "onsale-payments: %s\n", err);
-        ons_opts_free(opt_table, NOPTS, &a.o);
+    int prc = ons_opts_from_args(opt_table, NOPTS, &a.o, argc, argv, &cli, err, sizeof err);
+    if (prc)
         return prc == ONS_OPTS_HELP ? 0 : 2;
-    }
     ons_log_init("payments", a.o.log_level);
     if (pay_url_parse(a.o.gateway_url, &a.url) != 0) {
         ons_log_error("payments.gateway_url must be http://host[:port][/path]");
