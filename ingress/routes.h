@@ -30,6 +30,9 @@ void ing_route_event_pause(ing_req *r);
 void ing_route_event_resume(ing_req *r);
 void ing_route_event_cancel(ing_req *r);
 
+/* routes_catalog.c: the public catalog search */
+void ing_route_events_list(ing_req *r);
+
 void ing_route_healthz(ing_req *r);
 void ing_route_readyz(ing_req *r);
 void ing_route_metrics(ing_req *r);

@@ -2,3 +2,4 @@
 onsale_unit(test_ingress_json onsale_ingress)
 onsale_pytest(it_ingress_http test_ingress_http.py)
 onsale_pytest(it_ingress_worker test_ingress_worker.py)
+onsale_pytest(it_catalog test_catalog.py)
