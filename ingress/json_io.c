@@ -1,6 +1,7 @@
 /* json_io.c - body validators and error replies; see json_io.h. */
 #include "ingress/json_io.h"
 #include "common/err.h"
+#include "common/httpd.h"
 
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -11,15 +12,10 @@
 void ing_reply_error(ing_req *r, int status, const char *code, const char *field, const char *fmt,
                      ...)
 {
-    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *body = ons_httpd_error_body(code, field, fmt, ap);
     va_end(ap);
-    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
-    if (e && field)
-        json_object_set_new(e, "field", json_string(field));
-    json_t *body = e ? json_pack("{s:o}", "error", e) : NULL;
     ing_reply_json(r, status, body);
 }
 

@@ -363,7 +363,7 @@ static void tickets_job(ing_worker *w, void *arg)
  * need it) into out. Returns 1 found, 0 absent, -1 too long. */
 static int query_param(ing_req *r, const char *key, char *out, size_t cap)
 {
-    nng_http_req *hreq = nng_aio_get_input(r->aio, 0);
+    nng_http_req *hreq = nng_aio_get_input(r->pend.aio, 0);
     const char *uri = hreq ? nng_http_req_get_uri(hreq) : NULL;
     const char *qs = uri ? strchr(uri, '?') : NULL;
     size_t kl = strlen(key);

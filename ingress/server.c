@@ -2,19 +2,16 @@
  * and aio completion; see server.h. */
 #include "ingress/server.h"
 #include "common/err.h"
+#include "common/httpd.h"
 #include "common/log.h"
 #include "ingress/json_io.h"
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Statuses with their own metric series; anything else counts as "other". */
 static const int tracked_status[] = {200, 201, 202, 204, 400, 401, 403, 404,
@@ -29,12 +26,9 @@ typedef struct route_stats {
 struct ing_server {
     ing_app *app;
     nng_http_server *http;
-    nng_http_handler *handler;
-    pthread_mutex_t mu; /* guards live and each live request's finished */
-    ing_req *live;      /* deferred requests whose aio is not finished */
-    route_stats *stats; /* [ing_route_count + 1]; the last is "unmatched" */
-    uint64_t rid_seed;
-    atomic_uint_fast64_t rid_next;
+    ons_httpd_live live; /* deferred requests whose aio is not finished */
+    route_stats *stats;  /* [ing_route_count + 1]; the last is "unmatched" */
+    ons_httpd_rid rid;
 };
 
 int64_t ing_now_ms(void)
@@ -46,9 +40,7 @@ int64_t ing_now_ms(void)
 
 int64_t ing_mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return ons_httpd_mono_ns();
 }
 
 /* ---- metrics ---------------------------------------------------------------- */
@@ -106,60 +98,9 @@ static void req_free(ing_req *r)
 static void finish(ing_req *r, nng_http_res *res)
 {
     ing_server *s = r->srv;
-    int mine = 1;
-    if (r->deferred) {
-        pthread_mutex_lock(&s->mu);
-        mine = !r->finished;
-        r->finished = 1;
-        if (mine) {
-            if (r->prev)
-                r->prev->next = r->next;
-            else
-                s->live = r->next;
-            if (r->next)
-                r->next->prev = r->prev;
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-    nng_aio *aio = r->aio;
-    if (mine) {
-        if (res) {
-            nng_aio_set_output(aio, 0, res);
-            nng_aio_finish(aio, 0);
-        } else {
-            nng_aio_finish(aio, NNG_ENOMEM);
-        }
-    } else {
-        if (res)
-            nng_http_res_free(res);
-        if (s->app->cancelled_requests)
-            ons_counter_add(s->app->cancelled_requests, 1);
-    }
+    if (!ons_httpd_finish(&s->live, &r->pend, res, 0) && s->app->cancelled_requests)
+        ons_counter_add(s->app->cancelled_requests, 1);
     req_free(r);
-}
-
-/* The cancel routine nng calls when the connection closes while a job holds
- * the request: finish the aio now; the job frees the request later. */
-static void on_cancel(nng_aio *aio, void *arg, int rv)
-{
-    ing_server *s = arg;
-    ing_req *r;
-    pthread_mutex_lock(&s->mu);
-    for (r = s->live; r; r = r->next)
-        if (r->aio == aio && !r->finished)
-            break;
-    if (r) {
-        r->finished = 1;
-        if (r->prev)
-            r->prev->next = r->next;
-        else
-            s->live = r->next;
-        if (r->next)
-            r->next->prev = r->prev;
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (r)
-        nng_aio_finish(aio, rv);
 }
 
 /* The one reply path. static_body: data outlives the server (not copied).
@@ -169,35 +110,30 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
                   int static_body, const char *const *headers)
 {
     ing_server *s = r->srv;
-    nng_http_res *res = NULL;
-    if (nng_http_res_alloc(&res) == 0) {
-        char ra[16];
-        const char *cache = "no-store";
-        int rc = nng_http_res_set_status(res, (uint16_t)status);
-        rc |= nng_http_res_set_header(res, "X-Request-Id", r->rid);
-        for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
-            if (strcasecmp(headers[i], "Cache-Control") == 0)
-                cache = headers[i + 1];
-            else
-                rc |= nng_http_res_set_header(res, headers[i], headers[i + 1]);
-        }
-        rc |= nng_http_res_set_header(res, "Cache-Control", cache);
-        if (r->retry_after > 0) {
-            snprintf(ra, sizeof ra, "%d", r->retry_after);
-            rc |= nng_http_res_set_header(res, "Retry-After", ra);
-        }
-        if (data) {
-            rc |= nng_http_res_set_header(res, "Content-Type", content_type);
-            if (static_body)
-                rc |= nng_http_res_set_data(res, data, len);
-            else
-                rc |= nng_http_res_copy_data(res, data, len);
-        }
-        if (rc) {
-            nng_http_res_free(res);
-            res = NULL;
+    const char *h[2 * ING_STATIC_HEADERS_MAX + 12];
+    const char *cache = "no-store";
+    char ra[16];
+    size_t n = 0;
+    h[n++] = "X-Request-Id";
+    h[n++] = r->rid;
+    for (size_t i = 0; headers && headers[i] && headers[i + 1] && n + 8 < sizeof h / sizeof *h;
+         i += 2) {
+        if (strcasecmp(headers[i], "Cache-Control") == 0) {
+            cache = headers[i + 1];
+        } else {
+            h[n++] = headers[i];
+            h[n++] = headers[i + 1];
         }
     }
+    h[n++] = "Cache-Control";
+    h[n++] = cache;
+    if (r->retry_after > 0) {
+        snprintf(ra, sizeof ra, "%d", r->retry_after);
+        h[n++] = "Retry-After";
+        h[n++] = ra;
+    }
+    h[n] = NULL;
+    nng_http_res *res = ons_httpd_res_new(status, h, content_type, data, len, static_body);
     double secs = (double)(ing_mono_ns() - r->t0_ns) / 1e9;
     observe(s, r->route, status, secs);
     /* One line per request at debug level (an info line per request cost
@@ -258,15 +194,7 @@ void ing_reply_json(ing_req *r, int status, json_t *body)
 void ing_req_submit(ing_req *r, ing_job_fn fn)
 {
     ing_server *s = r->srv;
-    pthread_mutex_lock(&s->mu);
-    r->deferred = 1;
-    r->prev = NULL;
-    r->next = s->live;
-    if (s->live)
-        s->live->prev = r;
-    s->live = r;
-    pthread_mutex_unlock(&s->mu);
-    nng_aio_defer(r->aio, on_cancel, s);
+    ons_httpd_live_add(&s->live, &r->pend);
     if (ing_pool_submit(s->app->pool, fn, r, 0) != 0) {
         r->retry_after = 1;
         ing_reply_error(r, 503, "overloaded", NULL, "The server is busy; retry shortly.");
@@ -275,125 +203,39 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 
 /* ---- routing -------------------------------------------------------------------- */
 
-/* Path characters we accept: no percent-encoding. nng 1.5.2 decodes URIs
- * with known bugs, so we read the raw URI ourselves. A '.' is allowed for
- * asset names (fan.js) but never at the start of a segment, so there are no
- * dot segments ("..") and no hidden names. */
-static int path_char_ok(const char *path, size_t i)
-{
-    char c = path[i];
-    if (c == '.')
-        return i > 0 && path[i - 1] != '/';
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
-           c == '-' || c == '_';
-}
-
-/* Splits path (in place) into segments. Returns the count or -1. */
-static int split(char *path, char **segs, int max)
-{
-    if (path[0] != '/')
-        return -1;
-    int n = 0;
-    char *p = path + 1;
-    for (;;) {
-        if (n == max)
-            return -1;
-        segs[n++] = p;
-        char *slash = strchr(p, '/');
-        if (!slash)
-            break;
-        *slash = '\0';
-        p = slash + 1;
-    }
-    return n;
-}
-
-/* Matches route pattern against segments; fills params. */
-static int match(const char *pattern, char **segs, int nseg, const char **params, int *nparams)
-{
-    const char *p = pattern + 1;
-    int i = 0, np = 0;
-    for (;;) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (i >= nseg)
-            return 0;
-        if (len == 2 && p[0] == '{' && p[1] == '}') {
-            if (segs[i][0] == '\0' || np == ING_MAX_PARAMS)
-                return 0;
-            params[np++] = segs[i];
-        } else if (strlen(segs[i]) != len || strncmp(segs[i], p, len) != 0) {
-            return 0;
-        }
-        i++;
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    if (i != nseg)
-        return 0;
-    *nparams = np;
-    return 1;
-}
-
-static int is_json_type(const char *ct)
-{
-    if (!ct)
-        return 0;
-    while (*ct == ' ')
-        ct++;
-    size_t n = strlen("application/json");
-    if (strncasecmp(ct, "application/json", n) != 0)
-        return 0;
-    ct += n;
-    while (*ct == ' ')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
 /* Everything before the route handler: see server.h for the order. */
 static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
 {
     ing_app *app = s->app;
-    const char *method = nng_http_req_get_method(hreq);
-    const char *uri = nng_http_req_get_uri(hreq);
-    snprintf(r->method, sizeof r->method, "%s", method ? method : "?");
-    size_t n = strcspn(uri ? uri : "", "?");
-    if (!uri || n == 0 || n >= sizeof r->pathbuf) {
+    if (ons_httpd_req_target(hreq, r->method, sizeof r->method, r->pathbuf, sizeof r->pathbuf)) {
         ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
         return;
     }
-    memcpy(r->pathbuf, uri, n);
-    r->pathbuf[n] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (!path_char_ok(r->pathbuf, i)) {
-            ing_reply_error(r, 400, "invalid_path", NULL,
-                            "The path may contain only letters, digits, '-', '_', '/' and '.' "
-                            "inside a name.");
-            return;
-        }
+    if (!ons_httpd_path_ok(r->pathbuf, 1)) {
+        ing_reply_error(r, 400, "invalid_path", NULL,
+                        "The path may contain only letters, digits, '-', '_', '/' and '.' "
+                        "inside a name.");
+        return;
     }
-    char *segs[8];
-    int nseg = split(r->pathbuf, segs, 8);
-    int wrong_method = 0;
-    const ing_route *route = NULL;
-    for (size_t i = 0; nseg > 0 && i < ing_route_count; i++) {
-        if (!match(ing_routes[i].pattern, segs, nseg, r->params, &r->nparams))
-            continue;
-        if (strcmp(ing_routes[i].method, r->method) == 0) {
-            route = &ing_routes[i];
-            break;
-        }
-        wrong_method = 1;
-    }
-    if (!route) {
-        if (wrong_method)
+    static const ons_httpd_table table = {
+        .rows = ing_routes,
+        .stride = sizeof *ing_routes,
+        .method_off = offsetof(ing_route, method),
+        .pattern_off = offsetof(ing_route, pattern),
+    };
+    ons_httpd_table t = table;
+    t.count = ing_route_count;
+    long ri =
+        ons_httpd_route_find(&t, r->method, r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams);
+    if (ri < 0) {
+        if (ri == -405)
             ing_reply_error(r, 405, "method_not_allowed", NULL,
                             "This method is not allowed on this resource.");
         else
             ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
         return;
     }
+    const ing_route *route = &ing_routes[ri];
     r->route = route;
     r->hreq = hreq;
 
@@ -424,15 +266,9 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     if (route->body) {
         void *data = NULL;
         size_t len = 0;
-        nng_http_req_get_data(hreq, &data, &len);
-        if (!is_json_type(nng_http_req_get_header(hreq, "Content-Type"))) {
-            ing_reply_error(r, 415, "unsupported_media_type", NULL,
-                            "The body must be sent as Content-Type: application/json.");
-            return;
-        }
-        if (len > (size_t)app->o.http_max_body) {
-            ing_reply_error(r, 413, "payload_too_large", NULL,
-                            "The body is larger than %lld bytes.", app->o.http_max_body);
+        ons_httpd_err e;
+        if (ons_httpd_body_check(hreq, app->o.http_max_body, 0, &data, &len, &e)) {
+            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
             return;
         }
         r->raw = malloc(len + 1);
@@ -445,11 +281,8 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
             memcpy(r->raw, data, len);
         r->raw[len] = '\0';
         r->raw_len = len;
-        json_error_t jerr;
-        r->body = json_loadb(r->raw, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!r->body || !json_is_object(r->body)) {
-            ing_reply_error(r, 400, "invalid_json", NULL, "The body must be one JSON object (%s).",
-                            r->body ? "not an object" : jerr.text);
+        if (ons_httpd_body_parse(r->raw, len, &r->body, &e)) {
+            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
             return;
         }
     }
@@ -469,10 +302,8 @@ static void on_http(nng_aio *aio)
     r->t0_ns = ing_mono_ns();
     r->srv = s;
     r->app = s->app;
-    r->aio = aio;
-    uint64_t x = s->rid_seed + atomic_fetch_add(&s->rid_next, 1) * 0x9E3779B97F4A7C15ULL;
-    x ^= x >> 31;
-    snprintf(r->rid, sizeof r->rid, "%016llx", (unsigned long long)x);
+    r->pend.aio = aio;
+    ons_httpd_rid_next(&s->rid, "", r->rid, sizeof r->rid);
     dispatch(s, r, hreq);
 }
 
@@ -483,55 +314,28 @@ int ing_server_start(ing_app *app, ing_server **out)
     ing_server *s = calloc(1, sizeof *s);
     if (!s)
         return ONS_ENOMEM;
-    pthread_mutex_init(&s->mu, NULL);
+    ons_httpd_live_init(&s->live);
+    ons_httpd_rid_init(&s->rid);
     s->app = app;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    s->rid_seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
     s->stats = calloc(ing_route_count + 1, sizeof *s->stats);
     if (!s->stats) {
         ing_server_free(s);
         return ONS_ENOMEM;
     }
-    char url[300];
-    snprintf(url, sizeof url, "http://%s:%lld", app->o.http_bind, app->o.http_port);
-    nng_url *u = NULL;
-    int rv = nng_url_parse(&u, url);
-    if (rv == 0)
-        rv = nng_http_server_hold(&s->http, u);
-    nng_url_free(u);
-    if (rv == 0)
-        rv = nng_http_handler_alloc(&s->handler, "/", on_http);
-    if (rv == 0) {
-        nng_http_handler_set_method(s->handler, NULL);
-        nng_http_handler_set_tree(s->handler);
-        nng_http_handler_collect_body(s->handler, true, (size_t)app->o.http_body_read_limit);
-        nng_http_handler_set_data(s->handler, s, NULL);
-        rv = nng_http_server_add_handler(s->http, s->handler);
-        if (rv) {
-            nng_http_handler_free(s->handler);
-        }
-        s->handler = NULL; /* owned by the server from now on */
-    }
-    if (rv == 0)
-        rv = nng_http_server_start(s->http);
-    if (rv) {
-        ons_log_error("http: cannot serve %s: %s", url, nng_strerror(rv));
+    int rc = ons_httpd_listen(app->o.http_bind, app->o.http_port, app->o.http_body_read_limit,
+                              on_http, s, &s->http);
+    if (rc) {
         ing_server_free(s);
-        return ONS_EIO;
+        return rc;
     }
-    ons_log_info("http: listening on %s", url);
     *out = s;
     return 0;
 }
 
 void ing_server_stop(ing_server *s)
 {
-    if (s && s->http) {
-        nng_http_server_stop(s->http);
-        nng_http_server_release(s->http);
-        s->http = NULL;
-    }
+    if (s)
+        ons_httpd_close(&s->http);
 }
 
 void ing_server_free(ing_server *s)
@@ -540,6 +344,6 @@ void ing_server_free(ing_server *s)
         return;
     ing_server_stop(s);
     free(s->stats);
-    pthread_mutex_destroy(&s->mu);
+    ons_httpd_live_fini(&s->live);
     free(s);
 }

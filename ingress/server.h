@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "common/auth.h"
+#include "common/httpd.h"
 #include "ingress/app.h"
 #include "ingress/pool.h"
 
@@ -76,9 +77,7 @@ struct ing_req {
     char method[8];
     int64_t t0_ns;
     struct ing_server *srv;
-    void *aio;
-    int deferred, finished;
-    struct ing_req *prev, *next;
+    ons_httpd_pending pend; /* the nng aio and its place on the live list */
 };
 
 /* Starts listening on http.bind:http.port. *out is owned by the caller

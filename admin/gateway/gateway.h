@@ -23,6 +23,7 @@
 #include "admin/gateway/faults.h"
 #include "admin/gateway/store.h"
 #include "admin/gateway/timer.h"
+#include "common/httpd.h"
 #include "common/metrics.h"
 
 #include <jansson.h>
@@ -95,11 +96,11 @@ extern const size_t gw_route_count;
 struct gw_req {
     gw_app *app;
     gw_server *srv;
-    nng_aio *aio;
     const gw_route *route;
     char method[8];
     char path[256];
-    const char *param; /* the {} segment, inside path */
+    char segs[256];    /* path split into segments */
+    const char *param; /* the {} segment, inside segs */
     char rid[24];      /* Request-Id */
     char idem[GW_KEY_MAX + 1];
     json_t *body; /* GW_BODY routes: the parsed object, owned */
@@ -108,10 +109,8 @@ struct gw_req {
     void *ctx;
     void (*ctx_free)(void *);
     void (*on_timer)(gw_req *r);
-    int early; /* on_timer runs before its time: the process is stopping */
-    /* server.c only (guarded by its mutex) */
-    int deferred, finished;
-    gw_req *prev, *next;
+    int early;              /* on_timer runs before its time: the process is stopping */
+    ons_httpd_pending pend; /* server.c only: the aio and its live-list place */
 };
 
 /* Sends status with a JSON body (NULL: none), then frees r. replayed adds

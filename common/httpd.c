@@ -1,0 +1,353 @@
+/* httpd.c - nng HTTP plumbing shared by ingress and onsale-gateway; see
+ * httpd.h. */
+#include "common/httpd.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t ons_httpd_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- listening ---------------------------------------------------------------- */
+
+int ons_httpd_listen(const char *bind, long long port, long long read_limit, void (*cb)(nng_aio *),
+                     void *data, nng_http_server **out)
+{
+    nng_http_handler *handler = NULL;
+    nng_url *u = NULL;
+    char url[300];
+    *out = NULL;
+    snprintf(url, sizeof url, "http://%s:%lld", bind, port);
+    int rv = nng_url_parse(&u, url);
+    if (rv == 0)
+        rv = nng_http_server_hold(out, u);
+    nng_url_free(u);
+    if (rv == 0)
+        rv = nng_http_handler_alloc(&handler, "/", cb);
+    if (rv == 0) {
+        nng_http_handler_set_method(handler, NULL);
+        nng_http_handler_set_tree(handler);
+        nng_http_handler_collect_body(handler, true, (size_t)read_limit);
+        nng_http_handler_set_data(handler, data, NULL);
+        rv = nng_http_server_add_handler(*out, handler);
+        if (rv)
+            nng_http_handler_free(handler); /* else the server owns it */
+    }
+    if (rv == 0)
+        rv = nng_http_server_start(*out);
+    if (rv) {
+        ons_log_error("http: cannot serve %s: %s", url, nng_strerror(rv));
+        ons_httpd_close(out);
+        return ONS_EIO;
+    }
+    ons_log_info("http: listening on %s", url);
+    return 0;
+}
+
+void ons_httpd_close(nng_http_server **http)
+{
+    if (*http) {
+        nng_http_server_stop(*http);
+        nng_http_server_release(*http);
+        *http = NULL;
+    }
+}
+
+/* ---- request ids ----------------------------------------------------------------- */
+
+void ons_httpd_rid_init(ons_httpd_rid *g)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    g->seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+    atomic_init(&g->next, 0);
+}
+
+void ons_httpd_rid_next(ons_httpd_rid *g, const char *prefix, char *buf, size_t size)
+{
+    uint64_t x = g->seed + atomic_fetch_add(&g->next, 1) * 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 31;
+    snprintf(buf, size, "%s%016llx", prefix, (unsigned long long)x);
+}
+
+/* ---- routing ----------------------------------------------------------------------- */
+
+int ons_httpd_req_target(nng_http_req *hreq, char *method, size_t method_size, char *path,
+                         size_t path_size)
+{
+    const char *m = nng_http_req_get_method(hreq);
+    const char *uri = nng_http_req_get_uri(hreq);
+    snprintf(method, method_size, "%s", m ? m : "?");
+    size_t n = strcspn(uri ? uri : "", "?");
+    if (!uri || n == 0 || n >= path_size)
+        return ONS_ENOTFOUND;
+    memcpy(path, uri, n);
+    path[n] = '\0';
+    return 0;
+}
+
+int ons_httpd_path_ok(const char *path, int allow_dots)
+{
+    for (size_t i = 0; path[i]; i++) {
+        char c = path[i];
+        if (c == '.' && allow_dots && i > 0 && path[i - 1] != '/')
+            continue;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '/' || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits path (in place) into at most max segments. Returns the count or
+ * -1. */
+static int split(char *path, char **segs, int max)
+{
+    if (path[0] != '/')
+        return -1;
+    int n = 0;
+    char *p = path + 1;
+    for (;;) {
+        if (n == max)
+            return -1;
+        segs[n++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        p = slash + 1;
+    }
+    return n;
+}
+
+/* Matches pattern against segments; fills params. */
+static int match(const char *pattern, char **segs, int nseg, const char **params, int max_params,
+                 int *nparams)
+{
+    const char *p = pattern + 1;
+    int i = 0, np = 0;
+    for (;;) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (i >= nseg)
+            return 0;
+        if (len == 2 && p[0] == '{' && p[1] == '}') {
+            if (segs[i][0] == '\0' || np == max_params)
+                return 0;
+            params[np++] = segs[i];
+        } else if (strlen(segs[i]) != len || strncmp(segs[i], p, len) != 0) {
+            return 0;
+        }
+        i++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    if (i != nseg)
+        return 0;
+    *nparams = np;
+    return 1;
+}
+
+static const char *row_str(const ons_httpd_table *t, size_t i, size_t off)
+{
+    const char *row = (const char *)t->rows + i * t->stride;
+    const char *s;
+    memcpy(&s, row + off, sizeof s);
+    return s;
+}
+
+long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *path,
+                          const char **params, int max_params, int *nparams)
+{
+    char *segs[ONS_HTTPD_MAX_SEGS];
+    int nseg = split(path, segs, ONS_HTTPD_MAX_SEGS);
+    int wrong_method = 0;
+    for (size_t i = 0; nseg > 0 && i < t->count; i++) {
+        if (!match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
+            continue;
+        if (strcmp(row_str(t, i, t->method_off), method) == 0)
+            return (long)i;
+        wrong_method = 1;
+    }
+    return wrong_method ? -405 : -404;
+}
+
+/* ---- bodies -------------------------------------------------------------------------- */
+
+static int is_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    e->status = status;
+    e->code = code;
+    return -1;
+}
+
+int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void **data,
+                         size_t *len, ons_httpd_err *e)
+{
+    *data = NULL;
+    *len = 0;
+    nng_http_req_get_data(hreq, data, len);
+    int too_big = *len > (size_t)max;
+    if (too_big && size_first)
+        return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
+    if (!is_json_type(nng_http_req_get_header(hreq, "Content-Type")))
+        return fail(e, 415, "unsupported_media_type",
+                    "The body must be sent as Content-Type: application/json.");
+    if (too_big)
+        return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
+    return 0;
+}
+
+int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_err *e)
+{
+    json_error_t jerr;
+    *out = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*out || !json_is_object(*out))
+        return fail(e, 400, "invalid_json", "The body must be one JSON object (%s).",
+                    *out ? "not an object" : jerr.text);
+    return 0;
+}
+
+json_t *ons_httpd_error_body(const char *code, const char *field, const char *fmt, va_list ap)
+{
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg, "field", field);
+}
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const char *content_type,
+                                const void *data, size_t len, int static_body)
+{
+    nng_http_res *res = NULL;
+    if (nng_http_res_alloc(&res) != 0)
+        return NULL;
+    int rc = nng_http_res_set_status(res, (uint16_t)status);
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        rc |= nng_http_res_set_header(res, headers[i], headers[i + 1]);
+    if (data) {
+        rc |= nng_http_res_set_header(res, "Content-Type", content_type);
+        if (static_body)
+            rc |= nng_http_res_set_data(res, data, len);
+        else
+            rc |= nng_http_res_copy_data(res, data, len);
+    }
+    if (rc) {
+        nng_http_res_free(res);
+        res = NULL;
+    }
+    return res;
+}
+
+/* ---- deferred requests ------------------------------------------------------------------ */
+
+void ons_httpd_live_init(ons_httpd_live *l)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    l->head = NULL;
+}
+
+void ons_httpd_live_fini(ons_httpd_live *l)
+{
+    pthread_mutex_destroy(&l->mu);
+}
+
+/* Unlinks p; the caller holds l->mu. */
+static void unlink_locked(ons_httpd_live *l, ons_httpd_pending *p)
+{
+    p->finished = 1;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+/* nng's cancel routine: finish the aio now; the request is freed later by
+ * its own reply, which then finds the aio finished. */
+static void on_cancel(nng_aio *aio, void *arg, int rv)
+{
+    ons_httpd_live *l = arg;
+    ons_httpd_pending *p;
+    pthread_mutex_lock(&l->mu);
+    for (p = l->head; p; p = p->next)
+        if (p->aio == aio && !p->finished)
+            break;
+    if (p)
+        unlink_locked(l, p);
+    pthread_mutex_unlock(&l->mu);
+    if (p)
+        nng_aio_finish(aio, rv);
+}
+
+void ons_httpd_live_add(ons_httpd_live *l, ons_httpd_pending *p)
+{
+    if (p->deferred)
+        return;
+    pthread_mutex_lock(&l->mu);
+    p->deferred = 1;
+    p->prev = NULL;
+    p->next = l->head;
+    if (l->head)
+        l->head->prev = p;
+    l->head = p;
+    pthread_mutex_unlock(&l->mu);
+    nng_aio_defer(p->aio, on_cancel, l);
+}
+
+int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res, int rv)
+{
+    int mine = 1;
+    if (p->deferred) {
+        pthread_mutex_lock(&l->mu);
+        mine = !p->finished;
+        if (mine)
+            unlink_locked(l, p);
+        pthread_mutex_unlock(&l->mu);
+    }
+    if (mine && res && rv == 0) {
+        nng_aio_set_output(p->aio, 0, res);
+        nng_aio_finish(p->aio, 0);
+        return 1;
+    }
+    if (res)
+        nng_http_res_free(res);
+    if (mine)
+        nng_aio_finish(p->aio, rv ? rv : NNG_ENOMEM);
+    return mine;
+}

@@ -1,0 +1,154 @@
+/*
+ * httpd.h - the nng HTTP plumbing both Onsale HTTP servers share (ingress,
+ * the front door, and onsale-gateway, the payment simulator): listening
+ * with one tree handler on "/", request ids, path checks, route lookup over
+ * a caller's table, body checks, JSON error bodies, building a response and
+ * the live list that lets nng cancel a deferred request's aio.
+ *
+ * Each server keeps its own request struct, route table, metrics and reply
+ * policy; these helpers hold no per-request state and never reply
+ * themselves. Check failures come back as an ons_httpd_err (status, code,
+ * message) that the caller turns into its own error reply.
+ *
+ * Threads: everything here may run on any thread; ons_httpd_live guards
+ * itself with its own mutex.
+ */
+#ifndef ONSALE_COMMON_HTTPD_H
+#define ONSALE_COMMON_HTTPD_H
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most path segments a route lookup accepts. */
+#define ONS_HTTPD_MAX_SEGS 8
+
+/* A check failure, ready to be sent as an error reply. */
+typedef struct ons_httpd_err {
+    int status;
+    const char *code;
+    char message[256];
+} ons_httpd_err;
+
+/* Monotonic clock, nanoseconds. */
+int64_t ons_httpd_mono_ns(void);
+
+/* ---- listening ---------------------------------------------------------------- */
+
+/* Holds the nng HTTP server for http://bind:port, adds one tree handler on
+ * "/" for every method that calls cb with data as the handler data and
+ * collects bodies up to read_limit bytes, and starts it. *out is the
+ * caller's (ons_httpd_close). Logs and returns ONS_EIO when it cannot
+ * listen. */
+int ons_httpd_listen(const char *bind, long long port, long long read_limit, void (*cb)(nng_aio *),
+                     void *data, nng_http_server **out);
+/* Stops and releases *http (may be NULL) and sets it to NULL. */
+void ons_httpd_close(nng_http_server **http);
+
+/* ---- request ids ----------------------------------------------------------------- */
+
+/* A source of request ids unique per process start. */
+typedef struct ons_httpd_rid {
+    uint64_t seed;
+    atomic_uint_fast64_t next;
+} ons_httpd_rid;
+
+/* Seeds g from the clock and the process id. */
+void ons_httpd_rid_init(ons_httpd_rid *g);
+/* Writes prefix followed by 16 hex digits into buf. Any thread. */
+void ons_httpd_rid_next(ons_httpd_rid *g, const char *prefix, char *buf, size_t size);
+
+/* ---- routing ----------------------------------------------------------------------- */
+
+/* Copies the request's method (or "?") into method and its URI up to any
+ * '?' into path. Returns 0, or ONS_ENOTFOUND when the path is empty or does
+ * not fit. */
+int ons_httpd_req_target(nng_http_req *hreq, char *method, size_t method_size, char *path,
+                         size_t path_size);
+
+/* 1 when path holds only letters, digits, '-', '_' and '/' (no
+ * percent-encoding: nng 1.5.2 decodes URIs with known bugs) and, when
+ * allow_dots, a '.' that does not start a segment (so no ".." and no
+ * hidden names); else 0. */
+int ons_httpd_path_ok(const char *path, int allow_dots);
+
+/* Where the method and pattern strings sit in the caller's route rows. A
+ * pattern is "/a/{}/b": each "{}" segment matches one non-empty path
+ * segment. */
+typedef struct ons_httpd_table {
+    const void *rows;
+    size_t count;
+    size_t stride;      /* sizeof one row */
+    size_t method_off;  /* offsetof the row's const char *method */
+    size_t pattern_off; /* offsetof the row's const char *pattern */
+} ons_httpd_table;
+
+/* Finds the first row whose pattern matches path and whose method is
+ * method. path is split into segments in place; params[] point into it,
+ * one per "{}", at most max_params. Returns the row's index, or -404 (no
+ * pattern matches) or -405 (a pattern matches but not with this method). */
+long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *path,
+                          const char **params, int max_params, int *nparams);
+
+/* ---- bodies -------------------------------------------------------------------------- */
+
+/* Checks a JSON body's Content-Type (415) and size (413, more than max
+ * bytes), the size first when size_first. On success *data and *len are the
+ * collected body (owned by hreq) and 0 is returned; else e is filled and
+ * -1 returned. */
+int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void **data,
+                         size_t *len, ons_httpd_err *e);
+/* Parses data as one JSON object (duplicate keys rejected). Returns 0 with
+ * *out the caller's, or -1 with e filled (400 invalid_json) and *out NULL
+ * or a non-object the caller must still json_decref. */
+int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_err *e);
+
+/* {"error":{"code":..,"message":..,"field":..}} with field left out when
+ * NULL; the message is fmt formatted (at most 255 bytes). Returns a new
+ * reference, or NULL when out of memory. */
+json_t *ons_httpd_error_body(const char *code, const char *field, const char *fmt, va_list ap);
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+/* Builds a response: status, headers (name/value pairs, NULL-terminated,
+ * set in order), and when data is not NULL a Content-Type and the body
+ * (copied unless static_body, when it must outlive the response). Returns
+ * the response, owned by the caller, or NULL when nng fails. */
+nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const char *content_type,
+                                const void *data, size_t len, int static_body);
+
+/* ---- deferred requests ------------------------------------------------------------------ */
+
+/* Embedded in a request whose reply may come later, from another thread. */
+typedef struct ons_httpd_pending {
+    nng_aio *aio;
+    int deferred, finished; /* guarded by the live list's mutex */
+    struct ons_httpd_pending *prev, *next;
+} ons_httpd_pending;
+
+/* The requests whose aio nng may still cancel (a connection closes, the
+ * server stops). The cancel routine is given the list, never the request,
+ * so a racing reply cannot leave it a dangling pointer. */
+typedef struct ons_httpd_live {
+    pthread_mutex_t mu;
+    ons_httpd_pending *head;
+} ons_httpd_live;
+
+void ons_httpd_live_init(ons_httpd_live *l);
+void ons_httpd_live_fini(ons_httpd_live *l);
+/* Marks p deferred, links it and registers the cancel routine on p->aio;
+ * a no-op when p is already deferred. nng threads only. */
+void ons_httpd_live_add(ons_httpd_live *l, ons_httpd_pending *p);
+/* The one end of a request's aio, called once by its reply: finishes
+ * p->aio with res (stolen), or with rv (NNG_ENOMEM when rv is 0) when res
+ * is NULL or rv is not 0. Returns 1, or 0 when nng had cancelled the aio
+ * first (res is then just freed). Any thread; the caller frees the
+ * request afterwards. */
+int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res, int rv);
+
+#endif
