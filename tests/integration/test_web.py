@@ -255,6 +255,9 @@ def test_fan_joins_watches_position_fall_reloads_and_buys(env, browser):
     # Checkout with the test card; the page polls the order and shows the tickets.
     b("click", page="fan", selector="#pay-btn")
     b.wait_state("fan", "purchased", timeout=30000)
+    # the ticket list is fetched after the answer is shown: wait for it
+    b("wait", page="fan", timeout=15000,
+      js="return document.querySelectorAll('#tickets .ticket').length === 2")
     tickets = b("eval", page="fan", js="return [...document.querySelectorAll('#tickets .ticket')].map(t => t.innerText)")
     assert len(tickets) == 2 and all("Floor" in t for t in tickets), tickets
     assert b.text("fan", "final-answer") == "You have tickets!"
