@@ -1,5 +1,6 @@
 /* httpd.c - nng HTTP plumbing shared by ingress and onsale-gateway; see
  * httpd.h. */
+#include "common/clock.h"
 #include "common/httpd.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -13,9 +14,7 @@
 
 int64_t ons_httpd_mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return ons_mono_ns();
 }
 
 /* ---- listening ---------------------------------------------------------------- */

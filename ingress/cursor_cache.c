@@ -1,4 +1,5 @@
 /* cursor_cache.c - the served-cursor refresh thread; see cursor_cache.h. */
+#include "common/clock.h"
 #include "ingress/cursor_cache.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -27,13 +28,6 @@ struct ing_cursors {
     pthread_t thread;
     int started;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void ing_cursors_raise(ing_cursors *c, int32_t p, int64_t served)
 {
@@ -81,11 +75,11 @@ static void *refresh_main(void *arg)
                     ing_cursors_raise(c, p, c->tmp_served[p]);
                 atomic_store(&c->rate_milli[p], (int64_t)(c->tmp_rate[p] * 1000.0));
             }
-            atomic_store(&c->last_ok_ms, mono_ms());
+            atomic_store(&c->last_ok_ms, ons_mono_ms());
         } else {
             missing = 1;
         }
-        int64_t now = mono_ms();
+        int64_t now = ons_mono_ms();
         if (missing && now >= c->pg_next_ms) {
             from_postgres(c);
             c->pg_next_ms = now + 1000;
@@ -162,5 +156,5 @@ double ing_cursors_rate(ing_cursors *c, int32_t p)
 int64_t ing_cursors_age_ms(ing_cursors *c)
 {
     int64_t t = atomic_load(&c->last_ok_ms);
-    return t ? mono_ms() - t : -1;
+    return t ? ons_mono_ms() - t : -1;
 }

@@ -1,5 +1,6 @@
 /* event_cache.c - event sale-state cache and intent → event map; see
  * event_cache.h. */
+#include "common/clock.h"
 #include "ingress/event_cache.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -23,13 +24,6 @@ struct ing_events {
     size_t n;
     slot *slots;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int ing_events_new(int ttl_ms, size_t slots, ing_events **out)
 {
@@ -68,7 +62,7 @@ static void put(ing_events *c, int64_t id, const q_event_state *st)
     pthread_mutex_lock(&c->mu);
     slot *s = &c->slots[(uint64_t)id % c->n];
     s->event_id = id;
-    s->fetched_ms = mono_ms();
+    s->fetched_ms = ons_mono_ms();
     s->st = *st;
     pthread_mutex_unlock(&c->mu);
 }
@@ -110,7 +104,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 {
     pthread_mutex_lock(&c->mu);
     slot *s = &c->slots[(uint64_t)id % c->n];
-    int hit = s->event_id == id && mono_ms() - s->fetched_ms < c->ttl_ms;
+    int hit = s->event_id == id && ons_mono_ms() - s->fetched_ms < c->ttl_ms;
     if (hit)
         *out = s->st;
     pthread_mutex_unlock(&c->mu);

@@ -1,5 +1,6 @@
 /* monitor.c - dependency checks and watermarks on a background thread; see
  * monitor.h. */
+#include "common/clock.h"
 #include "ingress/monitor.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -26,13 +27,6 @@ struct ing_monitor {
     int started;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int check_pg(ing_monitor *m)
 {
     if (!m->pg || PQstatus(m->pg) != CONNECTION_OK) {
@@ -55,7 +49,7 @@ static void *monitor_main(void *arg)
 {
     ing_monitor *m = arg;
     while (!atomic_load(&m->stop)) {
-        int64_t t0 = mono_ms();
+        int64_t t0 = ons_mono_ms();
         atomic_store(&m->redis_ok, q_status_ping(m->st) == 0);
         atomic_store(&m->pg_ok, check_pg(m));
         int np = 0;
@@ -66,8 +60,8 @@ static void *monitor_main(void *arg)
             if (q_producer_watermarks(m->producer, p, 1000, &lo, &hi) == 0)
                 atomic_store(&m->high[p], hi);
         }
-        atomic_store(&m->last_ms, mono_ms());
-        int64_t left = m->interval_ms - (mono_ms() - t0);
+        atomic_store(&m->last_ms, ons_mono_ms());
+        int64_t left = m->interval_ms - (ons_mono_ms() - t0);
         while (left > 0 && !atomic_load(&m->stop)) {
             int step = left > 100 ? 100 : (int)left;
             struct timespec ts = {0, (long)step * 1000000L};
@@ -124,7 +118,7 @@ void ing_monitor_health(ing_monitor *m, ing_health *out)
     out->pg_ok = atomic_load(&m->pg_ok);
     out->kafka_ok = atomic_load(&m->kafka_ok);
     int64_t t = atomic_load(&m->last_ms);
-    out->age_ms = t ? mono_ms() - t : -1;
+    out->age_ms = t ? ons_mono_ms() - t : -1;
 }
 
 int64_t ing_monitor_high(ing_monitor *m, int32_t p)

@@ -1,5 +1,6 @@
 /* pool.c - bounded job queue and the threads that own Redis/PostgreSQL
  * connections; see pool.h. */
+#include "common/clock.h"
 #include "ingress/pool.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -29,18 +30,11 @@ struct ing_pool {
     char *pg_dsn;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 PGconn *ing_worker_pg(ing_worker *w)
 {
     if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
         return w->pg;
-    int64_t now = now_ms();
+    int64_t now = ons_mono_ms();
     if (now < w->pg_retry_ms)
         return NULL;
     if (w->pg) {

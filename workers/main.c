@@ -14,6 +14,7 @@
  * inside the consumer poll (on_assign / on_revoke below). The metrics HTTP
  * endpoint runs on nng's threads and only reads atomics.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -144,20 +145,6 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static slot *slot_get(worker *w, int32_t partition, int create)
 {
     if (partition < 0)
@@ -208,14 +195,14 @@ static int64_t claim(worker *w, int32_t partition, slot *s)
     int64_t next = 0, epoch = 0;
     if (wk_store_claim(w->store, partition, &next, &epoch) != 0) {
         s->state = SLOT_CLAIM;
-        s->retry_at = mono_s() + 1.0;
+        s->retry_at = ons_mono_s() + 1.0;
         return -1;
     }
     slot_drop(s);
     s->part = new_part(w, partition, epoch, next);
     if (!s->part) {
         s->state = SLOT_RELOAD;
-        s->retry_at = mono_s() + 1.0;
+        s->retry_at = ons_mono_s() + 1.0;
         return -1;
     }
     s->epoch = epoch;
@@ -279,7 +266,7 @@ static void fail_partition(worker *w, int32_t partition, slot *s, const char *wh
             delay = 5.0;
     }
     s->fails++;
-    s->retry_at = mono_s() + delay;
+    s->retry_at = ons_mono_s() + delay;
     q_consumer_pause(w->cons, partition);
 }
 
@@ -297,7 +284,7 @@ static void fence_partition(worker *w, int32_t partition, slot *s)
 /* Claims and reloads that are due. */
 static void retry_pending(worker *w)
 {
-    double now = mono_s();
+    double now = ons_mono_s();
     for (size_t i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
         if ((s->state != SLOT_CLAIM && s->state != SLOT_RELOAD) || now < s->retry_at)
@@ -411,7 +398,7 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
         ons_histogram_observe(w->batch_size, (double)n);
     ons_counter_add(w->expired, (double)p->fx.nexpired);
     log_results(w, p);
-    double now = mono_s();
+    double now = ons_mono_s();
     update_rate(s, n, now);
     ons_log_info("committed partition %d offsets %" PRId64 "..%" PRId64 " epoch %" PRId64
                  " (%zu records, %zu intents changed, %zu expired) in %.1f ms",
@@ -436,7 +423,7 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
  * a second) and refresh lag gauges from cached watermarks. */
 static void idle_publish(worker *w)
 {
-    double now = mono_s();
+    double now = ons_mono_s();
     for (size_t i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
         if (s->state != SLOT_ACTIVE || !s->part)
@@ -457,7 +444,7 @@ static void idle_publish(worker *w)
 
 static void run_batch(worker *w)
 {
-    int64_t now_ms = wall_ms();
+    int64_t now_ms = ons_wall_ms();
     /* Holds due now are expired before this batch's records, in each
      * partition's own transaction. */
     for (size_t i = 0; i < w->nslots; i++) {
@@ -480,11 +467,11 @@ static void run_batch(worker *w)
         if (rc != 0)
             continue;
         if (n == 0)
-            deadline = mono_s() + (double)w->o.batch_max_ms / 1000.0;
+            deadline = ons_mono_s() + (double)w->o.batch_max_ms / 1000.0;
         apply_record(w, &rec, now_ms);
         q_record_release(&rec);
         n++;
-        double left = deadline - mono_s();
+        double left = deadline - ons_mono_s();
         timeout = left > 0 ? (int)(left * 1000) : 0;
     }
 

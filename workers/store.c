@@ -4,6 +4,7 @@
  * parameters and expand them with unnest(), so a batch costs a handful of
  * statements whatever its size. Loads stream rows (COPY for seats, single-row
  * mode for intents) so a 1,000,000-seat event never sits in a PGresult. */
+#include "common/clock.h"
 #include "workers/store.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -85,13 +86,6 @@ static int ensure_conn(wk_store *st)
 static int64_t to_i64(const char *s)
 {
     return strtoll(s, NULL, 10);
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int simple(wk_store *st, const char *sql)
@@ -418,7 +412,7 @@ int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id)
     wk_store *st = ctx;
     if (ensure_conn(st))
         return ONS_EDB;
-    double t0 = mono_s();
+    double t0 = ons_mono_s();
     load_ctx lc = {0};
     int64_t seats_total = 0;
     wk_event *ev = wk_event_new(event_id);
@@ -452,7 +446,7 @@ int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id)
     ons_log_info("loaded event %" PRId64 ": %zu seats (%" PRId64 " available, %" PRId64
                  " held, %" PRId64 " sold), %" PRId64 " waiting, status %s, in %.3f s",
                  event_id, ev->inv.nseats, ev->inv.available, ev->inv.held, ev->inv.sold,
-                 ev->nwaiting, wk_evstatus_name(ev->status), mono_s() - t0);
+                 ev->nwaiting, wk_evstatus_name(ev->status), ons_mono_s() - t0);
 out:
     free(lc.secs);
     return rc;
@@ -498,7 +492,7 @@ static int pl_send(wk_store *st, const char *what, const char *sql, int n, const
 static int pl_end(wk_store *st)
 {
     int rc = 0;
-    double t0 = mono_s();
+    double t0 = ons_mono_s();
     if (!PQpipelineSync(st->conn)) {
         ons_log_error("postgres pipeline sync: %s", PQerrorMessage(st->conn));
         rc = ONS_EDB;
@@ -533,7 +527,7 @@ static int pl_end(wk_store *st)
         ons_log_error("postgres pipeline exit: %s", PQerrorMessage(st->conn));
         rc = ONS_EDB;
     }
-    ons_log_debug("pipeline: %d statements in %.1f ms", st->pl_n, (mono_s() - t0) * 1000);
+    ons_log_debug("pipeline: %d statements in %.1f ms", st->pl_n, (ons_mono_s() - t0) * 1000);
     return rc;
 }
 
@@ -752,7 +746,7 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
         while (nanosleep(&d, &d) != 0)
             ;
     }
-    double t0 = mono_s();
+    double t0 = ons_mono_s();
     *latency_s = 0;
     if (ensure_conn(st))
         return ONS_EDB;
@@ -781,6 +775,6 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
     rc = simple(st, "COMMIT");
 out:
     wk_pgarrs_fini(a, 13);
-    *latency_s = mono_s() - t0;
+    *latency_s = ons_mono_s() - t0;
     return rc;
 }

@@ -1,4 +1,5 @@
 /* timer.c - the delay thread of the gateway simulator; see timer.h. */
+#include "common/clock.h"
 #include "admin/gateway/timer.h"
 #include "common/err.h"
 
@@ -24,13 +25,6 @@ struct gw_timer {
     size_t n, cap;
     uint64_t next_seq;
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int before(const entry *a, const entry *b)
 {
@@ -77,7 +71,7 @@ static void *run(void *arg)
             pthread_cond_wait(&t->cv, &t->mu);
             continue;
         }
-        int64_t now = mono_ns();
+        int64_t now = ons_mono_ns();
         if (!t->stopping && t->heap[0].due_ns > now) {
             int64_t due = t->heap[0].due_ns;
             struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
@@ -133,7 +127,7 @@ int gw_timer_add(gw_timer *t, int64_t delay_ms, gw_timer_fn fn, void *arg)
     } else {
         size_t i = t->n++;
         t->heap[i] =
-            (entry){mono_ns() + (delay_ms > 0 ? delay_ms : 0) * 1000000, t->next_seq++, fn, arg};
+            (entry){ons_mono_ns() + (delay_ms > 0 ? delay_ms : 0) * 1000000, t->next_seq++, fn, arg};
         while (i > 0 && before(&t->heap[i], &t->heap[(i - 1) / 2])) {
             swap(&t->heap[i], &t->heap[(i - 1) / 2]);
             i = (i - 1) / 2;

@@ -1,4 +1,5 @@
 /* http.c - the simulator's epoll HTTP/1.1 client; see http.h. */
+#include "common/clock.h"
 #include "admin/sim/http.h"
 #include "common/err.h"
 
@@ -53,13 +54,6 @@ struct sim_http {
     size_t queued, active;
     long long connects;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int sim_http_new(const sim_http_opts *o, sim_http **out)
 {
@@ -195,7 +189,7 @@ static void finish(sim_http *h, conn *c, sim_http_resp *resp)
     req *r = c->r;
     c->r = NULL;
     h->active--;
-    resp->latency_ms = (double)(now_ns() - c->t_start_ns) / 1e6;
+    resp->latency_ms = (double)(ons_mono_ns() - c->t_start_ns) / 1e6;
     r->cb(r->arg, resp);
     req_free(r);
 }
@@ -282,7 +276,7 @@ static void dispatch(sim_http *h)
         c->r = r;
         c->woff = 0;
         c->inlen = 0;
-        c->t_start_ns = now_ns();
+        c->t_start_ns = ons_mono_ns();
         c->deadline_ns = c->t_start_ns + (int64_t)h->o.timeout_ms * 1000000;
         if (c->state == C_CLOSED) {
             if (conn_open(h, c) < 0) {
@@ -496,7 +490,7 @@ int sim_http_poll(sim_http *h, int timeout_ms)
         if (c->fd >= 0)
             on_event(h, c, evs[i].events);
     }
-    int64_t now = now_ns();
+    int64_t now = ons_mono_ns();
     for (int i = 0; i < h->o.conns; i++) {
         conn *c = &h->conns[i];
         if (c->r && now > c->deadline_ns) {

@@ -1,4 +1,5 @@
 /* http.c - blocking HTTP/1.1 client with a deadline; see http.h. */
+#include "common/clock.h"
 #include "workers/payments/http.h"
 #include "common/err.h"
 
@@ -46,18 +47,11 @@ int pay_url_parse(const char *url, pay_url *out)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for events on fd until the deadline: 0, ONS_ETIMEDOUT or ONS_EIO. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - ons_mono_ms();
         if (left <= 0)
             return ONS_ETIMEDOUT;
         struct pollfd p = {fd, events, 0};
@@ -168,7 +162,7 @@ int pay_http_post(const pay_url *u, const char *path, const char *const *headers
                   int timeout_ms, pay_http_resp *resp)
 {
     memset(resp, 0, sizeof *resp);
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = ons_mono_ms() + timeout_ms;
     int fd = -1, rc;
     size_t blen = strlen(body), cap = 4096 + blen, len = 0;
     char *buf = malloc(cap);

@@ -23,6 +23,7 @@
  * "done" re-sends the same result, which the partition owner ignores.
  * GET /metrics and /healthz on 127.0.0.1:metrics.port.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -119,20 +120,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(int64_t ms)
@@ -310,7 +297,7 @@ static void classify(const row *w, int rc, const pay_http_resp *resp, answer *an
 static void call_gateway(app *a, const row *w, answer *ans)
 {
     int64_t wait = 0;
-    if (!pay_breaker_allow(&a->br, mono_ms(), &wait)) {
+    if (!pay_breaker_allow(&a->br, ons_mono_ms(), &wait)) {
         memset(ans, 0, sizeof *ans);
         ans->cls = C_BREAKER_OPEN;
         ans->amount = wait; /* reused: when to look again */
@@ -332,16 +319,16 @@ static void call_gateway(app *a, const row *w, answer *ans)
     snprintf(idem, sizeof idem, "Idempotency-Key: %s%s", a->o.key_prefix, w->key);
     const char *hdrs[] = {auth, idem, NULL};
     pay_http_resp resp;
-    int64_t t0 = mono_ms();
+    int64_t t0 = ons_mono_ms();
     int rc = text ? pay_http_post(&a->url, w->is_refund ? "/v1/refunds" : "/v1/charges", hdrs, text,
                                   (int)a->o.timeout_ms, &resp)
                   : ONS_ENOMEM;
     free(text);
     if (a->latency)
-        ons_histogram_observe(a->latency, (double)(mono_ms() - t0) / 1000.0);
+        ons_histogram_observe(a->latency, (double)(ons_mono_ms() - t0) / 1000.0);
     classify(w, rc, rc ? NULL : &resp, ans);
     int healthy = ans->cls != C_RETRY || (rc == 0 && resp.status < 500);
-    pay_breaker_report(&a->br, healthy, mono_ms());
+    pay_breaker_report(&a->br, healthy, ons_mono_ms());
     if (rc == 0)
         free(resp.body);
 }
@@ -373,7 +360,7 @@ static int produce_result(app *a, const row *w, const answer *ans)
     memset(&m, 0, sizeof m);
     m.type = Q_MSG_PAYMENT_RESULT;
     m.event_id = w->event_id;
-    m.sent_ms = wall_ms();
+    m.sent_ms = ons_wall_ms();
     m.order_id = w->order_id;
     m.reservation_id = w->reservation_id;
     m.outcome = ans->cls == C_SUCCEEDED  ? Q_PAY_SUCCEEDED
@@ -475,7 +462,7 @@ static void *thread_main(void *arg)
 {
     app *a = arg;
     PGconn *c = NULL;
-    unsigned seed = (unsigned)(mono_ms() ^ (int64_t)(uintptr_t)&c);
+    unsigned seed = (unsigned)(ons_mono_ms() ^ (int64_t)(uintptr_t)&c);
     row *rows = calloc((size_t)a->o.batch, sizeof *rows);
     if (!rows) {
         ons_log_error("out of memory");
