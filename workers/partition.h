@@ -2,9 +2,10 @@
  * partition.h - the in-memory state of one owned Kafka partition and the
  * rules that apply its messages, in offset order, to that state.
  *
- * A partition owns the events whose messages it carries (loaded lazily from
- * PostgreSQL through the wk_load_fn on their first message), their active
- * intents (waiting / reserved / paying), each event's FIFO list of waiting
+ * A partition owns the events whose messages it carries (loaded from
+ * PostgreSQL through the wk_load_fn on their first message, or up front by
+ * the owner when they have live holds, so holds expire without traffic),
+ * their active intents (waiting / reserved / paying), each event's FIFO list of waiting
  * intents, and one min-heap of holds by expiry. Applying a message only
  * touches memory and records the batch's effects in p->fx (coalesced: one
  * record per intent, per seat, per event, holding its final state); the
