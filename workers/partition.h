@@ -5,11 +5,12 @@
  * A partition owns the events whose messages it carries (loaded from
  * PostgreSQL through the wk_load_fn on their first message, or up front by
  * the owner when they have live holds, so holds expire without traffic),
- * their active intents (waiting / reserved / paying), each event's FIFO list of waiting
- * intents, and one min-heap of holds by expiry. Applying a message only
- * touches memory and records the batch's effects in p->fx (coalesced: one
- * record per intent, per seat, per event, holding its final state); the
- * store writes them in one transaction and the projection publishes them.
+ * their active intents (waiting / reserved / paying), each event's FIFO
+ * list of waiting intents, and one min-heap of holds by expiry. Applying a
+ * message only touches memory and records the batch's effects in p->fx
+ * (coalesced: one record per intent, per seat, per event, holding its final
+ * state); the store writes them in one transaction and the projection
+ * publishes them.
  * Memory is a cache of the database: after any failure the owner frees the
  * partition and builds a new one from PostgreSQL.
  *
