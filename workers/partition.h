@@ -28,7 +28,10 @@
  * until resumed; cancelled / ended events reject their waiting intents
  * (sale_closed) and release held reservations (released, reason cancelled).
  * Released and expired seats go to waiting intents first, in order, before
- * any later message is applied. Owned by one thread.
+ * any later message is applied. A waiting intent that the unsold seats
+ * (free, held or paying) can no longer fit once seats are sold is rejected
+ * insufficient_seats at once, as it would be on arrival, instead of waiting
+ * for the whole event to sell out. Owned by one thread.
  */
 #ifndef ONSALE_WORKERS_PARTITION_H
 #define ONSALE_WORKERS_PARTITION_H
@@ -120,6 +123,7 @@ typedef struct wk_event {
     int64_t waiting_by_qty[WK_MAX_QTY + 1];
     int fx_mark;      /* listed in the batch's touched events */
     int status_dirty; /* status changed in this batch */
+    uint32_t fit_gen; /* inv.shrink_gen when waiting intents were last checked */
 } wk_event;
 
 /* One intent's final state in the batch being built. */

@@ -474,6 +474,57 @@ START_TEST(success_after_expired_order_is_refunded_once)
 }
 END_TEST
 
+/* Issue 14 item 9: a waiting fan is told as soon as the seats left can never
+ * fit the request. Held seats may come back and count; sold ones do not.
+ * Row A of 5 seats, all held one by one; fans then wait for 2 together, 2
+ * anywhere and 1. Selling seats 2 and 4 leaves only singles (1, 3, 5 held):
+ * the pair can never be seated together while B still has free seats. */
+START_TEST(waiting_fan_told_when_only_singles_are_left)
+{
+    rows_a = 1;
+    seats_a = 5;
+    wk_part *p = part();
+    int held[5];
+    for (int i = 0; i < 5; i++)
+        held[i] = intent(p, 1 + i, 1, "A", 1);
+    int pair = intent(p, 6, 2, "A", 1);
+    int two = intent(p, 7, 2, "A", 0);
+    int one = intent(p, 8, 1, "A", 1);
+    ck_assert_int_eq(state_of(p, pair), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, two), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, one), WK_I_WAITING);
+    wk_part_batch_done(p);
+
+    /* seat 2 sold: 3, 4, 5 may still come back together */
+    payment(p, checkout(p, 2, held[1]), held[1], Q_PAY_SUCCEEDED, 5000);
+    ck_assert_ptr_null(fx(p, pair));
+    wk_part_batch_done(p);
+
+    /* seat 4 sold: the pair is told now, the others keep waiting */
+    payment(p, checkout(p, 4, held[3]), held[3], Q_PAY_SUCCEEDED, 5000);
+    ck_assert_int_eq(state_of(p, pair), WK_I_REJECTED);
+    ck_assert_int_eq(fx(p, pair)->reason, WK_R_INSUFFICIENT);
+    ck_assert_ptr_null(fx(p, two));
+    ck_assert_ptr_null(fx(p, one));
+    wk_event *ev = wk_part_event(p, EV);
+    ck_assert_int_eq(ev->nwaiting, 2);
+    ck_assert_int_eq(ev->inv.available, 4); /* B: the event is not sold out */
+    /* a new fan asking the same gets the same answer at once */
+    int late = intent(p, 9, 2, "A", 1);
+    ck_assert_int_eq(state_of(p, late), WK_I_REJECTED);
+    ck_assert_int_eq(fx(p, late)->reason, WK_R_INSUFFICIENT);
+    /* the user may ask again for something that can be met */
+    ck_assert_int_eq(state_of(p, intent(p, 6, 1, "A", 1)), WK_I_WAITING);
+    wk_part_batch_done(p);
+
+    /* a hold running out serves the single, and 2 anywhere still waits */
+    ck_assert_int_eq(wk_part_expire(p, NOW + 61 * 1000, 100), 3);
+    ck_assert_int_eq(state_of(p, two), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, one), WK_I_RESERVED);
+    wk_part_free(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("partition");
@@ -493,6 +544,7 @@ static Suite *suite(void)
         {"duplicate_success", duplicate_success_in_one_batch_keeps_the_order_paid},
         {"paid_never_downgraded", paid_order_is_never_downgraded_in_its_batch},
         {"late_success_refunded_once", success_after_expired_order_is_refunded_once},
+        {"unfulfillable_waiting", waiting_fan_told_when_only_singles_are_left},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
