@@ -105,14 +105,24 @@ static wk_fx_ticket *fx_ticket(wk_co *co, int64_t ticket_id)
     return t;
 }
 
+/* The state this batch already gave order_id, or -1 when it gave none. */
+static int batch_order_state(const wk_co *co, int64_t order_id)
+{
+    uintptr_t idx = (uintptr_t)wk_map_get(&co->order_idx, order_id);
+    return idx ? co->orders[idx - 1].state : -1;
+}
+
 /* Records a state change of an order that may or may not be new in this
- * batch; the store never moves an order out of paid. */
+ * batch. Like the store (which never moves an order out of paid), the batch
+ * record never leaves paid: no later record of the batch undoes a sale. */
 static int order_state(wk_co *co, int64_t order_id, int state, const char *reason,
                        const char *charge_id)
 {
     wk_fx_order *o = fx_order(co, order_id);
     if (!o)
         return ONS_ENOMEM;
+    if (o->state == WK_O_PAID && state != WK_O_PAID)
+        return 0;
     o->state = (uint8_t)state;
     if (reason)
         o->failure_reason = reason;
@@ -221,6 +231,16 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
     wk_intent *in = wk_part_intent(p, m->reservation_id);
     int current = in && in->ev == ev && in->state == WK_I_PAYING && in->order_id == m->order_id;
     if (!current) {
+        /* A result repeated within one batch (a relay that re-sent it while
+         * the owner lagged) finds the order decided in memory, where the
+         * store's "unless paid" cannot see it yet: paid or refunded is
+         * final, the repeat changes nothing. */
+        int decided = batch_order_state(co, m->order_id);
+        if (decided == WK_O_PAID || decided == WK_O_REFUNDED) {
+            ons_log_info("payment result for order %" PRId64 " repeated: already %s, ignored",
+                         m->order_id, wk_ostate_name(decided));
+            return wk_part_touch_event(p, ev);
+        }
         if (m->outcome != Q_PAY_SUCCEEDED)
             return order_state(co, m->order_id, WK_O_FAILED,
                                m->outcome == Q_PAY_DECLINED ? "declined" : "failed", NULL);

@@ -15,6 +15,8 @@
  *     declined / failed -> order failed, reservation held again with its
  *       original expiry (it may expire at once).
  *   payment_result for anything else (the hold expired, a replay):
+ *     the order already paid or refunded earlier in this batch (a result
+ *       re-sent while the owner lagged) -> nothing changes;
  *     succeeded -> order refunded and an outbox refund, unless the order is
  *       already paid in PostgreSQL (a replayed success): decided in SQL;
  *     otherwise -> order failed unless paid.

@@ -23,6 +23,34 @@ void wk_inv_fini(wk_inv *inv)
     memset(inv, 0, sizeof *inv);
 }
 
+/* The longest run of unsold seats in row, capped at WK_MAX_QTY. */
+static uint8_t row_run(const wk_inv *inv, const wk_row *row)
+{
+    uint32_t best = 0, cur = 0, end = row->first_seat + row->nseats;
+    for (uint32_t i = row->first_seat; i < end && best < WK_MAX_QTY; i++) {
+        cur = inv->state[i] == WK_SEAT_SOLD ? 0 : cur + 1;
+        if (cur > best)
+            best = cur;
+    }
+    return (uint8_t)best;
+}
+
+static void set_row_run(wk_section *s, wk_row *row, uint8_t run)
+{
+    s->rows_by_run[row->run]--;
+    s->rows_by_run[run]++;
+    row->run = run;
+}
+
+/* The longest run of unsold seats in any row of s, capped at WK_MAX_QTY. */
+static int section_run(const wk_section *s)
+{
+    int k = WK_MAX_QTY;
+    while (k > 0 && s->rows_by_run[k] == 0)
+        k--;
+    return k;
+}
+
 /* Grows the five per-seat arrays to hold at least n seats. */
 static int grow_seats(wk_inv *inv, size_t n)
 {
@@ -116,6 +144,7 @@ int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t se
         last->section = sec;
         last->row_no = row_no;
         s->nrows++;
+        s->rows_by_run[0]++;
     }
     uint32_t i = (uint32_t)inv->nseats++;
     inv->state[i] = (uint8_t)state;
@@ -127,6 +156,8 @@ int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t se
     s->nseats++;
     if (price < s->min_price)
         s->min_price = price;
+    if (price > s->max_price)
+        s->max_price = price;
     if (state == WK_SEAT_AVAILABLE) {
         last->nfree++;
         s->nfree++;
@@ -139,6 +170,14 @@ int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t se
     if (state != WK_SEAT_SOLD) {
         last->nunsold++;
         s->nunsold++;
+        /* The run ending at this seat, looking back at most WK_MAX_QTY - 1
+         * seats (runs are capped), unless the row has a capped run already. */
+        uint32_t t = 1;
+        while (last->run < WK_MAX_QTY && t < WK_MAX_QTY && t <= i - last->first_seat &&
+               inv->state[i - t] != WK_SEAT_SOLD)
+            t++;
+        if (t > last->run)
+            set_row_run(s, last, (uint8_t)t);
     }
     return (int)i;
 }
@@ -310,6 +349,31 @@ int wk_inv_find(wk_inv *inv, const wk_req *r, enum wk_find_mode mode, uint32_t *
     return r->adjacent ? find_adjacent(inv, r, mode, out) : find_split(inv, r, mode, out);
 }
 
+int wk_inv_could_fit(wk_inv *inv, const wk_req *r)
+{
+    assert(r->qty >= 1 && r->qty <= WK_MAX_QTY);
+    assert(r->section < (int)inv->nsections);
+    if (inv->available + inv->held < r->qty)
+        return 0;
+    size_t from, to;
+    section_range(inv, r, &from, &to);
+    int64_t n = 0;
+    for (size_t si = from; si < to; si++) {
+        const wk_section *s = &inv->sections[si];
+        if (s->nunsold == 0 || (r->max_price > 0 && s->min_price > r->max_price))
+            continue;
+        if (r->max_price > 0 && s->max_price > r->max_price) {
+            /* Only some of the section's seats are within the ceiling: the
+             * counters cannot tell which, the search can. */
+            uint32_t out[WK_MAX_QTY];
+            return wk_inv_find(inv, r, WK_FIND_UNSOLD, out) != 0;
+        }
+        if (r->adjacent ? section_run(s) >= r->qty : (n += s->nunsold) >= r->qty)
+            return 1;
+    }
+    return 0;
+}
+
 void wk_inv_set(wk_inv *inv, uint32_t seat, int state)
 {
     assert(seat < inv->nseats);
@@ -348,5 +412,15 @@ void wk_inv_set(wk_inv *inv, uint32_t seat, int state)
         inv->sold++;
     } else {
         inv->held++;
+    }
+
+    if ((old == WK_SEAT_SOLD) != (state == WK_SEAT_SOLD)) {
+        int before = section_run(s);
+        set_row_run(s, row, row_run(inv, row));
+        /* A section with several prices may shrink what a price-limited
+         * request could get at any sale. */
+        if (state == WK_SEAT_SOLD &&
+            (section_run(s) < before || s->nunsold < WK_MAX_QTY || s->min_price != s->max_price))
+            inv->shrink_gen++;
     }
 }

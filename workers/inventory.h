@@ -20,7 +20,15 @@
  *   - not adjacent: the qty best matching seats, wherever they are (this also
  *     fills the single seats that adjacent requests leave behind).
  * WK_FIND_UNSOLD asks the same question counting held and paying seats as
- * if they were free: "could this request ever be served?".
+ * if they were free: "could this request ever be served?". wk_inv_could_fit
+ * answers it from counters: each row keeps its longest run of unsold seats
+ * (capped at WK_MAX_QTY, as no request is longer) and each section how many
+ * rows have each run length, so the answer costs O(sections) when every
+ * section has one price (prices are per section tier), a search otherwise.
+ * Only a sale can turn the answer from yes to no; inv->shrink_gen counts the
+ * sales that may have (a section's longest run or its unsold seats, both
+ * capped at WK_MAX_QTY, went down), so the owner re-checks its waiting
+ * intents only then.
  */
 #ifndef ONSALE_WORKERS_INVENTORY_H
 #define ONSALE_WORKERS_INVENTORY_H
@@ -43,7 +51,8 @@ typedef struct wk_section {
     uint32_t first_row, nrows;
     uint32_t hint_free, hint_unsold; /* relative rows below these have none */
     int64_t nfree, nunsold, nseats;
-    int64_t min_price;
+    int64_t min_price, max_price;
+    uint32_t rows_by_run[WK_MAX_QTY + 1]; /* rows by their wk_row.run */
 } wk_section;
 
 typedef struct wk_row {
@@ -51,6 +60,7 @@ typedef struct wk_row {
     uint32_t section;
     int32_t row_no;
     uint16_t nseats, nfree, nunsold;
+    uint8_t run; /* longest run of unsold seats, capped at WK_MAX_QTY */
 } wk_row;
 
 typedef struct wk_inv {
@@ -67,6 +77,7 @@ typedef struct wk_inv {
     size_t nseats, cap_seats;
     /* event-wide counters */
     int64_t available, held, sold; /* held counts held + paying */
+    uint32_t shrink_gen;           /* sales that may have shrunk what could fit */
 } wk_inv;
 
 /* A request to allocate. section is a section index or -1 for any;
@@ -106,6 +117,11 @@ int wk_inv_section_by_name(const wk_inv *inv, const char *name);
 /* Finds seats for r, writing qty seat indices (ascending) into out. Returns
  * r->qty when found, 0 when not. Mutates only the search hints. */
 int wk_inv_find(wk_inv *inv, const wk_req *r, enum wk_find_mode mode, uint32_t *out);
+
+/* Could r ever be served, counting held and paying seats as free? The same
+ * answer as wk_inv_find(inv, r, WK_FIND_UNSOLD, ...) != 0, from counters
+ * (see above). Mutates only the search hints. */
+int wk_inv_could_fit(wk_inv *inv, const wk_req *r);
 
 /* Changes one seat's state, keeping every counter and hint right. */
 void wk_inv_set(wk_inv *inv, uint32_t seat, int state);

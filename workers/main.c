@@ -3,7 +3,9 @@
  *
  * One thread runs everything that touches state, in this loop:
  *   1. claim / reload partitions that need it (after assignment or failure);
- *   2. expire holds that are due (wk_part_expire);
+ *      a new partition memory first loads the events with live holds
+ *      (wk_store_load_live), the others load on their first record;
+ *   2. expire holds that are due (wk_part_expire), records or not;
  *   3. consume up to batch.max_messages records or batch.max_ms, applying
  *      each in offset order to its partition's memory (wk_part_apply);
  *   4. per dirty partition: one transaction of effects + fenced next_offset
@@ -114,7 +116,8 @@ typedef struct slot {
     wk_part *part;
     int64_t epoch;
     double retry_at;
-    int fails; /* consecutive failed batches: backs the retries off */
+    int fails;     /* consecutive failed batches: backs the retries off */
+    int load_live; /* memory is new: load the events with live holds */
     double rate, win_start;
     int64_t win_count;
     double last_publish;
@@ -207,6 +210,7 @@ static int64_t claim(worker *w, int32_t partition, slot *s)
     }
     s->epoch = epoch;
     s->state = SLOT_ACTIVE;
+    s->load_live = 1;
     s->last_publish = 0; /* publish the cursor at once */
     ons_counter_add(w->claims, 1);
     if (s->served)
@@ -299,10 +303,12 @@ static void retry_pending(worker *w)
                 fence_partition(w, p, s);
                 continue;
             }
-            if (rc == 0 && (s->part = new_part(w, p, s->epoch, next)) != NULL)
+            if (rc == 0 && (s->part = new_part(w, p, s->epoch, next)) != NULL) {
                 s->state = SLOT_ACTIVE;
-            else
+                s->load_live = 1;
+            } else {
                 next = -1;
+            }
         }
         if (next < 0) {
             s->retry_at = now + 1.0;
@@ -446,11 +452,21 @@ static void run_batch(worker *w)
 {
     int64_t now_ms = ons_wall_ms();
     /* Holds due now are expired before this batch's records, in each
-     * partition's own transaction. */
+     * partition's own transaction. This runs every loop, records or not
+     * (the poll below waits at most hold.check_ms), on every hold in memory:
+     * a partition's memory first loads the events with live holds, so no
+     * hold waits for a record of its event to expire. */
     for (size_t i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
         if (s->state != SLOT_ACTIVE || !s->part)
             continue;
+        if (s->load_live) {
+            if (wk_store_load_live(w->store, s->part) != 0) {
+                fail_partition(w, (int32_t)i, s, "loading events with live holds failed");
+                continue;
+            }
+            s->load_live = 0;
+        }
         int rc = wk_part_expire(s->part, now_ms, (size_t)w->o.batch_max_messages);
         if (rc < 0)
             fail_partition(w, (int32_t)i, s, "expiring holds failed");

@@ -69,6 +69,7 @@ wk_event *wk_event_new(int64_t event_id)
     ev->max_per_user = 8;
     strcpy(ev->currency, "USD");
     wk_inv_init(&ev->inv);
+    ev->fit_gen = ev->inv.shrink_gen - 1; /* check loaded waiting intents once */
     wk_map_init(&ev->users);
     return ev;
 }
@@ -478,6 +479,35 @@ static void sync_sold_out(wk_event *ev)
     }
 }
 
+/* Rejects the waiting intents that the seats left, counting held and
+ * paying ones that may come back, can never fit: the answer a new arrival
+ * with the same request gets. Walks the waiting list only when a sale may
+ * have shrunk what could fit (inv.shrink_gen moved), which happens a bounded
+ * number of times per section, not on every sale. */
+static int reject_unfulfillable(wk_part *p, wk_event *ev)
+{
+    if (ev->fit_gen == ev->inv.shrink_gen)
+        return 0;
+    ev->fit_gen = ev->inv.shrink_gen;
+    /* Answers for "any section, any price", the requests whose check walks
+     * every section: -1 = not asked yet. */
+    int8_t any[2][WK_MAX_QTY + 1];
+    memset(any, -1, sizeof any);
+    for (wk_intent *in = ev->whead, *next; in; in = next) {
+        next = in->wnext;
+        wk_req r = req_of(in);
+        int8_t *memo = r.section < 0 && r.max_price == 0 ? &any[r.adjacent != 0][r.qty] : NULL;
+        if (memo && *memo < 0)
+            *memo = (int8_t)wk_inv_could_fit(&ev->inv, &r);
+        if (memo ? *memo : wk_inv_could_fit(&ev->inv, &r))
+            continue;
+        int rc = end_waiting(p, in, WK_I_REJECTED, WK_R_INSUFFICIENT);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Hands free seats to waiting intents, in order, while any could fit. */
 static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
 {
@@ -492,6 +522,9 @@ static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
         }
         return 0;
     }
+    int err = reject_unfulfillable(p, ev);
+    if (err)
+        return err;
     /* left[q]: waiting intents of quantity q not yet visited. */
     int64_t left[WK_MAX_QTY + 1];
     memcpy(left, ev->waiting_by_qty, sizeof left);
@@ -571,7 +604,7 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     int mode;
     if (wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
         mode = WK_I_RESERVED;
-    else if (wk_inv_find(&ev->inv, &req, WK_FIND_UNSOLD, seats))
+    else if (wk_inv_could_fit(&ev->inv, &req))
         mode = WK_I_WAITING;
     else {
         r->reason = WK_R_INSUFFICIENT;

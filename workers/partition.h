@@ -2,13 +2,15 @@
  * partition.h - the in-memory state of one owned Kafka partition and the
  * rules that apply its messages, in offset order, to that state.
  *
- * A partition owns the events whose messages it carries (loaded lazily from
- * PostgreSQL through the wk_load_fn on their first message), their active
- * intents (waiting / reserved / paying), each event's FIFO list of waiting
- * intents, and one min-heap of holds by expiry. Applying a message only
- * touches memory and records the batch's effects in p->fx (coalesced: one
- * record per intent, per seat, per event, holding its final state); the
- * store writes them in one transaction and the projection publishes them.
+ * A partition owns the events whose messages it carries (loaded from
+ * PostgreSQL through the wk_load_fn on their first message, or up front by
+ * the owner when they have live holds, so holds expire without traffic),
+ * their active intents (waiting / reserved / paying), each event's FIFO
+ * list of waiting intents, and one min-heap of holds by expiry. Applying a
+ * message only touches memory and records the batch's effects in p->fx
+ * (coalesced: one record per intent, per seat, per event, holding its final
+ * state); the store writes them in one transaction and the projection
+ * publishes them.
  * Memory is a cache of the database: after any failure the owner frees the
  * partition and builds a new one from PostgreSQL.
  *
@@ -26,7 +28,10 @@
  * until resumed; cancelled / ended events reject their waiting intents
  * (sale_closed) and release held reservations (released, reason cancelled).
  * Released and expired seats go to waiting intents first, in order, before
- * any later message is applied. Owned by one thread.
+ * any later message is applied. A waiting intent that the unsold seats
+ * (free, held or paying) can no longer fit once seats are sold is rejected
+ * insufficient_seats at once, as it would be on arrival, instead of waiting
+ * for the whole event to sell out. Owned by one thread.
  */
 #ifndef ONSALE_WORKERS_PARTITION_H
 #define ONSALE_WORKERS_PARTITION_H
@@ -118,6 +123,7 @@ typedef struct wk_event {
     int64_t waiting_by_qty[WK_MAX_QTY + 1];
     int fx_mark;      /* listed in the batch's touched events */
     int status_dirty; /* status changed in this batch */
+    uint32_t fit_gen; /* inv.shrink_gen when waiting intents were last checked */
 } wk_event;
 
 /* One intent's final state in the batch being built. */

@@ -452,6 +452,50 @@ out:
     return rc;
 }
 
+int wk_store_load_live(wk_store *st, wk_part *p)
+{
+    if (ensure_conn(st))
+        return ONS_EDB;
+    /* Reservations are named by their intent's place in the log, so the
+     * partition's are one range of ids; reservations_live indexes the live
+     * ones. */
+    char lo[24], hi[24];
+    snprintf(lo, sizeof lo, "%" PRId64, q_seq_make(p->partition, 0));
+    snprintf(hi, sizeof hi, "%" PRId64, q_seq_make(p->partition + 1, 0));
+    const char *v[] = {lo, hi};
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "events with live holds",
+                             "SELECT event_id FROM reservations "
+                             "WHERE state IN ('held', 'paying') "
+                             "AND reservation_id >= $1 AND reservation_id < $2 "
+                             "GROUP BY event_id ORDER BY min(expires_at), event_id",
+                             2, v);
+    if (!r)
+        return ONS_EDB;
+    int n = PQntuples(r), rc = 0, loaded = 0;
+    int64_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
+    if (!ids) {
+        PQclear(r);
+        return ONS_ENOMEM;
+    }
+    for (int i = 0; i < n; i++)
+        ids[i] = to_i64(PQgetvalue(r, i, 0));
+    PQclear(r);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (wk_part_event(p, ids[i]))
+            continue;
+        rc = wk_store_load_event(st, p, ids[i]);
+        if (rc == ONS_ENOTFOUND)
+            rc = 0; /* deleted since: nothing to expire */
+        else if (rc == 0)
+            loaded++;
+    }
+    free(ids);
+    if (rc == 0 && loaded > 0)
+        ons_log_info("partition %d: loaded %d event(s) with live holds so they expire on time",
+                     (int)p->partition, loaded);
+    return rc;
+}
+
 /* ---- the pipeline ---------------------------------------------------------------- *
  *
  * The batch's statements are sent back to back in libpq pipeline mode and

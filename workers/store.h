@@ -42,6 +42,14 @@ int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *ne
  * wk_store. Returns 0, ONS_ENOTFOUND (no such event), ONS_EDB or ONS_ENOMEM. */
 int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id);
 
+/* Loads into p every event with live holds (held or paying reservations)
+ * in p's partition that is not loaded yet, earliest expiry first. Memory
+ * starts empty after a claim or a reload and events load lazily on their
+ * records: without this a hold on a quiet event would outlive its expiry
+ * until some record named the event. Returns 0, ONS_EDB or ONS_ENOMEM (p
+ * must then be rebuilt). */
+int wk_store_load_live(wk_store *st, wk_part *p);
+
 /* Writes p's batch (p->fx, next_offset = p->next_offset) in one transaction
  * with set-based statements, ending with the epoch fence. Returns 0
  * (committed), ONS_EFENCED (a newer owner exists: rolled back) or ONS_EDB

@@ -223,6 +223,112 @@ START_TEST(builder_rejects_disorder)
 }
 END_TEST
 
+/* The longest unsold run of a row, capped, from its seats (the reference). */
+static int brute_run(const wk_inv *inv, const wk_row *row)
+{
+    int best = 0, cur = 0;
+    for (uint32_t i = row->first_seat; i < row->first_seat + row->nseats; i++) {
+        cur = inv->state[i] == WK_SEAT_SOLD ? 0 : cur + 1;
+        if (cur > best)
+            best = cur;
+    }
+    return best < WK_MAX_QTY ? best : WK_MAX_QTY;
+}
+
+static void check_runs(const wk_inv *inv)
+{
+    for (size_t si = 0; si < inv->nsections; si++) {
+        uint32_t by_run[WK_MAX_QTY + 1] = {0};
+        const wk_section *s = &inv->sections[si];
+        for (uint32_t r = s->first_row; r < s->first_row + s->nrows; r++) {
+            ck_assert_int_eq(inv->rows[r].run, brute_run(inv, &inv->rows[r]));
+            by_run[inv->rows[r].run]++;
+        }
+        for (int k = 0; k <= WK_MAX_QTY; k++)
+            ck_assert_uint_eq(s->rows_by_run[k], by_run[k]);
+    }
+}
+
+/* Issue 14 item 9: "could this request ever be served?" from counters gives
+ * the search's answer, for every request shape, over random seat states;
+ * section C mixes prices (the counters defer to the search there). */
+START_TEST(could_fit_agrees_with_the_unsold_search)
+{
+    wk_inv inv;
+    wk_inv_init(&inv);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 6, 12, 9000), 0);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 2, "B", 1, 3, 4, 4000), 1);
+    ck_assert_int_eq(wk_inv_add_section(&inv, 3, "C", 2), 2);
+    for (int r = 1; r <= 4; r++)
+        for (int k = 1; k <= 7; k++)
+            ck_assert_int_ge(wk_inv_add_seat(&inv, r, k, (int32_t)inv.nseats, k % 2 ? 2000 : 6000,
+                                             r == 4 && k == 4 ? WK_SEAT_SOLD : WK_SEAT_AVAILABLE),
+                             0);
+    check_runs(&inv);
+    static const int64_t ceilings[] = {0, 1000, 2000, 4000, 6000, 9000};
+    static const int weights[] = {WK_SEAT_AVAILABLE, WK_SEAT_HELD, WK_SEAT_PAYING,
+                                  WK_SEAT_SOLD,      WK_SEAT_SOLD, WK_SEAT_SOLD};
+    srand(14);
+    for (int round = 0; round < 60; round++) {
+        /* Sell more and more, with a few seats coming back. */
+        for (int k = 0; k < 4; k++)
+            wk_inv_set(&inv, (uint32_t)(rand() % (int)inv.nseats), weights[rand() % 6]);
+        check_runs(&inv);
+        for (int qty = 1; qty <= WK_MAX_QTY; qty++)
+            for (int sec = -1; sec < (int)inv.nsections; sec++)
+                for (int adj = 0; adj <= 1; adj++)
+                    for (size_t c = 0; c < sizeof ceilings / sizeof ceilings[0]; c++) {
+                        wk_req r = {qty, sec, ceilings[c], adj};
+                        uint32_t out[WK_MAX_QTY];
+                        int want = wk_inv_find(&inv, &r, WK_FIND_UNSOLD, out) != 0;
+                        ck_assert_msg(wk_inv_could_fit(&inv, &r) == want,
+                                      "round %d qty %d section %d adjacent %d ceiling %lld: "
+                                      "search says %d",
+                                      round, qty, sec, adj, (long long)ceilings[c], want);
+                    }
+    }
+    ck_assert_int_gt(inv.sold, 0);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
+/* shrink_gen moves on a sale that may shrink what could fit, and only then:
+ * not for holds and releases, not for a sale that leaves every section's
+ * longest run and unsold count at WK_MAX_QTY or more. */
+START_TEST(shrink_gen_counts_sales_that_may_matter)
+{
+    wk_inv inv;
+    wk_inv_init(&inv);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 3, 12, 100), 0);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 2, "B", 1, 1, 4, 100), 1);
+    uint32_t g = inv.shrink_gen;
+    wk_inv_set(&inv, 0, WK_SEAT_HELD);
+    wk_inv_set(&inv, 0, WK_SEAT_PAYING);
+    wk_inv_set(&inv, 1, WK_SEAT_HELD);
+    wk_inv_set(&inv, 1, WK_SEAT_AVAILABLE);
+    ck_assert_uint_eq(inv.shrink_gen, g);
+    /* row 1 of A keeps 11 unsold together; A keeps rows of 12 */
+    wk_inv_set(&inv, 0, WK_SEAT_SOLD);
+    ck_assert_uint_eq(inv.shrink_gen, g);
+    /* B has 4 seats: any sale there may matter */
+    wk_inv_set(&inv, 36 + 1, WK_SEAT_SOLD);
+    ck_assert_uint_eq(inv.shrink_gen, g + 1);
+    ck_assert_int_eq(inv.rows[3].run, 2);
+    /* cut every row of A below 10 together: the last cut shrinks A's longest run */
+    wk_inv_set(&inv, 12 + 6, WK_SEAT_SOLD);
+    ck_assert_uint_eq(inv.shrink_gen, g + 1);
+    wk_inv_set(&inv, 6, WK_SEAT_SOLD);
+    ck_assert_uint_eq(inv.shrink_gen, g + 1);
+    wk_inv_set(&inv, 24 + 6, WK_SEAT_SOLD);
+    ck_assert_uint_eq(inv.shrink_gen, g + 2);
+    /* a cancelled ticket gives a seat back: never a shrink */
+    wk_inv_set(&inv, 6, WK_SEAT_AVAILABLE);
+    ck_assert_uint_eq(inv.shrink_gen, g + 2);
+    check_runs(&inv);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
 START_TEST(map_put_get_del)
 {
     wk_map m;
@@ -258,6 +364,8 @@ static Suite *suite(void)
         {"hints", hints_survive_fill_and_release},
         {"builder", builder_rejects_disorder},
         {"map", map_put_get_del},
+        {"could_fit", could_fit_agrees_with_the_unsold_search},
+        {"shrink_gen", shrink_gen_counts_sales_that_may_matter},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

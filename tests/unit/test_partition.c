@@ -3,6 +3,7 @@
  * duplicates, expiry, sale status, effect coalescing. No services. */
 #include "common/err.h"
 #include "queue/intent_id.h"
+#include "workers/checkout.h"
 #include "workers/partition.h"
 
 #include <check.h>
@@ -81,6 +82,57 @@ static void status(wk_part *p, const char *st)
     m.sent_ms = NOW;
     strcpy(m.status, st);
     ck_assert_int_eq(wk_part_apply(p, &m, next_off++, NOW, NOW), 0);
+}
+
+/* A checkout of user's reservation (the intent at res_off); returns the
+ * order's offset (order_id = q_seq_make(0, offset)). */
+static int checkout(wk_part *p, int64_t user, int res_off)
+{
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_CHECKOUT;
+    m.event_id = EV;
+    m.user_id = user;
+    m.sent_ms = NOW;
+    m.reservation_id = q_seq_make(0, res_off);
+    strcpy(m.payment_method, "pm_card_visa");
+    int64_t off = next_off++;
+    ck_assert_int_eq(wk_part_apply(p, &m, off, NOW, NOW), 0);
+    return (int)off;
+}
+
+/* The gateway's answer for the order at order_off (reservation res_off). */
+static void payment(wk_part *p, int order_off, int res_off, int outcome, int64_t amount)
+{
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_PAYMENT_RESULT;
+    m.event_id = EV;
+    m.sent_ms = NOW;
+    m.order_id = q_seq_make(0, order_off);
+    m.reservation_id = q_seq_make(0, res_off);
+    m.outcome = outcome;
+    if (outcome == Q_PAY_SUCCEEDED)
+        strcpy(m.charge_id, "ch_1");
+    m.amount_cents = amount;
+    ck_assert_int_eq(wk_part_apply(p, &m, next_off++, NOW, NOW), 0);
+}
+
+/* The batch's record of the order at order_off (NULL when none). */
+static const wk_fx_order *order_fx(wk_part *p, int order_off)
+{
+    for (size_t i = 0; p->co && i < p->co->norders; i++)
+        if (p->co->orders[i].order_id == q_seq_make(0, order_off))
+            return &p->co->orders[i];
+    return NULL;
+}
+
+static size_t refunds(wk_part *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; p->co && i < p->co->noutbox; i++)
+        n += p->co->outbox[i].is_refund != 0;
+    return n;
 }
 
 static const wk_fx_intent *fx(wk_part *p, int off)
@@ -340,6 +392,139 @@ START_TEST(reserved_and_released_in_one_batch_is_one_insert)
 }
 END_TEST
 
+/* Issue 14 item 4: a payments relay that restarts while the owner lags sends
+ * the same result twice; both land in one batch. The second finds no paying
+ * hold (the first sold the seats) and must not turn the paid order into a
+ * refunded one. */
+START_TEST(duplicate_success_in_one_batch_keeps_the_order_paid)
+{
+    wk_part *p = part();
+    int r = intent(p, 1, 2, "A", 1);
+    int o = checkout(p, 1, r);
+    ck_assert_int_eq(order_fx(p, o)->state, WK_O_PENDING);
+    wk_part_batch_done(p);
+
+    payment(p, o, r, Q_PAY_SUCCEEDED, 10000);
+    payment(p, o, r, Q_PAY_SUCCEEDED, 10000);
+    ck_assert_int_eq(p->co->norders, 1);
+    ck_assert_int_eq(order_fx(p, o)->state, WK_O_PAID);
+    ck_assert_uint_eq(refunds(p), 0);
+    ck_assert_int_eq(p->co->ntix, 2);
+    for (size_t i = 0; i < p->co->ntix; i++)
+        ck_assert_int_eq(p->co->tix[i].valid, 1);
+    ck_assert_int_eq(state_of(p, r), WK_I_PURCHASED);
+    ck_assert_int_eq(wk_part_event(p, EV)->inv.sold, 2);
+    wk_part_free(p);
+}
+END_TEST
+
+/* The same with checkout, result and its replay all in one batch (the order
+ * is inserted by this batch), and a failure replayed after the success: a
+ * paid order is never downgraded. */
+START_TEST(paid_order_is_never_downgraded_in_its_batch)
+{
+    wk_part *p = part();
+    int r = intent(p, 1, 1, NULL, 1);
+    int o = checkout(p, 1, r);
+    payment(p, o, r, Q_PAY_SUCCEEDED, 5000);
+    payment(p, o, r, Q_PAY_SUCCEEDED, 5000);
+    payment(p, o, r, Q_PAY_FAILED, 0);
+    payment(p, o, r, Q_PAY_DECLINED, 0);
+    const wk_fx_order *f = order_fx(p, o);
+    ck_assert_int_eq(f->is_new, 1);
+    ck_assert_int_eq(f->state, WK_O_PAID);
+    ck_assert_ptr_null(f->failure_reason);
+    ck_assert_uint_eq(p->co->noutbox, 1); /* the charge, no refund */
+    ck_assert_int_eq(p->co->outbox[0].is_refund, 0);
+    ck_assert_int_eq(p->co->ntix, 1);
+    wk_part_free(p);
+}
+END_TEST
+
+/* The saga's rules still hold for a result that follows a decided order in
+ * the same batch: a success after the paying hold ran out is refunded once,
+ * and its replay asks for nothing more. */
+START_TEST(success_after_expired_order_is_refunded_once)
+{
+    wk_part *p = part();
+    int r = intent(p, 1, 1, NULL, 1);
+    int o = checkout(p, 1, r);
+    wk_part_batch_done(p);
+    ck_assert_int_eq(wk_part_expire(p, NOW + 61 * 1000, 100), 1);
+    ck_assert_int_eq(order_fx(p, o)->state, WK_O_FAILED);
+    ck_assert_str_eq(order_fx(p, o)->failure_reason, "expired");
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_PAYMENT_RESULT;
+    m.event_id = EV;
+    m.order_id = q_seq_make(0, o);
+    m.reservation_id = q_seq_make(0, r);
+    m.outcome = Q_PAY_SUCCEEDED;
+    strcpy(m.charge_id, "ch_late");
+    m.amount_cents = 5000;
+    ck_assert_int_eq(wk_part_apply(p, &m, next_off++, NOW, NOW + 62 * 1000), 0);
+    ck_assert_int_eq(order_fx(p, o)->state, WK_O_REFUNDED);
+    ck_assert_uint_eq(refunds(p), 1);
+    ck_assert_int_eq(wk_part_apply(p, &m, next_off++, NOW, NOW + 62 * 1000), 0);
+    ck_assert_int_eq(order_fx(p, o)->state, WK_O_REFUNDED);
+    ck_assert_uint_eq(refunds(p), 1);
+    ck_assert_int_eq(p->co->ntix, 0);
+    ck_assert_int_eq(wk_part_event(p, EV)->inv.sold, 0);
+    wk_part_free(p);
+}
+END_TEST
+
+/* Issue 14 item 9: a waiting fan is told as soon as the seats left can never
+ * fit the request. Held seats may come back and count; sold ones do not.
+ * Row A of 5 seats, all held one by one; fans then wait for 2 together, 2
+ * anywhere and 1. Selling seats 2 and 4 leaves only singles (1, 3, 5 held):
+ * the pair can never be seated together while B still has free seats. */
+START_TEST(waiting_fan_told_when_only_singles_are_left)
+{
+    rows_a = 1;
+    seats_a = 5;
+    wk_part *p = part();
+    int held[5];
+    for (int i = 0; i < 5; i++)
+        held[i] = intent(p, 1 + i, 1, "A", 1);
+    int pair = intent(p, 6, 2, "A", 1);
+    int two = intent(p, 7, 2, "A", 0);
+    int one = intent(p, 8, 1, "A", 1);
+    ck_assert_int_eq(state_of(p, pair), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, two), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, one), WK_I_WAITING);
+    wk_part_batch_done(p);
+
+    /* seat 2 sold: 3, 4, 5 may still come back together */
+    payment(p, checkout(p, 2, held[1]), held[1], Q_PAY_SUCCEEDED, 5000);
+    ck_assert_ptr_null(fx(p, pair));
+    wk_part_batch_done(p);
+
+    /* seat 4 sold: the pair is told now, the others keep waiting */
+    payment(p, checkout(p, 4, held[3]), held[3], Q_PAY_SUCCEEDED, 5000);
+    ck_assert_int_eq(state_of(p, pair), WK_I_REJECTED);
+    ck_assert_int_eq(fx(p, pair)->reason, WK_R_INSUFFICIENT);
+    ck_assert_ptr_null(fx(p, two));
+    ck_assert_ptr_null(fx(p, one));
+    wk_event *ev = wk_part_event(p, EV);
+    ck_assert_int_eq(ev->nwaiting, 2);
+    ck_assert_int_eq(ev->inv.available, 4); /* B: the event is not sold out */
+    /* a new fan asking the same gets the same answer at once */
+    int late = intent(p, 9, 2, "A", 1);
+    ck_assert_int_eq(state_of(p, late), WK_I_REJECTED);
+    ck_assert_int_eq(fx(p, late)->reason, WK_R_INSUFFICIENT);
+    /* the user may ask again for something that can be met */
+    ck_assert_int_eq(state_of(p, intent(p, 6, 1, "A", 1)), WK_I_WAITING);
+    wk_part_batch_done(p);
+
+    /* a hold running out serves the single, and 2 anywhere still waits */
+    ck_assert_int_eq(wk_part_expire(p, NOW + 61 * 1000, 100), 3);
+    ck_assert_int_eq(state_of(p, two), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, one), WK_I_RESERVED);
+    wk_part_free(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("partition");
@@ -356,6 +541,10 @@ static Suite *suite(void)
         {"pause_resume_cancel", pause_resume_cancel},
         {"unknown_event", unknown_event_is_skipped},
         {"coalesce", reserved_and_released_in_one_batch_is_one_insert},
+        {"duplicate_success", duplicate_success_in_one_batch_keeps_the_order_paid},
+        {"paid_never_downgraded", paid_order_is_never_downgraded_in_its_batch},
+        {"late_success_refunded_once", success_after_expired_order_is_refunded_once},
+        {"unfulfillable_waiting", waiting_fan_told_when_only_singles_are_left},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -1,0 +1,65 @@
+"""test_payment_replay.py - a payment result sent twice, both copies applied
+in one worker batch (issue 14, item 4).
+
+onsale-payments produces the gateway's answer and only then marks its outbox
+row done; a relay that restarts in between sends the result again. When the
+partition owner lags, both copies reach it in the same batch: the first sells
+the seats and pays the order, the second finds no paying hold. The fan must
+keep valid tickets for a paid order and no refund may be asked for.
+
+The worker is killed after the checkout is applied, both results are
+produced, and a new worker applies them in one batch (a long batch window;
+the test checks from the worker's log that one committed batch held both)."""
+import json
+import re
+import signal
+
+from harness import Stack
+from worker_util import intent, seq, wait_state
+
+
+def batches(proc):
+    """[(partition, first offset, end offset)] of the worker's committed batches."""
+    return [tuple(map(int, m.groups())) for m in re.finditer(
+        r"committed partition (\d+) offsets (\d+)\.\.(\d+) epoch", proc.output())]
+
+
+def test_duplicate_success_in_one_batch_keeps_tickets_and_no_refund():
+    with Stack(partitions=1) as st:
+        w1 = st.start_worker(name="w1", kafka_session_timeout_ms=6000)
+        ev = st.create_event(sections=[("A", 1, 10, 5000)])
+        part, off = st.produce(ev, intent(5, 2))
+        wait_state(st, part, off, "reserved", proc=w1)
+        rid = seq(part, off)
+        _, coff = st.produce(ev, {"type": "checkout", "user_id": 5, "reservation_id": rid,
+                                  "payment_method": "pm_card_visa"})
+        oid = seq(part, coff)
+        st.wait_for(lambda: st.sql("SELECT state FROM orders WHERE order_id = %s", (oid,))
+                    == [("pending",)], 20, "order pending", proc=w1)
+        w1.kill(signal.SIGKILL)
+        w1.wait()
+
+        result = {"type": "payment_result", "order_id": oid, "reservation_id": rid,
+                  "outcome": "succeeded", "amount_cents": 10000,
+                  "gateway_charge_id": "ch_replayed_1"}
+        (_, r1), (_, r2) = st.produce_many(ev, [result, result])
+        w2 = st.start_worker(name="w2", batch_max_ms=3000)
+        st.wait_for(lambda: st.sql("SELECT next_offset FROM partition_owner WHERE partition = %s",
+                                   (part,))[0][0] > r2, 60, "both results applied", proc=w2)
+        assert any(p == part and a <= r1 and r2 < b for p, a, b in batches(w2)), \
+            f"the two results were not applied in one batch: {batches(w2)}"
+
+        assert st.sql("SELECT state, gateway_charge_id FROM orders WHERE order_id = %s",
+                      (oid,)) == [("paid", "ch_replayed_1")]
+        assert st.sql("SELECT count(*) FROM tickets WHERE order_id = %s AND status = 'valid'",
+                      (oid,)) == [(2,)]
+        assert st.sql("SELECT kind FROM outbox WHERE order_id = %s ORDER BY outbox_id",
+                      (oid,)) == [("charge",)], "a refund was asked for a paid order"
+        assert st.sql("SELECT state FROM intents WHERE intent_seq = %s", (rid,)) == [("purchased",)]
+        assert st.sql("SELECT state FROM reservations WHERE reservation_id = %s",
+                      (rid,)) == [("purchased",)]
+        assert st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status = 'sold'",
+                      (ev,)) == [(2,)]
+        st.wait_for(lambda: st.redis.get(st.key(f"r:{rid}")), 10, "result in Redis")
+        assert json.loads(st.redis.get(st.key(f"r:{rid}")))["state"] == "purchased"
+        assert w2.stop() == 0
