@@ -1,3 +1,6 @@
 # Tests of the checkout saga (issue 4): ingress + worker + onsale-payments +
 # the gateway simulator against the real stack.
 onsale_pytest(it_checkout test_checkout.py)
+# Sale rules (issue 14 items 6-7): the owner alone writes sale state; event
+# cancel voids and refunds, refund cut-off, event schedule, ended events.
+onsale_pytest(it_sale_rules test_sale_rules.py)
