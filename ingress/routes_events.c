@@ -640,8 +640,8 @@ static void status_change_job(ing_worker *w, void *arg)
         return;
     }
     if (!transition_allowed(j->to_status, from)) {
-        ing_reply_error(r, 409, "invalid_transition", NULL, "A %s event cannot become %s.", from,
-                        j->to_status);
+        ing_reply_error(r, 409, "invalid_transition", NULL,
+                        "This event is %s; it cannot become %s.", from, j->to_status);
         return;
     }
     /* Resuming a sold-out or scheduled event keeps what it was. */
