@@ -57,6 +57,8 @@ typedef struct ing_opts {
     long long idem_ttl_s;
     long long idem_inflight_ttl_s;
     long long monitor_interval_ms;
+    long long events_end_grace_s;      /* a sale ends this long after starts_at */
+    long long tickets_refund_cutoff_s; /* ticket cancels refused this close to starts_at */
     int log_requests;
     char *log_level;
 } ing_opts;

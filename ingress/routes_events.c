@@ -5,10 +5,14 @@
  * Creating an event writes every seat of its priced sections in one
  * set-based INSERT ... SELECT over generate_series, numbered in allocation
  * order (section position, row, seat), inside one transaction with the event
- * and its tiers. A status change updates PostgreSQL, the Redis ev: hash and
- * this process's event cache, then sends an event_status record through the
- * event's partition so its owner applies it in order with the intents; the
- * reply waits for the delivery report.
+ * and its tiers; starts_at must be ahead and onsale_at before it. A status
+ * change (pause, resume, cancel) writes nothing itself: after checking the
+ * caller and the transition it sends an event_status record through the
+ * event's partition, whose owner is the only writer of events.status and
+ * applies it in order with the intents (cancelling also voids and refunds
+ * the tickets: docs/checkout.md). The reply, 202, waits for the delivery
+ * report; GET /v1/events/{id} shows the new status once it is applied.
+ * An event whose show started events.end_grace_s ago is ended.
  */
 #include "ingress/routes.h"
 #include "common/err.h"
@@ -386,6 +390,18 @@ void ing_route_event_create(ing_req *r)
             return;
         j->has_onsale = 1;
     }
+    /* Semantic checks answer 400 invalid_field like every other field rule. */
+    if (j->starts_at_ms <= ing_now_ms()) {
+        ing_reply_error(r, 400, "invalid_field", "starts_at",
+                        "Field 'starts_at' must be in the future.");
+        return;
+    }
+    if (j->has_onsale && j->onsale_at_ms >= j->starts_at_ms) {
+        ing_reply_error(r, 400, "invalid_field", "onsale_at",
+                        "Field 'onsale_at' must be before 'starts_at': the sale opens before "
+                        "the show.");
+        return;
+    }
     for (int i = 0; i < 3; i++) {
         if (j->currency[i] < 'A' || j->currency[i] > 'Z') {
             ing_reply_error(r, 400, "invalid_field", "currency",
@@ -421,11 +437,16 @@ typedef struct event_ref {
     char status[16];
 } event_ref;
 
-/* The status fans see: a scheduled sale whose time has come is on sale; an
- * on-sale event the worker marked sold out is sold out. */
-static const char *effective_status(const char *pg_status, int64_t onsale_ms, int sold_out)
+/* The status fans see: a sale whose show is over (ends_ms passed) has
+ * ended, even before its owner wrote so; a scheduled sale whose time has
+ * come is on sale; an on-sale event the worker marked sold out is sold out. */
+static const char *effective_status(const char *pg_status, int64_t onsale_ms, int64_t ends_ms,
+                                    int sold_out)
 {
-    if (strcmp(pg_status, "scheduled") == 0 && ing_now_ms() >= onsale_ms)
+    int64_t now = ing_now_ms();
+    if (strcmp(pg_status, "cancelled") != 0 && now >= ends_ms)
+        return "ended";
+    if (strcmp(pg_status, "scheduled") == 0 && now >= onsale_ms)
         pg_status = "on_sale";
     if (strcmp(pg_status, "on_sale") == 0 && sold_out)
         return "sold_out";
@@ -448,7 +469,7 @@ static void event_get_job(ing_worker *w, void *arg)
         "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "  (extract(epoch FROM e.onsale_at) * 1000)::bigint, e.max_per_user, e.hold_seconds, "
         "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
-        "  v.lat, v.lon "
+        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint "
         "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
         1, p);
     if (!res || !ok(res))
@@ -477,7 +498,9 @@ static void event_get_job(ing_worker *w, void *arg)
     q_event_state rs;
     int sold_out = q_status_event_get(w->st, j->event_id, &rs) == 0 && rs.sold_out;
     int64_t onsale_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-    const char *status = effective_status(PQgetvalue(res, 0, 9), onsale_ms, sold_out);
+    int64_t ends_ms =
+        strtoll(PQgetvalue(res, 0, 17), NULL, 10) + (int64_t)r->app->o.events_end_grace_s * 1000;
+    const char *status = effective_status(PQgetvalue(res, 0, 9), onsale_ms, ends_ms, sold_out);
     json_t *venue = json_pack("{s:I, s:s, s:s, s:s}", "venue_id",
                               (json_int_t)strtoll(PQgetvalue(res, 0, 11), NULL, 10), "name",
                               PQgetvalue(res, 0, 12), "city", PQgetvalue(res, 0, 13), "country",
@@ -557,6 +580,8 @@ static int transition_allowed(const char *to, const char *from)
     return 0;
 }
 
+/* The owner applied nothing yet: the reply says what was asked and where
+ * to watch for it (GET /v1/events/{id} shows the status once applied). */
 static void status_delivered(ing_worker *w, void *arg)
 {
     (void)w;
@@ -565,90 +590,78 @@ static void status_delivered(ing_worker *w, void *arg)
     if (r->produce_err) {
         r->retry_after = 1;
         ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The status was saved but not yet sent to the queue; retry the request.");
+                        "The queue could not take the status change; retry the request.");
         return;
     }
-    ing_reply_json(
-        r, 200, json_pack("{s:I, s:s}", "event_id", (json_int_t)j->event_id, "status", j->status));
+    char url[48];
+    snprintf(url, sizeof url, "/v1/events/%" PRId64, j->event_id);
+    ing_events_forget(r->app->events, j->event_id);
+    ing_reply_json(r, 202,
+                   json_pack("{s:I, s:s, s:s}", "event_id", (json_int_t)j->event_id, "status",
+                             j->status, "status_url", url));
 }
 
+/* Checks the caller may make the change and it is legal now, then sends an
+ * event_status record through the event's partition: its owner is the only
+ * writer of events.status and applies the change in order with the intents
+ * (and re-checks it: a change that crossed a cancel in the log is dropped).
+ * The reply waits for the delivery report. */
 static void status_change_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     event_ref *j = r->job;
-    char ev[24];
+    char ev[24], grace[24];
     snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
-    const char *p[] = {ev};
-    PGresult *res = NULL;
-    if (exec(w, "BEGIN")) {
-        db_unavailable(r, w);
+    snprintf(grace, sizeof grace, "%lld", r->app->o.events_end_grace_s);
+    const char *p[] = {ev, grace};
+    PGresult *res = ing_worker_query(
+        w,
+        "SELECT seller_id, CASE WHEN status NOT IN ('cancelled', 'ended') AND "
+        "  now() >= starts_at + make_interval(secs => $2::bigint) THEN 'ended' ELSE status END "
+        "FROM events WHERE event_id = $1",
+        2, p);
+    if (!res || !ok(res)) {
+        PQclear(res);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
         return;
     }
-    res = ing_worker_query(
-        w,
-        "SELECT seller_id, status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-        "max_per_user FROM events WHERE event_id = $1 FOR UPDATE",
-        1, p);
-    if (!res || !ok(res))
-        goto db_fail;
     if (PQntuples(res) == 0) {
+        PQclear(res);
         ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
-        goto rollback;
+        return;
     }
     int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     char from[16];
     snprintf(from, sizeof from, "%s", PQgetvalue(res, 0, 1));
-    int64_t onsale_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    int mpu = atoi(PQgetvalue(res, 0, 3));
     PQclear(res);
-    res = NULL;
     if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
         ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
-        goto rollback;
+        return;
     }
     if (!transition_allowed(j->to_status, from)) {
-        ing_reply_error(r, 409, "invalid_transition", NULL, "A %s event cannot become %s.", from,
-                        j->to_status);
-        goto rollback;
+        ing_reply_error(r, 409, "invalid_transition", NULL,
+                        "This event is %s; it cannot become %s.", from, j->to_status);
+        return;
     }
     /* Resuming a sold-out or scheduled event keeps what it was. */
     const char *to = j->to_status;
     if (strcmp(to, "on_sale") == 0 && (!strcmp(from, "sold_out") || !strcmp(from, "scheduled")))
         to = from;
     snprintf(j->status, sizeof j->status, "%s", to);
-    const char *up[] = {ev, to};
-    res = ing_worker_query(w, "UPDATE events SET status = $2 WHERE event_id = $1", 2, up);
-    if (!res || !ok(res))
-        goto db_fail;
-    PQclear(res);
-    res = NULL;
-    if (exec(w, "COMMIT"))
-        goto db_fail;
-
-    if (q_status_event_set(w->st, j->event_id, to, onsale_ms, mpu))
-        ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
-                 j->event_id);
-    ing_events_forget(r->app->events, j->event_id);
     q_msg m;
     memset(&m, 0, sizeof m);
     m.type = Q_MSG_EVENT_STATUS;
     m.event_id = j->event_id;
     m.sent_ms = ing_now_ms();
-    /* The worker knows on_sale/paused/cancelled/ended; a scheduled or
-     * sold-out event that is resumed is simply on sale to it. */
-    snprintf(m.status, sizeof m.status, "%s",
-             !strcmp(to, "paused") || !strcmp(to, "cancelled") ? to : "on_sale");
+    /* The worker knows on_sale/paused/cancelled/ended; "on_sale" asks it to
+     * resume (a paused sale whose onsale_at is ahead becomes scheduled). */
+    snprintf(m.status, sizeof m.status, "%s", j->to_status);
     if (ing_produce(r, &m, status_delivered)) {
         r->retry_after = 1;
         ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The status was saved but not yet sent to the queue; retry the request.");
+                        "The queue cannot take the status change right now; nothing was queued.");
     }
-    return;
-db_fail:
-    db_unavailable(r, w);
-rollback:
-    PQclear(res);
-    exec(w, "ROLLBACK");
 }
 
 void ing_route_event_pause(ing_req *r)

@@ -430,15 +430,56 @@ static void ticket_delivered(ing_worker *w, void *arg)
                   j->msg.ticket_kind == Q_TICKET_TRANSFER ? "transferring" : "cancelling"));
 }
 
+/* Refuses (409, returns -1) a change the sale rules forbid now: the event
+ * was cancelled (the ticket is void and refunded) or has ended, the ticket
+ * is already cancelled, or a cancel comes within tickets.refund_cutoff_s of
+ * the show. The partition owner applies the same rules again. */
+static int ticket_rules(ing_req *r, enum q_ticket_kind kind, const char *ticket_status,
+                        const char *event_status, int ended, int past_cutoff, const char *starts_at)
+{
+    if (strcmp(ticket_status, "voided") == 0 || strcmp(event_status, "cancelled") == 0) {
+        ing_reply_error(r, 409, "event_cancelled", NULL,
+                        "The event was cancelled: this ticket is void and its order is refunded.");
+        return -1;
+    }
+    if (strcmp(ticket_status, "valid") != 0) {
+        ing_reply_error(r, 409, "invalid_state", NULL, "This ticket is cancelled.");
+        return -1;
+    }
+    if (ended) {
+        ing_reply_error(r, 409, "event_ended", NULL,
+                        "The event has ended; its tickets can no longer be changed.");
+        return -1;
+    }
+    if (past_cutoff && kind == Q_TICKET_CANCEL) {
+        long long h = r->app->o.tickets_refund_cutoff_s / 3600,
+                  m = r->app->o.tickets_refund_cutoff_s % 3600 / 60;
+        ing_reply_error(r, 409, "refund_window_closed", NULL,
+                        "Tickets can be cancelled and refunded until %lldh%02lld before the show "
+                        "(%s).",
+                        h, m, starts_at);
+        return -1;
+    }
+    return 0;
+}
+
 static void ticket_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char tid[24];
+    char tid[24], cutoff[24], grace[24];
     fmt_i64(tid, j->msg.ticket_id);
-    const char *p[] = {tid};
+    snprintf(cutoff, sizeof cutoff, "%lld", r->app->o.tickets_refund_cutoff_s);
+    snprintf(grace, sizeof grace, "%lld", r->app->o.events_end_grace_s);
+    const char *p[] = {tid, cutoff, grace};
     PGresult *res = ing_worker_query(
-        w, "SELECT event_id, owner_id, status FROM tickets WHERE ticket_id = $1", 1, p);
+        w,
+        "SELECT t.event_id, t.owner_id, t.status, e.status, "
+        "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
+        "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
+        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
+        3, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         r->retry_after = 1;
@@ -452,12 +493,12 @@ static void ticket_job(ing_worker *w, void *arg)
         return;
     }
     j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    int valid = strcmp(PQgetvalue(res, 0, 2), "valid") == 0;
+    int refused = ticket_rules(r, j->msg.ticket_kind, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+                               PQgetvalue(res, 0, 4)[0] == 't', PQgetvalue(res, 0, 5)[0] == 't',
+                               PQgetvalue(res, 0, 6));
     PQclear(res);
-    if (!valid) {
-        ing_reply_error(r, 409, "invalid_state", NULL, "This ticket is cancelled.");
+    if (refused)
         return;
-    }
     j->msg.sent_ms = ing_now_ms();
     int rc = ing_produce(r, &j->msg, ticket_delivered);
     if (rc) {

@@ -163,9 +163,11 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
         snprintf(so, sizeof so, "%lld", (long long)e->sold);
         snprintf(w, sizeof w, "%lld", (long long)e->waiting);
         key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
-        const char *argv[] = {"HSET", k,  "available", a, "held",     h,
-                              "sold", so, "waiting",   w, "sold_out", e->sold_out ? "1" : "0"};
-        redisAppendCommandArgv(s->ctx, 12, argv, NULL);
+        const char *argv[] = {"HSET",    k,        "available", a,
+                              "held",    h,        "sold",      so,
+                              "waiting", w,        "sold_out",  e->sold_out ? "1" : "0",
+                              "status",  e->status};
+        redisAppendCommandArgv(s->ctx, e->status ? 14 : 12, argv, NULL);
         queued++;
     }
     snprintf(v, sizeof v, "%lld", (long long)served);

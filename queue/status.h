@@ -47,6 +47,7 @@ typedef struct q_status_event {
     int64_t event_id;
     int64_t available, held, sold, waiting;
     int sold_out;
+    const char *status; /* the owner's sale status; NULL = leave as is */
 } q_status_event;
 
 /* Publishes one committed batch in ONE pipeline: served cursor and rate of

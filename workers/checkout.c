@@ -299,14 +299,29 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
     return wk_part_fx_intent(p, in, WK_R_NONE, 1);
 }
 
+/* Why a ticket change the owner holds is refused now, or NULL. The cut-off
+ * is judged at the record's send time, so a replay decides the same. */
+static const char *ticket_refused(const wk_part *p, const wk_event *ev, const q_msg *m,
+                                  int64_t now_ms)
+{
+    int64_t when = m->sent_ms > 0 ? m->sent_ms : now_ms;
+    if (ev->status == WK_EV_ENDED || ev->status == WK_EV_CANCELLED)
+        return "the event is over";
+    if (m->ticket_kind == Q_TICKET_CANCEL && ev->starts_at_ms > 0 &&
+        when >= ev->starts_at_ms - p->cfg.refund_cutoff_ms)
+        return "the refund window has closed";
+    return NULL;
+}
+
 static int apply_ticket(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int64_t now_ms)
 {
     wk_ticket *t = wk_map_get(&co->tickets, m->ticket_id);
-    if (!t || t->ev != ev || t->owner_id != m->user_id) {
-        ons_log_info("ticket %s of %" PRId64 " by user %" PRId64 " ignored: not a valid ticket "
-                     "of theirs",
+    const char *refused = NULL;
+    if (!t || t->ev != ev || t->owner_id != m->user_id ||
+        (refused = ticket_refused(p, ev, m, now_ms)) != NULL) {
+        ons_log_info("ticket %s of %" PRId64 " by user %" PRId64 " ignored: %s",
                      m->ticket_kind == Q_TICKET_TRANSFER ? "transfer" : "cancel", m->ticket_id,
-                     m->user_id);
+                     m->user_id, refused ? refused : "not a valid ticket of theirs");
         return wk_part_touch_event(p, ev);
     }
     wk_fx_ticket *f = fx_ticket(co, t->ticket_id);
@@ -362,6 +377,79 @@ int wk_co_paying_expired(wk_part *p, wk_intent *in)
                  " ran out while paying; a later charge is refunded",
                  in->order_id, in->seq);
     return order_state(co, in->order_id, WK_O_FAILED, "expired", NULL);
+}
+
+int wk_co_paying_closed(wk_part *p, wk_intent *in, const char *why)
+{
+    wk_co *co = wk_co_of(p);
+    if (!co)
+        return ONS_ENOMEM;
+    ons_log_info("order %" PRId64 ": the sale closed (%s) while paying; a later charge is "
+                 "refunded",
+                 in->order_id, why);
+    return order_state(co, in->order_id, WK_O_FAILED, why, NULL);
+}
+
+int wk_co_void_tickets(wk_part *p, wk_event *ev)
+{
+    wk_co *co = wk_co_of(p);
+    if (!co)
+        return ONS_ENOMEM;
+    /* Collect first: voiding deletes tickets from the map being walked. */
+    size_t n = 0;
+    wk_ticket **mine = malloc((co->tickets.len + 1) * sizeof *mine);
+    if (!mine)
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < co->tickets.cap; i++) {
+        wk_ticket *t = co->tickets.slots[i].val;
+        if (t && t->ev == ev)
+            mine[n++] = t;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        wk_ticket *t = mine[i];
+        wk_fx_ticket *f = fx_ticket(co, t->ticket_id);
+        wk_fx_order *o = fx_order(co, t->order_id);
+        if (!f || !o) {
+            rc = ONS_ENOMEM;
+            break;
+        }
+        snap_ticket(f, t, 0);
+        f->voided = 1;
+        /* Only paid orders have valid tickets; the store moves them (and
+         * only them, with voided set) from paid to refunded. */
+        o->voided = 1;
+        o->state = WK_O_REFUNDED;
+        o->event_id = ev->event_id;
+        o->void_cents += t->price_cents;
+        rc = wk_part_set_seat(p, ev, t->seat, WK_SEAT_AVAILABLE, -1);
+        wk_map_del(&co->tickets, t->ticket_id);
+        free(t);
+    }
+    free(mine);
+    if (rc)
+        return rc;
+    /* One refund per order, for the tickets that were still valid. */
+    for (size_t i = 0; i < co->norders; i++) {
+        wk_fx_order *o = &co->orders[i];
+        if (o->voided != 1 || o->event_id != ev->event_id)
+            continue;
+        o->voided = 2;
+        wk_fx_outbox *b = fx_outbox(co);
+        if (!b)
+            return ONS_ENOMEM;
+        b->is_refund = 1;
+        b->event_void = 1;
+        b->order_id = o->order_id;
+        b->reservation_id = -1;
+        b->event_id = ev->event_id;
+        b->amount_cents = o->void_cents;
+        snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
+        ons_log_info("order %" PRId64 ": event %" PRId64 " cancelled: tickets voided, %" PRId64
+                     " cents refunded",
+                     o->order_id, ev->event_id, o->void_cents);
+    }
+    return wk_part_touch_event(p, ev);
 }
 
 int wk_co_add_ticket(wk_part *p, wk_event *ev, int64_t ticket_id, int32_t seat_no, int64_t owner,

@@ -25,6 +25,10 @@
  *   ticket (user must own the valid ticket, else ignored):
  *     transfer -> new owner; cancel -> ticket cancelled, outbox refund of its
  *     price, seat available and offered to waiting intents first.
+ *     Refused (ignored, as ingress already answered 409) when the event has
+ *     ended, and a cancel sent within refund_cutoff_ms of starts_at.
+ *   event cancelled (partition.c) -> paying orders fail (cancelled), every
+ *     valid ticket voided and each order refunded once (wk_co_void_tickets).
  * Owned by the partition's thread, like partition.h.
  */
 #ifndef ONSALE_WORKERS_CHECKOUT_H
@@ -67,6 +71,8 @@ typedef struct wk_fx_order {
     char currency[4];
     char charge_id[Q_MSG_MAX_CHARGE + 1];
     uint8_t state, is_new, nseats;
+    uint8_t voided;             /* its event was cancelled: paid -> refunded (the one exception) */
+    int64_t void_cents;         /* what its voided tickets cost: the refund */
     const char *failure_reason; /* static string or NULL */
     int32_t seat_no[WK_MAX_QTY];
     int64_t price[WK_MAX_QTY];
@@ -75,6 +81,7 @@ typedef struct wk_fx_order {
 /* One outbox row to insert. */
 typedef struct wk_fx_outbox {
     int is_refund;
+    int event_void;  /* the refund of an order whose event was cancelled */
     int unless_paid; /* insert only if the order is not paid (SQL decides) */
     int64_t order_id, reservation_id, event_id, ticket_id, amount_cents; /* ticket_id 0: none */
     char currency[4];
@@ -87,6 +94,7 @@ typedef struct wk_fx_ticket {
     int64_t ticket_id, event_id, order_id, owner_id, price_cents;
     int32_t seat_no;
     uint8_t is_new, valid;
+    uint8_t voided; /* not valid because its event was cancelled */
 } wk_fx_ticket;
 
 typedef struct wk_co {
@@ -116,6 +124,17 @@ int wk_co_apply(wk_part *p, wk_event *ev, const q_msg *m, int64_t offset, int64_
 /* Called by hold expiry for a paying intent, before its seats are released:
  * the order fails (expired). */
 int wk_co_paying_expired(wk_part *p, wk_intent *in);
+
+/* Called when a sale closes (event cancelled or ended) while in is paying,
+ * before its seats are released: the order fails with reason why
+ * ("cancelled" / "ended"), so a charge that succeeds later is refunded. */
+int wk_co_paying_closed(wk_part *p, wk_intent *in, const char *why);
+
+/* Voids every valid ticket of ev (its event was cancelled): tickets voided,
+ * seats available, each order refunded once for what its valid tickets
+ * cost (outbox refund, gateway key refund-cancel-<order_id>), the order
+ * paid -> refunded. 0 or ONS_ENOMEM. */
+int wk_co_void_tickets(wk_part *p, wk_event *ev);
 
 /* For the loader: registers a valid ticket of ev (seat_no of the event).
  * Returns 0, ONS_ENOMEM, or ONS_ENOTFOUND (no such seat: ignored). */

@@ -26,6 +26,26 @@ static int run(PGconn *conn, const char *what, const char *sql, wk_pgarr *a, int
 
 /* ---- the batch ------------------------------------------------------------------------ */
 
+/* The one move out of paid: the order's event was cancelled, its tickets
+ * voided and its refund queued in this batch (wk_co_void_tickets). */
+static int write_voided_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
+{
+    int any = 0;
+    wk_pgarrs_reset(a, 1);
+    for (size_t i = 0; i < co->norders; i++) {
+        if (!co->orders[i].voided || co->orders[i].is_new)
+            continue;
+        any = 1;
+        wk_pgarr_int(&a[0], co->orders[i].order_id);
+    }
+    return any ? run(conn, "refund voided orders",
+                     "UPDATE orders o SET state = 'refunded', updated_at = now() "
+                     "FROM unnest($1::bigint[]) AS u(oid) "
+                     "WHERE o.order_id = u.oid AND o.state = 'paid'",
+                     a, 1)
+               : 0;
+}
+
 static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
 {
     int rc, any = 0;
@@ -100,7 +120,12 @@ static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
                          "AS u(oid, st, why, ch) WHERE o.order_id = u.oid AND o.state <> 'paid'",
                          a, 4)) != 0)
         return rc;
-    return 0;
+    return write_voided_orders(conn, co, a);
+}
+
+static const char *ticket_status(const wk_fx_ticket *t)
+{
+    return t->valid ? "valid" : t->voided ? "voided" : "cancelled";
 }
 
 static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
@@ -117,7 +142,7 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
         wk_pgarr_int(&a[2], t->seat_no);
         wk_pgarr_int(&a[3], t->order_id);
         wk_pgarr_int(&a[4], t->owner_id);
-        wk_pgarr_text0(&a[5], t->valid ? "valid" : "cancelled");
+        wk_pgarr_text0(&a[5], ticket_status(t));
         wk_pgarr_int(&a[6], t->price_cents);
     }
     if (any && (rc = run(conn, "insert tickets",
@@ -135,7 +160,7 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
         any = 1;
         wk_pgarr_int(&a[0], t->ticket_id);
         wk_pgarr_int(&a[1], t->owner_id);
-        wk_pgarr_text0(&a[2], t->valid ? "valid" : "cancelled");
+        wk_pgarr_text0(&a[2], ticket_status(t));
     }
     if (any && (rc = run(conn, "update tickets",
                          "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
@@ -143,6 +168,17 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
                          "AS u(tid, owner, st) WHERE t.ticket_id = u.tid",
                          a, 3)) != 0)
         return rc;
+    return 0;
+}
+
+/* Is order_id refunded whole in this batch because its event was
+ * cancelled? (Then a "refund unless paid" of a replayed result is not
+ * queued next to it: the order is refunded once.) */
+static int voided_in_batch(const wk_co *co, int64_t order_id)
+{
+    for (size_t i = 0; i < co->noutbox; i++)
+        if (co->outbox[i].event_void && co->outbox[i].order_id == order_id)
+            return 1;
     return 0;
 }
 
@@ -154,8 +190,12 @@ static int write_outbox(PGconn *conn, const wk_co *co, wk_pgarr *a)
     for (size_t i = 0; i < co->noutbox; i++) {
         const wk_fx_outbox *b = &co->outbox[i];
         char key[64];
+        if (b->unless_paid && voided_in_batch(co, b->order_id))
+            continue;
         if (!b->is_refund)
             snprintf(key, sizeof key, "order-%" PRId64, b->order_id);
+        else if (b->event_void)
+            snprintf(key, sizeof key, "refund-cancel-%" PRId64, b->order_id);
         else if (b->ticket_id > 0)
             snprintf(key, sizeof key, "refund-ticket-%" PRId64, b->ticket_id);
         else
@@ -184,7 +224,8 @@ static int write_outbox(PGconn *conn, const wk_co *co, wk_pgarr *a)
                "$6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[]) "
                "AS u(kind, oid, rid, ev, tid, amt, cur, pm, ch, key, unless_paid) "
                "JOIN orders o ON o.order_id = u.oid "
-               "WHERE NOT (u.unless_paid AND o.state = 'paid') "
+               "WHERE NOT (u.unless_paid AND (o.state = 'paid' OR EXISTS (SELECT 1 FROM outbox v "
+               "  WHERE v.idempotency_key = 'refund-cancel-' || u.oid))) "
                "ON CONFLICT (idempotency_key) DO NOTHING",
                a, 11);
 }

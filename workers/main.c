@@ -55,6 +55,7 @@ typedef struct wk_opts {
     int skip_epoch_check;
     long long commit_delay_ms, hold_seconds_override;
     long long paying_grace_s;
+    long long end_grace_s, refund_cutoff_s;
 } wk_opts;
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -85,6 +86,10 @@ static const ons_opt opt_table[] = {
     OPT("hold.paying_grace_s", ONS_OPT_INT, paying_grace_s, 0, 3600, "120",
         "a paying reservation's hold lasts this much longer, so a charge in flight is not cut "
         "short (docs/checkout.md)"),
+    OPT("events.end_grace_s", ONS_OPT_INT, end_grace_s, 0, 7 * 86400, "21600",
+        "an event's sale ends (status ended) this long after its starts_at (docs/checkout.md)"),
+    OPT("tickets.refund_cutoff_s", ONS_OPT_INT, refund_cutoff_s, 0, 365 * 86400, "86400",
+        "a fan may cancel (and be refunded for) a ticket until this long before starts_at"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
     OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9101",
@@ -187,8 +192,12 @@ static void slot_drop(slot *s)
 
 static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t next)
 {
-    wk_part_cfg cfg = {wk_store_load_event, w->store, (int)w->o.hold_seconds_override,
-                       (int)w->o.paying_grace_s};
+    wk_part_cfg cfg = {wk_store_load_event,
+                       w->store,
+                       (int)w->o.hold_seconds_override,
+                       (int)w->o.paying_grace_s,
+                       (int64_t)w->o.end_grace_s * 1000,
+                       (int64_t)w->o.refund_cutoff_s * 1000};
     return wk_part_new(partition, epoch, next, &cfg);
 }
 
@@ -470,6 +479,8 @@ static void run_batch(worker *w)
         int rc = wk_part_expire(s->part, now_ms, (size_t)w->o.batch_max_messages);
         if (rc < 0)
             fail_partition(w, (int32_t)i, s, "expiring holds failed");
+        else if (wk_part_end_due(s->part, now_ms) < 0)
+            fail_partition(w, (int32_t)i, s, "ending past events failed");
     }
 
     size_t n = 0;

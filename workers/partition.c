@@ -664,8 +664,10 @@ static int apply_cancel(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms
 }
 
 /* Ends everything of a cancelled or ended sale: waiting intents are
- * rejected, holds released; paying reservations are left to the payment saga. */
-static int close_sale(wk_part *p, wk_event *ev)
+ * rejected, held and paying reservations released (a paying order fails
+ * with reason `why`, so a charge that succeeds later is refunded, never
+ * turned into tickets). */
+static int close_sale(wk_part *p, wk_event *ev, const char *why)
 {
     int rc;
     while (ev->whead)
@@ -673,37 +675,101 @@ static int close_sale(wk_part *p, wk_event *ev)
             return rc;
     /* Collect first: ending an intent deletes it from the map being walked. */
     size_t n = 0;
-    wk_intent **held = malloc((ev->users.len + 1) * sizeof *held);
-    if (!held)
+    wk_intent **live = malloc((ev->users.len + 1) * sizeof *live);
+    if (!live)
         return ONS_ENOMEM;
     for (size_t i = 0; i < ev->users.cap; i++) {
         wk_intent *in = ev->users.slots[i].val;
-        if (in && in->state == WK_I_RESERVED)
-            held[n++] = in;
+        if (in && (in->state == WK_I_RESERVED || in->state == WK_I_PAYING))
+            live[n++] = in;
     }
     rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = end_reservation(p, held[i], WK_I_RELEASED, WK_RES_RELEASED, WK_R_CANCELLED);
-    free(held);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (live[i]->state == WK_I_PAYING)
+            rc = wk_co_paying_closed(p, live[i], why);
+        if (rc == 0)
+            rc = end_reservation(p, live[i], WK_I_RELEASED, WK_RES_RELEASED, WK_R_CANCELLED);
+    }
+    free(live);
     return rc;
 }
 
-static int apply_status(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms)
+/* The status a sale moves to when asked for `to` (an event_status record
+ * sent at when_ms), or -1 when the request changes nothing. cancelled and
+ * ended are final; resuming keeps a scheduled or sold-out sale as it is and
+ * brings a paused one back as scheduled until its onsale_at. */
+static int next_status(const wk_event *ev, int to, int64_t when_ms)
 {
-    int st = wk_evstatus_parse(m->status);
-    if (st < 0 || st == ev->status)
-        return fx_touch_event(p, ev);
+    if (ev->status == WK_EV_CANCELLED || ev->status == WK_EV_ENDED || to == ev->status)
+        return -1;
+    switch (to) {
+    case WK_EV_ON_SALE:
+        if (ev->status != WK_EV_PAUSED)
+            return -1;
+        return when_ms < ev->onsale_at_ms ? WK_EV_SCHEDULED : WK_EV_ON_SALE;
+    case WK_EV_PAUSED:
+    case WK_EV_CANCELLED:
+    case WK_EV_ENDED:
+        return to;
+    default:
+        return -1;
+    }
+}
+
+/* Moves ev to status st (from next_status) and applies what it implies. */
+static int set_status(wk_part *p, wk_event *ev, int st, int64_t now_ms)
+{
     ev->status = st;
     ev->status_dirty = 1;
     int rc = fx_touch_event(p, ev);
     if (rc)
         return rc;
-    ons_log_info("event %lld status %s", (long long)ev->event_id, m->status);
-    if (st == WK_EV_CANCELLED || st == WK_EV_ENDED)
-        return close_sale(p, ev);
+    ons_log_info("event %lld status %s", (long long)ev->event_id, wk_evstatus_name(st));
+    if (st == WK_EV_CANCELLED) {
+        if ((rc = close_sale(p, ev, "cancelled")) != 0)
+            return rc;
+        return wk_co_void_tickets(p, ev);
+    }
+    if (st == WK_EV_ENDED)
+        return close_sale(p, ev, "ended");
     if (st == WK_EV_ON_SALE)
         return serve_waiting(p, ev, now_ms);
     return 0;
+}
+
+static int apply_status(wk_part *p, wk_event *ev, const q_msg *m, int64_t when_ms, int64_t now_ms)
+{
+    int to = wk_evstatus_parse(m->status);
+    int st = to < 0 ? -1 : next_status(ev, to, when_ms);
+    if (st < 0) {
+        if (to != ev->status)
+            ons_log_info("event %lld: status %s ignored (the sale is %s)", (long long)ev->event_id,
+                         m->status, wk_evstatus_name(ev->status));
+        return fx_touch_event(p, ev);
+    }
+    return set_status(p, ev, st, now_ms);
+}
+
+/* Has ev's show started at least end_grace_ms ago while its sale is open? */
+static int end_due(const wk_part *p, const wk_event *ev, int64_t now_ms)
+{
+    return ev->starts_at_ms > 0 && ev->status != WK_EV_CANCELLED && ev->status != WK_EV_ENDED &&
+           now_ms >= ev->starts_at_ms + p->cfg.end_grace_ms;
+}
+
+int wk_part_end_due(wk_part *p, int64_t now_ms)
+{
+    int n = 0;
+    for (size_t i = 0; i < p->events.cap; i++) {
+        wk_event *ev = p->events.slots[i].val;
+        if (!ev || !end_due(p, ev, now_ms))
+            continue;
+        int rc = set_status(p, ev, WK_EV_ENDED, now_ms);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return n;
 }
 
 int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int64_t now_ms)
@@ -716,6 +782,10 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
     }
     if (rc)
         return rc;
+    /* A show that is over ends its sale before anything else of it is
+     * applied, also when no sweep saw it yet (an event loaded just now). */
+    if (end_due(p, ev, now_ms) && (rc = set_status(p, ev, WK_EV_ENDED, now_ms)) != 0)
+        return rc;
     int64_t when = m->sent_ms > 0 ? m->sent_ms : ts_ms;
     switch (m->type) {
     case Q_MSG_INTENT:
@@ -725,7 +795,7 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
         rc = apply_cancel(p, ev, m, now_ms);
         break;
     case Q_MSG_EVENT_STATUS:
-        rc = apply_status(p, ev, m, now_ms);
+        rc = apply_status(p, ev, m, when, now_ms);
         break;
     case Q_MSG_CHECKOUT:
     case Q_MSG_PAYMENT_RESULT:

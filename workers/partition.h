@@ -26,7 +26,12 @@
  *   otherwise                              -> rejected insufficient_seats
  * Paused events keep their waiting intents and holds but allocate nothing
  * until resumed; cancelled / ended events reject their waiting intents
- * (sale_closed) and release held reservations (released, reason cancelled).
+ * (sale_closed) and release held and paying reservations (released, reason
+ * cancelled; a paying order fails and a later charge is refunded). A
+ * cancelled event also voids its valid tickets and refunds each order once
+ * (checkout.h). cancelled and ended are final: a later event_status record
+ * changes nothing. An event ends (status ended) end_grace_ms after its
+ * starts_at, checked before each of its records and by wk_part_end_due.
  * Released and expired seats go to waiting intents first, in order, before
  * any later message is applied. A waiting intent that the unsold seats
  * (free, held or paying) can no longer fit once seats are sold is rejected
@@ -114,6 +119,7 @@ typedef struct wk_event {
     uint32_t slot; /* partition-local number, keys seat effects */
     int status;    /* enum wk_evstatus */
     int64_t onsale_at_ms;
+    int64_t starts_at_ms; /* the show; 0 = unknown (never ends by time) */
     int hold_seconds, max_per_user;
     char currency[4];
     wk_inv inv;
@@ -175,6 +181,8 @@ typedef struct wk_part_cfg {
     void *load_ctx;
     int hold_seconds_override; /* > 0: debug: every hold lasts this long */
     int paying_grace_seconds;  /* a paying hold lasts this much longer (checkout.h) */
+    int64_t end_grace_ms;      /* an event ends this long after its starts_at */
+    int64_t refund_cutoff_ms;  /* a ticket cancel is refused this close to starts_at */
 } wk_part_cfg;
 
 struct wk_part {
@@ -210,6 +218,12 @@ void wk_part_skip(wk_part *p, int64_t offset);
  * to waiting intents. Returns how many expired, or a negative error (the
  * batch failed). */
 int wk_part_expire(wk_part *p, int64_t now_ms, size_t max);
+
+/* Ends the sale of every loaded event whose show started end_grace_ms ago
+ * or more (status ended: waiting intents rejected, holds released, paying
+ * orders failed; tickets stay valid). Returns how many ended, or a negative
+ * error (the batch failed). */
+int wk_part_end_due(wk_part *p, int64_t now_ms);
 
 /* Does the batch have anything to write? */
 int wk_part_dirty(const wk_part *p);

@@ -252,6 +252,9 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         e->sold = ev->inv.sold;
         e->waiting = ev->nwaiting;
         e->sold_out = ev->inv.available == 0 && ev->inv.held == 0;
+        /* The owner is the only writer of the sale status (PostgreSQL and
+         * this projection): ingress reads it here on a join. */
+        e->status = wk_evstatus_name(ev->status);
     }
     if (rc == 0)
         rc = q_status_publish(pj->st, p->partition, p->next_offset, rate, pj->res, nres, pj->evs,

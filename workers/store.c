@@ -179,7 +179,8 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
     const char *v[] = {id};
     PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load event",
                              "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-                             "hold_seconds, max_per_user, currency, seats_total "
+                             "hold_seconds, max_per_user, currency, seats_total, "
+                             "(extract(epoch FROM starts_at) * 1000)::bigint "
                              "FROM events WHERE event_id = $1",
                              1, v);
     if (!r)
@@ -195,6 +196,7 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
     ev->max_per_user = (int)to_i64(PQgetvalue(r, 0, 3));
     snprintf(ev->currency, sizeof ev->currency, "%s", PQgetvalue(r, 0, 4));
     *seats_total = to_i64(PQgetvalue(r, 0, 5));
+    ev->starts_at_ms = to_i64(PQgetvalue(r, 0, 6));
     PQclear(r);
     return 0;
 }

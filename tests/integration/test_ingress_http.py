@@ -208,22 +208,32 @@ def test_sale_not_open_and_pause_resume(st):
     ev = st.create_event(sections=[("A", 1, 5, 100)], seller_id=1000)
     seller = st.token(1000, "seller")
     s, _, b = st.http("POST", f"/v1/events/{ev}/pause", token=seller)
-    assert s == 200 and b == {"event_id": ev, "status": "paused"}
-    assert st.sql("SELECT status FROM events WHERE event_id = %s", (ev,)) == [("paused",)]
-    assert st.redis.hget(st.key(f"ev:{ev}"), "status") == "paused"
+    assert s == 202 and b == {"event_id": ev, "status": "paused", "status_url": f"/v1/events/{ev}"}
+    # Only the partition owner writes sale state, and no worker runs here:
+    # the record is queued, nothing says paused yet.
+    assert st.sql("SELECT status FROM events WHERE event_id = %s", (ev,)) == [("on_sale",)]
     assert watermarks(st) == w0 + 1  # the event_status record
+    assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "on_sale"
+    s, _, b = st.http("POST", f"/v1/events/{ev}/resume", token=st.token(1, "admin"))
+    assert s == 202 and b["status"] == "on_sale"
+    assert watermarks(st) == w0 + 2
+    # As the owner would write a pause and then a cancel (its projection too):
+    st.sql("UPDATE events SET status = 'paused' WHERE event_id = %s", (ev,))
+    st.redis.hset(st.key(f"ev:{ev}"), "status", "paused")
+    st.wait_for(lambda: st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                                token=fan)[0] == 409, 5, "paused sale refuses joins")
     assert_error(st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=fan),
                  409, "sale_not_open")
-    assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "paused"
-    s, _, b = st.http("POST", f"/v1/events/{ev}/resume", token=st.token(1, "admin"))
-    assert s == 200 and b["status"] == "on_sale"
-    assert st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=fan)[0] == 202
-    s, _, b = st.http("POST", f"/v1/events/{ev}/cancel", token=seller)
-    assert s == 200 and b["status"] == "cancelled"
+    st.sql("UPDATE events SET status = 'cancelled' WHERE event_id = %s", (ev,))
+    st.redis.hset(st.key(f"ev:{ev}"), "status", "cancelled")
     assert_error(st.http("POST", f"/v1/events/{ev}/resume", token=seller), 409,
                  "invalid_transition")
+    st.wait_for(lambda: st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                                token=st.token(42, "fan"))[2]["error"]["code"] == "sale_closed",
+                5, "closed")
     assert_error(st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
                          token=st.token(42, "fan")), 409, "sale_closed")
+    assert watermarks(st) == w0 + 2
 
 
 def test_create_100k_seat_event(st):
