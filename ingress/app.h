@@ -18,6 +18,7 @@
 typedef struct ing_pool ing_pool;
 typedef struct ing_cursors ing_cursors;
 typedef struct ing_events ing_events;
+typedef struct ing_views ing_views;
 typedef struct ing_seqmap ing_seqmap;
 typedef struct ing_monitor ing_monitor;
 typedef struct ing_server ing_server;
@@ -54,6 +55,8 @@ typedef struct ing_opts {
     long long status_assumed_rate;
     long long status_seq_cache;
     long long event_cache_ms;
+    long long event_view_ttl_ms;
+    long long event_view_slots;
     long long idem_ttl_s;
     long long idem_inflight_ttl_s;
     long long monitor_interval_ms;
@@ -76,6 +79,7 @@ typedef struct ing_app {
     q_producer *producer;
     ing_cursors *cursors;
     ing_events *events;
+    ing_views *views;
     ing_seqmap *seqs;
     ing_monitor *monitor;
     ing_server *server;

@@ -10,6 +10,7 @@
 #include "ingress/app.h"
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
+#include "ingress/event_view.h"
 #include "ingress/monitor.h"
 #include "ingress/pool.h"
 #include "ingress/produce.h"
@@ -81,6 +82,10 @@ const ons_opt ing_opt_table[] = {
         "intents whose event this process remembers (for polls and cancels)"),
     OPT("event_cache.ttl_ms", ONS_OPT_INT, event_cache_ms, 0, 60000, "250",
         "how long an event's sale state is cached in memory"),
+    OPT("event_view.ttl_ms", ONS_OPT_INT, event_view_ttl_ms, 0, 60000, "1000",
+        "how long a rendered event view (GET /v1/events/{id}) is served from memory"),
+    OPT("event_view.slots", ONS_OPT_INT, event_view_slots, 1, 10000000, "16384",
+        "event views kept in memory (one per slot; a collision evicts)"),
     OPT("idem.ttl_s", ONS_OPT_INT, idem_ttl_s, 60, 604800, "86400",
         "how long an Idempotency-Key's response is kept for replay"),
     OPT("idem.inflight_ttl_s", ONS_OPT_INT, idem_inflight_ttl_s, 5, 3600, "60",
@@ -153,6 +158,8 @@ static int start(ing_app *app)
         (rc = ing_cursors_new(app->partitions, &redis, app->o.pg_dsn, (int)app->o.status_refresh_ms,
                               &app->cursors)) ||
         (rc = ing_events_new((int)app->o.event_cache_ms, 4096, &app->events)) ||
+        (rc = ing_views_new((int)app->o.event_view_ttl_ms, (size_t)app->o.event_view_slots,
+                            &app->views)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
         (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
                               (int)app->o.monitor_interval_ms, &app->monitor)))
@@ -173,6 +180,7 @@ static void stop(ing_app *app)
     ing_server_free(app->server);
     ing_cursors_free(app->cursors);
     ing_events_free(app->events);
+    ing_views_free(app->views);
     ing_seqmap_free(app->seqs);
     ons_auth_cache_free(app->auth_cache);
     if (app->metrics)

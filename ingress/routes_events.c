@@ -437,107 +437,6 @@ typedef struct event_ref {
     char status[16];
 } event_ref;
 
-/* The status fans see: a sale whose show is over (ends_ms passed) has
- * ended, even before its owner wrote so; a scheduled sale whose time has
- * come is on sale; an on-sale event the worker marked sold out is sold out. */
-static const char *effective_status(const char *pg_status, int64_t onsale_ms, int64_t ends_ms,
-                                    int sold_out)
-{
-    int64_t now = ing_now_ms();
-    if (strcmp(pg_status, "cancelled") != 0 && now >= ends_ms)
-        return "ended";
-    if (strcmp(pg_status, "scheduled") == 0 && now >= onsale_ms)
-        pg_status = "on_sale";
-    if (strcmp(pg_status, "on_sale") == 0 && sold_out)
-        return "sold_out";
-    return pg_status;
-}
-
-static void event_get_job(ing_worker *w, void *arg)
-{
-    ing_req *r = arg;
-    event_ref *j = r->job;
-    char ev[24];
-    snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
-    const char *p[] = {ev};
-    json_t *body = NULL;
-    PGresult *tiers = NULL, *counts = NULL;
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT e.name, e.category, e.description, "
-        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "  (extract(epoch FROM e.onsale_at) * 1000)::bigint, e.max_per_user, e.hold_seconds, "
-        "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
-        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint "
-        "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
-        1, p);
-    if (!res || !ok(res))
-        goto unavailable;
-    if (PQntuples(res) == 0) {
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
-        goto out;
-    }
-    tiers = ing_worker_query(
-        w,
-        "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, "
-        "  (SELECT count(*) FROM seats st WHERE st.event_id = pt.event_id "
-        "     AND st.section_id = pt.section_id AND st.status = 'available') "
-        "FROM price_tiers pt JOIN sections s USING (section_id) WHERE pt.event_id = $1 "
-        "ORDER BY s.position",
-        1, p);
-    counts = ing_worker_query(w,
-                              "SELECT count(*) FILTER (WHERE status = 'available'), "
-                              "count(*) FILTER (WHERE status IN ('held', 'paying')), "
-                              "count(*) FILTER (WHERE status = 'sold') "
-                              "FROM seats WHERE event_id = $1",
-                              1, p);
-    if (!tiers || !ok(tiers) || !counts || !ok(counts))
-        goto unavailable;
-
-    q_event_state rs;
-    int sold_out = q_status_event_get(w->st, j->event_id, &rs) == 0 && rs.sold_out;
-    int64_t onsale_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-    int64_t ends_ms =
-        strtoll(PQgetvalue(res, 0, 17), NULL, 10) + (int64_t)r->app->o.events_end_grace_s * 1000;
-    const char *status = effective_status(PQgetvalue(res, 0, 9), onsale_ms, ends_ms, sold_out);
-    json_t *venue = json_pack("{s:I, s:s, s:s, s:s}", "venue_id",
-                              (json_int_t)strtoll(PQgetvalue(res, 0, 11), NULL, 10), "name",
-                              PQgetvalue(res, 0, 12), "city", PQgetvalue(res, 0, 13), "country",
-                              PQgetvalue(res, 0, 14));
-    if (venue && !PQgetisnull(res, 0, 15))
-        json_object_set_new(venue, "lat", json_real(atof(PQgetvalue(res, 0, 15))));
-    if (venue && !PQgetisnull(res, 0, 16))
-        json_object_set_new(venue, "lon", json_real(atof(PQgetvalue(res, 0, 16))));
-    json_t *tarr = json_array();
-    for (int i = 0; tarr && i < PQntuples(tiers); i++)
-        json_array_append_new(
-            tarr, json_pack("{s:s, s:I, s:I, s:I}", "section", PQgetvalue(tiers, i, 0),
-                            "price_cents", (json_int_t)strtoll(PQgetvalue(tiers, i, 1), NULL, 10),
-                            "seats", (json_int_t)strtoll(PQgetvalue(tiers, i, 2), NULL, 10),
-                            "available", (json_int_t)strtoll(PQgetvalue(tiers, i, 3), NULL, 10)));
-    body = json_pack(
-        "{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
-        "event_id", (json_int_t)j->event_id, "name", PQgetvalue(res, 0, 0), "category",
-        PQgetvalue(res, 0, 1), "description", PQgetvalue(res, 0, 2), "starts_at",
-        PQgetvalue(res, 0, 3), "onsale_at", PQgetvalue(res, 0, 4), "max_per_user",
-        atoi(PQgetvalue(res, 0, 6)), "hold_seconds", atoi(PQgetvalue(res, 0, 7)), "currency",
-        PQgetvalue(res, 0, 8), "status", status, "seats_total",
-        (json_int_t)strtoll(PQgetvalue(res, 0, 10), NULL, 10), "venue", venue, "tiers", tarr,
-        "available", (json_int_t)strtoll(PQgetvalue(counts, 0, 0), NULL, 10), "held",
-        (json_int_t)strtoll(PQgetvalue(counts, 0, 1), NULL, 10), "sold",
-        (json_int_t)strtoll(PQgetvalue(counts, 0, 2), NULL, 10));
-    ing_reply_json(r, 200, body);
-    goto out;
-unavailable:
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
-out:
-    PQclear(res);
-    PQclear(tiers);
-    PQclear(counts);
-}
-
 static event_ref *new_event_ref(ing_req *r, const char *to_status)
 {
     int64_t id;
@@ -554,12 +453,6 @@ static event_ref *new_event_ref(ing_req *r, const char *to_status)
     r->job = j;
     r->job_free = free;
     return j;
-}
-
-void ing_route_event_get(ing_req *r)
-{
-    if (new_event_ref(r, NULL))
-        ing_req_submit(r, event_get_job);
 }
 
 /* ---- pause / resume / cancel --------------------------------------------------------------------

@@ -150,8 +150,9 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
     reply(r, status, content_type, text, len, 0, NULL);
 }
 
-void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
-                      const char *etag, const char *const *headers)
+/* 200 with data and its ETag, or 304 when If-None-Match names it. */
+static void reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,
+                       const char *etag, const char *const *headers, int static_body)
 {
     const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : NULL;
     const char *h[2 * ING_STATIC_HEADERS_MAX + 3];
@@ -169,7 +170,19 @@ void ing_reply_static(ing_req *r, const char *content_type, const void *data, si
     if (etag && inm && strstr(inm, etag))
         reply(r, 304, NULL, NULL, 0, 1, h);
     else
-        reply(r, 200, content_type, data, len, 1, h);
+        reply(r, 200, content_type, data, len, static_body, h);
+}
+
+void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
+                      const char *etag, const char *const *headers)
+{
+    reply_etag(r, content_type, data, len, etag, headers, 1);
+}
+
+void ing_reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,
+                    const char *etag, const char *const *headers)
+{
+    reply_etag(r, content_type, data, len, etag, headers, 0);
 }
 
 void ing_reply_raw(ing_req *r, int status, const char *json_text)

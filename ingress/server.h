@@ -110,6 +110,11 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
 void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
                       const char *etag, const char *const *headers);
 
+/* Like ing_reply_static for a body that may not outlive the call (copied):
+ * 200 with the body and its ETag, or 304 on a matching If-None-Match. */
+void ing_reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,
+                    const char *etag, const char *const *headers);
+
 /* Current time helpers shared by the routes. */
 int64_t ing_now_ms(void);
 int64_t ing_mono_ns(void);

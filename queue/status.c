@@ -163,11 +163,18 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
         snprintf(so, sizeof so, "%lld", (long long)e->sold);
         snprintf(w, sizeof w, "%lld", (long long)e->waiting);
         key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
-        const char *argv[] = {"HSET",    k,        "available", a,
-                              "held",    h,        "sold",      so,
-                              "waiting", w,        "sold_out",  e->sold_out ? "1" : "0",
-                              "status",  e->status};
-        redisAppendCommandArgv(s->ctx, e->status ? 14 : 12, argv, NULL);
+        const char *argv[16] = {"HSET", k,  "available", a, "held",     h,
+                                "sold", so, "waiting",   w, "sold_out", e->sold_out ? "1" : "0"};
+        int argc = 12;
+        if (e->status) {
+            argv[argc++] = "status";
+            argv[argc++] = e->status;
+        }
+        if (e->sections) {
+            argv[argc++] = "sections";
+            argv[argc++] = e->sections;
+        }
+        redisAppendCommandArgv(s->ctx, argc, argv, NULL);
         queued++;
     }
     snprintf(v, sizeof v, "%lld", (long long)served);
@@ -391,6 +398,14 @@ int q_status_idem_abort(q_status *s, int64_t user_id, const char *idem)
 
 int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out)
 {
+    return q_status_event_view_get(s, event_id, out, NULL, 0);
+}
+
+int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, char *sections,
+                            size_t cap)
+{
+    if (sections && cap)
+        sections[0] = '\0';
     char k[256];
     key(s, k, sizeof k, "ev:%lld", (long long)event_id);
     const char *argv[] = {"HGETALL", k};
@@ -425,6 +440,8 @@ int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out)
                 out->sold = strtoll(v, NULL, 10);
             else if (strcmp(f, "waiting") == 0)
                 out->waiting = strtoll(v, NULL, 10);
+            else if (strcmp(f, "sections") == 0 && sections && cap)
+                snprintf(sections, cap, "%s", v);
         }
     }
     freeReplyObject(r);

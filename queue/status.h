@@ -48,6 +48,9 @@ typedef struct q_status_event {
     int64_t available, held, sold, waiting;
     int sold_out;
     const char *status; /* the owner's sale status; NULL = leave as is */
+    /* Free seats per section as "section_id:free,...", or NULL: the event
+     * view's per-tier availability (q_status_event_view_get). */
+    const char *sections;
 } q_status_event;
 
 /* Publishes one committed batch in ONE pipeline: served cursor and rate of
@@ -110,6 +113,12 @@ typedef struct q_event_state {
 
 /* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS. */
 int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out);
+/* Like q_status_event_get, and copies the owner's per-section free counts
+ * ("section_id:free,..." as published) into sections (cap bytes, "" when
+ * the owner has not published them). Returns 0, ONS_ENOTFOUND or
+ * ONS_EREDIS. */
+int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, char *sections,
+                            size_t cap);
 /* HSET of status, onsale_at_ms and max_per_user (ingress side). */
 int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,
                        int max_per_user);

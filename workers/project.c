@@ -16,6 +16,8 @@ struct wk_project {
     size_t cap_res;
     q_status_event *evs;
     size_t cap_evs;
+    char *sections; /* every touched event's "section_id:free,..." list */
+    size_t cap_sections;
 };
 
 int wk_project_new(const q_status_opts *o, const char *secret, wk_project **out)
@@ -41,6 +43,7 @@ void wk_project_free(wk_project *pj)
     free(pj->secret);
     free(pj->res);
     free(pj->evs);
+    free(pj->sections);
     free(pj);
 }
 
@@ -212,6 +215,38 @@ int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
     return 0;
 }
 
+/* Longest "section_id:free," entry: two int64 in decimal, ':' and ','. */
+#define SECTION_ENTRY_MAX 42
+
+/* Writes each touched event's free seats per section into pj->sections, one
+ * NUL-terminated "section_id:free,..." list per event in fx->events order:
+ * the event view reads per-tier availability from it instead of counting
+ * seats in PostgreSQL. 0 or ONS_ENOMEM. */
+static int format_sections(wk_project *pj, const wk_fx *fx)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < fx->nevents; i++)
+        need += fx->events[i]->inv.nsections * SECTION_ENTRY_MAX + 1;
+    if (need > pj->cap_sections) {
+        char *n = realloc(pj->sections, need);
+        if (!n)
+            return ONS_ENOMEM;
+        pj->sections = n;
+        pj->cap_sections = need;
+    }
+    char *out = pj->sections;
+    for (size_t i = 0; i < fx->nevents; i++) {
+        const wk_inv *inv = &fx->events[i]->inv;
+        char *p = out;
+        for (size_t k = 0; k < inv->nsections; k++)
+            p += snprintf(p, SECTION_ENTRY_MAX + 1, "%s%" PRId64 ":%" PRId64, k ? "," : "",
+                          inv->sections[k].section_id, inv->sections[k].nfree);
+        *p = '\0';
+        out = p + 1;
+    }
+    return 0;
+}
+
 int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
 {
     const wk_fx *fx = &p->fx;
@@ -243,9 +278,13 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         o->json = json;
         o->ended = wk_result_ended(r);
     }
-    for (size_t i = 0; i < fx->nevents; i++) {
+    /* Without memory for the lists the counters are still worth publishing. */
+    int with_sections = format_sections(pj, fx) == 0;
+    for (size_t i = 0, at = 0; i < fx->nevents; i++) {
         const wk_event *ev = fx->events[i];
         q_status_event *e = &pj->evs[i];
+        e->sections = with_sections ? pj->sections + at : NULL;
+        at += with_sections ? strlen(pj->sections + at) + 1 : 0;
         e->event_id = ev->event_id;
         e->available = ev->inv.available;
         e->held = ev->inv.held;

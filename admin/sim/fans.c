@@ -16,6 +16,9 @@
  *     and the fan keeps its hold); else with abandon_prob DELETE the
  *     reservation (mode delete) or keep polling until it expires (mode
  *     expire); else keep the hold (done).
+ * Beside that script, as web/fan.js does, each fan's page fetches the event
+ * view (GET /v1/events/{id}) on arrival and event_view_ms after each answer
+ * until the fan is done: at most one view in flight per fan.
  * Every answer about an intent (the 202 and each poll) is one sim-log line
  * (format: admin/audit.h).
  */
@@ -217,6 +220,7 @@ static uint32_t timer_pop(sim *s)
 /* ---- fan script --------------------------------------------------------------- */
 
 static void fan_step(sim *s, uint32_t f);
+static void view_send(sim *s, uint32_t f);
 
 static void fan_done(sim *s, sim_fan *fan, enum sim_outcome o)
 {
@@ -607,6 +611,8 @@ static void fan_step(sim *s, uint32_t f)
             }
             fan->join_ms = sim_now_ms(s);
             s->joins_sent++;
+            if (s->o.event_view_ms > 0)
+                view_send(s, f); /* the page loads the event first */
         }
         snprintf(path, sizeof path, "/v1/events/%" PRId64 "/intents", s->event_id);
         snprintf(body, sizeof body, "{\"quantity\":%d%s}", fan->qty,
@@ -625,6 +631,54 @@ static void fan_step(sim *s, uint32_t f)
         return;
     default:
         return;
+    }
+}
+
+/* ---- the page's event view ------------------------------------------------------ */
+
+static void view_push(sim *s, uint32_t f, int64_t due)
+{
+    size_t at = (s->view_head + s->view_len++) % s->nfans;
+    s->view_fan[at] = f;
+    s->view_due[at] = due;
+}
+
+static void view_answer(void *arg, const sim_http_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    fan->view_inflight = 0;
+    s->views++;
+    if (r->status == 200 || r->status == 304)
+        sim_samples_add(&s->view_lat, r->latency_ms, &s->rng);
+    else
+        s->view_errors++;
+    if (fan->phase != P_DONE && !s->draining)
+        view_push(s, f, sim_now_ms(s) + s->o.event_view_ms);
+}
+
+static void view_send(sim *s, uint32_t f)
+{
+    sim_fan *fan = &s->fans[f];
+    char path[64];
+    if (s->draining || fan->phase == P_DONE || fan->view_inflight)
+        return;
+    snprintf(path, sizeof path, "/v1/events/%" PRId64, s->event_id);
+    if (sim_http_request(s->http, "GET", path, NULL, NULL, NULL, view_answer, FAN_ARG(f)) == 0)
+        fan->view_inflight = 1;
+    else
+        s->view_errors++;
+}
+
+/* Sends every view refresh that is due. */
+static void views_due(sim *s, int64_t now)
+{
+    while (s->view_len > 0 && s->view_due[s->view_head] <= now) {
+        uint32_t f = s->view_fan[s->view_head];
+        s->view_head = (s->view_head + 1) % s->nfans;
+        s->view_len--;
+        view_send(s, f);
     }
 }
 
@@ -726,7 +780,9 @@ int sim_fans_init(sim *s)
     s->fans = calloc(n, sizeof *s->fans);
     s->heap = calloc(n, sizeof *s->heap);
     s->due = calloc(n, sizeof *s->due);
-    if (!s->fans || !s->heap || !s->due)
+    s->view_fan = calloc(n, sizeof *s->view_fan);
+    s->view_due = calloc(n, sizeof *s->view_due);
+    if (!s->fans || !s->heap || !s->due || !s->view_fan || !s->view_due)
         return ONS_ENOMEM;
     s->nfans = n;
     size_t nburst = (size_t)llround(s->o.burst_fraction * (double)n);
@@ -764,7 +820,10 @@ void sim_fans_fini(sim *s)
     free(s->fans);
     free(s->heap);
     free(s->due);
+    free(s->view_fan);
+    free(s->view_due);
     free(s->points);
+    free(s->view_lat.v);
     free(s->join_lat.v);
     free(s->poll_lat.v);
     free(s->answer_lat.v);
@@ -800,6 +859,7 @@ int sim_fans_run(sim *s)
         int64_t now = sim_now_ms(s);
         while (s->nheap > 0 && s->due[0] <= now)
             fan_step(s, timer_pop(s));
+        views_due(s, now);
         if (now >= next_sample) {
             sample(s);
             next_sample = now + SAMPLE_MS;
@@ -827,6 +887,8 @@ int sim_fans_run(sim *s)
         int64_t wait = 50;
         if (s->nheap > 0 && s->due[0] - now < wait)
             wait = s->due[0] - now;
+        if (s->view_len > 0 && s->view_due[s->view_head] - now < wait)
+            wait = s->view_due[s->view_head] - now;
         if (wait < 0)
             wait = 0;
         if (sim_http_poll(s->http, (int)wait) != 0)

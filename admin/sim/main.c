@@ -94,6 +94,9 @@ static const ons_opt opt_table[] = {
         "timeout of one HTTP request"),
     OPT("max_retries", ONS_OPT_INT, max_retries, 0, 1000, "20",
         "retries per fan after 429/503 or transport errors"),
+    OPT("event_view_ms", ONS_OPT_INT, event_view_ms, 0, 600000, "5000",
+        "each fan's page fetches GET /v1/events/{id} on arrival and this long after each answer "
+        "until the fan is done, as web/fan.js does (0: never)"),
     OPT("seed", ONS_OPT_INT, seed, 0, INT64_MAX, "0", "random seed; 0 picks one from the clock"),
     OPT("user_base", ONS_OPT_INT, user_base, 0, INT64_MAX / 2, "0",
         "first fan user id; 0 picks a fresh block from the clock"),
@@ -428,7 +431,7 @@ int main(int argc, char **argv)
                         .port = s.o.port,
                         .conns = (int)s.o.connections,
                         .timeout_ms = (int)s.o.request_timeout_ms,
-                        .max_queue = (size_t)s.o.fans + 1024,
+                        .max_queue = 2 * (size_t)s.o.fans + 1024, /* + one view per fan */
                         .max_response = MAX_RESPONSE};
     if ((rc = sim_http_new(&ho, &s.http)) != 0) {
         fprintf(stderr, "onsale-sim: cannot set up HTTP to %s: %s\n", s.o.ingress,

@@ -60,7 +60,8 @@ static double drain_rate(const sim *s, int64_t *span_ms)
 void sim_report_print(sim *s, FILE *out)
 {
     char b1[32], b2[32];
-    lat3 jl = lat(&s->join_lat), pl = lat(&s->poll_lat), al = lat(&s->answer_lat);
+    lat3 jl = lat(&s->join_lat), pl = lat(&s->poll_lat), al = lat(&s->answer_lat),
+         vl = lat(&s->view_lat);
     int64_t span;
     double rate = drain_rate(s, &span);
     long long refused = s->joins_sent - s->joins_accepted;
@@ -110,6 +111,10 @@ void sim_report_print(sim *s, FILE *out)
     fprintf(out,
             "  poll latency             p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%zu samples)\n",
             pl.p50, pl.p95, pl.p99, s->poll_lat.seen);
+    fprintf(out,
+            "  event view latency       p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%lld views, "
+            "%lld failed; every %lld ms per fan)\n",
+            vl.p50, vl.p95, vl.p99, s->views, s->view_errors, s->o.event_view_ms);
     fprintf(out,
             "  time to an answer        p50 %.2f s  p95 %.2f s  p99 %.2f s  (join to "
             "reserved/rejected/sold out)\n",
@@ -179,7 +184,7 @@ int sim_report_json(sim *s, const char *path)
     json_t *doc = json_pack(
         "{s:I, s:I, s:I, s:{s:f, s:I, s:I, s:f, s:f, s:s, s:I, s:I}, s:f, s:s,"
         " s:{s:I, s:I, s:I, s:I, s:o}, s:I, s:I, s:I, s:o,"
-        " s:{s:s, s:I, s:f, s:f, s:f, s:I, s:b}, s:o, s:o, s:o, s:I, s:f,"
+        " s:{s:s, s:I, s:f, s:f, s:f, s:I, s:b}, s:o, s:o, s:o, s:I, s:o, s:I, s:I, s:f,"
         " s:I, s:I, s:f, s:f, s:I, s:o, s:o}",
         "event_id", (json_int_t)s->event_id, "seats", (json_int_t)s->seats_total, "fans",
         (json_int_t)s->nfans, "config", "burst_fraction", s->o.burst_fraction, "burst_ms",
@@ -201,7 +206,9 @@ int sim_report_json(sim *s, const char *path)
         (json_int_t)s->o.gateway_latency_ms, "gateway_knobs_set", s->gateway_knobs > 0,
         "join_latency_ms", lat_json(&s->join_lat), "poll_latency_ms", lat_json(&s->poll_lat),
         "answer_latency_ms", lat_json(&s->answer_lat), "polls", (json_int_t)s->polls,
-        "polls_per_fan", s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
+        "event_view_latency_ms", lat_json(&s->view_lat), "event_views", (json_int_t)s->views,
+        "event_view_errors", (json_int_t)s->view_errors, "polls_per_fan",
+        s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
         "first_join_to_sold_out_ms",
         (json_int_t)(s->sold_out_ms >= 0 && s->first_join_ms >= 0
                          ? s->sold_out_ms - s->first_join_ms

@@ -28,7 +28,8 @@ typedef struct sim_opts {
     char *gateway_url, *gateway_api_key;
     long long burst_ms, tail_seconds, max_quantity, hold_seconds, max_seconds, settle_ms;
     long long seed, user_base, request_timeout_ms, max_retries, gateway_latency_ms;
-    char *abandon_mode; /* "delete" | "expire" */
+    long long event_view_ms; /* the fan page's event refresh; 0: no event views */
+    char *abandon_mode;      /* "delete" | "expire" */
     char *json, *svg, *log;
     char *payment_method;
     int audit, progress;
@@ -76,6 +77,7 @@ typedef struct sim_fan {
     uint8_t phase, plan, outcome, state; /* state: index into sim_state_names, 0xff none */
     uint8_t seats_held, acted;
     uint8_t pay_attempts, saw_paying; /* checkout attempts made; PAYING seen since the last */
+    uint8_t view_inflight;            /* an event view request is out */
     int64_t acted_ms;                 /* when the last checkout was accepted */
     int32_t heap_idx;                 /* -1 when no timer */
 } sim_fan;
@@ -115,6 +117,11 @@ struct sim {
     uint32_t *heap;
     int64_t *due;
     size_t nheap;
+    /* event view refreshes: a FIFO of (fan, due), due times ascending
+     * because every entry is pushed at now + event_view_ms */
+    uint32_t *view_fan;
+    int64_t *view_due;
+    size_t view_head, view_len;
     int64_t start_ns;
     int64_t last_change_ms, first_join_ms, last_arrival_ms;
     int64_t sold_out_ms, all_taken_ms;
@@ -124,11 +131,12 @@ struct sim {
     int gateway_knobs; /* 0 not sent, 1 set on the gateway, -1 failed */
     /* counters */
     long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
+    long long views, view_errors;
     long long reserved_ever, seats_reserved_ever, sold_out_answers;
     long long outcome[O_COUNT];
     sim_code codes[SIM_MAX_CODES];
     int ncodes;
-    sim_samples join_lat, poll_lat, answer_lat;
+    sim_samples join_lat, poll_lat, answer_lat, view_lat;
     sim_point *points;
     size_t npoints, cap_points;
     double max_drain_rate;

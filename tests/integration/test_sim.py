@@ -77,6 +77,10 @@ def test_ci_flash_sale_passes_the_audit(tmp_path):
         # nobody was left queued: every accepted intent got an answer
         assert r["outcomes"]["queued"] == 0
         assert r["polls_per_fan"] > 0 and r["join_latency_ms"]["samples"] >= 2000
+        # each fan's page loaded the event view on arrival (and refreshed it
+        # every 5 s while waiting), and it answered
+        assert r["event_views"] >= 2000 and r["event_view_errors"] == 0, r
+        assert r["event_view_latency_ms"]["samples"] >= 2000
         assert os.path.getsize(out["svg"]) > 500
         with open(out["log"]) as f:
             assert sum(1 for line in f if not line.startswith("#")) >= r["joins"]["accepted"]
