@@ -86,7 +86,9 @@ def test_pause_is_written_by_the_owner_in_order_with_joins():
         assert poll(st, 1, before["status_url"])["state"] == "reserved"
         p = poll(st, 2, after["status_url"])
         assert (p["state"], p["reason"]) == ("rejected", "sale_closed"), p
-        assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "paused"
+        # the event view follows within its ttl (event_view.ttl_ms, 1 s)
+        st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["status"] == "paused", 5,
+                    "the event view says paused")
         st.wait_for(lambda: st.redis.hget(st.key(f"ev:{ev}"), "status") == "paused", 10,
                     "the owner's projection")
         st.wait_for(lambda: error_code(join(st, 3, ev)) == (409, "sale_not_open"), 10,
