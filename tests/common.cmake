@@ -1,6 +1,8 @@
 # Tests of common/ (unit: onsale_unit(name libs...); integration: onsale_pytest(name file.py))
 onsale_unit(test_auth onsale_common PkgConfig::JWT PkgConfig::CRYPTO)
 onsale_unit(test_metrics onsale_common m)
+# No process starts on a development default secret unless dev_mode is on.
+onsale_pytest(it_secrets test_secrets.py)
 
 # schemas/openapi.yaml must describe every endpoint of the API contract
 # (../shared/API.md, next to the source tree) and be a well-formed OpenAPI 3.

@@ -87,7 +87,15 @@ kcat -b "$h:$ONSALE_KAFKA_PORT" -L -t intents -m 5 | grep -q 'topic "intents" wi
     fail "Kafka metadata: no topic intents"
 curl -fsS -o /dev/null "http://$h:$ONSALE_INGRESS_PORT/readyz" || fail "ingress /readyz failed"
 (cd "$co" && scripts/stack status) >&2 || fail "scripts/stack status reports a service down"
-say "postgres ($n migrations), redis, kafka and ingress answer"
+# The stack runs on its own keys (.state/secrets.env, no development
+# default): a token minted with them, as scripts/demo does, is accepted.
+[ "$(stat -c %a "$co/.state/secrets.env")" = 600 ] || fail "secrets.env is not mode 0600"
+tok=$(set -a && . "$co/.state/secrets.env" && "$BIN/onsalectl" token --user 42 --role fan) ||
+    fail "onsalectl token with the stack's secrets"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" \
+    "http://$h:$ONSALE_INGRESS_PORT/v1/me/tickets")
+[ "$code" = 200 ] || fail "GET /v1/me/tickets with the stack's token answered $code"
+say "postgres ($n migrations), redis, kafka and ingress answer; the stack's token is accepted"
 
 (cd "$co" && scripts/stack down) >"$outer/down.out" 2>&1 || { cat "$outer/down.out" >&2; fail "scripts/stack down failed"; }
 ! pg_isready -q -h $h -p "$ONSALE_PG_PORT" || fail "postgres still running after down"
