@@ -37,12 +37,14 @@ typedef struct ctl_opts {
     char *kafka_brokers;
     char *kafka_topic;
     long long audit_wait_s;
+    int dev_mode;
 } ctl_opts;
 
 static const ons_opt opt_table[] = {
     {"auth.secret", ONS_OPT_STR, offsetof(ctl_opts, auth_secret), ONS_AUTH_SECRET_MIN,
      ONS_AUTH_SECRET_MAX, ONS_AUTH_SECRET_DEV,
-     "HMAC key of the deployment: signs JWTs and public ids (same value in every process)"},
+     "HS256 key of the bearer tokens: ingress's auth.secret (token)"},
+    {"dev_mode", ONS_OPT_BOOL, offsetof(ctl_opts, dev_mode), 0, 1, "false", ONS_DEV_MODE_HELP},
     {"pg.dsn", ONS_OPT_STR, offsetof(ctl_opts, pg_dsn), 1, 1024,
      "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
      "PostgreSQL connection string (audit)"},
@@ -206,9 +208,14 @@ static int cmd_token(ctl *c, int argc, char **argv)
     if (!have_role)
         return usage_error(self, "missing --role");
 
-    if (strcmp(c->opts.auth_secret, ONS_AUTH_SECRET_DEV) == 0)
-        fprintf(stderr, "onsalectl: warning: auth.secret is the development default; set "
-                        "ONSALE_AUTH_SECRET for anything but local testing\n");
+    char err[512];
+    const ons_secret secrets[] = {{"auth.secret", c->opts.auth_secret, ONS_AUTH_SECRET_DEV}};
+    if (ons_secrets_check(secrets, 1, c->opts.dev_mode, err, sizeof err)) {
+        fprintf(stderr, "onsalectl: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (err[0])
+        fprintf(stderr, "onsalectl: warning: %s\n", err);
     int rc = ons_auth_mint(c->opts.auth_secret, user_id, role, (int64_t)time(NULL), ttl, &token);
     if (rc != 0) {
         fprintf(stderr, "onsalectl: cannot mint token: %s\n", ons_strerror(rc));

@@ -12,6 +12,7 @@
 #include "common/err.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
@@ -363,5 +364,54 @@ int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t
     }
     pthread_mutex_unlock(mu);
     free(copy);
+    return 0;
+}
+
+/* "auth.secret" -> "ONSALE_AUTH_SECRET" (the name ons_opts_load reads). */
+static void env_name(const char *option, char *out, size_t len)
+{
+    size_t o = (size_t)snprintf(out, len, "ONSALE_");
+    for (const char *p = option; *p && o + 1 < len; p++)
+        out[o++] = (*p == '.' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
+    out[o < len ? o : len - 1] = '\0';
+}
+
+int ons_secrets_check(const ons_secret *s, size_t n, int dev_mode, char *errbuf, size_t errlen)
+{
+    char env[128];
+    size_t used = 0;
+    if (errlen)
+        errbuf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *why = NULL;
+        const char *other = NULL;
+        if (!s[i].value || !s[i].value[0])
+            why = "is missing";
+        else if (s[i].dev_default && strcmp(s[i].value, s[i].dev_default) == 0)
+            why = "is the public development default";
+        for (size_t k = 0; !why && k < i; k++)
+            if (s[k].value && strcmp(s[k].value, s[i].value) == 0) {
+                why = "has the same value as";
+                other = s[k].option;
+            }
+        if (!why)
+            continue;
+        env_name(s[i].option, env, sizeof env);
+        if (!dev_mode || !s[i].value || !s[i].value[0]) {
+            snprintf(errbuf, errlen,
+                     "%s %s%s%s: set a secret of its own (%s or the config file's %s), "
+                     "or dev_mode = true (ONSALE_DEV_MODE=1) on a development machine",
+                     s[i].option, why, other ? " " : "", other ? other : "", env, s[i].option);
+            return ONS_EINVAL;
+        }
+        if (used < errlen) {
+            int w = snprintf(errbuf + used, errlen - used, "%s%s",
+                             used ? ", " : "dev_mode: ", s[i].option);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (used && used < errlen)
+        snprintf(errbuf + used, errlen - used,
+                 " use development values; never run this way in production");
     return 0;
 }

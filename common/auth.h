@@ -12,11 +12,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* auth.secret: the one HMAC key of a deployment (JWTs and public ids). Every
- * binary's options table uses these bounds and this default. */
+/* A deployment has one key per purpose (docs/security.md says how to rotate
+ * them):
+ *   auth.secret  HS256 key of the bearer tokens (JWTs): ingress verifies,
+ *                onsalectl and the simulator mint;
+ *   ids.secret   HMAC key of the public ids (queue/intent_id.h): ingress and
+ *                the workers encode and decode them.
+ * Every binary's options table uses these bounds and these defaults. The
+ * defaults are public, so a process refuses to start with one unless
+ * dev_mode is on (ons_secrets_check). */
 #define ONS_AUTH_SECRET_MIN 16
 #define ONS_AUTH_SECRET_MAX 4096
 #define ONS_AUTH_SECRET_DEV "onsale-dev-secret-change-me"
+#define ONS_IDS_SECRET_DEV  "onsale-dev-ids-secret-change-me"
+/* The payment gateway's API key (gateway.api_key of the simulator,
+ * payments.api_key of onsale-payments, gateway.api_key of onsale-sim). */
+#define ONS_GATEWAY_KEY_DEV "sk_test_onsale"
+
+/* The dev_mode option, the same row in every binary's table. */
+#define ONS_DEV_MODE_HELP                                                                          \
+    "development mode: accept the public default secrets (auth.secret, ids.secret, API keys); "    \
+    "never in production"
+
+/* One secret option of a binary, checked at start. */
+typedef struct ons_secret {
+    const char *option;      /* "auth.secret" */
+    const char *value;       /* the loaded value (NULL or "" = missing) */
+    const char *dev_default; /* its public development default */
+} ons_secret;
+
+/* Checks a binary's secrets before it starts. Returns 0 when every secret
+ * is usable: set, not its development default, and not equal to another of
+ * the list (one key, one purpose), or when dev_mode is on. Else ONS_EINVAL,
+ * with errbuf naming the first bad option, its environment variable and
+ * dev_mode. On 0, errbuf is "" or, when dev_mode let a default or shared
+ * key through, a warning naming the options (for the log). */
+int ons_secrets_check(const ons_secret *s, size_t n, int dev_mode, char *errbuf, size_t errlen);
 
 /* Longest token (characters after "Bearer ") ons_auth_verify accepts. */
 #define ONS_AUTH_TOKEN_MAX 4096

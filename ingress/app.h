@@ -46,7 +46,9 @@ typedef struct ing_opts {
     long long redis_port;
     char *redis_prefix;
     long long redis_timeout_ms;
-    char *auth_secret;
+    char *auth_secret; /* JWTs only */
+    char *ids_secret;  /* public ids only (q_id_encode/q_id_decode) */
+    int dev_mode;
     long long auth_cache_size;
     long long status_refresh_ms;
     long long status_poll_min_ms;

@@ -1,5 +1,5 @@
 /*
- * idem.h - Idempotency-Key handling for POSTs that create things (API.md),
+ * idem.h - Idempotency-Key handling for POSTs that create things (docs/api.md),
  * on job threads, over the Redis records of docs/pipeline.md.
  *
  * ing_idem_begin() claims the key for this request, or answers for it: the

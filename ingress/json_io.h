@@ -1,7 +1,7 @@
 /*
  * json_io.h - strict request-body validation and the API's error replies.
  *
- * Errors have one shape everywhere (API.md):
+ * Errors have one shape everywhere (docs/api.md):
  *   {"error":{"code":"snake_case","message":"human sentence","field":"x"}}
  * Every validator below either succeeds (returns 0) or replies 400 itself,
  * naming the field, and returns -1: the request is then freed, and the

@@ -65,7 +65,11 @@ const ons_opt ing_opt_table[] = {
     OPT("redis.timeout_ms", ONS_OPT_INT, redis_timeout_ms, 10, 60000, "500",
         "timeout of every Redis call"),
     OPT("auth.secret", ONS_OPT_STR, auth_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
-        ONS_AUTH_SECRET_DEV, "HS256 key of bearer tokens and public ids"),
+        ONS_AUTH_SECRET_DEV, "HS256 key of the bearer tokens (JWTs); docs/security.md"),
+    OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
+        ONS_IDS_SECRET_DEV,
+        "HMAC key of the public ids (intents, reservations, orders); the workers' ids.secret"),
+    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
     OPT("auth.cache_size", ONS_OPT_INT, auth_cache_size, 0, 10000000, "16384",
         "verified bearer tokens remembered until their exp (0: verify every request)"),
     OPT("status.refresh_ms", ONS_OPT_INT, status_refresh_ms, 5, 10000, "50",
@@ -205,9 +209,16 @@ int main(int argc, char **argv)
         ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
         return 2;
     }
+    const ons_secret secrets[] = {{"auth.secret", app.o.auth_secret, ONS_AUTH_SECRET_DEV},
+                                  {"ids.secret", app.o.ids_secret, ONS_IDS_SECRET_DEV}};
+    if (ons_secrets_check(secrets, 2, app.o.dev_mode, err, sizeof err)) {
+        fprintf(stderr, "onsale-ingress: %s\n", err);
+        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
+        return 2;
+    }
     ons_log_init("ingress", app.o.log_level);
-    if (strcmp(app.o.auth_secret, ONS_AUTH_SECRET_DEV) == 0)
-        ons_log_warn("auth.secret is the development default; set ONSALE_AUTH_SECRET");
+    if (err[0])
+        ons_log_warn("%s", err);
     limit_files(app.o.http_max_connections);
 
     /* Signals are taken synchronously by this thread; every thread started

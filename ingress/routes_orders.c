@@ -78,7 +78,7 @@ static void checkout_delivered(ing_worker *w, void *arg)
     }
     int64_t seq = q_seq_make(r->produced_partition, r->produced_offset);
     char oid[Q_ID_LEN + 1], url[64];
-    if (q_id_encode(r->app->o.auth_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
+    if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
         ing_idem_error(r, w, 500, "internal", NULL, "Could not name the order.");
         return;
     }
@@ -144,7 +144,7 @@ void ing_route_checkout(ing_req *r)
     const char *pm = NULL;
     int64_t seq;
     int rc =
-        q_id_decode(r->app->o.auth_secret, Q_ID_RESERVATION, r->params[0], r->who.user_id, &seq);
+        q_id_decode(r->app->o.ids_secret, Q_ID_RESERVATION, r->params[0], r->who.user_id, &seq);
     if (rc == ONS_EPARSE) {
         ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
         return;
@@ -254,7 +254,7 @@ out:
 void ing_route_order_get(ing_req *r)
 {
     int64_t seq;
-    int rc = q_id_decode(r->app->o.auth_secret, Q_ID_ORDER, r->params[0], r->who.user_id, &seq);
+    int rc = q_id_decode(r->app->o.ids_secret, Q_ID_ORDER, r->params[0], r->who.user_id, &seq);
     if (rc == ONS_EPARSE) {
         ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
         return;

@@ -116,7 +116,7 @@ static void join_delivered(ing_worker *w, void *arg)
     }
     int64_t seq = q_seq_make(r->produced_partition, r->produced_offset);
     char id[Q_ID_LEN + 1];
-    if (q_id_encode(app->o.auth_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
+    if (q_id_encode(app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
         /* Offsets beyond 2^40: cannot happen on a sane topic. */
         ing_idem_error(r, w, 500, "internal", NULL, "Could not name the intent.");
         return;
@@ -154,7 +154,7 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
             continue;
         }
         int64_t seq = q_seq_make(r->produced_partition, r->produced_offset);
-        if (q_id_encode(r->app->o.auth_secret, Q_ID_INTENT, seq, j->msg.user_id, ids[m])) {
+        if (q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, ids[m])) {
             join_delivered(w, r);
             continue;
         }
@@ -358,7 +358,7 @@ static int result_from_postgres(ing_req *r, ing_worker *w, intent_job *j)
     if (!PQgetisnull(res, 0, 3)) {
         int64_t rid = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
         char pub[Q_ID_LEN + 1] = "";
-        q_id_encode(r->app->o.auth_secret, Q_ID_RESERVATION, rid, r->who.user_id, pub);
+        q_id_encode(r->app->o.ids_secret, Q_ID_RESERVATION, rid, r->who.user_id, pub);
         json_t *seats = json_array();
         char ev[24], rids[24];
         snprintf(ev, sizeof ev, "%s", PQgetvalue(res, 0, 2));
@@ -464,7 +464,7 @@ static void intent_get_job(ing_worker *w, void *arg)
  * Returns 0 or -1 (replied 400/404). */
 static int decode_id(ing_req *r, enum q_id_kind kind, int64_t *seq)
 {
-    int rc = q_id_decode(r->app->o.auth_secret, kind, r->params[0], r->who.user_id, seq);
+    int rc = q_id_decode(r->app->o.ids_secret, kind, r->params[0], r->who.user_id, seq);
     if (rc == ONS_EPARSE) {
         ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
         return -1;

@@ -15,6 +15,8 @@ ONSALE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${ONSALE_REDIS_PORT:=16379}"
 : "${ONSALE_INGRESS_PORT:=8080}"
 : "${ONSALE_GATEWAY_PORT:=9300}"   # payment gateway simulator
+: "${ONSALE_WORKER_METRICS_PORT:=9101}"
+: "${ONSALE_PAYMENTS_METRICS_PORT:=9102}"
 : "${ONSALE_PARTITIONS:=4}"
 : "${ONSALE_KAFKA_HEAP:=768m}"
 : "${ONSALE_TOPIC:=intents}"
@@ -28,8 +30,30 @@ export ONSALE_KAFKA_BROKERS="${ONSALE_KAFKA_BROKERS:-$ONSALE_HOST:$ONSALE_KAFKA_
 export ONSALE_PG_DSN="${ONSALE_PG_DSN:-host=$ONSALE_HOST port=$ONSALE_PG_PORT dbname=onsale user=postgres connect_timeout=5}"
 export ONSALE_REDIS_HOST="${ONSALE_REDIS_HOST:-$ONSALE_HOST}"
 export ONSALE_REDIS_PORT ONSALE_PG_PORT ONSALE_KAFKA_PORT ONSALE_INGRESS_PORT ONSALE_PARTITIONS
-export ONSALE_GATEWAY_PORT
+export ONSALE_GATEWAY_PORT ONSALE_WORKER_METRICS_PORT ONSALE_PAYMENTS_METRICS_PORT ONSALE_KAFKA_CONTROLLER_PORT
 export ONSALE_KAFKA_TOPIC="$ONSALE_TOPIC"
+
+# The local stack's secrets (docs/security.md): random per stack, made once
+# into $ONSALE_STATE/secrets.env (mode 0600, wiped by `scripts/stack reset`)
+# and exported, so every process of the stack, onsale-sim and onsalectl
+# agree without any development default (the binaries refuse those unless
+# ONSALE_DEV_MODE=1). A value already in the environment wins.
+ONSALE_SECRETS_FILE=$ONSALE_STATE/secrets.env
+rand_hex() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+stack_secrets() {
+    if [ ! -s "$ONSALE_SECRETS_FILE" ]; then
+        mkdir -p "$ONSALE_STATE"
+        local gw tmp=$ONSALE_SECRETS_FILE.$$
+        gw=sk_local_$(rand_hex)
+        (umask 077 && printf '%s\n' "ONSALE_AUTH_SECRET=jwt-$(rand_hex)" "ONSALE_IDS_SECRET=ids-$(rand_hex)" \
+            "ONSALE_GATEWAY_API_KEY=$gw" "ONSALE_PAYMENTS_API_KEY=$gw" > "$tmp") &&
+            mv "$tmp" "$ONSALE_SECRETS_FILE"
+    fi
+    local k v
+    while IFS='=' read -r k v; do
+        case "$k" in ONSALE_[A-Z_]*) [ -n "${!k:-}" ] || export "$k=$v" ;; esac
+    done < "$ONSALE_SECRETS_FILE"
+}
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

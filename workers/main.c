@@ -16,6 +16,7 @@
  * inside the consumer poll (on_assign / on_revoke below). The metrics HTTP
  * endpoint runs on nng's threads and only reads atomics.
  */
+#include "common/auth.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -48,7 +49,8 @@ typedef struct wk_opts {
     long long redis_port;
     char *redis_prefix;
     long long redis_timeout_ms, result_ttl_s;
-    char *auth_secret;
+    char *ids_secret;
+    int dev_mode;
     long long batch_max_messages, batch_max_ms, hold_check_ms;
     long long metrics_port;
     char *worker_id, *log_level;
@@ -77,8 +79,9 @@ static const ons_opt opt_table[] = {
         "timeout of one Redis round trip"),
     OPT("redis.result_ttl", ONS_OPT_INT, result_ttl_s, 60, 30 * 86400, "86400",
         "TTL of intent results in Redis, seconds"),
-    OPT("auth.secret", ONS_OPT_STR, auth_secret, 8, 1024, "onsale-dev-secret-change-me",
-        "shared secret: signs public reservation ids"),
+    OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
+        ONS_IDS_SECRET_DEV, "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
+    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
     OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "2000",
         "most records applied per batch (one transaction per partition)"),
     OPT("batch.max_ms", ONS_OPT_INT, batch_max_ms, 0, 10000, "20",
@@ -570,7 +573,15 @@ int main(int argc, char **argv)
     int prc = ons_opts_from_args(opt_table, NOPTS, &w.o, argc, argv, &cli, err, sizeof err);
     if (prc)
         return prc == ONS_OPTS_HELP ? 0 : 2;
+    const ons_secret secrets[] = {{"ids.secret", w.o.ids_secret, ONS_IDS_SECRET_DEV}};
+    if (ons_secrets_check(secrets, 1, w.o.dev_mode, err, sizeof err)) {
+        fprintf(stderr, "onsale-worker: %s\n", err);
+        ons_opts_free(opt_table, NOPTS, &w.o);
+        return 2;
+    }
     ons_log_init("worker", w.o.log_level);
+    if (err[0])
+        ons_log_warn("%s", err);
     if (w.o.worker_id[0]) {
         snprintf(w.owner, sizeof w.owner, "%s", w.o.worker_id);
     } else {
@@ -602,7 +613,7 @@ int main(int argc, char **argv)
         goto out;
     q_status_opts ro = {w.o.redis_host, (int)w.o.redis_port, w.o.redis_prefix,
                         (int)w.o.redis_timeout_ms, (int)w.o.result_ttl_s};
-    if (wk_project_new(&ro, w.o.auth_secret, &w.proj) != 0)
+    if (wk_project_new(&ro, w.o.ids_secret, &w.proj) != 0)
         goto out;
     q_consumer_opts co = {
         .brokers = w.o.brokers,

@@ -15,6 +15,7 @@
  * its data" scenario, which no real gateway would do.
  */
 #include "admin/gateway/gateway.h"
+#include "common/auth.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/opts.h"
@@ -34,8 +35,9 @@
 static const ons_opt opt_table[] = {
     OPT("gateway.port", ONS_OPT_INT, port, 0, 65535, "9300", "HTTP listen port"),
     OPT("gateway.bind", ONS_OPT_STR, bind, 1, 255, "127.0.0.1", "HTTP listen address"),
-    OPT("gateway.api_key", ONS_OPT_STR, api_key, 8, 255, "sk_test_onsale",
+    OPT("gateway.api_key", ONS_OPT_STR, api_key, 8, 255, ONS_GATEWAY_KEY_DEV,
         "secret API key clients send as Authorization: Bearer <key> (else 401)"),
+    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
     OPT("gateway.max_body", ONS_OPT_INT, max_body, 256, 1048576, "8192",
         "largest accepted request body in bytes (larger: 413)"),
     OPT("gateway.body_read_limit", ONS_OPT_INT, body_read_limit, 256, 16777216, "1048576",
@@ -143,9 +145,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "onsale-gateway: %s\n", err);
         goto done;
     }
+    const ons_secret secrets[] = {{"gateway.api_key", app.o.api_key, ONS_GATEWAY_KEY_DEV}};
+    if (ons_secrets_check(secrets, 1, app.o.dev_mode, err, sizeof err)) {
+        fprintf(stderr, "onsale-gateway: %s\n", err);
+        goto done;
+    }
     ons_log_init("gateway", app.o.log_level);
-    if (strcmp(app.o.api_key, "sk_test_onsale") == 0)
-        ons_log_warn("gateway.api_key is the development default");
+    if (err[0])
+        ons_log_warn("%s", err);
 
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */

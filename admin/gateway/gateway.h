@@ -37,6 +37,7 @@ typedef struct gw_opts {
     long long port;
     char *bind;
     char *api_key;
+    int dev_mode;
     long long max_body;
     long long body_read_limit;
     long long max_records;

@@ -76,8 +76,8 @@ static const ons_opt opt_table[] = {
         "payment_method sent at checkout (a test card of the gateway simulator)"),
     OPT("gateway_url", ONS_OPT_STR, gateway_url, 0, 300, "http://127.0.0.1:9300",
         "the gateway simulator (http://host:port) whose fault knobs are set once checkout works"),
-    OPT("gateway.api_key", ONS_OPT_STR, gateway_api_key, 8, 255, "sk_test_onsale",
-        "API key of the gateway simulator"),
+    OPT("gateway.api_key", ONS_OPT_STR, gateway_api_key, 8, 255, ONS_GATEWAY_KEY_DEV,
+        "API key of the gateway simulator (used only to set its knobs)"),
     OPT("gateway_decline_rate", ONS_OPT_STR, gateway_decline_rate_s, 1, 32, "0",
         "gateway knob: share of charges declined (0..1; only with checkout)"),
     OPT("gateway_error_rate", ONS_OPT_STR, gateway_error_rate_s, 1, 32, "0",
@@ -109,7 +109,10 @@ static const ons_opt opt_table[] = {
         "seconds the audit waits for partition owners to apply the Kafka backlog"),
     OPT("progress", ONS_OPT_BOOL, progress, 0, 1, "true", "progress line when stdout is a tty"),
     OPT("auth.secret", ONS_OPT_STR, auth_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
-        ONS_AUTH_SECRET_DEV, "HMAC key of the deployment (mints the fans' tokens)"),
+        ONS_AUTH_SECRET_DEV,
+        "HS256 key of the bearer tokens: ingress's auth.secret (mints the "
+        "fans', seller's and admin's tokens)"),
+    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
     OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
         "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
         "PostgreSQL connection string (audit)"),
@@ -179,6 +182,18 @@ static int load_options(sim *s, int argc, char **argv)
         fprintf(stderr, "onsale-sim: %s\n", err);
         return EXIT_USAGE;
     }
+    /* The gateway's key matters only when the knobs are set. */
+    const sim_opts *o = &s->o;
+    int knobs = o->gateway_decline_rate != 0 || o->gateway_error_rate != 0 ||
+                o->gateway_lost_response_rate != 0 || o->gateway_latency_ms != 0;
+    const ons_secret secrets[] = {{"auth.secret", o->auth_secret, ONS_AUTH_SECRET_DEV},
+                                  {"gateway.api_key", o->gateway_api_key, ONS_GATEWAY_KEY_DEV}};
+    if (ons_secrets_check(secrets, knobs ? 2 : 1, o->dev_mode, err, sizeof err)) {
+        fprintf(stderr, "onsale-sim: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (err[0])
+        fprintf(stderr, "onsale-sim: warning: %s\n", err);
     return 0;
 }
 

@@ -32,7 +32,7 @@ typedef struct sim_opts {
     char *abandon_mode;      /* "delete" | "expire" */
     char *json, *svg, *log;
     char *payment_method;
-    int audit, progress;
+    int audit, progress, dev_mode;
     long long audit_wait_s;
     char *auth_secret, *pg_dsn, *kafka_brokers, *kafka_topic;
     /* parsed */

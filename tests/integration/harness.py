@@ -27,7 +27,11 @@ PG_PORT = int(os.environ.get("ONSALE_PG_PORT", "15432"))
 REDIS_HOST = os.environ.get("ONSALE_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("ONSALE_REDIS_PORT", "16379"))
 BROKERS = os.environ.get("ONSALE_KAFKA_BROKERS", "127.0.0.1:19092")
-SECRET = "integration-test-secret-0123456789"
+# One key per purpose, none of them a development default: the binaries run
+# as in production (dev_mode off), which refuses defaults and shared keys.
+SECRET = "integration-test-secret-0123456789"  # auth.secret: JWTs
+IDS_SECRET = "integration-test-ids-secret-987654"  # ids.secret: public ids
+GATEWAY_API_KEY = "sk_test_integration_harness"  # gateway.api_key = payments.api_key
 _counter = itertools.count()
 
 
@@ -126,6 +130,8 @@ class Stack:
         self.group = f"g-{tag}"
         self.prefix = f"t{tag}:"
         self.secret = SECRET
+        self.ids_secret = IDS_SECRET
+        self.gateway_api_key = GATEWAY_API_KEY
         self.keep_db = keep_db
         self.procs = []
         self.ingress_port = None
@@ -185,6 +191,10 @@ class Stack:
             "ONSALE_REDIS_PORT": str(REDIS_PORT),
             "ONSALE_REDIS_PREFIX": self.prefix,
             "ONSALE_AUTH_SECRET": self.secret,
+            "ONSALE_IDS_SECRET": self.ids_secret,
+            "ONSALE_GATEWAY_API_KEY": self.gateway_api_key,
+            "ONSALE_PAYMENTS_API_KEY": self.gateway_api_key,
+            "ONSALE_DEV_MODE": "false",
         })
         for k, v in overrides.items():
             e["ONSALE_" + k.upper()] = str(v)

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import BIN, Stack, free_port  # noqa: E402
 
 
-API_KEY = "sk_test_onsale"
+from harness import GATEWAY_API_KEY as API_KEY  # noqa: E402
 
 
 class Env:

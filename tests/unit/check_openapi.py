@@ -1,31 +1,46 @@
 #!/usr/bin/env python3
-"""Keeps schemas/openapi.yaml in step with the API contract (shared/API.md).
+"""Keeps the HTTP contract true: schemas/openapi.yaml against the server's
+own route table and error codes, and against docs/api.md, the human-readable
+contract. Everything it reads is inside the repository.
 
-usage: check_openapi.py API.md openapi.yaml
+usage: check_openapi.py [SOURCE_DIR]     (default: this checkout)
 
-Checks, each failure printed as one FAIL line:
+Reads SOURCE_DIR/schemas/openapi.yaml, docs/api.md, ingress/routes.c and the
+error replies of ingress/*.c and common/httpd.c. Checks, each failure
+printed as one FAIL line (exit 1 if any):
   * the YAML parses and is an OpenAPI 3.0 document (info, paths, components),
     every $ref resolves, every operation has an operationId (unique) and
     responses, every path template variable is declared as a path parameter,
     and every security requirement names a declared scheme;
-  * every endpoint API.md names (lines like "- `POST /v1/venues` ...",
-    "`/resume`" shorthands after a full path, /healthz /readyz /metrics) is
-    an operation of openapi.yaml (path parameter names may differ);
-  * the query parameters API.md shows (`?q=&city=`) are declared;
-  * the success status after the arrow ("→ 201") is a declared response;
-  * the request and response bodies API.md sketches (`{name, lat?, ...}`)
-    match the schemas: every field exists, a field without "?" is required in
-    responses and requests, a "?" field is not required, enums written as
-    (a|b|c) and ranges written as (1–10, default 8) agree;
+  * routes: every row of ing_routes[] (ingress/routes.c) is an operation of
+    openapi.yaml and an endpoint of docs/api.md, and every operation of
+    openapi.yaml is a route (path parameter names may differ); a route open
+    to everyone (roles 0) has `security: []`, any other route does not;
+  * error codes: every (status, code) the server can answer -- the literal
+    code and status of each call to a function taking `const char *code`
+    (ing_reply_error, ing_idem_error and their wrappers), and each
+    "code":"..." built by hand -- is listed in openapi.yaml under
+    components.schemas.Error (property error.code, x-codes: {code:
+    [statuses]}), its status is a response of some operation, and it is a
+    row of docs/api.md's error table ("| `code` | 400, 409 | ..."); and
+    neither lists a code or status the server never answers;
+  * docs/api.md's endpoint items (lines like "- `POST /v1/venues` ...",
+    "`/resume`" shorthands after a full path) are operations of
+    openapi.yaml; the query parameters they show (`?q=&city=`) are declared;
+    the success status after the arrow ("→ 201") is a declared response;
+  * the request and response bodies docs/api.md sketches (`{name, lat?,
+    ...}`) match the schemas: every field exists, a field without "?" is
+    required in responses and requests, a "?" field is not required, enums
+    written as (a|b|c) and ranges written as (1–10, default 8) agree;
   * prose enums ("States: `queued` -> ...", "status (`a` | `b`)") equal the
     response schema's enums;
   * the error shape `{"error":{...}}` matches components.schemas.Error;
   * every `snake_case` word in an endpoint's item (states, reasons, error
     codes) occurs in openapi.yaml.
-Endpoints only in openapi.yaml are listed but allowed (the implementation may
-add endpoints).
 """
+import glob
 import json
+import os
 import re
 import sys
 
@@ -45,7 +60,7 @@ def norm(path):
     return re.sub(r"\{[^}]*\}", "{}", path)
 
 
-# ---------------------------------------------------------------- API.md
+# ---------------------------------------------------------------- docs/api.md
 
 
 def api_items(text):
@@ -88,7 +103,7 @@ FIELD = re.compile(r"^([a-z_]+)(\?)?\s*(?:\((.*?)\))?\s*(?::\s*(.*))?$", re.S)
 
 
 def parse_fields(body):
-    """Parses an API.md body sketch '{a, b?, c (x|y), d:{...}, e:[{...}]}'
+    """Parses an api.md body sketch '{a, b?, c (x|y), d:{...}, e:[{...}]}'
     into {name: {"optional", "note", "value"}}; None if it is not one."""
     body = " ".join(body.split())
     if not (body.startswith("{") and body.endswith("}")):
@@ -227,7 +242,7 @@ def check_structure(doc):
     return ops
 
 
-# ------------------------------------------------------- bodies in API.md
+# ------------------------------------------------------- bodies in api.md
 
 
 def enum_of(note):
@@ -247,32 +262,32 @@ def check_fields(doc, where, api_fields, schema, request):
             continue
         prop = flatten(doc, props[name])
         if f["optional"] and name in required:
-            fail(f"{at} is optional in API.md but required in the schema")
+            fail(f"{at} is optional in api.md but required in the schema")
         if not f["optional"] and name not in required:
-            fail(f"{at} is required in API.md but optional in the schema")
+            fail(f"{at} is required in api.md but optional in the schema")
         note = f["note"] or ""
         enum = enum_of(note)
         if enum and sorted(enum) != sorted(prop.get("enum", [])):
-            fail(f"{at}: enum {enum} in API.md, {prop.get('enum')} in the schema")
+            fail(f"{at}: enum {enum} in api.md, {prop.get('enum')} in the schema")
         rng = re.search(r"(\d+)\s*[–-]\s*(\d+)", note)
         if rng and (prop.get("minimum"), prop.get("maximum")) != (int(rng[1]), int(rng[2])):
-            fail(f"{at}: range {rng[1]}..{rng[2]} in API.md, "
+            fail(f"{at}: range {rng[1]}..{rng[2]} in api.md, "
                  f"{prop.get('minimum')}..{prop.get('maximum')} in the schema")
         dflt = re.search(r"default (\w+)", note)
         if dflt and str(prop.get("default")).lower() != dflt[1].lower():
-            fail(f"{at}: default {dflt[1]} in API.md, {prop.get('default')} in the schema")
+            fail(f"{at}: default {dflt[1]} in api.md, {prop.get('default')} in the schema")
         value = " ".join((f["value"] or "").split())
         if value.startswith('"'):
             const = value.strip('"')
             if const not in prop.get("enum", [const]) or "enum" not in prop:
-                fail(f"{at}: API.md fixes it to {const!r}, the schema does not")
+                fail(f"{at}: api.md fixes it to {const!r}, the schema does not")
         elif value.startswith("{"):
             sub = parse_fields(value)
             if sub:
                 check_fields(doc, f"{where}.{name}", sub, props[name], request)
         elif value.startswith("["):
             if prop.get("type") != "array":
-                fail(f"{at} is an array in API.md, not in the schema")
+                fail(f"{at} is an array in api.md, not in the schema")
             inner = value[1:-1].strip()
             sub = parse_fields(inner) if inner.startswith("{") else None
             if sub:
@@ -294,7 +309,7 @@ def check_bodies(doc, method, path, item, where, op):
     if req:
         schema = json_body(doc, op, "request")
         if schema is None:
-            fail(f"{where}: API.md shows a request body, openapi.yaml has none")
+            fail(f"{where}: api.md shows a request body, openapi.yaml has none")
         else:
             check_fields(doc, f"{where} request", req, schema, True)
     if not arrow:
@@ -302,7 +317,7 @@ def check_bodies(doc, method, path, item, where, op):
     m = re.match(r"\s*(\d{3})?", tail)
     status = m.group(1) or "200"
     if status not in (op.get("responses") or {}):
-        fail(f"{where}: API.md answers {status}, openapi.yaml does not declare it")
+        fail(f"{where}: api.md answers {status}, openapi.yaml does not declare it")
         return
     spans_after = [" ".join(s.split()) for s in re.findall(r"`([^`]+)`", tail)]
     resp = parse_fields(spans_after[0]) if spans_after else None
@@ -310,7 +325,7 @@ def check_bodies(doc, method, path, item, where, op):
         return
     schema = json_body(doc, op, "response", status)
     if schema is None:
-        fail(f"{where}: API.md shows a {status} body, openapi.yaml has none")
+        fail(f"{where}: api.md shows a {status} body, openapi.yaml has none")
         return
     check_fields(doc, f"{where} {status}", resp, schema, False)
     # "`reservation = {...}`" later in the item defines a nested object.
@@ -344,7 +359,7 @@ def check_states(doc, item, where, op):
             reasons += re.findall(r"`([a-z_]+)`", r)
         states = re.findall(r"`([a-z_]+)`", re.sub(r"\(reason [^)]*\)", "", prose))
         if sorted(states) != sorted(enum("state")):
-            fail(f"{where}: states {states} in API.md, {enum('state')} in the schema")
+            fail(f"{where}: states {states} in api.md, {enum('state')} in the schema")
         missing = set(reasons) - set(enum("reason"))
         if missing:
             fail(f"{where}: reasons {sorted(missing)} missing from the schema")
@@ -352,13 +367,13 @@ def check_states(doc, item, where, op):
     if m:
         statuses = re.findall(r"`([a-z_]+)`", m.group(1))
         if sorted(statuses) != sorted(enum("status")):
-            fail(f"{where}: statuses {statuses} in API.md, {enum('status')} in the schema")
+            fail(f"{where}: statuses {statuses} in api.md, {enum('status')} in the schema")
 
 
 def check_error_shape(doc, text):
     m = re.search(r'`(\{"error":\{.*?\}\})`', text)
     if not m:
-        fail("API.md: no error shape {\"error\":{...}} found")
+        fail("api.md: no error shape {\"error\":{...}} found")
         return
     sample = json.loads(m.group(1))["error"]
     err = flatten(doc, {"$ref": "#/components/schemas/Error"})
@@ -370,25 +385,242 @@ def check_error_shape(doc, text):
         if name not in props:
             fail(f"Error schema: field {name} missing")
         elif (val == "optional") == (name in required):
-            fail(f"Error schema: field {name} required-ness differs from API.md")
+            fail(f"Error schema: field {name} required-ness differs from api.md")
 
 
 def check_words(spec_text, endpoints):
-    """Every `snake_case` word API.md writes in an endpoint's item (states,
+    """Every `snake_case` word api.md writes in an endpoint's item (states,
     reasons, error codes, statuses) must occur in openapi.yaml."""
     words = set(re.findall(r"[A-Za-z0-9_]+", spec_text))
     items = {(line, item) for _, _, _, line, item in endpoints}
     for line, item in sorted(items):
         for span in re.findall(r"`([a-z][a-z0-9_]*)`", item):
             if span not in words:
-                fail(f"API.md:{line}: `{span}` does not occur in openapi.yaml")
+                fail(f"api.md:{line}: `{span}` does not occur in openapi.yaml")
+
+
+# ------------------------------------------------ the server's own tables
+
+
+def c_source(path):
+    """A C file with its comments blanked (line numbers kept)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return re.sub(r"/\*.*?\*/|//[^\n]*",
+                  lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
+
+
+def parse_routes(path):
+    """ing_routes[] rows of ingress/routes.c: [(name, method, pattern,
+    roles)], roles '0' for routes open to everyone."""
+    text = c_source(path)
+    body = text[text.index("ing_routes[]"):]
+    rows = re.findall(r'\{\s*"([a-z_]+)"\s*,\s*"([A-Z]+)"\s*,\s*"([^"]*)"\s*,\s*(\w+)\s*,'
+                      r'\s*([^,]+?)\s*,\s*([01])\s*\}', body)
+    return [(name, method.lower(), pattern, roles.strip()) for name, method, pattern, _, roles, _
+            in rows]
+
+
+def split_args(s):
+    """Top-level comma split of a C argument list (strings and nesting kept)."""
+    args, depth, cur, i = [], 0, "", 0
+    while i < len(s):
+        ch = s[i]
+        if ch == '"':
+            j = i + 1
+            while j < len(s) and s[j] != '"':
+                j += 2 if s[j] == "\\" else 1
+            cur += s[i:j + 1]
+            i = j + 1
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            args.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    if cur.strip():
+        args.append(cur.strip())
+    return args
+
+
+def calls(text, name):
+    """Yields (offset, [args]) for each call name(...) in text that is not
+    the function's definition."""
+    for m in re.finditer(r"\b%s\s*\(" % re.escape(name), text):
+        before = text[max(0, m.start() - 40):m.start()]
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            if text[i] == '"':
+                i += 1
+                while i < len(text) and text[i] != '"':
+                    i += 2 if text[i] == "\\" else 1
+            elif text[i] == "(":
+                depth += 1
+            elif text[i] == ")":
+                depth -= 1
+            i += 1
+        after = text[i:i + 20].lstrip()
+        if re.search(r"(void|int|static)\s*\*?\s*$", before) and after.startswith("{"):
+            continue  # the definition
+        yield m.start(), split_args(text[m.end():i - 1])
+
+
+CODE_LITERAL = re.compile(r'"([a-z][a-z0-9_]*)"')
+STATUS = re.compile(r"^[1-5][0-9][0-9]$")
+
+
+def error_functions(sources):
+    """Functions taking `const char *code`: {name: (file or None, code_index,
+    status)}, status the index of an `int status` parameter, or a fixed
+    literal status the function passes on (a wrapper such as
+    join_fail_503), or None. file is set for static functions (their calls
+    are looked for in that file only)."""
+    found = {}
+    for path, text in sources.items():
+        for m in re.finditer(r"(static\s+)?(?:void|int)\s+(\w+)\s*\(([^)]*\bconst char \*code\b[^)]*)\)\s*\{",
+                             text):
+            params = split_args(m.group(3))
+            ci = next(i for i, p in enumerate(params) if re.search(r"\bcode$", p))
+            si = next((i for i, p in enumerate(params) if re.fullmatch(r"int\s+status", p)), None)
+            found[m.group(2)] = [path if m.group(1) else None, ci, si, m.end(), text]
+    for name, f in found.items():
+        if f[2] is not None:
+            continue
+        body = f[4][f[3]:f[4].find("\n}", f[3])]
+        for other, g in found.items():
+            for _, args in calls(body, other):
+                if len(args) > max(g[1], g[2] or 0) and args[g[1]] == "code" \
+                        and g[2] is not None and STATUS.match(args[g[2]]):
+                    f[2] = int(args[g[2]])
+    return {n: (f[0], f[1], f[2]) for n, f in found.items()}
+
+
+def server_error_codes(root):
+    """{code: {status: [where, ...]}} of every error reply the server's code
+    can make (see the module docstring for what is recognised)."""
+    paths = sorted(glob.glob(os.path.join(root, "ingress", "*.c")))
+    paths.append(os.path.join(root, "common", "httpd.c"))
+    sources = {p: c_source(p) for p in paths}
+    funcs = error_functions(sources)
+    out = {}
+
+    def add(code, status, path, text, off):
+        where = f"{os.path.relpath(path, root)}:{text.count(chr(10), 0, off) + 1}"
+        out.setdefault(code, {}).setdefault(status, []).append(where)
+
+    for path, text in sources.items():
+        for name, (home, ci, si) in funcs.items():
+            if home and home != path:
+                continue
+            for off, args in calls(text, name):
+                if len(args) <= ci:
+                    continue
+                arg = args[ci]
+                if "?" in arg:  # cond ? "a" : "b": the codes follow the '?'
+                    arg = arg.split("?", 1)[1]
+                codes = CODE_LITERAL.findall(arg)
+                if not codes:
+                    continue  # passed through (code, e.code): found at its origin
+                status = args[si] if si is not None and si < 100 and si < len(args) else str(si)
+                if not STATUS.match(status):
+                    fail(f"{os.path.relpath(path, root)}: {name}(...) with code {codes} "
+                         f"and a status that is not a literal ({status})")
+                    continue
+                for code in codes:
+                    add(code, int(status), path, text, off)
+        # "code" given by hand: json_pack(... "code", "x" ...) or "\"code\":\"x\""
+        for m in re.finditer(r'"code"\s*,\s*"([a-z][a-z0-9_]*)"|\\"code\\":\\"([a-z][a-z0-9_]*)\\"',
+                             text):
+            code = m.group(1) or m.group(2)
+            # its status: the nearest 4xx/5xx literal
+            window_start = max(0, m.start() - 300)
+            near = sorted((abs(window_start + s.start() - m.start()), int(s.group(1))) for s in
+                          re.finditer(r"\b([45][0-9][0-9])\b",
+                                      text[window_start:m.start() + 400]))
+            if not near:
+                fail(f"{os.path.relpath(path, root)}: error code {code} built by hand with no "
+                     f"status nearby")
+                continue
+            add(code, near[0][1], path, text, m.start())
+    return out
+
+
+def check_routes(routes, ops, endpoints):
+    """Route table <-> openapi.yaml operations <-> docs/api.md endpoints."""
+    if len(routes) < 15:
+        fail(f"ingress/routes.c: only {len(routes)} routes parsed; has the format changed?")
+    served = set()
+    documented = {(m, norm(p)) for m, p, _, _, _ in endpoints}
+    for name, method, pattern, roles in routes:
+        key = (method, norm(pattern))
+        served.add(key)
+        where = f"ingress/routes.c route {name} ({method.upper()} {pattern})"
+        if key not in ops:
+            fail(f"{where}: not in openapi.yaml")
+        else:
+            public = ops[key][1].get("security") == []
+            if public != (roles == "0"):
+                fail(f"{where}: roles {roles}, but openapi.yaml "
+                     f"{'has' if public else 'lacks'} `security: []`")
+        if key not in documented:
+            fail(f"{where}: not in docs/api.md")
+    for key, (where, _, _) in sorted(ops.items()):
+        if key not in served:
+            fail(f"openapi: {where} is not a route of ingress/routes.c")
+
+
+def api_error_table(text):
+    """Rows '| `code` | 400, 409 | meaning |' of docs/api.md: {code: {statuses}}."""
+    rows = {}
+    for m in re.finditer(r"^\|\s*`([a-z][a-z0-9_]*)`\s*\|\s*([0-9, ]+)\|", text, re.M):
+        rows[m.group(1)] = {int(s) for s in re.findall(r"\d{3}", m.group(2))}
+    return rows
+
+
+def check_error_codes(doc, ops, server, table):
+    err = flatten(doc, {"$ref": "#/components/schemas/Error"})
+    inner = flatten(doc, err.get("properties", {}).get("error", {}))
+    code_prop = inner.get("properties", {}).get("code", {})
+    spec = code_prop.get("x-codes")
+    if not isinstance(spec, dict):
+        fail("openapi: components.schemas.Error error.code has no x-codes map {code: [statuses]}")
+        spec = {}
+    declared = {s for _, (_, op, _) in ops.items() for s in (op.get("responses") or {})}
+    if not table:
+        fail("docs/api.md: no error code table (rows like '| `code` | 400 | meaning |')")
+    for code, statuses in sorted(server.items()):
+        where = f"error code {code} ({', '.join(sorted({w for ws in statuses.values() for w in ws})[:3])})"
+        want = set(statuses)
+        have = set(spec.get(code) or [])
+        if code not in spec:
+            fail(f"{where}: not in openapi.yaml (Error error.code x-codes)")
+        elif want != have:
+            fail(f"{where}: answered with {sorted(want)}, openapi.yaml x-codes says {sorted(have)}")
+        if code not in table:
+            fail(f"{where}: not in docs/api.md's error table")
+        elif want != table[code]:
+            fail(f"{where}: answered with {sorted(want)}, docs/api.md says {sorted(table[code])}")
+        for s in want:
+            # 405 answers a method no operation of the path declares
+            if s != 405 and str(s) not in declared:
+                fail(f"{where}: status {s} is not a response of any operation in openapi.yaml")
+    for code in sorted(set(spec) - set(server)):
+        fail(f"openapi: x-codes lists {code}, which the server never answers")
+    for code in sorted(set(table) - set(server)):
+        fail(f"docs/api.md: the error table lists {code}, which the server never answers")
 
 
 def main():
-    api_path, spec_path = sys.argv[1], sys.argv[2]
-    with open(api_path, encoding="utf-8") as f:
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
+    root = os.path.abspath(root)
+    with open(os.path.join(root, "docs", "api.md"), encoding="utf-8") as f:
         text = f.read()
-    with open(spec_path, encoding="utf-8") as f:
+    with open(os.path.join(root, "schemas", "openapi.yaml"), encoding="utf-8") as f:
         spec_text = f.read()
     doc = yaml.safe_load(spec_text)
     ops = check_structure(doc)
@@ -397,12 +629,10 @@ def main():
 
     endpoints = parse_api(text)
     if len(endpoints) < 15:
-        fail(f"API.md: only {len(endpoints)} endpoints parsed; has the format changed?")
-    seen = set()
+        fail(f"api.md: only {len(endpoints)} endpoints parsed; has the format changed?")
     for method, path, query, line, item in endpoints:
-        where = f"API.md:{line} {method.upper()} {path}"
+        where = f"api.md:{line} {method.upper()} {path}"
         key = (method, norm(path))
-        seen.add(key)
         if key not in ops:
             fail(f"{where}: not in openapi.yaml")
             continue
@@ -416,11 +646,13 @@ def main():
     check_error_shape(doc, text)
     check_words(spec_text, endpoints)
 
-    for key, (where, _, _) in sorted(ops.items()):
-        if key not in seen:
-            print(f"note: {where} is in openapi.yaml only")
-    print(f"{len(endpoints)} endpoints of API.md checked against {len(ops)} operations, "
-          f"{len(failures)} failures")
+    routes = parse_routes(os.path.join(root, "ingress", "routes.c"))
+    check_routes(routes, ops, endpoints)
+    server = server_error_codes(root)
+    check_error_codes(doc, ops, server, api_error_table(text))
+
+    print(f"{len(routes)} routes, {len(server)} error codes and {len(endpoints)} endpoints of "
+          f"docs/api.md checked against {len(ops)} operations, {len(failures)} failures")
     return 1 if failures else 0
 
 

@@ -472,6 +472,39 @@ START_TEST(cache_bounded)
 }
 END_TEST
 
+/* A secret that is its public default, missing, or shared with another
+ * purpose stops the process, unless dev_mode; the message names the
+ * option, its environment variable and dev_mode. */
+START_TEST(secrets_refused_outside_dev_mode)
+{
+    char err[512];
+    ons_secret ok[] = {{"auth.secret", "jwt-key-0123456789abcdef", ONS_AUTH_SECRET_DEV},
+                       {"ids.secret", "ids-key-0123456789abcdef", ONS_IDS_SECRET_DEV}};
+    ck_assert_int_eq(ons_secrets_check(ok, 2, 0, err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+
+    ons_secret dflt[] = {{"auth.secret", "jwt-key-0123456789abcdef", ONS_AUTH_SECRET_DEV},
+                         {"ids.secret", ONS_IDS_SECRET_DEV, ONS_IDS_SECRET_DEV}};
+    ck_assert_int_eq(ons_secrets_check(dflt, 2, 0, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "ids.secret is the public development default"));
+    ck_assert_ptr_nonnull(strstr(err, "ONSALE_IDS_SECRET"));
+    ck_assert_ptr_nonnull(strstr(err, "ONSALE_DEV_MODE=1"));
+    ck_assert_int_eq(ons_secrets_check(dflt, 2, 1, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "dev_mode: ids.secret use development values"));
+
+    ons_secret shared[] = {{"auth.secret", "one-key-for-both-0123456", ONS_AUTH_SECRET_DEV},
+                           {"ids.secret", "one-key-for-both-0123456", ONS_IDS_SECRET_DEV}};
+    ck_assert_int_eq(ons_secrets_check(shared, 2, 0, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "ids.secret has the same value as auth.secret"));
+    ck_assert_int_eq(ons_secrets_check(shared, 2, 1, err, sizeof err), 0);
+
+    ons_secret missing[] = {{"payments.api_key", "", ONS_GATEWAY_KEY_DEV}};
+    ck_assert_int_eq(ons_secrets_check(missing, 1, 1, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "payments.api_key is missing"));
+    ck_assert_ptr_nonnull(strstr(err, "ONSALE_PAYMENTS_API_KEY"));
+}
+END_TEST
+
 static Suite *auth_suite(void)
 {
     Suite *s = suite_create("auth");
@@ -497,6 +530,7 @@ static Suite *auth_suite(void)
         {"roles_and_user_ids", roles_and_user_ids},
         {"cache_hits_and_expiry", cache_hits_and_expiry},
         {"cache_bounded", cache_bounded},
+        {"secrets_refused_outside_dev_mode", secrets_refused_outside_dev_mode},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -23,6 +23,7 @@
  * "done" re-sends the same result, which the partition owner ignores.
  * GET /metrics and /healthz on 127.0.0.1:metrics.port.
  */
+#include "common/auth.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -57,6 +58,7 @@ typedef struct pay_opts {
     long long breaker_failures, breaker_open_ms;
     long long produce_timeout_ms, metrics_port;
     char *log_level;
+    int dev_mode;
 } pay_opts;
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -70,7 +72,9 @@ static const ons_opt opt_table[] = {
         "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
     OPT("payments.gateway_url", ONS_OPT_STR, gateway_url, 8, 512, "http://127.0.0.1:9300",
         "payment gateway base URL (http only)"),
-    OPT("payments.api_key", ONS_OPT_STR, api_key, 1, 255, "sk_test_onsale", "gateway API key"),
+    OPT("payments.api_key", ONS_OPT_STR, api_key, 1, 255, ONS_GATEWAY_KEY_DEV,
+        "the payment gateway's API key"),
+    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
     OPT("payments.threads", ONS_OPT_INT, threads, 1, 64, "4", "charger threads"),
@@ -531,7 +535,15 @@ int main(int argc, char **argv)
     int prc = ons_opts_from_args(opt_table, NOPTS, &a.o, argc, argv, &cli, err, sizeof err);
     if (prc)
         return prc == ONS_OPTS_HELP ? 0 : 2;
+    const ons_secret secrets[] = {{"payments.api_key", a.o.api_key, ONS_GATEWAY_KEY_DEV}};
+    if (ons_secrets_check(secrets, 1, a.o.dev_mode, err, sizeof err)) {
+        fprintf(stderr, "onsale-payments: %s\n", err);
+        ons_opts_free(opt_table, NOPTS, &a.o);
+        return 2;
+    }
     ons_log_init("payments", a.o.log_level);
+    if (err[0])
+        ons_log_warn("%s", err);
     if (pay_url_parse(a.o.gateway_url, &a.url) != 0) {
         ons_log_error("payments.gateway_url must be http://host[:port][/path]");
         goto out;

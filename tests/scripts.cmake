@@ -1,0 +1,7 @@
+# Tests of scripts/ (the local stack and the README's commands).
+
+# The stack comes up from a checkout in a mode-0700 folder (as root:
+# PostgreSQL runs as 'postgres', who cannot enter it), on ports of its own.
+add_test(NAME stack_from_private_dir
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/integration/stack_from_private_dir.sh ${CMAKE_BINARY_DIR}/bin)
+set_tests_properties(stack_from_private_dir PROPERTIES LABELS integration TIMEOUT 240)

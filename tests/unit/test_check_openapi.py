@@ -1,0 +1,126 @@
+"""test_check_openapi.py - check_openapi.py catches a contract that drifts
+from the server: each case copies what the checker reads (docs/api.md,
+schemas/openapi.yaml, ingress/*.c, common/httpd.c) into a temporary tree,
+changes one thing, and expects a FAIL line naming it. The unchanged copy
+passes, so the checker reads nothing outside the tree it is given.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHECKER = os.path.join(ROOT, "tests", "unit", "check_openapi.py")
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for d in ("docs", "schemas", "ingress", "common"):
+        os.makedirs(tmp_path / d)
+    shutil.copy(os.path.join(ROOT, "docs", "api.md"), tmp_path / "docs")
+    shutil.copy(os.path.join(ROOT, "schemas", "openapi.yaml"), tmp_path / "schemas")
+    shutil.copy(os.path.join(ROOT, "common", "httpd.c"), tmp_path / "common")
+    for f in os.listdir(os.path.join(ROOT, "ingress")):
+        if f.endswith(".c"):
+            shutil.copy(os.path.join(ROOT, "ingress", f), tmp_path / "ingress")
+    return tmp_path
+
+
+def run(tree):
+    p = subprocess.run([sys.executable, CHECKER, str(tree)], capture_output=True, text=True,
+                       timeout=60)
+    return p.returncode, [line for line in p.stdout.splitlines() if line.startswith("FAIL")]
+
+
+def edit(path, old, new, count=1):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    assert old in text, f"{old!r} not in {path}"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.replace(old, new, count))
+
+
+def test_the_copy_passes(tree):
+    assert run(tree) == (0, [])
+
+
+def test_route_missing_from_the_spec(tree):
+    spec = tree / "schemas" / "openapi.yaml"
+    with open(spec, encoding="utf-8") as f:
+        text = f.read()
+    # drop the whole /v1/me/tickets path item
+    text = re.sub(r"\n  /v1/me/tickets:\n(?:    .*\n|\n)*?(?=  /)", "\n", text)
+    with open(spec, "w", encoding="utf-8") as f:
+        f.write(text)
+    rc, fails = run(tree)
+    assert rc == 1
+    assert any("route my_tickets (GET /v1/me/tickets): not in openapi.yaml" in f for f in fails), \
+        fails
+
+
+def test_new_route_missing_everywhere(tree):
+    edit(tree / "ingress" / "routes.c", '    {"healthz", "GET", "/healthz"',
+         '    {"refund_all", "POST", "/v1/refunds", ing_route_healthz, ADMIN, 0},\n'
+         '    {"healthz", "GET", "/healthz"')
+    rc, fails = run(tree)
+    assert rc == 1
+    assert any("refund_all (POST /v1/refunds): not in openapi.yaml" in f for f in fails), fails
+    assert any("refund_all (POST /v1/refunds): not in docs/api.md" in f for f in fails), fails
+
+
+def test_operation_that_is_no_route(tree):
+    edit(tree / "ingress" / "routes.c", '    {"metrics", "GET", "/metrics", ing_route_metrics, 0, 0},\n',
+         "")
+    rc, fails = run(tree)
+    assert rc == 1 and any("GET /metrics is not a route" in f for f in fails), fails
+
+
+def test_public_route_must_say_so(tree):
+    edit(tree / "ingress" / "routes.c", '{"events_list", "GET", "/v1/events", ing_route_events_list, 0,',
+         '{"events_list", "GET", "/v1/events", ing_route_events_list, FAN,')
+    rc, fails = run(tree)
+    assert rc == 1 and any("route events_list" in f and "security: []" in f for f in fails), fails
+
+
+def test_new_error_code_missing_from_spec_and_docs(tree):
+    edit(tree / "ingress" / "routes_queue.c", 'ing_reply_error(r, 400, "invalid_id", NULL,',
+         'ing_reply_error(r, 400, "brand_new_code", NULL,')
+    rc, fails = run(tree)
+    assert rc == 1
+    assert any("error code brand_new_code" in f and "not in openapi.yaml" in f for f in fails), fails
+    assert any("error code brand_new_code" in f and "not in docs/api.md" in f for f in fails), fails
+
+
+def test_code_answered_with_another_status(tree):
+    edit(tree / "ingress" / "routes_queue.c", '409, "sold_out"', '410, "sold_out"')
+    rc, fails = run(tree)
+    assert rc == 1
+    assert any("error code sold_out" in f and "[410]" in f and "x-codes" in f for f in fails), fails
+    assert any("status 410 is not a response" in f for f in fails), fails
+
+
+def test_code_the_server_never_answers(tree):
+    edit(tree / "schemas" / "openapi.yaml", "                sold_out: [409]\n",
+         "                sold_out: [409]\n                rate_limited: [429]\n")
+    edit(tree / "docs" / "api.md", "| `sold_out` | 409 |",
+         "| `rate_limited` | 429 | too many requests |\n| `sold_out` | 409 |")
+    rc, fails = run(tree)
+    assert rc == 1
+    assert any("x-codes lists rate_limited" in f for f in fails), fails
+    assert any("error table lists rate_limited" in f for f in fails), fails
+
+
+def test_docs_row_missing(tree):
+    edit(tree / "docs" / "api.md", "| `checkout_in_progress` | 409 |", "| checkout_in_progress | 409 |")
+    rc, fails = run(tree)
+    assert rc == 1
+    assert any("checkout_in_progress" in f and "not in docs/api.md" in f for f in fails), fails
+
+
+def test_docs_endpoint_body_drift(tree):
+    edit(tree / "docs" / "api.md", "→ 201 `{venue_id, capacity}`", "→ 201 `{venue_id, capacity, seats}`")
+    rc, fails = run(tree)
+    assert rc == 1 and any("field seats is missing from the schema" in f for f in fails), fails
