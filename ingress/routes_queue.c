@@ -571,8 +571,16 @@ static void cancel_job(ing_worker *w, void *arg)
                         is_intent ? "intent" : "reservation", j->state);
         return;
     }
-    if (!is_intent && j->state[0] && strcmp(j->state, "reserved") != 0 &&
-        strcmp(j->state, "paying") != 0) {
+    if (strcmp(j->state, "paying") == 0) {
+        /* The payment saga owns a paying hold: the owner would ignore the
+         * cancel (workers/partition.c apply_cancel), so say so instead of a
+         * 202 that changes nothing. */
+        ing_reply_error(r, 409, "payment_in_progress", NULL,
+                        "This %s is being paid for and cannot be cancelled now.",
+                        is_intent ? "intent" : "reservation");
+        return;
+    }
+    if (!is_intent && j->state[0] && strcmp(j->state, "reserved") != 0) {
         ing_reply_error(r, 409, "invalid_state", NULL, "There is no held reservation to release.");
         return;
     }
