@@ -371,9 +371,12 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         snprintf(url, sizeof url, "/v1/intents/%s", id);
         ons_logk(ONS_LOG_INFO, "intent_id", id, "unknown outcome resolved: it was queued (%s)",
                  state);
+        /* Processed: at the front (position 0), in its current state. */
         ing_idem_found(r, w, 202,
-                       json_pack("{s:s, s:I, s:s, s:s}", "intent_id", id, "event_id",
-                                 (json_int_t)j->msg.event_id, "state", state, "status_url", url));
+                       json_pack("{s:s, s:I, s:s, s:i, s:i, s:I, s:s}", "intent_id", id, "event_id",
+                                 (json_int_t)j->msg.event_id, "state", state, "position", 0,
+                                 "eta_seconds", 0, "poll_after_ms",
+                                 (json_int_t)poll_for_state(r->app, state), "status_url", url));
         return 0;
     }
     PQclear(res);

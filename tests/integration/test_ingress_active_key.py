@@ -142,6 +142,8 @@ def test_unknown_outcome_retry_finds_the_intent_and_the_order():
         assert s == 202, b
         intent = b["intent_id"]
         assert b["event_id"] == ev and b["status_url"] == f"/v1/intents/{intent}"
+        assert b["state"] in ("queued", "waiting", "reserved") and b["position"] == 0, b
+        assert b["poll_after_ms"] > 0 and b["eta_seconds"] == 0, b
         # The same key keeps naming the same intent; one place only.
         for _ in range(3):
             s, _, again = join("j1")
