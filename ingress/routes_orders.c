@@ -112,7 +112,7 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
     const char *p[] = {rid, uid, part};
     PGresult *res = ing_worker_query(w,
                                      "SELECT order_id, state FROM orders WHERE reservation_id = $1 "
-                                     "AND user_id = $2 AND order_id >> 40 = $3 "
+                                     "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
                                      "ORDER BY order_id DESC LIMIT 1",
                                      3, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -196,9 +196,9 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
                  j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
         snprintf(body, sizeof body,
-                 "{\"intent_id\":\"%s\",\"event_id\":%" PRId64
+                 "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
                  ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
-                 ",\"poll_after_ms\":%" PRId64 ",\"status_url\":\"/v1/intents/%s\"}",
+                 ",\"poll_after_ms\":%" PRId64 ",\"status_url\":\"/v1/intents/%.32s\"}",
                  ids[i], j->msg.event_id, q.position, q.eta_seconds, q.poll_after_ms, ids[i]);
         ing_reply_raw(r, 202, body);
     }
@@ -342,7 +342,8 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
     PGresult *res = ing_worker_query(
         w,
         "SELECT intent_seq, state FROM intents WHERE user_id = $1 AND event_id = $2 "
-        "AND partition = $3 AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
+        "AND ($3::int < 0 OR partition = $3) "
+        "AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
         "ORDER BY intent_seq LIMIT 1",
         4, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {

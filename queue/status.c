@@ -45,10 +45,14 @@ static const char *const scripts[NSCRIPTS] = {
                    "  redis.call('SET', KEYS[1], ARGV[2])\n"
                    "end\n"
                    "return 1\n",
-    /* CAD KEYS[1] ARGV: a, b. Deletes the key when it holds a or b.
-     * Returns 1 (deleted) or 0. */
+    /* CAD KEYS[1] ARGV: exact, seq_hex. Deletes the key when it holds
+     * exact, or (seq_hex non-empty) an intent id whose first 16 characters
+     * are seq_hex (hex16(intent_seq), queue/intent_id.h: the key is per
+     * user, so the seq names the intent). Returns 1 (deleted) or 0. */
     [SCRIPT_CAD] = "local cur = redis.call('GET', KEYS[1])\n"
-                   "if cur and (cur == ARGV[1] or cur == ARGV[2]) then\n"
+                   "if not cur then return 0 end\n"
+                   "if cur == ARGV[1] or (ARGV[2] ~= '' and string.len(cur) == 32 and\n"
+                   "                      string.sub(cur, 1, 16) == ARGV[2]) then\n"
                    "  redis.call('DEL', KEYS[1])\n"
                    "  return 1\n"
                    "end\n"
@@ -247,10 +251,11 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
             /* Only this intent's own key: by its id (written by the
              * finisher) or by its still-pending claim, "pending:<sent_ms>"
              * (the finisher has not caught up): never a later join's. */
-            char pend[40];
+            char pend[40], seqhex[24];
             snprintf(pend, sizeof pend, "pending:%lld", (long long)r->accepted_ms);
+            snprintf(seqhex, sizeof seqhex, "%016llx", (unsigned long long)r->intent_seq);
             key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id, (long long)r->user_id);
-            const char *args[] = {r->active_id ? r->active_id : "", pend};
+            const char *args[] = {pend, seqhex};
             append_script(s, SCRIPT_CAD, k, 2, args);
             queued++;
         }
@@ -485,7 +490,7 @@ int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id, const 
         const char *argv[] = {"DEL", k};
         return simple(s, 2, argv);
     }
-    const char *args[] = {expected, expected};
+    const char *args[] = {expected, ""};
     redisReply *r = run_script(s, SCRIPT_CAD, k, 2, args);
     if (!r)
         return ONS_EREDIS;

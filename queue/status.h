@@ -42,9 +42,9 @@ typedef struct q_status_result {
     const char *json; /* result document, docs/pipeline.md */
     int ended;        /* 1: terminal (or purchased): delete active:<event>:<user> */
     /* When ended: the key is deleted only while it names this intent, by
-     * its public id or its claim "pending:<accepted_ms>" (accepted_ms = the
-     * record's sent_ms), never a later join's claim. */
-    const char *active_id;
+     * its public id (whose first 16 characters are hex16(intent_seq)) or by
+     * its claim "pending:<accepted_ms>" (accepted_ms = the record's
+     * sent_ms), never a later join's claim. */
     int64_t accepted_ms;
 } q_status_result;
 

@@ -16,8 +16,6 @@ struct wk_project {
     size_t cap_res;
     q_status_event *evs;
     size_t cap_evs;
-    char (*ids)[Q_ID_LEN + 1]; /* public ids of ended intents, per result */
-    size_t cap_ids;
 };
 
 int wk_project_new(const q_status_opts *o, const char *secret, wk_project **out)
@@ -43,7 +41,6 @@ void wk_project_free(wk_project *pj)
     free(pj->secret);
     free(pj->res);
     free(pj->evs);
-    free(pj->ids);
     free(pj);
 }
 
@@ -231,13 +228,6 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         pj->evs = n;
         pj->cap_evs = fx->nevents;
     }
-    if (fx->nintents > pj->cap_ids) {
-        char(*n)[Q_ID_LEN + 1] = realloc(pj->ids, fx->nintents * sizeof *n);
-        if (!n)
-            return ONS_ENOMEM;
-        pj->ids = n;
-        pj->cap_ids = fx->nintents;
-    }
     size_t nres = 0;
     int rc = 0;
     for (size_t i = 0; i < fx->nintents && rc == 0; i++) {
@@ -251,11 +241,7 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         o->user_id = r->user_id;
         o->json = json;
         o->ended = wk_result_ended(r);
-        /* The ended intent's own active key, by id or by its claim. */
-        o->active_id = NULL;
-        o->accepted_ms = r->accepted_ms;
-        if (o->ended && q_id_encode(pj->secret, Q_ID_INTENT, r->seq, r->user_id, pj->ids[i]) == 0)
-            o->active_id = pj->ids[i];
+        o->accepted_ms = r->accepted_ms; /* names the intent's pending claim */
     }
     for (size_t i = 0; i < fx->nevents; i++) {
         const wk_event *ev = fx->events[i];

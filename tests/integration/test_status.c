@@ -44,25 +44,25 @@ START_TEST(publish_then_read)
                             .user_id = 10,
                             .json = "{\"state\":\"rejected\"}",
                             .ended = 1,
-                            .active_id = "x",
                             .accepted_ms = 100},
                            {.intent_seq = 13,
                             .event_id = 5,
                             .user_id = 11,
                             .json = "{\"state\":\"rejected\"}",
                             .ended = 1,
-                            .active_id = "i13",
                             .accepted_ms = 200},
                            {.intent_seq = 14,
                             .event_id = 5,
                             .user_id = 12,
                             .json = "{\"state\":\"rejected\"}",
                             .ended = 1,
-                            .active_id = "i14",
                             .accepted_ms = 300}};
     q_status_event ev = {.event_id = 5, .available = 3, .held = 2, .sold = 1, .waiting = 4};
     char cur[64];
-    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "x", 0, 1000, NULL, NULL, 0), 0);
+    /* user 10: the key names intent 12 by its id (hex16(12) || tag) */
+    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "000000000000000c0123456789abcdef", 0, 1000,
+                                           NULL, NULL, 0),
+                     0);
     /* user 11: the finisher has not caught up, the key is the claim */
     ck_assert_int_eq(q_status_claim_active(st, 5, 11, "pending:200", 0, 1000, NULL, NULL, 0), 0);
     /* user 12: a later join's claim, not intent 14's */
