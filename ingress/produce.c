@@ -215,7 +215,7 @@ int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done)
 
 int ing_produce_settled(ing_app *app, int32_t partition, int64_t at_ms)
 {
-    if (partition < 0 || partition >= app->partitions || !app->monitor)
+    if (partition >= app->partitions || !app->monitor)
         return 0;
     int64_t now = ing_now_ms();
     int64_t settle = 2 * app->o.kafka_produce_timeout_ms + ING_KAFKA_REQUEST_TIMEOUT_MS;
@@ -226,7 +226,13 @@ int ing_produce_settled(ing_app *app, int32_t partition, int64_t at_ms)
     if (!h.kafka_ok || h.age_ms < 0 ||
         now - h.age_ms - app->o.monitor_interval_ms <= at_ms + settle)
         return 0;
-    int64_t high = ing_monitor_high(app->monitor, partition);
-    int64_t served = ing_cursors_served(app->cursors, partition);
-    return high >= 0 && served >= high;
+    /* Partition unknown (the record was never assigned one): all of them. */
+    int32_t first = partition < 0 ? 0 : partition;
+    int32_t last = partition < 0 ? app->partitions - 1 : partition;
+    for (int32_t p = first; p <= last; p++) {
+        int64_t high = ing_monitor_high(app->monitor, p);
+        if (high < 0 || ing_cursors_served(app->cursors, p) < high)
+            return 0;
+    }
+    return 1;
 }

@@ -37,7 +37,8 @@ int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done);
  * served cursor has reached a high watermark the monitor read after
  * at_ms + 2 * kafka.produce_timeout_ms + the request timeout (no late
  * write can land after that); then a record not found in PostgreSQL was
- * certainly never written. 0: cannot tell yet. Any thread; no I/O. */
+ * certainly never written. partition -1 (not known): every partition.
+ * 0: cannot tell yet. Any thread; no I/O. */
 int ing_produce_settled(ing_app *app, int32_t partition, int64_t at_ms);
 
 /* The finisher thread (app->finisher). Start before the server; free after
