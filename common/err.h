@@ -28,7 +28,8 @@
     X(ONS_EAUTH, -14, "authentication failed")                                 \
     X(ONS_EDB, -15, "database error")                                          \
     X(ONS_EKAFKA, -16, "kafka error")                                          \
-    X(ONS_EREDIS, -17, "redis error")
+    X(ONS_EREDIS, -17, "redis error")                                          \
+    X(ONS_EUNKNOWN, -18, "outcome unknown: it may have happened")
 
 enum ons_err {
 #define ONS_ERR_ENUM(name, code, msg) name = code,

@@ -39,6 +39,10 @@ typedef struct ing_opts {
     long long kafka_produce_timeout_ms;
     long long kafka_linger_ms;
     long long kafka_max_inflight;
+    long long debug_join_delay_ms;     /* test only */
+    long long debug_finisher_delay_ms; /* test only */
+    int debug_active_unchecked;        /* test only */
+    char *debug_unknown_outcome;       /* test only: "join", "checkout" */
     char *pg_dsn;
     long long pg_statement_timeout_ms;
     char *pg_read_dsn; /* "" = read from pg.dsn */

@@ -11,6 +11,11 @@
 
 int ing_idem_begin(ing_req *r, ing_worker *w, const char *scope)
 {
+    return ing_idem_begin_resumable(r, w, scope, NULL);
+}
+
+int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_idem_unknown *u)
+{
     if (!r->idem[0])
         return 0;
     ing_sha256_hex(scope, strlen(scope) + 1, r->raw ? r->raw : "", r->raw_len, r->idem_hash);
@@ -32,6 +37,8 @@ int ing_idem_begin(ing_req *r, ing_worker *w, const char *scope)
     }
     json_error_t jerr;
     json_t *o = json_loads(rec ? rec : "", 0, &jerr);
+    if (u)
+        snprintf(u->record, sizeof u->record, "%s", rec ? rec : "");
     free(rec);
     json_t *h = json_object_get(o, "h"), *s = json_object_get(o, "s");
     if (!json_is_string(h) || !json_is_integer(s)) {
@@ -48,7 +55,16 @@ int ing_idem_begin(ing_req *r, ing_worker *w, const char *scope)
         return 1;
     }
     int status = (int)json_integer_value(s);
-    if (status == 0) {
+    if (status == -1 && u) {
+        json_t *p = json_object_get(o, "p"), *t = json_object_get(o, "t"),
+               *at = json_object_get(o, "at");
+        u->partition = json_is_integer(p) ? (int32_t)json_integer_value(p) : -1;
+        u->sent_ms = json_is_integer(t) ? json_integer_value(t) : 0;
+        u->at_ms = json_is_integer(at) ? json_integer_value(at) : 0;
+        json_decref(o);
+        return 2;
+    }
+    if (status <= 0) {
         json_decref(o);
         r->retry_after = 1;
         ing_reply_error(r, 409, "idempotency_in_progress", NULL,
@@ -95,4 +111,42 @@ void ing_idem_error(ing_req *r, ing_worker *w, int status, const char *code, con
         q_status_idem_abort(w->st, r->who.user_id, r->idem);
     }
     ing_reply_error(r, status, code, field, "%s", msg);
+}
+
+int ing_idem_retake(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
+{
+    int rc = q_status_idem_retake(w->st, r->who.user_id, r->idem, u->record, r->idem_hash,
+                                  (int)r->app->o.idem_inflight_ttl_s);
+    if (rc == 0) {
+        r->idem_owned = 1;
+        return 0;
+    }
+    r->retry_after = 1;
+    if (rc == ONS_ECONFLICT)
+        ing_reply_error(r, 409, "idempotency_in_progress", NULL,
+                        "A request with this Idempotency-Key is being processed.");
+    else
+        ing_reply_error(r, 503, "unavailable", NULL,
+                        "The idempotency store is unavailable; retry shortly.");
+    return 1;
+}
+
+void ing_idem_found(ing_req *r, ing_worker *w, int status, json_t *body)
+{
+    r->idem_owned = 1; /* the answer is now known: store it for the key */
+    ing_idem_reply(r, w, status, body);
+}
+
+void ing_idem_unknown_reply(ing_req *r, ing_worker *w, int32_t partition, int64_t sent_ms)
+{
+    if (r->idem_owned) {
+        r->idem_owned = 0;
+        if (q_status_idem_unknown(w->st, r->who.user_id, r->idem, r->idem_hash, partition, sent_ms,
+                                  ing_now_ms(), (int)r->app->o.idem_ttl_s))
+            ons_logk(ONS_LOG_WARN, "request_id", r->rid,
+                     "idempotency record of an unknown outcome not stored");
+    }
+    r->retry_after = 1;
+    ing_reply_error(r, 503, "outcome_unknown", NULL,
+                    "The request may have been queued; retry with the same Idempotency-Key.");
 }

@@ -17,12 +17,47 @@
 #define ONSALE_INGRESS_IDEM_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "ingress/pool.h"
 #include "ingress/server.h"
 
-/* Returns 0: proceed (r owns the key, or carries none); 1: already replied. */
+/* Returns 0: proceed (r owns the key, or carries none); 1: already replied.
+ * A key whose earlier outcome is unknown answers 409 idempotency_in_progress
+ * here (only routes that resume such keys use ing_idem_begin_resumable). */
 int ing_idem_begin(ing_req *r, ing_worker *w, const char *scope);
+
+/* An earlier request with this key sent its record and the outcome is
+ * unknown (ing_idem_unknown_reply): where the record would be. */
+typedef struct ing_idem_unknown {
+    int32_t partition; /* -1: not known */
+    int64_t sent_ms;   /* the record's sent_ms (a join's active claim) */
+    int64_t at_ms;     /* when the outcome was reported */
+    char record[256];  /* the stored record, for ing_idem_retake */
+} ing_idem_unknown;
+
+/* ing_idem_begin, except that a key with an unknown outcome returns 2 and
+ * fills *u: r does NOT own the key; the caller looks for what was written
+ * and then answers with ing_idem_found (it was written), replies 503 again
+ * with ing_idem_unknown_reply(r, w, -1, 0) (cannot tell yet: the record
+ * stays), or takes the key for a new attempt with ing_idem_retake (it was
+ * certainly not written). */
+int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_idem_unknown *u);
+
+/* Takes the key back from the unknown record u for a new attempt. Returns
+ * 0 (r owns the key now) or 1 (replied: another retry took it first, or
+ * Redis is down). */
+int ing_idem_retake(ing_req *r, ing_worker *w, const ing_idem_unknown *u);
+
+/* Replies status/body (stolen) for a resumed key and stores it as the key's
+ * answer (a 2xx replaces the unknown record). */
+void ing_idem_found(ing_req *r, ing_worker *w, int status, json_t *body);
+
+/* The record was sent and its outcome is unknown (ONS_EUNKNOWN): an owned
+ * key is kept, marked unknown with where the record would be (partition,
+ * sent_ms), instead of being given back; replies 503 outcome_unknown with
+ * Retry-After, telling the client to retry with the same key. */
+void ing_idem_unknown_reply(ing_req *r, ing_worker *w, int32_t partition, int64_t sent_ms);
 
 /* Replies status/body (stolen), recording or releasing the key first. */
 void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body);

@@ -52,6 +52,16 @@ const ons_opt ing_opt_table[] = {
     OPT("kafka.linger_ms", ONS_OPT_INT, kafka_linger_ms, 0, 1000, "2", "producer batching delay"),
     OPT("kafka.max_inflight", ONS_OPT_INT, kafka_max_inflight, 1, 1000000, "20000",
         "records sent and not yet acknowledged before joins get 503"),
+    OPT("debug.join_delay_ms", ONS_OPT_INT, debug_join_delay_ms, 0, 60000, "0",
+        "test only: a join's job sleeps this long before producing"),
+    OPT("debug.finisher_delay_ms", ONS_OPT_INT, debug_finisher_delay_ms, 0, 60000, "0",
+        "test only: delivered joins are finished this long after their delivery report"),
+    OPT("debug.active_unchecked", ONS_OPT_BOOL, debug_active_unchecked, 0, 1, "false",
+        "test only: write the active key unconditionally and never take over a finished "
+        "intent's key (the pre-fix behaviour, for race controls)"),
+    OPT("debug.unknown_outcome", ONS_OPT_STR, debug_unknown_outcome, 0, 64, "",
+        "test only: successful deliveries of these records (join, checkout) are treated as "
+        "possibly persisted"),
     OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
         "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
         "PostgreSQL connection string"),
@@ -172,15 +182,19 @@ static int start(ing_app *app)
 }
 
 /* Tears down in dependency order: no new requests, no background readers
- * of the producer, drain the producer (its completions still need the job
- * threads), stop the job threads, then free what they used. */
+ * of the producer; close the producer (its last completions run into the
+ * finisher and the job threads, so both are still up); stop the finisher
+ * and the job threads (a queued job that sends now gets ONS_ECLOSED from the
+ * closed producer, not freed memory); only then free the producer and what
+ * the threads used. */
 static void stop(ing_app *app)
 {
     ing_server_stop(app->server);
     ing_monitor_free(app->monitor);
-    q_producer_free(app->producer, 2000);
+    q_producer_close(app->producer, 2000);
     ing_finisher_free(app);
     ing_pool_free(app->pool);
+    q_producer_free(app->producer, 0);
     ing_server_free(app->server);
     ing_cursors_free(app->cursors);
     ing_events_free(app->events);

@@ -2,17 +2,23 @@
 #include "ingress/produce.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/clock.h"
+#include "ingress/cursor_cache.h"
 #include "ingress/json_io.h"
+#include "ingress/monitor.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct pending {
     struct pending *next;
     ing_req *r;
     ing_job_fn done;
     ing_batch_fn batch; /* set: continue on the finisher thread */
+    int64_t due_ms;     /* debug.finisher_delay_ms: finish no earlier (monotonic) */
+    int report_unknown; /* debug.unknown_outcome: a success is reported as unknown */
 } pending;
 
 struct ing_finisher {
@@ -41,11 +47,21 @@ static void *finisher_main(void *arg)
         while (list) {
             ing_batch_fn fn = list->batch;
             size_t n = 0;
+            int64_t due = 0;
             while (list && list->batch == fn && n < ING_FINISH_BATCH) {
                 pending *pd = list;
                 list = pd->next;
                 rs[n++] = pd->r;
+                if (pd->due_ms > due)
+                    due = pd->due_ms;
                 free(pd);
+            }
+            /* Test only (debug.finisher_delay_ms): a lagging finisher, so
+             * the worker's delete of an ended intent's key lands first. */
+            int64_t wait = due - ons_mono_ms();
+            if (wait > 0) {
+                struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
             }
             fn(&f->w, rs, n);
         }
@@ -124,9 +140,14 @@ static void on_delivered(void *arg, int err, int32_t partition, int64_t offset)
 {
     pending *pd = arg;
     ing_req *r = pd->r;
+    if (err == 0 && pd->report_unknown) {
+        err = ONS_EUNKNOWN; /* test only: as if the acknowledgement was lost */
+        offset = -1;
+    }
     r->produce_err = err;
     r->produced_partition = partition;
     r->produced_offset = offset;
+    pd->due_ms = ons_mono_ms() + r->app->o.debug_finisher_delay_ms;
     if (err && r->app->produce_errors)
         ons_counter_add(r->app->produce_errors, 1);
     if (!err && r->app->produced)
@@ -138,6 +159,20 @@ static void on_delivered(void *arg, int err, int32_t partition, int64_t offset)
         r->retry_after = 1;
         ing_reply_error(r, 503, "unavailable", NULL, "The server is shutting down.");
     }
+}
+
+/* Does debug.unknown_outcome name this record type ("join", "checkout")? */
+static int debug_unknown(const ing_app *app, enum q_msg_type type)
+{
+    const char *list = app->o.debug_unknown_outcome;
+    const char *want = type == Q_MSG_INTENT ? "join" : type == Q_MSG_CHECKOUT ? "checkout" : NULL;
+    if (!list || !list[0] || !want)
+        return 0;
+    size_t n = strlen(want);
+    for (const char *p = strstr(list, want); p; p = strstr(p + 1, want))
+        if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
 }
 
 static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn batch)
@@ -156,6 +191,8 @@ static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn bat
     pd->r = r;
     pd->done = done;
     pd->batch = batch;
+    pd->due_ms = 0;
+    pd->report_unknown = debug_unknown(r->app, m->type);
     rc = q_producer_send(r->app->producer, m->event_id, buf, len, on_delivered, pd);
     free(buf);
     if (rc) {
@@ -174,4 +211,28 @@ int ing_produce(ing_req *r, const q_msg *m, ing_job_fn done)
 int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done)
 {
     return produce(r, m, NULL, done);
+}
+
+int ing_produce_settled(ing_app *app, int32_t partition, int64_t at_ms)
+{
+    if (partition >= app->partitions || !app->monitor)
+        return 0;
+    int64_t now = ing_now_ms();
+    int64_t settle = 2 * app->o.kafka_produce_timeout_ms + ING_KAFKA_REQUEST_TIMEOUT_MS;
+    ing_health h;
+    ing_monitor_health(app->monitor, &h);
+    /* The monitor's last round must have started after the settle point:
+     * it completed age_ms ago and takes less than one interval. */
+    if (!h.kafka_ok || h.age_ms < 0 ||
+        now - h.age_ms - app->o.monitor_interval_ms <= at_ms + settle)
+        return 0;
+    /* Partition unknown (the record was never assigned one): all of them. */
+    int32_t first = partition < 0 ? 0 : partition;
+    int32_t last = partition < 0 ? app->partitions - 1 : partition;
+    for (int32_t p = first; p <= last; p++) {
+        int64_t high = ing_monitor_high(app->monitor, p);
+        if (high < 0 || ing_cursors_served(app->cursors, p) < high)
+            return 0;
+    }
+    return 1;
 }

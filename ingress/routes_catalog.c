@@ -167,6 +167,11 @@ static void b64url_encode(const unsigned char *in, size_t n, char *out)
     out[o] = '\0';
 }
 
+/* The instants a cursor may carry: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z,
+ * in microseconds since the Unix epoch. */
+#define CURSOR_MIN_US INT64_C(-62135596800000000)
+#define CURSOR_MAX_US INT64_C(253402300799999999)
+
 /* The page cursor of (us, id): base64url, no padding, into out[64]. */
 static void cursor_encode(int64_t us, int64_t id, char out[64])
 {
@@ -214,6 +219,11 @@ static int cursor_decode(const char *s, int64_t *us, int64_t *id)
     if (parse_u63(a + neg, &mag) || parse_u63(b, id) || *id <= 0 || (neg && mag == 0))
         return -1;
     *us = neg ? -mag : mag;
+    /* Our cursors carry an event's starts_at: refuse instants outside
+     * RFC 3339's years 0001..9999, which PostgreSQL's timestamp arithmetic
+     * would reject (a 503) instead of the 400 a forged cursor deserves. */
+    if (*us < CURSOR_MIN_US || *us > CURSOR_MAX_US)
+        return -1;
     char again[64];
     cursor_encode(*us, *id, again);
     return strcmp(again, s) == 0 ? 0 : -1;

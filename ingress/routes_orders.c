@@ -70,6 +70,11 @@ static void checkout_delivered(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
+    if (r->produce_err == ONS_EUNKNOWN) {
+        /* Maybe in the log: the key remembers where to look (checkout_resume). */
+        ing_idem_unknown_reply(r, w, r->produced_partition, j->msg.sent_ms);
+        return;
+    }
     if (r->produce_err) {
         r->retry_after = 1;
         ing_idem_error(r, w, 503, "queue_unavailable", NULL,
@@ -91,13 +96,65 @@ static void checkout_delivered(ing_worker *w, void *arg)
                              "reservation_id", j->id, "status_url", url));
 }
 
+/* A retry of a checkout whose earlier attempt's outcome is unknown (u):
+ * finds the order that attempt created in the reservation's partition (an
+ * order id is its checkout record's seq). Returns 0 (found: replied with
+ * it, so a retry never makes a second order or charge), 1 (certainly never
+ * written: r now owns the key; produce again) or -1 (replied: cannot tell
+ * yet, or unavailable). */
+static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
+{
+    co_job *j = r->job;
+    char rid[24], uid[24], part[24];
+    fmt_i64(rid, j->msg.reservation_id);
+    fmt_i64(uid, j->msg.user_id);
+    fmt_i64(part, u->partition);
+    const char *p[] = {rid, uid, part};
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT order_id, state FROM orders WHERE reservation_id = $1 "
+                                     "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
+                                     "ORDER BY order_id DESC LIMIT 1",
+                                     3, p);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "Orders are unavailable; retry shortly.");
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        int64_t seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        char state[16], oid[Q_ID_LEN + 1], url[64];
+        snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        if (q_id_encode(r->app->o.auth_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
+            ing_reply_error(r, 500, "internal", NULL, "Could not name the order.");
+            return -1;
+        }
+        snprintf(url, sizeof url, "/v1/orders/%s", oid);
+        ons_logk(ONS_LOG_INFO, "order_id", oid, "unknown outcome resolved: it was queued (%s)",
+                 state);
+        ing_idem_found(r, w, 202,
+                       json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state", state,
+                                 "reservation_id", j->id, "status_url", url));
+        return 0;
+    }
+    PQclear(res);
+    if (!ing_produce_settled(r->app, u->partition, u->at_ms)) {
+        ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
+        return -1;
+    }
+    return ing_idem_retake(r, w, u) ? -1 : 1;
+}
+
 static void checkout_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
     char scope[64], rid[24], uid[24];
     snprintf(scope, sizeof scope, "checkout:%s", j->id);
-    if (ing_idem_begin(r, w, scope))
+    ing_idem_unknown u;
+    int resumed = ing_idem_begin_resumable(r, w, scope, &u);
+    if (resumed == 1 || (resumed == 2 && checkout_resume(r, w, &u) <= 0))
         return;
     fmt_i64(rid, j->msg.reservation_id);
     fmt_i64(uid, j->msg.user_id);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- position, eta, poll interval -------------------------------------------- */
 
@@ -92,23 +93,42 @@ static void reply_queued(ing_req *r, const char *intent_id, int64_t seq)
 
 typedef struct join_job {
     q_msg msg;
-    char active_claim[40];
+    char active_claim[40]; /* "pending:<msg.sent_ms>": this join's claim of the active key */
+    char own_old[40];      /* a resumed request's earlier claim, "" when none */
 } join_job;
 
+/* The finisher writes the intent id over the join's own pending claim
+ * only (compare-and-set): if the worker already ended the intent and
+ * deleted the claim, nothing is resurrected. debug.active_unchecked
+ * restores the old unconditional write, for the race's control test. */
+static const char *claim_expected(const ing_req *r)
+{
+    const join_job *j = r->job;
+    return r->app->o.debug_active_unchecked ? NULL : j->active_claim;
+}
+
+/* Nothing was queued: give back the claim (only while it is still ours). */
 static void join_fail_503(ing_req *r, ing_worker *w, const char *code, const char *why)
 {
     join_job *j = r->job;
-    q_status_clear_active(w->st, j->msg.event_id, j->msg.user_id);
+    q_status_clear_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim);
     r->retry_after = 1;
     ing_idem_error(r, w, 503, code, NULL, "%s", why);
 }
 
-/* After the delivery report: the intent is durable (or nothing was queued). */
+/* After the delivery report: the intent is durable, certainly not queued,
+ * or (ONS_EUNKNOWN) maybe queued: then the claim stays (the worker deletes
+ * it by its "pending:<sent_ms>" name if the intent ends) and the
+ * Idempotency-Key remembers where to look for it. */
 static void join_delivered(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     join_job *j = r->job;
     ing_app *app = r->app;
+    if (r->produce_err == ONS_EUNKNOWN) {
+        ing_idem_unknown_reply(r, w, r->produced_partition, j->msg.sent_ms);
+        return;
+    }
     if (r->produce_err) {
         join_fail_503(r, w, "queue_unavailable",
                       "The queue could not take the request; nothing was queued. Retry shortly.");
@@ -122,7 +142,8 @@ static void join_delivered(ing_worker *w, void *arg)
         return;
     }
     ing_seqmap_put(app->seqs, seq, j->msg.event_id);
-    if (q_status_set_active(w->st, j->msg.event_id, j->msg.user_id, id))
+    q_active_set item = {j->msg.event_id, j->msg.user_id, id, claim_expected(r), 0};
+    if (q_status_set_active_many(w->st, &item, 1))
         ons_logk(ONS_LOG_WARN, "intent_id", id, "active key not updated (redis down)");
     queue_numbers q = numbers(app, r->produced_partition, r->produced_offset);
     char url[64];
@@ -138,8 +159,9 @@ static void join_delivered(ing_worker *w, void *arg)
 }
 
 /* The finisher's batch of delivered joins: the active keys of all of them
- * in one pipelined round trip, then each 202. Failures and requests holding
- * an Idempotency-Key take the one-by-one path (join_delivered). */
+ * in one pipelined round trip (each a compare-and-set over the join's own
+ * claim), then each 202. Failures and requests holding an Idempotency-Key
+ * take the one-by-one path (join_delivered). */
 static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
 {
     q_active_set items[ING_FINISH_BATCH];
@@ -159,14 +181,14 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
             continue;
         }
         ing_seqmap_put(r->app->seqs, seq, j->msg.event_id);
-        items[m] = (q_active_set){j->msg.event_id, j->msg.user_id, ids[m], 0};
+        items[m] = (q_active_set){j->msg.event_id, j->msg.user_id, ids[m], claim_expected(r), 0};
         ok[m++] = r;
     }
     q_status_set_active_many(w->st, items, m);
     for (size_t i = 0; i < m; i++) {
         ing_req *r = ok[i];
         join_job *j = r->job;
-        if (items[i].rc)
+        if (items[i].rc == ONS_EREDIS)
             ons_logk(ONS_LOG_WARN, "intent_id", ids[i], "active key not updated (redis down)");
         queue_numbers q = numbers(r->app, r->produced_partition, r->produced_offset);
         ons_logk(ONS_LOG_DEBUG, "intent_id", ids[i],
@@ -174,9 +196,9 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
                  j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
         snprintf(body, sizeof body,
-                 "{\"intent_id\":\"%s\",\"event_id\":%" PRId64
+                 "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
                  ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
-                 ",\"poll_after_ms\":%" PRId64 ",\"status_url\":\"/v1/intents/%s\"}",
+                 ",\"poll_after_ms\":%" PRId64 ",\"status_url\":\"/v1/intents/%.32s\"}",
                  ids[i], j->msg.event_id, q.position, q.eta_seconds, q.poll_after_ms, ids[i]);
         ing_reply_raw(r, 202, body);
     }
@@ -212,17 +234,77 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
     return 0;
 }
 
-/* Claims active:<event>:<user>. Returns 0 (claimed) or -1 (replied). A
- * claim still "pending" long past any produce timeout is left over from a
- * crashed request and is taken over. */
+static int terminal(const char *state);
+
+/* The state of the caller's intent seq: Redis result, else PostgreSQL.
+ * Returns 0 (state filled), ONS_ENOTFOUND (not processed yet) or
+ * ONS_EUNAVAIL. */
+static int intent_state(ing_req *r, ing_worker *w, int64_t seq, char state[16])
+{
+    char *text = NULL;
+    int rc = q_status_get_result(w->st, seq, &text);
+    if (rc == 0) {
+        json_error_t jerr;
+        json_t *doc = json_loads(text, 0, &jerr);
+        free(text);
+        json_t *st = json_object_get(doc, "state");
+        rc = json_is_string(st) ? 0 : ONS_EUNAVAIL;
+        if (rc == 0)
+            snprintf(state, 16, "%s", json_string_value(st));
+        json_decref(doc);
+        if (rc == 0)
+            return 0;
+    }
+    char seqs[24], user[24];
+    snprintf(seqs, sizeof seqs, "%" PRId64, seq);
+    snprintf(user, sizeof user, "%" PRId64, r->who.user_id);
+    const char *p[] = {seqs, user};
+    PGresult *res = ing_worker_query(
+        w, "SELECT state FROM intents WHERE intent_seq = $1 AND user_id = $2", 2, p);
+    rc = ONS_EUNAVAIL;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        rc = PQntuples(res) ? 0 : ONS_ENOTFOUND;
+        if (rc == 0)
+            snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* The active key names intent `existing`: may this join take the place
+ * over? Only when that intent has ended (its key outlived it: a delete
+ * that was lost, or a finisher that wrote after the worker's delete). */
+static int may_take_over(ing_req *r, ing_worker *w, const char *existing)
+{
+    if (r->app->o.debug_active_unchecked)
+        return 0;
+    int64_t seq;
+    if (q_id_decode(r->app->o.auth_secret, Q_ID_INTENT, existing, r->who.user_id, &seq))
+        return 1; /* not an intent of this user: nothing to protect */
+    char state[16];
+    return intent_state(r, w, seq, state) == 0 && terminal(state);
+}
+
+/* Claims active:<event>:<user> with this join's own "pending:<sent_ms>"
+ * token. Returns 0 (claimed) or -1 (replied). A pending claim older than
+ * any produce could take is left over from a crashed request and taken
+ * over, as is a key that names an intent which has ended. */
 static int claim_active(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
     int64_t now = ing_now_ms();
+    j->msg.sent_ms = now; /* the worker names the claim by the record's sent_ms */
     snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
+    int64_t stale = 2 * r->app->o.kafka_produce_timeout_ms + 5000;
     char existing[64] = "";
-    int rc = q_status_claim_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim,
-                                   existing, sizeof existing);
+    int rc =
+        q_status_claim_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim, now, stale,
+                              j->own_old[0] ? j->own_old : NULL, existing, sizeof existing);
+    if (rc == ONS_EEXIST && strncmp(existing, "pending", 7) != 0 && may_take_over(r, w, existing))
+        rc = q_status_replace_active(w->st, j->msg.event_id, j->msg.user_id, existing,
+                                     j->active_claim) == 0
+                 ? 0
+                 : ONS_EEXIST;
     if (rc == 0)
         return 0;
     if (rc != ONS_EEXIST) {
@@ -231,11 +313,6 @@ static int claim_active(ing_req *r, ing_worker *w)
         return -1;
     }
     if (strncmp(existing, "pending", 7) == 0) {
-        int64_t since = existing[7] == ':' ? strtoll(existing + 8, NULL, 10) : 0;
-        int64_t stale = 2 * r->app->o.kafka_produce_timeout_ms + 5000;
-        if (since > 0 && now - since > stale &&
-            q_status_set_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim) == 0)
-            return 0;
         ing_idem_error(r, w, 409, "already_in_queue", NULL,
                        "You are already joining the queue for this event.");
         return -1;
@@ -248,6 +325,72 @@ static int claim_active(ing_req *r, ing_worker *w)
     return -1;
 }
 
+/* A retry of a join whose earlier attempt's outcome is unknown (u): finds
+ * the intent that attempt wrote, by user, event, partition and its sent_ms
+ * (the worker stores it as accepted_at). Returns 0 (found: replied with it),
+ * 1 (certainly never written: r now owns the key; produce again, taking
+ * over the old claim) or -1 (replied: cannot tell yet, or unavailable). */
+static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
+{
+    join_job *j = r->job;
+    char ev[24], user[24], part[24], sent[24];
+    snprintf(ev, sizeof ev, "%" PRId64, j->msg.event_id);
+    snprintf(user, sizeof user, "%" PRId64, j->msg.user_id);
+    snprintf(part, sizeof part, "%d", (int)u->partition);
+    snprintf(sent, sizeof sent, "%" PRId64, u->sent_ms);
+    const char *p[] = {user, ev, part, sent};
+    PGresult *res = ing_worker_query(
+        w,
+        "SELECT intent_seq, state FROM intents WHERE user_id = $1 AND event_id = $2 "
+        "AND ($3::int < 0 OR partition = $3) "
+        "AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
+        "ORDER BY intent_seq LIMIT 1",
+        4, p);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "Intent data is unavailable; retry shortly.");
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        int64_t seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        char state[16], id[Q_ID_LEN + 1];
+        snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        if (q_id_encode(r->app->o.auth_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
+            ing_reply_error(r, 500, "internal", NULL, "Could not name the intent.");
+            return -1;
+        }
+        ing_seqmap_put(r->app->seqs, seq, j->msg.event_id);
+        /* The claim the first attempt left becomes the intent's id while
+         * it lives; an ended intent's claim was deleted by the worker. */
+        char old[40];
+        snprintf(old, sizeof old, "pending:%" PRId64, u->sent_ms);
+        if (!terminal(state))
+            q_status_replace_active(w->st, j->msg.event_id, j->msg.user_id, old, id);
+        char url[64];
+        snprintf(url, sizeof url, "/v1/intents/%s", id);
+        ons_logk(ONS_LOG_INFO, "intent_id", id, "unknown outcome resolved: it was queued (%s)",
+                 state);
+        /* Processed: at the front (position 0), in its current state. */
+        ing_idem_found(r, w, 202,
+                       json_pack("{s:s, s:I, s:s, s:i, s:i, s:I, s:s}", "intent_id", id, "event_id",
+                                 (json_int_t)j->msg.event_id, "state", state, "position", 0,
+                                 "eta_seconds", 0, "poll_after_ms",
+                                 (json_int_t)poll_for_state(r->app, state), "status_url", url));
+        return 0;
+    }
+    PQclear(res);
+    if (!ing_produce_settled(r->app, u->partition, u->at_ms)) {
+        ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
+        return -1;
+    }
+    if (ing_idem_retake(r, w, u))
+        return -1;
+    snprintf(j->own_old, sizeof j->own_old, "pending:%" PRId64, u->sent_ms);
+    return 1;
+}
+
 static void join_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
@@ -255,10 +398,12 @@ static void join_job_run(ing_worker *w, void *arg)
     ing_app *app = r->app;
     char scope[48];
     snprintf(scope, sizeof scope, "join:%" PRId64, j->msg.event_id);
-    if (ing_idem_begin(r, w, scope))
+    ing_idem_unknown u;
+    int rc = ing_idem_begin_resumable(r, w, scope, &u);
+    if (rc == 1 || (rc == 2 && join_resume(r, w, &u) <= 0))
         return;
     q_event_state ev;
-    int rc = ing_events_get(app->events, w, j->msg.event_id, &ev);
+    rc = ing_events_get(app->events, w, j->msg.event_id, &ev);
     if (rc == ONS_ENOTFOUND) {
         ing_idem_error(r, w, 404, "event_not_found", NULL, "No such event.");
         return;
@@ -270,7 +415,12 @@ static void join_job_run(ing_worker *w, void *arg)
     }
     if (check_sale(r, w, &ev, j->msg.quantity) || claim_active(r, w))
         return;
-    j->msg.sent_ms = ing_now_ms();
+    if (app->o.debug_join_delay_ms > 0) {
+        /* Test only: hold the job (shutdown under load). */
+        struct timespec ts = {(time_t)(app->o.debug_join_delay_ms / 1000),
+                              (long)(app->o.debug_join_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     rc = ing_produce_batched(r, &j->msg, join_delivered_batch);
     if (rc)
         join_fail_503(r, w, rc == ONS_EFULL ? "overloaded" : "queue_unavailable",
@@ -571,8 +721,16 @@ static void cancel_job(ing_worker *w, void *arg)
                         is_intent ? "intent" : "reservation", j->state);
         return;
     }
-    if (!is_intent && j->state[0] && strcmp(j->state, "reserved") != 0 &&
-        strcmp(j->state, "paying") != 0) {
+    if (strcmp(j->state, "paying") == 0) {
+        /* The payment saga owns a paying hold: the owner would ignore the
+         * cancel (workers/partition.c apply_cancel), so say so instead of a
+         * 202 that changes nothing. */
+        ing_reply_error(r, 409, "payment_in_progress", NULL,
+                        "This %s is being paid for and cannot be cancelled now.",
+                        is_intent ? "intent" : "reservation");
+        return;
+    }
+    if (!is_intent && j->state[0] && strcmp(j->state, "reserved") != 0) {
         ing_reply_error(r, 409, "invalid_state", NULL, "There is no held reservation to release.");
         return;
     }

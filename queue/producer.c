@@ -28,6 +28,7 @@ struct q_producer {
     atomic_int inflight;
     atomic_int fatal; /* set by error_cb, cleared by the rebuild */
     atomic_int closing;
+    atomic_int closed; /* q_producer_close ran */
     atomic_long rebuilds;
     pthread_t thread;
     int thread_started;
@@ -39,23 +40,32 @@ typedef struct send_token {
     void *arg;
 } send_token;
 
+int q_producer_outcome(int kafka_err, int msg_status, int closing)
+{
+    if (kafka_err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    /* An error with PERSISTED cannot be trusted either way: unknown. */
+    if (msg_status != RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
+        return ONS_EUNKNOWN;
+    if (closing)
+        return ONS_ECLOSED;
+    if (kafka_err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
+        return ONS_ETIMEDOUT;
+    return ONS_EKAFKA;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     q_producer *p = opaque;
     send_token *t = m->_private;
-    int err = 0;
-    if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
-        err = ONS_ETIMEDOUT;
-    else if (m->err && atomic_load(&p->closing))
-        err = ONS_ECLOSED;
-    else if (m->err)
-        err = ONS_EKAFKA;
+    int err = q_producer_outcome(m->err, (int)rd_kafka_message_status(m), atomic_load(&p->closing));
     if (err)
-        ons_log_warn("produce failed: %s", rd_kafka_err2str(m->err));
+        ons_log_warn("produce failed (%s): %s", ons_errname(err), rd_kafka_err2str(m->err));
     atomic_fetch_sub(&p->inflight, 1);
     if (t) {
-        t->cb(t->arg, err, err ? -1 : m->partition, err ? -1 : m->offset);
+        int32_t partition = err == 0 || err == ONS_EUNKNOWN ? m->partition : -1;
+        t->cb(t->arg, err, partition < 0 ? -1 : partition, err ? -1 : m->offset);
         free(t);
     }
 }
@@ -191,17 +201,32 @@ fail:
     return rc;
 }
 
+void q_producer_close(q_producer *p, int flush_ms)
+{
+    if (!p || atomic_exchange(&p->closed, 1))
+        return;
+    /* Refuse new sends first: a sender past this check holds the read lock
+     * until its record is queued, so the flush below sees it. */
+    atomic_store(&p->closing, 1);
+    pthread_rwlock_rdlock(&p->lock);
+    if (p->rk && flush_ms > 0)
+        rd_kafka_flush(p->rk, flush_ms);
+    pthread_rwlock_unlock(&p->lock);
+    if (p->thread_started)
+        pthread_join(p->thread, NULL);
+    pthread_rwlock_wrlock(&p->lock);
+    rd_kafka_t *rk = p->rk;
+    p->rk = NULL;
+    pthread_rwlock_unlock(&p->lock);
+    if (rk)
+        retire(rk);
+}
+
 void q_producer_free(q_producer *p, int flush_ms)
 {
     if (!p)
         return;
-    if (p->rk && flush_ms > 0)
-        rd_kafka_flush(p->rk, flush_ms);
-    atomic_store(&p->closing, 1);
-    if (p->thread_started)
-        pthread_join(p->thread, NULL);
-    if (p->rk)
-        retire(p->rk);
+    q_producer_close(p, flush_ms);
     pthread_rwlock_destroy(&p->lock);
     free(p->brokers);
     free(p->topic);

@@ -13,8 +13,9 @@
  * The number of records in flight (queued but not yet reported) is bounded:
  * past the bound q_producer_send() refuses with ONS_EFULL instead of queueing.
  * On a fatal error (the idempotent producer's sequence state is lost) the
- * producer instance is rebuilt on the poll thread; records in flight at that
- * moment complete with an error, and later sends go to the new instance.
+ * producer instance is rebuilt on the poll thread; records queued at that
+ * moment complete as not persisted, records in flight (sent, unanswered) as
+ * ONS_EUNKNOWN, and later sends go to the new instance.
  *
  * Thread-safe: send/watermarks/partitions may be called from any thread.
  */
@@ -34,10 +35,15 @@ typedef struct q_producer_opts {
     int max_inflight;        /* records queued and not yet reported */
 } q_producer_opts;
 
-/* Completion of one send, on the producer's poll thread: err is 0 and
- * partition/offset say where the record sits, or err is ONS_EKAFKA /
- * ONS_ETIMEDOUT / ONS_ECLOSED and partition/offset are -1. Must not block
- * for long: it delays every other completion. */
+/* Completion of one send, on the producer's poll thread. err is
+ *   0: the record is in the log at partition/offset;
+ *   ONS_EUNKNOWN: it may or may not be in the log (sent, but no answer:
+ *     a timeout after transmission, or purged in flight when the producer
+ *     was rebuilt or closed); partition is where it was sent, or -1, and
+ *     offset is -1. A retry must look for it before sending it again;
+ *   ONS_ETIMEDOUT / ONS_EKAFKA / ONS_ECLOSED: it is definitely not in the
+ *     log (librdkafka's NOT_PERSISTED); partition and offset are -1.
+ * Must not block for long: it delays every other completion. */
 typedef void (*q_produce_cb)(void *arg, int err, int32_t partition, int64_t offset);
 
 /* Creates the producer and starts its poll thread. *out is owned by the
@@ -45,9 +51,24 @@ typedef void (*q_produce_cb)(void *arg, int err, int32_t partition, int64_t offs
  * ONS_EINVAL (bad option) or ONS_ENOMEM / ONS_EKAFKA. */
 int q_producer_new(const q_producer_opts *o, q_producer **out);
 
-/* Flushes for at most flush_ms, fails whatever is still in flight (each
- * completion runs with ONS_ECLOSED), stops the poll thread and frees. */
+/* Stops taking sends (they return ONS_ECLOSED from now on), flushes for at
+ * most flush_ms, fails whatever is still queued (ONS_ECLOSED) or in flight
+ * (ONS_EUNKNOWN), and stops the poll thread: when it returns, every
+ * completion has run. p stays valid, so threads that may still call
+ * q_producer_send get ONS_ECLOSED instead of using freed memory; free it
+ * with q_producer_free once they stopped. Idempotent. */
+void q_producer_close(q_producer *p, int flush_ms);
+
+/* q_producer_close (if not done yet), then frees. No other thread may use
+ * p any more. */
 void q_producer_free(q_producer *p, int flush_ms);
+
+/* The outcome of a delivery report, from librdkafka's rd_kafka_resp_err_t
+ * kafka_err and rd_kafka_msg_status_t msg_status (rd_kafka_message_status):
+ * 0 (persisted), ONS_EUNKNOWN (possibly persisted), or for a record that is
+ * definitely not persisted ONS_ECLOSED (closing), ONS_ETIMEDOUT (timed out
+ * before it was sent) or ONS_EKAFKA. Pure; exposed for unit tests. */
+int q_producer_outcome(int kafka_err, int msg_status, int closing);
 
 /* Queues value (copied) with key = decimal event_id. Returns 0 (cb will run
  * exactly once), ONS_EFULL (in-flight bound or librdkafka's queue is full),

@@ -14,8 +14,54 @@
 #include <string.h>
 #include <sys/time.h>
 
+/* The Lua scripts of the active and idempotency keys: each a
+ * compare-and-something that must be atomic, loaded once per connection
+ * (SCRIPT LOAD) and run by EVALSHA, so a pipelined call costs no extra
+ * round trip. */
+enum { SCRIPT_CLAIM, SCRIPT_CAS, SCRIPT_CAD, NSCRIPTS };
+
+static const char *const scripts[NSCRIPTS] = {
+    /* CLAIM KEYS[1] ARGV: token, now_ms, stale_ms, own_old. Sets the key to
+     * token when it is absent, holds a "pending:<ms>" claim older than
+     * stale_ms, or holds own_old (non-empty). Returns 0, or the current
+     * value. */
+    [SCRIPT_CLAIM] = "local cur = redis.call('GET', KEYS[1])\n"
+                     "if cur then\n"
+                     "  local take = ARGV[4] ~= '' and cur == ARGV[4]\n"
+                     "  local since = string.match(cur, '^pending:(%d+)')\n"
+                     "  if since and tonumber(ARGV[2]) - tonumber(since) > tonumber(ARGV[3]) then\n"
+                     "    take = true\n"
+                     "  end\n"
+                     "  if not take then return cur end\n"
+                     "end\n"
+                     "redis.call('SET', KEYS[1], ARGV[1])\n"
+                     "return 0\n",
+    /* CAS KEYS[1] ARGV: expected, value, ttl_s ("" none). Returns 1 when
+     * the key held expected and now holds value, else 0. */
+    [SCRIPT_CAS] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                   "if ARGV[3] ~= '' then\n"
+                   "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])\n"
+                   "else\n"
+                   "  redis.call('SET', KEYS[1], ARGV[2])\n"
+                   "end\n"
+                   "return 1\n",
+    /* CAD KEYS[1] ARGV: exact, seq_hex. Deletes the key when it holds
+     * exact, or (seq_hex non-empty) an intent id whose first 16 characters
+     * are seq_hex (hex16(intent_seq), queue/intent_id.h: the key is per
+     * user, so the seq names the intent). Returns 1 (deleted) or 0. */
+    [SCRIPT_CAD] = "local cur = redis.call('GET', KEYS[1])\n"
+                   "if not cur then return 0 end\n"
+                   "if cur == ARGV[1] or (ARGV[2] ~= '' and string.len(cur) == 32 and\n"
+                   "                      string.sub(cur, 1, 16) == ARGV[2]) then\n"
+                   "  redis.call('DEL', KEYS[1])\n"
+                   "  return 1\n"
+                   "end\n"
+                   "return 0\n",
+};
+
 struct q_status {
-    redisContext *ctx; /* NULL while disconnected */
+    redisContext *ctx;      /* NULL while disconnected */
+    char sha[NSCRIPTS][41]; /* of scripts[], loaded on this connection */
     char *host;
     char *prefix;
     int port;
@@ -29,7 +75,10 @@ static struct timeval tv_ms(int ms)
     return tv;
 }
 
-/* Makes sure s->ctx is a live connection. Returns 0 or ONS_EREDIS. */
+static int conn_failed(q_status *s, const char *what);
+
+/* Makes sure s->ctx is a live connection (with the scripts loaded).
+ * Returns 0 or ONS_EREDIS. */
 static int ensure_conn(q_status *s)
 {
     if (s->ctx && !s->ctx->err)
@@ -45,8 +94,58 @@ static int ensure_conn(q_status *s)
         redisFree(c);
         return ONS_EREDIS;
     }
+    for (int i = 0; i < NSCRIPTS; i++) {
+        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", scripts[i]);
+        int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
+        if (ok)
+            memcpy(s->sha[i], r->str, 41);
+        if (r)
+            freeReplyObject(r);
+        if (!ok) {
+            redisFree(c);
+            return ONS_EREDIS;
+        }
+    }
     s->ctx = c;
     return 0;
+}
+
+/* Appends EVALSHA of script with one key and nargs arguments to the
+ * pipeline. */
+static int append_script(q_status *s, int script, const char *k, int nargs, const char **args)
+{
+    char nk[] = "1";
+    const char *argv[8] = {"EVALSHA", s->sha[script], nk, k};
+    for (int i = 0; i < nargs && i < 4; i++)
+        argv[4 + i] = args[i];
+    return redisAppendCommandArgv(s->ctx, 4 + nargs, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+}
+
+/* A NOSCRIPT reply means the script cache was flushed under a live
+ * connection: drop it so the next call reconnects and loads them again. */
+static int noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Runs one script (one round trip). Returns the reply (caller frees) or
+ * NULL after dropping the connection. */
+static redisReply *run_script(q_status *s, int script, const char *k, int nargs, const char **args)
+{
+    if (ensure_conn(s))
+        return NULL;
+    redisReply *r = NULL;
+    if (append_script(s, script, k, nargs, args) ||
+        redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r) {
+        conn_failed(s, "script");
+        return NULL;
+    }
+    if (noscript(r)) {
+        freeReplyObject(r);
+        conn_failed(s, "script");
+        return NULL;
+    }
+    return r;
 }
 
 /* Drops the connection after a protocol or I/O error so the next call
@@ -149,9 +248,15 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
         redisAppendCommandArgv(s->ctx, 5, argv, lens);
         queued++;
         if (r->ended) {
+            /* Only this intent's own key: by its id (written by the
+             * finisher) or by its still-pending claim, "pending:<sent_ms>"
+             * (the finisher has not caught up): never a later join's. */
+            char pend[40], seqhex[24];
+            snprintf(pend, sizeof pend, "pending:%lld", (long long)r->accepted_ms);
+            snprintf(seqhex, sizeof seqhex, "%016llx", (unsigned long long)r->intent_seq);
             key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id, (long long)r->user_id);
-            const char *dargv[] = {"DEL", k};
-            redisAppendCommandArgv(s->ctx, 2, dargv, NULL);
+            const char *args[] = {pend, seqhex};
+            append_script(s, SCRIPT_CAD, k, 2, args);
             queued++;
         }
     }
@@ -188,15 +293,18 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     redisAppendCommandArgv(s->ctx, 4, rargv, NULL);
     queued++;
 
-    int rc = 0;
+    int rc = 0, lost = 0;
     for (size_t i = 0; i < queued; i++) {
         redisReply *r = NULL;
         if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
             return conn_failed(s, "publish");
         if (r->type == REDIS_REPLY_ERROR)
             rc = ONS_EREDIS;
+        lost |= noscript(r);
         freeReplyObject(r);
     }
+    if (lost)
+        return conn_failed(s, "publish");
     return rc;
 }
 
@@ -297,25 +405,47 @@ static int simple(q_status *s, int argc, const char **argv)
     return rc;
 }
 
-int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *value,
-                          char *existing, size_t cap)
+static const char *active_key(q_status *s, char *buf, size_t cap, int64_t event_id, int64_t user_id)
 {
-    char k[256], *cur = NULL;
-    key(s, k, sizeof k, "active:%lld:%lld", (long long)event_id, (long long)user_id);
-    int rc = set_nx(s, k, value, 0, &cur);
-    if (rc == ONS_EEXIST && existing && cap) {
-        snprintf(existing, cap, "%s", cur);
+    return key(s, buf, cap, "active:%lld:%lld", (long long)event_id, (long long)user_id);
+}
+
+int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *token,
+                          int64_t now_ms, int64_t stale_ms, const char *own_old, char *current,
+                          size_t cap)
+{
+    char k[256], now[24], stale[24];
+    active_key(s, k, sizeof k, event_id, user_id);
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+    const char *args[] = {token, now, stale, own_old ? own_old : ""};
+    redisReply *r = run_script(s, SCRIPT_CLAIM, k, 4, args);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = ONS_EREDIS;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        rc = 0;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        rc = ONS_EEXIST;
+        if (current && cap)
+            snprintf(current, cap, "%s", r->str);
     }
-    free(cur);
+    freeReplyObject(r);
     return rc;
 }
 
-int q_status_set_active(q_status *s, int64_t event_id, int64_t user_id, const char *value)
+int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,
+                            const char *value)
 {
     char k[256];
-    key(s, k, sizeof k, "active:%lld:%lld", (long long)event_id, (long long)user_id);
-    const char *argv[] = {"SET", k, value};
-    return simple(s, 3, argv);
+    active_key(s, k, sizeof k, event_id, user_id);
+    const char *args[] = {expected, value, ""};
+    redisReply *r = run_script(s, SCRIPT_CAS, k, 3, args);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = r->type != REDIS_REPLY_INTEGER ? ONS_EREDIS : r->integer == 1 ? 0 : ONS_ECONFLICT;
+    freeReplyObject(r);
+    return rc;
 }
 
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n)
@@ -328,31 +458,54 @@ int q_status_set_active_many(q_status *s, q_active_set *items, size_t n)
         return ONS_EREDIS;
     char k[256];
     for (size_t i = 0; i < n; i++) {
-        key(s, k, sizeof k, "active:%lld:%lld", (long long)items[i].event_id,
-            (long long)items[i].user_id);
-        const char *argv[] = {"SET", k, items[i].value};
-        if (redisAppendCommandArgv(s->ctx, 3, argv, NULL) != REDIS_OK)
+        active_key(s, k, sizeof k, items[i].event_id, items[i].user_id);
+        int rc;
+        if (items[i].expected) {
+            const char *args[] = {items[i].expected, items[i].value, ""};
+            rc = append_script(s, SCRIPT_CAS, k, 3, args);
+        } else {
+            const char *argv[] = {"SET", k, items[i].value};
+            rc = redisAppendCommandArgv(s->ctx, 3, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+        }
+        if (rc)
             return conn_failed(s, "set_active_many");
     }
-    int rc = 0;
+    int rc = 0, lost = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
         if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
             return conn_failed(s, "set_active_many");
-        items[i].rc = r->type == REDIS_REPLY_ERROR ? ONS_EREDIS : 0;
-        if (items[i].rc)
+        if (r->type == REDIS_REPLY_INTEGER)
+            items[i].rc = r->integer == 1 ? 0 : ONS_ECONFLICT;
+        else if (r->type == REDIS_REPLY_STATUS)
+            items[i].rc = 0;
+        else
+            items[i].rc = ONS_EREDIS;
+        if (items[i].rc == ONS_EREDIS)
             rc = ONS_EREDIS;
+        lost |= noscript(r);
         freeReplyObject(r);
     }
+    if (lost)
+        return conn_failed(s, "set_active_many");
     return rc;
 }
 
-int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id)
+int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected)
 {
     char k[256];
-    key(s, k, sizeof k, "active:%lld:%lld", (long long)event_id, (long long)user_id);
-    const char *argv[] = {"DEL", k};
-    return simple(s, 2, argv);
+    active_key(s, k, sizeof k, event_id, user_id);
+    if (!expected) {
+        const char *argv[] = {"DEL", k};
+        return simple(s, 2, argv);
+    }
+    const char *args[] = {expected, ""};
+    redisReply *r = run_script(s, SCRIPT_CAD, k, 2, args);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : ONS_EREDIS;
+    freeReplyObject(r);
+    return rc;
 }
 
 /* idem:<user>:<key>. The Idempotency-Key is printable ASCII up to 128 chars
@@ -385,6 +538,34 @@ int q_status_idem_finish(q_status *s, int64_t user_id, const char *idem, const c
     const char *argv[] = {"SET", k, v, "EX", ttl};
     int rc = simple(s, 5, argv);
     free(v);
+    return rc;
+}
+
+int q_status_idem_unknown(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
+                          int32_t partition, int64_t sent_ms, int64_t at_ms, int ttl_s)
+{
+    char k[512], v[256], ttl[24];
+    idem_key(s, k, sizeof k, user_id, idem);
+    snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":-1,\"p\":%d,\"t\":%lld,\"at\":%lld}", body_hash,
+             (int)partition, (long long)sent_ms, (long long)at_ms);
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *argv[] = {"SET", k, v, "EX", ttl};
+    return simple(s, 5, argv);
+}
+
+int q_status_idem_retake(q_status *s, int64_t user_id, const char *idem, const char *expected,
+                         const char *body_hash, int ttl_s)
+{
+    char k[512], v[160], ttl[24];
+    idem_key(s, k, sizeof k, user_id, idem);
+    snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":0}", body_hash);
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *args[] = {expected, v, ttl};
+    redisReply *r = run_script(s, SCRIPT_CAS, k, 3, args);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = r->type != REDIS_REPLY_INTEGER ? ONS_EREDIS : r->integer == 1 ? 0 : ONS_ECONFLICT;
+    freeReplyObject(r);
     return rc;
 }
 

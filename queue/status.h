@@ -41,6 +41,11 @@ typedef struct q_status_result {
     int64_t user_id;
     const char *json; /* result document, docs/pipeline.md */
     int ended;        /* 1: terminal (or purchased): delete active:<event>:<user> */
+    /* When ended: the key is deleted only while it names this intent, by
+     * its public id (whose first 16 characters are hex16(intent_seq)) or by
+     * its claim "pending:<accepted_ms>" (accepted_ms = the record's
+     * sent_ms), never a later join's claim. */
+    int64_t accepted_ms;
 } q_status_result;
 
 typedef struct q_status_event {
@@ -71,24 +76,37 @@ int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n);
  * ONS_ENOTFOUND or ONS_EREDIS. */
 int q_status_get_result(q_status *s, int64_t seq, char **json);
 
-/* SET active:<event>:<user> value NX. Returns 0 (claimed), ONS_EEXIST (then
- * existing holds the current value, NUL-terminated, truncated to cap) or
+/* The active key active:<event>:<user> holds one live place per fan and
+ * event: "pending:<ms>" while a join is being produced (ms = its record's
+ * sent_ms), then the intent's public id. Every write is conditional, so a
+ * late writer never resurrects a key the worker already ended.
+ *
+ * Claims it for a join in ONE round trip: sets token when the key is
+ * absent, holds a "pending:" claim older than stale_ms, or holds own_old
+ * (an earlier claim of this same request; NULL: none). Returns 0 (claimed),
+ * ONS_EEXIST (current holds the value, NUL-terminated, truncated to cap) or
  * ONS_EREDIS. */
-int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *value,
-                          char *existing, size_t cap);
-/* SET (overwrite) or DEL the active key. 0 or ONS_EREDIS. */
-int q_status_set_active(q_status *s, int64_t event_id, int64_t user_id, const char *value);
-int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id);
+int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *token,
+                          int64_t now_ms, int64_t stale_ms, const char *own_old, char *current,
+                          size_t cap);
+/* Compare-and-set: value, only while the key holds expected. Returns 0,
+ * ONS_ECONFLICT (it holds something else, or nothing) or ONS_EREDIS. */
+int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,
+                            const char *value);
+/* Deletes the key while it holds expected (NULL: unconditionally).
+ * 0 (deleted or not held) or ONS_EREDIS. */
+int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected);
 
-/* One SET of active:<event>:<user> in q_status_set_active_many. */
+/* One write of active:<event>:<user> in q_status_set_active_many. */
 typedef struct q_active_set {
     int64_t event_id;
     int64_t user_id;
     const char *value;
-    int rc; /* out: 0 or ONS_EREDIS */
+    const char *expected; /* compare-and-set over this; NULL: overwrite */
+    int rc;               /* out: 0, ONS_ECONFLICT (not held any more) or ONS_EREDIS */
 } q_active_set;
-/* SETs (overwrites) n active keys in ONE pipelined round trip; each item's
- * rc tells its outcome. Returns 0 when all succeeded, else ONS_EREDIS. */
+/* Writes n active keys in ONE pipelined round trip; each item's rc tells
+ * its outcome. Returns 0 unless Redis failed (ONS_EREDIS). */
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n);
 
 /* Idempotency-Key records. begin: SET idem:<user>:<key> {"h":hash,"s":0} NX
@@ -99,6 +117,17 @@ int q_status_idem_begin(q_status *s, int64_t user_id, const char *key, const cha
 /* Stores the final response for the key (overwrites). 0 or ONS_EREDIS. */
 int q_status_idem_finish(q_status *s, int64_t user_id, const char *key, const char *body_hash,
                          int http_status, const char *response_json, int ttl_s);
+/* Marks the key's outcome unknown (the record may be in the log):
+ * {"h":hash,"s":-1,"p":partition,"t":sent_ms,"at":at_ms} EX ttl, so a retry
+ * with the key looks for what was written instead of sending it again.
+ * 0 or ONS_EREDIS. */
+int q_status_idem_unknown(q_status *s, int64_t user_id, const char *key, const char *body_hash,
+                          int32_t partition, int64_t sent_ms, int64_t at_ms, int ttl_s);
+/* Takes the key back for a new attempt: while it still holds expected (an
+ * unknown record read before), it becomes in flight {"h":hash,"s":0} EX
+ * ttl. Returns 0, ONS_ECONFLICT (another retry took it) or ONS_EREDIS. */
+int q_status_idem_retake(q_status *s, int64_t user_id, const char *key, const char *expected,
+                         const char *body_hash, int ttl_s);
 /* Removes the key (the request failed before anything was queued). */
 int q_status_idem_abort(q_status *s, int64_t user_id, const char *key);
 

@@ -656,6 +656,11 @@ static int apply_cancel(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms
         rc = end_reservation(p, in, WK_I_RELEASED, WK_RES_RELEASED, WK_R_NONE);
         if (rc == 0)
             rc = serve_waiting(p, ev, now_ms);
+    } else if (in->state == WK_I_PAYING) {
+        /* A paying hold belongs to the payment saga until its result comes
+         * back; ingress refuses such cancels with 409 payment_in_progress, so
+         * only one produced before the checkout was applied lands here. */
+        ons_log_info("cancel of intent %lld ignored: payment in progress", (long long)seq);
     } else {
         ons_log_info("cancel of intent %lld ignored in state %s", (long long)seq,
                      wk_istate_name(in->state));

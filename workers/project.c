@@ -51,7 +51,6 @@ int wk_result_ended(const wk_fx_intent *r)
 {
     switch (r->state) {
     case WK_I_REJECTED:
-        return r->reason != WK_R_DUPLICATE;
     case WK_I_EXPIRED:
     case WK_I_RELEASED:
     case WK_I_PURCHASED:
@@ -277,6 +276,7 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         o->user_id = r->user_id;
         o->json = json;
         o->ended = wk_result_ended(r);
+        o->accepted_ms = r->accepted_ms; /* names the intent's pending claim */
     }
     /* Without memory for the lists the counters are still worth publishing. */
     int with_sections = format_sections(pj, fx) == 0;

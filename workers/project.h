@@ -32,8 +32,10 @@ int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double 
  * string the caller frees. Returns 0 or ONS_ENOMEM. */
 int wk_result_json(const wk_fx_intent *r, const char *secret, char **out);
 
-/* Is this state the end of the intent (its active:<event>:<user> key goes)? A
- * duplicate is not: the active key belongs to the user's other intent. */
+/* Is this state the end of the intent (its active:<event>:<user> key goes)?
+ * A rejected duplicate is ended too: the delete is conditional on the key
+ * naming this very intent (q_status_publish), so the user's other intent
+ * keeps its key. */
 int wk_result_ended(const wk_fx_intent *r);
 
 #endif

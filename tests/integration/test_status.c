@@ -18,8 +18,11 @@ static void setup(void)
 {
     snprintf(prefix, sizeof prefix, "test-status-%d:", (int)getpid());
     const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
-    q_status_opts o = {.host = h ? h : "127.0.0.1", .port = p ? atoi(p) : 16379,
-                       .prefix = prefix, .timeout_ms = 1000, .result_ttl_s = 60};
+    q_status_opts o = {.host = h ? h : "127.0.0.1",
+                       .port = p ? atoi(p) : 16379,
+                       .prefix = prefix,
+                       .timeout_ms = 1000,
+                       .result_ttl_s = 60};
     ck_assert_int_eq(q_status_new(&o, &st), 0);
     ck_assert_int_eq(q_status_ping(st), 0);
 }
@@ -31,13 +34,44 @@ static void teardown(void)
 
 START_TEST(publish_then_read)
 {
-    q_status_result r[] = {{.intent_seq = 11, .event_id = 5, .user_id = 9,
-                            .json = "{\"state\":\"reserved\"}", .ended = 0},
-                           {.intent_seq = 12, .event_id = 5, .user_id = 10,
-                            .json = "{\"state\":\"rejected\"}", .ended = 1}};
+    q_status_result r[] = {{.intent_seq = 11,
+                            .event_id = 5,
+                            .user_id = 9,
+                            .json = "{\"state\":\"reserved\"}",
+                            .ended = 0},
+                           {.intent_seq = 12,
+                            .event_id = 5,
+                            .user_id = 10,
+                            .json = "{\"state\":\"rejected\"}",
+                            .ended = 1,
+                            .accepted_ms = 100},
+                           {.intent_seq = 13,
+                            .event_id = 5,
+                            .user_id = 11,
+                            .json = "{\"state\":\"rejected\"}",
+                            .ended = 1,
+                            .accepted_ms = 200},
+                           {.intent_seq = 14,
+                            .event_id = 5,
+                            .user_id = 12,
+                            .json = "{\"state\":\"rejected\"}",
+                            .ended = 1,
+                            .accepted_ms = 300}};
     q_status_event ev = {.event_id = 5, .available = 3, .held = 2, .sold = 1, .waiting = 4};
-    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "x", NULL, 0), 0);
-    ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, r, 2, &ev, 1), 0);
+    char cur[64];
+    /* user 10: the key names intent 12 by its id (hex16(12) || tag) */
+    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "000000000000000c0123456789abcdef", 0, 1000,
+                                           NULL, NULL, 0),
+                     0);
+    /* user 11: the finisher has not caught up, the key is the claim */
+    ck_assert_int_eq(q_status_claim_active(st, 5, 11, "pending:200", 0, 1000, NULL, NULL, 0), 0);
+    /* user 12: a later join's claim, not intent 14's */
+    ck_assert_int_eq(q_status_claim_active(st, 5, 12, "pending:999", 0, 1000, NULL, NULL, 0), 0);
+    ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, r, 4, &ev, 1), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 5, 11, "y", 0, 1000, NULL, NULL, 0), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 5, 12, "y", 0, 1000, NULL, cur, sizeof cur),
+                     ONS_EEXIST);
+    ck_assert_str_eq(cur, "pending:999");
 
     int64_t served[4];
     double rate[4];
@@ -53,7 +87,7 @@ START_TEST(publish_then_read)
     ck_assert_int_eq(q_status_get_result(st, 99, &json), ONS_ENOTFOUND);
 
     /* the ended intent's active key is gone: the user may join again */
-    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "y", NULL, 0), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 5, 10, "y", 0, 1000, NULL, NULL, 0), 0);
 
     q_event_state es;
     ck_assert_int_eq(q_status_event_get(st, 5, &es), 0);
@@ -72,14 +106,35 @@ END_TEST
 START_TEST(active_and_idempotency_keys)
 {
     char cur[64];
-    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "pending", cur, sizeof cur), 0);
-    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "other", cur, sizeof cur), ONS_EEXIST);
-    ck_assert_str_eq(cur, "pending");
-    ck_assert_int_eq(q_status_set_active(st, 1, 2, "abc"), 0);
-    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "other", cur, sizeof cur), ONS_EEXIST);
+    ck_assert_int_eq(
+        q_status_claim_active(st, 1, 2, "pending:1000", 1000, 50, NULL, cur, sizeof cur), 0);
+    ck_assert_int_eq(
+        q_status_claim_active(st, 1, 2, "pending:1040", 1040, 50, NULL, cur, sizeof cur),
+        ONS_EEXIST);
+    ck_assert_str_eq(cur, "pending:1000");
+    /* a stale pending claim is taken over; so is the request's own old one */
+    ck_assert_int_eq(
+        q_status_claim_active(st, 1, 2, "pending:1051", 1051, 50, NULL, cur, sizeof cur), 0);
+    ck_assert_int_eq(
+        q_status_claim_active(st, 1, 2, "pending:1052", 1052, 50, "pending:1051", cur, sizeof cur),
+        0);
+    /* compare-and-set over the own claim only */
+    ck_assert_int_eq(q_status_replace_active(st, 1, 2, "pending:1051", "abc"), ONS_ECONFLICT);
+    ck_assert_int_eq(q_status_replace_active(st, 1, 2, "pending:1052", "abc"), 0);
+    ck_assert_int_eq(
+        q_status_claim_active(st, 1, 2, "pending:9999", 9999, 50, NULL, cur, sizeof cur),
+        ONS_EEXIST);
     ck_assert_str_eq(cur, "abc");
-    ck_assert_int_eq(q_status_clear_active(st, 1, 2), 0);
-    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "again", cur, sizeof cur), 0);
+    q_active_set items[] = {{1, 2, "def", "zzz", 0}, {1, 3, "ghi", NULL, 0}};
+    ck_assert_int_eq(q_status_set_active_many(st, items, 2), 0);
+    ck_assert_int_eq(items[0].rc, ONS_ECONFLICT);
+    ck_assert_int_eq(items[1].rc, 0);
+    /* compare-and-delete */
+    ck_assert_int_eq(q_status_clear_active(st, 1, 2, "zzz"), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "again", 9999, 50, NULL, cur, sizeof cur),
+                     ONS_EEXIST);
+    ck_assert_int_eq(q_status_clear_active(st, 1, 2, "abc"), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 1, 2, "again", 9999, 50, NULL, cur, sizeof cur), 0);
 
     char *rec = NULL;
     ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h1", 60, &rec), 0);
@@ -92,6 +147,14 @@ START_TEST(active_and_idempotency_keys)
     free(rec);
     ck_assert_int_eq(q_status_idem_abort(st, 2, "key 1"), 0);
     ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", 60, &rec), 0);
+    /* an unknown outcome is kept; a retry takes it back by compare-and-set */
+    ck_assert_int_eq(q_status_idem_unknown(st, 2, "key 1", "h2", 3, 1234, 5678, 60), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", 60, &rec), ONS_EEXIST);
+    ck_assert_str_eq(rec, "{\"h\":\"h2\",\"s\":-1,\"p\":3,\"t\":1234,\"at\":5678}");
+    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", "other", "h2", 60), ONS_ECONFLICT);
+    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", rec, "h2", 60), 0);
+    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", rec, "h2", 60), ONS_ECONFLICT);
+    free(rec);
 }
 END_TEST
 

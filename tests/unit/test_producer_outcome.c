@@ -1,0 +1,67 @@
+/* test_producer_outcome.c - how a delivery report becomes an outcome
+ * (q_producer_outcome): persisted, definitely not persisted, or unknown.
+ * An unknown outcome must never be reported as "nothing was queued". */
+#include "common/err.h"
+#include "queue/producer.h"
+
+#include <check.h>
+#include <librdkafka/rdkafka.h>
+
+START_TEST(success_is_persisted)
+{
+    ck_assert_int_eq(
+        q_producer_outcome(RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_MSG_STATUS_PERSISTED, 0), 0);
+}
+END_TEST
+
+/* Sent but unanswered: a timeout after transmission, a purge of in-flight
+ * records (producer rebuilt or closed), a broker error after the write. */
+START_TEST(possibly_persisted_is_unknown)
+{
+    const int errs[] = {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT,
+                        RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                        RD_KAFKA_RESP_ERR__TRANSPORT};
+    for (size_t i = 0; i < sizeof errs / sizeof *errs; i++) {
+        for (int closing = 0; closing < 2; closing++) {
+            ck_assert_int_eq(
+                q_producer_outcome(errs[i], RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED, closing),
+                ONS_EUNKNOWN);
+            /* An error that claims PERSISTED is not trusted either way. */
+            ck_assert_int_eq(q_producer_outcome(errs[i], RD_KAFKA_MSG_STATUS_PERSISTED, closing),
+                             ONS_EUNKNOWN);
+        }
+    }
+}
+END_TEST
+
+START_TEST(not_persisted_is_definite)
+{
+    ck_assert_int_eq(
+        q_producer_outcome(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_MSG_STATUS_NOT_PERSISTED, 0),
+        ONS_ETIMEDOUT);
+    ck_assert_int_eq(
+        q_producer_outcome(RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_MSG_STATUS_NOT_PERSISTED, 1),
+        ONS_ECLOSED);
+    ck_assert_int_eq(q_producer_outcome(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+                                        RD_KAFKA_MSG_STATUS_NOT_PERSISTED, 0),
+                     ONS_EKAFKA);
+    ck_assert_int_eq(q_producer_outcome(RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+                                        RD_KAFKA_MSG_STATUS_NOT_PERSISTED, 0),
+                     ONS_EKAFKA);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("producer_outcome");
+    TCase *tc = tcase_create("outcome");
+    tcase_add_test(tc, success_is_persisted);
+    tcase_add_test(tc, possibly_persisted_is_unknown);
+    tcase_add_test(tc, not_persisted_is_definite);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
