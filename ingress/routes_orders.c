@@ -126,7 +126,7 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         char state[16], oid[Q_ID_LEN + 1], url[64];
         snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
-        if (q_id_encode(r->app->o.auth_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
+        if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
             ing_reply_error(r, 500, "internal", NULL, "Could not name the order.");
             return -1;
         }

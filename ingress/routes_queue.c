@@ -279,7 +279,7 @@ static int may_take_over(ing_req *r, ing_worker *w, const char *existing)
     if (r->app->o.debug_active_unchecked)
         return 0;
     int64_t seq;
-    if (q_id_decode(r->app->o.auth_secret, Q_ID_INTENT, existing, r->who.user_id, &seq))
+    if (q_id_decode(r->app->o.ids_secret, Q_ID_INTENT, existing, r->who.user_id, &seq))
         return 1; /* not an intent of this user: nothing to protect */
     char state[16];
     return intent_state(r, w, seq, state) == 0 && terminal(state);
@@ -357,7 +357,7 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         char state[16], id[Q_ID_LEN + 1];
         snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
-        if (q_id_encode(r->app->o.auth_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
+        if (q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
             ing_reply_error(r, 500, "internal", NULL, "Could not name the intent.");
             return -1;
         }
