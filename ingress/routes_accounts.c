@@ -250,10 +250,14 @@ static void reply_tokens(ing_req *r, int status, int64_t user_id, enum ons_role 
                   ons_role_name(role), "refresh_token", refresh, "refresh_expires_in",
                   (json_int_t)o->accounts_refresh_ttl_s, "user_id", (json_int_t)user_id);
     free(access);
-    if (body && user)
-        json_object_set_new(body, "user", user);
-    else
+    if (!body) {
         json_decref(user);
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return;
+    }
+    if (user)
+        json_object_set_new(body, "user", user);
     ing_reply_json(r, status, body);
 }
 
