@@ -228,6 +228,10 @@ int main(int argc, char **argv)
     ons_log_init("ingress", app.o.log_level);
     if (strcmp(app.o.auth_secret, ONS_AUTH_SECRET_DEV) == 0)
         ons_log_warn("auth.secret is the development default; set ONSALE_AUTH_SECRET");
+    if (app.o.accounts_hash_concurrency >= app.o.pool_threads)
+        ons_log_warn("accounts.hash_concurrency (%lld) >= pool.threads (%lld): a login flood can "
+                     "occupy every job thread",
+                     app.o.accounts_hash_concurrency, app.o.pool_threads);
     limit_files(app.o.http_max_connections);
 
     /* Signals are taken synchronously by this thread; every thread started
