@@ -4,7 +4,8 @@
 
 #include <stdlib.h>
 
-int ing_accounts_new(uint64_t hash_ops, uint64_t hash_mem_kib, int hash_slots, ing_accounts **out)
+int ing_accounts_new(uint64_t hash_ops, uint64_t hash_mem_kib, int hash_slots, ons_metrics *metrics,
+                     ing_accounts **out)
 {
     *out = NULL;
     if (hash_slots < 1)
@@ -26,8 +27,25 @@ int ing_accounts_new(uint64_t hash_ops, uint64_t hash_mem_kib, int hash_slots, i
         free(a);
         return rc;
     }
+    if (metrics) {
+        static const char name[] = "onsale_ingress_logins_total";
+        static const char help[] = "Logins by result (busy: refused at the hashing gate).";
+        a->logins_ok = ons_metrics_counter(metrics, name, help, "result=\"ok\"");
+        a->logins_failed = ons_metrics_counter(metrics, name, help, "result=\"failed\"");
+        a->logins_throttled = ons_metrics_counter(metrics, name, help, "result=\"throttled\"");
+        a->hash_busy = ons_metrics_counter(metrics, name, help, "result=\"busy\"");
+        a->refresh_reuse =
+            ons_metrics_counter(metrics, "onsale_ingress_refresh_reuse_total",
+                                "Rotated refresh tokens presented again (sessions revoked).", "");
+    }
     *out = a;
     return 0;
+}
+
+void ing_accounts_count(ons_counter *c)
+{
+    if (c)
+        ons_counter_add(c, 1);
 }
 
 void ing_accounts_free(ing_accounts *a)

@@ -157,7 +157,7 @@ static int start(ing_app *app)
         return rc;
     rc =
         ing_accounts_new((uint64_t)app->o.accounts_hash_ops, (uint64_t)app->o.accounts_hash_mem_kib,
-                         (int)app->o.accounts_hash_concurrency, &app->accounts);
+                         (int)app->o.accounts_hash_concurrency, app->metrics, &app->accounts);
     if (rc)
         return rc;
     q_producer_opts po = {app->o.kafka_brokers, app->o.kafka_topic, (int)app->o.kafka_linger_ms,

@@ -75,6 +75,7 @@ static acct_job *job_new(ing_req *r)
 static int take_hash_slot(ing_req *r, acct_job *j)
 {
     if (!ing_accounts_hash_acquire(j->acc)) {
+        ing_accounts_count(j->acc->hash_busy);
         r->retry_after = 1;
         ing_reply_error(r, 503, "overloaded", NULL,
                         "Too many logins and sign-ups at once; retry shortly.");
@@ -307,6 +308,7 @@ static void login_job(ing_worker *w, void *arg)
     int retry = 0;
     int rc = ing_throttle_check(w, keys, 2, &retry);
     if (rc == ONS_EFULL) {
+        ing_accounts_count(j->acc->logins_throttled);
         r->retry_after = retry;
         ing_reply_error(r, 429, "too_many_attempts", NULL,
                         "Too many failed logins; retry in %d seconds.", retry);
@@ -324,6 +326,7 @@ static void login_job(ing_worker *w, void *arg)
     if (!found || !match) {
         if (ing_throttle_fail(w, keys, 2, o->accounts_login_window_s))
             ons_log_warn("login: cannot count a failure for %s", j->email_key);
+        ing_accounts_count(j->acc->logins_failed);
         ing_reply_error(r, 401, "invalid_credentials", NULL, "The email or password is wrong.");
         return;
     }
@@ -348,6 +351,7 @@ static void login_job(ing_worker *w, void *arg)
         db_unavailable(r);
         return;
     }
+    ing_accounts_count(j->acc->logins_ok);
     reply_tokens(r, 201, u.user_id, token_role(u.roles, j->role), refresh, user_json(&u));
 }
 
@@ -397,6 +401,8 @@ static void refresh_job(ing_worker *w, void *arg)
     acct_job *j = r->job;
     ing_refreshed out;
     int rc = ing_session_refresh(w, j->token, r->app->o.accounts_refresh_ttl_s, &out);
+    if (rc == ONS_ECONFLICT)
+        ing_accounts_count(j->acc->refresh_reuse);
     if (rc == ONS_EAUTH || rc == ONS_ECONFLICT)
         ing_reply_error(r, 401, "invalid_refresh_token", NULL,
                         "The refresh token is not valid (expired, revoked or already used); "

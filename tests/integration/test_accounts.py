@@ -74,6 +74,15 @@ def users(st):
     return st.sql("SELECT count(*) FROM users")[0][0]
 
 
+def metric(st, series):
+    """The value of one series on the current ingress's /metrics, 0 when absent."""
+    text = st.http("GET", "/metrics")[2]
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 # ---- sign-up ---------------------------------------------------------------------
 
 
@@ -226,7 +235,9 @@ def test_refresh_rotates_and_reuse_revokes_the_family(st):
     assert s == 200
     r3 = b3["refresh_token"]
     # r1 was rotated long ago: presenting it again means a copy exists.
+    reuse = metric(st, "onsale_ingress_refresh_reuse_total")
     s, _, e = refresh(st, r1)
+    assert metric(st, "onsale_ingress_refresh_reuse_total") == reuse + 1
     assert s == 401 and e["error"]["code"] == "invalid_refresh_token"
     # ... and every token of the family is dead now, the current one too.
     for t in (r2, r3):
@@ -358,8 +369,10 @@ def test_failed_logins_are_throttled_per_account(st):
     u = signup(st)
     for _ in range(ACCOUNT_LIMIT):
         assert login(st, u["email"], "wrong password!")[0] == 401
+    throttled = metric(st, 'onsale_ingress_logins_total{result="throttled"}')
     s, h, b = login(st, u["email"])  # even the right password now waits
     assert s == 429 and b["error"]["code"] == "too_many_attempts"
+    assert metric(st, 'onsale_ingress_logins_total{result="throttled"}') == throttled + 1
     assert 1 <= int(h["retry-after"]) <= 60
     # An unknown email is throttled exactly the same way.
     ghost = email()
@@ -416,6 +429,8 @@ def test_concurrent_hashes_are_bounded(st):
             results = [f.result() for f in futs]
         codes = sorted(r[0] for r in results)
         assert 201 in codes and 503 in codes, codes
+        assert metric(st, 'onsale_ingress_logins_total{result="busy"}') == codes.count(503)
+        assert metric(st, 'onsale_ingress_logins_total{result="ok"}') == codes.count(201)
         assert set(codes) <= {201, 503}, codes
         for s503, h, b in results:
             if s503 == 503:
