@@ -74,7 +74,7 @@ static int cmd_token(ctl *c, int argc, char **argv);
 static int cmd_audit(ctl *c, int argc, char **argv);
 
 static const command commands[] = {
-    {"token", "--user ID --role fan|seller|admin [--ttl SECONDS]",
+    {"token", "--user ID --role fan|seller|scanner|admin [--ttl SECONDS]",
      "print a JWT for user ID with ROLE, valid for SECONDS (default 3600, at most 366 days)", 1,
      cmd_token},
     {"audit", "[--event ID] [--sim-log FILE]",
@@ -184,7 +184,8 @@ static int cmd_token(ctl *c, int argc, char **argv)
             break;
         case 'r':
             if (ons_role_parse(optarg, &role) != 0)
-                return usage_error(self, "--role '%s' is not one of fan, seller, admin", optarg);
+                return usage_error(self, "--role '%s' is not one of fan, seller, scanner, admin",
+                                   optarg);
             have_role = 1;
             break;
         case 't':

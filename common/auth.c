@@ -31,6 +31,7 @@ static const struct {
 } roles[] = {
     {ONS_ROLE_FAN, "fan"},
     {ONS_ROLE_SELLER, "seller"},
+    {ONS_ROLE_SCANNER, "scanner"},
     {ONS_ROLE_ADMIN, "admin"},
 };
 

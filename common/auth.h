@@ -3,7 +3,7 @@
  * process, minting for onsalectl and tests.
  *
  * Claims: sub (user id, positive 64-bit integer in decimal string form),
- * role ("fan" | "seller" | "admin"), exp (required, seconds since epoch).
+ * role ("fan" | "seller" | "scanner" | "admin"), exp (required, seconds since epoch).
  * Thread-safe: no shared state, except an ons_auth_cache (internally locked).
  */
 #ifndef ONSALE_COMMON_AUTH_H
@@ -52,7 +52,9 @@ int ons_secrets_check(const ons_secret *s, size_t n, int dev_mode, char *errbuf,
 /* Longest token (characters after "Bearer ") ons_auth_verify accepts. */
 #define ONS_AUTH_TOKEN_MAX 4096
 
-enum ons_role { ONS_ROLE_FAN = 1, ONS_ROLE_SELLER = 2, ONS_ROLE_ADMIN = 4 };
+/* Bit values, so that a route can allow a set of roles. A scanner admits
+ * tickets at a venue's gate. */
+enum ons_role { ONS_ROLE_FAN = 1, ONS_ROLE_SELLER = 2, ONS_ROLE_ADMIN = 4, ONS_ROLE_SCANNER = 8 };
 
 typedef struct ons_principal {
     int64_t user_id;
@@ -100,7 +102,7 @@ int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t
 /* Hits and misses so far (for metrics and tests). */
 void ons_auth_cache_stats(ons_auth_cache *c, uint64_t *hits, uint64_t *misses);
 
-/* "fan", "seller", "admin"; NULL for anything else. */
+/* "fan", "seller", "scanner", "admin"; NULL for anything else. */
 const char *ons_role_name(enum ons_role role);
 
 /* Parses a role name. Returns 0 or ONS_EINVAL. */

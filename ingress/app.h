@@ -23,6 +23,7 @@ typedef struct ing_seqmap ing_seqmap;
 typedef struct ing_monitor ing_monitor;
 typedef struct ing_server ing_server;
 typedef struct ing_finisher ing_finisher;
+typedef struct ing_accounts ing_accounts;
 
 /* Every limit and address of the process (table in main.c, `--help`). */
 typedef struct ing_opts {
@@ -70,6 +71,16 @@ typedef struct ing_opts {
     long long tickets_refund_cutoff_s; /* ticket cancels refused this close to starts_at */
     int log_requests;
     char *log_level;
+    /* Accounts and logins (routes_accounts.c, docs/accounts.md). */
+    long long accounts_hash_ops;
+    long long accounts_hash_mem_kib;
+    long long accounts_hash_concurrency;
+    long long accounts_access_ttl_s;
+    long long accounts_refresh_ttl_s;
+    long long accounts_login_account_failures;
+    long long accounts_login_addr_failures;
+    long long accounts_login_window_s;
+    char *accounts_client_addr_header;
 } ing_opts;
 
 extern const ons_opt ing_opt_table[];
@@ -89,6 +100,7 @@ typedef struct ing_app {
     ing_seqmap *seqs;
     ing_monitor *monitor;
     ing_server *server;
+    ing_accounts *accounts;
 
     /* Hot-path metric handles, looked up once at start. */
     ons_counter *produce_errors;

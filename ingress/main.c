@@ -7,6 +7,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "common/password.h"
+#include "ingress/accounts.h"
 #include "ingress/app.h"
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
@@ -113,6 +115,30 @@ const ons_opt ing_opt_table[] = {
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+    /* Accounts (docs/accounts.md). The hash defaults are libsodium's argon2id
+     * interactive limits; raising them rehashes each password at its next
+     * successful login. */
+    OPT("accounts.hash_ops", ONS_OPT_INT, accounts_hash_ops, ONS_PASSWORD_OPS_MIN,
+        ONS_PASSWORD_OPS_MAX, "2", "argon2id passes per password hash"),
+    OPT("accounts.hash_mem_kib", ONS_OPT_INT, accounts_hash_mem_kib, ONS_PASSWORD_MEM_KIB_MIN,
+        ONS_PASSWORD_MEM_KIB_MAX, "65536", "argon2id memory per password hash, KiB"),
+    OPT("accounts.hash_concurrency", ONS_OPT_INT, accounts_hash_concurrency, 1, 256, "2",
+        "password hashes (logins, sign-ups) queued or running at once; more get 503 "
+        "(keep below pool.threads so joins always find a thread)"),
+    OPT("accounts.access_ttl_s", ONS_OPT_INT, accounts_access_ttl_s, 60, 86400, "900",
+        "lifetime of an access token issued at login or refresh"),
+    OPT("accounts.refresh_ttl_s", ONS_OPT_INT, accounts_refresh_ttl_s, 300, 31622400, "2592000",
+        "lifetime of a refresh token (each refresh issues a new one)"),
+    OPT("accounts.login_account_failures", ONS_OPT_INT, accounts_login_account_failures, 1, 1000000,
+        "5", "failed logins per email per window before 429"),
+    OPT("accounts.login_addr_failures", ONS_OPT_INT, accounts_login_addr_failures, 1, 1000000, "50",
+        "failed logins per client address per window before 429"),
+    OPT("accounts.login_window_s", ONS_OPT_INT, accounts_login_window_s, 1, 86400, "900",
+        "window of the failed-login counters, from a key's first failure"),
+    OPT("accounts.client_addr_header", ONS_OPT_STR, accounts_client_addr_header, 0, 64,
+        "X-Forwarded-For",
+        "header naming the client address, set by the proxy in front (last entry counts); "
+        "empty: no per-address limit"),
 };
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
 
@@ -150,6 +176,11 @@ static int start(ing_app *app)
 
     int rc =
         ons_auth_cache_new(app->o.auth_secret, (size_t)app->o.auth_cache_size, &app->auth_cache);
+    if (rc)
+        return rc;
+    rc =
+        ing_accounts_new((uint64_t)app->o.accounts_hash_ops, (uint64_t)app->o.accounts_hash_mem_kib,
+                         (int)app->o.accounts_hash_concurrency, app->metrics, &app->accounts);
     if (rc)
         return rc;
     q_producer_opts po = {app->o.kafka_brokers, app->o.kafka_topic, (int)app->o.kafka_linger_ms,
@@ -201,6 +232,7 @@ static void stop(ing_app *app)
     ing_views_free(app->views);
     ing_seqmap_free(app->seqs);
     ons_auth_cache_free(app->auth_cache);
+    ing_accounts_free(app->accounts);
     if (app->metrics)
         ons_metrics_free(app->metrics);
 }
@@ -233,6 +265,10 @@ int main(int argc, char **argv)
     ons_log_init("ingress", app.o.log_level);
     if (err[0])
         ons_log_warn("%s", err);
+    if (app.o.accounts_hash_concurrency >= app.o.pool_threads)
+        ons_log_warn("accounts.hash_concurrency (%lld) >= pool.threads (%lld): a login flood can "
+                     "occupy every job thread",
+                     app.o.accounts_hash_concurrency, app.o.pool_threads);
     limit_files(app.o.http_max_connections);
 
     /* Signals are taken synchronously by this thread; every thread started

@@ -3,10 +3,11 @@
 #include "ingress/assets.h"
 #include "common/auth.h"
 
-#define FAN    ONS_ROLE_FAN
-#define SELLER ONS_ROLE_SELLER
-#define ADMIN  ONS_ROLE_ADMIN
-#define ANYONE (FAN | SELLER | ADMIN)
+#define FAN     ONS_ROLE_FAN
+#define SELLER  ONS_ROLE_SELLER
+#define ADMIN   ONS_ROLE_ADMIN
+#define SCANNER ONS_ROLE_SCANNER
+#define ANYONE  (FAN | SELLER | SCANNER | ADMIN)
 
 /* Matched in order; the first route whose pattern and method match wins. */
 const ing_route ing_routes[] = {
@@ -29,6 +30,12 @@ const ing_route ing_routes[] = {
     {"event_pause", "POST", "/v1/events/{}/pause", ing_route_event_pause, SELLER | ADMIN, 0},
     {"event_resume", "POST", "/v1/events/{}/resume", ing_route_event_resume, SELLER | ADMIN, 0},
     {"event_cancel", "POST", "/v1/events/{}/cancel", ing_route_event_cancel, SELLER | ADMIN, 0},
+    {"user_create", "POST", "/v1/users", ing_route_user_create, 0, 1},
+    {"session_create", "POST", "/v1/sessions", ing_route_session_create, 0, 1},
+    {"session_refresh", "POST", "/v1/sessions/refresh", ing_route_session_refresh, 0, 1},
+    {"session_delete", "DELETE", "/v1/sessions", ing_route_session_delete, 0, 1},
+    {"me", "GET", "/v1/me", ing_route_me, ANYONE, 0},
+    {"user_roles_grant", "POST", "/v1/admin/users/{}/roles", ing_route_user_roles_grant, ADMIN, 1},
     {"admin_queues", "GET", "/v1/admin/queues", ing_route_admin_queues, ADMIN, 0},
     {"healthz", "GET", "/healthz", ing_route_healthz, 0, 0},
     {"readyz", "GET", "/readyz", ing_route_readyz, 0, 0},

@@ -33,6 +33,14 @@ void ing_route_event_cancel(ing_req *r);
 /* routes_catalog.c: the public catalog search */
 void ing_route_events_list(ing_req *r);
 
+/* routes_accounts.c: sign-up, login sessions, the caller's account, role grants */
+void ing_route_user_create(ing_req *r);
+void ing_route_session_create(ing_req *r);
+void ing_route_session_refresh(ing_req *r);
+void ing_route_session_delete(ing_req *r);
+void ing_route_me(ing_req *r);
+void ing_route_user_roles_grant(ing_req *r);
+
 void ing_route_healthz(ing_req *r);
 void ing_route_readyz(ing_req *r);
 void ing_route_metrics(ing_req *r);

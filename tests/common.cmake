@@ -1,5 +1,6 @@
 # Tests of common/ (unit: onsale_unit(name libs...); integration: onsale_pytest(name file.py))
 onsale_unit(test_auth onsale_common PkgConfig::JWT PkgConfig::CRYPTO)
+onsale_unit(test_password onsale_common)
 onsale_unit(test_metrics onsale_common m)
 # No process starts on a development default secret unless dev_mode is on.
 onsale_pytest(it_secrets test_secrets.py)

@@ -2,3 +2,4 @@
 # and the ops dashboard in headless Chromium (playwright-core in tests/web,
 # installed by scripts/setup).
 onsale_pytest(it_web test_web.py)
+onsale_pytest(it_web_accounts test_web_accounts.py)

@@ -1,6 +1,6 @@
 /* api.js - what the fan page and the ops dashboard share: the bearer token
- * (taken from the URL fragment, kept in sessionStorage, never sent in a
- * URL), JSON calls to the Onsale API with Retry-After aware errors, and
+ * (taken from the URL fragment or a login, kept in sessionStorage, never sent
+ * in a URL), logins with refresh-token rotation (docs/accounts.md), JSON calls to the Onsale API with Retry-After aware errors, and
  * formatting helpers. No framework, no network access beyond this origin. */
 "use strict";
 
@@ -10,6 +10,9 @@ const Onsale = (() => {
   function takeToken(key) {
     const m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash);
     if (m) {
+      /* A link's token replaces any login of this tab. */
+      sessionStorage.removeItem(key + ".refresh");
+      sessionStorage.removeItem(key + ".name");
       sessionStorage.setItem(key, m[1]);
       history.replaceState(null, "", location.pathname + location.search);
     }
@@ -133,5 +136,78 @@ const Onsale = (() => {
     return el;
   }
 
-  return { takeToken, claims, call, ApiError, backoffMs, randomKey, money, when, duration, num, $, h };
+  /* ---- accounts: sign-up, login, refresh, logout --------------------------
+   * A login keeps its access token under key (where takeToken looks), the
+   * refresh token under key + ".refresh" and the display name under
+   * key + ".name", all in sessionStorage: gone when the tab closes. */
+  const REFRESH_EARLY_MS = 60000;   /* refresh this long before exp */
+
+  function keep(key, b) {
+    sessionStorage.setItem(key, b.access_token);
+    sessionStorage.setItem(key + ".refresh", b.refresh_token);
+    if (b.user) sessionStorage.setItem(key + ".name", b.user.display_name);
+  }
+  function forgetLogin(key) {
+    for (const k of [key, key + ".refresh", key + ".name"]) sessionStorage.removeItem(k);
+  }
+  const auth = {
+    signup: async (email, password, displayName) =>
+      (await call("POST", "/v1/users", { body: { email, password, display_name: displayName } })).body,
+    async login(key, email, password) {
+      const b = (await call("POST", "/v1/sessions", { body: { email, password } })).body;
+      keep(key, b);
+      return b;
+    },
+    loggedIn: (key) => !!sessionStorage.getItem(key + ".refresh"),
+    name: (key) => sessionStorage.getItem(key + ".name"),
+    /* Trades the refresh token for new tokens; returns the access token.
+     * A refused refresh token (401) ends the login. */
+    async refresh(key) {
+      const rt = sessionStorage.getItem(key + ".refresh");
+      if (!rt) return null;
+      try {
+        const b = (await call("POST", "/v1/sessions/refresh", { body: { refresh_token: rt } })).body;
+        keep(key, b);
+        return b.access_token;
+      } catch (err) {
+        if (!err.transient) forgetLogin(key);
+        throw err;
+      }
+    },
+    async logout(key) {
+      const rt = sessionStorage.getItem(key + ".refresh");
+      forgetLogin(key);
+      if (rt) await call("DELETE", "/v1/sessions", { body: { refresh_token: rt } }).catch(() => {});
+    },
+    /* The access token to start with: a login's token refreshed first when
+     * it is (nearly) expired. Resolves null when there is none. */
+    async resume(key) {
+      const t = sessionStorage.getItem(key);
+      if (!auth.loggedIn(key)) return t;
+      if (t && (claims(t).exp || 0) * 1000 - Date.now() > REFRESH_EARLY_MS) return t;
+      try { return await auth.refresh(key); } catch (err) { return err.transient ? t : null; }
+    },
+    /* Refreshes a login's access token before it expires, for as long as
+     * the page lives; onToken(newToken or null when the login ended). */
+    keepFresh(key, onToken) {
+      const t = sessionStorage.getItem(key);
+      if (!t || !auth.loggedIn(key)) return;
+      /* A minute early, or halfway through a token shorter-lived than that. */
+      const left = (claims(t).exp || 0) * 1000 - Date.now();
+      const due = Math.max(0, left / 2, left - REFRESH_EARLY_MS);
+      let attempt = 0;
+      const tick = async () => {
+        try {
+          onToken(await auth.refresh(key));
+          auth.keepFresh(key, onToken);
+        } catch (err) {
+          if (err.transient) setTimeout(tick, backoffMs(err, ++attempt));
+          else onToken(null);
+        }
+      };
+      setTimeout(tick, due);
+    },
+  };
+
+  return { takeToken, claims, call, auth, ApiError, backoffMs, randomKey, money, when, duration, num, $, h };
 })();

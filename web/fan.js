@@ -9,7 +9,9 @@
  *
  * The intent id (and the pending order) is kept in localStorage per event
  * and user, so a reload keeps the fan's place. The token comes from the URL
- * fragment and is kept in sessionStorage. */
+ * fragment (#token=..., minted links) or from signing in on this page
+ * (Onsale.auth: refreshed before it expires); either way it is kept in
+ * sessionStorage. */
 "use strict";
 
 (() => {
@@ -17,14 +19,20 @@
   const FINAL = new Set(["purchased", "rejected", "expired", "released"]);
   const EVENT_REFRESH_MS = 5000;
 
-  const token = Onsale.takeToken("onsale.fan.token");
-  const who = token ? Onsale.claims(token) : {};
+  const TOKEN_KEY = "onsale.fan.token";
   const m = /^\/q\/([1-9][0-9]{0,17})\/?$/.exec(location.pathname);
   const eventId = m ? m[1] : null;
-  const storeKey = eventId && who.sub ? `onsale.intent.${eventId}.${who.sub}` : null;
+  let token = null, who = {}, storeKey = null;
+  /* Sets the bearer token (a refresh replaces it for the same user). */
+  function setToken(t) {
+    token = t || null;
+    who = token ? Onsale.claims(token) : {};
+    storeKey = eventId && who.sub ? `onsale.intent.${eventId}.${who.sub}` : null;
+  }
+  setToken(Onsale.takeToken(TOKEN_KEY));
 
   let ev = null;            /* the event, as last read */
-  let mine = load();        /* {intent_id, max_position, order_id, pay_key, pay_res} */
+  let mine = null;          /* {intent_id, max_position, order_id, pay_key, pay_res} */
   let state = null;         /* the intent's last state */
   let reservation = null;
   let pollTimer = null, pollAttempt = 0;
@@ -136,7 +144,7 @@
     show("join");
     setState("join");
     btn.disabled = !token || ev.status !== "on_sale";
-    msg.textContent = !token ? "Open the access link you were given to join (it ends in #token=…)."
+    msg.textContent = !token ? "Sign in above to join, or open the access link you were given."
       : reasons[ev.status] || "Seats go strictly first come, first served. You can pick a section.";
   }
 
@@ -488,12 +496,61 @@
     });
   }
 
-  /* ---- start ------------------------------------------------------------------ */
-  function start() {
-    if (who.sub) {
+  /* ---- signing in ---------------------------------------------------------------- */
+  function renderAccount() {
+    const loggedIn = token && Onsale.auth.loggedIn(TOKEN_KEY);
+    $("account").classList.toggle("hidden", !!token);
+    $("logout-btn").classList.toggle("hidden", !loggedIn);
+    if (loggedIn) {
+      $("who").textContent = `Signed in as ${Onsale.auth.name(TOKEN_KEY) || "fan #" + who.sub}`;
+    } else if (who.sub) {
       const exp = who.exp ? new Date(who.exp * 1000).toLocaleTimeString() : "";
       $("who").textContent = `Signed in as fan #${who.sub}${exp ? ` · link valid until ${exp}` : ""}`;
+    } else {
+      $("who").textContent = "";
     }
+  }
+
+  /* Runs a sign-in form's action; a success reloads the page as that user. */
+  function accountForm(form, btn, action) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      btn.disabled = true;
+      $("acct-msg").textContent = "";
+      try {
+        await action();
+        location.reload();
+      } catch (err) {
+        $("acct-msg").textContent = err.message;
+        btn.disabled = false;
+      }
+    });
+  }
+
+  function wireAccount() {
+    accountForm($("login-form"), $("login-btn"), () =>
+      Onsale.auth.login(TOKEN_KEY, $("login-email").value.trim(), $("login-password").value));
+    accountForm($("signup-form"), $("signup-btn"), async () => {
+      const email = $("su-email").value.trim(), password = $("su-password").value;
+      await Onsale.auth.signup(email, password, $("su-name").value.trim());
+      await Onsale.auth.login(TOKEN_KEY, email, password);
+    });
+    $("logout-btn").addEventListener("click", async () => {
+      await Onsale.auth.logout(TOKEN_KEY);
+      location.reload();
+    });
+    Onsale.auth.keepFresh(TOKEN_KEY, (t) => {
+      setToken(t);
+      if (!t) notice("Your session has ended; sign in again.", true);
+      renderAccount();
+      if (ev && !mine && !answered) renderJoinable();
+    });
+  }
+
+  /* ---- start ------------------------------------------------------------------ */
+  function start() {
+    wireAccount();
+    renderAccount();
     if (!eventId) {
       $("pick").classList.remove("hidden");
       setState("pick");
@@ -504,7 +561,7 @@
       });
       return;
     }
-    if (!token) notice("This page needs your access link (it ends in #token=…).", true);
+    if (!token) notice("Sign in or create an account to join the queue.");
     $("join-form").addEventListener("submit", join);
     $("pay-btn").addEventListener("click", pay);
     twoStep($("release-btn"), "Release seats", "Press again to release", async () => {
@@ -532,5 +589,10 @@
     }
   }
 
-  start();
+  /* A login's token may need a refresh before anything else runs. */
+  Onsale.auth.resume(TOKEN_KEY).then((t) => {
+    setToken(t);
+    mine = load();
+    start();
+  });
 })();

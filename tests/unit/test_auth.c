@@ -92,8 +92,9 @@ static char *bearer(const char *token)
 
 START_TEST(mint_verify_round_trip)
 {
-    static const enum ons_role roles[] = {ONS_ROLE_FAN, ONS_ROLE_SELLER, ONS_ROLE_ADMIN};
-    for (int i = 0; i < 3; i++) {
+    static const enum ons_role roles[] = {ONS_ROLE_FAN, ONS_ROLE_SELLER, ONS_ROLE_ADMIN,
+                                          ONS_ROLE_SCANNER};
+    for (int i = 0; i < 4; i++) {
         char *tok = NULL;
         ck_assert_int_eq(ons_auth_mint(SECRET, INT64_MAX - i, roles[i], NOW, 600, &tok), 0);
         ons_principal p = {0};
