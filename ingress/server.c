@@ -297,7 +297,9 @@ static void on_body(void *arg)
         r->raw[r->raw_len] = '\0';
         dispatch(s, r, r->hreq);
     } else {
-        r->close = 1; /* the rest of the body is still on the wire */
+        /* Timed out or the connection went away: nng has closed it, so
+         * this reply is only counted (as 408), never delivered. */
+        r->close = 1;
         ing_reply_error(r, 408, "request_timeout", NULL, "The body did not arrive within %lld ms.",
                         s->app->o.http_body_timeout_ms);
     }

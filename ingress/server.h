@@ -19,7 +19,7 @@
  *   Transfer-Encoding (411), a decimal Content-Length (400
  *   invalid_content_length) of at most http.max_body (413); these replies
  *   close the connection. A declared body is then read, within
- *   http.body_timeout_ms (else 408 and close);
+ *   http.body_timeout_ms (else nng closes the connection);
  * - the route exists (404) and allows the method (405), the bearer token
  *   (401) and role (403), and for routes with a body the Content-Type
  *   (415), the size (413) and that the body is a JSON object (400
