@@ -85,6 +85,7 @@ static struct {
     int sweeping;
     pthread_cond_t cv;
     int stop;
+    ons_httpd_rid rid; /* X-Request-Id of the gate's own answers */
 } g = {
     .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .listen_fd = -1, .spare = -1};
 
@@ -119,13 +120,15 @@ static void count(ons_counter *c)
  * client that does not read it loses it) and says the connection closes. */
 static void answer(int fd, int status, const char *reason, const char *code, const char *message)
 {
-    char body[256], buf[512];
+    char body[256], buf[640], rid[24];
+    ons_httpd_rid_next(&g.rid, "", rid, sizeof rid);
     int bl = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
                       message);
-    int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                     "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
-                     status, reason, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
+    int n =
+        snprintf(buf, sizeof buf,
+                 "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %d\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
+                 status, reason, rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
     if (n > 0 && (size_t)n < sizeof buf)
         (void)send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
@@ -474,6 +477,7 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
         g.nslots = (int)limit;
     }
     g.o = *o;
+    ons_httpd_rid_init(&g.rid);
     g.threshold = (int)(limit - o->reserved_fds);
     g.stop = 0;
     if (g.spare < 0)
