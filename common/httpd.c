@@ -36,7 +36,7 @@ int ons_httpd_listen(const char *bind, long long port, long long read_limit, voi
     if (rv == 0) {
         nng_http_handler_set_method(handler, NULL);
         nng_http_handler_set_tree(handler);
-        nng_http_handler_collect_body(handler, true, (size_t)read_limit);
+        nng_http_handler_collect_body(handler, read_limit > 0, (size_t)read_limit);
         nng_http_handler_set_data(handler, data, NULL);
         rv = nng_http_server_add_handler(*out, handler);
         if (rv)
@@ -213,13 +213,43 @@ static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt,
     return -1;
 }
 
-int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void **data,
-                         size_t *len, ons_httpd_err *e)
+int ons_httpd_framing(nng_http_req *hreq, long long max, size_t *len, ons_httpd_err *e)
 {
-    *data = NULL;
     *len = 0;
-    nng_http_req_get_data(hreq, data, len);
-    int too_big = *len > (size_t)max;
+    if (nng_http_req_get_header(hreq, "Transfer-Encoding"))
+        return fail(e, 411, "length_required",
+                    "Transfer-Encoding is not supported; send the body with Content-Length.");
+    const char *cl = nng_http_req_get_header(hreq, "Content-Length");
+    if (!cl)
+        return 0;
+    while (*cl == ' ' || *cl == '\t')
+        cl++;
+    unsigned long long v = 0;
+    size_t digits = 0;
+    for (; *cl >= '0' && *cl <= '9'; cl++, digits++) {
+        if (v > (unsigned long long)max)
+            break; /* already too large; do not overflow */
+        v = v * 10 + (unsigned long long)(*cl - '0');
+    }
+    if (*cl >= '0' && *cl <= '9') {
+        while (*cl >= '0' && *cl <= '9')
+            cl++;
+        v = (unsigned long long)max + 1;
+    }
+    while (*cl == ' ' || *cl == '\t')
+        cl++;
+    if (!digits || *cl)
+        return fail(e, 400, "invalid_content_length", "Content-Length must be one decimal number.");
+    if (v > (unsigned long long)max)
+        return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
+    *len = (size_t)v;
+    return 0;
+}
+
+int ons_httpd_body_check_len(nng_http_req *hreq, size_t len, long long max, int size_first,
+                             ons_httpd_err *e)
+{
+    int too_big = len > (size_t)max;
     if (too_big && size_first)
         return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
     if (!is_json_type(nng_http_req_get_header(hreq, "Content-Type")))
@@ -228,6 +258,15 @@ int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void
     if (too_big)
         return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
     return 0;
+}
+
+int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void **data,
+                         size_t *len, ons_httpd_err *e)
+{
+    *data = NULL;
+    *len = 0;
+    nng_http_req_get_data(hreq, data, len);
+    return ons_httpd_body_check_len(hreq, *len, max, size_first, e);
 }
 
 int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_err *e)
@@ -256,6 +295,16 @@ nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const ch
     if (nng_http_res_alloc(&res) != 0)
         return NULL;
     int rc = nng_http_res_set_status(res, (uint16_t)status);
+    /* nng 1.5.2 names these "Unknown HTTP Status". */
+    static const struct {
+        int status;
+        const char *reason;
+    } reasons[] = {{408, "Request Timeout"},   {413, "Payload Too Large"},
+                   {414, "URI Too Long"},      {422, "Unprocessable Entity"},
+                   {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"}};
+    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+        if (reasons[i].status == status)
+            rc |= nng_http_res_set_reason(res, reasons[i].reason);
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         rc |= nng_http_res_set_header(res, headers[i], headers[i + 1]);
     if (data) {

@@ -30,8 +30,15 @@ typedef struct ing_opts {
     long long http_port;
     char *http_bind;
     long long http_max_body;
-    long long http_body_read_limit;
+    long long http_body_timeout_ms;
     long long http_max_connections;
+    long long http_reserved_fds;
+    long long http_max_request_line;
+    long long http_max_head;
+    long long http_header_timeout_ms;
+    long long http_idle_timeout_ms;
+    long long http_crowded_timeout_ms;
+    int http_gate;
     long long pool_threads;
     long long pool_queue_depth;
     char *kafka_brokers;

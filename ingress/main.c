@@ -35,11 +35,30 @@ const ons_opt ing_opt_table[] = {
     OPT("http.port", ONS_OPT_INT, http_port, 0, 65535, "8080", "HTTP listen port"),
     OPT("http.bind", ONS_OPT_STR, http_bind, 1, 255, "127.0.0.1", "HTTP listen address"),
     OPT("http.max_body", ONS_OPT_INT, http_max_body, 64, 1048576, "16384",
-        "largest accepted request body in bytes (larger: 413)"),
-    OPT("http.body_read_limit", ONS_OPT_INT, http_body_read_limit, 64, 16777216, "1048576",
-        "bodies declared larger than this are refused by nng itself (400) without being read"),
+        "largest request body in bytes; a larger declared Content-Length is refused (413) "
+        "before any of it is read"),
+    OPT("http.body_timeout_ms", ONS_OPT_INT, http_body_timeout_ms, 100, 600000, "10000",
+        "a declared body must arrive within this time after its head (else 408, closed)"),
     OPT("http.max_connections", ONS_OPT_INT, http_max_connections, 16, 1000000, "16384",
-        "open connections; applied as the open-file limit (nng 1.5.2 has no connection cap)"),
+        "open client connections; more are answered 503 and closed at once"),
+    OPT("http.reserved_fds", ONS_OPT_INT, http_reserved_fds, 64, 1000000, "1024",
+        "descriptors never given to clients (PostgreSQL, Redis, Kafka, files); the open-file "
+        "limit is set to http.max_connections + this"),
+    OPT("http.max_request_line", ONS_OPT_INT, http_max_request_line, 256, 8000, "4096",
+        "longest request line in bytes (longer: 414, closed)"),
+    OPT("http.max_head", ONS_OPT_INT, http_max_head, 1024, 8000, "8000",
+        "largest request head (request line and headers) in bytes (larger: 431, closed); at "
+        "most 8000, as nng 1.5.2 drops heads over 8192 bytes unanswered"),
+    OPT("http.header_timeout_ms", ONS_OPT_INT, http_header_timeout_ms, 100, 600000, "10000",
+        "a connection that has not sent a complete request head in this time is closed"),
+    OPT("http.idle_timeout_ms", ONS_OPT_INT, http_idle_timeout_ms, 100, 3600000, "60000",
+        "a connection silent this long between requests is closed"),
+    OPT("http.crowded_timeout_ms", ONS_OPT_INT, http_crowded_timeout_ms, 100, 600000, "2000",
+        "the header timeout while 90% of http.max_connections are open or a client was just "
+        "refused"),
+    OPT("http.gate", ONS_OPT_BOOL, http_gate, 0, 1, "true",
+        "the accept gate (connection cap, head checks, timeouts); false leaves nng 1.5.2 alone "
+        "and is for comparison only"),
     OPT("pool.threads", ONS_OPT_INT, pool_threads, 1, 256, "4",
         "job threads (each owns one PostgreSQL and one Redis connection)"),
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
@@ -142,14 +161,15 @@ const ons_opt ing_opt_table[] = {
 };
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
 
-/* Applies http.max_connections as the soft open-file limit, leaving room
- * for the process's own sockets and files. */
-static void limit_files(long long max_connections)
+/* Sets the soft open-file limit to the client cap plus the descriptors
+ * reserved for everything else (the accept gate keeps clients below the
+ * reserve, common/httpd.h). */
+static void limit_files(long long max_connections, long long reserved)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl))
         return;
-    rlim_t want = (rlim_t)max_connections + 256;
+    rlim_t want = (rlim_t)max_connections + (rlim_t)reserved;
     if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
         want = rl.rlim_max;
     rl.rlim_cur = want;
@@ -269,7 +289,7 @@ int main(int argc, char **argv)
         ons_log_warn("accounts.hash_concurrency (%lld) >= pool.threads (%lld): a login flood can "
                      "occupy every job thread",
                      app.o.accounts_hash_concurrency, app.o.pool_threads);
-    limit_files(app.o.http_max_connections);
+    limit_files(app.o.http_max_connections, app.o.http_reserved_fds);
 
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */
