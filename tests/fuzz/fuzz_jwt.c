@@ -84,10 +84,16 @@ static char *sign(const uint8_t *h, size_t hlen, const uint8_t *c, size_t clen)
     return buf;
 }
 
-/* The signed header names HS256 and carries no "crit". */
+/* The signed header names HS256 and carries no "crit", read as libjwt
+ * reads it: as a C string (bytes after a NUL are ignored; they are signed
+ * all the same), a repeated name counting with its last value, as RFC 7515
+ * section 4 allows ("use a JSON parser that returns only the lexically last
+ * duplicate member name"). */
 static int header_is_plain_hs256(const uint8_t *h, size_t hlen)
 {
-    json_t *o = json_loadb((const char *)h, hlen, JSON_REJECT_DUPLICATES, NULL);
+    char *text = strndup((const char *)h, hlen);
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
     json_t *alg = json_object_get(o, "alg");
     int ok = json_is_string(alg) && strcmp(json_string_value(alg), "HS256") == 0 &&
              !json_object_get(o, "crit");
