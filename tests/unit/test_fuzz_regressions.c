@@ -2,13 +2,66 @@
  * (tests/fuzz, docs/fuzzing.md), each with the input that broke the code;
  * the input itself is also kept in tests/fuzz/corpus/<target>/ and replayed
  * by <target>_replay. */
+#include "common/auth.h"
 #include "common/err.h"
 #include "common/httpd.h"
 
 #include <check.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdarg.h>
 #include <string.h>
+
+#define SECRET "fuzz-secret-0123456789abcdef"
+#define NOW    1800000000LL
+
+/* base64url without padding of len bytes of in, appended to out. */
+static void b64url(char *out, const void *in, size_t len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unsigned char *p = in;
+    char *o = out + strlen(out);
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = tab[v >> 6 & 63];
+        *o++ = tab[v & 63];
+    }
+    if (len - i == 1) {
+        unsigned v = (unsigned)p[i] << 16;
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+    } else if (len - i == 2) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = tab[v >> 6 & 63];
+    }
+    *o = '\0';
+}
+
+/* "Bearer <header>.<claims>.<HMAC-SHA256 with SECRET>", built by hand (as
+ * fuzz_jwt does) so that ons_auth_mint plays no part. */
+static const char *signed_token(const char *header, const char *claims)
+{
+    static char buf[2048];
+    strcpy(buf, "Bearer ");
+    size_t start = strlen(buf);
+    b64url(buf, header, strlen(header));
+    strcat(buf, ".");
+    b64url(buf, claims, strlen(claims));
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
+                               (const unsigned char *)buf + start, strlen(buf + start), mac,
+                               &maclen));
+    strcat(buf, ".");
+    b64url(buf, mac, maclen);
+    return buf;
+}
 
 static json_t *error_body(const char *code, const char *field, const char *fmt, ...)
 {
@@ -51,11 +104,36 @@ START_TEST(error_body_with_cut_utf8)
 }
 END_TEST
 
+/* fuzz_jwt: a token signed with the right key whose header says
+ * "alg":"Hs256" was accepted: libjwt matches algorithm names ignoring case,
+ * while JWS names are case-sensitive (RFC 7515 section 4.1.1) and
+ * ons_auth_verify takes only HS256. */
+START_TEST(jwt_alg_is_case_sensitive)
+{
+    const char *claims = "{\"sub\":\"1\",\"role\":\"seller\",\"exp\":1900000000}";
+    ons_principal who;
+    ck_assert_int_eq(ons_auth_verify(SECRET,
+                                     signed_token("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claims),
+                                     NOW, &who),
+                     0); /* the control: the same token with the exact name */
+    static const char *const bad[] = {"Hs256", "hs256", "HS256 ", NULL};
+    for (int i = 0; bad[i]; i++) {
+        char header[64];
+        snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", bad[i]);
+        ck_assert_msg(ons_auth_verify(SECRET, signed_token(header, claims), NOW, &who) == ONS_EAUTH,
+                      "accepted alg '%s'", bad[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fuzz_regressions");
     TCase *t = tcase_create("request");
     tcase_add_test(t, error_body_with_cut_utf8);
+    suite_add_tcase(s, t);
+    t = tcase_create("jwt");
+    tcase_add_test(t, jwt_alg_is_case_sensitive);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
