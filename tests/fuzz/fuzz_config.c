@@ -133,6 +133,11 @@ static void check_ok(const fz_opts *o)
     }
 }
 
+static void remove_cfg(void)
+{
+    unlink(cfg_path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!cfg_path[0]) {
@@ -141,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fd < 0)
             abort();
         close(fd);
+        atexit(remove_cfg);
     }
     unsetenv("ONSALE_CONFIG");
     char *file = part(data, size, 0), *envs = part(data, size, 1), *args = part(data, size, 2);
