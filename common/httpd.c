@@ -279,11 +279,49 @@ int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_e
     return 0;
 }
 
+/* Replaces each byte of s that does not belong to a well-formed UTF-8
+ * sequence (RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF) with '?'. A message or field cut to fit its buffer can end inside
+ * a character, and jansson refuses to pack a string that is not UTF-8. */
+static void utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int extra = c < 0x80                 ? 0
+                    : c >= 0xc2 && c <= 0xdf ? 1
+                    : c >= 0xe0 && c <= 0xef ? 2
+                    : c >= 0xf0 && c <= 0xf4 ? 3
+                                             : -1;
+        int ok = extra >= 0;
+        unsigned cp = extra == 1 ? c & 0x1f : extra == 2 ? c & 0x0f : c & 0x07;
+        for (int k = 1; ok && k <= extra; k++) {
+            ok = (p[k] & 0xc0) == 0x80;
+            cp = (cp << 6) | (p[k] & 0x3f);
+        }
+        if (ok && extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+            ok = 0;
+        if (ok && extra == 3 && (cp < 0x10000 || cp > 0x10ffff))
+            ok = 0;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += 1 + extra;
+    }
+}
+
 json_t *ons_httpd_error_body(const char *code, const char *field, const char *fmt, va_list ap)
 {
-    char msg[256];
+    char msg[256], fld[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg, "field", field);
+    utf8_repair(msg);
+    if (field) {
+        snprintf(fld, sizeof fld, "%s", field);
+        utf8_repair(fld);
+    }
+    return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg, "field",
+                     field ? fld : NULL);
 }
 
 /* ---- responses ---------------------------------------------------------------------- */
