@@ -13,6 +13,7 @@
  */
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "ingress/json_io.h"
 #include "ingress/routes.h"
 #include "ingress/ticket_code.h"
@@ -44,6 +45,18 @@ static gate_job *new_job(ing_req *r)
     return j;
 }
 
+/* Counts a scan's outcome (onsale_ingress_scans_total{result}); scans are
+ * rare next to joins, so the registry lookup per scan costs nothing. */
+static void count_scan(ing_req *r, const char *result)
+{
+    char labels[48];
+    snprintf(labels, sizeof labels, "result=\"%s\"", result);
+    ons_counter *c = ons_metrics_counter(r->app->metrics, "onsale_ingress_scans_total",
+                                         "Ticket scans at the gate by outcome", labels);
+    if (c)
+        ons_counter_add(c, 1);
+}
+
 static void unavailable(ing_req *r)
 {
     r->retry_after = 1;
@@ -52,6 +65,8 @@ static void unavailable(ing_req *r)
 
 static void ticket_not_valid(ing_req *r, const ing_ticket_gate *g)
 {
+    if (r->route->handler == ing_route_scan)
+        count_scan(r, "ticket_not_valid");
     ing_reply_error(r, 409, "ticket_not_valid", NULL,
                     "This ticket is %s: it does not admit anyone.", g->status);
 }
@@ -128,12 +143,14 @@ static int refuse_state(ing_req *r, const ing_ticket_gate *g, int64_t version)
         return 1;
     }
     if (g->code_version != version) {
+        count_scan(r, "ticket_transferred");
         ing_reply_error(r, 409, "ticket_transferred", NULL,
                         "This ticket was transferred after the code was shown; the new holder "
                         "has a new code.");
         return 1;
     }
     if (g->admitted_at[0]) {
+        count_scan(r, "already_admitted");
         ing_reply_error(r, 409, "already_admitted", NULL, "This ticket was already admitted at %s.",
                         g->admitted_at);
         return 1;
@@ -160,14 +177,17 @@ static void scan_job(ing_worker *w, void *arg)
                             (int)o->tickets_code_grace_steps, (int)o->tickets_code_versions_back};
     switch (ing_tcode_check(o->tickets_secret, g.ticket_id, g.code_version, &win, j->code)) {
     case ING_TCODE_NONE:
+        count_scan(r, "code_invalid");
         ing_reply_error(r, 400, "code_invalid", "code", "This is not a code of this ticket.");
         return;
     case ING_TCODE_OLD_VERSION:
+        count_scan(r, "ticket_transferred");
         ing_reply_error(r, 409, "ticket_transferred", NULL,
                         "This ticket was transferred after the code was shown; the new holder "
                         "has a new code.");
         return;
     case ING_TCODE_STALE:
+        count_scan(r, "code_expired");
         ing_reply_error(r, 400, "code_expired", "step",
                         "This code has expired; ask the holder to show the live one.");
         return;
@@ -197,6 +217,7 @@ static void scan_job(ing_worker *w, void *arg)
         unavailable(r);
         return;
     }
+    count_scan(r, "admitted");
     ons_logk(ONS_LOG_INFO, "request_id", r->rid, "ticket %" PRId64 " admitted by scanner %" PRId64,
              g.ticket_id, r->who.user_id);
     ing_reply_json(r, 200,

@@ -139,6 +139,9 @@ def test_admit_once_then_replay_refused(env):
     assert err(scan(st, {"ticket_id": tid, "code": c["code"]})) == (409, "already_admitted")
     # The holder still sees the code, marked admitted.
     assert get_code(st, 20, tid)[2]["admitted_at"] == b["admitted_at"]
+    metrics = st.http("GET", "/metrics")[2]
+    assert 'onsale_ingress_scans_total{result="admitted"} 1' in metrics, metrics
+    assert 'onsale_ingress_scans_total{result="already_admitted"} 2' in metrics, metrics
 
 
 def test_stale_step_refused_previous_step_in_grace(env):
