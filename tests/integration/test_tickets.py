@@ -236,10 +236,10 @@ def scan_at(st, port, body):
 def test_two_scanners_one_code_admit_once_with_control(env):
     st = env.st
     t1, t2 = buy(env, 60, qty=2)
-    # Both scans read the ticket unadmitted, wait 400 ms, then admit.
-    guarded = int(st.start_ingress(debug_scan_delay_ms=400,
+    # Both scans read the ticket unadmitted, wait 1 s, then admit.
+    guarded = int(st.start_ingress(debug_scan_delay_ms=1000,
                                    tickets_code_step_s=STEP_S).rsplit(":", 1)[1])
-    unguarded = int(st.start_ingress(debug_scan_delay_ms=400, debug_scan_unchecked="true",
+    unguarded = int(st.start_ingress(debug_scan_delay_ms=1000, debug_scan_unchecked="true",
                                      tickets_code_step_s=STEP_S).rsplit(":", 1)[1])
     st.ingress_port = int(env.base.rsplit(":", 1)[1])
     now = mid_step()
