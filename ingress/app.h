@@ -76,6 +76,13 @@ typedef struct ing_opts {
     long long monitor_interval_ms;
     long long events_end_grace_s;      /* a sale ends this long after starts_at */
     long long tickets_refund_cutoff_s; /* ticket cancels refused this close to starts_at */
+    /* Gate codes (routes_tickets.c, docs/tickets.md). */
+    char *tickets_secret; /* derives every ticket's code secret */
+    long long tickets_code_step_s;
+    long long tickets_code_grace_steps;
+    long long tickets_code_versions_back;
+    int debug_scan_unchecked;      /* test only */
+    long long debug_scan_delay_ms; /* test only */
     int log_requests;
     char *log_level;
     /* Accounts and logins (routes_accounts.c, docs/accounts.md). */

@@ -17,6 +17,7 @@
 #include "ingress/pool.h"
 #include "ingress/produce.h"
 #include "ingress/server.h"
+#include "ingress/ticket_code.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -131,6 +132,21 @@ const ons_opt ing_opt_table[] = {
         "an event's sale ends this long after its starts_at (same value as the worker's)"),
     OPT("tickets.refund_cutoff_s", ONS_OPT_INT, tickets_refund_cutoff_s, 0, 365 * 86400, "86400",
         "a fan may cancel (and be refunded for) a ticket until this long before starts_at"),
+    OPT("tickets.secret", ONS_OPT_STR, tickets_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
+        ING_TICKETS_SECRET_DEV,
+        "HMAC key from which every ticket's rotating gate code is derived; docs/security.md"),
+    OPT("tickets.code_step_s", ONS_OPT_INT, tickets_code_step_s, 5, 3600, "30",
+        "a ticket's gate code changes every this many seconds"),
+    OPT("tickets.code_grace_steps", ONS_OPT_INT, tickets_code_grace_steps, 0, 10, "1",
+        "steps either side of now whose code still admits (clock skew, a code shown just "
+        "before it turned)"),
+    OPT("tickets.code_versions_back", ONS_OPT_INT, tickets_code_versions_back, 0, 64, "8",
+        "transfers back a scanned code is recognised as a transferred ticket's (409 "
+        "ticket_transferred rather than 400 code_invalid)"),
+    OPT("debug.scan_unchecked", ONS_OPT_BOOL, debug_scan_unchecked, 0, 1, "false",
+        "test only: admit without the once-only guard (the race control)"),
+    OPT("debug.scan_delay_ms", ONS_OPT_INT, debug_scan_delay_ms, 0, 60000, "0",
+        "test only: a scan sleeps this long between reading the ticket and admitting it"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
@@ -276,8 +292,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const ons_secret secrets[] = {{"auth.secret", app.o.auth_secret, ONS_AUTH_SECRET_DEV},
-                                  {"ids.secret", app.o.ids_secret, ONS_IDS_SECRET_DEV}};
-    if (ons_secrets_check(secrets, 2, app.o.dev_mode, err, sizeof err)) {
+                                  {"ids.secret", app.o.ids_secret, ONS_IDS_SECRET_DEV},
+                                  {"tickets.secret", app.o.tickets_secret, ING_TICKETS_SECRET_DEV}};
+    if (ons_secrets_check(secrets, 3, app.o.dev_mode, err, sizeof err)) {
         fprintf(stderr, "onsale-ingress: %s\n", err);
         ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
         return 2;

@@ -49,6 +49,9 @@ stack_secrets() {
             "ONSALE_GATEWAY_API_KEY=$gw" "ONSALE_PAYMENTS_API_KEY=$gw" > "$tmp") &&
             mv "$tmp" "$ONSALE_SECRETS_FILE"
     fi
+    # Keys added after the file was made are appended to it (tickets.secret).
+    grep -q '^ONSALE_TICKETS_SECRET=' "$ONSALE_SECRETS_FILE" ||
+        printf '%s\n' "ONSALE_TICKETS_SECRET=tix-$(rand_hex)" >> "$ONSALE_SECRETS_FILE"
     local k v
     while IFS='=' read -r k v; do
         case "$k" in ONSALE_[A-Z_]*) [ -n "${!k:-}" ] || export "$k=$v" ;; esac

@@ -131,7 +131,9 @@ static const char *ticket_status(const wk_fx_ticket *t)
 static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
 {
     int rc, any = 0;
-    wk_pgarrs_reset(a, 7);
+    /* code_version counts transfers (docs/tickets.md): the gate code's
+     * secret is derived from it, so a transfer rotates the code. */
+    wk_pgarrs_reset(a, 8);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (!t->is_new)
@@ -144,15 +146,17 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
         wk_pgarr_int(&a[4], t->owner_id);
         wk_pgarr_text0(&a[5], ticket_status(t));
         wk_pgarr_int(&a[6], t->price_cents);
+        wk_pgarr_int(&a[7], t->transfers);
     }
     if (any && (rc = run(conn, "insert tickets",
                          "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
-                         "status, price_cents) SELECT * FROM unnest($1::bigint[], $2::bigint[], "
-                         "$3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])",
-                         a, 7)) != 0)
+                         "status, price_cents, code_version) SELECT * FROM unnest($1::bigint[], "
+                         "$2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], "
+                         "$7::bigint[], $8::int[])",
+                         a, 8)) != 0)
         return rc;
     any = 0;
-    wk_pgarrs_reset(a, 3);
+    wk_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (t->is_new)
@@ -161,12 +165,14 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
         wk_pgarr_int(&a[0], t->ticket_id);
         wk_pgarr_int(&a[1], t->owner_id);
         wk_pgarr_text0(&a[2], ticket_status(t));
+        wk_pgarr_int(&a[3], t->transfers);
     }
     if (any && (rc = run(conn, "update tickets",
                          "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
-                         "updated_at = now() FROM unnest($1::bigint[], $2::bigint[], $3::text[]) "
-                         "AS u(tid, owner, st) WHERE t.ticket_id = u.tid",
-                         a, 3)) != 0)
+                         "code_version = t.code_version + u.bumps, updated_at = now() "
+                         "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) "
+                         "AS u(tid, owner, st, bumps) WHERE t.ticket_id = u.tid",
+                         a, 4)) != 0)
         return rc;
     return 0;
 }

@@ -177,11 +177,16 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, event_id);
     const char *v[] = {id};
+    /* Marks the event loaded (once): from now on its prices and starts_at
+     * are held here, and ingress no longer changes them (PATCH
+     * /v1/events/{id} locks the row and checks owner_loaded_at, so this
+     * UPDATE waits for an edit in flight and then reads what it wrote). */
     PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load event",
-                             "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+                             "UPDATE events SET owner_loaded_at = coalesce(owner_loaded_at, now()) "
+                             "WHERE event_id = $1 "
+                             "RETURNING status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
                              "hold_seconds, max_per_user, currency, seats_total, "
-                             "(extract(epoch FROM starts_at) * 1000)::bigint "
-                             "FROM events WHERE event_id = $1",
+                             "(extract(epoch FROM starts_at) * 1000)::bigint",
                              1, v);
     if (!r)
         return ONS_EDB;

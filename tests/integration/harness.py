@@ -31,6 +31,7 @@ BROKERS = os.environ.get("ONSALE_KAFKA_BROKERS", "127.0.0.1:19092")
 # as in production (dev_mode off), which refuses defaults and shared keys.
 SECRET = "integration-test-secret-0123456789"  # auth.secret: JWTs
 IDS_SECRET = "integration-test-ids-secret-987654"  # ids.secret: public ids
+TICKETS_SECRET = "integration-test-tickets-secret-13579"  # tickets.secret: gate codes
 GATEWAY_API_KEY = "sk_test_integration_harness"  # gateway.api_key = payments.api_key
 _counter = itertools.count()
 
@@ -131,6 +132,7 @@ class Stack:
         self.prefix = f"t{tag}:"
         self.secret = SECRET
         self.ids_secret = IDS_SECRET
+        self.tickets_secret = TICKETS_SECRET
         self.gateway_api_key = GATEWAY_API_KEY
         self.keep_db = keep_db
         self.procs = []
@@ -192,6 +194,7 @@ class Stack:
             "ONSALE_REDIS_PREFIX": self.prefix,
             "ONSALE_AUTH_SECRET": self.secret,
             "ONSALE_IDS_SECRET": self.ids_secret,
+            "ONSALE_TICKETS_SECRET": self.tickets_secret,
             "ONSALE_GATEWAY_API_KEY": self.gateway_api_key,
             "ONSALE_PAYMENTS_API_KEY": self.gateway_api_key,
             "ONSALE_DEV_MODE": "false",
