@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tests/unit/b64url.h"
 
 #define SECRET "fuzz-secret-0123456789abcdef"
 #define NOW    1800000000LL
@@ -32,32 +33,6 @@ static void fail(const char *what, const char *authz)
 {
     fprintf(stderr, "fuzz_jwt: %s\n  authorization: %s\n", what, authz);
     abort();
-}
-
-static void b64url(char *out, const void *in, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = in;
-    char *o = out + strlen(out);
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = tab[v >> 6 & 63];
-        *o++ = tab[v & 63];
-    }
-    if (len - i == 1) {
-        unsigned v = (unsigned)p[i] << 16;
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-    } else if (len - i == 2) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = tab[v >> 6 & 63];
-    }
-    *o = '\0';
 }
 
 /* "Bearer " + b64(header) "." b64(claims) "." b64(HMAC) into a heap string. */

@@ -12,36 +12,10 @@
 #include <openssl/hmac.h>
 #include <stdarg.h>
 #include <string.h>
+#include "b64url.h"
 
 #define SECRET "fuzz-secret-0123456789abcdef"
 #define NOW    1800000000LL
-
-/* base64url without padding of len bytes of in, appended to out. */
-static void b64url(char *out, const void *in, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = in;
-    char *o = out + strlen(out);
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = tab[v >> 6 & 63];
-        *o++ = tab[v & 63];
-    }
-    if (len - i == 1) {
-        unsigned v = (unsigned)p[i] << 16;
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-    } else if (len - i == 2) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = tab[v >> 6 & 63];
-    }
-    *o = '\0';
-}
 
 /* "Bearer <header>.<claims>.<HMAC-SHA256 with SECRET>", built by hand (as
  * fuzz_jwt does) so that ons_auth_mint plays no part. */
