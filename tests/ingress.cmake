@@ -7,3 +7,7 @@ onsale_pytest(it_event_view test_event_view.py)
 onsale_pytest(it_ingress_small_fixes test_ingress_small_fixes.py)
 onsale_pytest(it_ingress_active_key test_ingress_active_key.py)
 onsale_pytest(it_accounts test_accounts.py)
+# The catalog's SQL for a query string, printed for the query-plan tests.
+add_executable(catalog_sql unit/catalog_sql.c)
+target_link_libraries(catalog_sql PRIVATE onsale_ingress)
+onsale_pytest(it_search test_search.py)
