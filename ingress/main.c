@@ -120,7 +120,7 @@ const ons_opt ing_opt_table[] = {
         "words a catalog q= may hold (more: 400)"),
     OPT("catalog.max_km", ONS_OPT_INT, catalog_max_km, 1, 20040, "1000",
         "largest km= of the catalog's distance filter"),
-    OPT("catalog.rank_window", ONS_OPT_INT, catalog_rank_window, 10, 1000000, "1000",
+    OPT("catalog.rank_window", ONS_OPT_INT, catalog_rank_window, 10, 1000000, "500",
         "matches a relevance sort ranks at most (the first in index order; bounds a broad q)"),
     OPT("catalog.fuzzy_threshold_pct", ONS_OPT_INT, catalog_fuzzy_threshold_pct, 10, 100, "50",
         "trigram word similarity (percent) a name needs to match a q whose words found nothing"),

@@ -167,29 +167,49 @@ static int tuples_ok(PGresult *res)
     return res && PQresultStatus(res) == PGRES_TUPLES_OK;
 }
 
+/* The catalog's settings of a job thread's session, applied once per
+ * connection: no JIT (a catalog query runs in about a millisecond; compiling
+ * it would cost tens), and the trigram similarity pg_trgm's <% requires. */
+static _Thread_local PGconn *configured;
+
+static int configure_session(ing_worker *w, const ing_opts *o)
+{
+    PGconn *c = ing_worker_pg(w);
+    if (!c)
+        return -1;
+    if (c == configured)
+        return 0;
+    char thr[16];
+    snprintf(thr, sizeof thr, "%.2f", (double)o->catalog_fuzzy_threshold_pct / 100.0);
+    const char *p[] = {thr};
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT set_config('jit', 'off', false), "
+                                     "set_config('pg_trgm.word_similarity_threshold', $1, false)",
+                                     1, p);
+    int ok = tuples_ok(res);
+    PQclear(res);
+    if (!ok)
+        return -1;
+    configured = c;
+    return 0;
+}
+
 static void catalog_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     catalog_job *j = r->job;
     cat_query *q = &j->q;
+    int window = (int)r->app->o.catalog_rank_window;
     cat_match mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
     PGresult *res = NULL;
-    if (mode != CAT_MATCH_FUZZY)
-        res = run(w, q, mode, (int)r->app->o.catalog_rank_window);
-    /* Nothing matched q's words on a first page: try the names by trigram
-     * similarity (the threshold is a session setting of pg_trgm's <%). */
-    if (!q->has_cursor && q->q && tuples_ok(res) && PQntuples(res) == 0)
-        mode = CAT_MATCH_FUZZY;
-    if (mode == CAT_MATCH_FUZZY && (!res || tuples_ok(res))) {
-        PQclear(res);
-        char thr[16];
-        snprintf(thr, sizeof thr, "%.2f", (double)r->app->o.catalog_fuzzy_threshold_pct / 100.0);
-        const char *p[] = {thr};
-        res = ing_worker_query(
-            w, "SELECT set_config('pg_trgm.word_similarity_threshold', $1, false)", 1, p);
-        if (tuples_ok(res)) {
+    if (configure_session(w, &r->app->o) == 0) {
+        res = run(w, q, mode, window);
+        /* Nothing matched q's words on a first page: try the names by
+         * trigram similarity. */
+        if (mode == CAT_MATCH_TEXT && !q->has_cursor && tuples_ok(res) && PQntuples(res) == 0) {
             PQclear(res);
-            res = run(w, q, mode, (int)r->app->o.catalog_rank_window);
+            mode = CAT_MATCH_FUZZY;
+            res = run(w, q, mode, window);
         }
     }
     if (!tuples_ok(res)) {

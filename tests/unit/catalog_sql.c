@@ -31,7 +31,7 @@ int main(int argc, char **argv)
                          : argc > 2 && !strcmp(argv[2], "fuzzy") ? CAT_MATCH_FUZZY
                                                                  : CAT_MATCH_TEXT;
         static cat_sql s;
-        if (cat_build(&q, mode, argc > 3 ? atoi(argv[3]) : 1000, &s)) {
+        if (cat_build(&q, mode, argc > 3 ? atoi(argv[3]) : 500, &s)) {
             fprintf(stderr, "statement too long\n");
             return 1;
         }
