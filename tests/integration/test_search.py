@@ -404,8 +404,9 @@ def big(st):
 def test_every_shape_uses_its_index(big):
     conn, v = big
     cur = conn.cursor()
-    # A sequential scan of events would be a bug in any shape; with it
-    # priced out, the plan shows which index answers.
+    # As ingress plans them (routes_catalog.c turns sequential scans off
+    # around a catalog statement): the plan must name the shape's index, and
+    # no shape may be left with a sequential scan.
     cur.execute("SET enable_seqscan = off")
     for name, (qs, mode, index) in SHAPES.items():
         plan = plan_of(cur, qs.format(**v), mode)
