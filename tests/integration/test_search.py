@@ -397,12 +397,42 @@ def big(st):
         catalog_data.fill(conn, 20000, cities=50, venues=1000)
         cur = conn.cursor()
         cur.execute("SELECT city, lat, lon FROM venues WHERE address IS NOT NULL LIMIT 1")
-        yield conn, dict(zip(("city", "lat", "lon"), cur.fetchone()))
+        yield conn, dict(zip(("city", "lat", "lon"), cur.fetchone())), s2
         conn.close()
 
 
+def test_server_never_scans_events(big):
+    """Even where the planner's costs favour sequential scans (random page
+    reads priced at 1000 for this database), the statements ingress runs
+    read events through an index: it turns sequential scans off around
+    them."""
+    conn, v, s2 = big
+    cur = conn.cursor()
+    cur.execute(f'ALTER DATABASE "{s2.db}" SET random_page_cost = 1000')
+    try:
+        s2.start_ingress(catalog_cache_ttl_ms=0)
+
+        def counts():
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+                        "WHERE relname = 'events'")
+            return cur.fetchone()
+
+        seq0, idx0 = counts()
+        for qs, _, _ in SHAPES.values():
+            s, _, b = s2.http("GET", "/v1/events?" + qs.format(**v))
+            assert s == 200, (qs, b)
+        # Statistics reach the view when the backends flush them (<= 1 s
+        # after a transaction; idle backends within 10 s).
+        s2.wait_for(lambda: sum(counts()) >= seq0 + idx0 + len(SHAPES), 20, "scan statistics")
+        seq1, _ = counts()
+        assert seq1 == seq0, f"{seq1 - seq0} sequential scans of events"
+    finally:
+        cur.execute(f'ALTER DATABASE "{s2.db}" RESET random_page_cost')
+
+
 def test_every_shape_uses_its_index(big):
-    conn, v = big
+    conn, v, _ = big
     cur = conn.cursor()
     # As ingress plans them (routes_catalog.c turns sequential scans off
     # around a catalog statement): the plan must name the shape's index, and
