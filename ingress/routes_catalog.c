@@ -171,13 +171,14 @@ static int tuples_ok(PGresult *res)
  * connection: no JIT (a catalog query runs in about a millisecond; compiling
  * it would cost tens), and the trigram similarity pg_trgm's <% requires. */
 static _Thread_local PGconn *configured;
+static _Thread_local int configured_pid; /* a reconnect may reuse the address */
 
 static int configure_session(ing_worker *w, const ing_opts *o)
 {
     PGconn *c = ing_worker_pg(w);
     if (!c)
         return -1;
-    if (c == configured)
+    if (c == configured && PQbackendPID(c) == configured_pid)
         return 0;
     char thr[16];
     snprintf(thr, sizeof thr, "%.2f", (double)o->catalog_fuzzy_threshold_pct / 100.0);
@@ -191,6 +192,7 @@ static int configure_session(ing_worker *w, const ing_opts *o)
     if (!ok)
         return -1;
     configured = c;
+    configured_pid = PQbackendPID(c);
     return 0;
 }
 
