@@ -95,6 +95,16 @@ typedef struct ing_opts {
     long long accounts_login_addr_failures;
     long long accounts_login_window_s;
     char *accounts_client_addr_header;
+    /* The catalog search (routes_catalog.c, docs/search.md). */
+    long long catalog_default_limit;
+    long long catalog_max_limit;
+    long long catalog_max_terms;
+    long long catalog_max_km;
+    long long catalog_rank_window;
+    long long catalog_fuzzy_threshold_pct;
+    long long catalog_max_age_s;
+    long long catalog_cache_ttl_ms;
+    long long catalog_cache_slots;
 } ing_opts;
 
 extern const ons_opt ing_opt_table[];

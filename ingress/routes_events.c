@@ -97,7 +97,7 @@ static void db_unavailable(ing_req *r, ing_worker *w)
 /* ---- POST /v1/venues ------------------------------------------------------------------- */
 
 typedef struct venue_job {
-    const char *name, *city, *country;
+    const char *name, *city, *country, *address;
     double lat, lon;
     int has_lat, has_lon;
     size_t n;
@@ -127,18 +127,19 @@ static void venue_create_job(ing_worker *w, void *arg)
         goto out;
     }
     const char *p[] = {
-        owner, j->name, j->city, j->country, j->has_lat ? lat : NULL, j->has_lon ? lon : NULL,
-        cap,   names,   rows,    per};
+        owner, j->name, j->city, j->country, j->has_lat ? lat : NULL, j->has_lon ? lon : NULL, cap,
+        names, rows,    per,     j->address};
     res = ing_worker_query(
         w,
-        "WITH v AS (INSERT INTO venues (owner_id, name, city, country, lat, lon, capacity) "
-        "           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING venue_id), "
+        "WITH v AS (INSERT INTO venues (owner_id, name, city, country, lat, lon, capacity, "
+        "                               address) "
+        "           VALUES ($1, $2, $3, $4, $5, $6, $7, $11) RETURNING venue_id), "
         "s AS (INSERT INTO sections (venue_id, name, position, rows, seats_per_row) "
         "      SELECT v.venue_id, t.name, t.ord - 1, t.rows, t.per_row "
         "      FROM v, unnest($8::text[], $9::int[], $10::int[]) WITH ORDINALITY "
         "           AS t(name, rows, per_row, ord) RETURNING 1) "
         "SELECT venue_id, (SELECT count(*) FROM s) FROM v",
-        10, p);
+        11, p);
     if (!res) {
         db_unavailable(r, w);
         goto out;
@@ -160,8 +161,8 @@ out:
 
 void ing_route_venue_create(ing_req *r)
 {
-    static const char *const allowed[] = {"name", "city",     "country", "lat",
-                                          "lon",  "sections", NULL};
+    static const char *const allowed[] = {"name", "city", "country",  "address",
+                                          "lat",  "lon",  "sections", NULL};
     static const char *const sec_allowed[] = {"name", "rows", "seats_per_row", NULL};
     venue_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -176,10 +177,18 @@ void ing_route_venue_create(ing_req *r)
         ing_json_str(r, r->body, "name", 1, 1, 200, &j->name) ||
         ing_json_str(r, r->body, "city", 1, 1, 100, &j->city) ||
         ing_json_str(r, r->body, "country", 1, 2, 100, &j->country) ||
+        ing_json_str(r, r->body, "address", 0, 1, 300, &j->address) ||
         ing_json_num(r, r->body, "lat", -90, 90, &j->lat, &j->has_lat) ||
         ing_json_num(r, r->body, "lon", -180, 180, &j->lon, &j->has_lon) ||
         ing_json_objects(r, r->body, "sections", MAX_SECTIONS, &secs))
         return;
+    /* A position is both coordinates (the catalog's distance filter). */
+    if (j->has_lat != j->has_lon) {
+        const char *missing = j->has_lat ? "lon" : "lat";
+        ing_reply_error(r, 400, "invalid_field", missing,
+                        "Fields 'lat' and 'lon' go together ('%s' is missing).", missing);
+        return;
+    }
     j->n = json_array_size(secs);
     for (size_t i = 0; i < j->n; i++) {
         json_t *s = json_array_get(secs, i);
