@@ -99,7 +99,8 @@ static int simple(wk_store *st, const char *sql)
 
 /* ---- claim ------------------------------------------------------------------ */
 
-int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *epoch)
+int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
+                   int64_t *epoch)
 {
     if (ensure_conn(st))
         return ONS_EDB;
@@ -112,7 +113,7 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
                    "claimed_at) VALUES ($1, 1, 0, $2, now()) "
                    "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
                    "owner = EXCLUDED.owner, claimed_at = now() "
-                   "RETURNING next_offset, epoch",
+                   "RETURNING next_offset, epoch, control_next_offset",
                    2, v);
     if (!r)
         return ONS_EDB;
@@ -120,30 +121,57 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
     if (PQntuples(r) == 1) {
         *next_offset = to_i64(PQgetvalue(r, 0, 0));
         *epoch = to_i64(PQgetvalue(r, 0, 1));
+        *ctl_next = to_i64(PQgetvalue(r, 0, 2));
         rc = 0;
     }
     PQclear(r);
     return rc;
 }
 
-int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset)
+int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset,
+                     int64_t *ctl_next)
 {
     if (ensure_conn(st))
         return ONS_EDB;
     char p[16];
     snprintf(p, sizeof p, "%d", (int)partition);
     const char *v[] = {p};
-    PGresult *r =
-        wk_pg_exec(st->conn, PGRES_TUPLES_OK, "recheck",
-                   "SELECT next_offset, epoch FROM partition_owner WHERE partition = $1", 1, v);
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "recheck",
+                             "SELECT next_offset, epoch, control_next_offset FROM partition_owner "
+                             "WHERE partition = $1",
+                             1, v);
     if (!r)
         return ONS_EDB;
     int rc = ONS_EFENCED;
     if (PQntuples(r) == 1 && to_i64(PQgetvalue(r, 0, 1)) == epoch) {
         *next_offset = to_i64(PQgetvalue(r, 0, 0));
+        *ctl_next = to_i64(PQgetvalue(r, 0, 2));
         rc = 0;
     }
     PQclear(r);
+    return rc;
+}
+
+/* Loads p's tombstones at or above its intents cursor (partition.h): a
+ * cancel committed ahead of its intent must still win after a restart. */
+static int load_tombstones(wk_store *st, wk_part *p)
+{
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", (int)p->partition);
+    snprintf(off, sizeof off, "%" PRId64, p->next_offset);
+    const char *v[] = {part, off};
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "tombstones",
+                             "SELECT kafka_offset, user_id FROM intent_tombstones "
+                             "WHERE partition = $1 AND kafka_offset >= $2",
+                             2, v);
+    if (!r)
+        return ONS_EDB;
+    int rc = 0, n = PQntuples(r);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = wk_part_add_tombstone(p, to_i64(PQgetvalue(r, i, 0)), to_i64(PQgetvalue(r, i, 1)));
+    PQclear(r);
+    if (n > 0)
+        ons_log_info("partition %d: %d cancel(s) waiting for their intents", (int)p->partition, n);
     return rc;
 }
 
@@ -458,6 +486,9 @@ int wk_store_load_live(wk_store *st, wk_part *p)
 {
     if (ensure_conn(st))
         return ONS_EDB;
+    int trc = load_tombstones(st, p);
+    if (trc)
+        return trc;
     /* Reservations are named by their intent's place in the log, so the
      * partition's are one range of ids; reservations_live indexes the live
      * ones. */
@@ -764,22 +795,62 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
     return 0;
 }
 
-/* Queues the fence; pl_end checks it touched exactly one row. */
+/* Tombstones: new ones inserted, spent ones (below the intents cursor)
+ * deleted, both only when the batch has any. */
+static int write_tombstones(wk_store *st, const wk_part *p, wk_pgarr *a)
+{
+    int rc;
+    const wk_fx *fx = &p->fx;
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", (int)p->partition);
+    snprintf(off, sizeof off, "%" PRId64, p->next_offset);
+    if (fx->ntombs > 0) {
+        wk_pgarrs_reset(a, 3);
+        for (size_t i = 0; i < fx->ntombs; i++) {
+            wk_pgarr_int(&a[0], p->partition);
+            wk_pgarr_int(&a[1], fx->tombs[i].offset);
+            wk_pgarr_int(&a[2], fx->tombs[i].user_id);
+        }
+        if ((rc = exec_arrays(st, "insert tombstones",
+                              "INSERT INTO intent_tombstones (partition, kafka_offset, user_id) "
+                              "SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[]) "
+                              "ON CONFLICT (partition, kafka_offset) DO UPDATE "
+                              "SET user_id = EXCLUDED.user_id",
+                              a, 3)) != 0)
+            return rc;
+    }
+    if (fx->tombs_spent) {
+        const char *v[] = {part, off};
+        if ((rc = pl_send(st, "delete tombstones",
+                          "DELETE FROM intent_tombstones WHERE partition = $1 "
+                          "AND kafka_offset < $2",
+                          2, v)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Queues the fence over both lanes' cursors; pl_end checks it touched
+ * exactly one row. One UPDATE, one transaction: the two cursors move
+ * together with the effects or not at all. */
 static int write_fence(wk_store *st, const wk_part *p)
 {
-    char part[16], off[24], ep[24];
+    char part[16], off[24], ep[24], coff[24];
     snprintf(part, sizeof part, "%d", (int)p->partition);
     snprintf(off, sizeof off, "%" PRId64, p->next_offset);
     snprintf(ep, sizeof ep, "%" PRId64, p->epoch);
-    const char *v[] = {part, off, ep};
+    snprintf(coff, sizeof coff, "%" PRId64, p->ctl_next_offset);
+    const char *v[] = {part, off, coff, ep};
     st->pl_fence = st->pl_n;
     return st->skip_epoch_check
                ? pl_send(st, "fence (epoch check OFF)",
-                         "UPDATE partition_owner SET next_offset = $2 WHERE partition = $1", 2, v)
+                         "UPDATE partition_owner SET next_offset = $2, control_next_offset = $3 "
+                         "WHERE partition = $1",
+                         3, v)
                : pl_send(st, "fence",
-                         "UPDATE partition_owner SET next_offset = $2 "
-                         "WHERE partition = $1 AND epoch = $3",
-                         3, v);
+                         "UPDATE partition_owner SET next_offset = $2, control_next_offset = $3 "
+                         "WHERE partition = $1 AND epoch = $4",
+                         4, v);
 }
 
 int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
@@ -809,7 +880,8 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
         (rc = pl_send(st, "set", "SET LOCAL enable_hashjoin = off", 0, NULL)) != 0 ||
         (rc = pl_send(st, "set", "SET LOCAL enable_mergejoin = off", 0, NULL)) != 0 ||
         (rc = write_intents(st, &p->fx, a)) != 0 || (rc = write_reservations(st, &p->fx, a)) != 0 ||
-        (rc = write_seats_events(st, &p->fx, a)) != 0 || (rc = write_fence(st, p)) != 0) {
+        (rc = write_seats_events(st, &p->fx, a)) != 0 || (rc = write_tombstones(st, p, a)) != 0 ||
+        (rc = write_fence(st, p)) != 0) {
         pl_end(st);
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;
