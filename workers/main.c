@@ -216,9 +216,16 @@ static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t ne
                        (int64_t)w->o.refund_cutoff_s * 1000,
                        w->o.no_tombstones};
     wk_part *p = wk_part_new(partition, epoch, next, &cfg);
-    if (p) {
-        p->ctl_next_offset = ctl_next;
-        p->fx.first_ctl_offset = ctl_next;
+    if (!p)
+        return NULL;
+    p->ctl_next_offset = ctl_next;
+    p->fx.first_ctl_offset = ctl_next;
+    /* Before any record: a cancel that overtook its intent must win over
+     * the intent whichever worker applies it (a claim may come in the
+     * middle of a batch's polling, so this cannot wait for run_batch). */
+    if (wk_store_load_tombstones(w->store, p) != 0) {
+        wk_part_free(p);
+        return NULL;
     }
     return p;
 }

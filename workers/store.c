@@ -154,8 +154,10 @@ int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *ne
 
 /* Loads p's tombstones at or above its intents cursor (partition.h): a
  * cancel committed ahead of its intent must still win after a restart. */
-static int load_tombstones(wk_store *st, wk_part *p)
+int wk_store_load_tombstones(wk_store *st, wk_part *p)
 {
+    if (ensure_conn(st))
+        return ONS_EDB;
     char part[16], off[24];
     snprintf(part, sizeof part, "%d", (int)p->partition);
     snprintf(off, sizeof off, "%" PRId64, p->next_offset);
@@ -486,9 +488,6 @@ int wk_store_load_live(wk_store *st, wk_part *p)
 {
     if (ensure_conn(st))
         return ONS_EDB;
-    int trc = load_tombstones(st, p);
-    if (trc)
-        return trc;
     /* Reservations are named by their intent's place in the log, so the
      * partition's are one range of ids; reservations_live indexes the live
      * ones. */

@@ -45,12 +45,17 @@ int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *ne
  * wk_store. Returns 0, ONS_ENOTFOUND (no such event), ONS_EDB or ONS_ENOMEM. */
 int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id);
 
-/* Loads into p its tombstones (partition.h) and every event with live holds (held or paying
+/* Loads into p every event with live holds (held or paying
  * reservations) in p's partition that is not loaded yet, earliest expiry first. Memory starts empty
  * after a claim or a reload and events load lazily on their records: without this a hold on a quiet
  * event would outlive its expiry until some record named the event. Returns 0, ONS_EDB or
  * ONS_ENOMEM (p must then be rebuilt). */
 int wk_store_load_live(wk_store *st, wk_part *p);
+
+/* Loads p's tombstones at or above p->next_offset (partition.h: cancels
+ * that overtook their intent). Must run before p applies any record.
+ * Returns 0, ONS_EDB or ONS_ENOMEM. */
+int wk_store_load_tombstones(wk_store *st, wk_part *p);
 
 /* Writes p's batch (p->fx, next_offset = p->next_offset, control_next_offset
  * = p->ctl_next_offset, tombstones) in one transaction with set-based

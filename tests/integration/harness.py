@@ -327,9 +327,10 @@ class Stack:
             raise RuntimeError(out["err"])
         return out["p"], out["o"]
 
-    def produce_many(self, event_id, records):
-        """Produces records in order (one flush at the end). Returns
-        [(partition, offset)] in the same order."""
+    def produce_many(self, event_id, records, control=False):
+        """Produces records in order (one flush at the end), to the control
+        topic with control=True. Returns [(partition, offset)] in the same
+        order."""
         producer = self._kafka_producer()
         results = [None] * len(records)
 
@@ -348,8 +349,8 @@ class Stack:
             rec.setdefault("sent_ms", now)
             while True:
                 try:
-                    producer.produce(self.topic, key=str(event_id), value=json.dumps(rec),
-                                     on_delivery=cb(i))
+                    producer.produce(self.control_topic if control else self.topic,
+                                     key=str(event_id), value=json.dumps(rec), on_delivery=cb(i))
                     break
                 except BufferError:
                     producer.poll(0.05)
