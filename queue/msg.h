@@ -35,16 +35,19 @@ enum q_msg_type {
 };
 
 /* The two co-partitioned topics (docs/pipeline.md "Two lanes"): joins ride
- * the intents topic; every record that must not wait behind a join backlog
- * (checkout, payment_result, cancel, ticket, event_status) rides the control
- * topic, which has the same partition count and key, so partition p of both
- * carries the same events and has one owner. */
+ * the intents topic; records that must not wait behind a join backlog
+ * (checkout, payment_result, cancel, ticket) ride the control topic, which
+ * has the same partition count and key, so partition p of both carries the
+ * same events and has one owner. event_status stays with the joins: a sale
+ * status applies to the joins after it in send order and to none before
+ * (test_sale_rules), an order two lanes cannot keep. */
 enum q_topic { Q_TOPIC_INTENTS, Q_TOPIC_CONTROL, Q_TOPIC_COUNT };
 
 /* The topic a record of this type is produced to. */
 static inline enum q_topic q_msg_topic(enum q_msg_type type)
 {
-    return type == Q_MSG_INTENT ? Q_TOPIC_INTENTS : Q_TOPIC_CONTROL;
+    return type == Q_MSG_INTENT || type == Q_MSG_EVENT_STATUS ? Q_TOPIC_INTENTS
+                                                              : Q_TOPIC_CONTROL;
 }
 
 /* The control topic's name: `configured` when not empty, else
