@@ -45,6 +45,12 @@ int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *ne
  * wk_store. Returns 0, ONS_ENOTFOUND (no such event), ONS_EDB or ONS_ENOMEM. */
 int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id);
 
+/* Loads the events not in p yet (ids distinct, none loaded) into p, in one
+ * snapshot and a fixed number of round trips whatever their number; an id
+ * with no event is left out. Returns 0, ONS_EDB or ONS_ENOMEM (p must then
+ * be rebuilt). */
+int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, size_t n);
+
 /* Loads into p every event with live holds (held or paying
  * reservations) in p's partition that is not loaded yet, earliest expiry first. Memory starts empty
  * after a claim or a reload and events load lazily on their records: without this a hold on a quiet
