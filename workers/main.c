@@ -87,8 +87,9 @@ static const ons_opt opt_table[] = {
     OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ONS_IDS_SECRET_DEV, "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
     OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
-    OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "2000",
-        "most records applied per batch (one transaction per partition)"),
+    OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "8000",
+        "most records applied per batch (one transaction per partition; a control record "
+        "waits for at most the batch in progress: bench/NOTES.md)"),
     OPT("batch.max_ms", ONS_OPT_INT, batch_max_ms, 0, 10000, "20",
         "longest a batch collects records after its first one"),
     OPT("hold.paying_grace_s", ONS_OPT_INT, paying_grace_s, 0, 3600, "120",
