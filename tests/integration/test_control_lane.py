@@ -134,3 +134,31 @@ def test_control_checkout_on_the_intents_topic_waits_for_the_backlog():
     r = checkout_behind_backlog(control=False)
     assert r["order"] == "pending", r
     assert r["intents_at_order"] == BACKLOG + 1, r
+
+
+def kafka_applied_line(st):
+    import os
+    import subprocess
+    from harness import BIN
+    p = subprocess.run([os.path.join(BIN, "onsalectl"), "audit"], env=st.env(audit_wait_s=1),
+                       capture_output=True, text=True, timeout=120)
+    for line in (p.stdout + p.stderr).splitlines():
+        parts = line.split()
+        if len(parts) > 1 and parts[1] == "kafka_applied":
+            return p.returncode, line
+    raise AssertionError(p.stdout + p.stderr)
+
+
+def test_audit_counts_the_control_lane_unapplied_until_its_owner_applies_it():
+    with Stack(partitions=1) as st:
+        ev = st.create_event(sections=[("A", 1, 4, 5000)], max_per_user=4)
+        st.produce(ev, cancel(1, 0, 7, "reservation"), control=True)  # names nothing
+        rc, line = kafka_applied_line(st)
+        assert rc != 0 and "FAIL" in line and "1 unapplied" in line, line
+        assert st.control_topic in line, line
+        w = st.start_worker()
+        st.wait_for(lambda: st.sql("SELECT control_next_offset FROM partition_owner") == [(1,)],
+                    30, "the control record applied", proc=w)
+        rc, line = kafka_applied_line(st)
+        assert "0 unapplied" in line and "FAIL" not in line, line
+        assert w.stop() == 0
