@@ -43,6 +43,7 @@ typedef struct ing_opts {
     long long pool_queue_depth;
     char *kafka_brokers;
     char *kafka_topic;
+    char *kafka_control_topic;
     long long kafka_partitions;
     long long kafka_produce_timeout_ms;
     long long kafka_linger_ms;

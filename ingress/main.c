@@ -67,6 +67,8 @@ const ons_opt ing_opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers"),
     OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "topic of intents"),
+    OPT("kafka.control_topic", ONS_OPT_STR, kafka_control_topic, 0, 249, "",
+        "topic of checkouts, payments, cancels and status records (\"\": <kafka.topic>.control)"),
     OPT("kafka.partitions", ONS_OPT_INT, kafka_partitions, 0, 65536, "0",
         "partitions of the topic (0: read from the broker's metadata at start)"),
     OPT("kafka.produce_timeout_ms", ONS_OPT_INT, kafka_produce_timeout_ms, 100, 300000, "5000",
@@ -237,8 +239,9 @@ static int start(ing_app *app)
                          (int)app->o.accounts_hash_concurrency, app->metrics, &app->accounts);
     if (rc)
         return rc;
-    q_producer_opts po = {app->o.kafka_brokers, app->o.kafka_topic, (int)app->o.kafka_linger_ms,
-                          (int)app->o.kafka_produce_timeout_ms, (int)app->o.kafka_max_inflight};
+    q_producer_opts po = {app->o.kafka_brokers,           app->o.kafka_topic,
+                          (int)app->o.kafka_linger_ms,    (int)app->o.kafka_produce_timeout_ms,
+                          (int)app->o.kafka_max_inflight, app->o.kafka_control_topic};
     rc = q_producer_new(&po, &app->producer);
     if (rc)
         return rc;

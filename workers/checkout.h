@@ -119,7 +119,8 @@ void wk_co_free(wk_co *co);
 /* Forgets the batch's checkout effects after commit. */
 void wk_co_batch_done(wk_co *co);
 
-/* The apply rules above. offset is the record's; 0 or an error that fails
+/* The apply rules above. offset is the record's (with Q_SEQ_CONTROL_BIT set
+ * for a record of the control lane: the order id is its seq); 0 or an error that fails
  * the batch (ONS_ENOMEM). */
 int wk_co_apply(wk_part *p, wk_event *ev, const q_msg *m, int64_t offset, int64_t now_ms);
 

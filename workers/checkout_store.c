@@ -254,15 +254,15 @@ int wk_co_store_write(PGconn *conn, wk_part *p)
 
 /* ---- loading -------------------------------------------------------------------------- */
 
-int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev)
+int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, ev->event_id);
-    const char *v[] = {id};
+    if (n == 0)
+        return 0;
+    const char *v[] = {ids};
     int rc = 0;
     PGresult *r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load orders",
-                             "SELECT order_id, reservation_id FROM orders "
-                             "WHERE event_id = $1 AND state = 'pending'",
+                             "SELECT order_id, reservation_id, event_id FROM orders "
+                             "WHERE event_id = ANY($1::bigint[]) AND state = 'pending'",
                              1, v);
     if (!r) {
         rc = ONS_EDB;
@@ -270,23 +270,30 @@ int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev)
     }
     for (int i = 0; i < PQntuples(r); i++) {
         int64_t oid = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        int64_t event_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);
         wk_intent *in = wk_part_intent(p, strtoll(PQgetvalue(r, i, 1), NULL, 10));
-        if (in && in->ev == ev && in->state == WK_I_PAYING)
+        if (in && in->ev->event_id == event_id && in->state == WK_I_PAYING)
             in->order_id = oid;
         else
             ons_log_warn("event %" PRId64 ": pending order %" PRId64 " without a paying hold",
-                         ev->event_id, oid);
+                         event_id, oid);
     }
     PQclear(r);
     r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
-                   "SELECT ticket_id, seat_no, owner_id, order_id, price_cents FROM tickets "
-                   "WHERE event_id = $1 AND status = 'valid'",
+                   "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
+                   "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
                    1, v);
     if (!r) {
         rc = ONS_EDB;
         goto out;
     }
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        int64_t event_id = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+        wk_event *ev = wk_part_event(p, event_id);
+        if (!ev) {
+            rc = ONS_EDB;
+            break;
+        }
         rc = wk_co_add_ticket(
             p, ev, strtoll(PQgetvalue(r, i, 0), NULL, 10),
             (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10), strtoll(PQgetvalue(r, i, 2), NULL, 10),
