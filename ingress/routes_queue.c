@@ -19,6 +19,7 @@
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
 #include "ingress/produce.h"
+#include "ingress/ratelimit.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
 
@@ -297,9 +298,18 @@ static int claim_active(ing_req *r, ing_worker *w)
     snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
     int64_t stale = 2 * r->app->o.kafka_produce_timeout_ms + 5000;
     char existing[64] = "";
-    int rc =
-        q_status_claim_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim, now, stale,
-                              j->own_old[0] ? j->own_old : NULL, existing, sizeof existing);
+    /* The join's rate limit rides on the claim (one round trip). */
+    q_rate_key keys[Q_RATE_KEYS_MAX];
+    q_rate_out rate;
+    size_t nkeys = ing_ratelimit_keys(r, keys);
+    int rc = q_status_claim_active_rated(w->st, j->msg.event_id, j->msg.user_id, j->active_claim,
+                                         now, stale, j->own_old[0] ? j->own_old : NULL, existing,
+                                         sizeof existing, keys, nkeys, &rate);
+    if (nkeys && (rc == 0 || rc == ONS_EEXIST || rc == ONS_EFULL) &&
+        ing_ratelimit_note(r, keys, &rate)) {
+        ing_idem_error(r, w, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+        return -1;
+    }
     if (rc == ONS_EEXIST && strncmp(existing, "pending", 7) != 0 && may_take_over(r, w, existing))
         rc = q_status_replace_active(w->st, j->msg.event_id, j->msg.user_id, existing,
                                      j->active_claim) == 0

@@ -89,6 +89,45 @@ int q_status_get_result(q_status *s, int64_t seq, char **json);
 int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *token,
                           int64_t now_ms, int64_t stale_ms, const char *own_old, char *current,
                           size_t cap);
+/* ---- rate limits (GCRA, shared by every ingress node) ----------------------- */
+
+/* At most this many keys in one check. */
+#define Q_RATE_KEYS_MAX 2
+
+/* One bucket: name is the key without the prefix ("rl:join:u:42"); a
+ * request is admitted while at most burst requests were admitted within
+ * the last burst * period_ms (one request per period_ms sustained). */
+typedef struct q_rate_key {
+    const char *name;
+    int64_t period_ms; /* > 0 */
+    int64_t burst;     /* >= 1 */
+} q_rate_key;
+
+/* The outcome: refused (limited = 1; key = the index of the key that
+ * refused, ms = how long until it admits one) or admitted (key = the index
+ * with the fewest requests left, remaining = how many, ms = until that
+ * bucket is full again). */
+typedef struct q_rate_out {
+    int limited;
+    int key;
+    int64_t remaining;
+    int64_t ms;
+} q_rate_out;
+
+/* Checks and, when every key admits, charges the n keys (<=
+ * Q_RATE_KEYS_MAX) in ONE round trip; a refused request charges none.
+ * Returns 0 (*out filled), ONS_EINVAL (too many keys) or ONS_EREDIS. */
+int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_out *out);
+
+/* q_status_claim_active with the join's rate keys checked first in the
+ * same round trip (n = 0: exactly q_status_claim_active). Returns as it
+ * does, or ONS_EFULL: refused by a rate key, nothing claimed; *rate (may
+ * be NULL) says which and for how long. */
+int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, const char *token,
+                                int64_t now_ms, int64_t stale_ms, const char *own_old,
+                                char *current, size_t cap, const q_rate_key *keys, size_t n,
+                                q_rate_out *rate);
+
 /* Compare-and-set: value, only while the key holds expected. Returns 0,
  * ONS_ECONFLICT (it holds something else, or nothing) or ONS_EREDIS. */
 int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,
