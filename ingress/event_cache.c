@@ -78,7 +78,9 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
     const char *params[] = {idbuf};
     PGresult *res = PQexecParams(pg,
                                  "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-                                 "max_per_user FROM events WHERE event_id = $1",
+                                 "max_per_user, "
+                                 "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
+                                 "0) FROM events WHERE event_id = $1",
                                  1, NULL, params, NULL, NULL, 0);
     int rc = ONS_EDB;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -88,6 +90,7 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
             snprintf(st->status, sizeof st->status, "%s", PQgetvalue(res, 0, 0));
             st->onsale_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
             st->max_per_user = atoi(PQgetvalue(res, 0, 2));
+            st->prequeue_opens_at_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
             if (strcmp(st->status, "sold_out") == 0)
                 st->sold_out = 1;
             rc = 0;
@@ -98,6 +101,17 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
     }
     PQclear(res);
     return rc;
+}
+
+int ing_events_peek(ing_events *c, int64_t id, q_event_state *out)
+{
+    pthread_mutex_lock(&c->mu);
+    slot *s = &c->slots[(uint64_t)id % c->n];
+    int hit = s->event_id == id;
+    if (hit)
+        *out = s->st;
+    pthread_mutex_unlock(&c->mu);
+    return hit ? 0 : ONS_ENOTFOUND;
 }
 
 int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
@@ -129,8 +143,10 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
         return ONS_ENOTFOUND;
     if (prc)
         return ONS_EUNAVAIL;
-    if (rrc != ONS_EREDIS)
+    if (rrc != ONS_EREDIS) {
         q_status_event_set(w->st, id, st.status, st.onsale_at_ms, st.max_per_user);
+        q_status_event_set_prequeue(w->st, id, st.prequeue_opens_at_ms);
+    }
     put(c, id, &st);
     *out = st;
     return 0;

@@ -27,6 +27,7 @@ const ing_route ing_routes[] = {
     {"event_create", "POST", "/v1/events", ing_route_event_create, SELLER | ADMIN, 1},
     {"events_list", "GET", "/v1/events", ing_route_events_list, 0, 0},
     {"event_get", "GET", "/v1/events/{}", ing_route_event_get, 0, 0},
+    {"event_draw", "GET", "/v1/events/{}/draw", ing_route_event_draw, 0, 0},
     {"event_pause", "POST", "/v1/events/{}/pause", ing_route_event_pause, SELLER | ADMIN, 0},
     {"event_resume", "POST", "/v1/events/{}/resume", ing_route_event_resume, SELLER | ADMIN, 0},
     {"event_cancel", "POST", "/v1/events/{}/cancel", ing_route_event_cancel, SELLER | ADMIN, 0},

@@ -26,6 +26,8 @@ void ing_route_ticket_cancel(ing_req *r);
 void ing_route_venue_create(ing_req *r);
 void ing_route_event_create(ing_req *r);
 void ing_route_event_get(ing_req *r);
+/* routes_draw.c: the pre-queue's draw (docs/fairness.md) */
+void ing_route_event_draw(ing_req *r);
 void ing_route_event_pause(ing_req *r);
 void ing_route_event_resume(ing_req *r);
 void ing_route_event_cancel(ing_req *r);

@@ -75,14 +75,25 @@ static int64_t poll_for_state(ing_app *app, const char *state)
 /* The body of a queued poll, formatted directly (the id is 32 validated hex
  * characters, everything else numbers): jansson's pack + dump was a fifth of
  * a poll's CPU. */
+static void prequeued_body(ing_app *app, char *out, size_t cap, const char *intent_id,
+                           int64_t event_id, int64_t draw_at_ms, int with_url);
+
 static void reply_queued(ing_req *r, const char *intent_id, int64_t seq)
 {
     ing_app *app = r->app;
     int64_t event_id = 0;
     queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq));
-    char body[256], ev[40] = "";
+    char body[384], ev[40] = "";
+    q_event_state es;
     if (ing_seqmap_get(app->seqs, seq, &event_id) == 0)
         snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
+    /* Before onsale_at every join of a pre-queued event is in the draw. */
+    if (event_id > 0 && ing_events_peek(app->events, event_id, &es) == 0 &&
+        es.prequeue_opens_at_ms > 0 && ing_now_ms() < es.onsale_at_ms) {
+        prequeued_body(app, body, sizeof body, intent_id, event_id, es.onsale_at_ms, 0);
+        ing_reply_raw(r, 200, body);
+        return;
+    }
     snprintf(body, sizeof body,
              "{\"intent_id\":\"%s\",\"state\":\"queued\",\"position\":%" PRId64
              ",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s}",
@@ -90,10 +101,36 @@ static void reply_queued(ing_req *r, const char *intent_id, int64_t seq)
     ing_reply_raw(r, 200, body);
 }
 
+/* The body of a pre-queued intent: no position until the draw at
+ * draw_at_ms, a countdown to it instead (docs/fairness.md). status_url
+ * only in a join's reply. */
+static void prequeued_body(ing_app *app, char *out, size_t cap, const char *intent_id,
+                           int64_t event_id, int64_t draw_at_ms, int with_url)
+{
+    char at[32], url[64] = "";
+    int64_t left = draw_at_ms - ing_now_ms();
+    if (left < 0)
+        left = 0;
+    int64_t poll = left;
+    if (poll < app->o.status_poll_min_ms)
+        poll = app->o.status_poll_min_ms;
+    if (poll > app->o.status_poll_max_ms)
+        poll = app->o.status_poll_max_ms;
+    ing_format_rfc3339(draw_at_ms, at);
+    if (with_url)
+        snprintf(url, sizeof url, ",\"status_url\":\"/v1/intents/%.32s\"", intent_id);
+    snprintf(out, cap,
+             "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
+             ",\"state\":\"prequeued\",\"draw_at\":\"%s\",\"eta_seconds\":%" PRId64
+             ",\"poll_after_ms\":%" PRId64 "%s}",
+             intent_id, event_id, at, (left + 999) / 1000, poll, url);
+}
+
 /* ---- join ------------------------------------------------------------------------ */
 
 typedef struct join_job {
     q_msg msg;
+    int64_t draw_at_ms;    /* > 0: a pre-queue join; the draw is at onsale_at */
     char active_claim[40]; /* "pending:<msg.sent_ms>": this join's claim of the active key */
     char own_old[40];      /* a resumed request's earlier claim, "" when none */
 } join_job;
@@ -146,6 +183,12 @@ static void join_delivered(ing_worker *w, void *arg)
     q_active_set item = {j->msg.event_id, j->msg.user_id, id, claim_expected(r), 0};
     if (q_status_set_active_many(w->st, &item, 1))
         ons_logk(ONS_LOG_WARN, "intent_id", id, "active key not updated (redis down)");
+    if (j->draw_at_ms > 0) {
+        char pre[384];
+        prequeued_body(app, pre, sizeof pre, id, j->msg.event_id, j->draw_at_ms, 1);
+        ing_idem_reply(r, w, 202, json_loads(pre, 0, NULL));
+        return;
+    }
     queue_numbers q = numbers(app, r->produced_partition, r->produced_offset);
     char url[64];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
@@ -196,6 +239,11 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
                  "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
                  j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
+        if (j->draw_at_ms > 0) {
+            prequeued_body(r->app, body, sizeof body, ids[i], j->msg.event_id, j->draw_at_ms, 1);
+            ing_reply_raw(r, 202, body);
+            continue;
+        }
         snprintf(body, sizeof body,
                  "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
                  ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
@@ -208,6 +256,7 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
 /* The sale must be open; answers 409/404/400 itself and returns -1 if not. */
 static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int quantity)
 {
+    join_job *j = r->job;
     int64_t now = ing_now_ms();
     if (strcmp(ev->status, "cancelled") == 0 || strcmp(ev->status, "ended") == 0) {
         ing_idem_error(r, w, 409, "sale_closed", NULL, "The sale for this event is closed.");
@@ -217,7 +266,9 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
         ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale is paused.");
         return -1;
     }
-    if (now < ev->onsale_at_ms) {
+    if (now < ev->onsale_at_ms && ev->prequeue_opens_at_ms > 0 && now >= ev->prequeue_opens_at_ms) {
+        j->draw_at_ms = ev->onsale_at_ms; /* pre-queued: in the draw (docs/fairness.md) */
+    } else if (now < ev->onsale_at_ms) {
         char at[32];
         ing_format_rfc3339(ev->onsale_at_ms, at);
         ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale opens at %s.", at);
@@ -295,6 +346,8 @@ static int claim_active(ing_req *r, ing_worker *w)
     join_job *j = r->job;
     int64_t now = ing_now_ms();
     j->msg.sent_ms = now; /* the worker names the claim by the record's sent_ms */
+    if (j->draw_at_ms > 0 && now >= j->draw_at_ms)
+        j->draw_at_ms = 0; /* the sale opened meanwhile: the worker queues it after the draw */
     snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
     int64_t stale = 2 * r->app->o.kafka_produce_timeout_ms + 5000;
     char existing[64] = "";
@@ -607,8 +660,20 @@ static void intent_get_job(ing_worker *w, void *arg)
                         "Intent status is unavailable; retry shortly.");
         return;
     }
+    q_event_state es;
+    if (json_is_true(json_object_get(j->result, "prequeued")) && j->event_id > 0 &&
+        ing_events_get(r->app->events, w, j->event_id, &es) == 0) {
+        char pre[384];
+        prequeued_body(r->app, pre, sizeof pre, j->id, j->event_id, es.onsale_at_ms, 0);
+        ing_reply_raw(r, 200, pre);
+        return;
+    }
     json_t *body = json_pack("{s:s, s:s, s:I}", "intent_id", j->id, "state", j->state,
                              "poll_after_ms", (json_int_t)poll_for_state(r->app, j->state));
+    /* A drawn fan still waiting: the place the draw gave them. */
+    json_t *rank = json_object_get(j->result, "draw_rank");
+    if (strcmp(j->state, "waiting") == 0 && json_is_integer(rank))
+        json_object_set_new(body, "position", json_integer(json_integer_value(rank)));
     if (j->event_id > 0)
         json_object_set_new(body, "event_id", json_integer(j->event_id));
     json_t *resv = json_object_get(j->result, "reservation");

@@ -780,6 +780,8 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
                 out->onsale_at_ms = strtoll(v, NULL, 10);
             else if (strcmp(f, "max_per_user") == 0)
                 out->max_per_user = (int)strtol(v, NULL, 10);
+            else if (strcmp(f, "prequeue_opens_at_ms") == 0)
+                out->prequeue_opens_at_ms = strtoll(v, NULL, 10);
             else if (strcmp(f, "sold_out") == 0)
                 out->sold_out = strcmp(v, "1") == 0;
             else if (strcmp(f, "available") == 0)
@@ -807,4 +809,13 @@ int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_
     snprintf(mpu, sizeof mpu, "%d", max_per_user);
     const char *argv[] = {"HSET", k, "status", status, "onsale_at_ms", at, "max_per_user", mpu};
     return simple(s, 8, argv);
+}
+
+int q_status_event_set_prequeue(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms)
+{
+    char k[256], at[24];
+    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
+    snprintf(at, sizeof at, "%lld", (long long)prequeue_opens_at_ms);
+    const char *argv[] = {"HSET", k, "prequeue_opens_at_ms", at};
+    return simple(s, 4, argv);
 }

@@ -174,6 +174,7 @@ int q_status_idem_abort(q_status *s, int64_t user_id, const char *key);
 typedef struct q_event_state {
     char status[16]; /* "" when unknown */
     int64_t onsale_at_ms;
+    int64_t prequeue_opens_at_ms; /* 0 = no pre-queue (docs/fairness.md) */
     int max_per_user;
     int sold_out;
     int64_t available, held, sold, waiting; /* -1 when unknown */
@@ -190,5 +191,7 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
 /* HSET of status, onsale_at_ms and max_per_user (ingress side). */
 int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,
                        int max_per_user);
+/* HSET of prequeue_opens_at_ms (0 = none), written with the above. */
+int q_status_event_set_prequeue(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms);
 
 #endif

@@ -6,6 +6,7 @@
  * mode for intents) so a 1,000,000-seat event never sits in a PGresult. */
 #include "common/clock.h"
 #include "workers/store.h"
+#include "queue/draw.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "queue/intent_id.h"
@@ -180,7 +181,9 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
     PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load event",
                              "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
                              "hold_seconds, max_per_user, currency, seats_total, "
-                             "(extract(epoch FROM starts_at) * 1000)::bigint "
+                             "(extract(epoch FROM starts_at) * 1000)::bigint, "
+                             "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, 0), "
+                             "coalesce(encode(draw_seed, 'hex'), '') "
                              "FROM events WHERE event_id = $1",
                              1, v);
     if (!r)
@@ -197,6 +200,12 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
     snprintf(ev->currency, sizeof ev->currency, "%s", PQgetvalue(r, 0, 4));
     *seats_total = to_i64(PQgetvalue(r, 0, 5));
     ev->starts_at_ms = to_i64(PQgetvalue(r, 0, 6));
+    /* A pre-queue without a readable seed cannot be drawn: treat as none. */
+    ev->prequeue_opens_at_ms = to_i64(PQgetvalue(r, 0, 7));
+    if (ev->prequeue_opens_at_ms > 0 && q_draw_seed_parse(PQgetvalue(r, 0, 8), ev->draw_seed)) {
+        ons_log_warn("event %" PRId64 ": pre-queue without a draw seed; none", event_id);
+        ev->prequeue_opens_at_ms = 0;
+    }
     PQclear(r);
     return 0;
 }
@@ -465,11 +474,21 @@ int wk_store_load_live(wk_store *st, wk_part *p)
     snprintf(lo, sizeof lo, "%" PRId64, q_seq_make(p->partition, 0));
     snprintf(hi, sizeof hi, "%" PRId64, q_seq_make(p->partition + 1, 0));
     const char *v[] = {lo, hi};
+    /* Also the events with pre-queued intents still waiting: their draw
+     * is made by the clock, not by a record (docs/fairness.md). */
     PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "events with live holds",
-                             "SELECT event_id FROM reservations "
+                             "SELECT event_id FROM ("
+                             "SELECT event_id, min(expires_at) AS t FROM reservations "
                              "WHERE state IN ('held', 'paying') "
-                             "AND reservation_id >= $1 AND reservation_id < $2 "
-                             "GROUP BY event_id ORDER BY min(expires_at), event_id",
+                             "AND reservation_id >= $1 AND reservation_id < $2 GROUP BY event_id "
+                             "UNION ALL "
+                             "SELECT e.event_id, e.onsale_at FROM events e "
+                             "WHERE e.prequeue_opens_at IS NOT NULL "
+                             "AND e.status IN ('scheduled', 'on_sale', 'sold_out') "
+                             "AND EXISTS (SELECT 1 FROM intents i WHERE i.event_id = e.event_id "
+                             "AND i.state = 'waiting' AND i.accepted_at < e.onsale_at "
+                             "AND i.intent_seq >= $1 AND i.intent_seq < $2)"
+                             ") x GROUP BY event_id ORDER BY min(t), event_id",
                              2, v);
     if (!r)
         return ONS_EDB;

@@ -12,6 +12,8 @@ Rate limits:
     control: the same requests without one are never limited).
   * login: per client address on POST /v1/sessions.
 """
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -151,3 +153,139 @@ def test_bad_trusted_proxies_refused_at_start():
                      client_trusted_proxies="10.0.0.0/99")
         assert p.wait(10) == 2
         assert "client.trusted_proxies" in p.output()
+
+
+# ---- the pre-queue and its draw ---------------------------------------------------
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+
+
+def draw_order(seed_hex, ids):
+    seed = bytes.fromhex(seed_hex)
+    return sorted(ids, key=lambda i: hmac.new(seed, i.encode(), hashlib.sha256).hexdigest())
+
+
+def create_prequeue_event(st, seats, onsale_in, prequeue_ago=1.0):
+    seller = st.token(9000, "seller")
+    s, _, v = st.http("POST", "/v1/venues",
+                      {"name": "Hall", "city": "Utrecht", "country": "NL",
+                       "sections": [{"name": "A", "rows": 1, "seats_per_row": seats}]}, seller)
+    assert s == 201, v
+    now = time.time()
+    s, _, e = st.http("POST", "/v1/events",
+                      {"venue_id": v["venue_id"], "name": "Draw night", "category": "concert",
+                       "starts_at": iso(now + 30 * 86400), "onsale_at": iso(now + onsale_in),
+                       "prequeue_opens_at": iso(now - prequeue_ago),
+                       "tiers": [{"section": "A", "price_cents": 1000}]}, seller)
+    assert s == 201, e
+    return e["event_id"], now + onsale_in
+
+
+def test_prequeue_draw_is_verifiable_and_grants_follow_it():
+    fans, seats = 12, 5
+    with Stack() as st:
+        st.start_worker(draw_close_ms=300)
+        st.start_ingress()
+        ev, onsale = create_prequeue_event(st, seats, onsale_in=6)
+        s, _, view = st.http("GET", f"/v1/events/{ev}")
+        assert s == 200 and view["draw"]["seed"] is None, view
+        commitment = view["draw"]["commitment"]
+        assert len(commitment) == 64
+        s, _, d = st.http("GET", f"/v1/events/{ev}/draw")
+        assert s == 200 and d["seed"] is None and d["entries"] == [], d
+
+        ids = {}
+        for u in range(1, fans + 1):
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
+            assert s == 202, b
+            assert b["state"] == "prequeued" and "position" not in b, b
+            assert b["eta_seconds"] >= 1 and "draw_at" in b, b
+            ids[b["intent_id"]] = u
+        first = next(iter(ids))
+        s, _, b = st.http("GET", f"/v1/intents/{first}", token=st.token(ids[first]))
+        assert s == 200 and b["state"] == "prequeued", b
+
+        # A join after onsale_at queues behind the whole draw.
+        st.wait_for(lambda: time.time() > onsale + 0.2, 15)
+        s, _, late = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                             st.token(fans + 1))
+        assert s == 202 and late["state"] == "queued", late
+
+        def reserved():
+            rows = st.sql("SELECT intent_seq FROM intents WHERE event_id = %s "
+                          "AND state = 'reserved'", (ev,))
+            return len(rows) == seats and rows
+        st.wait_for(reserved, 30, "the draw's holds")
+
+        s, _, d = st.http("GET", f"/v1/events/{ev}/draw")
+        assert s == 200, d
+        assert hashlib.sha256(bytes.fromhex(d["seed"])).hexdigest() == commitment
+        assert sorted(d["entries"]) == sorted(ids), "every pre-queued join is in the draw"
+        assert d["entries"] == draw_order(d["seed"], list(ids)), "the order recomputes"
+        assert late["intent_id"] not in d["entries"]
+        s, _, view = st.http("GET", f"/v1/events/{ev}")
+        assert view["draw"]["seed"] in (None, d["seed"])
+
+        # Grants followed the draw: the first `seats` entries hold the seats.
+        winners = set(d["entries"][:seats])
+        for iid, u in ids.items():
+            s, _, b = st.http("GET", f"/v1/intents/{iid}", token=st.token(u))
+            assert s == 200, b
+            if iid in winners:
+                assert b["state"] == "reserved", (iid, b)
+            else:
+                assert b["state"] == "waiting", (iid, b)
+                assert b["position"] == d["entries"].index(iid) + 1, b
+        s, _, b = st.http("GET", f"/v1/intents/{late['intent_id']}", token=st.token(fans + 1))
+        assert b["state"] == "waiting" and "position" not in b, b
+
+
+def test_prequeue_draw_same_after_worker_restart():
+    """The owner rebuilt from PostgreSQL after a kill draws the same order."""
+    fans, seats = 8, 3
+    with Stack() as st:
+        w = st.start_worker(draw_close_ms=300)
+        st.start_ingress()
+        ev, onsale = create_prequeue_event(st, seats, onsale_in=5)
+        ids = {}
+        for u in range(1, fans + 1):
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
+            assert s == 202 and b["state"] == "prequeued", b
+            ids[b["intent_id"]] = u
+        st.wait_for(lambda: len(st.sql("SELECT 1 FROM intents WHERE event_id = %s", (ev,)))
+                    == fans, 20, "pre-queued intents written")
+        w.kill()
+        w.wait(10)
+        st.wait_for(lambda: time.time() > onsale + 0.5, 15)
+        st.start_worker(draw_close_ms=300)
+        st.wait_for(lambda: len(st.sql("SELECT 1 FROM intents WHERE event_id = %s "
+                                       "AND state = 'reserved'", (ev,))) == seats, 40)
+        s, _, d = st.http("GET", f"/v1/events/{ev}/draw")
+        order = draw_order(d["seed"], list(ids))
+        assert d["entries"] == order
+        won = {r[0] for r in st.sql("SELECT intent_seq FROM intents WHERE event_id = %s "
+                                    "AND state = 'reserved'", (ev,))}
+        assert won == {int(i[:16], 16) for i in order[:seats]}
+
+
+def test_prequeue_opens_at_validated():
+    with Stack() as st:
+        st.start_ingress()
+        seller = st.token(9000, "seller")
+        s, _, v = st.http("POST", "/v1/venues",
+                          {"name": "Hall", "city": "Utrecht", "country": "NL",
+                           "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}, seller)
+        now = time.time()
+        base = {"venue_id": v["venue_id"], "name": "X", "category": "concert",
+                "starts_at": iso(now + 86400), "tiers": [{"section": "A", "price_cents": 100}]}
+        for extra in ({"prequeue_opens_at": iso(now + 60)},
+                      {"onsale_at": iso(now + 60), "prequeue_opens_at": iso(now + 120)}):
+            s, _, b = st.http("POST", "/v1/events", dict(base, **extra), seller)
+            assert s == 400 and b["error"]["field"] == "prequeue_opens_at", b
+        # Without a pre-queue a join before onsale_at is still refused.
+        s, _, e = st.http("POST", "/v1/events", dict(base, onsale_at=iso(now + 60)), seller)
+        assert s == 201, e
+        s, _, b = st.http("POST", f"/v1/events/{e['event_id']}/intents", {"quantity": 1},
+                          st.token(5))
+        assert s == 409 and b["error"]["code"] == "sale_not_open", b

@@ -33,7 +33,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
 
 static wk_part *part(void)
 {
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, NULL, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     ck_assert_ptr_nonnull(p);
     return p;
@@ -274,7 +274,7 @@ START_TEST(expiry_heap_orders_many_holds)
 {
     rows_a = 100;
     seats_a = 10;
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, NULL, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     /* holds created at scrambled times expire in time order */
     for (int i = 0; i < 200; i++) {
