@@ -17,6 +17,7 @@ import hmac
 import http.client
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -239,6 +240,26 @@ def test_prequeue_draw_is_verifiable_and_grants_follow_it():
                 assert b["position"] == d["entries"].index(iid) + 1, b
         s, _, b = st.http("GET", f"/v1/intents/{late['intent_id']}", token=st.token(fans + 1))
         assert b["state"] == "waiting" and "position" not in b, b
+
+        # onsalectl recomputes it and audits that the grants followed it.
+        ctl = os.path.join(BIN, "onsalectl")
+        p = subprocess.run([ctl, "verify-draw", "--event", str(ev)], env=st.env(),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "verify-draw pass" in p.stdout, p.stdout + p.stderr
+        p = subprocess.run([ctl, "audit", "--event", str(ev)], env=st.env(kafka_brokers=""),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        # Control: with another ids.secret the draw recomputes differently and
+        # the grants no longer follow it.
+        p = subprocess.run([ctl, "verify-draw", "--event", str(ev)],
+                           env=st.env(ids_secret="another-ids-secret-0123456789abcdef"),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "verify-draw fail" in p.stdout, p.stdout + p.stderr
+        # A seed that does not match its commitment fails.
+        st.sql("UPDATE events SET draw_commitment = repeat('0', 64) WHERE event_id = %s", (ev,))
+        p = subprocess.run([ctl, "verify-draw", "--event", str(ev)], env=st.env(),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "FAIL  commitment" in p.stdout, p.stdout
 
 
 def test_prequeue_draw_same_after_worker_restart():
