@@ -40,7 +40,7 @@ typedef struct queue_numbers {
 
 /* position = my offset − served cursor (docs/pipeline.md). An unknown
  * cursor counts as 0: the position can then only shrink once it is known. */
-static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset)
+static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset, int64_t event_id)
 {
     queue_numbers q;
     int64_t served = ing_cursors_served(app->cursors, partition);
@@ -50,8 +50,18 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset)
     double rate = ing_cursors_rate(app->cursors, partition);
     if (rate <= 0)
         rate = (double)app->o.status_assumed_rate;
+    /* An event's admission rate (docs/fairness.md) bounds how fast fans
+     * ahead become holds: the ETA is the slower of the two, and polls are
+     * spaced to match (a tenth of the ETA). From the cached event state
+     * only: no lookup on this path. */
+    q_event_state es;
+    if (event_id > 0 && ing_events_peek(app->events, event_id, &es) == 0 &&
+        es.admissions_per_minute > 0 && (double)es.admissions_per_minute / 60.0 < rate)
+        rate = (double)es.admissions_per_minute / 60.0;
     q.eta_seconds = (int64_t)ceil((double)q.position / rate);
     int64_t poll = q.position * app->o.status_poll_ms_per_position;
+    if (poll < q.eta_seconds * 100)
+        poll = q.eta_seconds * 100;
     if (poll < app->o.status_poll_min_ms)
         poll = app->o.status_poll_min_ms;
     if (poll > app->o.status_poll_max_ms)
@@ -82,11 +92,11 @@ static void reply_queued(ing_req *r, const char *intent_id, int64_t seq)
 {
     ing_app *app = r->app;
     int64_t event_id = 0;
-    queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq));
     char body[384], ev[40] = "";
     q_event_state es;
     if (ing_seqmap_get(app->seqs, seq, &event_id) == 0)
         snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
+    queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq), event_id);
     /* Before onsale_at every join of a pre-queued event is in the draw. */
     if (event_id > 0 && ing_events_peek(app->events, event_id, &es) == 0 &&
         es.prequeue_opens_at_ms > 0 && ing_now_ms() < es.onsale_at_ms) {
@@ -189,7 +199,7 @@ static void join_delivered(ing_worker *w, void *arg)
         ing_idem_reply(r, w, 202, json_loads(pre, 0, NULL));
         return;
     }
-    queue_numbers q = numbers(app, r->produced_partition, r->produced_offset);
+    queue_numbers q = numbers(app, r->produced_partition, r->produced_offset, j->msg.event_id);
     char url[64];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
     json_t *body = json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
@@ -234,7 +244,8 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
         join_job *j = r->job;
         if (items[i].rc == ONS_EREDIS)
             ons_logk(ONS_LOG_WARN, "intent_id", ids[i], "active key not updated (redis down)");
-        queue_numbers q = numbers(r->app, r->produced_partition, r->produced_offset);
+        queue_numbers q =
+            numbers(r->app, r->produced_partition, r->produced_offset, j->msg.event_id);
         ons_logk(ONS_LOG_DEBUG, "intent_id", ids[i],
                  "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
                  j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);

@@ -310,15 +310,34 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     }
     for (size_t i = 0; i < nevents; i++) {
         const q_status_event *e = &events[i];
-        char a[24], h[24], so[24], w[24];
+        char a[24], h[24], so[24], w[24], ha[24], mh[24], apm[24];
+        snprintf(ha, sizeof ha, "%lld", (long long)e->holds_active);
+        snprintf(mh, sizeof mh, "%lld", (long long)e->max_active_holds);
+        snprintf(apm, sizeof apm, "%lld", (long long)e->admissions_per_minute);
         snprintf(a, sizeof a, "%lld", (long long)e->available);
         snprintf(h, sizeof h, "%lld", (long long)e->held);
         snprintf(so, sizeof so, "%lld", (long long)e->sold);
         snprintf(w, sizeof w, "%lld", (long long)e->waiting);
         key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
-        const char *argv[16] = {"HSET", k,  "available", a, "held",     h,
-                                "sold", so, "waiting",   w, "sold_out", e->sold_out ? "1" : "0"};
-        int argc = 12;
+        const char *argv[24] = {"HSET",
+                                k,
+                                "available",
+                                a,
+                                "held",
+                                h,
+                                "sold",
+                                so,
+                                "waiting",
+                                w,
+                                "sold_out",
+                                e->sold_out ? "1" : "0",
+                                "holds_active",
+                                ha,
+                                "max_active_holds",
+                                mh,
+                                "admissions_per_minute",
+                                apm};
+        int argc = 18;
         if (e->status) {
             argv[argc++] = "status";
             argv[argc++] = e->status;
@@ -782,6 +801,12 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
                 out->max_per_user = (int)strtol(v, NULL, 10);
             else if (strcmp(f, "prequeue_opens_at_ms") == 0)
                 out->prequeue_opens_at_ms = strtoll(v, NULL, 10);
+            else if (strcmp(f, "holds_active") == 0)
+                out->holds_active = strtoll(v, NULL, 10);
+            else if (strcmp(f, "max_active_holds") == 0)
+                out->max_active_holds = strtoll(v, NULL, 10);
+            else if (strcmp(f, "admissions_per_minute") == 0)
+                out->admissions_per_minute = strtoll(v, NULL, 10);
             else if (strcmp(f, "sold_out") == 0)
                 out->sold_out = strcmp(v, "1") == 0;
             else if (strcmp(f, "available") == 0)
@@ -811,11 +836,16 @@ int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_
     return simple(s, 8, argv);
 }
 
-int q_status_event_set_prequeue(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms)
+int q_status_event_set_fair(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms,
+                            int64_t max_active_holds, int64_t admissions_per_minute)
 {
-    char k[256], at[24];
+    char k[256], at[24], mh[24], apm[24];
     key(s, k, sizeof k, "ev:%lld", (long long)event_id);
     snprintf(at, sizeof at, "%lld", (long long)prequeue_opens_at_ms);
-    const char *argv[] = {"HSET", k, "prequeue_opens_at_ms", at};
-    return simple(s, 4, argv);
+    snprintf(mh, sizeof mh, "%lld", (long long)max_active_holds);
+    snprintf(apm, sizeof apm, "%lld", (long long)admissions_per_minute);
+    const char *argv[] = {
+        "HSET", k, "prequeue_opens_at_ms", at, "max_active_holds", mh, "admissions_per_minute",
+        apm};
+    return simple(s, 8, argv);
 }

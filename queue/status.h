@@ -52,6 +52,9 @@ typedef struct q_status_event {
     int64_t event_id;
     int64_t available, held, sold, waiting;
     int sold_out;
+    /* Admission control (docs/fairness.md): holds now, and the caps (0 =
+     * none). */
+    int64_t holds_active, max_active_holds, admissions_per_minute;
     const char *status; /* the owner's sale status; NULL = leave as is */
     /* Free seats per section as "section_id:free,...", or NULL: the event
      * view's per-tier availability (q_status_event_view_get). */
@@ -177,7 +180,8 @@ typedef struct q_event_state {
     int64_t prequeue_opens_at_ms; /* 0 = no pre-queue (docs/fairness.md) */
     int max_per_user;
     int sold_out;
-    int64_t available, held, sold, waiting; /* -1 when unknown */
+    int64_t available, held, sold, waiting;                        /* -1 when unknown */
+    int64_t holds_active, max_active_holds, admissions_per_minute; /* 0 when unknown */
 } q_event_state;
 
 /* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS. */
@@ -191,7 +195,10 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
 /* HSET of status, onsale_at_ms and max_per_user (ingress side). */
 int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,
                        int max_per_user);
-/* HSET of prequeue_opens_at_ms (0 = none), written with the above. */
-int q_status_event_set_prequeue(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms);
+/* HSET of prequeue_opens_at_ms (0 = none) and the admission caps (0 =
+ * none), written with the above (docs/fairness.md); the owner publishes
+ * the caps again whenever they change. */
+int q_status_event_set_fair(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms,
+                            int64_t max_active_holds, int64_t admissions_per_minute);
 
 #endif

@@ -492,6 +492,8 @@ static void run_batch(worker *w)
             fail_partition(w, (int32_t)i, s, "ending past events failed");
         else if (wk_part_draw_due(s->part, now_ms) < 0)
             fail_partition(w, (int32_t)i, s, "making a due draw failed");
+        else if (wk_part_admit_due(s->part, now_ms) < 0)
+            fail_partition(w, (int32_t)i, s, "admitting paced fans failed");
     }
 
     size_t n = 0;

@@ -191,6 +191,7 @@ static int heap_push(wk_part *p, wk_intent *in)
     in->heap_idx = (int32_t)p->nheap;
     p->heap[p->nheap++] = in;
     heap_up(p, p->nheap - 1);
+    in->ev->nholds++;
     return 0;
 }
 
@@ -201,6 +202,7 @@ static void heap_remove(wk_part *p, wk_intent *in)
     size_t i = (size_t)in->heap_idx;
     assert(i < p->nheap && p->heap[i] == in);
     in->heap_idx = -1;
+    in->ev->nholds--;
     p->nheap--;
     if (i == p->nheap)
         return;
@@ -408,6 +410,7 @@ void wk_part_batch_done(wk_part *p)
     for (size_t i = 0; i < fx->nevents; i++) {
         fx->events[i]->fx_mark = 0;
         fx->events[i]->status_dirty = 0;
+        fx->events[i]->admission_dirty = 0;
     }
     fx->nintents = fx->nseats = fx->nevents = 0;
     wk_map_clear(&fx->intent_idx);
@@ -449,6 +452,22 @@ static int in_prequeue_window(const wk_event *ev, int64_t ts_ms)
             ev->status == WK_EV_SOLD_OUT);
 }
 
+/* Does a cap keep ev from granting a hold now? */
+static int admission_blocked(const wk_event *ev, int64_t now_ms)
+{
+    return (ev->max_active_holds > 0 && ev->nholds >= ev->max_active_holds) ||
+           (ev->admissions_per_minute > 0 && now_ms < ev->next_admit_ms);
+}
+
+/* Charges one admission (a grant) against ev's rate. */
+static void admission_charge(wk_event *ev, int64_t now_ms)
+{
+    if (ev->admissions_per_minute <= 0)
+        return;
+    int64_t period = 60000 / ev->admissions_per_minute;
+    ev->next_admit_ms = (ev->next_admit_ms > now_ms ? ev->next_admit_ms : now_ms) + period;
+}
+
 static int sold_out(const wk_event *ev)
 {
     return ev->inv.available == 0 && ev->inv.held == 0;
@@ -484,6 +503,7 @@ static int reserve(wk_part *p, wk_intent *in, const uint32_t *seats, int n, int6
     in->state = WK_I_RESERVED;
     in->res_state = WK_RES_HELD;
     in->expires_ms = now_ms + (int64_t)hold * 1000;
+    admission_charge(ev, now_ms);
     int rc = heap_push(p, in);
     if (rc)
         return rc;
@@ -596,7 +616,7 @@ static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
     int64_t left[WK_MAX_QTY + 1];
     memcpy(left, ev->waiting_by_qty, sizeof left);
     wk_intent *in = ev->whead;
-    while (in && ev->inv.available > 0) {
+    while (in && ev->inv.available > 0 && !admission_blocked(ev, now_ms)) {
         int64_t fits = 0;
         for (int q = 1; q <= WK_MAX_QTY && q <= ev->inv.available; q++)
             fits += left[q];
@@ -674,7 +694,10 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     wk_req req = {m->quantity, section, m->max_price_cents, m->adjacent != 0};
     uint32_t seats[WK_MAX_QTY];
     int mode;
-    if (!draw_pending(ev) && wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
+    /* A cap that binds keeps a new fan behind those waiting, in order. */
+    if (!draw_pending(ev) && !admission_blocked(ev, now_ms) &&
+        !(ev->whead && (ev->max_active_holds > 0 || ev->admissions_per_minute > 0)) &&
+        wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
         mode = WK_I_RESERVED;
     else if (wk_inv_could_fit(&ev->inv, &req))
         mode = WK_I_WAITING;
@@ -933,6 +956,38 @@ int wk_part_draw_due(wk_part *p, int64_t now_ms)
     return n;
 }
 
+/* ---- admission control ----------------------------------------------------------------- */
+
+static int apply_admission(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms)
+{
+    ev->max_active_holds = m->max_active_holds;
+    ev->admissions_per_minute = m->admissions_per_minute;
+    if (ev->admissions_per_minute <= 0)
+        ev->next_admit_ms = 0;
+    ev->admission_dirty = 1;
+    ons_log_info("event %lld: admission caps: %lld active holds, %lld a minute (0 = none)",
+                 (long long)ev->event_id, (long long)ev->max_active_holds,
+                 (long long)ev->admissions_per_minute);
+    int rc = fx_touch_event(p, ev);
+    return rc ? rc : serve_waiting(p, ev, now_ms); /* a raised cap lets fans in now */
+}
+
+int wk_part_admit_due(wk_part *p, int64_t now_ms)
+{
+    int n = 0;
+    for (size_t i = 0; i < p->events.cap; i++) {
+        wk_event *ev = p->events.slots[i].val;
+        if (!ev || !ev->whead || ev->admissions_per_minute <= 0 || now_ms < ev->next_admit_ms ||
+            ev->inv.available == 0)
+            continue;
+        int rc = serve_waiting(p, ev, now_ms);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return n;
+}
+
 int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int64_t now_ms)
 {
     wk_event *ev = NULL;
@@ -959,6 +1014,9 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
         break;
     case Q_MSG_EVENT_STATUS:
         rc = apply_status(p, ev, m, when, now_ms);
+        break;
+    case Q_MSG_ADMISSION:
+        rc = apply_admission(p, ev, m, now_ms);
         break;
     case Q_MSG_CHECKOUT:
     case Q_MSG_PAYMENT_RESULT:

@@ -143,6 +143,14 @@ typedef struct wk_event {
     int drawn;
     wk_intent **pre;
     size_t npre, cap_pre;
+    /* Admission control (docs/fairness.md): at most max_active_holds holds
+     * (reserved or paying) at once, at most admissions_per_minute grants a
+     * minute (one per 60000/apm ms); 0 = no cap. While a cap binds, waiting
+     * fans stay in order even if seats are free. */
+    int64_t max_active_holds, admissions_per_minute;
+    int64_t next_admit_ms; /* no grant before this (admissions_per_minute) */
+    int64_t nholds;        /* this event's intents in the hold heap */
+    int admission_dirty;   /* caps changed in this batch */
 } wk_event;
 
 /* One intent's final state in the batch being built. */
@@ -251,6 +259,11 @@ int wk_part_end_due(wk_part *p, int64_t now_ms);
  * ahead of the waiting list and served. Returns how many draws were made,
  * or a negative error (the batch failed). */
 int wk_part_draw_due(wk_part *p, int64_t now_ms);
+
+/* Serves the waiting fans of events whose admission rate held them back
+ * and whose next admission is due. Returns how many events were served, or
+ * a negative error (the batch failed). */
+int wk_part_admit_due(wk_part *p, int64_t now_ms);
 
 /* Does the batch have anything to write? */
 int wk_part_dirty(const wk_part *p);

@@ -296,6 +296,9 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         e->held = ev->inv.held;
         e->sold = ev->inv.sold;
         e->waiting = ev->nwaiting + (int64_t)ev->npre;
+        e->holds_active = ev->nholds;
+        e->max_active_holds = ev->max_active_holds;
+        e->admissions_per_minute = ev->admissions_per_minute;
         e->sold_out = ev->inv.available == 0 && ev->inv.held == 0;
         /* The owner is the only writer of the sale status (PostgreSQL and
          * this projection): ingress reads it here on a join. */

@@ -183,7 +183,8 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
                              "hold_seconds, max_per_user, currency, seats_total, "
                              "(extract(epoch FROM starts_at) * 1000)::bigint, "
                              "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, 0), "
-                             "coalesce(encode(draw_seed, 'hex'), '') "
+                             "coalesce(encode(draw_seed, 'hex'), ''), "
+                             "coalesce(max_active_holds, 0), coalesce(admissions_per_minute, 0) "
                              "FROM events WHERE event_id = $1",
                              1, v);
     if (!r)
@@ -206,6 +207,8 @@ static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seat
         ons_log_warn("event %" PRId64 ": pre-queue without a draw seed; none", event_id);
         ev->prequeue_opens_at_ms = 0;
     }
+    ev->max_active_holds = to_i64(PQgetvalue(r, 0, 9));
+    ev->admissions_per_minute = to_i64(PQgetvalue(r, 0, 10));
     PQclear(r);
     return 0;
 }
@@ -779,6 +782,25 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
                                  "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "
                                  "$2::text[]) AS u(ev, st) WHERE e.event_id = u.ev",
                                  a, 2)) != 0)
+        return rc;
+    /* Admission caps changed by a record (docs/fairness.md); 0 = none. */
+    any = 0;
+    wk_pgarrs_reset(a, 3);
+    for (size_t i = 0; i < fx->nevents; i++) {
+        const wk_event *ev = fx->events[i];
+        if (!ev->admission_dirty)
+            continue;
+        any = 1;
+        wk_pgarr_int(&a[0], ev->event_id);
+        wk_pgarr_int(&a[1], ev->max_active_holds);
+        wk_pgarr_int(&a[2], ev->admissions_per_minute);
+    }
+    if (any && (rc = exec_arrays(st, "update admission",
+                                 "UPDATE events e SET max_active_holds = nullif(u.mh, 0), "
+                                 "admissions_per_minute = nullif(u.apm, 0) "
+                                 "FROM unnest($1::bigint[], $2::int[], $3::int[]) "
+                                 "AS u(ev, mh, apm) WHERE e.event_id = u.ev",
+                                 a, 3)) != 0)
         return rc;
     return 0;
 }
