@@ -118,6 +118,15 @@ int ing_events_peek(ing_events *c, int64_t id, q_event_state *out)
     return hit ? 0 : ONS_ENOTFOUND;
 }
 
+int ing_events_fresh(ing_events *c, int64_t id)
+{
+    pthread_mutex_lock(&c->mu);
+    slot *s = &c->slots[(uint64_t)id % c->n];
+    int fresh = s->event_id == id && ons_mono_ms() - s->fetched_ms < c->ttl_ms;
+    pthread_mutex_unlock(&c->mu);
+    return fresh;
+}
+
 int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 {
     pthread_mutex_lock(&c->mu);

@@ -104,10 +104,23 @@ static void reply_queued(ing_req *r, const char *intent_id, int64_t seq)
         ing_reply_raw(r, 200, body);
         return;
     }
+    int known = event_id > 0 && ing_events_peek(app->events, event_id, &es) == 0;
+    /* Truthful waiting (docs/fairness.md): once every seat is sold the
+     * answer is sold_out now, not when the worker reaches this record; while
+     * every unsold seat is held, the fan is told so. */
+    if (known && es.sold_out) {
+        snprintf(body, sizeof body,
+                 "{\"intent_id\":\"%s\",\"state\":\"rejected\",\"reason\":\"sold_out\","
+                 "\"poll_after_ms\":%lld%s}",
+                 intent_id, app->o.status_poll_max_ms, ev);
+        ing_reply_raw(r, 200, body);
+        return;
+    }
     snprintf(body, sizeof body,
              "{\"intent_id\":\"%s\",\"state\":\"queued\",\"position\":%" PRId64
-             ",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s}",
-             intent_id, q.position, q.eta_seconds, q.poll_after_ms, ev);
+             ",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s%s}",
+             intent_id, q.position, q.eta_seconds, q.poll_after_ms, ev,
+             known && es.available == 0 && es.held > 0 ? ",\"seats_all_held\":true" : "");
     ing_reply_raw(r, 200, body);
 }
 
@@ -728,6 +741,18 @@ static intent_job *new_intent_job(ing_req *r, int64_t seq)
     return j;
 }
 
+/* A queued poll whose event state is older than event_cache.ttl_ms: one
+ * job refreshes it (then the next polls are memory again), and answers. */
+static void queued_refresh_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    intent_job *j = r->job;
+    q_event_state es;
+    if (j->event_id > 0)
+        (void)ing_events_get(r->app->events, w, j->event_id, &es);
+    reply_queued(r, j->id, j->seq);
+}
+
 void ing_route_intent_get(ing_req *r)
 {
     int64_t seq;
@@ -735,7 +760,19 @@ void ing_route_intent_get(ing_req *r)
         return;
     int64_t served = ing_cursors_served(r->app->cursors, q_seq_partition(seq));
     if (served >= 0 && q_seq_offset(seq) >= served) {
-        /* Still queued: pure memory, no Redis round trip. */
+        /* Still queued: memory, no Redis round trip, unless the event's
+         * state (sold out?) is older than its ttl: then one job per ttl
+         * refreshes it. */
+        int64_t event_id = 0;
+        if (ing_seqmap_get(r->app->seqs, seq, &event_id) == 0 &&
+            !ing_events_fresh(r->app->events, event_id)) {
+            intent_job *j = new_intent_job(r, seq);
+            if (j) {
+                j->event_id = event_id;
+                ing_req_submit(r, queued_refresh_job);
+            }
+            return;
+        }
         reply_queued(r, r->params[0], seq);
         return;
     }

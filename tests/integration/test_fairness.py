@@ -404,3 +404,34 @@ def test_admissions_per_minute_paces_grants_and_the_eta():
             "ON i.intent_seq = r.reservation_id WHERE i.event_id = %s ORDER BY 1", (ev,))]
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert min(gaps) >= 0.8, gaps
+
+
+# ---- truthful waiting ------------------------------------------------------------
+
+def test_queued_fans_told_sold_out_without_waiting_for_the_worker():
+    """No worker: the fans' records stay queued. The owner's projection of
+    the event (ev:<id>, as workers/project.c publishes it) says every seat is
+    held, then every seat is sold: the next poll of each queued fan says so,
+    long before any worker reaches their records."""
+    with Stack() as st:
+        st.start_ingress(event_cache_ttl_ms=100)
+        ev = st.create_event(sections=(("A", 1, 2, 1000),))
+        fans = []
+        for u in range(1, 6):
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
+            assert s == 202 and b["state"] == "queued", b
+            fans.append((u, b["intent_id"]))
+
+        def poll_all():
+            return [st.http("GET", f"/v1/intents/{i}", token=st.token(u))[2] for u, i in fans]
+        for b in poll_all():
+            assert b["state"] == "queued" and "seats_all_held" not in b, b
+        key = st.key(f"ev:{ev}")
+        st.redis.hset(key, mapping={"available": 0, "held": 2, "sold": 0, "sold_out": 0})
+        time.sleep(0.3)
+        for b in poll_all():
+            assert b["state"] == "queued" and b["seats_all_held"] is True, b
+        st.redis.hset(key, mapping={"available": 0, "held": 0, "sold": 2, "sold_out": 1})
+        time.sleep(0.3)
+        for b in poll_all():
+            assert b["state"] == "rejected" and b["reason"] == "sold_out", b
