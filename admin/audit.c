@@ -55,6 +55,8 @@
  *   + succeeded refunds. With no orders the check runs and reports 0.
  */
 #include "admin/audit.h"
+#include "queue/draw.h"
+#include "queue/intent_id.h"
 #include "common/err.h"
 
 #include <ctype.h>
@@ -358,8 +360,63 @@ enum {
     F_LIVE,
     F_MINSEAT,
     F_MAXSEAT,
-    F_MINPOS
+    F_MINPOS,
+    F_PRE,  /* 1: pre-queued (joined before onsale_at of an event with a pre-queue) */
+    F_SEED, /* the event's draw seed, hex ("" none) */
+    F_USER
 };
+
+/* The serving order of one FIFO row: a pre-queued intent by its draw key
+ * (queue/draw.h; ahead of every other), the rest by seq. */
+typedef struct fifo_row {
+    int row;
+    char key[Q_DRAW_HEX_LEN + 2];
+} fifo_row;
+
+static const PGresult *fifo_rows; /* for the comparator (one audit at a time) */
+
+static int fifo_cmp(const void *a, const void *b)
+{
+    const fifo_row *x = a, *y = b;
+    for (int c = F_EVENT; c <= F_ADJ; c++) {
+        int d = strcmp(PQgetvalue(fifo_rows, x->row, c), PQgetvalue(fifo_rows, y->row, c));
+        if (d)
+            return d; /* the query sorted classes; keep that order */
+    }
+    int d = strcmp(x->key, y->key);
+    return d ? d : x->row - y->row;
+}
+
+/* Orders the rows of each class for the FIFO check. Returns the order
+ * (caller frees) or NULL; *undrawn counts pre-queued rows that could not
+ * be keyed (no ids.secret or no seed): they keep their seq order. */
+static fifo_row *fifo_order(const audit *a, const PGresult *r, long long *undrawn)
+{
+    int n = PQntuples(r);
+    fifo_row *o = malloc(((size_t)n + 1) * sizeof *o);
+    if (!o)
+        return NULL;
+    *undrawn = 0;
+    for (int i = 0; i < n; i++) {
+        o[i].row = i;
+        uint8_t seed[Q_DRAW_SEED_LEN];
+        char id[Q_ID_LEN + 1];
+        int64_t seq = ll_at(r, i, F_SEQ);
+        if (ll_at(r, i, F_PRE)) {
+            if (a->o->ids_secret && q_draw_seed_parse(PQgetvalue(r, i, F_SEED), seed) == 0 &&
+                q_id_encode(a->o->ids_secret, Q_ID_INTENT, seq, ll_at(r, i, F_USER), id) == 0 &&
+                q_draw_key(seed, id, o[i].key + 1) == 0) {
+                o[i].key[0] = '0';
+                continue;
+            }
+            (*undrawn)++;
+        }
+        snprintf(o[i].key, sizeof o[i].key, "1%016llx", (unsigned long long)seq);
+    }
+    fifo_rows = r;
+    qsort(o, (size_t)n, sizeof *o, fifo_cmp);
+    return o;
+}
 
 typedef struct grant {
     int have;
@@ -392,26 +449,36 @@ static int check_fifo(audit *a)
         "            'sold_out') THEN 'r' ELSE 'o' END, "
         "  (extract(epoch FROM coalesce(r.created_at, i.updated_at)) * 1000000)::bigint, "
         "  (r.state IN ('held', 'paying', 'purchased'))::int, "
-        "  min(s.seat_no), max(s.seat_no), min(sec.position) "
-        "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.intent_seq "
+        "  min(s.seat_no), max(s.seat_no), min(sec.position), "
+        "  (e.prequeue_opens_at IS NOT NULL AND i.accepted_at >= e.prequeue_opens_at "
+        "   AND i.accepted_at < e.onsale_at)::int, coalesce(encode(e.draw_seed, 'hex'), ''), "
+        "  i.user_id "
+        "FROM intents i JOIN events e ON e.event_id = i.event_id "
+        "LEFT JOIN reservations r ON r.reservation_id = i.intent_seq "
         "LEFT JOIN seats s ON s.event_id = r.event_id AND s.reservation_id = r.reservation_id "
         "LEFT JOIN sections sec ON sec.section_id = s.section_id "
         "WHERE $1::bigint IS NULL OR i.event_id = $1 "
-        "GROUP BY i.intent_seq, r.reservation_id "
+        "GROUP BY i.intent_seq, r.reservation_id, e.event_id "
         "ORDER BY 1, 2, 3, 4, 5, 6",
         1, params);
     if (!r) {
         rc = ONS_EDB;
         goto done;
     }
-    long long grants = 0, bad_order = 0, bad_wait = 0, bad_reject = 0, bad_seat = 0;
+    long long grants = 0, bad_order = 0, bad_wait = 0, bad_reject = 0, bad_seat = 0, undrawn = 0;
     char sample[160] = "";
     int n = PQntuples(r);
+    fifo_row *ord = fifo_order(a, r, &undrawn);
+    if (!ord) {
+        rc = ONS_ENOMEM;
+        goto done;
+    }
     grant prev_live = {0};
     int waiting_before = 0;
     int64_t max_reject_t = INT64_MIN, max_grant_t = INT64_MIN;
-    for (int i = 0; i < n; i++) {
-        if (i == 0 || !same_class(r, i, i - 1)) {
+    for (int k = 0; k < n; k++) {
+        int i = ord[k].row;
+        if (k == 0 || !same_class(r, i, ord[k - 1].row)) {
             memset(&prev_live, 0, sizeof prev_live);
             waiting_before = 0;
             max_reject_t = max_grant_t = INT64_MIN;
@@ -450,10 +517,13 @@ static int check_fifo(audit *a)
             snprintf(sample, sizeof sample, "; first at intent %" PRId64 " (event %s, qty %s)", seq,
                      PQgetvalue(r, i, F_EVENT), PQgetvalue(r, i, F_QTY));
     }
-    add_check(a, "fifo", ADM_CHECK_OK, grants, bad_order + bad_wait + bad_reject + bad_seat,
-              "grants in offset order per request class: %lld out of order, %lld past a waiting "
-              "earlier, %lld after an earlier rejection, %lld with better seats than an earlier%s",
-              bad_order, bad_wait, bad_reject, bad_seat, sample);
+    free(ord);
+    add_check(a, "fifo", ADM_CHECK_OK, grants,
+              bad_order + bad_wait + bad_reject + bad_seat + undrawn,
+              "grants in draw order, then offset order, per request class: %lld out of order, "
+              "%lld past a waiting earlier, %lld after an earlier rejection, %lld with better "
+              "seats than an earlier; %lld pre-queued not keyed (ids.secret)%s",
+              bad_order, bad_wait, bad_reject, bad_seat, undrawn, sample);
 done:
     PQclear(r);
     release_list_fini(&rel);
@@ -942,4 +1012,97 @@ void adm_audit_write_json(const adm_audit_result *res, FILE *out)
         fputc('}', out);
     }
     fputc(']', out);
+}
+
+/* ---- verify-draw ----------------------------------------------------------------- */
+
+typedef struct vd_entry {
+    char key[Q_DRAW_HEX_LEN + 1];
+    char id[Q_ID_LEN + 1];
+} vd_entry;
+
+static int vd_cmp(const void *a, const void *b)
+{
+    return strcmp(((const vd_entry *)a)->key, ((const vd_entry *)b)->key);
+}
+
+int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id, FILE *out,
+                    int *passed)
+{
+    char ev[24];
+    snprintf(ev, sizeof ev, "%" PRId64, event_id);
+    const char *p[] = {ev};
+    PGresult *e = NULL, *rows = NULL;
+    vd_entry *v = NULL;
+    int rc = ONS_EDB, ok = 1;
+    *passed = 0;
+    PGconn *pg = PQconnectdb(pg_dsn);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "verify-draw: cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
+        goto done;
+    }
+    e = PQexecParams(
+        pg,
+        "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
+        "prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
+        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(e) != PGRES_TUPLES_OK)
+        goto done;
+    if (PQntuples(e) == 0) {
+        rc = ONS_ENOTFOUND;
+        goto done;
+    }
+    uint8_t seed[Q_DRAW_SEED_LEN];
+    char commitment[Q_DRAW_HEX_LEN + 1];
+    if (q_draw_seed_parse(PQgetvalue(e, 0, 1), seed)) {
+        fprintf(out, "FAIL  event %s has no draw seed\n", ev);
+        rc = 0;
+        goto done;
+    }
+    q_draw_commitment(seed, commitment);
+    int commit_ok = strcmp(commitment, PQgetvalue(e, 0, 0)) == 0;
+    ok &= commit_ok;
+    fprintf(out, "%-4s  commitment %s = sha256(seed %s)\n", commit_ok ? "ok" : "FAIL",
+            PQgetvalue(e, 0, 0), PQgetvalue(e, 0, 1));
+    rows = PQexecParams(pg,
+                        "SELECT i.intent_seq, i.user_id FROM intents i "
+                        "JOIN events e USING (event_id) WHERE i.event_id = $1 "
+                        "AND e.prequeue_opens_at IS NOT NULL "
+                        "AND i.accepted_at >= e.prequeue_opens_at AND i.accepted_at < e.onsale_at "
+                        "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
+                        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(rows) != PGRES_TUPLES_OK)
+        goto done;
+    int n = PQntuples(rows);
+    v = malloc(((size_t)n + 1) * sizeof *v);
+    if (!v) {
+        rc = ONS_ENOMEM;
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        if (q_id_encode(ids_secret, Q_ID_INTENT, strtoll(PQgetvalue(rows, i, 0), NULL, 10),
+                        strtoll(PQgetvalue(rows, i, 1), NULL, 10), v[i].id) ||
+            q_draw_key(seed, v[i].id, v[i].key)) {
+            rc = ONS_EINVAL;
+            goto done;
+        }
+    qsort(v, (size_t)n, sizeof *v, vd_cmp);
+    fprintf(out, "ok    draw of %d pre-queued intents, by ascending hex HMAC-SHA256(seed, id):", n);
+    for (int i = 0; i < n && i < 5; i++)
+        fprintf(out, " %s", v[i].id);
+    fprintf(out, "%s\n", n > 5 ? " ..." : "");
+    adm_audit_opts ao = {.pg_dsn = pg_dsn, .event_id = event_id, .ids_secret = ids_secret};
+    adm_audit_result res;
+    if ((rc = adm_audit_run(&ao, out, &res)) != 0)
+        goto done;
+    ok &= res.violations == 0;
+    *passed = ok;
+    fprintf(out, "verify-draw %s\n", ok ? "pass" : "fail");
+    rc = 0;
+done:
+    free(v);
+    PQclear(e);
+    PQclear(rows);
+    PQfinish(pg);
+    return rc;
 }

@@ -21,7 +21,9 @@
  *                     fan saw (sim log)
  *   positions         no fan's reported position ever increased (sim log)
  *   fifo              grants in offset order within each event and request
- *                     class (quantity, section, price ceiling, adjacency)
+ *                     class (quantity, section, price ceiling, adjacency),
+ *                     pre-queued intents first in draw order (queue/draw.h;
+ *                     needs ids_secret, else the check fails)
  *   charges           per order: succeeded charges = valid tickets + refunds;
  *                     at most one succeeded charge
  *
@@ -53,6 +55,7 @@ typedef struct adm_audit_opts {
     const char *sim_log;             /* NULL: skip the sim-log checks */
     int wait_s;                      /* how long kafka_applied waits for workers to catch up */
     long long max_log_intents;       /* bound on intents read from the sim log */
+    const char *ids_secret;          /* names intents for the draw order (fifo); NULL: cannot */
 } adm_audit_opts;
 
 enum adm_check_status { ADM_CHECK_OK, ADM_CHECK_FAIL, ADM_CHECK_SKIP };
@@ -81,5 +84,14 @@ int adm_audit_run(const adm_audit_opts *o, FILE *out, adm_audit_result *res);
 /* Writes res as a JSON array of {name, status, checked, violations, detail}
  * to out (no trailing newline). */
 void adm_audit_write_json(const adm_audit_result *res, FILE *out);
+
+/* onsalectl verify-draw: recomputes event_id's draw from PostgreSQL and
+ * ids_secret: the seed matches the commitment (hex SHA-256), the draw order
+ * (ascending hex HMAC-SHA256(seed, intent_id) over the pre-queued intents,
+ * as GET /v1/events/{id}/draw lists them), and the event's audit (its fifo
+ * check follows that order). Writes a report to out; *passed = 1 when all
+ * hold. Returns 0, ONS_ENOTFOUND (no such event) or ONS_EDB/ONS_ENOMEM. */
+int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id, FILE *out,
+                    int *passed);
 
 #endif

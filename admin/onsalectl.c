@@ -33,6 +33,7 @@
 
 typedef struct ctl_opts {
     char *auth_secret;
+    char *ids_secret;
     char *pg_dsn;
     char *kafka_brokers;
     char *kafka_topic;
@@ -45,6 +46,9 @@ static const ons_opt opt_table[] = {
     {"auth.secret", ONS_OPT_STR, offsetof(ctl_opts, auth_secret), ONS_AUTH_SECRET_MIN,
      ONS_AUTH_SECRET_MAX, ONS_AUTH_SECRET_DEV,
      "HS256 key of the bearer tokens: ingress's auth.secret (token)"},
+    {"ids.secret", ONS_OPT_STR, offsetof(ctl_opts, ids_secret), ONS_AUTH_SECRET_MIN,
+     ONS_AUTH_SECRET_MAX, ONS_IDS_SECRET_DEV,
+     "HMAC key of the public ids: ingress's ids.secret (verify-draw, audit of draws)"},
     {"dev_mode", ONS_OPT_BOOL, offsetof(ctl_opts, dev_mode), 0, 1, "false", ONS_DEV_MODE_HELP},
     {"pg.dsn", ONS_OPT_STR, offsetof(ctl_opts, pg_dsn), 1, 1024,
      "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
@@ -75,6 +79,7 @@ typedef struct command {
 static int cmd_help(ctl *c, int argc, char **argv);
 static int cmd_token(ctl *c, int argc, char **argv);
 static int cmd_audit(ctl *c, int argc, char **argv);
+static int cmd_verify_draw(ctl *c, int argc, char **argv);
 
 static const command commands[] = {
     {"token", "--user ID --role fan|seller|scanner|admin [--ttl SECONDS]",
@@ -85,6 +90,10 @@ static const command commands[] = {
      "reached a consistent state, FIFO, positions never increased, charges = tickets + refunds); "
      "exit 1 on any violation",
      1, cmd_audit},
+    {"verify-draw", "--event ID",
+     "recompute the event's pre-queue draw (seed vs commitment, order by HMAC-SHA256(seed, "
+     "intent_id)) and audit that grants followed it; prints pass or fail, exit 1 on fail",
+     1, cmd_verify_draw},
     {"help", "[COMMAND]", "show this help, or one command's usage", 0, cmd_help},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -231,6 +240,19 @@ fail:
     return rc == 0 ? 0 : 1;
 }
 
+/* ids.secret, or NULL (with a note on stderr) while it is the development
+ * key outside dev mode: draws then cannot be recomputed. */
+static const char *ids_secret_or_null(ctl *c)
+{
+    char err[512];
+    const ons_secret secrets[] = {{"ids.secret", c->opts.ids_secret, ONS_IDS_SECRET_DEV}};
+    if (ons_secrets_check(secrets, 1, c->opts.dev_mode, err, sizeof err)) {
+        fprintf(stderr, "onsalectl: %s (draws are not recomputed)\n", err);
+        return NULL;
+    }
+    return c->opts.ids_secret;
+}
+
 /* onsalectl audit [--event ID] [--sim-log FILE]: runs admin/audit.c and
  * exits 1 when any invariant is violated (or the audit could not run). */
 static int cmd_audit(ctl *c, int argc, char **argv)
@@ -275,12 +297,61 @@ static int cmd_audit(ctl *c, int argc, char **argv)
     }
     if (optind < argc)
         return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    ao.ids_secret = ids_secret_or_null(c);
     int rc = adm_audit_run(&ao, stdout, &res);
     if (rc != 0) {
         fprintf(stderr, "onsalectl: audit could not run: %s\n", ons_strerror(rc));
         return 1;
     }
     return res.violations ? 1 : 0;
+}
+
+/* onsalectl verify-draw --event ID: adm_verify_draw; exit 0 pass, 1 fail. */
+static int cmd_verify_draw(ctl *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"event", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const command *self = find_command("verify-draw");
+    long long ev = 0;
+    int opt;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'e':
+            if (parse_ll(optarg, 1, INT64_MAX, &ev) != 0)
+                return usage_error(self, "--event '%s' is not a positive integer", optarg);
+            break;
+        case 'h':
+            printf("usage: onsalectl %s %s\n    %s\n", self->name, self->args, self->summary);
+            return 0;
+        case ':':
+            return usage_error(self, "%s needs a value", argv[optind - 1]);
+        default:
+            return usage_error(self, "unknown flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    if (ev == 0)
+        return usage_error(self, "missing --event");
+    const char *ids = ids_secret_or_null(c);
+    if (!ids)
+        return EXIT_USAGE;
+    int passed = 0;
+    int rc = adm_verify_draw(c->opts.pg_dsn, ids, ev, stdout, &passed);
+    if (rc == ONS_ENOTFOUND) {
+        fprintf(stderr, "onsalectl: no event %lld\n", ev);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "onsalectl: verify-draw could not run: %s\n", ons_strerror(rc));
+        return 1;
+    }
+    return passed ? 0 : 1;
 }
 
 int main(int argc, char **argv)

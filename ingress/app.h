@@ -24,6 +24,7 @@ typedef struct ing_monitor ing_monitor;
 typedef struct ing_server ing_server;
 typedef struct ing_finisher ing_finisher;
 typedef struct ing_accounts ing_accounts;
+typedef struct ing_ratelimit ing_ratelimit;
 
 /* Every limit and address of the process (table in main.c, `--help`). */
 typedef struct ing_opts {
@@ -106,6 +107,12 @@ typedef struct ing_opts {
     long long catalog_max_age_s;
     long long catalog_cache_ttl_ms;
     long long catalog_cache_slots;
+    /* Client addresses (client_addr.h) and rate limits (ratelimit.h). */
+    char *client_addr_header;
+    char *client_trusted_proxies;
+    int ratelimit_enabled;
+    long long ratelimit_memory_slots;
+    long long ratelimit[5][4]; /* [ing_rl_class][ING_RL_USER_PER_MIN ...] */
 } ing_opts;
 
 extern const ons_opt ing_opt_table[];
@@ -126,6 +133,7 @@ typedef struct ing_app {
     ing_monitor *monitor;
     ing_server *server;
     ing_accounts *accounts;
+    ing_ratelimit *ratelimit;
 
     /* Hot-path metric handles, looked up once at start. */
     ons_counter *produce_errors;

@@ -76,10 +76,14 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
     const char *params[] = {idbuf};
-    PGresult *res = PQexecParams(pg,
-                                 "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-                                 "max_per_user FROM events WHERE event_id = $1",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(pg,
+                     "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+                     "max_per_user, "
+                     "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
+                     "0), coalesce(max_active_holds, 0), "
+                     "coalesce(admissions_per_minute, 0) FROM events WHERE event_id = $1",
+                     1, NULL, params, NULL, NULL, 0);
     int rc = ONS_EDB;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         if (PQntuples(res) == 0) {
@@ -88,6 +92,9 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
             snprintf(st->status, sizeof st->status, "%s", PQgetvalue(res, 0, 0));
             st->onsale_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
             st->max_per_user = atoi(PQgetvalue(res, 0, 2));
+            st->prequeue_opens_at_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+            st->max_active_holds = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+            st->admissions_per_minute = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
             if (strcmp(st->status, "sold_out") == 0)
                 st->sold_out = 1;
             rc = 0;
@@ -98,6 +105,26 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
     }
     PQclear(res);
     return rc;
+}
+
+int ing_events_peek(ing_events *c, int64_t id, q_event_state *out)
+{
+    pthread_mutex_lock(&c->mu);
+    slot *s = &c->slots[(uint64_t)id % c->n];
+    int hit = s->event_id == id;
+    if (hit)
+        *out = s->st;
+    pthread_mutex_unlock(&c->mu);
+    return hit ? 0 : ONS_ENOTFOUND;
+}
+
+int ing_events_fresh(ing_events *c, int64_t id)
+{
+    pthread_mutex_lock(&c->mu);
+    slot *s = &c->slots[(uint64_t)id % c->n];
+    int fresh = s->event_id == id && ons_mono_ms() - s->fetched_ms < c->ttl_ms;
+    pthread_mutex_unlock(&c->mu);
+    return fresh;
 }
 
 int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
@@ -129,8 +156,11 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
         return ONS_ENOTFOUND;
     if (prc)
         return ONS_EUNAVAIL;
-    if (rrc != ONS_EREDIS)
+    if (rrc != ONS_EREDIS) {
         q_status_event_set(w->st, id, st.status, st.onsale_at_ms, st.max_per_user);
+        q_status_event_set_fair(w->st, id, st.prequeue_opens_at_ms, st.max_active_holds,
+                                st.admissions_per_minute);
+    }
     put(c, id, &st);
     *out = st;
     return 0;

@@ -33,6 +33,11 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t event_id, q_event_state
 
 /* Drops the cached entry (after pause/resume/cancel). */
 void ing_events_forget(ing_events *c, int64_t event_id);
+/* The cached state of event_id however old, without fetching (any thread,
+ * never blocks on I/O). Returns 0 or ONS_ENOTFOUND (not cached). */
+int ing_events_peek(ing_events *c, int64_t event_id, q_event_state *out);
+/* Is event_id cached and younger than the ttl? (any thread, no I/O) */
+int ing_events_fresh(ing_events *c, int64_t event_id);
 
 int ing_seqmap_new(size_t slots, ing_seqmap **out);
 void ing_seqmap_free(ing_seqmap *m);

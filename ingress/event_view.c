@@ -254,7 +254,9 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
         "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "  (extract(epoch FROM e.onsale_at) * 1000)::bigint, e.max_per_user, e.hold_seconds, "
         "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
-        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint, v.address "
+        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint, v.address, "
+        "  coalesce(e.draw_commitment, ''), coalesce(encode(e.draw_seed, 'hex'), ''), "
+        "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
         "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
         1, p);
     if (!list) {
@@ -312,6 +314,17 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
         "status", status, "seats_total", (json_int_t)num(res, 0, 10), "venue", venue, "tiers", tarr,
         "available", (json_int_t)st.available, "held", (json_int_t)st.held, "sold",
         (json_int_t)st.sold);
+    /* The draw (docs/fairness.md): the commitment from creation, the seed
+     * once the sale opened (a view cached across onsale_at lacks it for at
+     * most event_view.ttl_ms). */
+    if (body && PQgetvalue(res, 0, 19)[0]) {
+        int reveal = ing_now_ms() >= num(res, 0, 5) && PQgetvalue(res, 0, 20)[0];
+        json_object_set_new(body, "draw",
+                            json_pack("{s:s, s:o}", "commitment", PQgetvalue(res, 0, 19), "seed",
+                                      reveal ? json_string(PQgetvalue(res, 0, 20)) : json_null()));
+    }
+    if (body && !PQgetisnull(res, 0, 21))
+        json_object_set_new(body, "prequeue_opens_at", json_string(PQgetvalue(res, 0, 21)));
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     rc = ONS_ENOMEM;
     if (text && (*out = body_new(text)) != NULL)

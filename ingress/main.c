@@ -16,6 +16,8 @@
 #include "ingress/monitor.h"
 #include "ingress/pool.h"
 #include "ingress/produce.h"
+#include "ingress/ratelimit.h"
+#include "ingress/client_addr.h"
 #include "ingress/server.h"
 #include "ingress/ticket_code.h"
 
@@ -194,6 +196,57 @@ const ons_opt ing_opt_table[] = {
         "X-Forwarded-For",
         "header naming the client address, set by the proxy in front (last entry counts); "
         "empty: no per-address limit"),
+    /* Client addresses and rate limits (docs/fairness.md). */
+    OPT("client.addr_header", ONS_OPT_STR, client_addr_header, 0, 64, "X-Forwarded-For",
+        "header the trusted proxies append the client's address to"),
+    OPT("client.trusted_proxies", ONS_OPT_STR, client_trusted_proxies, 0, 1024, "",
+        "addresses or CIDR blocks of the proxies in front of ingress, comma-separated; the "
+        "client is the rightmost client.addr_header entry not among them; empty: the header is "
+        "ignored and per-address limits are off (nng 1.5.2 does not expose the socket's peer)"),
+    OPT("ratelimit.enabled", ONS_OPT_BOOL, ratelimit_enabled, 0, 1, "true",
+        "refuse requests over the per-user and per-address limits below with 429 rate_limited"),
+    OPT("ratelimit.memory_slots", ONS_OPT_INT, ratelimit_memory_slots, 1, 100000000, "262144",
+        "per-node poll buckets kept in memory (a collision evicts the older one)"),
+    OPT("ratelimit.join.user_per_min", ONS_OPT_INT, ratelimit[0][0], 0, 6000000, "60",
+        "join requests per minute per user, sustained (0: no per-user limit)"),
+    OPT("ratelimit.join.user_burst", ONS_OPT_INT, ratelimit[0][1], 1, 1000000, "20",
+        "join requests per user admitted at once before the rate applies"),
+    OPT("ratelimit.join.addr_per_min", ONS_OPT_INT, ratelimit[0][2], 0, 6000000, "6000",
+        "join requests per minute per client address, sustained (0: no per-address limit)"),
+    OPT("ratelimit.join.addr_burst", ONS_OPT_INT, ratelimit[0][3], 1, 1000000, "1000",
+        "join requests per client address admitted at once before the rate applies"),
+    OPT("ratelimit.poll.user_per_min", ONS_OPT_INT, ratelimit[1][0], 0, 6000000, "1200",
+        "poll requests per minute per user, sustained (0: no per-user limit)"),
+    OPT("ratelimit.poll.user_burst", ONS_OPT_INT, ratelimit[1][1], 1, 1000000, "120",
+        "poll requests per user admitted at once before the rate applies"),
+    OPT("ratelimit.poll.addr_per_min", ONS_OPT_INT, ratelimit[1][2], 0, 6000000, "60000",
+        "poll requests per minute per client address, sustained (0: no per-address limit)"),
+    OPT("ratelimit.poll.addr_burst", ONS_OPT_INT, ratelimit[1][3], 1, 1000000, "6000",
+        "poll requests per client address admitted at once before the rate applies"),
+    OPT("ratelimit.checkout.user_per_min", ONS_OPT_INT, ratelimit[2][0], 0, 6000000, "60",
+        "checkout requests per minute per user, sustained (0: no per-user limit)"),
+    OPT("ratelimit.checkout.user_burst", ONS_OPT_INT, ratelimit[2][1], 1, 1000000, "20",
+        "checkout requests per user admitted at once before the rate applies"),
+    OPT("ratelimit.checkout.addr_per_min", ONS_OPT_INT, ratelimit[2][2], 0, 6000000, "6000",
+        "checkout requests per minute per client address, sustained (0: no per-address limit)"),
+    OPT("ratelimit.checkout.addr_burst", ONS_OPT_INT, ratelimit[2][3], 1, 1000000, "1000",
+        "checkout requests per client address admitted at once before the rate applies"),
+    OPT("ratelimit.catalog.user_per_min", ONS_OPT_INT, ratelimit[3][0], 0, 6000000, "600",
+        "catalog requests per minute per user, sustained (0: no per-user limit)"),
+    OPT("ratelimit.catalog.user_burst", ONS_OPT_INT, ratelimit[3][1], 1, 1000000, "100",
+        "catalog requests per user admitted at once before the rate applies"),
+    OPT("ratelimit.catalog.addr_per_min", ONS_OPT_INT, ratelimit[3][2], 0, 6000000, "6000",
+        "catalog requests per minute per client address, sustained (0: no per-address limit)"),
+    OPT("ratelimit.catalog.addr_burst", ONS_OPT_INT, ratelimit[3][3], 1, 1000000, "1000",
+        "catalog requests per client address admitted at once before the rate applies"),
+    OPT("ratelimit.login.user_per_min", ONS_OPT_INT, ratelimit[4][0], 0, 6000000, "0",
+        "login requests per minute per user, sustained (0: no per-user limit)"),
+    OPT("ratelimit.login.user_burst", ONS_OPT_INT, ratelimit[4][1], 1, 1000000, "1",
+        "login requests per user admitted at once before the rate applies"),
+    OPT("ratelimit.login.addr_per_min", ONS_OPT_INT, ratelimit[4][2], 0, 6000000, "300",
+        "login requests per minute per client address, sustained (0: no per-address limit)"),
+    OPT("ratelimit.login.addr_burst", ONS_OPT_INT, ratelimit[4][3], 1, 1000000, "100",
+        "login requests per client address admitted at once before the rate applies"),
 };
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
 
@@ -264,7 +317,8 @@ static int start(ing_app *app)
                             &app->views)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
         (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
-                              (int)app->o.monitor_interval_ms, &app->monitor)))
+                              (int)app->o.monitor_interval_ms, &app->monitor)) ||
+        (rc = ing_ratelimit_new(app, (size_t)app->o.ratelimit_memory_slots, &app->ratelimit)))
         return rc;
     return ing_server_start(app, &app->server);
 }
@@ -290,6 +344,7 @@ static void stop(ing_app *app)
     ing_seqmap_free(app->seqs);
     ons_auth_cache_free(app->auth_cache);
     ing_accounts_free(app->accounts);
+    ing_ratelimit_free(app->ratelimit);
     if (app->metrics)
         ons_metrics_free(app->metrics);
 }
@@ -309,6 +364,12 @@ int main(int argc, char **argv)
         return prc == ONS_OPTS_HELP ? 0 : 2;
     if (app.o.status_poll_min_ms > app.o.status_poll_max_ms) {
         fprintf(stderr, "onsale-ingress: status.poll_min_ms must not exceed status.poll_max_ms\n");
+        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
+        return 2;
+    }
+    if (ing_client_addr_trusted_ok(app.o.client_trusted_proxies)) {
+        fprintf(stderr, "onsale-ingress: client.trusted_proxies must be addresses or CIDR blocks "
+                        "separated by commas\n");
         ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
         return 2;
     }

@@ -31,6 +31,13 @@ void ing_route_venue_create(ing_req *r);
 void ing_route_event_create(ing_req *r);
 void ing_route_event_get(ing_req *r);
 void ing_route_event_update(ing_req *r);
+/* routes_admission.c: live admission caps (docs/fairness.md) */
+void ing_route_event_admission(ing_req *r);
+/* An optional admission cap in body: absent or null = 0, else 1 to
+ * Q_MSG_MAX_ADMISSION. 0 or -1 (replied 400). */
+int ing_json_cap(ing_req *r, json_t *body, const char *key, int64_t *out);
+/* routes_draw.c: the pre-queue's draw (docs/fairness.md) */
+void ing_route_event_draw(ing_req *r);
 void ing_route_event_pause(ing_req *r);
 void ing_route_event_resume(ing_req *r);
 void ing_route_event_cancel(ing_req *r);

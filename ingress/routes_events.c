@@ -21,6 +21,7 @@
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
 #include "ingress/produce.h"
+#include "queue/draw.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -216,6 +217,8 @@ typedef struct event_job {
     const char *name, *category, *description, *currency;
     int64_t starts_at_ms, onsale_at_ms;
     int has_onsale;
+    int64_t prequeue_opens_at_ms;                    /* 0 = no pre-queue */
+    int64_t max_active_holds, admissions_per_minute; /* 0 = no cap */
     int64_t max_per_user, hold_seconds;
     size_t ntiers;
     const char *tier_sections[MAX_TIERS];
@@ -229,7 +232,9 @@ typedef struct event_job {
  * (replied; rolled back). */
 static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
 {
-    char venue[24], seller[24], starts[32], onsale[32], mpu[8], hold[8], ev[24];
+    char venue[24], seller[24], starts[32], onsale[32], mpu[8], hold[8], ev[24], preq[32];
+    char seed_hex[Q_DRAW_HEX_LEN + 1], commitment[Q_DRAW_HEX_LEN + 1], mah[24], apm[24];
+    uint8_t seed[Q_DRAW_SEED_LEN];
     char *names = NULL, *prices = NULL;
     PGresult *res = NULL;
     snprintf(venue, sizeof venue, "%" PRId64, j->venue_id);
@@ -262,15 +267,29 @@ static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
     snprintf(onsale, sizeof onsale, "%.3f", (double)j->onsale_at_ms / 1000.0);
     snprintf(mpu, sizeof mpu, "%" PRId64, j->max_per_user);
     snprintf(hold, sizeof hold, "%" PRId64, j->hold_seconds);
-    const char *ep[] = {venue,  seller, j->name, j->category, j->description, starts,
-                        onsale, mpu,    hold,    j->currency, j->status};
+    /* The draw's seed, committed to from now on (docs/fairness.md). */
+    if (q_draw_seed_new(seed))
+        goto db_fail;
+    q_draw_hex(seed, sizeof seed, seed_hex);
+    q_draw_commitment(seed, commitment);
+    snprintf(preq, sizeof preq, "%.3f", (double)j->prequeue_opens_at_ms / 1000.0);
+    snprintf(mah, sizeof mah, "%" PRId64, j->max_active_holds);
+    snprintf(apm, sizeof apm, "%" PRId64, j->admissions_per_minute);
+    const char *ep[] = {
+        venue,          seller,      j->name,   j->category,
+        j->description, starts,      onsale,    mpu,
+        hold,           j->currency, j->status, j->prequeue_opens_at_ms ? preq : NULL,
+        seed_hex,       commitment,  mah,       apm};
     res = ing_worker_query(
         w,
         "INSERT INTO events (venue_id, seller_id, name, category, description, starts_at, "
-        "onsale_at, max_per_user, hold_seconds, currency, status) "
+        "onsale_at, max_per_user, hold_seconds, currency, status, prequeue_opens_at, draw_seed, "
+        "draw_commitment, max_active_holds, admissions_per_minute) "
         "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), "
-        "to_timestamp($7::double precision), $8, $9, $10, $11) RETURNING event_id",
-        11, ep);
+        "to_timestamp($7::double precision), $8, $9, $10, $11, "
+        "to_timestamp($12::double precision), decode($13, 'hex'), $14, nullif($15::int, 0), "
+        "nullif($16::int, 0)) RETURNING event_id",
+        16, ep);
     if (!ok(res))
         goto db_fail;
     j->event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -356,7 +375,9 @@ static void event_create_job(ing_worker *w, void *arg)
         return;
     if (create_event_tx(r, w, j))
         return;
-    if (q_status_event_set(w->st, j->event_id, j->status, j->onsale_at_ms, (int)j->max_per_user))
+    if (q_status_event_set(w->st, j->event_id, j->status, j->onsale_at_ms, (int)j->max_per_user) ||
+        q_status_event_set_fair(w->st, j->event_id, j->prequeue_opens_at_ms, j->max_active_holds,
+                                j->admissions_per_minute))
         ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
                  j->event_id);
     json_t *body = json_pack("{s:I, s:I, s:s}", "event_id", (json_int_t)j->event_id, "seats_total",
@@ -366,9 +387,20 @@ static void event_create_job(ing_worker *w, void *arg)
 
 void ing_route_event_create(ing_req *r)
 {
-    static const char *const allowed[] = {
-        "venue_id",     "name",         "category", "starts_at", "onsale_at", "description",
-        "max_per_user", "hold_seconds", "tiers",    "currency",  NULL};
+    static const char *const allowed[] = {"venue_id",
+                                          "name",
+                                          "category",
+                                          "starts_at",
+                                          "onsale_at",
+                                          "description",
+                                          "max_per_user",
+                                          "hold_seconds",
+                                          "tiers",
+                                          "currency",
+                                          "prequeue_opens_at",
+                                          "max_active_holds",
+                                          "admissions_per_minute",
+                                          NULL};
     static const char *const tier_allowed[] = {"section", "price_cents", NULL};
     event_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -399,7 +431,20 @@ void ing_route_event_create(ing_req *r)
             return;
         j->has_onsale = 1;
     }
+    if (ing_json_cap(r, r->body, "max_active_holds", &j->max_active_holds) ||
+        ing_json_cap(r, r->body, "admissions_per_minute", &j->admissions_per_minute))
+        return;
+    if (json_object_get(r->body, "prequeue_opens_at") &&
+        ing_json_time(r, r->body, "prequeue_opens_at", 1, &j->prequeue_opens_at_ms))
+        return;
     /* Semantic checks answer 400 invalid_field like every other field rule. */
+    if (j->prequeue_opens_at_ms && (!j->has_onsale || j->prequeue_opens_at_ms >= j->onsale_at_ms ||
+                                    j->onsale_at_ms <= ing_now_ms())) {
+        ing_reply_error(r, 400, "invalid_field", "prequeue_opens_at",
+                        "Field 'prequeue_opens_at' needs an 'onsale_at' in the future and must be "
+                        "before it: the pre-queue opens before the sale.");
+        return;
+    }
     if (j->starts_at_ms <= ing_now_ms()) {
         ing_reply_error(r, 400, "invalid_field", "starts_at",
                         "Field 'starts_at' must be in the future.");

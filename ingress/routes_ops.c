@@ -150,7 +150,10 @@ static void admin_queues_job(ing_worker *w, void *arg)
         "  count(s.*) FILTER (WHERE s.status = 'available'), "
         "  count(s.*) FILTER (WHERE s.status IN ('held', 'paying')), "
         "  count(s.*) FILTER (WHERE s.status = 'sold'), "
-        "  (SELECT count(*) FROM intents i WHERE i.event_id = e.event_id AND i.state = 'waiting') "
+        "  (SELECT count(*) FROM intents i WHERE i.event_id = e.event_id AND i.state = 'waiting'), "
+        "  coalesce(e.max_active_holds, 0), coalesce(e.admissions_per_minute, 0), "
+        "  (SELECT count(*) FROM intents i WHERE i.event_id = e.event_id "
+        "   AND i.state IN ('reserved', 'paying')) "
         "FROM events e LEFT JOIN seats s USING (event_id) "
         "WHERE e.status IN ('scheduled', 'on_sale', 'paused', 'sold_out') "
         "GROUP BY e.event_id, e.status ORDER BY e.event_id DESC LIMIT 200",
@@ -178,6 +181,10 @@ static void admin_queues_job(ing_worker *w, void *arg)
         int64_t held = strtoll(PQgetvalue(res, i, 3), NULL, 10);
         int64_t sold = strtoll(PQgetvalue(res, i, 4), NULL, 10);
         int64_t waiting = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+        /* Admission control (docs/fairness.md): caps (0 = none), holds now. */
+        int64_t max_holds = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+        int64_t apm = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+        int64_t holds = strtoll(PQgetvalue(res, i, 8), NULL, 10);
         /* The worker's Redis counters are fresher than the last commit's rows. */
         q_event_state st;
         if (q_status_event_get(w->st, id, &st) == 0) {
@@ -189,12 +196,18 @@ static void admin_queues_job(ing_worker *w, void *arg)
         /* queued counts the intents this ingress process accepted and the
          * worker has not reached; behind several ingress nodes, sum theirs
          * (the partitions' lag bounds the total). */
-        json_array_append_new(events,
-                              json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "event_id",
-                                        (json_int_t)id, "status", PQgetvalue(res, i, 1), "queued",
-                                        (json_int_t)(queued ? queued[i] : 0), "waiting",
-                                        (json_int_t)waiting, "held", (json_int_t)held, "sold",
-                                        (json_int_t)sold, "available", (json_int_t)available));
+        json_t *row = json_pack(
+            "{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event_id", (json_int_t)id, "status",
+            PQgetvalue(res, i, 1), "queued", (json_int_t)(queued ? queued[i] : 0), "waiting",
+            (json_int_t)waiting, "held", (json_int_t)held, "sold", (json_int_t)sold, "available",
+            (json_int_t)available, "active_holds", (json_int_t)holds);
+        if (row) {
+            json_object_set_new(row, "max_active_holds",
+                                max_holds ? json_integer(max_holds) : json_null());
+            json_object_set_new(row, "admissions_per_minute",
+                                apm ? json_integer(apm) : json_null());
+        }
+        json_array_append_new(events, row);
     }
     free(ids);
     free(queued);

@@ -19,6 +19,7 @@
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
 #include "ingress/produce.h"
+#include "ingress/ratelimit.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
 
@@ -39,7 +40,7 @@ typedef struct queue_numbers {
 
 /* position = my offset − served cursor (docs/pipeline.md). An unknown
  * cursor counts as 0: the position can then only shrink once it is known. */
-static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset)
+static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset, int64_t event_id)
 {
     queue_numbers q;
     int64_t served = ing_cursors_served(app->cursors, partition);
@@ -49,8 +50,18 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset)
     double rate = ing_cursors_rate(app->cursors, partition);
     if (rate <= 0)
         rate = (double)app->o.status_assumed_rate;
+    /* An event's admission rate (docs/fairness.md) bounds how fast fans
+     * ahead become holds: the ETA is the slower of the two, and polls are
+     * spaced to match (a tenth of the ETA). From the cached event state
+     * only: no lookup on this path. */
+    q_event_state es;
+    if (event_id > 0 && ing_events_peek(app->events, event_id, &es) == 0 &&
+        es.admissions_per_minute > 0 && (double)es.admissions_per_minute / 60.0 < rate)
+        rate = (double)es.admissions_per_minute / 60.0;
     q.eta_seconds = (int64_t)ceil((double)q.position / rate);
     int64_t poll = q.position * app->o.status_poll_ms_per_position;
+    if (poll < q.eta_seconds * 100)
+        poll = q.eta_seconds * 100;
     if (poll < app->o.status_poll_min_ms)
         poll = app->o.status_poll_min_ms;
     if (poll > app->o.status_poll_max_ms)
@@ -74,25 +85,75 @@ static int64_t poll_for_state(ing_app *app, const char *state)
 /* The body of a queued poll, formatted directly (the id is 32 validated hex
  * characters, everything else numbers): jansson's pack + dump was a fifth of
  * a poll's CPU. */
+static void prequeued_body(ing_app *app, char *out, size_t cap, const char *intent_id,
+                           int64_t event_id, int64_t draw_at_ms, int with_url);
+
 static void reply_queued(ing_req *r, const char *intent_id, int64_t seq)
 {
     ing_app *app = r->app;
     int64_t event_id = 0;
-    queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq));
-    char body[256], ev[40] = "";
+    char body[384], ev[40] = "";
+    q_event_state es;
     if (ing_seqmap_get(app->seqs, seq, &event_id) == 0)
         snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
+    queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq), event_id);
+    /* Before onsale_at every join of a pre-queued event is in the draw. */
+    if (event_id > 0 && ing_events_peek(app->events, event_id, &es) == 0 &&
+        es.prequeue_opens_at_ms > 0 && ing_now_ms() < es.onsale_at_ms) {
+        prequeued_body(app, body, sizeof body, intent_id, event_id, es.onsale_at_ms, 0);
+        ing_reply_raw(r, 200, body);
+        return;
+    }
+    int known = event_id > 0 && ing_events_peek(app->events, event_id, &es) == 0;
+    /* Truthful waiting (docs/fairness.md): once every seat is sold the
+     * answer is sold_out now, not when the worker reaches this record; while
+     * every unsold seat is held, the fan is told so. */
+    if (known && es.sold_out) {
+        snprintf(body, sizeof body,
+                 "{\"intent_id\":\"%s\",\"state\":\"rejected\",\"reason\":\"sold_out\","
+                 "\"poll_after_ms\":%lld%s}",
+                 intent_id, app->o.status_poll_max_ms, ev);
+        ing_reply_raw(r, 200, body);
+        return;
+    }
     snprintf(body, sizeof body,
              "{\"intent_id\":\"%s\",\"state\":\"queued\",\"position\":%" PRId64
-             ",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s}",
-             intent_id, q.position, q.eta_seconds, q.poll_after_ms, ev);
+             ",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s%s}",
+             intent_id, q.position, q.eta_seconds, q.poll_after_ms, ev,
+             known && es.available == 0 && es.held > 0 ? ",\"seats_all_held\":true" : "");
     ing_reply_raw(r, 200, body);
+}
+
+/* The body of a pre-queued intent: no position until the draw at
+ * draw_at_ms, a countdown to it instead (docs/fairness.md). status_url
+ * only in a join's reply. */
+static void prequeued_body(ing_app *app, char *out, size_t cap, const char *intent_id,
+                           int64_t event_id, int64_t draw_at_ms, int with_url)
+{
+    char at[32], url[64] = "";
+    int64_t left = draw_at_ms - ing_now_ms();
+    if (left < 0)
+        left = 0;
+    int64_t poll = left;
+    if (poll < app->o.status_poll_min_ms)
+        poll = app->o.status_poll_min_ms;
+    if (poll > app->o.status_poll_max_ms)
+        poll = app->o.status_poll_max_ms;
+    ing_format_rfc3339(draw_at_ms, at);
+    if (with_url)
+        snprintf(url, sizeof url, ",\"status_url\":\"/v1/intents/%.32s\"", intent_id);
+    snprintf(out, cap,
+             "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
+             ",\"state\":\"prequeued\",\"draw_at\":\"%s\",\"eta_seconds\":%" PRId64
+             ",\"poll_after_ms\":%" PRId64 "%s}",
+             intent_id, event_id, at, (left + 999) / 1000, poll, url);
 }
 
 /* ---- join ------------------------------------------------------------------------ */
 
 typedef struct join_job {
     q_msg msg;
+    int64_t draw_at_ms;    /* > 0: a pre-queue join; the draw is at onsale_at */
     char active_claim[40]; /* "pending:<msg.sent_ms>": this join's claim of the active key */
     char own_old[40];      /* a resumed request's earlier claim, "" when none */
 } join_job;
@@ -145,7 +206,13 @@ static void join_delivered(ing_worker *w, void *arg)
     q_active_set item = {j->msg.event_id, j->msg.user_id, id, claim_expected(r), 0};
     if (q_status_set_active_many(w->st, &item, 1))
         ons_logk(ONS_LOG_WARN, "intent_id", id, "active key not updated (redis down)");
-    queue_numbers q = numbers(app, r->produced_partition, r->produced_offset);
+    if (j->draw_at_ms > 0) {
+        char pre[384];
+        prequeued_body(app, pre, sizeof pre, id, j->msg.event_id, j->draw_at_ms, 1);
+        ing_idem_reply(r, w, 202, json_loads(pre, 0, NULL));
+        return;
+    }
+    queue_numbers q = numbers(app, r->produced_partition, r->produced_offset, j->msg.event_id);
     char url[64];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
     json_t *body = json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
@@ -190,11 +257,17 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
         join_job *j = r->job;
         if (items[i].rc == ONS_EREDIS)
             ons_logk(ONS_LOG_WARN, "intent_id", ids[i], "active key not updated (redis down)");
-        queue_numbers q = numbers(r->app, r->produced_partition, r->produced_offset);
+        queue_numbers q =
+            numbers(r->app, r->produced_partition, r->produced_offset, j->msg.event_id);
         ons_logk(ONS_LOG_DEBUG, "intent_id", ids[i],
                  "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
                  j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
+        if (j->draw_at_ms > 0) {
+            prequeued_body(r->app, body, sizeof body, ids[i], j->msg.event_id, j->draw_at_ms, 1);
+            ing_reply_raw(r, 202, body);
+            continue;
+        }
         snprintf(body, sizeof body,
                  "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
                  ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
@@ -207,6 +280,7 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
 /* The sale must be open; answers 409/404/400 itself and returns -1 if not. */
 static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int quantity)
 {
+    join_job *j = r->job;
     int64_t now = ing_now_ms();
     if (strcmp(ev->status, "cancelled") == 0 || strcmp(ev->status, "ended") == 0) {
         ing_idem_error(r, w, 409, "sale_closed", NULL, "The sale for this event is closed.");
@@ -216,7 +290,9 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
         ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale is paused.");
         return -1;
     }
-    if (now < ev->onsale_at_ms) {
+    if (now < ev->onsale_at_ms && ev->prequeue_opens_at_ms > 0 && now >= ev->prequeue_opens_at_ms) {
+        j->draw_at_ms = ev->onsale_at_ms; /* pre-queued: in the draw (docs/fairness.md) */
+    } else if (now < ev->onsale_at_ms) {
         char at[32];
         ing_format_rfc3339(ev->onsale_at_ms, at);
         ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale opens at %s.", at);
@@ -294,12 +370,23 @@ static int claim_active(ing_req *r, ing_worker *w)
     join_job *j = r->job;
     int64_t now = ing_now_ms();
     j->msg.sent_ms = now; /* the worker names the claim by the record's sent_ms */
+    if (j->draw_at_ms > 0 && now >= j->draw_at_ms)
+        j->draw_at_ms = 0; /* the sale opened meanwhile: the worker queues it after the draw */
     snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
     int64_t stale = 2 * r->app->o.kafka_produce_timeout_ms + 5000;
     char existing[64] = "";
-    int rc =
-        q_status_claim_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim, now, stale,
-                              j->own_old[0] ? j->own_old : NULL, existing, sizeof existing);
+    /* The join's rate limit rides on the claim (one round trip). */
+    q_rate_key keys[Q_RATE_KEYS_MAX];
+    q_rate_out rate;
+    size_t nkeys = ing_ratelimit_keys(r, keys);
+    int rc = q_status_claim_active_rated(w->st, j->msg.event_id, j->msg.user_id, j->active_claim,
+                                         now, stale, j->own_old[0] ? j->own_old : NULL, existing,
+                                         sizeof existing, keys, nkeys, &rate);
+    if (nkeys && (rc == 0 || rc == ONS_EEXIST || rc == ONS_EFULL) &&
+        ing_ratelimit_note(r, keys, &rate)) {
+        ing_idem_error(r, w, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+        return -1;
+    }
     if (rc == ONS_EEXIST && strncmp(existing, "pending", 7) != 0 && may_take_over(r, w, existing))
         rc = q_status_replace_active(w->st, j->msg.event_id, j->msg.user_id, existing,
                                      j->active_claim) == 0
@@ -597,8 +684,20 @@ static void intent_get_job(ing_worker *w, void *arg)
                         "Intent status is unavailable; retry shortly.");
         return;
     }
+    q_event_state es;
+    if (json_is_true(json_object_get(j->result, "prequeued")) && j->event_id > 0 &&
+        ing_events_get(r->app->events, w, j->event_id, &es) == 0) {
+        char pre[384];
+        prequeued_body(r->app, pre, sizeof pre, j->id, j->event_id, es.onsale_at_ms, 0);
+        ing_reply_raw(r, 200, pre);
+        return;
+    }
     json_t *body = json_pack("{s:s, s:s, s:I}", "intent_id", j->id, "state", j->state,
                              "poll_after_ms", (json_int_t)poll_for_state(r->app, j->state));
+    /* A drawn fan still waiting: the place the draw gave them. */
+    json_t *rank = json_object_get(j->result, "draw_rank");
+    if (strcmp(j->state, "waiting") == 0 && json_is_integer(rank))
+        json_object_set_new(body, "position", json_integer(json_integer_value(rank)));
     if (j->event_id > 0)
         json_object_set_new(body, "event_id", json_integer(j->event_id));
     json_t *resv = json_object_get(j->result, "reservation");
@@ -642,6 +741,18 @@ static intent_job *new_intent_job(ing_req *r, int64_t seq)
     return j;
 }
 
+/* A queued poll whose event state is older than event_cache.ttl_ms: one
+ * job refreshes it (then the next polls are memory again), and answers. */
+static void queued_refresh_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    intent_job *j = r->job;
+    q_event_state es;
+    if (j->event_id > 0)
+        (void)ing_events_get(r->app->events, w, j->event_id, &es);
+    reply_queued(r, j->id, j->seq);
+}
+
 void ing_route_intent_get(ing_req *r)
 {
     int64_t seq;
@@ -649,7 +760,19 @@ void ing_route_intent_get(ing_req *r)
         return;
     int64_t served = ing_cursors_served(r->app->cursors, q_seq_partition(seq));
     if (served >= 0 && q_seq_offset(seq) >= served) {
-        /* Still queued: pure memory, no Redis round trip. */
+        /* Still queued: memory, no Redis round trip, unless the event's
+         * state (sold out?) is older than its ttl: then one job per ttl
+         * refreshes it. */
+        int64_t event_id = 0;
+        if (ing_seqmap_get(r->app->seqs, seq, &event_id) == 0 &&
+            !ing_events_fresh(r->app->events, event_id)) {
+            intent_job *j = new_intent_job(r, seq);
+            if (j) {
+                j->event_id = event_id;
+                ing_req_submit(r, queued_refresh_job);
+            }
+            return;
+        }
         reply_queued(r, r->params[0], seq);
         return;
     }

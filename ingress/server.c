@@ -5,6 +5,7 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "ingress/json_io.h"
+#include "ingress/ratelimit.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -114,13 +115,13 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
                   int static_body, const char *const *headers)
 {
     ing_server *s = r->srv;
-    const char *h[2 * ING_STATIC_HEADERS_MAX + 12];
+    const char *h[2 * ING_STATIC_HEADERS_MAX + 16];
     const char *cache = "no-store";
     char ra[16];
     size_t n = 0;
     h[n++] = "X-Request-Id";
     h[n++] = r->rid;
-    for (size_t i = 0; headers && headers[i] && headers[i + 1] && n + 8 < sizeof h / sizeof *h;
+    for (size_t i = 0; headers && headers[i] && headers[i + 1] && n + 12 < sizeof h / sizeof *h;
          i += 2) {
         if (strcasecmp(headers[i], "Cache-Control") == 0) {
             cache = headers[i + 1];
@@ -139,6 +140,12 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         snprintf(ra, sizeof ra, "%d", r->retry_after);
         h[n++] = "Retry-After";
         h[n++] = ra;
+    }
+    if (r->rl_policy[0] && r->rl_state[0]) {
+        h[n++] = "RateLimit-Policy";
+        h[n++] = r->rl_policy;
+        h[n++] = "RateLimit";
+        h[n++] = r->rl_state;
     }
     h[n] = NULL;
     nng_http_res *res = ons_httpd_res_new(status, h, content_type, data, len, static_body);
@@ -216,6 +223,7 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 {
     ing_server *s = r->srv;
     ons_httpd_live_add(&s->live, &r->pend);
+    fn = ing_ratelimit_wrap(r, fn);
     if (ing_pool_submit(s->app->pool, fn, r, 0) != 0) {
         r->retry_after = 1;
         ing_reply_error(r, 503, "overloaded", NULL, "The server is busy; retry shortly.");
@@ -274,6 +282,8 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
             return;
         }
     }
+    if (ing_ratelimit_admit(r))
+        return;
 
     const char *idem = nng_http_req_get_header(hreq, "Idempotency-Key");
     if (idem) {

@@ -79,6 +79,14 @@ struct ing_req {
     int64_t produced_offset;
     void *job; /* route-private state, freed with job_free */
     void (*job_free)(void *);
+    /* Rate limits (ratelimit.h): the route's class (-1 none), the shared
+     * bucket names, the job the limit check runs before, and the
+     * RateLimit-Policy / RateLimit header values ("" = not sent). */
+    int rl_class;
+    char rl_names[2][80];
+    ing_job_fn rl_next;
+    char rl_policy[160];
+    char rl_state[80];
 
     /* Private to server.c. */
     void *hreq; /* the nng request; valid until the reply */

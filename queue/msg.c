@@ -93,6 +93,13 @@ static int validate(const q_msg *m, char *why, size_t why_len)
             return ONS_EPARSE;
         }
         break;
+    case Q_MSG_ADMISSION:
+        if (m->max_active_holds < 0 || m->max_active_holds > Q_MSG_MAX_ADMISSION ||
+            m->admissions_per_minute < 0 || m->admissions_per_minute > Q_MSG_MAX_ADMISSION) {
+            snprintf(why, why_len, "admission: caps out of range");
+            return ONS_EPARSE;
+        }
+        break;
     case Q_MSG_CHECKOUT:
         if (m->user_id <= 0 || m->reservation_id < 0 ||
             !token_valid(m->payment_method, Q_MSG_MAX_PM)) {
@@ -155,6 +162,11 @@ int q_msg_encode(const q_msg *m, char **out, size_t *out_len)
         break;
     case Q_MSG_EVENT_STATUS:
         rc |= json_object_set_new(o, "status", json_string(m->status));
+        break;
+    case Q_MSG_ADMISSION:
+        rc |= json_object_set_new(o, "max_active_holds", json_integer(m->max_active_holds));
+        rc |= json_object_set_new(o, "admissions_per_minute",
+                                  json_integer(m->admissions_per_minute));
         break;
     case Q_MSG_CHECKOUT:
         rc |= json_object_set_new(o, "user_id", json_integer(m->user_id));
@@ -251,6 +263,8 @@ static const char *const cancel_fields[] = {"v",    "type",           "event_id"
                                             "target_partition", "target_offset", "reservation_id",
                                             NULL};
 static const char *const status_fields[] = {"v", "type", "event_id", "sent_ms", "status", NULL};
+static const char *const admission_fields[] = {"v", "type", "event_id", "sent_ms",
+                                               "max_active_holds", "admissions_per_minute", NULL};
 static const char *const checkout_fields[] = {"v",       "type",           "event_id",
                                               "sent_ms", "user_id",        "reservation_id",
                                               "payment_method", NULL};
@@ -340,6 +354,12 @@ static int decode_obj(json_t *o, q_msg *m, char *why, size_t wl)
     case Q_MSG_EVENT_STATUS:
         if (only_fields(o, status_fields, why, wl) ||
             get_str(o, "status", 1, m->status, sizeof m->status, why, wl))
+            return ONS_EPARSE;
+        break;
+    case Q_MSG_ADMISSION:
+        if (only_fields(o, admission_fields, why, wl) ||
+            get_int(o, "max_active_holds", 1, &m->max_active_holds, why, wl) ||
+            get_int(o, "admissions_per_minute", 1, &m->admissions_per_minute, why, wl))
             return ONS_EPARSE;
         break;
     case Q_MSG_CHECKOUT:

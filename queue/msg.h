@@ -25,7 +25,8 @@
     X(Q_MSG_EVENT_STATUS, "event_status")                                      \
     X(Q_MSG_CHECKOUT, "checkout")                                              \
     X(Q_MSG_PAYMENT_RESULT, "payment_result")                                  \
-    X(Q_MSG_TICKET, "ticket")
+    X(Q_MSG_TICKET, "ticket")                                                  \
+    X(Q_MSG_ADMISSION, "admission")
 
 enum q_msg_type {
 #define Q_MSG_ENUM(e, s) e,
@@ -103,7 +104,15 @@ typedef struct q_msg {
     enum q_ticket_kind ticket_kind;
     int64_t ticket_id;  /* > 0 */
     int64_t to_user_id; /* > 0 for a transfer, else 0 */
+
+    /* Q_MSG_ADMISSION: the event's admission caps (docs/fairness.md);
+     * 0 = no cap. */
+    int64_t max_active_holds;
+    int64_t admissions_per_minute;
 } q_msg;
+
+/* Largest admission cap a record may carry. */
+#define Q_MSG_MAX_ADMISSION 10000000
 
 /* Returns "intent", "cancel", ...; never NULL. */
 const char *q_msg_type_name(enum q_msg_type type);

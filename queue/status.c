@@ -18,24 +18,70 @@
  * compare-and-something that must be atomic, loaded once per connection
  * (SCRIPT LOAD) and run by EVALSHA, so a pipelined call costs no extra
  * round trip. */
-enum { SCRIPT_CLAIM, SCRIPT_CAS, SCRIPT_CAD, NSCRIPTS };
+enum { SCRIPT_CLAIM, SCRIPT_CAS, SCRIPT_CAD, SCRIPT_RATE, NSCRIPTS };
+
+/* GCRA (the generic cell rate algorithm, a token bucket kept as one
+ * number per key: the theoretical arrival time "tat" of the next request)
+ * over n keys KEYS[first..], with ARGV[abase..] = period_ms, burst per key.
+ * A key admits a request while tat + period - now <= burst * period. All
+ * keys are checked before any is written, so a refused request costs
+ * nothing. The clock is Redis's own (TIME), so every ingress node agrees.
+ * Returns {1, key, 0, wait_ms} when the first most-constraining key refuses,
+ * else {0, key, remaining, reset_ms} for the key with the fewest requests
+ * left (reset_ms: until its bucket is full again). */
+#define GCRA_LUA                                                                                   \
+    "local function gcra(first, n, abase)\n"                                                       \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                    \
+    "  local tats, deny, wait, pick, rem, reset = {}, 0, 0, 0, -1, 0\n"                            \
+    "  for i = 1, n do\n"                                                                          \
+    "    local period = tonumber(ARGV[abase + 2 * i - 2])\n"                                       \
+    "    local burst = tonumber(ARGV[abase + 2 * i - 1])\n"                                        \
+    "    local tat = tonumber(redis.call('GET', KEYS[first + i - 1]) or now)\n"                    \
+    "    if tat < now then tat = now end\n"                                                        \
+    "    local new = tat + period\n"                                                               \
+    "    local over = new - now - burst * period\n"                                                \
+    "    if over > wait then deny, wait = i, over end\n"                                           \
+    "    tats[i] = new\n"                                                                          \
+    "    local left = math.floor((burst * period - (new - now)) / period)\n"                       \
+    "    if rem < 0 or left < rem then pick, rem, reset = i, left, new - now end\n"                \
+    "  end\n"                                                                                      \
+    "  if deny > 0 then return {1, deny, 0, wait} end\n"                                           \
+    "  for i = 1, n do\n"                                                                          \
+    "    redis.call('SET', KEYS[first + i - 1], string.format('%d', tats[i]), 'PX',\n"             \
+    "                string.format('%d', tats[i] - now))\n"                                        \
+    "  end\n"                                                                                      \
+    "  return {0, pick, rem, reset}\n"                                                             \
+    "end\n"
 
 static const char *const scripts[NSCRIPTS] = {
     /* CLAIM KEYS[1] ARGV: token, now_ms, stale_ms, own_old. Sets the key to
      * token when it is absent, holds a "pending:<ms>" claim older than
      * stale_ms, or holds own_old (non-empty). Returns 0, or the current
-     * value. */
-    [SCRIPT_CLAIM] = "local cur = redis.call('GET', KEYS[1])\n"
-                     "if cur then\n"
-                     "  local take = ARGV[4] ~= '' and cur == ARGV[4]\n"
-                     "  local since = string.match(cur, '^pending:(%d+)')\n"
-                     "  if since and tonumber(ARGV[2]) - tonumber(since) > tonumber(ARGV[3]) then\n"
-                     "    take = true\n"
-                     "  end\n"
-                     "  if not take then return cur end\n"
-                     "end\n"
-                     "redis.call('SET', KEYS[1], ARGV[1])\n"
-                     "return 0\n",
+     * value. With rate keys KEYS[2..] (ARGV[5..]: period_ms, burst each) the
+     * GCRA check runs first, in the same round trip: refused, it returns
+     * gcra's {1, ...} and claims nothing; admitted, gcra's {0, ...} with the
+     * claim's result appended. */
+    [SCRIPT_CLAIM] =
+        GCRA_LUA "local rl = nil\n"
+                 "if #KEYS > 1 then\n"
+                 "  rl = gcra(2, #KEYS - 1, 5)\n"
+                 "  if rl[1] == 1 then return rl end\n"
+                 "end\n"
+                 "local res = 0\n"
+                 "local cur = redis.call('GET', KEYS[1])\n"
+                 "local take = true\n"
+                 "if cur then\n"
+                 "  take = ARGV[4] ~= '' and cur == ARGV[4]\n"
+                 "  local since = string.match(cur, '^pending:(%d+)')\n"
+                 "  if since and tonumber(ARGV[2]) - tonumber(since) > "
+                 "tonumber(ARGV[3]) then\n"
+                 "    take = true\n"
+                 "  end\n"
+                 "end\n"
+                 "if take then redis.call('SET', KEYS[1], ARGV[1]) else res = cur end\n"
+                 "if rl then rl[5] = res return rl end\n"
+                 "return res\n",
     /* CAS KEYS[1] ARGV: expected, value, ttl_s ("" none). Returns 1 when
      * the key held expected and now holds value, else 0. */
     [SCRIPT_CAS] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
@@ -57,6 +103,8 @@ static const char *const scripts[NSCRIPTS] = {
                    "  return 1\n"
                    "end\n"
                    "return 0\n",
+    /* RATE KEYS: the rate keys, ARGV: period_ms, burst each (GCRA_LUA). */
+    [SCRIPT_RATE] = GCRA_LUA "return gcra(1, #KEYS, 1)\n",
 };
 
 struct q_status {
@@ -262,15 +310,34 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     }
     for (size_t i = 0; i < nevents; i++) {
         const q_status_event *e = &events[i];
-        char a[24], h[24], so[24], w[24];
+        char a[24], h[24], so[24], w[24], ha[24], mh[24], apm[24];
+        snprintf(ha, sizeof ha, "%lld", (long long)e->holds_active);
+        snprintf(mh, sizeof mh, "%lld", (long long)e->max_active_holds);
+        snprintf(apm, sizeof apm, "%lld", (long long)e->admissions_per_minute);
         snprintf(a, sizeof a, "%lld", (long long)e->available);
         snprintf(h, sizeof h, "%lld", (long long)e->held);
         snprintf(so, sizeof so, "%lld", (long long)e->sold);
         snprintf(w, sizeof w, "%lld", (long long)e->waiting);
         key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
-        const char *argv[16] = {"HSET", k,  "available", a, "held",     h,
-                                "sold", so, "waiting",   w, "sold_out", e->sold_out ? "1" : "0"};
-        int argc = 12;
+        const char *argv[24] = {"HSET",
+                                k,
+                                "available",
+                                a,
+                                "held",
+                                h,
+                                "sold",
+                                so,
+                                "waiting",
+                                w,
+                                "sold_out",
+                                e->sold_out ? "1" : "0",
+                                "holds_active",
+                                ha,
+                                "max_active_holds",
+                                mh,
+                                "admissions_per_minute",
+                                apm};
+        int argc = 18;
         if (e->status) {
             argv[argc++] = "status";
             argv[argc++] = e->status;
@@ -410,28 +477,149 @@ static const char *active_key(q_status *s, char *buf, size_t cap, int64_t event_
     return key(s, buf, cap, "active:%lld:%lld", (long long)event_id, (long long)user_id);
 }
 
+/* Runs script over keys[0..nkeys) and args[0..nargs) (one round trip).
+ * Returns the reply (caller frees) or NULL after dropping the connection. */
+static redisReply *run_script_keys(q_status *s, int script, const char **keys, int nkeys,
+                                   const char **args, int nargs)
+{
+    enum { MAXV = 3 + 1 + Q_RATE_KEYS_MAX + 4 + 2 * Q_RATE_KEYS_MAX };
+    const char *argv[MAXV];
+    char nk[8];
+    if (nkeys + nargs + 3 > MAXV || ensure_conn(s))
+        return NULL;
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    int argc = 0;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = s->sha[script];
+    argv[argc++] = nk;
+    for (int i = 0; i < nkeys; i++)
+        argv[argc++] = keys[i];
+    for (int i = 0; i < nargs; i++)
+        argv[argc++] = args[i];
+    redisReply *r = NULL;
+    if (redisAppendCommandArgv(s->ctx, argc, argv, NULL) != REDIS_OK ||
+        redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r) {
+        conn_failed(s, "script");
+        return NULL;
+    }
+    if (noscript(r)) {
+        freeReplyObject(r);
+        conn_failed(s, "script");
+        return NULL;
+    }
+    return r;
+}
+
+/* Key names and period/burst arguments of n rate keys, into the caller's
+ * buffers (names[i] prefixed; args[2i], args[2i+1] as text). */
+typedef struct rate_argv {
+    char names[Q_RATE_KEYS_MAX][160];
+    char nums[2 * Q_RATE_KEYS_MAX][24];
+} rate_argv;
+
+static void rate_fill(q_status *s, rate_argv *b, const q_rate_key *keys, size_t n, const char **kv,
+                      const char **av)
+{
+    for (size_t i = 0; i < n; i++) {
+        kv[i] = key(s, b->names[i], sizeof b->names[i], "%s", keys[i].name);
+        snprintf(b->nums[2 * i], sizeof b->nums[2 * i], "%lld", (long long)keys[i].period_ms);
+        snprintf(b->nums[2 * i + 1], sizeof b->nums[2 * i + 1], "%lld", (long long)keys[i].burst);
+        av[2 * i] = b->nums[2 * i];
+        av[2 * i + 1] = b->nums[2 * i + 1];
+    }
+}
+
+/* Reads gcra's {limited, key, remaining, ms} into out. 0 or ONS_EREDIS. */
+static int rate_parse(const redisReply *r, q_rate_out *out)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4)
+        return ONS_EREDIS;
+    for (size_t i = 0; i < 4; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return ONS_EREDIS;
+    out->limited = r->element[0]->integer == 1;
+    out->key = (int)r->element[1]->integer - 1;
+    out->remaining = r->element[2]->integer;
+    out->ms = r->element[3]->integer;
+    return 0;
+}
+
+int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_out *out)
+{
+    memset(out, 0, sizeof *out);
+    out->key = -1;
+    if (n == 0)
+        return 0;
+    if (n > Q_RATE_KEYS_MAX)
+        return ONS_EINVAL;
+    rate_argv b;
+    const char *kv[Q_RATE_KEYS_MAX], *av[2 * Q_RATE_KEYS_MAX];
+    rate_fill(s, &b, keys, n, kv, av);
+    redisReply *r = run_script_keys(s, SCRIPT_RATE, kv, (int)n, av, 2 * (int)n);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = rate_parse(r, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, const char *token,
+                                int64_t now_ms, int64_t stale_ms, const char *own_old,
+                                char *current, size_t cap, const q_rate_key *keys, size_t n,
+                                q_rate_out *rate)
+{
+    if (n > Q_RATE_KEYS_MAX)
+        return ONS_EINVAL;
+    char k[256], now[24], stale[24];
+    rate_argv b;
+    const char *kv[1 + Q_RATE_KEYS_MAX], *av[4 + 2 * Q_RATE_KEYS_MAX];
+    kv[0] = active_key(s, k, sizeof k, event_id, user_id);
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+    av[0] = token;
+    av[1] = now;
+    av[2] = stale;
+    av[3] = own_old ? own_old : "";
+    rate_fill(s, &b, keys, n, kv + 1, av + 4);
+    if (rate) {
+        memset(rate, 0, sizeof *rate);
+        rate->key = -1;
+    }
+    redisReply *r = run_script_keys(s, SCRIPT_CLAIM, kv, 1 + (int)n, av, 4 + 2 * (int)n);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = ONS_EREDIS;
+    const redisReply *res = r;
+    if (n > 0) {
+        q_rate_out tmp;
+        if (rate_parse(r, rate ? rate : &tmp))
+            goto out;
+        if (r->element[0]->integer == 1) {
+            rc = ONS_EFULL;
+            goto out;
+        }
+        if (r->elements < 5)
+            goto out;
+        res = r->element[4];
+    }
+    if (res->type == REDIS_REPLY_INTEGER) {
+        rc = 0;
+    } else if (res->type == REDIS_REPLY_STRING) {
+        rc = ONS_EEXIST;
+        if (current && cap)
+            snprintf(current, cap, "%s", res->str);
+    }
+out:
+    freeReplyObject(r);
+    return rc;
+}
+
 int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *token,
                           int64_t now_ms, int64_t stale_ms, const char *own_old, char *current,
                           size_t cap)
 {
-    char k[256], now[24], stale[24];
-    active_key(s, k, sizeof k, event_id, user_id);
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
-    const char *args[] = {token, now, stale, own_old ? own_old : ""};
-    redisReply *r = run_script(s, SCRIPT_CLAIM, k, 4, args);
-    if (!r)
-        return ONS_EREDIS;
-    int rc = ONS_EREDIS;
-    if (r->type == REDIS_REPLY_INTEGER) {
-        rc = 0;
-    } else if (r->type == REDIS_REPLY_STRING) {
-        rc = ONS_EEXIST;
-        if (current && cap)
-            snprintf(current, cap, "%s", r->str);
-    }
-    freeReplyObject(r);
-    return rc;
+    return q_status_claim_active_rated(s, event_id, user_id, token, now_ms, stale_ms, own_old,
+                                       current, cap, NULL, 0, NULL);
 }
 
 int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,
@@ -611,6 +799,14 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
                 out->onsale_at_ms = strtoll(v, NULL, 10);
             else if (strcmp(f, "max_per_user") == 0)
                 out->max_per_user = (int)strtol(v, NULL, 10);
+            else if (strcmp(f, "prequeue_opens_at_ms") == 0)
+                out->prequeue_opens_at_ms = strtoll(v, NULL, 10);
+            else if (strcmp(f, "holds_active") == 0)
+                out->holds_active = strtoll(v, NULL, 10);
+            else if (strcmp(f, "max_active_holds") == 0)
+                out->max_active_holds = strtoll(v, NULL, 10);
+            else if (strcmp(f, "admissions_per_minute") == 0)
+                out->admissions_per_minute = strtoll(v, NULL, 10);
             else if (strcmp(f, "sold_out") == 0)
                 out->sold_out = strcmp(v, "1") == 0;
             else if (strcmp(f, "available") == 0)
@@ -637,5 +833,19 @@ int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_
     snprintf(at, sizeof at, "%lld", (long long)onsale_at_ms);
     snprintf(mpu, sizeof mpu, "%d", max_per_user);
     const char *argv[] = {"HSET", k, "status", status, "onsale_at_ms", at, "max_per_user", mpu};
+    return simple(s, 8, argv);
+}
+
+int q_status_event_set_fair(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms,
+                            int64_t max_active_holds, int64_t admissions_per_minute)
+{
+    char k[256], at[24], mh[24], apm[24];
+    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
+    snprintf(at, sizeof at, "%lld", (long long)prequeue_opens_at_ms);
+    snprintf(mh, sizeof mh, "%lld", (long long)max_active_holds);
+    snprintf(apm, sizeof apm, "%lld", (long long)admissions_per_minute);
+    const char *argv[] = {
+        "HSET", k, "prequeue_opens_at_ms", at, "max_active_holds", mh, "admissions_per_minute",
+        apm};
     return simple(s, 8, argv);
 }

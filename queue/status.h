@@ -52,6 +52,9 @@ typedef struct q_status_event {
     int64_t event_id;
     int64_t available, held, sold, waiting;
     int sold_out;
+    /* Admission control (docs/fairness.md): holds now, and the caps (0 =
+     * none). */
+    int64_t holds_active, max_active_holds, admissions_per_minute;
     const char *status; /* the owner's sale status; NULL = leave as is */
     /* Free seats per section as "section_id:free,...", or NULL: the event
      * view's per-tier availability (q_status_event_view_get). */
@@ -89,6 +92,45 @@ int q_status_get_result(q_status *s, int64_t seq, char **json);
 int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *token,
                           int64_t now_ms, int64_t stale_ms, const char *own_old, char *current,
                           size_t cap);
+/* ---- rate limits (GCRA, shared by every ingress node) ----------------------- */
+
+/* At most this many keys in one check. */
+#define Q_RATE_KEYS_MAX 2
+
+/* One bucket: name is the key without the prefix ("rl:join:u:42"); a
+ * request is admitted while at most burst requests were admitted within
+ * the last burst * period_ms (one request per period_ms sustained). */
+typedef struct q_rate_key {
+    const char *name;
+    int64_t period_ms; /* > 0 */
+    int64_t burst;     /* >= 1 */
+} q_rate_key;
+
+/* The outcome: refused (limited = 1; key = the index of the key that
+ * refused, ms = how long until it admits one) or admitted (key = the index
+ * with the fewest requests left, remaining = how many, ms = until that
+ * bucket is full again). */
+typedef struct q_rate_out {
+    int limited;
+    int key;
+    int64_t remaining;
+    int64_t ms;
+} q_rate_out;
+
+/* Checks and, when every key admits, charges the n keys (<=
+ * Q_RATE_KEYS_MAX) in ONE round trip; a refused request charges none.
+ * Returns 0 (*out filled), ONS_EINVAL (too many keys) or ONS_EREDIS. */
+int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_out *out);
+
+/* q_status_claim_active with the join's rate keys checked first in the
+ * same round trip (n = 0: exactly q_status_claim_active). Returns as it
+ * does, or ONS_EFULL: refused by a rate key, nothing claimed; *rate (may
+ * be NULL) says which and for how long. */
+int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, const char *token,
+                                int64_t now_ms, int64_t stale_ms, const char *own_old,
+                                char *current, size_t cap, const q_rate_key *keys, size_t n,
+                                q_rate_out *rate);
+
 /* Compare-and-set: value, only while the key holds expected. Returns 0,
  * ONS_ECONFLICT (it holds something else, or nothing) or ONS_EREDIS. */
 int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,
@@ -135,9 +177,11 @@ int q_status_idem_abort(q_status *s, int64_t user_id, const char *key);
 typedef struct q_event_state {
     char status[16]; /* "" when unknown */
     int64_t onsale_at_ms;
+    int64_t prequeue_opens_at_ms; /* 0 = no pre-queue (docs/fairness.md) */
     int max_per_user;
     int sold_out;
-    int64_t available, held, sold, waiting; /* -1 when unknown */
+    int64_t available, held, sold, waiting;                        /* -1 when unknown */
+    int64_t holds_active, max_active_holds, admissions_per_minute; /* 0 when unknown */
 } q_event_state;
 
 /* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS. */
@@ -151,5 +195,10 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
 /* HSET of status, onsale_at_ms and max_per_user (ingress side). */
 int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,
                        int max_per_user);
+/* HSET of prequeue_opens_at_ms (0 = none) and the admission caps (0 =
+ * none), written with the above (docs/fairness.md); the owner publishes
+ * the caps again whenever they change. */
+int q_status_event_set_fair(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms,
+                            int64_t max_active_holds, int64_t admissions_per_minute);
 
 #endif

@@ -145,8 +145,14 @@
     }
     show("join");
     setState("join");
-    btn.disabled = !token || ev.status !== "on_sale";
+    /* A pre-queue (docs/fairness.md): joining before the sale puts the fan in
+     * the draw; the order among them is drawn at onsale_at, not raced. */
+    const pre = ev.status === "scheduled" && ev.prequeue_opens_at &&
+      Date.parse(ev.prequeue_opens_at) <= Date.now() && Date.now() < Date.parse(ev.onsale_at);
+    btn.disabled = !token || !(ev.status === "on_sale" || pre);
     msg.textContent = !token ? "Sign in above to join, or open the access link you were given."
+      : pre ? `The pre-queue is open. Everyone who joins before the sale opens ${when(ev.onsale_at)} ` +
+        "is put in line by a public draw, so there is no need to hurry."
       : reasons[ev.status] || "Seats go strictly first come, first served. You can pick a section.";
   }
 
@@ -263,8 +269,9 @@
     state = st.state;
     setState(st.state);
     switch (st.state) {
+    case "prequeued": return renderPrequeued(st);
     case "queued": return renderQueued(st);
-    case "waiting": return renderWaiting();
+    case "waiting": return renderWaiting(st);
     case "reserved":
     case "paying": return renderHeld(st);
     case "purchased": return renderPurchased();
@@ -298,8 +305,43 @@
     announcePosition(p, st.eta_seconds);
   }
 
-  function renderWaiting() {
+  /* Pre-queued: no place yet, a countdown to the draw. */
+  let drawTimer = null;
+  function renderPrequeued(st) {
     show("queue");
+    const at = Date.parse(st.draw_at);
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+      $("q-eta").textContent = left > 0 ? duration(left) : "now";
+      $("q-place").textContent = left > 0 ? `Draw in ${duration(left)}` : "Drawing…";
+      if (left > 0 && state === "prequeued") drawTimer = setTimeout(tick, 1000);
+    };
+    clearTimeout(drawTimer);
+    tick();
+    $("queue-h").textContent = "You are in the pre-queue";
+    $("q-ahead").textContent = "–";
+    $("q-state").textContent = "Pre-queued";
+    setBar(0);
+    $("q-note").textContent = "When the sale opens, everyone in the pre-queue is put in line by a " +
+      "public draw that anyone can check. Keep this page open; you will see your place then.";
+    $("leave-btn").classList.remove("hidden");
+    announceState("prequeued", "You are in the pre-queue. Your place is drawn when the sale opens.");
+  }
+
+  function renderWaiting(st) {
+    show("queue");
+    if (st && st.position) {
+      /* Drawn: the place the draw gave, waiting for admission or seats. */
+      $("queue-h").textContent = "You are in line (drawn)";
+      $("q-place").textContent = `No. ${num(st.position)}`;
+      $("q-ahead").textContent = num(st.position - 1);
+      $("q-eta").textContent = "depends";
+      $("q-state").textContent = "Waiting";
+      $("q-note").textContent = "Your place came from the pre-queue's draw. Seats go to fans in " +
+        "draw order; you keep your place.";
+      announceState("waiting", `Your place in line is ${st.position}.`);
+      return;
+    }
     $("queue-h").textContent = "You are at the front — waiting for seats";
     $("q-place").textContent = "Next";
     $("q-ahead").textContent = "0";

@@ -149,6 +149,7 @@
           h("th", { scope: "row", "data-k": "event" }),
           h("td", {}, h("span", { class: "badge", "data-k": "status" })),
           EV_COLS.map((k) => h("td", { class: "num", "data-k": k })),
+          h("td", { "data-k": "admission" }),
           h("td", {}, btn));
       },
       (row, e) => {
@@ -161,6 +162,11 @@
         cell(row, "status", e.status.replace("_", " "));
         badge.className = "badge " + e.status;
         for (const k of EV_COLS) cell(row, k, num(e[k]));
+        /* Admission caps (docs/fairness.md): holds now / the cap, grants a minute. */
+        const caps = [];
+        if (e.max_active_holds) caps.push(`${num(e.active_holds || 0)}/${num(e.max_active_holds)} holds`);
+        if (e.admissions_per_minute) caps.push(`${num(e.admissions_per_minute)}/min`);
+        cell(row, "admission", caps.length ? caps.join(" · ") : "open");
         const btn = row.querySelector('[data-k="action"]');
         const act = e.status === "paused" ? "resume" : e.status === "on_sale" || e.status === "scheduled" ? "pause" : null;
         const label = act ? act[0].toUpperCase() + act.slice(1) : "—";

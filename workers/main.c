@@ -61,6 +61,7 @@ typedef struct wk_opts {
     long long commit_delay_ms, hold_seconds_override;
     long long paying_grace_s;
     long long end_grace_s, refund_cutoff_s;
+    long long draw_close_ms;
 } wk_opts;
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -99,6 +100,9 @@ static const ons_opt opt_table[] = {
         "an event's sale ends (status ended) this long after its starts_at (docs/checkout.md)"),
     OPT("tickets.refund_cutoff_s", ONS_OPT_INT, refund_cutoff_s, 0, 365 * 86400, "86400",
         "a fan may cancel (and be refunded for) a ticket until this long before starts_at"),
+    OPT("draw.close_ms", ONS_OPT_INT, draw_close_ms, 0, 600000, "6000",
+        "a pre-queue's draw is made this long after onsale_at, so every pre-queued join is in "
+        "the log (keep above ingress's kafka.produce_timeout_ms); docs/fairness.md"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
     OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9101",
@@ -226,7 +230,9 @@ static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t ne
                        (int)w->o.paying_grace_s,
                        (int64_t)w->o.end_grace_s * 1000,
                        (int64_t)w->o.refund_cutoff_s * 1000,
-                       w->o.no_tombstones};
+                       w->o.no_tombstones,
+                       w->o.ids_secret,
+                       (int64_t)w->o.draw_close_ms};
     wk_part *p = wk_part_new(partition, epoch, next, &cfg);
     if (!p)
         return NULL;
@@ -565,6 +571,10 @@ static void run_batch(worker *w)
             fail_partition(w, (int32_t)i, s, "expiring holds failed");
         else if (wk_part_end_due(s->part, now_ms) < 0)
             fail_partition(w, (int32_t)i, s, "ending past events failed");
+        else if (wk_part_draw_due(s->part, now_ms) < 0)
+            fail_partition(w, (int32_t)i, s, "making a due draw failed");
+        else if (wk_part_admit_due(s->part, now_ms) < 0)
+            fail_partition(w, (int32_t)i, s, "admitting paced fans failed");
     }
 
     size_t n = 0;

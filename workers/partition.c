@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "workers/checkout.h"
 #include "common/log.h"
+#include "queue/draw.h"
 #include "queue/intent_id.h"
 
 #include <assert.h>
@@ -80,6 +81,7 @@ void wk_event_free(wk_event *ev)
         return;
     wk_inv_fini(&ev->inv);
     wk_map_fini(&ev->users);
+    free(ev->pre);
     free(ev);
 }
 
@@ -196,6 +198,7 @@ static int heap_push(wk_part *p, wk_intent *in)
     in->heap_idx = (int32_t)p->nheap;
     p->heap[p->nheap++] = in;
     heap_up(p, p->nheap - 1);
+    in->ev->nholds++;
     return 0;
 }
 
@@ -206,6 +209,7 @@ static void heap_remove(wk_part *p, wk_intent *in)
     size_t i = (size_t)in->heap_idx;
     assert(i < p->nheap && p->heap[i] == in);
     in->heap_idx = -1;
+    in->ev->nholds--;
     p->nheap--;
     if (i == p->nheap)
         return;
@@ -251,6 +255,54 @@ static void waiting_remove(wk_event *ev, wk_intent *in)
     in->wprev = in->wnext = NULL;
     ev->nwaiting--;
     ev->waiting_by_qty[in->qty]--;
+}
+
+static void waiting_prepend(wk_event *ev, wk_intent *in)
+{
+    in->wprev = NULL;
+    in->wnext = ev->whead;
+    if (ev->whead)
+        ev->whead->wprev = in;
+    else
+        ev->wtail = in;
+    ev->whead = in;
+    ev->nwaiting++;
+    ev->waiting_by_qty[in->qty]++;
+}
+
+/* The pre-queue: an unordered array until the draw (swap-remove). */
+static int pre_add(wk_event *ev, wk_intent *in)
+{
+    if (ev->npre == ev->cap_pre) {
+        size_t cap = ev->cap_pre ? ev->cap_pre * 2 : 64;
+        wk_intent **a = realloc(ev->pre, cap * sizeof *a);
+        if (!a)
+            return ONS_ENOMEM;
+        ev->pre = a;
+        ev->cap_pre = cap;
+    }
+    in->in_pre = 1;
+    in->pre_idx = (uint32_t)ev->npre;
+    ev->pre[ev->npre++] = in;
+    return 0;
+}
+
+static void pre_remove(wk_event *ev, wk_intent *in)
+{
+    assert(in->in_pre && in->pre_idx < ev->npre && ev->pre[in->pre_idx] == in);
+    wk_intent *last = ev->pre[--ev->npre];
+    ev->pre[in->pre_idx] = last;
+    last->pre_idx = in->pre_idx;
+    in->in_pre = 0;
+}
+
+/* Takes a waiting intent out of whichever line it is in. */
+static void unwait(wk_event *ev, wk_intent *in)
+{
+    if (in->in_pre)
+        pre_remove(ev, in);
+    else
+        waiting_remove(ev, in);
 }
 
 /* ---- effects ------------------------------------------------------------------ */
@@ -321,6 +373,8 @@ static int fx_intent(wk_part *p, const wk_intent *in, int reason, int res_change
     r->total_cents = in->total_cents;
     r->expires_ms = in->expires_ms;
     r->ev = in->ev;
+    r->in_pre = in->in_pre;
+    r->draw_rank = in->draw_rank;
     if (res_changed)
         r->res_changed = 1;
     return fx_touch_event(p, in->ev);
@@ -364,6 +418,7 @@ void wk_part_batch_done(wk_part *p)
     for (size_t i = 0; i < fx->nevents; i++) {
         fx->events[i]->fx_mark = 0;
         fx->events[i]->status_dirty = 0;
+        fx->events[i]->admission_dirty = 0;
     }
     fx->nintents = fx->nseats = fx->nevents = 0;
     wk_map_clear(&fx->intent_idx);
@@ -393,6 +448,37 @@ static int sale_open(const wk_event *ev, int64_t ts_ms)
     }
 }
 
+/* Has ev a pre-queue whose draw is not made yet? Then it allocates nothing. */
+static int draw_pending(const wk_event *ev)
+{
+    return ev->prequeue_opens_at_ms > 0 && !ev->drawn;
+}
+
+/* Was a join sent at ts_ms in ev's pre-queue window? */
+static int in_prequeue_window(const wk_event *ev, int64_t ts_ms)
+{
+    return ev->prequeue_opens_at_ms > 0 && ts_ms >= ev->prequeue_opens_at_ms &&
+           ts_ms < ev->onsale_at_ms &&
+           (ev->status == WK_EV_SCHEDULED || ev->status == WK_EV_ON_SALE ||
+            ev->status == WK_EV_SOLD_OUT);
+}
+
+/* Does a cap keep ev from granting a hold now? */
+static int admission_blocked(const wk_event *ev, int64_t now_ms)
+{
+    return (ev->max_active_holds > 0 && ev->nholds >= ev->max_active_holds) ||
+           (ev->admissions_per_minute > 0 && now_ms < ev->next_admit_ms);
+}
+
+/* Charges one admission (a grant) against ev's rate. */
+static void admission_charge(wk_event *ev, int64_t now_ms)
+{
+    if (ev->admissions_per_minute <= 0)
+        return;
+    int64_t period = 60000 / ev->admissions_per_minute;
+    ev->next_admit_ms = (ev->next_admit_ms > now_ms ? ev->next_admit_ms : now_ms) + period;
+}
+
 static int sold_out(const wk_event *ev)
 {
     return ev->inv.available == 0 && ev->inv.held == 0;
@@ -403,7 +489,7 @@ static void forget(wk_part *p, wk_intent *in)
 {
     heap_remove(p, in);
     if (in->state == WK_I_WAITING)
-        waiting_remove(in->ev, in);
+        unwait(in->ev, in);
     wk_map_del(&p->intents, in->seq);
     if (wk_map_get(&in->ev->users, in->user_id) == in)
         wk_map_del(&in->ev->users, in->user_id);
@@ -428,6 +514,7 @@ static int reserve(wk_part *p, wk_intent *in, const uint32_t *seats, int n, int6
     in->state = WK_I_RESERVED;
     in->res_state = WK_RES_HELD;
     in->expires_ms = now_ms + (int64_t)hold * 1000;
+    admission_charge(ev, now_ms);
     int rc = heap_push(p, in);
     if (rc)
         return rc;
@@ -460,7 +547,7 @@ static int end_reservation(wk_part *p, wk_intent *in, int istate, int rstate, in
 /* Ends a waiting intent without seats. */
 static int end_waiting(wk_part *p, wk_intent *in, int istate, int reason)
 {
-    waiting_remove(in->ev, in);
+    unwait(in->ev, in);
     in->state = (uint8_t)istate;
     int rc = fx_intent(p, in, reason, 0);
     if (rc)
@@ -523,7 +610,7 @@ static int reject_unfulfillable(wk_part *p, wk_event *ev)
 static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
 {
     sync_sold_out(ev);
-    if (!ev->whead || !sale_open(ev, now_ms))
+    if (!ev->whead || !sale_open(ev, now_ms) || draw_pending(ev))
         return 0;
     if (sold_out(ev)) {
         while (ev->whead) {
@@ -540,7 +627,7 @@ static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
     int64_t left[WK_MAX_QTY + 1];
     memcpy(left, ev->waiting_by_qty, sizeof left);
     wk_intent *in = ev->whead;
-    while (in && ev->inv.available > 0) {
+    while (in && ev->inv.available > 0 && !admission_blocked(ev, now_ms)) {
         int64_t fits = 0;
         for (int q = 1; q <= WK_MAX_QTY && q <= ev->inv.available; q++)
             fits += left[q];
@@ -597,7 +684,12 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     r->state = WK_I_REJECTED;
 
     int section = -1;
-    if (!sale_open(ev, ts_ms))
+    int window = in_prequeue_window(ev, ts_ms);
+    if (window && ev->drawn)
+        ons_log_warn("event %lld: a pre-queue join (seq %lld) came after the draw: it queues "
+                     "behind it (raise draw.close_ms)",
+                     (long long)ev->event_id, (long long)seq);
+    if (!window && !sale_open(ev, ts_ms))
         r->reason = WK_R_SALE_CLOSED;
     else if (m->quantity > ev->max_per_user || m->quantity > WK_MAX_QTY)
         r->reason = WK_R_INSUFFICIENT;
@@ -613,7 +705,10 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     wk_req req = {m->quantity, section, m->max_price_cents, m->adjacent != 0};
     uint32_t seats[WK_MAX_QTY];
     int mode;
-    if (wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
+    /* A cap that binds keeps a new fan behind those waiting, in order. */
+    if (!draw_pending(ev) && !admission_blocked(ev, now_ms) &&
+        !(ev->whead && (ev->max_active_holds > 0 || ev->admissions_per_minute > 0)) &&
+        wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
         mode = WK_I_RESERVED;
     else if (wk_inv_could_fit(&ev->inv, &req))
         mode = WK_I_WAITING;
@@ -644,7 +739,13 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     if (mode == WK_I_RESERVED)
         return reserve(p, in, seats, m->quantity, now_ms);
     in->state = WK_I_WAITING;
-    waiting_append(ev, in);
+    if (window && !ev->drawn) {
+        int rc = pre_add(ev, in);
+        if (rc)
+            return rc;
+    } else {
+        waiting_append(ev, in);
+    }
     return fx_intent(p, in, WK_R_NONE, 0);
 }
 
@@ -732,6 +833,9 @@ static int close_sale(wk_part *p, wk_event *ev, const char *why)
     int rc;
     while (ev->whead)
         if ((rc = end_waiting(p, ev->whead, WK_I_REJECTED, WK_R_SALE_CLOSED)) != 0)
+            return rc;
+    while (ev->npre)
+        if ((rc = end_waiting(p, ev->pre[ev->npre - 1], WK_I_REJECTED, WK_R_SALE_CLOSED)) != 0)
             return rc;
     /* Collect first: ending an intent deletes it from the map being walked. */
     size_t n = 0;
@@ -832,6 +936,113 @@ int wk_part_end_due(wk_part *p, int64_t now_ms)
     return n;
 }
 
+/* ---- the draw ----------------------------------------------------------------------- */
+
+static int draw_due(const wk_part *p, const wk_event *ev, int64_t now_ms)
+{
+    return draw_pending(ev) && ev->status != WK_EV_CANCELLED && ev->status != WK_EV_ENDED &&
+           now_ms >= ev->onsale_at_ms + p->cfg.draw_close_ms;
+}
+
+typedef struct draw_entry {
+    char key[Q_DRAW_HEX_LEN + 1];
+    wk_intent *in;
+} draw_entry;
+
+static int draw_cmp(const void *a, const void *b)
+{
+    const draw_entry *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->in->seq > y->in->seq) - (x->in->seq < y->in->seq);
+}
+
+/* Orders ev's pre-queue by draw key, puts it ahead of the waiting list and
+ * serves it. Deterministic: the order depends only on the seed and the
+ * pre-queued intents' ids, so an owner rebuilt from PostgreSQL after a crash
+ * draws the same order (over the intents still waiting). */
+static int make_draw(wk_part *p, wk_event *ev, int64_t now_ms)
+{
+    size_t n = ev->npre;
+    draw_entry *e = n ? malloc(n * sizeof *e) : NULL;
+    if (n && !e)
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char id[Q_ID_LEN + 1];
+        e[i].in = ev->pre[i];
+        if (q_id_encode(p->cfg.ids_secret ? p->cfg.ids_secret : "", Q_ID_INTENT, e[i].in->seq,
+                        e[i].in->user_id, id) ||
+            q_draw_key(ev->draw_seed, id, e[i].key)) {
+            free(e);
+            return ONS_EINVAL;
+        }
+    }
+    if (n)
+        qsort(e, n, sizeof *e, draw_cmp);
+    ev->npre = 0;
+    for (size_t i = n; i-- > 0;) {
+        wk_intent *in = e[i].in;
+        in->in_pre = 0;
+        in->draw_rank = (int32_t)(i + 1);
+        waiting_prepend(ev, in);
+    }
+    int rc = fx_touch_event(p, ev);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fx_intent(p, e[i].in, WK_R_NONE, 0);
+    free(e);
+    if (rc)
+        return rc;
+    ev->drawn = 1;
+    ons_log_info("event %lld: draw made over %zu pre-queued intents", (long long)ev->event_id, n);
+    return serve_waiting(p, ev, now_ms);
+}
+
+int wk_part_draw_due(wk_part *p, int64_t now_ms)
+{
+    int n = 0;
+    for (size_t i = 0; i < p->events.cap; i++) {
+        wk_event *ev = p->events.slots[i].val;
+        if (!ev || !draw_due(p, ev, now_ms))
+            continue;
+        int rc = make_draw(p, ev, now_ms);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return n;
+}
+
+/* ---- admission control ----------------------------------------------------------------- */
+
+static int apply_admission(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms)
+{
+    ev->max_active_holds = m->max_active_holds;
+    ev->admissions_per_minute = m->admissions_per_minute;
+    if (ev->admissions_per_minute <= 0)
+        ev->next_admit_ms = 0;
+    ev->admission_dirty = 1;
+    ons_log_info("event %lld: admission caps: %lld active holds, %lld a minute (0 = none)",
+                 (long long)ev->event_id, (long long)ev->max_active_holds,
+                 (long long)ev->admissions_per_minute);
+    int rc = fx_touch_event(p, ev);
+    return rc ? rc : serve_waiting(p, ev, now_ms); /* a raised cap lets fans in now */
+}
+
+int wk_part_admit_due(wk_part *p, int64_t now_ms)
+{
+    int n = 0;
+    for (size_t i = 0; i < p->events.cap; i++) {
+        wk_event *ev = p->events.slots[i].val;
+        if (!ev || !ev->whead || ev->admissions_per_minute <= 0 || now_ms < ev->next_admit_ms ||
+            ev->inv.available == 0)
+            continue;
+        int rc = serve_waiting(p, ev, now_ms);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return n;
+}
+
 /* Moves the lane's cursor past offset; on the intents lane a tombstone for
  * offset is spent (its row is deleted with the batch). */
 static void advance(wk_part *p, int lane, int64_t offset)
@@ -860,6 +1071,8 @@ int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int
      * applied, also when no sweep saw it yet (an event loaded just now). */
     if (end_due(p, ev, now_ms) && (rc = set_status(p, ev, WK_EV_ENDED, now_ms)) != 0)
         return rc;
+    if (draw_due(p, ev, now_ms) && (rc = make_draw(p, ev, now_ms)) != 0)
+        return rc;
     int64_t when = m->sent_ms > 0 ? m->sent_ms : ts_ms;
     int64_t seq = q_seq_make(p->partition, offset);
     uintptr_t tomb;
@@ -876,6 +1089,9 @@ int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int
         break;
     case Q_MSG_EVENT_STATUS:
         rc = apply_status(p, ev, m, when, now_ms);
+        break;
+    case Q_MSG_ADMISSION:
+        rc = apply_admission(p, ev, m, now_ms);
         break;
     case Q_MSG_CHECKOUT:
     case Q_MSG_PAYMENT_RESULT:
@@ -964,6 +1180,8 @@ int wk_part_add_loaded(wk_part *p, wk_event *ev, wk_intent *in)
     }
     if (wk_map_put(&ev->users, in->user_id, in) != 0)
         return ONS_ENOMEM; /* freed with p */
+    if (in->state == WK_I_WAITING && in_prequeue_window(ev, in->accepted_ms))
+        return pre_add(ev, in); /* drawn again, to the same order, when due */
     if (in->state == WK_I_WAITING)
         waiting_append(ev, in);
     else if (in->state == WK_I_RESERVED && in->res_state == WK_RES_HELD)

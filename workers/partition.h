@@ -110,6 +110,9 @@ typedef struct wk_intent {
     int64_t order_id;                /* the order being paid while state == paying */
     int32_t heap_idx;                /* -1 when not in the hold heap */
     int16_t section;                 /* section index, -1 = any */
+    uint8_t in_pre;                  /* waiting in the event's pre-queue (until the draw) */
+    uint32_t pre_idx;                /* its index in ev->pre while in_pre */
+    int32_t draw_rank;               /* 1-based place in the draw; 0 = not drawn */
     uint8_t qty, adjacent, state, res_state, nseats;
     uint32_t seats[WK_MAX_QTY]; /* inventory indices */
 } wk_intent;
@@ -130,6 +133,24 @@ typedef struct wk_event {
     int fx_mark;      /* listed in the batch's touched events */
     int status_dirty; /* status changed in this batch */
     uint32_t fit_gen; /* inv.shrink_gen when waiting intents were last checked */
+    /* The pre-queue (docs/fairness.md): joins sent from prequeue_opens_at
+     * until onsale_at wait in pre[] (state waiting, no order yet) until the
+     * draw, which puts them, by ascending draw key (queue/draw.h), ahead of
+     * everything in the waiting list. Until the draw the event allocates
+     * nothing. */
+    int64_t prequeue_opens_at_ms; /* 0 = no pre-queue */
+    uint8_t draw_seed[32];
+    int drawn;
+    wk_intent **pre;
+    size_t npre, cap_pre;
+    /* Admission control (docs/fairness.md): at most max_active_holds holds
+     * (reserved or paying) at once, at most admissions_per_minute grants a
+     * minute (one per 60000/apm ms); 0 = no cap. While a cap binds, waiting
+     * fans stay in order even if seats are free. */
+    int64_t max_active_holds, admissions_per_minute;
+    int64_t next_admit_ms; /* no grant before this (admissions_per_minute) */
+    int64_t nholds;        /* this event's intents in the hold heap */
+    int admission_dirty;   /* caps changed in this batch */
 } wk_event;
 
 /* One intent's final state in the batch being built. */
@@ -138,7 +159,9 @@ typedef struct wk_fx_intent {
     int64_t offset, total_cents, expires_ms;
     int32_t partition;
     uint8_t qty, adjacent, state, reason, res_state, nseats;
-    uint8_t is_new;  /* INSERT the intent (else UPDATE) */
+    uint8_t is_new; /* INSERT the intent (else UPDATE) */
+    uint8_t in_pre; /* pre-queued, not drawn yet */
+    int32_t draw_rank;
     uint8_t res_new; /* INSERT the reservation (else UPDATE if res_state) */
     uint8_t res_changed;
     uint32_t seats[WK_MAX_QTY];
@@ -193,6 +216,12 @@ typedef struct wk_part_cfg {
     int64_t end_grace_ms;      /* an event ends this long after its starts_at */
     int64_t refund_cutoff_ms;  /* a ticket cancel is refused this close to starts_at */
     int debug_no_tombstones;   /* DEBUG: a cancel ahead of its intent is ignored (control test) */
+    /* The draw (docs/fairness.md): made draw_close_ms after onsale_at, so
+     * that every pre-queued join ingress accepted before onsale_at is in
+     * the log by then (keep it above ingress's kafka.produce_timeout_ms);
+     * ids_secret names the intents whose draw keys order it. */
+    const char *ids_secret;
+    int64_t draw_close_ms;
 } wk_part_cfg;
 
 struct wk_part {
@@ -254,6 +283,17 @@ int wk_part_expire(wk_part *p, int64_t now_ms, size_t max);
  * orders failed; tickets stay valid). Returns how many ended, or a negative
  * error (the batch failed). */
 int wk_part_end_due(wk_part *p, int64_t now_ms);
+
+/* Makes the draw of every loaded event whose draw is due (onsale_at +
+ * draw_close_ms passed): its pre-queued intents are ordered by draw key
+ * ahead of the waiting list and served. Returns how many draws were made,
+ * or a negative error (the batch failed). */
+int wk_part_draw_due(wk_part *p, int64_t now_ms);
+
+/* Serves the waiting fans of events whose admission rate held them back
+ * and whose next admission is due. Returns how many events were served, or
+ * a negative error (the batch failed). */
+int wk_part_admit_due(wk_part *p, int64_t now_ms);
 
 /* Does the batch have anything to write? */
 int wk_part_dirty(const wk_part *p);

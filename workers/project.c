@@ -198,6 +198,12 @@ int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
         jb_str(&b, reason);
     else
         jb_lit(&b, "null");
+    if (r->in_pre)
+        jb_lit(&b, ",\"prequeued\":true");
+    if (r->draw_rank > 0) {
+        jb_lit(&b, ",\"draw_rank\":");
+        jb_int(&b, r->draw_rank);
+    }
     jb_lit(&b, ",\"reservation\":");
     if (r->state == WK_I_RESERVED || r->state == WK_I_PAYING || r->state == WK_I_PURCHASED) {
         if (reservation_json(&b, r, secret) != 0)
@@ -289,7 +295,10 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         e->available = ev->inv.available;
         e->held = ev->inv.held;
         e->sold = ev->inv.sold;
-        e->waiting = ev->nwaiting;
+        e->waiting = ev->nwaiting + (int64_t)ev->npre;
+        e->holds_active = ev->nholds;
+        e->max_active_holds = ev->max_active_holds;
+        e->admissions_per_minute = ev->admissions_per_minute;
         e->sold_out = ev->inv.available == 0 && ev->inv.held == 0;
         /* The owner is the only writer of the sale status (PostgreSQL and
          * this projection): ingress reads it here on a join. */

@@ -6,6 +6,7 @@
  * mode for intents) so a 1,000,000-seat event never sits in a PGresult. */
 #include "common/clock.h"
 #include "workers/store.h"
+#include "queue/draw.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "queue/intent_id.h"
@@ -230,7 +231,10 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
                              "SELECT event_id, status, "
                              "(extract(epoch FROM onsale_at) * 1000)::bigint, "
                              "hold_seconds, max_per_user, currency, seats_total, "
-                             "(extract(epoch FROM starts_at) * 1000)::bigint "
+                             "(extract(epoch FROM starts_at) * 1000)::bigint, "
+                             "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, 0), "
+                             "coalesce(encode(draw_seed, 'hex'), ''), "
+                             "coalesce(max_active_holds, 0), coalesce(admissions_per_minute, 0) "
                              "FROM events WHERE event_id = ANY($1::bigint[])",
                              1, v);
     if (!r)
@@ -255,6 +259,14 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
         snprintf(ev->currency, sizeof ev->currency, "%s", PQgetvalue(r, i, 5));
         int64_t seats_total = to_i64(PQgetvalue(r, i, 6));
         ev->starts_at_ms = to_i64(PQgetvalue(r, i, 7));
+        /* A pre-queue without a readable seed cannot be drawn: treat as none. */
+        ev->prequeue_opens_at_ms = to_i64(PQgetvalue(r, i, 8));
+        if (ev->prequeue_opens_at_ms > 0 && q_draw_seed_parse(PQgetvalue(r, i, 9), ev->draw_seed)) {
+            ons_log_warn("event %" PRId64 ": pre-queue without a draw seed; none", ev->event_id);
+            ev->prequeue_opens_at_ms = 0;
+        }
+        ev->max_active_holds = to_i64(PQgetvalue(r, i, 10));
+        ev->admissions_per_minute = to_i64(PQgetvalue(r, i, 11));
         /* From here on the event belongs to p: on failure p is dropped whole. */
         if ((rc = wk_part_add_event(p, ev)) != 0) {
             wk_event_free(ev);
@@ -585,11 +597,21 @@ int wk_store_load_live(wk_store *st, wk_part *p)
     snprintf(lo, sizeof lo, "%" PRId64, q_seq_make(p->partition, 0));
     snprintf(hi, sizeof hi, "%" PRId64, q_seq_make(p->partition + 1, 0));
     const char *v[] = {lo, hi};
+    /* Also the events with pre-queued intents still waiting: their draw
+     * is made by the clock, not by a record (docs/fairness.md). */
     PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "events with live holds",
-                             "SELECT event_id FROM reservations "
+                             "SELECT event_id FROM ("
+                             "SELECT event_id, min(expires_at) AS t FROM reservations "
                              "WHERE state IN ('held', 'paying') "
-                             "AND reservation_id >= $1 AND reservation_id < $2 "
-                             "GROUP BY event_id ORDER BY min(expires_at), event_id",
+                             "AND reservation_id >= $1 AND reservation_id < $2 GROUP BY event_id "
+                             "UNION ALL "
+                             "SELECT e.event_id, e.onsale_at FROM events e "
+                             "WHERE e.prequeue_opens_at IS NOT NULL "
+                             "AND e.status IN ('scheduled', 'on_sale', 'sold_out') "
+                             "AND EXISTS (SELECT 1 FROM intents i WHERE i.event_id = e.event_id "
+                             "AND i.state = 'waiting' AND i.accepted_at < e.onsale_at "
+                             "AND i.intent_seq >= $1 AND i.intent_seq < $2)"
+                             ") x GROUP BY event_id ORDER BY min(t), event_id",
                              2, v);
     if (!r)
         return ONS_EDB;
@@ -879,6 +901,25 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
                                  "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "
                                  "$2::text[]) AS u(ev, st) WHERE e.event_id = u.ev",
                                  a, 2)) != 0)
+        return rc;
+    /* Admission caps changed by a record (docs/fairness.md); 0 = none. */
+    any = 0;
+    wk_pgarrs_reset(a, 3);
+    for (size_t i = 0; i < fx->nevents; i++) {
+        const wk_event *ev = fx->events[i];
+        if (!ev->admission_dirty)
+            continue;
+        any = 1;
+        wk_pgarr_int(&a[0], ev->event_id);
+        wk_pgarr_int(&a[1], ev->max_active_holds);
+        wk_pgarr_int(&a[2], ev->admissions_per_minute);
+    }
+    if (any && (rc = exec_arrays(st, "update admission",
+                                 "UPDATE events e SET max_active_holds = nullif(u.mh, 0), "
+                                 "admissions_per_minute = nullif(u.apm, 0) "
+                                 "FROM unnest($1::bigint[], $2::int[], $3::int[]) "
+                                 "AS u(ev, mh, apm) WHERE e.event_id = u.ev",
+                                 a, 3)) != 0)
         return rc;
     return 0;
 }

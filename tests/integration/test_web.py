@@ -389,3 +389,47 @@ def test_ops_dashboard_matches_admin_queues(env, browser):
     b("press", page="ops", key="Enter")
     st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["status"] == "on_sale", 10, "resumed")
     b("close", page="ops")
+
+
+def test_fan_prequeue_draw_position_hold(env, browser):
+    """Issue 10: the fan page through pre-queue -> draw -> place -> hold."""
+    import hashlib
+    st = env.st
+    env.ensure_worker()
+    ev = st.create_event(sections=[("GA", 1, 2, 2500)], name="Draw Night", onsale_in_s=3600)
+    seed = os.urandom(32)
+    st.sql("UPDATE events SET status = 'scheduled', onsale_at = now() + interval '12 seconds', "
+           "prequeue_opens_at = now() - interval '1 minute', draw_seed = %s, "
+           "draw_commitment = %s WHERE event_id = %s",
+           (seed, hashlib.sha256(seed).hexdigest(), ev))
+    s, _, view = st.http("GET", f"/v1/events/{ev}")
+    assert view["status"] == "scheduled" and view["prequeue_opens_at"], view
+    b = browser
+    b("open", name="pre")
+    b("goto", page="pre", url=env.url(f"/q/{ev}", st.token(9101, "fan")))
+    b("wait", page="pre", timeout=20000,
+      js="return !document.getElementById('join-btn').disabled && "
+         "document.getElementById('join-msg').textContent.includes('pre-queue')")
+    b("select", page="pre", selector="#qty", value="1")
+    b("click", page="pre", selector="#join-btn")
+    b.wait_state("pre", "prequeued", timeout=20000)
+    assert "Draw in" in b.text("pre", "q-place")
+    b.shot("pre", "20-prequeued-countdown")
+    others = [env.join(u, ev) for u in (9102, 9103)]
+    assert all(o["state"] == "prequeued" for o in others)
+    got = b.wait_state("pre", "reserved", "waiting", timeout=60000)
+    b.shot("pre", "21-after-draw")
+    (seq,), = st.sql("SELECT intent_seq FROM intents WHERE event_id = %s AND user_id = 9101", (ev,))
+    entries = st.http("GET", f"/v1/events/{ev}/draw")[2]["entries"]
+    rank = [e[:16] for e in entries].index("%016x" % seq) + 1
+    assert (got == "reserved") == (rank <= 2), (got, rank)
+    if got == "waiting":
+        assert b.text("pre", "q-place") == f"No. {rank}"
+        for u, o in zip((9102, 9103), others):
+            r = env.intent(u, o["intent_id"])
+            assert r["state"] == "reserved", r
+            s, _, _ = st.http("DELETE", f"/v1/reservations/{r['reservation']['reservation_id']}",
+                              token=st.token(u, "fan"))
+            assert s == 202
+        b.wait_state("pre", "reserved", timeout=30000)
+    b.shot("pre", "22-held")

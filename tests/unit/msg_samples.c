@@ -58,5 +58,10 @@ int main(void)
     tk.ticket_kind = Q_TICKET_CANCEL;
     tk.to_user_id = 0;
     rc |= emit(&tk);
+    q_msg ad = {.type = Q_MSG_ADMISSION, .event_id = 3, .sent_ms = 5, .max_active_holds = 100,
+                .admissions_per_minute = 600};
+    rc |= emit(&ad);
+    ad.max_active_holds = ad.admissions_per_minute = 0;
+    rc |= emit(&ad);
     return rc;
 }

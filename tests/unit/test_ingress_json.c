@@ -2,7 +2,9 @@
  * times, Idempotency-Key rules, body hashes, the intent → event map and the
  * route table's shape. */
 #include "common/err.h"
+#include "ingress/client_addr.h"
 #include "ingress/event_cache.h"
+#include "ingress/ratelimit.h"
 #include "ingress/json_io.h"
 #include "ingress/server.h"
 
@@ -128,6 +130,70 @@ START_TEST(route_table_shape)
 }
 END_TEST
 
+START_TEST(client_addr_rightmost_untrusted)
+{
+    char a[ING_CLIENT_ADDR_MAX];
+    const char *trusted = "127.0.0.1, 10.0.0.0/8,2001:db8::/32";
+    ck_assert_int_eq(
+        ing_client_addr_from("198.51.100.9, 203.0.113.7, 10.1.2.3", trusted, a, sizeof a), 0);
+    ck_assert_str_eq(a, "203.0.113.7");
+    ck_assert_int_eq(ing_client_addr_from(" 2001:DB9::1 ,2001:db8::5", trusted, a, sizeof a), 0);
+    ck_assert_str_eq(a, "2001:db9::1");
+    ck_assert_int_eq(ing_client_addr_from("203.0.113.7", "127.0.0.1", a, sizeof a), 0);
+    ck_assert_str_eq(a, "203.0.113.7");
+    /* Every entry is one of our proxies: unknown. */
+    ck_assert_int_eq(ing_client_addr_from("10.0.0.1,127.0.0.1", trusted, a, sizeof a),
+                     ONS_ENOTFOUND);
+    ck_assert_str_eq(a, "");
+    /* Junk right of the client ends the walk: nothing left of it is believed. */
+    ck_assert_int_eq(ing_client_addr_from("203.0.113.7, bogus", trusted, a, sizeof a),
+                     ONS_ENOTFOUND);
+    ck_assert_int_eq(ing_client_addr_from("203.0.113.7,", trusted, a, sizeof a), ONS_ENOTFOUND);
+    /* No trusted proxy: the header is never believed. */
+    ck_assert_int_eq(ing_client_addr_from("203.0.113.7", "", a, sizeof a), ONS_ENOTFOUND);
+    ck_assert_int_eq(ing_client_addr_from(NULL, trusted, a, sizeof a), ONS_ENOTFOUND);
+    /* A CIDR edge: 10.0.0.0/8 does not contain 11.0.0.1. */
+    ck_assert_int_eq(ing_client_addr_from("11.0.0.1", "10.0.0.0/8", a, sizeof a), 0);
+    ck_assert_str_eq(a, "11.0.0.1");
+    ck_assert_int_eq(ing_client_addr_from("10.255.255.255", "10.0.0.0/8", a, sizeof a),
+                     ONS_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(client_addr_trusted_list_validated)
+{
+    ck_assert_int_eq(ing_client_addr_trusted_ok(""), 0);
+    ck_assert_int_eq(ing_client_addr_trusted_ok("127.0.0.1, ::1, 10.0.0.0/8, fd00::/8"), 0);
+    ck_assert_int_eq(ing_client_addr_trusted_ok("10.0.0.0/33"), -1);
+    ck_assert_int_eq(ing_client_addr_trusted_ok("10.0.0.0/"), -1);
+    ck_assert_int_eq(ing_client_addr_trusted_ok("proxy.local"), -1);
+    ck_assert_int_eq(ing_client_addr_trusted_ok("127.0.0.1,,"), -1);
+}
+END_TEST
+
+START_TEST(ratelimit_route_classes)
+{
+    static const struct {
+        const char *route;
+        ing_rl_class cls;
+    } want[] = {{"join", ING_RL_JOIN},
+                {"intent_get", ING_RL_POLL},
+                {"checkout", ING_RL_CHECKOUT},
+                {"events_list", ING_RL_CATALOG},
+                {"session_create", ING_RL_LOGIN},
+                {"healthz", ING_RL_NONE}};
+    for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+        int seen = 0;
+        for (size_t i = 0; i < ing_route_count; i++)
+            if (strcmp(ing_routes[i].name, want[w].route) == 0) {
+                ck_assert_int_eq(ing_ratelimit_class_of(&ing_routes[i]), want[w].cls);
+                seen = 1;
+            }
+        ck_assert_msg(seen, "route %s exists", want[w].route);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ingress_json");
@@ -145,6 +211,13 @@ static Suite *suite(void)
     suite_add_tcase(s, t);
     t = tcase_create("routes");
     tcase_add_test(t, route_table_shape);
+    suite_add_tcase(s, t);
+    t = tcase_create("client_addr");
+    tcase_add_test(t, client_addr_rightmost_untrusted);
+    tcase_add_test(t, client_addr_trusted_list_validated);
+    suite_add_tcase(s, t);
+    t = tcase_create("ratelimit");
+    tcase_add_test(t, ratelimit_route_classes);
     suite_add_tcase(s, t);
     return s;
 }

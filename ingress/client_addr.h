@@ -1,0 +1,46 @@
+/*
+ * client_addr.h - which address a request came from, for per-address limits
+ * (ratelimit.c) and anything else that must tell clients apart.
+ *
+ * nng 1.5.2 does not hand the HTTP server's handler the connection's peer
+ * address (nanomsg/nng#1868: no sockaddr on the request or the connection),
+ * so the socket cannot be read. The address therefore comes only from the
+ * forwarded-for header (client.addr_header) and only when proxies are
+ * configured (client.trusted_proxies): the client is the rightmost entry
+ * that is not one of those proxies (each proxy appends the address it saw,
+ * so entries left of the first untrusted one may be forged by the client).
+ * Configure client.trusted_proxies only when ingress is reachable through
+ * those proxies alone (a private bind address): ingress cannot check that
+ * the peer is one of them. Without trusted proxies the address is unknown
+ * and per-address limits do not apply (per-user limits still do).
+ *
+ * Pure functions of the request; any thread.
+ */
+#ifndef ONSALE_INGRESS_CLIENT_ADDR_H
+#define ONSALE_INGRESS_CLIENT_ADDR_H
+
+#include <stddef.h>
+
+typedef struct ing_req ing_req;
+
+/* Room for any address ing_client_addr writes (an IPv6 text form). */
+#define ING_CLIENT_ADDR_MAX 46
+
+/* Writes the canonical text of r's client address into out (cap >=
+ * ING_CLIENT_ADDR_MAX). Returns 0, or ONS_ENOTFOUND (no trusted proxy
+ * configured, no header, or no untrusted valid entry): out is then "". */
+int ing_client_addr(const ing_req *r, char *out, size_t cap);
+
+/* The rule behind ing_client_addr, on text: value is the header (may be
+ * NULL), trusted a comma-separated list of addresses and CIDR blocks
+ * ("10.0.0.0/8,::1"; "" = none: nothing is trusted, the result is
+ * ONS_ENOTFOUND). An entry that is not an address ends the walk (the
+ * header is malformed left of it: nothing there is believed). Returns 0 or
+ * ONS_ENOTFOUND. */
+int ing_client_addr_from(const char *value, const char *trusted, char *out, size_t cap);
+
+/* Checks a trusted-proxies list: 0, or -1 when an entry is not an address
+ * or CIDR block (the option validator in main.c names it). */
+int ing_client_addr_trusted_ok(const char *trusted);
+
+#endif

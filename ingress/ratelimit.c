@@ -1,0 +1,296 @@
+/* ratelimit.c - route classes, the per-node poll buckets, the shared
+ * Redis buckets and the 429 with its headers; see ratelimit.h. */
+#include "ingress/ratelimit.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "ingress/client_addr.h"
+#include "ingress/json_io.h"
+#include "ingress/server.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Which routes are limited, and as what. */
+static const struct {
+    const char *route;
+    ing_rl_class cls;
+} route_classes[] = {
+    {"join", ING_RL_JOIN},
+    {"intent_get", ING_RL_POLL},
+    {"checkout", ING_RL_CHECKOUT},
+    {"events_list", ING_RL_CATALOG},
+    {"event_get", ING_RL_CATALOG},
+    {"session_create", ING_RL_LOGIN},
+    {"session_refresh", ING_RL_LOGIN},
+    {"user_create", ING_RL_LOGIN},
+};
+
+static const char *const class_names[ING_RL_NCLASS] = {"join", "poll", "checkout", "catalog",
+                                                       "login"};
+
+#define STRIPES 64
+
+typedef struct bucket {
+    uint64_t id; /* hash of class, kind and subject; 0 = empty */
+    int64_t tat_ms;
+} bucket;
+
+struct ing_ratelimit {
+    ing_app *app;
+    signed char *route_class; /* [ing_route_count] */
+    bucket *slots;
+    size_t nslots;
+    pthread_mutex_t lock[STRIPES];
+    ons_counter *refused[ING_RL_NCLASS];
+};
+
+const char *ing_ratelimit_class_name(ing_rl_class c)
+{
+    return c >= 0 && c < ING_RL_NCLASS ? class_names[c] : "none";
+}
+
+ing_rl_class ing_ratelimit_class_of(const ing_route *route)
+{
+    for (size_t i = 0; route && i < sizeof route_classes / sizeof *route_classes; i++)
+        if (strcmp(route->name, route_classes[i].route) == 0)
+            return route_classes[i].cls;
+    return ING_RL_NONE;
+}
+
+int ing_ratelimit_new(ing_app *app, size_t slots, ing_ratelimit **out)
+{
+    ing_ratelimit *rl = calloc(1, sizeof *rl);
+    if (!rl)
+        return ONS_ENOMEM;
+    rl->app = app;
+    rl->nslots = slots ? slots : 1;
+    rl->slots = calloc(rl->nslots, sizeof *rl->slots);
+    rl->route_class = calloc(ing_route_count ? ing_route_count : 1, 1);
+    if (!rl->slots || !rl->route_class) {
+        free(rl->slots);
+        free(rl->route_class);
+        free(rl);
+        return ONS_ENOMEM;
+    }
+    for (size_t i = 0; i < ing_route_count; i++)
+        rl->route_class[i] = (signed char)ing_ratelimit_class_of(&ing_routes[i]);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&rl->lock[i], NULL);
+    for (int c = 0; c < ING_RL_NCLASS && app->metrics; c++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "class=\"%s\"", class_names[c]);
+        rl->refused[c] =
+            ons_metrics_counter(app->metrics, "onsale_ingress_rate_limited_total",
+                                "Requests refused with 429 rate_limited, by route class.", labels);
+    }
+    *out = rl;
+    return 0;
+}
+
+void ing_ratelimit_free(ing_ratelimit *rl)
+{
+    if (!rl)
+        return;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&rl->lock[i]);
+    free(rl->slots);
+    free(rl->route_class);
+    free(rl);
+}
+
+/* ---- the request's buckets ----------------------------------------------------- */
+
+/* One bucket of a request: its name (class, kind, subject), period, burst. */
+typedef struct rl_bucket {
+    char name[80];
+    const char *kind; /* "user" or "addr" */
+    int64_t period_ms, burst;
+} rl_bucket;
+
+/* Fills up to two buckets of r's class: per user (authenticated routes)
+ * and per client address (when known). Returns how many. */
+static size_t buckets_of(ing_req *r, rl_bucket *b)
+{
+    const long long *p = r->app->o.ratelimit[r->rl_class];
+    const char *cls = class_names[r->rl_class];
+    size_t n = 0;
+    if (r->who.user_id > 0 && p[ING_RL_USER_PER_MIN] > 0) {
+        snprintf(b[n].name, sizeof b[n].name, "rl:%s:u:%" PRId64, cls, r->who.user_id);
+        b[n].kind = "user";
+        b[n].period_ms = 60000 / p[ING_RL_USER_PER_MIN];
+        b[n].burst = p[ING_RL_USER_BURST];
+        n++;
+    }
+    char addr[ING_CLIENT_ADDR_MAX];
+    if (p[ING_RL_ADDR_PER_MIN] > 0 && ing_client_addr(r, addr, sizeof addr) == 0) {
+        snprintf(b[n].name, sizeof b[n].name, "rl:%s:a:%s", cls, addr);
+        b[n].kind = "addr";
+        b[n].period_ms = 60000 / p[ING_RL_ADDR_PER_MIN];
+        b[n].burst = p[ING_RL_ADDR_BURST];
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (b[i].period_ms < 1)
+            b[i].period_ms = 1;
+    return n;
+}
+
+/* The headers: RateLimit-Policy lists every bucket ("join-user";q=burst;
+ * w=seconds to refill it), RateLimit names the deciding one with what is
+ * left (r) and when it resets (t, seconds). */
+static int note(ing_req *r, const rl_bucket *b, size_t n, const q_rate_out *o)
+{
+    const char *cls = class_names[r->rl_class];
+    size_t len = 0;
+    r->rl_policy[0] = '\0';
+    for (size_t i = 0; i < n && len < sizeof r->rl_policy; i++)
+        len += (size_t)snprintf(r->rl_policy + len, sizeof r->rl_policy - len,
+                                "%s\"%s-%s\";q=%" PRId64 ";w=%" PRId64, i ? ", " : "", cls,
+                                b[i].kind, b[i].burst, (b[i].burst * b[i].period_ms + 999) / 1000);
+    int k = o->key >= 0 && (size_t)o->key < n ? o->key : 0;
+    int64_t secs = (o->ms + 999) / 1000;
+    if (n)
+        snprintf(r->rl_state, sizeof r->rl_state, "\"%s-%s\";r=%" PRId64 ";t=%" PRId64, cls,
+                 b[k].kind, o->limited ? 0 : o->remaining, secs);
+    if (o->limited) {
+        r->retry_after = secs < 1 ? 1 : (int)secs;
+        ons_counter *c = r->app->ratelimit->refused[r->rl_class];
+        if (c)
+            ons_counter_add(c, 1);
+    }
+    return o->limited;
+}
+
+/* ---- per node (polls) ------------------------------------------------------------ */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511627211ull;
+    return h ? h : 1;
+}
+
+/* The same GCRA as the Redis script (queue/status.c), over the node's
+ * slots: every bucket is checked before any is charged. */
+static void memory_check(ing_ratelimit *rl, const rl_bucket *b, size_t n, q_rate_out *o)
+{
+    int64_t now = ing_mono_ns() / 1000000;
+    uint64_t id[2];
+    size_t slot[2], stripe[2];
+    int64_t next[2];
+    for (size_t i = 0; i < n; i++) {
+        id[i] = hash_name(b[i].name);
+        slot[i] = id[i] % rl->nslots;
+        stripe[i] = slot[i] % STRIPES;
+    }
+    /* Lock in stripe order (a shared stripe once). */
+    size_t lo = n == 2 && stripe[1] < stripe[0] ? 1 : 0;
+    pthread_mutex_lock(&rl->lock[stripe[lo]]);
+    if (n == 2 && stripe[0] != stripe[1])
+        pthread_mutex_lock(&rl->lock[stripe[1 - lo]]);
+    memset(o, 0, sizeof *o);
+    o->key = -1;
+    int64_t worst = 0, fewest = -1;
+    for (size_t i = 0; i < n; i++) {
+        bucket *s = &rl->slots[slot[i]];
+        int64_t tat = s->id == id[i] && s->tat_ms > now ? s->tat_ms : now;
+        next[i] = tat + b[i].period_ms;
+        int64_t over = next[i] - now - b[i].burst * b[i].period_ms;
+        if (over > worst) {
+            worst = over;
+            o->limited = 1;
+            o->key = (int)i;
+            o->ms = over;
+        }
+        int64_t left = (b[i].burst * b[i].period_ms - (next[i] - now)) / b[i].period_ms;
+        if (!o->limited && (fewest < 0 || left < fewest)) {
+            fewest = left;
+            o->key = (int)i;
+            o->remaining = left;
+            o->ms = next[i] - now;
+        }
+    }
+    if (!o->limited)
+        for (size_t i = 0; i < n; i++) {
+            rl->slots[slot[i]].id = id[i];
+            rl->slots[slot[i]].tat_ms = next[i];
+        }
+    if (n == 2 && stripe[0] != stripe[1])
+        pthread_mutex_unlock(&rl->lock[stripe[1 - lo]]);
+    pthread_mutex_unlock(&rl->lock[stripe[lo]]);
+}
+
+int ing_ratelimit_admit(ing_req *r)
+{
+    ing_ratelimit *rl = r->app->ratelimit;
+    r->rl_class = ING_RL_NONE;
+    if (!rl || !r->app->o.ratelimit_enabled || !r->route)
+        return 0;
+    r->rl_class = rl->route_class[r->route - ing_routes];
+    if (r->rl_class != ING_RL_POLL)
+        return 0;
+    rl_bucket b[2];
+    size_t n = buckets_of(r, b);
+    if (n == 0)
+        return 0;
+    q_rate_out o;
+    memory_check(rl, b, n, &o);
+    if (!note(r, b, n, &o))
+        return 0;
+    ing_reply_error(r, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+    return -1;
+}
+
+/* ---- shared (Redis) ----------------------------------------------------------------- */
+
+size_t ing_ratelimit_keys(ing_req *r, q_rate_key *keys)
+{
+    if (r->rl_class < 0 || r->rl_class == ING_RL_POLL)
+        return 0;
+    rl_bucket b[2];
+    size_t n = buckets_of(r, b);
+    for (size_t i = 0; i < n; i++) {
+        _Static_assert(sizeof r->rl_names[i] == sizeof b[i].name, "bucket names");
+        memcpy(r->rl_names[i], b[i].name, sizeof b[i].name);
+        keys[i] = (q_rate_key){r->rl_names[i], b[i].period_ms, b[i].burst};
+    }
+    return n;
+}
+
+int ing_ratelimit_note(ing_req *r, const q_rate_key *keys, const q_rate_out *o)
+{
+    rl_bucket b[2];
+    size_t n = buckets_of(r, b);
+    (void)keys;
+    return note(r, b, n, o);
+}
+
+static void shared_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    ing_job_fn next = r->rl_next;
+    q_rate_key keys[Q_RATE_KEYS_MAX];
+    size_t n = ing_ratelimit_keys(r, keys);
+    q_rate_out o;
+    int rc = q_status_rate_check(w->st, keys, n, &o);
+    if (rc)
+        ons_logk(ONS_LOG_DEBUG, "request_id", r->rid, "rate limit not checked: %s",
+                 ons_strerror(rc));
+    if (rc == 0 && n > 0 && ing_ratelimit_note(r, keys, &o)) {
+        ing_reply_error(r, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+        return;
+    }
+    next(w, r);
+}
+
+ing_job_fn ing_ratelimit_wrap(ing_req *r, ing_job_fn fn)
+{
+    if (r->rl_class < 0 || r->rl_class == ING_RL_POLL || r->rl_class == ING_RL_JOIN || r->rl_next)
+        return fn;
+    r->rl_next = fn;
+    return shared_job;
+}

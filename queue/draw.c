@@ -1,0 +1,69 @@
+/* draw.c - seeds, commitments and draw keys of the pre-queue; see draw.h. */
+#include "queue/draw.h"
+#include "common/err.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <string.h>
+
+int q_draw_seed_new(uint8_t seed[Q_DRAW_SEED_LEN])
+{
+    return RAND_bytes(seed, Q_DRAW_SEED_LEN) == 1 ? 0 : ONS_EIO;
+}
+
+void q_draw_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void q_draw_commitment(const uint8_t seed[Q_DRAW_SEED_LEN], char out[Q_DRAW_HEX_LEN + 1])
+{
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256(seed, Q_DRAW_SEED_LEN, d);
+    q_draw_hex(d, sizeof d, out);
+}
+
+int q_draw_key(const uint8_t seed[Q_DRAW_SEED_LEN], const char *intent_id,
+               char out[Q_DRAW_HEX_LEN + 1])
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!intent_id ||
+        !HMAC(EVP_sha256(), seed, Q_DRAW_SEED_LEN, (const unsigned char *)intent_id,
+              strlen(intent_id), d, &n) ||
+        n != 32)
+        return ONS_EINVAL;
+    q_draw_hex(d, n, out);
+    return 0;
+}
+
+static int nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int q_draw_seed_parse(const char *hex, uint8_t seed[Q_DRAW_SEED_LEN])
+{
+    if (!hex || strlen(hex) != Q_DRAW_HEX_LEN)
+        return ONS_EPARSE;
+    for (size_t i = 0; i < Q_DRAW_SEED_LEN; i++) {
+        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return ONS_EPARSE;
+        seed[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
