@@ -178,6 +178,7 @@ static void setup(void)
     if (ing_cursors_new(app.partitions, &st, "host=/nonexistent-onsale-fuzz connect_timeout=1",
                         1 << 30, &app.cursors) ||
         ing_seqmap_new(1024, &app.seqs) || ing_views_new(1000, 64, &app.views) ||
+        ing_events_new(250, 64, &app.events) ||
         nng_aio_alloc(&aio, NULL, NULL))
         abort();
     ing_cursors_raise(app.cursors, 0, 1000); /* partition 0: served up to 1000 */
