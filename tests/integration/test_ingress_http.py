@@ -27,11 +27,12 @@ def st():
 
 
 def watermarks(st):
-    """Total records on the Stack's topic (sum of high watermarks)."""
+    """Total records on the Stack's topics, both lanes (sum of high
+    watermarks of the intents topic and its control lane)."""
     c = Consumer({"bootstrap.servers": BROKERS, "group.id": "wm-" + st.topic})
     try:
-        return sum(c.get_watermark_offsets(TopicPartition(st.topic, p), timeout=10)[1]
-                   for p in range(st.partitions))
+        return sum(c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+                   for t in (st.topic, st.topic + ".control") for p in range(st.partitions))
     finally:
         c.close()
 
