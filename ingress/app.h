@@ -47,6 +47,8 @@ typedef struct ing_opts {
     char *pg_dsn;
     long long pg_statement_timeout_ms;
     char *pg_read_dsn; /* "" = read from pg.dsn */
+    long long pg_read_max_lag_ms;
+    char *http_proxy_token; /* "" = believe the client-address header from anyone */
     char *redis_host;
     long long redis_port;
     char *redis_prefix;

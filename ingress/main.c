@@ -16,6 +16,7 @@
 #include "ingress/monitor.h"
 #include "ingress/pool.h"
 #include "ingress/produce.h"
+#include "ingress/replica.h"
 #include "ingress/server.h"
 
 #include <pthread.h>
@@ -70,7 +71,12 @@ const ons_opt ing_opt_table[] = {
     OPT("pg.statement_timeout_ms", ONS_OPT_INT, pg_statement_timeout_ms, 0, 600000, "10000",
         "statement_timeout of the job threads' connections"),
     OPT("pg.read_dsn", ONS_OPT_STR, pg_read_dsn, 0, 1024, "",
-        "read replica for ticket history (GET /v1/me/tickets); empty: pg.dsn"),
+        "read replica for ticket history, the catalog and event views; empty: pg.dsn"),
+    OPT("pg.read_max_lag_ms", ONS_OPT_INT, pg_read_max_lag_ms, 0, 3600000, "1000",
+        "reads use the replica only while its replay lag is at most this (else the primary)"),
+    OPT("http.proxy_token", ONS_OPT_STR, http_proxy_token, 0, 255, "",
+        "secret the proxy in front sends in X-Onsale-Proxy-Token; when set, the client-address "
+        "header (accounts.client_addr_header) is believed only on requests carrying it"),
     OPT("redis.host", ONS_OPT_STR, redis_host, 1, 255, "127.0.0.1", "Redis host"),
     OPT("redis.port", ONS_OPT_INT, redis_port, 1, 65535, "16379", "Redis port"),
     OPT("redis.prefix", ONS_OPT_STR, redis_prefix, 0, 64, "onsale:", "prefix of every Redis key"),
@@ -197,6 +203,7 @@ static int start(ing_app *app)
             return rc;
         }
     }
+    ing_replica_init(app->o.pg_read_dsn, app->o.pg_read_max_lag_ms, app->metrics);
     ing_pool_opts pool = {(int)app->o.pool_threads, (int)app->o.pool_queue_depth, app->o.pg_dsn,
                           (int)app->o.pg_statement_timeout_ms, redis};
     if ((rc = ing_pool_new(&pool, &app->pool)) || (rc = ing_finisher_new(app, &redis)) ||

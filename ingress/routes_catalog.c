@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/json_io.h"
+#include "ingress/replica.h"
 #include "ingress/routes.h"
 
 #include <errno.h>
@@ -253,7 +254,7 @@ static void catalog_job_run(ing_worker *w, void *arg)
                        j->cur_id ? cus : NULL,
                        j->cur_id ? cid : NULL,
                        lim};
-    PGresult *res = ing_worker_query(
+    PGresult *res = ing_read_query(
         w,
         "SELECT e.event_id, e.name, e.category, "
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "

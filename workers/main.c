@@ -129,7 +129,7 @@ typedef struct slot {
     double rate, win_start;
     int64_t win_count;
     double last_publish;
-    ons_gauge *served, *lag;
+    ons_gauge *served, *lag, *owned;
 } slot;
 
 typedef struct worker {
@@ -184,6 +184,16 @@ static void slot_gauges(worker *w, int32_t partition, slot *s)
                                   "next unapplied offset committed to PostgreSQL", labels);
     s->lag = ons_metrics_gauge(w->m, "onsale_worker_lag",
                                "records behind the high watermark (cached watermark)", labels);
+    s->owned = ons_metrics_gauge(w->m, "onsale_worker_partition_owned",
+                                 "1 while this worker holds the partition's claim and consumes it",
+                                 labels);
+}
+
+/* Sets a partition's onsale_worker_partition_owned gauge. */
+static void slot_owned(slot *s, int owned)
+{
+    if (s->owned)
+        ons_gauge_set(s->owned, owned);
 }
 
 /* Forgets a partition's memory (it is rebuilt from PostgreSQL). */
@@ -222,6 +232,7 @@ static int64_t claim(worker *w, int32_t partition, slot *s)
     }
     s->epoch = epoch;
     s->state = SLOT_ACTIVE;
+    slot_owned(s, 1);
     s->load_live = 1;
     s->last_publish = 0; /* publish the cursor at once */
     ons_counter_add(w->claims, 1);
@@ -259,6 +270,7 @@ static void on_revoke(void *arg, const int32_t *parts, size_t n)
                          (int)parts[i]);
         slot_drop(s);
         s->state = SLOT_NONE;
+        slot_owned(s, 0);
         ons_log_info("partition %d revoked", (int)parts[i]);
     }
 }
@@ -294,6 +306,7 @@ static void fence_partition(worker *w, int32_t partition, slot *s)
     ons_counter_add(w->fenced, 1);
     slot_drop(s);
     s->state = SLOT_FENCED;
+    slot_owned(s, 0);
     q_consumer_pause(w->cons, partition);
 }
 
