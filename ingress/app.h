@@ -49,6 +49,7 @@ typedef struct ing_opts {
     char *pg_read_dsn; /* "" = read from pg.dsn */
     long long pg_read_max_lag_ms;
     char *http_proxy_token; /* "" = believe the client-address header from anyone */
+    int log_intents;        /* accepted joins and checkouts logged at info with their intent id */
     char *redis_host;
     long long redis_port;
     char *redis_prefix;

@@ -121,6 +121,9 @@ const ons_opt ing_opt_table[] = {
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+    OPT("log.intents", ONS_OPT_BOOL, log_intents, 0, 1, "false",
+        "log every accepted join and checkout at info with its intent_id and request_id (the "
+        "intent's trail across processes; else joins at debug)"),
     /* Accounts (docs/accounts.md). The hash defaults are libsodium's argon2id
      * interactive limits; raising them rehashes each password at its next
      * successful login. */

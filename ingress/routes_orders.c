@@ -89,9 +89,14 @@ static void checkout_delivered(ing_worker *w, void *arg)
         return;
     }
     snprintf(url, sizeof url, "/v1/orders/%s", oid);
-    ons_logk(ONS_LOG_INFO, "order_id", oid,
-             "checkout event=%" PRId64 " user=%" PRId64 " reservation=%" PRId64 " seq=%" PRId64,
-             j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq);
+    /* The reservation's seq is its intent's: the line names the intent too. */
+    char iid[Q_ID_LEN + 1] = "";
+    if (r->app->o.log_intents)
+        q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, j->msg.reservation_id, j->msg.user_id, iid);
+    ons_logk2(ONS_LOG_INFO, "order_id", oid, "intent_id", iid[0] ? iid : NULL,
+              "checkout accepted: event=%" PRId64 " user=%" PRId64 " reservation=%" PRId64
+              " seq=%" PRId64 " request=%s",
+              j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq, r->rid);
     ing_idem_reply(r, w, 202,
                    json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state", "pending",
                              "reservation_id", j->id, "status_url", url));

@@ -152,9 +152,10 @@ static void join_delivered(ing_worker *w, void *arg)
                              (json_int_t)j->msg.event_id, "state", "queued", "position",
                              (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds,
                              "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
-    ons_logk(ONS_LOG_DEBUG, "intent_id", id,
-             "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
-             j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
+    ons_logk2(
+        r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", id, "request_id", r->rid,
+        "join accepted: queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
+        j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
     ing_idem_reply(r, w, 202, body);
 }
 
@@ -191,9 +192,11 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
         if (items[i].rc == ONS_EREDIS)
             ons_logk(ONS_LOG_WARN, "intent_id", ids[i], "active key not updated (redis down)");
         queue_numbers q = numbers(r->app, r->produced_partition, r->produced_offset);
-        ons_logk(ONS_LOG_DEBUG, "intent_id", ids[i],
-                 "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
-                 j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
+        ons_logk2(r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", ids[i],
+                  "request_id", r->rid,
+                  "join accepted: queued event=%" PRId64 " user=%" PRId64
+                  " partition=%d offset=%" PRId64,
+                  j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
         snprintf(body, sizeof body,
                  "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64

@@ -76,6 +76,11 @@ int q_producer_outcome(int kafka_err, int msg_status, int closing);
 int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
                     void *arg);
 
+/* q_producer_send with the request id (NULL or "": none) in the record's
+ * Q_HEADER_REQUEST_ID header. */
+int q_producer_send_traced(q_producer *p, int64_t event_id, const void *value, size_t len,
+                           const char *request_id, q_produce_cb cb, void *arg);
+
 /* Records queued and not yet reported. */
 int q_producer_inflight(q_producer *p);
 

@@ -259,6 +259,7 @@ ha_proc_start() { # name
     # ONSALE_HA_FAKETIME_<NAME> (e.g. ONSALE_HA_FAKETIME_INGRESS_2="+5m") runs
     # the process under libfaketime: a node whose clock is off.
     local fk=ONSALE_HA_FAKETIME_${name//-/_}; fk=${fk^^}
+    env+=(ONSALE_LOG_INTENTS=true)  # every intent's trail in the logs (docs/scaling.md)
     local pre=()
     [ -n "${!fk:-}" ] && pre=(faketime -f "${!fk}")
     env "${env[@]}" nohup "${pre[@]}" "$ONSALE_BUILD/bin/$bin" \
@@ -293,7 +294,14 @@ ha_procs_down() {
 ha_up() {
     ha_tls
     redis_up; pg_up; ha_replica_up; ha_kafka_up
-    local p
+    local p f
+    # each stack start begins fresh logs of the processes it starts (the
+    # previous run's stay as NAME.log.1)
+    for f in "$LOGS"/{gateway,payments-*,worker-*,ingress-*,haproxy}.log; do
+        [ -e "$f" ] || continue
+        p=$(basename "$f" .log)
+        pid_alive "$RUN/$p.pid" || mv -f "$f" "$f.1"
+    done
     for p in "${HA_PROCS[@]}"; do ha_proc_start "$p"; done
     ha_haproxy_up
     ha_prometheus_up

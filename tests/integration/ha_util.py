@@ -173,3 +173,41 @@ def sim(fans=300, seats=150, extra=(), timeout=240, background=False):
     p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=timeout)
     return p.returncode, p.stdout
+
+
+def join(user, ev, qty=1, port=INTERNAL_PORT, key=None):
+    h = {"Idempotency-Key": key} if key else None
+    return http("POST", f"/v1/events/{ev}/intents", {"quantity": qty}, tok=token(user), headers=h,
+                port=port)
+
+
+def wait_intent(user, intent_id, states=("reserved", "rejected", "sold_out"), timeout=60, port=INTERNAL_PORT):
+    """Polls an intent until its state is one of states; returns the body."""
+    def done():
+        s, _, b = http("GET", f"/v1/intents/{intent_id}", tok=token(user), port=port)
+        return b if s == 200 and b.get("state") in states else None
+    return wait_for(done, timeout, f"intent {intent_id} in {states}")
+
+
+def checkout(user, rid, key, pm="pm_card_visa", port=INTERNAL_PORT):
+    return http("POST", f"/v1/reservations/{rid}/checkout", {"payment_method": pm}, tok=token(user),
+                headers={"Idempotency-Key": key}, port=port)
+
+
+def wait_order(user, order_id, timeout=60):
+    def done():
+        s, _, b = http("GET", f"/v1/orders/{order_id}", tok=token(user))
+        return b if s == 200 and b.get("state") in ("paid", "failed", "refunded") else None
+    return wait_for(done, timeout, f"order {order_id} settled")
+
+
+def log_lines(pattern):
+    """Every line of the stack's logs (.state/ha/logs/*.log) containing pattern,
+    as (file name, line)."""
+    out = []
+    for name in sorted(os.listdir(LOGS)):
+        if not name.endswith(".log"):
+            continue
+        with open(os.path.join(LOGS, name), errors="replace") as f:
+            out += [(name, line.rstrip("\n")) for line in f if pattern in line]
+    return out
