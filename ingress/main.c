@@ -13,6 +13,7 @@
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
 #include "ingress/event_view.h"
+#include "ingress/log_reader.h"
 #include "ingress/monitor.h"
 #include "ingress/pool.h"
 #include "ingress/produce.h"
@@ -62,6 +63,9 @@ const ons_opt ing_opt_table[] = {
     OPT("debug.active_unchecked", ONS_OPT_BOOL, debug_active_unchecked, 0, 1, "false",
         "test only: write the active key unconditionally and never take over a finished "
         "intent's key (the pre-fix behaviour, for race controls)"),
+    OPT("debug.cancel_local_only", ONS_OPT_BOOL, debug_cancel_local_only, 0, 1, "false",
+        "test only: a cancel finds a still-queued intent's event only in this node's memory "
+        "(the pre-fix behaviour: 409 not_cancellable_yet on other nodes)"),
     OPT("debug.unknown_outcome", ONS_OPT_STR, debug_unknown_outcome, 0, 64, "",
         "test only: successful deliveries of these records (join, checkout) are treated as "
         "possibly persisted"),
@@ -121,6 +125,9 @@ const ons_opt ing_opt_table[] = {
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+    OPT("cancel.lookup_timeout_ms", ONS_OPT_INT, cancel_lookup_timeout_ms, 100, 60000, "2000",
+        "a cancel of a still-queued intent another node accepted reads its record back from "
+        "Kafka for at most this long (then 409 not_cancellable_yet)"),
     OPT("log.intents", ONS_OPT_BOOL, log_intents, 0, 1, "false",
         "log every accepted join and checkout at info with its intent_id and request_id (the "
         "intent's trail across processes; else joins at debug)"),
@@ -216,6 +223,7 @@ static int start(ing_app *app)
         (rc = ing_views_new((int)app->o.event_view_ttl_ms, (size_t)app->o.event_view_slots,
                             &app->views)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
+        (rc = ing_log_reader_new(app->o.kafka_brokers, app->o.kafka_topic, &app->log_reader)) ||
         (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
                               (int)app->o.monitor_interval_ms, &app->monitor)))
         return rc;
@@ -241,6 +249,7 @@ static void stop(ing_app *app)
     ing_events_free(app->events);
     ing_views_free(app->views);
     ing_seqmap_free(app->seqs);
+    ing_log_reader_free(app->log_reader);
     ons_auth_cache_free(app->auth_cache);
     ing_accounts_free(app->accounts);
     if (app->metrics)

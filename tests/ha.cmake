@@ -8,6 +8,9 @@ if(ONSALE_PROMTOOL)
   set_tests_properties(ha_prometheus_rules PROPERTIES LABELS unit TIMEOUT 60)
 endif()
 
+# A cancel through any ingress node (two nodes on the shared single-node stack).
+onsale_pytest(it_cancel_any_node test_ha_cancel_any_node.py)
+
 # Label "ha": tests against `scripts/stack --ha up` (its own ports and
 # .state/ha, beside the single-node stack), brought up once by the fixture
 # ha_stack with the binaries under test and taken down after the last one.
