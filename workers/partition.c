@@ -792,6 +792,11 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
     if (end_due(p, ev, now_ms) && (rc = set_status(p, ev, WK_EV_ENDED, now_ms)) != 0)
         return rc;
     int64_t when = m->sent_ms > 0 ? m->sent_ms : ts_ms;
+    /* The sender's clock may run ahead (a node 5 minutes off): a record is
+     * never taken as sent later than the owner's own now, so no node opens
+     * a sale early; the owner's clock decides (holds expire by it too). */
+    if (when > now_ms)
+        when = now_ms;
     switch (m->type) {
     case Q_MSG_INTENT:
         rc = apply_intent(p, ev, m, q_seq_make(p->partition, offset), when, now_ms);

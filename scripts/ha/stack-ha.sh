@@ -261,7 +261,7 @@ ha_proc_start() { # name
     local fk=ONSALE_HA_FAKETIME_${name//-/_}; fk=${fk^^}
     env+=(ONSALE_LOG_INTENTS=true)  # every intent's trail in the logs (docs/scaling.md)
     local pre=()
-    [ -n "${!fk:-}" ] && pre=(faketime -f "${!fk}")
+    [ -n "${!fk:-}" ] && pre=(env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "${!fk}")
     env "${env[@]}" nohup "${pre[@]}" "$ONSALE_BUILD/bin/$bin" \
         >> "$LOGS/$name.log" 2>&1 < /dev/null &
     echo $! > "$RUN/$name.pid"
