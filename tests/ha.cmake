@@ -22,12 +22,13 @@ set_tests_properties(ha_stack_down PROPERTIES FIXTURES_CLEANUP ha_stack LABELS h
                      ENVIRONMENT "ONSALE_BUILD=${CMAKE_BINARY_DIR}")
 function(onsale_ha_pytest name file)
   add_test(NAME ${name}
-           COMMAND ${ONSALE_PYTHON} -m pytest -q -x -p no:cacheprovider ${CMAKE_CURRENT_SOURCE_DIR}/integration/${file})
+           COMMAND ${ONSALE_PYTHON} -m pytest -q -x -s -p no:cacheprovider ${CMAKE_CURRENT_SOURCE_DIR}/integration/${file})
   set_tests_properties(${name} PROPERTIES LABELS ha TIMEOUT 420 FIXTURES_REQUIRED ha_stack
                        RESOURCE_LOCK ha_stack
                        ENVIRONMENT "ONSALE_BUILD_BIN=${CMAKE_BINARY_DIR}/bin")
 endfunction()
 onsale_ha_pytest(ha_stack test_ha_stack.py)
 onsale_ha_pytest(ha_trail test_ha_trail.py)
+onsale_ha_pytest(ha_failures test_ha_failures.py)
 onsale_unit(test_clock_skew onsale_worker_core)
 onsale_pytest(it_clock_skew test_ha_clock_skew.py)

@@ -245,7 +245,9 @@ ha_proc_start() { # name
         env=(ONSALE_METRICS_PORT="$(ha_nth_port "$n" "${HA_PPORTS[@]}")"
              ONSALE_PAYMENTS_GATEWAY_URL="http://$ONSALE_HOST:$ONSALE_HA_GATEWAY_PORT") ;;
     worker) bin=onsale-worker
-        env=(ONSALE_METRICS_PORT="$(ha_nth_port "$n" "${HA_WPORTS[@]}")" ONSALE_WORKER_ID="$name") ;;
+        # a dead worker's partitions move after the session timeout (6 s)
+        env=(ONSALE_METRICS_PORT="$(ha_nth_port "$n" "${HA_WPORTS[@]}")" ONSALE_WORKER_ID="$name"
+             ONSALE_KAFKA_SESSION_TIMEOUT_MS="${ONSALE_KAFKA_SESSION_TIMEOUT_MS:-6000}") ;;
     ingress) bin=onsale-ingress
         local port; port=$(ha_nth_port "$n" "${HA_IPORTS[@]}")
         url=http://$ONSALE_HOST:$port/readyz

@@ -166,7 +166,8 @@ def sim(fans=300, seats=150, extra=(), timeout=240, background=False):
     env = dict(os.environ, **ENV)
     argv = [os.path.join(BIN, "onsale-sim"), "--ingress", f"http://127.0.0.1:{INTERNAL_PORT}",
             "--fans", str(fans), "--seats", str(seats), "--connections", "16",
-            "--tail_seconds", "3", *extra]
+            "--tail_seconds", "3", "--gateway_url", f"http://127.0.0.1:{ENV['ONSALE_HA_GATEWAY_PORT']}",
+            *extra]
     if background:
         return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
@@ -175,10 +176,21 @@ def sim(fans=300, seats=150, extra=(), timeout=240, background=False):
     return p.returncode, p.stdout
 
 
-def join(user, ev, qty=1, port=INTERNAL_PORT, key=None):
+def join(user, ev, qty=1, port=INTERNAL_PORT, key=None, retry_s=30):
+    """A join; retried like a client does on 503 (Retry-After) and on a
+    connection that failed, for at most retry_s."""
     h = {"Idempotency-Key": key} if key else None
-    return http("POST", f"/v1/events/{ev}/intents", {"quantity": qty}, tok=token(user), headers=h,
-                port=port)
+    end = time.time() + retry_s
+    while True:
+        try:
+            r = http("POST", f"/v1/events/{ev}/intents", {"quantity": qty}, tok=token(user), headers=h,
+                     port=port)
+            if r[0] != 503 or time.time() > end:
+                return r
+        except OSError:
+            if time.time() > end:
+                raise
+        time.sleep(0.5)
 
 
 def wait_intent(user, intent_id, states=("reserved", "rejected", "sold_out"), timeout=60, port=INTERNAL_PORT):
@@ -211,3 +223,23 @@ def log_lines(pattern):
         with open(os.path.join(LOGS, name), errors="replace") as f:
             out += [(name, line.rstrip("\n")) for line in f if pattern in line]
     return out
+
+
+def kafka_leaders():
+    """{partition: leader node id} of the intents topic."""
+    out = subprocess.run(["kcat", "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
+                         stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    return {int(m.group(1)): int(m.group(2))
+            for m in re.finditer(r"partition (\d+), leader (-?\d+)", out)}
+
+
+def kafka_fully_replicated():
+    out = subprocess.run(["kcat", "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
+                         stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    isrs = re.findall(r"isrs: ([0-9,]+)", out)
+    return len(isrs) == int(ENV["ONSALE_HA_PARTITIONS"]) and all(len(i.split(",")) == 3 for i in isrs)
+
+
+def owners():
+    """{partition: owner} from partition_owner (the fencing table)."""
+    return dict(sql("SELECT partition, owner FROM partition_owner"))
