@@ -29,6 +29,7 @@ ONSALE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${ONSALE_HA_PROMETHEUS_PORT:=29090}"
 : "${ONSALE_HA_PARTITIONS:=8}"
 : "${ONSALE_HA_KAFKA_HEAP:=384m}"
+: "${ONSALE_HA_KAFKA_START_S:=240}"   # brokers up and the topic led, at most (a loaded box is slow)
 : "${ONSALE_HA_REPLICA_MAX_LAG_MS:=1000}"  # reads go to the replica only this fresh
 : "${ONSALE_HA_HAPROXY_MAXCONN:=8000}"     # haproxy needs 2 files per connection (ulimit -n)
 if [ "${ONSALE_HA:-0}" = 1 ]; then

@@ -14,16 +14,18 @@ onsale_pytest(it_cancel_any_node test_ha_cancel_any_node.py)
 # Label "ha": tests against `scripts/stack --ha up` (its own ports and
 # .state/ha, beside the single-node stack), brought up once by the fixture
 # ha_stack with the binaries under test and taken down after the last one.
-add_test(NAME ha_stack_up COMMAND ${CMAKE_SOURCE_DIR}/scripts/stack --ha up)
+# The fixture starts from a clean state (reset): no leftovers of an earlier
+# run (a stopped replica, a third worker, old logs).
+add_test(NAME ha_stack_up COMMAND sh -c "${CMAKE_SOURCE_DIR}/scripts/stack --ha reset && ${CMAKE_SOURCE_DIR}/scripts/stack --ha up")
 add_test(NAME ha_stack_down COMMAND ${CMAKE_SOURCE_DIR}/scripts/stack --ha down)
-set_tests_properties(ha_stack_up PROPERTIES FIXTURES_SETUP ha_stack LABELS ha TIMEOUT 420
+set_tests_properties(ha_stack_up PROPERTIES FIXTURES_SETUP ha_stack LABELS ha TIMEOUT 600
                      ENVIRONMENT "ONSALE_BUILD=${CMAKE_BINARY_DIR}")
 set_tests_properties(ha_stack_down PROPERTIES FIXTURES_CLEANUP ha_stack LABELS ha TIMEOUT 180
                      ENVIRONMENT "ONSALE_BUILD=${CMAKE_BINARY_DIR}")
 function(onsale_ha_pytest name file)
   add_test(NAME ${name}
            COMMAND ${ONSALE_PYTHON} -m pytest -q -x -s -p no:cacheprovider ${CMAKE_CURRENT_SOURCE_DIR}/integration/${file})
-  set_tests_properties(${name} PROPERTIES LABELS ha TIMEOUT 420 FIXTURES_REQUIRED ha_stack
+  set_tests_properties(${name} PROPERTIES LABELS ha TIMEOUT 720 FIXTURES_REQUIRED ha_stack
                        RESOURCE_LOCK ha_stack
                        ENVIRONMENT "ONSALE_BUILD_BIN=${CMAKE_BINARY_DIR}/bin")
 endfunction()

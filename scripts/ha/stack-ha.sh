@@ -86,11 +86,14 @@ ha_kafka_start() { # node
     echo $! > "$RUN/kafka-$n.pid"
     log "kafka-$n: starting (pid $(cat "$RUN/kafka-$n.pid"))"
 }
-ha_kafka_topic_ready() { # every partition has a leader and 3 in-sync replicas
+# Every partition has a leader and at least min.insync.replicas (2) in sync:
+# joins can be acknowledged. (A broker restarted after a crash may take a
+# while longer to catch up into the third replica; it does in the background.)
+ha_kafka_topic_ready() {
     local meta
     meta=$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$ONSALE_TOPIC" -m 5 2>/dev/null) || return 1
-    echo "$meta" | grep -q "topic \"$ONSALE_TOPIC\" with $ONSALE_PARTITIONS partitions" &&
-        [ "$(echo "$meta" | grep -c 'isrs: [0-9]*,[0-9]*,[0-9]*')" = "$ONSALE_PARTITIONS" ]
+    echo "$meta" | grep -q "topic \"$ONSALE_TOPIC\" with $ONSALE_PARTITIONS partitions" || return 1
+    [ "$(echo "$meta" | awk '/partition [0-9]+, leader [0-9]+,/ && /isrs: [0-9]+,[0-9]+/' | wc -l)" = "$ONSALE_PARTITIONS" ]
 }
 ha_kafka_up() {
     [ -f "$ONSALE_KAFKA_LIBS/.complete" ] || die "Kafka jars missing: run scripts/setup"
@@ -104,21 +107,26 @@ log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 CONF
     for n in 1 2 3; do ha_kafka_start "$n"; done
-    for _ in $(seq 1 240); do
-        [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 2 2>/dev/null | grep -c '^  broker ')" = 3 ] && break
+    # Deadlines in wall seconds, not loop counts: on a loaded box each kcat
+    # call itself may take seconds.
+    local end=$((SECONDS + ONSALE_HA_KAFKA_START_S))
+    while [ "$SECONDS" -lt "$end" ]; do
+        [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 5 2>/dev/null | grep -c '^  broker ')" = 3 ] && break
         for n in 1 2 3; do pid_alive "$RUN/kafka-$n.pid" || die "kafka-$n exited; see $LOGS/kafka-$n.out"; done
         sleep 0.5
     done
-    [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 2 2>/dev/null | grep -c '^  broker ')" = 3 ] ||
-        die "kafka: not three brokers after 120 s; see $LOGS/kafka-*.log"
+    [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 5 2>/dev/null | grep -c '^  broker ')" = 3 ] ||
+        die "kafka: not three brokers after $ONSALE_HA_KAFKA_START_S s; see $LOGS/kafka-*.log"
     if ! kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$ONSALE_TOPIC" 2>/dev/null | grep -q "topic \"$ONSALE_TOPIC\" with [1-9]"; then
         kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$ONSALE_KAFKA_BROKERS" \
             --create --if-not-exists --topic "$ONSALE_TOPIC" --partitions "$ONSALE_PARTITIONS" \
             --replication-factor 3 --config min.insync.replicas=2 >> "$LOGS/kafka.out" 2>&1
         log "kafka: created topic $ONSALE_TOPIC ($ONSALE_PARTITIONS partitions, RF 3, min ISR 2)"
     fi
-    for _ in $(seq 1 120); do ha_kafka_topic_ready && break; sleep 0.5; done
-    ha_kafka_topic_ready || die "kafka: topic $ONSALE_TOPIC not fully replicated after 60 s"
+    end=$((SECONDS + ONSALE_HA_KAFKA_START_S))
+    while [ "$SECONDS" -lt "$end" ]; do ha_kafka_topic_ready && break; sleep 0.5; done
+    ha_kafka_topic_ready ||
+        die "kafka: topic $ONSALE_TOPIC has partitions without a leader or 2 in-sync replicas after $ONSALE_HA_KAFKA_START_S s"
     log "kafka: ready on $ONSALE_KAFKA_BROKERS"
 }
 
