@@ -320,7 +320,10 @@ ha_up() {
 ha_down() {
     ha_procs_down
     local n
-    for n in 3 2 1; do stop_pidfile "kafka-$n" "$RUN/kafka-$n.pid" 60; done
+    # all brokers at once: one by one, the last would wait for a quorum
+    # that is gone before it gives up
+    for n in 1 2 3; do stop_pidfile "kafka-$n" "$RUN/kafka-$n.pid" 60 & done
+    wait
     redis_down; ha_replica_down; pg_down
     log "ha stack is down"
 }
