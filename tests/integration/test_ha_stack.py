@@ -55,7 +55,10 @@ def test_prometheus_scrapes_everything_with_rules():
         t = json.load(urllib.request.urlopen(f"{prom}/api/v1/targets"))["data"]["activeTargets"]
         return [x for x in t if x["labels"]["job"] != "worker-spare"]
 
-    wait_for(lambda: all(x["health"] == "up" for x in targets()), 30, "every target up")
+    def all_up():
+        t = targets()  # 2 ingress, 2 workers, 2 payments, gateway, haproxy, prometheus
+        return len(t) >= 9 and all(x["health"] == "up" for x in t)
+    wait_for(all_up, 60, "every target up")
     jobs = {x["labels"]["job"] for x in targets()}
     assert {"ingress", "worker", "payments", "gateway", "haproxy", "prometheus"} <= jobs
     owned = wait_for(lambda: prom_query("onsale:partitions_owned:count"), 30, "recording rule")
