@@ -34,7 +34,7 @@ def test_failures_during_a_sale():
 
     sale = sim(fans=800, seats=300, background=True,
                extra=("--burst_ms", "15000", "--burst_fraction", "0.8", "--tail_seconds", "8",
-                      "--audit_wait_s", "180"))
+                      "--max_seconds", "150", "--audit_wait_s", "120"))
     try:
         time.sleep(3)
         # 1. one ingress node dies: haproxy routes around it
@@ -111,6 +111,9 @@ def test_failures_during_a_sale():
     finally:
         if sale.poll() is None:
             sale.kill()
+            print(sale.communicate()[0][-3000:])
+    with open(os.path.join(ENV["ONSALE_STATE"], "logs", "sim-failures.log"), "w") as f:
+        f.write(out)
     print(out[-3500:])
     assert sale.returncode == 0 and "audit passed" in out, out[-3000:]
     wait_for(kafka_fully_replicated, 120, "the restarted broker back in every ISR")
