@@ -109,23 +109,25 @@ CONF
     for n in 1 2 3; do ha_kafka_start "$n"; done
     # Deadlines in wall seconds, not loop counts: on a loaded box each kcat
     # call itself may take seconds.
-    local end=$((SECONDS + ONSALE_HA_KAFKA_START_S))
+    local end=$((SECONDS + ONSALE_HA_KAFKA_START_S)) ok=0
     while [ "$SECONDS" -lt "$end" ]; do
-        [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 5 2>/dev/null | grep -c '^  broker ')" = 3 ] && break
+        if [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 5 2>/dev/null | grep -c '^  broker ')" = 3 ]; then
+            ok=1
+            break
+        fi
         for n in 1 2 3; do pid_alive "$RUN/kafka-$n.pid" || die "kafka-$n exited; see $LOGS/kafka-$n.out"; done
         sleep 0.5
     done
-    [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 5 2>/dev/null | grep -c '^  broker ')" = 3 ] ||
-        die "kafka: not three brokers after $ONSALE_HA_KAFKA_START_S s; see $LOGS/kafka-*.log"
+    [ "$ok" = 1 ] || die "kafka: not three brokers after $ONSALE_HA_KAFKA_START_S s; see $LOGS/kafka-*.log"
     if ! kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$ONSALE_TOPIC" 2>/dev/null | grep -q "topic \"$ONSALE_TOPIC\" with [1-9]"; then
         kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$ONSALE_KAFKA_BROKERS" \
             --create --if-not-exists --topic "$ONSALE_TOPIC" --partitions "$ONSALE_PARTITIONS" \
             --replication-factor 3 --config min.insync.replicas=2 >> "$LOGS/kafka.out" 2>&1
         log "kafka: created topic $ONSALE_TOPIC ($ONSALE_PARTITIONS partitions, RF 3, min ISR 2)"
     fi
-    end=$((SECONDS + ONSALE_HA_KAFKA_START_S))
-    while [ "$SECONDS" -lt "$end" ]; do ha_kafka_topic_ready && break; sleep 0.5; done
-    ha_kafka_topic_ready ||
+    end=$((SECONDS + ONSALE_HA_KAFKA_START_S)) ok=0
+    while [ "$SECONDS" -lt "$end" ]; do if ha_kafka_topic_ready; then ok=1; break; fi; sleep 0.5; done
+    [ "$ok" = 1 ] ||
         die "kafka: topic $ONSALE_TOPIC has partitions without a leader or 2 in-sync replicas after $ONSALE_HA_KAFKA_START_S s"
     log "kafka: ready on $ONSALE_KAFKA_BROKERS"
 }
