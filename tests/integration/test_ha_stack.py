@@ -61,8 +61,10 @@ def test_prometheus_scrapes_everything_with_rules():
     wait_for(all_up, 60, "every target up")
     jobs = {x["labels"]["job"] for x in targets()}
     assert {"ingress", "worker", "payments", "gateway", "haproxy", "prometheus"} <= jobs
-    owned = wait_for(lambda: prom_query("onsale:partitions_owned:count"), 30, "recording rule")
-    assert owned[0]["value"][1] == ENV["ONSALE_HA_PARTITIONS"]
+    def owned():
+        r = prom_query("onsale:partitions_owned:count")
+        return r and r[0]["value"][1] == ENV["ONSALE_HA_PARTITIONS"]
+    wait_for(owned, 60, "the recording rule counting every partition owned")
     rules = json.load(urllib.request.urlopen(f"{prom}/api/v1/rules"))
     alerts = {r["name"] for g in rules["data"]["groups"] for r in g["rules"] if r["type"] == "alerting"}
     assert {"OnsaleConsumerLagGrowing", "OnsaleDrainStalled", "OnsalePaymentBreakerOpen",
