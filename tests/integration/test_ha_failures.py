@@ -21,7 +21,11 @@ SPARE_WORKER_PORT = _W[-1] * 2 - _W[-2]  # where `start worker-3` listens (scrip
 
 
 def report(what, seconds):
-    print(f"\nREBALANCE {what}: {seconds:.1f} s")
+    """Prints a rebalance time and keeps it in .state/ha/logs/rebalance.txt."""
+    line = f"REBALANCE {what}: {seconds:.1f} s"
+    print("\n" + line)
+    with open(os.path.join(ENV["ONSALE_STATE"], "logs", "rebalance.txt"), "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
 
 
 def test_failures_during_a_sale():
