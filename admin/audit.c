@@ -20,9 +20,11 @@
  * intents_consistent: a processed intent in state reserved/paying/purchased/
  *   expired has a reservation in the same state; released has none or a
  *   released one; queued/waiting/rejected have none.
- * kafka_applied: for each partition of the topic, partition_owner.next_offset
- *   reaches the high watermark within wait_s (a backlog still draining is
- *   reported with its size). Skipped without brokers.
+ * kafka_applied: for each partition of the intents topic and of the control
+ *   topic (docs/pipeline.md "Two lanes"), partition_owner.next_offset and
+ *   control_next_offset reach the topic's high watermark within wait_s (a
+ *   backlog still draining is reported with its size). Skipped without
+ *   brokers.
  * accepted_reached (sim log): every intent id the simulator logged (it got a
  *   202) has an intents row, and its state there is reachable from the last
  *   state the fan saw (queued -> anything; waiting -> not queued; reserved ->
@@ -462,32 +464,41 @@ done:
 
 typedef struct offsets {
     int32_t partition[MAX_PARTITIONS];
-    int64_t next[MAX_PARTITIONS];
+    int64_t next[MAX_PARTITIONS][2]; /* [lane]: intents, control */
     int n;
 } offsets;
 
 static int load_offsets(audit *a, offsets *off)
 {
-    PGresult *r =
-        query(a, "SELECT partition, next_offset FROM partition_owner ORDER BY 1", 0, NULL);
+    PGresult *r = query(a,
+                        "SELECT partition, next_offset, control_next_offset FROM partition_owner "
+                        "ORDER BY 1",
+                        0, NULL);
     if (!r)
         return ONS_EDB;
     off->n = 0;
     for (int i = 0; i < PQntuples(r) && off->n < MAX_PARTITIONS; i++) {
         off->partition[off->n] = (int32_t)ll_at(r, i, 0);
-        off->next[off->n++] = ll_at(r, i, 1);
+        off->next[off->n][0] = ll_at(r, i, 1);
+        off->next[off->n++][1] = ll_at(r, i, 2);
     }
     PQclear(r);
     return 0;
 }
 
-/* next_offset of partition p; 0 when it has no row (never claimed). */
-static int64_t next_offset_of(const offsets *off, int32_t p)
+/* next_offset (lane 0) or control_next_offset (lane 1) of partition p; 0
+ * when it has no row (never claimed). */
+static int64_t lane_offset_of(const offsets *off, int32_t p, int lane)
 {
     for (int i = 0; i < off->n; i++)
         if (off->partition[i] == p)
-            return off->next[i];
+            return off->next[i][lane];
     return 0;
+}
+
+static int64_t next_offset_of(const offsets *off, int32_t p)
+{
+    return lane_offset_of(off, p, 0);
 }
 
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -530,25 +541,33 @@ static int check_kafka(audit *a)
         goto done;
     }
     int nparts = md->topics[0].partition_cnt;
+    char ctl_topic[256];
+    snprintf(ctl_topic, sizeof ctl_topic, "%s",
+             o->kafka_control_topic && o->kafka_control_topic[0] ? o->kafka_control_topic : "");
+    if (!ctl_topic[0])
+        snprintf(ctl_topic, sizeof ctl_topic, "%s.control", o->kafka_topic);
+    const char *topics[2] = {o->kafka_topic, ctl_topic};
     time_t deadline = time(NULL) + (o->wait_s > 0 ? o->wait_s : 0);
     long long total = 0, backlog = 0, ahead = 0, unreadable = 0;
     for (;;) {
         total = backlog = ahead = unreadable = 0;
         if ((rc = load_offsets(a, &off)) != 0)
             goto done;
-        for (int p = 0; p < nparts; p++) {
-            int64_t lo = 0, hi = 0;
-            if (rd_kafka_query_watermark_offsets(rk, o->kafka_topic, p, &lo, &hi, KAFKA_TIMEOUT)) {
-                unreadable++;
-                continue;
+        for (int lane = 0; lane < 2; lane++)
+            for (int p = 0; p < nparts; p++) {
+                int64_t lo = 0, hi = 0;
+                if (rd_kafka_query_watermark_offsets(rk, topics[lane], p, &lo, &hi,
+                                                     KAFKA_TIMEOUT)) {
+                    unreadable++;
+                    continue;
+                }
+                int64_t next = lane_offset_of(&off, p, lane);
+                total += hi;
+                if (next < hi)
+                    backlog += hi - next;
+                else if (next > hi)
+                    ahead++;
             }
-            int64_t next = next_offset_of(&off, p);
-            total += hi;
-            if (next < hi)
-                backlog += hi - next;
-            else if (next > hi)
-                ahead++;
-        }
         if ((backlog == 0 && unreadable == 0) || time(NULL) >= deadline)
             break;
         struct timespec ts = {0, 200 * 1000000L};
@@ -556,12 +575,13 @@ static int check_kafka(audit *a)
     }
     if (unreadable)
         add_check(a, "kafka_applied", ADM_CHECK_SKIP, total, 0,
-                  "%lld of %d partitions' watermarks unreadable (not checked)", unreadable, nparts);
+                  "%lld of %d partitions' watermarks of %s and %s unreadable (not checked)",
+                  unreadable, nparts, o->kafka_topic, ctl_topic);
     else
         add_check(a, "kafka_applied", ADM_CHECK_OK, total, backlog + ahead,
-                  "messages in %s applied by their partition owner (%d partitions; %lld "
-                  "unapplied after %ds, %lld partitions ahead of the log)",
-                  o->kafka_topic, nparts, backlog, o->wait_s, ahead);
+                  "messages in %s and %s applied by their partition owner (%d partitions "
+                  "each; %lld unapplied after %ds, %lld partitions ahead of the log)",
+                  o->kafka_topic, ctl_topic, nparts, backlog, o->wait_s, ahead);
 done:
     if (md)
         rd_kafka_metadata_destroy(md);

@@ -48,10 +48,11 @@ typedef struct adm_audit_opts {
     const char *pg_dsn;        /* required */
     const char *kafka_brokers; /* NULL or "": skip the Kafka check */
     const char *kafka_topic;
-    int64_t event_id;          /* 0: every event */
-    const char *sim_log;       /* NULL: skip the sim-log checks */
-    int wait_s;                /* how long kafka_applied waits for workers to catch up */
-    long long max_log_intents; /* bound on intents read from the sim log */
+    const char *kafka_control_topic; /* NULL or "": "<kafka_topic>.control" */
+    int64_t event_id;                /* 0: every event */
+    const char *sim_log;             /* NULL: skip the sim-log checks */
+    int wait_s;                      /* how long kafka_applied waits for workers to catch up */
+    long long max_log_intents;       /* bound on intents read from the sim log */
 } adm_audit_opts;
 
 enum adm_check_status { ADM_CHECK_OK, ADM_CHECK_FAIL, ADM_CHECK_SKIP };

@@ -36,6 +36,7 @@ typedef struct ctl_opts {
     char *pg_dsn;
     char *kafka_brokers;
     char *kafka_topic;
+    char *kafka_control_topic;
     long long audit_wait_s;
     int dev_mode;
 } ctl_opts;
@@ -52,6 +53,8 @@ static const ons_opt opt_table[] = {
      "Kafka bootstrap servers (audit: applied-offset check; empty skips it)"},
     {"kafka.topic", ONS_OPT_STR, offsetof(ctl_opts, kafka_topic), 1, 249, "intents",
      "Kafka topic of intents"},
+    {"kafka.control_topic", ONS_OPT_STR, offsetof(ctl_opts, kafka_control_topic), 0, 249, "",
+     "the control lane (\"\": <kafka.topic>.control); audit checks it is applied too"},
     {"audit.wait_s", ONS_OPT_INT, offsetof(ctl_opts, audit_wait_s), 0, 3600, "10",
      "seconds the audit waits for partition owners to apply the Kafka backlog"},
 };
@@ -242,6 +245,7 @@ static int cmd_audit(ctl *c, int argc, char **argv)
     adm_audit_opts ao = {.pg_dsn = c->opts.pg_dsn,
                          .kafka_brokers = c->opts.kafka_brokers,
                          .kafka_topic = c->opts.kafka_topic,
+                         .kafka_control_topic = c->opts.kafka_control_topic,
                          .wait_s = (int)c->opts.audit_wait_s,
                          .max_log_intents = 50LL * 1000 * 1000};
     adm_audit_result res;

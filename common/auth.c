@@ -147,7 +147,9 @@ int ons_auth_verify(const char *secret, const char *authorization, int64_t now, 
      * algorithm ours to choose rather than the token's. */
     if (jwt_decode(&jwt, token, (const unsigned char *)secret, (int)strlen(secret)) != 0)
         goto fail;
-    if (jwt_get_alg(jwt) != JWT_ALG_HS256)
+    /* libjwt matches the name ignoring case; JWS names are case-sensitive. */
+    const char *alg = jwt_get_header(jwt, "alg");
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256 || !alg || strcmp(alg, "HS256") != 0)
         goto fail;
     /* RFC 7515 4.1.11: extensions we do not understand must not be ignored. */
     if ((crit = jwt_get_headers_json(jwt, "crit")) != NULL)

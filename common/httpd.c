@@ -36,7 +36,7 @@ int ons_httpd_listen(const char *bind, long long port, long long read_limit, voi
     if (rv == 0) {
         nng_http_handler_set_method(handler, NULL);
         nng_http_handler_set_tree(handler);
-        nng_http_handler_collect_body(handler, true, (size_t)read_limit);
+        nng_http_handler_collect_body(handler, read_limit > 0, (size_t)read_limit);
         nng_http_handler_set_data(handler, data, NULL);
         rv = nng_http_server_add_handler(*out, handler);
         if (rv)
@@ -213,13 +213,43 @@ static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt,
     return -1;
 }
 
-int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void **data,
-                         size_t *len, ons_httpd_err *e)
+int ons_httpd_framing(nng_http_req *hreq, long long max, size_t *len, ons_httpd_err *e)
 {
-    *data = NULL;
     *len = 0;
-    nng_http_req_get_data(hreq, data, len);
-    int too_big = *len > (size_t)max;
+    if (nng_http_req_get_header(hreq, "Transfer-Encoding"))
+        return fail(e, 411, "length_required",
+                    "Transfer-Encoding is not supported; send the body with Content-Length.");
+    const char *cl = nng_http_req_get_header(hreq, "Content-Length");
+    if (!cl)
+        return 0;
+    while (*cl == ' ' || *cl == '\t')
+        cl++;
+    unsigned long long v = 0;
+    size_t digits = 0;
+    for (; *cl >= '0' && *cl <= '9'; cl++, digits++) {
+        if (v > (unsigned long long)max)
+            break; /* already too large; do not overflow */
+        v = v * 10 + (unsigned long long)(*cl - '0');
+    }
+    if (*cl >= '0' && *cl <= '9') {
+        while (*cl >= '0' && *cl <= '9')
+            cl++;
+        v = (unsigned long long)max + 1;
+    }
+    while (*cl == ' ' || *cl == '\t')
+        cl++;
+    if (!digits || *cl)
+        return fail(e, 400, "invalid_content_length", "Content-Length must be one decimal number.");
+    if (v > (unsigned long long)max)
+        return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
+    *len = (size_t)v;
+    return 0;
+}
+
+int ons_httpd_body_check_len(nng_http_req *hreq, size_t len, long long max, int size_first,
+                             ons_httpd_err *e)
+{
+    int too_big = len > (size_t)max;
     if (too_big && size_first)
         return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
     if (!is_json_type(nng_http_req_get_header(hreq, "Content-Type")))
@@ -228,6 +258,15 @@ int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void
     if (too_big)
         return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
     return 0;
+}
+
+int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void **data,
+                         size_t *len, ons_httpd_err *e)
+{
+    *data = NULL;
+    *len = 0;
+    nng_http_req_get_data(hreq, data, len);
+    return ons_httpd_body_check_len(hreq, *len, max, size_first, e);
 }
 
 int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_err *e)
@@ -240,11 +279,49 @@ int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_e
     return 0;
 }
 
+/* Replaces each byte of s that does not belong to a well-formed UTF-8
+ * sequence (RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF) with '?'. A message or field cut to fit its buffer can end inside
+ * a character, and jansson refuses to pack a string that is not UTF-8. */
+static void utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int extra = c < 0x80                 ? 0
+                    : c >= 0xc2 && c <= 0xdf ? 1
+                    : c >= 0xe0 && c <= 0xef ? 2
+                    : c >= 0xf0 && c <= 0xf4 ? 3
+                                             : -1;
+        int ok = extra >= 0;
+        unsigned cp = extra == 1 ? c & 0x1f : extra == 2 ? c & 0x0f : c & 0x07;
+        for (int k = 1; ok && k <= extra; k++) {
+            ok = (p[k] & 0xc0) == 0x80;
+            cp = (cp << 6) | (p[k] & 0x3f);
+        }
+        if (ok && extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+            ok = 0;
+        if (ok && extra == 3 && (cp < 0x10000 || cp > 0x10ffff))
+            ok = 0;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += 1 + extra;
+    }
+}
+
 json_t *ons_httpd_error_body(const char *code, const char *field, const char *fmt, va_list ap)
 {
-    char msg[256];
+    char msg[256], fld[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg, "field", field);
+    utf8_repair(msg);
+    if (field) {
+        snprintf(fld, sizeof fld, "%s", field);
+        utf8_repair(fld);
+    }
+    return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg, "field",
+                     field ? fld : NULL);
 }
 
 /* ---- responses ---------------------------------------------------------------------- */
@@ -256,6 +333,16 @@ nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const ch
     if (nng_http_res_alloc(&res) != 0)
         return NULL;
     int rc = nng_http_res_set_status(res, (uint16_t)status);
+    /* nng 1.5.2 names these "Unknown HTTP Status". */
+    static const struct {
+        int status;
+        const char *reason;
+    } reasons[] = {{408, "Request Timeout"},   {413, "Payload Too Large"},
+                   {414, "URI Too Long"},      {422, "Unprocessable Entity"},
+                   {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"}};
+    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+        if (reasons[i].status == status)
+            rc |= nng_http_res_set_reason(res, reasons[i].reason);
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         rc |= nng_http_res_set_header(res, headers[i], headers[i + 1]);
     if (data) {

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include "common/metrics.h"
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -41,8 +42,12 @@ int64_t ons_httpd_mono_ns(void);
 /* ---- listening ---------------------------------------------------------------- */
 
 /* Holds the nng HTTP server for http://bind:port, adds one tree handler on
- * "/" for every method that calls cb with data as the handler data and
- * collects bodies up to read_limit bytes, and starts it. *out is the
+ * "/" for every method that calls cb with data as the handler data, and
+ * starts it. read_limit > 0: nng collects bodies up to read_limit bytes
+ * before calling cb (and answers 400 itself above it). read_limit == 0: cb
+ * is called as soon as the request head is parsed, with no body read; the
+ * caller checks ons_httpd_framing() and reads the body itself from the
+ * connection (nng_aio input 2) with nng_http_conn_read_all(). *out is the
  * caller's (ons_httpd_close). Logs and returns ONS_EIO when it cannot
  * listen. */
 int ons_httpd_listen(const char *bind, long long port, long long read_limit, void (*cb)(nng_aio *),
@@ -97,6 +102,21 @@ long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *pa
 
 /* ---- bodies -------------------------------------------------------------------------- */
 
+/* How the request's body is framed, checked before any of it is read:
+ * Transfer-Encoding (nng 1.5.2 never decodes chunked bodies, so the chunk
+ * bytes would be parsed as the next request) is 411 length_required; a
+ * Content-Length that is not one decimal number is 400
+ * invalid_content_length; one over max is 413 payload_too_large. On
+ * success *len is the declared length (0 without the header) and 0 is
+ * returned; else e is filled and -1 returned, and the connection must be
+ * closed after the reply (its remaining bytes cannot be framed). */
+int ons_httpd_framing(nng_http_req *hreq, long long max, size_t *len, ons_httpd_err *e);
+
+/* Checks a JSON body's Content-Type (415) and size (413, len over max),
+ * the size first when size_first. Returns 0, or -1 with e filled. */
+int ons_httpd_body_check_len(nng_http_req *hreq, size_t len, long long max, int size_first,
+                             ons_httpd_err *e);
+
 /* Checks a JSON body's Content-Type (415) and size (413, more than max
  * bytes), the size first when size_first. On success *data and *len are the
  * collected body (owned by hreq) and 0 is returned; else e is filled and
@@ -150,5 +170,50 @@ void ons_httpd_live_add(ons_httpd_live *l, ons_httpd_pending *p);
  * first (res is then just freed). Any thread; the caller frees the
  * request afterwards. */
 int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res, int rv);
+
+/* ---- the accept gate -------------------------------------------------------------------- */
+
+/* nng 1.5.2 has no connection cap and no header or idle timeouts, spins on
+ * accept when out of descriptors, drops a request head over its 8 KiB
+ * buffer without an answer and misreads paths ending in a percent-escape.
+ * The gate (httpd_gate.c) sits between nng and the kernel and, for the
+ * listening socket it was started on:
+ * - admits at most max_connections clients and never gives a client a
+ *   descriptor among the last reserved_fds of the open-file limit, which
+ *   stay for PostgreSQL, Redis, Kafka and files; a client over either
+ *   limit (or arriving when the process is out of descriptors) gets a 503
+ *   JSON answer written at once and is closed, so accept never spins;
+ * - answers a request line over max_request_line bytes with 414, a head
+ *   over max_head bytes (at most 8000: nng's buffer is 8192) with 431 and
+ *   a '%' in the path with 400 invalid_path, before nng parses the head,
+ *   then closes the connection;
+ * - shuts down a connection silent for header_timeout_ms while it has not
+ *   finished a request head (a new connection included), for
+ *   idle_timeout_ms between requests, and for crowded_timeout_ms (heads
+ *   only) while the cap is 90% full or a client was just refused.
+ * It works by providing accept(), readv() and close() in the executable,
+ * ahead of libc for libnng's calls; see httpd_gate.c. Counters may be NULL.
+ * One gate per process. */
+typedef struct ons_httpd_gate_opts {
+    long long max_connections;
+    long long reserved_fds;
+    long long max_request_line;
+    long long max_head;
+    long long header_timeout_ms;
+    long long idle_timeout_ms;
+    long long crowded_timeout_ms;
+    ons_counter *refused;   /* clients refused at accept */
+    ons_counter *timed_out; /* connections shut down by a timeout */
+    ons_counter *bad_heads; /* heads answered 400/414/431 by the gate */
+} ons_httpd_gate_opts;
+
+/* Starts gating the listening socket on port (call after the server
+ * started). Returns 0, ONS_EINVAL (the open-file limit leaves no room for
+ * the reserve), ONS_EIO (no such listening socket) or ONS_ENOMEM. */
+int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port);
+/* Stops gating and the sweeper; call after the server stopped. */
+void ons_httpd_gate_stop(void);
+/* Client connections open now. */
+int ons_httpd_gate_open(void);
 
 #endif

@@ -31,12 +31,20 @@ typedef struct ing_opts {
     long long http_port;
     char *http_bind;
     long long http_max_body;
-    long long http_body_read_limit;
+    long long http_body_timeout_ms;
     long long http_max_connections;
+    long long http_reserved_fds;
+    long long http_max_request_line;
+    long long http_max_head;
+    long long http_header_timeout_ms;
+    long long http_idle_timeout_ms;
+    long long http_crowded_timeout_ms;
+    int http_gate;
     long long pool_threads;
     long long pool_queue_depth;
     char *kafka_brokers;
     char *kafka_topic;
+    char *kafka_control_topic;
     long long kafka_partitions;
     long long kafka_produce_timeout_ms;
     long long kafka_linger_ms;
@@ -77,6 +85,13 @@ typedef struct ing_opts {
     long long monitor_interval_ms;
     long long events_end_grace_s;      /* a sale ends this long after starts_at */
     long long tickets_refund_cutoff_s; /* ticket cancels refused this close to starts_at */
+    /* Gate codes (routes_tickets.c, docs/tickets.md). */
+    char *tickets_secret; /* derives every ticket's code secret */
+    long long tickets_code_step_s;
+    long long tickets_code_grace_steps;
+    long long tickets_code_versions_back;
+    int debug_scan_unchecked;      /* test only */
+    long long debug_scan_delay_ms; /* test only */
     int log_requests;
     char *log_level;
     /* Accounts and logins (routes_accounts.c, docs/accounts.md). */
@@ -89,6 +104,16 @@ typedef struct ing_opts {
     long long accounts_login_addr_failures;
     long long accounts_login_window_s;
     char *accounts_client_addr_header;
+    /* The catalog search (routes_catalog.c, docs/search.md). */
+    long long catalog_default_limit;
+    long long catalog_max_limit;
+    long long catalog_max_terms;
+    long long catalog_max_km;
+    long long catalog_rank_window;
+    long long catalog_fuzzy_threshold_pct;
+    long long catalog_max_age_s;
+    long long catalog_cache_ttl_ms;
+    long long catalog_cache_slots;
 } ing_opts;
 
 extern const ons_opt ing_opt_table[];

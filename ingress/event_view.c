@@ -255,7 +255,7 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
         "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "  (extract(epoch FROM e.onsale_at) * 1000)::bigint, e.max_per_user, e.hold_seconds, "
         "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
-        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint "
+        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint, v.address "
         "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
         1, p);
     if (!list) {
@@ -292,6 +292,8 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
         json_object_set_new(venue, "lat", json_real(atof(PQgetvalue(res, 0, 15))));
     if (venue && !PQgetisnull(res, 0, 16))
         json_object_set_new(venue, "lon", json_real(atof(PQgetvalue(res, 0, 16))));
+    if (venue && !PQgetisnull(res, 0, 18))
+        json_object_set_new(venue, "address", json_string(PQgetvalue(res, 0, 18)));
     json_t *tarr = json_array();
     for (int i = 0; tarr && i < PQntuples(tiers); i++) {
         int64_t nfree = section_free(list, num(tiers, i, 3));

@@ -19,6 +19,7 @@
 #include "ingress/produce.h"
 #include "ingress/replica.h"
 #include "ingress/server.h"
+#include "ingress/ticket_code.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -37,11 +38,30 @@ const ons_opt ing_opt_table[] = {
     OPT("http.port", ONS_OPT_INT, http_port, 0, 65535, "8080", "HTTP listen port"),
     OPT("http.bind", ONS_OPT_STR, http_bind, 1, 255, "127.0.0.1", "HTTP listen address"),
     OPT("http.max_body", ONS_OPT_INT, http_max_body, 64, 1048576, "16384",
-        "largest accepted request body in bytes (larger: 413)"),
-    OPT("http.body_read_limit", ONS_OPT_INT, http_body_read_limit, 64, 16777216, "1048576",
-        "bodies declared larger than this are refused by nng itself (400) without being read"),
+        "largest request body in bytes; a larger declared Content-Length is refused (413) "
+        "before any of it is read"),
+    OPT("http.body_timeout_ms", ONS_OPT_INT, http_body_timeout_ms, 100, 600000, "10000",
+        "a declared body must arrive within this time after its head (else 408, closed)"),
     OPT("http.max_connections", ONS_OPT_INT, http_max_connections, 16, 1000000, "16384",
-        "open connections; applied as the open-file limit (nng 1.5.2 has no connection cap)"),
+        "open client connections; more are answered 503 and closed at once"),
+    OPT("http.reserved_fds", ONS_OPT_INT, http_reserved_fds, 64, 1000000, "1024",
+        "descriptors never given to clients (PostgreSQL, Redis, Kafka, files); the open-file "
+        "limit is set to http.max_connections + this"),
+    OPT("http.max_request_line", ONS_OPT_INT, http_max_request_line, 256, 8000, "4096",
+        "longest request line in bytes (longer: 414, closed)"),
+    OPT("http.max_head", ONS_OPT_INT, http_max_head, 1024, 8000, "8000",
+        "largest request head (request line and headers) in bytes (larger: 431, closed); at "
+        "most 8000, as nng 1.5.2 drops heads over 8192 bytes unanswered"),
+    OPT("http.header_timeout_ms", ONS_OPT_INT, http_header_timeout_ms, 100, 600000, "10000",
+        "a connection that has not sent a complete request head in this time is closed"),
+    OPT("http.idle_timeout_ms", ONS_OPT_INT, http_idle_timeout_ms, 100, 3600000, "60000",
+        "a connection silent this long between requests is closed"),
+    OPT("http.crowded_timeout_ms", ONS_OPT_INT, http_crowded_timeout_ms, 100, 600000, "2000",
+        "the header timeout while 90% of http.max_connections are open or a client was just "
+        "refused"),
+    OPT("http.gate", ONS_OPT_BOOL, http_gate, 0, 1, "true",
+        "the accept gate (connection cap, head checks, timeouts); false leaves nng 1.5.2 alone "
+        "and is for comparison only"),
     OPT("pool.threads", ONS_OPT_INT, pool_threads, 1, 256, "4",
         "job threads (each owns one PostgreSQL and one Redis connection)"),
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
@@ -49,6 +69,8 @@ const ons_opt ing_opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers"),
     OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "topic of intents"),
+    OPT("kafka.control_topic", ONS_OPT_STR, kafka_control_topic, 0, 249, "",
+        "topic of checkouts, payments, cancels and status records (\"\": <kafka.topic>.control)"),
     OPT("kafka.partitions", ONS_OPT_INT, kafka_partitions, 0, 65536, "0",
         "partitions of the topic (0: read from the broker's metadata at start)"),
     OPT("kafka.produce_timeout_ms", ONS_OPT_INT, kafka_produce_timeout_ms, 100, 300000, "5000",
@@ -75,7 +97,7 @@ const ons_opt ing_opt_table[] = {
     OPT("pg.statement_timeout_ms", ONS_OPT_INT, pg_statement_timeout_ms, 0, 600000, "10000",
         "statement_timeout of the job threads' connections"),
     OPT("pg.read_dsn", ONS_OPT_STR, pg_read_dsn, 0, 1024, "",
-        "read replica for ticket history, the catalog and event views; empty: pg.dsn"),
+        "read replica for ticket history and event views; empty: pg.dsn"),
     OPT("pg.read_max_lag_ms", ONS_OPT_INT, pg_read_max_lag_ms, 0, 3600000, "1000",
         "reads use the replica only while its replay lag is at most this (else the primary)"),
     OPT("http.proxy_token", ONS_OPT_STR, http_proxy_token, 0, 255, "",
@@ -122,6 +144,39 @@ const ons_opt ing_opt_table[] = {
         "an event's sale ends this long after its starts_at (same value as the worker's)"),
     OPT("tickets.refund_cutoff_s", ONS_OPT_INT, tickets_refund_cutoff_s, 0, 365 * 86400, "86400",
         "a fan may cancel (and be refunded for) a ticket until this long before starts_at"),
+    OPT("tickets.secret", ONS_OPT_STR, tickets_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
+        ING_TICKETS_SECRET_DEV,
+        "HMAC key from which every ticket's rotating gate code is derived; docs/security.md"),
+    OPT("tickets.code_step_s", ONS_OPT_INT, tickets_code_step_s, 5, 3600, "30",
+        "a ticket's gate code changes every this many seconds"),
+    OPT("tickets.code_grace_steps", ONS_OPT_INT, tickets_code_grace_steps, 0, 10, "1",
+        "steps either side of now whose code still admits (clock skew, a code shown just "
+        "before it turned)"),
+    OPT("tickets.code_versions_back", ONS_OPT_INT, tickets_code_versions_back, 0, 64, "8",
+        "transfers back a scanned code is recognised as a transferred ticket's (409 "
+        "ticket_transferred rather than 400 code_invalid)"),
+    OPT("debug.scan_unchecked", ONS_OPT_BOOL, debug_scan_unchecked, 0, 1, "false",
+        "test only: admit without the once-only guard (the race control)"),
+    OPT("debug.scan_delay_ms", ONS_OPT_INT, debug_scan_delay_ms, 0, 60000, "0",
+        "test only: a scan sleeps this long between reading the ticket and admitting it"),
+    OPT("catalog.default_limit", ONS_OPT_INT, catalog_default_limit, 1, 1000, "20",
+        "events per catalog page without limit="),
+    OPT("catalog.max_limit", ONS_OPT_INT, catalog_max_limit, 1, 1000, "100",
+        "largest limit= of a catalog page"),
+    OPT("catalog.max_terms", ONS_OPT_INT, catalog_max_terms, 1, 100, "8",
+        "words a catalog q= may hold (more: 400)"),
+    OPT("catalog.max_km", ONS_OPT_INT, catalog_max_km, 1, 20040, "1000",
+        "largest km= of the catalog's distance filter"),
+    OPT("catalog.rank_window", ONS_OPT_INT, catalog_rank_window, 10, 1000000, "500",
+        "matches a relevance sort ranks at most (the first in index order; bounds a broad q)"),
+    OPT("catalog.fuzzy_threshold_pct", ONS_OPT_INT, catalog_fuzzy_threshold_pct, 10, 100, "50",
+        "trigram word similarity (percent) a name needs to match a q whose words found nothing"),
+    OPT("catalog.max_age_s", ONS_OPT_INT, catalog_max_age_s, 0, 60, "1",
+        "Cache-Control max-age of catalog answers (a CDN may serve them this long)"),
+    OPT("catalog.cache_ttl_ms", ONS_OPT_INT, catalog_cache_ttl_ms, 0, 60000, "1000",
+        "how long a node serves a catalog answer from memory (at most max_age_s; 0: off)"),
+    OPT("catalog.cache_slots", ONS_OPT_INT, catalog_cache_slots, 1, 10000000, "4096",
+        "catalog answers kept in memory (one per slot; a collision evicts)"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
@@ -158,14 +213,15 @@ const ons_opt ing_opt_table[] = {
 };
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
 
-/* Applies http.max_connections as the soft open-file limit, leaving room
- * for the process's own sockets and files. */
-static void limit_files(long long max_connections)
+/* Sets the soft open-file limit to the client cap plus the descriptors
+ * reserved for everything else (the accept gate keeps clients below the
+ * reserve, common/httpd.h). */
+static void limit_files(long long max_connections, long long reserved)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl))
         return;
-    rlim_t want = (rlim_t)max_connections + 256;
+    rlim_t want = (rlim_t)max_connections + (rlim_t)reserved;
     if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
         want = rl.rlim_max;
     rl.rlim_cur = want;
@@ -199,8 +255,9 @@ static int start(ing_app *app)
                          (int)app->o.accounts_hash_concurrency, app->metrics, &app->accounts);
     if (rc)
         return rc;
-    q_producer_opts po = {app->o.kafka_brokers, app->o.kafka_topic, (int)app->o.kafka_linger_ms,
-                          (int)app->o.kafka_produce_timeout_ms, (int)app->o.kafka_max_inflight};
+    q_producer_opts po = {app->o.kafka_brokers,           app->o.kafka_topic,
+                          (int)app->o.kafka_linger_ms,    (int)app->o.kafka_produce_timeout_ms,
+                          (int)app->o.kafka_max_inflight, app->o.kafka_control_topic};
     rc = q_producer_new(&po, &app->producer);
     if (rc)
         return rc;
@@ -275,8 +332,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const ons_secret secrets[] = {{"auth.secret", app.o.auth_secret, ONS_AUTH_SECRET_DEV},
-                                  {"ids.secret", app.o.ids_secret, ONS_IDS_SECRET_DEV}};
-    if (ons_secrets_check(secrets, 2, app.o.dev_mode, err, sizeof err)) {
+                                  {"ids.secret", app.o.ids_secret, ONS_IDS_SECRET_DEV},
+                                  {"tickets.secret", app.o.tickets_secret, ING_TICKETS_SECRET_DEV}};
+    if (ons_secrets_check(secrets, 3, app.o.dev_mode, err, sizeof err)) {
         fprintf(stderr, "onsale-ingress: %s\n", err);
         ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
         return 2;
@@ -288,7 +346,7 @@ int main(int argc, char **argv)
         ons_log_warn("accounts.hash_concurrency (%lld) >= pool.threads (%lld): a login flood can "
                      "occupy every job thread",
                      app.o.accounts_hash_concurrency, app.o.pool_threads);
-    limit_files(app.o.http_max_connections);
+    limit_files(app.o.http_max_connections, app.o.http_reserved_fds);
 
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */

@@ -1,7 +1,7 @@
 /*
  * replica.h - reads that may come from the PostgreSQL read replica.
  *
- * Ticket history, the catalog and the event view read through
+ * Ticket history and the event view read through
  * ing_read_query(): it runs the statement on the replica (pg.read_dsn) when
  * the replica is fresh enough, else on the job thread's primary connection.
  * Fresh enough means, checked on the replica at most every

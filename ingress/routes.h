@@ -23,9 +23,14 @@ void ing_route_my_tickets(ing_req *r);
 void ing_route_ticket_transfer(ing_req *r);
 void ing_route_ticket_cancel(ing_req *r);
 
+/* routes_tickets.c: gate codes and scans */
+void ing_route_ticket_code(ing_req *r);
+void ing_route_scan(ing_req *r);
+
 void ing_route_venue_create(ing_req *r);
 void ing_route_event_create(ing_req *r);
 void ing_route_event_get(ing_req *r);
+void ing_route_event_update(ing_req *r);
 void ing_route_event_pause(ing_req *r);
 void ing_route_event_resume(ing_req *r);
 void ing_route_event_cancel(ing_req *r);

@@ -1,286 +1,235 @@
 /*
- * routes_catalog.c - the public catalog search (API.md "Catalog (public)"):
- *   GET /v1/events?q=&city=&category=&from=&to=&min_price=&max_price=&limit=&cursor=
+ * routes_catalog.c - the public catalog search (docs/api.md "Catalog",
+ * docs/search.md):
+ *   GET /v1/events?q=&city=&category=&from=&to=&min_price=&max_price=
+ *                  &lat=&lon=&km=&sort=&limit=&cursor=
  *
- * The query string is parsed and validated strictly on the nng thread
- * (unknown parameter -> 400 unknown_field; bad value -> 400 invalid_field
- * naming it; a cursor we did not issue -> 400 invalid_cursor); one
- * parameterised SELECT then runs on a job thread. Results are ordered by
- * (starts_at, event_id) and paged by keyset: the cursor is the base64url of
- * "<starts_at in us since epoch>:<event_id>" of a page's last row. Every
- * status is listed and reported (scheduled reads on_sale once onsale_at has
- * passed, as in the event details).
+ * The query string is parsed and validated on the nng thread
+ * (catalog_store.c: unknown parameter -> 400 unknown_field; bad value -> 400
+ * invalid_field naming it; a cursor we did not issue for this sort -> 400
+ * invalid_cursor). One SELECT then runs on a job thread: full-text first;
+ * when q's words match nothing on a first page, the names are searched
+ * again by trigram similarity (typos) and the page says "match":"fuzzy" (its
+ * cursor keeps later pages fuzzy).
+ *
+ * Answers carry an ETag and "Cache-Control: public, max-age=catalog.max_age_s";
+ * If-None-Match with the current ETag gets 304. Each node also keeps the
+ * answer to a query string for catalog.cache_ttl_ms (no longer than max-age),
+ * served from the nng thread: a popular search costs PostgreSQL one query per
+ * node per ttl, and a new or changed event shows within that ttl.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "ingress/catalog_store.h"
 #include "ingress/json_io.h"
-#include "ingress/replica.h"
 #include "ingress/routes.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CATALOG_DEFAULT_LIMIT 20
-#define CATALOG_MAX_LIMIT     100
-#define CATALOG_QUERY_MAX     2048 /* bytes of the raw query string */
+/* ---- the answer cache --------------------------------------------------------------- */
+
+typedef struct cat_slot {
+    pthread_mutex_t mu;
+    char *key;  /* the raw query string */
+    char *body; /* JSON text */
+    size_t len;
+    char etag[24];
+    int64_t expires_ms; /* monotonic */
+} cat_slot;
+
+static struct {
+    pthread_once_t once;
+    cat_slot *slots;
+    size_t n;
+    int ttl_ms;
+} cache = {PTHREAD_ONCE_INIT, NULL, 0, 0};
+
+static size_t cache_slots_wanted;
+static int cache_ttl_wanted;
+
+static void cache_init(void)
+{
+    if (cache_ttl_wanted <= 0 || cache_slots_wanted == 0)
+        return;
+    cache.slots = calloc(cache_slots_wanted, sizeof *cache.slots);
+    if (!cache.slots)
+        return; /* no cache: every request asks PostgreSQL */
+    for (size_t i = 0; i < cache_slots_wanted; i++)
+        pthread_mutex_init(&cache.slots[i].mu, NULL);
+    cache.n = cache_slots_wanted;
+    cache.ttl_ms = cache_ttl_wanted;
+}
+
+static cat_slot *cache_slot(const char *key)
+{
+    if (!cache.n)
+        return NULL;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return &cache.slots[h % cache.n];
+}
+
+/* FNV-1a 64 of the body, as a quoted strong ETag. */
+static void make_etag(const char *data, size_t len, char out[24])
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)data[i]) * 1099511628211ull;
+    snprintf(out, 24, "\"%016" PRIx64 "\"", h);
+}
+
+static void reply_body(ing_req *r, const char *body, size_t len, const char *etag)
+{
+    char cc[48];
+    snprintf(cc, sizeof cc, "public, max-age=%lld", r->app->o.catalog_max_age_s);
+    const char *headers[] = {"Cache-Control", cc, NULL};
+    ing_reply_etag(r, "application/json", body, len, etag, headers);
+}
+
+/* Replies from the cache when it holds a fresh answer to key. */
+static int cache_reply(ing_req *r, const char *key)
+{
+    cat_slot *s = cache_slot(key);
+    if (!s)
+        return 0;
+    int hit = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->key && strcmp(s->key, key) == 0 && ons_mono_ms() < s->expires_ms) {
+        reply_body(r, s->body, s->len, s->etag); /* copies the body */
+        hit = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return hit;
+}
+
+static void cache_store(const char *key, const char *body, size_t len, const char *etag)
+{
+    cat_slot *s = cache_slot(key);
+    if (!s)
+        return;
+    char *k = strdup(key), *b = malloc(len + 1);
+    if (!k || !b) {
+        free(k);
+        free(b);
+        return;
+    }
+    memcpy(b, body, len + 1);
+    pthread_mutex_lock(&s->mu);
+    free(s->key);
+    free(s->body);
+    s->key = k;
+    s->body = b;
+    s->len = len;
+    memcpy(s->etag, etag, sizeof s->etag);
+    s->expires_ms = ons_mono_ms() + cache.ttl_ms;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the job ------------------------------------------------------------------------ */
 
 typedef struct catalog_job {
-    char *q_pattern; /* ILIKE pattern, heap, or NULL */
-    char city[101 * 4], category[65 * 4];
-    int has_city, has_category;
-    int64_t from_ms, to_ms, min_price, max_price, limit;
-    int has_from, has_to, has_min, has_max;
-    int64_t cur_us, cur_id; /* cur_id 0: first page */
+    cat_query q;
+    char *key; /* the raw query string, the cache key */
 } catalog_job;
 
 static void catalog_job_free(void *p)
 {
     catalog_job *j = p;
-    if (j)
-        free(j->q_pattern);
+    if (!j)
+        return;
+    cat_query_clear(&j->q);
+    free(j->key);
     free(j);
 }
 
-/* ---- query-string helpers ----------------------------------------------------------- */
-
-static int hexval(int c)
+static PGresult *run(ing_worker *w, const cat_query *q, cat_match mode, int rank_window)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* URL-decodes s[0..n) ('+' is a space) into out (cap bytes). Returns the
- * decoded length, or -1 on a bad escape, an embedded NUL or overflow. */
-static long url_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (n - i < 3)
-                return -1;
-            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
-            if (h < 0 || l < 0)
-                return -1;
-            c = h * 16 + l;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= cap)
-            return -1;
-        out[o++] = (char)c;
+    cat_sql *s = malloc(sizeof *s);
+    if (!s || cat_build(q, mode, rank_window, s)) {
+        free(s);
+        return NULL;
     }
-    out[o] = '\0';
-    return (long)o;
+    PGresult *res = ing_worker_query(w, s->sql, s->n, s->params);
+    free(s);
+    return res;
 }
 
-/* Valid UTF-8 without control characters; *chars gets the code points. */
-static int utf8_text_ok(const char *s, size_t *chars)
+static int tuples_ok(PGresult *res)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = 0;
-    while (*p) {
-        unsigned c = *p;
-        int extra;
-        unsigned cp;
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
-                return 0;
-            extra = 0;
-            cp = c;
-        } else if ((c & 0xe0) == 0xc0) {
-            extra = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            extra = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        p++;
-        for (int k = 0; k < extra; k++, p++) {
-            if ((*p & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (*p & 0x3f);
-        }
-        static const unsigned min_cp[] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-            (cp >= 0x80 && cp < 0xa0))
-            return 0;
-        n++;
-    }
-    *chars = n;
-    return 1;
+    return res && PQresultStatus(res) == PGRES_TUPLES_OK;
 }
 
-/* A non-negative decimal without sign, leading zeros or overflow. */
-static int parse_u63(const char *s, int64_t *out)
+/* The catalog's settings of a job thread's session, applied once per
+ * connection: no JIT (a catalog query runs in about a millisecond; compiling
+ * it would cost tens), and the trigram similarity pg_trgm's <% requires. */
+static _Thread_local PGconn *configured;
+static _Thread_local int configured_pid; /* a reconnect may reuse the address */
+
+static int configure_session(ing_worker *w, const ing_opts *o)
 {
-    if (!s[0] || (s[0] == '0' && s[1]))
+    PGconn *c = ing_worker_pg(w);
+    if (!c)
         return -1;
-    for (const char *c = s; *c; c++)
-        if (*c < '0' || *c > '9')
-            return -1;
-    errno = 0;
-    long long v = strtoll(s, NULL, 10);
-    if (errno)
+    if (c == configured && PQbackendPID(c) == configured_pid)
+        return 0;
+    char thr[16];
+    snprintf(thr, sizeof thr, "%.2f", (double)o->catalog_fuzzy_threshold_pct / 100.0);
+    const char *p[] = {thr};
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT set_config('jit', 'off', false), "
+                                     "set_config('pg_trgm.word_similarity_threshold', $1, false)",
+                                     1, p);
+    int ok = tuples_ok(res);
+    PQclear(res);
+    if (!ok)
         return -1;
-    *out = v;
+    configured = c;
+    configured_pid = PQbackendPID(c);
     return 0;
 }
 
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void b64url_encode(const unsigned char *in, size_t n, char *out)
+/* Sequential scans of events are off while a catalog statement is planned:
+ * every shape has an index, and with a LIMIT the planner may otherwise pick
+ * a scan that stops "early" (a relevance window over a frequent word, 1.7%
+ * of a million rows, read 2,270 pages sequentially instead of 500 through
+ * the GIN index). Not a session default: other routes share the connection. */
+static int seqscan(ing_worker *w, int on)
 {
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63];
-        out[o++] = B64URL[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63];
-    }
-    out[o] = '\0';
+    const char *p[] = {on ? "on" : "off"};
+    PGresult *res = ing_worker_query(w, "SELECT set_config('enable_seqscan', $1, false)", 1, p);
+    int ok = tuples_ok(res);
+    PQclear(res);
+    return ok ? 0 : -1;
 }
-
-/* The instants a cursor may carry: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z,
- * in microseconds since the Unix epoch. */
-#define CURSOR_MIN_US INT64_C(-62135596800000000)
-#define CURSOR_MAX_US INT64_C(253402300799999999)
-
-/* The page cursor of (us, id): base64url, no padding, into out[64]. */
-static void cursor_encode(int64_t us, int64_t id, char out[64])
-{
-    char plain[48];
-    int n = snprintf(plain, sizeof plain, "%" PRId64 ":%" PRId64, us, id);
-    b64url_encode((const unsigned char *)plain, (size_t)n, out);
-}
-
-/* Inverse of cursor_encode; only its exact output is accepted. */
-static int cursor_decode(const char *s, int64_t *us, int64_t *id)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 60)
-        return -1;
-    unsigned char plain[48];
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *p = strchr(B64URL, s[i]);
-        if (!s[i] || !p)
-            return -1;
-        acc = (acc << 6) | (unsigned)(p - B64URL);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= sizeof plain)
-                return -1;
-            plain[o++] = (unsigned char)(acc >> bits & 0xff);
-        }
-    }
-    plain[o] = '\0';
-    const char *colon = strchr((const char *)plain, ':');
-    if (!colon || memchr(plain, '\0', o))
-        return -1;
-    char a[32], b[32];
-    size_t alen = (size_t)(colon - (const char *)plain);
-    if (alen == 0 || alen >= sizeof a || strlen(colon + 1) >= sizeof b)
-        return -1;
-    memcpy(a, plain, alen);
-    a[alen] = '\0';
-    snprintf(b, sizeof b, "%s", colon + 1);
-    int64_t mag;
-    int neg = a[0] == '-';
-    if (parse_u63(a + neg, &mag) || parse_u63(b, id) || *id <= 0 || (neg && mag == 0))
-        return -1;
-    *us = neg ? -mag : mag;
-    /* Our cursors carry an event's starts_at: refuse instants outside
-     * RFC 3339's years 0001..9999, which PostgreSQL's timestamp arithmetic
-     * would reject (a 503) instead of the 400 a forged cursor deserves. */
-    if (*us < CURSOR_MIN_US || *us > CURSOR_MAX_US)
-        return -1;
-    char again[64];
-    cursor_encode(*us, *id, again);
-    return strcmp(again, s) == 0 ? 0 : -1;
-}
-
-/* ---- the job ------------------------------------------------------------------------ */
 
 static void catalog_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     catalog_job *j = r->job;
-    char from[24], to[24], minp[24], maxp[24], cus[24], cid[24], lim[24];
-    snprintf(from, sizeof from, "%" PRId64, j->from_ms);
-    snprintf(to, sizeof to, "%" PRId64, j->to_ms);
-    snprintf(minp, sizeof minp, "%" PRId64, j->min_price);
-    snprintf(maxp, sizeof maxp, "%" PRId64, j->max_price);
-    snprintf(cus, sizeof cus, "%" PRId64, j->cur_us);
-    snprintf(cid, sizeof cid, "%" PRId64, j->cur_id);
-    snprintf(lim, sizeof lim, "%" PRId64, j->limit + 1);
-    const char *p[] = {j->q_pattern,
-                       j->has_city ? j->city : NULL,
-                       j->has_category ? j->category : NULL,
-                       j->has_from ? from : NULL,
-                       j->has_to ? to : NULL,
-                       j->has_min ? minp : NULL,
-                       j->has_max ? maxp : NULL,
-                       j->cur_id ? cus : NULL,
-                       j->cur_id ? cid : NULL,
-                       lim};
-    PGresult *res = ing_read_query(
-        w,
-        "SELECT e.event_id, e.name, e.category, "
-        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "  v.name, v.city, coalesce(pr.min_cents, 0), coalesce(pr.max_cents, 0), "
-        "  CASE WHEN e.status = 'scheduled' AND e.onsale_at <= now() THEN 'on_sale' "
-        "       ELSE e.status END, "
-        "  (extract(epoch FROM e.starts_at) * 1000000)::bigint "
-        "FROM events e JOIN venues v ON v.venue_id = e.venue_id "
-        "LEFT JOIN LATERAL (SELECT min(pt.price_cents) AS min_cents, "
-        "                          max(pt.price_cents) AS max_cents "
-        "                   FROM price_tiers pt WHERE pt.event_id = e.event_id) pr ON true "
-        "WHERE ($1::text IS NULL OR e.name ILIKE $1 OR e.description ILIKE $1 "
-        "       OR e.category ILIKE $1 OR v.name ILIKE $1) "
-        "  AND ($2::text IS NULL OR lower(v.city) = lower($2)) "
-        "  AND ($3::text IS NULL OR e.category = $3) "
-        "  AND ($4::bigint IS NULL OR "
-        "       e.starts_at >= timestamptz 'epoch' + $4::bigint * interval '1 millisecond') "
-        "  AND ($5::bigint IS NULL OR "
-        "       e.starts_at < timestamptz 'epoch' + $5::bigint * interval '1 millisecond') "
-        "  AND ($6::bigint IS NULL OR pr.max_cents >= $6) "
-        "  AND ($7::bigint IS NULL OR pr.min_cents <= $7) "
-        "  AND ($9::bigint IS NULL OR (e.starts_at, e.event_id) > "
-        "       (timestamptz 'epoch' + $8::bigint * interval '1 microsecond', $9::bigint)) "
-        "ORDER BY e.starts_at, e.event_id LIMIT $10",
-        10, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    cat_query *q = &j->q;
+    int window = (int)r->app->o.catalog_rank_window;
+    cat_match mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
+    PGresult *res = NULL;
+    if (configure_session(w, &r->app->o) == 0 && seqscan(w, 0) == 0) {
+        res = run(w, q, mode, window);
+        /* Nothing matched q's words on a first page: try the names by
+         * trigram similarity. */
+        if (mode == CAT_MATCH_TEXT && !q->has_cursor && tuples_ok(res) && PQntuples(res) == 0) {
+            PQclear(res);
+            mode = CAT_MATCH_FUZZY;
+            res = run(w, q, mode, window);
+        }
+        seqscan(w, 1); /* the connection serves other routes too */
+    }
+    if (!tuples_ok(res)) {
         if (res)
             ons_logk(ONS_LOG_WARN, "request_id", r->rid, "catalog: %s", PQresultErrorMessage(res));
         PQclear(res);
@@ -289,197 +238,86 @@ static void catalog_job_run(ing_worker *w, void *arg)
         return;
     }
     int n = PQntuples(res);
-    int more = n > j->limit;
+    int more = n > q->limit;
     if (more)
-        n = (int)j->limit;
+        n = q->limit;
     json_t *arr = json_array();
-    for (int i = 0; arr && i < n; i++)
-        json_array_append_new(
-            arr, json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:s}", "event_id",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "name",
-                           PQgetvalue(res, i, 1), "category", PQgetvalue(res, i, 2), "starts_at",
-                           PQgetvalue(res, i, 3), "venue", "name", PQgetvalue(res, i, 4), "city",
-                           PQgetvalue(res, i, 5), "price_range", "min_cents",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "max_cents",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 7), NULL, 10), "status",
-                           PQgetvalue(res, i, 8)));
+    for (int i = 0; arr && i < n; i++) {
+        json_t *e = json_pack(
+            "{s:I, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:s}", "event_id",
+            (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "name", PQgetvalue(res, i, 1),
+            "category", PQgetvalue(res, i, 2), "starts_at", PQgetvalue(res, i, 3), "venue", "name",
+            PQgetvalue(res, i, 4), "city", PQgetvalue(res, i, 5), "price_range", "min_cents",
+            (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "max_cents",
+            (json_int_t)strtoll(PQgetvalue(res, i, 7), NULL, 10), "status", PQgetvalue(res, i, 8));
+        if (e && !PQgetisnull(res, i, 11))
+            json_object_set_new(
+                e, "distance_km",
+                json_real((double)(long)(atof(PQgetvalue(res, i, 11)) * 100 + 0.5) / 100.0));
+        json_array_append_new(arr, e);
+    }
     json_t *next = json_null();
     if (more) {
-        char cur[64];
-        cursor_encode(strtoll(PQgetvalue(res, n - 1, 9), NULL, 10),
-                      strtoll(PQgetvalue(res, n - 1, 0), NULL, 10), cur);
+        char cur[96];
+        int key_col = q->sort == CAT_SORT_RELEVANCE ? 10 : q->sort == CAT_SORT_PRICE ? 6 : 9;
+        cat_cursor_encode(q->sort, mode, PQgetvalue(res, n - 1, key_col),
+                          strtoll(PQgetvalue(res, n - 1, 0), NULL, 10), cur);
         json_decref(next);
         next = json_string(cur);
     }
     PQclear(res);
-    ing_reply_json(r, 200, json_pack("{s:o, s:o}", "events", arr, "next_cursor", next));
+    json_t *body = json_pack("{s:o, s:o}", "events", arr, "next_cursor", next);
+    if (body && q->q)
+        json_object_set_new(body, "match", json_string(mode == CAT_MATCH_FUZZY ? "fuzzy" : "text"));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return;
+    }
+    char etag[24];
+    size_t len = strlen(text);
+    make_etag(text, len, etag);
+    cache_store(j->key, text, len, etag);
+    reply_body(r, text, len, etag);
+    free(text);
 }
 
 /* ---- the handler -------------------------------------------------------------------- */
-
-static const char *const PARAMS[] = {"q",         "city",      "category", "from",  "to",
-                                     "min_price", "max_price", "limit",    "cursor"};
-enum { P_Q, P_CITY, P_CATEGORY, P_FROM, P_TO, P_MIN, P_MAX, P_LIMIT, P_CURSOR, P_COUNT };
-
-static void bad(ing_req *r, const char *field, const char *what)
-{
-    ing_reply_error(r, 400, "invalid_field", field, "Parameter '%s' must be %s.", field, what);
-}
-
-/* Text parameter of at most maxchars characters; "" counts as absent. */
-static int text_param(ing_req *r, const char *v, int idx, size_t maxchars, int *present)
-{
-    size_t chars = 0;
-    if (!v || !v[0]) {
-        *present = 0;
-        return 0;
-    }
-    if (!utf8_text_ok(v, &chars) || chars > maxchars) {
-        char what[64];
-        snprintf(what, sizeof what, "text of at most %zu characters", maxchars);
-        bad(r, PARAMS[idx], what);
-        return -1;
-    }
-    *present = 1;
-    return 0;
-}
 
 void ing_route_events_list(ing_req *r)
 {
     nng_http_req *hreq = r->hreq;
     const char *uri = hreq ? nng_http_req_get_uri(hreq) : NULL;
     const char *qs = uri ? strchr(uri, '?') : NULL;
-    char *vals[P_COUNT] = {0};
-    char key[32];
-    catalog_job *j = NULL;
     qs = qs ? qs + 1 : "";
-    if (strlen(qs) > CATALOG_QUERY_MAX) {
-        ing_reply_error(r, 400, "invalid_query", NULL, "The query string is too long.");
+    const ing_opts *o = &r->app->o;
+    cache_ttl_wanted =
+        (int)(o->catalog_cache_ttl_ms < o->catalog_max_age_s * 1000 ? o->catalog_cache_ttl_ms
+                                                                    : o->catalog_max_age_s * 1000);
+    cache_slots_wanted = (size_t)o->catalog_cache_slots;
+    pthread_once(&cache.once, cache_init);
+    if (strlen(qs) <= CAT_QUERY_MAX && cache_reply(r, qs))
         return;
-    }
-    /* Split, decode and place every key=value pair. */
-    for (const char *s = qs; *s;) {
-        size_t len = strcspn(s, "&");
-        const char *eq = memchr(s, '=', len);
-        size_t klen = eq ? (size_t)(eq - s) : len;
-        if (len == 0) {
-            s++;
-            continue;
-        }
-        long kl = url_decode(s, klen, key, sizeof key);
-        int idx = -1;
-        for (int i = 0; kl > 0 && i < P_COUNT; i++)
-            if (strcmp(key, PARAMS[i]) == 0)
-                idx = i;
-        if (idx < 0) {
-            if (kl < 0 || !utf8_text_ok(key, &(size_t){0}))
-                snprintf(key, sizeof key, "?");
-            ing_reply_error(r, 400, "unknown_field", key, "Unknown query parameter '%s'.", key);
-            goto fail;
-        }
-        if (vals[idx]) {
-            ing_reply_error(r, 400, "invalid_field", PARAMS[idx],
-                            "Parameter '%s' is given more than once.", PARAMS[idx]);
-            goto fail;
-        }
-        size_t vlen = eq ? len - klen - 1 : 0;
-        vals[idx] = malloc(vlen + 1);
-        if (!vals[idx]) {
-            r->retry_after = 1;
-            ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-            goto fail;
-        }
-        if (url_decode(eq ? eq + 1 : s + len, vlen, vals[idx], vlen + 1) < 0) {
-            if (idx == P_CURSOR)
-                ing_reply_error(r, 400, "invalid_cursor", "cursor",
-                                "The cursor is not one we issued.");
-            else
-                bad(r, PARAMS[idx], "correctly URL-encoded");
-            goto fail;
-        }
-        s += len;
-    }
-
-    j = calloc(1, sizeof *j);
-    if (!j) {
+    cat_limits lim = {(int)o->catalog_default_limit, (int)o->catalog_max_limit,
+                      (int)o->catalog_max_terms, (double)o->catalog_max_km};
+    catalog_job *j = calloc(1, sizeof *j);
+    cat_error err;
+    if (!j || !(j->key = strdup(qs))) {
+        free(j);
         r->retry_after = 1;
         ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-        goto fail;
+        return;
     }
-    j->limit = CATALOG_DEFAULT_LIMIT;
-    int has_q = 0;
-    if (text_param(r, vals[P_Q], P_Q, 200, &has_q) ||
-        text_param(r, vals[P_CITY], P_CITY, 100, &j->has_city) ||
-        text_param(r, vals[P_CATEGORY], P_CATEGORY, 64, &j->has_category))
-        goto fail;
-    if (j->has_city)
-        snprintf(j->city, sizeof j->city, "%s", vals[P_CITY]);
-    if (j->has_category)
-        snprintf(j->category, sizeof j->category, "%s", vals[P_CATEGORY]);
-    if (has_q) {
-        /* %q% with the pattern characters escaped (ILIKE's escape is '\'). */
-        const char *q = vals[P_Q];
-        char *pat = malloc(2 * strlen(q) + 3), *o = pat;
-        if (!pat) {
+    if (cat_parse(qs, &lim, &j->q, &err)) {
+        if (err.status == 503)
             r->retry_after = 1;
-            ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-            goto fail;
-        }
-        *o++ = '%';
-        for (; *q; q++) {
-            if (*q == '%' || *q == '_' || *q == '\\')
-                *o++ = '\\';
-            *o++ = *q;
-        }
-        *o++ = '%';
-        *o = '\0';
-        j->q_pattern = pat;
+        ing_reply_error(r, err.status, err.code, err.field, "%s", err.message);
+        catalog_job_free(j);
+        return;
     }
-    if (vals[P_FROM]) {
-        if (ing_parse_rfc3339(vals[P_FROM], &j->from_ms)) {
-            bad(r, "from", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
-            goto fail;
-        }
-        j->has_from = 1;
-    }
-    if (vals[P_TO]) {
-        if (ing_parse_rfc3339(vals[P_TO], &j->to_ms)) {
-            bad(r, "to", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
-            goto fail;
-        }
-        j->has_to = 1;
-    }
-    if (vals[P_MIN]) {
-        if (parse_u63(vals[P_MIN], &j->min_price)) {
-            bad(r, "min_price", "a whole number of cents, 0 or more");
-            goto fail;
-        }
-        j->has_min = 1;
-    }
-    if (vals[P_MAX]) {
-        if (parse_u63(vals[P_MAX], &j->max_price)) {
-            bad(r, "max_price", "a whole number of cents, 0 or more");
-            goto fail;
-        }
-        j->has_max = 1;
-    }
-    if (vals[P_LIMIT] &&
-        (parse_u63(vals[P_LIMIT], &j->limit) || j->limit < 1 || j->limit > CATALOG_MAX_LIMIT)) {
-        bad(r, "limit", "1 to 100");
-        goto fail;
-    }
-    if (vals[P_CURSOR] && cursor_decode(vals[P_CURSOR], &j->cur_us, &j->cur_id)) {
-        ing_reply_error(r, 400, "invalid_cursor", "cursor", "The cursor is not one we issued.");
-        goto fail;
-    }
-    for (int i = 0; i < P_COUNT; i++)
-        free(vals[i]);
     r->job = j;
     r->job_free = catalog_job_free;
     ing_req_submit(r, catalog_job_run);
-    return;
-fail:
-    for (int i = 0; i < P_COUNT; i++)
-        free(vals[i]);
-    catalog_job_free(j);
 }

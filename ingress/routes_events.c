@@ -97,7 +97,7 @@ static void db_unavailable(ing_req *r, ing_worker *w)
 /* ---- POST /v1/venues ------------------------------------------------------------------- */
 
 typedef struct venue_job {
-    const char *name, *city, *country;
+    const char *name, *city, *country, *address;
     double lat, lon;
     int has_lat, has_lon;
     size_t n;
@@ -127,18 +127,19 @@ static void venue_create_job(ing_worker *w, void *arg)
         goto out;
     }
     const char *p[] = {
-        owner, j->name, j->city, j->country, j->has_lat ? lat : NULL, j->has_lon ? lon : NULL,
-        cap,   names,   rows,    per};
+        owner, j->name, j->city, j->country, j->has_lat ? lat : NULL, j->has_lon ? lon : NULL, cap,
+        names, rows,    per,     j->address};
     res = ing_worker_query(
         w,
-        "WITH v AS (INSERT INTO venues (owner_id, name, city, country, lat, lon, capacity) "
-        "           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING venue_id), "
+        "WITH v AS (INSERT INTO venues (owner_id, name, city, country, lat, lon, capacity, "
+        "                               address) "
+        "           VALUES ($1, $2, $3, $4, $5, $6, $7, $11) RETURNING venue_id), "
         "s AS (INSERT INTO sections (venue_id, name, position, rows, seats_per_row) "
         "      SELECT v.venue_id, t.name, t.ord - 1, t.rows, t.per_row "
         "      FROM v, unnest($8::text[], $9::int[], $10::int[]) WITH ORDINALITY "
         "           AS t(name, rows, per_row, ord) RETURNING 1) "
         "SELECT venue_id, (SELECT count(*) FROM s) FROM v",
-        10, p);
+        11, p);
     if (!res) {
         db_unavailable(r, w);
         goto out;
@@ -160,8 +161,8 @@ out:
 
 void ing_route_venue_create(ing_req *r)
 {
-    static const char *const allowed[] = {"name", "city",     "country", "lat",
-                                          "lon",  "sections", NULL};
+    static const char *const allowed[] = {"name", "city", "country",  "address",
+                                          "lat",  "lon",  "sections", NULL};
     static const char *const sec_allowed[] = {"name", "rows", "seats_per_row", NULL};
     venue_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -176,10 +177,18 @@ void ing_route_venue_create(ing_req *r)
         ing_json_str(r, r->body, "name", 1, 1, 200, &j->name) ||
         ing_json_str(r, r->body, "city", 1, 1, 100, &j->city) ||
         ing_json_str(r, r->body, "country", 1, 2, 100, &j->country) ||
+        ing_json_str(r, r->body, "address", 0, 1, 300, &j->address) ||
         ing_json_num(r, r->body, "lat", -90, 90, &j->lat, &j->has_lat) ||
         ing_json_num(r, r->body, "lon", -180, 180, &j->lon, &j->has_lon) ||
         ing_json_objects(r, r->body, "sections", MAX_SECTIONS, &secs))
         return;
+    /* A position is both coordinates (the catalog's distance filter). */
+    if (j->has_lat != j->has_lon) {
+        const char *missing = j->has_lat ? "lon" : "lat";
+        ing_reply_error(r, 400, "invalid_field", missing,
+                        "Fields 'lat' and 'lon' go together ('%s' is missing).", missing);
+        return;
+    }
     j->n = json_array_size(secs);
     for (size_t i = 0; i < j->n; i++) {
         json_t *s = json_array_get(secs, i);
@@ -573,4 +582,234 @@ void ing_route_event_cancel(ing_req *r)
 {
     if (new_event_ref(r, "cancelled"))
         ing_req_submit(r, status_change_job);
+}
+
+/* ---- PATCH /v1/events/{id} ----------------------------------------------------------------------
+ *
+ * Who writes what (docs/api.md "Sellers", docs/tickets.md "Editing an
+ * event"): name, description and category live only in PostgreSQL (the
+ * partition owner never reads them), so ingress writes them at any time
+ * until the event is cancelled or ended; GET /v1/events/{id} shows them
+ * within event_view.ttl_ms. Tier prices and starts_at are also held in the
+ * owner's memory once it loads the event (prices decide allocation and
+ * totals, starts_at the end of the sale and the refund cut-off), and the
+ * owner is their one writer from then on. So ingress changes them only
+ * while the sale has not opened (status scheduled, onsale_at ahead) AND the
+ * owner has never loaded the event (events.owner_loaded_at NULL, which the
+ * owner sets with an UPDATE when it loads: that UPDATE and this transaction
+ * serialise on the event row, so the owner loads either the old prices and
+ * then nothing changes them, or the new ones). Otherwise they answer 409
+ * prices_locked / starts_at_locked. */
+
+typedef struct event_patch {
+    int64_t event_id;
+    const char *name, *description, *category; /* NULL: unchanged */
+    int64_t starts_at_ms;                      /* 0: unchanged */
+    size_t ntiers;
+    const char *tier_sections[MAX_TIERS];
+    int64_t tier_prices[MAX_TIERS];
+} event_patch;
+
+/* The transaction of an edit; replies in every case. */
+static void event_update_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    event_patch *j = r->job;
+    char ev[24], grace[24], starts[32];
+    char *names = NULL, *prices = NULL;
+    PGresult *res = NULL;
+    snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
+    snprintf(grace, sizeof grace, "%lld", r->app->o.events_end_grace_s);
+    snprintf(starts, sizeof starts, "%.3f", (double)j->starts_at_ms / 1000.0);
+    if (exec(w, "BEGIN")) {
+        db_unavailable(r, w);
+        return;
+    }
+    const char *lp[] = {ev, grace};
+    res = ing_worker_query(
+        w,
+        "SELECT seller_id, CASE WHEN status NOT IN ('cancelled', 'ended') AND "
+        "  now() >= starts_at + make_interval(secs => $2::bigint) THEN 'ended' ELSE status END, "
+        "  status = 'scheduled' AND onsale_at > now() AND owner_loaded_at IS NULL, "
+        "  (extract(epoch FROM onsale_at) * 1000)::bigint "
+        "FROM events WHERE event_id = $1 FOR UPDATE",
+        2, lp);
+    if (!ok(res))
+        goto db_fail;
+    if (PQntuples(res) == 0) {
+        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        goto rollback;
+    }
+    int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    char status[16];
+    snprintf(status, sizeof status, "%s", PQgetvalue(res, 0, 1));
+    int before_sale = PQgetvalue(res, 0, 2)[0] == 't';
+    int64_t onsale_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    PQclear(res);
+    res = NULL;
+    if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
+        ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
+        goto rollback;
+    }
+    if (!strcmp(status, "cancelled") || !strcmp(status, "ended")) {
+        ing_reply_error(r, 409, "sale_closed", NULL, "This event is %s; it can no longer change.",
+                        status);
+        goto rollback;
+    }
+    if (j->ntiers > 0 && !before_sale) {
+        ing_reply_error(r, 409, "prices_locked", "tiers",
+                        "Prices can change only before the sale opens (this event is %s and "
+                        "its sale is under way or about to be).",
+                        status);
+        goto rollback;
+    }
+    if (j->starts_at_ms > 0 && !before_sale) {
+        ing_reply_error(r, 409, "starts_at_locked", "starts_at",
+                        "The show's time can change only before the sale opens: fans bought "
+                        "tickets for it and refunds are timed from it.");
+        goto rollback;
+    }
+    if (j->starts_at_ms > 0 && j->starts_at_ms <= onsale_ms) {
+        ing_reply_error(r, 400, "invalid_field", "starts_at",
+                        "Field 'starts_at' must be after the sale opens (onsale_at).");
+        goto rollback;
+    }
+    const char *up[] = {ev, j->name, j->description, j->category,
+                        j->starts_at_ms > 0 ? starts : NULL};
+    res = ing_worker_query(w,
+                           "UPDATE events SET name = coalesce($2, name), "
+                           "description = coalesce($3, description), "
+                           "category = coalesce($4, category), "
+                           "starts_at = coalesce(to_timestamp($5::double precision), starts_at) "
+                           "WHERE event_id = $1",
+                           5, up);
+    if (!ok(res))
+        goto db_fail;
+    PQclear(res);
+    res = NULL;
+    if (j->ntiers > 0) {
+        names = text_array(j->tier_sections, j->ntiers);
+        prices = int_array(j->tier_prices, j->ntiers);
+        if (!names || !prices)
+            goto db_fail;
+        const char *tp[] = {ev, names, prices};
+        res = ing_worker_query(w,
+                               "UPDATE price_tiers pt SET price_cents = t.price "
+                               "FROM unnest($2::text[], $3::bigint[]) AS t(name, price), "
+                               "sections s WHERE pt.event_id = $1 AND s.section_id = pt.section_id "
+                               "AND s.name = t.name",
+                               3, tp);
+        if (!ok(res))
+            goto db_fail;
+        if ((size_t)atoll(PQcmdTuples(res)) != j->ntiers) {
+            ing_reply_error(r, 400, "invalid_field", "tiers",
+                            "Every tier must name a priced section of the event.");
+            goto rollback;
+        }
+        PQclear(res);
+        res = NULL;
+        /* Seats carry their price (the owner loads it from them). */
+        const char *sp[] = {ev};
+        res = ing_worker_query(w,
+                               "UPDATE seats st SET price_cents = pt.price_cents "
+                               "FROM price_tiers pt WHERE st.event_id = $1 AND pt.event_id = $1 "
+                               "AND pt.section_id = st.section_id "
+                               "AND st.price_cents <> pt.price_cents",
+                               1, sp);
+        if (!ok(res))
+            goto db_fail;
+        PQclear(res);
+        res = NULL;
+    }
+    const char *rp[] = {ev};
+    res = ing_worker_query(
+        w,
+        "SELECT json_build_object('event_id', e.event_id, 'name', e.name, 'category', "
+        "e.category, 'description', e.description, 'starts_at', "
+        "to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'status', "
+        "e.status, 'tiers', (SELECT json_agg(json_build_object('section', s.name, 'price_cents', "
+        "pt.price_cents) ORDER BY s.position) FROM price_tiers pt JOIN sections s USING "
+        "(section_id) WHERE pt.event_id = e.event_id))::text FROM events e WHERE e.event_id = $1",
+        1, rp);
+    if (!ok(res) || PQntuples(res) != 1)
+        goto db_fail;
+    if (exec(w, "COMMIT"))
+        goto db_fail;
+    ing_reply_raw(r, 200, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    free(names);
+    free(prices);
+    return;
+db_fail:
+    if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
+        ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event update: %s", PQresultErrorMessage(res));
+    if (!res) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+    } else {
+        ing_reply_error(r, 500, "internal", NULL, "The event could not be updated.");
+    }
+rollback:
+    PQclear(res);
+    exec(w, "ROLLBACK");
+    free(names);
+    free(prices);
+}
+
+void ing_route_event_update(ing_req *r)
+{
+    static const char *const allowed[] = {"name",      "category", "description",
+                                          "starts_at", "tiers",    NULL};
+    static const char *const tier_allowed[] = {"section", "price_cents", NULL};
+    int64_t id;
+    if (ing_path_id(r, r->params[0], &id))
+        return;
+    event_patch *j = calloc(1, sizeof *j);
+    if (!j) {
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return;
+    }
+    r->job = j;
+    r->job_free = free;
+    j->event_id = id;
+    json_t *tiers = NULL;
+    if (ing_json_only(r, r->body, allowed) ||
+        ing_json_str(r, r->body, "name", 0, 1, 200, &j->name) ||
+        ing_json_str(r, r->body, "category", 0, 1, 64, &j->category) ||
+        ing_json_str(r, r->body, "description", 0, 0, 4000, &j->description) ||
+        ing_json_time(r, r->body, "starts_at", 0, &j->starts_at_ms))
+        return;
+    if (json_object_size(r->body) == 0) {
+        ing_reply_error(r, 400, "missing_field", NULL,
+                        "Name at least one field to change (name, category, description, "
+                        "starts_at, tiers).");
+        return;
+    }
+    if (json_object_get(r->body, "starts_at") && j->starts_at_ms <= ing_now_ms()) {
+        ing_reply_error(r, 400, "invalid_field", "starts_at",
+                        "Field 'starts_at' must be in the future.");
+        return;
+    }
+    if (json_object_get(r->body, "tiers")) {
+        if (ing_json_objects(r, r->body, "tiers", MAX_TIERS, &tiers))
+            return;
+        j->ntiers = json_array_size(tiers);
+    }
+    for (size_t i = 0; i < j->ntiers; i++) {
+        json_t *t = json_array_get(tiers, i);
+        if (ing_json_only(r, t, tier_allowed) ||
+            ing_json_str(r, t, "section", 1, 1, 64, &j->tier_sections[i]) ||
+            ing_json_int(r, t, "price_cents", 1, 0, INT64_C(10000000000), &j->tier_prices[i]))
+            return;
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(j->tier_sections[k], j->tier_sections[i]) == 0) {
+                ing_reply_error(r, 400, "invalid_field", "tiers",
+                                "Each section may be priced once ('%s' repeats).",
+                                j->tier_sections[i]);
+                return;
+            }
+        }
+    }
+    ing_req_submit(r, event_update_job);
 }

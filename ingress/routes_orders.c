@@ -82,7 +82,7 @@ static void checkout_delivered(ing_worker *w, void *arg)
                        "The queue could not take the checkout; nothing was queued.");
         return;
     }
-    int64_t seq = q_seq_make(r->produced_partition, r->produced_offset);
+    int64_t seq = q_seq_make_lane(r->produced_partition, r->produced_offset, 1); /* control */
     char oid[Q_ID_LEN + 1], url[64];
     if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
         ing_idem_error(r, w, 500, "internal", NULL, "Could not name the order.");

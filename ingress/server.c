@@ -14,8 +14,8 @@
 #include <time.h>
 
 /* Statuses with their own metric series; anything else counts as "other". */
-static const int tracked_status[] = {200, 201, 202, 204, 400, 401, 403, 404,
-                                     405, 409, 413, 415, 422, 429, 500, 503};
+static const int tracked_status[] = {200, 201, 202, 204, 400, 401, 403, 404, 405,
+                                     408, 409, 411, 413, 415, 422, 429, 500, 503};
 #define NSTATUS (sizeof tracked_status / sizeof *tracked_status + 1)
 
 typedef struct route_stats {
@@ -29,6 +29,8 @@ struct ing_server {
     ons_httpd_live live; /* deferred requests whose aio is not finished */
     route_stats *stats;  /* [ing_route_count + 1]; the last is "unmatched" */
     ons_httpd_rid rid;
+    atomic_int body_reads; /* body reads whose callback has not finished */
+    int gated;
 };
 
 int64_t ing_now_ms(void)
@@ -90,6 +92,8 @@ static void req_free(ing_req *r)
         r->job_free(r->job);
     json_decref(r->body);
     free(r->raw);
+    if (r->body_aio)
+        nng_aio_reap(r->body_aio); /* may be running its own callback */
     free(r);
 }
 
@@ -127,6 +131,10 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
     }
     h[n++] = "Cache-Control";
     h[n++] = cache;
+    if (r->close) {
+        h[n++] = "Connection";
+        h[n++] = "close";
+    }
     if (r->retry_after > 0) {
         snprintf(ra, sizeof ra, "%d", r->retry_after);
         h[n++] = "Retry-After";
@@ -216,7 +224,8 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 
 /* ---- routing -------------------------------------------------------------------- */
 
-/* Everything before the route handler: see server.h for the order. */
+/* Everything before the route handler after the body arrived: see
+ * server.h for the order. */
 static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
 {
     ing_app *app = s->app;
@@ -277,24 +286,12 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     }
 
     if (route->body) {
-        void *data = NULL;
-        size_t len = 0;
         ons_httpd_err e;
-        if (ons_httpd_body_check(hreq, app->o.http_max_body, 0, &data, &len, &e)) {
+        if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)) {
             ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
             return;
         }
-        r->raw = malloc(len + 1);
-        if (!r->raw) {
-            r->retry_after = 1;
-            ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-            return;
-        }
-        if (len)
-            memcpy(r->raw, data, len);
-        r->raw[len] = '\0';
-        r->raw_len = len;
-        if (ons_httpd_body_parse(r->raw, len, &r->body, &e)) {
+        if (ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
             ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
             return;
         }
@@ -302,10 +299,35 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     route->handler(r);
 }
 
+/* The body arrived (or did not: timeout, the client left, the server
+ * stops). Runs on an nng thread. */
+static void on_body(void *arg)
+{
+    ing_req *r = arg;
+    ing_server *s = r->srv;
+    int rv = nng_aio_result(r->body_aio);
+    if (rv == 0 && nng_aio_count(r->body_aio) == r->raw_len) {
+        r->raw[r->raw_len] = '\0';
+        dispatch(s, r, r->hreq);
+    } else {
+        /* Timed out or the connection went away: nng has closed it, so
+         * this reply is only counted (as 408), never delivered. */
+        r->close = 1;
+        ing_reply_error(r, 408, "request_timeout", NULL, "The body did not arrive within %lld ms.",
+                        s->app->o.http_body_timeout_ms);
+    }
+    atomic_fetch_sub(&s->body_reads, 1);
+}
+
+/* Called by nng with the request head only (no body read yet): checks the
+ * framing, then reads a declared body of at most http.max_body bytes
+ * with a deadline, then dispatches. A body is never read before its
+ * length is known to fit. */
 static void on_http(nng_aio *aio)
 {
     nng_http_req *hreq = nng_aio_get_input(aio, 0);
     nng_http_handler *h = nng_aio_get_input(aio, 1);
+    nng_http_conn *conn = nng_aio_get_input(aio, 2);
     ing_server *s = nng_http_handler_get_data(h);
     ing_req *r = calloc(1, sizeof *r);
     if (!r) {
@@ -316,8 +338,37 @@ static void on_http(nng_aio *aio)
     r->srv = s;
     r->app = s->app;
     r->pend.aio = aio;
+    r->hreq = hreq;
     ons_httpd_rid_next(&s->rid, "", r->rid, sizeof r->rid);
-    dispatch(s, r, hreq);
+    snprintf(r->method, sizeof r->method, "%s", nng_http_req_get_method(hreq));
+
+    size_t len = 0;
+    ons_httpd_err e;
+    if (ons_httpd_framing(hreq, s->app->o.http_max_body, &len, &e)) {
+        r->close = 1;
+        ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+        return;
+    }
+    if (len == 0) {
+        dispatch(s, r, hreq);
+        return;
+    }
+    r->raw = malloc(len + 1);
+    r->raw_len = len;
+    if (!r->raw || nng_aio_alloc(&r->body_aio, on_body, r) != 0) {
+        r->close = 1;
+        r->retry_after = 1;
+        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        return;
+    }
+    nng_iov iov = {.iov_buf = r->raw, .iov_len = len};
+    nng_aio_set_iov(r->body_aio, 1, &iov);
+    nng_aio_set_timeout(r->body_aio, (nng_duration)s->app->o.http_body_timeout_ms);
+    /* From here nng may cancel the request (the client leaves, the server
+     * stops); on_body then still runs once and its reply is dropped. */
+    ons_httpd_live_add(&s->live, &r->pend);
+    atomic_fetch_add(&s->body_reads, 1);
+    nng_http_conn_read_all(conn, r->body_aio);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -335,11 +386,36 @@ int ing_server_start(ing_app *app, ing_server **out)
         ing_server_free(s);
         return ONS_ENOMEM;
     }
-    int rc = ons_httpd_listen(app->o.http_bind, app->o.http_port, app->o.http_body_read_limit,
-                              on_http, s, &s->http);
+    atomic_init(&s->body_reads, 0);
+    int rc = ons_httpd_listen(app->o.http_bind, app->o.http_port, 0, on_http, s, &s->http);
     if (rc) {
         ing_server_free(s);
         return rc;
+    }
+    ons_httpd_gate_opts g = {
+        .max_connections = app->o.http_max_connections,
+        .reserved_fds = app->o.http_reserved_fds,
+        .max_request_line = app->o.http_max_request_line,
+        .max_head = app->o.http_max_head,
+        .header_timeout_ms = app->o.http_header_timeout_ms,
+        .idle_timeout_ms = app->o.http_idle_timeout_ms,
+        .crowded_timeout_ms = app->o.http_crowded_timeout_ms,
+        .refused = ons_metrics_counter(app->metrics, "onsale_ingress_connections_refused_total",
+                                       "Clients refused at accept: connection cap or reserve.", ""),
+        .timed_out =
+            ons_metrics_counter(app->metrics, "onsale_ingress_connections_timed_out_total",
+                                "Connections closed for silence (header or idle timeout).", ""),
+        .bad_heads =
+            ons_metrics_counter(app->metrics, "onsale_ingress_bad_heads_total",
+                                "Request heads refused before parsing (414, 431, '%' path).", ""),
+    };
+    if (app->o.http_gate) {
+        rc = ons_httpd_gate_start(&g, (int)app->o.http_port);
+        if (rc) {
+            ing_server_free(s);
+            return rc;
+        }
+        s->gated = 1;
     }
     *out = s;
     return 0;
@@ -347,8 +423,18 @@ int ing_server_start(ing_app *app, ing_server **out)
 
 void ing_server_stop(ing_server *s)
 {
-    if (s)
-        ons_httpd_close(&s->http);
+    if (!s)
+        return;
+    ons_httpd_close(&s->http);
+    /* Closing the connections aborted the body reads; their callbacks
+     * still touch s, so wait for them (bounded: they are already queued). */
+    for (int i = 0; i < 5000 && atomic_load(&s->body_reads) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (s->gated)
+        ons_httpd_gate_stop();
+    s->gated = 0;
 }
 
 void ing_server_free(ing_server *s)

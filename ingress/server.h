@@ -11,11 +11,20 @@
  * and frees the request. Each request is replied to exactly once; after
  * ing_reply_*() returns, the request is freed and must not be touched.
  *
- * Before calling a route handler the server has checked, in this order: the
- * route exists (404) and allows the method (405), the bearer token (401) and
- * role (403), and for routes with a body the Content-Type (415), the size
- * (413) and that the body is a JSON object (400 invalid_json). Path
- * parameters are validated by the handler (400 invalid_id).
+ * Before calling a route handler the server has checked, in this order:
+ * - before nng parses the head (the accept gate, common/httpd.h): the
+ *   request line fits http.max_request_line (414), the head fits
+ *   http.max_head (431), the path holds no '%' (400 invalid_path);
+ * - with the head only, before any body byte is read: no
+ *   Transfer-Encoding (411), a decimal Content-Length (400
+ *   invalid_content_length) of at most http.max_body (413); these replies
+ *   close the connection. A declared body is then read, within
+ *   http.body_timeout_ms (else nng closes the connection);
+ * - the route exists (404) and allows the method (405), the bearer token
+ *   (401) and role (403), and for routes with a body the Content-Type
+ *   (415), the size (413) and that the body is a JSON object (400
+ *   invalid_json). Path parameters are validated by the handler (400
+ *   invalid_id). A body sent to a route without one is read and ignored.
  */
 #ifndef ONSALE_INGRESS_SERVER_H
 #define ONSALE_INGRESS_SERVER_H
@@ -78,6 +87,8 @@ struct ing_req {
     int64_t t0_ns;
     struct ing_server *srv;
     ons_httpd_pending pend; /* the nng aio and its place on the live list */
+    nng_aio *body_aio;      /* reads the body, when one was declared */
+    int close;              /* reply with Connection: close (body not read) */
 };
 
 /* Starts listening on http.bind:http.port. *out is owned by the caller

@@ -1,7 +1,9 @@
 /* consumer.c - librdkafka consumer-group member; see consumer.h. */
 #include "queue/consumer.h"
 #include "common/err.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "queue/msg.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -9,11 +11,16 @@
 #include <string.h>
 
 struct q_consumer {
-    rd_kafka_t *rk;
-    char *topic;
+    rd_kafka_t *rk;  /* the group member: the intents topic */
+    rd_kafka_t *ctl; /* assign-only: the control topic; NULL without one */
+    char *topic, *ctl_topic;
     q_consumer_opts o;
     int closed;
 };
+
+/* How long q_consumer_poll waits on the intents lane before it looks at the
+ * control lane again (the control lane's added latency when idle). */
+#define CTL_SLICE_MS 5
 
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
@@ -41,6 +48,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
              NULL, NULL, "librdkafka %s: %s", fac, buf);
 }
 
+static int pause_lane(q_consumer *c, int lane, int32_t partition);
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -48,38 +57,98 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     size_t n = (size_t)parts->cnt;
     int32_t *ids = calloc(n + 1, sizeof *ids);
     int64_t *start = calloc(n + 1, sizeof *start);
-    if (!ids || !start) {
+    int64_t *cstart = calloc(n + 1, sizeof *cstart);
+    if (!ids || !start || !cstart) {
         /* Cannot tell the owner: give up this assignment; the group retries. */
         ons_log_error("rebalance: out of memory");
         free(ids);
         free(start);
+        free(cstart);
         rd_kafka_assign(rk, NULL);
+        if (c->ctl)
+            rd_kafka_assign(c->ctl, NULL);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         ids[i] = parts->elems[i].partition;
-        start[i] = -1;
+        start[i] = cstart[i] = -1;
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (c->o.on_assign)
-            c->o.on_assign(c->o.arg, ids, start, n);
+            c->o.on_assign(c->o.arg, ids, start, cstart, n);
         for (size_t i = 0; i < n; i++)
             parts->elems[i].offset = start[i] >= 0 ? start[i] : RD_KAFKA_OFFSET_END;
         rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
         if (e)
             ons_log_error("kafka assign: %s", rd_kafka_err2str(e));
-        for (size_t i = 0; i < n; i++)
+        /* The control lane follows: the same partitions, from the owner's
+         * control cursor (eager assignor: a full list each time). */
+        if (c->ctl) {
+            rd_kafka_topic_partition_list_t *cl = rd_kafka_topic_partition_list_new((int)n + 1);
+            for (size_t i = 0; cl && i < n; i++)
+                rd_kafka_topic_partition_list_add(cl, c->ctl_topic, ids[i])->offset =
+                    cstart[i] >= 0 ? cstart[i] : RD_KAFKA_OFFSET_END;
+            e = cl ? rd_kafka_assign(c->ctl, cl) : RD_KAFKA_RESP_ERR__FAIL;
+            if (e)
+                ons_log_error("kafka assign (control lane): %s", rd_kafka_err2str(e));
+            if (cl)
+                rd_kafka_topic_partition_list_destroy(cl);
+        }
+        for (size_t i = 0; i < n; i++) {
             if (start[i] < 0)
-                q_consumer_pause(c, ids[i]);
+                pause_lane(c, Q_TOPIC_INTENTS, ids[i]);
+            if (cstart[i] < 0)
+                pause_lane(c, Q_TOPIC_CONTROL, ids[i]);
+        }
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             ons_log_warn("kafka rebalance error: %s", rd_kafka_err2str(err));
         if (c->o.on_revoke)
             c->o.on_revoke(c->o.arg, ids, n);
         rd_kafka_assign(rk, NULL);
+        if (c->ctl)
+            rd_kafka_assign(c->ctl, NULL);
     }
     free(ids);
     free(start);
+    free(cstart);
+}
+
+/* The control lane's assign-only instance: partitions are assigned by
+ * rebalance_cb as the group member's change. Its group id is only where
+ * its advisory commits go (nobody joins it). */
+static int new_control(q_consumer *c, const q_consumer_opts *o)
+{
+    char err[512], group[300], cid[300];
+    snprintf(group, sizeof group, "%s.control", o->group);
+    snprintf(cid, sizeof cid, "%s.control", o->client_id ? o->client_id : "onsale");
+    c->ctl_topic = strdup(o->control_topic);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!c->ctl_topic || !conf) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        return ONS_ENOMEM;
+    }
+    if (conf_set(conf, "bootstrap.servers", o->brokers) || conf_set(conf, "group.id", group) ||
+        conf_set(conf, "client.id", cid) || conf_set(conf, "enable.auto.commit", "false") ||
+        conf_set(conf, "enable.auto.offset.store", "false") ||
+        conf_set(conf, "auto.offset.reset", "earliest") ||
+        conf_set(conf, "enable.partition.eof", "false") ||
+        (o->fetch_wait_ms > 0 && conf_set_int(conf, "fetch.wait.max.ms", o->fetch_wait_ms)) ||
+        (o->queued_max_kbytes > 0 &&
+         conf_set_int(conf, "queued.max.messages.kbytes", o->queued_max_kbytes))) {
+        rd_kafka_conf_destroy(conf);
+        return ONS_EINVAL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    c->ctl = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!c->ctl) {
+        rd_kafka_conf_destroy(conf);
+        ons_log_error("kafka consumer (control lane): %s", err);
+        return ONS_EKAFKA;
+    }
+    rd_kafka_poll_set_consumer(c->ctl);
+    return 0;
 }
 
 int q_consumer_new(const q_consumer_opts *o, q_consumer **out)
@@ -138,6 +207,8 @@ int q_consumer_new(const q_consumer_opts *o, q_consumer **out)
         rc = ONS_EKAFKA;
         goto fail;
     }
+    if (o->control_topic && (rc = new_control(c, o)) != 0)
+        goto fail;
     *out = c;
     return 0;
 fail:
@@ -146,21 +217,15 @@ fail:
     if (c->rk)
         rd_kafka_destroy(c->rk);
     free(c->topic);
+    free(c->ctl_topic);
     free(c);
     return rc;
 }
 
-int q_consumer_poll(q_consumer *c, int timeout_ms, q_record *rec)
+static void fill(q_record *rec, rd_kafka_message_t *m, int lane)
 {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
-    if (!m)
-        return ONS_ETIMEDOUT;
-    if (m->err) {
-        ons_log_warn("kafka consume: %s", rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
-        return ONS_EKAFKA;
-    }
     rd_kafka_timestamp_type_t tt;
+    rec->lane = lane;
     rec->partition = m->partition;
     rec->offset = m->offset;
     rec->timestamp_ms = rd_kafka_message_timestamp(m, &tt);
@@ -169,7 +234,39 @@ int q_consumer_poll(q_consumer *c, int timeout_ms, q_record *rec)
     rec->value = m->payload;
     rec->len = m->len;
     rec->impl = m;
+}
+
+/* One message of rk within timeout_ms: 0, ONS_ETIMEDOUT or ONS_EKAFKA. */
+static int poll_one(rd_kafka_t *rk, int timeout_ms, int lane, q_record *rec)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout_ms);
+    if (!m)
+        return ONS_ETIMEDOUT;
+    if (m->err) {
+        ons_log_warn("kafka consume%s: %s", lane == Q_TOPIC_CONTROL ? " (control lane)" : "",
+                     rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return ONS_EKAFKA;
+    }
+    fill(rec, m, lane);
     return 0;
+}
+
+int q_consumer_poll(q_consumer *c, int timeout_ms, q_record *rec)
+{
+    if (!c->ctl)
+        return poll_one(c->rk, timeout_ms, Q_TOPIC_INTENTS, rec);
+    int64_t deadline = ons_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        int rc = poll_one(c->ctl, 0, Q_TOPIC_CONTROL, rec);
+        if (rc != ONS_ETIMEDOUT)
+            return rc;
+        int64_t left = deadline - ons_mono_ms();
+        int slice = left <= 0 ? 0 : left < CTL_SLICE_MS ? (int)left : CTL_SLICE_MS;
+        rc = poll_one(c->rk, slice, Q_TOPIC_INTENTS, rec);
+        if (rc != ONS_ETIMEDOUT || left <= 0)
+            return rc;
+    }
 }
 
 const char *q_record_header(const q_record *rec, const char *name, char *out, size_t cap)
@@ -196,62 +293,91 @@ void q_record_release(q_record *rec)
     rec->impl = NULL;
 }
 
-static rd_kafka_topic_partition_list_t *one(q_consumer *c, int32_t partition, int64_t offset)
+static rd_kafka_t *lane_rk(q_consumer *c, int lane)
+{
+    return lane == Q_TOPIC_CONTROL ? c->ctl : c->rk;
+}
+
+static rd_kafka_topic_partition_list_t *one(q_consumer *c, int lane, int32_t partition,
+                                            int64_t offset)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     if (l)
-        rd_kafka_topic_partition_list_add(l, c->topic, partition)->offset = offset;
+        rd_kafka_topic_partition_list_add(l, lane == Q_TOPIC_CONTROL ? c->ctl_topic : c->topic,
+                                          partition)
+            ->offset = offset;
     return l;
 }
 
-int q_consumer_seek(q_consumer *c, int32_t partition, int64_t offset)
+int q_consumer_seek(q_consumer *c, int lane, int32_t partition, int64_t offset)
 {
-    rd_kafka_topic_partition_list_t *l = one(c, partition, offset);
+    rd_kafka_t *rk = lane_rk(c, lane);
+    if (!rk)
+        return 0; /* no control lane: nothing to position */
+    rd_kafka_topic_partition_list_t *l = one(c, lane, partition, offset);
     if (!l)
         return ONS_ENOMEM;
     int rc = 0;
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
+    const char *name = lane == Q_TOPIC_CONTROL ? "control " : "";
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, l, 5000);
     if (e) {
-        ons_log_warn("kafka seek %d to %lld: %s", (int)partition, (long long)offset,
+        ons_log_warn("kafka seek %s%d to %lld: %s", name, (int)partition, (long long)offset,
                      rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         rc = ONS_EKAFKA;
     } else if (l->elems[0].err) {
-        ons_log_warn("kafka seek %d to %lld: %s", (int)partition, (long long)offset,
+        ons_log_warn("kafka seek %s%d to %lld: %s", name, (int)partition, (long long)offset,
                      rd_kafka_err2str(l->elems[0].err));
         rc = ONS_EKAFKA;
     }
-    if (rc == 0 && rd_kafka_resume_partitions(c->rk, l) != 0)
+    if (rc == 0 && rd_kafka_resume_partitions(rk, l) != 0)
         rc = ONS_EKAFKA;
     rd_kafka_topic_partition_list_destroy(l);
     return rc;
 }
 
+static int pause_lane(q_consumer *c, int lane, int32_t partition)
+{
+    rd_kafka_t *rk = lane_rk(c, lane);
+    if (!rk)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = one(c, lane, partition, RD_KAFKA_OFFSET_INVALID);
+    if (!l)
+        return ONS_ENOMEM;
+    rd_kafka_resp_err_t e = rd_kafka_pause_partitions(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return e ? ONS_EKAFKA : 0;
+}
+
 int q_consumer_pause(q_consumer *c, int32_t partition)
 {
-    rd_kafka_topic_partition_list_t *l = one(c, partition, RD_KAFKA_OFFSET_INVALID);
-    if (!l)
-        return ONS_ENOMEM;
-    rd_kafka_resp_err_t e = rd_kafka_pause_partitions(c->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    return e ? ONS_EKAFKA : 0;
+    int a = pause_lane(c, Q_TOPIC_INTENTS, partition);
+    int b = pause_lane(c, Q_TOPIC_CONTROL, partition);
+    return a ? a : b;
 }
 
-int q_consumer_commit_async(q_consumer *c, int32_t partition, int64_t next_offset)
+int q_consumer_commit_async(q_consumer *c, int lane, int32_t partition, int64_t next_offset)
 {
-    rd_kafka_topic_partition_list_t *l = one(c, partition, next_offset);
+    rd_kafka_t *rk = lane_rk(c, lane);
+    if (!rk)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = one(c, lane, partition, next_offset);
     if (!l)
         return ONS_ENOMEM;
-    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 1);
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 1);
     rd_kafka_topic_partition_list_destroy(l);
     return e ? ONS_EKAFKA : 0;
 }
 
-int q_consumer_high_watermark(q_consumer *c, int32_t partition, int64_t *high)
+int q_consumer_high_watermark(q_consumer *c, int lane, int32_t partition, int64_t *high)
 {
     int64_t low = -1;
     *high = -1;
-    rd_kafka_resp_err_t e = rd_kafka_get_watermark_offsets(c->rk, c->topic, partition, &low, high);
+    rd_kafka_t *rk = lane_rk(c, lane);
+    if (!rk)
+        return ONS_ENOTFOUND;
+    rd_kafka_resp_err_t e = rd_kafka_get_watermark_offsets(
+        rk, lane == Q_TOPIC_CONTROL ? c->ctl_topic : c->topic, partition, &low, high);
     return e || *high < 0 ? ONS_ENOTFOUND : 0;
 }
 
@@ -260,12 +386,17 @@ int q_consumer_close(q_consumer *c)
     if (c->closed)
         return 0;
     c->closed = 1;
+    int rc = 0;
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e) {
         ons_log_warn("kafka consumer close: %s", rd_kafka_err2str(e));
-        return ONS_EKAFKA;
+        rc = ONS_EKAFKA;
     }
-    return 0;
+    if (c->ctl && (e = rd_kafka_consumer_close(c->ctl)) != 0) {
+        ons_log_warn("kafka consumer close (control lane): %s", rd_kafka_err2str(e));
+        rc = ONS_EKAFKA;
+    }
+    return rc;
 }
 
 void q_consumer_free(q_consumer *c)
@@ -274,6 +405,9 @@ void q_consumer_free(q_consumer *c)
         return;
     q_consumer_close(c);
     rd_kafka_destroy(c->rk);
+    if (c->ctl)
+        rd_kafka_destroy(c->ctl);
     free(c->topic);
+    free(c->ctl_topic);
     free(c);
 }

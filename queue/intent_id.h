@@ -21,6 +21,17 @@ static inline int64_t q_seq_make(int32_t partition, int64_t offset)
 {
     return ((int64_t)partition << Q_SEQ_OFFSET_BITS) | offset;
 }
+/* An order made by a checkout on the control topic (docs/pipeline.md "Two
+ * lanes") has this bit set in its offset part, so it never equals an order
+ * id made from the intents topic's offsets; control offsets stay below it. */
+#define Q_SEQ_CONTROL_BIT (INT64_C(1) << 39)
+
+/* The seq of a record at offset of the intents topic (control 0) or of the
+ * control topic (control 1: with Q_SEQ_CONTROL_BIT). */
+static inline int64_t q_seq_make_lane(int32_t partition, int64_t offset, int control)
+{
+    return q_seq_make(partition, control ? (offset | Q_SEQ_CONTROL_BIT) : offset);
+}
 static inline int32_t q_seq_partition(int64_t seq)
 {
     return (int32_t)(seq >> Q_SEQ_OFFSET_BITS);

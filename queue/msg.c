@@ -37,6 +37,13 @@ static int token_valid(const char *s, size_t max)
     return 1;
 }
 
+int q_topic_control_name(const char *intents, const char *configured, char *out, size_t out_len)
+{
+    int n = configured && configured[0] ? snprintf(out, out_len, "%s", configured)
+                                        : snprintf(out, out_len, "%s.control", intents);
+    return n < 0 || (size_t)n >= out_len ? ONS_EINVAL : 0;
+}
+
 const char *q_msg_type_name(enum q_msg_type type)
 {
     return (unsigned)type < Q_MSG_TYPE_COUNT ? type_names[type] : "unknown";

@@ -34,6 +34,26 @@ enum q_msg_type {
         Q_MSG_TYPE_COUNT
 };
 
+/* The two co-partitioned topics (docs/pipeline.md "Two lanes"): joins ride
+ * the intents topic; records that must not wait behind a join backlog
+ * (checkout, payment_result, cancel, ticket) ride the control topic, which
+ * has the same partition count and key, so partition p of both carries the
+ * same events and has one owner. event_status stays with the joins: a sale
+ * status applies to the joins after it in send order and to none before
+ * (test_sale_rules), an order two lanes cannot keep. */
+enum q_topic { Q_TOPIC_INTENTS, Q_TOPIC_CONTROL, Q_TOPIC_COUNT };
+
+/* The topic a record of this type is produced to. */
+static inline enum q_topic q_msg_topic(enum q_msg_type type)
+{
+    return type == Q_MSG_INTENT || type == Q_MSG_EVENT_STATUS ? Q_TOPIC_INTENTS
+                                                              : Q_TOPIC_CONTROL;
+}
+
+/* The control topic's name: `configured` when not empty, else
+ * "<intents>.control". Returns 0 or ONS_EINVAL (does not fit out). */
+int q_topic_control_name(const char *intents, const char *configured, char *out, size_t out_len);
+
 /* What a cancel message withdraws. */
 enum q_cancel_kind { Q_CANCEL_INTENT, Q_CANCEL_RESERVATION };
 

@@ -1,6 +1,7 @@
 /* producer.c - idempotent librdkafka producer with a poll thread; see producer.h. */
 #include "queue/producer.h"
 #include "common/err.h"
+#include "queue/msg.h"
 #include "common/log.h"
 #include "queue/msg.h"
 
@@ -15,7 +16,8 @@
 
 struct q_producer {
     char *brokers;
-    char *topic;
+    char *topic;                 /* topics[Q_TOPIC_INTENTS] */
+    char *topics[Q_TOPIC_COUNT]; /* by enum q_topic */
     int linger_ms;
     int delivery_timeout_ms;
     int max_inflight;
@@ -192,7 +194,14 @@ int q_producer_new(const q_producer_opts *o, q_producer **out)
     pthread_rwlock_init(&p->lock, NULL);
     p->brokers = strdup(o->brokers);
     p->topic = strdup(o->topic);
-    if (!p->brokers || !p->topic)
+    char control[256];
+    if (q_topic_control_name(o->topic, o->control_topic, control, sizeof control) != 0) {
+        rc = ONS_EINVAL;
+        goto fail;
+    }
+    p->topics[Q_TOPIC_INTENTS] = p->topic;
+    p->topics[Q_TOPIC_CONTROL] = strdup(control);
+    if (!p->brokers || !p->topic || !p->topics[Q_TOPIC_CONTROL])
         goto fail;
     p->linger_ms = o->linger_ms;
     p->delivery_timeout_ms = o->delivery_timeout_ms;
@@ -243,18 +252,27 @@ void q_producer_free(q_producer *p, int flush_ms)
     pthread_rwlock_destroy(&p->lock);
     free(p->brokers);
     free(p->topic);
+    free(p->topics[Q_TOPIC_CONTROL]);
     free(p);
 }
 
 int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
                     void *arg)
 {
-    return q_producer_send_traced(p, event_id, value, len, NULL, cb, arg);
+    return q_producer_send_to(p, Q_TOPIC_INTENTS, event_id, value, len, cb, arg);
 }
 
-int q_producer_send_traced(q_producer *p, int64_t event_id, const void *value, size_t len,
-                           const char *request_id, q_produce_cb cb, void *arg)
+int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *value, size_t len,
+                       q_produce_cb cb, void *arg)
 {
+    return q_producer_send_traced(p, topic, event_id, value, len, NULL, cb, arg);
+}
+
+int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
+                           size_t len, const char *request_id, q_produce_cb cb, void *arg)
+{
+    if (topic < 0 || topic >= Q_TOPIC_COUNT)
+        return ONS_EINVAL;
     if (atomic_load(&p->closing))
         return ONS_ECLOSED;
     if (atomic_fetch_add(&p->inflight, 1) >= p->max_inflight) {
@@ -276,13 +294,13 @@ int q_producer_send_traced(q_producer *p, int64_t event_id, const void *value, s
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__STATE;
     if (p->rk && request_id && request_id[0])
         kerr = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_KEY(key, (size_t)klen),
+            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_KEY(key, (size_t)klen),
             RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER(Q_HEADER_REQUEST_ID, request_id, (ssize_t)strlen(request_id)),
             RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
     else if (p->rk)
         kerr = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_KEY(key, (size_t)klen),
+            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_KEY(key, (size_t)klen),
             RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
     pthread_rwlock_unlock(&p->lock);

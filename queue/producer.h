@@ -28,11 +28,12 @@
 typedef struct q_producer q_producer;
 
 typedef struct q_producer_opts {
-    const char *brokers;     /* bootstrap.servers */
-    const char *topic;       /* "intents" */
-    int linger_ms;           /* batching delay (linger.ms) */
-    int delivery_timeout_ms; /* message.timeout.ms: a record not acked by then fails */
-    int max_inflight;        /* records queued and not yet reported */
+    const char *brokers;       /* bootstrap.servers */
+    const char *topic;         /* "intents" */
+    int linger_ms;             /* batching delay (linger.ms) */
+    int delivery_timeout_ms;   /* message.timeout.ms: a record not acked by then fails */
+    int max_inflight;          /* records queued and not yet reported */
+    const char *control_topic; /* the control lane; NULL or "": "<topic>.control" (msg.h) */
 } q_producer_opts;
 
 /* Completion of one send, on the producer's poll thread. err is
@@ -70,16 +71,23 @@ void q_producer_free(q_producer *p, int flush_ms);
  * before it was sent) or ONS_EKAFKA. Pure; exposed for unit tests. */
 int q_producer_outcome(int kafka_err, int msg_status, int closing);
 
-/* Queues value (copied) with key = decimal event_id. Returns 0 (cb will run
+/* Queues value (copied) to the intents topic with key = decimal event_id. Returns 0 (cb will run
  * exactly once), ONS_EFULL (in-flight bound or librdkafka's queue is full),
  * ONS_ECLOSED (shutting down) or ONS_EKAFKA; on an error cb never runs. */
 int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
                     void *arg);
 
-/* q_producer_send with the request id (NULL or "": none) in the record's
+/* q_producer_send to a chosen topic: topic is an enum q_topic (queue/msg.h;
+ * q_msg_topic(type) names the one a record type belongs to). The same
+ * contract, completion and in-flight bound; ONS_EINVAL for an unknown
+ * topic (cb never runs). */
+int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *value, size_t len,
+                       q_produce_cb cb, void *arg);
+
+/* q_producer_send_to with the request id (NULL or "": none) in the record's
  * Q_HEADER_REQUEST_ID header. */
-int q_producer_send_traced(q_producer *p, int64_t event_id, const void *value, size_t len,
-                           const char *request_id, q_produce_cb cb, void *arg);
+int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
+                           size_t len, const char *request_id, q_produce_cb cb, void *arg);
 
 /* Records queued and not yet reported. */
 int q_producer_inflight(q_producer *p);

@@ -67,6 +67,7 @@ fi
 : "${ONSALE_PARTITIONS:=4}"
 : "${ONSALE_KAFKA_HEAP:=768m}"
 : "${ONSALE_TOPIC:=intents}"
+: "${ONSALE_CONTROL_TOPIC:=$ONSALE_TOPIC.control}"  # the control lane (docs/pipeline.md)
 
 ONSALE_KAFKA_VERSION=3.9.1
 ONSALE_KAFKA_LIBS="$ONSALE_DEPS/kafka-$ONSALE_KAFKA_VERSION/libs"
@@ -79,6 +80,7 @@ export ONSALE_REDIS_HOST="${ONSALE_REDIS_HOST:-$ONSALE_HOST}"
 export ONSALE_REDIS_PORT ONSALE_PG_PORT ONSALE_KAFKA_PORT ONSALE_INGRESS_PORT ONSALE_PARTITIONS
 export ONSALE_GATEWAY_PORT ONSALE_WORKER_METRICS_PORT ONSALE_PAYMENTS_METRICS_PORT ONSALE_KAFKA_CONTROLLER_PORT
 export ONSALE_KAFKA_TOPIC="$ONSALE_TOPIC"
+export ONSALE_KAFKA_CONTROL_TOPIC="$ONSALE_CONTROL_TOPIC"
 
 # The local stack's secrets (docs/security.md): random per stack, made once
 # into $ONSALE_STATE/secrets.env (mode 0600, wiped by `scripts/stack reset`)
@@ -96,6 +98,9 @@ stack_secrets() {
             "ONSALE_GATEWAY_API_KEY=$gw" "ONSALE_PAYMENTS_API_KEY=$gw" > "$tmp") &&
             mv "$tmp" "$ONSALE_SECRETS_FILE"
     fi
+    # Keys added after the file was made are appended to it (tickets.secret).
+    grep -q '^ONSALE_TICKETS_SECRET=' "$ONSALE_SECRETS_FILE" ||
+        printf '%s\n' "ONSALE_TICKETS_SECRET=tix-$(rand_hex)" >> "$ONSALE_SECRETS_FILE"
     local k v
     while IFS='=' read -r k v; do
         case "$k" in ONSALE_[A-Z_]*) [ -n "${!k:-}" ] || export "$k=$v" ;; esac

@@ -6,3 +6,5 @@ onsale_pytest(it_payment_replay test_payment_replay.py)
 # Sale rules (issue 14 items 6-7): the owner alone writes sale state; event
 # cancel voids and refunds, refund cut-off, event schedule, ended events.
 onsale_pytest(it_sale_rules test_sale_rules.py)
+# Tickets at the gate (issue 11): rotating codes, scans, admission once.
+onsale_pytest(it_tickets test_tickets.py)

@@ -5,7 +5,9 @@
  * (GET /v1/intents/{id}) exactly as poll_after_ms says, backing off on
  * 429/503 (Retry-After) and network errors -> reserved seats with a
  * countdown and checkout (POST /v1/reservations/{id}/checkout, then
- * GET /v1/orders/{id} until it settles) -> a clear final answer.
+ * GET /v1/orders/{id} until it settles) -> a clear final answer, with each
+ * ticket's live gate code and QR (web/tickets.js). The home page (/) lists
+ * the signed-in fan's valid tickets the same way.
  *
  * The intent id (and the pending order) is kept in localStorage per event
  * and user, so a reload keeps the fan's place. The token comes from the URL
@@ -455,10 +457,9 @@
   function showTickets(order) {
     finalAnswer("purchased", "You have tickets!", "good",
       `Order paid: ${money(order.total_cents, order.currency)}. Show these at the door.`);
-    const list = (order.tickets || []).map((t) => h("div", { class: "ticket" },
-      h("strong", {}, `Section ${t.seat.section} · Row ${t.seat.row} · Seat ${t.seat.seat}`),
-      h("span", { class: "muted small" }, `Ticket ${t.ticket_id}`)));
-    $("tickets").replaceChildren(...list);
+    /* Each ticket with its live gate code (web/tickets.js). */
+    $("tickets").replaceChildren(...(order.tickets || []).map((t) =>
+      Onsale.tickets.card(t, () => token)));
     $("again-btn").classList.add("hidden");
   }
 
@@ -467,11 +468,7 @@
     if (mine && mine.order_id) return pollOrder();
     finalAnswer("purchased", "You have tickets!", "good", "Your order is paid.");
     try {
-      const all = (await call("GET", "/v1/me/tickets", { token })).body.tickets || [];
-      const mineHere = all.filter((t) => String(t.event_id) === String(eventId));
-      $("tickets").replaceChildren(...mineHere.map((t) => h("div", { class: "ticket" },
-        h("strong", {}, `Section ${t.seat.section} · Row ${t.seat.row} · Seat ${t.seat.seat}`),
-        h("span", { class: "muted small" }, `Ticket ${t.ticket_id}`))));
+      await Onsale.tickets.list($("tickets"), () => token, eventId);
     } catch (e) { /* the answer stands without the list */ }
     $("again-btn").classList.add("hidden");
     return undefined;
@@ -547,6 +544,14 @@
     });
   }
 
+  /* ---- the fan's tickets, with their gate codes ------------------------------- */
+  async function showMyTickets() {
+    try {
+      const n = await Onsale.tickets.list($("mytickets-list"), () => token, null);
+      $("mytickets").classList.toggle("hidden", n === 0);
+    } catch (e) { /* the page works without the list */ }
+  }
+
   /* ---- start ------------------------------------------------------------------ */
   function start() {
     wireAccount();
@@ -554,6 +559,7 @@
     if (!eventId) {
       $("pick").classList.remove("hidden");
       setState("pick");
+      if (token) showMyTickets();
       $("pick-form").addEventListener("submit", (e) => {
         e.preventDefault();
         const id = $("pick-id").value;

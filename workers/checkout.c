@@ -344,6 +344,7 @@ static int apply_ticket(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int
     if (m->ticket_kind == Q_TICKET_TRANSFER) {
         t->owner_id = m->to_user_id;
         snap_ticket(f, t, 1);
+        f->transfers++; /* the store bumps code_version: codes shown before stop verifying */
         return wk_part_touch_event(p, ev);
     }
     snap_ticket(f, t, 0);

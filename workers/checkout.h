@@ -23,7 +23,8 @@
  *   a paying hold that runs out (hold + grace) -> order failed (expired),
  *     seats released like any expired hold; a success after that is refunded.
  *   ticket (user must own the valid ticket, else ignored):
- *     transfer -> new owner; cancel -> ticket cancelled, outbox refund of its
+ *     transfer -> new owner, code_version + 1 (the gate code rotates:
+ *     docs/tickets.md); cancel -> ticket cancelled, outbox refund of its
  *     price, seat available and offered to waiting intents first.
  *     Refused (ignored, as ingress already answered 409) when the event has
  *     ended, and a cancel sent within refund_cutoff_ms of starts_at.
@@ -94,7 +95,8 @@ typedef struct wk_fx_ticket {
     int64_t ticket_id, event_id, order_id, owner_id, price_cents;
     int32_t seat_no;
     uint8_t is_new, valid;
-    uint8_t voided; /* not valid because its event was cancelled */
+    uint8_t voided;     /* not valid because its event was cancelled */
+    uint16_t transfers; /* transfers in this batch: each bumps code_version */
 } wk_fx_ticket;
 
 typedef struct wk_co {
@@ -117,7 +119,8 @@ void wk_co_free(wk_co *co);
 /* Forgets the batch's checkout effects after commit. */
 void wk_co_batch_done(wk_co *co);
 
-/* The apply rules above. offset is the record's; 0 or an error that fails
+/* The apply rules above. offset is the record's (with Q_SEQ_CONTROL_BIT set
+ * for a record of the control lane: the order id is its seq); 0 or an error that fails
  * the batch (ONS_ENOMEM). */
 int wk_co_apply(wk_part *p, wk_event *ev, const q_msg *m, int64_t offset, int64_t now_ms);
 

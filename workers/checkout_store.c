@@ -131,7 +131,9 @@ static const char *ticket_status(const wk_fx_ticket *t)
 static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
 {
     int rc, any = 0;
-    wk_pgarrs_reset(a, 7);
+    /* code_version counts transfers (docs/tickets.md): the gate code's
+     * secret is derived from it, so a transfer rotates the code. */
+    wk_pgarrs_reset(a, 8);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (!t->is_new)
@@ -144,15 +146,17 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
         wk_pgarr_int(&a[4], t->owner_id);
         wk_pgarr_text0(&a[5], ticket_status(t));
         wk_pgarr_int(&a[6], t->price_cents);
+        wk_pgarr_int(&a[7], t->transfers);
     }
     if (any && (rc = run(conn, "insert tickets",
                          "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
-                         "status, price_cents) SELECT * FROM unnest($1::bigint[], $2::bigint[], "
-                         "$3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])",
-                         a, 7)) != 0)
+                         "status, price_cents, code_version) SELECT * FROM unnest($1::bigint[], "
+                         "$2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], "
+                         "$7::bigint[], $8::int[])",
+                         a, 8)) != 0)
         return rc;
     any = 0;
-    wk_pgarrs_reset(a, 3);
+    wk_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (t->is_new)
@@ -161,12 +165,14 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
         wk_pgarr_int(&a[0], t->ticket_id);
         wk_pgarr_int(&a[1], t->owner_id);
         wk_pgarr_text0(&a[2], ticket_status(t));
+        wk_pgarr_int(&a[3], t->transfers);
     }
     if (any && (rc = run(conn, "update tickets",
                          "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
-                         "updated_at = now() FROM unnest($1::bigint[], $2::bigint[], $3::text[]) "
-                         "AS u(tid, owner, st) WHERE t.ticket_id = u.tid",
-                         a, 3)) != 0)
+                         "code_version = t.code_version + u.bumps, updated_at = now() "
+                         "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) "
+                         "AS u(tid, owner, st, bumps) WHERE t.ticket_id = u.tid",
+                         a, 4)) != 0)
         return rc;
     return 0;
 }
@@ -248,15 +254,15 @@ int wk_co_store_write(PGconn *conn, wk_part *p)
 
 /* ---- loading -------------------------------------------------------------------------- */
 
-int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev)
+int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, ev->event_id);
-    const char *v[] = {id};
+    if (n == 0)
+        return 0;
+    const char *v[] = {ids};
     int rc = 0;
     PGresult *r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load orders",
-                             "SELECT order_id, reservation_id FROM orders "
-                             "WHERE event_id = $1 AND state = 'pending'",
+                             "SELECT order_id, reservation_id, event_id FROM orders "
+                             "WHERE event_id = ANY($1::bigint[]) AND state = 'pending'",
                              1, v);
     if (!r) {
         rc = ONS_EDB;
@@ -264,23 +270,30 @@ int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev)
     }
     for (int i = 0; i < PQntuples(r); i++) {
         int64_t oid = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        int64_t event_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);
         wk_intent *in = wk_part_intent(p, strtoll(PQgetvalue(r, i, 1), NULL, 10));
-        if (in && in->ev == ev && in->state == WK_I_PAYING)
+        if (in && in->ev->event_id == event_id && in->state == WK_I_PAYING)
             in->order_id = oid;
         else
             ons_log_warn("event %" PRId64 ": pending order %" PRId64 " without a paying hold",
-                         ev->event_id, oid);
+                         event_id, oid);
     }
     PQclear(r);
     r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
-                   "SELECT ticket_id, seat_no, owner_id, order_id, price_cents FROM tickets "
-                   "WHERE event_id = $1 AND status = 'valid'",
+                   "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
+                   "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
                    1, v);
     if (!r) {
         rc = ONS_EDB;
         goto out;
     }
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        int64_t event_id = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+        wk_event *ev = wk_part_event(p, event_id);
+        if (!ev) {
+            rc = ONS_EDB;
+            break;
+        }
         rc = wk_co_add_ticket(
             p, ev, strtoll(PQgetvalue(r, i, 0), NULL, 10),
             (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10), strtoll(PQgetvalue(r, i, 2), NULL, 10),

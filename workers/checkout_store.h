@@ -17,8 +17,9 @@
 /* Writes p->co's batch effects. 0, ONS_EDB or ONS_ENOMEM. */
 int wk_co_store_write(PGconn *conn, wk_part *p);
 
-/* Loads ev's pending orders (into its paying intents) and valid tickets.
- * 0, ONS_EDB or ONS_ENOMEM. */
-int wk_co_store_load(PGconn *conn, wk_part *p, wk_event *ev);
+/* Loads the pending orders (into their paying intents) and valid tickets
+ * of the n events just loaded into p whose ids `ids` names as a bigint
+ * array literal ("{1,2}"). 0, ONS_EDB or ONS_ENOMEM. */
+int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids);
 
 #endif

@@ -7,10 +7,13 @@
  *      (wk_store_load_live), the others load on their first record;
  *   2. expire holds that are due (wk_part_expire), records or not;
  *   3. consume up to batch.max_messages records or batch.max_ms, applying
- *      each in offset order to its partition's memory (wk_part_apply);
- *   4. per dirty partition: one transaction of effects + fenced next_offset
- *      (wk_store_commit), then the Redis projection (wk_project_batch) and an
- *      advisory async Kafka commit.
+ *      each in offset order of its lane to its partition's memory
+ *      (wk_part_apply_lane); a waiting control record (checkout,
+ *      payment_result, cancel, ticket, event_status: docs/pipeline.md "Two
+ *      lanes") is always taken before the next intent;
+ *   4. per dirty partition: one transaction of effects + both lanes' fenced
+ *      cursors (wk_store_commit), then the Redis projection
+ *      (wk_project_batch) and advisory async Kafka commits.
  * A failed batch drops the partition's memory, re-reads next_offset and
  * seeks there; a fenced one stops consuming that partition. Rebalances arrive
  * inside the consumer poll (on_assign / on_revoke below). The metrics HTTP
@@ -44,7 +47,7 @@
 /* ---- options ------------------------------------------------------------------ */
 
 typedef struct wk_opts {
-    char *brokers, *topic, *group;
+    char *brokers, *topic, *control_topic, *group;
     long long session_timeout_ms;
     char *pg_dsn;
     char *redis_host;
@@ -56,7 +59,7 @@ typedef struct wk_opts {
     long long batch_max_messages, batch_max_ms, hold_check_ms;
     long long metrics_port;
     char *worker_id, *log_level;
-    int skip_epoch_check;
+    int skip_epoch_check, no_tombstones;
     long long commit_delay_ms, hold_seconds_override;
     long long paying_grace_s;
     long long end_grace_s, refund_cutoff_s;
@@ -70,6 +73,8 @@ typedef struct wk_opts {
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
+    OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
+        "the control lane, co-partitioned with kafka.topic (\"\": <kafka.topic>.control)"),
     OPT("kafka.group", ONS_OPT_STR, group, 1, 255, "onsale-workers", "consumer group"),
     OPT("kafka.session_timeout_ms", ONS_OPT_INT, session_timeout_ms, 6000, 300000, "10000",
         "group session timeout: how soon a dead worker's partitions move"),
@@ -85,8 +90,9 @@ static const ons_opt opt_table[] = {
     OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ONS_IDS_SECRET_DEV, "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
     OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
-    OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "2000",
-        "most records applied per batch (one transaction per partition)"),
+    OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "8000",
+        "most records applied per batch (one transaction per partition; a control record "
+        "waits for at most the batch in progress: bench/NOTES.md)"),
     OPT("batch.max_ms", ONS_OPT_INT, batch_max_ms, 0, 10000, "20",
         "longest a batch collects records after its first one"),
     OPT("hold.paying_grace_s", ONS_OPT_INT, paying_grace_s, 0, 3600, "120",
@@ -108,6 +114,9 @@ static const ons_opt opt_table[] = {
         "(and the request_id of the record's header): the intent's trail across processes"),
     OPT("debug.skip_epoch_check", ONS_OPT_BOOL, skip_epoch_check, 0, 1, "false",
         "DEBUG ONLY: commit without the epoch fence (the fencing control test)"),
+    OPT("debug.no_tombstones", ONS_OPT_BOOL, no_tombstones, 0, 1, "false",
+        "DEBUG ONLY: forget a cancel that arrives ahead of its intent (the control-lane control "
+        "test: the intent then takes seats)"),
     OPT("debug.commit_delay_ms", ONS_OPT_INT, commit_delay_ms, 0, 600000, "0",
         "DEBUG ONLY: sleep between applying a batch and writing it (race tests)"),
     OPT("debug.hold_seconds_override", ONS_OPT_INT, hold_seconds_override, 0, 3600, "0",
@@ -135,11 +144,22 @@ typedef struct slot {
     double rate, win_start;
     int64_t win_count;
     double last_publish;
-    ons_gauge *served, *lag, *owned;
+    ons_gauge *served, *lag, *ctl_lag, *owned;
 } slot;
+
+/* One polled record, decoded, waiting for its batch's events to load. */
+typedef struct polled {
+    q_record rec;
+    q_msg m;
+    int decoded; /* 0: poison (why says why) */
+    char why[160];
+} polled;
 
 typedef struct worker {
     wk_opts o;
+    polled *buf; /* batch.max_messages of them */
+    wk_map want; /* scratch: event ids a batch needs loaded */
+    int64_t *want_ids;
     char owner[160];
     ons_metrics *m;
     wk_store *store;
@@ -148,6 +168,7 @@ typedef struct worker {
     slot *slots;
     size_t nslots;
     /* metrics */
+    char control_topic[256];
     ons_histogram *batch_size, *commit_lat;
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *fenced, *failures, *redis_err, *expired, *claims;
@@ -193,6 +214,9 @@ static void slot_gauges(worker *w, int32_t partition, slot *s)
     s->owned = ons_metrics_gauge(w->m, "onsale_worker_partition_owned",
                                  "1 while this worker holds the partition's claim and consumes it",
                                  labels);
+    snprintf(labels, sizeof labels, "partition=\"%d\",lane=\"control\"", (int)partition);
+    s->ctl_lag = ons_metrics_gauge(w->m, "onsale_worker_lag",
+                                   "records behind the high watermark (cached watermark)", labels);
 }
 
 /* Sets a partition's onsale_worker_partition_owned gauge. */
@@ -209,31 +233,49 @@ static void slot_drop(slot *s)
     s->part = NULL;
 }
 
-static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t next)
+static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t next,
+                         int64_t ctl_next)
 {
     wk_part_cfg cfg = {wk_store_load_event,
                        w->store,
                        (int)w->o.hold_seconds_override,
                        (int)w->o.paying_grace_s,
                        (int64_t)w->o.end_grace_s * 1000,
-                       (int64_t)w->o.refund_cutoff_s * 1000};
-    return wk_part_new(partition, epoch, next, &cfg);
+                       (int64_t)w->o.refund_cutoff_s * 1000,
+                       w->o.no_tombstones};
+    wk_part *p = wk_part_new(partition, epoch, next, &cfg);
+    if (!p)
+        return NULL;
+    p->ctl_next_offset = ctl_next;
+    p->fx.first_ctl_offset = ctl_next;
+    /* Before any record: a cancel that overtook its intent must win over
+     * the intent whichever worker applies it (a claim may come in the
+     * middle of a batch's polling, so this cannot wait for run_batch). */
+    if (wk_store_load_tombstones(w->store, p) != 0) {
+        wk_part_free(p);
+        return NULL;
+    }
+    return p;
 }
 
-/* Claims a partition in PostgreSQL. Returns the offset to start at or -1. */
-static int64_t claim(worker *w, int32_t partition, slot *s)
+/* Claims a partition (both lanes) in PostgreSQL. Returns the intents offset
+ * to start at, *ctl_next the control one, or -1 (both). */
+static int64_t claim(worker *w, int32_t partition, slot *s, int64_t *ctl_next)
 {
     int64_t next = 0, epoch = 0;
-    if (wk_store_claim(w->store, partition, &next, &epoch) != 0) {
+    *ctl_next = -1;
+    if (wk_store_claim(w->store, partition, &next, ctl_next, &epoch) != 0) {
+        *ctl_next = -1;
         s->state = SLOT_CLAIM;
         s->retry_at = ons_mono_s() + 1.0;
         return -1;
     }
     slot_drop(s);
-    s->part = new_part(w, partition, epoch, next);
+    s->part = new_part(w, partition, epoch, next, *ctl_next);
     if (!s->part) {
         s->state = SLOT_RELOAD;
         s->retry_at = ons_mono_s() + 1.0;
+        *ctl_next = -1;
         return -1;
     }
     s->epoch = epoch;
@@ -244,22 +286,23 @@ static int64_t claim(worker *w, int32_t partition, slot *s)
     ons_counter_add(w->claims, 1);
     if (s->served)
         ons_gauge_set(s->served, (double)next);
-    ons_log_info("claimed partition %d epoch %" PRId64 " next_offset %" PRId64 " as %s",
-                 (int)partition, epoch, next, w->owner);
+    ons_log_info("claimed partition %d epoch %" PRId64 " next_offset %" PRId64
+                 " control_next_offset %" PRId64 " as %s",
+                 (int)partition, epoch, next, *ctl_next, w->owner);
     return next;
 }
 
-static void on_assign(void *arg, const int32_t *parts, int64_t *start, size_t n)
+static void on_assign(void *arg, const int32_t *parts, int64_t *start, int64_t *cstart, size_t n)
 {
     worker *w = arg;
     for (size_t i = 0; i < n; i++) {
         slot *s = slot_get(w, parts[i], 1);
         if (!s) {
-            start[i] = -1;
+            start[i] = cstart[i] = -1;
             continue;
         }
         slot_gauges(w, parts[i], s);
-        start[i] = claim(w, parts[i], s);
+        start[i] = claim(w, parts[i], s, &cstart[i]);
     }
 }
 
@@ -325,16 +368,16 @@ static void retry_pending(worker *w)
         if ((s->state != SLOT_CLAIM && s->state != SLOT_RELOAD) || now < s->retry_at)
             continue;
         int32_t p = (int32_t)i;
-        int64_t next = -1;
+        int64_t next = -1, ctl_next = -1;
         if (s->state == SLOT_CLAIM) {
-            next = claim(w, p, s);
+            next = claim(w, p, s, &ctl_next);
         } else {
-            int rc = wk_store_recheck(w->store, p, s->epoch, &next);
+            int rc = wk_store_recheck(w->store, p, s->epoch, &next, &ctl_next);
             if (rc == ONS_EFENCED) {
                 fence_partition(w, p, s);
                 continue;
             }
-            if (rc == 0 && (s->part = new_part(w, p, s->epoch, next)) != NULL) {
+            if (rc == 0 && (s->part = new_part(w, p, s->epoch, next, ctl_next)) != NULL) {
                 s->state = SLOT_ACTIVE;
                 s->load_live = 1;
             } else {
@@ -345,13 +388,16 @@ static void retry_pending(worker *w)
             s->retry_at = now + 1.0;
             continue;
         }
-        if (q_consumer_seek(w->cons, p, next) != 0) {
+        if (q_consumer_seek(w->cons, Q_TOPIC_INTENTS, p, next) != 0 ||
+            q_consumer_seek(w->cons, Q_TOPIC_CONTROL, p, ctl_next) != 0) {
             slot_drop(s);
             s->state = SLOT_RELOAD;
             s->retry_at = now + 1.0;
+            q_consumer_pause(w->cons, p);
             continue;
         }
-        ons_log_info("partition %d resumed at offset %" PRId64, (int)p, next);
+        ons_log_info("partition %d resumed at offset %" PRId64 " (control %" PRId64 ")", (int)p,
+                     next, ctl_next);
     }
 }
 
@@ -387,31 +433,35 @@ static void log_applied(const worker *w, const q_record *rec, const q_msg *m)
         return; /* payment results and tickets: logged with their order at commit */
     }
     ons_logk2(ONS_LOG_INFO, "intent_id", intent_name(w, seq, m->user_id, iid), "request_id", req,
-              "applied %s at partition %d offset %" PRId64 " (event %" PRId64 ")",
-              q_msg_type_name(m->type), (int)rec->partition, rec->offset, m->event_id);
+              "applied %s at partition %d%s offset %" PRId64 " (event %" PRId64 ")",
+              q_msg_type_name(m->type), (int)rec->partition,
+              rec->lane == Q_TOPIC_CONTROL ? " (control)" : "", rec->offset, m->event_id);
 }
 
-static void apply_record(worker *w, const q_record *rec, int64_t now_ms)
+static void apply_record(worker *w, polled *pr, int64_t now_ms)
 {
+    const q_record *rec = &pr->rec;
     slot *s = slot_get(w, rec->partition, 0);
     if (!s || s->state != SLOT_ACTIVE || !s->part)
         return;
     wk_part *p = s->part;
-    if (rec->offset < p->next_offset)
+    int lane = rec->lane;
+    int64_t expect = lane == Q_TOPIC_CONTROL ? p->ctl_next_offset : p->next_offset;
+    if (rec->offset < expect)
         return; /* delivered again after a seek: already applied */
-    if (rec->offset > p->next_offset)
-        ons_log_debug("partition %d: offsets %" PRId64 "..%" PRId64 " absent from the log",
-                      (int)rec->partition, p->next_offset, rec->offset - 1);
-    q_msg m;
-    char why[160];
-    if (q_msg_decode(rec->value, rec->len, &m, why, sizeof why) != 0) {
+    if (rec->offset > expect)
+        ons_log_debug("partition %d%s: offsets %" PRId64 "..%" PRId64 " absent from the log",
+                      (int)rec->partition, lane == Q_TOPIC_CONTROL ? " (control)" : "", expect,
+                      rec->offset - 1);
+    const q_msg m = pr->m;
+    if (!pr->decoded) {
         ons_log_warn("poison record at partition %d offset %" PRId64 " skipped: %s",
-                     (int)rec->partition, rec->offset, why);
+                     (int)rec->partition, rec->offset, pr->why);
         ons_counter_add(w->poison, 1);
-        wk_part_skip(p, rec->offset);
+        wk_part_skip_lane(p, lane, rec->offset);
         return;
     }
-    int rc = wk_part_apply(p, &m, rec->offset, rec->timestamp_ms, now_ms);
+    int rc = wk_part_apply_lane(p, lane, &m, rec->offset, rec->timestamp_ms, now_ms);
     if (rc == ONS_ENOTFOUND) {
         ons_log_warn("record at partition %d offset %" PRId64 " names unknown event %" PRId64
                      ": skipped",
@@ -475,7 +525,7 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
     wk_part *p = s->part;
     double lat = 0;
     size_t n = p->fx.nmessages;
-    int64_t from = p->fx.first_offset;
+    int64_t from = p->fx.first_offset, cfrom = p->fx.first_ctl_offset;
     int rc = wk_store_commit(w->store, p, &lat);
     if (rc == ONS_EFENCED) {
         fence_partition(w, partition, s);
@@ -494,9 +544,10 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
     double now = ons_mono_s();
     update_rate(s, n, now);
     ons_log_info("committed partition %d offsets %" PRId64 "..%" PRId64 " epoch %" PRId64
+                 " control %" PRId64 "..%" PRId64
                  " (%zu records, %zu intents changed, %zu expired) in %.1f ms",
-                 (int)partition, from, p->next_offset, s->epoch, n, p->fx.nintents, p->fx.nexpired,
-                 lat * 1000);
+                 (int)partition, from, p->next_offset, s->epoch, cfrom, p->ctl_next_offset, n,
+                 p->fx.nintents, p->fx.nexpired, lat * 1000);
     if (wk_project_batch(w->proj, p, s->rate) != 0) {
         ons_counter_add(w->redis_err, 1);
         ons_log_warn("redis projection of partition %d failed (Redis is a projection: "
@@ -505,8 +556,10 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
     } else {
         s->last_publish = now;
     }
-    if (n > 0)
-        q_consumer_commit_async(w->cons, partition, p->next_offset);
+    if (n > 0 && p->next_offset != from)
+        q_consumer_commit_async(w->cons, Q_TOPIC_INTENTS, partition, p->next_offset);
+    if (n > 0 && p->ctl_next_offset != cfrom)
+        q_consumer_commit_async(w->cons, Q_TOPIC_CONTROL, partition, p->ctl_next_offset);
     if (s->served)
         ons_gauge_set(s->served, (double)p->next_offset);
     wk_part_batch_done(p);
@@ -522,16 +575,45 @@ static void idle_publish(worker *w)
         if (s->state != SLOT_ACTIVE || !s->part)
             continue;
         int64_t high;
-        if (s->lag && q_consumer_high_watermark(w->cons, (int32_t)i, &high) == 0)
+        if (s->lag && q_consumer_high_watermark(w->cons, Q_TOPIC_INTENTS, (int32_t)i, &high) == 0)
             ons_gauge_set(
                 s->lag,
                 (double)(high > s->part->fx.first_offset ? high - s->part->fx.first_offset : 0));
+        int64_t cfirst = s->part->fx.first_ctl_offset;
+        if (s->ctl_lag &&
+            q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, (int32_t)i, &high) == 0)
+            ons_gauge_set(s->ctl_lag, (double)(high > cfirst ? high - cfirst : 0));
         if (now - s->last_publish < 1.0)
             continue;
         update_rate(s, 0, now);
         if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate) != 0)
             ons_counter_add(w->redis_err, 1);
         s->last_publish = now;
+    }
+}
+
+/* Loads, per partition, every event the n polled records name that is not
+ * in memory yet, in one go (wk_store_load_events): a batch spread over
+ * 1,000 events costs a few round trips instead of eight per event. */
+static void load_batch_events(worker *w, size_t n)
+{
+    for (size_t i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_ACTIVE || !s->part)
+            continue;
+        size_t k = 0;
+        wk_map_clear(&w->want);
+        for (size_t j = 0; j < n; j++) {
+            const polled *pr = &w->buf[j];
+            if (pr->rec.partition != (int32_t)i || !pr->decoded ||
+                wk_part_event(s->part, pr->m.event_id) || wk_map_get(&w->want, pr->m.event_id))
+                continue;
+            if (wk_map_put(&w->want, pr->m.event_id, (void *)1) != 0)
+                break; /* no memory: the rest load one by one on their records */
+            w->want_ids[k++] = pr->m.event_id;
+        }
+        if (k > 1 && wk_store_load_events(w->store, s->part, w->want_ids, k) != 0)
+            fail_partition(w, (int32_t)i, s, "loading the batch's events failed");
     }
 }
 
@@ -565,19 +647,24 @@ static void run_batch(worker *w)
     double deadline = 0;
     int timeout = (int)w->o.hold_check_ms;
     while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
-        q_record rec;
-        int rc = q_consumer_poll(w->cons, timeout, &rec);
+        polled *pr = &w->buf[n];
+        int rc = q_consumer_poll(w->cons, timeout, &pr->rec);
         if (rc == ONS_ETIMEDOUT)
             break;
         if (rc != 0)
             continue;
         if (n == 0)
             deadline = ons_mono_s() + (double)w->o.batch_max_ms / 1000.0;
-        apply_record(w, &rec, now_ms);
-        q_record_release(&rec);
+        pr->decoded =
+            q_msg_decode(pr->rec.value, pr->rec.len, &pr->m, pr->why, sizeof pr->why) == 0;
         n++;
         double left = deadline - ons_mono_s();
         timeout = left > 0 ? (int)(left * 1000) : 0;
+    }
+    load_batch_events(w, n);
+    for (size_t i = 0; i < n; i++) {
+        apply_record(w, &w->buf[i], now_ms);
+        q_record_release(&w->buf[i].rec);
     }
 
     for (size_t i = 0; i < w->nslots; i++) {
@@ -666,6 +753,9 @@ int main(int argc, char **argv)
     }
     if (w.o.skip_epoch_check)
         ons_log_warn("debug.skip_epoch_check is ON: commits are NOT fenced (tests only)");
+    if (w.o.no_tombstones)
+        ons_log_warn(
+            "debug.no_tombstones is ON: a cancel ahead of its intent is lost (tests only)");
     if (w.o.hold_seconds_override)
         ons_log_warn("debug.hold_seconds_override=%lld: holds do not follow their events",
                      w.o.hold_seconds_override);
@@ -690,9 +780,15 @@ int main(int argc, char **argv)
                         (int)w.o.redis_timeout_ms, (int)w.o.result_ttl_s};
     if (wk_project_new(&ro, w.o.ids_secret, &w.proj) != 0)
         goto out;
+    if (q_topic_control_name(w.o.topic, w.o.control_topic, w.control_topic,
+                             sizeof w.control_topic) != 0) {
+        ons_log_error("kafka.control_topic: too long");
+        goto out;
+    }
     q_consumer_opts co = {
         .brokers = w.o.brokers,
         .topic = w.o.topic,
+        .control_topic = w.control_topic,
         .group = w.o.group,
         .client_id = w.owner,
         .session_timeout_ms = (int)w.o.session_timeout_ms,
@@ -703,10 +799,18 @@ int main(int argc, char **argv)
         .on_revoke = on_revoke,
         .arg = &w,
     };
+    w.buf = calloc((size_t)w.o.batch_max_messages, sizeof *w.buf);
+    w.want_ids = calloc((size_t)w.o.batch_max_messages, sizeof *w.want_ids);
+    if (!w.buf || !w.want_ids) {
+        ons_log_error("out of memory");
+        goto out;
+    }
     if (q_consumer_new(&co, &w.cons) != 0)
         goto out;
-    ons_log_info("worker %s consuming %s as group %s (batch %lld records / %lld ms)", w.owner,
-                 w.o.topic, w.o.group, w.o.batch_max_messages, w.o.batch_max_ms);
+    ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
+                 "%lld ms)",
+                 w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
+                 w.o.batch_max_ms);
 
     while (!stop_flag) {
         retry_pending(&w);
@@ -720,6 +824,9 @@ out:
     for (size_t i = 0; i < w.nslots; i++)
         slot_drop(&w.slots[i]);
     free(w.slots);
+    free(w.buf);
+    free(w.want_ids);
+    wk_map_fini(&w.want);
     wk_project_free(w.proj);
     wk_store_free(w.store);
     wk_httpd_stop(httpd);

@@ -96,11 +96,17 @@ wk_part *wk_part_new(int32_t partition, int64_t epoch, int64_t next_offset, cons
     return p;
 }
 
+int wk_part_add_tombstone(wk_part *p, int64_t offset, int64_t user_id)
+{
+    return wk_map_put(&p->tombs, offset, (void *)(uintptr_t)user_id);
+}
+
 static void fx_fini(wk_fx *fx)
 {
     free(fx->intents);
     free(fx->seats);
     free(fx->events);
+    free(fx->tombs);
     wk_map_fini(&fx->intent_idx);
     wk_map_fini(&fx->seat_idx);
 }
@@ -115,6 +121,7 @@ void wk_part_free(wk_part *p)
         wk_event_free(p->events.slots[i].val);
     wk_map_fini(&p->intents);
     wk_map_fini(&p->events);
+    wk_map_fini(&p->tombs);
     free(p->heap);
     fx_fini(&p->fx);
     wk_co_free(p->co);
@@ -347,7 +354,8 @@ static int fx_seat(wk_part *p, wk_event *ev, uint32_t seat, int state, int64_t r
 
 int wk_part_dirty(const wk_part *p)
 {
-    return p->fx.nmessages > 0 || p->fx.nintents > 0 || p->fx.nseats > 0 || p->fx.nevents > 0;
+    return p->fx.nmessages > 0 || p->fx.nintents > 0 || p->fx.nseats > 0 || p->fx.nevents > 0 ||
+           p->fx.ntombs > 0;
 }
 
 void wk_part_batch_done(wk_part *p)
@@ -363,6 +371,9 @@ void wk_part_batch_done(wk_part *p)
     fx->nmessages = fx->npoison = fx->nexpired = 0;
     memset(fx->napplied, 0, sizeof fx->napplied);
     fx->first_offset = p->next_offset;
+    fx->first_ctl_offset = p->ctl_next_offset;
+    fx->ntombs = 0;
+    fx->tombs_spent = 0;
     if (p->co)
         wk_co_batch_done(p->co);
 }
@@ -637,8 +648,52 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     return fx_intent(p, in, WK_R_NONE, 0);
 }
 
+/* Remembers that the intent at offset (not applied yet) is cancelled. */
+static int add_tomb(wk_part *p, int64_t offset, int64_t user_id)
+{
+    wk_fx *fx = &p->fx;
+    if (fx->ntombs == fx->cap_tombs) {
+        size_t cap = fx->cap_tombs ? fx->cap_tombs * 2 : 16;
+        wk_fx_tomb *t = realloc(fx->tombs, cap * sizeof *t);
+        if (!t)
+            return ONS_ENOMEM;
+        fx->tombs = t;
+        fx->cap_tombs = cap;
+    }
+    if (wk_part_add_tombstone(p, offset, user_id) != 0)
+        return ONS_ENOMEM;
+    fx->tombs[fx->ntombs++] = (wk_fx_tomb){offset, user_id};
+    ons_log_info("cancel of %lld:%lld ahead of its intent: tombstone kept", (long long)p->partition,
+                 (long long)offset);
+    return 0;
+}
+
+/* The intent at seq was cancelled before it was applied (a tombstone): it
+ * ends released, with no seats and no place in the queue. */
+static int apply_tombstoned(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms)
+{
+    wk_fx_intent *r = fx_record(p, seq, 1);
+    if (!r)
+        return ONS_ENOMEM;
+    r->event_id = ev->event_id;
+    r->user_id = m->user_id;
+    r->max_price = m->max_price_cents;
+    r->accepted_ms = ts_ms;
+    r->qty = (uint8_t)m->quantity;
+    r->adjacent = (uint8_t)(m->adjacent != 0);
+    snprintf(r->section, sizeof r->section, "%s", m->section);
+    r->ev = ev;
+    r->state = WK_I_RELEASED;
+    r->reason = WK_R_NONE;
+    return fx_touch_event(p, ev);
+}
+
 static int apply_cancel(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms)
 {
+    /* Ahead of its intent (the control lane overtook the intents lane). */
+    if (m->cancel_kind == Q_CANCEL_INTENT && m->target_partition == p->partition &&
+        m->target_offset >= p->next_offset && !p->cfg.debug_no_tombstones)
+        return add_tomb(p, m->target_offset, m->user_id);
     int64_t seq = q_seq_make(m->target_partition, m->target_offset);
     wk_intent *in = m->target_partition == p->partition ? wk_map_get(&p->intents, seq) : NULL;
     if (m->cancel_kind == Q_CANCEL_RESERVATION && m->reservation_id != seq)
@@ -777,12 +832,26 @@ int wk_part_end_due(wk_part *p, int64_t now_ms)
     return n;
 }
 
-int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int64_t now_ms)
+/* Moves the lane's cursor past offset; on the intents lane a tombstone for
+ * offset is spent (its row is deleted with the batch). */
+static void advance(wk_part *p, int lane, int64_t offset)
+{
+    if (lane == Q_TOPIC_CONTROL) {
+        p->ctl_next_offset = offset + 1;
+        return;
+    }
+    p->next_offset = offset + 1;
+    if (p->tombs.len && wk_map_del(&p->tombs, offset))
+        p->fx.tombs_spent = 1;
+}
+
+int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int64_t ts_ms,
+                       int64_t now_ms)
 {
     wk_event *ev = NULL;
     int rc = get_event(p, m->event_id, &ev);
     if (rc == ONS_ENOTFOUND) {
-        wk_part_skip(p, offset);
+        wk_part_skip_lane(p, lane, offset);
         return rc;
     }
     if (rc)
@@ -797,9 +866,15 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
      * a sale early; the owner's clock decides (holds expire by it too). */
     if (when > now_ms)
         when = now_ms;
+    int64_t seq = q_seq_make(p->partition, offset);
+    uintptr_t tomb;
     switch (m->type) {
     case Q_MSG_INTENT:
-        rc = apply_intent(p, ev, m, q_seq_make(p->partition, offset), when, now_ms);
+        if (lane == Q_TOPIC_INTENTS && p->tombs.len &&
+            (tomb = (uintptr_t)wk_map_get(&p->tombs, offset)) != 0 && (int64_t)tomb == m->user_id)
+            rc = apply_tombstoned(p, ev, m, seq, when);
+        else
+            rc = apply_intent(p, ev, m, seq, when, now_ms);
         break;
     case Q_MSG_CANCEL:
         rc = apply_cancel(p, ev, m, now_ms);
@@ -810,7 +885,10 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
     case Q_MSG_CHECKOUT:
     case Q_MSG_PAYMENT_RESULT:
     case Q_MSG_TICKET:
-        rc = wk_co_apply(p, ev, m, offset, now_ms);
+        /* An order is named by its checkout's place: on the control lane
+         * with Q_SEQ_CONTROL_BIT (queue/intent_id.h). */
+        rc = wk_co_apply(p, ev, m, lane == Q_TOPIC_CONTROL ? offset | Q_SEQ_CONTROL_BIT : offset,
+                         now_ms);
         break;
     default:
         rc = ONS_EINVAL;
@@ -819,15 +897,25 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
         return rc;
     p->fx.napplied[m->type]++;
     p->fx.nmessages++;
-    p->next_offset = offset + 1;
+    advance(p, lane, offset);
     return 0;
+}
+
+int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int64_t now_ms)
+{
+    return wk_part_apply_lane(p, Q_TOPIC_INTENTS, m, offset, ts_ms, now_ms);
+}
+
+void wk_part_skip_lane(wk_part *p, int lane, int64_t offset)
+{
+    p->fx.npoison++;
+    p->fx.nmessages++;
+    advance(p, lane, offset);
 }
 
 void wk_part_skip(wk_part *p, int64_t offset)
 {
-    p->fx.npoison++;
-    p->fx.nmessages++;
-    p->next_offset = offset + 1;
+    wk_part_skip_lane(p, Q_TOPIC_INTENTS, offset);
 }
 
 int wk_part_expire(wk_part *p, int64_t now_ms, size_t max)

@@ -153,6 +153,11 @@ typedef struct wk_fx_seat {
     uint8_t state;
 } wk_fx_seat;
 
+/* A cancel that overtook its intent: persisted in the batch (0009). */
+typedef struct wk_fx_tomb {
+    int64_t offset, user_id; /* the intent's offset in the intents topic; its user */
+} wk_fx_tomb;
+
 /* The effects of one batch. */
 typedef struct wk_fx {
     wk_fx_intent *intents;
@@ -163,8 +168,12 @@ typedef struct wk_fx {
     wk_map seat_idx; /* slot << 32 | seat -> index + 1 */
     wk_event **events;
     size_t nevents, cap_events;
-    int64_t first_offset; /* offset the batch started at (committed cursor) */
-    size_t nmessages;     /* messages consumed, poison included */
+    int64_t first_offset;     /* offset the batch started at (committed cursor) */
+    int64_t first_ctl_offset; /* the same on the control lane */
+    wk_fx_tomb *tombs;        /* tombstones to persist */
+    size_t ntombs, cap_tombs;
+    int tombs_spent;  /* the intents cursor passed a tombstone: delete rows below it */
+    size_t nmessages; /* messages consumed, poison included */
     size_t napplied[Q_MSG_TYPE_COUNT];
     size_t npoison, nexpired;
 } wk_fx;
@@ -183,12 +192,15 @@ typedef struct wk_part_cfg {
     int paying_grace_seconds;  /* a paying hold lasts this much longer (checkout.h) */
     int64_t end_grace_ms;      /* an event ends this long after its starts_at */
     int64_t refund_cutoff_ms;  /* a ticket cancel is refused this close to starts_at */
+    int debug_no_tombstones;   /* DEBUG: a cancel ahead of its intent is ignored (control test) */
 } wk_part_cfg;
 
 struct wk_part {
     int32_t partition;
     int64_t epoch;
-    int64_t next_offset; /* first offset not yet applied in memory */
+    int64_t next_offset;     /* first offset of the intents topic not yet applied in memory */
+    int64_t ctl_next_offset; /* the same for the control topic (docs/pipeline.md "Two lanes") */
+    wk_map tombs;            /* intents offset -> user_id: cancels that overtook their intent */
     wk_part_cfg cfg;
     wk_map events;  /* event_id -> wk_event */
     wk_map intents; /* seq -> active wk_intent */
@@ -213,6 +225,24 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
 
 /* Skips an undecodable record at offset (counted, offset advanced). */
 void wk_part_skip(wk_part *p, int64_t offset);
+
+/* wk_part_apply / wk_part_skip for a record of either lane (enum q_topic):
+ * each lane advances its own cursor (next_offset, ctl_next_offset). Any
+ * record type is applied on either lane (records produced to the intents
+ * topic before the control lane existed); a checkout on the control lane
+ * names its order with Q_SEQ_CONTROL_BIT.
+ * A cancel of an intent the intents lane has not reached yet (it came on
+ * the control lane, ahead of its intent) leaves a tombstone: when that
+ * intent is applied it is released at once (state released), takes no
+ * seats and is never reserved or waiting. Tombstones are written with the
+ * batch and loaded back by the store, so a crash between the cancel's commit
+ * and the intent's changes nothing. */
+int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int64_t ts_ms,
+                       int64_t now_ms);
+void wk_part_skip_lane(wk_part *p, int lane, int64_t offset);
+
+/* Registers a persisted tombstone (the store's loader). 0 or ONS_ENOMEM. */
+int wk_part_add_tombstone(wk_part *p, int64_t offset, int64_t user_id);
 
 /* Expires holds whose time is up (at most max of them), handing their seats
  * to waiting intents. Returns how many expired, or a negative error (the

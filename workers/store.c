@@ -99,7 +99,8 @@ static int simple(wk_store *st, const char *sql)
 
 /* ---- claim ------------------------------------------------------------------ */
 
-int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *epoch)
+int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
+                   int64_t *epoch)
 {
     if (ensure_conn(st))
         return ONS_EDB;
@@ -112,7 +113,7 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
                    "claimed_at) VALUES ($1, 1, 0, $2, now()) "
                    "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
                    "owner = EXCLUDED.owner, claimed_at = now() "
-                   "RETURNING next_offset, epoch",
+                   "RETURNING next_offset, epoch, control_next_offset",
                    2, v);
     if (!r)
         return ONS_EDB;
@@ -120,34 +121,67 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
     if (PQntuples(r) == 1) {
         *next_offset = to_i64(PQgetvalue(r, 0, 0));
         *epoch = to_i64(PQgetvalue(r, 0, 1));
+        *ctl_next = to_i64(PQgetvalue(r, 0, 2));
         rc = 0;
     }
     PQclear(r);
     return rc;
 }
 
-int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset)
+int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset,
+                     int64_t *ctl_next)
 {
     if (ensure_conn(st))
         return ONS_EDB;
     char p[16];
     snprintf(p, sizeof p, "%d", (int)partition);
     const char *v[] = {p};
-    PGresult *r =
-        wk_pg_exec(st->conn, PGRES_TUPLES_OK, "recheck",
-                   "SELECT next_offset, epoch FROM partition_owner WHERE partition = $1", 1, v);
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "recheck",
+                             "SELECT next_offset, epoch, control_next_offset FROM partition_owner "
+                             "WHERE partition = $1",
+                             1, v);
     if (!r)
         return ONS_EDB;
     int rc = ONS_EFENCED;
     if (PQntuples(r) == 1 && to_i64(PQgetvalue(r, 0, 1)) == epoch) {
         *next_offset = to_i64(PQgetvalue(r, 0, 0));
+        *ctl_next = to_i64(PQgetvalue(r, 0, 2));
         rc = 0;
     }
     PQclear(r);
     return rc;
 }
 
-/* ---- loading an event ---------------------------------------------------------- */
+/* Loads p's tombstones at or above its intents cursor (partition.h): a
+ * cancel committed ahead of its intent must still win after a restart. */
+int wk_store_load_tombstones(wk_store *st, wk_part *p)
+{
+    if (ensure_conn(st))
+        return ONS_EDB;
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", (int)p->partition);
+    snprintf(off, sizeof off, "%" PRId64, p->next_offset);
+    const char *v[] = {part, off};
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "tombstones",
+                             "SELECT kafka_offset, user_id FROM intent_tombstones "
+                             "WHERE partition = $1 AND kafka_offset >= $2",
+                             2, v);
+    if (!r)
+        return ONS_EDB;
+    int rc = 0, n = PQntuples(r);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = wk_part_add_tombstone(p, to_i64(PQgetvalue(r, i, 0)), to_i64(PQgetvalue(r, i, 1)));
+    PQclear(r);
+    if (n > 0)
+        ons_log_info("partition %d: %d cancel(s) waiting for their intents", (int)p->partition, n);
+    return rc;
+}
+
+/* ---- loading events ------------------------------------------------------------ *
+ *
+ * Events load in bulk: every query names all of them (event_id = ANY), so a
+ * batch naming 1,000 events not in memory costs the same handful of round
+ * trips as one event (bench/NOTES.md: 8 round trips per event before). */
 
 typedef struct sec_row {
     int64_t id;
@@ -155,77 +189,126 @@ typedef struct sec_row {
     char name[WK_SECTION_NAME_MAX + 1];
 } sec_row;
 
+/* One event being loaded. */
 typedef struct load_ctx {
+    wk_event *ev;
+    int64_t seats_total;
     sec_row *secs;
-    int nsecs;
+    int nsecs, cap;
     int added; /* sections already added to the inventory */
+    int cur;   /* index of the section seats are being added to, -1 none */
 } load_ctx;
 
-static int add_sections_until(wk_inv *inv, load_ctx *lc, int upto)
+typedef struct load_set {
+    load_ctx *c;
+    size_t n;
+    wk_map idx; /* event_id -> index + 1 */
+} load_set;
+
+static load_ctx *ctx_of(load_set *ls, int64_t event_id)
+{
+    uintptr_t i = (uintptr_t)wk_map_get(&ls->idx, event_id);
+    return i ? &ls->c[i - 1] : NULL;
+}
+
+static int add_sections_until(load_ctx *lc, int upto)
 {
     for (; lc->added < upto; lc->added++) {
         sec_row *s = &lc->secs[lc->added];
-        int rc = wk_inv_add_section(inv, s->id, s->name, s->position);
+        int rc = wk_inv_add_section(&lc->ev->inv, s->id, s->name, s->position);
         if (rc < 0)
             return rc;
     }
     return 0;
 }
 
-static int load_meta(wk_store *st, int64_t event_id, wk_event *ev, int64_t *seats_total)
+/* The events' rows: creates each found event in p (ls->c). */
+static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, event_id);
-    const char *v[] = {id};
-    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load event",
-                             "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+    const char *v[] = {ids};
+    /* Marks the events loaded (once): from now on their prices and
+     * starts_at are held here, and ingress no longer changes them (PATCH
+     * /v1/events/{id} locks the row and checks owner_loaded_at, so this
+     * UPDATE waits for an edit in flight and then reads what it wrote). */
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load events",
+                             "UPDATE events SET owner_loaded_at = coalesce(owner_loaded_at, now()) "
+                             "WHERE event_id = ANY($1::bigint[]) "
+                             "RETURNING event_id, status, "
+                             "(extract(epoch FROM onsale_at) * 1000)::bigint, "
                              "hold_seconds, max_per_user, currency, seats_total, "
-                             "(extract(epoch FROM starts_at) * 1000)::bigint "
-                             "FROM events WHERE event_id = $1",
-                             1, v);
-    if (!r)
-        return ONS_EDB;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return ONS_ENOTFOUND;
-    }
-    int status = wk_evstatus_parse(PQgetvalue(r, 0, 0));
-    ev->status = status < 0 ? WK_EV_PAUSED : status;
-    ev->onsale_at_ms = to_i64(PQgetvalue(r, 0, 1));
-    ev->hold_seconds = (int)to_i64(PQgetvalue(r, 0, 2));
-    ev->max_per_user = (int)to_i64(PQgetvalue(r, 0, 3));
-    snprintf(ev->currency, sizeof ev->currency, "%s", PQgetvalue(r, 0, 4));
-    *seats_total = to_i64(PQgetvalue(r, 0, 5));
-    ev->starts_at_ms = to_i64(PQgetvalue(r, 0, 6));
-    PQclear(r);
-    return 0;
-}
-
-static int load_sections(wk_store *st, int64_t event_id, load_ctx *lc)
-{
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, event_id);
-    const char *v[] = {id};
-    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load sections",
-                             "SELECT s.section_id, s.name, s.position FROM sections s "
-                             "JOIN events e ON e.venue_id = s.venue_id WHERE e.event_id = $1 "
-                             "ORDER BY s.position",
+                             "(extract(epoch FROM starts_at) * 1000)::bigint",
                              1, v);
     if (!r)
         return ONS_EDB;
     int n = PQntuples(r), rc = 0;
-    lc->secs = calloc((size_t)n + 1, sizeof *lc->secs);
-    if (!lc->secs) {
-        rc = ONS_ENOMEM;
-        goto out;
+    ls->c = calloc((size_t)n + 1, sizeof *ls->c);
+    if (!ls->c) {
+        PQclear(r);
+        return ONS_ENOMEM;
     }
-    for (int i = 0; i < n; i++) {
-        lc->secs[i].id = to_i64(PQgetvalue(r, i, 0));
-        snprintf(lc->secs[i].name, sizeof lc->secs[i].name, "%s", PQgetvalue(r, i, 1));
-        lc->secs[i].position = (int32_t)to_i64(PQgetvalue(r, i, 2));
+    for (int i = 0; i < n && rc == 0; i++) {
+        wk_event *ev = wk_event_new(to_i64(PQgetvalue(r, i, 0)));
+        if (!ev) {
+            rc = ONS_ENOMEM;
+            break;
+        }
+        int status = wk_evstatus_parse(PQgetvalue(r, i, 1));
+        ev->status = status < 0 ? WK_EV_PAUSED : status;
+        ev->onsale_at_ms = to_i64(PQgetvalue(r, i, 2));
+        ev->hold_seconds = (int)to_i64(PQgetvalue(r, i, 3));
+        ev->max_per_user = (int)to_i64(PQgetvalue(r, i, 4));
+        snprintf(ev->currency, sizeof ev->currency, "%s", PQgetvalue(r, i, 5));
+        int64_t seats_total = to_i64(PQgetvalue(r, i, 6));
+        ev->starts_at_ms = to_i64(PQgetvalue(r, i, 7));
+        /* From here on the event belongs to p: on failure p is dropped whole. */
+        if ((rc = wk_part_add_event(p, ev)) != 0) {
+            wk_event_free(ev);
+            break;
+        }
+        load_ctx *lc = &ls->c[ls->n];
+        lc->ev = ev;
+        lc->seats_total = seats_total;
+        lc->cur = -1;
+        if ((rc = wk_map_put(&ls->idx, ev->event_id, (void *)(uintptr_t)(ls->n + 1))) != 0)
+            break;
+        ls->n++;
+        if (seats_total > 0)
+            rc = wk_inv_reserve(&ev->inv, (size_t)seats_total);
     }
-    lc->nsecs = n;
-out:
+    PQclear(r);
+    return rc;
+}
+
+static int load_sections(wk_store *st, const char *ids, load_set *ls)
+{
+    const char *v[] = {ids};
+    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load sections",
+                             "SELECT e.event_id, s.section_id, s.name, s.position FROM sections s "
+                             "JOIN events e ON e.venue_id = s.venue_id "
+                             "WHERE e.event_id = ANY($1::bigint[]) ORDER BY e.event_id, s.position",
+                             1, v);
+    if (!r)
+        return ONS_EDB;
+    int n = PQntuples(r), rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        load_ctx *lc = ctx_of(ls, to_i64(PQgetvalue(r, i, 0)));
+        if (!lc)
+            continue;
+        if (lc->nsecs == lc->cap) {
+            int cap = lc->cap ? lc->cap * 2 : 8;
+            sec_row *ns = realloc(lc->secs, (size_t)cap * sizeof *ns);
+            if (!ns) {
+                rc = ONS_ENOMEM;
+                break;
+            }
+            lc->secs = ns;
+            lc->cap = cap;
+        }
+        sec_row *sr = &lc->secs[lc->nsecs++];
+        sr->id = to_i64(PQgetvalue(r, i, 1));
+        snprintf(sr->name, sizeof sr->name, "%s", PQgetvalue(r, i, 2));
+        sr->position = (int32_t)to_i64(PQgetvalue(r, i, 3));
+    }
     PQclear(r);
     return rc;
 }
@@ -238,22 +321,22 @@ static int section_index(const load_ctx *lc, const char *name)
     return -1;
 }
 
-/* Active intents (waiting / reserved / paying) in seq order, one row at a time. */
-static int load_intents(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
+/* Active intents (waiting / reserved / paying) per event in seq order, one
+ * row at a time. */
+static int load_intents(wk_store *st, wk_part *p, const char *ids, load_set *ls)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, ev->event_id);
-    const char *v[] = {id};
+    const char *v[] = {ids};
     if (!PQsendQueryParams(st->conn,
                            "SELECT i.intent_seq, i.user_id, i.state, i.quantity, "
                            "coalesce(i.section, ''), coalesce(i.max_price_cents, 0), i.adjacent, "
                            "(extract(epoch FROM i.accepted_at) * 1000)::bigint, "
                            "coalesce(r.state, ''), coalesce(r.total_cents, 0), "
-                           "coalesce((extract(epoch FROM r.expires_at) * 1000)::bigint, 0) "
-                           "FROM intents i LEFT JOIN reservations r "
+                           "coalesce((extract(epoch FROM r.expires_at) * 1000)::bigint, 0), "
+                           "i.event_id FROM intents i LEFT JOIN reservations r "
                            "ON r.reservation_id = i.reservation_id "
-                           "WHERE i.event_id = $1 AND i.state IN ('waiting', 'reserved', 'paying') "
-                           "ORDER BY i.intent_seq",
+                           "WHERE i.event_id = ANY($1::bigint[]) "
+                           "AND i.state IN ('waiting', 'reserved', 'paying') "
+                           "ORDER BY i.event_id, i.intent_seq",
                            1, NULL, v, NULL, NULL, 0) ||
         !PQsetSingleRowMode(st->conn)) {
         ons_log_error("postgres load intents: %s", PQerrorMessage(st->conn));
@@ -263,7 +346,9 @@ static int load_intents(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
     PGresult *r;
     while ((r = PQgetResult(st->conn)) != NULL) {
         ExecStatusType s = PQresultStatus(r);
-        if (s == PGRES_SINGLE_TUPLE && rc == 0) {
+        load_ctx *lc = s == PGRES_SINGLE_TUPLE ? ctx_of(ls, to_i64(PQgetvalue(r, 0, 11))) : NULL;
+        if (s == PGRES_SINGLE_TUPLE && rc == 0 && lc) {
+            wk_event *ev = lc->ev;
             wk_intent *in = calloc(1, sizeof *in);
             if (!in) {
                 rc = ONS_ENOMEM;
@@ -333,18 +418,60 @@ static int seat_state_parse(const char *s)
     return -1;
 }
 
-/* Streams the seats in allocation order into the inventory and hands held
- * seats to their intents. */
-static int load_seats(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
+/* One seat row of COPY into its event's inventory; held seats go to their
+ * intents. */
+static int load_seat_row(wk_part *p, load_set *ls, char **f)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
+    load_ctx *lc = ctx_of(ls, to_i64(f[7]));
+    if (!lc)
+        return ONS_EDB;
+    wk_event *ev = lc->ev;
+    int rc = 0;
+    int64_t sec_id = to_i64(f[0]);
+    if (lc->cur < 0 || lc->secs[lc->cur].id != sec_id) {
+        int k = lc->cur + 1;
+        while (k < lc->nsecs && lc->secs[k].id != sec_id)
+            k++;
+        if (k == lc->nsecs)
+            return ONS_EDB; /* seats of a section out of order */
+        if ((rc = add_sections_until(lc, k + 1)) != 0)
+            return rc;
+        lc->cur = k;
+    }
+    int state = seat_state_parse(f[5]);
+    int64_t rid = to_i64(f[6]);
+    int idx =
+        wk_inv_add_seat(&ev->inv, (int32_t)to_i64(f[1]), (int32_t)to_i64(f[2]),
+                        (int32_t)to_i64(f[3]), to_i64(f[4]), state < 0 ? WK_SEAT_SOLD : state);
+    if (idx < 0)
+        return idx;
+    if (rid >= 0 && state != WK_SEAT_SOLD) {
+        wk_intent *in = wk_part_intent(p, rid);
+        if (in && in->ev == ev && in->nseats < WK_MAX_QTY)
+            in->seats[in->nseats++] = (uint32_t)idx;
+        else
+            ons_log_warn("event %" PRId64 ": seat %s held by %" PRId64 " without a live intent",
+                         ev->event_id, f[3], rid);
+    }
+    return 0;
+}
+
+/* Streams the events' seats in allocation order into their inventories. */
+static int load_seats(wk_store *st, wk_part *p, const char *ids, load_set *ls)
+{
+    size_t cap = strlen(ids) + 512;
+    char *sql = malloc(cap);
+    if (!sql)
+        return ONS_ENOMEM;
+    /* ids is a bigint array literal built from int64s: no quoting needed. */
+    snprintf(sql, cap,
              "COPY (SELECT s.section_id, s.row_no, s.seat_in_row, s.seat_no, s.price_cents, "
-             "s.status, coalesce(s.reservation_id, -1) FROM seats s "
-             "JOIN sections c USING (section_id) WHERE s.event_id = %" PRId64 " "
-             "ORDER BY c.position, s.row_no, s.seat_in_row) TO STDOUT",
-             ev->event_id);
+             "s.status, coalesce(s.reservation_id, -1), s.event_id FROM seats s "
+             "JOIN sections c USING (section_id) WHERE s.event_id = ANY('%s'::bigint[]) "
+             "ORDER BY s.event_id, c.position, s.row_no, s.seat_in_row) TO STDOUT",
+             ids);
     PGresult *r = PQexec(st->conn, sql);
+    free(sql);
     if (!r || PQresultStatus(r) != PGRES_COPY_OUT) {
         ons_log_error("postgres load seats: %s",
                       r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn));
@@ -352,43 +479,13 @@ static int load_seats(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
         return ONS_EDB;
     }
     PQclear(r);
-    int rc = 0, cur = -1; /* index of the section seats are being added to */
+    int rc = 0;
     char *buf = NULL;
     int len;
     while ((len = PQgetCopyData(st->conn, &buf, 0)) > 0) {
         if (rc == 0) {
-            char *f[7];
-            if (split_fields(buf, f, 7) != 7) {
-                rc = ONS_EDB;
-            } else {
-                int64_t sec_id = to_i64(f[0]);
-                if (cur < 0 || lc->secs[cur].id != sec_id) {
-                    int k = cur + 1;
-                    while (k < lc->nsecs && lc->secs[k].id != sec_id)
-                        k++;
-                    if (k == lc->nsecs)
-                        rc = ONS_EDB; /* seats of a section out of order */
-                    else if ((rc = add_sections_until(&ev->inv, lc, k + 1)) == 0)
-                        cur = k;
-                }
-                int state = seat_state_parse(f[5]);
-                int64_t rid = to_i64(f[6]);
-                int idx = rc ? -1
-                             : wk_inv_add_seat(&ev->inv, (int32_t)to_i64(f[1]),
-                                               (int32_t)to_i64(f[2]), (int32_t)to_i64(f[3]),
-                                               to_i64(f[4]), state < 0 ? WK_SEAT_SOLD : state);
-                if (rc == 0 && idx < 0)
-                    rc = idx;
-                if (rc == 0 && rid >= 0 && state != WK_SEAT_SOLD) {
-                    wk_intent *in = wk_part_intent(p, rid);
-                    if (in && in->ev == ev && in->nseats < WK_MAX_QTY)
-                        in->seats[in->nseats++] = (uint32_t)idx;
-                    else
-                        ons_log_warn("event %" PRId64 ": seat %s held by %" PRId64
-                                     " without a live intent",
-                                     ev->event_id, f[3], rid);
-                }
-            }
+            char *f[8];
+            rc = split_fields(buf, f, 8) == 8 ? load_seat_row(p, ls, f) : ONS_EDB;
         }
         PQfreemem(buf);
         buf = NULL;
@@ -404,53 +501,66 @@ static int load_seats(wk_store *st, wk_part *p, wk_event *ev, load_ctx *lc)
         }
         PQclear(r);
     }
-    if (rc == 0)
-        rc = add_sections_until(&ev->inv, lc, lc->nsecs);
+    for (size_t i = 0; i < ls->n && rc == 0; i++)
+        rc = add_sections_until(&ls->c[i], ls->c[i].nsecs);
     return rc;
 }
 
-int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id)
+int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, size_t n)
 {
-    wk_store *st = ctx;
+    if (n == 0)
+        return 0;
     if (ensure_conn(st))
         return ONS_EDB;
     double t0 = ons_mono_s();
-    load_ctx lc = {0};
-    int64_t seats_total = 0;
-    wk_event *ev = wk_event_new(event_id);
-    if (!ev)
+    /* "{1,2,3}": the one parameter every query takes. */
+    char *ids = malloc(n * 21 + 3);
+    if (!ids)
         return ONS_ENOMEM;
-    int rc = load_meta(st, event_id, ev, &seats_total);
-    if (rc) {
-        wk_event_free(ev);
-        return rc;
-    }
-    /* From here on the event belongs to p: on failure p is dropped whole. */
-    if ((rc = wk_part_add_event(p, ev)) != 0) {
-        wk_event_free(ev);
-        return rc;
-    }
-    if (seats_total > 0 && (rc = wk_inv_reserve(&ev->inv, (size_t)seats_total)) != 0)
+    size_t k = 0;
+    ids[k++] = '{';
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)sprintf(ids + k, i ? ",%" PRId64 : "%" PRId64, event_ids[i]);
+    ids[k++] = '}';
+    ids[k] = '\0';
+    load_set ls = {0};
+    /* One snapshot for every read, so events, seats and intents agree. */
+    int rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (rc)
         goto out;
-    /* One snapshot for the three reads, so seats and intents agree. */
-    if ((rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
-        goto out;
-    if ((rc = load_sections(st, event_id, &lc)) == 0 && (rc = load_intents(st, p, ev, &lc)) == 0)
-        rc = load_seats(st, p, ev, &lc);
-    if (rc == 0)
-        rc = wk_co_store_load(st->conn, p, ev);
+    if ((rc = load_meta(st, p, ids, &ls)) == 0 && (rc = load_sections(st, ids, &ls)) == 0 &&
+        (rc = load_intents(st, p, ids, &ls)) == 0 && (rc = load_seats(st, p, ids, &ls)) == 0)
+        rc = wk_co_store_load_many(st->conn, p, ls.n, ids);
     if (rc) {
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;
     }
     if ((rc = simple(st, "COMMIT")) != 0)
         goto out;
-    ons_log_info("loaded event %" PRId64 ": %zu seats (%" PRId64 " available, %" PRId64
-                 " held, %" PRId64 " sold), %" PRId64 " waiting, status %s, in %.3f s",
-                 event_id, ev->inv.nseats, ev->inv.available, ev->inv.held, ev->inv.sold,
-                 ev->nwaiting, wk_evstatus_name(ev->status), ons_mono_s() - t0);
+    double dt = ons_mono_s() - t0;
+    if (ls.n == 1) {
+        wk_event *ev = ls.c[0].ev;
+        ons_log_info("loaded event %" PRId64 ": %zu seats (%" PRId64 " available, %" PRId64
+                     " held, %" PRId64 " sold), %" PRId64 " waiting, status %s, in %.3f s",
+                     ev->event_id, ev->inv.nseats, ev->inv.available, ev->inv.held, ev->inv.sold,
+                     ev->nwaiting, wk_evstatus_name(ev->status), dt);
+    } else if (ls.n > 1) {
+        ons_log_info("loaded %zu events of partition %d in %.3f s", ls.n, (int)p->partition, dt);
+    }
 out:
-    free(lc.secs);
+    for (size_t i = 0; i < ls.n; i++)
+        free(ls.c[i].secs);
+    free(ls.c);
+    wk_map_fini(&ls.idx);
+    free(ids);
+    return rc;
+}
+
+int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id)
+{
+    int rc = wk_store_load_events(ctx, p, &event_id, 1);
+    if (rc == 0 && !wk_part_event(p, event_id))
+        rc = ONS_ENOTFOUND;
     return rc;
 }
 
@@ -482,15 +592,14 @@ int wk_store_load_live(wk_store *st, wk_part *p)
     for (int i = 0; i < n; i++)
         ids[i] = to_i64(PQgetvalue(r, i, 0));
     PQclear(r);
-    for (int i = 0; i < n && rc == 0; i++) {
-        if (wk_part_event(p, ids[i]))
-            continue;
-        rc = wk_store_load_event(st, p, ids[i]);
-        if (rc == ONS_ENOTFOUND)
-            rc = 0; /* deleted since: nothing to expire */
-        else if (rc == 0)
-            loaded++;
-    }
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!wk_part_event(p, ids[i]))
+            ids[k++] = ids[i];
+    /* (an event deleted since is simply not found: nothing to expire) */
+    size_t before = p->events.len;
+    rc = wk_store_load_events(st, p, ids, (size_t)k);
+    loaded = (int)(p->events.len - before);
     free(ids);
     if (rc == 0 && loaded > 0)
         ons_log_info("partition %d: loaded %d event(s) with live holds so they expire on time",
@@ -764,22 +873,62 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
     return 0;
 }
 
-/* Queues the fence; pl_end checks it touched exactly one row. */
+/* Tombstones: new ones inserted, spent ones (below the intents cursor)
+ * deleted, both only when the batch has any. */
+static int write_tombstones(wk_store *st, const wk_part *p, wk_pgarr *a)
+{
+    int rc;
+    const wk_fx *fx = &p->fx;
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", (int)p->partition);
+    snprintf(off, sizeof off, "%" PRId64, p->next_offset);
+    if (fx->ntombs > 0) {
+        wk_pgarrs_reset(a, 3);
+        for (size_t i = 0; i < fx->ntombs; i++) {
+            wk_pgarr_int(&a[0], p->partition);
+            wk_pgarr_int(&a[1], fx->tombs[i].offset);
+            wk_pgarr_int(&a[2], fx->tombs[i].user_id);
+        }
+        if ((rc = exec_arrays(st, "insert tombstones",
+                              "INSERT INTO intent_tombstones (partition, kafka_offset, user_id) "
+                              "SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[]) "
+                              "ON CONFLICT (partition, kafka_offset) DO UPDATE "
+                              "SET user_id = EXCLUDED.user_id",
+                              a, 3)) != 0)
+            return rc;
+    }
+    if (fx->tombs_spent) {
+        const char *v[] = {part, off};
+        if ((rc = pl_send(st, "delete tombstones",
+                          "DELETE FROM intent_tombstones WHERE partition = $1 "
+                          "AND kafka_offset < $2",
+                          2, v)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Queues the fence over both lanes' cursors; pl_end checks it touched
+ * exactly one row. One UPDATE, one transaction: the two cursors move
+ * together with the effects or not at all. */
 static int write_fence(wk_store *st, const wk_part *p)
 {
-    char part[16], off[24], ep[24];
+    char part[16], off[24], ep[24], coff[24];
     snprintf(part, sizeof part, "%d", (int)p->partition);
     snprintf(off, sizeof off, "%" PRId64, p->next_offset);
     snprintf(ep, sizeof ep, "%" PRId64, p->epoch);
-    const char *v[] = {part, off, ep};
+    snprintf(coff, sizeof coff, "%" PRId64, p->ctl_next_offset);
+    const char *v[] = {part, off, coff, ep};
     st->pl_fence = st->pl_n;
     return st->skip_epoch_check
                ? pl_send(st, "fence (epoch check OFF)",
-                         "UPDATE partition_owner SET next_offset = $2 WHERE partition = $1", 2, v)
+                         "UPDATE partition_owner SET next_offset = $2, control_next_offset = $3 "
+                         "WHERE partition = $1",
+                         3, v)
                : pl_send(st, "fence",
-                         "UPDATE partition_owner SET next_offset = $2 "
-                         "WHERE partition = $1 AND epoch = $3",
-                         3, v);
+                         "UPDATE partition_owner SET next_offset = $2, control_next_offset = $3 "
+                         "WHERE partition = $1 AND epoch = $4",
+                         4, v);
 }
 
 int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
@@ -809,7 +958,8 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
         (rc = pl_send(st, "set", "SET LOCAL enable_hashjoin = off", 0, NULL)) != 0 ||
         (rc = pl_send(st, "set", "SET LOCAL enable_mergejoin = off", 0, NULL)) != 0 ||
         (rc = write_intents(st, &p->fx, a)) != 0 || (rc = write_reservations(st, &p->fx, a)) != 0 ||
-        (rc = write_seats_events(st, &p->fx, a)) != 0 || (rc = write_fence(st, p)) != 0) {
+        (rc = write_seats_events(st, &p->fx, a)) != 0 || (rc = write_tombstones(st, p, a)) != 0 ||
+        (rc = write_fence(st, p)) != 0) {
         pl_end(st);
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;

@@ -29,29 +29,43 @@ int wk_store_new(const wk_store_opts *o, wk_store **out);
 void wk_store_free(wk_store *st);
 
 /* Claims the partition: epoch + 1, owner = me (the row is created if
- * missing). Returns 0 with the partition's next_offset and my epoch, or
+ * missing). The epoch covers both lanes. Returns 0 with the partition's
+ * next_offset (intents topic), ctl_next (control topic) and my epoch, or
  * ONS_EDB. */
-int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *epoch);
+int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
+                   int64_t *epoch);
 
-/* Re-reads the partition after a failed batch: 0 and next_offset while the
+/* Re-reads the partition after a failed batch: 0 and both cursors while the
  * epoch is still mine, ONS_EFENCED when a newer owner claimed it, ONS_EDB. */
-int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset);
+int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset,
+                     int64_t *ctl_next);
 
 /* wk_load_fn for partition.h: loads event_id (its seats, price, status,
  * hold window, live reservations and waiting intents) into p. ctx is the
  * wk_store. Returns 0, ONS_ENOTFOUND (no such event), ONS_EDB or ONS_ENOMEM. */
 int wk_store_load_event(void *ctx, wk_part *p, int64_t event_id);
 
-/* Loads into p every event with live holds (held or paying reservations)
- * in p's partition that is not loaded yet, earliest expiry first. Memory
- * starts empty after a claim or a reload and events load lazily on their
- * records: without this a hold on a quiet event would outlive its expiry
- * until some record named the event. Returns 0, ONS_EDB or ONS_ENOMEM (p
- * must then be rebuilt). */
+/* Loads the events not in p yet (ids distinct, none loaded) into p, in one
+ * snapshot and a fixed number of round trips whatever their number; an id
+ * with no event is left out. Returns 0, ONS_EDB or ONS_ENOMEM (p must then
+ * be rebuilt). */
+int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, size_t n);
+
+/* Loads into p every event with live holds (held or paying
+ * reservations) in p's partition that is not loaded yet, earliest expiry first. Memory starts empty
+ * after a claim or a reload and events load lazily on their records: without this a hold on a quiet
+ * event would outlive its expiry until some record named the event. Returns 0, ONS_EDB or
+ * ONS_ENOMEM (p must then be rebuilt). */
 int wk_store_load_live(wk_store *st, wk_part *p);
 
-/* Writes p's batch (p->fx, next_offset = p->next_offset) in one transaction
- * with set-based statements, ending with the epoch fence. Returns 0
+/* Loads p's tombstones at or above p->next_offset (partition.h: cancels
+ * that overtook their intent). Must run before p applies any record.
+ * Returns 0, ONS_EDB or ONS_ENOMEM. */
+int wk_store_load_tombstones(wk_store *st, wk_part *p);
+
+/* Writes p's batch (p->fx, next_offset = p->next_offset, control_next_offset
+ * = p->ctl_next_offset, tombstones) in one transaction with set-based
+ * statements, ending with the epoch fence over both cursors. Returns 0
  * (committed), ONS_EFENCED (a newer owner exists: rolled back) or ONS_EDB
  * (rolled back). *latency_s receives the transaction's duration. */
 int wk_store_commit(wk_store *st, wk_part *p, double *latency_s);

@@ -31,6 +31,7 @@ BROKERS = os.environ.get("ONSALE_KAFKA_BROKERS", "127.0.0.1:19092")
 # as in production (dev_mode off), which refuses defaults and shared keys.
 SECRET = "integration-test-secret-0123456789"  # auth.secret: JWTs
 IDS_SECRET = "integration-test-ids-secret-987654"  # ids.secret: public ids
+TICKETS_SECRET = "integration-test-tickets-secret-13579"  # tickets.secret: gate codes
 GATEWAY_API_KEY = "sk_test_integration_harness"  # gateway.api_key = payments.api_key
 _counter = itertools.count()
 
@@ -127,10 +128,14 @@ class Stack:
         self.partitions = partitions
         self.db = f"t_{tag}"
         self.topic = f"t-{tag}"
+        # The control lane (docs/pipeline.md "Two lanes"): the binaries'
+        # default name for it, co-partitioned with the intents topic.
+        self.control_topic = f"{self.topic}.control"
         self.group = f"g-{tag}"
         self.prefix = f"t{tag}:"
         self.secret = SECRET
         self.ids_secret = IDS_SECRET
+        self.tickets_secret = TICKETS_SECRET
         self.gateway_api_key = GATEWAY_API_KEY
         self.keep_db = keep_db
         self.procs = []
@@ -151,8 +156,10 @@ class Stack:
         self.sql("INSERT INTO partition_owner (partition) SELECT generate_series(0, %s - 1)",
                  (self.partitions,))
         admin = AdminClient({"bootstrap.servers": BROKERS})
-        fut = admin.create_topics([NewTopic(self.topic, self.partitions, 1)])
-        fut[self.topic].result(30)
+        fut = admin.create_topics([NewTopic(t, self.partitions, 1)
+                                   for t in (self.topic, self.control_topic)])
+        for t in (self.topic, self.control_topic):
+            fut[t].result(30)
         self.redis = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, decode_responses=True)
         self._producer = None
         return self
@@ -165,7 +172,10 @@ class Stack:
         for k in self.redis.scan_iter(match=self.prefix + "*", count=1000):
             self.redis.delete(k)
         try:
-            AdminClient({"bootstrap.servers": BROKERS}).delete_topics([self.topic])[self.topic].result(30)
+            fut = AdminClient({"bootstrap.servers": BROKERS}).delete_topics(
+                [self.topic, self.control_topic])
+            for f in fut.values():
+                f.result(30)
         except Exception:
             pass
         self.pg.close()
@@ -192,6 +202,7 @@ class Stack:
             "ONSALE_REDIS_PREFIX": self.prefix,
             "ONSALE_AUTH_SECRET": self.secret,
             "ONSALE_IDS_SECRET": self.ids_secret,
+            "ONSALE_TICKETS_SECRET": self.tickets_secret,
             "ONSALE_GATEWAY_API_KEY": self.gateway_api_key,
             "ONSALE_PAYMENTS_API_KEY": self.gateway_api_key,
             "ONSALE_DEV_MODE": "false",
@@ -297,9 +308,11 @@ class Stack:
                                        "linger.ms": 2})
         return self._producer
 
-    def produce(self, event_id, record):
-        """Produces one queue/msg.h record keyed by event_id, as ingress does.
-        Returns (partition, offset)."""
+    def produce(self, event_id, record, control=False):
+        """Produces one queue/msg.h record keyed by event_id, as ingress does,
+        to the intents topic (any type: the worker applies every type on
+        either lane) or with control=True to the control topic, where ingress
+        sends everything but joins. Returns (partition, offset)."""
         producer = self._kafka_producer()
         out = {}
 
@@ -310,15 +323,17 @@ class Stack:
         rec.setdefault("v", 1)
         rec.setdefault("event_id", event_id)
         rec.setdefault("sent_ms", int(time.time() * 1000))
-        producer.produce(self.topic, key=str(event_id), value=json.dumps(rec), on_delivery=dr)
+        producer.produce(self.control_topic if control else self.topic, key=str(event_id),
+                         value=json.dumps(rec), on_delivery=dr)
         producer.flush(30)
         if out.get("err"):
             raise RuntimeError(out["err"])
         return out["p"], out["o"]
 
-    def produce_many(self, event_id, records):
-        """Produces records in order (one flush at the end). Returns
-        [(partition, offset)] in the same order."""
+    def produce_many(self, event_id, records, control=False):
+        """Produces records in order (one flush at the end), to the control
+        topic with control=True. Returns [(partition, offset)] in the same
+        order."""
         producer = self._kafka_producer()
         results = [None] * len(records)
 
@@ -337,8 +352,8 @@ class Stack:
             rec.setdefault("sent_ms", now)
             while True:
                 try:
-                    producer.produce(self.topic, key=str(event_id), value=json.dumps(rec),
-                                     on_delivery=cb(i))
+                    producer.produce(self.control_topic if control else self.topic,
+                                     key=str(event_id), value=json.dumps(rec), on_delivery=cb(i))
                     break
                 except BufferError:
                     producer.poll(0.05)

@@ -76,44 +76,49 @@ def reads(port, target):
     return metric(port, "onsale_ingress_reads_total", {"target": target}) or 0
 
 
-def catalog_read(port):
-    status, _, body = http("GET", "/v1/events?limit=5", port=port)
+def view_read(port, ev):
+    """GET /v1/events/{ev}: a view built (replica-eligible reads) on first use."""
+    status, _, body = http("GET", f"/v1/events/{ev}", port=port)
     assert status == 200, body
 
 
 def test_reads_follow_replica_freshness():
     port = INGRESS_PORTS[0]
     replica = ENV["ONSALE_PG_READ_DSN"]
-    create_event(seats=50, name="replica read")
-    # fresh replica: the catalog is read there
+    evs = [create_event(seats=50, name=f"replica read {i}") for i in range(4)]
+    wait_for(lambda: sql("SELECT count(*) FROM events WHERE event_id = ANY(%s)", (evs,), dsn=replica)[0][0] == 4,
+             20, "the events on the replica")
+    # fresh replica: the view is built from it
     r0 = reads(port, "replica")
-    wait_for(lambda: (catalog_read(port), reads(port, "replica") > r0)[1], 20, "a read on the replica")
+    view_read(port, evs[0])
+    assert reads(port, "replica") > r0
 
     # lagging replica (replay paused while the primary writes): the primary answers
     sql("SELECT pg_wal_replay_pause()", dsn=replica)
     try:
         create_event(seats=50, name="written while the replica lags")
         time.sleep(float(ENV["ONSALE_HA_REPLICA_MAX_LAG_MS"]) / 1000 + 0.5)
-        sql("SELECT 1")  # another commit: the replica has received WAL it has not replayed
-        p0 = reads(port, "primary")
-        wait_for(lambda: (catalog_read(port), reads(port, "primary") > p0 + 2)[1], 20,
-                 "reads falling back to the primary")
-        lag = metric(port, "onsale_ingress_replica_lag_seconds")
-        assert lag > float(ENV["ONSALE_HA_REPLICA_MAX_LAG_MS"]) / 1000
+        sql("SELECT 1")
+        create_event(seats=50, name="received, not replayed")
+        wait_for(lambda: (metric(port, "onsale_ingress_replica_lag_seconds") or 0) >
+                 float(ENV["ONSALE_HA_REPLICA_MAX_LAG_MS"]) / 1000 or (view_read(port, evs[3]), False)[1],
+                 20, "the lag seen by the read path")
+        p0, r1 = reads(port, "primary"), reads(port, "replica")
+        view_read(port, evs[1])
+        assert reads(port, "primary") > p0 and reads(port, "replica") == r1
     finally:
         sql("SELECT pg_wal_replay_resume()", dsn=replica)
-    r1 = reads(port, "replica")
-    wait_for(lambda: (catalog_read(port), reads(port, "replica") > r1)[1], 20, "the replica again")
 
     # replica down: reads still answer, from the primary
     stack("stop", "pg-replica")
     try:
         p1 = reads(port, "primary")
-        for _ in range(3):
-            catalog_read(port)
-            time.sleep(0.15)
-        assert reads(port, "primary") >= p1 + 3
+        view_read(port, evs[2])
+        assert reads(port, "primary") > p1
     finally:
         stack("start", "pg-replica")
+    # back and fresh: the replica again
+    ev = create_event(seats=50, name="after the replica's restart")
     r2 = reads(port, "replica")
-    wait_for(lambda: (catalog_read(port), reads(port, "replica") > r2)[1], 30, "the restarted replica")
+    wait_for(lambda: (http("GET", f"/v1/events/{ev}?x={time.time()}", port=port),
+                      reads(port, "replica") > r2)[1], 30, "the restarted replica serving reads")

@@ -20,7 +20,9 @@ from harness import BROKERS, Stack, free_port  # noqa: E402
 @pytest.fixture(scope="module")
 def st():
     with Stack(partitions=2) as s:
-        s.start_ingress()
+        # Creating the 100,000-seat event is one statement; on a loaded CI box
+        # it may take longer than the production default timeout (10 s).
+        s.start_ingress(pg_statement_timeout_ms=30000)
         yield s
 
 

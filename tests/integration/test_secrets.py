@@ -31,8 +31,8 @@ def st():
 def defaults_env(st, **extra):
     """The Stack's environment with every secret back at its default."""
     e = st.env()
-    for k in ("ONSALE_AUTH_SECRET", "ONSALE_IDS_SECRET", "ONSALE_GATEWAY_API_KEY",
-              "ONSALE_PAYMENTS_API_KEY", "ONSALE_DEV_MODE"):
+    for k in ("ONSALE_AUTH_SECRET", "ONSALE_IDS_SECRET", "ONSALE_TICKETS_SECRET",
+              "ONSALE_GATEWAY_API_KEY", "ONSALE_PAYMENTS_API_KEY", "ONSALE_DEV_MODE"):
         e.pop(k, None)
     e.update({"ONSALE_" + k.upper(): str(v) for k, v in extra.items()})
     return e
@@ -71,6 +71,17 @@ def test_ingress_refuses_one_key_for_two_purposes(st):
     env["ONSALE_AUTH_SECRET"] = env["ONSALE_IDS_SECRET"] = "one-key-for-both-0123456789"
     err = refused([os.path.join(BIN, "onsale-ingress")], env, "ids.secret")
     assert "same value as auth.secret" in err
+
+
+def test_ingress_refuses_default_or_shared_tickets_secret(st):
+    """tickets.secret (the gate codes' key) is a key of its own too."""
+    env = defaults_env(st, http_port=free_port(), auth_secret="a-real-jwt-key-0123456789",
+                       ids_secret="a-real-ids-key-0123456789")
+    err = refused([os.path.join(BIN, "onsale-ingress")], env, "tickets.secret")
+    assert "development default" in err
+    env["ONSALE_TICKETS_SECRET"] = env["ONSALE_IDS_SECRET"]
+    err = refused([os.path.join(BIN, "onsale-ingress")], env, "tickets.secret")
+    assert "same value as ids.secret" in err
 
 
 def alive_after(proc, seconds):

@@ -1,6 +1,7 @@
 """test_worker_fencing.py - a worker paused past a rebalance cannot commit.
 
-Worker A applies a batch (a cancel that frees seats 1-2) and, inside the
+Worker A applies a batch (a cancel, on the control lane, that frees seats
+1-2: one fence covers both topics' cursors) and, inside the
 race window debug.commit_delay_ms opens, is frozen with SIGSTOP until its
 Kafka session expires. Worker B takes the partition over, claims it (epoch+1),
 re-applies the cancel and then gives seats 1-2 to a new fan Y. A is thawed
@@ -32,7 +33,7 @@ def race(skip_epoch_check):
         wait_state(st, part, ox, "reserved", timeout=30, proc=a)
         assert seats_of(st, ev, part, ox) == [("A", 1, 1), ("A", 1, 2)]
 
-        st.produce(ev, cancel(1, part, ox, "intent"))   # A applies it, then waits
+        st.produce(ev, cancel(1, part, ox, "intent"), control=True)  # A applies it, then waits
         wait_log(st, a, "delaying commit", count=2, timeout=20)
         a.kill(signal.SIGSTOP)
         try:
@@ -47,8 +48,7 @@ def race(skip_epoch_check):
         finally:
             a.kill(signal.SIGCONT)
         # A finishes its delay and tries to write the stale batch.
-        st.wait_for(lambda: log_lines(a, "fenced:") or
-                    log_lines(a, f"committed partition 0 offsets {ox + 1}..{ox + 2}"),
+        st.wait_for(lambda: log_lines(a, "fenced:") or log_lines(a, " control 0..1 "),
                     DELAY_MS / 1000 + 20, "A's stale commit attempt")
         time.sleep(0.5)
         result = {
@@ -57,6 +57,7 @@ def race(skip_epoch_check):
             "y_state": st.sql("SELECT state FROM reservations WHERE reservation_id = %s",
                               (seq(part, oy),))[0][0],
             "next_offset": st.sql("SELECT next_offset FROM partition_owner")[0][0],
+            "control_next_offset": st.sql("SELECT control_next_offset FROM partition_owner")[0][0],
             "b_next": b_next,
             "audit": audit(st),
         }
@@ -69,6 +70,7 @@ def test_paused_worker_is_fenced():
     assert r["y_state"] == "held"
     assert r["y_seats"] == [("A", 1, 1), ("A", 1, 2)], r
     assert r["next_offset"] >= r["b_next"], r
+    assert r["control_next_offset"] == 1, r  # B applied the cancel, once
     assert r["audit"] == [], r
 
 

@@ -16,7 +16,6 @@ def test_fifo_best_seats_waiting_and_releases_in_order():
     with Stack(partitions=1) as st:
         w = st.start_worker()
         ev = st.create_event(sections=[("A", 3, 4, 5000), ("B", 1, 4, 3000)], max_per_user=4)
-        st.redis.set(st.key(f"active:{ev}:2"), "x")
         pos = st.produce_many(ev, [
             intent(1, 4, "A"),  # row 1
             intent(2, 4, "A"),  # row 2
@@ -27,6 +26,10 @@ def test_fifo_best_seats_waiting_and_releases_in_order():
         ])
         part = pos[0][0]
         o = [p[1] for p in pos]
+        # Fan 2's live place as ingress writes it: the public id, whose first
+        # 16 hex digits are the intent's sequence (the worker deletes the key
+        # only when it names the intent that ended).
+        st.redis.set(st.key(f"active:{ev}:2"), f"{seq(part, o[1]):016x}" + "0" * 16)
         wait_count(st, ev, 6, proc=w)
         out = outcomes(st, ev)
         assert [out[x][1] for x in o] == ["reserved"] * 3 + ["waiting"] * 2 + ["reserved"]
@@ -76,6 +79,10 @@ def test_duplicates_limits_and_sold_out():
         ])
         part = pos[0][0]
         o = [p[1] for p in pos]
+        # Fan 2's live place as ingress writes it: the public id, whose first
+        # 16 hex digits are the intent's sequence (the worker deletes the key
+        # only when it names the intent that ended).
+        st.redis.set(st.key(f"active:{ev}:2"), f"{seq(part, o[1]):016x}" + "0" * 16)
         wait_count(st, ev, 6, proc=w)
         out = outcomes(st, ev)
         assert out[o[0]][1] == "reserved"

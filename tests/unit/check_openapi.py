@@ -505,6 +505,7 @@ def server_error_codes(root):
     can make (see the module docstring for what is recognised)."""
     paths = sorted(glob.glob(os.path.join(root, "ingress", "*.c")))
     paths.append(os.path.join(root, "common", "httpd.c"))
+    paths.append(os.path.join(root, "common", "httpd_gate.c"))
     sources = {p: c_source(p) for p in paths}
     funcs = error_functions(sources)
     out = {}

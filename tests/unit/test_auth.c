@@ -12,36 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "b64url.h"
 
 #define SECRET "test-secret-0123456789abcdef"
 #define NOW    1800000000LL
-
-/* base64url without padding of len bytes of in, appended to out. */
-static void b64url(char *out, const void *in, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = in;
-    char *o = out + strlen(out);
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = tab[v >> 6 & 63];
-        *o++ = tab[v & 63];
-    }
-    if (len - i == 1) {
-        unsigned v = (unsigned)p[i] << 16;
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-    } else if (len - i == 2) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = tab[v >> 6 & 63];
-    }
-    *o = '\0';
-}
 
 /* Builds "Bearer <b64(header)>.<b64(payload)>.<sig>" into a static buffer;
  * the signature is HMAC-SHA256 with key when key is non-NULL, else empty. */

@@ -1,6 +1,6 @@
 """test_check_openapi.py - check_openapi.py catches a contract that drifts
 from the server: each case copies what the checker reads (docs/api.md,
-schemas/openapi.yaml, ingress/*.c, common/httpd.c) into a temporary tree,
+schemas/openapi.yaml, ingress/*.c, common/httpd.c, common/httpd_gate.c) into a temporary tree,
 changes one thing, and expects a FAIL line naming it. The unchanged copy
 passes, so the checker reads nothing outside the tree it is given.
 """
@@ -22,7 +22,8 @@ def tree(tmp_path):
         os.makedirs(tmp_path / d)
     shutil.copy(os.path.join(ROOT, "docs", "api.md"), tmp_path / "docs")
     shutil.copy(os.path.join(ROOT, "schemas", "openapi.yaml"), tmp_path / "schemas")
-    shutil.copy(os.path.join(ROOT, "common", "httpd.c"), tmp_path / "common")
+    for f in ("httpd.c", "httpd_gate.c"):
+        shutil.copy(os.path.join(ROOT, "common", f), tmp_path / "common")
     for f in os.listdir(os.path.join(ROOT, "ingress")):
         if f.endswith(".c"):
             shutil.copy(os.path.join(ROOT, "ingress", f), tmp_path / "ingress")

@@ -46,7 +46,7 @@ static q_msg join(int64_t user, int64_t sent_ms)
 
 START_TEST(sale_opens_by_the_owners_clock)
 {
-    wk_part_cfg cfg = {load, NULL, 0, 120, 60000, 0};
+    wk_part_cfg cfg = {.load = load, .paying_grace_seconds = 120, .end_grace_ms = 60000};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     ck_assert_ptr_nonnull(p);
     /* Sent "after the opening" by the skewed node, applied before it. */

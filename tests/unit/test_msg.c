@@ -226,6 +226,28 @@ START_TEST(encode_refuses_invalid)
 }
 END_TEST
 
+START_TEST(topic_of_each_type)
+{
+    /* docs/pipeline.md "Two lanes": joins and sale status with the joins,
+     * money and cancels on the control lane */
+    ck_assert_int_eq(q_msg_topic(Q_MSG_INTENT), Q_TOPIC_INTENTS);
+    ck_assert_int_eq(q_msg_topic(Q_MSG_EVENT_STATUS), Q_TOPIC_INTENTS);
+    ck_assert_int_eq(q_msg_topic(Q_MSG_CANCEL), Q_TOPIC_CONTROL);
+    ck_assert_int_eq(q_msg_topic(Q_MSG_CHECKOUT), Q_TOPIC_CONTROL);
+    ck_assert_int_eq(q_msg_topic(Q_MSG_PAYMENT_RESULT), Q_TOPIC_CONTROL);
+    ck_assert_int_eq(q_msg_topic(Q_MSG_TICKET), Q_TOPIC_CONTROL);
+    char name[16];
+    ck_assert_int_eq(q_topic_control_name("intents", "", name, sizeof name), 0);
+    ck_assert_str_eq(name, "intents.control");
+    ck_assert_int_eq(q_topic_control_name("intents", NULL, name, sizeof name), 0);
+    ck_assert_str_eq(name, "intents.control");
+    ck_assert_int_eq(q_topic_control_name("intents", "ctl", name, sizeof name), 0);
+    ck_assert_str_eq(name, "ctl");
+    ck_assert_int_eq(q_topic_control_name("a-very-long-topic", "", name, sizeof name),
+                     ONS_EINVAL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("msg");
@@ -236,6 +258,7 @@ int main(void)
     tcase_add_test(tc, encode_refuses_invalid);
     tcase_add_test(tc, checkout_payment_ticket_roundtrip);
     tcase_add_test(tc, checkout_payment_ticket_rejections);
+    tcase_add_test(tc, topic_of_each_type);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

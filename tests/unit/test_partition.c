@@ -33,7 +33,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
 
 static wk_part *part(void)
 {
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     ck_assert_ptr_nonnull(p);
     return p;
@@ -274,7 +274,7 @@ START_TEST(expiry_heap_orders_many_holds)
 {
     rows_a = 100;
     seats_a = 10;
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     /* holds created at scrambled times expire in time order */
     for (int i = 0; i < 200; i++) {
@@ -525,6 +525,116 @@ START_TEST(waiting_fan_told_when_only_singles_are_left)
 }
 END_TEST
 
+/* ---- two lanes (docs/pipeline.md "Two lanes") ---------------------------------- */
+
+static q_msg lane_cancel_msg(int64_t user, int target)
+{
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_CANCEL;
+    m.event_id = EV;
+    m.user_id = user;
+    m.sent_ms = NOW;
+    m.cancel_kind = Q_CANCEL_INTENT;
+    m.target_partition = 0;
+    m.target_offset = target;
+    return m;
+}
+
+static q_msg lane_intent_msg(int64_t user, int qty)
+{
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_INTENT;
+    m.event_id = EV;
+    m.user_id = user;
+    m.sent_ms = NOW;
+    m.quantity = qty;
+    m.adjacent = 1;
+    return m;
+}
+
+START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
+{
+    wk_part *p = part();
+    /* control offset 0 cancels the intent the intents lane has at offset 1 */
+    q_msg c = lane_cancel_msg(5, 1);
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &c, 0, NOW, NOW), 0);
+    ck_assert_int_eq(p->ctl_next_offset, 1);
+    ck_assert_int_eq(p->next_offset, 0);
+    ck_assert_uint_eq(p->fx.ntombs, 1);
+    ck_assert_int_eq(p->fx.tombs[0].offset, 1);
+    ck_assert_int_eq(p->fx.tombs[0].user_id, 5);
+    ck_assert(wk_part_dirty(p)); /* the tombstone and the cursor are written */
+    wk_part_batch_done(p);
+
+    q_msg a = lane_intent_msg(4, 2), b = lane_intent_msg(5, 2);
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &a, 0, NOW, NOW), 0);
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &b, 1, NOW, NOW), 0);
+    ck_assert_int_eq(state_of(p, 0), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, 1), WK_I_RELEASED); /* never held a seat */
+    ck_assert_int_eq(fx(p, 1)->res_state, WK_RES_NONE);
+    ck_assert_int_eq(fx(p, 1)->nseats, 0);
+    ck_assert_ptr_null(wk_part_intent(p, q_seq_make(0, 1)));
+    ck_assert_int_eq(wk_part_event(p, EV)->inv.available, 12 - 2);
+    ck_assert(p->fx.tombs_spent);
+    ck_assert_uint_eq(p->tombs.len, 0);
+    /* the user is free to join again */
+    q_msg again = lane_intent_msg(5, 1);
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &again, 2, NOW, NOW), 0);
+    ck_assert_int_eq(state_of(p, 2), WK_I_RESERVED);
+    wk_part_free(p);
+}
+END_TEST
+
+START_TEST(loaded_tombstone_of_another_user_is_ignored)
+{
+    wk_part *p = part();
+    ck_assert_int_eq(wk_part_add_tombstone(p, 0, 99), 0); /* as the store loads it */
+    q_msg a = lane_intent_msg(4, 1);
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &a, 0, NOW, NOW), 0);
+    ck_assert_int_eq(state_of(p, 0), WK_I_RESERVED);
+    ck_assert_uint_eq(p->tombs.len, 0); /* spent all the same */
+    wk_part_free(p);
+}
+END_TEST
+
+START_TEST(no_tombstones_control_lets_the_intent_take_seats)
+{
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 1};
+    wk_part *p = wk_part_new(0, 1, 0, &cfg);
+    q_msg c = lane_cancel_msg(5, 0), b = lane_intent_msg(5, 2);
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &c, 0, NOW, NOW), 0);
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &b, 0, NOW, NOW), 0);
+    ck_assert_int_eq(state_of(p, 0), WK_I_RESERVED);
+    wk_part_free(p);
+}
+END_TEST
+
+START_TEST(checkout_on_the_control_lane_names_its_order_with_the_control_bit)
+{
+    wk_part *p = part();
+    int a = intent(p, 1, 2, NULL, 1);
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_CHECKOUT;
+    m.event_id = EV;
+    m.user_id = 1;
+    m.sent_ms = NOW;
+    m.reservation_id = q_seq_make(0, a);
+    strcpy(m.payment_method, "pm_card_visa");
+    /* control offset 0 == intents offset 0 must not give the same order id */
+    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &m, a, NOW, NOW), 0);
+    ck_assert_uint_eq(p->co->norders, 1);
+    ck_assert_int_eq(p->co->orders[0].order_id, q_seq_make_lane(0, a, 1));
+    ck_assert_int_ne(p->co->orders[0].order_id, q_seq_make(0, a));
+    ck_assert_int_eq(q_seq_partition(p->co->orders[0].order_id), 0);
+    ck_assert_int_eq(state_of(p, a), WK_I_PAYING);
+    ck_assert_int_eq(p->ctl_next_offset, a + 1);
+    wk_part_free(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("partition");
@@ -545,6 +655,11 @@ static Suite *suite(void)
         {"paid_never_downgraded", paid_order_is_never_downgraded_in_its_batch},
         {"late_success_refunded_once", success_after_expired_order_is_refunded_once},
         {"unfulfillable_waiting", waiting_fan_told_when_only_singles_are_left},
+        {"lane_tombstone", cancel_ahead_of_its_intent_leaves_a_tombstone},
+        {"lane_tombstone_other_user", loaded_tombstone_of_another_user_is_ignored},
+        {"lane_no_tombstones_control", no_tombstones_control_lets_the_intent_take_seats},
+        {"lane_checkout_order_id",
+         checkout_on_the_control_lane_names_its_order_with_the_control_bit},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -52,7 +52,7 @@
 /* ---- options ------------------------------------------------------------------ */
 
 typedef struct pay_opts {
-    char *brokers, *topic, *pg_dsn;
+    char *brokers, *topic, *control_topic, *pg_dsn;
     char *gateway_url, *api_key, *key_prefix;
     long long threads, batch, poll_ms, lease_ms, timeout_ms;
     long long backoff_base_ms, backoff_max_ms;
@@ -69,6 +69,8 @@ typedef struct pay_opts {
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
+    OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
+        "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
     OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
         "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
     OPT("payments.gateway_url", ONS_OPT_STR, gateway_url, 8, 512, "http://127.0.0.1:9300",
@@ -391,7 +393,8 @@ static int produce_result(app *a, const row *w, const answer *ans)
     }
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
-    rc = q_producer_send(a->prod, w->event_id, buf, len, delivered, d);
+    /* The control lane: a result never waits behind the event's join backlog. */
+    rc = q_producer_send_to(a->prod, Q_TOPIC_CONTROL, w->event_id, buf, len, delivered, d);
     free(buf);
     if (rc) {
         pthread_mutex_destroy(&d->mu);
@@ -574,7 +577,8 @@ int main(int argc, char **argv)
     pay_breaker_init(&a.br, (int)a.o.breaker_failures, a.o.breaker_open_ms, a.m);
     if (a.o.metrics_port > 0 && wk_httpd_start((int)a.o.metrics_port, a.m, &httpd) != 0)
         goto out_breaker;
-    q_producer_opts po = {a.o.brokers, a.o.topic, 1, (int)a.o.produce_timeout_ms, 10000};
+    q_producer_opts po = {a.o.brokers, a.o.topic,        1, (int)a.o.produce_timeout_ms,
+                          10000,       a.o.control_topic};
     if (q_producer_new(&po, &a.prod) != 0) {
         ons_log_error("cannot create the Kafka producer");
         goto out_breaker;

@@ -1,0 +1,521 @@
+/* httpd_gate.c - the accept gate in front of nng's HTTP server; see
+ * httpd.h ("the accept gate") for what it enforces and why.
+ *
+ * How: nng 1.5.2 (libnng.so) calls accept(2), readv(2) and close(2)
+ * through the dynamic linker, and a definition in the executable comes
+ * first in the lookup order, so the three wrappers below see every client
+ * socket nng accepts, every byte nng reads from one and every close. The
+ * real functions are found with dlsym(RTLD_NEXT) (libc, or the sanitizer's
+ * interceptor when it is loaded). This object is linked only into the
+ * executables that call ons_httpd_gate_start(); until then, and for every
+ * descriptor that is not an admitted client, the wrappers only pass
+ * through (one array bound check).
+ *
+ * Per client descriptor a slot holds the framing state of the request
+ * stream (request line, header lines, a Content-Length body), so the
+ * bytes of a request head can be judged before nng parses them: nng drops
+ * a head over its 8 KiB buffer without an answer, and its 1.5.2 URI
+ * decoder reads past the end of a path ending in a percent-escape
+ * (nanomsg/nng#1594). A refused head gets its JSON answer written here and
+ * nng is told the peer closed.
+ *
+ * Threads: accept runs on nng's poller or task threads; readv for one
+ * descriptor runs on one thread at a time (nng serialises reads per
+ * connection), so the framing fields are that reader's; the sweeper thread
+ * reads only the atomic fields. g.mu orders admission, close and the
+ * sweeper's shutdown() so the sweeper never touches a descriptor that has
+ * been closed and reused.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/httpd.h"
+#include "common/log.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Where a connection's request stream is. */
+enum {
+    PH_IDLE = 0, /* between requests (or before the first byte) */
+    PH_HEAD,     /* some bytes of a request head */
+    PH_BODY,     /* a Content-Length body */
+    PH_DRAIN,    /* refused or unframeable (Transfer-Encoding): ignore the rest */
+};
+
+typedef struct slot {
+    atomic_int client; /* 1 while the descriptor is an admitted client */
+    atomic_int phase;
+    atomic_int requests; /* request heads completed */
+    atomic_llong last_rx_ms;
+    int killed; /* shut down by the sweeper; guarded by g.mu */
+    /* The reader's framing state. */
+    unsigned line_len, head_len, hdr_len;
+    int target; /* request line: 0 method, 1 path, 2 query or version */
+    int cl_seen, te_seen;
+    int answered; /* a refusal was written: every later read is end-of-file */
+    unsigned long long cl, body_left;
+    char hdr[64]; /* the first bytes of the current header line */
+} slot;
+
+static struct {
+    pthread_mutex_t mu;
+    ons_httpd_gate_opts o;
+    slot *slots;
+    atomic_int nslots;    /* stored after slots */
+    atomic_int listen_fd; /* -1: gate off */
+    int threshold;        /* descriptors >= this are never given to a client */
+    int spare;            /* held for accepting-to-refuse when at EMFILE; -1 none */
+    atomic_int open;
+    atomic_llong crowded_until_ms;
+    pthread_t sweeper;
+    int sweeping;
+    pthread_cond_t cv;
+    int stop;
+    ons_httpd_rid rid; /* X-Request-Id of the gate's own answers */
+} g = {
+    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .listen_fd = -1, .spare = -1};
+
+typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
+typedef ssize_t (*readv_fn)(int, const struct iovec *, int);
+typedef int (*close_fn)(int);
+
+static void *real(const char *name, _Atomic(void *) *cache)
+{
+    void *f = atomic_load_explicit(cache, memory_order_acquire);
+    if (!f) {
+        f = dlsym(RTLD_NEXT, name);
+        atomic_store_explicit(cache, f, memory_order_release);
+    }
+    return f;
+}
+
+static _Atomic(void *) real_accept, real_readv, real_close;
+
+static int sys_close(int fd)
+{
+    return ((close_fn)real("close", &real_close))(fd);
+}
+
+static void count(ons_counter *c)
+{
+    if (c)
+        ons_counter_add(c, 1);
+}
+
+/* Writes a whole small JSON error response to fd without blocking (a
+ * client that does not read it loses it) and says the connection closes. */
+static void answer(int fd, int status, const char *reason, const char *code, const char *message)
+{
+    char body[256], buf[640], rid[24];
+    ons_httpd_rid_next(&g.rid, "", rid, sizeof rid);
+    int bl = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                      message);
+    int n =
+        snprintf(buf, sizeof buf,
+                 "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %d\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
+                 status, reason, rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
+    if (n > 0 && (size_t)n < sizeof buf)
+        (void)send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void refuse(int fd)
+{
+    answer(fd, 503, "Service Unavailable", "overloaded",
+           "Too many open connections; retry shortly.");
+    sys_close(fd);
+    count(g.o.refused);
+    atomic_store(&g.crowded_until_ms, ons_mono_ms() + 1000);
+}
+
+/* ---- the three wrappers ----------------------------------------------------------- */
+
+int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    accept_fn f = (accept_fn)real("accept", &real_accept);
+    int nfd = f(fd, addr, len);
+    if (fd < 0 || fd != atomic_load_explicit(&g.listen_fd, memory_order_acquire))
+        return nfd;
+    if (nfd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        /* Out of descriptors: nng would retry at once, forever. Free the
+         * spare, take the waiting client, refuse it, take the spare back. */
+        pthread_mutex_lock(&g.mu);
+        if (g.spare >= 0) {
+            sys_close(g.spare);
+            g.spare = -1;
+            nfd = f(fd, addr, len);
+            if (nfd >= 0)
+                refuse(nfd);
+            g.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        int have_spare = g.spare >= 0;
+        pthread_mutex_unlock(&g.mu);
+        if (nfd >= 0) {
+            errno = ECONNABORTED; /* nng skips it and accepts the next */
+            return -1;
+        }
+        if (!have_spare)
+            usleep(10000); /* nothing to refuse with: slow the retry down */
+        errno = EAGAIN;
+        return -1;
+    }
+    if (nfd < 0)
+        return nfd;
+    if (nfd >= g.threshold || nfd >= g.nslots || atomic_load(&g.open) >= (int)g.o.max_connections) {
+        refuse(nfd);
+        pthread_mutex_lock(&g.mu);
+        pthread_cond_signal(&g.cv); /* sweep now */
+        pthread_mutex_unlock(&g.mu);
+        errno = ECONNABORTED;
+        return -1;
+    }
+    slot *s = &g.slots[nfd];
+    pthread_mutex_lock(&g.mu);
+    s->killed = 0;
+    s->line_len = s->head_len = s->hdr_len = 0;
+    s->target = s->cl_seen = s->te_seen = s->answered = 0;
+    s->cl = s->body_left = 0;
+    atomic_store(&s->phase, PH_IDLE);
+    atomic_store(&s->requests, 0);
+    atomic_store(&s->last_rx_ms, ons_mono_ms());
+    atomic_store_explicit(&s->client, 1, memory_order_release);
+    atomic_fetch_add(&g.open, 1);
+    pthread_mutex_unlock(&g.mu);
+    return nfd;
+}
+
+int close(int fd)
+{
+    if (fd >= 0 && fd < g.nslots &&
+        atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)) {
+        pthread_mutex_lock(&g.mu);
+        if (atomic_exchange(&g.slots[fd].client, 0))
+            atomic_fetch_sub(&g.open, 1);
+        pthread_mutex_unlock(&g.mu);
+    }
+    return sys_close(fd);
+}
+
+static int scan(slot *s, const unsigned char *p, size_t n, int *status);
+
+ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    slot *s = NULL;
+    if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
+        s = &g.slots[fd];
+    if (s && s->answered)
+        return 0; /* already answered: the peer is "gone" */
+    ssize_t n = ((readv_fn)real("readv", &real_readv))(fd, iov, iovcnt);
+    if (!s || n <= 0)
+        return n;
+    atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
+    size_t left = (size_t)n;
+    for (int i = 0; i < iovcnt && left > 0; i++) {
+        size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+        int status = 0;
+        if (scan(s, iov[i].iov_base, k, &status)) {
+            if (status == 414)
+                answer(fd, 414, "URI Too Long", "uri_too_long", "The request line is too long.");
+            else if (status == 431)
+                answer(fd, 431, "Request Header Fields Too Large", "headers_too_large",
+                       "The request head is too large.");
+            else
+                answer(fd, 400, "Bad Request", "invalid_path",
+                       "The path may contain only letters, digits, '-', '_', '/' and '.' "
+                       "inside a name.");
+            count(g.o.bad_heads);
+            s->answered = 1;
+            atomic_store(&s->phase, PH_DRAIN);
+            return 0;
+        }
+        left -= k;
+    }
+    return n;
+}
+
+/* ---- request framing ------------------------------------------------------------------ */
+
+static void head_start(slot *s)
+{
+    s->line_len = s->head_len = s->hdr_len = 0;
+    s->target = s->cl_seen = s->te_seen = 0;
+    s->cl = 0;
+    atomic_store_explicit(&s->phase, PH_IDLE, memory_order_relaxed);
+}
+
+/* One complete header line (its first bytes in s->hdr). */
+static void header_line(slot *s)
+{
+    static const char cl[] = "content-length", te[] = "transfer-encoding";
+    size_t len = s->hdr_len;
+    if (len > strlen(te) && strncasecmp(s->hdr, te, strlen(te)) == 0 &&
+        (s->hdr[strlen(te)] == ':' || s->hdr[strlen(te)] == ' '))
+        s->te_seen = 1;
+    if (len <= strlen(cl) || strncasecmp(s->hdr, cl, strlen(cl)) != 0 ||
+        (s->hdr[strlen(cl)] != ':' && s->hdr[strlen(cl)] != ' '))
+        return;
+    /* Framing we cannot follow (a second or a malformed Content-Length, or
+     * one too long to hold) is left to the server to refuse with a close;
+     * the rest of the stream is not judged. */
+    if (s->cl_seen || s->line_len > sizeof s->hdr) {
+        s->te_seen = 1;
+        return;
+    }
+    s->cl_seen = 1;
+    size_t i = strlen(cl);
+    while (i < len && (s->hdr[i] == ' ' || s->hdr[i] == '\t'))
+        i++;
+    if (i >= len || s->hdr[i] != ':') {
+        s->te_seen = 1;
+        return;
+    }
+    i++;
+    while (i < len && (s->hdr[i] == ' ' || s->hdr[i] == '\t'))
+        i++;
+    unsigned long long v = 0;
+    int digits = 0;
+    for (; i < len && s->hdr[i] >= '0' && s->hdr[i] <= '9' && digits < 19; i++, digits++)
+        v = v * 10 + (unsigned long long)(s->hdr[i] - '0');
+    while (i < len && (s->hdr[i] == ' ' || s->hdr[i] == '\t' || s->hdr[i] == '\r'))
+        i++;
+    if (!digits || i != len)
+        s->te_seen = 1;
+    s->cl = v;
+}
+
+/* Follows p[0..n) through the request stream. Returns 0, or 1 with
+ * *status the refusal (400 percent-encoded path, 414, 431). */
+static int scan(slot *s, const unsigned char *p, size_t n, int *status)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ph = atomic_load_explicit(&s->phase, memory_order_relaxed);
+        if (ph == PH_DRAIN)
+            return 0;
+        if (ph == PH_BODY) {
+            size_t take = n - i;
+            if (take > s->body_left)
+                take = (size_t)s->body_left;
+            s->body_left -= take;
+            i += take - 1;
+            if (s->body_left == 0)
+                head_start(s);
+            continue;
+        }
+        unsigned char c = p[i];
+        if (ph == PH_IDLE) {
+            if (c == '\r' || c == '\n')
+                continue; /* empty lines before a request line are ignored */
+            atomic_store_explicit(&s->phase, PH_HEAD, memory_order_relaxed);
+        }
+        s->head_len++;
+        if (s->target < 3) {
+            /* The request line: method SP target SP version. */
+            if (c == '\n') {
+                s->target = 3;
+                s->line_len = s->hdr_len = 0;
+                continue;
+            }
+            if (++s->line_len > (unsigned)g.o.max_request_line) {
+                *status = 414;
+                return 1;
+            }
+            if (c == ' ')
+                s->target = s->target == 0 ? 1 : 2;
+            else if (s->target == 1 && (c == '?' || c == '#'))
+                s->target = 2;
+            else if (s->target == 1 && c == '%') {
+                *status = 400; /* see ons_httpd_path_ok: never valid here */
+                return 1;
+            }
+            continue;
+        }
+        if (s->head_len > (unsigned)g.o.max_head) {
+            *status = 431;
+            return 1;
+        }
+        if (c != '\n') {
+            if (s->hdr_len < sizeof s->hdr)
+                s->hdr[s->hdr_len++] = (char)c;
+            s->line_len++;
+            continue;
+        }
+        if (s->hdr_len > 0 && s->hdr[s->hdr_len - 1] == '\r' && s->line_len <= sizeof s->hdr) {
+            s->hdr_len--;
+            s->line_len--;
+        }
+        if (s->line_len == 0) { /* the blank line: the head is complete */
+            atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+            if (s->te_seen) {
+                atomic_store_explicit(&s->phase, PH_DRAIN, memory_order_relaxed);
+            } else if (s->cl > 0) {
+                s->body_left = s->cl;
+                atomic_store_explicit(&s->phase, PH_BODY, memory_order_relaxed);
+            } else {
+                head_start(s);
+            }
+            continue;
+        }
+        header_line(s);
+        s->line_len = s->hdr_len = 0;
+    }
+    return 0;
+}
+
+/* ---- the sweeper --------------------------------------------------------------------- */
+
+/* Shuts down connections silent for too long: nng 1.5.2 has no timeouts of
+ * its own. A connection that has not finished a request head (a new one
+ * included) gets header_timeout_ms, one between requests idle_timeout_ms;
+ * while crowded (a client was just refused, or 90% of the cap is open)
+ * heads and new connections get crowded_timeout_ms. nng sees the shutdown
+ * as the peer leaving and closes the connection. */
+static void sweep(void)
+{
+    int64_t now = ons_mono_ms();
+    int crowded = now < atomic_load(&g.crowded_until_ms) ||
+                  atomic_load(&g.open) * 10LL >= g.o.max_connections * 9;
+    for (int fd = 0; fd < g.nslots; fd++) {
+        slot *s = &g.slots[fd];
+        if (!atomic_load_explicit(&s->client, memory_order_relaxed))
+            continue;
+        int ph = atomic_load_explicit(&s->phase, memory_order_relaxed);
+        int between = ph == PH_IDLE && atomic_load(&s->requests) > 0;
+        int64_t limit = between ? g.o.idle_timeout_ms : g.o.header_timeout_ms;
+        if (crowded && !between && g.o.crowded_timeout_ms < limit)
+            limit = g.o.crowded_timeout_ms;
+        if (now - atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed) < limit)
+            continue;
+        pthread_mutex_lock(&g.mu);
+        if (atomic_load(&s->client) && !s->killed) {
+            s->killed = 1;
+            shutdown(fd, SHUT_RDWR);
+            count(g.o.timed_out);
+        }
+        pthread_mutex_unlock(&g.mu);
+    }
+}
+
+static void *sweeper(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g.mu);
+    while (!g.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g.cv, &g.mu, &ts);
+        if (g.stop)
+            break;
+        pthread_mutex_unlock(&g.mu);
+        sweep();
+        pthread_mutex_lock(&g.mu);
+    }
+    pthread_mutex_unlock(&g.mu);
+    return NULL;
+}
+
+/* ---- start and stop -------------------------------------------------------------------- */
+
+/* The listening TCP socket bound to port, or -1. */
+static int find_listener(int port, int limit)
+{
+    for (int fd = 0; fd < limit; fd++) {
+        int on = 0;
+        socklen_t ol = sizeof on;
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) || !on ||
+            getsockname(fd, (struct sockaddr *)&ss, &sl))
+            continue;
+        int p = ss.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                : ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                           : -1;
+        if (p == port)
+            return fd;
+    }
+    return -1;
+}
+
+int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return ONS_EIO;
+    long long limit = rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : (long long)rl.rlim_cur;
+    if (limit > (1 << 22))
+        limit = 1 << 22;
+    if (limit <= o->reserved_fds + 16) {
+        ons_log_error("http: the open-file limit %lld leaves no room beside %lld reserved", limit,
+                      o->reserved_fds);
+        return ONS_EINVAL;
+    }
+    pthread_mutex_lock(&g.mu);
+    if (!g.slots) {
+        g.slots = calloc((size_t)limit, sizeof *g.slots);
+        if (!g.slots) {
+            pthread_mutex_unlock(&g.mu);
+            return ONS_ENOMEM;
+        }
+        g.nslots = (int)limit;
+    }
+    g.o = *o;
+    ons_httpd_rid_init(&g.rid);
+    g.threshold = (int)(limit - o->reserved_fds);
+    g.stop = 0;
+    if (g.spare < 0)
+        g.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pthread_mutex_unlock(&g.mu);
+
+    int lfd = find_listener(port, g.nslots);
+    if (lfd < 0) {
+        ons_log_error("http: no listening socket on port %d to gate", port);
+        return ONS_EIO;
+    }
+    if (pthread_create(&g.sweeper, NULL, sweeper, NULL))
+        return ONS_ENOMEM;
+    g.sweeping = 1;
+    atomic_store_explicit(&g.listen_fd, lfd, memory_order_release);
+    ons_log_info("http: at most %lld client connections (descriptors below %d; %lld kept for "
+                 "dependencies)",
+                 o->max_connections, g.threshold, o->reserved_fds);
+    return 0;
+}
+
+void ons_httpd_gate_stop(void)
+{
+    atomic_store(&g.listen_fd, -1);
+    pthread_mutex_lock(&g.mu);
+    g.stop = 1;
+    pthread_cond_signal(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    if (g.sweeping)
+        pthread_join(g.sweeper, NULL);
+    g.sweeping = 0;
+    /* The counters belong to the caller's metrics, which may be freed next. */
+    pthread_mutex_lock(&g.mu);
+    g.o.refused = g.o.timed_out = g.o.bad_heads = NULL;
+    pthread_mutex_unlock(&g.mu);
+}
+
+int ons_httpd_gate_open(void)
+{
+    return atomic_load(&g.open);
+}

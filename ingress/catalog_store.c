@@ -1,0 +1,820 @@
+/* catalog_store.c - the catalog query: parsing, cursors and SQL; see
+ * catalog_store.h and docs/search.md. */
+#include "ingress/catalog_store.h"
+#include "ingress/json_io.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- query-string helpers ----------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* URL-decodes s[0..n) ('+' is a space) into out (cap bytes). Returns the
+ * decoded length, or -1 on a bad escape, an embedded NUL or overflow. */
+static long url_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (n - i < 3)
+                return -1;
+            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            c = h * 16 + l;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= cap)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+/* Valid UTF-8 without control characters; *chars gets the code points. */
+static int utf8_text_ok(const char *s, size_t *chars)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    while (*p) {
+        unsigned c = *p;
+        int extra;
+        unsigned cp;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            extra = 0;
+            cp = c;
+        } else if ((c & 0xe0) == 0xc0) {
+            extra = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        p++;
+        for (int k = 0; k < extra; k++, p++) {
+            if ((*p & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (*p & 0x3f);
+        }
+        static const unsigned min_cp[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+            (cp >= 0x80 && cp < 0xa0))
+            return 0;
+        n++;
+    }
+    *chars = n;
+    return 1;
+}
+
+/* A non-negative decimal without sign, leading zeros or overflow. */
+static int parse_u63(const char *s, int64_t *out)
+{
+    if (!s[0] || (s[0] == '0' && s[1]))
+        return -1;
+    for (const char *c = s; *c; c++)
+        if (*c < '0' || *c > '9')
+            return -1;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A plain decimal: optional '-', 1-4 integer digits, optional '.' and 1-12
+ * fraction digits. No exponent, no "nan" or "inf", nothing after. */
+static int parse_decimal(const char *s, double *out)
+{
+    const char *p = s + (*s == '-');
+    int ip = 0, fp = 0;
+    while (*p >= '0' && *p <= '9' && ip <= 4)
+        p++, ip++;
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9' && fp <= 12)
+            p++, fp++;
+        if (fp == 0)
+            return -1;
+    }
+    if (*p || ip == 0 || ip > 4 || fp > 12)
+        return -1;
+    *out = strtod(s, NULL);
+    return 0;
+}
+
+/* ---- cursors ------------------------------------------------------------------------ */
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+        out[o++] = B64URL[v & 63];
+    }
+    if (n - i == 1) {
+        unsigned v = (unsigned)in[i] << 16;
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+    } else if (n - i == 2) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+    }
+    out[o] = '\0';
+}
+
+/* The instants a cursor may carry: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z,
+ * in microseconds since the Unix epoch. */
+#define CURSOR_MIN_US   INT64_C(-62135596800000000)
+#define CURSOR_MAX_US   INT64_C(253402300799999999)
+#define CURSOR_MAX_RANK 1e6
+
+/* The plain text of a cursor, before base64url:
+ *   "<us>:<id>"          date order, full-text or no q (the original form)
+ *   "df:<us>:<id>"       date order, fuzzy
+ *   "p:<cents>:<id>"     price order ("pf:" fuzzy)
+ *   "r:<rank>:<id>"      relevance order, full-text ("rf:" fuzzy); rank as %.9g
+ * A cursor is accepted only in exactly the form we write. */
+static void cursor_plain(cat_sort sort, cat_match mode, double rank, int64_t key, int64_t id,
+                         char *out, size_t cap)
+{
+    const char *fz = mode == CAT_MATCH_FUZZY ? "f" : "";
+    if (sort == CAT_SORT_RELEVANCE)
+        snprintf(out, cap, "r%s:%.9g:%" PRId64, fz, rank, id);
+    else if (sort == CAT_SORT_PRICE)
+        snprintf(out, cap, "p%s:%" PRId64 ":%" PRId64, fz, key, id);
+    else if (mode == CAT_MATCH_FUZZY)
+        snprintf(out, cap, "df:%" PRId64 ":%" PRId64, key, id);
+    else
+        snprintf(out, cap, "%" PRId64 ":%" PRId64, key, id);
+}
+
+void cat_cursor_encode(cat_sort sort, cat_match mode, const char *key, int64_t id, char *out)
+{
+    char plain[64];
+    double rank = sort == CAT_SORT_RELEVANCE ? (double)strtof(key, NULL) : 0;
+    int64_t k = sort == CAT_SORT_RELEVANCE ? 0 : strtoll(key, NULL, 10);
+    cursor_plain(sort, mode, rank, k, id, plain, sizeof plain);
+    b64url_encode((const unsigned char *)plain, strlen(plain), out);
+}
+
+/* Signed decimal int64 in our canonical form. */
+static int parse_i64(const char *s, int64_t *out)
+{
+    int neg = s[0] == '-';
+    int64_t mag;
+    if (parse_u63(s + neg, &mag) || (neg && mag == 0))
+        return -1;
+    *out = neg ? -mag : mag;
+    return 0;
+}
+
+/* Inverse of cat_cursor_encode for q's sort; only its exact output is accepted. */
+static int cursor_decode(const char *s, cat_query *q)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 88)
+        return -1;
+    char plain[72];
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = strchr(B64URL, s[i]);
+        if (!s[i] || !p)
+            return -1;
+        acc = (acc << 6) | (unsigned)(p - B64URL);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= sizeof plain)
+                return -1;
+            plain[o++] = (char)(acc >> bits & 0xff);
+        }
+    }
+    plain[o] = '\0';
+    if (memchr(plain, '\0', o))
+        return -1;
+    char *parts[3] = {plain, NULL, NULL};
+    int np = 1;
+    for (char *c = plain; *c; c++) {
+        if (*c == ':') {
+            if (np == 3)
+                return -1;
+            *c = '\0';
+            parts[np++] = c + 1;
+        }
+    }
+    if (np < 2)
+        return -1;
+    cat_sort sort = CAT_SORT_DATE;
+    cat_match mode = CAT_MATCH_TEXT;
+    const char *key = parts[0], *id = parts[1];
+    if (np == 3) {
+        key = parts[1];
+        id = parts[2];
+        if (!strcmp(parts[0], "df"))
+            mode = CAT_MATCH_FUZZY;
+        else if (!strcmp(parts[0], "p") || !strcmp(parts[0], "pf"))
+            sort = CAT_SORT_PRICE, mode = parts[0][1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
+        else if (!strcmp(parts[0], "r") || !strcmp(parts[0], "rf"))
+            sort = CAT_SORT_RELEVANCE, mode = parts[0][1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
+        else
+            return -1;
+    }
+    if (sort != q->sort || parse_u63(id, &q->cur_id) || q->cur_id <= 0)
+        return -1;
+    if (sort == CAT_SORT_RELEVANCE) {
+        char *end;
+        errno = 0;
+        float r = strtof(key, &end);
+        if (errno || *end || !key[0] || !isfinite(r) || r < 0 || r > CURSOR_MAX_RANK)
+            return -1;
+        q->cur_rank = r;
+    } else {
+        if (parse_i64(key, &q->cur_key))
+            return -1;
+        /* Our date cursors carry an event's starts_at: refuse instants
+         * outside RFC 3339's years 0001..9999, which PostgreSQL's timestamp
+         * arithmetic would reject (a 503) instead of the 400 a forged cursor
+         * deserves. Prices are never negative. */
+        if (sort == CAT_SORT_DATE && (q->cur_key < CURSOR_MIN_US || q->cur_key > CURSOR_MAX_US))
+            return -1;
+        if (sort == CAT_SORT_PRICE && q->cur_key < 0)
+            return -1;
+    }
+    /* A fuzzy page needs a q to be fuzzy about. */
+    if (mode == CAT_MATCH_FUZZY && !q->q)
+        return -1;
+    q->cur_match = q->q ? mode : CAT_MATCH_NONE;
+    char again[96], p2[72];
+    cursor_plain(sort, mode, q->cur_rank, q->cur_key, q->cur_id, p2, sizeof p2);
+    b64url_encode((const unsigned char *)p2, strlen(p2), again);
+    if (strcmp(again, s) != 0)
+        return -1;
+    q->has_cursor = 1;
+    return 0;
+}
+
+/* ---- q: words and the tsquery -------------------------------------------------------- */
+
+static int word_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+/* 'w1' & 'w2' & 'w3':* from q's words (runs of ASCII letters and digits and
+ * of non-ASCII characters; everything else separates). The words hold no
+ * quote or backslash, so quoting each is enough for to_tsquery's syntax.
+ * Returns the heap string, or NULL with *words set (0: no word). */
+static char *build_tsquery(const char *q, int max_terms, int *words)
+{
+    size_t n = strlen(q);
+    char *out = malloc(n * 3 + 16), *o = out;
+    *words = 0;
+    if (!out)
+        return NULL;
+    for (const char *p = q; *p;) {
+        if (!word_byte((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        if (++*words > max_terms) {
+            free(out);
+            return NULL;
+        }
+        if (o != out)
+            o += sprintf(o, " & ");
+        *o++ = '\'';
+        while (*p && word_byte((unsigned char)*p))
+            *o++ = *p++;
+        *o++ = '\'';
+    }
+    if (*words == 0) {
+        free(out);
+        return NULL;
+    }
+    strcpy(o, ":*"); /* the last word may be half typed */
+    return out;
+}
+
+/* ---- parsing ------------------------------------------------------------------------ */
+
+static const char *const PARAMS[] = {"q",         "city",      "category", "from", "to",
+                                     "min_price", "max_price", "lat",      "lon",  "km",
+                                     "sort",      "limit",     "cursor"};
+enum {
+    P_Q,
+    P_CITY,
+    P_CATEGORY,
+    P_FROM,
+    P_TO,
+    P_MIN,
+    P_MAX,
+    P_LAT,
+    P_LON,
+    P_KM,
+    P_SORT,
+    P_LIMIT,
+    P_CURSOR,
+    P_COUNT
+};
+
+static int cat_fail(cat_error *err, int status, const char *code, const char *field,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    err->status = status;
+    err->code = code;
+    err->field = field;
+    return -1;
+}
+
+static int bad(cat_error *err, const char *field, const char *what)
+{
+    return cat_fail(err, 400, "invalid_field", field, "Parameter '%s' must be %s.", field, what);
+}
+
+static int oom(cat_error *err)
+{
+    return cat_fail(err, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+}
+
+/* Text parameter of at most maxchars characters; "" counts as absent. */
+static int text_param(char **v, int idx, size_t maxchars, cat_error *err)
+{
+    size_t chars = 0;
+    if (*v && !(*v)[0]) {
+        free(*v);
+        *v = NULL;
+    }
+    if (*v && (!utf8_text_ok(*v, &chars) || chars > maxchars)) {
+        char what[64];
+        snprintf(what, sizeof what, "text of at most %zu characters", maxchars);
+        return bad(err, PARAMS[idx], what);
+    }
+    return 0;
+}
+
+#define EARTH_KM  6371.0088
+#define DEG_TO_KM (EARTH_KM * M_PI / 180.0)
+
+/* The latitude/longitude box around the circle (lat, lon, km): every point
+ * within km lies inside it, so an index on (lat, lon) narrows the venues
+ * before the exact distance is computed. */
+static void bounding_box(cat_query *q)
+{
+    double dlat = q->km / DEG_TO_KM;
+    q->box[0] = q->lat - dlat;
+    q->box[1] = q->lat + dlat;
+    q->box_lon = 0;
+    if (q->box[0] <= -90 || q->box[1] >= 90)
+        return; /* the circle holds a pole: every longitude */
+    double s = sin(q->km / EARTH_KM) / cos(q->lat * M_PI / 180.0);
+    if (s >= 1)
+        return;
+    double dlon = asin(s) * 180.0 / M_PI;
+    q->box[2] = q->lon - dlon;
+    q->box[3] = q->lon + dlon;
+    if (q->box[2] < -180)
+        q->box[2] += 360; /* wraps: lon >= box[2] OR lon <= box[3] */
+    if (q->box[3] > 180)
+        q->box[3] -= 360;
+    q->box_lon = 1;
+}
+
+int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err)
+{
+    char *vals[P_COUNT] = {0};
+    char key[32];
+    cat_query *q = out;
+    memset(q, 0, sizeof *q);
+    memset(err, 0, sizeof *err);
+    int rc = -1;
+    if (strlen(qs) > CAT_QUERY_MAX)
+        return cat_fail(err, 400, "invalid_query", NULL, "The query string is too long.");
+    /* Split, decode and place every key=value pair. */
+    for (const char *s = qs; *s;) {
+        size_t len = strcspn(s, "&");
+        const char *eq = memchr(s, '=', len);
+        size_t klen = eq ? (size_t)(eq - s) : len;
+        if (len == 0) {
+            s++;
+            continue;
+        }
+        long kl = url_decode(s, klen, key, sizeof key);
+        int idx = -1;
+        for (int i = 0; kl > 0 && i < P_COUNT; i++)
+            if (strcmp(key, PARAMS[i]) == 0)
+                idx = i;
+        if (idx < 0) {
+            if (kl < 0 || !utf8_text_ok(key, &(size_t){0}))
+                snprintf(key, sizeof key, "?");
+            snprintf(err->field_buf, sizeof err->field_buf, "%s", key);
+            cat_fail(err, 400, "unknown_field", err->field_buf, "Unknown query parameter '%s'.",
+                     key);
+            goto done;
+        }
+        if (vals[idx]) {
+            cat_fail(err, 400, "invalid_field", PARAMS[idx],
+                     "Parameter '%s' is given more than once.", PARAMS[idx]);
+            goto done;
+        }
+        size_t vlen = eq ? len - klen - 1 : 0;
+        vals[idx] = malloc(vlen + 1);
+        if (!vals[idx]) {
+            oom(err);
+            goto done;
+        }
+        if (url_decode(eq ? eq + 1 : s + len, vlen, vals[idx], vlen + 1) < 0) {
+            if (idx == P_CURSOR)
+                cat_fail(err, 400, "invalid_cursor", "cursor", "The cursor is not one we issued.");
+            else
+                bad(err, PARAMS[idx], "correctly URL-encoded");
+            goto done;
+        }
+        s += len;
+    }
+
+    if (text_param(&vals[P_Q], P_Q, CAT_Q_MAX, err) ||
+        text_param(&vals[P_CITY], P_CITY, CAT_CITY_MAX, err) ||
+        text_param(&vals[P_CATEGORY], P_CATEGORY, CAT_CATEGORY_MAX, err))
+        goto done;
+    q->q = vals[P_Q];
+    q->city = vals[P_CITY];
+    q->category = vals[P_CATEGORY];
+    vals[P_Q] = vals[P_CITY] = vals[P_CATEGORY] = NULL;
+    if (q->q) {
+        int words = 0;
+        q->tsquery = build_tsquery(q->q, lim->max_terms, &words);
+        if (!q->tsquery) {
+            if (words == 0)
+                bad(err, "q", "text with at least one letter or digit");
+            else if (words > lim->max_terms)
+                cat_fail(err, 400, "invalid_field", "q", "Parameter 'q' may hold at most %d words.",
+                         lim->max_terms);
+            else
+                oom(err);
+            goto done;
+        }
+    }
+    if (vals[P_FROM]) {
+        if (ing_parse_rfc3339(vals[P_FROM], &q->from_ms)) {
+            bad(err, "from", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
+            goto done;
+        }
+        q->has_from = 1;
+    }
+    if (vals[P_TO]) {
+        if (ing_parse_rfc3339(vals[P_TO], &q->to_ms)) {
+            bad(err, "to", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
+            goto done;
+        }
+        q->has_to = 1;
+    }
+    if (q->has_from && q->has_to && q->to_ms <= q->from_ms) {
+        bad(err, "to", "after 'from'");
+        goto done;
+    }
+    if (vals[P_MIN]) {
+        if (parse_u63(vals[P_MIN], &q->min_price)) {
+            bad(err, "min_price", "a whole number of cents, 0 or more");
+            goto done;
+        }
+        q->has_min = 1;
+    }
+    if (vals[P_MAX]) {
+        if (parse_u63(vals[P_MAX], &q->max_price)) {
+            bad(err, "max_price", "a whole number of cents, 0 or more");
+            goto done;
+        }
+        q->has_max = 1;
+    }
+    if (q->has_min && q->has_max && q->max_price < q->min_price) {
+        bad(err, "max_price", "at least 'min_price'");
+        goto done;
+    }
+    /* A point: lat, lon and km together. */
+    int np = !!vals[P_LAT] + !!vals[P_LON] + !!vals[P_KM];
+    if (np) {
+        if (np != 3) {
+            const char *missing = !vals[P_LAT] ? "lat" : !vals[P_LON] ? "lon" : "km";
+            cat_fail(err, 400, "invalid_field", missing,
+                     "Parameters 'lat', 'lon' and 'km' go together ('%s' is missing).", missing);
+            goto done;
+        }
+        if (parse_decimal(vals[P_LAT], &q->lat) || q->lat < -90 || q->lat > 90) {
+            bad(err, "lat", "a decimal latitude from -90 to 90");
+            goto done;
+        }
+        if (parse_decimal(vals[P_LON], &q->lon) || q->lon < -180 || q->lon > 180) {
+            bad(err, "lon", "a decimal longitude from -180 to 180");
+            goto done;
+        }
+        if (parse_decimal(vals[P_KM], &q->km) || !(q->km > 0) || q->km > lim->max_km) {
+            char what[64];
+            snprintf(what, sizeof what, "a distance in km above 0 and at most %g", lim->max_km);
+            bad(err, "km", what);
+            goto done;
+        }
+        q->has_point = 1;
+        bounding_box(q);
+    }
+    q->sort = q->q ? CAT_SORT_RELEVANCE : CAT_SORT_DATE;
+    if (vals[P_SORT]) {
+        if (!strcmp(vals[P_SORT], "relevance") && q->q) {
+            q->sort = CAT_SORT_RELEVANCE;
+        } else if (!strcmp(vals[P_SORT], "date")) {
+            q->sort = CAT_SORT_DATE;
+        } else if (!strcmp(vals[P_SORT], "price")) {
+            q->sort = CAT_SORT_PRICE;
+        } else {
+            bad(err, "sort",
+                q->q ? "relevance, date or price" : "date or price (relevance needs q)");
+            goto done;
+        }
+    }
+    q->limit = lim->default_limit;
+    if (vals[P_LIMIT]) {
+        int64_t l;
+        if (parse_u63(vals[P_LIMIT], &l) || l < 1 || l > lim->max_limit) {
+            char what[32];
+            snprintf(what, sizeof what, "1 to %d", lim->max_limit);
+            bad(err, "limit", what);
+            goto done;
+        }
+        q->limit = (int)l;
+    }
+    q->cur_match = q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
+    if (vals[P_CURSOR] && cursor_decode(vals[P_CURSOR], q)) {
+        cat_fail(err, 400, "invalid_cursor", "cursor",
+                 "The cursor is not one we issued for this sort order.");
+        goto done;
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < P_COUNT; i++)
+        free(vals[i]);
+    if (rc)
+        cat_query_clear(q);
+    return rc;
+}
+
+void cat_query_clear(cat_query *q)
+{
+    free(q->q);
+    free(q->tsquery);
+    free(q->city);
+    free(q->category);
+    q->q = q->tsquery = q->city = q->category = NULL;
+}
+
+/* ---- SQL ---------------------------------------------------------------------------- */
+
+typedef struct sqlbuf {
+    cat_sql *s;
+    size_t len;
+    int overflow;
+} sqlbuf;
+
+static void add(sqlbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->s->sql + b->len, sizeof b->s->sql - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof b->s->sql - b->len)
+        b->overflow = 1;
+    else
+        b->len += (size_t)n;
+}
+
+/* A bind parameter: its number. Text is referenced (it outlives the
+ * statement), numbers are formatted into the statement's store. */
+static int param_text(sqlbuf *b, const char *v)
+{
+    cat_sql *s = b->s;
+    if (s->n >= CAT_MAX_PARAMS) {
+        b->overflow = 1;
+        return 1;
+    }
+    s->params[s->n] = v;
+    return ++s->n;
+}
+
+static int param_i64(sqlbuf *b, int64_t v)
+{
+    cat_sql *s = b->s;
+    if (s->n >= CAT_MAX_PARAMS) {
+        b->overflow = 1;
+        return 1;
+    }
+    snprintf(s->store[s->n], sizeof s->store[0], "%" PRId64, v);
+    s->params[s->n] = s->store[s->n];
+    return ++s->n;
+}
+
+static int param_f64(sqlbuf *b, double v, const char *fmt)
+{
+    cat_sql *s = b->s;
+    if (s->n >= CAT_MAX_PARAMS) {
+        b->overflow = 1;
+        return 1;
+    }
+    snprintf(s->store[s->n], sizeof s->store[0], fmt, v);
+    s->params[s->n] = s->store[s->n];
+    return ++s->n;
+}
+
+/* Great-circle distance in km from the point ($lat, $lon) to alias.lat/lon
+ * (haversine). */
+static void add_distance(sqlbuf *b, const char *alias, int plat, int plon)
+{
+    add(b,
+        "(2 * %.4f * asin(least(1, sqrt(power(sin(radians(%s.lat - $%d::float8) / 2), 2) + "
+        "cos(radians($%d::float8)) * cos(radians(%s.lat)) * "
+        "power(sin(radians(%s.lon - $%d::float8) / 2), 2)))))",
+        EARTH_KM, alias, plat, plat, alias, alias, plon);
+}
+
+/* The conditions every shape shares (match and filters), on alias e,
+ * appended as " AND ..." (no keyset, no point). */
+static void add_filters(sqlbuf *b, const cat_query *q, cat_match mode, int pq)
+{
+    if (mode == CAT_MATCH_TEXT)
+        add(b, " AND e.search @@ to_tsquery('simple', $%d)", pq);
+    else if (mode == CAT_MATCH_FUZZY)
+        add(b, " AND $%d <%% e.name", pq);
+    if (q->city)
+        add(b, " AND e.city_key = lower($%d)", param_text(b, q->city));
+    if (q->category)
+        add(b, " AND e.category = $%d", param_text(b, q->category));
+    if (q->has_from)
+        add(b, " AND e.starts_at >= timestamptz 'epoch' + $%d::bigint * interval '1 millisecond'",
+            param_i64(b, q->from_ms));
+    if (q->has_to)
+        add(b, " AND e.starts_at < timestamptz 'epoch' + $%d::bigint * interval '1 millisecond'",
+            param_i64(b, q->to_ms));
+    /* The filter's range overlaps the event's [price_min, price_max]. */
+    if (q->has_min)
+        add(b, " AND e.price_max >= $%d::bigint", param_i64(b, q->min_price));
+    if (q->has_max)
+        add(b, " AND e.price_min <= $%d::bigint", param_i64(b, q->max_price));
+    if (q->sort == CAT_SORT_PRICE)
+        add(b, " AND e.price_min IS NOT NULL"); /* events without prices have no place */
+}
+
+/* The venues within the circle, alias vv: the bounding box (index
+ * venues_position) and then the exact distance. Appended as " AND ...". */
+static void add_circle(sqlbuf *b, const cat_query *q, int plat, int plon)
+{
+    int a = param_f64(b, q->box[0], "%.17g"), z = param_f64(b, q->box[1], "%.17g");
+    add(b,
+        " AND vv.lat IS NOT NULL AND vv.lon IS NOT NULL "
+        "AND vv.lat BETWEEN $%d::float8 AND $%d::float8",
+        a, z);
+    if (q->box_lon) {
+        int w = param_f64(b, q->box[2], "%.17g"), e = param_f64(b, q->box[3], "%.17g");
+        if (q->box[2] <= q->box[3])
+            add(b, " AND vv.lon BETWEEN $%d::float8 AND $%d::float8", w, e);
+        else
+            add(b, " AND (vv.lon >= $%d::float8 OR vv.lon <= $%d::float8)", w, e);
+    }
+    add(b, " AND ");
+    add_distance(b, "vv", plat, plon);
+    add(b, " <= $%d::float8", param_f64(b, q->km, "%.17g"));
+}
+
+/* Strictly after the cursor's row in the date or price order, on alias e. */
+static void add_keyset(sqlbuf *b, const cat_query *q)
+{
+    if (!q->has_cursor || q->sort == CAT_SORT_RELEVANCE)
+        return;
+    int pid = param_i64(b, q->cur_id);
+    if (q->sort == CAT_SORT_PRICE)
+        add(b, " AND (e.price_min, e.event_id) > ($%d::bigint, $%d::bigint)",
+            param_i64(b, q->cur_key), pid);
+    else
+        add(b,
+            " AND (e.starts_at, e.event_id) > "
+            "(timestamptz 'epoch' + $%d::bigint * interval '1 microsecond', $%d::bigint)",
+            param_i64(b, q->cur_key), pid);
+}
+
+int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
+{
+    sqlbuf b = {out, 0, 0};
+    out->n = 0;
+    out->sql[0] = '\0';
+    int pq = 0, plat = 0, plon = 0;
+    if (mode == CAT_MATCH_TEXT)
+        pq = param_text(&b, q->tsquery);
+    else if (mode == CAT_MATCH_FUZZY)
+        pq = param_text(&b, q->q);
+    if (q->has_point) {
+        plat = param_f64(&b, q->lat, "%.17g");
+        plon = param_f64(&b, q->lon, "%.17g");
+    }
+    const char *order = q->sort == CAT_SORT_PRICE  ? "e.price_min, e.event_id"
+                        : q->sort == CAT_SORT_DATE ? "e.starts_at, e.event_id"
+                                                   : "e.rk DESC, e.event_id";
+    int plim = param_i64(&b, (int64_t)q->limit + 1);
+
+    /* The page's events (alias e, with rk: the rank or NULL) are chosen
+     * first; the venues are joined to those rows only. */
+    add(&b, "SELECT e.event_id, e.name, e.category, "
+            "to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+            "v.name, v.city, coalesce(e.price_min, 0), coalesce(e.price_max, 0), "
+            "CASE WHEN e.status = 'scheduled' AND e.onsale_at <= now() THEN 'on_sale' "
+            "ELSE e.status END, "
+            "(extract(epoch FROM e.starts_at) * 1000000)::bigint, e.rk, ");
+    if (q->has_point)
+        add_distance(&b, "v", plat, plon);
+    else
+        add(&b, "NULL::float8");
+    add(&b, " FROM (");
+    if (q->sort == CAT_SORT_RELEVANCE) {
+        /* Ranking reads every candidate's row: at most rank_window of them
+         * (the first matches in the index's order) are ranked, which bounds
+         * the work of a broad q. The window does not depend on the cursor,
+         * so pages of one search page through one ranking. */
+        char rank[96];
+        if (mode == CAT_MATCH_FUZZY)
+            snprintf(rank, sizeof rank, "word_similarity($%d, e.name)", pq);
+        else
+            snprintf(rank, sizeof rank, "ts_rank_cd(e.search, to_tsquery('simple', $%d))", pq);
+        add(&b, "SELECT w.* FROM (SELECT e.*, %s AS rk FROM events e WHERE true", rank);
+        add_filters(&b, q, mode, pq);
+        if (q->has_point) {
+            add(&b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
+            add_circle(&b, q, plat, plon);
+            add(&b, ")");
+        }
+        add(&b, " LIMIT $%d) w", param_i64(&b, rank_window));
+        if (q->has_cursor) {
+            int pr = param_f64(&b, q->cur_rank, "%.9g"), pid = param_i64(&b, q->cur_id);
+            add(&b, " WHERE (w.rk < $%d::real OR (w.rk = $%d::real AND w.event_id > $%d::bigint))",
+                pr, pr, pid);
+        }
+        add(&b, " ORDER BY w.rk DESC, w.event_id LIMIT $%d", plim);
+    } else if (q->has_point && q->sort == CAT_SORT_DATE) {
+        /* Each venue in the circle gives its first page by (venue_id,
+         * starts_at, event_id), and the pages are merged: the work is
+         * venues x page, whatever the venues hold. */
+        add(&b, "SELECT e.* FROM venues vv CROSS JOIN LATERAL (SELECT e.*, NULL::real AS rk "
+                "FROM events e WHERE e.venue_id = vv.venue_id");
+        add_filters(&b, q, mode, pq);
+        add_keyset(&b, q);
+        add(&b, " ORDER BY %s LIMIT $%d) e WHERE true", order, plim);
+        add_circle(&b, q, plat, plon);
+        add(&b, " ORDER BY %s LIMIT $%d", order, plim);
+    } else {
+        add(&b, "SELECT e.*, NULL::real AS rk FROM events e WHERE true");
+        add_filters(&b, q, mode, pq);
+        if (q->has_point) {
+            add(&b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
+            add_circle(&b, q, plat, plon);
+            add(&b, ")");
+        }
+        add_keyset(&b, q);
+        add(&b, " ORDER BY %s LIMIT $%d", order, plim);
+    }
+    add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", order);
+    return b.overflow ? -1 : 0;
+}

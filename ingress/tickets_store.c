@@ -1,0 +1,89 @@
+/* tickets_store.c - gate reads and the one admitting UPDATE; see
+ * tickets_store.h. */
+#include "ingress/tickets_store.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RFC3339_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* PGresult of a statement that returns rows, or NULL (logged) when it
+ * failed; the caller PQclears. */
+static PGresult *rows(ing_worker *w, const char *what, const char *sql, int n, const char *const *v)
+{
+    PGresult *res = ing_worker_query(w, sql, n, v);
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    if (res)
+        ons_log_warn("%s: %s", what, PQresultErrorMessage(res));
+    PQclear(res);
+    return NULL;
+}
+
+int ing_tickets_gate(ing_worker *w, int64_t ticket_id, ing_ticket_gate *out)
+{
+    char tid[24];
+    snprintf(tid, sizeof tid, "%" PRId64, ticket_id);
+    const char *v[] = {tid};
+    PGresult *res = rows(
+        w, "ticket gate",
+        "SELECT t.event_id, t.owner_id, t.code_version, t.status, "
+        "coalesce(" RFC3339_SQL(
+            "t.admitted_at") ", ''), e.name, "
+                             "s.name || ' row ' || st.row_no || ' seat ' || st.seat_in_row "
+                             "FROM tickets t JOIN events e ON e.event_id = t.event_id "
+                             "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
+                             "JOIN sections s ON s.section_id = st.section_id "
+                             "WHERE t.ticket_id = $1",
+        1, v);
+    if (!res)
+        return ONS_EUNAVAIL;
+    int rc = 0;
+    if (PQntuples(res) != 1) {
+        rc = ONS_ENOTFOUND;
+        goto out;
+    }
+    memset(out, 0, sizeof *out);
+    out->ticket_id = ticket_id;
+    out->event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    out->owner_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    out->code_version = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 3));
+    snprintf(out->admitted_at, sizeof out->admitted_at, "%s", PQgetvalue(res, 0, 4));
+    snprintf(out->event_name, sizeof out->event_name, "%s", PQgetvalue(res, 0, 5));
+    snprintf(out->seat, sizeof out->seat, "%s", PQgetvalue(res, 0, 6));
+out:
+    PQclear(res);
+    return rc;
+}
+
+int ing_tickets_admit(ing_worker *w, int64_t ticket_id, int64_t code_version, int64_t scanner,
+                      int unchecked, char admitted_at[32])
+{
+    char tid[24], ver[24], who[24];
+    snprintf(tid, sizeof tid, "%" PRId64, ticket_id);
+    snprintf(ver, sizeof ver, "%" PRId64, code_version);
+    snprintf(who, sizeof who, "%" PRId64, scanner);
+    const char *v[] = {tid, ver, who};
+    PGresult *res = unchecked
+                        ? rows(w, "admit ticket (unchecked)",
+                               "UPDATE tickets SET admitted_at = now(), admitted_by = $3 "
+                               "WHERE ticket_id = $1 AND $2::int IS NOT NULL "
+                               "RETURNING " RFC3339_SQL("admitted_at"),
+                               3, v)
+                        : rows(w, "admit ticket",
+                               "UPDATE tickets SET admitted_at = now(), admitted_by = $3 "
+                               "WHERE ticket_id = $1 AND code_version = $2 AND status = 'valid' "
+                               "AND admitted_at IS NULL RETURNING " RFC3339_SQL("admitted_at"),
+                               3, v);
+    if (!res)
+        return ONS_EUNAVAIL;
+    int rc = PQntuples(res) == 1 ? 0 : ONS_ECONFLICT;
+    snprintf(admitted_at, 32, "%s", rc == 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return rc;
+}

@@ -1,0 +1,251 @@
+"""test_tickets.py - tickets that get you in (docs/tickets.md) against the
+real stack: ingress, worker, onsale-payments and the gateway simulator.
+
+Codes are checked against the documented algorithm, computed here from the
+harness's tickets.secret (code_version read from PostgreSQL):
+  * GET /v1/tickets/{id}/code: shape (8 digits, step, seconds left,
+    scannable string, QR SVG), the code rotates each step, owner only (404
+    for anyone else), 409 ticket_not_valid for a cancelled ticket;
+  * POST /v1/scans (scanner only: 403 for fans, sellers, admins): admits
+    once (200 admitted), a replay 409 already_admitted, a stale step 400
+    code_expired, the previous step accepted (grace), a wrong code 400
+    code_invalid, a cancelled ticket 409 ticket_not_valid, a ticket
+    transferred after its code was shown 409 ticket_transferred while the
+    new holder's code admits;
+  * two scanners racing on one code: exactly one admits; the control
+    (debug.scan_unchecked) shows the race is real without the guard.
+"""
+import hashlib
+import hmac
+import os
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TICKETS_SECRET, Stack  # noqa: E402
+from test_checkout import Env  # noqa: E402
+
+STEP_S = 5  # tickets.code_step_s of the ingress under test: rotation is seen quickly
+SCANNER = 900
+
+
+def expected_code(tid, version, step, secret=TICKETS_SECRET):
+    """docs/tickets.md: HMAC-SHA256 of a per-ticket secret and the step,
+    dynamically truncated (RFC 4226) to 8 digits."""
+    per_ticket = hmac.new(secret.encode(), f"onsale-ticket-v1:{tid}:{version}".encode(),
+                          hashlib.sha256).digest()
+    mac = hmac.new(per_ticket, step.to_bytes(8, "big"), hashlib.sha256).digest()
+    off = mac[31] & 0x0F
+    return f"{(int.from_bytes(mac[off:off + 4], 'big') & 0x7FFFFFFF) % 10**8:08d}"
+
+
+@pytest.fixture(scope="module")
+def env():
+    with Stack(partitions=1) as st:
+        e = Env(st)
+        # The ingress under test (st.http talks to the latest one).
+        e.base = st.start_ingress(tickets_code_step_s=STEP_S)
+        e.ev = st.create_event(sections=(("A", 2, 10, 5000),))
+        yield e
+
+
+def buy(env, user, qty=1):
+    _, p = env.reserve(user, env.ev, qty)
+    assert p["state"] == "reserved", p
+    s, _, b = env.checkout(user, p["reservation"]["reservation_id"], f"tix-{user}-{time.time()}")
+    assert s == 202, b
+    o = env.wait_order(user, b["order_id"])
+    assert o["state"] == "paid", o
+    return [t["ticket_id"] for t in o["tickets"]]
+
+
+def version_of(st, tid):
+    return st.sql("SELECT code_version FROM tickets WHERE ticket_id = %s", (tid,))[0][0]
+
+
+def get_code(st, user, tid):
+    return st.http("GET", f"/v1/tickets/{tid}/code", token=st.token(user, "fan"))
+
+
+def scan(st, body, user=SCANNER, role="scanner"):
+    return st.http("POST", "/v1/scans", body, token=st.token(user, role))
+
+
+def err(resp):
+    s, _, b = resp
+    return s, (b.get("error") or {}).get("code") if isinstance(b, dict) else b
+
+
+def mid_step():
+    """Waits until at least 1.5 s of the current step are left, so a code
+    computed now is not judged a step later than meant."""
+    while STEP_S - time.time() % STEP_S < 1.5:
+        time.sleep(0.1)
+    return int(time.time()) // STEP_S
+
+
+def test_code_shape_rotation_and_owner_only(env):
+    st = env.st
+    tid, = buy(env, 10)
+    s, _, b = get_code(st, 10, tid)
+    assert s == 200, b
+    now_step = int(time.time()) // STEP_S
+    assert b["step"] in (now_step - 1, now_step), b
+    assert b["step_seconds"] == STEP_S and 1 <= b["seconds_left"] <= STEP_S, b
+    assert len(b["code"]) == 8 and b["code"].isdigit(), b
+    assert b["code"] == expected_code(tid, 0, b["step"]), b
+    assert b["scan"] == f"ONS1:{tid}:{b['step']}:{b['code']}", b
+    assert b["ticket_id"] == tid and b["event_id"] == env.ev, b
+    svg = ET.fromstring(b["qr_svg"])
+    assert svg.tag.endswith("svg")
+    size = int(svg.get("viewBox").split()[2])
+    assert (size - 8 - 21) % 4 == 0 and size >= 29, size  # a QR symbol plus the quiet zone
+    assert svg.find("{http://www.w3.org/2000/svg}path").get("d").startswith("M")
+    # The code turns with the step.
+    first = b
+    st.wait_for(lambda: get_code(st, 10, tid)[2]["step"] > first["step"], STEP_S + 3,
+                "the next step")
+    s, _, b2 = get_code(st, 10, tid)
+    assert b2["step"] > first["step"] and b2["code"] == expected_code(tid, 0, b2["step"]), b2
+    assert b2["code"] != first["code"] or b2["step"] != first["step"]
+    # Nobody else sees it; the secret never appears.
+    assert err(get_code(st, 11, tid)) == (404, "not_found")
+    assert err(get_code(st, 10, tid + 999999)) == (404, "not_found")
+    assert TICKETS_SECRET not in str(b)
+
+
+def test_only_scanners_scan(env):
+    st = env.st
+    body = {"ticket_id": 1, "code": "12345678"}
+    for role in ("fan", "seller", "admin"):
+        assert err(scan(st, body, user=5, role=role)) == (403, "forbidden"), role
+    assert st.http("POST", "/v1/scans", body)[0] == 401
+
+
+def test_admit_once_then_replay_refused(env):
+    st = env.st
+    tid, = buy(env, 20)
+    s, _, c = get_code(st, 20, tid)
+    assert s == 200, c
+    s, _, b = scan(st, {"scan": c["scan"]})
+    assert s == 200 and b["state"] == "admitted" and b["ticket_id"] == tid, b
+    assert b["admitted_at"] and b["seat"].startswith("A row "), b
+    assert st.sql("SELECT admitted_by FROM tickets WHERE ticket_id = %s", (tid,))[0][0] == SCANNER
+    assert err(scan(st, {"scan": c["scan"]})) == (409, "already_admitted")
+    assert err(scan(st, {"ticket_id": tid, "code": c["code"]})) == (409, "already_admitted")
+    # The holder still sees the code, marked admitted.
+    assert get_code(st, 20, tid)[2]["admitted_at"] == b["admitted_at"]
+    metrics = st.http("GET", "/metrics")[2]
+    assert 'onsale_ingress_scans_total{result="admitted"} 1' in metrics, metrics
+    assert 'onsale_ingress_scans_total{result="already_admitted"} 2' in metrics, metrics
+
+
+def test_stale_step_refused_previous_step_in_grace(env):
+    st = env.st
+    t1, t2 = buy(env, 30, qty=2)
+    now = mid_step()
+    stale = {"ticket_id": t1, "step": now - 3, "code": expected_code(t1, 0, now - 3)}
+    assert err(scan(st, stale)) == (400, "code_expired")
+    ahead = {"scan": f"ONS1:{t1}:{now + 3}:{expected_code(t1, 0, now + 3)}"}
+    assert err(scan(st, ahead)) == (400, "code_expired")
+    # A wrong code is not a stale one; a malformed one is a bad field.
+    wrong = f"{(int(expected_code(t1, 0, now)) + 1) % 10**8:08d}"
+    assert err(scan(st, {"ticket_id": t1, "step": now, "code": wrong})) == (400, "code_invalid")
+    assert err(scan(st, {"ticket_id": t1, "code": wrong})) == (400, "code_invalid")
+    assert err(scan(st, {"ticket_id": t1, "code": "12ab5678"})) == (400, "invalid_field")
+    assert err(scan(st, {"scan": f"ONS1:{t1}:x:1"})) == (400, "invalid_field")
+    assert err(scan(st, {"scan": "x", "ticket_id": t1})) == (400, "invalid_field")
+    assert err(scan(st, {"ticket_id": t1})) == (400, "missing_field")
+    assert err(scan(st, {"ticket_id": t1, "code": "12345678", "x": 1})) == (400, "unknown_field")
+    assert st.sql("SELECT count(*) FROM tickets WHERE admitted_at IS NOT NULL AND ticket_id IN "
+                  "(%s, %s)", (t1, t2))[0][0] == 0
+    # One step back is within the grace: admitted (with or without the step).
+    now = mid_step()
+    s, _, b = scan(st, {"ticket_id": t1, "step": now - 1, "code": expected_code(t1, 0, now - 1)})
+    assert s == 200 and b["state"] == "admitted", b
+    s, _, b = scan(st, {"ticket_id": t2, "code": expected_code(t2, 0, now - 1)})
+    assert s == 200 and b["state"] == "admitted", b
+    assert err(scan(st, {"ticket_id": 987654321, "code": "12345678"})) == (404, "not_found")
+
+
+def test_cancelled_ticket_refused(env):
+    st = env.st
+    tid, = buy(env, 40)
+    s, _, c = get_code(st, 40, tid)
+    assert s == 200, c
+    s, _, b = st.http("POST", f"/v1/tickets/{tid}/cancel", token=st.token(40, "fan"))
+    assert s == 202, b
+    st.wait_for(lambda: st.sql("SELECT status FROM tickets WHERE ticket_id = %s",
+                               (tid,))[0][0] == "cancelled", 30, "ticket cancelled")
+    assert err(scan(st, {"scan": c["scan"]})) == (409, "ticket_not_valid")
+    assert err(get_code(st, 40, tid)) == (409, "ticket_not_valid")
+    assert st.sql("SELECT admitted_at FROM tickets WHERE ticket_id = %s", (tid,))[0][0] is None
+
+
+def test_transfer_rotates_the_code(env):
+    st = env.st
+    tid, = buy(env, 50)
+    s, _, old = get_code(st, 50, tid)
+    assert s == 200 and version_of(st, tid) == 0, old
+    s, _, b = st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 51},
+                      token=st.token(50, "fan"))
+    assert s == 202, b
+    st.wait_for(lambda: st.sql("SELECT owner_id FROM tickets WHERE ticket_id = %s",
+                               (tid,))[0][0] == 51, 30, "ticket transferred")
+    assert version_of(st, tid) == 1
+    # The code the first holder showed no longer admits, and says why.
+    assert err(scan(st, {"scan": old["scan"]})) == (409, "ticket_transferred")
+    assert err(scan(st, {"ticket_id": tid, "code": old["code"]})) == (409, "ticket_transferred")
+    assert err(get_code(st, 50, tid)) == (404, "not_found")
+    s, _, new = get_code(st, 51, tid)
+    assert s == 200 and new["code"] == expected_code(tid, 1, new["step"]), new
+    s, _, b = scan(st, {"scan": new["scan"]})
+    assert s == 200 and b["state"] == "admitted", b
+
+
+def race(st, port, body, n=2):
+    """n scanners send the same scan at once to the ingress on port."""
+    out, barrier = [None] * n, threading.Barrier(n)
+
+    def one(i):
+        barrier.wait()
+        out[i] = err(scan_at(st, port, body))
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sorted(out)
+
+
+def scan_at(st, port, body):
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", "/v1/scans", body=json.dumps(body),
+              headers={"Content-Type": "application/json",
+                       "Authorization": f"Bearer {st.token(SCANNER, 'scanner')}"})
+    r = c.getresponse()
+    return r.status, r.getheaders(), json.loads(r.read() or b"null")
+
+
+def test_two_scanners_one_code_admit_once_with_control(env):
+    st = env.st
+    t1, t2 = buy(env, 60, qty=2)
+    # Both scans read the ticket unadmitted, wait 1 s, then admit.
+    guarded = int(st.start_ingress(debug_scan_delay_ms=1000,
+                                   tickets_code_step_s=STEP_S).rsplit(":", 1)[1])
+    unguarded = int(st.start_ingress(debug_scan_delay_ms=1000, debug_scan_unchecked="true",
+                                     tickets_code_step_s=STEP_S).rsplit(":", 1)[1])
+    st.ingress_port = int(env.base.rsplit(":", 1)[1])
+    now = mid_step()
+    res = race(st, guarded, {"ticket_id": t1, "code": expected_code(t1, 0, now)})
+    assert res[0][0] == 200 and res[1] == (409, "already_admitted"), res
+    # Control: without the guard both scanners admit the same ticket.
+    now = mid_step()
+    res = race(st, unguarded, {"ticket_id": t2, "code": expected_code(t2, 0, now)})
+    assert [r[0] for r in res] == [200, 200], res

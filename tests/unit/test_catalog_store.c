@@ -1,0 +1,144 @@
+/* test_catalog_store.c - the catalog query without services: q's words into
+ * a tsquery (never SQL syntax), cursors that round-trip and are refused by
+ * another sort or in any other spelling, the distance filter's bounding box
+ * (antimeridian, poles) and statements that carry user text only as bind
+ * parameters. */
+#include "ingress/catalog_store.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cat_limits LIM = {20, 100, 8, 1000};
+
+static int parse(const char *qs, cat_query *q, cat_error *e)
+{
+    return cat_parse(qs, &LIM, q, e);
+}
+
+START_TEST(words_make_a_prefix_tsquery)
+{
+    cat_query q;
+    cat_error e;
+    ck_assert_int_eq(parse("q=Taylor+swi", &q, &e), 0);
+    ck_assert_str_eq(q.tsquery, "'Taylor' & 'swi':*");
+    ck_assert_int_eq(q.sort, CAT_SORT_RELEVANCE);
+    cat_query_clear(&q);
+    /* Punctuation separates and never reaches the tsquery. */
+    ck_assert_int_eq(parse("q=%27%29%7C%21rock%5C%26roll%3A*", &q, &e), 0);
+    ck_assert_str_eq(q.tsquery, "'rock' & 'roll':*");
+    cat_query_clear(&q);
+    ck_assert_int_eq(parse("q=%C3%A9t%C3%A9", &q, &e), 0);
+    ck_assert_str_eq(q.tsquery, "'\xc3\xa9t\xc3\xa9':*");
+    cat_query_clear(&q);
+    ck_assert_int_eq(parse("q=%25%25", &q, &e), -1);
+    ck_assert_str_eq(e.field, "q");
+    ck_assert_int_eq(parse("q=a+b+c+d+e+f+g+h+i", &q, &e), -1);
+    ck_assert_str_eq(e.field, "q");
+}
+END_TEST
+
+START_TEST(cursors_round_trip)
+{
+    static const struct {
+        const char *qs;
+        cat_sort sort;
+        cat_match mode;
+        const char *key;
+    } cases[] = {
+        {"city=x", CAT_SORT_DATE, CAT_MATCH_NONE, "1800000000000000"},
+        {"q=x&sort=date", CAT_SORT_DATE, CAT_MATCH_FUZZY, "-5"},
+        {"sort=price", CAT_SORT_PRICE, CAT_MATCH_NONE, "0"},
+        {"q=x&sort=price", CAT_SORT_PRICE, CAT_MATCH_FUZZY, "123456"},
+        {"q=x", CAT_SORT_RELEVANCE, CAT_MATCH_TEXT, "0.1"},
+        {"q=x", CAT_SORT_RELEVANCE, CAT_MATCH_FUZZY, "0.733333349"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cur[96], qs[160];
+        cat_cursor_encode(cases[i].sort, cases[i].mode, cases[i].key, 42, cur);
+        snprintf(qs, sizeof qs, "%s&cursor=%s", cases[i].qs, cur);
+        cat_query q;
+        cat_error e;
+        ck_assert_msg(parse(qs, &q, &e) == 0, "%s: %s", qs, e.message);
+        ck_assert_int_eq(q.has_cursor, 1);
+        ck_assert_int_eq(q.cur_id, 42);
+        ck_assert_int_eq(q.cur_match, cases[i].mode);
+        if (cases[i].sort == CAT_SORT_RELEVANCE)
+            ck_assert(q.cur_rank == (double)strtof(cases[i].key, NULL));
+        else
+            ck_assert_int_eq(q.cur_key, strtoll(cases[i].key, NULL, 10));
+        cat_query_clear(&q);
+        /* The same cursor under another sort is refused. */
+        snprintf(qs, sizeof qs, "q=x&sort=%s&cursor=%s",
+                 cases[i].sort == CAT_SORT_PRICE ? "date" : "price", cur);
+        ck_assert_int_eq(parse(qs, &q, &e), -1);
+        ck_assert_str_eq(e.code, "invalid_cursor");
+    }
+}
+END_TEST
+
+START_TEST(bounding_box)
+{
+    cat_query q;
+    cat_error e;
+    ck_assert_int_eq(parse("lat=52.37&lon=4.9&km=20", &q, &e), 0);
+    ck_assert(q.box_lon && q.box[0] < 52.37 - 0.17 && q.box[1] > 52.37 + 0.17);
+    ck_assert(q.box[2] < 4.9 - 0.29 && q.box[3] > 4.9 + 0.29 && q.box[2] < q.box[3]);
+    /* Across the antimeridian: the range wraps (min > max). */
+    ck_assert_int_eq(parse("lat=-16.8&lon=-179.95&km=15", &q, &e), 0);
+    ck_assert(q.box_lon && q.box[2] > q.box[3] && q.box[2] > 179 && q.box[3] < -179);
+    /* A circle holding a pole takes every longitude. */
+    ck_assert_int_eq(parse("lat=89.5&lon=10&km=100", &q, &e), 0);
+    ck_assert_int_eq(q.box_lon, 0);
+    /* lat, lon and km go together; plain decimals only. */
+    ck_assert_int_eq(parse("lat=1&lon=2", &q, &e), -1);
+    ck_assert_str_eq(e.field, "km");
+    ck_assert_int_eq(parse("lat=1e1&lon=2&km=3", &q, &e), -1);
+    ck_assert_str_eq(e.field, "lat");
+    ck_assert_int_eq(parse("lat=1&lon=2&km=inf", &q, &e), -1);
+    ck_assert_str_eq(e.field, "km");
+}
+END_TEST
+
+START_TEST(user_text_only_in_parameters)
+{
+    cat_query q;
+    cat_error e;
+    static cat_sql s;
+    ck_assert_int_eq(parse("q=x%27%3B+DROP+TABLE+events&city=O%27Hare&category=a%27b", &q, &e), 0);
+    for (int mode = CAT_MATCH_TEXT; mode <= CAT_MATCH_FUZZY; mode++) {
+        ck_assert_int_eq(cat_build(&q, (cat_match)mode, 500, &s), 0);
+        ck_assert_ptr_null(strstr(s.sql, "DROP"));
+        ck_assert_ptr_null(strstr(s.sql, "Hare"));
+        ck_assert_ptr_null(strstr(s.sql, "a'b"));
+        int found = 0;
+        for (int i = 0; i < s.n; i++)
+            found += s.params[i] && strcmp(s.params[i], "O'Hare") == 0;
+        ck_assert_int_eq(found, 1);
+    }
+    cat_query_clear(&q);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("catalog_store");
+    TCase *t = tcase_create("parse");
+    tcase_add_test(t, words_make_a_prefix_tsquery);
+    tcase_add_test(t, cursors_round_trip);
+    tcase_add_test(t, bounding_box);
+    tcase_add_test(t, user_text_only_in_parameters);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
