@@ -226,17 +226,12 @@ static int add_sections_until(load_ctx *lc, int upto)
 static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
 {
     const char *v[] = {ids};
-    /* Marks the events loaded (once): from now on their prices and
-     * starts_at are held here, and ingress no longer changes them (PATCH
-     * /v1/events/{id} locks the row and checks owner_loaded_at, so this
-     * UPDATE waits for an edit in flight and then reads what it wrote). */
     PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load events",
-                             "UPDATE events SET owner_loaded_at = coalesce(owner_loaded_at, now()) "
-                             "WHERE event_id = ANY($1::bigint[]) "
-                             "RETURNING event_id, status, "
+                             "SELECT event_id, status, "
                              "(extract(epoch FROM onsale_at) * 1000)::bigint, "
                              "hold_seconds, max_per_user, currency, seats_total, "
-                             "(extract(epoch FROM starts_at) * 1000)::bigint",
+                             "(extract(epoch FROM starts_at) * 1000)::bigint "
+                             "FROM events WHERE event_id = ANY($1::bigint[])",
                              1, v);
     if (!r)
         return ONS_EDB;
@@ -524,8 +519,23 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
     ids[k++] = '}';
     ids[k] = '\0';
     load_set ls = {0};
+    /* Marks the events loaded (once), committed before the snapshot below:
+     * from now on their prices and starts_at are held here, and ingress no
+     * longer changes them (PATCH /v1/events/{id} locks the row and checks
+     * owner_loaded_at, so this UPDATE waits for an edit in flight, and the
+     * snapshot then reads what that edit wrote). */
+    const char *stamp_v[] = {ids};
+    PGresult *stamp =
+        wk_pg_exec(st->conn, PGRES_COMMAND_OK, "mark events loaded",
+                   "UPDATE events SET owner_loaded_at = now() "
+                   "WHERE event_id = ANY($1::bigint[]) AND owner_loaded_at IS NULL",
+                   1, stamp_v);
+    int rc = stamp ? 0 : ONS_EDB;
+    PQclear(stamp);
+    if (rc)
+        goto out;
     /* One snapshot for every read, so events, seats and intents agree. */
-    int rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (rc)
         goto out;
     if ((rc = load_meta(st, p, ids, &ls)) == 0 && (rc = load_sections(st, ids, &ls)) == 0 &&
