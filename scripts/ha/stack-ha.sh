@@ -90,10 +90,13 @@ ha_kafka_start() { # node
 # joins can be acknowledged. (A broker restarted after a crash may take a
 # while longer to catch up into the third replica; it does in the background.)
 ha_kafka_topic_ready() {
-    local meta
-    meta=$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$ONSALE_TOPIC" -m 5 2>/dev/null) || return 1
-    echo "$meta" | grep -q "topic \"$ONSALE_TOPIC\" with $ONSALE_PARTITIONS partitions" || return 1
-    [ "$(echo "$meta" | awk '/partition [0-9]+, leader [0-9]+,/ && /isrs: [0-9]+,[0-9]+/' | wc -l)" = "$ONSALE_PARTITIONS" ]
+    local meta t
+    for t in "$ONSALE_TOPIC" "$ONSALE_CONTROL_TOPIC"; do
+        meta=$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$t" -m 5 2>/dev/null) || return 1
+        echo "$meta" | grep -q "topic \"$t\" with $ONSALE_PARTITIONS partitions" || return 1
+        [ "$(echo "$meta" | awk '/partition [0-9]+, leader [0-9]+,/ && /isrs: [0-9]+,[0-9]+/' | wc -l)" = "$ONSALE_PARTITIONS" ] ||
+            return 1
+    done
 }
 ha_kafka_up() {
     [ -f "$ONSALE_KAFKA_LIBS/.complete" ] || die "Kafka jars missing: run scripts/setup"
@@ -119,12 +122,16 @@ CONF
         sleep 0.5
     done
     [ "$ok" = 1 ] || die "kafka: not three brokers after $ONSALE_HA_KAFKA_START_S s; see $LOGS/kafka-*.log"
-    if ! kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$ONSALE_TOPIC" 2>/dev/null | grep -q "topic \"$ONSALE_TOPIC\" with [1-9]"; then
-        kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$ONSALE_KAFKA_BROKERS" \
-            --create --if-not-exists --topic "$ONSALE_TOPIC" --partitions "$ONSALE_PARTITIONS" \
-            --replication-factor 3 --config min.insync.replicas=2 >> "$LOGS/kafka.out" 2>&1
-        log "kafka: created topic $ONSALE_TOPIC ($ONSALE_PARTITIONS partitions, RF 3, min ISR 2)"
-    fi
+    # the intents topic and its control lane, same partition count (docs/pipeline.md)
+    local t
+    for t in "$ONSALE_TOPIC" "$ONSALE_CONTROL_TOPIC"; do
+        if ! kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$t" 2>/dev/null | grep -q "topic \"$t\" with [1-9]"; then
+            kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$ONSALE_KAFKA_BROKERS" \
+                --create --if-not-exists --topic "$t" --partitions "$ONSALE_PARTITIONS" \
+                --replication-factor 3 --config min.insync.replicas=2 >> "$LOGS/kafka.out" 2>&1
+            log "kafka: created topic $t ($ONSALE_PARTITIONS partitions, RF 3, min ISR 2)"
+        fi
+    done
     end=$((SECONDS + ONSALE_HA_KAFKA_START_S)) ok=0
     while [ "$SECONDS" -lt "$end" ]; do if ha_kafka_topic_ready; then ok=1; break; fi; sleep 0.5; done
     [ "$ok" = 1 ] ||
@@ -355,7 +362,7 @@ ha_status() {
 # as shell assignments: eval "$(scripts/stack --ha env)".
 ha_env() {
     local k
-    for k in ONSALE_KAFKA_BROKERS ONSALE_KAFKA_TOPIC ONSALE_PG_DSN ONSALE_PG_READ_DSN \
+    for k in ONSALE_KAFKA_BROKERS ONSALE_KAFKA_TOPIC ONSALE_KAFKA_CONTROL_TOPIC ONSALE_PG_DSN ONSALE_PG_READ_DSN \
         ONSALE_REDIS_HOST ONSALE_REDIS_PORT ONSALE_AUTH_SECRET ONSALE_IDS_SECRET \
         ONSALE_GATEWAY_API_KEY ONSALE_PAYMENTS_API_KEY ONSALE_STATE ONSALE_PARTITIONS "${!ONSALE_HA_@}"; do
         printf 'export %s=%q\n' "$k" "${!k}"
