@@ -45,15 +45,13 @@ static void append_raw(char *buf, size_t *len, size_t cap, const char *s)
     *len += n;
 }
 
-void ons_logk(enum ons_log_level level, const char *key, const char *val, const char *fmt, ...)
+/* Formats and writes one line with n key/value context fields (NULL keys or
+ * values are left out). */
+static void vlog(enum ons_log_level level, const char *const *keys, const char *const *vals, int n,
+                 const char *fmt, va_list ap)
 {
-    if (level < min_level)
-        return;
     char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -71,15 +69,40 @@ void ons_logk(enum ons_log_level level, const char *key, const char *val, const 
     append_raw(line, &len, cap, level_names[level]);
     append_raw(line, &len, cap, "\",\"proc\":\"");
     append_escaped(line, &len, cap, proc_name);
-    if (key && val) {
+    for (int i = 0; i < n; i++) {
+        if (!keys[i] || !vals[i])
+            continue;
         append_raw(line, &len, cap, "\",\"");
-        append_escaped(line, &len, cap, key);
+        append_escaped(line, &len, cap, keys[i]);
         append_raw(line, &len, cap, "\":\"");
-        append_escaped(line, &len, cap, val);
+        append_escaped(line, &len, cap, vals[i]);
     }
     append_raw(line, &len, cap, "\",\"msg\":\"");
     append_escaped(line, &len, cap, msg);
     append_raw(line, &len, cap, "\"}\n");
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+void ons_logk(enum ons_log_level level, const char *key, const char *val, const char *fmt, ...)
+{
+    if (level < min_level)
+        return;
+    const char *k[] = {key}, *v[] = {val};
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, k, v, 1, fmt, ap);
+    va_end(ap);
+}
+
+void ons_logk2(enum ons_log_level level, const char *k1, const char *v1, const char *k2,
+               const char *v2, const char *fmt, ...)
+{
+    if (level < min_level)
+        return;
+    const char *k[] = {k1, k2}, *v[] = {v1, v2};
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, k, v, 2, fmt, ap);
+    va_end(ap);
 }

@@ -23,9 +23,14 @@ void ons_log_init(const char *proc, const char *level);
 void ons_logk(enum ons_log_level level, const char *key, const char *val, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Logs one line with two context fields (either may be NULL), e.g. the
+ * intent id and the request id that made it. */
+void ons_logk2(enum ons_log_level level, const char *k1, const char *v1, const char *k2,
+               const char *v2, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
 #define ons_log_debug(...) ons_logk(ONS_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
-#define ons_log_info(...) ons_logk(ONS_LOG_INFO, NULL, NULL, __VA_ARGS__)
-#define ons_log_warn(...) ons_logk(ONS_LOG_WARN, NULL, NULL, __VA_ARGS__)
+#define ons_log_info(...)  ons_logk(ONS_LOG_INFO, NULL, NULL, __VA_ARGS__)
+#define ons_log_warn(...)  ons_logk(ONS_LOG_WARN, NULL, NULL, __VA_ARGS__)
 #define ons_log_error(...) ons_logk(ONS_LOG_ERROR, NULL, NULL, __VA_ARGS__)
 
 #endif

@@ -25,6 +25,7 @@ typedef struct ing_server ing_server;
 typedef struct ing_finisher ing_finisher;
 typedef struct ing_accounts ing_accounts;
 typedef struct ing_ratelimit ing_ratelimit;
+typedef struct ing_log_reader ing_log_reader;
 
 /* Every limit and address of the process (table in main.c, `--help`). */
 typedef struct ing_opts {
@@ -56,6 +57,13 @@ typedef struct ing_opts {
     char *pg_dsn;
     long long pg_statement_timeout_ms;
     char *pg_read_dsn; /* "" = read from pg.dsn */
+    long long pg_read_max_lag_ms;
+    char *http_proxy_token; /* "" = believe the client-address header from anyone */
+    int log_intents;
+    long long cancel_lookup_timeout_ms;
+    int debug_cancel_local_only;
+        /* test only: the pre-fix cancel (node-local map) */ /* accepted joins and checkouts logged
+                                                                at info with their intent id */
     char *redis_host;
     long long redis_port;
     char *redis_prefix;
@@ -96,7 +104,6 @@ typedef struct ing_opts {
     long long accounts_login_account_failures;
     long long accounts_login_addr_failures;
     long long accounts_login_window_s;
-    char *accounts_client_addr_header;
     /* The catalog search (routes_catalog.c, docs/search.md). */
     long long catalog_default_limit;
     long long catalog_max_limit;
@@ -134,6 +141,7 @@ typedef struct ing_app {
     ing_server *server;
     ing_accounts *accounts;
     ing_ratelimit *ratelimit;
+    ing_log_reader *log_reader; /* cancels of intents other nodes accepted */
 
     /* Hot-path metric handles, looked up once at start. */
     ons_counter *produce_errors;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <openssl/crypto.h>
 #include <string.h>
 
 /* An address in network order: 4 bytes (v4) or 16 (v6). */
@@ -120,11 +121,23 @@ int ing_client_addr_from(const char *value, const char *trusted, char *out, size
     return ONS_ENOTFOUND;
 }
 
+/* Whether r carries the proxy's token (compared in constant time: it is a
+ * secret), or none is configured. */
+static int proxy_token_ok(const ing_req *r)
+{
+    const char *want = r->app->o.http_proxy_token;
+    if (!want || !*want)
+        return 1;
+    const char *got = r->hreq ? nng_http_req_get_header(r->hreq, ING_PROXY_TOKEN_HEADER) : NULL;
+    size_t n = strlen(want);
+    return got && strlen(got) == n && CRYPTO_memcmp(got, want, n) == 0;
+}
+
 int ing_client_addr(const ing_req *r, char *out, size_t cap)
 {
     const ing_opts *o = &r->app->o;
     const char *v = NULL;
-    if (r->hreq && o->client_addr_header && *o->client_addr_header)
+    if (r->hreq && o->client_addr_header && *o->client_addr_header && proxy_token_ok(r))
         v = nng_http_req_get_header(r->hreq, o->client_addr_header);
     return ing_client_addr_from(v, o->client_trusted_proxies, out, cap);
 }

@@ -14,6 +14,11 @@
  * the peer is one of them. Without trusted proxies the address is unknown
  * and per-address limits do not apply (per-user limits still do).
  *
+ * When http.proxy_token is set, the header is believed only on requests
+ * that also carry that secret in X-Onsale-Proxy-Token (the proxy in front
+ * sets it and drops any copy a client sent): a request that reached the
+ * node some other way cannot pass a forged address.
+ *
  * Pure functions of the request; any thread.
  */
 #ifndef ONSALE_INGRESS_CLIENT_ADDR_H
@@ -23,12 +28,16 @@
 
 typedef struct ing_req ing_req;
 
+/* The header carrying http.proxy_token. */
+#define ING_PROXY_TOKEN_HEADER "X-Onsale-Proxy-Token"
+
 /* Room for any address ing_client_addr writes (an IPv6 text form). */
 #define ING_CLIENT_ADDR_MAX 46
 
 /* Writes the canonical text of r's client address into out (cap >=
  * ING_CLIENT_ADDR_MAX). Returns 0, or ONS_ENOTFOUND (no trusted proxy
- * configured, no header, or no untrusted valid entry): out is then "". */
+ * configured, no header, no untrusted valid entry, or http.proxy_token set
+ * and not presented): out is then "". */
 int ing_client_addr(const ing_req *r, char *out, size_t cap);
 
 /* The rule behind ing_client_addr, on text: value is the header (may be

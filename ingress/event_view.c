@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "ingress/json_io.h"
+#include "ingress/replica.h"
 #include "ingress/routes.h"
 
 #include <inttypes.h>
@@ -186,16 +187,16 @@ static int64_t section_free(const char *list, int64_t section_id)
 static int counts_from_postgres(ing_worker *w, const char *const *p, q_event_state *ev, char *list,
                                 size_t cap)
 {
-    PGresult *c = ing_worker_query(w,
-                                   "SELECT count(*) FILTER (WHERE status = 'available'), "
-                                   "count(*) FILTER (WHERE status IN ('held', 'paying')), "
-                                   "count(*) FILTER (WHERE status = 'sold') "
-                                   "FROM seats WHERE event_id = $1",
-                                   1, p);
-    PGresult *s = ing_worker_query(w,
-                                   "SELECT section_id, count(*) FROM seats "
-                                   "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
-                                   1, p);
+    PGresult *c = ing_read_query(w,
+                                 "SELECT count(*) FILTER (WHERE status = 'available'), "
+                                 "count(*) FILTER (WHERE status IN ('held', 'paying')), "
+                                 "count(*) FILTER (WHERE status = 'sold') "
+                                 "FROM seats WHERE event_id = $1",
+                                 1, p);
+    PGresult *s = ing_read_query(w,
+                                 "SELECT section_id, count(*) FROM seats "
+                                 "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
+                                 1, p);
     int rc = ONS_EDB;
     if (c && PQresultStatus(c) == PGRES_TUPLES_OK && PQntuples(c) == 1 && s &&
         PQresultStatus(s) == PGRES_TUPLES_OK) {
@@ -247,7 +248,7 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
     json_t *body = NULL;
     int rc = ONS_EDB;
     PGresult *tiers = NULL;
-    PGresult *res = ing_worker_query(
+    PGresult *res = ing_read_query(
         w,
         "SELECT e.name, e.category, e.description, "
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -269,12 +270,11 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
         rc = ONS_ENOTFOUND;
         goto out;
     }
-    tiers =
-        ing_worker_query(w,
-                         "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, s.section_id "
-                         "FROM price_tiers pt JOIN sections s USING (section_id) "
-                         "WHERE pt.event_id = $1 ORDER BY s.position",
-                         1, p);
+    tiers = ing_read_query(w,
+                           "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, s.section_id "
+                           "FROM price_tiers pt JOIN sections s USING (section_id) "
+                           "WHERE pt.event_id = $1 ORDER BY s.position",
+                           1, p);
     if (!tiers || PQresultStatus(tiers) != PGRES_TUPLES_OK)
         goto out;
 

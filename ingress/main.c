@@ -13,11 +13,13 @@
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
 #include "ingress/event_view.h"
+#include "ingress/log_reader.h"
 #include "ingress/monitor.h"
 #include "ingress/pool.h"
 #include "ingress/produce.h"
 #include "ingress/ratelimit.h"
 #include "ingress/client_addr.h"
+#include "ingress/replica.h"
 #include "ingress/server.h"
 #include "ingress/ticket_code.h"
 
@@ -85,6 +87,9 @@ const ons_opt ing_opt_table[] = {
     OPT("debug.active_unchecked", ONS_OPT_BOOL, debug_active_unchecked, 0, 1, "false",
         "test only: write the active key unconditionally and never take over a finished "
         "intent's key (the pre-fix behaviour, for race controls)"),
+    OPT("debug.cancel_local_only", ONS_OPT_BOOL, debug_cancel_local_only, 0, 1, "false",
+        "test only: a cancel finds a still-queued intent's event only in this node's memory "
+        "(the pre-fix behaviour: 409 not_cancellable_yet on other nodes)"),
     OPT("debug.unknown_outcome", ONS_OPT_STR, debug_unknown_outcome, 0, 64, "",
         "test only: successful deliveries of these records (join, checkout) are treated as "
         "possibly persisted"),
@@ -94,7 +99,12 @@ const ons_opt ing_opt_table[] = {
     OPT("pg.statement_timeout_ms", ONS_OPT_INT, pg_statement_timeout_ms, 0, 600000, "10000",
         "statement_timeout of the job threads' connections"),
     OPT("pg.read_dsn", ONS_OPT_STR, pg_read_dsn, 0, 1024, "",
-        "read replica for ticket history (GET /v1/me/tickets); empty: pg.dsn"),
+        "read replica for ticket history and event views; empty: pg.dsn"),
+    OPT("pg.read_max_lag_ms", ONS_OPT_INT, pg_read_max_lag_ms, 0, 3600000, "1000",
+        "reads use the replica only while its replay lag is at most this (else the primary)"),
+    OPT("http.proxy_token", ONS_OPT_STR, http_proxy_token, 0, 255, "",
+        "secret the proxy in front sends in X-Onsale-Proxy-Token; when set, the client-address "
+        "header (client.addr_header) is believed only on requests carrying it"),
     OPT("redis.host", ONS_OPT_STR, redis_host, 1, 255, "127.0.0.1", "Redis host"),
     OPT("redis.port", ONS_OPT_INT, redis_port, 1, 65535, "16379", "Redis port"),
     OPT("redis.prefix", ONS_OPT_STR, redis_prefix, 0, 64, "onsale:", "prefix of every Redis key"),
@@ -172,6 +182,12 @@ const ons_opt ing_opt_table[] = {
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+    OPT("cancel.lookup_timeout_ms", ONS_OPT_INT, cancel_lookup_timeout_ms, 100, 60000, "2000",
+        "a cancel of a still-queued intent another node accepted reads its record back from "
+        "Kafka for at most this long (then 409 not_cancellable_yet)"),
+    OPT("log.intents", ONS_OPT_BOOL, log_intents, 0, 1, "false",
+        "log every accepted join and checkout at info with its intent_id and request_id (the "
+        "intent's trail across processes; else joins at debug)"),
     /* Accounts (docs/accounts.md). The hash defaults are libsodium's argon2id
      * interactive limits; raising them rehashes each password at its next
      * successful login. */
@@ -192,10 +208,6 @@ const ons_opt ing_opt_table[] = {
         "failed logins per client address per window before 429"),
     OPT("accounts.login_window_s", ONS_OPT_INT, accounts_login_window_s, 1, 86400, "900",
         "window of the failed-login counters, from a key's first failure"),
-    OPT("accounts.client_addr_header", ONS_OPT_STR, accounts_client_addr_header, 0, 64,
-        "X-Forwarded-For",
-        "header naming the client address, set by the proxy in front (last entry counts); "
-        "empty: no per-address limit"),
     /* Client addresses and rate limits (docs/fairness.md). */
     OPT("client.addr_header", ONS_OPT_STR, client_addr_header, 0, 64, "X-Forwarded-For",
         "header the trusted proxies append the client's address to"),
@@ -307,6 +319,7 @@ static int start(ing_app *app)
             return rc;
         }
     }
+    ing_replica_init(app->o.pg_read_dsn, app->o.pg_read_max_lag_ms, app->metrics);
     ing_pool_opts pool = {(int)app->o.pool_threads, (int)app->o.pool_queue_depth, app->o.pg_dsn,
                           (int)app->o.pg_statement_timeout_ms, redis};
     if ((rc = ing_pool_new(&pool, &app->pool)) || (rc = ing_finisher_new(app, &redis)) ||
@@ -316,6 +329,7 @@ static int start(ing_app *app)
         (rc = ing_views_new((int)app->o.event_view_ttl_ms, (size_t)app->o.event_view_slots,
                             &app->views)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
+        (rc = ing_log_reader_new(app->o.kafka_brokers, app->o.kafka_topic, &app->log_reader)) ||
         (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
                               (int)app->o.monitor_interval_ms, &app->monitor)) ||
         (rc = ing_ratelimit_new(app, (size_t)app->o.ratelimit_memory_slots, &app->ratelimit)))
@@ -342,6 +356,7 @@ static void stop(ing_app *app)
     ing_events_free(app->events);
     ing_views_free(app->views);
     ing_seqmap_free(app->seqs);
+    ing_log_reader_free(app->log_reader);
     ons_auth_cache_free(app->auth_cache);
     ing_accounts_free(app->accounts);
     ing_ratelimit_free(app->ratelimit);

@@ -193,8 +193,8 @@ static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn bat
     pd->batch = batch;
     pd->due_ms = 0;
     pd->report_unknown = debug_unknown(r->app, m->type);
-    rc = q_producer_send_to(r->app->producer, q_msg_topic(m->type), m->event_id, buf, len,
-                            on_delivered, pd);
+    rc = q_producer_send_traced(r->app->producer, q_msg_topic(m->type), m->event_id, buf, len,
+                                r->rid, on_delivered, pd);
     free(buf);
     if (rc) {
         free(pd);

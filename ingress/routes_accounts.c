@@ -19,6 +19,7 @@
 #include "common/password.h"
 #include "ingress/accounts.h"
 #include "ingress/accounts_store.h"
+#include "ingress/client_addr.h"
 #include "ingress/json_io.h"
 #include "ingress/routes.h"
 
@@ -31,7 +32,7 @@
 #define PASSWORD_MIN     8
 #define PASSWORD_MAX     256
 #define DISPLAY_NAME_MAX 100 /* characters (code points) */
-#define ADDR_MAX         45  /* an IPv6 address in text */
+#define ADDR_MAX         ING_CLIENT_ADDR_MAX /* an IPv6 address in text */
 
 /* Roles in the order a login picks the default from: the highest first. */
 static const enum ons_role role_rank[] = {ONS_ROLE_ADMIN, ONS_ROLE_SELLER, ONS_ROLE_SCANNER,
@@ -179,25 +180,13 @@ static int read_display_name(ing_req *r, acct_job *j)
     return 0;
 }
 
-/* Copies the client address from the configured header (the last entry of
- * a comma-separated list: the one our own proxy appended) into j->addr_key,
- * or leaves it empty when the header is unset, absent or not an address. */
+/* The client's address as the proxy in front reports it (client_addr.h)
+ * into j->addr_key, or leaves it empty when none is known or believed. */
 static void read_client_addr(ing_req *r, acct_job *j)
 {
-    const char *name = r->app->o.accounts_client_addr_header;
-    const char *v = name && *name && r->hreq ? nng_http_req_get_header(r->hreq, name) : NULL;
-    if (!v)
-        return;
-    const char *last = strrchr(v, ',');
-    last = last ? last + 1 : v;
-    while (*last == ' ' || *last == '\t')
-        last++;
-    size_t n = strspn(last, "0123456789abcdefABCDEF.:");
-    const char *rest = last + n;
-    while (*rest == ' ' || *rest == '\t')
-        rest++;
-    if (n >= 2 && n <= ADDR_MAX && *rest == '\0')
-        snprintf(j->addr_key, sizeof j->addr_key, "addr:%.*s", (int)n, last);
+    char addr[ING_CLIENT_ADDR_MAX + 1];
+    if (ing_client_addr(r, addr, sizeof addr) == 0)
+        snprintf(j->addr_key, sizeof j->addr_key, "addr:%s", addr);
 }
 
 /* ---- replies ----------------------------------------------------------------------- */

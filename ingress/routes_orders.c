@@ -16,14 +16,15 @@
  * the same 202 (Idempotency-Key). A non-owner gets 404 and nothing is
  * produced; the owner re-checks every record anyway.
  *
- * Reads of ticket history use pg.read_dsn (a replica) when it is set, over
- * one connection per job thread opened on first use.
+ * Reads of ticket history go through ing_read_query (replica.h): the
+ * replica (pg.read_dsn) while it is fresh enough, else the primary.
  */
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
 #include "ingress/produce.h"
+#include "ingress/replica.h"
 #include "ingress/routes.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
@@ -88,9 +89,14 @@ static void checkout_delivered(ing_worker *w, void *arg)
         return;
     }
     snprintf(url, sizeof url, "/v1/orders/%s", oid);
-    ons_logk(ONS_LOG_INFO, "order_id", oid,
-             "checkout event=%" PRId64 " user=%" PRId64 " reservation=%" PRId64 " seq=%" PRId64,
-             j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq);
+    /* The reservation's seq is its intent's: the line names the intent too. */
+    char iid[Q_ID_LEN + 1] = "";
+    if (r->app->o.log_intents)
+        q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, j->msg.reservation_id, j->msg.user_id, iid);
+    ons_logk2(ONS_LOG_INFO, "order_id", oid, "intent_id", iid[0] ? iid : NULL,
+              "checkout accepted: event=%" PRId64 " user=%" PRId64 " reservation=%" PRId64
+              " seq=%" PRId64 " request=%s",
+              j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq, r->rid);
     ing_idem_reply(r, w, 202,
                    json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state", "pending",
                              "reservation_id", j->id, "status_url", url));
@@ -329,32 +335,6 @@ void ing_route_order_get(ing_req *r)
 
 /* ---- ticket history ------------------------------------------------------------------- */
 
-/* The read connection of this job thread: pg.read_dsn when set, else the
- * worker's own. Returns NULL when unreachable. */
-static _Thread_local PGconn *read_conn;
-
-static PGresult *read_query(ing_req *r, ing_worker *w, const char *sql, int n, const char *const *v)
-{
-    const char *dsn = r->app->o.pg_read_dsn;
-    if (!dsn || !dsn[0])
-        return ing_worker_query(w, sql, n, v);
-    if (read_conn && PQstatus(read_conn) != CONNECTION_OK) {
-        PQfinish(read_conn);
-        read_conn = NULL;
-    }
-    if (!read_conn) {
-        read_conn = PQconnectdb(dsn);
-        if (!read_conn || PQstatus(read_conn) != CONNECTION_OK) {
-            ons_log_warn("postgres read replica: %s",
-                         read_conn ? PQerrorMessage(read_conn) : "out of memory");
-            PQfinish(read_conn);
-            read_conn = NULL;
-            return ing_worker_query(w, sql, n, v); /* fall back to the primary */
-        }
-    }
-    return PQexecParams(read_conn, sql, n, NULL, v, NULL, NULL, 0);
-}
-
 static void tickets_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
@@ -365,8 +345,8 @@ static void tickets_job(ing_worker *w, void *arg)
     fmt_i64(tid, j->cursor_tid);
     fmt_i64(lim, j->limit + 1);
     const char *p[] = {uid, us, tid, lim};
-    PGresult *res = read_query(
-        r, w,
+    PGresult *res = ing_read_query(
+        w,
         "SELECT t.ticket_id, t.event_id, e.name, s.name, st.row_no, st.seat_in_row, "
         "t.price_cents, e.currency, t.status, "
         "to_char(t.issued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "

@@ -18,6 +18,7 @@
 #include "ingress/event_cache.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
+#include "ingress/log_reader.h"
 #include "ingress/produce.h"
 #include "ingress/ratelimit.h"
 #include "queue/intent_id.h"
@@ -219,9 +220,10 @@ static void join_delivered(ing_worker *w, void *arg)
                              (json_int_t)j->msg.event_id, "state", "queued", "position",
                              (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds,
                              "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
-    ons_logk(ONS_LOG_DEBUG, "intent_id", id,
-             "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
-             j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
+    ons_logk2(
+        r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", id, "request_id", r->rid,
+        "join accepted: queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
+        j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
     ing_idem_reply(r, w, 202, body);
 }
 
@@ -259,9 +261,11 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
             ons_logk(ONS_LOG_WARN, "intent_id", ids[i], "active key not updated (redis down)");
         queue_numbers q =
             numbers(r->app, r->produced_partition, r->produced_offset, j->msg.event_id);
-        ons_logk(ONS_LOG_DEBUG, "intent_id", ids[i],
-                 "queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
-                 j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
+        ons_logk2(r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", ids[i],
+                  "request_id", r->rid,
+                  "join accepted: queued event=%" PRId64 " user=%" PRId64
+                  " partition=%d offset=%" PRId64,
+                  j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
         if (j->draw_at_ms > 0) {
             prequeued_body(r->app, body, sizeof body, ids[i], j->msg.event_id, j->draw_at_ms, 1);
@@ -808,8 +812,29 @@ static void cancel_delivered(ing_worker *w, void *arg)
     ing_reply_json(r, 202, body);
 }
 
-/* Finds the event of j->seq: this process's map, then the result (Redis,
- * PostgreSQL). Returns 0, ONS_ENOTFOUND or ONS_EUNAVAIL. */
+/* The event of a still-queued intent that another node accepted (so not in
+ * this node's map): its join record, read back from its place in the log.
+ * The id's HMAC already ties the place to the caller; the record must be a
+ * join by the same user. Returns 0 (j->event_id set) or ONS_ENOTFOUND. */
+static int event_from_log(ing_req *r, intent_job *j)
+{
+    q_msg m;
+    int rc = ing_log_read(r->app->log_reader, q_seq_partition(j->seq), q_seq_offset(j->seq),
+                          (int)r->app->o.cancel_lookup_timeout_ms, &m);
+    if (rc || m.type != Q_MSG_INTENT || m.user_id != r->who.user_id || m.event_id <= 0) {
+        if (rc != ONS_ENOTFOUND)
+            ons_logk(ONS_LOG_WARN, "intent_id", j->id, "intent record not read back: %s",
+                     rc ? ons_strerror(rc) : "not this user's join");
+        return ONS_ENOTFOUND;
+    }
+    j->event_id = m.event_id;
+    ing_seqmap_put(r->app->seqs, j->seq, j->event_id);
+    return 0;
+}
+
+/* Finds the event of j->seq: the result (Redis, PostgreSQL), this process's
+ * map, then the join record itself (any node may cancel any intent).
+ * Returns 0, ONS_ENOTFOUND or ONS_EUNAVAIL. */
 static int find_event(ing_req *r, ing_worker *w, intent_job *j)
 {
     int rc = load_result(r, w, j);
@@ -817,6 +842,8 @@ static int find_event(ing_req *r, ing_worker *w, intent_job *j)
         return 0;
     if (ing_seqmap_get(r->app->seqs, j->seq, &j->event_id) == 0)
         return 0;
+    if (rc == ONS_ENOTFOUND && !r->app->o.debug_cancel_local_only)
+        return event_from_log(r, j);
     return rc ? rc : ONS_ENOTFOUND;
 }
 

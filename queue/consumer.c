@@ -269,6 +269,23 @@ int q_consumer_poll(q_consumer *c, int timeout_ms, q_record *rec)
     }
 }
 
+const char *q_record_header(const q_record *rec, const char *name, char *out, size_t cap)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+    if (!rec->impl || cap == 0 ||
+        rd_kafka_message_headers((rd_kafka_message_t *)rec->impl, &h) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || !v)
+        return NULL;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return out;
+}
+
 void q_record_release(q_record *rec)
 {
     if (rec->impl)

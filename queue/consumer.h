@@ -62,6 +62,11 @@ typedef struct q_record {
     void *impl;
 } q_record;
 
+/* Copies the value of rec's last header called name into out (NUL-ended,
+ * truncated to cap - 1) and returns out, or returns NULL when rec has no
+ * such header. */
+const char *q_record_header(const q_record *rec, const char *name, char *out, size_t cap);
+
 /* Creates the consumer and subscribes to the topic. *out is owned by the
  * caller (q_consumer_free). Returns 0, ONS_EINVAL (bad option), ONS_ENOMEM
  * or ONS_EKAFKA. */

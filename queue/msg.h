@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define Q_MSG_VERSION 1
+#define Q_MSG_VERSION     1
 #define Q_MSG_MAX_SECTION 64
 
 #define Q_MSG_TYPES(X)                                                         \
@@ -64,8 +64,13 @@ enum q_pay_outcome { Q_PAY_SUCCEEDED, Q_PAY_DECLINED, Q_PAY_FAILED };
 /* What a ticket message does to the ticket. */
 enum q_ticket_kind { Q_TICKET_TRANSFER, Q_TICKET_CANCEL };
 
-#define Q_MSG_MAX_PM 64     /* payment_method */
+#define Q_MSG_MAX_PM     64 /* payment_method */
 #define Q_MSG_MAX_CHARGE 64 /* gateway_charge_id */
+
+/* The record header naming the HTTP request that produced a record (its
+ * X-Request-Id), so the worker's log lines about it carry the same id
+ * (q_producer_send_traced, q_record_header). Not part of the value. */
+#define Q_HEADER_REQUEST_ID "request_id"
 
 typedef struct q_msg {
     enum q_msg_type type;
@@ -74,10 +79,10 @@ typedef struct q_msg {
     int64_t sent_ms;  /* producer wall clock, ms since epoch */
 
     /* Q_MSG_INTENT */
-    int quantity;                         /* 1..10 */
-    char section[Q_MSG_MAX_SECTION + 1];  /* "" = any section */
-    int64_t max_price_cents;              /* 0 = no limit */
-    int adjacent;                         /* 0/1 */
+    int quantity;                        /* 1..10 */
+    char section[Q_MSG_MAX_SECTION + 1]; /* "" = any section */
+    int64_t max_price_cents;             /* 0 = no limit */
+    int adjacent;                        /* 0/1 */
 
     /* Q_MSG_CANCEL: the intent is named by where it sits in the log. */
     enum q_cancel_kind cancel_kind;

@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "queue/msg.h"
 #include "common/log.h"
+#include "queue/msg.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -85,6 +86,17 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     ons_log_warn("kafka producer: %s: %s", rd_kafka_err2name(err), reason);
 }
 
+/* librdkafka's own log lines, as JSON lines like every other (its default
+ * logger writes plain text to stderr). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    ons_logk(level <= 3   ? ONS_LOG_ERROR
+             : level <= 4 ? ONS_LOG_WARN
+                          : ONS_LOG_INFO,
+             NULL, NULL, "librdkafka %s: %s", fac, buf);
+}
+
 static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v)
 {
     char err[256];
@@ -120,6 +132,7 @@ static rd_kafka_t *build(q_producer *p)
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
     rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_conf_set_log_cb(c, log_cb);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
     if (!rk) {
         ons_log_error("kafka producer: %s", err);
@@ -252,6 +265,12 @@ int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t l
 int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *value, size_t len,
                        q_produce_cb cb, void *arg)
 {
+    return q_producer_send_traced(p, topic, event_id, value, len, NULL, cb, arg);
+}
+
+int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
+                           size_t len, const char *request_id, q_produce_cb cb, void *arg)
+{
     if (topic < 0 || topic >= Q_TOPIC_COUNT)
         return ONS_EINVAL;
     if (atomic_load(&p->closing))
@@ -273,7 +292,13 @@ int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *v
 
     pthread_rwlock_rdlock(&p->lock);
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__STATE;
-    if (p->rk)
+    if (p->rk && request_id && request_id[0])
+        kerr = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_KEY(key, (size_t)klen),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER(Q_HEADER_REQUEST_ID, request_id, (ssize_t)strlen(request_id)),
+            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+    else if (p->rk)
         kerr = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_KEY(key, (size_t)klen),
             RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

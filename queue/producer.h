@@ -84,6 +84,11 @@ int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t l
 int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *value, size_t len,
                        q_produce_cb cb, void *arg);
 
+/* q_producer_send_to with the request id (NULL or "": none) in the record's
+ * Q_HEADER_REQUEST_ID header. */
+int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
+                           size_t len, const char *request_id, q_produce_cb cb, void *arg);
+
 /* Records queued and not yet reported. */
 int q_producer_inflight(q_producer *p);
 

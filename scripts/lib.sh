@@ -4,6 +4,53 @@
 # developer's own PostgreSQL/Redis/Kafka are never touched.
 
 ONSALE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The production topology on one box (`scripts/stack up --ha`, docs/scaling.md):
+# three Kafka brokers, PostgreSQL primary + streaming replica, two ingress nodes
+# behind haproxy (TLS), two workers, two payments relays, Prometheus. Its ports
+# differ from the single-node stack's so both run side by side; its state lives
+# in .state/ha. ONSALE_HA=1 (set by `scripts/stack --ha`) makes the settings
+# below the ones every script and binary uses, whatever the environment holds
+# for the single-node stack.
+: "${ONSALE_HA_STATE:=$ONSALE_ROOT/.state/ha}"
+: "${ONSALE_HA_KAFKA_PORTS:=29092 29094 29096}"             # broker listeners, one per node
+: "${ONSALE_HA_KAFKA_CONTROLLER_PORTS:=29093 29095 29097}"  # the KRaft quorum
+: "${ONSALE_HA_PG_PORT:=25432}"                             # primary
+: "${ONSALE_HA_PG_REPLICA_PORT:=25433}"                     # streaming replica
+: "${ONSALE_HA_REDIS_PORT:=26379}"
+: "${ONSALE_HA_PUBLIC_PORT:=28443}"     # haproxy, TLS: the public port
+: "${ONSALE_HA_PLAIN_PORT:=28080}"      # haproxy, plain http: redirects to https
+: "${ONSALE_HA_INTERNAL_PORT:=28088}"   # haproxy, plain http for clients on this box (onsale-sim)
+: "${ONSALE_HA_HAPROXY_STATS_PORT:=28404}"  # haproxy's own /metrics and /stats
+: "${ONSALE_HA_INGRESS_PORTS:=28081 28082}"
+: "${ONSALE_HA_WORKER_METRICS_PORTS:=29101 29111}"
+: "${ONSALE_HA_PAYMENTS_METRICS_PORTS:=29102 29112}"
+: "${ONSALE_HA_GATEWAY_PORT:=29300}"
+: "${ONSALE_HA_PROMETHEUS_PORT:=29090}"
+: "${ONSALE_HA_PARTITIONS:=8}"
+: "${ONSALE_HA_KAFKA_HEAP:=384m}"
+: "${ONSALE_HA_KAFKA_START_S:=240}"   # brokers up and the topic led, at most (a loaded box is slow)
+: "${ONSALE_HA_REPLICA_MAX_LAG_MS:=1000}"  # reads go to the replica only this fresh
+: "${ONSALE_HA_HAPROXY_MAXCONN:=8000}"     # haproxy needs 2 files per connection (ulimit -n)
+if [ "${ONSALE_HA:-0}" = 1 ]; then
+    ONSALE_STATE=$ONSALE_HA_STATE
+    ONSALE_KAFKA_PORT=${ONSALE_HA_KAFKA_PORTS%% *}
+    ONSALE_KAFKA_CONTROLLER_PORT=${ONSALE_HA_KAFKA_CONTROLLER_PORTS%% *}
+    ONSALE_PG_PORT=$ONSALE_HA_PG_PORT
+    ONSALE_REDIS_PORT=$ONSALE_HA_REDIS_PORT
+    ONSALE_INGRESS_PORT=$ONSALE_HA_PUBLIC_PORT
+    ONSALE_GATEWAY_PORT=$ONSALE_HA_GATEWAY_PORT
+    ONSALE_WORKER_METRICS_PORT=${ONSALE_HA_WORKER_METRICS_PORTS%% *}
+    ONSALE_PAYMENTS_METRICS_PORT=${ONSALE_HA_PAYMENTS_METRICS_PORTS%% *}
+    ONSALE_PARTITIONS=$ONSALE_HA_PARTITIONS
+    ONSALE_KAFKA_HEAP=$ONSALE_HA_KAFKA_HEAP
+    ONSALE_KAFKA_BROKERS=
+    for _p in $ONSALE_HA_KAFKA_PORTS; do ONSALE_KAFKA_BROKERS+=${ONSALE_KAFKA_BROKERS:+,}127.0.0.1:$_p; done
+    ONSALE_PG_DSN="host=127.0.0.1 port=$ONSALE_HA_PG_PORT dbname=onsale user=postgres connect_timeout=5"
+    ONSALE_PG_READ_DSN="host=127.0.0.1 port=$ONSALE_HA_PG_REPLICA_PORT dbname=onsale user=postgres connect_timeout=2"
+    ONSALE_REDIS_HOST=127.0.0.1
+    export ONSALE_PG_READ_DSN "${!ONSALE_HA_@}"
+fi
 : "${ONSALE_STATE:=$ONSALE_ROOT/.state}"   # data, logs, pids (git-ignored)
 : "${ONSALE_DEPS:=$ONSALE_ROOT/.deps}"     # fetched Kafka jars (git-ignored)
 : "${ONSALE_BUILD:=$ONSALE_ROOT/build}"

@@ -131,6 +131,19 @@ static int order_state(wk_co *co, int64_t order_id, int state, const char *reaso
     return 0;
 }
 
+/* Names an updated order's reservation, owner and seat count in the batch's
+ * effects (the store reads them only for new orders; the worker's log names
+ * the order's intent with them, log.intents). */
+static void order_of_intent(wk_co *co, int64_t order_id, const wk_intent *in)
+{
+    wk_fx_order *o = fx_order(co, order_id);
+    if (!o || o->user_id)
+        return;
+    o->reservation_id = in->seq;
+    o->user_id = in->user_id;
+    o->nseats = (uint8_t)in->nseats;
+}
+
 static void snap_ticket(wk_fx_ticket *f, const wk_ticket *t, int valid)
 {
     f->event_id = t->ev->event_id;
@@ -264,6 +277,7 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
         snprintf(b->charge_id, sizeof b->charge_id, "%s", m->charge_id);
         return wk_part_touch_event(p, ev);
     }
+    order_of_intent(co, m->order_id, in);
     if (m->outcome == Q_PAY_SUCCEEDED) {
         if (m->amount_cents != in->total_cents)
             ons_log_warn("order %" PRId64 ": charged %" PRId64 " cents, expected %" PRId64,

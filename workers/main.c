@@ -26,8 +26,10 @@
 #include "common/metrics.h"
 #include "common/opts.h"
 #include "queue/consumer.h"
+#include "queue/intent_id.h"
 #include "queue/msg.h"
 #include "queue/status.h"
+#include "workers/checkout.h"
 #include "workers/httpd.h"
 #include "workers/partition.h"
 #include "workers/project.h"
@@ -62,6 +64,7 @@ typedef struct wk_opts {
     long long paying_grace_s;
     long long end_grace_s, refund_cutoff_s;
     long long draw_close_ms;
+    int log_intents;
 } wk_opts;
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -110,6 +113,9 @@ static const ons_opt opt_table[] = {
     OPT("worker.id", ONS_OPT_STR, worker_id, 0, 128, "",
         "name recorded as partition owner (default host-pid)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 8, "info", "debug, info, warn or error"),
+    OPT("log.intents", ONS_OPT_BOOL, log_intents, 0, 1, "false",
+        "log each applied record and each committed intent and order at info with its intent_id "
+        "(and the request_id of the record's header): the intent's trail across processes"),
     OPT("debug.skip_epoch_check", ONS_OPT_BOOL, skip_epoch_check, 0, 1, "false",
         "DEBUG ONLY: commit without the epoch fence (the fencing control test)"),
     OPT("debug.no_tombstones", ONS_OPT_BOOL, no_tombstones, 0, 1, "false",
@@ -142,7 +148,7 @@ typedef struct slot {
     double rate, win_start;
     int64_t win_count;
     double last_publish;
-    ons_gauge *served, *lag, *ctl_lag;
+    ons_gauge *served, *lag, *ctl_lag, *owned;
 } slot;
 
 /* One polled record, decoded, waiting for its batch's events to load. */
@@ -209,9 +215,19 @@ static void slot_gauges(worker *w, int32_t partition, slot *s)
                                   "next unapplied offset committed to PostgreSQL", labels);
     s->lag = ons_metrics_gauge(w->m, "onsale_worker_lag",
                                "records behind the high watermark (cached watermark)", labels);
+    s->owned = ons_metrics_gauge(w->m, "onsale_worker_partition_owned",
+                                 "1 while this worker holds the partition's claim and consumes it",
+                                 labels);
     snprintf(labels, sizeof labels, "partition=\"%d\",lane=\"control\"", (int)partition);
     s->ctl_lag = ons_metrics_gauge(w->m, "onsale_worker_lag",
                                    "records behind the high watermark (cached watermark)", labels);
+}
+
+/* Sets a partition's onsale_worker_partition_owned gauge. */
+static void slot_owned(slot *s, int owned)
+{
+    if (s->owned)
+        ons_gauge_set(s->owned, owned);
 }
 
 /* Forgets a partition's memory (it is rebuilt from PostgreSQL). */
@@ -270,6 +286,7 @@ static int64_t claim(worker *w, int32_t partition, slot *s, int64_t *ctl_next)
     }
     s->epoch = epoch;
     s->state = SLOT_ACTIVE;
+    slot_owned(s, 1);
     s->load_live = 1;
     s->last_publish = 0; /* publish the cursor at once */
     ons_counter_add(w->claims, 1);
@@ -308,6 +325,7 @@ static void on_revoke(void *arg, const int32_t *parts, size_t n)
                          (int)parts[i]);
         slot_drop(s);
         s->state = SLOT_NONE;
+        slot_owned(s, 0);
         ons_log_info("partition %d revoked", (int)parts[i]);
     }
 }
@@ -343,6 +361,7 @@ static void fence_partition(worker *w, int32_t partition, slot *s)
     ons_counter_add(w->fenced, 1);
     slot_drop(s);
     s->state = SLOT_FENCED;
+    slot_owned(s, 0);
     q_consumer_pause(w->cons, partition);
 }
 
@@ -388,6 +407,43 @@ static void retry_pending(worker *w)
     }
 }
 
+/* The public id of the intent whose place in the log is seq, into out
+ * ("" when it cannot be named). */
+static const char *intent_name(const worker *w, int64_t seq, int64_t user_id,
+                               char out[Q_ID_LEN + 1])
+{
+    if (q_id_encode(w->o.ids_secret, Q_ID_INTENT, seq, user_id, out) != 0)
+        out[0] = '\0';
+    return out;
+}
+
+/* log.intents: one line per applied record that names an intent. */
+static void log_applied(const worker *w, const q_record *rec, const q_msg *m)
+{
+    char iid[Q_ID_LEN + 1], rid[40];
+    const char *req = q_record_header(rec, Q_HEADER_REQUEST_ID, rid, sizeof rid);
+    int64_t seq;
+    switch (m->type) {
+    case Q_MSG_INTENT:
+        seq = q_seq_make(rec->partition, rec->offset);
+        break;
+    case Q_MSG_CHECKOUT:
+        seq = m->reservation_id;
+        break;
+    case Q_MSG_CANCEL:
+        seq = m->cancel_kind == Q_CANCEL_RESERVATION
+                  ? m->reservation_id
+                  : q_seq_make(m->target_partition, m->target_offset);
+        break;
+    default:
+        return; /* payment results and tickets: logged with their order at commit */
+    }
+    ons_logk2(ONS_LOG_INFO, "intent_id", intent_name(w, seq, m->user_id, iid), "request_id", req,
+              "applied %s at partition %d%s offset %" PRId64 " (event %" PRId64 ")",
+              q_msg_type_name(m->type), (int)rec->partition,
+              rec->lane == Q_TOPIC_CONTROL ? " (control)" : "", rec->offset, m->event_id);
+}
+
 static void apply_record(worker *w, polled *pr, int64_t now_ms)
 {
     const q_record *rec = &pr->rec;
@@ -424,6 +480,8 @@ static void apply_record(worker *w, polled *pr, int64_t now_ms)
         fail_partition(w, rec->partition, s, msg);
     } else {
         ons_counter_add(w->applied[m.type], 1);
+        if (w->o.log_intents)
+            log_applied(w, rec, &m);
     }
 }
 
@@ -443,10 +501,28 @@ static void update_rate(slot *s, size_t n, double now)
 
 static void log_results(worker *w, const wk_part *p)
 {
+    char iid[Q_ID_LEN + 1];
     for (size_t i = 0; i < p->fx.nintents; i++) {
         const wk_fx_intent *r = &p->fx.intents[i];
         if (r->state < WK_I_COUNT && w->results[r->state])
             ons_counter_add(w->results[r->state], 1);
+        if (w->o.log_intents)
+            ons_logk(ONS_LOG_INFO, "intent_id", intent_name(w, r->seq, r->user_id, iid),
+                     "committed and projected: intent %s, reservation %s, %d seats, "
+                     "partition %d offset %" PRId64,
+                     wk_istate_name(r->state), wk_rstate_name(r->res_state), (int)r->nseats,
+                     (int)r->partition, r->offset);
+    }
+    const wk_co *co = p->co;
+    for (size_t i = 0; w->o.log_intents && co && i < co->norders; i++) {
+        const wk_fx_order *o = &co->orders[i];
+        char oid[24];
+        snprintf(oid, sizeof oid, "%" PRId64, o->order_id);
+        ons_logk2(ONS_LOG_INFO, "intent_id", intent_name(w, o->reservation_id, o->user_id, iid),
+                  "order", oid, "committed: order %s%s%s, %d tickets%s, charge %s",
+                  wk_ostate_name(o->state), o->failure_reason ? " " : "",
+                  o->failure_reason ? o->failure_reason : "", (int)o->nseats,
+                  o->state == WK_O_PAID ? " issued" : "", o->charge_id[0] ? o->charge_id : "none");
     }
 }
 

@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/opts.h"
+#include "queue/intent_id.h"
 #include "queue/msg.h"
 #include "queue/producer.h"
 #include "workers/httpd.h"
@@ -57,7 +58,7 @@ typedef struct pay_opts {
     long long backoff_base_ms, backoff_max_ms;
     long long breaker_failures, breaker_open_ms;
     long long produce_timeout_ms, metrics_port;
-    char *log_level;
+    char *log_level, *ids_secret;
     int dev_mode;
 } pay_opts;
 
@@ -100,6 +101,9 @@ static const ons_opt opt_table[] = {
     OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9102",
         "GET /metrics and /healthz on 127.0.0.1 (0 = off)"),
     OPT("log.level", ONS_OPT_STR, log_level, 1, 8, "info", "debug, info, warn or error"),
+    OPT("ids.secret", ONS_OPT_STR, ids_secret, 0, ONS_AUTH_SECRET_MAX, "",
+        "the workers' ids.secret, only to name each payment attempt's intent (intent_id) in the "
+        "log; empty: lines name the order only"),
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
@@ -137,7 +141,7 @@ static void sleep_ms(int64_t ms)
 
 /* One claimed outbox row. */
 typedef struct row {
-    int64_t id, order_id, reservation_id, event_id, ticket_id, amount, attempts;
+    int64_t id, order_id, reservation_id, event_id, ticket_id, amount, attempts, user_id;
     int is_refund;
     char currency[4], pm[Q_MSG_MAX_PM + 1], charge[Q_MSG_MAX_CHARGE + 1], key[80];
 } row;
@@ -185,7 +189,8 @@ static int claim(app *a, PGconn **c, row *rows, int max)
           "ORDER BY next_attempt_at, outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED) "
           "RETURNING outbox_id, kind, order_id, reservation_id, event_id, coalesce(ticket_id, 0), "
           "amount_cents, currency, coalesce(payment_method, ''), coalesce(charge_id, ''), "
-          "idempotency_key, attempts",
+          "idempotency_key, attempts, "
+          "coalesce((SELECT user_id FROM orders WHERE order_id = o.order_id), 0)",
           2, v, PGRES_TUPLES_OK);
     if (!r)
         return -1;
@@ -205,6 +210,7 @@ static int claim(app *a, PGconn **c, row *rows, int max)
         snprintf(w->charge, sizeof w->charge, "%s", PQgetvalue(r, i, 9));
         snprintf(w->key, sizeof w->key, "%s", PQgetvalue(r, i, 10));
         w->attempts = strtoll(PQgetvalue(r, i, 11), NULL, 10);
+        w->user_id = strtoll(PQgetvalue(r, i, 12), NULL, 10);
     }
     PQclear(r);
     return n < max ? n : max;
@@ -425,8 +431,13 @@ static int64_t backoff_ms(app *a, int64_t attempts, unsigned *seed)
 static void process(app *a, PGconn **c, const row *w, unsigned *seed)
 {
     answer ans;
-    char ctx[32];
+    char ctx[32], iid[Q_ID_LEN + 1] = "";
     snprintf(ctx, sizeof ctx, "%" PRId64, w->order_id);
+    /* The reservation's seq is its intent's: lines name the intent too. */
+    if (a->o.ids_secret[0] &&
+        q_id_encode(a->o.ids_secret, Q_ID_INTENT, w->reservation_id, w->user_id, iid) != 0)
+        iid[0] = '\0';
+    const char *intent = iid[0] ? iid : NULL;
     if (w->is_refund && !w->charge[0]) {
         memset(&ans, 0, sizeof ans);
         ans.cls = C_FAILED;
@@ -441,9 +452,9 @@ static void process(app *a, PGconn **c, const row *w, unsigned *seed)
     }
     if (ans.cls == C_RETRY) {
         int64_t d = backoff_ms(a, w->attempts, seed);
-        ons_logk(ONS_LOG_WARN, "order_id", ctx,
-                 "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms",
-                 w->is_refund ? "refund" : "charge", w->key, w->attempts, ans.why, d);
+        ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
+                  "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms",
+                  w->is_refund ? "refund" : "charge", w->key, w->attempts, ans.why, d);
         reschedule(a, c, w, d, ans.why);
         return;
     }
@@ -451,18 +462,20 @@ static void process(app *a, PGconn **c, const row *w, unsigned *seed)
         int rc = produce_result(a, w, &ans);
         if (rc) {
             ons_counter_add(a->errors, 1);
-            ons_logk(ONS_LOG_WARN, "order_id", ctx, "payment_result not produced: %s",
-                     ons_strerror(rc));
+            ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
+                      "payment_result not produced: %s", ons_strerror(rc));
             reschedule(a, c, w, backoff_ms(a, w->attempts, seed), "kafka");
             return;
         }
         ons_counter_add(a->results, 1);
     }
-    ons_logk(ONS_LOG_INFO, "order_id", ctx, "%s %s: %s%s%s", w->is_refund ? "refund" : "charge",
-             w->key, class_names[ans.cls], ans.charge[0] ? " " : "", ans.charge);
+    ons_logk2(ONS_LOG_INFO, "order_id", ctx, "intent_id", intent,
+              "%s %s attempt %" PRId64 ": %s%s%s", w->is_refund ? "refund" : "charge", w->key,
+              w->attempts, class_names[ans.cls], ans.charge[0] ? " " : "", ans.charge);
     if (finish(a, c, w, &ans) != 0)
-        ons_logk(ONS_LOG_WARN, "order_id", ctx,
-                 "outbox row %" PRId64 " not marked done; it will be sent again (harmless)", w->id);
+        ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
+                  "outbox row %" PRId64 " not marked done; it will be sent again (harmless)",
+                  w->id);
 }
 
 static void *thread_main(void *arg)

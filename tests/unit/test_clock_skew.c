@@ -1,0 +1,82 @@
+/* test_clock_skew.c - a record sent by a node whose clock runs ahead (5
+ * minutes off) neither opens a sale early nor moves a hold's expiry: the
+ * partition owner's clock decides (workers/partition.c). No services. */
+#include "common/err.h"
+#include "queue/intent_id.h"
+#include "workers/partition.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <string.h>
+
+#define EV        9
+#define NOW       INT64_C(2000000000)
+#define OPENS     (NOW + 60000)        /* the sale opens in a minute */
+#define SKEW      (INT64_C(5) * 60000) /* the sending node is 5 minutes ahead */
+#define HOLD_SECS 60
+
+static int load(void *ctx, wk_part *p, int64_t event_id)
+{
+    (void)ctx;
+    if (event_id != EV)
+        return ONS_ENOTFOUND;
+    wk_event *ev = wk_event_new(event_id);
+    ck_assert_ptr_nonnull(ev);
+    ev->hold_seconds = HOLD_SECS;
+    ev->max_per_user = 4;
+    ev->status = WK_EV_SCHEDULED;
+    ev->onsale_at_ms = OPENS;
+    ev->starts_at_ms = NOW + INT64_C(30) * 86400 * 1000;
+    ck_assert_int_eq(wk_inv_add_block(&ev->inv, 1, "A", 0, 1, 8, 5000), 0);
+    return wk_part_add_event(p, ev);
+}
+
+static q_msg join(int64_t user, int64_t sent_ms)
+{
+    q_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = Q_MSG_INTENT;
+    m.event_id = EV;
+    m.user_id = user;
+    m.quantity = 1;
+    m.adjacent = 1;
+    m.sent_ms = sent_ms;
+    return m;
+}
+
+START_TEST(sale_opens_by_the_owners_clock)
+{
+    wk_part_cfg cfg = {.load = load, .paying_grace_seconds = 120, .end_grace_ms = 60000};
+    wk_part *p = wk_part_new(0, 1, 0, &cfg);
+    ck_assert_ptr_nonnull(p);
+    /* Sent "after the opening" by the skewed node, applied before it. */
+    q_msg m = join(1, NOW + SKEW);
+    ck_assert_int_eq(wk_part_apply(p, &m, 0, NOW + SKEW, NOW), 0);
+    ck_assert_ptr_null(wk_part_intent(p, q_seq_make(0, 0)));
+    ck_assert_uint_eq(p->fx.nintents, 1);
+    ck_assert_int_eq(p->fx.intents[0].state, WK_I_REJECTED);
+    ck_assert_str_eq(wk_reason_name(p->fx.intents[0].reason), "sale_closed");
+    /* Once the owner's clock passed the opening, the same node's join is in. */
+    q_msg m2 = join(2, OPENS + 1000 + SKEW);
+    ck_assert_int_eq(wk_part_apply(p, &m2, 1, OPENS + 1000 + SKEW, OPENS + 1000), 0);
+    const wk_intent *in = wk_part_intent(p, q_seq_make(0, 1));
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_eq(in->state, WK_I_RESERVED);
+    /* The hold runs by the owner's clock too. */
+    ck_assert_int_eq(in->expires_ms, OPENS + 1000 + HOLD_SECS * 1000);
+    wk_part_free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("clock_skew");
+    TCase *tc = tcase_create("owner_clock");
+    tcase_add_test(tc, sale_opens_by_the_owners_clock);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
