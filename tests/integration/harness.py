@@ -194,6 +194,9 @@ class Stack:
         e.update({
             "ONSALE_KAFKA_BROKERS": BROKERS,
             "ONSALE_KAFKA_TOPIC": self.topic,
+            # Always this Stack's own lane: scripts/lib.sh exports the shared
+            # stack's control topic into the test run's environment.
+            "ONSALE_KAFKA_CONTROL_TOPIC": self.control_topic,
             "ONSALE_KAFKA_GROUP": self.group,
             "ONSALE_KAFKA_PARTITIONS": str(self.partitions),
             "ONSALE_PG_DSN": pg_dsn(self.db),
