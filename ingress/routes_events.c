@@ -385,6 +385,29 @@ static void event_create_job(ing_worker *w, void *arg)
     ing_idem_reply(r, w, 201, body);
 }
 
+/* The n price tiers of a request ({section, price_cents} objects, each
+ * section once) into sections/prices (pointing into the body). 0, or -1
+ * when a 400 was replied. */
+static int parse_tiers(ing_req *r, json_t *tiers, size_t n, const char **sections, int64_t *prices)
+{
+    static const char *const tier_allowed[] = {"section", "price_cents", NULL};
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(tiers, i);
+        if (ing_json_only(r, t, tier_allowed) ||
+            ing_json_str(r, t, "section", 1, 1, 64, &sections[i]) ||
+            ing_json_int(r, t, "price_cents", 1, 0, INT64_C(10000000000), &prices[i]))
+            return -1;
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(sections[k], sections[i]) == 0) {
+                ing_reply_error(r, 400, "invalid_field", "tiers",
+                                "Each section may be priced once ('%s' repeats).", sections[i]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 void ing_route_event_create(ing_req *r)
 {
     static const char *const allowed[] = {"venue_id",
@@ -401,7 +424,6 @@ void ing_route_event_create(ing_req *r)
                                           "max_active_holds",
                                           "admissions_per_minute",
                                           NULL};
-    static const char *const tier_allowed[] = {"section", "price_cents", NULL};
     event_job *j = calloc(1, sizeof *j);
     if (!j) {
         r->retry_after = 1;
@@ -464,21 +486,8 @@ void ing_route_event_create(ing_req *r)
         }
     }
     j->ntiers = json_array_size(tiers);
-    for (size_t i = 0; i < j->ntiers; i++) {
-        json_t *t = json_array_get(tiers, i);
-        if (ing_json_only(r, t, tier_allowed) ||
-            ing_json_str(r, t, "section", 1, 1, 64, &j->tier_sections[i]) ||
-            ing_json_int(r, t, "price_cents", 1, 0, INT64_C(10000000000), &j->tier_prices[i]))
-            return;
-        for (size_t k = 0; k < i; k++) {
-            if (strcmp(j->tier_sections[k], j->tier_sections[i]) == 0) {
-                ing_reply_error(r, 400, "invalid_field", "tiers",
-                                "Each section may be priced once ('%s' repeats).",
-                                j->tier_sections[i]);
-                return;
-            }
-        }
-    }
+    if (parse_tiers(r, tiers, j->ntiers, j->tier_sections, j->tier_prices))
+        return;
     ing_req_submit(r, event_create_job);
 }
 
@@ -805,7 +814,6 @@ void ing_route_event_update(ing_req *r)
 {
     static const char *const allowed[] = {"name",      "category", "description",
                                           "starts_at", "tiers",    NULL};
-    static const char *const tier_allowed[] = {"section", "price_cents", NULL};
     int64_t id;
     if (ing_path_id(r, r->params[0], &id))
         return;
@@ -841,20 +849,7 @@ void ing_route_event_update(ing_req *r)
             return;
         j->ntiers = json_array_size(tiers);
     }
-    for (size_t i = 0; i < j->ntiers; i++) {
-        json_t *t = json_array_get(tiers, i);
-        if (ing_json_only(r, t, tier_allowed) ||
-            ing_json_str(r, t, "section", 1, 1, 64, &j->tier_sections[i]) ||
-            ing_json_int(r, t, "price_cents", 1, 0, INT64_C(10000000000), &j->tier_prices[i]))
-            return;
-        for (size_t k = 0; k < i; k++) {
-            if (strcmp(j->tier_sections[k], j->tier_sections[i]) == 0) {
-                ing_reply_error(r, 400, "invalid_field", "tiers",
-                                "Each section may be priced once ('%s' repeats).",
-                                j->tier_sections[i]);
-                return;
-            }
-        }
-    }
+    if (parse_tiers(r, tiers, j->ntiers, j->tier_sections, j->tier_prices))
+        return;
     ing_req_submit(r, event_update_job);
 }
