@@ -133,11 +133,24 @@ static int proxy_token_ok(const ing_req *r)
     return got && strlen(got) == n && CRYPTO_memcmp(got, want, n) == 0;
 }
 
-int ing_client_addr(const ing_req *r, char *out, size_t cap)
+void ing_client_addr_resolve(ing_req *r)
 {
     const ing_opts *o = &r->app->o;
     const char *v = NULL;
+    r->client_addr[0] = '\0';
     if (r->hreq && o->client_addr_header && *o->client_addr_header && proxy_token_ok(r))
         v = nng_http_req_get_header(r->hreq, o->client_addr_header);
-    return ing_client_addr_from(v, o->client_trusted_proxies, out, cap);
+    if (ing_client_addr_from(v, o->client_trusted_proxies, r->client_addr, sizeof r->client_addr))
+        r->client_addr[0] = '\0';
+}
+
+int ing_client_addr(const ing_req *r, char *out, size_t cap)
+{
+    if (!r->client_addr[0] || strlen(r->client_addr) >= cap) {
+        if (cap)
+            out[0] = '\0';
+        return ONS_ENOTFOUND;
+    }
+    memcpy(out, r->client_addr, strlen(r->client_addr) + 1);
+    return 0;
 }

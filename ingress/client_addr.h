@@ -19,7 +19,8 @@
  * sets it and drops any copy a client sent): a request that reached the
  * node some other way cannot pass a forged address.
  *
- * Pure functions of the request; any thread.
+ * ing_client_addr_resolve reads the request's headers (nng threads);
+ * ing_client_addr reads what it stored (any thread).
  */
 #ifndef ONSALE_INGRESS_CLIENT_ADDR_H
 #define ONSALE_INGRESS_CLIENT_ADDR_H
@@ -34,10 +35,15 @@ typedef struct ing_req ing_req;
 /* Room for any address ing_client_addr writes (an IPv6 text form). */
 #define ING_CLIENT_ADDR_MAX 46
 
-/* Writes the canonical text of r's client address into out (cap >=
- * ING_CLIENT_ADDR_MAX). Returns 0, or ONS_ENOTFOUND (no trusted proxy
- * configured, no header, no untrusted valid entry, or http.proxy_token set
- * and not presented): out is then "". */
+/* Reads r's client address from its headers into r->client_addr ("" when
+ * unknown: no trusted proxy configured, no header, no untrusted valid
+ * entry, or http.proxy_token set and not presented). nng threads only,
+ * while r->hreq is valid: the server calls it before the route handler. */
+void ing_client_addr_resolve(ing_req *r);
+
+/* Writes r's client address (as resolved) into out (cap >=
+ * ING_CLIENT_ADDR_MAX). Returns 0, or ONS_ENOTFOUND (unknown): out is then
+ * "". Any thread. */
 int ing_client_addr(const ing_req *r, char *out, size_t cap);
 
 /* The rule behind ing_client_addr, on text: value is the header (may be

@@ -5,6 +5,7 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "ingress/json_io.h"
+#include "ingress/client_addr.h"
 #include "ingress/ratelimit.h"
 
 #include <stdatomic.h>
@@ -268,6 +269,7 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     const ing_route *route = &ing_routes[ri];
     r->route = route;
     r->hreq = hreq;
+    ing_client_addr_resolve(r);
 
     if (route->roles) {
         const char *authz = nng_http_req_get_header(hreq, "Authorization");

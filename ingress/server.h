@@ -71,8 +71,12 @@ struct ing_req {
     char *raw;         /* the body bytes, NUL-terminated, or NULL */
     size_t raw_len;
     char idem[ING_IDEM_MAX + 1]; /* Idempotency-Key, "" when absent */
-    int retry_after;             /* seconds; > 0 adds Retry-After to the reply */
-    char idem_hash[65];          /* body hash while this request owns its idempotency key */
+    /* The client's address (client_addr.h), "" when unknown: read from the
+     * headers on the nng thread before the handler, because a job thread
+     * must not touch hreq (nng frees it when the connection goes away). */
+    char client_addr[48]; /* >= ING_CLIENT_ADDR_MAX + 1 */
+    int retry_after;      /* seconds; > 0 adds Retry-After to the reply */
+    char idem_hash[65];   /* body hash while this request owns its idempotency key */
     int idem_owned;
     int produce_err; /* ing_produce() outcome, read by its continuation */
     int32_t produced_partition;
