@@ -84,7 +84,9 @@ def test_edit_before_sale_everywhere_then_sold_at_the_new_price(st):
     assert time.time() - t0 < 2.5
     assert tier_price(view, "A") == 6100, view
     # The sale opens: the owner loads the event and sells at the new price.
-    st.sql("UPDATE events SET onsale_at = now() WHERE event_id = %s", (ev,))
+    # (a second ago: the owner compares the join's ms-truncated send time with
+    # onsale_at rounded to the ms, so "now" could land a millisecond late)
+    st.sql("UPDATE events SET onsale_at = now() - interval '1 second' WHERE event_id = %s", (ev,))
     fan = st.token(7, "fan")
     s, _, j = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1, "section": "A"},
                       token=fan)
