@@ -64,6 +64,7 @@ typedef struct wk_opts {
     long long paying_grace_s;
     long long end_grace_s, refund_cutoff_s;
     long long draw_close_ms;
+    long long clock_max_ahead_ms;
     int log_intents;
 } wk_opts;
 
@@ -106,6 +107,9 @@ static const ons_opt opt_table[] = {
     OPT("draw.close_ms", ONS_OPT_INT, draw_close_ms, 0, 600000, "6000",
         "a pre-queue's draw is made this long after onsale_at, so every pre-queued join is in "
         "the log (keep above ingress's kafka.produce_timeout_ms); docs/fairness.md"),
+    OPT("clock.max_ahead_ms", ONS_OPT_INT, clock_max_ahead_ms, 0, 60000, "2000",
+        "a record's send time is believed up to this far past the batch's clock; further "
+        "ahead the sender's clock is off and the owner's counts (sale opening)"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
     OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9101",
@@ -248,7 +252,8 @@ static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t ne
                        (int64_t)w->o.refund_cutoff_s * 1000,
                        w->o.no_tombstones,
                        w->o.ids_secret,
-                       (int64_t)w->o.draw_close_ms};
+                       (int64_t)w->o.draw_close_ms,
+                       (int64_t)w->o.clock_max_ahead_ms};
     wk_part *p = wk_part_new(partition, epoch, next, &cfg);
     if (!p)
         return NULL;

@@ -1075,9 +1075,11 @@ int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int
         return rc;
     int64_t when = m->sent_ms > 0 ? m->sent_ms : ts_ms;
     /* The sender's clock may run ahead (a node 5 minutes off): a record is
-     * never taken as sent later than the owner's own now, so no node opens
-     * a sale early; the owner's clock decides (holds expire by it too). */
-    if (when > now_ms)
+     * never taken as sent later than the owner's own now (plus the batch's
+     * own wait, max_ahead_ms), so no node opens a sale early; the owner's
+     * clock decides (holds expire by it too). Within the bound the send
+     * time is kept exact: a resumed join finds its intent by it. */
+    if (when > now_ms + p->cfg.max_ahead_ms)
         when = now_ms;
     int64_t seq = q_seq_make(p->partition, offset);
     uintptr_t tomb;

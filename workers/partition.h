@@ -222,6 +222,10 @@ typedef struct wk_part_cfg {
      * ids_secret names the intents whose draw keys order it. */
     const char *ids_secret;
     int64_t draw_close_ms;
+    /* A record's send time is believed up to this far ahead of the owner's
+     * now (the batch's clock, read before its records arrived); further
+     * ahead, the sender's clock is off and the owner's now counts. */
+    int64_t max_ahead_ms;
 } wk_part_cfg;
 
 struct wk_part {

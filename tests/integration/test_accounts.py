@@ -39,7 +39,9 @@ def st():
     with Stack(partitions=1) as s:
         s.start_ingress(accounts_login_account_failures=ACCOUNT_LIMIT,
                         accounts_login_addr_failures=ADDR_LIMIT, accounts_login_window_s=60,
-                        accounts_hash_concurrency=4, pool_threads=6)
+                        accounts_hash_concurrency=4, pool_threads=6,
+                        # the tests speak as the proxy in front (X-Forwarded-For)
+                        client_trusted_proxies="127.0.0.1")
         yield s
         procs = list(s.procs)
     for p in procs:  # stopped by the Stack: a sanitizer report fails the module

@@ -33,7 +33,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
 
 static wk_part *part(void)
 {
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0, NULL, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     ck_assert_ptr_nonnull(p);
     return p;
@@ -274,7 +274,7 @@ START_TEST(expiry_heap_orders_many_holds)
 {
     rows_a = 100;
     seats_a = 10;
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0, NULL, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     /* holds created at scrambled times expire in time order */
     for (int i = 0; i < 200; i++) {
@@ -601,7 +601,7 @@ END_TEST
 
 START_TEST(no_tombstones_control_lets_the_intent_take_seats)
 {
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 1, NULL, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 1, NULL, 0, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     q_msg c = lane_cancel_msg(5, 0), b = lane_intent_msg(5, 2);
     ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &c, 0, NOW, NOW), 0);
