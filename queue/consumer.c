@@ -114,6 +114,24 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     free(cstart);
 }
 
+/* Asks for the topic's leaders now, so that a later assign starts fetching
+ * at once (an assign-only instance otherwise learns them only then, and its
+ * lane starts up to a second behind the group member's). Best effort: a
+ * failure only costs that second. */
+static void warm_metadata(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (!rkt)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
+    if (e)
+        ons_log_warn("kafka metadata (control lane %s): %s", topic, rd_kafka_err2str(e));
+    else
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+}
+
 /* The control lane's assign-only instance: partitions are assigned by
  * rebalance_cb as the group member's change. Its group id is only where
  * its advisory commits go (nobody joins it). */
@@ -148,6 +166,7 @@ static int new_control(q_consumer *c, const q_consumer_opts *o)
         return ONS_EKAFKA;
     }
     rd_kafka_poll_set_consumer(c->ctl);
+    warm_metadata(c->ctl, c->ctl_topic);
     return 0;
 }
 
