@@ -71,15 +71,20 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 CONF
 }
-ha_kafka_start() { # node
+# Writes the node's configuration and formats its log folder once.
+ha_kafka_format() { # node
     local n=$1 d=$KDIR/kafka-$1
-    if pid_alive "$RUN/kafka-$n.pid"; then log "kafka-$n: already running"; return 0; fi
     ha_kafka_config "$n"
     [ -f "$KDIR/cluster.id" ] || kafka_java kafka.tools.StorageTool random-uuid > "$KDIR/cluster.id"
     if [ ! -f "$d/data/meta.properties" ]; then
         kafka_java kafka.tools.StorageTool format -t "$(cat "$KDIR/cluster.id")" \
             -c "$d/server.properties" >> "$LOGS/kafka-$n.out" 2>&1
     fi
+}
+ha_kafka_start() { # node
+    local n=$1 d=$KDIR/kafka-$1
+    if pid_alive "$RUN/kafka-$n.pid"; then log "kafka-$n: already running"; return 0; fi
+    ha_kafka_format "$n"
     nohup java -Xms128m -Xmx"$ONSALE_KAFKA_HEAP" -XX:+UseG1GC -XX:TieredStopAtLevel=1 \
         -cp "$ONSALE_KAFKA_LIBS/*" -Dlog4j.configuration="file:$d/log4j.properties" \
         kafka.Kafka "$d/server.properties" >> "$LOGS/kafka-$n.out" 2>&1 < /dev/null &
@@ -109,6 +114,10 @@ log4j.appender.file.File=$LOGS/kafka-tools.log
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 CONF
+    # one JVM per format: the three side by side (the cluster id first)
+    [ -f "$KDIR/cluster.id" ] || kafka_java kafka.tools.StorageTool random-uuid > "$KDIR/cluster.id"
+    for n in 1 2 3; do pid_alive "$RUN/kafka-$n.pid" || ha_kafka_format "$n" & done
+    wait
     for n in 1 2 3; do ha_kafka_start "$n"; done
     # Deadlines in wall seconds, not loop counts: on a loaded box each kcat
     # call itself may take seconds.
@@ -150,8 +159,11 @@ ha_replica_up() {
         psql "host=$ONSALE_HOST port=$ONSALE_PG_PORT dbname=postgres user=postgres" -X -qtA \
             -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'onsale_replica'" | grep -q 1 ||
             slot=(-C)
+        # --checkpoint=fast: the default (spread) waits out most of a
+        # checkpoint_timeout on an idle primary (100 s here) before copying
         as_pg "$ONSALE_PG_BIN/pg_basebackup" -h "$ONSALE_HOST" -p "$ONSALE_PG_PORT" -U postgres \
-            -D "$PG_REPLICA" -X stream -R "${slot[@]}" -S onsale_replica >> "$LOGS/postgres.out" 2>&1 ||
+            -D "$PG_REPLICA" -X stream -R "${slot[@]}" -S onsale_replica --checkpoint=fast \
+            >> "$LOGS/postgres.out" 2>&1 ||
             die "pg_basebackup failed; see $LOGS/postgres.out"
         cat >> "$PG_REPLICA/postgresql.conf" <<CONF
 # the streaming replica of the --ha stack
