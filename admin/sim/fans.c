@@ -298,6 +298,16 @@ static void after_transport_error(sim *s, uint32_t f)
     timer_set(s, f, sim_now_ms(s) + RETRY_DEF_MS);
 }
 
+/* Keeps the first ETA a queued fan is shown (the fan page shows it too). */
+static void note_eta(sim_fan *fan, json_t *j, int64_t now)
+{
+    json_t *eta = json_object_get(j, "eta_seconds");
+    if (fan->eta_ms >= 0 || !json_is_number(eta) || json_number_value(eta) < 0)
+        return;
+    fan->eta_ms = (int64_t)(json_number_value(eta) * 1000.0);
+    fan->eta_at_ms = now;
+}
+
 static void join_answer(void *arg, const sim_http_resp *r)
 {
     sim *s = the_sim;
@@ -322,6 +332,8 @@ static void join_answer(void *arg, const sim_http_resp *r)
             s->first_join_ms = fan->join_ms;
         snprintf(fan->intent_id, sizeof fan->intent_id, "%s", json_string_value(id));
         fan->state = S_QUEUED;
+        if (json_is_integer(pos))
+            note_eta(fan, j, now); /* a prequeued join has no place yet */
         fan->last_pos = json_is_integer(pos) ? json_integer_value(pos) : -1;
         log_answer(s, fan, fan->last_pos);
         fan->phase = P_POLLING;
@@ -521,6 +533,8 @@ static void poll_answer(void *arg, const sim_http_resp *r)
         s->last_change_ms = now;
     if (fan->state == S_QUEUED && idx != S_QUEUED && fan->served_ms < 0)
         fan->served_ms = now;
+    if (idx == S_QUEUED && p >= 0)
+        note_eta(fan, j, now);
     fan->state = (uint8_t)idx;
     if (p >= 0)
         fan->last_pos = p;
@@ -794,7 +808,7 @@ int sim_fans_init(sim *s)
         f->user_id = s->o.user_base + (int64_t)i;
         f->heap_idx = -1;
         f->state = S_NONE;
-        f->join_ms = f->answer_ms = f->served_ms = -1;
+        f->join_ms = f->answer_ms = f->served_ms = f->eta_ms = f->eta_at_ms = -1;
         f->last_pos = -1;
         f->qty = (uint8_t)(1 + rng_next(&s->rng) % (uint64_t)s->o.max_quantity);
         f->adjacent = rng_unit(&s->rng) >= s->o.non_adjacent_prob;

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *stop_reason(int by)
@@ -55,6 +56,43 @@ static double drain_rate(const sim *s, int64_t *span_ms)
     }
     *span_ms = first >= 0 ? last - first : -1;
     return *span_ms > 0 ? (double)served * 1000.0 / (double)*span_ms : 0;
+}
+
+/* How far the first ETA each queued fan was shown missed when the fan
+ * actually left the queue (seen at its next poll, so the poll interval is
+ * part of the error). rel_* are |error| / the wait, the wait floored at
+ * one second so that a fan served at once does not dominate. */
+typedef struct eta_error {
+    size_t fans;
+    double p50_abs_ms, p90_abs_ms, p50_rel, p90_rel, p50_signed_ms;
+} eta_error;
+
+static eta_error eta_errors(sim *s)
+{
+    eta_error e = {0, NAN, NAN, NAN, NAN, NAN};
+    sim_samples abs_ms = {0}, rel = {0}, signed_ms = {0};
+    for (size_t i = 0; i < s->nfans; i++) {
+        const sim_fan *f = &s->fans[i];
+        if (f->eta_ms < 0 || f->served_ms < 0 || f->served_ms < f->eta_at_ms)
+            continue;
+        double wait = (double)(f->served_ms - f->eta_at_ms);
+        double err = wait - (double)f->eta_ms; /* > 0: later than promised */
+        sim_samples_add(&abs_ms, fabs(err), &s->rng);
+        sim_samples_add(&rel, fabs(err) / (wait > 1000.0 ? wait : 1000.0), &s->rng);
+        sim_samples_add(&signed_ms, err, &s->rng);
+        e.fans++;
+    }
+    if (e.fans) {
+        e.p50_abs_ms = sim_samples_pct(&abs_ms, 50);
+        e.p90_abs_ms = sim_samples_pct(&abs_ms, 90);
+        e.p50_rel = sim_samples_pct(&rel, 50);
+        e.p90_rel = sim_samples_pct(&rel, 90);
+        e.p50_signed_ms = sim_samples_pct(&signed_ms, 50);
+    }
+    free(abs_ms.v);
+    free(rel.v);
+    free(signed_ms.v);
+    return e;
 }
 
 void sim_report_print(sim *s, FILE *out)
@@ -119,6 +157,16 @@ void sim_report_print(sim *s, FILE *out)
             "  time to an answer        p50 %.2f s  p95 %.2f s  p99 %.2f s  (join to "
             "reserved/rejected/sold out)\n",
             al.p50 / 1000, al.p95 / 1000, al.p99 / 1000);
+    eta_error ee = eta_errors(s);
+    if (ee.fans)
+        fprintf(out,
+                "  ETA error                median |error| %.2f s (%.0f %% of the wait), p90 "
+                "%.2f s (%.0f %%), median %+.2f s (+: later than promised); %zu fans (first ETA "
+                "while queued vs leaving the queue, seen at the next poll)\n",
+                ee.p50_abs_ms / 1000, ee.p50_rel * 100, ee.p90_abs_ms / 1000, ee.p90_rel * 100,
+                ee.p50_signed_ms / 1000, ee.fans);
+    else
+        fprintf(out, "  ETA error                no queued fan was shown an ETA and served\n");
     fprintf(out, "  polls per fan            %.2f (%lld polls / %lld accepted)\n",
             s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0, s->polls,
             s->joins_accepted);
@@ -219,6 +267,15 @@ int sim_report_json(sim *s, const char *path)
                          : -1),
         "drain_rate", rate, "server_peak_drain_rate", s->max_drain_rate, "drain_span_ms",
         (json_int_t)span, "timeline", tl, "audit", audit ? audit : json_null());
+    eta_error ee = eta_errors(s);
+    if (doc)
+        json_object_set_new(
+            doc, "eta_error",
+            ee.fans
+                ? json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "fans", (json_int_t)ee.fans,
+                            "p50_abs_ms", ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel",
+                            ee.p50_rel, "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms)
+                : json_null());
     /* json_pack steals the "o" values, on failure too (jansson >= 2.11) */
     int rc = doc ? json_dump_file(doc, path, JSON_INDENT(2)) : -1;
     json_decref(doc);

@@ -79,7 +79,10 @@ typedef struct sim_fan {
     uint8_t pay_attempts, saw_paying; /* checkout attempts made; PAYING seen since the last */
     uint8_t view_inflight;            /* an event view request is out */
     int64_t acted_ms;                 /* when the last checkout was accepted */
-    int32_t heap_idx;                 /* -1 when no timer */
+    /* The first ETA the fan was shown while queued (eta_seconds, in ms; -1
+     * none) and when it was shown: report.c compares it with served_ms. */
+    int64_t eta_ms, eta_at_ms;
+    int32_t heap_idx; /* -1 when no timer */
 } sim_fan;
 
 typedef struct sim_samples {
