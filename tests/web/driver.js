@@ -68,6 +68,8 @@ async function main() {
   }
   await context.close();
   fs.rmSync(profile, { recursive: true, force: true });
+  // stdin may still be open on the caller's side: it would keep node alive
+  process.exit(0);
 }
 
 main().catch((e) => { process.stderr.write(String(e && e.stack || e) + "\n"); process.exit(1); });
