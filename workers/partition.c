@@ -229,17 +229,26 @@ int64_t wk_part_next_expiry(const wk_part *p, int64_t now_ms)
 
 /* ---- waiting lists ------------------------------------------------------------- */
 
-static void waiting_append(wk_event *ev, wk_intent *in)
+/* Links in before next (NULL: at the tail). */
+static void waiting_insert(wk_event *ev, wk_intent *in, wk_intent *next)
 {
-    in->wnext = NULL;
-    in->wprev = ev->wtail;
-    if (ev->wtail)
-        ev->wtail->wnext = in;
+    in->wnext = next;
+    in->wprev = next ? next->wprev : ev->wtail;
+    if (in->wprev)
+        in->wprev->wnext = in;
     else
         ev->whead = in;
-    ev->wtail = in;
+    if (next)
+        next->wprev = in;
+    else
+        ev->wtail = in;
     ev->nwaiting++;
     ev->waiting_by_qty[in->qty]++;
+}
+
+static void waiting_append(wk_event *ev, wk_intent *in)
+{
+    waiting_insert(ev, in, NULL);
 }
 
 static void waiting_remove(wk_event *ev, wk_intent *in)
@@ -257,17 +266,10 @@ static void waiting_remove(wk_event *ev, wk_intent *in)
     ev->waiting_by_qty[in->qty]--;
 }
 
+/* At the front: the draw puts the pre-queue ahead of every later join. */
 static void waiting_prepend(wk_event *ev, wk_intent *in)
 {
-    in->wprev = NULL;
-    in->wnext = ev->whead;
-    if (ev->whead)
-        ev->whead->wprev = in;
-    else
-        ev->wtail = in;
-    ev->whead = in;
-    ev->nwaiting++;
-    ev->waiting_by_qty[in->qty]++;
+    waiting_insert(ev, in, ev->whead);
 }
 
 /* The pre-queue: an unordered array until the draw (swap-remove). */
