@@ -47,7 +47,7 @@ typedef struct ing_opts {
     char *kafka_topic;
     char *kafka_control_topic;
     long long kafka_partitions;
-    long long kafka_produce_timeout_ms;
+    long long kafka_produce_timeout_ms, kafka_request_timeout_ms;
     long long kafka_linger_ms;
     long long kafka_max_inflight;
     long long debug_join_delay_ms;     /* test only */
@@ -62,8 +62,8 @@ typedef struct ing_opts {
     int log_intents;
     long long cancel_lookup_timeout_ms;
     int debug_cancel_local_only;
-        /* test only: the pre-fix cancel (node-local map) */ /* accepted joins and checkouts logged
-                                                                at info with their intent id */
+    /* test only: the pre-fix cancel (node-local map) */ /* accepted joins and checkouts logged
+                                                            at info with their intent id */
     char *redis_host;
     long long redis_port;
     char *redis_prefix;

@@ -77,6 +77,9 @@ const ons_opt ing_opt_table[] = {
         "partitions of the topic (0: read from the broker's metadata at start)"),
     OPT("kafka.produce_timeout_ms", ONS_OPT_INT, kafka_produce_timeout_ms, 100, 300000, "5000",
         "a join not acknowledged by Kafka within this time gets 503"),
+    OPT("kafka.request_timeout_ms", ONS_OPT_INT, kafka_request_timeout_ms, 1000, 300000, "30000",
+        "librdkafka's request.timeout.ms: a produce request unanswered by then is given up; "
+        "an unknown outcome is settled after twice kafka.produce_timeout_ms plus this"),
     OPT("kafka.linger_ms", ONS_OPT_INT, kafka_linger_ms, 0, 1000, "2", "producer batching delay"),
     OPT("kafka.max_inflight", ONS_OPT_INT, kafka_max_inflight, 1, 1000000, "20000",
         "records sent and not yet acknowledged before joins get 503"),
@@ -304,9 +307,13 @@ static int start(ing_app *app)
                          (int)app->o.accounts_hash_concurrency, app->metrics, &app->accounts);
     if (rc)
         return rc;
-    q_producer_opts po = {app->o.kafka_brokers,           app->o.kafka_topic,
-                          (int)app->o.kafka_linger_ms,    (int)app->o.kafka_produce_timeout_ms,
-                          (int)app->o.kafka_max_inflight, app->o.kafka_control_topic};
+    q_producer_opts po = {.brokers = app->o.kafka_brokers,
+                          .topic = app->o.kafka_topic,
+                          .linger_ms = (int)app->o.kafka_linger_ms,
+                          .delivery_timeout_ms = (int)app->o.kafka_produce_timeout_ms,
+                          .max_inflight = (int)app->o.kafka_max_inflight,
+                          .control_topic = app->o.kafka_control_topic,
+                          .request_timeout_ms = (int)app->o.kafka_request_timeout_ms};
     rc = q_producer_new(&po, &app->producer);
     if (rc)
         return rc;

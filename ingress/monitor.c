@@ -4,6 +4,7 @@
 #include "ingress/monitor.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "queue/msg.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -21,7 +22,7 @@ struct ing_monitor {
     PGconn *pg;
     atomic_int redis_ok, pg_ok, kafka_ok;
     _Atomic int64_t last_ms;
-    _Atomic int64_t *high;
+    _Atomic int64_t *high[Q_TOPIC_COUNT]; /* per lane, per partition */
     atomic_int stop;
     pthread_t thread;
     int started;
@@ -55,11 +56,12 @@ static void *monitor_main(void *arg)
         int np = 0;
         int kok = q_producer_partitions(m->producer, 1000, &np) == 0;
         atomic_store(&m->kafka_ok, kok);
-        for (int p = 0; kok && p < m->n && !atomic_load(&m->stop); p++) {
-            int64_t lo, hi;
-            if (q_producer_watermarks(m->producer, p, 1000, &lo, &hi) == 0)
-                atomic_store(&m->high[p], hi);
-        }
+        for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
+            for (int p = 0; kok && p < m->n && !atomic_load(&m->stop); p++) {
+                int64_t lo, hi;
+                if (q_producer_watermarks(m->producer, lane, p, 1000, &lo, &hi) == 0)
+                    atomic_store(&m->high[lane][p], hi);
+            }
         atomic_store(&m->last_ms, ons_mono_ms());
         int64_t left = m->interval_ms - (ons_mono_ms() - t0);
         while (left > 0 && !atomic_load(&m->stop)) {
@@ -82,11 +84,15 @@ int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *r
     m->n = partitions;
     m->interval_ms = interval_ms;
     m->pg_dsn = strdup(pg_dsn);
-    m->high = calloc((size_t)partitions, sizeof *m->high);
-    if (!m->pg_dsn || !m->high || q_status_new(redis, &m->st))
+    if (!m->pg_dsn || q_status_new(redis, &m->st))
         goto fail;
-    for (int p = 0; p < partitions; p++)
-        atomic_store(&m->high[p], -1);
+    for (int lane = 0; lane < Q_TOPIC_COUNT; lane++) {
+        m->high[lane] = calloc((size_t)partitions, sizeof *m->high[lane]);
+        if (!m->high[lane])
+            goto fail;
+        for (int p = 0; p < partitions; p++)
+            atomic_store(&m->high[lane][p], -1);
+    }
     if (pthread_create(&m->thread, NULL, monitor_main, m))
         goto fail;
     m->started = 1;
@@ -107,7 +113,8 @@ void ing_monitor_free(ing_monitor *m)
     q_status_free(m->st);
     if (m->pg)
         PQfinish(m->pg);
-    free(m->high);
+    for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
+        free(m->high[lane]);
     free(m->pg_dsn);
     free(m);
 }
@@ -121,7 +128,8 @@ void ing_monitor_health(ing_monitor *m, ing_health *out)
     out->age_ms = t ? ons_mono_ms() - t : -1;
 }
 
-int64_t ing_monitor_high(ing_monitor *m, int32_t p)
+int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t p)
 {
-    return p >= 0 && p < m->n ? atomic_load(&m->high[p]) : -1;
+    return lane >= 0 && lane < Q_TOPIC_COUNT && p >= 0 && p < m->n ? atomic_load(&m->high[lane][p])
+                                                                   : -1;
 }

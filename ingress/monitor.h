@@ -26,7 +26,8 @@ typedef struct ing_health {
 } ing_health;
 
 void ing_monitor_health(ing_monitor *m, ing_health *out);
-/* High watermark of the partition (next offset to be written), -1 unknown. */
-int64_t ing_monitor_high(ing_monitor *m, int32_t partition);
+/* High watermark of the partition in lane (enum q_topic: next offset to be
+ * written), -1 unknown. */
+int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t partition);
 
 #endif

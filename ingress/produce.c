@@ -214,12 +214,22 @@ int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done)
     return produce(r, m, NULL, done);
 }
 
-int ing_produce_settled(ing_app *app, int32_t partition, int64_t at_ms)
+static int64_t cached_served(void *arg, int32_t partition)
 {
+    return ing_cursors_served(arg, partition);
+}
+
+int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms,
+                        ing_served_fn served, void *arg)
+{
+    if (!served) {
+        served = cached_served;
+        arg = app->cursors;
+    }
     if (partition >= app->partitions || !app->monitor)
         return 0;
     int64_t now = ing_now_ms();
-    int64_t settle = 2 * app->o.kafka_produce_timeout_ms + ING_KAFKA_REQUEST_TIMEOUT_MS;
+    int64_t settle = 2 * app->o.kafka_produce_timeout_ms + app->o.kafka_request_timeout_ms;
     ing_health h;
     ing_monitor_health(app->monitor, &h);
     /* The monitor's last round must have started after the settle point:
@@ -231,8 +241,8 @@ int ing_produce_settled(ing_app *app, int32_t partition, int64_t at_ms)
     int32_t first = partition < 0 ? 0 : partition;
     int32_t last = partition < 0 ? app->partitions - 1 : partition;
     for (int32_t p = first; p <= last; p++) {
-        int64_t high = ing_monitor_high(app->monitor, p);
-        if (high < 0 || ing_cursors_served(app->cursors, p) < high)
+        int64_t high = ing_monitor_high(app->monitor, lane, p);
+        if (high < 0 || served(arg, p) < high)
             return 0;
     }
     return 1;

@@ -28,18 +28,21 @@ typedef void (*ing_batch_fn)(ing_worker *w, ing_req **rs, size_t n);
 /* ing_produce with a batch continuation. */
 int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done);
 
-/* librdkafka's request.timeout.ms (default 30 s, not overridden): a
- * request sent before an unknown outcome is answered or abandoned by then. */
-#define ING_KAFKA_REQUEST_TIMEOUT_MS 30000
+/* A lane's served cursor of a partition (every offset below it applied),
+ * or -1 when it can't be told. */
+typedef int64_t (*ing_served_fn)(void *arg, int32_t partition);
 
-/* Is every record that was sent to partition before at_ms (an unknown
- * outcome's time) certainly applied by the partition owner? 1 when the
- * served cursor has reached a high watermark the monitor read after
- * at_ms + 2 * kafka.produce_timeout_ms + the request timeout (no late
- * write can land after that); then a record not found in PostgreSQL was
- * certainly never written. partition -1 (not known): every partition.
- * 0: cannot tell yet. Any thread; no I/O. */
-int ing_produce_settled(ing_app *app, int32_t partition, int64_t at_ms);
+/* Is every record that was sent to partition of lane (enum q_topic) before
+ * at_ms (an unknown outcome's time) certainly applied by the partition
+ * owner? 1 when served(arg, partition) has reached a high watermark of that
+ * lane the monitor read after at_ms + 2 * kafka.produce_timeout_ms +
+ * kafka.request_timeout_ms (a request sent before an unknown outcome is
+ * answered or abandoned by then: no late write can land after that); then a record not
+ * found in PostgreSQL was certainly never written. partition -1 (not
+ * known): every partition. served NULL: the intents lane's cursor cache.
+ * 0: cannot tell yet. Any thread; I/O only what served does. */
+int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms,
+                        ing_served_fn served, void *arg);
 
 /* The finisher thread (app->finisher). Start before the server; free after
  * the producer was freed (its last reports still need it). 0 or ONS_ENOMEM. */

@@ -10,6 +10,7 @@
 #include "ingress/routes.h"
 #include "common/err.h"
 #include "ingress/cursor_cache.h"
+#include "queue/msg.h"
 #include "ingress/event_cache.h"
 #include "queue/intent_id.h"
 #include "ingress/json_io.h"
@@ -87,7 +88,7 @@ static json_t *partitions_json(ing_req *r, ing_worker *w)
     json_t *arr = json_array();
     for (int p = 0; arr && p < app->partitions; p++) {
         int64_t served = ing_cursors_served(app->cursors, p);
-        int64_t high = ing_monitor_high(app->monitor, p);
+        int64_t high = ing_monitor_high(app->monitor, Q_TOPIC_INTENTS, p);
         json_t *o = json_pack("{s:i, s:I, s:f}", "partition", p, "served_offset",
                               (json_int_t)served, "drain_rate", ing_cursors_rate(app->cursors, p));
         json_object_set_new(o, "high_watermark", high >= 0 ? json_integer(high) : json_null());

@@ -67,6 +67,22 @@ static void fmt_i64(char out[24], int64_t v)
 
 /* ---- checkout ------------------------------------------------------------------------- */
 
+/* ing_served_fn of the control lane: the owner's cursor in PostgreSQL
+ * (the ingress cursor cache follows the intents lane only). */
+static int64_t control_lane_served(void *arg, int32_t partition)
+{
+    char part[24];
+    fmt_i64(part, partition);
+    const char *p[] = {part};
+    PGresult *res = ing_worker_query(
+        arg, "SELECT control_next_offset FROM partition_owner WHERE partition = $1", 1, p);
+    int64_t served = -1;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        served = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return served;
+}
+
 static void checkout_delivered(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
@@ -145,7 +161,9 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         return 0;
     }
     PQclear(res);
-    if (!ing_produce_settled(r->app, u->partition, u->at_ms)) {
+    /* A checkout travels on the control lane: its owner's cursor there. */
+    if (!ing_produce_settled(r->app, Q_TOPIC_CONTROL, u->partition, u->at_ms, control_lane_served,
+                             w)) {
         ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
         return -1;
     }

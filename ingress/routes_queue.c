@@ -472,7 +472,7 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         return 0;
     }
     PQclear(res);
-    if (!ing_produce_settled(r->app, u->partition, u->at_ms)) {
+    if (!ing_produce_settled(r->app, Q_TOPIC_INTENTS, u->partition, u->at_ms, NULL, NULL)) {
         ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
         return -1;
     }

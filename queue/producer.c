@@ -20,6 +20,7 @@ struct q_producer {
     char *topics[Q_TOPIC_COUNT]; /* by enum q_topic */
     int linger_ms;
     int delivery_timeout_ms;
+    int request_timeout_ms;
     int max_inflight;
 
     /* Senders hold the read lock while they use rk; the poll thread takes
@@ -123,6 +124,10 @@ static rd_kafka_t *build(q_producer *p)
     rc |= conf_set(c, "linger.ms", num);
     snprintf(num, sizeof num, "%d", p->delivery_timeout_ms);
     rc |= conf_set(c, "message.timeout.ms", num);
+    if (p->request_timeout_ms > 0) {
+        snprintf(num, sizeof num, "%d", p->request_timeout_ms);
+        rc |= conf_set(c, "request.timeout.ms", num);
+    }
     snprintf(num, sizeof num, "%d", p->max_inflight + 1024);
     rc |= conf_set(c, "queue.buffering.max.messages", num);
     if (rc) {
@@ -205,6 +210,7 @@ int q_producer_new(const q_producer_opts *o, q_producer **out)
         goto fail;
     p->linger_ms = o->linger_ms;
     p->delivery_timeout_ms = o->delivery_timeout_ms;
+    p->request_timeout_ms = o->request_timeout_ms;
     p->max_inflight = o->max_inflight;
     p->rk = build(p);
     if (!p->rk) {
@@ -334,14 +340,16 @@ static int map_err(rd_kafka_resp_err_t e)
     return ONS_EKAFKA;
 }
 
-int q_producer_watermarks(q_producer *p, int32_t partition, int timeout_ms, int64_t *low,
+int q_producer_watermarks(q_producer *p, int topic, int32_t partition, int timeout_ms, int64_t *low,
                           int64_t *high)
 {
+    if (topic != Q_TOPIC_INTENTS && topic != Q_TOPIC_CONTROL)
+        return ONS_EINVAL;
     int rc = ONS_EKAFKA;
     pthread_rwlock_rdlock(&p->lock);
     if (p->rk)
-        rc = map_err(
-            rd_kafka_query_watermark_offsets(p->rk, p->topic, partition, low, high, timeout_ms));
+        rc = map_err(rd_kafka_query_watermark_offsets(p->rk, p->topics[topic], partition, low, high,
+                                                      timeout_ms));
     pthread_rwlock_unlock(&p->lock);
     return rc;
 }

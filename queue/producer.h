@@ -34,6 +34,7 @@ typedef struct q_producer_opts {
     int delivery_timeout_ms;   /* message.timeout.ms: a record not acked by then fails */
     int max_inflight;          /* records queued and not yet reported */
     const char *control_topic; /* the control lane; NULL or "": "<topic>.control" (msg.h) */
+    int request_timeout_ms;    /* request.timeout.ms; 0: librdkafka's (30000) */
 } q_producer_opts;
 
 /* Completion of one send, on the producer's poll thread. err is
@@ -95,10 +96,12 @@ int q_producer_inflight(q_producer *p);
 /* Number of fatal-error rebuilds so far. */
 long q_producer_rebuilds(q_producer *p);
 
-/* Queries the broker for the partition's low and high watermark. May block
- * for up to timeout_ms (librdkafka can exceed it): call it only from a
- * background thread. Returns 0, ONS_EKAFKA or ONS_ETIMEDOUT. */
-int q_producer_watermarks(q_producer *p, int32_t partition, int timeout_ms, int64_t *low,
+/* Queries the broker for the partition's low and high watermark in topic
+ * (enum q_topic: the intents topic or its control lane). May block for up
+ * to timeout_ms (librdkafka can exceed it): call it only from a background
+ * thread. Returns 0, ONS_EINVAL (no such lane), ONS_EKAFKA or
+ * ONS_ETIMEDOUT. */
+int q_producer_watermarks(q_producer *p, int topic, int32_t partition, int timeout_ms, int64_t *low,
                           int64_t *high);
 
 /* Fetches topic metadata and writes the topic's partition count into *n.

@@ -175,3 +175,54 @@ def test_unknown_outcome_retry_finds_the_intent_and_the_order():
         for p in list(st.procs):
             code = p.stop()
             assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
+
+
+def control_lane_records(st):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": st.env()["ONSALE_KAFKA_BROKERS"], "group.id": "wm"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(st.control_topic, 0), timeout=10)[1]
+    finally:
+        c.close()
+
+
+def test_unknown_checkout_waits_for_the_control_lane_not_the_intents_lane():
+    """An unknown checkout outcome is settled by the control lane's cursor
+    (the lane checkouts travel on). With the owner stopped, the intents lane
+    is fully served, the checkout is in the control lane unapplied: the
+    retries must keep answering outcome_unknown without sending the checkout
+    again, and once the owner is back the same key finds the one order.
+    Against the intents lane's cursor, each retry past the settle time sent
+    another checkout (one record per retry, a failed order each)."""
+    with Stack(partitions=1) as st:
+        w = st.start_worker()
+        # settle = 2 x 200 ms + 1 s, seen by a monitor round 200 ms later
+        st.start_ingress(debug_unknown_outcome="checkout", kafka_produce_timeout_ms=200,
+                         kafka_request_timeout_ms=1000, monitor_interval_ms=200)
+        ev = st.create_event(sections=[("A", 1, 10, 5000)])
+        fan = st.token(8, "fan")
+        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=fan)
+        assert s == 202, b
+        intent = b["intent_id"]
+        p = st.wait_for(lambda: (lambda x: x if x.get("state") == "reserved" else None)(
+            st.http("GET", f"/v1/intents/{intent}", token=fan)[2]), 30, "reserved")
+        rid = p["reservation"]["reservation_id"]
+        assert w.stop() == 0
+        before = control_lane_records(st)
+
+        def checkout():
+            return st.http("POST", f"/v1/reservations/{rid}/checkout",
+                           {"payment_method": "pm_card_visa"}, token=fan,
+                           headers={"Idempotency-Key": "c-lane"})
+
+        end = time.time() + 5  # several settle times
+        while time.time() < end:
+            s, _, b = checkout()
+            assert s == 503 and b["error"]["code"] == "outcome_unknown", b
+            time.sleep(0.25)
+        assert control_lane_records(st) == before + 1  # sent once, never again
+        st.start_worker()
+        s, b = retry_until(st, checkout, "the checkout resolved")
+        assert s == 202, b
+        assert st.sql("SELECT count(*), min(state) FROM orders WHERE user_id = 8") == [(1, "pending")]
+        assert control_lane_records(st) == before + 1

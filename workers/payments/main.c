@@ -577,8 +577,12 @@ int main(int argc, char **argv)
     pay_breaker_init(&a.br, (int)a.o.breaker_failures, a.o.breaker_open_ms, a.m);
     if (a.o.metrics_port > 0 && wk_httpd_start((int)a.o.metrics_port, a.m, &httpd) != 0)
         goto out_breaker;
-    q_producer_opts po = {a.o.brokers, a.o.topic,        1, (int)a.o.produce_timeout_ms,
-                          10000,       a.o.control_topic};
+    q_producer_opts po = {.brokers = a.o.brokers,
+                          .topic = a.o.topic,
+                          .linger_ms = 1,
+                          .delivery_timeout_ms = (int)a.o.produce_timeout_ms,
+                          .max_inflight = 10000,
+                          .control_topic = a.o.control_topic};
     if (q_producer_new(&po, &a.prod) != 0) {
         ons_log_error("cannot create the Kafka producer");
         goto out_breaker;
