@@ -84,6 +84,8 @@ typedef struct ing_opts {
     long long idem_ttl_s;
     long long idem_inflight_ttl_s;
     long long monitor_interval_ms;
+    char *ops_prometheus_url; /* "" : no history panel (routes_history.c) */
+    long long ops_prometheus_timeout_ms;
     long long events_end_grace_s;      /* a sale ends this long after starts_at */
     long long tickets_refund_cutoff_s; /* ticket cancels refused this close to starts_at */
     /* Gate codes (routes_tickets.c, docs/tickets.md). */

@@ -145,6 +145,11 @@ const ons_opt ing_opt_table[] = {
         "how long a key stays claimed by a request that never finished"),
     OPT("monitor.interval_ms", ONS_OPT_INT, monitor_interval_ms, 100, 60000, "1000",
         "how often /readyz dependencies and watermarks are checked"),
+    OPT("ops.prometheus_url", ONS_OPT_STR, ops_prometheus_url, 0, 255, "",
+        "Prometheus that scrapes the stack, e.g. http://127.0.0.1:29090: the ops dashboard's "
+        "history (GET /v1/admin/history); \"\": none"),
+    OPT("ops.prometheus_timeout_ms", ONS_OPT_INT, ops_prometheus_timeout_ms, 100, 30000, "2000",
+        "how long one history query may take"),
     OPT("events.end_grace_s", ONS_OPT_INT, events_end_grace_s, 0, 7 * 86400, "21600",
         "an event's sale ends this long after its starts_at (same value as the worker's)"),
     OPT("tickets.refund_cutoff_s", ONS_OPT_INT, tickets_refund_cutoff_s, 0, 365 * 86400, "86400",

@@ -43,6 +43,7 @@ const ing_route ing_routes[] = {
     {"me", "GET", "/v1/me", ing_route_me, ANYONE, 0},
     {"user_roles_grant", "POST", "/v1/admin/users/{}/roles", ing_route_user_roles_grant, ADMIN, 1},
     {"admin_queues", "GET", "/v1/admin/queues", ing_route_admin_queues, ADMIN, 0},
+    {"admin_history", "GET", "/v1/admin/history", ing_route_admin_history, ADMIN, 0},
     {"healthz", "GET", "/healthz", ing_route_healthz, 0, 0},
     {"readyz", "GET", "/readyz", ing_route_readyz, 0, 0},
     {"metrics", "GET", "/metrics", ing_route_metrics, 0, 0},

@@ -57,5 +57,7 @@ void ing_route_healthz(ing_req *r);
 void ing_route_readyz(ing_req *r);
 void ing_route_metrics(ing_req *r);
 void ing_route_admin_queues(ing_req *r);
+/* routes_history.c: the ops dashboard's history, from Prometheus */
+void ing_route_admin_history(ing_req *r);
 
 #endif

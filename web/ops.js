@@ -8,7 +8,9 @@
  * onsale_ingress_request_seconds (summed over routes and statuses), the way
  * Prometheus' rate() and histogram_quantile() would compute them. Rows are
  * updated in place so keyboard focus on a pause/resume button survives the
- * refresh. */
+ * refresh. The history panel reads the last 30 minutes back from
+ * Prometheus through GET /v1/admin/history every 30 s (hidden when ingress
+ * has no ops.prometheus_url). */
 "use strict";
 
 (() => {
@@ -224,6 +226,62 @@
     svg.replaceChildren(...kids);
   }
 
+  /* ---- history from Prometheus (GET /v1/admin/history) ----------------------- */
+  const HISTORY_MS = 30000;
+  const HISTORY_SERIES = [
+    ["lag", "Consumer lag (all partitions)"],
+    ["drain_rate", "Intents applied / s"],
+    ["requests_rate", "Ingress requests / s"],
+    ["error_ratio", "5xx share of requests"],
+    ["join_p99_seconds", "Join p99 (s)"],
+    ["replica_lag_seconds", "Replica lag (s)"],
+  ];
+  let historyFailures = 0;
+  async function refreshHistory() {
+    const card = $("history");
+    let wait = HISTORY_MS;
+    try {
+      const { body } = await call("GET", "/v1/admin/history?minutes=30", { token });
+      const box = $("history-charts");
+      for (const [key, title] of HISTORY_SERIES) {
+        let svg = document.getElementById(`h-${key}`);
+        if (!svg) {
+          const fig = h("figure", { class: "hchart" }, h("figcaption", { class: "small" }, title));
+          svg = document.createElementNS(SVG, "svg");
+          svg.id = `h-${key}`;
+          svg.setAttribute("class", "chart");
+          svg.setAttribute("viewBox", "0 0 300 100");
+          svg.setAttribute("preserveAspectRatio", "none");
+          svg.setAttribute("role", "img");
+          svg.setAttribute("aria-label", `${title} over the last ${body.minutes} minutes`);
+          fig.append(svg);
+          box.append(fig);
+        }
+        const values = (body.series[key] || []).map(([, v]) => (v == null ? 0 : v));
+        svg.dataset.samples = String(values.length);
+        chart(svg, values, `${title}: ${values.length} samples every ${body.step_s} s`);
+      }
+      $("history-span").textContent = `last ${body.minutes} min, every ${body.step_s} s`;
+      $("history-note").textContent = "From Prometheus (every process of the stack, through " +
+        "the recording rules), refreshed every 30 seconds.";
+      card.classList.remove("hidden");
+      card.dataset.state = "live";
+      historyFailures = 0;
+    } catch (err) {
+      const code = err.body && err.body.error && err.body.error.code;
+      if (code === "history_not_configured") {
+        card.classList.add("hidden"); /* no Prometheus: nothing to show */
+        card.dataset.state = "off";
+        return;
+      }
+      card.classList.remove("hidden");
+      card.dataset.state = "error";
+      $("history-note").textContent = `History is unavailable (${err.message}); retrying.`;
+      wait = Math.min(HISTORY_MS, backoffMs(err, ++historyFailures));
+    }
+    setTimeout(refreshHistory, wait);
+  }
+
   /* ---- the refresh loop ------------------------------------------------------- */
   async function refresh() {
     const t0 = performance.now();
@@ -275,5 +333,6 @@
            "build/bin/onsalectl token --user 1 --role admin", true);
   } else {
     refresh();
+    refreshHistory();
   }
 })();

@@ -282,7 +282,8 @@ ha_proc_start() { # name
         url=http://$ONSALE_HOST:$port/readyz
         env=(ONSALE_HTTP_PORT="$port" ONSALE_PG_READ_DSN="$ONSALE_PG_READ_DSN"
              ONSALE_PG_READ_MAX_LAG_MS="$ONSALE_HA_REPLICA_MAX_LAG_MS"
-             ONSALE_HTTP_PROXY_TOKEN="$(ha_proxy_token)" ONSALE_CLIENT_TRUSTED_PROXIES="$ONSALE_HOST") ;;
+             ONSALE_HTTP_PROXY_TOKEN="$(ha_proxy_token)" ONSALE_CLIENT_TRUSTED_PROXIES="$ONSALE_HOST"
+             ONSALE_OPS_PROMETHEUS_URL="http://$ONSALE_HOST:$ONSALE_HA_PROMETHEUS_PORT") ;;
     *) die "unknown process $name (gateway, payments-N, worker-N, ingress-N)" ;;
     esac
     [ -x "$ONSALE_BUILD/bin/$bin" ] || die "$name: not built ($ONSALE_BUILD/bin/$bin)"

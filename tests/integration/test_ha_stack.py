@@ -8,7 +8,7 @@ import os, subprocess, time
 import pytest
 
 from ha_util import (ENV, ROOT, INGRESS_PORTS, create_event, http, metric, prom_query, sql, stack,
-                     wait_for)
+                     token, wait_for)
 
 
 def test_https_fan_page_hsts_and_redirect():
@@ -70,6 +70,49 @@ def test_prometheus_scrapes_everything_with_rules():
     assert {"OnsaleConsumerLagGrowing", "OnsaleDrainStalled", "OnsalePaymentBreakerOpen",
             "OnsaleIngress5xxRate", "OnsaleJoinP99OverBudget", "OnsaleReplicaLag",
             "OnsalePartitionWithoutOwner"} <= alerts
+
+
+def test_ops_history_comes_from_prometheus():
+    """GET /v1/admin/history (the ops dashboard's history panel) answers
+    what Prometheus holds for the same rule and window."""
+    import json, urllib.parse, urllib.request
+    adm = token(1, "admin")
+    assert http("GET", "/v1/admin/history", tok=token(1, "fan"))[0] == 403
+    for bad in ("minutes=0", "minutes=abc", "minutes=5&minutes=6", "minutes=99999", "span=5"):
+        s, _, b = http("GET", f"/v1/admin/history?{bad}", tok=adm)
+        assert s == 400 and b["error"]["code"] in ("invalid_field", "unknown_field"), (bad, b)
+
+    def history():
+        s, _, b = http("GET", "/v1/admin/history?minutes=5", tok=adm)
+        assert s == 200, b
+        return b if len(b["series"]["lag"]) >= 3 else None
+    b = wait_for(history, 60, "three samples of the lag rule")
+    assert b["minutes"] == 5 and b["step_s"] == 2 and b["end"] - b["start"] == 300
+    assert set(b["series"]) == {"lag", "drain_rate", "requests_rate", "error_ratio",
+                                "join_p99_seconds", "replica_lag_seconds"}
+    prom = f"http://127.0.0.1:{ENV['ONSALE_HA_PROMETHEUS_PORT']}"
+    q = urllib.parse.urlencode({"query": "onsale:worker_lag:sum", "start": b["start"],
+                                "end": b["end"], "step": b["step_s"]})
+    direct = json.load(urllib.request.urlopen(f"{prom}/api/v1/query_range?{q}"))
+    values = direct["data"]["result"][0]["values"]
+    assert [t for t, _ in b["series"]["lag"]] == [t for t, _ in values]
+    assert [v for _, v in b["series"]["lag"]] == [float(v) for _, v in values]
+    # the dashboard draws it (headless Chromium through haproxy)
+    from ha_util import INTERNAL_PORT
+    from test_web import Browser
+    br = Browser()
+    try:
+        br("open", name="ops", width=1280, height=900)
+        br("goto", page="ops", url=f"http://127.0.0.1:{INTERNAL_PORT}/ops/#token={adm}")
+        # (30 minutes at a 15 s step: a young stack has a sample or two)
+        n = br("wait", page="ops", timeout=45000, js="""
+            const c = document.getElementById('history'), g = document.getElementById('h-lag');
+            return c.dataset.state === 'live' && !c.classList.contains('hidden') && g &&
+                   Number(g.dataset.samples) >= 1 && g.querySelector('text') &&
+                   document.querySelectorAll('#history-charts svg').length""")
+        assert n == 6, n
+    finally:
+        br.close()
 
 
 def reads(port, target):

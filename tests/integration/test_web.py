@@ -332,6 +332,12 @@ def test_ops_dashboard_matches_admin_queues(env, browser):
     b("open", name="ops", width=1280, height=900)
     b("goto", page="ops", url=env.url("/ops/", admin))
     b("wait", page="ops", timeout=20000, js="return Number(document.body.dataset.refreshes) >= 3")
+    # No Prometheus behind this ingress (ops.prometheus_url): the history
+    # panel stays hidden; the --ha test reads it back from a real one.
+    s, _, e = st.http("GET", "/v1/admin/history", token=admin)
+    assert s == 404 and e["error"]["code"] == "history_not_configured", e
+    assert b("eval", page="ops", js="const c = document.getElementById('history'); "
+             "return c.dataset.state + ' ' + c.classList.contains('hidden')") == "off true"
 
     def api():
         return st.http("GET", "/v1/admin/queues", token=admin)[2]
