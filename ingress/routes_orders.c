@@ -28,6 +28,7 @@
 #include "ingress/routes.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <nng/nng.h>
@@ -293,7 +294,7 @@ static void order_get_job(ing_worker *w, void *arg)
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(t); i++) {
         const char *st = PQgetvalue(t, i, 1);
-        if (strcmp(st, "valid") == 0 && PQgetvalue(t, i, 2)[0] != 't')
+        if (q_ticket_status_parse(st) == Q_TICKET_VALID && PQgetvalue(t, i, 2)[0] != 't')
             st = "transferred";
         json_array_append_new(arr,
                               json_pack("{s:I, s:s, s:o, s:I}", "ticket_id",
@@ -474,12 +475,13 @@ static void ticket_delivered(ing_worker *w, void *arg)
 static int ticket_rules(ing_req *r, enum q_ticket_kind kind, const char *ticket_status,
                         const char *event_status, int ended, int past_cutoff, const char *starts_at)
 {
-    if (strcmp(ticket_status, "voided") == 0 || strcmp(event_status, "cancelled") == 0) {
+    if (q_ticket_status_parse(ticket_status) == Q_TICKET_VOIDED ||
+        q_event_status_parse(event_status) == Q_EVENT_CANCELLED) {
         ing_reply_error(r, 409, "event_cancelled", NULL,
                         "The event was cancelled: this ticket is void and its order is refunded.");
         return -1;
     }
-    if (strcmp(ticket_status, "valid") != 0) {
+    if (q_ticket_status_parse(ticket_status) != Q_TICKET_VALID) {
         ing_reply_error(r, 409, "invalid_state", NULL, "This ticket is cancelled.");
         return -1;
     }
