@@ -125,7 +125,9 @@ static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
 
 static const char *ticket_status(const wk_fx_ticket *t)
 {
-    return t->valid ? "valid" : t->voided ? "voided" : "cancelled";
+    return q_ticket_status_name(t->valid    ? Q_TICKET_VALID
+                                : t->voided ? Q_TICKET_VOIDED
+                                            : Q_TICKET_CANCELLED);
 }
 
 static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
