@@ -707,7 +707,7 @@ static void event_update_job(ing_worker *w, void *arg)
         ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
         goto rollback;
     }
-    if (!strcmp(status, "cancelled") || !strcmp(status, "ended")) {
+    if (q_event_status_closed(q_event_status_parse(status))) {
         ing_reply_error(r, 409, "sale_closed", NULL, "This event is %s; it can no longer change.",
                         status);
         goto rollback;

@@ -99,8 +99,9 @@ static void checkout_delivered(ing_worker *w, void *arg)
               " seq=%" PRId64 " request=%s",
               j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq, r->rid);
     ing_idem_reply(r, w, 202,
-                   json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state", "pending",
-                             "reservation_id", j->id, "status_url", url));
+                   json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state",
+                             q_order_state_name(Q_ORDER_PENDING), "reservation_id", j->id,
+                             "status_url", url));
 }
 
 /* A retry of a checkout whose earlier attempt's outcome is unknown (u):
@@ -186,11 +187,12 @@ static void checkout_job(ing_worker *w, void *arg)
     snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
     int live = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
-    if (strcmp(state, "held") != 0 || !live) {
+    int res_state = q_res_state_parse(state);
+    if (res_state != Q_RES_HELD || !live) {
         ing_idem_error(r, w, 409,
-                       strcmp(state, "paying") == 0 ? "checkout_in_progress" : "invalid_state",
-                       NULL, "The reservation is %s; only a held reservation can be paid.",
-                       strcmp(state, "held") == 0 ? "expired" : state);
+                       res_state == Q_RES_PAYING ? "checkout_in_progress" : "invalid_state", NULL,
+                       "The reservation is %s; only a held reservation can be paid.",
+                       res_state == Q_RES_HELD ? q_res_state_name(Q_RES_EXPIRED) : state);
         return;
     }
     j->msg.sent_ms = ing_now_ms();
@@ -273,7 +275,8 @@ static void order_get_job(ing_worker *w, void *arg)
          * not applied yet. */
         ing_reply_json(r, 200,
                        json_pack("{s:s, s:s, s:I, s:n, s:[]}", "order_id", j->id, "state",
-                                 "pending", "total_cents", (json_int_t)0, "currency", "tickets"));
+                                 q_order_state_name(Q_ORDER_PENDING), "total_cents", (json_int_t)0,
+                                 "currency", "tickets"));
         goto out;
     }
     body = json_pack("{s:s, s:s, s:I, s:s, s:I}", "order_id", j->id, "state", PQgetvalue(res, 0, 0),

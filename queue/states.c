@@ -15,6 +15,7 @@ static const char *const res_states[] = {Q_RES_STATES(NAME)};
 static const char *const event_statuses[] = {Q_EVENT_STATUSES(NAME)};
 static const char *const seat_states[] = {Q_SEAT_STATES(NAME)};
 static const char *const order_states[] = {Q_ORDER_STATES(NAME)};
+static const char *const order_reasons[] = {Q_ORDER_REASONS(NAME)};
 static const char *const ticket_statuses[] = {Q_TICKET_STATUSES(NAME)};
 #undef NAME
 
@@ -49,6 +50,7 @@ VOCAB(q_res_state, res_states, Q_RES_STATE_COUNT)
 VOCAB(q_event_status, event_statuses, Q_EVENT_STATUS_COUNT)
 VOCAB(q_seat_state, seat_states, Q_SEAT_STATE_COUNT)
 VOCAB(q_order_state, order_states, Q_ORDER_STATE_COUNT)
+VOCAB(q_order_reason, order_reasons, Q_ORDER_REASON_COUNT)
 VOCAB(q_ticket_status, ticket_statuses, Q_TICKET_STATUS_COUNT)
 #undef VOCAB
 

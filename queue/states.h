@@ -117,6 +117,18 @@ static inline int64_t q_seq_offset(int64_t seq)
     X(Q_ORDER_FAILED, "failed")                                                                    \
     X(Q_ORDER_REFUNDED, "refunded")
 
+/* orders.failure_reason: why an order failed (not_held: no live hold to
+ * pay for; declined / failed: the gateway's answer; expired: the hold ran
+ * out while paying; cancelled / ended: the sale closed while paying). */
+#define Q_ORDER_REASONS(X)                                                                         \
+    X(Q_ORDER_REASON_NONE, NULL)                                                                   \
+    X(Q_ORDER_REASON_NOT_HELD, "not_held")                                                         \
+    X(Q_ORDER_REASON_DECLINED, "declined")                                                         \
+    X(Q_ORDER_REASON_FAILED, "failed")                                                             \
+    X(Q_ORDER_REASON_EXPIRED, "expired")                                                           \
+    X(Q_ORDER_REASON_CANCELLED, "cancelled")                                                       \
+    X(Q_ORDER_REASON_ENDED, "ended")
+
 /* tickets.status: cancelled by its owner (price refunded) or voided
  * because its event was cancelled (order refunded). */
 #define Q_TICKET_STATUSES(X)                                                                       \
@@ -131,6 +143,7 @@ enum q_res_state { Q_RES_STATES(Q_STATES_ENUM) Q_RES_STATE_COUNT };
 enum q_event_status { Q_EVENT_STATUSES(Q_STATES_ENUM) Q_EVENT_STATUS_COUNT };
 enum q_seat_state { Q_SEAT_STATES(Q_STATES_ENUM) Q_SEAT_STATE_COUNT };
 enum q_order_state { Q_ORDER_STATES(Q_STATES_ENUM) Q_ORDER_STATE_COUNT };
+enum q_order_reason { Q_ORDER_REASONS(Q_STATES_ENUM) Q_ORDER_REASON_COUNT };
 enum q_ticket_status { Q_TICKET_STATUSES(Q_STATES_ENUM) Q_TICKET_STATUS_COUNT };
 #undef Q_STATES_ENUM
 
@@ -146,6 +159,8 @@ const char *q_seat_state_name(int s);
 int q_seat_state_parse(const char *name);
 const char *q_order_state_name(int s);
 int q_order_state_parse(const char *name);
+const char *q_order_reason_name(int r);
+int q_order_reason_parse(const char *name);
 const char *q_ticket_status_name(int s);
 int q_ticket_status_parse(const char *name);
 

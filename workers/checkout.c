@@ -164,7 +164,7 @@ static int apply_checkout(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, i
     if (!ok) {
         /* The store inserts it only if the user's reservation exists. */
         o->state = Q_ORDER_FAILED;
-        o->failure_reason = "not_held";
+        o->failure_reason = q_order_reason_name(Q_ORDER_REASON_NOT_HELD);
         ons_log_info("checkout %" PRId64 ": reservation %" PRId64 " of user %" PRId64
                      " is not held; order failed",
                      order_id, m->reservation_id, m->user_id);
@@ -247,7 +247,10 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
         }
         if (m->outcome != Q_PAY_SUCCEEDED)
             return order_state(co, m->order_id, Q_ORDER_FAILED,
-                               m->outcome == Q_PAY_DECLINED ? "declined" : "failed", NULL);
+                               q_order_reason_name(m->outcome == Q_PAY_DECLINED
+                                                       ? Q_ORDER_REASON_DECLINED
+                                                       : Q_ORDER_REASON_FAILED),
+                               NULL);
         /* A charge for a hold that is gone (expired, or a replay of a result
          * already applied): refund unless the order is paid. */
         ons_log_warn("payment for order %" PRId64 " (reservation %" PRId64
@@ -290,7 +293,9 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
     }
     /* Declined or failed: held again for what is left of the hold. */
     if ((rc = order_state(co, m->order_id, Q_ORDER_FAILED,
-                          m->outcome == Q_PAY_DECLINED ? "declined" : "failed", NULL)) != 0)
+                          q_order_reason_name(m->outcome == Q_PAY_DECLINED ? Q_ORDER_REASON_DECLINED
+                                                                           : Q_ORDER_REASON_FAILED),
+                          NULL)) != 0)
         return rc;
     for (int i = 0; i < in->nseats; i++)
         if ((rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_HELD, in->seq)) != 0)
@@ -382,7 +387,8 @@ int wk_co_paying_expired(wk_part *p, wk_intent *in)
     ons_log_info("order %" PRId64 ": hold of reservation %" PRId64
                  " ran out while paying; a later charge is refunded",
                  in->order_id, in->seq);
-    return order_state(co, in->order_id, Q_ORDER_FAILED, "expired", NULL);
+    return order_state(co, in->order_id, Q_ORDER_FAILED,
+                       q_order_reason_name(Q_ORDER_REASON_EXPIRED), NULL);
 }
 
 int wk_co_paying_closed(wk_part *p, wk_intent *in, const char *why)

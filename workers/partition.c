@@ -845,12 +845,12 @@ static int set_status(wk_part *p, wk_event *ev, int st, int64_t now_ms)
         return rc;
     ons_log_info("event %lld status %s", (long long)ev->event_id, q_event_status_name(st));
     if (st == Q_EVENT_CANCELLED) {
-        if ((rc = close_sale(p, ev, "cancelled")) != 0)
+        if ((rc = close_sale(p, ev, q_order_reason_name(Q_ORDER_REASON_CANCELLED))) != 0)
             return rc;
         return wk_co_void_tickets(p, ev);
     }
     if (st == Q_EVENT_ENDED)
-        return close_sale(p, ev, "ended");
+        return close_sale(p, ev, q_order_reason_name(Q_ORDER_REASON_ENDED));
     if (st == Q_EVENT_ON_SALE)
         return serve_waiting(p, ev, now_ms);
     return 0;

@@ -562,7 +562,8 @@ static void poll_answer(void *arg, const sim_http_resp *r)
         break;
     default: { /* rejected */
         json_t *reason = json_object_get(j, "reason");
-        if (json_is_string(reason) && strcmp(json_string_value(reason), "sold_out") == 0) {
+        if (json_is_string(reason) &&
+            q_reason_parse(json_string_value(reason)) == Q_REASON_SOLD_OUT) {
             s->sold_out_answers++;
             if (s->sold_out_ms < 0)
                 s->sold_out_ms = now;

@@ -10,7 +10,7 @@ its output. Checks, each failure printed as one FAIL line (exit 1 if any):
   * schemas/migrations/*.sql, applied in name order (a later ALTER TABLE ...
     CHECK replaces an earlier one): the CHECK (column IN (...)) lists of
     intents.state, intents.reason, reservations.state, events.status,
-    seats.status, orders.state and tickets.status hold the same names as the
+    seats.status, orders.state, orders.failure_reason and tickets.status hold the same names as the
     matching list of states.h; the intents_one_active index covers exactly
     the active intent states; intents.quantity, reservations.seat_count and
     events.max_per_user are BETWEEN 1 AND Q_MAX_SEATS; the intents and
@@ -42,6 +42,7 @@ SQL_LISTS = [
     (("events", "status"), "event_statuses"),
     (("seats", "status"), "seat_states"),
     (("orders", "state"), "order_states"),
+    (("orders", "failure_reason"), "order_reasons"),
     (("tickets", "status"), "ticket_statuses"),
 ]
 SQL_SEAT_LIMITS = [("intents", "quantity"), ("reservations", "seat_count"),

@@ -24,6 +24,7 @@ static const vocab vocabs[] = {
     {"event status", q_event_status_name, q_event_status_parse, Q_EVENT_STATUS_COUNT, 0},
     {"seat state", q_seat_state_name, q_seat_state_parse, Q_SEAT_STATE_COUNT, 0},
     {"order state", q_order_state_name, q_order_state_parse, Q_ORDER_STATE_COUNT, 0},
+    {"order reason", q_order_reason_name, q_order_reason_parse, Q_ORDER_REASON_COUNT, 1},
     {"ticket status", q_ticket_status_name, q_ticket_status_parse, Q_TICKET_STATUS_COUNT, 0},
 };
 #define NVOCABS (int)(sizeof vocabs / sizeof *vocabs)

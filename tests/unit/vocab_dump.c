@@ -41,6 +41,8 @@ int main(void)
                         names(q_event_status_name, Q_EVENT_STATUS_COUNT, q_event_status_closed));
     json_object_set_new(doc, "seat_states", names(q_seat_state_name, Q_SEAT_STATE_COUNT, NULL));
     json_object_set_new(doc, "order_states", names(q_order_state_name, Q_ORDER_STATE_COUNT, NULL));
+    json_object_set_new(doc, "order_reasons",
+                        names(q_order_reason_name, Q_ORDER_REASON_COUNT, NULL));
     json_object_set_new(doc, "ticket_statuses",
                         names(q_ticket_status_name, Q_TICKET_STATUS_COUNT, NULL));
     json_object_set_new(doc, "limits",
