@@ -47,7 +47,9 @@
 #define WK_O_PAID      Q_ORDER_PAID
 #define wk_ostate_name q_order_state_name
 
-/* ticket_id of the i-th seat (0..9) of an order. */
+/* ticket_id of the i-th seat (0..Q_MAX_SEATS-1) of an order: 16 ids per
+ * order, so one order's tickets never take the next order's ids. */
+_Static_assert(Q_MAX_SEATS < 16, "ticket ids give each order 16 slots");
 static inline int64_t wk_ticket_id(int64_t order_id, int i)
 {
     return order_id * 16 + i + 1;
