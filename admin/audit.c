@@ -57,6 +57,7 @@
 #include "admin/audit.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
+#include "queue/states.h"
 #include "common/err.h"
 
 #include <ctype.h>
@@ -663,41 +664,20 @@ done:
 
 /* ---- the simulator log ------------------------------------------------------ */
 
-enum {
-    ST_QUEUED,
-    ST_WAITING,
-    ST_RESERVED,
-    ST_PAYING,
-    ST_PURCHASED,
-    ST_REJECTED,
-    ST_EXPIRED,
-    ST_RELEASED,
-    ST_COUNT
-};
-static const char *const state_names[ST_COUNT] = {"queued",    "waiting",  "reserved", "paying",
-                                                  "purchased", "rejected", "expired",  "released"};
-
-static int state_parse(const char *s)
-{
-    for (int i = 0; i < ST_COUNT; i++)
-        if (strcmp(s, state_names[i]) == 0)
-            return i;
-    return -1;
-}
-
 /* Whether a fan that last saw state `seen` may find its intent in `now`. */
 static int reachable(int seen, int now)
 {
     switch (seen) {
-    case ST_QUEUED:
+    case Q_INTENT_QUEUED:
         return 1;
-    case ST_WAITING:
-        return now != ST_QUEUED;
-    case ST_RESERVED:
-        return now == ST_RESERVED || now == ST_PAYING || now == ST_PURCHASED || now == ST_EXPIRED ||
-               now == ST_RELEASED;
-    case ST_PAYING:
-        return now == ST_PAYING || now == ST_PURCHASED || now == ST_EXPIRED || now == ST_RELEASED;
+    case Q_INTENT_WAITING:
+        return now != Q_INTENT_QUEUED;
+    case Q_INTENT_RESERVED:
+        return now == Q_INTENT_RESERVED || now == Q_INTENT_PAYING || now == Q_INTENT_PURCHASED ||
+               now == Q_INTENT_EXPIRED || now == Q_INTENT_RELEASED;
+    case Q_INTENT_PAYING:
+        return now == Q_INTENT_PAYING || now == Q_INTENT_PURCHASED || now == Q_INTENT_EXPIRED ||
+               now == Q_INTENT_RELEASED;
     default:
         return now == seen;
     }
@@ -817,7 +797,7 @@ static int read_sim_log(audit *a, idmap *m, long long *lines)
             goto done;
         }
         int64_t seq = id_seq(id);
-        int st = state_parse(state);
+        int st = q_intent_state_parse(state);
         if (seq < 0 || st < 0) {
             fprintf(stderr, "audit: %s:%lld: bad intent id or state\n", a->o->sim_log, lineno);
             rc = ONS_EPARSE;
@@ -882,7 +862,7 @@ static int match_intents(audit *a, idmap *m, long long *unreachable, char *sampl
         for (int row = 0; row < PQntuples(r); row++) {
             int dummy = 0;
             entry *e = idmap_get(m, ll_at(r, row, 0), 0, 0, &dummy);
-            int st = state_parse(PQgetvalue(r, row, 1));
+            int st = q_intent_state_parse(PQgetvalue(r, row, 1));
             if (!e)
                 continue;
             e->found = 1;
@@ -890,7 +870,7 @@ static int match_intents(audit *a, idmap *m, long long *unreachable, char *sampl
                 (*unreachable)++;
                 if (!sample[0])
                     snprintf(sample, cap, "; e.g. intent %" PRId64 " seen %s, now %s", e->seq,
-                             state_names[e->last_state], PQgetvalue(r, row, 1));
+                             q_intent_state_name(e->last_state), PQgetvalue(r, row, 1));
             }
         }
         PQclear(r);
@@ -925,11 +905,11 @@ static int check_sim_log(audit *a)
         if (e->seq < 0)
             continue;
         increased += e->increased;
-        if (e->last_state >= ST_PURCHASED)
+        if (q_intent_state_final(e->last_state))
             ended++;
         if (e->found)
             continue;
-        int64_t part = e->seq >> 40, offset = e->seq & ((INT64_C(1) << 40) - 1);
+        int64_t part = q_seq_partition(e->seq), offset = q_seq_offset(e->seq);
         if (offset < next_offset_of(&off, (int32_t)part))
             lost++;
         else

@@ -4,6 +4,7 @@
 #include "ingress/event_cache.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -95,7 +96,7 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
             st->prequeue_opens_at_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
             st->max_active_holds = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
             st->admissions_per_minute = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-            if (strcmp(st->status, "sold_out") == 0)
+            if (q_event_status_parse(st->status) == Q_EVENT_SOLD_OUT)
                 st->sold_out = 1;
             rc = 0;
         }

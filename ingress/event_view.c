@@ -6,6 +6,7 @@
 #include "ingress/json_io.h"
 #include "ingress/replica.h"
 #include "ingress/routes.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -151,13 +152,14 @@ static const char *effective_status(const char *pg_status, int64_t onsale_ms, in
                                     int sold_out)
 {
     int64_t now = ing_now_ms();
-    if (strcmp(pg_status, "cancelled") != 0 && now >= ends_ms)
-        return "ended";
-    if (strcmp(pg_status, "scheduled") == 0 && now >= onsale_ms)
-        pg_status = "on_sale";
-    if (strcmp(pg_status, "on_sale") == 0 && sold_out)
-        return "sold_out";
-    return pg_status;
+    int status = q_event_status_parse(pg_status);
+    if (status != Q_EVENT_CANCELLED && now >= ends_ms)
+        return q_event_status_name(Q_EVENT_ENDED);
+    if (status == Q_EVENT_SCHEDULED && now >= onsale_ms)
+        status = Q_EVENT_ON_SALE;
+    if (status == Q_EVENT_ON_SALE && sold_out)
+        return q_event_status_name(Q_EVENT_SOLD_OUT);
+    return status < 0 ? pg_status : q_event_status_name(status);
 }
 
 static int64_t num(const PGresult *res, int row, int col)

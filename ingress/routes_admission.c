@@ -14,6 +14,7 @@
 #include "ingress/produce.h"
 #include "ingress/routes.h"
 #include "queue/msg.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -78,7 +79,7 @@ static void admission_job_run(ing_worker *w, void *arg)
         ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
         return;
     }
-    if (!strcmp(status, "cancelled") || !strcmp(status, "ended")) {
+    if (q_event_status_closed(q_event_status_parse(status))) {
         ing_reply_error(r, 409, "invalid_transition", NULL,
                         "This event is %s; its admission can no longer change.", status);
         return;

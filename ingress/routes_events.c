@@ -22,6 +22,7 @@
 #include "ingress/json_io.h"
 #include "ingress/produce.h"
 #include "queue/draw.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -259,7 +260,8 @@ static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
     }
     int64_t now = ing_now_ms();
     snprintf(j->status, sizeof j->status, "%s",
-             j->has_onsale && j->onsale_at_ms > now ? "scheduled" : "on_sale");
+             q_event_status_name(j->has_onsale && j->onsale_at_ms > now ? Q_EVENT_SCHEDULED
+                                                                        : Q_EVENT_ON_SALE));
     if (!j->has_onsale)
         j->onsale_at_ms = now;
     snprintf(seller, sizeof seller, "%" PRId64, owner);
@@ -443,7 +445,7 @@ void ing_route_event_create(ing_req *r)
         ing_json_str(r, r->body, "category", 1, 1, 64, &j->category) ||
         ing_json_time(r, r->body, "starts_at", 1, &j->starts_at_ms) ||
         ing_json_str(r, r->body, "description", 0, 0, 4000, &j->description) ||
-        ing_json_int(r, r->body, "max_per_user", 0, 1, 10, &j->max_per_user) ||
+        ing_json_int(r, r->body, "max_per_user", 0, 1, Q_MAX_SEATS, &j->max_per_user) ||
         ing_json_int(r, r->body, "hold_seconds", 0, 60, 3600, &j->hold_seconds) ||
         ing_json_str(r, r->body, "currency", 0, 3, 3, &j->currency) ||
         ing_json_objects(r, r->body, "tiers", MAX_TIERS, &tiers))
@@ -523,16 +525,14 @@ static event_ref *new_event_ref(ing_req *r, const char *to_status)
 
 /* Which current statuses each change accepts. Repeating a change is
  * accepted (and re-sent), so a client may retry after a 503. */
-static int transition_allowed(const char *to, const char *from)
+static int transition_allowed(const char *to_name, const char *from_name)
 {
-    if (strcmp(to, "paused") == 0)
-        return !strcmp(from, "on_sale") || !strcmp(from, "scheduled") || !strcmp(from, "paused") ||
-               !strcmp(from, "sold_out");
-    if (strcmp(to, "on_sale") == 0)
-        return !strcmp(from, "paused") || !strcmp(from, "on_sale") || !strcmp(from, "scheduled") ||
-               !strcmp(from, "sold_out");
-    if (strcmp(to, "cancelled") == 0)
-        return strcmp(from, "ended") != 0;
+    int to = q_event_status_parse(to_name), from = q_event_status_parse(from_name);
+    if (to == Q_EVENT_PAUSED || to == Q_EVENT_ON_SALE)
+        return from == Q_EVENT_ON_SALE || from == Q_EVENT_SCHEDULED || from == Q_EVENT_PAUSED ||
+               from == Q_EVENT_SOLD_OUT;
+    if (to == Q_EVENT_CANCELLED)
+        return from != Q_EVENT_ENDED;
     return 0;
 }
 
@@ -602,7 +602,9 @@ static void status_change_job(ing_worker *w, void *arg)
     }
     /* Resuming a sold-out or scheduled event keeps what it was. */
     const char *to = j->to_status;
-    if (strcmp(to, "on_sale") == 0 && (!strcmp(from, "sold_out") || !strcmp(from, "scheduled")))
+    int from_status = q_event_status_parse(from);
+    if (q_event_status_parse(to) == Q_EVENT_ON_SALE &&
+        (from_status == Q_EVENT_SOLD_OUT || from_status == Q_EVENT_SCHEDULED))
         to = from;
     snprintf(j->status, sizeof j->status, "%s", to);
     q_msg m;
@@ -622,19 +624,19 @@ static void status_change_job(ing_worker *w, void *arg)
 
 void ing_route_event_pause(ing_req *r)
 {
-    if (new_event_ref(r, "paused"))
+    if (new_event_ref(r, q_event_status_name(Q_EVENT_PAUSED)))
         ing_req_submit(r, status_change_job);
 }
 
 void ing_route_event_resume(ing_req *r)
 {
-    if (new_event_ref(r, "on_sale"))
+    if (new_event_ref(r, q_event_status_name(Q_EVENT_ON_SALE)))
         ing_req_submit(r, status_change_job);
 }
 
 void ing_route_event_cancel(ing_req *r)
 {
-    if (new_event_ref(r, "cancelled"))
+    if (new_event_ref(r, q_event_status_name(Q_EVENT_CANCELLED)))
         ing_req_submit(r, status_change_job);
 }
 
@@ -705,7 +707,7 @@ static void event_update_job(ing_worker *w, void *arg)
         ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
         goto rollback;
     }
-    if (!strcmp(status, "cancelled") || !strcmp(status, "ended")) {
+    if (q_event_status_closed(q_event_status_parse(status))) {
         ing_reply_error(r, 409, "sale_closed", NULL, "This event is %s; it can no longer change.",
                         status);
         goto rollback;

@@ -28,6 +28,7 @@
 #include "ingress/routes.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <nng/nng.h>
@@ -114,8 +115,9 @@ static void checkout_delivered(ing_worker *w, void *arg)
               " seq=%" PRId64 " request=%s",
               j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq, r->rid);
     ing_idem_reply(r, w, 202,
-                   json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state", "pending",
-                             "reservation_id", j->id, "status_url", url));
+                   json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state",
+                             q_order_state_name(Q_ORDER_PENDING), "reservation_id", j->id,
+                             "status_url", url));
 }
 
 /* A retry of a checkout whose earlier attempt's outcome is unknown (u):
@@ -203,11 +205,12 @@ static void checkout_job(ing_worker *w, void *arg)
     snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
     int live = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
-    if (strcmp(state, "held") != 0 || !live) {
+    int res_state = q_res_state_parse(state);
+    if (res_state != Q_RES_HELD || !live) {
         ing_idem_error(r, w, 409,
-                       strcmp(state, "paying") == 0 ? "checkout_in_progress" : "invalid_state",
-                       NULL, "The reservation is %s; only a held reservation can be paid.",
-                       strcmp(state, "held") == 0 ? "expired" : state);
+                       res_state == Q_RES_PAYING ? "checkout_in_progress" : "invalid_state", NULL,
+                       "The reservation is %s; only a held reservation can be paid.",
+                       res_state == Q_RES_HELD ? q_res_state_name(Q_RES_EXPIRED) : state);
         return;
     }
     j->msg.sent_ms = ing_now_ms();
@@ -290,7 +293,8 @@ static void order_get_job(ing_worker *w, void *arg)
          * not applied yet. */
         ing_reply_json(r, 200,
                        json_pack("{s:s, s:s, s:I, s:n, s:[]}", "order_id", j->id, "state",
-                                 "pending", "total_cents", (json_int_t)0, "currency", "tickets"));
+                                 q_order_state_name(Q_ORDER_PENDING), "total_cents", (json_int_t)0,
+                                 "currency", "tickets"));
         goto out;
     }
     body = json_pack("{s:s, s:s, s:I, s:s, s:I}", "order_id", j->id, "state", PQgetvalue(res, 0, 0),
@@ -311,7 +315,7 @@ static void order_get_job(ing_worker *w, void *arg)
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(t); i++) {
         const char *st = PQgetvalue(t, i, 1);
-        if (strcmp(st, "valid") == 0 && PQgetvalue(t, i, 2)[0] != 't')
+        if (q_ticket_status_parse(st) == Q_TICKET_VALID && PQgetvalue(t, i, 2)[0] != 't')
             st = "transferred";
         json_array_append_new(arr,
                               json_pack("{s:I, s:s, s:o, s:I}", "ticket_id",
@@ -492,12 +496,13 @@ static void ticket_delivered(ing_worker *w, void *arg)
 static int ticket_rules(ing_req *r, enum q_ticket_kind kind, const char *ticket_status,
                         const char *event_status, int ended, int past_cutoff, const char *starts_at)
 {
-    if (strcmp(ticket_status, "voided") == 0 || strcmp(event_status, "cancelled") == 0) {
+    if (q_ticket_status_parse(ticket_status) == Q_TICKET_VOIDED ||
+        q_event_status_parse(event_status) == Q_EVENT_CANCELLED) {
         ing_reply_error(r, 409, "event_cancelled", NULL,
                         "The event was cancelled: this ticket is void and its order is refunded.");
         return -1;
     }
-    if (strcmp(ticket_status, "valid") != 0) {
+    if (q_ticket_status_parse(ticket_status) != Q_TICKET_VALID) {
         ing_reply_error(r, 409, "invalid_state", NULL, "This ticket is cancelled.");
         return -1;
     }

@@ -23,6 +23,7 @@
 #include "ingress/ratelimit.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -76,9 +77,10 @@ static int64_t poll_for_state(ing_app *app, const char *state)
 {
     int64_t min = app->o.status_poll_min_ms, max = app->o.status_poll_max_ms;
     int64_t v = max;
-    if (strcmp(state, "waiting") == 0)
+    int s = q_intent_state_parse(state);
+    if (s == Q_INTENT_WAITING)
         v = min * 4;
-    else if (strcmp(state, "reserved") == 0 || strcmp(state, "paying") == 0)
+    else if (s == Q_INTENT_RESERVED || s == Q_INTENT_PAYING)
         v = min * 10;
     return v < min ? min : v > max ? max : v;
 }
@@ -111,16 +113,18 @@ static void reply_queued(ing_req *r, const char *intent_id, int64_t seq)
      * every unsold seat is held, the fan is told so. */
     if (known && es.sold_out) {
         snprintf(body, sizeof body,
-                 "{\"intent_id\":\"%s\",\"state\":\"rejected\",\"reason\":\"sold_out\","
+                 "{\"intent_id\":\"%s\",\"state\":\"%s\",\"reason\":\"%s\","
                  "\"poll_after_ms\":%lld%s}",
-                 intent_id, app->o.status_poll_max_ms, ev);
+                 intent_id, q_intent_state_name(Q_INTENT_REJECTED),
+                 q_reason_name(Q_REASON_SOLD_OUT), app->o.status_poll_max_ms, ev);
         ing_reply_raw(r, 200, body);
         return;
     }
     snprintf(body, sizeof body,
-             "{\"intent_id\":\"%s\",\"state\":\"queued\",\"position\":%" PRId64
+             "{\"intent_id\":\"%s\",\"state\":\"%s\",\"position\":%" PRId64
              ",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s%s}",
-             intent_id, q.position, q.eta_seconds, q.poll_after_ms, ev,
+             intent_id, q_intent_state_name(Q_INTENT_QUEUED), q.position, q.eta_seconds,
+             q.poll_after_ms, ev,
              known && es.available == 0 && es.held > 0 ? ",\"seats_all_held\":true" : "");
     ing_reply_raw(r, 200, body);
 }
@@ -144,9 +148,8 @@ static void prequeued_body(ing_app *app, char *out, size_t cap, const char *inte
     if (with_url)
         snprintf(url, sizeof url, ",\"status_url\":\"/v1/intents/%.32s\"", intent_id);
     snprintf(out, cap,
-             "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
-             ",\"state\":\"prequeued\",\"draw_at\":\"%s\",\"eta_seconds\":%" PRId64
-             ",\"poll_after_ms\":%" PRId64 "%s}",
+             "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64 ",\"state\":\"" Q_INTENT_PREQUEUED
+             "\",\"draw_at\":\"%s\",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s}",
              intent_id, event_id, at, (left + 999) / 1000, poll, url);
 }
 
@@ -216,10 +219,11 @@ static void join_delivered(ing_worker *w, void *arg)
     queue_numbers q = numbers(app, r->produced_partition, r->produced_offset, j->msg.event_id);
     char url[64];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
-    json_t *body = json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
-                             (json_int_t)j->msg.event_id, "state", "queued", "position",
-                             (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds,
-                             "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
+    json_t *body =
+        json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
+                  (json_int_t)j->msg.event_id, "state", q_intent_state_name(Q_INTENT_QUEUED),
+                  "position", (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds,
+                  "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
     ons_logk2(
         r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", id, "request_id", r->rid,
         "join accepted: queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
@@ -286,11 +290,12 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
 {
     join_job *j = r->job;
     int64_t now = ing_now_ms();
-    if (strcmp(ev->status, "cancelled") == 0 || strcmp(ev->status, "ended") == 0) {
+    int status = q_event_status_parse(ev->status);
+    if (q_event_status_closed(status)) {
         ing_idem_error(r, w, 409, "sale_closed", NULL, "The sale for this event is closed.");
         return -1;
     }
-    if (strcmp(ev->status, "paused") == 0) {
+    if (status == Q_EVENT_PAUSED) {
         ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale is paused.");
         return -1;
     }
@@ -302,7 +307,7 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
         ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale opens at %s.", at);
         return -1;
     }
-    if (ev->sold_out || strcmp(ev->status, "sold_out") == 0) {
+    if (ev->sold_out || status == Q_EVENT_SOLD_OUT) {
         ing_idem_error(r, w, 409, "sold_out", NULL, "Every seat of this event is sold.");
         return -1;
     }
@@ -526,7 +531,7 @@ void ing_route_join(ing_req *r)
     const char *section = NULL;
     int adjacent = 1;
     if (ing_path_id(r, r->params[0], &event_id) || ing_json_only(r, r->body, allowed) ||
-        ing_json_int(r, r->body, "quantity", 1, 1, 10, &quantity) ||
+        ing_json_int(r, r->body, "quantity", 1, 1, Q_MAX_SEATS, &quantity) ||
         ing_json_str(r, r->body, "section", 0, 1, Q_MSG_MAX_SECTION, &section) ||
         ing_json_int(r, r->body, "max_price_cents", 0, 1, INT64_C(1000000000000), &max_price) ||
         ing_json_bool(r, r->body, "adjacent", &adjacent))
@@ -700,7 +705,7 @@ static void intent_get_job(ing_worker *w, void *arg)
                              "poll_after_ms", (json_int_t)poll_for_state(r->app, j->state));
     /* A drawn fan still waiting: the place the draw gave them. */
     json_t *rank = json_object_get(j->result, "draw_rank");
-    if (strcmp(j->state, "waiting") == 0 && json_is_integer(rank))
+    if (q_intent_state_parse(j->state) == Q_INTENT_WAITING && json_is_integer(rank))
         json_object_set_new(body, "position", json_integer(json_integer_value(rank)));
     if (j->event_id > 0)
         json_object_set_new(body, "event_id", json_integer(j->event_id));
@@ -788,11 +793,7 @@ void ing_route_intent_get(ing_req *r)
 
 static int terminal(const char *state)
 {
-    static const char *const t[] = {"rejected", "expired", "released", "purchased", NULL};
-    for (size_t i = 0; t[i]; i++)
-        if (strcmp(state, t[i]) == 0)
-            return 1;
-    return 0;
+    return q_intent_state_final(q_intent_state_parse(state));
 }
 
 static void cancel_delivered(ing_worker *w, void *arg)
@@ -871,7 +872,7 @@ static void cancel_job(ing_worker *w, void *arg)
                         is_intent ? "intent" : "reservation", j->state);
         return;
     }
-    if (strcmp(j->state, "paying") == 0) {
+    if (q_intent_state_parse(j->state) == Q_INTENT_PAYING) {
         /* The payment saga owns a paying hold: the owner would ignore the
          * cancel (workers/partition.c apply_cancel), so say so instead of a
          * 202 that changes nothing. */
@@ -880,7 +881,7 @@ static void cancel_job(ing_worker *w, void *arg)
                         is_intent ? "intent" : "reservation");
         return;
     }
-    if (!is_intent && j->state[0] && strcmp(j->state, "reserved") != 0) {
+    if (!is_intent && j->state[0] && q_intent_state_parse(j->state) != Q_INTENT_RESERVED) {
         ing_reply_error(r, 409, "invalid_state", NULL, "There is no held reservation to release.");
         return;
     }

@@ -18,6 +18,7 @@
 #include "ingress/routes.h"
 #include "ingress/ticket_code.h"
 #include "ingress/tickets_store.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -88,7 +89,7 @@ static void code_job(ing_worker *w, void *arg)
         ing_reply_error(r, 404, "not_found", NULL, "No such ticket.");
         return;
     }
-    if (strcmp(g.status, "valid") != 0) {
+    if (q_ticket_status_parse(g.status) != Q_TICKET_VALID) {
         ticket_not_valid(r, &g);
         return;
     }
@@ -138,7 +139,7 @@ void ing_route_ticket_code(ing_req *r)
  * not yet tried). Returns 1 when it replied. */
 static int refuse_state(ing_req *r, const ing_ticket_gate *g, int64_t version)
 {
-    if (strcmp(g->status, "valid") != 0) {
+    if (q_ticket_status_parse(g->status) != Q_TICKET_VALID) {
         ticket_not_valid(r, g);
         return 1;
     }

@@ -9,37 +9,14 @@
 #ifndef ONSALE_QUEUE_INTENT_ID_H
 #define ONSALE_QUEUE_INTENT_ID_H
 
+#include "queue/states.h" /* seq = partition << Q_SEQ_OFFSET_BITS | offset */
+
 #include <stdint.h>
 
-#define Q_ID_LEN 32          /* characters, without NUL */
-#define Q_SEQ_OFFSET_BITS 40 /* offsets must stay below 2^40 */
+#define Q_ID_LEN 32 /* characters, without NUL */
 
 /* Q_ID_ORDER: an order, seq = its checkout record's place (docs/checkout.md). */
 enum q_id_kind { Q_ID_INTENT, Q_ID_RESERVATION, Q_ID_ORDER };
-
-static inline int64_t q_seq_make(int32_t partition, int64_t offset)
-{
-    return ((int64_t)partition << Q_SEQ_OFFSET_BITS) | offset;
-}
-/* An order made by a checkout on the control topic (docs/pipeline.md "Two
- * lanes") has this bit set in its offset part, so it never equals an order
- * id made from the intents topic's offsets; control offsets stay below it. */
-#define Q_SEQ_CONTROL_BIT (INT64_C(1) << 39)
-
-/* The seq of a record at offset of the intents topic (control 0) or of the
- * control topic (control 1: with Q_SEQ_CONTROL_BIT). */
-static inline int64_t q_seq_make_lane(int32_t partition, int64_t offset, int control)
-{
-    return q_seq_make(partition, control ? (offset | Q_SEQ_CONTROL_BIT) : offset);
-}
-static inline int32_t q_seq_partition(int64_t seq)
-{
-    return (int32_t)(seq >> Q_SEQ_OFFSET_BITS);
-}
-static inline int64_t q_seq_offset(int64_t seq)
-{
-    return seq & ((INT64_C(1) << Q_SEQ_OFFSET_BITS) - 1);
-}
 
 /* Writes the public id (Q_ID_LEN chars + NUL) into out. Returns 0 or
  * ONS_EINVAL (seq or user out of range). */

@@ -1,6 +1,7 @@
 /* msg.c - JSON codec for topic records; see msg.h and schemas/messages/. */
 #include "queue/msg.h"
 #include "common/err.h"
+#include "queue/states.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -12,7 +13,6 @@ static const char *type_names[] = {
 #undef Q_MSG_NAME
 };
 
-static const char *status_names[] = {"on_sale", "paused", "cancelled", "ended"};
 static const char *outcome_names[] = {"succeeded", "declined", "failed"};
 static const char *ticket_kind_names[] = {"transfer", "cancel"};
 
@@ -49,12 +49,10 @@ const char *q_msg_type_name(enum q_msg_type type)
     return (unsigned)type < Q_MSG_TYPE_COUNT ? type_names[type] : "unknown";
 }
 
+/* The statuses an event_status record may carry (queue/states.h). */
 static int status_valid(const char *s)
 {
-    for (size_t i = 0; i < sizeof status_names / sizeof *status_names; i++)
-        if (strcmp(s, status_names[i]) == 0)
-            return 1;
-    return 0;
+    return q_event_status_settable(q_event_status_parse(s));
 }
 
 /* Checks the fields of m that the schema constrains. */
@@ -74,8 +72,8 @@ static int validate(const q_msg *m, char *why, size_t why_len)
     }
     switch (m->type) {
     case Q_MSG_INTENT:
-        if (m->user_id <= 0 || m->quantity < 1 || m->quantity > 10 || m->max_price_cents < 0 ||
-            strlen(m->section) > Q_MSG_MAX_SECTION) {
+        if (m->user_id <= 0 || m->quantity < 1 || m->quantity > Q_MAX_SEATS ||
+            m->max_price_cents < 0 || strlen(m->section) > Q_MSG_MAX_SECTION) {
             snprintf(why, why_len, "intent: user_id, quantity, section or price out of range");
             return ONS_EPARSE;
         }
@@ -312,7 +310,7 @@ static int decode_obj(json_t *o, q_msg *m, char *why, size_t wl)
             snprintf(why, wl, "field adjacent must be a boolean");
             return ONS_EPARSE;
         }
-        if (tmp < 1 || tmp > 10) {
+        if (tmp < 1 || tmp > Q_MAX_SEATS) {
             snprintf(why, wl, "quantity out of range");
             return ONS_EPARSE;
         }

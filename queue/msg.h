@@ -79,7 +79,7 @@ typedef struct q_msg {
     int64_t sent_ms;  /* producer wall clock, ms since epoch */
 
     /* Q_MSG_INTENT */
-    int quantity;                        /* 1..10 */
+    int quantity;                        /* 1..Q_MAX_SEATS */
     char section[Q_MSG_MAX_SECTION + 1]; /* "" = any section */
     int64_t max_price_cents;             /* 0 = no limit */
     int adjacent;                        /* 0/1 */
@@ -91,7 +91,7 @@ typedef struct q_msg {
     int64_t reservation_id; /* Q_CANCEL_RESERVATION only */
 
     /* Q_MSG_EVENT_STATUS */
-    char status[16]; /* "on_sale" | "paused" | "cancelled" | "ended" */
+    char status[16]; /* q_event_status_settable: on_sale, paused, cancelled, ended */
 
     /* Q_MSG_CHECKOUT: pay for reservation_id (above; user_id owns it). The
      * order is named by the checkout record's own place in the log:

@@ -3,3 +3,19 @@ onsale_unit(test_intent_id onsale_queue)
 onsale_unit(test_producer_outcome onsale_queue)
 onsale_integration(test_status onsale_queue)
 onsale_pytest(it_pipeline test_pipeline.py)
+
+# The shared vocabularies (queue/states.h): conversions, and the lists held
+# against the migrations' CHECKs, schemas/openapi.yaml and schemas/messages.
+onsale_unit(test_states onsale_queue)
+add_executable(vocab_dump unit/vocab_dump.c)
+target_link_libraries(vocab_dump PRIVATE onsale_queue)
+add_test(NAME vocab_in_step
+         COMMAND ${ONSALE_PYTHON} ${CMAKE_SOURCE_DIR}/tests/unit/check_vocab.py
+                 $<TARGET_FILE:vocab_dump> ${CMAKE_SOURCE_DIR})
+set_tests_properties(vocab_in_step PROPERTIES LABELS unit TIMEOUT 60)
+# ... and the check catches drift (a state, a limit or an enum that differs).
+add_test(NAME vocab_checker
+         COMMAND ${ONSALE_PYTHON} -m pytest -q -p no:cacheprovider
+                 ${CMAKE_SOURCE_DIR}/tests/unit/test_check_vocab.py)
+set_tests_properties(vocab_checker PROPERTIES LABELS unit TIMEOUT 120
+                     ENVIRONMENT "ONSALE_VOCAB_DUMP=$<TARGET_FILE:vocab_dump>")

@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WK_NAME(e, s) s,
-static const char *ostate_names[] = {WK_OSTATES(WK_NAME)};
-#undef WK_NAME
-
-const char *wk_ostate_name(int s)
-{
-    return s >= 0 && s < WK_O_COUNT ? ostate_names[s] : "failed";
-}
-
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 wk_co *wk_co_of(wk_part *p)
@@ -121,7 +112,7 @@ static int order_state(wk_co *co, int64_t order_id, int state, const char *reaso
     wk_fx_order *o = fx_order(co, order_id);
     if (!o)
         return ONS_ENOMEM;
-    if (o->state == WK_O_PAID && state != WK_O_PAID)
+    if (o->state == Q_ORDER_PAID && state != Q_ORDER_PAID)
         return 0;
     o->state = (uint8_t)state;
     if (reason)
@@ -160,8 +151,8 @@ static int apply_checkout(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, i
                           int64_t now_ms)
 {
     wk_intent *in = wk_part_intent(p, m->reservation_id);
-    int ok = in && in->ev == ev && in->user_id == m->user_id && in->state == WK_I_RESERVED &&
-             in->res_state == WK_RES_HELD && in->expires_ms > now_ms;
+    int ok = in && in->ev == ev && in->user_id == m->user_id && in->state == Q_INTENT_RESERVED &&
+             in->res_state == Q_RES_HELD && in->expires_ms > now_ms;
     wk_fx_order *o = fx_order(co, order_id);
     if (!o)
         return ONS_ENOMEM;
@@ -172,25 +163,25 @@ static int apply_checkout(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, i
     snprintf(o->currency, sizeof o->currency, "%s", ev->currency);
     if (!ok) {
         /* The store inserts it only if the user's reservation exists. */
-        o->state = WK_O_FAILED;
-        o->failure_reason = "not_held";
+        o->state = Q_ORDER_FAILED;
+        o->failure_reason = q_order_reason_name(Q_ORDER_REASON_NOT_HELD);
         ons_log_info("checkout %" PRId64 ": reservation %" PRId64 " of user %" PRId64
                      " is not held; order failed",
                      order_id, m->reservation_id, m->user_id);
         return wk_part_touch_event(p, ev);
     }
-    o->state = WK_O_PENDING;
+    o->state = Q_ORDER_PENDING;
     o->total_cents = in->total_cents;
     o->nseats = in->nseats;
     for (int i = 0; i < in->nseats; i++) {
         o->seat_no[i] = ev->inv.seat_no[in->seats[i]];
         o->price[i] = ev->inv.price[in->seats[i]];
-        int rc = wk_part_set_seat(p, ev, in->seats[i], WK_SEAT_PAYING, in->seq);
+        int rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_PAYING, in->seq);
         if (rc)
             return rc;
     }
-    in->state = WK_I_PAYING;
-    in->res_state = WK_RES_PAYING;
+    in->state = Q_INTENT_PAYING;
+    in->res_state = Q_RES_PAYING;
     in->order_id = order_id;
     in->expires_ms += (int64_t)p->cfg.paying_grace_seconds * 1000;
     wk_part_hold_moved(p, in);
@@ -203,7 +194,7 @@ static int apply_checkout(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, i
     b->amount_cents = in->total_cents;
     snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
     snprintf(b->payment_method, sizeof b->payment_method, "%s", m->payment_method);
-    return wk_part_fx_intent(p, in, WK_R_NONE, 1);
+    return wk_part_fx_intent(p, in, Q_REASON_NONE, 1);
 }
 
 static int issue_tickets(wk_part *p, wk_co *co, wk_intent *in)
@@ -242,27 +233,30 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
     if (rc < 0)
         return rc;
     wk_intent *in = wk_part_intent(p, m->reservation_id);
-    int current = in && in->ev == ev && in->state == WK_I_PAYING && in->order_id == m->order_id;
+    int current = in && in->ev == ev && in->state == Q_INTENT_PAYING && in->order_id == m->order_id;
     if (!current) {
         /* A result repeated within one batch (a relay that re-sent it while
          * the owner lagged) finds the order decided in memory, where the
          * store's "unless paid" cannot see it yet: paid or refunded is
          * final, the repeat changes nothing. */
         int decided = batch_order_state(co, m->order_id);
-        if (decided == WK_O_PAID || decided == WK_O_REFUNDED) {
+        if (decided == Q_ORDER_PAID || decided == Q_ORDER_REFUNDED) {
             ons_log_info("payment result for order %" PRId64 " repeated: already %s, ignored",
-                         m->order_id, wk_ostate_name(decided));
+                         m->order_id, q_order_state_name(decided));
             return wk_part_touch_event(p, ev);
         }
         if (m->outcome != Q_PAY_SUCCEEDED)
-            return order_state(co, m->order_id, WK_O_FAILED,
-                               m->outcome == Q_PAY_DECLINED ? "declined" : "failed", NULL);
+            return order_state(co, m->order_id, Q_ORDER_FAILED,
+                               q_order_reason_name(m->outcome == Q_PAY_DECLINED
+                                                       ? Q_ORDER_REASON_DECLINED
+                                                       : Q_ORDER_REASON_FAILED),
+                               NULL);
         /* A charge for a hold that is gone (expired, or a replay of a result
          * already applied): refund unless the order is paid. */
         ons_log_warn("payment for order %" PRId64 " (reservation %" PRId64
                      ") arrived without a paying hold: refund unless already paid",
                      m->order_id, m->reservation_id);
-        if ((rc = order_state(co, m->order_id, WK_O_REFUNDED, NULL, m->charge_id)) != 0)
+        if ((rc = order_state(co, m->order_id, Q_ORDER_REFUNDED, NULL, m->charge_id)) != 0)
             return rc;
         wk_fx_outbox *b = fx_outbox(co);
         if (!b)
@@ -283,14 +277,14 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
             ons_log_warn("order %" PRId64 ": charged %" PRId64 " cents, expected %" PRId64,
                          m->order_id, m->amount_cents, in->total_cents);
         for (int i = 0; i < in->nseats; i++)
-            if ((rc = wk_part_set_seat(p, ev, in->seats[i], WK_SEAT_SOLD, in->seq)) != 0)
+            if ((rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_SOLD, in->seq)) != 0)
                 return rc;
-        if ((rc = order_state(co, m->order_id, WK_O_PAID, NULL, m->charge_id)) != 0 ||
+        if ((rc = order_state(co, m->order_id, Q_ORDER_PAID, NULL, m->charge_id)) != 0 ||
             (rc = issue_tickets(p, co, in)) != 0)
             return rc;
-        in->state = WK_I_PURCHASED;
-        in->res_state = WK_RES_PURCHASED;
-        if ((rc = wk_part_fx_intent(p, in, WK_R_NONE, 1)) != 0)
+        in->state = Q_INTENT_PURCHASED;
+        in->res_state = Q_RES_PURCHASED;
+        if ((rc = wk_part_fx_intent(p, in, Q_REASON_NONE, 1)) != 0)
             return rc;
         wk_part_forget(p, in);
         /* The last seats may just have been sold: then the waiting fans
@@ -298,19 +292,21 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
         return wk_part_serve_waiting(p, ev, now_ms);
     }
     /* Declined or failed: held again for what is left of the hold. */
-    if ((rc = order_state(co, m->order_id, WK_O_FAILED,
-                          m->outcome == Q_PAY_DECLINED ? "declined" : "failed", NULL)) != 0)
+    if ((rc = order_state(co, m->order_id, Q_ORDER_FAILED,
+                          q_order_reason_name(m->outcome == Q_PAY_DECLINED ? Q_ORDER_REASON_DECLINED
+                                                                           : Q_ORDER_REASON_FAILED),
+                          NULL)) != 0)
         return rc;
     for (int i = 0; i < in->nseats; i++)
-        if ((rc = wk_part_set_seat(p, ev, in->seats[i], WK_SEAT_HELD, in->seq)) != 0)
+        if ((rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_HELD, in->seq)) != 0)
             return rc;
-    in->state = WK_I_RESERVED;
-    in->res_state = WK_RES_HELD;
+    in->state = Q_INTENT_RESERVED;
+    in->res_state = Q_RES_HELD;
     in->order_id = 0;
     in->expires_ms -= (int64_t)p->cfg.paying_grace_seconds * 1000;
     wk_part_hold_moved(p, in);
     (void)now_ms; /* an already-past hold expires on the owner's next expiry pass */
-    return wk_part_fx_intent(p, in, WK_R_NONE, 1);
+    return wk_part_fx_intent(p, in, Q_REASON_NONE, 1);
 }
 
 /* Why a ticket change the owner holds is refused now, or NULL. The cut-off
@@ -319,7 +315,7 @@ static const char *ticket_refused(const wk_part *p, const wk_event *ev, const q_
                                   int64_t now_ms)
 {
     int64_t when = m->sent_ms > 0 ? m->sent_ms : now_ms;
-    if (ev->status == WK_EV_ENDED || ev->status == WK_EV_CANCELLED)
+    if (ev->status == Q_EVENT_ENDED || ev->status == Q_EVENT_CANCELLED)
         return "the event is over";
     if (m->ticket_kind == Q_TICKET_CANCEL && ev->starts_at_ms > 0 &&
         when >= ev->starts_at_ms - p->cfg.refund_cutoff_ms)
@@ -358,7 +354,7 @@ static int apply_ticket(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int
     b->ticket_id = t->ticket_id;
     b->amount_cents = t->price_cents;
     snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
-    int rc = wk_part_set_seat(p, ev, t->seat, WK_SEAT_AVAILABLE, -1);
+    int rc = wk_part_set_seat(p, ev, t->seat, Q_SEAT_AVAILABLE, -1);
     wk_map_del(&co->tickets, t->ticket_id);
     free(t);
     if (rc || (rc = wk_part_touch_event(p, ev)) != 0)
@@ -391,7 +387,8 @@ int wk_co_paying_expired(wk_part *p, wk_intent *in)
     ons_log_info("order %" PRId64 ": hold of reservation %" PRId64
                  " ran out while paying; a later charge is refunded",
                  in->order_id, in->seq);
-    return order_state(co, in->order_id, WK_O_FAILED, "expired", NULL);
+    return order_state(co, in->order_id, Q_ORDER_FAILED,
+                       q_order_reason_name(Q_ORDER_REASON_EXPIRED), NULL);
 }
 
 int wk_co_paying_closed(wk_part *p, wk_intent *in, const char *why)
@@ -402,7 +399,7 @@ int wk_co_paying_closed(wk_part *p, wk_intent *in, const char *why)
     ons_log_info("order %" PRId64 ": the sale closed (%s) while paying; a later charge is "
                  "refunded",
                  in->order_id, why);
-    return order_state(co, in->order_id, WK_O_FAILED, why, NULL);
+    return order_state(co, in->order_id, Q_ORDER_FAILED, why, NULL);
 }
 
 int wk_co_void_tickets(wk_part *p, wk_event *ev)
@@ -434,10 +431,10 @@ int wk_co_void_tickets(wk_part *p, wk_event *ev)
         /* Only paid orders have valid tickets; the store moves them (and
          * only them, with voided set) from paid to refunded. */
         o->voided = 1;
-        o->state = WK_O_REFUNDED;
+        o->state = Q_ORDER_REFUNDED;
         o->event_id = ev->event_id;
         o->void_cents += t->price_cents;
-        rc = wk_part_set_seat(p, ev, t->seat, WK_SEAT_AVAILABLE, -1);
+        rc = wk_part_set_seat(p, ev, t->seat, Q_SEAT_AVAILABLE, -1);
         wk_map_del(&co->tickets, t->ticket_id);
         free(t);
     }

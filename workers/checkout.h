@@ -42,18 +42,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WK_OSTATES(X)                                                                              \
-    X(WK_O_PENDING, "pending")                                                                     \
-    X(WK_O_PAID, "paid")                                                                           \
-    X(WK_O_FAILED, "failed")                                                                       \
-    X(WK_O_REFUNDED, "refunded")
-#define WK_ENUM(e, s) e,
-enum wk_ostate { WK_OSTATES(WK_ENUM) WK_O_COUNT };
-#undef WK_ENUM
+/* Order states are queue/states.h's; the older names below are for
+ * workers/main.c until it moves into a library (see partition.h). */
+#define WK_O_PAID      Q_ORDER_PAID
+#define wk_ostate_name q_order_state_name
 
-const char *wk_ostate_name(int s);
-
-/* ticket_id of the i-th seat (0..9) of an order. */
+/* ticket_id of the i-th seat (0..Q_MAX_SEATS-1) of an order: 16 ids per
+ * order, so one order's tickets never take the next order's ids. */
+_Static_assert(Q_MAX_SEATS < 16, "ticket ids give each order 16 slots");
 static inline int64_t wk_ticket_id(int64_t order_id, int i)
 {
     return order_id * 16 + i + 1;
@@ -75,8 +71,8 @@ typedef struct wk_fx_order {
     uint8_t voided;             /* its event was cancelled: paid -> refunded (the one exception) */
     int64_t void_cents;         /* what its voided tickets cost: the refund */
     const char *failure_reason; /* static string or NULL */
-    int32_t seat_no[WK_MAX_QTY];
-    int64_t price[WK_MAX_QTY];
+    int32_t seat_no[Q_MAX_SEATS];
+    int64_t price[Q_MAX_SEATS];
 } wk_fx_order;
 
 /* One outbox row to insert. */

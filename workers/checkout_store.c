@@ -59,7 +59,7 @@ static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
         wk_pgarr_int(&a[1], o->reservation_id);
         wk_pgarr_int(&a[2], o->user_id);
         wk_pgarr_int(&a[3], o->event_id);
-        wk_pgarr_text0(&a[4], wk_ostate_name(o->state));
+        wk_pgarr_text0(&a[4], q_order_state_name(o->state));
         wk_pgarr_int(&a[5], o->total_cents);
         wk_pgarr_text0(&a[6], o->currency);
         wk_pgarr_text0(&a[7], o->failure_reason);
@@ -106,7 +106,7 @@ static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
             continue;
         any = 1;
         wk_pgarr_int(&a[0], o->order_id);
-        wk_pgarr_text0(&a[1], wk_ostate_name(o->state));
+        wk_pgarr_text0(&a[1], q_order_state_name(o->state));
         wk_pgarr_text0(&a[2], o->failure_reason);
         wk_pgarr_text0(&a[3], o->charge_id);
     }
@@ -125,7 +125,9 @@ static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
 
 static const char *ticket_status(const wk_fx_ticket *t)
 {
-    return t->valid ? "valid" : t->voided ? "voided" : "cancelled";
+    return q_ticket_status_name(t->valid    ? Q_TICKET_VALID
+                                : t->voided ? Q_TICKET_VOIDED
+                                            : Q_TICKET_CANCELLED);
 }
 
 static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
@@ -272,7 +274,7 @@ int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
         int64_t oid = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         int64_t event_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);
         wk_intent *in = wk_part_intent(p, strtoll(PQgetvalue(r, i, 1), NULL, 10));
-        if (in && in->ev->event_id == event_id && in->state == WK_I_PAYING)
+        if (in && in->ev->event_id == event_id && in->state == Q_INTENT_PAYING)
             in->order_id = oid;
         else
             ons_log_warn("event %" PRId64 ": pending order %" PRId64 " without a paying hold",

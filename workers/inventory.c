@@ -23,12 +23,12 @@ void wk_inv_fini(wk_inv *inv)
     memset(inv, 0, sizeof *inv);
 }
 
-/* The longest run of unsold seats in row, capped at WK_MAX_QTY. */
+/* The longest run of unsold seats in row, capped at Q_MAX_SEATS. */
 static uint8_t row_run(const wk_inv *inv, const wk_row *row)
 {
     uint32_t best = 0, cur = 0, end = row->first_seat + row->nseats;
-    for (uint32_t i = row->first_seat; i < end && best < WK_MAX_QTY; i++) {
-        cur = inv->state[i] == WK_SEAT_SOLD ? 0 : cur + 1;
+    for (uint32_t i = row->first_seat; i < end && best < Q_MAX_SEATS; i++) {
+        cur = inv->state[i] == Q_SEAT_SOLD ? 0 : cur + 1;
         if (cur > best)
             best = cur;
     }
@@ -42,10 +42,10 @@ static void set_row_run(wk_section *s, wk_row *row, uint8_t run)
     row->run = run;
 }
 
-/* The longest run of unsold seats in any row of s, capped at WK_MAX_QTY. */
+/* The longest run of unsold seats in any row of s, capped at Q_MAX_SEATS. */
 static int section_run(const wk_section *s)
 {
-    int k = WK_MAX_QTY;
+    int k = Q_MAX_SEATS;
     while (k > 0 && s->rows_by_run[k] == 0)
         k--;
     return k;
@@ -115,8 +115,8 @@ int wk_inv_add_section(wk_inv *inv, int64_t section_id, const char *name, int32_
 int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t seat_no,
                     int64_t price, int state)
 {
-    if (inv->nsections == 0 || state < WK_SEAT_AVAILABLE || state > WK_SEAT_SOLD ||
-        seat_in_row < 1 || seat_in_row > UINT16_MAX || inv->nseats >= UINT32_MAX / 2)
+    if (inv->nsections == 0 || state < Q_SEAT_AVAILABLE || state > Q_SEAT_SOLD || seat_in_row < 1 ||
+        seat_in_row > UINT16_MAX || inv->nseats >= UINT32_MAX / 2)
         return ONS_EINVAL;
     uint32_t sec = (uint32_t)inv->nsections - 1;
     wk_section *s = &inv->sections[sec];
@@ -158,23 +158,23 @@ int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t se
         s->min_price = price;
     if (price > s->max_price)
         s->max_price = price;
-    if (state == WK_SEAT_AVAILABLE) {
+    if (state == Q_SEAT_AVAILABLE) {
         last->nfree++;
         s->nfree++;
         inv->available++;
-    } else if (state == WK_SEAT_SOLD) {
+    } else if (state == Q_SEAT_SOLD) {
         inv->sold++;
     } else {
         inv->held++;
     }
-    if (state != WK_SEAT_SOLD) {
+    if (state != Q_SEAT_SOLD) {
         last->nunsold++;
         s->nunsold++;
-        /* The run ending at this seat, looking back at most WK_MAX_QTY - 1
+        /* The run ending at this seat, looking back at most Q_MAX_SEATS - 1
          * seats (runs are capped), unless the row has a capped run already. */
         uint32_t t = 1;
-        while (last->run < WK_MAX_QTY && t < WK_MAX_QTY && t <= i - last->first_seat &&
-               inv->state[i - t] != WK_SEAT_SOLD)
+        while (last->run < Q_MAX_SEATS && t < Q_MAX_SEATS && t <= i - last->first_seat &&
+               inv->state[i - t] != Q_SEAT_SOLD)
             t++;
         if (t > last->run)
             set_row_run(s, last, (uint8_t)t);
@@ -190,7 +190,7 @@ int wk_inv_add_block(wk_inv *inv, int64_t section_id, const char *name, int32_t 
         return sec;
     for (int r = 1; r <= rows; r++)
         for (int s = 1; s <= per_row; s++) {
-            int rc = wk_inv_add_seat(inv, r, s, (int32_t)inv->nseats, price, WK_SEAT_AVAILABLE);
+            int rc = wk_inv_add_seat(inv, r, s, (int32_t)inv->nseats, price, Q_SEAT_AVAILABLE);
             if (rc < 0)
                 return rc;
         }
@@ -207,15 +207,14 @@ int wk_inv_section_by_name(const wk_inv *inv, const char *name)
 
 static int seat_free(const wk_inv *inv, uint32_t i)
 {
-    return inv->state[i] == WK_SEAT_AVAILABLE;
+    return inv->state[i] == Q_SEAT_AVAILABLE;
 }
 
 static int seat_matches(const wk_inv *inv, uint32_t i, enum wk_find_mode mode, int64_t max_price)
 {
     if (max_price > 0 && inv->price[i] > max_price)
         return 0;
-    return mode == WK_FIND_FREE ? inv->state[i] == WK_SEAT_AVAILABLE
-                                : inv->state[i] != WK_SEAT_SOLD;
+    return mode == WK_FIND_FREE ? inv->state[i] == Q_SEAT_AVAILABLE : inv->state[i] != Q_SEAT_SOLD;
 }
 
 static uint16_t row_count(const wk_row *r, enum wk_find_mode mode)
@@ -342,7 +341,7 @@ static int find_split(wk_inv *inv, const wk_req *r, enum wk_find_mode mode, uint
 
 int wk_inv_find(wk_inv *inv, const wk_req *r, enum wk_find_mode mode, uint32_t *out)
 {
-    assert(r->qty >= 1 && r->qty <= WK_MAX_QTY);
+    assert(r->qty >= 1 && r->qty <= Q_MAX_SEATS);
     assert(r->section < (int)inv->nsections);
     if ((mode == WK_FIND_FREE ? inv->available : inv->available + inv->held) < r->qty)
         return 0;
@@ -351,7 +350,7 @@ int wk_inv_find(wk_inv *inv, const wk_req *r, enum wk_find_mode mode, uint32_t *
 
 int wk_inv_could_fit(wk_inv *inv, const wk_req *r)
 {
-    assert(r->qty >= 1 && r->qty <= WK_MAX_QTY);
+    assert(r->qty >= 1 && r->qty <= Q_MAX_SEATS);
     assert(r->section < (int)inv->nsections);
     if (inv->available + inv->held < r->qty)
         return 0;
@@ -365,7 +364,7 @@ int wk_inv_could_fit(wk_inv *inv, const wk_req *r)
         if (r->max_price > 0 && s->max_price > r->max_price) {
             /* Only some of the section's seats are within the ceiling: the
              * counters cannot tell which, the search can. */
-            uint32_t out[WK_MAX_QTY];
+            uint32_t out[Q_MAX_SEATS];
             return wk_inv_find(inv, r, WK_FIND_UNSOLD, out) != 0;
         }
         if (r->adjacent ? section_run(s) >= r->qty : (n += s->nunsold) >= r->qty)
@@ -377,7 +376,7 @@ int wk_inv_could_fit(wk_inv *inv, const wk_req *r)
 void wk_inv_set(wk_inv *inv, uint32_t seat, int state)
 {
     assert(seat < inv->nseats);
-    assert(state >= WK_SEAT_AVAILABLE && state <= WK_SEAT_SOLD);
+    assert(state >= Q_SEAT_AVAILABLE && state <= Q_SEAT_SOLD);
     int old = inv->state[seat];
     if (old == state)
         return;
@@ -386,11 +385,11 @@ void wk_inv_set(wk_inv *inv, uint32_t seat, int state)
     uint32_t rel = inv->row_of[seat] - s->first_row;
     inv->state[seat] = (uint8_t)state;
 
-    if (old == WK_SEAT_AVAILABLE) {
+    if (old == Q_SEAT_AVAILABLE) {
         row->nfree--;
         s->nfree--;
         inv->available--;
-    } else if (old == WK_SEAT_SOLD) {
+    } else if (old == Q_SEAT_SOLD) {
         row->nunsold++;
         s->nunsold++;
         inv->sold--;
@@ -400,13 +399,13 @@ void wk_inv_set(wk_inv *inv, uint32_t seat, int state)
         inv->held--;
     }
 
-    if (state == WK_SEAT_AVAILABLE) {
+    if (state == Q_SEAT_AVAILABLE) {
         row->nfree++;
         s->nfree++;
         inv->available++;
         if (rel < s->hint_free)
             s->hint_free = rel;
-    } else if (state == WK_SEAT_SOLD) {
+    } else if (state == Q_SEAT_SOLD) {
         row->nunsold--;
         s->nunsold--;
         inv->sold++;
@@ -414,13 +413,13 @@ void wk_inv_set(wk_inv *inv, uint32_t seat, int state)
         inv->held++;
     }
 
-    if ((old == WK_SEAT_SOLD) != (state == WK_SEAT_SOLD)) {
+    if ((old == Q_SEAT_SOLD) != (state == Q_SEAT_SOLD)) {
         int before = section_run(s);
         set_row_run(s, row, row_run(inv, row));
         /* A section with several prices may shrink what a price-limited
          * request could get at any sale. */
-        if (state == WK_SEAT_SOLD &&
-            (section_run(s) < before || s->nunsold < WK_MAX_QTY || s->min_price != s->max_price))
+        if (state == Q_SEAT_SOLD &&
+            (section_run(s) < before || s->nunsold < Q_MAX_SEATS || s->min_price != s->max_price))
             inv->shrink_gen++;
     }
 }

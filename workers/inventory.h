@@ -22,25 +22,24 @@
  * WK_FIND_UNSOLD asks the same question counting held and paying seats as
  * if they were free: "could this request ever be served?". wk_inv_could_fit
  * answers it from counters: each row keeps its longest run of unsold seats
- * (capped at WK_MAX_QTY, as no request is longer) and each section how many
+ * (capped at Q_MAX_SEATS, as no request is longer) and each section how many
  * rows have each run length, so the answer costs O(sections) when every
  * section has one price (prices are per section tier), a search otherwise.
  * Only a sale can turn the answer from yes to no; inv->shrink_gen counts the
  * sales that may have (a section's longest run or its unsold seats, both
- * capped at WK_MAX_QTY, went down), so the owner re-checks its waiting
+ * capped at Q_MAX_SEATS, went down), so the owner re-checks its waiting
  * intents only then.
  */
 #ifndef ONSALE_WORKERS_INVENTORY_H
 #define ONSALE_WORKERS_INVENTORY_H
 
+#include "queue/states.h" /* Q_MAX_SEATS, enum q_seat_state */
+
 #include <stddef.h>
 #include <stdint.h>
 
-#define WK_MAX_QTY          10
 #define WK_SECTION_NAME_MAX 64
 #define WK_ORPHAN_LOOKAHEAD 8
-
-enum wk_seat_state { WK_SEAT_AVAILABLE = 0, WK_SEAT_HELD, WK_SEAT_PAYING, WK_SEAT_SOLD };
 
 enum wk_find_mode { WK_FIND_FREE, WK_FIND_UNSOLD };
 
@@ -52,7 +51,7 @@ typedef struct wk_section {
     uint32_t hint_free, hint_unsold; /* relative rows below these have none */
     int64_t nfree, nunsold, nseats;
     int64_t min_price, max_price;
-    uint32_t rows_by_run[WK_MAX_QTY + 1]; /* rows by their wk_row.run */
+    uint32_t rows_by_run[Q_MAX_SEATS + 1]; /* rows by their wk_row.run */
 } wk_section;
 
 typedef struct wk_row {
@@ -60,7 +59,7 @@ typedef struct wk_row {
     uint32_t section;
     int32_t row_no;
     uint16_t nseats, nfree, nunsold;
-    uint8_t run; /* longest run of unsold seats, capped at WK_MAX_QTY */
+    uint8_t run; /* longest run of unsold seats, capped at Q_MAX_SEATS */
 } wk_row;
 
 typedef struct wk_inv {
@@ -101,7 +100,7 @@ int wk_inv_reserve(wk_inv *inv, size_t nseats);
 int wk_inv_add_section(wk_inv *inv, int64_t section_id, const char *name, int32_t position);
 
 /* Appends a seat to the last section; seats must come in (row, seat) order
- * within it. state is an enum wk_seat_state. Returns the seat index (>= 0),
+ * within it. state is an enum q_seat_state. Returns the seat index (>= 0),
  * ONS_EINVAL (out of order or bad state) or ONS_ENOMEM. */
 int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t seat_no,
                     int64_t price, int state);

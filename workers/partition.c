@@ -11,52 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- names ------------------------------------------------------------------ */
-
-#define WK_NAME(e, s) s,
-static const char *istate_names[] = {WK_ISTATES(WK_NAME)};
-static const char *reason_names[] = {WK_REASONS(WK_NAME)};
-static const char *rstate_names[] = {WK_RSTATES(WK_NAME)};
-static const char *evstatus_names[] = {WK_EVSTATUSES(WK_NAME)};
-#undef WK_NAME
-
-const char *wk_istate_name(int s)
-{
-    return s >= 0 && s < WK_I_COUNT ? istate_names[s] : "?";
-}
-const char *wk_reason_name(int r)
-{
-    return r >= 0 && r < WK_R_COUNT ? reason_names[r] : NULL;
-}
-const char *wk_rstate_name(int s)
-{
-    return s >= 0 && s < WK_RES_COUNT ? rstate_names[s] : NULL;
-}
-const char *wk_evstatus_name(int s)
-{
-    return s >= 0 && s < WK_EV_COUNT ? evstatus_names[s] : "?";
-}
-
-static int parse_name(const char **names, int n, const char *s)
-{
-    for (int i = 0; i < n; i++)
-        if (names[i] && strcmp(names[i], s) == 0)
-            return i;
-    return -1;
-}
-int wk_istate_parse(const char *s)
-{
-    return parse_name(istate_names, WK_I_COUNT, s);
-}
-int wk_rstate_parse(const char *s)
-{
-    return parse_name(rstate_names, WK_RES_COUNT, s);
-}
-int wk_evstatus_parse(const char *s)
-{
-    return parse_name(evstatus_names, WK_EV_COUNT, s);
-}
-
 /* ---- events and the partition ------------------------------------------------- */
 
 wk_event *wk_event_new(int64_t event_id)
@@ -65,7 +19,7 @@ wk_event *wk_event_new(int64_t event_id)
     if (!ev)
         return NULL;
     ev->event_id = event_id;
-    ev->status = WK_EV_ON_SALE;
+    ev->status = Q_EVENT_ON_SALE;
     ev->hold_seconds = 900;
     ev->max_per_user = 8;
     strcpy(ev->currency, "USD");
@@ -440,10 +394,10 @@ void wk_part_batch_done(wk_part *p)
 static int sale_open(const wk_event *ev, int64_t ts_ms)
 {
     switch (ev->status) {
-    case WK_EV_ON_SALE:
-    case WK_EV_SOLD_OUT:
+    case Q_EVENT_ON_SALE:
+    case Q_EVENT_SOLD_OUT:
         return 1;
-    case WK_EV_SCHEDULED:
+    case Q_EVENT_SCHEDULED:
         return ts_ms >= ev->onsale_at_ms;
     default:
         return 0;
@@ -461,8 +415,8 @@ static int in_prequeue_window(const wk_event *ev, int64_t ts_ms)
 {
     return ev->prequeue_opens_at_ms > 0 && ts_ms >= ev->prequeue_opens_at_ms &&
            ts_ms < ev->onsale_at_ms &&
-           (ev->status == WK_EV_SCHEDULED || ev->status == WK_EV_ON_SALE ||
-            ev->status == WK_EV_SOLD_OUT);
+           (ev->status == Q_EVENT_SCHEDULED || ev->status == Q_EVENT_ON_SALE ||
+            ev->status == Q_EVENT_SOLD_OUT);
 }
 
 /* Does a cap keep ev from granting a hold now? */
@@ -490,7 +444,7 @@ static int sold_out(const wk_event *ev)
 static void forget(wk_part *p, wk_intent *in)
 {
     heap_remove(p, in);
-    if (in->state == WK_I_WAITING)
+    if (in->state == Q_INTENT_WAITING)
         unwait(in->ev, in);
     wk_map_del(&p->intents, in->seq);
     if (wk_map_get(&in->ev->users, in->user_id) == in)
@@ -505,16 +459,16 @@ static int reserve(wk_part *p, wk_intent *in, const uint32_t *seats, int n, int6
     int hold = p->cfg.hold_seconds_override > 0 ? p->cfg.hold_seconds_override : ev->hold_seconds;
     in->total_cents = 0;
     for (int i = 0; i < n; i++) {
-        wk_inv_set(&ev->inv, seats[i], WK_SEAT_HELD);
+        wk_inv_set(&ev->inv, seats[i], Q_SEAT_HELD);
         in->seats[i] = seats[i];
         in->total_cents += ev->inv.price[seats[i]];
-        int rc = fx_seat(p, ev, seats[i], WK_SEAT_HELD, in->seq);
+        int rc = fx_seat(p, ev, seats[i], Q_SEAT_HELD, in->seq);
         if (rc)
             return rc;
     }
     in->nseats = (uint8_t)n;
-    in->state = WK_I_RESERVED;
-    in->res_state = WK_RES_HELD;
+    in->state = Q_INTENT_RESERVED;
+    in->res_state = Q_RES_HELD;
     in->expires_ms = now_ms + (int64_t)hold * 1000;
     admission_charge(ev, now_ms);
     int rc = heap_push(p, in);
@@ -524,7 +478,7 @@ static int reserve(wk_part *p, wk_intent *in, const uint32_t *seats, int n, int6
     if (!r)
         return ONS_ENOMEM;
     r->res_new = 1;
-    return fx_intent(p, in, WK_R_NONE, 1);
+    return fx_intent(p, in, Q_REASON_NONE, 1);
 }
 
 /* Gives a reservation's seats back and ends the intent as state/reason. */
@@ -532,8 +486,8 @@ static int end_reservation(wk_part *p, wk_intent *in, int istate, int rstate, in
 {
     wk_event *ev = in->ev;
     for (int i = 0; i < in->nseats; i++) {
-        wk_inv_set(&ev->inv, in->seats[i], WK_SEAT_AVAILABLE);
-        int rc = fx_seat(p, ev, in->seats[i], WK_SEAT_AVAILABLE, -1);
+        wk_inv_set(&ev->inv, in->seats[i], Q_SEAT_AVAILABLE);
+        int rc = fx_seat(p, ev, in->seats[i], Q_SEAT_AVAILABLE, -1);
         if (rc)
             return rc;
     }
@@ -570,11 +524,11 @@ static wk_req req_of(const wk_intent *in)
 static void sync_sold_out(wk_event *ev)
 {
     int now_sold_out = sold_out(ev);
-    if (ev->status == WK_EV_ON_SALE && now_sold_out) {
-        ev->status = WK_EV_SOLD_OUT;
+    if (ev->status == Q_EVENT_ON_SALE && now_sold_out) {
+        ev->status = Q_EVENT_SOLD_OUT;
         ev->status_dirty = 1;
-    } else if (ev->status == WK_EV_SOLD_OUT && !now_sold_out) {
-        ev->status = WK_EV_ON_SALE;
+    } else if (ev->status == Q_EVENT_SOLD_OUT && !now_sold_out) {
+        ev->status = Q_EVENT_ON_SALE;
         ev->status_dirty = 1;
     }
 }
@@ -591,7 +545,7 @@ static int reject_unfulfillable(wk_part *p, wk_event *ev)
     ev->fit_gen = ev->inv.shrink_gen;
     /* Answers for "any section, any price", the requests whose check walks
      * every section: -1 = not asked yet. */
-    int8_t any[2][WK_MAX_QTY + 1];
+    int8_t any[2][Q_MAX_SEATS + 1];
     memset(any, -1, sizeof any);
     for (wk_intent *in = ev->whead, *next; in; in = next) {
         next = in->wnext;
@@ -601,7 +555,7 @@ static int reject_unfulfillable(wk_part *p, wk_event *ev)
             *memo = (int8_t)wk_inv_could_fit(&ev->inv, &r);
         if (memo ? *memo : wk_inv_could_fit(&ev->inv, &r))
             continue;
-        int rc = end_waiting(p, in, WK_I_REJECTED, WK_R_INSUFFICIENT);
+        int rc = end_waiting(p, in, Q_INTENT_REJECTED, Q_REASON_INSUFFICIENT_SEATS);
         if (rc)
             return rc;
     }
@@ -616,7 +570,7 @@ static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
         return 0;
     if (sold_out(ev)) {
         while (ev->whead) {
-            int rc = end_waiting(p, ev->whead, WK_I_REJECTED, WK_R_SOLD_OUT);
+            int rc = end_waiting(p, ev->whead, Q_INTENT_REJECTED, Q_REASON_SOLD_OUT);
             if (rc)
                 return rc;
         }
@@ -626,18 +580,18 @@ static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
     if (err)
         return err;
     /* left[q]: waiting intents of quantity q not yet visited. */
-    int64_t left[WK_MAX_QTY + 1];
+    int64_t left[Q_MAX_SEATS + 1];
     memcpy(left, ev->waiting_by_qty, sizeof left);
     wk_intent *in = ev->whead;
     while (in && ev->inv.available > 0 && !admission_blocked(ev, now_ms)) {
         int64_t fits = 0;
-        for (int q = 1; q <= WK_MAX_QTY && q <= ev->inv.available; q++)
+        for (int q = 1; q <= Q_MAX_SEATS && q <= ev->inv.available; q++)
             fits += left[q];
         if (fits == 0)
             break;
         wk_intent *next = in->wnext;
         left[in->qty]--;
-        uint32_t seats[WK_MAX_QTY];
+        uint32_t seats[Q_MAX_SEATS];
         wk_req r = req_of(in);
         if (in->qty <= ev->inv.available && wk_inv_find(&ev->inv, &r, WK_FIND_FREE, seats)) {
             waiting_remove(ev, in);
@@ -683,7 +637,7 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     r->adjacent = (uint8_t)(m->adjacent != 0);
     snprintf(r->section, sizeof r->section, "%s", m->section);
     r->ev = ev;
-    r->state = WK_I_REJECTED;
+    r->state = Q_INTENT_REJECTED;
 
     int section = -1;
     int window = in_prequeue_window(ev, ts_ms);
@@ -692,30 +646,30 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
                      "behind it (raise draw.close_ms)",
                      (long long)ev->event_id, (long long)seq);
     if (!window && !sale_open(ev, ts_ms))
-        r->reason = WK_R_SALE_CLOSED;
-    else if (m->quantity > ev->max_per_user || m->quantity > WK_MAX_QTY)
-        r->reason = WK_R_INSUFFICIENT;
+        r->reason = Q_REASON_SALE_CLOSED;
+    else if (m->quantity > ev->max_per_user || m->quantity > Q_MAX_SEATS)
+        r->reason = Q_REASON_INSUFFICIENT_SEATS;
     else if (wk_map_get(&ev->users, m->user_id))
-        r->reason = WK_R_DUPLICATE;
+        r->reason = Q_REASON_DUPLICATE;
     else if (sold_out(ev))
-        r->reason = WK_R_SOLD_OUT;
+        r->reason = Q_REASON_SOLD_OUT;
     else if (m->section[0] && (section = wk_inv_section_by_name(&ev->inv, m->section)) < 0)
-        r->reason = WK_R_INSUFFICIENT;
-    if (r->reason != WK_R_NONE)
+        r->reason = Q_REASON_INSUFFICIENT_SEATS;
+    if (r->reason != Q_REASON_NONE)
         return fx_touch_event(p, ev);
 
     wk_req req = {m->quantity, section, m->max_price_cents, m->adjacent != 0};
-    uint32_t seats[WK_MAX_QTY];
+    uint32_t seats[Q_MAX_SEATS];
     int mode;
     /* A cap that binds keeps a new fan behind those waiting, in order. */
     if (!draw_pending(ev) && !admission_blocked(ev, now_ms) &&
         !(ev->whead && (ev->max_active_holds > 0 || ev->admissions_per_minute > 0)) &&
         wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
-        mode = WK_I_RESERVED;
+        mode = Q_INTENT_RESERVED;
     else if (wk_inv_could_fit(&ev->inv, &req))
-        mode = WK_I_WAITING;
+        mode = Q_INTENT_WAITING;
     else {
-        r->reason = WK_R_INSUFFICIENT;
+        r->reason = Q_REASON_INSUFFICIENT_SEATS;
         return fx_touch_event(p, ev);
     }
 
@@ -731,16 +685,16 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     in->section = (int16_t)section;
     in->qty = (uint8_t)m->quantity;
     in->adjacent = (uint8_t)(m->adjacent != 0);
-    in->state = WK_I_QUEUED;
+    in->state = Q_INTENT_QUEUED;
     if (wk_map_put(&p->intents, seq, in) != 0) {
         free(in);
         return ONS_ENOMEM;
     }
     if (wk_map_put(&ev->users, in->user_id, in) != 0)
         return ONS_ENOMEM; /* in is reachable through p->intents: freed with p */
-    if (mode == WK_I_RESERVED)
+    if (mode == Q_INTENT_RESERVED)
         return reserve(p, in, seats, m->quantity, now_ms);
-    in->state = WK_I_WAITING;
+    in->state = Q_INTENT_WAITING;
     if (window && !ev->drawn) {
         int rc = pre_add(ev, in);
         if (rc)
@@ -748,7 +702,7 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     } else {
         waiting_append(ev, in);
     }
-    return fx_intent(p, in, WK_R_NONE, 0);
+    return fx_intent(p, in, Q_REASON_NONE, 0);
 }
 
 /* Remembers that the intent at offset (not applied yet) is cancelled. */
@@ -786,8 +740,8 @@ static int apply_tombstoned(wk_part *p, wk_event *ev, const q_msg *m, int64_t se
     r->adjacent = (uint8_t)(m->adjacent != 0);
     snprintf(r->section, sizeof r->section, "%s", m->section);
     r->ev = ev;
-    r->state = WK_I_RELEASED;
-    r->reason = WK_R_NONE;
+    r->state = Q_INTENT_RELEASED;
+    r->reason = Q_REASON_NONE;
     return fx_touch_event(p, ev);
 }
 
@@ -808,20 +762,20 @@ static int apply_cancel(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms
         return 0;
     }
     int rc = 0;
-    if (in->state == WK_I_WAITING && m->cancel_kind == Q_CANCEL_INTENT) {
-        rc = end_waiting(p, in, WK_I_RELEASED, WK_R_NONE);
-    } else if (in->state == WK_I_RESERVED) {
-        rc = end_reservation(p, in, WK_I_RELEASED, WK_RES_RELEASED, WK_R_NONE);
+    if (in->state == Q_INTENT_WAITING && m->cancel_kind == Q_CANCEL_INTENT) {
+        rc = end_waiting(p, in, Q_INTENT_RELEASED, Q_REASON_NONE);
+    } else if (in->state == Q_INTENT_RESERVED) {
+        rc = end_reservation(p, in, Q_INTENT_RELEASED, Q_RES_RELEASED, Q_REASON_NONE);
         if (rc == 0)
             rc = serve_waiting(p, ev, now_ms);
-    } else if (in->state == WK_I_PAYING) {
+    } else if (in->state == Q_INTENT_PAYING) {
         /* A paying hold belongs to the payment saga until its result comes
          * back; ingress refuses such cancels with 409 payment_in_progress, so
          * only one produced before the checkout was applied lands here. */
         ons_log_info("cancel of intent %lld ignored: payment in progress", (long long)seq);
     } else {
         ons_log_info("cancel of intent %lld ignored in state %s", (long long)seq,
-                     wk_istate_name(in->state));
+                     q_intent_state_name(in->state));
     }
     return rc;
 }
@@ -834,10 +788,11 @@ static int close_sale(wk_part *p, wk_event *ev, const char *why)
 {
     int rc;
     while (ev->whead)
-        if ((rc = end_waiting(p, ev->whead, WK_I_REJECTED, WK_R_SALE_CLOSED)) != 0)
+        if ((rc = end_waiting(p, ev->whead, Q_INTENT_REJECTED, Q_REASON_SALE_CLOSED)) != 0)
             return rc;
     while (ev->npre)
-        if ((rc = end_waiting(p, ev->pre[ev->npre - 1], WK_I_REJECTED, WK_R_SALE_CLOSED)) != 0)
+        if ((rc = end_waiting(p, ev->pre[ev->npre - 1], Q_INTENT_REJECTED, Q_REASON_SALE_CLOSED)) !=
+            0)
             return rc;
     /* Collect first: ending an intent deletes it from the map being walked. */
     size_t n = 0;
@@ -846,15 +801,15 @@ static int close_sale(wk_part *p, wk_event *ev, const char *why)
         return ONS_ENOMEM;
     for (size_t i = 0; i < ev->users.cap; i++) {
         wk_intent *in = ev->users.slots[i].val;
-        if (in && (in->state == WK_I_RESERVED || in->state == WK_I_PAYING))
+        if (in && (in->state == Q_INTENT_RESERVED || in->state == Q_INTENT_PAYING))
             live[n++] = in;
     }
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (live[i]->state == WK_I_PAYING)
+        if (live[i]->state == Q_INTENT_PAYING)
             rc = wk_co_paying_closed(p, live[i], why);
         if (rc == 0)
-            rc = end_reservation(p, live[i], WK_I_RELEASED, WK_RES_RELEASED, WK_R_CANCELLED);
+            rc = end_reservation(p, live[i], Q_INTENT_RELEASED, Q_RES_RELEASED, Q_REASON_CANCELLED);
     }
     free(live);
     return rc;
@@ -866,16 +821,16 @@ static int close_sale(wk_part *p, wk_event *ev, const char *why)
  * brings a paused one back as scheduled until its onsale_at. */
 static int next_status(const wk_event *ev, int to, int64_t when_ms)
 {
-    if (ev->status == WK_EV_CANCELLED || ev->status == WK_EV_ENDED || to == ev->status)
+    if (ev->status == Q_EVENT_CANCELLED || ev->status == Q_EVENT_ENDED || to == ev->status)
         return -1;
     switch (to) {
-    case WK_EV_ON_SALE:
-        if (ev->status != WK_EV_PAUSED)
+    case Q_EVENT_ON_SALE:
+        if (ev->status != Q_EVENT_PAUSED)
             return -1;
-        return when_ms < ev->onsale_at_ms ? WK_EV_SCHEDULED : WK_EV_ON_SALE;
-    case WK_EV_PAUSED:
-    case WK_EV_CANCELLED:
-    case WK_EV_ENDED:
+        return when_ms < ev->onsale_at_ms ? Q_EVENT_SCHEDULED : Q_EVENT_ON_SALE;
+    case Q_EVENT_PAUSED:
+    case Q_EVENT_CANCELLED:
+    case Q_EVENT_ENDED:
         return to;
     default:
         return -1;
@@ -890,27 +845,27 @@ static int set_status(wk_part *p, wk_event *ev, int st, int64_t now_ms)
     int rc = fx_touch_event(p, ev);
     if (rc)
         return rc;
-    ons_log_info("event %lld status %s", (long long)ev->event_id, wk_evstatus_name(st));
-    if (st == WK_EV_CANCELLED) {
-        if ((rc = close_sale(p, ev, "cancelled")) != 0)
+    ons_log_info("event %lld status %s", (long long)ev->event_id, q_event_status_name(st));
+    if (st == Q_EVENT_CANCELLED) {
+        if ((rc = close_sale(p, ev, q_order_reason_name(Q_ORDER_REASON_CANCELLED))) != 0)
             return rc;
         return wk_co_void_tickets(p, ev);
     }
-    if (st == WK_EV_ENDED)
-        return close_sale(p, ev, "ended");
-    if (st == WK_EV_ON_SALE)
+    if (st == Q_EVENT_ENDED)
+        return close_sale(p, ev, q_order_reason_name(Q_ORDER_REASON_ENDED));
+    if (st == Q_EVENT_ON_SALE)
         return serve_waiting(p, ev, now_ms);
     return 0;
 }
 
 static int apply_status(wk_part *p, wk_event *ev, const q_msg *m, int64_t when_ms, int64_t now_ms)
 {
-    int to = wk_evstatus_parse(m->status);
+    int to = q_event_status_parse(m->status);
     int st = to < 0 ? -1 : next_status(ev, to, when_ms);
     if (st < 0) {
         if (to != ev->status)
             ons_log_info("event %lld: status %s ignored (the sale is %s)", (long long)ev->event_id,
-                         m->status, wk_evstatus_name(ev->status));
+                         m->status, q_event_status_name(ev->status));
         return fx_touch_event(p, ev);
     }
     return set_status(p, ev, st, now_ms);
@@ -919,7 +874,7 @@ static int apply_status(wk_part *p, wk_event *ev, const q_msg *m, int64_t when_m
 /* Has ev's show started at least end_grace_ms ago while its sale is open? */
 static int end_due(const wk_part *p, const wk_event *ev, int64_t now_ms)
 {
-    return ev->starts_at_ms > 0 && ev->status != WK_EV_CANCELLED && ev->status != WK_EV_ENDED &&
+    return ev->starts_at_ms > 0 && ev->status != Q_EVENT_CANCELLED && ev->status != Q_EVENT_ENDED &&
            now_ms >= ev->starts_at_ms + p->cfg.end_grace_ms;
 }
 
@@ -930,7 +885,7 @@ int wk_part_end_due(wk_part *p, int64_t now_ms)
         wk_event *ev = p->events.slots[i].val;
         if (!ev || !end_due(p, ev, now_ms))
             continue;
-        int rc = set_status(p, ev, WK_EV_ENDED, now_ms);
+        int rc = set_status(p, ev, Q_EVENT_ENDED, now_ms);
         if (rc)
             return rc;
         n++;
@@ -942,7 +897,7 @@ int wk_part_end_due(wk_part *p, int64_t now_ms)
 
 static int draw_due(const wk_part *p, const wk_event *ev, int64_t now_ms)
 {
-    return draw_pending(ev) && ev->status != WK_EV_CANCELLED && ev->status != WK_EV_ENDED &&
+    return draw_pending(ev) && ev->status != Q_EVENT_CANCELLED && ev->status != Q_EVENT_ENDED &&
            now_ms >= ev->onsale_at_ms + p->cfg.draw_close_ms;
 }
 
@@ -989,7 +944,7 @@ static int make_draw(wk_part *p, wk_event *ev, int64_t now_ms)
     }
     int rc = fx_touch_event(p, ev);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = fx_intent(p, e[i].in, WK_R_NONE, 0);
+        rc = fx_intent(p, e[i].in, Q_REASON_NONE, 0);
     free(e);
     if (rc)
         return rc;
@@ -1071,7 +1026,7 @@ int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int
         return rc;
     /* A show that is over ends its sale before anything else of it is
      * applied, also when no sweep saw it yet (an event loaded just now). */
-    if (end_due(p, ev, now_ms) && (rc = set_status(p, ev, WK_EV_ENDED, now_ms)) != 0)
+    if (end_due(p, ev, now_ms) && (rc = set_status(p, ev, Q_EVENT_ENDED, now_ms)) != 0)
         return rc;
     if (draw_due(p, ev, now_ms) && (rc = make_draw(p, ev, now_ms)) != 0)
         return rc;
@@ -1150,9 +1105,9 @@ int wk_part_expire(wk_part *p, int64_t now_ms, size_t max)
     while (p->nheap > 0 && n < max && p->heap[0]->expires_ms <= now_ms) {
         wk_intent *in = p->heap[0];
         wk_event *ev = in->ev;
-        if (in->state == WK_I_PAYING && (rc = wk_co_paying_expired(p, in)) != 0)
+        if (in->state == Q_INTENT_PAYING && (rc = wk_co_paying_expired(p, in)) != 0)
             return rc;
-        if ((rc = end_reservation(p, in, WK_I_EXPIRED, WK_RES_EXPIRED, WK_R_NONE)) != 0)
+        if ((rc = end_reservation(p, in, Q_INTENT_EXPIRED, Q_RES_EXPIRED, Q_REASON_NONE)) != 0)
             return rc;
         n++;
         size_t k = 0;
@@ -1189,13 +1144,13 @@ int wk_part_add_loaded(wk_part *p, wk_event *ev, wk_intent *in)
     }
     if (wk_map_put(&ev->users, in->user_id, in) != 0)
         return ONS_ENOMEM; /* freed with p */
-    if (in->state == WK_I_WAITING && in_prequeue_window(ev, in->accepted_ms))
+    if (in->state == Q_INTENT_WAITING && in_prequeue_window(ev, in->accepted_ms))
         return pre_add(ev, in); /* drawn again, to the same order, when due */
-    if (in->state == WK_I_WAITING)
+    if (in->state == Q_INTENT_WAITING)
         waiting_append(ev, in);
-    else if (in->state == WK_I_RESERVED && in->res_state == WK_RES_HELD)
+    else if (in->state == Q_INTENT_RESERVED && in->res_state == Q_RES_HELD)
         return heap_push(p, in);
-    else if (in->state == WK_I_PAYING && in->res_state == WK_RES_PAYING) {
+    else if (in->state == Q_INTENT_PAYING && in->res_state == Q_RES_PAYING) {
         /* The paying grace of checkout.h, counted from the stored hold. */
         in->expires_ms += (int64_t)p->cfg.paying_grace_seconds * 1000;
         return heap_push(p, in);

@@ -50,10 +50,10 @@ void wk_project_free(wk_project *pj)
 int wk_result_ended(const wk_fx_intent *r)
 {
     switch (r->state) {
-    case WK_I_REJECTED:
-    case WK_I_EXPIRED:
-    case WK_I_RELEASED:
-    case WK_I_PURCHASED:
+    case Q_INTENT_REJECTED:
+    case Q_INTENT_EXPIRED:
+    case Q_INTENT_RELEASED:
+    case Q_INTENT_PURCHASED:
         return 1;
     default:
         return 0;
@@ -187,10 +187,10 @@ static int reservation_json(jbuf *b, const wk_fx_intent *r, const char *secret)
 
 int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
 {
-    const char *reason = wk_reason_name(r->reason);
+    const char *reason = q_reason_name(r->reason);
     jbuf b = {0};
     jb_lit(&b, "{\"state\":");
-    jb_str(&b, wk_istate_name(r->state));
+    jb_str(&b, q_intent_state_name(r->state));
     jb_lit(&b, ",\"event_id\":");
     jb_int(&b, r->event_id);
     jb_lit(&b, ",\"reason\":");
@@ -205,7 +205,8 @@ int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
         jb_int(&b, r->draw_rank);
     }
     jb_lit(&b, ",\"reservation\":");
-    if (r->state == WK_I_RESERVED || r->state == WK_I_PAYING || r->state == WK_I_PURCHASED) {
+    if (r->state == Q_INTENT_RESERVED || r->state == Q_INTENT_PAYING ||
+        r->state == Q_INTENT_PURCHASED) {
         if (reservation_json(&b, r, secret) != 0)
             b.oom = 1;
     } else {
@@ -302,7 +303,7 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
         e->sold_out = ev->inv.available == 0 && ev->inv.held == 0;
         /* The owner is the only writer of the sale status (PostgreSQL and
          * this projection): ingress reads it here on a join. */
-        e->status = wk_evstatus_name(ev->status);
+        e->status = q_event_status_name(ev->status);
     }
     if (rc == 0)
         rc = q_status_publish(pj->st, p->partition, p->next_offset, rate, pj->res, nres, pj->evs,

@@ -251,8 +251,8 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
             rc = ONS_ENOMEM;
             break;
         }
-        int status = wk_evstatus_parse(PQgetvalue(r, i, 1));
-        ev->status = status < 0 ? WK_EV_PAUSED : status;
+        int status = q_event_status_parse(PQgetvalue(r, i, 1));
+        ev->status = status < 0 ? Q_EVENT_PAUSED : status;
         ev->onsale_at_ms = to_i64(PQgetvalue(r, i, 2));
         ev->hold_seconds = (int)to_i64(PQgetvalue(r, i, 3));
         ev->max_per_user = (int)to_i64(PQgetvalue(r, i, 4));
@@ -364,28 +364,28 @@ static int load_intents(wk_store *st, wk_part *p, const char *ids, load_set *ls)
             }
             in->seq = to_i64(PQgetvalue(r, 0, 0));
             in->user_id = to_i64(PQgetvalue(r, 0, 1));
-            int istate = wk_istate_parse(PQgetvalue(r, 0, 2));
+            int istate = q_intent_state_parse(PQgetvalue(r, 0, 2));
             in->qty = (uint8_t)to_i64(PQgetvalue(r, 0, 3));
             const char *sec = PQgetvalue(r, 0, 4);
             in->section = (int16_t)(sec[0] ? section_index(lc, sec) : -1);
             in->max_price = to_i64(PQgetvalue(r, 0, 5));
             in->adjacent = PQgetvalue(r, 0, 6)[0] == 't';
             in->accepted_ms = to_i64(PQgetvalue(r, 0, 7));
-            int rstate = wk_rstate_parse(PQgetvalue(r, 0, 8));
+            int rstate = q_res_state_parse(PQgetvalue(r, 0, 8));
             in->total_cents = to_i64(PQgetvalue(r, 0, 9));
             in->expires_ms = to_i64(PQgetvalue(r, 0, 10));
             in->state = (uint8_t)istate;
-            in->res_state = (uint8_t)(rstate < 0 ? WK_RES_NONE : rstate);
-            if (in->qty < 1 || in->qty > WK_MAX_QTY || (sec[0] && in->section < 0) ||
-                (istate != WK_I_WAITING && in->res_state != WK_RES_HELD &&
-                 in->res_state != WK_RES_PAYING)) {
+            in->res_state = (uint8_t)(rstate < 0 ? Q_RES_NONE : rstate);
+            if (in->qty < 1 || in->qty > Q_MAX_SEATS || (sec[0] && in->section < 0) ||
+                (istate != Q_INTENT_WAITING && in->res_state != Q_RES_HELD &&
+                 in->res_state != Q_RES_PAYING)) {
                 /* Not a shape this worker could have written: keep the seats
                  * it holds out of play, but never allocate for it. */
                 ons_log_warn("event %" PRId64 ": intent %" PRId64 " has an unexpected shape",
                              ev->event_id, in->seq);
-                if (in->qty < 1 || in->qty > WK_MAX_QTY)
+                if (in->qty < 1 || in->qty > Q_MAX_SEATS)
                     in->qty = 1;
-                if (istate == WK_I_WAITING)
+                if (istate == Q_INTENT_WAITING)
                     in->section = -1;
             }
             int e = wk_part_add_loaded(p, ev, in);
@@ -416,15 +416,6 @@ static int split_fields(char *line, char **f, int n)
     return k;
 }
 
-static int seat_state_parse(const char *s)
-{
-    static const char *names[] = {"available", "held", "paying", "sold"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
-}
-
 /* One seat row of COPY into its event's inventory; held seats go to their
  * intents. */
 static int load_seat_row(wk_part *p, load_set *ls, char **f)
@@ -445,16 +436,15 @@ static int load_seat_row(wk_part *p, load_set *ls, char **f)
             return rc;
         lc->cur = k;
     }
-    int state = seat_state_parse(f[5]);
+    int state = q_seat_state_parse(f[5]);
     int64_t rid = to_i64(f[6]);
-    int idx =
-        wk_inv_add_seat(&ev->inv, (int32_t)to_i64(f[1]), (int32_t)to_i64(f[2]),
-                        (int32_t)to_i64(f[3]), to_i64(f[4]), state < 0 ? WK_SEAT_SOLD : state);
+    int idx = wk_inv_add_seat(&ev->inv, (int32_t)to_i64(f[1]), (int32_t)to_i64(f[2]),
+                              (int32_t)to_i64(f[3]), to_i64(f[4]), state < 0 ? Q_SEAT_SOLD : state);
     if (idx < 0)
         return idx;
-    if (rid >= 0 && state != WK_SEAT_SOLD) {
+    if (rid >= 0 && state != Q_SEAT_SOLD) {
         wk_intent *in = wk_part_intent(p, rid);
-        if (in && in->ev == ev && in->nseats < WK_MAX_QTY)
+        if (in && in->ev == ev && in->nseats < Q_MAX_SEATS)
             in->seats[in->nseats++] = (uint32_t)idx;
         else
             ons_log_warn("event %" PRId64 ": seat %s held by %" PRId64 " without a live intent",
@@ -565,7 +555,7 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
         ons_log_info("loaded event %" PRId64 ": %zu seats (%" PRId64 " available, %" PRId64
                      " held, %" PRId64 " sold), %" PRId64 " waiting, status %s, in %.3f s",
                      ev->event_id, ev->inv.nseats, ev->inv.available, ev->inv.held, ev->inv.sold,
-                     ev->nwaiting, wk_evstatus_name(ev->status), dt);
+                     ev->nwaiting, q_event_status_name(ev->status), dt);
     } else if (ls.n > 1) {
         ons_log_info("loaded %zu events of partition %d in %.3f s", ls.n, (int)p->partition, dt);
     }
@@ -728,12 +718,6 @@ static int exec_arrays(wk_store *st, const char *what, const char *sql, wk_pgarr
 
 /* ---- the batch transaction ------------------------------------------------------ */
 
-static const char *seat_state_name(int s)
-{
-    static const char *names[] = {"available", "held", "paying", "sold"};
-    return s >= 0 && s < 4 ? names[s] : "sold";
-}
-
 static int write_intents(wk_store *st, const wk_fx *fx, wk_pgarr *a)
 {
     int rc, any = 0;
@@ -746,9 +730,9 @@ static int write_intents(wk_store *st, const wk_fx *fx, wk_pgarr *a)
             continue;
         any = 1;
         wk_pgarr_int(&a[0], r->seq);
-        wk_pgarr_text(&a[1], wk_istate_name(r->state));
-        wk_pgarr_text(&a[2], wk_reason_name(r->reason));
-        if (r->res_state != WK_RES_NONE)
+        wk_pgarr_text(&a[1], q_intent_state_name(r->state));
+        wk_pgarr_text(&a[2], q_reason_name(r->reason));
+        if (r->res_state != Q_RES_NONE)
             wk_pgarr_int(&a[3], r->seq);
         else
             wk_pgarr_null(&a[3]);
@@ -777,9 +761,9 @@ static int write_intents(wk_store *st, const wk_fx *fx, wk_pgarr *a)
         wk_pgarr_text0(&a[6], r->section);
         wk_pgarr_int0(&a[7], r->max_price);
         wk_pgarr_text(&a[8], r->adjacent ? "t" : "f");
-        wk_pgarr_text(&a[9], wk_istate_name(r->state));
-        wk_pgarr_text(&a[10], wk_reason_name(r->reason));
-        if (r->res_state != WK_RES_NONE)
+        wk_pgarr_text(&a[9], q_intent_state_name(r->state));
+        wk_pgarr_text(&a[10], q_reason_name(r->reason));
+        if (r->res_state != Q_RES_NONE)
             wk_pgarr_int(&a[11], r->seq);
         else
             wk_pgarr_null(&a[11]);
@@ -813,7 +797,7 @@ static int write_reservations(wk_store *st, const wk_fx *fx, wk_pgarr *a)
         wk_pgarr_int(&a[0], r->seq);
         wk_pgarr_int(&a[1], r->event_id);
         wk_pgarr_int(&a[2], r->user_id);
-        wk_pgarr_text(&a[3], wk_rstate_name(r->res_state));
+        wk_pgarr_text(&a[3], q_res_state_name(r->res_state));
         wk_pgarr_int(&a[4], r->nseats);
         wk_pgarr_int(&a[5], r->total_cents);
         wk_pgarr_text(&a[6], r->ev->currency);
@@ -834,11 +818,11 @@ static int write_reservations(wk_store *st, const wk_fx *fx, wk_pgarr *a)
     wk_pgarrs_reset(a, 2);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
-        if (r->res_new || !r->res_changed || r->res_state == WK_RES_NONE)
+        if (r->res_new || !r->res_changed || r->res_state == Q_RES_NONE)
             continue;
         any = 1;
         wk_pgarr_int(&a[0], r->seq);
-        wk_pgarr_text(&a[1], wk_rstate_name(r->res_state));
+        wk_pgarr_text(&a[1], q_res_state_name(r->res_state));
     }
     if (any && (rc = exec_arrays(st, "update reservations",
                                  "UPDATE reservations r SET state = u.state, updated_at = now() "
@@ -873,7 +857,7 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
             const wk_fx_seat *s = order[i];
             wk_pgarr_int(&a[0], s->event_id);
             wk_pgarr_int(&a[1], s->seat_no);
-            wk_pgarr_text(&a[2], seat_state_name(s->state));
+            wk_pgarr_text(&a[2], q_seat_state_name(s->state));
             if (s->reservation_id >= 0)
                 wk_pgarr_int(&a[3], s->reservation_id);
             else
@@ -895,7 +879,7 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
             continue;
         any = 1;
         wk_pgarr_int(&a[0], ev->event_id);
-        wk_pgarr_text(&a[1], wk_evstatus_name(ev->status));
+        wk_pgarr_text(&a[1], q_event_status_name(ev->status));
     }
     if (any && (rc = exec_arrays(st, "update events",
                                  "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "

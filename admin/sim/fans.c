@@ -25,6 +25,7 @@
 #include "admin/sim/sim.h"
 #include "common/auth.h"
 #include "common/err.h"
+#include "queue/states.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -43,20 +44,8 @@
 #define TOKEN_SLACK  3600
 #define DRAIN_MS     10000 /* in-flight requests get this long at the end */
 
-const char *const sim_state_names[] = {"queued",    "waiting",  "reserved", "paying",
-                                       "purchased", "rejected", "expired",  "released"};
-enum {
-    S_QUEUED,
-    S_WAITING,
-    S_RESERVED,
-    S_PAYING,
-    S_PURCHASED,
-    S_REJECTED,
-    S_EXPIRED,
-    S_RELEASED,
-    S_COUNT,
-    S_NONE = 0xff
-};
+/* A fan with no intent state yet; otherwise state is an enum q_intent_state. */
+enum { S_NONE = 0xff };
 
 const char *const sim_outcome_names[] = {"none",    "refused",   "sold_out", "rejected",
                                          "kept",    "purchased", "released", "expired",
@@ -232,24 +221,16 @@ static void fan_done(sim *s, sim_fan *fan, enum sim_outcome o)
     fan->token = NULL;
 }
 
-static int state_index(const char *name)
-{
-    for (int i = 0; i < S_COUNT; i++)
-        if (strcmp(name, sim_state_names[i]) == 0)
-            return i;
-    return -1;
-}
-
 static void log_answer(sim *s, const sim_fan *fan, int64_t pos)
 {
     if (!s->log)
         return;
     if (pos >= 0)
         fprintf(s->log, "%" PRId64 "\t%s\t%" PRId64 "\t%s\t%" PRId64 "\n", fan->user_id,
-                fan->intent_id, sim_now_ms(s), sim_state_names[fan->state], pos);
+                fan->intent_id, sim_now_ms(s), q_intent_state_name(fan->state), pos);
     else
         fprintf(s->log, "%" PRId64 "\t%s\t%" PRId64 "\t%s\t-\n", fan->user_id, fan->intent_id,
-                sim_now_ms(s), sim_state_names[fan->state]);
+                sim_now_ms(s), q_intent_state_name(fan->state));
 }
 
 /* Error code string of an {"error":{"code":...}} body, or "". */
@@ -331,7 +312,7 @@ static void join_answer(void *arg, const sim_http_resp *r)
         if (s->first_join_ms < 0)
             s->first_join_ms = fan->join_ms;
         snprintf(fan->intent_id, sizeof fan->intent_id, "%s", json_string_value(id));
-        fan->state = S_QUEUED;
+        fan->state = Q_INTENT_QUEUED;
         if (json_is_integer(pos))
             note_eta(fan, j, now); /* a prequeued join has no place yet */
         fan->last_pos = json_is_integer(pos) ? json_integer_value(pos) : -1;
@@ -518,7 +499,7 @@ static void poll_answer(void *arg, const sim_http_resp *r)
         goto done;
     }
     json_t *st = json_object_get(j, "state");
-    int idx = json_is_string(st) ? state_index(json_string_value(st)) : -1;
+    int idx = json_is_string(st) ? q_intent_state_parse(json_string_value(st)) : -1;
     if (r->status != 200 || idx < 0) {
         char code[48];
         error_code(j, code, sizeof code);
@@ -531,28 +512,28 @@ static void poll_answer(void *arg, const sim_http_resp *r)
     int64_t p = json_is_integer(pos) ? json_integer_value(pos) : -1;
     if (idx != fan->state)
         s->last_change_ms = now;
-    if (fan->state == S_QUEUED && idx != S_QUEUED && fan->served_ms < 0)
+    if (fan->state == Q_INTENT_QUEUED && idx != Q_INTENT_QUEUED && fan->served_ms < 0)
         fan->served_ms = now;
-    if (idx == S_QUEUED && p >= 0)
+    if (idx == Q_INTENT_QUEUED && p >= 0)
         note_eta(fan, j, now);
     fan->state = (uint8_t)idx;
     if (p >= 0)
         fan->last_pos = p;
     log_answer(s, fan, p);
-    if (idx != S_QUEUED && idx != S_WAITING && fan->answer_ms < 0) {
+    if (idx != Q_INTENT_QUEUED && idx != Q_INTENT_WAITING && fan->answer_ms < 0) {
         fan->answer_ms = now;
         sim_samples_add(&s->answer_lat, (double)(now - fan->join_ms), &s->rng);
     }
     switch (idx) {
-    case S_PAYING:
+    case Q_INTENT_PAYING:
         fan->saw_paying = 1;
         schedule_poll(s, f, j);
         break;
-    case S_QUEUED:
-    case S_WAITING:
+    case Q_INTENT_QUEUED:
+    case Q_INTENT_WAITING:
         schedule_poll(s, f, j);
         break;
-    case S_RESERVED:
+    case Q_INTENT_RESERVED:
         if (fan->plan == PLAN_NONE) {
             json_t *res = json_object_get(j, "reservation");
             json_t *rid = json_object_get(res, "reservation_id");
@@ -584,18 +565,19 @@ static void poll_answer(void *arg, const sim_http_resp *r)
             schedule_poll(s, f, j); /* expire plan, or the checkout/delete not applied yet */
         }
         break;
-    case S_PURCHASED:
+    case Q_INTENT_PURCHASED:
         fan_done(s, fan, O_PURCHASED);
         break;
-    case S_EXPIRED:
+    case Q_INTENT_EXPIRED:
         fan_done(s, fan, O_EXPIRED);
         break;
-    case S_RELEASED:
+    case Q_INTENT_RELEASED:
         fan_done(s, fan, O_RELEASED);
         break;
     default: { /* rejected */
         json_t *reason = json_object_get(j, "reason");
-        if (json_is_string(reason) && strcmp(json_string_value(reason), "sold_out") == 0) {
+        if (json_is_string(reason) &&
+            q_reason_parse(json_string_value(reason)) == Q_REASON_SOLD_OUT) {
             s->sold_out_answers++;
             if (s->sold_out_ms < 0)
                 s->sold_out_ms = now;
@@ -759,11 +741,11 @@ static void sample(sim *s)
             pt->fans_done++;
             if (f->outcome == O_KEPT)
                 pt->fans_reserved++;
-        } else if (f->state == S_QUEUED) {
+        } else if (f->state == Q_INTENT_QUEUED) {
             pt->fans_queued++;
-        } else if (f->state == S_WAITING) {
+        } else if (f->state == Q_INTENT_WAITING) {
             pt->fans_waiting++;
-        } else if (f->state == S_RESERVED || f->state == S_PAYING) {
+        } else if (f->state == Q_INTENT_RESERVED || f->state == Q_INTENT_PAYING) {
             pt->fans_reserved++;
         }
     }
@@ -854,7 +836,7 @@ static int settled(sim *s, int64_t now, long long *active)
         if (f->phase == P_DONE)
             continue;
         (*active)++;
-        if (!(f->phase == P_POLLING && f->state == S_WAITING && f->plan == PLAN_NONE))
+        if (!(f->phase == P_POLLING && f->state == Q_INTENT_WAITING && f->plan == PLAN_NONE))
             busy++;
     }
     return busy == 0 && now > s->last_arrival_ms && now - s->last_change_ms >= s->o.settle_ms;
@@ -925,11 +907,11 @@ int sim_fans_run(sim *s)
         if (f->phase == P_DONE)
             continue;
         f->heap_idx = -1;
-        if (f->state == S_WAITING)
+        if (f->state == Q_INTENT_WAITING)
             fan_done(s, f, O_WAITING);
-        else if (f->state == S_QUEUED)
+        else if (f->state == Q_INTENT_QUEUED)
             fan_done(s, f, O_QUEUED);
-        else if (f->state == S_RESERVED || f->state == S_PAYING)
+        else if (f->state == Q_INTENT_RESERVED || f->state == Q_INTENT_PAYING)
             fan_done(s, f, O_KEPT);
         else if (f->state == S_NONE)
             fan_done(s, f, O_NONE);

@@ -19,6 +19,7 @@
 #include "common/auth.h"
 #include "common/err.h"
 #include "common/opts.h"
+#include "queue/states.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -59,7 +60,7 @@ static const ons_opt opt_table[] = {
         "length of the burst: its fans arrive uniformly within it"),
     OPT("tail_seconds", ONS_OPT_INT, tail_seconds, 0, 3600, "10",
         "the other fans arrive as a Poisson process over this long after the burst"),
-    OPT("max_quantity", ONS_OPT_INT, max_quantity, 1, 10, "4",
+    OPT("max_quantity", ONS_OPT_INT, max_quantity, 1, Q_MAX_SEATS, "4",
         "each fan asks for 1..max_quantity seats (uniform)"),
     OPT("non_adjacent_prob", ONS_OPT_STR, non_adjacent_prob_s, 1, 32, "0.1",
         "share of fans accepting non-adjacent seats (0..1)"),

@@ -74,7 +74,7 @@ typedef struct sim_fan {
     uint32_t polls;
     uint16_t retries;
     uint8_t qty, adjacent;
-    uint8_t phase, plan, outcome, state; /* state: index into sim_state_names, 0xff none */
+    uint8_t phase, plan, outcome, state; /* state: enum q_intent_state, 0xff none */
     uint8_t seats_held, acted;
     uint8_t pay_attempts, saw_paying; /* checkout attempts made; PAYING seen since the last */
     uint8_t view_inflight;            /* an event view request is out */
@@ -150,7 +150,6 @@ struct sim {
     int audit_ran, audit_rc;
 };
 
-extern const char *const sim_state_names[]; /* "queued", ... "released" */
 extern const char *const sim_outcome_names[];
 
 /* main.c: sends the gateway fault knobs once checkout is seen working

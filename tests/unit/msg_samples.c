@@ -2,6 +2,7 @@
  * optional-field combination, for validate_messages.py to check against
  * schemas/messages/. */
 #include "queue/msg.h"
+#include "queue/states.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ int main(void)
                .target_offset = 99};
     rc |= emit(&c);
     c.cancel_kind = Q_CANCEL_RESERVATION;
-    c.reservation_id = (2LL << 40) | 99;
+    c.reservation_id = q_seq_make(2, 99);
     rc |= emit(&c);
     const char *st[] = {"on_sale", "paused", "cancelled", "ended"};
     for (int i = 0; i < 4; i++) {

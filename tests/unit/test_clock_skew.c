@@ -24,7 +24,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
     ck_assert_ptr_nonnull(ev);
     ev->hold_seconds = HOLD_SECS;
     ev->max_per_user = 4;
-    ev->status = WK_EV_SCHEDULED;
+    ev->status = Q_EVENT_SCHEDULED;
     ev->onsale_at_ms = OPENS;
     ev->starts_at_ms = NOW + INT64_C(30) * 86400 * 1000;
     ck_assert_int_eq(wk_inv_add_block(&ev->inv, 1, "A", 0, 1, 8, 5000), 0);
@@ -54,14 +54,14 @@ START_TEST(sale_opens_by_the_owners_clock)
     ck_assert_int_eq(wk_part_apply(p, &m, 0, NOW + SKEW, NOW), 0);
     ck_assert_ptr_null(wk_part_intent(p, q_seq_make(0, 0)));
     ck_assert_uint_eq(p->fx.nintents, 1);
-    ck_assert_int_eq(p->fx.intents[0].state, WK_I_REJECTED);
-    ck_assert_str_eq(wk_reason_name(p->fx.intents[0].reason), "sale_closed");
+    ck_assert_int_eq(p->fx.intents[0].state, Q_INTENT_REJECTED);
+    ck_assert_str_eq(q_reason_name(p->fx.intents[0].reason), "sale_closed");
     /* Once the owner's clock passed the opening, the same node's join is in. */
     q_msg m2 = join(2, OPENS + 1000 + SKEW);
     ck_assert_int_eq(wk_part_apply(p, &m2, 1, OPENS + 1000 + SKEW, OPENS + 1000), 0);
     const wk_intent *in = wk_part_intent(p, q_seq_make(0, 1));
     ck_assert_ptr_nonnull(in);
-    ck_assert_int_eq(in->state, WK_I_RESERVED);
+    ck_assert_int_eq(in->state, Q_INTENT_RESERVED);
     /* The hold runs by the owner's clock too. */
     ck_assert_int_eq(in->expires_ms, OPENS + 1000 + HOLD_SECS * 1000);
     wk_part_free(p);

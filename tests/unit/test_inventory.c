@@ -29,7 +29,7 @@ static int B(int row, int seat)
 
 static void take(wk_inv *inv, int seat)
 {
-    wk_inv_set(inv, (uint32_t)seat, WK_SEAT_HELD);
+    wk_inv_set(inv, (uint32_t)seat, Q_SEAT_HELD);
 }
 
 static int find(wk_inv *inv, int qty, int section, int64_t max_price, int adjacent,
@@ -43,7 +43,7 @@ START_TEST(best_seats_first)
 {
     wk_inv inv;
     venue(&inv);
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
     ck_assert_int_eq(s[0], A(1, 1));
     ck_assert_int_eq(s[1], A(1, 2));
@@ -63,7 +63,7 @@ START_TEST(adjacent_needs_one_row_contiguous)
     venue(&inv);
     take(&inv, A(1, 2));
     take(&inv, A(1, 4));
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     /* row 1 has free seats 1, 3, 5 but no two together */
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
     ck_assert_int_eq(s[0], A(2, 1));
@@ -81,7 +81,7 @@ START_TEST(split_takes_best_single_seats)
     venue(&inv);
     take(&inv, A(1, 2));
     take(&inv, A(1, 4));
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     ck_assert_int_eq(find(&inv, 3, -1, 0, 0, WK_FIND_FREE, s), 3);
     ck_assert_int_eq(s[0], A(1, 1));
     ck_assert_int_eq(s[1], A(1, 3));
@@ -96,7 +96,7 @@ START_TEST(orphan_avoided_when_choice_exists)
 {
     wk_inv inv;
     venue(&inv);
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     /* Row 1 (5 free): 4 there would strand seat 5. Row 2 has 4 free (seat 5
      * taken): a perfect fit further back wins. */
     take(&inv, A(2, 5));
@@ -117,7 +117,7 @@ START_TEST(orphan_right_aligned_in_run)
     wk_inv inv;
     wk_inv_init(&inv);
     ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 1, 6, 100), 0);
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     /* free: 2..6 (seat 1 taken). 2 at seats 2,3 leaves 4..6: fine. */
     take(&inv, 0);
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
@@ -141,7 +141,7 @@ START_TEST(section_and_price_limits)
 {
     wk_inv inv;
     venue(&inv);
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     int b = wk_inv_section_by_name(&inv, "B");
     ck_assert_int_eq(b, 1);
     ck_assert_int_eq(wk_inv_section_by_name(&inv, "Z"), -1);
@@ -164,20 +164,20 @@ START_TEST(unsold_counts_held_not_sold)
     wk_inv inv;
     wk_inv_init(&inv);
     ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 1, 4, 100), 0);
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     for (int i = 0; i < 4; i++)
         take(&inv, i);
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 0);
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_UNSOLD, s), 2);
-    wk_inv_set(&inv, 0, WK_SEAT_SOLD);
-    wk_inv_set(&inv, 2, WK_SEAT_SOLD);
+    wk_inv_set(&inv, 0, Q_SEAT_SOLD);
+    wk_inv_set(&inv, 2, Q_SEAT_SOLD);
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_UNSOLD, s), 0);
     ck_assert_int_eq(find(&inv, 2, -1, 0, 0, WK_FIND_UNSOLD, s), 2);
     ck_assert_int_eq(inv.sold, 2);
     ck_assert_int_eq(inv.held, 2);
     ck_assert_int_eq(inv.available, 0);
     /* a release lowers the hint again */
-    wk_inv_set(&inv, 3, WK_SEAT_AVAILABLE);
+    wk_inv_set(&inv, 3, Q_SEAT_AVAILABLE);
     ck_assert_int_eq(find(&inv, 1, -1, 0, 1, WK_FIND_FREE, s), 1);
     ck_assert_int_eq(s[0], 3);
     wk_inv_fini(&inv);
@@ -189,7 +189,7 @@ START_TEST(hints_survive_fill_and_release)
     wk_inv inv;
     wk_inv_init(&inv);
     ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 100, 10, 100), 0);
-    uint32_t s[WK_MAX_QTY];
+    uint32_t s[Q_MAX_SEATS];
     for (int i = 0; i < 500; i++) {
         ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
         ck_assert_int_eq(s[0], (uint32_t)(2 * i));
@@ -197,8 +197,8 @@ START_TEST(hints_survive_fill_and_release)
         take(&inv, (int)s[1]);
     }
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 0);
-    wk_inv_set(&inv, 501, WK_SEAT_AVAILABLE);
-    wk_inv_set(&inv, 502, WK_SEAT_AVAILABLE);
+    wk_inv_set(&inv, 501, Q_SEAT_AVAILABLE);
+    wk_inv_set(&inv, 502, Q_SEAT_AVAILABLE);
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
     ck_assert_int_eq(s[0], 501);
     wk_inv_fini(&inv);
@@ -212,11 +212,11 @@ START_TEST(builder_rejects_disorder)
     ck_assert_int_lt(wk_inv_add_seat(&inv, 1, 1, 0, 1, 0), 0); /* no section */
     ck_assert_int_eq(wk_inv_add_section(&inv, 1, "A", 3), 0);
     ck_assert_int_lt(wk_inv_add_section(&inv, 2, "B", 3), 0);
-    ck_assert_int_eq(wk_inv_add_seat(&inv, 2, 5, 0, 1, WK_SEAT_AVAILABLE), 0);
-    ck_assert_int_lt(wk_inv_add_seat(&inv, 2, 5, 1, 1, WK_SEAT_AVAILABLE), 0);
-    ck_assert_int_lt(wk_inv_add_seat(&inv, 1, 9, 1, 1, WK_SEAT_AVAILABLE), 0);
+    ck_assert_int_eq(wk_inv_add_seat(&inv, 2, 5, 0, 1, Q_SEAT_AVAILABLE), 0);
+    ck_assert_int_lt(wk_inv_add_seat(&inv, 2, 5, 1, 1, Q_SEAT_AVAILABLE), 0);
+    ck_assert_int_lt(wk_inv_add_seat(&inv, 1, 9, 1, 1, Q_SEAT_AVAILABLE), 0);
     ck_assert_int_lt(wk_inv_add_seat(&inv, 3, 1, 1, 1, 7), 0);
-    ck_assert_int_eq(wk_inv_add_seat(&inv, 3, 1, 1, 1, WK_SEAT_SOLD), 1);
+    ck_assert_int_eq(wk_inv_add_seat(&inv, 3, 1, 1, 1, Q_SEAT_SOLD), 1);
     ck_assert_int_eq(inv.nrows, 2);
     ck_assert_int_eq(inv.sold, 1);
     wk_inv_fini(&inv);
@@ -228,23 +228,23 @@ static int brute_run(const wk_inv *inv, const wk_row *row)
 {
     int best = 0, cur = 0;
     for (uint32_t i = row->first_seat; i < row->first_seat + row->nseats; i++) {
-        cur = inv->state[i] == WK_SEAT_SOLD ? 0 : cur + 1;
+        cur = inv->state[i] == Q_SEAT_SOLD ? 0 : cur + 1;
         if (cur > best)
             best = cur;
     }
-    return best < WK_MAX_QTY ? best : WK_MAX_QTY;
+    return best < Q_MAX_SEATS ? best : Q_MAX_SEATS;
 }
 
 static void check_runs(const wk_inv *inv)
 {
     for (size_t si = 0; si < inv->nsections; si++) {
-        uint32_t by_run[WK_MAX_QTY + 1] = {0};
+        uint32_t by_run[Q_MAX_SEATS + 1] = {0};
         const wk_section *s = &inv->sections[si];
         for (uint32_t r = s->first_row; r < s->first_row + s->nrows; r++) {
             ck_assert_int_eq(inv->rows[r].run, brute_run(inv, &inv->rows[r]));
             by_run[inv->rows[r].run]++;
         }
-        for (int k = 0; k <= WK_MAX_QTY; k++)
+        for (int k = 0; k <= Q_MAX_SEATS; k++)
             ck_assert_uint_eq(s->rows_by_run[k], by_run[k]);
     }
 }
@@ -262,24 +262,24 @@ START_TEST(could_fit_agrees_with_the_unsold_search)
     for (int r = 1; r <= 4; r++)
         for (int k = 1; k <= 7; k++)
             ck_assert_int_ge(wk_inv_add_seat(&inv, r, k, (int32_t)inv.nseats, k % 2 ? 2000 : 6000,
-                                             r == 4 && k == 4 ? WK_SEAT_SOLD : WK_SEAT_AVAILABLE),
+                                             r == 4 && k == 4 ? Q_SEAT_SOLD : Q_SEAT_AVAILABLE),
                              0);
     check_runs(&inv);
     static const int64_t ceilings[] = {0, 1000, 2000, 4000, 6000, 9000};
-    static const int weights[] = {WK_SEAT_AVAILABLE, WK_SEAT_HELD, WK_SEAT_PAYING,
-                                  WK_SEAT_SOLD,      WK_SEAT_SOLD, WK_SEAT_SOLD};
+    static const int weights[] = {Q_SEAT_AVAILABLE, Q_SEAT_HELD, Q_SEAT_PAYING,
+                                  Q_SEAT_SOLD,      Q_SEAT_SOLD, Q_SEAT_SOLD};
     srand(14);
     for (int round = 0; round < 60; round++) {
         /* Sell more and more, with a few seats coming back. */
         for (int k = 0; k < 4; k++)
             wk_inv_set(&inv, (uint32_t)(rand() % (int)inv.nseats), weights[rand() % 6]);
         check_runs(&inv);
-        for (int qty = 1; qty <= WK_MAX_QTY; qty++)
+        for (int qty = 1; qty <= Q_MAX_SEATS; qty++)
             for (int sec = -1; sec < (int)inv.nsections; sec++)
                 for (int adj = 0; adj <= 1; adj++)
                     for (size_t c = 0; c < sizeof ceilings / sizeof ceilings[0]; c++) {
                         wk_req r = {qty, sec, ceilings[c], adj};
-                        uint32_t out[WK_MAX_QTY];
+                        uint32_t out[Q_MAX_SEATS];
                         int want = wk_inv_find(&inv, &r, WK_FIND_UNSOLD, out) != 0;
                         ck_assert_msg(wk_inv_could_fit(&inv, &r) == want,
                                       "round %d qty %d section %d adjacent %d ceiling %lld: "
@@ -294,7 +294,7 @@ END_TEST
 
 /* shrink_gen moves on a sale that may shrink what could fit, and only then:
  * not for holds and releases, not for a sale that leaves every section's
- * longest run and unsold count at WK_MAX_QTY or more. */
+ * longest run and unsold count at Q_MAX_SEATS or more. */
 START_TEST(shrink_gen_counts_sales_that_may_matter)
 {
     wk_inv inv;
@@ -302,27 +302,27 @@ START_TEST(shrink_gen_counts_sales_that_may_matter)
     ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 3, 12, 100), 0);
     ck_assert_int_eq(wk_inv_add_block(&inv, 2, "B", 1, 1, 4, 100), 1);
     uint32_t g = inv.shrink_gen;
-    wk_inv_set(&inv, 0, WK_SEAT_HELD);
-    wk_inv_set(&inv, 0, WK_SEAT_PAYING);
-    wk_inv_set(&inv, 1, WK_SEAT_HELD);
-    wk_inv_set(&inv, 1, WK_SEAT_AVAILABLE);
+    wk_inv_set(&inv, 0, Q_SEAT_HELD);
+    wk_inv_set(&inv, 0, Q_SEAT_PAYING);
+    wk_inv_set(&inv, 1, Q_SEAT_HELD);
+    wk_inv_set(&inv, 1, Q_SEAT_AVAILABLE);
     ck_assert_uint_eq(inv.shrink_gen, g);
     /* row 1 of A keeps 11 unsold together; A keeps rows of 12 */
-    wk_inv_set(&inv, 0, WK_SEAT_SOLD);
+    wk_inv_set(&inv, 0, Q_SEAT_SOLD);
     ck_assert_uint_eq(inv.shrink_gen, g);
     /* B has 4 seats: any sale there may matter */
-    wk_inv_set(&inv, 36 + 1, WK_SEAT_SOLD);
+    wk_inv_set(&inv, 36 + 1, Q_SEAT_SOLD);
     ck_assert_uint_eq(inv.shrink_gen, g + 1);
     ck_assert_int_eq(inv.rows[3].run, 2);
     /* cut every row of A below 10 together: the last cut shrinks A's longest run */
-    wk_inv_set(&inv, 12 + 6, WK_SEAT_SOLD);
+    wk_inv_set(&inv, 12 + 6, Q_SEAT_SOLD);
     ck_assert_uint_eq(inv.shrink_gen, g + 1);
-    wk_inv_set(&inv, 6, WK_SEAT_SOLD);
+    wk_inv_set(&inv, 6, Q_SEAT_SOLD);
     ck_assert_uint_eq(inv.shrink_gen, g + 1);
-    wk_inv_set(&inv, 24 + 6, WK_SEAT_SOLD);
+    wk_inv_set(&inv, 24 + 6, Q_SEAT_SOLD);
     ck_assert_uint_eq(inv.shrink_gen, g + 2);
     /* a cancelled ticket gives a seat back: never a shrink */
-    wk_inv_set(&inv, 6, WK_SEAT_AVAILABLE);
+    wk_inv_set(&inv, 6, Q_SEAT_AVAILABLE);
     ck_assert_uint_eq(inv.shrink_gen, g + 2);
     check_runs(&inv);
     wk_inv_fini(&inv);

@@ -1,6 +1,7 @@
 /* test_msg.c - the topic record codec: round trips and strict rejection. */
 #include "common/err.h"
 #include "queue/msg.h"
+#include "queue/states.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -72,7 +73,7 @@ START_TEST(cancel_and_status_roundtrip)
     c.cancel_kind = Q_CANCEL_RESERVATION;
     c.target_partition = 3;
     c.target_offset = 12345;
-    c.reservation_id = (3LL << 40) | 12345;
+    c.reservation_id = q_seq_make(3, 12345);
     roundtrip(&c);
     c.cancel_kind = Q_CANCEL_INTENT;
     c.reservation_id = 0;
@@ -139,7 +140,7 @@ START_TEST(checkout_payment_ticket_roundtrip)
     q_msg p = {0};
     p.type = Q_MSG_PAYMENT_RESULT;
     p.event_id = 4;
-    p.order_id = (1LL << 40) | 9;
+    p.order_id = q_seq_make(1, 9);
     p.reservation_id = 3;
     p.outcome = Q_PAY_SUCCEEDED;
     strcpy(p.charge_id, "ch_00000001");

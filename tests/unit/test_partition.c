@@ -164,13 +164,13 @@ START_TEST(fifo_best_seats_then_waiting_then_released_in_order)
     int b = intent(p, 2, 4, "A", 1); /* row 2 */
     int c = intent(p, 3, 2, "A", 1); /* all A held: waits */
     int d = intent(p, 4, 4, "A", 1); /* waits, behind c */
-    ck_assert_int_eq(state_of(p, a), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, a), Q_INTENT_RESERVED);
     ck_assert_int_eq(fx(p, a)->seats[0], 0);
-    ck_assert_int_eq(state_of(p, b), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, b), Q_INTENT_RESERVED);
     ck_assert_int_eq(fx(p, b)->seats[0], 4);
     ck_assert_int_eq(fx(p, b)->total_cents, 20000);
-    ck_assert_int_eq(state_of(p, c), WK_I_WAITING);
-    ck_assert_int_eq(state_of(p, d), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, c), Q_INTENT_WAITING);
+    ck_assert_int_eq(state_of(p, d), Q_INTENT_WAITING);
     wk_event *ev = wk_part_event(p, EV);
     ck_assert_int_eq(ev->nwaiting, 2);
     wk_part_batch_done(p);
@@ -178,8 +178,8 @@ START_TEST(fifo_best_seats_then_waiting_then_released_in_order)
     /* a gives back row 1: c (earlier) gets seats 1-2, d cannot fit in what
      * is left and keeps waiting */
     cancel(p, 1, a, Q_CANCEL_RESERVATION);
-    ck_assert_int_eq(state_of(p, a), WK_I_RELEASED);
-    ck_assert_int_eq(state_of(p, c), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, a), Q_INTENT_RELEASED);
+    ck_assert_int_eq(state_of(p, c), Q_INTENT_RESERVED);
     ck_assert_int_eq(fx(p, c)->seats[0], 0);
     ck_assert_int_eq(fx(p, c)->is_new, 0);
     ck_assert_int_eq(fx(p, c)->res_new, 1);
@@ -198,7 +198,7 @@ START_TEST(fifo_best_seats_then_waiting_then_released_in_order)
 
     /* b gives back row 2: d gets it */
     cancel(p, 2, b, Q_CANCEL_INTENT);
-    ck_assert_int_eq(state_of(p, d), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, d), Q_INTENT_RESERVED);
     ck_assert_int_eq(fx(p, d)->seats[0], 4);
     ck_assert_int_eq(ev->nwaiting, 0);
     wk_part_free(p);
@@ -214,21 +214,21 @@ START_TEST(duplicate_and_limits)
     int nosec = intent(p, 3, 1, "Z", 1);   /* no such section */
     int toolong = intent(p, 4, 4, "B", 1); /* B has 4: fits */
     int never = intent(p, 5, 3, "B", 1);   /* B's 4 seats are held: waits */
-    ck_assert_int_eq(state_of(p, a), WK_I_RESERVED);
-    ck_assert_int_eq(state_of(p, a2), WK_I_REJECTED);
-    ck_assert_int_eq(fx(p, a2)->reason, WK_R_DUPLICATE);
-    ck_assert_int_eq(fx(p, big)->reason, WK_R_INSUFFICIENT);
-    ck_assert_int_eq(fx(p, nosec)->reason, WK_R_INSUFFICIENT);
+    ck_assert_int_eq(state_of(p, a), Q_INTENT_RESERVED);
+    ck_assert_int_eq(state_of(p, a2), Q_INTENT_REJECTED);
+    ck_assert_int_eq(fx(p, a2)->reason, Q_REASON_DUPLICATE);
+    ck_assert_int_eq(fx(p, big)->reason, Q_REASON_INSUFFICIENT_SEATS);
+    ck_assert_int_eq(fx(p, nosec)->reason, Q_REASON_INSUFFICIENT_SEATS);
     ck_assert_str_eq(fx(p, nosec)->section, "Z");
-    ck_assert_int_eq(state_of(p, toolong), WK_I_RESERVED);
-    ck_assert_int_eq(state_of(p, never), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, toolong), Q_INTENT_RESERVED);
+    ck_assert_int_eq(state_of(p, never), Q_INTENT_WAITING);
     /* once a's intent ends, user 1 may join again */
     cancel(p, 1, a, Q_CANCEL_INTENT);
     int a3 = intent(p, 1, 1, NULL, 1);
-    ck_assert_int_eq(state_of(p, a3), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, a3), Q_INTENT_RESERVED);
     /* a cancel by someone else is ignored */
     cancel(p, 99, a3, Q_CANCEL_INTENT);
-    ck_assert_int_eq(state_of(p, a3), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, a3), Q_INTENT_RESERVED);
     wk_part_free(p);
 }
 END_TEST
@@ -239,9 +239,9 @@ START_TEST(adjacent_request_larger_than_any_row_is_rejected)
     seats_a = 2;
     wk_part *p = part();
     int x = intent(p, 1, 3, "A", 1);
-    ck_assert_int_eq(fx(p, x)->reason, WK_R_INSUFFICIENT);
+    ck_assert_int_eq(fx(p, x)->reason, Q_REASON_INSUFFICIENT_SEATS);
     int y = intent(p, 2, 3, "A", 0); /* split is fine */
-    ck_assert_int_eq(state_of(p, y), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, y), Q_INTENT_RESERVED);
     wk_part_free(p);
 }
 END_TEST
@@ -253,17 +253,17 @@ START_TEST(expiry_returns_seats_to_waiting_in_order)
     int b = intent(p, 2, 4, "A", 1);
     int c = intent(p, 3, 4, "A", 1);
     int d = intent(p, 4, 4, "A", 1);
-    ck_assert_int_eq(state_of(p, c), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, c), Q_INTENT_WAITING);
     wk_part_batch_done(p);
     ck_assert_int_eq(wk_part_next_expiry(p, NOW), 60000);
     ck_assert_int_eq(wk_part_expire(p, NOW + 59999, 100), 0);
     ck_assert_int_eq(wk_part_expire(p, NOW + 60000, 100), 2);
-    ck_assert_int_eq(state_of(p, a), WK_I_EXPIRED);
-    ck_assert_int_eq(state_of(p, b), WK_I_EXPIRED);
-    ck_assert_int_eq(fx(p, a)->res_state, WK_RES_EXPIRED);
-    ck_assert_int_eq(state_of(p, c), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, a), Q_INTENT_EXPIRED);
+    ck_assert_int_eq(state_of(p, b), Q_INTENT_EXPIRED);
+    ck_assert_int_eq(fx(p, a)->res_state, Q_RES_EXPIRED);
+    ck_assert_int_eq(state_of(p, c), Q_INTENT_RESERVED);
     ck_assert_int_eq(fx(p, c)->seats[0], 0);
-    ck_assert_int_eq(state_of(p, d), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, d), Q_INTENT_RESERVED);
     ck_assert_int_eq(fx(p, d)->seats[0], 4);
     ck_assert_int_eq(fx(p, d)->expires_ms, NOW + 60000 + 60000);
     wk_part_free(p);
@@ -296,7 +296,7 @@ START_TEST(expiry_heap_orders_many_holds)
         ck_assert_int_ge(n, 0);
         for (size_t i = 0; i < p->fx.nintents; i++) {
             const wk_fx_intent *r = &p->fx.intents[i];
-            ck_assert_int_eq(r->state, WK_I_EXPIRED);
+            ck_assert_int_eq(r->state, Q_INTENT_EXPIRED);
             ck_assert_int_le(r->expires_ms, t + 60000);
             ck_assert_int_ge(r->expires_ms, last);
         }
@@ -319,12 +319,12 @@ START_TEST(sold_out_rejects_waiting_and_new)
     ev = wk_part_event(p, EV);
     /* mark every other seat sold (as a checkout would) */
     for (uint32_t i = 1; i < ev->inv.nseats; i++)
-        wk_inv_set(&ev->inv, i, WK_SEAT_SOLD);
+        wk_inv_set(&ev->inv, i, Q_SEAT_SOLD);
     int w = intent(p, 2, 1, NULL, 1);
-    ck_assert_int_eq(state_of(p, w), WK_I_WAITING);
-    wk_inv_set(&ev->inv, 0, WK_SEAT_SOLD); /* the last hold is bought */
+    ck_assert_int_eq(state_of(p, w), Q_INTENT_WAITING);
+    wk_inv_set(&ev->inv, 0, Q_SEAT_SOLD); /* the last hold is bought */
     int x = intent(p, 3, 1, NULL, 1);
-    ck_assert_int_eq(fx(p, x)->reason, WK_R_SOLD_OUT);
+    ck_assert_int_eq(fx(p, x)->reason, Q_REASON_SOLD_OUT);
     wk_part_free(p);
 }
 END_TEST
@@ -337,19 +337,19 @@ START_TEST(pause_resume_cancel)
     int w = intent(p, 3, 4, "A", 1);
     status(p, "paused");
     int x = intent(p, 4, 1, NULL, 1);
-    ck_assert_int_eq(fx(p, x)->reason, WK_R_SALE_CLOSED);
+    ck_assert_int_eq(fx(p, x)->reason, Q_REASON_SALE_CLOSED);
     /* a release while paused does not allocate */
     cancel(p, 1, a, Q_CANCEL_INTENT);
-    ck_assert_int_eq(state_of(p, w), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, w), Q_INTENT_WAITING);
     status(p, "on_sale");
-    ck_assert_int_eq(state_of(p, w), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, w), Q_INTENT_RESERVED);
     int v = intent(p, 5, 4, "A", 1);
-    ck_assert_int_eq(state_of(p, v), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, v), Q_INTENT_WAITING);
     status(p, "cancelled");
-    ck_assert_int_eq(state_of(p, v), WK_I_REJECTED);
-    ck_assert_int_eq(fx(p, v)->reason, WK_R_SALE_CLOSED);
-    ck_assert_int_eq(state_of(p, b), WK_I_RELEASED);
-    ck_assert_int_eq(fx(p, b)->reason, WK_R_CANCELLED);
+    ck_assert_int_eq(state_of(p, v), Q_INTENT_REJECTED);
+    ck_assert_int_eq(fx(p, v)->reason, Q_REASON_SALE_CLOSED);
+    ck_assert_int_eq(state_of(p, b), Q_INTENT_RELEASED);
+    ck_assert_int_eq(fx(p, b)->reason, Q_REASON_CANCELLED);
     ck_assert_int_eq(wk_part_event(p, EV)->inv.available, 12);
     ck_assert_int_eq(wk_part_event(p, EV)->status_dirty, 1);
     wk_part_free(p);
@@ -384,10 +384,10 @@ START_TEST(reserved_and_released_in_one_batch_is_one_insert)
     const wk_fx_intent *r = fx(p, a);
     ck_assert_int_eq(r->is_new, 1);
     ck_assert_int_eq(r->res_new, 1);
-    ck_assert_int_eq(r->state, WK_I_RELEASED);
-    ck_assert_int_eq(r->res_state, WK_RES_RELEASED);
+    ck_assert_int_eq(r->state, Q_INTENT_RELEASED);
+    ck_assert_int_eq(r->res_state, Q_RES_RELEASED);
     for (size_t i = 0; i < p->fx.nseats; i++)
-        ck_assert_int_eq(p->fx.seats[i].state, WK_SEAT_AVAILABLE);
+        ck_assert_int_eq(p->fx.seats[i].state, Q_SEAT_AVAILABLE);
     wk_part_free(p);
 }
 END_TEST
@@ -401,18 +401,18 @@ START_TEST(duplicate_success_in_one_batch_keeps_the_order_paid)
     wk_part *p = part();
     int r = intent(p, 1, 2, "A", 1);
     int o = checkout(p, 1, r);
-    ck_assert_int_eq(order_fx(p, o)->state, WK_O_PENDING);
+    ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_PENDING);
     wk_part_batch_done(p);
 
     payment(p, o, r, Q_PAY_SUCCEEDED, 10000);
     payment(p, o, r, Q_PAY_SUCCEEDED, 10000);
     ck_assert_int_eq(p->co->norders, 1);
-    ck_assert_int_eq(order_fx(p, o)->state, WK_O_PAID);
+    ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_PAID);
     ck_assert_uint_eq(refunds(p), 0);
     ck_assert_int_eq(p->co->ntix, 2);
     for (size_t i = 0; i < p->co->ntix; i++)
         ck_assert_int_eq(p->co->tix[i].valid, 1);
-    ck_assert_int_eq(state_of(p, r), WK_I_PURCHASED);
+    ck_assert_int_eq(state_of(p, r), Q_INTENT_PURCHASED);
     ck_assert_int_eq(wk_part_event(p, EV)->inv.sold, 2);
     wk_part_free(p);
 }
@@ -432,7 +432,7 @@ START_TEST(paid_order_is_never_downgraded_in_its_batch)
     payment(p, o, r, Q_PAY_DECLINED, 0);
     const wk_fx_order *f = order_fx(p, o);
     ck_assert_int_eq(f->is_new, 1);
-    ck_assert_int_eq(f->state, WK_O_PAID);
+    ck_assert_int_eq(f->state, Q_ORDER_PAID);
     ck_assert_ptr_null(f->failure_reason);
     ck_assert_uint_eq(p->co->noutbox, 1); /* the charge, no refund */
     ck_assert_int_eq(p->co->outbox[0].is_refund, 0);
@@ -451,7 +451,7 @@ START_TEST(success_after_expired_order_is_refunded_once)
     int o = checkout(p, 1, r);
     wk_part_batch_done(p);
     ck_assert_int_eq(wk_part_expire(p, NOW + 61 * 1000, 100), 1);
-    ck_assert_int_eq(order_fx(p, o)->state, WK_O_FAILED);
+    ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_FAILED);
     ck_assert_str_eq(order_fx(p, o)->failure_reason, "expired");
     q_msg m;
     memset(&m, 0, sizeof m);
@@ -463,10 +463,10 @@ START_TEST(success_after_expired_order_is_refunded_once)
     strcpy(m.charge_id, "ch_late");
     m.amount_cents = 5000;
     ck_assert_int_eq(wk_part_apply(p, &m, next_off++, NOW, NOW + 62 * 1000), 0);
-    ck_assert_int_eq(order_fx(p, o)->state, WK_O_REFUNDED);
+    ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_REFUNDED);
     ck_assert_uint_eq(refunds(p), 1);
     ck_assert_int_eq(wk_part_apply(p, &m, next_off++, NOW, NOW + 62 * 1000), 0);
-    ck_assert_int_eq(order_fx(p, o)->state, WK_O_REFUNDED);
+    ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_REFUNDED);
     ck_assert_uint_eq(refunds(p), 1);
     ck_assert_int_eq(p->co->ntix, 0);
     ck_assert_int_eq(wk_part_event(p, EV)->inv.sold, 0);
@@ -490,9 +490,9 @@ START_TEST(waiting_fan_told_when_only_singles_are_left)
     int pair = intent(p, 6, 2, "A", 1);
     int two = intent(p, 7, 2, "A", 0);
     int one = intent(p, 8, 1, "A", 1);
-    ck_assert_int_eq(state_of(p, pair), WK_I_WAITING);
-    ck_assert_int_eq(state_of(p, two), WK_I_WAITING);
-    ck_assert_int_eq(state_of(p, one), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, pair), Q_INTENT_WAITING);
+    ck_assert_int_eq(state_of(p, two), Q_INTENT_WAITING);
+    ck_assert_int_eq(state_of(p, one), Q_INTENT_WAITING);
     wk_part_batch_done(p);
 
     /* seat 2 sold: 3, 4, 5 may still come back together */
@@ -502,8 +502,8 @@ START_TEST(waiting_fan_told_when_only_singles_are_left)
 
     /* seat 4 sold: the pair is told now, the others keep waiting */
     payment(p, checkout(p, 4, held[3]), held[3], Q_PAY_SUCCEEDED, 5000);
-    ck_assert_int_eq(state_of(p, pair), WK_I_REJECTED);
-    ck_assert_int_eq(fx(p, pair)->reason, WK_R_INSUFFICIENT);
+    ck_assert_int_eq(state_of(p, pair), Q_INTENT_REJECTED);
+    ck_assert_int_eq(fx(p, pair)->reason, Q_REASON_INSUFFICIENT_SEATS);
     ck_assert_ptr_null(fx(p, two));
     ck_assert_ptr_null(fx(p, one));
     wk_event *ev = wk_part_event(p, EV);
@@ -511,16 +511,16 @@ START_TEST(waiting_fan_told_when_only_singles_are_left)
     ck_assert_int_eq(ev->inv.available, 4); /* B: the event is not sold out */
     /* a new fan asking the same gets the same answer at once */
     int late = intent(p, 9, 2, "A", 1);
-    ck_assert_int_eq(state_of(p, late), WK_I_REJECTED);
-    ck_assert_int_eq(fx(p, late)->reason, WK_R_INSUFFICIENT);
+    ck_assert_int_eq(state_of(p, late), Q_INTENT_REJECTED);
+    ck_assert_int_eq(fx(p, late)->reason, Q_REASON_INSUFFICIENT_SEATS);
     /* the user may ask again for something that can be met */
-    ck_assert_int_eq(state_of(p, intent(p, 6, 1, "A", 1)), WK_I_WAITING);
+    ck_assert_int_eq(state_of(p, intent(p, 6, 1, "A", 1)), Q_INTENT_WAITING);
     wk_part_batch_done(p);
 
     /* a hold running out serves the single, and 2 anywhere still waits */
     ck_assert_int_eq(wk_part_expire(p, NOW + 61 * 1000, 100), 3);
-    ck_assert_int_eq(state_of(p, two), WK_I_RESERVED);
-    ck_assert_int_eq(state_of(p, one), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, two), Q_INTENT_RESERVED);
+    ck_assert_int_eq(state_of(p, one), Q_INTENT_RESERVED);
     wk_part_free(p);
 }
 END_TEST
@@ -571,9 +571,9 @@ START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
     q_msg a = lane_intent_msg(4, 2), b = lane_intent_msg(5, 2);
     ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &a, 0, NOW, NOW), 0);
     ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &b, 1, NOW, NOW), 0);
-    ck_assert_int_eq(state_of(p, 0), WK_I_RESERVED);
-    ck_assert_int_eq(state_of(p, 1), WK_I_RELEASED); /* never held a seat */
-    ck_assert_int_eq(fx(p, 1)->res_state, WK_RES_NONE);
+    ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
+    ck_assert_int_eq(state_of(p, 1), Q_INTENT_RELEASED); /* never held a seat */
+    ck_assert_int_eq(fx(p, 1)->res_state, Q_RES_NONE);
     ck_assert_int_eq(fx(p, 1)->nseats, 0);
     ck_assert_ptr_null(wk_part_intent(p, q_seq_make(0, 1)));
     ck_assert_int_eq(wk_part_event(p, EV)->inv.available, 12 - 2);
@@ -582,7 +582,7 @@ START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
     /* the user is free to join again */
     q_msg again = lane_intent_msg(5, 1);
     ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &again, 2, NOW, NOW), 0);
-    ck_assert_int_eq(state_of(p, 2), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, 2), Q_INTENT_RESERVED);
     wk_part_free(p);
 }
 END_TEST
@@ -593,7 +593,7 @@ START_TEST(loaded_tombstone_of_another_user_is_ignored)
     ck_assert_int_eq(wk_part_add_tombstone(p, 0, 99), 0); /* as the store loads it */
     q_msg a = lane_intent_msg(4, 1);
     ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &a, 0, NOW, NOW), 0);
-    ck_assert_int_eq(state_of(p, 0), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
     ck_assert_uint_eq(p->tombs.len, 0); /* spent all the same */
     wk_part_free(p);
 }
@@ -606,7 +606,7 @@ START_TEST(no_tombstones_control_lets_the_intent_take_seats)
     q_msg c = lane_cancel_msg(5, 0), b = lane_intent_msg(5, 2);
     ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &c, 0, NOW, NOW), 0);
     ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &b, 0, NOW, NOW), 0);
-    ck_assert_int_eq(state_of(p, 0), WK_I_RESERVED);
+    ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
     wk_part_free(p);
 }
 END_TEST
@@ -629,7 +629,7 @@ START_TEST(checkout_on_the_control_lane_names_its_order_with_the_control_bit)
     ck_assert_int_eq(p->co->orders[0].order_id, q_seq_make_lane(0, a, 1));
     ck_assert_int_ne(p->co->orders[0].order_id, q_seq_make(0, a));
     ck_assert_int_eq(q_seq_partition(p->co->orders[0].order_id), 0);
-    ck_assert_int_eq(state_of(p, a), WK_I_PAYING);
+    ck_assert_int_eq(state_of(p, a), Q_INTENT_PAYING);
     ck_assert_int_eq(p->ctl_next_offset, a + 1);
     wk_part_free(p);
 }

@@ -69,7 +69,7 @@ static int64_t reserve(wk_part *p, int64_t user, int qty)
     m.quantity = qty;
     int64_t seq = q_seq_make(0, apply(p, &m, NOW));
     ck_assert_ptr_nonnull(wk_part_intent(p, seq));
-    ck_assert_int_eq(wk_part_intent(p, seq)->state, WK_I_RESERVED);
+    ck_assert_int_eq(wk_part_intent(p, seq)->state, Q_INTENT_RESERVED);
     return seq;
 }
 
@@ -121,7 +121,7 @@ START_TEST(cancel_voids_tickets_and_refunds_each_order_once)
 
     status(p, "cancelled", NOW);
     wk_event *ev = wk_part_event(p, EV);
-    ck_assert_int_eq(ev->status, WK_EV_CANCELLED);
+    ck_assert_int_eq(ev->status, Q_EVENT_CANCELLED);
     ck_assert(ev->status_dirty);
     ck_assert_int_eq(ev->inv.available, 8);
     ck_assert_ptr_null(wk_part_intent(p, r3));
@@ -141,10 +141,10 @@ START_TEST(cancel_voids_tickets_and_refunds_each_order_once)
         sum += b->amount_cents;
     }
     ck_assert_int_eq(sum, 15000);
-    ck_assert_int_eq(order_fx(p, o1)->state, WK_O_REFUNDED);
+    ck_assert_int_eq(order_fx(p, o1)->state, Q_ORDER_REFUNDED);
     ck_assert(order_fx(p, o1)->voided);
     /* the order paying at the cancel failed */
-    ck_assert_int_eq(order_fx(p, o4)->state, WK_O_FAILED);
+    ck_assert_int_eq(order_fx(p, o4)->state, Q_ORDER_FAILED);
     ck_assert_str_eq(order_fx(p, o4)->failure_reason, "cancelled");
     wk_part_batch_done(p);
 
@@ -153,7 +153,7 @@ START_TEST(cancel_voids_tickets_and_refunds_each_order_once)
     ck_assert_uint_eq(p->co->ntix, 0);
     ck_assert_uint_eq(p->co->noutbox, 1);
     ck_assert(p->co->outbox[0].is_refund && !p->co->outbox[0].event_void);
-    ck_assert_int_eq(order_fx(p, o4)->state, WK_O_REFUNDED);
+    ck_assert_int_eq(order_fx(p, o4)->state, Q_ORDER_REFUNDED);
     ck_assert_int_eq(ev->inv.sold, 0);
     wk_part_free(p);
 }
@@ -164,17 +164,17 @@ START_TEST(cancelled_and_ended_are_final)
     wk_part *p = part();
     reserve(p, 1, 1);
     status(p, "paused", NOW);
-    ck_assert_int_eq(wk_part_event(p, EV)->status, WK_EV_PAUSED);
+    ck_assert_int_eq(wk_part_event(p, EV)->status, Q_EVENT_PAUSED);
     status(p, "cancelled", NOW);
     status(p, "on_sale", NOW); /* crossed the cancel in the log */
     status(p, "paused", NOW);
-    ck_assert_int_eq(wk_part_event(p, EV)->status, WK_EV_CANCELLED);
+    ck_assert_int_eq(wk_part_event(p, EV)->status, Q_EVENT_CANCELLED);
     q_msg m = msg(Q_MSG_INTENT, 9);
     m.quantity = 1;
     int64_t seq = q_seq_make(0, apply(p, &m, NOW));
     for (size_t i = 0; i < p->fx.nintents; i++)
         if (p->fx.intents[i].seq == seq)
-            ck_assert_int_eq(p->fx.intents[i].reason, WK_R_SALE_CLOSED);
+            ck_assert_int_eq(p->fx.intents[i].reason, Q_REASON_SALE_CLOSED);
     wk_part_free(p);
 }
 END_TEST
@@ -186,12 +186,12 @@ START_TEST(resume_before_onsale_is_scheduled)
     reserve(p, 1, 1);
     ev = wk_part_event(p, EV);
     ev->onsale_at_ms = NOW + 5000;
-    ev->status = WK_EV_SCHEDULED;
+    ev->status = Q_EVENT_SCHEDULED;
     status(p, "on_sale", NOW); /* resuming a scheduled sale changes nothing */
-    ck_assert_int_eq(ev->status, WK_EV_SCHEDULED);
+    ck_assert_int_eq(ev->status, Q_EVENT_SCHEDULED);
     status(p, "paused", NOW);
     status(p, "on_sale", NOW);
-    ck_assert_int_eq(ev->status, WK_EV_SCHEDULED);
+    ck_assert_int_eq(ev->status, Q_EVENT_SCHEDULED);
     wk_part_free(p);
 }
 END_TEST
@@ -206,7 +206,7 @@ START_TEST(the_sale_ends_after_the_show)
     ck_assert_int_eq(wk_part_end_due(p, STARTS + GRACE_MS - 1), 0);
     ck_assert_int_eq(wk_part_end_due(p, STARTS + GRACE_MS), 1);
     wk_event *ev = wk_part_event(p, EV);
-    ck_assert_int_eq(ev->status, WK_EV_ENDED);
+    ck_assert_int_eq(ev->status, Q_EVENT_ENDED);
     ck_assert_ptr_null(wk_part_intent(p, r2)); /* hold released */
     ck_assert_uint_eq(p->co->tickets.len, 1);  /* tickets stay valid */
     ck_assert_uint_eq(p->co->noutbox, 0);
