@@ -467,14 +467,14 @@ static void load_batch_events(worker *w, size_t n)
     }
 }
 
-static void run_batch(worker *w)
+/* Holds due now are expired before this batch's records, in each
+ * partition's own transaction. This runs every loop, records or not (the
+ * poll waits at most hold.check_ms), on every hold in memory: a
+ * partition's memory first loads the events with live holds, so no hold
+ * waits for a record of its event to expire. Due ends, draws and paced
+ * admissions are made here too. */
+static void run_due(worker *w, int64_t now_ms)
 {
-    int64_t now_ms = ons_wall_ms();
-    /* Holds due now are expired before this batch's records, in each
-     * partition's own transaction. This runs every loop, records or not
-     * (the poll below waits at most hold.check_ms), on every hold in memory:
-     * a partition's memory first loads the events with live holds, so no
-     * hold waits for a record of its event to expire. */
     for (size_t i = 0; i < w->sup.nslots; i++) {
         wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
         if (!s)
@@ -496,7 +496,13 @@ static void run_batch(worker *w)
         else if (wk_part_admit_due(s->part, now_ms) < 0)
             fail_partition(w, (int32_t)i, "admitting paced fans failed");
     }
+}
 
+/* Polls up to batch.max_messages records into w->buf, for at most
+ * batch.max_ms after the first (hold.check_ms while none comes), decoding
+ * each. Returns how many. */
+static size_t poll_batch(worker *w)
+{
     size_t n = 0;
     double deadline = 0;
     int timeout = (int)w->o.hold_check_ms;
@@ -515,12 +521,21 @@ static void run_batch(worker *w)
         double left = deadline - ons_mono_s();
         timeout = left > 0 ? (int)(left * 1000) : 0;
     }
+    return n;
+}
+
+/* One turn of the loop: due work, a batch polled and applied, each dirty
+ * partition committed and projected. */
+static void run_batch(worker *w)
+{
+    int64_t now_ms = ons_wall_ms();
+    run_due(w, now_ms);
+    size_t n = poll_batch(w);
     load_batch_events(w, n);
     for (size_t i = 0; i < n; i++) {
         apply_record(w, &w->buf[i], now_ms);
         q_record_release(&w->buf[i].rec);
     }
-
     for (size_t i = 0; i < w->sup.nslots; i++) {
         wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
         if (s && wk_part_dirty(s->part))
@@ -568,116 +583,137 @@ static int setup_metrics(worker *w)
     return wk_sup_init(&w->sup, &sup_ops, w, w->owner, w->m);
 }
 
-static const ons_cli cli = {
-    "onsale-worker", "config",
-    "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
-    "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
-    "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n"};
+static const ons_opt_secret secrets[] = {{"ids.secret", ONS_IDS_SECRET_DEV}};
+static const ons_start start_cfg = {
+    {"onsale-worker", "config",
+     "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
+     "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
+     "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n"},
+    "worker",
+    secrets,
+    1};
 
-int main(int argc, char **argv)
+/* The name recorded as partition owner: worker.id, else host-pid. Warns
+ * about debug options that are on. */
+static void name_owner(worker *w)
 {
-    worker w;
-    memset(&w, 0, sizeof w);
-    wk_httpd *httpd = NULL;
-    int code = 1;
-    char err[512];
-    int prc = ons_opts_from_args(opt_table, NOPTS, &w.o, argc, argv, &cli, err, sizeof err);
-    if (prc)
-        return prc == ONS_OPTS_HELP ? 0 : 2;
-    const ons_secret secrets[] = {{"ids.secret", w.o.ids_secret, ONS_IDS_SECRET_DEV}};
-    if (ons_secrets_check(secrets, 1, w.o.dev_mode, err, sizeof err)) {
-        fprintf(stderr, "onsale-worker: %s\n", err);
-        ons_opts_free(opt_table, NOPTS, &w.o);
-        return 2;
-    }
-    ons_log_init("worker", w.o.log_level);
-    if (err[0])
-        ons_log_warn("%s", err);
-    if (w.o.worker_id[0]) {
-        snprintf(w.owner, sizeof w.owner, "%s", w.o.worker_id);
+    if (w->o.worker_id[0]) {
+        snprintf(w->owner, sizeof w->owner, "%s", w->o.worker_id);
     } else {
         char host[64] = "host";
         gethostname(host, sizeof host - 1);
-        snprintf(w.owner, sizeof w.owner, "%s-%d", host, (int)getpid());
+        snprintf(w->owner, sizeof w->owner, "%s-%d", host, (int)getpid());
     }
-    if (w.o.skip_epoch_check)
+    if (w->o.skip_epoch_check)
         ons_log_warn("debug.skip_epoch_check is ON: commits are NOT fenced (tests only)");
-    if (w.o.no_tombstones)
+    if (w->o.no_tombstones)
         ons_log_warn(
             "debug.no_tombstones is ON: a cancel ahead of its intent is lost (tests only)");
-    if (w.o.hold_seconds_override)
+    if (w->o.hold_seconds_override)
         ons_log_warn("debug.hold_seconds_override=%lld: holds do not follow their events",
-                     w.o.hold_seconds_override);
+                     w->o.hold_seconds_override);
+}
 
+static void on_signals(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    if (setup_metrics(&w) != 0) {
-        ons_log_error("out of memory");
-        goto out;
-    }
-    if (w.o.metrics_port > 0 && wk_httpd_start((int)w.o.metrics_port, w.m, &httpd) != 0)
-        goto out;
-    wk_store_opts so = {w.o.pg_dsn, w.owner, w.o.skip_epoch_check, (int)w.o.commit_delay_ms};
-    if (wk_store_new(&so, &w.store) != 0)
-        goto out;
-    q_status_opts ro = {w.o.redis_host, (int)w.o.redis_port, w.o.redis_prefix,
-                        (int)w.o.redis_timeout_ms, (int)w.o.result_ttl_s};
-    if (wk_project_new(&ro, w.o.ids_secret, &w.proj) != 0)
-        goto out;
-    if (q_topic_control_name(w.o.topic, w.o.control_topic, w.control_topic,
-                             sizeof w.control_topic) != 0) {
+/* Joins the consumer group (the rebalance callbacks claim partitions). */
+static int start_consumer(worker *w)
+{
+    if (q_topic_control_name(w->o.topic, w->o.control_topic, w->control_topic,
+                             sizeof w->control_topic) != 0) {
         ons_log_error("kafka.control_topic: too long");
-        goto out;
+        return ONS_EINVAL;
     }
     q_consumer_opts co = {
-        .brokers = w.o.brokers,
-        .topic = w.o.topic,
-        .control_topic = w.control_topic,
-        .group = w.o.group,
-        .client_id = w.owner,
-        .session_timeout_ms = (int)w.o.session_timeout_ms,
-        .max_poll_interval_ms = MAX_POLL_INTERVAL_MS + (int)w.o.commit_delay_ms,
+        .brokers = w->o.brokers,
+        .topic = w->o.topic,
+        .control_topic = w->control_topic,
+        .group = w->o.group,
+        .client_id = w->owner,
+        .session_timeout_ms = (int)w->o.session_timeout_ms,
+        .max_poll_interval_ms = MAX_POLL_INTERVAL_MS + (int)w->o.commit_delay_ms,
         .fetch_wait_ms = FETCH_WAIT_MS,
         .queued_max_kbytes = QUEUED_MAX_KBYTES,
         .on_assign = on_assign,
         .on_revoke = on_revoke,
-        .arg = &w,
+        .arg = w,
     };
-    w.buf = calloc((size_t)w.o.batch_max_messages, sizeof *w.buf);
-    w.want_ids = calloc((size_t)w.o.batch_max_messages, sizeof *w.want_ids);
-    if (!w.buf || !w.want_ids) {
-        ons_log_error("out of memory");
-        goto out;
-    }
-    if (q_consumer_new(&co, &w.cons) != 0)
-        goto out;
-    ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
-                 "%lld ms)",
-                 w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
-                 w.o.batch_max_ms);
+    return q_consumer_new(&co, &w->cons);
+}
 
-    while (!stop_flag) {
-        wk_sup_retry_due(&w.sup, ons_mono_s());
-        run_batch(&w);
+/* Builds the worker: metrics and their endpoint, the store, the projection,
+ * the batch buffers, the consumer. 0 or an error (logged); stop() undoes
+ * what was built. */
+static int start(worker *w, wk_httpd **httpd)
+{
+    if (setup_metrics(w) != 0) {
+        ons_log_error("out of memory");
+        return ONS_ENOMEM;
     }
-    ons_log_info("stopping: leaving the consumer group");
-    q_consumer_close(w.cons);
-    code = 0;
-out:
-    q_consumer_free(w.cons);
-    wk_sup_fini(&w.sup);
-    free(w.buf);
-    free(w.want_ids);
-    wk_map_fini(&w.want);
-    wk_project_free(w.proj);
-    wk_store_free(w.store);
+    if (w->o.metrics_port > 0 && wk_httpd_start((int)w->o.metrics_port, w->m, httpd) != 0)
+        return ONS_EIO;
+    wk_store_opts so = {w->o.pg_dsn, w->owner, w->o.skip_epoch_check, (int)w->o.commit_delay_ms};
+    if (wk_store_new(&so, &w->store) != 0)
+        return ONS_EDB;
+    q_status_opts ro = {w->o.redis_host, (int)w->o.redis_port, w->o.redis_prefix,
+                        (int)w->o.redis_timeout_ms, (int)w->o.result_ttl_s};
+    if (wk_project_new(&ro, w->o.ids_secret, &w->proj) != 0)
+        return ONS_EREDIS;
+    w->buf = calloc((size_t)w->o.batch_max_messages, sizeof *w->buf);
+    w->want_ids = calloc((size_t)w->o.batch_max_messages, sizeof *w->want_ids);
+    if (!w->buf || !w->want_ids) {
+        ons_log_error("out of memory");
+        return ONS_ENOMEM;
+    }
+    return start_consumer(w);
+}
+
+static void stop(worker *w, wk_httpd *httpd)
+{
+    q_consumer_free(w->cons);
+    wk_sup_fini(&w->sup);
+    free(w->buf);
+    free(w->want_ids);
+    wk_map_fini(&w->want);
+    wk_project_free(w->proj);
+    wk_store_free(w->store);
     wk_httpd_stop(httpd);
-    ons_metrics_free(w.m);
+    ons_metrics_free(w->m);
+}
+
+int main(int argc, char **argv)
+{
+    worker w;
+    memset(&w, 0, sizeof w);
+    wk_httpd *httpd = NULL;
+    int prc = ons_opts_start(opt_table, NOPTS, &w.o, argc, argv, &start_cfg);
+    if (prc)
+        return ons_opts_exit(prc);
+    name_owner(&w);
+    on_signals();
+    int code = 1;
+    if (start(&w, &httpd) == 0) {
+        ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
+                     "%lld ms)",
+                     w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
+                     w.o.batch_max_ms);
+        while (!stop_flag) {
+            wk_sup_retry_due(&w.sup, ons_mono_s());
+            run_batch(&w);
+        }
+        ons_log_info("stopping: leaving the consumer group");
+        q_consumer_close(w.cons);
+        code = 0;
+    }
+    stop(&w, httpd);
     ons_log_info("stopped");
     ons_opts_free(opt_table, NOPTS, &w.o);
     return code;
