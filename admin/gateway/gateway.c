@@ -133,26 +133,22 @@ int main(int argc, char **argv)
     char err[512];
     int status = 2;
     memset(&app, 0, sizeof app);
-    static const ons_cli cli = {
-        "onsale-gateway", "config",
-        "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
-        "A Stripe-like payment gateway simulator with fault injection.\n"
-        "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"};
-    int prc = ons_opts_from_args(opt_table, NOPTS, &app.o, argc, argv, &cli, err, sizeof err);
+    static const ons_opt_secret secrets[] = {{"gateway.api_key", ONS_GATEWAY_KEY_DEV}};
+    static const ons_start start_cfg = {
+        {"onsale-gateway", "config",
+         "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
+         "A Stripe-like payment gateway simulator with fault injection.\n"
+         "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"},
+        "gateway",
+        secrets,
+        1};
+    int prc = ons_opts_start(opt_table, NOPTS, &app.o, argc, argv, &start_cfg);
     if (prc)
-        return prc == ONS_OPTS_HELP ? 0 : 2;
+        return ons_opts_exit(prc);
     if (load_faults(&app.o, &faults, err, sizeof err)) {
         fprintf(stderr, "onsale-gateway: %s\n", err);
         goto done;
     }
-    const ons_secret secrets[] = {{"gateway.api_key", app.o.api_key, ONS_GATEWAY_KEY_DEV}};
-    if (ons_secrets_check(secrets, 1, app.o.dev_mode, err, sizeof err)) {
-        fprintf(stderr, "onsale-gateway: %s\n", err);
-        goto done;
-    }
-    ons_log_init("gateway", app.o.log_level);
-    if (err[0])
-        ons_log_warn("%s", err);
 
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */
