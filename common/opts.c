@@ -332,8 +332,11 @@ int ons_opts_start(const ons_opt *table, size_t n, void *dst, int argc, char **a
     if (rc)
         return rc;
     err[0] = '\0';
-    if (st->nsecrets &&
-        (rc = ons_opts_check_secrets(table, n, dst, st->secrets, st->nsecrets, err, sizeof err))) {
+    if (st->validate)
+        rc = st->validate(dst, st->validate_arg, err, sizeof err);
+    if (rc == 0 && st->nsecrets)
+        rc = ons_opts_check_secrets(table, n, dst, st->secrets, st->nsecrets, err, sizeof err);
+    if (rc) {
         if (st->cli.prog)
             fprintf(stderr, "%s: %s\n", st->cli.prog, err);
         ons_opts_free(table, n, dst);

@@ -97,13 +97,17 @@ int ons_opts_check_secrets(const ons_opt *table, size_t n, const void *dst, cons
 typedef struct ons_start {
     ons_cli cli;
     const char *log_name;          /* ons_log_init's process name: "worker" */
-    const ons_opt_secret *secrets; /* checked after loading (may be NULL) */
+    const ons_opt_secret *secrets; /* checked after validate (may be NULL) */
     size_t nsecrets;
+    /* Checks that span options (may be NULL), before the secrets: 0, or an
+     * error with errbuf saying what. arg is validate_arg. */
+    int (*validate)(const void *dst, void *arg, char *errbuf, size_t errlen);
+    void *validate_arg;
 } ons_start;
 
 /* A server's whole option start-up, the same in every main:
- * ons_opts_from_args(), then ons_opts_check_secrets() (refused: "PROG:
- * message" on stderr), then ons_log_init(st->log_name, the "log.level"
+ * ons_opts_from_args(), then st->validate and ons_opts_check_secrets()
+ * (refused: "PROG: message" on stderr), then ons_log_init(st->log_name, the "log.level"
  * option) and the dev_mode warning, if any, logged. Returns 0 (logger up),
  * ONS_OPTS_HELP, or a negative error with dst released: a main returns 0 on
  * ONS_OPTS_HELP, else 2 (ons_opts_exit). */

@@ -585,13 +585,13 @@ static int setup_metrics(worker *w)
 
 static const ons_opt_secret secrets[] = {{"ids.secret", ONS_IDS_SECRET_DEV}};
 static const ons_start start_cfg = {
-    {"onsale-worker", "config",
-     "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
-     "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
-     "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n"},
-    "worker",
-    secrets,
-    1};
+    .cli = {"onsale-worker", "config",
+            "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
+            "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
+            "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n"},
+    .log_name = "worker",
+    .secrets = secrets,
+    .nsecrets = 1};
 
 /* The name recorded as partition owner: worker.id, else host-pid. Warns
  * about debug options that are on. */

@@ -71,9 +71,12 @@ static const ons_opt opt_table[] = {
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
-/* Reads the rate options into f. Returns 0 or ONS_EINVAL with err set. */
-static int load_faults(const gw_opts *o, gw_faults *f, char *err, size_t errlen)
+/* Reads the fault options of opts (gw_opts) into faults (gw_faults): the
+ * ons_start validate hook. Returns 0 or ONS_EINVAL with err set. */
+static int load_faults(const void *opts, void *faults, char *err, size_t errlen)
 {
+    const gw_opts *o = opts;
+    gw_faults *f = faults;
     const struct {
         const char *name, *text;
         double *dst;
@@ -130,25 +133,22 @@ int main(int argc, char **argv)
 {
     gw_app app;
     gw_faults faults;
-    char err[512];
     int status = 2;
     memset(&app, 0, sizeof app);
     static const ons_opt_secret secrets[] = {{"gateway.api_key", ONS_GATEWAY_KEY_DEV}};
-    static const ons_start start_cfg = {
-        {"onsale-gateway", "config",
-         "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
-         "A Stripe-like payment gateway simulator with fault injection.\n"
-         "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"},
-        "gateway",
-        secrets,
-        1};
+    const ons_start start_cfg = {
+        .cli = {"onsale-gateway", "config",
+                "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
+                "A Stripe-like payment gateway simulator with fault injection.\n"
+                "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"},
+        .log_name = "gateway",
+        .secrets = secrets,
+        .nsecrets = 1,
+        .validate = load_faults,
+        .validate_arg = &faults};
     int prc = ons_opts_start(opt_table, NOPTS, &app.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
-    if (load_faults(&app.o, &faults, err, sizeof err)) {
-        fprintf(stderr, "onsale-gateway: %s\n", err);
-        goto done;
-    }
 
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */

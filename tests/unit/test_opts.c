@@ -252,7 +252,10 @@ static const ons_opt srv_table[] = {
 };
 #define SRV_N ONS_OPT_COUNT(srv_table)
 static const ons_opt_secret srv_secrets[] = {{"api.key", "dev-key"}, {"other.key", "other-dev"}};
-static const ons_start srv_start = {{NULL, "config", "usage: srv\n"}, "test", srv_secrets, 2};
+static const ons_start srv_start = {.cli = {NULL, "config", "usage: srv\n"},
+                                    .log_name = "test",
+                                    .secrets = srv_secrets,
+                                    .nsecrets = 2};
 
 static int start_with(srv *c, const char *const *args, int n)
 {
@@ -294,6 +297,39 @@ START_TEST(check_secrets_reads_the_loaded_values_by_name)
     static const ons_opt_secret nosuch[] = {{"no.such", NULL}};
     ck_assert_int_eq(ons_opts_check_secrets(srv_table, SRV_N, &c, nosuch, 1, err, sizeof err),
                      ONS_EINVAL);
+    ons_opts_free(srv_table, SRV_N, &c);
+}
+END_TEST
+
+static int level_not_debug(const void *dst, void *arg, char *err, size_t errlen)
+{
+    const srv *c = dst;
+    ++*(int *)arg;
+    if (strcmp(c->level, "debug") == 0) {
+        snprintf(err, errlen, "no debug here");
+        return ONS_EINVAL;
+    }
+    return 0;
+}
+
+/* The validate hook runs after loading and before the secrets: its error
+ * is the one reported when both are wrong. */
+START_TEST(start_validates_before_the_secrets)
+{
+    clear_env();
+    int calls = 0;
+    ons_start st = srv_start;
+    st.validate = level_not_debug;
+    st.validate_arg = &calls;
+    srv c;
+    memset(&c, 0, sizeof c);
+    char *argv[] = {"srv", "--log.level=debug"};
+    ck_assert_int_eq(ons_opts_start(srv_table, SRV_N, &c, 2, argv, &st), ONS_EINVAL);
+    ck_assert_int_eq(calls, 1);
+    ck_assert_ptr_null(c.level);
+    char *ok[] = {"srv", "--dev_mode=1"};
+    ck_assert_int_eq(ons_opts_start(srv_table, SRV_N, &c, 2, ok, &st), 0);
+    ck_assert_int_eq(calls, 2);
     ons_opts_free(srv_table, SRV_N, &c);
 }
 END_TEST
@@ -343,6 +379,7 @@ int main(void)
     tcase_add_test(args, args_help_wins_and_loads_nothing);
     tcase_add_test(args, check_secrets_reads_the_loaded_values_by_name);
     tcase_add_test(args, start_loads_checks_and_frees_on_refusal);
+    tcase_add_test(args, start_validates_before_the_secrets);
     suite_add_tcase(s, args);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -136,7 +136,7 @@ typedef struct app {
 /* One charger thread's outbox connection: pay_outbox_ops' conn. */
 typedef struct pay_thread {
     app *a;
-    PGconn *c;
+    PGconn **c; /* the thread's connection (NULL until first used) */
 } pay_thread;
 
 static volatile sig_atomic_t stop_flag;
@@ -220,7 +220,7 @@ static int claim(app *a, PGconn **c, pay_row *rows, int max)
 static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const char *why)
 {
     app *a = ((pay_thread *)conn)->a;
-    PGconn **c = &((pay_thread *)conn)->c;
+    PGconn **c = ((pay_thread *)conn)->c;
     char id[24], d[24];
     snprintf(id, sizeof id, "%" PRId64, w->id);
     snprintf(d, sizeof d, "%" PRId64, delay_ms);
@@ -237,7 +237,7 @@ static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const cha
 static int finish(void *conn, const pay_row *w, const pay_answer *ans)
 {
     app *a = ((pay_thread *)conn)->a;
-    PGconn **c = &((pay_thread *)conn)->c;
+    PGconn **c = ((pay_thread *)conn)->c;
     static const char *pstate[] = {"succeeded", "declined", "failed"};
     char id[24], oid[24], amt[24], att[24];
     snprintf(id, sizeof id, "%" PRId64, w->id);
@@ -294,16 +294,16 @@ static int produce(void *ctx, const q_msg *m)
 static void *thread_main(void *arg)
 {
     app *a = arg;
-    pay_thread t = {a, NULL};
-    PGconn **c = &t.c;
-    unsigned seed = (unsigned)(ons_mono_ms() ^ (int64_t)(uintptr_t)&t);
+    PGconn *c = NULL;
+    pay_thread t = {a, &c};
+    unsigned seed = (unsigned)(ons_mono_ms() ^ (int64_t)(uintptr_t)&c);
     pay_row *rows = calloc((size_t)a->o.batch, sizeof *rows);
     if (!rows) {
         ons_log_error("out of memory");
         return NULL;
     }
     while (!stop_flag) {
-        int n = claim(a, c, rows, (int)a->o.batch);
+        int n = claim(a, &c, rows, (int)a->o.batch);
         if (n <= 0) {
             sleep_ms(n < 0 ? DB_RETRY_MS : a->o.poll_ms);
             continue;
@@ -317,8 +317,8 @@ static void *thread_main(void *arg)
         }
     }
     free(rows);
-    if (t.c)
-        PQfinish(t.c);
+    if (c)
+        PQfinish(c);
     return NULL;
 }
 
@@ -339,12 +339,12 @@ static int setup_relay(app *a)
 
 static const ons_opt_secret secrets[] = {{"payments.api_key", ONS_GATEWAY_KEY_DEV}};
 static const ons_start start_cfg = {
-    {"onsale-payments", "config",
-     "usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
-     "The checkout saga's outbox relay and payment worker.\n\nOptions:\n"},
-    "payments",
-    secrets,
-    1};
+    .cli = {"onsale-payments", "config",
+            "usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
+            "The checkout saga's outbox relay and payment worker.\n\nOptions:\n"},
+    .log_name = "payments",
+    .secrets = secrets,
+    .nsecrets = 1};
 
 static void on_signals(void)
 {
