@@ -15,8 +15,10 @@
  *      cursors (wk_store_commit), then the Redis projection
  *      (wk_project_batch) and advisory async Kafka commits.
  * A failed batch drops the partition's memory, re-reads next_offset and
- * seeks there; a fenced one stops consuming that partition. Rebalances arrive
- * inside the consumer poll (on_assign / on_revoke below). The metrics HTTP
+ * seeks there; a fenced one stops consuming that partition: the partition
+ * slots and their retries are workers/supervisor.c, this file gives it the
+ * store and the consumer (sup_ops). Rebalances arrive inside the consumer
+ * poll (on_assign / on_revoke below). The metrics HTTP
  * endpoint runs on nng's threads and only reads atomics.
  */
 #include "common/auth.h"

@@ -7,7 +7,7 @@
  *      ... FOR UPDATE SKIP LOCKED) setting a lease), so several processes
  *      can share the outbox and a killed one's rows come back when their
  *      lease runs out;
- *   2. for each row, call the gateway (POST /v1/charges or /v1/refunds,
+ *   2. for each row (pay_relay_row, relay.c), call the gateway (POST /v1/charges or /v1/refunds,
  *      Idempotency-Key = key prefix + the row's key, e.g. "order-<id>") with a
  *      per-call timeout, through the shared circuit breaker;
  *   3. a definitive answer for a charge (succeeded / declined / failed) is
@@ -22,6 +22,10 @@
  * stored result), however long that takes. A crash between produce and
  * "done" re-sends the same result, which the partition owner ignores.
  * GET /metrics and /healthz on 127.0.0.1:metrics.port.
+ *
+ * This file holds the options, the outbox's SQL (claim, reschedule, finish:
+ * the relay's pay_outbox_ops), the HTTP and Kafka ends of the relay's
+ * pay_relay_io, and the threads' loop.
  */
 #include "common/auth.h"
 #include "common/clock.h"
