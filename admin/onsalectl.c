@@ -222,8 +222,9 @@ static int cmd_token(ctl *c, int argc, char **argv)
         return usage_error(self, "missing --role");
 
     char err[512];
-    const ons_secret secrets[] = {{"auth.secret", c->opts.auth_secret, ONS_AUTH_SECRET_DEV}};
-    if (ons_secrets_check(secrets, 1, c->opts.dev_mode, err, sizeof err)) {
+    static const ons_opt_secret secrets[] = {{"auth.secret", ONS_AUTH_SECRET_DEV}};
+    if (ons_opts_check_secrets(opt_table, ONS_OPT_COUNT(opt_table), &c->opts, secrets, 1, err,
+                               sizeof err)) {
         fprintf(stderr, "onsalectl: %s\n", err);
         return EXIT_USAGE;
     }
@@ -245,8 +246,9 @@ fail:
 static const char *ids_secret_or_null(ctl *c)
 {
     char err[512];
-    const ons_secret secrets[] = {{"ids.secret", c->opts.ids_secret, ONS_IDS_SECRET_DEV}};
-    if (ons_secrets_check(secrets, 1, c->opts.dev_mode, err, sizeof err)) {
+    static const ons_opt_secret secrets[] = {{"ids.secret", ONS_IDS_SECRET_DEV}};
+    if (ons_opts_check_secrets(opt_table, ONS_OPT_COUNT(opt_table), &c->opts, secrets, 1, err,
+                               sizeof err)) {
         fprintf(stderr, "onsalectl: %s (draws are not recomputed)\n", err);
         return NULL;
     }

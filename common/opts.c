@@ -1,6 +1,8 @@
 /* opts.c - loader and validator for option tables; see opts.h. */
 #include "common/opts.h"
+#include "common/auth.h"
 #include "common/err.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -290,4 +292,59 @@ int ons_opts_from_args(const ons_opt *table, size_t n, void *dst, int argc, char
         ons_opts_free(table, n, dst);
     }
     return rc;
+}
+
+/* The string option name of dst, or NULL (no such string option). */
+static const char *str_opt(const ons_opt *table, size_t n, const void *dst, const char *name)
+{
+    const ons_opt *o = find_opt(table, n, name);
+    if (!o || o->type != ONS_OPT_STR)
+        return NULL;
+    return *(char *const *)((const char *)dst + o->offset);
+}
+
+int ons_opts_check_secrets(const ons_opt *table, size_t n, const void *dst, const ons_opt_secret *s,
+                           size_t ns, char *errbuf, size_t errlen)
+{
+    /* Like ons_secrets_check's: a binary has a handful of secrets. */
+    enum { MAX_SECRETS = 8 };
+    ons_secret v[MAX_SECRETS];
+    if (ns > MAX_SECRETS) {
+        snprintf(errbuf, errlen, "more than %d secret options", (int)MAX_SECRETS);
+        return ONS_EINVAL;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        v[i].option = s[i].option;
+        v[i].value = str_opt(table, n, dst, s[i].option);
+        v[i].dev_default = s[i].dev_default;
+    }
+    const ons_opt *dev = find_opt(table, n, "dev_mode");
+    int dev_mode =
+        dev && dev->type == ONS_OPT_BOOL ? *(const int *)((const char *)dst + dev->offset) : 0;
+    return ons_secrets_check(v, ns, dev_mode, errbuf, errlen);
+}
+
+int ons_opts_start(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
+                   const ons_start *st)
+{
+    char err[512];
+    int rc = ons_opts_from_args(table, n, dst, argc, argv, &st->cli, err, sizeof err);
+    if (rc)
+        return rc;
+    err[0] = '\0';
+    if (st->validate)
+        rc = st->validate(dst, st->validate_arg, err, sizeof err);
+    if (rc == 0 && st->nsecrets)
+        rc = ons_opts_check_secrets(table, n, dst, st->secrets, st->nsecrets, err, sizeof err);
+    if (rc) {
+        if (st->cli.prog)
+            fprintf(stderr, "%s: %s\n", st->cli.prog, err);
+        ons_opts_free(table, n, dst);
+        return rc;
+    }
+    const char *level = str_opt(table, n, dst, "log.level");
+    ons_log_init(st->log_name, level ? level : "info");
+    if (err[0])
+        ons_log_warn("%s", err);
+    return 0;
 }

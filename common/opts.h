@@ -78,6 +78,49 @@ typedef struct ons_cli {
 int ons_opts_from_args(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
                        const ons_cli *cli, char *errbuf, size_t errlen);
 
+/* A secret option of a table: its name and its public development default
+ * (common/auth.h). */
+typedef struct ons_opt_secret {
+    const char *option;      /* "ids.secret" */
+    const char *dev_default; /* ONS_IDS_SECRET_DEV */
+} ons_opt_secret;
+
+/* ons_secrets_check() on the loaded values of the ns secret options named
+ * in s (looked up in table, read from dst), with dev_mode the value of
+ * dst's "dev_mode" option (off when the table has none). Returns 0, with
+ * errbuf "" or a dev_mode warning to show, or ONS_EINVAL with errbuf
+ * naming the first bad option. */
+int ons_opts_check_secrets(const ons_opt *table, size_t n, const void *dst, const ons_opt_secret *s,
+                           size_t ns, char *errbuf, size_t errlen);
+
+/* How a server binary starts (ons_opts_start). */
+typedef struct ons_start {
+    ons_cli cli;
+    const char *log_name;          /* ons_log_init's process name: "worker" */
+    const ons_opt_secret *secrets; /* checked after validate (may be NULL) */
+    size_t nsecrets;
+    /* Checks that span options (may be NULL), before the secrets: 0, or an
+     * error with errbuf saying what. arg is validate_arg. */
+    int (*validate)(const void *dst, void *arg, char *errbuf, size_t errlen);
+    void *validate_arg;
+} ons_start;
+
+/* A server's whole option start-up, the same in every main:
+ * ons_opts_from_args(), then st->validate and ons_opts_check_secrets()
+ * (refused: "PROG: message" on stderr), then ons_log_init(st->log_name, the "log.level"
+ * option) and the dev_mode warning, if any, logged. Returns 0 (logger up),
+ * ONS_OPTS_HELP, or a negative error with dst released: a main returns 0 on
+ * ONS_OPTS_HELP, else 2 (ons_opts_exit). */
+int ons_opts_start(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
+                   const ons_start *st);
+
+/* The exit status of a main whose ons_opts_start / ons_opts_from_args
+ * returned rc != 0: 0 after --help, 2 for bad usage. */
+static inline int ons_opts_exit(int rc)
+{
+    return rc == ONS_OPTS_HELP ? 0 : 2;
+}
+
 /* Frees the strings owned by dst. Safe on a zeroed or half-loaded struct. */
 void ons_opts_free(const ons_opt *table, size_t n, void *dst);
 

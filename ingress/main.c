@@ -376,41 +376,43 @@ static void stop(ing_app *app)
         ons_metrics_free(app->metrics);
 }
 
+/* Checks that span options (an ons_start validate hook). */
+static int check_options(const void *opts, void *arg, char *err, size_t errlen)
+{
+    const ing_opts *o = opts;
+    (void)arg;
+    if (o->status_poll_min_ms > o->status_poll_max_ms) {
+        snprintf(err, errlen, "status.poll_min_ms must not exceed status.poll_max_ms");
+        return ONS_EINVAL;
+    }
+    if (ing_client_addr_trusted_ok(o->client_trusted_proxies)) {
+        snprintf(err, errlen,
+                 "client.trusted_proxies must be addresses or CIDR blocks separated "
+                 "by commas");
+        return ONS_EINVAL;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ing_app app;
     memset(&app, 0, sizeof app);
-    char err[512];
-    static const ons_cli cli = {
-        "onsale-ingress", "config",
-        "usage: onsale-ingress [--config FILE] [--KEY=VALUE ...]\n"
-        "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"};
-    int prc =
-        ons_opts_from_args(ing_opt_table, ing_opt_count, &app.o, argc, argv, &cli, err, sizeof err);
+    static const ons_opt_secret secrets[] = {{"auth.secret", ONS_AUTH_SECRET_DEV},
+                                             {"ids.secret", ONS_IDS_SECRET_DEV},
+                                             {"tickets.secret", ING_TICKETS_SECRET_DEV}};
+    static const ons_start start_cfg = {
+        .cli = {"onsale-ingress", "config",
+                "usage: onsale-ingress [--config FILE] [--KEY=VALUE ...]\n"
+                "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"},
+        .log_name = "ingress",
+        .secrets = secrets,
+        .nsecrets = 3,
+        .validate = check_options,
+        .validate_arg = NULL};
+    int prc = ons_opts_start(ing_opt_table, ing_opt_count, &app.o, argc, argv, &start_cfg);
     if (prc)
-        return prc == ONS_OPTS_HELP ? 0 : 2;
-    if (app.o.status_poll_min_ms > app.o.status_poll_max_ms) {
-        fprintf(stderr, "onsale-ingress: status.poll_min_ms must not exceed status.poll_max_ms\n");
-        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
-        return 2;
-    }
-    if (ing_client_addr_trusted_ok(app.o.client_trusted_proxies)) {
-        fprintf(stderr, "onsale-ingress: client.trusted_proxies must be addresses or CIDR blocks "
-                        "separated by commas\n");
-        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
-        return 2;
-    }
-    const ons_secret secrets[] = {{"auth.secret", app.o.auth_secret, ONS_AUTH_SECRET_DEV},
-                                  {"ids.secret", app.o.ids_secret, ONS_IDS_SECRET_DEV},
-                                  {"tickets.secret", app.o.tickets_secret, ING_TICKETS_SECRET_DEV}};
-    if (ons_secrets_check(secrets, 3, app.o.dev_mode, err, sizeof err)) {
-        fprintf(stderr, "onsale-ingress: %s\n", err);
-        ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
-        return 2;
-    }
-    ons_log_init("ingress", app.o.log_level);
-    if (err[0])
-        ons_log_warn("%s", err);
+        return ons_opts_exit(prc);
     if (app.o.accounts_hash_concurrency >= app.o.pool_threads)
         ons_log_warn("accounts.hash_concurrency (%lld) >= pool.threads (%lld): a login flood can "
                      "occupy every job thread",

@@ -8,3 +8,7 @@ onsale_pytest(it_payment_replay test_payment_replay.py)
 onsale_pytest(it_sale_rules test_sale_rules.py)
 # Tickets at the gate (issue 11): rotating codes, scans, admission once.
 onsale_pytest(it_tickets test_tickets.py)
+# The payments relay (classify, backoff, what a row becomes) and the breaker,
+# without services (issue 9 item 5).
+onsale_unit(test_relay onsale_payments_core)
+onsale_unit(test_breaker onsale_payments_core)

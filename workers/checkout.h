@@ -42,10 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Order states are queue/states.h's; the older names below are for
- * workers/main.c until it moves into a library (see partition.h). */
-#define WK_O_PAID      Q_ORDER_PAID
-#define wk_ostate_name q_order_state_name
+/* Order states are queue/states.h's. */
 
 /* ticket_id of the i-th seat (0..Q_MAX_SEATS-1) of an order: 16 ids per
  * order, so one order's tickets never take the next order's ids. */

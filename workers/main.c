@@ -15,8 +15,10 @@
  *      cursors (wk_store_commit), then the Redis projection
  *      (wk_project_batch) and advisory async Kafka commits.
  * A failed batch drops the partition's memory, re-reads next_offset and
- * seeks there; a fenced one stops consuming that partition. Rebalances arrive
- * inside the consumer poll (on_assign / on_revoke below). The metrics HTTP
+ * seeks there; a fenced one stops consuming that partition: the partition
+ * slots and their retries are workers/supervisor.c, this file gives it the
+ * store and the consumer (sup_ops). Rebalances arrive inside the consumer
+ * poll (on_assign / on_revoke below). The metrics HTTP
  * endpoint runs on nng's threads and only reads atomics.
  */
 #include "common/auth.h"
@@ -34,6 +36,7 @@
 #include "workers/partition.h"
 #include "workers/project.h"
 #include "workers/store.h"
+#include "workers/supervisor.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -134,26 +137,19 @@ static const ons_opt opt_table[] = {
 
 /* ---- state ------------------------------------------------------------------ */
 
-enum slot_state {
-    SLOT_NONE,   /* not assigned to us */
-    SLOT_CLAIM,  /* assigned, claim pending (database was down) */
-    SLOT_ACTIVE, /* claimed, consuming */
-    SLOT_RELOAD, /* a batch failed: re-read next_offset and seek */
-    SLOT_FENCED, /* a newer owner exists: not consuming */
-};
-
-typedef struct slot {
-    int state;
-    wk_part *part;
-    int64_t epoch;
-    double retry_at;
-    int fails;     /* consecutive failed batches: backs the retries off */
-    int load_live; /* memory is new: load the events with live holds */
-    double rate, win_start;
-    int64_t win_count;
-    double last_publish;
-    ons_gauge *served, *lag, *ctl_lag, *owned;
-} slot;
+/* The consumer is asked to call back within this long between polls; a
+ * batch never takes near it, but debug.commit_delay_ms adds to it so a race
+ * test's sleeping worker is not thrown out of the group. */
+#define MAX_POLL_INTERVAL_MS 300000
+/* An idle partition's fetch waits at most this long at the broker: the
+ * latency a control record sees when its partition has no other traffic. */
+#define FETCH_WAIT_MS 10
+/* Prefetch bound of the consumer, per process (16 MiB: several full
+ * batches of ~200-byte records, without holding a backlog in memory). */
+#define QUEUED_MAX_KBYTES 16384
+/* An idle partition's cursor is projected to Redis this often, so a
+ * FLUSHALL or a new Redis is filled again within a second. */
+#define IDLE_PUBLISH_S 1.0
 
 /* One polled record, decoded, waiting for its batch's events to load. */
 typedef struct polled {
@@ -173,14 +169,13 @@ typedef struct worker {
     wk_store *store;
     wk_project *proj;
     q_consumer *cons;
-    slot *slots;
-    size_t nslots;
+    wk_sup sup; /* the partition slots */
     /* metrics */
     char control_topic[256];
     ons_histogram *batch_size, *commit_lat;
     ons_counter *applied[Q_MSG_TYPE_COUNT];
-    ons_counter *poison, *unknown_event, *fenced, *failures, *redis_err, *expired, *claims;
-    ons_counter *results[WK_I_COUNT];
+    ons_counter *poison, *unknown_event, *redis_err, *expired;
+    ons_counter *results[Q_INTENT_STATE_COUNT];
 } worker;
 
 static volatile sig_atomic_t stop_flag;
@@ -191,59 +186,25 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static slot *slot_get(worker *w, int32_t partition, int create)
+/* ---- the supervisor's operations (supervisor.h) ---------------------------------- */
+
+static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_next, int64_t *epoch)
 {
-    if (partition < 0)
-        return NULL;
-    if ((size_t)partition >= w->nslots) {
-        if (!create)
-            return NULL;
-        size_t n = (size_t)partition + 1;
-        slot *s = realloc(w->slots, n * sizeof *s);
-        if (!s)
-            return NULL;
-        memset(s + w->nslots, 0, (n - w->nslots) * sizeof *s);
-        w->slots = s;
-        w->nslots = n;
-    }
-    return &w->slots[partition];
+    worker *w = ctx;
+    return wk_store_claim(w->store, partition, next, ctl_next, epoch);
 }
 
-static void slot_gauges(worker *w, int32_t partition, slot *s)
+static int sup_recheck(void *ctx, int32_t partition, int64_t epoch, int64_t *next,
+                       int64_t *ctl_next)
 {
-    if (s->served)
-        return;
-    char labels[32];
-    snprintf(labels, sizeof labels, "partition=\"%d\"", (int)partition);
-    s->served = ons_metrics_gauge(w->m, "onsale_worker_served_offset",
-                                  "next unapplied offset committed to PostgreSQL", labels);
-    s->lag = ons_metrics_gauge(w->m, "onsale_worker_lag",
-                               "records behind the high watermark (cached watermark)", labels);
-    s->owned = ons_metrics_gauge(w->m, "onsale_worker_partition_owned",
-                                 "1 while this worker holds the partition's claim and consumes it",
-                                 labels);
-    snprintf(labels, sizeof labels, "partition=\"%d\",lane=\"control\"", (int)partition);
-    s->ctl_lag = ons_metrics_gauge(w->m, "onsale_worker_lag",
-                                   "records behind the high watermark (cached watermark)", labels);
+    worker *w = ctx;
+    return wk_store_recheck(w->store, partition, epoch, next, ctl_next);
 }
 
-/* Sets a partition's onsale_worker_partition_owned gauge. */
-static void slot_owned(slot *s, int owned)
+static wk_part *sup_new_part(void *ctx, int32_t partition, int64_t epoch, int64_t next,
+                             int64_t ctl_next)
 {
-    if (s->owned)
-        ons_gauge_set(s->owned, owned);
-}
-
-/* Forgets a partition's memory (it is rebuilt from PostgreSQL). */
-static void slot_drop(slot *s)
-{
-    wk_part_free(s->part);
-    s->part = NULL;
-}
-
-static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t next,
-                         int64_t ctl_next)
-{
+    worker *w = ctx;
     wk_part_cfg cfg = {wk_store_load_event,
                        w->store,
                        (int)w->o.hold_seconds_override,
@@ -269,147 +230,41 @@ static wk_part *new_part(worker *w, int32_t partition, int64_t epoch, int64_t ne
     return p;
 }
 
-/* Claims a partition (both lanes) in PostgreSQL. Returns the intents offset
- * to start at, *ctl_next the control one, or -1 (both). */
-static int64_t claim(worker *w, int32_t partition, slot *s, int64_t *ctl_next)
+static int sup_seek(void *ctx, int32_t partition, int64_t next, int64_t ctl_next)
 {
-    int64_t next = 0, epoch = 0;
-    *ctl_next = -1;
-    if (wk_store_claim(w->store, partition, &next, ctl_next, &epoch) != 0) {
-        *ctl_next = -1;
-        s->state = SLOT_CLAIM;
-        s->retry_at = ons_mono_s() + 1.0;
-        return -1;
-    }
-    slot_drop(s);
-    s->part = new_part(w, partition, epoch, next, *ctl_next);
-    if (!s->part) {
-        s->state = SLOT_RELOAD;
-        s->retry_at = ons_mono_s() + 1.0;
-        *ctl_next = -1;
-        return -1;
-    }
-    s->epoch = epoch;
-    s->state = SLOT_ACTIVE;
-    slot_owned(s, 1);
-    s->load_live = 1;
-    s->last_publish = 0; /* publish the cursor at once */
-    ons_counter_add(w->claims, 1);
-    if (s->served)
-        ons_gauge_set(s->served, (double)next);
-    ons_log_info("claimed partition %d epoch %" PRId64 " next_offset %" PRId64
-                 " control_next_offset %" PRId64 " as %s",
-                 (int)partition, epoch, next, *ctl_next, w->owner);
-    return next;
+    worker *w = ctx;
+    int rc = q_consumer_seek(w->cons, Q_TOPIC_INTENTS, partition, next);
+    return rc ? rc : q_consumer_seek(w->cons, Q_TOPIC_CONTROL, partition, ctl_next);
 }
+
+static void sup_pause(void *ctx, int32_t partition)
+{
+    worker *w = ctx;
+    q_consumer_pause(w->cons, partition);
+}
+
+static const wk_sup_ops sup_ops = {sup_claim, sup_recheck, sup_new_part, sup_seek, sup_pause};
 
 static void on_assign(void *arg, const int32_t *parts, int64_t *start, int64_t *cstart, size_t n)
 {
     worker *w = arg;
-    for (size_t i = 0; i < n; i++) {
-        slot *s = slot_get(w, parts[i], 1);
-        if (!s) {
-            start[i] = cstart[i] = -1;
-            continue;
-        }
-        slot_gauges(w, parts[i], s);
-        start[i] = claim(w, parts[i], s, &cstart[i]);
-    }
+    double now = ons_mono_s();
+    for (size_t i = 0; i < n; i++)
+        start[i] = wk_sup_assign(&w->sup, parts[i], now, &cstart[i]);
 }
 
 static void on_revoke(void *arg, const int32_t *parts, size_t n)
 {
     worker *w = arg;
-    for (size_t i = 0; i < n; i++) {
-        slot *s = slot_get(w, parts[i], 0);
-        if (!s)
-            continue;
-        if (s->part && wk_part_dirty(s->part))
-            ons_log_info("partition %d revoked with an uncommitted batch (the next owner "
-                         "re-applies it)",
-                         (int)parts[i]);
-        slot_drop(s);
-        s->state = SLOT_NONE;
-        slot_owned(s, 0);
-        ons_log_info("partition %d revoked", (int)parts[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        wk_sup_revoke(&w->sup, parts[i]);
 }
 
-/* A batch failed: drop memory, re-read next_offset later and seek there. */
-static void fail_partition(worker *w, int32_t partition, slot *s, const char *why)
+/* A batch of the partition failed: drop memory, re-read next_offset later
+ * and seek there (supervisor.h). */
+static void fail_partition(worker *w, int32_t partition, const char *why)
 {
-    ons_log_warn("partition %d: %s; dropping its state and reloading from PostgreSQL",
-                 (int)partition, why);
-    ons_counter_add(w->failures, 1);
-    slot_drop(s);
-    s->state = SLOT_RELOAD;
-    /* Retry at once the first time; a failure that repeats (a database down,
-     * a record that cannot be applied) backs off up to 5 s. */
-    double delay = 0;
-    if (s->fails > 0) {
-        delay = 0.05;
-        for (int i = 1; i < s->fails && delay < 5.0; i++)
-            delay *= 2;
-        if (delay > 5.0)
-            delay = 5.0;
-    }
-    s->fails++;
-    s->retry_at = ons_mono_s() + delay;
-    q_consumer_pause(w->cons, partition);
-}
-
-static void fence_partition(worker *w, int32_t partition, slot *s)
-{
-    ons_log_warn("fenced: partition %d has a newer owner than epoch %" PRId64
-                 "; batch rolled back, no longer consuming it",
-                 (int)partition, s->epoch);
-    ons_counter_add(w->fenced, 1);
-    slot_drop(s);
-    s->state = SLOT_FENCED;
-    slot_owned(s, 0);
-    q_consumer_pause(w->cons, partition);
-}
-
-/* Claims and reloads that are due. */
-static void retry_pending(worker *w)
-{
-    double now = ons_mono_s();
-    for (size_t i = 0; i < w->nslots; i++) {
-        slot *s = &w->slots[i];
-        if ((s->state != SLOT_CLAIM && s->state != SLOT_RELOAD) || now < s->retry_at)
-            continue;
-        int32_t p = (int32_t)i;
-        int64_t next = -1, ctl_next = -1;
-        if (s->state == SLOT_CLAIM) {
-            next = claim(w, p, s, &ctl_next);
-        } else {
-            int rc = wk_store_recheck(w->store, p, s->epoch, &next, &ctl_next);
-            if (rc == ONS_EFENCED) {
-                fence_partition(w, p, s);
-                continue;
-            }
-            if (rc == 0 && (s->part = new_part(w, p, s->epoch, next, ctl_next)) != NULL) {
-                s->state = SLOT_ACTIVE;
-                s->load_live = 1;
-            } else {
-                next = -1;
-            }
-        }
-        if (next < 0) {
-            s->retry_at = now + 1.0;
-            continue;
-        }
-        if (q_consumer_seek(w->cons, Q_TOPIC_INTENTS, p, next) != 0 ||
-            q_consumer_seek(w->cons, Q_TOPIC_CONTROL, p, ctl_next) != 0) {
-            slot_drop(s);
-            s->state = SLOT_RELOAD;
-            s->retry_at = now + 1.0;
-            q_consumer_pause(w->cons, p);
-            continue;
-        }
-        ons_log_info("partition %d resumed at offset %" PRId64 " (control %" PRId64 ")", (int)p,
-                     next, ctl_next);
-    }
+    wk_sup_fail(&w->sup, partition, ons_mono_s(), why);
 }
 
 /* The public id of the intent whose place in the log is seq, into out
@@ -452,8 +307,8 @@ static void log_applied(const worker *w, const q_record *rec, const q_msg *m)
 static void apply_record(worker *w, polled *pr, int64_t now_ms)
 {
     const q_record *rec = &pr->rec;
-    slot *s = slot_get(w, rec->partition, 0);
-    if (!s || s->state != SLOT_ACTIVE || !s->part)
+    wk_slot *s = wk_sup_active(&w->sup, rec->partition);
+    if (!s)
         return;
     wk_part *p = s->part;
     int lane = rec->lane;
@@ -482,25 +337,11 @@ static void apply_record(worker *w, polled *pr, int64_t now_ms)
         char msg[96];
         snprintf(msg, sizeof msg, "applying offset %" PRId64 " failed: %s", rec->offset,
                  ons_strerror(rc));
-        fail_partition(w, rec->partition, s, msg);
+        fail_partition(w, rec->partition, msg);
     } else {
         ons_counter_add(w->applied[m.type], 1);
         if (w->o.log_intents)
             log_applied(w, rec, &m);
-    }
-}
-
-static void update_rate(slot *s, size_t n, double now)
-{
-    s->win_count += (int64_t)n;
-    if (s->win_start == 0)
-        s->win_start = now;
-    double dt = now - s->win_start;
-    if (dt >= 1.0) {
-        double inst = (double)s->win_count / dt;
-        s->rate = s->rate > 0 ? 0.5 * s->rate + 0.5 * inst : inst;
-        s->win_start = now;
-        s->win_count = 0;
     }
 }
 
@@ -509,13 +350,13 @@ static void log_results(worker *w, const wk_part *p)
     char iid[Q_ID_LEN + 1];
     for (size_t i = 0; i < p->fx.nintents; i++) {
         const wk_fx_intent *r = &p->fx.intents[i];
-        if (r->state < WK_I_COUNT && w->results[r->state])
+        if (r->state < Q_INTENT_STATE_COUNT && w->results[r->state])
             ons_counter_add(w->results[r->state], 1);
         if (w->o.log_intents)
             ons_logk(ONS_LOG_INFO, "intent_id", intent_name(w, r->seq, r->user_id, iid),
                      "committed and projected: intent %s, reservation %s, %d seats, "
                      "partition %d offset %" PRId64,
-                     wk_istate_name(r->state), wk_rstate_name(r->res_state), (int)r->nseats,
+                     q_intent_state_name(r->state), q_res_state_name(r->res_state), (int)r->nseats,
                      (int)r->partition, r->offset);
     }
     const wk_co *co = p->co;
@@ -525,13 +366,13 @@ static void log_results(worker *w, const wk_part *p)
         snprintf(oid, sizeof oid, "%" PRId64, o->order_id);
         ons_logk2(ONS_LOG_INFO, "intent_id", intent_name(w, o->reservation_id, o->user_id, iid),
                   "order", oid, "committed: order %s%s%s, %d tickets%s, charge %s",
-                  wk_ostate_name(o->state), o->failure_reason ? " " : "",
+                  q_order_state_name(o->state), o->failure_reason ? " " : "",
                   o->failure_reason ? o->failure_reason : "", (int)o->nseats,
-                  o->state == WK_O_PAID ? " issued" : "", o->charge_id[0] ? o->charge_id : "none");
+                  o->state == Q_ORDER_PAID ? " issued" : "", o->charge_id[0] ? o->charge_id : "none");
     }
 }
 
-static void commit_partition(worker *w, int32_t partition, slot *s)
+static void commit_partition(worker *w, int32_t partition, wk_slot *s)
 {
     wk_part *p = s->part;
     double lat = 0;
@@ -539,21 +380,21 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
     int64_t from = p->fx.first_offset, cfrom = p->fx.first_ctl_offset;
     int rc = wk_store_commit(w->store, p, &lat);
     if (rc == ONS_EFENCED) {
-        fence_partition(w, partition, s);
+        wk_sup_fence(&w->sup, partition);
         return;
     }
     if (rc != 0) {
-        fail_partition(w, partition, s, "batch transaction failed (rolled back)");
+        fail_partition(w, partition, "batch transaction failed (rolled back)");
         return;
     }
-    s->fails = 0;
+    wk_sup_committed(&w->sup, partition);
     ons_histogram_observe(w->commit_lat, lat);
     if (n > 0)
         ons_histogram_observe(w->batch_size, (double)n);
     ons_counter_add(w->expired, (double)p->fx.nexpired);
     log_results(w, p);
     double now = ons_mono_s();
-    update_rate(s, n, now);
+    wk_slot_rate(s, n, now);
     ons_log_info("committed partition %d offsets %" PRId64 "..%" PRId64 " epoch %" PRId64
                  " control %" PRId64 "..%" PRId64
                  " (%zu records, %zu intents changed, %zu expired) in %.1f ms",
@@ -581,9 +422,9 @@ static void commit_partition(worker *w, int32_t partition, slot *s)
 static void idle_publish(worker *w)
 {
     double now = ons_mono_s();
-    for (size_t i = 0; i < w->nslots; i++) {
-        slot *s = &w->slots[i];
-        if (s->state != SLOT_ACTIVE || !s->part)
+    for (size_t i = 0; i < w->sup.nslots; i++) {
+        wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
+        if (!s)
             continue;
         int64_t high;
         if (s->lag && q_consumer_high_watermark(w->cons, Q_TOPIC_INTENTS, (int32_t)i, &high) == 0)
@@ -594,9 +435,9 @@ static void idle_publish(worker *w)
         if (s->ctl_lag &&
             q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, (int32_t)i, &high) == 0)
             ons_gauge_set(s->ctl_lag, (double)(high > cfirst ? high - cfirst : 0));
-        if (now - s->last_publish < 1.0)
+        if (now - s->last_publish < IDLE_PUBLISH_S)
             continue;
-        update_rate(s, 0, now);
+        wk_slot_rate(s, 0, now);
         if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate) != 0)
             ons_counter_add(w->redis_err, 1);
         s->last_publish = now;
@@ -608,9 +449,9 @@ static void idle_publish(worker *w)
  * 1,000 events costs a few round trips instead of eight per event. */
 static void load_batch_events(worker *w, size_t n)
 {
-    for (size_t i = 0; i < w->nslots; i++) {
-        slot *s = &w->slots[i];
-        if (s->state != SLOT_ACTIVE || !s->part)
+    for (size_t i = 0; i < w->sup.nslots; i++) {
+        wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
+        if (!s)
             continue;
         size_t k = 0;
         wk_map_clear(&w->want);
@@ -624,40 +465,46 @@ static void load_batch_events(worker *w, size_t n)
             w->want_ids[k++] = pr->m.event_id;
         }
         if (k > 1 && wk_store_load_events(w->store, s->part, w->want_ids, k) != 0)
-            fail_partition(w, (int32_t)i, s, "loading the batch's events failed");
+            fail_partition(w, (int32_t)i, "loading the batch's events failed");
     }
 }
 
-static void run_batch(worker *w)
+/* Holds due now are expired before this batch's records, in each
+ * partition's own transaction. This runs every loop, records or not (the
+ * poll waits at most hold.check_ms), on every hold in memory: a
+ * partition's memory first loads the events with live holds, so no hold
+ * waits for a record of its event to expire. Due ends, draws and paced
+ * admissions are made here too. */
+static void run_due(worker *w, int64_t now_ms)
 {
-    int64_t now_ms = ons_wall_ms();
-    /* Holds due now are expired before this batch's records, in each
-     * partition's own transaction. This runs every loop, records or not
-     * (the poll below waits at most hold.check_ms), on every hold in memory:
-     * a partition's memory first loads the events with live holds, so no
-     * hold waits for a record of its event to expire. */
-    for (size_t i = 0; i < w->nslots; i++) {
-        slot *s = &w->slots[i];
-        if (s->state != SLOT_ACTIVE || !s->part)
+    for (size_t i = 0; i < w->sup.nslots; i++) {
+        wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
+        if (!s)
             continue;
         if (s->load_live) {
             if (wk_store_load_live(w->store, s->part) != 0) {
-                fail_partition(w, (int32_t)i, s, "loading events with live holds failed");
+                fail_partition(w, (int32_t)i, "loading events with live holds failed");
                 continue;
             }
             s->load_live = 0;
         }
         int rc = wk_part_expire(s->part, now_ms, (size_t)w->o.batch_max_messages);
         if (rc < 0)
-            fail_partition(w, (int32_t)i, s, "expiring holds failed");
+            fail_partition(w, (int32_t)i, "expiring holds failed");
         else if (wk_part_end_due(s->part, now_ms) < 0)
-            fail_partition(w, (int32_t)i, s, "ending past events failed");
+            fail_partition(w, (int32_t)i, "ending past events failed");
         else if (wk_part_draw_due(s->part, now_ms) < 0)
-            fail_partition(w, (int32_t)i, s, "making a due draw failed");
+            fail_partition(w, (int32_t)i, "making a due draw failed");
         else if (wk_part_admit_due(s->part, now_ms) < 0)
-            fail_partition(w, (int32_t)i, s, "admitting paced fans failed");
+            fail_partition(w, (int32_t)i, "admitting paced fans failed");
     }
+}
 
+/* Polls up to batch.max_messages records into w->buf, for at most
+ * batch.max_ms after the first (hold.check_ms while none comes), decoding
+ * each. Returns how many. */
+static size_t poll_batch(worker *w)
+{
     size_t n = 0;
     double deadline = 0;
     int timeout = (int)w->o.hold_check_ms;
@@ -676,15 +523,24 @@ static void run_batch(worker *w)
         double left = deadline - ons_mono_s();
         timeout = left > 0 ? (int)(left * 1000) : 0;
     }
+    return n;
+}
+
+/* One turn of the loop: due work, a batch polled and applied, each dirty
+ * partition committed and projected. */
+static void run_batch(worker *w)
+{
+    int64_t now_ms = ons_wall_ms();
+    run_due(w, now_ms);
+    size_t n = poll_batch(w);
     load_batch_events(w, n);
     for (size_t i = 0; i < n; i++) {
         apply_record(w, &w->buf[i], now_ms);
         q_record_release(&w->buf[i].rec);
     }
-
-    for (size_t i = 0; i < w->nslots; i++) {
-        slot *s = &w->slots[i];
-        if (s->state == SLOT_ACTIVE && s->part && wk_part_dirty(s->part))
+    for (size_t i = 0; i < w->sup.nslots; i++) {
+        wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
+        if (s && wk_part_dirty(s->part))
             commit_partition(w, (int32_t)i, s);
     }
     idle_publish(w);
@@ -708,9 +564,9 @@ static int setup_metrics(worker *w)
         w->applied[t] = ons_metrics_counter(w->m, "onsale_worker_messages_applied_total",
                                             "records applied, by message type", labels);
     }
-    for (int st = WK_I_WAITING; st < WK_I_COUNT; st++) {
+    for (int st = Q_INTENT_WAITING; st < Q_INTENT_STATE_COUNT; st++) {
         char labels[48];
-        snprintf(labels, sizeof labels, "state=\"%s\"", wk_istate_name(st));
+        snprintf(labels, sizeof labels, "state=\"%s\"", q_intent_state_name(st));
         w->results[st] =
             ons_metrics_counter(w->m, "onsale_worker_intent_results_total",
                                 "intent state changes committed, by new state", labels);
@@ -720,132 +576,146 @@ static int setup_metrics(worker *w)
     w->unknown_event =
         ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
                             "records skipped as undecodable", "reason=\"unknown_event\"");
-    w->fenced =
-        ons_metrics_counter(w->m, "onsale_worker_fenced_total",
-                            "batches refused because a newer owner claimed the partition", "");
-    w->failures = ons_metrics_counter(w->m, "onsale_worker_batch_failures_total",
-                                      "batches rolled back and reloaded", "");
     w->redis_err = ons_metrics_counter(w->m, "onsale_worker_redis_errors_total",
                                        "failed Redis projections (not fatal)", "");
     w->expired = ons_metrics_counter(w->m, "onsale_worker_holds_expired_total",
                                      "holds expired by this worker", "");
-    w->claims = ons_metrics_counter(w->m, "onsale_worker_partition_claims_total",
-                                    "partitions claimed (epoch bumps)", "");
-    return w->batch_size && w->commit_lat && w->poison && w->fenced ? 0 : ONS_ENOMEM;
+    if (!w->batch_size || !w->commit_lat || !w->poison)
+        return ONS_ENOMEM;
+    return wk_sup_init(&w->sup, &sup_ops, w, w->owner, w->m);
 }
 
-static const ons_cli cli = {
-    "onsale-worker", "config",
-    "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
-    "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
-    "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n"};
+static const ons_opt_secret secrets[] = {{"ids.secret", ONS_IDS_SECRET_DEV}};
+static const ons_start start_cfg = {
+    .cli = {"onsale-worker", "config",
+            "usage: onsale-worker [--config FILE] [--KEY=VALUE ...]\n"
+            "Consumes its Kafka partitions and applies intents FIFO to PostgreSQL.\n"
+            "Options (file 'key = value' lines, environment ONSALE_KEY, or --key=value):\n"},
+    .log_name = "worker",
+    .secrets = secrets,
+    .nsecrets = 1};
 
-int main(int argc, char **argv)
+/* The name recorded as partition owner: worker.id, else host-pid. Warns
+ * about debug options that are on. */
+static void name_owner(worker *w)
 {
-    worker w;
-    memset(&w, 0, sizeof w);
-    wk_httpd *httpd = NULL;
-    int code = 1;
-    char err[512];
-    int prc = ons_opts_from_args(opt_table, NOPTS, &w.o, argc, argv, &cli, err, sizeof err);
-    if (prc)
-        return prc == ONS_OPTS_HELP ? 0 : 2;
-    const ons_secret secrets[] = {{"ids.secret", w.o.ids_secret, ONS_IDS_SECRET_DEV}};
-    if (ons_secrets_check(secrets, 1, w.o.dev_mode, err, sizeof err)) {
-        fprintf(stderr, "onsale-worker: %s\n", err);
-        ons_opts_free(opt_table, NOPTS, &w.o);
-        return 2;
-    }
-    ons_log_init("worker", w.o.log_level);
-    if (err[0])
-        ons_log_warn("%s", err);
-    if (w.o.worker_id[0]) {
-        snprintf(w.owner, sizeof w.owner, "%s", w.o.worker_id);
+    if (w->o.worker_id[0]) {
+        snprintf(w->owner, sizeof w->owner, "%s", w->o.worker_id);
     } else {
         char host[64] = "host";
         gethostname(host, sizeof host - 1);
-        snprintf(w.owner, sizeof w.owner, "%s-%d", host, (int)getpid());
+        snprintf(w->owner, sizeof w->owner, "%s-%d", host, (int)getpid());
     }
-    if (w.o.skip_epoch_check)
+    if (w->o.skip_epoch_check)
         ons_log_warn("debug.skip_epoch_check is ON: commits are NOT fenced (tests only)");
-    if (w.o.no_tombstones)
+    if (w->o.no_tombstones)
         ons_log_warn(
             "debug.no_tombstones is ON: a cancel ahead of its intent is lost (tests only)");
-    if (w.o.hold_seconds_override)
+    if (w->o.hold_seconds_override)
         ons_log_warn("debug.hold_seconds_override=%lld: holds do not follow their events",
-                     w.o.hold_seconds_override);
+                     w->o.hold_seconds_override);
+}
 
+static void on_signals(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    if (setup_metrics(&w) != 0) {
-        ons_log_error("out of memory");
-        goto out;
-    }
-    if (w.o.metrics_port > 0 && wk_httpd_start((int)w.o.metrics_port, w.m, &httpd) != 0)
-        goto out;
-    wk_store_opts so = {w.o.pg_dsn, w.owner, w.o.skip_epoch_check, (int)w.o.commit_delay_ms};
-    if (wk_store_new(&so, &w.store) != 0)
-        goto out;
-    q_status_opts ro = {w.o.redis_host, (int)w.o.redis_port, w.o.redis_prefix,
-                        (int)w.o.redis_timeout_ms, (int)w.o.result_ttl_s};
-    if (wk_project_new(&ro, w.o.ids_secret, &w.proj) != 0)
-        goto out;
-    if (q_topic_control_name(w.o.topic, w.o.control_topic, w.control_topic,
-                             sizeof w.control_topic) != 0) {
+/* Joins the consumer group (the rebalance callbacks claim partitions). */
+static int start_consumer(worker *w)
+{
+    if (q_topic_control_name(w->o.topic, w->o.control_topic, w->control_topic,
+                             sizeof w->control_topic) != 0) {
         ons_log_error("kafka.control_topic: too long");
-        goto out;
+        return ONS_EINVAL;
     }
     q_consumer_opts co = {
-        .brokers = w.o.brokers,
-        .topic = w.o.topic,
-        .control_topic = w.control_topic,
-        .group = w.o.group,
-        .client_id = w.owner,
-        .session_timeout_ms = (int)w.o.session_timeout_ms,
-        .max_poll_interval_ms = 300000 + (int)w.o.commit_delay_ms,
-        .fetch_wait_ms = 10,
-        .queued_max_kbytes = 16384,
+        .brokers = w->o.brokers,
+        .topic = w->o.topic,
+        .control_topic = w->control_topic,
+        .group = w->o.group,
+        .client_id = w->owner,
+        .session_timeout_ms = (int)w->o.session_timeout_ms,
+        .max_poll_interval_ms = MAX_POLL_INTERVAL_MS + (int)w->o.commit_delay_ms,
+        .fetch_wait_ms = FETCH_WAIT_MS,
+        .queued_max_kbytes = QUEUED_MAX_KBYTES,
         .on_assign = on_assign,
         .on_revoke = on_revoke,
-        .arg = &w,
+        .arg = w,
     };
-    w.buf = calloc((size_t)w.o.batch_max_messages, sizeof *w.buf);
-    w.want_ids = calloc((size_t)w.o.batch_max_messages, sizeof *w.want_ids);
-    if (!w.buf || !w.want_ids) {
-        ons_log_error("out of memory");
-        goto out;
-    }
-    if (q_consumer_new(&co, &w.cons) != 0)
-        goto out;
-    ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
-                 "%lld ms)",
-                 w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
-                 w.o.batch_max_ms);
+    return q_consumer_new(&co, &w->cons);
+}
 
-    while (!stop_flag) {
-        retry_pending(&w);
-        run_batch(&w);
+/* Builds the worker: metrics and their endpoint, the store, the projection,
+ * the batch buffers, the consumer. 0 or an error (logged); stop() undoes
+ * what was built. */
+static int start(worker *w, wk_httpd **httpd)
+{
+    if (setup_metrics(w) != 0) {
+        ons_log_error("out of memory");
+        return ONS_ENOMEM;
     }
-    ons_log_info("stopping: leaving the consumer group");
-    q_consumer_close(w.cons);
-    code = 0;
-out:
-    q_consumer_free(w.cons);
-    for (size_t i = 0; i < w.nslots; i++)
-        slot_drop(&w.slots[i]);
-    free(w.slots);
-    free(w.buf);
-    free(w.want_ids);
-    wk_map_fini(&w.want);
-    wk_project_free(w.proj);
-    wk_store_free(w.store);
+    if (w->o.metrics_port > 0 && wk_httpd_start((int)w->o.metrics_port, w->m, httpd) != 0)
+        return ONS_EIO;
+    wk_store_opts so = {w->o.pg_dsn, w->owner, w->o.skip_epoch_check, (int)w->o.commit_delay_ms};
+    if (wk_store_new(&so, &w->store) != 0)
+        return ONS_EDB;
+    q_status_opts ro = {w->o.redis_host, (int)w->o.redis_port, w->o.redis_prefix,
+                        (int)w->o.redis_timeout_ms, (int)w->o.result_ttl_s};
+    if (wk_project_new(&ro, w->o.ids_secret, &w->proj) != 0)
+        return ONS_EREDIS;
+    w->buf = calloc((size_t)w->o.batch_max_messages, sizeof *w->buf);
+    w->want_ids = calloc((size_t)w->o.batch_max_messages, sizeof *w->want_ids);
+    if (!w->buf || !w->want_ids) {
+        ons_log_error("out of memory");
+        return ONS_ENOMEM;
+    }
+    return start_consumer(w);
+}
+
+static void stop(worker *w, wk_httpd *httpd)
+{
+    q_consumer_free(w->cons);
+    wk_sup_fini(&w->sup);
+    free(w->buf);
+    free(w->want_ids);
+    wk_map_fini(&w->want);
+    wk_project_free(w->proj);
+    wk_store_free(w->store);
     wk_httpd_stop(httpd);
-    ons_metrics_free(w.m);
+    ons_metrics_free(w->m);
+}
+
+int main(int argc, char **argv)
+{
+    worker w;
+    memset(&w, 0, sizeof w);
+    wk_httpd *httpd = NULL;
+    int prc = ons_opts_start(opt_table, NOPTS, &w.o, argc, argv, &start_cfg);
+    if (prc)
+        return ons_opts_exit(prc);
+    name_owner(&w);
+    on_signals();
+    int code = 1;
+    if (start(&w, &httpd) == 0) {
+        ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
+                     "%lld ms)",
+                     w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
+                     w.o.batch_max_ms);
+        while (!stop_flag) {
+            wk_sup_retry_due(&w.sup, ons_mono_s());
+            run_batch(&w);
+        }
+        ons_log_info("stopping: leaving the consumer group");
+        q_consumer_close(w.cons);
+        code = 0;
+    }
+    stop(&w, httpd);
     ons_log_info("stopped");
     ons_opts_free(opt_table, NOPTS, &w.o);
     return code;

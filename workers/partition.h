@@ -49,13 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The intent, reservation and event vocabularies are queue/states.h's.
- * workers/main.c is moving into a library in parallel (issue 9 item 5) and
- * still spells these older names; they go when it uses the q_ ones. */
-#define WK_I_COUNT     Q_INTENT_STATE_COUNT
-#define WK_I_WAITING   Q_INTENT_WAITING
-#define wk_istate_name q_intent_state_name
-#define wk_rstate_name q_res_state_name
+/* The intent, reservation and event vocabularies are queue/states.h's. */
 
 struct wk_event;
 

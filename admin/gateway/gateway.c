@@ -71,9 +71,12 @@ static const ons_opt opt_table[] = {
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
-/* Reads the rate options into f. Returns 0 or ONS_EINVAL with err set. */
-static int load_faults(const gw_opts *o, gw_faults *f, char *err, size_t errlen)
+/* Reads the fault options of opts (gw_opts) into faults (gw_faults): the
+ * ons_start validate hook. Returns 0 or ONS_EINVAL with err set. */
+static int load_faults(const void *opts, void *faults, char *err, size_t errlen)
 {
+    const gw_opts *o = opts;
+    gw_faults *f = faults;
     const struct {
         const char *name, *text;
         double *dst;
@@ -130,29 +133,22 @@ int main(int argc, char **argv)
 {
     gw_app app;
     gw_faults faults;
-    char err[512];
     int status = 2;
     memset(&app, 0, sizeof app);
-    static const ons_cli cli = {
-        "onsale-gateway", "config",
-        "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
-        "A Stripe-like payment gateway simulator with fault injection.\n"
-        "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"};
-    int prc = ons_opts_from_args(opt_table, NOPTS, &app.o, argc, argv, &cli, err, sizeof err);
+    static const ons_opt_secret secrets[] = {{"gateway.api_key", ONS_GATEWAY_KEY_DEV}};
+    const ons_start start_cfg = {
+        .cli = {"onsale-gateway", "config",
+                "usage: onsale-gateway [--config FILE] [--KEY=VALUE ...]\n"
+                "A Stripe-like payment gateway simulator with fault injection.\n"
+                "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"},
+        .log_name = "gateway",
+        .secrets = secrets,
+        .nsecrets = 1,
+        .validate = load_faults,
+        .validate_arg = &faults};
+    int prc = ons_opts_start(opt_table, NOPTS, &app.o, argc, argv, &start_cfg);
     if (prc)
-        return prc == ONS_OPTS_HELP ? 0 : 2;
-    if (load_faults(&app.o, &faults, err, sizeof err)) {
-        fprintf(stderr, "onsale-gateway: %s\n", err);
-        goto done;
-    }
-    const ons_secret secrets[] = {{"gateway.api_key", app.o.api_key, ONS_GATEWAY_KEY_DEV}};
-    if (ons_secrets_check(secrets, 1, app.o.dev_mode, err, sizeof err)) {
-        fprintf(stderr, "onsale-gateway: %s\n", err);
-        goto done;
-    }
-    ons_log_init("gateway", app.o.log_level);
-    if (err[0])
-        ons_log_warn("%s", err);
+        return ons_opts_exit(prc);
 
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */

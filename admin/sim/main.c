@@ -187,9 +187,9 @@ static int load_options(sim *s, int argc, char **argv)
     const sim_opts *o = &s->o;
     int knobs = o->gateway_decline_rate != 0 || o->gateway_error_rate != 0 ||
                 o->gateway_lost_response_rate != 0 || o->gateway_latency_ms != 0;
-    const ons_secret secrets[] = {{"auth.secret", o->auth_secret, ONS_AUTH_SECRET_DEV},
-                                  {"gateway.api_key", o->gateway_api_key, ONS_GATEWAY_KEY_DEV}};
-    if (ons_secrets_check(secrets, knobs ? 2 : 1, o->dev_mode, err, sizeof err)) {
+    static const ons_opt_secret secrets[] = {{"auth.secret", ONS_AUTH_SECRET_DEV},
+                                             {"gateway.api_key", ONS_GATEWAY_KEY_DEV}};
+    if (ons_opts_check_secrets(opt_table, NOPTS, o, secrets, knobs ? 2 : 1, err, sizeof err)) {
         fprintf(stderr, "onsale-sim: %s\n", err);
         return EXIT_USAGE;
     }

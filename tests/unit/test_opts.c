@@ -238,6 +238,129 @@ START_TEST(error_table_complete)
 }
 END_TEST
 
+/* A server's table with secrets, dev_mode and log.level, for ons_opts_start. */
+typedef struct srv {
+    char *key, *other, *level;
+    int dev_mode;
+} srv;
+
+static const ons_opt srv_table[] = {
+    {"api.key", ONS_OPT_STR, offsetof(srv, key), 0, 64, "dev-key", "a secret"},
+    {"other.key", ONS_OPT_STR, offsetof(srv, other), 0, 64, "other-dev", "another"},
+    {"log.level", ONS_OPT_STR, offsetof(srv, level), 1, 8, "info", "level"},
+    {"dev_mode", ONS_OPT_BOOL, offsetof(srv, dev_mode), 0, 1, "false", "dev"},
+};
+#define SRV_N ONS_OPT_COUNT(srv_table)
+static const ons_opt_secret srv_secrets[] = {{"api.key", "dev-key"}, {"other.key", "other-dev"}};
+static const ons_start srv_start = {.cli = {NULL, "config", "usage: srv\n"},
+                                    .log_name = "test",
+                                    .secrets = srv_secrets,
+                                    .nsecrets = 2};
+
+static int start_with(srv *c, const char *const *args, int n)
+{
+    char *argv[8] = {"srv"};
+    for (int i = 0; i < n; i++)
+        argv[i + 1] = (char *)args[i];
+    memset(c, 0, sizeof *c);
+    return ons_opts_start(srv_table, SRV_N, c, n + 1, argv, &srv_start);
+}
+
+START_TEST(check_secrets_reads_the_loaded_values_by_name)
+{
+    clear_env();
+    srv c = {0};
+    char err[512];
+    ck_assert_int_eq(ons_opts_load(srv_table, SRV_N, &c, NULL, err, sizeof err), 0);
+    /* the development defaults are refused outside dev_mode */
+    ck_assert_int_eq(ons_opts_check_secrets(srv_table, SRV_N, &c, srv_secrets, 2, err, sizeof err),
+                     ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "api.key"));
+    ck_assert_ptr_nonnull(strstr(err, "ONSALE_API_KEY"));
+    /* accepted with a warning in dev_mode */
+    c.dev_mode = 1;
+    ck_assert_int_eq(ons_opts_check_secrets(srv_table, SRV_N, &c, srv_secrets, 2, err, sizeof err),
+                     0);
+    ck_assert_ptr_nonnull(strstr(err, "dev_mode"));
+    c.dev_mode = 0;
+    ons_opts_set(srv_table, SRV_N, &c, "api.key", "a-real-secret", err, sizeof err);
+    ons_opts_set(srv_table, SRV_N, &c, "other.key", "a-real-secret", err, sizeof err);
+    /* one key, one purpose */
+    ck_assert_int_eq(ons_opts_check_secrets(srv_table, SRV_N, &c, srv_secrets, 2, err, sizeof err),
+                     ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "same value"));
+    /* only the first: fine */
+    ck_assert_int_eq(ons_opts_check_secrets(srv_table, SRV_N, &c, srv_secrets, 1, err, sizeof err),
+                     0);
+    ck_assert_str_eq(err, "");
+    /* a secret the table does not have is missing */
+    static const ons_opt_secret nosuch[] = {{"no.such", NULL}};
+    ck_assert_int_eq(ons_opts_check_secrets(srv_table, SRV_N, &c, nosuch, 1, err, sizeof err),
+                     ONS_EINVAL);
+    ons_opts_free(srv_table, SRV_N, &c);
+}
+END_TEST
+
+static int level_not_debug(const void *dst, void *arg, char *err, size_t errlen)
+{
+    const srv *c = dst;
+    ++*(int *)arg;
+    if (strcmp(c->level, "debug") == 0) {
+        snprintf(err, errlen, "no debug here");
+        return ONS_EINVAL;
+    }
+    return 0;
+}
+
+/* The validate hook runs after loading and before the secrets: its error
+ * is the one reported when both are wrong. */
+START_TEST(start_validates_before_the_secrets)
+{
+    clear_env();
+    int calls = 0;
+    ons_start st = srv_start;
+    st.validate = level_not_debug;
+    st.validate_arg = &calls;
+    srv c;
+    memset(&c, 0, sizeof c);
+    char *argv[] = {"srv", "--log.level=debug"};
+    ck_assert_int_eq(ons_opts_start(srv_table, SRV_N, &c, 2, argv, &st), ONS_EINVAL);
+    ck_assert_int_eq(calls, 1);
+    ck_assert_ptr_null(c.level);
+    char *ok[] = {"srv", "--dev_mode=1"};
+    ck_assert_int_eq(ons_opts_start(srv_table, SRV_N, &c, 2, ok, &st), 0);
+    ck_assert_int_eq(calls, 2);
+    ons_opts_free(srv_table, SRV_N, &c);
+}
+END_TEST
+
+START_TEST(start_loads_checks_and_frees_on_refusal)
+{
+    clear_env();
+    srv c;
+    const char *help[] = {"--help"};
+    ck_assert_int_eq(start_with(&c, help, 1), ONS_OPTS_HELP);
+    ck_assert_int_eq(ons_opts_exit(ONS_OPTS_HELP), 0);
+    const char *bad[] = {"--log.level=verbose-too-long"};
+    ck_assert_int_eq(start_with(&c, bad, 1), ONS_EINVAL);
+    ck_assert_int_eq(ons_opts_exit(ONS_EINVAL), 2);
+    /* refused secrets: an error, and the struct released */
+    ck_assert_int_eq(start_with(&c, NULL, 0), ONS_EINVAL);
+    ck_assert_ptr_null(c.key);
+    ck_assert_ptr_null(c.level);
+    /* good secrets: loaded, the logger up at the table's level */
+    const char *good[] = {"--api.key=k1-secret", "--other.key=k2-secret", "--log.level=warn"};
+    ck_assert_int_eq(start_with(&c, good, 3), 0);
+    ck_assert_str_eq(c.key, "k1-secret");
+    ons_opts_free(srv_table, SRV_N, &c);
+    /* dev_mode lets the defaults through */
+    const char *dev[] = {"--dev_mode=true"};
+    ck_assert_int_eq(start_with(&c, dev, 1), 0);
+    ck_assert_str_eq(c.key, "dev-key");
+    ons_opts_free(srv_table, SRV_N, &c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("opts");
@@ -254,6 +377,9 @@ int main(void)
     tcase_add_test(args, args_override_env_override_file);
     tcase_add_test(args, args_errors_name_the_flag);
     tcase_add_test(args, args_help_wins_and_loads_nothing);
+    tcase_add_test(args, check_secrets_reads_the_loaded_values_by_name);
+    tcase_add_test(args, start_loads_checks_and_frees_on_refusal);
+    tcase_add_test(args, start_validates_before_the_secrets);
     suite_add_tcase(s, args);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

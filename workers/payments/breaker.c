@@ -4,6 +4,11 @@
 
 static const char *names[] = {"closed", "open", "half-open"};
 
+/* While the half-open probe is out, the other calls are told to look again
+ * after this fraction of the open period (+1 ms): soon enough to follow a
+ * probe that succeeds, rarely enough not to churn the outbox rows. */
+#define PROBE_WAIT_DIVISOR 4
+
 /* With b->mu held. */
 static void set_state(pay_breaker *b, int state, int64_t now_ms)
 {
@@ -60,7 +65,7 @@ int pay_breaker_allow(pay_breaker *b, int64_t now_ms, int64_t *retry_in_ms)
     } else if (b->state == PAY_BR_HALF_OPEN) {
         if (b->probing) {
             ok = 0;
-            *retry_in_ms = b->open_ms / 4 + 1;
+            *retry_in_ms = b->open_ms / PROBE_WAIT_DIVISOR + 1;
         } else {
             b->probing = 1;
         }

@@ -7,7 +7,7 @@
  *      ... FOR UPDATE SKIP LOCKED) setting a lease), so several processes
  *      can share the outbox and a killed one's rows come back when their
  *      lease runs out;
- *   2. for each row, call the gateway (POST /v1/charges or /v1/refunds,
+ *   2. for each row (pay_relay_row, relay.c), call the gateway (POST /v1/charges or /v1/refunds,
  *      Idempotency-Key = key prefix + the row's key, e.g. "order-<id>") with a
  *      per-call timeout, through the shared circuit breaker;
  *   3. a definitive answer for a charge (succeeded / declined / failed) is
@@ -22,6 +22,10 @@
  * stored result), however long that takes. A crash between produce and
  * "done" re-sends the same result, which the partition owner ignores.
  * GET /metrics and /healthz on 127.0.0.1:metrics.port.
+ *
+ * This file holds the options, the outbox's SQL (claim, reschedule, finish:
+ * the relay's pay_outbox_ops), the HTTP and Kafka ends of the relay's
+ * pay_relay_io, and the threads' loop.
  */
 #include "common/auth.h"
 #include "common/clock.h"
@@ -35,6 +39,7 @@
 #include "workers/httpd.h"
 #include "workers/payments/breaker.h"
 #include "workers/payments/http.h"
+#include "workers/payments/relay.h"
 #include "workers/pgutil.h"
 
 #include <inttypes.h>
@@ -109,9 +114,19 @@ static const ons_opt opt_table[] = {
 
 /* ---- state ------------------------------------------------------------------ */
 
-enum call_class { C_SUCCEEDED, C_DECLINED, C_FAILED, C_RETRY, C_BREAKER_OPEN, NCLASS };
-static const char *class_names[NCLASS] = {"succeeded", "declined", "failed", "retry",
-                                          "breaker_open"};
+/* A thread whose outbox query failed (PostgreSQL down) waits this long
+ * before the next: the reconnect is attempted at most once a second. */
+#define DB_RETRY_MS 1000
+/* The main thread checks for a stop signal this often (the threads notice
+ * it between rows). */
+#define SIGNAL_POLL_MS 200
+/* Producer settings: payment results are few and latency matters (linger
+ * 1 ms); in flight at most one per thread, so the bound is never reached. */
+#define PRODUCER_LINGER_MS    1
+#define PRODUCER_MAX_INFLIGHT 10000
+/* At shutdown, results still in flight get this long to be delivered; an
+ * undelivered one is produced again by the next run (the row is not done). */
+#define PRODUCER_FLUSH_MS 5000
 
 typedef struct app {
     pay_opts o;
@@ -119,10 +134,14 @@ typedef struct app {
     ons_metrics *m;
     q_producer *prod;
     pay_breaker br;
-    ons_counter *calls[2][NCLASS]; /* [is_refund][class] */
-    ons_counter *results, *errors;
-    ons_histogram *latency;
+    pay_relay relay;
 } app;
+
+/* One charger thread's outbox connection: pay_outbox_ops' conn. */
+typedef struct pay_thread {
+    app *a;
+    PGconn **c; /* the thread's connection (NULL until first used) */
+} pay_thread;
 
 static volatile sig_atomic_t stop_flag;
 
@@ -138,21 +157,6 @@ static void sleep_ms(int64_t ms)
     while (!stop_flag && nanosleep(&d, &d) != 0)
         ;
 }
-
-/* One claimed outbox row. */
-typedef struct row {
-    int64_t id, order_id, reservation_id, event_id, ticket_id, amount, attempts, user_id;
-    int is_refund;
-    char currency[4], pm[Q_MSG_MAX_PM + 1], charge[Q_MSG_MAX_CHARGE + 1], key[80];
-} row;
-
-/* The answer of one gateway call. */
-typedef struct answer {
-    int cls; /* enum call_class */
-    char charge[Q_MSG_MAX_CHARGE + 1];
-    int64_t amount;
-    char why[160];
-} answer;
 
 /* ---- PostgreSQL ---------------------------------------------------------------- */
 
@@ -174,7 +178,7 @@ static PGresult *q(PGconn **c, const char *dsn, const char *sql, int n, const ch
 }
 
 /* Claims up to batch due rows. Returns how many were written to rows, or -1. */
-static int claim(app *a, PGconn **c, row *rows, int max)
+static int claim(app *a, PGconn **c, pay_row *rows, int max)
 {
     char lease[24], lim[24];
     snprintf(lease, sizeof lease, "%lld", a->o.lease_ms);
@@ -196,7 +200,7 @@ static int claim(app *a, PGconn **c, row *rows, int max)
         return -1;
     int n = PQntuples(r);
     for (int i = 0; i < n && i < max; i++) {
-        row *w = &rows[i];
+        pay_row *w = &rows[i];
         memset(w, 0, sizeof *w);
         w->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         w->is_refund = strcmp(PQgetvalue(r, i, 1), "refund") == 0;
@@ -217,8 +221,10 @@ static int claim(app *a, PGconn **c, row *rows, int max)
 }
 
 /* Gives the row back for a later attempt after delay_ms. */
-static void reschedule(app *a, PGconn **c, const row *w, int64_t delay_ms, const char *why)
+static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const char *why)
 {
+    app *a = ((pay_thread *)conn)->a;
+    PGconn **c = ((pay_thread *)conn)->c;
     char id[24], d[24];
     snprintf(id, sizeof id, "%" PRId64, w->id);
     snprintf(d, sizeof d, "%" PRId64, delay_ms);
@@ -232,8 +238,10 @@ static void reschedule(app *a, PGconn **c, const row *w, int64_t delay_ms, const
 }
 
 /* Records the payment and marks the row done, in one transaction. */
-static int finish(app *a, PGconn **c, const row *w, const answer *ans)
+static int finish(void *conn, const pay_row *w, const pay_answer *ans)
 {
+    app *a = ((pay_thread *)conn)->a;
+    PGconn **c = ((pay_thread *)conn)->c;
     static const char *pstate[] = {"succeeded", "declined", "failed"};
     char id[24], oid[24], amt[24], att[24];
     snprintf(id, sizeof id, "%" PRId64, w->id);
@@ -262,228 +270,38 @@ static int finish(app *a, PGconn **c, const row *w, const answer *ans)
     return 0;
 }
 
-/* ---- the gateway ----------------------------------------------------------------- */
+static const pay_outbox_ops outbox_ops = {reschedule, finish};
 
-/* Classifies the answer to a charge or refund. */
-static void classify(const row *w, int rc, const pay_http_resp *resp, answer *ans)
-{
-    memset(ans, 0, sizeof *ans);
-    if (rc) {
-        ans->cls = C_RETRY;
-        snprintf(ans->why, sizeof ans->why, "gateway call: %s", ons_strerror(rc));
-        return;
-    }
-    json_t *b = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
-    json_t *err = json_object_get(json_object_get(b, "error"), "code");
-    const char *code = json_is_string(err) ? json_string_value(err) : "";
-    int s = resp->status;
-    if (s == 200) {
-        json_t *id = json_object_get(b, "id"), *amt = json_object_get(b, "amount_cents");
-        if (json_is_string(id) && json_string_length(id) <= Q_MSG_MAX_CHARGE &&
-            json_string_length(id) > 0) {
-            ans->cls = C_SUCCEEDED;
-            snprintf(ans->charge, sizeof ans->charge, "%s", json_string_value(id));
-            ans->amount = json_is_integer(amt) ? json_integer_value(amt) : w->amount;
-        } else {
-            ans->cls = C_RETRY;
-            snprintf(ans->why, sizeof ans->why, "200 without an id");
-        }
-    } else if (s == 402 && !w->is_refund) {
-        ans->cls = C_DECLINED;
-        json_t *dc = json_object_get(json_object_get(b, "error"), "decline_code");
-        snprintf(ans->why, sizeof ans->why, "declined: %s",
-                 json_is_string(dc) ? json_string_value(dc) : code);
-    } else if (s == 400 || (s == 404 && w->is_refund)) {
-        /* The gateway refused the request itself: retrying cannot help. */
-        ans->cls = C_FAILED;
-        snprintf(ans->why, sizeof ans->why, "%d %s", s, code);
-    } else {
-        /* 5xx, 409 in progress, 401/403/422 misconfiguration: try again. */
-        ans->cls = C_RETRY;
-        snprintf(ans->why, sizeof ans->why, "%d %s", s, code);
-    }
-    json_decref(b);
-}
+/* ---- the relay's outside world (relay.h) --------------------------------------------- */
 
-/* Calls the gateway for w through the breaker. */
-static void call_gateway(app *a, const row *w, answer *ans)
+static int gateway_post(void *ctx, const char *path, const char *const *headers, const char *body,
+                        int timeout_ms, int *status, char **resp_body)
 {
-    int64_t wait = 0;
-    if (!pay_breaker_allow(&a->br, ons_mono_ms(), &wait)) {
-        memset(ans, 0, sizeof *ans);
-        ans->cls = C_BREAKER_OPEN;
-        ans->amount = wait; /* reused: when to look again */
-        snprintf(ans->why, sizeof ans->why, "circuit breaker open");
-        return;
-    }
-    json_t *body;
-    char oid[24];
-    snprintf(oid, sizeof oid, "%" PRId64, w->order_id);
-    if (w->is_refund)
-        body = json_pack("{s:s, s:I}", "charge", w->charge, "amount_cents", (json_int_t)w->amount);
-    else
-        body = json_pack("{s:I, s:s, s:s, s:s}", "amount_cents", (json_int_t)w->amount, "currency",
-                         w->currency, "payment_method", w->pm, "order_id", oid);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    char auth[300], idem[160];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", a->o.api_key);
-    snprintf(idem, sizeof idem, "Idempotency-Key: %s%s", a->o.key_prefix, w->key);
-    const char *hdrs[] = {auth, idem, NULL};
+    app *a = ctx;
     pay_http_resp resp;
-    int64_t t0 = ons_mono_ms();
-    int rc = text ? pay_http_post(&a->url, w->is_refund ? "/v1/refunds" : "/v1/charges", hdrs, text,
-                                  (int)a->o.timeout_ms, &resp)
-                  : ONS_ENOMEM;
-    free(text);
-    if (a->latency)
-        ons_histogram_observe(a->latency, (double)(ons_mono_ms() - t0) / 1000.0);
-    classify(w, rc, rc ? NULL : &resp, ans);
-    int healthy = ans->cls != C_RETRY || (rc == 0 && resp.status < 500);
-    pay_breaker_report(&a->br, healthy, ons_mono_ms());
-    if (rc == 0)
-        free(resp.body);
-}
-
-/* ---- payment_result ------------------------------------------------------------ */
-
-typedef struct delivery {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done, err;
-} delivery;
-
-static void delivered(void *arg, int err, int32_t partition, int64_t offset)
-{
-    (void)partition;
-    (void)offset;
-    delivery *d = arg;
-    pthread_mutex_lock(&d->mu);
-    d->done = 1;
-    d->err = err;
-    pthread_cond_signal(&d->cv);
-    pthread_mutex_unlock(&d->mu);
-}
-
-/* Produces the charge's outcome and waits for its delivery report. */
-static int produce_result(app *a, const row *w, const answer *ans)
-{
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_PAYMENT_RESULT;
-    m.event_id = w->event_id;
-    m.sent_ms = ons_wall_ms();
-    m.order_id = w->order_id;
-    m.reservation_id = w->reservation_id;
-    m.outcome = ans->cls == C_SUCCEEDED  ? Q_PAY_SUCCEEDED
-                : ans->cls == C_DECLINED ? Q_PAY_DECLINED
-                                         : Q_PAY_FAILED;
-    m.amount_cents = ans->cls == C_SUCCEEDED ? ans->amount : w->amount;
-    if (ans->cls == C_SUCCEEDED)
-        snprintf(m.charge_id, sizeof m.charge_id, "%s", ans->charge);
-    char *buf = NULL;
-    size_t len = 0;
-    int rc = q_msg_encode(&m, &buf, &len);
-    if (rc)
-        return rc;
-    delivery *d = calloc(1, sizeof *d); /* freed by whoever is last: see below */
-    if (!d) {
-        free(buf);
-        return ONS_ENOMEM;
+    int rc = pay_http_post(&a->url, path, headers, body, timeout_ms, &resp);
+    if (rc == 0) {
+        *status = resp.status;
+        *resp_body = resp.body;
     }
-    pthread_mutex_init(&d->mu, NULL);
-    pthread_cond_init(&d->cv, NULL);
-    /* The control lane: a result never waits behind the event's join backlog. */
-    rc = q_producer_send_to(a->prod, Q_TOPIC_CONTROL, w->event_id, buf, len, delivered, d);
-    free(buf);
-    if (rc) {
-        pthread_mutex_destroy(&d->mu);
-        pthread_cond_destroy(&d->cv);
-        free(d);
-        return rc;
-    }
-    /* The producer's delivery timeout (produce_timeout_ms) bounds the wait:
-     * the callback runs exactly once, so we can wait for it unconditionally. */
-    pthread_mutex_lock(&d->mu);
-    while (!d->done)
-        pthread_cond_wait(&d->cv, &d->mu);
-    rc = d->err;
-    pthread_mutex_unlock(&d->mu);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
-    free(d);
     return rc;
 }
 
+static int produce(void *ctx, const q_msg *m)
+{
+    app *a = ctx;
+    return pay_produce_result(a->prod, m);
+}
+
 /* ---- the loop ---------------------------------------------------------------------- */
-
-static int64_t backoff_ms(app *a, int64_t attempts, unsigned *seed)
-{
-    int64_t d = a->o.backoff_base_ms;
-    for (int64_t i = 1; i < attempts && d < a->o.backoff_max_ms; i++)
-        d *= 2;
-    if (d > a->o.backoff_max_ms)
-        d = a->o.backoff_max_ms;
-    /* "equal jitter": half fixed, half random, so retries spread out. */
-    return d / 2 + (int64_t)(rand_r(seed) % (unsigned)(d / 2 + 1));
-}
-
-static void process(app *a, PGconn **c, const row *w, unsigned *seed)
-{
-    answer ans;
-    char ctx[32], iid[Q_ID_LEN + 1] = "";
-    snprintf(ctx, sizeof ctx, "%" PRId64, w->order_id);
-    /* The reservation's seq is its intent's: lines name the intent too. */
-    if (a->o.ids_secret[0] &&
-        q_id_encode(a->o.ids_secret, Q_ID_INTENT, w->reservation_id, w->user_id, iid) != 0)
-        iid[0] = '\0';
-    const char *intent = iid[0] ? iid : NULL;
-    if (w->is_refund && !w->charge[0]) {
-        memset(&ans, 0, sizeof ans);
-        ans.cls = C_FAILED;
-        snprintf(ans.why, sizeof ans.why, "no charge to refund");
-    } else {
-        call_gateway(a, w, &ans);
-    }
-    ons_counter_add(a->calls[w->is_refund][ans.cls], 1);
-    if (ans.cls == C_BREAKER_OPEN) {
-        reschedule(a, c, w, ans.amount > 0 ? ans.amount : a->o.breaker_open_ms, ans.why);
-        return;
-    }
-    if (ans.cls == C_RETRY) {
-        int64_t d = backoff_ms(a, w->attempts, seed);
-        ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
-                  "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms",
-                  w->is_refund ? "refund" : "charge", w->key, w->attempts, ans.why, d);
-        reschedule(a, c, w, d, ans.why);
-        return;
-    }
-    if (!w->is_refund) {
-        int rc = produce_result(a, w, &ans);
-        if (rc) {
-            ons_counter_add(a->errors, 1);
-            ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
-                      "payment_result not produced: %s", ons_strerror(rc));
-            reschedule(a, c, w, backoff_ms(a, w->attempts, seed), "kafka");
-            return;
-        }
-        ons_counter_add(a->results, 1);
-    }
-    ons_logk2(ONS_LOG_INFO, "order_id", ctx, "intent_id", intent,
-              "%s %s attempt %" PRId64 ": %s%s%s", w->is_refund ? "refund" : "charge", w->key,
-              w->attempts, class_names[ans.cls], ans.charge[0] ? " " : "", ans.charge);
-    if (finish(a, c, w, &ans) != 0)
-        ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
-                  "outbox row %" PRId64 " not marked done; it will be sent again (harmless)",
-                  w->id);
-}
 
 static void *thread_main(void *arg)
 {
     app *a = arg;
     PGconn *c = NULL;
+    pay_thread t = {a, &c};
     unsigned seed = (unsigned)(ons_mono_ms() ^ (int64_t)(uintptr_t)&c);
-    row *rows = calloc((size_t)a->o.batch, sizeof *rows);
+    pay_row *rows = calloc((size_t)a->o.batch, sizeof *rows);
     if (!rows) {
         ons_log_error("out of memory");
         return NULL;
@@ -491,15 +309,15 @@ static void *thread_main(void *arg)
     while (!stop_flag) {
         int n = claim(a, &c, rows, (int)a->o.batch);
         if (n <= 0) {
-            sleep_ms(n < 0 ? 1000 : a->o.poll_ms);
+            sleep_ms(n < 0 ? DB_RETRY_MS : a->o.poll_ms);
             continue;
         }
         for (int i = 0; i < n; i++) {
             if (stop_flag) {
-                reschedule(a, &c, &rows[i], 0, "shutdown");
+                reschedule(&t, &rows[i], 0, "shutdown");
                 continue;
             }
-            process(a, &c, &rows[i], &seed);
+            pay_relay_row(&a->relay, &outbox_ops, &t, &rows[i], &seed);
         }
     }
     free(rows);
@@ -510,104 +328,100 @@ static void *thread_main(void *arg)
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-static int setup_metrics(app *a)
+static int setup_relay(app *a)
 {
     a->m = ons_metrics_new();
     if (!a->m)
         return ONS_ENOMEM;
-    int ok = 1;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < NCLASS; i++) {
-            char labels[64];
-            snprintf(labels, sizeof labels, "kind=\"%s\",outcome=\"%s\"", k ? "refund" : "charge",
-                     class_names[i]);
-            a->calls[k][i] = ons_metrics_counter(a->m, "onsale_payments_calls_total",
-                                                 "gateway calls by kind and outcome", labels);
-            ok &= a->calls[k][i] != NULL;
-        }
-    a->results = ons_metrics_counter(a->m, "onsale_payments_results_produced_total",
-                                     "payment_result records produced", NULL);
-    a->errors = ons_metrics_counter(a->m, "onsale_payments_produce_errors_total",
-                                    "payment_result records Kafka did not take", NULL);
-    a->latency = ons_metrics_histogram(a->m, "onsale_payments_gateway_seconds",
-                                       "gateway call latency, seconds", NULL, ons_latency_buckets,
-                                       ons_latency_buckets_n);
-    return ok && a->results && a->errors && a->latency ? 0 : ONS_ENOMEM;
+    pay_breaker_init(&a->br, (int)a->o.breaker_failures, a->o.breaker_open_ms, a->m);
+    pay_relay_cfg cfg = {a->o.backoff_base_ms, a->o.backoff_max_ms, a->o.breaker_open_ms,
+                         (int)a->o.timeout_ms, a->o.api_key,        a->o.key_prefix,
+                         a->o.ids_secret};
+    pay_relay_io io = {gateway_post, produce, a};
+    return pay_relay_init(&a->relay, &cfg, &io, &a->br, a->m);
 }
 
-static const ons_cli cli = {"onsale-payments", "config",
-                            "usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
-                            "The checkout saga's outbox relay and payment worker.\n\nOptions:\n"};
+static const ons_opt_secret secrets[] = {{"payments.api_key", ONS_GATEWAY_KEY_DEV}};
+static const ons_start start_cfg = {
+    .cli = {"onsale-payments", "config",
+            "usage: onsale-payments [--config FILE] [--KEY=VALUE ...]\n"
+            "The checkout saga's outbox relay and payment worker.\n\nOptions:\n"},
+    .log_name = "payments",
+    .secrets = secrets,
+    .nsecrets = 1};
 
-int main(int argc, char **argv)
+static void on_signals(void)
 {
-    app a;
-    memset(&a, 0, sizeof a);
-    wk_httpd *httpd = NULL;
-    pthread_t *th = NULL;
-    size_t nth = 0;
-    int code = 1;
-    char err[512];
-    int prc = ons_opts_from_args(opt_table, NOPTS, &a.o, argc, argv, &cli, err, sizeof err);
-    if (prc)
-        return prc == ONS_OPTS_HELP ? 0 : 2;
-    const ons_secret secrets[] = {{"payments.api_key", a.o.api_key, ONS_GATEWAY_KEY_DEV}};
-    if (ons_secrets_check(secrets, 1, a.o.dev_mode, err, sizeof err)) {
-        fprintf(stderr, "onsale-payments: %s\n", err);
-        ons_opts_free(opt_table, NOPTS, &a.o);
-        return 2;
-    }
-    ons_log_init("payments", a.o.log_level);
-    if (err[0])
-        ons_log_warn("%s", err);
-    if (pay_url_parse(a.o.gateway_url, &a.url) != 0) {
-        ons_log_error("payments.gateway_url must be http://host[:port][/path]");
-        goto out;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (setup_metrics(&a) != 0) {
+}
+
+/* Builds everything but the threads: metrics, breaker, relay, the metrics
+ * endpoint, the producer. 0 or an error (logged); stop() undoes it. */
+static int start(app *a, wk_httpd **httpd)
+{
+    if (pay_url_parse(a->o.gateway_url, &a->url) != 0) {
+        ons_log_error("payments.gateway_url must be http://host[:port][/path]");
+        return ONS_EINVAL;
+    }
+    if (setup_relay(a) != 0) {
         ons_log_error("out of memory");
-        goto out;
+        return ONS_ENOMEM;
     }
-    pay_breaker_init(&a.br, (int)a.o.breaker_failures, a.o.breaker_open_ms, a.m);
-    if (a.o.metrics_port > 0 && wk_httpd_start((int)a.o.metrics_port, a.m, &httpd) != 0)
-        goto out_breaker;
-    q_producer_opts po = {.brokers = a.o.brokers,
-                          .topic = a.o.topic,
-                          .linger_ms = 1,
-                          .delivery_timeout_ms = (int)a.o.produce_timeout_ms,
-                          .max_inflight = 10000,
-                          .control_topic = a.o.control_topic};
-    if (q_producer_new(&po, &a.prod) != 0) {
+    if (a->o.metrics_port > 0 && wk_httpd_start((int)a->o.metrics_port, a->m, httpd) != 0)
+        return ONS_EIO;
+    q_producer_opts po = {.brokers = a->o.brokers,
+                          .topic = a->o.topic,
+                          .linger_ms = PRODUCER_LINGER_MS,
+                          .delivery_timeout_ms = (int)a->o.produce_timeout_ms,
+                          .max_inflight = PRODUCER_MAX_INFLIGHT,
+                          .control_topic = a->o.control_topic};
+    if (q_producer_new(&po, &a->prod) != 0) {
         ons_log_error("cannot create the Kafka producer");
-        goto out_breaker;
+        return ONS_EKAFKA;
     }
-    th = calloc((size_t)a.o.threads, sizeof *th);
-    if (!th)
-        goto out_prod;
-    for (; nth < (size_t)a.o.threads; nth++)
-        if (pthread_create(&th[nth], NULL, thread_main, &a) != 0)
-            break;
-    ons_log_info("payments: %zu threads, gateway %s, breaker %lld failures / %lld ms", nth,
-                 a.o.gateway_url, a.o.breaker_failures, a.o.breaker_open_ms);
-    while (!stop_flag)
-        sleep_ms(200);
-    code = 0;
-    for (size_t i = 0; i < nth; i++)
-        pthread_join(th[i], NULL);
-    free(th);
-out_prod:
-    q_producer_free(a.prod, 5000);
-out_breaker:
+    return 0;
+}
+
+static void stop(app *a, wk_httpd *httpd)
+{
+    q_producer_free(a->prod, PRODUCER_FLUSH_MS);
     wk_httpd_stop(httpd);
-    pay_breaker_fini(&a.br);
-out:
-    ons_metrics_free(a.m);
+    if (a->m)
+        pay_breaker_fini(&a->br);
+    ons_metrics_free(a->m);
+}
+
+int main(int argc, char **argv)
+{
+    app a;
+    memset(&a, 0, sizeof a);
+    wk_httpd *httpd = NULL;
+    int prc = ons_opts_start(opt_table, NOPTS, &a.o, argc, argv, &start_cfg);
+    if (prc)
+        return ons_opts_exit(prc);
+    on_signals();
+    int code = 1;
+    pthread_t *th = NULL;
+    size_t nth = 0;
+    if (start(&a, &httpd) == 0 && (th = calloc((size_t)a.o.threads, sizeof *th)) != NULL) {
+        for (; nth < (size_t)a.o.threads; nth++)
+            if (pthread_create(&th[nth], NULL, thread_main, &a) != 0)
+                break;
+        ons_log_info("payments: %zu threads, gateway %s, breaker %lld failures / %lld ms", nth,
+                     a.o.gateway_url, a.o.breaker_failures, a.o.breaker_open_ms);
+        while (!stop_flag)
+            sleep_ms(SIGNAL_POLL_MS);
+        code = 0;
+        for (size_t i = 0; i < nth; i++)
+            pthread_join(th[i], NULL);
+    }
+    free(th);
+    stop(&a, httpd);
     ons_opts_free(opt_table, NOPTS, &a.o);
     ons_log_info("payments: stopped");
     return code;

@@ -1,0 +1,440 @@
+/* test_relay.c - the payments outbox relay (workers/payments/relay):
+ * classify for every class of gateway answer, the retry backoff, and what
+ * one claimed row becomes (produced, finished, rescheduled) against a fake
+ * gateway, producer and outbox. No services. */
+#include "common/err.h"
+#include "queue/msg.h"
+#include "workers/payments/breaker.h"
+#include "workers/payments/relay.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pay_row charge_row(void)
+{
+    pay_row w;
+    memset(&w, 0, sizeof w);
+    w.id = 11;
+    w.order_id = 500;
+    w.reservation_id = 400;
+    w.event_id = 7;
+    w.amount = 5000;
+    w.attempts = 1;
+    strcpy(w.currency, "EUR");
+    strcpy(w.pm, "pm_card_visa");
+    strcpy(w.key, "order-500");
+    return w;
+}
+
+static pay_row refund_row(const char *charge)
+{
+    pay_row w = charge_row();
+    w.is_refund = 1;
+    strcpy(w.charge, charge);
+    strcpy(w.key, "refund-500");
+    return w;
+}
+
+/* ---- classify ------------------------------------------------------------------------ */
+
+static int cls(const pay_row *w, int rc, int status, const char *body, pay_answer *ans)
+{
+    pay_classify(w, rc, status, body, ans);
+    return ans->cls;
+}
+
+START_TEST(classify_success)
+{
+    pay_row w = charge_row();
+    pay_answer a;
+    ck_assert_int_eq(cls(&w, 0, 200, "{\"id\":\"ch_1\",\"amount_cents\":4999}", &a), PAY_SUCCEEDED);
+    ck_assert_str_eq(a.charge, "ch_1");
+    ck_assert_int_eq(a.amount, 4999);
+    /* no amount in the answer: the row's */
+    ck_assert_int_eq(cls(&w, 0, 200, "{\"id\":\"ch_2\"}", &a), PAY_SUCCEEDED);
+    ck_assert_int_eq(a.amount, 5000);
+    pay_row r = refund_row("ch_1");
+    ck_assert_int_eq(cls(&r, 0, 200, "{\"id\":\"re_1\"}", &a), PAY_SUCCEEDED);
+}
+END_TEST
+
+START_TEST(classify_decline_is_final_for_a_charge_only)
+{
+    pay_row w = charge_row();
+    pay_answer a;
+    ck_assert_int_eq(cls(&w, 0, 402,
+                         "{\"error\":{\"code\":\"card_declined\",\"decline_code\":\"lost_card\"}}",
+                         &a),
+                     PAY_DECLINED);
+    ck_assert_str_eq(a.why, "declined: lost_card");
+    ck_assert_int_eq(cls(&w, 0, 402, "{\"error\":{\"code\":\"card_declined\"}}", &a), PAY_DECLINED);
+    ck_assert_str_eq(a.why, "declined: card_declined");
+    /* a refund is never declined: a 402 there is not understood, retried */
+    pay_row r = refund_row("ch_1");
+    ck_assert_int_eq(cls(&r, 0, 402, "{}", &a), PAY_RETRY);
+}
+END_TEST
+
+START_TEST(classify_refused_requests_fail_for_good)
+{
+    pay_row w = charge_row();
+    pay_answer a;
+    ck_assert_int_eq(cls(&w, 0, 400, "{\"error\":{\"code\":\"bad_request\"}}", &a), PAY_FAILED);
+    ck_assert_str_eq(a.why, "400 bad_request");
+    pay_row r = refund_row("ch_404");
+    ck_assert_int_eq(cls(&r, 0, 404, "{\"error\":{\"code\":\"no_such_charge\"}}", &a), PAY_FAILED);
+    /* a charge's 404 (a misrouted URL) is a configuration error: retried */
+    ck_assert_int_eq(cls(&w, 0, 404, NULL, &a), PAY_RETRY);
+}
+END_TEST
+
+START_TEST(classify_timeouts_and_transport_errors_retry)
+{
+    pay_row w = charge_row();
+    pay_answer a;
+    ck_assert_int_eq(cls(&w, ONS_ETIMEDOUT, 0, NULL, &a), PAY_RETRY);
+    ck_assert_ptr_nonnull(strstr(a.why, "gateway call: "));
+    ck_assert_int_eq(cls(&w, ONS_EIO, 200, "{\"id\":\"ch_1\"}", &a), PAY_RETRY); /* rc wins */
+    ck_assert_int_eq(cls(&w, ONS_ENOMEM, 0, NULL, &a), PAY_RETRY);
+}
+END_TEST
+
+START_TEST(classify_5xx_and_misconfiguration_retry)
+{
+    pay_row w = charge_row();
+    pay_answer a;
+    int statuses[] = {500, 502, 503, 504, 409, 401, 403, 422, 429};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        ck_assert_int_eq(cls(&w, 0, statuses[i], "{\"error\":{\"code\":\"x\"}}", &a), PAY_RETRY);
+    ck_assert_str_eq(a.why, "429 x");
+}
+END_TEST
+
+START_TEST(classify_malformed_answers_retry)
+{
+    pay_row w = charge_row();
+    pay_answer a;
+    ck_assert_int_eq(cls(&w, 0, 200, NULL, &a), PAY_RETRY);
+    ck_assert_str_eq(a.why, "200 without an id");
+    ck_assert_int_eq(cls(&w, 0, 200, "not json", &a), PAY_RETRY);
+    ck_assert_int_eq(cls(&w, 0, 200, "{\"id\":\"\"}", &a), PAY_RETRY);
+    ck_assert_int_eq(cls(&w, 0, 200, "{\"id\":42}", &a), PAY_RETRY);
+    char big[Q_MSG_MAX_CHARGE + 32];
+    memset(big, 'c', sizeof big);
+    memcpy(big, "{\"id\":\"", 7);
+    memcpy(big + sizeof big - 3, "\"}", 3);
+    ck_assert_int_eq(cls(&w, 0, 200, big, &a), PAY_RETRY); /* an id too long to record */
+    /* an error answer without a body still classifies by status */
+    ck_assert_int_eq(cls(&w, 0, 402, "garbage", &a), PAY_DECLINED);
+    ck_assert_int_eq(cls(&w, 0, 503, "garbage", &a), PAY_RETRY);
+}
+END_TEST
+
+START_TEST(breaker_health_of_answers)
+{
+    ck_assert(pay_answer_healthy(0, 200));
+    ck_assert(pay_answer_healthy(0, 402));
+    ck_assert(pay_answer_healthy(0, 409)); /* in progress: the gateway is up */
+    ck_assert(!pay_answer_healthy(0, 500));
+    ck_assert(!pay_answer_healthy(0, 503));
+    ck_assert(!pay_answer_healthy(ONS_ETIMEDOUT, 0));
+}
+END_TEST
+
+/* ---- backoff -------------------------------------------------------------------------- */
+
+START_TEST(backoff_doubles_within_bounds_with_jitter)
+{
+    unsigned seed = 1;
+    int64_t cap[] = {200, 400, 800, 1600, 3200, 6400, 10000, 10000};
+    for (int attempt = 1; attempt <= 8; attempt++) {
+        int64_t d = cap[attempt - 1], lo = d, hi = 0;
+        for (int k = 0; k < 2000; k++) {
+            int64_t v = pay_backoff_ms(200, 10000, attempt, &seed);
+            ck_assert_msg(v >= d / 2 && v <= d, "attempt %d: %lld not in [%lld, %lld]", attempt,
+                          (long long)v, (long long)(d / 2), (long long)d);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        /* jitter: the delays spread over the random half */
+        ck_assert_int_le(lo, d / 2 + d / 20);
+        ck_assert_int_ge(hi, d - d / 20);
+    }
+    /* very many attempts: still the cap, no overflow */
+    for (int k = 0; k < 100; k++) {
+        int64_t v = pay_backoff_ms(200, 10000, INT64_MAX / 2, &seed);
+        ck_assert(v >= 5000 && v <= 10000);
+    }
+    /* a new row starts again at the base (attempts 1) */
+    for (int k = 0; k < 100; k++) {
+        int64_t v = pay_backoff_ms(200, 10000, 1, &seed);
+        ck_assert(v >= 100 && v <= 200);
+    }
+    /* attempts 0 (not claimed yet) behaves as the first */
+    ck_assert_int_le(pay_backoff_ms(200, 10000, 0, &seed), 200);
+    /* a base above the cap is capped */
+    ck_assert_int_le(pay_backoff_ms(50000, 10000, 1, &seed), 10000);
+}
+END_TEST
+
+/* ---- the relay ------------------------------------------------------------------------- */
+
+/* The fakes: what the gateway and Kafka answer, and what the relay did. */
+typedef struct world {
+    int post_rc, status;
+    const char *body;
+    int produce_rc;
+    int posts, produced, finished, rescheduled;
+    char path[32], idem[160];
+    q_msg msg;
+    pay_answer fin;
+    int64_t delay;
+    char why[160];
+} world;
+
+static world x;
+static pay_breaker br;
+static pay_relay relay;
+
+static int fake_post(void *ctx, const char *path, const char *const *headers, const char *body,
+                     int timeout_ms, int *status, char **resp)
+{
+    (void)ctx;
+    (void)body;
+    ck_assert_int_eq(timeout_ms, 3000);
+    x.posts++;
+    snprintf(x.path, sizeof x.path, "%s", path);
+    for (int i = 0; headers[i]; i++)
+        if (strncmp(headers[i], "Idempotency-Key: ", 17) == 0)
+            snprintf(x.idem, sizeof x.idem, "%s", headers[i] + 17);
+    if (x.post_rc)
+        return x.post_rc;
+    *status = x.status;
+    *resp = x.body ? strdup(x.body) : NULL;
+    return 0;
+}
+
+static int fake_produce(void *ctx, const q_msg *m)
+{
+    (void)ctx;
+    x.produced++;
+    x.msg = *m;
+    return x.produce_rc;
+}
+
+static void fake_reschedule(void *conn, const pay_row *w, int64_t delay_ms, const char *why)
+{
+    (void)conn;
+    (void)w;
+    x.rescheduled++;
+    x.delay = delay_ms;
+    snprintf(x.why, sizeof x.why, "%s", why);
+}
+
+static int fake_finish(void *conn, const pay_row *w, const pay_answer *ans)
+{
+    (void)conn;
+    (void)w;
+    x.finished++;
+    x.fin = *ans;
+    return 0;
+}
+
+static const pay_outbox_ops ob = {fake_reschedule, fake_finish};
+
+static void setup(void)
+{
+    memset(&x, 0, sizeof x);
+    pay_breaker_init(&br, 2, 60000, NULL);
+    pay_relay_cfg cfg = {200, 10000, 5000, 3000, "sk_test", "dep1-", ""};
+    pay_relay_io io = {fake_post, fake_produce, NULL};
+    ck_assert_int_eq(pay_relay_init(&relay, &cfg, &io, &br, NULL), 0);
+}
+
+static void teardown(void)
+{
+    pay_breaker_fini(&br);
+}
+
+static void run(const pay_row *w)
+{
+    unsigned seed = 7;
+    pay_relay_row(&relay, &ob, NULL, w, &seed);
+}
+
+START_TEST(success_is_produced_then_finished)
+{
+    x.status = 200;
+    x.body = "{\"id\":\"ch_9\",\"amount_cents\":5000}";
+    pay_row w = charge_row();
+    run(&w);
+    ck_assert_str_eq(x.path, "/v1/charges");
+    ck_assert_str_eq(x.idem, "dep1-order-500");
+    ck_assert_int_eq(x.produced, 1);
+    ck_assert_int_eq(x.msg.type, Q_MSG_PAYMENT_RESULT);
+    ck_assert_int_eq(x.msg.outcome, Q_PAY_SUCCEEDED);
+    ck_assert_int_eq(x.msg.order_id, 500);
+    ck_assert_int_eq(x.msg.reservation_id, 400);
+    ck_assert_int_eq(x.msg.event_id, 7);
+    ck_assert_int_eq(x.msg.amount_cents, 5000);
+    ck_assert_str_eq(x.msg.charge_id, "ch_9");
+    ck_assert_int_eq(x.finished, 1);
+    ck_assert_int_eq(x.fin.cls, PAY_SUCCEEDED);
+    ck_assert_int_eq(x.rescheduled, 0);
+}
+END_TEST
+
+START_TEST(decline_is_produced_as_declined_then_finished)
+{
+    x.status = 402;
+    x.body = "{\"error\":{\"code\":\"card_declined\",\"decline_code\":\"insufficient_funds\"}}";
+    pay_row w = charge_row();
+    run(&w);
+    ck_assert_int_eq(x.produced, 1);
+    ck_assert_int_eq(x.msg.outcome, Q_PAY_DECLINED);
+    ck_assert_int_eq(x.msg.amount_cents, 5000);
+    ck_assert_str_eq(x.msg.charge_id, "");
+    ck_assert_int_eq(x.finished, 1);
+    ck_assert_int_eq(x.fin.cls, PAY_DECLINED);
+}
+END_TEST
+
+START_TEST(refused_charge_is_produced_as_failed)
+{
+    x.status = 400;
+    pay_row w = charge_row();
+    run(&w);
+    ck_assert_int_eq(x.msg.outcome, Q_PAY_FAILED);
+    ck_assert_int_eq(x.finished, 1);
+}
+END_TEST
+
+START_TEST(transient_answers_are_rescheduled_with_backoff)
+{
+    int statuses[] = {503, 500, 409, 0};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        teardown();
+        setup();
+        if (statuses[i])
+            x.status = statuses[i];
+        else
+            x.post_rc = ONS_ETIMEDOUT;
+        pay_row w = charge_row();
+        w.attempts = 3; /* cap 800: in [400, 800] */
+        run(&w);
+        ck_assert_int_eq(x.produced, 0);
+        ck_assert_int_eq(x.finished, 0);
+        ck_assert_int_eq(x.rescheduled, 1);
+        ck_assert(x.delay >= 400 && x.delay <= 800);
+    }
+}
+END_TEST
+
+START_TEST(result_kafka_did_not_take_is_rescheduled_not_finished)
+{
+    x.status = 200;
+    x.body = "{\"id\":\"ch_9\"}";
+    x.produce_rc = ONS_EUNKNOWN;
+    pay_row w = charge_row();
+    run(&w);
+    ck_assert_int_eq(x.produced, 1);
+    ck_assert_int_eq(x.finished, 0);
+    ck_assert_int_eq(x.rescheduled, 1);
+    ck_assert_str_eq(x.why, "kafka");
+    ck_assert(x.delay >= 100 && x.delay <= 200);
+}
+END_TEST
+
+START_TEST(refunds_are_finished_without_a_result)
+{
+    x.status = 200;
+    x.body = "{\"id\":\"re_1\"}";
+    pay_row w = refund_row("ch_1");
+    run(&w);
+    ck_assert_str_eq(x.path, "/v1/refunds");
+    ck_assert_int_eq(x.produced, 0);
+    ck_assert_int_eq(x.finished, 1);
+    ck_assert_int_eq(x.fin.cls, PAY_SUCCEEDED);
+}
+END_TEST
+
+START_TEST(refund_without_a_charge_fails_without_a_call)
+{
+    pay_row w = refund_row("");
+    run(&w);
+    ck_assert_int_eq(x.posts, 0);
+    ck_assert_int_eq(x.produced, 0);
+    ck_assert_int_eq(x.finished, 1);
+    ck_assert_int_eq(x.fin.cls, PAY_FAILED);
+    ck_assert_str_eq(x.fin.why, "no charge to refund");
+}
+END_TEST
+
+START_TEST(open_breaker_reschedules_without_calling)
+{
+    x.status = 503; /* two transient failures open the breaker (threshold 2) */
+    pay_row w = charge_row();
+    run(&w);
+    run(&w);
+    ck_assert_int_eq(pay_breaker_state(&br), PAY_BR_OPEN);
+    ck_assert_int_eq(x.posts, 2);
+    run(&w);
+    ck_assert_int_eq(x.posts, 2); /* failed fast */
+    ck_assert_int_eq(x.rescheduled, 3);
+    ck_assert_str_eq(x.why, "circuit breaker open");
+    ck_assert(x.delay > 59000 && x.delay <= 60000); /* until the half-open probe */
+    /* definitive answers (4xx) keep it closed */
+    teardown();
+    setup();
+    x.status = 400;
+    run(&w);
+    run(&w);
+    run(&w);
+    ck_assert_int_eq(pay_breaker_state(&br), PAY_BR_CLOSED);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("relay");
+    struct {
+        const char *name;
+        const TTest *fn;
+    } cases[] = {
+        {"classify_success", classify_success},
+        {"classify_decline", classify_decline_is_final_for_a_charge_only},
+        {"classify_refused", classify_refused_requests_fail_for_good},
+        {"classify_timeout", classify_timeouts_and_transport_errors_retry},
+        {"classify_5xx", classify_5xx_and_misconfiguration_retry},
+        {"classify_malformed", classify_malformed_answers_retry},
+        {"breaker_health", breaker_health_of_answers},
+        {"backoff", backoff_doubles_within_bounds_with_jitter},
+        {"row_success", success_is_produced_then_finished},
+        {"row_decline", decline_is_produced_as_declined_then_finished},
+        {"row_refused", refused_charge_is_produced_as_failed},
+        {"row_transient", transient_answers_are_rescheduled_with_backoff},
+        {"row_kafka_down", result_kafka_did_not_take_is_rescheduled_not_finished},
+        {"row_refund", refunds_are_finished_without_a_result},
+        {"row_refund_no_charge", refund_without_a_charge_fails_without_a_call},
+        {"row_breaker_open", open_breaker_reschedules_without_calling},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, cases[i].fn);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,354 @@
+/* test_supervisor.c - the worker's partition slots (workers/supervisor):
+ * every state transition, the retry delays and the batch-failure backoff
+ * schedule, against a fake store and consumer. No services. */
+#include "common/err.h"
+#include "workers/partition.h"
+#include "workers/supervisor.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The fake store and consumer: what the database answers next, and what
+ * the supervisor asked for. */
+typedef struct fake {
+    int claim_rc, recheck_rc, seek_rc, new_part_fails;
+    int64_t db_epoch, db_next, db_ctl_next;
+    int claims, rechecks, seeks, pauses, parts;
+    int64_t recheck_epoch, seek_next, seek_ctl;
+} fake;
+
+static fake f;
+static wk_sup sup;
+
+static int no_event(void *ctx, wk_part *p, int64_t event_id)
+{
+    (void)ctx;
+    (void)p;
+    (void)event_id;
+    return ONS_ENOTFOUND;
+}
+
+static int fake_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_next,
+                      int64_t *epoch)
+{
+    (void)ctx;
+    (void)partition;
+    f.claims++;
+    if (f.claim_rc)
+        return f.claim_rc;
+    *epoch = ++f.db_epoch;
+    *next = f.db_next;
+    *ctl_next = f.db_ctl_next;
+    return 0;
+}
+
+static int fake_recheck(void *ctx, int32_t partition, int64_t epoch, int64_t *next,
+                        int64_t *ctl_next)
+{
+    (void)ctx;
+    (void)partition;
+    f.rechecks++;
+    f.recheck_epoch = epoch;
+    if (f.recheck_rc)
+        return f.recheck_rc;
+    if (epoch != f.db_epoch)
+        return ONS_EFENCED; /* as wk_store_recheck: a newer claim exists */
+    *next = f.db_next;
+    *ctl_next = f.db_ctl_next;
+    return 0;
+}
+
+static wk_part *fake_new_part(void *ctx, int32_t partition, int64_t epoch, int64_t next,
+                              int64_t ctl_next)
+{
+    (void)ctx;
+    if (f.new_part_fails > 0) {
+        f.new_part_fails--;
+        return NULL;
+    }
+    wk_part_cfg cfg = {no_event, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};
+    wk_part *p = wk_part_new(partition, epoch, next, &cfg);
+    ck_assert_ptr_nonnull(p);
+    p->ctl_next_offset = ctl_next;
+    f.parts++;
+    return p;
+}
+
+static int fake_seek(void *ctx, int32_t partition, int64_t next, int64_t ctl_next)
+{
+    (void)ctx;
+    (void)partition;
+    f.seeks++;
+    f.seek_next = next;
+    f.seek_ctl = ctl_next;
+    return f.seek_rc;
+}
+
+static void fake_pause(void *ctx, int32_t partition)
+{
+    (void)ctx;
+    (void)partition;
+    f.pauses++;
+}
+
+static const wk_sup_ops ops = {fake_claim, fake_recheck, fake_new_part, fake_seek, fake_pause};
+
+static void setup(void)
+{
+    memset(&f, 0, sizeof f);
+    f.db_epoch = 4;
+    f.db_next = 100;
+    f.db_ctl_next = 7;
+    ck_assert_int_eq(wk_sup_init(&sup, &ops, NULL, "test", NULL), 0);
+}
+
+static void teardown(void)
+{
+    wk_sup_fini(&sup);
+}
+
+static wk_slot *slot(int32_t p)
+{
+    wk_slot *s = wk_sup_slot(&sup, p, 0);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+START_TEST(assign_claims_and_consumes_from_the_cursors)
+{
+    int64_t ctl = 0;
+    ck_assert_int_eq(wk_sup_assign(&sup, 3, 10.0, &ctl), 100);
+    ck_assert_int_eq(ctl, 7);
+    wk_slot *s = slot(3);
+    ck_assert_int_eq(s->state, WK_SLOT_ACTIVE);
+    ck_assert_int_eq(s->epoch, 5);
+    ck_assert_int_eq(s->load_live, 1);
+    ck_assert_ptr_nonnull(s->part);
+    ck_assert_ptr_eq(wk_sup_active(&sup, 3), s);
+    ck_assert_int_ge(sup.nslots, 4);
+    ck_assert_ptr_null(wk_sup_active(&sup, 2)); /* never assigned */
+    ck_assert_ptr_null(wk_sup_slot(&sup, 9, 0));
+    ck_assert_ptr_null(wk_sup_slot(&sup, -1, 1));
+}
+END_TEST
+
+START_TEST(failed_claim_is_retried_after_the_retry_delay)
+{
+    f.claim_rc = ONS_EDB;
+    int64_t ctl = 0;
+    ck_assert_int_eq(wk_sup_assign(&sup, 0, 10.0, &ctl), -1);
+    ck_assert_int_eq(ctl, -1);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_CLAIM);
+    ck_assert(slot(0)->retry_at == 10.0 + WK_SUP_RETRY_S);
+    ck_assert_ptr_null(wk_sup_active(&sup, 0));
+
+    wk_sup_retry_due(&sup, 10.5); /* not due */
+    ck_assert_int_eq(f.claims, 1);
+    wk_sup_retry_due(&sup, 11.0); /* due, database still down */
+    ck_assert_int_eq(f.claims, 2);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_CLAIM);
+    ck_assert(slot(0)->retry_at == 11.0 + WK_SUP_RETRY_S);
+
+    f.claim_rc = 0;
+    wk_sup_retry_due(&sup, 12.0);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_ACTIVE);
+    ck_assert_int_eq(f.seeks, 1); /* the consumer moves to the claimed cursors */
+    ck_assert_int_eq(f.seek_next, 100);
+    ck_assert_int_eq(f.seek_ctl, 7);
+}
+END_TEST
+
+/* A claim that succeeds but whose memory cannot be built (its tombstones
+ * could not be read) holds the new epoch: the reload rechecks under it and
+ * consumes, instead of fencing itself with the epoch before the claim. */
+START_TEST(memory_failing_after_a_claim_reloads_under_the_new_epoch)
+{
+    f.new_part_fails = 1;
+    int64_t ctl = 0;
+    ck_assert_int_eq(wk_sup_assign(&sup, 1, 10.0, &ctl), -1);
+    ck_assert_int_eq(slot(1)->state, WK_SLOT_RELOAD);
+    ck_assert(slot(1)->retry_at == 10.0 + WK_SUP_RETRY_S);
+    wk_sup_retry_due(&sup, 11.0);
+    ck_assert_int_eq(f.rechecks, 1);
+    ck_assert_int_eq(f.recheck_epoch, 5);
+    ck_assert_int_eq(slot(1)->state, WK_SLOT_ACTIVE);
+    ck_assert_int_eq(f.seeks, 1);
+}
+END_TEST
+
+START_TEST(failed_batch_reloads_with_backoff_and_a_commit_resets_it)
+{
+    int64_t ctl = 0;
+    wk_sup_assign(&sup, 0, 0.0, &ctl);
+    double now = 100.0;
+    double want[] = {0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        wk_sup_fail(&sup, 0, now, "test");
+        wk_slot *s = slot(0);
+        ck_assert_int_eq(s->state, WK_SLOT_RELOAD);
+        ck_assert_ptr_null(s->part);
+        ck_assert_int_eq(f.pauses, (int)i + 1);
+        ck_assert_msg(s->retry_at > now + want[i] - 1e-9 && s->retry_at < now + want[i] + 1e-9,
+                      "failure %zu: retry in %f, want %f", i + 1, s->retry_at - now, want[i]);
+        wk_sup_retry_due(&sup, s->retry_at - 0.001); /* not yet */
+        ck_assert_int_eq(s->state, WK_SLOT_RELOAD);
+        wk_sup_retry_due(&sup, s->retry_at);
+        ck_assert_int_eq(s->state, WK_SLOT_ACTIVE);
+        ck_assert_int_eq(s->load_live, 1);
+        now = s->retry_at + 1;
+    }
+    wk_sup_committed(&sup, 0);
+    wk_sup_fail(&sup, 0, now, "test");
+    ck_assert(slot(0)->retry_at == now); /* once more at once */
+}
+END_TEST
+
+START_TEST(reload_that_fails_on_the_database_waits_the_retry_delay)
+{
+    int64_t ctl = 0;
+    wk_sup_assign(&sup, 0, 0.0, &ctl);
+    wk_sup_fail(&sup, 0, 50.0, "test");
+    f.recheck_rc = ONS_EDB;
+    wk_sup_retry_due(&sup, 50.0);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_RELOAD);
+    ck_assert(slot(0)->retry_at == 50.0 + WK_SUP_RETRY_S);
+    f.recheck_rc = 0;
+    wk_sup_retry_due(&sup, 51.0);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_ACTIVE);
+}
+END_TEST
+
+START_TEST(reload_that_finds_a_newer_owner_is_fenced_for_good)
+{
+    int64_t ctl = 0;
+    wk_sup_assign(&sup, 0, 0.0, &ctl);
+    wk_sup_fail(&sup, 0, 50.0, "test");
+    f.db_epoch++; /* another worker claimed it meanwhile */
+    wk_sup_retry_due(&sup, 50.0);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_FENCED);
+    ck_assert_int_eq(f.pauses, 2);
+    ck_assert_int_eq(f.seeks, 0);
+    wk_sup_retry_due(&sup, 1000.0);
+    ck_assert_int_eq(f.rechecks, 1);
+    ck_assert_int_eq(f.claims, 1);
+}
+END_TEST
+
+START_TEST(fenced_commit_stops_consuming)
+{
+    int64_t ctl = 0;
+    wk_sup_assign(&sup, 2, 0.0, &ctl);
+    wk_sup_fence(&sup, 2);
+    ck_assert_int_eq(slot(2)->state, WK_SLOT_FENCED);
+    ck_assert_ptr_null(slot(2)->part);
+    ck_assert_ptr_null(wk_sup_active(&sup, 2));
+    ck_assert_int_eq(f.pauses, 1);
+    /* a new assignment claims it again */
+    ck_assert_int_eq(wk_sup_assign(&sup, 2, 1.0, &ctl), 100);
+    ck_assert_int_eq(slot(2)->state, WK_SLOT_ACTIVE);
+    ck_assert_int_eq(slot(2)->epoch, 6);
+}
+END_TEST
+
+START_TEST(revoke_forgets_the_partition)
+{
+    int64_t ctl = 0;
+    wk_sup_assign(&sup, 0, 0.0, &ctl);
+    wk_sup_revoke(&sup, 0);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_NONE);
+    ck_assert_ptr_null(slot(0)->part);
+    wk_sup_revoke(&sup, 8); /* never assigned: nothing */
+    /* a pending retry of a revoked partition is dropped */
+    f.claim_rc = ONS_EDB;
+    wk_sup_assign(&sup, 1, 0.0, &ctl);
+    wk_sup_revoke(&sup, 1);
+    wk_sup_retry_due(&sup, 100.0);
+    ck_assert_int_eq(f.claims, 2);
+    ck_assert_int_eq(slot(1)->state, WK_SLOT_NONE);
+}
+END_TEST
+
+START_TEST(failed_seek_reloads_later)
+{
+    int64_t ctl = 0;
+    wk_sup_assign(&sup, 0, 0.0, &ctl);
+    wk_sup_fail(&sup, 0, 10.0, "test");
+    f.seek_rc = ONS_EKAFKA;
+    wk_sup_retry_due(&sup, 10.0);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_RELOAD);
+    ck_assert_ptr_null(slot(0)->part);
+    ck_assert(slot(0)->retry_at == 10.0 + WK_SUP_RETRY_S);
+    ck_assert_int_eq(f.pauses, 2);
+    f.seek_rc = 0;
+    wk_sup_retry_due(&sup, 11.0);
+    ck_assert_int_eq(slot(0)->state, WK_SLOT_ACTIVE);
+}
+END_TEST
+
+START_TEST(backoff_schedule_bounds)
+{
+    ck_assert(wk_sup_backoff_s(-1) == 0);
+    ck_assert(wk_sup_backoff_s(0) == 0);
+    ck_assert(wk_sup_backoff_s(1) == WK_SUP_BACKOFF_FIRST_S);
+    double prev = 0;
+    for (int i = 1; i < 1000; i++) {
+        double d = wk_sup_backoff_s(i);
+        ck_assert(d >= prev);
+        ck_assert(d <= WK_SUP_BACKOFF_MAX_S);
+        prev = d;
+    }
+    ck_assert(wk_sup_backoff_s(1 << 30) == WK_SUP_BACKOFF_MAX_S);
+}
+END_TEST
+
+START_TEST(rate_is_averaged_per_window)
+{
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    wk_slot_rate(&s, 100, 10.0);
+    ck_assert(s.rate == 0); /* the window has just started */
+    wk_slot_rate(&s, 100, 11.0);
+    ck_assert(s.rate == 200.0); /* 200 records in 1 s */
+    wk_slot_rate(&s, 0, 13.0);
+    ck_assert(s.rate == 100.0); /* half the old rate, half 0 */
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("supervisor");
+    struct {
+        const char *name;
+        const TTest *fn;
+    } cases[] = {
+        {"assign", assign_claims_and_consumes_from_the_cursors},
+        {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
+        {"claim_then_no_memory", memory_failing_after_a_claim_reloads_under_the_new_epoch},
+        {"batch_backoff", failed_batch_reloads_with_backoff_and_a_commit_resets_it},
+        {"reload_db_down", reload_that_fails_on_the_database_waits_the_retry_delay},
+        {"reload_fenced", reload_that_finds_a_newer_owner_is_fenced_for_good},
+        {"fence", fenced_commit_stops_consuming},
+        {"revoke", revoke_forgets_the_partition},
+        {"seek_fails", failed_seek_reloads_later},
+        {"backoff_bounds", backoff_schedule_bounds},
+        {"rate", rate_is_averaged_per_window},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, cases[i].fn);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,314 @@
+/* relay.c - the outbox relay: one claimed row through the gateway, the
+ * breaker and the control lane; see relay.h. */
+#include "workers/payments/relay.h"
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "queue/intent_id.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *class_names[PAY_NCLASS] = {"succeeded", "declined", "failed", "retry",
+                                              "breaker_open"};
+
+const char *pay_class_name(int cls)
+{
+    return cls >= 0 && cls < PAY_NCLASS ? class_names[cls] : "unknown";
+}
+
+/* ---- classify ---------------------------------------------------------------------- */
+
+void pay_classify(const pay_row *w, int rc, int status, const char *body, pay_answer *ans)
+{
+    memset(ans, 0, sizeof *ans);
+    if (rc) {
+        ans->cls = PAY_RETRY;
+        snprintf(ans->why, sizeof ans->why, "gateway call: %s", ons_strerror(rc));
+        return;
+    }
+    json_t *b = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *err = json_object_get(json_object_get(b, "error"), "code");
+    const char *code = json_is_string(err) ? json_string_value(err) : "";
+    int s = status;
+    if (s == 200) {
+        json_t *id = json_object_get(b, "id"), *amt = json_object_get(b, "amount_cents");
+        if (json_is_string(id) && json_string_length(id) <= Q_MSG_MAX_CHARGE &&
+            json_string_length(id) > 0) {
+            ans->cls = PAY_SUCCEEDED;
+            snprintf(ans->charge, sizeof ans->charge, "%s", json_string_value(id));
+            ans->amount = json_is_integer(amt) ? json_integer_value(amt) : w->amount;
+        } else {
+            /* A success we cannot record (malformed, or no charge id) is not
+             * a success yet: ask again, the gateway replays its answer. */
+            ans->cls = PAY_RETRY;
+            snprintf(ans->why, sizeof ans->why, "200 without an id");
+        }
+    } else if (s == 402 && !w->is_refund) {
+        ans->cls = PAY_DECLINED;
+        json_t *dc = json_object_get(json_object_get(b, "error"), "decline_code");
+        snprintf(ans->why, sizeof ans->why, "declined: %s",
+                 json_is_string(dc) ? json_string_value(dc) : code);
+    } else if (s == 400 || (s == 404 && w->is_refund)) {
+        /* The gateway refused the request itself: retrying cannot help. */
+        ans->cls = PAY_FAILED;
+        snprintf(ans->why, sizeof ans->why, "%d %s", s, code);
+    } else {
+        /* 5xx, 409 in progress, 401/403/422 misconfiguration: try again. */
+        ans->cls = PAY_RETRY;
+        snprintf(ans->why, sizeof ans->why, "%d %s", s, code);
+    }
+    json_decref(b);
+}
+
+int pay_answer_healthy(int rc, int status)
+{
+    return rc == 0 && status < 500;
+}
+
+int64_t pay_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts, unsigned *seed)
+{
+    int64_t d = base_ms;
+    for (int64_t i = 1; i < attempts && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    return d / 2 + (int64_t)(rand_r(seed) % (unsigned)(d / 2 + 1));
+}
+
+/* ---- produce and wait --------------------------------------------------------------- */
+
+typedef struct delivery {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, err;
+} delivery;
+
+static void delivered(void *arg, int err, int32_t partition, int64_t offset)
+{
+    (void)partition;
+    (void)offset;
+    delivery *d = arg;
+    pthread_mutex_lock(&d->mu);
+    d->done = 1;
+    d->err = err;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+int pay_produce_wait(q_producer *prod, int lane, int64_t event_id, const char *buf, size_t len)
+{
+    delivery d;
+    memset(&d, 0, sizeof d);
+    pthread_mutex_init(&d.mu, NULL);
+    pthread_cond_init(&d.cv, NULL);
+    int rc = q_producer_send_to(prod, lane, event_id, buf, len, delivered, &d);
+    if (rc == 0) {
+        /* The producer's delivery timeout bounds the wait: the callback
+         * runs exactly once (also when the producer is closed), so d may
+         * live on this stack until it has. */
+        pthread_mutex_lock(&d.mu);
+        while (!d.done)
+            pthread_cond_wait(&d.cv, &d.mu);
+        rc = d.err;
+        pthread_mutex_unlock(&d.mu);
+    }
+    pthread_mutex_destroy(&d.mu);
+    pthread_cond_destroy(&d.cv);
+    return rc;
+}
+
+int pay_produce_result(q_producer *prod, const q_msg *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = q_msg_encode(m, &buf, &len);
+    if (rc)
+        return rc;
+    rc = pay_produce_wait(prod, Q_TOPIC_CONTROL, m->event_id, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* ---- the relay ----------------------------------------------------------------------- */
+
+int pay_relay_init(pay_relay *r, const pay_relay_cfg *cfg, const pay_relay_io *io, pay_breaker *br,
+                   ons_metrics *m)
+{
+    memset(r, 0, sizeof *r);
+    r->cfg = *cfg;
+    r->io = *io;
+    r->br = br;
+    if (!m)
+        return 0;
+    int ok = 1;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < PAY_NCLASS; i++) {
+            char labels[64];
+            snprintf(labels, sizeof labels, "kind=\"%s\",outcome=\"%s\"", k ? "refund" : "charge",
+                     class_names[i]);
+            r->calls[k][i] = ons_metrics_counter(m, "onsale_payments_calls_total",
+                                                 "gateway calls by kind and outcome", labels);
+            ok &= r->calls[k][i] != NULL;
+        }
+    r->results = ons_metrics_counter(m, "onsale_payments_results_produced_total",
+                                     "payment_result records produced", NULL);
+    r->errors = ons_metrics_counter(m, "onsale_payments_produce_errors_total",
+                                    "payment_result records Kafka did not take", NULL);
+    r->latency =
+        ons_metrics_histogram(m, "onsale_payments_gateway_seconds", "gateway call latency, seconds",
+                              NULL, ons_latency_buckets, ons_latency_buckets_n);
+    return ok && r->results && r->errors && r->latency ? 0 : ONS_ENOMEM;
+}
+
+static void count(ons_counter *c)
+{
+    if (c)
+        ons_counter_add(c, 1);
+}
+
+/* The JSON body of w's charge or refund (malloc'd), or NULL (no memory). */
+static char *request_body(const pay_row *w)
+{
+    json_t *body;
+    char oid[24];
+    snprintf(oid, sizeof oid, "%" PRId64, w->order_id);
+    if (w->is_refund)
+        body = json_pack("{s:s, s:I}", "charge", w->charge, "amount_cents", (json_int_t)w->amount);
+    else
+        body = json_pack("{s:I, s:s, s:s, s:s}", "amount_cents", (json_int_t)w->amount, "currency",
+                         w->currency, "payment_method", w->pm, "order_id", oid);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    return text;
+}
+
+/* Calls the gateway for w through the breaker. */
+static void call_gateway(pay_relay *r, const pay_row *w, pay_answer *ans)
+{
+    int64_t wait = 0;
+    if (!pay_breaker_allow(r->br, ons_mono_ms(), &wait)) {
+        memset(ans, 0, sizeof *ans);
+        ans->cls = PAY_BREAKER_OPEN;
+        ans->retry_in_ms = wait;
+        snprintf(ans->why, sizeof ans->why, "circuit breaker open");
+        return;
+    }
+    char *text = request_body(w);
+    char auth[300], idem[160];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->cfg.api_key);
+    snprintf(idem, sizeof idem, "Idempotency-Key: %s%s", r->cfg.key_prefix, w->key);
+    const char *hdrs[] = {auth, idem, NULL};
+    int status = 0;
+    char *resp = NULL;
+    int64_t t0 = ons_mono_ms();
+    int rc = text ? r->io.post(r->io.ctx, w->is_refund ? "/v1/refunds" : "/v1/charges", hdrs, text,
+                               r->cfg.timeout_ms, &status, &resp)
+                  : ONS_ENOMEM;
+    free(text);
+    if (r->latency)
+        ons_histogram_observe(r->latency, (double)(ons_mono_ms() - t0) / 1000.0);
+    pay_classify(w, rc, status, rc ? NULL : resp, ans);
+    pay_breaker_report(r->br, pay_answer_healthy(rc, status), ons_mono_ms());
+    free(resp);
+}
+
+/* The payment_result record of a charge's final answer. */
+static void result_msg(const pay_row *w, const pay_answer *ans, q_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    m->type = Q_MSG_PAYMENT_RESULT;
+    m->event_id = w->event_id;
+    m->sent_ms = ons_wall_ms();
+    m->order_id = w->order_id;
+    m->reservation_id = w->reservation_id;
+    m->outcome = ans->cls == PAY_SUCCEEDED  ? Q_PAY_SUCCEEDED
+                 : ans->cls == PAY_DECLINED ? Q_PAY_DECLINED
+                                            : Q_PAY_FAILED;
+    m->amount_cents = ans->cls == PAY_SUCCEEDED ? ans->amount : w->amount;
+    if (ans->cls == PAY_SUCCEEDED)
+        snprintf(m->charge_id, sizeof m->charge_id, "%s", ans->charge);
+}
+
+/* What a log line about w names: the order, and the intent when ids.secret
+ * is known (the reservation's seq is its intent's). */
+typedef struct row_ids {
+    char order[24], intent[Q_ID_LEN + 1];
+} row_ids;
+
+static void name_row(const pay_relay *r, const pay_row *w, row_ids *ids)
+{
+    snprintf(ids->order, sizeof ids->order, "%" PRId64, w->order_id);
+    ids->intent[0] = '\0';
+    if (r->cfg.ids_secret && r->cfg.ids_secret[0] &&
+        q_id_encode(r->cfg.ids_secret, Q_ID_INTENT, w->reservation_id, w->user_id, ids->intent) !=
+            0)
+        ids->intent[0] = '\0';
+}
+
+#define LOG_ROW(level, ids, ...)                                                                   \
+    ons_logk2(level, "order_id", (ids)->order, "intent_id",                                        \
+              (ids)->intent[0] ? (ids)->intent : NULL, __VA_ARGS__)
+
+/* A charge's final answer: into the log, then finished. 0, or the produce
+ * error (the row was rescheduled). */
+static int deliver(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
+                   const pay_answer *ans, const row_ids *ids, unsigned *seed)
+{
+    q_msg m;
+    result_msg(w, ans, &m);
+    int rc = r->io.produce(r->io.ctx, &m);
+    if (rc) {
+        count(r->errors);
+        LOG_ROW(ONS_LOG_WARN, ids, "payment_result not produced: %s", ons_strerror(rc));
+        ob->reschedule(
+            conn, w,
+            pay_backoff_ms(r->cfg.backoff_base_ms, r->cfg.backoff_max_ms, w->attempts, seed),
+            "kafka");
+        return rc;
+    }
+    count(r->results);
+    return 0;
+}
+
+void pay_relay_row(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
+                   unsigned *seed)
+{
+    pay_answer ans;
+    row_ids ids;
+    name_row(r, w, &ids);
+    const char *kind = w->is_refund ? "refund" : "charge";
+    if (w->is_refund && !w->charge[0]) {
+        memset(&ans, 0, sizeof ans);
+        ans.cls = PAY_FAILED;
+        snprintf(ans.why, sizeof ans.why, "no charge to refund");
+    } else {
+        call_gateway(r, w, &ans);
+    }
+    count(r->calls[w->is_refund][ans.cls]);
+    if (ans.cls == PAY_BREAKER_OPEN) {
+        ob->reschedule(conn, w, ans.retry_in_ms > 0 ? ans.retry_in_ms : r->cfg.breaker_open_ms,
+                       ans.why);
+        return;
+    }
+    if (ans.cls == PAY_RETRY) {
+        int64_t d =
+            pay_backoff_ms(r->cfg.backoff_base_ms, r->cfg.backoff_max_ms, w->attempts, seed);
+        LOG_ROW(ONS_LOG_WARN, &ids, "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms", kind,
+                w->key, w->attempts, ans.why, d);
+        ob->reschedule(conn, w, d, ans.why);
+        return;
+    }
+    if (!w->is_refund && deliver(r, ob, conn, w, &ans, &ids, seed) != 0)
+        return;
+    LOG_ROW(ONS_LOG_INFO, &ids, "%s %s attempt %" PRId64 ": %s%s%s", kind, w->key, w->attempts,
+            class_names[ans.cls], ans.charge[0] ? " " : "", ans.charge);
+    if (ob->finish(conn, w, &ans) != 0)
+        LOG_ROW(ONS_LOG_WARN, &ids,
+                "outbox row %" PRId64 " not marked done; it will be sent again (harmless)", w->id);
+}

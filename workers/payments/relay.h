@@ -1,0 +1,138 @@
+/*
+ * relay.h - the outbox relay of onsale-payments: what happens to one
+ * claimed outbox row (docs/checkout.md).
+ *
+ *   1. the gateway is called (POST /v1/charges or /v1/refunds,
+ *      Idempotency-Key = key prefix + the row's key) through the circuit
+ *      breaker; a refund without a charge fails without a call;
+ *   2. the answer is classified (pay_classify):
+ *        succeeded / declined / failed  final: a charge's outcome is
+ *          produced as a payment_result on the control lane and waited for
+ *          (pay_produce_wait), then the row is finished (payments row +
+ *          outbox done, one transaction); a refund is only finished;
+ *        retry (timeout, connection error, 5xx, 409, 401/403/422, a 200
+ *          without an id, a malformed body)  rescheduled after
+ *          pay_backoff_ms(attempts);
+ *        breaker open  rescheduled for when the breaker lets a probe through;
+ *   3. a payment_result Kafka did not take is rescheduled like a retry: the
+ *      outcome is never guessed, and a result produced twice is ignored by
+ *      the partition owner.
+ *
+ * The relay does no I/O of its own: the gateway POST and the produce are
+ * pay_relay_io callbacks, the outbox writes are pay_outbox_ops on the
+ * calling thread's connection, so its decisions are unit tested with fakes
+ * (tests/unit/test_relay.c). pay_relay_row is thread-safe for distinct rows
+ * (the breaker and the metrics are; everything else is per call).
+ */
+#ifndef ONSALE_PAYMENTS_RELAY_H
+#define ONSALE_PAYMENTS_RELAY_H
+
+#include "common/metrics.h"
+#include "queue/msg.h"
+#include "queue/producer.h"
+#include "workers/payments/breaker.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* How a gateway call ended; metrics label onsale_payments_calls_total's
+ * outcome with pay_class_name(). */
+enum pay_class { PAY_SUCCEEDED, PAY_DECLINED, PAY_FAILED, PAY_RETRY, PAY_BREAKER_OPEN, PAY_NCLASS };
+
+const char *pay_class_name(int cls);
+
+/* One claimed outbox row. */
+typedef struct pay_row {
+    int64_t id, order_id, reservation_id, event_id, ticket_id, amount, attempts, user_id;
+    int is_refund;
+    char currency[4], pm[Q_MSG_MAX_PM + 1], charge[Q_MSG_MAX_CHARGE + 1], key[80];
+} pay_row;
+
+/* The answer of one gateway call. */
+typedef struct pay_answer {
+    int cls; /* enum pay_class */
+    char charge[Q_MSG_MAX_CHARGE + 1];
+    int64_t amount;      /* succeeded: what was charged */
+    int64_t retry_in_ms; /* breaker open: when it lets a probe through */
+    char why[160];       /* for the log and outbox.last_error */
+} pay_answer;
+
+/* Classifies the answer to w's call: rc is the HTTP client's result (0 or
+ * an ONS_E... code: then status and body are not looked at), status and
+ * body (may be NULL) the gateway's answer. */
+void pay_classify(const pay_row *w, int rc, int status, const char *body, pay_answer *ans);
+
+/* Whether the answer shows a healthy gateway, for the breaker: every
+ * answer except a transport error or a 5xx. */
+int pay_answer_healthy(int rc, int status);
+
+/* Delay before the attempt after attempts (1-based) failed transiently:
+ * base_ms doubling per attempt up to max_ms, of which a random half is
+ * jitter ("equal jitter": half fixed, half random, so the retries of many
+ * rows spread out). In [d/2, d] where d = min(base_ms << (attempts-1),
+ * max_ms). seed is the calling thread's rand_r state. */
+int64_t pay_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts, unsigned *seed);
+
+/* Produces the encoded record buf (len bytes) keyed by event_id on lane
+ * (Q_TOPIC_CONTROL, ...) and waits for its delivery report. The producer's
+ * delivery timeout bounds the wait. Returns 0 (in the log) or the report's
+ * error (q_produce_cb: ONS_EUNKNOWN, ONS_ETIMEDOUT, ...), or the send's. */
+int pay_produce_wait(q_producer *prod, int lane, int64_t event_id, const char *buf, size_t len);
+
+/* Encodes m (a payment_result) and produces it keyed by its event on the
+ * control lane (a result never waits behind the event's join backlog),
+ * waiting as pay_produce_wait. 0 or an ONS_E... code. */
+int pay_produce_result(q_producer *prod, const q_msg *m);
+
+/* The relay's options (onsale-payments' payments.* options). */
+typedef struct pay_relay_cfg {
+    int64_t backoff_base_ms, backoff_max_ms; /* pay_backoff_ms */
+    int64_t breaker_open_ms;                 /* reschedule delay when the breaker says nothing */
+    int timeout_ms;                          /* one gateway call */
+    const char *api_key, *key_prefix;
+    const char *ids_secret; /* "" or NULL: log lines name the order only */
+} pay_relay_cfg;
+
+/* The relay's outside world. ctx is pay_relay_io.ctx. */
+typedef struct pay_relay_io {
+    /* POSTs body to the gateway's path with headers ("Name: value", NULL
+     * terminated). 0 with *status and *resp_body (malloc'd or NULL; the
+     * relay frees it), or an ONS_E... code (pay_http_post). */
+    int (*post)(void *ctx, const char *path, const char *const *headers, const char *body,
+                int timeout_ms, int *status, char **resp_body);
+    /* Produces m (a payment_result) and waits for it to be in the log: 0 or
+     * an ONS_E... code. */
+    int (*produce)(void *ctx, const q_msg *m);
+    void *ctx;
+} pay_relay_io;
+
+/* The outbox writes, on the calling thread's connection (conn). */
+typedef struct pay_outbox_ops {
+    /* Gives the row back for a later attempt after delay_ms; a failure is
+     * left to the row's lease running out. */
+    void (*reschedule)(void *conn, const pay_row *w, int64_t delay_ms, const char *why);
+    /* Records the payment and marks the row done, in one transaction: 0 or
+     * an error (the row is then sent again: harmless). */
+    int (*finish)(void *conn, const pay_row *w, const pay_answer *ans);
+} pay_outbox_ops;
+
+typedef struct pay_relay {
+    pay_relay_cfg cfg;
+    pay_relay_io io;
+    pay_breaker *br;                   /* borrowed */
+    ons_counter *calls[2][PAY_NCLASS]; /* [is_refund][class] */
+    ons_counter *results, *errors;
+    ons_histogram *latency;
+} pay_relay;
+
+/* Initialises r (cfg's strings and br are borrowed); m may be NULL (no
+ * metrics). 0 or ONS_ENOMEM. */
+int pay_relay_init(pay_relay *r, const pay_relay_cfg *cfg, const pay_relay_io *io, pay_breaker *br,
+                   ons_metrics *m);
+
+/* Takes one claimed row to its next state (see the top of this file),
+ * writing through ob on conn. seed is the thread's rand_r state. */
+void pay_relay_row(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
+                   unsigned *seed);
+
+#endif
