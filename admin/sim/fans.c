@@ -259,7 +259,7 @@ static void error_code(json_t *j, char *out, size_t cap)
     snprintf(out, cap, "%s", json_is_string(c) ? json_string_value(c) : "");
 }
 
-static int64_t retry_delay_ms(const sim_http_resp *r)
+static int64_t retry_delay_ms(const ons_httpc_resp *r)
 {
     return r->retry_after_s >= 0 ? (int64_t)r->retry_after_s * 1000 + 1 : RETRY_DEF_MS;
 }
@@ -271,13 +271,15 @@ static int64_t retry_delay_ms(const sim_http_resp *r)
 static sim *the_sim;
 
 static void send_request(sim *s, uint32_t f, const char *method, const char *path, const char *idem,
-                         const char *body, sim_http_cb cb)
+                         const char *body, ons_httpc_cb cb)
 {
     sim_fan *fan = &s->fans[f];
     if (s->draining)
         return;
     /* the queue holds one request per fan at most, so only ENOMEM fails */
-    if (sim_http_request(s->http, method, path, fan->token, idem, body, cb, FAN_ARG(f)) != 0) {
+    ons_httpc_req req = {
+        .method = method, .path = path, .token = fan->token, .idem_key = idem, .body = body};
+    if (ons_httpc_request(s->http, &req, cb, FAN_ARG(f)) != 0) {
         sim_count_code(s, 0, NULL);
         fan_done(s, fan, O_ERROR);
     }
@@ -298,7 +300,7 @@ static void after_transport_error(sim *s, uint32_t f)
     timer_set(s, f, sim_now_ms(s) + RETRY_DEF_MS);
 }
 
-static void join_answer(void *arg, const sim_http_resp *r)
+static void join_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -395,7 +397,7 @@ static void decide(sim *s, sim_fan *fan)
         fan->plan = PLAN_KEEP;
 }
 
-static void act_answer(void *arg, const sim_http_resp *r);
+static void act_answer(void *arg, const ons_httpc_resp *r);
 
 /* Checkout attempts per fan before it gives up paying. */
 #define SIM_PAY_ATTEMPTS 3
@@ -441,7 +443,7 @@ static void act(sim *s, uint32_t f, json_t *j)
     }
 }
 
-static void act_answer(void *arg, const sim_http_resp *r)
+static void act_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -485,7 +487,7 @@ static void act_answer(void *arg, const sim_http_resp *r)
     timer_set(s, f, sim_now_ms(s) + POLL_MIN_MS);
 }
 
-static void poll_answer(void *arg, const sim_http_resp *r)
+static void poll_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -643,7 +645,7 @@ static void view_push(sim *s, uint32_t f, int64_t due)
     s->view_due[at] = due;
 }
 
-static void view_answer(void *arg, const sim_http_resp *r)
+static void view_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -665,7 +667,8 @@ static void view_send(sim *s, uint32_t f)
     if (s->draining || fan->phase == P_DONE || fan->view_inflight)
         return;
     snprintf(path, sizeof path, "/v1/events/%" PRId64, s->event_id);
-    if (sim_http_request(s->http, "GET", path, NULL, NULL, NULL, view_answer, FAN_ARG(f)) == 0)
+    if (ons_httpc_request(s->http, &(ons_httpc_req){.method = "GET", .path = path}, view_answer,
+                          FAN_ARG(f)) == 0)
         fan->view_inflight = 1;
     else
         s->view_errors++;
@@ -684,7 +687,7 @@ static void views_due(sim *s, int64_t now)
 
 /* ---- sampler ------------------------------------------------------------------- */
 
-static void admin_answer(void *arg, const sim_http_resp *r)
+static void admin_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     size_t i = (size_t)(uintptr_t)arg;
@@ -754,8 +757,10 @@ static void sample(sim *s)
         }
     }
     if (s->admin_ok >= 0 && s->admin_token &&
-        sim_http_request(s->http, "GET", "/v1/admin/queues", s->admin_token, NULL, NULL,
-                         admin_answer, (void *)(uintptr_t)s->npoints) != 0)
+        ons_httpc_request(
+            s->http,
+            &(ons_httpc_req){.method = "GET", .path = "/v1/admin/queues", .token = s->admin_token},
+            admin_answer, (void *)(uintptr_t)s->npoints) != 0)
         return;
     s->npoints++;
 }
@@ -768,7 +773,7 @@ static void progress(sim *s, int final)
             "%lld  done %lld  polls %lld  pending %zu   %s",
             (double)sim_now_ms(s) / 1000.0, s->joins_sent, s->nfans, s->joins_accepted,
             pt ? pt->fans_queued : 0, pt ? pt->fans_waiting : 0, s->reserved_ever,
-            pt ? pt->fans_done : 0, s->polls, sim_http_pending(s->http), final ? "\n" : "");
+            pt ? pt->fans_done : 0, s->polls, ons_httpc_pending(s->http), final ? "\n" : "");
     fflush(stdout);
 }
 
@@ -891,7 +896,7 @@ int sim_fans_run(sim *s)
             wait = s->view_due[s->view_head] - now;
         if (wait < 0)
             wait = 0;
-        if (sim_http_poll(s->http, (int)wait) != 0)
+        if (ons_httpc_poll(s->http, (int)wait) != 0)
             return ONS_EIO;
     }
     s->end_ms = sim_now_ms(s);
@@ -901,11 +906,11 @@ int sim_fans_run(sim *s)
         s->fans[s->heap[i]].heap_idx = -1;
     s->nheap = 0;
     s->draining = 1;
-    while (sim_http_pending(s->http) > 0 && sim_now_ms(s) < deadline)
-        sim_http_poll(s->http, 50);
+    while (ons_httpc_pending(s->http) > 0 && sim_now_ms(s) < deadline)
+        ons_httpc_poll(s->http, 50);
     sample(s);
-    while (sim_http_pending(s->http) > 0 && sim_now_ms(s) < deadline)
-        sim_http_poll(s->http, 50);
+    while (ons_httpc_pending(s->http) > 0 && sim_now_ms(s) < deadline)
+        ons_httpc_poll(s->http, 50);
     for (size_t i = 0; i < s->nfans; i++) {
         sim_fan *f = &s->fans[i];
         if (f->phase == P_DONE)

@@ -10,7 +10,7 @@
 #define ONSALE_ADMIN_SIM_SIM_H
 
 #include "admin/audit.h"
-#include "admin/sim/http.h"
+#include "common/httpc.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -104,7 +104,7 @@ typedef struct sim_code {
 typedef struct sim sim;
 struct sim {
     sim_opts o;
-    sim_http *http;
+    ons_httpc *http;
     FILE *log;
     char log_path[4096];
     int log_is_temp;
