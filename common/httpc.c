@@ -214,21 +214,26 @@ static int parse_answer(char *in, size_t len, int eof, size_t max, answer *a)
     return 1;
 }
 
-/* A read buffer: makes room for one more READ_CHUNK and a NUL, doubling.
- * Returns 0, or -1 past max + READ_CHUNK bytes or out of memory. */
+/* A read buffer of at most max + READ_CHUNK + 1 bytes: makes room for one
+ * more READ_CHUNK and a NUL, doubling, or for what is left below the bound.
+ * Returns 0 (at least one byte and the NUL fit), or -1 when the bound is
+ * reached or memory runs out. */
 static int reserve(char **buf, size_t *cap, size_t len, size_t max)
 {
+    size_t limit = max + READ_CHUNK + 1;
     if (*cap - len >= READ_CHUNK + 1)
         return 0;
+    if (*cap >= limit)
+        return *cap - len > 1 ? 0 : -1;
     size_t ncap = *cap ? *cap * 2 : READ_CHUNK * 2;
-    if (ncap > max + READ_CHUNK + 1)
-        return -1;
+    if (ncap > limit)
+        ncap = limit;
     char *n = realloc(*buf, ncap);
     if (!n)
         return -1;
     *buf = n;
     *cap = ncap;
-    return 0;
+    return ncap - len > 1 ? 0 : -1;
 }
 
 /* ---- one blocking exchange ---------------------------------------------------------------- */
