@@ -150,71 +150,49 @@ void sim_count_code(sim *s, int status, const char *code)
 
 /* ---- timers (min-heap of fans by due time) ----------------------------------- */
 
-static void heap_swap(sim *s, size_t a, size_t b)
+/* One fan's timer. */
+typedef struct sim_timer {
+    int64_t due_ms;
+    uint32_t fan;
+} sim_timer;
+
+static int timer_before(const void *a, const void *b)
 {
-    uint32_t fa = s->heap[a], fb = s->heap[b];
-    int64_t da = s->due[a];
-    s->heap[a] = fb;
-    s->due[a] = s->due[b];
-    s->heap[b] = fa;
-    s->due[b] = da;
-    s->fans[fb].heap_idx = (int32_t)a;
-    s->fans[fa].heap_idx = (int32_t)b;
+    return ((const sim_timer *)a)->due_ms < ((const sim_timer *)b)->due_ms;
 }
 
-static void heap_up(sim *s, size_t i)
+static void timer_moved(void *ctx, void *elem, size_t pos)
 {
-    while (i > 0 && s->due[(i - 1) / 2] > s->due[i]) {
-        heap_swap(s, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
+    sim *s = ctx;
+    s->fans[((sim_timer *)elem)->fan].heap_idx = pos == ONS_HEAP_NONE ? -1 : (int32_t)pos;
 }
 
-static void heap_down(sim *s, size_t i)
+/* The earliest timer, or NULL. */
+static const sim_timer *timer_first(const sim *s)
 {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->nheap && s->due[l] < s->due[m])
-            m = l;
-        if (r < s->nheap && s->due[r] < s->due[m])
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(s, i, m);
-        i = m;
-    }
+    return ons_heap_at(&s->timers, 0);
 }
 
-/* Schedules fan f at due_ms (a fan has at most one timer). */
+/* Schedules fan f at due_ms (a fan has at most one timer). The heap holds
+ * room for every fan, so this never fails. */
 static void timer_set(sim *s, uint32_t f, int64_t due_ms)
 {
     sim_fan *fan = &s->fans[f];
     if (fan->heap_idx >= 0) { /* replace */
-        size_t i = (size_t)fan->heap_idx;
-        s->due[i] = due_ms;
-        heap_up(s, i);
-        heap_down(s, (size_t)s->fans[f].heap_idx);
+        sim_timer *t = ons_heap_at(&s->timers, (size_t)fan->heap_idx);
+        t->due_ms = due_ms;
+        ons_heap_fix(&s->timers, (size_t)fan->heap_idx);
         return;
     }
-    size_t i = s->nheap++;
-    s->heap[i] = f;
-    s->due[i] = due_ms;
-    fan->heap_idx = (int32_t)i;
-    heap_up(s, i);
+    sim_timer t = {due_ms, f};
+    (void)ons_heap_push(&s->timers, &t);
 }
 
 static uint32_t timer_pop(sim *s)
 {
-    uint32_t f = s->heap[0];
-    s->fans[f].heap_idx = -1;
-    s->nheap--;
-    if (s->nheap > 0) {
-        s->heap[0] = s->heap[s->nheap];
-        s->due[0] = s->due[s->nheap];
-        s->fans[s->heap[0]].heap_idx = 0;
-        heap_down(s, 0);
-    }
-    return f;
+    sim_timer t;
+    ons_heap_remove(&s->timers, 0, &t);
+    return t.fan;
 }
 
 /* ---- fan script --------------------------------------------------------------- */
@@ -783,11 +761,10 @@ int sim_fans_init(sim *s)
 {
     size_t n = (size_t)s->o.fans;
     s->fans = calloc(n, sizeof *s->fans);
-    s->heap = calloc(n, sizeof *s->heap);
-    s->due = calloc(n, sizeof *s->due);
+    int rc = ons_heap_init(&s->timers, sizeof(sim_timer), n, n, timer_before, timer_moved, s);
     s->view_fan = calloc(n, sizeof *s->view_fan);
     s->view_due = calloc(n, sizeof *s->view_due);
-    if (!s->fans || !s->heap || !s->due || !s->view_fan || !s->view_due)
+    if (rc || !s->fans || !s->view_fan || !s->view_due)
         return ONS_ENOMEM;
     s->nfans = n;
     size_t nburst = (size_t)llround(s->o.burst_fraction * (double)n);
@@ -823,8 +800,7 @@ void sim_fans_fini(sim *s)
     for (size_t i = 0; i < s->nfans; i++)
         free(s->fans[i].token);
     free(s->fans);
-    free(s->heap);
-    free(s->due);
+    ons_heap_fini(&s->timers);
     free(s->view_fan);
     free(s->view_due);
     free(s->points);
@@ -862,7 +838,7 @@ int sim_fans_run(sim *s)
     s->first_join_ms = s->sold_out_ms = s->all_taken_ms = -1;
     for (;;) {
         int64_t now = sim_now_ms(s);
-        while (s->nheap > 0 && s->due[0] <= now)
+        while (timer_first(s) && timer_first(s)->due_ms <= now)
             fan_step(s, timer_pop(s));
         views_due(s, now);
         if (now >= next_sample) {
@@ -890,8 +866,8 @@ int sim_fans_run(sim *s)
             }
         }
         int64_t wait = 50;
-        if (s->nheap > 0 && s->due[0] - now < wait)
-            wait = s->due[0] - now;
+        if (timer_first(s) && timer_first(s)->due_ms - now < wait)
+            wait = timer_first(s)->due_ms - now;
         if (s->view_len > 0 && s->view_due[s->view_head] - now < wait)
             wait = s->view_due[s->view_head] - now;
         if (wait < 0)
@@ -902,9 +878,7 @@ int sim_fans_run(sim *s)
     s->end_ms = sim_now_ms(s);
     /* let requests in flight finish; timers are dropped, nothing new is sent */
     int64_t deadline = sim_now_ms(s) + DRAIN_MS;
-    for (size_t i = 0; i < s->nheap; i++)
-        s->fans[s->heap[i]].heap_idx = -1;
-    s->nheap = 0;
+    ons_heap_clear(&s->timers);
     s->draining = 1;
     while (ons_httpc_pending(s->http) > 0 && sim_now_ms(s) < deadline)
         ons_httpc_poll(s->http, 50);

@@ -305,7 +305,7 @@ START_TEST(expiry_heap_orders_many_holds)
                 last = p->fx.intents[i].expires_ms;
         wk_part_batch_done(p);
     }
-    ck_assert_int_eq(p->nheap, 0);
+    ck_assert_int_eq(ons_heap_count(&p->holds), 0);
     ck_assert_int_eq(wk_part_event(p, EV)->inv.available, 1004);
     wk_part_free(p);
 }
