@@ -2,6 +2,8 @@
 onsale_unit(test_auth onsale_common PkgConfig::JWT PkgConfig::CRYPTO)
 onsale_unit(test_password onsale_common)
 onsale_unit(test_metrics onsale_common m)
+# The grow-by-doubling helper.
+onsale_unit(test_vec onsale_common)
 # The binary heap (hold expiries, gateway delays, simulator timers).
 onsale_unit(test_heap onsale_common)
 # The HTTP client against a scripted server (tests/unit/fake_http.h).

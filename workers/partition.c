@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
+#include "common/vec.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -241,14 +242,8 @@ static void waiting_prepend(wk_event *ev, wk_intent *in)
 /* The pre-queue: an unordered array until the draw (swap-remove). */
 static int pre_add(wk_event *ev, wk_intent *in)
 {
-    if (ev->npre == ev->cap_pre) {
-        size_t cap = ev->cap_pre ? ev->cap_pre * 2 : 64;
-        wk_intent **a = realloc(ev->pre, cap * sizeof *a);
-        if (!a)
-            return ONS_ENOMEM;
-        ev->pre = a;
-        ev->cap_pre = cap;
-    }
+    if (ONS_VEC_RESERVE(ev->pre, ev->cap_pre, ev->npre + 1, 64))
+        return ONS_ENOMEM;
     in->in_pre = 1;
     in->pre_idx = (uint32_t)ev->npre;
     ev->pre[ev->npre++] = in;
@@ -280,14 +275,8 @@ static int fx_touch_event(wk_part *p, wk_event *ev)
     wk_fx *fx = &p->fx;
     if (ev->fx_mark)
         return 0;
-    if (fx->nevents == fx->cap_events) {
-        size_t cap = fx->cap_events ? fx->cap_events * 2 : 16;
-        wk_event **e = realloc(fx->events, cap * sizeof *e);
-        if (!e)
-            return ONS_ENOMEM;
-        fx->events = e;
-        fx->cap_events = cap;
-    }
+    if (ONS_VEC_RESERVE(fx->events, fx->cap_events, fx->nevents + 1, 16))
+        return ONS_ENOMEM;
     fx->events[fx->nevents++] = ev;
     ev->fx_mark = 1;
     return 0;
@@ -301,14 +290,8 @@ static wk_fx_intent *fx_record(wk_part *p, int64_t seq, int is_new)
     uintptr_t idx = (uintptr_t)wk_map_get(&fx->intent_idx, seq);
     if (idx)
         return &fx->intents[idx - 1];
-    if (fx->nintents == fx->cap_intents) {
-        size_t cap = fx->cap_intents ? fx->cap_intents * 2 : 256;
-        wk_fx_intent *n = realloc(fx->intents, cap * sizeof *n);
-        if (!n)
-            return NULL;
-        fx->intents = n;
-        fx->cap_intents = cap;
-    }
+    if (ONS_VEC_RESERVE(fx->intents, fx->cap_intents, fx->nintents + 1, 256))
+        return NULL;
     if (wk_map_put(&fx->intent_idx, seq, (void *)(uintptr_t)(fx->nintents + 1)) != 0)
         return NULL;
     wk_fx_intent *r = &fx->intents[fx->nintents++];
@@ -354,14 +337,8 @@ static int fx_seat(wk_part *p, wk_event *ev, uint32_t seat, int state, int64_t r
     int64_t key = ((int64_t)ev->slot << 32) | seat;
     uintptr_t idx = (uintptr_t)wk_map_get(&fx->seat_idx, key);
     if (!idx) {
-        if (fx->nseats == fx->cap_seats) {
-            size_t cap = fx->cap_seats ? fx->cap_seats * 2 : 256;
-            wk_fx_seat *n = realloc(fx->seats, cap * sizeof *n);
-            if (!n)
-                return ONS_ENOMEM;
-            fx->seats = n;
-            fx->cap_seats = cap;
-        }
+        if (ONS_VEC_RESERVE(fx->seats, fx->cap_seats, fx->nseats + 1, 256))
+            return ONS_ENOMEM;
         if (wk_map_put(&fx->seat_idx, key, (void *)(uintptr_t)(fx->nseats + 1)) != 0)
             return ONS_ENOMEM;
         idx = ++fx->nseats;
@@ -721,14 +698,8 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
 static int add_tomb(wk_part *p, int64_t offset, int64_t user_id)
 {
     wk_fx *fx = &p->fx;
-    if (fx->ntombs == fx->cap_tombs) {
-        size_t cap = fx->cap_tombs ? fx->cap_tombs * 2 : 16;
-        wk_fx_tomb *t = realloc(fx->tombs, cap * sizeof *t);
-        if (!t)
-            return ONS_ENOMEM;
-        fx->tombs = t;
-        fx->cap_tombs = cap;
-    }
+    if (ONS_VEC_RESERVE(fx->tombs, fx->cap_tombs, fx->ntombs + 1, 16))
+        return ONS_ENOMEM;
     if (wk_part_add_tombstone(p, offset, user_id) != 0)
         return ONS_ENOMEM;
     fx->tombs[fx->ntombs++] = (wk_fx_tomb){offset, user_id};

@@ -25,6 +25,7 @@
 #include "admin/sim/sim.h"
 #include "common/auth.h"
 #include "common/err.h"
+#include "common/vec.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -100,12 +101,8 @@ void sim_samples_add(sim_samples *sm, double v, uint64_t *rng)
     if (sm->n < sm->cap) {
         sm->v[sm->n++] = (float)v;
     } else if (sm->n == sm->cap && sm->cap < SIM_MAX_SAMPLES) {
-        size_t cap = sm->cap ? sm->cap * 2 : 4096;
-        float *nv = realloc(sm->v, cap * sizeof *nv);
-        if (!nv)
+        if (ONS_VEC_RESERVE(sm->v, sm->cap, sm->n + 1, 4096))
             return; /* keep what we have: percentiles stay approximate */
-        sm->v = nv;
-        sm->cap = cap;
         sm->v[sm->n++] = (float)v;
     } else if (sm->n > 0) { /* reservoir sampling past the bound */
         uint64_t j = rng_next(rng) % sm->seen;
@@ -708,14 +705,8 @@ static void admin_answer(void *arg, const ons_httpc_resp *r)
 
 static void sample(sim *s)
 {
-    if (s->npoints == s->cap_points) {
-        size_t cap = s->cap_points ? s->cap_points * 2 : 256;
-        sim_point *n = realloc(s->points, cap * sizeof *n);
-        if (!n)
-            return;
-        s->points = n;
-        s->cap_points = cap;
-    }
+    if (ONS_VEC_RESERVE(s->points, s->cap_points, s->npoints + 1, 256))
+        return;
     sim_point *pt = &s->points[s->npoints];
     memset(pt, 0, sizeof *pt);
     pt->t_s = (double)sim_now_ms(s) / 1000.0;
