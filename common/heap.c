@@ -9,14 +9,9 @@ int ons_heap_init(ons_heap *h, size_t size, size_t cap, size_t max,
                   int (*before)(const void *a, const void *b),
                   void (*moved)(void *ctx, void *elem, size_t pos), void *ctx)
 {
-    memset(h, 0, sizeof *h);
+    *h = (ons_heap){.size = size, .max = max, .before = before, .moved = moved, .ctx = ctx};
     if (size == 0 || size > ONS_HEAP_ELEM_MAX)
         return ONS_EINVAL;
-    h->size = size;
-    h->max = max;
-    h->before = before;
-    h->moved = moved;
-    h->ctx = ctx;
     if (cap) {
         h->v = malloc(cap * size);
         if (!h->v)

@@ -99,6 +99,15 @@ typedef struct ons_httpd_table {
     int path_dots;
 } ons_httpd_table;
 
+/* The initializer of a table over count rows of type row_type, whose
+ * fields name, method and pattern are const char *. */
+#define ONS_HTTPD_TABLE_INIT(row_array, n, row_type, dots)                                         \
+    {                                                                                              \
+        .rows = (row_array), .count = (n), .stride = sizeof(row_type),                             \
+        .method_off = offsetof(row_type, method), .pattern_off = offsetof(row_type, pattern),      \
+        .name_off = offsetof(row_type, name), .path_dots = (dots)                                  \
+    }
+
 /* The row's name (its metric label), or "unmatched" when i is -1. */
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i);
 

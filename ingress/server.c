@@ -21,14 +21,7 @@ static const int tracked_status[] = {200, 201, 202, 204, 400, 401, 403, 404, 405
 
 /* The route table as the HTTP module reads it ('.' allowed inside a name:
  * assets). count is filled at start: ing_route_count is not a constant. */
-static ons_httpd_table route_table = {
-    .rows = ing_routes,
-    .stride = sizeof *ing_routes,
-    .method_off = offsetof(ing_route, method),
-    .pattern_off = offsetof(ing_route, pattern),
-    .name_off = offsetof(ing_route, name),
-    .path_dots = 1,
-};
+static ons_httpd_table route_table = ONS_HTTPD_TABLE_INIT(ing_routes, 0, ing_route, 1);
 
 struct ing_server {
     ing_app *app;

@@ -54,14 +54,8 @@ static const wk_route routes[] = {
     {"healthz", "GET", "/healthz", on_healthz},
 };
 
-static const ons_httpd_table route_table = {
-    .rows = routes,
-    .count = sizeof routes / sizeof *routes,
-    .stride = sizeof *routes,
-    .method_off = offsetof(wk_route, method),
-    .pattern_off = offsetof(wk_route, pattern),
-    .name_off = offsetof(wk_route, name),
-};
+static const ons_httpd_table route_table =
+    ONS_HTTPD_TABLE_INIT(routes, sizeof routes / sizeof *routes, wk_route, 0);
 
 static json_t *error_body(const char *code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -30,13 +30,7 @@ static const int tracked_status[] = {0, 200, 400, 401, 402, 404, 405, 409, 413, 
 
 /* The route table as the HTTP module reads it. count is filled at start:
  * gw_route_count is not a constant. */
-static ons_httpd_table route_table = {
-    .rows = gw_routes,
-    .stride = sizeof *gw_routes,
-    .method_off = offsetof(gw_route, method),
-    .pattern_off = offsetof(gw_route, pattern),
-    .name_off = offsetof(gw_route, name),
-};
+static ons_httpd_table route_table = ONS_HTTPD_TABLE_INIT(gw_routes, 0, gw_route, 0);
 
 struct gw_server {
     gw_app *app;

@@ -233,14 +233,7 @@ static enum ons_role first_role(int roles)
 /* server.c's dispatch(), less the bearer token: see the top of the file. */
 static void dispatch(ing_req *r, nng_http_req *hreq)
 {
-    static ons_httpd_table table = {
-        .rows = ing_routes,
-        .stride = sizeof *ing_routes,
-        .method_off = offsetof(ing_route, method),
-        .pattern_off = offsetof(ing_route, pattern),
-        .name_off = offsetof(ing_route, name),
-        .path_dots = 1,
-    };
+    static ons_httpd_table table = ONS_HTTPD_TABLE_INIT(ing_routes, 0, ing_route, 1);
     table.count = ing_route_count;
     ons_httpd_err e;
     long ri = ons_httpd_route(&table, hreq, r->method, sizeof r->method, r->pathbuf, NULL,

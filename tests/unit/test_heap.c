@@ -5,6 +5,8 @@
 #include "common/err.h"
 #include "common/heap.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,25 +53,40 @@ static int64_t next_key(void)
     return (int64_t)(rng % 500); /* many ties */
 }
 
-START_TEST(pops_in_order_and_tracks_positions)
+/* A heap of n items with ids 0..n-1 and random keys, cap reserved. */
+static void fill(ons_heap *h, uint32_t n, size_t cap)
 {
-    ons_heap h;
-    ck_assert_int_eq(ons_heap_init(&h, sizeof(item), 0, 0, before, moved, pos_of), 0);
-    for (uint32_t i = 0; i < N; i++) {
+    ck_assert_int_eq(ons_heap_init(h, sizeof(item), cap, 0, before, moved, pos_of), 0);
+    for (uint32_t i = 0; i < n; i++) {
         item e = {next_key(), i};
-        ck_assert_int_eq(ons_heap_push(&h, &e), 0);
+        ck_assert_int_eq(ons_heap_push(h, &e), 0);
     }
-    ck_assert_uint_eq(ons_heap_count(&h), N);
-    check_heap(&h);
+    ck_assert_uint_eq(ons_heap_count(h), n);
+}
+
+/* Pops everything, checking the order; returns how many came out. */
+static size_t drain_in_order(ons_heap *h)
+{
     item last = {INT64_MIN, 0};
-    for (uint32_t i = 0; i < N; i++) {
+    size_t n = 0;
+    while (ons_heap_count(h)) {
         item e;
-        ons_heap_remove(&h, 0, &e);
+        ons_heap_remove(h, 0, &e);
         ck_assert(!before(&e, &last));
         ck_assert_int_eq(pos_of[e.id], -1);
         last = e;
+        n++;
     }
-    ck_assert_ptr_null(ons_heap_at(&h, 0));
+    ck_assert_ptr_null(ons_heap_at(h, 0));
+    return n;
+}
+
+START_TEST(pops_in_order_and_tracks_positions)
+{
+    ons_heap h;
+    fill(&h, N, 0);
+    check_heap(&h);
+    ck_assert_uint_eq(drain_in_order(&h), N);
     ons_heap_fini(&h);
 }
 END_TEST
@@ -77,11 +94,7 @@ END_TEST
 START_TEST(remove_and_fix_anywhere)
 {
     ons_heap h;
-    ck_assert_int_eq(ons_heap_init(&h, sizeof(item), 16, 0, before, moved, pos_of), 0);
-    for (uint32_t i = 0; i < N; i++) {
-        item e = {next_key(), i};
-        ck_assert_int_eq(ons_heap_push(&h, &e), 0);
-    }
+    fill(&h, N, 16);
     /* Remove every third id by its position; move every fifth's key. */
     for (uint32_t i = 0; i < N; i += 3) {
         item e;
@@ -100,14 +113,9 @@ START_TEST(remove_and_fix_anywhere)
             check_heap(&h);
     }
     check_heap(&h);
-    item last = {INT64_MIN, 0};
-    while (ons_heap_count(&h)) {
-        item e;
-        ons_heap_remove(&h, 0, &e);
-        ck_assert(!before(&e, &last));
-        ck_assert_uint_ne(e.id % 3, 0);
-        last = e;
-    }
+    for (uint32_t i = 0; i < N; i += 3)
+        ck_assert_int_eq(pos_of[i], -1);
+    ck_assert_uint_eq(drain_in_order(&h), N - (N + 2) / 3);
     ons_heap_fini(&h);
 }
 END_TEST
@@ -137,11 +145,7 @@ START_TEST(bound_clear_and_sizes)
     ons_heap_fini(&h);
 
     /* clear tells moved() every element left. */
-    ck_assert_int_eq(ons_heap_init(&h, sizeof(item), 0, 0, before, moved, pos_of), 0);
-    for (uint32_t i = 0; i < 10; i++) {
-        item e = {next_key(), i};
-        ck_assert_int_eq(ons_heap_push(&h, &e), 0);
-    }
+    fill(&h, 10, 0);
     ons_heap_clear(&h);
     for (uint32_t i = 0; i < 10; i++)
         ck_assert_int_eq(pos_of[i], -1);
@@ -149,30 +153,12 @@ START_TEST(bound_clear_and_sizes)
 }
 END_TEST
 
-static Suite *heap_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("heap");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"order", pops_in_order_and_tracks_positions},
         {"remove_fix", remove_and_fix_anywhere},
         {"bound_clear_sizes", bound_clear_and_sizes},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(heap_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run("heap", cases, sizeof cases / sizeof *cases, 30);
 }

@@ -7,6 +7,8 @@
 #include "common/httpc.h"
 #include "fake_http.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,24 +147,40 @@ static void on_answer(void *arg, const ons_httpc_resp *r)
     g->n++;
 }
 
-static ons_httpc *pool_for(const fake_http *f, int timeout_ms)
+/* A pool of one connection to a scripted server, and what it answered. */
+typedef struct rig {
+    fake_http f;
+    ons_httpc *h;
+    got g;
+} rig;
+
+static void rig_start(rig *t, const fake_step *steps, int nsteps, int timeout_ms)
 {
+    memset(&t->g, 0, sizeof t->g);
+    fake_start(&t->f, steps, nsteps);
     ons_httpc_opts o = {.host = "127.0.0.1",
-                        .port = f->port,
+                        .port = t->f.port,
                         .conns = 1,
                         .timeout_ms = timeout_ms,
                         .max_queue = 8,
                         .max_response = 4096};
-    ons_httpc *h = NULL;
-    ck_assert_int_eq(ons_httpc_new(&o, &h), 0);
-    return h;
+    ck_assert_int_eq(ons_httpc_new(&o, &t->h), 0);
 }
 
-static void drain(ons_httpc *h)
+/* Queues req n times and polls until every answer came. */
+static void rig_send(rig *t, const ons_httpc_req *req, int n)
 {
-    for (int i = 0; i < 400 && ons_httpc_pending(h) > 0; i++)
-        ck_assert_int_eq(ons_httpc_poll(h, 10), 0);
-    ck_assert_uint_eq(ons_httpc_pending(h), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(ons_httpc_request(t->h, req, on_answer, &t->g), 0);
+    for (int i = 0; i < 400 && ons_httpc_pending(t->h) > 0; i++)
+        ck_assert_int_eq(ons_httpc_poll(t->h, 10), 0);
+    ck_assert_uint_eq(ons_httpc_pending(t->h), 0);
+}
+
+static void rig_stop(rig *t)
+{
+    ons_httpc_free(t->h);
+    fake_stop(&t->f);
 }
 
 START_TEST(pool_reuses_one_connection)
@@ -171,22 +189,16 @@ START_TEST(pool_reuses_one_connection)
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 0, 0},
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", 0, 0},
         {"HTTP/1.1 202 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nc", 1, 0}};
-    fake_http f;
-    fake_start(&f, steps, 3);
-    ons_httpc *h = pool_for(&f, 2000);
-    got g = {0};
-    ons_httpc_req req = {.method = "GET", .path = "/x"};
-    for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(ons_httpc_request(h, &req, on_answer, &g), 0);
-    drain(h);
-    ck_assert_int_eq(g.n, 3);
-    ck_assert_str_eq(g.body[0], "a");
-    ck_assert_str_eq(g.body[2], "c");
-    ck_assert_int_eq(g.status[2], 202);
-    ck_assert_int_eq(ons_httpc_connects(h), 1);
-    ck_assert_ptr_null(strstr(f.last_request, "Connection: close"));
-    ons_httpc_free(h);
-    fake_stop(&f);
+    rig t;
+    rig_start(&t, steps, 3, 2000);
+    rig_send(&t, &(ons_httpc_req){.method = "GET", .path = "/x"}, 3);
+    ck_assert_int_eq(t.g.n, 3);
+    ck_assert_str_eq(t.g.body[0], "a");
+    ck_assert_str_eq(t.g.body[2], "c");
+    ck_assert_int_eq(t.g.status[2], 202);
+    ck_assert_int_eq(ons_httpc_connects(t.h), 1);
+    ck_assert_ptr_null(strstr(t.f.last_request, "Connection: close"));
+    rig_stop(&t);
 }
 END_TEST
 
@@ -195,66 +207,49 @@ START_TEST(pool_retries_once_after_a_stale_connection)
     /* The server closes after the first answer without saying so. */
     fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 1, 0},
                          {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", 1, 0}};
-    fake_http f;
-    fake_start(&f, steps, 2);
-    ons_httpc *h = pool_for(&f, 2000);
-    got g = {0};
+    rig t;
+    rig_start(&t, steps, 2, 2000);
     ons_httpc_req req = {.method = "POST", .path = "/x", .idem_key = "k", .body = "{}"};
-    ck_assert_int_eq(ons_httpc_request(h, &req, on_answer, &g), 0);
-    drain(h);
+    rig_send(&t, &req, 1);
     usleep(50000); /* the close reaches the client */
-    ck_assert_int_eq(ons_httpc_request(h, &req, on_answer, &g), 0);
-    drain(h);
-    ck_assert_int_eq(g.n, 2);
-    ck_assert_int_eq(g.status[1], 200);
-    ck_assert_str_eq(g.body[1], "b");
-    ck_assert_int_eq(ons_httpc_connects(h), 2);
-    ons_httpc_free(h);
-    fake_stop(&f);
+    rig_send(&t, &req, 1);
+    ck_assert_int_eq(t.g.n, 2);
+    ck_assert_int_eq(t.g.status[1], 200);
+    ck_assert_str_eq(t.g.body[1], "b");
+    ck_assert_int_eq(ons_httpc_connects(t.h), 2);
+    rig_stop(&t);
 }
 END_TEST
 
 START_TEST(pool_times_a_request_out)
 {
     fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1, 1000}};
-    fake_http f;
-    fake_start(&f, steps, 1);
-    ons_httpc *h = pool_for(&f, 150);
-    got g = {0};
-    ons_httpc_req req = {.method = "GET", .path = "/slow"};
-    ck_assert_int_eq(ons_httpc_request(h, &req, on_answer, &g), 0);
-    drain(h);
-    ck_assert_int_eq(g.n, 1);
-    ck_assert_int_eq(g.status[0], 0);
-    ons_httpc_free(h);
-    fake_stop(&f);
+    rig t;
+    rig_start(&t, steps, 1, 150);
+    rig_send(&t, &(ons_httpc_req){.method = "GET", .path = "/slow"}, 1);
+    ck_assert_int_eq(t.g.n, 1);
+    ck_assert_int_eq(t.g.status[0], 0);
+    rig_stop(&t);
 }
 END_TEST
 
 START_TEST(pool_bounds_its_queue)
 {
     fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, 0}};
-    fake_http f;
-    fake_start(&f, steps, 1);
-    ons_httpc *h = pool_for(&f, 2000);
-    got g = {0};
+    rig t;
+    rig_start(&t, steps, 1, 2000);
     ons_httpc_req req = {.method = "GET", .path = "/"};
     for (int i = 0; i < 8; i++)
-        ck_assert_int_eq(ons_httpc_request(h, &req, on_answer, &g), 0);
-    ck_assert_int_eq(ons_httpc_request(h, &req, on_answer, &g), ONS_EFULL);
-    ons_httpc_free(h); /* queued callbacks are not called */
-    ck_assert_int_eq(g.n, 0);
-    fake_stop(&f);
+        ck_assert_int_eq(ons_httpc_request(t.h, &req, on_answer, &t.g), 0);
+    ck_assert_int_eq(ons_httpc_request(t.h, &req, on_answer, &t.g), ONS_EFULL);
+    rig_stop(&t); /* queued callbacks are not called */
+    ck_assert_int_eq(t.g.n, 0);
 }
 END_TEST
 
-static Suite *httpc_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("httpc");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"url", url_parse},
         {"call_request", call_writes_the_request_and_reads_content_length},
         {"call_framing", call_reads_chunked_and_until_close},
@@ -265,20 +260,5 @@ static Suite *httpc_suite(void)
         {"pool_timeout", pool_times_a_request_out},
         {"pool_queue", pool_bounds_its_queue},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, 30);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(httpc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run("httpc", cases, sizeof cases / sizeof *cases, 30);
 }

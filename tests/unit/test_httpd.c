@@ -9,6 +9,8 @@
 #include "common/metrics.h"
 #include "workers/httpd.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -31,13 +33,7 @@ static const row rows[] = {
 
 static ons_httpd_table table(int dots)
 {
-    ons_httpd_table t = {.rows = rows,
-                         .count = sizeof rows / sizeof *rows,
-                         .stride = sizeof *rows,
-                         .method_off = offsetof(row, method),
-                         .pattern_off = offsetof(row, pattern),
-                         .name_off = offsetof(row, name),
-                         .path_dots = dots};
+    ons_httpd_table t = ONS_HTTPD_TABLE_INIT(rows, sizeof rows / sizeof *rows, row, dots);
     return t;
 }
 
@@ -185,53 +181,36 @@ START_TEST(worker_endpoint_serves_metrics_and_health)
     int port = free_port();
     wk_httpd *h = NULL;
     ck_assert_int_eq(wk_httpd_start(port, m, &h), 0);
-    ons_httpc_resp r;
-    ck_assert_int_eq(get(port, "GET", "/metrics", &r), 0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_ptr_nonnull(strstr(r.body, "w_things_total 3\n"));
-    free((void *)r.body);
-    ck_assert_int_eq(get(port, "GET", "/healthz", &r), 0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(r.body, "{\"status\":\"ok\"}\n");
-    free((void *)r.body);
-    ck_assert_int_eq(get(port, "GET", "/nope", &r), 0);
-    ck_assert_int_eq(r.status, 404);
-    ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"not_found\""));
-    free((void *)r.body);
-    ck_assert_int_eq(get(port, "POST", "/metrics", &r), 0);
-    ck_assert_int_eq(r.status, 405);
-    free((void *)r.body);
+    struct {
+        const char *method, *path;
+        int status;
+        const char *body_has;
+    } want[] = {
+        {"GET", "/metrics", 200, "w_things_total 3\n"},
+        {"GET", "/healthz", 200, "{\"status\":\"ok\"}\n"},
+        {"GET", "/nope", 404, "\"code\":\"not_found\""},
+        {"POST", "/metrics", 405, "\"code\":\"method_not_allowed\""},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        ons_httpc_resp r;
+        ck_assert_int_eq(get(port, want[i].method, want[i].path, &r), 0);
+        ck_assert_int_eq(r.status, want[i].status);
+        ck_assert_msg(strstr(r.body, want[i].body_has), "%s %s: %s", want[i].method, want[i].path,
+                      r.body);
+        free((void *)r.body);
+    }
     wk_httpd_stop(h);
     ons_metrics_free(m);
 }
 END_TEST
 
-static Suite *httpd_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("httpd");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"route", route_finds_rows_and_params},
         {"route_refusals", route_refuses_in_order},
         {"stats", stats_count_by_route_and_status},
         {"worker_endpoint", worker_endpoint_serves_metrics_and_health},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, 30);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(httpd_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }

@@ -3,6 +3,8 @@
  * exists, and its next_cursor is the cursor or null. */
 #include "ingress/keyset.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <stdlib.h>
 
@@ -37,14 +39,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("keyset");
-    TCase *tc = tcase_create("keyset");
-    tcase_add_test(tc, rows_and_more);
-    tcase_add_test(tc, next_cursor);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ons_check_case cases[] = {
+        {"rows_and_more", rows_and_more},
+        {"next_cursor", next_cursor},
+    };
+    return ons_check_run("keyset", cases, sizeof cases / sizeof *cases, 30);
 }

@@ -4,6 +4,8 @@
 #include "common/err.h"
 #include "common/vec.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,14 +62,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("vec");
-    TCase *tc = tcase_create("vec");
-    tcase_add_test(tc, grows_by_doubling_and_keeps_contents);
-    tcase_add_test(tc, refuses_what_cannot_fit);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ons_check_case cases[] = {
+        {"grows_by_doubling_and_keeps_contents", grows_by_doubling_and_keeps_contents},
+        {"refuses_what_cannot_fit", refuses_what_cannot_fit},
+    };
+    return ons_check_run("vec", cases, sizeof cases / sizeof *cases, 30);
 }
