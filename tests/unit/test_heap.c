@@ -5,7 +5,7 @@
 #include "common/err.h"
 #include "common/heap.h"
 
-#include "check_run.h"
+#include "tests/check_run.h"
 
 #include <check.h>
 #include <stdint.h>

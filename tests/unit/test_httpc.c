@@ -7,7 +7,7 @@
 #include "common/httpc.h"
 #include "fake_http.h"
 
-#include "check_run.h"
+#include "tests/check_run.h"
 
 #include <check.h>
 #include <stdlib.h>

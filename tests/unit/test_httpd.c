@@ -9,7 +9,7 @@
 #include "common/metrics.h"
 #include "workers/httpd.h"
 
-#include "check_run.h"
+#include "tests/check_run.h"
 
 #include <check.h>
 #include <netinet/in.h>

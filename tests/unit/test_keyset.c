@@ -3,7 +3,7 @@
  * exists, and its next_cursor is the cursor or null. */
 #include "ingress/keyset.h"
 
-#include "check_run.h"
+#include "tests/check_run.h"
 
 #include <check.h>
 #include <stdlib.h>

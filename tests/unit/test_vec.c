@@ -4,7 +4,7 @@
 #include "common/err.h"
 #include "common/vec.h"
 
-#include "check_run.h"
+#include "tests/check_run.h"
 
 #include <check.h>
 #include <stdint.h>
