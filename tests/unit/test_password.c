@@ -128,6 +128,5 @@ int main(void)
         {"random_tokens", random_tokens},
         {"secure_equal", secure_equal},
     };
-    return ons_check_run_fixture("password", cases, sizeof cases / sizeof *cases, 60, setup,
-                                 NULL);
+    return ons_check_run_fixture("password", cases, sizeof cases / sizeof *cases, 60, setup, NULL);
 }
