@@ -33,18 +33,6 @@ struct ing_server {
     int gated;
 };
 
-int64_t ing_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ing_mono_ns(void)
-{
-    return ons_httpd_mono_ns();
-}
-
 /* ---- replies ------------------------------------------------------------------ */
 
 static void req_free(ing_req *r)

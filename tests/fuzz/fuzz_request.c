@@ -67,18 +67,6 @@ static void fail(const char *what, const char *detail)
 
 /* ---- the stand-in for server.c ------------------------------------------------ */
 
-int64_t ing_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ing_mono_ns(void)
-{
-    return ons_httpd_mono_ns();
-}
-
 static void req_free(ing_req *r)
 {
     if (r->job && r->job_free)
