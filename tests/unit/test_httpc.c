@@ -204,19 +204,36 @@ END_TEST
 
 START_TEST(pool_retries_once_after_a_stale_connection)
 {
-    /* The server closes after the first answer without saying so. */
-    fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 1, 0},
+    /* The server keeps the connection after the first answer, then drops
+     * the second request unanswered (an idle timeout racing the request):
+     * the pool sends it again, once, on a fresh connection. */
+    fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 0, 0},
+                         {NULL, 1, 0},
                          {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb", 1, 0}};
     rig t;
-    rig_start(&t, steps, 2, 2000);
+    rig_start(&t, steps, 3, 2000);
     ons_httpc_req req = {.method = "POST", .path = "/x", .idem_key = "k", .body = "{}"};
     rig_send(&t, &req, 1);
-    usleep(50000); /* the close reaches the client */
     rig_send(&t, &req, 1);
     ck_assert_int_eq(t.g.n, 2);
     ck_assert_int_eq(t.g.status[1], 200);
     ck_assert_str_eq(t.g.body[1], "b");
     ck_assert_int_eq(ons_httpc_connects(t.h), 2);
+    ck_assert_int_eq(atomic_load(&t.f.served), 3);
+    rig_stop(&t);
+}
+END_TEST
+
+/* A fresh connection that fails is not retried: the request fails once. */
+START_TEST(pool_does_not_retry_a_fresh_connection)
+{
+    fake_step steps[] = {{NULL, 1, 0}, {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1, 0}};
+    rig t;
+    rig_start(&t, steps, 2, 2000);
+    rig_send(&t, &(ons_httpc_req){.method = "GET", .path = "/"}, 1);
+    ck_assert_int_eq(t.g.n, 1);
+    ck_assert_int_eq(t.g.status[0], 0);
+    ck_assert_int_eq(atomic_load(&t.f.served), 1);
     rig_stop(&t);
 }
 END_TEST
@@ -257,6 +274,7 @@ int main(void)
         {"call_deadline", call_keeps_its_deadline},
         {"pool_reuse", pool_reuses_one_connection},
         {"pool_stale_retry", pool_retries_once_after_a_stale_connection},
+        {"pool_fresh_no_retry", pool_does_not_retry_a_fresh_connection},
         {"pool_timeout", pool_times_a_request_out},
         {"pool_queue", pool_bounds_its_queue},
     };
