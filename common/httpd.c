@@ -1,5 +1,5 @@
-/* httpd.c - nng HTTP plumbing shared by ingress and onsale-gateway; see
- * httpd.h. */
+/* httpd.c - the HTTP server module over nng (ingress, onsale-gateway and
+ * the workers' metrics endpoint); see httpd.h. */
 #include "common/clock.h"
 #include "common/httpd.h"
 #include "common/err.h"
@@ -182,6 +182,141 @@ long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *pa
     return wrong_method ? -405 : -404;
 }
 
+const char *ons_httpd_route_name(const ons_httpd_table *t, long i)
+{
+    return i >= 0 && (size_t)i < t->count ? row_str(t, (size_t)i, t->name_off) : "unmatched";
+}
+
+static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+long ons_httpd_route(const ons_httpd_table *t, nng_http_req *hreq, char *method, size_t method_size,
+                     char *path, char *segs, size_t path_size, const char **params, int max_params,
+                     int *nparams, ons_httpd_err *e)
+{
+    *nparams = 0;
+    if (ons_httpd_req_target(hreq, method, method_size, path, path_size))
+        return fail(e, 404, "not_found", "No such resource.");
+    if (!ons_httpd_path_ok(path, t->path_dots)) {
+        if (!t->path_dots)
+            return fail(e, 404, "not_found", "No such resource.");
+        return fail(e, 400, "invalid_path",
+                    "The path may contain only letters, digits, '-', '_', '/' and '.' "
+                    "inside a name.");
+    }
+    if (segs)
+        memcpy(segs, path, path_size);
+    long ri = ons_httpd_route_find(t, method, segs ? segs : path, params, max_params, nparams);
+    if (ri == -405)
+        return fail(e, 405, "method_not_allowed", "This method is not allowed on this resource.");
+    if (ri < 0)
+        return fail(e, 404, "not_found", "No such resource.");
+    return ri;
+}
+
+/* ---- request metrics ------------------------------------------------------------------ */
+
+/* The series of one route: [ntracked + 1], the last "other". */
+typedef struct route_series {
+    _Atomic(ons_counter *) *count;
+    _Atomic(ons_histogram *) *latency; /* by status, or [0] alone */
+} route_series;
+
+struct ons_httpd_stats {
+    ons_httpd_stats_opts o;
+    const ons_httpd_table *t;
+    size_t nroutes; /* t->count + 1: the last is "unmatched" */
+    route_series *routes;
+};
+
+void ons_httpd_stats_free(ons_httpd_stats *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; s->routes && i < s->nroutes; i++) {
+        free(s->routes[i].count);
+        free(s->routes[i].latency);
+    }
+    free(s->routes);
+    free(s);
+}
+
+int ons_httpd_stats_new(const ons_httpd_stats_opts *o, const ons_httpd_table *t,
+                        ons_httpd_stats **out)
+{
+    *out = NULL;
+    ons_httpd_stats *s = calloc(1, sizeof *s);
+    if (!s)
+        return ONS_ENOMEM;
+    s->o = *o;
+    s->t = t;
+    s->nroutes = t->count + 1;
+    s->routes = calloc(s->nroutes, sizeof *s->routes);
+    size_t nst = o->ntracked + 1;
+    for (size_t i = 0; s->routes && i < s->nroutes; i++) {
+        route_series *rs = &s->routes[i];
+        rs->count = calloc(nst, sizeof *rs->count);
+        rs->latency = calloc(o->seconds_by_status ? nst : 1, sizeof *rs->latency);
+        if (!rs->count || !rs->latency)
+            goto nomem;
+        if (o->seconds_by_status)
+            continue;
+        char labels[96];
+        snprintf(labels, sizeof labels, "route=\"%s\"", ons_httpd_route_name(t, (long)i));
+        ons_histogram *h =
+            ons_metrics_histogram(o->metrics, o->seconds_name, o->seconds_help, labels,
+                                  ons_latency_buckets, ons_latency_buckets_n);
+        if (!h)
+            goto nomem;
+        atomic_init(&rs->latency[0], h);
+    }
+    if (!s->routes)
+        goto nomem;
+    *out = s;
+    return 0;
+nomem:
+    ons_httpd_stats_free(s);
+    return ONS_ENOMEM;
+}
+
+static size_t status_index(const ons_httpd_stats *s, int status)
+{
+    for (size_t i = 0; i < s->o.ntracked; i++)
+        if (s->o.tracked[i] == status)
+            return i;
+    return s->o.ntracked;
+}
+
+void ons_httpd_stats_observe(ons_httpd_stats *s, long route, int status, double seconds)
+{
+    size_t ri = route >= 0 && (size_t)route < s->t->count ? (size_t)route : s->t->count;
+    size_t si = status_index(s, status);
+    route_series *rs = &s->routes[ri];
+    _Atomic(ons_histogram *) *hp = &rs->latency[s->o.seconds_by_status ? si : 0];
+    ons_counter *c = atomic_load(&rs->count[si]);
+    ons_histogram *h = atomic_load(hp);
+    if (!c || !h) {
+        char labels[96], st[8];
+        if (si == s->o.ntracked)
+            snprintf(st, sizeof st, "other");
+        else
+            snprintf(st, sizeof st, "%d", status);
+        snprintf(labels, sizeof labels, "route=\"%s\",status=\"%s\"",
+                 ons_httpd_route_name(s->t, (long)ri), st);
+        c = ons_metrics_counter(s->o.metrics, s->o.requests_name, s->o.requests_help, labels);
+        atomic_store(&rs->count[si], c);
+        if (!h) {
+            h = ons_metrics_histogram(s->o.metrics, s->o.seconds_name, s->o.seconds_help, labels,
+                                      ons_latency_buckets, ons_latency_buckets_n);
+            atomic_store(hp, h);
+        }
+    }
+    if (c)
+        ons_counter_add(c, 1);
+    if (h)
+        ons_histogram_observe(h, seconds);
+}
+
 /* ---- bodies -------------------------------------------------------------------------- */
 
 static int is_json_type(const char *ct)
@@ -198,9 +333,6 @@ static int is_json_type(const char *ct)
         ct++;
     return *ct == '\0' || *ct == ';';
 }
-
-static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt, ...)
 {

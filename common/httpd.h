@@ -1,9 +1,11 @@
 /*
- * httpd.h - the nng HTTP plumbing both Onsale HTTP servers share (ingress,
- * the front door, and onsale-gateway, the payment simulator): listening
- * with one tree handler on "/", request ids, path checks, route lookup over
- * a caller's table, body checks, JSON error bodies, building a response and
- * the live list that lets nng cancel a deferred request's aio.
+ * httpd.h - the one HTTP server module of Onsale, over nng: ingress (the
+ * front door), onsale-gateway (the payment simulator) and the workers'
+ * /metrics endpoint all serve through it. Listening with one tree handler
+ * on "/", request ids, path checks, route lookup over a caller's table,
+ * per-route request metrics, body checks, JSON error bodies, building a
+ * response, the live list that lets nng cancel a deferred request's aio,
+ * and (ingress) the accept gate.
  *
  * Each server keeps its own request struct, route table, metrics and reply
  * policy; these helpers hold no per-request state and never reply
@@ -91,7 +93,23 @@ typedef struct ons_httpd_table {
     size_t stride;      /* sizeof one row */
     size_t method_off;  /* offsetof the row's const char *method */
     size_t pattern_off; /* offsetof the row's const char *pattern */
+    size_t name_off;    /* offsetof the row's const char *name (metric label) */
+    /* 1: a '.' inside a name is allowed, and a path with a character no
+     * path may hold is 400 invalid_path; 0: no '.', and such a path is 404. */
+    int path_dots;
 } ons_httpd_table;
+
+/* The initializer of a table over count rows of type row_type, whose
+ * fields name, method and pattern are const char *. */
+#define ONS_HTTPD_TABLE_INIT(row_array, n, row_type, dots)                                         \
+    {                                                                                              \
+        .rows = (row_array), .count = (n), .stride = sizeof(row_type),                             \
+        .method_off = offsetof(row_type, method), .pattern_off = offsetof(row_type, pattern),      \
+        .name_off = offsetof(row_type, name), .path_dots = (dots)                                  \
+    }
+
+/* The row's name (its metric label), or "unmatched" when i is -1. */
+const char *ons_httpd_route_name(const ons_httpd_table *t, long i);
 
 /* Finds the first row whose pattern matches path and whose method is
  * method. path is split into segments in place; params[] point into it,
@@ -99,6 +117,44 @@ typedef struct ons_httpd_table {
  * pattern matches) or -405 (a pattern matches but not with this method). */
 long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *path,
                           const char **params, int max_params, int *nparams);
+
+/* Every routing step before a handler, in order: the request's method and
+ * path (ons_httpd_req_target, into method and path), the path's characters
+ * (ons_httpd_path_ok with t->path_dots) and the route (ons_httpd_route_find).
+ * The path is split in segs (path_size bytes) when segs is not NULL, so path
+ * stays whole for logs; else in path itself. Returns the row's index with
+ * params[] pointing into the split path, or -1 with e filled: 404 not_found,
+ * 400 invalid_path (see path_dots) or 405 method_not_allowed. */
+long ons_httpd_route(const ons_httpd_table *t, nng_http_req *hreq, char *method, size_t method_size,
+                     char *path, char *segs, size_t path_size, const char **params, int max_params,
+                     int *nparams, ons_httpd_err *e);
+
+/* ---- request metrics ------------------------------------------------------------------ */
+
+/* A counter per (route, status) and a latency histogram per route, or per
+ * (route, status) when seconds_by_status, created on first use (a per-route
+ * histogram: at ons_httpd_stats_new, so it shows before any request). The
+ * statuses in tracked[] get their own series; any other is "other". */
+typedef struct ons_httpd_stats_opts {
+    ons_metrics *metrics;
+    const char *requests_name, *requests_help; /* the counter */
+    const char *seconds_name, *seconds_help;   /* the histogram */
+    int seconds_by_status;
+    const int *tracked;
+    size_t ntracked;
+} ons_httpd_stats_opts;
+
+typedef struct ons_httpd_stats ons_httpd_stats;
+
+/* Metrics for t's routes plus "unmatched". o's strings and tracked[] must
+ * outlive the stats. *out is the caller's (ons_httpd_stats_free). Returns 0
+ * or ONS_ENOMEM. */
+int ons_httpd_stats_new(const ons_httpd_stats_opts *o, const ons_httpd_table *t,
+                        ons_httpd_stats **out);
+void ons_httpd_stats_free(ons_httpd_stats *s);
+/* Counts one finished request of route (its row index, -1 unmatched) with
+ * status and times it. Any thread; lock-free once the series exist. */
+void ons_httpd_stats_observe(ons_httpd_stats *s, long route, int status, double seconds);
 
 /* ---- bodies -------------------------------------------------------------------------- */
 

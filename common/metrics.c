@@ -11,6 +11,7 @@
  * never move, so the pointers handed out stay valid until ons_metrics_free().
  */
 #include "common/metrics.h"
+#include "common/vec.h"
 
 #include <assert.h>
 #include <math.h>
@@ -152,20 +153,6 @@ static int valid_name(const char *name)
     return 1;
 }
 
-/* Returns arr (n elements of size sz, room for *cap) with room for at least
- * n + 1 elements, possibly moved; NULL when memory runs out (arr is then
- * unchanged and still owned by the caller). */
-static void *grow(void *arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return arr;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    void *p = realloc(arr, ncap * sz);
-    if (p)
-        *cap = ncap;
-    return p;
-}
-
 static int same_bounds(const family *f, const double *bounds, size_t n)
 {
     return f->nbounds == n && (n == 0 || memcmp(f->bounds, bounds, n * sizeof *bounds) == 0);
@@ -188,10 +175,8 @@ static family *family_get(ons_metrics *m, const char *name, const char *help, en
     }
     if (!valid_name(name))
         return NULL;
-    family **families = grow(m->families, &m->cap, m->nfamilies, sizeof *families);
-    if (!families)
+    if (ONS_VEC_RESERVE(m->families, m->cap, m->nfamilies + 1, 8))
         return NULL;
-    m->families = families;
     if (!(f = calloc(1, sizeof *f)))
         goto fail;
     f->kind = k;
@@ -224,10 +209,8 @@ static series *series_get(family *f, const char *labels)
     for (size_t i = 0; i < f->nseries; i++)
         if (strcmp(f->series[i]->labels, labels) == 0)
             return f->series[i];
-    series **list = grow(f->series, &f->cap, f->nseries, sizeof *list);
-    if (!list)
+    if (ONS_VEC_RESERVE(f->series, f->cap, f->nseries + 1, 8))
         return NULL;
-    f->series = list;
     if (!(s = calloc(1, sizeof *s)))
         goto fail;
     if (!(s->labels = strdup(labels)))
@@ -343,14 +326,10 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
             b->len += (size_t)n;
             return;
         }
-        size_t ncap = b->cap * 2 > b->len + (size_t)n + 1 ? b->cap * 2 : b->len + (size_t)n + 1;
-        char *p = realloc(b->buf, ncap);
-        if (!p) {
+        if (ONS_VEC_RESERVE(b->buf, b->cap, b->len + (size_t)n + 1, 256)) {
             b->failed = 1;
             return;
         }
-        b->buf = p;
-        b->cap = ncap;
     }
 }
 

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "ingress/catalog_store.h"
 #include "ingress/json_io.h"
+#include "ingress/keyset.h"
 #include "ingress/routes.h"
 
 #include <inttypes.h>
@@ -237,10 +238,7 @@ static void catalog_job_run(ing_worker *w, void *arg)
         ing_reply_error(r, 503, "unavailable", NULL, "The catalog is unavailable; retry shortly.");
         return;
     }
-    int n = PQntuples(res);
-    int more = n > q->limit;
-    if (more)
-        n = q->limit;
+    int more, n = ing_keyset_rows(PQntuples(res), q->limit, &more);
     json_t *arr = json_array();
     for (int i = 0; arr && i < n; i++) {
         json_t *e = json_pack(
@@ -256,17 +254,15 @@ static void catalog_job_run(ing_worker *w, void *arg)
                 json_real((double)(long)(atof(PQgetvalue(res, i, 11)) * 100 + 0.5) / 100.0));
         json_array_append_new(arr, e);
     }
-    json_t *next = json_null();
+    char cur[96];
     if (more) {
-        char cur[96];
         int key_col = q->sort == CAT_SORT_RELEVANCE ? 10 : q->sort == CAT_SORT_PRICE ? 6 : 9;
         cat_cursor_encode(q->sort, mode, PQgetvalue(res, n - 1, key_col),
                           strtoll(PQgetvalue(res, n - 1, 0), NULL, 10), cur);
-        json_decref(next);
-        next = json_string(cur);
     }
     PQclear(res);
-    json_t *body = json_pack("{s:o, s:o}", "events", arr, "next_cursor", next);
+    json_t *body =
+        json_pack("{s:o, s:o}", "events", arr, "next_cursor", ing_keyset_next(more ? cur : NULL));
     if (body && q->q)
         json_object_set_new(body, "match", json_string(mode == CAT_MATCH_FUZZY ? "fuzzy" : "text"));
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;

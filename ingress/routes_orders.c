@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
+#include "ingress/keyset.h"
 #include "ingress/produce.h"
 #include "ingress/replica.h"
 #include "ingress/routes.h"
@@ -388,10 +389,7 @@ static void tickets_job(ing_worker *w, void *arg)
         ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
-    int n = PQntuples(res);
-    int more = n > j->limit;
-    if (more)
-        n = (int)j->limit;
+    int more, n = ing_keyset_rows(PQntuples(res), j->limit, &more);
     json_t *arr = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(
@@ -403,16 +401,13 @@ static void tickets_job(ing_worker *w, void *arg)
                            PQgetvalue(res, i, 7), "status", PQgetvalue(res, i, 8), "issued_at",
                            PQgetvalue(res, i, 9)));
     json_t *body = json_pack("{s:o}", "tickets", arr);
-    if (more) {
-        /* Opaque to clients: the last row's (issued_at, ticket_id). */
-        char cur[48];
+    /* Opaque to clients: the last row's (issued_at, ticket_id). */
+    char cur[48];
+    if (more)
         snprintf(cur, sizeof cur, "%llx.%llx",
                  (unsigned long long)strtoll(PQgetvalue(res, n - 1, 10), NULL, 10),
                  (unsigned long long)strtoll(PQgetvalue(res, n - 1, 0), NULL, 10));
-        json_object_set_new(body, "next_cursor", json_string(cur));
-    } else {
-        json_object_set_new(body, "next_cursor", json_null());
-    }
+    json_object_set_new(body, "next_cursor", ing_keyset_next(more ? cur : NULL));
     PQclear(res);
     ing_reply_json(r, 200, body);
 }

@@ -18,73 +18,20 @@
 /* Statuses with their own metric series; anything else counts as "other". */
 static const int tracked_status[] = {200, 201, 202, 204, 400, 401, 403, 404, 405,
                                      408, 409, 411, 413, 415, 422, 429, 500, 503};
-#define NSTATUS (sizeof tracked_status / sizeof *tracked_status + 1)
 
-typedef struct route_stats {
-    _Atomic(ons_counter *) count[NSTATUS];
-    _Atomic(ons_histogram *) latency[NSTATUS];
-} route_stats;
+/* The route table as the HTTP module reads it ('.' allowed inside a name:
+ * assets). count is filled at start: ing_route_count is not a constant. */
+static ons_httpd_table route_table = ONS_HTTPD_TABLE_INIT(ing_routes, 0, ing_route, 1);
 
 struct ing_server {
     ing_app *app;
     nng_http_server *http;
     ons_httpd_live live; /* deferred requests whose aio is not finished */
-    route_stats *stats;  /* [ing_route_count + 1]; the last is "unmatched" */
+    ons_httpd_stats *stats;
     ons_httpd_rid rid;
     atomic_int body_reads; /* body reads whose callback has not finished */
     int gated;
 };
-
-int64_t ing_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ing_mono_ns(void)
-{
-    return ons_httpd_mono_ns();
-}
-
-/* ---- metrics ---------------------------------------------------------------- */
-
-static size_t status_index(int status)
-{
-    for (size_t i = 0; i + 1 < NSTATUS; i++)
-        if (tracked_status[i] == status)
-            return i;
-    return NSTATUS - 1;
-}
-
-static void observe(ing_server *s, const ing_route *route, int status, double seconds)
-{
-    size_t ri = route ? (size_t)(route - ing_routes) : ing_route_count;
-    size_t si = status_index(status);
-    route_stats *rs = &s->stats[ri];
-    ons_counter *c = atomic_load(&rs->count[si]);
-    ons_histogram *h = atomic_load(&rs->latency[si]);
-    if (!c || !h) {
-        char labels[96], st[8];
-        if (si == NSTATUS - 1)
-            snprintf(st, sizeof st, "other");
-        else
-            snprintf(st, sizeof st, "%d", status);
-        snprintf(labels, sizeof labels, "route=\"%s\",status=\"%s\"",
-                 route ? route->name : "unmatched", st);
-        c = ons_metrics_counter(s->app->metrics, "onsale_ingress_requests_total",
-                                "HTTP requests by route and status.", labels);
-        h = ons_metrics_histogram(s->app->metrics, "onsale_ingress_request_seconds",
-                                  "HTTP request latency by route and status, seconds.", labels,
-                                  ons_latency_buckets, ons_latency_buckets_n);
-        atomic_store(&rs->count[si], c);
-        atomic_store(&rs->latency[si], h);
-    }
-    if (c)
-        ons_counter_add(c, 1);
-    if (h)
-        ons_histogram_observe(h, seconds);
-}
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -151,7 +98,7 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
     h[n] = NULL;
     nng_http_res *res = ons_httpd_res_new(status, h, content_type, data, len, static_body);
     double secs = (double)(ing_mono_ns() - r->t0_ns) / 1e9;
-    observe(s, r->route, status, secs);
+    ons_httpd_stats_observe(s->stats, r->route ? r->route - ing_routes : -1, status, secs);
     /* One line per request at debug level (an info line per request cost
      * ~10% of a poll's CPU); failures still log at warn, with the id. */
     if (s->app->o.log_requests || status >= 500)
@@ -238,32 +185,11 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
 {
     ing_app *app = s->app;
-    if (ons_httpd_req_target(hreq, r->method, sizeof r->method, r->pathbuf, sizeof r->pathbuf)) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
-        return;
-    }
-    if (!ons_httpd_path_ok(r->pathbuf, 1)) {
-        ing_reply_error(r, 400, "invalid_path", NULL,
-                        "The path may contain only letters, digits, '-', '_', '/' and '.' "
-                        "inside a name.");
-        return;
-    }
-    static const ons_httpd_table table = {
-        .rows = ing_routes,
-        .stride = sizeof *ing_routes,
-        .method_off = offsetof(ing_route, method),
-        .pattern_off = offsetof(ing_route, pattern),
-    };
-    ons_httpd_table t = table;
-    t.count = ing_route_count;
-    long ri =
-        ons_httpd_route_find(&t, r->method, r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams);
+    ons_httpd_err e;
+    long ri = ons_httpd_route(&route_table, hreq, r->method, sizeof r->method, r->pathbuf, NULL,
+                              sizeof r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams, &e);
     if (ri < 0) {
-        if (ri == -405)
-            ing_reply_error(r, 405, "method_not_allowed", NULL,
-                            "This method is not allowed on this resource.");
-        else
-            ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
+        ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
         return;
     }
     const ing_route *route = &ing_routes[ri];
@@ -298,7 +224,6 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     }
 
     if (route->body) {
-        ons_httpd_err e;
         if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)) {
             ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
             return;
@@ -393,8 +318,18 @@ int ing_server_start(ing_app *app, ing_server **out)
     ons_httpd_live_init(&s->live);
     ons_httpd_rid_init(&s->rid);
     s->app = app;
-    s->stats = calloc(ing_route_count + 1, sizeof *s->stats);
-    if (!s->stats) {
+    route_table.count = ing_route_count;
+    ons_httpd_stats_opts so = {
+        .metrics = app->metrics,
+        .requests_name = "onsale_ingress_requests_total",
+        .requests_help = "HTTP requests by route and status.",
+        .seconds_name = "onsale_ingress_request_seconds",
+        .seconds_help = "HTTP request latency by route and status, seconds.",
+        .seconds_by_status = 1,
+        .tracked = tracked_status,
+        .ntracked = sizeof tracked_status / sizeof *tracked_status,
+    };
+    if (ons_httpd_stats_new(&so, &route_table, &s->stats)) {
         ing_server_free(s);
         return ONS_ENOMEM;
     }
@@ -454,7 +389,7 @@ void ing_server_free(ing_server *s)
     if (!s)
         return;
     ing_server_stop(s);
-    free(s->stats);
+    ons_httpd_stats_free(s->stats);
     ons_httpd_live_fini(&s->live);
     free(s);
 }

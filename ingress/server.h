@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "common/auth.h"
+#include "common/clock.h"
 #include "common/httpd.h"
 #include "ingress/app.h"
 #include "ingress/pool.h"
@@ -139,7 +140,13 @@ void ing_reply_etag(ing_req *r, const char *content_type, const void *data, size
                     const char *etag, const char *const *headers);
 
 /* Current time helpers shared by the routes. */
-int64_t ing_now_ms(void);
-int64_t ing_mono_ns(void);
+static inline int64_t ing_now_ms(void)
+{
+    return ons_wall_ms();
+}
+static inline int64_t ing_mono_ns(void)
+{
+    return ons_mono_ns();
+}
 
 #endif

@@ -2,6 +2,15 @@
 onsale_unit(test_auth onsale_common PkgConfig::JWT PkgConfig::CRYPTO)
 onsale_unit(test_password onsale_common)
 onsale_unit(test_metrics onsale_common m)
+# The grow-by-doubling helper.
+onsale_unit(test_vec onsale_common)
+# The binary heap (hold expiries, gateway delays, simulator timers).
+onsale_unit(test_heap onsale_common)
+# The HTTP client against a scripted server (tests/unit/fake_http.h).
+onsale_unit(test_httpc onsale_common)
+# The HTTP server module, and the workers' /metrics endpoint served through it.
+onsale_unit(test_httpd onsale_common PkgConfig::JANSSON)
+target_sources(test_httpd PRIVATE ${CMAKE_SOURCE_DIR}/workers/httpd.c)
 # No process starts on a development default secret unless dev_mode is on.
 onsale_pytest(it_secrets test_secrets.py)
 

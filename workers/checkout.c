@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "queue/intent_id.h"
+#include "common/vec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -42,20 +43,6 @@ void wk_co_batch_done(wk_co *co)
     wk_map_clear(&co->tix_idx);
 }
 
-/* Grows *arr (of elem bytes) to hold one more; 0 or ONS_ENOMEM. */
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 32;
-    void *a = realloc(*arr, nc * elem);
-    if (!a)
-        return ONS_ENOMEM;
-    *arr = a;
-    *cap = nc;
-    return 0;
-}
-
 /* ---- batch records ------------------------------------------------------------------------ */
 
 /* The batch record of order_id, created (zeroed but for the id) if new. */
@@ -64,7 +51,7 @@ static wk_fx_order *fx_order(wk_co *co, int64_t order_id)
     uintptr_t idx = (uintptr_t)wk_map_get(&co->order_idx, order_id);
     if (idx)
         return &co->orders[idx - 1];
-    if (grow((void **)&co->orders, &co->cap_orders, co->norders, sizeof *co->orders) ||
+    if (ONS_VEC_RESERVE(co->orders, co->cap_orders, co->norders + 1, 32) ||
         wk_map_put(&co->order_idx, order_id, (void *)(uintptr_t)(co->norders + 1)))
         return NULL;
     wk_fx_order *o = &co->orders[co->norders++];
@@ -75,7 +62,7 @@ static wk_fx_order *fx_order(wk_co *co, int64_t order_id)
 
 static wk_fx_outbox *fx_outbox(wk_co *co)
 {
-    if (grow((void **)&co->outbox, &co->cap_outbox, co->noutbox, sizeof *co->outbox))
+    if (ONS_VEC_RESERVE(co->outbox, co->cap_outbox, co->noutbox + 1, 32))
         return NULL;
     wk_fx_outbox *b = &co->outbox[co->noutbox++];
     memset(b, 0, sizeof *b);
@@ -87,7 +74,7 @@ static wk_fx_ticket *fx_ticket(wk_co *co, int64_t ticket_id)
     uintptr_t idx = (uintptr_t)wk_map_get(&co->tix_idx, ticket_id);
     if (idx)
         return &co->tix[idx - 1];
-    if (grow((void **)&co->tix, &co->cap_tix, co->ntix, sizeof *co->tix) ||
+    if (ONS_VEC_RESERVE(co->tix, co->cap_tix, co->ntix + 1, 32) ||
         wk_map_put(&co->tix_idx, ticket_id, (void *)(uintptr_t)(co->ntix + 1)))
         return NULL;
     wk_fx_ticket *t = &co->tix[co->ntix++];

@@ -1,103 +1,118 @@
-/* httpd.c - /metrics and /healthz over nng's HTTP server; see httpd.h. */
+/* httpd.c - /metrics and /healthz over the common HTTP server module
+ * (common/httpd.h); see httpd.h. */
 #include "workers/httpd.h"
 #include "common/err.h"
-#include "common/log.h"
+#include "common/httpd.h"
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-#include <stdio.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Bytes of a request body nng reads (and drops: both routes are GETs). */
+#define BODY_LIMIT 4096
+
+typedef struct wk_route {
+    const char *name;
+    const char *method;
+    const char *pattern;
+    void (*handler)(wk_httpd *h, ons_httpd_pending *p);
+} wk_route;
+
 struct wk_httpd {
-    nng_http_server *srv;
-    nng_url *url;
+    nng_http_server *http;
+    ons_metrics *m;
+    ons_httpd_live live; /* never used to defer: every reply is immediate */
 };
 
-static void reply(nng_aio *aio, int status, const char *ctype, const char *body)
+/* Finishes the request's aio with status and body. */
+static void reply(wk_httpd *h, ons_httpd_pending *p, int status, const char *ctype,
+                  const char *body)
 {
-    nng_http_res *res = NULL;
-    if (nng_http_res_alloc(&res) != 0) {
-        nng_aio_finish(aio, NNG_ENOMEM);
-        return;
-    }
-    nng_http_res_set_status(res, (uint16_t)status);
-    nng_http_res_set_header(res, "Content-Type", ctype);
-    if (nng_http_res_copy_data(res, body, strlen(body)) != 0) {
-        nng_http_res_free(res);
-        nng_aio_finish(aio, NNG_ENOMEM);
-        return;
-    }
-    nng_aio_set_output(aio, 0, res);
-    nng_aio_finish(aio, 0);
+    nng_http_res *res = ons_httpd_res_new(status, NULL, ctype, body, strlen(body), 0);
+    ons_httpd_finish(&h->live, p, res, 0);
 }
 
-static void on_metrics(nng_aio *aio)
+static void on_metrics(wk_httpd *h, ons_httpd_pending *p)
 {
-    nng_http_handler *h = nng_aio_get_input(aio, 1);
-    ons_metrics *m = nng_http_handler_get_data(h);
-    char *text = ons_metrics_render(m);
+    char *text = ons_metrics_render(h->m);
     if (!text) {
-        reply(aio, 500, "text/plain", "out of memory\n");
+        reply(h, p, 500, "text/plain", "out of memory\n");
         return;
     }
-    reply(aio, 200, "text/plain; version=0.0.4", text);
+    reply(h, p, 200, "text/plain; version=0.0.4", text);
     free(text);
 }
 
-static void on_healthz(nng_aio *aio)
+static void on_healthz(wk_httpd *h, ons_httpd_pending *p)
 {
-    reply(aio, 200, "application/json", "{\"status\":\"ok\"}\n");
+    reply(h, p, 200, "application/json", "{\"status\":\"ok\"}\n");
 }
 
-static int add(nng_http_server *srv, const char *path, void (*cb)(nng_aio *), void *data)
+static const wk_route routes[] = {
+    {"metrics", "GET", "/metrics", on_metrics},
+    {"healthz", "GET", "/healthz", on_healthz},
+};
+
+static const ons_httpd_table route_table =
+    ONS_HTTPD_TABLE_INIT(routes, sizeof routes / sizeof *routes, wk_route, 0);
+
+static json_t *error_body(const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static json_t *error_body(const char *code, const char *fmt, ...)
 {
-    nng_http_handler *h;
-    int rv = nng_http_handler_alloc(&h, path, cb);
-    if (rv)
-        return rv;
-    if ((rv = nng_http_handler_set_method(h, "GET")) != 0 ||
-        (rv = nng_http_handler_set_data(h, data, NULL)) != 0 ||
-        (rv = nng_http_server_add_handler(srv, h)) != 0) {
-        nng_http_handler_free(h);
-        return rv;
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *body = ons_httpd_error_body(code, NULL, fmt, ap);
+    va_end(ap);
+    return body;
+}
+
+/* Every request: route it, then answer at once (404/405 as JSON errors). */
+static void on_http(nng_aio *aio)
+{
+    nng_http_req *hreq = nng_aio_get_input(aio, 0);
+    wk_httpd *h = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+    ons_httpd_pending p = {.aio = aio};
+    char method[8], path[64];
+    const char *params[1];
+    int nparams;
+    ons_httpd_err e;
+    long ri = ons_httpd_route(&route_table, hreq, method, sizeof method, path, NULL, sizeof path,
+                              params, 1, &nparams, &e);
+    if (ri >= 0) {
+        routes[ri].handler(h, &p);
+        return;
     }
-    return 0;
+    json_t *body = error_body(e.code, "%s", e.message);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    reply(h, &p, e.status, "application/json", text ? text : "");
+    free(text);
 }
 
 int wk_httpd_start(int port, ons_metrics *m, wk_httpd **out)
 {
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     wk_httpd *h = calloc(1, sizeof *h);
     if (!h)
         return ONS_ENOMEM;
-    int rv;
-    if ((rv = nng_url_parse(&h->url, url)) != 0 ||
-        (rv = nng_http_server_hold(&h->srv, h->url)) != 0)
-        goto fail;
-    if ((rv = add(h->srv, "/metrics", on_metrics, m)) != 0 ||
-        (rv = add(h->srv, "/healthz", on_healthz, NULL)) != 0 ||
-        (rv = nng_http_server_start(h->srv)) != 0)
-        goto fail;
+    h->m = m;
+    ons_httpd_live_init(&h->live);
+    int rc = ons_httpd_listen("127.0.0.1", port, BODY_LIMIT, on_http, h, &h->http);
+    if (rc) {
+        wk_httpd_stop(h);
+        return rc;
+    }
     *out = h;
     return 0;
-fail:
-    ons_log_error("metrics endpoint on %s: %s", url, nng_strerror(rv));
-    if (h->srv)
-        nng_http_server_release(h->srv);
-    if (h->url)
-        nng_url_free(h->url);
-    free(h);
-    return ONS_EIO;
 }
 
 void wk_httpd_stop(wk_httpd *h)
 {
     if (!h)
         return;
-    nng_http_server_stop(h->srv);
-    nng_http_server_release(h->srv);
-    nng_url_free(h->url);
+    ons_httpd_close(&h->http);
+    ons_httpd_live_fini(&h->live);
     free(h);
 }

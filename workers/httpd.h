@@ -2,8 +2,9 @@
  * httpd.h - the worker's small HTTP endpoint on 127.0.0.1: GET /metrics
  * (Prometheus text, rendered from the registry) and GET /healthz.
  *
- * Served by nng's HTTP server on its own task threads; a handler only
- * renders the registry (a short critical section) and never blocks.
+ * Served by the common HTTP server module (common/httpd.h) on nng's task
+ * threads; a handler only renders the registry (a short critical section)
+ * and never blocks. Other paths get a JSON 404, other methods a 405.
  */
 #ifndef ONSALE_WORKERS_HTTPD_H
 #define ONSALE_WORKERS_HTTPD_H

@@ -1,6 +1,7 @@
 /* inventory.c - seat map and best-available allocation; see inventory.h. */
 #include "workers/inventory.h"
 #include "common/err.h"
+#include "common/vec.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -94,14 +95,8 @@ int wk_inv_add_section(wk_inv *inv, int64_t section_id, const char *name, int32_
         return ONS_EINVAL;
     if (inv->nsections > 0 && inv->sections[inv->nsections - 1].position >= position)
         return ONS_EINVAL;
-    if (inv->nsections == inv->cap_sections) {
-        size_t cap = inv->cap_sections ? inv->cap_sections * 2 : 8;
-        wk_section *s = realloc(inv->sections, cap * sizeof *s);
-        if (!s)
-            return ONS_ENOMEM;
-        inv->sections = s;
-        inv->cap_sections = cap;
-    }
+    if (ONS_VEC_RESERVE(inv->sections, inv->cap_sections, inv->nsections + 1, 8))
+        return ONS_ENOMEM;
     wk_section *s = &inv->sections[inv->nsections];
     memset(s, 0, sizeof *s);
     s->section_id = section_id;
@@ -130,14 +125,8 @@ int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t se
     if (grow_seats(inv, inv->nseats + 1) != 0)
         return ONS_ENOMEM;
     if (!last || row_no != last->row_no) {
-        if (inv->nrows == inv->cap_rows) {
-            size_t cap = inv->cap_rows ? inv->cap_rows * 2 : 64;
-            wk_row *r = realloc(inv->rows, cap * sizeof *r);
-            if (!r)
-                return ONS_ENOMEM;
-            inv->rows = r;
-            inv->cap_rows = cap;
-        }
+        if (ONS_VEC_RESERVE(inv->rows, inv->cap_rows, inv->nrows + 1, 64))
+            return ONS_ENOMEM;
         last = &inv->rows[inv->nrows++];
         memset(last, 0, sizeof *last);
         last->first_seat = (uint32_t)inv->nseats;

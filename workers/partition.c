@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
+#include "common/vec.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -39,6 +40,19 @@ void wk_event_free(wk_event *ev)
     free(ev);
 }
 
+/* The hold heap's order: min by expires_ms, then seq. */
+static int hold_before(const void *a, const void *b)
+{
+    const wk_intent *x = *(wk_intent *const *)a, *y = *(wk_intent *const *)b;
+    return x->expires_ms != y->expires_ms ? x->expires_ms < y->expires_ms : x->seq < y->seq;
+}
+
+static void hold_moved(void *ctx, void *elem, size_t pos)
+{
+    (void)ctx;
+    (*(wk_intent **)elem)->heap_idx = pos == ONS_HEAP_NONE ? -1 : (int32_t)pos;
+}
+
 wk_part *wk_part_new(int32_t partition, int64_t epoch, int64_t next_offset, const wk_part_cfg *cfg)
 {
     wk_part *p = calloc(1, sizeof *p);
@@ -49,6 +63,7 @@ wk_part *wk_part_new(int32_t partition, int64_t epoch, int64_t next_offset, cons
     p->next_offset = next_offset;
     p->cfg = *cfg;
     p->fx.first_offset = next_offset;
+    ons_heap_init(&p->holds, sizeof(wk_intent *), 0, 0, hold_before, hold_moved, NULL);
     return p;
 }
 
@@ -78,7 +93,7 @@ void wk_part_free(wk_part *p)
     wk_map_fini(&p->intents);
     wk_map_fini(&p->events);
     wk_map_fini(&p->tombs);
-    free(p->heap);
+    ons_heap_fini(&p->holds);
     fx_fini(&p->fx);
     wk_co_free(p->co);
     free(p);
@@ -102,82 +117,36 @@ int wk_part_add_event(wk_part *p, wk_event *ev)
 
 /* ---- the hold heap (min by expires_ms, then seq) ---------------------------------- */
 
-static int heap_less(const wk_intent *a, const wk_intent *b)
-{
-    return a->expires_ms != b->expires_ms ? a->expires_ms < b->expires_ms : a->seq < b->seq;
-}
-
-static void heap_swap(wk_part *p, size_t i, size_t j)
-{
-    wk_intent *t = p->heap[i];
-    p->heap[i] = p->heap[j];
-    p->heap[j] = t;
-    p->heap[i]->heap_idx = (int32_t)i;
-    p->heap[j]->heap_idx = (int32_t)j;
-}
-
-static void heap_up(wk_part *p, size_t i)
-{
-    while (i > 0 && heap_less(p->heap[i], p->heap[(i - 1) / 2])) {
-        heap_swap(p, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static void heap_down(wk_part *p, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < p->nheap && heap_less(p->heap[l], p->heap[m]))
-            m = l;
-        if (r < p->nheap && heap_less(p->heap[r], p->heap[m]))
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(p, i, m);
-        i = m;
-    }
-}
-
 static int heap_push(wk_part *p, wk_intent *in)
 {
-    if (p->nheap == p->cap_heap) {
-        size_t cap = p->cap_heap ? p->cap_heap * 2 : 64;
-        wk_intent **h = realloc(p->heap, cap * sizeof *h);
-        if (!h)
-            return ONS_ENOMEM;
-        p->heap = h;
-        p->cap_heap = cap;
-    }
-    in->heap_idx = (int32_t)p->nheap;
-    p->heap[p->nheap++] = in;
-    heap_up(p, p->nheap - 1);
-    in->ev->nholds++;
-    return 0;
+    int rc = ons_heap_push(&p->holds, &in);
+    if (rc == 0)
+        in->ev->nholds++;
+    return rc;
 }
 
 static void heap_remove(wk_part *p, wk_intent *in)
 {
     if (in->heap_idx < 0)
         return;
-    size_t i = (size_t)in->heap_idx;
-    assert(i < p->nheap && p->heap[i] == in);
-    in->heap_idx = -1;
+    assert(*(wk_intent **)ons_heap_at(&p->holds, (size_t)in->heap_idx) == in);
     in->ev->nholds--;
-    p->nheap--;
-    if (i == p->nheap)
-        return;
-    p->heap[i] = p->heap[p->nheap];
-    p->heap[i]->heap_idx = (int32_t)i;
-    heap_up(p, i);
-    heap_down(p, (size_t)p->heap[i]->heap_idx);
+    ons_heap_remove(&p->holds, (size_t)in->heap_idx, NULL);
+}
+
+/* The earliest hold, or NULL. */
+static wk_intent *first_hold(const wk_part *p)
+{
+    wk_intent **first = ons_heap_at(&p->holds, 0);
+    return first ? *first : NULL;
 }
 
 int64_t wk_part_next_expiry(const wk_part *p, int64_t now_ms)
 {
-    if (p->nheap == 0)
+    wk_intent *in = first_hold(p);
+    if (!in)
         return INT64_MAX;
-    int64_t d = p->heap[0]->expires_ms - now_ms;
+    int64_t d = in->expires_ms - now_ms;
     return d < 0 ? 0 : d;
 }
 
@@ -229,14 +198,8 @@ static void waiting_prepend(wk_event *ev, wk_intent *in)
 /* The pre-queue: an unordered array until the draw (swap-remove). */
 static int pre_add(wk_event *ev, wk_intent *in)
 {
-    if (ev->npre == ev->cap_pre) {
-        size_t cap = ev->cap_pre ? ev->cap_pre * 2 : 64;
-        wk_intent **a = realloc(ev->pre, cap * sizeof *a);
-        if (!a)
-            return ONS_ENOMEM;
-        ev->pre = a;
-        ev->cap_pre = cap;
-    }
+    if (ONS_VEC_RESERVE(ev->pre, ev->cap_pre, ev->npre + 1, 64))
+        return ONS_ENOMEM;
     in->in_pre = 1;
     in->pre_idx = (uint32_t)ev->npre;
     ev->pre[ev->npre++] = in;
@@ -268,14 +231,8 @@ static int fx_touch_event(wk_part *p, wk_event *ev)
     wk_fx *fx = &p->fx;
     if (ev->fx_mark)
         return 0;
-    if (fx->nevents == fx->cap_events) {
-        size_t cap = fx->cap_events ? fx->cap_events * 2 : 16;
-        wk_event **e = realloc(fx->events, cap * sizeof *e);
-        if (!e)
-            return ONS_ENOMEM;
-        fx->events = e;
-        fx->cap_events = cap;
-    }
+    if (ONS_VEC_RESERVE(fx->events, fx->cap_events, fx->nevents + 1, 16))
+        return ONS_ENOMEM;
     fx->events[fx->nevents++] = ev;
     ev->fx_mark = 1;
     return 0;
@@ -289,14 +246,8 @@ static wk_fx_intent *fx_record(wk_part *p, int64_t seq, int is_new)
     uintptr_t idx = (uintptr_t)wk_map_get(&fx->intent_idx, seq);
     if (idx)
         return &fx->intents[idx - 1];
-    if (fx->nintents == fx->cap_intents) {
-        size_t cap = fx->cap_intents ? fx->cap_intents * 2 : 256;
-        wk_fx_intent *n = realloc(fx->intents, cap * sizeof *n);
-        if (!n)
-            return NULL;
-        fx->intents = n;
-        fx->cap_intents = cap;
-    }
+    if (ONS_VEC_RESERVE(fx->intents, fx->cap_intents, fx->nintents + 1, 256))
+        return NULL;
     if (wk_map_put(&fx->intent_idx, seq, (void *)(uintptr_t)(fx->nintents + 1)) != 0)
         return NULL;
     wk_fx_intent *r = &fx->intents[fx->nintents++];
@@ -342,14 +293,8 @@ static int fx_seat(wk_part *p, wk_event *ev, uint32_t seat, int state, int64_t r
     int64_t key = ((int64_t)ev->slot << 32) | seat;
     uintptr_t idx = (uintptr_t)wk_map_get(&fx->seat_idx, key);
     if (!idx) {
-        if (fx->nseats == fx->cap_seats) {
-            size_t cap = fx->cap_seats ? fx->cap_seats * 2 : 256;
-            wk_fx_seat *n = realloc(fx->seats, cap * sizeof *n);
-            if (!n)
-                return ONS_ENOMEM;
-            fx->seats = n;
-            fx->cap_seats = cap;
-        }
+        if (ONS_VEC_RESERVE(fx->seats, fx->cap_seats, fx->nseats + 1, 256))
+            return ONS_ENOMEM;
         if (wk_map_put(&fx->seat_idx, key, (void *)(uintptr_t)(fx->nseats + 1)) != 0)
             return ONS_ENOMEM;
         idx = ++fx->nseats;
@@ -709,14 +654,8 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
 static int add_tomb(wk_part *p, int64_t offset, int64_t user_id)
 {
     wk_fx *fx = &p->fx;
-    if (fx->ntombs == fx->cap_tombs) {
-        size_t cap = fx->cap_tombs ? fx->cap_tombs * 2 : 16;
-        wk_fx_tomb *t = realloc(fx->tombs, cap * sizeof *t);
-        if (!t)
-            return ONS_ENOMEM;
-        fx->tombs = t;
-        fx->cap_tombs = cap;
-    }
+    if (ONS_VEC_RESERVE(fx->tombs, fx->cap_tombs, fx->ntombs + 1, 16))
+        return ONS_ENOMEM;
     if (wk_part_add_tombstone(p, offset, user_id) != 0)
         return ONS_ENOMEM;
     fx->tombs[fx->ntombs++] = (wk_fx_tomb){offset, user_id};
@@ -1102,8 +1041,8 @@ int wk_part_expire(wk_part *p, int64_t now_ms, size_t max)
     wk_event *touched[64];
     size_t ntouched = 0;
     int overflow = 0;
-    while (p->nheap > 0 && n < max && p->heap[0]->expires_ms <= now_ms) {
-        wk_intent *in = p->heap[0];
+    wk_intent *in;
+    while ((in = first_hold(p)) && n < max && in->expires_ms <= now_ms) {
         wk_event *ev = in->ev;
         if (in->state == Q_INTENT_PAYING && (rc = wk_co_paying_expired(p, in)) != 0)
             return rc;
@@ -1173,10 +1112,8 @@ int wk_part_set_seat(wk_part *p, wk_event *ev, uint32_t seat, int state, int64_t
 
 void wk_part_hold_moved(wk_part *p, wk_intent *in)
 {
-    if (in->heap_idx < 0)
-        return;
-    heap_up(p, (size_t)in->heap_idx);
-    heap_down(p, (size_t)in->heap_idx);
+    if (in->heap_idx >= 0)
+        ons_heap_fix(&p->holds, (size_t)in->heap_idx);
 }
 
 void wk_part_forget(wk_part *p, wk_intent *in)

@@ -41,6 +41,7 @@
 #ifndef ONSALE_WORKERS_PARTITION_H
 #define ONSALE_WORKERS_PARTITION_H
 
+#include "common/heap.h"
 #include "queue/msg.h"
 #include "queue/states.h"
 #include "workers/inventory.h"
@@ -191,8 +192,7 @@ struct wk_part {
     wk_part_cfg cfg;
     wk_map events;  /* event_id -> wk_event */
     wk_map intents; /* seq -> active wk_intent */
-    wk_intent **heap;
-    size_t nheap, cap_heap;
+    ons_heap holds; /* of wk_intent *, by expires_ms then seq; in->heap_idx is its place */
     uint32_t next_slot;
     wk_fx fx;
     struct wk_co *co; /* checkout state and effects (checkout.h); NULL until used */

@@ -2,6 +2,7 @@
 #include "workers/project.h"
 #include "common/err.h"
 #include "queue/intent_id.h"
+#include "common/vec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,17 +85,9 @@ static void jb_raw(jbuf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
+    if (ONS_VEC_RESERVE(b->s, b->cap, b->len + n + 1, 128)) {
+        b->oom = 1;
+        return;
     }
     memcpy(b->s + b->len, s, n);
     b->len += n;

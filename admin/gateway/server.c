@@ -19,7 +19,6 @@
 #include "common/log.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +27,16 @@
 /* Statuses with their own metric series; anything else counts as "other".
  * "0" stands for a dropped connection (no response). */
 static const int tracked_status[] = {0, 200, 400, 401, 402, 404, 405, 409, 413, 415, 422, 500, 503};
-#define NSTATUS (sizeof tracked_status / sizeof *tracked_status + 1)
 
-typedef struct route_stats {
-    _Atomic(ons_counter *) count[NSTATUS];
-    ons_histogram *latency;
-} route_stats;
+/* The route table as the HTTP module reads it. count is filled at start:
+ * gw_route_count is not a constant. */
+static ons_httpd_table route_table = ONS_HTTPD_TABLE_INIT(gw_routes, 0, gw_route, 0);
 
 struct gw_server {
     gw_app *app;
     nng_http_server *http;
     ons_httpd_live live; /* deferred requests whose aio is not finished */
-    route_stats *stats;  /* [gw_route_count + 1]; the last is "unmatched" */
+    ons_httpd_stats *stats;
     ons_httpd_rid rid;
 };
 
@@ -50,41 +47,12 @@ int64_t gw_mono_ns(void)
 
 /* ---- metrics and logs ------------------------------------------------------------- */
 
-static size_t status_index(int status)
-{
-    for (size_t i = 0; i + 1 < NSTATUS; i++)
-        if (tracked_status[i] == status)
-            return i;
-    return NSTATUS - 1;
-}
-
 /* Counts and times one finished request (status 0: dropped) and logs it. */
 static void account(gw_req *r, int status)
 {
     gw_server *s = r->srv;
-    size_t ri = r->route ? (size_t)(r->route - gw_routes) : gw_route_count;
-    size_t si = status_index(status);
-    route_stats *rs = &s->stats[ri];
-    ons_counter *c = atomic_load(&rs->count[si]);
-    if (!c) {
-        char labels[96], st[8];
-        if (si == NSTATUS - 1)
-            snprintf(st, sizeof st, "other");
-        else
-            snprintf(st, sizeof st, "%d", status);
-        snprintf(labels, sizeof labels, "route=\"%s\",status=\"%s\"",
-                 r->route ? r->route->name : "unmatched", st);
-        c = ons_metrics_counter(s->app->metrics, "onsale_gateway_requests_total",
-                                "HTTP requests by route and status (0: connection dropped "
-                                "without a response).",
-                                labels);
-        atomic_store(&rs->count[si], c);
-    }
     double secs = (double)(gw_mono_ns() - r->t0_ns) / 1e9;
-    if (c)
-        ons_counter_add(c, 1);
-    if (rs->latency)
-        ons_histogram_observe(rs->latency, secs);
+    ons_httpd_stats_observe(s->stats, r->route ? r->route - gw_routes : -1, status, secs);
     /* POSTs log at info, reads at debug; server errors always. */
     int post = strcmp(r->method, "POST") == 0;
     if (s->app->o.log_requests || status >= 500) {
@@ -212,29 +180,13 @@ static int authorized(const char *header, const char *key)
 static void dispatch(gw_server *s, gw_req *r, nng_http_req *hreq)
 {
     gw_app *app = s->app;
-    if (ons_httpd_req_target(hreq, r->method, sizeof r->method, r->path, sizeof r->path) ||
-        !ons_httpd_path_ok(r->path, 0)) {
-        gw_reply_error(r, 404, "not_found", NULL, "No such resource.");
-        return;
-    }
-    static const ons_httpd_table table = {
-        .rows = gw_routes,
-        .stride = sizeof *gw_routes,
-        .method_off = offsetof(gw_route, method),
-        .pattern_off = offsetof(gw_route, pattern),
-    };
-    ons_httpd_table t = table;
-    t.count = gw_route_count;
     const char *params[1] = {NULL};
     int nparams = 0;
-    memcpy(r->segs, r->path, sizeof r->segs);
-    long ri = ons_httpd_route_find(&t, r->method, r->segs, params, 1, &nparams);
+    ons_httpd_err e;
+    long ri = ons_httpd_route(&route_table, hreq, r->method, sizeof r->method, r->path, r->segs,
+                              sizeof r->path, params, 1, &nparams, &e);
     if (ri < 0) {
-        if (ri == -405)
-            gw_reply_error(r, 405, "method_not_allowed", NULL,
-                           "This method is not allowed on this resource.");
-        else
-            gw_reply_error(r, 404, "not_found", NULL, "No such resource.");
+        gw_reply_error(r, e.status, e.code, NULL, "%s", e.message);
         return;
     }
     const gw_route *route = &gw_routes[ri];
@@ -264,7 +216,6 @@ static void dispatch(gw_server *s, gw_req *r, nng_http_req *hreq)
     if (route->flags & GW_BODY) {
         void *data = NULL;
         size_t len = 0;
-        ons_httpd_err e;
         if (ons_httpd_body_check(hreq, app->o.max_body, 1, &data, &len, &e) ||
             ons_httpd_body_parse(data, len, &r->body, &e)) {
             gw_reply_error(r, e.status, e.code, NULL, "%s", e.message);
@@ -302,20 +253,19 @@ int gw_server_start(gw_app *app, gw_server **out)
     ons_httpd_live_init(&s->live);
     ons_httpd_rid_init(&s->rid);
     s->app = app;
-    s->stats = calloc(gw_route_count + 1, sizeof *s->stats);
-    if (!s->stats)
+    route_table.count = gw_route_count;
+    ons_httpd_stats_opts so = {
+        .metrics = app->metrics,
+        .requests_name = "onsale_gateway_requests_total",
+        .requests_help = "HTTP requests by route and status (0: connection dropped without a "
+                         "response).",
+        .seconds_name = "onsale_gateway_request_seconds",
+        .seconds_help = "HTTP request latency by route, seconds (injected delays included).",
+        .tracked = tracked_status,
+        .ntracked = sizeof tracked_status / sizeof *tracked_status,
+    };
+    if (ons_httpd_stats_new(&so, &route_table, &s->stats))
         goto nomem;
-    for (size_t i = 0; i <= gw_route_count; i++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "route=\"%s\"",
-                 i < gw_route_count ? gw_routes[i].name : "unmatched");
-        s->stats[i].latency = ons_metrics_histogram(
-            app->metrics, "onsale_gateway_request_seconds",
-            "HTTP request latency by route, seconds (injected delays included).", labels,
-            ons_latency_buckets, ons_latency_buckets_n);
-        if (!s->stats[i].latency)
-            goto nomem;
-    }
     int rc =
         ons_httpd_listen(app->o.bind, app->o.port, app->o.body_read_limit, on_http, s, &s->http);
     if (rc) {
@@ -340,7 +290,7 @@ void gw_server_free(gw_server *s)
     if (!s)
         return;
     gw_server_stop(s);
-    free(s->stats);
+    ons_httpd_stats_free(s->stats);
     ons_httpd_live_fini(&s->live);
     free(s);
 }

@@ -2,6 +2,7 @@
 #include "common/clock.h"
 #include "admin/gateway/timer.h"
 #include "common/err.h"
+#include "common/heap.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -21,41 +22,14 @@ struct gw_timer {
     pthread_t thread;
     int started;
     int stopping;
-    entry *heap; /* [cap]; heap[0] is the earliest */
-    size_t n, cap;
+    ons_heap heap; /* of entry, at most cap; the earliest first */
     uint64_t next_seq;
 };
 
-static int before(const entry *a, const entry *b)
+static int before(const void *pa, const void *pb)
 {
+    const entry *a = pa, *b = pb;
     return a->due_ns < b->due_ns || (a->due_ns == b->due_ns && a->seq < b->seq);
-}
-
-static void swap(entry *a, entry *b)
-{
-    entry t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* Removes and returns the earliest entry. Caller holds mu; n > 0. */
-static entry pop(gw_timer *t)
-{
-    assert(t->n > 0);
-    entry top = t->heap[0];
-    t->heap[0] = t->heap[--t->n];
-    for (size_t i = 0;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < t->n && before(&t->heap[l], &t->heap[m]))
-            m = l;
-        if (r < t->n && before(&t->heap[r], &t->heap[m]))
-            m = r;
-        if (m == i)
-            break;
-        swap(&t->heap[i], &t->heap[m]);
-        i = m;
-    }
-    return top;
 }
 
 /* The thread: waits for the earliest entry to fall due, runs it unlocked.
@@ -65,21 +39,23 @@ static void *run(void *arg)
     gw_timer *t = arg;
     pthread_mutex_lock(&t->mu);
     for (;;) {
-        if (t->stopping && t->n == 0)
+        const entry *first = ons_heap_at(&t->heap, 0);
+        if (t->stopping && !first)
             break;
-        if (t->n == 0) {
+        if (!first) {
             pthread_cond_wait(&t->cv, &t->mu);
             continue;
         }
         int64_t now = ons_mono_ns();
-        if (!t->stopping && t->heap[0].due_ns > now) {
-            int64_t due = t->heap[0].due_ns;
+        if (!t->stopping && first->due_ns > now) {
+            int64_t due = first->due_ns;
             struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
             pthread_cond_timedwait(&t->cv, &t->mu, &ts);
             continue;
         }
-        int early = t->stopping && t->heap[0].due_ns > now;
-        entry e = pop(t);
+        int early = t->stopping && first->due_ns > now;
+        entry e;
+        ons_heap_remove(&t->heap, 0, &e);
         pthread_mutex_unlock(&t->mu);
         e.fn(e.arg, early);
         pthread_mutex_lock(&t->mu);
@@ -100,9 +76,8 @@ int gw_timer_new(size_t cap, gw_timer **out)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cv, &ca);
     pthread_condattr_destroy(&ca);
-    t->cap = cap ? cap : 1;
-    t->heap = calloc(t->cap, sizeof *t->heap);
-    if (!t->heap)
+    cap = cap ? cap : 1;
+    if (ons_heap_init(&t->heap, sizeof(entry), cap, cap, before, NULL, NULL))
         goto fail;
     if (pthread_create(&t->thread, NULL, run, t) != 0) {
         rc = ONS_EIO;
@@ -122,18 +97,12 @@ int gw_timer_add(gw_timer *t, int64_t delay_ms, gw_timer_fn fn, void *arg)
     pthread_mutex_lock(&t->mu);
     if (t->stopping) {
         rc = ONS_ECLOSED;
-    } else if (t->n == t->cap) {
-        rc = ONS_EFULL;
     } else {
-        size_t i = t->n++;
-        t->heap[i] =
-            (entry){ons_mono_ns() + (delay_ms > 0 ? delay_ms : 0) * 1000000, t->next_seq++, fn, arg};
-        while (i > 0 && before(&t->heap[i], &t->heap[(i - 1) / 2])) {
-            swap(&t->heap[i], &t->heap[(i - 1) / 2]);
-            i = (i - 1) / 2;
-        }
-        if (i == 0)
-            pthread_cond_signal(&t->cv);
+        entry e = {ons_mono_ns() + (delay_ms > 0 ? delay_ms : 0) * 1000000, t->next_seq++, fn, arg};
+        rc = ons_heap_push(&t->heap, &e);
+        const entry *first = ons_heap_at(&t->heap, 0);
+        if (rc == 0 && first->seq == e.seq)
+            pthread_cond_signal(&t->cv); /* a new earliest entry */
     }
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -142,7 +111,7 @@ int gw_timer_add(gw_timer *t, int64_t delay_ms, gw_timer_fn fn, void *arg)
 size_t gw_timer_pending(gw_timer *t)
 {
     pthread_mutex_lock(&t->mu);
-    size_t n = t->n;
+    size_t n = ons_heap_count(&t->heap);
     pthread_mutex_unlock(&t->mu);
     return n;
 }
@@ -158,8 +127,8 @@ void gw_timer_free(gw_timer *t)
         pthread_mutex_unlock(&t->mu);
         pthread_join(t->thread, NULL);
     }
-    assert(t->n == 0);
-    free(t->heap);
+    assert(ons_heap_count(&t->heap) == 0);
+    ons_heap_fini(&t->heap);
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     free(t);

@@ -25,6 +25,7 @@
 #include "admin/sim/sim.h"
 #include "common/auth.h"
 #include "common/err.h"
+#include "common/vec.h"
 #include "queue/states.h"
 
 #include <inttypes.h>
@@ -89,12 +90,8 @@ void sim_samples_add(sim_samples *sm, double v, uint64_t *rng)
     if (sm->n < sm->cap) {
         sm->v[sm->n++] = (float)v;
     } else if (sm->n == sm->cap && sm->cap < SIM_MAX_SAMPLES) {
-        size_t cap = sm->cap ? sm->cap * 2 : 4096;
-        float *nv = realloc(sm->v, cap * sizeof *nv);
-        if (!nv)
+        if (ONS_VEC_RESERVE(sm->v, sm->cap, sm->n + 1, 4096))
             return; /* keep what we have: percentiles stay approximate */
-        sm->v = nv;
-        sm->cap = cap;
         sm->v[sm->n++] = (float)v;
     } else if (sm->n > 0) { /* reservoir sampling past the bound */
         uint64_t j = rng_next(rng) % sm->seen;
@@ -139,71 +136,49 @@ void sim_count_code(sim *s, int status, const char *code)
 
 /* ---- timers (min-heap of fans by due time) ----------------------------------- */
 
-static void heap_swap(sim *s, size_t a, size_t b)
+/* One fan's timer. */
+typedef struct sim_timer {
+    int64_t due_ms;
+    uint32_t fan;
+} sim_timer;
+
+static int timer_before(const void *a, const void *b)
 {
-    uint32_t fa = s->heap[a], fb = s->heap[b];
-    int64_t da = s->due[a];
-    s->heap[a] = fb;
-    s->due[a] = s->due[b];
-    s->heap[b] = fa;
-    s->due[b] = da;
-    s->fans[fb].heap_idx = (int32_t)a;
-    s->fans[fa].heap_idx = (int32_t)b;
+    return ((const sim_timer *)a)->due_ms < ((const sim_timer *)b)->due_ms;
 }
 
-static void heap_up(sim *s, size_t i)
+static void timer_moved(void *ctx, void *elem, size_t pos)
 {
-    while (i > 0 && s->due[(i - 1) / 2] > s->due[i]) {
-        heap_swap(s, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
+    sim *s = ctx;
+    s->fans[((sim_timer *)elem)->fan].heap_idx = pos == ONS_HEAP_NONE ? -1 : (int32_t)pos;
 }
 
-static void heap_down(sim *s, size_t i)
+/* The earliest timer, or NULL. */
+static const sim_timer *timer_first(const sim *s)
 {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->nheap && s->due[l] < s->due[m])
-            m = l;
-        if (r < s->nheap && s->due[r] < s->due[m])
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(s, i, m);
-        i = m;
-    }
+    return ons_heap_at(&s->timers, 0);
 }
 
-/* Schedules fan f at due_ms (a fan has at most one timer). */
+/* Schedules fan f at due_ms (a fan has at most one timer). The heap holds
+ * room for every fan, so this never fails. */
 static void timer_set(sim *s, uint32_t f, int64_t due_ms)
 {
     sim_fan *fan = &s->fans[f];
     if (fan->heap_idx >= 0) { /* replace */
-        size_t i = (size_t)fan->heap_idx;
-        s->due[i] = due_ms;
-        heap_up(s, i);
-        heap_down(s, (size_t)s->fans[f].heap_idx);
+        sim_timer *t = ons_heap_at(&s->timers, (size_t)fan->heap_idx);
+        t->due_ms = due_ms;
+        ons_heap_fix(&s->timers, (size_t)fan->heap_idx);
         return;
     }
-    size_t i = s->nheap++;
-    s->heap[i] = f;
-    s->due[i] = due_ms;
-    fan->heap_idx = (int32_t)i;
-    heap_up(s, i);
+    sim_timer t = {due_ms, f};
+    (void)ons_heap_push(&s->timers, &t);
 }
 
 static uint32_t timer_pop(sim *s)
 {
-    uint32_t f = s->heap[0];
-    s->fans[f].heap_idx = -1;
-    s->nheap--;
-    if (s->nheap > 0) {
-        s->heap[0] = s->heap[s->nheap];
-        s->due[0] = s->due[s->nheap];
-        s->fans[s->heap[0]].heap_idx = 0;
-        heap_down(s, 0);
-    }
-    return f;
+    sim_timer t;
+    ons_heap_remove(&s->timers, 0, &t);
+    return t.fan;
 }
 
 /* ---- fan script --------------------------------------------------------------- */
@@ -240,7 +215,7 @@ static void error_code(json_t *j, char *out, size_t cap)
     snprintf(out, cap, "%s", json_is_string(c) ? json_string_value(c) : "");
 }
 
-static int64_t retry_delay_ms(const sim_http_resp *r)
+static int64_t retry_delay_ms(const ons_httpc_resp *r)
 {
     return r->retry_after_s >= 0 ? (int64_t)r->retry_after_s * 1000 + 1 : RETRY_DEF_MS;
 }
@@ -252,13 +227,15 @@ static int64_t retry_delay_ms(const sim_http_resp *r)
 static sim *the_sim;
 
 static void send_request(sim *s, uint32_t f, const char *method, const char *path, const char *idem,
-                         const char *body, sim_http_cb cb)
+                         const char *body, ons_httpc_cb cb)
 {
     sim_fan *fan = &s->fans[f];
     if (s->draining)
         return;
     /* the queue holds one request per fan at most, so only ENOMEM fails */
-    if (sim_http_request(s->http, method, path, fan->token, idem, body, cb, FAN_ARG(f)) != 0) {
+    ons_httpc_req req = {
+        .method = method, .path = path, .token = fan->token, .idem_key = idem, .body = body};
+    if (ons_httpc_request(s->http, &req, cb, FAN_ARG(f)) != 0) {
         sim_count_code(s, 0, NULL);
         fan_done(s, fan, O_ERROR);
     }
@@ -289,7 +266,7 @@ static void note_eta(sim_fan *fan, json_t *j, int64_t now)
     fan->eta_at_ms = now;
 }
 
-static void join_answer(void *arg, const sim_http_resp *r)
+static void join_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -388,7 +365,7 @@ static void decide(sim *s, sim_fan *fan)
         fan->plan = PLAN_KEEP;
 }
 
-static void act_answer(void *arg, const sim_http_resp *r);
+static void act_answer(void *arg, const ons_httpc_resp *r);
 
 /* Checkout attempts per fan before it gives up paying. */
 #define SIM_PAY_ATTEMPTS 3
@@ -434,7 +411,7 @@ static void act(sim *s, uint32_t f, json_t *j)
     }
 }
 
-static void act_answer(void *arg, const sim_http_resp *r)
+static void act_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -478,7 +455,7 @@ static void act_answer(void *arg, const sim_http_resp *r)
     timer_set(s, f, sim_now_ms(s) + POLL_MIN_MS);
 }
 
-static void poll_answer(void *arg, const sim_http_resp *r)
+static void poll_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -639,7 +616,7 @@ static void view_push(sim *s, uint32_t f, int64_t due)
     s->view_due[at] = due;
 }
 
-static void view_answer(void *arg, const sim_http_resp *r)
+static void view_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
@@ -661,7 +638,8 @@ static void view_send(sim *s, uint32_t f)
     if (s->draining || fan->phase == P_DONE || fan->view_inflight)
         return;
     snprintf(path, sizeof path, "/v1/events/%" PRId64, s->event_id);
-    if (sim_http_request(s->http, "GET", path, NULL, NULL, NULL, view_answer, FAN_ARG(f)) == 0)
+    if (ons_httpc_request(s->http, &(ons_httpc_req){.method = "GET", .path = path}, view_answer,
+                          FAN_ARG(f)) == 0)
         fan->view_inflight = 1;
     else
         s->view_errors++;
@@ -680,7 +658,7 @@ static void views_due(sim *s, int64_t now)
 
 /* ---- sampler ------------------------------------------------------------------- */
 
-static void admin_answer(void *arg, const sim_http_resp *r)
+static void admin_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
     size_t i = (size_t)(uintptr_t)arg;
@@ -723,14 +701,8 @@ static void admin_answer(void *arg, const sim_http_resp *r)
 
 static void sample(sim *s)
 {
-    if (s->npoints == s->cap_points) {
-        size_t cap = s->cap_points ? s->cap_points * 2 : 256;
-        sim_point *n = realloc(s->points, cap * sizeof *n);
-        if (!n)
-            return;
-        s->points = n;
-        s->cap_points = cap;
-    }
+    if (ONS_VEC_RESERVE(s->points, s->cap_points, s->npoints + 1, 256))
+        return;
     sim_point *pt = &s->points[s->npoints];
     memset(pt, 0, sizeof *pt);
     pt->t_s = (double)sim_now_ms(s) / 1000.0;
@@ -750,8 +722,10 @@ static void sample(sim *s)
         }
     }
     if (s->admin_ok >= 0 && s->admin_token &&
-        sim_http_request(s->http, "GET", "/v1/admin/queues", s->admin_token, NULL, NULL,
-                         admin_answer, (void *)(uintptr_t)s->npoints) != 0)
+        ons_httpc_request(
+            s->http,
+            &(ons_httpc_req){.method = "GET", .path = "/v1/admin/queues", .token = s->admin_token},
+            admin_answer, (void *)(uintptr_t)s->npoints) != 0)
         return;
     s->npoints++;
 }
@@ -764,7 +738,7 @@ static void progress(sim *s, int final)
             "%lld  done %lld  polls %lld  pending %zu   %s",
             (double)sim_now_ms(s) / 1000.0, s->joins_sent, s->nfans, s->joins_accepted,
             pt ? pt->fans_queued : 0, pt ? pt->fans_waiting : 0, s->reserved_ever,
-            pt ? pt->fans_done : 0, s->polls, sim_http_pending(s->http), final ? "\n" : "");
+            pt ? pt->fans_done : 0, s->polls, ons_httpc_pending(s->http), final ? "\n" : "");
     fflush(stdout);
 }
 
@@ -774,11 +748,10 @@ int sim_fans_init(sim *s)
 {
     size_t n = (size_t)s->o.fans;
     s->fans = calloc(n, sizeof *s->fans);
-    s->heap = calloc(n, sizeof *s->heap);
-    s->due = calloc(n, sizeof *s->due);
+    int rc = ons_heap_init(&s->timers, sizeof(sim_timer), n, n, timer_before, timer_moved, s);
     s->view_fan = calloc(n, sizeof *s->view_fan);
     s->view_due = calloc(n, sizeof *s->view_due);
-    if (!s->fans || !s->heap || !s->due || !s->view_fan || !s->view_due)
+    if (rc || !s->fans || !s->view_fan || !s->view_due)
         return ONS_ENOMEM;
     s->nfans = n;
     size_t nburst = (size_t)llround(s->o.burst_fraction * (double)n);
@@ -814,8 +787,7 @@ void sim_fans_fini(sim *s)
     for (size_t i = 0; i < s->nfans; i++)
         free(s->fans[i].token);
     free(s->fans);
-    free(s->heap);
-    free(s->due);
+    ons_heap_fini(&s->timers);
     free(s->view_fan);
     free(s->view_due);
     free(s->points);
@@ -853,7 +825,7 @@ int sim_fans_run(sim *s)
     s->first_join_ms = s->sold_out_ms = s->all_taken_ms = -1;
     for (;;) {
         int64_t now = sim_now_ms(s);
-        while (s->nheap > 0 && s->due[0] <= now)
+        while (timer_first(s) && timer_first(s)->due_ms <= now)
             fan_step(s, timer_pop(s));
         views_due(s, now);
         if (now >= next_sample) {
@@ -881,27 +853,25 @@ int sim_fans_run(sim *s)
             }
         }
         int64_t wait = 50;
-        if (s->nheap > 0 && s->due[0] - now < wait)
-            wait = s->due[0] - now;
+        if (timer_first(s) && timer_first(s)->due_ms - now < wait)
+            wait = timer_first(s)->due_ms - now;
         if (s->view_len > 0 && s->view_due[s->view_head] - now < wait)
             wait = s->view_due[s->view_head] - now;
         if (wait < 0)
             wait = 0;
-        if (sim_http_poll(s->http, (int)wait) != 0)
+        if (ons_httpc_poll(s->http, (int)wait) != 0)
             return ONS_EIO;
     }
     s->end_ms = sim_now_ms(s);
     /* let requests in flight finish; timers are dropped, nothing new is sent */
     int64_t deadline = sim_now_ms(s) + DRAIN_MS;
-    for (size_t i = 0; i < s->nheap; i++)
-        s->fans[s->heap[i]].heap_idx = -1;
-    s->nheap = 0;
+    ons_heap_clear(&s->timers);
     s->draining = 1;
-    while (sim_http_pending(s->http) > 0 && sim_now_ms(s) < deadline)
-        sim_http_poll(s->http, 50);
+    while (ons_httpc_pending(s->http) > 0 && sim_now_ms(s) < deadline)
+        ons_httpc_poll(s->http, 50);
     sample(s);
-    while (sim_http_pending(s->http) > 0 && sim_now_ms(s) < deadline)
-        sim_http_poll(s->http, 50);
+    while (ons_httpc_pending(s->http) > 0 && sim_now_ms(s) < deadline)
+        ons_httpc_poll(s->http, 50);
     for (size_t i = 0; i < s->nfans; i++) {
         sim_fan *f = &s->fans[i];
         if (f->phase == P_DONE)

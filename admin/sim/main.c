@@ -205,7 +205,7 @@ typedef struct sync_call {
     json_t *j;
 } sync_call;
 
-static void sync_cb(void *arg, const sim_http_resp *r)
+static void sync_cb(void *arg, const ons_httpc_resp *r)
 {
     sync_call *c = arg;
     c->done = 1;
@@ -218,9 +218,11 @@ static int http_sync(sim *s, const char *method, const char *path, const char *t
                      const char *body, sync_call *c)
 {
     memset(c, 0, sizeof *c);
-    int rc = sim_http_request(s->http, method, path, token, NULL, body, sync_cb, c);
+    int rc = ons_httpc_request(
+        s->http, &(ons_httpc_req){.method = method, .path = path, .token = token, .body = body},
+        sync_cb, c);
     while (rc == 0 && !c->done)
-        rc = sim_http_poll(s->http, 100);
+        rc = ons_httpc_poll(s->http, 100);
     return rc;
 }
 
@@ -350,7 +352,7 @@ void sim_gateway_knobs(sim *s)
     const sim_opts *o = &s->o;
     char host[256], body[256];
     int port = 0, n = 0;
-    sim_http *gw = NULL;
+    ons_httpc *gw = NULL;
     sync_call c = {0};
 
     if (o->gateway_decline_rate == 0 && o->gateway_error_rate == 0 &&
@@ -362,21 +364,24 @@ void sim_gateway_knobs(sim *s)
         fprintf(stderr, "onsale-sim: gateway_url '%s' is not http://HOST:PORT\n", o->gateway_url);
         return;
     }
-    sim_http_opts ho = {.host = host,
-                        .port = port,
-                        .conns = 1,
-                        .timeout_ms = 5000,
-                        .max_queue = 4,
-                        .max_response = MAX_RESPONSE};
+    ons_httpc_opts ho = {.host = host,
+                         .port = port,
+                         .conns = 1,
+                         .timeout_ms = 5000,
+                         .max_queue = 4,
+                         .max_response = MAX_RESPONSE};
     snprintf(body, sizeof body,
              "{\"latency_ms\":%lld,\"decline_rate\":%g,\"error_rate\":%g,"
              "\"lost_response_rate\":%g}",
              o->gateway_latency_ms, o->gateway_decline_rate, o->gateway_error_rate,
              o->gateway_lost_response_rate);
-    if (sim_http_new(&ho, &gw) == 0 &&
-        sim_http_request(gw, "POST", "/v1/_faults", o->gateway_api_key, NULL, body, sync_cb, &c) ==
-            0)
-        while (!c.done && sim_http_poll(gw, 100) == 0)
+    if (ons_httpc_new(&ho, &gw) == 0 &&
+        ons_httpc_request(
+            gw,
+            &(ons_httpc_req){
+                .method = "POST", .path = "/v1/_faults", .token = o->gateway_api_key, .body = body},
+            sync_cb, &c) == 0)
+        while (!c.done && ons_httpc_poll(gw, 100) == 0)
             ;
     if (c.status == 200)
         s->gateway_knobs = 1;
@@ -384,7 +389,7 @@ void sim_gateway_knobs(sim *s)
         fprintf(stderr, "onsale-sim: could not set the gateway knobs at %s (status %d)\n",
                 o->gateway_url, c.status);
     json_decref(c.j);
-    sim_http_free(gw);
+    ons_httpc_free(gw);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -443,13 +448,13 @@ int main(int argc, char **argv)
     s.rng |= 1;
     if (s.o.user_base == 0)
         s.o.user_base = ((long long)time(NULL) % 900000) * USER_BASE_SPAN + 1;
-    sim_http_opts ho = {.host = s.o.host,
-                        .port = s.o.port,
-                        .conns = (int)s.o.connections,
-                        .timeout_ms = (int)s.o.request_timeout_ms,
-                        .max_queue = 2 * (size_t)s.o.fans + 1024, /* + one view per fan */
-                        .max_response = MAX_RESPONSE};
-    if ((rc = sim_http_new(&ho, &s.http)) != 0) {
+    ons_httpc_opts ho = {.host = s.o.host,
+                         .port = s.o.port,
+                         .conns = (int)s.o.connections,
+                         .timeout_ms = (int)s.o.request_timeout_ms,
+                         .max_queue = 2 * (size_t)s.o.fans + 1024, /* + one view per fan */
+                         .max_response = MAX_RESPONSE};
+    if ((rc = ons_httpc_new(&ho, &s.http)) != 0) {
         fprintf(stderr, "onsale-sim: cannot set up HTTP to %s: %s\n", s.o.ingress,
                 ons_strerror(rc));
         goto done;
@@ -497,7 +502,7 @@ done:
             fprintf(stderr, "onsale-sim: sim log kept at %s\n", s.log_path);
     }
     sim_fans_fini(&s);
-    sim_http_free(s.http);
+    ons_httpc_free(s.http);
     free(s.seller_token);
     free(s.admin_token);
     ons_opts_free(opt_table, NOPTS, &s.o);

@@ -182,7 +182,7 @@ void sim_report_print(sim *s, FILE *out)
             "  drain rate               %.0f intents/s over %s (accepted joins served); "
             "server peak %.0f msg/s\n",
             rate, secs(b1, sizeof b1, span), s->max_drain_rate);
-    fprintf(out, "  connections opened       %lld\n", sim_http_connects(s->http));
+    fprintf(out, "  connections opened       %lld\n", ons_httpc_connects(s->http));
 }
 
 static json_t *lat_json(sim_samples *sm)

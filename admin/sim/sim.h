@@ -10,7 +10,8 @@
 #define ONSALE_ADMIN_SIM_SIM_H
 
 #include "admin/audit.h"
-#include "admin/sim/http.h"
+#include "common/heap.h"
+#include "common/httpc.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -107,7 +108,7 @@ typedef struct sim_code {
 typedef struct sim sim;
 struct sim {
     sim_opts o;
-    sim_http *http;
+    ons_httpc *http;
     FILE *log;
     char log_path[4096];
     int log_is_temp;
@@ -116,10 +117,9 @@ struct sim {
     sim_fan *fans;
     size_t nfans;
     uint64_t rng;
-    /* timers: min-heap of fan indices by due time */
-    uint32_t *heap;
-    int64_t *due;
-    size_t nheap;
+    /* timers: a min-heap of sim_timer by due time; a fan's place in it is
+     * its heap_idx */
+    ons_heap timers;
     /* event view refreshes: a FIFO of (fan, due), due times ascending
      * because every entry is pushed at now + event_view_ms */
     uint32_t *view_fan;

@@ -15,8 +15,7 @@
  *
  * The target stands in for ingress/server.c, whose job is nng's: it builds a
  * real nng_http_req, then runs the steps of server.c's dispatch() in order
- * with the same functions (ons_httpd_req_target, ons_httpd_path_ok,
- * ons_httpd_route_find, ing_idem_key_valid, ons_httpd_body_check,
+ * with the same functions (ons_httpd_route, ing_idem_key_valid, ons_httpd_body_check,
  * ons_httpd_body_parse) and calls the route's handler. The bearer token is
  * fuzz_jwt's: here the caller is user 42 with the first role the route
  * allows. Its ing_reply_* and ing_req_submit below replace server.c's (the
@@ -48,11 +47,11 @@
 #include <strings.h>
 #include <time.h>
 
-#define SECRET    "fuzz-secret-0123456789abcdef"
+#define SECRET     "fuzz-secret-0123456789abcdef"
 #define IDS_SECRET "fuzz-ids-secret-0123456789abcdef"
-#define USER_ID   42
-#define MAX_BODY  16384
-#define MAX_INPUT 65536
+#define USER_ID    42
+#define MAX_BODY   16384
+#define MAX_INPUT  65536
 
 static ing_app app;
 static nng_aio *aio;
@@ -67,18 +66,6 @@ static void fail(const char *what, const char *detail)
 }
 
 /* ---- the stand-in for server.c ------------------------------------------------ */
-
-int64_t ing_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ing_mono_ns(void)
-{
-    return ons_httpd_mono_ns();
-}
 
 static void req_free(ing_req *r)
 {
@@ -178,8 +165,7 @@ static void setup(void)
     if (ing_cursors_new(app.partitions, &st, "host=/nonexistent-onsale-fuzz connect_timeout=1",
                         1 << 30, &app.cursors) ||
         ing_seqmap_new(1024, &app.seqs) || ing_views_new(1000, 64, &app.views) ||
-        ing_events_new(250, 64, &app.events) ||
-        nng_aio_alloc(&aio, NULL, NULL))
+        ing_events_new(250, 64, &app.events) || nng_aio_alloc(&aio, NULL, NULL))
         abort();
     ing_cursors_raise(app.cursors, 0, 1000); /* partition 0: served up to 1000 */
     ing_cursors_raise(app.cursors, 1, 0);    /* 1: known, nothing served; 2, 3: unknown */
@@ -235,27 +221,13 @@ static enum ons_role first_role(int roles)
 /* server.c's dispatch(), less the bearer token: see the top of the file. */
 static void dispatch(ing_req *r, nng_http_req *hreq)
 {
-    if (ons_httpd_req_target(hreq, r->method, sizeof r->method, r->pathbuf, sizeof r->pathbuf)) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
-        return;
-    }
-    if (!ons_httpd_path_ok(r->pathbuf, 1)) {
-        ing_reply_error(r, 400, "invalid_path", NULL, "Bad path.");
-        return;
-    }
-    static const ons_httpd_table table = {
-        .rows = ing_routes,
-        .stride = sizeof *ing_routes,
-        .method_off = offsetof(ing_route, method),
-        .pattern_off = offsetof(ing_route, pattern),
-    };
-    ons_httpd_table t = table;
-    t.count = ing_route_count;
-    long ri =
-        ons_httpd_route_find(&t, r->method, r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams);
+    static ons_httpd_table table = ONS_HTTPD_TABLE_INIT(ing_routes, 0, ing_route, 1);
+    table.count = ing_route_count;
+    ons_httpd_err e;
+    long ri = ons_httpd_route(&table, hreq, r->method, sizeof r->method, r->pathbuf, NULL,
+                              sizeof r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams, &e);
     if (ri < 0) {
-        ing_reply_error(r, ri == -405 ? 405 : 404, ri == -405 ? "method_not_allowed" : "not_found",
-                        NULL, "No such resource.");
+        ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
         return;
     }
     const ing_route *route = &ing_routes[ri];
@@ -281,7 +253,6 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
     if (route->body) {
         void *data = NULL;
         size_t len = 0;
-        ons_httpd_err e;
         if (ons_httpd_body_check(hreq, app.o.http_max_body, 0, &data, &len, &e)) {
             ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
             return;

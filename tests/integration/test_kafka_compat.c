@@ -12,6 +12,8 @@
  *
  * Needs ONSALE_KAFKA_BROKERS (scripts/stack up sets the default).
  */
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -308,16 +310,10 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--partitions-for-keys") == 0)
         return partitions_for_keys(atoi(argv[2]), atoi(argv[3]));
 
-    Suite *s = suite_create("kafka_compat");
-    TCase *tc = tcase_create("broker");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, idempotent_produce_acks_all);
-    tcase_add_test(tc, same_key_same_partition);
-    tcase_add_test(tc, group_join_commit_and_read_back);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"idempotent_produce_acks_all", idempotent_produce_acks_all},
+        {"same_key_same_partition", same_key_same_partition},
+        {"group_join_commit_and_read_back", group_join_commit_and_read_back},
+    };
+    return ons_check_run("kafka_compat", cases, sizeof cases / sizeof *cases, 120);
 }

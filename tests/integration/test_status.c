@@ -5,6 +5,8 @@
 #include "common/err.h"
 #include "queue/status.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,16 +178,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("status");
-    TCase *tc = tcase_create("redis");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, publish_then_read);
-    tcase_add_test(tc, active_and_idempotency_keys);
-    tcase_add_test(tc, unreachable_redis_is_an_error_not_a_crash);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"publish_then_read", publish_then_read},
+        {"active_and_idempotency_keys", active_and_idempotency_keys},
+        {"unreachable_redis_is_an_error_not_a_crash", unreachable_redis_is_an_error_not_a_crash},
+    };
+    return ons_check_run_fixture("status", cases, sizeof cases / sizeof *cases, 60, setup,
+                                 teardown);
 }

@@ -5,6 +5,8 @@
 #include "common/auth.h"
 #include "common/err.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <jwt.h>
 #include <openssl/evp.h>
@@ -480,13 +482,9 @@ START_TEST(secrets_refused_outside_dev_mode)
 }
 END_TEST
 
-static Suite *auth_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("auth");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"round_trip", mint_verify_round_trip},
         {"hand_built", hand_built_token_verifies},
         {"scheme", scheme_spelling},
@@ -507,19 +505,5 @@ static Suite *auth_suite(void)
         {"cache_bounded", cache_bounded},
         {"secrets_refused_outside_dev_mode", secrets_refused_outside_dev_mode},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(auth_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run("auth", cases, sizeof cases / sizeof *cases, 60);
 }

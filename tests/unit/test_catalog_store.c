@@ -5,6 +5,8 @@
  * parameters. */
 #include "ingress/catalog_store.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -122,23 +124,13 @@ START_TEST(user_text_only_in_parameters)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("catalog_store");
-    TCase *t = tcase_create("parse");
-    tcase_add_test(t, words_make_a_prefix_tsquery);
-    tcase_add_test(t, cursors_round_trip);
-    tcase_add_test(t, bounding_box);
-    tcase_add_test(t, user_text_only_in_parameters);
-    suite_add_tcase(s, t);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"words_make_a_prefix_tsquery", words_make_a_prefix_tsquery},
+        {"cursors_round_trip", cursors_round_trip},
+        {"bounding_box", bounding_box},
+        {"user_text_only_in_parameters", user_text_only_in_parameters},
+    };
+    return ons_check_run("catalog_store", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -7,6 +7,8 @@
 #include "ingress/client_addr.h"
 #include "ingress/server.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
@@ -80,16 +82,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("client_addr");
-    TCase *tc = tcase_create("xff");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, rightmost_untrusted_entry);
-    tcase_add_test(tc, header_ignored_without_the_proxy_token);
-    tcase_add_test(tc, no_trusted_proxy_no_address);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"rightmost_untrusted_entry", rightmost_untrusted_entry},
+        {"header_ignored_without_the_proxy_token", header_ignored_without_the_proxy_token},
+        {"no_trusted_proxy_no_address", no_trusted_proxy_no_address},
+    };
+    return ons_check_run_fixture("client_addr", cases, sizeof cases / sizeof *cases, 60, setup,
+                                 teardown);
 }

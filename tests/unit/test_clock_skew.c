@@ -5,6 +5,8 @@
 #include "queue/intent_id.h"
 #include "workers/partition.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,13 +72,8 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("clock_skew");
-    TCase *tc = tcase_create("owner_clock");
-    tcase_add_test(tc, sale_opens_by_the_owners_clock);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"sale_opens_by_the_owners_clock", sale_opens_by_the_owners_clock},
+    };
+    return ons_check_run("clock_skew", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -6,6 +6,8 @@
 #include "common/err.h"
 #include "common/httpd.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -102,16 +104,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("fuzz_regressions");
-    TCase *t = tcase_create("request");
-    tcase_add_test(t, error_body_with_cut_utf8);
-    suite_add_tcase(s, t);
-    t = tcase_create("jwt");
-    tcase_add_test(t, jwt_alg_is_case_sensitive);
-    suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"error_body_with_cut_utf8", error_body_with_cut_utf8},
+        {"jwt_alg_is_case_sensitive", jwt_alg_is_case_sensitive},
+    };
+    return ons_check_run("fuzz_regressions", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -8,6 +8,8 @@
 #include "ingress/json_io.h"
 #include "ingress/server.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <string.h>
 
@@ -194,39 +196,19 @@ START_TEST(ratelimit_route_classes)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("ingress_json");
-    TCase *t = tcase_create("rfc3339");
-    tcase_add_test(t, rfc3339_accepts);
-    tcase_add_test(t, rfc3339_rejects);
-    tcase_add_test(t, rfc3339_roundtrip);
-    suite_add_tcase(s, t);
-    t = tcase_create("idempotency");
-    tcase_add_test(t, idem_keys);
-    tcase_add_test(t, body_hash);
-    suite_add_tcase(s, t);
-    t = tcase_create("seqmap");
-    tcase_add_test(t, seqmap_remembers_and_forgets);
-    suite_add_tcase(s, t);
-    t = tcase_create("routes");
-    tcase_add_test(t, route_table_shape);
-    suite_add_tcase(s, t);
-    t = tcase_create("client_addr");
-    tcase_add_test(t, client_addr_rightmost_untrusted);
-    tcase_add_test(t, client_addr_trusted_list_validated);
-    suite_add_tcase(s, t);
-    t = tcase_create("ratelimit");
-    tcase_add_test(t, ratelimit_route_classes);
-    suite_add_tcase(s, t);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"rfc3339_accepts", rfc3339_accepts},
+        {"rfc3339_rejects", rfc3339_rejects},
+        {"rfc3339_roundtrip", rfc3339_roundtrip},
+        {"idem_keys", idem_keys},
+        {"body_hash", body_hash},
+        {"seqmap_remembers_and_forgets", seqmap_remembers_and_forgets},
+        {"route_table_shape", route_table_shape},
+        {"client_addr_rightmost_untrusted", client_addr_rightmost_untrusted},
+        {"client_addr_trusted_list_validated", client_addr_trusted_list_validated},
+        {"ratelimit_route_classes", ratelimit_route_classes},
+    };
+    return ons_check_run("ingress_json", cases, sizeof cases / sizeof *cases, 60);
 }

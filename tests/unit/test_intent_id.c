@@ -2,6 +2,8 @@
 #include "common/err.h"
 #include "queue/intent_id.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -86,16 +88,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("intent_id");
-    TCase *tc = tcase_create("ids");
-    tcase_add_test(tc, roundtrip_and_layout);
-    tcase_add_test(tc, tag_is_hmac_sha256);
-    tcase_add_test(tc, other_owner_kind_or_secret_is_not_found);
-    tcase_add_test(tc, bad_shapes_are_parse_errors);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"roundtrip_and_layout", roundtrip_and_layout},
+        {"tag_is_hmac_sha256", tag_is_hmac_sha256},
+        {"other_owner_kind_or_secret_is_not_found", other_owner_kind_or_secret_is_not_found},
+        {"bad_shapes_are_parse_errors", bad_shapes_are_parse_errors},
+    };
+    return ons_check_run("intent_id", cases, sizeof cases / sizeof *cases, 60);
 }

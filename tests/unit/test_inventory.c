@@ -2,6 +2,8 @@
 #include "workers/inventory.h"
 #include "workers/map.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -347,13 +349,9 @@ START_TEST(map_put_get_del)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("inventory");
-    struct {
-        const char *name;
-        const TTest *fn;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"best_seats_first", best_seats_first},
         {"adjacent", adjacent_needs_one_row_contiguous},
         {"split", split_takes_best_single_seats},
@@ -367,19 +365,5 @@ static Suite *suite(void)
         {"could_fit", could_fit_agrees_with_the_unsold_search},
         {"shrink_gen", shrink_gen_counts_sales_that_may_matter},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run("inventory", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -3,6 +3,8 @@
  * rules, and lock-free updates from many threads summing correctly. */
 #include "common/metrics.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -293,13 +295,9 @@ START_TEST(concurrent_updates_sum)
 }
 END_TEST
 
-static Suite *metrics_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("metrics");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"empty", empty_registry},
         {"counter", counter_without_labels},
         {"counter_labels", counter_with_labels},
@@ -311,20 +309,5 @@ static Suite *metrics_suite(void)
         {"lookup_rules", lookup_rules},
         {"concurrency", concurrent_updates_sum},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run("metrics", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -3,6 +3,8 @@
 #include "queue/msg.h"
 #include "queue/states.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,19 +253,14 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("msg");
-    TCase *tc = tcase_create("codec");
-    tcase_add_test(tc, intent_roundtrip);
-    tcase_add_test(tc, cancel_and_status_roundtrip);
-    tcase_add_test(tc, strict_rejections);
-    tcase_add_test(tc, encode_refuses_invalid);
-    tcase_add_test(tc, checkout_payment_ticket_roundtrip);
-    tcase_add_test(tc, checkout_payment_ticket_rejections);
-    tcase_add_test(tc, topic_of_each_type);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"intent_roundtrip", intent_roundtrip},
+        {"cancel_and_status_roundtrip", cancel_and_status_roundtrip},
+        {"strict_rejections", strict_rejections},
+        {"encode_refuses_invalid", encode_refuses_invalid},
+        {"checkout_payment_ticket_roundtrip", checkout_payment_ticket_roundtrip},
+        {"checkout_payment_ticket_rejections", checkout_payment_ticket_rejections},
+        {"topic_of_each_type", topic_of_each_type},
+    };
+    return ons_check_run("msg", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -3,6 +3,8 @@
 #include "common/err.h"
 #include "common/opts.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -363,27 +365,21 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("opts");
-    TCase *tc = tcase_create("load");
-    tcase_add_test(tc, defaults_apply);
-    tcase_add_test(tc, env_overrides_file_overrides_default);
-    tcase_add_test(tc, out_of_range_names_key_and_range);
-    tcase_add_test(tc, garbage_and_bad_types_rejected);
-    tcase_add_test(tc, unknown_key_in_file_is_an_error);
-    tcase_add_test(tc, error_table_complete);
-    suite_add_tcase(s, tc);
-    TCase *args = tcase_create("args");
-    tcase_add_test(args, args_both_flag_forms_and_dash_names);
-    tcase_add_test(args, args_override_env_override_file);
-    tcase_add_test(args, args_errors_name_the_flag);
-    tcase_add_test(args, args_help_wins_and_loads_nothing);
-    tcase_add_test(args, check_secrets_reads_the_loaded_values_by_name);
-    tcase_add_test(args, start_loads_checks_and_frees_on_refusal);
-    tcase_add_test(args, start_validates_before_the_secrets);
-    suite_add_tcase(s, args);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"defaults_apply", defaults_apply},
+        {"env_overrides_file_overrides_default", env_overrides_file_overrides_default},
+        {"out_of_range_names_key_and_range", out_of_range_names_key_and_range},
+        {"garbage_and_bad_types_rejected", garbage_and_bad_types_rejected},
+        {"unknown_key_in_file_is_an_error", unknown_key_in_file_is_an_error},
+        {"error_table_complete", error_table_complete},
+        {"args_both_flag_forms_and_dash_names", args_both_flag_forms_and_dash_names},
+        {"args_override_env_override_file", args_override_env_override_file},
+        {"args_errors_name_the_flag", args_errors_name_the_flag},
+        {"args_help_wins_and_loads_nothing", args_help_wins_and_loads_nothing},
+        {"check_secrets_reads_the_loaded_values_by_name",
+         check_secrets_reads_the_loaded_values_by_name},
+        {"start_loads_checks_and_frees_on_refusal", start_loads_checks_and_frees_on_refusal},
+        {"start_validates_before_the_secrets", start_validates_before_the_secrets},
+    };
+    return ons_check_run("opts", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -6,6 +6,8 @@
 #include "workers/checkout.h"
 #include "workers/partition.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -305,7 +307,7 @@ START_TEST(expiry_heap_orders_many_holds)
                 last = p->fx.intents[i].expires_ms;
         wk_part_batch_done(p);
     }
-    ck_assert_int_eq(p->nheap, 0);
+    ck_assert_int_eq(ons_heap_count(&p->holds), 0);
     ck_assert_int_eq(wk_part_event(p, EV)->inv.available, 1004);
     wk_part_free(p);
 }
@@ -635,13 +637,9 @@ START_TEST(checkout_on_the_control_lane_names_its_order_with_the_control_bit)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("partition");
-    struct {
-        const char *name;
-        const TTest *fn;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"fifo", fifo_best_seats_then_waiting_then_released_in_order},
         {"duplicate_limits", duplicate_and_limits},
         {"adjacent_too_big", adjacent_request_larger_than_any_row_is_rejected},
@@ -661,20 +659,5 @@ static Suite *suite(void)
         {"lane_checkout_order_id",
          checkout_on_the_control_lane_names_its_order_with_the_control_bit},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, NULL);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run_fixture("partition", cases, sizeof cases / sizeof *cases, 60, setup, NULL);
 }

@@ -7,6 +7,8 @@
 #include "common/err.h"
 #include "common/password.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,13 +117,9 @@ START_TEST(secure_equal)
 }
 END_TEST
 
-static Suite *password_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("password");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"hash_shape_and_verify", hash_shape_and_verify},
         {"length_not_nul", length_not_nul_terminates},
         {"defaults_are_interactive", defaults_are_interactive},
@@ -130,20 +128,5 @@ static Suite *password_suite(void)
         {"random_tokens", random_tokens},
         {"secure_equal", secure_equal},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_unchecked_fixture(tc, setup, NULL);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(password_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run_fixture("password", cases, sizeof cases / sizeof *cases, 60, setup, NULL);
 }

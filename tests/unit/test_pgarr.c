@@ -2,6 +2,8 @@
 #include "common/err.h"
 #include "workers/pgarr.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <string.h>
 
@@ -66,16 +68,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("pgarr");
-    TCase *tc = tcase_create("literal");
-    tcase_add_test(tc, empty_is_braces);
-    tcase_add_test(tc, ints_and_nulls);
-    tcase_add_test(tc, text_is_quoted_and_escaped);
-    tcase_add_test(tc, reset_reuses_and_params_close_all);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"empty_is_braces", empty_is_braces},
+        {"ints_and_nulls", ints_and_nulls},
+        {"text_is_quoted_and_escaped", text_is_quoted_and_escaped},
+        {"reset_reuses_and_params_close_all", reset_reuses_and_params_close_all},
+    };
+    return ons_check_run("pgarr", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -4,6 +4,8 @@
 #include "common/err.h"
 #include "queue/producer.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <librdkafka/rdkafka.h>
 
@@ -53,15 +55,10 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("producer_outcome");
-    TCase *tc = tcase_create("outcome");
-    tcase_add_test(tc, success_is_persisted);
-    tcase_add_test(tc, possibly_persisted_is_unknown);
-    tcase_add_test(tc, not_persisted_is_definite);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"success_is_persisted", success_is_persisted},
+        {"possibly_persisted_is_unknown", possibly_persisted_is_unknown},
+        {"not_persisted_is_definite", not_persisted_is_definite},
+    };
+    return ons_check_run("producer_outcome", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -7,6 +7,8 @@
 #include "workers/checkout.h"
 #include "workers/partition.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -239,17 +241,13 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("sale_rules");
-    TCase *tc = tcase_create("rules");
-    tcase_add_test(tc, cancel_voids_tickets_and_refunds_each_order_once);
-    tcase_add_test(tc, cancelled_and_ended_are_final);
-    tcase_add_test(tc, resume_before_onsale_is_scheduled);
-    tcase_add_test(tc, the_sale_ends_after_the_show);
-    tcase_add_test(tc, ticket_cancel_refused_after_the_cutoff);
-    suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ons_check_case cases[] = {
+        {"cancel_voids_tickets_and_refunds_each_order_once",
+         cancel_voids_tickets_and_refunds_each_order_once},
+        {"cancelled_and_ended_are_final", cancelled_and_ended_are_final},
+        {"resume_before_onsale_is_scheduled", resume_before_onsale_is_scheduled},
+        {"the_sale_ends_after_the_show", the_sale_ends_after_the_show},
+        {"ticket_cancel_refused_after_the_cutoff", ticket_cancel_refused_after_the_cutoff},
+    };
+    return ons_check_run("sale_rules", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -4,6 +4,8 @@
 #include "common/err.h"
 #include "ingress/ticket_code.h"
 
+#include "tests/check_run.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,16 +117,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("ticket_code");
-    TCase *tc = tcase_create("codes");
-    tcase_add_test(tc, known_values);
-    tcase_add_test(tc, window_rules);
-    tcase_add_test(tc, scan_string);
-    tcase_add_test(tc, qr_svg_shape);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ons_check_case cases[] = {
+        {"known_values", known_values},
+        {"window_rules", window_rules},
+        {"scan_string", scan_string},
+        {"qr_svg_shape", qr_svg_shape},
+    };
+    return ons_check_run("ticket_code", cases, sizeof cases / sizeof *cases, 60);
 }

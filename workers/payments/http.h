@@ -1,7 +1,7 @@
 /*
- * http.h - a small blocking HTTP/1.1 client for onsale-payments: one
- * request per connection ("Connection: close"), a deadline over the whole
- * exchange (connect, send, receive), JSON bodies only.
+ * http.h - how onsale-payments calls the gateway: one POST per connection
+ * over the common HTTP client (common/httpc.h), with a deadline over the
+ * whole exchange (connect, send, receive), JSON bodies only.
  *
  * Thread-safe: no shared state; each call owns its socket. The caller owns
  * resp->body (free()).
@@ -9,15 +9,14 @@
 #ifndef ONSALE_PAYMENTS_HTTP_H
 #define ONSALE_PAYMENTS_HTTP_H
 
+#include "common/httpc.h"
+
 #include <stddef.h>
 
+/* Bytes of an answer's body the gateway may send. */
 #define PAY_HTTP_MAX_BODY 65536
 
-typedef struct pay_url {
-    char host[256];
-    char port[8];
-    char base[256]; /* path prefix without a trailing '/', "" for none */
-} pay_url;
+typedef ons_httpc_url pay_url;
 
 typedef struct pay_http_resp {
     int status;
@@ -25,8 +24,7 @@ typedef struct pay_http_resp {
     size_t len;
 } pay_http_resp;
 
-/* Parses "http://host[:port][/prefix]". Returns 0 or ONS_EINVAL (https and
- * other schemes are not supported by this client). */
+/* Parses "http://host[:port][/prefix]" (ons_httpc_url_parse). */
 int pay_url_parse(const char *url, pay_url *out);
 
 /* POSTs body (JSON) to base + path with the given headers (each a full

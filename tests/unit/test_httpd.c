@@ -1,0 +1,216 @@
+/* test_httpd.c - the HTTP server module (common/httpd.h): the routing steps
+ * before a handler (ons_httpd_route: 404, 400 invalid_path, 405, params,
+ * the path kept whole), the per-route request metrics, and the workers'
+ * endpoint (workers/httpd.c) served through it, called with the common
+ * client. */
+#include "common/err.h"
+#include "common/httpc.h"
+#include "common/httpd.h"
+#include "common/metrics.h"
+#include "workers/httpd.h"
+
+#include "tests/check_run.h"
+
+#include <check.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct row {
+    const char *name, *method, *pattern;
+} row;
+
+static const row rows[] = {
+    {"list", "GET", "/v1/things"},
+    {"get", "GET", "/v1/things/{}"},
+    {"put", "PUT", "/v1/things/{}"},
+    {"sub", "GET", "/v1/things/{}/parts/{}"},
+};
+
+static ons_httpd_table table(int dots)
+{
+    ons_httpd_table t = ONS_HTTPD_TABLE_INIT(rows, sizeof rows / sizeof *rows, row, dots);
+    return t;
+}
+
+/* Routes method uri through t. Returns the index or -status. */
+static long route(const ons_httpd_table *t, const char *method, const char *uri, char *path,
+                  char *segs, const char **params, int *np, ons_httpd_err *e)
+{
+    nng_http_req *req = NULL;
+    ck_assert_int_eq(nng_http_req_alloc(&req, NULL), 0);
+    ck_assert_int_eq(nng_http_req_set_method(req, method), 0);
+    ck_assert_int_eq(nng_http_req_set_uri(req, uri), 0);
+    char m[8];
+    long ri = ons_httpd_route(t, req, m, sizeof m, path, segs, 64, params, 2, np, e);
+    nng_http_req_free(req);
+    if (ri >= 0)
+        ck_assert_str_eq(m, method);
+    return ri >= 0 ? ri : -e->status;
+}
+
+START_TEST(route_finds_rows_and_params)
+{
+    ons_httpd_table t = table(1);
+    char path[64], segs[64];
+    const char *p[2];
+    int np = -1;
+    ons_httpd_err e;
+    ck_assert_int_eq(route(&t, "GET", "/v1/things?x=1", path, NULL, p, &np, &e), 0);
+    ck_assert_int_eq(np, 0);
+    ck_assert_int_eq(route(&t, "PUT", "/v1/things/t1", path, NULL, p, &np, &e), 2);
+    ck_assert_int_eq(np, 1);
+    ck_assert_str_eq(p[0], "t1");
+    ck_assert_int_eq(route(&t, "GET", "/v1/things/a.b/parts/c", path, segs, p, &np, &e), 3);
+    ck_assert_int_eq(np, 2);
+    ck_assert_str_eq(p[0], "a.b");
+    ck_assert_str_eq(p[1], "c");
+    ck_assert_str_eq(path, "/v1/things/a.b/parts/c"); /* split in segs, kept whole */
+    ck_assert_str_eq(ons_httpd_route_name(&t, 3), "sub");
+    ck_assert_str_eq(ons_httpd_route_name(&t, -1), "unmatched");
+}
+END_TEST
+
+START_TEST(route_refuses_in_order)
+{
+    ons_httpd_table t = table(1);
+    char path[64];
+    const char *p[2];
+    int np;
+    ons_httpd_err e;
+    ck_assert_int_eq(route(&t, "GET", "/v1/nothing", path, NULL, p, &np, &e), -404);
+    ck_assert_str_eq(e.code, "not_found");
+    ck_assert_int_eq(route(&t, "DELETE", "/v1/things/t1", path, NULL, p, &np, &e), -405);
+    ck_assert_str_eq(e.code, "method_not_allowed");
+    ck_assert_int_eq(route(&t, "GET", "/v1/things/%41", path, NULL, p, &np, &e), -400);
+    ck_assert_str_eq(e.code, "invalid_path");
+    ck_assert_int_eq(route(&t, "GET", "/v1/things/.hidden", path, NULL, p, &np, &e), -400);
+    char longuri[128];
+    memset(longuri, 'a', sizeof longuri - 1);
+    longuri[0] = '/';
+    longuri[sizeof longuri - 1] = '\0';
+    ck_assert_int_eq(route(&t, "GET", longuri, path, NULL, p, &np, &e), -404); /* > 64 bytes */
+    /* Without dots a '.' or '%' is just not a resource. */
+    t = table(0);
+    ck_assert_int_eq(route(&t, "GET", "/v1/things/a.b", path, NULL, p, &np, &e), -404);
+    ck_assert_int_eq(route(&t, "GET", "/v1/things/%41", path, NULL, p, &np, &e), -404);
+}
+END_TEST
+
+static const int tracked[] = {200, 404};
+
+START_TEST(stats_count_by_route_and_status)
+{
+    ons_metrics *m = ons_metrics_new();
+    ons_httpd_table t = table(1);
+    ons_httpd_stats_opts o = {.metrics = m,
+                              .requests_name = "t_requests_total",
+                              .requests_help = "Requests.",
+                              .seconds_name = "t_request_seconds",
+                              .seconds_help = "Latency.",
+                              .seconds_by_status = 1,
+                              .tracked = tracked,
+                              .ntracked = 2};
+    ons_httpd_stats *s = NULL;
+    ck_assert_int_eq(ons_httpd_stats_new(&o, &t, &s), 0);
+    char *text = ons_metrics_render(m);
+    ck_assert_ptr_null(strstr(text, "t_request")); /* by status: nothing before a request */
+    free(text);
+    ons_httpd_stats_observe(s, 1, 200, 0.001);
+    ons_httpd_stats_observe(s, 1, 200, 0.002);
+    ons_httpd_stats_observe(s, -1, 404, 0.001);
+    ons_httpd_stats_observe(s, 3, 418, 0.001);
+    text = ons_metrics_render(m);
+    ck_assert_ptr_nonnull(strstr(text, "t_requests_total{route=\"get\",status=\"200\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(text, "t_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "t_requests_total{route=\"sub\",status=\"other\"} 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "t_request_seconds_count{route=\"get\",status=\"200\"} 2\n"));
+    free(text);
+    ons_httpd_stats_free(s);
+
+    /* By route: every route's histogram exists from the start. */
+    ons_metrics *m2 = ons_metrics_new();
+    o.metrics = m2;
+    o.seconds_by_status = 0;
+    ck_assert_int_eq(ons_httpd_stats_new(&o, &t, &s), 0);
+    ons_httpd_stats_observe(s, 0, 200, 0.001);
+    text = ons_metrics_render(m2);
+    ck_assert_ptr_nonnull(strstr(text, "t_request_seconds_count{route=\"put\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(text, "t_request_seconds_count{route=\"unmatched\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(text, "t_request_seconds_count{route=\"list\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "t_requests_total{route=\"list\",status=\"200\"} 1\n"));
+    free(text);
+    ons_httpd_stats_free(s);
+    ons_metrics_free(m);
+    ons_metrics_free(m2);
+}
+END_TEST
+
+/* ---- the workers' endpoint ---------------------------------------------------------------- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int get(int port, const char *method, const char *path, ons_httpc_resp *r)
+{
+    char s[64];
+    ons_httpc_url u;
+    snprintf(s, sizeof s, "http://127.0.0.1:%d", port);
+    ck_assert_int_eq(ons_httpc_url_parse(s, &u), 0);
+    ons_httpc_req req = {.method = method, .path = path};
+    return ons_httpc_call(&u, &req, 3000, 1 << 20, r);
+}
+
+START_TEST(worker_endpoint_serves_metrics_and_health)
+{
+    ons_metrics *m = ons_metrics_new();
+    ons_counter_add(ons_metrics_counter(m, "w_things_total", "Things.", ""), 3);
+    int port = free_port();
+    wk_httpd *h = NULL;
+    ck_assert_int_eq(wk_httpd_start(port, m, &h), 0);
+    struct {
+        const char *method, *path;
+        int status;
+        const char *body_has;
+    } want[] = {
+        {"GET", "/metrics", 200, "w_things_total 3\n"},
+        {"GET", "/healthz", 200, "{\"status\":\"ok\"}\n"},
+        {"GET", "/nope", 404, "\"code\":\"not_found\""},
+        {"POST", "/metrics", 405, "\"code\":\"method_not_allowed\""},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        ons_httpc_resp r;
+        ck_assert_int_eq(get(port, want[i].method, want[i].path, &r), 0);
+        ck_assert_int_eq(r.status, want[i].status);
+        ck_assert_msg(strstr(r.body, want[i].body_has), "%s %s: %s", want[i].method, want[i].path,
+                      r.body);
+        free((void *)r.body);
+    }
+    wk_httpd_stop(h);
+    ons_metrics_free(m);
+}
+END_TEST
+
+int main(void)
+{
+    const ons_check_case cases[] = {
+        {"route", route_finds_rows_and_params},
+        {"route_refusals", route_refuses_in_order},
+        {"stats", stats_count_by_route_and_status},
+        {"worker_endpoint", worker_endpoint_serves_metrics_and_health},
+    };
+    return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
+}
