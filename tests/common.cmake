@@ -2,6 +2,8 @@
 onsale_unit(test_auth onsale_common PkgConfig::JWT PkgConfig::CRYPTO)
 onsale_unit(test_password onsale_common)
 onsale_unit(test_metrics onsale_common m)
+onsale_unit(test_pgarr onsale_common)
+onsale_unit(test_pg onsale_pg)
 # No process starts on a development default secret unless dev_mode is on.
 onsale_pytest(it_secrets test_secrets.py)
 

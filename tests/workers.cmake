@@ -1,7 +1,6 @@
 # Tests of workers/ (unit: onsale_unit(name libs...); integration: onsale_pytest(name file.py))
 onsale_unit(test_inventory onsale_worker_core)
 onsale_unit(test_partition onsale_worker_core)
-onsale_unit(test_pgarr onsale_worker_core)
 onsale_unit(test_sale_rules onsale_worker_core)
 onsale_pytest(it_worker_fifo test_worker_fifo.py)
 onsale_pytest(it_worker_fencing test_worker_fencing.py)

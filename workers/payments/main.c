@@ -35,7 +35,7 @@
 #include "workers/httpd.h"
 #include "workers/payments/breaker.h"
 #include "workers/payments/http.h"
-#include "workers/pgutil.h"
+#include "common/pg.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -156,32 +156,25 @@ typedef struct answer {
 
 /* ---- PostgreSQL ---------------------------------------------------------------- */
 
-/* Runs one statement, (re)connecting first when needed; the result when its
- * status is want (caller clears it), else NULL (logged). */
-static PGresult *q(PGconn **c, const char *dsn, const char *sql, int n, const char *const *v,
-                   ExecStatusType want)
+/* Runs one statement, (re)connecting first when needed (common/pg: backoff,
+ * timeouts, logged once); the result when its status is want (caller clears
+ * it), else NULL (logged). */
+static PGresult *q(ons_pg *c, const char *sql, int n, const char *const *v, ExecStatusType want)
 {
-    if (!*c || PQstatus(*c) != CONNECTION_OK) {
-        if (*c)
-            PQfinish(*c);
-        *c = PQconnectdb(dsn);
-        if (!*c || PQstatus(*c) != CONNECTION_OK) {
-            ons_log_warn("postgres: %s", *c ? PQerrorMessage(*c) : "out of memory");
-            return NULL;
-        }
-    }
-    return wk_pg_exec(*c, want, NULL, sql, n, v);
+    PGresult *r = NULL;
+    ons_pg_query(c, want, NULL, sql, n, v, &r);
+    return r;
 }
 
 /* Claims up to batch due rows. Returns how many were written to rows, or -1. */
-static int claim(app *a, PGconn **c, row *rows, int max)
+static int claim(app *a, ons_pg *c, row *rows, int max)
 {
     char lease[24], lim[24];
     snprintf(lease, sizeof lease, "%lld", a->o.lease_ms);
     snprintf(lim, sizeof lim, "%d", max);
     const char *v[] = {lease, lim};
     PGresult *r =
-        q(c, a->o.pg_dsn,
+        q(c,
           "UPDATE outbox o SET lease_until = now() + make_interval(secs => $1::bigint / 1000.0), "
           "attempts = o.attempts + 1 WHERE o.outbox_id IN (SELECT outbox_id FROM outbox "
           "WHERE state = 'pending' AND next_attempt_at <= now() "
@@ -217,13 +210,13 @@ static int claim(app *a, PGconn **c, row *rows, int max)
 }
 
 /* Gives the row back for a later attempt after delay_ms. */
-static void reschedule(app *a, PGconn **c, const row *w, int64_t delay_ms, const char *why)
+static void reschedule(ons_pg *c, const row *w, int64_t delay_ms, const char *why)
 {
     char id[24], d[24];
     snprintf(id, sizeof id, "%" PRId64, w->id);
     snprintf(d, sizeof d, "%" PRId64, delay_ms);
     const char *v[] = {id, d, why};
-    PGresult *r = q(c, a->o.pg_dsn,
+    PGresult *r = q(c,
                     "UPDATE outbox SET lease_until = NULL, last_error = $3, "
                     "next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0) "
                     "WHERE outbox_id = $1 AND state = 'pending'",
@@ -232,7 +225,7 @@ static void reschedule(app *a, PGconn **c, const row *w, int64_t delay_ms, const
 }
 
 /* Records the payment and marks the row done, in one transaction. */
-static int finish(app *a, PGconn **c, const row *w, const answer *ans)
+static int finish(ons_pg *c, const row *w, const answer *ans)
 {
     static const char *pstate[] = {"succeeded", "declined", "failed"};
     char id[24], oid[24], amt[24], att[24];
@@ -249,7 +242,7 @@ static int finish(app *a, PGconn **c, const row *w, const answer *ans)
                        att,
                        id,
                        ans->why[0] ? ans->why : NULL};
-    PGresult *r = q(c, a->o.pg_dsn,
+    PGresult *r = q(c,
                     "WITH p AS (INSERT INTO payments (order_id, kind, state, amount_cents, "
                     "currency, gateway_ref, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
                     "ON CONFLICT DO NOTHING) "
@@ -428,7 +421,7 @@ static int64_t backoff_ms(app *a, int64_t attempts, unsigned *seed)
     return d / 2 + (int64_t)(rand_r(seed) % (unsigned)(d / 2 + 1));
 }
 
-static void process(app *a, PGconn **c, const row *w, unsigned *seed)
+static void process(app *a, ons_pg *c, const row *w, unsigned *seed)
 {
     answer ans;
     char ctx[32], iid[Q_ID_LEN + 1] = "";
@@ -447,7 +440,7 @@ static void process(app *a, PGconn **c, const row *w, unsigned *seed)
     }
     ons_counter_add(a->calls[w->is_refund][ans.cls], 1);
     if (ans.cls == C_BREAKER_OPEN) {
-        reschedule(a, c, w, ans.amount > 0 ? ans.amount : a->o.breaker_open_ms, ans.why);
+        reschedule(c, w, ans.amount > 0 ? ans.amount : a->o.breaker_open_ms, ans.why);
         return;
     }
     if (ans.cls == C_RETRY) {
@@ -455,7 +448,7 @@ static void process(app *a, PGconn **c, const row *w, unsigned *seed)
         ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
                   "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms",
                   w->is_refund ? "refund" : "charge", w->key, w->attempts, ans.why, d);
-        reschedule(a, c, w, d, ans.why);
+        reschedule(c, w, d, ans.why);
         return;
     }
     if (!w->is_refund) {
@@ -464,7 +457,7 @@ static void process(app *a, PGconn **c, const row *w, unsigned *seed)
             ons_counter_add(a->errors, 1);
             ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
                       "payment_result not produced: %s", ons_strerror(rc));
-            reschedule(a, c, w, backoff_ms(a, w->attempts, seed), "kafka");
+            reschedule(c, w, backoff_ms(a, w->attempts, seed), "kafka");
             return;
         }
         ons_counter_add(a->results, 1);
@@ -472,7 +465,7 @@ static void process(app *a, PGconn **c, const row *w, unsigned *seed)
     ons_logk2(ONS_LOG_INFO, "order_id", ctx, "intent_id", intent,
               "%s %s attempt %" PRId64 ": %s%s%s", w->is_refund ? "refund" : "charge", w->key,
               w->attempts, class_names[ans.cls], ans.charge[0] ? " " : "", ans.charge);
-    if (finish(a, c, w, &ans) != 0)
+    if (finish(c, w, &ans) != 0)
         ons_logk2(ONS_LOG_WARN, "order_id", ctx, "intent_id", intent,
                   "outbox row %" PRId64 " not marked done; it will be sent again (harmless)",
                   w->id);
@@ -481,11 +474,14 @@ static void process(app *a, PGconn **c, const row *w, unsigned *seed)
 static void *thread_main(void *arg)
 {
     app *a = arg;
-    PGconn *c = NULL;
+    ons_pg c;
+    ons_pg_opts po;
+    ons_pg_opts_default(&po, a->o.pg_dsn, "onsale-payments");
     unsigned seed = (unsigned)(ons_mono_ms() ^ (int64_t)(uintptr_t)&c);
     row *rows = calloc((size_t)a->o.batch, sizeof *rows);
-    if (!rows) {
+    if (!rows || ons_pg_init(&c, &po)) {
         ons_log_error("out of memory");
+        free(rows);
         return NULL;
     }
     while (!stop_flag) {
@@ -496,15 +492,14 @@ static void *thread_main(void *arg)
         }
         for (int i = 0; i < n; i++) {
             if (stop_flag) {
-                reschedule(a, &c, &rows[i], 0, "shutdown");
+                reschedule(&c, &rows[i], 0, "shutdown");
                 continue;
             }
             process(a, &c, &rows[i], &seed);
         }
     }
     free(rows);
-    if (c)
-        PQfinish(c);
+    ons_pg_fini(&c);
     return NULL;
 }
 
