@@ -17,3 +17,5 @@ add_test(NAME openapi_checker
          COMMAND ${ONSALE_PYTHON} -m pytest -q -p no:cacheprovider
                  ${CMAKE_SOURCE_DIR}/tests/unit/test_check_openapi.py)
 set_tests_properties(openapi_checker PROPERTIES LABELS unit TIMEOUT 120)
+# Every process survives PostgreSQL terminating its sessions (common/pg).
+onsale_pytest(it_pg_connection_loss test_pg_connection_loss.py)
