@@ -62,10 +62,25 @@ void ons_pg_fini(ons_pg *pg)
     memset(pg, 0, sizeof *pg);
 }
 
-/* The name in log lines: the application name, or "postgres". */
+/* The prefix of log lines: "application name: ", or "". */
 static const char *who(const ons_pg *pg)
 {
-    return pg->o.app_name ? pg->o.app_name : "postgres";
+    return pg->o.app_name ? pg->o.app_name : "";
+}
+
+static const char *colon(const ons_pg *pg)
+{
+    return pg->o.app_name ? ": " : "";
+}
+
+/* The length of msg without its trailing newlines (libpq ends messages
+ * with one; a log line must not). */
+static int trimmed(const char *msg)
+{
+    size_t len = strlen(msg);
+    while (len && msg[len - 1] == '\n')
+        len--;
+    return (int)len;
 }
 
 /* Appends keyword kw = the decimal v to the parameter arrays when v > 0. */
@@ -134,18 +149,24 @@ static int connect_now(ons_pg *pg)
     if (!ok) {
         const char *msg = c ? PQerrorMessage(c) : "out of memory";
         if (pg->failures == 0)
-            ons_log_warn("%s: postgres unreachable: %s", who(pg), msg);
+            ons_log_warn("%s%spostgres unreachable: %.*s", who(pg), colon(pg), trimmed(msg), msg);
         else
-            ons_log_debug("%s: postgres connect failed: %s", who(pg), msg);
+            ons_log_debug("%s%spostgres connect failed: %.*s", who(pg), colon(pg), trimmed(msg),
+                          msg);
         PQfinish(c);
         if (pg->failures < INT_MAX)
             pg->failures++;
         pg->retry_at_ms = ons_mono_ms() + ons_pg_backoff_ms(&pg->o, pg->failures);
         return ONS_EUNAVAIL;
     }
-    if (pg->failures > 0 || pg->connects > 0)
-        ons_log_info("%s: postgres connected again after %d failed attempt%s", who(pg),
-                     pg->failures, pg->failures == 1 ? "" : "s");
+    if (pg->failures > 0 || pg->connects > 0) {
+        char after[48] = "";
+        if (pg->failures > 0)
+            snprintf(after, sizeof after, " after %d failed attempt%s", pg->failures,
+                     pg->failures == 1 ? "" : "s");
+        ons_log_info("%s%spostgres %s%s", who(pg), colon(pg),
+                     pg->connects ? "connected again" : "reachable", after);
+    }
     pg->conn = c;
     pg->failures = 0;
     pg->retry_at_ms = 0;
@@ -195,10 +216,7 @@ int ons_pg_exec(PGconn *c, ExecStatusType want, const char *what, const char *sq
     const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
     if (!msg[0])
         msg = PQresStatus(r ? PQresultStatus(r) : PGRES_FATAL_ERROR);
-    size_t len = strlen(msg);
-    while (len && msg[len - 1] == '\n')
-        len--;
-    ons_log_error("postgres%s%s: %.*s%s%s%s", what ? " " : "", what ? what : "", (int)len, msg,
+    ons_log_error("postgres%s%s: %.*s%s%s%s", what ? " " : "", what ? what : "", trimmed(msg), msg,
                   state ? " (" : "", state ? state : "", state ? ")" : "");
     PQclear(r);
     if (out)
