@@ -1,14 +1,17 @@
 """test_pg_connection_loss.py - every process survives PostgreSQL closing its
 sessions (common/pg).
 
-Ingress (job threads, monitor), the worker and onsale-payments each hold
-PostgreSQL sessions opened through common/pg, which names them
-(fallback_application_name) and reconnects with backoff. A fan buys a
+Ingress (job threads, monitor, the read-replica reader: pg.read_dsn points
+at the primary here, which counts as a fresh replica), the worker and
+onsale-payments each hold PostgreSQL sessions opened through common/pg,
+which names them (fallback_application_name) and reconnects with backoff. A fan buys a
 ticket; then every session of the test's database is terminated
 (pg_terminate_backend, what a PostgreSQL restart or failover does to
 clients); a second fan buys one through the same processes. Nothing
 restarts, no process dies, the second purchase completes (a client retries
-a 5xx as it would anyway), and each process logs its reconnect once."""
+a 5xx as it would anyway), ticket history is read from the "replica" again,
+and each process logs its reconnect once."""
+import re
 import os
 import sys
 import time
@@ -58,22 +61,40 @@ def buy(env, user, ev):
     assert o["state"] == "paid", o
 
 
-def test_every_process_survives_its_sessions_being_terminated():
+def replica_reads(st):
+    m = re.search(r'onsale_ingress_reads_total\{target="replica"\} (\S+)', st.http("GET", "/metrics")[2])
+    return float(m.group(1)) if m else 0.0
+
+
+def history(st, user):
+    s, _, t = st.http("GET", "/v1/me/tickets", token=st.token(user, "fan"))
+    return t["tickets"] if s == 200 else None
+
+
+def test_every_process_survives_its_sessions_being_terminated(monkeypatch):
     with Stack(partitions=2) as st:
+        monkeypatch.setenv("ONSALE_PG_READ_DSN", st.env()["ONSALE_PG_DSN"])
         env = Env(st)
         ev = st.create_event(sections=[("A", 2, 10, 5000)])
         buy(env, 5, ev)
+        assert len(history(st, 5)) == 1 and replica_reads(st) >= 1
 
         # Each process's sessions carry its name (a DSN's application_name
         # would win; the harness sets none).
         def named():
             n = sessions(st)
             return n if {"onsale-worker", "onsale-payments"} <= set(n) and any(
-                a.startswith("ingress job thread") for a in n) and "ingress monitor" in n else None
+                a.startswith("ingress job thread") for a in n) and {
+                    "ingress monitor", "ingress replica reader"} <= set(n) else None
         names = st.wait_for(named, 20, "every process's named session")
         assert terminate_sessions(st) >= sum(names.values()) - 1
 
         buy(env, 6, ev)
+        # The replica reader finds its session gone, reads from the primary
+        # meanwhile, reconnects on a later freshness check and is read again.
+        before = replica_reads(st)
+        st.wait_for(lambda: history(st, 6) and replica_reads(st) > before, 20,
+                    "ticket history read from the replica again", interval=0.2)
         for p in st.procs:
             assert p.alive(), f"{p.name} died: {p.log_path}"
         assert st.sql("SELECT count(*) FROM tickets WHERE status = 'valid'")[0][0] == 2
@@ -82,4 +103,9 @@ def test_every_process_survives_its_sessions_being_terminated():
         for name in ("worker", "payments", "ingress"):
             out = "".join(p.output() for p in st.procs if p.name == name)
             assert "postgres connected again" in out, f"{name} did not reconnect"
+        ingress = "".join(p.output() for p in st.procs if p.name == "ingress")
+        # (the replica reader that read before may not be the one that reads
+        # after: each job thread has its own; the reads above show it back)
+        for who in ("ingress job thread", "ingress monitor"):
+            assert re.search(who + r"[^\"]*: postgres connected again", ingress), who
         st.wait_for(lambda: st.http("GET", "/healthz")[0] == 200, 20, "healthz")
