@@ -562,15 +562,14 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
         return ONS_EDB;
     double t0 = ons_mono_s();
     /* "{1,2,3}": the one parameter every query takes. */
-    char *ids = malloc(n * 21 + 3);
-    if (!ids)
-        return ONS_ENOMEM;
-    size_t k = 0;
-    ids[k++] = '{';
+    ons_pgarr ids_arr = {0};
     for (size_t i = 0; i < n; i++)
-        k += (size_t)sprintf(ids + k, i ? ",%" PRId64 : "%" PRId64, event_ids[i]);
-    ids[k++] = '}';
-    ids[k] = '\0';
+        ons_pgarr_int(&ids_arr, event_ids[i]);
+    const char *ids = ons_pgarr_end(&ids_arr);
+    if (ids_arr.oom) {
+        ons_pgarrs_fini(&ids_arr, 1);
+        return ONS_ENOMEM;
+    }
     load_set ls = {0};
     /* Marks the events loaded (once), committed before the snapshot below:
      * from now on their prices and starts_at are held here, and ingress no
@@ -612,7 +611,7 @@ out:
         free(ls.c[i].secs);
     free(ls.c);
     wk_map_fini(&ls.idx);
-    free(ids);
+    ons_pgarrs_fini(&ids_arr, 1);
     return rc;
 }
 
