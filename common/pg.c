@@ -83,38 +83,40 @@ static int trimmed(const char *msg)
     return (int)len;
 }
 
-/* Appends keyword kw = the decimal v to the parameter arrays when v > 0. */
-static void param_int(const char **kw, const char **val, int *n, char buf[][16], const char *k,
-                      int v)
+/* Appends keyword k = the decimal v when v > 0. */
+static void param_int(ons_pg_params *p, int *n, const char *k, int v)
 {
     if (v <= 0)
         return;
-    snprintf(buf[*n], sizeof buf[*n], "%d", v);
-    kw[*n] = k;
-    val[*n] = buf[*n];
+    snprintf(p->buf[*n], sizeof p->buf[*n], "%d", v);
+    p->kw[*n] = k;
+    p->val[*n] = p->buf[*n];
     (*n)++;
 }
 
-/* Opens a session: our keywords first, then the DSN expanded after them so
- * that what it says wins (PQconnectdbParams reads the arrays in order). */
+void ons_pg_params_fill(const ons_pg_opts *o, ons_pg_params *p)
+{
+    int n = 0;
+    param_int(p, &n, "connect_timeout", o->connect_timeout_s);
+    param_int(p, &n, "keepalives_idle", o->keepalives_idle_s);
+    param_int(p, &n, "keepalives_interval", o->keepalives_interval_s);
+    param_int(p, &n, "keepalives_count", o->keepalives_count);
+    if (o->app_name) {
+        p->kw[n] = "fallback_application_name";
+        p->val[n++] = o->app_name;
+    }
+    p->kw[n] = "dbname";
+    p->val[n++] = o->dsn;
+    p->kw[n] = NULL;
+    p->val[n] = NULL;
+}
+
+/* Opens a session (blocking, up to the connect timeout). */
 static PGconn *open_conn(const ons_pg_opts *o)
 {
-    const char *kw[8], *val[8];
-    char buf[8][16];
-    int n = 0;
-    param_int(kw, val, &n, buf, "connect_timeout", o->connect_timeout_s);
-    param_int(kw, val, &n, buf, "keepalives_idle", o->keepalives_idle_s);
-    param_int(kw, val, &n, buf, "keepalives_interval", o->keepalives_interval_s);
-    param_int(kw, val, &n, buf, "keepalives_count", o->keepalives_count);
-    if (o->app_name) {
-        kw[n] = "fallback_application_name";
-        val[n++] = o->app_name;
-    }
-    kw[n] = "dbname";
-    val[n++] = o->dsn;
-    kw[n] = NULL;
-    val[n] = NULL;
-    return PQconnectdbParams(kw, val, 1);
+    ons_pg_params p;
+    ons_pg_params_fill(o, &p);
+    return PQconnectdbParams(p.kw, p.val, 1);
 }
 
 /* Sets the session's timeouts. 0 or ONS_EDB (logged). */

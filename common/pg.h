@@ -62,6 +62,17 @@ typedef struct ons_pg_opts {
 /* Fills o with the defaults above for dsn (no statement or idle timeout). */
 void ons_pg_opts_default(ons_pg_opts *o, const char *dsn, const char *app_name);
 
+/* The keyword/value arrays a session is opened with (PQconnectdbParams with
+ * expand_dbname = 1): the options' keywords first, then the DSN as dbname,
+ * so that a keyword the DSN names wins (libpq reads the arrays in order and
+ * the last value of a keyword counts). Points into o and p->buf. */
+typedef struct ons_pg_params {
+    const char *kw[8], *val[8]; /* NULL-terminated */
+    char buf[8][16];
+} ons_pg_params;
+
+void ons_pg_params_fill(const ons_pg_opts *o, ons_pg_params *p);
+
 /* The wait before the next connect after `failures` consecutive failed ones:
  * 0 when failures <= 0 or backoff_min_ms <= 0, else backoff_min_ms doubled
  * per further failure, capped at max(backoff_min_ms, backoff_max_ms). Pure. */

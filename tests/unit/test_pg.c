@@ -1,5 +1,6 @@
 /* test_pg.c - common/pg without a server: the backoff schedule and its gate
- * (against a port nothing listens on), field parsing, and the typed getters
+ * (against a port nothing listens on), the connection keywords (defaults,
+ * and a DSN's own keywords winning), field parsing, and the typed getters
  * and row reader over results built with libpq's PQsetvalue(). */
 #include "common/err.h"
 #include "common/pg.h"
@@ -61,6 +62,59 @@ START_TEST(defaults_are_the_documented_ones)
     ck_assert_int_eq(o.statement_timeout_ms, 0);
     ck_assert_int_eq(o.idle_tx_timeout_ms, 0);
     ck_assert_int_lt(ons_pg_backoff_ms(&o, 100), 1000); /* under the processes' 1 s retry */
+}
+END_TEST
+
+/* The value libpq settled on for keyword kw, from a connection that was only
+ * started (to a port nothing listens on). */
+static const char *effective(PGconn *c, const char *kw, char *out, size_t cap)
+{
+    out[0] = '\0';
+    PQconninfoOption *opts = PQconninfo(c);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, kw) && o->val)
+            snprintf(out, cap, "%s", o->val);
+    PQconninfoFree(opts);
+    return out;
+}
+
+START_TEST(defaults_apply_and_the_dsn_wins)
+{
+    ons_pg_opts o;
+    ons_pg_params p;
+    char v[64];
+    ons_pg_opts_default(&o, "host=127.0.0.1 port=1 dbname=x", "onsale-test");
+    ons_pg_params_fill(&o, &p);
+    PGconn *c = PQconnectStartParams(p.kw, p.val, 1);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(effective(c, "connect_timeout", v, sizeof v), "5");
+    ck_assert_str_eq(effective(c, "keepalives_idle", v, sizeof v), "30");
+    ck_assert_str_eq(effective(c, "keepalives_interval", v, sizeof v), "10");
+    ck_assert_str_eq(effective(c, "keepalives_count", v, sizeof v), "3");
+    ck_assert_str_eq(effective(c, "fallback_application_name", v, sizeof v), "onsale-test");
+    ck_assert_str_eq(effective(c, "dbname", v, sizeof v), "x");
+    ck_assert_str_eq(effective(c, "port", v, sizeof v), "1");
+    PQfinish(c);
+
+    ons_pg_opts_default(&o,
+                        "host=127.0.0.1 port=1 connect_timeout=2 keepalives_idle=7 "
+                        "fallback_application_name=mine",
+                        "onsale-test");
+    ons_pg_params_fill(&o, &p);
+    c = PQconnectStartParams(p.kw, p.val, 1);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(effective(c, "connect_timeout", v, sizeof v), "2");
+    ck_assert_str_eq(effective(c, "keepalives_idle", v, sizeof v), "7");
+    ck_assert_str_eq(effective(c, "keepalives_count", v, sizeof v), "3");
+    ck_assert_str_eq(effective(c, "fallback_application_name", v, sizeof v), "mine");
+    PQfinish(c);
+
+    o.connect_timeout_s = 0; /* 0: not sent at all */
+    o.app_name = NULL;
+    ons_pg_params_fill(&o, &p);
+    ck_assert_str_eq(p.kw[0], "keepalives_idle");
+    ck_assert_str_eq(p.kw[3], "dbname");
+    ck_assert_ptr_null(p.kw[4]);
 }
 END_TEST
 
@@ -276,6 +330,9 @@ int main(void)
     tcase_add_test(tc, defaults_are_the_documented_ones);
     tcase_add_test(tc, failed_connect_closes_the_gate_until_the_backoff);
     tcase_add_test(tc, init_needs_a_dsn);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("conninfo");
+    tcase_add_test(tc, defaults_apply_and_the_dsn_wins);
     suite_add_tcase(s, tc);
     tc = tcase_create("parse");
     tcase_add_test(tc, parse_i64_is_strict);
