@@ -223,6 +223,39 @@ static int add_sections_until(load_ctx *lc, int upto)
     return 0;
 }
 
+/* Makes the event of row i of load_meta's result. Returns 0 with *out (the
+ * caller's), ONS_EDB (a field did not read: logged) or ONS_ENOMEM. */
+static int event_from_row(const PGresult *r, int i, wk_event **out, int64_t *seats_total)
+{
+    ons_pg_row rw = ons_pg_row_at(r, i);
+    wk_event *ev = wk_event_new(ons_pg_row_i64(&rw, 0));
+    if (!ev)
+        return ONS_ENOMEM;
+    int status = wk_evstatus_parse(ons_pg_row_str(&rw, 1, 0));
+    ev->status = status < 0 ? WK_EV_PAUSED : status;
+    ev->onsale_at_ms = ons_pg_row_i64(&rw, 2);
+    ev->hold_seconds = ons_pg_row_i32(&rw, 3);
+    ev->max_per_user = ons_pg_row_i32(&rw, 4);
+    ons_pg_row_text(&rw, 5, ev->currency, sizeof ev->currency, 0);
+    *seats_total = ons_pg_row_i64(&rw, 6);
+    ev->starts_at_ms = ons_pg_row_i64(&rw, 7);
+    ev->prequeue_opens_at_ms = ons_pg_row_i64(&rw, 8);
+    const char *seed = ons_pg_row_str(&rw, 9, 0);
+    ev->max_active_holds = ons_pg_row_i64(&rw, 10);
+    ev->admissions_per_minute = ons_pg_row_i64(&rw, 11);
+    if (ons_pg_row_done(&rw, "load events")) {
+        wk_event_free(ev);
+        return ONS_EDB;
+    }
+    /* A pre-queue without a readable seed cannot be drawn: treat as none. */
+    if (ev->prequeue_opens_at_ms > 0 && q_draw_seed_parse(seed, ev->draw_seed)) {
+        ons_log_warn("event %" PRId64 ": pre-queue without a draw seed; none", ev->event_id);
+        ev->prequeue_opens_at_ms = 0;
+    }
+    *out = ev;
+    return 0;
+}
+
 /* The events' rows: creates each found event in p (ls->c). */
 static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
 {
@@ -246,39 +279,10 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
         return ONS_ENOMEM;
     }
     for (int i = 0; i < n && rc == 0; i++) {
-        ons_pg_row rw = ons_pg_row_at(r, i);
-        int64_t event_id = ons_pg_row_i64(&rw, 0);
-        if (ons_pg_row_done(&rw, "load events")) {
-            rc = ONS_EDB;
+        wk_event *ev = NULL;
+        int64_t seats_total = 0;
+        if ((rc = event_from_row(r, i, &ev, &seats_total)) != 0)
             break;
-        }
-        wk_event *ev = wk_event_new(event_id);
-        if (!ev) {
-            rc = ONS_ENOMEM;
-            break;
-        }
-        int status = wk_evstatus_parse(ons_pg_row_str(&rw, 1, 0));
-        ev->status = status < 0 ? WK_EV_PAUSED : status;
-        ev->onsale_at_ms = ons_pg_row_i64(&rw, 2);
-        ev->hold_seconds = ons_pg_row_i32(&rw, 3);
-        ev->max_per_user = ons_pg_row_i32(&rw, 4);
-        ons_pg_row_text(&rw, 5, ev->currency, sizeof ev->currency, 0);
-        int64_t seats_total = ons_pg_row_i64(&rw, 6);
-        ev->starts_at_ms = ons_pg_row_i64(&rw, 7);
-        ev->prequeue_opens_at_ms = ons_pg_row_i64(&rw, 8);
-        const char *seed = ons_pg_row_str(&rw, 9, 0);
-        ev->max_active_holds = ons_pg_row_i64(&rw, 10);
-        ev->admissions_per_minute = ons_pg_row_i64(&rw, 11);
-        if (ons_pg_row_done(&rw, "load events")) {
-            wk_event_free(ev);
-            rc = ONS_EDB;
-            break;
-        }
-        /* A pre-queue without a readable seed cannot be drawn: treat as none. */
-        if (ev->prequeue_opens_at_ms > 0 && q_draw_seed_parse(seed, ev->draw_seed)) {
-            ons_log_warn("event %" PRId64 ": pre-queue without a draw seed; none", ev->event_id);
-            ev->prequeue_opens_at_ms = 0;
-        }
         /* From here on the event belongs to p: on failure p is dropped whole. */
         if ((rc = wk_part_add_event(p, ev)) != 0) {
             wk_event_free(ev);
@@ -349,6 +353,55 @@ static int section_index(const load_ctx *lc, const char *name)
     return -1;
 }
 
+/* Adds the intent of one load_intents row (single-row mode) to its event in
+ * p; a row of an event not being loaded is skipped. Returns 0, ONS_EDB (a
+ * field did not read: logged) or ONS_ENOMEM. */
+static int add_intent_row(wk_part *p, load_set *ls, const PGresult *r)
+{
+    ons_pg_row rw = ons_pg_row_at(r, 0);
+    load_ctx *lc = ctx_of(ls, ons_pg_row_i64(&rw, 11));
+    if (ons_pg_row_done(&rw, "load intents"))
+        return ONS_EDB;
+    if (!lc)
+        return 0;
+    wk_event *ev = lc->ev;
+    wk_intent *in = calloc(1, sizeof *in);
+    if (!in)
+        return ONS_ENOMEM;
+    in->seq = ons_pg_row_i64(&rw, 0);
+    in->user_id = ons_pg_row_i64(&rw, 1);
+    int istate = wk_istate_parse(ons_pg_row_str(&rw, 2, 0));
+    int32_t qty = ons_pg_row_i32(&rw, 3);
+    const char *sec = ons_pg_row_str(&rw, 4, 0);
+    in->max_price = ons_pg_row_i64(&rw, 5);
+    in->adjacent = (uint8_t)ons_pg_row_bool(&rw, 6);
+    in->accepted_ms = ons_pg_row_i64(&rw, 7);
+    int rstate = wk_rstate_parse(ons_pg_row_str(&rw, 8, 0));
+    in->total_cents = ons_pg_row_i64(&rw, 9);
+    in->expires_ms = ons_pg_row_i64(&rw, 10);
+    if (ons_pg_row_done(&rw, "load intents")) {
+        free(in);
+        return ONS_EDB;
+    }
+    in->qty = (uint8_t)(qty < 1 || qty > WK_MAX_QTY ? 0 : qty);
+    in->section = (int16_t)(sec[0] ? section_index(lc, sec) : -1);
+    in->state = (uint8_t)istate;
+    in->res_state = (uint8_t)(rstate < 0 ? WK_RES_NONE : rstate);
+    if (in->qty < 1 || in->qty > WK_MAX_QTY || (sec[0] && in->section < 0) ||
+        (istate != WK_I_WAITING && in->res_state != WK_RES_HELD &&
+         in->res_state != WK_RES_PAYING)) {
+        /* Not a shape this worker could have written: keep the seats
+         * it holds out of play, but never allocate for it. */
+        ons_log_warn("event %" PRId64 ": intent %" PRId64 " has an unexpected shape", ev->event_id,
+                     in->seq);
+        if (in->qty < 1 || in->qty > WK_MAX_QTY)
+            in->qty = 1;
+        if (istate == WK_I_WAITING)
+            in->section = -1;
+    }
+    return wk_part_add_loaded(p, ev, in);
+}
+
 /* Active intents (waiting / reserved / paying) per event in seq order, one
  * row at a time. */
 static int load_intents(wk_store *st, wk_part *p, const char *ids, load_set *ls)
@@ -374,57 +427,8 @@ static int load_intents(wk_store *st, wk_part *p, const char *ids, load_set *ls)
     PGresult *r;
     while ((r = PQgetResult(st->conn)) != NULL) {
         ExecStatusType s = PQresultStatus(r);
-        ons_pg_row rw = ons_pg_row_at(r, 0);
-        load_ctx *lc = NULL;
         if (s == PGRES_SINGLE_TUPLE && rc == 0) {
-            lc = ctx_of(ls, ons_pg_row_i64(&rw, 11));
-            if (ons_pg_row_done(&rw, "load intents"))
-                rc = ONS_EDB;
-        }
-        if (s == PGRES_SINGLE_TUPLE && rc == 0 && lc) {
-            wk_event *ev = lc->ev;
-            wk_intent *in = calloc(1, sizeof *in);
-            if (!in) {
-                rc = ONS_ENOMEM;
-                PQclear(r);
-                continue;
-            }
-            in->seq = ons_pg_row_i64(&rw, 0);
-            in->user_id = ons_pg_row_i64(&rw, 1);
-            int istate = wk_istate_parse(ons_pg_row_str(&rw, 2, 0));
-            int32_t qty = ons_pg_row_i32(&rw, 3);
-            const char *sec = ons_pg_row_str(&rw, 4, 0);
-            in->max_price = ons_pg_row_i64(&rw, 5);
-            in->adjacent = (uint8_t)ons_pg_row_bool(&rw, 6);
-            in->accepted_ms = ons_pg_row_i64(&rw, 7);
-            int rstate = wk_rstate_parse(ons_pg_row_str(&rw, 8, 0));
-            in->total_cents = ons_pg_row_i64(&rw, 9);
-            in->expires_ms = ons_pg_row_i64(&rw, 10);
-            if (ons_pg_row_done(&rw, "load intents")) {
-                free(in);
-                rc = ONS_EDB;
-                PQclear(r);
-                continue;
-            }
-            in->qty = (uint8_t)(qty < 1 || qty > WK_MAX_QTY ? 0 : qty);
-            in->section = (int16_t)(sec[0] ? section_index(lc, sec) : -1);
-            in->state = (uint8_t)istate;
-            in->res_state = (uint8_t)(rstate < 0 ? WK_RES_NONE : rstate);
-            if (in->qty < 1 || in->qty > WK_MAX_QTY || (sec[0] && in->section < 0) ||
-                (istate != WK_I_WAITING && in->res_state != WK_RES_HELD &&
-                 in->res_state != WK_RES_PAYING)) {
-                /* Not a shape this worker could have written: keep the seats
-                 * it holds out of play, but never allocate for it. */
-                ons_log_warn("event %" PRId64 ": intent %" PRId64 " has an unexpected shape",
-                             ev->event_id, in->seq);
-                if (in->qty < 1 || in->qty > WK_MAX_QTY)
-                    in->qty = 1;
-                if (istate == WK_I_WAITING)
-                    in->section = -1;
-            }
-            int e = wk_part_add_loaded(p, ev, in);
-            if (e)
-                rc = e;
+            rc = add_intent_row(p, ls, r);
         } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK) {
             ons_log_error("postgres load intents: %s", PQresultErrorMessage(r));
             rc = ONS_EDB;
