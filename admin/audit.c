@@ -59,6 +59,7 @@
 #include "queue/intent_id.h"
 #include "queue/states.h"
 #include "common/err.h"
+#include "common/pg.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -78,7 +79,7 @@ typedef struct audit {
     const adm_audit_opts *o;
     adm_audit_result *res;
     FILE *out;
-    PGconn *pg;
+    ons_pg pg;
     char event_buf[24];
     const char *event_param; /* NULL: every event */
 } audit;
@@ -115,23 +116,22 @@ static void add_check(audit *a, const char *name, enum adm_check_status st, long
 /* ---- PostgreSQL helpers ---------------------------------------------------- */
 
 /* Runs sql with text params; returns a TUPLES_OK result the caller PQclears,
- * or NULL after printing the error. */
+ * or NULL after logging the error (common/pg). */
 static PGresult *query(audit *a, const char *sql, int n, const char *const *params)
 {
-    PGresult *r = PQexecParams(a->pg, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "audit: query failed: %s", PQerrorMessage(a->pg));
-        PQclear(r);
-        return NULL;
-    }
-    return r;
+    PGresult *r;
+    return ons_pg_exec(a->pg.conn, PGRES_TUPLES_OK, "audit", sql, n, params, &r) ? NULL : r;
 }
 
+/* The integer at (row, col), 0 for SQL NULL. A field that is not an integer
+ * is reported on stderr and read as 0. */
 static long long ll_at(const PGresult *r, int row, int col)
 {
-    if (PQgetisnull(r, row, col))
-        return 0;
-    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+    int64_t v = 0;
+    int rc = ons_pg_get_i64_or(r, row, col, 0, &v);
+    if (rc)
+        fprintf(stderr, "audit: row %d column %d: %s\n", row, col, ons_strerror(rc));
+    return rc ? 0 : (long long)v;
 }
 
 /* Runs a query that answers one row of (checked, violations, detail text)
@@ -937,9 +937,11 @@ int adm_audit_run(const adm_audit_opts *o, FILE *out, adm_audit_result *res)
         snprintf(a.event_buf, sizeof a.event_buf, "%" PRId64, o->event_id);
         a.event_param = a.event_buf;
     }
-    a.pg = PQconnectdb(o->pg_dsn);
-    if (PQstatus(a.pg) != CONNECTION_OK) {
-        fprintf(stderr, "audit: cannot connect to PostgreSQL: %s", PQerrorMessage(a.pg));
+    ons_pg_opts po;
+    ons_pg_opts_default(&po, o->pg_dsn, "onsale-audit");
+    if ((rc = ons_pg_init(&a.pg, &po)) != 0)
+        goto done;
+    if (ons_pg_connect(&a.pg)) {
         rc = ONS_EDB;
         goto done;
     }
@@ -959,7 +961,7 @@ int adm_audit_run(const adm_audit_opts *o, FILE *out, adm_audit_result *res)
         fprintf(out, "audit %s: %d invariants, %lld violations\n",
                 res->violations ? "FAILED" : "passed", res->nchecks, res->violations);
 done:
-    PQfinish(a.pg);
+    ons_pg_fini(&a.pg);
     return rc;
 }
 
@@ -1016,17 +1018,17 @@ int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id
     vd_entry *v = NULL;
     int rc = ONS_EDB, ok = 1;
     *passed = 0;
-    PGconn *pg = PQconnectdb(pg_dsn);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        fprintf(stderr, "verify-draw: cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
+    ons_pg pg;
+    ons_pg_opts po;
+    ons_pg_opts_default(&po, pg_dsn, "onsale-verify-draw");
+    if ((rc = ons_pg_init(&pg, &po)) != 0)
         goto done;
-    }
-    e = PQexecParams(
-        pg,
-        "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
-        "prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
-        1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(e) != PGRES_TUPLES_OK)
+    rc = ONS_EDB;
+    if (ons_pg_connect(&pg) ||
+        ons_pg_exec(pg.conn, PGRES_TUPLES_OK, "verify-draw",
+                    "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
+                    "prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
+                    1, p, &e))
         goto done;
     if (PQntuples(e) == 0) {
         rc = ONS_ENOTFOUND;
@@ -1044,14 +1046,13 @@ int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id
     ok &= commit_ok;
     fprintf(out, "%-4s  commitment %s = sha256(seed %s)\n", commit_ok ? "ok" : "FAIL",
             PQgetvalue(e, 0, 0), PQgetvalue(e, 0, 1));
-    rows = PQexecParams(pg,
-                        "SELECT i.intent_seq, i.user_id FROM intents i "
-                        "JOIN events e USING (event_id) WHERE i.event_id = $1 "
-                        "AND e.prequeue_opens_at IS NOT NULL "
-                        "AND i.accepted_at >= e.prequeue_opens_at AND i.accepted_at < e.onsale_at "
-                        "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
-                        1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(rows) != PGRES_TUPLES_OK)
+    if (ons_pg_exec(pg.conn, PGRES_TUPLES_OK, "verify-draw",
+                    "SELECT i.intent_seq, i.user_id FROM intents i "
+                    "JOIN events e USING (event_id) WHERE i.event_id = $1 "
+                    "AND e.prequeue_opens_at IS NOT NULL "
+                    "AND i.accepted_at >= e.prequeue_opens_at AND i.accepted_at < e.onsale_at "
+                    "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
+                    1, p, &rows))
         goto done;
     int n = PQntuples(rows);
     v = malloc(((size_t)n + 1) * sizeof *v);
@@ -1059,13 +1060,18 @@ int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id
         rc = ONS_ENOMEM;
         goto done;
     }
-    for (int i = 0; i < n; i++)
-        if (q_id_encode(ids_secret, Q_ID_INTENT, strtoll(PQgetvalue(rows, i, 0), NULL, 10),
-                        strtoll(PQgetvalue(rows, i, 1), NULL, 10), v[i].id) ||
+    for (int i = 0; i < n; i++) {
+        int64_t seq, user;
+        if (ons_pg_get_i64(rows, i, 0, &seq) || ons_pg_get_i64(rows, i, 1, &user)) {
+            rc = ONS_EDB;
+            goto done;
+        }
+        if (q_id_encode(ids_secret, Q_ID_INTENT, seq, user, v[i].id) ||
             q_draw_key(seed, v[i].id, v[i].key)) {
             rc = ONS_EINVAL;
             goto done;
         }
+    }
     qsort(v, (size_t)n, sizeof *v, vd_cmp);
     fprintf(out, "ok    draw of %d pre-queued intents, by ascending hex HMAC-SHA256(seed, id):", n);
     for (int i = 0; i < n && i < 5; i++)
@@ -1083,6 +1089,6 @@ done:
     free(v);
     PQclear(e);
     PQclear(rows);
-    PQfinish(pg);
+    ons_pg_fini(&pg);
     return rc;
 }

@@ -3,6 +3,7 @@
 #include "ingress/cursor_cache.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/pg.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -20,9 +21,8 @@ struct ing_cursors {
     _Atomic int64_t last_ok_ms;  /* monotonic ms of the last good refresh; 0 never */
     atomic_int stop;
     q_status *st;
-    char *pg_dsn;
-    PGconn *pg;
-    int64_t pg_next_ms;
+    ons_pg pg;          /* no backoff of its own: pg_next_ms gates it */
+    int64_t pg_next_ms; /* no PostgreSQL read before this (once a second) */
     int64_t *tmp_served;
     double *tmp_rate;
     pthread_t thread;
@@ -41,23 +41,16 @@ void ing_cursors_raise(ing_cursors *c, int32_t p, int64_t served)
 /* Fills partitions Redis did not know from partition_owner.next_offset. */
 static void from_postgres(ing_cursors *c)
 {
-    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-        if (c->pg)
-            PQfinish(c->pg);
-        c->pg = PQconnectdb(c->pg_dsn);
-        if (PQstatus(c->pg) != CONNECTION_OK) {
-            PQfinish(c->pg);
-            c->pg = NULL;
-            return;
-        }
-    }
-    PGresult *res = PQexecParams(c->pg, "SELECT partition, next_offset FROM partition_owner", 0,
-                                 NULL, NULL, NULL, NULL, 0);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        for (int i = 0; i < PQntuples(res); i++) {
-            int p = atoi(PQgetvalue(res, i, 0));
-            ing_cursors_raise(c, p, strtoll(PQgetvalue(res, i, 1), NULL, 10));
-        }
+    PGresult *res;
+    if (ons_pg_query(&c->pg, PGRES_TUPLES_OK, "partition cursors",
+                     "SELECT partition, next_offset FROM partition_owner", 0, NULL, &res))
+        return;
+    for (int i = 0; i < PQntuples(res); i++) {
+        ons_pg_row rw = ons_pg_row_at(res, i);
+        int32_t p = ons_pg_row_i32(&rw, 0);
+        int64_t next = ons_pg_row_i64(&rw, 1);
+        if (ons_pg_row_done(&rw, "partition cursors") == 0)
+            ing_cursors_raise(c, p, next);
     }
     PQclear(res);
 }
@@ -104,9 +97,11 @@ int ing_cursors_new(int partitions, const q_status_opts *redis, const char *pg_d
     c->rate_milli = calloc((size_t)partitions, sizeof *c->rate_milli);
     c->tmp_served = calloc((size_t)partitions, sizeof *c->tmp_served);
     c->tmp_rate = calloc((size_t)partitions, sizeof *c->tmp_rate);
-    c->pg_dsn = strdup(pg_dsn);
-    if (!c->served || !c->rate_milli || !c->tmp_served || !c->tmp_rate || !c->pg_dsn ||
-        q_status_new(redis, &c->st))
+    ons_pg_opts po;
+    ons_pg_opts_default(&po, pg_dsn, "ingress cursors");
+    po.backoff_min_ms = 0;
+    if (!c->served || !c->rate_milli || !c->tmp_served || !c->tmp_rate ||
+        ons_pg_init(&c->pg, &po) || q_status_new(redis, &c->st))
         goto fail;
     for (int p = 0; p < partitions; p++)
         atomic_store(&c->served[p], -1);
@@ -128,13 +123,11 @@ void ing_cursors_free(ing_cursors *c)
     if (c->started)
         pthread_join(c->thread, NULL);
     q_status_free(c->st);
-    if (c->pg)
-        PQfinish(c->pg);
+    ons_pg_fini(&c->pg);
     free(c->served);
     free(c->rate_milli);
     free(c->tmp_served);
     free(c->tmp_rate);
-    free(c->pg_dsn);
     free(c);
 }
 

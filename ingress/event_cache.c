@@ -2,9 +2,9 @@
  * event_cache.h. */
 #include "common/clock.h"
 #include "ingress/event_cache.h"
+#include "queue/states.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "queue/states.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -71,38 +71,30 @@ static void put(ing_events *c, int64_t id, const q_event_state *st)
 /* Reads the events row. Returns 0, ONS_ENOTFOUND or ONS_EDB. */
 static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
 {
-    PGconn *pg = ing_worker_pg(w);
-    if (!pg)
-        return ONS_EDB;
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
     const char *params[] = {idbuf};
-    PGresult *res =
-        PQexecParams(pg,
-                     "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-                     "max_per_user, "
-                     "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
-                     "0), coalesce(max_active_holds, 0), "
-                     "coalesce(admissions_per_minute, 0) FROM events WHERE event_id = $1",
-                     1, NULL, params, NULL, NULL, 0);
-    int rc = ONS_EDB;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        if (PQntuples(res) == 0) {
-            rc = ONS_ENOTFOUND;
-        } else {
-            snprintf(st->status, sizeof st->status, "%s", PQgetvalue(res, 0, 0));
-            st->onsale_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-            st->max_per_user = atoi(PQgetvalue(res, 0, 2));
-            st->prequeue_opens_at_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-            st->max_active_holds = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-            st->admissions_per_minute = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-            if (q_event_status_parse(st->status) == Q_EVENT_SOLD_OUT)
-                st->sold_out = 1;
-            rc = 0;
-        }
-    } else {
-        ons_log_warn("event %" PRId64 ": %s", id, PQerrorMessage(pg));
-        ing_worker_pg_failed(w);
+    PGresult *res;
+    if (ing_worker_exec(w, PGRES_TUPLES_OK, "event state",
+                        "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+                        "max_per_user, "
+                        "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
+                        "0), coalesce(max_active_holds, 0), "
+                        "coalesce(admissions_per_minute, 0) FROM events WHERE event_id = $1",
+                        1, params, &res))
+        return ONS_EDB;
+    int rc = ONS_ENOTFOUND;
+    if (PQntuples(res) > 0) {
+        ons_pg_row rw = ons_pg_row_at(res, 0);
+        ons_pg_row_text(&rw, 0, st->status, sizeof st->status, 0);
+        st->onsale_at_ms = ons_pg_row_i64(&rw, 1);
+        st->max_per_user = ons_pg_row_i32(&rw, 2);
+        st->prequeue_opens_at_ms = ons_pg_row_i64(&rw, 3);
+        st->max_active_holds = ons_pg_row_i64(&rw, 4);
+        st->admissions_per_minute = ons_pg_row_i64(&rw, 5);
+        if (q_event_status_parse(st->status) == Q_EVENT_SOLD_OUT)
+            st->sold_out = 1;
+        rc = ons_pg_row_done(&rw, "event state") ? ONS_EDB : 0;
     }
     PQclear(res);
     return rc;

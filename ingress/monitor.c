@@ -4,6 +4,7 @@
 #include "ingress/monitor.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/pg.h"
 #include "queue/msg.h"
 
 #include <libpq-fe.h>
@@ -18,8 +19,7 @@ struct ing_monitor {
     int n;
     int interval_ms;
     q_status *st;
-    char *pg_dsn;
-    PGconn *pg;
+    ons_pg pg; /* no backoff of its own: the check interval is the retry period */
     atomic_int redis_ok, pg_ok, kafka_ok;
     _Atomic int64_t last_ms;
     _Atomic int64_t *high[Q_TOPIC_COUNT]; /* per lane, per partition */
@@ -28,22 +28,10 @@ struct ing_monitor {
     int started;
 };
 
+/* 1 when PostgreSQL answers a trivial query, connecting first if needed. */
 static int check_pg(ing_monitor *m)
 {
-    if (!m->pg || PQstatus(m->pg) != CONNECTION_OK) {
-        if (m->pg)
-            PQfinish(m->pg);
-        m->pg = PQconnectdb(m->pg_dsn);
-        if (PQstatus(m->pg) != CONNECTION_OK) {
-            PQfinish(m->pg);
-            m->pg = NULL;
-            return 0;
-        }
-    }
-    PGresult *res = PQexecParams(m->pg, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0);
-    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    PQclear(res);
-    return ok;
+    return ons_pg_query(&m->pg, PGRES_TUPLES_OK, "health check", "SELECT 1", 0, NULL, NULL) == 0;
 }
 
 static void *monitor_main(void *arg)
@@ -83,8 +71,10 @@ int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *r
     m->producer = producer;
     m->n = partitions;
     m->interval_ms = interval_ms;
-    m->pg_dsn = strdup(pg_dsn);
-    if (!m->pg_dsn || q_status_new(redis, &m->st))
+    ons_pg_opts po;
+    ons_pg_opts_default(&po, pg_dsn, "ingress monitor");
+    po.backoff_min_ms = 0;
+    if (ons_pg_init(&m->pg, &po) || q_status_new(redis, &m->st))
         goto fail;
     for (int lane = 0; lane < Q_TOPIC_COUNT; lane++) {
         m->high[lane] = calloc((size_t)partitions, sizeof *m->high[lane]);
@@ -111,11 +101,9 @@ void ing_monitor_free(ing_monitor *m)
     if (m->started)
         pthread_join(m->thread, NULL);
     q_status_free(m->st);
-    if (m->pg)
-        PQfinish(m->pg);
+    ons_pg_fini(&m->pg);
     for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
         free(m->high[lane]);
-    free(m->pg_dsn);
     free(m);
 }
 

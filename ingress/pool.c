@@ -24,49 +24,37 @@ struct ing_pool {
     int depth;
     int max_depth;
     int closing;
-    int nthreads;
+    int nthreads, nworkers; /* threads started; workers allocated */
     pthread_t *threads;
     ing_worker *workers;
     char *pg_dsn;
 };
 
+int ing_worker_init(ing_worker *w, int index, const char *dsn, int statement_timeout_ms)
+{
+    char name[32];
+    snprintf(name, sizeof name, "ingress job thread %d", index);
+    ons_pg_opts o;
+    ons_pg_opts_default(&o, dsn, index >= 0 ? name : "ingress finisher");
+    o.statement_timeout_ms = statement_timeout_ms;
+    o.backoff_min_ms = o.backoff_max_ms = ING_PG_RETRY_MS;
+    w->index = index;
+    return ons_pg_init(&w->pg, &o);
+}
+
+void ing_worker_fini(ing_worker *w)
+{
+    ons_pg_fini(&w->pg);
+}
+
 PGconn *ing_worker_pg(ing_worker *w)
 {
-    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
-        return w->pg;
-    int64_t now = ons_mono_ms();
-    if (now < w->pg_retry_ms)
-        return NULL;
-    if (w->pg) {
-        PQfinish(w->pg);
-        w->pg = NULL;
-    }
-    w->pg = PQconnectdb(w->pg_dsn);
-    if (PQstatus(w->pg) != CONNECTION_OK) {
-        ons_log_warn("job thread %d: postgres connect failed: %s", w->index,
-                     w->pg ? PQerrorMessage(w->pg) : "out of memory");
-        PQfinish(w->pg);
-        w->pg = NULL;
-        w->pg_retry_ms = now + 1000;
-        return NULL;
-    }
-    if (w->statement_timeout_ms > 0) {
-        char ms[24];
-        snprintf(ms, sizeof ms, "%d", w->statement_timeout_ms);
-        const char *params[] = {ms};
-        PGresult *res = PQexecParams(w->pg, "SELECT set_config('statement_timeout', $1, false)", 1,
-                                     NULL, params, NULL, NULL, 0);
-        PQclear(res);
-    }
-    return w->pg;
+    return ons_pg_conn(&w->pg);
 }
 
 void ing_worker_pg_failed(ing_worker *w)
 {
-    if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
-        PQfinish(w->pg);
-        w->pg = NULL;
-    }
+    ons_pg_check(&w->pg);
 }
 
 PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params)
@@ -78,13 +66,18 @@ PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const ch
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         ons_log_warn("job thread %d: postgres: %s", w->index, PQerrorMessage(pg));
-        if (PQstatus(pg) != CONNECTION_OK) {
+        if (ons_pg_check(&w->pg)) {
             PQclear(res);
-            ing_worker_pg_failed(w);
             return NULL;
         }
     }
     return res;
+}
+
+int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
+                    int nparams, const char *const *params, PGresult **out)
+{
+    return ons_pg_query(&w->pg, want, what, sql, nparams, params, out);
 }
 
 /* Thread entry: which pool and which worker the thread serves. */
@@ -134,12 +127,11 @@ int ing_pool_new(const ing_pool_opts *o, ing_pool **out)
     p->workers = calloc((size_t)o->threads, sizeof *p->workers);
     if (!p->pg_dsn || !p->threads || !p->workers)
         goto fail;
+    p->nworkers = o->threads;
     for (int i = 0; i < o->threads; i++) {
         ing_worker *w = &p->workers[i];
-        w->index = i;
-        w->pg_dsn = p->pg_dsn;
-        w->statement_timeout_ms = o->statement_timeout_ms;
-        if (q_status_new(&o->redis, &w->st))
+        if (ing_worker_init(w, i, p->pg_dsn, o->statement_timeout_ms) ||
+            q_status_new(&o->redis, &w->st))
             goto fail;
         start_rec *sr = malloc(sizeof *sr);
         if (!sr)
@@ -170,10 +162,10 @@ void ing_pool_free(ing_pool *p)
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     if (p->workers) {
-        for (int i = 0; i < p->nthreads; i++) {
+        /* (every worker: one whose thread failed to start may hold some) */
+        for (int i = 0; i < p->nworkers; i++) {
             q_status_free(p->workers[i].st);
-            if (p->workers[i].pg)
-                PQfinish(p->workers[i].pg);
+            ing_worker_fini(&p->workers[i]);
         }
     }
     while (p->head) {

@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "common/pg.h"
 #include "queue/status.h"
 
 typedef struct ing_pool ing_pool;
@@ -22,12 +23,13 @@ typedef struct ing_pool ing_pool;
 /* A job thread's private connections. */
 typedef struct ing_worker {
     int index;
-    const char *pg_dsn;
-    PGconn *pg;          /* NULL or broken: ing_worker_pg() reconnects */
-    q_status *st;        /* reconnects by itself on the next call */
-    int64_t pg_retry_ms; /* no reconnect attempt before this time */
-    int statement_timeout_ms;
+    ons_pg pg;    /* reconnects at most once a second (ING_PG_RETRY_MS) */
+    q_status *st; /* reconnects by itself on the next call */
 } ing_worker;
+
+/* How long a job thread waits between connect attempts while PostgreSQL is
+ * unreachable. */
+#define ING_PG_RETRY_MS 1000
 
 typedef void (*ing_job_fn)(ing_worker *w, void *arg);
 
@@ -55,6 +57,16 @@ int ing_pool_submit(ing_pool *p, ing_job_fn fn, void *arg, int force);
 /* Jobs waiting in the queue (not counting those running). */
 int ing_pool_depth(ing_pool *p);
 
+/* Sets up w's PostgreSQL side (not connected yet; the first ing_worker_pg()
+ * connects): dsn, the statement timeout of its sessions (0: the server's),
+ * index for log lines. Returns 0, ONS_EINVAL or ONS_ENOMEM. The pool does
+ * this for its threads; other threads that run jobs (the finisher) call it
+ * for their own ing_worker and ing_worker_fini() at the end. */
+int ing_worker_init(ing_worker *w, int index, const char *dsn, int statement_timeout_ms);
+
+/* Closes w's PostgreSQL connection (not its status store). */
+void ing_worker_fini(ing_worker *w);
+
 /* Returns the worker's PostgreSQL connection, reconnecting if it is broken
  * (at most once a second), or NULL when PostgreSQL is unreachable. Job
  * threads only. */
@@ -69,5 +81,11 @@ void ing_worker_pg_failed(ing_worker *w);
  * or NULL when PostgreSQL is unreachable. Connection failures are noted so
  * the next call reconnects. */
 PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params);
+
+/* Runs one statement expecting status want (common/pg: ons_pg_query).
+ * Returns 0 with *out (the caller PQclears it), ONS_EUNAVAIL (no
+ * connection) or ONS_EDB (logged once, naming what). */
+int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
+                    int nparams, const char *const *params, PGresult **out);
 
 #endif

@@ -76,10 +76,10 @@ int ing_finisher_new(ing_app *app, const q_status_opts *redis)
         return ONS_ENOMEM;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
-    f->w.index = -1;
-    f->w.pg_dsn = app->o.pg_dsn;
-    f->w.statement_timeout_ms = (int)app->o.pg_statement_timeout_ms;
     app->finisher = f;
+    int rc = ing_worker_init(&f->w, -1, app->o.pg_dsn, (int)app->o.pg_statement_timeout_ms);
+    if (rc)
+        return rc;
     if (q_status_new(redis, &f->w.st) || pthread_create(&f->thread, NULL, finisher_main, f))
         return ONS_ENOMEM;
     f->started = 1;
@@ -98,8 +98,7 @@ void ing_finisher_free(ing_app *app)
     if (f->started)
         pthread_join(f->thread, NULL);
     q_status_free(f->w.st);
-    if (f->w.pg)
-        PQfinish(f->w.pg);
+    ing_worker_fini(&f->w);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);

@@ -3,6 +3,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/pg.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,9 +15,10 @@ static ons_counter *reads[2]; /* replica, primary */
 static pthread_key_t conn_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
-/* Per job thread: its replica connection and the last freshness verdict. */
+/* Per job thread: its replica connection and the last freshness verdict.
+ * Closed by the thread-exit destructor of conn_key. */
 typedef struct reader {
-    PGconn *pg;
+    ons_pg pg;         /* no backoff of its own: checks come every ING_REPLICA_CHECK_MS */
     double checked_at; /* monotonic seconds; 0 = never */
     int fresh;
 } reader;
@@ -24,8 +26,8 @@ typedef struct reader {
 static void reader_free(void *p)
 {
     reader *r = p;
-    if (r && r->pg)
-        PQfinish(r->pg);
+    if (r)
+        ons_pg_fini(&r->pg);
     free(r);
 }
 
@@ -66,9 +68,12 @@ static reader *this_reader(void)
 {
     reader *r = pthread_getspecific(conn_key);
     if (!r) {
+        ons_pg_opts po;
+        ons_pg_opts_default(&po, replica_dsn, "ingress replica reader");
+        po.backoff_min_ms = 0;
         r = calloc(1, sizeof *r);
-        if (r && pthread_setspecific(conn_key, r)) {
-            free(r);
+        if (r && (ons_pg_init(&r->pg, &po) || pthread_setspecific(conn_key, r))) {
+            reader_free(r);
             r = NULL;
         }
     }
@@ -81,34 +86,21 @@ static PGconn *fresh_replica(reader *r)
 {
     double now = ons_mono_s();
     if (r->checked_at > 0 && now - r->checked_at < ING_REPLICA_CHECK_MS / 1000.0)
-        return r->fresh ? r->pg : NULL;
+        return r->fresh ? r->pg.conn : NULL;
     r->checked_at = now;
     r->fresh = 0;
-    if (r->pg && PQstatus(r->pg) != CONNECTION_OK) {
-        PQfinish(r->pg);
-        r->pg = NULL;
-    }
-    if (!r->pg) {
-        r->pg = PQconnectdb(replica_dsn);
-        if (!r->pg || PQstatus(r->pg) != CONNECTION_OK) {
-            ons_log_warn("postgres read replica unreachable, reading from the primary: %s",
-                         r->pg ? PQerrorMessage(r->pg) : "out of memory");
-            PQfinish(r->pg);
-            r->pg = NULL;
-            if (lag_gauge)
-                ons_gauge_set(lag_gauge, 1e9);
-            return NULL;
-        }
-    }
-    PGresult *res = PQexec(r->pg, lag_sql);
+    /* Unreachable: logged once per outage by ons_pg; reads go to the primary. */
+    PGresult *res;
     double lag = 1e9;
-    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        lag = strtod(PQgetvalue(res, 0, 0), NULL);
-    PQclear(res);
+    if (ons_pg_query(&r->pg, PGRES_TUPLES_OK, "read replica lag", lag_sql, 0, NULL, &res) == 0) {
+        if (PQntuples(res) != 1 || ons_pg_get_f64(res, 0, 0, &lag))
+            lag = 1e9;
+        PQclear(res);
+    }
     if (lag_gauge)
         ons_gauge_set(lag_gauge, lag);
     r->fresh = lag <= max_lag_s;
-    return r->fresh ? r->pg : NULL;
+    return r->fresh ? r->pg.conn : NULL;
 }
 
 PGresult *ing_read_query(ing_worker *w, const char *sql, int nparams, const char *const *params)

@@ -11,6 +11,8 @@ onsale_unit(test_httpc onsale_common)
 # The HTTP server module, and the workers' /metrics endpoint served through it.
 onsale_unit(test_httpd onsale_common PkgConfig::JANSSON)
 target_sources(test_httpd PRIVATE ${CMAKE_SOURCE_DIR}/workers/httpd.c)
+onsale_unit(test_pgarr onsale_common)
+onsale_unit(test_pg onsale_pg)
 # No process starts on a development default secret unless dev_mode is on.
 onsale_pytest(it_secrets test_secrets.py)
 
@@ -24,3 +26,5 @@ add_test(NAME openapi_checker
          COMMAND ${ONSALE_PYTHON} -m pytest -q -p no:cacheprovider
                  ${CMAKE_SOURCE_DIR}/tests/unit/test_check_openapi.py)
 set_tests_properties(openapi_checker PROPERTIES LABELS unit TIMEOUT 120)
+# Every process survives PostgreSQL terminating its sessions (common/pg).
+onsale_pytest(it_pg_connection_loss test_pg_connection_loss.py)

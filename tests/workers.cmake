@@ -1,7 +1,6 @@
 # Tests of workers/ (unit: onsale_unit(name libs...); integration: onsale_pytest(name file.py))
 onsale_unit(test_inventory onsale_worker_core)
 onsale_unit(test_partition onsale_worker_core)
-onsale_unit(test_pgarr onsale_worker_core)
 onsale_unit(test_sale_rules onsale_worker_core)
 onsale_unit(test_supervisor onsale_worker_core)
 onsale_unit(test_checkout onsale_worker_core)

@@ -2,11 +2,12 @@
  * checkout_store.h. Like store.c, batches travel as PostgreSQL array
  * literals expanded with unnest(), a handful of statements per batch. */
 #include "workers/checkout_store.h"
+#include "queue/states.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "workers/checkout.h"
-#include "workers/pgarr.h"
-#include "workers/pgutil.h"
+#include "common/pgarr.h"
+#include "common/pg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,26 +18,26 @@
 
 /* Runs sql with the first n arrays of a as its parameters; 0, ONS_EDB or
  * ONS_ENOMEM. */
-static int run(PGconn *conn, const char *what, const char *sql, wk_pgarr *a, int n)
+static int run(PGconn *conn, const char *what, const char *sql, ons_pgarr *a, int n)
 {
     const char *v[NARR];
-    int rc = wk_pgarrs_params(a, n, v);
-    return rc ? rc : wk_pg_command(conn, what, sql, n, v);
+    int rc = ons_pgarrs_params(a, n, v);
+    return rc ? rc : ons_pg_command(conn, what, sql, n, v);
 }
 
 /* ---- the batch ------------------------------------------------------------------------ */
 
 /* The one move out of paid: the order's event was cancelled, its tickets
  * voided and its refund queued in this batch (wk_co_void_tickets). */
-static int write_voided_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
+static int write_voided_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
 {
     int any = 0;
-    wk_pgarrs_reset(a, 1);
+    ons_pgarrs_reset(a, 1);
     for (size_t i = 0; i < co->norders; i++) {
         if (!co->orders[i].voided || co->orders[i].is_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], co->orders[i].order_id);
+        ons_pgarr_int(&a[0], co->orders[i].order_id);
     }
     return any ? run(conn, "refund voided orders",
                      "UPDATE orders o SET state = 'refunded', updated_at = now() "
@@ -46,24 +47,24 @@ static int write_voided_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
                : 0;
 }
 
-static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
+static int write_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
 {
     int rc, any = 0;
-    wk_pgarrs_reset(a, 9);
+    ons_pgarrs_reset(a, 9);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
         if (!o->is_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], o->order_id);
-        wk_pgarr_int(&a[1], o->reservation_id);
-        wk_pgarr_int(&a[2], o->user_id);
-        wk_pgarr_int(&a[3], o->event_id);
-        wk_pgarr_text0(&a[4], q_order_state_name(o->state));
-        wk_pgarr_int(&a[5], o->total_cents);
-        wk_pgarr_text0(&a[6], o->currency);
-        wk_pgarr_text0(&a[7], o->failure_reason);
-        wk_pgarr_text0(&a[8], o->charge_id);
+        ons_pgarr_int(&a[0], o->order_id);
+        ons_pgarr_int(&a[1], o->reservation_id);
+        ons_pgarr_int(&a[2], o->user_id);
+        ons_pgarr_int(&a[3], o->event_id);
+        ons_pgarr_text0(&a[4], q_order_state_name(o->state));
+        ons_pgarr_int(&a[5], o->total_cents);
+        ons_pgarr_text0(&a[6], o->currency);
+        ons_pgarr_text0(&a[7], o->failure_reason);
+        ons_pgarr_text0(&a[8], o->charge_id);
     }
     /* A checkout of a reservation that is not the user's writes nothing. */
     if (any && (rc = run(conn, "insert orders",
@@ -79,15 +80,15 @@ static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
         return rc;
 
     any = 0;
-    wk_pgarrs_reset(a, 4);
+    ons_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
         for (int k = 0; o->is_new && k < o->nseats; k++) {
             any = 1;
-            wk_pgarr_int(&a[0], o->order_id);
-            wk_pgarr_int(&a[1], o->event_id);
-            wk_pgarr_int(&a[2], o->seat_no[k]);
-            wk_pgarr_int(&a[3], o->price[k]);
+            ons_pgarr_int(&a[0], o->order_id);
+            ons_pgarr_int(&a[1], o->event_id);
+            ons_pgarr_int(&a[2], o->seat_no[k]);
+            ons_pgarr_int(&a[3], o->price[k]);
         }
     }
     if (any &&
@@ -99,16 +100,16 @@ static int write_orders(PGconn *conn, const wk_co *co, wk_pgarr *a)
         return rc;
 
     any = 0;
-    wk_pgarrs_reset(a, 4);
+    ons_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
         if (o->is_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], o->order_id);
-        wk_pgarr_text0(&a[1], q_order_state_name(o->state));
-        wk_pgarr_text0(&a[2], o->failure_reason);
-        wk_pgarr_text0(&a[3], o->charge_id);
+        ons_pgarr_int(&a[0], o->order_id);
+        ons_pgarr_text0(&a[1], q_order_state_name(o->state));
+        ons_pgarr_text0(&a[2], o->failure_reason);
+        ons_pgarr_text0(&a[3], o->charge_id);
     }
     /* A paid order stays paid: a replayed or late result never undoes it. */
     if (any && (rc = run(conn, "update orders",
@@ -130,25 +131,25 @@ static const char *ticket_status(const wk_fx_ticket *t)
                                             : Q_TICKET_CANCELLED);
 }
 
-static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
+static int write_tickets(PGconn *conn, const wk_co *co, ons_pgarr *a)
 {
     int rc, any = 0;
     /* code_version counts transfers (docs/tickets.md): the gate code's
      * secret is derived from it, so a transfer rotates the code. */
-    wk_pgarrs_reset(a, 8);
+    ons_pgarrs_reset(a, 8);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (!t->is_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], t->ticket_id);
-        wk_pgarr_int(&a[1], t->event_id);
-        wk_pgarr_int(&a[2], t->seat_no);
-        wk_pgarr_int(&a[3], t->order_id);
-        wk_pgarr_int(&a[4], t->owner_id);
-        wk_pgarr_text0(&a[5], ticket_status(t));
-        wk_pgarr_int(&a[6], t->price_cents);
-        wk_pgarr_int(&a[7], t->transfers);
+        ons_pgarr_int(&a[0], t->ticket_id);
+        ons_pgarr_int(&a[1], t->event_id);
+        ons_pgarr_int(&a[2], t->seat_no);
+        ons_pgarr_int(&a[3], t->order_id);
+        ons_pgarr_int(&a[4], t->owner_id);
+        ons_pgarr_text0(&a[5], ticket_status(t));
+        ons_pgarr_int(&a[6], t->price_cents);
+        ons_pgarr_int(&a[7], t->transfers);
     }
     if (any && (rc = run(conn, "insert tickets",
                          "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
@@ -158,16 +159,16 @@ static int write_tickets(PGconn *conn, const wk_co *co, wk_pgarr *a)
                          a, 8)) != 0)
         return rc;
     any = 0;
-    wk_pgarrs_reset(a, 4);
+    ons_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->ntix; i++) {
         const wk_fx_ticket *t = &co->tix[i];
         if (t->is_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], t->ticket_id);
-        wk_pgarr_int(&a[1], t->owner_id);
-        wk_pgarr_text0(&a[2], ticket_status(t));
-        wk_pgarr_int(&a[3], t->transfers);
+        ons_pgarr_int(&a[0], t->ticket_id);
+        ons_pgarr_int(&a[1], t->owner_id);
+        ons_pgarr_text0(&a[2], ticket_status(t));
+        ons_pgarr_int(&a[3], t->transfers);
     }
     if (any && (rc = run(conn, "update tickets",
                          "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
@@ -190,11 +191,11 @@ static int voided_in_batch(const wk_co *co, int64_t order_id)
     return 0;
 }
 
-static int write_outbox(PGconn *conn, const wk_co *co, wk_pgarr *a)
+static int write_outbox(PGconn *conn, const wk_co *co, ons_pgarr *a)
 {
     if (co->noutbox == 0)
         return 0;
-    wk_pgarrs_reset(a, 11);
+    ons_pgarrs_reset(a, 11);
     for (size_t i = 0; i < co->noutbox; i++) {
         const wk_fx_outbox *b = &co->outbox[i];
         char key[64];
@@ -208,17 +209,17 @@ static int write_outbox(PGconn *conn, const wk_co *co, wk_pgarr *a)
             snprintf(key, sizeof key, "refund-ticket-%" PRId64, b->ticket_id);
         else
             snprintf(key, sizeof key, "refund-order-%" PRId64, b->order_id);
-        wk_pgarr_text0(&a[0], b->is_refund ? "refund" : "charge");
-        wk_pgarr_int(&a[1], b->order_id);
-        wk_pgarr_int(&a[2], b->reservation_id);
-        wk_pgarr_int(&a[3], b->event_id);
-        wk_pgarr_int(&a[4], b->ticket_id);
-        wk_pgarr_int(&a[5], b->amount_cents);
-        wk_pgarr_text0(&a[6], b->currency);
-        wk_pgarr_text0(&a[7], b->payment_method);
-        wk_pgarr_text0(&a[8], b->charge_id);
-        wk_pgarr_text0(&a[9], key);
-        wk_pgarr_text0(&a[10], b->unless_paid ? "t" : "f");
+        ons_pgarr_text0(&a[0], b->is_refund ? "refund" : "charge");
+        ons_pgarr_int(&a[1], b->order_id);
+        ons_pgarr_int(&a[2], b->reservation_id);
+        ons_pgarr_int(&a[3], b->event_id);
+        ons_pgarr_int(&a[4], b->ticket_id);
+        ons_pgarr_int(&a[5], b->amount_cents);
+        ons_pgarr_text0(&a[6], b->currency);
+        ons_pgarr_text0(&a[7], b->payment_method);
+        ons_pgarr_text0(&a[8], b->charge_id);
+        ons_pgarr_text0(&a[9], key);
+        ons_pgarr_text0(&a[10], b->unless_paid ? "t" : "f");
     }
     /* Orders were written first: a refund "unless paid" sees this batch's
      * payments too, and a ticket refund takes the order's charge. */
@@ -243,14 +244,14 @@ int wk_co_store_write(PGconn *conn, wk_part *p)
     wk_co *co = p->co;
     if (!co || (co->norders == 0 && co->ntix == 0 && co->noutbox == 0))
         return 0;
-    wk_pgarr a[NARR];
+    ons_pgarr a[NARR];
     memset(a, 0, sizeof a);
     int rc = write_orders(conn, co, a);
     if (rc == 0)
         rc = write_tickets(conn, co, a);
     if (rc == 0)
         rc = write_outbox(conn, co, a);
-    wk_pgarrs_fini(a, NARR);
+    ons_pgarrs_fini(a, NARR);
     return rc;
 }
 
@@ -261,19 +262,21 @@ int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
     if (n == 0)
         return 0;
     const char *v[] = {ids};
-    int rc = 0;
-    PGresult *r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load orders",
-                             "SELECT order_id, reservation_id, event_id FROM orders "
-                             "WHERE event_id = ANY($1::bigint[]) AND state = 'pending'",
-                             1, v);
-    if (!r) {
-        rc = ONS_EDB;
-        goto out;
-    }
-    for (int i = 0; i < PQntuples(r); i++) {
-        int64_t oid = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        int64_t event_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-        wk_intent *in = wk_part_intent(p, strtoll(PQgetvalue(r, i, 1), NULL, 10));
+    PGresult *r;
+    int rc = ons_pg_exec(conn, PGRES_TUPLES_OK, "load orders",
+                         "SELECT order_id, reservation_id, event_id FROM orders "
+                         "WHERE event_id = ANY($1::bigint[]) AND state = 'pending'",
+                         1, v, &r);
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        ons_pg_row rw = ons_pg_row_at(r, i);
+        int64_t oid = ons_pg_row_i64(&rw, 0);
+        int64_t rid = ons_pg_row_i64(&rw, 1);
+        int64_t event_id = ons_pg_row_i64(&rw, 2);
+        if ((rc = ons_pg_row_done(&rw, "load orders")) != 0)
+            break;
+        wk_intent *in = wk_part_intent(p, rid);
         if (in && in->ev->event_id == event_id && in->state == Q_INTENT_PAYING)
             in->order_id = oid;
         else
@@ -281,32 +284,38 @@ int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
                          event_id, oid);
     }
     PQclear(r);
-    r = wk_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
-                   "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
-                   "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
-                   1, v);
-    if (!r) {
-        rc = ONS_EDB;
-        goto out;
-    }
+    if (rc)
+        return ONS_EDB;
+    rc = ons_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
+                     "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
+                     "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
+                     1, v, &r);
+    if (rc)
+        return rc;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
-        int64_t event_id = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+        ons_pg_row rw = ons_pg_row_at(r, i);
+        int64_t ticket_id = ons_pg_row_i64(&rw, 0);
+        int32_t seat_no = ons_pg_row_i32(&rw, 1);
+        int64_t owner_id = ons_pg_row_i64(&rw, 2);
+        int64_t order_id = ons_pg_row_i64(&rw, 3);
+        int64_t price = ons_pg_row_i64(&rw, 4);
+        int64_t event_id = ons_pg_row_i64(&rw, 5);
+        if (ons_pg_row_done(&rw, "load tickets")) {
+            rc = ONS_EDB;
+            break;
+        }
         wk_event *ev = wk_part_event(p, event_id);
         if (!ev) {
             rc = ONS_EDB;
             break;
         }
-        rc = wk_co_add_ticket(
-            p, ev, strtoll(PQgetvalue(r, i, 0), NULL, 10),
-            (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10), strtoll(PQgetvalue(r, i, 2), NULL, 10),
-            strtoll(PQgetvalue(r, i, 3), NULL, 10), strtoll(PQgetvalue(r, i, 4), NULL, 10));
+        rc = wk_co_add_ticket(p, ev, ticket_id, seat_no, owner_id, order_id, price);
         if (rc == ONS_ENOTFOUND) {
-            ons_log_warn("event %" PRId64 ": ticket %s names no seat", ev->event_id,
-                         PQgetvalue(r, i, 0));
+            ons_log_warn("event %" PRId64 ": ticket %" PRId64 " names no seat", ev->event_id,
+                         ticket_id);
             rc = 0;
         }
     }
-out:
     PQclear(r);
     return rc;
 }

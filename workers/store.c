@@ -6,13 +6,14 @@
  * mode for intents) so a 1,000,000-seat event never sits in a PGresult. */
 #include "common/clock.h"
 #include "workers/store.h"
+#include "queue/states.h"
 #include "queue/draw.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "queue/intent_id.h"
 #include "workers/checkout_store.h"
-#include "workers/pgarr.h"
-#include "workers/pgutil.h"
+#include "common/pg.h"
+#include "common/pgarr.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -25,8 +26,9 @@
 #define WK_PL_MAX 16
 
 struct wk_store {
-    PGconn *conn;
-    char *dsn, *owner;
+    ons_pg pg;
+    PGconn *conn; /* pg's live connection, set by ensure_conn() */
+    char *owner;
     int skip_epoch_check, commit_delay_ms;
     /* The open pipeline: what each sent statement is (for logs) and which
      * one is the fence (its row count decides the batch). */
@@ -41,21 +43,21 @@ int wk_store_new(const wk_store_opts *o, wk_store **out)
     wk_store *st = calloc(1, sizeof *st);
     if (!st)
         return ONS_ENOMEM;
-    st->dsn = strdup(o->dsn);
+    ons_pg_opts po;
+    /* The default reconnect gate (at most 500 ms) stays under the consumer
+     * loop's one-second retry of claims and reloads. */
+    ons_pg_opts_default(&po, o->dsn, "onsale-worker");
     st->owner = strdup(o->owner);
-    if (!st->dsn || !st->owner) {
+    int rc = st->owner ? ons_pg_init(&st->pg, &po) : ONS_ENOMEM;
+    if (rc) {
         wk_store_free(st);
-        return ONS_ENOMEM;
+        return rc == ONS_EINVAL ? ONS_EINVAL : ONS_ENOMEM;
     }
     st->skip_epoch_check = o->skip_epoch_check;
     st->commit_delay_ms = o->commit_delay_ms;
-    st->conn = PQconnectdb(st->dsn);
-    if (!st->conn) {
-        wk_store_free(st);
-        return ONS_ENOMEM;
-    }
-    if (PQstatus(st->conn) != CONNECTION_OK)
-        ons_log_warn("postgres: %s (will retry)", PQerrorMessage(st->conn));
+    /* The database may be down now: calls fail with ONS_EDB until it is back
+     * (the failure is logged once). */
+    ons_pg_connect(&st->pg);
     *out = st;
     return 0;
 }
@@ -64,38 +66,22 @@ void wk_store_free(wk_store *st)
 {
     if (!st)
         return;
-    if (st->conn)
-        PQfinish(st->conn);
-    free(st->dsn);
+    ons_pg_fini(&st->pg);
     free(st->owner);
     free(st);
 }
 
+/* Points st->conn at a live connection, reconnecting when the last one
+ * broke (ons_pg: gated by backoff, logged once per outage). 0 or ONS_EDB. */
 static int ensure_conn(wk_store *st)
 {
-    if (PQstatus(st->conn) == CONNECTION_OK)
-        return 0;
-    PQreset(st->conn);
-    if (PQstatus(st->conn) != CONNECTION_OK) {
-        ons_log_warn("postgres reconnect: %s", PQerrorMessage(st->conn));
-        return ONS_EDB;
-    }
-    ons_log_info("postgres: reconnected");
-    return 0;
-}
-
-static int64_t to_i64(const char *s)
-{
-    return strtoll(s, NULL, 10);
+    st->conn = ons_pg_conn(&st->pg);
+    return st->conn ? 0 : ONS_EDB;
 }
 
 static int simple(wk_store *st, const char *sql)
 {
-    PGresult *r = wk_pg_exec(st->conn, PGRES_COMMAND_OK, sql, sql, 0, NULL);
-    if (!r)
-        return ONS_EDB;
-    PQclear(r);
-    return 0;
+    return ons_pg_exec(st->conn, PGRES_COMMAND_OK, sql, sql, 0, NULL, NULL);
 }
 
 /* ---- claim ------------------------------------------------------------------ */
@@ -108,22 +94,27 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
     char p[16];
     snprintf(p, sizeof p, "%d", (int)partition);
     const char *v[] = {p, st->owner};
-    PGresult *r =
-        wk_pg_exec(st->conn, PGRES_TUPLES_OK, "claim",
-                   "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
-                   "claimed_at) VALUES ($1, 1, 0, $2, now()) "
-                   "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
-                   "owner = EXCLUDED.owner, claimed_at = now() "
-                   "RETURNING next_offset, epoch, control_next_offset",
-                   2, v);
-    if (!r)
+    PGresult *r;
+    int rc = ons_pg_exec(st->conn, PGRES_TUPLES_OK, "claim",
+                         "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
+                         "claimed_at) VALUES ($1, 1, 0, $2, now()) "
+                         "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
+                         "owner = EXCLUDED.owner, claimed_at = now() "
+                         "RETURNING next_offset, epoch, control_next_offset",
+                         2, v, &r);
+    if (rc)
         return ONS_EDB;
-    int rc = ONS_EDB;
+    rc = ONS_EDB;
     if (PQntuples(r) == 1) {
-        *next_offset = to_i64(PQgetvalue(r, 0, 0));
-        *epoch = to_i64(PQgetvalue(r, 0, 1));
-        *ctl_next = to_i64(PQgetvalue(r, 0, 2));
-        rc = 0;
+        ons_pg_row rw = ons_pg_row_at(r, 0);
+        int64_t next = ons_pg_row_i64(&rw, 0), ep = ons_pg_row_i64(&rw, 1),
+                ctl = ons_pg_row_i64(&rw, 2);
+        if (ons_pg_row_done(&rw, "claim") == 0) {
+            *next_offset = next;
+            *epoch = ep;
+            *ctl_next = ctl;
+            rc = 0;
+        }
     }
     PQclear(r);
     return rc;
@@ -137,17 +128,24 @@ int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *ne
     char p[16];
     snprintf(p, sizeof p, "%d", (int)partition);
     const char *v[] = {p};
-    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "recheck",
-                             "SELECT next_offset, epoch, control_next_offset FROM partition_owner "
-                             "WHERE partition = $1",
-                             1, v);
-    if (!r)
+    PGresult *r;
+    if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "recheck",
+                    "SELECT next_offset, epoch, control_next_offset FROM partition_owner "
+                    "WHERE partition = $1",
+                    1, v, &r))
         return ONS_EDB;
     int rc = ONS_EFENCED;
-    if (PQntuples(r) == 1 && to_i64(PQgetvalue(r, 0, 1)) == epoch) {
-        *next_offset = to_i64(PQgetvalue(r, 0, 0));
-        *ctl_next = to_i64(PQgetvalue(r, 0, 2));
-        rc = 0;
+    if (PQntuples(r) == 1) {
+        ons_pg_row rw = ons_pg_row_at(r, 0);
+        int64_t next = ons_pg_row_i64(&rw, 0), ep = ons_pg_row_i64(&rw, 1),
+                ctl = ons_pg_row_i64(&rw, 2);
+        if (ons_pg_row_done(&rw, "recheck"))
+            rc = ONS_EDB;
+        else if (ep == epoch) {
+            *next_offset = next;
+            *ctl_next = ctl;
+            rc = 0;
+        }
     }
     PQclear(r);
     return rc;
@@ -163,15 +161,18 @@ int wk_store_load_tombstones(wk_store *st, wk_part *p)
     snprintf(part, sizeof part, "%d", (int)p->partition);
     snprintf(off, sizeof off, "%" PRId64, p->next_offset);
     const char *v[] = {part, off};
-    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "tombstones",
-                             "SELECT kafka_offset, user_id FROM intent_tombstones "
-                             "WHERE partition = $1 AND kafka_offset >= $2",
-                             2, v);
-    if (!r)
+    PGresult *r;
+    if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "tombstones",
+                    "SELECT kafka_offset, user_id FROM intent_tombstones "
+                    "WHERE partition = $1 AND kafka_offset >= $2",
+                    2, v, &r))
         return ONS_EDB;
     int rc = 0, n = PQntuples(r);
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = wk_part_add_tombstone(p, to_i64(PQgetvalue(r, i, 0)), to_i64(PQgetvalue(r, i, 1)));
+    for (int i = 0; i < n && rc == 0; i++) {
+        ons_pg_row rw = ons_pg_row_at(r, i);
+        int64_t off = ons_pg_row_i64(&rw, 0), user = ons_pg_row_i64(&rw, 1);
+        rc = ons_pg_row_done(&rw, "tombstones") ? ONS_EDB : wk_part_add_tombstone(p, off, user);
+    }
     PQclear(r);
     if (n > 0)
         ons_log_info("partition %d: %d cancel(s) waiting for their intents", (int)p->partition, n);
@@ -223,21 +224,54 @@ static int add_sections_until(load_ctx *lc, int upto)
     return 0;
 }
 
+/* Makes the event of row i of load_meta's result. Returns 0 with *out (the
+ * caller's), ONS_EDB (a field did not read: logged) or ONS_ENOMEM. */
+static int event_from_row(const PGresult *r, int i, wk_event **out, int64_t *seats_total)
+{
+    ons_pg_row rw = ons_pg_row_at(r, i);
+    wk_event *ev = wk_event_new(ons_pg_row_i64(&rw, 0));
+    if (!ev)
+        return ONS_ENOMEM;
+    int status = q_event_status_parse(ons_pg_row_str(&rw, 1, 0));
+    ev->status = status < 0 ? Q_EVENT_PAUSED : status;
+    ev->onsale_at_ms = ons_pg_row_i64(&rw, 2);
+    ev->hold_seconds = ons_pg_row_i32(&rw, 3);
+    ev->max_per_user = ons_pg_row_i32(&rw, 4);
+    ons_pg_row_text(&rw, 5, ev->currency, sizeof ev->currency, 0);
+    *seats_total = ons_pg_row_i64(&rw, 6);
+    ev->starts_at_ms = ons_pg_row_i64(&rw, 7);
+    ev->prequeue_opens_at_ms = ons_pg_row_i64(&rw, 8);
+    const char *seed = ons_pg_row_str(&rw, 9, 0);
+    ev->max_active_holds = ons_pg_row_i64(&rw, 10);
+    ev->admissions_per_minute = ons_pg_row_i64(&rw, 11);
+    if (ons_pg_row_done(&rw, "load events")) {
+        wk_event_free(ev);
+        return ONS_EDB;
+    }
+    /* A pre-queue without a readable seed cannot be drawn: treat as none. */
+    if (ev->prequeue_opens_at_ms > 0 && q_draw_seed_parse(seed, ev->draw_seed)) {
+        ons_log_warn("event %" PRId64 ": pre-queue without a draw seed; none", ev->event_id);
+        ev->prequeue_opens_at_ms = 0;
+    }
+    *out = ev;
+    return 0;
+}
+
 /* The events' rows: creates each found event in p (ls->c). */
 static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
 {
     const char *v[] = {ids};
-    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load events",
-                             "SELECT event_id, status, "
-                             "(extract(epoch FROM onsale_at) * 1000)::bigint, "
-                             "hold_seconds, max_per_user, currency, seats_total, "
-                             "(extract(epoch FROM starts_at) * 1000)::bigint, "
-                             "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, 0), "
-                             "coalesce(encode(draw_seed, 'hex'), ''), "
-                             "coalesce(max_active_holds, 0), coalesce(admissions_per_minute, 0) "
-                             "FROM events WHERE event_id = ANY($1::bigint[])",
-                             1, v);
-    if (!r)
+    PGresult *r;
+    if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "load events",
+                    "SELECT event_id, status, "
+                    "(extract(epoch FROM onsale_at) * 1000)::bigint, "
+                    "hold_seconds, max_per_user, currency, seats_total, "
+                    "(extract(epoch FROM starts_at) * 1000)::bigint, "
+                    "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, 0), "
+                    "coalesce(encode(draw_seed, 'hex'), ''), "
+                    "coalesce(max_active_holds, 0), coalesce(admissions_per_minute, 0) "
+                    "FROM events WHERE event_id = ANY($1::bigint[])",
+                    1, v, &r))
         return ONS_EDB;
     int n = PQntuples(r), rc = 0;
     ls->c = calloc((size_t)n + 1, sizeof *ls->c);
@@ -246,27 +280,10 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
         return ONS_ENOMEM;
     }
     for (int i = 0; i < n && rc == 0; i++) {
-        wk_event *ev = wk_event_new(to_i64(PQgetvalue(r, i, 0)));
-        if (!ev) {
-            rc = ONS_ENOMEM;
+        wk_event *ev = NULL;
+        int64_t seats_total = 0;
+        if ((rc = event_from_row(r, i, &ev, &seats_total)) != 0)
             break;
-        }
-        int status = q_event_status_parse(PQgetvalue(r, i, 1));
-        ev->status = status < 0 ? Q_EVENT_PAUSED : status;
-        ev->onsale_at_ms = to_i64(PQgetvalue(r, i, 2));
-        ev->hold_seconds = (int)to_i64(PQgetvalue(r, i, 3));
-        ev->max_per_user = (int)to_i64(PQgetvalue(r, i, 4));
-        snprintf(ev->currency, sizeof ev->currency, "%s", PQgetvalue(r, i, 5));
-        int64_t seats_total = to_i64(PQgetvalue(r, i, 6));
-        ev->starts_at_ms = to_i64(PQgetvalue(r, i, 7));
-        /* A pre-queue without a readable seed cannot be drawn: treat as none. */
-        ev->prequeue_opens_at_ms = to_i64(PQgetvalue(r, i, 8));
-        if (ev->prequeue_opens_at_ms > 0 && q_draw_seed_parse(PQgetvalue(r, i, 9), ev->draw_seed)) {
-            ons_log_warn("event %" PRId64 ": pre-queue without a draw seed; none", ev->event_id);
-            ev->prequeue_opens_at_ms = 0;
-        }
-        ev->max_active_holds = to_i64(PQgetvalue(r, i, 10));
-        ev->admissions_per_minute = to_i64(PQgetvalue(r, i, 11));
         /* From here on the event belongs to p: on failure p is dropped whole. */
         if ((rc = wk_part_add_event(p, ev)) != 0) {
             wk_event_free(ev);
@@ -289,16 +306,24 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
 static int load_sections(wk_store *st, const char *ids, load_set *ls)
 {
     const char *v[] = {ids};
-    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "load sections",
-                             "SELECT e.event_id, s.section_id, s.name, s.position FROM sections s "
-                             "JOIN events e ON e.venue_id = s.venue_id "
-                             "WHERE e.event_id = ANY($1::bigint[]) ORDER BY e.event_id, s.position",
-                             1, v);
-    if (!r)
+    PGresult *r;
+    if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "load sections",
+                    "SELECT e.event_id, s.section_id, s.name, s.position FROM sections s "
+                    "JOIN events e ON e.venue_id = s.venue_id "
+                    "WHERE e.event_id = ANY($1::bigint[]) ORDER BY e.event_id, s.position",
+                    1, v, &r))
         return ONS_EDB;
     int n = PQntuples(r), rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        load_ctx *lc = ctx_of(ls, to_i64(PQgetvalue(r, i, 0)));
+        ons_pg_row rw = ons_pg_row_at(r, i);
+        load_ctx *lc = ctx_of(ls, ons_pg_row_i64(&rw, 0));
+        int64_t id = ons_pg_row_i64(&rw, 1);
+        const char *name = ons_pg_row_str(&rw, 2, 0);
+        int32_t position = ons_pg_row_i32(&rw, 3);
+        if (ons_pg_row_done(&rw, "load sections")) {
+            rc = ONS_EDB;
+            break;
+        }
         if (!lc)
             continue;
         if (lc->nsecs == lc->cap) {
@@ -312,9 +337,10 @@ static int load_sections(wk_store *st, const char *ids, load_set *ls)
             lc->cap = cap;
         }
         sec_row *sr = &lc->secs[lc->nsecs++];
-        sr->id = to_i64(PQgetvalue(r, i, 1));
-        snprintf(sr->name, sizeof sr->name, "%s", PQgetvalue(r, i, 2));
-        sr->position = (int32_t)to_i64(PQgetvalue(r, i, 3));
+        sr->id = id;
+        /* (a name of 64 multi-byte characters is cut here, as it always was) */
+        snprintf(sr->name, sizeof sr->name, "%s", name);
+        sr->position = position;
     }
     PQclear(r);
     return rc;
@@ -326,6 +352,55 @@ static int section_index(const load_ctx *lc, const char *name)
         if (strcmp(lc->secs[i].name, name) == 0)
             return i;
     return -1;
+}
+
+/* Adds the intent of one load_intents row (single-row mode) to its event in
+ * p; a row of an event not being loaded is skipped. Returns 0, ONS_EDB (a
+ * field did not read: logged) or ONS_ENOMEM. */
+static int add_intent_row(wk_part *p, load_set *ls, const PGresult *r)
+{
+    ons_pg_row rw = ons_pg_row_at(r, 0);
+    load_ctx *lc = ctx_of(ls, ons_pg_row_i64(&rw, 11));
+    if (ons_pg_row_done(&rw, "load intents"))
+        return ONS_EDB;
+    if (!lc)
+        return 0;
+    wk_event *ev = lc->ev;
+    wk_intent *in = calloc(1, sizeof *in);
+    if (!in)
+        return ONS_ENOMEM;
+    in->seq = ons_pg_row_i64(&rw, 0);
+    in->user_id = ons_pg_row_i64(&rw, 1);
+    int istate = q_intent_state_parse(ons_pg_row_str(&rw, 2, 0));
+    int32_t qty = ons_pg_row_i32(&rw, 3);
+    const char *sec = ons_pg_row_str(&rw, 4, 0);
+    in->max_price = ons_pg_row_i64(&rw, 5);
+    in->adjacent = (uint8_t)ons_pg_row_bool(&rw, 6);
+    in->accepted_ms = ons_pg_row_i64(&rw, 7);
+    int rstate = q_res_state_parse(ons_pg_row_str(&rw, 8, 0));
+    in->total_cents = ons_pg_row_i64(&rw, 9);
+    in->expires_ms = ons_pg_row_i64(&rw, 10);
+    if (ons_pg_row_done(&rw, "load intents")) {
+        free(in);
+        return ONS_EDB;
+    }
+    in->qty = (uint8_t)(qty < 1 || qty > Q_MAX_SEATS ? 0 : qty);
+    in->section = (int16_t)(sec[0] ? section_index(lc, sec) : -1);
+    in->state = (uint8_t)istate;
+    in->res_state = (uint8_t)(rstate < 0 ? Q_RES_NONE : rstate);
+    if (in->qty < 1 || in->qty > Q_MAX_SEATS || (sec[0] && in->section < 0) ||
+        (istate != Q_INTENT_WAITING && in->res_state != Q_RES_HELD &&
+         in->res_state != Q_RES_PAYING)) {
+        /* Not a shape this worker could have written: keep the seats
+         * it holds out of play, but never allocate for it. */
+        ons_log_warn("event %" PRId64 ": intent %" PRId64 " has an unexpected shape", ev->event_id,
+                     in->seq);
+        if (in->qty < 1 || in->qty > Q_MAX_SEATS)
+            in->qty = 1;
+        if (istate == Q_INTENT_WAITING)
+            in->section = -1;
+    }
+    return wk_part_add_loaded(p, ev, in);
 }
 
 /* Active intents (waiting / reserved / paying) per event in seq order, one
@@ -353,44 +428,8 @@ static int load_intents(wk_store *st, wk_part *p, const char *ids, load_set *ls)
     PGresult *r;
     while ((r = PQgetResult(st->conn)) != NULL) {
         ExecStatusType s = PQresultStatus(r);
-        load_ctx *lc = s == PGRES_SINGLE_TUPLE ? ctx_of(ls, to_i64(PQgetvalue(r, 0, 11))) : NULL;
-        if (s == PGRES_SINGLE_TUPLE && rc == 0 && lc) {
-            wk_event *ev = lc->ev;
-            wk_intent *in = calloc(1, sizeof *in);
-            if (!in) {
-                rc = ONS_ENOMEM;
-                PQclear(r);
-                continue;
-            }
-            in->seq = to_i64(PQgetvalue(r, 0, 0));
-            in->user_id = to_i64(PQgetvalue(r, 0, 1));
-            int istate = q_intent_state_parse(PQgetvalue(r, 0, 2));
-            in->qty = (uint8_t)to_i64(PQgetvalue(r, 0, 3));
-            const char *sec = PQgetvalue(r, 0, 4);
-            in->section = (int16_t)(sec[0] ? section_index(lc, sec) : -1);
-            in->max_price = to_i64(PQgetvalue(r, 0, 5));
-            in->adjacent = PQgetvalue(r, 0, 6)[0] == 't';
-            in->accepted_ms = to_i64(PQgetvalue(r, 0, 7));
-            int rstate = q_res_state_parse(PQgetvalue(r, 0, 8));
-            in->total_cents = to_i64(PQgetvalue(r, 0, 9));
-            in->expires_ms = to_i64(PQgetvalue(r, 0, 10));
-            in->state = (uint8_t)istate;
-            in->res_state = (uint8_t)(rstate < 0 ? Q_RES_NONE : rstate);
-            if (in->qty < 1 || in->qty > Q_MAX_SEATS || (sec[0] && in->section < 0) ||
-                (istate != Q_INTENT_WAITING && in->res_state != Q_RES_HELD &&
-                 in->res_state != Q_RES_PAYING)) {
-                /* Not a shape this worker could have written: keep the seats
-                 * it holds out of play, but never allocate for it. */
-                ons_log_warn("event %" PRId64 ": intent %" PRId64 " has an unexpected shape",
-                             ev->event_id, in->seq);
-                if (in->qty < 1 || in->qty > Q_MAX_SEATS)
-                    in->qty = 1;
-                if (istate == Q_INTENT_WAITING)
-                    in->section = -1;
-            }
-            int e = wk_part_add_loaded(p, ev, in);
-            if (e)
-                rc = e;
+        if (s == PGRES_SINGLE_TUPLE && rc == 0) {
+            rc = add_intent_row(p, ls, r);
         } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK) {
             ons_log_error("postgres load intents: %s", PQresultErrorMessage(r));
             rc = ONS_EDB;
@@ -420,12 +459,20 @@ static int split_fields(char *line, char **f, int n)
  * intents. */
 static int load_seat_row(wk_part *p, load_set *ls, char **f)
 {
-    load_ctx *lc = ctx_of(ls, to_i64(f[7]));
+    /* Every field but the status (5) is an integer. */
+    int64_t v[8] = {0};
+    for (int i = 0; i < 8; i++) {
+        if (i != 5 && ons_pg_parse_i64(f[i], &v[i])) {
+            ons_log_error("postgres load seats: field %d is not an integer", i);
+            return ONS_EDB;
+        }
+    }
+    load_ctx *lc = ctx_of(ls, v[7]);
     if (!lc)
         return ONS_EDB;
     wk_event *ev = lc->ev;
     int rc = 0;
-    int64_t sec_id = to_i64(f[0]);
+    int64_t sec_id = v[0];
     if (lc->cur < 0 || lc->secs[lc->cur].id != sec_id) {
         int k = lc->cur + 1;
         while (k < lc->nsecs && lc->secs[k].id != sec_id)
@@ -437,9 +484,9 @@ static int load_seat_row(wk_part *p, load_set *ls, char **f)
         lc->cur = k;
     }
     int state = q_seat_state_parse(f[5]);
-    int64_t rid = to_i64(f[6]);
-    int idx = wk_inv_add_seat(&ev->inv, (int32_t)to_i64(f[1]), (int32_t)to_i64(f[2]),
-                              (int32_t)to_i64(f[3]), to_i64(f[4]), state < 0 ? Q_SEAT_SOLD : state);
+    int64_t rid = v[6];
+    int idx = wk_inv_add_seat(&ev->inv, (int32_t)v[1], (int32_t)v[2], (int32_t)v[3], v[4],
+                              state < 0 ? Q_SEAT_SOLD : state);
     if (idx < 0)
         return idx;
     if (rid >= 0 && state != Q_SEAT_SOLD) {
@@ -511,15 +558,14 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
         return ONS_EDB;
     double t0 = ons_mono_s();
     /* "{1,2,3}": the one parameter every query takes. */
-    char *ids = malloc(n * 21 + 3);
-    if (!ids)
-        return ONS_ENOMEM;
-    size_t k = 0;
-    ids[k++] = '{';
+    ons_pgarr ids_arr = {0};
     for (size_t i = 0; i < n; i++)
-        k += (size_t)sprintf(ids + k, i ? ",%" PRId64 : "%" PRId64, event_ids[i]);
-    ids[k++] = '}';
-    ids[k] = '\0';
+        ons_pgarr_int(&ids_arr, event_ids[i]);
+    const char *ids = ons_pgarr_end(&ids_arr);
+    if (ids_arr.oom) {
+        ons_pgarrs_fini(&ids_arr, 1);
+        return ONS_ENOMEM;
+    }
     load_set ls = {0};
     /* Marks the events loaded (once), committed before the snapshot below:
      * from now on their prices and starts_at are held here, and ingress no
@@ -527,13 +573,10 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
      * owner_loaded_at, so this UPDATE waits for an edit in flight, and the
      * snapshot then reads what that edit wrote). */
     const char *stamp_v[] = {ids};
-    PGresult *stamp =
-        wk_pg_exec(st->conn, PGRES_COMMAND_OK, "mark events loaded",
-                   "UPDATE events SET owner_loaded_at = now() "
-                   "WHERE event_id = ANY($1::bigint[]) AND owner_loaded_at IS NULL",
-                   1, stamp_v);
-    int rc = stamp ? 0 : ONS_EDB;
-    PQclear(stamp);
+    int rc = ons_pg_exec(st->conn, PGRES_COMMAND_OK, "mark events loaded",
+                         "UPDATE events SET owner_loaded_at = now() "
+                         "WHERE event_id = ANY($1::bigint[]) AND owner_loaded_at IS NULL",
+                         1, stamp_v, NULL);
     if (rc)
         goto out;
     /* One snapshot for every read, so events, seats and intents agree. */
@@ -564,7 +607,7 @@ out:
         free(ls.c[i].secs);
     free(ls.c);
     wk_map_fini(&ls.idx);
-    free(ids);
+    ons_pgarrs_fini(&ids_arr, 1);
     return rc;
 }
 
@@ -589,21 +632,21 @@ int wk_store_load_live(wk_store *st, wk_part *p)
     const char *v[] = {lo, hi};
     /* Also the events with pre-queued intents still waiting: their draw
      * is made by the clock, not by a record (docs/fairness.md). */
-    PGresult *r = wk_pg_exec(st->conn, PGRES_TUPLES_OK, "events with live holds",
-                             "SELECT event_id FROM ("
-                             "SELECT event_id, min(expires_at) AS t FROM reservations "
-                             "WHERE state IN ('held', 'paying') "
-                             "AND reservation_id >= $1 AND reservation_id < $2 GROUP BY event_id "
-                             "UNION ALL "
-                             "SELECT e.event_id, e.onsale_at FROM events e "
-                             "WHERE e.prequeue_opens_at IS NOT NULL "
-                             "AND e.status IN ('scheduled', 'on_sale', 'sold_out') "
-                             "AND EXISTS (SELECT 1 FROM intents i WHERE i.event_id = e.event_id "
-                             "AND i.state = 'waiting' AND i.accepted_at < e.onsale_at "
-                             "AND i.intent_seq >= $1 AND i.intent_seq < $2)"
-                             ") x GROUP BY event_id ORDER BY min(t), event_id",
-                             2, v);
-    if (!r)
+    PGresult *r;
+    if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "events with live holds",
+                    "SELECT event_id FROM ("
+                    "SELECT event_id, min(expires_at) AS t FROM reservations "
+                    "WHERE state IN ('held', 'paying') "
+                    "AND reservation_id >= $1 AND reservation_id < $2 GROUP BY event_id "
+                    "UNION ALL "
+                    "SELECT e.event_id, e.onsale_at FROM events e "
+                    "WHERE e.prequeue_opens_at IS NOT NULL "
+                    "AND e.status IN ('scheduled', 'on_sale', 'sold_out') "
+                    "AND EXISTS (SELECT 1 FROM intents i WHERE i.event_id = e.event_id "
+                    "AND i.state = 'waiting' AND i.accepted_at < e.onsale_at "
+                    "AND i.intent_seq >= $1 AND i.intent_seq < $2)"
+                    ") x GROUP BY event_id ORDER BY min(t), event_id",
+                    2, v, &r))
         return ONS_EDB;
     int n = PQntuples(r), rc = 0, loaded = 0;
     int64_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
@@ -611,9 +654,15 @@ int wk_store_load_live(wk_store *st, wk_part *p)
         PQclear(r);
         return ONS_ENOMEM;
     }
-    for (int i = 0; i < n; i++)
-        ids[i] = to_i64(PQgetvalue(r, i, 0));
+    for (int i = 0; i < n && rc == 0; i++)
+        if (ons_pg_get_i64(r, i, 0, &ids[i]))
+            rc = ONS_EDB;
     PQclear(r);
+    if (rc) {
+        ons_log_error("postgres events with live holds: an event_id is not an integer");
+        free(ids);
+        return rc;
+    }
     int k = 0;
     for (int i = 0; i < n; i++)
         if (!wk_part_event(p, ids[i]))
@@ -709,33 +758,33 @@ static int pl_end(wk_store *st)
 }
 
 /* Queues sql with the n arrays as parameters; 0 or ONS_EDB / ONS_ENOMEM. */
-static int exec_arrays(wk_store *st, const char *what, const char *sql, wk_pgarr *a, int n)
+static int exec_arrays(wk_store *st, const char *what, const char *sql, ons_pgarr *a, int n)
 {
     const char *v[16];
-    int rc = wk_pgarrs_params(a, n, v);
+    int rc = ons_pgarrs_params(a, n, v);
     return rc ? rc : pl_send(st, what, sql, n, v);
 }
 
 /* ---- the batch transaction ------------------------------------------------------ */
 
-static int write_intents(wk_store *st, const wk_fx *fx, wk_pgarr *a)
+static int write_intents(wk_store *st, const wk_fx *fx, ons_pgarr *a)
 {
     int rc, any = 0;
     /* Existing intents first: one that ends here frees its user for a new
      * active intent inserted below (intents_one_active). */
-    wk_pgarrs_reset(a, 4);
+    ons_pgarrs_reset(a, 4);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (r->is_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], r->seq);
-        wk_pgarr_text(&a[1], q_intent_state_name(r->state));
-        wk_pgarr_text(&a[2], q_reason_name(r->reason));
+        ons_pgarr_int(&a[0], r->seq);
+        ons_pgarr_text(&a[1], q_intent_state_name(r->state));
+        ons_pgarr_text(&a[2], q_reason_name(r->reason));
         if (r->res_state != Q_RES_NONE)
-            wk_pgarr_int(&a[3], r->seq);
+            ons_pgarr_int(&a[3], r->seq);
         else
-            wk_pgarr_null(&a[3]);
+            ons_pgarr_null(&a[3]);
     }
     if (any && (rc = exec_arrays(st, "update intents",
                                  "UPDATE intents i SET state = u.state, reason = u.reason, "
@@ -746,28 +795,28 @@ static int write_intents(wk_store *st, const wk_fx *fx, wk_pgarr *a)
         return rc;
 
     any = 0;
-    wk_pgarrs_reset(a, 13);
+    ons_pgarrs_reset(a, 13);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (!r->is_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], r->seq);
-        wk_pgarr_int(&a[1], r->event_id);
-        wk_pgarr_int(&a[2], r->user_id);
-        wk_pgarr_int(&a[3], r->partition);
-        wk_pgarr_int(&a[4], r->offset);
-        wk_pgarr_int(&a[5], r->qty);
-        wk_pgarr_text0(&a[6], r->section);
-        wk_pgarr_int0(&a[7], r->max_price);
-        wk_pgarr_text(&a[8], r->adjacent ? "t" : "f");
-        wk_pgarr_text(&a[9], q_intent_state_name(r->state));
-        wk_pgarr_text(&a[10], q_reason_name(r->reason));
+        ons_pgarr_int(&a[0], r->seq);
+        ons_pgarr_int(&a[1], r->event_id);
+        ons_pgarr_int(&a[2], r->user_id);
+        ons_pgarr_int(&a[3], r->partition);
+        ons_pgarr_int(&a[4], r->offset);
+        ons_pgarr_int(&a[5], r->qty);
+        ons_pgarr_text0(&a[6], r->section);
+        ons_pgarr_int0(&a[7], r->max_price);
+        ons_pgarr_text(&a[8], r->adjacent ? "t" : "f");
+        ons_pgarr_text(&a[9], q_intent_state_name(r->state));
+        ons_pgarr_text(&a[10], q_reason_name(r->reason));
         if (r->res_state != Q_RES_NONE)
-            wk_pgarr_int(&a[11], r->seq);
+            ons_pgarr_int(&a[11], r->seq);
         else
-            wk_pgarr_null(&a[11]);
-        wk_pgarr_int(&a[12], r->accepted_ms);
+            ons_pgarr_null(&a[11]);
+        ons_pgarr_int(&a[12], r->accepted_ms);
     }
     if (any &&
         (rc = exec_arrays(
@@ -785,23 +834,23 @@ static int write_intents(wk_store *st, const wk_fx *fx, wk_pgarr *a)
     return 0;
 }
 
-static int write_reservations(wk_store *st, const wk_fx *fx, wk_pgarr *a)
+static int write_reservations(wk_store *st, const wk_fx *fx, ons_pgarr *a)
 {
     int rc, any = 0;
-    wk_pgarrs_reset(a, 8);
+    ons_pgarrs_reset(a, 8);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (!r->res_new)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], r->seq);
-        wk_pgarr_int(&a[1], r->event_id);
-        wk_pgarr_int(&a[2], r->user_id);
-        wk_pgarr_text(&a[3], q_res_state_name(r->res_state));
-        wk_pgarr_int(&a[4], r->nseats);
-        wk_pgarr_int(&a[5], r->total_cents);
-        wk_pgarr_text(&a[6], r->ev->currency);
-        wk_pgarr_int(&a[7], r->expires_ms);
+        ons_pgarr_int(&a[0], r->seq);
+        ons_pgarr_int(&a[1], r->event_id);
+        ons_pgarr_int(&a[2], r->user_id);
+        ons_pgarr_text(&a[3], q_res_state_name(r->res_state));
+        ons_pgarr_int(&a[4], r->nseats);
+        ons_pgarr_int(&a[5], r->total_cents);
+        ons_pgarr_text(&a[6], r->ev->currency);
+        ons_pgarr_int(&a[7], r->expires_ms);
     }
     if (any &&
         (rc = exec_arrays(st, "insert reservations",
@@ -815,14 +864,14 @@ static int write_reservations(wk_store *st, const wk_fx *fx, wk_pgarr *a)
         return rc;
 
     any = 0;
-    wk_pgarrs_reset(a, 2);
+    ons_pgarrs_reset(a, 2);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (r->res_new || !r->res_changed || r->res_state == Q_RES_NONE)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], r->seq);
-        wk_pgarr_text(&a[1], q_res_state_name(r->res_state));
+        ons_pgarr_int(&a[0], r->seq);
+        ons_pgarr_text(&a[1], q_res_state_name(r->res_state));
     }
     if (any && (rc = exec_arrays(st, "update reservations",
                                  "UPDATE reservations r SET state = u.state, updated_at = now() "
@@ -841,7 +890,7 @@ static int seat_cmp(const void *a, const void *b)
     return (x->seat_no > y->seat_no) - (x->seat_no < y->seat_no);
 }
 
-static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
+static int write_seats_events(wk_store *st, const wk_fx *fx, ons_pgarr *a)
 {
     int rc;
     if (fx->nseats > 0) {
@@ -852,16 +901,16 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
         for (size_t i = 0; i < fx->nseats; i++)
             order[i] = &fx->seats[i];
         qsort(order, fx->nseats, sizeof *order, seat_cmp);
-        wk_pgarrs_reset(a, 4);
+        ons_pgarrs_reset(a, 4);
         for (size_t i = 0; i < fx->nseats; i++) {
             const wk_fx_seat *s = order[i];
-            wk_pgarr_int(&a[0], s->event_id);
-            wk_pgarr_int(&a[1], s->seat_no);
-            wk_pgarr_text(&a[2], q_seat_state_name(s->state));
+            ons_pgarr_int(&a[0], s->event_id);
+            ons_pgarr_int(&a[1], s->seat_no);
+            ons_pgarr_text(&a[2], q_seat_state_name(s->state));
             if (s->reservation_id >= 0)
-                wk_pgarr_int(&a[3], s->reservation_id);
+                ons_pgarr_int(&a[3], s->reservation_id);
             else
-                wk_pgarr_null(&a[3]);
+                ons_pgarr_null(&a[3]);
         }
         free(order);
         if ((rc = exec_arrays(st, "update seats",
@@ -872,14 +921,14 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
             return rc;
     }
     int any = 0;
-    wk_pgarrs_reset(a, 2);
+    ons_pgarrs_reset(a, 2);
     for (size_t i = 0; i < fx->nevents; i++) {
         const wk_event *ev = fx->events[i];
         if (!ev->status_dirty)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], ev->event_id);
-        wk_pgarr_text(&a[1], q_event_status_name(ev->status));
+        ons_pgarr_int(&a[0], ev->event_id);
+        ons_pgarr_text(&a[1], q_event_status_name(ev->status));
     }
     if (any && (rc = exec_arrays(st, "update events",
                                  "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "
@@ -888,15 +937,15 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
         return rc;
     /* Admission caps changed by a record (docs/fairness.md); 0 = none. */
     any = 0;
-    wk_pgarrs_reset(a, 3);
+    ons_pgarrs_reset(a, 3);
     for (size_t i = 0; i < fx->nevents; i++) {
         const wk_event *ev = fx->events[i];
         if (!ev->admission_dirty)
             continue;
         any = 1;
-        wk_pgarr_int(&a[0], ev->event_id);
-        wk_pgarr_int(&a[1], ev->max_active_holds);
-        wk_pgarr_int(&a[2], ev->admissions_per_minute);
+        ons_pgarr_int(&a[0], ev->event_id);
+        ons_pgarr_int(&a[1], ev->max_active_holds);
+        ons_pgarr_int(&a[2], ev->admissions_per_minute);
     }
     if (any && (rc = exec_arrays(st, "update admission",
                                  "UPDATE events e SET max_active_holds = nullif(u.mh, 0), "
@@ -910,7 +959,7 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, wk_pgarr *a)
 
 /* Tombstones: new ones inserted, spent ones (below the intents cursor)
  * deleted, both only when the batch has any. */
-static int write_tombstones(wk_store *st, const wk_part *p, wk_pgarr *a)
+static int write_tombstones(wk_store *st, const wk_part *p, ons_pgarr *a)
 {
     int rc;
     const wk_fx *fx = &p->fx;
@@ -918,11 +967,11 @@ static int write_tombstones(wk_store *st, const wk_part *p, wk_pgarr *a)
     snprintf(part, sizeof part, "%d", (int)p->partition);
     snprintf(off, sizeof off, "%" PRId64, p->next_offset);
     if (fx->ntombs > 0) {
-        wk_pgarrs_reset(a, 3);
+        ons_pgarrs_reset(a, 3);
         for (size_t i = 0; i < fx->ntombs; i++) {
-            wk_pgarr_int(&a[0], p->partition);
-            wk_pgarr_int(&a[1], fx->tombs[i].offset);
-            wk_pgarr_int(&a[2], fx->tombs[i].user_id);
+            ons_pgarr_int(&a[0], p->partition);
+            ons_pgarr_int(&a[1], fx->tombs[i].offset);
+            ons_pgarr_int(&a[2], fx->tombs[i].user_id);
         }
         if ((rc = exec_arrays(st, "insert tombstones",
                               "INSERT INTO intent_tombstones (partition, kafka_offset, user_id) "
@@ -980,7 +1029,7 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
     *latency_s = 0;
     if (ensure_conn(st))
         return ONS_EDB;
-    wk_pgarr a[13];
+    ons_pgarr a[13];
     memset(a, 0, sizeof a);
     /* Every statement joins a small unnest() against a big table by its
      * primary key: index nested loops. Fresh tables have no statistics and
@@ -1005,7 +1054,7 @@ int wk_store_commit(wk_store *st, wk_part *p, double *latency_s)
     }
     rc = simple(st, "COMMIT");
 out:
-    wk_pgarrs_fini(a, 13);
+    ons_pgarrs_fini(a, 13);
     *latency_s = ons_mono_s() - t0;
     return rc;
 }

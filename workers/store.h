@@ -24,7 +24,8 @@ typedef struct wk_store_opts {
 } wk_store_opts;
 
 /* Connects (the database may be down: calls then fail with ONS_EDB until it
- * is back). *out is owned by the caller (wk_store_free). 0 or ONS_ENOMEM. */
+ * is back; common/pg reconnects with backoff). *out is owned by the caller
+ * (wk_store_free). 0, ONS_EINVAL (no dsn) or ONS_ENOMEM. */
 int wk_store_new(const wk_store_opts *o, wk_store **out);
 void wk_store_free(wk_store *st);
 

@@ -39,8 +39,8 @@
 #include "workers/httpd.h"
 #include "workers/payments/breaker.h"
 #include "workers/payments/http.h"
+#include "common/pg.h"
 #include "workers/payments/relay.h"
-#include "workers/pgutil.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -140,7 +140,7 @@ typedef struct app {
 /* One charger thread's outbox connection: pay_outbox_ops' conn. */
 typedef struct pay_thread {
     app *a;
-    PGconn **c; /* the thread's connection (NULL until first used) */
+    ons_pg *c; /* the thread's connection (common/pg: reconnects with backoff) */
 } pay_thread;
 
 static volatile sig_atomic_t stop_flag;
@@ -160,32 +160,25 @@ static void sleep_ms(int64_t ms)
 
 /* ---- PostgreSQL ---------------------------------------------------------------- */
 
-/* Runs one statement, (re)connecting first when needed; the result when its
- * status is want (caller clears it), else NULL (logged). */
-static PGresult *q(PGconn **c, const char *dsn, const char *sql, int n, const char *const *v,
-                   ExecStatusType want)
+/* Runs one statement, (re)connecting first when needed (common/pg: backoff,
+ * timeouts, logged once); the result when its status is want (caller clears
+ * it), else NULL (logged). */
+static PGresult *q(ons_pg *c, const char *sql, int n, const char *const *v, ExecStatusType want)
 {
-    if (!*c || PQstatus(*c) != CONNECTION_OK) {
-        if (*c)
-            PQfinish(*c);
-        *c = PQconnectdb(dsn);
-        if (!*c || PQstatus(*c) != CONNECTION_OK) {
-            ons_log_warn("postgres: %s", *c ? PQerrorMessage(*c) : "out of memory");
-            return NULL;
-        }
-    }
-    return wk_pg_exec(*c, want, NULL, sql, n, v);
+    PGresult *r = NULL;
+    ons_pg_query(c, want, NULL, sql, n, v, &r);
+    return r;
 }
 
 /* Claims up to batch due rows. Returns how many were written to rows, or -1. */
-static int claim(app *a, PGconn **c, pay_row *rows, int max)
+static int claim(app *a, ons_pg *c, pay_row *rows, int max)
 {
     char lease[24], lim[24];
     snprintf(lease, sizeof lease, "%lld", a->o.lease_ms);
     snprintf(lim, sizeof lim, "%d", max);
     const char *v[] = {lease, lim};
     PGresult *r =
-        q(c, a->o.pg_dsn,
+        q(c,
           "UPDATE outbox o SET lease_until = now() + make_interval(secs => $1::bigint / 1000.0), "
           "attempts = o.attempts + 1 WHERE o.outbox_id IN (SELECT outbox_id FROM outbox "
           "WHERE state = 'pending' AND next_attempt_at <= now() "
@@ -223,13 +216,12 @@ static int claim(app *a, PGconn **c, pay_row *rows, int max)
 /* Gives the row back for a later attempt after delay_ms. */
 static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const char *why)
 {
-    app *a = ((pay_thread *)conn)->a;
-    PGconn **c = ((pay_thread *)conn)->c;
+    ons_pg *c = ((pay_thread *)conn)->c;
     char id[24], d[24];
     snprintf(id, sizeof id, "%" PRId64, w->id);
     snprintf(d, sizeof d, "%" PRId64, delay_ms);
     const char *v[] = {id, d, why};
-    PGresult *r = q(c, a->o.pg_dsn,
+    PGresult *r = q(c,
                     "UPDATE outbox SET lease_until = NULL, last_error = $3, "
                     "next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0) "
                     "WHERE outbox_id = $1 AND state = 'pending'",
@@ -240,8 +232,7 @@ static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const cha
 /* Records the payment and marks the row done, in one transaction. */
 static int finish(void *conn, const pay_row *w, const pay_answer *ans)
 {
-    app *a = ((pay_thread *)conn)->a;
-    PGconn **c = ((pay_thread *)conn)->c;
+    ons_pg *c = ((pay_thread *)conn)->c;
     static const char *pstate[] = {"succeeded", "declined", "failed"};
     char id[24], oid[24], amt[24], att[24];
     snprintf(id, sizeof id, "%" PRId64, w->id);
@@ -257,7 +248,7 @@ static int finish(void *conn, const pay_row *w, const pay_answer *ans)
                        att,
                        id,
                        ans->why[0] ? ans->why : NULL};
-    PGresult *r = q(c, a->o.pg_dsn,
+    PGresult *r = q(c,
                     "WITH p AS (INSERT INTO payments (order_id, kind, state, amount_cents, "
                     "currency, gateway_ref, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
                     "ON CONFLICT DO NOTHING) "
@@ -298,12 +289,15 @@ static int produce(void *ctx, const q_msg *m)
 static void *thread_main(void *arg)
 {
     app *a = arg;
-    PGconn *c = NULL;
+    ons_pg c;
+    ons_pg_opts po;
+    ons_pg_opts_default(&po, a->o.pg_dsn, "onsale-payments");
     pay_thread t = {a, &c};
     unsigned seed = (unsigned)(ons_mono_ms() ^ (int64_t)(uintptr_t)&c);
     pay_row *rows = calloc((size_t)a->o.batch, sizeof *rows);
-    if (!rows) {
+    if (!rows || ons_pg_init(&c, &po)) {
         ons_log_error("out of memory");
+        free(rows);
         return NULL;
     }
     while (!stop_flag) {
@@ -321,8 +315,7 @@ static void *thread_main(void *arg)
         }
     }
     free(rows);
-    if (c)
-        PQfinish(c);
+    ons_pg_fini(&c);
     return NULL;
 }
 

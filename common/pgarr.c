@@ -1,5 +1,5 @@
 /* pgarr.c - PostgreSQL array literal builder; see pgarr.h. */
-#include "workers/pgarr.h"
+#include "common/pgarr.h"
 #include "common/err.h"
 
 #include <inttypes.h>
@@ -9,7 +9,7 @@
 
 /* Appends n bytes of s, growing the buffer (doubling, from 256 bytes) with
  * room for the closing brace and the NUL. */
-static void put(wk_pgarr *a, const char *s, size_t n)
+static void put(ons_pgarr *a, const char *s, size_t n)
 {
     if (a->oom)
         return;
@@ -31,12 +31,12 @@ static void put(wk_pgarr *a, const char *s, size_t n)
 }
 
 /* Starts the next element: '{' before the first, ',' before the others. */
-static void sep(wk_pgarr *a)
+static void sep(ons_pgarr *a)
 {
     put(a, a->n++ ? "," : "{", 1);
 }
 
-void wk_pgarr_int(wk_pgarr *a, int64_t v)
+void ons_pgarr_int(ons_pgarr *a, int64_t v)
 {
     char b[24];
     int n = snprintf(b, sizeof b, "%" PRId64, v);
@@ -44,24 +44,24 @@ void wk_pgarr_int(wk_pgarr *a, int64_t v)
     put(a, b, (size_t)n);
 }
 
-void wk_pgarr_int0(wk_pgarr *a, int64_t v)
+void ons_pgarr_int0(ons_pgarr *a, int64_t v)
 {
     if (v)
-        wk_pgarr_int(a, v);
+        ons_pgarr_int(a, v);
     else
-        wk_pgarr_null(a);
+        ons_pgarr_null(a);
 }
 
-void wk_pgarr_null(wk_pgarr *a)
+void ons_pgarr_null(ons_pgarr *a)
 {
     sep(a);
     put(a, "NULL", 4);
 }
 
-void wk_pgarr_text(wk_pgarr *a, const char *s)
+void ons_pgarr_text(ons_pgarr *a, const char *s)
 {
     if (!s) {
-        wk_pgarr_null(a);
+        ons_pgarr_null(a);
         return;
     }
     sep(a);
@@ -74,12 +74,12 @@ void wk_pgarr_text(wk_pgarr *a, const char *s)
     put(a, "\"", 1);
 }
 
-void wk_pgarr_text0(wk_pgarr *a, const char *s)
+void ons_pgarr_text0(ons_pgarr *a, const char *s)
 {
-    wk_pgarr_text(a, s && s[0] ? s : NULL);
+    ons_pgarr_text(a, s && s[0] ? s : NULL);
 }
 
-const char *wk_pgarr_end(wk_pgarr *a)
+const char *ons_pgarr_end(ons_pgarr *a)
 {
     if (a->n == 0)
         put(a, "{", 1);
@@ -87,7 +87,7 @@ const char *wk_pgarr_end(wk_pgarr *a)
     return a->s;
 }
 
-void wk_pgarrs_reset(wk_pgarr *a, int n)
+void ons_pgarrs_reset(ons_pgarr *a, int n)
 {
     for (int i = 0; i < n; i++) {
         a[i].len = 0;
@@ -97,17 +97,17 @@ void wk_pgarrs_reset(wk_pgarr *a, int n)
     }
 }
 
-int wk_pgarrs_params(wk_pgarr *a, int n, const char **v)
+int ons_pgarrs_params(ons_pgarr *a, int n, const char **v)
 {
     for (int i = 0; i < n; i++) {
-        v[i] = wk_pgarr_end(&a[i]);
+        v[i] = ons_pgarr_end(&a[i]);
         if (a[i].oom)
             return ONS_ENOMEM;
     }
     return 0;
 }
 
-void wk_pgarrs_fini(wk_pgarr *a, int n)
+void ons_pgarrs_fini(ons_pgarr *a, int n)
 {
     for (int i = 0; i < n; i++) {
         free(a[i].s);
