@@ -62,8 +62,8 @@ typedef struct ing_opts {
     int log_intents;
     long long cancel_lookup_timeout_ms;
     int debug_cancel_local_only;
-        /* test only: the pre-fix cancel (node-local map) */ /* accepted joins and checkouts logged
-                                                                at info with their intent id */
+    /* test only: the pre-fix cancel (node-local map) */ /* accepted joins and checkouts logged
+                                                            at info with their intent id */
     char *redis_host;
     long long redis_port;
     char *redis_prefix;

@@ -353,27 +353,25 @@ enum {
     P_COUNT
 };
 
-static int cat_fail(cat_error *err, int status, const char *code, const char *field,
-                    const char *fmt, ...)
+static int cat_fail(cat_error *err, ing_api_err id, const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
-    err->status = status;
-    err->code = code;
+    err->id = id;
     err->field = field;
     return -1;
 }
 
 static int bad(cat_error *err, const char *field, const char *what)
 {
-    return cat_fail(err, 400, "invalid_field", field, "Parameter '%s' must be %s.", field, what);
+    return cat_fail(err, ING_E_INVALID_FIELD, field, "Parameter '%s' must be %s.", field, what);
 }
 
 static int oom(cat_error *err)
 {
-    return cat_fail(err, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+    return cat_fail(err, ING_E_OVERLOADED, NULL, "Out of memory; retry shortly.");
 }
 
 /* Text parameter of at most maxchars characters; "" counts as absent. */
@@ -428,7 +426,7 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
     memset(err, 0, sizeof *err);
     int rc = -1;
     if (strlen(qs) > CAT_QUERY_MAX)
-        return cat_fail(err, 400, "invalid_query", NULL, "The query string is too long.");
+        return cat_fail(err, ING_E_INVALID_QUERY, NULL, "The query string is too long.");
     /* Split, decode and place every key=value pair. */
     for (const char *s = qs; *s;) {
         size_t len = strcspn(s, "&");
@@ -447,12 +445,12 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
             if (kl < 0 || !utf8_text_ok(key, &(size_t){0}))
                 snprintf(key, sizeof key, "?");
             snprintf(err->field_buf, sizeof err->field_buf, "%s", key);
-            cat_fail(err, 400, "unknown_field", err->field_buf, "Unknown query parameter '%s'.",
+            cat_fail(err, ING_E_UNKNOWN_FIELD, err->field_buf, "Unknown query parameter '%s'.",
                      key);
             goto done;
         }
         if (vals[idx]) {
-            cat_fail(err, 400, "invalid_field", PARAMS[idx],
+            cat_fail(err, ING_E_INVALID_FIELD, PARAMS[idx],
                      "Parameter '%s' is given more than once.", PARAMS[idx]);
             goto done;
         }
@@ -464,7 +462,7 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
         }
         if (url_decode(eq ? eq + 1 : s + len, vlen, vals[idx], vlen + 1) < 0) {
             if (idx == P_CURSOR)
-                cat_fail(err, 400, "invalid_cursor", "cursor", "The cursor is not one we issued.");
+                cat_fail(err, ING_E_INVALID_CURSOR, "cursor", "The cursor is not one we issued.");
             else
                 bad(err, PARAMS[idx], "correctly URL-encoded");
             goto done;
@@ -487,7 +485,7 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
             if (words == 0)
                 bad(err, "q", "text with at least one letter or digit");
             else if (words > lim->max_terms)
-                cat_fail(err, 400, "invalid_field", "q", "Parameter 'q' may hold at most %d words.",
+                cat_fail(err, ING_E_INVALID_FIELD, "q", "Parameter 'q' may hold at most %d words.",
                          lim->max_terms);
             else
                 oom(err);
@@ -535,7 +533,7 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
     if (np) {
         if (np != 3) {
             const char *missing = !vals[P_LAT] ? "lat" : !vals[P_LON] ? "lon" : "km";
-            cat_fail(err, 400, "invalid_field", missing,
+            cat_fail(err, ING_E_INVALID_FIELD, missing,
                      "Parameters 'lat', 'lon' and 'km' go together ('%s' is missing).", missing);
             goto done;
         }
@@ -583,7 +581,7 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
     }
     q->cur_match = q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
     if (vals[P_CURSOR] && cursor_decode(vals[P_CURSOR], q)) {
-        cat_fail(err, 400, "invalid_cursor", "cursor",
+        cat_fail(err, ING_E_INVALID_CURSOR, "cursor",
                  "The cursor is not one we issued for this sort order.");
         goto done;
     }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingress/api_error.h"
+
 typedef enum { CAT_SORT_RELEVANCE, CAT_SORT_DATE, CAT_SORT_PRICE } cat_sort;
 
 /* How q matched: full-text (with a prefix on the last word), or by trigram
@@ -52,14 +54,15 @@ typedef struct cat_query {
 } cat_query;
 
 typedef struct cat_error {
-    int status;
-    const char *code, *field; /* field: NULL, a static string or field_buf */
+    ing_api_err id;    /* the answer's row in api_error.h */
+    const char *field; /* field: NULL, a static string or field_buf */
     char field_buf[32];
     char message[192];
 } cat_error;
 
 /* Parses the raw query string (after '?'). Returns 0, or -1 with *err set
- * (400 and the field at fault; 503 overloaded when out of memory). */
+ * (invalid_field and the like with the field at fault; overloaded when
+ * out of memory). */
 int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err);
 void cat_query_clear(cat_query *q);
 

@@ -357,14 +357,13 @@ static void view_job(ing_worker *w, void *arg)
     b = refresh_failed(v, event_id);
     if (rc == ONS_ENOTFOUND) {
         body_release(b);
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
     } else if (b) {
         /* The database is away: the last view beats no view. */
         reply_view(r, b);
         body_release(b);
     } else {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
     }
 }
 
@@ -381,8 +380,7 @@ void ing_route_event_get(ing_req *r)
     }
     int64_t *job = malloc(sizeof *job);
     if (!job) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     *job = id;

@@ -9,16 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-void ing_reply_error(ing_req *r, int status, const char *code, const char *field, const char *fmt,
-                     ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    json_t *body = ons_httpd_error_body(code, field, fmt, ap);
-    va_end(ap);
-    ing_reply_json(r, status, body);
-}
-
 int ing_json_only(ing_req *r, json_t *o, const char *const *allowed)
 {
     const char *k;
@@ -35,7 +25,7 @@ int ing_json_only(ing_req *r, json_t *o, const char *const *allowed)
             for (char *c = name; *c; c++)
                 if ((unsigned char)*c < 0x20 || *c == '"')
                     *c = '?';
-            ing_reply_error(r, 400, "unknown_field", name, "Unknown field '%s'.", name);
+            ing_failf(r, NULL, ING_E_UNKNOWN_FIELD, name, "Unknown field '%s'.", name);
             return -1;
         }
     }
@@ -44,7 +34,7 @@ int ing_json_only(ing_req *r, json_t *o, const char *const *allowed)
 
 static int missing(ing_req *r, const char *key)
 {
-    ing_reply_error(r, 400, "missing_field", key, "Field '%s' is required.", key);
+    ing_failf(r, NULL, ING_E_MISSING_FIELD, key, "Field '%s' is required.", key);
     return -1;
 }
 
@@ -55,9 +45,9 @@ int ing_json_int(ing_req *r, json_t *o, const char *key, int required, int64_t m
     if (!v)
         return required ? missing(r, key) : 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be an integer from %lld to %lld.", key, (long long)min,
-                        (long long)max);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be an integer from %lld to %lld.", key, (long long)min,
+                  (long long)max);
         return -1;
     }
     *out = json_integer_value(v);
@@ -71,8 +61,8 @@ int ing_json_num(ing_req *r, json_t *o, const char *key, double min, double max,
     if (!v)
         return 0;
     if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > max) {
-        ing_reply_error(r, 400, "invalid_field", key, "Field '%s' must be a number from %g to %g.",
-                        key, min, max);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key, "Field '%s' must be a number from %g to %g.",
+                  key, min, max);
         return -1;
     }
     *out = json_number_value(v);
@@ -95,10 +85,10 @@ int ing_json_str(ing_req *r, json_t *o, const char *key, int required, size_t mi
                 ok = 0;
     }
     if (!ok) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be a string of %zu to %zu characters without control "
-                        "characters.",
-                        key, minlen, maxlen);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be a string of %zu to %zu characters without control "
+                  "characters.",
+                  key, minlen, maxlen);
         return -1;
     }
     *out = json_string_value(v);
@@ -111,7 +101,7 @@ int ing_json_bool(ing_req *r, json_t *o, const char *key, int *out)
     if (!v)
         return 0;
     if (!json_is_boolean(v)) {
-        ing_reply_error(r, 400, "invalid_field", key, "Field '%s' must be true or false.", key);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key, "Field '%s' must be true or false.", key);
         return -1;
     }
     *out = json_is_true(v);
@@ -124,8 +114,8 @@ int ing_json_time(ing_req *r, json_t *o, const char *key, int required, int64_t 
     if (!v)
         return required ? missing(r, key) : 0;
     if (!json_is_string(v) || ing_parse_rfc3339(json_string_value(v), out_ms)) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be an RFC 3339 time such as 2026-12-01T20:00:00Z.", key);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be an RFC 3339 time such as 2026-12-01T20:00:00Z.", key);
         return -1;
     }
     return 0;
@@ -140,8 +130,8 @@ int ing_json_objects(ing_req *r, json_t *o, const char *key, size_t max, json_t 
     for (size_t i = 0; ok && i < json_array_size(v); i++)
         ok = json_is_object(json_array_get(v, i));
     if (!ok) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be an array of 1 to %zu objects.", key, max);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be an array of 1 to %zu objects.", key, max);
         return -1;
     }
     *out = v;
@@ -160,8 +150,8 @@ int ing_path_id(ing_req *r, const char *s, int64_t *out)
             v = v * 10 + (s[i] - '0');
     }
     if (!ok) {
-        ing_reply_error(r, 400, "invalid_id", NULL,
-                        "The id in the path must be a positive integer.");
+        ing_failf(r, NULL, ING_E_INVALID_ID, NULL,
+                  "The id in the path must be a positive integer.");
         return -1;
     }
     *out = v;

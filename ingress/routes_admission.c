@@ -31,9 +31,8 @@ static void admission_delivered(ing_worker *w, void *arg)
     ing_req *r = arg;
     admission_job *j = r->job;
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue could not take the change; retry the request.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the change; retry the request.");
         return;
     }
     char url[48];
@@ -61,13 +60,12 @@ static void admission_job_run(ing_worker *w, void *arg)
         ing_worker_query(w, "SELECT seller_id, status FROM events WHERE event_id = $1", 1, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
         return;
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
         return;
     }
     int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -75,12 +73,12 @@ static void admission_job_run(ing_worker *w, void *arg)
     snprintf(status, sizeof status, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
     if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
-        ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
+        ing_failf(r, w, ING_E_FORBIDDEN, NULL, "This event belongs to another seller.");
         return;
     }
     if (!strcmp(status, "cancelled") || !strcmp(status, "ended")) {
-        ing_reply_error(r, 409, "invalid_transition", NULL,
-                        "This event is %s; its admission can no longer change.", status);
+        ing_failf(r, w, ING_E_INVALID_TRANSITION, NULL,
+                  "This event is %s; its admission can no longer change.", status);
         return;
     }
     q_msg m;
@@ -91,9 +89,8 @@ static void admission_job_run(ing_worker *w, void *arg)
     m.max_active_holds = j->max_active_holds;
     m.admissions_per_minute = j->admissions_per_minute;
     if (ing_produce(r, &m, admission_delivered)) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue cannot take the change right now; nothing was queued.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take the change right now; nothing was queued.");
     }
 }
 
@@ -117,8 +114,7 @@ void ing_route_event_admission(ing_req *r)
         return;
     j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     r->job = j;

@@ -233,8 +233,7 @@ static void catalog_job_run(ing_worker *w, void *arg)
         if (res)
             ons_logk(ONS_LOG_WARN, "request_id", r->rid, "catalog: %s", PQresultErrorMessage(res));
         PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The catalog is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "The catalog is unavailable; retry shortly.");
         return;
     }
     int n = PQntuples(res);
@@ -272,8 +271,7 @@ static void catalog_job_run(ing_worker *w, void *arg)
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, w, ING_E_OVERLOADED, NULL);
         return;
     }
     char etag[24];
@@ -306,15 +304,12 @@ void ing_route_events_list(ing_req *r)
     cat_error err;
     if (!j || !(j->key = strdup(qs))) {
         free(j);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     if (cat_parse(qs, &lim, &j->q, &err)) {
-        if (err.status == 503)
-            r->retry_after = 1;
-        ing_reply_error(r, err.status, err.code, err.field, "%s", err.message);
         catalog_job_free(j);
+        ing_failf(r, NULL, err.id, err.field, "%s", err.message);
         return;
     }
     r->job = j;

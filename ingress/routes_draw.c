@@ -76,7 +76,7 @@ static void draw_job(ing_worker *w, void *arg)
         goto unavailable;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
         return;
     }
     const char *commitment = PQgetvalue(res, 0, 0);
@@ -112,8 +112,7 @@ static void draw_job(ing_worker *w, void *arg)
 unavailable:
     PQclear(res);
     PQclear(rows);
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+    ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
 }
 
 void ing_route_event_draw(ing_req *r)
@@ -123,8 +122,7 @@ void ing_route_event_draw(ing_req *r)
         return;
     int64_t *job = malloc(sizeof *job);
     if (!job) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     *job = id;

@@ -91,8 +91,7 @@ static int exec(ing_worker *w, const char *sql)
 
 static void db_unavailable(ing_req *r, ing_worker *w)
 {
-    r->retry_after = 1;
-    ing_idem_error(r, w, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+    ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
 }
 
 /* ---- POST /v1/venues ------------------------------------------------------------------- */
@@ -123,8 +122,7 @@ static void venue_create_job(ing_worker *w, void *arg)
     char *per = int_array(j->per_row, j->n);
     PGresult *res = NULL;
     if (!names || !rows || !per) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, w, ING_E_OVERLOADED, NULL);
         goto out;
     }
     const char *p[] = {
@@ -146,7 +144,7 @@ static void venue_create_job(ing_worker *w, void *arg)
         goto out;
     }
     if (!ok(res) || PQntuples(res) != 1) {
-        ing_idem_error(r, w, 500, "internal", NULL, "The venue could not be stored.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "The venue could not be stored.");
         goto out;
     }
     json_t *body =
@@ -167,8 +165,7 @@ void ing_route_venue_create(ing_req *r)
     static const char *const sec_allowed[] = {"name", "rows", "seats_per_row", NULL};
     venue_job *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     r->job = j;
@@ -186,8 +183,8 @@ void ing_route_venue_create(ing_req *r)
     /* A position is both coordinates (the catalog's distance filter). */
     if (j->has_lat != j->has_lon) {
         const char *missing = j->has_lat ? "lon" : "lat";
-        ing_reply_error(r, 400, "invalid_field", missing,
-                        "Fields 'lat' and 'lon' go together ('%s' is missing).", missing);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, missing,
+                  "Fields 'lat' and 'lon' go together ('%s' is missing).", missing);
         return;
     }
     j->n = json_array_size(secs);
@@ -200,8 +197,8 @@ void ing_route_venue_create(ing_req *r)
             return;
         for (size_t k = 0; k < i; k++) {
             if (strcmp(j->sec_names[k], j->sec_names[i]) == 0) {
-                ing_reply_error(r, 400, "invalid_field", "sections",
-                                "Section names must be unique ('%s' repeats).", j->sec_names[i]);
+                ing_failf(r, NULL, ING_E_INVALID_FIELD, "sections",
+                          "Section names must be unique ('%s' repeats).", j->sec_names[i]);
                 return;
             }
         }
@@ -247,14 +244,14 @@ static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
     if (!ok(res))
         goto db_fail;
     if (PQntuples(res) == 0) {
-        ing_idem_error(r, w, 404, "venue_not_found", "venue_id", "No such venue.");
+        ing_fail(r, w, ING_E_VENUE_NOT_FOUND, "venue_id");
         goto rollback;
     }
     int64_t owner = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     res = NULL;
     if (r->who.role != ONS_ROLE_ADMIN && owner != r->who.user_id) {
-        ing_idem_error(r, w, 403, "forbidden", "venue_id", "This venue belongs to another seller.");
+        ing_failf(r, w, ING_E_FORBIDDEN, "venue_id", "This venue belongs to another seller.");
         goto rollback;
     }
     int64_t now = ing_now_ms();
@@ -311,8 +308,8 @@ static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
     if (!ok(res))
         goto db_fail;
     if ((size_t)atoll(PQcmdTuples(res)) != j->ntiers) {
-        ing_idem_error(r, w, 400, "invalid_field", "tiers",
-                       "Every tier must name a section of the venue.");
+        ing_failf(r, w, ING_E_INVALID_FIELD, "tiers",
+                  "Every tier must name a section of the venue.");
         goto rollback;
     }
     PQclear(res);
@@ -358,7 +355,7 @@ db_fail:
     if (!res)
         db_unavailable(r, w);
     else
-        ing_idem_error(r, w, 500, "internal", NULL, "The event could not be stored.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "The event could not be stored.");
 rollback:
     PQclear(res);
     exec(w, "ROLLBACK");
@@ -399,8 +396,8 @@ static int parse_tiers(ing_req *r, json_t *tiers, size_t n, const char **section
             return -1;
         for (size_t k = 0; k < i; k++) {
             if (strcmp(sections[k], sections[i]) == 0) {
-                ing_reply_error(r, 400, "invalid_field", "tiers",
-                                "Each section may be priced once ('%s' repeats).", sections[i]);
+                ing_failf(r, NULL, ING_E_INVALID_FIELD, "tiers",
+                          "Each section may be priced once ('%s' repeats).", sections[i]);
                 return -1;
             }
         }
@@ -426,8 +423,7 @@ void ing_route_event_create(ing_req *r)
                                           NULL};
     event_job *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     r->job = j;
@@ -462,26 +458,26 @@ void ing_route_event_create(ing_req *r)
     /* Semantic checks answer 400 invalid_field like every other field rule. */
     if (j->prequeue_opens_at_ms && (!j->has_onsale || j->prequeue_opens_at_ms >= j->onsale_at_ms ||
                                     j->onsale_at_ms <= ing_now_ms())) {
-        ing_reply_error(r, 400, "invalid_field", "prequeue_opens_at",
-                        "Field 'prequeue_opens_at' needs an 'onsale_at' in the future and must be "
-                        "before it: the pre-queue opens before the sale.");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "prequeue_opens_at",
+                  "Field 'prequeue_opens_at' needs an 'onsale_at' in the future and must be "
+                  "before it: the pre-queue opens before the sale.");
         return;
     }
     if (j->starts_at_ms <= ing_now_ms()) {
-        ing_reply_error(r, 400, "invalid_field", "starts_at",
-                        "Field 'starts_at' must be in the future.");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "starts_at",
+                  "Field 'starts_at' must be in the future.");
         return;
     }
     if (j->has_onsale && j->onsale_at_ms >= j->starts_at_ms) {
-        ing_reply_error(r, 400, "invalid_field", "onsale_at",
-                        "Field 'onsale_at' must be before 'starts_at': the sale opens before "
-                        "the show.");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "onsale_at",
+                  "Field 'onsale_at' must be before 'starts_at': the sale opens before "
+                  "the show.");
         return;
     }
     for (int i = 0; i < 3; i++) {
         if (j->currency[i] < 'A' || j->currency[i] > 'Z') {
-            ing_reply_error(r, 400, "invalid_field", "currency",
-                            "Field 'currency' must be an ISO 4217 code such as USD.");
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "currency",
+                      "Field 'currency' must be an ISO 4217 code such as USD.");
             return;
         }
     }
@@ -507,8 +503,7 @@ static event_ref *new_event_ref(ing_req *r, const char *to_status)
         return NULL;
     event_ref *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return NULL;
     }
     j->event_id = id;
@@ -544,9 +539,8 @@ static void status_delivered(ing_worker *w, void *arg)
     ing_req *r = arg;
     event_ref *j = r->job;
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue could not take the status change; retry the request.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the status change; retry the request.");
         return;
     }
     char url[48];
@@ -578,13 +572,12 @@ static void status_change_job(ing_worker *w, void *arg)
         2, p);
     if (!res || !ok(res)) {
         PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
         return;
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
         return;
     }
     int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -592,12 +585,12 @@ static void status_change_job(ing_worker *w, void *arg)
     snprintf(from, sizeof from, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
     if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
-        ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
+        ing_failf(r, w, ING_E_FORBIDDEN, NULL, "This event belongs to another seller.");
         return;
     }
     if (!transition_allowed(j->to_status, from)) {
-        ing_reply_error(r, 409, "invalid_transition", NULL,
-                        "This event is %s; it cannot become %s.", from, j->to_status);
+        ing_failf(r, w, ING_E_INVALID_TRANSITION, NULL, "This event is %s; it cannot become %s.",
+                  from, j->to_status);
         return;
     }
     /* Resuming a sold-out or scheduled event keeps what it was. */
@@ -614,9 +607,8 @@ static void status_change_job(ing_worker *w, void *arg)
      * resume (a paused sale whose onsale_at is ahead becomes scheduled). */
     snprintf(m.status, sizeof m.status, "%s", j->to_status);
     if (ing_produce(r, &m, status_delivered)) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue cannot take the status change right now; nothing was queued.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take the status change right now; nothing was queued.");
     }
 }
 
@@ -691,7 +683,7 @@ static void event_update_job(ing_worker *w, void *arg)
     if (!ok(res))
         goto db_fail;
     if (PQntuples(res) == 0) {
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
         goto rollback;
     }
     int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -702,30 +694,30 @@ static void event_update_job(ing_worker *w, void *arg)
     PQclear(res);
     res = NULL;
     if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
-        ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
+        ing_failf(r, w, ING_E_FORBIDDEN, NULL, "This event belongs to another seller.");
         goto rollback;
     }
     if (!strcmp(status, "cancelled") || !strcmp(status, "ended")) {
-        ing_reply_error(r, 409, "sale_closed", NULL, "This event is %s; it can no longer change.",
-                        status);
+        ing_failf(r, w, ING_E_SALE_CLOSED, NULL, "This event is %s; it can no longer change.",
+                  status);
         goto rollback;
     }
     if (j->ntiers > 0 && !before_sale) {
-        ing_reply_error(r, 409, "prices_locked", "tiers",
-                        "Prices can change only before the sale opens (this event is %s and "
-                        "its sale is under way or about to be).",
-                        status);
+        ing_failf(r, w, ING_E_PRICES_LOCKED, "tiers",
+                  "Prices can change only before the sale opens (this event is %s and "
+                  "its sale is under way or about to be).",
+                  status);
         goto rollback;
     }
     if (j->starts_at_ms > 0 && !before_sale) {
-        ing_reply_error(r, 409, "starts_at_locked", "starts_at",
-                        "The show's time can change only before the sale opens: fans bought "
-                        "tickets for it and refunds are timed from it.");
+        ing_failf(r, w, ING_E_STARTS_AT_LOCKED, "starts_at",
+                  "The show's time can change only before the sale opens: fans bought "
+                  "tickets for it and refunds are timed from it.");
         goto rollback;
     }
     if (j->starts_at_ms > 0 && j->starts_at_ms <= onsale_ms) {
-        ing_reply_error(r, 400, "invalid_field", "starts_at",
-                        "Field 'starts_at' must be after the sale opens (onsale_at).");
+        ing_failf(r, w, ING_E_INVALID_FIELD, "starts_at",
+                  "Field 'starts_at' must be after the sale opens (onsale_at).");
         goto rollback;
     }
     const char *up[] = {ev, j->name, j->description, j->category,
@@ -756,8 +748,8 @@ static void event_update_job(ing_worker *w, void *arg)
         if (!ok(res))
             goto db_fail;
         if ((size_t)atoll(PQcmdTuples(res)) != j->ntiers) {
-            ing_reply_error(r, 400, "invalid_field", "tiers",
-                            "Every tier must name a priced section of the event.");
+            ing_failf(r, w, ING_E_INVALID_FIELD, "tiers",
+                      "Every tier must name a priced section of the event.");
             goto rollback;
         }
         PQclear(res);
@@ -798,10 +790,9 @@ db_fail:
     if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
         ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event update: %s", PQresultErrorMessage(res));
     if (!res) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
     } else {
-        ing_reply_error(r, 500, "internal", NULL, "The event could not be updated.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "The event could not be updated.");
     }
 rollback:
     PQclear(res);
@@ -819,8 +810,7 @@ void ing_route_event_update(ing_req *r)
         return;
     event_patch *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     r->job = j;
@@ -834,14 +824,14 @@ void ing_route_event_update(ing_req *r)
         ing_json_time(r, r->body, "starts_at", 0, &j->starts_at_ms))
         return;
     if (json_object_size(r->body) == 0) {
-        ing_reply_error(r, 400, "missing_field", NULL,
-                        "Name at least one field to change (name, category, description, "
-                        "starts_at, tiers).");
+        ing_failf(r, NULL, ING_E_MISSING_FIELD, NULL,
+                  "Name at least one field to change (name, category, description, "
+                  "starts_at, tiers).");
         return;
     }
     if (json_object_get(r->body, "starts_at") && j->starts_at_ms <= ing_now_ms()) {
-        ing_reply_error(r, 400, "invalid_field", "starts_at",
-                        "Field 'starts_at' must be in the future.");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "starts_at",
+                  "Field 'starts_at' must be in the future.");
         return;
     }
     if (json_object_get(r->body, "tiers")) {

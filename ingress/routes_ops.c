@@ -66,8 +66,7 @@ void ing_route_metrics(ing_req *r)
     }
     char *text = ons_metrics_render(app->metrics);
     if (!text) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory.");
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "Out of memory.");
         return;
     }
     ing_reply_text(r, 200, "text/plain; version=0.0.4", text, strlen(text));
@@ -161,8 +160,7 @@ static void admin_queues_job(ing_worker *w, void *arg)
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         json_decref(parts);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
         return;
     }
     int n = PQntuples(res);

@@ -50,8 +50,7 @@ static co_job *new_job(ing_req *r)
 {
     co_job *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return NULL;
     }
     snprintf(j->id, sizeof j->id, "%s", r->nparams > 0 && r->params[0] ? r->params[0] : "");
@@ -77,15 +76,14 @@ static void checkout_delivered(ing_worker *w, void *arg)
         return;
     }
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "queue_unavailable", NULL,
-                       "The queue could not take the checkout; nothing was queued.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the checkout; nothing was queued.");
         return;
     }
     int64_t seq = q_seq_make_lane(r->produced_partition, r->produced_offset, 1); /* control */
     char oid[Q_ID_LEN + 1], url[64];
     if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
-        ing_idem_error(r, w, 500, "internal", NULL, "Could not name the order.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the order.");
         return;
     }
     snprintf(url, sizeof url, "/v1/orders/%s", oid);
@@ -123,8 +121,7 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
                                      3, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Orders are unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Orders are unavailable; retry shortly.");
         return -1;
     }
     if (PQntuples(res) == 1) {
@@ -133,7 +130,7 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
         if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
-            ing_reply_error(r, 500, "internal", NULL, "Could not name the order.");
+            ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the order.");
             return -1;
         }
         snprintf(url, sizeof url, "/v1/orders/%s", oid);
@@ -171,13 +168,12 @@ static void checkout_job(ing_worker *w, void *arg)
                                      2, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "unavailable", NULL, "Reservations are unavailable; retry.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Reservations are unavailable; retry.");
         return;
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        ing_idem_error(r, w, 404, "not_found", NULL, "No such reservation.");
+        ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
     }
     j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -186,18 +182,17 @@ static void checkout_job(ing_worker *w, void *arg)
     int live = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
     if (strcmp(state, "held") != 0 || !live) {
-        ing_idem_error(r, w, 409,
-                       strcmp(state, "paying") == 0 ? "checkout_in_progress" : "invalid_state",
-                       NULL, "The reservation is %s; only a held reservation can be paid.",
-                       strcmp(state, "held") == 0 ? "expired" : state);
+        ing_failf(r, w,
+                  strcmp(state, "paying") == 0 ? ING_E_CHECKOUT_IN_PROGRESS : ING_E_INVALID_STATE,
+                  NULL, "The reservation is %s; only a held reservation can be paid.",
+                  strcmp(state, "held") == 0 ? "expired" : state);
         return;
     }
     j->msg.sent_ms = ing_now_ms();
     int rc = ing_produce(r, &j->msg, checkout_delivered);
     if (rc) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, rc == ONS_EFULL ? "overloaded" : "queue_unavailable", NULL,
-                       "The queue cannot take requests right now; nothing was queued.");
+        ing_failf(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take requests right now; nothing was queued.");
     }
 }
 
@@ -209,17 +204,17 @@ void ing_route_checkout(ing_req *r)
     int rc =
         q_id_decode(r->app->o.ids_secret, Q_ID_RESERVATION, r->params[0], r->who.user_id, &seq);
     if (rc == ONS_EPARSE) {
-        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return;
     }
     if (rc || q_seq_partition(seq) >= r->app->partitions) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such reservation.");
+        ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
     }
     if (!r->idem[0]) {
-        ing_reply_error(r, 400, "idempotency_key_required", NULL,
-                        "A checkout needs an Idempotency-Key header (1-128 printable "
-                        "characters): a retry with the same key never pays twice.");
+        ing_failf(r, NULL, ING_E_IDEMPOTENCY_KEY_REQUIRED, NULL,
+                  "A checkout needs an Idempotency-Key header (1-128 printable "
+                  "characters): a retry with the same key never pays twice.");
         return;
     }
     if (ing_json_only(r, r->body, allowed) ||
@@ -227,9 +222,9 @@ void ing_route_checkout(ing_req *r)
         return;
     for (const char *c = pm; *c; c++) {
         if (*c <= 0x20 || *c >= 0x7f) {
-            ing_reply_error(r, 400, "invalid_field", "payment_method",
-                            "Field 'payment_method' must be a payment method token such as "
-                            "pm_card_visa.");
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "payment_method",
+                      "Field 'payment_method' must be a payment method token such as "
+                      "pm_card_visa.");
             return;
         }
     }
@@ -306,8 +301,7 @@ static void order_get_job(ing_worker *w, void *arg)
     body = NULL;
     goto out;
 unavailable:
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "unavailable", NULL, "Orders are unavailable; retry shortly.");
+    ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Orders are unavailable; retry shortly.");
 out:
     json_decref(body);
     PQclear(res);
@@ -319,11 +313,11 @@ void ing_route_order_get(ing_req *r)
     int64_t seq;
     int rc = q_id_decode(r->app->o.ids_secret, Q_ID_ORDER, r->params[0], r->who.user_id, &seq);
     if (rc == ONS_EPARSE) {
-        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return;
     }
     if (rc) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such order.");
+        ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such order.");
         return;
     }
     co_job *j = new_job(r);
@@ -362,8 +356,7 @@ static void tickets_job(ing_worker *w, void *arg)
         if (res)
             ons_log_warn("ticket history: %s", PQresultErrorMessage(res));
         PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
     int n = PQntuples(res);
@@ -430,13 +423,13 @@ void ing_route_my_tickets(ing_req *r)
     int64_t limit = TICKETS_DEFAULT_LIMIT;
     if (c < 0 || (c > 0 && (sscanf(cur, "%llx.%llx", &us, &tid) != 2 || tid == 0 ||
                             us > INT64_MAX || tid > INT64_MAX))) {
-        ing_reply_error(r, 400, "invalid_cursor", "cursor", "The cursor is not one we issued.");
+        ing_fail(r, NULL, ING_E_INVALID_CURSOR, "cursor");
         return;
     }
     if (l < 0 ||
         (l > 0 && ((limit = strtoll(lim, &end, 10)) < 1 || limit > TICKETS_MAX_LIMIT || *end))) {
-        ing_reply_error(r, 400, "invalid_field", "limit", "Parameter 'limit' must be 1 to %d.",
-                        TICKETS_MAX_LIMIT);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "limit", "Parameter 'limit' must be 1 to %d.",
+                  TICKETS_MAX_LIMIT);
         return;
     }
     co_job *j = new_job(r);
@@ -456,9 +449,8 @@ static void ticket_delivered(ing_worker *w, void *arg)
     ing_req *r = arg;
     co_job *j = r->job;
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue could not take the request; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the request; retry shortly.");
         return;
     }
     ing_reply_json(
@@ -475,26 +467,26 @@ static int ticket_rules(ing_req *r, enum q_ticket_kind kind, const char *ticket_
                         const char *event_status, int ended, int past_cutoff, const char *starts_at)
 {
     if (strcmp(ticket_status, "voided") == 0 || strcmp(event_status, "cancelled") == 0) {
-        ing_reply_error(r, 409, "event_cancelled", NULL,
-                        "The event was cancelled: this ticket is void and its order is refunded.");
+        ing_failf(r, NULL, ING_E_EVENT_CANCELLED, NULL,
+                  "The event was cancelled: this ticket is void and its order is refunded.");
         return -1;
     }
     if (strcmp(ticket_status, "valid") != 0) {
-        ing_reply_error(r, 409, "invalid_state", NULL, "This ticket is cancelled.");
+        ing_failf(r, NULL, ING_E_INVALID_STATE, NULL, "This ticket is cancelled.");
         return -1;
     }
     if (ended) {
-        ing_reply_error(r, 409, "event_ended", NULL,
-                        "The event has ended; its tickets can no longer be changed.");
+        ing_failf(r, NULL, ING_E_EVENT_ENDED, NULL,
+                  "The event has ended; its tickets can no longer be changed.");
         return -1;
     }
     if (past_cutoff && kind == Q_TICKET_CANCEL) {
         long long h = r->app->o.tickets_refund_cutoff_s / 3600,
                   m = r->app->o.tickets_refund_cutoff_s % 3600 / 60;
-        ing_reply_error(r, 409, "refund_window_closed", NULL,
-                        "Tickets can be cancelled and refunded until %lldh%02lld before the show "
-                        "(%s).",
-                        h, m, starts_at);
+        ing_failf(r, NULL, ING_E_REFUND_WINDOW_CLOSED, NULL,
+                  "Tickets can be cancelled and refunded until %lldh%02lld before the show "
+                  "(%s).",
+                  h, m, starts_at);
         return -1;
     }
     return 0;
@@ -519,14 +511,13 @@ static void ticket_job(ing_worker *w, void *arg)
         3, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
     /* Someone else's ticket is not revealed: 404 like a missing one. */
     if (PQntuples(res) == 0 || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != r->who.user_id) {
         PQclear(res);
-        ing_reply_error(r, 404, "not_found", NULL, "No such ticket.");
+        ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such ticket.");
         return;
     }
     j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -539,9 +530,8 @@ static void ticket_job(ing_worker *w, void *arg)
     j->msg.sent_ms = ing_now_ms();
     int rc = ing_produce(r, &j->msg, ticket_delivered);
     if (rc) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue cannot take requests right now; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take requests right now; retry shortly.");
     }
 }
 
@@ -557,8 +547,8 @@ static void ticket_route(ing_req *r, enum q_ticket_kind kind)
             ing_json_int(r, r->body, "to_user_id", 1, 1, INT64_MAX, &to))
             return;
         if (to == r->who.user_id) {
-            ing_reply_error(r, 400, "invalid_field", "to_user_id",
-                            "A ticket cannot be transferred to its owner.");
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "to_user_id",
+                      "A ticket cannot be transferred to its owner.");
             return;
         }
     } else if (r->body && ing_json_only(r, r->body, none)) {

@@ -170,12 +170,11 @@ static const char *claim_expected(const ing_req *r)
 }
 
 /* Nothing was queued: give back the claim (only while it is still ours). */
-static void join_fail_503(ing_req *r, ing_worker *w, const char *code, const char *why)
+static void join_fail_503(ing_req *r, ing_worker *w, ing_api_err e, const char *why)
 {
     join_job *j = r->job;
     q_status_clear_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim);
-    r->retry_after = 1;
-    ing_idem_error(r, w, 503, code, NULL, "%s", why);
+    ing_failf(r, w, e, NULL, "%s", why);
 }
 
 /* After the delivery report: the intent is durable, certainly not queued,
@@ -192,7 +191,7 @@ static void join_delivered(ing_worker *w, void *arg)
         return;
     }
     if (r->produce_err) {
-        join_fail_503(r, w, "queue_unavailable",
+        join_fail_503(r, w, ING_E_QUEUE_UNAVAILABLE,
                       "The queue could not take the request; nothing was queued. Retry shortly.");
         return;
     }
@@ -200,7 +199,7 @@ static void join_delivered(ing_worker *w, void *arg)
     char id[Q_ID_LEN + 1];
     if (q_id_encode(app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
         /* Offsets beyond 2^40: cannot happen on a sane topic. */
-        ing_idem_error(r, w, 500, "internal", NULL, "Could not name the intent.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the intent.");
         return;
     }
     ing_seqmap_put(app->seqs, seq, j->msg.event_id);
@@ -287,11 +286,11 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
     join_job *j = r->job;
     int64_t now = ing_now_ms();
     if (strcmp(ev->status, "cancelled") == 0 || strcmp(ev->status, "ended") == 0) {
-        ing_idem_error(r, w, 409, "sale_closed", NULL, "The sale for this event is closed.");
+        ing_fail(r, w, ING_E_SALE_CLOSED, NULL);
         return -1;
     }
     if (strcmp(ev->status, "paused") == 0) {
-        ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale is paused.");
+        ing_failf(r, w, ING_E_SALE_NOT_OPEN, NULL, "The sale is paused.");
         return -1;
     }
     if (now < ev->onsale_at_ms && ev->prequeue_opens_at_ms > 0 && now >= ev->prequeue_opens_at_ms) {
@@ -299,16 +298,16 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
     } else if (now < ev->onsale_at_ms) {
         char at[32];
         ing_format_rfc3339(ev->onsale_at_ms, at);
-        ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale opens at %s.", at);
+        ing_failf(r, w, ING_E_SALE_NOT_OPEN, NULL, "The sale opens at %s.", at);
         return -1;
     }
     if (ev->sold_out || strcmp(ev->status, "sold_out") == 0) {
-        ing_idem_error(r, w, 409, "sold_out", NULL, "Every seat of this event is sold.");
+        ing_fail(r, w, ING_E_SOLD_OUT, NULL);
         return -1;
     }
     if (quantity > ev->max_per_user) {
-        ing_idem_error(r, w, 400, "invalid_field", "quantity",
-                       "Field 'quantity' must be from 1 to %d for this event.", ev->max_per_user);
+        ing_failf(r, w, ING_E_INVALID_FIELD, "quantity",
+                  "Field 'quantity' must be from 1 to %d for this event.", ev->max_per_user);
         return -1;
     }
     return 0;
@@ -388,7 +387,7 @@ static int claim_active(ing_req *r, ing_worker *w)
                                          sizeof existing, keys, nkeys, &rate);
     if (nkeys && (rc == 0 || rc == ONS_EEXIST || rc == ONS_EFULL) &&
         ing_ratelimit_note(r, keys, &rate)) {
-        ing_idem_error(r, w, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+        ing_failf(r, w, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
         return -1;
     }
     if (rc == ONS_EEXIST && strncmp(existing, "pending", 7) != 0 && may_take_over(r, w, existing))
@@ -399,13 +398,11 @@ static int claim_active(ing_req *r, ing_worker *w)
     if (rc == 0)
         return 0;
     if (rc != ONS_EEXIST) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "unavailable", NULL, "The queue store is unavailable.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "The queue store is unavailable.");
         return -1;
     }
     if (strncmp(existing, "pending", 7) == 0) {
-        ing_idem_error(r, w, 409, "already_in_queue", NULL,
-                       "You are already joining the queue for this event.");
+        ing_fail(r, w, ING_E_ALREADY_IN_QUEUE, NULL);
         return -1;
     }
     json_t *e = json_pack("{s:s, s:s, s:s}", "code", "already_in_queue", "message",
@@ -439,8 +436,7 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         4, p);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Intent data is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent data is unavailable; retry shortly.");
         return -1;
     }
     if (PQntuples(res) == 1) {
@@ -449,7 +445,7 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
         if (q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
-            ing_reply_error(r, 500, "internal", NULL, "Could not name the intent.");
+            ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the intent.");
             return -1;
         }
         ing_seqmap_put(r->app->seqs, seq, j->msg.event_id);
@@ -496,12 +492,11 @@ static void join_job_run(ing_worker *w, void *arg)
     q_event_state ev;
     rc = ing_events_get(app->events, w, j->msg.event_id, &ev);
     if (rc == ONS_ENOTFOUND) {
-        ing_idem_error(r, w, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
         return;
     }
     if (rc) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "unavailable", NULL, "Event data is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Event data is unavailable; retry shortly.");
         return;
     }
     if (check_sale(r, w, &ev, j->msg.quantity) || claim_active(r, w))
@@ -514,7 +509,7 @@ static void join_job_run(ing_worker *w, void *arg)
     }
     rc = ing_produce_batched(r, &j->msg, join_delivered_batch);
     if (rc)
-        join_fail_503(r, w, rc == ONS_EFULL ? "overloaded" : "queue_unavailable",
+        join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
                       "The queue cannot take requests right now; nothing was queued.");
 }
 
@@ -533,8 +528,7 @@ void ing_route_join(ing_req *r)
         return;
     join_job *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     j->msg.type = Q_MSG_INTENT;
@@ -683,9 +677,7 @@ static void intent_get_job(ing_worker *w, void *arg)
         return;
     }
     if (rc) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL,
-                        "Intent status is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent status is unavailable; retry shortly.");
         return;
     }
     q_event_state es;
@@ -719,12 +711,12 @@ static int decode_id(ing_req *r, enum q_id_kind kind, int64_t *seq)
 {
     int rc = q_id_decode(r->app->o.ids_secret, kind, r->params[0], r->who.user_id, seq);
     if (rc == ONS_EPARSE) {
-        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return -1;
     }
     if (rc || q_seq_partition(*seq) >= r->app->partitions) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such %s.",
-                        kind == Q_ID_INTENT ? "intent" : "reservation");
+        ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such %s.",
+                  kind == Q_ID_INTENT ? "intent" : "reservation");
         return -1;
     }
     return 0;
@@ -734,8 +726,7 @@ static intent_job *new_intent_job(ing_req *r, int64_t seq)
 {
     intent_job *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return NULL;
     }
     j->seq = seq;
@@ -801,9 +792,8 @@ static void cancel_delivered(ing_worker *w, void *arg)
     ing_req *r = arg;
     intent_job *j = r->job;
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue could not take the request; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the request; retry shortly.");
         return;
     }
     int is_intent = r->route->handler == ing_route_intent_delete;
@@ -854,34 +844,31 @@ static void cancel_job(ing_worker *w, void *arg)
     int is_intent = r->route->handler == ing_route_intent_delete;
     int rc = find_event(r, w, j);
     if (rc == ONS_EUNAVAIL) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Status data is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Status data is unavailable; retry shortly.");
         return;
     }
     if (rc) {
         /* Still queued and accepted by another ingress process: the id
          * does not tell which event it is for until the worker reached it. */
-        r->retry_after = 1;
-        ing_reply_error(r, 409, "not_cancellable_yet", NULL,
-                        "This intent cannot be cancelled here yet; retry shortly.");
+        ing_fail(r, w, ING_E_NOT_CANCELLABLE_YET, NULL);
         return;
     }
     if (j->state[0] && terminal(j->state)) {
-        ing_reply_error(r, 409, "invalid_state", NULL, "This %s has already ended (%s).",
-                        is_intent ? "intent" : "reservation", j->state);
+        ing_failf(r, w, ING_E_INVALID_STATE, NULL, "This %s has already ended (%s).",
+                  is_intent ? "intent" : "reservation", j->state);
         return;
     }
     if (strcmp(j->state, "paying") == 0) {
         /* The payment saga owns a paying hold: the owner would ignore the
          * cancel (workers/partition.c apply_cancel), so say so instead of a
          * 202 that changes nothing. */
-        ing_reply_error(r, 409, "payment_in_progress", NULL,
-                        "This %s is being paid for and cannot be cancelled now.",
-                        is_intent ? "intent" : "reservation");
+        ing_failf(r, w, ING_E_PAYMENT_IN_PROGRESS, NULL,
+                  "This %s is being paid for and cannot be cancelled now.",
+                  is_intent ? "intent" : "reservation");
         return;
     }
     if (!is_intent && j->state[0] && strcmp(j->state, "reserved") != 0) {
-        ing_reply_error(r, 409, "invalid_state", NULL, "There is no held reservation to release.");
+        ing_failf(r, w, ING_E_INVALID_STATE, NULL, "There is no held reservation to release.");
         return;
     }
     q_msg m;
@@ -896,9 +883,8 @@ static void cancel_job(ing_worker *w, void *arg)
     m.reservation_id = is_intent ? 0 : j->seq;
     rc = ing_produce(r, &m, cancel_delivered);
     if (rc) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue cannot take requests right now; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take requests right now; retry shortly.");
     }
 }
 

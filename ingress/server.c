@@ -226,8 +226,7 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
     ons_httpd_live_add(&s->live, &r->pend);
     fn = ing_ratelimit_wrap(r, fn);
     if (ing_pool_submit(s->app->pool, fn, r, 0) != 0) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "The server is busy; retry shortly.");
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
     }
 }
 
@@ -239,13 +238,11 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
 {
     ing_app *app = s->app;
     if (ons_httpd_req_target(hreq, r->method, sizeof r->method, r->pathbuf, sizeof r->pathbuf)) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
+        ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
         return;
     }
     if (!ons_httpd_path_ok(r->pathbuf, 1)) {
-        ing_reply_error(r, 400, "invalid_path", NULL,
-                        "The path may contain only letters, digits, '-', '_', '/' and '.' "
-                        "inside a name.");
+        ing_fail(r, NULL, ING_E_INVALID_PATH, NULL);
         return;
     }
     static const ons_httpd_table table = {
@@ -260,10 +257,9 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
         ons_httpd_route_find(&t, r->method, r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams);
     if (ri < 0) {
         if (ri == -405)
-            ing_reply_error(r, 405, "method_not_allowed", NULL,
-                            "This method is not allowed on this resource.");
+            ing_fail(r, NULL, ING_E_METHOD_NOT_ALLOWED, NULL);
         else
-            ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
+            ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
         return;
     }
     const ing_route *route = &ing_routes[ri];
@@ -276,11 +272,11 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
         if (!authz ||
             ons_auth_verify_cached(app->auth_cache, authz, ing_now_ms() / 1000, &r->who)) {
             memset(&r->who, 0, sizeof r->who);
-            ing_reply_error(r, 401, "unauthorized", NULL, "A valid bearer token is required.");
+            ing_fail(r, NULL, ING_E_UNAUTHORIZED, NULL);
             return;
         }
         if (!(route->roles & (int)r->who.role)) {
-            ing_reply_error(r, 403, "forbidden", NULL, "Your role may not do this.");
+            ing_fail(r, NULL, ING_E_FORBIDDEN, NULL);
             return;
         }
     }
@@ -290,8 +286,7 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     const char *idem = nng_http_req_get_header(hreq, "Idempotency-Key");
     if (idem) {
         if (!ing_idem_key_valid(idem)) {
-            ing_reply_error(r, 400, "invalid_idempotency_key", NULL,
-                            "Idempotency-Key must be 1 to 128 printable characters.");
+            ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
             return;
         }
         snprintf(r->idem, sizeof r->idem, "%s", idem);
@@ -300,11 +295,11 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     if (route->body) {
         ons_httpd_err e;
         if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+            ing_fail_httpd(r, &e);
             return;
         }
         if (ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+            ing_fail_httpd(r, &e);
             return;
         }
     }
@@ -325,8 +320,8 @@ static void on_body(void *arg)
         /* Timed out or the connection went away: nng has closed it, so
          * this reply is only counted (as 408), never delivered. */
         r->close = 1;
-        ing_reply_error(r, 408, "request_timeout", NULL, "The body did not arrive within %lld ms.",
-                        s->app->o.http_body_timeout_ms);
+        ing_failf(r, NULL, ING_E_REQUEST_TIMEOUT, NULL, "The body did not arrive within %lld ms.",
+                  s->app->o.http_body_timeout_ms);
     }
     atomic_fetch_sub(&s->body_reads, 1);
 }
@@ -358,7 +353,7 @@ static void on_http(nng_aio *aio)
     ons_httpd_err e;
     if (ons_httpd_framing(hreq, s->app->o.http_max_body, &len, &e)) {
         r->close = 1;
-        ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+        ing_fail_httpd(r, &e);
         return;
     }
     if (len == 0) {
@@ -369,8 +364,7 @@ static void on_http(nng_aio *aio)
     r->raw_len = len;
     if (!r->raw || nng_aio_alloc(&r->body_aio, on_body, r) != 0) {
         r->close = 1;
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     nng_iov iov = {.iov_buf = r->raw, .iov_len = len};

@@ -2,6 +2,7 @@
 onsale_unit(test_ingress_json onsale_ingress)
 onsale_unit(test_ticket_code onsale_ingress)
 onsale_unit(test_catalog_store onsale_ingress)
+onsale_unit(test_api_error onsale_ingress)
 onsale_pytest(it_ingress_http test_ingress_http.py)
 onsale_pytest(it_ingress_worker test_ingress_worker.py)
 onsale_pytest(it_catalog test_catalog.py)

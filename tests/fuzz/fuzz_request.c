@@ -48,11 +48,11 @@
 #include <strings.h>
 #include <time.h>
 
-#define SECRET    "fuzz-secret-0123456789abcdef"
+#define SECRET     "fuzz-secret-0123456789abcdef"
 #define IDS_SECRET "fuzz-ids-secret-0123456789abcdef"
-#define USER_ID   42
-#define MAX_BODY  16384
-#define MAX_INPUT 65536
+#define USER_ID    42
+#define MAX_BODY   16384
+#define MAX_INPUT  65536
 
 static ing_app app;
 static nng_aio *aio;
@@ -178,8 +178,7 @@ static void setup(void)
     if (ing_cursors_new(app.partitions, &st, "host=/nonexistent-onsale-fuzz connect_timeout=1",
                         1 << 30, &app.cursors) ||
         ing_seqmap_new(1024, &app.seqs) || ing_views_new(1000, 64, &app.views) ||
-        ing_events_new(250, 64, &app.events) ||
-        nng_aio_alloc(&aio, NULL, NULL))
+        ing_events_new(250, 64, &app.events) || nng_aio_alloc(&aio, NULL, NULL))
         abort();
     ing_cursors_raise(app.cursors, 0, 1000); /* partition 0: served up to 1000 */
     ing_cursors_raise(app.cursors, 1, 0);    /* 1: known, nothing served; 2, 3: unknown */
@@ -236,11 +235,11 @@ static enum ons_role first_role(int roles)
 static void dispatch(ing_req *r, nng_http_req *hreq)
 {
     if (ons_httpd_req_target(hreq, r->method, sizeof r->method, r->pathbuf, sizeof r->pathbuf)) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
+        ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
         return;
     }
     if (!ons_httpd_path_ok(r->pathbuf, 1)) {
-        ing_reply_error(r, 400, "invalid_path", NULL, "Bad path.");
+        ing_fail(r, NULL, ING_E_INVALID_PATH, NULL);
         return;
     }
     static const ons_httpd_table table = {
@@ -254,8 +253,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
     long ri =
         ons_httpd_route_find(&t, r->method, r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams);
     if (ri < 0) {
-        ing_reply_error(r, ri == -405 ? 405 : 404, ri == -405 ? "method_not_allowed" : "not_found",
-                        NULL, "No such resource.");
+        ing_fail(r, NULL, ri == -405 ? ING_E_METHOD_NOT_ALLOWED : ING_E_NOT_FOUND, NULL);
         return;
     }
     const ing_route *route = &ing_routes[ri];
@@ -273,7 +271,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
     const char *idem = nng_http_req_get_header(hreq, "Idempotency-Key");
     if (idem) {
         if (!ing_idem_key_valid(idem)) {
-            ing_reply_error(r, 400, "invalid_idempotency_key", NULL, "Bad key.");
+            ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
             return;
         }
         snprintf(r->idem, sizeof r->idem, "%s", idem);
@@ -283,7 +281,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
         size_t len = 0;
         ons_httpd_err e;
         if (ons_httpd_body_check(hreq, app.o.http_max_body, 0, &data, &len, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+            ing_fail_httpd(r, &e);
             return;
         }
         r->raw = malloc(len + 1);
@@ -294,7 +292,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
         r->raw[len] = '\0';
         r->raw_len = len;
         if (ons_httpd_body_parse(r->raw, len, &r->body, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+            ing_fail_httpd(r, &e);
             return;
         }
     }
