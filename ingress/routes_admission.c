@@ -53,32 +53,13 @@ static void admission_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     admission_job *j = r->job;
-    char ev[24];
-    snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
-    const char *p[] = {ev};
-    PGresult *res =
-        ing_worker_query(w, "SELECT seller_id, status FROM events WHERE event_id = $1", 1, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
+    ing_event_owner ev;
+    /* The stored status as is (-1): a show past its grace still takes caps. */
+    if (ing_event_owned(r, w, j->event_id, -1, 0, &ev))
         return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
-        return;
-    }
-    int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    char status[16];
-    snprintf(status, sizeof status, "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
-    if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
-        ing_failf(r, w, ING_E_FORBIDDEN, NULL, "This event belongs to another seller.");
-        return;
-    }
-    if (!strcmp(status, "cancelled") || !strcmp(status, "ended")) {
+    if (!strcmp(ev.status, "cancelled") || !strcmp(ev.status, "ended")) {
         ing_failf(r, w, ING_E_INVALID_TRANSITION, NULL,
-                  "This event is %s; its admission can no longer change.", status);
+                  "This event is %s; its admission can no longer change.", ev.status);
         return;
     }
     q_msg m;

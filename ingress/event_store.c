@@ -1,0 +1,463 @@
+/* event_store.c - venues and events in PostgreSQL for ingress; see
+ * event_store.h. */
+#include "ingress/event_store.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- result helpers ---------------------------------------------------------------- */
+
+/* The outcome of a statement: 0 when it returned rows or completed,
+ * ONS_EUNAVAIL when there was no connection (res NULL), else ONS_EDB
+ * (logged with the request id and what failed). */
+static int result_rc(PGresult *res, const char *rid, const char *what)
+{
+    if (!res)
+        return ONS_EUNAVAIL;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return 0;
+    ons_logk(ONS_LOG_WARN, "request_id", rid ? rid : "-", "%s: %s", what,
+             PQresultErrorMessage(res));
+    return ONS_EDB;
+}
+
+/* A decimal bigint cell (or command tag count) into *out: 0 or ONS_EPARSE
+ * (NULL, empty, not a number or out of range). */
+static int parse_i64(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return ONS_EPARSE;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return ONS_EPARSE;
+    *out = v;
+    return 0;
+}
+
+static int get_i64(const PGresult *res, int row, int col, int64_t *out)
+{
+    if (PQgetisnull(res, row, col))
+        return ONS_EPARSE;
+    return parse_i64(PQgetvalue(res, row, col), out);
+}
+
+static int affected(PGresult *res, int64_t *out)
+{
+    return parse_i64(PQcmdTuples(res), out);
+}
+
+/* Runs a statement whose result is not needed. */
+static int exec(ing_worker *w, const char *sql)
+{
+    PGresult *res = ing_worker_query(w, sql, 0, NULL);
+    int rc = result_rc(res, NULL, sql);
+    PQclear(res);
+    return rc;
+}
+
+/* Builds a PostgreSQL array literal of text items: {"a","b\"c"}. Heap
+ * string, caller frees; NULL on allocation failure. */
+static char *text_array(const char *const *items, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(items[i]) + 3;
+    char *out = malloc(cap), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+/* Builds {1,2,3}. Heap string, caller frees. */
+static char *int_array(const int64_t *v, size_t n)
+{
+    char *out = malloc(n * 21 + 3), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, i ? ",%" PRId64 : "%" PRId64, v[i]);
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+/* ms since epoch as the seconds text to_timestamp() takes. */
+static void secs_text(int64_t ms, char out[32])
+{
+    snprintf(out, 32, "%.3f", (double)ms / 1000.0);
+}
+
+static void i64_text(int64_t v, char out[24])
+{
+    snprintf(out, 24, "%" PRId64, v);
+}
+
+/* ---- venues ---------------------------------------------------------------------------- */
+
+int ing_venue_insert(ing_worker *w, const char *rid, const ing_venue_new *in, int64_t *venue_id)
+{
+    char owner[24], cap[24], lat[32], lon[32];
+    i64_text(in->owner_id, owner);
+    i64_text(in->capacity, cap);
+    snprintf(lat, sizeof lat, "%.9g", in->lat);
+    snprintf(lon, sizeof lon, "%.9g", in->lon);
+    char *names = text_array(in->section_names, in->nsections);
+    char *rows = int_array(in->rows, in->nsections);
+    char *per = int_array(in->seats_per_row, in->nsections);
+    PGresult *res = NULL;
+    int rc = ONS_ENOMEM;
+    if (!names || !rows || !per)
+        goto out;
+    const char *p[] = {owner,
+                       in->name,
+                       in->city,
+                       in->country,
+                       in->has_pos ? lat : NULL,
+                       in->has_pos ? lon : NULL,
+                       cap,
+                       names,
+                       rows,
+                       per,
+                       in->address};
+    res = ing_worker_query(
+        w,
+        "WITH v AS (INSERT INTO venues (owner_id, name, city, country, lat, lon, capacity, "
+        "                               address) "
+        "           VALUES ($1, $2, $3, $4, $5, $6, $7, $11) RETURNING venue_id), "
+        "s AS (INSERT INTO sections (venue_id, name, position, rows, seats_per_row) "
+        "      SELECT v.venue_id, t.name, t.ord - 1, t.rows, t.per_row "
+        "      FROM v, unnest($8::text[], $9::int[], $10::int[]) WITH ORDINALITY "
+        "           AS t(name, rows, per_row, ord) RETURNING 1) "
+        "SELECT venue_id, (SELECT count(*) FROM s) FROM v",
+        11, p);
+    rc = result_rc(res, rid, "venue insert");
+    if (rc == 0 && (PQntuples(res) != 1 || get_i64(res, 0, 0, venue_id)))
+        rc = ONS_EDB;
+out:
+    PQclear(res);
+    free(names);
+    free(rows);
+    free(per);
+    return rc;
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+/* The venue's owner, read FOR SHARE: 0, ONS_ENOTFOUND or ONS_EAUTH. */
+static int venue_check(ing_worker *w, const char *rid, const ing_event_new *in, int64_t *owner)
+{
+    char venue[24];
+    i64_text(in->venue_id, venue);
+    const char *vp[] = {venue};
+    PGresult *res =
+        ing_worker_query(w, "SELECT owner_id FROM venues WHERE venue_id = $1 FOR SHARE", 1, vp);
+    int rc = result_rc(res, rid, "venue owner");
+    if (rc == 0 && PQntuples(res) == 0)
+        rc = ONS_ENOTFOUND;
+    else if (rc == 0 && get_i64(res, 0, 0, owner))
+        rc = ONS_EDB;
+    else if (rc == 0 && !in->is_admin && *owner != in->acting_user)
+        rc = ONS_EAUTH;
+    PQclear(res);
+    return rc;
+}
+
+static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new *in,
+                            int64_t seller_id, int64_t *event_id)
+{
+    char venue[24], seller[24], starts[32], onsale[32], mpu[24], hold[24], preq[32], mah[24],
+        apm[24];
+    i64_text(in->venue_id, venue);
+    i64_text(seller_id, seller);
+    secs_text(in->starts_at_ms, starts);
+    secs_text(in->onsale_at_ms, onsale);
+    secs_text(in->prequeue_opens_at_ms, preq);
+    i64_text(in->max_per_user, mpu);
+    i64_text(in->hold_seconds, hold);
+    i64_text(in->max_active_holds, mah);
+    i64_text(in->admissions_per_minute, apm);
+    const char *ep[] = {venue,
+                        seller,
+                        in->name,
+                        in->category,
+                        in->description,
+                        starts,
+                        onsale,
+                        mpu,
+                        hold,
+                        in->currency,
+                        in->status,
+                        in->prequeue_opens_at_ms ? preq : NULL,
+                        in->draw_seed_hex,
+                        in->draw_commitment,
+                        mah,
+                        apm};
+    PGresult *res = ing_worker_query(
+        w,
+        "INSERT INTO events (venue_id, seller_id, name, category, description, starts_at, "
+        "onsale_at, max_per_user, hold_seconds, currency, status, prequeue_opens_at, draw_seed, "
+        "draw_commitment, max_active_holds, admissions_per_minute) "
+        "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), "
+        "to_timestamp($7::double precision), $8, $9, $10, $11, "
+        "to_timestamp($12::double precision), decode($13, 'hex'), $14, nullif($15::int, 0), "
+        "nullif($16::int, 0)) RETURNING event_id",
+        16, ep);
+    int rc = result_rc(res, rid, "event insert");
+    if (rc == 0 && (PQntuples(res) != 1 || get_i64(res, 0, 0, event_id)))
+        rc = ONS_EDB;
+    PQclear(res);
+    return rc;
+}
+
+/* The tiers by section name; ONS_EINVAL when one names no section. */
+static int tiers_insert(ing_worker *w, const char *rid, const ing_event_new *in, const char *ev)
+{
+    char venue[24];
+    i64_text(in->venue_id, venue);
+    char *names = text_array(in->tier_sections, in->ntiers);
+    char *prices = int_array(in->tier_prices, in->ntiers);
+    int rc = ONS_ENOMEM;
+    int64_t n = 0;
+    PGresult *res = NULL;
+    if (!names || !prices)
+        goto out;
+    const char *tp[] = {ev, venue, names, prices};
+    res =
+        ing_worker_query(w,
+                         "INSERT INTO price_tiers (event_id, section_id, price_cents) "
+                         "SELECT $1, s.section_id, t.price FROM unnest($3::text[], $4::bigint[]) "
+                         "AS t(name, price) JOIN sections s ON s.venue_id = $2 AND s.name = t.name",
+                         4, tp);
+    rc = result_rc(res, rid, "price tiers insert");
+    if (rc == 0 && affected(res, &n))
+        rc = ONS_EDB;
+    else if (rc == 0 && (size_t)n != in->ntiers)
+        rc = ONS_EINVAL;
+out:
+    PQclear(res);
+    free(names);
+    free(prices);
+    return rc;
+}
+
+/* Every seat of the priced sections, numbered in allocation order:
+ * seat_no = seats of better priced sections + (row-1)*per_row + seat-1;
+ * then events.seats_total. */
+static int seats_insert(ing_worker *w, const char *rid, const char *ev, int64_t *total)
+{
+    const char *sp[] = {ev};
+    PGresult *res = ing_worker_query(
+        w,
+        "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_in_row, price_cents) "
+        "SELECT $1, (b.base + (rr - 1) * b.seats_per_row + (cc - 1))::int, b.section_id, rr, cc, "
+        "       b.price_cents "
+        "FROM (SELECT s.section_id, s.rows, s.seats_per_row, pt.price_cents, "
+        "             sum(s.rows * s.seats_per_row) OVER (ORDER BY s.position) "
+        "               - s.rows * s.seats_per_row AS base "
+        "      FROM price_tiers pt JOIN sections s USING (section_id) "
+        "      WHERE pt.event_id = $1) b "
+        "CROSS JOIN LATERAL generate_series(1, b.rows) AS rr "
+        "CROSS JOIN LATERAL generate_series(1, b.seats_per_row) AS cc",
+        1, sp);
+    int rc = result_rc(res, rid, "seats insert");
+    if (rc == 0 && affected(res, total))
+        rc = ONS_EDB;
+    PQclear(res);
+    if (rc)
+        return rc;
+    char n[24];
+    i64_text(*total, n);
+    const char *up[] = {ev, n};
+    res = ing_worker_query(w, "UPDATE events SET seats_total = $2 WHERE event_id = $1", 2, up);
+    rc = result_rc(res, rid, "seats_total");
+    PQclear(res);
+    return rc;
+}
+
+int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
+                     ing_event_created *out)
+{
+    int64_t owner = 0;
+    char ev[24];
+    if (exec(w, "BEGIN"))
+        return ONS_EUNAVAIL;
+    int rc = venue_check(w, rid, in, &owner);
+    if (!rc)
+        rc = event_row_insert(w, rid, in, owner, &out->event_id);
+    if (!rc) {
+        i64_text(out->event_id, ev);
+        rc = tiers_insert(w, rid, in, ev);
+    }
+    if (!rc)
+        rc = seats_insert(w, rid, ev, &out->seats_total);
+    if (!rc)
+        rc = exec(w, "COMMIT") ? ONS_EDB : 0;
+    if (rc)
+        exec(w, "ROLLBACK");
+    return rc;
+}
+
+int ing_event_owner_get(ing_worker *w, int64_t event_id, long long end_grace_s, int lock,
+                        ing_event_owner *out)
+{
+    char ev[24], grace[24];
+    i64_text(event_id, ev);
+    snprintf(grace, sizeof grace, "%lld", end_grace_s);
+    const char *p[] = {ev, grace};
+    PGresult *res = ing_worker_query(
+        w,
+        lock ? "SELECT seller_id, CASE WHEN $2::bigint >= 0 AND status NOT IN ('cancelled', "
+               "  'ended') AND now() >= starts_at + make_interval(secs => $2::bigint) "
+               "  THEN 'ended' ELSE status END, "
+               "  status = 'scheduled' AND onsale_at > now() AND owner_loaded_at IS NULL, "
+               "  (extract(epoch FROM onsale_at) * 1000)::bigint "
+               "FROM events WHERE event_id = $1 FOR UPDATE"
+             : "SELECT seller_id, CASE WHEN $2::bigint >= 0 AND status NOT IN ('cancelled', "
+               "  'ended') AND now() >= starts_at + make_interval(secs => $2::bigint) "
+               "  THEN 'ended' ELSE status END, "
+               "  status = 'scheduled' AND onsale_at > now() AND owner_loaded_at IS NULL, "
+               "  (extract(epoch FROM onsale_at) * 1000)::bigint "
+               "FROM events WHERE event_id = $1",
+        2, p);
+    int rc = result_rc(res, NULL, "event owner");
+    if (rc == 0 && PQntuples(res) == 0)
+        rc = ONS_ENOTFOUND;
+    else if (rc == 0 &&
+             (get_i64(res, 0, 0, &out->seller_id) || get_i64(res, 0, 3, &out->onsale_at_ms)))
+        rc = ONS_EDB;
+    if (rc == 0) {
+        snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 1));
+        out->before_sale = PQgetvalue(res, 0, 2)[0] == 't';
+    }
+    PQclear(res);
+    return rc;
+}
+
+int ing_event_tx_begin(ing_worker *w)
+{
+    return exec(w, "BEGIN") ? ONS_EUNAVAIL : 0;
+}
+
+void ing_event_tx_rollback(ing_worker *w)
+{
+    exec(w, "ROLLBACK");
+}
+
+/* New tier prices by section name, then the seats' prices. */
+static int prices_update(ing_worker *w, const char *rid, const ing_event_edit *in, const char *ev)
+{
+    char *names = text_array(in->tier_sections, in->ntiers);
+    char *prices = int_array(in->tier_prices, in->ntiers);
+    int rc = ONS_ENOMEM;
+    int64_t n = 0;
+    PGresult *res = NULL;
+    if (!names || !prices)
+        goto out;
+    const char *tp[] = {ev, names, prices};
+    res = ing_worker_query(w,
+                           "UPDATE price_tiers pt SET price_cents = t.price "
+                           "FROM unnest($2::text[], $3::bigint[]) AS t(name, price), "
+                           "sections s WHERE pt.event_id = $1 AND s.section_id = pt.section_id "
+                           "AND s.name = t.name",
+                           3, tp);
+    rc = result_rc(res, rid, "price tiers update");
+    if (rc == 0 && affected(res, &n))
+        rc = ONS_EDB;
+    else if (rc == 0 && (size_t)n != in->ntiers)
+        rc = ONS_EINVAL;
+    PQclear(res);
+    res = NULL;
+    if (rc)
+        goto out;
+    /* Seats carry their price (the owner loads it from them). */
+    const char *sp[] = {ev};
+    res = ing_worker_query(w,
+                           "UPDATE seats st SET price_cents = pt.price_cents "
+                           "FROM price_tiers pt WHERE st.event_id = $1 AND pt.event_id = $1 "
+                           "AND pt.section_id = st.section_id "
+                           "AND st.price_cents <> pt.price_cents",
+                           1, sp);
+    rc = result_rc(res, rid, "seat prices update");
+out:
+    PQclear(res);
+    free(names);
+    free(prices);
+    return rc;
+}
+
+/* The event as the PATCH reply shows it, as JSON text (heap). */
+static int event_json(ing_worker *w, const char *rid, const char *ev, char **json)
+{
+    const char *rp[] = {ev};
+    PGresult *res = ing_worker_query(
+        w,
+        "SELECT json_build_object('event_id', e.event_id, 'name', e.name, 'category', "
+        "e.category, 'description', e.description, 'starts_at', "
+        "to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'status', "
+        "e.status, 'tiers', (SELECT json_agg(json_build_object('section', s.name, 'price_cents', "
+        "pt.price_cents) ORDER BY s.position) FROM price_tiers pt JOIN sections s USING "
+        "(section_id) WHERE pt.event_id = e.event_id))::text FROM events e WHERE e.event_id = $1",
+        1, rp);
+    int rc = result_rc(res, rid, "event json");
+    if (rc == 0 && (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)))
+        rc = ONS_EDB;
+    if (rc == 0 && !(*json = strdup(PQgetvalue(res, 0, 0))))
+        rc = ONS_ENOMEM;
+    PQclear(res);
+    return rc;
+}
+
+int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, char **json)
+{
+    char ev[24], starts[32];
+    i64_text(in->event_id, ev);
+    secs_text(in->starts_at_ms, starts);
+    *json = NULL;
+    const char *up[] = {ev, in->name, in->description, in->category,
+                        in->starts_at_ms > 0 ? starts : NULL};
+    PGresult *res =
+        ing_worker_query(w,
+                         "UPDATE events SET name = coalesce($2, name), "
+                         "description = coalesce($3, description), "
+                         "category = coalesce($4, category), "
+                         "starts_at = coalesce(to_timestamp($5::double precision), starts_at) "
+                         "WHERE event_id = $1",
+                         5, up);
+    int rc = result_rc(res, rid, "event update");
+    PQclear(res);
+    if (!rc && in->ntiers > 0)
+        rc = prices_update(w, rid, in, ev);
+    if (!rc)
+        rc = event_json(w, rid, ev, json);
+    if (!rc && exec(w, "COMMIT"))
+        rc = ONS_EDB;
+    if (rc) {
+        free(*json);
+        *json = NULL;
+        exec(w, "ROLLBACK");
+    }
+    return rc;
+}
