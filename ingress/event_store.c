@@ -3,105 +3,20 @@
 #include "ingress/event_store.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "ingress/pg_row.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- result helpers ---------------------------------------------------------------- */
-
-/* The outcome of a statement: 0 when it returned rows or completed,
- * ONS_EUNAVAIL when there was no connection (res NULL), else ONS_EDB
- * (logged with the request id and what failed). */
-static int result_rc(PGresult *res, const char *rid, const char *what)
-{
-    if (!res)
-        return ONS_EUNAVAIL;
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return 0;
-    ons_logk(ONS_LOG_WARN, "request_id", rid ? rid : "-", "%s: %s", what,
-             PQresultErrorMessage(res));
-    return ONS_EDB;
-}
-
-/* A decimal bigint cell (or command tag count) into *out: 0 or ONS_EPARSE
- * (NULL, empty, not a number or out of range). */
-static int parse_i64(const char *s, int64_t *out)
-{
-    if (!s || !*s)
-        return ONS_EPARSE;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end)
-        return ONS_EPARSE;
-    *out = v;
-    return 0;
-}
-
-static int get_i64(const PGresult *res, int row, int col, int64_t *out)
-{
-    if (PQgetisnull(res, row, col))
-        return ONS_EPARSE;
-    return parse_i64(PQgetvalue(res, row, col), out);
-}
-
-static int affected(PGresult *res, int64_t *out)
-{
-    return parse_i64(PQcmdTuples(res), out);
-}
-
 /* Runs a statement whose result is not needed. */
 static int exec(ing_worker *w, const char *sql)
 {
     PGresult *res = ing_worker_query(w, sql, 0, NULL);
-    int rc = result_rc(res, NULL, sql);
+    int rc = ing_pg_status(res, NULL, sql);
     PQclear(res);
     return rc;
-}
-
-/* Builds a PostgreSQL array literal of text items: {"a","b\"c"}. Heap
- * string, caller frees; NULL on allocation failure. */
-static char *text_array(const char *const *items, size_t n)
-{
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(items[i]) + 3;
-    char *out = malloc(cap), *p = out;
-    if (!out)
-        return NULL;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            *p++ = ',';
-        *p++ = '"';
-        for (const char *c = items[i]; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *p++ = '\\';
-            *p++ = *c;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
-/* Builds {1,2,3}. Heap string, caller frees. */
-static char *int_array(const int64_t *v, size_t n)
-{
-    char *out = malloc(n * 21 + 3), *p = out;
-    if (!out)
-        return NULL;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++)
-        p += sprintf(p, i ? ",%" PRId64 : "%" PRId64, v[i]);
-    *p++ = '}';
-    *p = '\0';
-    return out;
 }
 
 /* ms since epoch as the seconds text to_timestamp() takes. */
@@ -110,23 +25,18 @@ static void secs_text(int64_t ms, char out[32])
     snprintf(out, 32, "%.3f", (double)ms / 1000.0);
 }
 
-static void i64_text(int64_t v, char out[24])
-{
-    snprintf(out, 24, "%" PRId64, v);
-}
-
 /* ---- venues ---------------------------------------------------------------------------- */
 
 int ing_venue_insert(ing_worker *w, const char *rid, const ing_venue_new *in, int64_t *venue_id)
 {
     char owner[24], cap[24], lat[32], lon[32];
-    i64_text(in->owner_id, owner);
-    i64_text(in->capacity, cap);
+    ing_pg_i64_text(in->owner_id, owner);
+    ing_pg_i64_text(in->capacity, cap);
     snprintf(lat, sizeof lat, "%.9g", in->lat);
     snprintf(lon, sizeof lon, "%.9g", in->lon);
-    char *names = text_array(in->section_names, in->nsections);
-    char *rows = int_array(in->rows, in->nsections);
-    char *per = int_array(in->seats_per_row, in->nsections);
+    char *names = ing_pg_text_array(in->section_names, in->nsections);
+    char *rows = ing_pg_int_array(in->rows, in->nsections);
+    char *per = ing_pg_int_array(in->seats_per_row, in->nsections);
     PGresult *res = NULL;
     int rc = ONS_ENOMEM;
     if (!names || !rows || !per)
@@ -153,8 +63,8 @@ int ing_venue_insert(ing_worker *w, const char *rid, const ing_venue_new *in, in
         "           AS t(name, rows, per_row, ord) RETURNING 1) "
         "SELECT venue_id, (SELECT count(*) FROM s) FROM v",
         11, p);
-    rc = result_rc(res, rid, "venue insert");
-    if (rc == 0 && (PQntuples(res) != 1 || get_i64(res, 0, 0, venue_id)))
+    rc = ing_pg_status(res, rid, "venue insert");
+    if (rc == 0 && (PQntuples(res) != 1 || ing_pg_i64(res, 0, 0, venue_id)))
         rc = ONS_EDB;
 out:
     PQclear(res);
@@ -170,14 +80,14 @@ out:
 static int venue_check(ing_worker *w, const char *rid, const ing_event_new *in, int64_t *owner)
 {
     char venue[24];
-    i64_text(in->venue_id, venue);
+    ing_pg_i64_text(in->venue_id, venue);
     const char *vp[] = {venue};
     PGresult *res =
         ing_worker_query(w, "SELECT owner_id FROM venues WHERE venue_id = $1 FOR SHARE", 1, vp);
-    int rc = result_rc(res, rid, "venue owner");
+    int rc = ing_pg_status(res, rid, "venue owner");
     if (rc == 0 && PQntuples(res) == 0)
         rc = ONS_ENOTFOUND;
-    else if (rc == 0 && get_i64(res, 0, 0, owner))
+    else if (rc == 0 && ing_pg_i64(res, 0, 0, owner))
         rc = ONS_EDB;
     else if (rc == 0 && !in->is_admin && *owner != in->acting_user)
         rc = ONS_EAUTH;
@@ -190,15 +100,15 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
 {
     char venue[24], seller[24], starts[32], onsale[32], mpu[24], hold[24], preq[32], mah[24],
         apm[24];
-    i64_text(in->venue_id, venue);
-    i64_text(seller_id, seller);
+    ing_pg_i64_text(in->venue_id, venue);
+    ing_pg_i64_text(seller_id, seller);
     secs_text(in->starts_at_ms, starts);
     secs_text(in->onsale_at_ms, onsale);
     secs_text(in->prequeue_opens_at_ms, preq);
-    i64_text(in->max_per_user, mpu);
-    i64_text(in->hold_seconds, hold);
-    i64_text(in->max_active_holds, mah);
-    i64_text(in->admissions_per_minute, apm);
+    ing_pg_i64_text(in->max_per_user, mpu);
+    ing_pg_i64_text(in->hold_seconds, hold);
+    ing_pg_i64_text(in->max_active_holds, mah);
+    ing_pg_i64_text(in->admissions_per_minute, apm);
     const char *ep[] = {venue,
                         seller,
                         in->name,
@@ -225,8 +135,8 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
         "to_timestamp($12::double precision), decode($13, 'hex'), $14, nullif($15::int, 0), "
         "nullif($16::int, 0)) RETURNING event_id",
         16, ep);
-    int rc = result_rc(res, rid, "event insert");
-    if (rc == 0 && (PQntuples(res) != 1 || get_i64(res, 0, 0, event_id)))
+    int rc = ing_pg_status(res, rid, "event insert");
+    if (rc == 0 && (PQntuples(res) != 1 || ing_pg_i64(res, 0, 0, event_id)))
         rc = ONS_EDB;
     PQclear(res);
     return rc;
@@ -236,9 +146,9 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
 static int tiers_insert(ing_worker *w, const char *rid, const ing_event_new *in, const char *ev)
 {
     char venue[24];
-    i64_text(in->venue_id, venue);
-    char *names = text_array(in->tier_sections, in->ntiers);
-    char *prices = int_array(in->tier_prices, in->ntiers);
+    ing_pg_i64_text(in->venue_id, venue);
+    char *names = ing_pg_text_array(in->tier_sections, in->ntiers);
+    char *prices = ing_pg_int_array(in->tier_prices, in->ntiers);
     int rc = ONS_ENOMEM;
     int64_t n = 0;
     PGresult *res = NULL;
@@ -251,8 +161,8 @@ static int tiers_insert(ing_worker *w, const char *rid, const ing_event_new *in,
                          "SELECT $1, s.section_id, t.price FROM unnest($3::text[], $4::bigint[]) "
                          "AS t(name, price) JOIN sections s ON s.venue_id = $2 AND s.name = t.name",
                          4, tp);
-    rc = result_rc(res, rid, "price tiers insert");
-    if (rc == 0 && affected(res, &n))
+    rc = ing_pg_status(res, rid, "price tiers insert");
+    if (rc == 0 && ing_pg_affected(res, &n))
         rc = ONS_EDB;
     else if (rc == 0 && (size_t)n != in->ntiers)
         rc = ONS_EINVAL;
@@ -282,17 +192,17 @@ static int seats_insert(ing_worker *w, const char *rid, const char *ev, int64_t 
         "CROSS JOIN LATERAL generate_series(1, b.rows) AS rr "
         "CROSS JOIN LATERAL generate_series(1, b.seats_per_row) AS cc",
         1, sp);
-    int rc = result_rc(res, rid, "seats insert");
-    if (rc == 0 && affected(res, total))
+    int rc = ing_pg_status(res, rid, "seats insert");
+    if (rc == 0 && ing_pg_affected(res, total))
         rc = ONS_EDB;
     PQclear(res);
     if (rc)
         return rc;
     char n[24];
-    i64_text(*total, n);
+    ing_pg_i64_text(*total, n);
     const char *up[] = {ev, n};
     res = ing_worker_query(w, "UPDATE events SET seats_total = $2 WHERE event_id = $1", 2, up);
-    rc = result_rc(res, rid, "seats_total");
+    rc = ing_pg_status(res, rid, "seats_total");
     PQclear(res);
     return rc;
 }
@@ -308,7 +218,7 @@ int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
     if (!rc)
         rc = event_row_insert(w, rid, in, owner, &out->event_id);
     if (!rc) {
-        i64_text(out->event_id, ev);
+        ing_pg_i64_text(out->event_id, ev);
         rc = tiers_insert(w, rid, in, ev);
     }
     if (!rc)
@@ -324,7 +234,7 @@ int ing_event_owner_get(ing_worker *w, int64_t event_id, long long end_grace_s, 
                         ing_event_owner *out)
 {
     char ev[24], grace[24];
-    i64_text(event_id, ev);
+    ing_pg_i64_text(event_id, ev);
     snprintf(grace, sizeof grace, "%lld", end_grace_s);
     const char *p[] = {ev, grace};
     PGresult *res = ing_worker_query(
@@ -342,11 +252,11 @@ int ing_event_owner_get(ing_worker *w, int64_t event_id, long long end_grace_s, 
                "  (extract(epoch FROM onsale_at) * 1000)::bigint "
                "FROM events WHERE event_id = $1",
         2, p);
-    int rc = result_rc(res, NULL, "event owner");
+    int rc = ing_pg_status(res, NULL, "event owner");
     if (rc == 0 && PQntuples(res) == 0)
         rc = ONS_ENOTFOUND;
     else if (rc == 0 &&
-             (get_i64(res, 0, 0, &out->seller_id) || get_i64(res, 0, 3, &out->onsale_at_ms)))
+             (ing_pg_i64(res, 0, 0, &out->seller_id) || ing_pg_i64(res, 0, 3, &out->onsale_at_ms)))
         rc = ONS_EDB;
     if (rc == 0) {
         snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 1));
@@ -369,8 +279,8 @@ void ing_event_tx_rollback(ing_worker *w)
 /* New tier prices by section name, then the seats' prices. */
 static int prices_update(ing_worker *w, const char *rid, const ing_event_edit *in, const char *ev)
 {
-    char *names = text_array(in->tier_sections, in->ntiers);
-    char *prices = int_array(in->tier_prices, in->ntiers);
+    char *names = ing_pg_text_array(in->tier_sections, in->ntiers);
+    char *prices = ing_pg_int_array(in->tier_prices, in->ntiers);
     int rc = ONS_ENOMEM;
     int64_t n = 0;
     PGresult *res = NULL;
@@ -383,8 +293,8 @@ static int prices_update(ing_worker *w, const char *rid, const ing_event_edit *i
                            "sections s WHERE pt.event_id = $1 AND s.section_id = pt.section_id "
                            "AND s.name = t.name",
                            3, tp);
-    rc = result_rc(res, rid, "price tiers update");
-    if (rc == 0 && affected(res, &n))
+    rc = ing_pg_status(res, rid, "price tiers update");
+    if (rc == 0 && ing_pg_affected(res, &n))
         rc = ONS_EDB;
     else if (rc == 0 && (size_t)n != in->ntiers)
         rc = ONS_EINVAL;
@@ -400,7 +310,7 @@ static int prices_update(ing_worker *w, const char *rid, const ing_event_edit *i
                            "AND pt.section_id = st.section_id "
                            "AND st.price_cents <> pt.price_cents",
                            1, sp);
-    rc = result_rc(res, rid, "seat prices update");
+    rc = ing_pg_status(res, rid, "seat prices update");
 out:
     PQclear(res);
     free(names);
@@ -421,7 +331,7 @@ static int event_json(ing_worker *w, const char *rid, const char *ev, char **jso
         "pt.price_cents) ORDER BY s.position) FROM price_tiers pt JOIN sections s USING "
         "(section_id) WHERE pt.event_id = e.event_id))::text FROM events e WHERE e.event_id = $1",
         1, rp);
-    int rc = result_rc(res, rid, "event json");
+    int rc = ing_pg_status(res, rid, "event json");
     if (rc == 0 && (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)))
         rc = ONS_EDB;
     if (rc == 0 && !(*json = strdup(PQgetvalue(res, 0, 0))))
@@ -433,7 +343,7 @@ static int event_json(ing_worker *w, const char *rid, const char *ev, char **jso
 int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, char **json)
 {
     char ev[24], starts[32];
-    i64_text(in->event_id, ev);
+    ing_pg_i64_text(in->event_id, ev);
     secs_text(in->starts_at_ms, starts);
     *json = NULL;
     const char *up[] = {ev, in->name, in->description, in->category,
@@ -446,7 +356,7 @@ int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, c
                          "starts_at = coalesce(to_timestamp($5::double precision), starts_at) "
                          "WHERE event_id = $1",
                          5, up);
-    int rc = result_rc(res, rid, "event update");
+    int rc = ing_pg_status(res, rid, "event update");
     PQclear(res);
     if (!rc && in->ntiers > 0)
         rc = prices_update(w, rid, in, ev);

@@ -16,15 +16,15 @@
  * the same 202 (Idempotency-Key). A non-owner gets 404 and nothing is
  * produced; the owner re-checks every record anyway.
  *
- * Reads of ticket history go through ing_read_query (replica.h): the
- * replica (pg.read_dsn) while it is fresh enough, else the primary.
+ * The reads are order_store.h's; ticket history comes from the replica
+ * (pg.read_dsn) while it is fresh enough, else the primary (replica.h).
  */
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
+#include "ingress/order_store.h"
 #include "ingress/produce.h"
-#include "ingress/replica.h"
 #include "ingress/routes.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
@@ -57,11 +57,6 @@ static co_job *new_job(ing_req *r)
     r->job = j;
     r->job_free = free;
     return j;
-}
-
-static void fmt_i64(char out[24], int64_t v)
-{
-    snprintf(out, 24, "%" PRId64, v);
 }
 
 /* ---- checkout ------------------------------------------------------------------------- */
@@ -109,26 +104,16 @@ static void checkout_delivered(ing_worker *w, void *arg)
 static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
 {
     co_job *j = r->job;
-    char rid[24], uid[24], part[24];
-    fmt_i64(rid, j->msg.reservation_id);
-    fmt_i64(uid, j->msg.user_id);
-    fmt_i64(part, u->partition);
-    const char *p[] = {rid, uid, part};
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT order_id, state FROM orders WHERE reservation_id = $1 "
-                                     "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
-                                     "ORDER BY order_id DESC LIMIT 1",
-                                     3, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
+    int64_t seq;
+    char state[16];
+    int rc =
+        ing_order_of_checkout(w, j->msg.reservation_id, j->msg.user_id, u->partition, &seq, state);
+    if (rc && rc != ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Orders are unavailable; retry shortly.");
         return -1;
     }
-    if (PQntuples(res) == 1) {
-        int64_t seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        char state[16], oid[Q_ID_LEN + 1], url[64];
-        snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
-        PQclear(res);
+    if (rc == 0) {
+        char oid[Q_ID_LEN + 1], url[64];
         if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
             ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the order.");
             return -1;
@@ -141,7 +126,6 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
                                  "reservation_id", j->id, "status_url", url));
         return 0;
     }
-    PQclear(res);
     if (!ing_produce_settled(r->app, u->partition, u->at_ms)) {
         ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
         return -1;
@@ -153,35 +137,25 @@ static void checkout_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char scope[64], rid[24], uid[24];
+    char scope[64];
     snprintf(scope, sizeof scope, "checkout:%s", j->id);
     ing_idem_unknown u;
     int resumed = ing_idem_begin_resumable(r, w, scope, &u);
     if (resumed == 1 || (resumed == 2 && checkout_resume(r, w, &u) <= 0))
         return;
-    fmt_i64(rid, j->msg.reservation_id);
-    fmt_i64(uid, j->msg.user_id);
-    const char *p[] = {rid, uid};
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT event_id, state, expires_at > now() FROM reservations "
-                                     "WHERE reservation_id = $1 AND user_id = $2",
-                                     2, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Reservations are unavailable; retry.");
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
+    ing_reservation res;
+    int rc = ing_reservation_get(w, j->msg.reservation_id, j->msg.user_id, &res);
+    if (rc == ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
     }
-    j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    char state[16];
-    snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
-    int live = PQgetvalue(res, 0, 2)[0] == 't';
-    PQclear(res);
-    if (strcmp(state, "held") != 0 || !live) {
+    if (rc) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Reservations are unavailable; retry.");
+        return;
+    }
+    j->msg.event_id = res.event_id;
+    const char *state = res.state;
+    if (strcmp(state, "held") != 0 || !res.live) {
         ing_failf(r, w,
                   strcmp(state, "paying") == 0 ? ING_E_CHECKOUT_IN_PROGRESS : ING_E_INVALID_STATE,
                   NULL, "The reservation is %s; only a held reservation can be paid.",
@@ -189,7 +163,7 @@ static void checkout_job(ing_worker *w, void *arg)
         return;
     }
     j->msg.sent_ms = ing_now_ms();
-    int rc = ing_produce(r, &j->msg, checkout_delivered);
+    rc = ing_produce(r, &j->msg, checkout_delivered);
     if (rc) {
         ing_failf(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take requests right now; nothing was queued.");
@@ -240,72 +214,56 @@ void ing_route_checkout(ing_req *r)
 
 /* ---- orders --------------------------------------------------------------------------- */
 
-static json_t *seat_json(PGresult *res, int i, int c)
+static json_t *seat_json(const ing_seat *s)
 {
-    return json_pack("{s:s, s:i, s:i}", "section", PQgetvalue(res, i, c), "row",
-                     atoi(PQgetvalue(res, i, c + 1)), "seat", atoi(PQgetvalue(res, i, c + 2)));
+    return json_pack("{s:s, s:i, s:i}", "section", s->section, "row", s->row, "seat", s->seat);
+}
+
+/* The order as GET /v1/orders/{id} shows it. */
+static json_t *order_json(const char *id, const ing_order *o)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < o->ntickets; i++) {
+        const ing_order_ticket *t = &o->tickets[i];
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:o, s:I}", "ticket_id",
+                                             (json_int_t)t->ticket_id, "status", t->status, "seat",
+                                             seat_json(&t->seat), "price_cents",
+                                             (json_int_t)t->price_cents));
+    }
+    json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:I}", "order_id", id, "state", o->state,
+                             "total_cents", (json_int_t)o->total_cents, "currency", o->currency,
+                             "event_id", (json_int_t)o->event_id);
+    if (body && o->has_reason)
+        json_object_set_new(body, "reason", json_string(o->reason));
+    if (!body) {
+        json_decref(arr);
+        return NULL;
+    }
+    json_object_set_new(body, "tickets", arr);
+    return body;
 }
 
 static void order_get_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char oid[24], uid[24];
-    fmt_i64(oid, j->msg.order_id);
-    fmt_i64(uid, r->who.user_id);
-    const char *p[] = {oid, uid};
-    json_t *body = NULL;
-    PGresult *t = NULL;
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT state, total_cents, currency, failure_reason, "
-                                     "event_id FROM orders WHERE order_id = $1 AND user_id = $2",
-                                     2, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        goto unavailable;
-    if (PQntuples(res) == 0) {
+    ing_order o;
+    int rc = ing_order_get(w, j->msg.order_id, r->who.user_id, &o);
+    if (rc == ONS_ENOTFOUND) {
         /* The id is genuine (signed for this user): its checkout record is
          * not applied yet. */
         ing_reply_json(r, 200,
                        json_pack("{s:s, s:s, s:I, s:n, s:[]}", "order_id", j->id, "state",
                                  "pending", "total_cents", (json_int_t)0, "currency", "tickets"));
-        goto out;
+        return;
     }
-    body = json_pack("{s:s, s:s, s:I, s:s, s:I}", "order_id", j->id, "state", PQgetvalue(res, 0, 0),
-                     "total_cents", (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10),
-                     "currency", PQgetvalue(res, 0, 2), "event_id",
-                     (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10));
-    if (body && !PQgetisnull(res, 0, 3))
-        json_object_set_new(body, "reason", json_string(PQgetvalue(res, 0, 3)));
-    t = ing_worker_query(w,
-                         "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, st.row_no, "
-                         "st.seat_in_row, t.price_cents FROM tickets t "
-                         "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
-                         "JOIN sections s ON s.section_id = st.section_id "
-                         "WHERE t.order_id = $1 ORDER BY t.ticket_id",
-                         2, p);
-    if (!body || !t || PQresultStatus(t) != PGRES_TUPLES_OK)
-        goto unavailable;
-    json_t *arr = json_array();
-    for (int i = 0; i < PQntuples(t); i++) {
-        const char *st = PQgetvalue(t, i, 1);
-        if (strcmp(st, "valid") == 0 && PQgetvalue(t, i, 2)[0] != 't')
-            st = "transferred";
-        json_array_append_new(arr,
-                              json_pack("{s:I, s:s, s:o, s:I}", "ticket_id",
-                                        (json_int_t)strtoll(PQgetvalue(t, i, 0), NULL, 10),
-                                        "status", st, "seat", seat_json(t, i, 3), "price_cents",
-                                        (json_int_t)strtoll(PQgetvalue(t, i, 6), NULL, 10)));
+    json_t *body = rc ? NULL : order_json(j->id, &o);
+    ing_order_clear(&o);
+    if (!body) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Orders are unavailable; retry shortly.");
+        return;
     }
-    json_object_set_new(body, "tickets", arr);
     ing_reply_json(r, 200, body);
-    body = NULL;
-    goto out;
-unavailable:
-    ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Orders are unavailable; retry shortly.");
-out:
-    json_decref(body);
-    PQclear(res);
-    PQclear(t);
 }
 
 void ing_route_order_get(ing_req *r)
@@ -329,62 +287,44 @@ void ing_route_order_get(ing_req *r)
 
 /* ---- ticket history ------------------------------------------------------------------- */
 
+/* A page of ticket history as GET /v1/me/tickets shows it. */
+static json_t *tickets_json(const ing_ticket_page *pg)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < pg->n; i++) {
+        const ing_ticket_row *t = &pg->rows[i];
+        json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:s}",
+                                             "ticket_id", (json_int_t)t->ticket_id, "event_id",
+                                             (json_int_t)t->event_id, "event_name", t->event_name,
+                                             "seat", seat_json(&t->seat), "price_cents",
+                                             (json_int_t)t->price_cents, "currency", t->currency,
+                                             "status", t->status, "issued_at", t->issued_at));
+    }
+    json_t *body = json_pack("{s:o}", "tickets", arr);
+    if (body && pg->more && pg->n > 0) {
+        /* Opaque to clients: the last row's (issued_at, ticket_id). */
+        const ing_ticket_row *last = &pg->rows[pg->n - 1];
+        char cur[48];
+        snprintf(cur, sizeof cur, "%llx.%llx", (unsigned long long)last->issued_us,
+                 (unsigned long long)last->ticket_id);
+        json_object_set_new(body, "next_cursor", json_string(cur));
+    } else if (body) {
+        json_object_set_new(body, "next_cursor", json_null());
+    }
+    return body;
+}
+
 static void tickets_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char uid[24], us[24], tid[24], lim[24];
-    fmt_i64(uid, r->who.user_id);
-    fmt_i64(us, j->cursor_us);
-    fmt_i64(tid, j->cursor_tid);
-    fmt_i64(lim, j->limit + 1);
-    const char *p[] = {uid, us, tid, lim};
-    PGresult *res = ing_read_query(
-        w,
-        "SELECT t.ticket_id, t.event_id, e.name, s.name, st.row_no, st.seat_in_row, "
-        "t.price_cents, e.currency, t.status, "
-        "to_char(t.issued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "(extract(epoch FROM t.issued_at) * 1000000)::bigint "
-        "FROM tickets t JOIN events e ON e.event_id = t.event_id "
-        "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
-        "JOIN sections s ON s.section_id = st.section_id "
-        "WHERE t.owner_id = $1 AND ($3::bigint = 0 OR "
-        "(t.issued_at, t.ticket_id) < (to_timestamp($2::bigint / 1000000.0), $3::bigint)) "
-        "ORDER BY t.issued_at DESC, t.ticket_id DESC LIMIT $4",
-        4, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        if (res)
-            ons_log_warn("ticket history: %s", PQresultErrorMessage(res));
-        PQclear(res);
+    ing_ticket_page pg;
+    if (ing_tickets_of_user(w, r->who.user_id, j->cursor_us, j->cursor_tid, j->limit, &pg)) {
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
-    int n = PQntuples(res);
-    int more = n > j->limit;
-    if (more)
-        n = (int)j->limit;
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(
-            arr, json_pack("{s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:s}", "ticket_id",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "event_id",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10), "event_name",
-                           PQgetvalue(res, i, 2), "seat", seat_json(res, i, 3), "price_cents",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "currency",
-                           PQgetvalue(res, i, 7), "status", PQgetvalue(res, i, 8), "issued_at",
-                           PQgetvalue(res, i, 9)));
-    json_t *body = json_pack("{s:o}", "tickets", arr);
-    if (more) {
-        /* Opaque to clients: the last row's (issued_at, ticket_id). */
-        char cur[48];
-        snprintf(cur, sizeof cur, "%llx.%llx",
-                 (unsigned long long)strtoll(PQgetvalue(res, n - 1, 10), NULL, 10),
-                 (unsigned long long)strtoll(PQgetvalue(res, n - 1, 0), NULL, 10));
-        json_object_set_new(body, "next_cursor", json_string(cur));
-    } else {
-        json_object_set_new(body, "next_cursor", json_null());
-    }
-    PQclear(res);
+    json_t *body = tickets_json(&pg);
+    ing_ticket_page_clear(&pg);
     ing_reply_json(r, 200, body);
 }
 
@@ -496,39 +436,25 @@ static void ticket_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char tid[24], cutoff[24], grace[24];
-    fmt_i64(tid, j->msg.ticket_id);
-    snprintf(cutoff, sizeof cutoff, "%lld", r->app->o.tickets_refund_cutoff_s);
-    snprintf(grace, sizeof grace, "%lld", r->app->o.events_end_grace_s);
-    const char *p[] = {tid, cutoff, grace};
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT t.event_id, t.owner_id, t.status, e.status, "
-        "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
-        "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
-        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-        "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
-        3, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
+    ing_ticket_change t;
+    int rc = ing_ticket_for_change(w, j->msg.ticket_id, r->app->o.tickets_refund_cutoff_s,
+                                   r->app->o.events_end_grace_s, &t);
+    if (rc && rc != ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
     /* Someone else's ticket is not revealed: 404 like a missing one. */
-    if (PQntuples(res) == 0 || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != r->who.user_id) {
-        PQclear(res);
+    if (rc == ONS_ENOTFOUND || t.owner_id != r->who.user_id) {
         ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such ticket.");
         return;
     }
-    j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    int refused = ticket_rules(r, j->msg.ticket_kind, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
-                               PQgetvalue(res, 0, 4)[0] == 't', PQgetvalue(res, 0, 5)[0] == 't',
-                               PQgetvalue(res, 0, 6));
-    PQclear(res);
+    j->msg.event_id = t.event_id;
+    int refused = ticket_rules(r, j->msg.ticket_kind, t.status, t.event_status, t.ended,
+                               t.past_cutoff, t.starts_at);
     if (refused)
         return;
     j->msg.sent_ms = ing_now_ms();
-    int rc = ing_produce(r, &j->msg, ticket_delivered);
+    rc = ing_produce(r, &j->msg, ticket_delivered);
     if (rc) {
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take requests right now; retry shortly.");

@@ -17,6 +17,7 @@
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
 #include "ingress/idem.h"
+#include "ingress/intent_store.h"
 #include "ingress/json_io.h"
 #include "ingress/log_reader.h"
 #include "ingress/produce.h"
@@ -334,20 +335,8 @@ static int intent_state(ing_req *r, ing_worker *w, int64_t seq, char state[16])
         if (rc == 0)
             return 0;
     }
-    char seqs[24], user[24];
-    snprintf(seqs, sizeof seqs, "%" PRId64, seq);
-    snprintf(user, sizeof user, "%" PRId64, r->who.user_id);
-    const char *p[] = {seqs, user};
-    PGresult *res = ing_worker_query(
-        w, "SELECT state FROM intents WHERE intent_seq = $1 AND user_id = $2", 2, p);
-    rc = ONS_EUNAVAIL;
-    if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-        rc = PQntuples(res) ? 0 : ONS_ENOTFOUND;
-        if (rc == 0)
-            snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    return rc;
+    rc = ing_intent_state_get(w, seq, r->who.user_id, state);
+    return rc == 0 || rc == ONS_ENOTFOUND ? rc : ONS_EUNAVAIL;
 }
 
 /* The active key names intent `existing`: may this join take the place
@@ -421,29 +410,16 @@ static int claim_active(ing_req *r, ing_worker *w)
 static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
 {
     join_job *j = r->job;
-    char ev[24], user[24], part[24], sent[24];
-    snprintf(ev, sizeof ev, "%" PRId64, j->msg.event_id);
-    snprintf(user, sizeof user, "%" PRId64, j->msg.user_id);
-    snprintf(part, sizeof part, "%d", (int)u->partition);
-    snprintf(sent, sizeof sent, "%" PRId64, u->sent_ms);
-    const char *p[] = {user, ev, part, sent};
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT intent_seq, state FROM intents WHERE user_id = $1 AND event_id = $2 "
-        "AND ($3::int < 0 OR partition = $3) "
-        "AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
-        "ORDER BY intent_seq LIMIT 1",
-        4, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
+    int64_t seq;
+    char state[16];
+    int rc = ing_intent_of_join(w, j->msg.user_id, j->msg.event_id, u->partition, u->sent_ms, &seq,
+                                state);
+    if (rc && rc != ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent data is unavailable; retry shortly.");
         return -1;
     }
-    if (PQntuples(res) == 1) {
-        int64_t seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        char state[16], id[Q_ID_LEN + 1];
-        snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
-        PQclear(res);
+    if (rc == 0) {
+        char id[Q_ID_LEN + 1];
         if (q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
             ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the intent.");
             return -1;
@@ -467,7 +443,6 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
                                  (json_int_t)poll_for_state(r->app, state), "status_url", url));
         return 0;
     }
-    PQclear(res);
     if (!ing_produce_settled(r->app, u->partition, u->at_ms)) {
         ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
         return -1;
@@ -561,75 +536,46 @@ static void intent_job_free(void *p)
     free(j);
 }
 
+/* The result document (as the worker writes it to Redis) of res, whose
+ * reservation's public id is signed for user_id. NULL when out of memory. */
+static json_t *result_json(const char *ids_secret, int64_t user_id, const ing_intent_result *res)
+{
+    json_t *doc =
+        json_pack("{s:s, s:I}", "state", res->state, "event_id", (json_int_t)res->event_id);
+    if (!doc)
+        return NULL;
+    json_object_set_new(doc, "reason", res->has_reason ? json_string(res->reason) : json_null());
+    if (!res->has_reservation)
+        return doc;
+    char pub[Q_ID_LEN + 1] = "";
+    q_id_encode(ids_secret, Q_ID_RESERVATION, res->reservation_id, user_id, pub);
+    json_t *seats = json_array();
+    for (size_t i = 0; i < res->nseats; i++) {
+        const ing_intent_seat *s = &res->seats[i];
+        json_array_append_new(seats, json_pack("{s:s, s:i, s:i, s:I}", "section", s->seat.section,
+                                               "row", s->seat.row, "seat", s->seat.seat,
+                                               "price_cents", (json_int_t)s->price_cents));
+    }
+    json_object_set_new(doc, "reservation",
+                        json_pack("{s:s, s:o, s:I, s:s, s:s}", "reservation_id", pub, "seats",
+                                  seats, "total_cents", (json_int_t)res->total_cents, "currency",
+                                  res->currency, "expires_at", res->expires_at));
+    return doc;
+}
+
 /* Rebuilds the result document from PostgreSQL. Returns 0, ONS_ENOTFOUND
  * or ONS_EDB. */
 static int result_from_postgres(ing_req *r, ing_worker *w, intent_job *j)
 {
-    char seqs[24], user[24];
-    snprintf(seqs, sizeof seqs, "%" PRId64, j->seq);
-    snprintf(user, sizeof user, "%" PRId64, r->who.user_id);
-    const char *p[] = {seqs, user};
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT i.state, i.reason, i.event_id, r.reservation_id, r.total_cents, r.currency, "
-        "to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-        "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.reservation_id "
-        "WHERE i.intent_seq = $1 AND i.user_id = $2",
-        2, p);
-    int rc = ONS_EDB;
-    json_t *doc = NULL;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        goto out;
-    if (PQntuples(res) == 0) {
-        rc = ONS_ENOTFOUND;
-        goto out;
-    }
-    doc = json_pack("{s:s, s:I}", "state", PQgetvalue(res, 0, 0), "event_id",
-                    (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10));
-    if (!doc)
-        goto out;
-    json_object_set_new(doc, "reason",
-                        PQgetisnull(res, 0, 1) ? json_null() : json_string(PQgetvalue(res, 0, 1)));
-    if (!PQgetisnull(res, 0, 3)) {
-        int64_t rid = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-        char pub[Q_ID_LEN + 1] = "";
-        q_id_encode(r->app->o.ids_secret, Q_ID_RESERVATION, rid, r->who.user_id, pub);
-        json_t *seats = json_array();
-        char ev[24], rids[24];
-        snprintf(ev, sizeof ev, "%s", PQgetvalue(res, 0, 2));
-        snprintf(rids, sizeof rids, "%" PRId64, rid);
-        const char *sp[] = {ev, rids};
-        PGresult *sr = ing_worker_query(
-            w,
-            "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents FROM seats st "
-            "JOIN sections s USING (section_id) WHERE st.event_id = $1 AND st.reservation_id = $2 "
-            "ORDER BY st.seat_no",
-            2, sp);
-        if (!sr || PQresultStatus(sr) != PGRES_TUPLES_OK) {
-            PQclear(sr);
-            json_decref(seats);
-            goto out;
-        }
-        for (int i = 0; i < PQntuples(sr); i++)
-            json_array_append_new(seats,
-                                  json_pack("{s:s, s:i, s:i, s:I}", "section", PQgetvalue(sr, i, 0),
-                                            "row", atoi(PQgetvalue(sr, i, 1)), "seat",
-                                            atoi(PQgetvalue(sr, i, 2)), "price_cents",
-                                            (json_int_t)strtoll(PQgetvalue(sr, i, 3), NULL, 10)));
-        PQclear(sr);
-        json_object_set_new(
-            doc, "reservation",
-            json_pack("{s:s, s:o, s:I, s:s, s:s}", "reservation_id", pub, "seats", seats,
-                      "total_cents", (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10),
-                      "currency", PQgetvalue(res, 0, 5), "expires_at", PQgetvalue(res, 0, 6)));
-    }
-    j->result = doc;
-    doc = NULL;
-    rc = 0;
-out:
-    json_decref(doc);
-    PQclear(res);
-    return rc;
+    ing_intent_result res;
+    int rc = ing_intent_result_get(w, j->seq, r->who.user_id, &res);
+    if (rc == ONS_ENOTFOUND)
+        return rc;
+    if (rc)
+        return ONS_EDB;
+    j->result = result_json(r->app->o.ids_secret, r->who.user_id, &res);
+    ing_intent_result_clear(&res);
+    return j->result ? 0 : ONS_EDB;
 }
 
 /* Reads the intent's result: Redis first, PostgreSQL when Redis misses or

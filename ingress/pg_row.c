@@ -1,0 +1,112 @@
+/* pg_row.c - checked libpq result reads for the data modules; see pg_row.h. */
+#include "ingress/pg_row.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ing_pg_status(const PGresult *res, const char *rid, const char *what)
+{
+    if (!res)
+        return ONS_EUNAVAIL;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return 0;
+    ons_logk(ONS_LOG_WARN, "request_id", rid ? rid : "-", "%s: %s", what,
+             PQresultErrorMessage(res));
+    return ONS_EDB;
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return ONS_EPARSE;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return ONS_EPARSE;
+    *out = v;
+    return 0;
+}
+
+int ing_pg_i64(const PGresult *res, int row, int col, int64_t *out)
+{
+    if (row >= PQntuples(res) || col >= PQnfields(res) || PQgetisnull(res, row, col))
+        return ONS_EPARSE;
+    return parse_i64(PQgetvalue(res, row, col), out);
+}
+
+int ing_pg_int(const PGresult *res, int row, int col, int *out)
+{
+    int64_t v;
+    if (ing_pg_i64(res, row, col, &v) || v < INT_MIN || v > INT_MAX)
+        return ONS_EPARSE;
+    *out = (int)v;
+    return 0;
+}
+
+int ing_pg_bool(const PGresult *res, int row, int col)
+{
+    return row < PQntuples(res) && col < PQnfields(res) && !PQgetisnull(res, row, col) &&
+           PQgetvalue(res, row, col)[0] == 't';
+}
+
+void ing_pg_text(const PGresult *res, int row, int col, char *out, size_t cap)
+{
+    const char *v = row < PQntuples(res) && col < PQnfields(res) ? PQgetvalue(res, row, col) : "";
+    snprintf(out, cap, "%s", v ? v : "");
+}
+
+int ing_pg_affected(PGresult *res, int64_t *out)
+{
+    return parse_i64(PQcmdTuples(res), out);
+}
+
+void ing_pg_i64_text(int64_t v, char out[24])
+{
+    snprintf(out, 24, "%" PRId64, v);
+}
+
+char *ing_pg_text_array(const char *const *items, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(items[i]) + 3;
+    char *out = malloc(cap), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+char *ing_pg_int_array(const int64_t *v, size_t n)
+{
+    char *out = malloc(n * 21 + 3), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, i ? ",%" PRId64 : "%" PRId64, v[i]);
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
