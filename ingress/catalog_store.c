@@ -2,6 +2,8 @@
  * catalog_store.h and docs/search.md. */
 #include "ingress/catalog_store.h"
 #include "ingress/json_io.h"
+#include "ingress/pg_row.h"
+#include "common/err.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -815,4 +817,128 @@ int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
     }
     add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", order);
     return b.overflow ? -1 : 0;
+}
+
+/* ---- the search (PostgreSQL) ------------------------------------------------------- */
+
+/* The catalog's settings of a job thread's session, applied once per
+ * connection: no JIT (a catalog query runs in about a millisecond; compiling
+ * it would cost tens), and the trigram similarity pg_trgm's <% requires. */
+static _Thread_local PGconn *configured;
+static _Thread_local int configured_pid; /* a reconnect may reuse the address */
+
+static int configure_session(ing_worker *w, long long fuzzy_threshold_pct, const char *rid)
+{
+    PGconn *c = ing_worker_pg(w);
+    if (!c)
+        return ONS_EUNAVAIL;
+    if (c == configured && PQbackendPID(c) == configured_pid)
+        return 0;
+    char thr[16];
+    snprintf(thr, sizeof thr, "%.2f", (double)fuzzy_threshold_pct / 100.0);
+    const char *p[] = {thr};
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT set_config('jit', 'off', false), "
+                                     "set_config('pg_trgm.word_similarity_threshold', $1, false)",
+                                     1, p);
+    int rc = ing_pg_status(res, rid, "catalog session");
+    PQclear(res);
+    if (rc)
+        return ONS_EUNAVAIL;
+    configured = c;
+    configured_pid = PQbackendPID(c);
+    return 0;
+}
+
+/* Sequential scans of events are off while a catalog statement is planned:
+ * every shape has an index, and with a LIMIT the planner may otherwise pick
+ * a scan that stops "early" (a relevance window over a frequent word, 1.7%
+ * of a million rows, read 2,270 pages sequentially instead of 500 through
+ * the GIN index). Not a session default: other routes share the connection. */
+static int seqscan(ing_worker *w, int on, const char *rid)
+{
+    const char *p[] = {on ? "on" : "off"};
+    PGresult *res = ing_worker_query(w, "SELECT set_config('enable_seqscan', $1, false)", 1, p);
+    int rc = ing_pg_status(res, rid, "catalog seqscan");
+    PQclear(res);
+    return rc ? ONS_EUNAVAIL : 0;
+}
+
+/* The rows of q in mode (cat_build's columns), or NULL after logging. */
+static PGresult *run(ing_worker *w, const cat_query *q, cat_match mode, int rank_window,
+                     const char *rid)
+{
+    cat_sql *s = malloc(sizeof *s);
+    if (!s || cat_build(q, mode, rank_window, s)) {
+        free(s);
+        return NULL;
+    }
+    PGresult *res = ing_worker_query(w, s->sql, s->n, s->params);
+    free(s);
+    if (ing_pg_status(res, rid, "catalog")) {
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static int read_row(const PGresult *res, int i, cat_sort sort, cat_row *e)
+{
+    if (ing_pg_i64(res, i, 0, &e->event_id) || ing_pg_i64(res, i, 6, &e->min_cents) ||
+        ing_pg_i64(res, i, 7, &e->max_cents))
+        return ONS_EUNAVAIL;
+    ing_pg_text(res, i, 1, e->name, sizeof e->name);
+    ing_pg_text(res, i, 2, e->category, sizeof e->category);
+    ing_pg_text(res, i, 3, e->starts_at, sizeof e->starts_at);
+    ing_pg_text(res, i, 4, e->venue_name, sizeof e->venue_name);
+    ing_pg_text(res, i, 5, e->city, sizeof e->city);
+    ing_pg_text(res, i, 8, e->status, sizeof e->status);
+    int key_col = sort == CAT_SORT_RELEVANCE ? 10 : sort == CAT_SORT_PRICE ? 6 : 9;
+    ing_pg_text(res, i, key_col, e->cursor_key, sizeof e->cursor_key);
+    e->has_distance = !PQgetisnull(res, i, 11);
+    if (e->has_distance)
+        e->distance_km = (double)(long)(atof(PQgetvalue(res, i, 11)) * 100 + 0.5) / 100.0;
+    return 0;
+}
+
+int cat_search(ing_worker *w, const cat_query *q, int rank_window, long long fuzzy_threshold_pct,
+               const char *rid, cat_page *out)
+{
+    memset(out, 0, sizeof *out);
+    out->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
+    PGresult *res = NULL;
+    if (configure_session(w, fuzzy_threshold_pct, rid) == 0 && seqscan(w, 0, rid) == 0) {
+        res = run(w, q, out->mode, rank_window, rid);
+        /* Nothing matched q's words on a first page: try the names by
+         * trigram similarity. */
+        if (res && out->mode == CAT_MATCH_TEXT && !q->has_cursor && PQntuples(res) == 0) {
+            PQclear(res);
+            out->mode = CAT_MATCH_FUZZY;
+            res = run(w, q, out->mode, rank_window, rid);
+        }
+        seqscan(w, 1, rid); /* the connection serves other routes too */
+    }
+    if (!res)
+        return ONS_EUNAVAIL;
+    int n = PQntuples(res), rc = 0;
+    out->more = n > q->limit;
+    if (out->more)
+        n = q->limit;
+    if (n > 0 && !(out->rows = calloc((size_t)n, sizeof *out->rows)))
+        rc = ONS_ENOMEM;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = read_row(res, i, q->sort, &out->rows[i]);
+        out->n = (size_t)i + 1;
+    }
+    PQclear(res);
+    if (rc)
+        cat_page_clear(out);
+    return rc;
+}
+
+void cat_page_clear(cat_page *p)
+{
+    free(p->rows);
+    p->rows = NULL;
+    p->n = 0;
 }

@@ -4,6 +4,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/pg_row.h"
+#include "ingress/replica.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,7 +38,6 @@ int ing_venue_insert(ing_worker *w, const char *rid, const ing_venue_new *in, in
     char *names = ing_pg_text_array(in->section_names, in->nsections);
     char *rows = ing_pg_int_array(in->rows, in->nsections);
     char *per = ing_pg_int_array(in->seats_per_row, in->nsections);
-    PGresult *res = NULL;
     int rc = ONS_ENOMEM;
     if (!names || !rows || !per)
         goto out;
@@ -52,7 +52,7 @@ int ing_venue_insert(ing_worker *w, const char *rid, const ing_venue_new *in, in
                        rows,
                        per,
                        in->address};
-    res = ing_worker_query(
+    PGresult *res = ing_worker_query(
         w,
         "WITH v AS (INSERT INTO venues (owner_id, name, city, country, lat, lon, capacity, "
         "                               address) "
@@ -63,11 +63,9 @@ int ing_venue_insert(ing_worker *w, const char *rid, const ing_venue_new *in, in
         "           AS t(name, rows, per_row, ord) RETURNING 1) "
         "SELECT venue_id, (SELECT count(*) FROM s) FROM v",
         11, p);
-    rc = ing_pg_status(res, rid, "venue insert");
-    if (rc == 0 && (PQntuples(res) != 1 || ing_pg_i64(res, 0, 0, venue_id)))
-        rc = ONS_EDB;
+    rc = ing_pg_one(res, rid, "venue insert", ing_pg_read_i64, venue_id);
+    rc = rc == ONS_ENOTFOUND ? ONS_EDB : rc;
 out:
-    PQclear(res);
     free(names);
     free(rows);
     free(per);
@@ -135,11 +133,8 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
         "to_timestamp($12::double precision), decode($13, 'hex'), $14, nullif($15::int, 0), "
         "nullif($16::int, 0)) RETURNING event_id",
         16, ep);
-    int rc = ing_pg_status(res, rid, "event insert");
-    if (rc == 0 && (PQntuples(res) != 1 || ing_pg_i64(res, 0, 0, event_id)))
-        rc = ONS_EDB;
-    PQclear(res);
-    return rc;
+    int rc = ing_pg_one(res, rid, "event insert", ing_pg_read_i64, event_id);
+    return rc == ONS_ENOTFOUND ? ONS_EDB : rc;
 }
 
 /* The tiers by section name; ONS_EINVAL when one names no section. */
@@ -230,6 +225,22 @@ int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
     return rc;
 }
 
+/* The owner row; $2 < 0: the stored status as is. */
+#define OWNER_SELECT                                                                               \
+    "SELECT seller_id, CASE WHEN $2::bigint >= 0 AND status NOT IN ('cancelled', 'ended') AND "    \
+    "  now() >= starts_at + make_interval(secs => $2::bigint) THEN 'ended' ELSE status END, "      \
+    "  status = 'scheduled' AND onsale_at > now() AND owner_loaded_at IS NULL, "                   \
+    "  (extract(epoch FROM onsale_at) * 1000)::bigint "                                            \
+    "FROM events WHERE event_id = $1"
+
+static int read_owner(const PGresult *res, int i, void *item)
+{
+    ing_event_owner *o = item;
+    ing_pg_text(res, i, 1, o->status, sizeof o->status);
+    o->before_sale = ing_pg_bool(res, i, 2);
+    return ing_pg_i64(res, i, 0, &o->seller_id) || ing_pg_i64(res, i, 3, &o->onsale_at_ms);
+}
+
 int ing_event_owner_get(ing_worker *w, int64_t event_id, long long end_grace_s, int lock,
                         ing_event_owner *out)
 {
@@ -237,33 +248,8 @@ int ing_event_owner_get(ing_worker *w, int64_t event_id, long long end_grace_s, 
     ing_pg_i64_text(event_id, ev);
     snprintf(grace, sizeof grace, "%lld", end_grace_s);
     const char *p[] = {ev, grace};
-    PGresult *res = ing_worker_query(
-        w,
-        lock ? "SELECT seller_id, CASE WHEN $2::bigint >= 0 AND status NOT IN ('cancelled', "
-               "  'ended') AND now() >= starts_at + make_interval(secs => $2::bigint) "
-               "  THEN 'ended' ELSE status END, "
-               "  status = 'scheduled' AND onsale_at > now() AND owner_loaded_at IS NULL, "
-               "  (extract(epoch FROM onsale_at) * 1000)::bigint "
-               "FROM events WHERE event_id = $1 FOR UPDATE"
-             : "SELECT seller_id, CASE WHEN $2::bigint >= 0 AND status NOT IN ('cancelled', "
-               "  'ended') AND now() >= starts_at + make_interval(secs => $2::bigint) "
-               "  THEN 'ended' ELSE status END, "
-               "  status = 'scheduled' AND onsale_at > now() AND owner_loaded_at IS NULL, "
-               "  (extract(epoch FROM onsale_at) * 1000)::bigint "
-               "FROM events WHERE event_id = $1",
-        2, p);
-    int rc = ing_pg_status(res, NULL, "event owner");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 &&
-             (ing_pg_i64(res, 0, 0, &out->seller_id) || ing_pg_i64(res, 0, 3, &out->onsale_at_ms)))
-        rc = ONS_EDB;
-    if (rc == 0) {
-        snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 1));
-        out->before_sale = PQgetvalue(res, 0, 2)[0] == 't';
-    }
-    PQclear(res);
-    return rc;
+    PGresult *res = ing_worker_query(w, lock ? OWNER_SELECT " FOR UPDATE" : OWNER_SELECT, 2, p);
+    return ing_pg_one(res, NULL, "event owner", read_owner, out);
 }
 
 int ing_event_tx_begin(ing_worker *w)
@@ -369,5 +355,191 @@ int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, c
         *json = NULL;
         exec(w, "ROLLBACK");
     }
+    return rc;
+}
+
+static int read_draw(const PGresult *res, int i, void *item)
+{
+    ing_event_draw *d = item;
+    ing_pg_text(res, i, 0, d->commitment, sizeof d->commitment);
+    ing_pg_text(res, i, 1, d->seed_hex, sizeof d->seed_hex);
+    d->open = ing_pg_bool(res, i, 2);
+    d->prequeue = ing_pg_bool(res, i, 3);
+    return 0;
+}
+
+int ing_event_draw_get(ing_worker *w, int64_t event_id, ing_event_draw *out)
+{
+    char ev[24];
+    ing_pg_i64_text(event_id, ev);
+    const char *p[] = {ev};
+    PGresult *res = ing_worker_query(
+        w,
+        "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
+        "now() >= onsale_at, prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
+        1, p);
+    return ing_pg_one(res, NULL, "event draw", read_draw, out);
+}
+
+static int read_entrant(const PGresult *res, int i, void *item)
+{
+    ing_draw_entrant *e = item;
+    return ing_pg_i64(res, i, 0, &e->intent_seq) || ing_pg_i64(res, i, 1, &e->user_id);
+}
+
+int ing_event_draw_entrants(ing_worker *w, int64_t event_id, ing_draw_entrant **out, size_t *n)
+{
+    char ev[24];
+    ing_pg_i64_text(event_id, ev);
+    const char *p[] = {ev};
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT i.intent_seq, i.user_id FROM intents i "
+                                     "JOIN events e USING (event_id) WHERE i.event_id = $1 "
+                                     "AND i.accepted_at >= e.prequeue_opens_at "
+                                     "AND i.accepted_at < e.onsale_at "
+                                     "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
+                                     1, p);
+    void *rows;
+    int rc = ing_pg_rows(res, NULL, "draw entrants", sizeof **out, -1, read_entrant, &rows, n);
+    *out = rows;
+    return rc;
+}
+
+/* The view's tiers of event_id (text parameter ev). */
+static int read_tier(const PGresult *res, int i, void *item)
+{
+    ing_view_tier *t = item;
+    ing_pg_text(res, i, 0, t->section, sizeof t->section);
+    return ing_pg_i64(res, i, 1, &t->price_cents) || ing_pg_i64(res, i, 2, &t->seats) ||
+           ing_pg_i64(res, i, 3, &t->section_id);
+}
+
+static int view_tiers(ing_worker *w, const char *const *p, ing_event_view_row *out)
+{
+    PGresult *res = ing_read_query(w,
+                                   "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, "
+                                   "s.section_id FROM price_tiers pt JOIN sections s "
+                                   "USING (section_id) WHERE pt.event_id = $1 ORDER BY s.position",
+                                   1, p);
+    void *rows;
+    int rc = ing_pg_rows(res, NULL, "event view tiers", sizeof *out->tiers, -1, read_tier, &rows,
+                         &out->ntiers);
+    out->tiers = rows;
+    return rc;
+}
+
+/* A double cell, when not NULL. */
+static int get_real(const PGresult *res, int row, int col, double *out)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    *out = atof(PQgetvalue(res, row, col));
+    return 1;
+}
+
+static int read_view(const PGresult *res, int i, void *item)
+{
+    ing_event_view_row *v = item;
+    ing_pg_text(res, i, 0, v->name, sizeof v->name);
+    ing_pg_text(res, i, 1, v->category, sizeof v->category);
+    ing_pg_text(res, i, 2, v->description, sizeof v->description);
+    ing_pg_text(res, i, 3, v->starts_at, sizeof v->starts_at);
+    ing_pg_text(res, i, 4, v->onsale_at, sizeof v->onsale_at);
+    ing_pg_text(res, i, 8, v->currency, sizeof v->currency);
+    ing_pg_text(res, i, 9, v->status, sizeof v->status);
+    ing_pg_text(res, i, 12, v->venue_name, sizeof v->venue_name);
+    ing_pg_text(res, i, 13, v->city, sizeof v->city);
+    ing_pg_text(res, i, 14, v->country, sizeof v->country);
+    v->has_lat = get_real(res, i, 15, &v->lat);
+    v->has_lon = get_real(res, i, 16, &v->lon);
+    v->has_address = !PQgetisnull(res, i, 18);
+    ing_pg_text(res, i, 18, v->address, sizeof v->address);
+    ing_pg_text(res, i, 19, v->draw_commitment, sizeof v->draw_commitment);
+    ing_pg_text(res, i, 20, v->draw_seed, sizeof v->draw_seed);
+    v->has_prequeue = !PQgetisnull(res, i, 21);
+    ing_pg_text(res, i, 21, v->prequeue_opens_at, sizeof v->prequeue_opens_at);
+    return ing_pg_i64(res, i, 5, &v->onsale_ms) || ing_pg_int(res, i, 6, &v->max_per_user) ||
+           ing_pg_int(res, i, 7, &v->hold_seconds) || ing_pg_i64(res, i, 10, &v->seats_total) ||
+           ing_pg_i64(res, i, 11, &v->venue_id) || ing_pg_i64(res, i, 17, &v->starts_ms);
+}
+
+int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out)
+{
+    memset(out, 0, sizeof *out);
+    char ev[24];
+    ing_pg_i64_text(event_id, ev);
+    const char *p[] = {ev};
+    PGresult *res = ing_read_query(
+        w,
+        "SELECT e.name, e.category, e.description, "
+        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "  (extract(epoch FROM e.onsale_at) * 1000)::bigint, e.max_per_user, e.hold_seconds, "
+        "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
+        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint, v.address, "
+        "  coalesce(e.draw_commitment, ''), coalesce(encode(e.draw_seed, 'hex'), ''), "
+        "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
+        1, p);
+    int rc = ing_pg_one(res, NULL, "event view", read_view, out);
+    if (rc == 0)
+        rc = view_tiers(w, p, out);
+    if (rc)
+        ing_event_view_clear(out);
+    return rc;
+}
+
+void ing_event_view_clear(ing_event_view_row *v)
+{
+    free(v->tiers);
+    v->tiers = NULL;
+    v->ntiers = 0;
+}
+
+typedef struct seat_totals {
+    int64_t available, held, sold;
+} seat_totals;
+
+static int read_totals(const PGresult *res, int i, void *item)
+{
+    seat_totals *t = item;
+    return ing_pg_i64(res, i, 0, &t->available) || ing_pg_i64(res, i, 1, &t->held) ||
+           ing_pg_i64(res, i, 2, &t->sold);
+}
+
+static int read_section_free(const PGresult *res, int i, void *item)
+{
+    ing_section_free *f = item;
+    return ing_pg_i64(res, i, 0, &f->section_id) || ing_pg_i64(res, i, 1, &f->available);
+}
+
+int ing_event_seat_counts(ing_worker *w, int64_t event_id, int64_t *available, int64_t *held,
+                          int64_t *sold, ing_section_free **sections, size_t *n)
+{
+    *sections = NULL;
+    *n = 0;
+    char ev[24];
+    ing_pg_i64_text(event_id, ev);
+    const char *p[] = {ev};
+    seat_totals t;
+    int rc = ing_pg_one(ing_read_query(w,
+                                       "SELECT count(*) FILTER (WHERE status = 'available'), "
+                                       "count(*) FILTER (WHERE status IN ('held', 'paying')), "
+                                       "count(*) FILTER (WHERE status = 'sold') "
+                                       "FROM seats WHERE event_id = $1",
+                                       1, p),
+                        NULL, "seat counts", read_totals, &t);
+    if (rc)
+        return rc == ONS_ENOTFOUND ? ONS_EDB : rc;
+    *available = t.available;
+    *held = t.held;
+    *sold = t.sold;
+    void *rows;
+    rc = ing_pg_rows(ing_read_query(w,
+                                    "SELECT section_id, count(*) FROM seats "
+                                    "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
+                                    1, p),
+                     NULL, "section counts", sizeof **sections, -1, read_section_free, &rows, n);
+    *sections = rows;
     return rc;
 }

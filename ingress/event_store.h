@@ -97,4 +97,64 @@ void ing_event_tx_rollback(ing_worker *w);
  * codes. */
 int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, char **json);
 
+/* A price tier as the event view shows it. */
+typedef struct ing_view_tier {
+    char section[72];
+    int64_t section_id, price_cents, seats;
+} ing_view_tier;
+
+/* An event and its venue as GET /v1/events/{id} shows them. Text fields are
+ * as stored (bounded by what POST /v1/venues and /v1/events accept). */
+typedef struct ing_event_view_row {
+    char name[256], category[80], description[4096], currency[8], status[16];
+    char starts_at[32], onsale_at[32], prequeue_opens_at[32]; /* RFC 3339 UTC */
+    int has_prequeue;
+    int64_t starts_ms, onsale_ms, seats_total, venue_id;
+    int max_per_user, hold_seconds;
+    char venue_name[256], city[128], country[128], address[512];
+    int has_lat, has_lon, has_address;
+    double lat, lon;
+    char draw_commitment[72], draw_seed[72]; /* hex, "" when none */
+    size_t ntiers;
+    ing_view_tier *tiers; /* heap, in section position order; ing_event_view_clear */
+} ing_event_view_row;
+
+/* Reads event_id, its venue and its tiers through the replica when it is
+ * fresh (replica.h). ONS_ENOTFOUND when there is no such event. Call
+ * ing_event_view_clear after 0. */
+int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out);
+void ing_event_view_clear(ing_event_view_row *v);
+
+/* Free seats of one section. */
+typedef struct ing_section_free {
+    int64_t section_id, available;
+} ing_section_free;
+
+/* Seat counts of event_id counted in PostgreSQL (replica when fresh), for
+ * an event the owner has not published: the totals and, per section with
+ * free seats, how many. *sections is heap (caller frees; NULL when *n 0). */
+int ing_event_seat_counts(ing_worker *w, int64_t event_id, int64_t *available, int64_t *held,
+                          int64_t *sold, ing_section_free **sections, size_t *n);
+
+/* What GET /v1/events/{id}/draw shows of an event. */
+typedef struct ing_event_draw {
+    char commitment[72]; /* hex, "" when the event has none */
+    char seed_hex[72];   /* hex, "" when none */
+    int open;            /* onsale_at has passed */
+    int prequeue;        /* the event has a pre-queue */
+} ing_event_draw;
+
+/* Reads event_id's draw. ONS_ENOTFOUND when there is no such event. */
+int ing_event_draw_get(ing_worker *w, int64_t event_id, ing_event_draw *out);
+
+/* An intent in the draw: its seq and its user. */
+typedef struct ing_draw_entrant {
+    int64_t intent_seq, user_id;
+} ing_draw_entrant;
+
+/* Every intent whose join was sent in event_id's pre-queue window, except
+ * duplicates the owner refused, in no order. *out is heap (caller frees;
+ * NULL when *n is 0). */
+int ing_event_draw_entrants(ing_worker *w, int64_t event_id, ing_draw_entrant **out, size_t *n);
+
 #endif

@@ -8,6 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int read_state(const PGresult *res, int i, void *item)
+{
+    ing_pg_text(res, i, 0, item, 16);
+    return 0;
+}
+
 int ing_intent_state_get(ing_worker *w, int64_t seq, int64_t user_id, char state[16])
 {
     char seqs[24], user[24];
@@ -16,13 +22,19 @@ int ing_intent_state_get(ing_worker *w, int64_t seq, int64_t user_id, char state
     const char *p[] = {seqs, user};
     PGresult *res = ing_worker_query(
         w, "SELECT state FROM intents WHERE intent_seq = $1 AND user_id = $2", 2, p);
-    int rc = ing_pg_status(res, NULL, "intent state");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    if (rc == 0)
-        ing_pg_text(res, 0, 0, state, 16);
-    PQclear(res);
-    return rc;
+    return ing_pg_one(res, NULL, "intent state", read_state, state);
+}
+
+typedef struct intent_ref {
+    int64_t seq;
+    char *state; /* 16 bytes */
+} intent_ref;
+
+static int read_intent_ref(const PGresult *res, int i, void *item)
+{
+    intent_ref *r = item;
+    ing_pg_text(res, i, 1, r->state, 16);
+    return ing_pg_i64(res, i, 0, &r->seq);
 }
 
 int ing_intent_of_join(ing_worker *w, int64_t user_id, int64_t event_id, int32_t partition,
@@ -41,44 +53,32 @@ int ing_intent_of_join(ing_worker *w, int64_t user_id, int64_t event_id, int32_t
         "AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
         "ORDER BY intent_seq LIMIT 1",
         4, p);
-    int rc = ing_pg_status(res, NULL, "intent of join");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 && ing_pg_i64(res, 0, 0, seq))
-        rc = ONS_EDB;
-    if (rc == 0)
-        ing_pg_text(res, 0, 1, state, 16);
-    PQclear(res);
+    intent_ref r = {0, state};
+    int rc = ing_pg_one(res, NULL, "intent of join", read_intent_ref, &r);
+    *seq = r.seq;
     return rc;
 }
 
-/* The seats of reservation_id, in seat order. */
-static int reservation_seats(ing_worker *w, int64_t event_id, ing_intent_result *out)
+static int read_seat(const PGresult *res, int i, void *item)
 {
-    char ev[24], rid[24];
-    ing_pg_i64_text(event_id, ev);
-    ing_pg_i64_text(out->reservation_id, rid);
-    const char *p[] = {ev, rid};
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents FROM seats st "
-        "JOIN sections s USING (section_id) WHERE st.event_id = $1 AND st.reservation_id = $2 "
-        "ORDER BY st.seat_no",
-        2, p);
-    int rc = ing_pg_status(res, NULL, "reservation seats");
-    int n = rc ? 0 : PQntuples(res);
-    if (rc == 0 && n > 0 && !(out->seats = calloc((size_t)n, sizeof *out->seats)))
-        rc = ONS_ENOMEM;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        ing_intent_seat *s = &out->seats[i];
-        ing_pg_text(res, i, 0, s->seat.section, sizeof s->seat.section);
-        if (ing_pg_int(res, i, 1, &s->seat.row) || ing_pg_int(res, i, 2, &s->seat.seat) ||
-            ing_pg_i64(res, i, 3, &s->price_cents))
-            rc = ONS_EDB;
-        out->nseats = (size_t)i + 1;
-    }
-    PQclear(res);
-    return rc;
+    ing_intent_seat *s = item;
+    ing_pg_text(res, i, 0, s->seat.section, sizeof s->seat.section);
+    return ing_pg_int(res, i, 1, &s->seat.row) || ing_pg_int(res, i, 2, &s->seat.seat) ||
+           ing_pg_i64(res, i, 3, &s->price_cents);
+}
+
+static int read_result(const PGresult *res, int i, void *item)
+{
+    ing_intent_result *r = item;
+    ing_pg_text(res, i, 0, r->state, sizeof r->state);
+    r->has_reason = !PQgetisnull(res, i, 1);
+    ing_pg_text(res, i, 1, r->reason, sizeof r->reason);
+    r->has_reservation = !PQgetisnull(res, i, 3);
+    ing_pg_text(res, i, 5, r->currency, sizeof r->currency);
+    ing_pg_text(res, i, 6, r->expires_at, sizeof r->expires_at);
+    return ing_pg_i64(res, i, 2, &r->event_id) ||
+           (r->has_reservation &&
+            (ing_pg_i64(res, i, 3, &r->reservation_id) || ing_pg_i64(res, i, 4, &r->total_cents)));
 }
 
 int ing_intent_result_get(ing_worker *w, int64_t seq, int64_t user_id, ing_intent_result *out)
@@ -95,29 +95,23 @@ int ing_intent_result_get(ing_worker *w, int64_t seq, int64_t user_id, ing_inten
         "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.reservation_id "
         "WHERE i.intent_seq = $1 AND i.user_id = $2",
         2, p);
-    int rc = ing_pg_status(res, NULL, "intent result");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 && ing_pg_i64(res, 0, 2, &out->event_id))
-        rc = ONS_EDB;
-    if (rc == 0) {
-        ing_pg_text(res, 0, 0, out->state, sizeof out->state);
-        out->has_reason = !PQgetisnull(res, 0, 1);
-        ing_pg_text(res, 0, 1, out->reason, sizeof out->reason);
-        out->has_reservation = !PQgetisnull(res, 0, 3);
-    }
-    if (rc == 0 && out->has_reservation &&
-        (ing_pg_i64(res, 0, 3, &out->reservation_id) || ing_pg_i64(res, 0, 4, &out->total_cents)))
-        rc = ONS_EDB;
-    if (rc == 0 && out->has_reservation) {
-        ing_pg_text(res, 0, 5, out->currency, sizeof out->currency);
-        ing_pg_text(res, 0, 6, out->expires_at, sizeof out->expires_at);
-    }
-    PQclear(res);
-    if (rc == 0 && out->has_reservation)
-        rc = reservation_seats(w, out->event_id, out);
-    if (rc)
-        ing_intent_result_clear(out);
+    int rc = ing_pg_one(res, NULL, "intent result", read_result, out);
+    if (rc || !out->has_reservation)
+        return rc;
+    char ev[24], rid[24];
+    ing_pg_i64_text(out->event_id, ev);
+    ing_pg_i64_text(out->reservation_id, rid);
+    const char *sp[] = {ev, rid};
+    void *rows;
+    rc = ing_pg_rows(ing_worker_query(w,
+                                      "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents "
+                                      "FROM seats st JOIN sections s USING (section_id) "
+                                      "WHERE st.event_id = $1 AND st.reservation_id = $2 "
+                                      "ORDER BY st.seat_no",
+                                      2, sp),
+                     NULL, "reservation seats", sizeof *out->seats, -1, read_seat, &rows,
+                     &out->nseats);
+    out->seats = rows;
     return rc;
 }
 

@@ -6,8 +6,21 @@
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+void *ing_req_job(ing_req *r, size_t size, void (*job_free)(void *))
+{
+    void *j = calloc(1, size);
+    if (!j) {
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
+        return NULL;
+    }
+    r->job = j;
+    r->job_free = job_free ? job_free : free;
+    return j;
+}
 
 int ing_json_only(ing_req *r, json_t *o, const char *const *allowed)
 {

@@ -19,6 +19,11 @@
 #include "ingress/api_error.h"
 #include "ingress/server.h"
 
+/* Gives r a zeroed job of size bytes, freed with the request by job_free
+ * (NULL: free). Returns the job, or NULL when out of memory: r was then
+ * FINISHED with 503 overloaded and must not be touched. */
+void *ing_req_job(ing_req *r, size_t size, void (*job_free)(void *));
+
 /* 400 unknown_field unless every key of o is in allowed (NULL-terminated). */
 int ing_json_only(ing_req *r, json_t *o, const char *const *allowed);
 

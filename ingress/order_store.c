@@ -9,6 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct order_ref {
+    int64_t order_id;
+    char *state; /* 16 bytes */
+} order_ref;
+
+static int read_order_ref(const PGresult *res, int i, void *item)
+{
+    order_ref *o = item;
+    ing_pg_text(res, i, 1, o->state, 16);
+    return ing_pg_i64(res, i, 0, &o->order_id);
+}
+
 int ing_order_of_checkout(ing_worker *w, int64_t reservation_id, int64_t user_id, int32_t partition,
                           int64_t *order_id, char state[16])
 {
@@ -22,15 +34,18 @@ int ing_order_of_checkout(ing_worker *w, int64_t reservation_id, int64_t user_id
                                      "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
                                      "ORDER BY order_id DESC LIMIT 1",
                                      3, p);
-    int rc = ing_pg_status(res, NULL, "order of checkout");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 && ing_pg_i64(res, 0, 0, order_id))
-        rc = ONS_EDB;
-    if (rc == 0)
-        ing_pg_text(res, 0, 1, state, 16);
-    PQclear(res);
+    order_ref o = {0, state};
+    int rc = ing_pg_one(res, NULL, "order of checkout", read_order_ref, &o);
+    *order_id = o.order_id;
     return rc;
+}
+
+static int read_reservation(const PGresult *res, int i, void *item)
+{
+    ing_reservation *r = item;
+    ing_pg_text(res, i, 1, r->state, sizeof r->state);
+    r->live = ing_pg_bool(res, i, 2);
+    return ing_pg_i64(res, i, 0, &r->event_id);
 }
 
 int ing_reservation_get(ing_worker *w, int64_t reservation_id, int64_t user_id,
@@ -44,54 +59,36 @@ int ing_reservation_get(ing_worker *w, int64_t reservation_id, int64_t user_id,
                                      "SELECT event_id, state, expires_at > now() FROM reservations "
                                      "WHERE reservation_id = $1 AND user_id = $2",
                                      2, p);
-    int rc = ing_pg_status(res, NULL, "reservation");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 && ing_pg_i64(res, 0, 0, &out->event_id))
-        rc = ONS_EDB;
-    if (rc == 0) {
-        ing_pg_text(res, 0, 1, out->state, sizeof out->state);
-        out->live = ing_pg_bool(res, 0, 2);
-    }
-    PQclear(res);
-    return rc;
+    return ing_pg_one(res, NULL, "reservation", read_reservation, out);
 }
 
-/* Columns c, c+1, c+2: section name, row, seat in row. */
+/* Columns c, c+1, c+2 of row i: section name, row, seat in row. */
 static int read_seat(const PGresult *res, int i, int c, ing_seat *out)
 {
     ing_pg_text(res, i, c, out->section, sizeof out->section);
-    return ing_pg_int(res, i, c + 1, &out->row) || ing_pg_int(res, i, c + 2, &out->seat) ? ONS_EDB
-                                                                                         : 0;
+    return ing_pg_int(res, i, c + 1, &out->row) || ing_pg_int(res, i, c + 2, &out->seat);
 }
 
-/* The tickets of order_id; owned: whether user_id still holds each. */
-static int order_tickets(ing_worker *w, const char *const p[2], ing_order *o)
+/* A ticket of an order: (ticket_id, status, still the user's, seat...,
+ * price). A valid ticket another user holds now shows as transferred. */
+static int read_order_ticket(const PGresult *res, int i, void *item)
 {
-    PGresult *t = ing_worker_query(w,
-                                   "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, "
-                                   "st.row_no, st.seat_in_row, t.price_cents FROM tickets t "
-                                   "JOIN seats st ON st.event_id = t.event_id AND "
-                                   "st.seat_no = t.seat_no "
-                                   "JOIN sections s ON s.section_id = st.section_id "
-                                   "WHERE t.order_id = $1 ORDER BY t.ticket_id",
-                                   2, p);
-    int rc = ing_pg_status(t, NULL, "order tickets");
-    int n = rc ? 0 : PQntuples(t);
-    if (rc == 0 && n > 0 && !(o->tickets = calloc((size_t)n, sizeof *o->tickets)))
-        rc = ONS_ENOMEM;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        ing_order_ticket *k = &o->tickets[i];
-        ing_pg_text(t, i, 1, k->status, sizeof k->status);
-        if (strcmp(k->status, "valid") == 0 && !ing_pg_bool(t, i, 2))
-            snprintf(k->status, sizeof k->status, "transferred");
-        if (ing_pg_i64(t, i, 0, &k->ticket_id) || ing_pg_i64(t, i, 6, &k->price_cents) ||
-            read_seat(t, i, 3, &k->seat))
-            rc = ONS_EDB;
-        o->ntickets = (size_t)i + 1;
-    }
-    PQclear(t);
-    return rc;
+    ing_order_ticket *k = item;
+    ing_pg_text(res, i, 1, k->status, sizeof k->status);
+    if (strcmp(k->status, "valid") == 0 && !ing_pg_bool(res, i, 2))
+        snprintf(k->status, sizeof k->status, "transferred");
+    return ing_pg_i64(res, i, 0, &k->ticket_id) || ing_pg_i64(res, i, 6, &k->price_cents) ||
+           read_seat(res, i, 3, &k->seat);
+}
+
+static int read_order(const PGresult *res, int i, void *item)
+{
+    ing_order *o = item;
+    ing_pg_text(res, i, 0, o->state, sizeof o->state);
+    ing_pg_text(res, i, 2, o->currency, sizeof o->currency);
+    o->has_reason = !PQgetisnull(res, i, 3);
+    ing_pg_text(res, i, 3, o->reason, sizeof o->reason);
+    return ing_pg_i64(res, i, 1, &o->total_cents) || ing_pg_i64(res, i, 4, &o->event_id);
 }
 
 int ing_order_get(ing_worker *w, int64_t order_id, int64_t user_id, ing_order *out)
@@ -101,27 +98,26 @@ int ing_order_get(ing_worker *w, int64_t order_id, int64_t user_id, ing_order *o
     ing_pg_i64_text(order_id, oid);
     ing_pg_i64_text(user_id, uid);
     const char *p[] = {oid, uid};
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT state, total_cents, currency, failure_reason, "
-                                     "event_id FROM orders WHERE order_id = $1 AND user_id = $2",
-                                     2, p);
-    int rc = ing_pg_status(res, NULL, "order");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 &&
-             (ing_pg_i64(res, 0, 1, &out->total_cents) || ing_pg_i64(res, 0, 4, &out->event_id)))
-        rc = ONS_EDB;
-    if (rc == 0) {
-        ing_pg_text(res, 0, 0, out->state, sizeof out->state);
-        ing_pg_text(res, 0, 2, out->currency, sizeof out->currency);
-        out->has_reason = !PQgetisnull(res, 0, 3);
-        ing_pg_text(res, 0, 3, out->reason, sizeof out->reason);
-    }
-    PQclear(res);
-    if (rc == 0)
-        rc = order_tickets(w, p, out);
+    int rc = ing_pg_one(ing_worker_query(w,
+                                         "SELECT state, total_cents, currency, failure_reason, "
+                                         "event_id FROM orders WHERE order_id = $1 AND "
+                                         "user_id = $2",
+                                         2, p),
+                        NULL, "order", read_order, out);
     if (rc)
-        ing_order_clear(out);
+        return rc;
+    void *rows;
+    rc = ing_pg_rows(ing_worker_query(w,
+                                      "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, "
+                                      "st.row_no, st.seat_in_row, t.price_cents FROM tickets t "
+                                      "JOIN seats st ON st.event_id = t.event_id AND "
+                                      "st.seat_no = t.seat_no "
+                                      "JOIN sections s ON s.section_id = st.section_id "
+                                      "WHERE t.order_id = $1 ORDER BY t.ticket_id",
+                                      2, p),
+                     NULL, "order tickets", sizeof *out->tickets, -1, read_order_ticket, &rows,
+                     &out->ntickets);
+    out->tickets = rows;
     return rc;
 }
 
@@ -130,6 +126,18 @@ void ing_order_clear(ing_order *o)
     free(o->tickets);
     o->tickets = NULL;
     o->ntickets = 0;
+}
+
+static int read_ticket_row(const PGresult *res, int i, void *item)
+{
+    ing_ticket_row *t = item;
+    ing_pg_text(res, i, 2, t->event_name, sizeof t->event_name);
+    ing_pg_text(res, i, 7, t->currency, sizeof t->currency);
+    ing_pg_text(res, i, 8, t->status, sizeof t->status);
+    ing_pg_text(res, i, 9, t->issued_at, sizeof t->issued_at);
+    return ing_pg_i64(res, i, 0, &t->ticket_id) || ing_pg_i64(res, i, 1, &t->event_id) ||
+           ing_pg_i64(res, i, 6, &t->price_cents) || ing_pg_i64(res, i, 10, &t->issued_us) ||
+           read_seat(res, i, 3, &t->seat);
 }
 
 int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64_t cursor_tid,
@@ -155,28 +163,12 @@ int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64
         "(t.issued_at, t.ticket_id) < (to_timestamp($2::bigint / 1000000.0), $3::bigint)) "
         "ORDER BY t.issued_at DESC, t.ticket_id DESC LIMIT $4",
         4, p);
-    int rc = ing_pg_status(res, NULL, "ticket history");
-    int n = rc ? 0 : PQntuples(res);
-    out->more = n > limit;
-    if (out->more)
-        n = (int)limit;
-    if (rc == 0 && n > 0 && !(out->rows = calloc((size_t)n, sizeof *out->rows)))
-        rc = ONS_ENOMEM;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        ing_ticket_row *t = &out->rows[i];
-        if (ing_pg_i64(res, i, 0, &t->ticket_id) || ing_pg_i64(res, i, 1, &t->event_id) ||
-            ing_pg_i64(res, i, 6, &t->price_cents) || ing_pg_i64(res, i, 10, &t->issued_us) ||
-            read_seat(res, i, 3, &t->seat))
-            rc = ONS_EDB;
-        ing_pg_text(res, i, 2, t->event_name, sizeof t->event_name);
-        ing_pg_text(res, i, 7, t->currency, sizeof t->currency);
-        ing_pg_text(res, i, 8, t->status, sizeof t->status);
-        ing_pg_text(res, i, 9, t->issued_at, sizeof t->issued_at);
-        out->n = (size_t)i + 1;
-    }
-    PQclear(res);
-    if (rc)
-        ing_ticket_page_clear(out);
+    /* One row more than a page says another page follows. */
+    out->more = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > limit;
+    void *rows;
+    int rc = ing_pg_rows(res, NULL, "ticket history", sizeof *out->rows, (int)limit,
+                         read_ticket_row, &rows, &out->n);
+    out->rows = rows;
     return rc;
 }
 
@@ -185,6 +177,17 @@ void ing_ticket_page_clear(ing_ticket_page *p)
     free(p->rows);
     p->rows = NULL;
     p->n = 0;
+}
+
+static int read_ticket_change(const PGresult *res, int i, void *item)
+{
+    ing_ticket_change *t = item;
+    ing_pg_text(res, i, 2, t->status, sizeof t->status);
+    ing_pg_text(res, i, 3, t->event_status, sizeof t->event_status);
+    t->ended = ing_pg_bool(res, i, 4);
+    t->past_cutoff = ing_pg_bool(res, i, 5);
+    ing_pg_text(res, i, 6, t->starts_at, sizeof t->starts_at);
+    return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id);
 }
 
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cutoff_s,
@@ -203,19 +206,5 @@ int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cut
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
         "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
         3, p);
-    int rc = ing_pg_status(res, NULL, "ticket for change");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 &&
-             (ing_pg_i64(res, 0, 0, &out->event_id) || ing_pg_i64(res, 0, 1, &out->owner_id)))
-        rc = ONS_EDB;
-    if (rc == 0) {
-        ing_pg_text(res, 0, 2, out->status, sizeof out->status);
-        ing_pg_text(res, 0, 3, out->event_status, sizeof out->event_status);
-        out->ended = ing_pg_bool(res, 0, 4);
-        out->past_cutoff = ing_pg_bool(res, 0, 5);
-        ing_pg_text(res, 0, 6, out->starts_at, sizeof out->starts_at);
-    }
-    PQclear(res);
-    return rc;
+    return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
 }

@@ -68,6 +68,47 @@ int ing_pg_affected(PGresult *res, int64_t *out)
     return parse_i64(PQcmdTuples(res), out);
 }
 
+int ing_pg_one(PGresult *res, const char *rid, const char *what, ing_pg_row_fn read, void *item)
+{
+    int rc = ing_pg_status(res, rid, what);
+    if (rc == 0 && PQntuples(res) == 0)
+        rc = ONS_ENOTFOUND;
+    else if (rc == 0 && read(res, 0, item))
+        rc = ONS_EDB;
+    PQclear(res);
+    return rc;
+}
+
+int ing_pg_rows(PGresult *res, const char *rid, const char *what, size_t elem, int max,
+                ing_pg_row_fn read, void **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = ing_pg_status(res, rid, what);
+    int rows = rc ? 0 : PQntuples(res);
+    if (max >= 0 && rows > max)
+        rows = max;
+    char *items = rows > 0 ? calloc((size_t)rows, elem) : NULL;
+    if (rows > 0 && !items)
+        rc = ONS_ENOMEM;
+    for (int i = 0; rc == 0 && i < rows; i++)
+        if (read(res, i, items + (size_t)i * elem))
+            rc = ONS_EDB;
+    PQclear(res);
+    if (rc) {
+        free(items);
+        return rc;
+    }
+    *out = items;
+    *n = (size_t)rows;
+    return 0;
+}
+
+int ing_pg_read_i64(const PGresult *res, int row, void *item)
+{
+    return ing_pg_i64(res, row, 0, item);
+}
+
 void ing_pg_i64_text(int64_t v, char out[24])
 {
     snprintf(out, 24, "%" PRId64, v);

@@ -26,6 +26,25 @@ void ing_pg_text(const PGresult *res, int row, int col, char *out, size_t cap);
 /* The row count of an INSERT/UPDATE/DELETE: 0 or ONS_EPARSE. */
 int ing_pg_affected(PGresult *res, int64_t *out);
 
+/* Reads one row of a result into a typed item: 0, or nonzero when a cell
+ * does not parse (the caller's result becomes ONS_EDB). */
+typedef int (*ing_pg_row_fn)(const PGresult *res, int row, void *item);
+
+/* The one-row answer of a statement: ing_pg_status's codes, ONS_ENOTFOUND
+ * when it returned no row, ONS_EDB when read() failed, else 0 with *item
+ * filled from row 0. Clears res. */
+int ing_pg_one(PGresult *res, const char *rid, const char *what, ing_pg_row_fn read, void *item);
+
+/* The rows of a statement (at most max; < 0: all) as a new array of
+ * elem-sized items filled by read(): 0 with *out (heap, the caller frees;
+ * NULL when there are no rows) and *n, or ing_pg_status's codes, ONS_EDB
+ * (a row failed to read) or ONS_ENOMEM, with *out NULL. Clears res. */
+int ing_pg_rows(PGresult *res, const char *rid, const char *what, size_t elem, int max,
+                ing_pg_row_fn read, void **out, size_t *n);
+
+/* An ing_pg_row_fn for a bigint in column 0 (item: int64_t). */
+int ing_pg_read_i64(const PGresult *res, int row, void *item);
+
 /* Decimal text of v (statement parameters). */
 void ing_pg_i64_text(int64_t v, char out[24]);
 

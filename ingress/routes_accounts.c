@@ -60,14 +60,9 @@ static void job_free(void *p)
 
 static acct_job *job_new(ing_req *r)
 {
-    acct_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
-        return NULL;
-    }
-    j->acc = r->app->accounts;
-    r->job = j;
-    r->job_free = job_free;
+    acct_job *j = ing_req_job(r, sizeof *j, job_free);
+    if (j)
+        j->acc = r->app->accounts;
     return j;
 }
 

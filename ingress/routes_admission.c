@@ -27,17 +27,11 @@ typedef struct admission_job {
 
 static void admission_delivered(ing_worker *w, void *arg)
 {
-    (void)w;
     ing_req *r = arg;
     admission_job *j = r->job;
-    if (r->produce_err) {
-        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
-                  "The queue could not take the change; retry the request.");
-        return;
-    }
     char url[48];
-    snprintf(url, sizeof url, "/v1/events/%" PRId64, j->event_id);
-    ing_events_forget(r->app->events, j->event_id);
+    if (ing_event_change_delivered(r, w, j->event_id, url))
+        return;
     json_t *body =
         json_pack("{s:I, s:o, s:o, s:s}", "event_id", (json_int_t)j->event_id, "max_active_holds",
                   j->max_active_holds ? json_integer(j->max_active_holds) : json_null(),
@@ -91,15 +85,9 @@ void ing_route_event_admission(ing_req *r)
     static const char *const allowed[] = {"max_active_holds", "admissions_per_minute", NULL};
     int64_t id;
     admission_job *j = NULL;
-    if (ing_path_id(r, r->params[0], &id) || ing_json_only(r, r->body, allowed))
+    if (ing_path_id(r, r->params[0], &id) || ing_json_only(r, r->body, allowed) ||
+        !(j = ing_req_job(r, sizeof *j, NULL)))
         return;
-    j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
-        return;
-    }
-    r->job = j;
-    r->job_free = free;
     j->event_id = id;
     if (ing_json_cap(r, r->body, "max_active_holds", &j->max_active_holds) ||
         ing_json_cap(r, r->body, "admissions_per_minute", &j->admissions_per_minute))

@@ -99,13 +99,9 @@ void ing_route_venue_create(ing_req *r)
     static const char *const allowed[] = {"name", "city", "country",  "address",
                                           "lat",  "lon",  "sections", NULL};
     static const char *const sec_allowed[] = {"name", "rows", "seats_per_row", NULL};
-    venue_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
+    venue_job *j = ing_req_job(r, sizeof *j, NULL);
+    if (!j)
         return;
-    }
-    r->job = j;
-    r->job_free = free;
     json_t *secs = NULL;
     if (ing_json_only(r, r->body, allowed) ||
         ing_json_str(r, r->body, "name", 1, 1, 200, &j->name) ||
@@ -261,13 +257,9 @@ void ing_route_event_create(ing_req *r)
                                           "max_active_holds",
                                           "admissions_per_minute",
                                           NULL};
-    event_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
+    event_job *j = ing_req_job(r, sizeof *j, NULL);
+    if (!j)
         return;
-    }
-    r->job = j;
-    r->job_free = free;
     j->description = "";
     j->currency = "USD";
     j->max_per_user = 8;
@@ -341,15 +333,11 @@ static event_ref *new_event_ref(ing_req *r, const char *to_status)
     int64_t id;
     if (ing_path_id(r, r->params[0], &id))
         return NULL;
-    event_ref *j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
-        return NULL;
+    event_ref *j = ing_req_job(r, sizeof *j, NULL);
+    if (j) {
+        j->event_id = id;
+        j->to_status = to_status;
     }
-    j->event_id = id;
-    j->to_status = to_status;
-    r->job = j;
-    r->job_free = free;
     return j;
 }
 
@@ -373,19 +361,25 @@ static int transition_allowed(const char *to, const char *from)
 
 /* The owner applied nothing yet: the reply says what was asked and where
  * to watch for it (GET /v1/events/{id} shows the status once applied). */
-static void status_delivered(ing_worker *w, void *arg)
+int ing_event_change_delivered(ing_req *r, ing_worker *w, int64_t event_id, char url[48])
 {
-    (void)w;
-    ing_req *r = arg;
-    event_ref *j = r->job;
     if (r->produce_err) {
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
-                  "The queue could not take the status change; retry the request.");
-        return;
+                  "The queue could not take the change; retry the request.");
+        return -1;
     }
+    snprintf(url, 48, "/v1/events/%" PRId64, event_id);
+    ing_events_forget(r->app->events, event_id);
+    return 0;
+}
+
+static void status_delivered(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    event_ref *j = r->job;
     char url[48];
-    snprintf(url, sizeof url, "/v1/events/%" PRId64, j->event_id);
-    ing_events_forget(r->app->events, j->event_id);
+    if (ing_event_change_delivered(r, w, j->event_id, url))
+        return;
     ing_reply_json(r, 202,
                    json_pack("{s:I, s:s, s:s}", "event_id", (json_int_t)j->event_id, "status",
                              j->status, "status_url", url));
@@ -544,13 +538,9 @@ void ing_route_event_update(ing_req *r)
     int64_t id;
     if (ing_path_id(r, r->params[0], &id))
         return;
-    event_patch *j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
+    event_patch *j = ing_req_job(r, sizeof *j, NULL);
+    if (!j)
         return;
-    }
-    r->job = j;
-    r->job_free = free;
     j->event_id = id;
     json_t *tiers = NULL;
     if (ing_json_only(r, r->body, allowed) ||

@@ -48,14 +48,9 @@ typedef struct co_job {
 
 static co_job *new_job(ing_req *r)
 {
-    co_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
-        return NULL;
-    }
-    snprintf(j->id, sizeof j->id, "%s", r->nparams > 0 && r->params[0] ? r->params[0] : "");
-    r->job = j;
-    r->job_free = free;
+    co_job *j = ing_req_job(r, sizeof *j, NULL);
+    if (j)
+        snprintf(j->id, sizeof j->id, "%s", r->nparams > 0 && r->params[0] ? r->params[0] : "");
     return j;
 }
 

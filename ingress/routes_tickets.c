@@ -33,14 +33,9 @@ typedef struct gate_job {
 
 static gate_job *new_job(ing_req *r)
 {
-    gate_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
-        return NULL;
-    }
-    j->step = -1;
-    r->job = j;
-    r->job_free = free;
+    gate_job *j = ing_req_job(r, sizeof *j, NULL);
+    if (j)
+        j->step = -1;
     return j;
 }
 
