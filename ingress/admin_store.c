@@ -39,11 +39,9 @@ static int read_counts(const PGresult *res, int i, void *item)
 
 int ing_live_event_counts(ing_worker *w, int limit, ing_event_counts **out, size_t *n)
 {
-    char lim[24];
-    ing_pg_i64_text(limit, lim);
-    const char *p[] = {lim};
-    PGresult *res = ing_worker_query(
-        w,
+    int64_t v[] = {limit};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
         "SELECT e.event_id, e.status, "
         "  count(s.*) FILTER (WHERE s.status = 'available'), "
         "  count(s.*) FILTER (WHERE s.status IN ('held', 'paying')), "
@@ -55,7 +53,7 @@ int ing_live_event_counts(ing_worker *w, int limit, ing_event_counts **out, size
         "FROM events e LEFT JOIN seats s USING (event_id) "
         "WHERE e.status IN ('scheduled', 'on_sale', 'paused', 'sold_out') "
         "GROUP BY e.event_id, e.status ORDER BY e.event_id DESC LIMIT $1",
-        1, p);
+        1, v);
     void *rows;
     int rc = ing_pg_rows(res, NULL, "live event counts", sizeof **out, -1, read_counts, &rows, n);
     *out = rows;

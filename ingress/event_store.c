@@ -4,7 +4,6 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/pg_row.h"
-#include "ingress/replica.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +16,48 @@ static int exec(ing_worker *w, const char *sql)
     PGresult *res = ing_worker_query(w, sql, 0, NULL);
     int rc = ing_pg_status(res, NULL, sql);
     PQclear(res);
+    return rc;
+}
+
+/* Runs a statement with bigint parameters whose result is not needed. */
+static int exec_i64(ing_worker *w, const char *rid, const char *what, const char *sql, int n,
+                    const int64_t *v)
+{
+    PGresult *res = ing_pg_query_i64(w, 0, sql, n, v);
+    int rc = ing_pg_status(res, rid, what);
+    PQclear(res);
+    return rc;
+}
+
+/* Runs sql over tiers given by section name: $1 the event, then (when
+ * venue_id > 0) $2 the venue, then the names and the prices as arrays.
+ * ONS_EINVAL when it touched fewer rows than there are tiers (a name that
+ * is no section). */
+static int by_section_names(ing_worker *w, const char *rid, const char *what, const char *sql,
+                            int64_t event_id, int64_t venue_id, const char *const *sections,
+                            const int64_t *prices, size_t n)
+{
+    char ev[24], venue[24];
+    ing_pg_i64_text(event_id, ev);
+    ing_pg_i64_text(venue_id, venue);
+    char *names = ing_pg_text_array(sections, n);
+    char *cents = ing_pg_int_array(prices, n);
+    int rc = ONS_ENOMEM;
+    if (names && cents) {
+        const char *p[] = {ev, venue, names, cents};
+        const char *q[] = {ev, names, cents};
+        PGresult *res =
+            venue_id > 0 ? ing_worker_query(w, sql, 4, p) : ing_worker_query(w, sql, 3, q);
+        int64_t touched = 0;
+        rc = ing_pg_status(res, rid, what);
+        if (rc == 0 && ing_pg_affected(res, &touched))
+            rc = ONS_EDB;
+        else if (rc == 0 && (size_t)touched != n)
+            rc = ONS_EINVAL;
+        PQclear(res);
+    }
+    free(names);
+    free(cents);
     return rc;
 }
 
@@ -77,19 +118,14 @@ out:
 /* The venue's owner, read FOR SHARE: 0, ONS_ENOTFOUND or ONS_EAUTH. */
 static int venue_check(ing_worker *w, const char *rid, const ing_event_new *in, int64_t *owner)
 {
-    char venue[24];
-    ing_pg_i64_text(in->venue_id, venue);
-    const char *vp[] = {venue};
-    PGresult *res =
-        ing_worker_query(w, "SELECT owner_id FROM venues WHERE venue_id = $1 FOR SHARE", 1, vp);
-    int rc = ing_pg_status(res, rid, "venue owner");
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = ONS_ENOTFOUND;
-    else if (rc == 0 && ing_pg_i64(res, 0, 0, owner))
-        rc = ONS_EDB;
-    else if (rc == 0 && !in->is_admin && *owner != in->acting_user)
+    int64_t v[] = {in->venue_id};
+    int rc = ing_pg_one(ing_pg_query_i64(w, 0,
+                                         "SELECT owner_id FROM venues WHERE venue_id = $1 "
+                                         "FOR SHARE",
+                                         1, v),
+                        rid, "venue owner", ing_pg_read_i64, owner);
+    if (rc == 0 && !in->is_admin && *owner != in->acting_user)
         rc = ONS_EAUTH;
-    PQclear(res);
     return rc;
 }
 
@@ -138,44 +174,24 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
 }
 
 /* The tiers by section name; ONS_EINVAL when one names no section. */
-static int tiers_insert(ing_worker *w, const char *rid, const ing_event_new *in, const char *ev)
+static int tiers_insert(ing_worker *w, const char *rid, const ing_event_new *in, int64_t event_id)
 {
-    char venue[24];
-    ing_pg_i64_text(in->venue_id, venue);
-    char *names = ing_pg_text_array(in->tier_sections, in->ntiers);
-    char *prices = ing_pg_int_array(in->tier_prices, in->ntiers);
-    int rc = ONS_ENOMEM;
-    int64_t n = 0;
-    PGresult *res = NULL;
-    if (!names || !prices)
-        goto out;
-    const char *tp[] = {ev, venue, names, prices};
-    res =
-        ing_worker_query(w,
-                         "INSERT INTO price_tiers (event_id, section_id, price_cents) "
-                         "SELECT $1, s.section_id, t.price FROM unnest($3::text[], $4::bigint[]) "
-                         "AS t(name, price) JOIN sections s ON s.venue_id = $2 AND s.name = t.name",
-                         4, tp);
-    rc = ing_pg_status(res, rid, "price tiers insert");
-    if (rc == 0 && ing_pg_affected(res, &n))
-        rc = ONS_EDB;
-    else if (rc == 0 && (size_t)n != in->ntiers)
-        rc = ONS_EINVAL;
-out:
-    PQclear(res);
-    free(names);
-    free(prices);
-    return rc;
+    return by_section_names(
+        w, rid, "price tiers insert",
+        "INSERT INTO price_tiers (event_id, section_id, price_cents) "
+        "SELECT $1, s.section_id, t.price FROM unnest($3::text[], $4::bigint[]) "
+        "AS t(name, price) JOIN sections s ON s.venue_id = $2 AND s.name = t.name",
+        event_id, in->venue_id, in->tier_sections, in->tier_prices, in->ntiers);
 }
 
 /* Every seat of the priced sections, numbered in allocation order:
  * seat_no = seats of better priced sections + (row-1)*per_row + seat-1;
  * then events.seats_total. */
-static int seats_insert(ing_worker *w, const char *rid, const char *ev, int64_t *total)
+static int seats_insert(ing_worker *w, const char *rid, int64_t event_id, int64_t *total)
 {
-    const char *sp[] = {ev};
-    PGresult *res = ing_worker_query(
-        w,
+    int64_t v[] = {event_id, 0};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
         "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_in_row, price_cents) "
         "SELECT $1, (b.base + (rr - 1) * b.seats_per_row + (cc - 1))::int, b.section_id, rr, cc, "
         "       b.price_cents "
@@ -186,38 +202,31 @@ static int seats_insert(ing_worker *w, const char *rid, const char *ev, int64_t 
         "      WHERE pt.event_id = $1) b "
         "CROSS JOIN LATERAL generate_series(1, b.rows) AS rr "
         "CROSS JOIN LATERAL generate_series(1, b.seats_per_row) AS cc",
-        1, sp);
+        1, v);
     int rc = ing_pg_status(res, rid, "seats insert");
     if (rc == 0 && ing_pg_affected(res, total))
         rc = ONS_EDB;
     PQclear(res);
     if (rc)
         return rc;
-    char n[24];
-    ing_pg_i64_text(*total, n);
-    const char *up[] = {ev, n};
-    res = ing_worker_query(w, "UPDATE events SET seats_total = $2 WHERE event_id = $1", 2, up);
-    rc = ing_pg_status(res, rid, "seats_total");
-    PQclear(res);
-    return rc;
+    v[1] = *total;
+    return exec_i64(w, rid, "seats_total", "UPDATE events SET seats_total = $2 WHERE event_id = $1",
+                    2, v);
 }
 
 int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
                      ing_event_created *out)
 {
     int64_t owner = 0;
-    char ev[24];
     if (exec(w, "BEGIN"))
         return ONS_EUNAVAIL;
     int rc = venue_check(w, rid, in, &owner);
     if (!rc)
         rc = event_row_insert(w, rid, in, owner, &out->event_id);
-    if (!rc) {
-        ing_pg_i64_text(out->event_id, ev);
-        rc = tiers_insert(w, rid, in, ev);
-    }
     if (!rc)
-        rc = seats_insert(w, rid, ev, &out->seats_total);
+        rc = tiers_insert(w, rid, in, out->event_id);
+    if (!rc)
+        rc = seats_insert(w, rid, out->event_id, &out->seats_total);
     if (!rc)
         rc = exec(w, "COMMIT") ? ONS_EDB : 0;
     if (rc)
@@ -244,11 +253,8 @@ static int read_owner(const PGresult *res, int i, void *item)
 int ing_event_owner_get(ing_worker *w, int64_t event_id, long long end_grace_s, int lock,
                         ing_event_owner *out)
 {
-    char ev[24], grace[24];
-    ing_pg_i64_text(event_id, ev);
-    snprintf(grace, sizeof grace, "%lld", end_grace_s);
-    const char *p[] = {ev, grace};
-    PGresult *res = ing_worker_query(w, lock ? OWNER_SELECT " FOR UPDATE" : OWNER_SELECT, 2, p);
+    int64_t v[] = {event_id, end_grace_s};
+    PGresult *res = ing_pg_query_i64(w, 0, lock ? OWNER_SELECT " FOR UPDATE" : OWNER_SELECT, 2, v);
     return ing_pg_one(res, NULL, "event owner", read_owner, out);
 }
 
@@ -263,60 +269,38 @@ void ing_event_tx_rollback(ing_worker *w)
 }
 
 /* New tier prices by section name, then the seats' prices. */
-static int prices_update(ing_worker *w, const char *rid, const ing_event_edit *in, const char *ev)
+static int prices_update(ing_worker *w, const char *rid, const ing_event_edit *in)
 {
-    char *names = ing_pg_text_array(in->tier_sections, in->ntiers);
-    char *prices = ing_pg_int_array(in->tier_prices, in->ntiers);
-    int rc = ONS_ENOMEM;
-    int64_t n = 0;
-    PGresult *res = NULL;
-    if (!names || !prices)
-        goto out;
-    const char *tp[] = {ev, names, prices};
-    res = ing_worker_query(w,
-                           "UPDATE price_tiers pt SET price_cents = t.price "
-                           "FROM unnest($2::text[], $3::bigint[]) AS t(name, price), "
-                           "sections s WHERE pt.event_id = $1 AND s.section_id = pt.section_id "
-                           "AND s.name = t.name",
-                           3, tp);
-    rc = ing_pg_status(res, rid, "price tiers update");
-    if (rc == 0 && ing_pg_affected(res, &n))
-        rc = ONS_EDB;
-    else if (rc == 0 && (size_t)n != in->ntiers)
-        rc = ONS_EINVAL;
-    PQclear(res);
-    res = NULL;
+    int rc = by_section_names(w, rid, "price tiers update",
+                              "UPDATE price_tiers pt SET price_cents = t.price "
+                              "FROM unnest($2::text[], $3::bigint[]) AS t(name, price), "
+                              "sections s WHERE pt.event_id = $1 AND s.section_id = pt.section_id "
+                              "AND s.name = t.name",
+                              in->event_id, 0, in->tier_sections, in->tier_prices, in->ntiers);
     if (rc)
-        goto out;
+        return rc;
     /* Seats carry their price (the owner loads it from them). */
-    const char *sp[] = {ev};
-    res = ing_worker_query(w,
-                           "UPDATE seats st SET price_cents = pt.price_cents "
-                           "FROM price_tiers pt WHERE st.event_id = $1 AND pt.event_id = $1 "
-                           "AND pt.section_id = st.section_id "
-                           "AND st.price_cents <> pt.price_cents",
-                           1, sp);
-    rc = ing_pg_status(res, rid, "seat prices update");
-out:
-    PQclear(res);
-    free(names);
-    free(prices);
-    return rc;
+    int64_t v[] = {in->event_id};
+    return exec_i64(w, rid, "seat prices update",
+                    "UPDATE seats st SET price_cents = pt.price_cents "
+                    "FROM price_tiers pt WHERE st.event_id = $1 AND pt.event_id = $1 "
+                    "AND pt.section_id = st.section_id AND st.price_cents <> pt.price_cents",
+                    1, v);
 }
 
 /* The event as the PATCH reply shows it, as JSON text (heap). */
-static int event_json(ing_worker *w, const char *rid, const char *ev, char **json)
+static int event_json(ing_worker *w, const char *rid, int64_t event_id, char **json)
 {
-    const char *rp[] = {ev};
-    PGresult *res = ing_worker_query(
-        w,
+    int64_t v[] = {event_id};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
         "SELECT json_build_object('event_id', e.event_id, 'name', e.name, 'category', "
         "e.category, 'description', e.description, 'starts_at', "
         "to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'status', "
         "e.status, 'tiers', (SELECT json_agg(json_build_object('section', s.name, 'price_cents', "
         "pt.price_cents) ORDER BY s.position) FROM price_tiers pt JOIN sections s USING "
         "(section_id) WHERE pt.event_id = e.event_id))::text FROM events e WHERE e.event_id = $1",
-        1, rp);
+        1, v);
     int rc = ing_pg_status(res, rid, "event json");
     if (rc == 0 && (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)))
         rc = ONS_EDB;
@@ -345,9 +329,9 @@ int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, c
     int rc = ing_pg_status(res, rid, "event update");
     PQclear(res);
     if (!rc && in->ntiers > 0)
-        rc = prices_update(w, rid, in, ev);
+        rc = prices_update(w, rid, in);
     if (!rc)
-        rc = event_json(w, rid, ev, json);
+        rc = event_json(w, rid, in->event_id, json);
     if (!rc && exec(w, "COMMIT"))
         rc = ONS_EDB;
     if (rc) {
@@ -370,14 +354,12 @@ static int read_draw(const PGresult *res, int i, void *item)
 
 int ing_event_draw_get(ing_worker *w, int64_t event_id, ing_event_draw *out)
 {
-    char ev[24];
-    ing_pg_i64_text(event_id, ev);
-    const char *p[] = {ev};
-    PGresult *res = ing_worker_query(
-        w,
+    int64_t v[] = {event_id};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
         "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
         "now() >= onsale_at, prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
-        1, p);
+        1, v);
     return ing_pg_one(res, NULL, "event draw", read_draw, out);
 }
 
@@ -389,16 +371,14 @@ static int read_entrant(const PGresult *res, int i, void *item)
 
 int ing_event_draw_entrants(ing_worker *w, int64_t event_id, ing_draw_entrant **out, size_t *n)
 {
-    char ev[24];
-    ing_pg_i64_text(event_id, ev);
-    const char *p[] = {ev};
-    PGresult *res = ing_worker_query(w,
+    int64_t v[] = {event_id};
+    PGresult *res = ing_pg_query_i64(w, 0,
                                      "SELECT i.intent_seq, i.user_id FROM intents i "
                                      "JOIN events e USING (event_id) WHERE i.event_id = $1 "
                                      "AND i.accepted_at >= e.prequeue_opens_at "
                                      "AND i.accepted_at < e.onsale_at "
                                      "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
-                                     1, p);
+                                     1, v);
     void *rows;
     int rc = ing_pg_rows(res, NULL, "draw entrants", sizeof **out, -1, read_entrant, &rows, n);
     *out = rows;
@@ -414,13 +394,14 @@ static int read_tier(const PGresult *res, int i, void *item)
            ing_pg_i64(res, i, 3, &t->section_id);
 }
 
-static int view_tiers(ing_worker *w, const char *const *p, ing_event_view_row *out)
+static int view_tiers(ing_worker *w, const int64_t *v, ing_event_view_row *out)
 {
-    PGresult *res = ing_read_query(w,
-                                   "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, "
-                                   "s.section_id FROM price_tiers pt JOIN sections s "
-                                   "USING (section_id) WHERE pt.event_id = $1 ORDER BY s.position",
-                                   1, p);
+    PGresult *res =
+        ing_pg_query_i64(w, 1,
+                         "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, "
+                         "s.section_id FROM price_tiers pt JOIN sections s "
+                         "USING (section_id) WHERE pt.event_id = $1 ORDER BY s.position",
+                         1, v);
     void *rows;
     int rc = ing_pg_rows(res, NULL, "event view tiers", sizeof *out->tiers, -1, read_tier, &rows,
                          &out->ntiers);
@@ -466,11 +447,9 @@ static int read_view(const PGresult *res, int i, void *item)
 int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out)
 {
     memset(out, 0, sizeof *out);
-    char ev[24];
-    ing_pg_i64_text(event_id, ev);
-    const char *p[] = {ev};
-    PGresult *res = ing_read_query(
-        w,
+    int64_t v[] = {event_id};
+    PGresult *res = ing_pg_query_i64(
+        w, 1,
         "SELECT e.name, e.category, e.description, "
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -480,10 +459,10 @@ int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out)
         "  coalesce(e.draw_commitment, ''), coalesce(encode(e.draw_seed, 'hex'), ''), "
         "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
         "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
-        1, p);
+        1, v);
     int rc = ing_pg_one(res, NULL, "event view", read_view, out);
     if (rc == 0)
-        rc = view_tiers(w, p, out);
+        rc = view_tiers(w, v, out);
     if (rc)
         ing_event_view_clear(out);
     return rc;
@@ -518,16 +497,14 @@ int ing_event_seat_counts(ing_worker *w, int64_t event_id, int64_t *available, i
 {
     *sections = NULL;
     *n = 0;
-    char ev[24];
-    ing_pg_i64_text(event_id, ev);
-    const char *p[] = {ev};
+    int64_t v[] = {event_id};
     seat_totals t;
-    int rc = ing_pg_one(ing_read_query(w,
-                                       "SELECT count(*) FILTER (WHERE status = 'available'), "
-                                       "count(*) FILTER (WHERE status IN ('held', 'paying')), "
-                                       "count(*) FILTER (WHERE status = 'sold') "
-                                       "FROM seats WHERE event_id = $1",
-                                       1, p),
+    int rc = ing_pg_one(ing_pg_query_i64(w, 1,
+                                         "SELECT count(*) FILTER (WHERE status = 'available'), "
+                                         "count(*) FILTER (WHERE status IN ('held', 'paying')), "
+                                         "count(*) FILTER (WHERE status = 'sold') "
+                                         "FROM seats WHERE event_id = $1",
+                                         1, v),
                         NULL, "seat counts", read_totals, &t);
     if (rc)
         return rc == ONS_ENOTFOUND ? ONS_EDB : rc;
@@ -535,10 +512,10 @@ int ing_event_seat_counts(ing_worker *w, int64_t event_id, int64_t *available, i
     *held = t.held;
     *sold = t.sold;
     void *rows;
-    rc = ing_pg_rows(ing_read_query(w,
-                                    "SELECT section_id, count(*) FROM seats "
-                                    "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
-                                    1, p),
+    rc = ing_pg_rows(ing_pg_query_i64(w, 1,
+                                      "SELECT section_id, count(*) FROM seats "
+                                      "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
+                                      1, v),
                      NULL, "section counts", sizeof **sections, -1, read_section_free, &rows, n);
     *sections = rows;
     return rc;

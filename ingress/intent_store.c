@@ -16,12 +16,9 @@ static int read_state(const PGresult *res, int i, void *item)
 
 int ing_intent_state_get(ing_worker *w, int64_t seq, int64_t user_id, char state[16])
 {
-    char seqs[24], user[24];
-    ing_pg_i64_text(seq, seqs);
-    ing_pg_i64_text(user_id, user);
-    const char *p[] = {seqs, user};
-    PGresult *res = ing_worker_query(
-        w, "SELECT state FROM intents WHERE intent_seq = $1 AND user_id = $2", 2, p);
+    int64_t v[] = {seq, user_id};
+    PGresult *res = ing_pg_query_i64(
+        w, 0, "SELECT state FROM intents WHERE intent_seq = $1 AND user_id = $2", 2, v);
     return ing_pg_one(res, NULL, "intent state", read_state, state);
 }
 
@@ -40,19 +37,14 @@ static int read_intent_ref(const PGresult *res, int i, void *item)
 int ing_intent_of_join(ing_worker *w, int64_t user_id, int64_t event_id, int32_t partition,
                        int64_t sent_ms, int64_t *seq, char state[16])
 {
-    char ev[24], user[24], part[24], sent[24];
-    ing_pg_i64_text(event_id, ev);
-    ing_pg_i64_text(user_id, user);
-    ing_pg_i64_text(partition, part);
-    ing_pg_i64_text(sent_ms, sent);
-    const char *p[] = {user, ev, part, sent};
-    PGresult *res = ing_worker_query(
-        w,
+    int64_t v[] = {user_id, event_id, partition, sent_ms};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
         "SELECT intent_seq, state FROM intents WHERE user_id = $1 AND event_id = $2 "
         "AND ($3::int < 0 OR partition = $3) "
         "AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
         "ORDER BY intent_seq LIMIT 1",
-        4, p);
+        4, v);
     intent_ref r = {0, state};
     int rc = ing_pg_one(res, NULL, "intent of join", read_intent_ref, &r);
     *seq = r.seq;
@@ -84,31 +76,25 @@ static int read_result(const PGresult *res, int i, void *item)
 int ing_intent_result_get(ing_worker *w, int64_t seq, int64_t user_id, ing_intent_result *out)
 {
     memset(out, 0, sizeof *out);
-    char seqs[24], user[24];
-    ing_pg_i64_text(seq, seqs);
-    ing_pg_i64_text(user_id, user);
-    const char *p[] = {seqs, user};
-    PGresult *res = ing_worker_query(
-        w,
+    int64_t v[] = {seq, user_id};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
         "SELECT i.state, i.reason, i.event_id, r.reservation_id, r.total_cents, r.currency, "
         "to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
         "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.reservation_id "
         "WHERE i.intent_seq = $1 AND i.user_id = $2",
-        2, p);
+        2, v);
     int rc = ing_pg_one(res, NULL, "intent result", read_result, out);
     if (rc || !out->has_reservation)
         return rc;
-    char ev[24], rid[24];
-    ing_pg_i64_text(out->event_id, ev);
-    ing_pg_i64_text(out->reservation_id, rid);
-    const char *sp[] = {ev, rid};
+    int64_t sv[] = {out->event_id, out->reservation_id};
     void *rows;
-    rc = ing_pg_rows(ing_worker_query(w,
+    rc = ing_pg_rows(ing_pg_query_i64(w, 0,
                                       "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents "
                                       "FROM seats st JOIN sections s USING (section_id) "
                                       "WHERE st.event_id = $1 AND st.reservation_id = $2 "
                                       "ORDER BY st.seat_no",
-                                      2, sp),
+                                      2, sv),
                      NULL, "reservation seats", sizeof *out->seats, -1, read_seat, &rows,
                      &out->nseats);
     out->seats = rows;

@@ -3,7 +3,6 @@
 #include "ingress/order_store.h"
 #include "common/err.h"
 #include "ingress/pg_row.h"
-#include "ingress/replica.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +23,12 @@ static int read_order_ref(const PGresult *res, int i, void *item)
 int ing_order_of_checkout(ing_worker *w, int64_t reservation_id, int64_t user_id, int32_t partition,
                           int64_t *order_id, char state[16])
 {
-    char rid[24], uid[24], part[24];
-    ing_pg_i64_text(reservation_id, rid);
-    ing_pg_i64_text(user_id, uid);
-    ing_pg_i64_text(partition, part);
-    const char *p[] = {rid, uid, part};
-    PGresult *res = ing_worker_query(w,
+    int64_t v[] = {reservation_id, user_id, partition};
+    PGresult *res = ing_pg_query_i64(w, 0,
                                      "SELECT order_id, state FROM orders WHERE reservation_id = $1 "
                                      "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
                                      "ORDER BY order_id DESC LIMIT 1",
-                                     3, p);
+                                     3, v);
     order_ref o = {0, state};
     int rc = ing_pg_one(res, NULL, "order of checkout", read_order_ref, &o);
     *order_id = o.order_id;
@@ -51,14 +46,11 @@ static int read_reservation(const PGresult *res, int i, void *item)
 int ing_reservation_get(ing_worker *w, int64_t reservation_id, int64_t user_id,
                         ing_reservation *out)
 {
-    char rid[24], uid[24];
-    ing_pg_i64_text(reservation_id, rid);
-    ing_pg_i64_text(user_id, uid);
-    const char *p[] = {rid, uid};
-    PGresult *res = ing_worker_query(w,
+    int64_t v[] = {reservation_id, user_id};
+    PGresult *res = ing_pg_query_i64(w, 0,
                                      "SELECT event_id, state, expires_at > now() FROM reservations "
                                      "WHERE reservation_id = $1 AND user_id = $2",
-                                     2, p);
+                                     2, v);
     return ing_pg_one(res, NULL, "reservation", read_reservation, out);
 }
 
@@ -94,27 +86,24 @@ static int read_order(const PGresult *res, int i, void *item)
 int ing_order_get(ing_worker *w, int64_t order_id, int64_t user_id, ing_order *out)
 {
     memset(out, 0, sizeof *out);
-    char oid[24], uid[24];
-    ing_pg_i64_text(order_id, oid);
-    ing_pg_i64_text(user_id, uid);
-    const char *p[] = {oid, uid};
-    int rc = ing_pg_one(ing_worker_query(w,
+    int64_t v[] = {order_id, user_id};
+    int rc = ing_pg_one(ing_pg_query_i64(w, 0,
                                          "SELECT state, total_cents, currency, failure_reason, "
                                          "event_id FROM orders WHERE order_id = $1 AND "
                                          "user_id = $2",
-                                         2, p),
+                                         2, v),
                         NULL, "order", read_order, out);
     if (rc)
         return rc;
     void *rows;
-    rc = ing_pg_rows(ing_worker_query(w,
+    rc = ing_pg_rows(ing_pg_query_i64(w, 0,
                                       "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, "
                                       "st.row_no, st.seat_in_row, t.price_cents FROM tickets t "
                                       "JOIN seats st ON st.event_id = t.event_id AND "
                                       "st.seat_no = t.seat_no "
                                       "JOIN sections s ON s.section_id = st.section_id "
                                       "WHERE t.order_id = $1 ORDER BY t.ticket_id",
-                                      2, p),
+                                      2, v),
                      NULL, "order tickets", sizeof *out->tickets, -1, read_order_ticket, &rows,
                      &out->ntickets);
     out->tickets = rows;
@@ -144,14 +133,9 @@ int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64
                         int64_t limit, ing_ticket_page *out)
 {
     memset(out, 0, sizeof *out);
-    char uid[24], us[24], tid[24], lim[24];
-    ing_pg_i64_text(user_id, uid);
-    ing_pg_i64_text(cursor_us, us);
-    ing_pg_i64_text(cursor_tid, tid);
-    ing_pg_i64_text(limit + 1, lim);
-    const char *p[] = {uid, us, tid, lim};
-    PGresult *res = ing_read_query(
-        w,
+    int64_t v[] = {user_id, cursor_us, cursor_tid, limit + 1};
+    PGresult *res = ing_pg_query_i64(
+        w, 1,
         "SELECT t.ticket_id, t.event_id, e.name, s.name, st.row_no, st.seat_in_row, "
         "t.price_cents, e.currency, t.status, "
         "to_char(t.issued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -162,7 +146,7 @@ int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64
         "WHERE t.owner_id = $1 AND ($3::bigint = 0 OR "
         "(t.issued_at, t.ticket_id) < (to_timestamp($2::bigint / 1000000.0), $3::bigint)) "
         "ORDER BY t.issued_at DESC, t.ticket_id DESC LIMIT $4",
-        4, p);
+        4, v);
     /* One row more than a page says another page follows. */
     out->more = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > limit;
     void *rows;
@@ -193,18 +177,14 @@ static int read_ticket_change(const PGresult *res, int i, void *item)
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cutoff_s,
                           long long end_grace_s, ing_ticket_change *out)
 {
-    char tid[24], cutoff[24], grace[24];
-    ing_pg_i64_text(ticket_id, tid);
-    snprintf(cutoff, sizeof cutoff, "%lld", refund_cutoff_s);
-    snprintf(grace, sizeof grace, "%lld", end_grace_s);
-    const char *p[] = {tid, cutoff, grace};
-    PGresult *res = ing_worker_query(
-        w,
+    int64_t v[] = {ticket_id, refund_cutoff_s, end_grace_s};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
         "SELECT t.event_id, t.owner_id, t.status, e.status, "
         "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
         "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
         "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
-        3, p);
+        3, v);
     return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
 }

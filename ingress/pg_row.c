@@ -2,6 +2,9 @@
 #include "ingress/pg_row.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "ingress/replica.h"
+
+#include <assert.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -9,6 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+PGresult *ing_pg_query_i64(ing_worker *w, int replica, const char *sql, int n, const int64_t *v)
+{
+    assert(n >= 0 && n <= ING_PG_MAX_I64);
+    char text[ING_PG_MAX_I64][24];
+    const char *p[ING_PG_MAX_I64];
+    for (int i = 0; i < n; i++) {
+        ing_pg_i64_text(v[i], text[i]);
+        p[i] = text[i];
+    }
+    return replica ? ing_read_query(w, sql, n, p) : ing_worker_query(w, sql, n, p);
+}
 
 int ing_pg_status(const PGresult *res, const char *rid, const char *what)
 {

@@ -11,6 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingress/pool.h"
+
+/* The most bigint parameters ing_pg_query_i64 takes. */
+#define ING_PG_MAX_I64 8
+
+/* Runs sql with the n bigint parameters v ($1..$n, as decimal text) on the
+ * job thread's connection, or (replica 1) through ing_read_query (the
+ * replica while it is fresh). The result as ing_worker_query returns it
+ * (NULL: no connection); n above ING_PG_MAX_I64 is a programming error. */
+PGresult *ing_pg_query_i64(ing_worker *w, int replica, const char *sql, int n, const int64_t *v);
+
 /* The outcome of a statement: 0 when it returned rows or completed,
  * ONS_EUNAVAIL when there was no connection (res NULL), else ONS_EDB,
  * logged at warn with rid (may be NULL) and what. */
