@@ -241,7 +241,9 @@ static int parse_tiers(ing_req *r, json_t *tiers, size_t n, const char **section
     return 0;
 }
 
-void ing_route_event_create(ing_req *r)
+/* The fields of a POST /v1/events body into j (strings point into the
+ * body). 0, or -1 when r was finished with a 400. */
+static int event_fields(ing_req *r, event_job *j, json_t **tiers)
 {
     static const char *const allowed[] = {"venue_id",
                                           "name",
@@ -257,6 +259,69 @@ void ing_route_event_create(ing_req *r)
                                           "max_active_holds",
                                           "admissions_per_minute",
                                           NULL};
+    json_t *b = r->body;
+    if (ing_json_only(r, b, allowed) ||
+        ing_json_int(r, b, "venue_id", 1, 1, INT64_MAX, &j->venue_id) ||
+        ing_json_str(r, b, "name", 1, 1, 200, &j->name) ||
+        ing_json_str(r, b, "category", 1, 1, 64, &j->category) ||
+        ing_json_time(r, b, "starts_at", 1, &j->starts_at_ms) ||
+        ing_json_str(r, b, "description", 0, 0, 4000, &j->description) ||
+        ing_json_int(r, b, "max_per_user", 0, 1, 10, &j->max_per_user) ||
+        ing_json_int(r, b, "hold_seconds", 0, 60, 3600, &j->hold_seconds) ||
+        ing_json_str(r, b, "currency", 0, 3, 3, &j->currency) ||
+        ing_json_objects(r, b, "tiers", MAX_TIERS, tiers))
+        return -1;
+    if (json_object_get(b, "onsale_at")) {
+        if (ing_json_time(r, b, "onsale_at", 1, &j->onsale_at_ms))
+            return -1;
+        j->has_onsale = 1;
+    }
+    if (ing_json_cap(r, b, "max_active_holds", &j->max_active_holds) ||
+        ing_json_cap(r, b, "admissions_per_minute", &j->admissions_per_minute))
+        return -1;
+    if (json_object_get(b, "prequeue_opens_at") &&
+        ing_json_time(r, b, "prequeue_opens_at", 1, &j->prequeue_opens_at_ms))
+        return -1;
+    return 0;
+}
+
+/* The rules between the fields: the pre-queue opens before a future sale,
+ * the show is ahead and after the sale opens, the currency is ISO 4217
+ * shaped. They answer 400 invalid_field like every other field rule. 0, or
+ * -1 when r was finished. */
+static int event_rules(ing_req *r, const event_job *j)
+{
+    int64_t now = ing_now_ms();
+    if (j->prequeue_opens_at_ms &&
+        (!j->has_onsale || j->prequeue_opens_at_ms >= j->onsale_at_ms || j->onsale_at_ms <= now)) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "prequeue_opens_at",
+                  "Field 'prequeue_opens_at' needs an 'onsale_at' in the future and must be "
+                  "before it: the pre-queue opens before the sale.");
+        return -1;
+    }
+    if (j->starts_at_ms <= now) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "starts_at",
+                  "Field 'starts_at' must be in the future.");
+        return -1;
+    }
+    if (j->has_onsale && j->onsale_at_ms >= j->starts_at_ms) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "onsale_at",
+                  "Field 'onsale_at' must be before 'starts_at': the sale opens before "
+                  "the show.");
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (j->currency[i] < 'A' || j->currency[i] > 'Z') {
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "currency",
+                      "Field 'currency' must be an ISO 4217 code such as USD.");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void ing_route_event_create(ing_req *r)
+{
     event_job *j = ing_req_job(r, sizeof *j, NULL);
     if (!j)
         return;
@@ -265,54 +330,8 @@ void ing_route_event_create(ing_req *r)
     j->max_per_user = 8;
     j->hold_seconds = 900;
     json_t *tiers = NULL;
-    if (ing_json_only(r, r->body, allowed) ||
-        ing_json_int(r, r->body, "venue_id", 1, 1, INT64_MAX, &j->venue_id) ||
-        ing_json_str(r, r->body, "name", 1, 1, 200, &j->name) ||
-        ing_json_str(r, r->body, "category", 1, 1, 64, &j->category) ||
-        ing_json_time(r, r->body, "starts_at", 1, &j->starts_at_ms) ||
-        ing_json_str(r, r->body, "description", 0, 0, 4000, &j->description) ||
-        ing_json_int(r, r->body, "max_per_user", 0, 1, 10, &j->max_per_user) ||
-        ing_json_int(r, r->body, "hold_seconds", 0, 60, 3600, &j->hold_seconds) ||
-        ing_json_str(r, r->body, "currency", 0, 3, 3, &j->currency) ||
-        ing_json_objects(r, r->body, "tiers", MAX_TIERS, &tiers))
+    if (event_fields(r, j, &tiers) || event_rules(r, j))
         return;
-    if (json_object_get(r->body, "onsale_at")) {
-        if (ing_json_time(r, r->body, "onsale_at", 1, &j->onsale_at_ms))
-            return;
-        j->has_onsale = 1;
-    }
-    if (ing_json_cap(r, r->body, "max_active_holds", &j->max_active_holds) ||
-        ing_json_cap(r, r->body, "admissions_per_minute", &j->admissions_per_minute))
-        return;
-    if (json_object_get(r->body, "prequeue_opens_at") &&
-        ing_json_time(r, r->body, "prequeue_opens_at", 1, &j->prequeue_opens_at_ms))
-        return;
-    /* Semantic checks answer 400 invalid_field like every other field rule. */
-    if (j->prequeue_opens_at_ms && (!j->has_onsale || j->prequeue_opens_at_ms >= j->onsale_at_ms ||
-                                    j->onsale_at_ms <= ing_now_ms())) {
-        ing_failf(r, NULL, ING_E_INVALID_FIELD, "prequeue_opens_at",
-                  "Field 'prequeue_opens_at' needs an 'onsale_at' in the future and must be "
-                  "before it: the pre-queue opens before the sale.");
-        return;
-    }
-    if (j->starts_at_ms <= ing_now_ms()) {
-        ing_failf(r, NULL, ING_E_INVALID_FIELD, "starts_at",
-                  "Field 'starts_at' must be in the future.");
-        return;
-    }
-    if (j->has_onsale && j->onsale_at_ms >= j->starts_at_ms) {
-        ing_failf(r, NULL, ING_E_INVALID_FIELD, "onsale_at",
-                  "Field 'onsale_at' must be before 'starts_at': the sale opens before "
-                  "the show.");
-        return;
-    }
-    for (int i = 0; i < 3; i++) {
-        if (j->currency[i] < 'A' || j->currency[i] > 'Z') {
-            ing_failf(r, NULL, ING_E_INVALID_FIELD, "currency",
-                      "Field 'currency' must be an ISO 4217 code such as USD.");
-            return;
-        }
-    }
     j->ntiers = json_array_size(tiers);
     if (parse_tiers(r, tiers, j->ntiers, j->tier_sections, j->tier_prices))
         return;

@@ -148,6 +148,34 @@ static int refuse_state(ing_req *r, const ing_ticket_gate *g, int64_t version)
     return 0;
 }
 
+/* Checks the code the scanner read against g's current code window:
+ * 0 when it is the current one, else -1 with r finished (400 code_invalid,
+ * 409 ticket_transferred for a code of an earlier holder, 400
+ * code_expired). */
+static int refuse_code(ing_req *r, ing_worker *w, const ing_ticket_gate *g, const gate_job *j)
+{
+    const ing_opts *o = &r->app->o;
+    ing_tcode_window win = {ing_now_ms() / 1000 / o->tickets_code_step_s, j->step,
+                            (int)o->tickets_code_grace_steps, (int)o->tickets_code_versions_back};
+    switch (ing_tcode_check(o->tickets_secret, g->ticket_id, g->code_version, &win, j->code)) {
+    case ING_TCODE_NONE:
+        count_scan(r, "code_invalid");
+        ing_fail(r, w, ING_E_CODE_INVALID, "code");
+        return -1;
+    case ING_TCODE_OLD_VERSION:
+        count_scan(r, "ticket_transferred");
+        ing_fail(r, w, ING_E_TICKET_TRANSFERRED, NULL);
+        return -1;
+    case ING_TCODE_STALE:
+        count_scan(r, "code_expired");
+        ing_fail(r, w, ING_E_CODE_EXPIRED, "step");
+        return -1;
+    case ING_TCODE_CURRENT:
+        break;
+    }
+    return 0;
+}
+
 static void scan_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
@@ -163,24 +191,8 @@ static void scan_job(ing_worker *w, void *arg)
         ing_failf(r, w, ING_E_NOT_FOUND, "ticket_id", "No such ticket.");
         return;
     }
-    ing_tcode_window win = {ing_now_ms() / 1000 / o->tickets_code_step_s, j->step,
-                            (int)o->tickets_code_grace_steps, (int)o->tickets_code_versions_back};
-    switch (ing_tcode_check(o->tickets_secret, g.ticket_id, g.code_version, &win, j->code)) {
-    case ING_TCODE_NONE:
-        count_scan(r, "code_invalid");
-        ing_fail(r, w, ING_E_CODE_INVALID, "code");
+    if (refuse_code(r, w, &g, j))
         return;
-    case ING_TCODE_OLD_VERSION:
-        count_scan(r, "ticket_transferred");
-        ing_fail(r, w, ING_E_TICKET_TRANSFERRED, NULL);
-        return;
-    case ING_TCODE_STALE:
-        count_scan(r, "code_expired");
-        ing_fail(r, w, ING_E_CODE_EXPIRED, "step");
-        return;
-    case ING_TCODE_CURRENT:
-        break;
-    }
     int64_t version = g.code_version;
     if (refuse_state(r, &g, version))
         return;

@@ -232,18 +232,17 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 
 /* ---- routing -------------------------------------------------------------------- */
 
-/* Everything before the route handler after the body arrived: see
- * server.h for the order. */
-static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
+/* The route of r's method and path (r->params filled), or NULL when r was
+ * finished (404, 400 invalid_path, 405). */
+static const ing_route *route_of(ing_req *r, nng_http_req *hreq)
 {
-    ing_app *app = s->app;
     if (ons_httpd_req_target(hreq, r->method, sizeof r->method, r->pathbuf, sizeof r->pathbuf)) {
         ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
-        return;
+        return NULL;
     }
     if (!ons_httpd_path_ok(r->pathbuf, 1)) {
         ing_fail(r, NULL, ING_E_INVALID_PATH, NULL);
-        return;
+        return NULL;
     }
     static const ons_httpd_table table = {
         .rows = ing_routes,
@@ -256,53 +255,66 @@ static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     long ri =
         ons_httpd_route_find(&t, r->method, r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams);
     if (ri < 0) {
-        if (ri == -405)
-            ing_fail(r, NULL, ING_E_METHOD_NOT_ALLOWED, NULL);
-        else
-            ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
-        return;
+        ing_fail(r, NULL, ri == -405 ? ING_E_METHOD_NOT_ALLOWED : ING_E_NOT_FOUND, NULL);
+        return NULL;
     }
-    const ing_route *route = &ing_routes[ri];
-    r->route = route;
-    r->hreq = hreq;
-    ing_client_addr_resolve(r);
+    return &ing_routes[ri];
+}
 
-    if (route->roles) {
-        const char *authz = nng_http_req_get_header(hreq, "Authorization");
-        if (!authz ||
-            ons_auth_verify_cached(app->auth_cache, authz, ing_now_ms() / 1000, &r->who)) {
-            memset(&r->who, 0, sizeof r->who);
-            ing_fail(r, NULL, ING_E_UNAUTHORIZED, NULL);
-            return;
-        }
-        if (!(route->roles & (int)r->who.role)) {
-            ing_fail(r, NULL, ING_E_FORBIDDEN, NULL);
-            return;
-        }
+/* The bearer token (401) and its role (403) for a route that is not
+ * public. 0, or -1 when r was finished. */
+static int authorize(ing_app *app, ing_req *r, nng_http_req *hreq)
+{
+    if (!r->route->roles)
+        return 0;
+    const char *authz = nng_http_req_get_header(hreq, "Authorization");
+    if (!authz || ons_auth_verify_cached(app->auth_cache, authz, ing_now_ms() / 1000, &r->who)) {
+        memset(&r->who, 0, sizeof r->who);
+        ing_fail(r, NULL, ING_E_UNAUTHORIZED, NULL);
+        return -1;
     }
-    if (ing_ratelimit_admit(r))
-        return;
+    if (!(r->route->roles & (int)r->who.role)) {
+        ing_fail(r, NULL, ING_E_FORBIDDEN, NULL);
+        return -1;
+    }
+    return 0;
+}
 
+/* The Idempotency-Key (400 when malformed) and, for routes with a body,
+ * its size and JSON object shape. 0, or -1 when r was finished. */
+static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
+{
     const char *idem = nng_http_req_get_header(hreq, "Idempotency-Key");
     if (idem) {
         if (!ing_idem_key_valid(idem)) {
             ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
-            return;
+            return -1;
         }
         snprintf(r->idem, sizeof r->idem, "%s", idem);
     }
-
-    if (route->body) {
-        ons_httpd_err e;
-        if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)) {
-            ing_fail_httpd(r, &e);
-            return;
-        }
-        if (ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
-            ing_fail_httpd(r, &e);
-            return;
-        }
+    if (!r->route->body)
+        return 0;
+    ons_httpd_err e;
+    if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e) ||
+        ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
+        ing_fail_httpd(r, &e);
+        return -1;
     }
+    return 0;
+}
+
+/* Everything before the route handler after the body arrived: see
+ * server.h for the order. */
+static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
+{
+    const ing_route *route = route_of(r, hreq);
+    if (!route)
+        return;
+    r->route = route;
+    r->hreq = hreq;
+    ing_client_addr_resolve(r);
+    if (authorize(s->app, r, hreq) || ing_ratelimit_admit(r) || headers_and_body(s->app, r, hreq))
+        return;
     route->handler(r);
 }
 
