@@ -419,17 +419,12 @@ static void bounding_box(cat_query *q)
     q->box_lon = 1;
 }
 
-int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err)
+/* Splits qs at '&', URL-decodes every key=value pair and places the value
+ * in vals[] by parameter (heap strings the caller frees). 0, or -1 with
+ * *err (an unknown or repeated parameter, bad encoding, no memory). */
+static int split_pairs(const char *qs, char *vals[P_COUNT], cat_error *err)
 {
-    char *vals[P_COUNT] = {0};
     char key[32];
-    cat_query *q = out;
-    memset(q, 0, sizeof *q);
-    memset(err, 0, sizeof *err);
-    int rc = -1;
-    if (strlen(qs) > CAT_QUERY_MAX)
-        return cat_fail(err, ING_E_INVALID_QUERY, NULL, "The query string is too long.");
-    /* Split, decode and place every key=value pair. */
     for (const char *s = qs; *s;) {
         size_t len = strcspn(s, "&");
         const char *eq = memchr(s, '=', len);
@@ -447,128 +442,115 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
             if (kl < 0 || !utf8_text_ok(key, &(size_t){0}))
                 snprintf(key, sizeof key, "?");
             snprintf(err->field_buf, sizeof err->field_buf, "%s", key);
-            cat_fail(err, ING_E_UNKNOWN_FIELD, err->field_buf, "Unknown query parameter '%s'.",
-                     key);
-            goto done;
+            return cat_fail(err, ING_E_UNKNOWN_FIELD, err->field_buf,
+                            "Unknown query parameter '%s'.", key);
         }
-        if (vals[idx]) {
-            cat_fail(err, ING_E_INVALID_FIELD, PARAMS[idx],
-                     "Parameter '%s' is given more than once.", PARAMS[idx]);
-            goto done;
-        }
+        if (vals[idx])
+            return cat_fail(err, ING_E_INVALID_FIELD, PARAMS[idx],
+                            "Parameter '%s' is given more than once.", PARAMS[idx]);
         size_t vlen = eq ? len - klen - 1 : 0;
         vals[idx] = malloc(vlen + 1);
-        if (!vals[idx]) {
-            oom(err);
-            goto done;
-        }
-        if (url_decode(eq ? eq + 1 : s + len, vlen, vals[idx], vlen + 1) < 0) {
-            if (idx == P_CURSOR)
-                cat_fail(err, ING_E_INVALID_CURSOR, "cursor", "The cursor is not one we issued.");
-            else
-                bad(err, PARAMS[idx], "correctly URL-encoded");
-            goto done;
-        }
+        if (!vals[idx])
+            return oom(err);
+        if (url_decode(eq ? eq + 1 : s + len, vlen, vals[idx], vlen + 1) < 0)
+            return idx == P_CURSOR ? cat_fail(err, ING_E_INVALID_CURSOR, "cursor",
+                                              "The cursor is not one we issued.")
+                                   : bad(err, PARAMS[idx], "correctly URL-encoded");
         s += len;
     }
+    return 0;
+}
 
+/* q, city and category (taken from vals), and q's words as a tsquery. */
+static int parse_words(char *vals[P_COUNT], const cat_limits *lim, cat_query *q, cat_error *err)
+{
     if (text_param(&vals[P_Q], P_Q, CAT_Q_MAX, err) ||
         text_param(&vals[P_CITY], P_CITY, CAT_CITY_MAX, err) ||
         text_param(&vals[P_CATEGORY], P_CATEGORY, CAT_CATEGORY_MAX, err))
-        goto done;
+        return -1;
     q->q = vals[P_Q];
     q->city = vals[P_CITY];
     q->category = vals[P_CATEGORY];
     vals[P_Q] = vals[P_CITY] = vals[P_CATEGORY] = NULL;
-    if (q->q) {
-        int words = 0;
-        q->tsquery = build_tsquery(q->q, lim->max_terms, &words);
-        if (!q->tsquery) {
-            if (words == 0)
-                bad(err, "q", "text with at least one letter or digit");
-            else if (words > lim->max_terms)
-                cat_fail(err, ING_E_INVALID_FIELD, "q", "Parameter 'q' may hold at most %d words.",
-                         lim->max_terms);
-            else
-                oom(err);
-            goto done;
-        }
-    }
-    if (vals[P_FROM]) {
-        if (ing_parse_rfc3339(vals[P_FROM], &q->from_ms)) {
-            bad(err, "from", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
-            goto done;
-        }
-        q->has_from = 1;
-    }
-    if (vals[P_TO]) {
-        if (ing_parse_rfc3339(vals[P_TO], &q->to_ms)) {
-            bad(err, "to", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
-            goto done;
-        }
-        q->has_to = 1;
-    }
-    if (q->has_from && q->has_to && q->to_ms <= q->from_ms) {
-        bad(err, "to", "after 'from'");
-        goto done;
-    }
-    if (vals[P_MIN]) {
-        if (parse_u63(vals[P_MIN], &q->min_price)) {
-            bad(err, "min_price", "a whole number of cents, 0 or more");
-            goto done;
-        }
-        q->has_min = 1;
-    }
-    if (vals[P_MAX]) {
-        if (parse_u63(vals[P_MAX], &q->max_price)) {
-            bad(err, "max_price", "a whole number of cents, 0 or more");
-            goto done;
-        }
-        q->has_max = 1;
-    }
-    if (q->has_min && q->has_max && q->max_price < q->min_price) {
-        bad(err, "max_price", "at least 'min_price'");
-        goto done;
-    }
-    /* A point: lat, lon and km together. */
+    if (!q->q)
+        return 0;
+    int words = 0;
+    q->tsquery = build_tsquery(q->q, lim->max_terms, &words);
+    if (q->tsquery)
+        return 0;
+    if (words == 0)
+        return bad(err, "q", "text with at least one letter or digit");
+    if (words > lim->max_terms)
+        return cat_fail(err, ING_E_INVALID_FIELD, "q", "Parameter 'q' may hold at most %d words.",
+                        lim->max_terms);
+    return oom(err);
+}
+
+/* from/to (RFC 3339, to after from) and min_price/max_price (cents). */
+static int parse_ranges(char *const vals[P_COUNT], cat_query *q, cat_error *err)
+{
+    static const char *const time_what = "an RFC 3339 time such as 2026-11-28T20:00:00Z";
+    static const char *const cents_what = "a whole number of cents, 0 or more";
+    if (vals[P_FROM] && ing_parse_rfc3339(vals[P_FROM], &q->from_ms))
+        return bad(err, "from", time_what);
+    if (vals[P_TO] && ing_parse_rfc3339(vals[P_TO], &q->to_ms))
+        return bad(err, "to", time_what);
+    q->has_from = !!vals[P_FROM];
+    q->has_to = !!vals[P_TO];
+    if (q->has_from && q->has_to && q->to_ms <= q->from_ms)
+        return bad(err, "to", "after 'from'");
+    if (vals[P_MIN] && parse_u63(vals[P_MIN], &q->min_price))
+        return bad(err, "min_price", cents_what);
+    if (vals[P_MAX] && parse_u63(vals[P_MAX], &q->max_price))
+        return bad(err, "max_price", cents_what);
+    q->has_min = !!vals[P_MIN];
+    q->has_max = !!vals[P_MAX];
+    if (q->has_min && q->has_max && q->max_price < q->min_price)
+        return bad(err, "max_price", "at least 'min_price'");
+    return 0;
+}
+
+/* A point: lat, lon and km together, or none of them. */
+static int parse_point(char *const vals[P_COUNT], const cat_limits *lim, cat_query *q,
+                       cat_error *err)
+{
     int np = !!vals[P_LAT] + !!vals[P_LON] + !!vals[P_KM];
-    if (np) {
-        if (np != 3) {
-            const char *missing = !vals[P_LAT] ? "lat" : !vals[P_LON] ? "lon" : "km";
-            cat_fail(err, ING_E_INVALID_FIELD, missing,
-                     "Parameters 'lat', 'lon' and 'km' go together ('%s' is missing).", missing);
-            goto done;
-        }
-        if (parse_decimal(vals[P_LAT], &q->lat) || q->lat < -90 || q->lat > 90) {
-            bad(err, "lat", "a decimal latitude from -90 to 90");
-            goto done;
-        }
-        if (parse_decimal(vals[P_LON], &q->lon) || q->lon < -180 || q->lon > 180) {
-            bad(err, "lon", "a decimal longitude from -180 to 180");
-            goto done;
-        }
-        if (parse_decimal(vals[P_KM], &q->km) || !(q->km > 0) || q->km > lim->max_km) {
-            char what[64];
-            snprintf(what, sizeof what, "a distance in km above 0 and at most %g", lim->max_km);
-            bad(err, "km", what);
-            goto done;
-        }
-        q->has_point = 1;
-        bounding_box(q);
+    if (!np)
+        return 0;
+    if (np != 3) {
+        const char *missing = !vals[P_LAT] ? "lat" : !vals[P_LON] ? "lon" : "km";
+        return cat_fail(err, ING_E_INVALID_FIELD, missing,
+                        "Parameters 'lat', 'lon' and 'km' go together ('%s' is missing).", missing);
     }
+    if (parse_decimal(vals[P_LAT], &q->lat) || q->lat < -90 || q->lat > 90)
+        return bad(err, "lat", "a decimal latitude from -90 to 90");
+    if (parse_decimal(vals[P_LON], &q->lon) || q->lon < -180 || q->lon > 180)
+        return bad(err, "lon", "a decimal longitude from -180 to 180");
+    if (parse_decimal(vals[P_KM], &q->km) || !(q->km > 0) || q->km > lim->max_km) {
+        char what[64];
+        snprintf(what, sizeof what, "a distance in km above 0 and at most %g", lim->max_km);
+        return bad(err, "km", what);
+    }
+    q->has_point = 1;
+    bounding_box(q);
+    return 0;
+}
+
+/* sort (relevance only with q), limit and the cursor of the page. */
+static int parse_page(char *const vals[P_COUNT], const cat_limits *lim, cat_query *q,
+                      cat_error *err)
+{
     q->sort = q->q ? CAT_SORT_RELEVANCE : CAT_SORT_DATE;
     if (vals[P_SORT]) {
-        if (!strcmp(vals[P_SORT], "relevance") && q->q) {
+        if (!strcmp(vals[P_SORT], "relevance") && q->q)
             q->sort = CAT_SORT_RELEVANCE;
-        } else if (!strcmp(vals[P_SORT], "date")) {
+        else if (!strcmp(vals[P_SORT], "date"))
             q->sort = CAT_SORT_DATE;
-        } else if (!strcmp(vals[P_SORT], "price")) {
+        else if (!strcmp(vals[P_SORT], "price"))
             q->sort = CAT_SORT_PRICE;
-        } else {
-            bad(err, "sort",
-                q->q ? "relevance, date or price" : "date or price (relevance needs q)");
-            goto done;
-        }
+        else
+            return bad(err, "sort",
+                       q->q ? "relevance, date or price" : "date or price (relevance needs q)");
     }
     q->limit = lim->default_limit;
     if (vals[P_LIMIT]) {
@@ -576,23 +558,33 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
         if (parse_u63(vals[P_LIMIT], &l) || l < 1 || l > lim->max_limit) {
             char what[32];
             snprintf(what, sizeof what, "1 to %d", lim->max_limit);
-            bad(err, "limit", what);
-            goto done;
+            return bad(err, "limit", what);
         }
         q->limit = (int)l;
     }
     q->cur_match = q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
-    if (vals[P_CURSOR] && cursor_decode(vals[P_CURSOR], q)) {
-        cat_fail(err, ING_E_INVALID_CURSOR, "cursor",
-                 "The cursor is not one we issued for this sort order.");
-        goto done;
-    }
-    rc = 0;
-done:
+    if (vals[P_CURSOR] && cursor_decode(vals[P_CURSOR], q))
+        return cat_fail(err, ING_E_INVALID_CURSOR, "cursor",
+                        "The cursor is not one we issued for this sort order.");
+    return 0;
+}
+
+int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err)
+{
+    char *vals[P_COUNT] = {0};
+    memset(out, 0, sizeof *out);
+    memset(err, 0, sizeof *err);
+    if (strlen(qs) > CAT_QUERY_MAX)
+        return cat_fail(err, ING_E_INVALID_QUERY, NULL, "The query string is too long.");
+    int rc = split_pairs(qs, vals, err) || parse_words(vals, lim, out, err) ||
+                     parse_ranges(vals, out, err) || parse_point(vals, lim, out, err) ||
+                     parse_page(vals, lim, out, err)
+                 ? -1
+                 : 0;
     for (int i = 0; i < P_COUNT; i++)
         free(vals[i]);
     if (rc)
-        cat_query_clear(q);
+        cat_query_clear(out);
     return rc;
 }
 
