@@ -205,31 +205,36 @@ static int parse_i64(const char *s, int64_t *out)
 }
 
 /* Inverse of cat_cursor_encode for q's sort; only its exact output is accepted. */
-static int cursor_decode(const char *s, cat_query *q)
+/* Decodes base64url s (no padding) into out[cap], NUL-terminated. -1 when
+ * s is not base64url, decodes to more than fits, or to bytes with a NUL. */
+static int b64url_decode(const char *s, char *out, size_t cap)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 88)
-        return -1;
-    char plain[72];
     size_t o = 0;
     unsigned acc = 0;
     int bits = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; s[i]; i++) {
         const char *p = strchr(B64URL, s[i]);
-        if (!s[i] || !p)
+        if (!p)
             return -1;
         acc = (acc << 6) | (unsigned)(p - B64URL);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            if (o + 1 >= sizeof plain)
+            if (o + 1 >= cap)
                 return -1;
-            plain[o++] = (char)(acc >> bits & 0xff);
+            out[o++] = (char)(acc >> bits & 0xff);
         }
     }
-    plain[o] = '\0';
-    if (memchr(plain, '\0', o))
-        return -1;
+    out[o] = '\0';
+    return memchr(out, '\0', o) ? -1 : 0;
+}
+
+/* The sort, mode, key and id a cursor's plain text names: "key:id" (date,
+ * full text) or "<tag>:key:id" (tags df, p, pf, r, rf: see cursor_plain).
+ * Splits plain in place. 0 or -1. */
+static int cursor_fields(char *plain, cat_sort *sort, cat_match *mode, const char **key,
+                         const char **id)
+{
     char *parts[3] = {plain, NULL, NULL};
     int np = 1;
     for (char *c = plain; *c; c++) {
@@ -242,23 +247,30 @@ static int cursor_decode(const char *s, cat_query *q)
     }
     if (np < 2)
         return -1;
-    cat_sort sort = CAT_SORT_DATE;
-    cat_match mode = CAT_MATCH_TEXT;
-    const char *key = parts[0], *id = parts[1];
-    if (np == 3) {
-        key = parts[1];
-        id = parts[2];
-        if (!strcmp(parts[0], "df"))
-            mode = CAT_MATCH_FUZZY;
-        else if (!strcmp(parts[0], "p") || !strcmp(parts[0], "pf"))
-            sort = CAT_SORT_PRICE, mode = parts[0][1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
-        else if (!strcmp(parts[0], "r") || !strcmp(parts[0], "rf"))
-            sort = CAT_SORT_RELEVANCE, mode = parts[0][1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
-        else
-            return -1;
-    }
-    if (sort != q->sort || parse_u63(id, &q->cur_id) || q->cur_id <= 0)
+    *sort = CAT_SORT_DATE;
+    *mode = CAT_MATCH_TEXT;
+    *key = parts[np - 2];
+    *id = parts[np - 1];
+    if (np == 2)
+        return 0;
+    const char *tag = parts[0];
+    if (!strcmp(tag, "df"))
+        *mode = CAT_MATCH_FUZZY;
+    else if (!strcmp(tag, "p") || !strcmp(tag, "pf"))
+        *sort = CAT_SORT_PRICE, *mode = tag[1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
+    else if (!strcmp(tag, "r") || !strcmp(tag, "rf"))
+        *sort = CAT_SORT_RELEVANCE, *mode = tag[1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
+    else
         return -1;
+    return 0;
+}
+
+/* A cursor's sort key into q (cur_rank or cur_key), within what our cursors
+ * carry: a finite rank in [0, CURSOR_MAX_RANK]; for dates, instants inside
+ * RFC 3339's years 0001..9999, which PostgreSQL's timestamp arithmetic
+ * accepts (a forged cursor gets a 400, not a 503); prices never negative. */
+static int cursor_key(cat_sort sort, const char *key, cat_query *q)
+{
     if (sort == CAT_SORT_RELEVANCE) {
         char *end;
         errno = 0;
@@ -266,22 +278,32 @@ static int cursor_decode(const char *s, cat_query *q)
         if (errno || *end || !key[0] || !isfinite(r) || r < 0 || r > CURSOR_MAX_RANK)
             return -1;
         q->cur_rank = r;
-    } else {
-        if (parse_i64(key, &q->cur_key))
-            return -1;
-        /* Our date cursors carry an event's starts_at: refuse instants
-         * outside RFC 3339's years 0001..9999, which PostgreSQL's timestamp
-         * arithmetic would reject (a 503) instead of the 400 a forged cursor
-         * deserves. Prices are never negative. */
-        if (sort == CAT_SORT_DATE && (q->cur_key < CURSOR_MIN_US || q->cur_key > CURSOR_MAX_US))
-            return -1;
-        if (sort == CAT_SORT_PRICE && q->cur_key < 0)
-            return -1;
+        return 0;
     }
+    if (parse_i64(key, &q->cur_key))
+        return -1;
+    if (sort == CAT_SORT_DATE && (q->cur_key < CURSOR_MIN_US || q->cur_key > CURSOR_MAX_US))
+        return -1;
+    return sort == CAT_SORT_PRICE && q->cur_key < 0 ? -1 : 0;
+}
+
+static int cursor_decode(const char *s, cat_query *q)
+{
+    size_t n = strlen(s);
+    char plain[72];
+    cat_sort sort;
+    cat_match mode;
+    const char *key, *id;
+    if (n == 0 || n > 88 || b64url_decode(s, plain, sizeof plain) ||
+        cursor_fields(plain, &sort, &mode, &key, &id))
+        return -1;
+    if (sort != q->sort || parse_u63(id, &q->cur_id) || q->cur_id <= 0 || cursor_key(sort, key, q))
+        return -1;
     /* A fuzzy page needs a q to be fuzzy about. */
     if (mode == CAT_MATCH_FUZZY && !q->q)
         return -1;
     q->cur_match = q->q ? mode : CAT_MATCH_NONE;
+    /* Only the one spelling we issue: re-encoding gives s back. */
     char again[96], p2[72];
     cursor_plain(sort, mode, q->cur_rank, q->cur_key, q->cur_id, p2, sizeof p2);
     b64url_encode((const unsigned char *)p2, strlen(p2), again);
