@@ -751,24 +751,88 @@ static void add_keyset(sqlbuf *b, const cat_query *q)
             param_i64(b, q->cur_key), pid);
 }
 
+/* The parameters every shape of the statement uses. */
+typedef struct build_params {
+    int pq, plat, plon, plim; /* $n of the words, the point, the page's LIMIT */
+    const char *order;
+} build_params;
+
+/* " AND e.venue_id IN (venues inside the circle)". */
+static void add_venue_in_circle(sqlbuf *b, const cat_query *q, const build_params *p)
+{
+    add(b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
+    add_circle(b, q, p->plat, p->plon);
+    add(b, ")");
+}
+
+/* Relevance order. Ranking reads every candidate's row: at most rank_window
+ * of them (the first matches in the index's order) are ranked, which bounds
+ * the work of a broad q. The window does not depend on the cursor, so pages
+ * of one search page through one ranking. */
+static void add_ranked(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p,
+                       int rank_window)
+{
+    char rank[96];
+    if (mode == CAT_MATCH_FUZZY)
+        snprintf(rank, sizeof rank, "word_similarity($%d, e.name)", p->pq);
+    else
+        snprintf(rank, sizeof rank, "ts_rank_cd(e.search, to_tsquery('simple', $%d))", p->pq);
+    add(b, "SELECT w.* FROM (SELECT e.*, %s AS rk FROM events e WHERE true", rank);
+    add_filters(b, q, mode, p->pq);
+    if (q->has_point)
+        add_venue_in_circle(b, q, p);
+    add(b, " LIMIT $%d) w", param_i64(b, rank_window));
+    if (q->has_cursor) {
+        int pr = param_f64(b, q->cur_rank, "%.9g"), pid = param_i64(b, q->cur_id);
+        add(b, " WHERE (w.rk < $%d::real OR (w.rk = $%d::real AND w.event_id > $%d::bigint))", pr,
+            pr, pid);
+    }
+    add(b, " ORDER BY w.rk DESC, w.event_id LIMIT $%d", p->plim);
+}
+
+/* Date order around a point: each venue in the circle gives its first page
+ * by (venue_id, starts_at, event_id), and the pages are merged: the work is
+ * venues x page, whatever the venues hold. */
+static void add_venue_pages(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+{
+    add(b, "SELECT e.* FROM venues vv CROSS JOIN LATERAL (SELECT e.*, NULL::real AS rk "
+           "FROM events e WHERE e.venue_id = vv.venue_id");
+    add_filters(b, q, mode, p->pq);
+    add_keyset(b, q);
+    add(b, " ORDER BY %s LIMIT $%d) e WHERE true", p->order, p->plim);
+    add_circle(b, q, p->plat, p->plon);
+    add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
+}
+
+/* Date or price order through the events' own indexes. */
+static void add_ordered(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+{
+    add(b, "SELECT e.*, NULL::real AS rk FROM events e WHERE true");
+    add_filters(b, q, mode, p->pq);
+    if (q->has_point)
+        add_venue_in_circle(b, q, p);
+    add_keyset(b, q);
+    add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
+}
+
 int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
 {
     sqlbuf b = {out, 0, 0};
     out->n = 0;
     out->sql[0] = '\0';
-    int pq = 0, plat = 0, plon = 0;
+    build_params p = {0};
     if (mode == CAT_MATCH_TEXT)
-        pq = param_text(&b, q->tsquery);
+        p.pq = param_text(&b, q->tsquery);
     else if (mode == CAT_MATCH_FUZZY)
-        pq = param_text(&b, q->q);
+        p.pq = param_text(&b, q->q);
     if (q->has_point) {
-        plat = param_f64(&b, q->lat, "%.17g");
-        plon = param_f64(&b, q->lon, "%.17g");
+        p.plat = param_f64(&b, q->lat, "%.17g");
+        p.plon = param_f64(&b, q->lon, "%.17g");
     }
-    const char *order = q->sort == CAT_SORT_PRICE  ? "e.price_min, e.event_id"
-                        : q->sort == CAT_SORT_DATE ? "e.starts_at, e.event_id"
-                                                   : "e.rk DESC, e.event_id";
-    int plim = param_i64(&b, (int64_t)q->limit + 1);
+    p.order = q->sort == CAT_SORT_PRICE  ? "e.price_min, e.event_id"
+              : q->sort == CAT_SORT_DATE ? "e.starts_at, e.event_id"
+                                         : "e.rk DESC, e.event_id";
+    p.plim = param_i64(&b, (int64_t)q->limit + 1);
 
     /* The page's events (alias e, with rk: the rank or NULL) are chosen
      * first; the venues are joined to those rows only. */
@@ -779,57 +843,17 @@ int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
             "ELSE e.status END, "
             "(extract(epoch FROM e.starts_at) * 1000000)::bigint, e.rk, ");
     if (q->has_point)
-        add_distance(&b, "v", plat, plon);
+        add_distance(&b, "v", p.plat, p.plon);
     else
         add(&b, "NULL::float8");
     add(&b, " FROM (");
-    if (q->sort == CAT_SORT_RELEVANCE) {
-        /* Ranking reads every candidate's row: at most rank_window of them
-         * (the first matches in the index's order) are ranked, which bounds
-         * the work of a broad q. The window does not depend on the cursor,
-         * so pages of one search page through one ranking. */
-        char rank[96];
-        if (mode == CAT_MATCH_FUZZY)
-            snprintf(rank, sizeof rank, "word_similarity($%d, e.name)", pq);
-        else
-            snprintf(rank, sizeof rank, "ts_rank_cd(e.search, to_tsquery('simple', $%d))", pq);
-        add(&b, "SELECT w.* FROM (SELECT e.*, %s AS rk FROM events e WHERE true", rank);
-        add_filters(&b, q, mode, pq);
-        if (q->has_point) {
-            add(&b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
-            add_circle(&b, q, plat, plon);
-            add(&b, ")");
-        }
-        add(&b, " LIMIT $%d) w", param_i64(&b, rank_window));
-        if (q->has_cursor) {
-            int pr = param_f64(&b, q->cur_rank, "%.9g"), pid = param_i64(&b, q->cur_id);
-            add(&b, " WHERE (w.rk < $%d::real OR (w.rk = $%d::real AND w.event_id > $%d::bigint))",
-                pr, pr, pid);
-        }
-        add(&b, " ORDER BY w.rk DESC, w.event_id LIMIT $%d", plim);
-    } else if (q->has_point && q->sort == CAT_SORT_DATE) {
-        /* Each venue in the circle gives its first page by (venue_id,
-         * starts_at, event_id), and the pages are merged: the work is
-         * venues x page, whatever the venues hold. */
-        add(&b, "SELECT e.* FROM venues vv CROSS JOIN LATERAL (SELECT e.*, NULL::real AS rk "
-                "FROM events e WHERE e.venue_id = vv.venue_id");
-        add_filters(&b, q, mode, pq);
-        add_keyset(&b, q);
-        add(&b, " ORDER BY %s LIMIT $%d) e WHERE true", order, plim);
-        add_circle(&b, q, plat, plon);
-        add(&b, " ORDER BY %s LIMIT $%d", order, plim);
-    } else {
-        add(&b, "SELECT e.*, NULL::real AS rk FROM events e WHERE true");
-        add_filters(&b, q, mode, pq);
-        if (q->has_point) {
-            add(&b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
-            add_circle(&b, q, plat, plon);
-            add(&b, ")");
-        }
-        add_keyset(&b, q);
-        add(&b, " ORDER BY %s LIMIT $%d", order, plim);
-    }
-    add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", order);
+    if (q->sort == CAT_SORT_RELEVANCE)
+        add_ranked(&b, q, mode, &p, rank_window);
+    else if (q->has_point && q->sort == CAT_SORT_DATE)
+        add_venue_pages(&b, q, mode, &p);
+    else
+        add_ordered(&b, q, mode, &p);
+    add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", p.order);
     return b.overflow ? -1 : 0;
 }
 
