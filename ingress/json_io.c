@@ -183,9 +183,40 @@ static int digits(const char *s, int n, int *out)
     return 0;
 }
 
+/* The tail of an RFC 3339 time after the seconds: an optional fraction
+ * (milliseconds kept) and the zone, "Z" or "+hh:mm" / "-hh:mm" (*off in
+ * minutes east). 0 or ONS_EINVAL. */
+static int fraction_and_zone(const char *p, int *ms, int *off)
+{
+    *ms = 0;
+    *off = 0;
+    if (*p == '.') {
+        p++;
+        int nd = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (nd < 3)
+                *ms = *ms * 10 + (*p - '0');
+            nd++;
+            p++;
+        }
+        if (nd == 0)
+            return ONS_EINVAL;
+        for (; nd < 3; nd++)
+            *ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z')
+        return p[1] ? ONS_EINVAL : 0;
+    int oh, om;
+    if ((*p != '+' && *p != '-') || strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) ||
+        digits(p + 4, 2, &om) || oh > 23 || om > 59)
+        return ONS_EINVAL;
+    *off = (oh * 60 + om) * (*p == '+' ? 1 : -1);
+    return 0;
+}
+
 int ing_parse_rfc3339(const char *s, int64_t *out_ms)
 {
-    int Y, M, D, h, m, sec;
+    int Y, M, D, h, m, sec, ms, off;
     size_t n = strlen(s);
     if (n < 20 || n > 40 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
         s[13] != ':' || s[16] != ':')
@@ -195,36 +226,7 @@ int ing_parse_rfc3339(const char *s, int64_t *out_ms)
         return ONS_EINVAL;
     if (Y < 1970 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
         return ONS_EINVAL;
-    const char *p = s + 19;
-    int ms = 0;
-    if (*p == '.') {
-        p++;
-        int nd = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (nd < 3)
-                ms = ms * 10 + (*p - '0');
-            nd++;
-            p++;
-        }
-        if (nd == 0)
-            return ONS_EINVAL;
-        for (; nd < 3; nd++)
-            ms *= 10;
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) ||
-            oh > 23 || om > 59)
-            return ONS_EINVAL;
-        off = (oh * 60 + om) * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return ONS_EINVAL;
-    }
-    if (*p)
+    if (fraction_and_zone(s + 19, &ms, &off))
         return ONS_EINVAL;
     struct tm tm = {0};
     tm.tm_year = Y - 1900;
