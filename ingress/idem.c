@@ -108,7 +108,6 @@ int ing_idem_retake(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         r->idem_owned = 1;
         return 0;
     }
-    r->retry_after = 1;
     if (rc == ONS_ECONFLICT)
         ing_fail(r, w, ING_E_IDEMPOTENCY_IN_PROGRESS, NULL);
     else
