@@ -364,6 +364,33 @@ START_TEST(admission_of_another_sellers_event_is_403)
 }
 END_TEST
 
+/* The finish path itself (api_error.h): status and code from the table,
+ * Retry-After only on rows that have one (a computed wait kept), the
+ * field named, and r freed (ASan would see a leak or a double free). */
+START_TEST(fail_takes_status_code_and_retry_from_the_table)
+{
+    ing_req *r = request(7, ONS_ROLE_FAN, NULL);
+    r->retry_after = 5; /* left over: a 404 says nothing about retrying */
+    ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
+    ck_assert_int_eq(out.status, 404);
+    ck_assert_str_eq(code(), "not_found");
+    ck_assert_int_eq(out.retry_after, 0);
+
+    ing_fail(request(7, ONS_ROLE_FAN, NULL), NULL, ING_E_OVERLOADED, NULL);
+    ck_assert_int_eq(out.status, 503);
+    ck_assert_int_eq(out.retry_after, 1);
+
+    r = request(7, ONS_ROLE_FAN, NULL);
+    r->retry_after = 7; /* the rate limiter's computed wait */
+    ing_failf(r, NULL, ING_E_RATE_LIMITED, "quantity", "Slow down (%d).", 7);
+    ck_assert_int_eq(out.status, 429);
+    ck_assert_int_eq(out.retry_after, 7);
+    ck_assert_ptr_nonnull(strstr(out.body, "\"field\":\"quantity\""));
+    ck_assert_ptr_nonnull(strstr(out.body, "Slow down (7)."));
+    ck_assert_int_eq(out.replies, 3);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("event_routes");
@@ -382,6 +409,10 @@ static Suite *suite(void)
     tcase_add_test(t, patch_prices_after_the_sale_opened_is_409_and_rolled_back);
     tcase_add_test(t, patch_before_the_sale_is_written);
     tcase_add_test(t, patch_tier_naming_no_section_is_400);
+    suite_add_tcase(s, t);
+    t = tcase_create("finish");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, fail_takes_status_code_and_retry_from_the_table);
     suite_add_tcase(s, t);
     t = tcase_create("admission");
     tcase_add_checked_fixture(t, setup, teardown);
