@@ -3,6 +3,7 @@
  * throttling; see accounts_store.h.
  */
 #include "ingress/accounts_store.h"
+#include "ingress/pg_row.h"
 #include "common/auth.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -66,16 +67,18 @@ int ing_roles_mask(const char *csv)
     return mask;
 }
 
-/* Reads row i of a result with ACCOUNT_COLS. */
-static void read_account(const PGresult *res, int i, ing_account *out)
+/* Reads row i of a result with ACCOUNT_COLS: 0, or ONS_EDB when the user
+ * id does not parse. */
+static int read_account(const PGresult *res, int i, ing_account *out)
 {
     memset(out, 0, sizeof *out);
-    out->user_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    int rc = ing_pg_i64(res, i, 0, &out->user_id) ? ONS_EDB : 0;
     snprintf(out->email, sizeof out->email, "%s", PQgetvalue(res, i, 1));
     snprintf(out->display_name, sizeof out->display_name, "%s", PQgetvalue(res, i, 2));
     snprintf(out->password_hash, sizeof out->password_hash, "%s", PQgetvalue(res, i, 3));
     out->roles = ing_roles_mask(PQgetvalue(res, i, 4));
     snprintf(out->created_at, sizeof out->created_at, "%s", PQgetvalue(res, i, 5));
+    return rc;
 }
 
 /* Runs a statement returning at most one account row. */
@@ -87,7 +90,7 @@ static int one_account(ing_worker *w, const char *sql, int n, const char *const 
     if (rc == 0 && PQntuples(res) == 0)
         rc = ONS_ENOTFOUND;
     else if (rc == 0)
-        read_account(res, 0, out);
+        rc = read_account(res, 0, out);
     PQclear(res);
     return rc;
 }
@@ -159,8 +162,8 @@ int ing_throttle_check(ing_worker *w, const ing_throttle_key *keys, int n, int *
         "((key = $1 AND failures >= $2::int) OR (key = $3 AND failures >= $4::int))",
         4, p);
     int rc = status(res);
-    if (rc == 0 && PQntuples(res) == 1) {
-        long long wait = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t wait = 0;
+    if (rc == 0 && PQntuples(res) == 1 && ing_pg_i64(res, 0, 0, &wait) == 0) {
         if (wait > 0) {
             *retry_after_s = wait > 86400 ? 86400 : (int)wait;
             rc = ONS_EFULL;
@@ -299,9 +302,10 @@ static int token_find(ing_worker *w, const char *token, int lock, token_row *out
         out->rotated = PQgetvalue(res, 0, 3)[0] == 't';
         out->expired = PQgetvalue(res, 0, 4)[0] == 't';
         out->revoked = PQgetvalue(res, 0, 5)[0] == 't';
-        out->user_id = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
         out->roles = ing_roles_mask(PQgetvalue(res, 0, 7));
         out->requested_role = ing_roles_mask(PQgetvalue(res, 0, 8));
+        if (ing_pg_i64(res, 0, 6, &out->user_id))
+            rc = ONS_EDB;
     }
     PQclear(res);
     return rc;

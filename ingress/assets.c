@@ -68,7 +68,7 @@ static void serve(ing_req *r, const char *name, const char *const *headers)
 {
     const ing_asset *a = ing_asset_find(name);
     if (!a) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such resource.");
+        ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
         return;
     }
     ing_reply_static(r, ing_asset_type(a->name), a->data, a->len, a->etag, headers);

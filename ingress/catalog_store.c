@@ -2,6 +2,9 @@
  * catalog_store.h and docs/search.md. */
 #include "ingress/catalog_store.h"
 #include "ingress/json_io.h"
+#include "ingress/keyset.h"
+#include "ingress/pg_row.h"
+#include "common/err.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -203,31 +206,36 @@ static int parse_i64(const char *s, int64_t *out)
 }
 
 /* Inverse of cat_cursor_encode for q's sort; only its exact output is accepted. */
-static int cursor_decode(const char *s, cat_query *q)
+/* Decodes base64url s (no padding) into out[cap], NUL-terminated. -1 when
+ * s is not base64url, decodes to more than fits, or to bytes with a NUL. */
+static int b64url_decode(const char *s, char *out, size_t cap)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 88)
-        return -1;
-    char plain[72];
     size_t o = 0;
     unsigned acc = 0;
     int bits = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; s[i]; i++) {
         const char *p = strchr(B64URL, s[i]);
-        if (!s[i] || !p)
+        if (!p)
             return -1;
         acc = (acc << 6) | (unsigned)(p - B64URL);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            if (o + 1 >= sizeof plain)
+            if (o + 1 >= cap)
                 return -1;
-            plain[o++] = (char)(acc >> bits & 0xff);
+            out[o++] = (char)(acc >> bits & 0xff);
         }
     }
-    plain[o] = '\0';
-    if (memchr(plain, '\0', o))
-        return -1;
+    out[o] = '\0';
+    return memchr(out, '\0', o) ? -1 : 0;
+}
+
+/* The sort, mode, key and id a cursor's plain text names: "key:id" (date,
+ * full text) or "<tag>:key:id" (tags df, p, pf, r, rf: see cursor_plain).
+ * Splits plain in place. 0 or -1. */
+static int cursor_fields(char *plain, cat_sort *sort, cat_match *mode, const char **key,
+                         const char **id)
+{
     char *parts[3] = {plain, NULL, NULL};
     int np = 1;
     for (char *c = plain; *c; c++) {
@@ -240,23 +248,30 @@ static int cursor_decode(const char *s, cat_query *q)
     }
     if (np < 2)
         return -1;
-    cat_sort sort = CAT_SORT_DATE;
-    cat_match mode = CAT_MATCH_TEXT;
-    const char *key = parts[0], *id = parts[1];
-    if (np == 3) {
-        key = parts[1];
-        id = parts[2];
-        if (!strcmp(parts[0], "df"))
-            mode = CAT_MATCH_FUZZY;
-        else if (!strcmp(parts[0], "p") || !strcmp(parts[0], "pf"))
-            sort = CAT_SORT_PRICE, mode = parts[0][1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
-        else if (!strcmp(parts[0], "r") || !strcmp(parts[0], "rf"))
-            sort = CAT_SORT_RELEVANCE, mode = parts[0][1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
-        else
-            return -1;
-    }
-    if (sort != q->sort || parse_u63(id, &q->cur_id) || q->cur_id <= 0)
+    *sort = CAT_SORT_DATE;
+    *mode = CAT_MATCH_TEXT;
+    *key = parts[np - 2];
+    *id = parts[np - 1];
+    if (np == 2)
+        return 0;
+    const char *tag = parts[0];
+    if (!strcmp(tag, "df"))
+        *mode = CAT_MATCH_FUZZY;
+    else if (!strcmp(tag, "p") || !strcmp(tag, "pf"))
+        *sort = CAT_SORT_PRICE, *mode = tag[1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
+    else if (!strcmp(tag, "r") || !strcmp(tag, "rf"))
+        *sort = CAT_SORT_RELEVANCE, *mode = tag[1] ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT;
+    else
         return -1;
+    return 0;
+}
+
+/* A cursor's sort key into q (cur_rank or cur_key), within what our cursors
+ * carry: a finite rank in [0, CURSOR_MAX_RANK]; for dates, instants inside
+ * RFC 3339's years 0001..9999, which PostgreSQL's timestamp arithmetic
+ * accepts (a forged cursor gets a 400, not a 503); prices never negative. */
+static int cursor_key(cat_sort sort, const char *key, cat_query *q)
+{
     if (sort == CAT_SORT_RELEVANCE) {
         char *end;
         errno = 0;
@@ -264,22 +279,32 @@ static int cursor_decode(const char *s, cat_query *q)
         if (errno || *end || !key[0] || !isfinite(r) || r < 0 || r > CURSOR_MAX_RANK)
             return -1;
         q->cur_rank = r;
-    } else {
-        if (parse_i64(key, &q->cur_key))
-            return -1;
-        /* Our date cursors carry an event's starts_at: refuse instants
-         * outside RFC 3339's years 0001..9999, which PostgreSQL's timestamp
-         * arithmetic would reject (a 503) instead of the 400 a forged cursor
-         * deserves. Prices are never negative. */
-        if (sort == CAT_SORT_DATE && (q->cur_key < CURSOR_MIN_US || q->cur_key > CURSOR_MAX_US))
-            return -1;
-        if (sort == CAT_SORT_PRICE && q->cur_key < 0)
-            return -1;
+        return 0;
     }
+    if (parse_i64(key, &q->cur_key))
+        return -1;
+    if (sort == CAT_SORT_DATE && (q->cur_key < CURSOR_MIN_US || q->cur_key > CURSOR_MAX_US))
+        return -1;
+    return sort == CAT_SORT_PRICE && q->cur_key < 0 ? -1 : 0;
+}
+
+static int cursor_decode(const char *s, cat_query *q)
+{
+    size_t n = strlen(s);
+    char plain[72];
+    cat_sort sort;
+    cat_match mode;
+    const char *key, *id;
+    if (n == 0 || n > 88 || b64url_decode(s, plain, sizeof plain) ||
+        cursor_fields(plain, &sort, &mode, &key, &id))
+        return -1;
+    if (sort != q->sort || parse_u63(id, &q->cur_id) || q->cur_id <= 0 || cursor_key(sort, key, q))
+        return -1;
     /* A fuzzy page needs a q to be fuzzy about. */
     if (mode == CAT_MATCH_FUZZY && !q->q)
         return -1;
     q->cur_match = q->q ? mode : CAT_MATCH_NONE;
+    /* Only the one spelling we issue: re-encoding gives s back. */
     char again[96], p2[72];
     cursor_plain(sort, mode, q->cur_rank, q->cur_key, q->cur_id, p2, sizeof p2);
     b64url_encode((const unsigned char *)p2, strlen(p2), again);
@@ -353,27 +378,25 @@ enum {
     P_COUNT
 };
 
-static int cat_fail(cat_error *err, int status, const char *code, const char *field,
-                    const char *fmt, ...)
+static int cat_fail(cat_error *err, ing_api_err id, const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
-    err->status = status;
-    err->code = code;
+    err->id = id;
     err->field = field;
     return -1;
 }
 
 static int bad(cat_error *err, const char *field, const char *what)
 {
-    return cat_fail(err, 400, "invalid_field", field, "Parameter '%s' must be %s.", field, what);
+    return cat_fail(err, ING_E_INVALID_FIELD, field, "Parameter '%s' must be %s.", field, what);
 }
 
 static int oom(cat_error *err)
 {
-    return cat_fail(err, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+    return cat_fail(err, ING_E_OVERLOADED, NULL, "Out of memory; retry shortly.");
 }
 
 /* Text parameter of at most maxchars characters; "" counts as absent. */
@@ -419,17 +442,12 @@ static void bounding_box(cat_query *q)
     q->box_lon = 1;
 }
 
-int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err)
+/* Splits qs at '&', URL-decodes every key=value pair and places the value
+ * in vals[] by parameter (heap strings the caller frees). 0, or -1 with
+ * *err (an unknown or repeated parameter, bad encoding, no memory). */
+static int split_pairs(const char *qs, char *vals[P_COUNT], cat_error *err)
 {
-    char *vals[P_COUNT] = {0};
     char key[32];
-    cat_query *q = out;
-    memset(q, 0, sizeof *q);
-    memset(err, 0, sizeof *err);
-    int rc = -1;
-    if (strlen(qs) > CAT_QUERY_MAX)
-        return cat_fail(err, 400, "invalid_query", NULL, "The query string is too long.");
-    /* Split, decode and place every key=value pair. */
     for (const char *s = qs; *s;) {
         size_t len = strcspn(s, "&");
         const char *eq = memchr(s, '=', len);
@@ -447,128 +465,115 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
             if (kl < 0 || !utf8_text_ok(key, &(size_t){0}))
                 snprintf(key, sizeof key, "?");
             snprintf(err->field_buf, sizeof err->field_buf, "%s", key);
-            cat_fail(err, 400, "unknown_field", err->field_buf, "Unknown query parameter '%s'.",
-                     key);
-            goto done;
+            return cat_fail(err, ING_E_UNKNOWN_FIELD, err->field_buf,
+                            "Unknown query parameter '%s'.", key);
         }
-        if (vals[idx]) {
-            cat_fail(err, 400, "invalid_field", PARAMS[idx],
-                     "Parameter '%s' is given more than once.", PARAMS[idx]);
-            goto done;
-        }
+        if (vals[idx])
+            return cat_fail(err, ING_E_INVALID_FIELD, PARAMS[idx],
+                            "Parameter '%s' is given more than once.", PARAMS[idx]);
         size_t vlen = eq ? len - klen - 1 : 0;
         vals[idx] = malloc(vlen + 1);
-        if (!vals[idx]) {
-            oom(err);
-            goto done;
-        }
-        if (url_decode(eq ? eq + 1 : s + len, vlen, vals[idx], vlen + 1) < 0) {
-            if (idx == P_CURSOR)
-                cat_fail(err, 400, "invalid_cursor", "cursor", "The cursor is not one we issued.");
-            else
-                bad(err, PARAMS[idx], "correctly URL-encoded");
-            goto done;
-        }
+        if (!vals[idx])
+            return oom(err);
+        if (url_decode(eq ? eq + 1 : s + len, vlen, vals[idx], vlen + 1) < 0)
+            return idx == P_CURSOR ? cat_fail(err, ING_E_INVALID_CURSOR, "cursor",
+                                              "The cursor is not one we issued.")
+                                   : bad(err, PARAMS[idx], "correctly URL-encoded");
         s += len;
     }
+    return 0;
+}
 
+/* q, city and category (taken from vals), and q's words as a tsquery. */
+static int parse_words(char *vals[P_COUNT], const cat_limits *lim, cat_query *q, cat_error *err)
+{
     if (text_param(&vals[P_Q], P_Q, CAT_Q_MAX, err) ||
         text_param(&vals[P_CITY], P_CITY, CAT_CITY_MAX, err) ||
         text_param(&vals[P_CATEGORY], P_CATEGORY, CAT_CATEGORY_MAX, err))
-        goto done;
+        return -1;
     q->q = vals[P_Q];
     q->city = vals[P_CITY];
     q->category = vals[P_CATEGORY];
     vals[P_Q] = vals[P_CITY] = vals[P_CATEGORY] = NULL;
-    if (q->q) {
-        int words = 0;
-        q->tsquery = build_tsquery(q->q, lim->max_terms, &words);
-        if (!q->tsquery) {
-            if (words == 0)
-                bad(err, "q", "text with at least one letter or digit");
-            else if (words > lim->max_terms)
-                cat_fail(err, 400, "invalid_field", "q", "Parameter 'q' may hold at most %d words.",
-                         lim->max_terms);
-            else
-                oom(err);
-            goto done;
-        }
-    }
-    if (vals[P_FROM]) {
-        if (ing_parse_rfc3339(vals[P_FROM], &q->from_ms)) {
-            bad(err, "from", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
-            goto done;
-        }
-        q->has_from = 1;
-    }
-    if (vals[P_TO]) {
-        if (ing_parse_rfc3339(vals[P_TO], &q->to_ms)) {
-            bad(err, "to", "an RFC 3339 time such as 2026-11-28T20:00:00Z");
-            goto done;
-        }
-        q->has_to = 1;
-    }
-    if (q->has_from && q->has_to && q->to_ms <= q->from_ms) {
-        bad(err, "to", "after 'from'");
-        goto done;
-    }
-    if (vals[P_MIN]) {
-        if (parse_u63(vals[P_MIN], &q->min_price)) {
-            bad(err, "min_price", "a whole number of cents, 0 or more");
-            goto done;
-        }
-        q->has_min = 1;
-    }
-    if (vals[P_MAX]) {
-        if (parse_u63(vals[P_MAX], &q->max_price)) {
-            bad(err, "max_price", "a whole number of cents, 0 or more");
-            goto done;
-        }
-        q->has_max = 1;
-    }
-    if (q->has_min && q->has_max && q->max_price < q->min_price) {
-        bad(err, "max_price", "at least 'min_price'");
-        goto done;
-    }
-    /* A point: lat, lon and km together. */
+    if (!q->q)
+        return 0;
+    int words = 0;
+    q->tsquery = build_tsquery(q->q, lim->max_terms, &words);
+    if (q->tsquery)
+        return 0;
+    if (words == 0)
+        return bad(err, "q", "text with at least one letter or digit");
+    if (words > lim->max_terms)
+        return cat_fail(err, ING_E_INVALID_FIELD, "q", "Parameter 'q' may hold at most %d words.",
+                        lim->max_terms);
+    return oom(err);
+}
+
+/* from/to (RFC 3339, to after from) and min_price/max_price (cents). */
+static int parse_ranges(char *const vals[P_COUNT], cat_query *q, cat_error *err)
+{
+    static const char *const time_what = "an RFC 3339 time such as 2026-11-28T20:00:00Z";
+    static const char *const cents_what = "a whole number of cents, 0 or more";
+    if (vals[P_FROM] && ing_parse_rfc3339(vals[P_FROM], &q->from_ms))
+        return bad(err, "from", time_what);
+    if (vals[P_TO] && ing_parse_rfc3339(vals[P_TO], &q->to_ms))
+        return bad(err, "to", time_what);
+    q->has_from = !!vals[P_FROM];
+    q->has_to = !!vals[P_TO];
+    if (q->has_from && q->has_to && q->to_ms <= q->from_ms)
+        return bad(err, "to", "after 'from'");
+    if (vals[P_MIN] && parse_u63(vals[P_MIN], &q->min_price))
+        return bad(err, "min_price", cents_what);
+    if (vals[P_MAX] && parse_u63(vals[P_MAX], &q->max_price))
+        return bad(err, "max_price", cents_what);
+    q->has_min = !!vals[P_MIN];
+    q->has_max = !!vals[P_MAX];
+    if (q->has_min && q->has_max && q->max_price < q->min_price)
+        return bad(err, "max_price", "at least 'min_price'");
+    return 0;
+}
+
+/* A point: lat, lon and km together, or none of them. */
+static int parse_point(char *const vals[P_COUNT], const cat_limits *lim, cat_query *q,
+                       cat_error *err)
+{
     int np = !!vals[P_LAT] + !!vals[P_LON] + !!vals[P_KM];
-    if (np) {
-        if (np != 3) {
-            const char *missing = !vals[P_LAT] ? "lat" : !vals[P_LON] ? "lon" : "km";
-            cat_fail(err, 400, "invalid_field", missing,
-                     "Parameters 'lat', 'lon' and 'km' go together ('%s' is missing).", missing);
-            goto done;
-        }
-        if (parse_decimal(vals[P_LAT], &q->lat) || q->lat < -90 || q->lat > 90) {
-            bad(err, "lat", "a decimal latitude from -90 to 90");
-            goto done;
-        }
-        if (parse_decimal(vals[P_LON], &q->lon) || q->lon < -180 || q->lon > 180) {
-            bad(err, "lon", "a decimal longitude from -180 to 180");
-            goto done;
-        }
-        if (parse_decimal(vals[P_KM], &q->km) || !(q->km > 0) || q->km > lim->max_km) {
-            char what[64];
-            snprintf(what, sizeof what, "a distance in km above 0 and at most %g", lim->max_km);
-            bad(err, "km", what);
-            goto done;
-        }
-        q->has_point = 1;
-        bounding_box(q);
+    if (!np)
+        return 0;
+    if (np != 3) {
+        const char *missing = !vals[P_LAT] ? "lat" : !vals[P_LON] ? "lon" : "km";
+        return cat_fail(err, ING_E_INVALID_FIELD, missing,
+                        "Parameters 'lat', 'lon' and 'km' go together ('%s' is missing).", missing);
     }
+    if (parse_decimal(vals[P_LAT], &q->lat) || q->lat < -90 || q->lat > 90)
+        return bad(err, "lat", "a decimal latitude from -90 to 90");
+    if (parse_decimal(vals[P_LON], &q->lon) || q->lon < -180 || q->lon > 180)
+        return bad(err, "lon", "a decimal longitude from -180 to 180");
+    if (parse_decimal(vals[P_KM], &q->km) || !(q->km > 0) || q->km > lim->max_km) {
+        char what[64];
+        snprintf(what, sizeof what, "a distance in km above 0 and at most %g", lim->max_km);
+        return bad(err, "km", what);
+    }
+    q->has_point = 1;
+    bounding_box(q);
+    return 0;
+}
+
+/* sort (relevance only with q), limit and the cursor of the page. */
+static int parse_page(char *const vals[P_COUNT], const cat_limits *lim, cat_query *q,
+                      cat_error *err)
+{
     q->sort = q->q ? CAT_SORT_RELEVANCE : CAT_SORT_DATE;
     if (vals[P_SORT]) {
-        if (!strcmp(vals[P_SORT], "relevance") && q->q) {
+        if (!strcmp(vals[P_SORT], "relevance") && q->q)
             q->sort = CAT_SORT_RELEVANCE;
-        } else if (!strcmp(vals[P_SORT], "date")) {
+        else if (!strcmp(vals[P_SORT], "date"))
             q->sort = CAT_SORT_DATE;
-        } else if (!strcmp(vals[P_SORT], "price")) {
+        else if (!strcmp(vals[P_SORT], "price"))
             q->sort = CAT_SORT_PRICE;
-        } else {
-            bad(err, "sort",
-                q->q ? "relevance, date or price" : "date or price (relevance needs q)");
-            goto done;
-        }
+        else
+            return bad(err, "sort",
+                       q->q ? "relevance, date or price" : "date or price (relevance needs q)");
     }
     q->limit = lim->default_limit;
     if (vals[P_LIMIT]) {
@@ -576,23 +581,33 @@ int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *
         if (parse_u63(vals[P_LIMIT], &l) || l < 1 || l > lim->max_limit) {
             char what[32];
             snprintf(what, sizeof what, "1 to %d", lim->max_limit);
-            bad(err, "limit", what);
-            goto done;
+            return bad(err, "limit", what);
         }
         q->limit = (int)l;
     }
     q->cur_match = q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
-    if (vals[P_CURSOR] && cursor_decode(vals[P_CURSOR], q)) {
-        cat_fail(err, 400, "invalid_cursor", "cursor",
-                 "The cursor is not one we issued for this sort order.");
-        goto done;
-    }
-    rc = 0;
-done:
+    if (vals[P_CURSOR] && cursor_decode(vals[P_CURSOR], q))
+        return cat_fail(err, ING_E_INVALID_CURSOR, "cursor",
+                        "The cursor is not one we issued for this sort order.");
+    return 0;
+}
+
+int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err)
+{
+    char *vals[P_COUNT] = {0};
+    memset(out, 0, sizeof *out);
+    memset(err, 0, sizeof *err);
+    if (strlen(qs) > CAT_QUERY_MAX)
+        return cat_fail(err, ING_E_INVALID_QUERY, NULL, "The query string is too long.");
+    int rc = split_pairs(qs, vals, err) || parse_words(vals, lim, out, err) ||
+                     parse_ranges(vals, out, err) || parse_point(vals, lim, out, err) ||
+                     parse_page(vals, lim, out, err)
+                 ? -1
+                 : 0;
     for (int i = 0; i < P_COUNT; i++)
         free(vals[i]);
     if (rc)
-        cat_query_clear(q);
+        cat_query_clear(out);
     return rc;
 }
 
@@ -737,24 +752,88 @@ static void add_keyset(sqlbuf *b, const cat_query *q)
             param_i64(b, q->cur_key), pid);
 }
 
+/* The parameters every shape of the statement uses. */
+typedef struct build_params {
+    int pq, plat, plon, plim; /* $n of the words, the point, the page's LIMIT */
+    const char *order;
+} build_params;
+
+/* " AND e.venue_id IN (venues inside the circle)". */
+static void add_venue_in_circle(sqlbuf *b, const cat_query *q, const build_params *p)
+{
+    add(b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
+    add_circle(b, q, p->plat, p->plon);
+    add(b, ")");
+}
+
+/* Relevance order. Ranking reads every candidate's row: at most rank_window
+ * of them (the first matches in the index's order) are ranked, which bounds
+ * the work of a broad q. The window does not depend on the cursor, so pages
+ * of one search page through one ranking. */
+static void add_ranked(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p,
+                       int rank_window)
+{
+    char rank[96];
+    if (mode == CAT_MATCH_FUZZY)
+        snprintf(rank, sizeof rank, "word_similarity($%d, e.name)", p->pq);
+    else
+        snprintf(rank, sizeof rank, "ts_rank_cd(e.search, to_tsquery('simple', $%d))", p->pq);
+    add(b, "SELECT w.* FROM (SELECT e.*, %s AS rk FROM events e WHERE true", rank);
+    add_filters(b, q, mode, p->pq);
+    if (q->has_point)
+        add_venue_in_circle(b, q, p);
+    add(b, " LIMIT $%d) w", param_i64(b, rank_window));
+    if (q->has_cursor) {
+        int pr = param_f64(b, q->cur_rank, "%.9g"), pid = param_i64(b, q->cur_id);
+        add(b, " WHERE (w.rk < $%d::real OR (w.rk = $%d::real AND w.event_id > $%d::bigint))", pr,
+            pr, pid);
+    }
+    add(b, " ORDER BY w.rk DESC, w.event_id LIMIT $%d", p->plim);
+}
+
+/* Date order around a point: each venue in the circle gives its first page
+ * by (venue_id, starts_at, event_id), and the pages are merged: the work is
+ * venues x page, whatever the venues hold. */
+static void add_venue_pages(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+{
+    add(b, "SELECT e.* FROM venues vv CROSS JOIN LATERAL (SELECT e.*, NULL::real AS rk "
+           "FROM events e WHERE e.venue_id = vv.venue_id");
+    add_filters(b, q, mode, p->pq);
+    add_keyset(b, q);
+    add(b, " ORDER BY %s LIMIT $%d) e WHERE true", p->order, p->plim);
+    add_circle(b, q, p->plat, p->plon);
+    add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
+}
+
+/* Date or price order through the events' own indexes. */
+static void add_ordered(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+{
+    add(b, "SELECT e.*, NULL::real AS rk FROM events e WHERE true");
+    add_filters(b, q, mode, p->pq);
+    if (q->has_point)
+        add_venue_in_circle(b, q, p);
+    add_keyset(b, q);
+    add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
+}
+
 int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
 {
     sqlbuf b = {out, 0, 0};
     out->n = 0;
     out->sql[0] = '\0';
-    int pq = 0, plat = 0, plon = 0;
+    build_params p = {0};
     if (mode == CAT_MATCH_TEXT)
-        pq = param_text(&b, q->tsquery);
+        p.pq = param_text(&b, q->tsquery);
     else if (mode == CAT_MATCH_FUZZY)
-        pq = param_text(&b, q->q);
+        p.pq = param_text(&b, q->q);
     if (q->has_point) {
-        plat = param_f64(&b, q->lat, "%.17g");
-        plon = param_f64(&b, q->lon, "%.17g");
+        p.plat = param_f64(&b, q->lat, "%.17g");
+        p.plon = param_f64(&b, q->lon, "%.17g");
     }
-    const char *order = q->sort == CAT_SORT_PRICE  ? "e.price_min, e.event_id"
-                        : q->sort == CAT_SORT_DATE ? "e.starts_at, e.event_id"
-                                                   : "e.rk DESC, e.event_id";
-    int plim = param_i64(&b, (int64_t)q->limit + 1);
+    p.order = q->sort == CAT_SORT_PRICE  ? "e.price_min, e.event_id"
+              : q->sort == CAT_SORT_DATE ? "e.starts_at, e.event_id"
+                                         : "e.rk DESC, e.event_id";
+    p.plim = param_i64(&b, (int64_t)q->limit + 1);
 
     /* The page's events (alias e, with rk: the rank or NULL) are chosen
      * first; the venues are joined to those rows only. */
@@ -765,56 +844,137 @@ int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
             "ELSE e.status END, "
             "(extract(epoch FROM e.starts_at) * 1000000)::bigint, e.rk, ");
     if (q->has_point)
-        add_distance(&b, "v", plat, plon);
+        add_distance(&b, "v", p.plat, p.plon);
     else
         add(&b, "NULL::float8");
     add(&b, " FROM (");
-    if (q->sort == CAT_SORT_RELEVANCE) {
-        /* Ranking reads every candidate's row: at most rank_window of them
-         * (the first matches in the index's order) are ranked, which bounds
-         * the work of a broad q. The window does not depend on the cursor,
-         * so pages of one search page through one ranking. */
-        char rank[96];
-        if (mode == CAT_MATCH_FUZZY)
-            snprintf(rank, sizeof rank, "word_similarity($%d, e.name)", pq);
-        else
-            snprintf(rank, sizeof rank, "ts_rank_cd(e.search, to_tsquery('simple', $%d))", pq);
-        add(&b, "SELECT w.* FROM (SELECT e.*, %s AS rk FROM events e WHERE true", rank);
-        add_filters(&b, q, mode, pq);
-        if (q->has_point) {
-            add(&b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
-            add_circle(&b, q, plat, plon);
-            add(&b, ")");
-        }
-        add(&b, " LIMIT $%d) w", param_i64(&b, rank_window));
-        if (q->has_cursor) {
-            int pr = param_f64(&b, q->cur_rank, "%.9g"), pid = param_i64(&b, q->cur_id);
-            add(&b, " WHERE (w.rk < $%d::real OR (w.rk = $%d::real AND w.event_id > $%d::bigint))",
-                pr, pr, pid);
-        }
-        add(&b, " ORDER BY w.rk DESC, w.event_id LIMIT $%d", plim);
-    } else if (q->has_point && q->sort == CAT_SORT_DATE) {
-        /* Each venue in the circle gives its first page by (venue_id,
-         * starts_at, event_id), and the pages are merged: the work is
-         * venues x page, whatever the venues hold. */
-        add(&b, "SELECT e.* FROM venues vv CROSS JOIN LATERAL (SELECT e.*, NULL::real AS rk "
-                "FROM events e WHERE e.venue_id = vv.venue_id");
-        add_filters(&b, q, mode, pq);
-        add_keyset(&b, q);
-        add(&b, " ORDER BY %s LIMIT $%d) e WHERE true", order, plim);
-        add_circle(&b, q, plat, plon);
-        add(&b, " ORDER BY %s LIMIT $%d", order, plim);
-    } else {
-        add(&b, "SELECT e.*, NULL::real AS rk FROM events e WHERE true");
-        add_filters(&b, q, mode, pq);
-        if (q->has_point) {
-            add(&b, " AND e.venue_id IN (SELECT vv.venue_id FROM venues vv WHERE true");
-            add_circle(&b, q, plat, plon);
-            add(&b, ")");
-        }
-        add_keyset(&b, q);
-        add(&b, " ORDER BY %s LIMIT $%d", order, plim);
-    }
-    add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", order);
+    if (q->sort == CAT_SORT_RELEVANCE)
+        add_ranked(&b, q, mode, &p, rank_window);
+    else if (q->has_point && q->sort == CAT_SORT_DATE)
+        add_venue_pages(&b, q, mode, &p);
+    else
+        add_ordered(&b, q, mode, &p);
+    add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", p.order);
     return b.overflow ? -1 : 0;
+}
+
+/* ---- the search (PostgreSQL) ------------------------------------------------------- */
+
+/* The catalog's settings of a job thread's session, applied once per
+ * connection: no JIT (a catalog query runs in about a millisecond; compiling
+ * it would cost tens), and the trigram similarity pg_trgm's <% requires. */
+static _Thread_local PGconn *configured;
+static _Thread_local int configured_pid; /* a reconnect may reuse the address */
+
+static int configure_session(ing_worker *w, long long fuzzy_threshold_pct, const char *rid)
+{
+    PGconn *c = ing_worker_pg(w);
+    if (!c)
+        return ONS_EUNAVAIL;
+    if (c == configured && PQbackendPID(c) == configured_pid)
+        return 0;
+    char thr[16];
+    snprintf(thr, sizeof thr, "%.2f", (double)fuzzy_threshold_pct / 100.0);
+    const char *p[] = {thr};
+    PGresult *res = ing_worker_query(w,
+                                     "SELECT set_config('jit', 'off', false), "
+                                     "set_config('pg_trgm.word_similarity_threshold', $1, false)",
+                                     1, p);
+    int rc = ing_pg_status(res, rid, "catalog session");
+    PQclear(res);
+    if (rc)
+        return ONS_EUNAVAIL;
+    configured = c;
+    configured_pid = PQbackendPID(c);
+    return 0;
+}
+
+/* Sequential scans of events are off while a catalog statement is planned:
+ * every shape has an index, and with a LIMIT the planner may otherwise pick
+ * a scan that stops "early" (a relevance window over a frequent word, 1.7%
+ * of a million rows, read 2,270 pages sequentially instead of 500 through
+ * the GIN index). Not a session default: other routes share the connection. */
+static int seqscan(ing_worker *w, int on, const char *rid)
+{
+    const char *p[] = {on ? "on" : "off"};
+    PGresult *res = ing_worker_query(w, "SELECT set_config('enable_seqscan', $1, false)", 1, p);
+    int rc = ing_pg_status(res, rid, "catalog seqscan");
+    PQclear(res);
+    return rc ? ONS_EUNAVAIL : 0;
+}
+
+/* The rows of q in mode (cat_build's columns), or NULL after logging. */
+static PGresult *run(ing_worker *w, const cat_query *q, cat_match mode, int rank_window,
+                     const char *rid)
+{
+    cat_sql *s = malloc(sizeof *s);
+    if (!s || cat_build(q, mode, rank_window, s)) {
+        free(s);
+        return NULL;
+    }
+    PGresult *res = ing_worker_query(w, s->sql, s->n, s->params);
+    free(s);
+    if (ing_pg_status(res, rid, "catalog")) {
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static int read_row(const PGresult *res, int i, cat_sort sort, cat_row *e)
+{
+    if (ing_pg_i64(res, i, 0, &e->event_id) || ing_pg_i64(res, i, 6, &e->min_cents) ||
+        ing_pg_i64(res, i, 7, &e->max_cents))
+        return ONS_EUNAVAIL;
+    ing_pg_text(res, i, 1, e->name, sizeof e->name);
+    ing_pg_text(res, i, 2, e->category, sizeof e->category);
+    ing_pg_text(res, i, 3, e->starts_at, sizeof e->starts_at);
+    ing_pg_text(res, i, 4, e->venue_name, sizeof e->venue_name);
+    ing_pg_text(res, i, 5, e->city, sizeof e->city);
+    ing_pg_text(res, i, 8, e->status, sizeof e->status);
+    int key_col = sort == CAT_SORT_RELEVANCE ? 10 : sort == CAT_SORT_PRICE ? 6 : 9;
+    ing_pg_text(res, i, key_col, e->cursor_key, sizeof e->cursor_key);
+    e->has_distance = !PQgetisnull(res, i, 11);
+    if (e->has_distance)
+        e->distance_km = (double)(long)(atof(PQgetvalue(res, i, 11)) * 100 + 0.5) / 100.0;
+    return 0;
+}
+
+int cat_search(ing_worker *w, const cat_query *q, int rank_window, long long fuzzy_threshold_pct,
+               const char *rid, cat_page *out)
+{
+    memset(out, 0, sizeof *out);
+    out->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
+    PGresult *res = NULL;
+    if (configure_session(w, fuzzy_threshold_pct, rid) == 0 && seqscan(w, 0, rid) == 0) {
+        res = run(w, q, out->mode, rank_window, rid);
+        /* Nothing matched q's words on a first page: try the names by
+         * trigram similarity. */
+        if (res && out->mode == CAT_MATCH_TEXT && !q->has_cursor && PQntuples(res) == 0) {
+            PQclear(res);
+            out->mode = CAT_MATCH_FUZZY;
+            res = run(w, q, out->mode, rank_window, rid);
+        }
+        seqscan(w, 1, rid); /* the connection serves other routes too */
+    }
+    if (!res)
+        return ONS_EUNAVAIL;
+    int n = ing_keyset_rows(PQntuples(res), q->limit, &out->more), rc = 0;
+    if (n > 0 && !(out->rows = calloc((size_t)n, sizeof *out->rows)))
+        rc = ONS_ENOMEM;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = read_row(res, i, q->sort, &out->rows[i]);
+        out->n = (size_t)i + 1;
+    }
+    PQclear(res);
+    if (rc)
+        cat_page_clear(out);
+    return rc;
+}
+
+void cat_page_clear(cat_page *p)
+{
+    free(p->rows);
+    p->rows = NULL;
+    p->n = 0;
 }

@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingress/api_error.h"
+#include "ingress/pool.h"
+
 typedef enum { CAT_SORT_RELEVANCE, CAT_SORT_DATE, CAT_SORT_PRICE } cat_sort;
 
 /* How q matched: full-text (with a prefix on the last word), or by trigram
@@ -52,14 +55,15 @@ typedef struct cat_query {
 } cat_query;
 
 typedef struct cat_error {
-    int status;
-    const char *code, *field; /* field: NULL, a static string or field_buf */
+    ing_api_err id;    /* the answer's row in api_error.h */
+    const char *field; /* field: NULL, a static string or field_buf */
     char field_buf[32];
     char message[192];
 } cat_error;
 
 /* Parses the raw query string (after '?'). Returns 0, or -1 with *err set
- * (400 and the field at fault; 503 overloaded when out of memory). */
+ * (invalid_field and the like with the field at fault; overloaded when
+ * out of memory). */
 int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err);
 void cat_query_clear(cat_query *q);
 
@@ -86,5 +90,33 @@ int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
  * relevance, starts_at us for date, min cents for price) and event id, in
  * the mode the page was answered in. out: at least 96 bytes. */
 void cat_cursor_encode(cat_sort sort, cat_match mode, const char *key, int64_t id, char *out);
+
+/* ---- the search (PostgreSQL) ------------------------------------------------------- */
+
+/* One event of a result page. */
+typedef struct cat_row {
+    int64_t event_id, min_cents, max_cents;
+    char name[256], category[80], starts_at[32], venue_name[256], city[128], status[16];
+    char cursor_key[40]; /* the sort key as cat_cursor_encode takes it */
+    int has_distance;
+    double distance_km; /* rounded to 0.01 */
+} cat_row;
+
+typedef struct cat_page {
+    cat_match mode; /* the mode the page was answered in */
+    size_t n;
+    cat_row *rows; /* heap; cat_page_clear frees */
+    int more;      /* another page follows the last row */
+} cat_page;
+
+/* Runs q on the job thread's connection: full-text first, and when q's
+ * words match nothing on a first page, the names by trigram similarity
+ * (fuzzy_threshold_pct) instead. Applies the catalog's session settings
+ * once per connection (no JIT, the similarity threshold) and plans with
+ * sequential scans off. Returns 0, ONS_EUNAVAIL (no connection or a
+ * statement failed; logged with rid) or ONS_ENOMEM. Job threads only. */
+int cat_search(ing_worker *w, const cat_query *q, int rank_window, long long fuzzy_threshold_pct,
+               const char *rid, cat_page *out);
+void cat_page_clear(cat_page *p);
 
 #endif

@@ -3,8 +3,8 @@
 #include "ingress/event_view.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "ingress/event_store.h"
 #include "ingress/json_io.h"
-#include "ingress/replica.h"
 #include "ingress/routes.h"
 #include "queue/states.h"
 
@@ -162,11 +162,6 @@ static const char *effective_status(const char *pg_status, int64_t onsale_ms, in
     return status < 0 ? pg_status : q_event_status_name(status);
 }
 
-static int64_t num(const PGresult *res, int row, int col)
-{
-    return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 /* The free seats of section_id in the owner's "id:free,..." list, or -1. */
 static int64_t section_free(const char *list, int64_t section_id)
 {
@@ -186,35 +181,24 @@ static int64_t section_free(const char *list, int64_t section_id)
 /* Availability of an event the owner has not published: counted in
  * PostgreSQL (once per ttl, not per request). Fills the totals and each
  * tier's count into *list as the owner would publish it. */
-static int counts_from_postgres(ing_worker *w, const char *const *p, q_event_state *ev, char *list,
+static int counts_from_postgres(ing_worker *w, int64_t event_id, q_event_state *ev, char *list,
                                 size_t cap)
 {
-    PGresult *c = ing_read_query(w,
-                                 "SELECT count(*) FILTER (WHERE status = 'available'), "
-                                 "count(*) FILTER (WHERE status IN ('held', 'paying')), "
-                                 "count(*) FILTER (WHERE status = 'sold') "
-                                 "FROM seats WHERE event_id = $1",
-                                 1, p);
-    PGresult *s = ing_read_query(w,
-                                 "SELECT section_id, count(*) FROM seats "
-                                 "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
-                                 1, p);
-    int rc = ONS_EDB;
-    if (c && PQresultStatus(c) == PGRES_TUPLES_OK && PQntuples(c) == 1 && s &&
-        PQresultStatus(s) == PGRES_TUPLES_OK) {
-        ev->available = num(c, 0, 0);
-        ev->held = num(c, 0, 1);
-        ev->sold = num(c, 0, 2);
-        size_t at = 0;
-        list[0] = '\0';
-        for (int i = 0; i < PQntuples(s) && at < cap; i++)
-            at += (size_t)snprintf(list + at, cap - at, "%s%s:%s", i ? "," : "",
-                                   PQgetvalue(s, i, 0), PQgetvalue(s, i, 1));
-        rc = 0;
-    }
-    PQclear(c);
-    PQclear(s);
-    return rc;
+    ing_section_free *secs = NULL;
+    size_t n = 0;
+    int64_t available, held, sold;
+    if (ing_event_seat_counts(w, event_id, &available, &held, &sold, &secs, &n))
+        return ONS_EDB;
+    ev->available = available;
+    ev->held = held;
+    ev->sold = sold;
+    size_t at = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < n && at < cap; i++)
+        at += (size_t)snprintf(list + at, cap - at, "%s%" PRId64 ":%" PRId64, i ? "," : "",
+                               secs[i].section_id, secs[i].available);
+    free(secs);
+    return 0;
 }
 
 /* FNV-1a 64 of the body, as a quoted strong ETag. */
@@ -239,103 +223,89 @@ static view_body *body_new(const char *text)
     return b;
 }
 
+/* The venue object of the view. */
+static json_t *venue_json(const ing_event_view_row *v)
+{
+    json_t *venue = json_pack("{s:I, s:s, s:s, s:s}", "venue_id", (json_int_t)v->venue_id, "name",
+                              v->venue_name, "city", v->city, "country", v->country);
+    if (venue && v->has_lat)
+        json_object_set_new(venue, "lat", json_real(v->lat));
+    if (venue && v->has_lon)
+        json_object_set_new(venue, "lon", json_real(v->lon));
+    if (venue && v->has_address)
+        json_object_set_new(venue, "address", json_string(v->address));
+    return venue;
+}
+
+/* The view of v with availability st (and the per-section list). */
+static json_t *view_json(int64_t event_id, const ing_event_view_row *v, const q_event_state *st,
+                         const char *list, const char *status)
+{
+    json_t *tarr = json_array();
+    for (size_t i = 0; tarr && i < v->ntiers; i++) {
+        const ing_view_tier *t = &v->tiers[i];
+        int64_t nfree = section_free(list, t->section_id);
+        json_array_append_new(tarr, json_pack("{s:s, s:I, s:I, s:I}", "section", t->section,
+                                              "price_cents", (json_int_t)t->price_cents, "seats",
+                                              (json_int_t)t->seats, "available",
+                                              (json_int_t)(nfree < 0 ? 0 : nfree)));
+    }
+    json_t *body = json_pack(
+        "{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
+        "event_id", (json_int_t)event_id, "name", v->name, "category", v->category, "description",
+        v->description, "starts_at", v->starts_at, "onsale_at", v->onsale_at, "max_per_user",
+        v->max_per_user, "hold_seconds", v->hold_seconds, "currency", v->currency, "status", status,
+        "seats_total", (json_int_t)v->seats_total, "venue", venue_json(v), "tiers", tarr,
+        "available", (json_int_t)st->available, "held", (json_int_t)st->held, "sold",
+        (json_int_t)st->sold);
+    /* The draw (docs/fairness.md): the commitment from creation, the seed
+     * once the sale opened (a view cached across onsale_at lacks it for at
+     * most event_view.ttl_ms). */
+    if (body && v->draw_commitment[0]) {
+        int reveal = ing_now_ms() >= v->onsale_ms && v->draw_seed[0];
+        json_object_set_new(body, "draw",
+                            json_pack("{s:s, s:o}", "commitment", v->draw_commitment, "seed",
+                                      reveal ? json_string(v->draw_seed) : json_null()));
+    }
+    if (body && v->has_prequeue)
+        json_object_set_new(body, "prequeue_opens_at", json_string(v->prequeue_opens_at));
+    return body;
+}
+
 /* Builds event_id's view. Returns 0 and *out (held), ONS_ENOTFOUND or
  * ONS_EDB / ONS_ENOMEM. */
 static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_body **out)
 {
-    char ev[24];
-    snprintf(ev, sizeof ev, "%" PRId64, event_id);
-    const char *p[] = {ev};
+    ing_event_view_row *v = malloc(sizeof *v);
     char *list = malloc(SECTIONS_TEXT_MAX);
-    json_t *body = NULL;
-    int rc = ONS_EDB;
-    PGresult *tiers = NULL;
-    PGresult *res = ing_read_query(
-        w,
-        "SELECT e.name, e.category, e.description, "
-        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "  to_char(e.onsale_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "  (extract(epoch FROM e.onsale_at) * 1000)::bigint, e.max_per_user, e.hold_seconds, "
-        "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
-        "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint, v.address, "
-        "  coalesce(e.draw_commitment, ''), coalesce(encode(e.draw_seed, 'hex'), ''), "
-        "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-        "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
-        1, p);
-    if (!list) {
-        rc = ONS_ENOMEM;
+    int rc = ONS_ENOMEM;
+    if (!v || !list)
+        goto out;
+    rc = ing_event_view_get(w, event_id, v);
+    if (rc == ONS_ENOTFOUND)
+        goto out;
+    if (rc) {
+        rc = rc == ONS_ENOMEM ? rc : ONS_EDB;
         goto out;
     }
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        goto out;
-    if (PQntuples(res) == 0) {
-        rc = ONS_ENOTFOUND;
-        goto out;
-    }
-    tiers = ing_read_query(w,
-                           "SELECT s.name, pt.price_cents, s.rows * s.seats_per_row, s.section_id "
-                           "FROM price_tiers pt JOIN sections s USING (section_id) "
-                           "WHERE pt.event_id = $1 ORDER BY s.position",
-                           1, p);
-    if (!tiers || PQresultStatus(tiers) != PGRES_TUPLES_OK)
-        goto out;
-
     /* Availability: the owner's projection, else a count (see the header). */
     q_event_state st;
     int in_redis = q_status_event_view_get(w->st, event_id, &st, list, SECTIONS_TEXT_MAX) == 0;
     int sold_out = in_redis && st.sold_out; /* only the owner says sold out */
-    if (!(in_redis && st.available >= 0 && list[0]) &&
-        counts_from_postgres(w, p, &st, list, SECTIONS_TEXT_MAX))
-        goto out;
-    const char *status = effective_status(PQgetvalue(res, 0, 9), num(res, 0, 5),
-                                          num(res, 0, 17) + end_grace_ms, sold_out);
-    json_t *venue = json_pack("{s:I, s:s, s:s, s:s}", "venue_id", (json_int_t)num(res, 0, 11),
-                              "name", PQgetvalue(res, 0, 12), "city", PQgetvalue(res, 0, 13),
-                              "country", PQgetvalue(res, 0, 14));
-    if (venue && !PQgetisnull(res, 0, 15))
-        json_object_set_new(venue, "lat", json_real(atof(PQgetvalue(res, 0, 15))));
-    if (venue && !PQgetisnull(res, 0, 16))
-        json_object_set_new(venue, "lon", json_real(atof(PQgetvalue(res, 0, 16))));
-    if (venue && !PQgetisnull(res, 0, 18))
-        json_object_set_new(venue, "address", json_string(PQgetvalue(res, 0, 18)));
-    json_t *tarr = json_array();
-    for (int i = 0; tarr && i < PQntuples(tiers); i++) {
-        int64_t nfree = section_free(list, num(tiers, i, 3));
-        json_array_append_new(tarr,
-                              json_pack("{s:s, s:I, s:I, s:I}", "section", PQgetvalue(tiers, i, 0),
-                                        "price_cents", (json_int_t)num(tiers, i, 1), "seats",
-                                        (json_int_t)num(tiers, i, 2), "available",
-                                        (json_int_t)(nfree < 0 ? 0 : nfree)));
+    rc = ONS_EDB;
+    if ((in_redis && st.available >= 0 && list[0]) ||
+        counts_from_postgres(w, event_id, &st, list, SECTIONS_TEXT_MAX) == 0) {
+        const char *status =
+            effective_status(v->status, v->onsale_ms, v->starts_ms + end_grace_ms, sold_out);
+        json_t *body = view_json(event_id, v, &st, list, status);
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        rc = text && (*out = body_new(text)) != NULL ? 0 : ONS_ENOMEM;
+        free(text);
     }
-    body = json_pack(
-        "{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I}",
-        "event_id", (json_int_t)event_id, "name", PQgetvalue(res, 0, 0), "category",
-        PQgetvalue(res, 0, 1), "description", PQgetvalue(res, 0, 2), "starts_at",
-        PQgetvalue(res, 0, 3), "onsale_at", PQgetvalue(res, 0, 4), "max_per_user",
-        (int)num(res, 0, 6), "hold_seconds", (int)num(res, 0, 7), "currency", PQgetvalue(res, 0, 8),
-        "status", status, "seats_total", (json_int_t)num(res, 0, 10), "venue", venue, "tiers", tarr,
-        "available", (json_int_t)st.available, "held", (json_int_t)st.held, "sold",
-        (json_int_t)st.sold);
-    /* The draw (docs/fairness.md): the commitment from creation, the seed
-     * once the sale opened (a view cached across onsale_at lacks it for at
-     * most event_view.ttl_ms). */
-    if (body && PQgetvalue(res, 0, 19)[0]) {
-        int reveal = ing_now_ms() >= num(res, 0, 5) && PQgetvalue(res, 0, 20)[0];
-        json_object_set_new(body, "draw",
-                            json_pack("{s:s, s:o}", "commitment", PQgetvalue(res, 0, 19), "seed",
-                                      reveal ? json_string(PQgetvalue(res, 0, 20)) : json_null()));
-    }
-    if (body && !PQgetisnull(res, 0, 21))
-        json_object_set_new(body, "prequeue_opens_at", json_string(PQgetvalue(res, 0, 21)));
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    rc = ONS_ENOMEM;
-    if (text && (*out = body_new(text)) != NULL)
-        rc = 0;
-    free(text);
+    ing_event_view_clear(v);
 out:
-    json_decref(body);
-    PQclear(res);
-    PQclear(tiers);
+    free(v);
     free(list);
     return rc;
 }
@@ -359,14 +329,13 @@ static void view_job(ing_worker *w, void *arg)
     b = refresh_failed(v, event_id);
     if (rc == ONS_ENOTFOUND) {
         body_release(b);
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
     } else if (b) {
         /* The database is away: the last view beats no view. */
         reply_view(r, b);
         body_release(b);
     } else {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
     }
 }
 
@@ -381,14 +350,9 @@ void ing_route_event_get(ing_req *r)
         body_release(b);
         return;
     }
-    int64_t *job = malloc(sizeof *job);
-    if (!job) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+    int64_t *job = ing_req_job(r, sizeof *job, NULL);
+    if (!job)
         return;
-    }
     *job = id;
-    r->job = job;
-    r->job_free = free;
     ing_req_submit(r, view_job);
 }

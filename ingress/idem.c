@@ -30,9 +30,8 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
     }
     if (rc != ONS_EEXIST) {
         free(rec);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL,
-                        "The idempotency store is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL,
+                  "The idempotency store is unavailable; retry shortly.");
         return 1;
     }
     json_error_t jerr;
@@ -43,15 +42,12 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
     json_t *h = json_object_get(o, "h"), *s = json_object_get(o, "s");
     if (!json_is_string(h) || !json_is_integer(s)) {
         json_decref(o);
-        r->retry_after = 1;
-        ing_reply_error(r, 409, "idempotency_in_progress", NULL,
-                        "A request with this Idempotency-Key is being processed.");
+        ing_fail(r, w, ING_E_IDEMPOTENCY_IN_PROGRESS, NULL);
         return 1;
     }
     if (strcmp(json_string_value(h), r->idem_hash) != 0) {
         json_decref(o);
-        ing_reply_error(r, 422, "idempotency_mismatch", NULL,
-                        "This Idempotency-Key was used with a different request.");
+        ing_fail(r, w, ING_E_IDEMPOTENCY_MISMATCH, NULL);
         return 1;
     }
     int status = (int)json_integer_value(s);
@@ -66,9 +62,7 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
     }
     if (status <= 0) {
         json_decref(o);
-        r->retry_after = 1;
-        ing_reply_error(r, 409, "idempotency_in_progress", NULL,
-                        "A request with this Idempotency-Key is being processed.");
+        ing_fail(r, w, ING_E_IDEMPOTENCY_IN_PROGRESS, NULL);
         return 1;
     }
     json_t *b = json_object_get(o, "b");
@@ -98,19 +92,12 @@ void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body)
     free(text);
 }
 
-void ing_idem_error(ing_req *r, ing_worker *w, int status, const char *code, const char *field,
-                    const char *fmt, ...)
+void ing_idem_release(ing_req *r, ing_worker *w)
 {
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (r->idem_owned) {
-        r->idem_owned = 0;
-        q_status_idem_abort(w->st, r->who.user_id, r->idem);
-    }
-    ing_reply_error(r, status, code, field, "%s", msg);
+    if (!r->idem_owned || !w)
+        return;
+    r->idem_owned = 0;
+    q_status_idem_abort(w->st, r->who.user_id, r->idem);
 }
 
 int ing_idem_retake(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
@@ -121,13 +108,11 @@ int ing_idem_retake(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
         r->idem_owned = 1;
         return 0;
     }
-    r->retry_after = 1;
     if (rc == ONS_ECONFLICT)
-        ing_reply_error(r, 409, "idempotency_in_progress", NULL,
-                        "A request with this Idempotency-Key is being processed.");
+        ing_fail(r, w, ING_E_IDEMPOTENCY_IN_PROGRESS, NULL);
     else
-        ing_reply_error(r, 503, "unavailable", NULL,
-                        "The idempotency store is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL,
+                  "The idempotency store is unavailable; retry shortly.");
     return 1;
 }
 
@@ -146,7 +131,5 @@ void ing_idem_unknown_reply(ing_req *r, ing_worker *w, int32_t partition, int64_
             ons_logk(ONS_LOG_WARN, "request_id", r->rid,
                      "idempotency record of an unknown outcome not stored");
     }
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "outcome_unknown", NULL,
-                    "The request may have been queued; retry with the same Idempotency-Key.");
+    ing_fail(r, w, ING_E_OUTCOME_UNKNOWN, NULL);
 }

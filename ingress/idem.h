@@ -10,7 +10,7 @@
  * key reused on another endpoint is a mismatch too.
  *
  * A request that owns its key must end through ing_idem_reply() or
- * ing_idem_error(): a 2xx answer is stored for replay, anything else gives
+ * ing_fail() (api_error.h): a 2xx answer is stored for replay, anything else gives
  * the key back (the request changed nothing, so a retry may succeed).
  */
 #ifndef ONSALE_INGRESS_IDEM_H
@@ -62,8 +62,9 @@ void ing_idem_unknown_reply(ing_req *r, ing_worker *w, int32_t partition, int64_
 /* Replies status/body (stolen), recording or releasing the key first. */
 void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body);
 
-/* Replies the API error shape, releasing the key first. */
-void ing_idem_error(ing_req *r, ing_worker *w, int status, const char *code, const char *field,
-                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Gives r's key back (the request ends without an answer to store) when r
+ * owns one; does nothing otherwise. Called by ing_fail(); w may be NULL
+ * only when r owns no key. */
+void ing_idem_release(ing_req *r, ing_worker *w);
 
 #endif

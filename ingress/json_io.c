@@ -6,17 +6,20 @@
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-void ing_reply_error(ing_req *r, int status, const char *code, const char *field, const char *fmt,
-                     ...)
+void *ing_req_job(ing_req *r, size_t size, void (*job_free)(void *))
 {
-    va_list ap;
-    va_start(ap, fmt);
-    json_t *body = ons_httpd_error_body(code, field, fmt, ap);
-    va_end(ap);
-    ing_reply_json(r, status, body);
+    void *j = calloc(1, size);
+    if (!j) {
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
+        return NULL;
+    }
+    r->job = j;
+    r->job_free = job_free ? job_free : free;
+    return j;
 }
 
 int ing_json_only(ing_req *r, json_t *o, const char *const *allowed)
@@ -35,7 +38,7 @@ int ing_json_only(ing_req *r, json_t *o, const char *const *allowed)
             for (char *c = name; *c; c++)
                 if ((unsigned char)*c < 0x20 || *c == '"')
                     *c = '?';
-            ing_reply_error(r, 400, "unknown_field", name, "Unknown field '%s'.", name);
+            ing_failf(r, NULL, ING_E_UNKNOWN_FIELD, name, "Unknown field '%s'.", name);
             return -1;
         }
     }
@@ -44,7 +47,7 @@ int ing_json_only(ing_req *r, json_t *o, const char *const *allowed)
 
 static int missing(ing_req *r, const char *key)
 {
-    ing_reply_error(r, 400, "missing_field", key, "Field '%s' is required.", key);
+    ing_failf(r, NULL, ING_E_MISSING_FIELD, key, "Field '%s' is required.", key);
     return -1;
 }
 
@@ -55,9 +58,9 @@ int ing_json_int(ing_req *r, json_t *o, const char *key, int required, int64_t m
     if (!v)
         return required ? missing(r, key) : 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be an integer from %lld to %lld.", key, (long long)min,
-                        (long long)max);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be an integer from %lld to %lld.", key, (long long)min,
+                  (long long)max);
         return -1;
     }
     *out = json_integer_value(v);
@@ -71,8 +74,8 @@ int ing_json_num(ing_req *r, json_t *o, const char *key, double min, double max,
     if (!v)
         return 0;
     if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > max) {
-        ing_reply_error(r, 400, "invalid_field", key, "Field '%s' must be a number from %g to %g.",
-                        key, min, max);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key, "Field '%s' must be a number from %g to %g.",
+                  key, min, max);
         return -1;
     }
     *out = json_number_value(v);
@@ -95,10 +98,10 @@ int ing_json_str(ing_req *r, json_t *o, const char *key, int required, size_t mi
                 ok = 0;
     }
     if (!ok) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be a string of %zu to %zu characters without control "
-                        "characters.",
-                        key, minlen, maxlen);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be a string of %zu to %zu characters without control "
+                  "characters.",
+                  key, minlen, maxlen);
         return -1;
     }
     *out = json_string_value(v);
@@ -111,7 +114,7 @@ int ing_json_bool(ing_req *r, json_t *o, const char *key, int *out)
     if (!v)
         return 0;
     if (!json_is_boolean(v)) {
-        ing_reply_error(r, 400, "invalid_field", key, "Field '%s' must be true or false.", key);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key, "Field '%s' must be true or false.", key);
         return -1;
     }
     *out = json_is_true(v);
@@ -124,8 +127,8 @@ int ing_json_time(ing_req *r, json_t *o, const char *key, int required, int64_t 
     if (!v)
         return required ? missing(r, key) : 0;
     if (!json_is_string(v) || ing_parse_rfc3339(json_string_value(v), out_ms)) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be an RFC 3339 time such as 2026-12-01T20:00:00Z.", key);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be an RFC 3339 time such as 2026-12-01T20:00:00Z.", key);
         return -1;
     }
     return 0;
@@ -140,8 +143,8 @@ int ing_json_objects(ing_req *r, json_t *o, const char *key, size_t max, json_t 
     for (size_t i = 0; ok && i < json_array_size(v); i++)
         ok = json_is_object(json_array_get(v, i));
     if (!ok) {
-        ing_reply_error(r, 400, "invalid_field", key,
-                        "Field '%s' must be an array of 1 to %zu objects.", key, max);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
+                  "Field '%s' must be an array of 1 to %zu objects.", key, max);
         return -1;
     }
     *out = v;
@@ -160,8 +163,8 @@ int ing_path_id(ing_req *r, const char *s, int64_t *out)
             v = v * 10 + (s[i] - '0');
     }
     if (!ok) {
-        ing_reply_error(r, 400, "invalid_id", NULL,
-                        "The id in the path must be a positive integer.");
+        ing_failf(r, NULL, ING_E_INVALID_ID, NULL,
+                  "The id in the path must be a positive integer.");
         return -1;
     }
     *out = v;
@@ -180,9 +183,40 @@ static int digits(const char *s, int n, int *out)
     return 0;
 }
 
+/* The tail of an RFC 3339 time after the seconds: an optional fraction
+ * (milliseconds kept) and the zone, "Z" or "+hh:mm" / "-hh:mm" (*off in
+ * minutes east). 0 or ONS_EINVAL. */
+static int fraction_and_zone(const char *p, int *ms, int *off)
+{
+    *ms = 0;
+    *off = 0;
+    if (*p == '.') {
+        p++;
+        int nd = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (nd < 3)
+                *ms = *ms * 10 + (*p - '0');
+            nd++;
+            p++;
+        }
+        if (nd == 0)
+            return ONS_EINVAL;
+        for (; nd < 3; nd++)
+            *ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z')
+        return p[1] ? ONS_EINVAL : 0;
+    int oh, om;
+    if ((*p != '+' && *p != '-') || strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) ||
+        digits(p + 4, 2, &om) || oh > 23 || om > 59)
+        return ONS_EINVAL;
+    *off = (oh * 60 + om) * (*p == '+' ? 1 : -1);
+    return 0;
+}
+
 int ing_parse_rfc3339(const char *s, int64_t *out_ms)
 {
-    int Y, M, D, h, m, sec;
+    int Y, M, D, h, m, sec, ms, off;
     size_t n = strlen(s);
     if (n < 20 || n > 40 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
         s[13] != ':' || s[16] != ':')
@@ -192,36 +226,7 @@ int ing_parse_rfc3339(const char *s, int64_t *out_ms)
         return ONS_EINVAL;
     if (Y < 1970 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
         return ONS_EINVAL;
-    const char *p = s + 19;
-    int ms = 0;
-    if (*p == '.') {
-        p++;
-        int nd = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (nd < 3)
-                ms = ms * 10 + (*p - '0');
-            nd++;
-            p++;
-        }
-        if (nd == 0)
-            return ONS_EINVAL;
-        for (; nd < 3; nd++)
-            ms *= 10;
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) ||
-            oh > 23 || om > 59)
-            return ONS_EINVAL;
-        off = (oh * 60 + om) * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return ONS_EINVAL;
-    }
-    if (*p)
+    if (fraction_and_zone(s + 19, &ms, &off))
         return ONS_EINVAL;
     struct tm tm = {0};
     tm.tm_year = Y - 1900;

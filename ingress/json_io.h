@@ -3,9 +3,11 @@
  *
  * Errors have one shape everywhere (docs/api.md):
  *   {"error":{"code":"snake_case","message":"human sentence","field":"x"}}
- * Every validator below either succeeds (returns 0) or replies 400 itself,
- * naming the field, and returns -1: the request is then freed, and the
- * caller must return without touching it (or the body) again.
+ * Every validator below either succeeds (returns 0) or FINISHES the request
+ * with a 400 naming the field (ing_fail, api_error.h) and returns -1: r is
+ * then freed, and the caller must return at once without touching r, its
+ * body or any pointer into the body. They run before an Idempotency-Key is
+ * claimed (r holds none).
  */
 #ifndef ONSALE_INGRESS_JSON_IO_H
 #define ONSALE_INGRESS_JSON_IO_H
@@ -14,11 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingress/api_error.h"
 #include "ingress/server.h"
 
-/* Replies status with the error shape. field may be NULL. Frees r. */
-void ing_reply_error(ing_req *r, int status, const char *code, const char *field, const char *fmt,
-                     ...) __attribute__((format(printf, 5, 6)));
+/* Gives r a zeroed job of size bytes, freed with the request by job_free
+ * (NULL: free). Returns the job, or NULL when out of memory: r was then
+ * FINISHED with 503 overloaded and must not be touched. */
+void *ing_req_job(ing_req *r, size_t size, void (*job_free)(void *));
 
 /* 400 unknown_field unless every key of o is in allowed (NULL-terminated). */
 int ing_json_only(ing_req *r, json_t *o, const char *const *allowed);

@@ -155,8 +155,7 @@ static void on_delivered(void *arg, int err, int32_t partition, int64_t offset)
                        : ing_pool_submit(r->app->pool, run_done, pd, 1);
     if (rc != 0) {
         free(pd);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The server is shutting down.");
+        ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "The server is shutting down.");
     }
 }
 

@@ -1,11 +1,12 @@
-/* prometheus.c - query_range over nng's HTTP client; see prometheus.h. */
+/* prometheus.c - query_range over the one HTTP client (common/httpc.h); see
+ * prometheus.h. */
 #include "ingress/prometheus.h"
 #include "common/err.h"
 #include "common/log.h"
 
+#include "common/httpc.h"
+
 #include <math.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,51 +34,31 @@ static int url_encode(const char *s, char *out, size_t cap)
     return 0;
 }
 
-/* One GET: 0 with the 200 body in *body (malloc'd, NUL-ended), or an ONS_E code. */
-static int http_get(const char *url_text, int timeout_ms, char **body)
+/* Query answers are small (about 120 samples): anything larger is refused. */
+#define PROM_MAX_ANSWER (1024 * 1024)
+
+/* One GET of path on base_url: 0 with the 200 body in *body (the caller
+ * frees it), or an ONS_E code (logged). */
+static int http_get(const char *base_url, const char *path, int timeout_ms, char **body)
 {
-    nng_url *url = NULL;
-    nng_http_client *cli = NULL;
-    nng_http_req *req = NULL;
-    nng_http_res *res = NULL;
-    nng_aio *aio = NULL;
-    int rc = ONS_EINVAL;
+    ons_httpc_url u;
+    ons_httpc_resp resp;
     *body = NULL;
-    if (nng_url_parse(&url, url_text) != 0)
-        goto out;
-    rc = ONS_ENOMEM;
-    if (nng_http_client_alloc(&cli, url) || nng_http_req_alloc(&req, url) ||
-        nng_http_res_alloc(&res) || nng_aio_alloc(&aio, NULL, NULL))
-        goto out;
-    nng_aio_set_timeout(aio, timeout_ms);
-    nng_http_client_transact(cli, req, res, aio);
-    nng_aio_wait(aio);
-    int err = nng_aio_result(aio);
-    if (err) {
-        rc = err == NNG_ETIMEDOUT ? ONS_ETIMEDOUT : ONS_EIO;
-        ons_log_warn("prometheus %s: %s", url_text, nng_strerror(err));
-        goto out;
+    if (ons_httpc_url_parse(base_url, &u))
+        return ONS_EINVAL;
+    ons_httpc_req req = {.method = "GET", .path = path};
+    int rc = ons_httpc_call(&u, &req, timeout_ms, PROM_MAX_ANSWER, &resp);
+    if (rc) {
+        ons_log_warn("prometheus %s: %s", base_url, ons_strerror(rc));
+        return rc;
     }
-    if (nng_http_res_get_status(res) != 200) {
-        rc = ONS_EIO;
-        ons_log_warn("prometheus %s: HTTP %d", url_text, (int)nng_http_res_get_status(res));
-        goto out;
+    if (resp.status != 200) {
+        ons_log_warn("prometheus %s: HTTP %d", base_url, resp.status);
+        free((void *)resp.body);
+        return ONS_EIO;
     }
-    void *data;
-    size_t len;
-    nng_http_res_get_data(res, &data, &len);
-    if (!(*body = malloc(len + 1)))
-        goto out;
-    memcpy(*body, data, len);
-    (*body)[len] = '\0';
-    rc = 0;
-out:
-    nng_aio_free(aio);
-    nng_http_res_free(res);
-    nng_http_req_free(req);
-    nng_http_client_free(cli);
-    nng_url_free(url);
-    return rc;
+    *body = (char *)resp.body;
+    return 0;
 }
 
 /* [[t, "v"], ...] of Prometheus -> [[t, v], ...] with numbers (null: NaN, Inf). */
@@ -100,14 +81,14 @@ static json_t *samples(json_t *values)
 int ing_prom_range(const char *base_url, const char *expr, int64_t start_s, int64_t end_s,
                    int step_s, int timeout_ms, json_t **out)
 {
-    char q[1024], url[2048];
+    char q[1024], path[1200];
     *out = NULL;
     if (!base_url || !*base_url || step_s < 1 || end_s < start_s || url_encode(expr, q, sizeof q) ||
-        snprintf(url, sizeof url, "%s/api/v1/query_range?query=%s&start=%lld&end=%lld&step=%d",
-                 base_url, q, (long long)start_s, (long long)end_s, step_s) >= (int)sizeof url)
+        snprintf(path, sizeof path, "/api/v1/query_range?query=%s&start=%lld&end=%lld&step=%d", q,
+                 (long long)start_s, (long long)end_s, step_s) >= (int)sizeof path)
         return ONS_EINVAL;
     char *body;
-    int rc = http_get(url, timeout_ms, &body);
+    int rc = http_get(base_url, path, timeout_ms, &body);
     if (rc)
         return rc;
     json_t *doc = json_loads(body, 0, NULL);

@@ -2,8 +2,8 @@
  * prometheus.h - reading history back from Prometheus (the ops dashboard's
  * history panel, GET /v1/admin/history; docs/scaling.md "Monitoring").
  *
- * One blocking HTTP GET of /api/v1/query_range per call, over nng's HTTP
- * client: call it from a job thread only. The expression must yield at
+ * One blocking HTTP GET of /api/v1/query_range per call, over the one HTTP
+ * client (common/httpc.h): call it from a job thread only. The expression must yield at
  * most one series (aggregate it: sum(), max()); its samples come back as a
  * JSON array of [unix_seconds, value] pairs, value a number (NaN and
  * infinities as null).

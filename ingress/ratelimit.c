@@ -241,7 +241,7 @@ int ing_ratelimit_admit(ing_req *r)
     memory_check(rl, b, n, &o);
     if (!note(r, b, n, &o))
         return 0;
-    ing_reply_error(r, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+    ing_failf(r, NULL, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
     return -1;
 }
 
@@ -281,7 +281,7 @@ static void shared_job(ing_worker *w, void *arg)
         ons_logk(ONS_LOG_DEBUG, "request_id", r->rid, "rate limit not checked: %s",
                  ons_strerror(rc));
     if (rc == 0 && n > 0 && ing_ratelimit_note(r, keys, &o)) {
-        ing_reply_error(r, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+        ing_failf(r, w, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
         return;
     }
     next(w, r);

@@ -9,6 +9,7 @@
 #ifndef ONSALE_INGRESS_ROUTES_H
 #define ONSALE_INGRESS_ROUTES_H
 
+#include "ingress/event_store.h"
 #include "ingress/server.h"
 
 void ing_route_join(ing_req *r);
@@ -31,6 +32,19 @@ void ing_route_venue_create(ing_req *r);
 void ing_route_event_create(ing_req *r);
 void ing_route_event_get(ing_req *r);
 void ing_route_event_update(ing_req *r);
+/* routes_events.c: reads the event's owner row (event_store.h; lock: FOR
+ * UPDATE inside the caller's transaction) and checks the caller may change
+ * the event (its seller, or an admin). Returns 0 with *out filled, or -1
+ * when r was FINISHED (ing_fail: 503 unavailable, 404 event_not_found, 403
+ * forbidden) and must not be touched again. */
+int ing_event_owned(ing_req *r, ing_worker *w, int64_t event_id, long long end_grace_s, int lock,
+                    ing_event_owner *out);
+/* routes_events.c: the delivery report of a change sent through the event's
+ * partition (status, admission). 0 with url = "/v1/events/<id>" (the
+ * cached event is forgotten: GET shows the change once it is applied), or
+ * -1 when the record was not taken: r was FINISHED with 503
+ * queue_unavailable. */
+int ing_event_change_delivered(ing_req *r, ing_worker *w, int64_t event_id, char url[48]);
 /* routes_admission.c: live admission caps (docs/fairness.md) */
 void ing_route_event_admission(ing_req *r);
 /* An optional admission cap in body: absent or null = 0, else 1 to

@@ -31,7 +31,7 @@
 
 #define PASSWORD_MIN     8
 #define PASSWORD_MAX     256
-#define DISPLAY_NAME_MAX 100 /* characters (code points) */
+#define DISPLAY_NAME_MAX 100                 /* characters (code points) */
 #define ADDR_MAX         ING_CLIENT_ADDR_MAX /* an IPv6 address in text */
 
 /* Roles in the order a login picks the default from: the highest first. */
@@ -60,15 +60,9 @@ static void job_free(void *p)
 
 static acct_job *job_new(ing_req *r)
 {
-    acct_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-        return NULL;
-    }
-    j->acc = r->app->accounts;
-    r->job = j;
-    r->job_free = job_free;
+    acct_job *j = ing_req_job(r, sizeof *j, job_free);
+    if (j)
+        j->acc = r->app->accounts;
     return j;
 }
 
@@ -77,9 +71,8 @@ static int take_hash_slot(ing_req *r, acct_job *j)
 {
     if (!ing_accounts_hash_acquire(j->acc)) {
         ing_accounts_count(j->acc->hash_busy);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL,
-                        "Too many logins and sign-ups at once; retry shortly.");
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL,
+                  "Too many logins and sign-ups at once; retry shortly.");
         return -1;
     }
     j->holds_slot = 1;
@@ -88,8 +81,7 @@ static int take_hash_slot(ing_req *r, acct_job *j)
 
 static void db_unavailable(ing_req *r)
 {
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "unavailable", NULL, "Accounts are unavailable; retry shortly.");
+    ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "Accounts are unavailable; retry shortly.");
 }
 
 /* ---- validation ------------------------------------------------------------------ */
@@ -139,8 +131,8 @@ static int read_email(ing_req *r, acct_job *j)
     if (ing_json_str(r, r->body, "email", 1, 3, ING_EMAIL_MAX, &j->email))
         return -1;
     if (!email_ok(j->email)) {
-        ing_reply_error(r, 400, "invalid_field", "email",
-                        "Field 'email' must be an address like name@example.com (ASCII).");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "email",
+                  "Field 'email' must be an address like name@example.com (ASCII).");
         return -1;
     }
     int n = snprintf(j->email_key, sizeof j->email_key, "acct:%s", j->email);
@@ -172,9 +164,9 @@ static int read_display_name(ing_req *r, acct_job *j)
             visible = 1;
     }
     if (chars > DISPLAY_NAME_MAX || !visible) {
-        ing_reply_error(r, 400, "invalid_field", "display_name",
-                        "Field 'display_name' must be 1 to %d characters, not only spaces.",
-                        DISPLAY_NAME_MAX);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "display_name",
+                  "Field 'display_name' must be 1 to %d characters, not only spaces.",
+                  DISPLAY_NAME_MAX);
         return -1;
     }
     return 0;
@@ -231,7 +223,7 @@ static void reply_tokens(ing_req *r, int status, int64_t user_id, enum ons_role 
     if (ons_auth_mint(o->auth_secret, user_id, role, (int64_t)time(NULL), o->accounts_access_ttl_s,
                       &access)) {
         json_decref(user);
-        ing_reply_error(r, 500, "internal", NULL, "The access token could not be made.");
+        ing_failf(r, NULL, ING_E_INTERNAL, NULL, "The access token could not be made.");
         return;
     }
     json_t *body =
@@ -242,8 +234,7 @@ static void reply_tokens(ing_req *r, int status, int64_t user_id, enum ons_role 
     free(access);
     if (!body) {
         json_decref(user);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     if (user)
@@ -260,14 +251,13 @@ static void user_create_job(ing_worker *w, void *arg)
     char hash[ONS_PASSWORD_HASH_MAX];
     if (ons_password_hash(j->password, j->password_len, j->acc->hash_ops, j->acc->hash_mem_kib,
                           hash)) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, w, ING_E_OVERLOADED, NULL);
         return;
     }
     ing_account u;
     int rc = ing_acct_create(w, j->email, hash, j->display_name, &u);
     if (rc == ONS_EEXIST)
-        ing_reply_error(r, 409, "email_taken", "email", "An account with this email exists.");
+        ing_fail(r, w, ING_E_EMAIL_TAKEN, "email");
     else if (rc)
         db_unavailable(r);
     else
@@ -299,8 +289,8 @@ static void login_job(ing_worker *w, void *arg)
     if (rc == ONS_EFULL) {
         ing_accounts_count(j->acc->logins_throttled);
         r->retry_after = retry;
-        ing_reply_error(r, 429, "too_many_attempts", NULL,
-                        "Too many failed logins; retry in %d seconds.", retry);
+        ing_failf(r, w, ING_E_TOO_MANY_ATTEMPTS, NULL,
+                  "Too many failed logins; retry in %d seconds.", retry);
         return;
     }
     ing_account u;
@@ -316,12 +306,12 @@ static void login_job(ing_worker *w, void *arg)
         if (ing_throttle_fail(w, keys, 2, o->accounts_login_window_s))
             ons_log_warn("login: cannot count a failure for %s", j->email_key);
         ing_accounts_count(j->acc->logins_failed);
-        ing_reply_error(r, 401, "invalid_credentials", NULL, "The email or password is wrong.");
+        ing_fail(r, w, ING_E_INVALID_CREDENTIALS, NULL);
         return;
     }
     if (j->role && !(u.roles & j->role)) {
-        ing_reply_error(r, 403, "role_not_granted", "role", "This account has no role '%s'.",
-                        ons_role_name((enum ons_role)j->role));
+        ing_failf(r, w, ING_E_ROLE_NOT_GRANTED, "role", "This account has no role '%s'.",
+                  ons_role_name((enum ons_role)j->role));
         return;
     }
     /* The limits rose (or fell) since this hash was made: store a new one
@@ -354,8 +344,8 @@ static int read_role(ing_req *r, acct_job *j, int required)
     if (!name)
         return 0;
     if (ons_role_parse(name, &role)) {
-        ing_reply_error(r, 400, "invalid_field", "role",
-                        "Field 'role' must be one of fan, seller, scanner, admin.");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "role",
+                  "Field 'role' must be one of fan, seller, scanner, admin.");
         return -1;
     }
     j->role = (int)role;
@@ -393,9 +383,9 @@ static void refresh_job(ing_worker *w, void *arg)
     if (rc == ONS_ECONFLICT)
         ing_accounts_count(j->acc->refresh_reuse);
     if (rc == ONS_EAUTH || rc == ONS_ECONFLICT)
-        ing_reply_error(r, 401, "invalid_refresh_token", NULL,
-                        "The refresh token is not valid (expired, revoked or already used); "
-                        "log in again.");
+        ing_failf(r, w, ING_E_INVALID_REFRESH_TOKEN, NULL,
+                  "The refresh token is not valid (expired, revoked or already used); "
+                  "log in again.");
     else if (rc)
         db_unavailable(r);
     else
@@ -417,7 +407,7 @@ static void logout_job(ing_worker *w, void *arg)
     acct_job *j = r->job;
     int rc = ing_session_revoke(w, j->token);
     if (rc == ONS_EAUTH)
-        ing_reply_error(r, 401, "invalid_refresh_token", NULL, "The refresh token is not valid.");
+        ing_fail(r, w, ING_E_INVALID_REFRESH_TOKEN, NULL);
     else if (rc)
         db_unavailable(r);
     else
@@ -440,9 +430,9 @@ static void me_job(ing_worker *w, void *arg)
     ing_account u;
     int rc = ing_acct_by_id(w, r->who.user_id, &u);
     if (rc == ONS_ENOTFOUND) {
-        ing_reply_error(r, 404, "no_account", NULL,
-                        "User %" PRId64 " has no account (its token was minted by an operator).",
-                        r->who.user_id);
+        ing_failf(r, w, ING_E_NO_ACCOUNT, NULL,
+                  "User %" PRId64 " has no account (its token was minted by an operator).",
+                  r->who.user_id);
         return;
     }
     if (rc) {
@@ -468,7 +458,7 @@ static void grant_job(ing_worker *w, void *arg)
     ing_account u;
     int rc = ing_acct_grant(w, j->user_id, ons_role_name((enum ons_role)j->role), &u);
     if (rc == ONS_ENOTFOUND)
-        ing_reply_error(r, 404, "not_found", NULL, "No such account.");
+        ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such account.");
     else if (rc)
         db_unavailable(r);
     else
@@ -483,8 +473,8 @@ void ing_route_user_roles_grant(ing_req *r)
         read_role(r, j, 1))
         return;
     if (j->role == ONS_ROLE_FAN) {
-        ing_reply_error(r, 400, "invalid_field", "role",
-                        "Every account is a fan; grant seller, scanner or admin.");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "role",
+                  "Every account is a fan; grant seller, scanner or admin.");
         return;
     }
     ing_req_submit(r, grant_job);

@@ -28,18 +28,11 @@ typedef struct admission_job {
 
 static void admission_delivered(ing_worker *w, void *arg)
 {
-    (void)w;
     ing_req *r = arg;
     admission_job *j = r->job;
-    if (r->produce_err) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue could not take the change; retry the request.");
-        return;
-    }
     char url[48];
-    snprintf(url, sizeof url, "/v1/events/%" PRId64, j->event_id);
-    ing_events_forget(r->app->events, j->event_id);
+    if (ing_event_change_delivered(r, w, j->event_id, url))
+        return;
     json_t *body =
         json_pack("{s:I, s:o, s:o, s:s}", "event_id", (json_int_t)j->event_id, "max_active_holds",
                   j->max_active_holds ? json_integer(j->max_active_holds) : json_null(),
@@ -55,33 +48,13 @@ static void admission_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     admission_job *j = r->job;
-    char ev[24];
-    snprintf(ev, sizeof ev, "%" PRId64, j->event_id);
-    const char *p[] = {ev};
-    PGresult *res =
-        ing_worker_query(w, "SELECT seller_id, status FROM events WHERE event_id = $1", 1, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+    ing_event_owner ev;
+    /* The stored status as is (-1): a show past its grace still takes caps. */
+    if (ing_event_owned(r, w, j->event_id, -1, 0, &ev))
         return;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
-        return;
-    }
-    int64_t seller = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    char status[16];
-    snprintf(status, sizeof status, "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
-    if (r->who.role != ONS_ROLE_ADMIN && seller != r->who.user_id) {
-        ing_reply_error(r, 403, "forbidden", NULL, "This event belongs to another seller.");
-        return;
-    }
-    if (q_event_status_closed(q_event_status_parse(status))) {
-        ing_reply_error(r, 409, "invalid_transition", NULL,
-                        "This event is %s; its admission can no longer change.", status);
+    if (q_event_status_closed(q_event_status_parse(ev.status))) {
+        ing_failf(r, w, ING_E_INVALID_TRANSITION, NULL,
+                  "This event is %s; its admission can no longer change.", ev.status);
         return;
     }
     q_msg m;
@@ -92,9 +65,8 @@ static void admission_job_run(ing_worker *w, void *arg)
     m.max_active_holds = j->max_active_holds;
     m.admissions_per_minute = j->admissions_per_minute;
     if (ing_produce(r, &m, admission_delivered)) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue cannot take the change right now; nothing was queued.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take the change right now; nothing was queued.");
     }
 }
 
@@ -114,16 +86,9 @@ void ing_route_event_admission(ing_req *r)
     static const char *const allowed[] = {"max_active_holds", "admissions_per_minute", NULL};
     int64_t id;
     admission_job *j = NULL;
-    if (ing_path_id(r, r->params[0], &id) || ing_json_only(r, r->body, allowed))
+    if (ing_path_id(r, r->params[0], &id) || ing_json_only(r, r->body, allowed) ||
+        !(j = ing_req_job(r, sizeof *j, NULL)))
         return;
-    j = calloc(1, sizeof *j);
-    if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-        return;
-    }
-    r->job = j;
-    r->job_free = free;
     j->event_id = id;
     if (ing_json_cap(r, r->body, "max_active_holds", &j->max_active_holds) ||
         ing_json_cap(r, r->body, "admissions_per_minute", &j->admissions_per_minute))

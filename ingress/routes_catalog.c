@@ -7,7 +7,7 @@
  * The query string is parsed and validated on the nng thread
  * (catalog_store.c: unknown parameter -> 400 unknown_field; bad value -> 400
  * invalid_field naming it; a cursor we did not issue for this sort -> 400
- * invalid_cursor). One SELECT then runs on a job thread: full-text first;
+ * invalid_cursor). cat_search() then runs on a job thread: full-text first;
  * when q's words match nothing on a first page, the names are searched
  * again by trigram similarity (typos) and the page says "match":"fuzzy" (its
  * cursor keeps later pages fuzzy).
@@ -151,125 +151,55 @@ static void catalog_job_free(void *p)
     free(j);
 }
 
-static PGresult *run(ing_worker *w, const cat_query *q, cat_match mode, int rank_window)
+/* The page as the API shows it. */
+static json_t *page_json(const cat_query *q, const cat_page *pg)
 {
-    cat_sql *s = malloc(sizeof *s);
-    if (!s || cat_build(q, mode, rank_window, s)) {
-        free(s);
-        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < pg->n; i++) {
+        const cat_row *e = &pg->rows[i];
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:s}", "event_id",
+                              (json_int_t)e->event_id, "name", e->name, "category", e->category,
+                              "starts_at", e->starts_at, "venue", "name", e->venue_name, "city",
+                              e->city, "price_range", "min_cents", (json_int_t)e->min_cents,
+                              "max_cents", (json_int_t)e->max_cents, "status", e->status);
+        if (o && e->has_distance)
+            json_object_set_new(o, "distance_km", json_real(e->distance_km));
+        json_array_append_new(arr, o);
     }
-    PGresult *res = ing_worker_query(w, s->sql, s->n, s->params);
-    free(s);
-    return res;
-}
-
-static int tuples_ok(PGresult *res)
-{
-    return res && PQresultStatus(res) == PGRES_TUPLES_OK;
-}
-
-/* The catalog's settings of a job thread's session, applied once per
- * connection: no JIT (a catalog query runs in about a millisecond; compiling
- * it would cost tens), and the trigram similarity pg_trgm's <% requires. */
-static _Thread_local PGconn *configured;
-static _Thread_local int configured_pid; /* a reconnect may reuse the address */
-
-static int configure_session(ing_worker *w, const ing_opts *o)
-{
-    PGconn *c = ing_worker_pg(w);
-    if (!c)
-        return -1;
-    if (c == configured && PQbackendPID(c) == configured_pid)
-        return 0;
-    char thr[16];
-    snprintf(thr, sizeof thr, "%.2f", (double)o->catalog_fuzzy_threshold_pct / 100.0);
-    const char *p[] = {thr};
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT set_config('jit', 'off', false), "
-                                     "set_config('pg_trgm.word_similarity_threshold', $1, false)",
-                                     1, p);
-    int ok = tuples_ok(res);
-    PQclear(res);
-    if (!ok)
-        return -1;
-    configured = c;
-    configured_pid = PQbackendPID(c);
-    return 0;
-}
-
-/* Sequential scans of events are off while a catalog statement is planned:
- * every shape has an index, and with a LIMIT the planner may otherwise pick
- * a scan that stops "early" (a relevance window over a frequent word, 1.7%
- * of a million rows, read 2,270 pages sequentially instead of 500 through
- * the GIN index). Not a session default: other routes share the connection. */
-static int seqscan(ing_worker *w, int on)
-{
-    const char *p[] = {on ? "on" : "off"};
-    PGresult *res = ing_worker_query(w, "SELECT set_config('enable_seqscan', $1, false)", 1, p);
-    int ok = tuples_ok(res);
-    PQclear(res);
-    return ok ? 0 : -1;
+    char cur[96];
+    if (pg->more && pg->n > 0) {
+        const cat_row *last = &pg->rows[pg->n - 1];
+        cat_cursor_encode(q->sort, pg->mode, last->cursor_key, last->event_id, cur);
+    }
+    json_t *body = json_pack("{s:o, s:o}", "events", arr, "next_cursor",
+                             ing_keyset_next(pg->more && pg->n > 0 ? cur : NULL));
+    if (body && q->q)
+        json_object_set_new(body, "match",
+                            json_string(pg->mode == CAT_MATCH_FUZZY ? "fuzzy" : "text"));
+    return body;
 }
 
 static void catalog_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     catalog_job *j = r->job;
-    cat_query *q = &j->q;
-    int window = (int)r->app->o.catalog_rank_window;
-    cat_match mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
-    PGresult *res = NULL;
-    if (configure_session(w, &r->app->o) == 0 && seqscan(w, 0) == 0) {
-        res = run(w, q, mode, window);
-        /* Nothing matched q's words on a first page: try the names by
-         * trigram similarity. */
-        if (mode == CAT_MATCH_TEXT && !q->has_cursor && tuples_ok(res) && PQntuples(res) == 0) {
-            PQclear(res);
-            mode = CAT_MATCH_FUZZY;
-            res = run(w, q, mode, window);
-        }
-        seqscan(w, 1); /* the connection serves other routes too */
-    }
-    if (!tuples_ok(res)) {
-        if (res)
-            ons_logk(ONS_LOG_WARN, "request_id", r->rid, "catalog: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The catalog is unavailable; retry shortly.");
+    cat_page pg;
+    int rc = cat_search(w, &j->q, (int)r->app->o.catalog_rank_window,
+                        r->app->o.catalog_fuzzy_threshold_pct, r->rid, &pg);
+    if (rc == ONS_ENOMEM) {
+        ing_fail(r, w, ING_E_OVERLOADED, NULL);
         return;
     }
-    int more, n = ing_keyset_rows(PQntuples(res), q->limit, &more);
-    json_t *arr = json_array();
-    for (int i = 0; arr && i < n; i++) {
-        json_t *e = json_pack(
-            "{s:I, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:s}", "event_id",
-            (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "name", PQgetvalue(res, i, 1),
-            "category", PQgetvalue(res, i, 2), "starts_at", PQgetvalue(res, i, 3), "venue", "name",
-            PQgetvalue(res, i, 4), "city", PQgetvalue(res, i, 5), "price_range", "min_cents",
-            (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "max_cents",
-            (json_int_t)strtoll(PQgetvalue(res, i, 7), NULL, 10), "status", PQgetvalue(res, i, 8));
-        if (e && !PQgetisnull(res, i, 11))
-            json_object_set_new(
-                e, "distance_km",
-                json_real((double)(long)(atof(PQgetvalue(res, i, 11)) * 100 + 0.5) / 100.0));
-        json_array_append_new(arr, e);
+    if (rc) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "The catalog is unavailable; retry shortly.");
+        return;
     }
-    char cur[96];
-    if (more) {
-        int key_col = q->sort == CAT_SORT_RELEVANCE ? 10 : q->sort == CAT_SORT_PRICE ? 6 : 9;
-        cat_cursor_encode(q->sort, mode, PQgetvalue(res, n - 1, key_col),
-                          strtoll(PQgetvalue(res, n - 1, 0), NULL, 10), cur);
-    }
-    PQclear(res);
-    json_t *body =
-        json_pack("{s:o, s:o}", "events", arr, "next_cursor", ing_keyset_next(more ? cur : NULL));
-    if (body && q->q)
-        json_object_set_new(body, "match", json_string(mode == CAT_MATCH_FUZZY ? "fuzzy" : "text"));
+    json_t *body = page_json(&j->q, &pg);
+    cat_page_clear(&pg);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, w, ING_E_OVERLOADED, NULL);
         return;
     }
     char etag[24];
@@ -298,22 +228,17 @@ void ing_route_events_list(ing_req *r)
         return;
     cat_limits lim = {(int)o->catalog_default_limit, (int)o->catalog_max_limit,
                       (int)o->catalog_max_terms, (double)o->catalog_max_km};
-    catalog_job *j = calloc(1, sizeof *j);
+    catalog_job *j = ing_req_job(r, sizeof *j, catalog_job_free);
     cat_error err;
-    if (!j || !(j->key = strdup(qs))) {
-        free(j);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+    if (!j)
+        return;
+    if (!(j->key = strdup(qs))) {
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     if (cat_parse(qs, &lim, &j->q, &err)) {
-        if (err.status == 503)
-            r->retry_after = 1;
-        ing_reply_error(r, err.status, err.code, err.field, "%s", err.message);
-        catalog_job_free(j);
+        ing_failf(r, NULL, err.id, err.field, "%s", err.message);
         return;
     }
-    r->job = j;
-    r->job_free = catalog_job_free;
     ing_req_submit(r, catalog_job_run);
 }

@@ -10,6 +10,7 @@
  * onsale_at the seed and the entries are withheld.
  */
 #include "common/err.h"
+#include "ingress/event_store.h"
 #include "ingress/json_io.h"
 #include "ingress/routes.h"
 #include "queue/draw.h"
@@ -30,25 +31,22 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const draw_entry *)a)->key, ((const draw_entry *)b)->key);
 }
 
-/* The entries in draw order as a JSON array (NULL: out of memory or a bad
- * row). Takes the rows of (intent_seq, user_id). */
-static json_t *entries_json(ing_app *app, const uint8_t *seed, PGresult *rows)
+/* The entrants in draw order as a JSON array of intent ids (NULL: out of
+ * memory or an id that cannot be made). */
+static json_t *entries_json(ing_app *app, const uint8_t *seed, const ing_draw_entrant *in, size_t n)
 {
-    int n = PQntuples(rows);
-    draw_entry *e = n ? malloc((size_t)n * sizeof *e) : NULL;
+    draw_entry *e = n ? malloc(n * sizeof *e) : NULL;
     json_t *a = json_array();
     if ((n && !e) || !a)
         goto fail;
-    for (int i = 0; i < n; i++) {
-        int64_t seq = strtoll(PQgetvalue(rows, i, 0), NULL, 10);
-        int64_t user = strtoll(PQgetvalue(rows, i, 1), NULL, 10);
-        if (q_id_encode(app->o.ids_secret, Q_ID_INTENT, seq, user, e[i].id) ||
+    for (size_t i = 0; i < n; i++) {
+        if (q_id_encode(app->o.ids_secret, Q_ID_INTENT, in[i].intent_seq, in[i].user_id, e[i].id) ||
             q_draw_key(seed, e[i].id, e[i].key))
             goto fail;
     }
     if (n)
-        qsort(e, (size_t)n, sizeof *e, entry_cmp);
-    for (int i = 0; i < n; i++)
+        qsort(e, n, sizeof *e, entry_cmp);
+    for (size_t i = 0; i < n; i++)
         if (json_array_append_new(a, json_string(e[i].id)))
             goto fail;
     free(e);
@@ -59,61 +57,42 @@ fail:
     return NULL;
 }
 
+/* The entries of an open draw with a seed; NULL when unavailable. */
+static json_t *draw_entries(ing_req *r, ing_worker *w, int64_t event_id, const uint8_t *seed)
+{
+    ing_draw_entrant *in = NULL;
+    size_t n = 0;
+    if (ing_event_draw_entrants(w, event_id, &in, &n))
+        return NULL;
+    json_t *a = entries_json(r->app, seed, in, n);
+    free(in);
+    return a;
+}
+
 static void draw_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     int64_t event_id = *(int64_t *)r->job;
-    char ev[24];
-    snprintf(ev, sizeof ev, "%" PRId64, event_id);
-    const char *p[] = {ev};
-    PGresult *rows = NULL;
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
-        "now() >= onsale_at, prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
-        1, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        goto unavailable;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        ing_reply_error(r, 404, "event_not_found", NULL, "No such event.");
+    ing_event_draw d;
+    int rc = ing_event_draw_get(w, event_id, &d);
+    if (rc == ONS_ENOTFOUND) {
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
         return;
     }
-    const char *commitment = PQgetvalue(res, 0, 0);
-    int open = PQgetvalue(res, 0, 2)[0] == 't', prequeue = PQgetvalue(res, 0, 3)[0] == 't';
     uint8_t seed[Q_DRAW_SEED_LEN];
-    int have_seed = q_draw_seed_parse(PQgetvalue(res, 0, 1), seed) == 0;
-    json_t *entries = json_array();
-    if (open && have_seed && prequeue) {
-        rows = ing_worker_query(w,
-                                "SELECT i.intent_seq, i.user_id FROM intents i "
-                                "JOIN events e USING (event_id) WHERE i.event_id = $1 "
-                                "AND i.accepted_at >= e.prequeue_opens_at "
-                                "AND i.accepted_at < e.onsale_at "
-                                "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
-                                1, p);
-        if (!rows || PQresultStatus(rows) != PGRES_TUPLES_OK) {
-            json_decref(entries);
-            goto unavailable;
-        }
-        json_decref(entries);
-        entries = entries_json(r->app, seed, rows);
-        if (!entries)
-            goto unavailable;
+    int have_seed = rc == 0 && q_draw_seed_parse(d.seed_hex, seed) == 0;
+    json_t *entries = rc                                  ? NULL
+                      : d.open && have_seed && d.prequeue ? draw_entries(r, w, event_id, seed)
+                                                          : json_array();
+    if (!entries) {
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
+        return;
     }
-    json_t *body = json_pack("{s:I, s:o, s:o, s:o}", "event_id", (json_int_t)event_id, "commitment",
-                             commitment[0] ? json_string(commitment) : json_null(), "seed",
-                             open && have_seed ? json_string(PQgetvalue(res, 0, 1)) : json_null(),
-                             "entries", entries ? entries : json_array());
-    PQclear(res);
-    PQclear(rows);
-    ing_reply_json(r, 200, body);
-    return;
-unavailable:
-    PQclear(res);
-    PQclear(rows);
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+    ing_reply_json(r, 200,
+                   json_pack("{s:I, s:o, s:o, s:o}", "event_id", (json_int_t)event_id, "commitment",
+                             d.commitment[0] ? json_string(d.commitment) : json_null(), "seed",
+                             d.open && have_seed ? json_string(d.seed_hex) : json_null(), "entries",
+                             entries));
 }
 
 void ing_route_event_draw(ing_req *r)
@@ -121,14 +100,9 @@ void ing_route_event_draw(ing_req *r)
     int64_t id;
     if (ing_path_id(r, r->params[0], &id))
         return;
-    int64_t *job = malloc(sizeof *job);
-    if (!job) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+    int64_t *job = ing_req_job(r, sizeof *job, NULL);
+    if (!job)
         return;
-    }
     *job = id;
-    r->job = job;
-    r->job_free = free;
     ing_req_submit(r, draw_job);
 }

@@ -6,6 +6,7 @@
  * past comes from what Prometheus scraped of every process.
  */
 #include "common/err.h"
+#include "ingress/api_error.h"
 #include "ingress/json_io.h"
 #include "ingress/prometheus.h"
 #include "ingress/routes.h"
@@ -46,7 +47,7 @@ static int parse_query(ing_req *r, const char *qs, int *minutes)
         const char *eq = memchr(qs, '=', len);
         size_t klen = eq ? (size_t)(eq - qs) : len;
         if (klen != 7 || strncmp(qs, "minutes", 7) != 0) {
-            ing_reply_error(r, 400, "unknown_field", NULL, "Only minutes may be given.");
+            ing_failf(r, NULL, ING_E_UNKNOWN_FIELD, NULL, "Only minutes may be given.");
             return -1;
         }
         char val[16] = "", *end;
@@ -55,9 +56,8 @@ static int parse_query(ing_req *r, const char *qs, int *minutes)
             memcpy(val, eq + 1, vlen);
         long v = strtol(val, &end, 10);
         if (seen++ || !vlen || vlen >= sizeof val || *end || v < 1 || v > HISTORY_MINUTES_MAX) {
-            ing_reply_error(r, 400, "invalid_field", "minutes",
-                            "minutes must be given once, an integer from 1 to %d.",
-                            HISTORY_MINUTES_MAX);
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "minutes",
+                      "minutes must be given once, an integer from 1 to %d.", HISTORY_MINUTES_MAX);
             return -1;
         }
         *minutes = (int)v;
@@ -68,7 +68,6 @@ static int parse_query(ing_req *r, const char *qs, int *minutes)
 
 static void history_job_run(ing_worker *w, void *arg)
 {
-    (void)w;
     ing_req *r = arg;
     const history_job *j = r->job;
     int64_t end = ing_now_ms() / 1000, start = end - (int64_t)j->minutes * 60;
@@ -82,9 +81,8 @@ static void history_job_run(ing_worker *w, void *arg)
                                 (int)r->app->o.ops_prometheus_timeout_ms, &values);
         if (rc) {
             json_decref(out);
-            r->retry_after = 1;
-            ing_reply_error(r, 503, "unavailable", NULL,
-                            "Prometheus did not answer (ops.prometheus_url); retry shortly.");
+            ing_failf(r, w, ING_E_UNAVAILABLE, NULL,
+                      "Prometheus did not answer (ops.prometheus_url); retry shortly.");
             return;
         }
         json_object_set_new(out, series[i].name, values);
@@ -103,14 +101,12 @@ void ing_route_admin_history(ing_req *r)
     if (parse_query(r, qs ? qs + 1 : "", &minutes))
         return;
     if (!r->app->o.ops_prometheus_url[0]) {
-        ing_reply_error(r, 404, "history_not_configured", NULL,
-                        "No Prometheus is configured for history (ops.prometheus_url).");
+        ing_fail(r, NULL, ING_E_HISTORY_NOT_CONFIGURED, NULL);
         return;
     }
     history_job *j = malloc(sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     j->minutes = minutes;

@@ -9,6 +9,7 @@
  */
 #include "ingress/routes.h"
 #include "common/err.h"
+#include "ingress/admin_store.h"
 #include "ingress/cursor_cache.h"
 #include "queue/msg.h"
 #include "ingress/event_cache.h"
@@ -20,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The queue view lists at most this many live events (newest first). */
+#define ADMIN_QUEUES_EVENTS 200
 
 void ing_route_healthz(ing_req *r)
 {
@@ -67,8 +71,7 @@ void ing_route_metrics(ing_req *r)
     }
     char *text = ons_metrics_render(app->metrics);
     if (!text) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory.");
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "Out of memory.");
         return;
     }
     ing_reply_text(r, 200, "text/plain; version=0.0.4", text, strlen(text));
@@ -78,13 +81,15 @@ void ing_route_metrics(ing_req *r)
 /* ---- GET /v1/admin/queues ---------------------------------------------------------------------
  */
 
+/* The partitions: this node's cursors and the monitor's watermarks, with
+ * the owners' rows when PostgreSQL answers (else owner null, no epoch). */
 static json_t *partitions_json(ing_req *r, ing_worker *w)
 {
     ing_app *app = r->app;
-    PGresult *res = ing_worker_query(
-        w, "SELECT partition, owner, epoch, next_offset FROM partition_owner ORDER BY partition", 0,
-        NULL);
-    int have = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    ing_partition_owner *own = NULL;
+    size_t nown = 0;
+    if (ing_partition_owners(w, &own, &nown))
+        nown = 0;
     json_t *arr = json_array();
     for (int p = 0; arr && p < app->partitions; p++) {
         int64_t served = ing_cursors_served(app->cursors, p);
@@ -97,18 +102,17 @@ static json_t *partitions_json(ing_req *r, ing_worker *w)
                                 ? json_integer(high > served ? high - served : 0)
                                 : json_null());
         json_object_set_new(o, "owner", json_null());
-        for (int i = 0; have && i < PQntuples(res); i++) {
-            if (atoi(PQgetvalue(res, i, 0)) != p)
+        for (size_t i = 0; i < nown; i++) {
+            if (own[i].partition != p)
                 continue;
-            if (!PQgetisnull(res, i, 1))
-                json_object_set_new(o, "owner", json_string(PQgetvalue(res, i, 1)));
-            json_object_set_new(o, "epoch", json_integer(strtoll(PQgetvalue(res, i, 2), NULL, 10)));
-            json_object_set_new(o, "committed_offset",
-                                json_integer(strtoll(PQgetvalue(res, i, 3), NULL, 10)));
+            if (own[i].has_owner)
+                json_object_set_new(o, "owner", json_string(own[i].owner));
+            json_object_set_new(o, "epoch", json_integer(own[i].epoch));
+            json_object_set_new(o, "committed_offset", json_integer(own[i].next_offset));
         }
         json_array_append_new(arr, o);
     }
-    PQclear(res);
+    free(own);
     return arr;
 }
 
@@ -141,78 +145,60 @@ static void count_queued(int64_t seq, int64_t event_id, void *arg)
     }
 }
 
+/* One event of the queue view; the worker's Redis counters are fresher
+ * than the last commit's rows. queued: intents this process accepted and
+ * the worker has not reached (behind several ingress nodes, sum theirs;
+ * the partitions' lag bounds the total). */
+static json_t *event_json(ing_worker *w, const ing_event_counts *e, int64_t queued)
+{
+    int64_t available = e->available, held = e->held, sold = e->sold, waiting = e->waiting;
+    q_event_state st;
+    if (q_status_event_get(w->st, e->event_id, &st) == 0) {
+        available = st.available >= 0 ? st.available : available;
+        held = st.held >= 0 ? st.held : held;
+        sold = st.sold >= 0 ? st.sold : sold;
+        waiting = st.waiting >= 0 ? st.waiting : waiting;
+    }
+    json_t *row =
+        json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event_id", (json_int_t)e->event_id,
+                  "status", e->status, "queued", (json_int_t)queued, "waiting", (json_int_t)waiting,
+                  "held", (json_int_t)held, "sold", (json_int_t)sold, "available",
+                  (json_int_t)available, "active_holds", (json_int_t)e->active_holds);
+    /* Admission control (docs/fairness.md): caps (0 = none). */
+    if (row) {
+        json_object_set_new(row, "max_active_holds",
+                            e->max_active_holds ? json_integer(e->max_active_holds) : json_null());
+        json_object_set_new(row, "admissions_per_minute",
+                            e->admissions_per_minute ? json_integer(e->admissions_per_minute)
+                                                     : json_null());
+    }
+    return row;
+}
+
 static void admin_queues_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
-    json_t *parts = partitions_json(r, w);
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT e.event_id, e.status, "
-        "  count(s.*) FILTER (WHERE s.status = 'available'), "
-        "  count(s.*) FILTER (WHERE s.status IN ('held', 'paying')), "
-        "  count(s.*) FILTER (WHERE s.status = 'sold'), "
-        "  (SELECT count(*) FROM intents i WHERE i.event_id = e.event_id AND i.state = 'waiting'), "
-        "  coalesce(e.max_active_holds, 0), coalesce(e.admissions_per_minute, 0), "
-        "  (SELECT count(*) FROM intents i WHERE i.event_id = e.event_id "
-        "   AND i.state IN ('reserved', 'paying')) "
-        "FROM events e LEFT JOIN seats s USING (event_id) "
-        "WHERE e.status IN ('scheduled', 'on_sale', 'paused', 'sold_out') "
-        "GROUP BY e.event_id, e.status ORDER BY e.event_id DESC LIMIT 200",
-        0, NULL);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        json_decref(parts);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "The database is unavailable; retry shortly.");
+    ing_event_counts *ev = NULL;
+    size_t n = 0;
+    if (ing_live_event_counts(w, ADMIN_QUEUES_EVENTS, &ev, &n)) {
+        ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
         return;
     }
-    int n = PQntuples(res);
-    int64_t *ids = calloc((size_t)n + 1, sizeof *ids);
-    int64_t *queued = calloc((size_t)n + 1, sizeof *queued);
+    json_t *parts = partitions_json(r, w);
+    int64_t *ids = calloc(n + 1, sizeof *ids);
+    int64_t *queued = calloc(n + 1, sizeof *queued);
     if (ids && queued) {
-        for (int i = 0; i < n; i++)
-            ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        queued_count q = {r->app->cursors, ids, queued, n};
+        for (size_t i = 0; i < n; i++)
+            ids[i] = ev[i].event_id;
+        queued_count q = {r->app->cursors, ids, queued, (int)n};
         ing_seqmap_scan(r->app->seqs, count_queued, &q);
     }
     json_t *events = json_array();
-    for (int i = 0; events && i < n; i++) {
-        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        int64_t available = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        int64_t held = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-        int64_t sold = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-        int64_t waiting = strtoll(PQgetvalue(res, i, 5), NULL, 10);
-        /* Admission control (docs/fairness.md): caps (0 = none), holds now. */
-        int64_t max_holds = strtoll(PQgetvalue(res, i, 6), NULL, 10);
-        int64_t apm = strtoll(PQgetvalue(res, i, 7), NULL, 10);
-        int64_t holds = strtoll(PQgetvalue(res, i, 8), NULL, 10);
-        /* The worker's Redis counters are fresher than the last commit's rows. */
-        q_event_state st;
-        if (q_status_event_get(w->st, id, &st) == 0) {
-            available = st.available >= 0 ? st.available : available;
-            held = st.held >= 0 ? st.held : held;
-            sold = st.sold >= 0 ? st.sold : sold;
-            waiting = st.waiting >= 0 ? st.waiting : waiting;
-        }
-        /* queued counts the intents this ingress process accepted and the
-         * worker has not reached; behind several ingress nodes, sum theirs
-         * (the partitions' lag bounds the total). */
-        json_t *row = json_pack(
-            "{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event_id", (json_int_t)id, "status",
-            PQgetvalue(res, i, 1), "queued", (json_int_t)(queued ? queued[i] : 0), "waiting",
-            (json_int_t)waiting, "held", (json_int_t)held, "sold", (json_int_t)sold, "available",
-            (json_int_t)available, "active_holds", (json_int_t)holds);
-        if (row) {
-            json_object_set_new(row, "max_active_holds",
-                                max_holds ? json_integer(max_holds) : json_null());
-            json_object_set_new(row, "admissions_per_minute",
-                                apm ? json_integer(apm) : json_null());
-        }
-        json_array_append_new(events, row);
-    }
+    for (size_t i = 0; events && i < n; i++)
+        json_array_append_new(events, event_json(w, &ev[i], queued ? queued[i] : 0));
     free(ids);
     free(queued);
-    PQclear(res);
+    free(ev);
     ing_reply_json(r, 200, json_pack("{s:o, s:o}", "partitions", parts, "events", events));
 }
 

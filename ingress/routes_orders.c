@@ -16,16 +16,16 @@
  * the same 202 (Idempotency-Key). A non-owner gets 404 and nothing is
  * produced; the owner re-checks every record anyway.
  *
- * Reads of ticket history go through ing_read_query (replica.h): the
- * replica (pg.read_dsn) while it is fresh enough, else the primary.
+ * The reads are order_store.h's; ticket history comes from the replica
+ * (pg.read_dsn) while it is fresh enough, else the primary (replica.h).
  */
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
 #include "ingress/keyset.h"
+#include "ingress/order_store.h"
 #include "ingress/produce.h"
-#include "ingress/replica.h"
 #include "ingress/routes.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
@@ -50,40 +50,13 @@ typedef struct co_job {
 
 static co_job *new_job(ing_req *r)
 {
-    co_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-        return NULL;
-    }
-    snprintf(j->id, sizeof j->id, "%s", r->nparams > 0 && r->params[0] ? r->params[0] : "");
-    r->job = j;
-    r->job_free = free;
+    co_job *j = ing_req_job(r, sizeof *j, NULL);
+    if (j)
+        snprintf(j->id, sizeof j->id, "%s", r->nparams > 0 && r->params[0] ? r->params[0] : "");
     return j;
 }
 
-static void fmt_i64(char out[24], int64_t v)
-{
-    snprintf(out, 24, "%" PRId64, v);
-}
-
 /* ---- checkout ------------------------------------------------------------------------- */
-
-/* ing_served_fn of the control lane: the owner's cursor in PostgreSQL
- * (the ingress cursor cache follows the intents lane only). */
-static int64_t control_lane_served(void *arg, int32_t partition)
-{
-    char part[24];
-    fmt_i64(part, partition);
-    const char *p[] = {part};
-    PGresult *res = ing_worker_query(
-        arg, "SELECT control_next_offset FROM partition_owner WHERE partition = $1", 1, p);
-    int64_t served = -1;
-    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        served = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return served;
-}
 
 static void checkout_delivered(ing_worker *w, void *arg)
 {
@@ -95,15 +68,14 @@ static void checkout_delivered(ing_worker *w, void *arg)
         return;
     }
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "queue_unavailable", NULL,
-                       "The queue could not take the checkout; nothing was queued.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the checkout; nothing was queued.");
         return;
     }
     int64_t seq = q_seq_make_lane(r->produced_partition, r->produced_offset, 1); /* control */
     char oid[Q_ID_LEN + 1], url[64];
     if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
-        ing_idem_error(r, w, 500, "internal", NULL, "Could not name the order.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the order.");
         return;
     }
     snprintf(url, sizeof url, "/v1/orders/%s", oid);
@@ -130,29 +102,18 @@ static void checkout_delivered(ing_worker *w, void *arg)
 static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
 {
     co_job *j = r->job;
-    char rid[24], uid[24], part[24];
-    fmt_i64(rid, j->msg.reservation_id);
-    fmt_i64(uid, j->msg.user_id);
-    fmt_i64(part, u->partition);
-    const char *p[] = {rid, uid, part};
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT order_id, state FROM orders WHERE reservation_id = $1 "
-                                     "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
-                                     "ORDER BY order_id DESC LIMIT 1",
-                                     3, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Orders are unavailable; retry shortly.");
+    int64_t seq;
+    char state[16];
+    int rc =
+        ing_order_of_checkout(w, j->msg.reservation_id, j->msg.user_id, u->partition, &seq, state);
+    if (rc && rc != ONS_ENOTFOUND) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Orders are unavailable; retry shortly.");
         return -1;
     }
-    if (PQntuples(res) == 1) {
-        int64_t seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        char state[16], oid[Q_ID_LEN + 1], url[64];
-        snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
-        PQclear(res);
+    if (rc == 0) {
+        char oid[Q_ID_LEN + 1], url[64];
         if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
-            ing_reply_error(r, 500, "internal", NULL, "Could not name the order.");
+            ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the order.");
             return -1;
         }
         snprintf(url, sizeof url, "/v1/orders/%s", oid);
@@ -163,10 +124,9 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
                                  "reservation_id", j->id, "status_url", url));
         return 0;
     }
-    PQclear(res);
     /* A checkout travels on the control lane: its owner's cursor there. */
-    if (!ing_produce_settled(r->app, Q_TOPIC_CONTROL, u->partition, u->at_ms, control_lane_served,
-                             w)) {
+    if (!ing_produce_settled(r->app, Q_TOPIC_CONTROL, u->partition, u->at_ms,
+                             ing_control_lane_served, w)) {
         ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
         return -1;
     }
@@ -177,49 +137,37 @@ static void checkout_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char scope[64], rid[24], uid[24];
+    char scope[64];
     snprintf(scope, sizeof scope, "checkout:%s", j->id);
     ing_idem_unknown u;
     int resumed = ing_idem_begin_resumable(r, w, scope, &u);
     if (resumed == 1 || (resumed == 2 && checkout_resume(r, w, &u) <= 0))
         return;
-    fmt_i64(rid, j->msg.reservation_id);
-    fmt_i64(uid, j->msg.user_id);
-    const char *p[] = {rid, uid};
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT event_id, state, expires_at > now() FROM reservations "
-                                     "WHERE reservation_id = $1 AND user_id = $2",
-                                     2, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "unavailable", NULL, "Reservations are unavailable; retry.");
+    ing_reservation res;
+    int rc = ing_reservation_get(w, j->msg.reservation_id, j->msg.user_id, &res);
+    if (rc == ONS_ENOTFOUND) {
+        ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
     }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        ing_idem_error(r, w, 404, "not_found", NULL, "No such reservation.");
+    if (rc) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Reservations are unavailable; retry.");
         return;
     }
-    j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    char state[16];
-    snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
-    int live = PQgetvalue(res, 0, 2)[0] == 't';
-    PQclear(res);
+    j->msg.event_id = res.event_id;
+    const char *state = res.state;
     int res_state = q_res_state_parse(state);
-    if (res_state != Q_RES_HELD || !live) {
-        ing_idem_error(r, w, 409,
-                       res_state == Q_RES_PAYING ? "checkout_in_progress" : "invalid_state", NULL,
-                       "The reservation is %s; only a held reservation can be paid.",
-                       res_state == Q_RES_HELD ? q_res_state_name(Q_RES_EXPIRED) : state);
+    if (res_state != Q_RES_HELD || !res.live) {
+        ing_failf(r, w,
+                  res_state == Q_RES_PAYING ? ING_E_CHECKOUT_IN_PROGRESS : ING_E_INVALID_STATE,
+                  NULL, "The reservation is %s; only a held reservation can be paid.",
+                  res_state == Q_RES_HELD ? q_res_state_name(Q_RES_EXPIRED) : state);
         return;
     }
     j->msg.sent_ms = ing_now_ms();
-    int rc = ing_produce(r, &j->msg, checkout_delivered);
+    rc = ing_produce(r, &j->msg, checkout_delivered);
     if (rc) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, rc == ONS_EFULL ? "overloaded" : "queue_unavailable", NULL,
-                       "The queue cannot take requests right now; nothing was queued.");
+        ing_failf(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take requests right now; nothing was queued.");
     }
 }
 
@@ -231,17 +179,17 @@ void ing_route_checkout(ing_req *r)
     int rc =
         q_id_decode(r->app->o.ids_secret, Q_ID_RESERVATION, r->params[0], r->who.user_id, &seq);
     if (rc == ONS_EPARSE) {
-        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return;
     }
     if (rc || q_seq_partition(seq) >= r->app->partitions) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such reservation.");
+        ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
     }
     if (!r->idem[0]) {
-        ing_reply_error(r, 400, "idempotency_key_required", NULL,
-                        "A checkout needs an Idempotency-Key header (1-128 printable "
-                        "characters): a retry with the same key never pays twice.");
+        ing_failf(r, NULL, ING_E_IDEMPOTENCY_KEY_REQUIRED, NULL,
+                  "A checkout needs an Idempotency-Key header (1-128 printable "
+                  "characters): a retry with the same key never pays twice.");
         return;
     }
     if (ing_json_only(r, r->body, allowed) ||
@@ -249,9 +197,9 @@ void ing_route_checkout(ing_req *r)
         return;
     for (const char *c = pm; *c; c++) {
         if (*c <= 0x20 || *c >= 0x7f) {
-            ing_reply_error(r, 400, "invalid_field", "payment_method",
-                            "Field 'payment_method' must be a payment method token such as "
-                            "pm_card_visa.");
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "payment_method",
+                      "Field 'payment_method' must be a payment method token such as "
+                      "pm_card_visa.");
             return;
         }
     }
@@ -267,74 +215,56 @@ void ing_route_checkout(ing_req *r)
 
 /* ---- orders --------------------------------------------------------------------------- */
 
-static json_t *seat_json(PGresult *res, int i, int c)
+static json_t *seat_json(const ing_seat *s)
 {
-    return json_pack("{s:s, s:i, s:i}", "section", PQgetvalue(res, i, c), "row",
-                     atoi(PQgetvalue(res, i, c + 1)), "seat", atoi(PQgetvalue(res, i, c + 2)));
+    return json_pack("{s:s, s:i, s:i}", "section", s->section, "row", s->row, "seat", s->seat);
+}
+
+/* The order as GET /v1/orders/{id} shows it. */
+static json_t *order_json(const char *id, const ing_order *o)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < o->ntickets; i++) {
+        const ing_order_ticket *t = &o->tickets[i];
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:o, s:I}", "ticket_id",
+                                             (json_int_t)t->ticket_id, "status", t->status, "seat",
+                                             seat_json(&t->seat), "price_cents",
+                                             (json_int_t)t->price_cents));
+    }
+    json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:I}", "order_id", id, "state", o->state,
+                             "total_cents", (json_int_t)o->total_cents, "currency", o->currency,
+                             "event_id", (json_int_t)o->event_id);
+    if (body && o->has_reason)
+        json_object_set_new(body, "reason", json_string(o->reason));
+    if (!body) {
+        json_decref(arr);
+        return NULL;
+    }
+    json_object_set_new(body, "tickets", arr);
+    return body;
 }
 
 static void order_get_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char oid[24], uid[24];
-    fmt_i64(oid, j->msg.order_id);
-    fmt_i64(uid, r->who.user_id);
-    const char *p[] = {oid, uid};
-    json_t *body = NULL;
-    PGresult *t = NULL;
-    PGresult *res = ing_worker_query(w,
-                                     "SELECT state, total_cents, currency, failure_reason, "
-                                     "event_id FROM orders WHERE order_id = $1 AND user_id = $2",
-                                     2, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        goto unavailable;
-    if (PQntuples(res) == 0) {
+    ing_order o;
+    int rc = ing_order_get(w, j->msg.order_id, r->who.user_id, &o);
+    if (rc == ONS_ENOTFOUND) {
         /* The id is genuine (signed for this user): its checkout record is
          * not applied yet. */
         ing_reply_json(r, 200,
                        json_pack("{s:s, s:s, s:I, s:n, s:[]}", "order_id", j->id, "state",
-                                 q_order_state_name(Q_ORDER_PENDING), "total_cents", (json_int_t)0,
-                                 "currency", "tickets"));
-        goto out;
+                                 "pending", "total_cents", (json_int_t)0, "currency", "tickets"));
+        return;
     }
-    body = json_pack("{s:s, s:s, s:I, s:s, s:I}", "order_id", j->id, "state", PQgetvalue(res, 0, 0),
-                     "total_cents", (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10),
-                     "currency", PQgetvalue(res, 0, 2), "event_id",
-                     (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10));
-    if (body && !PQgetisnull(res, 0, 3))
-        json_object_set_new(body, "reason", json_string(PQgetvalue(res, 0, 3)));
-    t = ing_worker_query(w,
-                         "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, st.row_no, "
-                         "st.seat_in_row, t.price_cents FROM tickets t "
-                         "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
-                         "JOIN sections s ON s.section_id = st.section_id "
-                         "WHERE t.order_id = $1 ORDER BY t.ticket_id",
-                         2, p);
-    if (!body || !t || PQresultStatus(t) != PGRES_TUPLES_OK)
-        goto unavailable;
-    json_t *arr = json_array();
-    for (int i = 0; i < PQntuples(t); i++) {
-        const char *st = PQgetvalue(t, i, 1);
-        if (q_ticket_status_parse(st) == Q_TICKET_VALID && PQgetvalue(t, i, 2)[0] != 't')
-            st = "transferred";
-        json_array_append_new(arr,
-                              json_pack("{s:I, s:s, s:o, s:I}", "ticket_id",
-                                        (json_int_t)strtoll(PQgetvalue(t, i, 0), NULL, 10),
-                                        "status", st, "seat", seat_json(t, i, 3), "price_cents",
-                                        (json_int_t)strtoll(PQgetvalue(t, i, 6), NULL, 10)));
+    json_t *body = rc ? NULL : order_json(j->id, &o);
+    ing_order_clear(&o);
+    if (!body) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Orders are unavailable; retry shortly.");
+        return;
     }
-    json_object_set_new(body, "tickets", arr);
     ing_reply_json(r, 200, body);
-    body = NULL;
-    goto out;
-unavailable:
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "unavailable", NULL, "Orders are unavailable; retry shortly.");
-out:
-    json_decref(body);
-    PQclear(res);
-    PQclear(t);
 }
 
 void ing_route_order_get(ing_req *r)
@@ -342,11 +272,11 @@ void ing_route_order_get(ing_req *r)
     int64_t seq;
     int rc = q_id_decode(r->app->o.ids_secret, Q_ID_ORDER, r->params[0], r->who.user_id, &seq);
     if (rc == ONS_EPARSE) {
-        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return;
     }
     if (rc) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such order.");
+        ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such order.");
         return;
     }
     co_job *j = new_job(r);
@@ -358,57 +288,42 @@ void ing_route_order_get(ing_req *r)
 
 /* ---- ticket history ------------------------------------------------------------------- */
 
+/* A page of ticket history as GET /v1/me/tickets shows it. */
+static json_t *tickets_json(const ing_ticket_page *pg)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < pg->n; i++) {
+        const ing_ticket_row *t = &pg->rows[i];
+        json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:s}",
+                                             "ticket_id", (json_int_t)t->ticket_id, "event_id",
+                                             (json_int_t)t->event_id, "event_name", t->event_name,
+                                             "seat", seat_json(&t->seat), "price_cents",
+                                             (json_int_t)t->price_cents, "currency", t->currency,
+                                             "status", t->status, "issued_at", t->issued_at));
+    }
+    json_t *body = json_pack("{s:o}", "tickets", arr);
+    /* Opaque to clients: the last row's (issued_at, ticket_id). */
+    char cur[48];
+    if (pg->more && pg->n > 0)
+        snprintf(cur, sizeof cur, "%llx.%llx", (unsigned long long)pg->rows[pg->n - 1].issued_us,
+                 (unsigned long long)pg->rows[pg->n - 1].ticket_id);
+    if (body)
+        json_object_set_new(body, "next_cursor",
+                            ing_keyset_next(pg->more && pg->n > 0 ? cur : NULL));
+    return body;
+}
+
 static void tickets_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char uid[24], us[24], tid[24], lim[24];
-    fmt_i64(uid, r->who.user_id);
-    fmt_i64(us, j->cursor_us);
-    fmt_i64(tid, j->cursor_tid);
-    fmt_i64(lim, j->limit + 1);
-    const char *p[] = {uid, us, tid, lim};
-    PGresult *res = ing_read_query(
-        w,
-        "SELECT t.ticket_id, t.event_id, e.name, s.name, st.row_no, st.seat_in_row, "
-        "t.price_cents, e.currency, t.status, "
-        "to_char(t.issued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "(extract(epoch FROM t.issued_at) * 1000000)::bigint "
-        "FROM tickets t JOIN events e ON e.event_id = t.event_id "
-        "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
-        "JOIN sections s ON s.section_id = st.section_id "
-        "WHERE t.owner_id = $1 AND ($3::bigint = 0 OR "
-        "(t.issued_at, t.ticket_id) < (to_timestamp($2::bigint / 1000000.0), $3::bigint)) "
-        "ORDER BY t.issued_at DESC, t.ticket_id DESC LIMIT $4",
-        4, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        if (res)
-            ons_log_warn("ticket history: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
+    ing_ticket_page pg;
+    if (ing_tickets_of_user(w, r->who.user_id, j->cursor_us, j->cursor_tid, j->limit, &pg)) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
-    int more, n = ing_keyset_rows(PQntuples(res), j->limit, &more);
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(
-            arr, json_pack("{s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:s}", "ticket_id",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "event_id",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10), "event_name",
-                           PQgetvalue(res, i, 2), "seat", seat_json(res, i, 3), "price_cents",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "currency",
-                           PQgetvalue(res, i, 7), "status", PQgetvalue(res, i, 8), "issued_at",
-                           PQgetvalue(res, i, 9)));
-    json_t *body = json_pack("{s:o}", "tickets", arr);
-    /* Opaque to clients: the last row's (issued_at, ticket_id). */
-    char cur[48];
-    if (more)
-        snprintf(cur, sizeof cur, "%llx.%llx",
-                 (unsigned long long)strtoll(PQgetvalue(res, n - 1, 10), NULL, 10),
-                 (unsigned long long)strtoll(PQgetvalue(res, n - 1, 0), NULL, 10));
-    json_object_set_new(body, "next_cursor", ing_keyset_next(more ? cur : NULL));
-    PQclear(res);
+    json_t *body = tickets_json(&pg);
+    ing_ticket_page_clear(&pg);
     ing_reply_json(r, 200, body);
 }
 
@@ -447,13 +362,13 @@ void ing_route_my_tickets(ing_req *r)
     int64_t limit = TICKETS_DEFAULT_LIMIT;
     if (c < 0 || (c > 0 && (sscanf(cur, "%llx.%llx", &us, &tid) != 2 || tid == 0 ||
                             us > INT64_MAX || tid > INT64_MAX))) {
-        ing_reply_error(r, 400, "invalid_cursor", "cursor", "The cursor is not one we issued.");
+        ing_fail(r, NULL, ING_E_INVALID_CURSOR, "cursor");
         return;
     }
     if (l < 0 ||
         (l > 0 && ((limit = strtoll(lim, &end, 10)) < 1 || limit > TICKETS_MAX_LIMIT || *end))) {
-        ing_reply_error(r, 400, "invalid_field", "limit", "Parameter 'limit' must be 1 to %d.",
-                        TICKETS_MAX_LIMIT);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "limit", "Parameter 'limit' must be 1 to %d.",
+                  TICKETS_MAX_LIMIT);
         return;
     }
     co_job *j = new_job(r);
@@ -473,9 +388,8 @@ static void ticket_delivered(ing_worker *w, void *arg)
     ing_req *r = arg;
     co_job *j = r->job;
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue could not take the request; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the request; retry shortly.");
         return;
     }
     ing_reply_json(
@@ -493,26 +407,26 @@ static int ticket_rules(ing_req *r, enum q_ticket_kind kind, const char *ticket_
 {
     if (q_ticket_status_parse(ticket_status) == Q_TICKET_VOIDED ||
         q_event_status_parse(event_status) == Q_EVENT_CANCELLED) {
-        ing_reply_error(r, 409, "event_cancelled", NULL,
-                        "The event was cancelled: this ticket is void and its order is refunded.");
+        ing_failf(r, NULL, ING_E_EVENT_CANCELLED, NULL,
+                  "The event was cancelled: this ticket is void and its order is refunded.");
         return -1;
     }
     if (q_ticket_status_parse(ticket_status) != Q_TICKET_VALID) {
-        ing_reply_error(r, 409, "invalid_state", NULL, "This ticket is cancelled.");
+        ing_failf(r, NULL, ING_E_INVALID_STATE, NULL, "This ticket is cancelled.");
         return -1;
     }
     if (ended) {
-        ing_reply_error(r, 409, "event_ended", NULL,
-                        "The event has ended; its tickets can no longer be changed.");
+        ing_failf(r, NULL, ING_E_EVENT_ENDED, NULL,
+                  "The event has ended; its tickets can no longer be changed.");
         return -1;
     }
     if (past_cutoff && kind == Q_TICKET_CANCEL) {
         long long h = r->app->o.tickets_refund_cutoff_s / 3600,
                   m = r->app->o.tickets_refund_cutoff_s % 3600 / 60;
-        ing_reply_error(r, 409, "refund_window_closed", NULL,
-                        "Tickets can be cancelled and refunded until %lldh%02lld before the show "
-                        "(%s).",
-                        h, m, starts_at);
+        ing_failf(r, NULL, ING_E_REFUND_WINDOW_CLOSED, NULL,
+                  "Tickets can be cancelled and refunded until %lldh%02lld before the show "
+                  "(%s).",
+                  h, m, starts_at);
         return -1;
     }
     return 0;
@@ -522,44 +436,28 @@ static void ticket_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    char tid[24], cutoff[24], grace[24];
-    fmt_i64(tid, j->msg.ticket_id);
-    snprintf(cutoff, sizeof cutoff, "%lld", r->app->o.tickets_refund_cutoff_s);
-    snprintf(grace, sizeof grace, "%lld", r->app->o.events_end_grace_s);
-    const char *p[] = {tid, cutoff, grace};
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT t.event_id, t.owner_id, t.status, e.status, "
-        "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
-        "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
-        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-        "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
-        3, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
+    ing_ticket_change t;
+    int rc = ing_ticket_for_change(w, j->msg.ticket_id, r->app->o.tickets_refund_cutoff_s,
+                                   r->app->o.events_end_grace_s, &t);
+    if (rc && rc != ONS_ENOTFOUND) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
     /* Someone else's ticket is not revealed: 404 like a missing one. */
-    if (PQntuples(res) == 0 || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != r->who.user_id) {
-        PQclear(res);
-        ing_reply_error(r, 404, "not_found", NULL, "No such ticket.");
+    if (rc == ONS_ENOTFOUND || t.owner_id != r->who.user_id) {
+        ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such ticket.");
         return;
     }
-    j->msg.event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    int refused = ticket_rules(r, j->msg.ticket_kind, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
-                               PQgetvalue(res, 0, 4)[0] == 't', PQgetvalue(res, 0, 5)[0] == 't',
-                               PQgetvalue(res, 0, 6));
-    PQclear(res);
+    j->msg.event_id = t.event_id;
+    int refused = ticket_rules(r, j->msg.ticket_kind, t.status, t.event_status, t.ended,
+                               t.past_cutoff, t.starts_at);
     if (refused)
         return;
     j->msg.sent_ms = ing_now_ms();
-    int rc = ing_produce(r, &j->msg, ticket_delivered);
+    rc = ing_produce(r, &j->msg, ticket_delivered);
     if (rc) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue cannot take requests right now; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take requests right now; retry shortly.");
     }
 }
 
@@ -575,8 +473,8 @@ static void ticket_route(ing_req *r, enum q_ticket_kind kind)
             ing_json_int(r, r->body, "to_user_id", 1, 1, INT64_MAX, &to))
             return;
         if (to == r->who.user_id) {
-            ing_reply_error(r, 400, "invalid_field", "to_user_id",
-                            "A ticket cannot be transferred to its owner.");
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "to_user_id",
+                      "A ticket cannot be transferred to its owner.");
             return;
         }
     } else if (r->body && ing_json_only(r, r->body, none)) {

@@ -17,6 +17,7 @@
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
 #include "ingress/idem.h"
+#include "ingress/intent_store.h"
 #include "ingress/json_io.h"
 #include "ingress/log_reader.h"
 #include "ingress/produce.h"
@@ -173,12 +174,11 @@ static const char *claim_expected(const ing_req *r)
 }
 
 /* Nothing was queued: give back the claim (only while it is still ours). */
-static void join_fail_503(ing_req *r, ing_worker *w, const char *code, const char *why)
+static void join_fail_503(ing_req *r, ing_worker *w, ing_api_err e, const char *why)
 {
     join_job *j = r->job;
     q_status_clear_active(w->st, j->msg.event_id, j->msg.user_id, j->active_claim);
-    r->retry_after = 1;
-    ing_idem_error(r, w, 503, code, NULL, "%s", why);
+    ing_failf(r, w, e, NULL, "%s", why);
 }
 
 /* After the delivery report: the intent is durable, certainly not queued,
@@ -195,7 +195,7 @@ static void join_delivered(ing_worker *w, void *arg)
         return;
     }
     if (r->produce_err) {
-        join_fail_503(r, w, "queue_unavailable",
+        join_fail_503(r, w, ING_E_QUEUE_UNAVAILABLE,
                       "The queue could not take the request; nothing was queued. Retry shortly.");
         return;
     }
@@ -203,7 +203,7 @@ static void join_delivered(ing_worker *w, void *arg)
     char id[Q_ID_LEN + 1];
     if (q_id_encode(app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
         /* Offsets beyond 2^40: cannot happen on a sane topic. */
-        ing_idem_error(r, w, 500, "internal", NULL, "Could not name the intent.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the intent.");
         return;
     }
     ing_seqmap_put(app->seqs, seq, j->msg.event_id);
@@ -292,11 +292,11 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
     int64_t now = ing_now_ms();
     int status = q_event_status_parse(ev->status);
     if (q_event_status_closed(status)) {
-        ing_idem_error(r, w, 409, "sale_closed", NULL, "The sale for this event is closed.");
+        ing_fail(r, w, ING_E_SALE_CLOSED, NULL);
         return -1;
     }
     if (status == Q_EVENT_PAUSED) {
-        ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale is paused.");
+        ing_failf(r, w, ING_E_SALE_NOT_OPEN, NULL, "The sale is paused.");
         return -1;
     }
     if (now < ev->onsale_at_ms && ev->prequeue_opens_at_ms > 0 && now >= ev->prequeue_opens_at_ms) {
@@ -304,16 +304,16 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
     } else if (now < ev->onsale_at_ms) {
         char at[32];
         ing_format_rfc3339(ev->onsale_at_ms, at);
-        ing_idem_error(r, w, 409, "sale_not_open", NULL, "The sale opens at %s.", at);
+        ing_failf(r, w, ING_E_SALE_NOT_OPEN, NULL, "The sale opens at %s.", at);
         return -1;
     }
     if (ev->sold_out || status == Q_EVENT_SOLD_OUT) {
-        ing_idem_error(r, w, 409, "sold_out", NULL, "Every seat of this event is sold.");
+        ing_fail(r, w, ING_E_SOLD_OUT, NULL);
         return -1;
     }
     if (quantity > ev->max_per_user) {
-        ing_idem_error(r, w, 400, "invalid_field", "quantity",
-                       "Field 'quantity' must be from 1 to %d for this event.", ev->max_per_user);
+        ing_failf(r, w, ING_E_INVALID_FIELD, "quantity",
+                  "Field 'quantity' must be from 1 to %d for this event.", ev->max_per_user);
         return -1;
     }
     return 0;
@@ -340,20 +340,8 @@ static int intent_state(ing_req *r, ing_worker *w, int64_t seq, char state[16])
         if (rc == 0)
             return 0;
     }
-    char seqs[24], user[24];
-    snprintf(seqs, sizeof seqs, "%" PRId64, seq);
-    snprintf(user, sizeof user, "%" PRId64, r->who.user_id);
-    const char *p[] = {seqs, user};
-    PGresult *res = ing_worker_query(
-        w, "SELECT state FROM intents WHERE intent_seq = $1 AND user_id = $2", 2, p);
-    rc = ONS_EUNAVAIL;
-    if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-        rc = PQntuples(res) ? 0 : ONS_ENOTFOUND;
-        if (rc == 0)
-            snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    return rc;
+    rc = ing_intent_state_get(w, seq, r->who.user_id, state);
+    return rc == 0 || rc == ONS_ENOTFOUND ? rc : ONS_EUNAVAIL;
 }
 
 /* The active key names intent `existing`: may this join take the place
@@ -393,7 +381,7 @@ static int claim_active(ing_req *r, ing_worker *w)
                                          sizeof existing, keys, nkeys, &rate);
     if (nkeys && (rc == 0 || rc == ONS_EEXIST || rc == ONS_EFULL) &&
         ing_ratelimit_note(r, keys, &rate)) {
-        ing_idem_error(r, w, 429, "rate_limited", NULL, ING_RL_MESSAGE);
+        ing_failf(r, w, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
         return -1;
     }
     if (rc == ONS_EEXIST && strncmp(existing, "pending", 7) != 0 && may_take_over(r, w, existing))
@@ -404,13 +392,11 @@ static int claim_active(ing_req *r, ing_worker *w)
     if (rc == 0)
         return 0;
     if (rc != ONS_EEXIST) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "unavailable", NULL, "The queue store is unavailable.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "The queue store is unavailable.");
         return -1;
     }
     if (strncmp(existing, "pending", 7) == 0) {
-        ing_idem_error(r, w, 409, "already_in_queue", NULL,
-                       "You are already joining the queue for this event.");
+        ing_fail(r, w, ING_E_ALREADY_IN_QUEUE, NULL);
         return -1;
     }
     json_t *e = json_pack("{s:s, s:s, s:s}", "code", "already_in_queue", "message",
@@ -429,32 +415,18 @@ static int claim_active(ing_req *r, ing_worker *w)
 static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
 {
     join_job *j = r->job;
-    char ev[24], user[24], part[24], sent[24];
-    snprintf(ev, sizeof ev, "%" PRId64, j->msg.event_id);
-    snprintf(user, sizeof user, "%" PRId64, j->msg.user_id);
-    snprintf(part, sizeof part, "%d", (int)u->partition);
-    snprintf(sent, sizeof sent, "%" PRId64, u->sent_ms);
-    const char *p[] = {user, ev, part, sent};
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT intent_seq, state FROM intents WHERE user_id = $1 AND event_id = $2 "
-        "AND ($3::int < 0 OR partition = $3) "
-        "AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
-        "ORDER BY intent_seq LIMIT 1",
-        4, p);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Intent data is unavailable; retry shortly.");
+    int64_t seq;
+    char state[16];
+    int rc = ing_intent_of_join(w, j->msg.user_id, j->msg.event_id, u->partition, u->sent_ms, &seq,
+                                state);
+    if (rc && rc != ONS_ENOTFOUND) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent data is unavailable; retry shortly.");
         return -1;
     }
-    if (PQntuples(res) == 1) {
-        int64_t seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        char state[16], id[Q_ID_LEN + 1];
-        snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 1));
-        PQclear(res);
+    if (rc == 0) {
+        char id[Q_ID_LEN + 1];
         if (q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, id)) {
-            ing_reply_error(r, 500, "internal", NULL, "Could not name the intent.");
+            ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the intent.");
             return -1;
         }
         ing_seqmap_put(r->app->seqs, seq, j->msg.event_id);
@@ -476,7 +448,6 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
                                  (json_int_t)poll_for_state(r->app, state), "status_url", url));
         return 0;
     }
-    PQclear(res);
     if (!ing_produce_settled(r->app, Q_TOPIC_INTENTS, u->partition, u->at_ms, NULL, NULL)) {
         ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
         return -1;
@@ -501,12 +472,11 @@ static void join_job_run(ing_worker *w, void *arg)
     q_event_state ev;
     rc = ing_events_get(app->events, w, j->msg.event_id, &ev);
     if (rc == ONS_ENOTFOUND) {
-        ing_idem_error(r, w, 404, "event_not_found", NULL, "No such event.");
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
         return;
     }
     if (rc) {
-        r->retry_after = 1;
-        ing_idem_error(r, w, 503, "unavailable", NULL, "Event data is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Event data is unavailable; retry shortly.");
         return;
     }
     if (check_sale(r, w, &ev, j->msg.quantity) || claim_active(r, w))
@@ -519,7 +489,7 @@ static void join_job_run(ing_worker *w, void *arg)
     }
     rc = ing_produce_batched(r, &j->msg, join_delivered_batch);
     if (rc)
-        join_fail_503(r, w, rc == ONS_EFULL ? "overloaded" : "queue_unavailable",
+        join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
                       "The queue cannot take requests right now; nothing was queued.");
 }
 
@@ -538,8 +508,7 @@ void ing_route_join(ing_req *r)
         return;
     join_job *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     j->msg.type = Q_MSG_INTENT;
@@ -572,75 +541,46 @@ static void intent_job_free(void *p)
     free(j);
 }
 
+/* The result document (as the worker writes it to Redis) of res, whose
+ * reservation's public id is signed for user_id. NULL when out of memory. */
+static json_t *result_json(const char *ids_secret, int64_t user_id, const ing_intent_result *res)
+{
+    json_t *doc =
+        json_pack("{s:s, s:I}", "state", res->state, "event_id", (json_int_t)res->event_id);
+    if (!doc)
+        return NULL;
+    json_object_set_new(doc, "reason", res->has_reason ? json_string(res->reason) : json_null());
+    if (!res->has_reservation)
+        return doc;
+    char pub[Q_ID_LEN + 1] = "";
+    q_id_encode(ids_secret, Q_ID_RESERVATION, res->reservation_id, user_id, pub);
+    json_t *seats = json_array();
+    for (size_t i = 0; i < res->nseats; i++) {
+        const ing_intent_seat *s = &res->seats[i];
+        json_array_append_new(seats, json_pack("{s:s, s:i, s:i, s:I}", "section", s->seat.section,
+                                               "row", s->seat.row, "seat", s->seat.seat,
+                                               "price_cents", (json_int_t)s->price_cents));
+    }
+    json_object_set_new(doc, "reservation",
+                        json_pack("{s:s, s:o, s:I, s:s, s:s}", "reservation_id", pub, "seats",
+                                  seats, "total_cents", (json_int_t)res->total_cents, "currency",
+                                  res->currency, "expires_at", res->expires_at));
+    return doc;
+}
+
 /* Rebuilds the result document from PostgreSQL. Returns 0, ONS_ENOTFOUND
  * or ONS_EDB. */
 static int result_from_postgres(ing_req *r, ing_worker *w, intent_job *j)
 {
-    char seqs[24], user[24];
-    snprintf(seqs, sizeof seqs, "%" PRId64, j->seq);
-    snprintf(user, sizeof user, "%" PRId64, r->who.user_id);
-    const char *p[] = {seqs, user};
-    PGresult *res = ing_worker_query(
-        w,
-        "SELECT i.state, i.reason, i.event_id, r.reservation_id, r.total_cents, r.currency, "
-        "to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-        "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.reservation_id "
-        "WHERE i.intent_seq = $1 AND i.user_id = $2",
-        2, p);
-    int rc = ONS_EDB;
-    json_t *doc = NULL;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        goto out;
-    if (PQntuples(res) == 0) {
-        rc = ONS_ENOTFOUND;
-        goto out;
-    }
-    doc = json_pack("{s:s, s:I}", "state", PQgetvalue(res, 0, 0), "event_id",
-                    (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10));
-    if (!doc)
-        goto out;
-    json_object_set_new(doc, "reason",
-                        PQgetisnull(res, 0, 1) ? json_null() : json_string(PQgetvalue(res, 0, 1)));
-    if (!PQgetisnull(res, 0, 3)) {
-        int64_t rid = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-        char pub[Q_ID_LEN + 1] = "";
-        q_id_encode(r->app->o.ids_secret, Q_ID_RESERVATION, rid, r->who.user_id, pub);
-        json_t *seats = json_array();
-        char ev[24], rids[24];
-        snprintf(ev, sizeof ev, "%s", PQgetvalue(res, 0, 2));
-        snprintf(rids, sizeof rids, "%" PRId64, rid);
-        const char *sp[] = {ev, rids};
-        PGresult *sr = ing_worker_query(
-            w,
-            "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents FROM seats st "
-            "JOIN sections s USING (section_id) WHERE st.event_id = $1 AND st.reservation_id = $2 "
-            "ORDER BY st.seat_no",
-            2, sp);
-        if (!sr || PQresultStatus(sr) != PGRES_TUPLES_OK) {
-            PQclear(sr);
-            json_decref(seats);
-            goto out;
-        }
-        for (int i = 0; i < PQntuples(sr); i++)
-            json_array_append_new(seats,
-                                  json_pack("{s:s, s:i, s:i, s:I}", "section", PQgetvalue(sr, i, 0),
-                                            "row", atoi(PQgetvalue(sr, i, 1)), "seat",
-                                            atoi(PQgetvalue(sr, i, 2)), "price_cents",
-                                            (json_int_t)strtoll(PQgetvalue(sr, i, 3), NULL, 10)));
-        PQclear(sr);
-        json_object_set_new(
-            doc, "reservation",
-            json_pack("{s:s, s:o, s:I, s:s, s:s}", "reservation_id", pub, "seats", seats,
-                      "total_cents", (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10),
-                      "currency", PQgetvalue(res, 0, 5), "expires_at", PQgetvalue(res, 0, 6)));
-    }
-    j->result = doc;
-    doc = NULL;
-    rc = 0;
-out:
-    json_decref(doc);
-    PQclear(res);
-    return rc;
+    ing_intent_result res;
+    int rc = ing_intent_result_get(w, j->seq, r->who.user_id, &res);
+    if (rc == ONS_ENOTFOUND)
+        return rc;
+    if (rc)
+        return ONS_EDB;
+    j->result = result_json(r->app->o.ids_secret, r->who.user_id, &res);
+    ing_intent_result_clear(&res);
+    return j->result ? 0 : ONS_EDB;
 }
 
 /* Reads the intent's result: Redis first, PostgreSQL when Redis misses or
@@ -688,9 +628,7 @@ static void intent_get_job(ing_worker *w, void *arg)
         return;
     }
     if (rc) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL,
-                        "Intent status is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent status is unavailable; retry shortly.");
         return;
     }
     q_event_state es;
@@ -724,12 +662,12 @@ static int decode_id(ing_req *r, enum q_id_kind kind, int64_t *seq)
 {
     int rc = q_id_decode(r->app->o.ids_secret, kind, r->params[0], r->who.user_id, seq);
     if (rc == ONS_EPARSE) {
-        ing_reply_error(r, 400, "invalid_id", NULL, "The id in the path is malformed.");
+        ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return -1;
     }
     if (rc || q_seq_partition(*seq) >= r->app->partitions) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such %s.",
-                        kind == Q_ID_INTENT ? "intent" : "reservation");
+        ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such %s.",
+                  kind == Q_ID_INTENT ? "intent" : "reservation");
         return -1;
     }
     return 0;
@@ -739,8 +677,7 @@ static intent_job *new_intent_job(ing_req *r, int64_t seq)
 {
     intent_job *j = calloc(1, sizeof *j);
     if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return NULL;
     }
     j->seq = seq;
@@ -802,9 +739,8 @@ static void cancel_delivered(ing_worker *w, void *arg)
     ing_req *r = arg;
     intent_job *j = r->job;
     if (r->produce_err) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue could not take the request; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue could not take the request; retry shortly.");
         return;
     }
     int is_intent = r->route->handler == ing_route_intent_delete;
@@ -855,34 +791,31 @@ static void cancel_job(ing_worker *w, void *arg)
     int is_intent = r->route->handler == ing_route_intent_delete;
     int rc = find_event(r, w, j);
     if (rc == ONS_EUNAVAIL) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "unavailable", NULL, "Status data is unavailable; retry shortly.");
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Status data is unavailable; retry shortly.");
         return;
     }
     if (rc) {
         /* Still queued and accepted by another ingress process: the id
          * does not tell which event it is for until the worker reached it. */
-        r->retry_after = 1;
-        ing_reply_error(r, 409, "not_cancellable_yet", NULL,
-                        "This intent cannot be cancelled here yet; retry shortly.");
+        ing_fail(r, w, ING_E_NOT_CANCELLABLE_YET, NULL);
         return;
     }
     if (j->state[0] && terminal(j->state)) {
-        ing_reply_error(r, 409, "invalid_state", NULL, "This %s has already ended (%s).",
-                        is_intent ? "intent" : "reservation", j->state);
+        ing_failf(r, w, ING_E_INVALID_STATE, NULL, "This %s has already ended (%s).",
+                  is_intent ? "intent" : "reservation", j->state);
         return;
     }
     if (q_intent_state_parse(j->state) == Q_INTENT_PAYING) {
         /* The payment saga owns a paying hold: the owner would ignore the
          * cancel (workers/partition.c apply_cancel), so say so instead of a
          * 202 that changes nothing. */
-        ing_reply_error(r, 409, "payment_in_progress", NULL,
-                        "This %s is being paid for and cannot be cancelled now.",
-                        is_intent ? "intent" : "reservation");
+        ing_failf(r, w, ING_E_PAYMENT_IN_PROGRESS, NULL,
+                  "This %s is being paid for and cannot be cancelled now.",
+                  is_intent ? "intent" : "reservation");
         return;
     }
     if (!is_intent && j->state[0] && q_intent_state_parse(j->state) != Q_INTENT_RESERVED) {
-        ing_reply_error(r, 409, "invalid_state", NULL, "There is no held reservation to release.");
+        ing_failf(r, w, ING_E_INVALID_STATE, NULL, "There is no held reservation to release.");
         return;
     }
     q_msg m;
@@ -897,9 +830,8 @@ static void cancel_job(ing_worker *w, void *arg)
     m.reservation_id = is_intent ? 0 : j->seq;
     rc = ing_produce(r, &m, cancel_delivered);
     if (rc) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "queue_unavailable", NULL,
-                        "The queue cannot take requests right now; retry shortly.");
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue cannot take requests right now; retry shortly.");
     }
 }
 

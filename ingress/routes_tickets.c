@@ -34,15 +34,9 @@ typedef struct gate_job {
 
 static gate_job *new_job(ing_req *r)
 {
-    gate_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
-        return NULL;
-    }
-    j->step = -1;
-    r->job = j;
-    r->job_free = free;
+    gate_job *j = ing_req_job(r, sizeof *j, NULL);
+    if (j)
+        j->step = -1;
     return j;
 }
 
@@ -60,16 +54,15 @@ static void count_scan(ing_req *r, const char *result)
 
 static void unavailable(ing_req *r)
 {
-    r->retry_after = 1;
-    ing_reply_error(r, 503, "unavailable", NULL, "Tickets are unavailable; retry shortly.");
+    ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
 }
 
 static void ticket_not_valid(ing_req *r, const ing_ticket_gate *g)
 {
     if (r->route->handler == ing_route_scan)
         count_scan(r, "ticket_not_valid");
-    ing_reply_error(r, 409, "ticket_not_valid", NULL,
-                    "This ticket is %s: it does not admit anyone.", g->status);
+    ing_failf(r, NULL, ING_E_TICKET_NOT_VALID, NULL, "This ticket is %s: it does not admit anyone.",
+              g->status);
 }
 
 /* ---- GET /v1/tickets/{id}/code ------------------------------------------------------- */
@@ -86,7 +79,7 @@ static void code_job(ing_worker *w, void *arg)
     }
     /* Someone else's ticket is not revealed: 404 like a missing one. */
     if (rc == ONS_ENOTFOUND || g.owner_id != r->who.user_id) {
-        ing_reply_error(r, 404, "not_found", NULL, "No such ticket.");
+        ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such ticket.");
         return;
     }
     if (q_ticket_status_parse(g.status) != Q_TICKET_VALID) {
@@ -97,14 +90,13 @@ static void code_job(ing_worker *w, void *arg)
     int64_t now_s = ing_now_ms() / 1000, step = now_s / step_s;
     char code[ING_TCODE_DIGITS + 1], scan[ING_TCODE_SCAN_MAX], valid_until[32];
     if (ing_tcode_at(r->app->o.tickets_secret, g.ticket_id, g.code_version, step, code)) {
-        ing_reply_error(r, 500, "internal", NULL, "The code could not be made.");
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "The code could not be made.");
         return;
     }
     ing_tcode_scan_format(g.ticket_id, step, code, scan);
     char *svg = ing_qr_svg(scan);
     if (!svg) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, w, ING_E_OVERLOADED, NULL);
         return;
     }
     ing_format_rfc3339((step + 1) * step_s * 1000, valid_until);
@@ -145,16 +137,42 @@ static int refuse_state(ing_req *r, const ing_ticket_gate *g, int64_t version)
     }
     if (g->code_version != version) {
         count_scan(r, "ticket_transferred");
-        ing_reply_error(r, 409, "ticket_transferred", NULL,
-                        "This ticket was transferred after the code was shown; the new holder "
-                        "has a new code.");
+        ing_fail(r, NULL, ING_E_TICKET_TRANSFERRED, NULL);
         return 1;
     }
     if (g->admitted_at[0]) {
         count_scan(r, "already_admitted");
-        ing_reply_error(r, 409, "already_admitted", NULL, "This ticket was already admitted at %s.",
-                        g->admitted_at);
+        ing_failf(r, NULL, ING_E_ALREADY_ADMITTED, NULL, "This ticket was already admitted at %s.",
+                  g->admitted_at);
         return 1;
+    }
+    return 0;
+}
+
+/* Checks the code the scanner read against g's current code window:
+ * 0 when it is the current one, else -1 with r finished (400 code_invalid,
+ * 409 ticket_transferred for a code of an earlier holder, 400
+ * code_expired). */
+static int refuse_code(ing_req *r, ing_worker *w, const ing_ticket_gate *g, const gate_job *j)
+{
+    const ing_opts *o = &r->app->o;
+    ing_tcode_window win = {ing_now_ms() / 1000 / o->tickets_code_step_s, j->step,
+                            (int)o->tickets_code_grace_steps, (int)o->tickets_code_versions_back};
+    switch (ing_tcode_check(o->tickets_secret, g->ticket_id, g->code_version, &win, j->code)) {
+    case ING_TCODE_NONE:
+        count_scan(r, "code_invalid");
+        ing_fail(r, w, ING_E_CODE_INVALID, "code");
+        return -1;
+    case ING_TCODE_OLD_VERSION:
+        count_scan(r, "ticket_transferred");
+        ing_fail(r, w, ING_E_TICKET_TRANSFERRED, NULL);
+        return -1;
+    case ING_TCODE_STALE:
+        count_scan(r, "code_expired");
+        ing_fail(r, w, ING_E_CODE_EXPIRED, "step");
+        return -1;
+    case ING_TCODE_CURRENT:
+        break;
     }
     return 0;
 }
@@ -171,30 +189,11 @@ static void scan_job(ing_worker *w, void *arg)
         return;
     }
     if (rc == ONS_ENOTFOUND) {
-        ing_reply_error(r, 404, "not_found", "ticket_id", "No such ticket.");
+        ing_failf(r, w, ING_E_NOT_FOUND, "ticket_id", "No such ticket.");
         return;
     }
-    ing_tcode_window win = {ing_now_ms() / 1000 / o->tickets_code_step_s, j->step,
-                            (int)o->tickets_code_grace_steps, (int)o->tickets_code_versions_back};
-    switch (ing_tcode_check(o->tickets_secret, g.ticket_id, g.code_version, &win, j->code)) {
-    case ING_TCODE_NONE:
-        count_scan(r, "code_invalid");
-        ing_reply_error(r, 400, "code_invalid", "code", "This is not a code of this ticket.");
+    if (refuse_code(r, w, &g, j))
         return;
-    case ING_TCODE_OLD_VERSION:
-        count_scan(r, "ticket_transferred");
-        ing_reply_error(r, 409, "ticket_transferred", NULL,
-                        "This ticket was transferred after the code was shown; the new holder "
-                        "has a new code.");
-        return;
-    case ING_TCODE_STALE:
-        count_scan(r, "code_expired");
-        ing_reply_error(r, 400, "code_expired", "step",
-                        "This code has expired; ask the holder to show the live one.");
-        return;
-    case ING_TCODE_CURRENT:
-        break;
-    }
     int64_t version = g.code_version;
     if (refuse_state(r, &g, version))
         return;
@@ -241,14 +240,14 @@ void ing_route_scan(ing_req *r)
     if (scan) {
         if (json_object_get(r->body, "ticket_id") || json_object_get(r->body, "code") ||
             json_object_get(r->body, "step")) {
-            ing_reply_error(r, 400, "invalid_field", "scan",
-                            "Send either 'scan' or 'ticket_id' and 'code', not both.");
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "scan",
+                      "Send either 'scan' or 'ticket_id' and 'code', not both.");
             return;
         }
         if (ing_tcode_scan_parse(scan, &j->ticket_id, &j->step, j->code)) {
-            ing_reply_error(r, 400, "invalid_field", "scan",
-                            "Field 'scan' must be a ticket's scannable string "
-                            "(ONS1:<ticket_id>:<step>:<code>).");
+            ing_failf(r, NULL, ING_E_INVALID_FIELD, "scan",
+                      "Field 'scan' must be a ticket's scannable string "
+                      "(ONS1:<ticket_id>:<step>:<code>).");
             return;
         }
         ing_req_submit(r, scan_job);
@@ -259,8 +258,8 @@ void ing_route_scan(ing_req *r)
         ing_json_int(r, r->body, "step", 0, 0, INT64_MAX, &step))
         return;
     if (!ing_tcode_well_formed(code)) {
-        ing_reply_error(r, 400, "invalid_field", "code", "Field 'code' must be %d digits.",
-                        ING_TCODE_DIGITS);
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "code", "Field 'code' must be %d digits.",
+                  ING_TCODE_DIGITS);
         return;
     }
     j->ticket_id = tid;

@@ -173,66 +173,80 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
     ons_httpd_live_add(&s->live, &r->pend);
     fn = ing_ratelimit_wrap(r, fn);
     if (ing_pool_submit(s->app->pool, fn, r, 0) != 0) {
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "The server is busy; retry shortly.");
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
     }
 }
 
 /* ---- routing -------------------------------------------------------------------- */
 
-/* Everything before the route handler after the body arrived: see
- * server.h for the order. */
-static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
+/* The route of r's method and path (r->params filled), or NULL when r was
+ * finished (404, 400 invalid_path, 405). */
+static const ing_route *route_of(ing_req *r, nng_http_req *hreq)
 {
-    ing_app *app = s->app;
     ons_httpd_err e;
     long ri = ons_httpd_route(&route_table, hreq, r->method, sizeof r->method, r->pathbuf, NULL,
                               sizeof r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams, &e);
     if (ri < 0) {
-        ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
-        return;
+        ing_fail_httpd(r, &e);
+        return NULL;
     }
-    const ing_route *route = &ing_routes[ri];
-    r->route = route;
-    r->hreq = hreq;
-    ing_client_addr_resolve(r);
+    return &ing_routes[ri];
+}
 
-    if (route->roles) {
-        const char *authz = nng_http_req_get_header(hreq, "Authorization");
-        if (!authz ||
-            ons_auth_verify_cached(app->auth_cache, authz, ing_now_ms() / 1000, &r->who)) {
-            memset(&r->who, 0, sizeof r->who);
-            ing_reply_error(r, 401, "unauthorized", NULL, "A valid bearer token is required.");
-            return;
-        }
-        if (!(route->roles & (int)r->who.role)) {
-            ing_reply_error(r, 403, "forbidden", NULL, "Your role may not do this.");
-            return;
-        }
+/* The bearer token (401) and its role (403) for a route that is not
+ * public. 0, or -1 when r was finished. */
+static int authorize(ing_app *app, ing_req *r, nng_http_req *hreq)
+{
+    if (!r->route->roles)
+        return 0;
+    const char *authz = nng_http_req_get_header(hreq, "Authorization");
+    if (!authz || ons_auth_verify_cached(app->auth_cache, authz, ing_now_ms() / 1000, &r->who)) {
+        memset(&r->who, 0, sizeof r->who);
+        ing_fail(r, NULL, ING_E_UNAUTHORIZED, NULL);
+        return -1;
     }
-    if (ing_ratelimit_admit(r))
-        return;
+    if (!(r->route->roles & (int)r->who.role)) {
+        ing_fail(r, NULL, ING_E_FORBIDDEN, NULL);
+        return -1;
+    }
+    return 0;
+}
 
+/* The Idempotency-Key (400 when malformed) and, for routes with a body,
+ * its size and JSON object shape. 0, or -1 when r was finished. */
+static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
+{
     const char *idem = nng_http_req_get_header(hreq, "Idempotency-Key");
     if (idem) {
         if (!ing_idem_key_valid(idem)) {
-            ing_reply_error(r, 400, "invalid_idempotency_key", NULL,
-                            "Idempotency-Key must be 1 to 128 printable characters.");
-            return;
+            ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
+            return -1;
         }
         snprintf(r->idem, sizeof r->idem, "%s", idem);
     }
-
-    if (route->body) {
-        if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
-            return;
-        }
-        if (ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
-            return;
-        }
+    if (!r->route->body)
+        return 0;
+    ons_httpd_err e;
+    if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e) ||
+        ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
+        ing_fail_httpd(r, &e);
+        return -1;
     }
+    return 0;
+}
+
+/* Everything before the route handler after the body arrived: see
+ * server.h for the order. */
+static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
+{
+    const ing_route *route = route_of(r, hreq);
+    if (!route)
+        return;
+    r->route = route;
+    r->hreq = hreq;
+    ing_client_addr_resolve(r);
+    if (authorize(s->app, r, hreq) || ing_ratelimit_admit(r) || headers_and_body(s->app, r, hreq))
+        return;
     route->handler(r);
 }
 
@@ -250,8 +264,8 @@ static void on_body(void *arg)
         /* Timed out or the connection went away: nng has closed it, so
          * this reply is only counted (as 408), never delivered. */
         r->close = 1;
-        ing_reply_error(r, 408, "request_timeout", NULL, "The body did not arrive within %lld ms.",
-                        s->app->o.http_body_timeout_ms);
+        ing_failf(r, NULL, ING_E_REQUEST_TIMEOUT, NULL, "The body did not arrive within %lld ms.",
+                  s->app->o.http_body_timeout_ms);
     }
     atomic_fetch_sub(&s->body_reads, 1);
 }
@@ -283,7 +297,7 @@ static void on_http(nng_aio *aio)
     ons_httpd_err e;
     if (ons_httpd_framing(hreq, s->app->o.http_max_body, &len, &e)) {
         r->close = 1;
-        ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+        ing_fail_httpd(r, &e);
         return;
     }
     if (len == 0) {
@@ -294,8 +308,7 @@ static void on_http(nng_aio *aio)
     r->raw_len = len;
     if (!r->raw || nng_aio_alloc(&r->body_aio, on_body, r) != 0) {
         r->close = 1;
-        r->retry_after = 1;
-        ing_reply_error(r, 503, "overloaded", NULL, "Out of memory; retry shortly.");
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
     nng_iov iov = {.iov_buf = r->raw, .iov_len = len};

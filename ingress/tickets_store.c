@@ -1,6 +1,7 @@
 /* tickets_store.c - gate reads and the one admitting UPDATE; see
  * tickets_store.h. */
 #include "ingress/tickets_store.h"
+#include "ingress/pg_row.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -49,9 +50,12 @@ int ing_tickets_gate(ing_worker *w, int64_t ticket_id, ing_ticket_gate *out)
     }
     memset(out, 0, sizeof *out);
     out->ticket_id = ticket_id;
-    out->event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    out->owner_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    out->code_version = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    /* A row that does not parse is answered like a failed statement. */
+    if (ing_pg_i64(res, 0, 0, &out->event_id) || ing_pg_i64(res, 0, 1, &out->owner_id) ||
+        ing_pg_i64(res, 0, 2, &out->code_version)) {
+        rc = ONS_EUNAVAIL;
+        goto out;
+    }
     snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 3));
     snprintf(out->admitted_at, sizeof out->admitted_at, "%s", PQgetvalue(res, 0, 4));
     snprintf(out->event_name, sizeof out->event_name, "%s", PQgetvalue(res, 0, 5));

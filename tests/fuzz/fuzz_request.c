@@ -227,7 +227,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
     long ri = ons_httpd_route(&table, hreq, r->method, sizeof r->method, r->pathbuf, NULL,
                               sizeof r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams, &e);
     if (ri < 0) {
-        ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+        ing_fail_httpd(r, &e);
         return;
     }
     const ing_route *route = &ing_routes[ri];
@@ -245,7 +245,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
     const char *idem = nng_http_req_get_header(hreq, "Idempotency-Key");
     if (idem) {
         if (!ing_idem_key_valid(idem)) {
-            ing_reply_error(r, 400, "invalid_idempotency_key", NULL, "Bad key.");
+            ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
             return;
         }
         snprintf(r->idem, sizeof r->idem, "%s", idem);
@@ -254,7 +254,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
         void *data = NULL;
         size_t len = 0;
         if (ons_httpd_body_check(hreq, app.o.http_max_body, 0, &data, &len, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+            ing_fail_httpd(r, &e);
             return;
         }
         r->raw = malloc(len + 1);
@@ -265,7 +265,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
         r->raw[len] = '\0';
         r->raw_len = len;
         if (ons_httpd_body_parse(r->raw, len, &r->body, &e)) {
-            ing_reply_error(r, e.status, e.code, NULL, "%s", e.message);
+            ing_fail_httpd(r, &e);
             return;
         }
     }

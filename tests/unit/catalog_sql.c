@@ -24,8 +24,9 @@ int main(int argc, char **argv)
     cat_error err;
     json_t *out;
     if (cat_parse(argv[1], &lim, &q, &err)) {
-        out = json_pack("{s:{s:i, s:s, s:s?}}", "error", "status", err.status, "code", err.code,
-                        "field", err.field);
+        out =
+            json_pack("{s:{s:i, s:s, s:s?}}", "error", "status", ing_api_error_row(err.id)->status,
+                      "code", ing_api_error_row(err.id)->code, "field", err.field);
     } else {
         cat_match mode = !q.q                                    ? CAT_MATCH_NONE
                          : argc > 2 && !strcmp(argv[2], "fuzzy") ? CAT_MATCH_FUZZY

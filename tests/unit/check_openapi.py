@@ -5,8 +5,9 @@ contract. Everything it reads is inside the repository.
 
 usage: check_openapi.py [SOURCE_DIR]     (default: this checkout)
 
-Reads SOURCE_DIR/schemas/openapi.yaml, docs/api.md, ingress/routes.c and the
-error replies of ingress/*.c and common/httpd.c. Checks, each failure
+Reads SOURCE_DIR/schemas/openapi.yaml, docs/api.md, ingress/routes.c, the
+error table ingress/api_error.h and the error replies of ingress/*.c and
+common/httpd*.c. Checks, each failure
 printed as one FAIL line (exit 1 if any):
   * the YAML parses and is an OpenAPI 3.0 document (info, paths, components),
     every $ref resolves, every operation has an operationId (unique) and
@@ -16,10 +17,12 @@ printed as one FAIL line (exit 1 if any):
     openapi.yaml and an endpoint of docs/api.md, and every operation of
     openapi.yaml is a route (path parameter names may differ); a route open
     to everyone (roles 0) has `security: []`, any other route does not;
-  * error codes: every (status, code) the server can answer -- the literal
-    code and status of each call to a function taking `const char *code`
-    (ing_reply_error, ing_idem_error and their wrappers), and each
-    "code":"..." built by hand -- is listed in openapi.yaml under
+  * error codes: every (status, code) the server can answer -- each row of
+    the API error table (ingress/api_error.h, X(ING_E_..., status, "code",
+    retry, "message")) whose id some ingress source names, the literal code
+    and status of each call to a function taking `const char *code` (the
+    common/httpd*.c checks), and each "code":"..." built by hand -- is
+    listed in openapi.yaml under
     components.schemas.Error (property error.code, x-codes: {code:
     [statuses]}), its status is a response of some operation, and it is a
     row of docs/api.md's error table ("| `code` | 400, 409 | ..."); and
@@ -500,10 +503,34 @@ def error_functions(sources):
     return {n: (f[0], f[1], f[2]) for n, f in found.items()}
 
 
+ERROR_ROW = re.compile(r'\bX\(\s*(ING_E_[A-Z0-9_]+)\s*,\s*(\d+)\s*,\s*"([a-z][a-z0-9_]*)"\s*,'
+                       r'\s*(\d+)\s*,')
+
+
+def error_table(root):
+    """Rows of ingress/api_error.h's ING_API_ERRORS: {id: (status, code,
+    line)}. A missing table or one that parses to nothing fails."""
+    path = os.path.join(root, "ingress", "api_error.h")
+    if not os.path.exists(path):
+        fail("ingress/api_error.h: no error table")
+        return {}
+    text = c_source(path)
+    rows = {}
+    for m in ERROR_ROW.finditer(text.replace("\\\n", " \n")):
+        if m.group(1) in rows:
+            fail(f"ingress/api_error.h: {m.group(1)} is two rows")
+        rows[m.group(1)] = (int(m.group(2)), m.group(3), text.count("\n", 0, m.start()) + 1)
+    if len(rows) < 10:
+        fail(f"ingress/api_error.h: only {len(rows)} error rows parsed; has the format changed?")
+    return rows
+
+
 def server_error_codes(root):
     """{code: {status: [where, ...]}} of every error reply the server's code
     can make (see the module docstring for what is recognised)."""
     paths = sorted(glob.glob(os.path.join(root, "ingress", "*.c")))
+    headers = sorted(p for p in glob.glob(os.path.join(root, "ingress", "*.h"))
+                     if os.path.basename(p) != "api_error.h")
     paths.append(os.path.join(root, "common", "httpd.c"))
     paths.append(os.path.join(root, "common", "httpd_gate.c"))
     sources = {p: c_source(p) for p in paths}
@@ -513,6 +540,24 @@ def server_error_codes(root):
     def add(code, status, path, text, off):
         where = f"{os.path.relpath(path, root)}:{text.count(chr(10), 0, off) + 1}"
         out.setdefault(code, {}).setdefault(status, []).append(where)
+
+    # The table: a row answers when an ingress file names its id.
+    table = error_table(root)
+    used = set()
+    for path in paths + headers:
+        text = sources.get(path) or c_source(path)
+        for m in re.finditer(r"\b(ING_E_[A-Z0-9_]+)\b", text):
+            if m.group(1) == "ING_E_COUNT":
+                continue
+            if m.group(1) not in table:
+                fail(f"{os.path.relpath(path, root)}: {m.group(1)} is not a row of "
+                     f"ingress/api_error.h")
+                continue
+            used.add(m.group(1))
+            status, code, _ = table[m.group(1)]
+            add(code, status, path, text, m.start())
+    for eid in sorted(set(table) - used):
+        fail(f"ingress/api_error.h:{table[eid][2]}: {eid} is answered nowhere (drop the row)")
 
     for path, text in sources.items():
         for name, (home, ci, si) in funcs.items():

@@ -1,6 +1,7 @@
 """test_check_openapi.py - check_openapi.py catches a contract that drifts
 from the server: each case copies what the checker reads (docs/api.md,
-schemas/openapi.yaml, ingress/*.c, common/httpd.c, common/httpd_gate.c) into a temporary tree,
+schemas/openapi.yaml, ingress/*.[ch] with the error table ingress/api_error.h,
+common/httpd.c, common/httpd_gate.c) into a temporary tree,
 changes one thing, and expects a FAIL line naming it. The unchanged copy
 passes, so the checker reads nothing outside the tree it is given.
 """
@@ -25,7 +26,7 @@ def tree(tmp_path):
     for f in ("httpd.c", "httpd_gate.c"):
         shutil.copy(os.path.join(ROOT, "common", f), tmp_path / "common")
     for f in os.listdir(os.path.join(ROOT, "ingress")):
-        if f.endswith(".c"):
+        if f.endswith(".c") or f.endswith(".h"):
             shutil.copy(os.path.join(ROOT, "ingress", f), tmp_path / "ingress")
     return tmp_path
 
@@ -86,9 +87,16 @@ def test_public_route_must_say_so(tree):
     assert rc == 1 and any("route events_list" in f and "security: []" in f for f in fails), fails
 
 
+TABLE_ROW = 'X(ING_E_SOLD_OUT, 409, "sold_out", 0,'
+
+
+def add_table_row(tree, row):
+    edit(tree / "ingress" / "api_error.h", "    " + TABLE_ROW, "    " + row + " \\\n    " + TABLE_ROW)
+
+
 def test_new_error_code_missing_from_spec_and_docs(tree):
-    edit(tree / "ingress" / "routes_queue.c", 'ing_reply_error(r, 400, "invalid_id", NULL,',
-         'ing_reply_error(r, 400, "brand_new_code", NULL,')
+    add_table_row(tree, 'X(ING_E_BRAND_NEW, 400, "brand_new_code", 0, "New.")')
+    edit(tree / "ingress" / "routes_queue.c", "ING_E_INVALID_ID", "ING_E_BRAND_NEW")
     rc, fails = run(tree)
     assert rc == 1
     assert any("error code brand_new_code" in f and "not in openapi.yaml" in f for f in fails), fails
@@ -96,11 +104,32 @@ def test_new_error_code_missing_from_spec_and_docs(tree):
 
 
 def test_code_answered_with_another_status(tree):
-    edit(tree / "ingress" / "routes_queue.c", '409, "sold_out"', '410, "sold_out"')
+    edit(tree / "ingress" / "api_error.h", TABLE_ROW, TABLE_ROW.replace("409", "410"))
     rc, fails = run(tree)
     assert rc == 1
     assert any("error code sold_out" in f and "[410]" in f and "x-codes" in f for f in fails), fails
     assert any("status 410 is not a response" in f for f in fails), fails
+
+
+def test_table_row_answered_nowhere(tree):
+    add_table_row(tree, 'X(ING_E_SPARE, 409, "spare", 0, "Never said.")')
+    rc, fails = run(tree)
+    assert rc == 1 and any("ING_E_SPARE is answered nowhere" in f for f in fails), fails
+
+
+def test_site_names_an_id_the_table_lacks(tree):
+    edit(tree / "ingress" / "routes_queue.c", "ING_E_INVALID_ID", "ING_E_INVALID_IDENT")
+    rc, fails = run(tree)
+    assert rc == 1 and any("ING_E_INVALID_IDENT is not a row" in f for f in fails), fails
+
+
+def test_literal_code_outside_the_table(tree):
+    # The checks common/httpd.c makes before a route runs still say their
+    # code and status as literals.
+    edit(tree / "common" / "httpd.c", 'fail(e, 413, "payload_too_large"', 'fail(e, 413, "too_big"')
+    rc, fails = run(tree)
+    assert rc == 1
+    assert any("error code too_big" in f and "not in openapi.yaml" in f for f in fails), fails
 
 
 def test_code_the_server_never_answers(tree):

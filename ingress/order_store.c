@@ -1,0 +1,205 @@
+/* order_store.c - orders, reservations and tickets read for ingress; see
+ * order_store.h. */
+#include "ingress/order_store.h"
+#include "common/err.h"
+#include "ingress/keyset.h"
+#include "ingress/pg_row.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct order_ref {
+    int64_t order_id;
+    char *state; /* 16 bytes */
+} order_ref;
+
+static int read_order_ref(const PGresult *res, int i, void *item)
+{
+    order_ref *o = item;
+    ing_pg_text(res, i, 1, o->state, 16);
+    return ing_pg_i64(res, i, 0, &o->order_id);
+}
+
+int ing_order_of_checkout(ing_worker *w, int64_t reservation_id, int64_t user_id, int32_t partition,
+                          int64_t *order_id, char state[16])
+{
+    int64_t v[] = {reservation_id, user_id, partition};
+    PGresult *res = ing_pg_query_i64(w, 0,
+                                     "SELECT order_id, state FROM orders WHERE reservation_id = $1 "
+                                     "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
+                                     "ORDER BY order_id DESC LIMIT 1",
+                                     3, v);
+    order_ref o = {0, state};
+    int rc = ing_pg_one(res, NULL, "order of checkout", read_order_ref, &o);
+    *order_id = o.order_id;
+    return rc;
+}
+
+static int read_cursor(const PGresult *res, int i, void *item)
+{
+    return ing_pg_i64(res, i, 0, item);
+}
+
+int64_t ing_control_lane_served(void *arg, int32_t partition)
+{
+    int64_t v[] = {partition}, served = -1;
+    PGresult *res = ing_pg_query_i64(
+        arg, 0, "SELECT control_next_offset FROM partition_owner WHERE partition = $1", 1, v);
+    return ing_pg_one(res, NULL, "control lane cursor", read_cursor, &served) ? -1 : served;
+}
+
+static int read_reservation(const PGresult *res, int i, void *item)
+{
+    ing_reservation *r = item;
+    ing_pg_text(res, i, 1, r->state, sizeof r->state);
+    r->live = ing_pg_bool(res, i, 2);
+    return ing_pg_i64(res, i, 0, &r->event_id);
+}
+
+int ing_reservation_get(ing_worker *w, int64_t reservation_id, int64_t user_id,
+                        ing_reservation *out)
+{
+    int64_t v[] = {reservation_id, user_id};
+    PGresult *res = ing_pg_query_i64(w, 0,
+                                     "SELECT event_id, state, expires_at > now() FROM reservations "
+                                     "WHERE reservation_id = $1 AND user_id = $2",
+                                     2, v);
+    return ing_pg_one(res, NULL, "reservation", read_reservation, out);
+}
+
+/* Columns c, c+1, c+2 of row i: section name, row, seat in row. */
+static int read_seat(const PGresult *res, int i, int c, ing_seat *out)
+{
+    ing_pg_text(res, i, c, out->section, sizeof out->section);
+    return ing_pg_int(res, i, c + 1, &out->row) || ing_pg_int(res, i, c + 2, &out->seat);
+}
+
+/* A ticket of an order: (ticket_id, status, still the user's, seat...,
+ * price). A valid ticket another user holds now shows as transferred. */
+static int read_order_ticket(const PGresult *res, int i, void *item)
+{
+    ing_order_ticket *k = item;
+    ing_pg_text(res, i, 1, k->status, sizeof k->status);
+    if (strcmp(k->status, "valid") == 0 && !ing_pg_bool(res, i, 2))
+        snprintf(k->status, sizeof k->status, "transferred");
+    return ing_pg_i64(res, i, 0, &k->ticket_id) || ing_pg_i64(res, i, 6, &k->price_cents) ||
+           read_seat(res, i, 3, &k->seat);
+}
+
+static int read_order(const PGresult *res, int i, void *item)
+{
+    ing_order *o = item;
+    ing_pg_text(res, i, 0, o->state, sizeof o->state);
+    ing_pg_text(res, i, 2, o->currency, sizeof o->currency);
+    o->has_reason = !PQgetisnull(res, i, 3);
+    ing_pg_text(res, i, 3, o->reason, sizeof o->reason);
+    return ing_pg_i64(res, i, 1, &o->total_cents) || ing_pg_i64(res, i, 4, &o->event_id);
+}
+
+int ing_order_get(ing_worker *w, int64_t order_id, int64_t user_id, ing_order *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t v[] = {order_id, user_id};
+    int rc = ing_pg_one(ing_pg_query_i64(w, 0,
+                                         "SELECT state, total_cents, currency, failure_reason, "
+                                         "event_id FROM orders WHERE order_id = $1 AND "
+                                         "user_id = $2",
+                                         2, v),
+                        NULL, "order", read_order, out);
+    if (rc)
+        return rc;
+    void *rows;
+    rc = ing_pg_rows(ing_pg_query_i64(w, 0,
+                                      "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, "
+                                      "st.row_no, st.seat_in_row, t.price_cents FROM tickets t "
+                                      "JOIN seats st ON st.event_id = t.event_id AND "
+                                      "st.seat_no = t.seat_no "
+                                      "JOIN sections s ON s.section_id = st.section_id "
+                                      "WHERE t.order_id = $1 ORDER BY t.ticket_id",
+                                      2, v),
+                     NULL, "order tickets", sizeof *out->tickets, -1, read_order_ticket, &rows,
+                     &out->ntickets);
+    out->tickets = rows;
+    return rc;
+}
+
+void ing_order_clear(ing_order *o)
+{
+    free(o->tickets);
+    o->tickets = NULL;
+    o->ntickets = 0;
+}
+
+static int read_ticket_row(const PGresult *res, int i, void *item)
+{
+    ing_ticket_row *t = item;
+    ing_pg_text(res, i, 2, t->event_name, sizeof t->event_name);
+    ing_pg_text(res, i, 7, t->currency, sizeof t->currency);
+    ing_pg_text(res, i, 8, t->status, sizeof t->status);
+    ing_pg_text(res, i, 9, t->issued_at, sizeof t->issued_at);
+    return ing_pg_i64(res, i, 0, &t->ticket_id) || ing_pg_i64(res, i, 1, &t->event_id) ||
+           ing_pg_i64(res, i, 6, &t->price_cents) || ing_pg_i64(res, i, 10, &t->issued_us) ||
+           read_seat(res, i, 3, &t->seat);
+}
+
+int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64_t cursor_tid,
+                        int64_t limit, ing_ticket_page *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t v[] = {user_id, cursor_us, cursor_tid, limit + 1};
+    PGresult *res = ing_pg_query_i64(
+        w, 1,
+        "SELECT t.ticket_id, t.event_id, e.name, s.name, st.row_no, st.seat_in_row, "
+        "t.price_cents, e.currency, t.status, "
+        "to_char(t.issued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "(extract(epoch FROM t.issued_at) * 1000000)::bigint "
+        "FROM tickets t JOIN events e ON e.event_id = t.event_id "
+        "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
+        "JOIN sections s ON s.section_id = st.section_id "
+        "WHERE t.owner_id = $1 AND ($3::bigint = 0 OR "
+        "(t.issued_at, t.ticket_id) < (to_timestamp($2::bigint / 1000000.0), $3::bigint)) "
+        "ORDER BY t.issued_at DESC, t.ticket_id DESC LIMIT $4",
+        4, v);
+    /* One row more than a page says another page follows. */
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+        ing_keyset_rows(PQntuples(res), limit, &out->more);
+    void *rows;
+    int rc = ing_pg_rows(res, NULL, "ticket history", sizeof *out->rows, (int)limit,
+                         read_ticket_row, &rows, &out->n);
+    out->rows = rows;
+    return rc;
+}
+
+void ing_ticket_page_clear(ing_ticket_page *p)
+{
+    free(p->rows);
+    p->rows = NULL;
+    p->n = 0;
+}
+
+static int read_ticket_change(const PGresult *res, int i, void *item)
+{
+    ing_ticket_change *t = item;
+    ing_pg_text(res, i, 2, t->status, sizeof t->status);
+    ing_pg_text(res, i, 3, t->event_status, sizeof t->event_status);
+    t->ended = ing_pg_bool(res, i, 4);
+    t->past_cutoff = ing_pg_bool(res, i, 5);
+    ing_pg_text(res, i, 6, t->starts_at, sizeof t->starts_at);
+    return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id);
+}
+
+int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cutoff_s,
+                          long long end_grace_s, ing_ticket_change *out)
+{
+    int64_t v[] = {ticket_id, refund_cutoff_s, end_grace_s};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
+        "SELECT t.event_id, t.owner_id, t.status, e.status, "
+        "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
+        "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
+        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
+        3, v);
+    return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
+}

@@ -1,0 +1,104 @@
+/*
+ * order_store.h - the PostgreSQL reads behind checkout, orders and a fan's
+ * tickets (routes_orders.c): one function per statement, typed rows, and
+ * ONS_E... codes (common/err.h). No PGresult leaves this module.
+ *
+ * Every function runs on a job thread with that thread's connection and
+ * may return, besides its own codes: ONS_EUNAVAIL (no connection),
+ * ONS_EDB (the statement failed or a row did not parse; logged),
+ * ONS_ENOMEM. Orders, reservations and tickets are written by the
+ * partition owner (workers/); ingress only reads them here.
+ */
+#ifndef ONSALE_INGRESS_ORDER_STORE_H
+#define ONSALE_INGRESS_ORDER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingress/pool.h"
+
+/* The newest order a checkout of reservation_id by user_id made, in
+ * partition (< 0: any). ONS_ENOTFOUND when there is none. */
+int ing_order_of_checkout(ing_worker *w, int64_t reservation_id, int64_t user_id, int32_t partition,
+                          int64_t *order_id, char state[16]);
+
+/* ing_served_fn (produce.h) of the control lane: partition's
+ * partition_owner.control_next_offset, or -1 when it can't be read. arg is
+ * the ing_worker. */
+int64_t ing_control_lane_served(void *arg, int32_t partition);
+
+/* A reservation as checkout needs it. */
+typedef struct ing_reservation {
+    int64_t event_id;
+    char state[16];
+    int live; /* expires_at is ahead */
+} ing_reservation;
+
+/* Reads user_id's reservation_id. ONS_ENOTFOUND when it is not theirs or
+ * does not exist. */
+int ing_reservation_get(ing_worker *w, int64_t reservation_id, int64_t user_id,
+                        ing_reservation *out);
+
+/* A seat as the API shows it. */
+typedef struct ing_seat {
+    char section[65];
+    int row, seat;
+} ing_seat;
+
+typedef struct ing_order_ticket {
+    int64_t ticket_id, price_cents;
+    char status[16]; /* valid | cancelled | voided | transferred (valid, another owner) */
+    ing_seat seat;
+} ing_order_ticket;
+
+typedef struct ing_order {
+    char state[16];
+    int64_t total_cents, event_id;
+    char currency[8];
+    int has_reason; /* failure_reason is set */
+    char reason[128];
+    size_t ntickets;
+    ing_order_ticket *tickets; /* heap; ing_order_clear frees */
+} ing_order;
+
+/* Reads user_id's order_id and its tickets. ONS_ENOTFOUND when no such
+ * order (yet). *out is cleared first; call ing_order_clear after a 0. */
+int ing_order_get(ing_worker *w, int64_t order_id, int64_t user_id, ing_order *out);
+void ing_order_clear(ing_order *o);
+
+/* One ticket of a fan's history. */
+typedef struct ing_ticket_row {
+    int64_t ticket_id, event_id, price_cents, issued_us;
+    char event_name[256]; /* truncated */
+    char currency[8], status[16];
+    char issued_at[32]; /* RFC 3339 UTC */
+    ing_seat seat;
+} ing_ticket_row;
+
+typedef struct ing_ticket_page {
+    size_t n;
+    ing_ticket_row *rows; /* heap; ing_ticket_page_clear frees */
+    int more;             /* another page follows the last row */
+} ing_ticket_page;
+
+/* user_id's tickets, newest first, after the cursor (issued_us,
+ * ticket_id; ticket_id 0: from the newest), at most limit; read through
+ * the replica when fresh (replica.h). */
+int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64_t cursor_tid,
+                        int64_t limit, ing_ticket_page *out);
+void ing_ticket_page_clear(ing_ticket_page *p);
+
+/* A ticket and its event as a transfer or cancel needs them. */
+typedef struct ing_ticket_change {
+    int64_t event_id, owner_id;
+    char status[16], event_status[16];
+    int ended;       /* the event ended, or its show started end_grace_s ago */
+    int past_cutoff; /* the show starts within refund_cutoff_s */
+    char starts_at[32];
+} ing_ticket_change;
+
+/* Reads ticket_id. ONS_ENOTFOUND when there is no such ticket. */
+int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cutoff_s,
+                          long long end_grace_s, ing_ticket_change *out);
+
+#endif

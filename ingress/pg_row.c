@@ -1,0 +1,168 @@
+/* pg_row.c - checked libpq result reads for the data modules; see pg_row.h. */
+#include "ingress/pg_row.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "ingress/replica.h"
+
+#include <assert.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+PGresult *ing_pg_query_i64(ing_worker *w, int replica, const char *sql, int n, const int64_t *v)
+{
+    assert(n >= 0 && n <= ING_PG_MAX_I64);
+    char text[ING_PG_MAX_I64][24];
+    const char *p[ING_PG_MAX_I64];
+    for (int i = 0; i < n; i++) {
+        ing_pg_i64_text(v[i], text[i]);
+        p[i] = text[i];
+    }
+    return replica ? ing_read_query(w, sql, n, p) : ing_worker_query(w, sql, n, p);
+}
+
+int ing_pg_status(const PGresult *res, const char *rid, const char *what)
+{
+    if (!res)
+        return ONS_EUNAVAIL;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return 0;
+    ons_logk(ONS_LOG_WARN, "request_id", rid ? rid : "-", "%s: %s", what,
+             PQresultErrorMessage(res));
+    return ONS_EDB;
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return ONS_EPARSE;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return ONS_EPARSE;
+    *out = v;
+    return 0;
+}
+
+int ing_pg_i64(const PGresult *res, int row, int col, int64_t *out)
+{
+    if (row >= PQntuples(res) || col >= PQnfields(res) || PQgetisnull(res, row, col))
+        return ONS_EPARSE;
+    return parse_i64(PQgetvalue(res, row, col), out);
+}
+
+int ing_pg_int(const PGresult *res, int row, int col, int *out)
+{
+    int64_t v;
+    if (ing_pg_i64(res, row, col, &v) || v < INT_MIN || v > INT_MAX)
+        return ONS_EPARSE;
+    *out = (int)v;
+    return 0;
+}
+
+int ing_pg_bool(const PGresult *res, int row, int col)
+{
+    return row < PQntuples(res) && col < PQnfields(res) && !PQgetisnull(res, row, col) &&
+           PQgetvalue(res, row, col)[0] == 't';
+}
+
+void ing_pg_text(const PGresult *res, int row, int col, char *out, size_t cap)
+{
+    const char *v = row < PQntuples(res) && col < PQnfields(res) ? PQgetvalue(res, row, col) : "";
+    snprintf(out, cap, "%s", v ? v : "");
+}
+
+int ing_pg_affected(PGresult *res, int64_t *out)
+{
+    return parse_i64(PQcmdTuples(res), out);
+}
+
+int ing_pg_one(PGresult *res, const char *rid, const char *what, ing_pg_row_fn read, void *item)
+{
+    int rc = ing_pg_status(res, rid, what);
+    if (rc == 0 && PQntuples(res) == 0)
+        rc = ONS_ENOTFOUND;
+    else if (rc == 0 && read(res, 0, item))
+        rc = ONS_EDB;
+    PQclear(res);
+    return rc;
+}
+
+int ing_pg_rows(PGresult *res, const char *rid, const char *what, size_t elem, int max,
+                ing_pg_row_fn read, void **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = ing_pg_status(res, rid, what);
+    int rows = rc ? 0 : PQntuples(res);
+    if (max >= 0 && rows > max)
+        rows = max;
+    char *items = rows > 0 ? calloc((size_t)rows, elem) : NULL;
+    if (rows > 0 && !items)
+        rc = ONS_ENOMEM;
+    for (int i = 0; rc == 0 && i < rows; i++)
+        if (read(res, i, items + (size_t)i * elem))
+            rc = ONS_EDB;
+    PQclear(res);
+    if (rc) {
+        free(items);
+        return rc;
+    }
+    *out = items;
+    *n = (size_t)rows;
+    return 0;
+}
+
+int ing_pg_read_i64(const PGresult *res, int row, void *item)
+{
+    return ing_pg_i64(res, row, 0, item);
+}
+
+void ing_pg_i64_text(int64_t v, char out[24])
+{
+    snprintf(out, 24, "%" PRId64, v);
+}
+
+char *ing_pg_text_array(const char *const *items, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(items[i]) + 3;
+    char *out = malloc(cap), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+char *ing_pg_int_array(const int64_t *v, size_t n)
+{
+    char *out = malloc(n * 21 + 3), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, i ? ",%" PRId64 : "%" PRId64, v[i]);
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}

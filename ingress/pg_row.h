@@ -1,0 +1,67 @@
+/*
+ * pg_row.h - checked reads of libpq results, for ingress's data modules
+ * only (event_store.c, order_store.c, ...): no other ingress file sees a
+ * PGresult. A cell that is NULL, malformed or out of range is an error
+ * (ONS_EPARSE), never a silent 0 the way strtoll(PQgetvalue()) was.
+ */
+#ifndef ONSALE_INGRESS_PG_ROW_H
+#define ONSALE_INGRESS_PG_ROW_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingress/pool.h"
+
+/* The most bigint parameters ing_pg_query_i64 takes. */
+#define ING_PG_MAX_I64 8
+
+/* Runs sql with the n bigint parameters v ($1..$n, as decimal text) on the
+ * job thread's connection, or (replica 1) through ing_read_query (the
+ * replica while it is fresh). The result as ing_worker_query returns it
+ * (NULL: no connection); n above ING_PG_MAX_I64 is a programming error. */
+PGresult *ing_pg_query_i64(ing_worker *w, int replica, const char *sql, int n, const int64_t *v);
+
+/* The outcome of a statement: 0 when it returned rows or completed,
+ * ONS_EUNAVAIL when there was no connection (res NULL), else ONS_EDB,
+ * logged at warn with rid (may be NULL) and what. */
+int ing_pg_status(const PGresult *res, const char *rid, const char *what);
+
+/* A bigint / int cell: 0 or ONS_EPARSE (NULL, not a decimal, out of range). */
+int ing_pg_i64(const PGresult *res, int row, int col, int64_t *out);
+int ing_pg_int(const PGresult *res, int row, int col, int *out);
+/* A boolean cell: 1 for 't', 0 otherwise (NULL included). */
+int ing_pg_bool(const PGresult *res, int row, int col);
+/* A text cell copied into out[cap] (truncated; "" for NULL). */
+void ing_pg_text(const PGresult *res, int row, int col, char *out, size_t cap);
+/* The row count of an INSERT/UPDATE/DELETE: 0 or ONS_EPARSE. */
+int ing_pg_affected(PGresult *res, int64_t *out);
+
+/* Reads one row of a result into a typed item: 0, or nonzero when a cell
+ * does not parse (the caller's result becomes ONS_EDB). */
+typedef int (*ing_pg_row_fn)(const PGresult *res, int row, void *item);
+
+/* The one-row answer of a statement: ing_pg_status's codes, ONS_ENOTFOUND
+ * when it returned no row, ONS_EDB when read() failed, else 0 with *item
+ * filled from row 0. Clears res. */
+int ing_pg_one(PGresult *res, const char *rid, const char *what, ing_pg_row_fn read, void *item);
+
+/* The rows of a statement (at most max; < 0: all) as a new array of
+ * elem-sized items filled by read(): 0 with *out (heap, the caller frees;
+ * NULL when there are no rows) and *n, or ing_pg_status's codes, ONS_EDB
+ * (a row failed to read) or ONS_ENOMEM, with *out NULL. Clears res. */
+int ing_pg_rows(PGresult *res, const char *rid, const char *what, size_t elem, int max,
+                ing_pg_row_fn read, void **out, size_t *n);
+
+/* An ing_pg_row_fn for a bigint in column 0 (item: int64_t). */
+int ing_pg_read_i64(const PGresult *res, int row, void *item);
+
+/* Decimal text of v (statement parameters). */
+void ing_pg_i64_text(int64_t v, char out[24]);
+
+/* PostgreSQL array literals: {"a","b\"c"} and {1,2,3}. Heap strings the
+ * caller frees; NULL when out of memory. */
+char *ing_pg_text_array(const char *const *items, size_t n);
+char *ing_pg_int_array(const int64_t *v, size_t n);
+
+#endif
