@@ -62,8 +62,8 @@ typedef struct ing_opts {
     int log_intents;
     long long cancel_lookup_timeout_ms;
     int debug_cancel_local_only;
-        /* test only: the pre-fix cancel (node-local map) */ /* accepted joins and checkouts logged
-                                                                at info with their intent id */
+    /* test only: the pre-fix cancel (node-local map) */ /* accepted joins and checkouts logged
+                                                            at info with their intent id */
     char *redis_host;
     long long redis_port;
     char *redis_prefix;
@@ -120,6 +120,8 @@ typedef struct ing_opts {
     int ratelimit_enabled;
     long long ratelimit_memory_slots;
     long long ratelimit[5][4]; /* [ing_rl_class][ING_RL_USER_PER_MIN ...] */
+    /* Proof of work before a join (routes_pow.c, docs/fairness.md). */
+    long long pow_challenge_ttl_s;
 } ing_opts;
 
 extern const ons_opt ing_opt_table[];

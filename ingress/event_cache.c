@@ -76,14 +76,14 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
     const char *params[] = {idbuf};
-    PGresult *res =
-        PQexecParams(pg,
-                     "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-                     "max_per_user, "
-                     "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
-                     "0), coalesce(max_active_holds, 0), "
-                     "coalesce(admissions_per_minute, 0) FROM events WHERE event_id = $1",
-                     1, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
+                                 "max_per_user, "
+                                 "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
+                                 "0), coalesce(max_active_holds, 0), "
+                                 "coalesce(admissions_per_minute, 0), pow_difficulty "
+                                 "FROM events WHERE event_id = $1",
+                                 1, NULL, params, NULL, NULL, 0);
     int rc = ONS_EDB;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         if (PQntuples(res) == 0) {
@@ -95,6 +95,7 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
             st->prequeue_opens_at_ms = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
             st->max_active_holds = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
             st->admissions_per_minute = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+            st->pow_difficulty = atoi(PQgetvalue(res, 0, 6));
             if (strcmp(st->status, "sold_out") == 0)
                 st->sold_out = 1;
             rc = 0;
@@ -140,7 +141,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 
     q_event_state st;
     int rrc = q_status_event_get(w->st, id, &st);
-    if (rrc == 0 && st.status[0] && st.max_per_user > 0) {
+    if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0) {
         put(c, id, &st);
         *out = st;
         return 0;
@@ -160,6 +161,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
         q_status_event_set(w->st, id, st.status, st.onsale_at_ms, st.max_per_user);
         q_status_event_set_fair(w->st, id, st.prequeue_opens_at_ms, st.max_active_holds,
                                 st.admissions_per_minute);
+        q_status_event_set_pow(w->st, id, st.pow_difficulty);
     }
     put(c, id, &st);
     *out = st;

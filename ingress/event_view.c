@@ -257,7 +257,8 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
         "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
         "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint, v.address, "
         "  coalesce(e.draw_commitment, ''), coalesce(encode(e.draw_seed, 'hex'), ''), "
-        "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "  e.pow_difficulty "
         "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
         1, p);
     if (!list) {
@@ -325,6 +326,9 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
     }
     if (body && !PQgetisnull(res, 0, 21))
         json_object_set_new(body, "prequeue_opens_at", json_string(PQgetvalue(res, 0, 21)));
+    /* Proof of work before a join (docs/fairness.md "Bot friction"). */
+    if (body)
+        json_object_set_new(body, "pow_difficulty", json_integer(num(res, 0, 22)));
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     rc = ONS_ENOMEM;
     if (text && (*out = body_new(text)) != NULL)

@@ -20,6 +20,7 @@
 #include "ingress/event_cache.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
+#include "ingress/pow.h"
 #include "ingress/produce.h"
 #include "queue/draw.h"
 
@@ -219,6 +220,7 @@ typedef struct event_job {
     int has_onsale;
     int64_t prequeue_opens_at_ms;                    /* 0 = no pre-queue */
     int64_t max_active_holds, admissions_per_minute; /* 0 = no cap */
+    int64_t pow_difficulty;                          /* 0 = no proof of work */
     int64_t max_per_user, hold_seconds;
     size_t ntiers;
     const char *tier_sections[MAX_TIERS];
@@ -233,7 +235,7 @@ typedef struct event_job {
 static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
 {
     char venue[24], seller[24], starts[32], onsale[32], mpu[8], hold[8], ev[24], preq[32];
-    char seed_hex[Q_DRAW_HEX_LEN + 1], commitment[Q_DRAW_HEX_LEN + 1], mah[24], apm[24];
+    char seed_hex[Q_DRAW_HEX_LEN + 1], commitment[Q_DRAW_HEX_LEN + 1], mah[24], apm[24], pow[8];
     uint8_t seed[Q_DRAW_SEED_LEN];
     char *names = NULL, *prices = NULL;
     PGresult *res = NULL;
@@ -275,21 +277,34 @@ static int create_event_tx(ing_req *r, ing_worker *w, event_job *j)
     snprintf(preq, sizeof preq, "%.3f", (double)j->prequeue_opens_at_ms / 1000.0);
     snprintf(mah, sizeof mah, "%" PRId64, j->max_active_holds);
     snprintf(apm, sizeof apm, "%" PRId64, j->admissions_per_minute);
-    const char *ep[] = {
-        venue,          seller,      j->name,   j->category,
-        j->description, starts,      onsale,    mpu,
-        hold,           j->currency, j->status, j->prequeue_opens_at_ms ? preq : NULL,
-        seed_hex,       commitment,  mah,       apm};
+    snprintf(pow, sizeof pow, "%" PRId64, j->pow_difficulty);
+    const char *ep[] = {venue,
+                        seller,
+                        j->name,
+                        j->category,
+                        j->description,
+                        starts,
+                        onsale,
+                        mpu,
+                        hold,
+                        j->currency,
+                        j->status,
+                        j->prequeue_opens_at_ms ? preq : NULL,
+                        seed_hex,
+                        commitment,
+                        mah,
+                        apm,
+                        pow};
     res = ing_worker_query(
         w,
         "INSERT INTO events (venue_id, seller_id, name, category, description, starts_at, "
         "onsale_at, max_per_user, hold_seconds, currency, status, prequeue_opens_at, draw_seed, "
-        "draw_commitment, max_active_holds, admissions_per_minute) "
+        "draw_commitment, max_active_holds, admissions_per_minute, pow_difficulty) "
         "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), "
         "to_timestamp($7::double precision), $8, $9, $10, $11, "
         "to_timestamp($12::double precision), decode($13, 'hex'), $14, nullif($15::int, 0), "
-        "nullif($16::int, 0)) RETURNING event_id",
-        16, ep);
+        "nullif($16::int, 0), $17::int) RETURNING event_id",
+        17, ep);
     if (!ok(res))
         goto db_fail;
     j->event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -377,7 +392,8 @@ static void event_create_job(ing_worker *w, void *arg)
         return;
     if (q_status_event_set(w->st, j->event_id, j->status, j->onsale_at_ms, (int)j->max_per_user) ||
         q_status_event_set_fair(w->st, j->event_id, j->prequeue_opens_at_ms, j->max_active_holds,
-                                j->admissions_per_minute))
+                                j->admissions_per_minute) ||
+        q_status_event_set_pow(w->st, j->event_id, (int)j->pow_difficulty))
         ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
                  j->event_id);
     json_t *body = json_pack("{s:I, s:I, s:s}", "event_id", (json_int_t)j->event_id, "seats_total",
@@ -423,6 +439,7 @@ void ing_route_event_create(ing_req *r)
                                           "prequeue_opens_at",
                                           "max_active_holds",
                                           "admissions_per_minute",
+                                          "pow_difficulty",
                                           NULL};
     event_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -446,7 +463,9 @@ void ing_route_event_create(ing_req *r)
         ing_json_int(r, r->body, "max_per_user", 0, 1, 10, &j->max_per_user) ||
         ing_json_int(r, r->body, "hold_seconds", 0, 60, 3600, &j->hold_seconds) ||
         ing_json_str(r, r->body, "currency", 0, 3, 3, &j->currency) ||
-        ing_json_objects(r, r->body, "tiers", MAX_TIERS, &tiers))
+        ing_json_objects(r, r->body, "tiers", MAX_TIERS, &tiers) ||
+        ing_json_int(r, r->body, "pow_difficulty", 0, 0, ING_POW_MAX_DIFFICULTY,
+                     &j->pow_difficulty))
         return;
     if (json_object_get(r->body, "onsale_at")) {
         if (ing_json_time(r, r->body, "onsale_at", 1, &j->onsale_at_ms))
