@@ -148,11 +148,19 @@ long long sim_http_connects(const sim_http *h)
 int sim_http_request(sim_http *h, const char *method, const char *path, const char *token,
                      const char *idem_key, const char *body, sim_http_cb cb, void *arg)
 {
+    return sim_http_request_hdr(h, method, path, token, idem_key, NULL, NULL, body, cb, arg);
+}
+
+int sim_http_request_hdr(sim_http *h, const char *method, const char *path, const char *token,
+                         const char *idem_key, const char *hname, const char *hvalue,
+                         const char *body, sim_http_cb cb, void *arg)
+{
     if (h->queued >= h->o.max_queue)
         return ONS_EFULL;
     size_t blen = body ? strlen(body) : 0;
     size_t cap = HEADERS_MAX + strlen(path) + (token ? strlen(token) : 0) +
-                 (idem_key ? strlen(idem_key) : 0) + blen;
+                 (idem_key ? strlen(idem_key) : 0) +
+                 (hname && hvalue ? strlen(hname) + strlen(hvalue) + 4 : 0) + blen;
     req *r = calloc(1, sizeof *r);
     char *d = malloc(cap);
     if (!r || !d) {
@@ -165,6 +173,8 @@ int sim_http_request(sim_http *h, const char *method, const char *path, const ch
         n += snprintf(d + n, cap - (size_t)n, "Authorization: Bearer %s\r\n", token);
     if (idem_key)
         n += snprintf(d + n, cap - (size_t)n, "Idempotency-Key: %s\r\n", idem_key);
+    if (hname && hvalue)
+        n += snprintf(d + n, cap - (size_t)n, "%s: %s\r\n", hname, hvalue);
     if (body)
         n += snprintf(d + n, cap - (size_t)n, "Content-Type: application/json\r\n");
     n += snprintf(d + n, cap - (size_t)n, "Content-Length: %zu\r\n\r\n", blen);

@@ -55,6 +55,11 @@ void sim_http_free(sim_http *h);
  * sim_http_poll. Returns 0, ONS_EFULL (queue at max_queue) or ONS_ENOMEM. */
 int sim_http_request(sim_http *h, const char *method, const char *path, const char *token,
                      const char *idem_key, const char *body, sim_http_cb cb, void *arg);
+/* sim_http_request with one more header, "hname: hvalue" (both NULL: none;
+ * the join's Onsale-PoW). */
+int sim_http_request_hdr(sim_http *h, const char *method, const char *path, const char *token,
+                         const char *idem_key, const char *hname, const char *hvalue,
+                         const char *body, sim_http_cb cb, void *arg);
 
 /* Waits up to timeout_ms for I/O, advances every connection, runs the
  * callbacks of completed requests and starts queued ones. Returns 0 or

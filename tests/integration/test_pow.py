@@ -242,3 +242,22 @@ def test_pow_difficulty_raised_live_on_every_node():
         time.sleep(0.3)
         refused(n.join(0, ev, 5), "pow_required")
         assert st.redis.hget(f"{st.prefix}ev:{ev}", "pow_difficulty") == str(D)
+
+
+def test_simulator_fans_solve_the_challenge(tmp_path):
+    """onsale-sim creates the event with a proof of work: every fan fetches a
+    challenge, solves it (ingress/pow.h) and joins with it; the audit passes."""
+    from test_sim import run_sim
+    with Stack() as st:
+        st.start_worker()
+        base = st.start_ingress()
+        p, r, _ = run_sim(st, base, str(tmp_path), 300, 100, "--pow-difficulty", str(D),
+                          "--checkout-prob", "0")
+        assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
+        ev = r["event_id"]
+        assert st.sql("SELECT pow_difficulty FROM events WHERE event_id = %s", (ev,)) == [(D,)]
+        assert r["pow_solve_ms"]["solves"] >= 300 and r["pow_solve_ms"]["difficulty"] == D, r
+        assert not [c for c in r["joins"]["by_code"] if c.startswith("pow_")], r["joins"]
+        assert r["joins"]["accepted"] == 300, r["joins"]
+        assert r["audit"]["passed"], r["audit"]
+        assert "proof of work solved" in p.stdout
