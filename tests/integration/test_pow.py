@@ -219,6 +219,13 @@ def test_pow_difficulty_raised_live_on_every_node():
         c = n.challenge(1, ev, 2)
         assert c["difficulty"] == D + 4, c
         assert n.join(1, ev, 2, f"{c['challenge']}:{solve(c['challenge'], D + 4)}")[0] == 202
+        # At creation too: 0 to 32 only.
+        for bad in (33, -1, "16"):
+            s, _, e = st.http("POST", "/v1/events", {"venue_id": 1, "name": "x", "category": "c",
+                                                     "starts_at": iso(time.time() + 86400),
+                                                     "tiers": [{"section": "A", "price_cents": 1}],
+                                                     "pow_difficulty": bad}, seller)
+            assert s == 400 and e["error"]["field"] == "pow_difficulty", e
         # Bad input, another seller, an unknown event: refused, nothing changes.
         for body in ({"difficulty": 33}, {"difficulty": -1}, {}, {"difficulty": 1, "x": 1}):
             assert n.http(0, "POST", f"/v1/events/{ev}/pow", body, seller)[0] == 400, body

@@ -96,5 +96,10 @@ def test_fan_page_answers_a_difficulty_raised_while_it_was_open(st, browser):
     b("click", page="raise", selector="#join-btn")
     b.wait_state("raise", "queued", "reserved", timeout=60000)
     assert b("eval", page="raise", js="return window.__powSeen") is True
+    # Two joins went out: the refused one (403 pow_required) and the solved one.
+    joins = b("eval", page="raise",
+              js="return performance.getEntriesByType('resource')"
+                 ".filter(e => e.name.endsWith('/intents')).length")
+    assert joins == 2, joins
     b.shot("raise", "31-pow-raised-solved-joined")
     st.wait_for(lambda: in_line(st, ev, 7302), 20, "the fan's intent")
