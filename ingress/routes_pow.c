@@ -84,6 +84,19 @@ void ing_route_event_challenge(ing_req *r)
 
 /* ---- the join's check ------------------------------------------------------------------------ */
 
+/* Counts a check's outcome. Only joins of events that ask for work get
+ * here, so the registry lookup (a mutex) is off the ordinary join path. */
+static void count(ing_req *r, const char *result)
+{
+    char labels[32];
+    snprintf(labels, sizeof labels, "result=\"%s\"", result);
+    ons_counter *c = ons_metrics_counter(
+        r->app->metrics, "onsale_ingress_pow_checks_total",
+        "Joins of events asking for a proof of work, by the check's result.", labels);
+    if (c)
+        ons_counter_add(c, 1);
+}
+
 void ing_pow_header(ing_req *r, char *out, size_t cap)
 {
     const char *v = r->hreq ? nng_http_req_get_header(r->hreq, ING_POW_HEADER) : NULL;
@@ -101,6 +114,7 @@ int ing_pow_admit(ing_req *r, ing_worker *w, int64_t event_id, const q_event_sta
     if (ev->pow_difficulty <= 0)
         return 0;
     if (!header[0]) {
+        count(r, "required");
         ing_idem_error(r, w, 403, "pow_required", NULL,
                        "This event asks for a proof of work: get a challenge from "
                        "GET /v1/events/%" PRId64 "/challenge, solve it and send header '%s'.",
@@ -112,6 +126,7 @@ int ing_pow_admit(ing_req *r, ing_worker *w, int64_t event_id, const q_event_sta
     ing_pow_verdict v = ing_pow_verify(r->app->o.ids_secret, header, event_id, r->who.user_id,
                                        ev->pow_difficulty, now, &proof);
     if (v != ING_POW_OK) {
+        count(r, "invalid");
         ing_idem_error(r, w, 403, "pow_invalid", NULL, "%s", ing_pow_verdict_message(v));
         return -1;
     }
@@ -120,6 +135,7 @@ int ing_pow_admit(ing_req *r, ing_worker *w, int64_t event_id, const q_event_sta
     int rc = q_status_pow_spend(w->st, proof.tag,
                                 proof.expires_ms - now + r->app->o.pow_challenge_ttl_s * 1000);
     if (rc == ONS_EEXIST) {
+        count(r, "used");
         ing_idem_error(r, w, 403, "pow_used", NULL,
                        "This solution was already used; fetch a new challenge.");
         return -1;
@@ -129,6 +145,7 @@ int ing_pow_admit(ing_req *r, ing_worker *w, int64_t event_id, const q_event_sta
         ing_idem_error(r, w, 503, "unavailable", NULL, "The queue store is unavailable.");
         return -1;
     }
+    count(r, "ok");
     return 0;
 }
 

@@ -195,6 +195,9 @@ def test_pow_refusals_success_and_single_use_across_nodes():
         refused(n.join(0, ev, 3, sol3), "pow_used")
         assert st.redis.pttl(f"{st.prefix}pow:{c3[-32:]}") > 120000  # remaining life + margin
         st.wait_for(lambda: intents(st, ev) == [(1,), (3,)], 20, "exactly the two accepted joins")
+        s, _, m = n.http(0, "GET", "/metrics")
+        assert 'onsale_ingress_pow_checks_total{result="used"} 2' in m, m
+        assert 'onsale_ingress_pow_checks_total{result="required"} 1' in m, m
 
 
 def test_pow_difficulty_raised_live_on_every_node():
