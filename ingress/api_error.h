@@ -40,6 +40,10 @@
     X(ING_E_INVALID_REFRESH_TOKEN, 401, "invalid_refresh_token", 0,                                \
       "The refresh token is not valid.")                                                           \
     X(ING_E_FORBIDDEN, 403, "forbidden", 0, "Your role may not do this.")                          \
+    X(ING_E_POW_REQUIRED, 403, "pow_required", 0, "This event asks for a proof of work.")          \
+    X(ING_E_POW_INVALID, 403, "pow_invalid", 0, "The proof of work is not valid.")                 \
+    X(ING_E_POW_USED, 403, "pow_used", 0,                                                          \
+      "This solution was already used; fetch a new challenge.")                                    \
     X(ING_E_ROLE_NOT_GRANTED, 403, "role_not_granted", 0, "This account lacks that role.")         \
     X(ING_E_NOT_FOUND, 404, "not_found", 0, "No such resource.")                                   \
     X(ING_E_EVENT_NOT_FOUND, 404, "event_not_found", 0, "No such event.")                          \

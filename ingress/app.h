@@ -122,6 +122,8 @@ typedef struct ing_opts {
     int ratelimit_enabled;
     long long ratelimit_memory_slots;
     long long ratelimit[5][4]; /* [ing_rl_class][ING_RL_USER_PER_MIN ...] */
+    /* Proof of work before a join (routes_pow.c, docs/fairness.md). */
+    long long pow_challenge_ttl_s;
 } ing_opts;
 
 extern const ons_opt ing_opt_table[];

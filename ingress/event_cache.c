@@ -80,7 +80,8 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
                         "max_per_user, "
                         "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
                         "0), coalesce(max_active_holds, 0), "
-                        "coalesce(admissions_per_minute, 0) FROM events WHERE event_id = $1",
+                        "coalesce(admissions_per_minute, 0), pow_difficulty "
+                        "FROM events WHERE event_id = $1",
                         1, params, &res))
         return ONS_EDB;
     int rc = ONS_ENOTFOUND;
@@ -92,6 +93,7 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
         st->prequeue_opens_at_ms = ons_pg_row_i64(&rw, 3);
         st->max_active_holds = ons_pg_row_i64(&rw, 4);
         st->admissions_per_minute = ons_pg_row_i64(&rw, 5);
+        st->pow_difficulty = ons_pg_row_i32(&rw, 6);
         if (q_event_status_parse(st->status) == Q_EVENT_SOLD_OUT)
             st->sold_out = 1;
         rc = ons_pg_row_done(&rw, "event state") ? ONS_EDB : 0;
@@ -133,7 +135,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 
     q_event_state st;
     int rrc = q_status_event_get(w->st, id, &st);
-    if (rrc == 0 && st.status[0] && st.max_per_user > 0) {
+    if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0) {
         put(c, id, &st);
         *out = st;
         return 0;
@@ -153,6 +155,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
         q_status_event_set(w->st, id, st.status, st.onsale_at_ms, st.max_per_user);
         q_status_event_set_fair(w->st, id, st.prequeue_opens_at_ms, st.max_active_holds,
                                 st.admissions_per_minute);
+        q_status_event_set_pow(w->st, id, st.pow_difficulty);
     }
     put(c, id, &st);
     *out = st;

@@ -4,8 +4,9 @@
  *
  * ing_events_get() runs on a job thread: a fresh cache entry answers at
  * once; otherwise it reads Redis ev:<id>, and when Redis lacks the event
- * (never written, flushed) or is down, PostgreSQL's events row, writing it
- * back to Redis so the next reader finds it there.
+ * (never written, flushed; or its pow_difficulty field, so that a lost
+ * field never reads as "no proof of work") or is down, PostgreSQL's events
+ * row, writing it back to Redis so the next reader finds it there.
  *
  * ing_seqmap remembers which event each intent accepted by this process
  * belongs to (a bounded cache: the id of an intent encodes its partition and

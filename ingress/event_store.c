@@ -29,6 +29,13 @@ static int exec_i64(ing_worker *w, const char *rid, const char *what, const char
     return rc;
 }
 
+int ing_event_set_pow(ing_worker *w, const char *rid, int64_t event_id, int64_t difficulty)
+{
+    int64_t v[] = {event_id, difficulty};
+    return exec_i64(w, rid, "event pow",
+                    "UPDATE events SET pow_difficulty = $2 WHERE event_id = $1", 2, v);
+}
+
 /* Runs sql over tiers given by section name: $1 the event, then (when
  * venue_id > 0) $2 the venue, then the names and the prices as arrays.
  * ONS_EINVAL when it touched fewer rows than there are tiers (a name that
@@ -133,7 +140,7 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
                             int64_t seller_id, int64_t *event_id)
 {
     char venue[24], seller[24], starts[32], onsale[32], mpu[24], hold[24], preq[32], mah[24],
-        apm[24];
+        apm[24], pow[24];
     ing_pg_i64_text(in->venue_id, venue);
     ing_pg_i64_text(seller_id, seller);
     secs_text(in->starts_at_ms, starts);
@@ -143,6 +150,7 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
     ing_pg_i64_text(in->hold_seconds, hold);
     ing_pg_i64_text(in->max_active_holds, mah);
     ing_pg_i64_text(in->admissions_per_minute, apm);
+    ing_pg_i64_text(in->pow_difficulty, pow);
     const char *ep[] = {venue,
                         seller,
                         in->name,
@@ -158,17 +166,18 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
                         in->draw_seed_hex,
                         in->draw_commitment,
                         mah,
-                        apm};
+                        apm,
+                        pow};
     PGresult *res = ing_worker_query(
         w,
         "INSERT INTO events (venue_id, seller_id, name, category, description, starts_at, "
         "onsale_at, max_per_user, hold_seconds, currency, status, prequeue_opens_at, draw_seed, "
-        "draw_commitment, max_active_holds, admissions_per_minute) "
+        "draw_commitment, max_active_holds, admissions_per_minute, pow_difficulty) "
         "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), "
         "to_timestamp($7::double precision), $8, $9, $10, $11, "
         "to_timestamp($12::double precision), decode($13, 'hex'), $14, nullif($15::int, 0), "
-        "nullif($16::int, 0)) RETURNING event_id",
-        16, ep);
+        "nullif($16::int, 0), $17::int) RETURNING event_id",
+        17, ep);
     int rc = ing_pg_one(res, rid, "event insert", ing_pg_read_i64, event_id);
     return rc == ONS_ENOTFOUND ? ONS_EDB : rc;
 }
@@ -441,7 +450,8 @@ static int read_view(const PGresult *res, int i, void *item)
     ing_pg_text(res, i, 21, v->prequeue_opens_at, sizeof v->prequeue_opens_at);
     return ing_pg_i64(res, i, 5, &v->onsale_ms) || ing_pg_int(res, i, 6, &v->max_per_user) ||
            ing_pg_int(res, i, 7, &v->hold_seconds) || ing_pg_i64(res, i, 10, &v->seats_total) ||
-           ing_pg_i64(res, i, 11, &v->venue_id) || ing_pg_i64(res, i, 17, &v->starts_ms);
+           ing_pg_i64(res, i, 11, &v->venue_id) || ing_pg_i64(res, i, 17, &v->starts_ms) ||
+           ing_pg_int(res, i, 22, &v->pow_difficulty);
 }
 
 int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out)
@@ -457,7 +467,8 @@ int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out)
         "  e.currency, e.status, e.seats_total, v.venue_id, v.name, v.city, v.country, "
         "  v.lat, v.lon, (extract(epoch FROM e.starts_at) * 1000)::bigint, v.address, "
         "  coalesce(e.draw_commitment, ''), coalesce(encode(e.draw_seed, 'hex'), ''), "
-        "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "  to_char(e.prequeue_opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "  e.pow_difficulty "
         "FROM events e JOIN venues v USING (venue_id) WHERE e.event_id = $1",
         1, v);
     int rc = ing_pg_one(res, NULL, "event view", read_view, out);

@@ -43,6 +43,7 @@ typedef struct ing_event_new {
     int64_t starts_at_ms, onsale_at_ms, prequeue_opens_at_ms; /* prequeue 0 = none */
     int64_t max_per_user, hold_seconds;
     int64_t max_active_holds, admissions_per_minute; /* 0 = no cap */
+    int64_t pow_difficulty;                          /* 0 = no proof of work */
     const char *draw_seed_hex, *draw_commitment;
     size_t ntiers;
     const char *const *tier_sections;
@@ -60,6 +61,10 @@ typedef struct ing_event_created {
  * section of the venue), or the common codes. */
 int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
                      ing_event_created *out);
+
+/* Stores the event's proof-of-work difficulty (0 = off). 0 or the common
+ * codes. */
+int ing_event_set_pow(ing_worker *w, const char *rid, int64_t event_id, int64_t difficulty);
 
 /* What deciding a change to an event needs. */
 typedef struct ing_event_owner {
@@ -110,7 +115,7 @@ typedef struct ing_event_view_row {
     char starts_at[32], onsale_at[32], prequeue_opens_at[32]; /* RFC 3339 UTC */
     int has_prequeue;
     int64_t starts_ms, onsale_ms, seats_total, venue_id;
-    int max_per_user, hold_seconds;
+    int max_per_user, hold_seconds, pow_difficulty;
     char venue_name[256], city[128], country[128], address[512];
     int has_lat, has_lon, has_address;
     double lat, lon;

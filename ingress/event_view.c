@@ -269,6 +269,9 @@ static json_t *view_json(int64_t event_id, const ing_event_view_row *v, const q_
     }
     if (body && v->has_prequeue)
         json_object_set_new(body, "prequeue_opens_at", json_string(v->prequeue_opens_at));
+    /* Proof of work before a join (docs/fairness.md "Bot friction"). */
+    if (body)
+        json_object_set_new(body, "pow_difficulty", json_integer(v->pow_difficulty));
     return body;
 }
 

@@ -133,6 +133,8 @@ const ons_opt ing_opt_table[] = {
         "drain rate (intents/s) assumed for eta_seconds before a worker reported one"),
     OPT("status.seq_cache", ONS_OPT_INT, status_seq_cache, 1024, 100000000, "262144",
         "intents whose event this process remembers (for polls and cancels)"),
+    OPT("pow.challenge_ttl_s", ONS_OPT_INT, pow_challenge_ttl_s, 5, 3600, "120",
+        "how long a proof-of-work challenge (GET /v1/events/{id}/challenge) may be used"),
     OPT("event_cache.ttl_ms", ONS_OPT_INT, event_cache_ms, 0, 60000, "250",
         "how long an event's sale state is cached in memory"),
     OPT("event_view.ttl_ms", ONS_OPT_INT, event_view_ttl_ms, 0, 60000, "1000",

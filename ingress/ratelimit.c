@@ -20,6 +20,7 @@ static const struct {
 } route_classes[] = {
     {"join", ING_RL_JOIN},
     {"intent_get", ING_RL_POLL},
+    {"event_challenge", ING_RL_POLL}, /* cheap, per node: a fan asks once per join */
     {"checkout", ING_RL_CHECKOUT},
     {"events_list", ING_RL_CATALOG},
     {"event_get", ING_RL_CATALOG},

@@ -36,6 +36,8 @@ const ing_route ing_routes[] = {
     {"event_cancel", "POST", "/v1/events/{}/cancel", ing_route_event_cancel, SELLER | ADMIN, 0},
     {"event_admission", "POST", "/v1/events/{}/admission", ing_route_event_admission,
      SELLER | ADMIN, 1},
+    {"event_challenge", "GET", "/v1/events/{}/challenge", ing_route_event_challenge, FAN, 0},
+    {"event_pow", "POST", "/v1/events/{}/pow", ing_route_event_pow, SELLER | ADMIN, 1},
     {"user_create", "POST", "/v1/users", ing_route_user_create, 0, 1},
     {"session_create", "POST", "/v1/sessions", ing_route_session_create, 0, 1},
     {"session_refresh", "POST", "/v1/sessions/refresh", ing_route_session_refresh, 0, 1},

@@ -11,6 +11,7 @@
 
 #include "ingress/event_store.h"
 #include "ingress/server.h"
+#include "queue/status.h"
 
 void ing_route_join(ing_req *r);
 void ing_route_intent_get(ing_req *r);
@@ -50,6 +51,18 @@ void ing_route_event_admission(ing_req *r);
 /* An optional admission cap in body: absent or null = 0, else 1 to
  * Q_MSG_MAX_ADMISSION. 0 or -1 (replied 400). */
 int ing_json_cap(ing_req *r, json_t *body, const char *key, int64_t *out);
+/* routes_pow.c: proof of work before a join (docs/fairness.md "Bot friction") */
+void ing_route_event_challenge(ing_req *r);
+void ing_route_event_pow(ing_req *r);
+/* Copies the Onsale-PoW header into out (cap ING_POW_HEADER_MAX; "" when
+ * absent, "!" when too long). nng thread, in the join's handler. */
+void ing_pow_header(ing_req *r, char *out, size_t cap);
+/* A join's proof of work, on its job thread, before anything is queued:
+ * 0 when the event asks for none (no I/O) or header solves a valid unused
+ * challenge (now spent on every node); else replied 403 pow_required /
+ * pow_invalid / pow_used (or 503) through the idempotency key, and -1. */
+int ing_pow_admit(ing_req *r, ing_worker *w, int64_t event_id, const q_event_state *ev,
+                  const char *header);
 /* routes_draw.c: the pre-queue's draw (docs/fairness.md) */
 void ing_route_event_draw(ing_req *r);
 void ing_route_event_pause(ing_req *r);

@@ -21,6 +21,7 @@
 #include "ingress/event_store.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
+#include "ingress/pow.h"
 #include "ingress/produce.h"
 #include "queue/draw.h"
 #include "queue/states.h"
@@ -149,6 +150,7 @@ typedef struct event_job {
     int has_onsale;
     int64_t prequeue_opens_at_ms;                    /* 0 = no pre-queue */
     int64_t max_active_holds, admissions_per_minute; /* 0 = no cap */
+    int64_t pow_difficulty;                          /* 0 = no proof of work */
     int64_t max_per_user, hold_seconds;
     size_t ntiers;
     const char *tier_sections[MAX_TIERS];
@@ -192,6 +194,7 @@ static void event_create_job(ing_worker *w, void *arg)
                         .hold_seconds = j->hold_seconds,
                         .max_active_holds = j->max_active_holds,
                         .admissions_per_minute = j->admissions_per_minute,
+                        .pow_difficulty = j->pow_difficulty,
                         .draw_seed_hex = seed_hex,
                         .draw_commitment = commitment,
                         .ntiers = j->ntiers,
@@ -212,7 +215,8 @@ static void event_create_job(ing_worker *w, void *arg)
         return;
     if (q_status_event_set(w->st, ev.event_id, status, in.onsale_at_ms, (int)j->max_per_user) ||
         q_status_event_set_fair(w->st, ev.event_id, j->prequeue_opens_at_ms, j->max_active_holds,
-                                j->admissions_per_minute))
+                                j->admissions_per_minute) ||
+        q_status_event_set_pow(w->st, ev.event_id, (int)j->pow_difficulty))
         ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
                  ev.event_id);
     json_t *body = json_pack("{s:I, s:I, s:s}", "event_id", (json_int_t)ev.event_id, "seats_total",
@@ -260,6 +264,7 @@ static int event_fields(ing_req *r, event_job *j, json_t **tiers)
                                           "prequeue_opens_at",
                                           "max_active_holds",
                                           "admissions_per_minute",
+                                          "pow_difficulty",
                                           NULL};
     json_t *b = r->body;
     if (ing_json_only(r, b, allowed) ||
@@ -271,7 +276,8 @@ static int event_fields(ing_req *r, event_job *j, json_t **tiers)
         ing_json_int(r, b, "max_per_user", 0, 1, Q_MAX_SEATS, &j->max_per_user) ||
         ing_json_int(r, b, "hold_seconds", 0, 60, 3600, &j->hold_seconds) ||
         ing_json_str(r, b, "currency", 0, 3, 3, &j->currency) ||
-        ing_json_objects(r, b, "tiers", MAX_TIERS, tiers))
+        ing_json_objects(r, b, "tiers", MAX_TIERS, tiers) ||
+        ing_json_int(r, b, "pow_difficulty", 0, 0, ING_POW_MAX_DIFFICULTY, &j->pow_difficulty))
         return -1;
     if (json_object_get(b, "onsale_at")) {
         if (ing_json_time(r, b, "onsale_at", 1, &j->onsale_at_ms))

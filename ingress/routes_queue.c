@@ -20,6 +20,7 @@
 #include "ingress/intent_store.h"
 #include "ingress/json_io.h"
 #include "ingress/log_reader.h"
+#include "ingress/pow.h"
 #include "ingress/produce.h"
 #include "ingress/ratelimit.h"
 #include "queue/intent_id.h"
@@ -158,9 +159,10 @@ static void prequeued_body(ing_app *app, char *out, size_t cap, const char *inte
 
 typedef struct join_job {
     q_msg msg;
-    int64_t draw_at_ms;    /* > 0: a pre-queue join; the draw is at onsale_at */
-    char active_claim[40]; /* "pending:<msg.sent_ms>": this join's claim of the active key */
-    char own_old[40];      /* a resumed request's earlier claim, "" when none */
+    int64_t draw_at_ms;           /* > 0: a pre-queue join; the draw is at onsale_at */
+    char active_claim[40];        /* "pending:<msg.sent_ms>": this join's claim of the active key */
+    char own_old[40];             /* a resumed request's earlier claim, "" when none */
+    char pow[ING_POW_HEADER_MAX]; /* the Onsale-PoW header, "" when absent */
 } join_job;
 
 /* The finisher writes the intent id over the join's own pending claim
@@ -469,6 +471,7 @@ static void join_job_run(ing_worker *w, void *arg)
     int rc = ing_idem_begin_resumable(r, w, scope, &u);
     if (rc == 1 || (rc == 2 && join_resume(r, w, &u) <= 0))
         return;
+    int resumed = rc == 2; /* its proof of work was spent by the first attempt */
     q_event_state ev;
     rc = ing_events_get(app->events, w, j->msg.event_id, &ev);
     if (rc == ONS_ENOTFOUND) {
@@ -479,7 +482,8 @@ static void join_job_run(ing_worker *w, void *arg)
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Event data is unavailable; retry shortly.");
         return;
     }
-    if (check_sale(r, w, &ev, j->msg.quantity) || claim_active(r, w))
+    if (check_sale(r, w, &ev, j->msg.quantity) ||
+        (!resumed && ing_pow_admit(r, w, j->msg.event_id, &ev, j->pow)) || claim_active(r, w))
         return;
     if (app->o.debug_join_delay_ms > 0) {
         /* Test only: hold the job (shutdown under load). */
@@ -519,6 +523,7 @@ void ing_route_join(ing_req *r)
         snprintf(j->msg.section, sizeof j->msg.section, "%s", section);
     j->msg.max_price_cents = max_price;
     j->msg.adjacent = adjacent;
+    ing_pow_header(r, j->pow, sizeof j->pow);
     r->job = j;
     r->job_free = free;
     ing_req_submit(r, join_job_run);

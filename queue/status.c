@@ -783,6 +783,7 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
         return ONS_EREDIS;
     memset(out, 0, sizeof *out);
     out->available = out->held = out->sold = out->waiting = -1;
+    out->pow_difficulty = -1;
     int rc = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
         rc = ONS_EREDIS;
@@ -807,6 +808,8 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
                 out->max_active_holds = strtoll(v, NULL, 10);
             else if (strcmp(f, "admissions_per_minute") == 0)
                 out->admissions_per_minute = strtoll(v, NULL, 10);
+            else if (strcmp(f, "pow_difficulty") == 0)
+                out->pow_difficulty = (int)strtol(v, NULL, 10);
             else if (strcmp(f, "sold_out") == 0)
                 out->sold_out = strcmp(v, "1") == 0;
             else if (strcmp(f, "available") == 0)
@@ -848,4 +851,29 @@ int q_status_event_set_fair(q_status *s, int64_t event_id, int64_t prequeue_open
         "HSET", k, "prequeue_opens_at_ms", at, "max_active_holds", mh, "admissions_per_minute",
         apm};
     return simple(s, 8, argv);
+}
+
+int q_status_pow_spend(q_status *s, const char *tag, int64_t ttl_ms)
+{
+    char k[256], ttl[24];
+    key(s, k, sizeof k, "pow:%s", tag);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    const char *argv[] = {"SET", k, "1", "NX", "PX", ttl};
+    redisReply *r = command(s, 6, argv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = r->type == REDIS_REPLY_STATUS ? 0
+             : r->type == REDIS_REPLY_NIL  ? ONS_EEXIST
+                                           : ONS_EREDIS;
+    freeReplyObject(r);
+    return rc;
+}
+
+int q_status_event_set_pow(q_status *s, int64_t event_id, int pow_difficulty)
+{
+    char k[256], d[16];
+    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
+    snprintf(d, sizeof d, "%d", pow_difficulty);
+    const char *argv[] = {"HSET", k, "pow_difficulty", d};
+    return simple(s, 4, argv);
 }

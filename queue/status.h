@@ -182,6 +182,9 @@ typedef struct q_event_state {
     int sold_out;
     int64_t available, held, sold, waiting;                        /* -1 when unknown */
     int64_t holds_active, max_active_holds, admissions_per_minute; /* 0 when unknown */
+    /* Leading zero bits a join's proof of work needs (0 = none; -1 when
+     * the Redis hash lacks it: ask PostgreSQL). docs/fairness.md. */
+    int pow_difficulty;
 } q_event_state;
 
 /* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS. */
@@ -200,5 +203,14 @@ int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_
  * the caps again whenever they change. */
 int q_status_event_set_fair(q_status *s, int64_t event_id, int64_t prequeue_opens_at_ms,
                             int64_t max_active_holds, int64_t admissions_per_minute);
+/* HSET of pow_difficulty (ingress side: at creation, on a live change and
+ * when the hash is refilled from PostgreSQL; the owner never writes it). */
+int q_status_event_set_pow(q_status *s, int64_t event_id, int pow_difficulty);
+
+/* Marks a proof-of-work solution (its challenge's tag) spent: SET
+ * pow:<tag> NX with a ttl_ms expiry (the challenge's remaining life plus a
+ * margin for clock skew between nodes). Returns 0 (first use), ONS_EEXIST
+ * (spent before, on any node) or ONS_EREDIS. */
+int q_status_pow_spend(q_status *s, const char *tag, int64_t ttl_ms);
 
 #endif

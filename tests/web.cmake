@@ -4,3 +4,4 @@
 onsale_pytest(it_web test_web.py)
 onsale_pytest(it_web_accounts test_web_accounts.py)
 onsale_pytest(it_web_tickets test_web_tickets.py)
+onsale_pytest(it_web_pow test_web_pow.py)

@@ -47,8 +47,8 @@ const Onsale = (() => {
 
   /* One JSON request. Resolves with {status, body}; rejects with ApiError
    * for anything but 2xx (and for network failures, status 0). */
-  async function call(method, path, { token, body, idem, timeoutMs = 15000 } = {}) {
-    const headers = { Accept: "application/json" };
+  async function call(method, path, { token, body, idem, headers: extra, timeoutMs = 15000 } = {}) {
+    const headers = { Accept: "application/json", ...extra };
     if (token) headers.Authorization = "Bearer " + token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (idem) headers["Idempotency-Key"] = idem;

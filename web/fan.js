@@ -1,7 +1,8 @@
 /* fan.js - the fan's queue page (/q/{event_id}#token=...).
  *
  * Flow: event details and live availability (GET /v1/events/{id}, every
- * few seconds) -> join (POST /v1/events/{id}/intents) -> status polls
+ * few seconds) -> join (POST /v1/events/{id}/intents; first a proof of work,
+ * web/pow.js, when the event asks for one) -> status polls
  * (GET /v1/intents/{id}) exactly as poll_after_ms says, backing off on
  * 429/503 (Retry-After) and network errors -> reserved seats with a
  * countdown and checkout (POST /v1/reservations/{id}/checkout, then
@@ -41,6 +42,7 @@
   let orderTimer = null, orderAttempt = 0;
   let countdownTimer = null;
   let joinAttempt = 0;
+  let powNeeded = false, powAttempt = 0; /* the server asked for work (403 pow_*) */
   let answered = false;     /* a final answer is on screen */
   const said = { state: null, bucket: null, at: 0 };
 
@@ -177,6 +179,32 @@
   }
 
   /* ---- joining ---------------------------------------------------------------- */
+  /* The event asks for a proof of work (docs/fairness.md "Bot friction"):
+   * fetches a challenge and solves it, showing progress. Resolves the
+   * Onsale-PoW header value, or null when no work is asked after all. */
+  async function proveWork() {
+    const c = (await call("GET", `/v1/events/${eventId}/challenge`, { token })).body;
+    if (!c.challenge) return null;
+    const bar = $("pow-bar"), msg = $("join-msg");
+    const show = (pct) => {
+      bar.setAttribute("aria-valuenow", String(pct));
+      bar.firstElementChild.style.width = pct + "%";
+      msg.textContent = `Checking this browser before you join (this keeps bots out)… ${pct} %`;
+    };
+    bar.classList.remove("hidden");
+    show(0);
+    try {
+      const s = await OnsalePow.solve(c.challenge, c.difficulty, {
+        onProgress: (p) => show(Math.min(99, Math.floor(p.fraction * 100))),
+      });
+      show(100);
+      document.body.dataset.powMs = String(Math.round(s.ms)); /* for tests and the curious */
+      return `${c.challenge}:${s.nonce}`;
+    } finally {
+      bar.classList.add("hidden");
+    }
+  }
+
   async function join(e) {
     if (e) e.preventDefault();
     const body = { quantity: +$("qty").value };
@@ -192,7 +220,11 @@
     $("join-btn").disabled = true;
     $("join-msg").textContent = "Joining…";
     try {
-      const r = await call("POST", `/v1/events/${eventId}/intents`, { token, body, idem: pending.key });
+      const pow = powNeeded || (ev && ev.pow_difficulty > 0) ? await proveWork() : null;
+      if (pow) $("join-msg").textContent = "Joining…";
+      const r = await call("POST", `/v1/events/${eventId}/intents`, {
+        token, body, idem: pending.key, headers: pow ? { "Onsale-PoW": pow } : undefined });
+      powAttempt = 0;
       sessionStorage.removeItem(keyName);
       joinAttempt = 0;
       mine = { intent_id: r.body.intent_id, max_position: r.body.position };
@@ -206,6 +238,11 @@
         mine = { intent_id: err.body.intent_id };
         save();
         schedule(0);
+      } else if (/^pow_(required|invalid|used)$/.test(err.code) && powAttempt < 3) {
+        /* Work asked for, raised meanwhile, or the challenge expired: a new one. */
+        powNeeded = true;
+        powAttempt++;
+        join();
       } else if (err.code === "sold_out") {
         sessionStorage.removeItem(keyName);
         finalAnswer("sold_out", "Sold out", "bad", "Every seat for this event has been sold.");

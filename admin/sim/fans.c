@@ -16,6 +16,12 @@
  *     and the fan keeps its hold); else with abandon_prob DELETE the
  *     reservation (mode delete) or keep polling until it expires (mode
  *     expire); else keep the hold (done).
+ * When the event asks for a proof of work (the sim made it so, or a join
+ * answered 403 pow_*), a join is preceded by GET /v1/events/{id}/challenge,
+ * solved here (ingress/pow.h ing_pow_solve, on the loop's thread: a real
+ * fan's browser spends that time, the sim's CPU stands in for it) and sent
+ * with Onsale-PoW; a pow_* refusal fetches a new challenge (at most
+ * POW_TRIES).
  * Beside that script, as web/fan.js does, each fan's page fetches the event
  * view (GET /v1/events/{id}) on arrival and event_view_ms after each answer
  * until the fan is done: at most one view in flight per fan.
@@ -24,8 +30,10 @@
  */
 #include "admin/sim/sim.h"
 #include "common/auth.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/vec.h"
+#include "ingress/pow.h"
 #include "queue/states.h"
 
 #include <inttypes.h>
@@ -43,7 +51,9 @@
 #define POLL_MAX_MS  60000
 #define RETRY_DEF_MS 1000
 #define TOKEN_SLACK  3600
-#define DRAIN_MS     10000 /* in-flight requests get this long at the end */
+#define DRAIN_MS     10000               /* in-flight requests get this long at the end */
+#define POW_TRIES    3                   /* challenges a fan fetches for one join */
+#define POW_MAX_HASH (UINT64_C(1) << 36) /* hashes per challenge before giving up */
 
 /* A fan with no intent state yet; otherwise state is an enum q_intent_state. */
 enum { S_NONE = 0xff };
@@ -194,6 +204,8 @@ static void fan_done(sim *s, sim_fan *fan, enum sim_outcome o)
     s->last_change_ms = sim_now_ms(s);
     free(fan->token);
     fan->token = NULL;
+    free(fan->pow);
+    fan->pow = NULL;
 }
 
 static void log_answer(sim *s, const sim_fan *fan, int64_t pos)
@@ -226,19 +238,32 @@ static int64_t retry_delay_ms(const ons_httpc_resp *r)
 #define ARG_FAN(a) ((uint32_t)((uintptr_t)(a)-1))
 static sim *the_sim;
 
-static void send_request(sim *s, uint32_t f, const char *method, const char *path, const char *idem,
-                         const char *body, ons_httpc_cb cb)
+/* header: one more "Name: value" line, or NULL (the join's Onsale-PoW). */
+static void send_request_hdr(sim *s, uint32_t f, const char *method, const char *path,
+                             const char *idem, const char *header, const char *body,
+                             ons_httpc_cb cb)
 {
     sim_fan *fan = &s->fans[f];
     if (s->draining)
         return;
     /* the queue holds one request per fan at most, so only ENOMEM fails */
-    ons_httpc_req req = {
-        .method = method, .path = path, .token = fan->token, .idem_key = idem, .body = body};
+    const char *headers[] = {header, NULL};
+    ons_httpc_req req = {.method = method,
+                         .path = path,
+                         .token = fan->token,
+                         .idem_key = idem,
+                         .headers = header ? headers : NULL,
+                         .body = body};
     if (ons_httpc_request(s->http, &req, cb, FAN_ARG(f)) != 0) {
         sim_count_code(s, 0, NULL);
         fan_done(s, fan, O_ERROR);
     }
+}
+
+static void send_request(sim *s, uint32_t f, const char *method, const char *path, const char *idem,
+                         const char *body, ons_httpc_cb cb)
+{
+    send_request_hdr(s, f, method, path, idem, NULL, body, cb);
 }
 
 /* Retries after a transport error: a join is sent again (same
@@ -276,6 +301,10 @@ static void join_answer(void *arg, const ons_httpc_resp *r)
     int64_t now = sim_now_ms(s);
 
     sim_samples_add(&s->join_lat, r->latency_ms, &s->rng);
+    if (r->status != 0) {
+        free(fan->pow); /* spent, or refused: a retry needs a new one */
+        fan->pow = NULL;
+    }
     if (r->status == 202) {
         json_t *id = json_object_get(j, "intent_id");
         json_t *pos = json_object_get(j, "position");
@@ -317,6 +346,12 @@ static void join_answer(void *arg, const ons_httpc_resp *r)
         goto done;
     }
     sim_count_code(s, r->status, code);
+    if (r->status == 403 && strncmp(code, "pow_", 4) == 0 && fan->pow_tries < POW_TRIES) {
+        fan->pow_needed = 1; /* asked for, raised meanwhile, or expired: a new challenge */
+        fan->phase = P_ARRIVING;
+        timer_set(s, f, now);
+        goto done;
+    }
     if (r->status == 409 && strcmp(code, "sold_out") == 0) {
         s->sold_out_answers++;
         if (s->sold_out_ms < 0)
@@ -568,6 +603,56 @@ done:
     json_decref(j);
 }
 
+/* The challenge for a join: solve it and send the join with it. */
+static void challenge_answer(void *arg, const ons_httpc_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    char code[48] = "", nonce[24];
+    if (r->status == 0) {
+        sim_count_code(s, 0, NULL);
+        fan->pow_tries--; /* the same challenge is fetched again */
+        after_transport_error(s, f);
+        goto done;
+    }
+    if (r->status != 200) {
+        error_code(j, code, sizeof code);
+        sim_count_code(s, r->status, code);
+        if ((r->status == 429 || r->status == 503) && fan->retries < s->o.max_retries) {
+            fan->retries++;
+            fan->pow_tries--;
+            fan->phase = P_ARRIVING;
+            timer_set(s, f, sim_now_ms(s) + retry_delay_ms(r));
+        } else {
+            fan_done(s, fan, O_REFUSED);
+        }
+        goto done;
+    }
+    json_t *ch = json_object_get(j, "challenge"), *d = json_object_get(j, "difficulty");
+    fan->phase = P_ARRIVING;
+    if (json_is_string(ch) && json_is_integer(d)) {
+        int64_t t0 = ons_mono_ns();
+        size_t cap = strlen(json_string_value(ch)) + sizeof nonce + 2;
+        if (ing_pow_solve(json_string_value(ch), (int)json_integer_value(d), 0, POW_MAX_HASH, nonce,
+                          sizeof nonce) != 0 ||
+            !(fan->pow = malloc(cap))) {
+            sim_count_code(s, 200, "pow_unsolved");
+            fan_done(s, fan, O_ERROR);
+            goto done;
+        }
+        snprintf(fan->pow, cap, "%s:%s", json_string_value(ch), nonce);
+        s->pow_solves++;
+        sim_samples_add(&s->pow_ms, (double)(ons_mono_ns() - t0) / 1e6, &s->rng);
+    } else {
+        fan->pow_needed = 0; /* no work asked (any more) */
+    }
+    fan_step(s, f);
+done:
+    json_decref(j);
+}
+
 /* A fan's timer fired: do the next step of its script. */
 static void fan_step(sim *s, uint32_t f)
 {
@@ -587,12 +672,21 @@ static void fan_step(sim *s, uint32_t f)
             if (s->o.event_view_ms > 0)
                 view_send(s, f); /* the page loads the event first */
         }
+        fan->phase = P_JOINING;
+        if (fan->pow_needed && !fan->pow) {
+            fan->pow_tries++;
+            snprintf(path, sizeof path, "/v1/events/%" PRId64 "/challenge", s->event_id);
+            send_request(s, f, "GET", path, NULL, NULL, challenge_answer);
+            return;
+        }
         snprintf(path, sizeof path, "/v1/events/%" PRId64 "/intents", s->event_id);
         snprintf(body, sizeof body, "{\"quantity\":%d%s}", fan->qty,
                  fan->adjacent ? "" : ",\"adjacent\":false");
         snprintf(idem, sizeof idem, "join-%" PRId64 "-%" PRId64, fan->user_id, s->event_id);
-        fan->phase = P_JOINING;
-        send_request(s, f, "POST", path, idem, body, join_answer);
+        char pow[ING_POW_CHALLENGE_MAX + 64] = "";
+        if (fan->pow)
+            snprintf(pow, sizeof pow, "%s: %s", ING_POW_HEADER, fan->pow);
+        send_request_hdr(s, f, "POST", path, idem, fan->pow ? pow : NULL, body, join_answer);
         return;
     case P_JOINING: /* again after a transport error, same Idempotency-Key */
         fan->phase = P_ARRIVING;
@@ -762,6 +856,7 @@ int sim_fans_init(sim *s)
         sim_fan *f = &s->fans[i];
         f->user_id = s->o.user_base + (int64_t)i;
         f->heap_idx = -1;
+        f->pow_needed = s->o.pow_difficulty > 0;
         f->state = S_NONE;
         f->join_ms = f->answer_ms = f->served_ms = f->eta_ms = f->eta_at_ms = -1;
         f->last_pos = -1;
@@ -785,7 +880,7 @@ int sim_fans_init(sim *s)
 void sim_fans_fini(sim *s)
 {
     for (size_t i = 0; i < s->nfans; i++)
-        free(s->fans[i].token);
+        free(s->fans[i].token), free(s->fans[i].pow);
     free(s->fans);
     ons_heap_fini(&s->timers);
     free(s->view_fan);
@@ -793,6 +888,7 @@ void sim_fans_fini(sim *s)
     free(s->points);
     free(s->view_lat.v);
     free(s->join_lat.v);
+    free(s->pow_ms.v);
     free(s->poll_lat.v);
     free(s->answer_lat.v);
 }

@@ -95,6 +95,9 @@ static const ons_opt opt_table[] = {
         "timeout of one HTTP request"),
     OPT("max_retries", ONS_OPT_INT, max_retries, 0, 1000, "20",
         "retries per fan after 429/503 or transport errors"),
+    OPT("pow_difficulty", ONS_OPT_INT, pow_difficulty, 0, 32, "0",
+        "the created event's proof-of-work difficulty (leading zero bits); fans fetch and solve "
+        "a challenge before joining whenever the event asks for one"),
     OPT("event_view_ms", ONS_OPT_INT, event_view_ms, 0, 600000, "5000",
         "each fan's page fetches GET /v1/events/{id} on arrival and this long after each answer "
         "until the fan is done, as web/fan.js does (0: never)"),
@@ -299,10 +302,11 @@ static int create_event(sim *s)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(starts, sizeof starts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    eb = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:O}", "venue_id", venue, "name",
+    eb = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:O, s:I}", "venue_id", venue, "name",
                    "Onsale flash sale (simulated)", "category", "concert", "starts_at", starts,
                    "max_per_user", (json_int_t)s->o.max_quantity, "hold_seconds",
-                   (json_int_t)s->o.hold_seconds, "tiers", tiers);
+                   (json_int_t)s->o.hold_seconds, "tiers", tiers, "pow_difficulty",
+                   (json_int_t)s->o.pow_difficulty);
     text = eb ? json_dumps(eb, JSON_COMPACT) : NULL;
     if (!text || http_sync(s, "POST", "/v1/events", s->seller_token, text, &c) != 0)
         goto done;

@@ -112,6 +112,12 @@ void sim_report_print(sim *s, FILE *out)
             s->join_retries);
     fprintf(out, "  joins accepted (202)     %lld\n", s->joins_accepted);
     fprintf(out, "  joins refused            %lld\n", refused < 0 ? 0 : refused);
+    if (s->pow_solves > 0) {
+        lat3 wl = lat(&s->pow_ms);
+        fprintf(out,
+                "  proof of work solved     %lld times, %.1f / %.1f ms (p50 / p99, this CPU)\n",
+                s->pow_solves, wl.p50, wl.p99);
+    }
     for (int i = 0; i < s->ncodes; i++)
         fprintf(out, "      %-30s %lld\n", s->codes[i].code, s->codes[i].n);
     fprintf(out, "  reserved                 %lld fans, %lld seats\n", s->reserved_ever,
@@ -276,6 +282,12 @@ int sim_report_json(sim *s, const char *path)
                             "p50_abs_ms", ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel",
                             ee.p50_rel, "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms)
                 : json_null());
+    if (doc && s->pow_solves > 0) {
+        json_t *pw = lat_json(&s->pow_ms);
+        json_object_set_new(pw, "solves", json_integer(s->pow_solves));
+        json_object_set_new(pw, "difficulty", json_integer(s->o.pow_difficulty));
+        json_object_set_new(doc, "pow_solve_ms", pw);
+    }
     /* json_pack steals the "o" values, on failure too (jansson >= 2.11) */
     int rc = doc ? json_dump_file(doc, path, JSON_INDENT(2)) : -1;
     json_decref(doc);

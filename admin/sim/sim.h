@@ -29,8 +29,9 @@ typedef struct sim_opts {
     char *gateway_url, *gateway_api_key;
     long long burst_ms, tail_seconds, max_quantity, hold_seconds, max_seconds, settle_ms;
     long long seed, user_base, request_timeout_ms, max_retries, gateway_latency_ms;
-    long long event_view_ms; /* the fan page's event refresh; 0: no event views */
-    char *abandon_mode;      /* "delete" | "expire" */
+    long long event_view_ms;  /* the fan page's event refresh; 0: no event views */
+    long long pow_difficulty; /* the created event's proof of work (0: none) */
+    char *abandon_mode;       /* "delete" | "expire" */
     char *json, *svg, *log;
     char *payment_method;
     int audit, progress, dev_mode;
@@ -79,6 +80,8 @@ typedef struct sim_fan {
     uint8_t seats_held, acted;
     uint8_t pay_attempts, saw_paying; /* checkout attempts made; PAYING seen since the last */
     uint8_t view_inflight;            /* an event view request is out */
+    uint8_t pow_needed, pow_tries;    /* the event asks for work; challenges fetched */
+    char *pow;                        /* the join's Onsale-PoW value while it is sent */
     int64_t acted_ms;                 /* when the last checkout was accepted */
     /* The first ETA the fan was shown while queued (eta_seconds, in ms; -1
      * none) and when it was shown: report.c compares it with served_ms. */
@@ -135,11 +138,12 @@ struct sim {
     /* counters */
     long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
     long long views, view_errors;
+    long long pow_solves; /* challenges solved (docs/fairness.md "Bot friction") */
     long long reserved_ever, seats_reserved_ever, sold_out_answers;
     long long outcome[O_COUNT];
     sim_code codes[SIM_MAX_CODES];
     int ncodes;
-    sim_samples join_lat, poll_lat, answer_lat, view_lat;
+    sim_samples join_lat, poll_lat, answer_lat, view_lat, pow_ms;
     sim_point *points;
     size_t npoints, cap_points;
     double max_drain_rate;
