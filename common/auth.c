@@ -338,9 +338,12 @@ static int flat_parse(char *buf, flat_obj *o)
                 return -1;
             int64_t v = 0;
             int digits = 0;
-            for (; *p >= '0' && *p <= '9'; p++, digits++)
+            for (; *p >= '0' && *p <= '9'; p++) {
+                if (++digits > 18)
+                    return -1; /* 18 digits cannot overflow int64 */
                 v = v * 10 + (*p - '0');
-            if (digits > 18 || *p == '.' || *p == 'e' || *p == 'E')
+            }
+            if (*p == '.' || *p == 'e' || *p == 'E')
                 return -1;
             m->str = NULL;
             m->num = neg ? -v : v;
