@@ -88,6 +88,31 @@ static int64_t poll_for_state(ing_app *app, const char *state)
 static void prequeued_body(ing_app *app, char *out, size_t cap, const char *intent_id,
                            int64_t event_id, int64_t draw_at_ms, int with_url);
 
+/* Copies at most max bytes of s to w; returns the end. */
+static char *put_text(char *w, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    memcpy(w, s, n);
+    return w + n;
+}
+
+/* Writes v in decimal at w; returns the end. */
+static char *put_int(char *w, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *w++ = '-';
+    while (n)
+        *w++ = tmp[--n];
+    return w;
+}
+
 /* The queued answer for intent seq of event_id (0: unknown here), from the
  * event's cached state es (NULL: not cached). Memory only: this is the
  * poll's hot path (one seqmap and one event-cache lookup per poll, done by
@@ -96,9 +121,7 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
                                const q_event_state *es)
 {
     ing_app *app = r->app;
-    char body[384], ev[40] = "";
-    if (event_id > 0)
-        snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
+    char body[384];
     /* Before onsale_at every join of a pre-queued event is in the draw. */
     if (es && es->prequeue_opens_at_ms > 0 && ing_now_ms() < es->onsale_at_ms) {
         prequeued_body(app, body, sizeof body, intent_id, event_id, es->onsale_at_ms, 0);
@@ -109,6 +132,9 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
      * answer is sold_out now, not when the worker reaches this record; while
      * every unsold seat is held, the fan is told so. */
     if (es && es->sold_out) {
+        char ev[40] = "";
+        if (event_id > 0)
+            snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
         snprintf(body, sizeof body,
                  "{\"intent_id\":\"%s\",\"state\":\"rejected\",\"reason\":\"sold_out\","
                  "\"poll_after_ms\":%lld%s}",
@@ -117,11 +143,26 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
         return;
     }
     queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq), es);
-    snprintf(body, sizeof body,
-             "{\"intent_id\":\"%s\",\"state\":\"queued\",\"position\":%" PRId64
-             ",\"eta_seconds\":%" PRId64 ",\"poll_after_ms\":%" PRId64 "%s%s}",
-             intent_id, q.position, q.eta_seconds, q.poll_after_ms, ev,
-             es && es->available == 0 && es->held > 0 ? ",\"seats_all_held\":true" : "");
+    /* The common answer, built without printf (two snprintf calls were ~4%
+     * of a queued poll's instructions): at most 14 + 32 + 31 + 4 * 20 +
+     * 50 + 22 bytes, well within body. */
+    char *w = body;
+    w = put_text(w, "{\"intent_id\":\"", SIZE_MAX);
+    w = put_text(w, intent_id, Q_ID_LEN);
+    w = put_text(w, "\",\"state\":\"queued\",\"position\":", SIZE_MAX);
+    w = put_int(w, q.position);
+    w = put_text(w, ",\"eta_seconds\":", SIZE_MAX);
+    w = put_int(w, q.eta_seconds);
+    w = put_text(w, ",\"poll_after_ms\":", SIZE_MAX);
+    w = put_int(w, q.poll_after_ms);
+    if (event_id > 0) {
+        w = put_text(w, ",\"event_id\":", SIZE_MAX);
+        w = put_int(w, event_id);
+    }
+    if (es && es->available == 0 && es->held > 0)
+        w = put_text(w, ",\"seats_all_held\":true", SIZE_MAX);
+    w = put_text(w, "}", SIZE_MAX);
+    *w = '\0';
     ing_reply_raw(r, 200, body);
 }
 
