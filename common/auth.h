@@ -70,6 +70,11 @@ typedef struct ons_principal {
  * wrongly signed, not HS256, expired, or with bad claims (also when secret is
  * NULL or shorter than ONS_AUTH_SECRET_MIN: fail closed). */
 int ons_auth_verify(const char *secret, const char *authorization, int64_t now, ons_principal *out);
+/* ons_auth_verify through libjwt alone, without the fast path that answers
+ * the common well-formed token first (auth.c). The same verdict by
+ * contract: the JWT fuzz target and tests/unit/test_auth.c compare them. */
+int ons_auth_verify_libjwt(const char *secret, const char *authorization, int64_t now,
+                           ons_principal *out);
 
 /* Mints a token for user/role valid for ttl_s seconds from now (claims sub as
  * a decimal string, role, iat, exp). *out is a heap string the caller frees

@@ -19,8 +19,12 @@ typedef struct slot {
     q_event_state st;
 } slot;
 
+/* Slots are guarded by stripes of locks (slot index % STRIPES), so polls of
+ * different events on different nng threads do not queue on one lock. */
+#define STRIPES 64
+
 struct ing_events {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu[STRIPES];
     int ttl_ms;
     size_t n;
     slot *slots;
@@ -33,7 +37,8 @@ int ing_events_new(int ttl_ms, size_t slots, ing_events **out)
         free(c);
         return ONS_ENOMEM;
     }
-    pthread_mutex_init(&c->mu, NULL);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&c->mu[i], NULL);
     c->ttl_ms = ttl_ms;
     c->n = slots;
     *out = c;
@@ -44,28 +49,40 @@ void ing_events_free(ing_events *c)
 {
     if (!c)
         return;
-    pthread_mutex_destroy(&c->mu);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&c->mu[i]);
     free(c->slots);
     free(c);
 }
 
+static size_t event_slot(const ing_events *c, int64_t id)
+{
+    return (size_t)((uint64_t)id % c->n);
+}
+
+static pthread_mutex_t *slot_lock(ing_events *c, size_t i)
+{
+    return &c->mu[i % STRIPES];
+}
+
 void ing_events_forget(ing_events *c, int64_t id)
 {
-    pthread_mutex_lock(&c->mu);
-    slot *s = &c->slots[(uint64_t)id % c->n];
-    if (s->event_id == id)
-        s->event_id = 0;
-    pthread_mutex_unlock(&c->mu);
+    size_t i = event_slot(c, id);
+    pthread_mutex_lock(slot_lock(c, i));
+    if (c->slots[i].event_id == id)
+        c->slots[i].event_id = 0;
+    pthread_mutex_unlock(slot_lock(c, i));
 }
 
 static void put(ing_events *c, int64_t id, const q_event_state *st)
 {
-    pthread_mutex_lock(&c->mu);
-    slot *s = &c->slots[(uint64_t)id % c->n];
+    size_t i = event_slot(c, id);
+    pthread_mutex_lock(slot_lock(c, i));
+    slot *s = &c->slots[i];
     s->event_id = id;
     s->fetched_ms = ons_mono_ms();
     s->st = *st;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(slot_lock(c, i));
 }
 
 /* Reads the events row. Returns 0, ONS_ENOTFOUND or ONS_EDB. */
@@ -102,35 +119,37 @@ static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
     return rc;
 }
 
+int ing_events_lookup(ing_events *c, int64_t id, q_event_state *out, int *fresh)
+{
+    size_t i = event_slot(c, id);
+    pthread_mutex_lock(slot_lock(c, i));
+    const slot *s = &c->slots[i];
+    int hit = s->event_id == id;
+    int young = hit && ons_mono_ms() - s->fetched_ms < c->ttl_ms;
+    if (hit && out)
+        *out = s->st;
+    pthread_mutex_unlock(slot_lock(c, i));
+    if (fresh)
+        *fresh = young;
+    return hit ? 0 : ONS_ENOTFOUND;
+}
+
 int ing_events_peek(ing_events *c, int64_t id, q_event_state *out)
 {
-    pthread_mutex_lock(&c->mu);
-    slot *s = &c->slots[(uint64_t)id % c->n];
-    int hit = s->event_id == id;
-    if (hit)
-        *out = s->st;
-    pthread_mutex_unlock(&c->mu);
-    return hit ? 0 : ONS_ENOTFOUND;
+    return ing_events_lookup(c, id, out, NULL);
 }
 
 int ing_events_fresh(ing_events *c, int64_t id)
 {
-    pthread_mutex_lock(&c->mu);
-    slot *s = &c->slots[(uint64_t)id % c->n];
-    int fresh = s->event_id == id && ons_mono_ms() - s->fetched_ms < c->ttl_ms;
-    pthread_mutex_unlock(&c->mu);
+    int fresh = 0;
+    (void)ing_events_lookup(c, id, NULL, &fresh);
     return fresh;
 }
 
 int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 {
-    pthread_mutex_lock(&c->mu);
-    slot *s = &c->slots[(uint64_t)id % c->n];
-    int hit = s->event_id == id && ons_mono_ms() - s->fetched_ms < c->ttl_ms;
-    if (hit)
-        *out = s->st;
-    pthread_mutex_unlock(&c->mu);
-    if (hit)
+    int fresh = 0;
+    if (ing_events_lookup(c, id, out, &fresh) == 0 && fresh)
         return 0;
 
     q_event_state st;
@@ -165,7 +184,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 /* ---- intent → event --------------------------------------------------------- */
 
 struct ing_seqmap {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu[STRIPES]; /* slot index % STRIPES */
     size_t n;
     int64_t (*pairs)[2]; /* {seq + 1, event_id}; 0 = empty */
 };
@@ -177,7 +196,8 @@ int ing_seqmap_new(size_t slots, ing_seqmap **out)
         free(m);
         return ONS_ENOMEM;
     }
-    pthread_mutex_init(&m->mu, NULL);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&m->mu[i], NULL);
     m->n = slots;
     *out = m;
     return 0;
@@ -187,7 +207,8 @@ void ing_seqmap_free(ing_seqmap *m)
 {
     if (!m)
         return;
-    pthread_mutex_destroy(&m->mu);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&m->mu[i]);
     free(m->pairs);
     free(m);
 }
@@ -200,31 +221,33 @@ static size_t seq_slot(const ing_seqmap *m, int64_t seq)
 
 void ing_seqmap_put(ing_seqmap *m, int64_t seq, int64_t event_id)
 {
-    pthread_mutex_lock(&m->mu);
     size_t i = seq_slot(m, seq);
+    pthread_mutex_lock(&m->mu[i % STRIPES]);
     m->pairs[i][0] = seq + 1;
     m->pairs[i][1] = event_id;
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->mu[i % STRIPES]);
 }
 
 int ing_seqmap_get(ing_seqmap *m, int64_t seq, int64_t *event_id)
 {
-    pthread_mutex_lock(&m->mu);
     size_t i = seq_slot(m, seq);
+    pthread_mutex_lock(&m->mu[i % STRIPES]);
     int rc = ONS_ENOTFOUND;
     if (m->pairs[i][0] == seq + 1) {
         *event_id = m->pairs[i][1];
         rc = 0;
     }
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->mu[i % STRIPES]);
     return rc;
 }
 
 void ing_seqmap_scan(ing_seqmap *m, void (*fn)(int64_t seq, int64_t event_id, void *arg), void *arg)
 {
-    pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < m->n; i++)
-        if (m->pairs[i][0])
-            fn(m->pairs[i][0] - 1, m->pairs[i][1], arg);
-    pthread_mutex_unlock(&m->mu);
+    for (size_t i = 0; i < m->n; i++) {
+        pthread_mutex_lock(&m->mu[i % STRIPES]);
+        int64_t seq1 = m->pairs[i][0], ev = m->pairs[i][1];
+        pthread_mutex_unlock(&m->mu[i % STRIPES]);
+        if (seq1)
+            fn(seq1 - 1, ev, arg);
+    }
 }

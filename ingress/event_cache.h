@@ -37,6 +37,10 @@ void ing_events_forget(ing_events *c, int64_t event_id);
 /* The cached state of event_id however old, without fetching (any thread,
  * never blocks on I/O). Returns 0 or ONS_ENOTFOUND (not cached). */
 int ing_events_peek(ing_events *c, int64_t event_id, q_event_state *out);
+/* Both at once, under one lock (the queued poll's path): the cached state
+ * (out may be NULL) and whether it is younger than the ttl (*fresh, may be
+ * NULL). Returns 0 or ONS_ENOTFOUND (not cached; *fresh = 0). */
+int ing_events_lookup(ing_events *c, int64_t event_id, q_event_state *out, int *fresh);
 /* Is event_id cached and younger than the ttl? (any thread, no I/O) */
 int ing_events_fresh(ing_events *c, int64_t event_id);
 
@@ -46,8 +50,8 @@ void ing_seqmap_put(ing_seqmap *m, int64_t seq, int64_t event_id);
 /* Returns 0 and *event_id, or ONS_ENOTFOUND. */
 int ing_seqmap_get(ing_seqmap *m, int64_t seq, int64_t *event_id);
 
-/* Calls fn(seq, event_id, arg) for every remembered intent, under the
- * map's lock (keep fn short: joins wait meanwhile). Admin views only. */
+/* Calls fn(seq, event_id, arg) for every remembered intent (each pair read
+ * under its stripe's lock, fn called outside it). Admin views only. */
 void ing_seqmap_scan(ing_seqmap *m, void (*fn)(int64_t seq, int64_t event_id, void *arg),
                      void *arg);
 

@@ -37,8 +37,12 @@ typedef struct slot {
     view_body *body;
 } slot;
 
+/* Slots are guarded by stripes of locks (slot index % STRIPES): every view
+ * request takes one, on whichever nng thread it arrived. */
+#define STRIPES 64
+
 struct ing_views {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu[STRIPES];
     int ttl_ms;
     char cache_control[32];
     size_t n;
@@ -64,7 +68,8 @@ int ing_views_new(int ttl_ms, size_t slots, ing_views **out)
         free(v);
         return ONS_ENOMEM;
     }
-    pthread_mutex_init(&v->mu, NULL);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&v->mu[i], NULL);
     v->ttl_ms = ttl_ms;
     v->n = slots;
     /* Shared caches (a CDN) may keep it as long as we do, whole seconds. */
@@ -79,7 +84,8 @@ void ing_views_free(ing_views *v)
         return;
     for (size_t i = 0; i < v->n; i++)
         body_release(v->slots[i].body);
-    pthread_mutex_destroy(&v->mu);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&v->mu[i]);
     free(v->slots);
     free(v);
 }
@@ -91,8 +97,9 @@ void ing_views_free(ing_views *v)
 static view_body *lookup(ing_views *v, int64_t event_id, int64_t now)
 {
     view_body *b = NULL;
-    pthread_mutex_lock(&v->mu);
-    slot *s = &v->slots[(uint64_t)event_id % v->n];
+    size_t i = (size_t)((uint64_t)event_id % v->n);
+    pthread_mutex_lock(&v->mu[i % STRIPES]);
+    slot *s = &v->slots[i];
     if (s->event_id == event_id && s->body) {
         int fresh = now - s->built_ms < v->ttl_ms;
         int refreshing = s->refresh_ms > 0 && now - s->refresh_ms < REFRESH_STUCK_MS;
@@ -101,21 +108,22 @@ static view_body *lookup(ing_views *v, int64_t event_id, int64_t now)
         else
             s->refresh_ms = now;
     }
-    pthread_mutex_unlock(&v->mu);
+    pthread_mutex_unlock(&v->mu[i % STRIPES]);
     return b;
 }
 
 /* Stores b (the cache takes its own reference) as event_id's view. */
 static void store(ing_views *v, int64_t event_id, view_body *b, int64_t now)
 {
-    pthread_mutex_lock(&v->mu);
-    slot *s = &v->slots[(uint64_t)event_id % v->n];
+    size_t i = (size_t)((uint64_t)event_id % v->n);
+    pthread_mutex_lock(&v->mu[i % STRIPES]);
+    slot *s = &v->slots[i];
     view_body *old = s->body;
     s->event_id = event_id;
     s->built_ms = now;
     s->refresh_ms = 0;
     s->body = body_hold(b);
-    pthread_mutex_unlock(&v->mu);
+    pthread_mutex_unlock(&v->mu[i % STRIPES]);
     body_release(old);
 }
 
@@ -124,14 +132,15 @@ static void store(ing_views *v, int64_t event_id, view_body *b, int64_t now)
 static view_body *refresh_failed(ing_views *v, int64_t event_id)
 {
     view_body *b = NULL;
-    pthread_mutex_lock(&v->mu);
-    slot *s = &v->slots[(uint64_t)event_id % v->n];
+    size_t i = (size_t)((uint64_t)event_id % v->n);
+    pthread_mutex_lock(&v->mu[i % STRIPES]);
+    slot *s = &v->slots[i];
     if (s->event_id == event_id) {
         s->refresh_ms = 0;
         if (s->body)
             b = body_hold(s->body);
     }
-    pthread_mutex_unlock(&v->mu);
+    pthread_mutex_unlock(&v->mu[i % STRIPES]);
     return b;
 }
 

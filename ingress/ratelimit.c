@@ -34,6 +34,9 @@ static const char *const class_names[ING_RL_NCLASS] = {"join", "poll", "checkout
 
 #define STRIPES 64
 
+typedef struct ing_ratelimit ing_ratelimit;
+static void policies_init(ing_ratelimit *rl);
+
 typedef struct bucket {
     uint64_t id; /* hash of class, kind and subject; 0 = empty */
     int64_t tat_ms;
@@ -41,6 +44,10 @@ typedef struct bucket {
 
 struct ing_ratelimit {
     ing_app *app;
+    /* RateLimit-Policy of each class for each set of buckets it can have
+     * (bit 0: per user, bit 1: per address), formatted once: the values
+     * are options, fixed for the process. */
+    char policy[ING_RL_NCLASS][4][160];
     signed char *route_class; /* [ing_route_count] */
     bucket *slots;
     size_t nslots;
@@ -80,6 +87,7 @@ int ing_ratelimit_new(ing_app *app, size_t slots, ing_ratelimit **out)
         rl->route_class[i] = (signed char)ing_ratelimit_class_of(&ing_routes[i]);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&rl->lock[i], NULL);
+    policies_init(rl);
     for (int c = 0; c < ING_RL_NCLASS && app->metrics; c++) {
         char labels[48];
         snprintf(labels, sizeof labels, "class=\"%s\"", class_names[c]);
@@ -104,33 +112,60 @@ void ing_ratelimit_free(ing_ratelimit *rl)
 
 /* ---- the request's buckets ----------------------------------------------------- */
 
-/* One bucket of a request: its name (class, kind, subject), period, burst. */
+/* One bucket of a request: its name (class, kind, subject) for a shared
+ * bucket, or the hash of the same for one kept in memory; period, burst. */
 typedef struct rl_bucket {
-    char name[80];
+    char name[80];    /* shared buckets only ("" in memory) */
+    uint64_t id;      /* memory buckets only: hash of class, kind, subject; never 0 */
     const char *kind; /* "user" or "addr" */
     int64_t period_ms, burst;
 } rl_bucket;
 
+static uint64_t hash_name(const char *s);
+
+/* The memory id of a user's bucket of class cls: a mix of the numbers,
+ * no text formatted (this runs on every poll). */
+static uint64_t user_bucket_id(int cls, int64_t user_id)
+{
+    uint64_t x = (uint64_t)user_id * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)cls + 1) << 56;
+    x ^= x >> 31;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x ? x : 1;
+}
+
 /* Fills up to two buckets of r's class: per user (authenticated routes)
- * and per client address (when known). Returns how many. */
-static size_t buckets_of(ing_req *r, rl_bucket *b)
+ * and per client address (when known). named: shared buckets (their Redis
+ * names); else memory ones (ids). Returns how many; *mask gets bit 0 for
+ * a user bucket and bit 1 for an address bucket. */
+static size_t buckets_of(ing_req *r, rl_bucket *b, int named, unsigned *mask)
 {
     const long long *p = r->app->o.ratelimit[r->rl_class];
     const char *cls = class_names[r->rl_class];
     size_t n = 0;
+    *mask = 0;
     if (r->who.user_id > 0 && p[ING_RL_USER_PER_MIN] > 0) {
-        snprintf(b[n].name, sizeof b[n].name, "rl:%s:u:%" PRId64, cls, r->who.user_id);
+        if (named)
+            snprintf(b[n].name, sizeof b[n].name, "rl:%s:u:%" PRId64, cls, r->who.user_id);
+        else
+            b[n].id = user_bucket_id(r->rl_class, r->who.user_id);
         b[n].kind = "user";
         b[n].period_ms = 60000 / p[ING_RL_USER_PER_MIN];
         b[n].burst = p[ING_RL_USER_BURST];
+        *mask |= 1;
         n++;
     }
     char addr[ING_CLIENT_ADDR_MAX];
     if (p[ING_RL_ADDR_PER_MIN] > 0 && ing_client_addr(r, addr, sizeof addr) == 0) {
         snprintf(b[n].name, sizeof b[n].name, "rl:%s:a:%s", cls, addr);
+        if (!named) {
+            b[n].id = hash_name(b[n].name);
+            b[n].name[0] = '\0';
+        }
         b[n].kind = "addr";
         b[n].period_ms = 60000 / p[ING_RL_ADDR_PER_MIN];
         b[n].burst = p[ING_RL_ADDR_BURST];
+        *mask |= 2;
         n++;
     }
     for (size_t i = 0; i < n; i++)
@@ -139,23 +174,79 @@ static size_t buckets_of(ing_req *r, rl_bucket *b)
     return n;
 }
 
+/* Formats the RateLimit-Policy of every class and bucket set once. */
+static void policies_init(ing_ratelimit *rl)
+{
+    for (int c = 0; c < ING_RL_NCLASS; c++) {
+        const long long *p = rl->app->o.ratelimit[c];
+        for (unsigned mask = 1; mask < 4; mask++) {
+            char *out = rl->policy[c][mask];
+            size_t len = 0, cap = sizeof rl->policy[c][mask];
+            for (int k = 0; k < 2; k++) {
+                if (!(mask & (1u << k)))
+                    continue;
+                long long per_min = p[k ? ING_RL_ADDR_PER_MIN : ING_RL_USER_PER_MIN];
+                long long burst = p[k ? ING_RL_ADDR_BURST : ING_RL_USER_BURST];
+                int64_t period = per_min > 0 ? 60000 / per_min : 1;
+                if (period < 1)
+                    period = 1;
+                if (len < cap)
+                    len += (size_t)snprintf(out + len, cap - len, "%s\"%s-%s\";q=%lld;w=%lld",
+                                            len ? ", " : "", class_names[c], k ? "addr" : "user",
+                                            burst, (long long)((burst * period + 999) / 1000));
+            }
+        }
+    }
+}
+
+/* Decimal digits of v >= 0 at out; returns the end. */
+static char *put_i64(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? 0 : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n)
+        *out++ = tmp[--n];
+    return out;
+}
+
+static char *put_str(char *out, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(out, s, n);
+    return out + n;
+}
+
 /* The headers: RateLimit-Policy lists every bucket ("join-user";q=burst;
  * w=seconds to refill it), RateLimit names the deciding one with what is
- * left (r) and when it resets (t, seconds). */
-static int note(ing_req *r, const rl_bucket *b, size_t n, const q_rate_out *o)
+ * left (r) and when it resets (t, seconds). Formatted without printf: a
+ * poll passes here every time. */
+static int note(ing_req *r, const rl_bucket *b, size_t n, unsigned mask, const q_rate_out *o)
 {
     const char *cls = class_names[r->rl_class];
-    size_t len = 0;
-    r->rl_policy[0] = '\0';
-    for (size_t i = 0; i < n && len < sizeof r->rl_policy; i++)
-        len += (size_t)snprintf(r->rl_policy + len, sizeof r->rl_policy - len,
-                                "%s\"%s-%s\";q=%" PRId64 ";w=%" PRId64, i ? ", " : "", cls,
-                                b[i].kind, b[i].burst, (b[i].burst * b[i].period_ms + 999) / 1000);
+    const char *policy = r->app->ratelimit->policy[r->rl_class][mask & 3];
+    _Static_assert(sizeof r->rl_policy == sizeof r->app->ratelimit->policy[0][0], "policy");
+    memcpy(r->rl_policy, policy, strlen(policy) + 1);
     int k = o->key >= 0 && (size_t)o->key < n ? o->key : 0;
     int64_t secs = (o->ms + 999) / 1000;
-    if (n)
-        snprintf(r->rl_state, sizeof r->rl_state, "\"%s-%s\";r=%" PRId64 ";t=%" PRId64, cls,
-                 b[k].kind, o->limited ? 0 : o->remaining, secs);
+    if (n) {
+        /* "<class>-<kind>";r=<n>;t=<n>: at most 8 + 1 + 4 + 4 + 2 * 20 + 5 < 80 */
+        _Static_assert(sizeof r->rl_state >= 64, "rl_state");
+        char *w = r->rl_state;
+        *w++ = '"';
+        w = put_str(w, cls);
+        *w++ = '-';
+        w = put_str(w, b[k].kind);
+        w = put_str(w, "\";r=");
+        w = put_i64(w, o->limited ? 0 : o->remaining);
+        w = put_str(w, ";t=");
+        w = put_i64(w, secs);
+        *w = '\0';
+    }
     if (o->limited) {
         r->retry_after = secs < 1 ? 1 : (int)secs;
         ons_counter *c = r->app->ratelimit->refused[r->rl_class];
@@ -184,7 +275,7 @@ static void memory_check(ing_ratelimit *rl, const rl_bucket *b, size_t n, q_rate
     size_t slot[2], stripe[2];
     int64_t next[2];
     for (size_t i = 0; i < n; i++) {
-        id[i] = hash_name(b[i].name);
+        id[i] = b[i].id;
         slot[i] = id[i] % rl->nslots;
         stripe[i] = slot[i] % STRIPES;
     }
@@ -235,12 +326,13 @@ int ing_ratelimit_admit(ing_req *r)
     if (r->rl_class != ING_RL_POLL)
         return 0;
     rl_bucket b[2];
-    size_t n = buckets_of(r, b);
+    unsigned mask;
+    size_t n = buckets_of(r, b, 0, &mask);
     if (n == 0)
         return 0;
     q_rate_out o;
     memory_check(rl, b, n, &o);
-    if (!note(r, b, n, &o))
+    if (!note(r, b, n, mask, &o))
         return 0;
     ing_failf(r, NULL, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
     return -1;
@@ -253,7 +345,8 @@ size_t ing_ratelimit_keys(ing_req *r, q_rate_key *keys)
     if (r->rl_class < 0 || r->rl_class == ING_RL_POLL)
         return 0;
     rl_bucket b[2];
-    size_t n = buckets_of(r, b);
+    unsigned mask;
+    size_t n = buckets_of(r, b, 1, &mask);
     for (size_t i = 0; i < n; i++) {
         _Static_assert(sizeof r->rl_names[i] == sizeof b[i].name, "bucket names");
         memcpy(r->rl_names[i], b[i].name, sizeof b[i].name);
@@ -265,9 +358,10 @@ size_t ing_ratelimit_keys(ing_req *r, q_rate_key *keys)
 int ing_ratelimit_note(ing_req *r, const q_rate_key *keys, const q_rate_out *o)
 {
     rl_bucket b[2];
-    size_t n = buckets_of(r, b);
+    unsigned mask;
+    size_t n = buckets_of(r, b, 1, &mask);
     (void)keys;
-    return note(r, b, n, o);
+    return note(r, b, n, mask, o);
 }
 
 static void shared_job(ing_worker *w, void *arg)

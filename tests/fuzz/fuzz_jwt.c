@@ -8,7 +8,8 @@
  *         and signs with the right key (HMAC-SHA256), so the fuzzer gets past
  *         the signature to the algorithm, header and claim checks.
  * Oracle, besides ASan/UBSan/LSan: the cache answers exactly what
- * ons_auth_verify answers (first call a miss, second a hit); an accepted
+ * ons_auth_verify answers (first call a miss, second a hit), and
+ * ons_auth_verify (its fast path first) exactly what libjwt alone answers; an accepted
  * token names a positive user, a known role and an exp after now; and in
  * signed mode it was an HS256 token without "crit".
  */
@@ -113,6 +114,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("verify returned neither 0 nor ONS_EAUTH", authz);
     if (ra != rb || ra != rc)
         fail("the cache and verify disagree", authz);
+    ons_principal d = {0};
+    int rd = ons_auth_verify_libjwt(SECRET, authz, NOW, &d);
+    if (ra != rd || (ra == 0 && memcmp(&a, &d, sizeof a) != 0))
+        fail("the fast path and libjwt disagree", authz);
     if (ra == 0) {
         if (memcmp(&a, &b, sizeof a) != 0 || memcmp(&a, &c, sizeof a) != 0)
             fail("the cache returned another principal", authz);

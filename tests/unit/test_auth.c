@@ -452,6 +452,79 @@ END_TEST
 /* A secret that is its public default, missing, or shared with another
  * purpose stops the process, unless dev_mode; the message names the
  * option, its environment variable and dev_mode. */
+/* ons_auth_verify answers the common token on a fast path of its own and
+ * leaves the rest to libjwt: both must give the same verdict and principal
+ * on every header and claims shape that might tell them apart. */
+START_TEST(fast_path_agrees_with_libjwt)
+{
+    static const char *const headers[] = {
+        HS256,
+        "{\"alg\":\"HS256\"}",
+        "{\"typ\":\"JWT\",\"alg\":\"HS256\"}",
+        "{\"alg\":\"HS256\",\"typ\":\"jwt\"}",
+        "{\"alg\":\"HS256\",\"typ\":\"JOSE\"}",
+        "{\"alg\":\"HS256\",\"typ\":1}",
+        "{\"alg\":\"hs256\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"HS384\"}",
+        "{\"alg\":\"none\"}",
+        "{\"alg\":null}",
+        "{\"typ\":\"JWT\"}",
+        "{\"alg\":\"HS256\",\"kid\":\"k1\"}",
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
+        "{\"alg\":\"HS256\",\"alg\":\"none\"}",
+        "{\"alg\":\"none\",\"alg\":\"HS256\"}",
+        "[\"alg\",\"HS256\"]",
+        "{\"alg\":\"HS256\"",
+        "",
+    };
+    char claims[12][160];
+    snprintf(claims[0], sizeof claims[0], "{\"sub\":\"7\",\"role\":\"fan\",\"exp\":%lld}",
+             NOW + 60);
+    snprintf(claims[1], sizeof claims[1], "{\"sub\":7,\"role\":\"admin\",\"exp\":%lld}", NOW + 1);
+    snprintf(claims[2], sizeof claims[2], "{\"sub\":\"7\",\"role\":\"fan\",\"exp\":%lld}", NOW);
+    snprintf(claims[3], sizeof claims[3],
+             "{\"sub\":\"7\",\"role\":\"fan\",\"exp\":%lld,\"nbf\":%lld}", NOW + 60, NOW + 1);
+    snprintf(claims[4], sizeof claims[4], "{\"sub\":\"07\",\"role\":\"fan\",\"exp\":%lld}",
+             NOW + 60);
+    snprintf(claims[5], sizeof claims[5],
+             "{\"sub\":\"7\",\"sub\":\"8\",\"role\":\"fan\",\"exp\":%lld}", NOW + 60);
+    snprintf(claims[6], sizeof claims[6], "{\"sub\":\"7\",\"role\":\"fan\",\"exp\":%lld.0}",
+             NOW + 60);
+    snprintf(claims[7], sizeof claims[7], "[1,2]");
+    snprintf(claims[8], sizeof claims[8],
+             " { \"sub\" : \"7\" ,\n\"role\":\"\\u0066an\",\t\"exp\":%lld } ", NOW + 60);
+    snprintf(claims[9], sizeof claims[9],
+             "{\"sub\":\"7\",\"role\":\"fan\",\"aud\":[\"x\"],\"exp\":%lld}", NOW + 60);
+    snprintf(claims[10], sizeof claims[10], "{\"sub\":\"7\",\"role\":\"fan\",\"exp\":%lld}x",
+             NOW + 60);
+    snprintf(claims[11], sizeof claims[11], "{\"sub\":-7,\"role\":\"fan\",\"exp\":0%lld}",
+             NOW + 60);
+    const char *keys[] = {SECRET, "another-secret-0123456789"};
+    int accepted = 0;
+    for (size_t h = 0; h < sizeof headers / sizeof *headers; h++)
+        for (size_t c = 0; c < 12; c++)
+            for (size_t k = 0; k < 2; k++) {
+                char tok[1024];
+                snprintf(tok, sizeof tok, "%s", craft(headers[h], claims[c], keys[k]));
+                ons_principal a = {0}, b = {0};
+                int ra = ons_auth_verify(SECRET, tok, NOW, &a);
+                int rb = ons_auth_verify_libjwt(SECRET, tok, NOW, &b);
+                ck_assert_msg(ra == rb, "verdicts differ on %s / %s", headers[h], claims[c]);
+                if (ra == 0) {
+                    ck_assert(memcmp(&a, &b, sizeof a) == 0);
+                    accepted++;
+                }
+                /* Signature text altered in its last character's unused bits
+                 * (not canonical base64url): libjwt compares the text. */
+                size_t n = strlen(tok);
+                tok[n - 1] = tok[n - 1] == 'A' ? 'B' : 'A';
+                ck_assert_int_eq(ons_auth_verify(SECRET, tok, NOW, &a),
+                                 ons_auth_verify_libjwt(SECRET, tok, NOW, &b));
+            }
+    ck_assert_int_gt(accepted, 4);
+}
+END_TEST
+
 START_TEST(secrets_refused_outside_dev_mode)
 {
     char err[512];
@@ -504,6 +577,7 @@ int main(void)
         {"cache_hits_and_expiry", cache_hits_and_expiry},
         {"cache_bounded", cache_bounded},
         {"secrets_refused_outside_dev_mode", secrets_refused_outside_dev_mode},
+        {"fast_path_agrees_with_libjwt", fast_path_agrees_with_libjwt},
     };
     return ons_check_run("auth", cases, sizeof cases / sizeof *cases, 60);
 }
