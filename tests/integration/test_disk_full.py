@@ -229,8 +229,11 @@ def test_kafka_volume_full_refuses_joins_and_loses_nothing():
             mark("broker up")
             st.start_worker()
             # produce timeout 2 s (default 5 s): the joins in flight when the
-            # broker stops are answered sooner
-            st.start_ingress(kafka_produce_timeout_ms=2000, kafka_fail_fast_ms=2000)
+            # broker stops are answered sooner; request timeout 5 s (default
+            # 30 s): it bounds how long the monitor's watermark query to the
+            # dying broker can hang (seen: over 30 s)
+            st.start_ingress(kafka_produce_timeout_ms=2000, kafka_request_timeout_ms=5000,
+                             kafka_fail_fast_ms=2000)
             ev = st.create_event(sections=[("A", 10, 20, 5000)])
             accepted, refused, answers, user = {}, {}, [], 0
 
@@ -281,9 +284,10 @@ def test_kafka_volume_full_refuses_joins_and_loses_nothing():
             # timeout).
             # (the monitor's round may first go stale, blocked in a watermark
             # query to the dying broker: /readyz is 503 before it says why)
-            st.wait_for(lambda: st.http("GET", "/readyz")[2].get("kafka") is False, 30,
+            st.wait_for(lambda: st.http("GET", "/readyz")[2].get("kafka") is False, 45,
                         "/readyz reporting kafka down")
             assert st.http("GET", "/readyz")[0] == 503
+            mark(f"readyz kafka down {time.time() - t_full - down_after:.1f}s after the broker")
             time.sleep(2.5)
             for _ in range(5):
                 user += 1
