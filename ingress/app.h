@@ -48,6 +48,7 @@ typedef struct ing_opts {
     char *kafka_control_topic;
     long long kafka_partitions;
     long long kafka_produce_timeout_ms, kafka_request_timeout_ms;
+    long long kafka_fail_fast_ms;
     long long kafka_linger_ms;
     long long kafka_max_inflight;
     long long debug_join_delay_ms;     /* test only */

@@ -78,8 +78,11 @@ const ons_opt ing_opt_table[] = {
     OPT("kafka.produce_timeout_ms", ONS_OPT_INT, kafka_produce_timeout_ms, 100, 300000, "5000",
         "a join not acknowledged by Kafka within this time gets 503"),
     OPT("kafka.request_timeout_ms", ONS_OPT_INT, kafka_request_timeout_ms, 1000, 300000, "30000",
-        "librdkafka's request.timeout.ms: a produce request unanswered by then is given up; "
-        "an unknown outcome is settled after twice kafka.produce_timeout_ms plus this"),
+        "librdkafka's request.timeout.ms and socket.timeout.ms: a request unanswered by then is "
+        "given up; an unknown outcome is settled after twice kafka.produce_timeout_ms plus this"),
+    OPT("kafka.fail_fast_ms", ONS_OPT_INT, kafka_fail_fast_ms, 0, 600000, "2000",
+        "records are refused at once (503 queue_unavailable) while the monitor has found Kafka "
+        "unreachable for this long (0: never; each waits for its produce timeout)"),
     OPT("kafka.linger_ms", ONS_OPT_INT, kafka_linger_ms, 0, 1000, "2", "producer batching delay"),
     OPT("kafka.max_inflight", ONS_OPT_INT, kafka_max_inflight, 1, 1000000, "20000",
         "records sent and not yet acknowledged before joins get 503"),

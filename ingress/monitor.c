@@ -22,6 +22,7 @@ struct ing_monitor {
     ons_pg pg; /* no backoff of its own: the check interval is the retry period */
     atomic_int redis_ok, pg_ok, kafka_ok;
     _Atomic int64_t last_ms;
+    _Atomic int64_t kafka_down_since; /* monotonic ms of a failed streak's first check; 0: up */
     _Atomic int64_t *high[Q_TOPIC_COUNT]; /* per lane, per partition */
     atomic_int stop;
     pthread_t thread;
@@ -44,6 +45,10 @@ static void *monitor_main(void *arg)
         int np = 0;
         int kok = q_producer_partitions(m->producer, 1000, &np) == 0;
         atomic_store(&m->kafka_ok, kok);
+        if (kok)
+            atomic_store(&m->kafka_down_since, 0);
+        else if (atomic_load(&m->kafka_down_since) == 0)
+            atomic_store(&m->kafka_down_since, t0);
         for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
             for (int p = 0; kok && p < m->n && !atomic_load(&m->stop); p++) {
                 int64_t lo, hi;
@@ -114,6 +119,8 @@ void ing_monitor_health(ing_monitor *m, ing_health *out)
     out->kafka_ok = atomic_load(&m->kafka_ok);
     int64_t t = atomic_load(&m->last_ms);
     out->age_ms = t ? ons_mono_ms() - t : -1;
+    int64_t down = atomic_load(&m->kafka_down_since);
+    out->kafka_down_ms = down ? ons_mono_ms() - down : 0;
 }
 
 int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t p)

@@ -22,7 +22,8 @@ void ing_monitor_free(ing_monitor *m);
 
 typedef struct ing_health {
     int redis_ok, pg_ok, kafka_ok;
-    int64_t age_ms; /* since the last completed check round; -1 before the first */
+    int64_t age_ms;        /* since the last completed check round; -1 before the first */
+    int64_t kafka_down_ms; /* since the first failed Kafka check of a running streak; 0: up */
 } ing_health;
 
 void ing_monitor_health(ing_monitor *m, ing_health *out);

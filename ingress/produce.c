@@ -173,8 +173,23 @@ static int debug_unknown(const ing_app *app, enum q_msg_type type)
     return 0;
 }
 
+int ing_produce_refuse(const ing_health *h, int64_t fail_fast_ms, int64_t monitor_interval_ms)
+{
+    return fail_fast_ms > 0 && h->age_ms >= 0 && h->age_ms < 5 * monitor_interval_ms + 2000 &&
+           !h->kafka_ok && h->kafka_down_ms >= fail_fast_ms;
+}
+
 static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn batch)
 {
+    if (r->app->monitor && r->app->o.kafka_fail_fast_ms > 0) {
+        ing_health h;
+        ing_monitor_health(r->app->monitor, &h);
+        if (ing_produce_refuse(&h, r->app->o.kafka_fail_fast_ms, r->app->o.monitor_interval_ms)) {
+            if (r->app->produce_errors)
+                ons_counter_add(r->app->produce_errors, 1);
+            return ONS_EKAFKA;
+        }
+    }
     char *buf = NULL;
     size_t len = 0;
     int rc = q_msg_encode(m, &buf, &len);

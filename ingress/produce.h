@@ -11,6 +11,7 @@
 #ifndef ONSALE_INGRESS_PRODUCE_H
 #define ONSALE_INGRESS_PRODUCE_H
 
+#include "ingress/monitor.h"
 #include "ingress/server.h"
 #include "queue/msg.h"
 
@@ -27,6 +28,14 @@ typedef void (*ing_batch_fn)(ing_worker *w, ing_req **rs, size_t n);
 
 /* ing_produce with a batch continuation. */
 int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done);
+
+/* Should a record be refused at once (nothing queued, 503 queue_unavailable)
+ * rather than handed to librdkafka? 1 when the monitor's last round is fresh
+ * (younger than 5 intervals + 2 s, as /readyz wants) and has found Kafka
+ * unreachable for at least fail_fast_ms (> 0; 0 never refuses). Without it
+ * a join waits for librdkafka's timeout, which with no broker up runs
+ * several seconds past kafka.produce_timeout_ms (docs/scaling.md). */
+int ing_produce_refuse(const ing_health *h, int64_t fail_fast_ms, int64_t monitor_interval_ms);
 
 /* A lane's served cursor of a partition (every offset below it applied),
  * or -1 when it can't be told. */

@@ -127,6 +127,10 @@ static rd_kafka_t *build(q_producer *p)
     if (p->request_timeout_ms > 0) {
         snprintf(num, sizeof num, "%d", p->request_timeout_ms);
         rc |= conf_set(c, "request.timeout.ms", num);
+        /* Every other request too (metadata, the monitor's watermark queries:
+         * librdkafka's 60 s default kept a query retried to a dying broker
+         * waiting, and ingress's monitor blind, for over 30 s). */
+        rc |= conf_set(c, "socket.timeout.ms", num);
     }
     snprintf(num, sizeof num, "%d", p->max_inflight + 1024);
     rc |= conf_set(c, "queue.buffering.max.messages", num);

@@ -34,7 +34,7 @@ typedef struct q_producer_opts {
     int delivery_timeout_ms;   /* message.timeout.ms: a record not acked by then fails */
     int max_inflight;          /* records queued and not yet reported */
     const char *control_topic; /* the control lane; NULL or "": "<topic>.control" (msg.h) */
-    int request_timeout_ms;    /* request.timeout.ms; 0: librdkafka's (30000) */
+    int request_timeout_ms;    /* request.timeout.ms and socket.timeout.ms; 0: librdkafka's */
 } q_producer_opts;
 
 /* Completion of one send, on the producer's poll thread. err is

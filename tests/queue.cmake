@@ -19,3 +19,6 @@ add_test(NAME vocab_checker
                  ${CMAKE_SOURCE_DIR}/tests/unit/test_check_vocab.py)
 set_tests_properties(vocab_checker PROPERTIES LABELS unit TIMEOUT 120
                      ENVIRONMENT "ONSALE_VOCAB_DUMP=$<TARGET_FILE:vocab_dump>")
+# Disk full (docs/scaling.md "Failures"): a private broker's and a tablespace's
+# small tmpfs filled; needs root to mount (CI runs as root), fails otherwise.
+onsale_pytest(it_disk_full test_disk_full.py)

@@ -122,7 +122,10 @@ class Proc:
 
 
 class Stack:
-    def __init__(self, partitions=2, keep_db=False):
+    def __init__(self, partitions=2, keep_db=False, brokers=None, tablespace=None):
+        """brokers: another Kafka than the shared stack's (a test's private
+        broker); tablespace: create the database in this PostgreSQL
+        tablespace (a test's small volume)."""
         n = next(_counter)
         tag = f"{os.getpid()}_{n}_{int(time.time()) % 100000}"
         self.partitions = partitions
@@ -138,6 +141,8 @@ class Stack:
         self.tickets_secret = TICKETS_SECRET
         self.gateway_api_key = GATEWAY_API_KEY
         self.keep_db = keep_db
+        self.brokers = brokers or BROKERS
+        self.tablespace = tablespace
         self.procs = []
         self.ingress_port = None
         self.logdir = os.path.join(ROOT, ".state", "test-logs", tag)
@@ -149,13 +154,14 @@ class Stack:
         conn = psycopg2.connect(pg_dsn("postgres"))
         conn.autocommit = True
         with conn.cursor() as c:
-            c.execute(f'CREATE DATABASE "{self.db}" TEMPLATE "{tpl}"')
+            c.execute(f'CREATE DATABASE "{self.db}" TEMPLATE "{tpl}"'
+                      + (f' TABLESPACE "{self.tablespace}"' if self.tablespace else ""))
         conn.close()
         self.pg = psycopg2.connect(pg_dsn(self.db))
         self.pg.autocommit = True
         self.sql("INSERT INTO partition_owner (partition) SELECT generate_series(0, %s - 1)",
                  (self.partitions,))
-        admin = AdminClient({"bootstrap.servers": BROKERS})
+        admin = AdminClient({"bootstrap.servers": self.brokers})
         fut = admin.create_topics([NewTopic(t, self.partitions, 1)
                                    for t in (self.topic, self.control_topic)])
         for t in (self.topic, self.control_topic):
@@ -178,7 +184,7 @@ class Stack:
         for k in self.redis.scan_iter(match=self.prefix + "*", count=1000):
             self.redis.delete(k)
         try:
-            fut = AdminClient({"bootstrap.servers": BROKERS}).delete_topics(
+            fut = AdminClient({"bootstrap.servers": self.brokers}).delete_topics(
                 [self.topic, self.control_topic])
             for f in fut.values():
                 f.result(30)
@@ -198,7 +204,7 @@ class Stack:
         """The ONSALE_* environment pointing a binary at this Stack."""
         e = dict(os.environ)
         e.update({
-            "ONSALE_KAFKA_BROKERS": BROKERS,
+            "ONSALE_KAFKA_BROKERS": self.brokers,
             "ONSALE_KAFKA_TOPIC": self.topic,
             # Always this Stack's own lane: scripts/lib.sh exports the shared
             # stack's control topic into the test run's environment.
@@ -312,7 +318,7 @@ class Stack:
     def _kafka_producer(self):
         """The idempotent, murmur2-keyed producer ingress uses, made once."""
         if self._producer is None:
-            self._producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
+            self._producer = Producer({"bootstrap.servers": self.brokers, "enable.idempotence": True,
                                        "acks": "all", "partitioner": "murmur2_random",
                                        "linger.ms": 2})
         return self._producer
