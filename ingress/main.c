@@ -363,10 +363,11 @@ static int start(ing_app *app)
 static void stop(ing_app *app)
 {
     ing_server_stop(app->server);
-    ing_monitor_free(app->monitor);
+    ing_monitor_stop(app->monitor);
     q_producer_close(app->producer, 2000);
     ing_finisher_free(app);
     ing_pool_free(app->pool);
+    ing_monitor_free(app->monitor); /* job threads read its health until now */
     q_producer_free(app->producer, 0);
     ing_server_free(app->server);
     ing_cursors_free(app->cursors);

@@ -22,7 +22,7 @@ struct ing_monitor {
     ons_pg pg; /* no backoff of its own: the check interval is the retry period */
     atomic_int redis_ok, pg_ok, kafka_ok;
     _Atomic int64_t last_ms;
-    _Atomic int64_t kafka_down_since; /* monotonic ms of a failed streak's first check; 0: up */
+    _Atomic int64_t kafka_down_since;     /* monotonic ms of a failed streak's first check; 0: up */
     _Atomic int64_t *high[Q_TOPIC_COUNT]; /* per lane, per partition */
     atomic_int stop;
     pthread_t thread;
@@ -98,13 +98,21 @@ fail:
     return ONS_ENOMEM;
 }
 
-void ing_monitor_free(ing_monitor *m)
+void ing_monitor_stop(ing_monitor *m)
 {
     if (!m)
         return;
     atomic_store(&m->stop, 1);
     if (m->started)
         pthread_join(m->thread, NULL);
+    m->started = 0;
+}
+
+void ing_monitor_free(ing_monitor *m)
+{
+    if (!m)
+        return;
+    ing_monitor_stop(m);
     q_status_free(m->st);
     ons_pg_fini(&m->pg);
     for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)

@@ -18,6 +18,12 @@ typedef struct ing_monitor ing_monitor;
 
 int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *redis,
                     const char *pg_dsn, int interval_ms, ing_monitor **out);
+/* Stops the checking thread (it reads the producer, so this comes before
+ * the producer is closed); the last health and watermarks stay readable by
+ * job threads until ing_monitor_free, which comes after they stopped.
+ * Idempotent. */
+void ing_monitor_stop(ing_monitor *m);
+/* Stops if needed and frees. NULL is fine. */
 void ing_monitor_free(ing_monitor *m);
 
 typedef struct ing_health {
