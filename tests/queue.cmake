@@ -22,3 +22,7 @@ set_tests_properties(vocab_checker PROPERTIES LABELS unit TIMEOUT 120
 # Disk full (docs/scaling.md "Failures"): a private broker's and a tablespace's
 # small tmpfs filled; needs root to mount (CI runs as root), fails otherwise.
 onsale_pytest(it_disk_full test_disk_full.py)
+# Alone: a full tablespace volume makes the shared PostgreSQL fail other
+# tests' statements (a backend evicting one of its dirty pages, the
+# checkpoint a DROP DATABASE forces), and the broker's JVM start wants the cores.
+set_tests_properties(it_disk_full PROPERTIES RUN_SERIAL TRUE)
