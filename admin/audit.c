@@ -55,6 +55,7 @@
  *   + succeeded refunds. With no orders the check runs and reports 0.
  */
 #include "admin/audit.h"
+#include "common/hex.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
@@ -822,26 +823,17 @@ static entry *idmap_get(idmap *m, int64_t seq, int insert, long long bound, int 
     return &m->slots[j];
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* intent_seq from a 32-hex public id; -1 when malformed. */
 static int64_t id_seq(const char *id)
 {
     uint64_t v = 0;
     for (int i = 0; i < 32; i++)
-        if (hexval((unsigned char)id[i]) < 0)
+        if (ons_hex_digit_lower((unsigned char)id[i]) < 0)
             return -1;
     if (id[32] != '\0')
         return -1;
     for (int i = 0; i < 16; i++)
-        v = v << 4 | (uint64_t)hexval((unsigned char)id[i]);
+        v = v << 4 | (uint64_t)ons_hex_digit_lower((unsigned char)id[i]);
     return v > INT64_MAX ? -1 : (int64_t)v;
 }
 

@@ -262,6 +262,15 @@ static int cmd_token(ctl *c, int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+/* The value of --event (a positive integer) into *ev: -1, or the usage
+ * status when it is not one. */
+static int event_flag(const command *self, long long *ev)
+{
+    if (parse_ll(optarg, 1, INT64_MAX, ev) != 0)
+        return usage_error(self, "--event '%s' is not a positive integer", optarg);
+    return -1;
+}
+
 /* ids.secret, or NULL (with a note on stderr) while it is the development
  * key outside dev mode: draws then cannot be recomputed. */
 static const char *ids_secret_or_null(ctl *c)
@@ -295,15 +304,15 @@ static int cmd_audit(ctl *c, int argc, char **argv)
                          .max_log_intents = 50LL * 1000 * 1000};
     adm_audit_result res;
     long long ev;
-    int opt;
+    int opt, status;
 
     optind = 0;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'e':
-            if (parse_ll(optarg, 1, INT64_MAX, &ev) != 0)
-                return usage_error(self, "--event '%s' is not a positive integer", optarg);
+            if ((status = event_flag(self, &ev)) >= 0)
+                return status;
             ao.event_id = ev;
             break;
         case 'l':
@@ -334,14 +343,14 @@ static int cmd_verify_draw(ctl *c, int argc, char **argv)
     };
     const command *self = find_command("verify-draw");
     long long ev = 0;
-    int opt;
+    int opt, status;
     optind = 0;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'e':
-            if (parse_ll(optarg, 1, INT64_MAX, &ev) != 0)
-                return usage_error(self, "--event '%s' is not a positive integer", optarg);
+            if ((status = event_flag(self, &ev)) >= 0)
+                return status;
             break;
         default:
             return shared_flag(self, opt, argv);

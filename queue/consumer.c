@@ -1,5 +1,6 @@
 /* consumer.c - librdkafka consumer-group member; see consumer.h. */
 #include "queue/consumer.h"
+#include "queue/kconf.h"
 #include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -24,28 +25,12 @@ struct q_consumer {
 
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
-    char err[256];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        ons_log_error("kafka consumer option %s=%s: %s", k, v, err);
-        return ONS_EINVAL;
-    }
-    return 0;
+    return q_kconf_set(conf, "consumer", k, v);
 }
 
 static int conf_set_int(rd_kafka_conf_t *conf, const char *k, long v)
 {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%ld", v);
-    return conf_set(conf, k, buf);
-}
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    ons_logk(level <= 3   ? ONS_LOG_ERROR
-             : level <= 4 ? ONS_LOG_WARN
-                          : ONS_LOG_INFO,
-             NULL, NULL, "librdkafka %s: %s", fac, buf);
+    return q_kconf_set_int(conf, "consumer", k, v);
 }
 
 static int pause_lane(q_consumer *c, int lane, int32_t partition);
@@ -174,7 +159,7 @@ static int member_conf(rd_kafka_conf_t *conf, const q_consumer_opts *o)
         (o->max_poll_interval_ms > 0 &&
          conf_set_int(conf, "max.poll.interval.ms", o->max_poll_interval_ms)))
         return ONS_EINVAL;
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, q_kconf_log);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     return 0;
 }
@@ -214,7 +199,7 @@ static int new_control(q_consumer *c, const q_consumer_opts *o)
         rd_kafka_conf_destroy(conf);
         return ONS_EINVAL;
     }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, q_kconf_log);
     c->ctl = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!c->ctl) {
         rd_kafka_conf_destroy(conf);
