@@ -416,20 +416,21 @@ int wk_co_paying_closed(wk_part *p, wk_intent *in, const char *why)
     return order_state(co, in->order_id, Q_ORDER_FAILED, why, NULL);
 }
 
+/* wk_map_values: a ticket of the event ctx. */
+static int ticket_of_event(const void *val, const void *ctx)
+{
+    return ((const wk_ticket *)val)->ev == ctx;
+}
+
 /* Voids every valid ticket of ev: the seat is freed and the ticket's order
  * marked for one refund (voided = 1, void_cents summed). */
 static int void_event_tickets(wk_part *p, wk_co *co, wk_event *ev)
 {
     /* Collect first: voiding deletes tickets from the map being walked. */
-    size_t n = 0;
-    wk_ticket **mine = malloc((co->tickets.len + 1) * sizeof *mine);
+    size_t n;
+    void **mine = wk_map_values(&co->tickets, ticket_of_event, ev, &n);
     if (!mine)
         return ONS_ENOMEM;
-    for (size_t i = 0; i < co->tickets.cap; i++) {
-        wk_ticket *t = co->tickets.slots[i].val;
-        if (t && t->ev == ev)
-            mine[n++] = t;
-    }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         wk_ticket *t = mine[i];

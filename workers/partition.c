@@ -746,6 +746,14 @@ static int apply_cancel(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms
     return rc;
 }
 
+/* wk_map_values: an intent holding seats (reserved or paying). */
+static int holds_seats(const void *val, const void *ctx)
+{
+    const wk_intent *in = val;
+    (void)ctx;
+    return in->state == Q_INTENT_RESERVED || in->state == Q_INTENT_PAYING;
+}
+
 /* Ends everything of a cancelled or ended sale: waiting intents are
  * rejected, held and paying reservations released (a paying order fails
  * with reason `why`, so a charge that succeeds later is refunded, never
@@ -761,21 +769,17 @@ static int close_sale(wk_part *p, wk_event *ev, const char *why)
             0)
             return rc;
     /* Collect first: ending an intent deletes it from the map being walked. */
-    size_t n = 0;
-    wk_intent **live = malloc((ev->users.len + 1) * sizeof *live);
+    size_t n;
+    void **live = wk_map_values(&ev->users, holds_seats, NULL, &n);
     if (!live)
         return ONS_ENOMEM;
-    for (size_t i = 0; i < ev->users.cap; i++) {
-        wk_intent *in = ev->users.slots[i].val;
-        if (in && (in->state == Q_INTENT_RESERVED || in->state == Q_INTENT_PAYING))
-            live[n++] = in;
-    }
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (live[i]->state == Q_INTENT_PAYING)
-            rc = wk_co_paying_closed(p, live[i], why);
+        wk_intent *in = live[i];
+        if (in->state == Q_INTENT_PAYING)
+            rc = wk_co_paying_closed(p, in, why);
         if (rc == 0)
-            rc = end_reservation(p, live[i], Q_INTENT_RELEASED, Q_RES_RELEASED, Q_REASON_CANCELLED);
+            rc = end_reservation(p, in, Q_INTENT_RELEASED, Q_RES_RELEASED, Q_REASON_CANCELLED);
     }
     free(live);
     return rc;
