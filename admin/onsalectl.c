@@ -262,12 +262,37 @@ static int cmd_token(ctl *c, int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
-/* The value of --event (a positive integer) into *ev: -1, or the usage
- * status when it is not one. */
-static int event_flag(const command *self, long long *ev)
+/* The flags of the commands that read an event's records: --event ID
+ * (a positive integer; 0 when absent) and --sim-log FILE (audit only: the
+ * other's longopts lack it). */
+typedef struct event_flags {
+    long long event;
+    const char *sim_log;
+} event_flags;
+
+/* Reads self's flags (longopts) into f; -1 when they read well, else the
+ * exit status (0 after --help). */
+static int read_event_flags(const command *self, const struct option *longopts, int argc,
+                            char **argv, event_flags *f)
 {
-    if (parse_ll(optarg, 1, INT64_MAX, ev) != 0)
-        return usage_error(self, "--event '%s' is not a positive integer", optarg);
+    int opt;
+    optind = 0; /* glibc: rescan from argv[1] */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'e':
+            if (parse_ll(optarg, 1, INT64_MAX, &f->event) != 0)
+                return usage_error(self, "--event '%s' is not a positive integer", optarg);
+            break;
+        case 'l':
+            f->sim_log = optarg;
+            break;
+        default:
+            return shared_flag(self, opt, argv);
+        }
+    }
+    if (optind < argc)
+        return usage_error(self, "unexpected argument '%s'", argv[optind]);
     return -1;
 }
 
@@ -303,27 +328,12 @@ static int cmd_audit(ctl *c, int argc, char **argv)
                          .wait_s = (int)c->opts.audit_wait_s,
                          .max_log_intents = 50LL * 1000 * 1000};
     adm_audit_result res;
-    long long ev;
-    int opt, status;
-
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'e':
-            if ((status = event_flag(self, &ev)) >= 0)
-                return status;
-            ao.event_id = ev;
-            break;
-        case 'l':
-            ao.sim_log = optarg;
-            break;
-        default:
-            return shared_flag(self, opt, argv);
-        }
-    }
-    if (optind < argc)
-        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    event_flags f = {0};
+    int status = read_event_flags(self, longopts, argc, argv, &f);
+    if (status >= 0)
+        return status;
+    ao.event_id = f.event;
+    ao.sim_log = f.sim_log;
     ao.ids_secret = ids_secret_or_null(c);
     int rc = adm_audit_run(&ao, stdout, &res);
     if (rc != 0) {
@@ -342,22 +352,11 @@ static int cmd_verify_draw(ctl *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const command *self = find_command("verify-draw");
-    long long ev = 0;
-    int opt, status;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'e':
-            if ((status = event_flag(self, &ev)) >= 0)
-                return status;
-            break;
-        default:
-            return shared_flag(self, opt, argv);
-        }
-    }
-    if (optind < argc)
-        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    event_flags f = {0};
+    int status = read_event_flags(self, longopts, argc, argv, &f);
+    if (status >= 0)
+        return status;
+    long long ev = f.event;
     if (ev == 0)
         return usage_error(self, "missing --event");
     const char *ids = ids_secret_or_null(c);

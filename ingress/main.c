@@ -31,10 +31,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define OPT(name, type, field, min, max, def, help)                                                \
-    {                                                                                              \
-        name, type, offsetof(ing_opts, field), min, max, def, help                                 \
-    }
+#define OPT(...) ONS_OPT_ROW(ing_opts, __VA_ARGS__)
 
 const ons_opt ing_opt_table[] = {
     OPT("http.port", ONS_OPT_INT, http_port, 0, 65535, "8080", "HTTP listen port"),

@@ -40,10 +40,7 @@
 #define MAX_RESPONSE   (1 << 20)
 #define USER_BASE_SPAN 10000000LL /* auto user ids: a fresh block per second */
 
-#define OPT(n, t, f, lo, hi, d, h)                                                                 \
-    {                                                                                              \
-        n, t, offsetof(sim_opts, f), lo, hi, d, h                                                  \
-    }
+#define OPT(...) ONS_OPT_ROW(sim_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("fans", ONS_OPT_INT, fans, 1, 2000000, "1000", "virtual fans"),
     OPT("seats", ONS_OPT_INT, seats, 1, 1000000, "500",
