@@ -55,8 +55,10 @@
  *   + succeeded refunds. With no orders the check runs and reports 0.
  */
 #include "admin/audit.h"
+#include "common/hex.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
+#include "queue/msg.h"
 #include "queue/states.h"
 #include "common/err.h"
 #include "common/pg.h"
@@ -152,74 +154,83 @@ static int count_check(audit *a, const char *name, const char *sql, const char *
 
 /* ---- seats, tickets, capacity ---------------------------------------------- */
 
+/* A check answered by one count_check query. */
+typedef struct count_query {
+    const char *name, *sql, *what;
+} count_query;
+
+/* Seats, tickets and capacity: every taken seat names a live reservation
+ * in the matching state, each live reservation holds its seat count, one
+ * valid ticket per sold seat, and no event sells past its capacity. */
+static const count_query seat_checks[] = {
+    {"seats_live",
+     "SELECT count(*), count(*) FILTER (WHERE bad), "
+     "  array_to_string((array_agg('event ' || event_id || ' seat ' || seat_no) FILTER (WHERE "
+     "bad))[1:3], ', ') "
+     "FROM (SELECT s.event_id, s.seat_no, "
+     "        (r.reservation_id IS NULL OR r.event_id <> s.event_id OR NOT "
+     "         ((s.status = 'held' AND r.state = 'held') OR "
+     "          (s.status = 'paying' AND r.state = 'paying') OR "
+     "          (s.status = 'sold' AND r.state = 'purchased'))) AS bad "
+     "      FROM seats s LEFT JOIN reservations r ON r.reservation_id = s.reservation_id "
+     "      WHERE s.status <> 'available' AND ($1::bigint IS NULL OR s.event_id = $1) "
+     "      ) x",
+     "taken seats naming a live reservation in the matching state"},
+    {"seats_count",
+     "SELECT count(*), count(*) FILTER (WHERE bad), "
+     "  (array_to_string((array_agg('reservation ' || reservation_id || ' holds ' || n || "
+     "   '/' || seat_count) FILTER (WHERE bad))[1:3], ', '))  "
+     "FROM (SELECT r.reservation_id, r.seat_count, coalesce(c.n, 0) AS n, "
+     "        CASE WHEN r.state = 'purchased' THEN coalesce(c.n, 0) > r.seat_count "
+     "             ELSE coalesce(c.n, 0) <> r.seat_count END AS bad "
+     "      FROM reservations r LEFT JOIN "
+     "        (SELECT reservation_id, count(*) AS n FROM seats "
+     "         WHERE reservation_id IS NOT NULL AND ($1::bigint IS NULL OR event_id = $1) "
+     "         GROUP BY reservation_id) c ON c.reservation_id = r.reservation_id "
+     "      WHERE r.state IN ('held', 'paying', 'purchased') "
+     "        AND ($1::bigint IS NULL OR r.event_id = $1)) x",
+     "live reservations holding exactly seat_count seats"},
+    {"tickets_unique",
+     "SELECT (SELECT count(*) FROM tickets WHERE status = 'valid' "
+     "        AND ($1::bigint IS NULL OR event_id = $1)), "
+     "  (SELECT count(*) FROM (SELECT 1 FROM tickets WHERE status = 'valid' "
+     "     AND ($1::bigint IS NULL OR event_id = $1) "
+     "     GROUP BY event_id, seat_no HAVING count(*) > 1) d) + "
+     "  (SELECT count(*) FROM tickets t JOIN seats s USING (event_id, seat_no) "
+     "     WHERE t.status = 'valid' AND s.status <> 'sold' "
+     "     AND ($1::bigint IS NULL OR t.event_id = $1)), "
+     "  NULL",
+     "valid tickets, one per sold seat"},
+    {"capacity",
+     "SELECT count(*), count(*) FILTER (WHERE bad), "
+     "  array_to_string((array_agg('event ' || event_id || ': ' || rows || ' rows, ' || "
+     "    sold || ' sold, ' || taken || ' taken, ' || tickets || ' tickets of ' || "
+     "    seats_total) FILTER (WHERE bad))[1:3], '; ') "
+     "FROM (SELECT e.event_id, e.seats_total, coalesce(s.rows, 0) AS rows, "
+     "        coalesce(s.sold, 0) AS sold, coalesce(s.taken, 0) AS taken, "
+     "        coalesce(t.n, 0) AS tickets, "
+     "        (coalesce(s.rows, 0) <> e.seats_total OR coalesce(s.sold, 0) > e.seats_total OR "
+     "         coalesce(s.taken, 0) > e.seats_total OR coalesce(t.n, 0) > e.seats_total) AS bad "
+     "      FROM events e "
+     "      LEFT JOIN (SELECT event_id, count(*) AS rows, "
+     "                   count(*) FILTER (WHERE status = 'sold') AS sold, "
+     "                   count(*) FILTER (WHERE status <> 'available') AS taken "
+     "                 FROM seats GROUP BY event_id) s ON s.event_id = e.event_id "
+     "      LEFT JOIN (SELECT event_id, count(*) AS n FROM tickets WHERE status = 'valid' "
+     "                 GROUP BY event_id) t ON t.event_id = e.event_id "
+     "      WHERE $1::bigint IS NULL OR e.event_id = $1) x",
+     "events with sold <= capacity"},
+};
+
 static int check_seats(audit *a)
 {
-    int rc = count_check(
-        a, "seats_live",
-        "SELECT count(*), count(*) FILTER (WHERE bad), "
-        "  array_to_string((array_agg('event ' || event_id || ' seat ' || seat_no) FILTER (WHERE "
-        "bad))[1:3], ', ') "
-        "FROM (SELECT s.event_id, s.seat_no, "
-        "        (r.reservation_id IS NULL OR r.event_id <> s.event_id OR NOT "
-        "         ((s.status = 'held' AND r.state = 'held') OR "
-        "          (s.status = 'paying' AND r.state = 'paying') OR "
-        "          (s.status = 'sold' AND r.state = 'purchased'))) AS bad "
-        "      FROM seats s LEFT JOIN reservations r ON r.reservation_id = s.reservation_id "
-        "      WHERE s.status <> 'available' AND ($1::bigint IS NULL OR s.event_id = $1) "
-        "      ) x",
-        "taken seats naming a live reservation in the matching state");
-    if (rc)
-        return rc;
-    rc = count_check(
-        a, "seats_count",
-        "SELECT count(*), count(*) FILTER (WHERE bad), "
-        "  (array_to_string((array_agg('reservation ' || reservation_id || ' holds ' || n || "
-        "   '/' || seat_count) FILTER (WHERE bad))[1:3], ', '))  "
-        "FROM (SELECT r.reservation_id, r.seat_count, coalesce(c.n, 0) AS n, "
-        "        CASE WHEN r.state = 'purchased' THEN coalesce(c.n, 0) > r.seat_count "
-        "             ELSE coalesce(c.n, 0) <> r.seat_count END AS bad "
-        "      FROM reservations r LEFT JOIN "
-        "        (SELECT reservation_id, count(*) AS n FROM seats "
-        "         WHERE reservation_id IS NOT NULL AND ($1::bigint IS NULL OR event_id = $1) "
-        "         GROUP BY reservation_id) c ON c.reservation_id = r.reservation_id "
-        "      WHERE r.state IN ('held', 'paying', 'purchased') "
-        "        AND ($1::bigint IS NULL OR r.event_id = $1)) x",
-        "live reservations holding exactly seat_count seats");
-    if (rc)
-        return rc;
-    rc = count_check(a, "tickets_unique",
-                     "SELECT (SELECT count(*) FROM tickets WHERE status = 'valid' "
-                     "        AND ($1::bigint IS NULL OR event_id = $1)), "
-                     "  (SELECT count(*) FROM (SELECT 1 FROM tickets WHERE status = 'valid' "
-                     "     AND ($1::bigint IS NULL OR event_id = $1) "
-                     "     GROUP BY event_id, seat_no HAVING count(*) > 1) d) + "
-                     "  (SELECT count(*) FROM tickets t JOIN seats s USING (event_id, seat_no) "
-                     "     WHERE t.status = 'valid' AND s.status <> 'sold' "
-                     "     AND ($1::bigint IS NULL OR t.event_id = $1)), "
-                     "  NULL",
-                     "valid tickets, one per sold seat");
-    if (rc)
-        return rc;
-    return count_check(
-        a, "capacity",
-        "SELECT count(*), count(*) FILTER (WHERE bad), "
-        "  array_to_string((array_agg('event ' || event_id || ': ' || rows || ' rows, ' || "
-        "    sold || ' sold, ' || taken || ' taken, ' || tickets || ' tickets of ' || "
-        "    seats_total) FILTER (WHERE bad))[1:3], '; ') "
-        "FROM (SELECT e.event_id, e.seats_total, coalesce(s.rows, 0) AS rows, "
-        "        coalesce(s.sold, 0) AS sold, coalesce(s.taken, 0) AS taken, "
-        "        coalesce(t.n, 0) AS tickets, "
-        "        (coalesce(s.rows, 0) <> e.seats_total OR coalesce(s.sold, 0) > e.seats_total OR "
-        "         coalesce(s.taken, 0) > e.seats_total OR coalesce(t.n, 0) > e.seats_total) AS bad "
-        "      FROM events e "
-        "      LEFT JOIN (SELECT event_id, count(*) AS rows, "
-        "                   count(*) FILTER (WHERE status = 'sold') AS sold, "
-        "                   count(*) FILTER (WHERE status <> 'available') AS taken "
-        "                 FROM seats GROUP BY event_id) s ON s.event_id = e.event_id "
-        "      LEFT JOIN (SELECT event_id, count(*) AS n FROM tickets WHERE status = 'valid' "
-        "                 GROUP BY event_id) t ON t.event_id = e.event_id "
-        "      WHERE $1::bigint IS NULL OR e.event_id = $1) x",
-        "events with sold <= capacity");
+    for (size_t i = 0; i < sizeof seat_checks / sizeof seat_checks[0]; i++) {
+        const count_query *q = &seat_checks[i];
+        int rc = count_check(a, q->name, q->sql, q->what);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static int check_intents(audit *a)
@@ -432,15 +443,13 @@ static int same_class(const PGresult *r, int i, int j)
     return 1;
 }
 
-static int check_fifo(audit *a)
+/* The rows the FIFO check walks: every intent of the audited events with
+ * its request class (F_EVENT..F_ADJ), outcome kind, decision time, the
+ * seats it was granted and whether it was pre-queued; NULL on error. */
+static PGresult *fifo_query(audit *a)
 {
     const char *params[1] = {a->event_param};
-    release_list rel = {0};
-    PGresult *r = NULL;
-    int rc = load_releases(a, &rel);
-    if (rc)
-        goto done;
-    r = query(
+    return query(
         a,
         "SELECT i.event_id, i.quantity, coalesce(i.section, ''), "
         "  coalesce(i.max_price_cents, 0), i.adjacent::int, i.intent_seq, "
@@ -462,70 +471,106 @@ static int check_fifo(audit *a)
         "GROUP BY i.intent_seq, r.reservation_id, e.event_id "
         "ORDER BY 1, 2, 3, 4, 5, 6",
         1, params);
-    if (!r) {
-        rc = ONS_EDB;
+}
+
+/* The FIFO check's walk: totals over all classes, and the state of the
+ * class being walked (reset by fifo_new_class). */
+typedef struct fifo_walk {
+    long long grants, bad_order, bad_wait, bad_reject, bad_seat;
+    char sample[160];
+    grant prev_live;
+    int waiting_before;
+    int64_t max_reject_t, max_grant_t;
+} fifo_walk;
+
+static void fifo_new_class(fifo_walk *w)
+{
+    memset(&w->prev_live, 0, sizeof w->prev_live);
+    w->waiting_before = 0;
+    w->max_reject_t = w->max_grant_t = INT64_MIN;
+}
+
+static long long fifo_bad(const fifo_walk *w)
+{
+    return w->bad_order + w->bad_wait + w->bad_reject + w->bad_seat;
+}
+
+/* A grant at time t: (a) in order of the grants before it, (b) past no
+ * waiting earlier intent, (c) after no earlier rejection, (d) with seats
+ * no better than the earlier live grant's unless seats were released in
+ * between. */
+static void fifo_grant(fifo_walk *w, const PGresult *r, int i, int64_t seq, int64_t t,
+                       const release_list *rel)
+{
+    w->grants++;
+    if (t < w->max_grant_t)
+        w->bad_order++; /* (a) */
+    if (w->waiting_before)
+        w->bad_wait++; /* (b) */
+    if (t <= w->max_reject_t)
+        w->bad_reject++; /* (c) */
+    if (t > w->max_grant_t)
+        w->max_grant_t = t;
+    grant g = {1, seq, t, ll_at(r, i, F_MINSEAT), ll_at(r, i, F_MAXSEAT), ll_at(r, i, F_MINPOS)};
+    if (!ll_at(r, i, F_LIVE) || PQgetisnull(r, i, F_MINSEAT))
+        return;
+    int64_t event = ll_at(r, i, F_EVENT);
+    if (w->prev_live.have && !released_between(rel, event, w->prev_live.t, t)) {
+        int adjacent = ll_at(r, i, F_ADJ) != 0;
+        if (adjacent ? g.minpos < w->prev_live.minpos : g.minseat <= w->prev_live.maxseat)
+            w->bad_seat++; /* (d) */
+    }
+    w->prev_live = g;
+}
+
+/* Visits row i (in serving order) of its class. */
+static void fifo_visit(fifo_walk *w, const PGresult *r, int i, const release_list *rel)
+{
+    char kind = PQgetvalue(r, i, F_KIND)[0];
+    int64_t seq = ll_at(r, i, F_SEQ), t = ll_at(r, i, F_T);
+    long long before = fifo_bad(w);
+    if (kind == 'w') {
+        w->waiting_before = 1;
+    } else if (kind == 'r') {
+        if (t > w->max_reject_t)
+            w->max_reject_t = t;
+    } else if (kind == 'g') {
+        fifo_grant(w, r, i, seq, t, rel);
+    }
+    if (fifo_bad(w) > before && !w->sample[0])
+        snprintf(w->sample, sizeof w->sample, "; first at intent %" PRId64 " (event %s, qty %s)",
+                 seq, PQgetvalue(r, i, F_EVENT), PQgetvalue(r, i, F_QTY));
+}
+
+static int check_fifo(audit *a)
+{
+    release_list rel = {0};
+    PGresult *r = NULL;
+    fifo_row *ord = NULL;
+    long long undrawn = 0;
+    fifo_walk w = {0};
+    int rc = load_releases(a, &rel);
+    if (rc)
         goto done;
-    }
-    long long grants = 0, bad_order = 0, bad_wait = 0, bad_reject = 0, bad_seat = 0, undrawn = 0;
-    char sample[160] = "";
-    int n = PQntuples(r);
-    fifo_row *ord = fifo_order(a, r, &undrawn);
-    if (!ord) {
-        rc = ONS_ENOMEM;
+    rc = ONS_EDB;
+    if (!(r = fifo_query(a)))
         goto done;
+    rc = ONS_ENOMEM;
+    if (!(ord = fifo_order(a, r, &undrawn)))
+        goto done;
+    rc = 0;
+    for (int k = 0; k < PQntuples(r); k++) {
+        if (k == 0 || !same_class(r, ord[k].row, ord[k - 1].row))
+            fifo_new_class(&w);
+        fifo_visit(&w, r, ord[k].row, &rel);
     }
-    grant prev_live = {0};
-    int waiting_before = 0;
-    int64_t max_reject_t = INT64_MIN, max_grant_t = INT64_MIN;
-    for (int k = 0; k < n; k++) {
-        int i = ord[k].row;
-        if (k == 0 || !same_class(r, i, ord[k - 1].row)) {
-            memset(&prev_live, 0, sizeof prev_live);
-            waiting_before = 0;
-            max_reject_t = max_grant_t = INT64_MIN;
-        }
-        char kind = PQgetvalue(r, i, F_KIND)[0];
-        int64_t seq = ll_at(r, i, F_SEQ), t = ll_at(r, i, F_T);
-        long long before = bad_order + bad_wait + bad_reject + bad_seat;
-        if (kind == 'w') {
-            waiting_before = 1;
-        } else if (kind == 'r') {
-            if (t > max_reject_t)
-                max_reject_t = t;
-        } else if (kind == 'g') {
-            grants++;
-            if (t < max_grant_t)
-                bad_order++; /* (a) */
-            if (waiting_before)
-                bad_wait++; /* (b) */
-            if (t <= max_reject_t)
-                bad_reject++; /* (c) */
-            if (t > max_grant_t)
-                max_grant_t = t;
-            grant g = {
-                1, seq, t, ll_at(r, i, F_MINSEAT), ll_at(r, i, F_MAXSEAT), ll_at(r, i, F_MINPOS)};
-            if (ll_at(r, i, F_LIVE) && !PQgetisnull(r, i, F_MINSEAT)) {
-                int64_t event = ll_at(r, i, F_EVENT);
-                if (prev_live.have && !released_between(&rel, event, prev_live.t, t)) {
-                    int adjacent = ll_at(r, i, F_ADJ) != 0;
-                    if (adjacent ? g.minpos < prev_live.minpos : g.minseat <= prev_live.maxseat)
-                        bad_seat++; /* (d) */
-                }
-                prev_live = g;
-            }
-        }
-        if (bad_order + bad_wait + bad_reject + bad_seat > before && !sample[0])
-            snprintf(sample, sizeof sample, "; first at intent %" PRId64 " (event %s, qty %s)", seq,
-                     PQgetvalue(r, i, F_EVENT), PQgetvalue(r, i, F_QTY));
-    }
-    free(ord);
-    add_check(a, "fifo", ADM_CHECK_OK, grants,
-              bad_order + bad_wait + bad_reject + bad_seat + undrawn,
+    add_check(a, "fifo", ADM_CHECK_OK, w.grants, fifo_bad(&w) + undrawn,
               "grants in draw order, then offset order, per request class: %lld out of order, "
               "%lld past a waiting earlier, %lld after an earlier rejection, %lld with better "
               "seats than an earlier; %lld pre-queued not keyed (ids.secret)%s",
-              bad_order, bad_wait, bad_reject, bad_seat, undrawn, sample);
+              w.bad_order, w.bad_wait, w.bad_reject, w.bad_seat, undrawn, w.sample);
 done:
+    free(ord);
     PQclear(r);
     release_list_fini(&rel);
     return rc;
@@ -577,33 +622,84 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     (void)rk, (void)level, (void)fac, (void)buf;
 }
 
-static int check_kafka(audit *a)
+/* A quiet Kafka client for watermark queries, or NULL after recording
+ * kafka_applied as skipped. */
+static rd_kafka_t *kafka_client(audit *a)
 {
     const adm_audit_opts *o = a->o;
     char err[256];
-    rd_kafka_t *rk = NULL;
-    rd_kafka_topic_t *rkt = NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    offsets off;
-    int rc = 0;
-
-    if (!o->kafka_brokers || !o->kafka_brokers[0] || !o->kafka_topic) {
-        add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0, "no kafka.brokers configured");
-        return 0;
-    }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", o->kafka_brokers, err, sizeof err) ||
         rd_kafka_conf_set(conf, "socket.timeout.ms", "5000", err, sizeof err)) {
         rd_kafka_conf_destroy(conf);
         add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0, "bad kafka config: %s", err);
-        return 0;
+        return NULL;
     }
     rd_kafka_conf_set_log_cb(conf, quiet_log);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err); /* takes conf */
-    if (!rk) {
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err); /* takes conf */
+    if (!rk)
         add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0, "kafka client: %s", err);
+    return rk;
+}
+
+/* How far the partition owners' cursors are from the two lanes' ends. */
+typedef struct kafka_lag {
+    long long total, backlog, ahead, unreadable;
+} kafka_lag;
+
+/* Measures the lag of both lanes' nparts partitions once. */
+static int measure_lag(audit *a, rd_kafka_t *rk, const char *const topics[2], int nparts,
+                       kafka_lag *lag)
+{
+    offsets off;
+    memset(lag, 0, sizeof *lag);
+    int rc = load_offsets(a, &off);
+    if (rc)
+        return rc;
+    for (int lane = 0; lane < 2; lane++)
+        for (int p = 0; p < nparts; p++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_query_watermark_offsets(rk, topics[lane], p, &lo, &hi, KAFKA_TIMEOUT)) {
+                lag->unreadable++;
+                continue;
+            }
+            int64_t next = lane_offset_of(&off, p, lane);
+            lag->total += hi;
+            if (next < hi)
+                lag->backlog += hi - next;
+            else if (next > hi)
+                lag->ahead++;
+        }
+    return 0;
+}
+
+/* Measures the lag until none is left or wait_s has passed. */
+static int wait_applied(audit *a, rd_kafka_t *rk, const char *const topics[2], int nparts,
+                        kafka_lag *lag)
+{
+    time_t deadline = time(NULL) + (a->o->wait_s > 0 ? a->o->wait_s : 0);
+    for (;;) {
+        int rc = measure_lag(a, rk, topics, nparts, lag);
+        if (rc || (lag->backlog == 0 && lag->unreadable == 0) || time(NULL) >= deadline)
+            return rc;
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int check_kafka(audit *a)
+{
+    const adm_audit_opts *o = a->o;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    if (!o->kafka_brokers || !o->kafka_brokers[0] || !o->kafka_topic) {
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0, "no kafka.brokers configured");
         return 0;
     }
+    rd_kafka_t *rk = kafka_client(a);
+    if (!rk)
+        return 0;
+    int rc = 0;
     rkt = rd_kafka_topic_new(rk, o->kafka_topic, NULL);
     if (!rkt || rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         md->topic_cnt != 1 || md->topics[0].err) {
@@ -613,46 +709,21 @@ static int check_kafka(audit *a)
     }
     int nparts = md->topics[0].partition_cnt;
     char ctl_topic[256];
-    snprintf(ctl_topic, sizeof ctl_topic, "%s",
-             o->kafka_control_topic && o->kafka_control_topic[0] ? o->kafka_control_topic : "");
-    if (!ctl_topic[0])
-        snprintf(ctl_topic, sizeof ctl_topic, "%s.control", o->kafka_topic);
+    (void)q_topic_control_name(o->kafka_topic, o->kafka_control_topic, ctl_topic,
+                               sizeof ctl_topic); /* a name too long fails the watermark calls */
     const char *topics[2] = {o->kafka_topic, ctl_topic};
-    time_t deadline = time(NULL) + (o->wait_s > 0 ? o->wait_s : 0);
-    long long total = 0, backlog = 0, ahead = 0, unreadable = 0;
-    for (;;) {
-        total = backlog = ahead = unreadable = 0;
-        if ((rc = load_offsets(a, &off)) != 0)
-            goto done;
-        for (int lane = 0; lane < 2; lane++)
-            for (int p = 0; p < nparts; p++) {
-                int64_t lo = 0, hi = 0;
-                if (rd_kafka_query_watermark_offsets(rk, topics[lane], p, &lo, &hi,
-                                                     KAFKA_TIMEOUT)) {
-                    unreadable++;
-                    continue;
-                }
-                int64_t next = lane_offset_of(&off, p, lane);
-                total += hi;
-                if (next < hi)
-                    backlog += hi - next;
-                else if (next > hi)
-                    ahead++;
-            }
-        if ((backlog == 0 && unreadable == 0) || time(NULL) >= deadline)
-            break;
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    if (unreadable)
-        add_check(a, "kafka_applied", ADM_CHECK_SKIP, total, 0,
+    kafka_lag lag;
+    if ((rc = wait_applied(a, rk, topics, nparts, &lag)) != 0)
+        goto done;
+    if (lag.unreadable)
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, lag.total, 0,
                   "%lld of %d partitions' watermarks of %s and %s unreadable (not checked)",
-                  unreadable, nparts, o->kafka_topic, ctl_topic);
+                  lag.unreadable, nparts, o->kafka_topic, ctl_topic);
     else
-        add_check(a, "kafka_applied", ADM_CHECK_OK, total, backlog + ahead,
+        add_check(a, "kafka_applied", ADM_CHECK_OK, lag.total, lag.backlog + lag.ahead,
                   "messages in %s and %s applied by their partition owner (%d partitions "
                   "each; %lld unapplied after %ds, %lld partitions ahead of the log)",
-                  o->kafka_topic, ctl_topic, nparts, backlog, o->wait_s, ahead);
+                  o->kafka_topic, ctl_topic, nparts, lag.backlog, o->wait_s, lag.ahead);
 done:
     if (md)
         rd_kafka_metadata_destroy(md);
@@ -752,26 +823,17 @@ static entry *idmap_get(idmap *m, int64_t seq, int insert, long long bound, int 
     return &m->slots[j];
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* intent_seq from a 32-hex public id; -1 when malformed. */
 static int64_t id_seq(const char *id)
 {
     uint64_t v = 0;
     for (int i = 0; i < 32; i++)
-        if (hexval((unsigned char)id[i]) < 0)
+        if (ons_hex_digit_lower((unsigned char)id[i]) < 0)
             return -1;
     if (id[32] != '\0')
         return -1;
     for (int i = 0; i < 16; i++)
-        v = v << 4 | (uint64_t)hexval((unsigned char)id[i]);
+        v = v << 4 | (uint64_t)ons_hex_digit_lower((unsigned char)id[i]);
     return v > INT64_MAX ? -1 : (int64_t)v;
 }
 
@@ -1008,75 +1070,93 @@ static int vd_cmp(const void *a, const void *b)
     return strcmp(((const vd_entry *)a)->key, ((const vd_entry *)b)->key);
 }
 
-int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id, FILE *out,
-                    int *passed)
+/* Prints whether event ev's published commitment is sha256 of its seed
+ * (into seed). 0 with *ok cleared when it does not match; ONS_ENOTFOUND
+ * without the event; 1 when it has no seed (reported as FAIL). */
+static int verify_commitment(ons_pg *pg, const char *ev, FILE *out, uint8_t *seed, int *ok)
 {
-    char ev[24];
-    snprintf(ev, sizeof ev, "%" PRId64, event_id);
     const char *p[] = {ev};
-    PGresult *e = NULL, *rows = NULL;
-    vd_entry *v = NULL;
-    int rc = ONS_EDB, ok = 1;
-    *passed = 0;
-    ons_pg pg;
-    ons_pg_opts po;
-    ons_pg_opts_default(&po, pg_dsn, "onsale-verify-draw");
-    if ((rc = ons_pg_init(&pg, &po)) != 0)
-        goto done;
-    rc = ONS_EDB;
-    if (ons_pg_connect(&pg) ||
-        ons_pg_exec(pg.conn, PGRES_TUPLES_OK, "verify-draw",
+    PGresult *e = NULL;
+    if (ons_pg_exec(pg->conn, PGRES_TUPLES_OK, "verify-draw",
                     "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
                     "prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
                     1, p, &e))
-        goto done;
+        return ONS_EDB;
+    int rc = 0;
+    char commitment[Q_DRAW_HEX_LEN + 1];
     if (PQntuples(e) == 0) {
         rc = ONS_ENOTFOUND;
-        goto done;
-    }
-    uint8_t seed[Q_DRAW_SEED_LEN];
-    char commitment[Q_DRAW_HEX_LEN + 1];
-    if (q_draw_seed_parse(PQgetvalue(e, 0, 1), seed)) {
+    } else if (q_draw_seed_parse(PQgetvalue(e, 0, 1), seed)) {
         fprintf(out, "FAIL  event %s has no draw seed\n", ev);
-        rc = 0;
-        goto done;
+        rc = 1;
+    } else {
+        q_draw_commitment(seed, commitment);
+        int commit_ok = strcmp(commitment, PQgetvalue(e, 0, 0)) == 0;
+        *ok &= commit_ok;
+        fprintf(out, "%-4s  commitment %s = sha256(seed %s)\n", commit_ok ? "ok" : "FAIL",
+                PQgetvalue(e, 0, 0), PQgetvalue(e, 0, 1));
     }
-    q_draw_commitment(seed, commitment);
-    int commit_ok = strcmp(commitment, PQgetvalue(e, 0, 0)) == 0;
-    ok &= commit_ok;
-    fprintf(out, "%-4s  commitment %s = sha256(seed %s)\n", commit_ok ? "ok" : "FAIL",
-            PQgetvalue(e, 0, 0), PQgetvalue(e, 0, 1));
-    if (ons_pg_exec(pg.conn, PGRES_TUPLES_OK, "verify-draw",
+    PQclear(e);
+    return rc;
+}
+
+/* Keys event ev's pre-queued intents by the draw (seed) and prints the
+ * first of them in draw order. */
+static int print_draw(ons_pg *pg, const char *ids_secret, const char *ev, const uint8_t *seed,
+                      FILE *out)
+{
+    const char *p[] = {ev};
+    PGresult *rows = NULL;
+    if (ons_pg_exec(pg->conn, PGRES_TUPLES_OK, "verify-draw",
                     "SELECT i.intent_seq, i.user_id FROM intents i "
                     "JOIN events e USING (event_id) WHERE i.event_id = $1 "
                     "AND e.prequeue_opens_at IS NOT NULL "
                     "AND i.accepted_at >= e.prequeue_opens_at AND i.accepted_at < e.onsale_at "
                     "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
                     1, p, &rows))
-        goto done;
-    int n = PQntuples(rows);
-    v = malloc(((size_t)n + 1) * sizeof *v);
-    if (!v) {
+        return ONS_EDB;
+    int n = PQntuples(rows), rc = 0;
+    vd_entry *v = malloc(((size_t)n + 1) * sizeof *v);
+    if (!v)
         rc = ONS_ENOMEM;
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; rc == 0 && i < n; i++) {
         int64_t seq, user;
-        if (ons_pg_get_i64(rows, i, 0, &seq) || ons_pg_get_i64(rows, i, 1, &user)) {
+        if (ons_pg_get_i64(rows, i, 0, &seq) || ons_pg_get_i64(rows, i, 1, &user))
             rc = ONS_EDB;
-            goto done;
-        }
-        if (q_id_encode(ids_secret, Q_ID_INTENT, seq, user, v[i].id) ||
-            q_draw_key(seed, v[i].id, v[i].key)) {
+        else if (q_id_encode(ids_secret, Q_ID_INTENT, seq, user, v[i].id) ||
+                 q_draw_key(seed, v[i].id, v[i].key))
             rc = ONS_EINVAL;
-            goto done;
-        }
     }
-    qsort(v, (size_t)n, sizeof *v, vd_cmp);
-    fprintf(out, "ok    draw of %d pre-queued intents, by ascending hex HMAC-SHA256(seed, id):", n);
-    for (int i = 0; i < n && i < 5; i++)
-        fprintf(out, " %s", v[i].id);
-    fprintf(out, "%s\n", n > 5 ? " ..." : "");
+    if (rc == 0) {
+        qsort(v, (size_t)n, sizeof *v, vd_cmp);
+        fprintf(out,
+                "ok    draw of %d pre-queued intents, by ascending hex HMAC-SHA256(seed, id):", n);
+        for (int i = 0; i < n && i < 5; i++)
+            fprintf(out, " %s", v[i].id);
+        fprintf(out, "%s\n", n > 5 ? " ..." : "");
+    }
+    free(v);
+    PQclear(rows);
+    return rc;
+}
+
+int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id, FILE *out,
+                    int *passed)
+{
+    char ev[24];
+    snprintf(ev, sizeof ev, "%" PRId64, event_id);
+    int rc, ok = 1;
+    *passed = 0;
+    ons_pg pg;
+    ons_pg_opts po;
+    ons_pg_opts_default(&po, pg_dsn, "onsale-verify-draw");
+    if ((rc = ons_pg_init(&pg, &po)) != 0)
+        goto done;
+    uint8_t seed[Q_DRAW_SEED_LEN];
+    rc = ONS_EDB;
+    if (ons_pg_connect(&pg) || (rc = verify_commitment(&pg, ev, out, seed, &ok)) != 0 ||
+        (rc = print_draw(&pg, ids_secret, ev, seed, out)) != 0)
+        goto done;
     adm_audit_opts ao = {.pg_dsn = pg_dsn, .event_id = event_id, .ids_secret = ids_secret};
     adm_audit_result res;
     if ((rc = adm_audit_run(&ao, out, &res)) != 0)
@@ -1084,11 +1164,7 @@ int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id
     ok &= res.violations == 0;
     *passed = ok;
     fprintf(out, "verify-draw %s\n", ok ? "pass" : "fail");
-    rc = 0;
 done:
-    free(v);
-    PQclear(e);
-    PQclear(rows);
     ons_pg_fini(&pg);
-    return rc;
+    return rc == 1 ? 0 : rc; /* 1: no seed, reported as a failure */
 }

@@ -138,6 +138,21 @@ static int usage_error(const command *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* The answer to a flag every command reads alike: --help, a flag missing
+ * its value (':'), an unknown flag. */
+static int shared_flag(const command *self, int opt, char **argv)
+{
+    switch (opt) {
+    case 'h':
+        printf("usage: onsalectl %s %s\n    %s\n", self->name, self->args, self->summary);
+        return 0;
+    case ':':
+        return usage_error(self, "%s needs a value", argv[optind - 1]);
+    default:
+        return usage_error(self, "unknown flag '%s'", argv[optind - 1]);
+    }
+}
+
 /* onsalectl help [COMMAND]: prints usage to stdout. */
 static int cmd_help(ctl *c, int argc, char **argv)
 {
@@ -169,7 +184,16 @@ static int parse_ll(const char *s, long long min, long long max, long long *out)
 
 /* onsalectl token --user ID --role ROLE [--ttl S]: mints a JWT with
  * auth.secret and prints it on one line. */
-static int cmd_token(ctl *c, int argc, char **argv)
+/* What onsalectl token was asked for. */
+typedef struct token_args {
+    int64_t user_id;
+    enum ons_role role;
+    long long ttl;
+} token_args;
+
+/* Reads token's flags into t; -1 when all are there and valid, else the
+ * exit status (0 after --help). */
+static int token_flags(int argc, char **argv, token_args *t)
 {
     static const struct option longopts[] = {
         {"user", required_argument, NULL, 'u'},
@@ -179,39 +203,29 @@ static int cmd_token(ctl *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const command *self = find_command("token");
-    int64_t user_id = 0;
-    enum ons_role role = 0;
-    long long ttl = TOKEN_TTL_DEFAULT;
     int have_user = 0, have_role = 0, opt;
-    char *token = NULL;
-
     optind = 0; /* glibc: rescan from argv[1] */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'u':
-            if (ons_user_id_parse(optarg, &user_id) != 0)
+            if (ons_user_id_parse(optarg, &t->user_id) != 0)
                 return usage_error(self, "--user '%s' is not a positive 64-bit integer", optarg);
             have_user = 1;
             break;
         case 'r':
-            if (ons_role_parse(optarg, &role) != 0)
+            if (ons_role_parse(optarg, &t->role) != 0)
                 return usage_error(self, "--role '%s' is not one of fan, seller, scanner, admin",
                                    optarg);
             have_role = 1;
             break;
         case 't':
-            if (parse_ll(optarg, 1, TOKEN_TTL_MAX, &ttl) != 0)
+            if (parse_ll(optarg, 1, TOKEN_TTL_MAX, &t->ttl) != 0)
                 return usage_error(self, "--ttl '%s' is not a number of seconds in 1..%lld", optarg,
                                    TOKEN_TTL_MAX);
             break;
-        case 'h':
-            printf("usage: onsalectl %s %s\n    %s\n", self->name, self->args, self->summary);
-            return 0;
-        case ':':
-            return usage_error(self, "%s needs a value", argv[optind - 1]);
         default:
-            return usage_error(self, "unknown flag '%s'", argv[optind - 1]);
+            return shared_flag(self, opt, argv);
         }
     }
     if (optind < argc)
@@ -220,8 +234,16 @@ static int cmd_token(ctl *c, int argc, char **argv)
         return usage_error(self, "missing --user");
     if (!have_role)
         return usage_error(self, "missing --role");
+    return -1;
+}
 
-    char err[512];
+static int cmd_token(ctl *c, int argc, char **argv)
+{
+    token_args t = {.ttl = TOKEN_TTL_DEFAULT};
+    int status = token_flags(argc, argv, &t);
+    if (status >= 0)
+        return status;
+    char err[512], *token = NULL;
     static const ons_opt_secret secrets[] = {{"auth.secret", ONS_AUTH_SECRET_DEV}};
     if (ons_opts_check_secrets(opt_table, ONS_OPT_COUNT(opt_table), &c->opts, secrets, 1, err,
                                sizeof err)) {
@@ -230,15 +252,48 @@ static int cmd_token(ctl *c, int argc, char **argv)
     }
     if (err[0])
         fprintf(stderr, "onsalectl: warning: %s\n", err);
-    int rc = ons_auth_mint(c->opts.auth_secret, user_id, role, (int64_t)time(NULL), ttl, &token);
-    if (rc != 0) {
+    int rc =
+        ons_auth_mint(c->opts.auth_secret, t.user_id, t.role, (int64_t)time(NULL), t.ttl, &token);
+    if (rc != 0)
         fprintf(stderr, "onsalectl: cannot mint token: %s\n", ons_strerror(rc));
-        goto fail;
-    }
-    printf("%s\n", token);
-fail:
+    else
+        printf("%s\n", token);
     free(token);
     return rc == 0 ? 0 : 1;
+}
+
+/* The flags of the commands that read an event's records: --event ID
+ * (a positive integer; 0 when absent) and --sim-log FILE (audit only: the
+ * other's longopts lack it). */
+typedef struct event_flags {
+    long long event;
+    const char *sim_log;
+} event_flags;
+
+/* Reads self's flags (longopts) into f; -1 when they read well, else the
+ * exit status (0 after --help). */
+static int read_event_flags(const command *self, const struct option *longopts, int argc,
+                            char **argv, event_flags *f)
+{
+    int opt;
+    optind = 0; /* glibc: rescan from argv[1] */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'e':
+            if (parse_ll(optarg, 1, INT64_MAX, &f->event) != 0)
+                return usage_error(self, "--event '%s' is not a positive integer", optarg);
+            break;
+        case 'l':
+            f->sim_log = optarg;
+            break;
+        default:
+            return shared_flag(self, opt, argv);
+        }
+    }
+    if (optind < argc)
+        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    return -1;
 }
 
 /* ids.secret, or NULL (with a note on stderr) while it is the development
@@ -273,32 +328,12 @@ static int cmd_audit(ctl *c, int argc, char **argv)
                          .wait_s = (int)c->opts.audit_wait_s,
                          .max_log_intents = 50LL * 1000 * 1000};
     adm_audit_result res;
-    long long ev;
-    int opt;
-
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'e':
-            if (parse_ll(optarg, 1, INT64_MAX, &ev) != 0)
-                return usage_error(self, "--event '%s' is not a positive integer", optarg);
-            ao.event_id = ev;
-            break;
-        case 'l':
-            ao.sim_log = optarg;
-            break;
-        case 'h':
-            printf("usage: onsalectl %s %s\n    %s\n", self->name, self->args, self->summary);
-            return 0;
-        case ':':
-            return usage_error(self, "%s needs a value", argv[optind - 1]);
-        default:
-            return usage_error(self, "unknown flag '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    event_flags f = {0};
+    int status = read_event_flags(self, longopts, argc, argv, &f);
+    if (status >= 0)
+        return status;
+    ao.event_id = f.event;
+    ao.sim_log = f.sim_log;
     ao.ids_secret = ids_secret_or_null(c);
     int rc = adm_audit_run(&ao, stdout, &res);
     if (rc != 0) {
@@ -317,27 +352,11 @@ static int cmd_verify_draw(ctl *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const command *self = find_command("verify-draw");
-    long long ev = 0;
-    int opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'e':
-            if (parse_ll(optarg, 1, INT64_MAX, &ev) != 0)
-                return usage_error(self, "--event '%s' is not a positive integer", optarg);
-            break;
-        case 'h':
-            printf("usage: onsalectl %s %s\n    %s\n", self->name, self->args, self->summary);
-            return 0;
-        case ':':
-            return usage_error(self, "%s needs a value", argv[optind - 1]);
-        default:
-            return usage_error(self, "unknown flag '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    event_flags f = {0};
+    int status = read_event_flags(self, longopts, argc, argv, &f);
+    if (status >= 0)
+        return status;
+    long long ev = f.event;
     if (ev == 0)
         return usage_error(self, "missing --event");
     const char *ids = ids_secret_or_null(c);

@@ -297,6 +297,84 @@ static void header_line(slot *s)
     s->cl = v;
 }
 
+/* Takes up to avail bytes of a Content-Length body; returns how many. */
+static size_t body_bytes(slot *s, size_t avail)
+{
+    size_t take = avail;
+    if (take > s->body_left)
+        take = (size_t)s->body_left;
+    s->body_left -= take;
+    if (s->body_left == 0)
+        head_start(s);
+    return take;
+}
+
+/* One byte c of the request line (method SP target SP version). Returns
+ * 0, or 1 with *status the refusal (414, or 400 for a '%' in the path). */
+static int request_line_byte(slot *s, unsigned char c, int *status)
+{
+    if (c == '\n') {
+        s->target = 3;
+        s->line_len = s->hdr_len = 0;
+        return 0;
+    }
+    if (++s->line_len > (unsigned)g.o.max_request_line) {
+        *status = 414;
+        return 1;
+    }
+    if (c == ' ')
+        s->target = s->target == 0 ? 1 : 2;
+    else if (s->target == 1 && (c == '?' || c == '#'))
+        s->target = 2;
+    else if (s->target == 1 && c == '%') {
+        *status = 400; /* see ons_httpd_path_ok: never valid here */
+        return 1;
+    }
+    return 0;
+}
+
+/* The blank line ending a head: what follows is a body, the next
+ * request, or (framing we cannot follow) not judged. */
+static void head_done(slot *s)
+{
+    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+    if (s->te_seen) {
+        atomic_store_explicit(&s->phase, PH_DRAIN, memory_order_relaxed);
+    } else if (s->cl > 0) {
+        s->body_left = s->cl;
+        atomic_store_explicit(&s->phase, PH_BODY, memory_order_relaxed);
+    } else {
+        head_start(s);
+    }
+}
+
+/* One byte c of the header lines. Returns 0, or 1 with *status 431 when
+ * the head grows past max_head. */
+static int header_byte(slot *s, unsigned char c, int *status)
+{
+    if (s->head_len > (unsigned)g.o.max_head) {
+        *status = 431;
+        return 1;
+    }
+    if (c != '\n') {
+        if (s->hdr_len < sizeof s->hdr)
+            s->hdr[s->hdr_len++] = (char)c;
+        s->line_len++;
+        return 0;
+    }
+    if (s->hdr_len > 0 && s->hdr[s->hdr_len - 1] == '\r' && s->line_len <= sizeof s->hdr) {
+        s->hdr_len--;
+        s->line_len--;
+    }
+    if (s->line_len == 0) {
+        head_done(s);
+        return 0;
+    }
+    header_line(s);
+    s->line_len = s->hdr_len = 0;
+    return 0;
+}
+
 /* Follows p[0..n) through the request stream. Returns 0, or 1 with
  * *status the refusal (400 percent-encoded path, 414, 431). */
 static int scan(slot *s, const unsigned char *p, size_t n, int *status)
@@ -306,13 +384,7 @@ static int scan(slot *s, const unsigned char *p, size_t n, int *status)
         if (ph == PH_DRAIN)
             return 0;
         if (ph == PH_BODY) {
-            size_t take = n - i;
-            if (take > s->body_left)
-                take = (size_t)s->body_left;
-            s->body_left -= take;
-            i += take - 1;
-            if (s->body_left == 0)
-                head_start(s);
+            i += body_bytes(s, n - i) - 1;
             continue;
         }
         unsigned char c = p[i];
@@ -322,55 +394,8 @@ static int scan(slot *s, const unsigned char *p, size_t n, int *status)
             atomic_store_explicit(&s->phase, PH_HEAD, memory_order_relaxed);
         }
         s->head_len++;
-        if (s->target < 3) {
-            /* The request line: method SP target SP version. */
-            if (c == '\n') {
-                s->target = 3;
-                s->line_len = s->hdr_len = 0;
-                continue;
-            }
-            if (++s->line_len > (unsigned)g.o.max_request_line) {
-                *status = 414;
-                return 1;
-            }
-            if (c == ' ')
-                s->target = s->target == 0 ? 1 : 2;
-            else if (s->target == 1 && (c == '?' || c == '#'))
-                s->target = 2;
-            else if (s->target == 1 && c == '%') {
-                *status = 400; /* see ons_httpd_path_ok: never valid here */
-                return 1;
-            }
-            continue;
-        }
-        if (s->head_len > (unsigned)g.o.max_head) {
-            *status = 431;
+        if (s->target < 3 ? request_line_byte(s, c, status) : header_byte(s, c, status))
             return 1;
-        }
-        if (c != '\n') {
-            if (s->hdr_len < sizeof s->hdr)
-                s->hdr[s->hdr_len++] = (char)c;
-            s->line_len++;
-            continue;
-        }
-        if (s->hdr_len > 0 && s->hdr[s->hdr_len - 1] == '\r' && s->line_len <= sizeof s->hdr) {
-            s->hdr_len--;
-            s->line_len--;
-        }
-        if (s->line_len == 0) { /* the blank line: the head is complete */
-            atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-            if (s->te_seen) {
-                atomic_store_explicit(&s->phase, PH_DRAIN, memory_order_relaxed);
-            } else if (s->cl > 0) {
-                s->body_left = s->cl;
-                atomic_store_explicit(&s->phase, PH_BODY, memory_order_relaxed);
-            } else {
-                head_start(s);
-            }
-            continue;
-        }
-        header_line(s);
-        s->line_len = s->hdr_len = 0;
     }
     return 0;
 }

@@ -35,6 +35,13 @@ typedef struct ons_opt {
 
 #define ONS_OPT_COUNT(table) (sizeof(table) / sizeof((table)[0]))
 
+/* One row of an options table for the options struct T (each binary
+ * defines OPT(...) as ONS_OPT_ROW(its struct, ...)). */
+#define ONS_OPT_ROW(T, name, type, field, min, max, def, help)                                     \
+    {                                                                                              \
+        name, type, offsetof(T, field), min, max, def, help                                        \
+    }
+
 /* Fills dst from defaults, then file (may be NULL: then ONSALE_CONFIG names
  * it, if set), then the environment. Returns 0, ONS_EINVAL (bad value; errbuf
  * names the key and range) or ONS_EIO (file unreadable). On error dst is left

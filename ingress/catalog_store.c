@@ -1,6 +1,7 @@
 /* catalog_store.c - the catalog query: parsing, cursors and SQL; see
  * catalog_store.h and docs/search.md. */
 #include "ingress/catalog_store.h"
+#include "common/hex.h"
 #include "ingress/json_io.h"
 #include "ingress/keyset.h"
 #include "ingress/pg_row.h"
@@ -16,17 +17,6 @@
 
 /* ---- query-string helpers ----------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* URL-decodes s[0..n) ('+' is a space) into out (cap bytes). Returns the
  * decoded length, or -1 on a bad escape, an embedded NUL or overflow. */
 static long url_decode(const char *s, size_t n, char *out, size_t cap)
@@ -39,7 +29,8 @@ static long url_decode(const char *s, size_t n, char *out, size_t cap)
         } else if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+            int h = ons_hex_digit((unsigned char)s[i + 1]),
+                l = ons_hex_digit((unsigned char)s[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             c = h * 16 + l;

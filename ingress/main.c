@@ -31,10 +31,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define OPT(name, type, field, min, max, def, help)                                                \
-    {                                                                                              \
-        name, type, offsetof(ing_opts, field), min, max, def, help                                 \
-    }
+#define OPT(...) ONS_OPT_ROW(ing_opts, __VA_ARGS__)
 
 const ons_opt ing_opt_table[] = {
     OPT("http.port", ONS_OPT_INT, http_port, 0, 65535, "8080", "HTTP listen port"),
@@ -291,10 +288,9 @@ static void limit_files(long long max_connections, long long reserved)
         ons_log_warn("cannot set the open-file limit to %llu", (unsigned long long)want);
 }
 
-static int start(ing_app *app)
+/* The registry and ingress's own counters (the modules add theirs). */
+static int start_metrics(ing_app *app)
 {
-    q_status_opts redis = {app->o.redis_host, (int)app->o.redis_port, app->o.redis_prefix,
-                           (int)app->o.redis_timeout_ms, 3600};
     app->metrics = ons_metrics_new();
     if (!app->metrics)
         return ONS_ENOMEM;
@@ -307,16 +303,13 @@ static int start(ing_app *app)
                             "Requests whose client left before the reply.", "");
     app->inflight = ons_metrics_gauge(app->metrics, "onsale_ingress_produce_inflight",
                                       "Records sent to Kafka and not yet acknowledged.", "");
+    return 0;
+}
 
-    int rc =
-        ons_auth_cache_new(app->o.auth_secret, (size_t)app->o.auth_cache_size, &app->auth_cache);
-    if (rc)
-        return rc;
-    rc =
-        ing_accounts_new((uint64_t)app->o.accounts_hash_ops, (uint64_t)app->o.accounts_hash_mem_kib,
-                         (int)app->o.accounts_hash_concurrency, app->metrics, &app->accounts);
-    if (rc)
-        return rc;
+/* The Kafka producer, and the topic's partition count (configured, or
+ * read from the brokers). */
+static int start_producer(ing_app *app)
+{
     q_producer_opts po = {.brokers = app->o.kafka_brokers,
                           .topic = app->o.kafka_topic,
                           .linger_ms = (int)app->o.kafka_linger_ms,
@@ -324,21 +317,29 @@ static int start(ing_app *app)
                           .max_inflight = (int)app->o.kafka_max_inflight,
                           .control_topic = app->o.kafka_control_topic,
                           .request_timeout_ms = (int)app->o.kafka_request_timeout_ms};
-    rc = q_producer_new(&po, &app->producer);
+    int rc = q_producer_new(&po, &app->producer);
     if (rc)
         return rc;
     app->partitions = (int)app->o.kafka_partitions;
-    if (app->partitions == 0) {
-        rc = q_producer_partitions(app->producer, 10000, &app->partitions);
-        if (rc) {
-            ons_log_error("cannot read the partition count of topic %s: %s", app->o.kafka_topic,
-                          ons_strerror(rc));
-            return rc;
-        }
+    if (app->partitions == 0 &&
+        (rc = q_producer_partitions(app->producer, 10000, &app->partitions)) != 0) {
+        ons_log_error("cannot read the partition count of topic %s: %s", app->o.kafka_topic,
+                      ons_strerror(rc));
+        return rc;
     }
+    return 0;
+}
+
+/* The modules that serve requests: the PostgreSQL pool, the finisher, the
+ * cursors, the caches, the log reader, the monitor and the rate limit. */
+static int start_modules(ing_app *app)
+{
+    q_status_opts redis = {app->o.redis_host, (int)app->o.redis_port, app->o.redis_prefix,
+                           (int)app->o.redis_timeout_ms, 3600};
     ing_replica_init(app->o.pg_read_dsn, app->o.pg_read_max_lag_ms, app->metrics);
     ing_pool_opts pool = {(int)app->o.pool_threads, (int)app->o.pool_queue_depth, app->o.pg_dsn,
                           (int)app->o.pg_statement_timeout_ms, redis};
+    int rc;
     if ((rc = ing_pool_new(&pool, &app->pool)) || (rc = ing_finisher_new(app, &redis)) ||
         (rc = ing_cursors_new(app->partitions, &redis, app->o.pg_dsn, (int)app->o.status_refresh_ms,
                               &app->cursors)) ||
@@ -350,6 +351,20 @@ static int start(ing_app *app)
         (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
                               (int)app->o.monitor_interval_ms, &app->monitor)) ||
         (rc = ing_ratelimit_new(app, (size_t)app->o.ratelimit_memory_slots, &app->ratelimit)))
+        return rc;
+    return 0;
+}
+
+static int start(ing_app *app)
+{
+    int rc;
+    if ((rc = start_metrics(app)) != 0 ||
+        (rc = ons_auth_cache_new(app->o.auth_secret, (size_t)app->o.auth_cache_size,
+                                 &app->auth_cache)) != 0 ||
+        (rc = ing_accounts_new(
+             (uint64_t)app->o.accounts_hash_ops, (uint64_t)app->o.accounts_hash_mem_kib,
+             (int)app->o.accounts_hash_concurrency, app->metrics, &app->accounts)) != 0 ||
+        (rc = start_producer(app)) != 0 || (rc = start_modules(app)) != 0)
         return rc;
     return ing_server_start(app, &app->server);
 }

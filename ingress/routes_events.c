@@ -161,16 +161,69 @@ typedef struct event_job {
 } event_job;
 
 /* Creates the event (event_store.h) and answers 201, or the error. */
+/* The new event's row, from the request j: on sale now unless its
+ * on-sale moment is later, with the draw's seed (seed_hex) committed to
+ * from now on (docs/fairness.md). */
+static ing_event_new event_row(const ing_req *r, const event_job *j, int64_t now,
+                               const char *seed_hex, const char *commitment)
+{
+    const char *status = q_event_status_name(
+        j->has_onsale && j->onsale_at_ms > now ? Q_EVENT_SCHEDULED : Q_EVENT_ON_SALE);
+    return (ing_event_new){.venue_id = j->venue_id,
+                           .acting_user = r->who.user_id,
+                           .is_admin = r->who.role == ONS_ROLE_ADMIN,
+                           .name = j->name,
+                           .category = j->category,
+                           .description = j->description,
+                           .currency = j->currency,
+                           .status = status,
+                           .starts_at_ms = j->starts_at_ms,
+                           .onsale_at_ms = j->has_onsale ? j->onsale_at_ms : now,
+                           .prequeue_opens_at_ms = j->prequeue_opens_at_ms,
+                           .max_per_user = j->max_per_user,
+                           .hold_seconds = j->hold_seconds,
+                           .max_active_holds = j->max_active_holds,
+                           .admissions_per_minute = j->admissions_per_minute,
+                           .pow_difficulty = j->pow_difficulty,
+                           .draw_seed_hex = seed_hex,
+                           .draw_commitment = commitment,
+                           .ntiers = j->ntiers,
+                           .tier_sections = j->tier_sections,
+                           .tier_prices = j->tier_prices};
+}
+
+/* Answers an event insert that failed with rc. */
+static void event_insert_failed(ing_req *r, ing_worker *w, int rc)
+{
+    if (rc == ONS_ENOTFOUND)
+        ing_fail(r, w, ING_E_VENUE_NOT_FOUND, "venue_id");
+    else if (rc == ONS_EAUTH)
+        ing_failf(r, w, ING_E_FORBIDDEN, "venue_id", "This venue belongs to another seller.");
+    else if (rc == ONS_EINVAL)
+        ing_failf(r, w, ING_E_INVALID_FIELD, "tiers",
+                  "Every tier must name a section of the venue.");
+    else
+        store_failed(r, w, rc, "The event could not be stored.");
+}
+
+/* Publishes the new event's sale rules to the Redis projection (best
+ * effort: a miss is logged, the worker publishes them again). */
+static void event_publish(ing_req *r, ing_worker *w, const ing_event_new *in, int64_t event_id)
+{
+    const event_job *j = r->job;
+    if (q_status_event_set(w->st, event_id, in->status, in->onsale_at_ms, (int)j->max_per_user) ||
+        q_status_event_set_fair(w->st, event_id, j->prequeue_opens_at_ms, j->max_active_holds,
+                                j->admissions_per_minute) ||
+        q_status_event_set_pow(w->st, event_id, (int)j->pow_difficulty))
+        ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
+                 event_id);
+}
+
 static void event_create_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
-    event_job *j = r->job;
     if (ing_idem_begin(r, w, "event"))
         return;
-    int64_t now = ing_now_ms();
-    const char *status = q_event_status_name(
-        j->has_onsale && j->onsale_at_ms > now ? Q_EVENT_SCHEDULED : Q_EVENT_ON_SALE);
-    /* The draw's seed, committed to from now on (docs/fairness.md). */
     uint8_t seed[Q_DRAW_SEED_LEN];
     char seed_hex[Q_DRAW_HEX_LEN + 1], commitment[Q_DRAW_HEX_LEN + 1];
     if (q_draw_seed_new(seed)) {
@@ -179,48 +232,16 @@ static void event_create_job(ing_worker *w, void *arg)
     }
     q_draw_hex(seed, sizeof seed, seed_hex);
     q_draw_commitment(seed, commitment);
-    ing_event_new in = {.venue_id = j->venue_id,
-                        .acting_user = r->who.user_id,
-                        .is_admin = r->who.role == ONS_ROLE_ADMIN,
-                        .name = j->name,
-                        .category = j->category,
-                        .description = j->description,
-                        .currency = j->currency,
-                        .status = status,
-                        .starts_at_ms = j->starts_at_ms,
-                        .onsale_at_ms = j->has_onsale ? j->onsale_at_ms : now,
-                        .prequeue_opens_at_ms = j->prequeue_opens_at_ms,
-                        .max_per_user = j->max_per_user,
-                        .hold_seconds = j->hold_seconds,
-                        .max_active_holds = j->max_active_holds,
-                        .admissions_per_minute = j->admissions_per_minute,
-                        .pow_difficulty = j->pow_difficulty,
-                        .draw_seed_hex = seed_hex,
-                        .draw_commitment = commitment,
-                        .ntiers = j->ntiers,
-                        .tier_sections = j->tier_sections,
-                        .tier_prices = j->tier_prices};
+    ing_event_new in = event_row(r, r->job, ing_now_ms(), seed_hex, commitment);
     ing_event_created ev = {0};
     int rc = ing_event_insert(w, r->rid, &in, &ev);
-    if (rc == ONS_ENOTFOUND)
-        ing_fail(r, w, ING_E_VENUE_NOT_FOUND, "venue_id");
-    else if (rc == ONS_EAUTH)
-        ing_failf(r, w, ING_E_FORBIDDEN, "venue_id", "This venue belongs to another seller.");
-    else if (rc == ONS_EINVAL)
-        ing_failf(r, w, ING_E_INVALID_FIELD, "tiers",
-                  "Every tier must name a section of the venue.");
-    else if (rc)
-        store_failed(r, w, rc, "The event could not be stored.");
-    if (rc)
+    if (rc) {
+        event_insert_failed(r, w, rc);
         return;
-    if (q_status_event_set(w->st, ev.event_id, status, in.onsale_at_ms, (int)j->max_per_user) ||
-        q_status_event_set_fair(w->st, ev.event_id, j->prequeue_opens_at_ms, j->max_active_holds,
-                                j->admissions_per_minute) ||
-        q_status_event_set_pow(w->st, ev.event_id, (int)j->pow_difficulty))
-        ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
-                 ev.event_id);
+    }
+    event_publish(r, w, &in, ev.event_id);
     json_t *body = json_pack("{s:I, s:I, s:s}", "event_id", (json_int_t)ev.event_id, "seats_total",
-                             (json_int_t)ev.seats_total, "status", status);
+                             (json_int_t)ev.seats_total, "status", in.status);
     ing_idem_reply(r, w, 201, body);
 }
 

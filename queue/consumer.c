@@ -1,5 +1,6 @@
 /* consumer.c - librdkafka consumer-group member; see consumer.h. */
 #include "queue/consumer.h"
+#include "queue/kconf.h"
 #include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -24,31 +25,60 @@ struct q_consumer {
 
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
-    char err[256];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        ons_log_error("kafka consumer option %s=%s: %s", k, v, err);
-        return ONS_EINVAL;
-    }
-    return 0;
+    return q_kconf_set(conf, "consumer", k, v);
 }
 
 static int conf_set_int(rd_kafka_conf_t *conf, const char *k, long v)
 {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%ld", v);
-    return conf_set(conf, k, buf);
-}
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    ons_logk(level <= 3   ? ONS_LOG_ERROR
-             : level <= 4 ? ONS_LOG_WARN
-                          : ONS_LOG_INFO,
-             NULL, NULL, "librdkafka %s: %s", fac, buf);
+    return q_kconf_set_int(conf, "consumer", k, v);
 }
 
 static int pause_lane(q_consumer *c, int lane, int32_t partition);
+
+/* Drops both lanes' assignments. */
+static void unassign(q_consumer *c, rd_kafka_t *rk)
+{
+    rd_kafka_assign(rk, NULL);
+    if (c->ctl)
+        rd_kafka_assign(c->ctl, NULL);
+}
+
+/* The control lane follows the group member: the same partitions, from the
+ * owner's control cursor (eager assignor: a full list each time). */
+static void assign_control(q_consumer *c, const int32_t *ids, const int64_t *cstart, size_t n)
+{
+    rd_kafka_topic_partition_list_t *cl = rd_kafka_topic_partition_list_new((int)n + 1);
+    for (size_t i = 0; cl && i < n; i++)
+        rd_kafka_topic_partition_list_add(cl, c->ctl_topic, ids[i])->offset =
+            cstart[i] >= 0 ? cstart[i] : RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t e = cl ? rd_kafka_assign(c->ctl, cl) : RD_KAFKA_RESP_ERR__FAIL;
+    if (e)
+        ons_log_error("kafka assign (control lane): %s", rd_kafka_err2str(e));
+    if (cl)
+        rd_kafka_topic_partition_list_destroy(cl);
+}
+
+/* Partitions ids[n] were assigned: the owner names each lane's start
+ * (start, cstart; -1 keeps that lane paused until it is ready). */
+static void assigned(q_consumer *c, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                     const int32_t *ids, int64_t *start, int64_t *cstart, size_t n)
+{
+    if (c->o.on_assign)
+        c->o.on_assign(c->o.arg, ids, start, cstart, n);
+    for (size_t i = 0; i < n; i++)
+        parts->elems[i].offset = start[i] >= 0 ? start[i] : RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
+    if (e)
+        ons_log_error("kafka assign: %s", rd_kafka_err2str(e));
+    if (c->ctl)
+        assign_control(c, ids, cstart, n);
+    for (size_t i = 0; i < n; i++) {
+        if (start[i] < 0)
+            pause_lane(c, Q_TOPIC_INTENTS, ids[i]);
+        if (cstart[i] < 0)
+            pause_lane(c, Q_TOPIC_CONTROL, ids[i]);
+    }
+}
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -61,53 +91,21 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (!ids || !start || !cstart) {
         /* Cannot tell the owner: give up this assignment; the group retries. */
         ons_log_error("rebalance: out of memory");
-        free(ids);
-        free(start);
-        free(cstart);
-        rd_kafka_assign(rk, NULL);
-        if (c->ctl)
-            rd_kafka_assign(c->ctl, NULL);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = parts->elems[i].partition;
-        start[i] = cstart[i] = -1;
-    }
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (c->o.on_assign)
-            c->o.on_assign(c->o.arg, ids, start, cstart, n);
-        for (size_t i = 0; i < n; i++)
-            parts->elems[i].offset = start[i] >= 0 ? start[i] : RD_KAFKA_OFFSET_END;
-        rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
-        if (e)
-            ons_log_error("kafka assign: %s", rd_kafka_err2str(e));
-        /* The control lane follows: the same partitions, from the owner's
-         * control cursor (eager assignor: a full list each time). */
-        if (c->ctl) {
-            rd_kafka_topic_partition_list_t *cl = rd_kafka_topic_partition_list_new((int)n + 1);
-            for (size_t i = 0; cl && i < n; i++)
-                rd_kafka_topic_partition_list_add(cl, c->ctl_topic, ids[i])->offset =
-                    cstart[i] >= 0 ? cstart[i] : RD_KAFKA_OFFSET_END;
-            e = cl ? rd_kafka_assign(c->ctl, cl) : RD_KAFKA_RESP_ERR__FAIL;
-            if (e)
-                ons_log_error("kafka assign (control lane): %s", rd_kafka_err2str(e));
-            if (cl)
-                rd_kafka_topic_partition_list_destroy(cl);
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (start[i] < 0)
-                pause_lane(c, Q_TOPIC_INTENTS, ids[i]);
-            if (cstart[i] < 0)
-                pause_lane(c, Q_TOPIC_CONTROL, ids[i]);
-        }
+        unassign(c, rk);
     } else {
-        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
-            ons_log_warn("kafka rebalance error: %s", rd_kafka_err2str(err));
-        if (c->o.on_revoke)
-            c->o.on_revoke(c->o.arg, ids, n);
-        rd_kafka_assign(rk, NULL);
-        if (c->ctl)
-            rd_kafka_assign(c->ctl, NULL);
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = parts->elems[i].partition;
+            start[i] = cstart[i] = -1;
+        }
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            assigned(c, rk, parts, ids, start, cstart, n);
+        } else {
+            if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+                ons_log_warn("kafka rebalance error: %s", rd_kafka_err2str(err));
+            if (c->o.on_revoke)
+                c->o.on_revoke(c->o.arg, ids, n);
+            unassign(c, rk);
+        }
     }
     free(ids);
     free(start);
@@ -132,6 +130,56 @@ static void warm_metadata(rd_kafka_t *rk, const char *topic)
     rd_kafka_topic_destroy(rkt);
 }
 
+/* The options both lanes share: brokers, group, manual commits from the
+ * owner's cursors, and the fetch limits. */
+static int lane_conf(rd_kafka_conf_t *conf, const q_consumer_opts *o, const char *group)
+{
+    if (conf_set(conf, "bootstrap.servers", o->brokers) || conf_set(conf, "group.id", group) ||
+        conf_set(conf, "enable.auto.commit", "false") ||
+        conf_set(conf, "enable.auto.offset.store", "false") ||
+        conf_set(conf, "auto.offset.reset", "earliest") ||
+        conf_set(conf, "enable.partition.eof", "false") ||
+        (o->fetch_wait_ms > 0 && conf_set_int(conf, "fetch.wait.max.ms", o->fetch_wait_ms)) ||
+        (o->queued_max_kbytes > 0 &&
+         conf_set_int(conf, "queued.max.messages.kbytes", o->queued_max_kbytes)))
+        return ONS_EINVAL;
+    return 0;
+}
+
+/* The group member's options: lane_conf plus the group's assignor,
+ * liveness timeouts and client id. */
+static int member_conf(rd_kafka_conf_t *conf, const q_consumer_opts *o)
+{
+    if (lane_conf(conf, o, o->group) || conf_set(conf, "partition.assignment.strategy", "range") ||
+        (o->client_id && conf_set(conf, "client.id", o->client_id)) ||
+        (o->session_timeout_ms > 0 &&
+         (conf_set_int(conf, "session.timeout.ms", o->session_timeout_ms) ||
+          conf_set_int(conf, "heartbeat.interval.ms",
+                       o->session_timeout_ms / 3 > 0 ? o->session_timeout_ms / 3 : 1))) ||
+        (o->max_poll_interval_ms > 0 &&
+         conf_set_int(conf, "max.poll.interval.ms", o->max_poll_interval_ms)))
+        return ONS_EINVAL;
+    rd_kafka_conf_set_log_cb(conf, q_kconf_log);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    return 0;
+}
+
+/* Subscribes the group member to its topic. */
+static int subscribe(q_consumer *c, const char *topic)
+{
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    if (!sub)
+        return ONS_ENOMEM;
+    rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e) {
+        ons_log_error("kafka subscribe %s: %s", topic, rd_kafka_err2str(e));
+        return ONS_EKAFKA;
+    }
+    return 0;
+}
+
 /* The control lane's assign-only instance: partitions are assigned by
  * rebalance_cb as the group member's change. Its group id is only where
  * its advisory commits go (nobody joins it). */
@@ -147,18 +195,11 @@ static int new_control(q_consumer *c, const q_consumer_opts *o)
             rd_kafka_conf_destroy(conf);
         return ONS_ENOMEM;
     }
-    if (conf_set(conf, "bootstrap.servers", o->brokers) || conf_set(conf, "group.id", group) ||
-        conf_set(conf, "client.id", cid) || conf_set(conf, "enable.auto.commit", "false") ||
-        conf_set(conf, "enable.auto.offset.store", "false") ||
-        conf_set(conf, "auto.offset.reset", "earliest") ||
-        conf_set(conf, "enable.partition.eof", "false") ||
-        (o->fetch_wait_ms > 0 && conf_set_int(conf, "fetch.wait.max.ms", o->fetch_wait_ms)) ||
-        (o->queued_max_kbytes > 0 &&
-         conf_set_int(conf, "queued.max.messages.kbytes", o->queued_max_kbytes))) {
+    if (lane_conf(conf, o, group) || conf_set(conf, "client.id", cid)) {
         rd_kafka_conf_destroy(conf);
         return ONS_EINVAL;
     }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, q_kconf_log);
     c->ctl = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!c->ctl) {
         rd_kafka_conf_destroy(conf);
@@ -180,30 +221,9 @@ int q_consumer_new(const q_consumer_opts *o, q_consumer **out)
     c->o = *o;
     c->topic = strdup(o->topic);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_topic_partition_list_t *sub = NULL;
     int rc = ONS_ENOMEM;
-    if (!c->topic || !conf)
+    if (!c->topic || !conf || (rc = member_conf(conf, o)) != 0)
         goto fail;
-    rc = ONS_EINVAL;
-    if (conf_set(conf, "bootstrap.servers", o->brokers) || conf_set(conf, "group.id", o->group) ||
-        conf_set(conf, "partition.assignment.strategy", "range") ||
-        conf_set(conf, "enable.auto.commit", "false") ||
-        conf_set(conf, "enable.auto.offset.store", "false") ||
-        conf_set(conf, "auto.offset.reset", "earliest") ||
-        conf_set(conf, "enable.partition.eof", "false") ||
-        (o->client_id && conf_set(conf, "client.id", o->client_id)) ||
-        (o->session_timeout_ms > 0 &&
-         (conf_set_int(conf, "session.timeout.ms", o->session_timeout_ms) ||
-          conf_set_int(conf, "heartbeat.interval.ms",
-                       o->session_timeout_ms / 3 > 0 ? o->session_timeout_ms / 3 : 1))) ||
-        (o->max_poll_interval_ms > 0 &&
-         conf_set_int(conf, "max.poll.interval.ms", o->max_poll_interval_ms)) ||
-        (o->fetch_wait_ms > 0 && conf_set_int(conf, "fetch.wait.max.ms", o->fetch_wait_ms)) ||
-        (o->queued_max_kbytes > 0 &&
-         conf_set_int(conf, "queued.max.messages.kbytes", o->queued_max_kbytes)))
-        goto fail;
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!c->rk) {
@@ -213,19 +233,8 @@ int q_consumer_new(const q_consumer_opts *o, q_consumer **out)
     }
     conf = NULL; /* owned by rk now */
     rd_kafka_poll_set_consumer(c->rk);
-    sub = rd_kafka_topic_partition_list_new(1);
-    if (!sub) {
-        rc = ONS_ENOMEM;
+    if ((rc = subscribe(c, o->topic)) != 0)
         goto fail;
-    }
-    rd_kafka_topic_partition_list_add(sub, o->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, sub);
-    rd_kafka_topic_partition_list_destroy(sub);
-    if (e) {
-        ons_log_error("kafka subscribe %s: %s", o->topic, rd_kafka_err2str(e));
-        rc = ONS_EKAFKA;
-        goto fail;
-    }
     if (o->control_topic && (rc = new_control(c, o)) != 0)
         goto fail;
     *out = c;

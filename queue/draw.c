@@ -1,5 +1,6 @@
 /* draw.c - seeds, commitments and draw keys of the pre-queue; see draw.h. */
 #include "queue/draw.h"
+#include "common/hex.h"
 #include "common/err.h"
 
 #include <openssl/evp.h>
@@ -44,23 +45,12 @@ int q_draw_key(const uint8_t seed[Q_DRAW_SEED_LEN], const char *intent_id,
     return 0;
 }
 
-static int nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int q_draw_seed_parse(const char *hex, uint8_t seed[Q_DRAW_SEED_LEN])
 {
     if (!hex || strlen(hex) != Q_DRAW_HEX_LEN)
         return ONS_EPARSE;
     for (size_t i = 0; i < Q_DRAW_SEED_LEN; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        int hi = ons_hex_digit(hex[2 * i]), lo = ons_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return ONS_EPARSE;
         seed[i] = (uint8_t)(hi << 4 | lo);

@@ -1,5 +1,6 @@
 /* intent_id.c - public ids for intents and reservations; see intent_id.h. */
 #include "queue/intent_id.h"
+#include "common/hex.h"
 #include "common/err.h"
 
 #include <openssl/crypto.h>
@@ -109,15 +110,6 @@ int q_id_encode(const char *secret, enum q_id_kind kind, int64_t seq, int64_t us
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int q_id_decode(const char *secret, enum q_id_kind kind, const char *id, int64_t user_id,
                 int64_t *seq)
 {
@@ -125,7 +117,7 @@ int q_id_decode(const char *secret, enum q_id_kind kind, const char *id, int64_t
         return ONS_EPARSE;
     unsigned char bytes[16];
     for (int i = 0; i < 16; i++) {
-        int hi = hexval(id[2 * i]), lo = hexval(id[2 * i + 1]);
+        int hi = ons_hex_digit_lower(id[2 * i]), lo = ons_hex_digit_lower(id[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return ONS_EPARSE;
         bytes[i] = (unsigned char)(hi << 4 | lo);

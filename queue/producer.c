@@ -1,5 +1,6 @@
 /* producer.c - idempotent librdkafka producer with a poll thread; see producer.h. */
 #include "queue/producer.h"
+#include "queue/kconf.h"
 #include "common/err.h"
 #include "queue/msg.h"
 #include "common/log.h"
@@ -87,31 +88,19 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     ons_log_warn("kafka producer: %s: %s", rd_kafka_err2name(err), reason);
 }
 
-/* librdkafka's own log lines, as JSON lines like every other (its default
- * logger writes plain text to stderr). */
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    ons_logk(level <= 3   ? ONS_LOG_ERROR
-             : level <= 4 ? ONS_LOG_WARN
-                          : ONS_LOG_INFO,
-             NULL, NULL, "librdkafka %s: %s", fac, buf);
-}
-
 static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v)
 {
-    char err[256];
-    if (rd_kafka_conf_set(c, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        ons_log_error("kafka conf %s=%s: %s", k, v, err);
-        return ONS_EINVAL;
-    }
-    return 0;
+    return q_kconf_set(c, "producer", k, v);
+}
+
+static int conf_set_int(rd_kafka_conf_t *c, const char *k, long v)
+{
+    return q_kconf_set_int(c, "producer", k, v);
 }
 
 /* Builds one librdkafka instance with the contract's settings. */
 static rd_kafka_t *build(q_producer *p)
 {
-    char num[32];
     char err[256];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     if (!c)
@@ -120,20 +109,16 @@ static rd_kafka_t *build(q_producer *p)
     rc |= conf_set(c, "enable.idempotence", "true");
     rc |= conf_set(c, "acks", "all");
     rc |= conf_set(c, "partitioner", "murmur2_random");
-    snprintf(num, sizeof num, "%d", p->linger_ms);
-    rc |= conf_set(c, "linger.ms", num);
-    snprintf(num, sizeof num, "%d", p->delivery_timeout_ms);
-    rc |= conf_set(c, "message.timeout.ms", num);
+    rc |= conf_set_int(c, "linger.ms", p->linger_ms);
+    rc |= conf_set_int(c, "message.timeout.ms", p->delivery_timeout_ms);
     if (p->request_timeout_ms > 0) {
-        snprintf(num, sizeof num, "%d", p->request_timeout_ms);
-        rc |= conf_set(c, "request.timeout.ms", num);
+        rc |= conf_set_int(c, "request.timeout.ms", p->request_timeout_ms);
         /* Every other request too (metadata, the monitor's watermark queries:
          * librdkafka's 60 s default kept a query retried to a dying broker
          * waiting, and ingress's monitor blind, for over 30 s). */
-        rc |= conf_set(c, "socket.timeout.ms", num);
+        rc |= conf_set_int(c, "socket.timeout.ms", p->request_timeout_ms);
     }
-    snprintf(num, sizeof num, "%d", p->max_inflight + 1024);
-    rc |= conf_set(c, "queue.buffering.max.messages", num);
+    rc |= conf_set_int(c, "queue.buffering.max.messages", (long)p->max_inflight + 1024);
     if (rc) {
         rd_kafka_conf_destroy(c);
         return NULL;
@@ -141,7 +126,7 @@ static rd_kafka_t *build(q_producer *p)
     rd_kafka_conf_set_opaque(c, p);
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
     rd_kafka_conf_set_error_cb(c, on_error);
-    rd_kafka_conf_set_log_cb(c, log_cb);
+    rd_kafka_conf_set_log_cb(c, q_kconf_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
     if (!rk) {
         ons_log_error("kafka producer: %s", err);

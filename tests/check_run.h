@@ -21,6 +21,16 @@ typedef struct ons_check_case {
     const TTest *test;
 } ons_check_case;
 
+/* Runs a suite built by hand (test cases of their own shape). */
+static inline int ons_check_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* The same with a checked fixture: setup and teardown (either may be NULL)
  * run in each test's own process around it. */
 static inline int ons_check_run_fixture(const char *name, const ons_check_case *cases, size_t n,
@@ -36,11 +46,7 @@ static inline int ons_check_run_fixture(const char *name, const ons_check_case *
         tcase_add_test(tc, cases[i].test);
         suite_add_tcase(s, tc);
     }
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run_suite(s);
 }
 
 static inline int ons_check_run(const char *name, const ons_check_case *cases, size_t n,

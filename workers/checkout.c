@@ -211,6 +211,100 @@ static int issue_tickets(wk_part *p, wk_co *co, wk_intent *in)
     return 0;
 }
 
+/* The failure reason a declined or failed payment result gives its order. */
+static const char *payment_failure_reason(const q_msg *m)
+{
+    return q_order_reason_name(m->outcome == Q_PAY_DECLINED ? Q_ORDER_REASON_DECLINED
+                                                            : Q_ORDER_REASON_FAILED);
+}
+
+/* Queues the refund of a charge whose hold is gone; the store sends it
+ * unless the order is paid. */
+static int refund_unheld_charge(wk_co *co, const wk_event *ev, const q_msg *m)
+{
+    wk_fx_outbox *b = fx_outbox(co);
+    if (!b)
+        return ONS_ENOMEM;
+    b->is_refund = 1;
+    b->unless_paid = 1;
+    b->order_id = m->order_id;
+    b->reservation_id = m->reservation_id;
+    b->event_id = ev->event_id;
+    b->amount_cents = m->amount_cents;
+    snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
+    snprintf(b->charge_id, sizeof b->charge_id, "%s", m->charge_id);
+    return 0;
+}
+
+/* A payment result for an order whose paying hold is not current. */
+static int payment_without_hold(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m)
+{
+    /* A result repeated within one batch (a relay that re-sent it while
+     * the owner lagged) finds the order decided in memory, where the
+     * store's "unless paid" cannot see it yet: paid or refunded is
+     * final, the repeat changes nothing. */
+    int decided = batch_order_state(co, m->order_id);
+    if (decided == Q_ORDER_PAID || decided == Q_ORDER_REFUNDED) {
+        ons_log_info("payment result for order %" PRId64 " repeated: already %s, ignored",
+                     m->order_id, q_order_state_name(decided));
+        return wk_part_touch_event(p, ev);
+    }
+    if (m->outcome != Q_PAY_SUCCEEDED)
+        return order_state(co, m->order_id, Q_ORDER_FAILED, payment_failure_reason(m), NULL);
+    /* A charge for a hold that is gone (expired, or a replay of a result
+     * already applied): refund unless the order is paid. */
+    ons_log_warn("payment for order %" PRId64 " (reservation %" PRId64
+                 ") arrived without a paying hold: refund unless already paid",
+                 m->order_id, m->reservation_id);
+    int rc = order_state(co, m->order_id, Q_ORDER_REFUNDED, NULL, m->charge_id);
+    if (rc || (rc = refund_unheld_charge(co, ev, m)) != 0)
+        return rc;
+    return wk_part_touch_event(p, ev);
+}
+
+/* The paying hold in is paid: its seats are sold and its tickets issued. */
+static int payment_succeeded(wk_part *p, wk_co *co, wk_event *ev, wk_intent *in, const q_msg *m,
+                             int64_t now_ms)
+{
+    int rc;
+    if (m->amount_cents != in->total_cents)
+        ons_log_warn("order %" PRId64 ": charged %" PRId64 " cents, expected %" PRId64, m->order_id,
+                     m->amount_cents, in->total_cents);
+    for (int i = 0; i < in->nseats; i++)
+        if ((rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_SOLD, in->seq)) != 0)
+            return rc;
+    if ((rc = order_state(co, m->order_id, Q_ORDER_PAID, NULL, m->charge_id)) != 0 ||
+        (rc = issue_tickets(p, co, in)) != 0)
+        return rc;
+    in->state = Q_INTENT_PURCHASED;
+    in->res_state = Q_RES_PURCHASED;
+    if ((rc = wk_part_fx_intent(p, in, Q_REASON_NONE, 1)) != 0)
+        return rc;
+    wk_part_forget(p, in);
+    /* The last seats may just have been sold: then the waiting fans
+     * are answered sold_out now, not left waiting for a release. */
+    return wk_part_serve_waiting(p, ev, now_ms);
+}
+
+/* The payment of hold in was declined or failed: held again for what is
+ * left of the hold (an already-past hold expires on the owner's next
+ * expiry pass). */
+static int payment_failed(wk_part *p, wk_co *co, wk_event *ev, wk_intent *in, const q_msg *m)
+{
+    int rc = order_state(co, m->order_id, Q_ORDER_FAILED, payment_failure_reason(m), NULL);
+    if (rc)
+        return rc;
+    for (int i = 0; i < in->nseats; i++)
+        if ((rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_HELD, in->seq)) != 0)
+            return rc;
+    in->state = Q_INTENT_RESERVED;
+    in->res_state = Q_RES_HELD;
+    in->order_id = 0;
+    in->expires_ms -= (int64_t)p->cfg.paying_grace_seconds * 1000;
+    wk_part_hold_moved(p, in);
+    return wk_part_fx_intent(p, in, Q_REASON_NONE, 1);
+}
+
 static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int64_t now_ms)
 {
     /* Holds that ran out are ended first: the event may just have been
@@ -221,79 +315,12 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
         return rc;
     wk_intent *in = wk_part_intent(p, m->reservation_id);
     int current = in && in->ev == ev && in->state == Q_INTENT_PAYING && in->order_id == m->order_id;
-    if (!current) {
-        /* A result repeated within one batch (a relay that re-sent it while
-         * the owner lagged) finds the order decided in memory, where the
-         * store's "unless paid" cannot see it yet: paid or refunded is
-         * final, the repeat changes nothing. */
-        int decided = batch_order_state(co, m->order_id);
-        if (decided == Q_ORDER_PAID || decided == Q_ORDER_REFUNDED) {
-            ons_log_info("payment result for order %" PRId64 " repeated: already %s, ignored",
-                         m->order_id, q_order_state_name(decided));
-            return wk_part_touch_event(p, ev);
-        }
-        if (m->outcome != Q_PAY_SUCCEEDED)
-            return order_state(co, m->order_id, Q_ORDER_FAILED,
-                               q_order_reason_name(m->outcome == Q_PAY_DECLINED
-                                                       ? Q_ORDER_REASON_DECLINED
-                                                       : Q_ORDER_REASON_FAILED),
-                               NULL);
-        /* A charge for a hold that is gone (expired, or a replay of a result
-         * already applied): refund unless the order is paid. */
-        ons_log_warn("payment for order %" PRId64 " (reservation %" PRId64
-                     ") arrived without a paying hold: refund unless already paid",
-                     m->order_id, m->reservation_id);
-        if ((rc = order_state(co, m->order_id, Q_ORDER_REFUNDED, NULL, m->charge_id)) != 0)
-            return rc;
-        wk_fx_outbox *b = fx_outbox(co);
-        if (!b)
-            return ONS_ENOMEM;
-        b->is_refund = 1;
-        b->unless_paid = 1;
-        b->order_id = m->order_id;
-        b->reservation_id = m->reservation_id;
-        b->event_id = ev->event_id;
-        b->amount_cents = m->amount_cents;
-        snprintf(b->currency, sizeof b->currency, "%s", ev->currency);
-        snprintf(b->charge_id, sizeof b->charge_id, "%s", m->charge_id);
-        return wk_part_touch_event(p, ev);
-    }
+    if (!current)
+        return payment_without_hold(p, co, ev, m);
     order_of_intent(co, m->order_id, in);
-    if (m->outcome == Q_PAY_SUCCEEDED) {
-        if (m->amount_cents != in->total_cents)
-            ons_log_warn("order %" PRId64 ": charged %" PRId64 " cents, expected %" PRId64,
-                         m->order_id, m->amount_cents, in->total_cents);
-        for (int i = 0; i < in->nseats; i++)
-            if ((rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_SOLD, in->seq)) != 0)
-                return rc;
-        if ((rc = order_state(co, m->order_id, Q_ORDER_PAID, NULL, m->charge_id)) != 0 ||
-            (rc = issue_tickets(p, co, in)) != 0)
-            return rc;
-        in->state = Q_INTENT_PURCHASED;
-        in->res_state = Q_RES_PURCHASED;
-        if ((rc = wk_part_fx_intent(p, in, Q_REASON_NONE, 1)) != 0)
-            return rc;
-        wk_part_forget(p, in);
-        /* The last seats may just have been sold: then the waiting fans
-         * are answered sold_out now, not left waiting for a release. */
-        return wk_part_serve_waiting(p, ev, now_ms);
-    }
-    /* Declined or failed: held again for what is left of the hold. */
-    if ((rc = order_state(co, m->order_id, Q_ORDER_FAILED,
-                          q_order_reason_name(m->outcome == Q_PAY_DECLINED ? Q_ORDER_REASON_DECLINED
-                                                                           : Q_ORDER_REASON_FAILED),
-                          NULL)) != 0)
-        return rc;
-    for (int i = 0; i < in->nseats; i++)
-        if ((rc = wk_part_set_seat(p, ev, in->seats[i], Q_SEAT_HELD, in->seq)) != 0)
-            return rc;
-    in->state = Q_INTENT_RESERVED;
-    in->res_state = Q_RES_HELD;
-    in->order_id = 0;
-    in->expires_ms -= (int64_t)p->cfg.paying_grace_seconds * 1000;
-    wk_part_hold_moved(p, in);
-    (void)now_ms; /* an already-past hold expires on the owner's next expiry pass */
-    return wk_part_fx_intent(p, in, Q_REASON_NONE, 1);
+    if (m->outcome == Q_PAY_SUCCEEDED)
+        return payment_succeeded(p, co, ev, in, m, now_ms);
+    return payment_failed(p, co, ev, in, m);
 }
 
 /* Why a ticket change the owner holds is refused now, or NULL. The cut-off
@@ -389,21 +416,21 @@ int wk_co_paying_closed(wk_part *p, wk_intent *in, const char *why)
     return order_state(co, in->order_id, Q_ORDER_FAILED, why, NULL);
 }
 
-int wk_co_void_tickets(wk_part *p, wk_event *ev)
+/* wk_map_values: a ticket of the event ctx. */
+static int ticket_of_event(const void *val, const void *ctx)
 {
-    wk_co *co = wk_co_of(p);
-    if (!co)
-        return ONS_ENOMEM;
+    return ((const wk_ticket *)val)->ev == ctx;
+}
+
+/* Voids every valid ticket of ev: the seat is freed and the ticket's order
+ * marked for one refund (voided = 1, void_cents summed). */
+static int void_event_tickets(wk_part *p, wk_co *co, wk_event *ev)
+{
     /* Collect first: voiding deletes tickets from the map being walked. */
-    size_t n = 0;
-    wk_ticket **mine = malloc((co->tickets.len + 1) * sizeof *mine);
+    size_t n;
+    void **mine = wk_map_values(&co->tickets, ticket_of_event, ev, &n);
     if (!mine)
         return ONS_ENOMEM;
-    for (size_t i = 0; i < co->tickets.cap; i++) {
-        wk_ticket *t = co->tickets.slots[i].val;
-        if (t && t->ev == ev)
-            mine[n++] = t;
-    }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         wk_ticket *t = mine[i];
@@ -426,9 +453,13 @@ int wk_co_void_tickets(wk_part *p, wk_event *ev)
         free(t);
     }
     free(mine);
-    if (rc)
-        return rc;
-    /* One refund per order, for the tickets that were still valid. */
+    return rc;
+}
+
+/* Queues one refund per order of ev whose tickets were just voided, for the
+ * tickets that were still valid. */
+static int refund_voided_orders(wk_co *co, const wk_event *ev)
+{
     for (size_t i = 0; i < co->norders; i++) {
         wk_fx_order *o = &co->orders[i];
         if (o->voided != 1 || o->event_id != ev->event_id)
@@ -448,6 +479,17 @@ int wk_co_void_tickets(wk_part *p, wk_event *ev)
                      " cents refunded",
                      o->order_id, ev->event_id, o->void_cents);
     }
+    return 0;
+}
+
+int wk_co_void_tickets(wk_part *p, wk_event *ev)
+{
+    wk_co *co = wk_co_of(p);
+    if (!co)
+        return ONS_ENOMEM;
+    int rc = void_event_tickets(p, co, ev);
+    if (rc || (rc = refund_voided_orders(co, ev)) != 0)
+        return rc;
     return wk_part_touch_event(p, ev);
 }
 

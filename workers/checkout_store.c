@@ -47,9 +47,10 @@ static int write_voided_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
                : 0;
 }
 
-static int write_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
+/* Inserts the orders this batch created. */
+static int insert_new_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
 {
-    int rc, any = 0;
+    int any = 0;
     ons_pgarrs_reset(a, 9);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
@@ -67,19 +68,23 @@ static int write_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
         ons_pgarr_text0(&a[8], o->charge_id);
     }
     /* A checkout of a reservation that is not the user's writes nothing. */
-    if (any && (rc = run(conn, "insert orders",
-                         "INSERT INTO orders (order_id, reservation_id, user_id, event_id, state, "
-                         "total_cents, currency, failure_reason, gateway_charge_id) "
-                         "SELECT u.oid, u.rid, u.usr, u.ev, u.st, u.total, u.cur, u.why, u.ch "
-                         "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-                         "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[]) "
-                         "AS u(oid, rid, usr, ev, st, total, cur, why, ch) "
-                         "JOIN reservations r ON r.reservation_id = u.rid AND r.user_id = u.usr "
-                         "ON CONFLICT (order_id) DO NOTHING",
-                         a, 9)) != 0)
-        return rc;
+    return any ? run(conn, "insert orders",
+                     "INSERT INTO orders (order_id, reservation_id, user_id, event_id, state, "
+                     "total_cents, currency, failure_reason, gateway_charge_id) "
+                     "SELECT u.oid, u.rid, u.usr, u.ev, u.st, u.total, u.cur, u.why, u.ch "
+                     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+                     "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[]) "
+                     "AS u(oid, rid, usr, ev, st, total, cur, why, ch) "
+                     "JOIN reservations r ON r.reservation_id = u.rid AND r.user_id = u.usr "
+                     "ON CONFLICT (order_id) DO NOTHING",
+                     a, 9)
+               : 0;
+}
 
-    any = 0;
+/* Inserts the seats (items) of the orders this batch created. */
+static int insert_order_items(PGconn *conn, const wk_co *co, ons_pgarr *a)
+{
+    int any = 0;
     ons_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
@@ -91,15 +96,18 @@ static int write_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
             ons_pgarr_int(&a[3], o->price[k]);
         }
     }
-    if (any &&
-        (rc = run(conn, "insert order items",
-                  "INSERT INTO order_items (order_id, event_id, seat_no, price_cents) "
-                  "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[]) "
-                  "ON CONFLICT DO NOTHING",
-                  a, 4)) != 0)
-        return rc;
+    return any ? run(conn, "insert order items",
+                     "INSERT INTO order_items (order_id, event_id, seat_no, price_cents) "
+                     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[]) "
+                     "ON CONFLICT DO NOTHING",
+                     a, 4)
+               : 0;
+}
 
-    any = 0;
+/* Moves the orders of earlier batches that this batch decided. */
+static int update_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
+{
+    int any = 0;
     ons_pgarrs_reset(a, 4);
     for (size_t i = 0; i < co->norders; i++) {
         const wk_fx_order *o = &co->orders[i];
@@ -112,14 +120,22 @@ static int write_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
         ons_pgarr_text0(&a[3], o->charge_id);
     }
     /* A paid order stays paid: a replayed or late result never undoes it. */
-    if (any && (rc = run(conn, "update orders",
-                         "UPDATE orders o SET state = u.st, "
-                         "failure_reason = coalesce(u.why, o.failure_reason), "
-                         "gateway_charge_id = coalesce(u.ch, o.gateway_charge_id), "
-                         "updated_at = now() "
-                         "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) "
-                         "AS u(oid, st, why, ch) WHERE o.order_id = u.oid AND o.state <> 'paid'",
-                         a, 4)) != 0)
+    return any ? run(conn, "update orders",
+                     "UPDATE orders o SET state = u.st, "
+                     "failure_reason = coalesce(u.why, o.failure_reason), "
+                     "gateway_charge_id = coalesce(u.ch, o.gateway_charge_id), "
+                     "updated_at = now() "
+                     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) "
+                     "AS u(oid, st, why, ch) WHERE o.order_id = u.oid AND o.state <> 'paid'",
+                     a, 4)
+               : 0;
+}
+
+static int write_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
+{
+    int rc;
+    if ((rc = insert_new_orders(conn, co, a)) != 0 || (rc = insert_order_items(conn, co, a)) != 0 ||
+        (rc = update_orders(conn, co, a)) != 0)
         return rc;
     return write_voided_orders(conn, co, a);
 }
@@ -257,11 +273,9 @@ int wk_co_store_write(PGconn *conn, wk_part *p)
 
 /* ---- loading -------------------------------------------------------------------------- */
 
-int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
+/* Gives each paying hold of the loaded events its pending order. */
+static int load_pending_orders(PGconn *conn, wk_part *p, const char *const *v)
 {
-    if (n == 0)
-        return 0;
-    const char *v[] = {ids};
     PGresult *r;
     int rc = ons_pg_exec(conn, PGRES_TUPLES_OK, "load orders",
                          "SELECT order_id, reservation_id, event_id FROM orders "
@@ -284,12 +298,17 @@ int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
                          event_id, oid);
     }
     PQclear(r);
-    if (rc)
-        return ONS_EDB;
-    rc = ons_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
-                     "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
-                     "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
-                     1, v, &r);
+    return rc ? ONS_EDB : 0;
+}
+
+/* Adds the valid tickets of the loaded events. */
+static int load_valid_tickets(PGconn *conn, wk_part *p, const char *const *v)
+{
+    PGresult *r;
+    int rc = ons_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
+                         "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
+                         "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
+                         1, v, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
@@ -300,12 +319,8 @@ int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
         int64_t order_id = ons_pg_row_i64(&rw, 3);
         int64_t price = ons_pg_row_i64(&rw, 4);
         int64_t event_id = ons_pg_row_i64(&rw, 5);
-        if (ons_pg_row_done(&rw, "load tickets")) {
-            rc = ONS_EDB;
-            break;
-        }
-        wk_event *ev = wk_part_event(p, event_id);
-        if (!ev) {
+        wk_event *ev = NULL;
+        if (ons_pg_row_done(&rw, "load tickets") || !(ev = wk_part_event(p, event_id))) {
             rc = ONS_EDB;
             break;
         }
@@ -318,4 +333,13 @@ int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
     }
     PQclear(r);
     return rc;
+}
+
+int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
+{
+    if (n == 0)
+        return 0;
+    const char *v[] = {ids};
+    int rc = load_pending_orders(conn, p, v);
+    return rc ? rc : load_valid_tickets(conn, p, v);
 }

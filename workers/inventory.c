@@ -107,48 +107,43 @@ int wk_inv_add_section(wk_inv *inv, int64_t section_id, const char *name, int32_
     return (int)inv->nsections++;
 }
 
-int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t seat_no,
-                    int64_t price, int state)
+/* The row a seat (row_no, seat_in_row) is appended to: the section's last
+ * row, or a new one. Seats come in (row, seat) order, at most UINT16_MAX a
+ * row; NULL with *rc set when they do not or memory runs out. */
+static wk_row *row_for_seat(wk_inv *inv, wk_section *s, int32_t row_no, int32_t seat_in_row,
+                            int *rc)
 {
-    if (inv->nsections == 0 || state < Q_SEAT_AVAILABLE || state > Q_SEAT_SOLD || seat_in_row < 1 ||
-        seat_in_row > UINT16_MAX || inv->nseats >= UINT32_MAX / 2)
-        return ONS_EINVAL;
-    uint32_t sec = (uint32_t)inv->nsections - 1;
-    wk_section *s = &inv->sections[sec];
     wk_row *last = s->nrows ? &inv->rows[inv->nrows - 1] : NULL;
+    *rc = ONS_EINVAL;
     if (last && (row_no < last->row_no ||
                  (row_no == last->row_no &&
                   seat_in_row <= inv->seat_in_row[last->first_seat + last->nseats - 1])))
-        return ONS_EINVAL;
+        return NULL;
     if (last && row_no == last->row_no && last->nseats == UINT16_MAX)
-        return ONS_EINVAL;
+        return NULL;
+    *rc = ONS_ENOMEM;
     if (grow_seats(inv, inv->nseats + 1) != 0)
-        return ONS_ENOMEM;
-    if (!last || row_no != last->row_no) {
-        if (ONS_VEC_RESERVE(inv->rows, inv->cap_rows, inv->nrows + 1, 64))
-            return ONS_ENOMEM;
-        last = &inv->rows[inv->nrows++];
-        memset(last, 0, sizeof *last);
-        last->first_seat = (uint32_t)inv->nseats;
-        last->section = sec;
-        last->row_no = row_no;
-        s->nrows++;
-        s->rows_by_run[0]++;
-    }
-    uint32_t i = (uint32_t)inv->nseats++;
-    inv->state[i] = (uint8_t)state;
-    inv->seat_no[i] = seat_no;
-    inv->seat_in_row[i] = (uint16_t)seat_in_row;
-    inv->price[i] = price;
-    inv->row_of[i] = (uint32_t)(inv->nrows - 1);
-    last->nseats++;
-    s->nseats++;
-    if (price < s->min_price)
-        s->min_price = price;
-    if (price > s->max_price)
-        s->max_price = price;
+        return NULL;
+    if (last && row_no == last->row_no)
+        return last;
+    if (ONS_VEC_RESERVE(inv->rows, inv->cap_rows, inv->nrows + 1, 64))
+        return NULL;
+    last = &inv->rows[inv->nrows++];
+    memset(last, 0, sizeof *last);
+    last->first_seat = (uint32_t)inv->nseats;
+    last->section = (uint32_t)(s - inv->sections);
+    last->row_no = row_no;
+    s->nrows++;
+    s->rows_by_run[0]++;
+    return last;
+}
+
+/* Counts the new seat i, in state, in its row, its section and the
+ * inventory's totals. */
+static void count_seat(wk_inv *inv, wk_section *s, wk_row *row, uint32_t i, int state)
+{
     if (state == Q_SEAT_AVAILABLE) {
-        last->nfree++;
+        row->nfree++;
         s->nfree++;
         inv->available++;
     } else if (state == Q_SEAT_SOLD) {
@@ -156,18 +151,44 @@ int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t se
     } else {
         inv->held++;
     }
-    if (state != Q_SEAT_SOLD) {
-        last->nunsold++;
-        s->nunsold++;
-        /* The run ending at this seat, looking back at most Q_MAX_SEATS - 1
-         * seats (runs are capped), unless the row has a capped run already. */
-        uint32_t t = 1;
-        while (last->run < Q_MAX_SEATS && t < Q_MAX_SEATS && t <= i - last->first_seat &&
-               inv->state[i - t] != Q_SEAT_SOLD)
-            t++;
-        if (t > last->run)
-            set_row_run(s, last, (uint8_t)t);
-    }
+    if (state == Q_SEAT_SOLD)
+        return;
+    row->nunsold++;
+    s->nunsold++;
+    /* The run ending at this seat, looking back at most Q_MAX_SEATS - 1
+     * seats (runs are capped), unless the row has a capped run already. */
+    uint32_t t = 1;
+    while (row->run < Q_MAX_SEATS && t < Q_MAX_SEATS && t <= i - row->first_seat &&
+           inv->state[i - t] != Q_SEAT_SOLD)
+        t++;
+    if (t > row->run)
+        set_row_run(s, row, (uint8_t)t);
+}
+
+int wk_inv_add_seat(wk_inv *inv, int32_t row_no, int32_t seat_in_row, int32_t seat_no,
+                    int64_t price, int state)
+{
+    if (inv->nsections == 0 || state < Q_SEAT_AVAILABLE || state > Q_SEAT_SOLD || seat_in_row < 1 ||
+        seat_in_row > UINT16_MAX || inv->nseats >= UINT32_MAX / 2)
+        return ONS_EINVAL;
+    wk_section *s = &inv->sections[inv->nsections - 1];
+    int rc;
+    wk_row *row = row_for_seat(inv, s, row_no, seat_in_row, &rc);
+    if (!row)
+        return rc;
+    uint32_t i = (uint32_t)inv->nseats++;
+    inv->state[i] = (uint8_t)state;
+    inv->seat_no[i] = seat_no;
+    inv->seat_in_row[i] = (uint16_t)seat_in_row;
+    inv->price[i] = price;
+    inv->row_of[i] = (uint32_t)(inv->nrows - 1);
+    row->nseats++;
+    s->nseats++;
+    if (price < s->min_price)
+        s->min_price = price;
+    if (price > s->max_price)
+        s->max_price = price;
+    count_seat(inv, s, row, i, state);
     return (int)i;
 }
 

@@ -71,10 +71,7 @@ typedef struct wk_opts {
     int log_intents;
 } wk_opts;
 
-#define OPT(name, type, field, min, max, def, help)                                                \
-    {                                                                                              \
-        name, type, offsetof(wk_opts, field), min, max, def, help                                  \
-    }
+#define OPT(...) ONS_OPT_ROW(wk_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
@@ -368,7 +365,8 @@ static void log_results(worker *w, const wk_part *p)
                   "order", oid, "committed: order %s%s%s, %d tickets%s, charge %s",
                   q_order_state_name(o->state), o->failure_reason ? " " : "",
                   o->failure_reason ? o->failure_reason : "", (int)o->nseats,
-                  o->state == Q_ORDER_PAID ? " issued" : "", o->charge_id[0] ? o->charge_id : "none");
+                  o->state == Q_ORDER_PAID ? " issued" : "",
+                  o->charge_id[0] ? o->charge_id : "none");
     }
 }
 

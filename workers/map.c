@@ -111,3 +111,16 @@ void *wk_map_del(wk_map *m, int64_t key)
     m->len--;
     return val;
 }
+
+void **wk_map_values(const wk_map *m, int (*keep)(const void *val, const void *ctx),
+                     const void *ctx, size_t *n)
+{
+    void **vals = malloc((m->len + 1) * sizeof *vals);
+    *n = 0;
+    if (!vals)
+        return NULL;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].val && keep(m->slots[i].val, ctx))
+            vals[(*n)++] = m->slots[i].val;
+    return vals;
+}

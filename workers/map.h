@@ -41,4 +41,10 @@ void *wk_map_del(wk_map *m, int64_t key);
 
 /* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].val) ... */
 
+/* A snapshot of the values of m for which keep(val, ctx) holds, to walk
+ * while the map changes: a new array (the caller frees it) with their count
+ * in *n, or NULL when memory runs out. */
+void **wk_map_values(const wk_map *m, int (*keep)(const void *val, const void *ctx),
+                     const void *ctx, size_t *n);
+
 #endif

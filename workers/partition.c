@@ -568,12 +568,14 @@ static int get_event(wk_part *p, int64_t event_id, wk_event **out)
     return 0;
 }
 
-static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms,
-                        int64_t now_ms)
+/* The batch's record of the join m at seq, ending in state (a refusal or a
+ * tombstone; an admitted join's record is overwritten by fx_intent). */
+static wk_fx_intent *record_join(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq,
+                                 int64_t ts_ms, int state)
 {
     wk_fx_intent *r = fx_record(p, seq, 1);
     if (!r)
-        return ONS_ENOMEM;
+        return NULL;
     r->event_id = ev->event_id;
     r->user_id = m->user_id;
     r->max_price = m->max_price_cents;
@@ -582,42 +584,32 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
     r->adjacent = (uint8_t)(m->adjacent != 0);
     snprintf(r->section, sizeof r->section, "%s", m->section);
     r->ev = ev;
-    r->state = Q_INTENT_REJECTED;
+    r->state = (uint8_t)state;
+    return r;
+}
 
-    int section = -1;
-    int window = in_prequeue_window(ev, ts_ms);
-    if (window && ev->drawn)
-        ons_log_warn("event %lld: a pre-queue join (seq %lld) came after the draw: it queues "
-                     "behind it (raise draw.close_ms)",
-                     (long long)ev->event_id, (long long)seq);
+/* Why the join m is refused before any seat is looked at, or
+ * Q_REASON_NONE; *section is the named section's index (-1: any). */
+static int join_refused(const wk_event *ev, const q_msg *m, int64_t ts_ms, int window, int *section)
+{
+    *section = -1;
     if (!window && !sale_open(ev, ts_ms))
-        r->reason = Q_REASON_SALE_CLOSED;
-    else if (m->quantity > ev->max_per_user || m->quantity > Q_MAX_SEATS)
-        r->reason = Q_REASON_INSUFFICIENT_SEATS;
-    else if (wk_map_get(&ev->users, m->user_id))
-        r->reason = Q_REASON_DUPLICATE;
-    else if (sold_out(ev))
-        r->reason = Q_REASON_SOLD_OUT;
-    else if (m->section[0] && (section = wk_inv_section_by_name(&ev->inv, m->section)) < 0)
-        r->reason = Q_REASON_INSUFFICIENT_SEATS;
-    if (r->reason != Q_REASON_NONE)
-        return fx_touch_event(p, ev);
+        return Q_REASON_SALE_CLOSED;
+    if (m->quantity > ev->max_per_user || m->quantity > Q_MAX_SEATS)
+        return Q_REASON_INSUFFICIENT_SEATS;
+    if (wk_map_get(&ev->users, m->user_id))
+        return Q_REASON_DUPLICATE;
+    if (sold_out(ev))
+        return Q_REASON_SOLD_OUT;
+    if (m->section[0] && (*section = wk_inv_section_by_name(&ev->inv, m->section)) < 0)
+        return Q_REASON_INSUFFICIENT_SEATS;
+    return Q_REASON_NONE;
+}
 
-    wk_req req = {m->quantity, section, m->max_price_cents, m->adjacent != 0};
-    uint32_t seats[Q_MAX_SEATS];
-    int mode;
-    /* A cap that binds keeps a new fan behind those waiting, in order. */
-    if (!draw_pending(ev) && !admission_blocked(ev, now_ms) &&
-        !(ev->whead && (ev->max_active_holds > 0 || ev->admissions_per_minute > 0)) &&
-        wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
-        mode = Q_INTENT_RESERVED;
-    else if (wk_inv_could_fit(&ev->inv, &req))
-        mode = Q_INTENT_WAITING;
-    else {
-        r->reason = Q_REASON_INSUFFICIENT_SEATS;
-        return fx_touch_event(p, ev);
-    }
-
+/* A new active intent for the join m at seq, indexed by seq and by user. */
+static int new_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms,
+                      int section, wk_intent **out)
+{
     wk_intent *in = calloc(1, sizeof *in);
     if (!in)
         return ONS_ENOMEM;
@@ -635,10 +627,16 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
         free(in);
         return ONS_ENOMEM;
     }
+    *out = in;
     if (wk_map_put(&ev->users, in->user_id, in) != 0)
         return ONS_ENOMEM; /* in is reachable through p->intents: freed with p */
-    if (mode == Q_INTENT_RESERVED)
-        return reserve(p, in, seats, m->quantity, now_ms);
+    return 0;
+}
+
+/* Queues in behind the fans already waiting (or in the pre-queue pool
+ * while its draw is pending). */
+static int start_waiting(wk_part *p, wk_event *ev, wk_intent *in, int window)
+{
     in->state = Q_INTENT_WAITING;
     if (window && !ev->drawn) {
         int rc = pre_add(ev, in);
@@ -648,6 +646,44 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
         waiting_append(ev, in);
     }
     return fx_intent(p, in, Q_REASON_NONE, 0);
+}
+
+static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms,
+                        int64_t now_ms)
+{
+    wk_fx_intent *r = record_join(p, ev, m, seq, ts_ms, Q_INTENT_REJECTED);
+    if (!r)
+        return ONS_ENOMEM;
+    int section;
+    int window = in_prequeue_window(ev, ts_ms);
+    if (window && ev->drawn)
+        ons_log_warn("event %lld: a pre-queue join (seq %lld) came after the draw: it queues "
+                     "behind it (raise draw.close_ms)",
+                     (long long)ev->event_id, (long long)seq);
+    if ((r->reason = (uint8_t)join_refused(ev, m, ts_ms, window, &section)) != Q_REASON_NONE)
+        return fx_touch_event(p, ev);
+
+    wk_req req = {m->quantity, section, m->max_price_cents, m->adjacent != 0};
+    uint32_t seats[Q_MAX_SEATS];
+    int mode;
+    /* A cap that binds keeps a new fan behind those waiting, in order. */
+    if (!draw_pending(ev) && !admission_blocked(ev, now_ms) &&
+        !(ev->whead && (ev->max_active_holds > 0 || ev->admissions_per_minute > 0)) &&
+        wk_inv_find(&ev->inv, &req, WK_FIND_FREE, seats))
+        mode = Q_INTENT_RESERVED;
+    else if (wk_inv_could_fit(&ev->inv, &req))
+        mode = Q_INTENT_WAITING;
+    else {
+        r->reason = Q_REASON_INSUFFICIENT_SEATS;
+        return fx_touch_event(p, ev);
+    }
+    wk_intent *in = NULL;
+    int rc = new_intent(p, ev, m, seq, ts_ms, section, &in);
+    if (rc)
+        return rc;
+    if (mode == Q_INTENT_RESERVED)
+        return reserve(p, in, seats, m->quantity, now_ms);
+    return start_waiting(p, ev, in, window);
 }
 
 /* Remembers that the intent at offset (not applied yet) is cancelled. */
@@ -668,18 +704,9 @@ static int add_tomb(wk_part *p, int64_t offset, int64_t user_id)
  * ends released, with no seats and no place in the queue. */
 static int apply_tombstoned(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms)
 {
-    wk_fx_intent *r = fx_record(p, seq, 1);
+    wk_fx_intent *r = record_join(p, ev, m, seq, ts_ms, Q_INTENT_RELEASED);
     if (!r)
         return ONS_ENOMEM;
-    r->event_id = ev->event_id;
-    r->user_id = m->user_id;
-    r->max_price = m->max_price_cents;
-    r->accepted_ms = ts_ms;
-    r->qty = (uint8_t)m->quantity;
-    r->adjacent = (uint8_t)(m->adjacent != 0);
-    snprintf(r->section, sizeof r->section, "%s", m->section);
-    r->ev = ev;
-    r->state = Q_INTENT_RELEASED;
     r->reason = Q_REASON_NONE;
     return fx_touch_event(p, ev);
 }
@@ -719,6 +746,14 @@ static int apply_cancel(wk_part *p, wk_event *ev, const q_msg *m, int64_t now_ms
     return rc;
 }
 
+/* wk_map_values: an intent holding seats (reserved or paying). */
+static int holds_seats(const void *val, const void *ctx)
+{
+    const wk_intent *in = val;
+    (void)ctx;
+    return in->state == Q_INTENT_RESERVED || in->state == Q_INTENT_PAYING;
+}
+
 /* Ends everything of a cancelled or ended sale: waiting intents are
  * rejected, held and paying reservations released (a paying order fails
  * with reason `why`, so a charge that succeeds later is refunded, never
@@ -734,21 +769,17 @@ static int close_sale(wk_part *p, wk_event *ev, const char *why)
             0)
             return rc;
     /* Collect first: ending an intent deletes it from the map being walked. */
-    size_t n = 0;
-    wk_intent **live = malloc((ev->users.len + 1) * sizeof *live);
+    size_t n;
+    void **live = wk_map_values(&ev->users, holds_seats, NULL, &n);
     if (!live)
         return ONS_ENOMEM;
-    for (size_t i = 0; i < ev->users.cap; i++) {
-        wk_intent *in = ev->users.slots[i].val;
-        if (in && (in->state == Q_INTENT_RESERVED || in->state == Q_INTENT_PAYING))
-            live[n++] = in;
-    }
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (live[i]->state == Q_INTENT_PAYING)
-            rc = wk_co_paying_closed(p, live[i], why);
+        wk_intent *in = live[i];
+        if (in->state == Q_INTENT_PAYING)
+            rc = wk_co_paying_closed(p, in, why);
         if (rc == 0)
-            rc = end_reservation(p, live[i], Q_INTENT_RELEASED, Q_RES_RELEASED, Q_REASON_CANCELLED);
+            rc = end_reservation(p, in, Q_INTENT_RELEASED, Q_RES_RELEASED, Q_REASON_CANCELLED);
     }
     free(live);
     return rc;
@@ -952,6 +983,68 @@ static void advance(wk_part *p, int lane, int64_t offset)
         p->fx.tombs_spent = 1;
 }
 
+/* Brings ev up to now before a record of it is applied: a show that is
+ * over ends its sale first, also when no sweep saw it yet (an event loaded
+ * just now), and a due draw is made. */
+static int catch_up_event(wk_part *p, wk_event *ev, int64_t now_ms)
+{
+    int rc = 0;
+    if (end_due(p, ev, now_ms) && (rc = set_status(p, ev, Q_EVENT_ENDED, now_ms)) != 0)
+        return rc;
+    if (draw_due(p, ev, now_ms) && (rc = make_draw(p, ev, now_ms)) != 0)
+        return rc;
+    return 0;
+}
+
+/* When m counts as sent: its send time, bounded by the owner's clock. */
+static int64_t send_time(const wk_part *p, const q_msg *m, int64_t ts_ms, int64_t now_ms)
+{
+    int64_t when = m->sent_ms > 0 ? m->sent_ms : ts_ms;
+    /* The sender's clock may run ahead (a node 5 minutes off): a record is
+     * never taken as sent later than the owner's own now (plus the batch's
+     * own wait, max_ahead_ms), so no node opens a sale early; the owner's
+     * clock decides (holds expire by it too). Within the bound the send
+     * time is kept exact: a resumed join finds its intent by it. */
+    return when > now_ms + p->cfg.max_ahead_ms ? now_ms : when;
+}
+
+/* Whether the join at offset of the intents lane was cancelled ahead of
+ * it by the same user (a tombstone). */
+static int tombstoned(const wk_part *p, int lane, const q_msg *m, int64_t offset)
+{
+    uintptr_t tomb;
+    return lane == Q_TOPIC_INTENTS && p->tombs.len &&
+           (tomb = (uintptr_t)wk_map_get(&p->tombs, offset)) != 0 && (int64_t)tomb == m->user_id;
+}
+
+/* Applies m, read at offset of lane, to its event ev by its type. */
+static int apply_record(wk_part *p, int lane, wk_event *ev, const q_msg *m, int64_t offset,
+                        int64_t when, int64_t now_ms)
+{
+    int64_t seq = q_seq_make(p->partition, offset);
+    switch (m->type) {
+    case Q_MSG_INTENT:
+        if (tombstoned(p, lane, m, offset))
+            return apply_tombstoned(p, ev, m, seq, when);
+        return apply_intent(p, ev, m, seq, when, now_ms);
+    case Q_MSG_CANCEL:
+        return apply_cancel(p, ev, m, now_ms);
+    case Q_MSG_EVENT_STATUS:
+        return apply_status(p, ev, m, when, now_ms);
+    case Q_MSG_ADMISSION:
+        return apply_admission(p, ev, m, now_ms);
+    case Q_MSG_CHECKOUT:
+    case Q_MSG_PAYMENT_RESULT:
+    case Q_MSG_TICKET:
+        /* An order is named by its checkout's place: on the control lane
+         * with Q_SEQ_CONTROL_BIT (queue/intent_id.h). */
+        return wk_co_apply(p, ev, m, lane == Q_TOPIC_CONTROL ? offset | Q_SEQ_CONTROL_BIT : offset,
+                           now_ms);
+    default:
+        return ONS_EINVAL;
+    }
+}
+
 int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int64_t ts_ms,
                        int64_t now_ms)
 {
@@ -961,53 +1054,10 @@ int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int
         wk_part_skip_lane(p, lane, offset);
         return rc;
     }
-    if (rc)
+    if (rc || (rc = catch_up_event(p, ev, now_ms)) != 0)
         return rc;
-    /* A show that is over ends its sale before anything else of it is
-     * applied, also when no sweep saw it yet (an event loaded just now). */
-    if (end_due(p, ev, now_ms) && (rc = set_status(p, ev, Q_EVENT_ENDED, now_ms)) != 0)
-        return rc;
-    if (draw_due(p, ev, now_ms) && (rc = make_draw(p, ev, now_ms)) != 0)
-        return rc;
-    int64_t when = m->sent_ms > 0 ? m->sent_ms : ts_ms;
-    /* The sender's clock may run ahead (a node 5 minutes off): a record is
-     * never taken as sent later than the owner's own now (plus the batch's
-     * own wait, max_ahead_ms), so no node opens a sale early; the owner's
-     * clock decides (holds expire by it too). Within the bound the send
-     * time is kept exact: a resumed join finds its intent by it. */
-    if (when > now_ms + p->cfg.max_ahead_ms)
-        when = now_ms;
-    int64_t seq = q_seq_make(p->partition, offset);
-    uintptr_t tomb;
-    switch (m->type) {
-    case Q_MSG_INTENT:
-        if (lane == Q_TOPIC_INTENTS && p->tombs.len &&
-            (tomb = (uintptr_t)wk_map_get(&p->tombs, offset)) != 0 && (int64_t)tomb == m->user_id)
-            rc = apply_tombstoned(p, ev, m, seq, when);
-        else
-            rc = apply_intent(p, ev, m, seq, when, now_ms);
-        break;
-    case Q_MSG_CANCEL:
-        rc = apply_cancel(p, ev, m, now_ms);
-        break;
-    case Q_MSG_EVENT_STATUS:
-        rc = apply_status(p, ev, m, when, now_ms);
-        break;
-    case Q_MSG_ADMISSION:
-        rc = apply_admission(p, ev, m, now_ms);
-        break;
-    case Q_MSG_CHECKOUT:
-    case Q_MSG_PAYMENT_RESULT:
-    case Q_MSG_TICKET:
-        /* An order is named by its checkout's place: on the control lane
-         * with Q_SEQ_CONTROL_BIT (queue/intent_id.h). */
-        rc = wk_co_apply(p, ev, m, lane == Q_TOPIC_CONTROL ? offset | Q_SEQ_CONTROL_BIT : offset,
-                         now_ms);
-        break;
-    default:
-        rc = ONS_EINVAL;
-    }
-    if (rc)
+    int64_t when = send_time(p, m, ts_ms, now_ms);
+    if ((rc = apply_record(p, lane, ev, m, offset, when, now_ms)) != 0)
         return rc;
     p->fx.napplied[m->type]++;
     p->fx.nmessages++;

@@ -767,11 +767,20 @@ static int exec_arrays(wk_store *st, const char *what, const char *sql, ons_pgar
 
 /* ---- the batch transaction ------------------------------------------------------ */
 
-static int write_intents(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+/* Appends seq to arr when the intent has a reservation (res_state), else
+ * NULL: a reservation is named by its intent's seq. */
+static void put_reservation_id(ons_pgarr *arr, const wk_fx_intent *r)
 {
-    int rc, any = 0;
-    /* Existing intents first: one that ends here frees its user for a new
-     * active intent inserted below (intents_one_active). */
+    if (r->res_state != Q_RES_NONE)
+        ons_pgarr_int(arr, r->seq);
+    else
+        ons_pgarr_null(arr);
+}
+
+/* Moves the intents of earlier batches this batch changed. */
+static int update_intents(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+{
+    int any = 0;
     ons_pgarrs_reset(a, 4);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
@@ -781,20 +790,21 @@ static int write_intents(wk_store *st, const wk_fx *fx, ons_pgarr *a)
         ons_pgarr_int(&a[0], r->seq);
         ons_pgarr_text(&a[1], q_intent_state_name(r->state));
         ons_pgarr_text(&a[2], q_reason_name(r->reason));
-        if (r->res_state != Q_RES_NONE)
-            ons_pgarr_int(&a[3], r->seq);
-        else
-            ons_pgarr_null(&a[3]);
+        put_reservation_id(&a[3], r);
     }
-    if (any && (rc = exec_arrays(st, "update intents",
-                                 "UPDATE intents i SET state = u.state, reason = u.reason, "
-                                 "reservation_id = u.rid, updated_at = now() "
-                                 "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) "
-                                 "AS u(seq, state, reason, rid) WHERE i.intent_seq = u.seq",
-                                 a, 4)) != 0)
-        return rc;
+    return any ? exec_arrays(st, "update intents",
+                             "UPDATE intents i SET state = u.state, reason = u.reason, "
+                             "reservation_id = u.rid, updated_at = now() "
+                             "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) "
+                             "AS u(seq, state, reason, rid) WHERE i.intent_seq = u.seq",
+                             a, 4)
+               : 0;
+}
 
-    any = 0;
+/* Inserts the intents this batch applied for the first time. */
+static int insert_intents(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+{
+    int any = 0;
     ons_pgarrs_reset(a, 13);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
@@ -812,26 +822,30 @@ static int write_intents(wk_store *st, const wk_fx *fx, ons_pgarr *a)
         ons_pgarr_text(&a[8], r->adjacent ? "t" : "f");
         ons_pgarr_text(&a[9], q_intent_state_name(r->state));
         ons_pgarr_text(&a[10], q_reason_name(r->reason));
-        if (r->res_state != Q_RES_NONE)
-            ons_pgarr_int(&a[11], r->seq);
-        else
-            ons_pgarr_null(&a[11]);
+        put_reservation_id(&a[11], r);
         ons_pgarr_int(&a[12], r->accepted_ms);
     }
-    if (any &&
-        (rc = exec_arrays(
-             st, "insert intents",
-             "INSERT INTO intents (intent_seq, event_id, user_id, partition, kafka_offset, "
-             "quantity, section, max_price_cents, adjacent, state, reason, reservation_id, "
-             "accepted_at) SELECT u.seq, u.ev, u.usr, u.part, u.off, u.qty, u.sec, u.maxp, "
-             "u.adj, u.state, u.reason, u.rid, to_timestamp(u.acc / 1000.0) "
-             "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::bigint[], "
-             "$6::int[], $7::text[], $8::bigint[], $9::bool[], $10::text[], $11::text[], "
-             "$12::bigint[], $13::bigint[]) "
-             "AS u(seq, ev, usr, part, off, qty, sec, maxp, adj, state, reason, rid, acc)",
-             a, 13)) != 0)
-        return rc;
-    return 0;
+    return any ? exec_arrays(
+                     st, "insert intents",
+                     "INSERT INTO intents (intent_seq, event_id, user_id, partition, kafka_offset, "
+                     "quantity, section, max_price_cents, adjacent, state, reason, reservation_id, "
+                     "accepted_at) SELECT u.seq, u.ev, u.usr, u.part, u.off, u.qty, u.sec, u.maxp, "
+                     "u.adj, u.state, u.reason, u.rid, to_timestamp(u.acc / 1000.0) "
+                     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], "
+                     "$5::bigint[], "
+                     "$6::int[], $7::text[], $8::bigint[], $9::bool[], $10::text[], $11::text[], "
+                     "$12::bigint[], $13::bigint[]) "
+                     "AS u(seq, ev, usr, part, off, qty, sec, maxp, adj, state, reason, rid, acc)",
+                     a, 13)
+               : 0;
+}
+
+static int write_intents(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+{
+    /* Existing intents first: one that ends here frees its user for a new
+     * active intent inserted below (intents_one_active). */
+    int rc = update_intents(st, fx, a);
+    return rc ? rc : insert_intents(st, fx, a);
 }
 
 static int write_reservations(wk_store *st, const wk_fx *fx, ons_pgarr *a)
@@ -890,36 +904,40 @@ static int seat_cmp(const void *a, const void *b)
     return (x->seat_no > y->seat_no) - (x->seat_no < y->seat_no);
 }
 
-static int write_seats_events(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+/* Writes the seats this batch changed, in key order: neighbouring seats
+ * share index and heap pages. */
+static int write_seats(wk_store *st, const wk_fx *fx, ons_pgarr *a)
 {
-    int rc;
-    if (fx->nseats > 0) {
-        /* In key order: neighbouring seats share index and heap pages. */
-        const wk_fx_seat **order = malloc(fx->nseats * sizeof *order);
-        if (!order)
-            return ONS_ENOMEM;
-        for (size_t i = 0; i < fx->nseats; i++)
-            order[i] = &fx->seats[i];
-        qsort(order, fx->nseats, sizeof *order, seat_cmp);
-        ons_pgarrs_reset(a, 4);
-        for (size_t i = 0; i < fx->nseats; i++) {
-            const wk_fx_seat *s = order[i];
-            ons_pgarr_int(&a[0], s->event_id);
-            ons_pgarr_int(&a[1], s->seat_no);
-            ons_pgarr_text(&a[2], q_seat_state_name(s->state));
-            if (s->reservation_id >= 0)
-                ons_pgarr_int(&a[3], s->reservation_id);
-            else
-                ons_pgarr_null(&a[3]);
-        }
-        free(order);
-        if ((rc = exec_arrays(st, "update seats",
-                              "UPDATE seats s SET status = u.st, reservation_id = u.rid "
-                              "FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[]) "
-                              "AS u(ev, no, st, rid) WHERE s.event_id = u.ev AND s.seat_no = u.no",
-                              a, 4)) != 0)
-            return rc;
+    if (fx->nseats == 0)
+        return 0;
+    const wk_fx_seat **order = malloc(fx->nseats * sizeof *order);
+    if (!order)
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < fx->nseats; i++)
+        order[i] = &fx->seats[i];
+    qsort(order, fx->nseats, sizeof *order, seat_cmp);
+    ons_pgarrs_reset(a, 4);
+    for (size_t i = 0; i < fx->nseats; i++) {
+        const wk_fx_seat *s = order[i];
+        ons_pgarr_int(&a[0], s->event_id);
+        ons_pgarr_int(&a[1], s->seat_no);
+        ons_pgarr_text(&a[2], q_seat_state_name(s->state));
+        if (s->reservation_id >= 0)
+            ons_pgarr_int(&a[3], s->reservation_id);
+        else
+            ons_pgarr_null(&a[3]);
     }
+    free(order);
+    return exec_arrays(st, "update seats",
+                       "UPDATE seats s SET status = u.st, reservation_id = u.rid "
+                       "FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[]) "
+                       "AS u(ev, no, st, rid) WHERE s.event_id = u.ev AND s.seat_no = u.no",
+                       a, 4);
+}
+
+/* Writes the sale statuses this batch changed. */
+static int write_event_statuses(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+{
     int any = 0;
     ons_pgarrs_reset(a, 2);
     for (size_t i = 0; i < fx->nevents; i++) {
@@ -930,13 +948,17 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, ons_pgarr *a)
         ons_pgarr_int(&a[0], ev->event_id);
         ons_pgarr_text(&a[1], q_event_status_name(ev->status));
     }
-    if (any && (rc = exec_arrays(st, "update events",
-                                 "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "
-                                 "$2::text[]) AS u(ev, st) WHERE e.event_id = u.ev",
-                                 a, 2)) != 0)
-        return rc;
-    /* Admission caps changed by a record (docs/fairness.md); 0 = none. */
-    any = 0;
+    return any ? exec_arrays(st, "update events",
+                             "UPDATE events e SET status = u.st FROM unnest($1::bigint[], "
+                             "$2::text[]) AS u(ev, st) WHERE e.event_id = u.ev",
+                             a, 2)
+               : 0;
+}
+
+/* Writes the admission caps a record changed (docs/fairness.md); 0 = none. */
+static int write_admission(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+{
+    int any = 0;
     ons_pgarrs_reset(a, 3);
     for (size_t i = 0; i < fx->nevents; i++) {
         const wk_event *ev = fx->events[i];
@@ -947,14 +969,21 @@ static int write_seats_events(wk_store *st, const wk_fx *fx, ons_pgarr *a)
         ons_pgarr_int(&a[1], ev->max_active_holds);
         ons_pgarr_int(&a[2], ev->admissions_per_minute);
     }
-    if (any && (rc = exec_arrays(st, "update admission",
-                                 "UPDATE events e SET max_active_holds = nullif(u.mh, 0), "
-                                 "admissions_per_minute = nullif(u.apm, 0) "
-                                 "FROM unnest($1::bigint[], $2::int[], $3::int[]) "
-                                 "AS u(ev, mh, apm) WHERE e.event_id = u.ev",
-                                 a, 3)) != 0)
+    return any ? exec_arrays(st, "update admission",
+                             "UPDATE events e SET max_active_holds = nullif(u.mh, 0), "
+                             "admissions_per_minute = nullif(u.apm, 0) "
+                             "FROM unnest($1::bigint[], $2::int[], $3::int[]) "
+                             "AS u(ev, mh, apm) WHERE e.event_id = u.ev",
+                             a, 3)
+               : 0;
+}
+
+static int write_seats_events(wk_store *st, const wk_fx *fx, ons_pgarr *a)
+{
+    int rc;
+    if ((rc = write_seats(st, fx, a)) != 0 || (rc = write_event_statuses(st, fx, a)) != 0)
         return rc;
-    return 0;
+    return write_admission(st, fx, a);
 }
 
 /* Tombstones: new ones inserted, spent ones (below the intents cursor)

@@ -27,10 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OPT(name, type, field, min, max, def, help)                                                \
-    {                                                                                              \
-        name, type, offsetof(gw_opts, field), min, max, def, help                                  \
-    }
+#define OPT(...) ONS_OPT_ROW(gw_opts, __VA_ARGS__)
 
 static const ons_opt opt_table[] = {
     OPT("gateway.port", ONS_OPT_INT, port, 0, 65535, "9300", "HTTP listen port"),

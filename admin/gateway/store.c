@@ -191,54 +191,73 @@ fail_released:
     return rc;
 }
 
+/* Records a refund of amount on charge ch (refunded so far: refunded)
+ * and its answer (*re, *text, for the caller to release). 0, or ONS_EFULL
+ * or ONS_ENOMEM with the refund not recorded. */
+static int add_refund_locked(gw_store *s, json_t *ch, const char *charge_id, json_int_t amount,
+                             json_int_t refunded, json_t **re, char **text)
+{
+    char id[32];
+    if (json_array_size(s->refunds) >= s->max_records)
+        return ONS_EFULL;
+    new_id(s, "re", id);
+    *re = json_pack("{s:s, s:s, s:I, s:O, s:s, s:I}", "id", id, "charge", charge_id, "amount_cents",
+                    amount, "currency", json_object_get(ch, "currency"), "status", "succeeded",
+                    "created", (json_int_t)time(NULL));
+    if (!*re || !(*text = json_dumps(*re, JSON_COMPACT)) || json_array_append(s->refunds, *re) != 0)
+        return ONS_ENOMEM;
+    if (json_object_set_new(ch, "refunded_cents", json_integer(refunded + amount)) != 0) {
+        json_array_remove(s->refunds, json_array_size(s->refunds) - 1);
+        return ONS_ENOMEM;
+    }
+    return 0;
+}
+
+/* Decides a refund of amount_cents (0: the rest) on charge ch (NULL: no
+ * such charge): *status and the answer *text; rc as add_refund_locked. */
+static int refund_locked(gw_store *s, json_t *ch, const char *charge_id, long long amount_cents,
+                         int *status, json_t **re, char **text)
+{
+    char msg[160];
+    if (!ch) {
+        *status = 404;
+        *text = error_text("charge_not_found", "No charge has this id.", "charge");
+        return 0;
+    }
+    json_int_t charged = json_integer_value(json_object_get(ch, "amount_cents"));
+    json_int_t refunded = json_integer_value(json_object_get(ch, "refunded_cents"));
+    json_int_t amount = amount_cents > 0 ? (json_int_t)amount_cents : charged - refunded;
+    if (amount <= 0 || amount > charged - refunded) {
+        *status = 400;
+        snprintf(msg, sizeof msg,
+                 "Refund of %" JSON_INTEGER_FORMAT " exceeds the %" JSON_INTEGER_FORMAT
+                 " cents not yet refunded.",
+                 amount, charged - refunded);
+        *text = error_text("amount_too_large", msg, "amount_cents");
+        return 0;
+    }
+    int rc = add_refund_locked(s, ch, charge_id, amount, refunded, re, text);
+    if (rc == 0)
+        *status = 200;
+    return rc;
+}
+
 int gw_store_refund(gw_store *s, const char *key, const char *charge_id, long long amount_cents,
                     int *status, char **body)
 {
-    int rc = ONS_ENOMEM;
-    char id[32], msg[160];
     char *text = NULL;
     json_t *re = NULL;
-    json_int_t refunded_before = 0;
     *body = NULL;
     pthread_mutex_lock(&s->mu);
     json_t *ch = json_object_get(s->by_id, charge_id);
-    if (!ch) {
-        *status = 404;
-        text = error_text("charge_not_found", "No charge has this id.", "charge");
-    } else {
-        json_int_t charged = json_integer_value(json_object_get(ch, "amount_cents"));
-        json_int_t refunded = json_integer_value(json_object_get(ch, "refunded_cents"));
-        refunded_before = refunded;
-        json_int_t amount = amount_cents > 0 ? (json_int_t)amount_cents : charged - refunded;
-        if (amount <= 0 || amount > charged - refunded) {
-            *status = 400;
-            snprintf(msg, sizeof msg,
-                     "Refund of %" JSON_INTEGER_FORMAT " exceeds the %" JSON_INTEGER_FORMAT
-                     " cents not yet refunded.",
-                     amount, charged - refunded);
-            text = error_text("amount_too_large", msg, "amount_cents");
-        } else if (json_array_size(s->refunds) >= s->max_records) {
-            rc = ONS_EFULL;
-            goto fail;
-        } else {
-            new_id(s, "re", id);
-            re = json_pack("{s:s, s:s, s:I, s:O, s:s, s:I}", "id", id, "charge", charge_id,
-                           "amount_cents", amount, "currency", json_object_get(ch, "currency"),
-                           "status", "succeeded", "created", (json_int_t)time(NULL));
-            if (!re || !(text = json_dumps(re, JSON_COMPACT)))
-                goto fail;
-            if (json_array_append(s->refunds, re) != 0)
-                goto fail;
-            if (json_object_set_new(ch, "refunded_cents", json_integer(refunded + amount)) != 0) {
-                json_array_remove(s->refunds, json_array_size(s->refunds) - 1);
-                goto fail;
-            }
-            *status = 200;
-        }
-    }
-    if (!text)
+    json_int_t refunded_before = ch ? json_integer_value(json_object_get(ch, "refunded_cents")) : 0;
+    int rc = refund_locked(s, ch, charge_id, amount_cents, status, &re, &text);
+    if (rc == 0 && !text)
+        rc = ONS_ENOMEM;
+    if (rc)
         goto fail;
     if (complete_locked(s, key, *status, text) != 0) {
+        rc = ONS_ENOMEM;
         if (re) {
             json_array_remove(s->refunds, json_array_size(s->refunds) - 1);
             json_object_set_new(ch, "refunded_cents", json_integer(refunded_before));

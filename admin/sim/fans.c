@@ -291,83 +291,6 @@ static void note_eta(sim_fan *fan, json_t *j, int64_t now)
     fan->eta_at_ms = now;
 }
 
-static void join_answer(void *arg, const ons_httpc_resp *r)
-{
-    sim *s = the_sim;
-    uint32_t f = ARG_FAN(arg);
-    sim_fan *fan = &s->fans[f];
-    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
-    char code[48] = "";
-    int64_t now = sim_now_ms(s);
-
-    sim_samples_add(&s->join_lat, r->latency_ms, &s->rng);
-    if (r->status != 0) {
-        free(fan->pow); /* spent, or refused: a retry needs a new one */
-        fan->pow = NULL;
-    }
-    if (r->status == 202) {
-        json_t *id = json_object_get(j, "intent_id");
-        json_t *pos = json_object_get(j, "position");
-        json_t *pa = json_object_get(j, "poll_after_ms");
-        if (!json_is_string(id) || strlen(json_string_value(id)) != 32) {
-            sim_count_code(s, 202, "malformed");
-            fan_done(s, fan, O_ERROR);
-            goto done;
-        }
-        s->joins_accepted++;
-        if (s->first_join_ms < 0)
-            s->first_join_ms = fan->join_ms;
-        snprintf(fan->intent_id, sizeof fan->intent_id, "%s", json_string_value(id));
-        fan->state = Q_INTENT_QUEUED;
-        if (json_is_integer(pos))
-            note_eta(fan, j, now); /* a prequeued join has no place yet */
-        fan->last_pos = json_is_integer(pos) ? json_integer_value(pos) : -1;
-        log_answer(s, fan, fan->last_pos);
-        fan->phase = P_POLLING;
-        int64_t wait = json_is_integer(pa) ? json_integer_value(pa) : RETRY_DEF_MS;
-        timer_set(s, f,
-                  now + (wait < POLL_MIN_MS   ? POLL_MIN_MS
-                         : wait > POLL_MAX_MS ? POLL_MAX_MS
-                                              : wait));
-        goto done;
-    }
-    error_code(j, code, sizeof code);
-    if (r->status == 0) {
-        sim_count_code(s, 0, NULL);
-        after_transport_error(s, f);
-        goto done;
-    }
-    if ((r->status == 429 || r->status == 503) && fan->retries < s->o.max_retries) {
-        fan->retries++;
-        s->join_retries++;
-        sim_count_code(s, r->status, code);
-        fan->phase = P_ARRIVING;
-        timer_set(s, f, now + retry_delay_ms(r));
-        goto done;
-    }
-    sim_count_code(s, r->status, code);
-    if (r->status == 403 && strncmp(code, "pow_", 4) == 0 && fan->pow_tries < POW_TRIES) {
-        fan->pow_needed = 1; /* asked for, raised meanwhile, or expired: a new challenge */
-        fan->phase = P_ARRIVING;
-        timer_set(s, f, now);
-        goto done;
-    }
-    if (r->status == 409 && strcmp(code, "sold_out") == 0) {
-        s->sold_out_answers++;
-        if (s->sold_out_ms < 0)
-            s->sold_out_ms = now;
-        if (fan->answer_ms < 0) {
-            fan->answer_ms = now;
-            sim_samples_add(&s->answer_lat, (double)(now - fan->join_ms), &s->rng);
-        }
-        fan_done(s, fan, O_SOLD_OUT);
-    } else {
-        fan_done(s, fan, O_REFUSED);
-    }
-done:
-    json_decref(j);
-}
-
 static void schedule_poll(sim *s, uint32_t f, json_t *j)
 {
     json_t *pa = json_object_get(j, "poll_after_ms");
@@ -378,6 +301,106 @@ static void schedule_poll(sim *s, uint32_t f, json_t *j)
         wait = POLL_MAX_MS;
     s->fans[f].phase = P_POLLING;
     timer_set(s, f, sim_now_ms(s) + wait);
+}
+
+/* The JSON body of an answer, or NULL (the caller json_decrefs it). */
+static json_t *answer_json(const ons_httpc_resp *r)
+{
+    return r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+}
+
+/* The fan's first answer (other than queued or waiting) came now. */
+static void note_answer(sim *s, sim_fan *fan, int64_t now)
+{
+    if (fan->answer_ms >= 0)
+        return;
+    fan->answer_ms = now;
+    sim_samples_add(&s->answer_lat, (double)(now - fan->join_ms), &s->rng);
+}
+
+/* The fan was told sold out now. */
+static void note_sold_out(sim *s, int64_t now)
+{
+    s->sold_out_answers++;
+    if (s->sold_out_ms < 0)
+        s->sold_out_ms = now;
+}
+
+/* A 202 to a join: the fan has an intent and polls it. */
+static void join_accepted(sim *s, uint32_t f, json_t *j, int64_t now)
+{
+    sim_fan *fan = &s->fans[f];
+    json_t *id = json_object_get(j, "intent_id");
+    json_t *pos = json_object_get(j, "position");
+    if (!json_is_string(id) || strlen(json_string_value(id)) != 32) {
+        sim_count_code(s, 202, "malformed");
+        fan_done(s, fan, O_ERROR);
+        return;
+    }
+    s->joins_accepted++;
+    if (s->first_join_ms < 0)
+        s->first_join_ms = fan->join_ms;
+    snprintf(fan->intent_id, sizeof fan->intent_id, "%s", json_string_value(id));
+    fan->state = Q_INTENT_QUEUED;
+    if (json_is_integer(pos))
+        note_eta(fan, j, now); /* a prequeued join has no place yet */
+    fan->last_pos = json_is_integer(pos) ? json_integer_value(pos) : -1;
+    log_answer(s, fan, fan->last_pos);
+    schedule_poll(s, f, j);
+}
+
+/* A join answered with an error code (status not 0 or 202). */
+static void join_refused(sim *s, uint32_t f, const ons_httpc_resp *r, const char *code, int64_t now)
+{
+    sim_fan *fan = &s->fans[f];
+    if ((r->status == 429 || r->status == 503) && fan->retries < s->o.max_retries) {
+        fan->retries++;
+        s->join_retries++;
+        sim_count_code(s, r->status, code);
+        fan->phase = P_ARRIVING;
+        timer_set(s, f, now + retry_delay_ms(r));
+        return;
+    }
+    sim_count_code(s, r->status, code);
+    if (r->status == 403 && strncmp(code, "pow_", 4) == 0 && fan->pow_tries < POW_TRIES) {
+        fan->pow_needed = 1; /* asked for, raised meanwhile, or expired: a new challenge */
+        fan->phase = P_ARRIVING;
+        timer_set(s, f, now);
+        return;
+    }
+    if (r->status == 409 && strcmp(code, "sold_out") == 0) {
+        note_sold_out(s, now);
+        note_answer(s, fan, now);
+        fan_done(s, fan, O_SOLD_OUT);
+    } else {
+        fan_done(s, fan, O_REFUSED);
+    }
+}
+
+static void join_answer(void *arg, const ons_httpc_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    json_t *j = answer_json(r);
+    char code[48] = "";
+    int64_t now = sim_now_ms(s);
+
+    sim_samples_add(&s->join_lat, r->latency_ms, &s->rng);
+    if (r->status != 0) {
+        free(fan->pow); /* spent, or refused: a retry needs a new one */
+        fan->pow = NULL;
+    }
+    if (r->status == 202) {
+        join_accepted(s, f, j, now);
+    } else if (r->status == 0) {
+        sim_count_code(s, 0, NULL);
+        after_transport_error(s, f);
+    } else {
+        error_code(j, code, sizeof code);
+        join_refused(s, f, r, code, now);
+    }
+    json_decref(j);
 }
 
 /* Decides what a fan does with its fresh reservation. */
@@ -490,36 +513,55 @@ static void act_answer(void *arg, const ons_httpc_resp *r)
     timer_set(s, f, sim_now_ms(s) + POLL_MIN_MS);
 }
 
-static void poll_answer(void *arg, const ons_httpc_resp *r)
+/* Takes the reservation a fan's intent now holds; 0, or -1 after ending
+ * the fan when the answer names none. */
+static int take_reservation(sim *s, sim_fan *fan, json_t *j)
 {
-    sim *s = the_sim;
-    uint32_t f = ARG_FAN(arg);
-    sim_fan *fan = &s->fans[f];
-    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
-    int64_t now = sim_now_ms(s);
-
-    sim_samples_add(&s->poll_lat, r->latency_ms, &s->rng);
-    s->polls++;
-    fan->polls++;
-    if (r->status == 429 || r->status == 503) {
-        timer_set(s, f, now + retry_delay_ms(r));
-        goto done;
-    }
-    if (r->status == 0) {
-        s->poll_errors++;
-        after_transport_error(s, f);
-        goto done;
-    }
-    json_t *st = json_object_get(j, "state");
-    int idx = json_is_string(st) ? q_intent_state_parse(json_string_value(st)) : -1;
-    if (r->status != 200 || idx < 0) {
-        char code[48];
-        error_code(j, code, sizeof code);
-        s->poll_errors++;
-        sim_count_code(s, r->status, code[0] ? code : "poll");
+    json_t *res = json_object_get(j, "reservation");
+    json_t *rid = json_object_get(res, "reservation_id");
+    json_t *seats = json_object_get(res, "seats");
+    if (!json_is_string(rid) || strlen(json_string_value(rid)) != 32) {
+        sim_count_code(s, 200, "reservation_malformed");
         fan_done(s, fan, O_ERROR);
-        goto done;
+        return -1;
     }
+    snprintf(fan->reservation_id, sizeof fan->reservation_id, "%s", json_string_value(rid));
+    fan->seats_held = (uint8_t)(json_is_array(seats) ? json_array_size(seats) : fan->qty);
+    s->reserved_ever++;
+    s->seats_reserved_ever += fan->seats_held;
+    return 0;
+}
+
+/* The fan's intent is reserved: decide and act on a new hold, repeat a lost
+ * request, retry a failed payment, or keep polling. */
+static void poll_reserved(sim *s, uint32_t f, json_t *j, int64_t now)
+{
+    sim_fan *fan = &s->fans[f];
+    if (fan->plan == PLAN_NONE) {
+        if (take_reservation(s, fan, j) == 0) {
+            decide(s, fan);
+            act(s, f, j);
+        }
+    } else if ((fan->plan == PLAN_CHECKOUT || fan->plan == PLAN_DELETE) && !fan->acted) {
+        act(s, f, j); /* the request was lost in transport: again */
+    } else if (fan->plan == PLAN_CHECKOUT && payment_failed(s, fan, now)) {
+        /* Held again after a checkout: the charge was declined or
+         * failed. Like a person, try again a few times, then give up
+         * paying and keep the hold until it lapses. */
+        if (fan->pay_attempts < SIM_PAY_ATTEMPTS) {
+            fan->acted = 0;
+            act(s, f, j);
+        } else {
+            fan_done(s, fan, O_KEPT);
+        }
+    } else {
+        schedule_poll(s, f, j); /* expire plan, or the checkout/delete not applied yet */
+    }
+}
+
+/* Records what a poll showed: state idx at position p (-1: none). */
+static void poll_seen(sim *s, sim_fan *fan, json_t *j, int idx, int64_t now)
+{
     json_t *pos = json_object_get(j, "position");
     int64_t p = json_is_integer(pos) ? json_integer_value(pos) : -1;
     if (idx != fan->state)
@@ -532,10 +574,15 @@ static void poll_answer(void *arg, const ons_httpc_resp *r)
     if (p >= 0)
         fan->last_pos = p;
     log_answer(s, fan, p);
-    if (idx != Q_INTENT_QUEUED && idx != Q_INTENT_WAITING && fan->answer_ms < 0) {
-        fan->answer_ms = now;
-        sim_samples_add(&s->answer_lat, (double)(now - fan->join_ms), &s->rng);
-    }
+    if (idx != Q_INTENT_QUEUED && idx != Q_INTENT_WAITING)
+        note_answer(s, fan, now);
+}
+
+/* The fan's next step for intent state idx. */
+static void poll_next(sim *s, uint32_t f, json_t *j, int idx, int64_t now)
+{
+    sim_fan *fan = &s->fans[f];
+    json_t *reason;
     switch (idx) {
     case Q_INTENT_PAYING:
         fan->saw_paying = 1;
@@ -546,36 +593,7 @@ static void poll_answer(void *arg, const ons_httpc_resp *r)
         schedule_poll(s, f, j);
         break;
     case Q_INTENT_RESERVED:
-        if (fan->plan == PLAN_NONE) {
-            json_t *res = json_object_get(j, "reservation");
-            json_t *rid = json_object_get(res, "reservation_id");
-            json_t *seats = json_object_get(res, "seats");
-            if (!json_is_string(rid) || strlen(json_string_value(rid)) != 32) {
-                sim_count_code(s, 200, "reservation_malformed");
-                fan_done(s, fan, O_ERROR);
-                break;
-            }
-            snprintf(fan->reservation_id, sizeof fan->reservation_id, "%s", json_string_value(rid));
-            fan->seats_held = (uint8_t)(json_is_array(seats) ? json_array_size(seats) : fan->qty);
-            s->reserved_ever++;
-            s->seats_reserved_ever += fan->seats_held;
-            decide(s, fan);
-            act(s, f, j);
-        } else if ((fan->plan == PLAN_CHECKOUT || fan->plan == PLAN_DELETE) && !fan->acted) {
-            act(s, f, j); /* the request was lost in transport: again */
-        } else if (fan->plan == PLAN_CHECKOUT && payment_failed(s, fan, now)) {
-            /* Held again after a checkout: the charge was declined or
-             * failed. Like a person, try again a few times, then give up
-             * paying and keep the hold until it lapses. */
-            if (fan->pay_attempts < SIM_PAY_ATTEMPTS) {
-                fan->acted = 0;
-                act(s, f, j);
-            } else {
-                fan_done(s, fan, O_KEPT);
-            }
-        } else {
-            schedule_poll(s, f, j); /* expire plan, or the checkout/delete not applied yet */
-        }
+        poll_reserved(s, f, j, now);
         break;
     case Q_INTENT_PURCHASED:
         fan_done(s, fan, O_PURCHASED);
@@ -586,20 +604,46 @@ static void poll_answer(void *arg, const ons_httpc_resp *r)
     case Q_INTENT_RELEASED:
         fan_done(s, fan, O_RELEASED);
         break;
-    default: { /* rejected */
-        json_t *reason = json_object_get(j, "reason");
+    default: /* rejected */
+        reason = json_object_get(j, "reason");
         if (json_is_string(reason) &&
             q_reason_parse(json_string_value(reason)) == Q_REASON_SOLD_OUT) {
-            s->sold_out_answers++;
-            if (s->sold_out_ms < 0)
-                s->sold_out_ms = now;
+            note_sold_out(s, now);
             fan_done(s, fan, O_SOLD_OUT);
         } else {
             fan_done(s, fan, O_REJECTED);
         }
     }
+}
+
+static void poll_answer(void *arg, const ons_httpc_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    json_t *j = answer_json(r);
+    int64_t now = sim_now_ms(s);
+
+    sim_samples_add(&s->poll_lat, r->latency_ms, &s->rng);
+    s->polls++;
+    fan->polls++;
+    json_t *st = json_object_get(j, "state");
+    int idx = json_is_string(st) ? q_intent_state_parse(json_string_value(st)) : -1;
+    if (r->status == 429 || r->status == 503) {
+        timer_set(s, f, now + retry_delay_ms(r));
+    } else if (r->status == 0) {
+        s->poll_errors++;
+        after_transport_error(s, f);
+    } else if (r->status != 200 || idx < 0) {
+        char code[48];
+        error_code(j, code, sizeof code);
+        s->poll_errors++;
+        sim_count_code(s, r->status, code[0] ? code : "poll");
+        fan_done(s, fan, O_ERROR);
+    } else {
+        poll_seen(s, fan, j, idx, now);
+        poll_next(s, f, j, idx, now);
     }
-done:
     json_decref(j);
 }
 
@@ -609,7 +653,7 @@ static void challenge_answer(void *arg, const ons_httpc_resp *r)
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
     sim_fan *fan = &s->fans[f];
-    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    json_t *j = answer_json(r);
     char code[48] = "", nonce[24];
     if (r->status == 0) {
         sim_count_code(s, 0, NULL);
@@ -910,56 +954,36 @@ static int settled(sim *s, int64_t now, long long *active)
     return busy == 0 && now > s->last_arrival_ms && now - s->last_change_ms >= s->o.settle_ms;
 }
 
-int sim_fans_run(sim *s)
+/* Why the run stops now (sim.stopped_by: 0 all done, 1 settled with fans
+ * still active, 2 max_seconds, 3 a signal), or -1 to go on. */
+static int stop_reason(sim *s, int64_t now)
 {
-    int64_t next_progress = 0, next_sample = 0, next_check = 0;
-    int tty = s->o.progress && isatty(STDOUT_FILENO);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    the_sim = s;
-    s->first_join_ms = s->sold_out_ms = s->all_taken_ms = -1;
-    for (;;) {
-        int64_t now = sim_now_ms(s);
-        while (timer_first(s) && timer_first(s)->due_ms <= now)
-            fan_step(s, timer_pop(s));
-        views_due(s, now);
-        if (now >= next_sample) {
-            sample(s);
-            next_sample = now + SAMPLE_MS;
-        }
-        if (tty && now >= next_progress) {
-            progress(s, 0);
-            next_progress = now + PROGRESS_MS;
-        }
-        if (now >= next_check) {
-            long long active;
-            next_check = now + 100;
-            if (stop_flag) {
-                s->stopped_by = 3;
-                break;
-            }
-            if (settled(s, now, &active)) {
-                s->stopped_by = active ? 1 : 0;
-                break;
-            }
-            if (now >= s->o.max_seconds * 1000) {
-                s->stopped_by = 2;
-                break;
-            }
-        }
-        int64_t wait = 50;
-        if (timer_first(s) && timer_first(s)->due_ms - now < wait)
-            wait = timer_first(s)->due_ms - now;
-        if (s->view_len > 0 && s->view_due[s->view_head] - now < wait)
-            wait = s->view_due[s->view_head] - now;
-        if (wait < 0)
-            wait = 0;
-        if (ons_httpc_poll(s->http, (int)wait) != 0)
-            return ONS_EIO;
-    }
-    s->end_ms = sim_now_ms(s);
-    /* let requests in flight finish; timers are dropped, nothing new is sent */
+    long long active;
+    if (stop_flag)
+        return 3;
+    if (settled(s, now, &active))
+        return active ? 1 : 0;
+    if (now >= s->o.max_seconds * 1000)
+        return 2;
+    return -1;
+}
+
+/* How long the loop may wait for answers: until the next timer or view is
+ * due, at most 50 ms. */
+static int64_t loop_wait_ms(const sim *s, int64_t now)
+{
+    int64_t wait = 50;
+    if (timer_first(s) && timer_first(s)->due_ms - now < wait)
+        wait = timer_first(s)->due_ms - now;
+    if (s->view_len > 0 && s->view_due[s->view_head] - now < wait)
+        wait = s->view_due[s->view_head] - now;
+    return wait < 0 ? 0 : wait;
+}
+
+/* Lets requests in flight finish (timers are dropped, nothing new is sent)
+ * and ends every fan still going by the state it was last seen in. */
+static void drain(sim *s)
+{
     int64_t deadline = sim_now_ms(s) + DRAIN_MS;
     ons_heap_clear(&s->timers);
     s->draining = 1;
@@ -984,6 +1008,43 @@ int sim_fans_run(sim *s)
         else
             fan_done(s, f, O_ERROR);
     }
+}
+
+int sim_fans_run(sim *s)
+{
+    int64_t next_progress = 0, next_sample = 0, next_check = 0;
+    int tty = s->o.progress && isatty(STDOUT_FILENO);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    the_sim = s;
+    s->first_join_ms = s->sold_out_ms = s->all_taken_ms = -1;
+    for (;;) {
+        int64_t now = sim_now_ms(s);
+        while (timer_first(s) && timer_first(s)->due_ms <= now)
+            fan_step(s, timer_pop(s));
+        views_due(s, now);
+        if (now >= next_sample) {
+            sample(s);
+            next_sample = now + SAMPLE_MS;
+        }
+        if (tty && now >= next_progress) {
+            progress(s, 0);
+            next_progress = now + PROGRESS_MS;
+        }
+        if (now >= next_check) {
+            next_check = now + 100;
+            int why = stop_reason(s, now);
+            if (why >= 0) {
+                s->stopped_by = why;
+                break;
+            }
+        }
+        if (ons_httpc_poll(s->http, (int)loop_wait_ms(s, now)) != 0)
+            return ONS_EIO;
+    }
+    s->end_ms = sim_now_ms(s);
+    drain(s);
     if (tty)
         progress(s, 1);
     return 0;

@@ -40,10 +40,7 @@
 #define MAX_RESPONSE   (1 << 20)
 #define USER_BASE_SPAN 10000000LL /* auto user ids: a fresh block per second */
 
-#define OPT(n, t, f, lo, hi, d, h)                                                                 \
-    {                                                                                              \
-        n, t, offsetof(sim_opts, f), lo, hi, d, h                                                  \
-    }
+#define OPT(...) ONS_OPT_ROW(sim_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("fans", ONS_OPT_INT, fans, 1, 2000000, "1000", "virtual fans"),
     OPT("seats", ONS_OPT_INT, seats, 1, 1000000, "500",
@@ -435,80 +432,109 @@ static int run_audit(sim *s)
     return s->audit_rc == 0 && s->audit.violations == 0 ? 0 : 1;
 }
 
+/* The monotonic clock now, in ns: the simulator's t = 0. */
+static int64_t mono_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Seeds the simulator, opens its HTTP client and mints the seller's and
+ * the admin's tokens; 0 or nonzero after saying why. */
+static int set_up(sim *s)
+{
+    s->start_ns = mono_now_ns();
+    s->rng = s->o.seed ? (uint64_t)s->o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    s->rng |= 1;
+    if (s->o.user_base == 0)
+        s->o.user_base = ((long long)time(NULL) % 900000) * USER_BASE_SPAN + 1;
+    ons_httpc_opts ho = {.host = s->o.host,
+                         .port = s->o.port,
+                         .conns = (int)s->o.connections,
+                         .timeout_ms = (int)s->o.request_timeout_ms,
+                         .max_queue = 2 * (size_t)s->o.fans + 1024, /* + one view per fan */
+                         .max_response = MAX_RESPONSE};
+    int rc = ons_httpc_new(&ho, &s->http);
+    if (rc != 0) {
+        fprintf(stderr, "onsale-sim: cannot set up HTTP to %s: %s\n", s->o.ingress,
+                ons_strerror(rc));
+        return rc;
+    }
+    int64_t now = (int64_t)time(NULL), ttl = s->o.max_seconds + 3600;
+    if (ons_auth_mint(s->o.auth_secret, SELLER_ID, ONS_ROLE_SELLER, now, ttl, &s->seller_token) ||
+        ons_auth_mint(s->o.auth_secret, ADMIN_ID, ONS_ROLE_ADMIN, now, ttl, &s->admin_token)) {
+        fprintf(stderr, "onsale-sim: cannot mint tokens (auth.secret)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the fans from the on-sale moment (t = 0) to the end; 0 or nonzero
+ * after saying why. */
+static int run_sale(sim *s)
+{
+    printf("onsale-sim: %lld fans for event %" PRId64 " (%" PRId64
+           " seats) at %s; %.0f%% in a %lld ms burst, the rest over %lld s; %lld connections\n",
+           s->o.fans, s->event_id, s->seats_total, s->o.ingress, s->o.burst_fraction * 100,
+           s->o.burst_ms, s->o.tail_seconds, s->o.connections);
+    fflush(stdout);
+    s->start_ns = mono_now_ns(); /* t = 0 is the on-sale moment */
+    int rc;
+    if ((rc = sim_fans_init(s)) != 0 || (rc = sim_fans_run(s)) != 0) {
+        fprintf(stderr, "onsale-sim: run failed: %s\n", ons_strerror(rc));
+        return rc;
+    }
+    if (fflush(s->log) != 0) {
+        fprintf(stderr, "onsale-sim: cannot write the sim log %s\n", s->log_path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Prints the report, runs the audit if asked and writes the JSON and SVG
+ * reports; the exit status. */
+static int report(sim *s)
+{
+    int status = 0;
+    sim_report_print(s, stdout);
+    if (s->o.audit)
+        status = run_audit(s);
+    if (s->o.json[0] && sim_report_json(s, s->o.json) != 0)
+        status = 1;
+    if (s->o.svg[0] && sim_report_svg(s, s->o.svg) != 0)
+        status = 1;
+    return status;
+}
+
+/* Closes the sim log (deleted after a run that passed) and frees s. */
+static void clean_up(sim *s, int status)
+{
+    if (s->log)
+        fclose(s->log);
+    if (s->log_is_temp) {
+        if (status == 0)
+            unlink(s->log_path);
+        else
+            fprintf(stderr, "onsale-sim: sim log kept at %s\n", s->log_path);
+    }
+    sim_fans_fini(s);
+    ons_httpc_free(s->http);
+    free(s->seller_token);
+    free(s->admin_token);
+    ons_opts_free(opt_table, NOPTS, &s->o);
+}
+
 int main(int argc, char **argv)
 {
     sim s = {0};
-    int status = 1, rc;
-    struct timespec ts;
-
-    rc = load_options(&s, argc, argv);
-    if (rc != 0) {
+    int status = 1;
+    int rc = load_options(&s, argc, argv);
+    if (rc != 0)
         status = rc < 0 ? 0 : rc;
-        goto done;
-    }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    s.start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    s.rng = s.o.seed ? (uint64_t)s.o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    s.rng |= 1;
-    if (s.o.user_base == 0)
-        s.o.user_base = ((long long)time(NULL) % 900000) * USER_BASE_SPAN + 1;
-    ons_httpc_opts ho = {.host = s.o.host,
-                         .port = s.o.port,
-                         .conns = (int)s.o.connections,
-                         .timeout_ms = (int)s.o.request_timeout_ms,
-                         .max_queue = 2 * (size_t)s.o.fans + 1024, /* + one view per fan */
-                         .max_response = MAX_RESPONSE};
-    if ((rc = ons_httpc_new(&ho, &s.http)) != 0) {
-        fprintf(stderr, "onsale-sim: cannot set up HTTP to %s: %s\n", s.o.ingress,
-                ons_strerror(rc));
-        goto done;
-    }
-    int64_t now = (int64_t)time(NULL), ttl = s.o.max_seconds + 3600;
-    if (ons_auth_mint(s.o.auth_secret, SELLER_ID, ONS_ROLE_SELLER, now, ttl, &s.seller_token) ||
-        ons_auth_mint(s.o.auth_secret, ADMIN_ID, ONS_ROLE_ADMIN, now, ttl, &s.admin_token)) {
-        fprintf(stderr, "onsale-sim: cannot mint tokens (auth.secret)\n");
-        goto done;
-    }
-    if ((s.o.event ? load_event(&s) : create_event(&s)) != 0)
-        goto done;
-    if (open_log(&s) != 0)
-        goto done;
-    printf("onsale-sim: %lld fans for event %" PRId64 " (%" PRId64
-           " seats) at %s; %.0f%% in a %lld ms burst, the rest over %lld s; %lld connections\n",
-           s.o.fans, s.event_id, s.seats_total, s.o.ingress, s.o.burst_fraction * 100, s.o.burst_ms,
-           s.o.tail_seconds, s.o.connections);
-    fflush(stdout);
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* t = 0 is the on-sale moment */
-    s.start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if ((rc = sim_fans_init(&s)) != 0 || (rc = sim_fans_run(&s)) != 0) {
-        fprintf(stderr, "onsale-sim: run failed: %s\n", ons_strerror(rc));
-        goto done;
-    }
-    if (fflush(s.log) != 0) {
-        fprintf(stderr, "onsale-sim: cannot write the sim log %s\n", s.log_path);
-        goto done;
-    }
-    status = 0;
-    sim_report_print(&s, stdout);
-    if (s.o.audit)
-        status = run_audit(&s);
-    if (s.o.json[0] && sim_report_json(&s, s.o.json) != 0)
-        status = 1;
-    if (s.o.svg[0] && sim_report_svg(&s, s.o.svg) != 0)
-        status = 1;
-done:
-    if (s.log)
-        fclose(s.log);
-    if (s.log_is_temp) {
-        if (status == 0)
-            unlink(s.log_path);
-        else
-            fprintf(stderr, "onsale-sim: sim log kept at %s\n", s.log_path);
-    }
-    sim_fans_fini(&s);
-    ons_httpc_free(s.http);
-    free(s.seller_token);
-    free(s.admin_token);
-    ons_opts_free(opt_table, NOPTS, &s.o);
+    else if (set_up(&s) == 0 && (s.o.event ? load_event(&s) : create_event(&s)) == 0 &&
+             open_log(&s) == 0 && run_sale(&s) == 0)
+        status = report(&s);
+    clean_up(&s, status);
     return status;
 }

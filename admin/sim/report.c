@@ -95,19 +95,10 @@ static eta_error eta_errors(sim *s)
     return e;
 }
 
-void sim_report_print(sim *s, FILE *out)
+/* The report's counts: joins, codes, and how each fan ended. */
+static void print_counts(sim *s, FILE *out)
 {
-    char b1[32], b2[32];
-    lat3 jl = lat(&s->join_lat), pl = lat(&s->poll_lat), al = lat(&s->answer_lat),
-         vl = lat(&s->view_lat);
-    int64_t span;
-    double rate = drain_rate(s, &span);
     long long refused = s->joins_sent - s->joins_accepted;
-
-    fprintf(out, "\nflash sale report: event %" PRId64 ", %" PRId64 " seats, %zu fans\n",
-            s->event_id, s->seats_total, s->nfans);
-    fprintf(out, "  run                      %.2f s, ended because %s\n",
-            (double)s->end_ms / 1000.0, stop_reason(s->stopped_by));
     fprintf(out, "  joins sent               %lld (%lld retries after 429/503)\n", s->joins_sent,
             s->join_retries);
     fprintf(out, "  joins accepted (202)     %lld\n", s->joins_accepted);
@@ -132,6 +123,11 @@ void sim_report_print(sim *s, FILE *out)
     fprintf(out, "  queued at the end        %lld\n", s->outcome[O_QUEUED]);
     fprintf(out, "  errors                   %lld (poll errors %lld)\n", s->outcome[O_ERROR],
             s->poll_errors);
+}
+
+/* Whether checkout was available and with which gateway knobs. */
+static void print_checkout(const sim *s, FILE *out)
+{
     char knobs[160];
     snprintf(knobs, sizeof knobs, "gateway knobs: decline %.2f, error %.2f, lost %.2f, +%lld ms",
              s->o.gateway_decline_rate, s->o.gateway_error_rate, s->o.gateway_lost_response_rate,
@@ -149,6 +145,13 @@ void sim_report_print(sim *s, FILE *out)
                 s->gateway_knobs > 0    ? "set on the gateway"
                 : s->gateway_knobs == 0 ? "defaults"
                                         : "could not be set");
+}
+
+/* Latencies of joins, polls, views and answers, and the ETA's error. */
+static void print_latencies(sim *s, FILE *out)
+{
+    lat3 jl = lat(&s->join_lat), pl = lat(&s->poll_lat), al = lat(&s->answer_lat),
+         vl = lat(&s->view_lat);
     fprintf(out,
             "  join latency             p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%zu samples)\n",
             jl.p50, jl.p95, jl.p99, s->join_lat.seen);
@@ -173,6 +176,14 @@ void sim_report_print(sim *s, FILE *out)
                 ee.p50_signed_ms / 1000, ee.fans);
     else
         fprintf(out, "  ETA error                no queued fan was shown an ETA and served\n");
+}
+
+/* Polls per fan, how fast the seats went, and the drain rate. */
+static void print_pace(sim *s, FILE *out)
+{
+    char b1[32], b2[32];
+    int64_t span;
+    double rate = drain_rate(s, &span);
     fprintf(out, "  polls per fan            %.2f (%lld polls / %lld accepted)\n",
             s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0, s->polls,
             s->joins_accepted);
@@ -188,6 +199,18 @@ void sim_report_print(sim *s, FILE *out)
             "  drain rate               %.0f intents/s over %s (accepted joins served); "
             "server peak %.0f msg/s\n",
             rate, secs(b1, sizeof b1, span), s->max_drain_rate);
+}
+
+void sim_report_print(sim *s, FILE *out)
+{
+    fprintf(out, "\nflash sale report: event %" PRId64 ", %" PRId64 " seats, %zu fans\n",
+            s->event_id, s->seats_total, s->nfans);
+    fprintf(out, "  run                      %.2f s, ended because %s\n",
+            (double)s->end_ms / 1000.0, stop_reason(s->stopped_by));
+    print_counts(s, out);
+    print_checkout(s, out);
+    print_latencies(s, out);
+    print_pace(s, out);
     fprintf(out, "  connections opened       %lld\n", ons_httpc_connects(s->http));
 }
 
@@ -199,16 +222,11 @@ static json_t *lat_json(sim_samples *sm)
                      (json_int_t)sm->seen);
 }
 
-int sim_report_json(sim *s, const char *path)
+/* The sampled timeline: one object per sim_point. */
+static json_t *timeline_json(const sim *s)
 {
-    int64_t span;
-    double rate = drain_rate(s, &span);
-    json_t *codes = json_object(), *tl = json_array(), *outcomes = json_object(), *audit = NULL;
-    for (int i = 0; i < s->ncodes; i++)
-        json_object_set_new(codes, s->codes[i].code, json_integer(s->codes[i].n));
-    for (int i = 1; i < O_COUNT; i++)
-        json_object_set_new(outcomes, sim_outcome_names[i], json_integer(s->outcome[i]));
-    for (size_t i = 0; i < s->npoints; i++) {
+    json_t *tl = json_array();
+    for (size_t i = 0; tl && i < s->npoints; i++) {
         const sim_point *p = &s->points[i];
         json_array_append_new(
             tl,
@@ -220,75 +238,125 @@ int sim_report_json(sim *s, const char *path)
                       (json_int_t)p->sold, "available", (json_int_t)p->available, "lag",
                       (json_int_t)p->lag, "drain_rate", p->drain_rate));
     }
-    if (s->audit_ran) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *m = open_memstream(&buf, &len);
-        if (m) {
-            adm_audit_write_json(&s->audit, m);
-            fclose(m);
-            json_t *checks = json_loads(buf, 0, NULL);
-            audit =
-                json_pack("{s:b, s:I, s:o}", "passed", s->audit_rc == 0 && s->audit.violations == 0,
+    return tl;
+}
+
+/* The audit's verdict and checks, or JSON null when it did not run. */
+static json_t *audit_json(const sim *s)
+{
+    json_t *audit = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = s->audit_ran ? open_memstream(&buf, &len) : NULL;
+    if (m) {
+        adm_audit_write_json(&s->audit, m);
+        fclose(m);
+        json_t *checks = json_loads(buf, 0, NULL);
+        audit = json_pack("{s:b, s:I, s:o}", "passed", s->audit_rc == 0 && s->audit.violations == 0,
                           "violations", (json_int_t)s->audit.violations, "checks",
                           checks ? checks : json_array());
-        }
-        free(buf);
     }
-    json_t *doc = json_pack(
-        "{s:I, s:I, s:I, s:{s:f, s:I, s:I, s:f, s:f, s:s, s:I, s:I}, s:f, s:s,"
-        " s:{s:I, s:I, s:I, s:I, s:o}, s:I, s:I, s:I, s:o,"
-        " s:{s:s, s:I, s:f, s:f, s:f, s:I, s:b}, s:o, s:o, s:o, s:I, s:o, s:I, s:I, s:f,"
-        " s:I, s:I, s:f, s:f, s:I, s:o, s:o}",
-        "event_id", (json_int_t)s->event_id, "seats", (json_int_t)s->seats_total, "fans",
-        (json_int_t)s->nfans, "config", "burst_fraction", s->o.burst_fraction, "burst_ms",
-        (json_int_t)s->o.burst_ms, "tail_seconds", (json_int_t)s->o.tail_seconds, "checkout_prob",
-        s->o.checkout_prob, "abandon_prob", s->o.abandon_prob, "abandon_mode", s->o.abandon_mode,
-        "max_quantity", (json_int_t)s->o.max_quantity, "connections", (json_int_t)s->o.connections,
-        "run_seconds", (double)s->end_ms / 1000.0, "stopped", stop_reason(s->stopped_by), "joins",
-        "sent", (json_int_t)s->joins_sent, "accepted", (json_int_t)s->joins_accepted, "retries",
-        (json_int_t)s->join_retries, "refused", (json_int_t)(s->joins_sent - s->joins_accepted),
-        "by_code", codes, "reserved", (json_int_t)s->reserved_ever, "seats_reserved",
-        (json_int_t)s->seats_reserved_ever, "sold_out_answers", (json_int_t)s->sold_out_answers,
-        "outcomes", outcomes, "checkout", "status",
-        s->checkout < 0   ? "not_available"
-        : s->checkout > 0 ? "available"
-                          : "unknown",
-        "skipped", (json_int_t)s->checkout_skipped, "gateway_decline_rate",
-        s->o.gateway_decline_rate, "gateway_error_rate", s->o.gateway_error_rate,
-        "gateway_lost_response_rate", s->o.gateway_lost_response_rate, "gateway_latency_ms",
-        (json_int_t)s->o.gateway_latency_ms, "gateway_knobs_set", s->gateway_knobs > 0,
-        "join_latency_ms", lat_json(&s->join_lat), "poll_latency_ms", lat_json(&s->poll_lat),
-        "answer_latency_ms", lat_json(&s->answer_lat), "polls", (json_int_t)s->polls,
-        "event_view_latency_ms", lat_json(&s->view_lat), "event_views", (json_int_t)s->views,
-        "event_view_errors", (json_int_t)s->view_errors, "polls_per_fan",
-        s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
-        "first_join_to_sold_out_ms",
-        (json_int_t)(s->sold_out_ms >= 0 && s->first_join_ms >= 0
-                         ? s->sold_out_ms - s->first_join_ms
-                         : -1),
-        "first_join_to_all_held_ms",
-        (json_int_t)(s->all_taken_ms >= 0 && s->first_join_ms >= 0
-                         ? s->all_taken_ms - s->first_join_ms
-                         : -1),
-        "drain_rate", rate, "server_peak_drain_rate", s->max_drain_rate, "drain_span_ms",
-        (json_int_t)span, "timeline", tl, "audit", audit ? audit : json_null());
+    free(buf);
+    return audit ? audit : json_null();
+}
+
+/* The run's configuration. */
+static json_t *config_json(const sim *s)
+{
+    return json_pack("{s:f, s:I, s:I, s:f, s:f, s:s, s:I, s:I}", "burst_fraction",
+                     s->o.burst_fraction, "burst_ms", (json_int_t)s->o.burst_ms, "tail_seconds",
+                     (json_int_t)s->o.tail_seconds, "checkout_prob", s->o.checkout_prob,
+                     "abandon_prob", s->o.abandon_prob, "abandon_mode", s->o.abandon_mode,
+                     "max_quantity", (json_int_t)s->o.max_quantity, "connections",
+                     (json_int_t)s->o.connections);
+}
+
+/* Joins sent, accepted, retried and refused, with the refusals by code. */
+static json_t *joins_json(const sim *s)
+{
+    json_t *codes = json_object();
+    for (int i = 0; codes && i < s->ncodes; i++)
+        json_object_set_new(codes, s->codes[i].code, json_integer(s->codes[i].n));
+    return json_pack("{s:I, s:I, s:I, s:I, s:o}", "sent", (json_int_t)s->joins_sent, "accepted",
+                     (json_int_t)s->joins_accepted, "retries", (json_int_t)s->join_retries,
+                     "refused", (json_int_t)(s->joins_sent - s->joins_accepted), "by_code", codes);
+}
+
+/* How each fan ended, by outcome name. */
+static json_t *outcomes_json(const sim *s)
+{
+    json_t *outcomes = json_object();
+    for (int i = 1; outcomes && i < O_COUNT; i++)
+        json_object_set_new(outcomes, sim_outcome_names[i], json_integer(s->outcome[i]));
+    return outcomes;
+}
+
+/* Whether checkout was available, and the gateway knobs of the run. */
+static json_t *checkout_json(const sim *s)
+{
+    return json_pack("{s:s, s:I, s:f, s:f, s:f, s:I, s:b}", "status",
+                     s->checkout < 0   ? "not_available"
+                     : s->checkout > 0 ? "available"
+                                       : "unknown",
+                     "skipped", (json_int_t)s->checkout_skipped, "gateway_decline_rate",
+                     s->o.gateway_decline_rate, "gateway_error_rate", s->o.gateway_error_rate,
+                     "gateway_lost_response_rate", s->o.gateway_lost_response_rate,
+                     "gateway_latency_ms", (json_int_t)s->o.gateway_latency_ms, "gateway_knobs_set",
+                     s->gateway_knobs > 0);
+}
+
+/* The ETA's error over the fans shown one, or JSON null. */
+static json_t *eta_json(sim *s)
+{
     eta_error ee = eta_errors(s);
+    return ee.fans ? json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "fans", (json_int_t)ee.fans,
+                               "p50_abs_ms", ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel",
+                               ee.p50_rel, "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms)
+                   : json_null();
+}
+
+/* Milliseconds from the first join to the moment at_ms, or -1. */
+static json_int_t since_first_join(const sim *s, int64_t at_ms)
+{
+    return at_ms >= 0 && s->first_join_ms >= 0 ? at_ms - s->first_join_ms : -1;
+}
+
+/* The report document (json_pack steals the "o" values, on failure too:
+ * jansson >= 2.11). */
+static json_t *report_doc(sim *s)
+{
+    int64_t span;
+    double rate = drain_rate(s, &span);
+    return json_pack(
+        "{s:I, s:I, s:I, s:o, s:f, s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:o,"
+        " s:I, s:I, s:f, s:I, s:I, s:f, s:f, s:I, s:o, s:o}",
+        "event_id", (json_int_t)s->event_id, "seats", (json_int_t)s->seats_total, "fans",
+        (json_int_t)s->nfans, "config", config_json(s), "run_seconds", (double)s->end_ms / 1000.0,
+        "stopped", stop_reason(s->stopped_by), "joins", joins_json(s), "reserved",
+        (json_int_t)s->reserved_ever, "seats_reserved", (json_int_t)s->seats_reserved_ever,
+        "sold_out_answers", (json_int_t)s->sold_out_answers, "outcomes", outcomes_json(s),
+        "checkout", checkout_json(s), "join_latency_ms", lat_json(&s->join_lat), "poll_latency_ms",
+        lat_json(&s->poll_lat), "answer_latency_ms", lat_json(&s->answer_lat), "polls",
+        (json_int_t)s->polls, "event_view_latency_ms", lat_json(&s->view_lat), "event_views",
+        (json_int_t)s->views, "event_view_errors", (json_int_t)s->view_errors, "polls_per_fan",
+        s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
+        "first_join_to_sold_out_ms", since_first_join(s, s->sold_out_ms),
+        "first_join_to_all_held_ms", since_first_join(s, s->all_taken_ms), "drain_rate", rate,
+        "server_peak_drain_rate", s->max_drain_rate, "drain_span_ms", (json_int_t)span, "timeline",
+        timeline_json(s), "audit", audit_json(s));
+}
+
+int sim_report_json(sim *s, const char *path)
+{
+    json_t *doc = report_doc(s);
     if (doc)
-        json_object_set_new(
-            doc, "eta_error",
-            ee.fans
-                ? json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "fans", (json_int_t)ee.fans,
-                            "p50_abs_ms", ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel",
-                            ee.p50_rel, "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms)
-                : json_null());
+        json_object_set_new(doc, "eta_error", eta_json(s));
     if (doc && s->pow_solves > 0) {
         json_t *pw = lat_json(&s->pow_ms);
         json_object_set_new(pw, "solves", json_integer(s->pow_solves));
         json_object_set_new(pw, "difficulty", json_integer(s->o.pow_difficulty));
         json_object_set_new(doc, "pow_solve_ms", pw);
     }
-    /* json_pack steals the "o" values, on failure too (jansson >= 2.11) */
     int rc = doc ? json_dump_file(doc, path, JSON_INDENT(2)) : -1;
     json_decref(doc);
     if (rc != 0)
@@ -328,30 +396,32 @@ static long long get_lag(const sim_point *p, int admin)
     return admin ? p->lag : -1;
 }
 
-int sim_report_svg(const sim *s, const char *path)
+static const series svg_series[] = {
+    {"queue depth (queued + waiting)", "#1f77b4", get_depth},
+    {"seats held", "#ff7f0e", get_held},
+    {"seats sold", "#2ca02c", get_sold},
+    {"consumer lag (messages)", "#d62728", get_lag},
+};
+#define NSERIES (sizeof svg_series / sizeof svg_series[0])
+
+/* The plot's extent: the last sample's time and the largest value. */
+static void svg_extent(const sim *s, int admin, double *tmax, double *ymax)
 {
-    static const series ser[] = {
-        {"queue depth (queued + waiting)", "#1f77b4", get_depth},
-        {"seats held", "#ff7f0e", get_held},
-        {"seats sold", "#2ca02c", get_sold},
-        {"consumer lag (messages)", "#d62728", get_lag},
-    };
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "onsale-sim: cannot write %s\n", path);
-        return -1;
-    }
-    int admin = s->admin_ok > 0;
-    double tmax = 1, ymax = 1;
+    *tmax = *ymax = 1;
     for (size_t i = 0; i < s->npoints; i++) {
-        if (s->points[i].t_s > tmax)
-            tmax = s->points[i].t_s;
-        for (size_t k = 0; k < sizeof ser / sizeof ser[0]; k++) {
-            long long v = ser[k].get(&s->points[i], admin);
-            if (v > ymax)
-                ymax = (double)v;
+        if (s->points[i].t_s > *tmax)
+            *tmax = s->points[i].t_s;
+        for (size_t k = 0; k < NSERIES; k++) {
+            long long v = svg_series[k].get(&s->points[i], admin);
+            if (v > *ymax)
+                *ymax = (double)v;
         }
     }
+}
+
+/* The title, grid, axis labels and frame. */
+static void svg_frame(const sim *s, FILE *f, int admin, double tmax, double ymax)
+{
     double pw = W - LEFT - RIGHT, ph = H - TOP - BOTTOM;
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -374,25 +444,44 @@ int sim_report_svg(const sim *s, const char *path)
             "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
             "stroke=\"#888\"/>\n",
             LEFT, TOP, pw, ph);
-    for (size_t k = 0; k < sizeof ser / sizeof ser[0]; k++) {
-        int started = 0;
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                ser[k].color);
-        for (size_t i = 0; i < s->npoints; i++) {
-            long long v = ser[k].get(&s->points[i], admin);
-            if (v < 0)
-                continue;
-            fprintf(f, "%s%.1f,%.1f", started ? " " : "", LEFT + pw * s->points[i].t_s / tmax,
-                    TOP + ph - ph * (double)v / ymax);
-            started = 1;
-        }
-        fprintf(f, "\"/>\n");
-        fprintf(f,
-                "<rect x=\"%d\" y=\"%zu\" width=\"12\" height=\"3\" fill=\"%s\"/>"
-                "<text x=\"%d\" y=\"%zu\">%s</text>\n",
-                LEFT + 10 + (int)k * 200, (size_t)(H - 14), ser[k].color, LEFT + 26 + (int)k * 200,
-                (size_t)(H - 10), ser[k].name);
+}
+
+/* Series k's line and legend entry. */
+static void svg_line(const sim *s, FILE *f, size_t k, int admin, double tmax, double ymax)
+{
+    double pw = W - LEFT - RIGHT, ph = H - TOP - BOTTOM;
+    int started = 0;
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+            svg_series[k].color);
+    for (size_t i = 0; i < s->npoints; i++) {
+        long long v = svg_series[k].get(&s->points[i], admin);
+        if (v < 0)
+            continue;
+        fprintf(f, "%s%.1f,%.1f", started ? " " : "", LEFT + pw * s->points[i].t_s / tmax,
+                TOP + ph - ph * (double)v / ymax);
+        started = 1;
     }
+    fprintf(f, "\"/>\n");
+    fprintf(f,
+            "<rect x=\"%d\" y=\"%zu\" width=\"12\" height=\"3\" fill=\"%s\"/>"
+            "<text x=\"%d\" y=\"%zu\">%s</text>\n",
+            LEFT + 10 + (int)k * 200, (size_t)(H - 14), svg_series[k].color,
+            LEFT + 26 + (int)k * 200, (size_t)(H - 10), svg_series[k].name);
+}
+
+int sim_report_svg(const sim *s, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "onsale-sim: cannot write %s\n", path);
+        return -1;
+    }
+    int admin = s->admin_ok > 0;
+    double tmax, ymax;
+    svg_extent(s, admin, &tmax, &ymax);
+    svg_frame(s, f, admin, tmax, ymax);
+    for (size_t k = 0; k < NSERIES; k++)
+        svg_line(s, f, k, admin, tmax, ymax);
     fprintf(f, "</svg>\n");
     int rc = ferror(f) ? -1 : 0;
     if (fclose(f) != 0)

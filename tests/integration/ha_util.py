@@ -8,7 +8,7 @@ import http.client as httpc, json, os, re, signal, ssl, subprocess, time, urllib
 
 import psycopg2
 
-from harness import make_token
+from harness import exchange, make_token
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STACK = os.path.join(ROOT, "scripts", "stack")
@@ -88,24 +88,7 @@ def http(method, path, body=None, tok=None, headers=None, port=INTERNAL_PORT, tl
         conn = httpc.HTTPSConnection("localhost", PUBLIC_PORT, timeout=timeout, context=ctx)
     else:
         conn = httpc.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    h = {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        h["Content-Type"] = "application/json"
-    if tok:
-        h["Authorization"] = f"Bearer {tok}"
-    h.update(headers or {})
-    conn.request(method, path, body=data, headers=h)
-    r = conn.getresponse()
-    text = r.read().decode(errors="replace")
-    hdrs = {k.lower(): v for k, v in r.getheaders()}
-    conn.close()
-    try:
-        parsed = json.loads(text) if text else None
-    except ValueError:
-        parsed = text
-    return r.status, hdrs, parsed
+    return exchange(conn, method, path, body, tok, headers)
 
 
 def metric(port, name, labels=None):

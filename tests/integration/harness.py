@@ -13,7 +13,7 @@ against them. Everything it starts is stopped when the `with` block ends.
                                         {"quantity": 2}, token=st.token(1, "fan"))
 """
 import base64, glob, hashlib, hmac, http.client, itertools, json, os, signal, socket
-import subprocess, time
+import subprocess, threading, time
 
 import psycopg2
 import redis as redis_lib
@@ -82,6 +82,82 @@ def make_token(user_id, role, secret=SECRET, ttl=3600, exp=None):
     payload = b64url(json.dumps(claims).encode())
     sig = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{b64url(sig)}"
+
+
+def iso(t):
+    """Unix time t as an API timestamp (UTC, milliseconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+
+
+def create_event_via_api(st, seller, seats, name, **extra):
+    """A venue of one section A (one row of seats) and an event in it at
+    1000 cents a seat, 30 days ahead, both made through the API by seller
+    (a token); extra: more event fields. Returns the event id."""
+    s, _, v = st.http("POST", "/v1/venues",
+                      {"name": "Hall", "city": "Utrecht", "country": "NL",
+                       "sections": [{"name": "A", "rows": 1, "seats_per_row": seats}]}, seller)
+    assert s == 201, v
+    body = {"venue_id": v["venue_id"], "name": name, "category": "concert",
+            "starts_at": iso(time.time() + 30 * 86400),
+            "tiers": [{"section": "A", "price_cents": 1000}], **extra}
+    s, _, e = st.http("POST", "/v1/events", body, seller)
+    assert s == 201, e
+    return e["event_id"]
+
+
+def exchange(conn, method, path, body=None, token=None, headers=None, raw=None):
+    """One request on conn (closed after): body (dict) is sent as JSON
+    unless raw (bytes) is given, token as a bearer token. Returns (status,
+    lower-cased headers, parsed JSON or text)."""
+    h = {}
+    data = raw
+    if body is not None and raw is None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    h.update(headers or {})
+    conn.request(method, path, body=data, headers=h)
+    r = conn.getresponse()
+    text = r.read().decode(errors="replace")
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    conn.close()
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = text
+    return r.status, hdrs, parsed
+
+
+class KeepAliveClient:
+    """One keep-alive connection per thread and client, to 127.0.0.1:port:
+    many threads' requests without a connection each."""
+
+    def __init__(self, port):
+        self.port = port
+        self.local = threading.local()
+
+    def request(self, method, path, body=None, token=None, headers=None):
+        """Returns (status, parsed JSON or None); a broken connection is
+        dropped (the next request opens another) and the error raised."""
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        h = {"Authorization": f"Bearer {token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        try:
+            conn.request(method, path, body=data, headers=h)
+            r = conn.getresponse()
+            text = r.read()
+        except (http.client.HTTPException, OSError):
+            conn.close()
+            self.local.conn = None
+            raise
+        return r.status, json.loads(text) if text else None
 
 
 class Proc:
@@ -287,24 +363,7 @@ class Stack:
         unless raw (bytes) is given. Returns (status, headers, parsed JSON or
         text)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.ingress_port, timeout=timeout)
-        h = {}
-        data = raw
-        if body is not None and raw is None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        if token:
-            h["Authorization"] = f"Bearer {token}"
-        h.update(headers or {})
-        conn.request(method, path, body=data, headers=h)
-        r = conn.getresponse()
-        text = r.read().decode(errors="replace")
-        hdrs = {k.lower(): v for k, v in r.getheaders()}
-        conn.close()
-        try:
-            parsed = json.loads(text) if text else None
-        except ValueError:
-            parsed = text
-        return r.status, hdrs, parsed
+        return exchange(conn, method, path, body, token, headers, raw)
 
     def sql(self, query, params=None):
         """Runs one statement on this Stack's database; returns rows (or [])."""

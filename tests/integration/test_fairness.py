@@ -15,7 +15,6 @@ Rate limits:
 import hashlib
 import hmac
 import http.client
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import pytest
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Stack  # noqa: E402
+from harness import BIN, Stack, create_event_via_api, exchange, iso  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-ingress"), os.X_OK),
                                 reason="onsale-ingress is not built")
@@ -33,19 +32,7 @@ pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-ingress"
 
 def call(port, method, path, body=None, token=None, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    h = dict(headers or {})
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        h["Content-Type"] = "application/json"
-    if token:
-        h["Authorization"] = f"Bearer {token}"
-    conn.request(method, path, body=data, headers=h)
-    r = conn.getresponse()
-    text = r.read().decode()
-    hdrs = {k.lower(): v for k, v in r.getheaders()}
-    conn.close()
-    return r.status, hdrs, (json.loads(text) if text else None)
+    return exchange(conn, method, path, body, token, headers)
 
 
 def assert_limited(status, hdrs, body, name):
@@ -159,10 +146,6 @@ def test_bad_trusted_proxies_refused_at_start():
 
 
 # ---- the pre-queue and its draw ---------------------------------------------------
-
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
-
 
 def draw_order(seed_hex, ids):
     seed = bytes.fromhex(seed_hex)
@@ -318,16 +301,7 @@ def test_prequeue_opens_at_validated():
 
 def create_event_api(st, seats, **extra):
     seller = st.token(9000, "seller")
-    s, _, v = st.http("POST", "/v1/venues",
-                      {"name": "Hall", "city": "Utrecht", "country": "NL",
-                       "sections": [{"name": "A", "rows": 1, "seats_per_row": seats}]}, seller)
-    assert s == 201, v
-    body = {"venue_id": v["venue_id"], "name": "Capped", "category": "concert",
-            "starts_at": iso(time.time() + 30 * 86400),
-            "tiers": [{"section": "A", "price_cents": 1000}], **extra}
-    s, _, e = st.http("POST", "/v1/events", body, seller)
-    assert s == 201, e
-    return e["event_id"], seller
+    return create_event_via_api(st, seller, seats, "Capped", **extra), seller
 
 
 def states(st, ev):

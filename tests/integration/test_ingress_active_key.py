@@ -14,48 +14,20 @@ permanent lock-outs (issue 14 items 3 and 5), against the real binaries.
     the intent (the order) that was written: same id on every retry, one
     intent row (one order row), never a second place or charge.
 """
-import http.client
-import json
 import os
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Stack  # noqa: E402
+from harness import BIN, KeepAliveClient, Stack  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
                                 reason="onsale-worker is not built")
 
 FANS = 300
-
-
-class Client:
-    """One keep-alive connection per thread."""
-
-    def __init__(self, port):
-        self.port = port
-        self.local = threading.local()
-
-    def post(self, path, body, token, key=None):
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        if key:
-            h["Idempotency-Key"] = key
-        try:
-            conn.request("POST", path, body=json.dumps(body).encode(), headers=h)
-            r = conn.getresponse()
-            text = r.read()
-        except (http.client.HTTPException, OSError):
-            conn.close()
-            self.local.conn = None
-            raise
-        return r.status, json.loads(text) if text else None
 
 
 def locked_out_after_rejected_joins(unchecked):
@@ -64,13 +36,14 @@ def locked_out_after_rejected_joins(unchecked):
         st.start_worker()
         base = st.start_ingress(debug_finisher_delay_ms=1500,
                                 debug_active_unchecked="true" if unchecked else "false")
-        c = Client(int(base.rsplit(":", 1)[1]))
+        c = KeepAliveClient(int(base.rsplit(":", 1)[1]))
         ev = st.create_event(sections=[("A", 1, 10, 5000)])
         tokens = {u: st.token(u, "fan") for u in range(1, FANS + 1)}
         path = f"/v1/events/{ev}/intents"
 
         def join(u, key):
-            return c.post(path, {"quantity": 1, "section": "Z"}, tokens[u], key)
+            return c.request("POST", path, {"quantity": 1, "section": "Z"}, tokens[u],
+                             {"Idempotency-Key": key} if key else None)
 
         with ThreadPoolExecutor(32) as ex:
             first = list(ex.map(lambda u: join(u, f"first-{u}"), tokens))

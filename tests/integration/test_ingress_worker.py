@@ -10,48 +10,18 @@ travels HTTP -> Kafka -> worker -> PostgreSQL/Redis -> status poll.
     wipe theirs): statuses stay right through the PostgreSQL fallback and the
     projection is rebuilt.
 """
-import http.client
-import json
 import os
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Stack  # noqa: E402
+from harness import BIN, KeepAliveClient, Stack  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
                                 reason="onsale-worker is not built")
-
-
-class Client:
-    """One keep-alive connection per thread and Client."""
-
-    def __init__(self, port):
-        self.port = port
-        self.local = threading.local()
-
-    def request(self, method, path, body=None, token=None):
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        h = {"Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=h)
-            r = conn.getresponse()
-            text = r.read()
-        except (http.client.HTTPException, OSError):
-            conn.close()
-            self.local.conn = None
-            raise
-        return r.status, json.loads(text) if text else None
 
 
 def wait_processed(st, ev, n, timeout=120):
@@ -98,7 +68,7 @@ def test_2000_concurrent_joins_for_100_seats():
         base = st.start_ingress()
         port = int(base.rsplit(":", 1)[1])
         ev = st.create_event(sections=[("A", 10, 10, 5000)])
-        client = Client(port)
+        client = KeepAliveClient(port)
         users = list(range(10001, 12001))
         tokens = {u: st.token(u, "fan") for u in users}
 
@@ -164,7 +134,7 @@ def test_projection_wiped_mid_run():
         base = st.start_ingress()
         port = int(base.rsplit(":", 1)[1])
         ev = st.create_event(sections=[("A", 5, 10, 5000)])
-        client = Client(port)
+        client = KeepAliveClient(port)
         users = list(range(20001, 20301))
         tokens = {u: st.token(u, "fan") for u in users}
 

@@ -21,13 +21,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import IDS_SECRET, Stack  # noqa: E402
+from harness import IDS_SECRET, Stack, create_event_via_api, iso  # noqa: E402
 
 D = 12  # 4096 hashes on average: quick in Python
-
-
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
 
 
 def zero_bits(d):
@@ -70,16 +66,7 @@ def make_challenge(event_id, user_id, difficulty, expires_ms, secret=IDS_SECRET)
 
 
 def create_event(st, seller, **extra):
-    s, _, v = st.http("POST", "/v1/venues",
-                      {"name": "Hall", "city": "Utrecht", "country": "NL",
-                       "sections": [{"name": "A", "rows": 1, "seats_per_row": 50}]}, seller)
-    assert s == 201, v
-    body = {"venue_id": v["venue_id"], "name": "Guarded", "category": "concert",
-            "starts_at": iso(time.time() + 30 * 86400),
-            "tiers": [{"section": "A", "price_cents": 1000}], **extra}
-    s, _, e = st.http("POST", "/v1/events", body, seller)
-    assert s == 201, e
-    return e["event_id"]
+    return create_event_via_api(st, seller, 50, "Guarded", **extra)
 
 
 class Nodes:

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack  # noqa: E402
-from test_web import ART, Browser, need_browser  # noqa: E402
+from test_web import browser, need_browser  # noqa: E402,F401 (browser: the fixture)
 
 ACCESS_TTL = 60  # the page refreshes halfway through a token this short
 
@@ -25,14 +25,6 @@ def st():
     with Stack(partitions=1) as s:
         s.start_ingress(accounts_access_ttl_s=ACCESS_TTL)
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser():
-    os.makedirs(ART, exist_ok=True)
-    b = Browser()
-    yield b
-    b.close()
 
 
 def fill(b, page, values):

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack  # noqa: E402
-from test_web import ART, Browser, need_browser  # noqa: E402
+from test_web import browser, need_browser  # noqa: E402,F401 (browser: the fixture)
 
 D = 12
 
@@ -35,14 +35,6 @@ def st():
         s.start_worker()
         s.start_ingress(event_cache_ttl_ms=100)
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser():
-    os.makedirs(ART, exist_ok=True)
-    b = Browser()
-    yield b
-    b.close()
 
 
 def url(st, path, token):

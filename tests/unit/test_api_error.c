@@ -3,6 +3,7 @@
  * error status, snake_case codes, a message, and Retry-After only where a
  * retry is the answer (429, 503, and the two 409s that clear by
  * themselves). */
+#include "tests/check_run.h"
 #include "ingress/api_error.h"
 
 #include <check.h>
@@ -87,9 +88,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return ons_check_run_suite(suite());
 }

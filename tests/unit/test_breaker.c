@@ -1,6 +1,7 @@
 /* test_breaker.c - the gateway circuit breaker (workers/payments/breaker):
  * when it opens, how long it fails fast, the one half-open probe, and what
  * closes it. Times are given, not read: no sleeping. */
+#include "tests/check_run.h"
 #include "workers/payments/breaker.h"
 
 #include <check.h>
@@ -144,13 +145,9 @@ START_TEST(limits_are_at_least_one)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("breaker");
-    struct {
-        const char *name;
-        const TTest *fn;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"threshold", closed_until_threshold_consecutive_failures},
         {"open", open_fails_fast_for_open_ms},
         {"half_open", half_open_lets_one_probe_through},
@@ -159,20 +156,6 @@ static Suite *suite(void)
         {"late_answer", late_definitive_answer_closes},
         {"limits", limits_are_at_least_one},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run_fixture("breaker", cases, sizeof cases / sizeof *cases, 60, setup,
+                                 teardown);
 }

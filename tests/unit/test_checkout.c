@@ -2,6 +2,8 @@
  * apply_payment) at the partition level: each outcome for the paying
  * order, results that find no paying hold, and two results for one order
  * in one batch (a paid order is never downgraded). No services. */
+#include "wk_fixture.h"
+#include "tests/check_run.h"
 #include "common/err.h"
 #include "queue/intent_id.h"
 #include "workers/checkout.h"
@@ -23,10 +25,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
     (void)ctx;
     if (event_id != EV)
         return ONS_ENOTFOUND;
-    wk_event *ev = wk_event_new(event_id);
-    ck_assert_ptr_nonnull(ev);
-    ev->hold_seconds = HOLD;
-    ev->max_per_user = 4;
+    wk_event *ev = wk_test_event(event_id, HOLD);
     strcpy(ev->currency, "EUR");
     ck_assert_int_eq(wk_inv_add_block(&ev->inv, 1, "A", 0, 1, 4, 5000), 0);
     return wk_part_add_event(p, ev);
@@ -58,10 +57,7 @@ static void apply(q_msg *m, int64_t now_ms)
 /* user's intent for qty seats; returns its offset (reservation seq). */
 static int64_t hold(int64_t user, int qty)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_INTENT;
-    m.user_id = user;
+    q_msg m = wk_test_msg(Q_MSG_INTENT, 0, user, 0);
     m.quantity = qty;
     int64_t off = next_off;
     apply(&m, NOW);
@@ -71,10 +67,7 @@ static int64_t hold(int64_t user, int qty)
 /* A checkout of the reservation res; returns the order id. */
 static int64_t checkout(int64_t user, int64_t res)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_CHECKOUT;
-    m.user_id = user;
+    q_msg m = wk_test_msg(Q_MSG_CHECKOUT, 0, user, 0);
     m.reservation_id = res;
     strcpy(m.payment_method, "pm_card_visa");
     int64_t off = next_off;
@@ -84,9 +77,7 @@ static int64_t checkout(int64_t user, int64_t res)
 
 static void result(int64_t order, int64_t res, int outcome, int64_t amount, int64_t now_ms)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_PAYMENT_RESULT;
+    q_msg m = wk_test_msg(Q_MSG_PAYMENT_RESULT, 0, 0, 0);
     m.order_id = order;
     m.reservation_id = res;
     m.outcome = outcome;
@@ -298,13 +289,9 @@ START_TEST(success_after_the_grace_is_refunded)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("checkout");
-    struct {
-        const char *name;
-        const TTest *fn;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"success", success_sells_issues_tickets_and_purchases},
         {"success_amount", success_for_another_amount_still_pays},
         {"decline", decline_holds_the_seats_again},
@@ -315,20 +302,6 @@ static Suite *suite(void)
         {"success_after_decline", success_after_a_decline_in_one_batch_is_refunded},
         {"success_after_grace", success_after_the_grace_is_refunded},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run_fixture("checkout", cases, sizeof cases / sizeof *cases, 60, setup,
+                                 teardown);
 }

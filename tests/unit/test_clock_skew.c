@@ -1,6 +1,7 @@
 /* test_clock_skew.c - a record sent by a node whose clock runs ahead (5
  * minutes off) neither opens a sale early nor moves a hold's expiry: the
  * partition owner's clock decides (workers/partition.c). No services. */
+#include "wk_fixture.h"
 #include "common/err.h"
 #include "queue/intent_id.h"
 #include "workers/partition.h"
@@ -22,10 +23,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
     (void)ctx;
     if (event_id != EV)
         return ONS_ENOTFOUND;
-    wk_event *ev = wk_event_new(event_id);
-    ck_assert_ptr_nonnull(ev);
-    ev->hold_seconds = HOLD_SECS;
-    ev->max_per_user = 4;
+    wk_event *ev = wk_test_event(event_id, HOLD_SECS);
     ev->status = Q_EVENT_SCHEDULED;
     ev->onsale_at_ms = OPENS;
     ev->starts_at_ms = NOW + INT64_C(30) * 86400 * 1000;
@@ -35,14 +33,9 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
 
 static q_msg join(int64_t user, int64_t sent_ms)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_INTENT;
-    m.event_id = EV;
-    m.user_id = user;
+    q_msg m = wk_test_msg(Q_MSG_INTENT, EV, user, sent_ms);
     m.quantity = 1;
     m.adjacent = 1;
-    m.sent_ms = sent_ms;
     return m;
 }
 

@@ -10,6 +10,7 @@
  * (ingress/produce.c). The linker then never pulls those objects out of
  * the library, so the handlers call these fakes.
  */
+#include "tests/check_run.h"
 #include "common/err.h"
 #include "ingress/event_cache.h"
 #include "ingress/event_store.h"
@@ -414,9 +415,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return ons_check_run_suite(suite());
 }

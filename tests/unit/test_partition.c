@@ -1,6 +1,7 @@
 /* test_partition.c - applying messages to a partition's memory
  * (workers/partition): FIFO reservations, waiting and releases in order,
  * duplicates, expiry, sale status, effect coalescing. No services. */
+#include "wk_fixture.h"
 #include "common/err.h"
 #include "queue/intent_id.h"
 #include "workers/checkout.h"
@@ -24,10 +25,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
     (void)ctx;
     if (event_id != EV)
         return ONS_ENOTFOUND;
-    wk_event *ev = wk_event_new(event_id);
-    ck_assert_ptr_nonnull(ev);
-    ev->hold_seconds = 60;
-    ev->max_per_user = 4;
+    wk_event *ev = wk_test_event(event_id, 60);
     ck_assert_int_eq(wk_inv_add_block(&ev->inv, 1, "A", 0, rows_a, seats_a, 5000), 0);
     ck_assert_int_eq(wk_inv_add_block(&ev->inv, 2, "B", 1, 1, 4, 3000), 1);
     return wk_part_add_event(p, ev);
@@ -45,12 +43,7 @@ static int64_t next_off;
 
 static int intent(wk_part *p, int64_t user, int qty, const char *section, int adjacent)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_INTENT;
-    m.event_id = EV;
-    m.user_id = user;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_INTENT, EV, user, NOW);
     m.quantity = qty;
     m.adjacent = adjacent;
     if (section)
@@ -62,12 +55,7 @@ static int intent(wk_part *p, int64_t user, int qty, const char *section, int ad
 
 static void cancel(wk_part *p, int64_t user, int target, int kind)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_CANCEL;
-    m.event_id = EV;
-    m.user_id = user;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_CANCEL, EV, user, NOW);
     m.cancel_kind = kind;
     m.target_partition = 0;
     m.target_offset = target;
@@ -77,11 +65,7 @@ static void cancel(wk_part *p, int64_t user, int target, int kind)
 
 static void status(wk_part *p, const char *st)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_EVENT_STATUS;
-    m.event_id = EV;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_EVENT_STATUS, EV, 0, NOW);
     strcpy(m.status, st);
     ck_assert_int_eq(wk_part_apply(p, &m, next_off++, NOW, NOW), 0);
 }
@@ -90,12 +74,7 @@ static void status(wk_part *p, const char *st)
  * order's offset (order_id = q_seq_make(0, offset)). */
 static int checkout(wk_part *p, int64_t user, int res_off)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_CHECKOUT;
-    m.event_id = EV;
-    m.user_id = user;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_CHECKOUT, EV, user, NOW);
     m.reservation_id = q_seq_make(0, res_off);
     strcpy(m.payment_method, "pm_card_visa");
     int64_t off = next_off++;
@@ -106,11 +85,7 @@ static int checkout(wk_part *p, int64_t user, int res_off)
 /* The gateway's answer for the order at order_off (reservation res_off). */
 static void payment(wk_part *p, int order_off, int res_off, int outcome, int64_t amount)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_PAYMENT_RESULT;
-    m.event_id = EV;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_PAYMENT_RESULT, EV, 0, NOW);
     m.order_id = q_seq_make(0, order_off);
     m.reservation_id = q_seq_make(0, res_off);
     m.outcome = outcome;
@@ -280,12 +255,7 @@ START_TEST(expiry_heap_orders_many_holds)
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     /* holds created at scrambled times expire in time order */
     for (int i = 0; i < 200; i++) {
-        q_msg m;
-        memset(&m, 0, sizeof m);
-        m.type = Q_MSG_INTENT;
-        m.event_id = EV;
-        m.user_id = i + 1;
-        m.sent_ms = NOW;
+        q_msg m = wk_test_msg(Q_MSG_INTENT, EV, i + 1, NOW);
         m.quantity = 1;
         m.adjacent = 1;
         int64_t t = NOW + (i * 7919) % 1000;
@@ -361,11 +331,7 @@ END_TEST
 START_TEST(unknown_event_is_skipped)
 {
     wk_part *p = part();
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_INTENT;
-    m.event_id = 99;
-    m.user_id = 1;
+    q_msg m = wk_test_msg(Q_MSG_INTENT, 99, 1, 0);
     m.quantity = 1;
     ck_assert_int_eq(wk_part_apply(p, &m, 5, NOW, NOW), ONS_ENOTFOUND);
     ck_assert_int_eq(p->next_offset, 6);
@@ -455,10 +421,7 @@ START_TEST(success_after_expired_order_is_refunded_once)
     ck_assert_int_eq(wk_part_expire(p, NOW + 61 * 1000, 100), 1);
     ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_FAILED);
     ck_assert_str_eq(order_fx(p, o)->failure_reason, "expired");
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_PAYMENT_RESULT;
-    m.event_id = EV;
+    q_msg m = wk_test_msg(Q_MSG_PAYMENT_RESULT, EV, 0, 0);
     m.order_id = q_seq_make(0, o);
     m.reservation_id = q_seq_make(0, r);
     m.outcome = Q_PAY_SUCCEEDED;
@@ -531,12 +494,7 @@ END_TEST
 
 static q_msg lane_cancel_msg(int64_t user, int target)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_CANCEL;
-    m.event_id = EV;
-    m.user_id = user;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_CANCEL, EV, user, NOW);
     m.cancel_kind = Q_CANCEL_INTENT;
     m.target_partition = 0;
     m.target_offset = target;
@@ -545,12 +503,7 @@ static q_msg lane_cancel_msg(int64_t user, int target)
 
 static q_msg lane_intent_msg(int64_t user, int qty)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_INTENT;
-    m.event_id = EV;
-    m.user_id = user;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_INTENT, EV, user, NOW);
     m.quantity = qty;
     m.adjacent = 1;
     return m;
@@ -617,12 +570,7 @@ START_TEST(checkout_on_the_control_lane_names_its_order_with_the_control_bit)
 {
     wk_part *p = part();
     int a = intent(p, 1, 2, NULL, 1);
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = Q_MSG_CHECKOUT;
-    m.event_id = EV;
-    m.user_id = 1;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(Q_MSG_CHECKOUT, EV, 1, NOW);
     m.reservation_id = q_seq_make(0, a);
     strcpy(m.payment_method, "pm_card_visa");
     /* control offset 0 == intents offset 0 must not give the same order id */

@@ -2,6 +2,7 @@
  * (against a port nothing listens on), the connection keywords (defaults,
  * and a DSN's own keywords winning), field parsing, and the typed getters
  * and row reader over results built with libpq's PQsetvalue(). */
+#include "tests/check_run.h"
 #include "common/err.h"
 #include "common/pg.h"
 
@@ -343,9 +344,5 @@ int main(void)
     tcase_add_test(tc, text_getters_copy_or_refuse);
     tcase_add_test(tc, row_reader_keeps_the_first_error);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ons_check_run_suite(s);
 }

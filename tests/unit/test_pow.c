@@ -3,6 +3,7 @@
  * (values computed independently with Python's hmac and hashlib), signing
  * and verifying, and every refusal: malformed, bad signature, wrong event or
  * user, expired, difficulty raised since, too few zero bits. */
+#include "tests/check_run.h"
 #include "common/err.h"
 #include "ingress/pow.h"
 
@@ -181,9 +182,5 @@ int main(void)
     tcase_add_test(tc, malformed);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ons_check_run_suite(s);
 }

@@ -2,6 +2,7 @@
  * classify for every class of gateway answer, the retry backoff, and what
  * one claimed row becomes (produced, finished, rescheduled) against a fake
  * gateway, producer and outbox. No services. */
+#include "tests/check_run.h"
 #include "common/err.h"
 #include "queue/msg.h"
 #include "workers/payments/breaker.h"
@@ -397,13 +398,9 @@ START_TEST(open_breaker_reschedules_without_calling)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("relay");
-    struct {
-        const char *name;
-        const TTest *fn;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"classify_success", classify_success},
         {"classify_decline", classify_decline_is_final_for_a_charge_only},
         {"classify_refused", classify_refused_requests_fail_for_good},
@@ -421,20 +418,5 @@ static Suite *suite(void)
         {"row_refund_no_charge", refund_without_a_charge_fails_without_a_call},
         {"row_breaker_open", open_breaker_reschedules_without_calling},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run_fixture("relay", cases, sizeof cases / sizeof *cases, 60, setup, teardown);
 }

@@ -2,6 +2,7 @@
  * (workers/partition.c, workers/checkout.c): final statuses, cancelling an
  * event with tickets sold and a payment in flight, ending after the show,
  * the refund cut-off. No services. */
+#include "wk_fixture.h"
 #include "common/err.h"
 #include "queue/intent_id.h"
 #include "workers/checkout.h"
@@ -26,10 +27,7 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
     (void)ctx;
     if (event_id != EV)
         return ONS_ENOTFOUND;
-    wk_event *ev = wk_event_new(event_id);
-    ck_assert_ptr_nonnull(ev);
-    ev->hold_seconds = 60;
-    ev->max_per_user = 4;
+    wk_event *ev = wk_test_event(event_id, 60);
     ev->starts_at_ms = STARTS;
     ck_assert_int_eq(wk_inv_add_block(&ev->inv, 1, "A", 0, 1, 8, 5000), 0);
     return wk_part_add_event(p, ev);
@@ -48,12 +46,7 @@ static wk_part *part(void)
 
 static q_msg msg(int type, int64_t user)
 {
-    q_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = type;
-    m.event_id = EV;
-    m.user_id = user;
-    m.sent_ms = NOW;
+    q_msg m = wk_test_msg(type, EV, user, NOW);
     return m;
 }
 

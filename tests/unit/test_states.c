@@ -2,6 +2,7 @@
  * round-trips, unknown names are errors, the predicates and the seq split.
  * That the lists equal the migrations' CHECKs and the HTTP contract is
  * check_vocab.py's job (vocab_in_step). */
+#include "tests/check_run.h"
 #include "common/err.h"
 #include "queue/states.h"
 
@@ -141,9 +142,5 @@ int main(void)
     TCase *lim = tcase_create("limits");
     tcase_add_test(lim, seq_split);
     suite_add_tcase(s, lim);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ons_check_run_suite(s);
 }

@@ -1,6 +1,7 @@
 /* test_supervisor.c - the worker's partition slots (workers/supervisor):
  * every state transition, the retry delays and the batch-failure backoff
  * schedule, against a fake store and consumer. No services. */
+#include "tests/check_run.h"
 #include "common/err.h"
 #include "workers/partition.h"
 #include "workers/supervisor.h"
@@ -316,13 +317,9 @@ START_TEST(rate_is_averaged_per_window)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("supervisor");
-    struct {
-        const char *name;
-        const TTest *fn;
-    } cases[] = {
+    const ons_check_case cases[] = {
         {"assign", assign_claims_and_consumes_from_the_cursors},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
         {"claim_then_no_memory", memory_failing_after_a_claim_reloads_under_the_new_epoch},
@@ -335,20 +332,6 @@ static Suite *suite(void)
         {"backoff_bounds", backoff_schedule_bounds},
         {"rate", rate_is_averaged_per_window},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ons_check_run_fixture("supervisor", cases, sizeof cases / sizeof *cases, 60, setup,
+                                 teardown);
 }

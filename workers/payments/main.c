@@ -67,10 +67,7 @@ typedef struct pay_opts {
     int dev_mode;
 } pay_opts;
 
-#define OPT(name, type, field, min, max, def, help)                                                \
-    {                                                                                              \
-        name, type, offsetof(pay_opts, field), min, max, def, help                                 \
-    }
+#define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
