@@ -21,14 +21,13 @@
  */
 #include "common/auth.h"
 #include "common/err.h"
+#include "common/hmac.h"
 
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -146,62 +145,6 @@ static int check_claims(const json_t *claims, int64_t now, ons_principal *out)
 }
 
 /* ---- fast path ------------------------------------------------------------------ */
-
-/* One keyed HMAC-SHA256 context per thread, re-initialised per token with
- * the same key (EVP_MAC_init with a NULL key reuses the prepared one). */
-typedef struct mac_cache {
-    char *secret;
-    EVP_MAC_CTX *ctx;
-} mac_cache;
-
-static pthread_key_t mac_key;
-static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
-static int mac_key_ok;
-
-static void mac_cache_free(void *p)
-{
-    mac_cache *m = p;
-    if (!m)
-        return;
-    EVP_MAC_CTX_free(m->ctx);
-    free(m->secret);
-    free(m);
-}
-
-static void mac_key_init(void)
-{
-    mac_key_ok = pthread_key_create(&mac_key, mac_cache_free) == 0;
-}
-
-/* This thread's context keyed with secret and ready for data, or NULL. */
-static EVP_MAC_CTX *thread_mac(const char *secret)
-{
-    pthread_once(&mac_once, mac_key_init);
-    if (!mac_key_ok)
-        return NULL;
-    mac_cache *m = pthread_getspecific(mac_key);
-    if (m && strcmp(m->secret, secret) == 0)
-        return EVP_MAC_init(m->ctx, NULL, 0, NULL) == 1 ? m->ctx : NULL;
-    mac_cache_free(m);
-    pthread_setspecific(mac_key, NULL);
-    m = calloc(1, sizeof *m);
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (!m || !mac || !(m->secret = strdup(secret)) || !(m->ctx = EVP_MAC_CTX_new(mac))) {
-        EVP_MAC_free(mac);
-        mac_cache_free(m);
-        return NULL;
-    }
-    EVP_MAC_free(mac);
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end()};
-    if (EVP_MAC_init(m->ctx, (const unsigned char *)secret, strlen(secret), params) != 1) {
-        mac_cache_free(m);
-        return NULL;
-    }
-    pthread_setspecific(mac_key, m);
-    return m->ctx;
-}
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -414,11 +357,8 @@ static int fast_verify(const char *secret, const char *token, int64_t now, ons_p
         return 1;
     /* The signature first: it is the cheapest way to turn away a forgery
      * before any JSON is parsed (libjwt then says no for good). */
-    EVP_MAC_CTX *ctx = thread_mac(secret);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t mac_len = 0;
-    if (!ctx || EVP_MAC_update(ctx, (const unsigned char *)token, (size_t)(d2 - token)) != 1 ||
-        EVP_MAC_final(ctx, mac, &mac_len, sizeof mac) != 1 || mac_len != 32)
+    unsigned char mac[32];
+    if (ons_hmac_sha256(secret, token, (size_t)(d2 - token), mac))
         return 1;
     char sig[44];
     b64url_encode32(mac, sig);
