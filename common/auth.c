@@ -564,6 +564,65 @@ static int same_bytes(const char *a, const char *b, size_t n)
     return acc == 0;
 }
 
+/* Does slot e hold token (hashed h, len bytes)? */
+static int slot_holds(const cache_slot *e, const char *token, size_t len, uint64_t h)
+{
+    return e->token && e->hash == h && e->len == len && same_bytes(e->token, token, len);
+}
+
+/* The set's slot for token: a live entry (1, *out filled), or 0 (none, or
+ * expired and dropped so that the caller verifies it, to refuse it). */
+static int cache_lookup(cache_slot *ways, pthread_mutex_t *mu, const char *token, size_t len,
+                        uint64_t h, int64_t now, ons_principal *out)
+{
+    int hit = 0;
+    pthread_mutex_lock(mu);
+    for (int i = 0; i < CACHE_WAYS; i++) {
+        cache_slot *e = &ways[i];
+        if (!slot_holds(e, token, len, h))
+            continue;
+        if (e->who.exp > now) {
+            *out = e->who;
+            hit = 1;
+        } else {
+            free(e->token);
+            e->token = NULL;
+        }
+        break;
+    }
+    pthread_mutex_unlock(mu);
+    return hit;
+}
+
+/* Remembers a verified token in its set: an empty slot, else the oldest;
+ * nothing when another thread cached it meanwhile. copy is taken. */
+static void cache_store(cache_slot *ways, pthread_mutex_t *mu, char *copy, size_t len, uint64_t h,
+                        uint64_t stamp, const ons_principal *who)
+{
+    pthread_mutex_lock(mu);
+    cache_slot *victim = &ways[0];
+    for (int i = 0; i < CACHE_WAYS; i++) {
+        cache_slot *e = &ways[i];
+        if (slot_holds(e, copy, len, h)) {
+            victim = NULL;
+            break;
+        }
+        if (!e->token) {
+            if (victim->token)
+                victim = e;
+        } else if (victim->token && e->stamp < victim->stamp) {
+            victim = e;
+        }
+    }
+    if (victim) {
+        free(victim->token);
+        *victim = (cache_slot){.token = copy, .len = len, .hash = h, .stamp = stamp, .who = *who};
+        copy = NULL;
+    }
+    pthread_mutex_unlock(mu);
+    free(copy);
+}
+
 int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t now,
                            ons_principal *out)
 {
@@ -577,24 +636,10 @@ int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t
     size_t set = (size_t)(h >> 7) & (c->nsets - 1);
     cache_slot *ways = &c->slots[set * CACHE_WAYS];
     pthread_mutex_t *mu = &c->locks[set % CACHE_STRIPES];
-
-    pthread_mutex_lock(mu);
-    for (int i = 0; i < CACHE_WAYS; i++) {
-        cache_slot *e = &ways[i];
-        if (e->token && e->hash == h && e->len == len && same_bytes(e->token, token, len)) {
-            if (e->who.exp > now) {
-                *out = e->who;
-                pthread_mutex_unlock(mu);
-                atomic_fetch_add(&c->hits, 1);
-                return 0;
-            }
-            free(e->token); /* expired: forget it, and verify (to refuse) below */
-            e->token = NULL;
-            break;
-        }
+    if (cache_lookup(ways, mu, token, len, h, now, out)) {
+        atomic_fetch_add(&c->hits, 1);
+        return 0;
     }
-    pthread_mutex_unlock(mu);
-
     atomic_fetch_add(&c->misses, 1);
     int rc = ons_auth_verify(c->secret, authorization, now, out);
     if (rc)
@@ -603,34 +648,7 @@ int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t
     if (!copy)
         return 0; /* verified; just not remembered */
     memcpy(copy, token, len + 1);
-    uint64_t stamp = atomic_fetch_add(&c->clock, 1) + 1;
-
-    pthread_mutex_lock(mu);
-    cache_slot *victim = &ways[0];
-    for (int i = 0; i < CACHE_WAYS; i++) {
-        cache_slot *e = &ways[i];
-        if (e->token && e->hash == h && e->len == len && same_bytes(e->token, token, len)) {
-            victim = NULL; /* another thread cached it meanwhile */
-            break;
-        }
-        if (!e->token) {
-            if (victim->token)
-                victim = e;
-        } else if (victim->token && e->stamp < victim->stamp) {
-            victim = e;
-        }
-    }
-    if (victim) {
-        free(victim->token);
-        victim->token = copy;
-        copy = NULL;
-        victim->len = len;
-        victim->hash = h;
-        victim->stamp = stamp;
-        victim->who = *out;
-    }
-    pthread_mutex_unlock(mu);
-    free(copy);
+    cache_store(ways, mu, copy, len, h, atomic_fetch_add(&c->clock, 1) + 1, out);
     return 0;
 }
 

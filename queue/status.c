@@ -275,104 +275,122 @@ static const char *key(q_status *s, char *buf, size_t cap, const char *fmt, ...)
     return buf;
 }
 
+/* Appends one result's SET, and for an intent that ended the delete of its
+ * fan's active key. Returns the commands appended. */
+static size_t append_result(q_status *s, const q_status_result *r, const char *ttl)
+{
+    char k[256];
+    key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
+    const char *argv[] = {"SET", k, r->json, "EX", ttl};
+    size_t lens[] = {3, strlen(k), strlen(r->json), 2, strlen(ttl)};
+    redisAppendCommandArgv(s->ctx, 5, argv, lens);
+    if (!r->ended)
+        return 1;
+    /* Only this intent's own key: by its id (written by the finisher) or by
+     * its still-pending claim, "pending:<sent_ms>" (the finisher has not
+     * caught up): never a later join's. */
+    char pend[40], seqhex[24];
+    snprintf(pend, sizeof pend, "pending:%lld", (long long)r->accepted_ms);
+    snprintf(seqhex, sizeof seqhex, "%016llx", (unsigned long long)r->intent_seq);
+    key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id, (long long)r->user_id);
+    const char *args[] = {pend, seqhex};
+    append_script(s, SCRIPT_CAD, k, 2, args);
+    return 2;
+}
+
+/* Appends the HSET of one event's counters (and status and sections when
+ * given). One command. */
+static size_t append_event(q_status *s, const q_status_event *e)
+{
+    char k[256], a[24], h[24], so[24], w[24], ha[24], mh[24], apm[24];
+    snprintf(ha, sizeof ha, "%lld", (long long)e->holds_active);
+    snprintf(mh, sizeof mh, "%lld", (long long)e->max_active_holds);
+    snprintf(apm, sizeof apm, "%lld", (long long)e->admissions_per_minute);
+    snprintf(a, sizeof a, "%lld", (long long)e->available);
+    snprintf(h, sizeof h, "%lld", (long long)e->held);
+    snprintf(so, sizeof so, "%lld", (long long)e->sold);
+    snprintf(w, sizeof w, "%lld", (long long)e->waiting);
+    key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
+    const char *argv[24] = {"HSET",
+                            k,
+                            "available",
+                            a,
+                            "held",
+                            h,
+                            "sold",
+                            so,
+                            "waiting",
+                            w,
+                            "sold_out",
+                            e->sold_out ? "1" : "0",
+                            "holds_active",
+                            ha,
+                            "max_active_holds",
+                            mh,
+                            "admissions_per_minute",
+                            apm};
+    int argc = 18;
+    if (e->status) {
+        argv[argc++] = "status";
+        argv[argc++] = e->status;
+    }
+    if (e->sections) {
+        argv[argc++] = "sections";
+        argv[argc++] = e->sections;
+    }
+    redisAppendCommandArgv(s->ctx, argc, argv, NULL);
+    return 1;
+}
+
+/* Appends HSET <hash> <partition> <value>. One command. */
+static size_t append_partition_field(q_status *s, const char *hash, int32_t partition,
+                                     const char *value)
+{
+    char k[256], f[32];
+    snprintf(f, sizeof f, "%d", partition);
+    key(s, k, sizeof k, "%s", hash);
+    const char *argv[] = {"HSET", k, f, value};
+    redisAppendCommandArgv(s->ctx, 4, argv, NULL);
+    return 1;
+}
+
+/* Reads the replies of queued pipelined commands: 0, ONS_EREDIS (a command
+ * failed) or what conn_failed says (the connection or a script is lost). */
+static int read_replies(q_status *s, size_t queued, const char *what)
+{
+    int rc = 0, lost = 0;
+    for (size_t i = 0; i < queued; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, what);
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = ONS_EREDIS;
+        lost |= noscript(r);
+        freeReplyObject(r);
+    }
+    return lost ? conn_failed(s, what) : rc;
+}
+
 int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
                      const q_status_result *results, size_t nresults, const q_status_event *events,
                      size_t nevents)
 {
     if (ensure_conn(s))
         return ONS_EREDIS;
-    char k[256], f[32], v[64], ttl[24];
+    char v[64], ttl[24];
     size_t queued = 0;
-    snprintf(f, sizeof f, "%d", partition);
     snprintf(ttl, sizeof ttl, "%d", s->result_ttl_s);
-
     /* Results and events first, the cursor last: a reader that sees the new
      * cursor must also find the results it now points past. */
-    for (size_t i = 0; i < nresults; i++) {
-        const q_status_result *r = &results[i];
-        key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
-        const char *argv[] = {"SET", k, r->json, "EX", ttl};
-        size_t lens[] = {3, strlen(k), strlen(r->json), 2, strlen(ttl)};
-        redisAppendCommandArgv(s->ctx, 5, argv, lens);
-        queued++;
-        if (r->ended) {
-            /* Only this intent's own key: by its id (written by the
-             * finisher) or by its still-pending claim, "pending:<sent_ms>"
-             * (the finisher has not caught up): never a later join's. */
-            char pend[40], seqhex[24];
-            snprintf(pend, sizeof pend, "pending:%lld", (long long)r->accepted_ms);
-            snprintf(seqhex, sizeof seqhex, "%016llx", (unsigned long long)r->intent_seq);
-            key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id, (long long)r->user_id);
-            const char *args[] = {pend, seqhex};
-            append_script(s, SCRIPT_CAD, k, 2, args);
-            queued++;
-        }
-    }
-    for (size_t i = 0; i < nevents; i++) {
-        const q_status_event *e = &events[i];
-        char a[24], h[24], so[24], w[24], ha[24], mh[24], apm[24];
-        snprintf(ha, sizeof ha, "%lld", (long long)e->holds_active);
-        snprintf(mh, sizeof mh, "%lld", (long long)e->max_active_holds);
-        snprintf(apm, sizeof apm, "%lld", (long long)e->admissions_per_minute);
-        snprintf(a, sizeof a, "%lld", (long long)e->available);
-        snprintf(h, sizeof h, "%lld", (long long)e->held);
-        snprintf(so, sizeof so, "%lld", (long long)e->sold);
-        snprintf(w, sizeof w, "%lld", (long long)e->waiting);
-        key(s, k, sizeof k, "ev:%lld", (long long)e->event_id);
-        const char *argv[24] = {"HSET",
-                                k,
-                                "available",
-                                a,
-                                "held",
-                                h,
-                                "sold",
-                                so,
-                                "waiting",
-                                w,
-                                "sold_out",
-                                e->sold_out ? "1" : "0",
-                                "holds_active",
-                                ha,
-                                "max_active_holds",
-                                mh,
-                                "admissions_per_minute",
-                                apm};
-        int argc = 18;
-        if (e->status) {
-            argv[argc++] = "status";
-            argv[argc++] = e->status;
-        }
-        if (e->sections) {
-            argv[argc++] = "sections";
-            argv[argc++] = e->sections;
-        }
-        redisAppendCommandArgv(s->ctx, argc, argv, NULL);
-        queued++;
-    }
+    for (size_t i = 0; i < nresults; i++)
+        queued += append_result(s, &results[i], ttl);
+    for (size_t i = 0; i < nevents; i++)
+        queued += append_event(s, &events[i]);
     snprintf(v, sizeof v, "%lld", (long long)served);
-    key(s, k, sizeof k, "served");
-    const char *sargv[] = {"HSET", k, f, v};
-    redisAppendCommandArgv(s->ctx, 4, sargv, NULL);
-    queued++;
+    queued += append_partition_field(s, "served", partition, v);
     snprintf(v, sizeof v, "%.3f", rate);
-    key(s, k, sizeof k, "rate");
-    const char *rargv[] = {"HSET", k, f, v};
-    redisAppendCommandArgv(s->ctx, 4, rargv, NULL);
-    queued++;
-
-    int rc = 0, lost = 0;
-    for (size_t i = 0; i < queued; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
-            return conn_failed(s, "publish");
-        if (r->type == REDIS_REPLY_ERROR)
-            rc = ONS_EREDIS;
-        lost |= noscript(r);
-        freeReplyObject(r);
-    }
-    if (lost)
-        return conn_failed(s, "publish");
-    return rc;
+    queued += append_partition_field(s, "rate", partition, v);
+    return read_replies(s, queued, "publish");
 }
 
 int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n)
