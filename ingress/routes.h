@@ -40,6 +40,11 @@ void ing_route_event_update(ing_req *r);
  * forbidden) and must not be touched again. */
 int ing_event_owned(ing_req *r, ing_worker *w, int64_t event_id, long long end_grace_s, int lock,
                     ing_event_owner *out);
+/* routes_events.c: the event's sale state as joins see it (event_cache.h:
+ * the node's cache, else Redis, else PostgreSQL). Returns 0 with *out
+ * filled, or -1 when r was FINISHED (ing_fail: 404 event_not_found, 503
+ * unavailable). */
+int ing_event_state(ing_req *r, ing_worker *w, int64_t event_id, q_event_state *out);
 /* routes_events.c: the delivery report of a change sent through the event's
  * partition (status, admission). 0 with url = "/v1/events/<id>" (the
  * cached event is forgotten: GET shows the change once it is applied), or

@@ -44,6 +44,16 @@ static void store_failed(ing_req *r, ing_worker *w, int rc, const char *what)
         ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
 }
 
+int ing_event_state(ing_req *r, ing_worker *w, int64_t event_id, q_event_state *out)
+{
+    int rc = ing_events_get(r->app->events, w, event_id, out);
+    if (rc == ONS_ENOTFOUND)
+        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
+    else if (rc)
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Event data is unavailable; retry shortly.");
+    return rc ? -1 : 0;
+}
+
 int ing_event_owned(ing_req *r, ing_worker *w, int64_t event_id, long long end_grace_s, int lock,
                     ing_event_owner *out)
 {

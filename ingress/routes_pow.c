@@ -36,15 +36,8 @@ static void challenge_job(ing_worker *w, void *arg)
     ing_req *r = arg;
     int64_t event_id = *(int64_t *)r->job;
     q_event_state ev;
-    int rc = ing_events_get(r->app->events, w, event_id, &ev);
-    if (rc == ONS_ENOTFOUND) {
-        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
+    if (ing_event_state(r, w, event_id, &ev))
         return;
-    }
-    if (rc) {
-        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Event data is unavailable; retry shortly.");
-        return;
-    }
     if (ev.pow_difficulty <= 0) {
         /* No work asked: joins need no header. */
         ing_reply_json(r, 200,

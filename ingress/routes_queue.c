@@ -528,15 +528,8 @@ static void join_job_run(ing_worker *w, void *arg)
         return;
     int resumed = rc == 2; /* its proof of work was spent by the first attempt */
     q_event_state ev;
-    rc = ing_events_get(app->events, w, j->msg.event_id, &ev);
-    if (rc == ONS_ENOTFOUND) {
-        ing_fail(r, w, ING_E_EVENT_NOT_FOUND, NULL);
+    if (ing_event_state(r, w, j->msg.event_id, &ev))
         return;
-    }
-    if (rc) {
-        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Event data is unavailable; retry shortly.");
-        return;
-    }
     if (check_sale(r, w, &ev, j->msg.quantity) ||
         (!resumed && ing_pow_admit(r, w, j->msg.event_id, &ev, j->pow)) || claim_active(r, w))
         return;

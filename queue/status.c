@@ -176,15 +176,13 @@ static int noscript(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* Runs one script (one round trip). Returns the reply (caller frees) or
- * NULL after dropping the connection. */
-static redisReply *run_script(q_status *s, int script, const char *k, int nargs, const char **args)
+/* The reply of a script just appended (appended: whether that worked), or
+ * NULL after dropping the connection (a failed append or read, or a script
+ * the server no longer knows: the reconnect loads them again). */
+static redisReply *script_reply(q_status *s, int appended)
 {
-    if (ensure_conn(s))
-        return NULL;
     redisReply *r = NULL;
-    if (append_script(s, script, k, nargs, args) ||
-        redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r) {
+    if (!appended || redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r) {
         conn_failed(s, "script");
         return NULL;
     }
@@ -194,6 +192,15 @@ static redisReply *run_script(q_status *s, int script, const char *k, int nargs,
         return NULL;
     }
     return r;
+}
+
+/* Runs one script (one round trip). Returns the reply (caller frees) or
+ * NULL after dropping the connection. */
+static redisReply *run_script(q_status *s, int script, const char *k, int nargs, const char **args)
+{
+    if (ensure_conn(s))
+        return NULL;
+    return script_reply(s, append_script(s, script, k, nargs, args) == 0);
 }
 
 /* Drops the connection after a protocol or I/O error so the next call
@@ -514,18 +521,7 @@ static redisReply *run_script_keys(q_status *s, int script, const char **keys, i
         argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++)
         argv[argc++] = args[i];
-    redisReply *r = NULL;
-    if (redisAppendCommandArgv(s->ctx, argc, argv, NULL) != REDIS_OK ||
-        redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r) {
-        conn_failed(s, "script");
-        return NULL;
-    }
-    if (noscript(r)) {
-        freeReplyObject(r);
-        conn_failed(s, "script");
-        return NULL;
-    }
-    return r;
+    return script_reply(s, redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK);
 }
 
 /* Key names and period/burst arguments of n rate keys, into the caller's
