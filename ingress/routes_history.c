@@ -75,7 +75,11 @@ static void history_job_run(ing_worker *w, void *arg)
     if (step < HISTORY_STEP_MIN_S)
         step = HISTORY_STEP_MIN_S;
     json_t *out = json_object();
-    for (size_t i = 0; out && i < sizeof series / sizeof series[0]; i++) {
+    if (!out) {
+        ing_fail(r, w, ING_E_OVERLOADED, NULL);
+        return;
+    }
+    for (size_t i = 0; i < sizeof series / sizeof series[0]; i++) {
         json_t *values;
         int rc = ing_prom_range(r->app->o.ops_prometheus_url, series[i].expr, start, end, step,
                                 (int)r->app->o.ops_prometheus_timeout_ms, &values);
