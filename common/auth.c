@@ -20,6 +20,7 @@
  * token.
  */
 #include "common/auth.h"
+#include "common/b64url.h"
 #include "common/err.h"
 #include "common/hmac.h"
 
@@ -146,67 +147,6 @@ static int check_claims(const json_t *claims, int64_t now, ons_principal *out)
 
 /* ---- fast path ------------------------------------------------------------------ */
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes canonical unpadded base64url (unused trailing bits zero) of
- * length n into out (room for n * 3 / 4 bytes). Returns the byte count or
- * -1: anything not canonical is left to libjwt's lenient decoder. */
-static long b64url_decode(const char *in, size_t n, unsigned char *out)
-{
-    if (n % 4 == 1)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value(in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (bits && (acc & ((1u << bits) - 1)))
-        return -1;
-    return (long)o;
-}
-
-/* The unpadded base64url text of 32 bytes (43 characters) into out[44]. */
-static void b64url_encode32(const unsigned char *in, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < 30; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64url[v >> 18 & 63];
-        out[o++] = b64url[v >> 12 & 63];
-        out[o++] = b64url[v >> 6 & 63];
-        out[o++] = b64url[v & 63];
-    }
-    uint32_t v = (uint32_t)in[30] << 16 | (uint32_t)in[31] << 8;
-    out[o++] = b64url[v >> 18 & 63];
-    out[o++] = b64url[v >> 12 & 63];
-    out[o++] = b64url[v >> 6 & 63];
-    out[o] = '\0';
-}
-
 /* A flat JSON object as the fast path reads it: members whose values are
  * plain strings (printable ASCII, no escapes) or integers of at most 18
  * digits (no sign but '-', no leading zero, no fraction). Anything else in
@@ -312,7 +252,7 @@ static const flat_member *flat_get(const flat_obj *o, const char *name)
 /* Decodes and parses one segment. Returns 0 or -1. */
 static int segment_flat(const char *seg, size_t n, char *buf, flat_obj *o)
 {
-    long len = b64url_decode(seg, n, (unsigned char *)buf);
+    long len = ons_b64url_decode(seg, n, (unsigned char *)buf);
     if (len <= 0 || memchr(buf, 0, (size_t)len))
         return -1;
     buf[len] = '\0';
@@ -361,7 +301,7 @@ static int fast_verify(const char *secret, const char *token, int64_t now, ons_p
     if (ons_hmac_sha256(secret, token, (size_t)(d2 - token), mac))
         return 1;
     char sig[44];
-    b64url_encode32(mac, sig);
+    ons_b64url_encode(mac, 32, sig);
     volatile unsigned char diff = 0;
     for (size_t i = 0; i < 43; i++)
         diff |= (unsigned char)(sig[i] ^ d2[1 + i]);

@@ -5,6 +5,7 @@
 #include "ingress/json_io.h"
 #include "ingress/keyset.h"
 #include "ingress/pg_row.h"
+#include "common/b64url.h"
 #include "common/err.h"
 
 #include <errno.h>
@@ -125,31 +126,6 @@ static int parse_decimal(const char *s, double *out)
 
 /* ---- cursors ------------------------------------------------------------------------ */
 
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63];
-        out[o++] = B64URL[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63];
-    }
-    out[o] = '\0';
-}
-
 /* The instants a cursor may carry: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z,
  * in microseconds since the Unix epoch. */
 #define CURSOR_MIN_US   INT64_C(-62135596800000000)
@@ -182,7 +158,7 @@ void cat_cursor_encode(cat_sort sort, cat_match mode, const char *key, int64_t i
     double rank = sort == CAT_SORT_RELEVANCE ? (double)strtof(key, NULL) : 0;
     int64_t k = sort == CAT_SORT_RELEVANCE ? 0 : strtoll(key, NULL, 10);
     cursor_plain(sort, mode, rank, k, id, plain, sizeof plain);
-    b64url_encode((const unsigned char *)plain, strlen(plain), out);
+    ons_b64url_encode(plain, strlen(plain), out);
 }
 
 /* Signed decimal int64 in our canonical form. */
@@ -198,27 +174,18 @@ static int parse_i64(const char *s, int64_t *out)
 
 /* Inverse of cat_cursor_encode for q's sort; only its exact output is accepted. */
 /* Decodes base64url s (no padding) into out[cap], NUL-terminated. -1 when
- * s is not base64url, decodes to more than fits, or to bytes with a NUL. */
+ * s is not canonical base64url, decodes to more than fits, or to bytes with
+ * a NUL. */
 static int b64url_decode(const char *s, char *out, size_t cap)
 {
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; s[i]; i++) {
-        const char *p = strchr(B64URL, s[i]);
-        if (!p)
-            return -1;
-        acc = (acc << 6) | (unsigned)(p - B64URL);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= cap)
-                return -1;
-            out[o++] = (char)(acc >> bits & 0xff);
-        }
-    }
-    out[o] = '\0';
-    return memchr(out, '\0', o) ? -1 : 0;
+    size_t n = strlen(s);
+    if (n / 4 * 3 + 2 >= cap)
+        return -1;
+    long len = ons_b64url_decode(s, n, (unsigned char *)out);
+    if (len < 0)
+        return -1;
+    out[len] = '\0';
+    return memchr(out, '\0', (size_t)len) ? -1 : 0;
 }
 
 /* The sort, mode, key and id a cursor's plain text names: "key:id" (date,
@@ -298,7 +265,7 @@ static int cursor_decode(const char *s, cat_query *q)
     /* Only the one spelling we issue: re-encoding gives s back. */
     char again[96], p2[72];
     cursor_plain(sort, mode, q->cur_rank, q->cur_key, q->cur_id, p2, sizeof p2);
-    b64url_encode((const unsigned char *)p2, strlen(p2), again);
+    ons_b64url_encode(p2, strlen(p2), again);
     if (strcmp(again, s) != 0)
         return -1;
     q->has_cursor = 1;

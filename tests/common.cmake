@@ -4,6 +4,8 @@ onsale_unit(test_password onsale_common)
 onsale_unit(test_metrics onsale_common m)
 # The grow-by-doubling helper.
 onsale_unit(test_vec onsale_common)
+# Unpadded base64url (JWT segments, catalog cursors).
+onsale_unit(test_b64url onsale_common)
 # Keyed HMAC-SHA256 contexts per thread (public ids, JWT signatures).
 onsale_unit(test_hmac onsale_common PkgConfig::CRYPTO)
 # The binary heap (hold expiries, gateway delays, simulator timers).
