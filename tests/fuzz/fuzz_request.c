@@ -108,19 +108,6 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
     req_free(r);
 }
 
-void ing_reply_raw(ing_req *r, int status, const char *json_text)
-{
-    ing_reply_text(r, status, "application/json", json_text, json_text ? strlen(json_text) : 0);
-}
-
-void ing_reply_json(ing_req *r, int status, json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    ing_reply_raw(r, status, text);
-    free(text);
-}
-
 void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
                       const char *etag, const char *const *headers)
 {
@@ -131,11 +118,7 @@ void ing_reply_static(ing_req *r, const char *content_type, const void *data, si
     ing_reply_text(r, 200, content_type, data, len);
 }
 
-void ing_reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,
-                    const char *etag, const char *const *headers)
-{
-    ing_reply_static(r, content_type, data, len, etag, headers);
-}
+#include "tests/reply_stubs.h"
 
 void ing_req_submit(ing_req *r, ing_job_fn fn)
 {

@@ -1,0 +1,36 @@
+/*
+ * reply_stubs.h - ingress/server.c's reply functions in terms of the test's
+ * own ing_reply_text and ing_reply_static, for test programs that link
+ * ingress without its server (tests/fuzz/fuzz_request.c,
+ * tests/unit/test_event_routes.c). Include it once, after defining those
+ * two.
+ */
+#ifndef ONSALE_TESTS_REPLY_STUBS_H
+#define ONSALE_TESTS_REPLY_STUBS_H
+
+#include "ingress/server.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ing_reply_raw(ing_req *r, int status, const char *json_text)
+{
+    ing_reply_text(r, status, "application/json", json_text, json_text ? strlen(json_text) : 0);
+}
+
+void ing_reply_json(ing_req *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    ing_reply_raw(r, status, text);
+    free(text);
+}
+
+void ing_reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,
+                    const char *etag, const char *const *headers)
+{
+    ing_reply_static(r, content_type, data, len, etag, headers);
+}
+
+#endif
