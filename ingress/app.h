@@ -82,6 +82,7 @@ typedef struct ing_opts {
     long long event_cache_ms;
     long long event_view_ttl_ms;
     long long event_view_slots;
+    long long event_view_refresh_min_ms, event_view_refresh_max_ms, event_view_views_per_s;
     long long idem_ttl_s;
     long long idem_inflight_ttl_s;
     long long monitor_interval_ms;

@@ -44,6 +44,7 @@ typedef struct slot {
 struct ing_views {
     pthread_mutex_t mu[STRIPES];
     int ttl_ms;
+    ing_view_refresh refresh;
     char cache_control[32];
     size_t n;
     slot *slots;
@@ -61,7 +62,22 @@ static view_body *body_hold(view_body *b)
     return b;
 }
 
-int ing_views_new(int ttl_ms, size_t slots, ing_views **out)
+int64_t ing_view_refresh_ms(const ing_view_refresh *cfg, int64_t crowd)
+{
+    int64_t ms = cfg->min_ms;
+    if (crowd > cfg->max_ms * cfg->views_per_s / 1000) /* no overflow below */
+        crowd = cfg->max_ms * cfg->views_per_s / 1000 + 1;
+    if (crowd > 0 && cfg->views_per_s > 0) {
+        int64_t spread = (crowd * 1000 + cfg->views_per_s - 1) / cfg->views_per_s;
+        if (spread > ms)
+            ms = spread;
+    }
+    if (ms > cfg->max_ms)
+        ms = cfg->max_ms;
+    return (ms + 999) / 1000 * 1000;
+}
+
+int ing_views_new(int ttl_ms, size_t slots, const ing_view_refresh *refresh, ing_views **out)
 {
     ing_views *v = calloc(1, sizeof *v);
     if (!v || slots == 0 || !(v->slots = calloc(slots, sizeof *v->slots))) {
@@ -71,6 +87,7 @@ int ing_views_new(int ttl_ms, size_t slots, ing_views **out)
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&v->mu[i], NULL);
     v->ttl_ms = ttl_ms;
+    v->refresh = *refresh;
     v->n = slots;
     /* Shared caches (a CDN) may keep it as long as we do, whole seconds. */
     snprintf(v->cache_control, sizeof v->cache_control, "public, max-age=%d", ttl_ms / 1000);
@@ -248,7 +265,7 @@ static json_t *venue_json(const ing_event_view_row *v)
 
 /* The view of v with availability st (and the per-section list). */
 static json_t *view_json(int64_t event_id, const ing_event_view_row *v, const q_event_state *st,
-                         const char *list, const char *status)
+                         const char *list, const char *status, int64_t refresh_after_ms)
 {
     json_t *tarr = json_array();
     for (size_t i = 0; tarr && i < v->ntiers; i++) {
@@ -281,12 +298,15 @@ static json_t *view_json(int64_t event_id, const ing_event_view_row *v, const q_
     /* Proof of work before a join (docs/fairness.md "Bot friction"). */
     if (body)
         json_object_set_new(body, "pow_difficulty", json_integer(v->pow_difficulty));
+    if (body)
+        json_object_set_new(body, "refresh_after_ms", json_integer(refresh_after_ms));
     return body;
 }
 
 /* Builds event_id's view. Returns 0 and *out (held), ONS_ENOTFOUND or
  * ONS_EDB / ONS_ENOMEM. */
-static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_body **out)
+static int build(ing_worker *w, const ing_views *views, int64_t event_id, int64_t end_grace_ms,
+                 view_body **out)
 {
     ing_event_view_row *v = malloc(sizeof *v);
     char *list = malloc(SECTIONS_TEXT_MAX);
@@ -309,7 +329,11 @@ static int build(ing_worker *w, int64_t event_id, int64_t end_grace_ms, view_bod
         counts_from_postgres(w, event_id, &st, list, SECTIONS_TEXT_MAX) == 0) {
         const char *status =
             effective_status(v->status, v->onsale_ms, v->starts_ms + end_grace_ms, sold_out);
-        json_t *body = view_json(event_id, v, &st, list, status);
+        /* The crowd as the owner last published it; a count from
+         * PostgreSQL knows neither (waiting -1, holds_active 0). */
+        int64_t crowd = (st.waiting > 0 ? st.waiting : 0) + st.holds_active;
+        json_t *body = view_json(event_id, v, &st, list, status,
+                                 ing_view_refresh_ms(&views->refresh, crowd));
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
         rc = text && (*out = body_new(text)) != NULL ? 0 : ONS_ENOMEM;
@@ -331,7 +355,7 @@ static void view_job(ing_worker *w, void *arg)
     ing_views *v = r->app->views;
     int64_t event_id = *(int64_t *)r->job;
     view_body *b = NULL;
-    int rc = build(w, event_id, (int64_t)r->app->o.events_end_grace_s * 1000, &b);
+    int rc = build(w, v, event_id, (int64_t)r->app->o.events_end_grace_s * 1000, &b);
     if (rc == 0) {
         store(v, event_id, b, ing_now_ms());
         reply_view(r, b);

@@ -27,9 +27,24 @@
 
 typedef struct ing_views ing_views;
 
+/* How often the fan page should fetch the view again (docs/http-edge.md
+ * "The page's schedule"): every min_ms while the event is quiet, spread so
+ * that the event's crowd (fans waiting plus fans holding seats, from the
+ * owner's projection) asks at most views_per_s times a second in all, never
+ * slower than max_ms. Sent as refresh_after_ms in the view. */
+typedef struct ing_view_refresh {
+    int64_t min_ms, max_ms, views_per_s;
+} ing_view_refresh;
+
+/* refresh_after_ms for a crowd of that many fans (negative = unknown):
+ * crowd * 1000 / views_per_s clamped to [min_ms, max_ms], rounded up to a
+ * whole second so the view's ETag changes only when the hint does. */
+int64_t ing_view_refresh_ms(const ing_view_refresh *cfg, int64_t crowd);
+
 /* A cache of ttl_ms with room for slots events (one per slot: a collision
- * evicts). Returns 0 or ONS_ENOMEM; *out is freed with ing_views_free. */
-int ing_views_new(int ttl_ms, size_t slots, ing_views **out);
+ * evicts), whose views carry refresh hints per *refresh. Returns 0 or
+ * ONS_ENOMEM; *out is freed with ing_views_free. */
+int ing_views_new(int ttl_ms, size_t slots, const ing_view_refresh *refresh, ing_views **out);
 void ing_views_free(ing_views *v);
 
 #endif

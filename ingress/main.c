@@ -141,6 +141,12 @@ const ons_opt ing_opt_table[] = {
         "how long a rendered event view (GET /v1/events/{id}) is served from memory"),
     OPT("event_view.slots", ONS_OPT_INT, event_view_slots, 1, 10000000, "16384",
         "event views kept in memory (one per slot; a collision evicts)"),
+    OPT("event_view.refresh_min_ms", ONS_OPT_INT, event_view_refresh_min_ms, 1000, 600000, "5000",
+        "refresh_after_ms the view tells the fan page while its event is quiet"),
+    OPT("event_view.refresh_max_ms", ONS_OPT_INT, event_view_refresh_max_ms, 1000, 600000, "60000",
+        "the longest refresh_after_ms the view tells the fan page, however big the crowd"),
+    OPT("event_view.views_per_s", ONS_OPT_INT, event_view_views_per_s, 1, 10000000, "2000",
+        "view refreshes per second one event's crowd (waiting + holding) is spread to"),
     OPT("idem.ttl_s", ONS_OPT_INT, idem_ttl_s, 60, 604800, "86400",
         "how long an Idempotency-Key's response is kept for replay"),
     OPT("idem.inflight_ttl_s", ONS_OPT_INT, idem_inflight_ttl_s, 5, 3600, "60",
@@ -345,6 +351,9 @@ static int start_modules(ing_app *app)
                               &app->cursors)) ||
         (rc = ing_events_new((int)app->o.event_cache_ms, 4096, &app->events)) ||
         (rc = ing_views_new((int)app->o.event_view_ttl_ms, (size_t)app->o.event_view_slots,
+                            &(ing_view_refresh){app->o.event_view_refresh_min_ms,
+                                                app->o.event_view_refresh_max_ms,
+                                                app->o.event_view_views_per_s},
                             &app->views)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
         (rc = ing_log_reader_new(app->o.kafka_brokers, app->o.kafka_topic, &app->log_reader)) ||
@@ -404,6 +413,11 @@ static int check_options(const void *opts, void *arg, char *err, size_t errlen)
     (void)arg;
     if (o->status_poll_min_ms > o->status_poll_max_ms) {
         snprintf(err, errlen, "status.poll_min_ms must not exceed status.poll_max_ms");
+        return ONS_EINVAL;
+    }
+    if (o->event_view_refresh_min_ms > o->event_view_refresh_max_ms) {
+        snprintf(err, errlen,
+                 "event_view.refresh_min_ms must not exceed event_view.refresh_max_ms");
         return ONS_EINVAL;
     }
     if (ing_client_addr_trusted_ok(o->client_trusted_proxies)) {

@@ -165,7 +165,10 @@
     try {
       ev = (await call("GET", `/v1/events/${eventId}`)).body;
       renderEvent();
-      if (eventTimer === null) eventTimer = setTimeout(loadEvent, EVENT_REFRESH_MS);
+      /* The server spreads a big crowd's refreshes (refresh_after_ms grows
+       * with the fans waiting); the fan's own place comes from its polls. */
+      const next = Math.max(EVENT_REFRESH_MS, Number(ev.refresh_after_ms) || 0);
+      if (eventTimer === null) eventTimer = setTimeout(loadEvent, next);
     } catch (err) {
       if (err.status === 404 || err.status === 400) {
         $("event").classList.remove("hidden");

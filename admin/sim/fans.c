@@ -749,9 +749,18 @@ static void fan_step(sim *s, uint32_t f)
 
 static void view_push(sim *s, uint32_t f, int64_t due)
 {
-    size_t at = (s->view_head + s->view_len++) % s->nfans;
-    s->view_fan[at] = f;
-    s->view_due[at] = due;
+    sim_timer t = {due, f};
+    (void)ons_heap_push(&s->views_heap, &t); /* room for every fan */
+}
+
+/* The page waits max(event_view_ms, the view's refresh_after_ms) before
+ * the next view (web/fan.js loadEvent); every fan watches one event, so
+ * the last hint seen is the one each fan's page would follow. */
+static void note_view_refresh(sim *s, const ons_httpc_resp *r)
+{
+    const char *k = r->status == 200 ? strstr(r->body, "\"refresh_after_ms\":") : NULL;
+    if (k)
+        s->view_refresh_ms = strtoll(k + strlen("\"refresh_after_ms\":"), NULL, 10);
 }
 
 static void view_answer(void *arg, const ons_httpc_resp *r)
@@ -765,8 +774,12 @@ static void view_answer(void *arg, const ons_httpc_resp *r)
         sim_samples_add(&s->view_lat, r->latency_ms, &s->rng);
     else
         s->view_errors++;
+    note_view_refresh(s, r);
+    int64_t wait = s->o.event_view_ms;
+    if (s->view_refresh_ms > wait)
+        wait = s->view_refresh_ms;
     if (fan->phase != P_DONE && !s->draining)
-        view_push(s, f, sim_now_ms(s) + s->o.event_view_ms);
+        view_push(s, f, sim_now_ms(s) + wait);
 }
 
 static void view_send(sim *s, uint32_t f)
@@ -786,11 +799,11 @@ static void view_send(sim *s, uint32_t f)
 /* Sends every view refresh that is due. */
 static void views_due(sim *s, int64_t now)
 {
-    while (s->view_len > 0 && s->view_due[s->view_head] <= now) {
-        uint32_t f = s->view_fan[s->view_head];
-        s->view_head = (s->view_head + 1) % s->nfans;
-        s->view_len--;
-        view_send(s, f);
+    const sim_timer *t;
+    while ((t = ons_heap_at(&s->views_heap, 0)) && t->due_ms <= now) {
+        sim_timer due;
+        ons_heap_remove(&s->views_heap, 0, &due);
+        view_send(s, due.fan);
     }
 }
 
@@ -887,9 +900,9 @@ int sim_fans_init(sim *s)
     size_t n = (size_t)s->o.fans;
     s->fans = calloc(n, sizeof *s->fans);
     int rc = ons_heap_init(&s->timers, sizeof(sim_timer), n, n, timer_before, timer_moved, s);
-    s->view_fan = calloc(n, sizeof *s->view_fan);
-    s->view_due = calloc(n, sizeof *s->view_due);
-    if (rc || !s->fans || !s->view_fan || !s->view_due)
+    if (!rc)
+        rc = ons_heap_init(&s->views_heap, sizeof(sim_timer), n, n, timer_before, NULL, NULL);
+    if (rc || !s->fans)
         return ONS_ENOMEM;
     s->nfans = n;
     size_t nburst = (size_t)llround(s->o.burst_fraction * (double)n);
@@ -927,8 +940,7 @@ void sim_fans_fini(sim *s)
         free(s->fans[i].token), free(s->fans[i].pow);
     free(s->fans);
     ons_heap_fini(&s->timers);
-    free(s->view_fan);
-    free(s->view_due);
+    ons_heap_fini(&s->views_heap);
     free(s->points);
     free(s->view_lat.v);
     free(s->join_lat.v);
@@ -975,8 +987,9 @@ static int64_t loop_wait_ms(const sim *s, int64_t now)
     int64_t wait = 50;
     if (timer_first(s) && timer_first(s)->due_ms - now < wait)
         wait = timer_first(s)->due_ms - now;
-    if (s->view_len > 0 && s->view_due[s->view_head] - now < wait)
-        wait = s->view_due[s->view_head] - now;
+    const sim_timer *v = ons_heap_at(&s->views_heap, 0);
+    if (v && v->due_ms - now < wait)
+        wait = v->due_ms - now;
     return wait < 0 ? 0 : wait;
 }
 

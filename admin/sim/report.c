@@ -160,8 +160,9 @@ static void print_latencies(sim *s, FILE *out)
             pl.p50, pl.p95, pl.p99, s->poll_lat.seen);
     fprintf(out,
             "  event view latency       p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (%lld views, "
-            "%lld failed; every %lld ms per fan)\n",
-            vl.p50, vl.p95, vl.p99, s->views, s->view_errors, s->o.event_view_ms);
+            "%lld failed; every %lld ms per fan or the view's refresh_after_ms, last %lld)\n",
+            vl.p50, vl.p95, vl.p99, s->views, s->view_errors, s->o.event_view_ms,
+            (long long)s->view_refresh_ms);
     fprintf(out,
             "  time to an answer        p50 %.2f s  p95 %.2f s  p99 %.2f s  (join to "
             "reserved/rejected/sold out)\n",

@@ -123,11 +123,11 @@ struct sim {
     /* timers: a min-heap of sim_timer by due time; a fan's place in it is
      * its heap_idx */
     ons_heap timers;
-    /* event view refreshes: a FIFO of (fan, due), due times ascending
-     * because every entry is pushed at now + event_view_ms */
-    uint32_t *view_fan;
-    int64_t *view_due;
-    size_t view_head, view_len;
+    /* event view refreshes: a min-heap of sim_timer (fan, due), at most
+     * one per fan; each is due after the page's wait, which follows the
+     * view's refresh_after_ms, so due times come in no fixed order */
+    ons_heap views_heap;
+    int64_t view_refresh_ms; /* the last refresh_after_ms a view gave */
     int64_t start_ns;
     int64_t last_change_ms, first_join_ms, last_arrival_ms;
     int64_t sold_out_ms, all_taken_ms;

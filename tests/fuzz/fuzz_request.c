@@ -147,7 +147,7 @@ static void setup(void)
     q_status_opts st = {.host = "127.0.0.1", .port = 1, .prefix = "fuzz:", .timeout_ms = 50};
     if (ing_cursors_new(app.partitions, &st, "host=/nonexistent-onsale-fuzz connect_timeout=1",
                         1 << 30, &app.cursors) ||
-        ing_seqmap_new(1024, &app.seqs) || ing_views_new(1000, 64, &app.views) ||
+        ing_seqmap_new(1024, &app.seqs) || ing_views_new(1000, 64, &(ing_view_refresh){5000, 60000, 2000}, &app.views) ||
         ing_events_new(250, 64, &app.events) || nng_aio_alloc(&aio, NULL, NULL))
         abort();
     ing_cursors_raise(app.cursors, 0, 1000); /* partition 0: served up to 1000 */

@@ -65,3 +65,29 @@ def test_unknown_and_bad_ids():
         assert s == 404 and b["error"]["code"] == "event_not_found"
         s, _, b = st.http("GET", "/v1/events/01")
         assert s == 400 and b["error"]["code"] == "invalid_id"
+
+
+def test_refresh_hint_spreads_the_crowd():
+    """refresh_after_ms: the floor while the event is quiet, and growing
+    with the fans waiting and holding so their views stay within
+    event_view.views_per_s (here 1 a second, so ten fans make 10 s)."""
+    with Stack(partitions=1) as st:
+        st.start_worker()
+        st.start_ingress(event_view_views_per_s=1, event_view_ttl_ms=0,
+                         event_view_refresh_min_ms=2000, event_view_refresh_max_ms=8000)
+        ev = st.create_event(sections=[("A", 1, 1, 5000)])
+        v = st.http("GET", f"/v1/events/{ev}")[2]
+        assert v["refresh_after_ms"] == 2000, v
+        # One fan holds the only seat; the next ones wait for it.
+        for fan in range(1, 5):
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                              token=st.token(fan, "fan"))
+            assert s == 202, b
+        st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["refresh_after_ms"] == 4000,
+                    10, "1 holding + 3 waiting fans at 1 view/s: 4 s")
+        for fan in range(5, 15):
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                              token=st.token(fan, "fan"))
+            assert s == 202, b
+        st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["refresh_after_ms"] == 8000,
+                    10, "14 fans: capped at refresh_max_ms")
