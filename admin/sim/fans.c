@@ -23,8 +23,9 @@
  * with Onsale-PoW; a pow_* refusal fetches a new challenge (at most
  * POW_TRIES).
  * Beside that script, as web/fan.js does, each fan's page fetches the event
- * view (GET /v1/events/{id}) on arrival and event_view_ms after each answer
- * until the fan is done: at most one view in flight per fan.
+ * view (GET /v1/events/{id}) on arrival and then after event_view_ms or the
+ * view's refresh_after_ms, whichever is longer, until the fan is done: at
+ * most one view in flight per fan.
  * Every answer about an intent (the 202 and each poll) is one sim-log line
  * (format: admin/audit.h).
  */
