@@ -343,6 +343,7 @@ static void join_accepted(sim *s, uint32_t f, json_t *j, int64_t now)
         s->first_join_ms = fan->join_ms;
     snprintf(fan->intent_id, sizeof fan->intent_id, "%s", json_string_value(id));
     fan->state = Q_INTENT_QUEUED;
+    fan->queued_seen_ms = now;
     if (json_is_integer(pos))
         note_eta(fan, j, now); /* a prequeued join has no place yet */
     fan->last_pos = json_is_integer(pos) ? json_integer_value(pos) : -1;
@@ -569,6 +570,8 @@ static void poll_seen(sim *s, sim_fan *fan, json_t *j, int idx, int64_t now)
         s->last_change_ms = now;
     if (fan->state == Q_INTENT_QUEUED && idx != Q_INTENT_QUEUED && fan->served_ms < 0)
         fan->served_ms = now;
+    if (idx == Q_INTENT_QUEUED)
+        fan->queued_seen_ms = now;
     if (idx == Q_INTENT_QUEUED && p >= 0)
         note_eta(fan, j, now);
     fan->state = (uint8_t)idx;
@@ -917,6 +920,7 @@ int sim_fans_init(sim *s)
         f->pow_needed = s->o.pow_difficulty > 0;
         f->state = S_NONE;
         f->join_ms = f->answer_ms = f->served_ms = f->eta_ms = f->eta_at_ms = -1;
+        f->queued_seen_ms = -1;
         f->last_pos = -1;
         f->qty = (uint8_t)(1 + rng_next(&s->rng) % (uint64_t)s->o.max_quantity);
         f->adjacent = rng_unit(&s->rng) >= s->o.non_adjacent_prob;

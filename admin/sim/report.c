@@ -58,28 +58,44 @@ static double drain_rate(const sim *s, int64_t *span_ms)
     return *span_ms > 0 ? (double)served * 1000.0 / (double)*span_ms : 0;
 }
 
-/* How far the first ETA each queued fan was shown missed when the fan
- * actually left the queue (seen at its next poll, so the poll interval is
- * part of the error). rel_* are |error| / the wait, the wait floored at
- * one second so that a fan served at once does not dominate. */
+/* How far the first ETA each queued fan was shown missed the moment the
+ * fan left the queue. The sim sees that moment only between two answers:
+ * after the last one that said queued and by the first one that did not.
+ * The error is the distance from the promised moment (shown at + ETA) to
+ * that window: 0 when the promise falls inside it, > 0 when the fan was
+ * provably reached later than promised, < 0 earlier. seen_* is the cruder
+ * figure a fan feels: the wait until the first answer past the queue minus
+ * the ETA, which also counts the poll interval. rel = |error| / the wait
+ * as seen, floored at one second so that a fan served at once does not
+ * dominate. window_p50_ms is the window's median width (the resolution). */
 typedef struct eta_error {
     size_t fans;
     double p50_abs_ms, p90_abs_ms, p50_rel, p90_rel, p50_signed_ms;
+    double seen_p50_abs_ms, seen_p50_rel, seen_p90_rel, window_p50_ms;
 } eta_error;
 
 static eta_error eta_errors(sim *s)
 {
-    eta_error e = {0, NAN, NAN, NAN, NAN, NAN};
-    sim_samples abs_ms = {0}, rel = {0}, signed_ms = {0};
+    eta_error e = {0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    sim_samples abs_ms = {0}, rel = {0}, signed_ms = {0}, seen_abs = {0}, seen_rel = {0},
+                window = {0};
     for (size_t i = 0; i < s->nfans; i++) {
         const sim_fan *f = &s->fans[i];
-        if (f->eta_ms < 0 || f->served_ms < 0 || f->served_ms < f->eta_at_ms)
+        if (f->eta_ms < 0 || f->served_ms < 0 || f->served_ms < f->eta_at_ms ||
+            f->queued_seen_ms < f->eta_at_ms)
             continue;
-        double wait = (double)(f->served_ms - f->eta_at_ms);
-        double err = wait - (double)f->eta_ms; /* > 0: later than promised */
+        double promised = (double)(f->eta_at_ms + f->eta_ms);
+        double lo = (double)f->queued_seen_ms, hi = (double)f->served_ms;
+        double err = promised < lo ? lo - promised : promised > hi ? hi - promised : 0;
+        double wait = hi - (double)f->eta_at_ms;
+        double floor_wait = wait > 1000.0 ? wait : 1000.0;
+        double seen = wait - (double)f->eta_ms;
         sim_samples_add(&abs_ms, fabs(err), &s->rng);
-        sim_samples_add(&rel, fabs(err) / (wait > 1000.0 ? wait : 1000.0), &s->rng);
+        sim_samples_add(&rel, fabs(err) / floor_wait, &s->rng);
         sim_samples_add(&signed_ms, err, &s->rng);
+        sim_samples_add(&seen_abs, fabs(seen), &s->rng);
+        sim_samples_add(&seen_rel, fabs(seen) / floor_wait, &s->rng);
+        sim_samples_add(&window, hi - lo, &s->rng);
         e.fans++;
     }
     if (e.fans) {
@@ -88,10 +104,14 @@ static eta_error eta_errors(sim *s)
         e.p50_rel = sim_samples_pct(&rel, 50);
         e.p90_rel = sim_samples_pct(&rel, 90);
         e.p50_signed_ms = sim_samples_pct(&signed_ms, 50);
+        e.seen_p50_abs_ms = sim_samples_pct(&seen_abs, 50);
+        e.seen_p50_rel = sim_samples_pct(&seen_rel, 50);
+        e.seen_p90_rel = sim_samples_pct(&seen_rel, 90);
+        e.window_p50_ms = sim_samples_pct(&window, 50);
     }
-    free(abs_ms.v);
-    free(rel.v);
-    free(signed_ms.v);
+    sim_samples *all[] = {&abs_ms, &rel, &signed_ms, &seen_abs, &seen_rel, &window};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]->v);
     return e;
 }
 
@@ -172,9 +192,13 @@ static void print_latencies(sim *s, FILE *out)
         fprintf(out,
                 "  ETA error                median |error| %.2f s (%.0f %% of the wait), p90 "
                 "%.2f s (%.0f %%), median %+.2f s (+: later than promised); %zu fans (first ETA "
-                "while queued vs leaving the queue, seen at the next poll)\n",
+                "while queued vs the window in which the fan left the queue, median width "
+                "%.2f s)\n"
+                "  ETA error as seen        median %.2f s (%.0f %% of the wait), p90 %.0f %% "
+                "(vs the first answer past the queue: includes the poll interval)\n",
                 ee.p50_abs_ms / 1000, ee.p50_rel * 100, ee.p90_abs_ms / 1000, ee.p90_rel * 100,
-                ee.p50_signed_ms / 1000, ee.fans);
+                ee.p50_signed_ms / 1000, ee.fans, ee.window_p50_ms / 1000,
+                ee.seen_p50_abs_ms / 1000, ee.seen_p50_rel * 100, ee.seen_p90_rel * 100);
     else
         fprintf(out, "  ETA error                no queued fan was shown an ETA and served\n");
 }
@@ -310,9 +334,12 @@ static json_t *checkout_json(const sim *s)
 static json_t *eta_json(sim *s)
 {
     eta_error ee = eta_errors(s);
-    return ee.fans ? json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "fans", (json_int_t)ee.fans,
-                               "p50_abs_ms", ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel",
-                               ee.p50_rel, "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms)
+    return ee.fans ? json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "fans",
+                               (json_int_t)ee.fans, "p50_abs_ms", ee.p50_abs_ms, "p90_abs_ms",
+                               ee.p90_abs_ms, "p50_rel", ee.p50_rel, "p90_rel", ee.p90_rel,
+                               "p50_signed_ms", ee.p50_signed_ms, "seen_p50_abs_ms",
+                               ee.seen_p50_abs_ms, "seen_p50_rel", ee.seen_p50_rel, "seen_p90_rel",
+                               ee.seen_p90_rel, "window_p50_ms", ee.window_p50_ms)
                    : json_null();
 }
 

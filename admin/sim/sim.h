@@ -84,8 +84,10 @@ typedef struct sim_fan {
     char *pow;                        /* the join's Onsale-PoW value while it is sent */
     int64_t acted_ms;                 /* when the last checkout was accepted */
     /* The first ETA the fan was shown while queued (eta_seconds, in ms; -1
-     * none) and when it was shown: report.c compares it with served_ms. */
-    int64_t eta_ms, eta_at_ms;
+     * none) and when it was shown: report.c compares it with when the fan
+     * left the queue, which happened after queued_seen_ms (the last answer
+     * that still said queued) and by served_ms (the first that did not). */
+    int64_t eta_ms, eta_at_ms, queued_seen_ms;
     int32_t heap_idx; /* -1 when no timer */
 } sim_fan;
 
