@@ -61,10 +61,17 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
      * (es, NULL when not cached) only: no lookup on this path. */
     if (es && es->admissions_per_minute > 0 && (double)es->admissions_per_minute / 60.0 < rate)
         rate = (double)es->admissions_per_minute / 60.0;
-    q.eta_seconds = (int64_t)ceil((double)q.position / rate);
+    double eta_ms = ceil((double)q.position * 1000.0 / rate);
+    q.eta_seconds = (int64_t)ceil(eta_ms / 1000.0);
+    /* Poll when the fan is expected to be reached, not later (a fan told
+     * "2 s" is not sent away for 9), and while the wait is long, spaced by
+     * position (status.poll_ms_per_position) but at least a tenth of the
+     * ETA: a long queue polls slowly, its head promptly. */
     int64_t poll = q.position * app->o.status_poll_ms_per_position;
-    if (poll < q.eta_seconds * 100)
-        poll = q.eta_seconds * 100;
+    if ((double)poll > eta_ms)
+        poll = (int64_t)eta_ms;
+    if ((double)poll < eta_ms / 10)
+        poll = (int64_t)(eta_ms / 10);
     if (poll < app->o.status_poll_min_ms)
         poll = app->o.status_poll_min_ms;
     if (poll > app->o.status_poll_max_ms)

@@ -411,3 +411,27 @@ def test_queued_fans_told_sold_out_without_waiting_for_the_worker():
         time.sleep(0.3)
         for b in poll_all():
             assert b["state"] == "rejected" and b["reason"] == "sold_out", b
+
+
+def test_queued_poll_comes_back_at_the_eta_not_later():
+    """poll_after_ms of a queued fan is never later than its ETA (so it
+    learns it was reached when it expected to be), and at least a tenth of
+    it. No worker: the joins stay queued and the ETA uses the assumed rate
+    (here 100/s, so 20 places ahead are 200 ms); 50 ms per place would
+    otherwise send the 21st fan away for 1 s."""
+    with Stack() as st:
+        st.start_ingress(status_assumed_rate=100, status_poll_ms_per_position=50,
+                         status_poll_min_ms=50)
+        ev, _ = create_event_api(st, 50)
+        answers = []
+        for u in range(1, 22):
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
+            assert s == 202, b
+            answers.append(b)
+        for b in answers:
+            eta_ms = b["position"] * 1000 // 100
+            assert max(50, eta_ms // 10) <= b["poll_after_ms"] <= max(50, eta_ms), (b, eta_ms)
+        assert answers[-1]["position"] == 20 and answers[-1]["poll_after_ms"] == 200, answers[-1]
+        # The poll answers the same way while the fan is still queued.
+        s, _, p = st.http("GET", answers[-1]["status_url"], token=st.token(21))
+        assert s == 200 and p["state"] == "queued" and p["poll_after_ms"] == 200, p
