@@ -173,8 +173,12 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
         w = put_text(w, ",\"event_id\":", SIZE_MAX);
         w = put_int(w, event_id);
     }
-    if (es && es->available == 0 && es->held > 0)
-        w = put_text(w, ",\"seats_all_held\":true", SIZE_MAX);
+    /* Every unsold seat is held: the fans already waiting for one (the
+     * owner's count) are ahead of every queued fan too. */
+    if (es && es->available == 0 && es->held > 0) {
+        w = put_text(w, ",\"seats_all_held\":true,\"waiting_ahead\":", SIZE_MAX);
+        w = put_int(w, es->waiting > 0 ? es->waiting : 0);
+    }
     w = put_text(w, "}", SIZE_MAX);
     *w = '\0';
     ing_reply_raw(r, 200, body);

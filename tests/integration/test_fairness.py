@@ -403,10 +403,12 @@ def test_queued_fans_told_sold_out_without_waiting_for_the_worker():
         for b in poll_all():
             assert b["state"] == "queued" and "seats_all_held" not in b, b
         key = st.key(f"ev:{ev}")
-        st.redis.hset(key, mapping={"available": 0, "held": 2, "sold": 0, "sold_out": 0})
+        st.redis.hset(key, mapping={"available": 0, "held": 2, "sold": 0, "sold_out": 0,
+                                    "waiting": 7})
         time.sleep(0.3)
         for b in poll_all():
             assert b["state"] == "queued" and b["seats_all_held"] is True, b
+            assert b["waiting_ahead"] == 7, b  # fans already waiting for a seat
         st.redis.hset(key, mapping={"available": 0, "held": 0, "sold": 2, "sold_out": 1})
         time.sleep(0.3)
         for b in poll_all():
