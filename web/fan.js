@@ -334,12 +334,17 @@
     const max = mine.max_position;
     $("queue-h").textContent = "You are in line";
     $("q-place").textContent = p === 0 ? "You're next" : `No. ${num(p + 1)}`;
-    $("q-ahead").textContent = num(p);
+    /* Every unsold seat held: the fans already waiting for one are ahead too. */
+    const waiting = st.seats_all_held ? (st.waiting_ahead ?? 0) : 0;
+    $("q-ahead").textContent = num(p + waiting);
     $("q-eta").textContent = p === 0 ? "any moment" : duration(st.eta_seconds);
     $("q-state").textContent = "In line";
     const pct = max > 0 ? Math.round(100 * (max - p) / max) : 100;
     setBar(pct);
-    $("q-note").textContent = "Keep this page open or come back to it: your place is kept if you reload.";
+    $("q-note").textContent = st.seats_all_held
+      ? `Every seat is held by other fans right now, and ${num(waiting)} already wait for one ` +
+        "ahead of you. You keep your place in case seats come back."
+      : "Keep this page open or come back to it: your place is kept if you reload.";
     $("leave-btn").classList.remove("hidden");
     announceState("queued", "You are in line.");
     announcePosition(p, st.eta_seconds);
