@@ -55,35 +55,32 @@
  *   + succeeded refunds. With no orders the check runs and reports 0.
  */
 #include "admin/audit.h"
+#include "admin/audit_rules.h"
+#include "admin/audit_store.h"
 #include "common/hex.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
 #include "queue/states.h"
 #include "common/err.h"
-#include "common/pg.h"
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define CHUNK_IDS      10000 /* intent ids per ANY($1) query */
-#define MAX_PARTITIONS 4096
-#define KAFKA_TIMEOUT  5000 /* ms per metadata / watermark call */
-#define LINE_MAX_LEN   512
+#define CHUNK_IDS     ADM_STATES_MAX /* intent ids per query */
+#define KAFKA_TIMEOUT 5000           /* ms per metadata / watermark call */
+#define LINE_MAX_LEN  512
 
 typedef struct audit {
     const adm_audit_opts *o;
     adm_audit_result *res;
     FILE *out;
-    ons_pg pg;
-    char event_buf[24];
-    const char *event_param; /* NULL: every event */
+    adm_store st;
 } audit;
 
 /* ---- result rows ----------------------------------------------------------- */
@@ -115,118 +112,44 @@ static void add_check(audit *a, const char *name, enum adm_check_status st, long
                 checked, violations, c->detail);
 }
 
-/* ---- PostgreSQL helpers ---------------------------------------------------- */
+/* ---- counted by PostgreSQL -------------------------------------------------- */
 
-/* Runs sql with text params; returns a TUPLES_OK result the caller PQclears,
- * or NULL after logging the error (common/pg). */
-static PGresult *query(audit *a, const char *sql, int n, const char *const *params)
-{
-    PGresult *r;
-    return ons_pg_exec(a->pg.conn, PGRES_TUPLES_OK, "audit", sql, n, params, &r) ? NULL : r;
-}
-
-/* The integer at (row, col), 0 for SQL NULL. A field that is not an integer
- * is reported on stderr and read as 0. */
-static long long ll_at(const PGresult *r, int row, int col)
-{
-    int64_t v = 0;
-    int rc = ons_pg_get_i64_or(r, row, col, 0, &v);
-    if (rc)
-        fprintf(stderr, "audit: row %d column %d: %s\n", row, col, ons_strerror(rc));
-    return rc ? 0 : (long long)v;
-}
-
-/* Runs a query that answers one row of (checked, violations, detail text)
- * and records it as check name. */
-static int count_check(audit *a, const char *name, const char *sql, const char *what)
-{
-    const char *params[1] = {a->event_param};
-    PGresult *r = query(a, sql, 1, params);
-    if (!r)
-        return ONS_EDB;
-    long long checked = ll_at(r, 0, 0), bad = ll_at(r, 0, 1);
-    const char *sample = PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2);
-    add_check(a, name, ADM_CHECK_OK, checked, bad, "%s%s%s", what, *sample ? "; e.g. " : "",
-              sample);
-    PQclear(r);
-    return 0;
-}
-
-/* ---- seats, tickets, capacity ---------------------------------------------- */
-
-/* A check answered by one count_check query. */
-typedef struct count_query {
-    const char *name, *sql, *what;
-} count_query;
+/* A check PostgreSQL counts by itself (audit_store.h's adm_count_query). */
+typedef struct count_check {
+    int query; /* enum adm_count_query */
+    const char *name, *what;
+} count_check;
 
 /* Seats, tickets and capacity: every taken seat names a live reservation
  * in the matching state, each live reservation holds its seat count, one
- * valid ticket per sold seat, and no event sells past its capacity. */
-static const count_query seat_checks[] = {
-    {"seats_live",
-     "SELECT count(*), count(*) FILTER (WHERE bad), "
-     "  array_to_string((array_agg('event ' || event_id || ' seat ' || seat_no) FILTER (WHERE "
-     "bad))[1:3], ', ') "
-     "FROM (SELECT s.event_id, s.seat_no, "
-     "        (r.reservation_id IS NULL OR r.event_id <> s.event_id OR NOT "
-     "         ((s.status = 'held' AND r.state = 'held') OR "
-     "          (s.status = 'paying' AND r.state = 'paying') OR "
-     "          (s.status = 'sold' AND r.state = 'purchased'))) AS bad "
-     "      FROM seats s LEFT JOIN reservations r ON r.reservation_id = s.reservation_id "
-     "      WHERE s.status <> 'available' AND ($1::bigint IS NULL OR s.event_id = $1) "
-     "      ) x",
+ * valid ticket per sold seat, and no event sells past its capacity; then
+ * every processed intent agrees with its reservation. */
+static const count_check seat_checks[] = {
+    {ADM_COUNT_SEATS_LIVE, "seats_live",
      "taken seats naming a live reservation in the matching state"},
-    {"seats_count",
-     "SELECT count(*), count(*) FILTER (WHERE bad), "
-     "  (array_to_string((array_agg('reservation ' || reservation_id || ' holds ' || n || "
-     "   '/' || seat_count) FILTER (WHERE bad))[1:3], ', '))  "
-     "FROM (SELECT r.reservation_id, r.seat_count, coalesce(c.n, 0) AS n, "
-     "        CASE WHEN r.state = 'purchased' THEN coalesce(c.n, 0) > r.seat_count "
-     "             ELSE coalesce(c.n, 0) <> r.seat_count END AS bad "
-     "      FROM reservations r LEFT JOIN "
-     "        (SELECT reservation_id, count(*) AS n FROM seats "
-     "         WHERE reservation_id IS NOT NULL AND ($1::bigint IS NULL OR event_id = $1) "
-     "         GROUP BY reservation_id) c ON c.reservation_id = r.reservation_id "
-     "      WHERE r.state IN ('held', 'paying', 'purchased') "
-     "        AND ($1::bigint IS NULL OR r.event_id = $1)) x",
-     "live reservations holding exactly seat_count seats"},
-    {"tickets_unique",
-     "SELECT (SELECT count(*) FROM tickets WHERE status = 'valid' "
-     "        AND ($1::bigint IS NULL OR event_id = $1)), "
-     "  (SELECT count(*) FROM (SELECT 1 FROM tickets WHERE status = 'valid' "
-     "     AND ($1::bigint IS NULL OR event_id = $1) "
-     "     GROUP BY event_id, seat_no HAVING count(*) > 1) d) + "
-     "  (SELECT count(*) FROM tickets t JOIN seats s USING (event_id, seat_no) "
-     "     WHERE t.status = 'valid' AND s.status <> 'sold' "
-     "     AND ($1::bigint IS NULL OR t.event_id = $1)), "
-     "  NULL",
-     "valid tickets, one per sold seat"},
-    {"capacity",
-     "SELECT count(*), count(*) FILTER (WHERE bad), "
-     "  array_to_string((array_agg('event ' || event_id || ': ' || rows || ' rows, ' || "
-     "    sold || ' sold, ' || taken || ' taken, ' || tickets || ' tickets of ' || "
-     "    seats_total) FILTER (WHERE bad))[1:3], '; ') "
-     "FROM (SELECT e.event_id, e.seats_total, coalesce(s.rows, 0) AS rows, "
-     "        coalesce(s.sold, 0) AS sold, coalesce(s.taken, 0) AS taken, "
-     "        coalesce(t.n, 0) AS tickets, "
-     "        (coalesce(s.rows, 0) <> e.seats_total OR coalesce(s.sold, 0) > e.seats_total OR "
-     "         coalesce(s.taken, 0) > e.seats_total OR coalesce(t.n, 0) > e.seats_total) AS bad "
-     "      FROM events e "
-     "      LEFT JOIN (SELECT event_id, count(*) AS rows, "
-     "                   count(*) FILTER (WHERE status = 'sold') AS sold, "
-     "                   count(*) FILTER (WHERE status <> 'available') AS taken "
-     "                 FROM seats GROUP BY event_id) s ON s.event_id = e.event_id "
-     "      LEFT JOIN (SELECT event_id, count(*) AS n FROM tickets WHERE status = 'valid' "
-     "                 GROUP BY event_id) t ON t.event_id = e.event_id "
-     "      WHERE $1::bigint IS NULL OR e.event_id = $1) x",
-     "events with sold <= capacity"},
+    {ADM_COUNT_SEATS_COUNT, "seats_count", "live reservations holding exactly seat_count seats"},
+    {ADM_COUNT_TICKETS_UNIQUE, "tickets_unique", "valid tickets, one per sold seat"},
+    {ADM_COUNT_CAPACITY, "capacity", "events with sold <= capacity"},
 };
+static const count_check intent_check = {ADM_COUNT_INTENTS, "intents_consistent",
+                                         "processed intents agreeing with their reservation"};
+
+/* Runs one counting query and records it. */
+static int run_count(audit *a, const count_check *q)
+{
+    adm_count c;
+    int rc = adm_store_count(&a->st, q->query, &c);
+    if (rc)
+        return rc;
+    add_check(a, q->name, ADM_CHECK_OK, c.checked, c.violations, "%s%s%s", q->what,
+              c.sample[0] ? "; e.g. " : "", c.sample);
+    return 0;
+}
 
 static int check_seats(audit *a)
 {
     for (size_t i = 0; i < sizeof seat_checks / sizeof seat_checks[0]; i++) {
-        const count_query *q = &seat_checks[i];
-        int rc = count_check(a, q->name, q->sql, q->what);
+        int rc = run_count(a, &seat_checks[i]);
         if (rc)
             return rc;
     }
@@ -235,376 +158,56 @@ static int check_seats(audit *a)
 
 static int check_intents(audit *a)
 {
-    return count_check(
-        a, "intents_consistent",
-        "SELECT count(*), count(*) FILTER (WHERE bad), "
-        "  array_to_string((array_agg('intent ' || intent_seq || ' ' || istate || '/' || "
-        "    coalesce(rstate, 'none')) FILTER (WHERE bad))[1:3], ', ') "
-        "FROM (SELECT i.intent_seq, i.state AS istate, r.state AS rstate, "
-        "        NOT CASE i.state "
-        "          WHEN 'reserved' THEN r.state IS NOT DISTINCT FROM 'held' "
-        "          WHEN 'paying' THEN r.state IS NOT DISTINCT FROM 'paying' "
-        "          WHEN 'purchased' THEN r.state IS NOT DISTINCT FROM 'purchased' "
-        "          WHEN 'expired' THEN r.state IS NOT DISTINCT FROM 'expired' "
-        "          WHEN 'released' THEN r.state IS NULL OR r.state = 'released' "
-        "          ELSE r.state IS NULL END AS bad "
-        "      FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.intent_seq "
-        "      WHERE $1::bigint IS NULL OR i.event_id = $1) x",
-        "processed intents agreeing with their reservation");
+    return run_count(a, &intent_check);
 }
 
 static int check_charges(audit *a)
 {
-    const char *params[1] = {a->event_param};
-    PGresult *r = query(
-        a,
-        "SELECT count(*), count(*) FILTER (WHERE bad), "
-        "  array_to_string((array_agg('order ' || order_id || ': charged ' || charged || "
-        "    ' (' || ncharges || 'x), tickets ' || ticketed || ', refunds ' || refunded) FILTER "
-        "(WHERE bad))[1:3], '; '), "
-        "  coalesce(sum(charged), 0), coalesce(sum(ticketed), 0), coalesce(sum(refunded), 0) "
-        "FROM (SELECT o.order_id, c.charged, c.ncharges, c.refunded, "
-        "        coalesce(t.ticketed, 0) AS ticketed, "
-        "        (c.ncharges > 1 OR c.charged <> coalesce(t.ticketed, 0) + c.refunded) AS bad "
-        "      FROM orders o JOIN reservations r ON r.reservation_id = o.reservation_id "
-        "      CROSS JOIN LATERAL (SELECT "
-        "          coalesce(sum(amount_cents) FILTER (WHERE kind = 'charge' "
-        "                                              AND state = 'succeeded'), 0) AS charged, "
-        "          count(*) FILTER (WHERE kind = 'charge' AND state = 'succeeded') AS ncharges, "
-        "          coalesce(sum(amount_cents) FILTER (WHERE kind = 'refund' "
-        "                                              AND state = 'succeeded'), 0) AS refunded "
-        "          FROM payments p WHERE p.order_id = o.order_id) c "
-        "      LEFT JOIN (SELECT t.order_id, sum(oi.price_cents) AS ticketed FROM tickets t "
-        "                 JOIN order_items oi ON oi.order_id = t.order_id "
-        "                   AND oi.event_id = t.event_id AND oi.seat_no = t.seat_no "
-        "                 WHERE t.status = 'valid' GROUP BY t.order_id) t "
-        "        ON t.order_id = o.order_id "
-        "      WHERE $1::bigint IS NULL OR r.event_id = $1) x",
-        1, params);
-    if (!r)
-        return ONS_EDB;
-    long long n = ll_at(r, 0, 0), bad = ll_at(r, 0, 1);
-    const char *sample = PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2);
-    if (n == 0)
+    adm_charges c;
+    int rc = adm_store_charges(&a->st, &c);
+    if (rc)
+        return rc;
+    if (c.orders.checked == 0)
         add_check(a, "charges", ADM_CHECK_OK, 0, 0,
                   "0 orders (checkout not used): nothing charged, nothing to match");
     else
-        add_check(a, "charges", ADM_CHECK_OK, n, bad,
+        add_check(a, "charges", ADM_CHECK_OK, c.orders.checked, c.orders.violations,
                   "orders where charges = tickets + refunds (charged %lld = tickets %lld + "
                   "refunds %lld cents)%s%s",
-                  ll_at(r, 0, 3), ll_at(r, 0, 4), ll_at(r, 0, 5), *sample ? "; e.g. " : "", sample);
-    PQclear(r);
+                  c.charged, c.ticketed, c.refunded, c.orders.sample[0] ? "; e.g. " : "",
+                  c.orders.sample);
     return 0;
 }
 
 /* ---- FIFO ------------------------------------------------------------------ */
 
-typedef struct release_list {
-    int64_t *event; /* sorted by (event, t) */
-    int64_t *t;
-    size_t n;
-} release_list;
-
-static void release_list_fini(release_list *l)
-{
-    free(l->event);
-    free(l->t);
-}
-
-static int load_releases(audit *a, release_list *l)
-{
-    const char *params[1] = {a->event_param};
-    PGresult *r =
-        query(a,
-              "SELECT event_id, t FROM ("
-              "  SELECT event_id, (extract(epoch FROM updated_at) * 1000000)::bigint AS t "
-              "  FROM reservations WHERE state IN ('released', 'expired') "
-              "  UNION ALL "
-              "  SELECT r.event_id, (extract(epoch FROM o.updated_at) * 1000000)::bigint "
-              "  FROM orders o JOIN reservations r ON r.reservation_id = o.reservation_id "
-              "  WHERE o.state = 'refunded') x "
-              "WHERE $1::bigint IS NULL OR event_id = $1 ORDER BY event_id, t",
-              1, params);
-    if (!r)
-        return ONS_EDB;
-    size_t n = (size_t)PQntuples(r);
-    int rc = 0;
-    l->event = malloc((n ? n : 1) * sizeof *l->event);
-    l->t = malloc((n ? n : 1) * sizeof *l->t);
-    if (!l->event || !l->t) {
-        rc = ONS_ENOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        l->event[i] = ll_at(r, (int)i, 0);
-        l->t[i] = ll_at(r, (int)i, 1);
-    }
-    l->n = n;
-done:
-    PQclear(r);
-    return rc;
-}
-
-/* Whether some release of event happened at a time in [from, to]. */
-static int released_between(const release_list *l, int64_t event, int64_t from, int64_t to)
-{
-    size_t lo = 0, hi = l->n;
-    while (lo < hi) { /* first index with (event, t) >= (event, from) */
-        size_t mid = lo + (hi - lo) / 2;
-        if (l->event[mid] < event || (l->event[mid] == event && l->t[mid] < from))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < l->n && l->event[lo] == event && l->t[lo] <= to;
-}
-
-/* Columns of the FIFO query. */
-enum {
-    F_EVENT,
-    F_QTY,
-    F_SECTION,
-    F_PRICE,
-    F_ADJ,
-    F_SEQ,
-    F_KIND,
-    F_T,
-    F_LIVE,
-    F_MINSEAT,
-    F_MAXSEAT,
-    F_MINPOS,
-    F_PRE,  /* 1: pre-queued (joined before onsale_at of an event with a pre-queue) */
-    F_SEED, /* the event's draw seed, hex ("" none) */
-    F_USER
-};
-
-/* The serving order of one FIFO row: a pre-queued intent by its draw key
- * (queue/draw.h; ahead of every other), the rest by seq. */
-typedef struct fifo_row {
-    int row;
-    char key[Q_DRAW_HEX_LEN + 2];
-} fifo_row;
-
-static const PGresult *fifo_rows; /* for the comparator (one audit at a time) */
-
-static int fifo_cmp(const void *a, const void *b)
-{
-    const fifo_row *x = a, *y = b;
-    for (int c = F_EVENT; c <= F_ADJ; c++) {
-        int d = strcmp(PQgetvalue(fifo_rows, x->row, c), PQgetvalue(fifo_rows, y->row, c));
-        if (d)
-            return d; /* the query sorted classes; keep that order */
-    }
-    int d = strcmp(x->key, y->key);
-    return d ? d : x->row - y->row;
-}
-
-/* Orders the rows of each class for the FIFO check. Returns the order
- * (caller frees) or NULL; *undrawn counts pre-queued rows that could not
- * be keyed (no ids.secret or no seed): they keep their seq order. */
-static fifo_row *fifo_order(const audit *a, const PGresult *r, long long *undrawn)
-{
-    int n = PQntuples(r);
-    fifo_row *o = malloc(((size_t)n + 1) * sizeof *o);
-    if (!o)
-        return NULL;
-    *undrawn = 0;
-    for (int i = 0; i < n; i++) {
-        o[i].row = i;
-        uint8_t seed[Q_DRAW_SEED_LEN];
-        char id[Q_ID_LEN + 1];
-        int64_t seq = ll_at(r, i, F_SEQ);
-        if (ll_at(r, i, F_PRE)) {
-            if (a->o->ids_secret && q_draw_seed_parse(PQgetvalue(r, i, F_SEED), seed) == 0 &&
-                q_id_encode(a->o->ids_secret, Q_ID_INTENT, seq, ll_at(r, i, F_USER), id) == 0 &&
-                q_draw_key(seed, id, o[i].key + 1) == 0) {
-                o[i].key[0] = '0';
-                continue;
-            }
-            (*undrawn)++;
-        }
-        snprintf(o[i].key, sizeof o[i].key, "1%016llx", (unsigned long long)seq);
-    }
-    fifo_rows = r;
-    qsort(o, (size_t)n, sizeof *o, fifo_cmp);
-    return o;
-}
-
-typedef struct grant {
-    int have;
-    int64_t seq, t, minseat, maxseat, minpos;
-} grant;
-
-static int same_class(const PGresult *r, int i, int j)
-{
-    for (int c = F_EVENT; c <= F_ADJ; c++)
-        if (strcmp(PQgetvalue(r, i, c), PQgetvalue(r, j, c)) != 0)
-            return 0;
-    return 1;
-}
-
-/* The rows the FIFO check walks: every intent of the audited events with
- * its request class (F_EVENT..F_ADJ), outcome kind, decision time, the
- * seats it was granted and whether it was pre-queued; NULL on error. */
-static PGresult *fifo_query(audit *a)
-{
-    const char *params[1] = {a->event_param};
-    return query(
-        a,
-        "SELECT i.event_id, i.quantity, coalesce(i.section, ''), "
-        "  coalesce(i.max_price_cents, 0), i.adjacent::int, i.intent_seq, "
-        "  CASE WHEN r.reservation_id IS NOT NULL THEN 'g' "
-        "       WHEN i.state IN ('queued', 'waiting') THEN 'w' "
-        "       WHEN i.state = 'rejected' AND i.reason IN ('insufficient_seats', "
-        "            'sold_out') THEN 'r' ELSE 'o' END, "
-        "  (extract(epoch FROM coalesce(r.created_at, i.updated_at)) * 1000000)::bigint, "
-        "  (r.state IN ('held', 'paying', 'purchased'))::int, "
-        "  min(s.seat_no), max(s.seat_no), min(sec.position), "
-        "  (e.prequeue_opens_at IS NOT NULL AND i.accepted_at >= e.prequeue_opens_at "
-        "   AND i.accepted_at < e.onsale_at)::int, coalesce(encode(e.draw_seed, 'hex'), ''), "
-        "  i.user_id "
-        "FROM intents i JOIN events e ON e.event_id = i.event_id "
-        "LEFT JOIN reservations r ON r.reservation_id = i.intent_seq "
-        "LEFT JOIN seats s ON s.event_id = r.event_id AND s.reservation_id = r.reservation_id "
-        "LEFT JOIN sections sec ON sec.section_id = s.section_id "
-        "WHERE $1::bigint IS NULL OR i.event_id = $1 "
-        "GROUP BY i.intent_seq, r.reservation_id, e.event_id "
-        "ORDER BY 1, 2, 3, 4, 5, 6",
-        1, params);
-}
-
-/* The FIFO check's walk: totals over all classes, and the state of the
- * class being walked (reset by fifo_new_class). */
-typedef struct fifo_walk {
-    long long grants, bad_order, bad_wait, bad_reject, bad_seat;
-    char sample[160];
-    grant prev_live;
-    int waiting_before;
-    int64_t max_reject_t, max_grant_t;
-} fifo_walk;
-
-static void fifo_new_class(fifo_walk *w)
-{
-    memset(&w->prev_live, 0, sizeof w->prev_live);
-    w->waiting_before = 0;
-    w->max_reject_t = w->max_grant_t = INT64_MIN;
-}
-
-static long long fifo_bad(const fifo_walk *w)
-{
-    return w->bad_order + w->bad_wait + w->bad_reject + w->bad_seat;
-}
-
-/* A grant at time t: (a) in order of the grants before it, (b) past no
- * waiting earlier intent, (c) after no earlier rejection, (d) with seats
- * no better than the earlier live grant's unless seats were released in
- * between. */
-static void fifo_grant(fifo_walk *w, const PGresult *r, int i, int64_t seq, int64_t t,
-                       const release_list *rel)
-{
-    w->grants++;
-    if (t < w->max_grant_t)
-        w->bad_order++; /* (a) */
-    if (w->waiting_before)
-        w->bad_wait++; /* (b) */
-    if (t <= w->max_reject_t)
-        w->bad_reject++; /* (c) */
-    if (t > w->max_grant_t)
-        w->max_grant_t = t;
-    grant g = {1, seq, t, ll_at(r, i, F_MINSEAT), ll_at(r, i, F_MAXSEAT), ll_at(r, i, F_MINPOS)};
-    if (!ll_at(r, i, F_LIVE) || PQgetisnull(r, i, F_MINSEAT))
-        return;
-    int64_t event = ll_at(r, i, F_EVENT);
-    if (w->prev_live.have && !released_between(rel, event, w->prev_live.t, t)) {
-        int adjacent = ll_at(r, i, F_ADJ) != 0;
-        if (adjacent ? g.minpos < w->prev_live.minpos : g.minseat <= w->prev_live.maxseat)
-            w->bad_seat++; /* (d) */
-    }
-    w->prev_live = g;
-}
-
-/* Visits row i (in serving order) of its class. */
-static void fifo_visit(fifo_walk *w, const PGresult *r, int i, const release_list *rel)
-{
-    char kind = PQgetvalue(r, i, F_KIND)[0];
-    int64_t seq = ll_at(r, i, F_SEQ), t = ll_at(r, i, F_T);
-    long long before = fifo_bad(w);
-    if (kind == 'w') {
-        w->waiting_before = 1;
-    } else if (kind == 'r') {
-        if (t > w->max_reject_t)
-            w->max_reject_t = t;
-    } else if (kind == 'g') {
-        fifo_grant(w, r, i, seq, t, rel);
-    }
-    if (fifo_bad(w) > before && !w->sample[0])
-        snprintf(w->sample, sizeof w->sample, "; first at intent %" PRId64 " (event %s, qty %s)",
-                 seq, PQgetvalue(r, i, F_EVENT), PQgetvalue(r, i, F_QTY));
-}
-
 static int check_fifo(audit *a)
 {
-    release_list rel = {0};
-    PGresult *r = NULL;
-    fifo_row *ord = NULL;
-    long long undrawn = 0;
-    fifo_walk w = {0};
-    int rc = load_releases(a, &rel);
-    if (rc)
+    adm_release *rel = NULL;
+    adm_fifo_row *rows = NULL;
+    size_t nrel = 0, n = 0;
+    adm_fifo_result w;
+    int rc;
+    if ((rc = adm_store_releases(&a->st, &rel, &nrel)) != 0 ||
+        (rc = adm_store_fifo_rows(&a->st, &rows, &n)) != 0 ||
+        (rc = adm_fifo_walk(rows, n, rel, nrel, a->o->ids_secret, &w)) != 0)
         goto done;
-    rc = ONS_EDB;
-    if (!(r = fifo_query(a)))
-        goto done;
-    rc = ONS_ENOMEM;
-    if (!(ord = fifo_order(a, r, &undrawn)))
-        goto done;
-    rc = 0;
-    for (int k = 0; k < PQntuples(r); k++) {
-        if (k == 0 || !same_class(r, ord[k].row, ord[k - 1].row))
-            fifo_new_class(&w);
-        fifo_visit(&w, r, ord[k].row, &rel);
-    }
-    add_check(a, "fifo", ADM_CHECK_OK, w.grants, fifo_bad(&w) + undrawn,
+    add_check(a, "fifo", ADM_CHECK_OK, w.grants, adm_fifo_violations(&w) + w.undrawn,
               "grants in draw order, then offset order, per request class: %lld out of order, "
               "%lld past a waiting earlier, %lld after an earlier rejection, %lld with better "
               "seats than an earlier; %lld pre-queued not keyed (ids.secret)%s",
-              w.bad_order, w.bad_wait, w.bad_reject, w.bad_seat, undrawn, w.sample);
+              w.bad_order, w.bad_wait, w.bad_reject, w.bad_seat, w.undrawn, w.sample);
 done:
-    free(ord);
-    PQclear(r);
-    release_list_fini(&rel);
+    free(rows);
+    free(rel);
     return rc;
 }
 
 /* ---- Kafka ------------------------------------------------------------------ */
 
-typedef struct offsets {
-    int32_t partition[MAX_PARTITIONS];
-    int64_t next[MAX_PARTITIONS][2]; /* [lane]: intents, control */
-    int n;
-} offsets;
-
-static int load_offsets(audit *a, offsets *off)
-{
-    PGresult *r = query(a,
-                        "SELECT partition, next_offset, control_next_offset FROM partition_owner "
-                        "ORDER BY 1",
-                        0, NULL);
-    if (!r)
-        return ONS_EDB;
-    off->n = 0;
-    for (int i = 0; i < PQntuples(r) && off->n < MAX_PARTITIONS; i++) {
-        off->partition[off->n] = (int32_t)ll_at(r, i, 0);
-        off->next[off->n][0] = ll_at(r, i, 1);
-        off->next[off->n++][1] = ll_at(r, i, 2);
-    }
-    PQclear(r);
-    return 0;
-}
-
 /* next_offset (lane 0) or control_next_offset (lane 1) of partition p; 0
  * when it has no row (never claimed). */
-static int64_t lane_offset_of(const offsets *off, int32_t p, int lane)
+static int64_t lane_offset_of(const adm_offsets *off, int32_t p, int lane)
 {
     for (int i = 0; i < off->n; i++)
         if (off->partition[i] == p)
@@ -612,7 +215,7 @@ static int64_t lane_offset_of(const offsets *off, int32_t p, int lane)
     return 0;
 }
 
-static int64_t next_offset_of(const offsets *off, int32_t p)
+static int64_t next_offset_of(const adm_offsets *off, int32_t p)
 {
     return lane_offset_of(off, p, 0);
 }
@@ -651,9 +254,9 @@ typedef struct kafka_lag {
 static int measure_lag(audit *a, rd_kafka_t *rk, const char *const topics[2], int nparts,
                        kafka_lag *lag)
 {
-    offsets off;
+    adm_offsets off;
     memset(lag, 0, sizeof *lag);
-    int rc = load_offsets(a, &off);
+    int rc = adm_store_offsets(&a->st, &off);
     if (rc)
         return rc;
     for (int lane = 0; lane < 2; lane++)
@@ -734,25 +337,6 @@ done:
 }
 
 /* ---- the simulator log ------------------------------------------------------ */
-
-/* Whether a fan that last saw state `seen` may find its intent in `now`. */
-static int reachable(int seen, int now)
-{
-    switch (seen) {
-    case Q_INTENT_QUEUED:
-        return 1;
-    case Q_INTENT_WAITING:
-        return now != Q_INTENT_QUEUED;
-    case Q_INTENT_RESERVED:
-        return now == Q_INTENT_RESERVED || now == Q_INTENT_PAYING || now == Q_INTENT_PURCHASED ||
-               now == Q_INTENT_EXPIRED || now == Q_INTENT_RELEASED;
-    case Q_INTENT_PAYING:
-        return now == Q_INTENT_PAYING || now == Q_INTENT_PURCHASED || now == Q_INTENT_EXPIRED ||
-               now == Q_INTENT_RELEASED;
-    default:
-        return now == seen;
-    }
-}
 
 typedef struct entry {
     int64_t seq; /* -1: empty slot */
@@ -888,64 +472,55 @@ done:
     return rc;
 }
 
+/* Looks up the logged intents seqs[0..n) in PostgreSQL: marks the ones
+ * found, counts those in a state the fan could not reach from the one it
+ * saw, and keeps the first as sample. */
+static int match_chunk(audit *a, idmap *m, const int64_t *seqs, size_t n, long long *unreachable,
+                       char *sample, size_t cap)
+{
+    adm_intent_state *rows = NULL;
+    size_t nrows = 0;
+    int rc = adm_store_intent_states(&a->st, seqs, n, &rows, &nrows);
+    for (size_t k = 0; rc == 0 && k < nrows; k++) {
+        int dummy = 0;
+        entry *e = idmap_get(m, rows[k].seq, 0, 0, &dummy);
+        if (!e)
+            continue;
+        e->found = 1;
+        if (rows[k].state < 0 || !adm_state_reachable(e->last_state, rows[k].state)) {
+            (*unreachable)++;
+            if (!sample[0])
+                snprintf(sample, cap, "; e.g. intent %" PRId64 " seen %s, now %s", e->seq,
+                         q_intent_state_name(e->last_state), rows[k].text);
+        }
+    }
+    free(rows);
+    return rc;
+}
+
 /* Looks up every logged intent in PostgreSQL (chunks of CHUNK_IDS). */
 static int match_intents(audit *a, idmap *m, long long *unreachable, char *sample, size_t cap)
 {
-    size_t bufcap = (size_t)CHUNK_IDS * 21 + 4;
-    char *buf = malloc(bufcap);
-    int rc = 0;
-    if (!buf)
-        return ONS_ENOMEM;
+    int64_t *seqs = malloc(CHUNK_IDS * sizeof *seqs);
+    int rc = seqs ? 0 : ONS_ENOMEM;
     size_t i = 0;
-    while (i < m->cap) {
-        size_t len = 0;
-        int count = 0;
-        buf[len++] = '{';
-        for (; i < m->cap && count < CHUNK_IDS; i++) {
-            if (m->slots[i].seq < 0)
-                continue;
-            len += (size_t)snprintf(buf + len, bufcap - len, "%s%" PRId64, count ? "," : "",
-                                    m->slots[i].seq);
-            count++;
-        }
-        buf[len++] = '}';
-        buf[len] = '\0';
+    while (rc == 0 && i < m->cap) {
+        size_t count = 0;
+        for (; i < m->cap && count < CHUNK_IDS; i++)
+            if (m->slots[i].seq >= 0)
+                seqs[count++] = m->slots[i].seq;
         if (!count)
             break;
-        const char *params[1] = {buf};
-        PGresult *r = query(a,
-                            "SELECT intent_seq, state FROM intents "
-                            "WHERE intent_seq = ANY($1::bigint[])",
-                            1, params);
-        if (!r) {
-            rc = ONS_EDB;
-            goto done;
-        }
-        for (int row = 0; row < PQntuples(r); row++) {
-            int dummy = 0;
-            entry *e = idmap_get(m, ll_at(r, row, 0), 0, 0, &dummy);
-            int st = q_intent_state_parse(PQgetvalue(r, row, 1));
-            if (!e)
-                continue;
-            e->found = 1;
-            if (st < 0 || !reachable(e->last_state, st)) {
-                (*unreachable)++;
-                if (!sample[0])
-                    snprintf(sample, cap, "; e.g. intent %" PRId64 " seen %s, now %s", e->seq,
-                             q_intent_state_name(e->last_state), PQgetvalue(r, row, 1));
-            }
-        }
-        PQclear(r);
+        rc = match_chunk(a, m, seqs, count, unreachable, sample, cap);
     }
-done:
-    free(buf);
+    free(seqs);
     return rc;
 }
 
 static int check_sim_log(audit *a)
 {
     idmap m = {0};
-    offsets off;
+    adm_offsets off;
     long long lines = 0, unreachable = 0, lost = 0, unapplied = 0, increased = 0;
     long long ended = 0;
     char sample[160] = "";
@@ -960,7 +535,7 @@ static int check_sim_log(audit *a)
         goto done;
     if ((rc = match_intents(a, &m, &unreachable, sample, sizeof sample)) != 0)
         goto done;
-    if ((rc = load_offsets(a, &off)) != 0)
+    if ((rc = adm_store_offsets(&a->st, &off)) != 0)
         goto done;
     for (size_t i = 0; i < m.cap; i++) {
         entry *e = &m.slots[i];
@@ -995,18 +570,8 @@ int adm_audit_run(const adm_audit_opts *o, FILE *out, adm_audit_result *res)
     audit a = {.o = o, .res = res, .out = out};
     int rc = 0;
     memset(res, 0, sizeof *res);
-    if (o->event_id > 0) {
-        snprintf(a.event_buf, sizeof a.event_buf, "%" PRId64, o->event_id);
-        a.event_param = a.event_buf;
-    }
-    ons_pg_opts po;
-    ons_pg_opts_default(&po, o->pg_dsn, "onsale-audit");
-    if ((rc = ons_pg_init(&a.pg, &po)) != 0)
+    if ((rc = adm_store_open(&a.st, o->pg_dsn, "onsale-audit", o->event_id)) != 0)
         goto done;
-    if (ons_pg_connect(&a.pg)) {
-        rc = ONS_EDB;
-        goto done;
-    }
     if (out) {
         if (o->event_id > 0)
             fprintf(out, "audit of event %" PRId64 "%s%s\n", o->event_id,
@@ -1023,7 +588,7 @@ int adm_audit_run(const adm_audit_opts *o, FILE *out, adm_audit_result *res)
         fprintf(out, "audit %s: %d invariants, %lld violations\n",
                 res->violations ? "FAILED" : "passed", res->nchecks, res->violations);
 done:
-    ons_pg_fini(&a.pg);
+    adm_store_close(&a.st);
     return rc;
 }
 
@@ -1073,89 +638,65 @@ static int vd_cmp(const void *a, const void *b)
 /* Prints whether event ev's published commitment is sha256 of its seed
  * (into seed). 0 with *ok cleared when it does not match; ONS_ENOTFOUND
  * without the event; 1 when it has no seed (reported as FAIL). */
-static int verify_commitment(ons_pg *pg, const char *ev, FILE *out, uint8_t *seed, int *ok)
+static int verify_commitment(adm_store *st, int64_t event_id, FILE *out, uint8_t *seed, int *ok)
 {
-    const char *p[] = {ev};
-    PGresult *e = NULL;
-    if (ons_pg_exec(pg->conn, PGRES_TUPLES_OK, "verify-draw",
-                    "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
-                    "prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
-                    1, p, &e))
-        return ONS_EDB;
-    int rc = 0;
-    char commitment[Q_DRAW_HEX_LEN + 1];
-    if (PQntuples(e) == 0) {
-        rc = ONS_ENOTFOUND;
-    } else if (q_draw_seed_parse(PQgetvalue(e, 0, 1), seed)) {
-        fprintf(out, "FAIL  event %s has no draw seed\n", ev);
-        rc = 1;
-    } else {
-        q_draw_commitment(seed, commitment);
-        int commit_ok = strcmp(commitment, PQgetvalue(e, 0, 0)) == 0;
-        *ok &= commit_ok;
-        fprintf(out, "%-4s  commitment %s = sha256(seed %s)\n", commit_ok ? "ok" : "FAIL",
-                PQgetvalue(e, 0, 0), PQgetvalue(e, 0, 1));
+    adm_draw d;
+    int rc = adm_store_draw(st, event_id, &d);
+    if (rc)
+        return rc;
+    if (q_draw_seed_parse(d.seed_hex, seed)) {
+        fprintf(out, "FAIL  event %" PRId64 " has no draw seed\n", event_id);
+        return 1;
     }
-    PQclear(e);
-    return rc;
+    char commitment[Q_DRAW_HEX_LEN + 1];
+    q_draw_commitment(seed, commitment);
+    int commit_ok = strcmp(commitment, d.commitment) == 0;
+    *ok &= commit_ok;
+    fprintf(out, "%-4s  commitment %s = sha256(seed %s)\n", commit_ok ? "ok" : "FAIL", d.commitment,
+            d.seed_hex);
+    return 0;
 }
 
 /* Keys event ev's pre-queued intents by the draw (seed) and prints the
  * first of them in draw order. */
-static int print_draw(ons_pg *pg, const char *ids_secret, const char *ev, const uint8_t *seed,
+static int print_draw(adm_store *st, int64_t event_id, const char *ids_secret, const uint8_t *seed,
                       FILE *out)
 {
-    const char *p[] = {ev};
-    PGresult *rows = NULL;
-    if (ons_pg_exec(pg->conn, PGRES_TUPLES_OK, "verify-draw",
-                    "SELECT i.intent_seq, i.user_id FROM intents i "
-                    "JOIN events e USING (event_id) WHERE i.event_id = $1 "
-                    "AND e.prequeue_opens_at IS NOT NULL "
-                    "AND i.accepted_at >= e.prequeue_opens_at AND i.accepted_at < e.onsale_at "
-                    "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
-                    1, p, &rows))
-        return ONS_EDB;
-    int n = PQntuples(rows), rc = 0;
-    vd_entry *v = malloc(((size_t)n + 1) * sizeof *v);
+    adm_prequeued *rows = NULL;
+    size_t n = 0;
+    int rc = adm_store_prequeued(st, event_id, &rows, &n);
+    if (rc)
+        return rc;
+    vd_entry *v = malloc((n + 1) * sizeof *v);
     if (!v)
         rc = ONS_ENOMEM;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        int64_t seq, user;
-        if (ons_pg_get_i64(rows, i, 0, &seq) || ons_pg_get_i64(rows, i, 1, &user))
-            rc = ONS_EDB;
-        else if (q_id_encode(ids_secret, Q_ID_INTENT, seq, user, v[i].id) ||
-                 q_draw_key(seed, v[i].id, v[i].key))
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (q_id_encode(ids_secret, Q_ID_INTENT, rows[i].seq, rows[i].user_id, v[i].id) ||
+            q_draw_key(seed, v[i].id, v[i].key))
             rc = ONS_EINVAL;
-    }
     if (rc == 0) {
-        qsort(v, (size_t)n, sizeof *v, vd_cmp);
+        qsort(v, n, sizeof *v, vd_cmp);
         fprintf(out,
-                "ok    draw of %d pre-queued intents, by ascending hex HMAC-SHA256(seed, id):", n);
-        for (int i = 0; i < n && i < 5; i++)
+                "ok    draw of %zu pre-queued intents, by ascending hex HMAC-SHA256(seed, id):", n);
+        for (size_t i = 0; i < n && i < 5; i++)
             fprintf(out, " %s", v[i].id);
         fprintf(out, "%s\n", n > 5 ? " ..." : "");
     }
     free(v);
-    PQclear(rows);
+    free(rows);
     return rc;
 }
 
 int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id, FILE *out,
                     int *passed)
 {
-    char ev[24];
-    snprintf(ev, sizeof ev, "%" PRId64, event_id);
     int rc, ok = 1;
     *passed = 0;
-    ons_pg pg;
-    ons_pg_opts po;
-    ons_pg_opts_default(&po, pg_dsn, "onsale-verify-draw");
-    if ((rc = ons_pg_init(&pg, &po)) != 0)
-        goto done;
+    adm_store st;
     uint8_t seed[Q_DRAW_SEED_LEN];
-    rc = ONS_EDB;
-    if (ons_pg_connect(&pg) || (rc = verify_commitment(&pg, ev, out, seed, &ok)) != 0 ||
-        (rc = print_draw(&pg, ids_secret, ev, seed, out)) != 0)
+    if ((rc = adm_store_open(&st, pg_dsn, "onsale-verify-draw", event_id)) != 0 ||
+        (rc = verify_commitment(&st, event_id, out, seed, &ok)) != 0 ||
+        (rc = print_draw(&st, event_id, ids_secret, seed, out)) != 0)
         goto done;
     adm_audit_opts ao = {.pg_dsn = pg_dsn, .event_id = event_id, .ids_secret = ids_secret};
     adm_audit_result res;
@@ -1165,6 +706,6 @@ int adm_verify_draw(const char *pg_dsn, const char *ids_secret, int64_t event_id
     *passed = ok;
     fprintf(out, "verify-draw %s\n", ok ? "pass" : "fail");
 done:
-    ons_pg_fini(&pg);
+    adm_store_close(&st);
     return rc == 1 ? 0 : rc; /* 1: no seed, reported as a failure */
 }

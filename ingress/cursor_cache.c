@@ -1,11 +1,11 @@
 /* cursor_cache.c - the served-cursor refresh thread; see cursor_cache.h. */
 #include "common/clock.h"
+#include "ingress/cache_store.h"
 #include "ingress/cursor_cache.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/pg.h"
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,18 +41,13 @@ void ing_cursors_raise(ing_cursors *c, int32_t p, int64_t served)
 /* Fills partitions Redis did not know from partition_owner.next_offset. */
 static void from_postgres(ing_cursors *c)
 {
-    PGresult *res;
-    if (ons_pg_query(&c->pg, PGRES_TUPLES_OK, "partition cursors",
-                     "SELECT partition, next_offset FROM partition_owner", 0, NULL, &res))
+    for (int p = 0; p < c->n; p++)
+        c->tmp_served[p] = -1;
+    if (ing_cache_next_offsets(&c->pg, c->tmp_served, c->n) != 0)
         return;
-    for (int i = 0; i < PQntuples(res); i++) {
-        ons_pg_row rw = ons_pg_row_at(res, i);
-        int32_t p = ons_pg_row_i32(&rw, 0);
-        int64_t next = ons_pg_row_i64(&rw, 1);
-        if (ons_pg_row_done(&rw, "partition cursors") == 0)
-            ing_cursors_raise(c, p, next);
-    }
-    PQclear(res);
+    for (int p = 0; p < c->n; p++)
+        if (c->tmp_served[p] >= 0)
+            ing_cursors_raise(c, p, c->tmp_served[p]);
 }
 
 static void *refresh_main(void *arg)

@@ -1,6 +1,7 @@
 /* event_cache.c - event sale-state cache and intent → event map; see
  * event_cache.h. */
 #include "common/clock.h"
+#include "ingress/cache_store.h"
 #include "ingress/event_cache.h"
 #include "queue/states.h"
 #include "common/err.h"
@@ -85,40 +86,6 @@ static void put(ing_events *c, int64_t id, const q_event_state *st)
     pthread_mutex_unlock(slot_lock(c, i));
 }
 
-/* Reads the events row. Returns 0, ONS_ENOTFOUND or ONS_EDB. */
-static int from_postgres(ing_worker *w, int64_t id, q_event_state *st)
-{
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
-    PGresult *res;
-    if (ing_worker_exec(w, PGRES_TUPLES_OK, "event state",
-                        "SELECT status, (extract(epoch FROM onsale_at) * 1000)::bigint, "
-                        "max_per_user, "
-                        "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
-                        "0), coalesce(max_active_holds, 0), "
-                        "coalesce(admissions_per_minute, 0), pow_difficulty "
-                        "FROM events WHERE event_id = $1",
-                        1, params, &res))
-        return ONS_EDB;
-    int rc = ONS_ENOTFOUND;
-    if (PQntuples(res) > 0) {
-        ons_pg_row rw = ons_pg_row_at(res, 0);
-        ons_pg_row_text(&rw, 0, st->status, sizeof st->status, 0);
-        st->onsale_at_ms = ons_pg_row_i64(&rw, 1);
-        st->max_per_user = ons_pg_row_i32(&rw, 2);
-        st->prequeue_opens_at_ms = ons_pg_row_i64(&rw, 3);
-        st->max_active_holds = ons_pg_row_i64(&rw, 4);
-        st->admissions_per_minute = ons_pg_row_i64(&rw, 5);
-        st->pow_difficulty = ons_pg_row_i32(&rw, 6);
-        if (q_event_status_parse(st->status) == Q_EVENT_SOLD_OUT)
-            st->sold_out = 1;
-        rc = ons_pg_row_done(&rw, "event state") ? ONS_EDB : 0;
-    }
-    PQclear(res);
-    return rc;
-}
-
 int ing_events_lookup(ing_events *c, int64_t id, q_event_state *out, int *fresh)
 {
     size_t i = event_slot(c, id);
@@ -165,7 +132,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     }
     /* Redis has no sale state (or is down): PostgreSQL is the truth. The
      * worker's counters and sold_out flag, if Redis had them, are kept. */
-    int prc = from_postgres(w, id, &st);
+    int prc = ing_cache_event_state(w, id, &st);
     if (prc == ONS_ENOTFOUND)
         return ONS_ENOTFOUND;
     if (prc)

@@ -2,7 +2,7 @@
 #include "ingress/pg_row.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "ingress/replica.h"
+#include "ingress/replica_store.h"
 
 #include <assert.h>
 

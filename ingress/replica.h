@@ -1,24 +1,22 @@
 /*
- * replica.h - reads that may come from the PostgreSQL read replica.
+ * replica.h - whether reads may come from the PostgreSQL read replica.
  *
- * Ticket history and the event view read through
- * ing_read_query(): it runs the statement on the replica (pg.read_dsn) when
- * the replica is fresh enough, else on the job thread's primary connection.
- * Fresh enough means, checked on the replica at most every
- * ING_REPLICA_CHECK_MS per job thread: it is in recovery and its WAL
- * receiver is streaming, and either it has replayed all the WAL it received
- * or its last replayed transaction is at most pg.read_max_lag_ms old. A
- * replica that is down, cut off from the primary or replaying slowly is
- * skipped until a check finds it fresh again; a read never fails because of
- * the replica.
+ * Ticket history and the event view read through ing_read_query()
+ * (replica_store.h): it runs the statement on the replica (pg.read_dsn) when
+ * ing_replica_fresh() says the replica is fresh enough, else on the job
+ * thread's primary connection. Fresh enough means, checked on the replica at
+ * most every ING_REPLICA_CHECK_MS per job thread: it is in recovery and its
+ * WAL receiver is streaming, and either it has replayed all the WAL it
+ * received or its last replayed transaction is at most pg.read_max_lag_ms
+ * old. A replica that is down, cut off from the primary or replaying slowly
+ * is skipped until a check finds it fresh again; a read never fails because
+ * of the replica.
  */
 #ifndef ONSALE_INGRESS_REPLICA_H
 #define ONSALE_INGRESS_REPLICA_H
 
-#include <libpq-fe.h>
-
 #include "common/metrics.h"
-#include "ingress/pool.h"
+#include "common/pg.h"
 
 #define ING_REPLICA_CHECK_MS 100
 
@@ -28,8 +26,18 @@
  * Call once before the job threads start; m may be NULL. */
 void ing_replica_init(const char *dsn, long long max_lag_ms, ons_metrics *m);
 
-/* Like ing_worker_query(), on the replica when it is fresh enough. Job
- * threads only (each keeps its own replica connection). */
-PGresult *ing_read_query(ing_worker *w, const char *sql, int nparams, const char *const *params);
+/* The calling job thread's replica connection when the replica is fresh
+ * enough (re-checked every ING_REPLICA_CHECK_MS), or NULL: read from the
+ * primary (no replica configured, unreachable, lagging, out of memory).
+ * Owned by the thread; closed when it exits. Job threads only. */
+ons_pg *ing_replica_fresh(void);
+
+/* After a read the replica failed (restart, conflict with recovery): the
+ * calling thread skips it until its next check. */
+void ing_replica_failed(void);
+
+/* Counts one replica-eligible read by where it ran (replica 1: the
+ * replica, 0: the primary). Nothing when no replica is configured. */
+void ing_replica_count(int replica);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * reply_stubs.h - ingress/server.c's reply functions in terms of the test's
- * own ing_reply_text and ing_reply_static, for test programs that link
- * ingress without its server (tests/fuzz/fuzz_request.c,
- * tests/unit/test_event_routes.c). Include it once, after defining those
- * two.
+ * own ing_reply_text and ing_reply_static (declared in ingress/server.h),
+ * and the request's release, for test programs that link ingress without
+ * its server (tests/fuzz/fuzz_request.c, tests/unit/test_event_routes.c).
+ * Include it once; the program defines those two.
  */
 #ifndef ONSALE_TESTS_REPLY_STUBS_H
 #define ONSALE_TESTS_REPLY_STUBS_H
@@ -13,6 +13,17 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Frees r the way server.c does once its reply is sent: its job state, its
+ * body and the request itself. */
+static void stub_req_free(ing_req *r)
+{
+    if (r->job && r->job_free)
+        r->job_free(r->job);
+    json_decref(r->body);
+    free(r->raw);
+    free(r);
+}
 
 void ing_reply_raw(ing_req *r, int status, const char *json_text)
 {

@@ -39,24 +39,11 @@ static void fail(const char *what, const char *authz)
 /* "Bearer " + b64(header) "." b64(claims) "." b64(HMAC) into a heap string. */
 static char *sign(const uint8_t *h, size_t hlen, const uint8_t *c, size_t clen)
 {
-    char *buf = malloc(16 + 2 * (hlen + clen) + 64);
-    if (!buf)
-        return NULL;
-    strcpy(buf, "Bearer ");
-    size_t start = strlen(buf);
-    b64url(buf, h, hlen);
-    strcat(buf, ".");
-    b64url(buf, c, clen);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned maclen = 0;
-    const char *input = buf + start;
-    if (!HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)input,
-              strlen(input), mac, &maclen)) {
+    char *buf = malloc(B64URL_BEARER_LEN(hlen, clen));
+    if (buf && b64url_bearer(buf, h, hlen, c, clen, SECRET) != 0) {
         free(buf);
-        return NULL;
+        buf = NULL;
     }
-    strcat(buf, ".");
-    b64url(buf, mac, maclen);
     return buf;
 }
 

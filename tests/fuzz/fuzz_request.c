@@ -37,6 +37,7 @@
 #include "ingress/routes.h"
 #include "ingress/server.h"
 #include "queue/intent_id.h"
+#include "tests/reply_stubs.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -67,15 +68,6 @@ static void fail(const char *what, const char *detail)
 
 /* ---- the stand-in for server.c ------------------------------------------------ */
 
-static void req_free(ing_req *r)
-{
-    if (r->job && r->job_free)
-        r->job_free(r->job);
-    json_decref(r->body);
-    free(r->raw);
-    free(r);
-}
-
 /* An error reply must be {"error":{"code":"...","message":"...",...}}. */
 static void check_error_body(int status, const char *text, size_t len)
 {
@@ -105,7 +97,7 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
             fail("an error reply that is not JSON", content_type);
         check_error_body(status, text, len);
     }
-    req_free(r);
+    stub_req_free(r);
 }
 
 void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
@@ -118,13 +110,11 @@ void ing_reply_static(ing_req *r, const char *content_type, const void *data, si
     ing_reply_text(r, 200, content_type, data, len);
 }
 
-#include "tests/reply_stubs.h"
-
 void ing_req_submit(ing_req *r, ing_job_fn fn)
 {
     (void)fn;
     answers++;
-    req_free(r);
+    stub_req_free(r);
 }
 
 /* ---- setup ------------------------------------------------------------------------- */

@@ -24,22 +24,7 @@
 static const char *craft(const char *header, const char *payload, const char *key)
 {
     static char buf[8192];
-    strcpy(buf, "Bearer ");
-    size_t start = strlen(buf);
-    b64url(buf, header, strlen(header));
-    strcat(buf, ".");
-    b64url(buf, payload, strlen(payload));
-    if (key) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned maclen = 0;
-        const char *input = buf + start;
-        ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)strlen(key),
-                                   (const unsigned char *)input, strlen(input), mac, &maclen));
-        strcat(buf, ".");
-        b64url(buf, mac, maclen);
-    } else {
-        strcat(buf, ".");
-    }
+    ck_assert_int_eq(b64url_bearer(buf, header, strlen(header), payload, strlen(payload), key), 0);
     return buf;
 }
 

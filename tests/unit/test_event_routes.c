@@ -18,6 +18,7 @@
 #include "ingress/produce.h"
 #include "ingress/routes.h"
 #include "ingress/server.h"
+#include "tests/reply_stubs.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -103,15 +104,6 @@ static struct {
 
 static ing_worker worker;
 
-static void req_free(ing_req *r)
-{
-    if (r->job && r->job_free)
-        r->job_free(r->job);
-    json_decref(r->body);
-    free(r->raw);
-    free(r);
-}
-
 void ing_reply_text(ing_req *r, int status, const char *content_type, const char *text, size_t len)
 {
     (void)content_type;
@@ -119,7 +111,7 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
     out.status = status;
     out.retry_after = r->retry_after;
     snprintf(out.body, sizeof out.body, "%.*s", (int)len, text ? text : "");
-    req_free(r);
+    stub_req_free(r);
 }
 
 void ing_reply_static(ing_req *r, const char *content_type, const void *data, size_t len,
@@ -129,8 +121,6 @@ void ing_reply_static(ing_req *r, const char *content_type, const void *data, si
     (void)headers;
     ing_reply_text(r, 200, content_type, data, len);
 }
-
-#include "tests/reply_stubs.h"
 
 /* Runs the job at once on the fake worker. */
 void ing_req_submit(ing_req *r, ing_job_fn fn)

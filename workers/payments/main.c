@@ -23,8 +23,8 @@
  * "done" re-sends the same result, which the partition owner ignores.
  * GET /metrics and /healthz on 127.0.0.1:metrics.port.
  *
- * This file holds the options, the outbox's SQL (claim, reschedule, finish:
- * the relay's pay_outbox_ops), the HTTP and Kafka ends of the relay's
+ * This file holds the options, the relay's pay_outbox_ops over the outbox's
+ * statements (outbox_store.c), the HTTP and Kafka ends of the relay's
  * pay_relay_io, and the threads' loop.
  */
 #include "common/auth.h"
@@ -40,11 +40,11 @@
 #include "workers/payments/breaker.h"
 #include "workers/payments/http.h"
 #include "common/pg.h"
+#include "workers/payments/outbox_store.h"
 #include "workers/payments/relay.h"
 
 #include <inttypes.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -155,107 +155,19 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-/* ---- PostgreSQL ---------------------------------------------------------------- */
+/* ---- the outbox (outbox_store.h) ---------------------------------------------------- */
 
-/* Runs one statement, (re)connecting first when needed (common/pg: backoff,
- * timeouts, logged once); the result when its status is want (caller clears
- * it), else NULL (logged). */
-static PGresult *q(ons_pg *c, const char *sql, int n, const char *const *v, ExecStatusType want)
-{
-    PGresult *r = NULL;
-    ons_pg_query(c, want, NULL, sql, n, v, &r);
-    return r;
-}
-
-/* Claims up to batch due rows. Returns how many were written to rows, or -1. */
-static int claim(app *a, ons_pg *c, pay_row *rows, int max)
-{
-    char lease[24], lim[24];
-    snprintf(lease, sizeof lease, "%lld", a->o.lease_ms);
-    snprintf(lim, sizeof lim, "%d", max);
-    const char *v[] = {lease, lim};
-    PGresult *r =
-        q(c,
-          "UPDATE outbox o SET lease_until = now() + make_interval(secs => $1::bigint / 1000.0), "
-          "attempts = o.attempts + 1 WHERE o.outbox_id IN (SELECT outbox_id FROM outbox "
-          "WHERE state = 'pending' AND next_attempt_at <= now() "
-          "AND (lease_until IS NULL OR lease_until < now()) "
-          "ORDER BY next_attempt_at, outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED) "
-          "RETURNING outbox_id, kind, order_id, reservation_id, event_id, coalesce(ticket_id, 0), "
-          "amount_cents, currency, coalesce(payment_method, ''), coalesce(charge_id, ''), "
-          "idempotency_key, attempts, "
-          "coalesce((SELECT user_id FROM orders WHERE order_id = o.order_id), 0)",
-          2, v, PGRES_TUPLES_OK);
-    if (!r)
-        return -1;
-    int n = PQntuples(r);
-    for (int i = 0; i < n && i < max; i++) {
-        pay_row *w = &rows[i];
-        memset(w, 0, sizeof *w);
-        w->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        w->is_refund = strcmp(PQgetvalue(r, i, 1), "refund") == 0;
-        w->order_id = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-        w->reservation_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-        w->event_id = strtoll(PQgetvalue(r, i, 4), NULL, 10);
-        w->ticket_id = strtoll(PQgetvalue(r, i, 5), NULL, 10);
-        w->amount = strtoll(PQgetvalue(r, i, 6), NULL, 10);
-        snprintf(w->currency, sizeof w->currency, "%s", PQgetvalue(r, i, 7));
-        snprintf(w->pm, sizeof w->pm, "%s", PQgetvalue(r, i, 8));
-        snprintf(w->charge, sizeof w->charge, "%s", PQgetvalue(r, i, 9));
-        snprintf(w->key, sizeof w->key, "%s", PQgetvalue(r, i, 10));
-        w->attempts = strtoll(PQgetvalue(r, i, 11), NULL, 10);
-        w->user_id = strtoll(PQgetvalue(r, i, 12), NULL, 10);
-    }
-    PQclear(r);
-    return n < max ? n : max;
-}
-
-/* Gives the row back for a later attempt after delay_ms. */
+/* Gives the row back for a later attempt after delay_ms (on failure the
+ * lease runs out instead). */
 static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const char *why)
 {
-    ons_pg *c = ((pay_thread *)conn)->c;
-    char id[24], d[24];
-    snprintf(id, sizeof id, "%" PRId64, w->id);
-    snprintf(d, sizeof d, "%" PRId64, delay_ms);
-    const char *v[] = {id, d, why};
-    PGresult *r = q(c,
-                    "UPDATE outbox SET lease_until = NULL, last_error = $3, "
-                    "next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0) "
-                    "WHERE outbox_id = $1 AND state = 'pending'",
-                    3, v, PGRES_COMMAND_OK);
-    PQclear(r); /* on failure the lease runs out instead */
+    (void)pay_outbox_reschedule(((pay_thread *)conn)->c, w, delay_ms, why);
 }
 
 /* Records the payment and marks the row done, in one transaction. */
 static int finish(void *conn, const pay_row *w, const pay_answer *ans)
 {
-    ons_pg *c = ((pay_thread *)conn)->c;
-    static const char *pstate[] = {"succeeded", "declined", "failed"};
-    char id[24], oid[24], amt[24], att[24];
-    snprintf(id, sizeof id, "%" PRId64, w->id);
-    snprintf(oid, sizeof oid, "%" PRId64, w->order_id);
-    snprintf(amt, sizeof amt, "%" PRId64, ans->amount > 0 ? ans->amount : w->amount);
-    snprintf(att, sizeof att, "%" PRId64, w->attempts);
-    const char *v[] = {oid,
-                       w->is_refund ? "refund" : "charge",
-                       pstate[ans->cls],
-                       amt,
-                       w->currency,
-                       ans->charge[0] ? ans->charge : NULL,
-                       att,
-                       id,
-                       ans->why[0] ? ans->why : NULL};
-    PGresult *r = q(c,
-                    "WITH p AS (INSERT INTO payments (order_id, kind, state, amount_cents, "
-                    "currency, gateway_ref, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                    "ON CONFLICT DO NOTHING) "
-                    "UPDATE outbox SET state = 'done', outcome = $3, done_at = now(), "
-                    "lease_until = NULL, last_error = $9 WHERE outbox_id = $8",
-                    9, v, PGRES_COMMAND_OK);
-    if (!r)
-        return ONS_EDB;
-    PQclear(r);
-    return 0;
+    return pay_outbox_finish(((pay_thread *)conn)->c, w, ans);
 }
 
 static const pay_outbox_ops outbox_ops = {reschedule, finish};
@@ -298,9 +210,10 @@ static void *thread_main(void *arg)
         return NULL;
     }
     while (!stop_flag) {
-        int n = claim(a, &c, rows, (int)a->o.batch);
-        if (n <= 0) {
-            sleep_ms(n < 0 ? DB_RETRY_MS : a->o.poll_ms);
+        int n = 0;
+        int rc = pay_outbox_claim(&c, a->o.lease_ms, rows, (int)a->o.batch, &n);
+        if (rc || n == 0) {
+            sleep_ms(rc ? DB_RETRY_MS : a->o.poll_ms);
             continue;
         }
         for (int i = 0; i < n; i++) {

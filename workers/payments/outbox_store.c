@@ -1,0 +1,123 @@
+/* outbox_store.c - the outbox's statements; see outbox_store.h. */
+#include "workers/payments/outbox_store.h"
+
+#include "common/err.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Columns of the claim's RETURNING. */
+enum {
+    C_ID,
+    C_KIND,
+    C_ORDER,
+    C_RESERVATION,
+    C_EVENT,
+    C_TICKET,
+    C_AMOUNT,
+    C_CURRENCY,
+    C_PM,
+    C_CHARGE,
+    C_KEY,
+    C_ATTEMPTS,
+    C_USER
+};
+
+/* Copies a text field into buf, cut to fit (the columns' own limits keep
+ * them shorter). */
+static void cut_text(ons_pg_row *rw, int col, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", ons_pg_row_str(rw, col, 0));
+}
+
+/* Reads row i of the claim into w: 0 or ONS_EDB (logged). */
+static int read_row(const PGresult *r, int i, pay_row *w)
+{
+    ons_pg_row rw = ons_pg_row_at(r, i);
+    memset(w, 0, sizeof *w);
+    w->id = ons_pg_row_i64(&rw, C_ID);
+    w->is_refund = strcmp(ons_pg_row_str(&rw, C_KIND, 0), "refund") == 0;
+    w->order_id = ons_pg_row_i64(&rw, C_ORDER);
+    w->reservation_id = ons_pg_row_i64(&rw, C_RESERVATION);
+    w->event_id = ons_pg_row_i64(&rw, C_EVENT);
+    w->ticket_id = ons_pg_row_i64(&rw, C_TICKET);
+    w->amount = ons_pg_row_i64(&rw, C_AMOUNT);
+    cut_text(&rw, C_CURRENCY, w->currency, sizeof w->currency);
+    cut_text(&rw, C_PM, w->pm, sizeof w->pm);
+    cut_text(&rw, C_CHARGE, w->charge, sizeof w->charge);
+    cut_text(&rw, C_KEY, w->key, sizeof w->key);
+    w->attempts = ons_pg_row_i64(&rw, C_ATTEMPTS);
+    w->user_id = ons_pg_row_i64(&rw, C_USER);
+    return ons_pg_row_done(&rw, "outbox claim") ? ONS_EDB : 0;
+}
+
+int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *n)
+{
+    char lease[24], lim[24];
+    snprintf(lease, sizeof lease, "%" PRId64, lease_ms);
+    snprintf(lim, sizeof lim, "%d", max);
+    const char *v[] = {lease, lim};
+    PGresult *r;
+    *n = 0;
+    int rc = ons_pg_query(
+        pg, PGRES_TUPLES_OK, "outbox claim",
+        "UPDATE outbox o SET lease_until = now() + make_interval(secs => $1::bigint / 1000.0), "
+        "attempts = o.attempts + 1 WHERE o.outbox_id IN (SELECT outbox_id FROM outbox "
+        "WHERE state = 'pending' AND next_attempt_at <= now() "
+        "AND (lease_until IS NULL OR lease_until < now()) "
+        "ORDER BY next_attempt_at, outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+        "RETURNING outbox_id, kind, order_id, reservation_id, event_id, coalesce(ticket_id, 0), "
+        "amount_cents, currency, coalesce(payment_method, ''), coalesce(charge_id, ''), "
+        "idempotency_key, attempts, "
+        "coalesce((SELECT user_id FROM orders WHERE order_id = o.order_id), 0)",
+        2, v, &r);
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        if (read_row(r, i, &rows[*n]) == 0)
+            (*n)++;
+    PQclear(r);
+    return 0;
+}
+
+int pay_outbox_reschedule(ons_pg *pg, const pay_row *w, int64_t delay_ms, const char *why)
+{
+    char id[24], d[24];
+    snprintf(id, sizeof id, "%" PRId64, w->id);
+    snprintf(d, sizeof d, "%" PRId64, delay_ms);
+    const char *v[] = {id, d, why};
+    return ons_pg_query(pg, PGRES_COMMAND_OK, "outbox reschedule",
+                        "UPDATE outbox SET lease_until = NULL, last_error = $3, "
+                        "next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0) "
+                        "WHERE outbox_id = $1 AND state = 'pending'",
+                        3, v, NULL);
+}
+
+int pay_outbox_finish(ons_pg *pg, const pay_row *w, const pay_answer *ans)
+{
+    static const char *pstate[] = {"succeeded", "declined", "failed"};
+    if (ans->cls < PAY_SUCCEEDED || ans->cls > PAY_FAILED)
+        return ONS_EINVAL;
+    char id[24], oid[24], amt[24], att[24];
+    snprintf(id, sizeof id, "%" PRId64, w->id);
+    snprintf(oid, sizeof oid, "%" PRId64, w->order_id);
+    snprintf(amt, sizeof amt, "%" PRId64, ans->amount > 0 ? ans->amount : w->amount);
+    snprintf(att, sizeof att, "%" PRId64, w->attempts);
+    const char *v[] = {oid,
+                       w->is_refund ? "refund" : "charge",
+                       pstate[ans->cls],
+                       amt,
+                       w->currency,
+                       ans->charge[0] ? ans->charge : NULL,
+                       att,
+                       id,
+                       ans->why[0] ? ans->why : NULL};
+    return ons_pg_query(pg, PGRES_COMMAND_OK, "outbox finish",
+                        "WITH p AS (INSERT INTO payments (order_id, kind, state, amount_cents, "
+                        "currency, gateway_ref, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                        "ON CONFLICT DO NOTHING) "
+                        "UPDATE outbox SET state = 'done', outcome = $3, done_at = now(), "
+                        "lease_until = NULL, last_error = $9 WHERE outbox_id = $8",
+                        9, v, NULL);
+}

@@ -1,0 +1,32 @@
+/*
+ * outbox_store.h - the PostgreSQL side of onsale-payments: the outbox's
+ * three statements (claim due rows, give one back, finish one), typed rows
+ * in and out, ONS_E... codes (common/err.h). No PGresult leaves this module.
+ *
+ * Each function runs on the calling charger thread's own connection
+ * (common/pg: (re)connects with backoff, logs a failed statement once);
+ * ONS_EUNAVAIL means there was none, ONS_EDB that the statement failed.
+ */
+#ifndef ONSALE_PAYMENTS_OUTBOX_STORE_H
+#define ONSALE_PAYMENTS_OUTBOX_STORE_H
+
+#include <stdint.h>
+
+#include "common/pg.h"
+#include "workers/payments/relay.h"
+
+/* Claims up to max due rows (pending, next_attempt_at passed, no live
+ * lease) for lease_ms, skipping rows another process has locked, and counts
+ * the attempt. Returns 0 with *n rows written to rows (a row whose fields do
+ * not read is logged and left to its lease), or ONS_EUNAVAIL / ONS_EDB. */
+int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *n);
+
+/* Gives w back for a later attempt after delay_ms, with why as last_error.
+ * 0, ONS_EUNAVAIL or ONS_EDB (the lease then runs out instead). */
+int pay_outbox_reschedule(ons_pg *pg, const pay_row *w, int64_t delay_ms, const char *why);
+
+/* Records the payments row of ans and marks w done, in one statement (a
+ * payment recorded before is left alone). 0, ONS_EUNAVAIL or ONS_EDB. */
+int pay_outbox_finish(ons_pg *pg, const pay_row *w, const pay_answer *ans);
+
+#endif
