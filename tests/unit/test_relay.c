@@ -188,7 +188,10 @@ typedef struct world {
     int post_rc, status;
     const char *body;
     int produce_rc;
+    int produce_fail_at; /* > 0: only the result at this 1-based place fails */
+    int stopping;
     int posts, produced, finished, rescheduled;
+    int produce_calls, finish_calls; /* round trips: one each per batch */
     char path[32], idem[160];
     q_msg msg;
     pay_answer fin;
@@ -218,12 +221,22 @@ static int fake_post(void *ctx, const char *path, const char *const *headers, co
     return 0;
 }
 
-static int fake_produce(void *ctx, const q_msg *m)
+static void fake_produce(void *ctx, const q_msg *ms, size_t n, int *rcs)
 {
     (void)ctx;
-    x.produced++;
-    x.msg = *m;
-    return x.produce_rc;
+    x.produce_calls++;
+    for (size_t i = 0; i < n; i++) {
+        x.produced++;
+        x.msg = ms[i];
+        rcs[i] = x.produce_fail_at ? (x.produce_fail_at == x.produced ? ONS_EUNKNOWN : 0)
+                                   : x.produce_rc;
+    }
+}
+
+static int fake_stopping(void *ctx)
+{
+    (void)ctx;
+    return x.stopping;
 }
 
 static void fake_reschedule(void *conn, const pay_row *w, int64_t delay_ms, const char *why)
@@ -235,12 +248,14 @@ static void fake_reschedule(void *conn, const pay_row *w, int64_t delay_ms, cons
     snprintf(x.why, sizeof x.why, "%s", why);
 }
 
-static int fake_finish(void *conn, const pay_row *w, const pay_answer *ans)
+static int fake_finish(void *conn, const pay_done *done, size_t n)
 {
     (void)conn;
-    (void)w;
-    x.finished++;
-    x.fin = *ans;
+    x.finish_calls++;
+    for (size_t i = 0; i < n; i++) {
+        x.finished++;
+        x.fin = *done[i].ans;
+    }
     return 0;
 }
 
@@ -251,7 +266,7 @@ static void setup(void)
     memset(&x, 0, sizeof x);
     pay_breaker_init(&br, 2, 60000, NULL);
     pay_relay_cfg cfg = {200, 10000, 5000, 3000, "sk_test", "dep1-", ""};
-    pay_relay_io io = {fake_post, fake_produce, NULL};
+    pay_relay_io io = {fake_post, fake_produce, fake_stopping, NULL};
     ck_assert_int_eq(pay_relay_init(&relay, &cfg, &io, &br, NULL), 0);
 }
 
@@ -263,7 +278,13 @@ static void teardown(void)
 static void run(const pay_row *w)
 {
     unsigned seed = 7;
-    pay_relay_row(&relay, &ob, NULL, w, &seed);
+    pay_relay_rows(&relay, &ob, NULL, w, 1, &seed);
+}
+
+static void run_batch(const pay_row *rows, size_t n)
+{
+    unsigned seed = 7;
+    pay_relay_rows(&relay, &ob, NULL, rows, n, &seed);
 }
 
 START_TEST(success_is_produced_then_finished)
@@ -398,6 +419,66 @@ START_TEST(open_breaker_reschedules_without_calling)
 }
 END_TEST
 
+START_TEST(batch_costs_one_produce_and_one_finish)
+{
+    x.status = 200;
+    x.body = "{\"id\":\"ch_9\",\"amount_cents\":5000}";
+    pay_row rows[3] = {charge_row(), charge_row(), charge_row()};
+    rows[1].order_id = 501;
+    rows[2].order_id = 502;
+    run_batch(rows, 3);
+    ck_assert_int_eq(x.posts, 3);
+    ck_assert_int_eq(x.produced, 3);
+    ck_assert_int_eq(x.produce_calls, 1);
+    ck_assert_int_eq(x.msg.order_id, 502); /* in row order */
+    ck_assert_int_eq(x.finished, 3);
+    ck_assert_int_eq(x.finish_calls, 1);
+    ck_assert_int_eq(x.rescheduled, 0);
+}
+END_TEST
+
+START_TEST(batch_gives_back_only_the_rows_kafka_refused)
+{
+    /* A charge and a refund without a charge: one result, both finished
+     * together. */
+    x.status = 200;
+    x.body = "{\"id\":\"ch_9\"}";
+    pay_row rows[2] = {charge_row(), refund_row("")};
+    run_batch(rows, 2);
+    ck_assert_int_eq(x.produced, 1); /* the refund has no result */
+    ck_assert_int_eq(x.finished, 2);
+    ck_assert_int_eq(x.finish_calls, 1);
+    /* Kafka refuses the second of three results: that row alone goes back. */
+    teardown();
+    setup();
+    x.status = 200;
+    x.body = "{\"id\":\"ch_9\"}";
+    x.produce_fail_at = 2;
+    pay_row three[3] = {charge_row(), charge_row(), charge_row()};
+    run_batch(three, 3);
+    ck_assert_int_eq(x.produced, 3);
+    ck_assert_int_eq(x.rescheduled, 1);
+    ck_assert_str_eq(x.why, "kafka");
+    ck_assert_int_eq(x.finished, 2);
+    ck_assert_int_eq(x.finish_calls, 1);
+}
+END_TEST
+
+START_TEST(stopping_gives_the_batch_back_unsent)
+{
+    x.status = 200;
+    x.stopping = 1;
+    pay_row rows[2] = {charge_row(), refund_row("ch_1")};
+    run_batch(rows, 2);
+    ck_assert_int_eq(x.posts, 0);
+    ck_assert_int_eq(x.produced, 0);
+    ck_assert_int_eq(x.finished, 0);
+    ck_assert_int_eq(x.rescheduled, 2);
+    ck_assert_str_eq(x.why, "shutdown");
+    ck_assert_int_eq(x.delay, 0);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -417,6 +498,9 @@ int main(void)
         {"row_refund", refunds_are_finished_without_a_result},
         {"row_refund_no_charge", refund_without_a_charge_fails_without_a_call},
         {"row_breaker_open", open_breaker_reschedules_without_calling},
+        {"batch_one_round_trip", batch_costs_one_produce_and_one_finish},
+        {"batch_partial", batch_gives_back_only_the_rows_kafka_refused},
+        {"batch_stopping", stopping_gives_the_batch_back_unsent},
     };
     return ons_check_run_fixture("relay", cases, sizeof cases / sizeof *cases, 60, setup, teardown);
 }

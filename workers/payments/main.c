@@ -7,14 +7,16 @@
  *      ... FOR UPDATE SKIP LOCKED) setting a lease), so several processes
  *      can share the outbox and a killed one's rows come back when their
  *      lease runs out;
- *   2. for each row (pay_relay_row, relay.c), call the gateway (POST /v1/charges or /v1/refunds,
- *      Idempotency-Key = key prefix + the row's key, e.g. "order-<id>") with a
- *      per-call timeout, through the shared circuit breaker;
- *   3. a definitive answer for a charge (succeeded / declined / failed) is
- *      produced as a payment_result record into the event's partition (the
- *      idempotent producer; we wait for the delivery report), then the
- *      payments row is recorded and the outbox row marked done in one
- *      transaction. A refund's answer only needs the second step;
+ *   2. for each row of the batch (pay_relay_rows, relay.c), call the gateway
+ *      (POST /v1/charges or /v1/refunds, Idempotency-Key = key prefix + the
+ *      row's key, e.g. "order-<id>") with a per-call timeout, through the
+ *      shared circuit breaker;
+ *   3. the batch's definitive answers for charges (succeeded / declined /
+ *      failed) are produced as payment_result records into their events'
+ *      partitions (the idempotent producer; we wait for every delivery
+ *      report), then their payments rows are recorded and their outbox rows
+ *      marked done in one transaction. A refund's answer only needs the
+ *      second step;
  *   4. anything else (timeout, connection error, 5xx, breaker open, Kafka
  *      down) reschedules the row: capped exponential backoff with jitter.
  * An outcome is never guessed: a charge whose answer was lost is retried
@@ -164,10 +166,10 @@ static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const cha
     (void)pay_outbox_reschedule(((pay_thread *)conn)->c, w, delay_ms, why);
 }
 
-/* Records the payment and marks the row done, in one transaction. */
-static int finish(void *conn, const pay_row *w, const pay_answer *ans)
+/* Records the payments and marks the rows done, in one transaction. */
+static int finish(void *conn, const pay_done *done, size_t n)
 {
-    return pay_outbox_finish(((pay_thread *)conn)->c, w, ans);
+    return pay_outbox_finish(((pay_thread *)conn)->c, done, n);
 }
 
 static const pay_outbox_ops outbox_ops = {reschedule, finish};
@@ -187,10 +189,16 @@ static int gateway_post(void *ctx, const char *path, const char *const *headers,
     return rc;
 }
 
-static int produce(void *ctx, const q_msg *m)
+static void produce(void *ctx, const q_msg *ms, size_t n, int *rcs)
 {
     app *a = ctx;
-    return pay_produce_result(a->prod, m);
+    (void)pay_produce_results(a->prod, ms, n, rcs);
+}
+
+static int stopping(void *ctx)
+{
+    (void)ctx;
+    return stop_flag != 0;
 }
 
 /* ---- the loop ---------------------------------------------------------------------- */
@@ -216,13 +224,7 @@ static void *thread_main(void *arg)
             sleep_ms(rc ? DB_RETRY_MS : a->o.poll_ms);
             continue;
         }
-        for (int i = 0; i < n; i++) {
-            if (stop_flag) {
-                reschedule(&t, &rows[i], 0, "shutdown");
-                continue;
-            }
-            pay_relay_row(&a->relay, &outbox_ops, &t, &rows[i], &seed);
-        }
+        pay_relay_rows(&a->relay, &outbox_ops, &t, rows, (size_t)n, &seed);
     }
     free(rows);
     ons_pg_fini(&c);
@@ -240,7 +242,7 @@ static int setup_relay(app *a)
     pay_relay_cfg cfg = {a->o.backoff_base_ms, a->o.backoff_max_ms, a->o.breaker_open_ms,
                          (int)a->o.timeout_ms, a->o.api_key,        a->o.key_prefix,
                          a->o.ids_secret};
-    pay_relay_io io = {gateway_post, produce, a};
+    pay_relay_io io = {gateway_post, produce, stopping, a};
     return pay_relay_init(&a->relay, &cfg, &io, &a->br, a->m);
 }
 

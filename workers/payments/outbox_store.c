@@ -94,7 +94,8 @@ int pay_outbox_reschedule(ons_pg *pg, const pay_row *w, int64_t delay_ms, const 
                         3, v, NULL);
 }
 
-int pay_outbox_finish(ons_pg *pg, const pay_row *w, const pay_answer *ans)
+/* Records one row's payment and marks it done on c. 0, ONS_EINVAL or ONS_EDB. */
+static int finish_one(PGconn *c, const pay_row *w, const pay_answer *ans)
 {
     static const char *pstate[] = {"succeeded", "declined", "failed"};
     if (ans->cls < PAY_SUCCEEDED || ans->cls > PAY_FAILED)
@@ -113,11 +114,34 @@ int pay_outbox_finish(ons_pg *pg, const pay_row *w, const pay_answer *ans)
                        att,
                        id,
                        ans->why[0] ? ans->why : NULL};
-    return ons_pg_query(pg, PGRES_COMMAND_OK, "outbox finish",
-                        "WITH p AS (INSERT INTO payments (order_id, kind, state, amount_cents, "
-                        "currency, gateway_ref, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                        "ON CONFLICT DO NOTHING) "
-                        "UPDATE outbox SET state = 'done', outcome = $3, done_at = now(), "
-                        "lease_until = NULL, last_error = $9 WHERE outbox_id = $8",
-                        9, v, NULL);
+    return ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish",
+                       "WITH p AS (INSERT INTO payments (order_id, kind, state, amount_cents, "
+                       "currency, gateway_ref, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                       "ON CONFLICT DO NOTHING) "
+                       "UPDATE outbox SET state = 'done', outcome = $3, done_at = now(), "
+                       "lease_until = NULL, last_error = $9 WHERE outbox_id = $8",
+                       9, v, NULL);
+}
+
+int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (done[i].ans->cls < PAY_SUCCEEDED || done[i].ans->cls > PAY_FAILED)
+            return ONS_EINVAL;
+    PGconn *c = ons_pg_conn(pg);
+    if (!c)
+        return ONS_EUNAVAIL;
+    /* One commit for the batch: n statements, one WAL flush. */
+    int rc = n > 1 ? ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish begin", "BEGIN", 0, NULL, NULL)
+                   : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = finish_one(c, done[i].row, done[i].ans);
+    if (n > 1 && rc == 0)
+        rc = ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish commit", "COMMIT", 0, NULL, NULL);
+    if (rc && n > 1 && PQtransactionStatus(c) != PQTRANS_IDLE)
+        (void)ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish rollback", "ROLLBACK", 0, NULL,
+                          NULL);
+    if (rc)
+        ons_pg_check(pg);
+    return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * outbox_store.h - the PostgreSQL side of onsale-payments: the outbox's
- * three statements (claim due rows, give one back, finish one), typed rows
+ * three statements (claim due rows, give one back, finish a batch), typed rows
  * in and out, ONS_E... codes (common/err.h). No PGresult leaves this module.
  *
  * Each function runs on the calling charger thread's own connection
@@ -25,8 +25,10 @@ int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *
  * 0, ONS_EUNAVAIL or ONS_EDB (the lease then runs out instead). */
 int pay_outbox_reschedule(ons_pg *pg, const pay_row *w, int64_t delay_ms, const char *why);
 
-/* Records the payments row of ans and marks w done, in one statement (a
- * payment recorded before is left alone). 0, ONS_EUNAVAIL or ONS_EDB. */
-int pay_outbox_finish(ons_pg *pg, const pay_row *w, const pay_answer *ans);
+/* Records the payments row of each done[i].ans and marks done[i].row done
+ * (a payment recorded before is left alone), all n in one transaction.
+ * 0, ONS_EUNAVAIL, ONS_EINVAL (an answer that is not final) or ONS_EDB
+ * (nothing was written). */
+int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n);
 
 #endif

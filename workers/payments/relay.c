@@ -83,10 +83,17 @@ int64_t pay_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts, unsign
 
 /* ---- produce and wait --------------------------------------------------------------- */
 
-typedef struct delivery {
+/* The delivery reports a batch of results waits for. */
+typedef struct deliveries {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done, err;
+    size_t pending;
+    int *rcs;
+} deliveries;
+
+typedef struct delivery {
+    deliveries *all;
+    size_t i;
 } delivery;
 
 static void delivered(void *arg, int err, int32_t partition, int64_t offset)
@@ -94,45 +101,54 @@ static void delivered(void *arg, int err, int32_t partition, int64_t offset)
     (void)partition;
     (void)offset;
     delivery *d = arg;
-    pthread_mutex_lock(&d->mu);
-    d->done = 1;
-    d->err = err;
-    pthread_cond_signal(&d->cv);
-    pthread_mutex_unlock(&d->mu);
+    deliveries *all = d->all;
+    pthread_mutex_lock(&all->mu);
+    all->rcs[d->i] = err;
+    if (--all->pending == 0)
+        pthread_cond_signal(&all->cv);
+    pthread_mutex_unlock(&all->mu);
 }
 
-int pay_produce_wait(q_producer *prod, int lane, int64_t event_id, const char *buf, size_t len)
+size_t pay_produce_results(q_producer *prod, const q_msg *ms, size_t n, int *rcs)
 {
-    delivery d;
-    memset(&d, 0, sizeof d);
-    pthread_mutex_init(&d.mu, NULL);
-    pthread_cond_init(&d.cv, NULL);
-    int rc = q_producer_send_to(prod, lane, event_id, buf, len, delivered, &d);
-    if (rc == 0) {
-        /* The producer's delivery timeout bounds the wait: the callback
-         * runs exactly once (also when the producer is closed), so d may
-         * live on this stack until it has. */
-        pthread_mutex_lock(&d.mu);
-        while (!d.done)
-            pthread_cond_wait(&d.cv, &d.mu);
-        rc = d.err;
-        pthread_mutex_unlock(&d.mu);
+    delivery *ds = calloc(n ? n : 1, sizeof *ds);
+    deliveries all = {.rcs = rcs};
+    pthread_mutex_init(&all.mu, NULL);
+    pthread_cond_init(&all.cv, NULL);
+    for (size_t i = 0; i < n; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        int rc = ds ? q_msg_encode(&ms[i], &buf, &len) : ONS_ENOMEM;
+        if (rc == 0) {
+            ds[i] = (delivery){&all, i};
+            pthread_mutex_lock(&all.mu);
+            all.pending++;
+            pthread_mutex_unlock(&all.mu);
+            rc = q_producer_send_to(prod, Q_TOPIC_CONTROL, ms[i].event_id, buf, len, delivered,
+                                    &ds[i]);
+            if (rc) {
+                pthread_mutex_lock(&all.mu);
+                all.pending--;
+                pthread_mutex_unlock(&all.mu);
+            }
+        }
+        free(buf);
+        rcs[i] = rc;
     }
-    pthread_mutex_destroy(&d.mu);
-    pthread_cond_destroy(&d.cv);
-    return rc;
-}
-
-int pay_produce_result(q_producer *prod, const q_msg *m)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    int rc = q_msg_encode(m, &buf, &len);
-    if (rc)
-        return rc;
-    rc = pay_produce_wait(prod, Q_TOPIC_CONTROL, m->event_id, buf, len);
-    free(buf);
-    return rc;
+    /* Each callback runs exactly once (also when the producer is closed),
+     * within the producer's delivery timeout: ds and all may live here
+     * until the last has. */
+    pthread_mutex_lock(&all.mu);
+    while (all.pending > 0)
+        pthread_cond_wait(&all.cv, &all.mu);
+    pthread_mutex_unlock(&all.mu);
+    pthread_mutex_destroy(&all.mu);
+    pthread_cond_destroy(&all.cv);
+    free(ds);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++)
+        failed += rcs[i] != 0;
+    return failed;
 }
 
 /* ---- the relay ----------------------------------------------------------------------- */
@@ -255,60 +271,126 @@ static void name_row(const pay_relay *r, const pay_row *w, row_ids *ids)
     ons_logk2(level, "order_id", (ids)->order, "intent_id",                                        \
               (ids)->intent[0] ? (ids)->intent : NULL, __VA_ARGS__)
 
-/* A charge's final answer: into the log, then finished. 0, or the produce
- * error (the row was rescheduled). */
-static int deliver(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
-                   const pay_answer *ans, const row_ids *ids, unsigned *seed)
+/* What a batch needs beside its rows, one slot per row. */
+typedef struct batch {
+    pay_answer *ans;
+    row_ids *ids;
+    q_msg *msgs;   /* the final charges' results, in row order */
+    size_t *which; /* msgs[k] is rows[which[k]]'s */
+    int *rcs;      /* the produce's outcome per msgs[k] */
+    uint8_t *final;
+    pay_done *done;
+} batch;
+
+/* Step 1 for row i: the gateway, or a refund without a charge. Returns 1
+ * when the answer is final (the row goes on), 0 when it was rescheduled. */
+static int call_row(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
+                    pay_answer *ans, const row_ids *ids, unsigned *seed)
 {
-    q_msg m;
-    result_msg(w, ans, &m);
-    int rc = r->io.produce(r->io.ctx, &m);
-    if (rc) {
+    const char *kind = w->is_refund ? "refund" : "charge";
+    if (w->is_refund && !w->charge[0]) {
+        memset(ans, 0, sizeof *ans);
+        ans->cls = PAY_FAILED;
+        snprintf(ans->why, sizeof ans->why, "no charge to refund");
+    } else {
+        call_gateway(r, w, ans);
+    }
+    count(r->calls[w->is_refund][ans->cls]);
+    if (ans->cls == PAY_BREAKER_OPEN) {
+        ob->reschedule(conn, w, ans->retry_in_ms > 0 ? ans->retry_in_ms : r->cfg.breaker_open_ms,
+                       ans->why);
+        return 0;
+    }
+    if (ans->cls == PAY_RETRY) {
+        int64_t d =
+            pay_backoff_ms(r->cfg.backoff_base_ms, r->cfg.backoff_max_ms, w->attempts, seed);
+        LOG_ROW(ONS_LOG_WARN, ids, "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms", kind,
+                w->key, w->attempts, ans->why, d);
+        ob->reschedule(conn, w, d, ans->why);
+        return 0;
+    }
+    return 1;
+}
+
+/* The batch's three steps over rows[0..n) with b's slots. */
+static void relay_batch(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *rows,
+                        size_t n, unsigned *seed, batch *b)
+{
+    size_t nmsg = 0, ndone = 0;
+    for (size_t i = 0; i < n; i++) {
+        name_row(r, &rows[i], &b->ids[i]);
+        if (r->io.stopping && r->io.stopping(r->io.ctx)) {
+            ob->reschedule(conn, &rows[i], 0, "shutdown");
+            b->final[i] = 0;
+            continue;
+        }
+        b->final[i] = (uint8_t)call_row(r, ob, conn, &rows[i], &b->ans[i], &b->ids[i], seed);
+        if (b->final[i] && !rows[i].is_refund) {
+            result_msg(&rows[i], &b->ans[i], &b->msgs[nmsg]);
+            b->which[nmsg++] = i;
+        }
+    }
+    /* Every final charge's result in the log before its row is done: a
+     * result Kafka did not take is rescheduled like a retry, never guessed. */
+    if (nmsg)
+        r->io.produce(r->io.ctx, b->msgs, nmsg, b->rcs);
+    for (size_t k = 0; k < nmsg; k++) {
+        const pay_row *w = &rows[b->which[k]];
+        if (b->rcs[k] == 0) {
+            count(r->results);
+            continue;
+        }
         count(r->errors);
-        LOG_ROW(ONS_LOG_WARN, ids, "payment_result not produced: %s", ons_strerror(rc));
+        LOG_ROW(ONS_LOG_WARN, &b->ids[b->which[k]], "payment_result not produced: %s",
+                ons_strerror(b->rcs[k]));
         ob->reschedule(
             conn, w,
             pay_backoff_ms(r->cfg.backoff_base_ms, r->cfg.backoff_max_ms, w->attempts, seed),
             "kafka");
-        return rc;
+        b->final[b->which[k]] = 0;
     }
-    count(r->results);
-    return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!b->final[i])
+            continue;
+        const pay_row *w = &rows[i];
+        LOG_ROW(ONS_LOG_INFO, &b->ids[i], "%s %s attempt %" PRId64 ": %s%s%s",
+                w->is_refund ? "refund" : "charge", w->key, w->attempts,
+                class_names[b->ans[i].cls], b->ans[i].charge[0] ? " " : "", b->ans[i].charge);
+        b->done[ndone++] = (pay_done){w, &b->ans[i]};
+    }
+    if (ndone && ob->finish(conn, b->done, ndone) != 0)
+        for (size_t k = 0; k < ndone; k++)
+            LOG_ROW(ONS_LOG_WARN, &b->ids[b->done[k].row - rows],
+                    "outbox row %" PRId64 " not marked done; it will be sent again (harmless)",
+                    b->done[k].row->id);
 }
 
-void pay_relay_row(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
-                   unsigned *seed)
+void pay_relay_rows(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *rows,
+                    size_t n, unsigned *seed)
 {
-    pay_answer ans;
-    row_ids ids;
-    name_row(r, w, &ids);
-    const char *kind = w->is_refund ? "refund" : "charge";
-    if (w->is_refund && !w->charge[0]) {
-        memset(&ans, 0, sizeof ans);
-        ans.cls = PAY_FAILED;
-        snprintf(ans.why, sizeof ans.why, "no charge to refund");
+    batch b = {calloc(n, sizeof *b.ans), calloc(n, sizeof *b.ids),  calloc(n, sizeof *b.msgs),
+               calloc(n, sizeof *b.which), calloc(n, sizeof *b.rcs), calloc(n, sizeof *b.final),
+               calloc(n, sizeof *b.done)};
+    if (b.ans && b.ids && b.msgs && b.which && b.rcs && b.final && b.done) {
+        relay_batch(r, ob, conn, rows, n, seed, &b);
     } else {
-        call_gateway(r, w, &ans);
+        /* One at a time with slots on the stack. */
+        pay_answer ans;
+        row_ids ids;
+        q_msg msg;
+        size_t which;
+        int rc;
+        uint8_t final;
+        pay_done done;
+        batch one = {&ans, &ids, &msg, &which, &rc, &final, &done};
+        for (size_t i = 0; i < n; i++)
+            relay_batch(r, ob, conn, &rows[i], 1, seed, &one);
     }
-    count(r->calls[w->is_refund][ans.cls]);
-    if (ans.cls == PAY_BREAKER_OPEN) {
-        ob->reschedule(conn, w, ans.retry_in_ms > 0 ? ans.retry_in_ms : r->cfg.breaker_open_ms,
-                       ans.why);
-        return;
-    }
-    if (ans.cls == PAY_RETRY) {
-        int64_t d =
-            pay_backoff_ms(r->cfg.backoff_base_ms, r->cfg.backoff_max_ms, w->attempts, seed);
-        LOG_ROW(ONS_LOG_WARN, &ids, "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms", kind,
-                w->key, w->attempts, ans.why, d);
-        ob->reschedule(conn, w, d, ans.why);
-        return;
-    }
-    if (!w->is_refund && deliver(r, ob, conn, w, &ans, &ids, seed) != 0)
-        return;
-    LOG_ROW(ONS_LOG_INFO, &ids, "%s %s attempt %" PRId64 ": %s%s%s", kind, w->key, w->attempts,
-            class_names[ans.cls], ans.charge[0] ? " " : "", ans.charge);
-    if (ob->finish(conn, w, &ans) != 0)
-        LOG_ROW(ONS_LOG_WARN, &ids,
-                "outbox row %" PRId64 " not marked done; it will be sent again (harmless)", w->id);
+    free(b.ans);
+    free(b.ids);
+    free(b.msgs);
+    free(b.which);
+    free(b.rcs);
+    free(b.final);
+    free(b.done);
 }

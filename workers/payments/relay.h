@@ -8,8 +8,8 @@
  *   2. the answer is classified (pay_classify):
  *        succeeded / declined / failed  final: a charge's outcome is
  *          produced as a payment_result on the control lane and waited for
- *          (pay_produce_wait), then the row is finished (payments row +
- *          outbox done, one transaction); a refund is only finished;
+ *          (pay_produce_results), then the row is finished (payments row +
+ *          outbox done); a refund is only finished;
  *        retry (timeout, connection error, 5xx, 409, 401/403/422, a 200
  *          without an id, a malformed body)  rescheduled after
  *          pay_backoff_ms(attempts);
@@ -18,10 +18,16 @@
  *      outcome is never guessed, and a result produced twice is ignored by
  *      the partition owner.
  *
+ * A claimed batch goes through those steps together (pay_relay_rows): the
+ * gateway calls one after another, then every final charge's result
+ * produced at once and waited for once, then every final row finished in
+ * one transaction, so a batch costs one log round trip and one commit, not
+ * one of each per row. The order of effects per row is the same.
+ *
  * The relay does no I/O of its own: the gateway POST and the produce are
  * pay_relay_io callbacks, the outbox writes are pay_outbox_ops on the
  * calling thread's connection, so its decisions are unit tested with fakes
- * (tests/unit/test_relay.c). pay_relay_row is thread-safe for distinct rows
+ * (tests/unit/test_relay.c). pay_relay_rows is thread-safe for distinct rows
  * (the breaker and the metrics are; everything else is per call).
  */
 #ifndef ONSALE_PAYMENTS_RELAY_H
@@ -73,16 +79,12 @@ int pay_answer_healthy(int rc, int status);
  * max_ms). seed is the calling thread's rand_r state. */
 int64_t pay_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t attempts, unsigned *seed);
 
-/* Produces the encoded record buf (len bytes) keyed by event_id on lane
- * (Q_TOPIC_CONTROL, ...) and waits for its delivery report. The producer's
- * delivery timeout bounds the wait. Returns 0 (in the log) or the report's
- * error (q_produce_cb: ONS_EUNKNOWN, ONS_ETIMEDOUT, ...), or the send's. */
-int pay_produce_wait(q_producer *prod, int lane, int64_t event_id, const char *buf, size_t len);
-
-/* Encodes m (a payment_result) and produces it keyed by its event on the
- * control lane (a result never waits behind the event's join backlog),
- * waiting as pay_produce_wait. 0 or an ONS_E... code. */
-int pay_produce_result(q_producer *prod, const q_msg *m);
+/* Encodes each of the n payment_results ms and produces it keyed by its
+ * event on the control lane (a result never waits behind the event's join
+ * backlog), then waits for every delivery report (the producer's delivery
+ * timeout bounds the wait). rcs[i] is 0 when ms[i] is in the log, else an
+ * ONS_E... code. Returns the number that failed. */
+size_t pay_produce_results(q_producer *prod, const q_msg *ms, size_t n, int *rcs);
 
 /* The relay's options (onsale-payments' payments.* options). */
 typedef struct pay_relay_cfg {
@@ -100,20 +102,29 @@ typedef struct pay_relay_io {
      * relay frees it), or an ONS_E... code (pay_http_post). */
     int (*post)(void *ctx, const char *path, const char *const *headers, const char *body,
                 int timeout_ms, int *status, char **resp_body);
-    /* Produces m (a payment_result) and waits for it to be in the log: 0 or
-     * an ONS_E... code. */
-    int (*produce)(void *ctx, const q_msg *m);
+    /* Produces the n payment_results ms and waits until each is in the
+     * log or failed: rcs[i] = 0 or an ONS_E... code (pay_produce_results). */
+    void (*produce)(void *ctx, const q_msg *ms, size_t n, int *rcs);
+    /* Whether the process is stopping (NULL: never): rows of a batch not
+     * yet sent to the gateway are then given back at once. */
+    int (*stopping)(void *ctx);
     void *ctx;
 } pay_relay_io;
+
+/* A row with its final answer, to be finished. */
+typedef struct pay_done {
+    const pay_row *row;
+    const pay_answer *ans;
+} pay_done;
 
 /* The outbox writes, on the calling thread's connection (conn). */
 typedef struct pay_outbox_ops {
     /* Gives the row back for a later attempt after delay_ms; a failure is
      * left to the row's lease running out. */
     void (*reschedule)(void *conn, const pay_row *w, int64_t delay_ms, const char *why);
-    /* Records the payment and marks the row done, in one transaction: 0 or
-     * an error (the row is then sent again: harmless). */
-    int (*finish)(void *conn, const pay_row *w, const pay_answer *ans);
+    /* Records the payments and marks the n rows done, in one transaction:
+     * 0 or an error (the rows are then sent again: harmless). */
+    int (*finish)(void *conn, const pay_done *done, size_t n);
 } pay_outbox_ops;
 
 typedef struct pay_relay {
@@ -130,9 +141,10 @@ typedef struct pay_relay {
 int pay_relay_init(pay_relay *r, const pay_relay_cfg *cfg, const pay_relay_io *io, pay_breaker *br,
                    ons_metrics *m);
 
-/* Takes one claimed row to its next state (see the top of this file),
- * writing through ob on conn. seed is the thread's rand_r state. */
-void pay_relay_row(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
-                   unsigned *seed);
+/* Takes the n claimed rows to their next states (see the top of this
+ * file), writing through ob on conn. seed is the thread's rand_r state.
+ * Short of memory for a batch's bookkeeping, the rows go one at a time. */
+void pay_relay_rows(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *rows,
+                    size_t n, unsigned *seed);
 
 #endif
