@@ -2,7 +2,9 @@
  * event_view.h - the public event view (GET /v1/events/{id}) served from
  * memory.
  *
- * The fan page fetches the view every few seconds per waiting fan. Counting
+ * The fan page fetches the view every few seconds per waiting fan (every
+ * refresh_after_ms: 5 s, stretched as the event's crowd grows so that it
+ * asks at most event_view.views_per_s views a second in all). Counting
  * seats in PostgreSQL on each call cost 66 ms for a 100,000-seat event, so a
  * crowd on the page stopped the view loading for everyone. Here a view is
  * built at most once per event_view.ttl_ms per ingress node, on a job
