@@ -213,40 +213,23 @@ static void cut_text(const PGresult *r, int row, int col, char *buf, size_t cap)
     snprintf(buf, cap, "%s", v ? v : "");
 }
 
-/* Reads one row of a result into an item; 0 or ONS_EDB (logged). */
-typedef int (*row_fn)(const PGresult *r, int row, void *item);
-
-/* Reads every row of r (cleared here) into a new heap array of elem-sized
- * items: 0 with *out (never NULL: one item at least is allocated) and *n,
- * or ONS_EDB / ONS_ENOMEM with *out NULL. */
-static int read_rows(PGresult *r, size_t elem, row_fn read, void **out, size_t *n)
+/* Reads every row of r (cleared here) into a new heap array: see
+ * ons_pg_rows. */
+static int read_rows(PGresult *r, size_t elem, ons_pg_row_fn read, void *out, size_t *n)
 {
-    size_t rows = (size_t)PQntuples(r);
-    char *v = calloc(rows ? rows : 1, elem);
-    int rc = v ? 0 : ONS_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < rows; i++)
-        rc = read(r, (int)i, v + i * elem);
+    int rc = ons_pg_rows(r, elem, -1, read, out, n);
     PQclear(r);
-    if (rc) {
-        free(v);
-        v = NULL;
-        rows = 0;
-    }
-    *out = v;
-    *n = rows;
     return rc;
 }
 
 /* Runs sql with event as $1 (NULL: SQL NULL) and reads its rows. */
 static int run_rows(adm_store *s, const char *event, const char *what, const char *sql, size_t elem,
-                    row_fn read, void **out, size_t *n)
+                    ons_pg_row_fn read, void *out, size_t *n)
 {
-    PGresult *r;
-    *out = NULL;
-    *n = 0;
-    if (run_on(s, event, what, sql, 1, &r))
-        return ONS_EDB;
-    return read_rows(r, elem, read, out, n);
+    PGresult *r = NULL;
+    int rc = run_on(s, event, what, sql, 1, &r);
+    int rrc = read_rows(r, elem, read, out, n); /* r NULL: no rows */
+    return rc ? rc : rrc;
 }
 
 /* ---- counting queries -------------------------------------------------------------- */
@@ -305,7 +288,7 @@ static int read_release(const PGresult *r, int i, void *item)
 int adm_store_releases(adm_store *s, adm_release **out, size_t *n)
 {
     return run_rows(s, s->event_param, "audit releases", sql_releases, sizeof **out, read_release,
-                    (void **)out, n);
+                    out, n);
 }
 
 /* Columns of sql_fifo. */
@@ -352,8 +335,7 @@ static int read_fifo_row(const PGresult *r, int i, void *item)
 
 int adm_store_fifo_rows(adm_store *s, adm_fifo_row **out, size_t *n)
 {
-    return run_rows(s, s->event_param, "audit fifo", sql_fifo, sizeof **out, read_fifo_row,
-                    (void **)out, n);
+    return run_rows(s, s->event_param, "audit fifo", sql_fifo, sizeof **out, read_fifo_row, out, n);
 }
 
 int adm_store_offsets(adm_store *s, adm_offsets *out)
@@ -404,7 +386,7 @@ int adm_store_intent_states(adm_store *s, const int64_t *seqs, size_t n, adm_int
         ons_pg_exec(s->pg.conn, PGRES_TUPLES_OK, "audit intent states", sql_states, 1, params, &r))
         rc = ONS_EDB;
     ons_pgarrs_fini(&arr, 1);
-    return rc ? rc : read_rows(r, sizeof **out, read_intent_state, (void **)out, nout);
+    return rc ? rc : read_rows(r, sizeof **out, read_intent_state, out, nout);
 }
 
 /* ---- verify-draw ------------------------------------------------------------------- */
@@ -439,6 +421,5 @@ int adm_store_prequeued(adm_store *s, int64_t event_id, adm_prequeued **out, siz
 {
     char ev[24];
     snprintf(ev, sizeof ev, "%" PRId64, event_id);
-    return run_rows(s, ev, "verify-draw", sql_prequeued, sizeof **out, read_prequeued, (void **)out,
-                    n);
+    return run_rows(s, ev, "verify-draw", sql_prequeued, sizeof **out, read_prequeued, out, n);
 }

@@ -63,11 +63,11 @@ typedef struct adm_charges {
 int adm_store_charges(adm_store *s, adm_charges *out);
 
 /* Every release of the scope's events, sorted by (event, t): *out is a heap
- * array the caller frees (never NULL on success), *n its length. */
+ * array the caller frees (NULL when none), *n its length. */
 int adm_store_releases(adm_store *s, adm_release **out, size_t *n);
 
 /* Every intent of the scope as the FIFO walk sees it: *out is a heap array
- * the caller frees (never NULL on success), *n its length. */
+ * the caller frees (NULL when none), *n its length. */
 int adm_store_fifo_rows(adm_store *s, adm_fifo_row **out, size_t *n);
 
 /* The partition owners' cursors (partition_owner), in partition order. */
@@ -93,8 +93,8 @@ typedef struct adm_intent_state {
 #define ADM_STATES_MAX 10000
 
 /* The states of the intents among seqs[0..n) that exist (n at most
- * ADM_STATES_MAX; any order): *out a heap array the caller frees (never
- * NULL on success), *nout its length. ONS_EINVAL when n is too large. */
+ * ADM_STATES_MAX; any order): *out a heap array the caller frees (NULL
+ * when none), *nout its length. ONS_EINVAL when n is too large. */
 int adm_store_intent_states(adm_store *s, const int64_t *seqs, size_t n, adm_intent_state **out,
                             size_t *nout);
 
@@ -114,8 +114,8 @@ typedef struct adm_prequeued {
     int64_t seq, user_id;
 } adm_prequeued;
 
-/* event_id's pre-queued intents: *out a heap array the caller frees (never
- * NULL on success), *n its length. */
+/* event_id's pre-queued intents: *out a heap array the caller frees (NULL
+ * when none), *n its length. */
 int adm_store_prequeued(adm_store *s, int64_t event_id, adm_prequeued **out, size_t *n);
 
 #endif

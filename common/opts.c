@@ -76,6 +76,17 @@ static int set_one(const ons_opt *o, void *dst, const char *value, char *errbuf,
         *(char **)field = copy;
         return 0;
     }
+    case ONS_OPT_FRAC: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end != '\0' || !(v >= 0.0 && v <= 1.0)) {
+            snprintf(errbuf, errlen, "option %s: '%s' is not a number in 0..1", o->name, value);
+            return ONS_EINVAL;
+        }
+        *(double *)field = v;
+        return 0;
+    }
     }
     return ONS_EINVAL;
 }
@@ -177,7 +188,7 @@ void ons_opts_free(const ons_opt *table, size_t n, void *dst)
 
 void ons_opts_usage(const ons_opt *table, size_t n)
 {
-    static const char *types[] = {"int", "bool", "string"};
+    static const char *types[] = {"int", "bool", "string", "0..1"};
     for (size_t i = 0; i < n; i++) {
         char env[128];
         env_name(table[i].name, env, sizeof env);

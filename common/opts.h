@@ -22,6 +22,7 @@ enum ons_opt_type {
     ONS_OPT_INT,  /* long long; min..max inclusive */
     ONS_OPT_BOOL, /* int 0/1; accepts true/false/yes/no/on/off/1/0 */
     ONS_OPT_STR,  /* char *; min..max is the allowed length */
+    ONS_OPT_FRAC, /* double, a fraction in 0..1 (a share, a rate); min, max unused */
 };
 
 typedef struct ons_opt {

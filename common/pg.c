@@ -448,3 +448,36 @@ int ons_pg_row_done(const ons_pg_row *rw, const char *what)
                       ons_strerror(rw->err));
     return rw->err;
 }
+
+/* ---- reading every row into an array ---------------------------------------------- */
+
+int ons_pg_rows(const PGresult *r, size_t elem, int max, ons_pg_row_fn read, void *out, size_t *n)
+{
+    int rows = r ? PQntuples(r) : 0, rc = 0;
+    if (max >= 0 && rows > max)
+        rows = max;
+    char *items = rows > 0 ? calloc((size_t)rows, elem) : NULL;
+    if (rows > 0 && !items)
+        rc = ONS_ENOMEM;
+    for (int i = 0; rc == 0 && i < rows; i++)
+        if (read(r, i, items + (size_t)i * elem))
+            rc = ONS_EDB;
+    if (rc) {
+        free(items);
+        items = NULL;
+        rows = 0;
+    }
+    memcpy(out, &items, sizeof items);
+    *n = (size_t)rows;
+    return rc;
+}
+
+void ons_pg_rows_free(void *rows, size_t *n)
+{
+    void *p;
+    memcpy(&p, rows, sizeof p);
+    free(p);
+    p = NULL;
+    memcpy(rows, &p, sizeof p);
+    *n = 0;
+}

@@ -194,4 +194,20 @@ void ons_pg_row_text(ons_pg_row *rw, int col, char *buf, size_t cap, int nullabl
  * rw->err (0 when the row read cleanly). */
 int ons_pg_row_done(const ons_pg_row *rw, const char *what);
 
+/* ---- reading every row into an array ---------------------------------------------- */
+
+/* Reads row `row` of r into item: 0, or nonzero when a field does not read. */
+typedef int (*ons_pg_row_fn)(const PGresult *r, int row, void *item);
+
+/* Reads the rows of r (at most max; max < 0: all) into a new heap array of
+ * elem-sized items. out is the address of the caller's pointer (T **out):
+ * it is set to the array (NULL when there are no rows), *n to its length.
+ * Returns 0, ONS_EDB (read() failed for a row) or ONS_ENOMEM; on error the
+ * pointer is NULL and *n 0. Does not clear r. */
+int ons_pg_rows(const PGresult *r, size_t elem, int max, ons_pg_row_fn read, void *out, size_t *n);
+
+/* Frees an array ons_pg_rows() made: rows is the address of the caller's
+ * pointer (T **), set to NULL; *n is set to 0. */
+void ons_pg_rows_free(void *rows, size_t *n);
+
 #endif

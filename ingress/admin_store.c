@@ -20,10 +20,7 @@ int ing_partition_owners(ing_worker *w, ing_partition_owner **out, size_t *n)
     PGresult *res = ing_worker_query(
         w, "SELECT partition, owner, epoch, next_offset FROM partition_owner ORDER BY partition", 0,
         NULL);
-    void *rows;
-    int rc = ing_pg_rows(res, NULL, "partition owners", sizeof **out, -1, read_owner, &rows, n);
-    *out = rows;
-    return rc;
+    return ing_pg_rows(res, NULL, "partition owners", sizeof **out, -1, read_owner, out, n);
 }
 
 static int read_counts(const PGresult *res, int i, void *item)
@@ -54,8 +51,5 @@ int ing_live_event_counts(ing_worker *w, int limit, ing_event_counts **out, size
         "WHERE e.status IN ('scheduled', 'on_sale', 'paused', 'sold_out') "
         "GROUP BY e.event_id, e.status ORDER BY e.event_id DESC LIMIT $1",
         1, v);
-    void *rows;
-    int rc = ing_pg_rows(res, NULL, "live event counts", sizeof **out, -1, read_counts, &rows, n);
-    *out = rows;
-    return rc;
+    return ing_pg_rows(res, NULL, "live event counts", sizeof **out, -1, read_counts, out, n);
 }

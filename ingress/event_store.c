@@ -388,10 +388,7 @@ int ing_event_draw_entrants(ing_worker *w, int64_t event_id, ing_draw_entrant **
                                      "AND i.accepted_at < e.onsale_at "
                                      "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
                                      1, v);
-    void *rows;
-    int rc = ing_pg_rows(res, NULL, "draw entrants", sizeof **out, -1, read_entrant, &rows, n);
-    *out = rows;
-    return rc;
+    return ing_pg_rows(res, NULL, "draw entrants", sizeof **out, -1, read_entrant, out, n);
 }
 
 /* The view's tiers of event_id (text parameter ev). */
@@ -411,11 +408,8 @@ static int view_tiers(ing_worker *w, const int64_t *v, ing_event_view_row *out)
                          "s.section_id FROM price_tiers pt JOIN sections s "
                          "USING (section_id) WHERE pt.event_id = $1 ORDER BY s.position",
                          1, v);
-    void *rows;
-    int rc = ing_pg_rows(res, NULL, "event view tiers", sizeof *out->tiers, -1, read_tier, &rows,
-                         &out->ntiers);
-    out->tiers = rows;
-    return rc;
+    return ing_pg_rows(res, NULL, "event view tiers", sizeof *out->tiers, -1, read_tier,
+                       &out->tiers, &out->ntiers);
 }
 
 /* A double cell, when not NULL. */
@@ -481,9 +475,7 @@ int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out)
 
 void ing_event_view_clear(ing_event_view_row *v)
 {
-    free(v->tiers);
-    v->tiers = NULL;
-    v->ntiers = 0;
+    ons_pg_rows_free(&v->tiers, &v->ntiers);
 }
 
 typedef struct seat_totals {
@@ -522,12 +514,10 @@ int ing_event_seat_counts(ing_worker *w, int64_t event_id, int64_t *available, i
     *available = t.available;
     *held = t.held;
     *sold = t.sold;
-    void *rows;
-    rc = ing_pg_rows(ing_pg_query_i64(w, 1,
-                                      "SELECT section_id, count(*) FROM seats "
-                                      "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
-                                      1, v),
-                     NULL, "section counts", sizeof **sections, -1, read_section_free, &rows, n);
-    *sections = rows;
-    return rc;
+    return ing_pg_rows(ing_pg_query_i64(w, 1,
+                                        "SELECT section_id, count(*) FROM seats "
+                                        "WHERE event_id = $1 AND status = 'available' GROUP BY 1",
+                                        1, v),
+                       NULL, "section counts", sizeof **sections, -1, read_section_free, sections,
+                       n);
 }

@@ -22,18 +22,6 @@ int ing_intent_state_get(ing_worker *w, int64_t seq, int64_t user_id, char state
     return ing_pg_one(res, NULL, "intent state", read_state, state);
 }
 
-typedef struct intent_ref {
-    int64_t seq;
-    char *state; /* 16 bytes */
-} intent_ref;
-
-static int read_intent_ref(const PGresult *res, int i, void *item)
-{
-    intent_ref *r = item;
-    ing_pg_text(res, i, 1, r->state, 16);
-    return ing_pg_i64(res, i, 0, &r->seq);
-}
-
 int ing_intent_of_join(ing_worker *w, int64_t user_id, int64_t event_id, int32_t partition,
                        int64_t sent_ms, int64_t *seq, char state[16])
 {
@@ -45,10 +33,7 @@ int ing_intent_of_join(ing_worker *w, int64_t user_id, int64_t event_id, int32_t
         "AND (extract(epoch FROM accepted_at) * 1000)::bigint = $4 "
         "ORDER BY intent_seq LIMIT 1",
         4, v);
-    intent_ref r = {0, state};
-    int rc = ing_pg_one(res, NULL, "intent of join", read_intent_ref, &r);
-    *seq = r.seq;
-    return rc;
+    return ing_pg_one_id_state(res, "intent of join", seq, state);
 }
 
 static int read_seat(const PGresult *res, int i, void *item)
@@ -88,22 +73,17 @@ int ing_intent_result_get(ing_worker *w, int64_t seq, int64_t user_id, ing_inten
     if (rc || !out->has_reservation)
         return rc;
     int64_t sv[] = {out->event_id, out->reservation_id};
-    void *rows;
-    rc = ing_pg_rows(ing_pg_query_i64(w, 0,
-                                      "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents "
-                                      "FROM seats st JOIN sections s USING (section_id) "
-                                      "WHERE st.event_id = $1 AND st.reservation_id = $2 "
-                                      "ORDER BY st.seat_no",
-                                      2, sv),
-                     NULL, "reservation seats", sizeof *out->seats, -1, read_seat, &rows,
-                     &out->nseats);
-    out->seats = rows;
-    return rc;
+    return ing_pg_rows(ing_pg_query_i64(w, 0,
+                                        "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents "
+                                        "FROM seats st JOIN sections s USING (section_id) "
+                                        "WHERE st.event_id = $1 AND st.reservation_id = $2 "
+                                        "ORDER BY st.seat_no",
+                                        2, sv),
+                       NULL, "reservation seats", sizeof *out->seats, -1, read_seat, &out->seats,
+                       &out->nseats);
 }
 
 void ing_intent_result_clear(ing_intent_result *r)
 {
-    free(r->seats);
-    r->seats = NULL;
-    r->nseats = 0;
+    ons_pg_rows_free(&r->seats, &r->nseats);
 }

@@ -9,18 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct order_ref {
-    int64_t order_id;
-    char *state; /* 16 bytes */
-} order_ref;
-
-static int read_order_ref(const PGresult *res, int i, void *item)
-{
-    order_ref *o = item;
-    ing_pg_text(res, i, 1, o->state, 16);
-    return ing_pg_i64(res, i, 0, &o->order_id);
-}
-
 int ing_order_of_checkout(ing_worker *w, int64_t reservation_id, int64_t user_id, int32_t partition,
                           int64_t *order_id, char state[16])
 {
@@ -30,15 +18,7 @@ int ing_order_of_checkout(ing_worker *w, int64_t reservation_id, int64_t user_id
                                      "AND user_id = $2 AND ($3::int < 0 OR order_id >> 40 = $3) "
                                      "ORDER BY order_id DESC LIMIT 1",
                                      3, v);
-    order_ref o = {0, state};
-    int rc = ing_pg_one(res, NULL, "order of checkout", read_order_ref, &o);
-    *order_id = o.order_id;
-    return rc;
-}
-
-static int read_cursor(const PGresult *res, int i, void *item)
-{
-    return ing_pg_i64(res, i, 0, item);
+    return ing_pg_one_id_state(res, "order of checkout", order_id, state);
 }
 
 int64_t ing_control_lane_served(void *arg, int32_t partition)
@@ -46,7 +26,7 @@ int64_t ing_control_lane_served(void *arg, int32_t partition)
     int64_t v[] = {partition}, served = -1;
     PGresult *res = ing_pg_query_i64(
         arg, 0, "SELECT control_next_offset FROM partition_owner WHERE partition = $1", 1, v);
-    return ing_pg_one(res, NULL, "control lane cursor", read_cursor, &served) ? -1 : served;
+    return ing_pg_one(res, NULL, "control lane cursor", ing_pg_read_i64, &served) ? -1 : served;
 }
 
 static int read_reservation(const PGresult *res, int i, void *item)
@@ -109,26 +89,21 @@ int ing_order_get(ing_worker *w, int64_t order_id, int64_t user_id, ing_order *o
                         NULL, "order", read_order, out);
     if (rc)
         return rc;
-    void *rows;
-    rc = ing_pg_rows(ing_pg_query_i64(w, 0,
-                                      "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, "
-                                      "st.row_no, st.seat_in_row, t.price_cents FROM tickets t "
-                                      "JOIN seats st ON st.event_id = t.event_id AND "
-                                      "st.seat_no = t.seat_no "
-                                      "JOIN sections s ON s.section_id = st.section_id "
-                                      "WHERE t.order_id = $1 ORDER BY t.ticket_id",
-                                      2, v),
-                     NULL, "order tickets", sizeof *out->tickets, -1, read_order_ticket, &rows,
-                     &out->ntickets);
-    out->tickets = rows;
-    return rc;
+    return ing_pg_rows(ing_pg_query_i64(w, 0,
+                                        "SELECT t.ticket_id, t.status, t.owner_id = $2, s.name, "
+                                        "st.row_no, st.seat_in_row, t.price_cents FROM tickets t "
+                                        "JOIN seats st ON st.event_id = t.event_id AND "
+                                        "st.seat_no = t.seat_no "
+                                        "JOIN sections s ON s.section_id = st.section_id "
+                                        "WHERE t.order_id = $1 ORDER BY t.ticket_id",
+                                        2, v),
+                       NULL, "order tickets", sizeof *out->tickets, -1, read_order_ticket,
+                       &out->tickets, &out->ntickets);
 }
 
 void ing_order_clear(ing_order *o)
 {
-    free(o->tickets);
-    o->tickets = NULL;
-    o->ntickets = 0;
+    ons_pg_rows_free(&o->tickets, &o->ntickets);
 }
 
 static int read_ticket_row(const PGresult *res, int i, void *item)
@@ -164,18 +139,13 @@ int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64
     /* One row more than a page says another page follows. */
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
         ing_keyset_rows(PQntuples(res), limit, &out->more);
-    void *rows;
-    int rc = ing_pg_rows(res, NULL, "ticket history", sizeof *out->rows, (int)limit,
-                         read_ticket_row, &rows, &out->n);
-    out->rows = rows;
-    return rc;
+    return ing_pg_rows(res, NULL, "ticket history", sizeof *out->rows, (int)limit, read_ticket_row,
+                       &out->rows, &out->n);
 }
 
 void ing_ticket_page_clear(ing_ticket_page *p)
 {
-    free(p->rows);
-    p->rows = NULL;
-    p->n = 0;
+    ons_pg_rows_free(&p->rows, &p->n);
 }
 
 static int read_ticket_change(const PGresult *res, int i, void *item)

@@ -95,28 +95,32 @@ int ing_pg_one(PGresult *res, const char *rid, const char *what, ing_pg_row_fn r
 }
 
 int ing_pg_rows(PGresult *res, const char *rid, const char *what, size_t elem, int max,
-                ing_pg_row_fn read, void **out, size_t *n)
+                ing_pg_row_fn read, void *out, size_t *n)
 {
-    *out = NULL;
-    *n = 0;
     int rc = ing_pg_status(res, rid, what);
-    int rows = rc ? 0 : PQntuples(res);
-    if (max >= 0 && rows > max)
-        rows = max;
-    char *items = rows > 0 ? calloc((size_t)rows, elem) : NULL;
-    if (rows > 0 && !items)
-        rc = ONS_ENOMEM;
-    for (int i = 0; rc == 0 && i < rows; i++)
-        if (read(res, i, items + (size_t)i * elem))
-            rc = ONS_EDB;
+    int rrc = ons_pg_rows(rc ? NULL : res, elem, max, read, out, n);
     PQclear(res);
-    if (rc) {
-        free(items);
-        return rc;
-    }
-    *out = items;
-    *n = (size_t)rows;
-    return 0;
+    return rc ? rc : rrc;
+}
+
+typedef struct id_state {
+    int64_t id;
+    char *state; /* 16 bytes */
+} id_state;
+
+static int read_id_state(const PGresult *res, int i, void *item)
+{
+    id_state *r = item;
+    ing_pg_text(res, i, 1, r->state, 16);
+    return ing_pg_i64(res, i, 0, &r->id);
+}
+
+int ing_pg_one_id_state(PGresult *res, const char *what, int64_t *id, char state[16])
+{
+    id_state r = {0, state};
+    int rc = ing_pg_one(res, NULL, what, read_id_state, &r);
+    *id = r.id;
+    return rc;
 }
 
 int ing_pg_read_i64(const PGresult *res, int row, void *item)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/pg.h"
 #include "ingress/pool.h"
 
 /* The most bigint parameters ing_pg_query_i64 takes. */
@@ -47,11 +48,19 @@ typedef int (*ing_pg_row_fn)(const PGresult *res, int row, void *item);
 int ing_pg_one(PGresult *res, const char *rid, const char *what, ing_pg_row_fn read, void *item);
 
 /* The rows of a statement (at most max; < 0: all) as a new array of
- * elem-sized items filled by read(): 0 with *out (heap, the caller frees;
- * NULL when there are no rows) and *n, or ing_pg_status's codes, ONS_EDB
- * (a row failed to read) or ONS_ENOMEM, with *out NULL. Clears res. */
+ * elem-sized items filled by read() (common/pg's ons_pg_rows): out is the
+ * address of the caller's pointer (T **), set to the array (heap, the caller
+ * frees it, e.g. with ons_pg_rows_free; NULL when there are no rows), *n to
+ * its length. Returns 0, ing_pg_status's codes, ONS_EDB (a row failed to
+ * read) or ONS_ENOMEM, with the pointer NULL on error. Clears res. */
 int ing_pg_rows(PGresult *res, const char *rid, const char *what, size_t elem, int max,
-                ing_pg_row_fn read, void **out, size_t *n);
+                ing_pg_row_fn read, void *out, size_t *n);
+
+/* The one-row answer (id bigint, state text) of a statement, e.g. the
+ * intent or order a request made: ing_pg_one's codes; *id is written in
+ * every case (0 when there is no row), state (16 bytes) when a row read.
+ * Clears res. */
+int ing_pg_one_id_state(PGresult *res, const char *what, int64_t *id, char state[16]);
 
 /* An ing_pg_row_fn for a bigint in column 0 (item: int64_t). */
 int ing_pg_read_i64(const PGresult *res, int row, void *item);

@@ -45,21 +45,21 @@ static const ons_opt opt_table[] = {
         "requests that may wait on injected latency or hangs at once; more: 503"),
     OPT("gateway.max_amount_cents", ONS_OPT_INT, max_amount_cents, 1, 1000000000000LL, "99999999",
         "largest amount_cents of a charge or refund"),
-    OPT("gateway.latency_ms", ONS_OPT_INT, latency_ms, 0, GW_DELAY_MAX_MS, "0",
+    OPT("gateway.latency_ms", ONS_OPT_INT, faults.latency_ms, 0, GW_DELAY_MAX_MS, "0",
         "fault: delay before each first attempt is processed"),
-    OPT("gateway.latency_jitter_ms", ONS_OPT_INT, latency_jitter_ms, 0, GW_DELAY_MAX_MS, "0",
+    OPT("gateway.latency_jitter_ms", ONS_OPT_INT, faults.latency_jitter_ms, 0, GW_DELAY_MAX_MS, "0",
         "fault: plus a uniform random 0..jitter ms"),
-    OPT("gateway.decline_rate", ONS_OPT_STR, decline_rate, 1, 32, "0",
+    OPT("gateway.decline_rate", ONS_OPT_FRAC, faults.decline_rate, 0, 1, "0",
         "fault: fraction 0..1 of charges declined (generic_decline) whatever the card"),
-    OPT("gateway.error_rate", ONS_OPT_STR, error_rate, 1, 32, "0",
+    OPT("gateway.error_rate", ONS_OPT_FRAC, faults.error_rate, 0, 1, "0",
         "fault: fraction 0..1 answered 500/503 without charging (the key stays free)"),
-    OPT("gateway.hang_rate", ONS_OPT_STR, hang_rate, 1, 32, "0",
+    OPT("gateway.hang_rate", ONS_OPT_FRAC, faults.hang_rate, 0, 1, "0",
         "fault: fraction 0..1 never answered; the connection closes after gateway.hang_ms"),
-    OPT("gateway.hang_after_charge", ONS_OPT_BOOL, hang_after_charge, 0, 1, "true",
+    OPT("gateway.hang_after_charge", ONS_OPT_BOOL, faults.hang_after_charge, 0, 1, "true",
         "fault: a hang charges first (charged, response lost); false: nothing is charged"),
-    OPT("gateway.hang_ms", ONS_OPT_INT, hang_ms, 1, GW_DELAY_MAX_MS, "60000",
+    OPT("gateway.hang_ms", ONS_OPT_INT, faults.hang_ms, 1, GW_DELAY_MAX_MS, "60000",
         "fault: how long a hang holds the connection before closing it"),
-    OPT("gateway.lost_response_rate", ONS_OPT_STR, lost_response_rate, 1, 32, "0",
+    OPT("gateway.lost_response_rate", ONS_OPT_FRAC, faults.lost_response_rate, 0, 1, "0",
         "fault: fraction 0..1 charged and stored, but the connection closes unanswered"),
     OPT("gateway.seed", ONS_OPT_INT, seed, 0, 9007199254740991LL, "0",
         "seed of the fault dice (same seed and request order: same faults); 0: from the clock"),
@@ -67,35 +67,6 @@ static const ons_opt opt_table[] = {
     OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
-
-/* Reads the fault options of opts (gw_opts) into faults (gw_faults): the
- * ons_start validate hook. Returns 0 or ONS_EINVAL with err set. */
-static int load_faults(const void *opts, void *faults, char *err, size_t errlen)
-{
-    const gw_opts *o = opts;
-    gw_faults *f = faults;
-    const struct {
-        const char *name, *text;
-        double *dst;
-    } rates[] = {
-        {"gateway.decline_rate", o->decline_rate, &f->decline_rate},
-        {"gateway.error_rate", o->error_rate, &f->error_rate},
-        {"gateway.hang_rate", o->hang_rate, &f->hang_rate},
-        {"gateway.lost_response_rate", o->lost_response_rate, &f->lost_response_rate},
-    };
-    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
-        if (gw_rate_parse(rates[i].text, rates[i].dst) != 0) {
-            snprintf(err, errlen, "option %s: '%s' is not a number in 0..1", rates[i].name,
-                     rates[i].text);
-            return ONS_EINVAL;
-        }
-    }
-    f->latency_ms = o->latency_ms;
-    f->latency_jitter_ms = o->latency_jitter_ms;
-    f->hang_ms = o->hang_ms;
-    f->hang_after_charge = o->hang_after_charge;
-    return 0;
-}
 
 static int start(gw_app *app, const gw_faults *f)
 {
@@ -129,7 +100,6 @@ static void stop(gw_app *app)
 int main(int argc, char **argv)
 {
     gw_app app;
-    gw_faults faults;
     int status = 2;
     memset(&app, 0, sizeof app);
     static const ons_opt_secret secrets[] = {{"gateway.api_key", ONS_GATEWAY_KEY_DEV}};
@@ -140,9 +110,7 @@ int main(int argc, char **argv)
                 "Options (config file key = value, environment ONSALE_<KEY>, or --key=value):\n"},
         .log_name = "gateway",
         .secrets = secrets,
-        .nsecrets = 1,
-        .validate = load_faults,
-        .validate_arg = &faults};
+        .nsecrets = 1};
     int prc = ons_opts_start(opt_table, NOPTS, &app.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
@@ -156,7 +124,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = start(&app, &faults);
+    int rc = start(&app, &app.o.faults);
     if (rc) {
         ons_log_error("gateway failed to start: %s", ons_strerror(rc));
         stop(&app);

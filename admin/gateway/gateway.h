@@ -43,14 +43,7 @@ typedef struct gw_opts {
     long long max_records;
     long long max_pending;
     long long max_amount_cents;
-    long long latency_ms;
-    long long latency_jitter_ms;
-    long long hang_ms;
-    char *decline_rate;
-    char *error_rate;
-    char *hang_rate;
-    int hang_after_charge;
-    char *lost_response_rate;
+    gw_faults faults; /* the fault knobs' starting values (POST /v1/_faults changes them) */
     long long seed;
     int log_requests;
     char *log_level;

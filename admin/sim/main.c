@@ -51,7 +51,7 @@ static const ons_opt opt_table[] = {
         "sell this existing event; 0 creates a venue and an event of --seats seats"),
     OPT("connections", ONS_OPT_INT, connections, 1, 4096, "64",
         "keep-alive HTTP/1.1 connections the fans share"),
-    OPT("burst_fraction", ONS_OPT_STR, burst_fraction_s, 1, 32, "0.7",
+    OPT("burst_fraction", ONS_OPT_FRAC, burst_fraction, 0, 1, "0.7",
         "share of fans arriving in the on-sale burst (0..1)"),
     OPT("burst_ms", ONS_OPT_INT, burst_ms, 0, 3600000, "2000",
         "length of the burst: its fans arrive uniformly within it"),
@@ -59,12 +59,12 @@ static const ons_opt opt_table[] = {
         "the other fans arrive as a Poisson process over this long after the burst"),
     OPT("max_quantity", ONS_OPT_INT, max_quantity, 1, Q_MAX_SEATS, "4",
         "each fan asks for 1..max_quantity seats (uniform)"),
-    OPT("non_adjacent_prob", ONS_OPT_STR, non_adjacent_prob_s, 1, 32, "0.1",
+    OPT("non_adjacent_prob", ONS_OPT_FRAC, non_adjacent_prob, 0, 1, "0.1",
         "share of fans accepting non-adjacent seats (0..1)"),
-    OPT("checkout_prob", ONS_OPT_STR, checkout_prob_s, 1, 32, "0.8",
+    OPT("checkout_prob", ONS_OPT_FRAC, checkout_prob, 0, 1, "0.8",
         "probability a fan with a reservation checks out (0..1; skipped while checkout is not "
         "available)"),
-    OPT("abandon_prob", ONS_OPT_STR, abandon_prob_s, 1, 32, "0.2",
+    OPT("abandon_prob", ONS_OPT_FRAC, abandon_prob, 0, 1, "0.2",
         "probability a fan not checking out abandons the hold (0..1)"),
     OPT("abandon_mode", ONS_OPT_STR, abandon_mode, 6, 6, "delete",
         "how holds are abandoned: delete (DELETE the reservation) or expire (let it lapse)"),
@@ -76,11 +76,11 @@ static const ons_opt opt_table[] = {
         "the gateway simulator (http://host:port) whose fault knobs are set once checkout works"),
     OPT("gateway.api_key", ONS_OPT_STR, gateway_api_key, 8, 255, ONS_GATEWAY_KEY_DEV,
         "API key of the gateway simulator (used only to set its knobs)"),
-    OPT("gateway_decline_rate", ONS_OPT_STR, gateway_decline_rate_s, 1, 32, "0",
+    OPT("gateway_decline_rate", ONS_OPT_FRAC, gateway_decline_rate, 0, 1, "0",
         "gateway knob: share of charges declined (0..1; only with checkout)"),
-    OPT("gateway_error_rate", ONS_OPT_STR, gateway_error_rate_s, 1, 32, "0",
+    OPT("gateway_error_rate", ONS_OPT_FRAC, gateway_error_rate, 0, 1, "0",
         "gateway knob: share of charges answered 500/503 (0..1; only with checkout)"),
-    OPT("gateway_lost_response_rate", ONS_OPT_STR, gateway_lost_response_rate_s, 1, 32, "0",
+    OPT("gateway_lost_response_rate", ONS_OPT_FRAC, gateway_lost_response_rate, 0, 1, "0",
         "gateway knob: share of charges made whose answer is lost (0..1; only with checkout)"),
     OPT("gateway_latency_ms", ONS_OPT_INT, gateway_latency_ms, 0, 600000, "0",
         "gateway knob: latency added to each charge (only with checkout)"),
@@ -129,34 +129,8 @@ static const ons_cli cli = {
     "  e.g. onsale-sim --fans 20000 --seats 5000 --json report.json --svg chart.svg\n"
     "options (flags use '-' or '_'; scenario lines 'key = value'; env ONSALE_KEY):\n"};
 
-/* Parses a fraction in 0..1 from text. 0 or ONS_EINVAL. */
-static int parse_frac(const char *name, const char *v, double *out, char *err, size_t errlen)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || !(d >= 0.0 && d <= 1.0)) {
-        snprintf(err, errlen, "option %s: '%s' is not a number in 0..1", name, v);
-        return ONS_EINVAL;
-    }
-    *out = d;
-    return 0;
-}
-
 static int validate(sim_opts *o, char *err, size_t errlen)
 {
-    if (parse_frac("burst_fraction", o->burst_fraction_s, &o->burst_fraction, err, errlen) ||
-        parse_frac("checkout_prob", o->checkout_prob_s, &o->checkout_prob, err, errlen) ||
-        parse_frac("abandon_prob", o->abandon_prob_s, &o->abandon_prob, err, errlen) ||
-        parse_frac("non_adjacent_prob", o->non_adjacent_prob_s, &o->non_adjacent_prob, err,
-                   errlen) ||
-        parse_frac("gateway_decline_rate", o->gateway_decline_rate_s, &o->gateway_decline_rate, err,
-                   errlen) ||
-        parse_frac("gateway_error_rate", o->gateway_error_rate_s, &o->gateway_error_rate, err,
-                   errlen) ||
-        parse_frac("gateway_lost_response_rate", o->gateway_lost_response_rate_s,
-                   &o->gateway_lost_response_rate, err, errlen))
-        return ONS_EINVAL;
     if (strcmp(o->abandon_mode, "delete") != 0 && strcmp(o->abandon_mode, "expire") != 0) {
         snprintf(err, errlen, "option abandon_mode: '%s' is not delete or expire", o->abandon_mode);
         return ONS_EINVAL;

@@ -19,13 +19,13 @@
 #define SIM_MAX_CODES   24 /* distinct refusal codes counted */
 #define SIM_MAX_SAMPLES (4 * 1000 * 1000)
 
-/* Options (common/opts.h table in main.c). Fractions are text, parsed and
- * range-checked into the doubles below by sim_opts_validate. */
+/* Options (common/opts.h table in main.c; fractions are ONS_OPT_FRAC, read
+ * and range-checked by the table). */
 typedef struct sim_opts {
     long long fans, seats, event, connections;
     char *ingress;
-    char *burst_fraction_s, *checkout_prob_s, *abandon_prob_s, *non_adjacent_prob_s;
-    char *gateway_decline_rate_s, *gateway_error_rate_s, *gateway_lost_response_rate_s;
+    double burst_fraction, checkout_prob, abandon_prob, non_adjacent_prob;
+    double gateway_decline_rate, gateway_error_rate, gateway_lost_response_rate;
     char *gateway_url, *gateway_api_key;
     long long burst_ms, tail_seconds, max_quantity, hold_seconds, max_seconds, settle_ms;
     long long seed, user_base, request_timeout_ms, max_retries, gateway_latency_ms;
@@ -38,8 +38,6 @@ typedef struct sim_opts {
     long long audit_wait_s;
     char *auth_secret, *pg_dsn, *kafka_brokers, *kafka_topic;
     /* parsed */
-    double burst_fraction, checkout_prob, abandon_prob, non_adjacent_prob;
-    double gateway_decline_rate, gateway_error_rate, gateway_lost_response_rate;
     char host[256];
     int port;
 } sim_opts;

@@ -24,6 +24,16 @@ pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker")
                                 reason="onsale-worker is not built")
 
 
+def crowd(st, sections, users):
+    """A worker and an ingress on st, an event of sections, a keep-alive
+    client and a fan token per user: (event id, client, tokens by user)."""
+    st.start_worker()
+    base = st.start_ingress()
+    ev = st.create_event(sections=sections)
+    client = KeepAliveClient(int(base.rsplit(":", 1)[1]))
+    return ev, client, {u: st.token(u, "fan") for u in users}
+
+
 def wait_processed(st, ev, n, timeout=120):
     st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,))[0][0] >= n,
                 timeout, f"{n} intents processed")
@@ -64,13 +74,8 @@ def test_join_to_reservation_and_release():
 
 def test_2000_concurrent_joins_for_100_seats():
     with Stack(partitions=2) as st:
-        st.start_worker()
-        base = st.start_ingress()
-        port = int(base.rsplit(":", 1)[1])
-        ev = st.create_event(sections=[("A", 10, 10, 5000)])
-        client = KeepAliveClient(port)
         users = list(range(10001, 12001))
-        tokens = {u: st.token(u, "fan") for u in users}
+        ev, client, tokens = crowd(st, [("A", 10, 10, 5000)], users)
 
         def join(u):
             for _ in range(20):
@@ -130,13 +135,8 @@ def test_2000_concurrent_joins_for_100_seats():
 
 def test_projection_wiped_mid_run():
     with Stack(partitions=2) as st:
-        st.start_worker()
-        base = st.start_ingress()
-        port = int(base.rsplit(":", 1)[1])
-        ev = st.create_event(sections=[("A", 5, 10, 5000)])
-        client = KeepAliveClient(port)
         users = list(range(20001, 20301))
-        tokens = {u: st.token(u, "fan") for u in users}
+        ev, client, tokens = crowd(st, [("A", 5, 10, 5000)], users)
 
         def join(u):
             return u, *client.request("POST", f"/v1/events/{ev}/intents", {"quantity": 1},

@@ -106,6 +106,40 @@ START_TEST(garbage_and_bad_types_rejected)
 }
 END_TEST
 
+/* A fraction: a whole number in 0..1, its default included; anything
+ * else is refused, naming the key, and changes nothing. */
+START_TEST(fractions_are_numbers_in_0_to_1)
+{
+    typedef struct share_cfg {
+        double share;
+    } share_cfg;
+    static const ons_opt frac[] = {
+        {"share", ONS_OPT_FRAC, offsetof(share_cfg, share), 0, 1, "0.25", "a share"}};
+    unsetenv("ONSALE_SHARE");
+    unsetenv("ONSALE_CONFIG");
+    share_cfg c = {0};
+    char err[256];
+    ck_assert_int_eq(ons_opts_load(frac, 1, &c, NULL, err, sizeof err), 0);
+    ck_assert(c.share == 0.25);
+    ck_assert_int_eq(ons_opts_set(frac, 1, &c, "share", "1", err, sizeof err), 0);
+    ck_assert(c.share == 1.0);
+    ck_assert_int_eq(ons_opts_set(frac, 1, &c, "share", "0", err, sizeof err), 0);
+    ck_assert(c.share == 0.0);
+    const char *bad[] = {"1.5", "-0.1", "", "0.5x", "nan", "inf", "1e400"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        ck_assert_int_eq(ons_opts_set(frac, 1, &c, "share", bad[i], err, sizeof err), ONS_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "option share:"));
+        ck_assert_ptr_nonnull(strstr(err, "0..1"));
+    }
+    ck_assert(c.share == 0.0);
+    setenv("ONSALE_SHARE", "2", 1);
+    ck_assert_int_eq(ons_opts_load(frac, 1, &c, NULL, err, sizeof err), ONS_EINVAL);
+    unsetenv("ONSALE_SHARE");
+    ons_opts_free(frac, 1, &c);
+}
+END_TEST
+
 START_TEST(unknown_key_in_file_is_an_error)
 {
     clear_env();
@@ -370,6 +404,7 @@ int main(void)
         {"env_overrides_file_overrides_default", env_overrides_file_overrides_default},
         {"out_of_range_names_key_and_range", out_of_range_names_key_and_range},
         {"garbage_and_bad_types_rejected", garbage_and_bad_types_rejected},
+        {"fractions_are_numbers_in_0_to_1", fractions_are_numbers_in_0_to_1},
         {"unknown_key_in_file_is_an_error", unknown_key_in_file_is_an_error},
         {"error_table_complete", error_table_complete},
         {"args_both_flag_forms_and_dash_names", args_both_flag_forms_and_dash_names},

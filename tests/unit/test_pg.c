@@ -322,6 +322,50 @@ START_TEST(row_reader_keeps_the_first_error)
 }
 END_TEST
 
+/* ---- every row into an array ------------------------------------------------------- */
+
+typedef struct sample_row {
+    int64_t i64;
+    char text[8];
+} sample_row;
+
+static int read_sample(const PGresult *r, int i, void *item)
+{
+    sample_row *v = item;
+    ons_pg_row rw = ons_pg_row_at(r, i);
+    v->i64 = ons_pg_row_i64(&rw, C_I64);
+    ons_pg_row_text(&rw, C_TEXT, v->text, sizeof v->text, 0);
+    return ons_pg_row_done(&rw, "sample");
+}
+
+START_TEST(rows_fill_an_array_or_nothing)
+{
+    PGresult *r = sample();
+    sample_row *rows = (sample_row *)&rows; /* garbage: must be overwritten */
+    size_t n = 99;
+    ck_assert_int_eq(ons_pg_rows(r, sizeof *rows, 1, read_sample, &rows, &n), 0);
+    ck_assert_uint_eq(n, 1); /* max 1 */
+    ck_assert_int_eq(rows[0].i64, 42);
+    ck_assert_str_eq(rows[0].text, "USD");
+    ons_pg_rows_free(&rows, &n);
+    ck_assert_ptr_null(rows);
+    ck_assert_uint_eq(n, 0);
+
+    n = 99; /* row 1 ("x") does not read: nothing is kept */
+    ck_assert_int_eq(ons_pg_rows(r, sizeof *rows, -1, read_sample, &rows, &n), ONS_EDB);
+    ck_assert_ptr_null(rows);
+    ck_assert_uint_eq(n, 0);
+
+    n = 99; /* no rows (or no result): NULL and 0 */
+    ck_assert_int_eq(ons_pg_rows(r, sizeof *rows, 0, read_sample, &rows, &n), 0);
+    ck_assert_ptr_null(rows);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(ons_pg_rows(NULL, sizeof *rows, -1, read_sample, &rows, &n), 0);
+    ck_assert_ptr_null(rows);
+    PQclear(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pg");
@@ -343,6 +387,7 @@ int main(void)
     tcase_add_test(tc, getters_check_type_null_and_range);
     tcase_add_test(tc, text_getters_copy_or_refuse);
     tcase_add_test(tc, row_reader_keeps_the_first_error);
+    tcase_add_test(tc, rows_fill_an_array_or_nothing);
     suite_add_tcase(s, tc);
     return ons_check_run_suite(s);
 }
