@@ -37,6 +37,7 @@ typedef struct sim_opts {
     int audit, progress, dev_mode;
     long long audit_wait_s;
     char *auth_secret, *pg_dsn, *kafka_brokers, *kafka_topic;
+    char *kafka_security_protocol, *kafka_ssl_ca_location;
     /* parsed */
     double burst_fraction, checkout_prob, abandon_prob, non_adjacent_prob;
     double gateway_decline_rate, gateway_error_rate, gateway_lost_response_rate;

@@ -37,6 +37,7 @@ typedef struct fz_opts {
     long long signed_any;
     char *secret;
     int dev_mode;
+    char *security_protocol;
 } fz_opts;
 
 #define OPT(n, t, f, lo, hi, d)                                                                    \
@@ -55,6 +56,7 @@ static const ons_opt table[] = {
     OPT("x.signed_any", ONS_OPT_INT, signed_any, INT64_MIN, INT64_MAX, "-1"),
     OPT("auth.secret", ONS_OPT_STR, secret, 16, 4096, "onsale-dev-secret-change-me"),
     OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "0"),
+    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, "plaintext|ssl"),
 };
 #define NOPT ONS_OPT_COUNT(table)
 
@@ -127,6 +129,13 @@ static void check_ok(const fz_opts *o)
             long long n = (long long)strlen(s);
             if (n < table[i].min || n > table[i].max)
                 fail("a string of a length out of range was accepted", table[i].name);
+            break;
+        }
+        case ONS_OPT_ENUM: {
+            char *s;
+            memcpy(&s, f, sizeof s);
+            if (!s || (strcmp(s, "plaintext") != 0 && strcmp(s, "ssl") != 0))
+                fail("an enum option holds a value not listed", table[i].name);
             break;
         }
         }
