@@ -24,6 +24,7 @@ REDIS_TLS_PORT = int(ENV["ONSALE_HA_REDIS_TLS_PORT"])
 REDIS_PORT = int(ENV["ONSALE_REDIS_PORT"])  # what the processes dial
 TLS_DIR = os.path.dirname(CA)
 ONSALE_APPS = ("onsale-worker", "onsale-payments", "ingress")
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"  # Debian's store: not the stack's CA
 
 
 def tls_of_onsale_backends(dsn=None):
@@ -54,11 +55,14 @@ def test_postgres_connections_are_tls():
     on_replica = wait_for(lambda: tls_of_onsale_backends(replica).get("ingress"), 20,
                           "ingress reading from the replica")
     assert on_replica == {True}, on_replica
-    # a plaintext client is refused by both
+    # a plaintext client is refused by both; a client trusting other CAs
+    # (the system's) refuses their certificate
     for dsn in (ENV["ONSALE_PG_DSN"], replica):
-        plain = dsn.split(" sslmode=")[0] + " sslmode=disable"
+        base = dsn.split(" sslmode=")[0]
         with pytest.raises(psycopg2.OperationalError, match="no encryption"):
-            psycopg2.connect(plain).close()
+            psycopg2.connect(base + " sslmode=disable").close()
+        with pytest.raises(psycopg2.OperationalError, match="certificate verify failed"):
+            psycopg2.connect(base + f" sslmode=verify-full sslrootcert={SYSTEM_CAS}").close()
 
 
 def kcat_metadata(*x, timeout=60):
@@ -77,9 +81,11 @@ def test_kafka_brokers_speak_tls_only():
         with socket.create_connection((HOST, int(port)), timeout=10) as s, \
                 ctx.wrap_socket(s, server_hostname=HOST) as t:
             assert t.version() in ("TLSv1.2", "TLSv1.3"), port
-    # a plaintext client gets no metadata from any of the three
-    rc, brokers, err = kcat_metadata()
-    assert rc != 0 and not brokers, (rc, brokers, err[-2000:])
+    # a plaintext client gets no metadata from any of the three, nor a TLS
+    # client trusting only the system's CAs (the brokers' certificates are checked)
+    for x in ((), ("-X", "security.protocol=ssl", "-X", f"ssl.ca.location={SYSTEM_CAS}")):
+        rc, brokers, err = kcat_metadata(*x)
+        assert rc != 0 and not brokers, (x, rc, brokers, err[-2000:])
 
 
 def redis_ping(sock):
