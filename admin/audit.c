@@ -232,6 +232,12 @@ static rd_kafka_t *kafka_client(audit *a)
     const adm_audit_opts *o = a->o;
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (q_kconf_security(conf, "audit", &o->kafka_sec)) {
+        rd_kafka_conf_destroy(conf);
+        add_check(a, "kafka_applied", ADM_CHECK_SKIP, 0, 0,
+                  "bad kafka.security_protocol / kafka.ssl_ca_location");
+        return NULL;
+    }
     if (rd_kafka_conf_set(conf, "bootstrap.servers", o->kafka_brokers, err, sizeof err) ||
         rd_kafka_conf_set(conf, "socket.timeout.ms", "5000", err, sizeof err)) {
         rd_kafka_conf_destroy(conf);

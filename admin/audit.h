@@ -40,6 +40,8 @@
 #ifndef ONSALE_ADMIN_AUDIT_H
 #define ONSALE_ADMIN_AUDIT_H
 
+#include "queue/kconf.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -49,6 +51,7 @@
 typedef struct adm_audit_opts {
     const char *pg_dsn;        /* required */
     const char *kafka_brokers; /* NULL or "": skip the Kafka check */
+    q_ksec kafka_sec;          /* TLS to the brokers */
     const char *kafka_topic;
     const char *kafka_control_topic; /* NULL or "": "<kafka_topic>.control" */
     int64_t event_id;                /* 0: every event */

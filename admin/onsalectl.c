@@ -36,6 +36,7 @@ typedef struct ctl_opts {
     char *ids_secret;
     char *pg_dsn;
     char *kafka_brokers;
+    char *kafka_security_protocol, *kafka_ssl_ca_location;
     char *kafka_topic;
     char *kafka_control_topic;
     long long audit_wait_s;
@@ -55,6 +56,10 @@ static const ons_opt opt_table[] = {
      "PostgreSQL connection string (audit)"},
     {"kafka.brokers", ONS_OPT_STR, offsetof(ctl_opts, kafka_brokers), 0, 1024, "127.0.0.1:19092",
      "Kafka bootstrap servers (audit: applied-offset check; empty skips it)"},
+    {"kafka.security_protocol", ONS_OPT_ENUM, offsetof(ctl_opts, kafka_security_protocol), 0, 0,
+     Q_KSEC_PROTOCOLS, Q_KSEC_PROTOCOL_HELP},
+    {"kafka.ssl_ca_location", ONS_OPT_STR, offsetof(ctl_opts, kafka_ssl_ca_location), 0, 4096, "",
+     Q_KSEC_CA_HELP},
     {"kafka.topic", ONS_OPT_STR, offsetof(ctl_opts, kafka_topic), 1, 249, "intents",
      "Kafka topic of intents"},
     {"kafka.control_topic", ONS_OPT_STR, offsetof(ctl_opts, kafka_control_topic), 0, 249, "",
@@ -321,12 +326,14 @@ static int cmd_audit(ctl *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const command *self = find_command("audit");
-    adm_audit_opts ao = {.pg_dsn = c->opts.pg_dsn,
-                         .kafka_brokers = c->opts.kafka_brokers,
-                         .kafka_topic = c->opts.kafka_topic,
-                         .kafka_control_topic = c->opts.kafka_control_topic,
-                         .wait_s = (int)c->opts.audit_wait_s,
-                         .max_log_intents = 50LL * 1000 * 1000};
+    adm_audit_opts ao = {
+        .pg_dsn = c->opts.pg_dsn,
+        .kafka_brokers = c->opts.kafka_brokers,
+        .kafka_sec = {c->opts.kafka_security_protocol, c->opts.kafka_ssl_ca_location},
+        .kafka_topic = c->opts.kafka_topic,
+        .kafka_control_topic = c->opts.kafka_control_topic,
+        .wait_s = (int)c->opts.audit_wait_s,
+        .max_log_intents = 50LL * 1000 * 1000};
     adm_audit_result res;
     event_flags f = {0};
     int status = read_event_flags(self, longopts, argc, argv, &f);

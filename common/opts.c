@@ -36,6 +36,38 @@ static int parse_bool(const char *v, int *out)
     return ONS_EINVAL;
 }
 
+/* Is value one of the '|'-separated choices? */
+static int enum_has(const char *choices, const char *value)
+{
+    size_t len = strlen(value);
+    for (const char *c = choices; c; c = strchr(c, '|') ? strchr(c, '|') + 1 : NULL) {
+        const char *end = strchr(c, '|');
+        size_t clen = end ? (size_t)(end - c) : strlen(c);
+        if (clen == len && strncmp(c, value, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The default of option o as text into buf: def, or an enum's first choice. */
+static const char *default_of(const ons_opt *o, char *buf, size_t cap)
+{
+    if (o->type != ONS_OPT_ENUM)
+        return o->def;
+    snprintf(buf, cap, "%.*s", (int)strcspn(o->def, "|"), o->def);
+    return buf;
+}
+
+static int store_str(void *field, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return ONS_ENOMEM;
+    free(*(char **)field);
+    *(char **)field = copy;
+    return 0;
+}
+
 static int set_one(const ons_opt *o, void *dst, const char *value, char *errbuf, size_t errlen)
 {
     char *field = (char *)dst + o->offset;
@@ -69,12 +101,7 @@ static int set_one(const ons_opt *o, void *dst, const char *value, char *errbuf,
                      o->min, o->max);
             return ONS_EINVAL;
         }
-        char *copy = strdup(value);
-        if (!copy)
-            return ONS_ENOMEM;
-        free(*(char **)field);
-        *(char **)field = copy;
-        return 0;
+        return store_str(field, value);
     }
     case ONS_OPT_FRAC: {
         char *end;
@@ -87,6 +114,23 @@ static int set_one(const ons_opt *o, void *dst, const char *value, char *errbuf,
         *(double *)field = v;
         return 0;
     }
+    case ONS_OPT_ENUM:
+        if (!enum_has(o->def, value)) {
+            char list[256];
+            size_t i = 0;
+            for (const char *c = o->def; *c && i + 3 < sizeof list; c++) {
+                if (*c == '|') {
+                    list[i++] = ',';
+                    list[i++] = ' ';
+                } else {
+                    list[i++] = *c;
+                }
+            }
+            list[i] = '\0';
+            snprintf(errbuf, errlen, "option %s: '%s' is not one of %s", o->name, value, list);
+            return ONS_EINVAL;
+        }
+        return store_str(field, value);
     }
     return ONS_EINVAL;
 }
@@ -155,8 +199,10 @@ int ons_opts_load(const ons_opt *table, size_t n, void *dst, const char *file, c
                   size_t errlen)
 {
     int rc;
+    char def[256];
     for (size_t i = 0; i < n; i++)
-        if ((rc = set_one(&table[i], dst, table[i].def, errbuf, errlen)) != 0)
+        if ((rc = set_one(&table[i], dst, default_of(&table[i], def, sizeof def), errbuf,
+                          errlen)) != 0)
             return rc;
     if (!file)
         file = getenv("ONSALE_CONFIG");
@@ -178,7 +224,7 @@ int ons_opts_load(const ons_opt *table, size_t n, void *dst, const char *file, c
 void ons_opts_free(const ons_opt *table, size_t n, void *dst)
 {
     for (size_t i = 0; i < n; i++) {
-        if (table[i].type != ONS_OPT_STR)
+        if (table[i].type != ONS_OPT_STR && table[i].type != ONS_OPT_ENUM)
             continue;
         char **field = (char **)((char *)dst + table[i].offset);
         free(*field);
@@ -188,14 +234,17 @@ void ons_opts_free(const ons_opt *table, size_t n, void *dst)
 
 void ons_opts_usage(const ons_opt *table, size_t n)
 {
-    static const char *types[] = {"int", "bool", "string", "0..1"};
+    static const char *types[] = {"int", "bool", "string", "0..1", "enum"};
     for (size_t i = 0; i < n; i++) {
-        char env[128];
+        char env[128], def[256];
         env_name(table[i].name, env, sizeof env);
         printf("  %-28s %-6s", table[i].name, types[table[i].type]);
         if (table[i].type == ONS_OPT_INT)
             printf(" %lld..%lld", table[i].min, table[i].max);
-        printf(" [default %s] (%s)\n      %s\n", table[i].def, env, table[i].help);
+        if (table[i].type == ONS_OPT_ENUM)
+            printf(" %s", table[i].def);
+        printf(" [default %s] (%s)\n      %s\n", default_of(&table[i], def, sizeof def), env,
+               table[i].help);
     }
 }
 

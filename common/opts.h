@@ -6,7 +6,7 @@
  * struct from the defaults, then a config file of "key = value" lines, then
  * environment variables named ONSALE_<KEY> (key upper-cased, '.' and '-' as
  * '_'), and validates every value against its range. On error it writes a
- * message naming the bad key and the allowed range into errbuf.
+ * message naming the bad key and the allowed range (or values) into errbuf.
  *
  * ons_opts_from_args() is what every binary's main calls: the same, then
  * command-line flags on top, and --help.
@@ -23,6 +23,8 @@ enum ons_opt_type {
     ONS_OPT_BOOL, /* int 0/1; accepts true/false/yes/no/on/off/1/0 */
     ONS_OPT_STR,  /* char *; min..max is the allowed length */
     ONS_OPT_FRAC, /* double, a fraction in 0..1 (a share, a rate); min, max unused */
+    ONS_OPT_ENUM, /* char *, one of the values def lists as "a|b|c"; the first is the
+                     default (min, max unused) */
 };
 
 typedef struct ons_opt {

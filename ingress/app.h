@@ -44,6 +44,7 @@ typedef struct ing_opts {
     long long pool_threads;
     long long pool_queue_depth;
     char *kafka_brokers;
+    char *kafka_security_protocol, *kafka_ssl_ca_location;
     char *kafka_topic;
     char *kafka_control_topic;
     long long kafka_partitions;

@@ -14,7 +14,8 @@
 struct ing_log_reader {
     pthread_mutex_t mu;
     char *brokers, *topic;
-    rd_kafka_t *rk; /* NULL until the first read */
+    char *sec_protocol, *sec_ca; /* q_ksec, copied */
+    rd_kafka_t *rk;              /* NULL until the first read */
 };
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -26,14 +27,17 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
              NULL, NULL, "librdkafka (log reader) %s: %s", fac, buf);
 }
 
-int ing_log_reader_new(const char *brokers, const char *topic, ing_log_reader **out)
+int ing_log_reader_new(const char *brokers, const q_ksec *sec, const char *topic,
+                       ing_log_reader **out)
 {
     ing_log_reader *r = calloc(1, sizeof *r);
     if (!r)
         return ONS_ENOMEM;
     r->brokers = strdup(brokers);
     r->topic = strdup(topic);
-    if (!r->brokers || !r->topic) {
+    r->sec_protocol = strdup(sec && sec->protocol ? sec->protocol : "");
+    r->sec_ca = strdup(sec && sec->ca_location ? sec->ca_location : "");
+    if (!r->brokers || !r->topic || !r->sec_protocol || !r->sec_ca) {
         ing_log_reader_free(r);
         return ONS_ENOMEM;
     }
@@ -54,6 +58,8 @@ void ing_log_reader_free(ing_log_reader *r)
         pthread_mutex_destroy(&r->mu);
     free(r->brokers);
     free(r->topic);
+    free(r->sec_protocol);
+    free(r->sec_ca);
     free(r);
 }
 
@@ -74,6 +80,10 @@ static rd_kafka_t *connect_reader(ing_log_reader *r)
     };
     if (!c || rd_kafka_conf_set(c, "bootstrap.servers", r->brokers, err, sizeof err))
         goto fail;
+    if (q_kconf_security(c, "log reader", &(q_ksec){r->sec_protocol, r->sec_ca})) {
+        snprintf(err, sizeof err, "bad kafka.security_protocol / kafka.ssl_ca_location");
+        goto fail;
+    }
     for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
         if (rd_kafka_conf_set(c, kv[i][0], kv[i][1], err, sizeof err))
             goto fail;

@@ -14,13 +14,15 @@
 
 #include <stdint.h>
 
+#include "queue/kconf.h"
 #include "queue/msg.h"
 
 typedef struct ing_log_reader ing_log_reader;
 
-/* Creates the reader (connects lazily, on the first read). Returns 0,
- * ONS_ENOMEM. */
-int ing_log_reader_new(const char *brokers, const char *topic, ing_log_reader **out);
+/* Creates the reader (connects lazily, on the first read; sec: TLS to the
+ * brokers, copied). Returns 0, ONS_ENOMEM. */
+int ing_log_reader_new(const char *brokers, const q_ksec *sec, const char *topic,
+                       ing_log_reader **out);
 void ing_log_reader_free(ing_log_reader *r);
 
 /* Reads and decodes the record at partition/offset into *m, waiting at most

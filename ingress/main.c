@@ -67,6 +67,9 @@ const ons_opt ing_opt_table[] = {
         "jobs waiting for a thread before requests get 503"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers"),
+    OPT("kafka.security_protocol", ONS_OPT_ENUM, kafka_security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
+        Q_KSEC_PROTOCOL_HELP),
+    OPT("kafka.ssl_ca_location", ONS_OPT_STR, kafka_ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
     OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "topic of intents"),
     OPT("kafka.control_topic", ONS_OPT_STR, kafka_control_topic, 0, 249, "",
         "topic of checkouts, payments, cancels and status records (\"\": <kafka.topic>.control)"),
@@ -322,7 +325,8 @@ static int start_producer(ing_app *app)
                           .delivery_timeout_ms = (int)app->o.kafka_produce_timeout_ms,
                           .max_inflight = (int)app->o.kafka_max_inflight,
                           .control_topic = app->o.kafka_control_topic,
-                          .request_timeout_ms = (int)app->o.kafka_request_timeout_ms};
+                          .request_timeout_ms = (int)app->o.kafka_request_timeout_ms,
+                          .sec = {app->o.kafka_security_protocol, app->o.kafka_ssl_ca_location}};
     int rc = q_producer_new(&po, &app->producer);
     if (rc)
         return rc;
@@ -356,7 +360,10 @@ static int start_modules(ing_app *app)
                                                 app->o.event_view_views_per_s},
                             &app->views)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
-        (rc = ing_log_reader_new(app->o.kafka_brokers, app->o.kafka_topic, &app->log_reader)) ||
+        (rc = ing_log_reader_new(
+             app->o.kafka_brokers,
+             &(q_ksec){app->o.kafka_security_protocol, app->o.kafka_ssl_ca_location},
+             app->o.kafka_topic, &app->log_reader)) ||
         (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
                               (int)app->o.monitor_interval_ms, &app->monitor)) ||
         (rc = ing_ratelimit_new(app, (size_t)app->o.ratelimit_memory_slots, &app->ratelimit)))

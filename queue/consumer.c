@@ -134,7 +134,8 @@ static void warm_metadata(rd_kafka_t *rk, const char *topic)
  * owner's cursors, and the fetch limits. */
 static int lane_conf(rd_kafka_conf_t *conf, const q_consumer_opts *o, const char *group)
 {
-    if (conf_set(conf, "bootstrap.servers", o->brokers) || conf_set(conf, "group.id", group) ||
+    if (conf_set(conf, "bootstrap.servers", o->brokers) ||
+        q_kconf_security(conf, "consumer", &o->sec) || conf_set(conf, "group.id", group) ||
         conf_set(conf, "enable.auto.commit", "false") ||
         conf_set(conf, "enable.auto.offset.store", "false") ||
         conf_set(conf, "auto.offset.reset", "earliest") ||

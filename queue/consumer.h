@@ -27,6 +27,8 @@
 #ifndef ONSALE_QUEUE_CONSUMER_H
 #define ONSALE_QUEUE_CONSUMER_H
 
+#include "queue/kconf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +37,7 @@ typedef struct q_consumer q_consumer;
 /* The lane a record came from: enum q_topic of queue/msg.h. */
 typedef struct q_consumer_opts {
     const char *brokers;
+    q_ksec sec; /* TLS to the brokers */
     const char *topic;
     const char *control_topic; /* NULL: no control lane */
     const char *group;

@@ -17,6 +17,7 @@
 
 struct q_producer {
     char *brokers;
+    char *sec_protocol, *sec_ca; /* q_ksec, copied: a rebuild sets it again */
     char *topic;                 /* topics[Q_TOPIC_INTENTS] */
     char *topics[Q_TOPIC_COUNT]; /* by enum q_topic */
     int linger_ms;
@@ -106,6 +107,7 @@ static rd_kafka_t *build(q_producer *p)
     if (!c)
         return NULL;
     int rc = conf_set(c, "bootstrap.servers", p->brokers);
+    rc |= q_kconf_security(c, "producer", &(q_ksec){p->sec_protocol, p->sec_ca});
     rc |= conf_set(c, "enable.idempotence", "true");
     rc |= conf_set(c, "acks", "all");
     rc |= conf_set(c, "partitioner", "murmur2_random");
@@ -188,6 +190,8 @@ int q_producer_new(const q_producer_opts *o, q_producer **out)
     pthread_rwlock_init(&p->lock, NULL);
     p->brokers = strdup(o->brokers);
     p->topic = strdup(o->topic);
+    p->sec_protocol = strdup(o->sec.protocol ? o->sec.protocol : "");
+    p->sec_ca = strdup(o->sec.ca_location ? o->sec.ca_location : "");
     char control[256];
     if (q_topic_control_name(o->topic, o->control_topic, control, sizeof control) != 0) {
         rc = ONS_EINVAL;
@@ -195,7 +199,7 @@ int q_producer_new(const q_producer_opts *o, q_producer **out)
     }
     p->topics[Q_TOPIC_INTENTS] = p->topic;
     p->topics[Q_TOPIC_CONTROL] = strdup(control);
-    if (!p->brokers || !p->topic || !p->topics[Q_TOPIC_CONTROL])
+    if (!p->brokers || !p->topic || !p->topics[Q_TOPIC_CONTROL] || !p->sec_protocol || !p->sec_ca)
         goto fail;
     p->linger_ms = o->linger_ms;
     p->delivery_timeout_ms = o->delivery_timeout_ms;
@@ -246,6 +250,8 @@ void q_producer_free(q_producer *p, int flush_ms)
     q_producer_close(p, flush_ms);
     pthread_rwlock_destroy(&p->lock);
     free(p->brokers);
+    free(p->sec_protocol);
+    free(p->sec_ca);
     free(p->topic);
     free(p->topics[Q_TOPIC_CONTROL]);
     free(p);

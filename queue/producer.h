@@ -22,6 +22,8 @@
 #ifndef ONSALE_QUEUE_PRODUCER_H
 #define ONSALE_QUEUE_PRODUCER_H
 
+#include "queue/kconf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +37,7 @@ typedef struct q_producer_opts {
     int max_inflight;          /* records queued and not yet reported */
     const char *control_topic; /* the control lane; NULL or "": "<topic>.control" (msg.h) */
     int request_timeout_ms;    /* request.timeout.ms and socket.timeout.ms; 0: librdkafka's */
+    q_ksec sec;                /* TLS to the brokers (copied) */
 } q_producer_opts;
 
 /* Completion of one send, on the producer's poll thread. err is

@@ -7,7 +7,8 @@ ONSALE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # The production topology on one box (`scripts/stack up --ha`, docs/scaling.md):
 # three Kafka brokers, PostgreSQL primary + streaming replica, two ingress nodes
-# behind haproxy (TLS), two workers, two payments relays, Prometheus. Its ports
+# behind haproxy (TLS), two workers, two payments relays, Prometheus; the links
+# to Kafka, PostgreSQL and Redis run over TLS (ONSALE_HA_TLS_LINKS). Its ports
 # differ from the single-node stack's so both run side by side; its state lives
 # in .state/ha. ONSALE_HA=1 (set by `scripts/stack --ha`) makes the settings
 # below the ones every script and binary uses, whatever the environment holds
@@ -17,7 +18,12 @@ ONSALE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${ONSALE_HA_KAFKA_CONTROLLER_PORTS:=29093 29095 29097}"  # the KRaft quorum
 : "${ONSALE_HA_PG_PORT:=25432}"                             # primary
 : "${ONSALE_HA_PG_REPLICA_PORT:=25433}"                     # streaming replica
-: "${ONSALE_HA_REDIS_PORT:=26379}"
+: "${ONSALE_HA_REDIS_PORT:=26379}"     # where the processes reach Redis (with TLS links: the local tunnel)
+: "${ONSALE_HA_REDIS_TLS_PORT:=26380}" # redis-server's TLS port (TLS links only; its plain port is closed)
+# 1: every link to Kafka, PostgreSQL and Redis over TLS, checked against the
+# stack's own CA (.state/ha/tls/ca.crt; docs/security.md "Links between the
+# processes"); 0: plaintext links (the topology before TLS links, for comparison)
+: "${ONSALE_HA_TLS_LINKS:=1}"
 : "${ONSALE_HA_PUBLIC_PORT:=28443}"     # haproxy, TLS: the public port
 : "${ONSALE_HA_PLAIN_PORT:=28080}"      # haproxy, plain http: redirects to https
 : "${ONSALE_HA_INTERNAL_PORT:=28088}"   # haproxy, plain http for clients on this box (onsale-sim)
@@ -49,7 +55,17 @@ if [ "${ONSALE_HA:-0}" = 1 ]; then
     ONSALE_PG_DSN="host=127.0.0.1 port=$ONSALE_HA_PG_PORT dbname=onsale user=postgres connect_timeout=5"
     ONSALE_PG_READ_DSN="host=127.0.0.1 port=$ONSALE_HA_PG_REPLICA_PORT dbname=onsale user=postgres connect_timeout=2"
     ONSALE_REDIS_HOST=127.0.0.1
-    export ONSALE_PG_READ_DSN "${!ONSALE_HA_@}"
+    if [ "$ONSALE_HA_TLS_LINKS" = 1 ]; then
+        # libpq: TLS required, the server's certificate signed by the stack's
+        # CA and naming the host dialled; librdkafka: the same for the brokers
+        _ca=$ONSALE_HA_STATE/tls/ca.crt
+        ONSALE_PG_DSN+=" sslmode=verify-full sslrootcert='$_ca'"
+        ONSALE_PG_READ_DSN+=" sslmode=verify-full sslrootcert='$_ca'"
+        ONSALE_KAFKA_SECURITY_PROTOCOL=ssl ONSALE_KAFKA_SSL_CA_LOCATION=$_ca
+    else
+        ONSALE_KAFKA_SECURITY_PROTOCOL=plaintext ONSALE_KAFKA_SSL_CA_LOCATION=
+    fi
+    export ONSALE_PG_READ_DSN ONSALE_KAFKA_SECURITY_PROTOCOL ONSALE_KAFKA_SSL_CA_LOCATION "${!ONSALE_HA_@}"
 fi
 : "${ONSALE_STATE:=$ONSALE_ROOT/.state}"   # data, logs, pids (git-ignored)
 : "${ONSALE_DEPS:=$ONSALE_ROOT/.deps}"     # fetched Kafka jars (git-ignored)

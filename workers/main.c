@@ -51,6 +51,7 @@
 
 typedef struct wk_opts {
     char *brokers, *topic, *control_topic, *group;
+    char *security_protocol, *ssl_ca_location;
     long long session_timeout_ms;
     char *pg_dsn;
     char *redis_host;
@@ -74,6 +75,9 @@ typedef struct wk_opts {
 #define OPT(...) ONS_OPT_ROW(wk_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
+    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
+        Q_KSEC_PROTOCOL_HELP),
+    OPT("kafka.ssl_ca_location", ONS_OPT_STR, ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
     OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
         "the control lane, co-partitioned with kafka.topic (\"\": <kafka.topic>.control)"),
@@ -634,6 +638,7 @@ static int start_consumer(worker *w)
     }
     q_consumer_opts co = {
         .brokers = w->o.brokers,
+        .sec = {w->o.security_protocol, w->o.ssl_ca_location},
         .topic = w->o.topic,
         .control_topic = w->control_topic,
         .group = w->o.group,

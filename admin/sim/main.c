@@ -119,6 +119,9 @@ static const ons_opt opt_table[] = {
         "PostgreSQL connection string (audit)"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 0, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers (audit; empty skips the Kafka check)"),
+    OPT("kafka.security_protocol", ONS_OPT_ENUM, kafka_security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
+        Q_KSEC_PROTOCOL_HELP),
+    OPT("kafka.ssl_ca_location", ONS_OPT_STR, kafka_ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
     OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "Kafka topic of intents"),
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
@@ -393,6 +396,7 @@ static int run_audit(sim *s)
 {
     adm_audit_opts ao = {.pg_dsn = s->o.pg_dsn,
                          .kafka_brokers = s->o.kafka_brokers,
+                         .kafka_sec = {s->o.kafka_security_protocol, s->o.kafka_ssl_ca_location},
                          .kafka_topic = s->o.kafka_topic,
                          .event_id = s->event_id,
                          .sim_log = s->log_path,

@@ -37,6 +37,7 @@ typedef struct sim_opts {
     int audit, progress, dev_mode;
     long long audit_wait_s;
     char *auth_secret, *pg_dsn, *kafka_brokers, *kafka_topic;
+    char *kafka_security_protocol, *kafka_ssl_ca_location;
     /* parsed */
     char host[256];
     int port;

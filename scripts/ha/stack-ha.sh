@@ -3,7 +3,10 @@
 #   kafka-1..3      KRaft broker+controller each, quorum of three   ONSALE_HA_KAFKA_PORTS
 #   postgres        primary                                         ONSALE_HA_PG_PORT
 #   pg-replica      streaming replica (pg_basebackup, slot)          ONSALE_HA_PG_REPLICA_PORT
-#   redis           AOF everysec                                    ONSALE_HA_REDIS_PORT
+#   redis           AOF everysec; TLS only                          ONSALE_HA_REDIS_TLS_PORT
+#                   (ONSALE_HA_TLS_LINKS=0: plain on ONSALE_HA_REDIS_PORT)
+#   redis-tunnel    haproxy (tcp): plain in on loopback, TLS out     ONSALE_HA_REDIS_PORT
+#                   to Redis (hiredis 0.14 speaks no TLS)
 #   gateway         payment gateway simulator                       ONSALE_HA_GATEWAY_PORT
 #   payments-1..2   payments relays (share the outbox by leases)    ONSALE_HA_PAYMENTS_METRICS_PORTS
 #   worker-1..2     one consumer group                              ONSALE_HA_WORKER_METRICS_PORTS
@@ -15,6 +18,14 @@
 # min.insync.replicas 2 (the producers use acks=all). `scripts/stack --ha
 # start NAME` / `stop NAME` start or stop one process (failure tests), e.g.
 # `start worker-3` adds a third worker on the next free metrics port.
+#
+# Links (ONSALE_HA_TLS_LINKS=1, the default): every connection to Kafka
+# (clients, brokers to brokers, the KRaft quorum), PostgreSQL (clients and
+# the replica's stream) and Redis runs over TLS with certificates of the
+# stack's own CA (.state/ha/tls/ca.crt), checked by name; no plaintext port
+# is left open on them. ONSALE_HA_TLS_LINKS=0 runs them plain (the same
+# processes, only the links differ). docs/security.md "Links between the
+# processes".
 # Uses the helpers of scripts/stack (pid_alive, stop_pidfile, pg_up, ...).
 
 HA_DIR=$ONSALE_ROOT/scripts/ha
@@ -28,23 +39,43 @@ read -r -a HA_PPORTS <<< "$ONSALE_HA_PAYMENTS_METRICS_PORTS"
 PG_REPLICA=$PGHOME/pg-replica
 
 # --- Kafka: three brokers ------------------------------------------------------
+# The listeners' security protocol: SSL with TLS links (clients, the brokers'
+# replication and the KRaft quorum alike), else PLAINTEXT.
+ha_kafka_proto() { if [ "$ONSALE_HA_TLS_LINKS" = 1 ]; then echo SSL; else echo PLAINTEXT; fi; }
+# kcat against the brokers, as the Onsale processes reach them.
+ha_kcat() {
+    if [ "$ONSALE_HA_TLS_LINKS" = 1 ]; then
+        kcat -X security.protocol=ssl -X ssl.ca.location="$HA_TLS/ca.crt" "$@"
+    else
+        kcat "$@"
+    fi
+}
+# The Kafka tools' client settings (TopicCommand --command-config).
+ha_kafka_client_properties() {
+    if [ "$ONSALE_HA_TLS_LINKS" = 1 ]; then
+        printf '%s\n' security.protocol=SSL ssl.truststore.type=PEM "ssl.truststore.location=$HA_TLS/ca.crt"
+    else
+        echo security.protocol=PLAINTEXT
+    fi > "$KDIR/client.properties"
+}
 ha_kafka_voters() {
     local i v=
     for i in "${!HA_CPORTS[@]}"; do v+=${v:+,}$((i + 1))@$ONSALE_HOST:${HA_CPORTS[$i]}; done
     echo "$v"
 }
 ha_kafka_config() { # node (1-based)
-    local n=$1 d=$KDIR/kafka-$1
+    local n=$1 d=$KDIR/kafka-$1 p
+    p=$(ha_kafka_proto)
     mkdir -p "$d"
     cat > "$d/server.properties" <<CONF
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$(ha_kafka_voters)
-listeners=PLAINTEXT://$ONSALE_HOST:${HA_KPORTS[$((n - 1))]},CONTROLLER://$ONSALE_HOST:${HA_CPORTS[$((n - 1))]}
-advertised.listeners=PLAINTEXT://$ONSALE_HOST:${HA_KPORTS[$((n - 1))]}
+listeners=$p://$ONSALE_HOST:${HA_KPORTS[$((n - 1))]},CONTROLLER://$ONSALE_HOST:${HA_CPORTS[$((n - 1))]}
+advertised.listeners=$p://$ONSALE_HOST:${HA_KPORTS[$((n - 1))]}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=$p:$p,CONTROLLER:$p
+inter.broker.listener.name=$p
 log.dirs=$d/data
 num.partitions=$ONSALE_PARTITIONS
 default.replication.factor=3
@@ -58,6 +89,18 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=168
 replica.lag.time.max.ms=10000
+CONF
+    # TLS: the broker's key and certificate (PEM, unencrypted key: the file
+    # is mode 0600), the stack's CA for the brokers it dials; no client
+    # certificates asked; host names checked (Kafka's default, https)
+    if [ "$p" = SSL ]; then cat >> "$d/server.properties"; fi <<CONF
+ssl.keystore.type=PEM
+ssl.keystore.location=$HA_TLS/kafka.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$HA_TLS/ca.crt
+ssl.client.auth=none
+ssl.endpoint.identification.algorithm=https
+ssl.enabled.protocols=TLSv1.2,TLSv1.3
 CONF
     cat > "$d/log4j.properties" <<CONF
 log4j.rootLogger=INFO, file
@@ -97,7 +140,7 @@ ha_kafka_start() { # node
 ha_kafka_topic_ready() {
     local meta t
     for t in "$ONSALE_TOPIC" "$ONSALE_CONTROL_TOPIC"; do
-        meta=$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$t" -m 5 2>/dev/null) || return 1
+        meta=$(ha_kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$t" -m 5 2>/dev/null) || return 1
         echo "$meta" | grep -q "topic \"$t\" with $ONSALE_PARTITIONS partitions" || return 1
         [ "$(echo "$meta" | awk '/partition [0-9]+, leader [0-9]+,/ && /isrs: [0-9]+,[0-9]+/' | wc -l)" = "$ONSALE_PARTITIONS" ] ||
             return 1
@@ -106,6 +149,7 @@ ha_kafka_topic_ready() {
 ha_kafka_up() {
     [ -f "$ONSALE_KAFKA_LIBS/.complete" ] || die "Kafka jars missing: run scripts/setup"
     local n
+    ha_kafka_client_properties
     # the Kafka tools (StorageTool, TopicCommand) log through $KDIR/log4j.properties
     cat > "$KDIR/log4j.properties" <<CONF
 log4j.rootLogger=WARN, file
@@ -116,14 +160,19 @@ log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 CONF
     # one JVM per format: the three side by side (the cluster id first)
     [ -f "$KDIR/cluster.id" ] || kafka_java kafka.tools.StorageTool random-uuid > "$KDIR/cluster.id"
-    for n in 1 2 3; do pid_alive "$RUN/kafka-$n.pid" || ha_kafka_format "$n" & done
-    wait
+    # (waiting for these three only: the redis-tunnel runs in the background too)
+    local formats=()
+    for n in 1 2 3; do
+        pid_alive "$RUN/kafka-$n.pid" || ha_kafka_format "$n" &
+        formats+=($!)
+    done
+    wait "${formats[@]}"
     for n in 1 2 3; do ha_kafka_start "$n"; done
     # Deadlines in wall seconds, not loop counts: on a loaded box each kcat
     # call itself may take seconds.
     local end=$((SECONDS + ONSALE_HA_KAFKA_START_S)) ok=0
     while [ "$SECONDS" -lt "$end" ]; do
-        if [ "$(kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 5 2>/dev/null | grep -c '^  broker ')" = 3 ]; then
+        if [ "$(ha_kcat -b "$ONSALE_KAFKA_BROKERS" -L -m 5 2>/dev/null | grep -c '^  broker ')" = 3 ]; then
             ok=1
             break
         fi
@@ -134,9 +183,9 @@ CONF
     # the intents topic and its control lane, same partition count (docs/pipeline.md)
     local t
     for t in "$ONSALE_TOPIC" "$ONSALE_CONTROL_TOPIC"; do
-        if ! kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$t" 2>/dev/null | grep -q "topic \"$t\" with [1-9]"; then
+        if ! ha_kcat -b "$ONSALE_KAFKA_BROKERS" -L -t "$t" 2>/dev/null | grep -q "topic \"$t\" with [1-9]"; then
             kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$ONSALE_KAFKA_BROKERS" \
-                --create --if-not-exists --topic "$t" --partitions "$ONSALE_PARTITIONS" \
+                --command-config "$KDIR/client.properties" --create --if-not-exists --topic "$t" --partitions "$ONSALE_PARTITIONS" \
                 --replication-factor 3 --config min.insync.replicas=2 >> "$LOGS/kafka.out" 2>&1
             log "kafka: created topic $t ($ONSALE_PARTITIONS partitions, RF 3, min ISR 2)"
         fi
@@ -161,8 +210,11 @@ ha_replica_up() {
             slot=(-C)
         # --checkpoint=fast: the default (spread) waits out most of a
         # checkpoint_timeout on an idle primary (100 s here) before copying
-        as_pg "$ONSALE_PG_BIN/pg_basebackup" -h "$ONSALE_HOST" -p "$ONSALE_PG_PORT" -U postgres \
-            -D "$PG_REPLICA" -X stream -R "${slot[@]}" -S onsale_replica --checkpoint=fast \
+        # (no -R: ha_pg_links writes the standby's settings before each start)
+        local ci="host=$ONSALE_HOST port=$ONSALE_PG_PORT user=postgres"
+        [ "$ONSALE_HA_TLS_LINKS" = 1 ] && ci+=" sslmode=verify-full sslrootcert=$PGDATA/root.crt"
+        as_pg "$ONSALE_PG_BIN/pg_basebackup" -d "$ci" \
+            -D "$PG_REPLICA" -X stream "${slot[@]}" -S onsale_replica --checkpoint=fast \
             >> "$LOGS/postgres.out" 2>&1 ||
             die "pg_basebackup failed; see $LOGS/postgres.out"
         cat >> "$PG_REPLICA/postgresql.conf" <<CONF
@@ -175,6 +227,7 @@ max_standby_streaming_delay = 5s
 CONF
         log "pg-replica: base backup taken into $PG_REPLICA"
     fi
+    ha_pg_links "$PG_REPLICA" replica
     if ha_replica_ready; then log "pg-replica: already running"; return 0; fi
     local rlog=$PGHOME/pg-replica.log
     touch "$rlog"; [ "$(id -u)" -eq 0 ] && chown postgres: "$rlog"
@@ -193,16 +246,107 @@ ha_replica_down() {
 }
 
 # --- TLS, haproxy, Prometheus ----------------------------------------------------
-# A self-signed certificate for local use (localhost and 127.0.0.1), made once.
+# The stack's own CA and what it signs, for local use, made once into
+# .state/ha/tls (keys mode 0600):
+#   ca.crt / ca.key          the CA every client of the stack trusts (ONSALE_HA_CA)
+#   onsale.crt / onsale.key  the services' certificate: localhost and 127.0.0.1
+#                            (haproxy's public port, the brokers, PostgreSQL, Redis)
+#   onsale.pem, kafka.pem    the same key and certificate as haproxy and Kafka read them
+#   redis-client.pem         the Redis tunnel's client certificate (Redis asks for one)
+ha_tls_sign() { # name subject extendedKeyUsage [subjectAltName]
+    local ext="basicConstraints=critical,CA:FALSE"$'\n'"keyUsage=critical,digitalSignature,keyEncipherment"
+    ext+=$'\n'"extendedKeyUsage=$3"
+    [ -n "${4:-}" ] && ext+=$'\n'"subjectAltName=$4"
+    openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$HA_TLS/$1.key" -out "$HA_TLS/$1.csr" &&
+        openssl x509 -req -in "$HA_TLS/$1.csr" -CA "$HA_TLS/ca.crt" -CAkey "$HA_TLS/ca.key" \
+            -CAcreateserial -days 825 -sha256 -out "$HA_TLS/$1.crt" -extfile <(printf '%s\n' "$ext") &&
+        rm -f "$HA_TLS/$1.csr"
+}
 ha_tls() {
-    [ -s "$HA_TLS/onsale.pem" ] && return 0
+    [ -s "$HA_TLS/redis-client.pem" ] && return 0
     mkdir -p "$HA_TLS"
-    (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=localhost" \
-        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-        -keyout "$HA_TLS/onsale.key" -out "$HA_TLS/onsale.crt" 2>> "$LOGS/haproxy.out") ||
-        die "openssl could not make the certificate"
-    (umask 077 && cat "$HA_TLS/onsale.crt" "$HA_TLS/onsale.key" > "$HA_TLS/onsale.pem")
-    log "tls: self-signed certificate in $HA_TLS/onsale.crt"
+    (umask 077 && {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 825 -sha256 -subj "/CN=Onsale local CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$HA_TLS/ca.key" -out "$HA_TLS/ca.crt" &&
+            ha_tls_sign onsale /CN=localhost serverAuth,clientAuth DNS:localhost,IP:127.0.0.1 &&
+            ha_tls_sign redis-client /CN=onsale-redis-tunnel clientAuth
+    } 2>> "$LOGS/tls.out") || die "openssl could not make the certificates; see $LOGS/tls.out"
+    chmod 644 "$HA_TLS/ca.crt" "$HA_TLS/onsale.crt" "$HA_TLS/redis-client.crt"
+    (umask 077 && cat "$HA_TLS/onsale.crt" "$HA_TLS/onsale.key" > "$HA_TLS/onsale.pem" &&
+        cat "$HA_TLS/onsale.key" "$HA_TLS/onsale.crt" > "$HA_TLS/kafka.pem" &&
+        cat "$HA_TLS/redis-client.crt" "$HA_TLS/redis-client.key" > "$HA_TLS/redis-client.pem")
+    log "tls: the stack's CA $HA_TLS/ca.crt, services' certificate $HA_TLS/onsale.crt"
+}
+
+# --- TLS links: PostgreSQL and Redis ------------------------------------------------
+# PostgreSQL's link settings into data folder d before each start (pg_up and
+# ha_replica_up call it): with TLS links ssl on with the services'
+# certificate, and pg_hba accepting TCP only over TLS (trust stays the
+# authentication, as in the single-node stack); else plain TCP. A replica's
+# stream from the primary (role replica) gets the same libpq settings as the
+# processes (verify-full against the CA).
+ha_pg_links() { # data-folder primary|replica
+    local d=$1 role=$2 hostt=host
+    grep -q "^include_if_exists 'onsale-links.conf'" "$d/postgresql.conf" ||
+        printf '%s\n' "# the --ha stack's link settings (scripts/ha/stack-ha.sh ha_pg_links)" \
+            "include_if_exists 'onsale-links.conf'" >> "$d/postgresql.conf"
+    if [ "$ONSALE_HA_TLS_LINKS" = 1 ]; then
+        hostt=hostssl
+        install -m 600 "$HA_TLS/onsale.crt" "$d/server.crt"
+        install -m 600 "$HA_TLS/onsale.key" "$d/server.key"
+        install -m 644 "$HA_TLS/ca.crt" "$d/root.crt"
+        [ "$(id -u)" -eq 0 ] && chown "$PG_USER": "$d/server.crt" "$d/server.key" "$d/root.crt"
+        printf '%s\n' "ssl = on" "ssl_cert_file = 'server.crt'" "ssl_key_file = 'server.key'" \
+            "ssl_ca_file = 'root.crt'" "ssl_min_protocol_version = 'TLSv1.2'" > "$d/onsale-links.conf"
+    else
+        echo "ssl = off" > "$d/onsale-links.conf"
+    fi
+    {
+        echo "# written by scripts/ha/stack-ha.sh (ha_pg_links) before each start"
+        echo "$hostt all all 127.0.0.1/32 trust"
+        echo "$hostt replication all 127.0.0.1/32 trust"
+        [ "$hostt" = hostssl ] && printf '%s\n' "hostnossl all all all reject" "hostnossl replication all all reject"
+    } > "$d/pg_hba.conf"
+    if [ "$role" = replica ]; then
+        local ci="host=$ONSALE_HOST port=$ONSALE_PG_PORT user=postgres application_name=onsale-replica"
+        [ "$ONSALE_HA_TLS_LINKS" = 1 ] && ci+=" sslmode=verify-full sslrootcert=$d/root.crt"
+        printf '%s\n' "primary_conninfo = '$ci'" "primary_slot_name = 'onsale_replica'" >> "$d/onsale-links.conf"
+        touch "$d/standby.signal"
+        # an older replica's settings from pg_basebackup -R would win over these
+        [ -f "$d/postgresql.auto.conf" ] && sed -i '/^primary_conninfo\|^primary_slot_name/d' "$d/postgresql.auto.conf"
+    fi
+    [ "$(id -u)" -eq 0 ] && chown "$PG_USER": "$d/onsale-links.conf" "$d/pg_hba.conf"
+    return 0
+}
+# Lines appended to redis.conf (redis_up): with TLS links the plain port is
+# closed (port 0) and Redis listens on its TLS port only, asking every client
+# for a certificate of the stack's CA.
+ha_redis_conf() {
+    [ "$ONSALE_HA_TLS_LINKS" = 1 ] || return 0
+    cat <<CONF
+# TLS only (scripts/ha/stack-ha.sh): reached through the redis-tunnel
+port 0
+tls-port $ONSALE_HA_REDIS_TLS_PORT
+tls-cert-file $HA_TLS/onsale.crt
+tls-key-file $HA_TLS/onsale.key
+tls-ca-cert-file $HA_TLS/ca.crt
+tls-auth-clients yes
+tls-protocols "TLSv1.2 TLSv1.3"
+CONF
+}
+# hiredis 0.14 (the pinned client) speaks no TLS: a local haproxy in tcp mode
+# takes the processes' plain connections on ONSALE_HA_REDIS_PORT (loopback)
+# and originates TLS to Redis, verifying its certificate (docs/security.md).
+ha_redis_tunnel_up() {
+    [ "$ONSALE_HA_TLS_LINKS" = 1 ] || return 0
+    if pid_alive "$RUN/redis-tunnel.pid"; then log "redis-tunnel: already running"; return 0; fi
+    ha_render "$HA_DIR/redis-tunnel.cfg.in" "$ONSALE_STATE/redis-tunnel.cfg"
+    haproxy -c -q -f "$ONSALE_STATE/redis-tunnel.cfg" >> "$LOGS/redis-tunnel.out" 2>&1 ||
+        die "redis-tunnel.cfg does not check; see $LOGS/redis-tunnel.out"
+    nohup haproxy -db -f "$ONSALE_STATE/redis-tunnel.cfg" >> "$LOGS/redis-tunnel.log" 2>&1 < /dev/null &
+    echo $! > "$RUN/redis-tunnel.pid"
+    log "redis-tunnel: $ONSALE_HOST:$ONSALE_HA_REDIS_PORT -> TLS $ONSALE_HOST:$ONSALE_HA_REDIS_TLS_PORT"
 }
 # The token haproxy adds to every request: an ingress node believes
 # X-Forwarded-For only next to it (http.proxy_token).
@@ -238,10 +382,10 @@ ha_haproxy_up() {
     nohup haproxy -db -f "$ONSALE_STATE/haproxy.cfg" >> "$LOGS/haproxy.log" 2>&1 < /dev/null &
     echo $! > "$RUN/haproxy.pid"
     for _ in $(seq 1 100); do
-        curl -fsS -o /dev/null --cacert "$HA_TLS/onsale.crt" "https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT/readyz" 2>/dev/null && break
+        curl -fsS -o /dev/null --cacert "$HA_TLS/ca.crt" "https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT/readyz" 2>/dev/null && break
         sleep 0.1
     done
-    curl -fsS -o /dev/null --cacert "$HA_TLS/onsale.crt" "https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT/readyz" ||
+    curl -fsS -o /dev/null --cacert "$HA_TLS/ca.crt" "https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT/readyz" ||
         die "haproxy: no ready ingress behind https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT; see $LOGS/haproxy.log"
     log "haproxy: https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT (plain for this box: :$ONSALE_HA_INTERNAL_PORT)"
 }
@@ -325,6 +469,7 @@ ha_procs_down() {
 
 ha_up() {
     ha_tls
+    ha_redis_tunnel_up
     redis_up; pg_up; ha_replica_up; ha_kafka_up
     local p f
     # each stack start begins fresh logs of the processes it starts (the
@@ -337,7 +482,7 @@ ha_up() {
     for p in "${HA_PROCS[@]}"; do ha_proc_start "$p"; done
     ha_haproxy_up
     ha_prometheus_up
-    log "ha stack is up: https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT (certificate $HA_TLS/onsale.crt)"
+    log "ha stack is up: https://$ONSALE_HOST:$ONSALE_HA_PUBLIC_PORT (CA $HA_TLS/ca.crt; TLS links: $ONSALE_HA_TLS_LINKS)"
 }
 ha_down() {
     ha_procs_down
@@ -346,7 +491,7 @@ ha_down() {
     # that is gone before it gives up
     for n in 1 2 3; do stop_pidfile "kafka-$n" "$RUN/kafka-$n.pid" 60 & done
     wait
-    redis_down; ha_replica_down; pg_down
+    redis_down; stop_pidfile redis-tunnel "$RUN/redis-tunnel.pid" 10; ha_replica_down; pg_down
     log "ha stack is down"
 }
 ha_status() {
@@ -358,6 +503,10 @@ ha_status() {
     pg_ready && s=1 || { s=0; ok=0; }; status_line postgres "$s" "$ONSALE_HOST:$ONSALE_PG_PORT"
     ha_replica_ready && s=1 || { s=0; ok=0; }; status_line pg-replica "$s" "$ONSALE_HOST:$ONSALE_HA_PG_REPLICA_PORT"
     redis_ready && s=1 || { s=0; ok=0; }; status_line redis "$s" "$ONSALE_HOST:$ONSALE_REDIS_PORT"
+    if [ "$ONSALE_HA_TLS_LINKS" = 1 ]; then
+        pid_alive "$RUN/redis-tunnel.pid" && s=1 || { s=0; ok=0; }
+        status_line redis-tunnel "$s" "$ONSALE_HOST:$ONSALE_HA_REDIS_PORT -> TLS :$ONSALE_HA_REDIS_TLS_PORT"
+    fi
     for name in "${HA_PROCS[@]}" haproxy prometheus; do
         pid_alive "$RUN/$name.pid" && s=1 || { s=0; ok=0; }
         status_line "$name" "$s" "$(pid_alive "$RUN/$name.pid" && echo "pid $(cat "$RUN/$name.pid")")"
@@ -376,19 +525,23 @@ ha_status() {
 ha_env() {
     local k
     for k in ONSALE_KAFKA_BROKERS ONSALE_KAFKA_TOPIC ONSALE_KAFKA_CONTROL_TOPIC ONSALE_PG_DSN ONSALE_PG_READ_DSN \
+        ONSALE_KAFKA_SECURITY_PROTOCOL ONSALE_KAFKA_SSL_CA_LOCATION \
         ONSALE_REDIS_HOST ONSALE_REDIS_PORT ONSALE_AUTH_SECRET ONSALE_IDS_SECRET \
         ONSALE_GATEWAY_API_KEY ONSALE_PAYMENTS_API_KEY ONSALE_STATE ONSALE_PARTITIONS "${!ONSALE_HA_@}"; do
         printf 'export %s=%q\n' "$k" "${!k}"
     done
     printf 'export ONSALE_HA_URL=%q ONSALE_HA_INTERNAL_URL=%q ONSALE_HA_CA=%q ONSALE_HA_PROXY_TOKEN=%q\n' \
         "https://localhost:$ONSALE_HA_PUBLIC_PORT" "http://$ONSALE_HOST:$ONSALE_HA_INTERNAL_PORT" \
-        "$HA_TLS/onsale.crt" "$(ha_proxy_token)"
+        "$HA_TLS/ca.crt" "$(ha_proxy_token)"
+    # the Kafka tools' client settings (kafka-topics.sh --command-config)
+    printf 'export ONSALE_HA_KAFKA_CLIENT_CONFIG=%q\n' "$KDIR/client.properties"
 }
 ha_start() { # name
     case "$1" in
     kafka-[0-9]) ha_kafka_start "${1#kafka-}" ;;
     pg-replica) ha_replica_up ;;
     haproxy) ha_haproxy_up ;;
+    redis-tunnel) ha_redis_tunnel_up ;;
     prometheus) ha_prometheus_up ;;
     *) ha_proc_start "$1" ;;
     esac

@@ -38,6 +38,7 @@ typedef struct fz_opts {
     char *secret;
     int dev_mode;
     double share;
+    char *security_protocol;
 } fz_opts;
 
 #define OPT(n, t, f, lo, hi, d)                                                                    \
@@ -57,6 +58,7 @@ static const ons_opt table[] = {
     OPT("auth.secret", ONS_OPT_STR, secret, 16, 4096, "onsale-dev-secret-change-me"),
     OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "0"),
     OPT("x.share", ONS_OPT_FRAC, share, 0, 1, "0.5"),
+    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, "plaintext|ssl"),
 };
 #define NOPT ONS_OPT_COUNT(table)
 
@@ -136,6 +138,13 @@ static void check_ok(const fz_opts *o)
             memcpy(&v, f, sizeof v);
             if (!(v >= 0.0 && v <= 1.0))
                 fail("a fraction out of 0..1 was accepted", table[i].name);
+            break;
+        }
+        case ONS_OPT_ENUM: {
+            char *s;
+            memcpy(&s, f, sizeof s);
+            if (!s || (strcmp(s, "plaintext") != 0 && strcmp(s, "ssl") != 0))
+                fail("an enum option holds a value not listed", table[i].name);
             break;
         }
         }

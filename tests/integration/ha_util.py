@@ -37,6 +37,10 @@ INGRESS_PORTS = [int(p) for p in ENV["ONSALE_HA_INGRESS_PORTS"].split()]
 INTERNAL_PORT = int(ENV["ONSALE_HA_INTERNAL_PORT"])
 PUBLIC_PORT = int(ENV["ONSALE_HA_PUBLIC_PORT"])
 PROM = f"http://127.0.0.1:{ENV['ONSALE_HA_PROMETHEUS_PORT']}"
+CA = ENV["ONSALE_HA_CA"]  # the stack's CA: haproxy's, the brokers', PostgreSQL's, Redis' certificates
+# kcat as the Onsale processes reach the brokers (kafka.security_protocol)
+KCAT = ["kcat"] + (["-X", "security.protocol=ssl", "-X", f"ssl.ca.location={ENV['ONSALE_KAFKA_SSL_CA_LOCATION']}"]
+                   if ENV.get("ONSALE_KAFKA_SECURITY_PROTOCOL") == "ssl" else [])
 
 
 def pid(name):
@@ -84,7 +88,7 @@ def http(method, path, body=None, tok=None, headers=None, port=INTERNAL_PORT, tl
     node's own port, or (tls=True) the public https port. Returns (status,
     headers, parsed body)."""
     if tls:
-        ctx = ssl.create_default_context(cafile=ENV["ONSALE_HA_CA"])
+        ctx = ssl.create_default_context(cafile=CA)
         conn = httpc.HTTPSConnection("localhost", PUBLIC_PORT, timeout=timeout, context=ctx)
     else:
         conn = httpc.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -210,14 +214,14 @@ def log_lines(pattern):
 
 def kafka_leaders():
     """{partition: leader node id} of the intents topic."""
-    out = subprocess.run(["kcat", "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
+    out = subprocess.run([*KCAT, "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
                          stdout=subprocess.PIPE, text=True, timeout=30).stdout
     return {int(m.group(1)): int(m.group(2))
             for m in re.finditer(r"partition (\d+), leader (-?\d+)", out)}
 
 
 def kafka_fully_replicated():
-    out = subprocess.run(["kcat", "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
+    out = subprocess.run([*KCAT, "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
                          stdout=subprocess.PIPE, text=True, timeout=30).stdout
     isrs = re.findall(r"isrs: ([0-9,]+)", out)
     return len(isrs) == int(ENV["ONSALE_HA_PARTITIONS"]) and all(len(i.split(",")) == 3 for i in isrs)

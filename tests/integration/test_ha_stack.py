@@ -7,8 +7,8 @@ import os, subprocess, time
 
 import pytest
 
-from ha_util import (ENV, ROOT, INGRESS_PORTS, create_event, http, metric, prom_query, sql, stack,
-                     token, wait_for)
+from ha_util import (ENV, KCAT, ROOT, INGRESS_PORTS, create_event, http, metric, prom_query, sql,
+                     stack, token, wait_for)
 
 
 def test_https_fan_page_hsts_and_redirect():
@@ -30,7 +30,7 @@ def test_both_ingress_nodes_serve_behind_haproxy():
 
 
 def test_topic_replicated_three_ways_min_isr_two():
-    out = subprocess.run(["kcat", "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
+    out = subprocess.run([*KCAT, "-b", ENV["ONSALE_KAFKA_BROKERS"], "-L", "-t", ENV["ONSALE_KAFKA_TOPIC"]],
                          check=True, stdout=subprocess.PIPE, text=True).stdout
     assert f'with {ENV["ONSALE_HA_PARTITIONS"]} partitions' in out
     assert out.count("replicas: ") == int(ENV["ONSALE_HA_PARTITIONS"])
@@ -41,7 +41,8 @@ def test_topic_replicated_three_ways_min_isr_two():
     # min.insync.replicas=2 on the topic, as Kafka's own tool reports it
     libs = os.path.join(ROOT, ".deps", "kafka-3.9.1", "libs", "*")
     desc = subprocess.run(["java", "-Xmx128m", "-cp", libs, "org.apache.kafka.tools.TopicCommand",
-                           "--bootstrap-server", ENV["ONSALE_KAFKA_BROKERS"], "--describe",
+                           "--bootstrap-server", ENV["ONSALE_KAFKA_BROKERS"],
+                           "--command-config", ENV["ONSALE_HA_KAFKA_CLIENT_CONFIG"], "--describe",
                            "--topic", ENV["ONSALE_KAFKA_TOPIC"]],
                           check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
     assert "min.insync.replicas=2" in desc, desc

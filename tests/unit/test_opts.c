@@ -397,6 +397,47 @@ START_TEST(start_loads_checks_and_frees_on_refusal)
 }
 END_TEST
 
+/* An enum option: one of the listed values, the first by default; a bad
+ * value's error names the key and every allowed value. */
+typedef struct link_cfg {
+    char *protocol;
+} link_cfg;
+static const ons_opt link_table[] = {
+    {"kafka.security_protocol", ONS_OPT_ENUM, offsetof(link_cfg, protocol), 0, 0, "plaintext|ssl",
+     "how to reach the brokers"},
+};
+
+START_TEST(enum_default_choices_and_error)
+{
+    clear_env();
+    unsetenv("ONSALE_KAFKA_SECURITY_PROTOCOL");
+    link_cfg c = {0};
+    char err[256] = "";
+    ck_assert_int_eq(ons_opts_load(link_table, 1, &c, NULL, err, sizeof err), 0);
+    ck_assert_str_eq(c.protocol, "plaintext");
+    ck_assert_int_eq(
+        ons_opts_set(link_table, 1, &c, "kafka.security_protocol", "ssl", err, sizeof err), 0);
+    ck_assert_str_eq(c.protocol, "ssl");
+    for (size_t i = 0; i < 4; i++) {
+        static const char *bad[] = {"SSL", "ss", "sasl_ssl", ""};
+        ck_assert_int_eq(
+            ons_opts_set(link_table, 1, &c, "kafka.security_protocol", bad[i], err, sizeof err),
+            ONS_EINVAL);
+        ck_assert_str_eq(c.protocol, "ssl"); /* a failed set changes nothing */
+    }
+    ck_assert_str_eq(err, "option kafka.security_protocol: '' is not one of plaintext, ssl");
+    ons_opts_free(link_table, 1, &c);
+    ck_assert_ptr_null(c.protocol);
+
+    setenv("ONSALE_KAFKA_SECURITY_PROTOCOL", "tls", 1);
+    ck_assert_int_eq(ons_opts_load(link_table, 1, &c, NULL, err, sizeof err), ONS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "'tls' is not one of plaintext, ssl"));
+    ck_assert_ptr_nonnull(strstr(err, "ONSALE_KAFKA_SECURITY_PROTOCOL"));
+    ons_opts_free(link_table, 1, &c);
+    unsetenv("ONSALE_KAFKA_SECURITY_PROTOCOL");
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -415,6 +456,7 @@ int main(void)
          check_secrets_reads_the_loaded_values_by_name},
         {"start_loads_checks_and_frees_on_refusal", start_loads_checks_and_frees_on_refusal},
         {"start_validates_before_the_secrets", start_validates_before_the_secrets},
+        {"enum_default_choices_and_error", enum_default_choices_and_error},
     };
     return ons_check_run("opts", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -60,6 +60,7 @@
 
 typedef struct pay_opts {
     char *brokers, *topic, *control_topic, *pg_dsn;
+    char *security_protocol, *ssl_ca_location;
     char *gateway_url, *api_key, *key_prefix;
     long long threads, batch, poll_ms, lease_ms, timeout_ms;
     long long backoff_base_ms, backoff_max_ms;
@@ -72,6 +73,9 @@ typedef struct pay_opts {
 #define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
+    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
+        Q_KSEC_PROTOCOL_HELP),
+    OPT("kafka.ssl_ca_location", ONS_OPT_STR, ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
     OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
         "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
@@ -284,7 +288,8 @@ static int start(app *a, wk_httpd **httpd)
                           .linger_ms = PRODUCER_LINGER_MS,
                           .delivery_timeout_ms = (int)a->o.produce_timeout_ms,
                           .max_inflight = PRODUCER_MAX_INFLIGHT,
-                          .control_topic = a->o.control_topic};
+                          .control_topic = a->o.control_topic,
+                          .sec = {a->o.security_protocol, a->o.ssl_ca_location}};
     if (q_producer_new(&po, &a->prod) != 0) {
         ons_log_error("cannot create the Kafka producer");
         return ONS_EKAFKA;
