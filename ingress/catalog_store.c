@@ -850,15 +850,32 @@ static void venue_page_keys(sqlbuf *b, const cat_query *q, cat_match mode, const
     add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
 }
 
-/* Date or price order through the events' own indexes. */
-static void ordered_keys(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+/* The conditions and order of a date or price order through the events'
+ * own indexes, after a SELECT list. */
+static void add_ordered_tail(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
 {
-    add(b, "SELECT e.event_id FROM events e WHERE true");
+    add(b, " FROM events e WHERE true");
     add_filters(b, q, mode, p);
     if (q->has_point)
         add_venue_in_circle(b, q, p);
     add_keyset(b, q);
     add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
+}
+
+static void ordered_keys(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+{
+    add(b, "SELECT e.event_id");
+    add_ordered_tail(b, q, mode, p);
+}
+
+/* Whether the sort's index holds every column q filters on, so that the
+ * keys are chosen without reading a row: events_price holds starts_at and
+ * price_max. Otherwise (city and category orders by date, whose index is
+ * exactly the filter) the page's rows are read as they are found: choosing
+ * keys first would only add 21 primary key lookups. */
+static int keys_alone(const cat_query *q)
+{
+    return q->sort == CAT_SORT_PRICE && !q->q && !q->city && !q->category && !q->has_point;
 }
 
 int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
@@ -902,8 +919,12 @@ int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
         add_ranked(&b, q, mode, &p, rank_window);
     else if (q->has_point && q->sort == CAT_SORT_DATE)
         add_page_rows(&b, venue_page_keys, q, mode, &p);
-    else
+    else if (keys_alone(q))
         add_page_rows(&b, ordered_keys, q, mode, &p);
+    else {
+        add(&b, "SELECT e.*, NULL::real AS rk");
+        add_ordered_tail(&b, q, mode, &p);
+    }
     add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", p.order);
     return b.overflow ? -1 : 0;
 }
