@@ -16,9 +16,9 @@ CREATE TABLE catalog_words (
     word text COLLATE "C" PRIMARY KEY
 );
 
+-- ts_stat: every distinct lexeme of the documents (17 s for a million).
 INSERT INTO catalog_words (word)
-SELECT DISTINCT w FROM events, unnest(tsvector_to_array(search)) AS w
- WHERE search IS NOT NULL
+SELECT word FROM ts_stat('SELECT search FROM events WHERE search IS NOT NULL')
 ON CONFLICT DO NOTHING;
 
 -- Inserts: one statement for all the rows of a statement.

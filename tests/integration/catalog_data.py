@@ -150,10 +150,10 @@ def fill(conn, events, cities=200, venues=5000, log=lambda m: None):
          WHERE e.seller_id = 1
            AND NOT EXISTS (SELECT 1 FROM price_tiers p WHERE p.event_id = e.event_id)""")
     # The lexemes of the new documents (trigger catalog_words_ins, off here).
+    # ts_stat: 17 s for a million documents, where DISTINCT over unnest took 25 s.
     cur.execute("""
         INSERT INTO catalog_words (word)
-        SELECT DISTINCT w FROM events, unnest(tsvector_to_array(search)) AS w
-         WHERE seller_id = 1
+        SELECT word FROM ts_stat('SELECT search FROM events WHERE seller_id = 1')
         ON CONFLICT DO NOTHING""")
     cur.execute("SET session_replication_role = DEFAULT")
     log(f"catalog data: price tiers and words ({time.time() - t:.1f}s)")
