@@ -1010,7 +1010,9 @@ static PGresult *pipeline_results(PGconn *c, const char *rid, int *broken)
 }
 
 /* s on the job thread's connection with sequential scans off, in one round
- * trip (above). The rows, or NULL after logging. */
+ * trip (above). The rows, or NULL after logging. The connection stays in
+ * blocking mode: what is sent is a few kB at most, all of it before any
+ * result is read, so neither side can wait on the other's full buffer. */
 static PGresult *exec_pipelined(ing_worker *w, const cat_sql *s, const char *rid)
 {
     PGconn *c = ing_worker_pg(w);
