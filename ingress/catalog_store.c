@@ -7,6 +7,7 @@
 #include "ingress/pg_row.h"
 #include "common/b64url.h"
 #include "common/err.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -314,6 +315,44 @@ static char *build_tsquery(const char *q, int max_terms, int *words)
     return out;
 }
 
+/* The prefix of tsquery's last word as exact lexemes (docs/search.md "How q
+ * is matched"): when that word is plain ASCII letters and digits, the
+ * lexemes it may begin are the catalog_words in [prefix_lo, prefix_hi)
+ * (byte order), and tsquery_head is the words before it ("'w1' & 'w2'",
+ * NULL for one word). Another last word keeps the ':*' form only. 0, or -1
+ * out of memory. */
+static int prefix_range(cat_query *q)
+{
+    const char *last = NULL, *end = NULL;
+    for (const char *p = q->q; *p;) {
+        if (!word_byte((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        last = p;
+        while (*p && word_byte((unsigned char)*p))
+            p++;
+        end = p;
+    }
+    for (const char *c = last; c && c < end; c++)
+        if ((unsigned char)*c >= 0x80)
+            return 0;
+    size_t n = (size_t)(end - last);
+    if (!(q->prefix_lo = malloc(n + 1)) || !(q->prefix_hi = malloc(n + 1)))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = last[i];
+        q->prefix_lo[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    q->prefix_lo[n] = '\0';
+    memcpy(q->prefix_hi, q->prefix_lo, n + 1);
+    q->prefix_hi[n - 1]++;                      /* '9' + 1 = ':', 'z' + 1 = '{': still ASCII */
+    const char *amp = strrchr(q->tsquery, '&'); /* words hold no '&' */
+    if (amp && !(q->tsquery_head = strndup(q->tsquery, (size_t)(amp - 1 - q->tsquery))))
+        return -1;
+    return 0;
+}
+
 /* ---- parsing ------------------------------------------------------------------------ */
 
 static const char *const PARAMS[] = {"q",         "city",      "category", "from", "to",
@@ -458,7 +497,7 @@ static int parse_words(char *vals[P_COUNT], const cat_limits *lim, cat_query *q,
     int words = 0;
     q->tsquery = build_tsquery(q->q, lim->max_terms, &words);
     if (q->tsquery)
-        return 0;
+        return prefix_range(q) ? oom(err) : 0;
     if (words == 0)
         return bad(err, "q", "text with at least one letter or digit");
     if (words > lim->max_terms)
@@ -573,9 +612,13 @@ void cat_query_clear(cat_query *q)
 {
     free(q->q);
     free(q->tsquery);
+    free(q->tsquery_head);
+    free(q->prefix_lo);
+    free(q->prefix_hi);
     free(q->city);
     free(q->category);
-    q->q = q->tsquery = q->city = q->category = NULL;
+    q->q = q->tsquery = q->tsquery_head = q->prefix_lo = q->prefix_hi = NULL;
+    q->city = q->category = NULL;
 }
 
 /* ---- SQL ---------------------------------------------------------------------------- */
@@ -646,14 +689,49 @@ static void add_distance(sqlbuf *b, const char *alias, int plat, int plon)
         EARTH_KM, alias, plat, plat, alias, alias, plon);
 }
 
+/* The parameters every shape of the statement uses. */
+typedef struct build_params {
+    int pq, plat, plon, plim; /* $n of the words, the point, the page's LIMIT */
+    int phead, plo, phi;      /* $n of the words but the last and its prefix range, or 0 */
+    const char *order;
+} build_params;
+
+/* The words of q as the tsquery e.search must match. With a prefix range
+ * (prefix_range()), the last word's ':*' becomes the lexemes it may begin,
+ * read from catalog_words (which holds every lexeme of every event's
+ * search) and ORed: the same rows, but GIN looks up exact entries instead
+ * of first collecting every match of a partial one (sweet stor: 25 ms as
+ * 'sweet' & 'stor':*, 8 ms as 'sweet' & ('storms' | 'stormy'), on a million
+ * events). A prefix that begins no lexeme, or more than CAT_PREFIX_WORDS,
+ * keeps the ':*' form. The lexemes enter the tsquery through its input
+ * syntax (quoted, no text search parser), verbatim. */
+static void add_text_match(sqlbuf *b, const build_params *p)
+{
+    if (!p->plo) {
+        add(b, " AND e.search @@ to_tsquery('simple', $%d)", p->pq);
+        return;
+    }
+    static const char lexemes[] =
+        "('(' || string_agg('''' || replace(replace(w.word, '\\', '\\\\'), '''', '''''') || "
+        "'''', ' | ') || ')')::tsquery";
+    add(b,
+        " AND e.search @@ (SELECT CASE WHEN count(*) BETWEEN 1 AND %d THEN "
+        "CASE WHEN $%d::text IS NULL THEN %s ELSE to_tsquery('simple', $%d) && %s END "
+        "ELSE to_tsquery('simple', $%d) END "
+        "FROM (SELECT cw.word FROM catalog_words cw WHERE cw.word >= $%d::text "
+        "AND cw.word < $%d::text ORDER BY cw.word LIMIT %d) w)",
+        CAT_PREFIX_WORDS, p->phead, lexemes, p->phead, lexemes, p->pq, p->plo, p->phi,
+        CAT_PREFIX_WORDS + 1);
+}
+
 /* The conditions every shape shares (match and filters), on alias e,
  * appended as " AND ..." (no keyset, no point). */
-static void add_filters(sqlbuf *b, const cat_query *q, cat_match mode, int pq)
+static void add_filters(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
 {
     if (mode == CAT_MATCH_TEXT)
-        add(b, " AND e.search @@ to_tsquery('simple', $%d)", pq);
+        add_text_match(b, p);
     else if (mode == CAT_MATCH_FUZZY)
-        add(b, " AND $%d <%% e.name", pq);
+        add(b, " AND $%d <%% e.name", p->pq);
     if (q->city)
         add(b, " AND e.city_key = lower($%d)", param_text(b, q->city));
     if (q->category)
@@ -710,12 +788,6 @@ static void add_keyset(sqlbuf *b, const cat_query *q)
             param_i64(b, q->cur_key), pid);
 }
 
-/* The parameters every shape of the statement uses. */
-typedef struct build_params {
-    int pq, plat, plon, plim; /* $n of the words, the point, the page's LIMIT */
-    const char *order;
-} build_params;
-
 /* " AND e.venue_id IN (venues inside the circle)". */
 static void add_venue_in_circle(sqlbuf *b, const cat_query *q, const build_params *p)
 {
@@ -737,7 +809,7 @@ static void add_ranked(sqlbuf *b, const cat_query *q, cat_match mode, const buil
     else
         snprintf(rank, sizeof rank, "ts_rank_cd(e.search, to_tsquery('simple', $%d))", p->pq);
     add(b, "SELECT w.* FROM (SELECT e.*, %s AS rk FROM events e WHERE true", rank);
-    add_filters(b, q, mode, p->pq);
+    add_filters(b, q, mode, p);
     if (q->has_point)
         add_venue_in_circle(b, q, p);
     add(b, " LIMIT $%d) w", param_i64(b, rank_window));
@@ -749,29 +821,61 @@ static void add_ranked(sqlbuf *b, const cat_query *q, cat_match mode, const buil
     add(b, " ORDER BY w.rk DESC, w.event_id LIMIT $%d", p->plim);
 }
 
-/* Date order around a point: each venue in the circle gives its first page
- * by (venue_id, starts_at, event_id), and the pages are merged: the work is
- * venues x page, whatever the venues hold. */
-static void add_venue_pages(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+/* The page's events found, the rows read: the page is chosen from the sort
+ * keys alone (keys, a SELECT of alias e's event_id ordered and limited),
+ * which an index holding them answers without reading events (an index
+ * only scan: a week's events by price read 2,100 entries of
+ * events_price and no row, where reading each row took 1,119 pages), and
+ * only the page's rows are then read by primary key. */
+static void
+add_page_rows(sqlbuf *b, void (*keys)(sqlbuf *, const cat_query *, cat_match, const build_params *),
+              const cat_query *q, cat_match mode, const build_params *p)
 {
-    add(b, "SELECT e.* FROM venues vv CROSS JOIN LATERAL (SELECT e.*, NULL::real AS rk "
+    add(b, "SELECT e.*, NULL::real AS rk FROM (");
+    keys(b, q, mode, p);
+    add(b, ") k JOIN events e ON e.event_id = k.event_id");
+}
+
+/* Date order around a point: each venue in the circle gives its first page
+ * of keys by (venue_id, starts_at, event_id), and the pages are merged: the
+ * work is venues x page, whatever the venues hold. */
+static void venue_page_keys(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+{
+    add(b, "SELECT e.event_id FROM venues vv CROSS JOIN LATERAL (SELECT e.event_id, e.starts_at "
            "FROM events e WHERE e.venue_id = vv.venue_id");
-    add_filters(b, q, mode, p->pq);
+    add_filters(b, q, mode, p);
     add_keyset(b, q);
     add(b, " ORDER BY %s LIMIT $%d) e WHERE true", p->order, p->plim);
     add_circle(b, q, p->plat, p->plon);
     add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
 }
 
-/* Date or price order through the events' own indexes. */
-static void add_ordered(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+/* The conditions and order of a date or price order through the events'
+ * own indexes, after a SELECT list. */
+static void add_ordered_tail(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
 {
-    add(b, "SELECT e.*, NULL::real AS rk FROM events e WHERE true");
-    add_filters(b, q, mode, p->pq);
+    add(b, " FROM events e WHERE true");
+    add_filters(b, q, mode, p);
     if (q->has_point)
         add_venue_in_circle(b, q, p);
     add_keyset(b, q);
     add(b, " ORDER BY %s LIMIT $%d", p->order, p->plim);
+}
+
+static void ordered_keys(sqlbuf *b, const cat_query *q, cat_match mode, const build_params *p)
+{
+    add(b, "SELECT e.event_id");
+    add_ordered_tail(b, q, mode, p);
+}
+
+/* Whether the sort's index holds every column q filters on, so that the
+ * keys are chosen without reading a row: events_price holds starts_at and
+ * price_max. Otherwise (city and category orders by date, whose index is
+ * exactly the filter) the page's rows are read as they are found: choosing
+ * keys first would only add 21 primary key lookups. */
+static int keys_alone(const cat_query *q)
+{
+    return q->sort == CAT_SORT_PRICE && !q->q && !q->city && !q->category && !q->has_point;
 }
 
 int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
@@ -780,9 +884,14 @@ int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
     out->n = 0;
     out->sql[0] = '\0';
     build_params p = {0};
-    if (mode == CAT_MATCH_TEXT)
+    if (mode == CAT_MATCH_TEXT) {
         p.pq = param_text(&b, q->tsquery);
-    else if (mode == CAT_MATCH_FUZZY)
+        if (q->prefix_lo) {
+            p.phead = param_text(&b, q->tsquery_head); /* NULL: SQL NULL */
+            p.plo = param_text(&b, q->prefix_lo);
+            p.phi = param_text(&b, q->prefix_hi);
+        }
+    } else if (mode == CAT_MATCH_FUZZY)
         p.pq = param_text(&b, q->q);
     if (q->has_point) {
         p.plat = param_f64(&b, q->lat, "%.17g");
@@ -809,9 +918,13 @@ int cat_build(const cat_query *q, cat_match mode, int rank_window, cat_sql *out)
     if (q->sort == CAT_SORT_RELEVANCE)
         add_ranked(&b, q, mode, &p, rank_window);
     else if (q->has_point && q->sort == CAT_SORT_DATE)
-        add_venue_pages(&b, q, mode, &p);
-    else
-        add_ordered(&b, q, mode, &p);
+        add_page_rows(&b, venue_page_keys, q, mode, &p);
+    else if (keys_alone(q))
+        add_page_rows(&b, ordered_keys, q, mode, &p);
+    else {
+        add(&b, "SELECT e.*, NULL::real AS rk");
+        add_ordered_tail(&b, q, mode, &p);
+    }
     add(&b, ") e JOIN venues v ON v.venue_id = e.venue_id ORDER BY %s", p.order);
     return b.overflow ? -1 : 0;
 }
@@ -851,14 +964,84 @@ static int configure_session(ing_worker *w, long long fuzzy_threshold_pct, const
  * every shape has an index, and with a LIMIT the planner may otherwise pick
  * a scan that stops "early" (a relevance window over a frequent word, 1.7%
  * of a million rows, read 2,270 pages sequentially instead of 500 through
- * the GIN index). Not a session default: other routes share the connection. */
-static int seqscan(ing_worker *w, int on, const char *rid)
+ * the GIN index). Not a session default: other routes share the connection.
+ *
+ * One round trip: the setting and the statement go out together in a libpq
+ * pipeline, whose messages up to the sync run in one implicit transaction;
+ * set_config(..., true) is local to that transaction, so it ends with it,
+ * on success and on error alike, and nothing has to turn it back on. (Three
+ * round trips each, off / statement / on, cost the shapes whose statement
+ * takes 0.2 ms most of their latency on a loaded box.) */
+static const char SEQSCAN_OFF[] = "SELECT set_config('enable_seqscan', 'off', true)";
+
+/* Reads the results of the pipeline's two statements and its sync: the
+ * second statement's rows, or NULL after logging. *broken: the connection
+ * is no longer in step (lost, or the pipeline did not end as sent). */
+static PGresult *pipeline_results(PGconn *c, const char *rid, int *broken)
 {
-    const char *p[] = {on ? "on" : "off"};
-    PGresult *res = ing_worker_query(w, "SELECT set_config('enable_seqscan', $1, false)", 1, p);
-    int rc = ing_pg_status(res, rid, "catalog seqscan");
-    PQclear(res);
-    return rc ? ONS_EUNAVAIL : 0;
+    PGresult *rows = NULL;
+    int failed = 0;
+    for (int k = 0; k < 2 && !*broken; k++) {
+        PGresult *r;
+        while ((r = PQgetResult(c)) != NULL) {
+            ExecStatusType st = PQresultStatus(r);
+            if (k == 1 && st == PGRES_TUPLES_OK && !rows && !failed) {
+                rows = r;
+                continue;
+            }
+            if (st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED && !failed) {
+                ing_pg_status(r, rid, k ? "catalog" : "catalog seqscan");
+                failed = 1;
+            }
+            PQclear(r);
+        }
+        *broken = PQstatus(c) != CONNECTION_OK;
+    }
+    if (!*broken) {
+        PGresult *sync = PQgetResult(c);
+        *broken = PQresultStatus(sync) != PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+    }
+    if (failed || *broken) {
+        PQclear(rows);
+        return NULL;
+    }
+    return rows;
+}
+
+/* s on the job thread's connection with sequential scans off, in one round
+ * trip (above). The rows, or NULL after logging. The connection stays in
+ * blocking mode: what is sent is a few kB at most, all of it before any
+ * result is read, so neither side can wait on the other's full buffer. */
+static PGresult *exec_pipelined(ing_worker *w, const cat_sql *s, const char *rid)
+{
+    PGconn *c = ing_worker_pg(w);
+    if (!c)
+        return NULL;
+    if (!PQenterPipelineMode(c)) {
+        ons_logk(ONS_LOG_WARN, "request_id", rid ? rid : "-", "catalog: pipeline: %s",
+                 PQerrorMessage(c));
+        return NULL;
+    }
+    int broken = !PQsendQueryParams(c, SEQSCAN_OFF, 0, NULL, NULL, NULL, NULL, 0) ||
+                 !PQsendQueryParams(c, s->sql, s->n, NULL, s->params, NULL, NULL, 0) ||
+                 !PQpipelineSync(c);
+    PGresult *rows = NULL;
+    if (broken)
+        ons_logk(ONS_LOG_WARN, "request_id", rid ? rid : "-", "catalog: send: %s",
+                 PQerrorMessage(c));
+    else
+        rows = pipeline_results(c, rid, &broken);
+    if (!PQexitPipelineMode(c) || broken) {
+        /* Out of step with the server: start over on a new connection
+         * rather than guess what is still in flight. */
+        PQclear(rows);
+        rows = NULL;
+        if (PQstatus(c) == CONNECTION_OK)
+            PQreset(c);
+        ing_worker_pg_failed(w);
+    }
+    return rows;
 }
 
 /* The rows of q in mode (cat_build's columns), or NULL after logging. */
@@ -870,12 +1053,8 @@ static PGresult *run(ing_worker *w, const cat_query *q, cat_match mode, int rank
         free(s);
         return NULL;
     }
-    PGresult *res = ing_worker_query(w, s->sql, s->n, s->params);
+    PGresult *res = exec_pipelined(w, s, rid);
     free(s);
-    if (ing_pg_status(res, rid, "catalog")) {
-        PQclear(res);
-        return NULL;
-    }
     return res;
 }
 
@@ -904,7 +1083,7 @@ int cat_search(ing_worker *w, const cat_query *q, int rank_window, long long fuz
     memset(out, 0, sizeof *out);
     out->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
     PGresult *res = NULL;
-    if (configure_session(w, fuzzy_threshold_pct, rid) == 0 && seqscan(w, 0, rid) == 0) {
+    if (configure_session(w, fuzzy_threshold_pct, rid) == 0) {
         res = run(w, q, out->mode, rank_window, rid);
         /* Nothing matched q's words on a first page: try the names by
          * trigram similarity. */
@@ -913,7 +1092,6 @@ int cat_search(ing_worker *w, const cat_query *q, int rank_window, long long fuz
             out->mode = CAT_MATCH_FUZZY;
             res = run(w, q, out->mode, rank_window, rid);
         }
-        seqscan(w, 1, rid); /* the connection serves other routes too */
     }
     if (!res)
         return ONS_EUNAVAIL;

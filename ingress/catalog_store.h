@@ -39,6 +39,10 @@ typedef struct cat_limits {
 typedef struct cat_query {
     char *q;       /* the text as given, heap, or NULL */
     char *tsquery; /* to_tsquery('simple', ...) text built from q's words, heap */
+    /* The last word's prefix as a byte range of lexemes, [prefix_lo,
+     * prefix_hi), lower case, when it is ASCII letters and digits (else
+     * NULL), and the words before it as a to_tsquery text (NULL: none). */
+    char *prefix_lo, *prefix_hi, *tsquery_head;
     char *city, *category;
     int64_t from_ms, to_ms, min_price, max_price;
     int has_from, has_to, has_min, has_max;
@@ -67,7 +71,13 @@ typedef struct cat_error {
 int cat_parse(const char *qs, const cat_limits *lim, cat_query *out, cat_error *err);
 void cat_query_clear(cat_query *q);
 
-#define CAT_MAX_PARAMS 24
+#define CAT_MAX_PARAMS 32
+
+/* A last word that begins at most this many lexemes is matched as those
+ * lexemes (exact GIN entries); one that begins more keeps its ':*' (a
+ * partial GIN match). Either way the same rows match: a planning choice,
+ * not a limit on answers. */
+#define CAT_PREFIX_WORDS 64
 
 /* The statement answering q in the given mode. Columns: event_id, name,
  * category, starts_at (RFC 3339), venue name, venue city, min cents, max

@@ -13,7 +13,8 @@ document and the price range. "Taylor Swift" is one of the artists.
 fill() is a bulk load: it drops the events' secondary indexes and recreates
 them from their own definitions afterwards, and inserts events and tiers
 with triggers off, computing the columns the triggers keep (search,
-city_key, price range) with the same catalog_document() and min/max.
+city_key, price range) with the same catalog_document() and min/max, and
+the lexemes catalog_words must hold.
 """
 import time
 
@@ -148,13 +149,20 @@ def fill(conn, events, cities=200, venues=5000, log=lambda m: None):
           FROM events e JOIN sections s ON s.venue_id = e.venue_id
          WHERE e.seller_id = 1
            AND NOT EXISTS (SELECT 1 FROM price_tiers p WHERE p.event_id = e.event_id)""")
+    # The lexemes of the new documents (trigger catalog_words_ins, off here).
+    # ts_stat: 17 s for a million documents, where DISTINCT over unnest took 25 s.
+    cur.execute("""
+        INSERT INTO catalog_words (word)
+        SELECT word FROM ts_stat('SELECT search FROM events WHERE seller_id = 1')
+        ON CONFLICT DO NOTHING""")
     cur.execute("SET session_replication_role = DEFAULT")
-    log(f"catalog data: price tiers ({time.time() - t:.1f}s)")
+    log(f"catalog data: price tiers and words ({time.time() - t:.1f}s)")
     t = time.time()
     for name, ddl in idx:
         cur.execute(ddl)
     cur.execute("VACUUM ANALYZE events")
     cur.execute("VACUUM ANALYZE venues")
+    cur.execute("ANALYZE catalog_words")
     cur.execute("ANALYZE price_tiers")
     log(f"catalog data: indexes and analyze ({time.time() - t:.1f}s)")
     return time.time() - t0

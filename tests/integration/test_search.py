@@ -224,6 +224,87 @@ def test_keyset_pages_every_sort(st, cat):
     assert s == 400 and e["error"]["code"] == "invalid_cursor"
 
 
+def test_prefix_asks_every_word_it_begins(st, cat):
+    """The last word's prefix is asked as the lexemes it begins, read from
+    catalog_words (docs/search.md "How q is matched"): the triggers keep
+    every lexeme of every document there, so the prefix still finds every
+    event it begins a word of: inserted, renamed, or at a renamed venue."""
+    a = make(st, "Pagoda Lanterns")
+    b = make(st, "Pagodix Night")  # a new word: trigger catalog_words_ins
+    c = make(st, "Plain Name")
+    st.sql("UPDATE events SET name = 'Pagodum Choir' WHERE event_id = %s", (c,))  # _upd
+    d = make(st, "Other Thing", venue_name="Pagodaville Hall")  # the venue's rename
+    assert set(ids(st, q="pagod")) == {a, b, c, d}
+    assert ids(st, q="lanterns PAGOD") == [a]
+    assert ids(st, q="pagodi") == [b]
+    # More words than CAT_PREFIX_WORDS (64) begin "zq": the ':*' form, the same rows.
+    many = make(st, "Zq Sampler", description=" ".join(f"zq{i}" for i in range(70)))
+    assert st.sql("SELECT count(*) FROM catalog_words WHERE word LIKE 'zq%%'")[0][0] > 64
+    assert ids(st, q="zq") == [many] and ids(st, q="zq6") == [many]
+    assert ids(st, q="sampler zq") == [many]
+    # Control: a word the triggers did not add is missed by a prefix that
+    # begins other words; once it is in catalog_words it is found.
+    st.sql("ALTER TABLE events DISABLE TRIGGER catalog_words_ins")
+    st.sql("ALTER TABLE events DISABLE TRIGGER catalog_words_upd")
+    try:
+        e = make(st, "Pagodor Band")
+    finally:
+        st.sql("ALTER TABLE events ENABLE TRIGGER catalog_words_ins")
+        st.sql("ALTER TABLE events ENABLE TRIGGER catalog_words_upd")
+    assert e not in ids(st, q="pagod")
+    assert ids(st, q="pagodor") == [e]  # begins no known word: the ':*' form
+    st.sql("INSERT INTO catalog_words VALUES ('pagodor')")
+    assert e in ids(st, q="pagod")
+
+
+def test_one_transaction_per_search(st, cat):
+    """A search is one round trip: the setting it plans under (sequential
+    scans off) and its statement go out in one pipeline and run in one
+    implicit transaction, the setting local to it (three statements and
+    three transactions a search before). A failed statement leaves the
+    connection usable."""
+    with Stack(partitions=1) as s2:  # a database nothing else writes to
+        s2.start_ingress(catalog_cache_ttl_ms=0, pool_threads=1)
+        # Counted from another database, so that counting adds nothing.
+        other = psycopg2.connect(harness.pg_dsn("postgres"))
+        other.autocommit = True
+
+        def commits():
+            with other.cursor() as c:
+                c.execute("SELECT pg_stat_clear_snapshot()")
+                c.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                          (s2.db,))
+                return c.fetchone()[0]
+
+        try:
+            assert s2.http("GET", "/v1/events?city=warmup")[0] == 200  # the session's settings
+            s2.sql("SELECT pg_stat_force_next_flush()")
+            s2.sql("SELECT 1")
+            time.sleep(11)  # idle backends flush their statistics within 10 s
+            c0 = commits()
+            n = 60
+            for i in range(n):
+                assert s2.http("GET", f"/v1/events?city=nowhere{i}")[0] == 200
+            s2.wait_for(lambda: commits() >= c0 + n, 20, "transaction statistics")
+            time.sleep(11)
+            # n, plus ingress's own periodic statements (about one a second).
+            done = commits() - c0
+            assert n <= done < 2 * n, done
+        finally:
+            other.close()
+    # A statement that fails (its table renamed away) answers 503; the
+    # pipeline is left in step and the next searches are answered.
+    st.sql("ALTER TABLE catalog_words RENAME TO catalog_words_away")
+    try:
+        s, _, b = get(st, q="aurora")
+        assert s == 503, b
+    finally:
+        st.sql("ALTER TABLE catalog_words_away RENAME TO catalog_words")
+    for _ in range(8):
+        assert ids(st, q="aurora")[:1] == [cat["aurora_name"]]
+        assert len(ids(st, city="paris")) == 1
+
+
 def test_etag_and_cache_control(st, cat):
     s, h, b = get(st, q="aurora")
     assert s == 200
@@ -451,6 +532,17 @@ def test_every_shape_uses_its_index(big):
         assert used, (name, sc)
         if index:
             assert index in used, (name, sc)
+    # The prefix is asked as exact lexemes, read from catalog_words; a
+    # page by price, or by date around a point, is chosen from its index
+    # alone, and its rows are then read by primary key (docs/search.md
+    # "Keys first, rows last").
+    plan = plan_of(cur, SHAPES["two_words_prefix"][0], "text")
+    assert ("Index Only Scan", "catalog_words", "catalog_words_pkey") in scans(plan)
+    for name, index in (("dates_price_sort", "events_price"), ("price_sort", "events_price"),
+                        ("distance", "events_venue_starts")):
+        sc = scans(plan_of(cur, SHAPES[name][0].format(**v), "text"))
+        assert ("Index Only Scan", "events", index) in sc, (name, sc)
+        assert ("Index Scan", "events", "events_pkey") in sc, (name, sc)
     # Control: without its index the same shape falls back to a sequential
     # scan, which the check above refuses.
     cur.execute("BEGIN")

@@ -1,8 +1,8 @@
 /* test_catalog_store.c - the catalog query without services: q's words into
  * a tsquery (never SQL syntax), cursors that round-trip and are refused by
  * another sort or in any other spelling, the distance filter's bounding box
- * (antimeridian, poles) and statements that carry user text only as bind
- * parameters. */
+ * (antimeridian, poles), statements that carry user text only as bind
+ * parameters, and the last word's prefix as a range of lexemes. */
 #include "ingress/catalog_store.h"
 
 #include "tests/check_run.h"
@@ -124,6 +124,49 @@ START_TEST(user_text_only_in_parameters)
 }
 END_TEST
 
+START_TEST(prefix_becomes_a_lexeme_range)
+{
+    cat_query q;
+    cat_error e;
+    /* The last word, lower case, and the first string after every word it
+     * begins (byte order); the words before it as a to_tsquery text. */
+    ck_assert_int_eq(parse("q=Taylor+SWI", &q, &e), 0);
+    ck_assert_str_eq(q.prefix_lo, "swi");
+    ck_assert_str_eq(q.prefix_hi, "swj");
+    ck_assert_str_eq(q.tsquery_head, "'Taylor'");
+    cat_query_clear(&q);
+    ck_assert_int_eq(parse("q=rock%26roll+z", &q, &e), 0);
+    ck_assert_str_eq(q.prefix_lo, "z");
+    ck_assert_str_eq(q.prefix_hi, "{");
+    ck_assert_str_eq(q.tsquery_head, "'rock' & 'roll'");
+    cat_query_clear(&q);
+    ck_assert_int_eq(parse("q=ab9", &q, &e), 0);
+    ck_assert_str_eq(q.prefix_lo, "ab9");
+    ck_assert_str_eq(q.prefix_hi, "ab:");
+    ck_assert_ptr_null(q.tsquery_head);
+    cat_query_clear(&q);
+    /* A last word with other than ASCII letters and digits keeps ':*' only
+     * (the text search parser, not this code, knows its lexemes). */
+    ck_assert_int_eq(parse("q=caf%C3%A9+%C3%A9t%C3%A9", &q, &e), 0);
+    ck_assert_ptr_null(q.prefix_lo);
+    ck_assert_ptr_null(q.prefix_hi);
+    ck_assert_ptr_null(q.tsquery_head);
+    cat_query_clear(&q);
+    /* The range travels as bind parameters, after the words. */
+    ck_assert_int_eq(parse("q=sweet+stor", &q, &e), 0);
+    static cat_sql s;
+    ck_assert_int_eq(cat_build(&q, CAT_MATCH_TEXT, 500, &s), 0);
+    ck_assert_str_eq(s.params[0], "'sweet' & 'stor':*");
+    ck_assert_str_eq(s.params[1], "'sweet'");
+    ck_assert_str_eq(s.params[2], "stor");
+    ck_assert_str_eq(s.params[3], "stos");
+    ck_assert_ptr_nonnull(strstr(s.sql, "FROM catalog_words"));
+    ck_assert_int_eq(cat_build(&q, CAT_MATCH_FUZZY, 500, &s), 0);
+    ck_assert_ptr_null(strstr(s.sql, "catalog_words"));
+    cat_query_clear(&q);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -131,6 +174,7 @@ int main(void)
         {"cursors_round_trip", cursors_round_trip},
         {"bounding_box", bounding_box},
         {"user_text_only_in_parameters", user_text_only_in_parameters},
+        {"prefix_becomes_a_lexeme_range", prefix_becomes_a_lexeme_range},
     };
     return ons_check_run("catalog_store", cases, sizeof cases / sizeof *cases, 60);
 }
