@@ -21,6 +21,12 @@ typedef struct ons_check_case {
     const TTest *test;
 } ons_check_case;
 
+/* A case named after its test: ONS_CHECK_CASE(pops_in_order). */
+#define ONS_CHECK_CASE(test)                                                                       \
+    {                                                                                              \
+#test, test                                                                                \
+    }
+
 /* Runs a suite built by hand (test cases of their own shape). */
 static inline int ons_check_run_suite(Suite *s)
 {

@@ -16,6 +16,8 @@ onsale_unit(test_httpc onsale_common)
 onsale_unit(test_httpd onsale_common PkgConfig::JANSSON)
 target_sources(test_httpd PRIVATE ${CMAKE_SOURCE_DIR}/workers/httpd.c)
 onsale_unit(test_pgarr onsale_common)
+# Stop signals reach the process's handler; SIGPIPE is ignored.
+onsale_unit(test_signals onsale_common)
 onsale_unit(test_pg onsale_pg)
 # No process starts on a development default secret unless dev_mode is on.
 onsale_pytest(it_secrets test_secrets.py)

@@ -100,6 +100,24 @@
   }
 
   /* ---- the queue view ------------------------------------------------------- */
+  /* A card with a heading and an empty table under it; a column head ending
+   * in " #" is numeric (right-aligned). */
+  function tableCard(id, title, heads) {
+    return h("section", { class: "card", "aria-labelledby": `${id}-h` },
+      h("h2", { id: `${id}-h` }, title),
+      h("div", { class: "table-wrap" },
+        h("table", { id },
+          h("thead", {}, h("tr", {}, heads.map((t) => t.endsWith(" #")
+            ? h("th", { scope: "col", class: "num" }, t.slice(0, -2))
+            : h("th", { scope: "col" }, t)))),
+          h("tbody"))));
+  }
+  $("tables").replaceWith(
+    tableCard("parts", "Partitions", ["Partition", "Owner", "Epoch #", "Served offset #",
+      "High watermark #", "Lag #", "Drain rate /s #"]),
+    tableCard("events", "Events", ["Event", "Sale", "Queued #", "Waiting #", "Held #", "Sold #",
+      "Available #", "Admission", "Control"]));
+
   /* Keeps one <tr> per key in tbody, in the given order, updating cells in place. */
   function syncRows(tbody, items, keyOf, create, update) {
     const rows = new Map([...tbody.rows].map((r) => [r.dataset.key, r]));

@@ -355,6 +355,13 @@ class Stack:
             return False
 
     # ---- clients ---------------------------------------------------------------
+    def start_pipeline(self, sections):
+        """Starts a worker and ingress and creates an event of sections (see
+        create_event). Returns the event id."""
+        self.start_worker()
+        self.start_ingress()
+        return self.create_event(sections=sections)
+
     def token(self, user_id, role="fan", **kw):
         return make_token(user_id, role, self.secret, **kw)
 
@@ -364,6 +371,23 @@ class Stack:
         text)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.ingress_port, timeout=timeout)
         return exchange(conn, method, path, body, token, headers, raw)
+
+    def join(self, ev, token, quantity=1):
+        """The fan (token) joins event ev's queue. Returns (status, headers,
+        body) like http()."""
+        return self.http("POST", f"/v1/events/{ev}/intents", {"quantity": quantity}, token)
+
+    def join_ok(self, ev, token, quantity=1):
+        """join() that must be accepted (202); returns (headers, body)."""
+        s, h, b = self.join(ev, token, quantity)
+        assert s == 202, b
+        return h, b
+
+    def wait_intent(self, status_url, token, state, timeout=30):
+        """Polls the intent at status_url until its state is `state`; returns
+        the intent."""
+        return self.wait_for(lambda: (lambda p: p if p.get("state") == state else None)(
+            self.http("GET", status_url, token=token)[2]), timeout, f"{status_url} {state}")
 
     def sql(self, query, params=None):
         """Runs one statement on this Stack's database; returns rows (or [])."""

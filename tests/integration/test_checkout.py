@@ -97,6 +97,10 @@ class Env:
         p = st.wait_for(poll, 30, f"user {user} served")
         return b["intent_id"], p
 
+    def hold(self, user, ev, qty=1):
+        """reserve() that must end in a hold; returns its reservation id."""
+        return self.reserve(user, ev, qty)[1]["reservation"]["reservation_id"]
+
     def checkout(self, user, rid, key, pm="pm_card_visa"):
         return self.st.http("POST", f"/v1/reservations/{rid}/checkout", {"payment_method": pm},
                             token=self.st.token(user, "fan"), headers={"Idempotency-Key": key})
@@ -157,8 +161,7 @@ def test_join_to_owned_ticket_idempotent_checkout():
     with Stack(partitions=2) as st:
         env = Env(st)
         ev = st.create_event(sections=[("A", 2, 10, 5000)])
-        _, p = env.reserve(5, ev, 2)
-        rid = p["reservation"]["reservation_id"]
+        rid = env.hold(5, ev, 2)
         # No key, bad body, someone else's reservation: refused, nothing queued.
         s, _, e = st.http("POST", f"/v1/reservations/{rid}/checkout", {"payment_method": "pm_card_visa"},
                           token=st.token(5, "fan"))
@@ -190,8 +193,7 @@ def test_decline_then_pay_and_late_payment_refund():
     with Stack(partitions=2) as st:
         env = Env(st)
         ev = st.create_event(sections=[("A", 1, 10, 3000)])
-        _, p = env.reserve(7, ev, 1)
-        rid = p["reservation"]["reservation_id"]
+        rid = env.hold(7, ev, 1)
         s, _, b = env.checkout(7, rid, "d1", pm="pm_card_chargeDeclined")
         assert s == 202
         o = env.wait_order(7, b["order_id"])

@@ -80,14 +80,10 @@ def test_refresh_hint_spreads_the_crowd():
         assert v["refresh_after_ms"] == 2000, v
         # One fan holds the only seat; the next ones wait for it.
         for fan in range(1, 5):
-            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
-                              token=st.token(fan, "fan"))
-            assert s == 202, b
+            st.join_ok(ev, st.token(fan, "fan"))
         st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["refresh_after_ms"] == 4000,
                     10, "1 holding + 3 waiting fans at 1 view/s: 4 s")
         for fan in range(5, 15):
-            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
-                              token=st.token(fan, "fan"))
-            assert s == 202, b
+            st.join_ok(ev, st.token(fan, "fan"))
         st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["refresh_after_ms"] == 8000,
                     10, "14 fans: capped at refresh_max_ms")

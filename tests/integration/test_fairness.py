@@ -47,33 +47,36 @@ def rkeys(st, pattern):
     return st.redis.keys(st.key(pattern))
 
 
+def first_join(st, user, **limits):
+    """An event, ingress started with limits, and user's join to it (202).
+    Returns (event id, the fan's token, the join's headers and body)."""
+    ev = st.create_event()
+    st.start_ingress(**limits)
+    tok = st.token(user)
+    h, b = st.join_ok(ev, tok)
+    return ev, tok, h, b
+
+
 def test_join_rate_limit_per_user_in_redis():
     with Stack() as st:
-        ev = st.create_event()
-        st.start_ingress(ratelimit_join_user_per_min=6, ratelimit_join_user_burst=2)
-        tok = st.token(501)
-        s, h, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, tok)
-        assert s == 202, b
+        ev, tok, h, b = first_join(st, 501, ratelimit_join_user_per_min=6,
+                                   ratelimit_join_user_burst=2)
         assert h["ratelimit-policy"] == '"join-user";q=2;w=20', h
         assert h["ratelimit"] == '"join-user";r=1;t=10', h
-        s, h, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, tok)
+        s, h, b = st.join(ev, tok)
         assert s == 409 and b["error"]["code"] == "already_in_queue", b
-        s, h, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, tok)
+        s, h, b = st.join(ev, tok)
         assert_limited(s, h, b, "join-user")
         assert 1 <= int(h["retry-after"]) <= 10
         # Another fan has its own bucket.
-        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(502))
-        assert s == 202, b
+        st.join_ok(ev, st.token(502))
         assert rkeys(st, "rl:join:u:501"), "the join bucket lives in Redis"
 
 
 def test_poll_rate_limit_in_memory():
     with Stack() as st:
-        ev = st.create_event()
-        st.start_ingress(ratelimit_poll_user_per_min=60, ratelimit_poll_user_burst=3)
-        tok = st.token(601)
-        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, tok)
-        assert s == 202, b
+        ev, tok, _, b = first_join(st, 601, ratelimit_poll_user_per_min=60,
+                                   ratelimit_poll_user_burst=3)
         url = f"/v1/intents/{b['intent_id']}"
         for _ in range(3):
             s, h, b = st.http("GET", url, token=tok)
@@ -183,8 +186,7 @@ def test_prequeue_draw_is_verifiable_and_grants_follow_it():
 
         ids = {}
         for u in range(1, fans + 1):
-            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
-            assert s == 202, b
+            _, b = st.join_ok(ev, st.token(u))
             assert b["state"] == "prequeued" and "position" not in b, b
             assert b["eta_seconds"] >= 1 and "draw_at" in b, b
             ids[b["intent_id"]] = u
@@ -316,8 +318,7 @@ def test_max_active_holds_keeps_fans_in_order_and_changes_live():
         ev, seller = create_event_api(st, 20, max_active_holds=3)
         ids = []
         for u in range(1, 11):
-            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
-            assert s == 202, b
+            _, b = st.join_ok(ev, st.token(u))
             ids.append((u, b["intent_id"]))
         st.wait_for(lambda: states(st, ev) == {"reserved": 3, "waiting": 7}, 30,
                     "3 holds, 7 waiting although 17 seats are free")
@@ -363,8 +364,7 @@ def test_admissions_per_minute_paces_grants_and_the_eta():
         # No worker yet: the joins stay queued; the ETA follows 60 a minute.
         etas = []
         for u in range(1, 7):
-            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
-            assert s == 202, b
+            _, b = st.join_ok(ev, st.token(u))
             etas.append((b["position"], b["eta_seconds"], b["poll_after_ms"]))
         pos, eta, poll = etas[-1]
         assert pos == 5 and eta == 5, etas  # 5 ahead at 1/s (the assumed 1000/s would say 1)
@@ -427,8 +427,7 @@ def test_queued_poll_comes_back_at_the_eta_not_later():
         ev, _ = create_event_api(st, 50)
         answers = []
         for u in range(1, 22):
-            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, st.token(u))
-            assert s == 202, b
+            _, b = st.join_ok(ev, st.token(u))
             answers.append(b)
         for b in answers:
             eta_ms = b["position"] * 1000 // 100

@@ -45,14 +45,10 @@ def produced(st):
 
 def test_cancel_while_paying_is_refused():
     with Stack(partitions=1) as st:
-        st.start_worker()
-        st.start_ingress()
-        ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        ev = st.start_pipeline([("A", 1, 4, 5000)])
         fan = st.token(5, "fan")
-        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=fan)
-        assert s == 202, b
-        p = st.wait_for(lambda: (lambda x: x if x.get("state") == "reserved" else None)(
-            st.http("GET", b["status_url"], token=fan)[2]), 30, "reserved")
+        _, b = st.join_ok(ev, fan)
+        p = st.wait_intent(b["status_url"], fan, "reserved")
         rid = p["reservation"]["reservation_id"]
         # No onsale-payments runs: the checkout leaves the hold paying.
         s, _, o = st.http("POST", f"/v1/reservations/{rid}/checkout",

@@ -41,17 +41,10 @@ def wait_processed(st, ev, n, timeout=120):
 
 def test_join_to_reservation_and_release():
     with Stack(partitions=2) as st:
-        st.start_worker()
-        st.start_ingress()
-        ev = st.create_event(sections=[("A", 2, 10, 5000)])
+        ev = st.start_pipeline([("A", 2, 10, 5000)])
         fan = st.token(5, "fan")
-        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 2}, token=fan)
-        assert s == 202, b
-
-        def reserved():
-            s, _, p = st.http("GET", b["status_url"], token=fan)
-            return p if p.get("state") == "reserved" else None
-        p = st.wait_for(reserved, 30, "reservation")
+        _, b = st.join_ok(ev, fan, 2)
+        p = st.wait_intent(b["status_url"], fan, "reserved")
         r = p["reservation"]
         assert p["event_id"] == ev and len(r["seats"]) == 2 and r["total_cents"] == 10000
         assert [(x["section"], x["row"]) for x in r["seats"]] == [("A", 1), ("A", 1)]

@@ -63,3 +63,16 @@ def test_duplicate_success_in_one_batch_keeps_tickets_and_no_refund():
         st.wait_for(lambda: st.redis.get(st.key(f"r:{rid}")), 10, "result in Redis")
         assert json.loads(st.redis.get(st.key(f"r:{rid}")))["state"] == "purchased"
         assert w2.stop() == 0
+
+
+def test_payments_stops_cleanly_on_sigterm_and_sigint():
+    """The relay's stop signals (common/signals.h): SIGTERM and SIGINT each
+    end onsale-payments with exit 0 after it stopped its threads."""
+    with Stack(partitions=1) as st:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            p = st.start("payments", "onsale-payments", payments_gateway_url="http://127.0.0.1:9",
+                         payments_key_prefix=f"{st.topic}-", metrics_port=0)
+            st.wait_for(lambda: " threads, gateway " in p.output(), 30, "payments started", proc=p)
+            p.popen.send_signal(sig)
+            assert p.wait(30) == 0, p.output()[-2000:]
+            assert "payments: stopped" in p.output()

@@ -50,6 +50,16 @@ def buy(env, user, ev, qty=1, key=None):
     return b["order_id"], [t["ticket_id"] for t in o["tickets"]]
 
 
+def ticket_for_show_in(env, starts_in, sections):
+    """An event whose show starts `starts_in` (an SQL interval) from now, and
+    the ticket user 1 bought for it. Returns (event_id, ticket_id)."""
+    st = env.st
+    ev = st.create_event(sections=sections)
+    st.sql("UPDATE events SET starts_at = now() + %s::interval WHERE event_id = %s", (starts_in, ev))
+    _, (t,) = buy(env, 1, ev)
+    return ev, t
+
+
 def error_code(resp):
     s, _, b = resp
     return s, (b.get("error") or {}).get("code") if isinstance(b, dict) else None
@@ -196,10 +206,8 @@ def test_ticket_cancel_refused_after_the_refund_cutoff(monkeypatch):
     monkeypatch.setenv("ONSALE_TICKETS_REFUND_CUTOFF_S", "7200")
     with Stack(partitions=1) as st:
         env = Env(st)
-        ev = st.create_event(sections=[("A", 1, 4, 4000)])
         # The show is in one hour: inside the two-hour cut-off.
-        st.sql("UPDATE events SET starts_at = now() + interval '1 hour' WHERE event_id = %s", (ev,))
-        _, (t,) = buy(env, 1, ev)
+        ev, t = ticket_for_show_in(env, "1 hour", [("A", 1, 4, 4000)])
         s, _, e = st.http("POST", f"/v1/tickets/{t}/cancel", token=st.token(1, "fan"))
         assert s == 409 and e["error"]["code"] == "refund_window_closed", e
         assert "before the show" in e["error"]["message"]
@@ -249,9 +257,7 @@ def test_ended_event_refuses_joins_checkouts_and_ticket_changes(monkeypatch):
     monkeypatch.setenv("ONSALE_EVENTS_END_GRACE_S", "2")
     with Stack(partitions=1) as st:
         env = Env(st)
-        ev = st.create_event(sections=[("A", 1, 6, 1500)])
-        st.sql("UPDATE events SET starts_at = now() + interval '12 seconds' WHERE event_id = %s", (ev,))
-        _, (t,) = buy(env, 1, ev)
+        ev, t = ticket_for_show_in(env, "12 seconds", [("A", 1, 6, 1500)])
         _, held = env.reserve(2, ev, 1)
         rid = held["reservation"]["reservation_id"]
         # starts_at + 2 s: the owner ends the sale without any new record.

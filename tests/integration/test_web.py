@@ -125,6 +125,12 @@ class Env:
             self.worker = self.st.start_worker(batch_max_messages=4, debug_commit_delay_ms=150)
         return self.worker
 
+    def event_with_worker(self, sections, **kw):
+        """The worker running (ensure_worker) and a new event of sections
+        (Stack.create_event's keywords): its id."""
+        self.ensure_worker()
+        return self.st.create_event(sections=sections, **kw)
+
     def join(self, user, ev, qty=1):
         s, _, b = self.st.http("POST", f"/v1/events/{ev}/intents", {"quantity": qty},
                                token=self.st.token(user, "fan"))
@@ -270,8 +276,7 @@ def test_fan_joins_watches_position_fall_reloads_and_buys(env, browser):
 @need_browser
 def test_second_fan_behind_sold_out_event(env, browser):
     st = env.st
-    env.ensure_worker()
-    ev = st.create_event(sections=[("GA", 1, 2, 3000)], name="Tiny Room Sessions")
+    ev = env.event_with_worker(sections=[("GA", 1, 2, 3000)], name="Tiny Room Sessions")
     first = env.join(8001, ev, 2)
     p = st.wait_for(lambda: (lambda x: x if x["state"] == "reserved" else None)(
         env.intent(8001, first["intent_id"])), 30, "first fan reserved")
@@ -323,8 +328,7 @@ def test_second_fan_behind_sold_out_event(env, browser):
 @need_browser
 def test_ops_dashboard_matches_admin_queues(env, browser):
     st = env.st
-    env.ensure_worker()
-    ev = st.create_event(sections=[("A", 2, 10, 5000)], name="Ops Check")
+    ev = env.event_with_worker(sections=[("A", 2, 10, 5000)], name="Ops Check")
     for u in range(9000, 9012):
         env.join(u, ev, 2)
     admin = st.token(1, "admin")
@@ -401,8 +405,7 @@ def test_fan_prequeue_draw_position_hold(env, browser):
     """Issue 10: the fan page through pre-queue -> draw -> place -> hold."""
     import hashlib
     st = env.st
-    env.ensure_worker()
-    ev = st.create_event(sections=[("GA", 1, 2, 2500)], name="Draw Night", onsale_in_s=3600)
+    ev = env.event_with_worker(sections=[("GA", 1, 2, 2500)], name="Draw Night", onsale_in_s=3600)
     seed = os.urandom(32)
     st.sql("UPDATE events SET status = 'scheduled', onsale_at = now() + interval '12 seconds', "
            "prequeue_opens_at = now() - interval '1 minute', draw_seed = %s, "

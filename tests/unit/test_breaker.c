@@ -28,12 +28,26 @@ static int allow(int64_t now, int64_t *wait)
     return pay_breaker_allow(&b, now, wait);
 }
 
+/* allow() when the wait it would give does not matter. */
+static int allows(int64_t now)
+{
+    int64_t w;
+    return allow(now, &w);
+}
+
+/* The call at now is refused: the caller waits wait ms. */
+static void refused_for(int64_t now, int64_t wait)
+{
+    int64_t w;
+    ck_assert(!allow(now, &w));
+    ck_assert_int_eq(w, wait);
+}
+
 /* Opens the breaker at t (three failed calls). */
 static void open_at(int64_t t)
 {
-    int64_t w;
     for (int i = 0; i < 3; i++) {
-        ck_assert(allow(t, &w));
+        ck_assert(allows(t));
         pay_breaker_report(&b, 0, t);
     }
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_OPEN);
@@ -41,22 +55,21 @@ static void open_at(int64_t t)
 
 START_TEST(closed_until_threshold_consecutive_failures)
 {
-    int64_t w;
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_CLOSED);
     for (int i = 0; i < 2; i++) {
-        ck_assert(allow(10, &w));
+        ck_assert(allows(10));
         pay_breaker_report(&b, 0, 10);
     }
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_CLOSED);
     /* a definitive answer resets the count */
-    ck_assert(allow(11, &w));
+    ck_assert(allows(11));
     pay_breaker_report(&b, 1, 11);
     for (int i = 0; i < 2; i++) {
-        ck_assert(allow(12, &w));
+        ck_assert(allows(12));
         pay_breaker_report(&b, 0, 12);
     }
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_CLOSED);
-    ck_assert(allow(13, &w));
+    ck_assert(allows(13));
     pay_breaker_report(&b, 0, 13);
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_OPEN);
 }
@@ -64,39 +77,32 @@ END_TEST
 
 START_TEST(open_fails_fast_for_open_ms)
 {
-    int64_t w;
     open_at(100);
-    ck_assert(!allow(100, &w));
-    ck_assert_int_eq(w, OPEN_MS);
-    ck_assert(!allow(600, &w));
-    ck_assert_int_eq(w, 500);
-    ck_assert(!allow(100 + OPEN_MS - 1, &w));
-    ck_assert_int_eq(w, 1);
+    refused_for(100, OPEN_MS);
+    refused_for(600, 500);
+    refused_for(100 + OPEN_MS - 1, 1);
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_OPEN);
 }
 END_TEST
 
 START_TEST(half_open_lets_one_probe_through)
 {
-    int64_t w;
     open_at(100);
-    ck_assert(allow(100 + OPEN_MS, &w)); /* the probe */
+    ck_assert(allows(100 + OPEN_MS)); /* the probe */
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_HALF_OPEN);
-    ck_assert(!allow(100 + OPEN_MS, &w)); /* the others wait for its answer */
-    ck_assert_int_eq(w, OPEN_MS / 4 + 1);
-    ck_assert(!allow(100 + OPEN_MS + 50, &w));
+    refused_for(100 + OPEN_MS, OPEN_MS / 4 + 1); /* the others wait for its answer */
+    ck_assert(!allows(100 + OPEN_MS + 50));
 }
 END_TEST
 
 START_TEST(probe_success_closes)
 {
-    int64_t w;
     open_at(100);
-    ck_assert(allow(2000, &w));
+    ck_assert(allows(2000));
     pay_breaker_report(&b, 1, 2001);
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_CLOSED);
-    ck_assert(allow(2002, &w));
-    ck_assert(allow(2002, &w));
+    ck_assert(allows(2002));
+    ck_assert(allows(2002));
     /* the failure count started again: two failures do not open it */
     pay_breaker_report(&b, 0, 2003);
     pay_breaker_report(&b, 0, 2003);
@@ -106,14 +112,12 @@ END_TEST
 
 START_TEST(probe_failure_opens_again_for_a_full_period)
 {
-    int64_t w;
     open_at(100);
-    ck_assert(allow(1500, &w));
+    ck_assert(allows(1500));
     pay_breaker_report(&b, 0, 1600); /* one failure is enough for a probe */
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_OPEN);
-    ck_assert(!allow(1600 + OPEN_MS - 1, &w));
-    ck_assert_int_eq(w, 1);
-    ck_assert(allow(1600 + OPEN_MS, &w)); /* the next probe */
+    refused_for(1600 + OPEN_MS - 1, 1);
+    ck_assert(allows(1600 + OPEN_MS)); /* the next probe */
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_HALF_OPEN);
 }
 END_TEST
@@ -122,26 +126,23 @@ END_TEST
  * afterwards shows the gateway healthy: it closes the breaker. */
 START_TEST(late_definitive_answer_closes)
 {
-    int64_t w;
-    ck_assert(allow(50, &w)); /* a slow call */
+    ck_assert(allows(50)); /* a slow call */
     open_at(100);
     pay_breaker_report(&b, 1, 150);
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_CLOSED);
-    ck_assert(allow(151, &w));
+    ck_assert(allows(151));
 }
 END_TEST
 
 START_TEST(limits_are_at_least_one)
 {
-    int64_t w;
     pay_breaker_fini(&b);
     pay_breaker_init(&b, 0, 0, NULL);
-    ck_assert(allow(10, &w));
+    ck_assert(allows(10));
     pay_breaker_report(&b, 0, 10); /* threshold 1 */
     ck_assert_int_eq(pay_breaker_state(&b), PAY_BR_OPEN);
-    ck_assert(!allow(10, &w));
-    ck_assert_int_eq(w, 1);
-    ck_assert(allow(11, &w)); /* open 1 ms */
+    refused_for(10, 1);
+    ck_assert(allows(11)); /* open 1 ms */
 }
 END_TEST
 

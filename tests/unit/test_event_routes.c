@@ -193,12 +193,25 @@ static const char *code(void)
     return c;
 }
 
+/* The route answered status with the error code (an error reply). */
+static void answered(int status, const char *error_code)
+{
+    ck_assert_int_eq(out.status, status);
+    ck_assert_str_eq(code(), error_code);
+}
+
+/* route, called with r, answers status with the error code. */
+static void refused(void (*route)(ing_req *), ing_req *r, int status, const char *error_code)
+{
+    route(r);
+    answered(status, error_code);
+}
+
 START_TEST(pause_by_another_seller_is_403)
 {
     ing_route_event_pause(request(8, ONS_ROLE_SELLER, NULL));
     ck_assert_int_eq(out.replies, 1);
-    ck_assert_int_eq(out.status, 403);
-    ck_assert_str_eq(code(), "forbidden");
+    answered(403, "forbidden");
     ck_assert_int_eq(out.produced, 0);
     ck_assert_int_eq(store.grace_seen, 21600); /* an over show counts as ended */
 }
@@ -213,8 +226,7 @@ START_TEST(pause_by_an_admin_is_sent)
     ck_assert_int_eq(out.msg.event_id, 42);
     ck_assert_str_eq(out.msg.status, "paused");
     deliver(ONS_EKAFKA);
-    ck_assert_int_eq(out.status, 503);
-    ck_assert_str_eq(code(), "queue_unavailable");
+    answered(503, "queue_unavailable");
     ck_assert_int_eq(out.retry_after, 1);
 }
 END_TEST
@@ -222,18 +234,14 @@ END_TEST
 START_TEST(missing_event_is_404)
 {
     store.rc = ONS_ENOTFOUND;
-    ing_route_event_cancel(request(7, ONS_ROLE_SELLER, NULL));
-    ck_assert_int_eq(out.status, 404);
-    ck_assert_str_eq(code(), "event_not_found");
+    refused(ing_route_event_cancel, request(7, ONS_ROLE_SELLER, NULL), 404, "event_not_found");
 }
 END_TEST
 
 START_TEST(store_away_is_503_with_retry_after)
 {
     store.rc = ONS_EUNAVAIL;
-    ing_route_event_resume(request(7, ONS_ROLE_SELLER, NULL));
-    ck_assert_int_eq(out.status, 503);
-    ck_assert_str_eq(code(), "unavailable");
+    refused(ing_route_event_resume, request(7, ONS_ROLE_SELLER, NULL), 503, "unavailable");
     ck_assert_int_eq(out.retry_after, 1);
 }
 END_TEST
@@ -241,9 +249,7 @@ END_TEST
 START_TEST(ended_event_cannot_be_cancelled)
 {
     strcpy(store.owner.status, "ended");
-    ing_route_event_cancel(request(7, ONS_ROLE_SELLER, NULL));
-    ck_assert_int_eq(out.status, 409);
-    ck_assert_str_eq(code(), "invalid_transition");
+    refused(ing_route_event_cancel, request(7, ONS_ROLE_SELLER, NULL), 409, "invalid_transition");
     ck_assert_int_eq(out.produced, 0);
 }
 END_TEST
@@ -266,9 +272,7 @@ START_TEST(bad_path_id_never_reaches_the_store)
 {
     ing_req *r = request(7, ONS_ROLE_SELLER, NULL);
     r->params[0] = "04x";
-    ing_route_event_pause(r);
-    ck_assert_int_eq(out.status, 400);
-    ck_assert_str_eq(code(), "invalid_id");
+    refused(ing_route_event_pause, r, 400, "invalid_id");
     ck_assert_int_eq(store.grace_seen, 0);
 }
 END_TEST
@@ -278,8 +282,7 @@ START_TEST(patch_prices_after_the_sale_opened_is_409_and_rolled_back)
     store.owner.before_sale = 0;
     ing_route_event_update(
         request(7, ONS_ROLE_SELLER, "{\"tiers\":[{\"section\":\"A\",\"price_cents\":100}]}"));
-    ck_assert_int_eq(out.status, 409);
-    ck_assert_str_eq(code(), "prices_locked");
+    answered(409, "prices_locked");
     ck_assert_int_eq(store.lock_seen, 1);
     ck_assert_int_eq(store.begins, 1);
     ck_assert_int_eq(store.rollbacks, 1);
@@ -304,8 +307,7 @@ START_TEST(patch_tier_naming_no_section_is_400)
     store.update_rc = ONS_EINVAL;
     ing_route_event_update(
         request(7, ONS_ROLE_SELLER, "{\"tiers\":[{\"section\":\"Z\",\"price_cents\":100}]}"));
-    ck_assert_int_eq(out.status, 400);
-    ck_assert_str_eq(code(), "invalid_field");
+    answered(400, "invalid_field");
 }
 END_TEST
 
@@ -336,8 +338,7 @@ START_TEST(fail_takes_status_code_and_retry_from_the_table)
     ing_req *r = request(7, ONS_ROLE_FAN, NULL);
     r->retry_after = 5; /* left over: a 404 says nothing about retrying */
     ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
-    ck_assert_int_eq(out.status, 404);
-    ck_assert_str_eq(code(), "not_found");
+    answered(404, "not_found");
     ck_assert_int_eq(out.retry_after, 0);
 
     ing_fail(request(7, ONS_ROLE_FAN, NULL), NULL, ING_E_OVERLOADED, NULL);
@@ -355,38 +356,23 @@ START_TEST(fail_takes_status_code_and_retry_from_the_table)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("event_routes");
-    TCase *t = tcase_create("status_change");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, pause_by_another_seller_is_403);
-    tcase_add_test(t, pause_by_an_admin_is_sent);
-    tcase_add_test(t, missing_event_is_404);
-    tcase_add_test(t, store_away_is_503_with_retry_after);
-    tcase_add_test(t, ended_event_cannot_be_cancelled);
-    tcase_add_test(t, resume_of_sold_out_is_answered_202_after_delivery);
-    tcase_add_test(t, bad_path_id_never_reaches_the_store);
-    suite_add_tcase(s, t);
-    t = tcase_create("patch");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, patch_prices_after_the_sale_opened_is_409_and_rolled_back);
-    tcase_add_test(t, patch_before_the_sale_is_written);
-    tcase_add_test(t, patch_tier_naming_no_section_is_400);
-    suite_add_tcase(s, t);
-    t = tcase_create("finish");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, fail_takes_status_code_and_retry_from_the_table);
-    suite_add_tcase(s, t);
-    t = tcase_create("admission");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, admission_reads_the_stored_status);
-    tcase_add_test(t, admission_of_another_sellers_event_is_403);
-    suite_add_tcase(s, t);
-    return s;
-}
-
 int main(void)
 {
-    return ons_check_run_suite(suite());
+    const ons_check_case cases[] = {
+        ONS_CHECK_CASE(pause_by_another_seller_is_403),
+        ONS_CHECK_CASE(pause_by_an_admin_is_sent),
+        ONS_CHECK_CASE(missing_event_is_404),
+        ONS_CHECK_CASE(store_away_is_503_with_retry_after),
+        ONS_CHECK_CASE(ended_event_cannot_be_cancelled),
+        ONS_CHECK_CASE(resume_of_sold_out_is_answered_202_after_delivery),
+        ONS_CHECK_CASE(bad_path_id_never_reaches_the_store),
+        ONS_CHECK_CASE(patch_prices_after_the_sale_opened_is_409_and_rolled_back),
+        ONS_CHECK_CASE(patch_before_the_sale_is_written),
+        ONS_CHECK_CASE(patch_tier_naming_no_section_is_400),
+        ONS_CHECK_CASE(fail_takes_status_code_and_retry_from_the_table),
+        ONS_CHECK_CASE(admission_reads_the_stored_status),
+        ONS_CHECK_CASE(admission_of_another_sellers_event_is_403),
+    };
+    return ons_check_run_fixture("event_routes", cases, sizeof cases / sizeof *cases, 60, setup,
+                                 teardown);
 }

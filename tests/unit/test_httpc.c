@@ -183,6 +183,14 @@ static void rig_stop(rig *t)
     fake_stop(&t->f);
 }
 
+/* One GET of path gets one answer: a failure (status 0). */
+static void get_fails(rig *t, const char *path)
+{
+    rig_send(t, &(ons_httpc_req){.method = "GET", .path = path}, 1);
+    ck_assert_int_eq(t->g.n, 1);
+    ck_assert_int_eq(t->g.status[0], 0);
+}
+
 START_TEST(pool_reuses_one_connection)
 {
     fake_step steps[] = {
@@ -230,9 +238,7 @@ START_TEST(pool_does_not_retry_a_fresh_connection)
     fake_step steps[] = {{NULL, 1, 0}, {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1, 0}};
     rig t;
     rig_start(&t, steps, 2, 2000);
-    rig_send(&t, &(ons_httpc_req){.method = "GET", .path = "/"}, 1);
-    ck_assert_int_eq(t.g.n, 1);
-    ck_assert_int_eq(t.g.status[0], 0);
+    get_fails(&t, "/");
     ck_assert_int_eq(atomic_load(&t.f.served), 1);
     rig_stop(&t);
 }
@@ -243,9 +249,7 @@ START_TEST(pool_times_a_request_out)
     fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1, 1000}};
     rig t;
     rig_start(&t, steps, 1, 150);
-    rig_send(&t, &(ons_httpc_req){.method = "GET", .path = "/slow"}, 1);
-    ck_assert_int_eq(t.g.n, 1);
-    ck_assert_int_eq(t.g.status[0], 0);
+    get_fails(&t, "/slow");
     rig_stop(&t);
 }
 END_TEST

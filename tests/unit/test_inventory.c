@@ -20,6 +20,13 @@ static void venue(wk_inv *inv)
     ck_assert_int_eq(inv->available, 23);
 }
 
+/* A venue of section A alone (id 1, position 0): rows x seats at price. */
+static void section_a(wk_inv *inv, int rows, int seats, int64_t price)
+{
+    wk_inv_init(inv);
+    ck_assert_int_eq(wk_inv_add_block(inv, 1, "A", 0, rows, seats, price), 0);
+}
+
 static int A(int row, int seat)
 {
     return (row - 1) * 5 + seat - 1;
@@ -40,6 +47,36 @@ static int find(wk_inv *inv, int qty, int section, int64_t max_price, int adjace
     wk_req r = {qty, section, max_price, adjacent};
     return wk_inv_find(inv, &r, mode, out);
 }
+
+/* The venue with seats 2 and 4 of row A1 held: row A1 has free seats 1, 3
+ * and 5, no two together. */
+static void gapped_venue(wk_inv *inv)
+{
+    venue(inv);
+    take(inv, A(1, 2));
+    take(inv, A(1, 4));
+}
+
+/* find(qty, any section, any price, adjacent, mode) finds n seats and, when
+ * want is given, exactly want[0..n-1] in that order. */
+static void finds(wk_inv *inv, int qty, int adjacent, enum wk_find_mode mode, int n,
+                  const int *want)
+{
+    uint32_t s[Q_MAX_SEATS];
+    ck_assert_int_eq(find(inv, qty, -1, 0, adjacent, mode, s), n);
+    for (int i = 0; want && i < n; i++)
+        ck_assert_int_eq(s[i], want[i]);
+}
+/* Seat freed becomes available; then qty free adjacent seats are found (any
+ * section, any price), the first of them first. */
+static void free_then_find(wk_inv *inv, int freed, int qty, int first)
+{
+    uint32_t s[Q_MAX_SEATS];
+    wk_inv_set(inv, (uint32_t)freed, Q_SEAT_AVAILABLE);
+    ck_assert_int_eq(find(inv, qty, -1, 0, 1, WK_FIND_FREE, s), qty);
+    ck_assert_int_eq(s[0], first);
+}
+#define SEATS(...) ((const int[]){__VA_ARGS__})
 
 START_TEST(best_seats_first)
 {
@@ -62,17 +99,12 @@ END_TEST
 START_TEST(adjacent_needs_one_row_contiguous)
 {
     wk_inv inv;
-    venue(&inv);
-    take(&inv, A(1, 2));
-    take(&inv, A(1, 4));
-    uint32_t s[Q_MAX_SEATS];
+    gapped_venue(&inv);
     /* row 1 has free seats 1, 3, 5 but no two together */
-    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
-    ck_assert_int_eq(s[0], A(2, 1));
-    ck_assert_int_eq(s[1], A(2, 2));
+    finds(&inv, 2, 1, WK_FIND_FREE, 2, SEATS(A(2, 1), A(2, 2)));
     /* more than a row can hold together: impossible even counting held */
-    ck_assert_int_eq(find(&inv, 6, -1, 0, 1, WK_FIND_FREE, s), 0);
-    ck_assert_int_eq(find(&inv, 6, -1, 0, 1, WK_FIND_UNSOLD, s), 0);
+    finds(&inv, 6, 1, WK_FIND_FREE, 0, NULL);
+    finds(&inv, 6, 1, WK_FIND_UNSOLD, 0, NULL);
     wk_inv_fini(&inv);
 }
 END_TEST
@@ -80,16 +112,10 @@ END_TEST
 START_TEST(split_takes_best_single_seats)
 {
     wk_inv inv;
-    venue(&inv);
-    take(&inv, A(1, 2));
-    take(&inv, A(1, 4));
-    uint32_t s[Q_MAX_SEATS];
-    ck_assert_int_eq(find(&inv, 3, -1, 0, 0, WK_FIND_FREE, s), 3);
-    ck_assert_int_eq(s[0], A(1, 1));
-    ck_assert_int_eq(s[1], A(1, 3));
-    ck_assert_int_eq(s[2], A(1, 5));
+    gapped_venue(&inv);
+    finds(&inv, 3, 0, WK_FIND_FREE, 3, SEATS(A(1, 1), A(1, 3), A(1, 5)));
     /* 6 split seats exist although no row has 6 */
-    ck_assert_int_eq(find(&inv, 6, -1, 0, 0, WK_FIND_FREE, s), 6);
+    finds(&inv, 6, 0, WK_FIND_FREE, 6, NULL);
     wk_inv_fini(&inv);
 }
 END_TEST
@@ -117,8 +143,7 @@ END_TEST
 START_TEST(orphan_right_aligned_in_run)
 {
     wk_inv inv;
-    wk_inv_init(&inv);
-    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 1, 6, 100), 0);
+    section_a(&inv, 1, 6, 100);
     uint32_t s[Q_MAX_SEATS];
     /* free: 2..6 (seat 1 taken). 2 at seats 2,3 leaves 4..6: fine. */
     take(&inv, 0);
@@ -164,8 +189,7 @@ END_TEST
 START_TEST(unsold_counts_held_not_sold)
 {
     wk_inv inv;
-    wk_inv_init(&inv);
-    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 1, 4, 100), 0);
+    section_a(&inv, 1, 4, 100);
     uint32_t s[Q_MAX_SEATS];
     for (int i = 0; i < 4; i++)
         take(&inv, i);
@@ -179,9 +203,7 @@ START_TEST(unsold_counts_held_not_sold)
     ck_assert_int_eq(inv.held, 2);
     ck_assert_int_eq(inv.available, 0);
     /* a release lowers the hint again */
-    wk_inv_set(&inv, 3, Q_SEAT_AVAILABLE);
-    ck_assert_int_eq(find(&inv, 1, -1, 0, 1, WK_FIND_FREE, s), 1);
-    ck_assert_int_eq(s[0], 3);
+    free_then_find(&inv, 3, 1, 3);
     wk_inv_fini(&inv);
 }
 END_TEST
@@ -189,8 +211,7 @@ END_TEST
 START_TEST(hints_survive_fill_and_release)
 {
     wk_inv inv;
-    wk_inv_init(&inv);
-    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 100, 10, 100), 0);
+    section_a(&inv, 100, 10, 100);
     uint32_t s[Q_MAX_SEATS];
     for (int i = 0; i < 500; i++) {
         ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
@@ -200,9 +221,7 @@ START_TEST(hints_survive_fill_and_release)
     }
     ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 0);
     wk_inv_set(&inv, 501, Q_SEAT_AVAILABLE);
-    wk_inv_set(&inv, 502, Q_SEAT_AVAILABLE);
-    ck_assert_int_eq(find(&inv, 2, -1, 0, 1, WK_FIND_FREE, s), 2);
-    ck_assert_int_eq(s[0], 501);
+    free_then_find(&inv, 502, 2, 501);
     wk_inv_fini(&inv);
 }
 END_TEST

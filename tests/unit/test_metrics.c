@@ -4,6 +4,7 @@
 #include "common/metrics.h"
 
 #include "tests/check_run.h"
+#include "tests/metrics_check.h"
 
 #include <check.h>
 #include <math.h>
@@ -171,12 +172,9 @@ START_TEST(latency_buckets)
     ons_histogram *h =
         ons_metrics_histogram(m, "x_seconds", "x", "", ons_latency_buckets, ons_latency_buckets_n);
     ons_histogram_observe(h, 0.003);
-    char *out = ons_metrics_render(m);
-    ck_assert_ptr_nonnull(strstr(out, "x_seconds_bucket{le=\"0.0005\"} 0\n"));
-    ck_assert_ptr_nonnull(strstr(out, "x_seconds_bucket{le=\"0.0025\"} 0\n"));
-    ck_assert_ptr_nonnull(strstr(out, "x_seconds_bucket{le=\"0.005\"} 1\n"));
-    ck_assert_ptr_nonnull(strstr(out, "x_seconds_bucket{le=\"10\"} 1\n"));
-    free(out);
+    ons_check_rendered(m, "x_seconds_bucket{le=\"0.0005\"} 0\n",
+                       "x_seconds_bucket{le=\"0.0025\"} 0\n", "x_seconds_bucket{le=\"0.005\"} 1\n",
+                       "x_seconds_bucket{le=\"10\"} 1\n", NULL);
     ons_metrics_free(m);
 }
 END_TEST

@@ -23,6 +23,16 @@ static q_msg sample_intent(void)
     return m;
 }
 
+/* A record of type from user about event_id; every other field zero. */
+static q_msg msg_of(enum q_msg_type type, int64_t event_id, int64_t user)
+{
+    q_msg m = {0};
+    m.type = type;
+    m.event_id = event_id;
+    m.user_id = user;
+    return m;
+}
+
 static void roundtrip(const q_msg *in)
 {
     char *buf;
@@ -68,10 +78,7 @@ END_TEST
 
 START_TEST(cancel_and_status_roundtrip)
 {
-    q_msg c = {0};
-    c.type = Q_MSG_CANCEL;
-    c.event_id = 1;
-    c.user_id = 2;
+    q_msg c = msg_of(Q_MSG_CANCEL, 1, 2);
     c.cancel_kind = Q_CANCEL_RESERVATION;
     c.target_partition = 3;
     c.target_offset = 12345;
@@ -130,10 +137,7 @@ END_TEST
 
 START_TEST(checkout_payment_ticket_roundtrip)
 {
-    q_msg c = {0};
-    c.type = Q_MSG_CHECKOUT;
-    c.event_id = 4;
-    c.user_id = 77;
+    q_msg c = msg_of(Q_MSG_CHECKOUT, 4, 77);
     c.sent_ms = 5;
     c.reservation_id = 0; /* partition 0, offset 0 is a real reservation */
     strcpy(c.payment_method, "pm_card_visa");
@@ -154,10 +158,7 @@ START_TEST(checkout_payment_ticket_roundtrip)
     p.outcome = Q_PAY_FAILED;
     roundtrip(&p);
 
-    q_msg t = {0};
-    t.type = Q_MSG_TICKET;
-    t.event_id = 4;
-    t.user_id = 77;
+    q_msg t = msg_of(Q_MSG_TICKET, 4, 77);
     t.ticket_id = 1234;
     t.ticket_kind = Q_TICKET_TRANSFER;
     t.to_user_id = 78;

@@ -44,12 +44,20 @@ static char *write_file(const char *text)
     return path;
 }
 
+/* The table loaded from the environment and the file at path (NULL: none),
+ * which must succeed. */
+static cfg loaded(const char *path)
+{
+    cfg c = {0};
+    char err[256];
+    ck_assert_int_eq(ons_opts_load(table, N, &c, path, err, sizeof err), 0);
+    return c;
+}
+
 START_TEST(defaults_apply)
 {
     clear_env();
-    cfg c = {0};
-    char err[256];
-    ck_assert_int_eq(ons_opts_load(table, N, &c, NULL, err, sizeof err), 0);
+    cfg c = loaded(NULL);
     ck_assert_int_eq(c.port, 8080);
     ck_assert_int_eq(c.verbose, 0);
     ck_assert_str_eq(c.name, "onsale");
@@ -63,9 +71,7 @@ START_TEST(env_overrides_file_overrides_default)
     clear_env();
     char *path = write_file("# comment\nhttp.port = 9000\nname=filed\n\nverbose = yes\n");
     setenv("ONSALE_NAME", "env", 1);
-    cfg c = {0};
-    char err[256];
-    ck_assert_int_eq(ons_opts_load(table, N, &c, path, err, sizeof err), 0);
+    cfg c = loaded(path);
     ck_assert_int_eq(c.port, 9000);
     ck_assert_int_eq(c.verbose, 1);
     ck_assert_str_eq(c.name, "env");
@@ -91,9 +97,8 @@ END_TEST
 START_TEST(garbage_and_bad_types_rejected)
 {
     clear_env();
-    cfg c = {0};
+    cfg c = loaded(NULL);
     char err[256];
-    ck_assert_int_eq(ons_opts_load(table, N, &c, NULL, err, sizeof err), 0);
     ck_assert_int_eq(ons_opts_set(table, N, &c, "http.port", "80x", err, sizeof err), ONS_EINVAL);
     ck_assert_int_eq(ons_opts_set(table, N, &c, "http.port", "", err, sizeof err), ONS_EINVAL);
     ck_assert_int_eq(ons_opts_set(table, N, &c, "verbose", "maybe", err, sizeof err), ONS_EINVAL);

@@ -82,6 +82,14 @@ static int checkout(wk_part *p, int64_t user, int res_off)
     return (int)off;
 }
 
+/* User 1 holds qty adjacent seats (in section; any when NULL) and checks
+ * out: the reservation's offset in *r, the order's returned. */
+static int paying_order(wk_part *p, int qty, const char *section, int *r)
+{
+    *r = intent(p, 1, qty, section, 1);
+    return checkout(p, 1, *r);
+}
+
 /* The gateway's answer for the order at order_off (reservation res_off). */
 static void payment(wk_part *p, int order_off, int res_off, int outcome, int64_t amount)
 {
@@ -367,8 +375,7 @@ END_TEST
 START_TEST(duplicate_success_in_one_batch_keeps_the_order_paid)
 {
     wk_part *p = part();
-    int r = intent(p, 1, 2, "A", 1);
-    int o = checkout(p, 1, r);
+    int r, o = paying_order(p, 2, "A", &r);
     ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_PENDING);
     wk_part_batch_done(p);
 
@@ -392,8 +399,7 @@ END_TEST
 START_TEST(paid_order_is_never_downgraded_in_its_batch)
 {
     wk_part *p = part();
-    int r = intent(p, 1, 1, NULL, 1);
-    int o = checkout(p, 1, r);
+    int r, o = paying_order(p, 1, NULL, &r);
     payment(p, o, r, Q_PAY_SUCCEEDED, 5000);
     payment(p, o, r, Q_PAY_SUCCEEDED, 5000);
     payment(p, o, r, Q_PAY_FAILED, 0);
@@ -415,8 +421,7 @@ END_TEST
 START_TEST(success_after_expired_order_is_refunded_once)
 {
     wk_part *p = part();
-    int r = intent(p, 1, 1, NULL, 1);
-    int o = checkout(p, 1, r);
+    int r, o = paying_order(p, 1, NULL, &r);
     wk_part_batch_done(p);
     ck_assert_int_eq(wk_part_expire(p, NOW + 61 * 1000, 100), 1);
     ck_assert_int_eq(order_fx(p, o)->state, Q_ORDER_FAILED);

@@ -47,6 +47,21 @@ static int cls(const pay_row *w, int rc, int status, const char *body, pay_answe
     return ans->cls;
 }
 
+/* The class pay_classify gives row w for (rc, status, body). */
+static int result_of(pay_row w, int rc, int status, const char *body)
+{
+    pay_answer a;
+    return cls(&w, rc, status, body, &a);
+}
+
+/* A gateway answer (status, body) to row w classifies as want, for the reason why. */
+static void classified(const pay_row *w, int status, const char *body, int want, const char *why)
+{
+    pay_answer a;
+    ck_assert_int_eq(cls(w, 0, status, body, &a), want);
+    ck_assert_str_eq(a.why, why);
+}
+
 START_TEST(classify_success)
 {
     pay_row w = charge_row();
@@ -65,30 +80,24 @@ END_TEST
 START_TEST(classify_decline_is_final_for_a_charge_only)
 {
     pay_row w = charge_row();
-    pay_answer a;
-    ck_assert_int_eq(cls(&w, 0, 402,
-                         "{\"error\":{\"code\":\"card_declined\",\"decline_code\":\"lost_card\"}}",
-                         &a),
-                     PAY_DECLINED);
-    ck_assert_str_eq(a.why, "declined: lost_card");
-    ck_assert_int_eq(cls(&w, 0, 402, "{\"error\":{\"code\":\"card_declined\"}}", &a), PAY_DECLINED);
-    ck_assert_str_eq(a.why, "declined: card_declined");
+    classified(&w, 402, "{\"error\":{\"code\":\"card_declined\",\"decline_code\":\"lost_card\"}}",
+               PAY_DECLINED, "declined: lost_card");
+    classified(&w, 402, "{\"error\":{\"code\":\"card_declined\"}}", PAY_DECLINED,
+               "declined: card_declined");
     /* a refund is never declined: a 402 there is not understood, retried */
-    pay_row r = refund_row("ch_1");
-    ck_assert_int_eq(cls(&r, 0, 402, "{}", &a), PAY_RETRY);
+    ck_assert_int_eq(result_of(refund_row("ch_1"), 0, 402, "{}"), PAY_RETRY);
 }
 END_TEST
 
 START_TEST(classify_refused_requests_fail_for_good)
 {
     pay_row w = charge_row();
-    pay_answer a;
-    ck_assert_int_eq(cls(&w, 0, 400, "{\"error\":{\"code\":\"bad_request\"}}", &a), PAY_FAILED);
-    ck_assert_str_eq(a.why, "400 bad_request");
-    pay_row r = refund_row("ch_404");
-    ck_assert_int_eq(cls(&r, 0, 404, "{\"error\":{\"code\":\"no_such_charge\"}}", &a), PAY_FAILED);
+    classified(&w, 400, "{\"error\":{\"code\":\"bad_request\"}}", PAY_FAILED, "400 bad_request");
+    ck_assert_int_eq(
+        result_of(refund_row("ch_404"), 0, 404, "{\"error\":{\"code\":\"no_such_charge\"}}"),
+        PAY_FAILED);
     /* a charge's 404 (a misrouted URL) is a configuration error: retried */
-    ck_assert_int_eq(cls(&w, 0, 404, NULL, &a), PAY_RETRY);
+    ck_assert_int_eq(result_of(w, 0, 404, NULL), PAY_RETRY);
 }
 END_TEST
 
@@ -118,8 +127,7 @@ START_TEST(classify_malformed_answers_retry)
 {
     pay_row w = charge_row();
     pay_answer a;
-    ck_assert_int_eq(cls(&w, 0, 200, NULL, &a), PAY_RETRY);
-    ck_assert_str_eq(a.why, "200 without an id");
+    classified(&w, 200, NULL, PAY_RETRY, "200 without an id");
     ck_assert_int_eq(cls(&w, 0, 200, "not json", &a), PAY_RETRY);
     ck_assert_int_eq(cls(&w, 0, 200, "{\"id\":\"\"}", &a), PAY_RETRY);
     ck_assert_int_eq(cls(&w, 0, 200, "{\"id\":42}", &a), PAY_RETRY);
@@ -221,6 +229,34 @@ static int fake_post(void *ctx, const char *path, const char *const *headers, co
     return 0;
 }
 
+/* The fake gateway answers every call with status and body (NULL: none). */
+static void gateway_answers(int status, const char *body)
+{
+    x.status = status;
+    x.body = body;
+}
+
+/* One row was finished, with the result cls. */
+static void finished_once_as(int cls)
+{
+    ck_assert_int_eq(x.finished, 1);
+    ck_assert_int_eq(x.fin.cls, cls);
+}
+
+/* n rows were finished, all in one call. */
+static void finished_in_one_call(int n)
+{
+    ck_assert_int_eq(x.finished, n);
+    ck_assert_int_eq(x.finish_calls, 1);
+}
+
+/* No row was finished; n were rescheduled. */
+static void given_back_unfinished(int n)
+{
+    ck_assert_int_eq(x.finished, 0);
+    ck_assert_int_eq(x.rescheduled, n);
+}
+
 static void fake_produce(void *ctx, const q_msg *ms, size_t n, int *rcs)
 {
     (void)ctx;
@@ -228,8 +264,8 @@ static void fake_produce(void *ctx, const q_msg *ms, size_t n, int *rcs)
     for (size_t i = 0; i < n; i++) {
         x.produced++;
         x.msg = ms[i];
-        rcs[i] = x.produce_fail_at ? (x.produce_fail_at == x.produced ? ONS_EUNKNOWN : 0)
-                                   : x.produce_rc;
+        rcs[i] =
+            x.produce_fail_at ? (x.produce_fail_at == x.produced ? ONS_EUNKNOWN : 0) : x.produce_rc;
     }
 }
 
@@ -289,8 +325,7 @@ static void run_batch(const pay_row *rows, size_t n)
 
 START_TEST(success_is_produced_then_finished)
 {
-    x.status = 200;
-    x.body = "{\"id\":\"ch_9\",\"amount_cents\":5000}";
+    gateway_answers(200, "{\"id\":\"ch_9\",\"amount_cents\":5000}");
     pay_row w = charge_row();
     run(&w);
     ck_assert_str_eq(x.path, "/v1/charges");
@@ -303,24 +338,22 @@ START_TEST(success_is_produced_then_finished)
     ck_assert_int_eq(x.msg.event_id, 7);
     ck_assert_int_eq(x.msg.amount_cents, 5000);
     ck_assert_str_eq(x.msg.charge_id, "ch_9");
-    ck_assert_int_eq(x.finished, 1);
-    ck_assert_int_eq(x.fin.cls, PAY_SUCCEEDED);
+    finished_once_as(PAY_SUCCEEDED);
     ck_assert_int_eq(x.rescheduled, 0);
 }
 END_TEST
 
 START_TEST(decline_is_produced_as_declined_then_finished)
 {
-    x.status = 402;
-    x.body = "{\"error\":{\"code\":\"card_declined\",\"decline_code\":\"insufficient_funds\"}}";
+    gateway_answers(
+        402, "{\"error\":{\"code\":\"card_declined\",\"decline_code\":\"insufficient_funds\"}}");
     pay_row w = charge_row();
     run(&w);
     ck_assert_int_eq(x.produced, 1);
     ck_assert_int_eq(x.msg.outcome, Q_PAY_DECLINED);
     ck_assert_int_eq(x.msg.amount_cents, 5000);
     ck_assert_str_eq(x.msg.charge_id, "");
-    ck_assert_int_eq(x.finished, 1);
-    ck_assert_int_eq(x.fin.cls, PAY_DECLINED);
+    finished_once_as(PAY_DECLINED);
 }
 END_TEST
 
@@ -348,8 +381,7 @@ START_TEST(transient_answers_are_rescheduled_with_backoff)
         w.attempts = 3; /* cap 800: in [400, 800] */
         run(&w);
         ck_assert_int_eq(x.produced, 0);
-        ck_assert_int_eq(x.finished, 0);
-        ck_assert_int_eq(x.rescheduled, 1);
+        given_back_unfinished(1);
         ck_assert(x.delay >= 400 && x.delay <= 800);
     }
 }
@@ -357,14 +389,12 @@ END_TEST
 
 START_TEST(result_kafka_did_not_take_is_rescheduled_not_finished)
 {
-    x.status = 200;
-    x.body = "{\"id\":\"ch_9\"}";
+    gateway_answers(200, "{\"id\":\"ch_9\"}");
     x.produce_rc = ONS_EUNKNOWN;
     pay_row w = charge_row();
     run(&w);
     ck_assert_int_eq(x.produced, 1);
-    ck_assert_int_eq(x.finished, 0);
-    ck_assert_int_eq(x.rescheduled, 1);
+    given_back_unfinished(1);
     ck_assert_str_eq(x.why, "kafka");
     ck_assert(x.delay >= 100 && x.delay <= 200);
 }
@@ -372,14 +402,12 @@ END_TEST
 
 START_TEST(refunds_are_finished_without_a_result)
 {
-    x.status = 200;
-    x.body = "{\"id\":\"re_1\"}";
+    gateway_answers(200, "{\"id\":\"re_1\"}");
     pay_row w = refund_row("ch_1");
     run(&w);
     ck_assert_str_eq(x.path, "/v1/refunds");
     ck_assert_int_eq(x.produced, 0);
-    ck_assert_int_eq(x.finished, 1);
-    ck_assert_int_eq(x.fin.cls, PAY_SUCCEEDED);
+    finished_once_as(PAY_SUCCEEDED);
 }
 END_TEST
 
@@ -389,8 +417,7 @@ START_TEST(refund_without_a_charge_fails_without_a_call)
     run(&w);
     ck_assert_int_eq(x.posts, 0);
     ck_assert_int_eq(x.produced, 0);
-    ck_assert_int_eq(x.finished, 1);
-    ck_assert_int_eq(x.fin.cls, PAY_FAILED);
+    finished_once_as(PAY_FAILED);
     ck_assert_str_eq(x.fin.why, "no charge to refund");
 }
 END_TEST
@@ -421,8 +448,7 @@ END_TEST
 
 START_TEST(batch_costs_one_produce_and_one_finish)
 {
-    x.status = 200;
-    x.body = "{\"id\":\"ch_9\",\"amount_cents\":5000}";
+    gateway_answers(200, "{\"id\":\"ch_9\",\"amount_cents\":5000}");
     pay_row rows[3] = {charge_row(), charge_row(), charge_row()};
     rows[1].order_id = 501;
     rows[2].order_id = 502;
@@ -431,8 +457,7 @@ START_TEST(batch_costs_one_produce_and_one_finish)
     ck_assert_int_eq(x.produced, 3);
     ck_assert_int_eq(x.produce_calls, 1);
     ck_assert_int_eq(x.msg.order_id, 502); /* in row order */
-    ck_assert_int_eq(x.finished, 3);
-    ck_assert_int_eq(x.finish_calls, 1);
+    finished_in_one_call(3);
     ck_assert_int_eq(x.rescheduled, 0);
 }
 END_TEST
@@ -441,26 +466,22 @@ START_TEST(batch_gives_back_only_the_rows_kafka_refused)
 {
     /* A charge and a refund without a charge: one result, both finished
      * together. */
-    x.status = 200;
-    x.body = "{\"id\":\"ch_9\"}";
+    gateway_answers(200, "{\"id\":\"ch_9\"}");
     pay_row rows[2] = {charge_row(), refund_row("")};
     run_batch(rows, 2);
     ck_assert_int_eq(x.produced, 1); /* the refund has no result */
-    ck_assert_int_eq(x.finished, 2);
-    ck_assert_int_eq(x.finish_calls, 1);
+    finished_in_one_call(2);
     /* Kafka refuses the second of three results: that row alone goes back. */
     teardown();
     setup();
-    x.status = 200;
-    x.body = "{\"id\":\"ch_9\"}";
+    gateway_answers(200, "{\"id\":\"ch_9\"}");
     x.produce_fail_at = 2;
     pay_row three[3] = {charge_row(), charge_row(), charge_row()};
     run_batch(three, 3);
     ck_assert_int_eq(x.produced, 3);
     ck_assert_int_eq(x.rescheduled, 1);
     ck_assert_str_eq(x.why, "kafka");
-    ck_assert_int_eq(x.finished, 2);
-    ck_assert_int_eq(x.finish_calls, 1);
+    finished_in_one_call(2);
 }
 END_TEST
 
@@ -472,8 +493,7 @@ START_TEST(stopping_gives_the_batch_back_unsent)
     run_batch(rows, 2);
     ck_assert_int_eq(x.posts, 0);
     ck_assert_int_eq(x.produced, 0);
-    ck_assert_int_eq(x.finished, 0);
-    ck_assert_int_eq(x.rescheduled, 2);
+    given_back_unfinished(2);
     ck_assert_str_eq(x.why, "shutdown");
     ck_assert_int_eq(x.delay, 0);
 }

@@ -88,6 +88,14 @@ static void paid(wk_part *p, int64_t user, int64_t rid, int64_t oid, int64_t cen
     apply(p, &m, NOW);
 }
 
+/* user reserves qty seats, checks out and pays cents: the paid order's id. */
+static int64_t bought(wk_part *p, int64_t user, int qty, int64_t cents)
+{
+    int64_t rid = reserve(p, user, qty), oid = checkout(p, user, rid);
+    paid(p, user, rid, oid, cents);
+    return oid;
+}
+
 static void status(wk_part *p, const char *st, int64_t now)
 {
     q_msg m = msg(Q_MSG_EVENT_STATUS, 0);
@@ -106,10 +114,8 @@ static const wk_fx_order *order_fx(wk_part *p, int64_t oid)
 START_TEST(cancel_voids_tickets_and_refunds_each_order_once)
 {
     wk_part *p = part();
-    int64_t r1 = reserve(p, 1, 2), o1 = checkout(p, 1, r1);
-    paid(p, 1, r1, o1, 10000);
-    int64_t r2 = reserve(p, 2, 1), o2 = checkout(p, 2, r2);
-    paid(p, 2, r2, o2, 5000);
+    int64_t o1 = bought(p, 1, 2, 10000);
+    bought(p, 2, 1, 5000);
     int64_t r3 = reserve(p, 3, 1);
     int64_t r4 = reserve(p, 4, 1), o4 = checkout(p, 4, r4); /* charge in flight */
     wk_part_batch_done(p);                                  /* committed */
@@ -194,8 +200,7 @@ END_TEST
 START_TEST(the_sale_ends_after_the_show)
 {
     wk_part *p = part();
-    int64_t r1 = reserve(p, 1, 1), o1 = checkout(p, 1, r1);
-    paid(p, 1, r1, o1, 5000);
+    bought(p, 1, 1, 5000);
     int64_t r2 = reserve(p, 2, 1);
     wk_part_batch_done(p);
     ck_assert_int_eq(wk_part_end_due(p, STARTS + GRACE_MS - 1), 0);
@@ -213,8 +218,7 @@ END_TEST
 START_TEST(ticket_cancel_refused_after_the_cutoff)
 {
     wk_part *p = part();
-    int64_t r1 = reserve(p, 1, 2), o1 = checkout(p, 1, r1);
-    paid(p, 1, r1, o1, 10000);
+    int64_t o1 = bought(p, 1, 2, 10000);
     wk_part_batch_done(p);
     q_msg m = msg(Q_MSG_TICKET, 1);
     m.ticket_kind = Q_TICKET_CANCEL;

@@ -117,6 +117,27 @@ static wk_slot *slot(int32_t p)
     return s;
 }
 
+/* Partition p's slot is in state and holds no partition owner. */
+static void holds_no_partition(int32_t p, int state)
+{
+    ck_assert_int_eq(slot(p)->state, state);
+    ck_assert_ptr_null(slot(p)->part);
+}
+
+/* wk_sup_assign of partition p at now, when its control offset does not matter. */
+static int64_t assign_at(int32_t p, double now)
+{
+    int64_t ctl = 0;
+    return wk_sup_assign(&sup, p, now, &ctl);
+}
+
+/* Partition p assigned (claimed, active) at 0, then its batch failed at t. */
+static void failed_after_assign(int32_t p, double t)
+{
+    assign_at(p, 0.0);
+    wk_sup_fail(&sup, p, t, "test");
+}
+
 START_TEST(assign_claims_and_consumes_from_the_cursors)
 {
     int64_t ctl = 0;
@@ -167,8 +188,7 @@ END_TEST
 START_TEST(memory_failing_after_a_claim_reloads_under_the_new_epoch)
 {
     f.new_part_fails = 1;
-    int64_t ctl = 0;
-    ck_assert_int_eq(wk_sup_assign(&sup, 1, 10.0, &ctl), -1);
+    ck_assert_int_eq(assign_at(1, 10.0), -1);
     ck_assert_int_eq(slot(1)->state, WK_SLOT_RELOAD);
     ck_assert(slot(1)->retry_at == 10.0 + WK_SUP_RETRY_S);
     wk_sup_retry_due(&sup, 11.0);
@@ -181,8 +201,7 @@ END_TEST
 
 START_TEST(failed_batch_reloads_with_backoff_and_a_commit_resets_it)
 {
-    int64_t ctl = 0;
-    wk_sup_assign(&sup, 0, 0.0, &ctl);
+    assign_at(0, 0.0);
     double now = 100.0;
     double want[] = {0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -208,9 +227,7 @@ END_TEST
 
 START_TEST(reload_that_fails_on_the_database_waits_the_retry_delay)
 {
-    int64_t ctl = 0;
-    wk_sup_assign(&sup, 0, 0.0, &ctl);
-    wk_sup_fail(&sup, 0, 50.0, "test");
+    failed_after_assign(0, 50.0);
     f.recheck_rc = ONS_EDB;
     wk_sup_retry_due(&sup, 50.0);
     ck_assert_int_eq(slot(0)->state, WK_SLOT_RELOAD);
@@ -223,9 +240,7 @@ END_TEST
 
 START_TEST(reload_that_finds_a_newer_owner_is_fenced_for_good)
 {
-    int64_t ctl = 0;
-    wk_sup_assign(&sup, 0, 0.0, &ctl);
-    wk_sup_fail(&sup, 0, 50.0, "test");
+    failed_after_assign(0, 50.0);
     f.db_epoch++; /* another worker claimed it meanwhile */
     wk_sup_retry_due(&sup, 50.0);
     ck_assert_int_eq(slot(0)->state, WK_SLOT_FENCED);
@@ -239,15 +254,13 @@ END_TEST
 
 START_TEST(fenced_commit_stops_consuming)
 {
-    int64_t ctl = 0;
-    wk_sup_assign(&sup, 2, 0.0, &ctl);
+    assign_at(2, 0.0);
     wk_sup_fence(&sup, 2);
-    ck_assert_int_eq(slot(2)->state, WK_SLOT_FENCED);
-    ck_assert_ptr_null(slot(2)->part);
+    holds_no_partition(2, WK_SLOT_FENCED);
     ck_assert_ptr_null(wk_sup_active(&sup, 2));
     ck_assert_int_eq(f.pauses, 1);
     /* a new assignment claims it again */
-    ck_assert_int_eq(wk_sup_assign(&sup, 2, 1.0, &ctl), 100);
+    ck_assert_int_eq(assign_at(2, 1.0), 100);
     ck_assert_int_eq(slot(2)->state, WK_SLOT_ACTIVE);
     ck_assert_int_eq(slot(2)->epoch, 6);
 }
@@ -255,15 +268,13 @@ END_TEST
 
 START_TEST(revoke_forgets_the_partition)
 {
-    int64_t ctl = 0;
-    wk_sup_assign(&sup, 0, 0.0, &ctl);
+    assign_at(0, 0.0);
     wk_sup_revoke(&sup, 0);
-    ck_assert_int_eq(slot(0)->state, WK_SLOT_NONE);
-    ck_assert_ptr_null(slot(0)->part);
+    holds_no_partition(0, WK_SLOT_NONE);
     wk_sup_revoke(&sup, 8); /* never assigned: nothing */
     /* a pending retry of a revoked partition is dropped */
     f.claim_rc = ONS_EDB;
-    wk_sup_assign(&sup, 1, 0.0, &ctl);
+    assign_at(1, 0.0);
     wk_sup_revoke(&sup, 1);
     wk_sup_retry_due(&sup, 100.0);
     ck_assert_int_eq(f.claims, 2);
@@ -273,13 +284,10 @@ END_TEST
 
 START_TEST(failed_seek_reloads_later)
 {
-    int64_t ctl = 0;
-    wk_sup_assign(&sup, 0, 0.0, &ctl);
-    wk_sup_fail(&sup, 0, 10.0, "test");
+    failed_after_assign(0, 10.0);
     f.seek_rc = ONS_EKAFKA;
     wk_sup_retry_due(&sup, 10.0);
-    ck_assert_int_eq(slot(0)->state, WK_SLOT_RELOAD);
-    ck_assert_ptr_null(slot(0)->part);
+    holds_no_partition(0, WK_SLOT_RELOAD);
     ck_assert(slot(0)->retry_at == 10.0 + WK_SUP_RETRY_S);
     ck_assert_int_eq(f.pauses, 2);
     f.seek_rc = 0;

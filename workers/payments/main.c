@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/opts.h"
+#include "common/signals.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
 #include "queue/producer.h"
@@ -259,16 +260,6 @@ static const ons_start start_cfg = {
     .secrets = secrets,
     .nsecrets = 1};
 
-static void on_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 /* Builds everything but the threads: metrics, breaker, relay, the metrics
  * endpoint, the producer. 0 or an error (logged); stop() undoes it. */
 static int start(app *a, wk_httpd **httpd)
@@ -314,7 +305,7 @@ int main(int argc, char **argv)
     int prc = ons_opts_start(opt_table, NOPTS, &a.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
-    on_signals();
+    ons_signals_stop_on(on_signal);
     int code = 1;
     pthread_t *th = NULL;
     size_t nth = 0;

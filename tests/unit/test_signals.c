@@ -1,0 +1,43 @@
+/* test_signals.c - common/signals.h: SIGTERM and SIGINT reach the handler a
+ * process installs (and do not end it), SIGPIPE is ignored. */
+#include "common/signals.h"
+
+#include "tests/check_run.h"
+
+#include <check.h>
+#include <signal.h>
+
+static volatile sig_atomic_t stops;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stops++;
+}
+
+START_TEST(term_and_int_call_the_handler)
+{
+    ons_signals_stop_on(on_stop);
+    ck_assert_int_eq(raise(SIGTERM), 0);
+    ck_assert_int_eq(stops, 1);
+    ck_assert_int_eq(raise(SIGINT), 0);
+    ck_assert_int_eq(stops, 2);
+}
+END_TEST
+
+START_TEST(sigpipe_is_ignored)
+{
+    ons_signals_stop_on(on_stop);
+    ck_assert_int_eq(raise(SIGPIPE), 0); /* the default action would end the test */
+    ck_assert_int_eq(stops, 0);
+}
+END_TEST
+
+int main(void)
+{
+    const ons_check_case cases[] = {
+        ONS_CHECK_CASE(term_and_int_call_the_handler),
+        ONS_CHECK_CASE(sigpipe_is_ignored),
+    };
+    return ons_check_run("signals", cases, sizeof cases / sizeof *cases, 30);
+}
