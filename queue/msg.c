@@ -458,7 +458,7 @@ static int decode_obj(json_t *o, q_msg *m, char *why, size_t wl)
     return validate(m, why, wl);
 }
 
-int q_msg_decode(const void *buf, size_t len, q_msg *m, char *why, size_t why_len)
+int q_msg_decode_json(const void *buf, size_t len, q_msg *m, char *why, size_t why_len)
 {
     char scratch[160];
     if (!why) {
@@ -474,4 +474,182 @@ int q_msg_decode(const void *buf, size_t len, q_msg *m, char *why, size_t why_le
     int rc = decode_obj(o, m, why, why_len);
     json_decref(o);
     return rc;
+}
+
+/* ---- the fast path: flat join records ----------------------------------------------- *
+ *
+ * Nine in ten records are joins, and parsing them with jansson (a tree of
+ * allocated nodes per record) was over a quarter of the worker's CPU per
+ * intent drained (bench/NOTES.md). A join is one flat object of integers,
+ * plain strings and a boolean, so it is read here in one pass without
+ * allocating. The fast path only ever accepts: anything it is not sure of
+ * (another record type, escapes or non-ASCII in a string, a number that is
+ * not a plain non-negative integer, nesting, null, a duplicate or unknown
+ * key, a rule broken) goes to q_msg_decode_json (above), which decides and
+ * words the error. So the two accept the same records with the same
+ * result, and reject the same ones with the same message
+ * (test_msg: fast_path_agrees_with_jansson). */
+
+#define FAST_MAX_FIELDS 12
+/* At most 18 digits: every such number fits an int64 without a check. */
+#define FAST_MAX_DIGITS 18
+
+enum fast_kind { FAST_INT, FAST_STR, FAST_BOOL };
+
+typedef struct fast_field {
+    const char *key, *str; /* str: a string value, not NUL-terminated */
+    size_t klen, slen;
+    int64_t num; /* FAST_INT value; FAST_BOOL 0/1 */
+    enum fast_kind kind;
+} fast_field;
+
+static const char *fast_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string of printable ASCII without escapes at p (the opening quote):
+ * its body in *s, *n; returns the position after the closing quote, or NULL. */
+static const char *fast_str(const char *p, const char *end, const char **s, size_t *n)
+{
+    const char *q = ++p;
+    while (q < end && *q != '"') {
+        if (*q < 0x20 || *q > 0x7e || *q == '\\')
+            return NULL;
+        q++;
+    }
+    if (q == end)
+        return NULL;
+    *s = p;
+    *n = (size_t)(q - p);
+    return q + 1;
+}
+
+/* One value at p into f; returns the position after it, or NULL. */
+static const char *fast_value(const char *p, const char *end, fast_field *f)
+{
+    if (*p == '"') {
+        f->kind = FAST_STR;
+        return fast_str(p, end, &f->str, &f->slen);
+    }
+    if ((size_t)(end - p) >= 4 && memcmp(p, "true", 4) == 0) {
+        f->kind = FAST_BOOL;
+        f->num = 1;
+        return p + 4;
+    }
+    if ((size_t)(end - p) >= 5 && memcmp(p, "false", 5) == 0) {
+        f->kind = FAST_BOOL;
+        f->num = 0;
+        return p + 5;
+    }
+    /* 0 or [1-9][0-9]*, then no fraction or exponent */
+    const char *d = p;
+    uint64_t v = 0; /* 19 digits at most here: no overflow */
+    while (p < end && *p >= '0' && *p <= '9' && p - d <= FAST_MAX_DIGITS)
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    if (p == d || p - d > FAST_MAX_DIGITS || (*d == '0' && p - d > 1) ||
+        (p < end && (*p == '.' || *p == 'e' || *p == 'E')))
+        return NULL;
+    f->kind = FAST_INT;
+    f->num = (int64_t)v;
+    return p;
+}
+
+/* Splits a flat object into f[]; the number of fields, or -1 (not for the
+ * fast path). Keys are unique. */
+static int fast_fields(const char *p, const char *end, fast_field *f)
+{
+    int n = 0;
+    p = fast_ws(p, end);
+    if (p == end || *p++ != '{')
+        return -1;
+    p = fast_ws(p, end);
+    if (p < end && *p == '}')
+        return -1; /* {} is no record: jansson words the error */
+    for (;;) {
+        if (n == FAST_MAX_FIELDS || p == end || *p != '"' ||
+            !(p = fast_str(p, end, &f[n].key, &f[n].klen)))
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (f[i].klen == f[n].klen && memcmp(f[i].key, f[n].key, f[n].klen) == 0)
+                return -1;
+        p = fast_ws(p, end);
+        if (p == end || *p++ != ':')
+            return -1;
+        p = fast_ws(p, end);
+        if (p == end || !(p = fast_value(p, end, &f[n])))
+            return -1;
+        n++;
+        p = fast_ws(p, end);
+        if (p == end)
+            return -1;
+        if (*p == '}')
+            break;
+        if (*p++ != ',')
+            return -1;
+        p = fast_ws(p, end);
+    }
+    return fast_ws(p + 1, end) == end ? n : -1;
+}
+
+static int fast_is(const fast_field *f, const char *key)
+{
+    size_t n = strlen(key);
+    return f->klen == n && memcmp(f->key, key, n) == 0;
+}
+
+/* A join record from its fields, or -1 when any rule would reject it (or
+ * it is another type). Every intent_fields key is read by its own rule;
+ * any other key sends the record to jansson. */
+static int fast_intent(const fast_field *f, int n, q_msg *m)
+{
+    int have_v = 0, have_type = 0, have_ev = 0, have_sent = 0, have_user = 0, have_qty = 0,
+        have_adj = 0;
+    memset(m, 0, sizeof *m);
+    m->type = Q_MSG_INTENT;
+    for (int i = 0; i < n; i++) {
+        const fast_field *x = &f[i];
+        int is_int = x->kind == FAST_INT;
+        if (fast_is(x, "v") && is_int && x->num == Q_MSG_VERSION)
+            have_v = 1;
+        else if (fast_is(x, "type") && x->kind == FAST_STR && x->slen == 6 &&
+                 memcmp(x->str, "intent", 6) == 0)
+            have_type = 1;
+        else if (fast_is(x, "event_id") && is_int && x->num > 0)
+            have_ev = 1, m->event_id = x->num;
+        else if (fast_is(x, "sent_ms") && is_int)
+            have_sent = 1, m->sent_ms = x->num;
+        else if (fast_is(x, "user_id") && is_int && x->num > 0)
+            have_user = 1, m->user_id = x->num;
+        else if (fast_is(x, "quantity") && is_int && x->num >= 1 && x->num <= Q_MAX_SEATS)
+            have_qty = 1, m->quantity = (int)x->num;
+        else if (fast_is(x, "adjacent") && x->kind == FAST_BOOL)
+            have_adj = 1, m->adjacent = (int)x->num;
+        else if (fast_is(x, "section") && x->kind == FAST_STR && x->slen <= Q_MSG_MAX_SECTION)
+            memcpy(m->section, x->str, x->slen), m->section[x->slen] = '\0';
+        else if (fast_is(x, "max_price_cents") && is_int)
+            m->max_price_cents = x->num;
+        else
+            return -1;
+    }
+    return have_v && have_type && have_ev && have_sent && have_user && have_qty && have_adj ? 0
+                                                                                            : -1;
+}
+
+/* 0 with *m when buf is a join record the fast path is sure of, else -1
+ * (m is then to be overwritten). */
+static int fast_decode(const void *buf, size_t len, q_msg *m)
+{
+    fast_field f[FAST_MAX_FIELDS];
+    int n = fast_fields(buf, (const char *)buf + len, f);
+    return n < 0 ? -1 : fast_intent(f, n, m);
+}
+
+int q_msg_decode(const void *buf, size_t len, q_msg *m, char *why, size_t why_len)
+{
+    if (fast_decode(buf, len, m) == 0)
+        return 0;
+    return q_msg_decode_json(buf, len, m, why, why_len);
 }

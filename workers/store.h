@@ -12,6 +12,7 @@
 
 #include "workers/partition.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct wk_store wk_store;
@@ -70,5 +71,18 @@ int wk_store_load_tombstones(wk_store *st, wk_part *p);
  * (committed), ONS_EFENCED (a newer owner exists: rolled back) or ONS_EDB
  * (rolled back). *latency_s receives the transaction's duration. */
 int wk_store_commit(wk_store *st, wk_part *p, double *latency_s);
+
+/* A binary COPY stream (PostgreSQL's COPY ... (FORMAT binary) format). A
+ * zeroed one is empty; b is the caller's to free. */
+typedef struct wk_copybuf {
+    unsigned char *b;
+    size_t len, cap;
+    int oom; /* an allocation failed: the stream is incomplete */
+} wk_copybuf;
+
+/* Writes the new intents of fx (is_new) into c (reset first) as the binary
+ * COPY stream wk_store_commit sends. Returns how many rows (0: none), or
+ * ONS_ENOMEM. Exposed for its unit test. */
+int wk_store_intents_copy(const wk_fx *fx, wk_copybuf *c);
 
 #endif

@@ -6,6 +6,8 @@
 #include "tests/check_run.h"
 
 #include <check.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -252,6 +254,200 @@ START_TEST(topic_of_each_type)
 }
 END_TEST
 
+
+/* ---- the fast path for joins (msg.c) and jansson agree -------------------------------- */
+
+/* Decodes buf both ways and asserts the same outcome: the same code, the
+ * same message when rejected, the same fields when accepted. */
+static void agree(const char *buf, size_t len)
+{
+    q_msg a, b;
+    char wa[160] = "", wb[160] = "";
+    memset(&a, 0x5a, sizeof a);
+    memset(&b, 0xa5, sizeof b);
+    int ra = q_msg_decode(buf, len, &a, wa, sizeof wa);
+    int rb = q_msg_decode_json(buf, len, &b, wb, sizeof wb);
+    ck_assert_msg(ra == rb, "%.*s: %d vs jansson %d (%s)", (int)len, buf, ra, rb, wb);
+    if (ra) {
+        ck_assert_msg(strcmp(wa, wb) == 0, "%.*s: '%s' vs '%s'", (int)len, buf, wa, wb);
+        return;
+    }
+    ck_assert_int_eq(a.type, b.type);
+    ck_assert_int_eq(a.event_id, b.event_id);
+    ck_assert_int_eq(a.user_id, b.user_id);
+    ck_assert_int_eq(a.sent_ms, b.sent_ms);
+    ck_assert_int_eq(a.quantity, b.quantity);
+    ck_assert_str_eq(a.section, b.section);
+    ck_assert_int_eq(a.max_price_cents, b.max_price_cents);
+    ck_assert_int_eq(a.adjacent, b.adjacent);
+    ck_assert_int_eq(a.cancel_kind, b.cancel_kind);
+    ck_assert_int_eq(a.target_partition, b.target_partition);
+    ck_assert_int_eq(a.target_offset, b.target_offset);
+    ck_assert_int_eq(a.reservation_id, b.reservation_id);
+    ck_assert_str_eq(a.status, b.status);
+    ck_assert_int_eq(a.order_id, b.order_id);
+    ck_assert_int_eq(a.ticket_id, b.ticket_id);
+}
+
+static void agree_str(const char *s)
+{
+    agree(s, strlen(s));
+}
+
+/* Hand-picked edges: each is accepted or refused the same way by both. */
+static const char *const edges[] = {
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    /* Python's json.dumps spacing, keys in another order */
+    "{\"type\": \"intent\", \"user_id\": 7, \"quantity\": 4, \"adjacent\": false, \"v\": 1, "
+    "\"event_id\": 3, \"sent_ms\": 1795826032073}",
+    " \t\r\n{ \"v\" : 1 , \"type\" : \"intent\" , \"event_id\" : 1 , \"sent_ms\" : 0 , "
+    "\"user_id\" : 1 , \"quantity\" : 1 , \"adjacent\" : true } \n",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":\"\",\"max_price_cents\":0}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":\"Floor A\",\"max_price_cents\":15000}",
+    /* escapes, non-ASCII and control characters in strings */
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":\"Balc\xc3\xb3n\"}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":\"A\\\"B\"}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":\"A\\u0000B\"}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":\"A\tB\"}",
+    "{\"v\":1,\"type\":\"in\\u0074ent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"us\\u0065r_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":\"\xff\"}",
+    /* numbers: signs, zeros, fractions, exponents, size */
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":-0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":-5,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":01,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1.0,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1e3,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":999999999999999999,"
+    "\"quantity\":1,\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":9223372036854775807,"
+    "\"quantity\":1,\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":9223372036854775808,"
+    "\"quantity\":1,\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":99999999999999999999999,"
+    "\"quantity\":1,\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":0,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":11,"
+    "\"adjacent\":true}",
+    /* shapes: missing, duplicate, unknown, null, nested, trailing */
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"adjacent\":false}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"x\":1}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":null}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,\"section\":{}}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true} x",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true,}",
+    "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":truex}",
+    "{\"v\":2,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+    "\"adjacent\":true}",
+    "{\"v\":1,\"type\":\"event_status\",\"event_id\":1,\"sent_ms\":0,\"status\":\"paused\"}",
+    "{}",
+    "[]",
+    "",
+    "{",
+    "{\"v\"",
+};
+
+START_TEST(fast_path_agrees_with_jansson)
+{
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++)
+        agree_str(edges[i]);
+    /* Sections of 64 and 65 characters (the limit). */
+    char sec[70], rec[256];
+    memset(sec, 'S', sizeof sec);
+    for (int n = 63; n <= 66; n++) {
+        snprintf(rec, sizeof rec,
+                 "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
+                 "\"quantity\":1,\"adjacent\":true,\"section\":\"%.*s\"}",
+                 n, sec);
+        agree_str(rec);
+    }
+    /* Every encoded join, then every truncation of it and every byte of it
+     * replaced by characters that matter to a JSON reader. */
+    q_msg m = sample_intent();
+    char *buf;
+    size_t len;
+    ck_assert_int_eq(q_msg_encode(&m, &buf, &len), 0);
+    agree(buf, len);
+    static const char subst[] = "\"\\{}[],:0 -.e9tnx\x80";
+    char *mut = malloc(len + 1);
+    ck_assert_ptr_nonnull(mut);
+    for (size_t cut = 0; cut < len; cut++)
+        agree(buf, cut);
+    for (size_t at = 0; at < len; at++) {
+        for (size_t k = 0; k < sizeof subst - 1; k++) {
+            memcpy(mut, buf, len);
+            mut[at] = subst[k];
+            agree(mut, len);
+        }
+    }
+    free(mut);
+    free(buf);
+}
+END_TEST
+
+/* jansson's allocator refuses everything: only a decode that never calls
+ * jansson still works. */
+static void *no_alloc(size_t n)
+{
+    (void)n;
+    return NULL;
+}
+
+static void no_free(void *p)
+{
+    free(p);
+}
+
+START_TEST(join_decode_allocates_nothing)
+{
+    char *buf;
+    size_t len;
+    q_msg in = sample_intent(), out;
+    ck_assert_int_eq(q_msg_encode(&in, &buf, &len), 0);
+    json_malloc_t old_malloc;
+    json_free_t old_free;
+    json_get_alloc_funcs(&old_malloc, &old_free);
+    json_set_alloc_funcs(no_alloc, no_free);
+    char why[160] = "";
+    int rc = q_msg_decode(buf, len, &out, why, sizeof why);
+    /* Any other record still goes through jansson (and fails here). */
+    const char *st = "{\"v\":1,\"type\":\"event_status\",\"event_id\":1,\"sent_ms\":0,"
+                     "\"status\":\"paused\"}";
+    int rc_status = q_msg_decode(st, strlen(st), &out, NULL, 0);
+    json_set_alloc_funcs(old_malloc, old_free);
+    ck_assert_msg(rc == 0, "a join needed jansson: %s", why);
+    ck_assert_int_eq(rc_status, ONS_EPARSE);
+    ck_assert_int_eq(q_msg_decode(buf, len, &out, NULL, 0), 0);
+    ck_assert_int_eq(out.user_id, in.user_id);
+    ck_assert_str_eq(out.section, in.section);
+    free(buf);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -262,6 +458,8 @@ int main(void)
         {"checkout_payment_ticket_roundtrip", checkout_payment_ticket_roundtrip},
         {"checkout_payment_ticket_rejections", checkout_payment_ticket_rejections},
         {"topic_of_each_type", topic_of_each_type},
+        {"fast_path_agrees_with_jansson", fast_path_agrees_with_jansson},
+        {"join_decode_allocates_nothing", join_decode_allocates_nothing},
     };
     return ons_check_run("msg", cases, sizeof cases / sizeof *cases, 60);
 }
