@@ -1,4 +1,4 @@
--- 0011_drain_fk.sql - the intents' and reservations' set-based event check
+-- 0012_drain_fk.sql - the intents' and reservations' set-based event check
 -- (0002) in one pass over the statement's rows (issue 12, worker drain).
 --
 -- 0002's onsale_ref_events counted the distinct event ids of the new rows
