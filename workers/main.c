@@ -24,6 +24,7 @@
 #include "common/auth.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/signals.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/opts.h"
@@ -618,16 +619,6 @@ static void name_owner(worker *w)
                      w->o.hold_seconds_override);
 }
 
-static void on_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 /* Joins the consumer group (the rebalance callbacks claim partitions). */
 static int start_consumer(worker *w)
 {
@@ -703,7 +694,7 @@ int main(int argc, char **argv)
     if (prc)
         return ons_opts_exit(prc);
     name_owner(&w);
-    on_signals();
+    ons_signals_stop_on(on_signal);
     int code = 1;
     if (start(&w, &httpd) == 0) {
         ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
