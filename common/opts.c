@@ -49,6 +49,22 @@ static int enum_has(const char *choices, const char *value)
     return 0;
 }
 
+/* An enum's choices "a|b|c" as "a, b, c" into buf (cap bytes). */
+static const char *enum_list(const char *choices, char *buf, size_t cap)
+{
+    size_t i = 0;
+    for (const char *c = choices; *c && i + 3 < cap; c++) {
+        if (*c == '|') {
+            buf[i++] = ',';
+            buf[i++] = ' ';
+        } else {
+            buf[i++] = *c;
+        }
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
 /* The default of option o as text into buf: def, or an enum's first choice. */
 static const char *default_of(const ons_opt *o, char *buf, size_t cap)
 {
@@ -117,17 +133,8 @@ static int set_one(const ons_opt *o, void *dst, const char *value, char *errbuf,
     case ONS_OPT_ENUM:
         if (!enum_has(o->def, value)) {
             char list[256];
-            size_t i = 0;
-            for (const char *c = o->def; *c && i + 3 < sizeof list; c++) {
-                if (*c == '|') {
-                    list[i++] = ',';
-                    list[i++] = ' ';
-                } else {
-                    list[i++] = *c;
-                }
-            }
-            list[i] = '\0';
-            snprintf(errbuf, errlen, "option %s: '%s' is not one of %s", o->name, value, list);
+            snprintf(errbuf, errlen, "option %s: '%s' is not one of %s", o->name, value,
+                     enum_list(o->def, list, sizeof list));
             return ONS_EINVAL;
         }
         return store_str(field, value);
