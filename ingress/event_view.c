@@ -332,8 +332,8 @@ static int build(ing_worker *w, const ing_views *views, int64_t event_id, int64_
         /* The crowd as the owner last published it; a count from
          * PostgreSQL knows neither (waiting -1, holds_active 0). */
         int64_t crowd = (st.waiting > 0 ? st.waiting : 0) + st.holds_active;
-        json_t *body = view_json(event_id, v, &st, list, status,
-                                 ing_view_refresh_ms(&views->refresh, crowd));
+        json_t *body =
+            view_json(event_id, v, &st, list, status, ing_view_refresh_ms(&views->refresh, crowd));
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
         rc = text && (*out = body_new(text)) != NULL ? 0 : ONS_ENOMEM;

@@ -12,7 +12,7 @@ static const ing_view_refresh cfg = {.min_ms = 5000, .max_ms = 60000, .views_per
 START_TEST(quiet_event_refreshes_at_the_floor)
 {
     ck_assert_int_eq(ing_view_refresh_ms(&cfg, 0), 5000);
-    ck_assert_int_eq(ing_view_refresh_ms(&cfg, -1), 5000); /* unknown crowd */
+    ck_assert_int_eq(ing_view_refresh_ms(&cfg, -1), 5000);    /* unknown crowd */
     ck_assert_int_eq(ing_view_refresh_ms(&cfg, 10000), 5000); /* 2,000 views/s at 5 s */
 }
 END_TEST
@@ -28,8 +28,8 @@ START_TEST(crowd_is_spread_to_the_budget)
         int64_t ms = ing_view_refresh_ms(&cfg, crowd);
         ck_assert_int_eq(ms % 1000, 0);
         ck_assert(ms >= cfg.min_ms && ms <= cfg.max_ms);
-        ck_assert_msg(crowd * 1000 <= ms * cfg.views_per_s, "crowd %lld: %lld ms",
-                      (long long)crowd, (long long)ms);
+        ck_assert_msg(crowd * 1000 <= ms * cfg.views_per_s, "crowd %lld: %lld ms", (long long)crowd,
+                      (long long)ms);
     }
 }
 END_TEST

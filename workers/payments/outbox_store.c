@@ -132,15 +132,14 @@ int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n)
     if (!c)
         return ONS_EUNAVAIL;
     /* One commit for the batch: n statements, one WAL flush. */
-    int rc = n > 1 ? ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish begin", "BEGIN", 0, NULL, NULL)
-                   : 0;
+    int rc =
+        n > 1 ? ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish begin", "BEGIN", 0, NULL, NULL) : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = finish_one(c, done[i].row, done[i].ans);
     if (n > 1 && rc == 0)
         rc = ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish commit", "COMMIT", 0, NULL, NULL);
     if (rc && n > 1 && PQtransactionStatus(c) != PQTRANS_IDLE)
-        (void)ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish rollback", "ROLLBACK", 0, NULL,
-                          NULL);
+        (void)ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish rollback", "ROLLBACK", 0, NULL, NULL);
     if (rc)
         ons_pg_check(pg);
     return rc;

@@ -354,8 +354,8 @@ static void relay_batch(pay_relay *r, const pay_outbox_ops *ob, void *conn, cons
             continue;
         const pay_row *w = &rows[i];
         LOG_ROW(ONS_LOG_INFO, &b->ids[i], "%s %s attempt %" PRId64 ": %s%s%s",
-                w->is_refund ? "refund" : "charge", w->key, w->attempts,
-                class_names[b->ans[i].cls], b->ans[i].charge[0] ? " " : "", b->ans[i].charge);
+                w->is_refund ? "refund" : "charge", w->key, w->attempts, class_names[b->ans[i].cls],
+                b->ans[i].charge[0] ? " " : "", b->ans[i].charge);
         b->done[ndone++] = (pay_done){w, &b->ans[i]};
     }
     if (ndone && ob->finish(conn, b->done, ndone) != 0)
@@ -368,7 +368,7 @@ static void relay_batch(pay_relay *r, const pay_outbox_ops *ob, void *conn, cons
 void pay_relay_rows(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *rows,
                     size_t n, unsigned *seed)
 {
-    batch b = {calloc(n, sizeof *b.ans), calloc(n, sizeof *b.ids),  calloc(n, sizeof *b.msgs),
+    batch b = {calloc(n, sizeof *b.ans),   calloc(n, sizeof *b.ids), calloc(n, sizeof *b.msgs),
                calloc(n, sizeof *b.which), calloc(n, sizeof *b.rcs), calloc(n, sizeof *b.final),
                calloc(n, sizeof *b.done)};
     if (b.ans && b.ids && b.msgs && b.which && b.rcs && b.final && b.done) {
