@@ -183,6 +183,14 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
     }
 }
 
+void ing_req_submit_batch(ing_req *r, ing_batcher *b)
+{
+    ing_server *s = r->srv;
+    ons_httpd_live_add(&s->live, &r->pend);
+    if (ing_batcher_submit(b, r) != 0)
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
+}
+
 /* ---- routing -------------------------------------------------------------------- */
 
 /* The route of r's method and path (r->params filled), or NULL when r was
