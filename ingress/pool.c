@@ -100,6 +100,9 @@ static void *run(void *arg)
     ing_pool *p = sr->pool;
     ing_worker *w = sr->w;
     free(sr);
+    char name[16]; /* profiles and top -H tell the threads apart */
+    snprintf(name, sizeof name, "ing:job%d", w->index);
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head && !p->closing)
@@ -248,6 +251,7 @@ struct ing_batcher {
 static void *batcher_main(void *arg)
 {
     ing_batcher *b = arg;
+    pthread_setname_np(pthread_self(), "ing:batcher");
     for (;;) {
         pthread_mutex_lock(&b->mu);
         while (!b->count && !b->closing)
