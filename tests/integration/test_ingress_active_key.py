@@ -39,7 +39,8 @@ def locked_out_after_rejected_joins(unchecked, keyed=True):
     with Stack(partitions=2) as st:
         st.start_worker()
         base = st.start_ingress(debug_finisher_delay_ms=1500,
-                                debug_active_unchecked="true" if unchecked else "false")
+                                debug_active_unchecked="true" if unchecked else "false",
+                                join_round_max=0 if keyed else 256)
         c = KeepAliveClient(int(base.rsplit(":", 1)[1]))
         ev = st.create_event(sections=[("A", 1, 10, 5000)])
         tokens = {u: st.token(u, "fan") for u in range(1, FANS + 1)}
