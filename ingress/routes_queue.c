@@ -6,12 +6,11 @@
  *
  * A join runs: validate (nng thread) → sale state (cached) and the claim of
  * one active intent per user and event with its rate limit, on the claimer
- * thread together with the claims of every join queued meanwhile: one
- * pipelined Redis round trip per round (ing_join_claim_round; a join with
- * an Idempotency-Key, a proof of work to spend or a key to take over runs
- * one at a time on a job thread) → produce (Kafka; a round's records reach
- * librdkafka together) → on the delivery report: public id from
- * partition+offset, active key, idempotency record, 202 (the finisher
+ * thread (join.round_max > 0; else one at a time on a job thread) together with the claims of every
+ * join queued meanwhile: one pipelined Redis round trip per round (ing_join_claim_round; a join
+ * with an Idempotency-Key, a proof of work to spend or a key to take over runs one at a time on a
+ * job thread) → produce (Kafka; a round's records reach librdkafka together) → on the delivery
+ * report: public id from partition+offset, active key, idempotency record, 202 (the finisher
  * thread, batched likewise). A queued poll is answered on the nng thread from
  * the cursor cache alone; a served one reads the result from Redis, else
  * PostgreSQL.
