@@ -11,11 +11,28 @@ measured load), runs wrk -t1 -c8 for 6 s of joins (a fresh fan each), then
 stops the worker and runs 6 s of queued polls over 300 intents, and prints
 total instructions / answered requests for each.
 
-Usage: bench/ingress_cost.py BIN_DIR LABEL   (e.g. build/bin head)
+With --proc instead: ingress runs natively and the figures are its CPU
+time (utime + stime, /proc/PID/stat) and context switches (voluntary +
+involuntary over its threads, /proc/PID/task/*/status) per answered
+request, with wrk -t2 -cCONNS for --duration seconds, and joins/s and
+polls/s; --record adds `perf record -g` of the ingress during the joins
+(bench/tmp/cost/LABEL/join.perf.data). The CPU per request depends far less
+on the rest of a shared box than the rate does; alternate binaries in one
+session to compare them.
+
+Usage: bench/ingress_cost.py BIN_DIR LABEL [--proc [--conns 64] [--duration 5] [--record]]
+                             [ingress_key=value ...]   (e.g. build/bin head join_round_max=0)
 Output files under bench/tmp/cost/LABEL.
 """
-import os, re, subprocess, sys, time, glob
-REAL = os.path.abspath(sys.argv[1]); label = sys.argv[2]
+import argparse, os, re, subprocess, sys, time, glob
+ap = argparse.ArgumentParser()
+ap.add_argument("bin"); ap.add_argument("label")
+ap.add_argument("--proc", action="store_true", help="native run: CPU and context switches per request")
+ap.add_argument("--conns", type=int, default=64); ap.add_argument("--duration", type=int, default=5)
+ap.add_argument("--record", action="store_true", help="with --proc: perf record -g during the joins")
+ap.add_argument("extra", nargs="*", help="ingress overrides key=value")
+A = ap.parse_intermixed_args()
+REAL = os.path.abspath(A.bin); label = A.label
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 cg = f"{ROOT}/bench/tmp/cost/{label}-bin"; out = f"{ROOT}/bench/tmp/cost/{label}"
 os.makedirs(cg, exist_ok=True); os.makedirs(out, exist_ok=True)
@@ -23,7 +40,7 @@ for f in glob.glob(out + "/*"): os.remove(f)
 for b in os.listdir(REAL):
     dst = os.path.join(cg, b)
     if os.path.lexists(dst): os.remove(dst)
-    if b == "onsale-ingress":
+    if b == "onsale-ingress" and not A.proc:
         open(dst, "w").write("#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
                              f"--callgrind-out-file={out}/cg.%p {os.path.join(REAL, b)} \"$@\"\n")
         os.chmod(dst, 0o755)
@@ -39,7 +56,11 @@ def lua(tag, lines, method, body):
     s = f"""
 local reqs = {{}}
 local i = 0
-function init(args) for line in io.lines("{data}") do local p, t = line:match("^(%S+) (%S+)$"); reqs[#reqs+1] = {{p, t}} end end
+local counter = 0
+function setup(thread) thread:set("tid", counter); counter = counter + 1 end
+-- each wrk thread starts its own share of the list: no two ask for one fan at once
+function init(args) for line in io.lines("{data}") do local p, t = line:match("^(%S+) (%S+)$"); reqs[#reqs+1] = {{p, t}} end
+  i = (tid or 0) * math.floor(#reqs / 2) end
 function request() i = i + 1; local r = reqs[(i % #reqs) + 1]
   return wrk.format("{method}", r[1], {{["Authorization"] = "Bearer " .. r[2], ["Content-Type"] = "application/json"}}, {body}) end
 """
@@ -63,11 +84,88 @@ def measure(st, pid, script, secs):
     non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", o)
     return tot, n, non.group(1) if non else "0"
 
+def proc_counts(pid):
+    """(CPU seconds, context switches, {thread name: CPU seconds}) of
+    process pid so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    cpu = (int(f[11]) + int(f[12])) / tick
+    cs, by = 0, {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            raw = open(f"/proc/{pid}/task/{t}/stat").read()
+            name = raw[raw.index("(") + 1:raw.rindex(")")]
+            g = raw[raw.rindex(")") + 2:].split()
+            by[name] = by.get(name, 0) + (int(g[11]) + int(g[12])) / tick
+            for line in open(f"/proc/{pid}/task/{t}/status"):
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    cs += int(line.split()[1])
+        except OSError:
+            pass
+    return cpu, cs, by
+
+
+def measure_proc(st, pid, script, secs, tag):
+    rec = None
+    if A.record and tag == "join":
+        rec = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o",
+                                f"{out}/join.perf.data"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+    c0, s0, b0 = proc_counts(pid)
+    o = subprocess.run(["wrk", "-t2", f"-c{A.conns}", f"-d{secs}s", "-s", script,
+                        f"http://127.0.0.1:{st.ingress_port}"], capture_output=True, text=True).stdout
+    c1, s1, b1 = proc_counts(pid)
+    if rec:
+        rec.send_signal(2); rec.wait()
+    n = int(re.search(r"(\d+) requests in", o).group(1))
+    non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", o)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", o).group(1))
+    ok = n - (int(non.group(1)) if non else 0)
+    load = open("/proc/loadavg").read().split()[0]
+    print(f"{label} {tag}: {ok} answered 2xx of {n} ({rps:.0f} req/s), "
+          f"{(c1 - c0) / max(ok, 1) * 1e6:.1f} us CPU and {(s1 - s0) / max(ok, 1):.2f} "
+          f"context switches per request, load {load}", flush=True)
+    # what the non-2xx answers were (the route's counters by status)
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{st.ingress_port}/metrics", timeout=10).read().decode()
+    odd = [l for l in text.splitlines() if l.startswith("onsale_ingress_requests_total{")
+           and not re.search(r'status="2\d\d"', l) and not l.endswith(" 0")]
+    if odd:
+        print(f"{label} {tag} non-2xx so far: " + "; ".join(odd), flush=True)
+    split = sorted(((b1.get(k, 0) - b0.get(k, 0), k) for k in b1), reverse=True)
+    print(f"{label} {tag} CPU us per request by thread: " +
+          ", ".join(f"{k} {v / max(ok, 1) * 1e6:.1f}" for v, k in split if v > 0), flush=True)
+
+
+def ingress_overrides():
+    o = dict(pool_threads=4, ratelimit_poll_user_per_min=6000000, ratelimit_poll_user_burst=1000000)
+    o.update(kv.split("=", 1) for kv in A.extra)
+    return o
+
+
 with harness.Stack(partitions=4) as st:
     ev = st.create_event(sections=[("A", 1000, 1000, 5000)], max_per_user=1)
     st.start_worker()
-    st.start_ingress(pool_threads=4, ratelimit_poll_user_per_min=6000000, ratelimit_poll_user_burst=1000000)
+    st.start_ingress(**ingress_overrides())
     pid = [p for p in st.procs if p.name == "ingress"][-1].pid
+    if A.proc:
+        now = int(time.time())
+        toks = [(f"/v1/events/{ev}/intents", harness.make_token(100000 + u, "fan", st.secret, exp=now + 7200))
+                for u in range(120000)]
+        # warm-up (connections, caches, the producer's metadata) on fans of their own
+        subprocess.run(["wrk", "-t2", "-c8", "-d1s", "-s", lua("warm", toks[:20000], "POST", '\'{"quantity":1}\''),
+                        f"http://127.0.0.1:{st.ingress_port}"], capture_output=True)
+        measure_proc(st, pid, lua("join", toks[20000:], "POST", '\'{"quantity":1}\''), A.duration, "join")
+        for p in st.procs:
+            if p.name == "worker": p.stop()
+        polls = []
+        for u in range(300):
+            tok = harness.make_token(9_000_000 + u, "fan", st.secret, exp=now + 7200)
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=tok)
+            if s == 202: polls.append((f"/v1/intents/{b['intent_id']}", tok))
+        measure_proc(st, pid, lua("poll", polls, "GET", "nil"), A.duration, "poll")
+        sys.exit(0)
     # the wrapper execs valgrind, so this pid is the instrumented ingress
     now = int(time.time())
     toks = [(f"/v1/events/{ev}/intents", harness.make_token(100000 + u, "fan", st.secret, exp=now + 7200)) for u in range(20000)]

@@ -23,6 +23,7 @@ typedef struct ing_seqmap ing_seqmap;
 typedef struct ing_monitor ing_monitor;
 typedef struct ing_server ing_server;
 typedef struct ing_finisher ing_finisher;
+typedef struct ing_batcher ing_batcher;
 typedef struct ing_accounts ing_accounts;
 typedef struct ing_ratelimit ing_ratelimit;
 typedef struct ing_log_reader ing_log_reader;
@@ -53,6 +54,7 @@ typedef struct ing_opts {
     long long kafka_linger_ms;
     long long kafka_max_inflight;
     long long debug_join_delay_ms;     /* test only */
+    long long join_round_max;          /* joins per claimer round; 0: no claimer */
     long long debug_finisher_delay_ms; /* test only */
     int debug_active_unchecked;        /* test only */
     char *debug_unknown_outcome;       /* test only: "join", "checkout" */
@@ -139,6 +141,7 @@ typedef struct ing_app {
     ons_auth_cache *auth_cache;
     ing_pool *pool;
     ing_finisher *finisher;
+    ing_batcher *claimer; /* joins' active-key claims, pipelined (routes_queue.c); NULL: off */
     q_producer *producer;
     ing_cursors *cursors;
     ing_events *events;
@@ -153,6 +156,8 @@ typedef struct ing_app {
     /* Hot-path metric handles, looked up once at start. */
     ons_counter *produce_errors;
     ons_counter *produced;
+    ons_counter *join_claim_rounds; /* claims / rounds = joins per Redis round trip */
+    ons_counter *join_claims;
     ons_counter *cancelled_requests;
     ons_gauge *inflight;
 } ing_app;

@@ -20,6 +20,7 @@
 #include "ingress/ratelimit.h"
 #include "ingress/client_addr.h"
 #include "ingress/replica.h"
+#include "ingress/routes.h"
 #include "ingress/server.h"
 #include "ingress/ticket_code.h"
 
@@ -64,7 +65,13 @@ const ons_opt ing_opt_table[] = {
     OPT("pool.threads", ONS_OPT_INT, pool_threads, 1, 256, "4",
         "job threads (each owns one PostgreSQL and one Redis connection)"),
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
-        "jobs waiting for a thread before requests get 503"),
+        "jobs waiting for a thread before requests get 503; also the joins waiting for the "
+        "join claimer"),
+    OPT("join.round_max", ONS_OPT_INT, join_round_max, 0, ING_JOIN_ROUND_MAX, "0",
+        "joins without an Idempotency-Key whose active-key claims share one pipelined Redis round "
+        "trip on the join claimer thread (0: no claimer, each join claims alone on a job thread; "
+        "off by default until a shutdown under join load is leak-free under LSan with it, "
+        "bench/NOTES.md)"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers"),
     OPT("kafka.security_protocol", ONS_OPT_ENUM, kafka_security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
@@ -307,6 +314,11 @@ static int start_metrics(ing_app *app)
                                               "Records Kafka did not take.", "");
     app->produced = ons_metrics_counter(app->metrics, "onsale_ingress_produced_total",
                                         "Records acknowledged by Kafka.", "");
+    app->join_claim_rounds =
+        ons_metrics_counter(app->metrics, "onsale_ingress_join_claim_rounds_total",
+                            "Pipelined Redis round trips of the join claimer.", "");
+    app->join_claims = ons_metrics_counter(app->metrics, "onsale_ingress_join_claims_total",
+                                           "Active-key claims sent by the join claimer.", "");
     app->cancelled_requests =
         ons_metrics_counter(app->metrics, "onsale_ingress_cancelled_requests_total",
                             "Requests whose client left before the reply.", "");
@@ -351,6 +363,9 @@ static int start_modules(ing_app *app)
                           (int)app->o.pg_statement_timeout_ms, redis};
     int rc;
     if ((rc = ing_pool_new(&pool, &app->pool)) || (rc = ing_finisher_new(app, &redis)) ||
+        (app->o.join_round_max > 0 &&
+         (rc = ing_batcher_new(&pool, "ingress join claimer", ing_join_claim_round, app,
+                               (size_t)app->o.join_round_max, &app->claimer))) ||
         (rc = ing_cursors_new(app->partitions, &redis, app->o.pg_dsn, (int)app->o.status_refresh_ms,
                               &app->cursors)) ||
         (rc = ing_events_new((int)app->o.event_cache_ms, 4096, &app->events)) ||
@@ -387,8 +402,10 @@ static int start(ing_app *app)
 
 /* Tears down in dependency order: no new requests, no background readers
  * of the producer; close the producer (its last completions run into the
- * finisher and the job threads, so both are still up); stop the finisher
- * and the job threads (a queued job that sends now gets ONS_ECLOSED from the
+ * finisher and the job threads, so both are still up); stop the join
+ * claimer (its last joins find the producer closed: 503; it hands joins on
+ * to the job threads, so they are still up), the finisher and the job
+ * threads (a queued job that sends now gets ONS_ECLOSED from the
  * closed producer, not freed memory); only then free the producer and what
  * the threads used. */
 static void stop(ing_app *app)
@@ -396,6 +413,7 @@ static void stop(ing_app *app)
     ing_server_stop(app->server);
     ing_monitor_stop(app->monitor);
     q_producer_close(app->producer, 2000);
+    ing_batcher_free(app->claimer);
     ing_finisher_free(app);
     ing_pool_free(app->pool);
     ing_monitor_free(app->monitor); /* job threads read its health until now */

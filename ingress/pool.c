@@ -30,16 +30,24 @@ struct ing_pool {
     char *pg_dsn;
 };
 
-int ing_worker_init(ing_worker *w, int index, const char *dsn, int statement_timeout_ms)
+/* w's PostgreSQL side, named in log lines as name. */
+static int worker_init_named(ing_worker *w, int index, const char *name, const char *dsn,
+                             int statement_timeout_ms)
 {
-    char name[32];
-    snprintf(name, sizeof name, "ingress job thread %d", index);
     ons_pg_opts o;
-    ons_pg_opts_default(&o, dsn, index >= 0 ? name : "ingress finisher");
+    ons_pg_opts_default(&o, dsn, name);
     o.statement_timeout_ms = statement_timeout_ms;
     o.backoff_min_ms = o.backoff_max_ms = ING_PG_RETRY_MS;
     w->index = index;
     return ons_pg_init(&w->pg, &o);
+}
+
+int ing_worker_init(ing_worker *w, int index, const char *dsn, int statement_timeout_ms)
+{
+    char name[32];
+    snprintf(name, sizeof name, "ingress job thread %d", index);
+    return worker_init_named(w, index, index >= 0 ? name : "ingress finisher", dsn,
+                             statement_timeout_ms);
 }
 
 void ing_worker_fini(ing_worker *w)
@@ -92,6 +100,9 @@ static void *run(void *arg)
     ing_pool *p = sr->pool;
     ing_worker *w = sr->w;
     free(sr);
+    char name[16]; /* profiles and top -H tell the threads apart */
+    snprintf(name, sizeof name, "ing:job%d", w->index);
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head && !p->closing)
@@ -217,4 +228,121 @@ int ing_pool_depth(ing_pool *p)
     int d = p->depth;
     pthread_mutex_unlock(&p->mu);
     return d;
+}
+
+/* ---- batch thread --------------------------------------------------------- */
+
+struct ing_batcher {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void **ring;  /* cap slots: the items waiting */
+    void **batch; /* max_batch slots: the round being run */
+    size_t cap, head, count;
+    size_t max_batch;
+    int closing;
+    int started;
+    int worker_ready; /* w holds a PostgreSQL setup and a status store to free */
+    pthread_t thread;
+    ing_batch_run_fn fn;
+    void *arg;
+    ing_worker w;
+};
+
+static void *batcher_main(void *arg)
+{
+    ing_batcher *b = arg;
+    pthread_setname_np(pthread_self(), "ing:batcher");
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->count && !b->closing)
+            pthread_cond_wait(&b->cv, &b->mu);
+        size_t n = 0;
+        while (b->count && n < b->max_batch) {
+            b->batch[n++] = b->ring[b->head];
+            b->head = (b->head + 1) % b->cap;
+            b->count--;
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (n == 0)
+            break; /* closing and drained */
+        b->fn(&b->w, b->arg, b->batch, n);
+    }
+    return NULL;
+}
+
+int ing_batcher_new(const ing_pool_opts *o, const char *name, ing_batch_run_fn fn, void *arg,
+                    size_t max_batch, ing_batcher **out)
+{
+    if (o->queue_depth < 1 || !o->pg_dsn || !fn || max_batch < 1)
+        return ONS_EINVAL;
+    ing_batcher *b = calloc(1, sizeof *b);
+    if (!b)
+        return ONS_ENOMEM;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->cap = (size_t)o->queue_depth;
+    b->max_batch = max_batch;
+    b->fn = fn;
+    b->arg = arg;
+    b->ring = malloc(b->cap * sizeof *b->ring);
+    b->batch = malloc(max_batch * sizeof *b->batch);
+    if (!b->ring || !b->batch ||
+        worker_init_named(&b->w, -1, name, o->pg_dsn, o->statement_timeout_ms))
+        goto fail;
+    b->worker_ready = 1;
+    if (q_status_new(&o->redis, &b->w.st) || pthread_create(&b->thread, NULL, batcher_main, b))
+        goto fail;
+    b->started = 1;
+    *out = b;
+    return 0;
+fail:
+    ing_batcher_free(b);
+    return ONS_ENOMEM;
+}
+
+int ing_batcher_submit(ing_batcher *b, void *item)
+{
+    pthread_mutex_lock(&b->mu);
+    int rc = 0;
+    if (b->closing)
+        rc = ONS_ECLOSED;
+    else if (b->count >= b->cap)
+        rc = ONS_EFULL;
+    if (rc == 0) {
+        b->ring[(b->head + b->count) % b->cap] = item;
+        /* Only the first item of a round wakes the thread: the rest are
+         * taken with it. */
+        if (b->count++ == 0)
+            pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+int ing_batcher_depth(ing_batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    int d = (int)b->count;
+    pthread_mutex_unlock(&b->mu);
+    return d;
+}
+
+void ing_batcher_free(ing_batcher *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->closing = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    if (b->started)
+        pthread_join(b->thread, NULL);
+    q_status_free(b->w.st);
+    if (b->worker_ready)
+        ing_worker_fini(&b->w);
+    free(b->ring);
+    free(b->batch);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
 }

@@ -88,4 +88,31 @@ PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const ch
 int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
                     int nparams, const char *const *params, PGresult **out);
 
+/* A batch thread: one thread with its own ing_worker (Redis, PostgreSQL)
+ * that takes every item queued since its last round, up to max_batch, and
+ * hands them to fn at once, so their Redis calls can share one pipelined
+ * round trip and their Kafka sends arrive together. Under load a round
+ * gathers what arrived while the previous one ran; idle, an item runs at
+ * once (no added wait). fn must finish or hand on every item. */
+typedef struct ing_batcher ing_batcher;
+typedef void (*ing_batch_run_fn)(ing_worker *w, void *arg, void **items, size_t n);
+
+/* o->queue_depth bounds the items waiting; o->threads is ignored (one
+ * thread); name names its PostgreSQL sessions in logs. Returns 0,
+ * ONS_EINVAL or ONS_ENOMEM. */
+int ing_batcher_new(const ing_pool_opts *o, const char *name, ing_batch_run_fn fn, void *arg,
+                    size_t max_batch, ing_batcher **out);
+
+/* Queues item. Returns 0 (fn will see it exactly once), ONS_EFULL (queue
+ * at its depth) or ONS_ECLOSED; on an error the item stays the caller's.
+ * Any thread. */
+int ing_batcher_submit(ing_batcher *b, void *item);
+
+/* Items waiting (not counting the round being run). */
+int ing_batcher_depth(ing_batcher *b);
+
+/* Stops the thread after the queued items ran, closes its connections and
+ * frees it. NULL is a no-op. */
+void ing_batcher_free(ing_batcher *b);
+
 #endif

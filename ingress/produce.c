@@ -35,6 +35,7 @@ static void *finisher_main(void *arg)
 {
     ing_finisher *f = arg;
     ing_req *rs[ING_FINISH_BATCH];
+    pthread_setname_np(pthread_self(), "ing:finisher");
     for (;;) {
         pthread_mutex_lock(&f->mu);
         while (!f->head && !f->closing)

@@ -14,6 +14,11 @@
 #include "queue/status.h"
 
 void ing_route_join(ing_req *r);
+/* The join claimer's round (an ing_batcher run; arg is the app): items
+ * are joins (ing_req *) without an Idempotency-Key. At most
+ * join.round_max (<= ING_JOIN_ROUND_MAX) claims share a round trip. */
+#define ING_JOIN_ROUND_MAX 256
+void ing_join_claim_round(ing_worker *w, void *arg, void **items, size_t n);
 void ing_route_intent_get(ing_req *r);
 void ing_route_intent_delete(ing_req *r);
 void ing_route_reservation_delete(ing_req *r);

@@ -4,10 +4,14 @@
  * line (DELETE /v1/intents/{id}) and giving back a hold (DELETE
  * /v1/reservations/{id}).
  *
- * A join runs: validate (nng thread) → Idempotency-Key, sale state, one
- * active intent per user and event (job thread) → produce (Kafka) → on the
- * delivery report: public id from partition+offset, active key, idempotency
- * record, 202 (job thread). A queued poll is answered on the nng thread from
+ * A join runs: validate (nng thread) → sale state (cached) and the claim of
+ * one active intent per user and event with its rate limit, on the claimer
+ * thread (join.round_max > 0; else one at a time on a job thread) together with the claims of every
+ * join queued meanwhile: one pipelined Redis round trip per round (ing_join_claim_round; a join
+ * with an Idempotency-Key, a proof of work to spend or a key to take over runs one at a time on a
+ * job thread) → produce (Kafka; a round's records reach librdkafka together) → on the delivery
+ * report: public id from partition+offset, active key, idempotency record, 202 (the finisher
+ * thread, batched likewise). A queued poll is answered on the nng thread from
  * the cursor cache alone; a served one reads the result from Redis, else
  * PostgreSQL.
  */
@@ -224,6 +228,7 @@ typedef struct join_job {
     int64_t draw_at_ms;           /* > 0: a pre-queue join; the draw is at onsale_at */
     char active_claim[40];        /* "pending:<msg.sent_ms>": this join's claim of the active key */
     char own_old[40];             /* a resumed request's earlier claim, "" when none */
+    char existing[64];            /* the key's value when the claimer found it held */
     char pow[ING_POW_HEADER_MAX]; /* the Onsale-PoW header, "" when absent */
 } join_job;
 
@@ -426,32 +431,31 @@ static int may_take_over(ing_req *r, ing_worker *w, const char *existing)
     return intent_state(r, w, seq, state) == 0 && terminal(state);
 }
 
-/* Claims active:<event>:<user> with this join's own "pending:<sent_ms>"
- * token. Returns 0 (claimed) or -1 (replied). A pending claim older than
- * any produce could take is left over from a crashed request and taken
- * over, as is a key that names an intent which has ended. */
-static int claim_active(ing_req *r, ing_worker *w)
+/* Answers a join whose claim was refused: rc ONS_EEXIST (existing holds
+ * the key's value: 409 already_in_queue) or a Redis failure (503). */
+static void claim_refused(ing_req *r, ing_worker *w, int rc, const char *existing)
+{
+    if (rc != ONS_EEXIST) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "The queue store is unavailable.");
+        return;
+    }
+    if (strncmp(existing, "pending", 7) == 0) {
+        ing_fail(r, w, ING_E_ALREADY_IN_QUEUE, NULL);
+        return;
+    }
+    json_t *e = json_pack("{s:s, s:s, s:s}", "code", "already_in_queue", "message",
+                          "You already have an active place in the queue for this event.",
+                          "intent_id", existing);
+    json_t *body = json_pack("{s:o, s:s}", "error", e, "intent_id", existing);
+    ing_idem_reply(r, w, 409, body);
+}
+
+/* The outcome of a claim (rc, existing: the key's value on ONS_EEXIST):
+ * a key that names an intent which has ended is taken over. Returns 0
+ * (claimed) or -1 (replied). */
+static int claim_settle(ing_req *r, ing_worker *w, int rc, const char *existing)
 {
     join_job *j = r->job;
-    int64_t now = ing_now_ms();
-    j->msg.sent_ms = now; /* the worker names the claim by the record's sent_ms */
-    if (j->draw_at_ms > 0 && now >= j->draw_at_ms)
-        j->draw_at_ms = 0; /* the sale opened meanwhile: the worker queues it after the draw */
-    snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
-    int64_t stale = 2 * r->app->o.kafka_produce_timeout_ms + 5000;
-    char existing[64] = "";
-    /* The join's rate limit rides on the claim (one round trip). */
-    q_rate_key keys[Q_RATE_KEYS_MAX];
-    q_rate_out rate;
-    size_t nkeys = ing_ratelimit_keys(r, keys);
-    int rc = q_status_claim_active_rated(w->st, j->msg.event_id, j->msg.user_id, j->active_claim,
-                                         now, stale, j->own_old[0] ? j->own_old : NULL, existing,
-                                         sizeof existing, keys, nkeys, &rate);
-    if (nkeys && (rc == 0 || rc == ONS_EEXIST || rc == ONS_EFULL) &&
-        ing_ratelimit_note(r, keys, &rate)) {
-        ing_failf(r, w, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
-        return -1;
-    }
     if (rc == ONS_EEXIST && strncmp(existing, "pending", 7) != 0 && may_take_over(r, w, existing))
         rc = q_status_replace_active(w->st, j->msg.event_id, j->msg.user_id, existing,
                                      j->active_claim) == 0
@@ -459,20 +463,59 @@ static int claim_active(ing_req *r, ing_worker *w)
                  : ONS_EEXIST;
     if (rc == 0)
         return 0;
-    if (rc != ONS_EEXIST) {
-        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "The queue store is unavailable.");
-        return -1;
-    }
-    if (strncmp(existing, "pending", 7) == 0) {
-        ing_fail(r, w, ING_E_ALREADY_IN_QUEUE, NULL);
-        return -1;
-    }
-    json_t *e = json_pack("{s:s, s:s, s:s}", "code", "already_in_queue", "message",
-                          "You already have an active place in the queue for this event.",
-                          "intent_id", existing);
-    json_t *body = json_pack("{s:o, s:s}", "error", e, "intent_id", existing);
-    ing_idem_reply(r, w, 409, body);
+    claim_refused(r, w, rc, existing);
     return -1;
+}
+
+/* The join's claim token for a claim made at now: the worker names the
+ * claim by the record's sent_ms, so the record carries the same time. */
+static void claim_token(join_job *j, int64_t now)
+{
+    j->msg.sent_ms = now;
+    if (j->draw_at_ms > 0 && now >= j->draw_at_ms)
+        j->draw_at_ms = 0; /* the sale opened meanwhile: the worker queues it after the draw */
+    snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
+}
+
+/* A pending claim older than any produce could take is left over from a
+ * crashed request. */
+static int64_t claim_stale_ms(const ing_app *app)
+{
+    return 2 * app->o.kafka_produce_timeout_ms + 5000;
+}
+
+/* The join's rate limit rode on its claim (rc, rate): 1 when it refused
+ * (replied 429), else 0 (the RateLimit headers are noted on r). */
+static int claim_rate_limited(ing_req *r, ing_worker *w, const q_rate_key *keys, size_t nkeys,
+                              int rc, const q_rate_out *rate)
+{
+    if (nkeys && (rc == 0 || rc == ONS_EEXIST || rc == ONS_EFULL) &&
+        ing_ratelimit_note(r, keys, rate)) {
+        ing_failf(r, w, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
+        return 1;
+    }
+    return 0;
+}
+
+/* Claims active:<event>:<user> with this join's own "pending:<sent_ms>"
+ * token, the join's rate limit checked in the same round trip. Returns 0
+ * (claimed) or -1 (replied). A stale pending claim is taken over, as is a
+ * key that names an intent which has ended. */
+static int claim_active(ing_req *r, ing_worker *w)
+{
+    join_job *j = r->job;
+    int64_t now = ing_now_ms();
+    claim_token(j, now);
+    char existing[64] = "";
+    q_rate_key keys[Q_RATE_KEYS_MAX];
+    q_rate_out rate;
+    size_t nkeys = ing_ratelimit_keys(r, keys);
+    int rc = q_status_claim_active_rated(
+        w->st, j->msg.event_id, j->msg.user_id, j->active_claim, now, claim_stale_ms(r->app),
+        j->own_old[0] ? j->own_old : NULL, existing, sizeof existing, keys, nkeys, &rate);
+    if (claim_rate_limited(r, w, keys, nkeys, rc, &rate))
+        return -1;
+    return claim_settle(r, w, rc, existing);
 }
 
 /* A retry of a join whose earlier attempt's outcome is unknown (u): finds
@@ -526,11 +569,34 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
     return 1;
 }
 
+/* Test only (debug.join_delay_ms): hold the join before it is produced
+ * (shutdown under load). */
+static void debug_join_delay(const ing_app *app)
+{
+    if (app->o.debug_join_delay_ms > 0) {
+        struct timespec ts = {(time_t)(app->o.debug_join_delay_ms / 1000),
+                              (long)(app->o.debug_join_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Sends a claimed join; on a refusal gives the claim back and replies. */
+static void join_produce(ing_req *r, ing_worker *w)
+{
+    join_job *j = r->job;
+    int rc = ing_produce_batched(r, &j->msg, join_delivered_batch);
+    if (rc)
+        join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
+                      "The queue cannot take requests right now; nothing was queued.");
+}
+
+/* A join on a job thread, one at a time: one with an Idempotency-Key
+ * (its record first), or one the claimer handed on (a proof of work to
+ * spend). */
 static void join_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     join_job *j = r->job;
-    ing_app *app = r->app;
     char scope[48];
     snprintf(scope, sizeof scope, "join:%" PRId64, j->msg.event_id);
     ing_idem_unknown u;
@@ -544,16 +610,97 @@ static void join_job_run(ing_worker *w, void *arg)
     if (check_sale(r, w, &ev, j->msg.quantity) ||
         (!resumed && ing_pow_admit(r, w, j->msg.event_id, &ev, j->pow)) || claim_active(r, w))
         return;
-    if (app->o.debug_join_delay_ms > 0) {
-        /* Test only: hold the job (shutdown under load). */
-        struct timespec ts = {(time_t)(app->o.debug_join_delay_ms / 1000),
-                              (long)(app->o.debug_join_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+    debug_join_delay(r->app);
+    join_produce(r, w);
+}
+
+/* A claimer join whose key names an intent (j->existing): the take-over
+ * check may read Redis and PostgreSQL, so it runs here, off the claimer.
+ * Its rate limit was charged with the claim. */
+static void join_takeover_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    join_job *j = r->job;
+    if (claim_settle(r, w, ONS_EEXIST, j->existing))
+        return;
+    join_produce(r, w);
+}
+
+/* Hands a claimer join on to a job thread (bounded by pool.queue_depth:
+ * full, 503 overloaded; nothing was claimed for it). */
+static void join_hand_on(ing_req *r, ing_worker *w, ing_job_fn fn)
+{
+    if (ing_pool_submit(r->app->pool, fn, r, 0))
+        ing_failf(r, w, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
+}
+
+/* The claims of one round, on the claimer's stack. */
+typedef struct claim_round {
+    q_active_claim claims[ING_JOIN_ROUND_MAX];
+    q_rate_key keys[ING_JOIN_ROUND_MAX][Q_RATE_KEYS_MAX];
+    ing_req *rs[ING_JOIN_ROUND_MAX];
+} claim_round;
+
+/* Claims and produces up to ING_JOIN_ROUND_MAX joins: see
+ * ing_join_claim_round. */
+static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_req **items, size_t n)
+{
+    size_t m = 0;
+    int64_t now = ing_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        ing_req *r = items[i];
+        join_job *j = r->job;
+        q_event_state ev;
+        if (ing_event_state(r, w, j->msg.event_id, &ev) || check_sale(r, w, &ev, j->msg.quantity))
+            continue;
+        if (ev.pow_difficulty > 0) {
+            join_hand_on(r, w, join_job_run); /* a proof to spend first: one Redis call */
+            continue;
+        }
+        claim_token(j, now);
+        size_t nk = ing_ratelimit_keys(r, cr->keys[m]);
+        cr->claims[m] = (q_active_claim){.event_id = j->msg.event_id,
+                                         .user_id = j->msg.user_id,
+                                         .token = j->active_claim,
+                                         .rate_keys = cr->keys[m],
+                                         .nrate = nk};
+        cr->rs[m++] = r;
     }
-    rc = ing_produce_batched(r, &j->msg, join_delivered_batch);
-    if (rc)
-        join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
-                      "The queue cannot take requests right now; nothing was queued.");
+    if (m == 0)
+        return;
+    q_status_claim_active_many(w->st, cr->claims, m, now, claim_stale_ms(app));
+    if (app->join_claim_rounds) {
+        ons_counter_add(app->join_claim_rounds, 1);
+        ons_counter_add(app->join_claims, (double)m);
+    }
+    debug_join_delay(app);
+    for (size_t k = 0; k < m; k++) {
+        ing_req *r = cr->rs[k];
+        join_job *j = r->job;
+        const q_active_claim *c = &cr->claims[k];
+        if (claim_rate_limited(r, w, c->rate_keys, c->nrate, c->rc, &c->rate))
+            continue;
+        if (c->rc == 0) {
+            join_produce(r, w);
+        } else if (c->rc == ONS_EEXIST && strncmp(c->current, "pending", 7) != 0 &&
+                   !app->o.debug_active_unchecked) {
+            snprintf(j->existing, sizeof j->existing, "%s", c->current);
+            join_hand_on(r, w, join_takeover_job);
+        } else {
+            claim_refused(r, w, c->rc, c->current);
+        }
+    }
+}
+
+void ing_join_claim_round(ing_worker *w, void *arg, void **items, size_t n)
+{
+    ing_app *app = arg;
+    claim_round cr;
+    size_t max = app->o.join_round_max > 0 ? (size_t)app->o.join_round_max : 1;
+    if (max > ING_JOIN_ROUND_MAX)
+        max = ING_JOIN_ROUND_MAX;
+    for (size_t base = 0; base < n; base += max)
+        claim_round_run(w, app, &cr, (ing_req **)items + base, n - base < max ? n - base : max);
 }
 
 void ing_route_join(ing_req *r)
@@ -585,7 +732,12 @@ void ing_route_join(ing_req *r)
     ing_pow_header(r, j->pow, sizeof j->pow);
     r->job = j;
     r->job_free = free;
-    ing_req_submit(r, join_job_run);
+    /* Joins without an Idempotency-Key share the claimer's pipelined
+     * claims; a key needs its own Redis record first (one at a time). */
+    if (!r->idem[0] && r->app->claimer)
+        ing_req_submit_batch(r, r->app->claimer);
+    else
+        ing_req_submit(r, join_job_run);
 }
 
 /* ---- status poll -------------------------------------------------------------------- */

@@ -30,6 +30,12 @@ struct ing_server {
     ons_httpd_stats *stats;
     ons_httpd_rid rid;
     atomic_int body_reads; /* body reads whose callback has not finished */
+    /* Stopping closes the connections, and nng frees a request's head with
+     * its connection: on_body may read that head (dispatch) only while
+     * stopping is 0, and the stop waits for the dispatches under way
+     * before it closes anything. */
+    atomic_int stopping;
+    atomic_int dispatching;
     int gated;
 };
 
@@ -177,6 +183,14 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
     }
 }
 
+void ing_req_submit_batch(ing_req *r, ing_batcher *b)
+{
+    ing_server *s = r->srv;
+    ons_httpd_live_add(&s->live, &r->pend);
+    if (ing_batcher_submit(b, r) != 0)
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
+}
+
 /* ---- routing -------------------------------------------------------------------- */
 
 /* The route of r's method and path (r->params filled), or NULL when r was
@@ -257,10 +271,18 @@ static void on_body(void *arg)
     ing_req *r = arg;
     ing_server *s = r->srv;
     int rv = nng_aio_result(r->body_aio);
-    if (rv == 0 && nng_aio_count(r->body_aio) == r->raw_len) {
+    int whole = rv == 0 && nng_aio_count(r->body_aio) == r->raw_len;
+    atomic_fetch_add(&s->dispatching, 1);
+    if (whole && !atomic_load(&s->stopping)) {
         r->raw[r->raw_len] = '\0';
         dispatch(s, r, r->hreq);
+        atomic_fetch_sub(&s->dispatching, 1);
+    } else if (whole) {
+        atomic_fetch_sub(&s->dispatching, 1);
+        r->close = 1;
+        ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "The server is shutting down.");
     } else {
+        atomic_fetch_sub(&s->dispatching, 1);
         /* Timed out or the connection went away: nng has closed it, so
          * this reply is only counted (as 408), never delivered. */
         r->close = 1;
@@ -347,6 +369,8 @@ int ing_server_start(ing_app *app, ing_server **out)
         return ONS_ENOMEM;
     }
     atomic_init(&s->body_reads, 0);
+    atomic_init(&s->stopping, 0);
+    atomic_init(&s->dispatching, 0);
     int rc = ons_httpd_listen(app->o.http_bind, app->o.http_port, 0, on_http, s, &s->http);
     if (rc) {
         ing_server_free(s);
@@ -385,6 +409,12 @@ void ing_server_stop(ing_server *s)
 {
     if (!s)
         return;
+    /* No body dispatch may read a request head the close below frees. */
+    atomic_store(&s->stopping, 1);
+    while (atomic_load(&s->dispatching) > 0) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
     ons_httpd_close(&s->http);
     /* Closing the connections aborted the body reads; their callbacks
      * still touch s, so wait for them (bounded: they are already queued). */

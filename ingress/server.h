@@ -118,6 +118,12 @@ void ing_server_free(ing_server *s);
  * (it registers the cancel routine). */
 void ing_req_submit(ing_req *r, ing_job_fn fn);
 
+/* ing_req_submit onto a batch thread (pool.h): r becomes one of the items
+ * its round gets, and must be replied to there (or handed on). No rate
+ * limit wrap: the round charges its own. A full queue replies 503
+ * overloaded. nng threads only. */
+void ing_req_submit_batch(ing_req *r, ing_batcher *b);
+
 /* Replies with status and body (stolen; NULL = no body) and frees r. */
 void ing_reply_json(ing_req *r, int status, json_t *body);
 /* Same with a body that is already JSON text (copied). */

@@ -6,20 +6,51 @@
 
 #include <openssl/crypto.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
 
 static const char *kind_names[] = {"intent", "reservation", "order"};
 
-/* Computes the 8-byte tag of (kind, seq, user) into tag. */
+/* Writes v (>= 0) in decimal at w; returns the end. */
+static char *put_dec(char *w, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *w++ = tmp[--n];
+    return w;
+}
+
+/* Writes the n bytes of b as lower-case hex at w (2n characters). The ids
+ * are written on every join and poll answer: a table, not snprintf. */
+static void put_hex(char *w, const unsigned char *b, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        w[2 * i] = digits[b[i] >> 4];
+        w[2 * i + 1] = digits[b[i] & 15];
+    }
+}
+
+/* Computes the 8-byte tag of (kind, seq, user) into tag: HMAC over
+ * "<kind>:<seq>:<user>" (seq >= 0 and user > 0 by the callers' checks). */
 static int make_tag(const char *secret, enum q_id_kind kind, int64_t seq, int64_t user_id,
                     unsigned char tag[8])
 {
     char msg[96];
-    int len = snprintf(msg, sizeof msg, "%s:%lld:%lld", kind_names[kind], (long long)seq,
-                       (long long)user_id);
+    size_t kl = strlen(kind_names[kind]);
+    memcpy(msg, kind_names[kind], kl);
+    char *w = msg + kl;
+    *w++ = ':';
+    w = put_dec(w, (uint64_t)seq);
+    *w++ = ':';
+    w = put_dec(w, (uint64_t)user_id);
+    size_t len = (size_t)(w - msg);
     unsigned char mac[32];
-    if (ons_hmac_sha256(secret, msg, (size_t)len, mac))
+    if (ons_hmac_sha256(secret, msg, len, mac))
         return ONS_ENOMEM;
     memcpy(tag, mac, 8);
     return 0;
@@ -34,9 +65,12 @@ int q_id_encode(const char *secret, enum q_id_kind kind, int64_t seq, int64_t us
     int rc = make_tag(secret, kind, seq, user_id, tag);
     if (rc)
         return rc;
-    int n = snprintf(out, Q_ID_LEN + 1, "%016llx", (unsigned long long)seq);
+    unsigned char be[8];
     for (int i = 0; i < 8; i++)
-        n += snprintf(out + n, (size_t)(Q_ID_LEN + 1 - n), "%02x", tag[i]);
+        be[i] = (unsigned char)((uint64_t)seq >> (56 - 8 * i));
+    put_hex(out, be, 8);
+    put_hex(out + 16, tag, 8);
+    out[Q_ID_LEN] = '\0';
     return 0;
 }
 

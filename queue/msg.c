@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *type_names[] = {
@@ -111,71 +112,223 @@ static const char *ticket_invalid(const q_msg *m)
     return NULL;
 }
 
-/* Per-type body writers: each adds its fields to o and returns nonzero if
- * any add failed. */
-static int intent_encode(json_t *o, const q_msg *m)
+/* ---- encoding: JSON text written directly ------------------------------------------
+ *
+ * A record is a flat object of integers, booleans and short strings, so it
+ * is written as text without building a jansson tree (the tree and its dump
+ * were about a tenth of a join's instructions in ingress). The output is
+ * what json_dumps(JSON_COMPACT) wrote for the same record: the same key
+ * order and escapes, so the decoder, the schemas and records already in the
+ * log are unaffected (test_msg checks it against jansson). */
+
+/* Every record fits: at most 10 integer fields (20 digits each), three
+ * strings of at most Q_MSG_MAX_PM / Q_MSG_MAX_CHARGE / Q_MSG_MAX_SECTION
+ * bytes, each byte at most 6 escaped, and their keys. */
+#define MSG_TEXT_MAX 2048
+
+typedef struct jbuf {
+    char *p, *end;
+    int bad; /* 1: a string was not valid UTF-8, or the text did not fit */
+} jbuf;
+
+static void put_raw(jbuf *b, const char *s, size_t n)
 {
-    int rc = json_object_set_new(o, "user_id", json_integer(m->user_id));
-    rc |= json_object_set_new(o, "quantity", json_integer(m->quantity));
-    rc |= json_object_set_new(o, "adjacent", json_boolean(m->adjacent));
+    if ((size_t)(b->end - b->p) < n) {
+        b->bad = 1;
+        return;
+    }
+    memcpy(b->p, s, n);
+    b->p += n;
+}
+
+/* ,"key": (no comma before the first key: the envelope writes it). */
+static void put_key(jbuf *b, const char *key)
+{
+    put_raw(b, ",\"", 2);
+    put_raw(b, key, strlen(key));
+    put_raw(b, "\":", 2);
+}
+
+static void put_int(jbuf *b, const char *key, int64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--n] = '-';
+    put_key(b, key);
+    put_raw(b, tmp + n, sizeof tmp - n);
+}
+
+static void put_bool(jbuf *b, const char *key, int v)
+{
+    put_key(b, key);
+    if (v)
+        put_raw(b, "true", 4);
+    else
+        put_raw(b, "false", 5);
+}
+
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0: the
+ * checks jansson makes (no overlong forms, no surrogates, <= U+10FFFF). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A JSON string: '"' and '\' escaped, control characters as \b \f \n \r
+ * \t or \u00XX (jansson's spelling), everything else as is. */
+static void put_str(jbuf *b, const char *key, const char *str)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str);
+    put_key(b, key);
+    put_raw(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        size_t run = i;
+        while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+            run++;
+        put_raw(b, (const char *)s + i, run - i);
+        i = run;
+        if (i == n)
+            break;
+        unsigned c = s[i];
+        if (c >= 0x80) {
+            size_t len = utf8_len(s + i, n - i);
+            if (!len) {
+                b->bad = 1;
+                return;
+            }
+            put_raw(b, (const char *)s + i, len);
+            i += len;
+            continue;
+        }
+        char esc[6] = {'\\', 0};
+        size_t elen = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        put_raw(b, esc, elen);
+        i++;
+    }
+    put_raw(b, "\"", 1);
+}
+
+/* Per-type body writers: each writes its fields after the envelope, in the
+ * order the jansson encoder used. */
+static void intent_encode(jbuf *b, const q_msg *m)
+{
+    put_int(b, "user_id", m->user_id);
+    put_int(b, "quantity", m->quantity);
+    put_bool(b, "adjacent", m->adjacent);
     if (m->section[0])
-        rc |= json_object_set_new(o, "section", json_string(m->section));
+        put_str(b, "section", m->section);
     if (m->max_price_cents > 0)
-        rc |= json_object_set_new(o, "max_price_cents", json_integer(m->max_price_cents));
-    return rc;
+        put_int(b, "max_price_cents", m->max_price_cents);
 }
 
-static int cancel_encode(json_t *o, const q_msg *m)
+static void cancel_encode(jbuf *b, const q_msg *m)
 {
-    int rc = json_object_set_new(o, "user_id", json_integer(m->user_id));
-    rc |= json_object_set_new(
-        o, "kind", json_string(m->cancel_kind == Q_CANCEL_INTENT ? "intent" : "reservation"));
-    rc |= json_object_set_new(o, "target_partition", json_integer(m->target_partition));
-    rc |= json_object_set_new(o, "target_offset", json_integer(m->target_offset));
+    put_int(b, "user_id", m->user_id);
+    put_str(b, "kind", m->cancel_kind == Q_CANCEL_INTENT ? "intent" : "reservation");
+    put_int(b, "target_partition", m->target_partition);
+    put_int(b, "target_offset", m->target_offset);
     if (m->cancel_kind == Q_CANCEL_RESERVATION)
-        rc |= json_object_set_new(o, "reservation_id", json_integer(m->reservation_id));
-    return rc;
+        put_int(b, "reservation_id", m->reservation_id);
 }
 
-static int status_encode(json_t *o, const q_msg *m)
+static void status_encode(jbuf *b, const q_msg *m)
 {
-    return json_object_set_new(o, "status", json_string(m->status));
+    put_str(b, "status", m->status);
 }
 
-static int admission_encode(json_t *o, const q_msg *m)
+static void admission_encode(jbuf *b, const q_msg *m)
 {
-    int rc = json_object_set_new(o, "max_active_holds", json_integer(m->max_active_holds));
-    rc |= json_object_set_new(o, "admissions_per_minute", json_integer(m->admissions_per_minute));
-    return rc;
+    put_int(b, "max_active_holds", m->max_active_holds);
+    put_int(b, "admissions_per_minute", m->admissions_per_minute);
 }
 
-static int checkout_encode(json_t *o, const q_msg *m)
+static void checkout_encode(jbuf *b, const q_msg *m)
 {
-    int rc = json_object_set_new(o, "user_id", json_integer(m->user_id));
-    rc |= json_object_set_new(o, "reservation_id", json_integer(m->reservation_id));
-    rc |= json_object_set_new(o, "payment_method", json_string(m->payment_method));
-    return rc;
+    put_int(b, "user_id", m->user_id);
+    put_int(b, "reservation_id", m->reservation_id);
+    put_str(b, "payment_method", m->payment_method);
 }
 
-static int payres_encode(json_t *o, const q_msg *m)
+static void payres_encode(jbuf *b, const q_msg *m)
 {
-    int rc = json_object_set_new(o, "order_id", json_integer(m->order_id));
-    rc |= json_object_set_new(o, "reservation_id", json_integer(m->reservation_id));
-    rc |= json_object_set_new(o, "outcome", json_string(outcome_names[m->outcome]));
-    rc |= json_object_set_new(o, "amount_cents", json_integer(m->amount_cents));
+    put_int(b, "order_id", m->order_id);
+    put_int(b, "reservation_id", m->reservation_id);
+    put_str(b, "outcome", outcome_names[m->outcome]);
+    put_int(b, "amount_cents", m->amount_cents);
     if (m->charge_id[0])
-        rc |= json_object_set_new(o, "gateway_charge_id", json_string(m->charge_id));
-    return rc;
+        put_str(b, "gateway_charge_id", m->charge_id);
 }
 
-static int ticket_encode(json_t *o, const q_msg *m)
+static void ticket_encode(jbuf *b, const q_msg *m)
 {
-    int rc = json_object_set_new(o, "user_id", json_integer(m->user_id));
-    rc |= json_object_set_new(o, "ticket_id", json_integer(m->ticket_id));
-    rc |= json_object_set_new(o, "kind", json_string(ticket_kind_names[m->ticket_kind]));
+    put_int(b, "user_id", m->user_id);
+    put_int(b, "ticket_id", m->ticket_id);
+    put_str(b, "kind", ticket_kind_names[m->ticket_kind]);
     if (m->ticket_kind == Q_TICKET_TRANSFER)
-        rc |= json_object_set_new(o, "to_user_id", json_integer(m->to_user_id));
-    return rc;
+        put_int(b, "to_user_id", m->to_user_id);
 }
 
 /* Field readers: each returns 0 or ONS_EPARSE with why filled. A missing
@@ -372,7 +525,7 @@ static const char *const ticket_fields[] = {"v",         "type", "event_id",   "
 typedef struct {
     const char *const *fields;
     const char *(*invalid)(const q_msg *m);
-    int (*encode)(json_t *o, const q_msg *m);
+    void (*encode)(jbuf *b, const q_msg *m);
     int (*decode)(json_t *o, q_msg *m, char *why, size_t wl);
 } msg_codec;
 
@@ -401,20 +554,29 @@ static int validate(const q_msg *m, char *why, size_t why_len)
 
 int q_msg_encode(const q_msg *m, char **out, size_t *out_len)
 {
-    char why[128];
+    char why[128], text[MSG_TEXT_MAX];
     if (validate(m, why, sizeof why))
         return ONS_EINVAL;
-    json_t *o = json_pack("{s:i, s:s, s:I, s:I}", "v", Q_MSG_VERSION, "type", type_names[m->type],
-                          "event_id", (json_int_t)m->event_id, "sent_ms", (json_int_t)m->sent_ms);
-    if (!o)
-        return ONS_ENOMEM;
-    int rc = codecs[m->type].encode(o, m);
-    char *s = rc ? NULL : json_dumps(o, JSON_COMPACT);
-    json_decref(o);
+    jbuf b = {text, text + sizeof text, 0};
+    /* the envelope: {"v":1 then type, event_id, sent_ms */
+    put_raw(&b, "{\"v\":", 5);
+    put_raw(&b, "1", 1);
+    _Static_assert(Q_MSG_VERSION == 1, "the envelope writes the version as text");
+    put_str(&b, "type", type_names[m->type]);
+    put_int(&b, "event_id", m->event_id);
+    put_int(&b, "sent_ms", m->sent_ms);
+    codecs[m->type].encode(&b, m);
+    put_raw(&b, "}", 1);
+    if (b.bad)
+        return ONS_EINVAL; /* a string that is not UTF-8 (the schema wants text) */
+    size_t n = (size_t)(b.p - text);
+    char *s = malloc(n + 1);
     if (!s)
         return ONS_ENOMEM;
+    memcpy(s, text, n);
+    s[n] = '\0';
     *out = s;
-    *out_len = strlen(s);
+    *out_len = n;
     return 0;
 }
 

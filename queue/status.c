@@ -577,6 +577,95 @@ int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_ou
     return rc;
 }
 
+/* Appends the claim script of one item (its key, its rate keys, now and
+ * stale as text). 0 or ONS_EREDIS. */
+static int append_claim(q_status *s, const q_active_claim *c, const char *now, const char *stale)
+{
+    enum { MAXV = 3 + 1 + Q_RATE_KEYS_MAX + 4 + 2 * Q_RATE_KEYS_MAX };
+    const char *argv[MAXV];
+    char k[256], nk[2] = {(char)('1' + c->nrate), '\0'}; /* nrate <= Q_RATE_KEYS_MAX */
+    rate_argv b;
+    size_t nr = c->nrate;
+    int argc = 0;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = s->sha[SCRIPT_CLAIM];
+    argv[argc++] = nk;
+    argv[argc++] = active_key(s, k, sizeof k, c->event_id, c->user_id);
+    const char **kv = argv + argc;
+    argc += (int)nr;
+    argv[argc++] = c->token;
+    argv[argc++] = now;
+    argv[argc++] = stale;
+    argv[argc++] = c->own_old ? c->own_old : "";
+    rate_fill(s, &b, c->rate_keys, nr, kv, argv + argc);
+    argc += 2 * (int)nr;
+    return redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+}
+
+/* Reads one claim script's reply into c (rc, current, rate). */
+static void parse_claim(const redisReply *r, q_active_claim *c)
+{
+    const redisReply *res = r;
+    c->rc = ONS_EREDIS;
+    if (c->nrate > 0) {
+        if (rate_parse(r, &c->rate))
+            return;
+        if (c->rate.limited) {
+            c->rc = ONS_EFULL;
+            return;
+        }
+        if (r->elements < 5)
+            return;
+        res = r->element[4];
+    }
+    if (res->type == REDIS_REPLY_INTEGER) {
+        c->rc = 0;
+    } else if (res->type == REDIS_REPLY_STRING) {
+        c->rc = ONS_EEXIST;
+        snprintf(c->current, sizeof c->current, "%s", res->str);
+    }
+}
+
+int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int64_t now_ms,
+                               int64_t stale_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        items[i].rc = ONS_EREDIS;
+        items[i].current[0] = '\0';
+        memset(&items[i].rate, 0, sizeof items[i].rate);
+        items[i].rate.key = -1;
+        if (items[i].nrate > Q_RATE_KEYS_MAX)
+            return ONS_EINVAL;
+    }
+    if (n == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    char now[24], stale[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+    for (size_t i = 0; i < n; i++)
+        if (append_claim(s, &items[i], now, stale))
+            return conn_failed(s, "claim_active");
+    int rc = 0, lost = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, "claim_active"); /* the rest stay ONS_EREDIS */
+        parse_claim(r, &items[i]);
+        if (items[i].rc == ONS_EREDIS)
+            rc = ONS_EREDIS;
+        lost |= noscript(r);
+        freeReplyObject(r);
+    }
+    /* Items whose script ran keep their outcome (a claim that was taken
+     * must be used or given back); a lost script cache drops the
+     * connection so the next call loads the scripts again. */
+    if (lost)
+        conn_failed(s, "claim_active");
+    return rc;
+}
+
 int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, const char *token,
                                 int64_t now_ms, int64_t stale_ms, const char *own_old,
                                 char *current, size_t cap, const q_rate_key *keys, size_t n,
@@ -584,48 +673,18 @@ int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, 
 {
     if (n > Q_RATE_KEYS_MAX)
         return ONS_EINVAL;
-    char k[256], now[24], stale[24];
-    rate_argv b;
-    const char *kv[1 + Q_RATE_KEYS_MAX], *av[4 + 2 * Q_RATE_KEYS_MAX];
-    kv[0] = active_key(s, k, sizeof k, event_id, user_id);
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
-    av[0] = token;
-    av[1] = now;
-    av[2] = stale;
-    av[3] = own_old ? own_old : "";
-    rate_fill(s, &b, keys, n, kv + 1, av + 4);
-    if (rate) {
-        memset(rate, 0, sizeof *rate);
-        rate->key = -1;
-    }
-    redisReply *r = run_script_keys(s, SCRIPT_CLAIM, kv, 1 + (int)n, av, 4 + 2 * (int)n);
-    if (!r)
-        return ONS_EREDIS;
-    int rc = ONS_EREDIS;
-    const redisReply *res = r;
-    if (n > 0) {
-        q_rate_out tmp;
-        if (rate_parse(r, rate ? rate : &tmp))
-            goto out;
-        if (r->element[0]->integer == 1) {
-            rc = ONS_EFULL;
-            goto out;
-        }
-        if (r->elements < 5)
-            goto out;
-        res = r->element[4];
-    }
-    if (res->type == REDIS_REPLY_INTEGER) {
-        rc = 0;
-    } else if (res->type == REDIS_REPLY_STRING) {
-        rc = ONS_EEXIST;
-        if (current && cap)
-            snprintf(current, cap, "%s", res->str);
-    }
-out:
-    freeReplyObject(r);
-    return rc;
+    q_active_claim c = {.event_id = event_id,
+                        .user_id = user_id,
+                        .token = token,
+                        .own_old = own_old,
+                        .rate_keys = keys,
+                        .nrate = n};
+    q_status_claim_active_many(s, &c, 1, now_ms, stale_ms);
+    if (rate)
+        *rate = c.rate;
+    if (c.rc == ONS_EEXIST && current && cap)
+        snprintf(current, cap, "%s", c.current);
+    return c.rc;
 }
 
 int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const char *token,

@@ -131,6 +131,28 @@ int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, 
                                 char *current, size_t cap, const q_rate_key *keys, size_t n,
                                 q_rate_out *rate);
 
+/* One join's claim in q_status_claim_active_many. */
+typedef struct q_active_claim {
+    int64_t event_id;
+    int64_t user_id;
+    const char *token;           /* "pending:<sent_ms>" */
+    const char *own_old;         /* an earlier claim of this same request; NULL: none */
+    const q_rate_key *rate_keys; /* checked first, in the same script (may be NULL) */
+    size_t nrate;                /* <= Q_RATE_KEYS_MAX */
+    int rc;           /* out: 0, ONS_EEXIST (current set), ONS_EFULL (rate refused) or ONS_EREDIS */
+    char current[64]; /* out on ONS_EEXIST: the key's value, truncated */
+    q_rate_out rate;  /* out when nrate > 0 and the script answered */
+} q_active_claim;
+
+/* The claims of n joins in ONE pipelined round trip, each with the rules
+ * of q_status_claim_active_rated (one atomic script per key; Redis runs
+ * them in order, so of two claims of one key in the same call the first
+ * wins and the second sees it). Returns 0, ONS_EINVAL (an item with too
+ * many rate keys: nothing sent) or ONS_EREDIS (Redis failed: every item
+ * without an answer says ONS_EREDIS; items answered keep their outcome). */
+int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int64_t now_ms,
+                               int64_t stale_ms);
+
 /* Compare-and-set: value, only while the key holds expected. Returns 0,
  * ONS_ECONFLICT (it holds something else, or nothing) or ONS_EREDIS. */
 int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,

@@ -1,9 +1,10 @@
 /*
  * reply_stubs.h - ingress/server.c's reply functions in terms of the test's
  * own ing_reply_text and ing_reply_static (declared in ingress/server.h),
- * and the request's release, for test programs that link ingress without
- * its server (tests/fuzz/fuzz_request.c, tests/unit/test_event_routes.c).
- * Include it once; the program defines those two.
+ * the request's release and ing_req_submit's batched twin, for test
+ * programs that link ingress without its server (tests/fuzz/fuzz_request.c,
+ * tests/unit/test_event_routes.c). Include it once; the program defines
+ * those two.
  */
 #ifndef ONSALE_TESTS_REPLY_STUBS_H
 #define ONSALE_TESTS_REPLY_STUBS_H
@@ -42,6 +43,14 @@ void ing_reply_etag(ing_req *r, const char *content_type, const void *data, size
                     const char *etag, const char *const *headers)
 {
     ing_reply_static(r, content_type, data, len, etag, headers);
+}
+
+/* The join claimer is not started in these programs (app.claimer NULL):
+ * a join goes to the test's ing_req_submit either way. */
+void ing_req_submit_batch(ing_req *r, ing_batcher *b)
+{
+    (void)b;
+    ing_req_submit(r, NULL);
 }
 
 #endif

@@ -1,8 +1,9 @@
 """test_ingress_active_key.py - one live place per fan and event, without
 permanent lock-outs (issue 14 items 3 and 5), against the real binaries.
 
-  * Lock-out: many fans join at once, with Idempotency-Keys, a section with
-    no seats; the worker rejects every join. The finisher is slowed down
+  * Lock-out: many fans join at once, with Idempotency-Keys (one at a time
+    on job threads) or without (the join claimer's pipelined claims), a
+    section with no seats; the worker rejects every join. The finisher is slowed down
     (debug.finisher_delay_ms) so the worker's delete of each ended intent's
     active key lands BEFORE the finisher writes the intent id. Every fan
     must be able to join again. The control runs the same race with the
@@ -30,12 +31,16 @@ pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker")
 FANS = 300
 
 
-def locked_out_after_rejected_joins(unchecked):
-    """Runs the race; returns how many fans get 409 on a new join."""
+def locked_out_after_rejected_joins(unchecked, keyed=True):
+    """Runs the race; returns how many fans get 409 on a new join. keyed:
+    with Idempotency-Keys (one join at a time on a job thread), else the
+    joins share the join claimer's pipelined claims (a key naming an ended
+    intent is then taken over on a job thread)."""
     with Stack(partitions=2) as st:
         st.start_worker()
         base = st.start_ingress(debug_finisher_delay_ms=1500,
-                                debug_active_unchecked="true" if unchecked else "false")
+                                debug_active_unchecked="true" if unchecked else "false",
+                                join_round_max=0 if keyed else 256)
         c = KeepAliveClient(int(base.rsplit(":", 1)[1]))
         ev = st.create_event(sections=[("A", 1, 10, 5000)])
         tokens = {u: st.token(u, "fan") for u in range(1, FANS + 1)}
@@ -43,7 +48,7 @@ def locked_out_after_rejected_joins(unchecked):
 
         def join(u, key):
             return c.request("POST", path, {"quantity": 1, "section": "Z"}, tokens[u],
-                             {"Idempotency-Key": key} if key else None)
+                             {"Idempotency-Key": key} if key and keyed else None)
 
         with ThreadPoolExecutor(32) as ex:
             first = list(ex.map(lambda u: join(u, f"first-{u}"), tokens))
@@ -65,13 +70,15 @@ def locked_out_after_rejected_joins(unchecked):
         return len(locked)
 
 
-def test_rejected_joins_never_lock_fans_out():
-    assert locked_out_after_rejected_joins(unchecked=False) == 0
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "batched"])
+def test_rejected_joins_never_lock_fans_out(keyed):
+    assert locked_out_after_rejected_joins(unchecked=False, keyed=keyed) == 0
 
 
-def test_control_without_the_protection_fans_are_locked_out():
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "batched"])
+def test_control_without_the_protection_fans_are_locked_out(keyed):
     """The race is real: the same run with the old unconditional write."""
-    assert locked_out_after_rejected_joins(unchecked=True) > FANS // 2
+    assert locked_out_after_rejected_joins(unchecked=True, keyed=keyed) > FANS // 2
 
 
 def retry_until(st, fn, what, timeout=60):

@@ -160,6 +160,61 @@ START_TEST(active_and_idempotency_keys)
 }
 END_TEST
 
+/* The claims of one claimer round in one pipeline keep the rules of the
+ * single claim: the first claim of a key wins and its twin sees it; a
+ * stale pending claim and a request's own old claim are taken over; a key
+ * that names an intent is not; an item's rate keys refuse that item alone
+ * and charge nothing for it. */
+START_TEST(claims_in_one_pipeline)
+{
+    ck_assert_int_eq(q_status_claim_active(st, 7, 4, "pending:100", 100, 50, NULL, NULL, 0), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 7, 5, "pending:100", 100, 50, NULL, NULL, 0), 0);
+    ck_assert_int_eq(
+        q_status_claim_active(st, 7, 6, "000000000000000c0123456789abcdef", 100, 50, NULL, NULL, 0),
+        0);
+    /* user 8's bucket: one request a minute, burst 1, spent by this check */
+    q_rate_key rk[] = {{"rl:join:u:8", 60000, 1}};
+    q_rate_out ro;
+    ck_assert_int_eq(q_status_rate_check(st, rk, 1, &ro), 0);
+    ck_assert_int_eq(ro.limited, 0);
+    q_rate_key rk9[] = {{"rl:join:u:9", 60000, 1}};
+    q_active_claim c[] = {
+        {.event_id = 7, .user_id = 1, .token = "pending:200"},
+        {.event_id = 7, .user_id = 1, .token = "pending:200"}, /* the twin */
+        {.event_id = 7, .user_id = 2, .token = "pending:200"},
+        {.event_id = 7, .user_id = 4, .token = "pending:200"}, /* 100 ms old, stale after 150 */
+        {.event_id = 7, .user_id = 5, .token = "pending:200", .own_old = "pending:100"},
+        {.event_id = 7, .user_id = 6, .token = "pending:200"},
+        {.event_id = 7, .user_id = 8, .token = "pending:200", .rate_keys = rk, .nrate = 1},
+        {.event_id = 7, .user_id = 9, .token = "pending:200", .rate_keys = rk9, .nrate = 1},
+    };
+    ck_assert_int_eq(q_status_claim_active_many(st, c, 8, 200, 150), 0);
+    ck_assert_int_eq(c[0].rc, 0);
+    ck_assert_int_eq(c[1].rc, ONS_EEXIST);
+    ck_assert_str_eq(c[1].current, "pending:200");
+    ck_assert_int_eq(c[2].rc, 0);
+    ck_assert_int_eq(c[3].rc, ONS_EEXIST);
+    ck_assert_str_eq(c[3].current, "pending:100");
+    ck_assert_int_eq(c[4].rc, 0);
+    ck_assert_int_eq(c[5].rc, ONS_EEXIST);
+    ck_assert_str_eq(c[5].current, "000000000000000c0123456789abcdef");
+    ck_assert_int_eq(c[6].rc, ONS_EFULL); /* refused: nothing claimed */
+    ck_assert_int_eq(c[6].rate.limited, 1);
+    ck_assert_int_gt(c[6].rate.ms, 0);
+    ck_assert_int_eq(c[7].rc, 0);
+    ck_assert_int_eq(c[7].rate.limited, 0);
+    ck_assert_int_eq(c[7].rate.remaining, 0);
+    char cur[64] = "";
+    ck_assert_int_eq(
+        q_status_claim_active(st, 7, 8, "pending:300", 300, 150, NULL, cur, sizeof cur), 0);
+    /* later, user 4's claim has gone stale and is taken over */
+    q_active_claim later = {.event_id = 7, .user_id = 4, .token = "pending:300"};
+    ck_assert_int_eq(q_status_claim_active_many(st, &later, 1, 300, 150), 0);
+    ck_assert_int_eq(later.rc, 0);
+    ck_assert_int_eq(q_status_claim_active_many(st, NULL, 0, 300, 150), 0);
+}
+END_TEST
+
 START_TEST(unreachable_redis_is_an_error_not_a_crash)
 {
     q_status *down;
@@ -172,6 +227,11 @@ START_TEST(unreachable_redis_is_an_error_not_a_crash)
     ck_assert_int_eq(served[0], -1);
     char *json;
     ck_assert_int_eq(q_status_get_result(down, 1, &json), ONS_EREDIS);
+    q_active_claim c[2] = {{.event_id = 1, .user_id = 1, .token = "pending:1"},
+                           {.event_id = 1, .user_id = 2, .token = "pending:1"}};
+    ck_assert_int_eq(q_status_claim_active_many(down, c, 2, 1, 1), ONS_EREDIS);
+    ck_assert_int_eq(c[0].rc, ONS_EREDIS);
+    ck_assert_int_eq(c[1].rc, ONS_EREDIS);
     q_status_free(down);
 }
 END_TEST
@@ -181,6 +241,7 @@ int main(void)
     const ons_check_case cases[] = {
         {"publish_then_read", publish_then_read},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
+        {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"unreachable_redis_is_an_error_not_a_crash", unreachable_redis_is_an_error_not_a_crash},
     };
     return ons_check_run_fixture("status", cases, sizeof cases / sizeof *cases, 60, setup,

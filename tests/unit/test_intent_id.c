@@ -53,6 +53,35 @@ START_TEST(tag_is_hmac_sha256)
 }
 END_TEST
 
+/* The extremes of seq and user, every kind: the id is hex16(seq) and the
+ * tag of "<kind>:<seq>:<user>" in decimal, as snprintf writes them. */
+START_TEST(extreme_values_as_snprintf_writes_them)
+{
+    static const char *kinds[] = {"intent", "reservation", "order"};
+    const int64_t seqs[] = {0, 1, 9, 10, 255, 256, INT64_C(999999999999), INT64_MAX - 1, INT64_MAX};
+    const int64_t users[] = {1, 10, 1234567890123, INT64_MAX};
+    for (int k = 0; k < 3; k++)
+        for (size_t s = 0; s < sizeof seqs / sizeof *seqs; s++)
+            for (size_t u = 0; u < sizeof users / sizeof *users; u++) {
+                char id[Q_ID_LEN + 1], msg[96], want[Q_ID_LEN + 1];
+                ck_assert_int_eq(q_id_encode(secret, (enum q_id_kind)k, seqs[s], users[u], id), 0);
+                int n = snprintf(msg, sizeof msg, "%s:%lld:%lld", kinds[k], (long long)seqs[s],
+                                 (long long)users[u]);
+                unsigned char mac[EVP_MAX_MD_SIZE];
+                unsigned maclen = 0;
+                ck_assert_ptr_nonnull(HMAC(EVP_sha256(), secret, (int)strlen(secret),
+                                           (const unsigned char *)msg, (size_t)n, mac, &maclen));
+                int w = snprintf(want, sizeof want, "%016llx", (unsigned long long)seqs[s]);
+                for (int b = 0; b < 8; b++)
+                    w += snprintf(want + w, sizeof want - (size_t)w, "%02x", mac[b]);
+                ck_assert_str_eq(id, want);
+                int64_t back = -1;
+                ck_assert_int_eq(q_id_decode(secret, (enum q_id_kind)k, id, users[u], &back), 0);
+                ck_assert_int_eq(back, seqs[s]);
+            }
+}
+END_TEST
+
 START_TEST(other_owner_kind_or_secret_is_not_found)
 {
     char id[Q_ID_LEN + 1];
@@ -91,6 +120,7 @@ int main(void)
     const ons_check_case cases[] = {
         {"roundtrip_and_layout", roundtrip_and_layout},
         {"tag_is_hmac_sha256", tag_is_hmac_sha256},
+        {"extreme_values_as_snprintf_writes_them", extreme_values_as_snprintf_writes_them},
         {"other_owner_kind_or_secret_is_not_found", other_owner_kind_or_secret_is_not_found},
         {"bad_shapes_are_parse_errors", bad_shapes_are_parse_errors},
     };

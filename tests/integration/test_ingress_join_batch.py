@@ -1,0 +1,138 @@
+"""test_ingress_join_batch.py - joins without an Idempotency-Key share the
+join claimer's pipelined active-key claims (issue 12), against the real
+binaries.
+
+  * A burst of concurrent joins, each fan twice at once: one Redis round
+    trip carries the claims of many joins (the claimer's counters), and the
+    claim rules hold inside one pipeline: every fan gets exactly one 202,
+    its twin 409 already_in_queue, and the fan's active key names the
+    accepted intent. The control (join.round_max=0: no claimer) gives the
+    same answers with no claimer round at all.
+  * A key left naming an intent that has ended (written by a node with the
+    old unconditional write, debug.active_unchecked) locks fans out there;
+    on a node with the claimer, their joins without a key are handed on to
+    a job thread that takes the key over: every fan gets a 202.
+"""
+import os
+import re
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BIN, KeepAliveClient, Stack  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
+                                reason="onsale-worker is not built")
+
+FANS = 400
+
+
+def metric(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def stop_clean(st):
+    for p in list(st.procs):
+        code = p.stop()
+        assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
+
+
+def burst_of_twins(round_max):
+    """Each fan joins twice at once (twins next to each other in the
+    burst); returns the claimer's (rounds, claims) counters."""
+    with Stack(partitions=2) as st:
+        st.start_worker()
+        base = st.start_ingress(join_round_max=round_max)
+        port = int(base.rsplit(":", 1)[1])
+        ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
+        tokens = {u: st.token(u, "fan") for u in range(1, FANS + 1)}
+        path = f"/v1/events/{ev}/intents"
+        c = KeepAliveClient(port)
+
+        def join(u):
+            s, b = c.request("POST", path, {"quantity": 1}, tokens[u])
+            return u, s, b
+
+        with ThreadPoolExecutor(64) as ex:
+            out = list(ex.map(join, [u for u in tokens for _ in range(2)]))
+        by_fan = {}
+        for u, s, b in out:
+            by_fan.setdefault(u, []).append((s, b))
+        for u, rs in by_fan.items():
+            codes = sorted(s for s, _ in rs)
+            assert codes == [202, 409], (u, rs)
+            acc = next(b for s, b in rs if s == 202)
+            ref = next(b for s, b in rs if s == 409)
+            assert ref["error"]["code"] == "already_in_queue", ref
+            # the twin saw the claim ("already joining") or the id
+            assert ref.get("intent_id") in (None, acc["intent_id"]), (acc, ref)
+            v = st.redis.get(st.key(f"active:{ev}:{u}"))
+            if isinstance(v, bytes):
+                v = v.decode()
+            assert v in (acc["intent_id"], None), (u, v, acc)  # None: the worker ended it
+        rounds = metric(port, "onsale_ingress_join_claim_rounds_total")
+        claims = metric(port, "onsale_ingress_join_claims_total")
+        stop_clean(st)
+        return rounds, claims
+
+
+def test_claims_of_concurrent_joins_share_round_trips():
+    rounds, claims = burst_of_twins(256)
+    assert claims == 2 * FANS, (rounds, claims)
+    # 800 joins from 64 connections: the claims ride in far fewer trips
+    assert rounds < claims / 2, (rounds, claims)
+
+
+def test_control_without_the_claimer_same_answers_no_rounds():
+    rounds, claims = burst_of_twins(0)
+    assert not rounds and not claims, (rounds, claims)
+
+
+def test_claimer_hands_a_key_naming_an_ended_intent_to_a_take_over():
+    n = 100
+    with Stack(partitions=2) as st:
+        st.start_worker()
+        # The old node: slow finisher, unconditional write: every rejected
+        # fan's key ends up naming its ended intent.
+        old = st.start_ingress(debug_finisher_delay_ms=1500, debug_active_unchecked="true",
+                               join_round_max=0)
+        ev = st.create_event(sections=[("A", 1, 10, 5000)])
+        tokens = {u: st.token(u, "fan") for u in range(1, n + 1)}
+        path = f"/v1/events/{ev}/intents"
+        c_old = KeepAliveClient(int(old.rsplit(":", 1)[1]))
+        with ThreadPoolExecutor(32) as ex:
+            first = list(ex.map(lambda u: c_old.request("POST", path, {"quantity": 1, "section": "Z"},
+                                                        tokens[u]), tokens))
+        assert all(s == 202 for s, _ in first), [x for x in first if x[0] != 202][:3]
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s AND "
+                                   "state = 'rejected'", (ev,))[0][0] == n, 60,
+                    "every join rejected")
+        st.wait_for(lambda: all(st.redis.exists(st.key(f"r:{int(b['intent_id'][:16], 16)}"))
+                                for _, b in first), 30, "results published")
+        time.sleep(2)  # past debug.finisher_delay_ms: the old finisher wrote the keys
+        held = [u for u in tokens if st.redis.get(st.key(f"active:{ev}:{u}")) is not None]
+        assert len(held) > n // 2, len(held)
+        # The lock-out is real on the old node ...
+        s, b = c_old.request("POST", path, {"quantity": 1}, tokens[held[0]])
+        assert s == 409 and b["error"]["code"] == "already_in_queue", (s, b)
+        # ... and a claimer node takes the ended intents' keys over.
+        new = st.start_ingress(join_round_max=256)
+        port = int(new.rsplit(":", 1)[1])
+        c_new = KeepAliveClient(port)
+        with ThreadPoolExecutor(32) as ex:
+            again = list(ex.map(lambda u: c_new.request("POST", path, {"quantity": 1}, tokens[u]),
+                                tokens))
+        assert all(s == 202 for s, _ in again), [x for x in again if x[0] != 202][:3]
+        for u, (_, b) in zip(tokens, again):
+            v = st.redis.get(st.key(f"active:{ev}:{u}"))
+            if isinstance(v, bytes):
+                v = v.decode()
+            assert v in (b["intent_id"], None), (u, v, b)
+        assert metric(port, "onsale_ingress_join_claims_total") >= n
+        stop_clean(st)
