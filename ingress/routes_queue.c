@@ -302,20 +302,60 @@ static void join_delivered(ing_worker *w, void *arg)
     ing_idem_reply(r, w, 202, body);
 }
 
+/* The 202 body of a delivered join r named id (at most 384 bytes). */
+static void accepted_body(ing_req *r, const char *id, char body[384])
+{
+    join_job *j = r->job;
+    if (j->draw_at_ms > 0) {
+        prequeued_body(r->app, body, 384, id, j->msg.event_id, j->draw_at_ms, 1);
+        return;
+    }
+    q_event_state es;
+    int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
+    queue_numbers q =
+        numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    snprintf(body, 384,
+             "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
+             ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
+             ",\"poll_after_ms\":%" PRId64 ",\"status_url\":\"/v1/intents/%.32s\"}",
+             id, j->msg.event_id, q.position, q.eta_seconds, q.poll_after_ms, id);
+}
+
+/* The joins of a batch that hold an Idempotency-Key: their final answers
+ * stored in ONE pipelined round trip, then each 202 (a retry with the key
+ * replays exactly this body). */
+static void finish_idem_joins(ing_worker *w, ing_req **rs, char (*bodies)[384], size_t n)
+{
+    q_idem_done done[ING_FINISH_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        ing_req *r = rs[i];
+        done[i] = (q_idem_done){
+            r->who.user_id, r->idem, r->idem_hash, bodies[i], 202, (int)r->app->o.idem_ttl_s, 0};
+    }
+    q_status_idem_finish_many(w->st, done, n);
+    for (size_t i = 0; i < n; i++) {
+        rs[i]->idem_owned = 0;
+        if (done[i].rc)
+            ons_logk(ONS_LOG_WARN, "request_id", rs[i]->rid, "idempotency record not stored");
+        ing_reply_raw(rs[i], 202, bodies[i]);
+    }
+}
+
 /* The finisher's batch of delivered joins: the active keys of all of them
  * in one pipelined round trip (each a compare-and-set over the join's own
- * claim), then each 202. Failures and requests holding an Idempotency-Key
- * take the one-by-one path (join_delivered). */
+ * claim), the Idempotency-Key records of those that hold one in one more,
+ * then each 202. Failures take the one-by-one path (join_delivered). */
 static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
 {
     q_active_set items[ING_FINISH_BATCH];
     char ids[ING_FINISH_BATCH][Q_ID_LEN + 1];
-    ing_req *ok[ING_FINISH_BATCH];
-    size_t m = 0;
+    ing_req *ok[ING_FINISH_BATCH], *keyed[ING_FINISH_BATCH];
+    char(*bodies)[384] = malloc(ING_FINISH_BATCH * sizeof *bodies);
+    size_t m = 0, k = 0;
     for (size_t i = 0; i < n; i++) {
         ing_req *r = rs[i];
         join_job *j = r->job;
-        if (r->produce_err || r->idem_owned) {
+        if (r->produce_err || (r->idem_owned && !bodies)) {
             join_delivered(w, r);
             continue;
         }
@@ -334,28 +374,20 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
         join_job *j = r->job;
         if (items[i].rc == ONS_EREDIS)
             ons_logk(ONS_LOG_WARN, "intent_id", ids[i], "active key not updated (redis down)");
-        q_event_state es;
-        int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
-        queue_numbers q =
-            numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
         ons_logk2(r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", ids[i],
                   "request_id", r->rid,
                   "join accepted: queued event=%" PRId64 " user=%" PRId64
                   " partition=%d offset=%" PRId64,
                   j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
-        if (j->draw_at_ms > 0) {
-            prequeued_body(r->app, body, sizeof body, ids[i], j->msg.event_id, j->draw_at_ms, 1);
+        accepted_body(r, ids[i], r->idem_owned ? bodies[k] : body);
+        if (r->idem_owned)
+            keyed[k++] = r;
+        else
             ing_reply_raw(r, 202, body);
-            continue;
-        }
-        snprintf(body, sizeof body,
-                 "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
-                 ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
-                 ",\"poll_after_ms\":%" PRId64 ",\"status_url\":\"/v1/intents/%.32s\"}",
-                 ids[i], j->msg.event_id, q.position, q.eta_seconds, q.poll_after_ms, ids[i]);
-        ing_reply_raw(r, 202, body);
     }
+    finish_idem_joins(w, keyed, bodies, k);
+    free(bodies);
 }
 
 /* The sale must be open; answers 409/404/400 itself and returns -1 if not. */

@@ -788,17 +788,71 @@ int q_status_idem_begin(q_status *s, int64_t user_id, const char *idem, const ch
 int q_status_idem_finish(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
                          int http_status, const char *response_json, int ttl_s)
 {
+    q_idem_done d = {user_id, idem, body_hash, response_json, http_status, ttl_s, 0};
+    int rc = q_status_idem_finish_many(s, &d, 1);
+    return rc ? d.rc : 0;
+}
+
+/* Appends item's SET to the pipeline; 0, ONS_ENOMEM (item->rc set, nothing
+ * appended) or ONS_EREDIS. */
+static int append_idem_finish(q_status *s, q_idem_done *item)
+{
     char k[512], ttl[24];
-    idem_key(s, k, sizeof k, user_id, idem);
-    size_t cap = strlen(response_json) + strlen(body_hash) + 64;
+    idem_key(s, k, sizeof k, item->user_id, item->key);
+    size_t cap = strlen(item->response_json) + strlen(item->body_hash) + 64;
     char *v = malloc(cap);
-    if (!v)
+    if (!v) {
+        item->rc = ONS_ENOMEM;
         return ONS_ENOMEM;
-    snprintf(v, cap, "{\"h\":\"%s\",\"s\":%d,\"b\":%s}", body_hash, http_status, response_json);
-    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    }
+    snprintf(v, cap, "{\"h\":\"%s\",\"s\":%d,\"b\":%s}", item->body_hash, item->http_status,
+             item->response_json);
+    snprintf(ttl, sizeof ttl, "%d", item->ttl_s);
     const char *argv[] = {"SET", k, v, "EX", ttl};
-    int rc = simple(s, 5, argv);
+    int rc = redisAppendCommandArgv(s->ctx, 5, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
     free(v);
+    return rc;
+}
+
+/* The pipeline broke: every item still waiting for its reply failed. */
+static int idem_finish_lost(q_status *s, q_idem_done *items, size_t n, int pending)
+{
+    for (size_t i = 0; i < n; i++)
+        if (items[i].rc == pending)
+            items[i].rc = ONS_EREDIS;
+    return conn_failed(s, "idem_finish_many");
+}
+
+int q_status_idem_finish_many(q_status *s, q_idem_done *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        items[i].rc = ONS_EREDIS;
+    if (n == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    const int pending = 1; /* appended, its reply not read yet */
+    for (size_t i = 0; i < n; i++) {
+        int rc = append_idem_finish(s, &items[i]);
+        if (rc == ONS_EREDIS)
+            return idem_finish_lost(s, items, n, pending);
+        if (rc == 0)
+            items[i].rc = pending;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].rc != pending) {
+            rc = items[i].rc;
+            continue;
+        }
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return idem_finish_lost(s, items, n, pending);
+        items[i].rc = r->type == REDIS_REPLY_STATUS ? 0 : ONS_EREDIS;
+        if (items[i].rc)
+            rc = ONS_EREDIS;
+        freeReplyObject(r);
+    }
     return rc;
 }
 

@@ -181,6 +181,16 @@ int q_status_idem_begin(q_status *s, int64_t user_id, const char *key, const cha
 /* Stores the final response for the key (overwrites). 0 or ONS_EREDIS. */
 int q_status_idem_finish(q_status *s, int64_t user_id, const char *key, const char *body_hash,
                          int http_status, const char *response_json, int ttl_s);
+/* One final response in q_status_idem_finish_many. */
+typedef struct q_idem_done {
+    int64_t user_id;
+    const char *key, *body_hash, *response_json;
+    int http_status, ttl_s;
+    int rc; /* out: 0, ONS_ENOMEM or ONS_EREDIS */
+} q_idem_done;
+/* q_status_idem_finish of n keys in ONE pipelined round trip; each item's
+ * rc tells its outcome. Returns 0 unless one failed. */
+int q_status_idem_finish_many(q_status *s, q_idem_done *items, size_t n);
 /* Marks the key's outcome unknown (the record may be in the log):
  * {"h":hash,"s":-1,"p":partition,"t":sent_ms,"at":at_ms} EX ttl, so a retry
  * with the key looks for what was written instead of sending it again.

@@ -136,3 +136,33 @@ def test_claimer_hands_a_key_naming_an_ended_intent_to_a_take_over():
             assert v in (b["intent_id"], None), (u, v, b)
         assert metric(port, "onsale_ingress_join_claims_total") >= n
         stop_clean(st)
+
+
+def test_burst_of_keyed_joins_replays_each_answer():
+    """Joins with an Idempotency-Key finish in the finisher's batches too
+    (their records stored in one pipelined round trip): every fan's retry
+    with its key gets its first 202 back (the same body) and nothing new is
+    queued."""
+    with Stack(partitions=2) as st:
+        st.start_worker()
+        base = st.start_ingress()
+        port = int(base.rsplit(":", 1)[1])
+        ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
+        path = f"/v1/events/{ev}/intents"
+        c = KeepAliveClient(port)
+
+        def join(u):
+            s, b = c.request("POST", path, {"quantity": 1}, st.token(u, "fan"),
+                             headers={"Idempotency-Key": f"burst-{u}"})
+            return u, s, b
+        with ThreadPoolExecutor(32) as ex:
+            first = dict((u, (s, b)) for u, s, b in ex.map(join, range(1, FANS + 1)))
+            again = dict((u, (s, b)) for u, s, b in ex.map(join, range(1, FANS + 1)))
+        for u in first:
+            assert first[u][0] == 202, (u, first[u])
+            assert again[u] == first[u], (u, first[u], again[u])
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s",
+                                   (ev,))[0][0] == FANS, 30, "every join applied")
+        time.sleep(1)
+        assert st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,))[0][0] == FANS
+        stop_clean(st)
