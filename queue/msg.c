@@ -209,9 +209,46 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 /* A JSON string: '"' and '\' escaped, control characters as \b \f \n \r
  * \t or \u00XX (jansson's spelling), everything else as is. */
-static void put_str(jbuf *b, const char *key, const char *str)
+/* Writes the escape of the ASCII control character, quote or backslash c
+ * as jansson writes it. */
+static void put_escape(jbuf *b, unsigned c)
 {
     static const char hex[] = "0123456789ABCDEF";
+    char esc[6] = {'\\', 0};
+    size_t elen = 2;
+    switch (c) {
+    case '"':
+        esc[1] = '"';
+        break;
+    case '\\':
+        esc[1] = '\\';
+        break;
+    case '\b':
+        esc[1] = 'b';
+        break;
+    case '\f':
+        esc[1] = 'f';
+        break;
+    case '\n':
+        esc[1] = 'n';
+        break;
+    case '\r':
+        esc[1] = 'r';
+        break;
+    case '\t':
+        esc[1] = 't';
+        break;
+    default:
+        memcpy(esc + 1, "u00", 3);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        elen = 6;
+    }
+    put_raw(b, esc, elen);
+}
+
+static void put_str(jbuf *b, const char *key, const char *str)
+{
     const unsigned char *s = (const unsigned char *)str;
     size_t n = strlen(str);
     put_key(b, key);
@@ -224,8 +261,7 @@ static void put_str(jbuf *b, const char *key, const char *str)
         i = run;
         if (i == n)
             break;
-        unsigned c = s[i];
-        if (c >= 0x80) {
+        if (s[i] >= 0x80) {
             size_t len = utf8_len(s + i, n - i);
             if (!len) {
                 b->bad = 1;
@@ -235,37 +271,7 @@ static void put_str(jbuf *b, const char *key, const char *str)
             i += len;
             continue;
         }
-        char esc[6] = {'\\', 0};
-        size_t elen = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-        }
-        put_raw(b, esc, elen);
+        put_escape(b, s[i]);
         i++;
     }
     put_raw(b, "\"", 1);
