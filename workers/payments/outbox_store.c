@@ -140,6 +140,15 @@ int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n)
         rc = ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish commit", "COMMIT", 0, NULL, NULL);
     if (rc && n > 1 && PQtransactionStatus(c) != PQTRANS_IDLE)
         (void)ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish rollback", "ROLLBACK", 0, NULL, NULL);
+    if (rc && n > 1 && PQstatus(c) == CONNECTION_OK) {
+        /* One row's statement took the batch with it: the rows go alone, so
+         * a row that cannot be finished holds back only itself. */
+        rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            int one = finish_one(c, done[i].row, done[i].ans);
+            rc = rc ? rc : one;
+        }
+    }
     if (rc)
         ons_pg_check(pg);
     return rc;
