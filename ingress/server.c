@@ -283,8 +283,9 @@ static void on_body(void *arg)
         ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "The server is shutting down.");
     } else {
         atomic_fetch_sub(&s->dispatching, 1);
-        /* Timed out or the connection went away: nng has closed it, so
-         * this reply is only counted (as 408), never delivered. */
+        /* Timed out or the connection went away: nng closes it, so this
+         * reply is counted (as 408) and reaches the client only when it
+         * wins that race. */
         r->close = 1;
         ing_failf(r, NULL, ING_E_REQUEST_TIMEOUT, NULL, "The body did not arrive within %lld ms.",
                   s->app->o.http_body_timeout_ms);

@@ -235,13 +235,18 @@ def test_body_within_limit_works_and_a_stalled_one_times_out(st):
     s.close()
     assert responses(data)[0][0] == 202, data
     # A body that stops arriving: the connection is closed after
-    # http.body_timeout_ms (1 s here; nng closes it when the read times out).
+    # http.body_timeout_ms (1 s here). nng closes it when the read times out;
+    # the 408 the server answers then reaches the client only when it wins
+    # that race (CI saw both), so either is right, and nothing else is.
     s = connect(st.ingress_port)
     s.sendall(head("POST", join, hdrs) + body[:5])
     t0 = time.time()
     data, closed = read_all(s, 4)
     s.close()
-    assert closed and data == b"" and 0.8 < time.time() - t0 < 3.5, data
+    assert closed and 0.8 < time.time() - t0 < 3.5, data
+    if data:
+        (status, _, resp), = responses(data)
+        assert status == 408 and b"request_timeout" in resp, data
 
 
 def test_pipelined_requests_with_bodies_are_framed_by_content_length(st):
