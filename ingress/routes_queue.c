@@ -901,6 +901,9 @@ static void intent_get_job(ing_worker *w, void *arg)
     json_t *reason = json_object_get(j->result, "reason");
     if (json_is_string(reason))
         json_object_set(body, "reason", reason);
+    json_t *left = json_object_get(j->result, "left_queue_at");
+    if (json_is_string(left))
+        json_object_set(body, "left_queue_at", left);
     ing_reply_json(r, 200, body);
 }
 

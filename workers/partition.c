@@ -270,6 +270,7 @@ static int fx_intent(wk_part *p, const wk_intent *in, int reason, int res_change
     r->user_id = in->user_id;
     r->max_price = in->max_price;
     r->accepted_ms = in->accepted_ms;
+    r->left_queue_ms = in->left_queue_ms;
     r->qty = in->qty;
     r->adjacent = in->adjacent;
     r->state = in->state;
@@ -571,7 +572,7 @@ static int get_event(wk_part *p, int64_t event_id, wk_event **out)
 /* The batch's record of the join m at seq, ending in state (a refusal or a
  * tombstone; an admitted join's record is overwritten by fx_intent). */
 static wk_fx_intent *record_join(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq,
-                                 int64_t ts_ms, int state)
+                                 int64_t ts_ms, int64_t now_ms, int state)
 {
     wk_fx_intent *r = fx_record(p, seq, 1);
     if (!r)
@@ -580,6 +581,7 @@ static wk_fx_intent *record_join(wk_part *p, wk_event *ev, const q_msg *m, int64
     r->user_id = m->user_id;
     r->max_price = m->max_price_cents;
     r->accepted_ms = ts_ms;
+    r->left_queue_ms = now_ms;
     r->qty = (uint8_t)m->quantity;
     r->adjacent = (uint8_t)(m->adjacent != 0);
     snprintf(r->section, sizeof r->section, "%s", m->section);
@@ -608,7 +610,7 @@ static int join_refused(const wk_event *ev, const q_msg *m, int64_t ts_ms, int w
 
 /* A new active intent for the join m at seq, indexed by seq and by user. */
 static int new_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms,
-                      int section, wk_intent **out)
+                      int64_t now_ms, int section, wk_intent **out)
 {
     wk_intent *in = calloc(1, sizeof *in);
     if (!in)
@@ -617,6 +619,7 @@ static int new_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int
     in->user_id = m->user_id;
     in->max_price = m->max_price_cents;
     in->accepted_ms = ts_ms;
+    in->left_queue_ms = now_ms;
     in->ev = ev;
     in->heap_idx = -1;
     in->section = (int16_t)section;
@@ -651,7 +654,7 @@ static int start_waiting(wk_part *p, wk_event *ev, wk_intent *in, int window)
 static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms,
                         int64_t now_ms)
 {
-    wk_fx_intent *r = record_join(p, ev, m, seq, ts_ms, Q_INTENT_REJECTED);
+    wk_fx_intent *r = record_join(p, ev, m, seq, ts_ms, now_ms, Q_INTENT_REJECTED);
     if (!r)
         return ONS_ENOMEM;
     int section;
@@ -678,7 +681,7 @@ static int apply_intent(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, i
         return fx_touch_event(p, ev);
     }
     wk_intent *in = NULL;
-    int rc = new_intent(p, ev, m, seq, ts_ms, section, &in);
+    int rc = new_intent(p, ev, m, seq, ts_ms, now_ms, section, &in);
     if (rc)
         return rc;
     if (mode == Q_INTENT_RESERVED)
@@ -702,9 +705,10 @@ static int add_tomb(wk_part *p, int64_t offset, int64_t user_id)
 
 /* The intent at seq was cancelled before it was applied (a tombstone): it
  * ends released, with no seats and no place in the queue. */
-static int apply_tombstoned(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms)
+static int apply_tombstoned(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq, int64_t ts_ms,
+                            int64_t now_ms)
 {
-    wk_fx_intent *r = record_join(p, ev, m, seq, ts_ms, Q_INTENT_RELEASED);
+    wk_fx_intent *r = record_join(p, ev, m, seq, ts_ms, now_ms, Q_INTENT_RELEASED);
     if (!r)
         return ONS_ENOMEM;
     r->reason = Q_REASON_NONE;
@@ -1025,7 +1029,7 @@ static int apply_record(wk_part *p, int lane, wk_event *ev, const q_msg *m, int6
     switch (m->type) {
     case Q_MSG_INTENT:
         if (tombstoned(p, lane, m, offset))
-            return apply_tombstoned(p, ev, m, seq, when);
+            return apply_tombstoned(p, ev, m, seq, when, now_ms);
         return apply_intent(p, ev, m, seq, when, now_ms);
     case Q_MSG_CANCEL:
         return apply_cancel(p, ev, m, now_ms);

@@ -60,6 +60,9 @@ typedef struct wk_intent {
     int64_t seq, user_id;
     int64_t max_price; /* 0 = none */
     int64_t accepted_ms, expires_ms, total_cents;
+    /* When this owner applied the join (left the queue); 0 = unknown (loaded
+     * after a restart). Shown as left_queue_at (docs/fairness.md). */
+    int64_t left_queue_ms;
     struct wk_event *ev;
     struct wk_intent *wprev, *wnext; /* the event's waiting list */
     int64_t order_id;                /* the order being paid while state == paying */
@@ -112,6 +115,7 @@ typedef struct wk_event {
 typedef struct wk_fx_intent {
     int64_t seq, event_id, user_id, max_price, accepted_ms;
     int64_t offset, total_cents, expires_ms;
+    int64_t left_queue_ms; /* 0 = unknown */
     int32_t partition;
     uint8_t qty, adjacent, state, reason, res_state, nseats;
     uint8_t is_new; /* INSERT the intent (else UPDATE) */

@@ -69,6 +69,17 @@ static void rfc3339(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* ms as RFC 3339 UTC with milliseconds ("2026-11-29T06:01:02.345Z"). */
+static void rfc3339_ms(int64_t ms, char out[32])
+{
+    char sec[24];
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", sec, (int)(ms % 1000));
+}
+
 /* ---- result documents ----------------------------------------------------------
  *
  * Written straight into a buffer (one per intent of every batch: jansson's
@@ -203,6 +214,12 @@ int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
     if (r->draw_rank > 0) {
         jb_lit(&b, ",\"draw_rank\":");
         jb_int(&b, r->draw_rank);
+    }
+    if (r->left_queue_ms > 0) {
+        char at[32];
+        rfc3339_ms(r->left_queue_ms, at);
+        jb_lit(&b, ",\"left_queue_at\":");
+        jb_str(&b, at);
     }
     jb_lit(&b, ",\"reservation\":");
     if (r->state == Q_INTENT_RESERVED || r->state == Q_INTENT_PAYING ||

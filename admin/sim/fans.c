@@ -561,6 +561,19 @@ static void poll_reserved(sim *s, uint32_t f, json_t *j, int64_t now)
     }
 }
 
+/* The answer's left_queue_at on the run's clock, or -1 when absent. The
+ * owner's clock is taken to be this machine's (same host, or NTP). */
+static int64_t left_queue_ms(const sim *s, json_t *j)
+{
+    const char *at = json_string_value(json_object_get(j, "left_queue_at"));
+    struct tm tm = {0};
+    int ms = 0;
+    const char *rest = at ? strptime(at, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!rest || sscanf(rest, ".%3dZ", &ms) != 1)
+        return -1;
+    return (int64_t)timegm(&tm) * 1000 + ms - s->start_wall_ms;
+}
+
 /* Records what a poll showed: state idx at position p (-1: none). */
 static void poll_seen(sim *s, sim_fan *fan, json_t *j, int idx, int64_t now)
 {
@@ -568,8 +581,10 @@ static void poll_seen(sim *s, sim_fan *fan, json_t *j, int idx, int64_t now)
     int64_t p = json_is_integer(pos) ? json_integer_value(pos) : -1;
     if (idx != fan->state)
         s->last_change_ms = now;
-    if (fan->state == Q_INTENT_QUEUED && idx != Q_INTENT_QUEUED && fan->served_ms < 0)
+    if (fan->state == Q_INTENT_QUEUED && idx != Q_INTENT_QUEUED && fan->served_ms < 0) {
         fan->served_ms = now;
+        fan->left_ms = left_queue_ms(s, j);
+    }
     if (idx == Q_INTENT_QUEUED)
         fan->queued_seen_ms = now;
     if (idx == Q_INTENT_QUEUED && p >= 0)
@@ -920,7 +935,7 @@ int sim_fans_init(sim *s)
         f->pow_needed = s->o.pow_difficulty > 0;
         f->state = S_NONE;
         f->join_ms = f->answer_ms = f->served_ms = f->eta_ms = f->eta_at_ms = -1;
-        f->queued_seen_ms = -1;
+        f->queued_seen_ms = f->left_ms = -1;
         f->last_pos = -1;
         f->qty = (uint8_t)(1 + rng_next(&s->rng) % (uint64_t)s->o.max_quantity);
         f->adjacent = rng_unit(&s->rng) >= s->o.non_adjacent_prob;

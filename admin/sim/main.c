@@ -418,11 +418,20 @@ static int64_t mono_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Sets the run's t = 0 on both clocks. */
+static void sim_clock_start(sim *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->start_ns = mono_now_ns();
+    s->start_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Seeds the simulator, opens its HTTP client and mints the seller's and
  * the admin's tokens; 0 or nonzero after saying why. */
 static int set_up(sim *s)
 {
-    s->start_ns = mono_now_ns();
+    sim_clock_start(s);
     s->rng = s->o.seed ? (uint64_t)s->o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     s->rng |= 1;
     if (s->o.user_base == 0)
@@ -457,7 +466,7 @@ static int run_sale(sim *s)
            s->o.fans, s->event_id, s->seats_total, s->o.ingress, s->o.burst_fraction * 100,
            s->o.burst_ms, s->o.tail_seconds, s->o.connections);
     fflush(stdout);
-    s->start_ns = mono_now_ns(); /* t = 0 is the on-sale moment */
+    sim_clock_start(s); /* t = 0 is the on-sale moment */
     int rc;
     if ((rc = sim_fans_init(s)) != 0 || (rc = sim_fans_run(s)) != 0) {
         fprintf(stderr, "onsale-sim: run failed: %s\n", ons_strerror(rc));

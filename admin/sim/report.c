@@ -59,24 +59,27 @@ static double drain_rate(const sim *s, int64_t *span_ms)
 }
 
 /* How far the first ETA each queued fan was shown missed the moment the
- * fan left the queue. The sim sees that moment only between two answers:
- * after the last one that said queued and by the first one that did not.
- * The error is the distance from the promised moment (shown at + ETA) to
- * that window: 0 when the promise falls inside it, > 0 when the fan was
- * provably reached later than promised, < 0 earlier. seen_* is the cruder
+ * fan left the queue. The first answer past the queue says that moment
+ * (left_queue_at, the owner's clock); without it (an owner restarted) the
+ * sim knows it only between two answers: after the last one that said
+ * queued and by the first one that did not. The error is the distance from
+ * the promised moment (shown at + ETA) to that moment, or to that window:
+ * 0 when the promise falls inside it, > 0 when the fan was reached later
+ * than promised, < 0 earlier; exact counts the fans measured exactly. seen_* is the cruder
  * figure a fan feels: the wait until the first answer past the queue minus
  * the ETA, which also counts the poll interval. rel = |error| / the wait
  * as seen, floored at one second so that a fan served at once does not
- * dominate. window_p50_ms is the window's median width (the resolution). */
+ * dominate. window_p50_ms is the window's median width (the resolution, 0
+ * for an exact measure). */
 typedef struct eta_error {
-    size_t fans;
+    size_t fans, exact;
     double p50_abs_ms, p90_abs_ms, p50_rel, p90_rel, p50_signed_ms;
     double seen_p50_abs_ms, seen_p50_rel, seen_p90_rel, window_p50_ms;
 } eta_error;
 
 static eta_error eta_errors(sim *s)
 {
-    eta_error e = {0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    eta_error e = {0, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
     sim_samples abs_ms = {0}, rel = {0}, signed_ms = {0}, seen_abs = {0}, seen_rel = {0},
                 window = {0};
     for (size_t i = 0; i < s->nfans; i++) {
@@ -86,15 +89,19 @@ static eta_error eta_errors(sim *s)
             continue;
         double promised = (double)(f->eta_at_ms + f->eta_ms);
         double lo = (double)f->queued_seen_ms, hi = (double)f->served_ms;
+        if (f->left_ms >= 0) {
+            lo = hi = (double)f->left_ms;
+            e.exact++;
+        }
         double err = promised < lo ? lo - promised : promised > hi ? hi - promised : 0;
         double wait = hi - (double)f->eta_at_ms;
-        double floor_wait = wait > 1000.0 ? wait : 1000.0;
-        double seen = wait - (double)f->eta_ms;
+        double seen_wait = (double)(f->served_ms - f->eta_at_ms);
+        double seen = seen_wait - (double)f->eta_ms;
         sim_samples_add(&abs_ms, fabs(err), &s->rng);
-        sim_samples_add(&rel, fabs(err) / floor_wait, &s->rng);
+        sim_samples_add(&rel, fabs(err) / (wait > 1000.0 ? wait : 1000.0), &s->rng);
         sim_samples_add(&signed_ms, err, &s->rng);
         sim_samples_add(&seen_abs, fabs(seen), &s->rng);
-        sim_samples_add(&seen_rel, fabs(seen) / floor_wait, &s->rng);
+        sim_samples_add(&seen_rel, fabs(seen) / (seen_wait > 1000.0 ? seen_wait : 1000.0), &s->rng);
         sim_samples_add(&window, hi - lo, &s->rng);
         e.fans++;
     }
@@ -192,12 +199,12 @@ static void print_latencies(sim *s, FILE *out)
         fprintf(out,
                 "  ETA error                median |error| %.2f s (%.0f %% of the wait), p90 "
                 "%.2f s (%.0f %%), median %+.2f s (+: later than promised); %zu fans (first ETA "
-                "while queued vs the window in which the fan left the queue, median width "
-                "%.2f s)\n"
+                "while queued vs when the fan left the queue: %zu exactly (left_queue_at), the "
+                "rest within a window, median width %.2f s)\n"
                 "  ETA error as seen        median %.2f s (%.0f %% of the wait), p90 %.0f %% "
                 "(vs the first answer past the queue: includes the poll interval)\n",
                 ee.p50_abs_ms / 1000, ee.p50_rel * 100, ee.p90_abs_ms / 1000, ee.p90_rel * 100,
-                ee.p50_signed_ms / 1000, ee.fans, ee.window_p50_ms / 1000,
+                ee.p50_signed_ms / 1000, ee.fans, ee.exact, ee.window_p50_ms / 1000,
                 ee.seen_p50_abs_ms / 1000, ee.seen_p50_rel * 100, ee.seen_p90_rel * 100);
     else
         fprintf(out, "  ETA error                no queued fan was shown an ETA and served\n");
@@ -334,13 +341,14 @@ static json_t *checkout_json(const sim *s)
 static json_t *eta_json(sim *s)
 {
     eta_error ee = eta_errors(s);
-    return ee.fans ? json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "fans",
-                               (json_int_t)ee.fans, "p50_abs_ms", ee.p50_abs_ms, "p90_abs_ms",
-                               ee.p90_abs_ms, "p50_rel", ee.p50_rel, "p90_rel", ee.p90_rel,
-                               "p50_signed_ms", ee.p50_signed_ms, "seen_p50_abs_ms",
-                               ee.seen_p50_abs_ms, "seen_p50_rel", ee.seen_p50_rel, "seen_p90_rel",
-                               ee.seen_p90_rel, "window_p50_ms", ee.window_p50_ms)
-                   : json_null();
+    return ee.fans
+               ? json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "fans",
+                           (json_int_t)ee.fans, "exact_fans", (json_int_t)ee.exact, "p50_abs_ms",
+                           ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel", ee.p50_rel,
+                           "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms,
+                           "seen_p50_abs_ms", ee.seen_p50_abs_ms, "seen_p50_rel", ee.seen_p50_rel,
+                           "seen_p90_rel", ee.seen_p90_rel, "window_p50_ms", ee.window_p50_ms)
+               : json_null();
 }
 
 /* Milliseconds from the first join to the moment at_ms, or -1. */

@@ -85,8 +85,10 @@ typedef struct sim_fan {
     /* The first ETA the fan was shown while queued (eta_seconds, in ms; -1
      * none) and when it was shown: report.c compares it with when the fan
      * left the queue, which happened after queued_seen_ms (the last answer
-     * that still said queued) and by served_ms (the first that did not). */
-    int64_t eta_ms, eta_at_ms, queued_seen_ms;
+     * that still said queued) and by served_ms (the first that did not);
+     * left_ms is that moment exactly when the answer said (left_queue_at,
+     * the owner's clock; -1 unknown). */
+    int64_t eta_ms, eta_at_ms, queued_seen_ms, left_ms;
     int32_t heap_idx; /* -1 when no timer */
 } sim_fan;
 
@@ -130,6 +132,7 @@ struct sim {
     ons_heap views_heap;
     int64_t view_refresh_ms; /* the last refresh_after_ms a view gave */
     int64_t start_ns;
+    int64_t start_wall_ms; /* CLOCK_REALTIME at start_ns: maps the server's times */
     int64_t last_change_ms, first_join_ms, last_arrival_ms;
     int64_t sold_out_ms, all_taken_ms;
     int checkout; /* 0 unknown, 1 available, -1 not available */

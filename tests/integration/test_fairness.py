@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import re
 import subprocess
 import sys
 import time
@@ -436,3 +437,50 @@ def test_queued_poll_comes_back_at_the_eta_not_later():
         # The poll answers the same way while the fan is still queued.
         s, _, p = st.http("GET", answers[-1]["status_url"], token=st.token(21))
         assert s == 200 and p["state"] == "queued" and p["poll_after_ms"] == 200, p
+
+
+def parse_ms(at):
+    """An RFC 3339 UTC time with milliseconds, as epoch ms."""
+    import datetime
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", at), at
+    d = datetime.datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc)
+    return int(d.timestamp() * 1000)
+
+
+def test_poll_says_when_the_fan_left_the_queue():
+    """Past the queue, a poll carries left_queue_at: when the owner applied
+    the join (the moment the ETA promised). It falls between sending the join
+    and the answer that shows it, and it stays the same through later states
+    (waiting, then reserved after a release; rejected)."""
+    with Stack() as st:
+        st.start_worker()
+        st.start_ingress()
+        ev, _ = create_event_api(st, 2)
+        fans = {}
+        for u in (1, 2, 3):
+            tok = st.token(u)
+            sent = int(time.time() * 1000)
+            _, b = st.join_ok(ev, tok)
+            fans[u] = (tok, b["status_url"], sent)
+        seen = {}
+        for u, (tok, url, sent) in fans.items():
+            p = st.wait_for(lambda: (lambda p: p if p["state"] != "queued" else None)(
+                st.http("GET", url, token=tok)[2]), 30, f"fan {u} past the queue")
+            shown = int(time.time() * 1000)
+            left = parse_ms(p["left_queue_at"])
+            assert sent - 1000 <= left <= shown + 1000, (sent, left, shown, p)
+            seen[u] = (p["state"], p["left_queue_at"])
+        assert [seen[u][0] for u in (1, 2, 3)] == ["reserved", "reserved", "waiting"], seen
+        # fan 1 lets go: fan 3 gets the seat, its moment of leaving the queue unchanged
+        tok1, url1, _ = fans[1]
+        rid = st.http("GET", url1, token=tok1)[2]["reservation"]["reservation_id"]
+        assert st.http("DELETE", f"/v1/reservations/{rid}", token=tok1)[0] == 202
+        tok3, url3, _ = fans[3]
+        p3 = st.wait_intent(url3, tok3, "reserved")
+        assert p3["left_queue_at"] == seen[3][1], (p3, seen[3])
+        # a refusal says it too: a fourth fan for a sold-out house is rejected
+        tok4 = st.token(4)
+        _, b4 = st.join_ok(ev, tok4, 3)
+        p4 = st.wait_intent(b4["status_url"], tok4, "rejected")
+        assert parse_ms(p4["left_queue_at"]) >= parse_ms(seen[3][1]), p4
