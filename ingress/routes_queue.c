@@ -42,7 +42,8 @@
 
 typedef struct queue_numbers {
     int64_t position;
-    int64_t eta_seconds;
+    int64_t eta_seconds; /* eta_ms rounded up: what a page shows */
+    int64_t eta_ms;      /* the estimate itself (what the sim checks) */
     int64_t poll_after_ms;
 } queue_numbers;
 
@@ -66,6 +67,7 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
     if (es && es->admissions_per_minute > 0 && (double)es->admissions_per_minute / 60.0 < rate)
         rate = (double)es->admissions_per_minute / 60.0;
     double eta_ms = ceil((double)q.position * 1000.0 / rate);
+    q.eta_ms = (int64_t)eta_ms;
     q.eta_seconds = (int64_t)ceil(eta_ms / 1000.0);
     /* Poll when the fan is expected to be reached, not later (a fan told
      * "2 s" is not sent away for 9), and while the wait is long, spaced by
@@ -160,7 +162,7 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
     }
     queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq), es);
     /* The common answer, built without printf (two snprintf calls were ~4%
-     * of a queued poll's instructions): at most 14 + 32 + 31 + 4 * 20 +
+     * of a queued poll's instructions): at most 14 + 32 + 31 + 5 * 20 + 8 +
      * 50 + 22 bytes, well within body. */
     char *w = body;
     w = put_text(w, "{\"intent_id\":\"", SIZE_MAX);
@@ -171,6 +173,8 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
     w = put_int(w, q.position);
     w = put_text(w, ",\"eta_seconds\":", SIZE_MAX);
     w = put_int(w, q.eta_seconds);
+    w = put_text(w, ",\"eta_ms\":", SIZE_MAX);
+    w = put_int(w, q.eta_ms);
     w = put_text(w, ",\"poll_after_ms\":", SIZE_MAX);
     w = put_int(w, q.poll_after_ms);
     if (event_id > 0) {
@@ -290,11 +294,11 @@ static void join_delivered(ing_worker *w, void *arg)
     queue_numbers q = numbers(app, r->produced_partition, r->produced_offset, known ? &es : NULL);
     char url[64];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
-    json_t *body =
-        json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
-                  (json_int_t)j->msg.event_id, "state", q_intent_state_name(Q_INTENT_QUEUED),
-                  "position", (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds,
-                  "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
+    json_t *body = json_pack(
+        "{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
+        (json_int_t)j->msg.event_id, "state", q_intent_state_name(Q_INTENT_QUEUED), "position",
+        (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds, "eta_ms",
+        (json_int_t)q.eta_ms, "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
     ons_logk2(
         r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", id, "request_id", r->rid,
         "join accepted: queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
@@ -317,8 +321,9 @@ static void accepted_body(ing_req *r, const char *id, char body[384])
     snprintf(body, 384,
              "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
              ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
-             ",\"poll_after_ms\":%" PRId64 ",\"status_url\":\"/v1/intents/%.32s\"}",
-             id, j->msg.event_id, q.position, q.eta_seconds, q.poll_after_ms, id);
+             ",\"eta_ms\":%" PRId64 ",\"poll_after_ms\":%" PRId64
+             ",\"status_url\":\"/v1/intents/%.32s\"}",
+             id, j->msg.event_id, q.position, q.eta_seconds, q.eta_ms, q.poll_after_ms, id);
 }
 
 /* The joins of a batch that hold an Idempotency-Key: their final answers

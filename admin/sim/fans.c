@@ -285,10 +285,17 @@ static void after_transport_error(sim *s, uint32_t f)
 /* Keeps the first ETA a queued fan is shown (the fan page shows it too). */
 static void note_eta(sim_fan *fan, json_t *j, int64_t now)
 {
-    json_t *eta = json_object_get(j, "eta_seconds");
-    if (fan->eta_ms >= 0 || !json_is_number(eta) || json_number_value(eta) < 0)
+    json_t *ms = json_object_get(j, "eta_ms"), *eta = json_object_get(j, "eta_seconds");
+    if (fan->eta_ms >= 0)
         return;
-    fan->eta_ms = (int64_t)(json_number_value(eta) * 1000.0);
+    /* the estimate itself when given: whole seconds would make a fan
+     * reached in 30 ms look a second early */
+    if (json_is_integer(ms) && json_integer_value(ms) >= 0)
+        fan->eta_ms = json_integer_value(ms);
+    else if (json_is_number(eta) && json_number_value(eta) >= 0)
+        fan->eta_ms = (int64_t)(json_number_value(eta) * 1000.0);
+    else
+        return;
     fan->eta_at_ms = now;
 }
 

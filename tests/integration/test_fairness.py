@@ -433,10 +433,13 @@ def test_queued_poll_comes_back_at_the_eta_not_later():
         for b in answers:
             eta_ms = b["position"] * 1000 // 100
             assert max(50, eta_ms // 10) <= b["poll_after_ms"] <= max(50, eta_ms), (b, eta_ms)
+            # the estimate unrounded, and in whole seconds rounded up
+            assert b["eta_ms"] == eta_ms and b["eta_seconds"] == -(-eta_ms // 1000), (b, eta_ms)
         assert answers[-1]["position"] == 20 and answers[-1]["poll_after_ms"] == 200, answers[-1]
         # The poll answers the same way while the fan is still queued.
         s, _, p = st.http("GET", answers[-1]["status_url"], token=st.token(21))
         assert s == 200 and p["state"] == "queued" and p["poll_after_ms"] == 200, p
+        assert p["eta_ms"] == 200 and p["eta_seconds"] == 1, p
 
 
 def parse_ms(at):
