@@ -72,6 +72,30 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
     return 1;
 }
 
+void ing_idem_begin_many(ing_worker *w, ing_req **rs, const char *const *scopes, size_t n, int *rc)
+{
+    q_idem_begin *items = calloc(n ? n : 1, sizeof *items);
+    if (!items) {
+        for (size_t i = 0; i < n; i++)
+            rc[i] = ONS_EREDIS;
+        return;
+    }
+    int ttl = n ? (int)rs[0]->app->o.idem_inflight_ttl_s : 0;
+    for (size_t i = 0; i < n; i++) {
+        ing_req *r = rs[i];
+        ing_sha256_hex(scopes[i], strlen(scopes[i]) + 1, r->raw ? r->raw : "", r->raw_len,
+                       r->idem_hash);
+        items[i] = (q_idem_begin){r->who.user_id, r->idem, r->idem_hash, 0};
+    }
+    q_status_idem_begin_many(w->st, items, n, ttl);
+    for (size_t i = 0; i < n; i++) {
+        rc[i] = items[i].rc;
+        if (rc[i] == 0)
+            rs[i]->idem_owned = 1;
+    }
+    free(items);
+}
+
 void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body)
 {
     if (!r->idem_owned) {

@@ -67,11 +67,10 @@ const ons_opt ing_opt_table[] = {
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
         "jobs waiting for a thread before requests get 503; also the joins waiting for the "
         "join claimer"),
-    OPT("join.round_max", ONS_OPT_INT, join_round_max, 0, ING_JOIN_ROUND_MAX, "0",
-        "joins without an Idempotency-Key whose active-key claims share one pipelined Redis round "
-        "trip on the join claimer thread (0: no claimer, each join claims alone on a job thread; "
-        "off by default until a shutdown under join load is leak-free under LSan with it, "
-        "bench/NOTES.md)"),
+    OPT("join.round_max", ONS_OPT_INT, join_round_max, 0, ING_JOIN_ROUND_MAX, "256",
+        "joins whose Idempotency-Key records, then whose active-key claims, share one pipelined "
+        "Redis round trip each on the join claimer thread (0: no claimer, each join goes alone "
+        "on a job thread)"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers"),
     OPT("kafka.security_protocol", ONS_OPT_ENUM, kafka_security_protocol, 0, 0, Q_KSEC_PROTOCOLS,

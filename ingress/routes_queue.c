@@ -627,20 +627,17 @@ static void join_produce(ing_req *r, ing_worker *w)
                       "The queue cannot take requests right now; nothing was queued.");
 }
 
-/* A join on a job thread, one at a time: one with an Idempotency-Key
- * (its record first), or one the claimer handed on (a proof of work to
- * spend). */
-static void join_job_run(ing_worker *w, void *arg)
+/* The Idempotency-Key scope of a join: the key is per event. */
+static void join_scope(const join_job *j, char scope[48])
 {
-    ing_req *r = arg;
+    snprintf(scope, 48, "join:%" PRId64, j->msg.event_id);
+}
+
+/* A join whose key (if any) is settled: sale checks, its proof of work
+ * (unless resumed: the first attempt spent it), its claim, the produce. */
+static void join_checked_run(ing_req *r, ing_worker *w, int resumed)
+{
     join_job *j = r->job;
-    char scope[48];
-    snprintf(scope, sizeof scope, "join:%" PRId64, j->msg.event_id);
-    ing_idem_unknown u;
-    int rc = ing_idem_begin_resumable(r, w, scope, &u);
-    if (rc == 1 || (rc == 2 && join_resume(r, w, &u) <= 0))
-        return;
-    int resumed = rc == 2; /* its proof of work was spent by the first attempt */
     q_event_state ev;
     if (ing_event_state(r, w, j->msg.event_id, &ev))
         return;
@@ -649,6 +646,28 @@ static void join_job_run(ing_worker *w, void *arg)
         return;
     debug_join_delay(r->app);
     join_produce(r, w);
+}
+
+/* A join on a job thread, one at a time: its Idempotency-Key record
+ * first (a replay, a key in flight, a resume), then the rest. Also where
+ * the claimer hands on a join whose key it found taken. */
+static void join_job_run(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    char scope[48];
+    join_scope(r->job, scope);
+    ing_idem_unknown u;
+    int rc = ing_idem_begin_resumable(r, w, scope, &u);
+    if (rc == 1 || (rc == 2 && join_resume(r, w, &u) <= 0))
+        return;
+    join_checked_run(r, w, rc == 2);
+}
+
+/* A claimer join with a proof of work to spend (one Redis call), its key
+ * (if any) already claimed by the claimer. */
+static void join_owned_job(ing_worker *w, void *arg)
+{
+    join_checked_run(arg, w, 0);
 }
 
 /* A claimer join whose key names an intent (j->existing): the take-over
@@ -676,13 +695,49 @@ typedef struct claim_round {
     q_active_claim claims[ING_JOIN_ROUND_MAX];
     q_rate_key keys[ING_JOIN_ROUND_MAX][Q_RATE_KEYS_MAX];
     ing_req *rs[ING_JOIN_ROUND_MAX];
+    ing_req *keyed[ING_JOIN_ROUND_MAX];
+    char scopes[ING_JOIN_ROUND_MAX][48];
+    const char *scope_of[ING_JOIN_ROUND_MAX];
+    int idem_rc[ING_JOIN_ROUND_MAX];
 } claim_round;
+
+/* The Idempotency-Keys of the round's keyed joins in one round trip.
+ * Moves the joins that may go on (no key, or the key is theirs now) to
+ * the front of items and returns their count; a key already taken (a
+ * replay, a request in flight, a resume) goes to a job thread, which reads
+ * the record; Redis down answers 503, as one at a time would. */
+static size_t claim_keys(ing_worker *w, claim_round *cr, ing_req **items, size_t n)
+{
+    size_t k = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i]->idem[0])
+            continue;
+        join_scope(items[i]->job, cr->scopes[k]);
+        cr->scope_of[k] = cr->scopes[k];
+        cr->keyed[k++] = items[i];
+    }
+    if (k)
+        ing_idem_begin_many(w, cr->keyed, cr->scope_of, k, cr->idem_rc);
+    for (size_t i = 0, q = 0; i < n; i++) {
+        ing_req *r = items[i];
+        int rc = r->idem[0] ? cr->idem_rc[q++] : 0;
+        if (rc == 0)
+            items[m++] = r;
+        else if (rc == ONS_EEXIST)
+            join_hand_on(r, w, join_job_run);
+        else
+            ing_failf(r, w, ING_E_UNAVAILABLE, NULL,
+                      "The idempotency store is unavailable; retry shortly.");
+    }
+    return m;
+}
 
 /* Claims and produces up to ING_JOIN_ROUND_MAX joins: see
  * ing_join_claim_round. */
 static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_req **items, size_t n)
 {
     size_t m = 0;
+    n = claim_keys(w, cr, items, n);
     int64_t now = ing_now_ms();
     for (size_t i = 0; i < n; i++) {
         ing_req *r = items[i];
@@ -691,7 +746,7 @@ static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_re
         if (ing_event_state(r, w, j->msg.event_id, &ev) || check_sale(r, w, &ev, j->msg.quantity))
             continue;
         if (ev.pow_difficulty > 0) {
-            join_hand_on(r, w, join_job_run); /* a proof to spend first: one Redis call */
+            join_hand_on(r, w, join_owned_job); /* a proof to spend first: one Redis call */
             continue;
         }
         claim_token(j, now);
@@ -769,9 +824,9 @@ void ing_route_join(ing_req *r)
     ing_pow_header(r, j->pow, sizeof j->pow);
     r->job = j;
     r->job_free = free;
-    /* Joins without an Idempotency-Key share the claimer's pipelined
-     * claims; a key needs its own Redis record first (one at a time). */
-    if (!r->idem[0] && r->app->claimer)
+    /* Joins share the claimer's pipelined rounds (their keys' records,
+     * then their claims); without a claimer each goes alone. */
+    if (r->app->claimer)
         ing_req_submit_batch(r, r->app->claimer);
     else
         ing_req_submit(r, join_job_run);

@@ -785,6 +785,39 @@ int q_status_idem_begin(q_status *s, int64_t user_id, const char *idem, const ch
     return set_nx(s, k, v, ttl_s, record);
 }
 
+int q_status_idem_begin_many(q_status *s, q_idem_begin *items, size_t n, int ttl_s)
+{
+    for (size_t i = 0; i < n; i++)
+        items[i].rc = ONS_EREDIS;
+    if (n == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    for (size_t i = 0; i < n; i++) {
+        char k[512], v[160];
+        idem_key(s, k, sizeof k, items[i].user_id, items[i].key);
+        snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":0}", items[i].body_hash);
+        const char *argv[] = {"SET", k, v, "NX", "EX", ttl};
+        if (redisAppendCommandArgv(s->ctx, ttl_s > 0 ? 6 : 4, argv, NULL) != REDIS_OK)
+            return conn_failed(s, "idem_begin_many");
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, "idem_begin_many"); /* the rest stay ONS_EREDIS */
+        items[i].rc = r->type == REDIS_REPLY_STATUS ? 0
+                      : r->type == REDIS_REPLY_NIL  ? ONS_EEXIST
+                                                    : ONS_EREDIS;
+        if (items[i].rc == ONS_EREDIS)
+            rc = ONS_EREDIS;
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
 int q_status_idem_finish(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
                          int http_status, const char *response_json, int ttl_s)
 {

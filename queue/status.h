@@ -178,6 +178,17 @@ int q_status_set_active_many(q_status *s, q_active_set *items, size_t n);
  * stored JSON, caller frees) or ONS_EREDIS. */
 int q_status_idem_begin(q_status *s, int64_t user_id, const char *key, const char *body_hash,
                         int ttl_s, char **record);
+/* One key in q_status_idem_begin_many. */
+typedef struct q_idem_begin {
+    int64_t user_id;
+    const char *key, *body_hash;
+    int rc; /* out: 0 (owned), ONS_EEXIST (taken: read it with q_status_idem_begin) or
+               ONS_EREDIS */
+} q_idem_begin;
+/* q_status_idem_begin of n keys in ONE pipelined round trip, without
+ * reading the records of keys already taken; each item's rc tells its
+ * outcome. Returns 0 unless Redis failed (ONS_EREDIS). */
+int q_status_idem_begin_many(q_status *s, q_idem_begin *items, size_t n, int ttl_s);
 /* Stores the final response for the key (overwrites). 0 or ONS_EREDIS. */
 int q_status_idem_finish(q_status *s, int64_t user_id, const char *key, const char *body_hash,
                          int http_status, const char *response_json, int ttl_s);

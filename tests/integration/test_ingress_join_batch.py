@@ -1,6 +1,6 @@
-"""test_ingress_join_batch.py - joins without an Idempotency-Key share the
-join claimer's pipelined active-key claims (issue 12), against the real
-binaries.
+"""test_ingress_join_batch.py - joins share the join claimer's pipelined
+Redis round trips (issue 12): their Idempotency-Key records, then their
+active-key claims, against the real binaries.
 
   * A burst of concurrent joins, each fan twice at once: one Redis round
     trip carries the claims of many joins (the claimer's counters), and the
@@ -8,6 +8,11 @@ binaries.
     its twin 409 already_in_queue, and the fan's active key names the
     accepted intent. The control (join.round_max=0: no claimer) gives the
     same answers with no claimer round at all.
+  * Keyed joins, each fan's join sent twice at once with the same key (a
+    retry racing its original): the keys are claimed in the claimer's
+    rounds; per fan one intent, the twin answered with that intent (a replay)
+    or 409 idempotency_in_progress; a later replay gives the same 202 body,
+    the key with another body 422. The control (no claimer) answers alike.
   * A key left naming an intent that has ended (written by a node with the
     old unconditional write, debug.active_unchecked) locks fans out there;
     on a node with the claimer, their joins without a key are handed on to
@@ -92,6 +97,57 @@ def test_claims_of_concurrent_joins_share_round_trips():
 def test_control_without_the_claimer_same_answers_no_rounds():
     rounds, claims = burst_of_twins(0)
     assert not rounds and not claims, (rounds, claims)
+
+
+def keyed_twins(round_max, fans=200):
+    """Each fan's keyed join sent twice at once; returns the claimer's
+    claims counter after checking every answer."""
+    with Stack(partitions=2) as st:
+        st.start_worker()
+        base = st.start_ingress(join_round_max=round_max)
+        port = int(base.rsplit(":", 1)[1])
+        ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=2)
+        tokens = {u: st.token(u, "fan") for u in range(1, fans + 1)}
+        path = f"/v1/events/{ev}/intents"
+        c = KeepAliveClient(port)
+
+        def join(u, body=None):
+            s, b = c.request("POST", path, body or {"quantity": 1}, tokens[u],
+                             {"Idempotency-Key": f"fan-{u}"})
+            return u, s, b
+
+        with ThreadPoolExecutor(64) as ex:
+            out = list(ex.map(join, [u for u in tokens for _ in range(2)]))
+        accepted = {}
+        for u, s, b in out:
+            if s == 202:
+                assert accepted.setdefault(u, b["intent_id"]) == b["intent_id"], (u, out)
+            else:
+                assert s == 409 and b["error"]["code"] == "idempotency_in_progress", (u, s, b)
+        assert sorted(accepted) == sorted(tokens), len(accepted)
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s",
+                                   (ev,))[0][0] >= fans, 60, "intents applied")
+        n = st.sql("SELECT count(DISTINCT user_id), count(*) FROM intents WHERE event_id = %s",
+                   (ev,))[0]
+        assert n == (fans, fans), n  # one intent per fan, never two
+        # the key replays its answer, and refuses another body
+        for u in list(tokens)[:20]:
+            _, s, b = join(u)
+            assert s == 202 and b["intent_id"] == accepted[u], (u, s, b)
+            _, s, b = join(u, {"quantity": 2})
+            assert s == 422 and b["error"]["code"] == "idempotency_mismatch", (u, s, b)
+        claims = metric(port, "onsale_ingress_join_claims_total")
+        stop_clean(st)
+        return claims
+
+
+def test_keyed_joins_share_the_claimer_rounds():
+    claims = keyed_twins(256)
+    assert claims and claims >= 200, claims  # each fan's owned key went on to a claim
+
+
+def test_control_keyed_joins_without_the_claimer_same_answers():
+    assert not keyed_twins(0)
 
 
 def test_claimer_hands_a_key_naming_an_ended_intent_to_a_take_over():

@@ -215,6 +215,32 @@ START_TEST(claims_in_one_pipeline)
 }
 END_TEST
 
+/* The keys of one claimer round in one pipeline: each free key is owned
+ * by its request (and then taken for the single begin too), a taken one
+ * is told apart without its record being read, a twin in the same round
+ * loses to the first. */
+START_TEST(idempotency_keys_in_one_pipeline)
+{
+    char *rec = NULL;
+    ck_assert_int_eq(q_status_idem_begin(st, 3, "taken", "h0", 60, &rec), 0);
+    q_idem_begin b[] = {
+        {.user_id = 3, .key = "fresh", .body_hash = "h1"},
+        {.user_id = 3, .key = "taken", .body_hash = "h0"},
+        {.user_id = 4, .key = "fresh", .body_hash = "h1"}, /* another user's key */
+        {.user_id = 3, .key = "fresh", .body_hash = "h1"}, /* the twin */
+    };
+    ck_assert_int_eq(q_status_idem_begin_many(st, b, 4, 60), 0);
+    ck_assert_int_eq(b[0].rc, 0);
+    ck_assert_int_eq(b[1].rc, ONS_EEXIST);
+    ck_assert_int_eq(b[2].rc, 0);
+    ck_assert_int_eq(b[3].rc, ONS_EEXIST);
+    ck_assert_int_eq(q_status_idem_begin(st, 3, "fresh", "h1", 60, &rec), ONS_EEXIST);
+    ck_assert_str_eq(rec, "{\"h\":\"h1\",\"s\":0}");
+    free(rec);
+    ck_assert_int_eq(q_status_idem_begin_many(st, NULL, 0, 60), 0);
+}
+END_TEST
+
 START_TEST(unreachable_redis_is_an_error_not_a_crash)
 {
     q_status *down;
@@ -232,6 +258,9 @@ START_TEST(unreachable_redis_is_an_error_not_a_crash)
     ck_assert_int_eq(q_status_claim_active_many(down, c, 2, 1, 1), ONS_EREDIS);
     ck_assert_int_eq(c[0].rc, ONS_EREDIS);
     ck_assert_int_eq(c[1].rc, ONS_EREDIS);
+    q_idem_begin b = {.user_id = 1, .key = "k", .body_hash = "h"};
+    ck_assert_int_eq(q_status_idem_begin_many(down, &b, 1, 60), ONS_EREDIS);
+    ck_assert_int_eq(b.rc, ONS_EREDIS);
     q_status_free(down);
 }
 END_TEST
@@ -242,6 +271,7 @@ int main(void)
         {"publish_then_read", publish_then_read},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
+        {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
         {"unreachable_redis_is_an_error_not_a_crash", unreachable_redis_is_an_error_not_a_crash},
     };
     return ons_check_run_fixture("status", cases, sizeof cases / sizeof *cases, 60, setup,
