@@ -66,13 +66,66 @@ export ONSALE_BUILD=$(dirname "$BIN")
 ports=("$ONSALE_KAFKA_PORT" "$ONSALE_KAFKA_CONTROLLER_PORT" "$ONSALE_PG_PORT" "$ONSALE_REDIS_PORT"
     "$ONSALE_INGRESS_PORT" "$ONSALE_GATEWAY_PORT" "$ONSALE_WORKER_METRICS_PORT" "$ONSALE_PAYMENTS_METRICS_PORT")
 
+# A command in the checkout's folder, as the stack's user would type it.
+in_co() {
+    if [ -n "$made_user" ]; then
+        (cd / && runuser -u "$made_user" -- env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+            bash -c 'cd "$1" && shift && "$@"' - "$co" "$@")
+    else (cd "$co" && "$@"); fi
+}
+outer= co= pghome= made_user= decoy_pid= decoy_dir=
+# Whether process pid is one the copy's stack started: its command line or
+# its working folder names the copy (or PostgreSQL's relocated folder).
+ours() {
+    local args cwd
+    args=$(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) || return 1
+    cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || cwd=
+    case "$args $cwd" in *"$co"* | *"$pghome"*) return 0 ;; esac
+    return 1
+}
+# The processes of user still running (a zombie is not: it has exited and
+# waits for init to reap it), "pid args" one per line.
+user_procs() { ps -u "$1" -o pid=,stat=,args= 2>/dev/null | awk '$2 !~ /^Z/ {$2 = ""; print}' || true; }
+cleanup() {
+    local rc=$?
+    [ -z "$decoy_pid" ] || kill "$decoy_pid" 2>/dev/null || true
+    [ -z "$decoy_dir" ] || rm -rf "$decoy_dir"
+    if [ -n "$co" ] && [ -x "$co/scripts/stack" ]; then
+        in_co scripts/stack reset >"$outer/reset.out" 2>&1 || { cat "$outer/reset.out" >&2; rc=1; }
+    fi
+    # whatever of the copy's still listens on the stack's ports after reset
+    # is a process the stack under test started and failed to stop: named,
+    # then stopped
+    local port pid
+    for port in "${ports[@]}"; do
+        pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1)
+        [ -n "$pid" ] && [ -n "$co" ] && ours "$pid" || continue
+        say "FAIL: port $port still listened on after reset: $(ps -o pid=,user=,args= -p "$pid")"
+        kill -INT "$pid" 2>/dev/null || true; rc=1
+    done
+    # the copy's PostgreSQL data folder when it had to move out of the checkout
+    if [ -n "$pghome" ] && [ -e "$pghome" ]; then say "FAIL: $pghome left behind by scripts/stack reset"; rm -rf "$pghome"; rc=1; fi
+    if [ -n "$made_user" ]; then
+        local left; left=$(user_procs "$made_user")
+        if [ -n "$left" ]; then
+            say "FAIL: processes of $made_user left after reset: $left"
+            kill -9 $(awk '{print $1}' <<< "$left") 2>/dev/null || true; rc=1
+        fi
+        userdel -r "$made_user" 2>/dev/null || { say "FAIL: userdel -r $made_user"; rc=1; }
+    elif [ -n "$outer" ]; then
+        rm -rf "$outer"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
 # The user the stack runs as: this one, or (--as-new-user, as root) a fresh
 # one, with a home of its own (mode 0700) holding everything it needs.
-user=$(id -un) made_user=
+user=$(id -un)
 if [ "$as_new_user" = 1 ] && [ "$(id -u)" -eq 0 ]; then
     user=onsale-t$$
     useradd -m -s /bin/bash "$user" || fail "useradd $user"
-    made_user=$user
+    made_user=$user   # removed by cleanup from here on
     home=$(getent passwd "$user" | cut -d: -f6)
     chmod 700 "$home"
     outer=$(runuser -u "$user" -- mktemp -d -p "$home")
@@ -87,49 +140,7 @@ else
 fi
 [ "$(stat -c %a "$outer")" = 700 ] || fail "mktemp -d made $(stat -c %a "$outer"), want 700"
 co=$outer/onsale
-# A command in the checkout's folder, as the stack's user would type it.
-in_co() {
-    if [ -n "$made_user" ]; then
-        (cd / && runuser -u "$made_user" -- env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-            bash -c 'cd "$1" && shift && "$@"' - "$co" "$@")
-    else (cd "$co" && "$@"); fi
-}
-decoy_pid= decoy_dir=
-# The processes of user still running (a zombie is not: it has exited and
-# waits for init to reap it), "pid args" one per line.
-user_procs() { ps -u "$1" -o pid=,stat=,args= 2>/dev/null | awk '$2 !~ /^Z/ {$2 = ""; print}' || true; }
-cleanup() {
-    local rc=$?
-    [ -z "$decoy_pid" ] || kill "$decoy_pid" 2>/dev/null || true
-    [ -z "$decoy_dir" ] || rm -rf "$decoy_dir"
-    if [ -x "$co/scripts/stack" ]; then
-        in_co scripts/stack reset >"$outer/reset.out" 2>&1 || { cat "$outer/reset.out" >&2; rc=1; }
-    fi
-    # whatever still listens on the stack's ports after reset is a process
-    # the stack under test started and failed to stop: named, then stopped
-    local port pid
-    for port in "${ports[@]}"; do
-        pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1)
-        [ -n "$pid" ] || continue
-        say "FAIL: port $port still listened on after reset: $(ps -o pid=,user=,args= -p "$pid")"
-        kill -INT "$pid" 2>/dev/null || true; rc=1
-    done
-    # the copy's PostgreSQL data folder when it had to move out of the checkout
-    local pghome=/var/tmp/onsale-$(printf '%s' "$co" | md5sum | cut -c1-12)
-    if [ -e "$pghome" ]; then say "FAIL: $pghome left behind by scripts/stack reset"; rm -rf "$pghome"; rc=1; fi
-    if [ -n "$made_user" ]; then
-        local left; left=$(user_procs "$made_user")
-        if [ -n "$left" ]; then
-            say "FAIL: processes of $made_user left after reset: $left"
-            kill -9 $(awk '{print $1}' <<< "$left") 2>/dev/null || true; rc=1
-        fi
-        userdel -r "$made_user" 2>/dev/null || { say "FAIL: userdel -r $made_user"; rc=1; }
-    else
-        rm -rf "$outer"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
+pghome=/var/tmp/onsale-$(printf '%s' "$co" | md5sum | cut -c1-12)
 
 mkdir "$co"
 (cd "$SRC" && git ls-files -z --cached --others --exclude-standard |
