@@ -73,7 +73,7 @@ in_co() {
             bash -c 'cd "$1" && shift && "$@"' - "$co" "$@")
     else (cd "$co" && "$@"); fi
 }
-outer= co= pghome= made_user= decoy_pid= decoy_dir=
+outer= co= pghome= made_user= decoy_pid= decoy_dir= http_pid=
 # Whether process pid is one the copy's stack started: its command line or
 # its working folder names the copy (or PostgreSQL's relocated folder).
 ours() {
@@ -89,6 +89,7 @@ user_procs() { ps -u "$1" -o pid=,stat=,args= 2>/dev/null | awk '$2 !~ /^Z/ {$2 
 cleanup() {
     local rc=$?
     [ -z "$decoy_pid" ] || kill "$decoy_pid" 2>/dev/null || true
+    [ -z "$http_pid" ] || kill "$http_pid" 2>/dev/null || true
     [ -z "$decoy_dir" ] || rm -rf "$decoy_dir"
     if [ -n "$co" ] && [ -x "$co/scripts/stack" ]; then
         in_co scripts/stack reset >"$outer/reset.out" 2>&1 || { cat "$outer/reset.out" >&2; rc=1; }
@@ -150,13 +151,52 @@ ln -sfn "$deps" "$co/.deps"
 [ -z "$made_user" ] || chown -hR "$made_user": "$co"
 say "checkout copied to $co (folder mode $(stat -c %a "$outer"), stack run by $user), ports pg $ONSALE_PG_PORT redis $ONSALE_REDIS_PORT kafka $ONSALE_KAFKA_PORT ingress $ONSALE_INGRESS_PORT"
 
+h=127.0.0.1
+# A Redis of no stack (what another checkout's stack is, to this one) on
+# port $1, its files in decoy_dir; its pid in decoy_pid.
+decoy_redis() {
+    decoy_dir=$(mktemp -d)
+    redis-server --bind $h --port "$1" --save '' --appendonly no --daemonize yes \
+        --pidfile "$decoy_dir/redis.pid" --dir "$decoy_dir" --logfile "$decoy_dir/redis.log"
+    for _ in $(seq 1 50); do [ -s "$decoy_dir/redis.pid" ] && break; sleep 0.1; done
+    decoy_pid=$(cat "$decoy_dir/redis.pid")
+    for _ in $(seq 1 50); do [ "$(redis-cli -h $h -p "$1" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+}
+# up where another process listens on a port of the stack (another
+# checkout's stack: every clone has the same defaults) stops and names the
+# setting to change, instead of taking what answers there as its own: a
+# decoy Redis on the Redis port (up stops at once), then an HTTP server
+# answering 200 to everything, as another ingress answers /readyz, on the
+# ingress port (up stops there, the other services up; a second up after it
+# has gone starts ingress).
+decoy_redis "$ONSALE_REDIS_PORT"
+! in_co scripts/stack up >"$outer/up-taken.out" 2>&1 ||
+    fail "scripts/stack up succeeded with another process on its Redis port (it used that Redis)"
+grep -q "port $ONSALE_REDIS_PORT is already in use.*ONSALE_REDIS_PORT=" "$outer/up-taken.out" ||
+    { cat "$outer/up-taken.out" >&2; fail "scripts/stack up on a taken Redis port: no message naming ONSALE_REDIS_PORT"; }
+kill "$decoy_pid"; decoy_pid=
+for _ in $(seq 1 50); do [ -z "$(ss -Hltn "sport = :$ONSALE_REDIS_PORT")" ] && break; sleep 0.1; done
+python3 -c 'import http.server as hs, sys
+class H(hs.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+hs.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$ONSALE_INGRESS_PORT" &
+http_pid=$!
+for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://$h:$ONSALE_INGRESS_PORT/readyz" 2>/dev/null && break; sleep 0.1; done
+! in_co scripts/stack up >"$outer/up-taken.out" 2>&1 ||
+    fail "scripts/stack up succeeded with another process on its ingress port (another ingress answered)"
+grep -q "port $ONSALE_INGRESS_PORT is already in use.*ONSALE_INGRESS_PORT=" "$outer/up-taken.out" ||
+    { cat "$outer/up-taken.out" >&2; fail "scripts/stack up on a taken ingress port: no message naming ONSALE_INGRESS_PORT"; }
+kill "$http_pid"; wait "$http_pid" 2>/dev/null || true; http_pid=
+say "up refuses ports taken by others (Redis, ingress), naming the setting"
+
 if ! in_co scripts/stack up >"$outer/up.out" 2>&1; then
     cat "$outer/up.out" >&2
     for f in "$co"/.state/logs/*; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
     fail "scripts/stack up failed from a 0700 folder"
 fi
 
-h=127.0.0.1
 n=$(psql "host=$h port=$ONSALE_PG_PORT dbname=onsale user=postgres connect_timeout=5" -X -qtA \
     -c "SELECT count(*) FROM schema_migrations") || fail "PostgreSQL query failed"
 [ "$n" -ge 1 ] || fail "no migrations applied ($n)"
@@ -180,17 +220,13 @@ say "postgres ($n migrations), redis, kafka and ingress answer; the stack's toke
 # the Redis one a decoy Redis, as the defaults may name another checkout's
 # stack. down stops this stack (its pid files and data folder) and leaves
 # the decoy alone.
-pick decoy_redis other_pg other_kafka other_ingress
-decoy_dir=$(mktemp -d)
-redis-server --bind $h --port "$decoy_redis" --save '' --appendonly no --daemonize yes \
-    --pidfile "$decoy_dir/redis.pid" --dir "$decoy_dir" --logfile "$decoy_dir/redis.log"
-for _ in $(seq 1 50); do [ -s "$decoy_dir/redis.pid" ] && break; sleep 0.1; done
-decoy_pid=$(cat "$decoy_dir/redis.pid")
-for _ in $(seq 1 50); do [ "$(redis-cli -h $h -p "$decoy_redis" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
-in_co env ONSALE_REDIS_PORT="$decoy_redis" ONSALE_PG_PORT="$other_pg" ONSALE_KAFKA_PORT="$other_kafka" \
+pick other_redis other_pg other_kafka other_ingress
+rm -rf "$decoy_dir"
+decoy_redis "$other_redis"
+in_co env ONSALE_REDIS_PORT="$other_redis" ONSALE_PG_PORT="$other_pg" ONSALE_KAFKA_PORT="$other_kafka" \
     ONSALE_INGRESS_PORT="$other_ingress" scripts/stack down >"$outer/down.out" 2>&1 ||
     { cat "$outer/down.out" >&2; fail "scripts/stack down failed"; }
-[ "$(redis-cli -h $h -p "$decoy_redis" PING 2>/dev/null)" = PONG ] ||
+[ "$(redis-cli -h $h -p "$other_redis" PING 2>/dev/null)" = PONG ] ||
     fail "scripts/stack down stopped another Redis (the one its shell's settings named)"
 kill "$decoy_pid"; decoy_pid=
 ! pg_isready -q -h $h -p "$ONSALE_PG_PORT" || fail "postgres still running after down"
