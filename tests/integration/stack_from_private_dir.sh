@@ -113,6 +113,7 @@ cleanup() {
             kill -9 $(awk '{print $1}' <<< "$left") 2>/dev/null || true; rc=1
         fi
         userdel -r "$made_user" 2>/dev/null || { say "FAIL: userdel -r $made_user"; rc=1; }
+        rm -rf "/tmp/hsperfdata_$made_user"   # the JVM's (Kafka's), kept after it exits
     elif [ -n "$outer" ]; then
         rm -rf "$outer"
     fi
