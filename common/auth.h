@@ -28,6 +28,9 @@
 /* The payment gateway's API key (gateway.api_key of the simulator,
  * payments.api_key of onsale-payments, gateway.api_key of onsale-sim). */
 #define ONS_GATEWAY_KEY_DEV "sk_test_onsale"
+/* The shortest API key any of them accepts: a key of a few characters is a
+ * typo or a placeholder, refused at start like a default. */
+#define ONS_GATEWAY_KEY_MIN 8
 
 /* The dev_mode option, the same row in every binary's table. */
 #define ONS_DEV_MODE_HELP                                                                          \

@@ -1,5 +1,5 @@
 /*
- * routes_orders.c - checkout and tickets (API.md "Checkout and tickets";
+ * routes_orders.c - checkout and tickets (docs/api.md "Checkout and tickets";
  * docs/checkout.md):
  *   POST /v1/reservations/{id}/checkout  (owner, Idempotency-Key required)
  *   GET  /v1/orders/{id}                 (owner)

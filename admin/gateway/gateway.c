@@ -32,7 +32,7 @@
 static const ons_opt opt_table[] = {
     OPT("gateway.port", ONS_OPT_INT, port, 0, 65535, "9300", "HTTP listen port"),
     OPT("gateway.bind", ONS_OPT_STR, bind, 1, 255, "127.0.0.1", "HTTP listen address"),
-    OPT("gateway.api_key", ONS_OPT_STR, api_key, 8, 255, ONS_GATEWAY_KEY_DEV,
+    OPT("gateway.api_key", ONS_OPT_STR, api_key, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV,
         "secret API key clients send as Authorization: Bearer <key> (else 401)"),
     OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
     OPT("gateway.max_body", ONS_OPT_INT, max_body, 256, 1048576, "8192",

@@ -1,4 +1,4 @@
-"""test_catalog.py - GET /v1/events, the public catalog search (API.md
+"""test_catalog.py - GET /v1/events, the public catalog search (docs/api.md
 "Catalog (public)", openapi listEvents): filters (q's words over name,
 description, category and venue, city case-insensitive, category exact, time
 and price ranges; test_search.py covers ranking, typos, distance and sorts), every status listed and reported, keyset pagination

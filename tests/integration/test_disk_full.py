@@ -1,7 +1,8 @@
 """Disk full (issue 13, docs/scaling.md "Failures"): a Kafka broker's or
 PostgreSQL's volume fills up mid-sale. Each test mounts a small tmpfs of its
-own (as root, as CI runs; a test that cannot mount FAILS, it never skips),
-puts one store on it, fills it with a filler file and shows:
+own (as root, as CI runs, or through `sudo -n` as a user with sudo; a test
+that cannot mount FAILS, it never skips), puts one store on it, fills it with
+a filler file and shows:
 
   - the broker's volume full: the broker stops (see the test for what Kafka
     does); new joins are refused with 503 `queue_unavailable` (Retry-After,
@@ -17,7 +18,7 @@ Both end with `onsalectl audit` over the 202s the test saw (sim-log format:
 accepted_reached, kafka_applied, fifo, seats ...) and an exactly-once check.
 The mounts, the private broker and the tablespace are removed in `finally`
 blocks, also when a test fails."""
-import contextlib, errno, os, re, shutil, signal, subprocess, tempfile, time
+import contextlib, errno, os, re, signal, subprocess, tempfile, time
 
 import psycopg2
 
@@ -27,24 +28,36 @@ STACK = os.path.join(ROOT, "scripts", "stack")
 
 
 # ---- a small volume ------------------------------------------------------------
+def as_root(argv):
+    """argv run as root: directly when the test is root (CI), else through
+    `sudo -n` (a user with sudo running scripts/test). Returns the
+    CompletedProcess (stdout and stderr together)."""
+    if os.geteuid() != 0:
+        argv = ["sudo", "-n", *argv]
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 @contextlib.contextmanager
 def tmpfs(size_mb):
-    """A tmpfs of size_mb MiB mounted on a fresh folder (mode 0755, so the
-    postgres user can reach it); unmounted and removed afterwards. Mounting
-    needs root (CI runs as root): failing to mount fails the test."""
+    """A tmpfs of size_mb MiB mounted on a fresh folder, owned by the user
+    running the test (who fills it and runs the private broker on it), mode
+    0755 so the PostgreSQL server's user can reach its folder in it;
+    unmounted and removed afterwards. Mounting needs root (as_root): failing
+    to mount fails the test."""
     where = tempfile.mkdtemp(prefix="onsale-full-")
     os.chmod(where, 0o755)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", where],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    opts = f"size={size_mb}m,mode=0755,uid={os.geteuid()},gid={os.getegid()}"
+    p = as_root(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", where])
     if p.returncode != 0:
         os.rmdir(where)
-        raise AssertionError(f"cannot mount a tmpfs on {where} (the disk-full tests need root): "
-                             f"{p.stdout.strip()}")
+        raise AssertionError(f"cannot mount a tmpfs on {where} (the disk-full tests need root or "
+                             f"sudo): {p.stdout.strip()}")
     try:
         yield where
     finally:
-        if subprocess.run(["umount", where]).returncode != 0:
-            subprocess.run(["umount", "-l", where], check=True)
+        if as_root(["umount", where]).returncode != 0:
+            p = as_root(["umount", "-l", where])
+            assert p.returncode == 0, p.stdout
         os.rmdir(where)
 
 
@@ -139,17 +152,26 @@ def private_kafka(data, state):
 # ---- a PostgreSQL tablespace ---------------------------------------------------------
 @contextlib.contextmanager
 def pg_tablespace(folder):
-    """A tablespace of the shared PostgreSQL in folder/pg (owned by postgres).
-    Afterwards every database in it is dropped (kept-on-failure ones too: the
-    folder is about to vanish), then the tablespace."""
+    """A tablespace of the shared PostgreSQL in folder/pg, owned by the
+    server's user: the one that owns its data folder ('postgres' when
+    scripts/stack ran as root, else the user who ran it). Afterwards every
+    database in it is dropped (kept-on-failure ones too: the folder is about
+    to vanish), then the tablespace."""
     loc = os.path.join(folder, "pg")
     os.mkdir(loc, 0o700)
-    shutil.chown(loc, "postgres", "postgres")
     name = f"onsale_full_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
     conn = psycopg2.connect(pg_dsn("postgres"))
     conn.autocommit = True
     try:
         with conn.cursor() as c:
+            c.execute("SELECT current_setting('data_directory')")
+            data = c.fetchone()[0]
+            owner = as_root(["stat", "-c", "%u:%g", data])
+            assert owner.returncode == 0, owner.stdout
+            owner = owner.stdout.strip()
+            if owner != f"{os.geteuid()}:{os.getegid()}":
+                p = as_root(["chown", owner, loc])
+                assert p.returncode == 0, p.stdout
             c.execute(f"CREATE TABLESPACE \"{name}\" LOCATION '{loc}'")
         try:
             yield name

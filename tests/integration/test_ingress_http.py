@@ -1,4 +1,4 @@
-"""test_ingress_http.py - the HTTP contract of onsale-ingress (API.md) against
+"""test_ingress_http.py - the HTTP contract of onsale-ingress (docs/api.md) against
 the real stack, without a worker: every bad-input class gets its 4xx and
 changes nothing (no Kafka record, no row, no Redis key); Idempotency-Key
 replay and mismatch; already_in_queue; sale_not_open; event creation (a

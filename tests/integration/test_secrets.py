@@ -84,6 +84,54 @@ def test_ingress_refuses_default_or_shared_tickets_secret(st):
     assert "same value as ids.secret" in err
 
 
+# Each key's shortest accepted length (common/auth.h ONS_AUTH_SECRET_MIN,
+# ONS_GATEWAY_KEY_MIN) and the binaries holding it, with the other keys of
+# that binary set to good, distinct values.
+GOOD = {"auth_secret": "a-real-jwt-key-0123456789", "ids_secret": "a-real-ids-key-0123456789",
+        "tickets_secret": "a-real-tickets-key-0123456789"}
+SHORT = [
+    ("onsale-ingress", "auth.secret", 16, {"http_port": 0}),
+    ("onsale-ingress", "ids.secret", 16, {"http_port": 0}),
+    ("onsale-ingress", "tickets.secret", 16, {"http_port": 0}),
+    ("onsale-worker", "ids.secret", 16, {"metrics_port": 0}),
+    ("onsale-payments", "payments.api_key", 8, {"metrics_port": 0}),
+    ("onsale-gateway", "gateway.api_key", 8, {"gateway_port": 0}),
+]
+
+
+@pytest.mark.parametrize("binary,option,minimum,extra", SHORT,
+                         ids=[f"{b}-{o}" for b, o, _, _ in SHORT])
+def test_daemon_refuses_empty_or_short_secret(st, binary, option, minimum, extra):
+    """An empty key and a key one character short of the minimum stop the
+    process at start (exit 2), dev_mode on or off, with a message naming the
+    option, its variable and the accepted lengths; the key at its minimum
+    length gets past that check (to the next refusal, or to a start)."""
+    key = option.replace(".", "_")
+    env_name = "ONSALE_" + key.upper()
+    for value in ("", "k" * (minimum - 1)):
+        for dev in ("0", "1"):
+            env = defaults_env(st, **extra, **{k: v for k, v in GOOD.items() if k != key},
+                               dev_mode=dev)
+            env[env_name] = value
+            try:
+                p = subprocess.run([os.path.join(BIN, binary)], env=env, capture_output=True,
+                                   text=True, timeout=10)
+            except subprocess.TimeoutExpired as e:
+                raise AssertionError(f"{binary} started with {env_name}={value!r} "
+                                     f"(dev_mode={dev}): {e.stderr!r}")
+            assert p.returncode == 2, (binary, value, dev, p.returncode, p.stderr)
+            assert option in p.stderr and env_name in p.stderr, p.stderr
+            assert f"length {len(value)} is outside {minimum}.." in p.stderr, p.stderr
+    env = defaults_env(st, **extra, **{k: v for k, v in GOOD.items() if k != key})
+    env[env_name] = "k" * minimum
+    try:
+        p = subprocess.run([os.path.join(BIN, binary)], env=env, capture_output=True, text=True,
+                           timeout=3)
+        assert "is outside" not in p.stderr, p.stderr
+    except subprocess.TimeoutExpired:
+        pass  # started: every key accepted
+
+
 def alive_after(proc, seconds):
     deadline = time.time() + seconds
     while time.time() < deadline:

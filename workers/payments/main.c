@@ -84,7 +84,7 @@ static const ons_opt opt_table[] = {
         "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
     OPT("payments.gateway_url", ONS_OPT_STR, gateway_url, 8, 512, "http://127.0.0.1:9300",
         "payment gateway base URL (http only)"),
-    OPT("payments.api_key", ONS_OPT_STR, api_key, 1, 255, ONS_GATEWAY_KEY_DEV,
+    OPT("payments.api_key", ONS_OPT_STR, api_key, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV,
         "the payment gateway's API key"),
     OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
