@@ -320,6 +320,14 @@
       return finalAnswer("expired", "Your hold ran out", "warn",
         "The seats were held for you, but the time to pay ran out, so they went back to the queue.");
     case "released":
+      /* Released by the seller's cancel of the event (reason "cancelled"),
+       * not by the fan: say so, and that a charge is refunded. */
+      if (st.reason === "cancelled") {
+        finalAnswer("released", "The event was cancelled", "bad",
+          "The seller cancelled this event, so your hold ended. If you were paying, the charge is refunded.");
+        $("again-btn").classList.add("hidden");
+        return undefined;
+      }
       return finalAnswer("released", "Your seats were released", "warn",
         "You gave your place or seats back. Thank you — they went to the next fan in line.");
     default:
