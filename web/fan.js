@@ -532,6 +532,11 @@
       mine.order_id = null;
       mine.pay_key = null;
       save();
+      if ((o.state === "refunded" || (o.state === "failed" && o.reason === "cancelled")) &&
+          await eventCancelled()) {
+        cancelledAnswer();
+        return;
+      }
       if (o.state === "refunded") {
         finalAnswer("refunded", "Payment refunded", "warn",
           "Your payment arrived after your hold ended, so the seats were released and your money refunded.");
@@ -558,8 +563,25 @@
     $("again-btn").classList.add("hidden");
   }
 
+  /* Whether the seller cancelled the event (read now, not from the view the
+   * page refreshes every few seconds): a paid order is then refunded and
+   * its tickets void, a payment in flight fails and is refunded. */
+  async function eventCancelled() {
+    try {
+      ev = (await call("GET", `/v1/events/${eventId}`)).body;
+    } catch (err) { /* keep the last view */ }
+    return !!ev && ev.status === "cancelled";
+  }
+
+  function cancelledAnswer() {
+    finalAnswer("refunded", "The event was cancelled", "bad",
+      "The seller cancelled this event: any tickets are void and your payment is refunded.");
+    $("again-btn").classList.add("hidden");
+  }
+
   async function renderPurchased() {
     clearTimeout(pollTimer);
+    if (await eventCancelled()) return cancelledAnswer();
     if (mine && mine.order_id) return pollOrder();
     finalAnswer("purchased", "You have tickets!", "good", "Your order is paid.");
     try {
