@@ -22,8 +22,10 @@ int adm_state_reachable(int seen, int now)
         return now == Q_INTENT_RESERVED || now == Q_INTENT_PAYING || now == Q_INTENT_PURCHASED ||
                now == Q_INTENT_EXPIRED || now == Q_INTENT_RELEASED;
     case Q_INTENT_PAYING:
-        return now == Q_INTENT_PAYING || now == Q_INTENT_PURCHASED || now == Q_INTENT_EXPIRED ||
-               now == Q_INTENT_RELEASED;
+        /* A declined or failed payment gives the hold back (docs/checkout.md):
+         * a fan who last saw paying may find its intent reserved again. */
+        return now == Q_INTENT_PAYING || now == Q_INTENT_RESERVED || now == Q_INTENT_PURCHASED ||
+               now == Q_INTENT_EXPIRED || now == Q_INTENT_RELEASED;
     default:
         return now == seen;
     }

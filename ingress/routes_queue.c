@@ -487,20 +487,68 @@ static void claim_refused(ing_req *r, ing_worker *w, int rc, const char *existin
     ing_idem_reply(r, w, 409, body);
 }
 
+static int64_t claim_stale_ms(const ing_app *app);
+
+/* The key holds another request's "pending:<sent_ms>" claim (existing):
+ * a join in flight, or one whose ingress died after its record reached
+ * the log and before it answered (kill -9 between the delivery report and
+ * the finisher). The intent the log holds for that claim is looked up by
+ * (user, event, accepted_at = sent_ms), as join_resume does. Returns 1
+ * (take the key over: that intent has ended, or the claim is stale and
+ * nothing was written), 0 (refuse; named holds the live intent's id when
+ * one was found, "" otherwise) or -1 (replied 503). */
+static int pending_claim(ing_req *r, ing_worker *w, const char *existing, char *named, size_t cap)
+{
+    join_job *j = r->job;
+    named[0] = '\0';
+    int64_t sent_ms = strtoll(existing + strlen("pending:"), NULL, 10), seq;
+    int stale = ing_now_ms() - sent_ms > claim_stale_ms(r->app);
+    char state[16];
+    int rc = ing_intent_of_join(w, j->msg.user_id, j->msg.event_id, -1, sent_ms, &seq, state);
+    if (rc == ONS_ENOTFOUND)
+        return stale;
+    if (rc == 0 && terminal(state))
+        return 1;
+    if (rc == 0 && cap > Q_ID_LEN &&
+        q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, seq, j->msg.user_id, named) == 0) {
+        /* The key names the intent from now on (its worker deletes it by
+         * id when it ends); the fan is pointed at its place. */
+        q_status_replace_active(w->st, j->msg.event_id, j->msg.user_id, existing, named);
+        ing_seqmap_put(r->app->seqs, seq, j->msg.event_id);
+        return 0;
+    }
+    if (!stale)
+        return 0;
+    ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent data is unavailable; retry shortly.");
+    return -1;
+}
+
 /* The outcome of a claim (rc, existing: the key's value on ONS_EEXIST):
- * a key that names an intent which has ended is taken over. Returns 0
- * (claimed) or -1 (replied). */
+ * a key that names an intent which has ended is taken over, and so is a
+ * pending claim whose intent ended or that is stale with nothing written
+ * (pending_claim); a pending claim whose intent lives is answered with that
+ * intent. Returns 0 (claimed) or -1 (replied). */
 static int claim_settle(ing_req *r, ing_worker *w, int rc, const char *existing)
 {
     join_job *j = r->job;
-    if (rc == ONS_EEXIST && strncmp(existing, "pending", 7) != 0 && may_take_over(r, w, existing))
+    char named[Q_ID_LEN + 1] = "";
+    int take = 0;
+    if (rc == ONS_EEXIST && r->app->o.debug_active_unchecked)
+        take = 0;
+    else if (rc == ONS_EEXIST && strncmp(existing, "pending:", 8) == 0)
+        take = pending_claim(r, w, existing, named, sizeof named);
+    else if (rc == ONS_EEXIST)
+        take = may_take_over(r, w, existing);
+    if (take < 0)
+        return -1;
+    if (take)
         rc = q_status_replace_active(w->st, j->msg.event_id, j->msg.user_id, existing,
                                      j->active_claim) == 0
                  ? 0
                  : ONS_EEXIST;
     if (rc == 0)
         return 0;
-    claim_refused(r, w, rc, existing);
+    claim_refused(r, w, rc, named[0] ? named : existing);
     return -1;
 }
 
@@ -519,6 +567,15 @@ static void claim_token(join_job *j, int64_t now)
 static int64_t claim_stale_ms(const ing_app *app)
 {
     return 2 * app->o.kafka_produce_timeout_ms + 5000;
+}
+
+/* What the claim scripts treat as stale: never, so a pending claim is
+ * settled here, where PostgreSQL can tell whether its record was written
+ * (pending_claim); debug.active_unchecked keeps the old in-script takeover
+ * for the control tests. */
+static int64_t script_stale_ms(const ing_app *app)
+{
+    return app->o.debug_active_unchecked ? claim_stale_ms(app) : INT64_C(1) << 50;
 }
 
 /* The join's rate limit rode on its claim (rc, rate): 1 when it refused
@@ -548,7 +605,7 @@ static int claim_active(ing_req *r, ing_worker *w)
     q_rate_out rate;
     size_t nkeys = ing_ratelimit_keys(r, keys);
     int rc = q_status_claim_active_rated(
-        w->st, j->msg.event_id, j->msg.user_id, j->active_claim, now, claim_stale_ms(r->app),
+        w->st, j->msg.event_id, j->msg.user_id, j->active_claim, now, script_stale_ms(r->app),
         j->own_old[0] ? j->own_old : NULL, existing, sizeof existing, keys, nkeys, &rate);
     if (claim_rate_limited(r, w, keys, nkeys, rc, &rate))
         return -1;
@@ -670,8 +727,9 @@ static void join_owned_job(ing_worker *w, void *arg)
     join_checked_run(arg, w, 0);
 }
 
-/* A claimer join whose key names an intent (j->existing): the take-over
- * check may read Redis and PostgreSQL, so it runs here, off the claimer.
+/* A claimer join whose key is held (j->existing: an intent's id or another
+ * request's pending claim): the take-over check may read Redis and
+ * PostgreSQL, so it runs here, off the claimer.
  * Its rate limit was charged with the claim. */
 static void join_takeover_job(ing_worker *w, void *arg)
 {
@@ -760,7 +818,7 @@ static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_re
     }
     if (m == 0)
         return;
-    q_status_claim_active_many(w->st, cr->claims, m, now, claim_stale_ms(app));
+    q_status_claim_active_many(w->st, cr->claims, m, now, script_stale_ms(app));
     if (app->join_claim_rounds) {
         ons_counter_add(app->join_claim_rounds, 1);
         ons_counter_add(app->join_claims, (double)m);
@@ -774,8 +832,7 @@ static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_re
             continue;
         if (c->rc == 0) {
             join_produce(r, w);
-        } else if (c->rc == ONS_EEXIST && strncmp(c->current, "pending", 7) != 0 &&
-                   !app->o.debug_active_unchecked) {
+        } else if (c->rc == ONS_EEXIST && !app->o.debug_active_unchecked) {
             snprintf(j->existing, sizeof j->existing, "%s", c->current);
             join_hand_on(r, w, join_takeover_job);
         } else {

@@ -400,6 +400,34 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     return read_replies(s, queued, "publish");
 }
 
+int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
+{
+    enum { CHUNK = 512 };
+    if (n == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    char(*keys)[128] = malloc(CHUNK * sizeof *keys);
+    const char **argv = malloc((CHUNK + 1) * sizeof *argv);
+    if (!keys || !argv) {
+        free(keys);
+        free(argv);
+        return ONS_ENOMEM;
+    }
+    size_t queued = 0;
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t m = n - at < CHUNK ? n - at : CHUNK;
+        argv[0] = "DEL";
+        for (size_t i = 0; i < m; i++)
+            argv[i + 1] = key(s, keys[i], sizeof keys[i], "r:%lld", (long long)seqs[at + i]);
+        redisAppendCommandArgv(s->ctx, (int)m + 1, argv, NULL);
+        queued++;
+    }
+    free(keys);
+    free(argv);
+    return read_replies(s, queued, "drop_results");
+}
+
 int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n)
 {
     for (int i = 0; i < n; i++) {

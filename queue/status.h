@@ -68,6 +68,12 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
                      const q_status_result *results, size_t nresults, const q_status_event *events,
                      size_t nevents);
 
+/* Deletes the results r:<seq> of n intents (pipelined, one round trip):
+ * a reader then answers them from PostgreSQL. The worker's repair after
+ * Redis may have lost or missed its writes (workers/project.h). Returns 0
+ * or ONS_EREDIS. */
+int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n);
+
 /* ---- ingress side ---------------------------------------------------------- */
 
 /* Reads every partition's served cursor and rate in one round trip into

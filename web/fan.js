@@ -320,6 +320,14 @@
       return finalAnswer("expired", "Your hold ran out", "warn",
         "The seats were held for you, but the time to pay ran out, so they went back to the queue.");
     case "released":
+      /* Released by the seller's cancel of the event (reason "cancelled"),
+       * not by the fan: say so, and that a charge is refunded. */
+      if (st.reason === "cancelled") {
+        finalAnswer("released", "The event was cancelled", "bad",
+          "The seller cancelled this event, so your hold ended. If you were paying, the charge is refunded.");
+        $("again-btn").classList.add("hidden");
+        return undefined;
+      }
       return finalAnswer("released", "Your seats were released", "warn",
         "You gave your place or seats back. Thank you — they went to the next fan in line.");
     default:
@@ -524,6 +532,11 @@
       mine.order_id = null;
       mine.pay_key = null;
       save();
+      if ((o.state === "refunded" || (o.state === "failed" && o.reason === "cancelled")) &&
+          await eventCancelled()) {
+        cancelledAnswer();
+        return;
+      }
       if (o.state === "refunded") {
         finalAnswer("refunded", "Payment refunded", "warn",
           "Your payment arrived after your hold ended, so the seats were released and your money refunded.");
@@ -550,8 +563,25 @@
     $("again-btn").classList.add("hidden");
   }
 
+  /* Whether the seller cancelled the event (read now, not from the view the
+   * page refreshes every few seconds): a paid order is then refunded and
+   * its tickets void, a payment in flight fails and is refunded. */
+  async function eventCancelled() {
+    try {
+      ev = (await call("GET", `/v1/events/${eventId}`)).body;
+    } catch (err) { /* keep the last view */ }
+    return !!ev && ev.status === "cancelled";
+  }
+
+  function cancelledAnswer() {
+    finalAnswer("refunded", "The event was cancelled", "bad",
+      "The seller cancelled this event: any tickets are void and your payment is refunded.");
+    $("again-btn").classList.add("hidden");
+  }
+
   async function renderPurchased() {
     clearTimeout(pollTimer);
+    if (await eventCancelled()) return cancelledAnswer();
     if (mine && mine.order_id) return pollOrder();
     finalAnswer("purchased", "You have tickets!", "good", "Your order is paid.");
     try {

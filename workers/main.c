@@ -58,7 +58,7 @@ typedef struct wk_opts {
     char *redis_host;
     long long redis_port;
     char *redis_prefix;
-    long long redis_timeout_ms, result_ttl_s;
+    long long redis_timeout_ms, result_ttl_s, redis_resync_window_ms;
     char *ids_secret;
     int dev_mode;
     long long batch_max_messages, batch_max_ms, hold_check_ms;
@@ -94,6 +94,10 @@ static const ons_opt opt_table[] = {
         "timeout of one Redis round trip"),
     OPT("redis.result_ttl", ONS_OPT_INT, result_ttl_s, 60, 30 * 86400, "86400",
         "TTL of intent results in Redis, seconds"),
+    OPT("redis.resync_window_ms", ONS_OPT_INT, redis_resync_window_ms, 0, 600000, "5000",
+        "after a failed projection, the results written this long before Redis last took one "
+        "(and all since) are deleted, so polls read them from PostgreSQL (appendfsync everysec "
+        "loses up to about 2 s)"),
     OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ONS_IDS_SECRET_DEV, "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
     OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
@@ -661,7 +665,7 @@ static int start(worker *w, wk_httpd **httpd)
         return ONS_EDB;
     q_status_opts ro = {w->o.redis_host, (int)w->o.redis_port, w->o.redis_prefix,
                         (int)w->o.redis_timeout_ms, (int)w->o.result_ttl_s};
-    if (wk_project_new(&ro, w->o.ids_secret, &w->proj) != 0)
+    if (wk_project_new(&ro, w->o.ids_secret, w->o.redis_resync_window_ms, &w->proj) != 0)
         return ONS_EREDIS;
     w->buf = calloc((size_t)w->o.batch_max_messages, sizeof *w->buf);
     w->want_ids = calloc((size_t)w->o.batch_max_messages, sizeof *w->want_ids);

@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "queue/intent_id.h"
 #include "common/vec.h"
+#include "common/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,13 +20,23 @@ struct wk_project {
     size_t cap_evs;
     char *sections; /* every touched event's "section_id:free,..." list */
     size_t cap_sections;
+    /* The intents whose results were written (or tried) within
+     * resync_window_s before the last projection Redis took, and every one
+     * since: recent[head..n). */
+    wk_published *recent;
+    size_t head, nrecent, cap_recent;
+    double last_ok;  /* monotonic s of the last projection Redis took; 0: none yet */
+    double window_s; /* redis.resync_window_ms */
+    int resync;      /* a projection failed: drop recent's results before the next */
 };
 
-int wk_project_new(const q_status_opts *o, const char *secret, wk_project **out)
+int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_window_ms,
+                   wk_project **out)
 {
     wk_project *pj = calloc(1, sizeof *pj);
     if (!pj)
         return ONS_ENOMEM;
+    pj->window_s = (double)resync_window_ms / 1000.0;
     pj->secret = strdup(secret);
     if (!pj->secret || q_status_new(o, &pj->st) != 0) {
         free(pj->secret);
@@ -45,7 +56,79 @@ void wk_project_free(wk_project *pj)
     free(pj->res);
     free(pj->evs);
     free(pj->sections);
+    free(pj->recent);
     free(pj);
+}
+
+/* ---- repair after Redis lost or missed writes ----------------------------------
+ *
+ * A failed projection leaves the results of its batch unwritten, and a
+ * Redis that restarts may come back without the last writes it took
+ * (appendfsync everysec loses up to about a second; a restart from an older
+ * snapshot more): either way an older result of the same intent can be
+ * left, and a poll would tell the fan a state that is over ("paying" after
+ * the payment was declined, "reserved" after the hold was released). A
+ * failure is always seen (a restart breaks the connection; every active
+ * partition publishes at least every second), so after one the worker
+ * deletes the results it wrote within redis.resync_window_ms before the
+ * last projection Redis took, and every one since, before it publishes
+ * again: readers answer those intents from PostgreSQL, which holds the
+ * committed truth. */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int note_published(wk_project *pj, const wk_fx *fx, double now)
+{
+    if (pj->head > 0 && pj->head >= pj->nrecent / 2) {
+        memmove(pj->recent, pj->recent + pj->head, (pj->nrecent - pj->head) * sizeof *pj->recent);
+        pj->nrecent -= pj->head;
+        pj->head = 0;
+    }
+    if (ONS_VEC_RESERVE(pj->recent, pj->cap_recent, pj->nrecent + fx->nintents, 256))
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < fx->nintents; i++)
+        pj->recent[pj->nrecent++] = (wk_published){fx->intents[i].seq, now};
+    return 0;
+}
+
+/* Called before a projection: the repair, when one is owed. 0 or ONS_EREDIS. */
+static int resync(wk_project *pj)
+{
+    if (!pj->resync)
+        return 0;
+    size_t n = pj->nrecent - pj->head;
+    int64_t *seqs = n ? malloc(n * sizeof *seqs) : NULL;
+    if (n && !seqs)
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        seqs[i] = pj->recent[pj->head + i].seq;
+    int rc = q_status_drop_results(pj->st, seqs, n);
+    free(seqs);
+    if (rc == 0) {
+        ons_log_info("redis projection repaired: %zu recent results dropped (read from "
+                     "PostgreSQL until written again)",
+                     n);
+        pj->resync = 0;
+    }
+    return rc;
+}
+
+/* After a projection: rc 0 moves the window on, anything else owes a repair. */
+static int projected(wk_project *pj, int rc, double now)
+{
+    if (rc != 0) {
+        pj->resync = 1;
+        return rc;
+    }
+    pj->last_ok = now;
+    while (pj->head < pj->nrecent && pj->recent[pj->head].t < now - pj->window_s)
+        pj->head++;
+    return 0;
 }
 
 int wk_result_ended(const wk_fx_intent *r)
@@ -322,15 +405,20 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
          * this projection): ingress reads it here on a join. */
         e->status = q_event_status_name(ev->status);
     }
-    if (rc == 0)
+    double now = mono_s();
+    if (rc == 0 && (rc = note_published(pj, fx, now)) == 0 && (rc = resync(pj)) == 0)
         rc = q_status_publish(pj->st, p->partition, p->next_offset, rate, pj->res, nres, pj->evs,
                               fx->nevents);
     for (size_t i = 0; i < nres; i++)
         free((char *)pj->res[i].json);
-    return rc;
+    return projected(pj, rc, now);
 }
 
 int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate)
 {
-    return q_status_publish(pj->st, partition, served, rate, NULL, 0, NULL, 0);
+    double now = mono_s();
+    int rc = resync(pj);
+    if (rc == 0)
+        rc = q_status_publish(pj->st, partition, served, rate, NULL, 0, NULL, 0);
+    return projected(pj, rc, now);
 }

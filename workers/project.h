@@ -5,7 +5,8 @@
  * pipeline through queue/status.h.
  *
  * Redis is a projection: a failed publish is reported to the caller (who
- * counts and logs it) and never undoes anything. Used by the consumer thread
+ * counts and logs it) and never undoes anything; the next one repairs what
+ * it may have left stale (wk_project_new). Used by the consumer thread
  * only.
  */
 #ifndef ONSALE_WORKERS_PROJECT_H
@@ -16,9 +17,21 @@
 
 typedef struct wk_project wk_project;
 
+/* One result written (or tried), for the repair after a failure. */
+typedef struct wk_published {
+    int64_t seq;
+    double t; /* monotonic seconds */
+} wk_published;
+
 /* *out is owned by the caller (wk_project_free). secret signs the public
- * reservation ids in results. Returns 0 or ONS_ENOMEM. */
-int wk_project_new(const q_status_opts *o, const char *secret, wk_project **out);
+ * reservation ids in results. After a failed projection (Redis down, or
+ * restarted and perhaps without its last writes) the next one first
+ * deletes every result written within resync_window_ms before the last
+ * projection Redis took, and every one since (readers fall back to
+ * PostgreSQL), so no poll answers a state that is over. Returns 0 or
+ * ONS_ENOMEM. */
+int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_window_ms,
+                   wk_project **out);
 void wk_project_free(wk_project *pj);
 
 /* Publishes p's committed batch (p->fx) with served = p->next_offset.

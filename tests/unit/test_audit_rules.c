@@ -203,7 +203,9 @@ START_TEST(reachable_states)
     ck_assert(adm_state_reachable(Q_INTENT_RESERVED, Q_INTENT_EXPIRED));
     ck_assert(!adm_state_reachable(Q_INTENT_RESERVED, Q_INTENT_WAITING));
     ck_assert(adm_state_reachable(Q_INTENT_PAYING, Q_INTENT_PURCHASED));
-    ck_assert(!adm_state_reachable(Q_INTENT_PAYING, Q_INTENT_RESERVED));
+    /* A declined payment gives the hold back (workers/checkout.c payment_failed). */
+    ck_assert(adm_state_reachable(Q_INTENT_PAYING, Q_INTENT_RESERVED));
+    ck_assert(!adm_state_reachable(Q_INTENT_PAYING, Q_INTENT_WAITING));
     ck_assert(adm_state_reachable(Q_INTENT_PURCHASED, Q_INTENT_PURCHASED));
     ck_assert(!adm_state_reachable(Q_INTENT_PURCHASED, Q_INTENT_RELEASED));
     ck_assert(!adm_state_reachable(Q_INTENT_REJECTED, Q_INTENT_RESERVED));

@@ -1,0 +1,126 @@
+"""fault_util.py - faults for integration tests that must not disturb the
+shared stack: a private redis-server that can be restarted (or killed and
+brought back from an older snapshot), and a TCP relay to PostgreSQL that can
+be paused (every byte held both ways, new connections left waiting: what a
+stopped server looks like to its clients)."""
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import redis as redis_lib
+
+from harness import free_port
+
+
+class PrivateRedis:
+    """A redis-server of its own on a free port: AOF everysec as the stack
+    runs it, or (aof=False) snapshots only, taken when the test says SAVE."""
+
+    def __init__(self, aof=True):
+        self.aof = aof
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="onsale-redis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--appendonly", "yes" if self.aof else "no", "--appendfsync", "everysec",
+             "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.time() + 20
+        while time.time() < end:
+            try:
+                if redis_lib.Redis(port=self.port, socket_timeout=1).ping():
+                    return
+            except redis_lib.RedisError:
+                time.sleep(0.05)
+        raise TimeoutError("private redis-server did not start")
+
+    def client(self):
+        return redis_lib.Redis(port=self.port, decode_responses=True)
+
+    def stop(self):
+        """SIGTERM: the AOF is flushed, the data kept for start()."""
+        self.proc.terminate()
+        self.proc.wait(20)
+
+    def restart(self, kill=False):
+        """SIGTERM (AOF flushed) or SIGKILL (up to a second of writes
+        lost), then the same port and data again."""
+        self.proc.kill() if kill else self.proc.terminate()
+        self.proc.wait(20)
+        self.start()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PausableRelay:
+    """A TCP relay to host:port. pause() holds every byte both ways and
+    leaves new connections waiting until resume()."""
+
+    def __init__(self, host, port):
+        self.up = (host, port)
+        self.port = free_port()
+        self.running = threading.Event()
+        self.running.set()
+        self.stop = False
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(256)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def pause(self):
+        self.running.clear()
+
+    def resume(self):
+        self.running.set()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(c,), daemon=True).start()
+
+    def _pump(self, c):
+        self.running.wait()
+        try:
+            u = socket.create_connection(self.up)
+        except OSError:
+            c.close()
+            return
+        peer = {c: u, u: c}
+        try:
+            while not self.stop:
+                r, _, _ = select.select([c, u], [], [], 0.2)
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    self.running.wait()
+                    peer[s].sendall(data)
+        except OSError:
+            return
+        finally:
+            c.close()
+            u.close()
+
+    def close(self):
+        self.stop = True
+        self.running.set()
+        self.lsock.close()

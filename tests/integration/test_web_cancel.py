@@ -1,0 +1,75 @@
+"""test_web_cancel.py - what the fan page says when the seller cancels the
+event (issue 14 item 7, a crowd on the real fan page): the fan holding seats
+is released with reason "cancelled" and must be told the event was
+cancelled (and that a charge is refunded), not "You gave your place or seats
+back"; the fan waiting behind is told the sale closed; a fan who bought
+(its order now refunded, its tickets void) must not read "You have
+tickets!" or "Your payment arrived after your hold ended" when the page is
+opened again. Headless Chromium through tests/web/driver.js, as
+test_web.py."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BIN, Stack  # noqa: E402
+from test_web import Browser, need_browser  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
+                                reason="onsale-worker is not built")
+
+
+ANSWER = "return document.getElementById('final-answer').textContent === '%s'"
+
+
+@need_browser
+def test_held_and_waiting_fans_are_told_the_event_was_cancelled():
+    with Stack(partitions=1) as st:
+        st.start_payments_path()
+        st.start_worker()
+        base = st.start_ingress(status_poll_min_ms=100, status_poll_max_ms=1000)
+        ev = st.create_event(sections=[("GA", 1, 2, 3000)], name="Cancelled night")
+        b = Browser()
+        try:
+            # The buyer: joins, pays on the page, sees the tickets.
+            b("open", name="bought")
+            b("goto", page="bought", url=f"{base}/q/{ev}#token={st.token(9100, 'fan')}")
+            b.wait_state("bought", "join")
+            b("select", page="bought", selector="#qty", value="1")
+            b("click", page="bought", selector="#join-btn")
+            b.wait_state("bought", "reserved", timeout=30000)
+            b("click", page="bought", selector="#pay-btn")
+            b.wait_state("bought", "purchased", timeout=30000)
+            b("wait", page="bought", timeout=20000, js=ANSWER % "You have tickets!")
+            pages = {}
+            for name, user in (("held", 9101), ("waiting", 9102)):
+                b("open", name=name)
+                b("goto", page=name, url=f"{base}/q/{ev}#token={st.token(user, 'fan')}")
+                b.wait_state(name, "join")
+                b("select", page=name, selector="#qty", value="1")
+                b("click", page=name, selector="#join-btn")
+                pages[name] = b.wait_state(name, "reserved" if name == "held" else "waiting",
+                                           timeout=30000)
+            s, _, c = st.http("POST", f"/v1/events/{ev}/cancel", token=st.token(1000, "seller"))
+            assert s == 202 and c["status"] == "cancelled", c
+            b.wait_state("held", "released", timeout=20000)
+            assert b.text("held", "final-answer") == "The event was cancelled"
+            assert "cancelled" in b.text("held", "final-detail")
+            assert "You gave" not in b.text("held", "final-detail")
+            assert b("eval", page="held",
+                     js="return document.getElementById('again-btn').classList.contains('hidden')")
+            b.shot("held", "cancel-held")
+            b.wait_state("waiting", "rejected", timeout=20000)
+            assert b.text("waiting", "final-answer") == "The sale has closed"
+            b.shot("waiting", "cancel-waiting")
+            # The buyer's order is refunded; the page opened again says why.
+            st.wait_for(lambda: st.sql("SELECT state FROM orders WHERE user_id = 9100") ==
+                        [("refunded",)], 30, "the buyer's order refunded")
+            b("reload", page="bought")
+            b("wait", page="bought", timeout=20000, js=ANSWER % "The event was cancelled")
+            assert b("eval", page="bought", js="return document.body.dataset.state") == "refunded"
+            assert "refunded" in b.text("bought", "final-detail")
+            b.shot("bought", "cancel-bought")
+        finally:
+            b.close()
