@@ -76,9 +76,7 @@ typedef struct wk_opts {
 #define OPT(...) ONS_OPT_ROW(wk_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
-    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
-        Q_KSEC_PROTOCOL_HELP),
-    OPT("kafka.ssl_ca_location", ONS_OPT_STR, ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
+    Q_KSEC_OPT_ROWS(wk_opts, security_protocol, ssl_ca_location),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
     OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
         "the control lane, co-partitioned with kafka.topic (\"\": <kafka.topic>.control)"),
@@ -96,7 +94,7 @@ static const ons_opt opt_table[] = {
         "TTL of intent results in Redis, seconds"),
     OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ONS_IDS_SECRET_DEV, "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
-    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
+    ONS_OPT_DEV_MODE_ROW(wk_opts, dev_mode),
     OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "8000",
         "most records applied per batch (one transaction per partition; a control record "
         "waits for at most the batch in progress: bench/NOTES.md)"),
@@ -117,11 +115,10 @@ static const ons_opt opt_table[] = {
         "ahead the sender's clock is off and the owner's counts (sale opening)"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
-    OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9101",
-        "GET /metrics and /healthz on 127.0.0.1 (0 = off)"),
+    WK_HTTPD_PORT_ROW(wk_opts, metrics_port, "9101"),
     OPT("worker.id", ONS_OPT_STR, worker_id, 0, 128, "",
         "name recorded as partition owner (default host-pid)"),
-    OPT("log.level", ONS_OPT_STR, log_level, 1, 8, "info", "debug, info, warn or error"),
+    ONS_OPT_LOG_LEVEL_ROW(wk_opts, log_level, 8),
     OPT("log.intents", ONS_OPT_BOOL, log_intents, 0, 1, "false",
         "log each applied record and each committed intent and order at info with its intent_id "
         "(and the request_id of the record's header): the intent's trail across processes"),

@@ -74,9 +74,7 @@ typedef struct pay_opts {
 #define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
-    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
-        Q_KSEC_PROTOCOL_HELP),
-    OPT("kafka.ssl_ca_location", ONS_OPT_STR, ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
+    Q_KSEC_OPT_ROWS(pay_opts, security_protocol, ssl_ca_location),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
     OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
         "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
@@ -86,7 +84,7 @@ static const ons_opt opt_table[] = {
         "payment gateway base URL (http only)"),
     OPT("payments.api_key", ONS_OPT_STR, api_key, 1, 255, ONS_GATEWAY_KEY_DEV,
         "the payment gateway's API key"),
-    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
+    ONS_OPT_DEV_MODE_ROW(pay_opts, dev_mode),
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
     OPT("payments.threads", ONS_OPT_INT, threads, 1, 64, "4", "charger threads"),
@@ -107,9 +105,8 @@ static const ons_opt opt_table[] = {
         "how long the breaker stays open before a half-open probe"),
     OPT("payments.produce_timeout_ms", ONS_OPT_INT, produce_timeout_ms, 100, 300000, "10000",
         "longest wait for a payment_result's delivery report"),
-    OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9102",
-        "GET /metrics and /healthz on 127.0.0.1 (0 = off)"),
-    OPT("log.level", ONS_OPT_STR, log_level, 1, 8, "info", "debug, info, warn or error"),
+    WK_HTTPD_PORT_ROW(pay_opts, metrics_port, "9102"),
+    ONS_OPT_LOG_LEVEL_ROW(pay_opts, log_level, 8),
     OPT("ids.secret", ONS_OPT_STR, ids_secret, 0, ONS_AUTH_SECRET_MAX, "",
         "the workers' ids.secret, only to name each payment attempt's intent (intent_id) in the "
         "log; empty: lines name the order only"),
