@@ -165,6 +165,7 @@ typedef struct worker {
     int64_t *want_ids;
     char owner[160];
     ons_metrics *m;
+    wk_httpd *httpd; /* GET /metrics and /healthz; NULL: metrics.port 0 */
     wk_store *store;
     wk_project *proj;
     q_consumer *cons;
@@ -645,13 +646,13 @@ static int start_consumer(worker *w)
 /* Builds the worker: metrics and their endpoint, the store, the projection,
  * the batch buffers, the consumer. 0 or an error (logged); stop() undoes
  * what was built. */
-static int start(worker *w, wk_httpd **httpd)
+static int start(worker *w)
 {
     if (setup_metrics(w) != 0) {
         ons_log_error("out of memory");
         return ONS_ENOMEM;
     }
-    if (w->o.metrics_port > 0 && wk_httpd_start((int)w->o.metrics_port, w->m, httpd) != 0)
+    if (w->o.metrics_port > 0 && wk_httpd_start((int)w->o.metrics_port, w->m, &w->httpd) != 0)
         return ONS_EIO;
     wk_store_opts so = {w->o.pg_dsn, w->owner, w->o.skip_epoch_check, (int)w->o.commit_delay_ms};
     if (wk_store_new(&so, &w->store) != 0)
@@ -669,7 +670,7 @@ static int start(worker *w, wk_httpd **httpd)
     return start_consumer(w);
 }
 
-static void stop(worker *w, wk_httpd *httpd)
+static void stop(worker *w)
 {
     q_consumer_free(w->cons);
     wk_sup_fini(&w->sup);
@@ -678,7 +679,7 @@ static void stop(worker *w, wk_httpd *httpd)
     wk_map_fini(&w->want);
     wk_project_free(w->proj);
     wk_store_free(w->store);
-    wk_httpd_stop(httpd);
+    wk_httpd_stop(w->httpd);
     ons_metrics_free(w->m);
 }
 
@@ -686,14 +687,13 @@ int main(int argc, char **argv)
 {
     worker w;
     memset(&w, 0, sizeof w);
-    wk_httpd *httpd = NULL;
     int prc = ons_opts_start(opt_table, NOPTS, &w.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
     name_owner(&w);
     ons_signals_stop_on(on_signal);
     int code = 1;
-    if (start(&w, &httpd) == 0) {
+    if (start(&w) == 0) {
         ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
                      "%lld ms)",
                      w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
@@ -706,7 +706,7 @@ int main(int argc, char **argv)
         q_consumer_close(w.cons);
         code = 0;
     }
-    stop(&w, httpd);
+    stop(&w);
     ons_log_info("stopped");
     ons_opts_free(opt_table, NOPTS, &w.o);
     return code;

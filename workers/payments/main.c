@@ -133,6 +133,7 @@ typedef struct app {
     pay_opts o;
     pay_url url;
     ons_metrics *m;
+    wk_httpd *httpd; /* GET /metrics and /healthz; NULL: metrics.port 0 */
     q_producer *prod;
     pay_breaker br;
     pay_relay relay;
@@ -259,7 +260,7 @@ static const ons_start start_cfg = {
 
 /* Builds everything but the threads: metrics, breaker, relay, the metrics
  * endpoint, the producer. 0 or an error (logged); stop() undoes it. */
-static int start(app *a, wk_httpd **httpd)
+static int start(app *a)
 {
     if (pay_url_parse(a->o.gateway_url, &a->url) != 0) {
         ons_log_error("payments.gateway_url must be http://host[:port][/path]");
@@ -269,7 +270,7 @@ static int start(app *a, wk_httpd **httpd)
         ons_log_error("out of memory");
         return ONS_ENOMEM;
     }
-    if (a->o.metrics_port > 0 && wk_httpd_start((int)a->o.metrics_port, a->m, httpd) != 0)
+    if (a->o.metrics_port > 0 && wk_httpd_start((int)a->o.metrics_port, a->m, &a->httpd) != 0)
         return ONS_EIO;
     q_producer_opts po = {.brokers = a->o.brokers,
                           .topic = a->o.topic,
@@ -285,10 +286,10 @@ static int start(app *a, wk_httpd **httpd)
     return 0;
 }
 
-static void stop(app *a, wk_httpd *httpd)
+static void stop(app *a)
 {
     q_producer_free(a->prod, PRODUCER_FLUSH_MS);
-    wk_httpd_stop(httpd);
+    wk_httpd_stop(a->httpd);
     if (a->m)
         pay_breaker_fini(&a->br);
     ons_metrics_free(a->m);
@@ -298,7 +299,6 @@ int main(int argc, char **argv)
 {
     app a;
     memset(&a, 0, sizeof a);
-    wk_httpd *httpd = NULL;
     int prc = ons_opts_start(opt_table, NOPTS, &a.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
@@ -306,7 +306,7 @@ int main(int argc, char **argv)
     int code = 1;
     pthread_t *th = NULL;
     size_t nth = 0;
-    if (start(&a, &httpd) == 0 && (th = calloc((size_t)a.o.threads, sizeof *th)) != NULL) {
+    if (start(&a) == 0 && (th = calloc((size_t)a.o.threads, sizeof *th)) != NULL) {
         for (; nth < (size_t)a.o.threads; nth++)
             if (pthread_create(&th[nth], NULL, thread_main, &a) != 0)
                 break;
@@ -319,7 +319,7 @@ int main(int argc, char **argv)
             pthread_join(th[i], NULL);
     }
     free(th);
-    stop(&a, httpd);
+    stop(&a);
     ons_opts_free(opt_table, NOPTS, &a.o);
     ons_log_info("payments: stopped");
     return code;
