@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "common/signals.h"
 #include "common/password.h"
 #include "ingress/accounts.h"
 #include "ingress/app.h"
@@ -462,11 +463,7 @@ int main(int argc, char **argv)
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ons_signals_block_stop(&set);
 
     int rc = start(&app);
     if (rc) {
@@ -476,9 +473,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ons_log_info("ingress ready: topic %s with %d partitions", app.o.kafka_topic, app.partitions);
-    int sig = 0;
-    sigwait(&set, &sig);
-    ons_log_info("signal %d: shutting down", sig);
+    ons_log_info("signal %d: shutting down", ons_signals_wait_stop(&set));
     stop(&app);
     ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
     return 0;

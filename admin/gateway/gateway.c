@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "common/signals.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -118,11 +119,7 @@ int main(int argc, char **argv)
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ons_signals_block_stop(&set);
 
     int rc = start(&app, &app.o.faults);
     if (rc) {
@@ -132,9 +129,7 @@ int main(int argc, char **argv)
         goto done;
     }
     ons_log_info("gateway ready on %s:%lld", app.o.bind, app.o.port);
-    int sig = 0;
-    sigwait(&set, &sig);
-    ons_log_info("signal %d: shutting down", sig);
+    ons_log_info("signal %d: shutting down", ons_signals_wait_stop(&set));
     stop(&app);
     status = 0;
 done:
