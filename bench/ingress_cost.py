@@ -138,6 +138,19 @@ def measure_proc(st, pid, script, secs, tag):
           ", ".join(f"{k} {v / max(ok, 1) * 1e6:.1f}" for v, k in split if v > 0), flush=True)
 
 
+def poll_targets(st, ev, now):
+    """Stops the workers, then joins 300 fans of their own: their intents stay queued, so
+    each poll of one is the queued answer. Returns (status path, token) pairs for lua()."""
+    for p in st.procs:
+        if p.name == "worker": p.stop()
+    polls = []
+    for u in range(300):
+        tok = harness.make_token(9_000_000 + u, "fan", st.secret, exp=now + 7200)
+        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=tok)
+        if s == 202: polls.append((f"/v1/intents/{b['intent_id']}", tok))
+    return polls
+
+
 def ingress_overrides():
     o = dict(pool_threads=4, ratelimit_poll_user_per_min=6000000, ratelimit_poll_user_burst=1000000)
     o.update(kv.split("=", 1) for kv in A.extra)
@@ -157,26 +170,12 @@ with harness.Stack(partitions=4) as st:
         subprocess.run(["wrk", "-t2", "-c8", "-d1s", "-s", lua("warm", toks[:20000], "POST", '\'{"quantity":1}\''),
                         f"http://127.0.0.1:{st.ingress_port}"], capture_output=True)
         measure_proc(st, pid, lua("join", toks[20000:], "POST", '\'{"quantity":1}\''), A.duration, "join")
-        for p in st.procs:
-            if p.name == "worker": p.stop()
-        polls = []
-        for u in range(300):
-            tok = harness.make_token(9_000_000 + u, "fan", st.secret, exp=now + 7200)
-            s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=tok)
-            if s == 202: polls.append((f"/v1/intents/{b['intent_id']}", tok))
-        measure_proc(st, pid, lua("poll", polls, "GET", "nil"), A.duration, "poll")
+        measure_proc(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), A.duration, "poll")
         sys.exit(0)
     # the wrapper execs valgrind, so this pid is the instrumented ingress
     now = int(time.time())
     toks = [(f"/v1/events/{ev}/intents", harness.make_token(100000 + u, "fan", st.secret, exp=now + 7200)) for u in range(20000)]
     tot, n, non = measure(st, pid, lua("join", toks, "POST", '\'{"quantity":1}\''), 6)
     print(f"{label} join: {n} requests (non-2xx {non}), {tot/n:,.0f} instructions per join", flush=True)
-    for p in st.procs:
-        if p.name == "worker": p.stop()
-    polls = []
-    for u in range(300):
-        tok = harness.make_token(9_000_000 + u, "fan", st.secret, exp=now + 7200)
-        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=tok)
-        if s == 202: polls.append((f"/v1/intents/{b['intent_id']}", tok))
-    tot, n, non = measure(st, pid, lua("poll", polls, "GET", "nil"), 6)
+    tot, n, non = measure(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), 6)
     print(f"{label} poll: {n} requests (non-2xx {non}), {tot/n:,.0f} instructions per poll", flush=True)

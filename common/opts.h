@@ -45,6 +45,17 @@ typedef struct ons_opt {
         name, type, offsetof(T, field), min, max, def, help                                        \
     }
 
+/* Rows that several binaries' tables share, the same in each (field: the
+ * member of T that holds the value). */
+/* dev_mode, which ons_opts_check_secrets() reads (ONS_DEV_MODE_HELP:
+ * common/auth.h). */
+#define ONS_OPT_DEV_MODE_ROW(T, field)                                                             \
+    ONS_OPT_ROW(T, "dev_mode", ONS_OPT_BOOL, field, 0, 1, "false", ONS_DEV_MODE_HELP)
+/* log.level, which ons_opts_start() gives ons_log_init(); at most maxlen
+ * characters. */
+#define ONS_OPT_LOG_LEVEL_ROW(T, field, maxlen)                                                    \
+    ONS_OPT_ROW(T, "log.level", ONS_OPT_STR, field, 1, maxlen, "info", "debug, info, warn or error")
+
 /* Fills dst from defaults, then file (may be NULL: then ONSALE_CONFIG names
  * it, if set), then the environment. Returns 0, ONS_EINVAL (bad value; errbuf
  * names the key and range) or ONS_EIO (file unreadable). On error dst is left

@@ -14,15 +14,14 @@
 
 void ons_pg_opts_default(ons_pg_opts *o, const char *dsn, const char *app_name)
 {
-    memset(o, 0, sizeof *o);
-    o->dsn = dsn;
-    o->app_name = app_name;
-    o->connect_timeout_s = ONS_PG_CONNECT_TIMEOUT_S;
-    o->keepalives_idle_s = ONS_PG_KEEPALIVES_IDLE_S;
-    o->keepalives_interval_s = ONS_PG_KEEPALIVES_INTERVAL_S;
-    o->keepalives_count = ONS_PG_KEEPALIVES_COUNT;
-    o->backoff_min_ms = ONS_PG_BACKOFF_MIN_MS;
-    o->backoff_max_ms = ONS_PG_BACKOFF_MAX_MS;
+    *o = (ons_pg_opts){.dsn = dsn,
+                       .app_name = app_name,
+                       .connect_timeout_s = ONS_PG_CONNECT_TIMEOUT_S,
+                       .keepalives_idle_s = ONS_PG_KEEPALIVES_IDLE_S,
+                       .keepalives_interval_s = ONS_PG_KEEPALIVES_INTERVAL_S,
+                       .keepalives_count = ONS_PG_KEEPALIVES_COUNT,
+                       .backoff_min_ms = ONS_PG_BACKOFF_MIN_MS,
+                       .backoff_max_ms = ONS_PG_BACKOFF_MAX_MS};
 }
 
 int64_t ons_pg_backoff_ms(const ons_pg_opts *o, int failures)

@@ -3,11 +3,15 @@
  * SIGINT call the process's own handler (which sets its stop flag; the
  * main loop notices), and SIGPIPE is ignored, so a peer that went away
  * shows as EPIPE on the write instead of killing the process.
+ * A server whose main thread only waits to be stopped blocks the two
+ * signals instead and takes them synchronously (ons_signals_block_stop,
+ * ons_signals_wait_stop).
  * Header-only.
  */
 #ifndef ONSALE_COMMON_SIGNALS_H
 #define ONSALE_COMMON_SIGNALS_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -21,6 +25,28 @@ static inline void ons_signals_stop_on(void (*on_stop)(int))
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* Blocks SIGTERM and SIGINT in the calling thread (set: the two), so that
+ * every thread it starts afterwards inherits the mask and only
+ * ons_signals_wait_stop() takes them; ignores SIGPIPE. Call before any
+ * thread is started. */
+static inline void ons_signals_block_stop(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Waits until one of set's signals (ons_signals_block_stop) arrives and
+ * returns it. */
+static inline int ons_signals_wait_stop(const sigset_t *set)
+{
+    int sig = 0;
+    sigwait(set, &sig);
+    return sig;
 }
 
 #endif

@@ -13,12 +13,11 @@ int ing_accounts_new(uint64_t hash_ops, uint64_t hash_mem_kib, int hash_slots, o
     int rc = ons_password_init();
     if (rc)
         return rc;
-    ing_accounts *a = calloc(1, sizeof *a);
+    ing_accounts *a = malloc(sizeof *a);
     if (!a)
         return ONS_ENOMEM;
-    a->hash_ops = hash_ops;
-    a->hash_mem_kib = hash_mem_kib;
-    a->hash_slots = hash_slots;
+    *a = (ing_accounts){
+        .hash_ops = hash_ops, .hash_mem_kib = hash_mem_kib, .hash_slots = hash_slots};
     atomic_init(&a->hashing, 0);
     char pw[ONS_B64URL_LEN(32) + 1];
     ons_random_token(32, pw, sizeof pw);

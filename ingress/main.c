@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "common/signals.h"
 #include "common/password.h"
 #include "ingress/accounts.h"
 #include "ingress/app.h"
@@ -33,6 +34,23 @@
 #include <sys/resource.h>
 
 #define OPT(...) ONS_OPT_ROW(ing_opts, __VA_ARGS__)
+
+/* The four ratelimit.<cls>.* rows of rate-limit class c (ingress/ratelimit.h),
+ * their defaults given: a sustained rate and a burst, per user and per client
+ * address. */
+#define ING_RL_OPT_ROWS(cls, c, user_per_min, user_burst, addr_per_min, addr_burst)                \
+    OPT("ratelimit." cls ".user_per_min", ONS_OPT_INT, ratelimit[c][ING_RL_USER_PER_MIN], 0,       \
+        6000000, user_per_min,                                                                     \
+        cls " requests per minute per user, sustained (0: no per-user limit)"),                    \
+        OPT("ratelimit." cls ".user_burst", ONS_OPT_INT, ratelimit[c][ING_RL_USER_BURST], 1,       \
+            1000000, user_burst,                                                                   \
+            cls " requests per user admitted at once before the rate applies"),                    \
+        OPT("ratelimit." cls ".addr_per_min", ONS_OPT_INT, ratelimit[c][ING_RL_ADDR_PER_MIN], 0,   \
+            6000000, addr_per_min,                                                                 \
+            cls " requests per minute per client address, sustained (0: no per-address limit)"),   \
+        OPT("ratelimit." cls ".addr_burst", ONS_OPT_INT, ratelimit[c][ING_RL_ADDR_BURST], 1,       \
+            1000000, addr_burst,                                                                   \
+            cls " requests per client address admitted at once before the rate applies")
 
 const ons_opt ing_opt_table[] = {
     OPT("http.port", ONS_OPT_INT, http_port, 0, 65535, "8080", "HTTP listen port"),
@@ -73,9 +91,7 @@ const ons_opt ing_opt_table[] = {
         "on a job thread)"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers"),
-    OPT("kafka.security_protocol", ONS_OPT_ENUM, kafka_security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
-        Q_KSEC_PROTOCOL_HELP),
-    OPT("kafka.ssl_ca_location", ONS_OPT_STR, kafka_ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
+    Q_KSEC_OPT_ROWS(ing_opts, kafka_security_protocol, kafka_ssl_ca_location),
     OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "topic of intents"),
     OPT("kafka.control_topic", ONS_OPT_STR, kafka_control_topic, 0, 249, "",
         "topic of checkouts, payments, cancels and status records (\"\": <kafka.topic>.control)"),
@@ -127,7 +143,7 @@ const ons_opt ing_opt_table[] = {
     OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ONS_IDS_SECRET_DEV,
         "HMAC key of the public ids (intents, reservations, orders); the workers' ids.secret"),
-    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
+    ONS_OPT_DEV_MODE_ROW(ing_opts, dev_mode),
     OPT("auth.cache_size", ONS_OPT_INT, auth_cache_size, 0, 10000000, "16384",
         "verified bearer tokens remembered until their exp (0: verify every request)"),
     OPT("status.refresh_ms", ONS_OPT_INT, status_refresh_ms, 5, 10000, "50",
@@ -206,7 +222,7 @@ const ons_opt ing_opt_table[] = {
         "catalog answers kept in memory (one per slot; a collision evicts)"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
-    OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+    ONS_OPT_LOG_LEVEL_ROW(ing_opts, log_level, 16),
     OPT("cancel.lookup_timeout_ms", ONS_OPT_INT, cancel_lookup_timeout_ms, 100, 60000, "2000",
         "a cancel of a still-queued intent another node accepted reads its record back from "
         "Kafka for at most this long (then 409 not_cancellable_yet)"),
@@ -244,46 +260,11 @@ const ons_opt ing_opt_table[] = {
         "refuse requests over the per-user and per-address limits below with 429 rate_limited"),
     OPT("ratelimit.memory_slots", ONS_OPT_INT, ratelimit_memory_slots, 1, 100000000, "262144",
         "per-node poll buckets kept in memory (a collision evicts the older one)"),
-    OPT("ratelimit.join.user_per_min", ONS_OPT_INT, ratelimit[0][0], 0, 6000000, "60",
-        "join requests per minute per user, sustained (0: no per-user limit)"),
-    OPT("ratelimit.join.user_burst", ONS_OPT_INT, ratelimit[0][1], 1, 1000000, "20",
-        "join requests per user admitted at once before the rate applies"),
-    OPT("ratelimit.join.addr_per_min", ONS_OPT_INT, ratelimit[0][2], 0, 6000000, "6000",
-        "join requests per minute per client address, sustained (0: no per-address limit)"),
-    OPT("ratelimit.join.addr_burst", ONS_OPT_INT, ratelimit[0][3], 1, 1000000, "1000",
-        "join requests per client address admitted at once before the rate applies"),
-    OPT("ratelimit.poll.user_per_min", ONS_OPT_INT, ratelimit[1][0], 0, 6000000, "1200",
-        "poll requests per minute per user, sustained (0: no per-user limit)"),
-    OPT("ratelimit.poll.user_burst", ONS_OPT_INT, ratelimit[1][1], 1, 1000000, "120",
-        "poll requests per user admitted at once before the rate applies"),
-    OPT("ratelimit.poll.addr_per_min", ONS_OPT_INT, ratelimit[1][2], 0, 6000000, "60000",
-        "poll requests per minute per client address, sustained (0: no per-address limit)"),
-    OPT("ratelimit.poll.addr_burst", ONS_OPT_INT, ratelimit[1][3], 1, 1000000, "6000",
-        "poll requests per client address admitted at once before the rate applies"),
-    OPT("ratelimit.checkout.user_per_min", ONS_OPT_INT, ratelimit[2][0], 0, 6000000, "60",
-        "checkout requests per minute per user, sustained (0: no per-user limit)"),
-    OPT("ratelimit.checkout.user_burst", ONS_OPT_INT, ratelimit[2][1], 1, 1000000, "20",
-        "checkout requests per user admitted at once before the rate applies"),
-    OPT("ratelimit.checkout.addr_per_min", ONS_OPT_INT, ratelimit[2][2], 0, 6000000, "6000",
-        "checkout requests per minute per client address, sustained (0: no per-address limit)"),
-    OPT("ratelimit.checkout.addr_burst", ONS_OPT_INT, ratelimit[2][3], 1, 1000000, "1000",
-        "checkout requests per client address admitted at once before the rate applies"),
-    OPT("ratelimit.catalog.user_per_min", ONS_OPT_INT, ratelimit[3][0], 0, 6000000, "600",
-        "catalog requests per minute per user, sustained (0: no per-user limit)"),
-    OPT("ratelimit.catalog.user_burst", ONS_OPT_INT, ratelimit[3][1], 1, 1000000, "100",
-        "catalog requests per user admitted at once before the rate applies"),
-    OPT("ratelimit.catalog.addr_per_min", ONS_OPT_INT, ratelimit[3][2], 0, 6000000, "6000",
-        "catalog requests per minute per client address, sustained (0: no per-address limit)"),
-    OPT("ratelimit.catalog.addr_burst", ONS_OPT_INT, ratelimit[3][3], 1, 1000000, "1000",
-        "catalog requests per client address admitted at once before the rate applies"),
-    OPT("ratelimit.login.user_per_min", ONS_OPT_INT, ratelimit[4][0], 0, 6000000, "0",
-        "login requests per minute per user, sustained (0: no per-user limit)"),
-    OPT("ratelimit.login.user_burst", ONS_OPT_INT, ratelimit[4][1], 1, 1000000, "1",
-        "login requests per user admitted at once before the rate applies"),
-    OPT("ratelimit.login.addr_per_min", ONS_OPT_INT, ratelimit[4][2], 0, 6000000, "300",
-        "login requests per minute per client address, sustained (0: no per-address limit)"),
-    OPT("ratelimit.login.addr_burst", ONS_OPT_INT, ratelimit[4][3], 1, 1000000, "100",
-        "login requests per client address admitted at once before the rate applies"),
+    ING_RL_OPT_ROWS("join", ING_RL_JOIN, "60", "20", "6000", "1000"),
+    ING_RL_OPT_ROWS("poll", ING_RL_POLL, "1200", "120", "60000", "6000"),
+    ING_RL_OPT_ROWS("checkout", ING_RL_CHECKOUT, "60", "20", "6000", "1000"),
+    ING_RL_OPT_ROWS("catalog", ING_RL_CATALOG, "600", "100", "6000", "1000"),
+    ING_RL_OPT_ROWS("login", ING_RL_LOGIN, "0", "1", "300", "100"),
 };
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
 
@@ -481,11 +462,7 @@ int main(int argc, char **argv)
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ons_signals_block_stop(&set);
 
     int rc = start(&app);
     if (rc) {
@@ -495,9 +472,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ons_log_info("ingress ready: topic %s with %d partitions", app.o.kafka_topic, app.partitions);
-    int sig = 0;
-    sigwait(&set, &sig);
-    ons_log_info("signal %d: shutting down", sig);
+    ons_log_info("signal %d: shutting down", ons_signals_wait_stop(&set));
     stop(&app);
     ons_opts_free(ing_opt_table, ing_opt_count, &app.o);
     return 0;

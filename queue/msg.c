@@ -214,37 +214,14 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 static void put_escape(jbuf *b, unsigned c)
 {
     static const char hex[] = "0123456789ABCDEF";
-    char esc[6] = {'\\', 0};
-    size_t elen = 2;
-    switch (c) {
-    case '"':
-        esc[1] = '"';
-        break;
-    case '\\':
-        esc[1] = '\\';
-        break;
-    case '\b':
-        esc[1] = 'b';
-        break;
-    case '\f':
-        esc[1] = 'f';
-        break;
-    case '\n':
-        esc[1] = 'n';
-        break;
-    case '\r':
-        esc[1] = 'r';
-        break;
-    case '\t':
-        esc[1] = 't';
-        break;
-    default:
-        memcpy(esc + 1, "u00", 3);
-        esc[4] = hex[c >> 4];
-        esc[5] = hex[c & 15];
-        elen = 6;
+    /* The characters with a two-character escape, and its letter. */
+    static const char letter[128] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                     ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+    if (c < sizeof letter && letter[c]) {
+        put_raw(b, (const char[]){'\\', letter[c]}, 2);
+        return;
     }
-    put_raw(b, esc, elen);
+    put_raw(b, (const char[]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]}, 6);
 }
 
 static void put_str(jbuf *b, const char *key, const char *str)
@@ -339,15 +316,26 @@ static void ticket_encode(jbuf *b, const q_msg *m)
 
 /* Field readers: each returns 0 or ONS_EPARSE with why filled. A missing
  * optional field leaves *out untouched. */
-static int get_int(json_t *o, const char *key, int required, int64_t *out, char *why, size_t wl)
+
+/* Sets *v to o's field key: 0 (*v NULL when an optional field is missing),
+ * or ONS_EPARSE when a required one is. */
+static int get_field(json_t *o, const char *key, int required, json_t **v, char *why, size_t wl)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        if (!required)
-            return 0;
+    *v = json_object_get(o, key);
+    if (!*v && required) {
         snprintf(why, wl, "missing field %s", key);
         return ONS_EPARSE;
     }
+    return 0;
+}
+
+static int get_int(json_t *o, const char *key, int required, int64_t *out, char *why, size_t wl)
+{
+    json_t *v;
+    if (get_field(o, key, required, &v, why, wl))
+        return ONS_EPARSE;
+    if (!v)
+        return 0;
     if (!json_is_integer(v)) {
         snprintf(why, wl, "field %s must be an integer", key);
         return ONS_EPARSE;
@@ -359,13 +347,11 @@ static int get_int(json_t *o, const char *key, int required, int64_t *out, char 
 static int get_str(json_t *o, const char *key, int required, char *out, size_t cap, char *why,
                    size_t wl)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        if (!required)
-            return 0;
-        snprintf(why, wl, "missing field %s", key);
+    json_t *v;
+    if (get_field(o, key, required, &v, why, wl))
         return ONS_EPARSE;
-    }
+    if (!v)
+        return 0;
     if (!json_is_string(v) || json_string_length(v) >= cap) {
         snprintf(why, wl, "field %s must be a string shorter than %zu", key, cap);
         return ONS_EPARSE;

@@ -9,6 +9,7 @@
 
 #include <hiredis.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,12 +465,18 @@ int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n)
     return rc;
 }
 
-int q_status_get_result(q_status *s, int64_t seq, char **json)
+/* Runs cmd on the one key <prefix><name><id>: the reply, or NULL as command(). */
+static redisReply *command_on_key(q_status *s, const char *cmd, const char *name, int64_t id)
 {
     char k[256];
-    key(s, k, sizeof k, "r:%lld", (long long)seq);
-    const char *argv[] = {"GET", k};
-    redisReply *r = command(s, 2, argv, NULL);
+    key(s, k, sizeof k, "%s%lld", name, (long long)id);
+    const char *argv[] = {cmd, k};
+    return command(s, 2, argv, NULL);
+}
+
+int q_status_get_result(q_status *s, int64_t seq, char **json)
+{
+    redisReply *r = command_on_key(s, "GET", "r:", seq);
     if (!r)
         return ONS_EREDIS;
     int rc;
@@ -723,18 +730,25 @@ int q_status_claim_active(q_status *s, int64_t event_id, int64_t user_id, const 
                                        current, cap, NULL, 0, NULL);
 }
 
-int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,
-                            const char *value)
+/* SCRIPT_CAS on key k with args {expected, value, ttl}: 0, ONS_ECONFLICT
+ * (k did not hold expected) or ONS_EREDIS. */
+static int cas(q_status *s, const char *k, const char **args)
 {
-    char k[256];
-    active_key(s, k, sizeof k, event_id, user_id);
-    const char *args[] = {expected, value, ""};
     redisReply *r = run_script(s, SCRIPT_CAS, k, 3, args);
     if (!r)
         return ONS_EREDIS;
     int rc = r->type != REDIS_REPLY_INTEGER ? ONS_EREDIS : r->integer == 1 ? 0 : ONS_ECONFLICT;
     freeReplyObject(r);
     return rc;
+}
+
+int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected,
+                            const char *value)
+{
+    char k[256];
+    active_key(s, k, sizeof k, event_id, user_id);
+    const char *args[] = {expected, value, ""};
+    return cas(s, k, args);
 }
 
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n)
@@ -937,12 +951,7 @@ int q_status_idem_retake(q_status *s, int64_t user_id, const char *idem, const c
     snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":0}", body_hash);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *args[] = {expected, v, ttl};
-    redisReply *r = run_script(s, SCRIPT_CAS, k, 3, args);
-    if (!r)
-        return ONS_EREDIS;
-    int rc = r->type != REDIS_REPLY_INTEGER ? ONS_EREDIS : r->integer == 1 ? 0 : ONS_ECONFLICT;
-    freeReplyObject(r);
-    return rc;
+    return cas(s, k, args);
 }
 
 int q_status_idem_abort(q_status *s, int64_t user_id, const char *idem)
@@ -951,6 +960,44 @@ int q_status_idem_abort(q_status *s, int64_t user_id, const char *idem)
     idem_key(s, k, sizeof k, user_id, idem);
     const char *argv[] = {"DEL", k};
     return simple(s, 2, argv);
+}
+
+/* The int64_t fields of an event's hash (ev:<event>), by name. */
+static const struct {
+    const char *name;
+    size_t off; /* in q_event_state */
+} event_int64_fields[] = {
+    {"onsale_at_ms", offsetof(q_event_state, onsale_at_ms)},
+    {"prequeue_opens_at_ms", offsetof(q_event_state, prequeue_opens_at_ms)},
+    {"holds_active", offsetof(q_event_state, holds_active)},
+    {"max_active_holds", offsetof(q_event_state, max_active_holds)},
+    {"admissions_per_minute", offsetof(q_event_state, admissions_per_minute)},
+    {"available", offsetof(q_event_state, available)},
+    {"held", offsetof(q_event_state, held)},
+    {"sold", offsetof(q_event_state, sold)},
+    {"waiting", offsetof(q_event_state, waiting)},
+};
+
+/* Reads field f of an event's hash, valued v, into out (sections: into
+ * sections, when given); unknown fields are passed over. */
+static void event_field(q_event_state *out, const char *f, const char *v, char *sections,
+                        size_t cap)
+{
+    for (size_t i = 0; i < sizeof event_int64_fields / sizeof *event_int64_fields; i++)
+        if (strcmp(f, event_int64_fields[i].name) == 0) {
+            *(int64_t *)((char *)out + event_int64_fields[i].off) = strtoll(v, NULL, 10);
+            return;
+        }
+    if (strcmp(f, "status") == 0)
+        snprintf(out->status, sizeof out->status, "%s", v);
+    else if (strcmp(f, "max_per_user") == 0)
+        out->max_per_user = (int)strtol(v, NULL, 10);
+    else if (strcmp(f, "pow_difficulty") == 0)
+        out->pow_difficulty = (int)strtol(v, NULL, 10);
+    else if (strcmp(f, "sold_out") == 0)
+        out->sold_out = strcmp(v, "1") == 0;
+    else if (strcmp(f, "sections") == 0 && sections && cap)
+        snprintf(sections, cap, "%s", v);
 }
 
 int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out)
@@ -963,15 +1010,11 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
 {
     if (sections && cap)
         sections[0] = '\0';
-    char k[256];
-    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
-    const char *argv[] = {"HGETALL", k};
-    redisReply *r = command(s, 2, argv, NULL);
+    redisReply *r = command_on_key(s, "HGETALL", "ev:", event_id);
     if (!r)
         return ONS_EREDIS;
-    memset(out, 0, sizeof *out);
-    out->available = out->held = out->sold = out->waiting = -1;
-    out->pow_difficulty = -1;
+    *out = (q_event_state){
+        .available = -1, .held = -1, .sold = -1, .waiting = -1, .pow_difficulty = -1};
     int rc = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
         rc = ONS_EREDIS;
@@ -980,36 +1023,8 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
     } else {
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
             const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
-            if (!f || !v)
-                continue;
-            if (strcmp(f, "status") == 0)
-                snprintf(out->status, sizeof out->status, "%s", v);
-            else if (strcmp(f, "onsale_at_ms") == 0)
-                out->onsale_at_ms = strtoll(v, NULL, 10);
-            else if (strcmp(f, "max_per_user") == 0)
-                out->max_per_user = (int)strtol(v, NULL, 10);
-            else if (strcmp(f, "prequeue_opens_at_ms") == 0)
-                out->prequeue_opens_at_ms = strtoll(v, NULL, 10);
-            else if (strcmp(f, "holds_active") == 0)
-                out->holds_active = strtoll(v, NULL, 10);
-            else if (strcmp(f, "max_active_holds") == 0)
-                out->max_active_holds = strtoll(v, NULL, 10);
-            else if (strcmp(f, "admissions_per_minute") == 0)
-                out->admissions_per_minute = strtoll(v, NULL, 10);
-            else if (strcmp(f, "pow_difficulty") == 0)
-                out->pow_difficulty = (int)strtol(v, NULL, 10);
-            else if (strcmp(f, "sold_out") == 0)
-                out->sold_out = strcmp(v, "1") == 0;
-            else if (strcmp(f, "available") == 0)
-                out->available = strtoll(v, NULL, 10);
-            else if (strcmp(f, "held") == 0)
-                out->held = strtoll(v, NULL, 10);
-            else if (strcmp(f, "sold") == 0)
-                out->sold = strtoll(v, NULL, 10);
-            else if (strcmp(f, "waiting") == 0)
-                out->waiting = strtoll(v, NULL, 10);
-            else if (strcmp(f, "sections") == 0 && sections && cap)
-                snprintf(sections, cap, "%s", v);
+            if (f && v)
+                event_field(out, f, v, sections, cap);
         }
     }
     freeReplyObject(r);

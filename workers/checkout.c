@@ -507,15 +507,15 @@ int wk_co_add_ticket(wk_part *p, wk_event *ev, int64_t ticket_id, int32_t seat_n
         if (seat >= ev->inv.nseats)
             return ONS_ENOTFOUND;
     }
-    wk_ticket *t = calloc(1, sizeof *t);
+    wk_ticket *t = malloc(sizeof *t);
     if (!t)
         return ONS_ENOMEM;
-    t->ticket_id = ticket_id;
-    t->owner_id = owner;
-    t->order_id = order_id;
-    t->price_cents = price_cents;
-    t->ev = ev;
-    t->seat = seat;
+    *t = (wk_ticket){.ticket_id = ticket_id,
+                     .owner_id = owner,
+                     .order_id = order_id,
+                     .price_cents = price_cents,
+                     .ev = ev,
+                     .seat = seat};
     free(wk_map_del(&co->tickets, ticket_id));
     if (wk_map_put(&co->tickets, ticket_id, t)) {
         free(t);

@@ -273,65 +273,63 @@ int wk_co_store_write(PGconn *conn, wk_part *p)
 
 /* ---- loading -------------------------------------------------------------------------- */
 
-/* Gives each paying hold of the loaded events its pending order. */
-static int load_pending_orders(PGconn *conn, wk_part *p, const char *const *v)
+/* Applies one loaded row to p: 0, or an error that stops the load. */
+typedef int (*load_row_fn)(wk_part *p, ons_pg_row *rw);
+
+/* Runs the loader query sql with v (the event ids, $1) and applies each row
+ * to p with apply, until the first error. */
+static int load_rows(PGconn *conn, wk_part *p, const char *what, const char *sql,
+                     const char *const *v, load_row_fn apply)
 {
     PGresult *r;
-    int rc = ons_pg_exec(conn, PGRES_TUPLES_OK, "load orders",
-                         "SELECT order_id, reservation_id, event_id FROM orders "
-                         "WHERE event_id = ANY($1::bigint[]) AND state = 'pending'",
-                         1, v, &r);
+    int rc = ons_pg_exec(conn, PGRES_TUPLES_OK, what, sql, 1, v, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         ons_pg_row rw = ons_pg_row_at(r, i);
-        int64_t oid = ons_pg_row_i64(&rw, 0);
-        int64_t rid = ons_pg_row_i64(&rw, 1);
-        int64_t event_id = ons_pg_row_i64(&rw, 2);
-        if ((rc = ons_pg_row_done(&rw, "load orders")) != 0)
-            break;
-        wk_intent *in = wk_part_intent(p, rid);
-        if (in && in->ev->event_id == event_id && in->state == Q_INTENT_PAYING)
-            in->order_id = oid;
-        else
-            ons_log_warn("event %" PRId64 ": pending order %" PRId64 " without a paying hold",
-                         event_id, oid);
+        rc = apply(p, &rw);
     }
     PQclear(r);
-    return rc ? ONS_EDB : 0;
+    return rc;
 }
 
-/* Adds the valid tickets of the loaded events. */
-static int load_valid_tickets(PGconn *conn, wk_part *p, const char *const *v)
+/* A pending order (order_id, reservation_id, event_id): its paying hold's
+ * order. */
+static int apply_pending_order(wk_part *p, ons_pg_row *rw)
 {
-    PGresult *r;
-    int rc = ons_pg_exec(conn, PGRES_TUPLES_OK, "load tickets",
-                         "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
-                         "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
-                         1, v, &r);
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
-        ons_pg_row rw = ons_pg_row_at(r, i);
-        int64_t ticket_id = ons_pg_row_i64(&rw, 0);
-        int32_t seat_no = ons_pg_row_i32(&rw, 1);
-        int64_t owner_id = ons_pg_row_i64(&rw, 2);
-        int64_t order_id = ons_pg_row_i64(&rw, 3);
-        int64_t price = ons_pg_row_i64(&rw, 4);
-        int64_t event_id = ons_pg_row_i64(&rw, 5);
-        wk_event *ev = NULL;
-        if (ons_pg_row_done(&rw, "load tickets") || !(ev = wk_part_event(p, event_id))) {
-            rc = ONS_EDB;
-            break;
-        }
-        rc = wk_co_add_ticket(p, ev, ticket_id, seat_no, owner_id, order_id, price);
-        if (rc == ONS_ENOTFOUND) {
-            ons_log_warn("event %" PRId64 ": ticket %" PRId64 " names no seat", ev->event_id,
-                         ticket_id);
-            rc = 0;
-        }
+    int64_t oid = ons_pg_row_i64(rw, 0);
+    int64_t rid = ons_pg_row_i64(rw, 1);
+    int64_t event_id = ons_pg_row_i64(rw, 2);
+    if (ons_pg_row_done(rw, "load orders"))
+        return ONS_EDB;
+    wk_intent *in = wk_part_intent(p, rid);
+    if (in && in->ev->event_id == event_id && in->state == Q_INTENT_PAYING)
+        in->order_id = oid;
+    else
+        ons_log_warn("event %" PRId64 ": pending order %" PRId64 " without a paying hold", event_id,
+                     oid);
+    return 0;
+}
+
+/* A valid ticket (ticket_id, seat_no, owner_id, order_id, price_cents,
+ * event_id) of a loaded event. */
+static int apply_valid_ticket(wk_part *p, ons_pg_row *rw)
+{
+    int64_t ticket_id = ons_pg_row_i64(rw, 0);
+    int32_t seat_no = ons_pg_row_i32(rw, 1);
+    int64_t owner_id = ons_pg_row_i64(rw, 2);
+    int64_t order_id = ons_pg_row_i64(rw, 3);
+    int64_t price = ons_pg_row_i64(rw, 4);
+    int64_t event_id = ons_pg_row_i64(rw, 5);
+    wk_event *ev = NULL;
+    if (ons_pg_row_done(rw, "load tickets") || !(ev = wk_part_event(p, event_id)))
+        return ONS_EDB;
+    int rc = wk_co_add_ticket(p, ev, ticket_id, seat_no, owner_id, order_id, price);
+    if (rc == ONS_ENOTFOUND) {
+        ons_log_warn("event %" PRId64 ": ticket %" PRId64 " names no seat", ev->event_id,
+                     ticket_id);
+        rc = 0;
     }
-    PQclear(r);
     return rc;
 }
 
@@ -340,6 +338,15 @@ int wk_co_store_load_many(PGconn *conn, wk_part *p, size_t n, const char *ids)
     if (n == 0)
         return 0;
     const char *v[] = {ids};
-    int rc = load_pending_orders(conn, p, v);
-    return rc ? rc : load_valid_tickets(conn, p, v);
+    /* Each paying hold of the loaded events gets its pending order, then
+     * the events' valid tickets are added. */
+    int rc = load_rows(conn, p, "load orders",
+                       "SELECT order_id, reservation_id, event_id FROM orders "
+                       "WHERE event_id = ANY($1::bigint[]) AND state = 'pending'",
+                       v, apply_pending_order);
+    return rc ? rc
+              : load_rows(conn, p, "load tickets",
+                          "SELECT ticket_id, seat_no, owner_id, order_id, price_cents, event_id "
+                          "FROM tickets WHERE event_id = ANY($1::bigint[]) AND status = 'valid'",
+                          v, apply_valid_ticket);
 }

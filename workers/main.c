@@ -76,9 +76,7 @@ typedef struct wk_opts {
 #define OPT(...) ONS_OPT_ROW(wk_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
-    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
-        Q_KSEC_PROTOCOL_HELP),
-    OPT("kafka.ssl_ca_location", ONS_OPT_STR, ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
+    Q_KSEC_OPT_ROWS(wk_opts, security_protocol, ssl_ca_location),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
     OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
         "the control lane, co-partitioned with kafka.topic (\"\": <kafka.topic>.control)"),
@@ -100,7 +98,7 @@ static const ons_opt opt_table[] = {
         "loses up to about 2 s)"),
     OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ONS_IDS_SECRET_DEV, "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
-    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
+    ONS_OPT_DEV_MODE_ROW(wk_opts, dev_mode),
     OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "8000",
         "most records applied per batch (one transaction per partition; a control record "
         "waits for at most the batch in progress: bench/NOTES.md)"),
@@ -121,11 +119,10 @@ static const ons_opt opt_table[] = {
         "ahead the sender's clock is off and the owner's counts (sale opening)"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
-    OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9101",
-        "GET /metrics and /healthz on 127.0.0.1 (0 = off)"),
+    WK_HTTPD_PORT_ROW(wk_opts, metrics_port, "9101"),
     OPT("worker.id", ONS_OPT_STR, worker_id, 0, 128, "",
         "name recorded as partition owner (default host-pid)"),
-    OPT("log.level", ONS_OPT_STR, log_level, 1, 8, "info", "debug, info, warn or error"),
+    ONS_OPT_LOG_LEVEL_ROW(wk_opts, log_level, 8),
     OPT("log.intents", ONS_OPT_BOOL, log_intents, 0, 1, "false",
         "log each applied record and each committed intent and order at info with its intent_id "
         "(and the request_id of the record's header): the intent's trail across processes"),
@@ -172,6 +169,7 @@ typedef struct worker {
     int64_t *want_ids;
     char owner[160];
     ons_metrics *m;
+    wk_httpd *httpd; /* GET /metrics and /healthz; NULL: metrics.port 0 */
     wk_store *store;
     wk_project *proj;
     q_consumer *cons;
@@ -652,13 +650,13 @@ static int start_consumer(worker *w)
 /* Builds the worker: metrics and their endpoint, the store, the projection,
  * the batch buffers, the consumer. 0 or an error (logged); stop() undoes
  * what was built. */
-static int start(worker *w, wk_httpd **httpd)
+static int start(worker *w)
 {
     if (setup_metrics(w) != 0) {
         ons_log_error("out of memory");
         return ONS_ENOMEM;
     }
-    if (w->o.metrics_port > 0 && wk_httpd_start((int)w->o.metrics_port, w->m, httpd) != 0)
+    if (w->o.metrics_port > 0 && wk_httpd_start((int)w->o.metrics_port, w->m, &w->httpd) != 0)
         return ONS_EIO;
     wk_store_opts so = {w->o.pg_dsn, w->owner, w->o.skip_epoch_check, (int)w->o.commit_delay_ms};
     if (wk_store_new(&so, &w->store) != 0)
@@ -676,7 +674,7 @@ static int start(worker *w, wk_httpd **httpd)
     return start_consumer(w);
 }
 
-static void stop(worker *w, wk_httpd *httpd)
+static void stop(worker *w)
 {
     q_consumer_free(w->cons);
     wk_sup_fini(&w->sup);
@@ -685,7 +683,7 @@ static void stop(worker *w, wk_httpd *httpd)
     wk_map_fini(&w->want);
     wk_project_free(w->proj);
     wk_store_free(w->store);
-    wk_httpd_stop(httpd);
+    wk_httpd_stop(w->httpd);
     ons_metrics_free(w->m);
 }
 
@@ -693,14 +691,13 @@ int main(int argc, char **argv)
 {
     worker w;
     memset(&w, 0, sizeof w);
-    wk_httpd *httpd = NULL;
     int prc = ons_opts_start(opt_table, NOPTS, &w.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
     name_owner(&w);
     ons_signals_stop_on(on_signal);
     int code = 1;
-    if (start(&w, &httpd) == 0) {
+    if (start(&w) == 0) {
         ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
                      "%lld ms)",
                      w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
@@ -713,7 +710,7 @@ int main(int argc, char **argv)
         q_consumer_close(w.cons);
         code = 0;
     }
-    stop(&w, httpd);
+    stop(&w);
     ons_log_info("stopped");
     ons_opts_free(opt_table, NOPTS, &w.o);
     return code;

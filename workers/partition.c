@@ -55,14 +55,14 @@ static void hold_moved(void *ctx, void *elem, size_t pos)
 
 wk_part *wk_part_new(int32_t partition, int64_t epoch, int64_t next_offset, const wk_part_cfg *cfg)
 {
-    wk_part *p = calloc(1, sizeof *p);
+    wk_part *p = malloc(sizeof *p);
     if (!p)
         return NULL;
-    p->partition = partition;
-    p->epoch = epoch;
-    p->next_offset = next_offset;
-    p->cfg = *cfg;
-    p->fx.first_offset = next_offset;
+    *p = (wk_part){.partition = partition,
+                   .epoch = epoch,
+                   .next_offset = next_offset,
+                   .cfg = *cfg,
+                   .fx.first_offset = next_offset};
     ons_heap_init(&p->holds, sizeof(wk_intent *), 0, 0, hold_before, hold_moved, NULL);
     return p;
 }

@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/opts.h"
+#include "common/signals.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -34,7 +35,7 @@ static const ons_opt opt_table[] = {
     OPT("gateway.bind", ONS_OPT_STR, bind, 1, 255, "127.0.0.1", "HTTP listen address"),
     OPT("gateway.api_key", ONS_OPT_STR, api_key, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV,
         "secret API key clients send as Authorization: Bearer <key> (else 401)"),
-    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
+    ONS_OPT_DEV_MODE_ROW(gw_opts, dev_mode),
     OPT("gateway.max_body", ONS_OPT_INT, max_body, 256, 1048576, "8192",
         "largest accepted request body in bytes (larger: 413)"),
     OPT("gateway.body_read_limit", ONS_OPT_INT, body_read_limit, 256, 16777216, "1048576",
@@ -64,7 +65,7 @@ static const ons_opt opt_table[] = {
     OPT("gateway.seed", ONS_OPT_INT, seed, 0, 9007199254740991LL, "0",
         "seed of the fault dice (same seed and request order: same faults); 0: from the clock"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true", "log one line per request"),
-    OPT("log.level", ONS_OPT_STR, log_level, 1, 16, "info", "debug, info, warn or error"),
+    ONS_OPT_LOG_LEVEL_ROW(gw_opts, log_level, 16),
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
@@ -118,11 +119,7 @@ int main(int argc, char **argv)
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ons_signals_block_stop(&set);
 
     int rc = start(&app, &app.o.faults);
     if (rc) {
@@ -132,9 +129,7 @@ int main(int argc, char **argv)
         goto done;
     }
     ons_log_info("gateway ready on %s:%lld", app.o.bind, app.o.port);
-    int sig = 0;
-    sigwait(&set, &sig);
-    ons_log_info("signal %d: shutting down", sig);
+    ons_log_info("signal %d: shutting down", ons_signals_wait_stop(&set));
     stop(&app);
     status = 0;
 done:

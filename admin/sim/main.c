@@ -113,15 +113,13 @@ static const ons_opt opt_table[] = {
         ONS_AUTH_SECRET_DEV,
         "HS256 key of the bearer tokens: ingress's auth.secret (mints the "
         "fans', seller's and admin's tokens)"),
-    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
+    ONS_OPT_DEV_MODE_ROW(sim_opts, dev_mode),
     OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
         "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
         "PostgreSQL connection string (audit)"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 0, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers (audit; empty skips the Kafka check)"),
-    OPT("kafka.security_protocol", ONS_OPT_ENUM, kafka_security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
-        Q_KSEC_PROTOCOL_HELP),
-    OPT("kafka.ssl_ca_location", ONS_OPT_STR, kafka_ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
+    Q_KSEC_OPT_ROWS(sim_opts, kafka_security_protocol, kafka_ssl_ca_location),
     OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "Kafka topic of intents"),
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)

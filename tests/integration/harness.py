@@ -499,3 +499,14 @@ class Stack:
                 raise RuntimeError(f"{proc.name} exited: {proc.output()[-3000:]}")
             time.sleep(interval)
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_rejected_and_published(self, ev, answers, timeout=60):
+        """Waits until every join of answers ((status, body) pairs of 202s to
+        joins of event ev, the only joins of ev) is rejected in PostgreSQL and
+        its result is in Redis (the worker publishes it, and deletes the
+        active key, right after its commit)."""
+        self.wait_for(lambda: self.sql("SELECT count(*) FROM intents WHERE event_id = %s AND "
+                                       "state = 'rejected'", (ev,))[0][0] == len(answers),
+                      timeout, "every join rejected")
+        self.wait_for(lambda: all(self.redis.exists(self.key(f"r:{int(b['intent_id'][:16], 16)}"))
+                                  for _, b in answers), 30, "results published")

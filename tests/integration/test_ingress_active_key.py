@@ -53,12 +53,7 @@ def locked_out_after_rejected_joins(unchecked, keyed=True):
         with ThreadPoolExecutor(32) as ex:
             first = list(ex.map(lambda u: join(u, f"first-{u}"), tokens))
         assert all(s == 202 for s, _ in first), [x for x in first if x[0] != 202][:3]
-        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s AND "
-                                   "state = 'rejected'", (ev,))[0][0] == FANS, 60,
-                    "every join rejected")
-        # The worker publishes (and deletes active keys) right after its commit.
-        st.wait_for(lambda: all(st.redis.exists(st.key(f"r:{int(b['intent_id'][:16], 16)}"))
-                                for _, b in first), 30, "results published")
+        st.wait_rejected_and_published(ev, first)
         with ThreadPoolExecutor(32) as ex:
             again = list(ex.map(lambda u: join(u, f"again-{u}"), tokens))
         locked = [b for s, b in again if s == 409]

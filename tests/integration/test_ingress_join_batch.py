@@ -166,11 +166,7 @@ def test_claimer_hands_a_key_naming_an_ended_intent_to_a_take_over():
             first = list(ex.map(lambda u: c_old.request("POST", path, {"quantity": 1, "section": "Z"},
                                                         tokens[u]), tokens))
         assert all(s == 202 for s, _ in first), [x for x in first if x[0] != 202][:3]
-        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s AND "
-                                   "state = 'rejected'", (ev,))[0][0] == n, 60,
-                    "every join rejected")
-        st.wait_for(lambda: all(st.redis.exists(st.key(f"r:{int(b['intent_id'][:16], 16)}"))
-                                for _, b in first), 30, "results published")
+        st.wait_rejected_and_published(ev, first)
         time.sleep(2)  # past debug.finisher_delay_ms: the old finisher wrote the keys
         held = [u for u in tokens if st.redis.get(st.key(f"active:{ev}:{u}")) is not None]
         assert len(held) > n // 2, len(held)

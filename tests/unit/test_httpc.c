@@ -152,6 +152,7 @@ typedef struct rig {
     fake_http f;
     ons_httpc *h;
     got g;
+    fake_step one; /* the script of rig_start_one */
 } rig;
 
 static void rig_start(rig *t, const fake_step *steps, int nsteps, int timeout_ms)
@@ -165,6 +166,14 @@ static void rig_start(rig *t, const fake_step *steps, int nsteps, int timeout_ms
                         .max_queue = 8,
                         .max_response = 4096};
     ck_assert_int_eq(ons_httpc_new(&o, &t->h), 0);
+}
+
+/* rig_start with a one-step script: an empty 200 after silent_ms, the
+ * connection then kept open or (close_after) closed. */
+static void rig_start_one(rig *t, int close_after, int silent_ms, int timeout_ms)
+{
+    t->one = (fake_step){"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", close_after, silent_ms};
+    rig_start(t, &t->one, 1, timeout_ms);
 }
 
 /* Queues req n times and polls until every answer came. */
@@ -246,9 +255,8 @@ END_TEST
 
 START_TEST(pool_times_a_request_out)
 {
-    fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1, 1000}};
     rig t;
-    rig_start(&t, steps, 1, 150);
+    rig_start_one(&t, 1, 1000, 150);
     get_fails(&t, "/slow");
     rig_stop(&t);
 }
@@ -256,9 +264,8 @@ END_TEST
 
 START_TEST(pool_bounds_its_queue)
 {
-    fake_step steps[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, 0}};
     rig t;
-    rig_start(&t, steps, 1, 2000);
+    rig_start_one(&t, 0, 0, 2000);
     ons_httpc_req req = {.method = "GET", .path = "/"};
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(ons_httpc_request(t.h, &req, on_answer, &t.g), 0);

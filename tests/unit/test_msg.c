@@ -124,7 +124,8 @@ START_TEST(strict_rejections)
         "\"adjacent\":1}",
         "{\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
         "\"adjacent\":true,\"extra\":1}",
-        "{\"v\":1,\"type\":\"intent\",\"event_id\":\"1\",\"sent_ms\":0,\"user_id\":1,\"quantity\":1,"
+        "{\"v\":1,\"type\":\"intent\",\"event_id\":\"1\",\"sent_ms\":0,\"user_id\":1,\"quantity\":"
+        "1,"
         "\"adjacent\":true}",
         "{\"v\":1,\"v\":1,\"type\":\"intent\",\"event_id\":1,\"sent_ms\":0,\"user_id\":1,"
         "\"quantity\":1,\"adjacent\":true}",
@@ -145,29 +146,26 @@ START_TEST(checkout_payment_ticket_roundtrip)
     strcpy(c.payment_method, "pm_card_visa");
     roundtrip(&c);
 
-    q_msg p = {0};
-    p.type = Q_MSG_PAYMENT_RESULT;
-    p.event_id = 4;
-    p.order_id = q_seq_make(1, 9);
-    p.reservation_id = 3;
-    p.outcome = Q_PAY_SUCCEEDED;
-    strcpy(p.charge_id, "ch_00000001");
-    p.amount_cents = 10000;
-    roundtrip(&p);
-    p.outcome = Q_PAY_DECLINED;
-    p.charge_id[0] = '\0';
-    roundtrip(&p);
-    p.outcome = Q_PAY_FAILED;
-    roundtrip(&p);
+    q_msg p = {.type = Q_MSG_PAYMENT_RESULT,
+               .event_id = 4,
+               .order_id = q_seq_make(1, 9),
+               .reservation_id = 3,
+               .amount_cents = 10000};
+    for (int o = Q_PAY_SUCCEEDED; o <= Q_PAY_FAILED; o++) { /* only a success names a charge */
+        p.outcome = (enum q_pay_outcome)o;
+        strcpy(p.charge_id, o == Q_PAY_SUCCEEDED ? "ch_00000001" : "");
+        roundtrip(&p);
+    }
 
+    /* A transfer names the new owner; a cancel names none. */
+    static const int64_t to_user_of[] = {[Q_TICKET_TRANSFER] = 78, [Q_TICKET_CANCEL] = 0};
     q_msg t = msg_of(Q_MSG_TICKET, 4, 77);
     t.ticket_id = 1234;
-    t.ticket_kind = Q_TICKET_TRANSFER;
-    t.to_user_id = 78;
-    roundtrip(&t);
-    t.ticket_kind = Q_TICKET_CANCEL;
-    t.to_user_id = 0;
-    roundtrip(&t);
+    for (int k = Q_TICKET_TRANSFER; k <= Q_TICKET_CANCEL; k++) {
+        t.ticket_kind = (enum q_ticket_kind)k;
+        t.to_user_id = to_user_of[k];
+        roundtrip(&t);
+    }
 }
 END_TEST
 
@@ -249,11 +247,9 @@ START_TEST(topic_of_each_type)
     ck_assert_str_eq(name, "intents.control");
     ck_assert_int_eq(q_topic_control_name("intents", "ctl", name, sizeof name), 0);
     ck_assert_str_eq(name, "ctl");
-    ck_assert_int_eq(q_topic_control_name("a-very-long-topic", "", name, sizeof name),
-                     ONS_EINVAL);
+    ck_assert_int_eq(q_topic_control_name("a-very-long-topic", "", name, sizeof name), ONS_EINVAL);
 }
 END_TEST
-
 
 /* ---- the fast path for joins (msg.c) and jansson agree -------------------------------- */
 

@@ -31,12 +31,24 @@ static int load(void *ctx, wk_part *p, int64_t event_id)
     return wk_part_add_event(p, ev);
 }
 
-static wk_part *part(void)
+static wk_part *part_with(wk_part_cfg cfg)
 {
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     ck_assert_ptr_nonnull(p);
     return p;
+}
+
+static wk_part *part(void)
+{
+    return part_with((wk_part_cfg){.load = load});
+}
+
+/* part() with section A of rows x seats. */
+static wk_part *part_sized(int rows, int seats)
+{
+    rows_a = rows;
+    seats_a = seats;
+    return part();
 }
 
 static int64_t next_off;
@@ -220,9 +232,7 @@ END_TEST
 
 START_TEST(adjacent_request_larger_than_any_row_is_rejected)
 {
-    rows_a = 3;
-    seats_a = 2;
-    wk_part *p = part();
+    wk_part *p = part_sized(3, 2);
     int x = intent(p, 1, 3, "A", 1);
     ck_assert_int_eq(fx(p, x)->reason, Q_REASON_INSUFFICIENT_SEATS);
     int y = intent(p, 2, 3, "A", 0); /* split is fine */
@@ -257,10 +267,7 @@ END_TEST
 
 START_TEST(expiry_heap_orders_many_holds)
 {
-    rows_a = 100;
-    seats_a = 10;
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};
-    wk_part *p = wk_part_new(0, 1, 0, &cfg);
+    wk_part *p = part_sized(100, 10);
     /* holds created at scrambled times expire in time order */
     for (int i = 0; i < 200; i++) {
         q_msg m = wk_test_msg(Q_MSG_INTENT, EV, i + 1, NOW);
@@ -451,9 +458,7 @@ END_TEST
  * the pair can never be seated together while B still has free seats. */
 START_TEST(waiting_fan_told_when_only_singles_are_left)
 {
-    rows_a = 1;
-    seats_a = 5;
-    wk_part *p = part();
+    wk_part *p = part_sized(1, 5);
     int held[5];
     for (int i = 0; i < 5; i++)
         held[i] = intent(p, 1 + i, 1, "A", 1);
@@ -514,12 +519,17 @@ static q_msg lane_intent_msg(int64_t user, int qty)
     return m;
 }
 
+/* Applies m at offset off of lane (enum q_topic); it must succeed. */
+static void apply_on(wk_part *p, int lane, q_msg m, int64_t off)
+{
+    ck_assert_int_eq(wk_part_apply_lane(p, lane, &m, off, NOW, NOW), 0);
+}
+
 START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
 {
     wk_part *p = part();
     /* control offset 0 cancels the intent the intents lane has at offset 1 */
-    q_msg c = lane_cancel_msg(5, 1);
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &c, 0, NOW, NOW), 0);
+    apply_on(p, Q_TOPIC_CONTROL, lane_cancel_msg(5, 1), 0);
     ck_assert_int_eq(p->ctl_next_offset, 1);
     ck_assert_int_eq(p->next_offset, 0);
     ck_assert_uint_eq(p->fx.ntombs, 1);
@@ -528,9 +538,8 @@ START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
     ck_assert(wk_part_dirty(p)); /* the tombstone and the cursor are written */
     wk_part_batch_done(p);
 
-    q_msg a = lane_intent_msg(4, 2), b = lane_intent_msg(5, 2);
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &a, 0, NOW, NOW), 0);
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &b, 1, NOW, NOW), 0);
+    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(4, 2), 0);
+    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(5, 2), 1);
     ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
     ck_assert_int_eq(state_of(p, 1), Q_INTENT_RELEASED); /* never held a seat */
     ck_assert_int_eq(fx(p, 1)->res_state, Q_RES_NONE);
@@ -540,8 +549,7 @@ START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
     ck_assert(p->fx.tombs_spent);
     ck_assert_uint_eq(p->tombs.len, 0);
     /* the user is free to join again */
-    q_msg again = lane_intent_msg(5, 1);
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &again, 2, NOW, NOW), 0);
+    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(5, 1), 2);
     ck_assert_int_eq(state_of(p, 2), Q_INTENT_RESERVED);
     wk_part_free(p);
 }
@@ -551,8 +559,7 @@ START_TEST(loaded_tombstone_of_another_user_is_ignored)
 {
     wk_part *p = part();
     ck_assert_int_eq(wk_part_add_tombstone(p, 0, 99), 0); /* as the store loads it */
-    q_msg a = lane_intent_msg(4, 1);
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &a, 0, NOW, NOW), 0);
+    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(4, 1), 0);
     ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
     ck_assert_uint_eq(p->tombs.len, 0); /* spent all the same */
     wk_part_free(p);
@@ -561,11 +568,9 @@ END_TEST
 
 START_TEST(no_tombstones_control_lets_the_intent_take_seats)
 {
-    wk_part_cfg cfg = {load, NULL, 0, 0, 0, 0, 1, NULL, 0, 0};
-    wk_part *p = wk_part_new(0, 1, 0, &cfg);
-    q_msg c = lane_cancel_msg(5, 0), b = lane_intent_msg(5, 2);
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &c, 0, NOW, NOW), 0);
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_INTENTS, &b, 0, NOW, NOW), 0);
+    wk_part *p = part_with((wk_part_cfg){.load = load, .debug_no_tombstones = 1});
+    apply_on(p, Q_TOPIC_CONTROL, lane_cancel_msg(5, 0), 0);
+    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(5, 2), 0);
     ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
     wk_part_free(p);
 }
@@ -579,7 +584,7 @@ START_TEST(checkout_on_the_control_lane_names_its_order_with_the_control_bit)
     m.reservation_id = q_seq_make(0, a);
     strcpy(m.payment_method, "pm_card_visa");
     /* control offset 0 == intents offset 0 must not give the same order id */
-    ck_assert_int_eq(wk_part_apply_lane(p, Q_TOPIC_CONTROL, &m, a, NOW, NOW), 0);
+    apply_on(p, Q_TOPIC_CONTROL, m, a);
     ck_assert_uint_eq(p->co->norders, 1);
     ck_assert_int_eq(p->co->orders[0].order_id, q_seq_make_lane(0, a, 1));
     ck_assert_int_ne(p->co->orders[0].order_id, q_seq_make(0, a));

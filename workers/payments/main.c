@@ -74,9 +74,7 @@ typedef struct pay_opts {
 #define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
     OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
-    OPT("kafka.security_protocol", ONS_OPT_ENUM, security_protocol, 0, 0, Q_KSEC_PROTOCOLS,
-        Q_KSEC_PROTOCOL_HELP),
-    OPT("kafka.ssl_ca_location", ONS_OPT_STR, ssl_ca_location, 0, 4096, "", Q_KSEC_CA_HELP),
+    Q_KSEC_OPT_ROWS(pay_opts, security_protocol, ssl_ca_location),
     OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
     OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
         "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
@@ -86,7 +84,7 @@ static const ons_opt opt_table[] = {
         "payment gateway base URL (http only)"),
     OPT("payments.api_key", ONS_OPT_STR, api_key, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV,
         "the payment gateway's API key"),
-    OPT("dev_mode", ONS_OPT_BOOL, dev_mode, 0, 1, "false", ONS_DEV_MODE_HELP),
+    ONS_OPT_DEV_MODE_ROW(pay_opts, dev_mode),
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
     OPT("payments.threads", ONS_OPT_INT, threads, 1, 64, "4", "charger threads"),
@@ -107,9 +105,8 @@ static const ons_opt opt_table[] = {
         "how long the breaker stays open before a half-open probe"),
     OPT("payments.produce_timeout_ms", ONS_OPT_INT, produce_timeout_ms, 100, 300000, "10000",
         "longest wait for a payment_result's delivery report"),
-    OPT("metrics.port", ONS_OPT_INT, metrics_port, 0, 65535, "9102",
-        "GET /metrics and /healthz on 127.0.0.1 (0 = off)"),
-    OPT("log.level", ONS_OPT_STR, log_level, 1, 8, "info", "debug, info, warn or error"),
+    WK_HTTPD_PORT_ROW(pay_opts, metrics_port, "9102"),
+    ONS_OPT_LOG_LEVEL_ROW(pay_opts, log_level, 8),
     OPT("ids.secret", ONS_OPT_STR, ids_secret, 0, ONS_AUTH_SECRET_MAX, "",
         "the workers' ids.secret, only to name each payment attempt's intent (intent_id) in the "
         "log; empty: lines name the order only"),
@@ -136,6 +133,7 @@ typedef struct app {
     pay_opts o;
     pay_url url;
     ons_metrics *m;
+    wk_httpd *httpd; /* GET /metrics and /healthz; NULL: metrics.port 0 */
     q_producer *prod;
     pay_breaker br;
     pay_relay relay;
@@ -262,7 +260,7 @@ static const ons_start start_cfg = {
 
 /* Builds everything but the threads: metrics, breaker, relay, the metrics
  * endpoint, the producer. 0 or an error (logged); stop() undoes it. */
-static int start(app *a, wk_httpd **httpd)
+static int start(app *a)
 {
     if (pay_url_parse(a->o.gateway_url, &a->url) != 0) {
         ons_log_error("payments.gateway_url must be http://host[:port][/path]");
@@ -272,7 +270,7 @@ static int start(app *a, wk_httpd **httpd)
         ons_log_error("out of memory");
         return ONS_ENOMEM;
     }
-    if (a->o.metrics_port > 0 && wk_httpd_start((int)a->o.metrics_port, a->m, httpd) != 0)
+    if (a->o.metrics_port > 0 && wk_httpd_start((int)a->o.metrics_port, a->m, &a->httpd) != 0)
         return ONS_EIO;
     q_producer_opts po = {.brokers = a->o.brokers,
                           .topic = a->o.topic,
@@ -288,10 +286,10 @@ static int start(app *a, wk_httpd **httpd)
     return 0;
 }
 
-static void stop(app *a, wk_httpd *httpd)
+static void stop(app *a)
 {
     q_producer_free(a->prod, PRODUCER_FLUSH_MS);
-    wk_httpd_stop(httpd);
+    wk_httpd_stop(a->httpd);
     if (a->m)
         pay_breaker_fini(&a->br);
     ons_metrics_free(a->m);
@@ -301,7 +299,6 @@ int main(int argc, char **argv)
 {
     app a;
     memset(&a, 0, sizeof a);
-    wk_httpd *httpd = NULL;
     int prc = ons_opts_start(opt_table, NOPTS, &a.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
@@ -309,7 +306,7 @@ int main(int argc, char **argv)
     int code = 1;
     pthread_t *th = NULL;
     size_t nth = 0;
-    if (start(&a, &httpd) == 0 && (th = calloc((size_t)a.o.threads, sizeof *th)) != NULL) {
+    if (start(&a) == 0 && (th = calloc((size_t)a.o.threads, sizeof *th)) != NULL) {
         for (; nth < (size_t)a.o.threads; nth++)
             if (pthread_create(&th[nth], NULL, thread_main, &a) != 0)
                 break;
@@ -322,7 +319,7 @@ int main(int argc, char **argv)
             pthread_join(th[i], NULL);
     }
     free(th);
-    stop(&a, httpd);
+    stop(&a);
     ons_opts_free(opt_table, NOPTS, &a.o);
     ons_log_info("payments: stopped");
     return code;
