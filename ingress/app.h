@@ -55,6 +55,7 @@ typedef struct ing_opts {
     long long kafka_max_inflight;
     long long debug_join_delay_ms;     /* test only */
     long long join_round_max;          /* joins per claimer round; 0: no claimer */
+    long long status_round_max;        /* polls per result reader round; 0: no reader */
     long long debug_finisher_delay_ms; /* test only */
     int debug_active_unchecked;        /* test only */
     char *debug_unknown_outcome;       /* test only: "join", "checkout" */
@@ -142,6 +143,7 @@ typedef struct ing_app {
     ing_pool *pool;
     ing_finisher *finisher;
     ing_batcher *claimer; /* joins' active-key claims, pipelined (routes_queue.c); NULL: off */
+    ing_batcher *result_reader; /* processed intents' polls, MGET (routes_queue.c); NULL: off */
     q_producer *producer;
     ing_cursors *cursors;
     ing_events *events;
@@ -158,6 +160,8 @@ typedef struct ing_app {
     ons_counter *produced;
     ons_counter *join_claim_rounds; /* claims / rounds = joins per Redis round trip */
     ons_counter *join_claims;
+    ons_counter *result_rounds; /* reads / rounds = polls per Redis round trip */
+    ons_counter *result_reads;
     ons_counter *cancelled_requests;
     ons_gauge *inflight;
 } ing_app;

@@ -48,8 +48,7 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
  * round trip (scopes[i]: r[i]'s scope, as for ing_idem_begin). Replies to
  * nothing: rc[i] = 0 (rs[i] owns its key now), ONS_EEXIST (the key is
  * taken: ing_idem_begin answers for it) or ONS_EREDIS. */
-void ing_idem_begin_many(ing_worker *w, ing_req **rs, const char *const *scopes, size_t n,
-                         int *rc);
+void ing_idem_begin_many(ing_worker *w, ing_req **rs, const char *const *scopes, size_t n, int *rc);
 
 /* Takes the key back from the unknown record u for a new attempt. Returns
  * 0 (r owns the key now) or 1 (replied: another retry took it first, or

@@ -84,11 +84,14 @@ const ons_opt ing_opt_table[] = {
         "job threads (each owns one PostgreSQL and one Redis connection)"),
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
         "jobs waiting for a thread before requests get 503; also the joins waiting for the "
-        "join claimer"),
+        "join claimer and the polls waiting for the result reader"),
     OPT("join.round_max", ONS_OPT_INT, join_round_max, 0, ING_JOIN_ROUND_MAX, "256",
         "joins whose Idempotency-Key records, then whose active-key claims, share one pipelined "
         "Redis round trip each on the join claimer thread (0: no claimer, each join goes alone "
         "on a job thread)"),
+    OPT("status.round_max", ONS_OPT_INT, status_round_max, 0, ING_RESULT_ROUND_MAX, "256",
+        "polls of processed intents whose result documents share one Redis MGET on the result "
+        "reader thread (0: no reader, each poll reads alone on a job thread)"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 1, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers"),
     Q_KSEC_OPT_ROWS(ing_opts, kafka_security_protocol, kafka_ssl_ca_location),
@@ -299,6 +302,11 @@ static int start_metrics(ing_app *app)
                             "Pipelined Redis round trips of the join claimer.", "");
     app->join_claims = ons_metrics_counter(app->metrics, "onsale_ingress_join_claims_total",
                                            "Active-key claims sent by the join claimer.", "");
+    app->result_rounds =
+        ons_metrics_counter(app->metrics, "onsale_ingress_result_rounds_total",
+                            "MGETs of the result reader (polls of processed intents).", "");
+    app->result_reads = ons_metrics_counter(app->metrics, "onsale_ingress_result_reads_total",
+                                            "Result documents asked for by the result reader.", "");
     app->cancelled_requests =
         ons_metrics_counter(app->metrics, "onsale_ingress_cancelled_requests_total",
                             "Requests whose client left before the reply.", "");
@@ -346,6 +354,9 @@ static int start_modules(ing_app *app)
         (app->o.join_round_max > 0 &&
          (rc = ing_batcher_new(&pool, "ingress join claimer", ing_join_claim_round, app,
                                (size_t)app->o.join_round_max, &app->claimer))) ||
+        (app->o.status_round_max > 0 &&
+         (rc = ing_batcher_new(&pool, "ingress result reader", ing_result_round, app,
+                               (size_t)app->o.status_round_max, &app->result_reader))) ||
         (rc = ing_cursors_new(app->partitions, &redis, app->o.pg_dsn, (int)app->o.status_refresh_ms,
                               &app->cursors)) ||
         (rc = ing_events_new((int)app->o.event_cache_ms, 4096, &app->events)) ||
@@ -394,6 +405,7 @@ static void stop(ing_app *app)
     ing_monitor_stop(app->monitor);
     q_producer_close(app->producer, 2000);
     ing_batcher_free(app->claimer);
+    ing_batcher_free(app->result_reader); /* hands polls on to the job threads */
     ing_finisher_free(app);
     ing_pool_free(app->pool);
     ing_monitor_free(app->monitor); /* job threads read its health until now */

@@ -20,6 +20,13 @@ void ing_route_join(ing_req *r);
 #define ING_JOIN_ROUND_MAX 256
 void ing_join_claim_round(ing_worker *w, void *arg, void **items, size_t n);
 void ing_route_intent_get(ing_req *r);
+/* The result reader's round (an ing_batcher run; arg is the app): items
+ * are polls (ing_req *) of processed intents. Reads their result documents
+ * in one MGET per ING_RESULT_ROUND_MAX and answers; a poll whose document
+ * is missing (or Redis down) goes to a job thread, which falls back to
+ * PostgreSQL. */
+#define ING_RESULT_ROUND_MAX 256
+void ing_result_round(ing_worker *w, void *arg, void **items, size_t n);
 void ing_route_intent_delete(ing_req *r);
 void ing_route_reservation_delete(ing_req *r);
 

@@ -951,26 +951,24 @@ static int result_from_postgres(ing_req *r, ing_worker *w, intent_job *j)
 /* Reads the intent's result: Redis first, PostgreSQL when Redis misses or
  * is down. Returns 0 (j->result, j->state, j->event_id set), ONS_ENOTFOUND
  * (not processed yet) or ONS_EUNAVAIL. */
-static int load_result(ing_req *r, ing_worker *w, intent_job *j)
+/* Parses a result document read from Redis into j->result (text is
+ * consumed); 0, or -1 when it is not a JSON object (read it again). */
+static int parse_result(intent_job *j, char *text)
 {
-    char *text = NULL;
-    int rc = q_status_get_result(w->st, j->seq, &text);
-    if (rc == 0) {
-        json_error_t jerr;
-        j->result = json_loads(text, 0, &jerr);
-        free(text);
-        if (!json_is_object(j->result)) {
-            json_decref(j->result);
-            j->result = NULL;
-        }
-    }
-    if (!j->result) {
-        rc = result_from_postgres(r, w, j);
-        if (rc == ONS_EDB)
-            return ONS_EUNAVAIL;
-        if (rc)
-            return rc;
-    }
+    json_error_t jerr;
+    j->result = json_loads(text, 0, &jerr);
+    free(text);
+    if (json_is_object(j->result))
+        return 0;
+    json_decref(j->result);
+    j->result = NULL;
+    return -1;
+}
+
+/* What a loaded result document (j->result) tells: its state and event,
+ * remembered for the next polls. */
+static void result_loaded(ing_req *r, intent_job *j)
+{
     json_t *st = json_object_get(j->result, "state");
     json_t *ev = json_object_get(j->result, "event_id");
     snprintf(j->state, sizeof j->state, "%s", json_is_string(st) ? json_string_value(st) : "");
@@ -980,22 +978,27 @@ static int load_result(ing_req *r, ing_worker *w, intent_job *j)
         ing_seqmap_put(r->app->seqs, j->seq, j->event_id);
     /* A processed intent proves its partition's cursor is past it. */
     ing_cursors_raise(r->app->cursors, q_seq_partition(j->seq), q_seq_offset(j->seq) + 1);
+}
+
+static int load_result(ing_req *r, ing_worker *w, intent_job *j)
+{
+    char *text = NULL;
+    if (q_status_get_result(w->st, j->seq, &text) == 0)
+        (void)parse_result(j, text);
+    if (!j->result) {
+        int rc = result_from_postgres(r, w, j);
+        if (rc == ONS_EDB)
+            return ONS_EUNAVAIL;
+        if (rc)
+            return rc;
+    }
+    result_loaded(r, j);
     return 0;
 }
 
-static void intent_get_job(ing_worker *w, void *arg)
+/* Answers a poll from its loaded result document. */
+static void reply_result(ing_req *r, ing_worker *w, intent_job *j)
 {
-    ing_req *r = arg;
-    intent_job *j = r->job;
-    int rc = load_result(r, w, j);
-    if (rc == ONS_ENOTFOUND) {
-        reply_queued(r, j->id, j->seq);
-        return;
-    }
-    if (rc) {
-        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent status is unavailable; retry shortly.");
-        return;
-    }
     q_event_state es;
     if (json_is_true(json_object_get(j->result, "prequeued")) && j->event_id > 0 &&
         ing_events_get(r->app->events, w, j->event_id, &es) == 0) {
@@ -1022,6 +1025,54 @@ static void intent_get_job(ing_worker *w, void *arg)
     if (json_is_string(left))
         json_object_set(body, "left_queue_at", left);
     ing_reply_json(r, 200, body);
+}
+
+/* A poll of a processed intent on a job thread, alone: Redis, then
+ * PostgreSQL when Redis lacks the result or is down. */
+static void intent_get_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    intent_job *j = r->job;
+    int rc = load_result(r, w, j);
+    if (rc == ONS_ENOTFOUND) {
+        reply_queued(r, j->id, j->seq);
+        return;
+    }
+    if (rc) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Intent status is unavailable; retry shortly.");
+        return;
+    }
+    reply_result(r, w, j);
+}
+
+void ing_result_round(ing_worker *w, void *arg, void **items, size_t n)
+{
+    ing_app *app = arg;
+    int64_t seqs[ING_RESULT_ROUND_MAX];
+    char *texts[ING_RESULT_ROUND_MAX];
+    for (size_t base = 0; base < n; base += ING_RESULT_ROUND_MAX) {
+        size_t m = n - base < ING_RESULT_ROUND_MAX ? n - base : ING_RESULT_ROUND_MAX;
+        ing_req **rs = (ing_req **)items + base;
+        for (size_t i = 0; i < m; i++)
+            seqs[i] = ((intent_job *)rs[i]->job)->seq;
+        (void)q_status_get_results(w->st, seqs, m, texts); /* failed: all NULL */
+        if (app->result_rounds) {
+            ons_counter_add(app->result_rounds, 1);
+            ons_counter_add(app->result_reads, (double)m);
+        }
+        for (size_t i = 0; i < m; i++) {
+            ing_req *r = rs[i];
+            intent_job *j = r->job;
+            if (!texts[i] || parse_result(j, texts[i]) != 0) {
+                /* missing, unreadable or Redis down: alone, with the fallback */
+                if (ing_pool_submit(r->app->pool, intent_get_job, r, 0))
+                    ing_failf(r, w, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
+                continue;
+            }
+            result_loaded(r, j);
+            reply_result(r, w, j);
+        }
+    }
 }
 
 /* Decodes the {id} of an intent or reservation route owned by the caller.
@@ -1094,7 +1145,13 @@ void ing_route_intent_get(ing_req *r)
         reply_queued_known(r, r->params[0], seq, event_id, known ? &es : NULL);
         return;
     }
-    if (new_intent_job(r, seq))
+    if (!new_intent_job(r, seq))
+        return;
+    /* Polls of processed intents share the result reader's MGETs; without
+     * it each reads alone on a job thread. */
+    if (r->app->result_reader)
+        ing_req_submit_batch(r, r->app->result_reader);
+    else
         ing_req_submit(r, intent_get_job);
 }
 

@@ -492,6 +492,50 @@ int q_status_get_result(q_status *s, int64_t seq, char **json)
     return rc;
 }
 
+int q_status_get_results(q_status *s, const int64_t *seqs, size_t n, char **json)
+{
+    for (size_t i = 0; i < n; i++)
+        json[i] = NULL;
+    if (n == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    char(*keys)[256] = malloc(n * sizeof *keys);
+    const char **argv = malloc((n + 1) * sizeof *argv);
+    if (!keys || !argv) {
+        free(keys);
+        free(argv);
+        return ONS_ENOMEM;
+    }
+    argv[0] = "MGET";
+    for (size_t i = 0; i < n; i++) {
+        key(s, keys[i], sizeof keys[i], "r:%lld", (long long)seqs[i]);
+        argv[i + 1] = keys[i];
+    }
+    redisReply *r = command(s, (int)n + 1, argv, NULL);
+    free(keys);
+    free(argv);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        rc = ONS_EREDIS;
+    } else {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type == REDIS_REPLY_STRING && !(json[i] = strdup(e->str)))
+                rc = ONS_ENOMEM;
+        }
+    }
+    if (rc)
+        for (size_t i = 0; i < n; i++) {
+            free(json[i]);
+            json[i] = NULL;
+        }
+    freeReplyObject(r);
+    return rc;
+}
+
 /* SET key value [NX] [EX ttl]; on a NX miss, GETs the current value into
  * *current (heap, caller frees). Returns 0, ONS_EEXIST or ONS_EREDIS. */
 static int set_nx(q_status *s, const char *k, const char *value, int ttl_s, char **current)

@@ -84,6 +84,10 @@ int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n);
 /* Reads r:<seq>. *json is a heap string the caller frees. Returns 0,
  * ONS_ENOTFOUND or ONS_EREDIS. */
 int q_status_get_result(q_status *s, int64_t seq, char **json);
+/* q_status_get_result of n intents in ONE pipelined round trip (one MGET):
+ * json[i] is the document (heap, caller frees) or NULL when r:<seq[i]> is
+ * missing. Returns 0, ONS_EREDIS (every json[i] NULL) or ONS_ENOMEM. */
+int q_status_get_results(q_status *s, const int64_t *seqs, size_t n, char **json);
 
 /* The active key active:<event>:<user> holds one live place per fan and
  * event: "pending:<ms>" while a join is being produced (ms = its record's
