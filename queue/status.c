@@ -260,6 +260,19 @@ static redisReply *command(q_status *s, int argc, const char **argv, const size_
     return r;
 }
 
+/* command() for a read that is safe to repeat: a connection found broken
+ * (Redis restarted since its last use) is reopened and the read sent once
+ * more, so the first read after a restart answers from Redis instead of
+ * failing over to PostgreSQL. */
+static redisReply *read_command(q_status *s, int argc, const char **argv)
+{
+    int was_open = s->ctx != NULL;
+    redisReply *r = command(s, argc, argv, NULL);
+    if (!r && was_open)
+        r = command(s, argc, argv, NULL);
+    return r;
+}
+
 int q_status_ping(q_status *s)
 {
     const char *argv[] = {"PING"};
@@ -471,7 +484,7 @@ static redisReply *command_on_key(q_status *s, const char *cmd, const char *name
     char k[256];
     key(s, k, sizeof k, "%s%lld", name, (long long)id);
     const char *argv[] = {cmd, k};
-    return command(s, 2, argv, NULL);
+    return read_command(s, 2, argv);
 }
 
 int q_status_get_result(q_status *s, int64_t seq, char **json)
@@ -512,7 +525,7 @@ int q_status_get_results(q_status *s, const int64_t *seqs, size_t n, char **json
         key(s, keys[i], sizeof keys[i], "r:%lld", (long long)seqs[i]);
         argv[i + 1] = keys[i];
     }
-    redisReply *r = command(s, (int)n + 1, argv, NULL);
+    redisReply *r = read_command(s, (int)n + 1, argv);
     free(keys);
     free(argv);
     if (!r)
