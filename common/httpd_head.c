@@ -3,6 +3,7 @@
  * it runs inside readv() on every byte a client sends. */
 #include "common/httpd_head.h"
 
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
@@ -13,7 +14,8 @@ static void head_start(ons_http_head *h)
 {
     h->line_len = h->head_len = h->hdr_len = h->ver_len = 0;
     h->part = h->cr = 0;
-    h->colon = h->cl_seen = h->te_seen = h->host_seen = h->http11 = 0;
+    h->colon = h->cl_seen = h->host_seen = h->http11 = 0;
+    h->kind = h->cl_state = 0;
     h->cl = 0;
     atomic_store_explicit(&h->phase, ONS_HEAD_IDLE, memory_order_relaxed);
 }
@@ -104,62 +106,66 @@ static int request_line_done(ons_http_head *h)
     return 0;
 }
 
-/* The Content-Length value in hdr[i..hdr_len): a plain number, or framing
- * left to the server to refuse (te_seen). */
-static void content_length(ons_http_head *h, size_t i)
+static int bad_content_length(ons_http_head *h)
 {
-    if (h->cl_seen || h->line_len > sizeof h->hdr) {
-        h->te_seen = 1; /* two, or too long to hold */
-        return;
-    }
-    h->cl_seen = 1;
-    while (i < h->hdr_len && h->hdr[i] == ' ')
-        i++;
-    unsigned long long v = 0;
-    int digits = 0;
-    for (; i < h->hdr_len && h->hdr[i] >= '0' && h->hdr[i] <= '9' && digits < 19; i++, digits++)
-        v = v * 10 + (unsigned long long)(h->hdr[i] - '0');
-    while (i < h->hdr_len && h->hdr[i] == ' ')
-        i++;
-    if (!digits || i != h->hdr_len)
-        h->te_seen = 1;
-    h->cl = v;
+    return refuse(h, 400, "invalid_content_length", "Content-Length must be one decimal number.");
 }
 
-/* One complete header line, its name a token followed by ':'. Returns 0,
+/* The colon of a header line: what the line is, from its name. Returns 0,
  * or 1 when refused. */
-static int header_line(ons_http_head *h)
+static int header_name(ons_http_head *h)
 {
-    const char *colon = memchr(h->hdr, ':', h->hdr_len);
-    if (!colon)
-        return 0; /* a name longer than hdr: none we look for */
-    size_t n = (size_t)(colon - h->hdr);
+    size_t n = h->hdr_len; /* the name, when it fits in hdr */
+    h->kind = 0;
     if (n == strlen("host") && strncasecmp(h->hdr, "host", n) == 0) {
         if (h->host_seen)
             return refuse(h, 400, "malformed_request",
                           "An HTTP/1.1 request needs exactly one Host header.");
         h->host_seen = 1;
+        h->kind = 1;
     } else if (n == strlen("transfer-encoding") &&
                strncasecmp(h->hdr, "transfer-encoding", n) == 0) {
-        h->te_seen = 1;
+        /* nng 1.5.2 never decodes chunked bodies: the chunk bytes would be
+         * read as the next request. */
+        return refuse(h, 411, "length_required",
+                      "Transfer-Encoding is not supported; send the body with Content-Length.");
     } else if (n == strlen("content-length") && strncasecmp(h->hdr, "content-length", n) == 0) {
-        content_length(h, n + 1);
+        if (h->cl_seen)
+            return bad_content_length(h); /* nng would join them: "5, 5" */
+        h->cl_seen = 1;
+        h->kind = 2;
+        h->cl_state = 0;
+        h->cl = 0;
     }
     return 0;
 }
 
-/* The blank line ending a head: what follows is a body, the next request,
- * or (framing the server refuses) not judged. Returns 0, or 1 when
- * refused. */
+/* One byte of a Content-Length value: SP* DIGIT+ SP*, the value saturated
+ * (anything that large is the server's 413). Returns 0, or 1 when refused. */
+static int content_length_byte(ons_http_head *h, unsigned char c)
+{
+    if (c == ' ') {
+        if (h->cl_state == 1)
+            h->cl_state = 2;
+        return 0;
+    }
+    if (c < '0' || c > '9' || h->cl_state == 2)
+        return bad_content_length(h);
+    h->cl_state = 1;
+    unsigned d = (unsigned)(c - '0');
+    h->cl = h->cl > (ULLONG_MAX - d) / 10 ? ULLONG_MAX : h->cl * 10 + d;
+    return 0;
+}
+
+/* The blank line ending a head: what follows is a body or the next
+ * request. Returns 0, or 1 when refused. */
 static int head_done(ons_http_head *h)
 {
     if (h->http11 && !h->host_seen)
         return refuse(h, 400, "malformed_request",
                       "An HTTP/1.1 request needs exactly one Host header.");
     atomic_fetch_add_explicit(&h->requests, 1, memory_order_relaxed);
-    if (h->te_seen) {
-        atomic_store_explicit(&h->phase, ONS_HEAD_DRAIN, memory_order_relaxed);
-    } else if (h->cl > 0) {
+    if (h->cl > 0) {
         h->body_left = h->cl;
         atomic_store_explicit(&h->phase, ONS_HEAD_BODY, memory_order_relaxed);
     } else {
@@ -174,15 +180,19 @@ static int header_byte(ons_http_head *h, unsigned char c, unsigned max_head)
 {
     if (h->head_len > max_head)
         return refuse(h, 431, "headers_too_large", "The request head is too large.");
-    if (!h->colon) {
-        if (c == ':' && h->line_len > 0)
-            h->colon = 1;
-        else if (!tchar(c))
-            return bad_header(h);
+    h->line_len++;
+    if (h->colon)
+        return h->kind == 2 ? content_length_byte(h, c) : 0;
+    if (c == ':' && h->line_len > 1) {
+        h->colon = 1;
+        return header_name(h);
     }
+    if (!tchar(c))
+        return bad_header(h);
     if (h->hdr_len < sizeof h->hdr)
         h->hdr[h->hdr_len++] = (char)c;
-    h->line_len++;
+    else
+        h->hdr_len = sizeof h->hdr + 1; /* longer than any name we look for */
     return 0;
 }
 
@@ -196,10 +206,11 @@ static int line_end(ons_http_head *h)
         return head_done(h);
     if (!h->colon)
         return bad_header(h);
-    int rc = header_line(h);
+    if (h->kind == 2 && h->cl_state == 0)
+        return bad_content_length(h); /* no digits */
     h->line_len = h->hdr_len = 0;
-    h->colon = 0;
-    return rc;
+    h->colon = h->kind = 0;
+    return 0;
 }
 
 /* One byte of a head. Returns 0, or 1 when refused. */

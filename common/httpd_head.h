@@ -22,9 +22,14 @@
  *   every byte     printable ASCII or SP, CR only right before LF
  * plus the size limits (414 request line, 431 head).
  *
- * A head with Transfer-Encoding, two Content-Lengths or one that is not a
- * plain number is passed on, and the rest of the stream is not judged: the
- * server refuses such framing and closes the connection (ons_httpd_framing).
+ * Framing is judged here too, as the server judges it (ons_httpd_framing),
+ * so the two never disagree on where a request ends (a disagreement would
+ * let the next head reach nng unjudged): Transfer-Encoding is 411
+ * length_required, a second Content-Length or one that is not a decimal
+ * number (spaces around it allowed, any number of digits) is 400
+ * invalid_content_length; a body of the declared length is skipped. A
+ * length over the server's limit passes here and is refused (413, closed)
+ * by the server.
  *
  * Threads: a scanner belongs to the one thread reading its connection;
  * phase and requests may be read by any thread.
@@ -40,7 +45,7 @@ enum {
     ONS_HEAD_IDLE = 0, /* between requests (or before the first byte) */
     ONS_HEAD_IN,       /* some bytes of a request head */
     ONS_HEAD_BODY,     /* a Content-Length body */
-    ONS_HEAD_DRAIN,    /* refused, or framing the server refuses: not judged */
+    ONS_HEAD_DRAIN,    /* refused: nothing more is judged */
 };
 
 /* Why a head was refused: the JSON error the gate answers with. */
@@ -58,10 +63,12 @@ typedef struct ons_http_head {
     unsigned line_len, head_len, hdr_len, ver_len;
     int part; /* 0 method, 1 path, 2 query, 3 version, 4 header lines */
     int cr;   /* the previous byte was CR */
-    int colon, cl_seen, te_seen, host_seen, http11;
+    int colon, cl_seen, host_seen, http11;
+    int kind;     /* the current header line: 0 other, 1 Host, 2 Content-Length */
+    int cl_state; /* its value: 0 leading spaces, 1 digits, 2 trailing spaces */
     unsigned long long cl, body_left;
     char ver[9];
-    char hdr[64]; /* the first bytes of the current header line */
+    char hdr[32]; /* the first bytes of the current header line */
     ons_http_refusal refusal;
 } ons_http_head;
 

@@ -7,14 +7,15 @@
  * Oracle, besides ASan/UBSan:
  *   - the verdict and the count of heads do not depend on how the stream is
  *     split across reads (whole, byte by byte, two pieces);
- *   - a refusal is a JSON error the gate can write as is: status 400, 414
- *     or 431, a known code, a message without '"' or '\';
+ *   - a refusal is a JSON error the gate can write as is: a known status
+ *     and code, a message without '"' or '\';
  *   - the stream's first head, when it ends with its blank line, is passed
  *     exactly when a plain reference parser (below: lines split on LF, the
  *     request line split on spaces, as nng does) finds it well formed:
  *     METHOD SP /target SP HTTP/1.0|1.1, no '%' in the target before '?',
  *     printable ASCII only, header names tokens followed by ':', one Host
- *     (required for HTTP/1.1).
+ *     (required for HTTP/1.1), no Transfer-Encoding, at most one
+ *     Content-Length, a decimal number.
  */
 #include "common/httpd_head.h"
 
@@ -31,6 +32,22 @@ typedef struct verdict {
     const char *code;
 } verdict;
 
+/* A refusal the gate can write into its JSON answer as is. */
+static int known(const ons_http_refusal *r)
+{
+    static const struct {
+        int status;
+        const char *code;
+    } ok[] = {{400, "malformed_request"}, {400, "invalid_path"}, {400, "invalid_content_length"},
+              {411, "length_required"},   {414, "uri_too_long"}, {431, "headers_too_large"}};
+    if (strpbrk(r->message, "\"\\"))
+        return 0;
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (ok[i].status == r->status && strcmp(ok[i].code, r->code) == 0)
+            return 1;
+    return 0;
+}
+
 static verdict run(const uint8_t *p, size_t n, size_t piece, unsigned max_line, unsigned max_head)
 {
     ons_http_head h;
@@ -43,11 +60,7 @@ static verdict run(const uint8_t *p, size_t n, size_t piece, unsigned max_line, 
             v.refused = 1;
             v.status = r->status;
             v.code = r->code;
-            if (!(r->status == 400 || r->status == 414 || r->status == 431) ||
-                strpbrk(r->message, "\"\\") ||
-                !(strcmp(r->code, "malformed_request") == 0 ||
-                  strcmp(r->code, "invalid_path") == 0 || strcmp(r->code, "uri_too_long") == 0 ||
-                  strcmp(r->code, "headers_too_large") == 0))
+            if (!known(r))
                 abort();
         }
     }
@@ -75,6 +88,19 @@ static int all_tchar(const char *s, size_t n)
     return n > 0;
 }
 
+/* 1 when v[0..n) is SP* DIGIT+ SP*. */
+static int ref_number(const char *v, size_t n)
+{
+    size_t i = 0, digits = 0;
+    while (i < n && v[i] == ' ')
+        i++;
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+        digits++;
+    while (i < n && v[i] == ' ')
+        i++;
+    return digits > 0 && i == n;
+}
+
 /* 1 when the request line is well formed; *http11 says which version. */
 static int ref_request_line(const char *l, size_t n, int *http11)
 {
@@ -99,7 +125,7 @@ static int ref_head(const char *h, size_t n)
 {
     if (n == 0 || h[0] == '\r' || h[0] == '\n')
         return 0;
-    int line_no = 0, http11 = 0, hosts = 0;
+    int line_no = 0, http11 = 0, hosts = 0, lengths = 0;
     size_t i = 0;
     while (i < n) {
         const char *nl = memchr(h + i, '\n', n - i);
@@ -119,8 +145,14 @@ static int ref_head(const char *h, size_t n)
             const char *colon = memchr(l, ':', end);
             if (!colon || !all_tchar(l, (size_t)(colon - l)))
                 return 0;
-            if (colon - l == 4 && strncasecmp(l, "host", 4) == 0)
+            size_t nn = (size_t)(colon - l);
+            if (nn == 4 && strncasecmp(l, "host", 4) == 0)
                 hosts++;
+            if (nn == 17 && strncasecmp(l, "transfer-encoding", 17) == 0)
+                return 0;
+            if (nn == 14 && strncasecmp(l, "content-length", 14) == 0 &&
+                (lengths++ || !ref_number(colon + 1, end - nn - 1)))
+                return 0;
         }
         line_no++;
         i += len + 1;

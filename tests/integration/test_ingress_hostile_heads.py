@@ -25,7 +25,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack  # noqa: E402
-from test_ingress_hostile import exchange, head, json_error, responses  # noqa: E402
+from test_ingress_hostile import (connect, exchange, head, json_error, read_all,  # noqa: E402
+                                  responses)
 
 OK = head("GET", "/healthz", ["Connection: close"])
 
@@ -65,6 +66,44 @@ def test_content_length_with_a_space_before_the_colon_smuggles_nothing(st):
     # The same with Transfer-Encoding: the chunk is never a request.
     raw = b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n" + smuggled
     refused_alone(st, raw, "malformed_request")
+
+
+@pytest.mark.parametrize("cl", ["00000000000000000000005", " " * 100 + "5"])
+def test_a_length_the_server_accepts_is_followed_by_the_gate(st, cl):
+    """A Content-Length the server reads as 5 but the gate could not hold
+    (over 19 digits, or padded past its buffer) made the gate stop judging
+    the connection: the next head's '%' path reached nng's decoder and the
+    server answered it. Now the gate frames the body and refuses that head."""
+    before = bad_heads(st)
+    s = connect(st.ingress_port)
+    try:
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length:" + cl.encode() +
+                  b"\r\n\r\nhello")
+        data, closed = read_all(s, 1.0)  # its answer, the connection kept
+        assert [r[0] for r in responses(data)] == [405] and not closed, data
+        s.sendall(head("GET", "/healthz%41") + OK)
+        data, closed = read_all(s, 3.0)
+    finally:
+        s.close()
+    rs = responses(data)
+    assert len(rs) == 1 and closed, data
+    json_error(rs[0], 400, "invalid_path")
+    assert bad_heads(st) == before + 1
+
+
+def test_framing_the_server_refuses_is_refused_by_the_gate(st):
+    """Transfer-Encoding, two lengths, a length that is not a number: the
+    gate answers as the server would (411, 400) and closes."""
+    smuggled = head("GET", "/healthz")
+    for extra, status, code in (
+            (["Transfer-Encoding: chunked"], 411, "length_required"),
+            (["Content-Length: 5", "Content-Length: 5"], 400, "invalid_content_length"),
+            (["Content-Length: 5 5"], 400, "invalid_content_length")):
+        raw = head("POST", "/healthz", extra) + b"hello" + smuggled
+        data, closed = exchange(st.ingress_port, raw)
+        rs = responses(data)
+        assert len(rs) == 1 and closed, data
+        json_error(rs[0], status, code)
 
 
 @pytest.mark.parametrize("target", ["/healthz#%41", "/healthz#x%4", "/#%", "*", "healthz",
