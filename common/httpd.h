@@ -248,7 +248,8 @@ int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res,
  *   finished a request head (a new connection included), for
  *   idle_timeout_ms between requests, and for crowded_timeout_ms (heads
  *   only) while the cap is 90% full or a client was just refused.
- * It works by providing accept(), readv() and close() in the executable,
+ * It works by providing accept(), readv(), shutdown() and close() in the
+ * executable,
  * ahead of libc for libnng's calls; see httpd_gate.c. Counters may be NULL.
  * One gate per process. */
 typedef struct ons_httpd_gate_opts {

@@ -1,10 +1,11 @@
 /* httpd_gate.c - the accept gate in front of nng's HTTP server; see
  * httpd.h ("the accept gate") for what it enforces and why.
  *
- * How: nng 1.5.2 (libnng.so) calls accept(2), readv(2) and close(2)
- * through the dynamic linker, and a definition in the executable comes
- * first in the lookup order, so the three wrappers below see every client
- * socket nng accepts, every byte nng reads from one and every close. The
+ * How: nng 1.5.2 (libnng.so) calls accept(2), readv(2), shutdown(2) and
+ * close(2) through the dynamic linker, and a definition in the executable
+ * comes first in the lookup order, so the four wrappers below see every
+ * client socket nng accepts, every byte nng reads from one and every
+ * shutdown and close. The
  * real functions are found with dlsym(RTLD_NEXT) (libc, or the sanitizer's
  * interceptor when it is loaded). This object is linked only into the
  * executables that call ons_httpd_gate_start(); until then, and for every
@@ -53,9 +54,10 @@
 typedef struct slot {
     atomic_int client; /* 1 while the descriptor is an admitted client */
     atomic_llong last_rx_ms;
-    int killed;         /* shut down by the sweeper; guarded by g.mu */
-    int answered;       /* a refusal was written: every later read is end-of-file */
-    ons_http_head head; /* the request stream, judged by the reader */
+    int killed;          /* shut down by the sweeper; guarded by g.mu */
+    int answered;        /* a refusal was written: every later read is end-of-file */
+    atomic_int overflow; /* a head ran into the end of nng's buffer: 431 at close */
+    ons_http_head head;  /* the request stream, judged by the reader */
 } slot;
 
 static struct {
@@ -79,6 +81,7 @@ static struct {
 typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
 typedef ssize_t (*readv_fn)(int, const struct iovec *, int);
 typedef int (*close_fn)(int);
+typedef int (*shutdown_fn)(int, int);
 
 static void *real(const char *name, _Atomic(void *) *cache)
 {
@@ -90,11 +93,16 @@ static void *real(const char *name, _Atomic(void *) *cache)
     return f;
 }
 
-static _Atomic(void *) real_accept, real_readv, real_close;
+static _Atomic(void *) real_accept, real_readv, real_close, real_shutdown;
 
 static int sys_close(int fd)
 {
     return ((close_fn)real("close", &real_close))(fd);
+}
+
+static int sys_shutdown(int fd, int how)
+{
+    return ((shutdown_fn)real("shutdown", &real_shutdown))(fd, how);
 }
 
 static void count(ons_counter *c)
@@ -142,7 +150,7 @@ static void refuse(int fd)
     atomic_store(&g.crowded_until_ms, ons_mono_ms() + 1000);
 }
 
-/* ---- the three wrappers ----------------------------------------------------------- */
+/* ---- the four wrappers ------------------------------------------------------------ */
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
@@ -186,6 +194,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     slot *s = &g.slots[nfd];
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
+    atomic_store(&s->overflow, 0);
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
     atomic_store_explicit(&s->client, 1, memory_order_release);
@@ -194,10 +203,33 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     return nfd;
 }
 
+/* The 431 of a head that ran into the end of nng's buffer (see readv),
+ * once, as nng shuts the connection down: its answers to the requests
+ * before that head are written by then. */
+static void answer_overflow(int fd)
+{
+    if (fd < 0 || fd >= g.nslots ||
+        !atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
+        return;
+    if (atomic_exchange(&g.slots[fd].overflow, 0)) {
+        answer(fd, 431, "headers_too_large",
+               "The request head does not fit behind the requests pipelined before it; send "
+               "it on a new connection.");
+        count(g.o.bad_heads);
+    }
+}
+
+int shutdown(int fd, int how)
+{
+    answer_overflow(fd);
+    return sys_shutdown(fd, how);
+}
+
 int close(int fd)
 {
     if (fd >= 0 && fd < g.nslots &&
         atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)) {
+        answer_overflow(fd);
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
@@ -230,6 +262,20 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         }
         left -= k;
     }
+    /* nng 1.5.2 reads a head into a fixed 8 KiB buffer that it empties only
+     * once everything in it is parsed, so a head pipelined behind others
+     * (or sent in pieces that never end on a line) can run into its end;
+     * nng then answers the requests before it and closes the connection
+     * without a word. A read that fills the space nng offered while a head
+     * is unfinished is that case: the 431 is written when nng closes, after
+     * those answers. (A body read into the server's own buffer never ends
+     * inside a head.) */
+    size_t offered = 0;
+    for (int i = 0; i < iovcnt; i++)
+        offered += iov[i].iov_len;
+    if ((size_t)n == offered &&
+        atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN)
+        atomic_store(&s->overflow, 1);
     return n;
 }
 
@@ -260,7 +306,7 @@ static void sweep(void)
         pthread_mutex_lock(&g.mu);
         if (atomic_load(&s->client) && !s->killed) {
             s->killed = 1;
-            shutdown(fd, SHUT_RDWR);
+            sys_shutdown(fd, SHUT_RDWR);
             count(g.o.timed_out);
         }
         pthread_mutex_unlock(&g.mu);

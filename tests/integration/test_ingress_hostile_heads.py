@@ -132,6 +132,26 @@ def test_a_head_nng_cannot_parse_is_malformed_request(st, raw):
     refused_alone(st, raw, "malformed_request")
 
 
+def test_a_pipelined_head_past_nngs_buffer_gets_431_after_the_answers_before_it(st):
+    """nng 1.5.2 reads heads into one 8 KiB buffer that it empties only when
+    all of it is parsed: a 7,900-byte head (under http.max_head) pipelined
+    behind small ones runs into its end, and nng closed the connection
+    without a word after answering the small ones. Now the 431 follows
+    their answers."""
+    small = head("GET", "/healthz", ["X-P: " + "p" * 300])
+    big = head("GET", "/healthz", ["X-F: " + "b" * 7900])
+    assert len(big) < 8000
+    data, closed = exchange(st.ingress_port, big)  # alone it is fine
+    assert [r[0] for r in responses(data)] == [200], data
+    for n in (1, 3):
+        before = bad_heads(st)
+        data, closed = exchange(st.ingress_port, small * n + big)
+        rs = responses(data)
+        assert [r[0] for r in rs] == [200] * n + [431] and closed, data
+        json_error(rs[-1], 431, "headers_too_large")
+        assert bad_heads(st) == before + 1
+
+
 def test_ordinary_heads_still_pass(st):
     """What real clients send is untouched: bare LF lines, HTTP/1.0 without
     Host, '%' and '#' in the query, keep-alive with a body, pipelined."""
