@@ -257,6 +257,23 @@ const ons_http_refusal *ons_http_head_feed(ons_http_head *h, const unsigned char
             }
             atomic_store_explicit(&h->phase, ONS_HEAD_IN, memory_order_relaxed);
         }
+        if (h->part == 4 && h->colon && h->kind != 2 && !h->cr) {
+            /* A header value we only count (the bulk of a head: tokens,
+             * user agents): printable bytes in a run. */
+            size_t k = 0;
+            while (i + k < n && p[i + k] >= 0x20 && p[i + k] < 0x7f)
+                k++;
+            if (k > 0) {
+                h->head_len += (unsigned)k;
+                h->line_len += (unsigned)k;
+                if (h->head_len > max_head) {
+                    refuse(h, 431, "headers_too_large", "The request head is too large.");
+                    return &h->refusal;
+                }
+                i += k - 1;
+                continue;
+            }
+        }
         if (head_byte(h, p[i], max_request_line, max_head))
             return &h->refusal;
     }
