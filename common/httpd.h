@@ -240,14 +240,16 @@ int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res,
  *   limit (or arriving when the process is out of descriptors) gets a 503
  *   JSON answer written at once and is closed, so accept never spins;
  * - answers a request line over max_request_line bytes with 414, a head
- *   over max_head bytes (at most 8000: nng's buffer is 8192) with 431 and
- *   a '%' in the path with 400 invalid_path, before nng parses the head,
- *   then closes the connection;
+ *   over max_head bytes (at most 8000: nng's buffer is 8192) with 431, a
+ *   '%' in the path with 400 invalid_path and a head nng would misread or
+ *   not answer in JSON with 400 malformed_request (httpd_head.h), before
+ *   nng parses the head, then closes the connection;
  * - shuts down a connection silent for header_timeout_ms while it has not
  *   finished a request head (a new connection included), for
  *   idle_timeout_ms between requests, and for crowded_timeout_ms (heads
  *   only) while the cap is 90% full or a client was just refused.
- * It works by providing accept(), readv() and close() in the executable,
+ * It works by providing accept(), readv(), shutdown() and close() in the
+ * executable,
  * ahead of libc for libnng's calls; see httpd_gate.c. Counters may be NULL.
  * One gate per process. */
 typedef struct ons_httpd_gate_opts {

@@ -1,28 +1,30 @@
 /* httpd_gate.c - the accept gate in front of nng's HTTP server; see
  * httpd.h ("the accept gate") for what it enforces and why.
  *
- * How: nng 1.5.2 (libnng.so) calls accept(2), readv(2) and close(2)
- * through the dynamic linker, and a definition in the executable comes
- * first in the lookup order, so the three wrappers below see every client
- * socket nng accepts, every byte nng reads from one and every close. The
+ * How: nng 1.5.2 (libnng.so) calls accept(2), readv(2), shutdown(2) and
+ * close(2) through the dynamic linker, and a definition in the executable
+ * comes first in the lookup order, so the four wrappers below see every
+ * client socket nng accepts, every byte nng reads from one and every
+ * shutdown and close. The
  * real functions are found with dlsym(RTLD_NEXT) (libc, or the sanitizer's
  * interceptor when it is loaded). This object is linked only into the
  * executables that call ons_httpd_gate_start(); until then, and for every
  * descriptor that is not an admitted client, the wrappers only pass
  * through (one array bound check).
  *
- * Per client descriptor a slot holds the framing state of the request
- * stream (request line, header lines, a Content-Length body), so the
- * bytes of a request head can be judged before nng parses them: nng drops
- * a head over its 8 KiB buffer without an answer, and its 1.5.2 URI
- * decoder reads past the end of a path ending in a percent-escape
+ * Per client descriptor a slot holds the scanner of its request stream
+ * (httpd_head.h), so each request head is judged before nng parses it:
+ * nng drops a head over its 8 KiB buffer without an answer, closes the
+ * connection without one on bytes it cannot parse, answers some heads with
+ * HTML, misframes a "Content-Length :" header, and its 1.5.2 URI decoder
+ * reads past the end of a path ending in a percent-escape
  * (nanomsg/nng#1594). A refused head gets its JSON answer written here and
  * nng is told the peer closed.
  *
  * Threads: accept runs on nng's poller or task threads; readv for one
  * descriptor runs on one thread at a time (nng serialises reads per
- * connection), so the framing fields are that reader's; the sweeper thread
- * reads only the atomic fields. g.mu orders admission, close and the
+ * connection), so the scanner is that reader's; the sweeper thread reads
+ * only the atomic fields. g.mu orders admission, close and the
  * sweeper's shutdown() so the sweeper never touches a descriptor that has
  * been closed and reused.
  */
@@ -32,6 +34,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/httpd.h"
+#include "common/httpd_head.h"
 #include "common/log.h"
 
 #include <dlfcn.h>
@@ -48,27 +51,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Where a connection's request stream is. */
-enum {
-    PH_IDLE = 0, /* between requests (or before the first byte) */
-    PH_HEAD,     /* some bytes of a request head */
-    PH_BODY,     /* a Content-Length body */
-    PH_DRAIN,    /* refused or unframeable (Transfer-Encoding): ignore the rest */
-};
-
 typedef struct slot {
     atomic_int client; /* 1 while the descriptor is an admitted client */
-    atomic_int phase;
-    atomic_int requests; /* request heads completed */
     atomic_llong last_rx_ms;
-    int killed; /* shut down by the sweeper; guarded by g.mu */
-    /* The reader's framing state. */
-    unsigned line_len, head_len, hdr_len;
-    int target; /* request line: 0 method, 1 path, 2 query or version */
-    int cl_seen, te_seen;
-    int answered; /* a refusal was written: every later read is end-of-file */
-    unsigned long long cl, body_left;
-    char hdr[64]; /* the first bytes of the current header line */
+    int killed;          /* shut down by the sweeper; guarded by g.mu */
+    int answered;        /* a refusal was written: every later read is end-of-file */
+    atomic_int overflow; /* a head ran into the end of nng's buffer: 431 at close */
+    ons_http_head head;  /* the request stream, judged by the reader */
 } slot;
 
 static struct {
@@ -92,6 +81,7 @@ static struct {
 typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
 typedef ssize_t (*readv_fn)(int, const struct iovec *, int);
 typedef int (*close_fn)(int);
+typedef int (*shutdown_fn)(int, int);
 
 static void *real(const char *name, _Atomic(void *) *cache)
 {
@@ -103,11 +93,16 @@ static void *real(const char *name, _Atomic(void *) *cache)
     return f;
 }
 
-static _Atomic(void *) real_accept, real_readv, real_close;
+static _Atomic(void *) real_accept, real_readv, real_close, real_shutdown;
 
 static int sys_close(int fd)
 {
     return ((close_fn)real("close", &real_close))(fd);
+}
+
+static int sys_shutdown(int fd, int how)
+{
+    return ((shutdown_fn)real("shutdown", &real_shutdown))(fd, how);
 }
 
 static void count(ons_counter *c)
@@ -116,33 +111,46 @@ static void count(ons_counter *c)
         ons_counter_add(c, 1);
 }
 
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Bad Request";
+    }
+}
+
 /* Writes a whole small JSON error response to fd without blocking (a
  * client that does not read it loses it) and says the connection closes. */
-static void answer(int fd, int status, const char *reason, const char *code, const char *message)
+static void answer(int fd, int status, const char *code, const char *message)
 {
     char body[256], buf[640], rid[24];
     ons_httpd_rid_next(&g.rid, "", rid, sizeof rid);
     int bl = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
                       message);
-    int n =
-        snprintf(buf, sizeof buf,
-                 "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %d\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
-                 status, reason, rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
+    int n = snprintf(
+        buf, sizeof buf,
+        "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\n"
+        "Content-Length: %d\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
+        status, reason_of(status), rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
     if (n > 0 && (size_t)n < sizeof buf)
         (void)send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 static void refuse(int fd)
 {
-    answer(fd, 503, "Service Unavailable", "overloaded",
-           "Too many open connections; retry shortly.");
+    answer(fd, 503, "overloaded", "Too many open connections; retry shortly.");
     sys_close(fd);
     count(g.o.refused);
     atomic_store(&g.crowded_until_ms, ons_mono_ms() + 1000);
 }
 
-/* ---- the three wrappers ----------------------------------------------------------- */
+/* ---- the four wrappers ------------------------------------------------------------ */
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
@@ -185,12 +193,9 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     }
     slot *s = &g.slots[nfd];
     pthread_mutex_lock(&g.mu);
-    s->killed = 0;
-    s->line_len = s->head_len = s->hdr_len = 0;
-    s->target = s->cl_seen = s->te_seen = s->answered = 0;
-    s->cl = s->body_left = 0;
-    atomic_store(&s->phase, PH_IDLE);
-    atomic_store(&s->requests, 0);
+    s->killed = s->answered = 0;
+    atomic_store(&s->overflow, 0);
+    ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
     atomic_store_explicit(&s->client, 1, memory_order_release);
     atomic_fetch_add(&g.open, 1);
@@ -198,10 +203,33 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     return nfd;
 }
 
+/* The 431 of a head that ran into the end of nng's buffer (see readv),
+ * once, as nng shuts the connection down: its answers to the requests
+ * before that head are written by then. */
+static void answer_overflow(int fd)
+{
+    if (fd < 0 || fd >= g.nslots ||
+        !atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
+        return;
+    if (atomic_exchange(&g.slots[fd].overflow, 0)) {
+        answer(fd, 431, "headers_too_large",
+               "The request head does not fit behind the requests pipelined before it; send "
+               "it on a new connection.");
+        count(g.o.bad_heads);
+    }
+}
+
+int shutdown(int fd, int how)
+{
+    answer_overflow(fd);
+    return sys_shutdown(fd, how);
+}
+
 int close(int fd)
 {
     if (fd >= 0 && fd < g.nslots &&
         atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)) {
+        answer_overflow(fd);
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
@@ -209,8 +237,6 @@ int close(int fd)
     }
     return sys_close(fd);
 }
-
-static int scan(slot *s, const unsigned char *p, size_t n, int *status);
 
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
@@ -226,178 +252,31 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     size_t left = (size_t)n;
     for (int i = 0; i < iovcnt && left > 0; i++) {
         size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
-        int status = 0;
-        if (scan(s, iov[i].iov_base, k, &status)) {
-            if (status == 414)
-                answer(fd, 414, "URI Too Long", "uri_too_long", "The request line is too long.");
-            else if (status == 431)
-                answer(fd, 431, "Request Header Fields Too Large", "headers_too_large",
-                       "The request head is too large.");
-            else
-                answer(fd, 400, "Bad Request", "invalid_path",
-                       "The path may contain only letters, digits, '-', '_', '/' and '.' "
-                       "inside a name.");
+        const ons_http_refusal *r = ons_http_head_feed(
+            &s->head, iov[i].iov_base, k, (unsigned)g.o.max_request_line, (unsigned)g.o.max_head);
+        if (r) {
+            answer(fd, r->status, r->code, r->message);
             count(g.o.bad_heads);
             s->answered = 1;
-            atomic_store(&s->phase, PH_DRAIN);
             return 0;
         }
         left -= k;
     }
+    /* nng 1.5.2 reads a head into a fixed 8 KiB buffer that it empties only
+     * once everything in it is parsed, so a head pipelined behind others
+     * (or sent in pieces that never end on a line) can run into its end;
+     * nng then answers the requests before it and closes the connection
+     * without a word. A read that fills the space nng offered while a head
+     * is unfinished is that case: the 431 is written when nng closes, after
+     * those answers. (A body read into the server's own buffer never ends
+     * inside a head.) */
+    size_t offered = 0;
+    for (int i = 0; i < iovcnt; i++)
+        offered += iov[i].iov_len;
+    if ((size_t)n == offered &&
+        atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN)
+        atomic_store(&s->overflow, 1);
     return n;
-}
-
-/* ---- request framing ------------------------------------------------------------------ */
-
-static void head_start(slot *s)
-{
-    s->line_len = s->head_len = s->hdr_len = 0;
-    s->target = s->cl_seen = s->te_seen = 0;
-    s->cl = 0;
-    atomic_store_explicit(&s->phase, PH_IDLE, memory_order_relaxed);
-}
-
-/* One complete header line (its first bytes in s->hdr). */
-static void header_line(slot *s)
-{
-    static const char cl[] = "content-length", te[] = "transfer-encoding";
-    size_t len = s->hdr_len;
-    if (len > strlen(te) && strncasecmp(s->hdr, te, strlen(te)) == 0 &&
-        (s->hdr[strlen(te)] == ':' || s->hdr[strlen(te)] == ' '))
-        s->te_seen = 1;
-    if (len <= strlen(cl) || strncasecmp(s->hdr, cl, strlen(cl)) != 0 ||
-        (s->hdr[strlen(cl)] != ':' && s->hdr[strlen(cl)] != ' '))
-        return;
-    /* Framing we cannot follow (a second or a malformed Content-Length, or
-     * one too long to hold) is left to the server to refuse with a close;
-     * the rest of the stream is not judged. */
-    if (s->cl_seen || s->line_len > sizeof s->hdr) {
-        s->te_seen = 1;
-        return;
-    }
-    s->cl_seen = 1;
-    size_t i = strlen(cl);
-    while (i < len && (s->hdr[i] == ' ' || s->hdr[i] == '\t'))
-        i++;
-    if (i >= len || s->hdr[i] != ':') {
-        s->te_seen = 1;
-        return;
-    }
-    i++;
-    while (i < len && (s->hdr[i] == ' ' || s->hdr[i] == '\t'))
-        i++;
-    unsigned long long v = 0;
-    int digits = 0;
-    for (; i < len && s->hdr[i] >= '0' && s->hdr[i] <= '9' && digits < 19; i++, digits++)
-        v = v * 10 + (unsigned long long)(s->hdr[i] - '0');
-    while (i < len && (s->hdr[i] == ' ' || s->hdr[i] == '\t' || s->hdr[i] == '\r'))
-        i++;
-    if (!digits || i != len)
-        s->te_seen = 1;
-    s->cl = v;
-}
-
-/* Takes up to avail bytes of a Content-Length body; returns how many. */
-static size_t body_bytes(slot *s, size_t avail)
-{
-    size_t take = avail;
-    if (take > s->body_left)
-        take = (size_t)s->body_left;
-    s->body_left -= take;
-    if (s->body_left == 0)
-        head_start(s);
-    return take;
-}
-
-/* One byte c of the request line (method SP target SP version). Returns
- * 0, or 1 with *status the refusal (414, or 400 for a '%' in the path). */
-static int request_line_byte(slot *s, unsigned char c, int *status)
-{
-    if (c == '\n') {
-        s->target = 3;
-        s->line_len = s->hdr_len = 0;
-        return 0;
-    }
-    if (++s->line_len > (unsigned)g.o.max_request_line) {
-        *status = 414;
-        return 1;
-    }
-    if (c == ' ')
-        s->target = s->target == 0 ? 1 : 2;
-    else if (s->target == 1 && (c == '?' || c == '#'))
-        s->target = 2;
-    else if (s->target == 1 && c == '%') {
-        *status = 400; /* see ons_httpd_path_ok: never valid here */
-        return 1;
-    }
-    return 0;
-}
-
-/* The blank line ending a head: what follows is a body, the next
- * request, or (framing we cannot follow) not judged. */
-static void head_done(slot *s)
-{
-    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-    if (s->te_seen) {
-        atomic_store_explicit(&s->phase, PH_DRAIN, memory_order_relaxed);
-    } else if (s->cl > 0) {
-        s->body_left = s->cl;
-        atomic_store_explicit(&s->phase, PH_BODY, memory_order_relaxed);
-    } else {
-        head_start(s);
-    }
-}
-
-/* One byte c of the header lines. Returns 0, or 1 with *status 431 when
- * the head grows past max_head. */
-static int header_byte(slot *s, unsigned char c, int *status)
-{
-    if (s->head_len > (unsigned)g.o.max_head) {
-        *status = 431;
-        return 1;
-    }
-    if (c != '\n') {
-        if (s->hdr_len < sizeof s->hdr)
-            s->hdr[s->hdr_len++] = (char)c;
-        s->line_len++;
-        return 0;
-    }
-    if (s->hdr_len > 0 && s->hdr[s->hdr_len - 1] == '\r' && s->line_len <= sizeof s->hdr) {
-        s->hdr_len--;
-        s->line_len--;
-    }
-    if (s->line_len == 0) {
-        head_done(s);
-        return 0;
-    }
-    header_line(s);
-    s->line_len = s->hdr_len = 0;
-    return 0;
-}
-
-/* Follows p[0..n) through the request stream. Returns 0, or 1 with
- * *status the refusal (400 percent-encoded path, 414, 431). */
-static int scan(slot *s, const unsigned char *p, size_t n, int *status)
-{
-    for (size_t i = 0; i < n; i++) {
-        int ph = atomic_load_explicit(&s->phase, memory_order_relaxed);
-        if (ph == PH_DRAIN)
-            return 0;
-        if (ph == PH_BODY) {
-            i += body_bytes(s, n - i) - 1;
-            continue;
-        }
-        unsigned char c = p[i];
-        if (ph == PH_IDLE) {
-            if (c == '\r' || c == '\n')
-                continue; /* empty lines before a request line are ignored */
-            atomic_store_explicit(&s->phase, PH_HEAD, memory_order_relaxed);
-        }
-        s->head_len++;
-        if (s->target < 3 ? request_line_byte(s, c, status) : header_byte(s, c, status))
-            return 1;
-    }
-    return 0;
 }
 
 /* ---- the sweeper --------------------------------------------------------------------- */
@@ -417,8 +296,8 @@ static void sweep(void)
         slot *s = &g.slots[fd];
         if (!atomic_load_explicit(&s->client, memory_order_relaxed))
             continue;
-        int ph = atomic_load_explicit(&s->phase, memory_order_relaxed);
-        int between = ph == PH_IDLE && atomic_load(&s->requests) > 0;
+        int ph = atomic_load_explicit(&s->head.phase, memory_order_relaxed);
+        int between = ph == ONS_HEAD_IDLE && atomic_load(&s->head.requests) > 0;
         int64_t limit = between ? g.o.idle_timeout_ms : g.o.header_timeout_ms;
         if (crowded && !between && g.o.crowded_timeout_ms < limit)
             limit = g.o.crowded_timeout_ms;
@@ -427,7 +306,7 @@ static void sweep(void)
         pthread_mutex_lock(&g.mu);
         if (atomic_load(&s->client) && !s->killed) {
             s->killed = 1;
-            shutdown(fd, SHUT_RDWR);
+            sys_shutdown(fd, SHUT_RDWR);
             count(g.o.timed_out);
         }
         pthread_mutex_unlock(&g.mu);

@@ -33,6 +33,7 @@ typedef struct ing_opts {
     long long http_port;
     char *http_bind;
     long long http_max_body;
+    long long http_body_budget;
     long long http_body_timeout_ms;
     long long http_max_connections;
     long long http_reserved_fds;

@@ -58,6 +58,9 @@ const ons_opt ing_opt_table[] = {
     OPT("http.max_body", ONS_OPT_INT, http_max_body, 64, 1048576, "16384",
         "largest request body in bytes; a larger declared Content-Length is refused (413) "
         "before any of it is read"),
+    OPT("http.body_budget", ONS_OPT_INT, http_body_budget, 64, 1LL << 40, "8388608",
+        "bytes of request bodies being received at once (declared lengths); a body that does "
+        "not fit is refused (503 overloaded, closed) before any of it is read"),
     OPT("http.body_timeout_ms", ONS_OPT_INT, http_body_timeout_ms, 100, 600000, "10000",
         "a declared body must arrive within this time after its head (else 408, closed)"),
     OPT("http.max_connections", ONS_OPT_INT, http_max_connections, 16, 1000000, "16384",

@@ -30,6 +30,10 @@ struct ing_server {
     ons_httpd_stats *stats;
     ons_httpd_rid rid;
     atomic_int body_reads; /* body reads whose callback has not finished */
+    /* Declared bytes of the bodies being read (http.body_budget): what
+     * clients, authenticated or not, can make ingress hold before a
+     * handler runs. */
+    atomic_llong body_bytes;
     /* Stopping closes the connections, and nng frees a request's head with
      * its connection: on_body may read that head (dispatch) only while
      * stopping is 0, and the stop waits for the dispatches under way
@@ -270,6 +274,7 @@ static void on_body(void *arg)
 {
     ing_req *r = arg;
     ing_server *s = r->srv;
+    long long declared = (long long)r->raw_len; /* r may be freed by the reply */
     int rv = nng_aio_result(r->body_aio);
     int whole = rv == 0 && nng_aio_count(r->body_aio) == r->raw_len;
     atomic_fetch_add(&s->dispatching, 1);
@@ -290,6 +295,7 @@ static void on_body(void *arg)
         ing_failf(r, NULL, ING_E_REQUEST_TIMEOUT, NULL, "The body did not arrive within %lld ms.",
                   s->app->o.http_body_timeout_ms);
     }
+    atomic_fetch_sub(&s->body_bytes, declared);
     atomic_fetch_sub(&s->body_reads, 1);
 }
 
@@ -327,9 +333,20 @@ static void on_http(nng_aio *aio)
         dispatch(s, r, hreq);
         return;
     }
+    /* Half-sent bodies by the thousand must not grow memory: past the
+     * budget a body is refused from its head, as one over http.max_body. */
+    long long held = atomic_fetch_add(&s->body_bytes, (long long)len) + (long long)len;
+    if (held > s->app->o.http_body_budget) {
+        atomic_fetch_sub(&s->body_bytes, (long long)len);
+        r->close = 1;
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL,
+                  "Too many request bodies are being received; retry shortly.");
+        return;
+    }
     r->raw = malloc(len + 1);
     r->raw_len = len;
     if (!r->raw || nng_aio_alloc(&r->body_aio, on_body, r) != 0) {
+        atomic_fetch_sub(&s->body_bytes, (long long)len);
         r->close = 1;
         ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
@@ -348,6 +365,11 @@ static void on_http(nng_aio *aio)
 
 int ing_server_start(ing_app *app, ing_server **out)
 {
+    if (app->o.http_body_budget < app->o.http_max_body) {
+        ons_log_error("http.body_budget (%lld) must be at least http.max_body (%lld)",
+                      app->o.http_body_budget, app->o.http_max_body);
+        return ONS_EINVAL;
+    }
     ing_server *s = calloc(1, sizeof *s);
     if (!s)
         return ONS_ENOMEM;
@@ -370,6 +392,7 @@ int ing_server_start(ing_app *app, ing_server **out)
         return ONS_ENOMEM;
     }
     atomic_init(&s->body_reads, 0);
+    atomic_init(&s->body_bytes, 0);
     atomic_init(&s->stopping, 0);
     atomic_init(&s->dispatching, 0);
     int rc = ons_httpd_listen(app->o.http_bind, app->o.http_port, 0, on_http, s, &s->http);

@@ -34,3 +34,6 @@ add_test(NAME openapi_checker
 set_tests_properties(openapi_checker PROPERTIES LABELS unit TIMEOUT 120)
 # Every process survives PostgreSQL terminating its sessions (common/pg).
 onsale_pytest(it_pg_connection_loss test_pg_connection_loss.py)
+# The accept gate's request-stream scanner: what reaches nng 1.5.2 and what
+# is refused before it (common/httpd_head.h).
+onsale_unit(test_httpd_head onsale_common)

@@ -177,6 +177,44 @@ def request_seeds():
         write("fuzz_request", f"seed-{i:02d}", text)
 
 
+# ---- fuzz_http_head: the raw streams of test_ingress_hostile*.py and test_httpd_head.c --------
+def http_head_seeds():
+    ok = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b'{"quantity": 1}'
+    post = (b"POST /v1/events/1/intents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer a.b.c\r\nIdempotency-Key: k1\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
+    seeds = {
+        "get": ok,
+        "post-then-get": post + ok,
+        "bare-lf": b"GET /healthz HTTP/1.1\nHost: x\n\n",
+        "http10": b"GET /healthz HTTP/1.0\r\n\r\n",
+        "query": b"GET /v1/events?q=%41%zz&x=%#? HTTP/1.1\r\nHost: x\r\n\r\n",
+        "cl-space": b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length : 30\r\n\r\n" + ok,
+        "te": b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + ok,
+        "two-cl": b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        "hash-pct": b"GET /healthz#%41 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "pct": b"GET /v1/events/1%4 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "absolute": b"GET http://x/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "star": b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        "nul": b"GET /a HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+        "tab": b"GET /a HTTP/1.1\r\nHost: x\r\nX-A:\tb\r\n\r\n",
+        "utf8": "GET /a HTTP/1.1\r\nHost: x\r\nX-A: \u00e9\r\n\r\n".encode(),
+        "lone-cr": b"GET /a HTTP/1.1\rHost: x\r\n\r\n",
+        "folded": b"GET /a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  b\r\n\r\n",
+        "no-colon": b"GET /a HTTP/1.1\r\nHost: x\r\nX-A\r\n\r\n",
+        "http09": b"GET /a\r\n\r\n",
+        "http2": b"GET /a HTTP/2.0\r\nHost: x\r\n\r\n",
+        "no-host": b"GET /a HTTP/1.1\r\n\r\n",
+        "two-hosts": b"GET /a HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n",
+        "leading-crlf": b"\r\n" + ok,
+        "long-line": b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        "big-head": b"GET / HTTP/1.1\r\nHost: x\r\nX-F: " + b"b" * 1100 + b"\r\n\r\n",
+    }
+    for name, data in seeds.items():
+        write("fuzz_http_head", name, data)
+
+
 def main():
     samples = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         HERE, "..", "..", "build", "bin", "msg_samples")
@@ -184,6 +222,7 @@ def main():
     jwt_seeds()
     config_seeds()
     request_seeds()
+    http_head_seeds()
 
 
 if __name__ == "__main__":

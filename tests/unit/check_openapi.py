@@ -533,6 +533,7 @@ def server_error_codes(root):
                      if os.path.basename(p) != "api_error.h")
     paths.append(os.path.join(root, "common", "httpd.c"))
     paths.append(os.path.join(root, "common", "httpd_gate.c"))
+    paths.append(os.path.join(root, "common", "httpd_head.c"))
     sources = {p: c_source(p) for p in paths}
     funcs = error_functions(sources)
     out = {}

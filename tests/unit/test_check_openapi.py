@@ -1,7 +1,7 @@
 """test_check_openapi.py - check_openapi.py catches a contract that drifts
 from the server: each case copies what the checker reads (docs/api.md,
 schemas/openapi.yaml, ingress/*.[ch] with the error table ingress/api_error.h,
-common/httpd.c, common/httpd_gate.c) into a temporary tree,
+common/httpd.c, common/httpd_gate.c, common/httpd_head.c) into a temporary tree,
 changes one thing, and expects a FAIL line naming it. The unchanged copy
 passes, so the checker reads nothing outside the tree it is given.
 """
@@ -23,7 +23,7 @@ def tree(tmp_path):
         os.makedirs(tmp_path / d)
     shutil.copy(os.path.join(ROOT, "docs", "api.md"), tmp_path / "docs")
     shutil.copy(os.path.join(ROOT, "schemas", "openapi.yaml"), tmp_path / "schemas")
-    for f in ("httpd.c", "httpd_gate.c"):
+    for f in ("httpd.c", "httpd_gate.c", "httpd_head.c"):
         shutil.copy(os.path.join(ROOT, "common", f), tmp_path / "common")
     for f in os.listdir(os.path.join(ROOT, "ingress")):
         if f.endswith(".c") or f.endswith(".h"):
