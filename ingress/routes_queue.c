@@ -43,7 +43,8 @@
 typedef struct queue_numbers {
     int64_t position;
     int64_t eta_seconds; /* eta_ms rounded up: what a page shows */
-    int64_t eta_ms;      /* the estimate itself (what the sim checks) */
+    int64_t eta_ms;      /* the estimate itself */
+    int64_t eta_at_ms;   /* when: now + eta_ms on this node's clock (shown as eta_at) */
     int64_t poll_after_ms;
 } queue_numbers;
 
@@ -68,6 +69,7 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
         rate = (double)es->admissions_per_minute / 60.0;
     double eta_ms = ceil((double)q.position * 1000.0 / rate);
     q.eta_ms = (int64_t)eta_ms;
+    q.eta_at_ms = ing_now_ms() + q.eta_ms;
     q.eta_seconds = (int64_t)ceil(eta_ms / 1000.0);
     /* Poll when the fan is expected to be reached, not later (a fan told
      * "2 s" is not sent away for 9), and while the wait is long, spaced by
@@ -111,6 +113,44 @@ static char *put_text(char *w, const char *s, size_t max)
     size_t n = strnlen(s, max);
     memcpy(w, s, n);
     return w + n;
+}
+
+/* Writes v (0..99) as two digits at w; returns the end. */
+static char *put_2(char *w, int v)
+{
+    *w++ = (char)('0' + v / 10);
+    *w++ = (char)('0' + v % 10);
+    return w;
+}
+
+/* Writes ms (Unix epoch) as RFC 3339 UTC with milliseconds, quoted
+ * ("2026-11-29T07:01:02.345Z", 26 bytes), without printf: the queued
+ * poll's hot path. Returns the end. */
+static char *put_time_ms(char *w, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int y = tm.tm_year + 1900, milli = (int)(ms % 1000);
+    *w++ = '"';
+    w = put_2(w, y / 100);
+    w = put_2(w, y % 100);
+    *w++ = '-';
+    w = put_2(w, tm.tm_mon + 1);
+    *w++ = '-';
+    w = put_2(w, tm.tm_mday);
+    *w++ = 'T';
+    w = put_2(w, tm.tm_hour);
+    *w++ = ':';
+    w = put_2(w, tm.tm_min);
+    *w++ = ':';
+    w = put_2(w, tm.tm_sec);
+    *w++ = '.';
+    *w++ = (char)('0' + milli / 100);
+    w = put_2(w, milli % 100);
+    *w++ = 'Z';
+    *w++ = '"';
+    return w;
 }
 
 /* Writes v in decimal at w; returns the end. */
@@ -163,7 +203,7 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
     queue_numbers q = numbers(app, q_seq_partition(seq), q_seq_offset(seq), es);
     /* The common answer, built without printf (two snprintf calls were ~4%
      * of a queued poll's instructions): at most 14 + 32 + 31 + 5 * 20 + 8 +
-     * 50 + 22 bytes, well within body. */
+     * 36 + 50 + 22 bytes, well within body. */
     char *w = body;
     w = put_text(w, "{\"intent_id\":\"", SIZE_MAX);
     w = put_text(w, intent_id, Q_ID_LEN);
@@ -175,6 +215,8 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
     w = put_int(w, q.eta_seconds);
     w = put_text(w, ",\"eta_ms\":", SIZE_MAX);
     w = put_int(w, q.eta_ms);
+    w = put_text(w, ",\"eta_at\":", SIZE_MAX);
+    w = put_time_ms(w, q.eta_at_ms);
     w = put_text(w, ",\"poll_after_ms\":", SIZE_MAX);
     w = put_int(w, q.poll_after_ms);
     if (event_id > 0) {
@@ -292,13 +334,16 @@ static void join_delivered(ing_worker *w, void *arg)
     q_event_state es;
     int known = ing_events_peek(app->events, j->msg.event_id, &es) == 0;
     queue_numbers q = numbers(app, r->produced_partition, r->produced_offset, known ? &es : NULL);
-    char url[64];
+    char url[64], at[32];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
-    json_t *body = json_pack(
-        "{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:s}", "intent_id", id, "event_id",
-        (json_int_t)j->msg.event_id, "state", q_intent_state_name(Q_INTENT_QUEUED), "position",
-        (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds, "eta_ms",
-        (json_int_t)q.eta_ms, "poll_after_ms", (json_int_t)q.poll_after_ms, "status_url", url);
+    *put_time_ms(at, q.eta_at_ms) = '\0';
+    at[strlen(at) - 1] = '\0'; /* unquoted */
+    json_t *body =
+        json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:s, s:I, s:s}", "intent_id", id, "event_id",
+                  (json_int_t)j->msg.event_id, "state", q_intent_state_name(Q_INTENT_QUEUED),
+                  "position", (json_int_t)q.position, "eta_seconds", (json_int_t)q.eta_seconds,
+                  "eta_ms", (json_int_t)q.eta_ms, "eta_at", at + 1, "poll_after_ms",
+                  (json_int_t)q.poll_after_ms, "status_url", url);
     ons_logk2(
         r->app->o.log_intents ? ONS_LOG_INFO : ONS_LOG_DEBUG, "intent_id", id, "request_id", r->rid,
         "join accepted: queued event=%" PRId64 " user=%" PRId64 " partition=%d offset=%" PRId64,
@@ -318,12 +363,14 @@ static void accepted_body(ing_req *r, const char *id, char body[384])
     int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
     queue_numbers q =
         numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    char at[32];
+    *put_time_ms(at, q.eta_at_ms) = '\0';
     snprintf(body, 384,
              "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
              ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
-             ",\"eta_ms\":%" PRId64 ",\"poll_after_ms\":%" PRId64
+             ",\"eta_ms\":%" PRId64 ",\"eta_at\":%s,\"poll_after_ms\":%" PRId64
              ",\"status_url\":\"/v1/intents/%.32s\"}",
-             id, j->msg.event_id, q.position, q.eta_seconds, q.eta_ms, q.poll_after_ms, id);
+             id, j->msg.event_id, q.position, q.eta_seconds, q.eta_ms, at, q.poll_after_ms, id);
 }
 
 /* The joins of a batch that hold an Idempotency-Key: their final answers

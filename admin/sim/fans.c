@@ -282,8 +282,22 @@ static void after_transport_error(sim *s, uint32_t f)
     timer_set(s, f, sim_now_ms(s) + RETRY_DEF_MS);
 }
 
+/* The answer's time `name` (RFC 3339 with milliseconds) on the run's
+ * clock, or -1 when absent. The server's clock is taken to be this
+ * machine's (same host, or NTP). */
+static int64_t server_time_ms(const sim *s, json_t *j, const char *name)
+{
+    const char *at = json_string_value(json_object_get(j, name));
+    struct tm tm = {0};
+    int ms = 0;
+    const char *rest = at ? strptime(at, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!rest || sscanf(rest, ".%3dZ", &ms) != 1)
+        return -1;
+    return (int64_t)timegm(&tm) * 1000 + ms - s->start_wall_ms;
+}
+
 /* Keeps the first ETA a queued fan is shown (the fan page shows it too). */
-static void note_eta(sim_fan *fan, json_t *j, int64_t now)
+static void note_eta(const sim *s, sim_fan *fan, json_t *j, int64_t now)
 {
     json_t *ms = json_object_get(j, "eta_ms"), *eta = json_object_get(j, "eta_seconds");
     if (fan->eta_ms >= 0)
@@ -297,6 +311,9 @@ static void note_eta(sim_fan *fan, json_t *j, int64_t now)
     else
         return;
     fan->eta_at_ms = now;
+    /* the moment promised, on the server's clock: free of the answer's
+     * time on the wire and in the simulator's queue */
+    fan->eta_due_ms = server_time_ms(s, j, "eta_at");
 }
 
 static void schedule_poll(sim *s, uint32_t f, json_t *j)
@@ -352,7 +369,7 @@ static void join_accepted(sim *s, uint32_t f, json_t *j, int64_t now)
     fan->state = Q_INTENT_QUEUED;
     fan->queued_seen_ms = now;
     if (json_is_integer(pos))
-        note_eta(fan, j, now); /* a prequeued join has no place yet */
+        note_eta(s, fan, j, now); /* a prequeued join has no place yet */
     fan->last_pos = json_is_integer(pos) ? json_integer_value(pos) : -1;
     log_answer(s, fan, fan->last_pos);
     schedule_poll(s, f, j);
@@ -568,19 +585,6 @@ static void poll_reserved(sim *s, uint32_t f, json_t *j, int64_t now)
     }
 }
 
-/* The answer's left_queue_at on the run's clock, or -1 when absent. The
- * owner's clock is taken to be this machine's (same host, or NTP). */
-static int64_t left_queue_ms(const sim *s, json_t *j)
-{
-    const char *at = json_string_value(json_object_get(j, "left_queue_at"));
-    struct tm tm = {0};
-    int ms = 0;
-    const char *rest = at ? strptime(at, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!rest || sscanf(rest, ".%3dZ", &ms) != 1)
-        return -1;
-    return (int64_t)timegm(&tm) * 1000 + ms - s->start_wall_ms;
-}
-
 /* Records what a poll showed: state idx at position p (-1: none). */
 static void poll_seen(sim *s, sim_fan *fan, json_t *j, int idx, int64_t now)
 {
@@ -590,12 +594,12 @@ static void poll_seen(sim *s, sim_fan *fan, json_t *j, int idx, int64_t now)
         s->last_change_ms = now;
     if (fan->state == Q_INTENT_QUEUED && idx != Q_INTENT_QUEUED && fan->served_ms < 0) {
         fan->served_ms = now;
-        fan->left_ms = left_queue_ms(s, j);
+        fan->left_ms = server_time_ms(s, j, "left_queue_at");
     }
     if (idx == Q_INTENT_QUEUED)
         fan->queued_seen_ms = now;
     if (idx == Q_INTENT_QUEUED && p >= 0)
-        note_eta(fan, j, now);
+        note_eta(s, fan, j, now);
     fan->state = (uint8_t)idx;
     if (p >= 0)
         fan->last_pos = p;
@@ -942,7 +946,7 @@ int sim_fans_init(sim *s)
         f->pow_needed = s->o.pow_difficulty > 0;
         f->state = S_NONE;
         f->join_ms = f->answer_ms = f->served_ms = f->eta_ms = f->eta_at_ms = -1;
-        f->queued_seen_ms = f->left_ms = -1;
+        f->queued_seen_ms = f->left_ms = f->eta_due_ms = -1;
         f->last_pos = -1;
         f->qty = (uint8_t)(1 + rng_next(&s->rng) % (uint64_t)s->o.max_quantity);
         f->adjacent = rng_unit(&s->rng) >= s->o.non_adjacent_prob;

@@ -60,11 +60,12 @@ static double drain_rate(const sim *s, int64_t *span_ms)
 
 /* How far the first ETA each queued fan was shown missed the moment the
  * fan left the queue. The first answer past the queue says that moment
- * (left_queue_at, the owner's clock); without it (an owner restarted) the
- * sim knows it only between two answers: after the last one that said
- * queued and by the first one that did not. The error is the distance from
- * the promised moment (shown at + ETA) to that moment, or to that window:
- * 0 when the promise falls inside it, > 0 when the fan was reached later
+ * (left_queue_at, the owner's clock), and the ETA's answer the moment it
+ * promised (eta_at, the answering node's clock: the estimate is judged
+ * from when it was made, not from when the answer reached the fan); without it (an owner restarted)
+ * the sim knows it only between two answers: after the last one that said queued and by the first
+ * one that did not. The error is the distance from the promised moment (shown at + ETA) to that
+ * moment, or to that window: 0 when the promise falls inside it, > 0 when the fan was reached later
  * than promised, < 0 earlier; exact counts the fans measured exactly. seen_* is the cruder
  * figure a fan feels: the wait until the first answer past the queue minus
  * the ETA, which also counts the poll interval. rel = |error| / the wait
@@ -87,14 +88,19 @@ static eta_error eta_errors(sim *s)
         if (f->eta_ms < 0 || f->served_ms < 0 || f->served_ms < f->eta_at_ms ||
             f->queued_seen_ms < f->eta_at_ms)
             continue;
-        double promised = (double)(f->eta_at_ms + f->eta_ms);
+        double shown = (double)f->eta_at_ms;
+        double promised = shown + (double)f->eta_ms;
         double lo = (double)f->queued_seen_ms, hi = (double)f->served_ms;
         if (f->left_ms >= 0) {
             lo = hi = (double)f->left_ms;
             e.exact++;
+            if (f->eta_due_ms >= 0) { /* both on the server's clock */
+                promised = (double)f->eta_due_ms;
+                shown = promised - (double)f->eta_ms;
+            }
         }
         double err = promised < lo ? lo - promised : promised > hi ? hi - promised : 0;
-        double wait = hi - (double)f->eta_at_ms;
+        double wait = hi - shown;
         double seen_wait = (double)(f->served_ms - f->eta_at_ms);
         double seen = seen_wait - (double)f->eta_ms;
         sim_samples_add(&abs_ms, fabs(err), &s->rng);

@@ -87,8 +87,9 @@ typedef struct sim_fan {
      * left the queue, which happened after queued_seen_ms (the last answer
      * that still said queued) and by served_ms (the first that did not);
      * left_ms is that moment exactly when the answer said (left_queue_at,
-     * the owner's clock; -1 unknown). */
-    int64_t eta_ms, eta_at_ms, queued_seen_ms, left_ms;
+     * the owner's clock; -1 unknown); eta_due_ms is the promised moment the
+     * answer said (eta_at, the server's clock; -1 unknown). */
+    int64_t eta_ms, eta_at_ms, queued_seen_ms, left_ms, eta_due_ms;
     int32_t heap_idx; /* -1 when no timer */
 } sim_fan;
 

@@ -440,6 +440,10 @@ def test_queued_poll_comes_back_at_the_eta_not_later():
         s, _, p = st.http("GET", answers[-1]["status_url"], token=st.token(21))
         assert s == 200 and p["state"] == "queued" and p["poll_after_ms"] == 200, p
         assert p["eta_ms"] == 200 and p["eta_seconds"] == 1, p
+        # the moment it points at, on the node's clock: now + eta_ms
+        now = int(time.time() * 1000)
+        assert now - 1000 <= parse_ms(p["eta_at"]) - 200 <= now + 1000, (now, p)
+        assert abs(parse_ms(answers[-1]["eta_at"]) - now) < 60000, answers[-1]
 
 
 def parse_ms(at):
