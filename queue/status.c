@@ -414,31 +414,56 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     return read_replies(s, queued, "publish");
 }
 
+/* The argv of one command over the result keys r:<seq> of up to cap
+ * intents: argv[0] the command, argv[1..n] the keys (in keys). */
+typedef struct result_argv {
+    const char **argv;
+    char (*keys)[128];
+} result_argv;
+
+static int result_argv_new(result_argv *ra, size_t cap)
+{
+    ra->keys = malloc(cap * sizeof *ra->keys);
+    ra->argv = malloc((cap + 1) * sizeof *ra->argv);
+    if (ra->keys && ra->argv)
+        return 0;
+    free(ra->keys);
+    free(ra->argv);
+    return ONS_ENOMEM;
+}
+
+static void result_argv_fill(q_status *s, result_argv *ra, const char *cmd, const int64_t *seqs,
+                             size_t n)
+{
+    ra->argv[0] = cmd;
+    for (size_t i = 0; i < n; i++)
+        ra->argv[i + 1] = key(s, ra->keys[i], sizeof ra->keys[i], "r:%lld", (long long)seqs[i]);
+}
+
+static void result_argv_free(result_argv *ra)
+{
+    free(ra->keys);
+    free(ra->argv);
+}
+
 int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
 {
     enum { CHUNK = 512 };
+    result_argv ra;
     if (n == 0)
         return 0;
     if (ensure_conn(s))
         return ONS_EREDIS;
-    char(*keys)[128] = malloc(CHUNK * sizeof *keys);
-    const char **argv = malloc((CHUNK + 1) * sizeof *argv);
-    if (!keys || !argv) {
-        free(keys);
-        free(argv);
+    if (result_argv_new(&ra, CHUNK))
         return ONS_ENOMEM;
-    }
     size_t queued = 0;
     for (size_t at = 0; at < n; at += CHUNK) {
         size_t m = n - at < CHUNK ? n - at : CHUNK;
-        argv[0] = "DEL";
-        for (size_t i = 0; i < m; i++)
-            argv[i + 1] = key(s, keys[i], sizeof keys[i], "r:%lld", (long long)seqs[at + i]);
-        redisAppendCommandArgv(s->ctx, (int)m + 1, argv, NULL);
+        result_argv_fill(s, &ra, "DEL", seqs + at, m);
+        redisAppendCommandArgv(s->ctx, (int)m + 1, ra.argv, NULL);
         queued++;
     }
-    free(keys);
-    free(argv);
+    result_argv_free(&ra);
     return read_replies(s, queued, "drop_results");
 }
 
@@ -511,23 +536,14 @@ int q_status_get_results(q_status *s, const int64_t *seqs, size_t n, char **json
         json[i] = NULL;
     if (n == 0)
         return 0;
+    result_argv ra;
     if (ensure_conn(s))
         return ONS_EREDIS;
-    char(*keys)[256] = malloc(n * sizeof *keys);
-    const char **argv = malloc((n + 1) * sizeof *argv);
-    if (!keys || !argv) {
-        free(keys);
-        free(argv);
+    if (result_argv_new(&ra, n))
         return ONS_ENOMEM;
-    }
-    argv[0] = "MGET";
-    for (size_t i = 0; i < n; i++) {
-        key(s, keys[i], sizeof keys[i], "r:%lld", (long long)seqs[i]);
-        argv[i + 1] = keys[i];
-    }
-    redisReply *r = read_command(s, (int)n + 1, argv);
-    free(keys);
-    free(argv);
+    result_argv_fill(s, &ra, "MGET", seqs, n);
+    redisReply *r = read_command(s, (int)n + 1, ra.argv);
+    result_argv_free(&ra);
     if (!r)
         return ONS_EREDIS;
     int rc = 0;
