@@ -115,6 +115,8 @@ struct q_status {
     int port;
     int timeout_ms;
     int result_ttl_s;
+    char *resp; /* a result's SET in RESP (append_result), reused */
+    size_t resp_cap;
 };
 
 static struct timeval tv_ms(int ms)
@@ -243,6 +245,7 @@ void q_status_free(q_status *s)
         redisFree(s->ctx);
     free(s->host);
     free(s->prefix);
+    free(s->resp);
     free(s);
 }
 
@@ -282,15 +285,81 @@ static const char *key(q_status *s, char *buf, size_t cap, const char *fmt, ...)
     return buf;
 }
 
+/* Writes n's decimal digits at o; returns the end. */
+static char *put_uint(char *o, unsigned long long n)
+{
+    char d[24];
+    int i = 0;
+    do
+        d[i++] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    while (i > 0)
+        *o++ = d[--i];
+    return o;
+}
+
+/* Writes one RESP bulk string ("$<n>\r\n<bytes>\r\n") at o; returns the end. */
+static char *put_bulk(char *o, const char *p, size_t n)
+{
+    *o++ = '$';
+    o = put_uint(o, n);
+    *o++ = '\r', *o++ = '\n';
+    memcpy(o, p, n);
+    o += n;
+    *o++ = '\r', *o++ = '\n';
+    return o;
+}
+
+/* Appends SET <prefix>r:<seq> <json> EX <ttl>, formatted here in RESP and
+ * handed over in one piece: hiredis's argv formatting (sdscatfmt per
+ * argument, then a copy into its buffer) was about a tenth of the worker's
+ * CPU per intent drained (bench/NOTES.md). Without memory for the buffer,
+ * hiredis formats it as before. */
+static void append_result_set(q_status *s, const q_status_result *r, const char *ttl)
+{
+    size_t plen = strlen(s->prefix), jlen = strlen(r->json), tlen = strlen(ttl);
+    size_t need = 4 + 5 * 25 + 3 + plen + 22 + jlen + 2 + tlen; /* 5 bulks, 20-digit lengths */
+    if (need > s->resp_cap) {
+        char *nb = realloc(s->resp, need);
+        if (nb) {
+            s->resp = nb;
+            s->resp_cap = need;
+        }
+    }
+    if (need > s->resp_cap || r->intent_seq < 0) { /* no memory; no such seq in practice */
+        char k[256];
+        key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
+        const char *argv[] = {"SET", k, r->json, "EX", ttl};
+        size_t lens[] = {3, strlen(k), jlen, 2, tlen};
+        redisAppendCommandArgv(s->ctx, 5, argv, lens);
+        return;
+    }
+    char k[24] = "r:";
+    char *kend = put_uint(k + 2, (unsigned long long)r->intent_seq);
+    char *o = s->resp;
+    memcpy(o, "*5\r\n", 4);
+    o = put_bulk(o + 4, "SET", 3);
+    /* The key: prefix then "r:<seq>", one bulk string. */
+    size_t klen = plen + (size_t)(kend - k);
+    *o++ = '$';
+    o = put_uint(o, klen);
+    *o++ = '\r', *o++ = '\n';
+    memcpy(o, s->prefix, plen);
+    memcpy(o + plen, k, (size_t)(kend - k));
+    o += klen;
+    *o++ = '\r', *o++ = '\n';
+    o = put_bulk(o, r->json, jlen);
+    o = put_bulk(o, "EX", 2);
+    o = put_bulk(o, ttl, tlen);
+    redisAppendFormattedCommand(s->ctx, s->resp, (size_t)(o - s->resp));
+}
+
 /* Appends one result's SET, and for an intent that ended the delete of its
  * fan's active key. Returns the commands appended. */
 static size_t append_result(q_status *s, const q_status_result *r, const char *ttl)
 {
     char k[256];
-    key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
-    const char *argv[] = {"SET", k, r->json, "EX", ttl};
-    size_t lens[] = {3, strlen(k), strlen(r->json), 2, strlen(ttl)};
-    redisAppendCommandArgv(s->ctx, 5, argv, lens);
+    append_result_set(s, r, ttl);
     if (!r->ended)
         return 1;
     /* Only this intent's own key: by its id (written by the finisher) or by

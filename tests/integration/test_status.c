@@ -105,6 +105,32 @@ START_TEST(publish_then_read)
 }
 END_TEST
 
+/* Results' SETs are formatted in RESP by hand (append_result_set): every
+ * length, a seq past 2^40 (partition << 40 | offset), a document bigger than
+ * any before it and then smaller ones (the buffer grows and is reused), and
+ * bytes that need no escaping in RESP (CR, LF, "$", "*") read back exactly. */
+START_TEST(result_sets_read_back_exactly)
+{
+    static char big[70001];
+    for (size_t i = 0; i < sizeof big - 1; i++)
+        big[i] = "ab\r\n$*0\x7f"[i % 8];
+    big[sizeof big - 1] = '\0';
+    const int64_t seqs[] = {0, 7, (INT64_C(3) << 40) | 123456789, INT64_MAX};
+    const char *docs[] = {"{}", big, "{\"state\":\"waiting\"}", "x\r\n*1\r\n$3\r\nGET"};
+    for (size_t i = 0; i < 4; i++) {
+        q_status_result r = {.intent_seq = seqs[i], .event_id = 5, .user_id = 1, .json = docs[i]};
+        ck_assert_int_eq(q_status_publish(st, 2, 1, 0, &r, 1, NULL, 0), 0);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        char *json = NULL;
+        ck_assert_int_eq(q_status_get_result(st, seqs[i], &json), 0);
+        ck_assert_msg(strcmp(json, docs[i]) == 0, "seq %lld: %zu bytes back, %zu sent",
+                      (long long)seqs[i], strlen(json), strlen(docs[i]));
+        free(json);
+    }
+}
+END_TEST
+
 START_TEST(active_and_idempotency_keys)
 {
     char cur[64];
@@ -269,6 +295,7 @@ int main(void)
 {
     const ons_check_case cases[] = {
         {"publish_then_read", publish_then_read},
+        {"result_sets", result_sets_read_back_exactly},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
