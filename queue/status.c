@@ -117,6 +117,8 @@ struct q_status {
     int result_ttl_s;
     char *resp; /* a result's SET in RESP (append_result), reused */
     size_t resp_cap;
+    size_t unread; /* replies a q_status_publish_nowait left on the connection */
+    int late_err;  /* one of them was an error (reported by the next publish) */
 };
 
 static struct timeval tv_ms(int ms)
@@ -126,13 +128,22 @@ static struct timeval tv_ms(int ms)
 }
 
 static int conn_failed(q_status *s, const char *what);
+static int read_replies(q_status *s, size_t queued, const char *what);
 
-/* Makes sure s->ctx is a live connection (with the scripts loaded).
- * Returns 0 or ONS_EREDIS. */
+/* Makes sure s->ctx is a live connection (with the scripts loaded), the
+ * replies a q_status_publish_nowait left on it read first. Returns 0 or
+ * ONS_EREDIS. */
 static int ensure_conn(q_status *s)
 {
+    if (s->ctx && !s->ctx->err && s->unread > 0) {
+        size_t n = s->unread;
+        s->unread = 0;
+        if (read_replies(s, n, "publish") != 0)
+            s->late_err = 1;
+    }
     if (s->ctx && !s->ctx->err)
         return 0;
+    s->unread = 0; /* they went with the connection */
     if (s->ctx) {
         redisFree(s->ctx);
         s->ctx = NULL;
@@ -215,6 +226,7 @@ static int conn_failed(q_status *s, const char *what)
         redisFree(s->ctx);
         s->ctx = NULL;
     }
+    s->unread = 0;
     return ONS_EREDIS;
 }
 
@@ -447,12 +459,11 @@ static int read_replies(q_status *s, size_t queued, const char *what)
     return lost ? conn_failed(s, what) : rc;
 }
 
-int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
-                     const q_status_result *results, size_t nresults, const q_status_event *events,
-                     size_t nevents)
+/* Appends a batch's pipeline (q_status_publish); returns the commands. */
+static size_t append_publish(q_status *s, int32_t partition, int64_t served, double rate,
+                             const q_status_result *results, size_t nresults,
+                             const q_status_event *events, size_t nevents)
 {
-    if (ensure_conn(s))
-        return ONS_EREDIS;
     char v[64], ttl[24];
     size_t queued = 0;
     snprintf(ttl, sizeof ttl, "%d", s->result_ttl_s);
@@ -466,7 +477,44 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     queued += append_partition_field(s, "served", partition, v);
     snprintf(v, sizeof v, "%.3f", rate);
     queued += append_partition_field(s, "rate", partition, v);
-    return read_replies(s, queued, "publish");
+    return queued;
+}
+
+/* An error reply read late (ensure_conn) is reported once, by the next
+ * publish. */
+static int take_late_err(q_status *s)
+{
+    int late = s->late_err;
+    s->late_err = 0;
+    return late ? ONS_EREDIS : 0;
+}
+
+int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
+                     const q_status_result *results, size_t nresults, const q_status_event *events,
+                     size_t nevents)
+{
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    int late = take_late_err(s);
+    size_t queued = append_publish(s, partition, served, rate, results, nresults, events, nevents);
+    int rc = read_replies(s, queued, "publish");
+    return rc ? rc : late;
+}
+
+int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, double rate,
+                            const q_status_result *results, size_t nresults,
+                            const q_status_event *events, size_t nevents)
+{
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    int late = take_late_err(s);
+    size_t queued = append_publish(s, partition, served, rate, results, nresults, events, nevents);
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(s->ctx, &done) != REDIS_OK)
+            return conn_failed(s, "publish");
+    s->unread = queued;
+    return late;
 }
 
 int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n)

@@ -377,9 +377,11 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
          * this projection): ingress reads it here on a join. */
         e->status = q_event_status_name(ev->status);
     }
+    /* Written out, not waited for: Redis applies it while this worker polls
+     * and applies its next batch (the replies are read by the next call). */
     if (rc == 0)
-        rc = q_status_publish(pj->st, p->partition, p->next_offset, rate, pj->res, nres, pj->evs,
-                              fx->nevents);
+        rc = q_status_publish_nowait(pj->st, p->partition, p->next_offset, rate, pj->res, nres,
+                                     pj->evs, fx->nevents);
     for (size_t i = 0; i < nres; i++)
         free((char *)pj->res[i].json);
     return rc;
