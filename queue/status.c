@@ -116,6 +116,10 @@ struct q_status {
     int port;
     int timeout_ms;
     int result_ttl_s;
+    char *resp; /* a result's SET in RESP (append_result), reused */
+    size_t resp_cap;
+    size_t unread; /* replies a q_status_publish_nowait left on the connection */
+    int late_err;  /* one of them was an error (reported by the next publish) */
 };
 
 static struct timeval tv_ms(int ms)
@@ -125,13 +129,22 @@ static struct timeval tv_ms(int ms)
 }
 
 static int conn_failed(q_status *s, const char *what);
+static int read_replies(q_status *s, size_t queued, const char *what);
 
-/* Makes sure s->ctx is a live connection (with the scripts loaded).
- * Returns 0 or ONS_EREDIS. */
+/* Makes sure s->ctx is a live connection (with the scripts loaded), the
+ * replies a q_status_publish_nowait left on it read first. Returns 0 or
+ * ONS_EREDIS. */
 static int ensure_conn(q_status *s)
 {
+    if (s->ctx && !s->ctx->err && s->unread > 0) {
+        size_t n = s->unread;
+        s->unread = 0;
+        if (read_replies(s, n, "publish") != 0)
+            s->late_err = 1;
+    }
     if (s->ctx && !s->ctx->err)
         return 0;
+    s->unread = 0; /* they went with the connection */
     if (s->ctx) {
         redisFree(s->ctx);
         s->ctx = NULL;
@@ -214,6 +227,7 @@ static int conn_failed(q_status *s, const char *what)
         redisFree(s->ctx);
         s->ctx = NULL;
     }
+    s->unread = 0;
     return ONS_EREDIS;
 }
 
@@ -244,6 +258,7 @@ void q_status_free(q_status *s)
         redisFree(s->ctx);
     free(s->host);
     free(s->prefix);
+    free(s->resp);
     free(s);
 }
 
@@ -296,15 +311,81 @@ static const char *key(q_status *s, char *buf, size_t cap, const char *fmt, ...)
     return buf;
 }
 
+/* Writes n's decimal digits at o; returns the end. */
+static char *put_uint(char *o, unsigned long long n)
+{
+    char d[24];
+    int i = 0;
+    do
+        d[i++] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    while (i > 0)
+        *o++ = d[--i];
+    return o;
+}
+
+/* Writes one RESP bulk string ("$<n>\r\n<bytes>\r\n") at o; returns the end. */
+static char *put_bulk(char *o, const char *p, size_t n)
+{
+    *o++ = '$';
+    o = put_uint(o, n);
+    *o++ = '\r', *o++ = '\n';
+    memcpy(o, p, n);
+    o += n;
+    *o++ = '\r', *o++ = '\n';
+    return o;
+}
+
+/* Appends SET <prefix>r:<seq> <json> EX <ttl>, formatted here in RESP and
+ * handed over in one piece: hiredis's argv formatting (sdscatfmt per
+ * argument, then a copy into its buffer) was about a tenth of the worker's
+ * CPU per intent drained (bench/NOTES.md). Without memory for the buffer,
+ * hiredis formats it as before. */
+static void append_result_set(q_status *s, const q_status_result *r, const char *ttl)
+{
+    size_t plen = strlen(s->prefix), jlen = strlen(r->json), tlen = strlen(ttl);
+    size_t need = 4 + 5 * 25 + 3 + plen + 22 + jlen + 2 + tlen; /* 5 bulks, 20-digit lengths */
+    if (need > s->resp_cap) {
+        char *nb = realloc(s->resp, need);
+        if (nb) {
+            s->resp = nb;
+            s->resp_cap = need;
+        }
+    }
+    if (need > s->resp_cap || r->intent_seq < 0) { /* no memory; no such seq in practice */
+        char k[256];
+        key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
+        const char *argv[] = {"SET", k, r->json, "EX", ttl};
+        size_t lens[] = {3, strlen(k), jlen, 2, tlen};
+        redisAppendCommandArgv(s->ctx, 5, argv, lens);
+        return;
+    }
+    char k[24] = "r:";
+    char *kend = put_uint(k + 2, (unsigned long long)r->intent_seq);
+    char *o = s->resp;
+    memcpy(o, "*5\r\n", 4);
+    o = put_bulk(o + 4, "SET", 3);
+    /* The key: prefix then "r:<seq>", one bulk string. */
+    size_t klen = plen + (size_t)(kend - k);
+    *o++ = '$';
+    o = put_uint(o, klen);
+    *o++ = '\r', *o++ = '\n';
+    memcpy(o, s->prefix, plen);
+    memcpy(o + plen, k, (size_t)(kend - k));
+    o += klen;
+    *o++ = '\r', *o++ = '\n';
+    o = put_bulk(o, r->json, jlen);
+    o = put_bulk(o, "EX", 2);
+    o = put_bulk(o, ttl, tlen);
+    redisAppendFormattedCommand(s->ctx, s->resp, (size_t)(o - s->resp));
+}
+
 /* Appends one result's SET, and for an intent that ended the delete of its
  * fan's active key. Returns the commands appended. */
 static size_t append_result(q_status *s, const q_status_result *r, const char *ttl)
 {
     char k[256];
-    key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
-    const char *argv[] = {"SET", k, r->json, "EX", ttl};
-    size_t lens[] = {3, strlen(k), strlen(r->json), 2, strlen(ttl)};
-    redisAppendCommandArgv(s->ctx, 5, argv, lens);
+    append_result_set(s, r, ttl);
     if (!r->ended)
         return 1;
     /* Only this intent's own key: by its id (written by the finisher) or by
@@ -392,12 +473,11 @@ static int read_replies(q_status *s, size_t queued, const char *what)
     return lost ? conn_failed(s, what) : rc;
 }
 
-int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
-                     const q_status_result *results, size_t nresults, const q_status_event *events,
-                     size_t nevents)
+/* Appends a batch's pipeline (q_status_publish); returns the commands. */
+static size_t append_publish(q_status *s, int32_t partition, int64_t served, double rate,
+                             const q_status_result *results, size_t nresults,
+                             const q_status_event *events, size_t nevents)
 {
-    if (ensure_conn(s))
-        return ONS_EREDIS;
     char v[64], ttl[24];
     size_t queued = 0;
     snprintf(ttl, sizeof ttl, "%d", s->result_ttl_s);
@@ -411,7 +491,44 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     queued += append_partition_field(s, "served", partition, v);
     snprintf(v, sizeof v, "%.3f", rate);
     queued += append_partition_field(s, "rate", partition, v);
-    return read_replies(s, queued, "publish");
+    return queued;
+}
+
+/* An error reply read late (ensure_conn) is reported once, by the next
+ * publish. */
+static int take_late_err(q_status *s)
+{
+    int late = s->late_err;
+    s->late_err = 0;
+    return late ? ONS_EREDIS : 0;
+}
+
+int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
+                     const q_status_result *results, size_t nresults, const q_status_event *events,
+                     size_t nevents)
+{
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    int late = take_late_err(s);
+    size_t queued = append_publish(s, partition, served, rate, results, nresults, events, nevents);
+    int rc = read_replies(s, queued, "publish");
+    return rc ? rc : late;
+}
+
+int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, double rate,
+                            const q_status_result *results, size_t nresults,
+                            const q_status_event *events, size_t nevents)
+{
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    int late = take_late_err(s);
+    size_t queued = append_publish(s, partition, served, rate, results, nresults, events, nevents);
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(s->ctx, &done) != REDIS_OK)
+            return conn_failed(s, "publish");
+    s->unread = queued;
+    return late;
 }
 
 /* The argv of one command over the result keys r:<seq> of up to cap

@@ -74,6 +74,16 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
  * or ONS_EREDIS. */
 int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n);
 
+/* The same pipeline, written out to Redis (which applies it in order, as
+ * soon as it reads it) without waiting for its replies: they are read by
+ * the next call on s, so the caller's next work overlaps Redis's. Returns
+ * 0 or ONS_EREDIS: this pipeline not sent (no connection, a failed write),
+ * or the previous one's replies held an error (the caller counts one
+ * failed projection either way). */
+int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, double rate,
+                            const q_status_result *results, size_t nresults,
+                            const q_status_event *events, size_t nevents);
+
 /* ---- ingress side ---------------------------------------------------------- */
 
 /* Reads every partition's served cursor and rate in one round trip into

@@ -8,6 +8,7 @@
 #include "tests/check_run.h"
 
 #include <check.h>
+#include <hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,64 @@ START_TEST(publish_then_read)
     ck_assert_int_eq(es.max_per_user, 6);
     ck_assert_int_eq(es.held, 2);
     ck_assert_int_eq(q_status_event_get(st, 6, &es), ONS_ENOTFOUND);
+}
+END_TEST
+
+/* Results' SETs are formatted in RESP by hand (append_result_set): every
+ * length, a seq past 2^40 (partition << 40 | offset), a document bigger than
+ * any before it and then smaller ones (the buffer grows and is reused), and
+ * bytes that need no escaping in RESP (CR, LF, "$", "*") read back exactly. */
+START_TEST(result_sets_read_back_exactly)
+{
+    static char big[70001];
+    for (size_t i = 0; i < sizeof big - 1; i++)
+        big[i] = "ab\r\n$*0\x7f"[i % 8];
+    big[sizeof big - 1] = '\0';
+    const int64_t seqs[] = {0, 7, (INT64_C(3) << 40) | 123456789, INT64_MAX};
+    const char *docs[] = {"{}", big, "{\"state\":\"waiting\"}", "x\r\n*1\r\n$3\r\nGET"};
+    for (size_t i = 0; i < 4; i++) {
+        q_status_result r = {.intent_seq = seqs[i], .event_id = 5, .user_id = 1, .json = docs[i]};
+        ck_assert_int_eq(q_status_publish(st, 2, 1, 0, &r, 1, NULL, 0), 0);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        char *json = NULL;
+        ck_assert_int_eq(q_status_get_result(st, seqs[i], &json), 0);
+        ck_assert_msg(strcmp(json, docs[i]) == 0, "seq %lld: %zu bytes back, %zu sent",
+                      (long long)seqs[i], strlen(json), strlen(docs[i]));
+        free(json);
+    }
+}
+END_TEST
+
+/* q_status_publish_nowait: written out without waiting, applied by Redis
+ * in order (the next call on s reads the replies first); an error reply
+ * is reported by the next publish, once. */
+START_TEST(publish_nowait_applies_and_reports_errors_late)
+{
+    q_status_result r = {.intent_seq = 21, .event_id = 5, .user_id = 1, .json = "{\"a\":1}"};
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 22, 1.5, &r, 1, NULL, 0), 0);
+    char *json = NULL;
+    ck_assert_int_eq(q_status_get_result(st, 21, &json), 0);
+    ck_assert_str_eq(json, "{\"a\":1}");
+    free(json);
+    /* An event key that is not a hash: that pipeline's HSET fails. */
+    const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
+    redisContext *c = redisConnect(h ? h : "127.0.0.1", p ? atoi(p) : 16379);
+    ck_assert(c && !c->err);
+    redisReply *rr = redisCommand(c, "SET %sev:77 notahash EX 60", prefix);
+    ck_assert(rr && rr->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rr);
+    redisFree(c);
+    q_status_event ev = {.event_id = 77, .available = 1};
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 23, 1.5, NULL, 0, &ev, 1), 0);
+    r.intent_seq = 24;
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 25, 1.5, &r, 1, NULL, 0), ONS_EREDIS);
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 26, 1.5, &r, 1, NULL, 0), 0);
+    int64_t served[4];
+    double rate[4];
+    ck_assert_int_eq(q_status_read_cursors(st, served, rate, 4), 0);
+    ck_assert_int_eq(served[3], 26);
+    ck_assert_int_eq(q_status_publish(st, 3, 27, 1.5, NULL, 0, NULL, 0), 0);
 }
 END_TEST
 
@@ -269,6 +328,8 @@ int main(void)
 {
     const ons_check_case cases[] = {
         {"publish_then_read", publish_then_read},
+        {"result_sets", result_sets_read_back_exactly},
+        {"publish_nowait", publish_nowait_applies_and_reports_errors_late},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
