@@ -18,6 +18,7 @@ struct ing_cursors {
     int refresh_ms;
     _Atomic int64_t *served;
     _Atomic int64_t *rate_milli; /* rate * 1000, to keep it in an integer atomic */
+    _Atomic int64_t *moved_ms;   /* monotonic ms when served last rose; 0 never */
     _Atomic int64_t last_ok_ms;  /* monotonic ms of the last good refresh; 0 never */
     atomic_int stop;
     q_status *st;
@@ -36,6 +37,14 @@ void ing_cursors_raise(ing_cursors *c, int32_t p, int64_t served)
     int64_t cur = atomic_load(&c->served[p]);
     while (served > cur && !atomic_compare_exchange_weak(&c->served[p], &cur, served))
         ;
+    if (served > cur)
+        atomic_store(&c->moved_ms[p], ons_mono_ns() / 1000000);
+}
+
+int64_t ing_cursors_moved_ago_ms(ing_cursors *c, int32_t p)
+{
+    int64_t at = p >= 0 && p < c->n ? atomic_load(&c->moved_ms[p]) : 0;
+    return at > 0 ? ons_mono_ns() / 1000000 - at : -1;
 }
 
 /* Fills partitions Redis did not know from partition_owner.next_offset. */
@@ -90,12 +99,13 @@ int ing_cursors_new(int partitions, const q_status_opts *redis, const char *pg_d
     c->refresh_ms = refresh_ms;
     c->served = calloc((size_t)partitions, sizeof *c->served);
     c->rate_milli = calloc((size_t)partitions, sizeof *c->rate_milli);
+    c->moved_ms = calloc((size_t)partitions, sizeof *c->moved_ms);
     c->tmp_served = calloc((size_t)partitions, sizeof *c->tmp_served);
     c->tmp_rate = calloc((size_t)partitions, sizeof *c->tmp_rate);
     ons_pg_opts po;
     ons_pg_opts_default(&po, pg_dsn, "ingress cursors");
     po.backoff_min_ms = 0;
-    if (!c->served || !c->rate_milli || !c->tmp_served || !c->tmp_rate ||
+    if (!c->served || !c->rate_milli || !c->moved_ms || !c->tmp_served || !c->tmp_rate ||
         ons_pg_init(&c->pg, &po) || q_status_new(redis, &c->st))
         goto fail;
     for (int p = 0; p < partitions; p++)
@@ -121,6 +131,7 @@ void ing_cursors_free(ing_cursors *c)
     ons_pg_fini(&c->pg);
     free(c->served);
     free(c->rate_milli);
+    free(c->moved_ms);
     free(c->tmp_served);
     free(c->tmp_rate);
     free(c);

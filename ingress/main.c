@@ -92,6 +92,9 @@ const ons_opt ing_opt_table[] = {
         "joins whose Idempotency-Key records, then whose active-key claims, share one pipelined "
         "Redis round trip each on the join claimer thread (0: no claimer, each join goes alone "
         "on a job thread)"),
+    OPT("status.eta_catch_up_ms", ONS_OPT_INT, status_eta_catch_up_ms, 0, 10000, "500",
+        "the ETA counts the drain since the served cursor was last seen rising, up to this "
+        "long (a worker's batch period; 0: the ETA is position / rate)"),
     OPT("status.round_max", ONS_OPT_INT, status_round_max, 0, ING_RESULT_ROUND_MAX, "256",
         "polls of processed intents whose result documents share one Redis MGET on the result "
         "reader thread (0: no reader, each poll reads alone on a job thread)"),

@@ -59,7 +59,8 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
         served = 0;
     q.position = offset >= served ? offset - served : 0;
     double rate = ing_cursors_rate(app->cursors, partition);
-    if (rate <= 0)
+    int measured = rate > 0;
+    if (!measured)
         rate = (double)app->o.status_assumed_rate;
     /* An event's admission rate (docs/fairness.md) bounds how fast fans
      * ahead become holds: the ETA is the slower of the two, and polls are
@@ -68,6 +69,14 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
     if (es && es->admissions_per_minute > 0 && (double)es->admissions_per_minute / 60.0 < rate)
         rate = (double)es->admissions_per_minute / 60.0;
     double eta_ms = ceil((double)q.position * 1000.0 / rate);
+    /* The cursor was seen rising `ago` ms back, and the worker has drained
+     * since at the measured rate: the ETA counts from now. Only up to
+     * status.eta_catch_up_ms (a stalled worker is not assumed to move). */
+    int64_t ago = measured ? ing_cursors_moved_ago_ms(app->cursors, partition) : -1;
+    if (ago > app->o.status_eta_catch_up_ms)
+        ago = app->o.status_eta_catch_up_ms;
+    if (ago > 0)
+        eta_ms = eta_ms > (double)ago ? eta_ms - (double)ago : 0;
     q.eta_ms = (int64_t)eta_ms;
     q.eta_at_ms = ing_now_ms() + q.eta_ms;
     q.eta_seconds = (int64_t)ceil(eta_ms / 1000.0);
