@@ -363,6 +363,30 @@ static void on_http(nng_aio *aio)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
+/* The accept gate in front of nng (common/httpd.h), from the http.*
+ * options; 0 or its error. */
+static int start_gate(ing_app *app)
+{
+    ons_httpd_gate_opts g = {
+        .max_connections = app->o.http_max_connections,
+        .reserved_fds = app->o.http_reserved_fds,
+        .max_request_line = app->o.http_max_request_line,
+        .max_head = app->o.http_max_head,
+        .header_timeout_ms = app->o.http_header_timeout_ms,
+        .idle_timeout_ms = app->o.http_idle_timeout_ms,
+        .crowded_timeout_ms = app->o.http_crowded_timeout_ms,
+        .refused = ons_metrics_counter(app->metrics, "onsale_ingress_connections_refused_total",
+                                       "Clients refused at accept: connection cap or reserve.", ""),
+        .timed_out =
+            ons_metrics_counter(app->metrics, "onsale_ingress_connections_timed_out_total",
+                                "Connections closed for silence (header or idle timeout).", ""),
+        .bad_heads =
+            ons_metrics_counter(app->metrics, "onsale_ingress_bad_heads_total",
+                                "Request heads refused before parsing (414, 431, '%' path).", ""),
+    };
+    return ons_httpd_gate_start(&g, (int)app->o.http_port);
+}
+
 int ing_server_start(ing_app *app, ing_server **out)
 {
     if (app->o.http_body_budget < app->o.http_max_body) {
@@ -400,25 +424,8 @@ int ing_server_start(ing_app *app, ing_server **out)
         ing_server_free(s);
         return rc;
     }
-    ons_httpd_gate_opts g = {
-        .max_connections = app->o.http_max_connections,
-        .reserved_fds = app->o.http_reserved_fds,
-        .max_request_line = app->o.http_max_request_line,
-        .max_head = app->o.http_max_head,
-        .header_timeout_ms = app->o.http_header_timeout_ms,
-        .idle_timeout_ms = app->o.http_idle_timeout_ms,
-        .crowded_timeout_ms = app->o.http_crowded_timeout_ms,
-        .refused = ons_metrics_counter(app->metrics, "onsale_ingress_connections_refused_total",
-                                       "Clients refused at accept: connection cap or reserve.", ""),
-        .timed_out =
-            ons_metrics_counter(app->metrics, "onsale_ingress_connections_timed_out_total",
-                                "Connections closed for silence (header or idle timeout).", ""),
-        .bad_heads =
-            ons_metrics_counter(app->metrics, "onsale_ingress_bad_heads_total",
-                                "Request heads refused before parsing (414, 431, '%' path).", ""),
-    };
     if (app->o.http_gate) {
-        rc = ons_httpd_gate_start(&g, (int)app->o.http_port);
+        rc = start_gate(app);
         if (rc) {
             ing_server_free(s);
             return rc;

@@ -408,38 +408,10 @@ static int format_sections(wk_project *pj, const wk_fx *fx)
     return 0;
 }
 
-int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
+/* The touched events' counters and per-section availability, in
+ * pj->evs (fx->events order). */
+static void fill_events(wk_project *pj, const wk_fx *fx)
 {
-    const wk_fx *fx = &p->fx;
-    if (fx->nintents > pj->cap_res) {
-        q_status_result *n = realloc(pj->res, fx->nintents * sizeof *n);
-        if (!n)
-            return ONS_ENOMEM;
-        pj->res = n;
-        pj->cap_res = fx->nintents;
-    }
-    if (fx->nevents > pj->cap_evs) {
-        q_status_event *n = realloc(pj->evs, fx->nevents * sizeof *n);
-        if (!n)
-            return ONS_ENOMEM;
-        pj->evs = n;
-        pj->cap_evs = fx->nevents;
-    }
-    size_t nres = 0;
-    int rc = 0;
-    for (size_t i = 0; i < fx->nintents && rc == 0; i++) {
-        const wk_fx_intent *r = &fx->intents[i];
-        char *json = NULL;
-        if ((rc = wk_result_json(r, pj->secret, &json)) != 0)
-            break;
-        q_status_result *o = &pj->res[nres++];
-        o->intent_seq = r->seq;
-        o->event_id = r->event_id;
-        o->user_id = r->user_id;
-        o->json = json;
-        o->ended = wk_result_ended(r);
-        o->accepted_ms = r->accepted_ms; /* names the intent's pending claim */
-    }
     /* Without memory for the lists the counters are still worth publishing. */
     int with_sections = format_sections(pj, fx) == 0;
     for (size_t i = 0, at = 0; i < fx->nevents; i++) {
@@ -460,6 +432,30 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
          * this projection): ingress reads it here on a join. */
         e->status = q_event_status_name(ev->status);
     }
+}
+
+int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
+{
+    const wk_fx *fx = &p->fx;
+    if (ONS_VEC_RESERVE(pj->res, pj->cap_res, fx->nintents, 64) ||
+        ONS_VEC_RESERVE(pj->evs, pj->cap_evs, fx->nevents, 16))
+        return ONS_ENOMEM;
+    size_t nres = 0;
+    int rc = 0;
+    for (size_t i = 0; i < fx->nintents && rc == 0; i++) {
+        const wk_fx_intent *r = &fx->intents[i];
+        char *json = NULL;
+        if ((rc = wk_result_json(r, pj->secret, &json)) != 0)
+            break;
+        q_status_result *o = &pj->res[nres++];
+        o->intent_seq = r->seq;
+        o->event_id = r->event_id;
+        o->user_id = r->user_id;
+        o->json = json;
+        o->ended = wk_result_ended(r);
+        o->accepted_ms = r->accepted_ms; /* names the intent's pending claim */
+    }
+    fill_events(pj, fx);
     double now = mono_s();
     /* Written out, not waited for: Redis applies it while this worker polls
      * and applies its next batch (the replies are read by the next call,

@@ -129,6 +129,16 @@ def exchange(conn, method, path, body=None, token=None, headers=None, raw=None):
     return r.status, hdrs, parsed
 
 
+def metric(port, name):
+    """The value of metric `name` (any labels) on 127.0.0.1:port/metrics, 0.0
+    when it is not there."""
+    import re
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 class KeepAliveClient:
     """One keep-alive connection per thread and client, to 127.0.0.1:port:
     many threads' requests without a connection each."""

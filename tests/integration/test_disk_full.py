@@ -18,11 +18,11 @@ Both end with `onsalectl audit` over the 202s the test saw (sim-log format:
 accepted_reached, kafka_applied, fifo, seats ...) and an exactly-once check.
 The mounts, the private broker and the tablespace are removed in `finally`
 blocks, also when a test fails."""
-import contextlib, errno, os, re, signal, subprocess, tempfile, time
+import contextlib, errno, os, signal, subprocess, tempfile, time
 
 import psycopg2
 
-from harness import BIN, ROOT, Stack, free_port, pg_dsn
+from harness import BIN, ROOT, Stack, free_port, metric, pg_dsn
 
 STACK = os.path.join(ROOT, "scripts", "stack")
 
@@ -227,12 +227,6 @@ def assert_exactly_once(st, ev, accepted):
     missing = [u for u, (iid, _, _) in accepted.items() if seqs.get(u) != int(iid[:16], 16)]
     assert not missing, f"202'd but not applied (or applied as another intent): {missing}"
 
-
-def metric(port, name):
-    import urllib.request
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 # ---- the tests ------------------------------------------------------------------------

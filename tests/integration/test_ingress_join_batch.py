@@ -19,27 +19,20 @@ active-key claims, against the real binaries.
     a job thread that takes the key over: every fan gets a 202.
 """
 import os
-import re
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, KeepAliveClient, Stack  # noqa: E402
+from harness import BIN, KeepAliveClient, Stack, metric  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
                                 reason="onsale-worker is not built")
 
 FANS = 400
 
-
-def metric(port, name):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
-    return float(m.group(1)) if m else None
 
 
 def stop_clean(st):

@@ -11,26 +11,19 @@ result reader's MGETs (issue 12), against the real binaries.
     PostgreSQL.
 """
 import os
-import re
 import sys
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, KeepAliveClient, Stack  # noqa: E402
+from harness import BIN, KeepAliveClient, Stack, metric  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
                                 reason="onsale-worker is not built")
 
 FANS = 300
 
-
-def metric(port, name):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
-    return float(m.group(1)) if m else None
 
 
 def poll_all(port, urls):
