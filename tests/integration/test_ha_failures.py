@@ -13,11 +13,15 @@ FIFO, capacity, charges = tickets + refunds):
 import os, signal, subprocess, threading, time
 
 from ha_util import (ENV, INGRESS_PORTS, INTERNAL_PORT, create_event, http, join, kafka_fully_replicated,
-                     kafka_leaders, kill, metric, owners, pid, sim, stack, token, wait_for)
+                     kafka_leaders, kill, log_lines, metric, owners, pid, sim, stack, token, wait_for)
 
 
 _W = [int(p) for p in ENV["ONSALE_HA_WORKER_METRICS_PORTS"].split()]
 SPARE_WORKER_PORT = _W[-1] * 2 - _W[-2]  # where `start worker-3` listens (scripts/ha/stack-ha.sh)
+
+
+def worker3_lines(pattern):
+    return [line for name, line in log_lines(pattern) if name == "worker-3.log"]
 
 
 def report(what, seconds):
@@ -79,7 +83,8 @@ def test_failures_during_a_sale():
             e = create_event(seats=200, name=f"fence {i}")
             s, _, b = join(user + 1, e)
             assert s == 202, b
-            if (int(b["intent_id"][:16], 16) >> 40) in mine:
+            busy_part = int(b["intent_id"][:16], 16) >> 40
+            if busy_part in mine:
                 busy = e
                 break
         assert busy, f"no event landed in worker-3's partitions {mine}"
@@ -93,7 +98,14 @@ def test_failures_during_a_sale():
                 time.sleep(0.1)
         joiner = threading.Thread(target=keep_joining, daemon=True)
         joiner.start()
-        time.sleep(1.0)
+        # Stop it inside a delayed commit of the busy partition, so a stale
+        # commit is certainly in flight when it wakes (a stop between batches
+        # would only see the partitions revoked, and the fence would have
+        # nothing to refuse: CI saw that once).
+        delaying = f"delaying commit of partition {busy_part} "
+        seen = len(worker3_lines(delaying))
+        wait_for(lambda: len(worker3_lines(delaying)) > seen, 30,
+                 f"worker-3 delaying a commit of partition {busy_part}", interval=0.05)
         w3 = pid("worker-3")
         os.kill(w3, signal.SIGSTOP)
         t2 = time.time()
