@@ -631,22 +631,12 @@ void adm_audit_write_json(const adm_audit_result *res, FILE *out)
 
 /* ---- verify-draw ----------------------------------------------------------------- */
 
-typedef struct vd_entry {
-    char key[Q_DRAW_HEX_LEN + 1];
-    char id[Q_ID_LEN + 1];
-} vd_entry;
-
-static int vd_cmp(const void *a, const void *b)
-{
-    return strcmp(((const vd_entry *)a)->key, ((const vd_entry *)b)->key);
-}
-
 /* Prints whether event ev's published commitment is sha256 of its seed
  * (into seed). 0 with *ok cleared when it does not match; ONS_ENOTFOUND
  * without the event; 1 when it has no seed (reported as FAIL). */
 static int verify_commitment(adm_store *st, int64_t event_id, FILE *out, uint8_t *seed, int *ok)
 {
-    adm_draw d;
+    q_draw_published d;
     int rc = adm_store_draw(st, event_id, &d);
     if (rc)
         return rc;
@@ -668,20 +658,17 @@ static int verify_commitment(adm_store *st, int64_t event_id, FILE *out, uint8_t
 static int print_draw(adm_store *st, int64_t event_id, const char *ids_secret, const uint8_t *seed,
                       FILE *out)
 {
-    adm_prequeued *rows = NULL;
+    q_draw_entrant *rows = NULL;
     size_t n = 0;
     int rc = adm_store_prequeued(st, event_id, &rows, &n);
     if (rc)
         return rc;
-    vd_entry *v = malloc((n + 1) * sizeof *v);
+    q_draw_entry *v = malloc((n + 1) * sizeof *v);
     if (!v)
         rc = ONS_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (q_id_encode(ids_secret, Q_ID_INTENT, rows[i].seq, rows[i].user_id, v[i].id) ||
-            q_draw_key(seed, v[i].id, v[i].key))
-            rc = ONS_EINVAL;
+    else if (q_draw_order(seed, ids_secret, rows, n, v))
+        rc = ONS_EINVAL;
     if (rc == 0) {
-        qsort(v, n, sizeof *v, vd_cmp);
         fprintf(out,
                 "ok    draw of %zu pre-queued intents, by ascending hex HMAC-SHA256(seed, id):", n);
         for (size_t i = 0; i < n && i < 5; i++)

@@ -149,15 +149,7 @@ static const char *const sql_states = "SELECT intent_seq, state FROM intents "
                                       "WHERE intent_seq = ANY($1::bigint[])";
 
 static const char *const sql_draw =
-    "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
-    "prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1";
-
-static const char *const sql_prequeued =
-    "SELECT i.intent_seq, i.user_id FROM intents i "
-    "JOIN events e USING (event_id) WHERE i.event_id = $1 "
-    "AND e.prequeue_opens_at IS NOT NULL "
-    "AND i.accepted_at >= e.prequeue_opens_at AND i.accepted_at < e.onsale_at "
-    "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')";
+    "SELECT " Q_DRAW_PUBLISHED_COLUMNS " FROM events WHERE event_id = $1";
 
 /* The counting queries, by enum adm_count_query. */
 static const char *const count_sql[ADM_NCOUNT] = {
@@ -391,7 +383,7 @@ int adm_store_intent_states(adm_store *s, const int64_t *seqs, size_t n, adm_int
 
 /* ---- verify-draw ------------------------------------------------------------------- */
 
-int adm_store_draw(adm_store *s, int64_t event_id, adm_draw *out)
+int adm_store_draw(adm_store *s, int64_t event_id, q_draw_published *out)
 {
     char ev[24];
     snprintf(ev, sizeof ev, "%" PRId64, event_id);
@@ -410,16 +402,17 @@ int adm_store_draw(adm_store *s, int64_t event_id, adm_draw *out)
 
 static int read_prequeued(const PGresult *r, int i, void *item)
 {
-    adm_prequeued *v = item;
+    q_draw_entrant *v = item;
     ons_pg_row rw = ons_pg_row_at(r, i);
     v->seq = ons_pg_row_i64(&rw, 0);
     v->user_id = ons_pg_row_i64(&rw, 1);
     return ons_pg_row_done(&rw, "verify-draw") ? ONS_EDB : 0;
 }
 
-int adm_store_prequeued(adm_store *s, int64_t event_id, adm_prequeued **out, size_t *n)
+int adm_store_prequeued(adm_store *s, int64_t event_id, q_draw_entrant **out, size_t *n)
 {
     char ev[24];
     snprintf(ev, sizeof ev, "%" PRId64, event_id);
-    return run_rows(s, ev, "verify-draw", sql_prequeued, sizeof **out, read_prequeued, out, n);
+    return run_rows(s, ev, "verify-draw", Q_DRAW_ENTRANTS_SQL, sizeof **out, read_prequeued, out,
+                    n);
 }

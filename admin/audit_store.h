@@ -98,24 +98,11 @@ typedef struct adm_intent_state {
 int adm_store_intent_states(adm_store *s, const int64_t *seqs, size_t n, adm_intent_state **out,
                             size_t *nout);
 
-/* An event's published draw: its commitment and seed as hex ("" none; a
- * longer text than fits is cut, and then matches no hash). */
-typedef struct adm_draw {
-    char commitment[2 * Q_DRAW_HEX_LEN + 1];
-    char seed_hex[2 * Q_DRAW_HEX_LEN + 1];
-} adm_draw;
-
 /* Reads event_id's draw. ONS_ENOTFOUND: no such event. */
-int adm_store_draw(adm_store *s, int64_t event_id, adm_draw *out);
+int adm_store_draw(adm_store *s, int64_t event_id, q_draw_published *out);
 
-/* A pre-queued intent: joined between prequeue_opens_at and onsale_at, not
- * refused as a duplicate. */
-typedef struct adm_prequeued {
-    int64_t seq, user_id;
-} adm_prequeued;
-
-/* event_id's pre-queued intents: *out a heap array the caller frees (NULL
- * when none), *n its length. */
-int adm_store_prequeued(adm_store *s, int64_t event_id, adm_prequeued **out, size_t *n);
+/* event_id's pre-queued intents (Q_DRAW_ENTRANTS_SQL): *out a heap array
+ * the caller frees (NULL when none), *n its length. */
+int adm_store_prequeued(adm_store *s, int64_t event_id, q_draw_entrant **out, size_t *n);
 
 #endif

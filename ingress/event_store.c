@@ -354,8 +354,8 @@ int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, c
 static int read_draw(const PGresult *res, int i, void *item)
 {
     ing_event_draw *d = item;
-    ing_pg_text(res, i, 0, d->commitment, sizeof d->commitment);
-    ing_pg_text(res, i, 1, d->seed_hex, sizeof d->seed_hex);
+    ing_pg_text(res, i, 0, d->pub.commitment, sizeof d->pub.commitment);
+    ing_pg_text(res, i, 1, d->pub.seed_hex, sizeof d->pub.seed_hex);
     d->open = ing_pg_bool(res, i, 2);
     d->prequeue = ing_pg_bool(res, i, 3);
     return 0;
@@ -364,30 +364,24 @@ static int read_draw(const PGresult *res, int i, void *item)
 int ing_event_draw_get(ing_worker *w, int64_t event_id, ing_event_draw *out)
 {
     int64_t v[] = {event_id};
-    PGresult *res = ing_pg_query_i64(
-        w, 0,
-        "SELECT coalesce(draw_commitment, ''), coalesce(encode(draw_seed, 'hex'), ''), "
-        "now() >= onsale_at, prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
-        1, v);
+    PGresult *res =
+        ing_pg_query_i64(w, 0,
+                         "SELECT " Q_DRAW_PUBLISHED_COLUMNS ", now() >= onsale_at, "
+                         "prequeue_opens_at IS NOT NULL FROM events WHERE event_id = $1",
+                         1, v);
     return ing_pg_one(res, NULL, "event draw", read_draw, out);
 }
 
 static int read_entrant(const PGresult *res, int i, void *item)
 {
-    ing_draw_entrant *e = item;
-    return ing_pg_i64(res, i, 0, &e->intent_seq) || ing_pg_i64(res, i, 1, &e->user_id);
+    q_draw_entrant *e = item;
+    return ing_pg_i64(res, i, 0, &e->seq) || ing_pg_i64(res, i, 1, &e->user_id);
 }
 
-int ing_event_draw_entrants(ing_worker *w, int64_t event_id, ing_draw_entrant **out, size_t *n)
+int ing_event_draw_entrants(ing_worker *w, int64_t event_id, q_draw_entrant **out, size_t *n)
 {
     int64_t v[] = {event_id};
-    PGresult *res = ing_pg_query_i64(w, 0,
-                                     "SELECT i.intent_seq, i.user_id FROM intents i "
-                                     "JOIN events e USING (event_id) WHERE i.event_id = $1 "
-                                     "AND i.accepted_at >= e.prequeue_opens_at "
-                                     "AND i.accepted_at < e.onsale_at "
-                                     "AND NOT (i.state = 'rejected' AND i.reason = 'duplicate')",
-                                     1, v);
+    PGresult *res = ing_pg_query_i64(w, 0, Q_DRAW_ENTRANTS_SQL, 1, v);
     return ing_pg_rows(res, NULL, "draw entrants", sizeof **out, -1, read_entrant, out, n);
 }
 

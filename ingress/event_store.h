@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "ingress/pool.h"
+#include "queue/draw.h"
 
 /* A new venue and its sections, in position order. */
 typedef struct ing_venue_new {
@@ -143,23 +144,16 @@ int ing_event_seat_counts(ing_worker *w, int64_t event_id, int64_t *available, i
 
 /* What GET /v1/events/{id}/draw shows of an event. */
 typedef struct ing_event_draw {
-    char commitment[72]; /* hex, "" when the event has none */
-    char seed_hex[72];   /* hex, "" when none */
-    int open;            /* onsale_at has passed */
-    int prequeue;        /* the event has a pre-queue */
+    q_draw_published pub;
+    int open;     /* onsale_at has passed */
+    int prequeue; /* the event has a pre-queue */
 } ing_event_draw;
 
 /* Reads event_id's draw. ONS_ENOTFOUND when there is no such event. */
 int ing_event_draw_get(ing_worker *w, int64_t event_id, ing_event_draw *out);
 
-/* An intent in the draw: its seq and its user. */
-typedef struct ing_draw_entrant {
-    int64_t intent_seq, user_id;
-} ing_draw_entrant;
-
-/* Every intent whose join was sent in event_id's pre-queue window, except
- * duplicates the owner refused, in no order. *out is heap (caller frees;
- * NULL when *n is 0). */
-int ing_event_draw_entrants(ing_worker *w, int64_t event_id, ing_draw_entrant **out, size_t *n);
+/* The entrants of event_id's draw (Q_DRAW_ENTRANTS_SQL). *out is heap
+ * (caller frees; NULL when *n is 0). */
+int ing_event_draw_entrants(ing_worker *w, int64_t event_id, q_draw_entrant **out, size_t *n);
 
 #endif

@@ -5,9 +5,9 @@
  * {"commitment": hex SHA-256(seed), "seed": hex seed or null before
  * onsale_at, "entries": [intent_id, ...]} with the entries (every intent
  * whose join was sent in the pre-queue window, except duplicates the owner
- * refused) in draw order: ascending hex HMAC-SHA256(seed, intent_id). The
- * owner draws by the same rule (workers/partition.c make_draw); before
- * onsale_at the seed and the entries are withheld.
+ * refused) in draw order: ascending hex HMAC-SHA256(seed, intent_id), by
+ * q_draw_order, the function the owner draws with (workers/partition.c
+ * make_draw); before onsale_at the seed and the entries are withheld.
  */
 #include "common/err.h"
 #include "ingress/event_store.h"
@@ -21,31 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct draw_entry {
-    char key[Q_DRAW_HEX_LEN + 1];
-    char id[Q_ID_LEN + 1];
-} draw_entry;
-
-static int entry_cmp(const void *a, const void *b)
-{
-    return strcmp(((const draw_entry *)a)->key, ((const draw_entry *)b)->key);
-}
-
 /* The entrants in draw order as a JSON array of intent ids (NULL: out of
  * memory or an id that cannot be made). */
-static json_t *entries_json(ing_app *app, const uint8_t *seed, const ing_draw_entrant *in, size_t n)
+static json_t *entries_json(ing_app *app, const uint8_t *seed, const q_draw_entrant *in, size_t n)
 {
-    draw_entry *e = n ? malloc(n * sizeof *e) : NULL;
+    q_draw_entry *e = n ? malloc(n * sizeof *e) : NULL;
     json_t *a = json_array();
-    if ((n && !e) || !a)
+    if ((n && !e) || !a || q_draw_order(seed, app->o.ids_secret, in, n, e))
         goto fail;
-    for (size_t i = 0; i < n; i++) {
-        if (q_id_encode(app->o.ids_secret, Q_ID_INTENT, in[i].intent_seq, in[i].user_id, e[i].id) ||
-            q_draw_key(seed, e[i].id, e[i].key))
-            goto fail;
-    }
-    if (n)
-        qsort(e, n, sizeof *e, entry_cmp);
     for (size_t i = 0; i < n; i++)
         if (json_array_append_new(a, json_string(e[i].id)))
             goto fail;
@@ -60,7 +43,7 @@ fail:
 /* The entries of an open draw with a seed; NULL when unavailable. */
 static json_t *draw_entries(ing_req *r, ing_worker *w, int64_t event_id, const uint8_t *seed)
 {
-    ing_draw_entrant *in = NULL;
+    q_draw_entrant *in = NULL;
     size_t n = 0;
     if (ing_event_draw_entrants(w, event_id, &in, &n))
         return NULL;
@@ -80,7 +63,7 @@ static void draw_job(ing_worker *w, void *arg)
         return;
     }
     uint8_t seed[Q_DRAW_SEED_LEN];
-    int have_seed = rc == 0 && q_draw_seed_parse(d.seed_hex, seed) == 0;
+    int have_seed = rc == 0 && q_draw_seed_parse(d.pub.seed_hex, seed) == 0;
     json_t *entries = rc                                  ? NULL
                       : d.open && have_seed && d.prequeue ? draw_entries(r, w, event_id, seed)
                                                           : json_array();
@@ -90,9 +73,10 @@ static void draw_job(ing_worker *w, void *arg)
     }
     ing_reply_json(r, 200,
                    json_pack("{s:I, s:o, s:o, s:o}", "event_id", (json_int_t)event_id, "commitment",
-                             d.commitment[0] ? json_string(d.commitment) : json_null(), "seed",
-                             d.open && have_seed ? json_string(d.seed_hex) : json_null(), "entries",
-                             entries));
+                             d.pub.commitment[0] ? json_string(d.pub.commitment) : json_null(),
+                             "seed",
+                             d.open && have_seed ? json_string(d.pub.seed_hex) : json_null(),
+                             "entries", entries));
 }
 
 void ing_route_event_draw(ing_req *r)

@@ -7,6 +7,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 
 int q_draw_seed_new(uint8_t seed[Q_DRAW_SEED_LEN])
@@ -55,5 +56,27 @@ int q_draw_seed_parse(const char *hex, uint8_t seed[Q_DRAW_SEED_LEN])
             return ONS_EPARSE;
         seed[i] = (uint8_t)(hi << 4 | lo);
     }
+    return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const q_draw_entry *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+int q_draw_order(const uint8_t seed[Q_DRAW_SEED_LEN], const char *ids_secret,
+                 const q_draw_entrant *in, size_t n, q_draw_entry *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i].seq = in[i].seq;
+        out[i].at = i;
+        if (q_id_encode(ids_secret, Q_ID_INTENT, in[i].seq, in[i].user_id, out[i].id) ||
+            q_draw_key(seed, out[i].id, out[i].key))
+            return ONS_EINVAL;
+    }
+    if (n)
+        qsort(out, n, sizeof *out, entry_cmp);
     return 0;
 }

@@ -1,5 +1,6 @@
 # Tests of queue/ (unit: onsale_unit(name libs...); integration: onsale_pytest(name file.py))
 onsale_unit(test_intent_id onsale_queue)
+onsale_unit(test_draw onsale_queue)
 onsale_unit(test_msg_encode onsale_queue PkgConfig::JANSSON)
 onsale_unit(test_producer_outcome onsale_queue)
 onsale_unit(test_kconf onsale_queue)

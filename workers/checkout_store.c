@@ -27,118 +27,110 @@ static int run(PGconn *conn, const char *what, const char *sql, ons_pgarr *a, in
 
 /* ---- the batch ------------------------------------------------------------------------ */
 
+/* One set-based write of the batch's orders or tickets: fill appends an
+ * item's rows (ncols columns; none when the write does not concern it) and
+ * sql runs once, when any item gave a row. */
+typedef struct rows_write {
+    const char *what;
+    int ncols;
+    void (*fill)(ons_pgarr *a, const void *item);
+    const char *sql;
+} rows_write;
+
+/* Runs the writes w[0..nw), in order, over items[0..n) (size bytes each). */
+static int write_rows(PGconn *conn, ons_pgarr *a, const rows_write *w, size_t nw, const void *items,
+                      size_t size, size_t n)
+{
+    for (size_t k = 0; k < nw; k++) {
+        int rc;
+        ons_pgarrs_reset(a, w[k].ncols);
+        for (size_t i = 0; i < n; i++)
+            w[k].fill(a, (const char *)items + i * size);
+        if (a[0].n && (rc = run(conn, w[k].what, w[k].sql, a, w[k].ncols)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The orders this batch created. */
+static void fill_new_order(ons_pgarr *a, const void *item)
+{
+    const wk_fx_order *o = item;
+    if (!o->is_new)
+        return;
+    ons_pgarr_int(&a[0], o->order_id);
+    ons_pgarr_int(&a[1], o->reservation_id);
+    ons_pgarr_int(&a[2], o->user_id);
+    ons_pgarr_int(&a[3], o->event_id);
+    ons_pgarr_text0(&a[4], q_order_state_name(o->state));
+    ons_pgarr_int(&a[5], o->total_cents);
+    ons_pgarr_text0(&a[6], o->currency);
+    ons_pgarr_text0(&a[7], o->failure_reason);
+    ons_pgarr_text0(&a[8], o->charge_id);
+}
+
+/* The seats (items) of the orders this batch created. */
+static void fill_order_items(ons_pgarr *a, const void *item)
+{
+    const wk_fx_order *o = item;
+    for (int k = 0; o->is_new && k < o->nseats; k++) {
+        ons_pgarr_int(&a[0], o->order_id);
+        ons_pgarr_int(&a[1], o->event_id);
+        ons_pgarr_int(&a[2], o->seat_no[k]);
+        ons_pgarr_int(&a[3], o->price[k]);
+    }
+}
+
+/* The orders of earlier batches that this batch decided. */
+static void fill_decided_order(ons_pgarr *a, const void *item)
+{
+    const wk_fx_order *o = item;
+    if (o->is_new)
+        return;
+    ons_pgarr_int(&a[0], o->order_id);
+    ons_pgarr_text0(&a[1], q_order_state_name(o->state));
+    ons_pgarr_text0(&a[2], o->failure_reason);
+    ons_pgarr_text0(&a[3], o->charge_id);
+}
+
 /* The one move out of paid: the order's event was cancelled, its tickets
  * voided and its refund queued in this batch (wk_co_void_tickets). */
-static int write_voided_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
+static void fill_voided_order(ons_pgarr *a, const void *item)
 {
-    int any = 0;
-    ons_pgarrs_reset(a, 1);
-    for (size_t i = 0; i < co->norders; i++) {
-        if (!co->orders[i].voided || co->orders[i].is_new)
-            continue;
-        any = 1;
-        ons_pgarr_int(&a[0], co->orders[i].order_id);
-    }
-    return any ? run(conn, "refund voided orders",
-                     "UPDATE orders o SET state = 'refunded', updated_at = now() "
-                     "FROM unnest($1::bigint[]) AS u(oid) "
-                     "WHERE o.order_id = u.oid AND o.state = 'paid'",
-                     a, 1)
-               : 0;
+    const wk_fx_order *o = item;
+    if (o->voided && !o->is_new)
+        ons_pgarr_int(&a[0], o->order_id);
 }
 
-/* Inserts the orders this batch created. */
-static int insert_new_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
-{
-    int any = 0;
-    ons_pgarrs_reset(a, 9);
-    for (size_t i = 0; i < co->norders; i++) {
-        const wk_fx_order *o = &co->orders[i];
-        if (!o->is_new)
-            continue;
-        any = 1;
-        ons_pgarr_int(&a[0], o->order_id);
-        ons_pgarr_int(&a[1], o->reservation_id);
-        ons_pgarr_int(&a[2], o->user_id);
-        ons_pgarr_int(&a[3], o->event_id);
-        ons_pgarr_text0(&a[4], q_order_state_name(o->state));
-        ons_pgarr_int(&a[5], o->total_cents);
-        ons_pgarr_text0(&a[6], o->currency);
-        ons_pgarr_text0(&a[7], o->failure_reason);
-        ons_pgarr_text0(&a[8], o->charge_id);
-    }
+/* In this order: an order's items and its later moves follow its row. */
+static const rows_write order_writes[] = {
     /* A checkout of a reservation that is not the user's writes nothing. */
-    return any ? run(conn, "insert orders",
-                     "INSERT INTO orders (order_id, reservation_id, user_id, event_id, state, "
-                     "total_cents, currency, failure_reason, gateway_charge_id) "
-                     "SELECT u.oid, u.rid, u.usr, u.ev, u.st, u.total, u.cur, u.why, u.ch "
-                     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-                     "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[]) "
-                     "AS u(oid, rid, usr, ev, st, total, cur, why, ch) "
-                     "JOIN reservations r ON r.reservation_id = u.rid AND r.user_id = u.usr "
-                     "ON CONFLICT (order_id) DO NOTHING",
-                     a, 9)
-               : 0;
-}
-
-/* Inserts the seats (items) of the orders this batch created. */
-static int insert_order_items(PGconn *conn, const wk_co *co, ons_pgarr *a)
-{
-    int any = 0;
-    ons_pgarrs_reset(a, 4);
-    for (size_t i = 0; i < co->norders; i++) {
-        const wk_fx_order *o = &co->orders[i];
-        for (int k = 0; o->is_new && k < o->nseats; k++) {
-            any = 1;
-            ons_pgarr_int(&a[0], o->order_id);
-            ons_pgarr_int(&a[1], o->event_id);
-            ons_pgarr_int(&a[2], o->seat_no[k]);
-            ons_pgarr_int(&a[3], o->price[k]);
-        }
-    }
-    return any ? run(conn, "insert order items",
-                     "INSERT INTO order_items (order_id, event_id, seat_no, price_cents) "
-                     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[]) "
-                     "ON CONFLICT DO NOTHING",
-                     a, 4)
-               : 0;
-}
-
-/* Moves the orders of earlier batches that this batch decided. */
-static int update_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
-{
-    int any = 0;
-    ons_pgarrs_reset(a, 4);
-    for (size_t i = 0; i < co->norders; i++) {
-        const wk_fx_order *o = &co->orders[i];
-        if (o->is_new)
-            continue;
-        any = 1;
-        ons_pgarr_int(&a[0], o->order_id);
-        ons_pgarr_text0(&a[1], q_order_state_name(o->state));
-        ons_pgarr_text0(&a[2], o->failure_reason);
-        ons_pgarr_text0(&a[3], o->charge_id);
-    }
+    {"insert orders", 9, fill_new_order,
+     "INSERT INTO orders (order_id, reservation_id, user_id, event_id, state, "
+     "total_cents, currency, failure_reason, gateway_charge_id) "
+     "SELECT u.oid, u.rid, u.usr, u.ev, u.st, u.total, u.cur, u.why, u.ch "
+     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+     "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[]) "
+     "AS u(oid, rid, usr, ev, st, total, cur, why, ch) "
+     "JOIN reservations r ON r.reservation_id = u.rid AND r.user_id = u.usr "
+     "ON CONFLICT (order_id) DO NOTHING"},
+    {"insert order items", 4, fill_order_items,
+     "INSERT INTO order_items (order_id, event_id, seat_no, price_cents) "
+     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[]) "
+     "ON CONFLICT DO NOTHING"},
     /* A paid order stays paid: a replayed or late result never undoes it. */
-    return any ? run(conn, "update orders",
-                     "UPDATE orders o SET state = u.st, "
-                     "failure_reason = coalesce(u.why, o.failure_reason), "
-                     "gateway_charge_id = coalesce(u.ch, o.gateway_charge_id), "
-                     "updated_at = now() "
-                     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) "
-                     "AS u(oid, st, why, ch) WHERE o.order_id = u.oid AND o.state <> 'paid'",
-                     a, 4)
-               : 0;
-}
-
-static int write_orders(PGconn *conn, const wk_co *co, ons_pgarr *a)
-{
-    int rc;
-    if ((rc = insert_new_orders(conn, co, a)) != 0 || (rc = insert_order_items(conn, co, a)) != 0 ||
-        (rc = update_orders(conn, co, a)) != 0)
-        return rc;
-    return write_voided_orders(conn, co, a);
-}
+    {"update orders", 4, fill_decided_order,
+     "UPDATE orders o SET state = u.st, "
+     "failure_reason = coalesce(u.why, o.failure_reason), "
+     "gateway_charge_id = coalesce(u.ch, o.gateway_charge_id), "
+     "updated_at = now() "
+     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) "
+     "AS u(oid, st, why, ch) WHERE o.order_id = u.oid AND o.state <> 'paid'"},
+    {"refund voided orders", 1, fill_voided_order,
+     "UPDATE orders o SET state = 'refunded', updated_at = now() "
+     "FROM unnest($1::bigint[]) AS u(oid) "
+     "WHERE o.order_id = u.oid AND o.state = 'paid'"},
+};
 
 static const char *ticket_status(const wk_fx_ticket *t)
 {
@@ -147,54 +139,46 @@ static const char *ticket_status(const wk_fx_ticket *t)
                                             : Q_TICKET_CANCELLED);
 }
 
-static int write_tickets(PGconn *conn, const wk_co *co, ons_pgarr *a)
+/* code_version counts transfers (docs/tickets.md): the gate code's secret
+ * is derived from it, so a transfer rotates the code. */
+static void fill_new_ticket(ons_pgarr *a, const void *item)
 {
-    int rc, any = 0;
-    /* code_version counts transfers (docs/tickets.md): the gate code's
-     * secret is derived from it, so a transfer rotates the code. */
-    ons_pgarrs_reset(a, 8);
-    for (size_t i = 0; i < co->ntix; i++) {
-        const wk_fx_ticket *t = &co->tix[i];
-        if (!t->is_new)
-            continue;
-        any = 1;
-        ons_pgarr_int(&a[0], t->ticket_id);
-        ons_pgarr_int(&a[1], t->event_id);
-        ons_pgarr_int(&a[2], t->seat_no);
-        ons_pgarr_int(&a[3], t->order_id);
-        ons_pgarr_int(&a[4], t->owner_id);
-        ons_pgarr_text0(&a[5], ticket_status(t));
-        ons_pgarr_int(&a[6], t->price_cents);
-        ons_pgarr_int(&a[7], t->transfers);
-    }
-    if (any && (rc = run(conn, "insert tickets",
-                         "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
-                         "status, price_cents, code_version) SELECT * FROM unnest($1::bigint[], "
-                         "$2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], "
-                         "$7::bigint[], $8::int[])",
-                         a, 8)) != 0)
-        return rc;
-    any = 0;
-    ons_pgarrs_reset(a, 4);
-    for (size_t i = 0; i < co->ntix; i++) {
-        const wk_fx_ticket *t = &co->tix[i];
-        if (t->is_new)
-            continue;
-        any = 1;
-        ons_pgarr_int(&a[0], t->ticket_id);
-        ons_pgarr_int(&a[1], t->owner_id);
-        ons_pgarr_text0(&a[2], ticket_status(t));
-        ons_pgarr_int(&a[3], t->transfers);
-    }
-    if (any && (rc = run(conn, "update tickets",
-                         "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
-                         "code_version = t.code_version + u.bumps, updated_at = now() "
-                         "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) "
-                         "AS u(tid, owner, st, bumps) WHERE t.ticket_id = u.tid",
-                         a, 4)) != 0)
-        return rc;
-    return 0;
+    const wk_fx_ticket *t = item;
+    if (!t->is_new)
+        return;
+    ons_pgarr_int(&a[0], t->ticket_id);
+    ons_pgarr_int(&a[1], t->event_id);
+    ons_pgarr_int(&a[2], t->seat_no);
+    ons_pgarr_int(&a[3], t->order_id);
+    ons_pgarr_int(&a[4], t->owner_id);
+    ons_pgarr_text0(&a[5], ticket_status(t));
+    ons_pgarr_int(&a[6], t->price_cents);
+    ons_pgarr_int(&a[7], t->transfers);
 }
+
+static void fill_changed_ticket(ons_pgarr *a, const void *item)
+{
+    const wk_fx_ticket *t = item;
+    if (t->is_new)
+        return;
+    ons_pgarr_int(&a[0], t->ticket_id);
+    ons_pgarr_int(&a[1], t->owner_id);
+    ons_pgarr_text0(&a[2], ticket_status(t));
+    ons_pgarr_int(&a[3], t->transfers);
+}
+
+static const rows_write ticket_writes[] = {
+    {"insert tickets", 8, fill_new_ticket,
+     "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
+     "status, price_cents, code_version) SELECT * FROM unnest($1::bigint[], "
+     "$2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], "
+     "$7::bigint[], $8::int[])"},
+    {"update tickets", 4, fill_changed_ticket,
+     "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
+     "code_version = t.code_version + u.bumps, updated_at = now() "
+     "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) "
+     "AS u(tid, owner, st, bumps) WHERE t.ticket_id = u.tid"},
+};
 
 /* Is order_id refunded whole in this batch because its event was
  * cancelled? (Then a "refund unless paid" of a replayed result is not
@@ -262,9 +246,11 @@ int wk_co_store_write(PGconn *conn, wk_part *p)
         return 0;
     ons_pgarr a[NARR];
     memset(a, 0, sizeof a);
-    int rc = write_orders(conn, co, a);
+    int rc = write_rows(conn, a, order_writes, sizeof order_writes / sizeof *order_writes,
+                        co->orders, sizeof *co->orders, co->norders);
     if (rc == 0)
-        rc = write_tickets(conn, co, a);
+        rc = write_rows(conn, a, ticket_writes, sizeof ticket_writes / sizeof *ticket_writes,
+                        co->tix, sizeof *co->tix, co->ntix);
     if (rc == 0)
         rc = write_outbox(conn, co, a);
     ons_pgarrs_fini(a, NARR);

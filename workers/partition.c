@@ -875,16 +875,25 @@ static int draw_due(const wk_part *p, const wk_event *ev, int64_t now_ms)
            now_ms >= ev->onsale_at_ms + p->cfg.draw_close_ms;
 }
 
-typedef struct draw_entry {
-    char key[Q_DRAW_HEX_LEN + 1];
-    wk_intent *in;
-} draw_entry;
-
-static int draw_cmp(const void *a, const void *b)
+/* ev's pre-queue in draw order: *out a heap array of npre entries (NULL
+ * when none) the caller frees, each naming its intent by index in ev->pre. */
+static int draw_order(const wk_part *p, const wk_event *ev, q_draw_entry **out)
 {
-    const draw_entry *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    return c ? c : (x->in->seq > y->in->seq) - (x->in->seq < y->in->seq);
+    size_t n = ev->npre;
+    q_draw_entrant *in = n ? malloc(n * sizeof *in) : NULL;
+    q_draw_entry *e = n ? malloc(n * sizeof *e) : NULL;
+    int rc = n && (!in || !e) ? ONS_ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        in[i] = (q_draw_entrant){ev->pre[i]->seq, ev->pre[i]->user_id};
+    if (rc == 0)
+        rc = q_draw_order(ev->draw_seed, p->cfg.ids_secret ? p->cfg.ids_secret : "", in, n, e);
+    free(in);
+    if (rc) {
+        free(e);
+        e = NULL;
+    }
+    *out = e;
+    return rc;
 }
 
 /* Orders ev's pre-queue by draw key, puts it ahead of the waiting list and
@@ -894,31 +903,21 @@ static int draw_cmp(const void *a, const void *b)
 static int make_draw(wk_part *p, wk_event *ev, int64_t now_ms)
 {
     size_t n = ev->npre;
-    draw_entry *e = n ? malloc(n * sizeof *e) : NULL;
-    if (n && !e)
-        return ONS_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        char id[Q_ID_LEN + 1];
-        e[i].in = ev->pre[i];
-        if (q_id_encode(p->cfg.ids_secret ? p->cfg.ids_secret : "", Q_ID_INTENT, e[i].in->seq,
-                        e[i].in->user_id, id) ||
-            q_draw_key(ev->draw_seed, id, e[i].key)) {
-            free(e);
-            return ONS_EINVAL;
-        }
-    }
-    if (n)
-        qsort(e, n, sizeof *e, draw_cmp);
+    q_draw_entry *e;
+    int rc = draw_order(p, ev, &e);
+    if (rc)
+        return rc;
+    wk_intent **pre = ev->pre; /* untouched below: nothing joins the pre-queue meanwhile */
     ev->npre = 0;
     for (size_t i = n; i-- > 0;) {
-        wk_intent *in = e[i].in;
+        wk_intent *in = pre[e[i].at];
         in->in_pre = 0;
         in->draw_rank = (int32_t)(i + 1);
         waiting_prepend(ev, in);
     }
-    int rc = fx_touch_event(p, ev);
+    rc = fx_touch_event(p, ev);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = fx_intent(p, e[i].in, Q_REASON_NONE, 0);
+        rc = fx_intent(p, pre[e[i].at], Q_REASON_NONE, 0);
     free(e);
     if (rc)
         return rc;

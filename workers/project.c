@@ -145,8 +145,8 @@ int wk_result_ended(const wk_fx_intent *r)
 }
 
 /* The old formatter, kept for instants outside 1970..9999 (none in
- * practice): gmtime_r + strftime. */
-static void utc_strftime(int64_t ms, int with_ms, char out[32])
+ * practice) and as the reference test_project checks wk_format_utc against. */
+void wk_format_utc_strftime(int64_t ms, int with_ms, char out[32])
 {
     char sec[24];
     time_t t = (time_t)(ms / 1000);
@@ -170,11 +170,12 @@ static char *put_digits(char *o, unsigned v, int width)
  * and snprintf were a tenth of the worker's CPU per intent drained
  * (bench/NOTES.md), so the civil date is computed here (days to
  * year/month/day as in Howard Hinnant's days_from_civil inverse). Same
- * output as utc_strftime, which test_project checks over random instants. */
+ * output as wk_format_utc_strftime, which test_project checks over random
+ * instants. */
 void wk_format_utc(int64_t ms, int with_ms, char out[32])
 {
     if (ms < 0 || ms >= INT64_C(253402300800000)) { /* 10000-01-01T00:00:00Z */
-        utc_strftime(ms, with_ms, out);
+        wk_format_utc_strftime(ms, with_ms, out);
         return;
     }
     int64_t secs = ms / 1000;

@@ -56,4 +56,9 @@ int wk_result_ended(const wk_fx_intent *r);
  * strftime print. */
 void wk_format_utc(int64_t ms, int with_ms, char out[32]);
 
+/* The same with gmtime_r + strftime (the formatter wk_format_utc replaced):
+ * wk_format_utc's path for instants outside 1970..9999, and the reference
+ * its unit test compares it with. */
+void wk_format_utc_strftime(int64_t ms, int with_ms, char out[32]);
+
 #endif

@@ -3,12 +3,11 @@
 of several sizes, the owner killed while records are still arriving (a batch
 in flight); after the restart no record names any of these events again, and
 every hold still expires on time, its seats back, its result published."""
-import json
-import signal
 import time
 
 from harness import Stack
-from worker_util import audit, intent, seq, wait_state
+from worker_util import (audit, intent, kill_9, seq, start_short_hold_worker, wait_result,
+                         wait_state)
 
 HOLD_S = 4
 EVENTS = 5
@@ -16,9 +15,7 @@ EVENTS = 5
 
 def test_holds_on_many_quiet_events_expire_after_a_kill_mid_batch():
     with Stack(partitions=2) as st:
-        opts = dict(debug_hold_seconds_override=HOLD_S, hold_check_ms=50,
-                    kafka_session_timeout_ms=6000)
-        w1 = st.start_worker(name="w1", **opts)
+        w1 = start_short_hold_worker(st, "w1", HOLD_S)
         evs = [st.create_event(sections=[("A", 1, 12, 1000 + i)], max_per_user=4,
                                name=f"quiet {i}") for i in range(EVENTS)]
         holds = []
@@ -28,17 +25,14 @@ def test_holds_on_many_quiet_events_expire_after_a_kill_mid_batch():
         for _, (part, off) in holds[:-3]:
             wait_state(st, part, off, "reserved", proc=w1)
         # The last event's records are still being applied when the owner dies.
-        w1.kill(signal.SIGKILL)
-        w1.wait()
+        kill_9(w1)
         assert st.sql("SELECT count(*) FROM reservations WHERE state = 'expired'") == [(0,)], \
             "a hold ran out before the kill"
-        w2 = st.start_worker(name="w2", **opts)
+        w2 = start_short_hold_worker(st, "w2", HOLD_S)
         deadline = time.time() + HOLD_S + 30
         for ev, (part, off) in holds:
             wait_state(st, part, off, "expired", timeout=max(1, deadline - time.time()), proc=w2)
-            rid = seq(part, off)
-            st.wait_for(lambda: (json.loads(st.redis.get(st.key(f"r:{rid}")) or "{}")
-                                 .get("state") == "expired"), 10, f"result of {rid} in Redis")
+            wait_result(st, seq(part, off), "expired")
         for ev in evs:
             assert st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status = "
                           "'available'", (ev,)) == [(12,)], ev

@@ -5,21 +5,18 @@ A new owner's memory starts empty and events load when a record names them;
 a hold on a quiet event used to stay held past expires_at until some other
 record of that event arrived. The owner now loads every event with live holds
 when it claims the partition, and expires holds on its timer."""
-import json
-import signal
 import time
 
 from harness import Stack
-from worker_util import audit, cancel, intent, log_lines, seq, wait_state
+from worker_util import (audit, cancel, intent, kill_9, log_lines, seq, start_short_hold_worker,
+                         wait_result, wait_state)
 
 HOLD_S = 3
 
 
 def test_quiet_hold_expires_after_kill_9_without_any_record():
     with Stack(partitions=2) as st:
-        opts = dict(debug_hold_seconds_override=HOLD_S, hold_check_ms=50,
-                    kafka_session_timeout_ms=6000)
-        w1 = st.start_worker(name="w1", **opts)
+        w1 = start_short_hold_worker(st, "w1", HOLD_S)
         ev = st.create_event(sections=[("A", 1, 4, 5000)], max_per_user=4)
         other = st.create_event(sections=[("B", 1, 4, 2000)], max_per_user=4)
         part, off = st.produce(ev, intent(1, 2))
@@ -31,12 +28,11 @@ def test_quiet_hold_expires_after_kill_9_without_any_record():
         rid = seq(part, off)
         (expires_at,), = st.sql("SELECT extract(epoch FROM expires_at) FROM reservations "
                                 "WHERE reservation_id = %s", (rid,))
-        w1.kill(signal.SIGKILL)
-        w1.wait()
+        kill_9(w1)
         assert time.time() < float(expires_at), "the hold ran out before the kill"
 
         # A new owner, and no record at all for either event from here on.
-        w2 = st.start_worker(name="w2", **opts)
+        w2 = start_short_hold_worker(st, "w2", HOLD_S)
         st.wait_for(lambda: len(log_lines(w2, "claimed partition")) >= 2, 30,
                     "both partitions claimed", proc=w2)
         wait_state(st, part, off, "expired", timeout=30, proc=w2)
@@ -46,8 +42,7 @@ def test_quiet_hold_expires_after_kill_9_without_any_record():
                       (rid,)) == [("expired",)]
         assert st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status = 'available'",
                       (ev,)) == [(4,)]
-        st.wait_for(lambda: (json.loads(st.redis.get(st.key(f"r:{rid}")) or "{}")
-                             .get("state") == "expired"), 10, "expired result in Redis")
+        wait_result(st, rid, "expired")
         assert st.redis.hget(st.key(f"ev:{ev}"), "available") == "4"
         # Only events with live holds were loaded ahead of their records.
         assert log_lines(w2, f"loaded event {ev}:")

@@ -41,26 +41,47 @@ def stop_clean(st):
         assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
 
 
+def open_sale(st, fans, max_per_user=1, **ingress):
+    """Starts a worker and an ingress (options ingress), creates an event of
+    1,000 seats and the tokens of fans 1..fans; returns (ingress port, event
+    id, join(u, body=None, key=None) -> (u, status, body))."""
+    st.start_worker()
+    base = st.start_ingress(**ingress)
+    port = int(base.rsplit(":", 1)[1])
+    ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=max_per_user)
+    path = f"/v1/events/{ev}/intents"
+    c = KeepAliveClient(port)
+    tokens = {u: st.token(u, "fan") for u in range(1, fans + 1)}
+
+    def join(u, body=None, key=None):
+        s, b = c.request("POST", path, body or {"quantity": 1}, tokens[u],
+                         {"Idempotency-Key": key} if key else None)
+        return u, s, b
+    return port, ev, join
+
+
+def twin_burst(join, fans, keyed):
+    """Each fan's join sent twice at once (twins next to each other in the
+    burst), with the key fan-<u> when keyed: [(u, status, body)]."""
+    key = (lambda u: f"fan-{u}") if keyed else (lambda u: None)
+    with ThreadPoolExecutor(64) as ex:
+        return list(ex.map(lambda u: join(u, key=key(u)),
+                           [u for u in range(1, fans + 1) for _ in range(2)]))
+
+
+def active_intent(st, ev, u):
+    """The intent_id the fan's active key names (None: no key)."""
+    v = st.redis.get(st.key(f"active:{ev}:{u}"))
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def burst_of_twins(round_max):
-    """Each fan joins twice at once (twins next to each other in the
-    burst); returns the claimer's (rounds, claims) counters."""
+    """Each fan joins twice at once; returns the claimer's (rounds, claims)
+    counters."""
     with Stack(partitions=2) as st:
-        st.start_worker()
-        base = st.start_ingress(join_round_max=round_max)
-        port = int(base.rsplit(":", 1)[1])
-        ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
-        tokens = {u: st.token(u, "fan") for u in range(1, FANS + 1)}
-        path = f"/v1/events/{ev}/intents"
-        c = KeepAliveClient(port)
-
-        def join(u):
-            s, b = c.request("POST", path, {"quantity": 1}, tokens[u])
-            return u, s, b
-
-        with ThreadPoolExecutor(64) as ex:
-            out = list(ex.map(join, [u for u in tokens for _ in range(2)]))
+        port, ev, join = open_sale(st, FANS, join_round_max=round_max)
         by_fan = {}
-        for u, s, b in out:
+        for u, s, b in twin_burst(join, FANS, keyed=False):
             by_fan.setdefault(u, []).append((s, b))
         for u, rs in by_fan.items():
             codes = sorted(s for s, _ in rs)
@@ -70,9 +91,7 @@ def burst_of_twins(round_max):
             assert ref["error"]["code"] == "already_in_queue", ref
             # the twin saw the claim ("already joining") or the id
             assert ref.get("intent_id") in (None, acc["intent_id"]), (acc, ref)
-            v = st.redis.get(st.key(f"active:{ev}:{u}"))
-            if isinstance(v, bytes):
-                v = v.decode()
+            v = active_intent(st, ev, u)
             assert v in (acc["intent_id"], None), (u, v, acc)  # None: the worker ended it
         rounds = metric(port, "onsale_ingress_join_claim_rounds_total")
         claims = metric(port, "onsale_ingress_join_claims_total")
@@ -96,38 +115,25 @@ def keyed_twins(round_max, fans=200):
     """Each fan's keyed join sent twice at once; returns the claimer's
     claims counter after checking every answer."""
     with Stack(partitions=2) as st:
-        st.start_worker()
-        base = st.start_ingress(join_round_max=round_max)
-        port = int(base.rsplit(":", 1)[1])
-        ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=2)
-        tokens = {u: st.token(u, "fan") for u in range(1, fans + 1)}
-        path = f"/v1/events/{ev}/intents"
-        c = KeepAliveClient(port)
-
-        def join(u, body=None):
-            s, b = c.request("POST", path, body or {"quantity": 1}, tokens[u],
-                             {"Idempotency-Key": f"fan-{u}"})
-            return u, s, b
-
-        with ThreadPoolExecutor(64) as ex:
-            out = list(ex.map(join, [u for u in tokens for _ in range(2)]))
+        port, ev, join = open_sale(st, fans, max_per_user=2, join_round_max=round_max)
+        out = twin_burst(join, fans, keyed=True)
         accepted = {}
         for u, s, b in out:
             if s == 202:
                 assert accepted.setdefault(u, b["intent_id"]) == b["intent_id"], (u, out)
             else:
                 assert s == 409 and b["error"]["code"] == "idempotency_in_progress", (u, s, b)
-        assert sorted(accepted) == sorted(tokens), len(accepted)
+        assert sorted(accepted) == list(range(1, fans + 1)), len(accepted)
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s",
                                    (ev,))[0][0] >= fans, 60, "intents applied")
         n = st.sql("SELECT count(DISTINCT user_id), count(*) FROM intents WHERE event_id = %s",
                    (ev,))[0]
         assert n == (fans, fans), n  # one intent per fan, never two
         # the key replays its answer, and refuses another body
-        for u in list(tokens)[:20]:
-            _, s, b = join(u)
+        for u in range(1, 21):
+            _, s, b = join(u, key=f"fan-{u}")
             assert s == 202 and b["intent_id"] == accepted[u], (u, s, b)
-            _, s, b = join(u, {"quantity": 2})
+            _, s, b = join(u, {"quantity": 2}, key=f"fan-{u}")
             assert s == 422 and b["error"]["code"] == "idempotency_mismatch", (u, s, b)
         claims = metric(port, "onsale_ingress_join_claims_total")
         stop_clean(st)
@@ -175,9 +181,7 @@ def test_claimer_hands_a_key_naming_an_ended_intent_to_a_take_over():
                                 tokens))
         assert all(s == 202 for s, _ in again), [x for x in again if x[0] != 202][:3]
         for u, (_, b) in zip(tokens, again):
-            v = st.redis.get(st.key(f"active:{ev}:{u}"))
-            if isinstance(v, bytes):
-                v = v.decode()
+            v = active_intent(st, ev, u)
             assert v in (b["intent_id"], None), (u, v, b)
         assert metric(port, "onsale_ingress_join_claims_total") >= n
         stop_clean(st)
@@ -189,17 +193,10 @@ def test_burst_of_keyed_joins_replays_each_answer():
     with its key gets its first 202 back (the same body) and nothing new is
     queued."""
     with Stack(partitions=2) as st:
-        st.start_worker()
-        base = st.start_ingress()
-        port = int(base.rsplit(":", 1)[1])
-        ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
-        path = f"/v1/events/{ev}/intents"
-        c = KeepAliveClient(port)
+        _, ev, join_fan = open_sale(st, FANS)
 
         def join(u):
-            s, b = c.request("POST", path, {"quantity": 1}, st.token(u, "fan"),
-                             headers={"Idempotency-Key": f"burst-{u}"})
-            return u, s, b
+            return join_fan(u, key=f"burst-{u}")
         with ThreadPoolExecutor(32) as ex:
             first = dict((u, (s, b)) for u, s, b in ex.map(join, range(1, FANS + 1)))
             again = dict((u, (s, b)) for u, s, b in ex.map(join, range(1, FANS + 1)))

@@ -15,7 +15,7 @@ import re
 import signal
 
 from harness import Stack
-from worker_util import intent, seq, wait_state
+from worker_util import intent, kill_9, seq, wait_state
 
 
 def batches(proc):
@@ -24,30 +24,46 @@ def batches(proc):
         r"committed partition (\d+) offsets (\d+)\.\.(\d+) epoch", proc.output())]
 
 
+def pending_order(st, w):
+    """Creates an event whose owner w reserves 2 seats for fan 5 and applies
+    their checkout (the order pending, its charge asked for). Returns (event
+    id, reservation id, order id)."""
+    ev = st.create_event(sections=[("A", 1, 10, 5000)])
+    part, off = st.produce(ev, intent(5, 2))
+    wait_state(st, part, off, "reserved", proc=w)
+    rid = seq(part, off)
+    _, coff = st.produce(ev, {"type": "checkout", "user_id": 5, "reservation_id": rid,
+                              "payment_method": "pm_card_visa"})
+    oid = seq(part, coff)
+    st.wait_for(lambda: st.sql("SELECT state FROM orders WHERE order_id = %s", (oid,))
+                == [("pending",)], 20, "order pending", proc=w)
+    return ev, rid, oid
+
+
+def apply_in_one_batch(st, w, ev, records, name):
+    """Kills the owner w, produces records (to ev's partition) and starts a
+    new owner (name) with a long batch window; returns it once it applied
+    them, after checking from its log that one committed batch held them
+    all."""
+    kill_9(w)
+    at = st.produce_many(ev, records)
+    part, first, last = at[0][0], at[0][1], at[-1][1]
+    w = st.start_worker(name=name, batch_max_ms=3000, kafka_session_timeout_ms=6000)
+    st.wait_for(lambda: st.sql("SELECT next_offset FROM partition_owner WHERE partition = %s",
+                               (part,))[0][0] > last, 60, "records applied", proc=w)
+    assert any(p == part and a <= first and last < b for p, a, b in batches(w)), \
+        f"the records were not applied in one batch: {batches(w)}"
+    return w
+
+
 def test_duplicate_success_in_one_batch_keeps_tickets_and_no_refund():
     with Stack(partitions=1) as st:
         w1 = st.start_worker(name="w1", kafka_session_timeout_ms=6000)
-        ev = st.create_event(sections=[("A", 1, 10, 5000)])
-        part, off = st.produce(ev, intent(5, 2))
-        wait_state(st, part, off, "reserved", proc=w1)
-        rid = seq(part, off)
-        _, coff = st.produce(ev, {"type": "checkout", "user_id": 5, "reservation_id": rid,
-                                  "payment_method": "pm_card_visa"})
-        oid = seq(part, coff)
-        st.wait_for(lambda: st.sql("SELECT state FROM orders WHERE order_id = %s", (oid,))
-                    == [("pending",)], 20, "order pending", proc=w1)
-        w1.kill(signal.SIGKILL)
-        w1.wait()
-
+        ev, rid, oid = pending_order(st, w1)
         result = {"type": "payment_result", "order_id": oid, "reservation_id": rid,
                   "outcome": "succeeded", "amount_cents": 10000,
                   "gateway_charge_id": "ch_replayed_1"}
-        (_, r1), (_, r2) = st.produce_many(ev, [result, result])
-        w2 = st.start_worker(name="w2", batch_max_ms=3000)
-        st.wait_for(lambda: st.sql("SELECT next_offset FROM partition_owner WHERE partition = %s",
-                                   (part,))[0][0] > r2, 60, "both results applied", proc=w2)
-        assert any(p == part and a <= r1 and r2 < b for p, a, b in batches(w2)), \
-            f"the two results were not applied in one batch: {batches(w2)}"
+        w2 = apply_in_one_batch(st, w1, ev, [result, result], "w2")
 
         assert st.sql("SELECT state, gateway_charge_id FROM orders WHERE order_id = %s",
                       (oid,)) == [("paid", "ch_replayed_1")]

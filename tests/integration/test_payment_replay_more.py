@@ -8,13 +8,10 @@ batches it:
   * a success, then a failure for the same order, in one batch;
   * a failure, then a success, in one batch: the charge that did go through
     is refunded (the hold went back to the fan), never ticketed."""
-import signal
-
 import pytest
 
 from harness import Stack
-from test_payment_replay import batches
-from worker_util import intent, seq, wait_state
+from test_payment_replay import apply_in_one_batch, pending_order
 
 
 def result(oid, rid, outcome, charge):
@@ -33,28 +30,11 @@ def replay(outcomes, restart_between=False):
     intent state)."""
     with Stack(partitions=1) as st:
         w = st.start_worker(name="w1", kafka_session_timeout_ms=6000)
-        ev = st.create_event(sections=[("A", 1, 10, 5000)])
-        part, off = st.produce(ev, intent(5, 2))
-        wait_state(st, part, off, "reserved", proc=w)
-        rid = seq(part, off)
-        _, coff = st.produce(ev, {"type": "checkout", "user_id": 5, "reservation_id": rid,
-                                  "payment_method": "pm_card_visa"})
-        oid = seq(part, coff)
-        st.wait_for(lambda: st.sql("SELECT state FROM orders WHERE order_id = %s", (oid,))
-                    == [("pending",)], 20, "order pending", proc=w)
+        ev, rid, oid = pending_order(st, w)
         recs = [result(oid, rid, o, "ch_1") for o in outcomes]
         groups = [recs[:1], recs[1:]] if restart_between else [recs]
         for i, g in enumerate(groups):
-            w.kill(signal.SIGKILL)
-            w.wait()
-            offs = [o for _, o in st.produce_many(ev, g)]
-            w = st.start_worker(name=f"w{i + 2}", batch_max_ms=3000,
-                                kafka_session_timeout_ms=6000)
-            st.wait_for(lambda: st.sql("SELECT next_offset FROM partition_owner WHERE "
-                                       "partition = %s", (part,))[0][0] > offs[-1], 60,
-                        "results applied", proc=w)
-            assert any(p == part and a <= offs[0] and offs[-1] < b for p, a, b in batches(w)), \
-                batches(w)
+            w = apply_in_one_batch(st, w, ev, g, f"w{i + 2}")
         out = (st.sql("SELECT state FROM orders WHERE order_id = %s", (oid,))[0][0],
                st.sql("SELECT count(*) FROM tickets WHERE order_id = %s AND status = 'valid'",
                       (oid,))[0][0],

@@ -1,6 +1,8 @@
 """worker_util.py - helpers shared by the worker integration tests
 (test_worker_*.py): building queue/msg.h records, reading outcomes from
 PostgreSQL, and the consistency audit every test ends with."""
+import json
+import signal
 import time
 import urllib.request
 
@@ -48,6 +50,25 @@ def wait_state(st, partition, offset, state, timeout=30, proc=None):
     st.wait_for(lambda: st.sql("SELECT 1 FROM intents WHERE intent_seq = %s AND state = %s",
                                (seq(partition, offset), state)), timeout,
                 f"intent {partition}:{offset} {state}", proc=proc)
+
+
+def wait_result(st, rid, state, timeout=10):
+    """Waits until intent rid's result document in Redis says state."""
+    st.wait_for(lambda: (json.loads(st.redis.get(st.key(f"r:{rid}")) or "{}")
+                         .get("state") == state), timeout, f"result of {rid} {state} in Redis")
+
+
+def start_short_hold_worker(st, name, hold_s):
+    """A worker whose holds last hold_s seconds (debug.hold_seconds_override),
+    checked every 50 ms, and whose partitions move 6 s after it dies."""
+    return st.start_worker(name=name, debug_hold_seconds_override=hold_s, hold_check_ms=50,
+                           kafka_session_timeout_ms=6000)
+
+
+def kill_9(proc):
+    """Kills proc with SIGKILL (nothing flushed, nothing handed over) and reaps it."""
+    proc.kill(signal.SIGKILL)
+    proc.wait()
 
 
 def audit(st):

@@ -65,6 +65,17 @@ static int intent(wk_part *p, int64_t user, int qty, const char *section, int ad
     return (int)off;
 }
 
+/* part() where fans 1..n each asked for a whole row of section A (4
+ * adjacent seats), in turn: fans 1 and 2 hold all of A, the rest wait.
+ * Their offsets into off[]. */
+static wk_part *part_rows_asked(int n, int off[])
+{
+    wk_part *p = part();
+    for (int i = 0; i < n; i++)
+        off[i] = intent(p, i + 1, 4, "A", 1);
+    return p;
+}
+
 static void cancel(wk_part *p, int64_t user, int target, int kind)
 {
     q_msg m = wk_test_msg(Q_MSG_CANCEL, EV, user, NOW);
@@ -243,24 +254,21 @@ END_TEST
 
 START_TEST(expiry_returns_seats_to_waiting_in_order)
 {
-    wk_part *p = part();
-    int a = intent(p, 1, 4, "A", 1);
-    int b = intent(p, 2, 4, "A", 1);
-    int c = intent(p, 3, 4, "A", 1);
-    int d = intent(p, 4, 4, "A", 1);
-    ck_assert_int_eq(state_of(p, c), Q_INTENT_WAITING);
+    int o[4];
+    wk_part *p = part_rows_asked(4, o);
+    ck_assert_int_eq(state_of(p, o[2]), Q_INTENT_WAITING);
     wk_part_batch_done(p);
     ck_assert_int_eq(wk_part_next_expiry(p, NOW), 60000);
     ck_assert_int_eq(wk_part_expire(p, NOW + 59999, 100), 0);
     ck_assert_int_eq(wk_part_expire(p, NOW + 60000, 100), 2);
-    ck_assert_int_eq(state_of(p, a), Q_INTENT_EXPIRED);
-    ck_assert_int_eq(state_of(p, b), Q_INTENT_EXPIRED);
-    ck_assert_int_eq(fx(p, a)->res_state, Q_RES_EXPIRED);
-    ck_assert_int_eq(state_of(p, c), Q_INTENT_RESERVED);
-    ck_assert_int_eq(fx(p, c)->seats[0], 0);
-    ck_assert_int_eq(state_of(p, d), Q_INTENT_RESERVED);
-    ck_assert_int_eq(fx(p, d)->seats[0], 4);
-    ck_assert_int_eq(fx(p, d)->expires_ms, NOW + 60000 + 60000);
+    ck_assert_int_eq(state_of(p, o[0]), Q_INTENT_EXPIRED);
+    ck_assert_int_eq(state_of(p, o[1]), Q_INTENT_EXPIRED);
+    ck_assert_int_eq(fx(p, o[0])->res_state, Q_RES_EXPIRED);
+    ck_assert_int_eq(state_of(p, o[2]), Q_INTENT_RESERVED);
+    ck_assert_int_eq(fx(p, o[2])->seats[0], 0);
+    ck_assert_int_eq(state_of(p, o[3]), Q_INTENT_RESERVED);
+    ck_assert_int_eq(fx(p, o[3])->seats[0], 4);
+    ck_assert_int_eq(fx(p, o[3])->expires_ms, NOW + 60000 + 60000);
     wk_part_free(p);
 }
 END_TEST
@@ -318,25 +326,23 @@ END_TEST
 
 START_TEST(pause_resume_cancel)
 {
-    wk_part *p = part();
-    int a = intent(p, 1, 4, "A", 1);
-    int b = intent(p, 2, 4, "A", 1);
-    int w = intent(p, 3, 4, "A", 1);
+    int o[3];
+    wk_part *p = part_rows_asked(3, o);
     status(p, "paused");
     int x = intent(p, 4, 1, NULL, 1);
     ck_assert_int_eq(fx(p, x)->reason, Q_REASON_SALE_CLOSED);
-    /* a release while paused does not allocate */
-    cancel(p, 1, a, Q_CANCEL_INTENT);
-    ck_assert_int_eq(state_of(p, w), Q_INTENT_WAITING);
+    /* fan 1's release while paused does not allocate */
+    cancel(p, 1, o[0], Q_CANCEL_INTENT);
+    ck_assert_int_eq(state_of(p, o[2]), Q_INTENT_WAITING);
     status(p, "on_sale");
-    ck_assert_int_eq(state_of(p, w), Q_INTENT_RESERVED);
+    ck_assert_int_eq(state_of(p, o[2]), Q_INTENT_RESERVED);
     int v = intent(p, 5, 4, "A", 1);
     ck_assert_int_eq(state_of(p, v), Q_INTENT_WAITING);
     status(p, "cancelled");
     ck_assert_int_eq(state_of(p, v), Q_INTENT_REJECTED);
     ck_assert_int_eq(fx(p, v)->reason, Q_REASON_SALE_CLOSED);
-    ck_assert_int_eq(state_of(p, b), Q_INTENT_RELEASED);
-    ck_assert_int_eq(fx(p, b)->reason, Q_REASON_CANCELLED);
+    ck_assert_int_eq(state_of(p, o[1]), Q_INTENT_RELEASED);
+    ck_assert_int_eq(fx(p, o[1])->reason, Q_REASON_CANCELLED);
     ck_assert_int_eq(wk_part_event(p, EV)->inv.available, 12);
     ck_assert_int_eq(wk_part_event(p, EV)->status_dirty, 1);
     wk_part_free(p);
@@ -525,6 +531,14 @@ static void apply_on(wk_part *p, int lane, q_msg m, int64_t off)
     ck_assert_int_eq(wk_part_apply_lane(p, lane, &m, off, NOW, NOW), 0);
 }
 
+/* Applies user's intent for qty seats at intents offset off: it must hold
+ * its seats at once (no tombstone in its way). */
+static void intent_reserved(wk_part *p, int64_t user, int qty, int64_t off)
+{
+    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(user, qty), off);
+    ck_assert_int_eq(state_of(p, (int)off), Q_INTENT_RESERVED);
+}
+
 START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
 {
     wk_part *p = part();
@@ -549,8 +563,7 @@ START_TEST(cancel_ahead_of_its_intent_leaves_a_tombstone)
     ck_assert(p->fx.tombs_spent);
     ck_assert_uint_eq(p->tombs.len, 0);
     /* the user is free to join again */
-    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(5, 1), 2);
-    ck_assert_int_eq(state_of(p, 2), Q_INTENT_RESERVED);
+    intent_reserved(p, 5, 1, 2);
     wk_part_free(p);
 }
 END_TEST
@@ -559,8 +572,7 @@ START_TEST(loaded_tombstone_of_another_user_is_ignored)
 {
     wk_part *p = part();
     ck_assert_int_eq(wk_part_add_tombstone(p, 0, 99), 0); /* as the store loads it */
-    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(4, 1), 0);
-    ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
+    intent_reserved(p, 4, 1, 0);
     ck_assert_uint_eq(p->tombs.len, 0); /* spent all the same */
     wk_part_free(p);
 }
@@ -570,8 +582,7 @@ START_TEST(no_tombstones_control_lets_the_intent_take_seats)
 {
     wk_part *p = part_with((wk_part_cfg){.load = load, .debug_no_tombstones = 1});
     apply_on(p, Q_TOPIC_CONTROL, lane_cancel_msg(5, 0), 0);
-    apply_on(p, Q_TOPIC_INTENTS, lane_intent_msg(5, 2), 0);
-    ck_assert_int_eq(state_of(p, 0), Q_INTENT_RESERVED);
+    intent_reserved(p, 5, 2, 0);
     wk_part_free(p);
 }
 END_TEST

@@ -5,30 +5,14 @@
 
 #include <check.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-/* The formatter wk_format_utc replaced, as it was. */
-static void by_strftime(int64_t ms, int with_ms, char out[32])
-{
-    char sec[24];
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (with_ms)
-        snprintf(out, 32, "%s.%03dZ", sec, (int)(ms % 1000));
-    else
-        snprintf(out, 32, "%sZ", sec);
-}
 
 static void agree(int64_t ms)
 {
     for (int with_ms = 0; with_ms < 2; with_ms++) {
         char a[32], b[32];
         wk_format_utc(ms, with_ms, a);
-        by_strftime(ms, with_ms, b);
+        wk_format_utc_strftime(ms, with_ms, b);
         ck_assert_msg(strcmp(a, b) == 0, "%lld (with_ms %d): '%s' != strftime's '%s'",
                       (long long)ms, with_ms, a, b);
     }
