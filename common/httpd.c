@@ -83,6 +83,7 @@ void ons_httpd_close(nng_http_server **http)
         nng_http_server_stop(*http);
         nng_http_server_release(*http);
         *http = NULL;
+        ons_httpd_direct_drain();
     }
 }
 
@@ -592,4 +593,257 @@ int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res,
     if (mine)
         nng_aio_finish(p->aio, rv ? rv : NNG_ENOMEM);
     return mine;
+}
+
+/* ---- direct responses ------------------------------------------------------------------ */
+
+int ons_httpd_keeps_alive(nng_http_req *req)
+{
+    const char *v = nng_http_req_get_version(req);
+    if (!v || strcmp(v, "HTTP/1.1") != 0 || strcmp(nng_http_req_get_method(req), "HEAD") == 0)
+        return 0;
+    const char *c = nng_http_req_get_header(req, "Connection");
+    for (; c && *c; c++)
+        if (strncasecmp(c, "close", 5) == 0)
+            return 0;
+    return 1;
+}
+
+const char *ons_httpd_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return NULL;
+    }
+}
+
+/* One response's bytes and the aio that writes them; pooled. */
+typedef struct direct_out {
+    nng_aio *aio;
+    char *buf;
+    size_t cap;
+    struct direct_out *next;
+} direct_out;
+
+/* Idle buffers at most (a few per connection in flight is plenty) and the
+ * largest buffer kept when one comes back (an event view can be large). */
+#define DIRECT_POOL_MAX 1024
+#define DIRECT_KEEP_CAP (16 * 1024)
+
+static struct {
+    pthread_mutex_t mu;
+    direct_out *idle;
+    size_t nidle;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void direct_free(direct_out *o)
+{
+    if (o->aio)
+        nng_aio_reap(o->aio); /* may be running its own callback */
+    free(o->buf);
+    free(o);
+}
+
+/* The write finished (or the connection closed under it): back to the
+ * pool. Runs on an nng thread, as the aio's callback. */
+static void direct_done(void *arg)
+{
+    direct_out *o = arg;
+    if (o->cap > DIRECT_KEEP_CAP) {
+        free(o->buf);
+        o->buf = NULL;
+        o->cap = 0;
+    }
+    pthread_mutex_lock(&pool.mu);
+    if (pool.nidle < DIRECT_POOL_MAX) {
+        o->next = pool.idle;
+        pool.idle = o;
+        pool.nidle++;
+        o = NULL;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (o)
+        direct_free(o);
+}
+
+/* An idle buffer of at least need bytes, or NULL when out of memory. */
+static direct_out *direct_get(size_t need)
+{
+    pthread_mutex_lock(&pool.mu);
+    direct_out *o = pool.idle;
+    if (o) {
+        pool.idle = o->next;
+        pool.nidle--;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o || nng_aio_alloc(&o->aio, direct_done, o) != 0) {
+            free(o);
+            return NULL;
+        }
+    }
+    if (o->cap < need) {
+        size_t cap = need < 1024 ? 1024 : need;
+        char *b = realloc(o->buf, cap);
+        if (!b) {
+            direct_done(o);
+            return NULL;
+        }
+        o->buf = b;
+        o->cap = cap;
+    }
+    return o;
+}
+
+void ons_httpd_direct_drain(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    direct_out *o = pool.idle;
+    pool.idle = NULL;
+    pool.nidle = 0;
+    pthread_mutex_unlock(&pool.mu);
+    while (o) {
+        direct_out *next = o->next;
+        direct_free(o);
+        o = next;
+    }
+}
+
+static char *put(char *w, const char *s, size_t n)
+{
+    memcpy(w, s, n);
+    return w + n;
+}
+
+static char *put_dec(char *w, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *w++ = tmp[--n];
+    return w;
+}
+
+/* "name: value\r\n" */
+static char *put_header(char *w, const char *name, size_t nl, const char *value, size_t vl)
+{
+    w = put(w, name, nl);
+    w = put(w, ": ", 2);
+    w = put(w, value, vl);
+    return put(w, "\r\n", 2);
+}
+
+int ons_httpd_finish_direct(ons_httpd_live *l, ons_httpd_pending *p, int status,
+                            const char *const *headers, const char *content_type, const void *data,
+                            size_t len)
+{
+    const char *reason = ons_httpd_reason(status);
+    if (!reason || !p->conn || status < 100 || status > 999)
+        return -1;
+    size_t rl = strlen(reason), ctl = data ? strlen(content_type) : 0;
+    size_t need = 9 + 4 + rl + 2 + 2; /* "HTTP/1.1 200 OK\r\n" ... "\r\n" */
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        need += strlen(headers[i]) + strlen(headers[i + 1]) + 4;
+    if (data)
+        need += 14 + ctl + 2 + 16 + 20 + 2 + len; /* Content-Type, Content-Length, body */
+    direct_out *o = direct_get(need);
+    if (!o)
+        return -1;
+    char *w = put(o->buf, "HTTP/1.1 ", 9);
+    *w++ = (char)('0' + status / 100);
+    *w++ = (char)('0' + status / 10 % 10);
+    *w++ = (char)('0' + status % 10);
+    *w++ = ' ';
+    w = put(w, reason, rl);
+    w = put(w, "\r\n", 2);
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        w = put_header(w, headers[i], strlen(headers[i]), headers[i + 1], strlen(headers[i + 1]));
+    if (data) {
+        w = put_header(w, "Content-Type", 12, content_type, ctl);
+        w = put(w, "Content-Length: ", 16);
+        w = put_dec(w, len);
+        w = put(w, "\r\n", 2);
+    }
+    w = put(w, "\r\n", 2);
+    if (data)
+        w = put(w, data, len);
+    nng_iov iov = {.iov_buf = o->buf, .iov_len = (size_t)(w - o->buf)};
+    nng_aio_set_iov(o->aio, 1, &iov);
+    int mine = 1;
+    if (p->deferred) {
+        /* nng's close cancels the handler aio (on_cancel, under l->mu)
+         * before it frees the connection: while p is not finished under
+         * the mutex, p->conn is there to queue on. */
+        pthread_mutex_lock(&l->mu);
+        mine = !p->finished;
+        if (mine) {
+            unlink_locked(l, p);
+            nng_http_conn_write_all(p->conn, o->aio);
+        }
+        pthread_mutex_unlock(&l->mu);
+    } else {
+        nng_http_conn_write_all(p->conn, o->aio);
+    }
+    if (!mine) {
+        direct_done(o);
+        return 0;
+    }
+    nng_aio_set_output(p->aio, 0, NULL);
+    nng_aio_finish(p->aio, 0);
+    return 1;
 }
