@@ -788,12 +788,11 @@ static char *put_header(char *w, const char *name, size_t nl, const char *value,
     return put(w, "\r\n", 2);
 }
 
-int ons_httpd_finish_direct(ons_httpd_live *l, ons_httpd_pending *p, int status,
-                            const char *const *headers, const char *content_type, const void *data,
-                            size_t len)
+int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
+                            const char *content_type, const void *data, size_t len)
 {
     const char *reason = ons_httpd_reason(status);
-    if (!reason || !p->conn || status < 100 || status > 999)
+    if (!reason || !p->conn || p->deferred || status < 100 || status > 999)
         return -1;
     size_t rl = strlen(reason), ctl = data ? strlen(content_type) : 0;
     size_t need = 9 + 4 + rl + 2 + 2; /* "HTTP/1.1 200 OK\r\n" ... "\r\n" */
@@ -824,25 +823,7 @@ int ons_httpd_finish_direct(ons_httpd_live *l, ons_httpd_pending *p, int status,
         w = put(w, data, len);
     nng_iov iov = {.iov_buf = o->buf, .iov_len = (size_t)(w - o->buf)};
     nng_aio_set_iov(o->aio, 1, &iov);
-    int mine = 1;
-    if (p->deferred) {
-        /* nng's close cancels the handler aio (on_cancel, under l->mu)
-         * before it frees the connection: while p is not finished under
-         * the mutex, p->conn is there to queue on. */
-        pthread_mutex_lock(&l->mu);
-        mine = !p->finished;
-        if (mine) {
-            unlink_locked(l, p);
-            nng_http_conn_write_all(p->conn, o->aio);
-        }
-        pthread_mutex_unlock(&l->mu);
-    } else {
-        nng_http_conn_write_all(p->conn, o->aio);
-    }
-    if (!mine) {
-        direct_done(o);
-        return 0;
-    }
+    nng_http_conn_write_all(p->conn, o->aio);
     nng_aio_set_output(p->aio, 0, NULL);
     nng_aio_finish(p->aio, 0);
     return 1;

@@ -253,16 +253,16 @@ const char *ons_httpd_reason(int status);
  * two printf passes over it, a copy of the body, a second iovec. The
  * buffers and their write aios are pooled, so a response allocates
  * nothing once the pool is warm.
- * Only for a request ons_httpd_keeps_alive accepted, and a status
- * ons_httpd_reason knows. Returns 1 (sent and finished), 0 (nng had
- * cancelled the aio first: nothing sent) or -1 when it cannot (unknown
+ * Only from the handler's own nng callback (p not deferred: the
+ * connection is nng's to free once a deferred aio can be cancelled, and a
+ * job thread's write measured slower, bench/NOTES.md), for a request
+ * ons_httpd_keeps_alive accepted and a status ons_httpd_reason knows.
+ * Returns 1 (sent and finished) or -1 when it cannot (deferred, unknown
  * status, out of memory): then nothing was done and the caller answers
- * through nng. Header names and values must hold no CR or LF. Any
- * thread; for a deferred request the write is queued under the live
- * list's mutex, so a connection being closed is still there. */
-int ons_httpd_finish_direct(ons_httpd_live *l, ons_httpd_pending *p, int status,
-                            const char *const *headers, const char *content_type, const void *data,
-                            size_t len);
+ * through nng (ons_httpd_finish). Header names and values must hold no CR
+ * or LF. */
+int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
+                            const char *content_type, const void *data, size_t len);
 
 /* Frees the pooled direct-response buffers that are idle (at exit, after
  * the servers stopped; writes still under way return theirs later). */

@@ -114,18 +114,15 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         ons_logk(status >= 500 ? ONS_LOG_WARN : ONS_LOG_DEBUG, "request_id", r->rid,
                  "%s %s %d %.2fms user=%lld", r->method, r->route ? r->route->name : "unmatched",
                  status, secs * 1e3, (long long)r->who.user_id);
-    /* A connection nng keeps open gets the response written whole, without
-     * nng's response object (common/httpd.h, ons_httpd_finish_direct); one
-     * that closes after it, or a status the direct path does not name,
-     * goes through nng. */
-    if (r->keep_alive && !r->close) {
-        int rc = ons_httpd_finish_direct(&s->live, &r->pend, status, h, content_type, data, len);
-        if (rc >= 0) {
-            if (rc == 0 && s->app->cancelled_requests)
-                ons_counter_add(s->app->cancelled_requests, 1);
-            req_free(r);
-            return;
-        }
+    /* Answered in nng's callback on a connection nng keeps open: the
+     * response is written whole, without nng's response object
+     * (common/httpd.h, ons_httpd_finish_direct). A deferred answer, one
+     * after which the connection closes, or a status the direct path does
+     * not name goes through nng. */
+    if (r->keep_alive && !r->close && !r->pend.deferred &&
+        ons_httpd_finish_direct(&r->pend, status, h, content_type, data, len) == 1) {
+        req_free(r);
+        return;
     }
     finish(r, ons_httpd_res_new(status, h, content_type, data, len, static_body));
 }

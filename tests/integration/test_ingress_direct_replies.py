@@ -4,15 +4,15 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
 
 - the bytes are the ones nng writes: the same status line, the same headers
   in the same order (but the request id), the same body, for answers from
-  the nng thread (event view, 304, 404, 401, a queued poll) and from a job
-  thread (a join's 202), compared against an ingress with the switch off;
+  the nng thread (event view, 304, 404, 401, 405, a poll), compared against
+  an ingress with the switch off; answers from a job thread (a join's 202)
+  still go through nng;
 - requests pipelined in one write get their answers in order, direct and
   nng-written ones mixed (a HEAD among them: nng answers it, without body);
 - a request after which nng closes the connection (HTTP/1.0, Connection:
   close) is answered through nng, whole, with Connection: close;
 - clients that leave before a job thread's answer (a join held by
-  debug.join_delay_ms) leave the server healthy (run it on the ASan build:
-  the answer must not touch a connection nng has freed).
+  debug.join_delay_ms) leave the server healthy (run it on the ASan build).
 """
 import json
 import os
@@ -122,7 +122,7 @@ def test_direct_answers_are_the_bytes_nng_writes(st):
     assert a[0] == b[0] == "HTTP/1.1 200 OK", (a, b)
     assert [k for k, _ in a[1]] == [k for k, _ in b[1]], (a, b)
     assert json.loads(a[2])["state"] and json.loads(b[2])["state"], (a, b)
-    # A join answered from a job thread: 202 through both, the same headers.
+    # A join answered from a job thread (through nng on both): the same headers.
     outs = []
     for port, user in ((st.nng_port, 13), (st.direct_port, 14)):
         tok = st.token(user, "fan")
