@@ -97,11 +97,28 @@ void ons_httpd_rid_init(ons_httpd_rid *g)
     atomic_init(&g->next, 0);
 }
 
+size_t ons_httpd_copy(char *dst, size_t size, const char *src)
+{
+    if (size == 0)
+        return 0;
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+/* Per request, without printf (every request has one). */
 void ons_httpd_rid_next(ons_httpd_rid *g, const char *prefix, char *buf, size_t size)
 {
+    static const char hex[] = "0123456789abcdef";
     uint64_t x = g->seed + atomic_fetch_add(&g->next, 1) * 0x9E3779B97F4A7C15ULL;
     x ^= x >> 31;
-    snprintf(buf, size, "%s%016llx", prefix, (unsigned long long)x);
+    char id[17];
+    for (int i = 15; i >= 0; i--, x >>= 4)
+        id[i] = hex[x & 15];
+    id[16] = '\0';
+    size_t n = ons_httpd_copy(buf, size, prefix);
+    ons_httpd_copy(buf + n, size - n, id);
 }
 
 /* ---- routing ----------------------------------------------------------------------- */
@@ -111,7 +128,7 @@ int ons_httpd_req_target(nng_http_req *hreq, char *method, size_t method_size, c
 {
     const char *m = nng_http_req_get_method(hreq);
     const char *uri = nng_http_req_get_uri(hreq);
-    snprintf(method, method_size, "%s", m ? m : "?");
+    ons_httpd_copy(method, method_size, m ? m : "?");
     size_t n = strcspn(uri ? uri : "", "?");
     if (!uri || n == 0 || n >= path_size)
         return ONS_ENOTFOUND;

@@ -65,6 +65,11 @@ typedef struct ons_httpd_rid {
     atomic_uint_fast64_t next;
 } ons_httpd_rid;
 
+/* Copies at most size - 1 bytes of src and a NUL into dst (size > 0), as
+ * snprintf(dst, size, "%s", src) does without printf's cost. Returns the
+ * bytes copied. */
+size_t ons_httpd_copy(char *dst, size_t size, const char *src);
+
 /* Seeds g from the clock and the process id. */
 void ons_httpd_rid_init(ons_httpd_rid *g);
 /* Writes prefix followed by 16 hex digits into buf. Any thread. */

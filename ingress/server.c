@@ -249,7 +249,7 @@ static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
             ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
             return -1;
         }
-        snprintf(r->idem, sizeof r->idem, "%s", idem);
+        ons_httpd_copy(r->idem, sizeof r->idem, idem);
     }
     if (!r->route->body)
         return 0;
@@ -331,7 +331,7 @@ static void on_http(nng_aio *aio)
     r->hreq = hreq;
     r->keep_alive = ons_httpd_keeps_alive(hreq) && s->app->o.http_direct_replies;
     ons_httpd_rid_next(&s->rid, "", r->rid, sizeof r->rid);
-    snprintf(r->method, sizeof r->method, "%s", nng_http_req_get_method(hreq));
+    ons_httpd_copy(r->method, sizeof r->method, nng_http_req_get_method(hreq));
 
     size_t len = 0;
     ons_httpd_err e;
