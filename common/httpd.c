@@ -213,15 +213,17 @@ long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *pa
 {
     char *segs[ONS_HTTPD_MAX_SEGS];
     int nseg = split(path, segs, ONS_HTTPD_MAX_SEGS);
-    int wrong_method = 0;
-    for (size_t i = 0; nseg > 0 && i < t->count; i++) {
-        if (!match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
-            continue;
-        if (strcmp(row_str(t, i, t->method_off), method) == 0)
+    /* The method first (one strcmp) and the pattern only on rows with that
+     * method; the other rows' patterns only when none matched, to tell 405
+     * from 404. The same row wins as in one pass over both. */
+    for (size_t i = 0; nseg > 0 && i < t->count; i++)
+        if (strcmp(row_str(t, i, t->method_off), method) == 0 &&
+            match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
             return (long)i;
-        wrong_method = 1;
-    }
-    return wrong_method ? -405 : -404;
+    for (size_t i = 0; nseg > 0 && i < t->count; i++)
+        if (match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
+            return -405;
+    return -404;
 }
 
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i)
