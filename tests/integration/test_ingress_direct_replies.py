@@ -11,7 +11,7 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
   nng-written ones mixed (a HEAD among them: nng answers it, without body);
 - a request after which nng closes the connection (HTTP/1.0, Connection:
   close) is answered through nng, whole, with Connection: close;
-- clients that leave before a job thread's answer (a join held by
+- clients that reset before a job thread's answer (a join held by
   debug.join_delay_ms) leave the server healthy (run it on the ASan build).
 """
 import json
@@ -195,8 +195,8 @@ def test_head_keeps_the_connection_and_the_length(st):
 
 def test_clients_leaving_before_a_job_threads_answer(st):
     """Joins held 300 ms on a job thread (debug.join_delay_ms) whose clients
-    close at once: the answers find their requests cancelled; the server
-    answers the next client."""
+    reset their connections at once: the answers meet dead sockets (nng
+    notices only when it writes); the server answers the next client."""
     body = b'{"quantity": 1}'
     socks = []
     for u in range(40):
