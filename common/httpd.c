@@ -509,16 +509,12 @@ nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const ch
     if (nng_http_res_alloc(&res) != 0)
         return NULL;
     int rc = nng_http_res_set_status(res, (uint16_t)status);
-    /* nng 1.5.2 names these "Unknown HTTP Status". */
-    static const struct {
-        int status;
-        const char *reason;
-    } reasons[] = {{408, "Request Timeout"},   {413, "Payload Too Large"},
-                   {414, "URI Too Long"},      {422, "Unprocessable Entity"},
-                   {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"}};
-    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
-        if (reasons[i].status == status)
-            rc |= nng_http_res_set_reason(res, reasons[i].reason);
+    /* The reason a direct response gives (nng 1.5.2 names 413, 422 and 502
+     * "Unknown HTTP Status" and 414 and 431 by older names); set only where
+     * nng's differs, as setting one copies it. */
+    const char *reason = ons_httpd_reason(status);
+    if (reason && strcmp(nng_http_res_get_reason(res), reason) != 0)
+        rc |= nng_http_res_set_reason(res, reason);
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         rc |= nng_http_res_set_header(res, headers[i], headers[i + 1]);
     if (data) {

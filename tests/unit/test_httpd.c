@@ -241,6 +241,14 @@ START_TEST(direct_reply_rules)
     ck_assert_str_eq(ons_httpd_reason(304), "Not Modified");
     ck_assert_str_eq(ons_httpd_reason(431), "Request Header Fields Too Large");
     ck_assert_ptr_null(ons_httpd_reason(299));
+    /* nng's path names a status as the direct path does. */
+    static const int statuses[] = {200, 202, 304, 404, 413, 414, 422, 429, 431, 502, 503};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+        nng_http_res *res = ons_httpd_res_new(statuses[i], NULL, "application/json", "{}", 2, 1);
+        ck_assert_ptr_nonnull(res);
+        ck_assert_str_eq(nng_http_res_get_reason(res), ons_httpd_reason(statuses[i]));
+        nng_http_res_free(res);
+    }
     /* Keep-alive as nng 1.5.2 judges it: HTTP/1.1, not HEAD, no "close"
      * anywhere in Connection, any case. */
     static const struct {
