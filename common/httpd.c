@@ -83,6 +83,7 @@ void ons_httpd_close(nng_http_server **http)
         nng_http_server_stop(*http);
         nng_http_server_release(*http);
         *http = NULL;
+        ons_httpd_direct_drain();
     }
 }
 
@@ -96,11 +97,28 @@ void ons_httpd_rid_init(ons_httpd_rid *g)
     atomic_init(&g->next, 0);
 }
 
+size_t ons_httpd_copy(char *dst, size_t size, const char *src)
+{
+    if (size == 0)
+        return 0;
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+/* Per request, without printf (every request has one). */
 void ons_httpd_rid_next(ons_httpd_rid *g, const char *prefix, char *buf, size_t size)
 {
+    static const char hex[] = "0123456789abcdef";
     uint64_t x = g->seed + atomic_fetch_add(&g->next, 1) * 0x9E3779B97F4A7C15ULL;
     x ^= x >> 31;
-    snprintf(buf, size, "%s%016llx", prefix, (unsigned long long)x);
+    char id[17];
+    for (int i = 15; i >= 0; i--, x >>= 4)
+        id[i] = hex[x & 15];
+    id[16] = '\0';
+    size_t n = ons_httpd_copy(buf, size, prefix);
+    ons_httpd_copy(buf + n, size - n, id);
 }
 
 /* ---- routing ----------------------------------------------------------------------- */
@@ -110,7 +128,7 @@ int ons_httpd_req_target(nng_http_req *hreq, char *method, size_t method_size, c
 {
     const char *m = nng_http_req_get_method(hreq);
     const char *uri = nng_http_req_get_uri(hreq);
-    snprintf(method, method_size, "%s", m ? m : "?");
+    ons_httpd_copy(method, method_size, m ? m : "?");
     size_t n = strcspn(uri ? uri : "", "?");
     if (!uri || n == 0 || n >= path_size)
         return ONS_ENOTFOUND;
@@ -195,15 +213,17 @@ long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *pa
 {
     char *segs[ONS_HTTPD_MAX_SEGS];
     int nseg = split(path, segs, ONS_HTTPD_MAX_SEGS);
-    int wrong_method = 0;
-    for (size_t i = 0; nseg > 0 && i < t->count; i++) {
-        if (!match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
-            continue;
-        if (strcmp(row_str(t, i, t->method_off), method) == 0)
+    /* The method first (one strcmp) and the pattern only on rows with that
+     * method; the other rows' patterns only when none matched, to tell 405
+     * from 404. The same row wins as in one pass over both. */
+    for (size_t i = 0; nseg > 0 && i < t->count; i++)
+        if (strcmp(row_str(t, i, t->method_off), method) == 0 &&
+            match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
             return (long)i;
-        wrong_method = 1;
-    }
-    return wrong_method ? -405 : -404;
+    for (size_t i = 0; nseg > 0 && i < t->count; i++)
+        if (match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
+            return -405;
+    return -404;
 }
 
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i)
@@ -489,16 +509,12 @@ nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const ch
     if (nng_http_res_alloc(&res) != 0)
         return NULL;
     int rc = nng_http_res_set_status(res, (uint16_t)status);
-    /* nng 1.5.2 names these "Unknown HTTP Status". */
-    static const struct {
-        int status;
-        const char *reason;
-    } reasons[] = {{408, "Request Timeout"},   {413, "Payload Too Large"},
-                   {414, "URI Too Long"},      {422, "Unprocessable Entity"},
-                   {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"}};
-    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
-        if (reasons[i].status == status)
-            rc |= nng_http_res_set_reason(res, reasons[i].reason);
+    /* The reason a direct response gives (nng 1.5.2 names 413, 422 and 502
+     * "Unknown HTTP Status" and 414 and 431 by older names); set only where
+     * nng's differs, as setting one copies it. */
+    const char *reason = ons_httpd_reason(status);
+    if (reason && strcmp(nng_http_res_get_reason(res), reason) != 0)
+        rc |= nng_http_res_set_reason(res, reason);
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         rc |= nng_http_res_set_header(res, headers[i], headers[i + 1]);
     if (data) {
@@ -592,4 +608,238 @@ int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res,
     if (mine)
         nng_aio_finish(p->aio, rv ? rv : NNG_ENOMEM);
     return mine;
+}
+
+/* ---- direct responses ------------------------------------------------------------------ */
+
+int ons_httpd_keeps_alive(nng_http_req *req)
+{
+    const char *v = nng_http_req_get_version(req);
+    if (!v || strcmp(v, "HTTP/1.1") != 0 || strcmp(nng_http_req_get_method(req), "HEAD") == 0)
+        return 0;
+    const char *c = nng_http_req_get_header(req, "Connection");
+    for (; c && *c; c++)
+        if (strncasecmp(c, "close", 5) == 0)
+            return 0;
+    return 1;
+}
+
+const char *ons_httpd_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return NULL;
+    }
+}
+
+/* One response's bytes and the aio that writes them; pooled. */
+typedef struct direct_out {
+    nng_aio *aio;
+    char *buf;
+    size_t cap;
+    struct direct_out *next;
+} direct_out;
+
+/* Idle buffers at most (a few per connection in flight is plenty) and the
+ * largest buffer kept when one comes back (an event view can be large). */
+#define DIRECT_POOL_MAX 1024
+#define DIRECT_KEEP_CAP (16 * 1024)
+
+static struct {
+    pthread_mutex_t mu;
+    direct_out *idle;
+    size_t nidle;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void direct_free(direct_out *o)
+{
+    if (o->aio)
+        nng_aio_reap(o->aio); /* may be running its own callback */
+    free(o->buf);
+    free(o);
+}
+
+/* The write finished (or the connection closed under it): back to the
+ * pool. Runs on an nng thread, as the aio's callback. */
+static void direct_done(void *arg)
+{
+    direct_out *o = arg;
+    if (o->cap > DIRECT_KEEP_CAP) {
+        free(o->buf);
+        o->buf = NULL;
+        o->cap = 0;
+    }
+    pthread_mutex_lock(&pool.mu);
+    if (pool.nidle < DIRECT_POOL_MAX) {
+        o->next = pool.idle;
+        pool.idle = o;
+        pool.nidle++;
+        o = NULL;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (o)
+        direct_free(o);
+}
+
+/* An idle buffer of at least need bytes, or NULL when out of memory. */
+static direct_out *direct_get(size_t need)
+{
+    pthread_mutex_lock(&pool.mu);
+    direct_out *o = pool.idle;
+    if (o) {
+        pool.idle = o->next;
+        pool.nidle--;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o || nng_aio_alloc(&o->aio, direct_done, o) != 0) {
+            free(o);
+            return NULL;
+        }
+    }
+    if (o->cap < need) {
+        size_t cap = need < 1024 ? 1024 : need;
+        char *b = realloc(o->buf, cap);
+        if (!b) {
+            direct_done(o);
+            return NULL;
+        }
+        o->buf = b;
+        o->cap = cap;
+    }
+    return o;
+}
+
+void ons_httpd_direct_drain(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    direct_out *o = pool.idle;
+    pool.idle = NULL;
+    pool.nidle = 0;
+    pthread_mutex_unlock(&pool.mu);
+    while (o) {
+        direct_out *next = o->next;
+        direct_free(o);
+        o = next;
+    }
+}
+
+static char *put(char *w, const char *s, size_t n)
+{
+    memcpy(w, s, n);
+    return w + n;
+}
+
+static char *put_dec(char *w, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *w++ = tmp[--n];
+    return w;
+}
+
+/* "name: value\r\n" */
+static char *put_header(char *w, const char *name, size_t nl, const char *value, size_t vl)
+{
+    w = put(w, name, nl);
+    w = put(w, ": ", 2);
+    w = put(w, value, vl);
+    return put(w, "\r\n", 2);
+}
+
+int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
+                            const char *content_type, const void *data, size_t len)
+{
+    const char *reason = ons_httpd_reason(status);
+    if (!reason || !p->conn || p->deferred || status < 100 || status > 999)
+        return -1;
+    size_t rl = strlen(reason), ctl = data ? strlen(content_type) : 0;
+    size_t need = 9 + 4 + rl + 2 + 2; /* "HTTP/1.1 200 OK\r\n" ... "\r\n" */
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        need += strlen(headers[i]) + strlen(headers[i + 1]) + 4;
+    if (data)
+        need += 14 + ctl + 2 + 16 + 20 + 2 + len; /* Content-Type, Content-Length, body */
+    direct_out *o = direct_get(need);
+    if (!o)
+        return -1;
+    char *w = put(o->buf, "HTTP/1.1 ", 9);
+    *w++ = (char)('0' + status / 100);
+    *w++ = (char)('0' + status / 10 % 10);
+    *w++ = (char)('0' + status % 10);
+    *w++ = ' ';
+    w = put(w, reason, rl);
+    w = put(w, "\r\n", 2);
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        w = put_header(w, headers[i], strlen(headers[i]), headers[i + 1], strlen(headers[i + 1]));
+    if (data) {
+        w = put_header(w, "Content-Type", 12, content_type, ctl);
+        w = put(w, "Content-Length: ", 16);
+        w = put_dec(w, len);
+        w = put(w, "\r\n", 2);
+    }
+    w = put(w, "\r\n", 2);
+    if (data)
+        w = put(w, data, len);
+    nng_iov iov = {.iov_buf = o->buf, .iov_len = (size_t)(w - o->buf)};
+    nng_aio_set_iov(o->aio, 1, &iov);
+    nng_http_conn_write_all(p->conn, o->aio);
+    nng_aio_set_output(p->aio, 0, NULL);
+    nng_aio_finish(p->aio, 0);
+    return 1;
 }

@@ -65,6 +65,11 @@ typedef struct ons_httpd_rid {
     atomic_uint_fast64_t next;
 } ons_httpd_rid;
 
+/* Copies at most size - 1 bytes of src and a NUL into dst (size > 0), as
+ * snprintf(dst, size, "%s", src) does without printf's cost. Returns the
+ * bytes copied. */
+size_t ons_httpd_copy(char *dst, size_t size, const char *src);
+
 /* Seeds g from the clock and the process id. */
 void ons_httpd_rid_init(ons_httpd_rid *g);
 /* Writes prefix followed by 16 hex digits into buf. Any thread. */
@@ -203,6 +208,9 @@ nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const ch
 /* Embedded in a request whose reply may come later, from another thread. */
 typedef struct ons_httpd_pending {
     nng_aio *aio;
+    /* The request's connection (the handler aio's input 2), for
+     * ons_httpd_finish_direct; NULL when the server does not use it. */
+    nng_http_conn *conn;
     int deferred, finished; /* guarded by the live list's mutex */
     struct ons_httpd_pending *prev, *next;
 } ons_httpd_pending;
@@ -226,6 +234,44 @@ void ons_httpd_live_add(ons_httpd_live *l, ons_httpd_pending *p);
  * first (res is then just freed). Any thread; the caller frees the
  * request afterwards. */
 int ons_httpd_finish(ons_httpd_live *l, ons_httpd_pending *p, nng_http_res *res, int rv);
+
+/* ---- direct responses ------------------------------------------------------------------ */
+
+/* 1 when nng keeps req's connection open after the answer: an HTTP/1.1
+ * request that is not HEAD and has no "close" in its Connection header
+ * (nng 1.5.2's own test, http_sconn_rxdone). Only such a request may be
+ * answered with ons_httpd_finish_direct: nng closes the others as soon as
+ * the handler finishes, which would cut a write still under way. */
+int ons_httpd_keeps_alive(nng_http_req *req);
+
+/* The reason phrase of status in a direct response, or NULL when the
+ * module does not know it (the caller then answers through nng). */
+const char *ons_httpd_reason(int status);
+
+/* Answers p as ons_httpd_finish does, but writes the response itself: the
+ * status line, the headers (name/value pairs, NULL-terminated, in order),
+ * Content-Type and Content-Length when data is not NULL, and the body, in
+ * one buffer and one write queued on p->conn; the handler's aio is then
+ * finished with no response, and nng reads the connection's next request
+ * (its writes stay in order: one queue per connection). This skips nng's
+ * response object: a header list with three allocations per header and
+ * two printf passes over it, a copy of the body, a second iovec. The
+ * buffers and their write aios are pooled, so a response allocates
+ * nothing once the pool is warm.
+ * Only from the handler's own nng callback (p not deferred: the
+ * connection is nng's to free once a deferred aio can be cancelled, and a
+ * job thread's write measured slower, bench/NOTES.md), for a request
+ * ons_httpd_keeps_alive accepted and a status ons_httpd_reason knows.
+ * Returns 1 (sent and finished) or -1 when it cannot (deferred, unknown
+ * status, out of memory): then nothing was done and the caller answers
+ * through nng (ons_httpd_finish). Header names and values must hold no CR
+ * or LF. */
+int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
+                            const char *content_type, const void *data, size_t len);
+
+/* Frees the pooled direct-response buffers that are idle (at exit, after
+ * the servers stopped; writes still under way return theirs later). */
+void ons_httpd_direct_drain(void);
 
 /* ---- the accept gate -------------------------------------------------------------------- */
 

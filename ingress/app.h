@@ -43,6 +43,7 @@ typedef struct ing_opts {
     long long http_idle_timeout_ms;
     long long http_crowded_timeout_ms;
     int http_gate;
+    int http_direct_replies;
     long long pool_threads;
     long long pool_queue_depth;
     char *kafka_brokers;

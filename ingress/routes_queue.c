@@ -18,6 +18,7 @@
 #include "ingress/routes.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/utc.h"
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
 #include "ingress/idem.h"
@@ -124,40 +125,15 @@ static char *put_text(char *w, const char *s, size_t max)
     return w + n;
 }
 
-/* Writes v (0..99) as two digits at w; returns the end. */
-static char *put_2(char *w, int v)
-{
-    *w++ = (char)('0' + v / 10);
-    *w++ = (char)('0' + v % 10);
-    return w;
-}
-
 /* Writes ms (Unix epoch) as RFC 3339 UTC with milliseconds, quoted
- * ("2026-11-29T07:01:02.345Z", 26 bytes), without printf: the queued
- * poll's hot path. Returns the end. */
+ * ("2026-11-29T07:01:02.345Z", 26 bytes), without printf or gmtime_r
+ * (glibc's timezone lock): the queued poll's hot path. Returns the end. */
 static char *put_time_ms(char *w, int64_t ms)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    int y = tm.tm_year + 1900, milli = (int)(ms % 1000);
+    char t[32];
+    ons_format_utc(ms, 1, t);
     *w++ = '"';
-    w = put_2(w, y / 100);
-    w = put_2(w, y % 100);
-    *w++ = '-';
-    w = put_2(w, tm.tm_mon + 1);
-    *w++ = '-';
-    w = put_2(w, tm.tm_mday);
-    *w++ = 'T';
-    w = put_2(w, tm.tm_hour);
-    *w++ = ':';
-    w = put_2(w, tm.tm_min);
-    *w++ = ':';
-    w = put_2(w, tm.tm_sec);
-    *w++ = '.';
-    *w++ = (char)('0' + milli / 100);
-    w = put_2(w, milli % 100);
-    *w++ = 'Z';
+    w = put_text(w, t, sizeof t);
     *w++ = '"';
     return w;
 }

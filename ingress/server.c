@@ -106,7 +106,6 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         h[n++] = r->rl_state;
     }
     h[n] = NULL;
-    nng_http_res *res = ons_httpd_res_new(status, h, content_type, data, len, static_body);
     double secs = (double)(ing_mono_ns() - r->t0_ns) / 1e9;
     ons_httpd_stats_observe(s->stats, r->route ? r->route - ing_routes : -1, status, secs);
     /* One line per request at debug level (an info line per request cost
@@ -115,7 +114,17 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         ons_logk(status >= 500 ? ONS_LOG_WARN : ONS_LOG_DEBUG, "request_id", r->rid,
                  "%s %s %d %.2fms user=%lld", r->method, r->route ? r->route->name : "unmatched",
                  status, secs * 1e3, (long long)r->who.user_id);
-    finish(r, res);
+    /* Answered in nng's callback on a connection nng keeps open: the
+     * response is written whole, without nng's response object
+     * (common/httpd.h, ons_httpd_finish_direct). A deferred answer, one
+     * after which the connection closes, or a status the direct path does
+     * not name goes through nng. */
+    if (r->keep_alive && !r->close && !r->pend.deferred &&
+        ons_httpd_finish_direct(&r->pend, status, h, content_type, data, len) == 1) {
+        req_free(r);
+        return;
+    }
+    finish(r, ons_httpd_res_new(status, h, content_type, data, len, static_body));
 }
 
 void ing_reply_text(ing_req *r, int status, const char *content_type, const char *text, size_t len)
@@ -240,7 +249,7 @@ static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
             ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
             return -1;
         }
-        snprintf(r->idem, sizeof r->idem, "%s", idem);
+        ons_httpd_copy(r->idem, sizeof r->idem, idem);
     }
     if (!r->route->body)
         return 0;
@@ -318,9 +327,11 @@ static void on_http(nng_aio *aio)
     r->srv = s;
     r->app = s->app;
     r->pend.aio = aio;
+    r->pend.conn = conn;
     r->hreq = hreq;
+    r->keep_alive = ons_httpd_keeps_alive(hreq) && s->app->o.http_direct_replies;
     ons_httpd_rid_next(&s->rid, "", r->rid, sizeof r->rid);
-    snprintf(r->method, sizeof r->method, "%s", nng_http_req_get_method(hreq));
+    ons_httpd_copy(r->method, sizeof r->method, nng_http_req_get_method(hreq));
 
     size_t len = 0;
     ons_httpd_err e;

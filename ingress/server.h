@@ -102,6 +102,7 @@ struct ing_req {
     ons_httpd_pending pend; /* the nng aio and its place on the live list */
     nng_aio *body_aio;      /* reads the body, when one was declared */
     int close;              /* reply with Connection: close (body not read) */
+    int keep_alive;         /* nng keeps the connection: the reply may be direct */
 };
 
 /* Starts listening on http.bind:http.port. *out is owned by the caller

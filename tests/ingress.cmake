@@ -21,6 +21,8 @@ onsale_pytest(it_accounts test_accounts.py)
 onsale_pytest(it_ingress_hostile test_ingress_hostile.py)
 # Request heads nng 1.5.2 misreads (smuggling, #1594 past the gate) or answers without JSON.
 onsale_pytest(it_ingress_hostile_heads test_ingress_hostile_heads.py)
+# Answers written whole by ingress on keep-alive connections (http.direct_replies).
+onsale_pytest(it_ingress_direct_replies test_ingress_direct_replies.py)
 onsale_pytest(it_event_edit test_event_edit.py)
 # The catalog's SQL for a query string, printed for the query-plan tests.
 add_executable(catalog_sql unit/catalog_sql.c)

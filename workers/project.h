@@ -51,14 +51,4 @@ int wk_result_json(const wk_fx_intent *r, const char *secret, char **out);
  * keeps its key. */
 int wk_result_ended(const wk_fx_intent *r);
 
-/* Unix milliseconds as RFC 3339 UTC into out: "2026-11-29T06:01:02Z", or
- * with with_ms "2026-11-29T06:01:02.345Z". Byte for byte what gmtime_r +
- * strftime print. */
-void wk_format_utc(int64_t ms, int with_ms, char out[32]);
-
-/* The same with gmtime_r + strftime (the formatter wk_format_utc replaced):
- * wk_format_utc's path for instants outside 1970..9999, and the reference
- * its unit test compares it with. */
-void wk_format_utc_strftime(int64_t ms, int with_ms, char out[32]);
-
 #endif

@@ -200,6 +200,83 @@ START_TEST(worker_endpoint_serves_metrics_and_health)
 }
 END_TEST
 
+START_TEST(copy_and_request_ids_without_printf)
+{
+    /* ons_httpd_copy cuts as snprintf("%s") does. */
+    const char *srcs[] = {"", "GET", "DELETE", "0123456789abcdef0123"};
+    for (size_t i = 0; i < sizeof srcs / sizeof *srcs; i++) {
+        for (size_t size = 1; size <= 24; size++) {
+            char a[32], b[32];
+            memset(a, 'x', sizeof a);
+            memset(b, 'x', sizeof b);
+            size_t n = ons_httpd_copy(a, size, srcs[i]);
+            snprintf(b, size, "%s", srcs[i]);
+            ck_assert(memcmp(a, b, sizeof a) == 0);
+            ck_assert_uint_eq(n, strlen(b));
+        }
+    }
+    /* Request ids: the prefix, then 16 lowercase hex digits; distinct. */
+    ons_httpd_rid g;
+    ons_httpd_rid_init(&g);
+    char seen[64][32];
+    for (int i = 0; i < 64; i++) {
+        ons_httpd_rid_next(&g, "req_", seen[i], sizeof seen[i]);
+        ck_assert_uint_eq(strlen(seen[i]), 20);
+        ck_assert(strncmp(seen[i], "req_", 4) == 0);
+        ck_assert_uint_eq(strspn(seen[i] + 4, "0123456789abcdef"), 16);
+        for (int j = 0; j < i; j++)
+            ck_assert_str_ne(seen[i], seen[j]);
+    }
+    char small[17];
+    ons_httpd_rid_next(&g, "", small, sizeof small);
+    ck_assert_uint_eq(strlen(small), 16);
+    ons_httpd_rid_next(&g, "req_", small, sizeof small); /* cut to fit */
+    ck_assert_uint_eq(strlen(small), 16);
+}
+END_TEST
+
+START_TEST(direct_reply_rules)
+{
+    ck_assert_str_eq(ons_httpd_reason(200), "OK");
+    ck_assert_str_eq(ons_httpd_reason(304), "Not Modified");
+    ck_assert_str_eq(ons_httpd_reason(431), "Request Header Fields Too Large");
+    ck_assert_ptr_null(ons_httpd_reason(299));
+    /* nng's path names a status as the direct path does. */
+    static const int statuses[] = {200, 202, 304, 404, 413, 414, 422, 429, 431, 502, 503};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+        nng_http_res *res = ons_httpd_res_new(statuses[i], NULL, "application/json", "{}", 2, 1);
+        ck_assert_ptr_nonnull(res);
+        ck_assert_str_eq(nng_http_res_get_reason(res), ons_httpd_reason(statuses[i]));
+        nng_http_res_free(res);
+    }
+    /* Keep-alive as nng 1.5.2 judges it: HTTP/1.1, not HEAD, no "close"
+     * anywhere in Connection, any case. */
+    static const struct {
+        const char *method, *version, *connection;
+        int keeps;
+    } cases[] = {
+        {"GET", "HTTP/1.1", NULL, 1},
+        {"POST", "HTTP/1.1", "keep-alive", 1},
+        {"GET", "HTTP/1.0", NULL, 0},
+        {"GET", "HTTP/1.0", "keep-alive", 0},
+        {"HEAD", "HTTP/1.1", NULL, 0},
+        {"GET", "HTTP/1.1", "close", 0},
+        {"GET", "HTTP/1.1", "Keep-Alive, CLOSE", 0},
+        {"GET", "HTTP/1.1", "upgrade", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        nng_http_req *req;
+        ck_assert_int_eq(nng_http_req_alloc(&req, NULL), 0);
+        ck_assert_int_eq(nng_http_req_set_method(req, cases[i].method), 0);
+        ck_assert_int_eq(nng_http_req_set_version(req, cases[i].version), 0);
+        if (cases[i].connection)
+            ck_assert_int_eq(nng_http_req_set_header(req, "Connection", cases[i].connection), 0);
+        ck_assert_msg(ons_httpd_keeps_alive(req) == cases[i].keeps, "case %zu", i);
+        nng_http_req_free(req);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -207,6 +284,8 @@ int main(void)
         {"route_refusals", route_refuses_in_order},
         {"stats", stats_count_by_route_and_status},
         {"worker_endpoint", worker_endpoint_serves_metrics_and_health},
+        {"copy_and_ids", copy_and_request_ids_without_printf},
+        {"direct_rules", direct_reply_rules},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }

@@ -1,7 +1,7 @@
-/* test_project.c - workers/project.c: the result documents' UTC timestamps
- * (wk_format_utc) print what gmtime_r + strftime print. */
+/* test_utc.c - common/utc.c: the UTC timestamps of result documents and
+ * queued polls (ons_format_utc) print what gmtime_r + strftime print. */
 #include "tests/check_run.h"
-#include "workers/project.h"
+#include "common/utc.h"
 
 #include <check.h>
 #include <stdint.h>
@@ -11,8 +11,8 @@ static void agree(int64_t ms)
 {
     for (int with_ms = 0; with_ms < 2; with_ms++) {
         char a[32], b[32];
-        wk_format_utc(ms, with_ms, a);
-        wk_format_utc_strftime(ms, with_ms, b);
+        ons_format_utc(ms, with_ms, a);
+        ons_format_utc_strftime(ms, with_ms, b);
         ck_assert_msg(strcmp(a, b) == 0, "%lld (with_ms %d): '%s' != strftime's '%s'",
                       (long long)ms, with_ms, a, b);
     }
@@ -21,13 +21,13 @@ static void agree(int64_t ms)
 START_TEST(known_instants)
 {
     char out[32];
-    wk_format_utc(0, 1, out);
+    ons_format_utc(0, 1, out);
     ck_assert_str_eq(out, "1970-01-01T00:00:00.000Z");
-    wk_format_utc(INT64_C(1795896000250), 1, out);
+    ons_format_utc(INT64_C(1795896000250), 1, out);
     ck_assert_str_eq(out, "2026-11-28T20:00:00.250Z");
-    wk_format_utc(INT64_C(1795896000250), 0, out);
+    ons_format_utc(INT64_C(1795896000250), 0, out);
     ck_assert_str_eq(out, "2026-11-28T20:00:00Z");
-    wk_format_utc(INT64_C(951782400000), 0, out); /* a 400-year leap day */
+    ons_format_utc(INT64_C(951782400000), 0, out); /* a 400-year leap day */
     ck_assert_str_eq(out, "2000-02-29T00:00:00Z");
 }
 END_TEST
@@ -69,5 +69,5 @@ int main(void)
         {"known_instants", known_instants},
         {"agrees_with_strftime", agrees_with_strftime},
     };
-    return ons_check_run("project", cases, sizeof cases / sizeof *cases, 60);
+    return ons_check_run("utc", cases, sizeof cases / sizeof *cases, 60);
 }

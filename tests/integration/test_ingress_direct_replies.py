@@ -1,0 +1,217 @@
+"""test_ingress_direct_replies.py - answers written whole by onsale-ingress on a
+keep-alive connection (http.direct_replies, common/httpd.h
+ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
+
+- the bytes are the ones nng writes: the same status line, the same headers
+  in the same order (but the request id), the same body, for answers from
+  the nng thread (event view, 304, 404, 401, 405, a poll), compared against
+  an ingress with the switch off; answers from a job thread (a join's 202)
+  still go through nng;
+- requests pipelined in one write get their answers in order, direct and
+  nng-written ones mixed (a HEAD among them: nng answers it, without body);
+- a request after which nng closes the connection (HTTP/1.0, Connection:
+  close) is answered through nng, whole, with Connection: close;
+- clients that reset before a job thread's answer (a join held by
+  debug.join_delay_ms) leave the server healthy (run it on the ASan build).
+"""
+import json
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Stack  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def st():
+    with Stack(partitions=1) as s:
+        s.start_worker()
+        s.nng_port = int(s.start_ingress(http_direct_replies="false").rsplit(":", 1)[1])
+        s.direct_port = int(s.start_ingress(debug_join_delay_ms=300).rsplit(":", 1)[1])
+        s.ev = s.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
+        yield s
+
+
+def connect(port, timeout=5.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def head(method, path, headers=(), version="HTTP/1.1"):
+    lines = [f"{method} {path} {version}", "Host: x", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_responses(sock, n, heads=(), timeout=10.0):
+    """n answers off sock, framed by Content-Length (none for the indexes in
+    heads, answers to HEAD). Returns [(status line, [(name, value)], body)]
+    and whether the server closed the connection right after the last."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    deadline = time.time() + timeout
+    while len(out) < n:
+        hd, sep, rest = buf.partition(b"\r\n\r\n")
+        if sep:
+            lines = hd.decode().split("\r\n")
+            hs = [(k, v.strip()) for k, v in (ln.split(":", 1) for ln in lines[1:])]
+            length = 0 if len(out) in heads else int(dict(
+                (k.lower(), v) for k, v in hs).get("content-length", "0"))
+            if len(rest) >= length:
+                out.append((lines[0], hs, rest[:length]))
+                buf = rest[length:]
+                continue
+        assert time.time() < deadline, (out, buf)
+        b = sock.recv(65536)
+        assert b, ("closed early", out, buf)
+        buf += b
+    assert buf == b"", buf
+    sock.settimeout(0.5)
+    try:
+        closed = sock.recv(1) == b""
+    except socket.timeout:
+        closed = False
+    except ConnectionResetError:
+        closed = True
+    return out, closed
+
+
+def ask(port, raw, n=1, heads=()):
+    s = connect(port)
+    try:
+        s.sendall(raw)
+        return read_responses(s, n, heads)
+    finally:
+        s.close()
+
+
+def shape(resp):
+    """What must match between the two paths: the status line, the header
+    names in order with their values (but the request id's), the body."""
+    line, hs, body = resp
+    return line, [(k, "" if k == "X-Request-Id" else v) for k, v in hs], body
+
+
+def test_direct_answers_are_the_bytes_nng_writes(st):
+    _, _, view = ask(st.direct_port, head("GET", f"/v1/events/{st.ev}"))[0][0]
+    etag = dict(ask(st.direct_port, head("GET", f"/v1/events/{st.ev}"))[0][0][1])["ETag"]
+    cases = [
+        head("GET", f"/v1/events/{st.ev}"),
+        head("GET", f"/v1/events/{st.ev}", [f"If-None-Match: {etag}"]),
+        head("GET", "/v1/events/999999"),
+        head("GET", "/v1/intents/0123456789abcdef0123456789abcdef"),
+        head("GET", "/healthz"),
+        head("DELETE", "/healthz"),
+    ]
+    for raw in cases:
+        a = ask(st.nng_port, raw)[0][0]
+        b = ask(st.direct_port, raw)[0][0]
+        assert shape(a) == shape(b), (raw, a, b)
+    queued = st.token(12, "fan")
+    _, _, joined = ask(st.nng_port, head("POST", f"/v1/events/{st.ev}/intents", [
+        f"Authorization: Bearer {queued}", "Content-Type: application/json",
+        "Content-Length: 15"]) + b'{"quantity": 1}')[0][0]
+    poll = json.loads(joined)["status_url"]
+    # A poll: the same headers (the state may move on between the two).
+    a = ask(st.nng_port, head("GET", poll, [f"Authorization: Bearer {queued}"]))[0][0]
+    b = ask(st.direct_port, head("GET", poll, [f"Authorization: Bearer {queued}"]))[0][0]
+    assert a[0] == b[0] == "HTTP/1.1 200 OK", (a, b)
+    assert [k for k, _ in a[1]] == [k for k, _ in b[1]], (a, b)
+    assert json.loads(a[2])["state"] and json.loads(b[2])["state"], (a, b)
+    # A join answered from a job thread (through nng on both): the same headers.
+    outs = []
+    for port, user in ((st.nng_port, 13), (st.direct_port, 14)):
+        tok = st.token(user, "fan")
+        outs.append(ask(port, head("POST", f"/v1/events/{st.ev}/intents", [
+            f"Authorization: Bearer {tok}", "Content-Type: application/json",
+            "Content-Length: 15"]) + b'{"quantity": 1}')[0][0])
+    a, b = outs
+    assert a[0] == b[0] == "HTTP/1.1 202 Accepted", outs
+    assert [k for k, _ in a[1]] == [k for k, _ in b[1]], outs
+    assert set(json.loads(a[2])) == set(json.loads(b[2])), outs
+    assert json.loads(view)["event_id"] == st.ev
+
+
+def test_pipelined_answers_come_in_order(st):
+    """Forty requests in one write, answers direct and through nng mixed (a
+    HEAD goes through nng): each answered once, in order, the connection
+    kept."""
+    reqs, want, heads = [], [], []
+    for i in range(40):
+        if i % 10 == 7:
+            reqs.append(head("HEAD", f"/v1/events/{st.ev}"))
+            want.append("405")  # no route answers HEAD
+            heads.append(i)
+        elif i % 3 == 0:
+            reqs.append(head("GET", "/v1/events/999999"))
+            want.append("404")
+        elif i % 3 == 1:
+            reqs.append(head("GET", f"/v1/events/{st.ev}"))
+            want.append("200")
+        else:
+            reqs.append(head("GET", "/healthz"))
+            want.append("200")
+    out, closed = ask(st.direct_port, b"".join(reqs), 40, heads)
+    assert [r[0].split()[1] for r in out] == want
+    ids = [dict(r[1])["X-Request-Id"] for r in out]
+    assert len(set(ids)) == 40
+    for i, r in enumerate(out):
+        if i not in heads and want[i] == "200" and i % 3 == 1:
+            assert json.loads(r[2])["event_id"] == st.ev
+    assert not closed
+
+
+@pytest.mark.parametrize("raw", [
+    head("GET", "/healthz", version="HTTP/1.0"),
+    head("GET", "/healthz", ["Connection: close"]),
+    head("GET", "/healthz", ["Connection: keep-alive, Close"]),
+])
+def test_requests_nng_closes_after_are_answered_whole_then_closed(st, raw):
+    (resp,), closed = ask(st.direct_port, raw)
+    assert resp[0].endswith("200 OK"), resp
+    assert dict(resp[1]).get("Connection") == "close", resp
+    assert json.loads(resp[2])
+    assert closed
+
+
+def test_head_keeps_the_connection_and_the_length(st):
+    """nng answers HEAD without the body but with its length, and keeps the
+    connection: the GET behind it is answered."""
+    s = connect(st.direct_port)
+    try:
+        s.sendall(head("HEAD", f"/v1/events/{st.ev}") + head("GET", f"/v1/events/{st.ev}"))
+        (h, g), closed = read_responses(s, 2, heads=(0,))
+        assert h[0].split()[1] == "405" and h[2] == b"", h
+        assert int(dict(h[1])["Content-Length"]) > 0, h
+        assert g[0].endswith("200 OK") and json.loads(g[2])["event_id"] == st.ev, g
+        assert not closed
+    finally:
+        s.close()
+
+
+def test_clients_leaving_before_a_job_threads_answer(st):
+    """Joins held 300 ms on a job thread (debug.join_delay_ms) whose clients
+    reset their connections at once: the answers meet dead sockets (nng
+    notices only when it writes); the server answers the next client."""
+    body = b'{"quantity": 1}'
+    socks = []
+    for u in range(40):
+        tok = st.token(1000 + u, "fan")
+        s = connect(st.direct_port)
+        s.sendall(head("POST", f"/v1/events/{st.ev}/intents", [
+            f"Authorization: Bearer {tok}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}"]) + body)
+        socks.append(s)
+    time.sleep(0.05)
+    for s in socks:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()
+    time.sleep(1.0)
+    (resp,), _ = ask(st.direct_port, head("GET", "/healthz"))
+    assert resp[0].endswith("200 OK")
+    for p in st.procs:
+        assert p.alive(), p.output()[-2000:]
