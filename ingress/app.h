@@ -62,6 +62,11 @@ typedef struct ing_opts {
     long long debug_finisher_delay_ms; /* test only */
     int debug_active_unchecked;        /* test only */
     char *debug_unknown_outcome;       /* test only: "join", "checkout" */
+
+    /* Checkouts per checkout claimer round (routes_orders.c); 0: none. */
+    long long checkout_round_max;
+    long long debug_checkout_round_delay_ms; /* test only */
+
     char *pg_dsn;
     long long pg_statement_timeout_ms;
     char *pg_read_dsn; /* "" = read from pg.dsn */
@@ -147,6 +152,10 @@ typedef struct ing_app {
     ing_finisher *finisher;
     ing_batcher *claimer; /* joins' active-key claims, pipelined (routes_queue.c); NULL: off */
     ing_batcher *result_reader; /* processed intents' polls, MGET (routes_queue.c); NULL: off */
+
+    /* Checkouts in rounds (routes_orders.c); NULL: off. */
+    ing_batcher *checkout_claimer;
+
     q_producer *producer;
     ing_cursors *cursors;
     ing_events *events;
@@ -165,6 +174,10 @@ typedef struct ing_app {
     ons_counter *join_claims;
     ons_counter *result_rounds; /* reads / rounds = polls per Redis round trip */
     ons_counter *result_reads;
+
+    /* round_items / rounds = checkouts per round. */
+    ons_counter *checkout_rounds, *checkout_round_items;
+
     ons_counter *cancelled_requests;
     ons_gauge *inflight;
 } ing_app;

@@ -96,6 +96,50 @@ void ing_idem_begin_many(ing_worker *w, ing_req **rs, const char *const *scopes,
     free(items);
 }
 
+int ing_idem_begin_scoped(ing_req *r, ing_worker *w, ing_idem_scope_fn scope, ing_idem_unknown *u)
+{
+    char text[ING_IDEM_SCOPE_MAX];
+    scope(r, text);
+    return ing_idem_begin_resumable(r, w, text, u);
+}
+
+size_t ing_idem_begin_round(ing_worker *w, ing_req **items, size_t n, ing_idem_scope_fn scope,
+                            ing_job_fn taken)
+{
+    size_t k = 0, m = 0;
+    char(*scope_buf)[ING_IDEM_SCOPE_MAX] = malloc((n ? n : 1) * sizeof *scope_buf);
+    const char **scopes = malloc((n ? n : 1) * sizeof *scopes);
+    ing_req **keyed = malloc((n ? n : 1) * sizeof *keyed);
+    int *rc = malloc((n ? n : 1) * sizeof *rc);
+    int ok = scope_buf && scopes && keyed && rc;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (!items[i]->idem[0])
+            continue;
+        scope(items[i], scope_buf[k]);
+        scopes[k] = scope_buf[k];
+        keyed[k++] = items[i];
+    }
+    if (ok && k)
+        ing_idem_begin_many(w, keyed, scopes, k, rc);
+    for (size_t i = 0, q = 0; i < n; i++) {
+        ing_req *r = items[i];
+        /* Out of memory: as if Redis failed (503, nothing claimed). */
+        int code = !r->idem[0] ? 0 : ok ? rc[q++] : ONS_EREDIS;
+        if (code == 0)
+            items[m++] = r;
+        else if (code != ONS_EEXIST)
+            ing_failf(r, w, ING_E_UNAVAILABLE, NULL,
+                      "The idempotency store is unavailable; retry shortly.");
+        else if (ing_pool_submit(r->app->pool, taken, r, 0))
+            ing_failf(r, w, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
+    }
+    free(scope_buf);
+    free(scopes);
+    free(keyed);
+    free(rc);
+    return m;
+}
+
 void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body)
 {
     if (!r->idem_owned) {

@@ -50,6 +50,26 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
  * taken: ing_idem_begin answers for it) or ONS_EREDIS. */
 void ing_idem_begin_many(ing_worker *w, ing_req **rs, const char *const *scopes, size_t n, int *rc);
 
+/* A request's Idempotency-Key scope (ing_idem_begin's scope), written
+ * into scope (at most ING_IDEM_SCOPE_MAX bytes with its NUL). */
+#define ING_IDEM_SCOPE_MAX 64
+typedef void (*ing_idem_scope_fn)(const ing_req *r, char scope[ING_IDEM_SCOPE_MAX]);
+
+/* ing_idem_begin_resumable under scope(r)'s scope: the one-at-a-time
+ * path of a route whose rounds use ing_idem_begin_round. */
+int ing_idem_begin_scoped(ing_req *r, ing_worker *w, ing_idem_scope_fn scope, ing_idem_unknown *u);
+
+/* The keys of a batch thread's round (items[0..n), each under scope(r)),
+ * claimed in ONE pipelined round trip (ing_idem_begin_many). Keeps at the
+ * front of items, in order, the requests that go on (no key, or the key is
+ * theirs now) and returns their count. A request whose key is taken (a
+ * replay, a request in flight, an unknown outcome to resume) is handed to
+ * a job thread running taken, which reads the record through
+ * ing_idem_begin or ing_idem_begin_resumable (pool full: 503 overloaded);
+ * Redis down answers 503 unavailable, as ing_idem_begin would. */
+size_t ing_idem_begin_round(ing_worker *w, ing_req **items, size_t n, ing_idem_scope_fn scope,
+                            ing_job_fn taken);
+
 /* Takes the key back from the unknown record u for a new attempt. Returns
  * 0 (r owns the key now) or 1 (replied: another retry took it first, or
  * Redis is down). */

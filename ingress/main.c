@@ -90,11 +90,16 @@ const ons_opt ing_opt_table[] = {
         "job threads (each owns one PostgreSQL and one Redis connection)"),
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
         "jobs waiting for a thread before requests get 503; also the joins waiting for the "
-        "join claimer and the polls waiting for the result reader"),
+        "join claimer, the polls waiting for the result reader and the checkouts waiting for the "
+        "checkout claimer"),
     OPT("join.round_max", ONS_OPT_INT, join_round_max, 0, ING_JOIN_ROUND_MAX, "256",
         "joins whose Idempotency-Key records, then whose active-key claims, share one pipelined "
         "Redis round trip each on the join claimer thread (0: no claimer, each join goes alone "
         "on a job thread)"),
+    OPT("checkout.round_max", ONS_OPT_INT, checkout_round_max, 0, ING_CHECKOUT_ROUND_MAX, "256",
+        "checkouts whose rate limits and Idempotency-Key records share one pipelined Redis round "
+        "trip each, and whose reservations one PostgreSQL read, on the checkout claimer thread "
+        "(0: no claimer, each checkout goes alone on a job thread)"),
     OPT("status.eta_catch_up_ms", ONS_OPT_INT, status_eta_catch_up_ms, 0, 10000, "500",
         "the ETA counts the drain since the served cursor was last seen rising, up to this "
         "long (a worker's batch period; 0: the ETA is position / rate)"),
@@ -122,6 +127,9 @@ const ons_opt ing_opt_table[] = {
         "records sent and not yet acknowledged before joins get 503"),
     OPT("debug.join_delay_ms", ONS_OPT_INT, debug_join_delay_ms, 0, 60000, "0",
         "test only: a join's job sleeps this long before producing"),
+    OPT("debug.checkout_round_delay_ms", ONS_OPT_INT, debug_checkout_round_delay_ms, 0, 60000, "0",
+        "test only: the checkout claimer waits this long before each round, so the checkouts "
+        "sent meanwhile gather in the next one"),
     OPT("debug.finisher_delay_ms", ONS_OPT_INT, debug_finisher_delay_ms, 0, 60000, "0",
         "test only: delivered joins are finished this long after their delivery report"),
     OPT("debug.active_unchecked", ONS_OPT_BOOL, debug_active_unchecked, 0, 1, "false",
@@ -316,6 +324,12 @@ static int start_metrics(ing_app *app)
                             "MGETs of the result reader (polls of processed intents).", "");
     app->result_reads = ons_metrics_counter(app->metrics, "onsale_ingress_result_reads_total",
                                             "Result documents asked for by the result reader.", "");
+    app->checkout_rounds =
+        ons_metrics_counter(app->metrics, "onsale_ingress_checkout_rounds_total",
+                            "Rounds of the checkout claimer (one PostgreSQL read each).", "");
+    app->checkout_round_items =
+        ons_metrics_counter(app->metrics, "onsale_ingress_checkout_round_items_total",
+                            "Checkouts taken by the checkout claimer's rounds.", "");
     app->cancelled_requests =
         ons_metrics_counter(app->metrics, "onsale_ingress_cancelled_requests_total",
                             "Requests whose client left before the reply.", "");
@@ -363,6 +377,9 @@ static int start_modules(ing_app *app)
         (app->o.join_round_max > 0 &&
          (rc = ing_batcher_new(&pool, "ingress join claimer", ing_join_claim_round, app,
                                (size_t)app->o.join_round_max, &app->claimer))) ||
+        (app->o.checkout_round_max > 0 &&
+         (rc = ing_batcher_new(&pool, "ingress checkout claimer", ing_checkout_round, app,
+                               (size_t)app->o.checkout_round_max, &app->checkout_claimer))) ||
         (app->o.status_round_max > 0 &&
          (rc = ing_batcher_new(&pool, "ingress result reader", ing_result_round, app,
                                (size_t)app->o.status_round_max, &app->result_reader))) ||
@@ -414,7 +431,8 @@ static void stop(ing_app *app)
     ing_monitor_stop(app->monitor);
     q_producer_close(app->producer, 2000);
     ing_batcher_free(app->claimer);
-    ing_batcher_free(app->result_reader); /* hands polls on to the job threads */
+    ing_batcher_free(app->checkout_claimer); /* hands taken keys on to the job threads */
+    ing_batcher_free(app->result_reader);    /* hands polls on to the job threads */
     ing_finisher_free(app);
     ing_pool_free(app->pool);
     ing_monitor_free(app->monitor); /* job threads read its health until now */

@@ -48,6 +48,61 @@ int ing_reservation_get(ing_worker *w, int64_t reservation_id, int64_t user_id,
     return ing_pg_one(res, NULL, "reservation", read_reservation, out);
 }
 
+/* A row of ing_reservations_get_many: (reservation_id, user_id) and then
+ * read_reservation's columns. */
+typedef struct reservation_row {
+    int64_t reservation_id, user_id;
+    ing_reservation res;
+} reservation_row;
+
+static int read_reservation_row(const PGresult *res, int i, void *item)
+{
+    reservation_row *r = item;
+    ing_pg_text(res, i, 3, r->res.state, sizeof r->res.state);
+    r->res.live = ing_pg_bool(res, i, 4);
+    return ing_pg_i64(res, i, 0, &r->reservation_id) || ing_pg_i64(res, i, 1, &r->user_id) ||
+           ing_pg_i64(res, i, 2, &r->res.event_id);
+}
+
+int ing_reservations_get_many(ing_worker *w, ing_reservation_ask *items, size_t n)
+{
+    int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = items[i].reservation_id;
+    char *arr = ids ? ing_pg_int_array(ids, n) : NULL;
+    free(ids);
+    if (!arr)
+        return ONS_ENOMEM;
+    const char *p[] = {arr};
+    reservation_row *rows = NULL;
+    size_t nrows = 0;
+    int rc =
+        ing_pg_rows(ing_worker_query(w,
+                                     "SELECT reservation_id, user_id, event_id, state, "
+                                     "expires_at > now() FROM reservations "
+                                     "WHERE reservation_id = ANY($1::bigint[])",
+                                     1, p),
+                    NULL, "reservations", sizeof *rows, -1, read_reservation_row, &rows, &nrows);
+    free(arr);
+    if (rc)
+        return rc;
+    /* At most a round's worth each way (join.round_max-like bounds): a
+     * plain scan is cheaper than sorting. */
+    for (size_t i = 0; i < n; i++) {
+        items[i].rc = ONS_ENOTFOUND;
+        for (size_t k = 0; k < nrows; k++) {
+            if (rows[k].reservation_id == items[i].reservation_id &&
+                rows[k].user_id == items[i].user_id) {
+                items[i].res = rows[k].res;
+                items[i].rc = 0;
+                break;
+            }
+        }
+    }
+    ons_pg_rows_free(&rows, &nrows);
+    return 0;
+}
+
 /* Columns c, c+1, c+2 of row i: section name, row, seat in row. */
 static int read_seat(const PGresult *res, int i, int c, ing_seat *out)
 {

@@ -39,6 +39,20 @@ typedef struct ing_reservation {
 int ing_reservation_get(ing_worker *w, int64_t reservation_id, int64_t user_id,
                         ing_reservation *out);
 
+/* One reservation of ing_reservations_get_many. */
+typedef struct ing_reservation_ask {
+    int64_t reservation_id, user_id; /* in */
+    int rc;                          /* out: 0 (res filled) or ONS_ENOTFOUND */
+    ing_reservation res;             /* out */
+} ing_reservation_ask;
+
+/* ing_reservation_get of n reservations in ONE statement (a checkout
+ * round's): each item is found only when its reservation is its user_id's
+ * (else rc ONS_ENOTFOUND, as ing_reservation_get answers); an id may be
+ * asked for more than once. Returns 0 (every item's rc set) or the
+ * statement's error for all of them. */
+int ing_reservations_get_many(ing_worker *w, ing_reservation_ask *items, size_t n);
+
 /* A seat as the API shows it. */
 typedef struct ing_seat {
     char section[65];

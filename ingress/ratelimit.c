@@ -364,22 +364,38 @@ int ing_ratelimit_note(ing_req *r, const q_rate_key *keys, const q_rate_out *o)
     return note(r, b, n, mask, o);
 }
 
+size_t ing_ratelimit_charge_many(ing_worker *w, ing_req **rs, size_t n)
+{
+    q_rate_key keys[ING_RL_ROUND_MAX][Q_RATE_KEYS_MAX];
+    q_rate_check checks[ING_RL_ROUND_MAX];
+    size_t kept = 0;
+    for (size_t base = 0; base < n; base += ING_RL_ROUND_MAX) {
+        size_t m = n - base < ING_RL_ROUND_MAX ? n - base : ING_RL_ROUND_MAX;
+        for (size_t i = 0; i < m; i++)
+            checks[i] = (q_rate_check){keys[i], ing_ratelimit_keys(rs[base + i], keys[i]), 0, {0}};
+        int rc = q_status_rate_check_many(w->st, checks, m);
+        for (size_t i = 0; i < m; i++) {
+            ing_req *r = rs[base + i];
+            /* Redis down: admitted (fail open), as the header says. */
+            if (checks[i].rc)
+                ons_logk(ONS_LOG_DEBUG, "request_id", r->rid, "rate limit not checked: %s",
+                         ons_strerror(rc ? rc : checks[i].rc));
+            if (checks[i].rc == 0 && checks[i].n > 0 &&
+                ing_ratelimit_note(r, keys[i], &checks[i].out)) {
+                ing_failf(r, w, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
+                continue;
+            }
+            rs[kept++] = r;
+        }
+    }
+    return kept;
+}
+
 static void shared_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
-    ing_job_fn next = r->rl_next;
-    q_rate_key keys[Q_RATE_KEYS_MAX];
-    size_t n = ing_ratelimit_keys(r, keys);
-    q_rate_out o;
-    int rc = q_status_rate_check(w->st, keys, n, &o);
-    if (rc)
-        ons_logk(ONS_LOG_DEBUG, "request_id", r->rid, "rate limit not checked: %s",
-                 ons_strerror(rc));
-    if (rc == 0 && n > 0 && ing_ratelimit_note(r, keys, &o)) {
-        ing_failf(r, w, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
-        return;
-    }
-    next(w, r);
+    if (ing_ratelimit_charge_many(w, &r, 1))
+        r->rl_next(w, r);
 }
 
 ing_job_fn ing_ratelimit_wrap(ing_req *r, ing_job_fn fn)

@@ -75,6 +75,15 @@ int ing_ratelimit_admit(ing_req *r);
  * join) a job that charges the buckets first and replies 429 or runs fn. */
 ing_job_fn ing_ratelimit_wrap(ing_req *r, ing_job_fn fn);
 
+/* Charges the shared buckets of n requests of a shared class (a batch
+ * thread's round; any count) in one pipelined Redis round trip per
+ * ING_RL_ROUND_MAX. Answers 429 to each refused request; keeps the
+ * admitted ones, in order, at the front of rs and returns their count.
+ * Redis down admits (fail open), as ing_ratelimit_wrap's job does; a
+ * request without shared buckets is admitted. */
+#define ING_RL_ROUND_MAX 256
+size_t ing_ratelimit_charge_many(ing_worker *w, ing_req **rs, size_t n);
+
 /* The shared buckets of r (at most Q_RATE_KEYS_MAX) for a check folded
  * into another script; names live in r. Returns how many. */
 size_t ing_ratelimit_keys(ing_req *r, q_rate_key *keys);

@@ -32,6 +32,14 @@ void ing_route_reservation_delete(ing_req *r);
 
 /* routes_orders.c: checkout, orders, tickets */
 void ing_route_checkout(ing_req *r);
+/* The checkout claimer's round (an ing_batcher run; arg is the app):
+ * items are checkouts (ing_req *). Their rate limits in one pipelined
+ * Redis round trip, their Idempotency-Keys in one more (a taken key goes
+ * to a job thread: replay, in flight, resume), their reservations in one
+ * PostgreSQL read, then each is checked and produced as alone. At most
+ * checkout.round_max (<= ING_CHECKOUT_ROUND_MAX) a round. */
+#define ING_CHECKOUT_ROUND_MAX 256
+void ing_checkout_round(ing_worker *w, void *arg, void **items, size_t n);
 void ing_route_order_get(ing_req *r);
 void ing_route_my_tickets(ing_req *r);
 void ing_route_ticket_transfer(ing_req *r);

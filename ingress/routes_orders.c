@@ -26,6 +26,7 @@
 #include "ingress/keyset.h"
 #include "ingress/order_store.h"
 #include "ingress/produce.h"
+#include "ingress/ratelimit.h"
 #include "ingress/routes.h"
 #include "queue/intent_id.h"
 #include "queue/msg.h"
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TICKETS_DEFAULT_LIMIT 20
 #define TICKETS_MAX_LIMIT     100
@@ -133,18 +135,12 @@ static int checkout_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
     return ing_idem_retake(r, w, u) ? -1 : 1;
 }
 
-static void checkout_job(ing_worker *w, void *arg)
+/* Checks r's reservation as read (rc: the read's outcome, res when 0) and
+ * sends the checkout: 404 when it is not the caller's, 409 unless it is
+ * held and live, else the produce (202 from checkout_delivered). */
+static void checkout_send(ing_req *r, ing_worker *w, int rc, const ing_reservation *res)
 {
-    ing_req *r = arg;
     co_job *j = r->job;
-    char scope[64];
-    snprintf(scope, sizeof scope, "checkout:%s", j->id);
-    ing_idem_unknown u;
-    int resumed = ing_idem_begin_resumable(r, w, scope, &u);
-    if (resumed == 1 || (resumed == 2 && checkout_resume(r, w, &u) <= 0))
-        return;
-    ing_reservation res;
-    int rc = ing_reservation_get(w, j->msg.reservation_id, j->msg.user_id, &res);
     if (rc == ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
@@ -153,10 +149,10 @@ static void checkout_job(ing_worker *w, void *arg)
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Reservations are unavailable; retry.");
         return;
     }
-    j->msg.event_id = res.event_id;
-    const char *state = res.state;
+    j->msg.event_id = res->event_id;
+    const char *state = res->state;
     int res_state = q_res_state_parse(state);
-    if (res_state != Q_RES_HELD || !res.live) {
+    if (res_state != Q_RES_HELD || !res->live) {
         ing_failf(r, w,
                   res_state == Q_RES_PAYING ? ING_E_CHECKOUT_IN_PROGRESS : ING_E_INVALID_STATE,
                   NULL, "The reservation is %s; only a held reservation can be paid.",
@@ -169,6 +165,61 @@ static void checkout_job(ing_worker *w, void *arg)
         ing_failf(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take requests right now; nothing was queued.");
     }
+}
+
+/* The Idempotency-Key scope of a checkout: the key is per reservation. */
+static void checkout_scope(const ing_req *r, char scope[ING_IDEM_SCOPE_MAX])
+{
+    const co_job *j = r->job;
+    snprintf(scope, ING_IDEM_SCOPE_MAX, "checkout:%s", j->id);
+}
+
+/* A checkout on a job thread, one at a time (checkout.round_max 0): its
+ * Idempotency-Key record (a replay, a key in flight, a resume), the
+ * reservation, the produce. Also where the checkout claimer hands on a
+ * checkout whose key it found taken. */
+static void checkout_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    co_job *j = r->job;
+    ing_idem_unknown u;
+    int resumed = ing_idem_begin_scoped(r, w, checkout_scope, &u);
+    if (resumed == 1 || (resumed == 2 && checkout_resume(r, w, &u) <= 0))
+        return;
+    ing_reservation res;
+    int rc = ing_reservation_get(w, j->msg.reservation_id, j->msg.user_id, &res);
+    checkout_send(r, w, rc, &res);
+}
+
+void ing_checkout_round(ing_worker *w, void *arg, void **items, size_t n)
+{
+    ing_app *app = arg;
+    ing_req **rs = (ing_req **)items;
+    /* Test only: checkouts sent meanwhile gather in the next round. */
+    long long delay = app->o.debug_checkout_round_delay_ms;
+    if (delay > 0)
+        nanosleep(&(struct timespec){(time_t)(delay / 1000), delay % 1000 * 1000000L}, NULL);
+    if (app->checkout_rounds) {
+        ons_counter_add(app->checkout_rounds, 1);
+        ons_counter_add(app->checkout_round_items, (double)n);
+    }
+    /* In today's order: the rate limit, the key, the reservation. */
+    n = ing_ratelimit_charge_many(w, rs, n);
+    n = ing_idem_begin_round(w, rs, n, checkout_scope, checkout_job);
+    if (n == 0)
+        return;
+    ing_reservation_ask *asks = calloc(n, sizeof *asks);
+    int rc = asks ? 0 : ONS_ENOMEM;
+    for (size_t i = 0; asks && i < n; i++) {
+        const co_job *j = rs[i]->job;
+        asks[i].reservation_id = j->msg.reservation_id;
+        asks[i].user_id = j->msg.user_id;
+    }
+    if (asks)
+        rc = ing_reservations_get_many(w, asks, n);
+    for (size_t i = 0; i < n; i++)
+        checkout_send(rs[i], w, rc ? rc : asks[i].rc, rc ? NULL : &asks[i].res);
+    free(asks);
 }
 
 void ing_route_checkout(ing_req *r)
@@ -210,7 +261,13 @@ void ing_route_checkout(ing_req *r)
     j->msg.user_id = r->who.user_id;
     j->msg.reservation_id = seq;
     snprintf(j->msg.payment_method, sizeof j->msg.payment_method, "%s", pm);
-    ing_req_submit(r, checkout_job);
+    /* Checkouts share the checkout claimer's rounds (their rate limits,
+     * their keys, one read of their reservations); without it each goes
+     * alone. */
+    if (r->app->checkout_claimer)
+        ing_req_submit_batch(r, r->app->checkout_claimer);
+    else
+        ing_req_submit(r, checkout_job);
 }
 
 /* ---- orders --------------------------------------------------------------------------- */

@@ -717,9 +717,10 @@ static void join_produce(ing_req *r, ing_worker *w)
 }
 
 /* The Idempotency-Key scope of a join: the key is per event. */
-static void join_scope(const join_job *j, char scope[48])
+static void join_scope(const ing_req *r, char scope[ING_IDEM_SCOPE_MAX])
 {
-    snprintf(scope, 48, "join:%" PRId64, j->msg.event_id);
+    const join_job *j = r->job;
+    snprintf(scope, ING_IDEM_SCOPE_MAX, "join:%" PRId64, j->msg.event_id);
 }
 
 /* A join whose key (if any) is settled: sale checks, its proof of work
@@ -743,10 +744,8 @@ static void join_checked_run(ing_req *r, ing_worker *w, int resumed)
 static void join_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
-    char scope[48];
-    join_scope(r->job, scope);
     ing_idem_unknown u;
-    int rc = ing_idem_begin_resumable(r, w, scope, &u);
+    int rc = ing_idem_begin_scoped(r, w, join_scope, &u);
     if (rc == 1 || (rc == 2 && join_resume(r, w, &u) <= 0))
         return;
     join_checked_run(r, w, rc == 2);
@@ -785,49 +784,16 @@ typedef struct claim_round {
     q_active_claim claims[ING_JOIN_ROUND_MAX];
     q_rate_key keys[ING_JOIN_ROUND_MAX][Q_RATE_KEYS_MAX];
     ing_req *rs[ING_JOIN_ROUND_MAX];
-    ing_req *keyed[ING_JOIN_ROUND_MAX];
-    char scopes[ING_JOIN_ROUND_MAX][48];
-    const char *scope_of[ING_JOIN_ROUND_MAX];
-    int idem_rc[ING_JOIN_ROUND_MAX];
 } claim_round;
-
-/* The Idempotency-Keys of the round's keyed joins in one round trip.
- * Moves the joins that may go on (no key, or the key is theirs now) to
- * the front of items and returns their count; a key already taken (a
- * replay, a request in flight, a resume) goes to a job thread, which reads
- * the record; Redis down answers 503, as one at a time would. */
-static size_t claim_keys(ing_worker *w, claim_round *cr, ing_req **items, size_t n)
-{
-    size_t k = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i]->idem[0])
-            continue;
-        join_scope(items[i]->job, cr->scopes[k]);
-        cr->scope_of[k] = cr->scopes[k];
-        cr->keyed[k++] = items[i];
-    }
-    if (k)
-        ing_idem_begin_many(w, cr->keyed, cr->scope_of, k, cr->idem_rc);
-    for (size_t i = 0, q = 0; i < n; i++) {
-        ing_req *r = items[i];
-        int rc = r->idem[0] ? cr->idem_rc[q++] : 0;
-        if (rc == 0)
-            items[m++] = r;
-        else if (rc == ONS_EEXIST)
-            join_hand_on(r, w, join_job_run);
-        else
-            ing_failf(r, w, ING_E_UNAVAILABLE, NULL,
-                      "The idempotency store is unavailable; retry shortly.");
-    }
-    return m;
-}
 
 /* Claims and produces up to ING_JOIN_ROUND_MAX joins: see
  * ing_join_claim_round. */
 static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_req **items, size_t n)
 {
     size_t m = 0;
-    n = claim_keys(w, cr, items, n);
+    /* The keys first: a taken key (replay, in flight, resume) goes to a
+     * job thread, which reads its record. */
+    n = ing_idem_begin_round(w, items, n, join_scope, join_job_run);
     int64_t now = ing_now_ms();
     for (size_t i = 0; i < n; i++) {
         ing_req *r = items[i];

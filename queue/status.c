@@ -727,28 +727,6 @@ static const char *active_key(q_status *s, char *buf, size_t cap, int64_t event_
     return key(s, buf, cap, "active:%lld:%lld", (long long)event_id, (long long)user_id);
 }
 
-/* Runs script over keys[0..nkeys) and args[0..nargs) (one round trip).
- * Returns the reply (caller frees) or NULL after dropping the connection. */
-static redisReply *run_script_keys(q_status *s, int script, const char **keys, int nkeys,
-                                   const char **args, int nargs)
-{
-    enum { MAXV = 3 + 1 + Q_RATE_KEYS_MAX + 4 + 2 * Q_RATE_KEYS_MAX };
-    const char *argv[MAXV];
-    char nk[8];
-    if (nkeys + nargs + 3 > MAXV || ensure_conn(s))
-        return NULL;
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    int argc = 0;
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = s->sha[script];
-    argv[argc++] = nk;
-    for (int i = 0; i < nkeys; i++)
-        argv[argc++] = keys[i];
-    for (int i = 0; i < nargs; i++)
-        argv[argc++] = args[i];
-    return script_reply(s, redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK);
-}
-
 /* Key names and period/burst arguments of n rate keys, into the caller's
  * buffers (names[i] prefixed; args[2i], args[2i+1] as text). */
 typedef struct rate_argv {
@@ -783,23 +761,67 @@ static int rate_parse(const redisReply *r, q_rate_out *out)
     return 0;
 }
 
+/* Appends the rate script of one check (its keys, their period and
+ * burst). 0 or ONS_EREDIS. */
+static int append_rate(q_status *s, const q_rate_check *c)
+{
+    enum { MAXV = 3 + 3 * Q_RATE_KEYS_MAX };
+    const char *argv[MAXV];
+    char nk[2] = {(char)('0' + c->n), '\0'}; /* n <= Q_RATE_KEYS_MAX */
+    rate_argv b;
+    int argc = 0;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = s->sha[SCRIPT_RATE];
+    argv[argc++] = nk;
+    rate_fill(s, &b, c->keys, c->n, argv + argc, argv + argc + c->n);
+    argc += 3 * (int)c->n;
+    return redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+}
+
+int q_status_rate_check_many(q_status *s, q_rate_check *items, size_t n)
+{
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(&items[i].out, 0, sizeof items[i].out);
+        items[i].out.key = -1;
+        items[i].rc = items[i].n ? ONS_EREDIS : 0;
+        if (items[i].n > Q_RATE_KEYS_MAX)
+            return ONS_EINVAL;
+        sent += items[i].n > 0;
+    }
+    if (sent == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].n && append_rate(s, &items[i]))
+            return conn_failed(s, "rate_check");
+    int rc = 0, lost = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (!items[i].n)
+            continue;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, "rate_check"); /* the rest stay ONS_EREDIS */
+        items[i].rc = rate_parse(r, &items[i].out);
+        if (items[i].rc)
+            rc = ONS_EREDIS;
+        lost |= noscript(r);
+        freeReplyObject(r);
+    }
+    /* A lost script cache drops the connection so the next call loads the
+     * scripts again. */
+    if (lost)
+        conn_failed(s, "rate_check");
+    return rc;
+}
+
 int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_out *out)
 {
-    memset(out, 0, sizeof *out);
-    out->key = -1;
-    if (n == 0)
-        return 0;
-    if (n > Q_RATE_KEYS_MAX)
-        return ONS_EINVAL;
-    rate_argv b;
-    const char *kv[Q_RATE_KEYS_MAX], *av[2 * Q_RATE_KEYS_MAX];
-    rate_fill(s, &b, keys, n, kv, av);
-    redisReply *r = run_script_keys(s, SCRIPT_RATE, kv, (int)n, av, 2 * (int)n);
-    if (!r)
-        return ONS_EREDIS;
-    int rc = rate_parse(r, out);
-    freeReplyObject(r);
-    return rc;
+    q_rate_check c = {keys, n, 0, {0}};
+    int rc = q_status_rate_check_many(s, &c, 1);
+    *out = c.out;
+    return rc ? rc : c.rc;
 }
 
 /* Appends the claim script of one item (its key, its rate keys, now and

@@ -142,6 +142,20 @@ typedef struct q_rate_out {
  * Returns 0 (*out filled), ONS_EINVAL (too many keys) or ONS_EREDIS. */
 int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_out *out);
 
+/* One request's keys in q_status_rate_check_many. */
+typedef struct q_rate_check {
+    const q_rate_key *keys;
+    size_t n; /* <= Q_RATE_KEYS_MAX; 0: nothing to check (rc 0, admitted) */
+    int rc;   /* out: 0 (out filled) or ONS_EREDIS */
+    q_rate_out out;
+} q_rate_check;
+
+/* q_status_rate_check of n requests in ONE pipelined round trip (Redis
+ * runs the scripts in order: a request's charge is seen by the next).
+ * Returns 0, ONS_EINVAL (an item has too many keys: nothing sent) or
+ * ONS_EREDIS (some item's rc says which). */
+int q_status_rate_check_many(q_status *s, q_rate_check *items, size_t n);
+
 /* q_status_claim_active with the join's rate keys checked first in the
  * same round trip (n = 0: exactly q_status_claim_active). Returns as it
  * does, or ONS_EFULL: refused by a rate key, nothing claimed; *rate (may
