@@ -13,3 +13,6 @@ onsale_pytest(it_tickets test_tickets.py)
 # without services (issue 9 item 5).
 onsale_unit(test_relay onsale_payments_core)
 onsale_unit(test_breaker onsale_payments_core)
+# Checkouts in the checkout claimer's rounds answer as one at a time
+# (checkout.round_max 0 is the control; issue 12).
+onsale_pytest(it_checkout_round test_checkout_round.py)

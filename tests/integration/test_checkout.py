@@ -32,7 +32,7 @@ from harness import GATEWAY_API_KEY as API_KEY  # noqa: E402
 class Env:
     """A Stack with the gateway, payments, worker and ingress started."""
 
-    def __init__(self, st, payments=True, **pay_overrides):
+    def __init__(self, st, payments=True, ingress=None, **pay_overrides):
         self.st = st
         self.gw_port = free_port()
         st.start("gateway", "onsale-gateway", gateway_port=self.gw_port, gateway_seed=7)
@@ -42,7 +42,7 @@ class Env:
         self.pay_overrides = dict(pay_overrides)
         self.payments = self.start_payments() if payments else None
         self.worker = st.start_worker()
-        st.start_ingress()
+        self.ingress_url = st.start_ingress(**(ingress or {}))
 
     def start_payments(self):
         o = {"payments_gateway_url": f"http://127.0.0.1:{self.gw_port}",
