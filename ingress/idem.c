@@ -160,6 +160,32 @@ void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body)
     free(text);
 }
 
+void ing_idem_reply_many(ing_worker *w, ing_req **rs, const char *const *bodies, size_t n,
+                         int status)
+{
+    q_idem_done *done = malloc((n ? n : 1) * sizeof *done);
+    size_t k = 0;
+    for (size_t i = 0; done && i < n; i++) {
+        ing_req *r = rs[i];
+        if (r->idem_owned)
+            done[k++] = (q_idem_done){r->who.user_id, r->idem, r->idem_hash,
+                                      bodies[i],      status,  (int)r->app->o.idem_ttl_s,
+                                      ONS_EREDIS};
+    }
+    if (done)
+        q_status_idem_finish_many(w->st, done, k);
+    for (size_t i = 0, q = 0; i < n; i++) {
+        ing_req *r = rs[i];
+        if (r->idem_owned) {
+            r->idem_owned = 0;
+            if (!done || done[q++].rc)
+                ons_logk(ONS_LOG_WARN, "request_id", r->rid, "idempotency record not stored");
+        }
+        ing_reply_raw(r, status, bodies[i]);
+    }
+    free(done);
+}
+
 void ing_idem_release(ing_req *r, ing_worker *w)
 {
     if (!r->idem_owned || !w)

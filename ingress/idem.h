@@ -88,6 +88,14 @@ void ing_idem_unknown_reply(ing_req *r, ing_worker *w, int32_t partition, int64_
 /* Replies status/body (stolen), recording or releasing the key first. */
 void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body);
 
+/* ing_idem_reply of n requests at once (a batch thread's, e.g. the
+ * finisher's): each is answered status (a 2xx) with its body text
+ * bodies[i] (the caller's), the records of those that own a key stored
+ * first in ONE pipelined round trip (q_status_idem_finish_many); a record
+ * not stored is logged, as ing_idem_reply does. */
+void ing_idem_reply_many(ing_worker *w, ing_req **rs, const char *const *bodies, size_t n,
+                         int status);
+
 /* Gives r's key back (the request ends without an answer to store) when r
  * owns one; does nothing otherwise. Called by ing_fail(); w may be NULL
  * only when r owns no key. */

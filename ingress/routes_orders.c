@@ -60,6 +60,31 @@ static co_job *new_job(ing_req *r)
 
 /* ---- checkout ------------------------------------------------------------------------- */
 
+/* The 202 body of a delivered checkout r (logged as accepted), or NULL
+ * after answering 500 (the order could not be named). */
+static json_t *accepted_json(ing_req *r, ing_worker *w)
+{
+    co_job *j = r->job;
+    int64_t seq = q_seq_make_lane(r->produced_partition, r->produced_offset, 1); /* control */
+    char oid[Q_ID_LEN + 1], url[64];
+    if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
+        ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the order.");
+        return NULL;
+    }
+    snprintf(url, sizeof url, "/v1/orders/%s", oid);
+    /* The reservation's seq is its intent's: the line names the intent too. */
+    char iid[Q_ID_LEN + 1] = "";
+    if (r->app->o.log_intents)
+        q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, j->msg.reservation_id, j->msg.user_id, iid);
+    ons_logk2(ONS_LOG_INFO, "order_id", oid, "intent_id", iid[0] ? iid : NULL,
+              "checkout accepted: event=%" PRId64 " user=%" PRId64 " reservation=%" PRId64
+              " seq=%" PRId64 " request=%s",
+              j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq, r->rid);
+    return json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state",
+                     q_order_state_name(Q_ORDER_PENDING), "reservation_id", j->id, "status_url",
+                     url);
+}
+
 static void checkout_delivered(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
@@ -74,25 +99,38 @@ static void checkout_delivered(ing_worker *w, void *arg)
                   "The queue could not take the checkout; nothing was queued.");
         return;
     }
-    int64_t seq = q_seq_make_lane(r->produced_partition, r->produced_offset, 1); /* control */
-    char oid[Q_ID_LEN + 1], url[64];
-    if (q_id_encode(r->app->o.ids_secret, Q_ID_ORDER, seq, j->msg.user_id, oid)) {
-        ing_failf(r, w, ING_E_INTERNAL, NULL, "Could not name the order.");
-        return;
+    json_t *body = accepted_json(r, w);
+    if (body)
+        ing_idem_reply(r, w, 202, body);
+}
+
+/* The finisher's batch of delivered checkouts (those a round sent): each
+ * accepted one's 202 as checkout_delivered builds it, their idempotency
+ * records stored in one pipelined round trip; a failed or unknown delivery
+ * (or a body that could not be written) takes checkout_delivered's path. */
+static void checkout_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
+{
+    ing_req *ok[ING_FINISH_BATCH];
+    char *texts[ING_FINISH_BATCH] = {NULL};
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        ing_req *r = rs[i];
+        json_t *body = r->produce_err ? NULL : accepted_json(r, w);
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        if (r->produce_err || (body && !text)) {
+            json_decref(body);
+            checkout_delivered(w, r);
+            continue;
+        }
+        json_decref(body);
+        if (!text)
+            continue; /* answered 500 */
+        texts[m] = text;
+        ok[m++] = r;
     }
-    snprintf(url, sizeof url, "/v1/orders/%s", oid);
-    /* The reservation's seq is its intent's: the line names the intent too. */
-    char iid[Q_ID_LEN + 1] = "";
-    if (r->app->o.log_intents)
-        q_id_encode(r->app->o.ids_secret, Q_ID_INTENT, j->msg.reservation_id, j->msg.user_id, iid);
-    ons_logk2(ONS_LOG_INFO, "order_id", oid, "intent_id", iid[0] ? iid : NULL,
-              "checkout accepted: event=%" PRId64 " user=%" PRId64 " reservation=%" PRId64
-              " seq=%" PRId64 " request=%s",
-              j->msg.event_id, j->msg.user_id, j->msg.reservation_id, seq, r->rid);
-    ing_idem_reply(r, w, 202,
-                   json_pack("{s:s, s:s, s:s, s:s}", "order_id", oid, "state",
-                             q_order_state_name(Q_ORDER_PENDING), "reservation_id", j->id,
-                             "status_url", url));
+    ing_idem_reply_many(w, ok, (const char *const *)texts, m, 202);
+    for (size_t i = 0; i < m; i++)
+        free(texts[i]);
 }
 
 /* A retry of a checkout whose earlier attempt's outcome is unknown (u):
@@ -160,7 +198,9 @@ static void checkout_send(ing_req *r, ing_worker *w, int rc, const ing_reservati
         return;
     }
     j->msg.sent_ms = ing_now_ms();
-    rc = ing_produce(r, &j->msg, checkout_delivered);
+    /* With the claimer, the deliveries are finished in batches too. */
+    rc = r->app->checkout_claimer ? ing_produce_batched(r, &j->msg, checkout_delivered_batch)
+                                  : ing_produce(r, &j->msg, checkout_delivered);
     if (rc) {
         ing_failf(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take requests right now; nothing was queued.");

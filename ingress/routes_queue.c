@@ -358,26 +358,6 @@ static void accepted_body(ing_req *r, const char *id, char body[384])
              id, j->msg.event_id, q.position, q.eta_seconds, q.eta_ms, at, q.poll_after_ms, id);
 }
 
-/* The joins of a batch that hold an Idempotency-Key: their final answers
- * stored in ONE pipelined round trip, then each 202 (a retry with the key
- * replays exactly this body). */
-static void finish_idem_joins(ing_worker *w, ing_req **rs, char (*bodies)[384], size_t n)
-{
-    q_idem_done done[ING_FINISH_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        ing_req *r = rs[i];
-        done[i] = (q_idem_done){
-            r->who.user_id, r->idem, r->idem_hash, bodies[i], 202, (int)r->app->o.idem_ttl_s, 0};
-    }
-    q_status_idem_finish_many(w->st, done, n);
-    for (size_t i = 0; i < n; i++) {
-        rs[i]->idem_owned = 0;
-        if (done[i].rc)
-            ons_logk(ONS_LOG_WARN, "request_id", rs[i]->rid, "idempotency record not stored");
-        ing_reply_raw(rs[i], 202, bodies[i]);
-    }
-}
-
 /* The finisher's batch of delivered joins: the active keys of all of them
  * in one pipelined round trip (each a compare-and-set over the join's own
  * claim), the Idempotency-Key records of those that hold one in one more,
@@ -387,6 +367,7 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
     q_active_set items[ING_FINISH_BATCH];
     char ids[ING_FINISH_BATCH][Q_ID_LEN + 1];
     ing_req *ok[ING_FINISH_BATCH], *keyed[ING_FINISH_BATCH];
+    const char *keyed_bodies[ING_FINISH_BATCH];
     char(*bodies)[384] = malloc(ING_FINISH_BATCH * sizeof *bodies);
     size_t m = 0, k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -418,12 +399,15 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
                   j->msg.event_id, j->msg.user_id, r->produced_partition, r->produced_offset);
         char body[384];
         accepted_body(r, ids[i], r->idem_owned ? bodies[k] : body);
-        if (r->idem_owned)
+        if (r->idem_owned) {
+            keyed_bodies[k] = bodies[k];
             keyed[k++] = r;
-        else
+        } else {
             ing_reply_raw(r, 202, body);
+        }
     }
-    finish_idem_joins(w, keyed, bodies, k);
+    /* A retry with the key replays exactly these bodies. */
+    ing_idem_reply_many(w, keyed, keyed_bodies, k, 202);
     free(bodies);
 }
 
