@@ -9,7 +9,8 @@
  *
  * Every change goes through the event's partition owner as a record
  * (checkout, ticket), like a join: validate (nng thread) -> ownership check
- * in PostgreSQL (job thread) -> produce -> 202 from the delivery report. The
+ * in PostgreSQL (job thread; checkouts in the checkout claimer's rounds,
+ * ing_checkout_round) -> produce -> 202 from the delivery report. The
  * order id is the checkout record's own place in the log (seq = partition
  * << 40 | offset), signed for its user like an intent id, so it is known at
  * 202 time without a lookup and a second checkout with the same key replays
@@ -243,7 +244,7 @@ void ing_checkout_round(ing_worker *w, void *arg, void **items, size_t n)
         ons_counter_add(app->checkout_rounds, 1);
         ons_counter_add(app->checkout_round_items, (double)n);
     }
-    /* In today's order: the rate limit, the key, the reservation. */
+    /* In the one-at-a-time order: the rate limit, the key, the reservation. */
     n = ing_ratelimit_charge_many(w, rs, n);
     n = ing_idem_begin_round(w, rs, n, checkout_scope, checkout_job);
     if (n == 0)
