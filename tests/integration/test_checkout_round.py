@@ -89,7 +89,7 @@ def run(round_max):
         wave1 = [("plain", u, f"k-{u}", "pm_card_visa") for u in PLAIN]
         wave1 += [("dup", DUP, "k-dup", "pm_card_visa")] * 2
         wave1 += [("two_keys", TWO_KEYS, f"k-two-{i}", "pm_card_visa") for i in range(2)]
-        wave1 += [("mismatch", MISMATCH, "k-mm", pm) for pm in ("pm_card_visa", "pm_card_amex")]
+        wave1 += [("mismatch", MISMATCH, "k-mm", pm) for pm in ("pm_card_visa", "pm_card_mastercard")]
         wave1 += [("foreign", FOREIGN, "k-foreign", "pm_card_visa"),
                   ("owner", OWNER, "k-owner", "pm_card_visa"),
                   ("expired", EXPIRED, "k-expired", "pm_card_visa"),
@@ -117,7 +117,7 @@ def run(round_max):
         # Later rounds: replays, another body, a paying hold.
         first202 = {label: a for label, u, a in out1 if a[0] == 202}
         wave2 = [("replay", PLAIN[0], f"k-{PLAIN[0]}", "pm_card_visa"),
-                 ("replay_mismatch", PLAIN[1], f"k-{PLAIN[1]}", "pm_card_amex"),
+                 ("replay_mismatch", PLAIN[1], f"k-{PLAIN[1]}", "pm_card_mastercard"),
                  ("paying", PLAIN[2], "k-again", "pm_card_visa"),
                  ("dup_replay", DUP, "k-dup", "pm_card_visa")]
         with ThreadPoolExecutor(len(wave2)) as ex:
