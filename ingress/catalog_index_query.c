@@ -1,0 +1,836 @@
+/* catalog_index_query.c - a catalog search over the index (catalog_index.h,
+ * docs/search.md "The index in each node").
+ *
+ * A search is a conjunction of clauses, each a set of terms an event must
+ * hold one of: each word of q (the last one a prefix: a range of term ids;
+ * in fuzzy mode the lexicon words similar enough to it), the city and the
+ * category (pseudo-terms), and the venues inside the distance circle. The
+ * clause with the fewest postings drives: its ordinals are visited in
+ * ascending (date) order and every other clause is checked on the event's
+ * forward list, which also gives the rank; then the other filters and the
+ * keyset, and the page is the best limit + 1 by the sort. Delta records are
+ * checked one by one the same way, by their terms' text. */
+#include "ingress/catalog_index_int.h"
+
+#include "common/err.h"
+#include "common/vec.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EARTH_KM 6371.0088
+
+/* A union of posting lists at most this large is gathered and sorted; a
+ * larger one goes through a bitmap of the base's ordinals. */
+#define GATHER_MAX 65536
+
+typedef enum { CL_RANGE, CL_SET, CL_NONE } cl_kind;
+
+typedef struct clause {
+    cl_kind kind;
+    uint32_t lo, hi; /* CL_RANGE: term ids [lo, hi) */
+    uint32_t *ids;   /* CL_SET: term ids ascending ... */
+    float *score;    /* ... with their similarity (fuzzy), or NULL */
+    size_t nids;
+    size_t size;    /* postings in the base */
+    char *text;     /* the folded word or the pseudo-term */
+    int prefix;     /* text begins the term (the last word) */
+    int ranked;     /* adds to the rank (q's words) */
+    int base_only;  /* the circle: the distance filter decides, this only drives */
+} clause;
+
+typedef struct hit {
+    int64_t key, id;
+    float rank;
+    double km;
+    const cat_ix_ev *ev;
+} hit;
+
+typedef struct search {
+    const cat_ix *ix;
+    const cat_ix_base *b;
+    const cat_query *q;
+    const cat_ix_params *p;
+    cat_match mode;
+    clause cl[CAT_MAX_PARAMS];
+    int ncl;
+    float thr;
+    /* Fuzzy mode: q's words' trigrams, and how many in all. */
+    struct fzword {
+        uint32_t tri[201];
+        size_t nt;
+    } *fz;
+    size_t nfz, fz_total;
+    hit *top; /* the best k so far, in page order */
+    int ntop, k;
+    int rejected; /* the last offer did not make the page */
+} search;
+
+/* ---- the page: the best k by the sort ------------------------------------------------ */
+
+/* a before b in the page order. */
+static int before(cat_sort sort, const hit *a, const hit *b)
+{
+    if (sort == CAT_SORT_RELEVANCE && a->rank != b->rank)
+        return a->rank > b->rank;
+    if (sort != CAT_SORT_RELEVANCE && a->key != b->key)
+        return a->key < b->key;
+    return a->id < b->id;
+}
+
+/* Strictly after the cursor's row. */
+static int after_cursor(const cat_query *q, const hit *h)
+{
+    if (!q->has_cursor)
+        return 1;
+    if (q->sort == CAT_SORT_RELEVANCE) {
+        float r = (float)q->cur_rank;
+        return h->rank < r || (h->rank == r && h->id > q->cur_id);
+    }
+    return h->key > q->cur_key || (h->key == q->cur_key && h->id > q->cur_id);
+}
+
+static void offer(search *s, const hit *h)
+{
+    cat_sort sort = s->q->sort;
+    s->rejected = 0;
+    if (!after_cursor(s->q, h))
+        return;
+    if (s->ntop == s->k && !before(sort, h, &s->top[s->ntop - 1])) {
+        s->rejected = 1;
+        return;
+    }
+    int at = s->ntop < s->k ? s->ntop : s->k - 1;
+    while (at > 0 && before(sort, h, &s->top[at - 1])) {
+        s->top[at] = s->top[at - 1];
+        at--;
+    }
+    s->top[at] = *h;
+    if (s->ntop < s->k)
+        s->ntop++;
+}
+
+/* ---- filters ------------------------------------------------------------------------ */
+
+static double distance_km(double lat1, double lon1, double lat2, double lon2)
+{
+    double r = M_PI / 180.0;
+    double a = pow(sin((lat2 - lat1) * r / 2), 2) +
+               cos(lat1 * r) * cos(lat2 * r) * pow(sin((lon2 - lon1) * r / 2), 2);
+    return 2 * EARTH_KM * asin(fmin(1, sqrt(a)));
+}
+
+/* The filters that are not clauses: dates, prices, the circle. Fills the
+ * hit's sort key and distance. */
+static int ev_passes(const search *s, const cat_ix_ev *e, hit *h)
+{
+    const cat_query *q = s->q;
+    if ((q->has_from && e->starts_us < q->from_ms * 1000) ||
+        (q->has_to && e->starts_us >= q->to_ms * 1000))
+        return 0;
+    if ((q->has_min || q->has_max || q->sort == CAT_SORT_PRICE) && !e->has_price)
+        return 0;
+    if ((q->has_min && e->price_max < q->min_price) || (q->has_max && e->price_min > q->max_price))
+        return 0;
+    h->km = 0;
+    if (q->has_point) {
+        if (!e->has_pos || (h->km = distance_km(q->lat, q->lon, e->lat, e->lon)) > q->km)
+            return 0;
+    }
+    h->key = q->sort == CAT_SORT_PRICE ? e->price_min : e->starts_us;
+    h->id = e->event_id;
+    h->ev = e;
+    return 1;
+}
+
+/* The best weight class (or similarity) of a clause's terms in base event
+ * ord's forward list; -1: none. */
+static float base_clause(const search *s, const clause *c, uint32_t ord)
+{
+    const uint32_t *f = s->b->fwd + s->b->fwd_off[ord], *end = s->b->fwd + s->b->fwd_off[ord + 1];
+    float best = -1;
+    if (c->kind == CL_RANGE) {
+        size_t lo = 0, hi = (size_t)(end - f);
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if ((f[mid] >> 2) < c->lo)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (const uint32_t *x = f + lo; x < end && (*x >> 2) < c->hi; x++)
+            if (cat_ix_weight[*x & 3] > best)
+                best = cat_ix_weight[*x & 3];
+        return best;
+    }
+    for (size_t i = 0; f < end && i < c->nids;) { /* both ascending */
+        uint32_t t = *f >> 2;
+        if (t < c->ids[i]) {
+            f++;
+        } else if (t > c->ids[i]) {
+            i++;
+        } else {
+            if (c->score && (*f & 3) == 3 && c->score[i] > best)
+                best = c->score[i];
+            else if (!c->score)
+                best = cat_ix_weight[*f & 3] > best ? cat_ix_weight[*f & 3] : best;
+            f++, i++;
+        }
+    }
+    return best;
+}
+
+/* Fuzzy mode's rank of an event by its name's words (names[0..n)): like
+ * pg_trgm's word_similarity, the share of q's trigrams the name holds,
+ * each word of q counted at the name word closest to it; an event needs
+ * that share at least thr and one word of q at least thr similar to a word
+ * of its name. -1: no match. */
+static float fuzzy_score(const search *s, const char *const *names, size_t n)
+{
+    uint32_t tri[32][201];
+    size_t nt[32], common = 0;
+    int strong = 0;
+    n = n > 32 ? 32 : n;
+    for (size_t j = 0; j < n; j++)
+        nt[j] = strlen(names[j]) <= 199 ? cat_ix_trigrams(names[j], tri[j]) : 0;
+    for (size_t k = 0; k < s->nfz; k++) {
+        const struct fzword *w = &s->fz[k];
+        size_t best = 0;
+        for (size_t j = 0; j < n; j++) {
+            size_t c = 0;
+            for (size_t a = 0, b = 0; a < w->nt && b < nt[j];) {
+                if (w->tri[a] == tri[j][b])
+                    c++, a++, b++;
+                else if (w->tri[a] < tri[j][b])
+                    a++;
+                else
+                    b++;
+            }
+            best = c > best ? c : best;
+        }
+        strong |= w->nt && (float)best / (float)w->nt >= s->thr;
+        common += best;
+    }
+    float score = s->fz_total ? (float)common / (float)s->fz_total : 0;
+    return strong && score >= s->thr ? score : -1;
+}
+
+/* The words of base event ord's name (weight A lexemes). */
+static float base_fuzzy(const search *s, uint32_t ord)
+{
+    const char *names[32];
+    size_t n = 0;
+    for (uint32_t k = s->b->fwd_off[ord]; k < s->b->fwd_off[ord + 1] && n < 32; k++) {
+        const char *t = s->b->terms[s->b->fwd[k] >> 2];
+        if ((s->b->fwd[k] & 3) == 3 && (unsigned char)t[0] > CAT_IX_T_VENUE)
+            names[n++] = t;
+    }
+    return fuzzy_score(s, names, n);
+}
+
+static float rec_fuzzy(const search *s, const cat_ix_rec *r)
+{
+    const char *names[32];
+    size_t n = 0;
+    for (size_t i = 0; i < r->nterms && n < 32; i++)
+        if (r->weights[i] == 3 && (unsigned char)r->terms[i][0] > CAT_IX_T_VENUE)
+            names[n++] = r->terms[i];
+    return fuzzy_score(s, names, n);
+}
+
+/* Offers base event ord when it holds every clause and passes the filters. */
+static void visit_base(search *s, uint32_t ord)
+{
+    s->rejected = 0;
+    if (s->ix->overridden[ord / 64] >> (ord % 64) & 1)
+        return; /* the delta holds its newer copy */
+    hit h;
+    h.rank = 0;
+    for (int i = 0; i < s->ncl; i++) {
+        const clause *c = &s->cl[i];
+        if (c->base_only)
+            continue;
+        float w = base_clause(s, c, ord);
+        if (w < 0)
+            return;
+        if (c->ranked)
+            h.rank += w;
+    }
+    if (s->mode == CAT_MATCH_FUZZY && (h.rank = base_fuzzy(s, ord)) < 0)
+        return;
+    if (ev_passes(s, &s->b->ev[ord], &h))
+        offer(s, &h);
+}
+
+/* The best weight class of a clause's terms among a delta record's terms;
+ * -1: none. */
+static float rec_clause(const clause *c, const cat_ix_rec *r)
+{
+    float best = -1;
+    size_t n = strlen(c->text), lo = 0, hi = r->nterms;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(r->terms[mid], c->text) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < r->nterms; i++) {
+        int hit = c->prefix ? strncmp(r->terms[i], c->text, n) == 0
+                            : strcmp(r->terms[i], c->text) == 0;
+        if (!hit)
+            break;
+        if (cat_ix_weight[r->weights[i]] > best)
+            best = cat_ix_weight[r->weights[i]];
+    }
+    return best;
+}
+
+static void visit_rec(search *s, const cat_ix_rec *r)
+{
+    hit h;
+    h.rank = 0;
+    for (int i = 0; i < s->ncl; i++) {
+        const clause *c = &s->cl[i];
+        if (c->base_only)
+            continue;
+        float w = rec_clause(c, r);
+        if (w < 0)
+            return;
+        if (c->ranked)
+            h.rank += w;
+    }
+    if (s->mode == CAT_MATCH_FUZZY && (h.rank = rec_fuzzy(s, r)) < 0)
+        return;
+    if (ev_passes(s, &r->ev, &h))
+        offer(s, &h);
+}
+
+/* ---- driving the base --------------------------------------------------------------- */
+
+static _Thread_local uint64_t *tl_bits;
+static _Thread_local size_t tl_nbits;
+static _Thread_local uint16_t *tl_counts;
+static _Thread_local size_t tl_ncounts;
+
+/* The first ordinal at or after which base events may be on a date-sorted
+ * page (from= and the cursor), and the first past which none is (to=). */
+static void date_bounds(const search *s, uint32_t *start, uint32_t *stop)
+{
+    const cat_query *q = s->q;
+    const cat_ix_ev *ev = s->b->ev;
+    size_t lo = 0, hi = s->b->n;
+    while (q->sort == CAT_SORT_DATE && (q->has_from || q->has_cursor) && lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int below = q->has_cursor && (ev[mid].starts_us < q->cur_key ||
+                                      (ev[mid].starts_us == q->cur_key &&
+                                       ev[mid].event_id <= q->cur_id));
+        below |= q->has_from && ev[mid].starts_us < q->from_ms * 1000;
+        if (below)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *start = (uint32_t)lo;
+    hi = s->b->n;
+    while (q->sort == CAT_SORT_DATE && q->has_to && lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ev[mid].starts_us < q->to_ms * 1000)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *stop = q->sort == CAT_SORT_DATE && q->has_to ? (uint32_t)lo : (uint32_t)s->b->n;
+}
+
+/* Visits the ordinals of one sorted posting slice in [start, stop). */
+static void drive_slice(search *s, const uint32_t *p, size_t n, uint32_t start, uint32_t stop,
+                        int early)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid] < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < n && p[i] < stop; i++) {
+        visit_base(s, p[i]);
+        if (early && s->rejected)
+            return;
+    }
+}
+
+/* The driver's term ids as a list: a range's, or a set's. */
+static uint32_t driver_term(const clause *d, size_t i)
+{
+    return d->kind == CL_RANGE ? d->lo + (uint32_t)i : d->ids[i];
+}
+
+static int cmp_ord(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* A small union: gathered, sorted, deduplicated, visited. */
+static int drive_gathered(search *s, const clause *d, size_t nt, uint32_t start, uint32_t stop,
+                          int early)
+{
+    uint32_t *all = malloc((d->size ? d->size : 1) * sizeof *all);
+    if (!all)
+        return ONS_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < nt; i++) {
+        uint32_t t = driver_term(d, i);
+        for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++)
+            all[n++] = s->b->post[k];
+    }
+    qsort(all, n, sizeof *all, cmp_ord);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!m || all[m - 1] != all[i])
+            all[m++] = all[i];
+    drive_slice(s, all, m, start, stop, early);
+    free(all);
+    return 0;
+}
+
+/* A large union through a bitmap of the base's ordinals (this thread's). */
+static int drive_bitmap(search *s, const clause *d, size_t nt, uint32_t start, uint32_t stop,
+                        int early)
+{
+    size_t words = s->b->n / 64 + 1;
+    if (tl_nbits < words) {
+        free(tl_bits);
+        tl_nbits = 0;
+        if (!(tl_bits = malloc(words * sizeof *tl_bits)))
+            return ONS_ENOMEM;
+        tl_nbits = words;
+    }
+    memset(tl_bits, 0, words * sizeof *tl_bits);
+    for (size_t i = 0; i < nt; i++) {
+        uint32_t t = driver_term(d, i);
+        for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++)
+            tl_bits[s->b->post[k] / 64] |= UINT64_C(1) << (s->b->post[k] % 64);
+    }
+    for (size_t w = start / 64; w < words && w * 64 < stop; w++) {
+        for (uint64_t x = tl_bits[w]; x; x &= x - 1) {
+            uint32_t ord = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+            if (ord < start || ord >= stop)
+                continue;
+            visit_base(s, ord);
+            if (early && s->rejected)
+                return 0;
+        }
+    }
+    return 0;
+}
+
+/* No clause: the date order itself, or the price order. */
+static void drive_scan(search *s, uint32_t start, uint32_t stop)
+{
+    const cat_query *q = s->q;
+    if (q->sort != CAT_SORT_PRICE) {
+        for (uint32_t i = start; i < stop; i++) {
+            visit_base(s, i);
+            if (s->rejected)
+                return;
+        }
+        return;
+    }
+    const cat_ix_ev *ev = s->b->ev;
+    size_t lo = 0, hi = s->b->nprice;
+    while (q->has_cursor && lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const cat_ix_ev *e = &ev[s->b->price_ord[mid]];
+        if (e->price_min < q->cur_key || (e->price_min == q->cur_key && e->event_id <= q->cur_id))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < s->b->nprice; i++) {
+        visit_base(s, s->b->price_ord[i]);
+        if (s->rejected)
+            return;
+    }
+}
+
+/* The base's part of the page: through the smallest clause, or a scan. */
+static int drive_base(search *s)
+{
+    uint32_t start, stop;
+    date_bounds(s, &start, &stop);
+    const clause *d = NULL;
+    for (int i = 0; i < s->ncl; i++) {
+        if (s->cl[i].kind == CL_NONE)
+            return 0; /* some clause holds no term of the base */
+        if (!d || s->cl[i].size < d->size)
+            d = &s->cl[i];
+    }
+    if (!d) {
+        drive_scan(s, start, stop);
+        return 0;
+    }
+    int early = s->q->sort == CAT_SORT_DATE; /* ordinals ascend in date order */
+    size_t nt = d->kind == CL_RANGE ? d->hi - d->lo : d->nids;
+    if (nt == 1) {
+        uint32_t t = driver_term(d, 0);
+        drive_slice(s, s->b->post + s->b->post_off[t], s->b->post_off[t + 1] - s->b->post_off[t],
+                    start, stop, early);
+        return 0;
+    }
+    return d->size <= GATHER_MAX ? drive_gathered(s, d, nt, start, stop, early)
+                                 : drive_bitmap(s, d, nt, start, stop, early);
+}
+
+/* ---- clauses ------------------------------------------------------------------------ */
+
+static size_t range_size(const cat_ix_base *b, uint32_t lo, uint32_t hi)
+{
+    return b->post_off[hi] - b->post_off[lo];
+}
+
+static clause *new_clause(search *s, const char *text, size_t n)
+{
+    if (s->ncl >= CAT_MAX_PARAMS)
+        return NULL;
+    clause *c = &s->cl[s->ncl];
+    memset(c, 0, sizeof *c);
+    if (!(c->text = malloc(n + 1)))
+        return NULL;
+    s->ncl++;
+    memcpy(c->text, text, n);
+    c->text[n] = '\0';
+    return c;
+}
+
+/* An exact term (a word, the city, the category). */
+static void exact_clause(search *s, clause *c)
+{
+    int64_t t = cat_ix_term_find(s->b, c->text);
+    c->kind = t < 0 ? CL_NONE : CL_RANGE;
+    if (t >= 0) {
+        c->lo = (uint32_t)t;
+        c->hi = (uint32_t)t + 1;
+        c->size = range_size(s->b, c->lo, c->hi);
+    }
+}
+
+typedef struct cand {
+    uint32_t id;
+    float sim;
+} cand;
+
+static int cmp_cand_sim(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    if (a->sim != b->sim)
+        return a->sim > b->sim ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static int cmp_u32id(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* The lexicon words sharing at least thr of the word's trigrams, counted
+ * through the trigram lists (this thread's counters, left zeroed). */
+static int fuzzy_candidates(search *s, const char *w, cand **out, size_t *nout)
+{
+    uint32_t tri[203];
+    size_t nt = cat_ix_trigrams(w, tri), n = 0, cap = 0;
+    const cat_ix_base *b = s->b;
+    if (tl_ncounts < b->nterms) {
+        free(tl_counts);
+        tl_ncounts = 0;
+        if (!(tl_counts = calloc(b->nterms, sizeof *tl_counts)))
+            return ONS_ENOMEM;
+        tl_ncounts = b->nterms;
+    }
+    cand *c = NULL;
+    int rc = 0;
+    for (size_t k = 0; k < nt; k++) {
+        size_t lo = 0, hi = b->ntri;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (b->tri_key[mid] < tri[k])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == b->ntri || b->tri_key[lo] != tri[k])
+            continue;
+        for (uint32_t j = b->tri_off[lo]; j < b->tri_off[lo + 1]; j++) {
+            uint32_t id = b->tri_words[j];
+            if (tl_counts[id]++ == 0 && !rc) {
+                rc = ONS_VEC_RESERVE(c, cap, n + 1, 256);
+                if (!rc)
+                    c[n++] = (cand){id, 0};
+            }
+        }
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float sim = (float)tl_counts[c[i].id] / (float)nt;
+        tl_counts[c[i].id] = 0;
+        if (sim >= s->thr)
+            c[m++] = (cand){c[i].id, sim};
+    }
+    *out = c;
+    *nout = m;
+    return rc;
+}
+
+/* Adds a misspelt word's fuzzy_max_words most similar lexicon words to the
+ * fuzzy driver c (its ids unsorted until fuzzy_done). */
+static int fuzzy_word(search *s, clause *c, const char *w)
+{
+    struct fzword *z = &s->fz[s->nfz++];
+    z->nt = strlen(w) <= 199 ? cat_ix_trigrams(w, z->tri) : 0;
+    s->fz_total += z->nt;
+    cand *cands = NULL;
+    size_t n = 0;
+    if (z->nt && fuzzy_candidates(s, w, &cands, &n))
+        return ONS_ENOMEM;
+    qsort(cands, n, sizeof *cands, cmp_cand_sim);
+    if (n > (size_t)s->p->fuzzy_max_words)
+        n = (size_t)s->p->fuzzy_max_words;
+    uint32_t *ids = realloc(c->ids, (c->nids + n + 1) * sizeof *ids);
+    if (!ids) {
+        free(cands);
+        return ONS_ENOMEM;
+    }
+    c->ids = ids;
+    for (size_t i = 0; i < n; i++)
+        c->ids[c->nids++] = cands[i].id;
+    free(cands);
+    return 0;
+}
+
+/* The fuzzy driver's ids sorted, once each, and its size. */
+static void fuzzy_done(search *s, clause *c)
+{
+    qsort(c->ids, c->nids, sizeof *c->ids, cmp_u32id);
+    size_t m = 0;
+    for (size_t i = 0; i < c->nids; i++)
+        if (!m || c->ids[m - 1] != c->ids[i])
+            c->ids[m++] = c->ids[i];
+    c->nids = m;
+    for (size_t i = 0; i < m; i++)
+        c->size += range_size(s->b, c->ids[i], c->ids[i] + 1);
+    c->kind = m ? CL_SET : CL_NONE;
+}
+
+static int word_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+/* The next word of q at *p (catalog_store.c cuts them the same way):
+ * its start, length into *n, and *last when no word follows; NULL: none. */
+static const char *next_word(const char **p, size_t *n, int *last)
+{
+    while (**p && !word_byte((unsigned char)**p))
+        (*p)++;
+    if (!**p)
+        return NULL;
+    const char *w = *p;
+    while (**p && word_byte((unsigned char)**p))
+        (*p)++;
+    *n = (size_t)(*p - w);
+    *last = 1;
+    for (const char *r = *p; *r; r++)
+        *last &= !word_byte((unsigned char)*r);
+    return w;
+}
+
+/* Fuzzy mode: one driver, the union of every word's similar lexicon words
+ * (an event must be close to q as a whole: fuzzy_score). */
+static int fuzzy_clauses(search *s)
+{
+    const char *p = s->q->q, *w;
+    size_t n, words = 0;
+    int last;
+    while (next_word(&p, &n, &last))
+        words++;
+    clause *c = new_clause(s, "", 0);
+    if (!c || !(s->fz = malloc((words ? words : 1) * sizeof *s->fz)))
+        return ONS_ENOMEM;
+    c->base_only = 1;
+    char buf[804];
+    for (p = s->q->q; (w = next_word(&p, &n, &last));) {
+        n = n < sizeof buf - 1 ? n : sizeof buf - 1;
+        cat_ix_fold(w, n, buf);
+        if (fuzzy_word(s, c, buf))
+            return ONS_ENOMEM;
+    }
+    fuzzy_done(s, c);
+    return 0;
+}
+
+/* One clause per word of q: the last one a prefix (a range of terms). */
+static int word_clauses(search *s)
+{
+    if (s->mode == CAT_MATCH_FUZZY)
+        return fuzzy_clauses(s);
+    const char *p = s->q->q, *w;
+    size_t n;
+    int last;
+    while ((w = next_word(&p, &n, &last))) {
+        clause *c = new_clause(s, w, n);
+        if (!c)
+            return ONS_ENOMEM;
+        cat_ix_fold(c->text, n, c->text);
+        c->ranked = 1;
+        if (last) {
+            c->prefix = 1;
+            cat_ix_prefix_range(s->b, c->text, &c->lo, &c->hi);
+            c->kind = c->lo < c->hi ? CL_RANGE : CL_NONE;
+            c->size = range_size(s->b, c->lo, c->hi);
+        } else {
+            exact_clause(s, c);
+        }
+    }
+    return 0;
+}
+
+/* The city, the category and the circle's venues. */
+static int filter_clauses(search *s)
+{
+    const cat_query *q = s->q;
+    char buf[300];
+    if (q->city) {
+        int n = snprintf(buf, sizeof buf, "%c%s", CAT_IX_T_CITY, q->city);
+        clause *c = new_clause(s, buf, (size_t)n);
+        if (!c)
+            return ONS_ENOMEM;
+        cat_ix_fold(c->text, strlen(c->text), c->text); /* city_key = lower(city) */
+        exact_clause(s, c);
+    }
+    if (q->category) {
+        int n = snprintf(buf, sizeof buf, "%c%s", CAT_IX_T_CATEGORY, q->category);
+        clause *c = new_clause(s, buf, (size_t)n);
+        if (!c)
+            return ONS_ENOMEM;
+        exact_clause(s, c);
+    }
+    if (!q->has_point)
+        return 0;
+    clause *c = new_clause(s, "", 0);
+    if (!c || !(c->ids = malloc((s->b->nvenues + 1) * sizeof *c->ids)))
+        return ONS_ENOMEM;
+    c->base_only = 1;
+    for (size_t i = 0; i < s->b->nvenues; i++) {
+        const cat_ix_venue *v = &s->b->venues[i];
+        if (distance_km(q->lat, q->lon, v->lat, v->lon) <= q->km) {
+            c->ids[c->nids++] = v->term;
+            c->size += range_size(s->b, v->term, v->term + 1);
+        }
+    }
+    qsort(c->ids, c->nids, sizeof *c->ids, cmp_ord);
+    c->kind = c->nids ? CL_SET : CL_NONE;
+    return 0;
+}
+
+static void clauses_clear(search *s)
+{
+    free(s->fz);
+    s->fz = NULL;
+    s->nfz = s->fz_total = 0;
+    for (int i = 0; i < s->ncl; i++) {
+        free(s->cl[i].text);
+        free(s->cl[i].ids);
+        free(s->cl[i].score);
+    }
+    s->ncl = 0;
+}
+
+/* One pass in s->mode: the page's best k into s->top. */
+static int run(search *s)
+{
+    s->ntop = 0;
+    int rc = (s->q->q ? word_clauses(s) : 0);
+    if (!rc)
+        rc = filter_clauses(s);
+    for (size_t i = 0; !rc && i < s->ix->ndelta; i++)
+        visit_rec(s, s->ix->delta[i]);
+    if (!rc)
+        rc = drive_base(s);
+    clauses_clear(s);
+    return rc;
+}
+
+/* ---- the answer --------------------------------------------------------------------- */
+
+static void rfc3339(int64_t us, char out[32])
+{
+    int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%s", "1970-01-01T00:00:00Z");
+}
+
+static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
+{
+    const cat_ix_ev *e = h->ev;
+    r->event_id = e->event_id;
+    r->min_cents = e->has_price ? e->price_min : 0;
+    r->max_cents = e->has_price ? e->price_max : 0;
+    snprintf(r->name, sizeof r->name, "%s", e->name);
+    snprintf(r->category, sizeof r->category, "%s", e->category);
+    rfc3339(e->starts_us, r->starts_at);
+    snprintf(r->venue_name, sizeof r->venue_name, "%s", e->venue_name);
+    snprintf(r->city, sizeof r->city, "%s", e->city);
+    /* As the database path: scheduled turns on_sale at onsale_at. */
+    int on_sale = strcmp(e->status, "scheduled") == 0 && e->onsale_us <= now_us;
+    snprintf(r->status, sizeof r->status, "%s", on_sale ? "on_sale" : e->status);
+    if (s->q->sort == CAT_SORT_RELEVANCE)
+        snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
+    else
+        snprintf(r->cursor_key, sizeof r->cursor_key, "%" PRId64, h->key);
+    r->has_distance = s->q->has_point;
+    r->distance_km = (double)(long)(h->km * 100 + 0.5) / 100.0;
+}
+
+int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_t now_us,
+                  cat_page *out)
+{
+    memset(out, 0, sizeof *out);
+    search *s = calloc(1, sizeof *s);
+    int k = q->limit + 1, rc = 0;
+    if (!s || !(s->top = malloc((size_t)k * sizeof *s->top))) {
+        free(s);
+        return ONS_ENOMEM;
+    }
+    *s = (search){.q = q, .p = p, .top = s->top, .k = k, .thr = (float)p->fuzzy_threshold_pct / 100};
+    s->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
+    pthread_rwlock_rdlock(&ix->lock);
+    s->ix = ix;
+    s->b = ix->base;
+    rc = run(s);
+    if (!rc && s->mode == CAT_MATCH_TEXT && !q->has_cursor && s->ntop == 0) {
+        s->mode = CAT_MATCH_FUZZY; /* nothing matched the words: typos */
+        rc = run(s);
+    }
+    out->mode = s->mode;
+    int n = s->ntop > q->limit ? q->limit : s->ntop;
+    out->more = s->ntop > q->limit;
+    if (!rc && n > 0 && !(out->rows = calloc((size_t)n, sizeof *out->rows)))
+        rc = ONS_ENOMEM;
+    for (int i = 0; !rc && i < n; i++)
+        render(s, &s->top[i], now_us, &out->rows[i]);
+    out->n = rc ? 0 : (size_t)n;
+    pthread_rwlock_unlock(&ix->lock);
+    free(s->top);
+    free(s);
+    return rc;
+}
