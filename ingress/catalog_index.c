@@ -370,8 +370,9 @@ static int build_postings(cat_ix_base *base)
     size_t nt = base->nterms, nf = base->fwd_off[base->n];
     base->post_off = calloc(nt + 1, sizeof *base->post_off);
     base->post = malloc((nf ? nf : 1) * sizeof *base->post);
+    base->post_w = malloc(nf ? nf : 1);
     uint32_t *fill = malloc((nt ? nt : 1) * sizeof *fill);
-    if (!base->post_off || !base->post || !fill) {
+    if (!base->post_off || !base->post || !base->post_w || !fill) {
         free(fill);
         return ONS_ENOMEM;
     }
@@ -380,9 +381,13 @@ static int build_postings(cat_ix_base *base)
     for (size_t t = 0; t < nt; t++)
         base->post_off[t + 1] += base->post_off[t];
     memcpy(fill, base->post_off, nt * sizeof *fill);
-    for (uint32_t i = 0; i < base->n; i++)
-        for (uint32_t k = base->fwd_off[i]; k < base->fwd_off[i + 1]; k++)
-            base->post[fill[base->fwd[k] >> 2]++] = i;
+    for (uint32_t i = 0; i < base->n; i++) {
+        for (uint32_t k = base->fwd_off[i]; k < base->fwd_off[i + 1]; k++) {
+            uint32_t at = fill[base->fwd[k] >> 2]++;
+            base->post[at] = i;
+            base->post_w[at] = (uint8_t)(base->fwd[k] & 3);
+        }
+    }
     free(fill);
     return 0;
 }
@@ -410,12 +415,15 @@ static int build_orders(cat_ix_base *base)
     base->ids = malloc((n ? n : 1) * sizeof *base->ids);
     base->id_ord = malloc((n ? n : 1) * sizeof *base->id_ord);
     base->price_ord = malloc((n ? n : 1) * sizeof *base->price_ord);
-    if (!k || !base->ids || !base->id_ord || !base->price_ord) {
+    base->oid = malloc((n ? n : 1) * sizeof *base->oid);
+    if (!k || !base->ids || !base->id_ord || !base->price_ord || !base->oid) {
         free(k);
         return ONS_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         k[i] = (keyed){base->ev[i].event_id, 0, (uint32_t)i};
+        base->oid[i] = base->ev[i].event_id;
+    }
     qsort(k, n, sizeof *k, cmp_keyed);
     for (size_t i = 0; i < n; i++) {
         base->ids[i] = k[i].k1;
@@ -494,7 +502,9 @@ static int build_trigrams(cat_ix_base *base)
 
 static size_t base_bytes(const cat_ix_base *b, size_t arena_bytes)
 {
-    return arena_bytes + b->n * (sizeof *b->ev + sizeof *b->ids + 2 * sizeof(uint32_t)) +
+    return arena_bytes +
+           b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 2 * sizeof(uint32_t)) +
+           b->fwd_off[b->n] * sizeof *b->post_w +
            (b->n + 1) * sizeof(uint32_t) + b->fwd_off[b->n] * 2 * sizeof(uint32_t) +
            b->nterms * (sizeof *b->terms + sizeof(uint32_t)) + b->nprice * sizeof(uint32_t) +
            b->nvenues * sizeof *b->venues + b->ntri * 2 * sizeof(uint32_t) +
@@ -541,6 +551,8 @@ void cat_ix_base_free(cat_ix_base *b)
     free(b->terms);
     free(b->post_off);
     free(b->post);
+    free(b->post_w);
+    free(b->oid);
     free(b->price_ord);
     free(b->venues);
     free(b->tri_key);

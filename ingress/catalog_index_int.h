@@ -54,7 +54,9 @@ struct cat_ix_base {
     size_t nterms;
     const char **terms; /* by id, byte order */
     uint32_t *post_off; /* nterms + 1 */
-    uint32_t *post;     /* ordinals, ascending per term */
+    uint32_t *post;     /* ordinals, ascending per term ... */
+    uint8_t *post_w;    /* ... and the term's weight class in that event */
+    int64_t *oid;       /* event id by ordinal (compact: ties of a rank read it) */
     uint32_t *price_ord; /* ordinals with a price, by (price_min, event_id) */
     size_t nprice;
     cat_ix_venue *venues; /* venues with a position */

@@ -30,6 +30,11 @@
 
 typedef enum { CL_RANGE, CL_SET, CL_NONE } cl_kind;
 
+struct fzword {
+    uint32_t tri[201];
+    size_t nt;
+};
+
 typedef struct clause {
     cl_kind kind;
     uint32_t lo, hi; /* CL_RANGE: term ids [lo, hi) */
@@ -40,6 +45,9 @@ typedef struct clause {
     char *text;     /* the folded word or the pseudo-term */
     int prefix;     /* text begins the term (the last word) */
     int ranked;     /* adds to the rank (q's words) */
+    size_t nterms;  /* terms: the range's or the set's */
+    size_t *cur;    /* per term, the galloping cursor in its postings, or NULL */
+    struct fzword *fz; /* fuzzy mode: the word's trigrams */
     int base_only;  /* the circle: the distance filter decides, this only drives */
 } clause;
 
@@ -59,12 +67,9 @@ typedef struct search {
     clause cl[CAT_MAX_PARAMS];
     int ncl;
     float thr;
-    /* Fuzzy mode: q's words' trigrams, and how many in all. */
-    struct fzword {
-        uint32_t tri[201];
-        size_t nt;
-    } *fz;
-    size_t nfz, fz_total;
+    const clause *driver; /* the clause whose postings are visited */
+    int reads_event;      /* filters or a sort key that only the event holds */
+    size_t fz_total;      /* fuzzy mode: q's trigrams */
     hit *top; /* the best k so far, in page order */
     int ntop, k;
     int rejected; /* the last offer did not make the page */
@@ -124,11 +129,17 @@ static double distance_km(double lat1, double lon1, double lat2, double lon2)
     return 2 * EARTH_KM * asin(fmin(1, sqrt(a)));
 }
 
-/* The filters that are not clauses: dates, prices, the circle. Fills the
- * hit's sort key and distance. */
+/* The filters that are not clauses (dates, prices, the circle), and the
+ * hit's sort key and distance. Reads the event only when q needs it: a
+ * relevance page without those filters ranks matches from the posting
+ * lists alone. */
 static int ev_passes(const search *s, const cat_ix_ev *e, hit *h)
 {
     const cat_query *q = s->q;
+    h->km = 0;
+    h->ev = e;
+    if (!s->reads_event)
+        return 1;
     if ((q->has_from && e->starts_us < q->from_ms * 1000) ||
         (q->has_to && e->starts_us >= q->to_ms * 1000))
         return 0;
@@ -136,19 +147,25 @@ static int ev_passes(const search *s, const cat_ix_ev *e, hit *h)
         return 0;
     if ((q->has_min && e->price_max < q->min_price) || (q->has_max && e->price_min > q->max_price))
         return 0;
-    h->km = 0;
     if (q->has_point) {
         if (!e->has_pos || (h->km = distance_km(q->lat, q->lon, e->lat, e->lon)) > q->km)
             return 0;
     }
     h->key = q->sort == CAT_SORT_PRICE ? e->price_min : e->starts_us;
-    h->id = e->event_id;
-    h->ev = e;
     return 1;
 }
 
-/* The best weight class (or similarity) of a clause's terms in base event
- * ord's forward list; -1: none. */
+/* The value of a term for clause c: its weight, or in fuzzy mode its
+ * trigrams in common with the word when it is in the name (else -1). */
+static float term_value(const clause *c, size_t i, int weight)
+{
+    if (!c->score)
+        return cat_ix_weight[weight];
+    return weight == 3 ? c->score[i] : -1;
+}
+
+/* The best value of a clause's terms in base event ord, from its forward
+ * list (a clause of many terms); -1: none. */
 static float base_clause(const search *s, const clause *c, uint32_t ord)
 {
     const uint32_t *f = s->b->fwd + s->b->fwd_off[ord], *end = s->b->fwd + s->b->fwd_off[ord + 1];
@@ -171,106 +188,122 @@ static float base_clause(const search *s, const clause *c, uint32_t ord)
         uint32_t t = *f >> 2;
         if (t < c->ids[i]) {
             f++;
-        } else if (t > c->ids[i]) {
+            continue;
+        }
+        if (t > c->ids[i]) {
             i++;
-        } else {
-            if (c->score && (*f & 3) == 3 && c->score[i] > best)
-                best = c->score[i];
-            else if (!c->score)
-                best = cat_ix_weight[*f & 3] > best ? cat_ix_weight[*f & 3] : best;
-            f++, i++;
+            continue;
+        }
+        float v = term_value(c, i, (int)(*f & 3));
+        best = v > best ? v : best;
+        f++, i++;
+    }
+    return best;
+}
+
+/* The first index at or after *at in p[0..n) whose ordinal is not below
+ * ord (galloping: candidates arrive in ascending order), kept in *at. */
+static size_t gallop(const uint32_t *p, size_t n, size_t *at, uint32_t ord)
+{
+    size_t lo = *at, hi = lo, step = 1;
+    while (hi < n && p[hi] < ord) {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    if (hi > n)
+        hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid] < ord)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *at = lo;
+    return lo;
+}
+
+static uint32_t clause_term(const clause *c, size_t i)
+{
+    return c->kind == CL_RANGE ? c->lo + (uint32_t)i : c->ids[i];
+}
+
+/* The best value of clause c's terms in base event ord: through each term's
+ * posting list (few terms: sequential memory, weights beside the ordinals)
+ * or the event's forward list (many). -1: none. */
+static float clause_value(const search *s, const clause *c, uint32_t ord)
+{
+    if (!c->cur)
+        return base_clause(s, c, ord);
+    float best = -1;
+    for (size_t i = 0; i < c->nterms; i++) {
+        uint32_t t = clause_term(c, i), off = s->b->post_off[t];
+        size_t n = s->b->post_off[t + 1] - off;
+        size_t k = gallop(s->b->post + off, n, &c->cur[i], ord);
+        if (k < n && s->b->post[off + k] == ord) {
+            float v = term_value(c, i, s->b->post_w[off + k]);
+            best = v > best ? v : best;
         }
     }
     return best;
 }
 
-/* Fuzzy mode's rank of an event by its name's words (names[0..n)): like
- * pg_trgm's word_similarity, the share of q's trigrams the name holds,
- * each word of q counted at the name word closest to it; an event needs
- * that share at least thr and one word of q at least thr similar to a word
- * of its name. -1: no match. */
-static float fuzzy_score(const search *s, const char *const *names, size_t n)
+/* The rank from the clauses' values (in clause order, base and delta
+ * alike); -1 when fuzzy mode's share of trigrams stays below thr. */
+static float rank_of(const search *s, const float *v)
 {
-    uint32_t tri[32][201];
-    size_t nt[32], common = 0;
-    int strong = 0;
-    n = n > 32 ? 32 : n;
-    for (size_t j = 0; j < n; j++)
-        nt[j] = strlen(names[j]) <= 199 ? cat_ix_trigrams(names[j], tri[j]) : 0;
-    for (size_t k = 0; k < s->nfz; k++) {
-        const struct fzword *w = &s->fz[k];
-        size_t best = 0;
-        for (size_t j = 0; j < n; j++) {
-            size_t c = 0;
-            for (size_t a = 0, b = 0; a < w->nt && b < nt[j];) {
-                if (w->tri[a] == tri[j][b])
-                    c++, a++, b++;
-                else if (w->tri[a] < tri[j][b])
-                    a++;
-                else
-                    b++;
-            }
-            best = c > best ? c : best;
-        }
-        strong |= w->nt && (float)best / (float)w->nt >= s->thr;
-        common += best;
-    }
-    float score = s->fz_total ? (float)common / (float)s->fz_total : 0;
-    return strong && score >= s->thr ? score : -1;
+    float r = 0;
+    for (int i = 0; i < s->ncl; i++)
+        if (s->cl[i].ranked)
+            r += v[i];
+    if (s->mode != CAT_MATCH_FUZZY)
+        return r;
+    r = s->fz_total ? r / (float)s->fz_total : 0;
+    return r >= s->thr ? r : -1;
 }
 
-/* The words of base event ord's name (weight A lexemes). */
-static float base_fuzzy(const search *s, uint32_t ord)
-{
-    const char *names[32];
-    size_t n = 0;
-    for (uint32_t k = s->b->fwd_off[ord]; k < s->b->fwd_off[ord + 1] && n < 32; k++) {
-        const char *t = s->b->terms[s->b->fwd[k] >> 2];
-        if ((s->b->fwd[k] & 3) == 3 && (unsigned char)t[0] > CAT_IX_T_VENUE)
-            names[n++] = t;
-    }
-    return fuzzy_score(s, names, n);
-}
-
-static float rec_fuzzy(const search *s, const cat_ix_rec *r)
-{
-    const char *names[32];
-    size_t n = 0;
-    for (size_t i = 0; i < r->nterms && n < 32; i++)
-        if (r->weights[i] == 3 && (unsigned char)r->terms[i][0] > CAT_IX_T_VENUE)
-            names[n++] = r->terms[i];
-    return fuzzy_score(s, names, n);
-}
-
-/* Offers base event ord when it holds every clause and passes the filters. */
-static void visit_base(search *s, uint32_t ord)
+/* Offers base event ord when it holds every clause and passes the
+ * filters; dv: the driver's value for it (< 0: not known). */
+static void visit_base(search *s, uint32_t ord, float dv)
 {
     s->rejected = 0;
     if (s->ix->overridden[ord / 64] >> (ord % 64) & 1)
         return; /* the delta holds its newer copy */
-    hit h;
-    h.rank = 0;
+    float v[CAT_MAX_PARAMS];
     for (int i = 0; i < s->ncl; i++) {
-        const clause *c = &s->cl[i];
+        clause *c = &s->cl[i];
+        v[i] = 0;
         if (c->base_only)
             continue;
-        float w = base_clause(s, c, ord);
-        if (w < 0)
+        v[i] = c == s->driver && dv >= 0 ? dv : clause_value(s, c, ord);
+        if (v[i] < 0)
             return;
-        if (c->ranked)
-            h.rank += w;
     }
-    if (s->mode == CAT_MATCH_FUZZY && (h.rank = base_fuzzy(s, ord)) < 0)
+    hit h;
+    if ((h.rank = rank_of(s, v)) < 0)
         return;
+    h.id = s->b->oid[ord];
     if (ev_passes(s, &s->b->ev[ord], &h))
         offer(s, &h);
 }
 
-/* The best weight class of a clause's terms among a delta record's terms;
- * -1: none. */
-static float rec_clause(const clause *c, const cat_ix_rec *r)
+/* The value of clause c among a delta record's terms (by their text); -1:
+ * none. */
+static float rec_clause(const search *s, const clause *c, const cat_ix_rec *r)
 {
     float best = -1;
+    if (c->fz) { /* fuzzy: trigrams in common with a name word */
+        for (size_t i = 0; i < r->nterms; i++) {
+            if (r->weights[i] != 3 || (unsigned char)r->terms[i][0] <= CAT_IX_T_VENUE)
+                continue;
+            float sim = cat_ix_similarity(c->text, r->terms[i]);
+            float common = sim * (float)c->fz->nt;
+            if (sim >= s->thr / 2 && common > best)
+                best = common;
+        }
+        return best < 0 ? -1 : (float)(int)(best + 0.5f);
+    }
     size_t n = strlen(c->text), lo = 0, hi = r->nterms;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -292,20 +325,17 @@ static float rec_clause(const clause *c, const cat_ix_rec *r)
 
 static void visit_rec(search *s, const cat_ix_rec *r)
 {
-    hit h;
-    h.rank = 0;
+    float v[CAT_MAX_PARAMS];
     for (int i = 0; i < s->ncl; i++) {
         const clause *c = &s->cl[i];
-        if (c->base_only)
-            continue;
-        float w = rec_clause(c, r);
-        if (w < 0)
+        v[i] = 0;
+        if (!c->base_only && (v[i] = rec_clause(s, c, r)) < 0)
             return;
-        if (c->ranked)
-            h.rank += w;
     }
-    if (s->mode == CAT_MATCH_FUZZY && (h.rank = rec_fuzzy(s, r)) < 0)
+    hit h;
+    if ((h.rank = rank_of(s, v)) < 0)
         return;
+    h.id = r->ev.event_id;
     if (ev_passes(s, &r->ev, &h))
         offer(s, &h);
 }
@@ -347,63 +377,152 @@ static void date_bounds(const search *s, uint32_t *start, uint32_t *stop)
     *stop = q->sort == CAT_SORT_DATE && q->has_to ? (uint32_t)lo : (uint32_t)s->b->n;
 }
 
-/* Visits the ordinals of one sorted posting slice in [start, stop). */
-static void drive_slice(search *s, const uint32_t *p, size_t n, uint32_t start, uint32_t stop,
-                        int early)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (p[mid] < start)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i < n && p[i] < stop; i++) {
-        visit_base(s, p[i]);
-        if (early && s->rejected)
-            return;
-    }
-}
-
-/* The driver's term ids as a list: a range's, or a set's. */
-static uint32_t driver_term(const clause *d, size_t i)
-{
-    return d->kind == CL_RANGE ? d->lo + (uint32_t)i : d->ids[i];
-}
-
 static int cmp_ord(const void *x, const void *y)
 {
     uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
     return (a > b) - (a < b);
 }
 
-/* A small union: gathered, sorted, deduplicated, visited. */
-static int drive_gathered(search *s, const clause *d, size_t nt, uint32_t start, uint32_t stop,
-                          int early)
+static int cmp_u64(const void *x, const void *y)
 {
-    uint32_t *all = malloc((d->size ? d->size : 1) * sizeof *all);
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* The first ordinal at or after ord that every other clause read through
+ * its posting lists may hold (the largest of their next postings), so the
+ * driver skips what cannot match instead of visiting it: a leapfrog
+ * intersection. UINT32_MAX: some clause has no posting left. */
+static uint32_t next_possible(search *s, uint32_t ord)
+{
+    uint32_t need = ord;
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (!c->cur || c == s->driver)
+            continue;
+        uint32_t m = UINT32_MAX;
+        for (size_t k = 0; k < c->nterms; k++) {
+            uint32_t t = clause_term(c, k), off = s->b->post_off[t];
+            size_t n = s->b->post_off[t + 1] - off;
+            size_t j = gallop(s->b->post + off, n, &c->cur[k], ord);
+            if (j < n && s->b->post[off + j] < m)
+                m = s->b->post[off + j];
+        }
+        if (m > need)
+            need = m;
+    }
+    return need;
+}
+
+/* The first index at or after *at in pairs p[0..n) whose ordinal is not
+ * below ord, kept in *at. */
+static size_t gallop_pairs(const uint64_t *p, size_t n, size_t *at, uint32_t ord)
+{
+    size_t lo = *at, hi = lo, step = 1;
+    uint64_t key = (uint64_t)ord << 32;
+    while (hi < n && p[hi] < key) {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    if (hi > n)
+        hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *at = lo;
+    return lo;
+}
+
+/* Visits the driver's ordinals in [start, stop) from (ordinal << 32 |
+ * value bits) pairs, ascending: the last pair of an ordinal holds its best
+ * value (values are positive floats, whose bits order as they do). */
+static void drive_pairs(search *s, const uint64_t *p, size_t n, uint32_t start, uint32_t stop,
+                        int early)
+{
+    size_t i = 0;
+    gallop_pairs(p, n, &i, start);
+    while (i < n) {
+        uint32_t ord = (uint32_t)(p[i] >> 32);
+        if (ord >= stop)
+            return;
+        uint32_t need = next_possible(s, ord);
+        if (need == UINT32_MAX)
+            return;
+        if (need > ord) {
+            gallop_pairs(p, n, &i, need);
+            continue;
+        }
+        while (i + 1 < n && (uint32_t)(p[i + 1] >> 32) == ord)
+            i++;
+        uint32_t bits = (uint32_t)p[i++];
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        visit_base(s, ord, v);
+        if (early && s->rejected)
+            return;
+    }
+}
+
+/* A driver of one term: its posting list from start, skipping ahead to
+ * what the other clauses may hold. */
+static void drive_slice(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
+{
+    uint32_t t = clause_term(d, 0), off = s->b->post_off[t];
+    const uint32_t *p = s->b->post + off;
+    size_t n = s->b->post_off[t + 1] - off, i = 0;
+    gallop(p, n, &i, start);
+    while (i < n) {
+        uint32_t ord = p[i];
+        if (ord >= stop)
+            return;
+        uint32_t need = next_possible(s, ord);
+        if (need == UINT32_MAX)
+            return;
+        if (need > ord) {
+            gallop(p, n, &i, need);
+            continue;
+        }
+        float v = term_value(d, 0, s->b->post_w[off + i++]);
+        if (v < 0)
+            continue;
+        visit_base(s, ord, v);
+        if (early && s->rejected)
+            return;
+    }
+}
+
+/* The driver's postings with their values, gathered and sorted. */
+static int drive_gathered(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
+{
+    uint64_t *all = malloc((d->size ? d->size : 1) * sizeof *all);
     if (!all)
         return ONS_ENOMEM;
     size_t n = 0;
-    for (size_t i = 0; i < nt; i++) {
-        uint32_t t = driver_term(d, i);
-        for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++)
-            all[n++] = s->b->post[k];
+    for (size_t i = 0; i < d->nterms; i++) {
+        uint32_t t = clause_term(d, i);
+        for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++) {
+            float v = term_value(d, i, s->b->post_w[k]);
+            uint32_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            if (v >= 0 && s->b->post[k] < stop)
+                all[n++] = (uint64_t)s->b->post[k] << 32 | bits;
+        }
     }
-    qsort(all, n, sizeof *all, cmp_ord);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!m || all[m - 1] != all[i])
-            all[m++] = all[i];
-    drive_slice(s, all, m, start, stop, early);
+    if (n > 1 && (d->nterms > 1))
+        qsort(all, n, sizeof *all, cmp_u64);
+    drive_pairs(s, all, n, start, stop, early);
     free(all);
     return 0;
 }
 
-/* A large union through a bitmap of the base's ordinals (this thread's). */
-static int drive_bitmap(search *s, const clause *d, size_t nt, uint32_t start, uint32_t stop,
-                        int early)
+/* A large union through a bitmap of the base's ordinals (this thread's);
+ * the driver's values are then read from each event's forward list. */
+static int drive_bitmap(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
 {
     size_t words = s->b->n / 64 + 1;
     if (tl_nbits < words) {
@@ -414,8 +533,8 @@ static int drive_bitmap(search *s, const clause *d, size_t nt, uint32_t start, u
         tl_nbits = words;
     }
     memset(tl_bits, 0, words * sizeof *tl_bits);
-    for (size_t i = 0; i < nt; i++) {
-        uint32_t t = driver_term(d, i);
+    for (size_t i = 0; i < d->nterms; i++) {
+        uint32_t t = clause_term(d, i);
         for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++)
             tl_bits[s->b->post[k] / 64] |= UINT64_C(1) << (s->b->post[k] % 64);
     }
@@ -424,7 +543,7 @@ static int drive_bitmap(search *s, const clause *d, size_t nt, uint32_t start, u
             uint32_t ord = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
             if (ord < start || ord >= stop)
                 continue;
-            visit_base(s, ord);
+            visit_base(s, ord, -1);
             if (early && s->rejected)
                 return 0;
         }
@@ -438,7 +557,7 @@ static void drive_scan(search *s, uint32_t start, uint32_t stop)
     const cat_query *q = s->q;
     if (q->sort != CAT_SORT_PRICE) {
         for (uint32_t i = start; i < stop; i++) {
-            visit_base(s, i);
+            visit_base(s, i, -1);
             if (s->rejected)
                 return;
         }
@@ -455,10 +574,26 @@ static void drive_scan(search *s, uint32_t start, uint32_t stop)
             hi = mid;
     }
     for (size_t i = lo; i < s->b->nprice; i++) {
-        visit_base(s, s->b->price_ord[i]);
+        visit_base(s, s->b->price_ord[i], -1);
         if (s->rejected)
             return;
     }
+}
+
+/* Clauses of few terms are checked through their posting lists: one
+ * galloping cursor per term. */
+#define GALLOP_TERMS 16
+
+static int prepare_clauses(search *s)
+{
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        c->nterms = c->kind == CL_RANGE ? c->hi - c->lo : c->kind == CL_SET ? c->nids : 0;
+        if (c->kind != CL_NONE && !c->base_only && c->nterms <= GALLOP_TERMS &&
+            !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
+            return ONS_ENOMEM;
+    }
+    return 0;
 }
 
 /* The base's part of the page: through the smallest clause, or a scan. */
@@ -477,16 +612,14 @@ static int drive_base(search *s)
         drive_scan(s, start, stop);
         return 0;
     }
+    s->driver = d;
     int early = s->q->sort == CAT_SORT_DATE; /* ordinals ascend in date order */
-    size_t nt = d->kind == CL_RANGE ? d->hi - d->lo : d->nids;
-    if (nt == 1) {
-        uint32_t t = driver_term(d, 0);
-        drive_slice(s, s->b->post + s->b->post_off[t], s->b->post_off[t + 1] - s->b->post_off[t],
-                    start, stop, early);
+    if (d->nterms == 1) {
+        drive_slice(s, d, start, stop, early);
         return 0;
     }
-    return d->size <= GATHER_MAX ? drive_gathered(s, d, nt, start, stop, early)
-                                 : drive_bitmap(s, d, nt, start, stop, early);
+    return d->size <= GATHER_MAX ? drive_gathered(s, d, start, stop, early)
+                                 : drive_bitmap(s, d, start, stop, early);
 }
 
 /* ---- clauses ------------------------------------------------------------------------ */
@@ -535,15 +668,15 @@ static int cmp_cand_sim(const void *x, const void *y)
     return (a->id > b->id) - (a->id < b->id);
 }
 
-static int cmp_u32id(const void *x, const void *y)
+static int cmp_cand_id(const void *x, const void *y)
 {
-    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-    return (a > b) - (a < b);
+    const cand *a = x, *b = y;
+    return (a->id > b->id) - (a->id < b->id);
 }
 
 /* The lexicon words sharing at least thr of the word's trigrams, counted
  * through the trigram lists (this thread's counters, left zeroed). */
-static int fuzzy_candidates(search *s, const char *w, cand **out, size_t *nout)
+static int fuzzy_candidates(search *s, const char *w, float nwt, cand **out, size_t *nout)
 {
     uint32_t tri[203];
     size_t nt = cat_ix_trigrams(w, tri), n = 0, cap = 0;
@@ -579,9 +712,9 @@ static int fuzzy_candidates(search *s, const char *w, cand **out, size_t *nout)
     }
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        float sim = (float)tl_counts[c[i].id] / (float)nt;
+        float sim = (float)tl_counts[c[i].id] / nwt;
         tl_counts[c[i].id] = 0;
-        if (sim >= s->thr)
+        if (sim >= s->thr / 2)
             c[m++] = (cand){c[i].id, sim};
     }
     *out = c;
@@ -589,44 +722,39 @@ static int fuzzy_candidates(search *s, const char *w, cand **out, size_t *nout)
     return rc;
 }
 
-/* Adds a misspelt word's fuzzy_max_words most similar lexicon words to the
- * fuzzy driver c (its ids unsorted until fuzzy_done). */
-static int fuzzy_word(search *s, clause *c, const char *w)
+/* A misspelt word's clause: the fuzzy_max_words lexicon words most similar
+ * to it (at least half of thr), each valued by the trigrams it shares with
+ * the word; an event's rank is the share of q's trigrams its name's words
+ * hold (rank_of). */
+static int fuzzy_clause(search *s, clause *c)
 {
-    struct fzword *z = &s->fz[s->nfz++];
-    z->nt = strlen(w) <= 199 ? cat_ix_trigrams(w, z->tri) : 0;
-    s->fz_total += z->nt;
     cand *cands = NULL;
     size_t n = 0;
-    if (z->nt && fuzzy_candidates(s, w, &cands, &n))
+    if (!(c->fz = calloc(1, sizeof *c->fz)))
+        return ONS_ENOMEM;
+    c->fz->nt = strlen(c->text) <= 199 ? cat_ix_trigrams(c->text, c->fz->tri) : 0;
+    s->fz_total += c->fz->nt;
+    if (c->fz->nt && fuzzy_candidates(s, c->text, (float)c->fz->nt, &cands, &n))
         return ONS_ENOMEM;
     qsort(cands, n, sizeof *cands, cmp_cand_sim);
     if (n > (size_t)s->p->fuzzy_max_words)
         n = (size_t)s->p->fuzzy_max_words;
-    uint32_t *ids = realloc(c->ids, (c->nids + n + 1) * sizeof *ids);
-    if (!ids) {
+    qsort(cands, n, sizeof *cands, cmp_cand_id);
+    c->ids = malloc((n ? n : 1) * sizeof *c->ids);
+    c->score = malloc((n ? n : 1) * sizeof *c->score);
+    if (!c->ids || !c->score) {
         free(cands);
         return ONS_ENOMEM;
     }
-    c->ids = ids;
-    for (size_t i = 0; i < n; i++)
-        c->ids[c->nids++] = cands[i].id;
+    for (size_t i = 0; i < n; i++) {
+        c->ids[i] = cands[i].id;
+        c->score[i] = (float)(int)(cands[i].sim * (float)c->fz->nt + 0.5f); /* in common */
+        c->size += range_size(s->b, c->ids[i], c->ids[i] + 1);
+    }
+    c->nids = n;
+    c->kind = n ? CL_SET : CL_NONE;
     free(cands);
     return 0;
-}
-
-/* The fuzzy driver's ids sorted, once each, and its size. */
-static void fuzzy_done(search *s, clause *c)
-{
-    qsort(c->ids, c->nids, sizeof *c->ids, cmp_u32id);
-    size_t m = 0;
-    for (size_t i = 0; i < c->nids; i++)
-        if (!m || c->ids[m - 1] != c->ids[i])
-            c->ids[m++] = c->ids[i];
-    c->nids = m;
-    for (size_t i = 0; i < m; i++)
-        c->size += range_size(s->b, c->ids[i], c->ids[i] + 1);
-    c->kind = m ? CL_SET : CL_NONE;
 }
 
 static int word_byte(unsigned char c)
@@ -652,35 +780,9 @@ static const char *next_word(const char **p, size_t *n, int *last)
     return w;
 }
 
-/* Fuzzy mode: one driver, the union of every word's similar lexicon words
- * (an event must be close to q as a whole: fuzzy_score). */
-static int fuzzy_clauses(search *s)
-{
-    const char *p = s->q->q, *w;
-    size_t n, words = 0;
-    int last;
-    while (next_word(&p, &n, &last))
-        words++;
-    clause *c = new_clause(s, "", 0);
-    if (!c || !(s->fz = malloc((words ? words : 1) * sizeof *s->fz)))
-        return ONS_ENOMEM;
-    c->base_only = 1;
-    char buf[804];
-    for (p = s->q->q; (w = next_word(&p, &n, &last));) {
-        n = n < sizeof buf - 1 ? n : sizeof buf - 1;
-        cat_ix_fold(w, n, buf);
-        if (fuzzy_word(s, c, buf))
-            return ONS_ENOMEM;
-    }
-    fuzzy_done(s, c);
-    return 0;
-}
-
 /* One clause per word of q: the last one a prefix (a range of terms). */
 static int word_clauses(search *s)
 {
-    if (s->mode == CAT_MATCH_FUZZY)
-        return fuzzy_clauses(s);
     const char *p = s->q->q, *w;
     size_t n;
     int last;
@@ -690,7 +792,10 @@ static int word_clauses(search *s)
             return ONS_ENOMEM;
         cat_ix_fold(c->text, n, c->text);
         c->ranked = 1;
-        if (last) {
+        if (s->mode == CAT_MATCH_FUZZY) {
+            if (fuzzy_clause(s, c))
+                return ONS_ENOMEM;
+        } else if (last) {
             c->prefix = 1;
             cat_ix_prefix_range(s->b, c->text, &c->lo, &c->hi);
             c->kind = c->lo < c->hi ? CL_RANGE : CL_NONE;
@@ -742,13 +847,14 @@ static int filter_clauses(search *s)
 
 static void clauses_clear(search *s)
 {
-    free(s->fz);
-    s->fz = NULL;
-    s->nfz = s->fz_total = 0;
+    s->fz_total = 0;
+    s->driver = NULL;
     for (int i = 0; i < s->ncl; i++) {
         free(s->cl[i].text);
         free(s->cl[i].ids);
         free(s->cl[i].score);
+        free(s->cl[i].cur);
+        free(s->cl[i].fz);
     }
     s->ncl = 0;
 }
@@ -760,6 +866,8 @@ static int run(search *s)
     int rc = (s->q->q ? word_clauses(s) : 0);
     if (!rc)
         rc = filter_clauses(s);
+    if (!rc)
+        rc = prepare_clauses(s);
     for (size_t i = 0; !rc && i < s->ix->ndelta; i++)
         visit_rec(s, s->ix->delta[i]);
     if (!rc)
@@ -813,6 +921,8 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
     }
     *s = (search){.q = q, .p = p, .top = s->top, .k = k, .thr = (float)p->fuzzy_threshold_pct / 100};
     s->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
+    s->reads_event = q->has_from || q->has_to || q->has_min || q->has_max || q->has_point ||
+                     q->sort != CAT_SORT_RELEVANCE;
     pthread_rwlock_rdlock(&ix->lock);
     s->ix = ix;
     s->b = ix->base;
