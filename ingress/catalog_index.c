@@ -278,10 +278,8 @@ void cat_ix_builder_free(cat_ix_builder *b)
 
 static int cmp_bev(const void *x, const void *y)
 {
-    const cat_ix_ev *a = &((const bev *)x)->ev, *b = &((const bev *)y)->ev;
-    if (a->starts_us != b->starts_us)
-        return a->starts_us < b->starts_us ? -1 : 1;
-    return (a->event_id > b->event_id) - (a->event_id < b->event_id);
+    int64_t a = ((const bev *)x)->ev.event_id, b = ((const bev *)y)->ev.event_id;
+    return (a > b) - (a < b);
 }
 
 typedef struct named {
@@ -406,8 +404,8 @@ static int cmp_keyed(const void *x, const void *y)
 }
 
 /* Event ids ascending with their ordinals (the delta's overrides find an
- * event's base copy), and the events with a price by (price_min,
- * event_id). */
+ * event's base copy), the date order, and the events with a price by
+ * (price_min, event_id). */
 static int build_orders(cat_ix_base *base)
 {
     size_t n = base->n, np = 0;
@@ -416,7 +414,8 @@ static int build_orders(cat_ix_base *base)
     base->id_ord = malloc((n ? n : 1) * sizeof *base->id_ord);
     base->price_ord = malloc((n ? n : 1) * sizeof *base->price_ord);
     base->oid = malloc((n ? n : 1) * sizeof *base->oid);
-    if (!k || !base->ids || !base->id_ord || !base->price_ord || !base->oid) {
+    base->date_ord = malloc((n ? n : 1) * sizeof *base->date_ord);
+    if (!k || !base->ids || !base->id_ord || !base->price_ord || !base->oid || !base->date_ord) {
         free(k);
         return ONS_ENOMEM;
     }
@@ -429,6 +428,11 @@ static int build_orders(cat_ix_base *base)
         base->ids[i] = k[i].k1;
         base->id_ord[i] = k[i].ord;
     }
+    for (size_t i = 0; i < n; i++)
+        k[i] = (keyed){base->ev[i].starts_us, base->ev[i].event_id, (uint32_t)i};
+    qsort(k, n, sizeof *k, cmp_keyed);
+    for (size_t i = 0; i < n; i++)
+        base->date_ord[i] = k[i].ord;
     for (size_t i = 0; i < n; i++)
         if (base->ev[i].has_price)
             k[np++] = (keyed){base->ev[i].price_min, base->ev[i].event_id, (uint32_t)i};
@@ -503,7 +507,7 @@ static int build_trigrams(cat_ix_base *base)
 static size_t base_bytes(const cat_ix_base *b, size_t arena_bytes)
 {
     return arena_bytes +
-           b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 2 * sizeof(uint32_t)) +
+           b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 3 * sizeof(uint32_t)) +
            b->fwd_off[b->n] * sizeof *b->post_w +
            (b->n + 1) * sizeof(uint32_t) + b->fwd_off[b->n] * 2 * sizeof(uint32_t) +
            b->nterms * (sizeof *b->terms + sizeof(uint32_t)) + b->nprice * sizeof(uint32_t) +
@@ -517,7 +521,7 @@ cat_ix_base *cat_ix_builder_finish(cat_ix_builder *b)
     uint32_t *remap = NULL;
     if (!base)
         goto fail;
-    qsort(b->evs, b->n, sizeof *b->evs, cmp_bev); /* ordinals: the date order */
+    qsort(b->evs, b->n, sizeof *b->evs, cmp_bev); /* ordinals: the event id order */
     if (sort_terms(b, base, &remap) || build_forward(b, base, remap) || build_postings(base) ||
         build_orders(base) || build_venues(b, base, remap) || build_trigrams(base))
         goto fail;
@@ -553,6 +557,7 @@ void cat_ix_base_free(cat_ix_base *b)
     free(b->post);
     free(b->post_w);
     free(b->oid);
+    free(b->date_ord);
     free(b->price_ord);
     free(b->venues);
     free(b->tri_key);

@@ -46,7 +46,7 @@ typedef struct cat_ix_venue {
 
 struct cat_ix_base {
     size_t n;
-    cat_ix_ev *ev;     /* by ordinal: (starts_us, event_id) ascending */
+    cat_ix_ev *ev;     /* by ordinal: event_id ascending (a rank's ties need no lookup) */
     int64_t *ids;      /* event ids ascending ... */
     uint32_t *id_ord;  /* ... and their ordinals */
     uint32_t *fwd_off; /* n + 1: event i's terms are fwd[fwd_off[i] .. fwd_off[i+1]) */
@@ -57,6 +57,7 @@ struct cat_ix_base {
     uint32_t *post;     /* ordinals, ascending per term ... */
     uint8_t *post_w;    /* ... and the term's weight class in that event */
     int64_t *oid;       /* event id by ordinal (compact: ties of a rank read it) */
+    uint32_t *date_ord;  /* ordinals by (starts_us, event_id) */
     uint32_t *price_ord; /* ordinals with a price, by (price_min, event_id) */
     size_t nprice;
     cat_ix_venue *venues; /* venues with a position */

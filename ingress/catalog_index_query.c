@@ -47,13 +47,16 @@ typedef struct clause {
     int ranked;     /* adds to the rank (q's words) */
     size_t nterms;  /* terms: the range's or the set's */
     size_t *cur;    /* per term, the galloping cursor in its postings, or NULL */
+    uint64_t *bits; /* its events, a bit per base ordinal (a large clause), or NULL */
     struct fzword *fz; /* fuzzy mode: the word's trigrams */
     int base_only;  /* the circle: the distance filter decides, this only drives */
 } clause;
 
 typedef struct hit {
-    int64_t key, id;
+    int64_t key, id; /* id: a delta hit's (a base hit's is its ordinal's) */
     float rank;
+    uint32_t ord;
+    int in_base;
     double km;
     const cat_ix_ev *ev;
 } hit;
@@ -73,44 +76,65 @@ typedef struct search {
     hit *top; /* the best k so far, in page order */
     int ntop, k;
     int rejected; /* the last offer did not make the page */
+    uint32_t cur_ord; /* the first base ordinal whose event id is above the cursor's */
 } search;
 
 /* ---- the page: the best k by the sort ------------------------------------------------ */
 
-/* a before b in the page order. */
-static int before(cat_sort sort, const hit *a, const hit *b)
+static int64_t hit_id(const search *s, const hit *h)
 {
+    return h->in_base ? s->b->oid[h->ord] : h->id;
+}
+
+/* a's event id below b's: base ordinals are in event id order, so two base
+ * hits compare without reading an id. */
+static int id_before(const search *s, const hit *a, const hit *b)
+{
+    if (a->in_base && b->in_base)
+        return a->ord < b->ord;
+    return hit_id(s, a) < hit_id(s, b);
+}
+
+/* a before b in the page order. */
+static int before(const search *s, const hit *a, const hit *b)
+{
+    cat_sort sort = s->q->sort;
     if (sort == CAT_SORT_RELEVANCE && a->rank != b->rank)
         return a->rank > b->rank;
     if (sort != CAT_SORT_RELEVANCE && a->key != b->key)
         return a->key < b->key;
-    return a->id < b->id;
+    return id_before(s, a, b);
+}
+
+static int id_after_cursor(const search *s, const hit *h)
+{
+    return h->in_base ? h->ord >= s->cur_ord : h->id > s->q->cur_id;
 }
 
 /* Strictly after the cursor's row. */
-static int after_cursor(const cat_query *q, const hit *h)
+static int after_cursor(const search *s, const hit *h)
 {
+    const cat_query *q = s->q;
     if (!q->has_cursor)
         return 1;
     if (q->sort == CAT_SORT_RELEVANCE) {
         float r = (float)q->cur_rank;
-        return h->rank < r || (h->rank == r && h->id > q->cur_id);
+        return h->rank < r || (h->rank == r && id_after_cursor(s, h));
     }
-    return h->key > q->cur_key || (h->key == q->cur_key && h->id > q->cur_id);
+    return h->key > q->cur_key || (h->key == q->cur_key && id_after_cursor(s, h));
 }
 
 static void offer(search *s, const hit *h)
 {
-    cat_sort sort = s->q->sort;
     s->rejected = 0;
-    if (!after_cursor(s->q, h))
+    if (!after_cursor(s, h))
         return;
-    if (s->ntop == s->k && !before(sort, h, &s->top[s->ntop - 1])) {
+    if (s->ntop == s->k && !before(s, h, &s->top[s->ntop - 1])) {
         s->rejected = 1;
         return;
     }
     int at = s->ntop < s->k ? s->ntop : s->k - 1;
-    while (at > 0 && before(sort, h, &s->top[at - 1])) {
+    while (at > 0 && before(s, h, &s->top[at - 1])) {
         s->top[at] = s->top[at - 1];
         at--;
     }
@@ -268,6 +292,9 @@ static float rank_of(const search *s, const float *v)
 static void visit_base(search *s, uint32_t ord, float dv)
 {
     s->rejected = 0;
+    for (int i = 0; i < s->ncl; i++)
+        if (s->cl[i].bits && !(s->cl[i].bits[ord / 64] >> (ord % 64) & 1))
+            return;
     if (s->ix->overridden[ord / 64] >> (ord % 64) & 1)
         return; /* the delta holds its newer copy */
     float v[CAT_MAX_PARAMS];
@@ -283,7 +310,9 @@ static void visit_base(search *s, uint32_t ord, float dv)
     hit h;
     if ((h.rank = rank_of(s, v)) < 0)
         return;
-    h.id = s->b->oid[ord];
+    h.in_base = 1;
+    h.ord = ord;
+    h.id = 0;
     if (ev_passes(s, &s->b->ev[ord], &h))
         offer(s, &h);
 }
@@ -335,6 +364,8 @@ static void visit_rec(search *s, const cat_ix_rec *r)
     hit h;
     if ((h.rank = rank_of(s, v)) < 0)
         return;
+    h.in_base = 0;
+    h.ord = 0;
     h.id = r->ev.event_id;
     if (ev_passes(s, &r->ev, &h))
         offer(s, &h);
@@ -347,34 +378,35 @@ static _Thread_local size_t tl_nbits;
 static _Thread_local uint16_t *tl_counts;
 static _Thread_local size_t tl_ncounts;
 
-/* The first ordinal at or after which base events may be on a date-sorted
- * page (from= and the cursor), and the first past which none is (to=). */
-static void date_bounds(const search *s, uint32_t *start, uint32_t *stop)
+/* The positions in the date order between which base events may be on a
+ * date-sorted page: from= and the cursor, to=. */
+static void date_bounds(const search *s, size_t *start, size_t *stop)
 {
     const cat_query *q = s->q;
     const cat_ix_ev *ev = s->b->ev;
+    const uint32_t *d = s->b->date_ord;
     size_t lo = 0, hi = s->b->n;
-    while (q->sort == CAT_SORT_DATE && (q->has_from || q->has_cursor) && lo < hi) {
+    while ((q->has_from || q->has_cursor) && lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int below = q->has_cursor && (ev[mid].starts_us < q->cur_key ||
-                                      (ev[mid].starts_us == q->cur_key &&
-                                       ev[mid].event_id <= q->cur_id));
-        below |= q->has_from && ev[mid].starts_us < q->from_ms * 1000;
+        const cat_ix_ev *e = &ev[d[mid]];
+        int below = q->has_cursor && (e->starts_us < q->cur_key ||
+                                      (e->starts_us == q->cur_key && e->event_id <= q->cur_id));
+        below |= q->has_from && e->starts_us < q->from_ms * 1000;
         if (below)
             lo = mid + 1;
         else
             hi = mid;
     }
-    *start = (uint32_t)lo;
+    *start = lo;
     hi = s->b->n;
-    while (q->sort == CAT_SORT_DATE && q->has_to && lo < hi) {
+    while (q->has_to && lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (ev[mid].starts_us < q->to_ms * 1000)
+        if (ev[d[mid]].starts_us < q->to_ms * 1000)
             lo = mid + 1;
         else
             hi = mid;
     }
-    *stop = q->sort == CAT_SORT_DATE && q->has_to ? (uint32_t)lo : (uint32_t)s->b->n;
+    *stop = q->has_to ? lo : s->b->n;
 }
 
 static int cmp_ord(const void *x, const void *y)
@@ -398,7 +430,7 @@ static uint32_t next_possible(search *s, uint32_t ord)
     uint32_t need = ord;
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
-        if (!c->cur || c == s->driver)
+        if (!c->cur || c->bits || c == s->driver)
             continue;
         uint32_t m = UINT32_MAX;
         for (size_t k = 0; k < c->nterms; k++) {
@@ -551,13 +583,16 @@ static int drive_bitmap(search *s, const clause *d, uint32_t start, uint32_t sto
     return 0;
 }
 
-/* No clause: the date order itself, or the price order. */
-static void drive_scan(search *s, uint32_t start, uint32_t stop)
+/* No clause: the date order, or the price order, from the cursor on:
+ * page order, so the first rejected offer ends it. */
+static void drive_scan(search *s)
 {
     const cat_query *q = s->q;
     if (q->sort != CAT_SORT_PRICE) {
-        for (uint32_t i = start; i < stop; i++) {
-            visit_base(s, i, -1);
+        size_t start, stop;
+        date_bounds(s, &start, &stop);
+        for (size_t i = start; i < stop; i++) {
+            visit_base(s, s->b->date_ord[i], -1);
             if (s->rejected)
                 return;
         }
@@ -583,43 +618,81 @@ static void drive_scan(search *s, uint32_t start, uint32_t stop)
 /* Clauses of few terms are checked through their posting lists: one
  * galloping cursor per term. */
 #define GALLOP_TERMS 16
+/* A clause with at least an eighth of a large driver's postings is first
+ * checked in a bitmap of its events (filled once, then one bit per
+ * candidate): stepping a cursor through it would cost as much as merging. */
+#define BITMAP_DRIVER_MIN 4096
+#define BITMAP_CLAUSES    4
 
+static _Thread_local uint64_t *tl_cbits[BITMAP_CLAUSES];
+static _Thread_local size_t tl_cwords[BITMAP_CLAUSES];
+
+/* Clause c's events into this thread's k-th clause bitmap. */
+static int fill_bits(search *s, clause *c, int k)
+{
+    size_t words = s->b->n / 64 + 1;
+    if (tl_cwords[k] < words) {
+        free(tl_cbits[k]);
+        tl_cwords[k] = 0;
+        if (!(tl_cbits[k] = malloc(words * sizeof(uint64_t))))
+            return ONS_ENOMEM;
+        tl_cwords[k] = words;
+    }
+    uint64_t *b = tl_cbits[k];
+    memset(b, 0, words * sizeof *b);
+    for (size_t i = 0; i < c->nterms; i++) {
+        uint32_t t = clause_term(c, i);
+        for (uint32_t j = s->b->post_off[t]; j < s->b->post_off[t + 1]; j++)
+            b[s->b->post[j] / 64] |= UINT64_C(1) << (s->b->post[j] % 64);
+    }
+    c->bits = b;
+    return 0;
+}
+
+/* The driver (the clause of fewest postings), and how every other clause
+ * is checked: a bitmap, galloping cursors, or the forward lists. */
 static int prepare_clauses(search *s)
 {
+    clause *d = NULL;
+    int nbits = 0;
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
         c->nterms = c->kind == CL_RANGE ? c->hi - c->lo : c->kind == CL_SET ? c->nids : 0;
-        if (c->kind != CL_NONE && !c->base_only && c->nterms <= GALLOP_TERMS &&
-            !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
+        if (!d || c->size < d->size)
+            d = c;
+    }
+    s->driver = d;
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (c->kind == CL_NONE || c->base_only || c == d)
+            continue;
+        if (d->size >= BITMAP_DRIVER_MIN && c->size >= d->size / 8 && nbits < BITMAP_CLAUSES &&
+            fill_bits(s, c, nbits++))
+            return ONS_ENOMEM;
+        if (c->nterms <= GALLOP_TERMS && !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
             return ONS_ENOMEM;
     }
     return 0;
 }
 
-/* The base's part of the page: through the smallest clause, or a scan. */
+/* The base's part of the page: through the smallest clause (every match
+ * is offered), or a scan. */
 static int drive_base(search *s)
 {
-    uint32_t start, stop;
-    date_bounds(s, &start, &stop);
-    const clause *d = NULL;
-    for (int i = 0; i < s->ncl; i++) {
+    const clause *d = s->driver;
+    for (int i = 0; i < s->ncl; i++)
         if (s->cl[i].kind == CL_NONE)
             return 0; /* some clause holds no term of the base */
-        if (!d || s->cl[i].size < d->size)
-            d = &s->cl[i];
-    }
     if (!d) {
-        drive_scan(s, start, stop);
+        drive_scan(s);
         return 0;
     }
-    s->driver = d;
-    int early = s->q->sort == CAT_SORT_DATE; /* ordinals ascend in date order */
+    uint32_t n = (uint32_t)s->b->n;
     if (d->nterms == 1) {
-        drive_slice(s, d, start, stop, early);
+        drive_slice(s, d, 0, n, 0);
         return 0;
     }
-    return d->size <= GATHER_MAX ? drive_gathered(s, d, start, stop, early)
-                                 : drive_bitmap(s, d, start, stop, early);
+    return d->size <= GATHER_MAX ? drive_gathered(s, d, 0, n, 0) : drive_bitmap(s, d, 0, n, 0);
 }
 
 /* ---- clauses ------------------------------------------------------------------------ */
@@ -890,7 +963,7 @@ static void rfc3339(int64_t us, char out[32])
 static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
 {
     const cat_ix_ev *e = h->ev;
-    r->event_id = e->event_id;
+    r->event_id = hit_id(s, h);
     r->min_cents = e->has_price ? e->price_min : 0;
     r->max_cents = e->has_price ? e->price_max : 0;
     snprintf(r->name, sizeof r->name, "%s", e->name);
@@ -926,6 +999,17 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
     pthread_rwlock_rdlock(&ix->lock);
     s->ix = ix;
     s->b = ix->base;
+    if (q->has_cursor) { /* base ordinals are in event id order */
+        size_t lo = 0, hi = s->b->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (s->b->oid[mid] <= q->cur_id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        s->cur_ord = (uint32_t)lo;
+    }
     rc = run(s);
     if (!rc && s->mode == CAT_MATCH_TEXT && !q->has_cursor && s->ntop == 0) {
         s->mode = CAT_MATCH_FUZZY; /* nothing matched the words: typos */
