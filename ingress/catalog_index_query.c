@@ -72,6 +72,7 @@ typedef struct search {
     float thr;
     const clause *driver; /* the clause whose postings are visited */
     int reads_event;      /* filters or a sort key that only the event holds */
+    int circle_checked;   /* base events reach ev_passes only from the circle's venues */
     size_t fz_total;      /* fuzzy mode: q's trigrams */
     hit *top; /* the best k so far, in page order */
     int ntop, k;
@@ -157,7 +158,7 @@ static double distance_km(double lat1, double lon1, double lat2, double lon2)
  * hit's sort key and distance. Reads the event only when q needs it: a
  * relevance page without those filters ranks matches from the posting
  * lists alone. */
-static int ev_passes(const search *s, const cat_ix_ev *e, hit *h)
+static int ev_passes(const search *s, const cat_ix_ev *e, int base_hit, hit *h)
 {
     const cat_query *q = s->q;
     h->km = 0;
@@ -171,7 +172,9 @@ static int ev_passes(const search *s, const cat_ix_ev *e, hit *h)
         return 0;
     if ((q->has_min && e->price_max < q->min_price) || (q->has_max && e->price_min > q->max_price))
         return 0;
-    if (q->has_point) {
+    if (q->has_point && !(base_hit && s->circle_checked)) {
+        /* A base event shares its venue's position: when the circle's
+         * clause (the venues within km) holds it, it is within km. */
         if (!e->has_pos || (h->km = distance_km(q->lat, q->lon, e->lat, e->lon)) > q->km)
             return 0;
     }
@@ -313,7 +316,7 @@ static void visit_base(search *s, uint32_t ord, float dv)
     h.in_base = 1;
     h.ord = ord;
     h.id = 0;
-    if (ev_passes(s, &s->b->ev[ord], &h))
+    if (ev_passes(s, &s->b->ev[ord], 1, &h))
         offer(s, &h);
 }
 
@@ -367,7 +370,7 @@ static void visit_rec(search *s, const cat_ix_rec *r)
     h.in_base = 0;
     h.ord = 0;
     h.id = r->ev.event_id;
-    if (ev_passes(s, &r->ev, &h))
+    if (ev_passes(s, &r->ev, 0, &h))
         offer(s, &h);
 }
 
@@ -618,9 +621,10 @@ static void drive_scan(search *s)
 /* Clauses of few terms are checked through their posting lists: one
  * galloping cursor per term. */
 #define GALLOP_TERMS 16
-/* A clause with at least an eighth of a large driver's postings is first
- * checked in a bitmap of its events (filled once, then one bit per
- * candidate): stepping a cursor through it would cost as much as merging. */
+/* A clause of about as many postings as a large driver (an eighth to four
+ * times) is first checked in a bitmap of its events (filled once, then one
+ * bit per candidate): stepping a cursor through it would cost as much as
+ * merging. A much larger clause is cheaper to gallop through. */
 #define BITMAP_DRIVER_MIN 4096
 #define BITMAP_CLAUSES    4
 
@@ -662,11 +666,13 @@ static int prepare_clauses(search *s)
             d = c;
     }
     s->driver = d;
+    s->circle_checked = d && d->base_only; /* the circle drives */
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
         if (c->kind == CL_NONE || c->base_only || c == d)
             continue;
-        if (d->size >= BITMAP_DRIVER_MIN && c->size >= d->size / 8 && nbits < BITMAP_CLAUSES &&
+        int comparable = c->size >= d->size / 8 && c->size <= d->size * 4;
+        if (d->size >= BITMAP_DRIVER_MIN && comparable && nbits < BITMAP_CLAUSES &&
             fill_bits(s, c, nbits++))
             return ONS_ENOMEM;
         if (c->nterms <= GALLOP_TERMS && !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
@@ -979,7 +985,10 @@ static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
     else
         snprintf(r->cursor_key, sizeof r->cursor_key, "%" PRId64, h->key);
     r->has_distance = s->q->has_point;
-    r->distance_km = (double)(long)(h->km * 100 + 0.5) / 100.0;
+    double km = h->km;
+    if (s->q->has_point && h->in_base && s->circle_checked)
+        km = distance_km(s->q->lat, s->q->lon, e->lat, e->lon);
+    r->distance_km = (double)(long)(km * 100 + 0.5) / 100.0;
 }
 
 int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_t now_us,
