@@ -376,10 +376,49 @@ static void visit_rec(search *s, const cat_ix_rec *r)
 
 /* ---- driving the base --------------------------------------------------------------- */
 
-static _Thread_local uint64_t *tl_bits;
-static _Thread_local size_t tl_nbits;
-static _Thread_local uint16_t *tl_counts;
-static _Thread_local size_t tl_ncounts;
+/* A search thread's scratch buffers, kept between its searches (a bitmap
+ * is n / 8 bytes: 125 kB at a million events) and freed when the thread
+ * exits. */
+#define BITMAP_CLAUSES 4
+
+typedef struct scratch {
+    uint64_t *bits; /* the driver's union */
+    size_t nbits;
+    uint16_t *counts; /* shared trigrams per lexicon word, left zeroed */
+    size_t ncounts;
+    uint64_t *cbits[BITMAP_CLAUSES]; /* clauses checked by bitmap */
+    size_t cwords[BITMAP_CLAUSES];
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *t = p;
+    free(t->bits);
+    free(t->counts);
+    for (int i = 0; i < BITMAP_CLAUSES; i++)
+        free(t->cbits[i]);
+    free(t);
+}
+
+static void scratch_key_make(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* This thread's scratch, or NULL (out of memory). */
+static scratch *scratch_get(void)
+{
+    pthread_once(&scratch_once, scratch_key_make);
+    scratch *t = pthread_getspecific(scratch_key);
+    if (!t && (t = calloc(1, sizeof *t)) && pthread_setspecific(scratch_key, t)) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
 
 /* The positions in the date order between which base events may be on a
  * date-sorted page: from= and the cursor, to=. */
@@ -560,21 +599,25 @@ static int drive_gathered(search *s, const clause *d, uint32_t start, uint32_t s
 static int drive_bitmap(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
 {
     size_t words = s->b->n / 64 + 1;
-    if (tl_nbits < words) {
-        free(tl_bits);
-        tl_nbits = 0;
-        if (!(tl_bits = malloc(words * sizeof *tl_bits)))
+    scratch *sc = scratch_get();
+    if (!sc)
+        return ONS_ENOMEM;
+    if (sc->nbits < words) {
+        free(sc->bits);
+        sc->nbits = 0;
+        if (!(sc->bits = malloc(words * sizeof *sc->bits)))
             return ONS_ENOMEM;
-        tl_nbits = words;
+        sc->nbits = words;
     }
-    memset(tl_bits, 0, words * sizeof *tl_bits);
+    uint64_t *bits = sc->bits;
+    memset(bits, 0, words * sizeof *bits);
     for (size_t i = 0; i < d->nterms; i++) {
         uint32_t t = clause_term(d, i);
         for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++)
-            tl_bits[s->b->post[k] / 64] |= UINT64_C(1) << (s->b->post[k] % 64);
+            bits[s->b->post[k] / 64] |= UINT64_C(1) << (s->b->post[k] % 64);
     }
     for (size_t w = start / 64; w < words && w * 64 < stop; w++) {
-        for (uint64_t x = tl_bits[w]; x; x &= x - 1) {
+        for (uint64_t x = bits[w]; x; x &= x - 1) {
             uint32_t ord = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
             if (ord < start || ord >= stop)
                 continue;
@@ -626,23 +669,22 @@ static void drive_scan(search *s)
  * bit per candidate): stepping a cursor through it would cost as much as
  * merging. A much larger clause is cheaper to gallop through. */
 #define BITMAP_DRIVER_MIN 4096
-#define BITMAP_CLAUSES    4
-
-static _Thread_local uint64_t *tl_cbits[BITMAP_CLAUSES];
-static _Thread_local size_t tl_cwords[BITMAP_CLAUSES];
 
 /* Clause c's events into this thread's k-th clause bitmap. */
 static int fill_bits(search *s, clause *c, int k)
 {
     size_t words = s->b->n / 64 + 1;
-    if (tl_cwords[k] < words) {
-        free(tl_cbits[k]);
-        tl_cwords[k] = 0;
-        if (!(tl_cbits[k] = malloc(words * sizeof(uint64_t))))
+    scratch *sc = scratch_get();
+    if (!sc)
+        return ONS_ENOMEM;
+    if (sc->cwords[k] < words) {
+        free(sc->cbits[k]);
+        sc->cwords[k] = 0;
+        if (!(sc->cbits[k] = malloc(words * sizeof(uint64_t))))
             return ONS_ENOMEM;
-        tl_cwords[k] = words;
+        sc->cwords[k] = words;
     }
-    uint64_t *b = tl_cbits[k];
+    uint64_t *b = sc->cbits[k];
     memset(b, 0, words * sizeof *b);
     for (size_t i = 0; i < c->nterms; i++) {
         uint32_t t = clause_term(c, i);
@@ -760,13 +802,17 @@ static int fuzzy_candidates(search *s, const char *w, float nwt, cand **out, siz
     uint32_t tri[203];
     size_t nt = cat_ix_trigrams(w, tri), n = 0, cap = 0;
     const cat_ix_base *b = s->b;
-    if (tl_ncounts < b->nterms) {
-        free(tl_counts);
-        tl_ncounts = 0;
-        if (!(tl_counts = calloc(b->nterms, sizeof *tl_counts)))
+    scratch *sc = scratch_get();
+    if (!sc)
+        return ONS_ENOMEM;
+    if (sc->ncounts < b->nterms) {
+        free(sc->counts);
+        sc->ncounts = 0;
+        if (!(sc->counts = calloc(b->nterms, sizeof *sc->counts)))
             return ONS_ENOMEM;
-        tl_ncounts = b->nterms;
+        sc->ncounts = b->nterms;
     }
+    uint16_t *counts = sc->counts;
     cand *c = NULL;
     int rc = 0;
     for (size_t k = 0; k < nt; k++) {
@@ -782,7 +828,7 @@ static int fuzzy_candidates(search *s, const char *w, float nwt, cand **out, siz
             continue;
         for (uint32_t j = b->tri_off[lo]; j < b->tri_off[lo + 1]; j++) {
             uint32_t id = b->tri_words[j];
-            if (tl_counts[id]++ == 0 && !rc) {
+            if (counts[id]++ == 0 && !rc) {
                 rc = ONS_VEC_RESERVE(c, cap, n + 1, 256);
                 if (!rc)
                     c[n++] = (cand){id, 0};
@@ -791,8 +837,8 @@ static int fuzzy_candidates(search *s, const char *w, float nwt, cand **out, siz
     }
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        float sim = (float)tl_counts[c[i].id] / nwt;
-        tl_counts[c[i].id] = 0;
+        float sim = (float)counts[c[i].id] / nwt;
+        counts[c[i].id] = 0;
         if (sim >= s->thr / 2)
             c[m++] = (cand){c[i].id, sim};
     }
