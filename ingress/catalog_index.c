@@ -318,7 +318,7 @@ static int sort_terms(cat_ix_builder *b, cat_ix_base *base, uint32_t **remap)
     for (size_t i = 0, k = 0; i < b->terms.cap; i++)
         if (b->terms.slot[i])
             all[k++] = (named){b->terms.slot[i], b->terms.id[i]};
-    qsort(all, n, sizeof *all, cmp_named);
+    cat_ix_sort(all, n, sizeof *all, cmp_named);
     for (size_t i = 0; i < n; i++) {
         base->terms[i] = all[i].s;
         (*remap)[all[i].id] = (uint32_t)i;
@@ -347,7 +347,7 @@ static int build_forward(cat_ix_builder *b, cat_ix_base *base, const uint32_t *r
             uint32_t p = b->tpairs[e->toff + j];
             f[j] = remap[p >> 2] << 2 | (p & 3);
         }
-        qsort(f, e->nt, sizeof *f, cmp_u32); /* by id, then weight */
+        cat_ix_sort(f, e->nt, sizeof *f, cmp_u32); /* by id, then weight */
         size_t m = 0;
         for (uint32_t j = 0; j < e->nt; j++) {
             if (m && f[m - 1] >> 2 == f[j] >> 2)
@@ -423,20 +423,20 @@ static int build_orders(cat_ix_base *base)
         k[i] = (keyed){base->ev[i].event_id, 0, (uint32_t)i};
         base->oid[i] = base->ev[i].event_id;
     }
-    qsort(k, n, sizeof *k, cmp_keyed);
+    cat_ix_sort(k, n, sizeof *k, cmp_keyed);
     for (size_t i = 0; i < n; i++) {
         base->ids[i] = k[i].k1;
         base->id_ord[i] = k[i].ord;
     }
     for (size_t i = 0; i < n; i++)
         k[i] = (keyed){base->ev[i].starts_us, base->ev[i].event_id, (uint32_t)i};
-    qsort(k, n, sizeof *k, cmp_keyed);
+    cat_ix_sort(k, n, sizeof *k, cmp_keyed);
     for (size_t i = 0; i < n; i++)
         base->date_ord[i] = k[i].ord;
     for (size_t i = 0; i < n; i++)
         if (base->ev[i].has_price)
             k[np++] = (keyed){base->ev[i].price_min, base->ev[i].event_id, (uint32_t)i};
-    qsort(k, np, sizeof *k, cmp_keyed);
+    cat_ix_sort(k, np, sizeof *k, cmp_keyed);
     for (size_t i = 0; i < np; i++)
         base->price_ord[i] = k[i].ord;
     base->nprice = np;
@@ -483,7 +483,7 @@ static int build_trigrams(cat_ix_base *base)
         for (size_t j = 0; j < k; j++)
             pairs[n++] = (uint64_t)tri[j] << 32 | t;
     }
-    qsort(pairs, n, sizeof *pairs, cmp_u64);
+    cat_ix_sort(pairs, n, sizeof *pairs, cmp_u64);
     base->tri_key = malloc((n ? n : 1) * sizeof *base->tri_key);
     base->tri_off = malloc((n + 1) * sizeof *base->tri_off);
     base->tri_words = malloc((n ? n : 1) * sizeof *base->tri_words);
@@ -521,7 +521,7 @@ cat_ix_base *cat_ix_builder_finish(cat_ix_builder *b)
     uint32_t *remap = NULL;
     if (!base)
         goto fail;
-    qsort(b->evs, b->n, sizeof *b->evs, cmp_bev); /* ordinals: the event id order */
+    cat_ix_sort(b->evs, b->n, sizeof *b->evs, cmp_bev); /* ordinals: the event id order */
     if (sort_terms(b, base, &remap) || build_forward(b, base, remap) || build_postings(base) ||
         build_orders(base) || build_venues(b, base, remap) || build_trigrams(base))
         goto fail;
@@ -655,7 +655,7 @@ size_t cat_ix_trigrams(const char *w, uint32_t *out)
         }
         out[k++] = (uint32_t)c[0] << 16 | (uint32_t)c[1] << 8 | c[2];
     }
-    qsort(out, k, sizeof *out, cmp_u32);
+    cat_ix_sort(out, k, sizeof *out, cmp_u32);
     size_t m = 0;
     for (size_t i = 0; i < k; i++)
         if (!m || out[m - 1] != out[i])

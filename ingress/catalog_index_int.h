@@ -9,6 +9,7 @@
 #include "ingress/catalog_index.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 
 /* Pseudo-terms: the first byte says which, below every lexeme's first
@@ -17,6 +18,15 @@
 #define CAT_IX_T_CITY     '\x01'
 #define CAT_IX_T_CATEGORY '\x02'
 #define CAT_IX_T_VENUE    '\x03'
+
+/* qsort, but for fewer than two elements (whose array may be NULL: an
+ * empty catalog) nothing. */
+static inline void cat_ix_sort(void *base, size_t n, size_t size,
+                               int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
 
 /* Weight classes, the tsvector's letters: D (0) .. A (3). */
 extern const float cat_ix_weight[4];

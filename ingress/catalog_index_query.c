@@ -588,7 +588,7 @@ static int drive_gathered(search *s, const clause *d, uint32_t start, uint32_t s
         }
     }
     if (n > 1 && (d->nterms > 1))
-        qsort(all, n, sizeof *all, cmp_u64);
+        cat_ix_sort(all, n, sizeof *all, cmp_u64);
     drive_pairs(s, all, n, start, stop, early);
     free(all);
     return 0;
@@ -861,10 +861,12 @@ static int fuzzy_clause(search *s, clause *c)
     s->fz_total += c->fz->nt;
     if (c->fz->nt && fuzzy_candidates(s, c->text, (float)c->fz->nt, &cands, &n))
         return ONS_ENOMEM;
-    qsort(cands, n, sizeof *cands, cmp_cand_sim);
+    if (n > 1)
+        cat_ix_sort(cands, n, sizeof *cands, cmp_cand_sim);
     if (n > (size_t)s->p->fuzzy_max_words)
         n = (size_t)s->p->fuzzy_max_words;
-    qsort(cands, n, sizeof *cands, cmp_cand_id);
+    if (n > 1)
+        cat_ix_sort(cands, n, sizeof *cands, cmp_cand_id);
     c->ids = malloc((n ? n : 1) * sizeof *c->ids);
     c->score = malloc((n ? n : 1) * sizeof *c->score);
     if (!c->ids || !c->score) {
@@ -965,7 +967,7 @@ static int filter_clauses(search *s)
             c->size += range_size(s->b, v->term, v->term + 1);
         }
     }
-    qsort(c->ids, c->nids, sizeof *c->ids, cmp_ord);
+    cat_ix_sort(c->ids, c->nids, sizeof *c->ids, cmp_ord);
     c->kind = c->nids ? CL_SET : CL_NONE;
     return 0;
 }
