@@ -369,8 +369,9 @@ static int build_postings(cat_ix_base *base)
     base->post_off = calloc(nt + 1, sizeof *base->post_off);
     base->post = malloc((nf ? nf : 1) * sizeof *base->post);
     base->post_w = malloc(nf ? nf : 1);
+    base->in_name = calloc(nt ? nt : 1, 1);
     uint32_t *fill = malloc((nt ? nt : 1) * sizeof *fill);
-    if (!base->post_off || !base->post || !base->post_w || !fill) {
+    if (!base->post_off || !base->post || !base->post_w || !base->in_name || !fill) {
         free(fill);
         return ONS_ENOMEM;
     }
@@ -384,6 +385,7 @@ static int build_postings(cat_ix_base *base)
             uint32_t at = fill[base->fwd[k] >> 2]++;
             base->post[at] = i;
             base->post_w[at] = (uint8_t)(base->fwd[k] & 3);
+            base->in_name[base->fwd[k] >> 2] |= (base->fwd[k] & 3) == 3;
         }
     }
     free(fill);
@@ -556,6 +558,7 @@ void cat_ix_base_free(cat_ix_base *b)
     free(b->post_off);
     free(b->post);
     free(b->post_w);
+    free(b->in_name);
     free(b->oid);
     free(b->date_ord);
     free(b->price_ord);

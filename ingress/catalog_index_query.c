@@ -828,6 +828,8 @@ static int fuzzy_candidates(search *s, const char *w, float nwt, cand **out, siz
             continue;
         for (uint32_t j = b->tri_off[lo]; j < b->tri_off[lo + 1]; j++) {
             uint32_t id = b->tri_words[j];
+            if (!b->in_name[id])
+                continue; /* a typo is looked for in names only */
             if (counts[id]++ == 0 && !rc) {
                 rc = ONS_VEC_RESERVE(c, cap, n + 1, 256);
                 if (!rc)

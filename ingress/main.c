@@ -242,7 +242,7 @@ const ons_opt ing_opt_table[] = {
         "changed events held beside the index's base before a new base is loaded"),
     OPT("catalog.index_page_rows", ONS_OPT_INT, catalog_index_page_rows, 1, 1000000, "20000",
         "rows per statement when the index loads and reads changes"),
-    OPT("catalog.fuzzy_max_words", ONS_OPT_INT, catalog_fuzzy_max_words, 1, 10000, "64",
+    OPT("catalog.fuzzy_max_words", ONS_OPT_INT, catalog_fuzzy_max_words, 1, 10000, "8",
         "lexicon words one misspelt word may stand for in the index (the most similar)"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
