@@ -417,7 +417,9 @@ static int build_orders(cat_ix_base *base)
     base->price_ord = malloc((n ? n : 1) * sizeof *base->price_ord);
     base->oid = malloc((n ? n : 1) * sizeof *base->oid);
     base->date_ord = malloc((n ? n : 1) * sizeof *base->date_ord);
-    if (!k || !base->ids || !base->id_ord || !base->price_ord || !base->oid || !base->date_ord) {
+    base->date_pos = malloc((n ? n : 1) * sizeof *base->date_pos);
+    if (!k || !base->ids || !base->id_ord || !base->price_ord || !base->oid || !base->date_ord ||
+        !base->date_pos) {
         free(k);
         return ONS_ENOMEM;
     }
@@ -433,8 +435,10 @@ static int build_orders(cat_ix_base *base)
     for (size_t i = 0; i < n; i++)
         k[i] = (keyed){base->ev[i].starts_us, base->ev[i].event_id, (uint32_t)i};
     cat_ix_sort(k, n, sizeof *k, cmp_keyed);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         base->date_ord[i] = k[i].ord;
+        base->date_pos[k[i].ord] = (uint32_t)i;
+    }
     for (size_t i = 0; i < n; i++)
         if (base->ev[i].has_price)
             k[np++] = (keyed){base->ev[i].price_min, base->ev[i].event_id, (uint32_t)i};
@@ -509,7 +513,7 @@ static int build_trigrams(cat_ix_base *base)
 static size_t base_bytes(const cat_ix_base *b, size_t arena_bytes)
 {
     return arena_bytes +
-           b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 3 * sizeof(uint32_t)) +
+           b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 4 * sizeof(uint32_t)) +
            b->fwd_off[b->n] * sizeof *b->post_w +
            (b->n + 1) * sizeof(uint32_t) + b->fwd_off[b->n] * 2 * sizeof(uint32_t) +
            b->nterms * (sizeof *b->terms + sizeof(uint32_t)) + b->nprice * sizeof(uint32_t) +
@@ -561,6 +565,7 @@ void cat_ix_base_free(cat_ix_base *b)
     free(b->in_name);
     free(b->oid);
     free(b->date_ord);
+    free(b->date_pos);
     free(b->price_ord);
     free(b->venues);
     free(b->tri_key);

@@ -68,7 +68,8 @@ struct cat_ix_base {
     uint8_t *post_w;    /* ... and the term's weight class in that event */
     uint8_t *in_name;   /* per term: 1 when some event's name holds it (typos look there) */
     int64_t *oid;       /* event id by ordinal (compact: ties of a rank read it) */
-    uint32_t *date_ord;  /* ordinals by (starts_us, event_id) */
+    uint32_t *date_ord;  /* ordinals by (starts_us, event_id) ... */
+    uint32_t *date_pos;  /* ... and each ordinal's place there: a date key in 4 bytes */
     uint32_t *price_ord; /* ordinals with a price, by (price_min, event_id) */
     size_t nprice;
     cat_ix_venue *venues; /* venues with a position */

@@ -78,6 +78,7 @@ typedef struct search {
     int ntop, k;
     int rejected; /* the last offer did not make the page */
     uint32_t cur_ord; /* the first base ordinal whose event id is above the cursor's */
+    int64_t cur_pos;  /* date sort: the first place in the date order after the cursor */
 } search;
 
 /* ---- the page: the best k by the sort ------------------------------------------------ */
@@ -96,13 +97,24 @@ static int id_before(const search *s, const hit *a, const hit *b)
     return hit_id(s, a) < hit_id(s, b);
 }
 
+/* A date sort's key of a base hit is its place in the date order (no
+ * event read); against a delta hit, both compare by starts_at. */
+static int64_t starts_of(const search *s, const hit *h)
+{
+    return h->in_base ? s->b->ev[h->ord].starts_us : h->key;
+}
+
 /* a before b in the page order. */
 static int before(const search *s, const hit *a, const hit *b)
 {
     cat_sort sort = s->q->sort;
     if (sort == CAT_SORT_RELEVANCE && a->rank != b->rank)
         return a->rank > b->rank;
-    if (sort != CAT_SORT_RELEVANCE && a->key != b->key)
+    if (sort == CAT_SORT_DATE && a->in_base && b->in_base)
+        return a->key < b->key; /* places are unique: ties included */
+    if (sort == CAT_SORT_DATE && starts_of(s, a) != starts_of(s, b))
+        return starts_of(s, a) < starts_of(s, b);
+    if (sort == CAT_SORT_PRICE && a->key != b->key)
         return a->key < b->key;
     return id_before(s, a, b);
 }
@@ -122,6 +134,8 @@ static int after_cursor(const search *s, const hit *h)
         float r = (float)q->cur_rank;
         return h->rank < r || (h->rank == r && id_after_cursor(s, h));
     }
+    if (q->sort == CAT_SORT_DATE && h->in_base)
+        return h->key >= s->cur_pos;
     return h->key > q->cur_key || (h->key == q->cur_key && id_after_cursor(s, h));
 }
 
@@ -155,15 +169,18 @@ static double distance_km(double lat1, double lon1, double lat2, double lon2)
 }
 
 /* The filters that are not clauses (dates, prices, the circle), and the
- * hit's sort key and distance. Reads the event only when q needs it: a
- * relevance page without those filters ranks matches from the posting
- * lists alone. */
+ * hit's sort key and distance. Reads a base event only when q needs it: a
+ * relevance or date page without those filters orders matches from the
+ * posting lists and the date places alone. */
 static int ev_passes(const search *s, const cat_ix_ev *e, int base_hit, hit *h)
 {
     const cat_query *q = s->q;
     h->km = 0;
     h->ev = e;
-    if (!s->reads_event)
+    int date_place = q->sort == CAT_SORT_DATE && base_hit;
+    if (date_place)
+        h->key = s->b->date_pos[e - s->b->ev];
+    if (!s->reads_event && base_hit)
         return 1;
     if ((q->has_from && e->starts_us < q->from_ms * 1000) ||
         (q->has_to && e->starts_us >= q->to_ms * 1000))
@@ -178,7 +195,8 @@ static int ev_passes(const search *s, const cat_ix_ev *e, int base_hit, hit *h)
         if (!e->has_pos || (h->km = distance_km(q->lat, q->lon, e->lat, e->lon)) > q->km)
             return 0;
     }
-    h->key = q->sort == CAT_SORT_PRICE ? e->price_min : e->starts_us;
+    if (!date_place)
+        h->key = q->sort == CAT_SORT_PRICE ? e->price_min : e->starts_us;
     return 1;
 }
 
@@ -997,12 +1015,31 @@ static int run(search *s)
         rc = filter_clauses(s);
     if (!rc)
         rc = prepare_clauses(s);
+    const cat_query *q = s->q;
+    s->reads_event = q->has_from || q->has_to || q->has_min || q->has_max ||
+                     (q->has_point && !s->circle_checked) || q->sort == CAT_SORT_PRICE;
     for (size_t i = 0; !rc && i < s->ix->ndelta; i++)
         visit_rec(s, s->ix->delta[i]);
     if (!rc)
         rc = drive_base(s);
     clauses_clear(s);
     return rc;
+}
+
+/* The first place in the date order strictly after the cursor's row. */
+static int64_t date_place_after(const search *s)
+{
+    const cat_query *q = s->q;
+    size_t lo = 0, hi = s->b->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const cat_ix_ev *e = &s->b->ev[s->b->date_ord[mid]];
+        if (e->starts_us < q->cur_key || (e->starts_us == q->cur_key && e->event_id <= q->cur_id))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (int64_t)lo;
 }
 
 /* ---- the answer --------------------------------------------------------------------- */
@@ -1033,7 +1070,8 @@ static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
     if (s->q->sort == CAT_SORT_RELEVANCE)
         snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
     else
-        snprintf(r->cursor_key, sizeof r->cursor_key, "%" PRId64, h->key);
+        snprintf(r->cursor_key, sizeof r->cursor_key, "%" PRId64,
+                 s->q->sort == CAT_SORT_DATE ? e->starts_us : h->key);
     r->has_distance = s->q->has_point;
     double km = h->km;
     if (s->q->has_point && h->in_base && s->circle_checked)
@@ -1053,8 +1091,7 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
     }
     *s = (search){.q = q, .p = p, .top = s->top, .k = k, .thr = (float)p->fuzzy_threshold_pct / 100};
     s->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
-    s->reads_event = q->has_from || q->has_to || q->has_min || q->has_max || q->has_point ||
-                     q->sort != CAT_SORT_RELEVANCE;
+
     pthread_rwlock_rdlock(&ix->lock);
     s->ix = ix;
     s->b = ix->base;
@@ -1068,6 +1105,7 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
                 hi = mid;
         }
         s->cur_ord = (uint32_t)lo;
+        s->cur_pos = date_place_after(s);
     }
     rc = run(s);
     if (!rc && s->mode == CAT_MATCH_TEXT && !q->has_cursor && s->ntop == 0) {
