@@ -758,7 +758,9 @@ static int drive_base(search *s)
         drive_slice(s, d, 0, n, 0);
         return 0;
     }
-    return d->size <= GATHER_MAX ? drive_gathered(s, d, 0, n, 0) : drive_bitmap(s, d, 0, n, 0);
+    /* The circle needs no value per event: its union is a bitmap. */
+    return d->size <= GATHER_MAX && !d->base_only ? drive_gathered(s, d, 0, n, 0)
+                                                  : drive_bitmap(s, d, 0, n, 0);
 }
 
 /* ---- clauses ------------------------------------------------------------------------ */
@@ -954,6 +956,19 @@ static int word_clauses(search *s)
     return 0;
 }
 
+/* Inside q's bounding box of the circle (catalog_store.c's, the one the
+ * database path reads venues_position with): a cheap test before the
+ * haversine. */
+static int in_box(const cat_query *q, double lat, double lon)
+{
+    if (lat < q->box[0] || lat > q->box[1])
+        return 0;
+    if (!q->box_lon)
+        return 1;
+    return q->box[2] <= q->box[3] ? lon >= q->box[2] && lon <= q->box[3]
+                                  : lon >= q->box[2] || lon <= q->box[3];
+}
+
 /* The city, the category and the circle's venues. */
 static int filter_clauses(search *s)
 {
@@ -982,7 +997,7 @@ static int filter_clauses(search *s)
     c->base_only = 1;
     for (size_t i = 0; i < s->b->nvenues; i++) {
         const cat_ix_venue *v = &s->b->venues[i];
-        if (distance_km(q->lat, q->lon, v->lat, v->lon) <= q->km) {
+        if (in_box(q, v->lat, v->lon) && distance_km(q->lat, q->lon, v->lat, v->lon) <= q->km) {
             c->ids[c->nids++] = v->term;
             c->size += range_size(s->b, v->term, v->term + 1);
         }
