@@ -76,7 +76,9 @@ typedef struct search {
     size_t fz_total;      /* fuzzy mode: q's trigrams */
     hit *top; /* the best k so far, in page order */
     int ntop, k;
-    int rejected; /* the last offer did not make the page */
+    int rejected;    /* the last offer did not make the page ... */
+    float last_rank; /* ... and its rank */
+    float max_rank;  /* the best rank an event can have (every word in its name) */
     uint32_t cur_ord; /* the first base ordinal whose event id is above the cursor's */
     int64_t cur_pos;  /* date sort: the first place in the date order after the cursor */
 } search;
@@ -142,6 +144,7 @@ static int after_cursor(const search *s, const hit *h)
 static void offer(search *s, const hit *h)
 {
     s->rejected = 0;
+    s->last_rank = h->rank;
     if (!after_cursor(s, h))
         return;
     if (s->ntop == s->k && !before(s, h, &s->top[s->ntop - 1])) {
@@ -555,7 +558,7 @@ static void drive_pairs(search *s, const uint64_t *p, size_t n, uint32_t start, 
         float v;
         memcpy(&v, &bits, sizeof v);
         visit_base(s, ord, v);
-        if (early && s->rejected)
+        if (early && s->rejected && s->last_rank >= s->max_rank)
             return;
     }
 }
@@ -583,7 +586,7 @@ static void drive_slice(search *s, const clause *d, uint32_t start, uint32_t sto
         if (v < 0)
             continue;
         visit_base(s, ord, v);
-        if (early && s->rejected)
+        if (early && s->rejected && s->last_rank >= s->max_rank)
             return;
     }
 }
@@ -640,7 +643,7 @@ static int drive_bitmap(search *s, const clause *d, uint32_t start, uint32_t sto
             if (ord < start || ord >= stop)
                 continue;
             visit_base(s, ord, -1);
-            if (early && s->rejected)
+            if (early && s->rejected && s->last_rank >= s->max_rank)
                 return 0;
         }
     }
@@ -727,6 +730,10 @@ static int prepare_clauses(search *s)
     }
     s->driver = d;
     s->circle_checked = d && d->base_only; /* the circle drives */
+    s->max_rank = s->mode == CAT_MATCH_FUZZY ? 1.0f : 0;
+    for (int i = 0; i < s->ncl && s->mode != CAT_MATCH_FUZZY; i++)
+        if (s->cl[i].ranked)
+            s->max_rank += CAT_IX_W_A; /* in rank_of's order: the same float */
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
         if (c->kind == CL_NONE || c->base_only || c == d)
@@ -754,13 +761,17 @@ static int drive_base(search *s)
         return 0;
     }
     uint32_t n = (uint32_t)s->b->n;
+    /* Relevance: base events come in event id order, so once one of the
+     * best possible rank is turned away (the page is full of that rank and
+     * smaller ids), every later one would be too. */
+    int early = s->q->sort == CAT_SORT_RELEVANCE;
     if (d->nterms == 1) {
-        drive_slice(s, d, 0, n, 0);
+        drive_slice(s, d, 0, n, early);
         return 0;
     }
     /* The circle needs no value per event: its union is a bitmap. */
-    return d->size <= GATHER_MAX && !d->base_only ? drive_gathered(s, d, 0, n, 0)
-                                                  : drive_bitmap(s, d, 0, n, 0);
+    return d->size <= GATHER_MAX && !d->base_only ? drive_gathered(s, d, 0, n, early)
+                                                  : drive_bitmap(s, d, 0, n, early);
 }
 
 /* ---- clauses ------------------------------------------------------------------------ */
