@@ -230,11 +230,16 @@ int cat_ix_builder_add(cat_ix_builder *b, const cat_ix_row *r)
     bev *e = &b->evs[b->n];
     memset(e, 0, sizeof *e);
     cat_ix_ev *v = &e->ev;
-    *v = (cat_ix_ev){.event_id = r->event_id, .starts_us = r->starts_us,
-                     .onsale_us = r->onsale_us, .price_min = r->price_min,
-                     .price_max = r->price_max, .seq = r->seq, .lat = r->lat, .lon = r->lon};
-    v->has_price = (uint8_t)!!r->has_price;
-    v->has_pos = (uint8_t)!!r->has_pos;
+    *v = (cat_ix_ev){.event_id = r->event_id,
+                     .starts_us = r->starts_us,
+                     .onsale_us = r->onsale_us,
+                     .price_min = r->price_min,
+                     .price_max = r->price_max,
+                     .seq = r->seq,
+                     .lat = r->lat,
+                     .lon = r->lon};
+    v->has_price = (uint8_t) !!r->has_price;
+    v->has_pos = (uint8_t) !!r->has_pos;
     if (!(v->name = istr(b, r->name)) || !(v->category = istr(b, r->category)) ||
         !(v->city_key = istr(b, r->city_key)) || !(v->status = istr(b, r->status)) ||
         !(v->venue_name = istr(b, r->venue_name)) || !(v->city = istr(b, r->city)))
@@ -512,10 +517,9 @@ static int build_trigrams(cat_ix_base *base)
 
 static size_t base_bytes(const cat_ix_base *b, size_t arena_bytes)
 {
-    return arena_bytes +
-           b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 4 * sizeof(uint32_t)) +
-           b->fwd_off[b->n] * sizeof *b->post_w +
-           (b->n + 1) * sizeof(uint32_t) + b->fwd_off[b->n] * 2 * sizeof(uint32_t) +
+    return arena_bytes + b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 4 * sizeof(uint32_t)) +
+           b->fwd_off[b->n] * sizeof *b->post_w + (b->n + 1) * sizeof(uint32_t) +
+           b->fwd_off[b->n] * 2 * sizeof(uint32_t) +
            b->nterms * (sizeof *b->terms + sizeof(uint32_t)) + b->nprice * sizeof(uint32_t) +
            b->nvenues * sizeof *b->venues + b->ntri * 2 * sizeof(uint32_t) +
            b->tri_off[b->ntri] * sizeof(uint32_t);
@@ -698,7 +702,7 @@ typedef struct rec_terms {
     struct rterm {
         size_t off;
         int w;
-    } *t;
+    } * t;
     size_t n, capt;
 } rec_terms;
 
@@ -755,11 +759,16 @@ static cat_ix_rec *rec_alloc(const cat_ix_row *r, const rec_terms *rt, size_t m,
     rec->weights = (uint8_t *)(rec->terms + m);
     *strs = (char *)(rec->weights + m);
     cat_ix_ev *v = &rec->ev;
-    *v = (cat_ix_ev){.event_id = r->event_id, .starts_us = r->starts_us,
-                     .onsale_us = r->onsale_us, .price_min = r->price_min,
-                     .price_max = r->price_max, .seq = r->seq, .lat = r->lat, .lon = r->lon};
-    v->has_price = (uint8_t)!!r->has_price;
-    v->has_pos = (uint8_t)!!r->has_pos;
+    *v = (cat_ix_ev){.event_id = r->event_id,
+                     .starts_us = r->starts_us,
+                     .onsale_us = r->onsale_us,
+                     .price_min = r->price_min,
+                     .price_max = r->price_max,
+                     .seq = r->seq,
+                     .lat = r->lat,
+                     .lon = r->lon};
+    v->has_price = (uint8_t) !!r->has_price;
+    v->has_pos = (uint8_t) !!r->has_pos;
     v->name = put(strs, r->name);
     v->category = put(strs, r->category);
     v->city_key = put(strs, r->city_key);

@@ -109,7 +109,6 @@ size_t cat_ix_trigrams(const char *w, uint32_t *out);
 /* The share of a's trigrams that b has, 0..1: a typo's similarity. */
 float cat_ix_similarity(const char *a, const char *b);
 /* The range [lo, hi) of term ids a prefix begins (lo == hi: none). */
-void cat_ix_prefix_range(const cat_ix_base *base, const char *prefix, uint32_t *lo,
-                         uint32_t *hi);
+void cat_ix_prefix_range(const cat_ix_base *base, const char *prefix, uint32_t *lo, uint32_t *hi);
 
 #endif

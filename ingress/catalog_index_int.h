@@ -62,12 +62,12 @@ struct cat_ix_base {
     uint32_t *fwd_off; /* n + 1: event i's terms are fwd[fwd_off[i] .. fwd_off[i+1]) */
     uint32_t *fwd;     /* term id << 2 | weight class, ascending */
     size_t nterms;
-    const char **terms; /* by id, byte order */
-    uint32_t *post_off; /* nterms + 1 */
-    uint32_t *post;     /* ordinals, ascending per term ... */
-    uint8_t *post_w;    /* ... and the term's weight class in that event */
-    uint8_t *in_name;   /* per term: 1 when some event's name holds it (typos look there) */
-    int64_t *oid;       /* event id by ordinal (compact: ties of a rank read it) */
+    const char **terms;  /* by id, byte order */
+    uint32_t *post_off;  /* nterms + 1 */
+    uint32_t *post;      /* ordinals, ascending per term ... */
+    uint8_t *post_w;     /* ... and the term's weight class in that event */
+    uint8_t *in_name;    /* per term: 1 when some event's name holds it (typos look there) */
+    int64_t *oid;        /* event id by ordinal (compact: ties of a rank read it) */
     uint32_t *date_ord;  /* ordinals by (starts_us, event_id) ... */
     uint32_t *date_pos;  /* ... and each ordinal's place there: a date key in 4 bytes */
     uint32_t *price_ord; /* ordinals with a price, by (price_min, event_id) */

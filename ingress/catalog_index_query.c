@@ -41,15 +41,15 @@ typedef struct clause {
     uint32_t *ids;   /* CL_SET: term ids ascending ... */
     float *score;    /* ... with their similarity (fuzzy), or NULL */
     size_t nids;
-    size_t size;    /* postings in the base */
-    char *text;     /* the folded word or the pseudo-term */
-    int prefix;     /* text begins the term (the last word) */
-    int ranked;     /* adds to the rank (q's words) */
-    size_t nterms;  /* terms: the range's or the set's */
-    size_t *cur;    /* per term, the galloping cursor in its postings, or NULL */
-    uint64_t *bits; /* its events, a bit per base ordinal (a large clause), or NULL */
+    size_t size;       /* postings in the base */
+    char *text;        /* the folded word or the pseudo-term */
+    int prefix;        /* text begins the term (the last word) */
+    int ranked;        /* adds to the rank (q's words) */
+    size_t nterms;     /* terms: the range's or the set's */
+    size_t *cur;       /* per term, the galloping cursor in its postings, or NULL */
+    uint64_t *bits;    /* its events, a bit per base ordinal (a large clause), or NULL */
     struct fzword *fz; /* fuzzy mode: the word's trigrams */
-    int base_only;  /* the circle: the distance filter decides, this only drives */
+    int base_only;     /* the circle: the distance filter decides, this only drives */
 } clause;
 
 typedef struct hit {
@@ -74,11 +74,11 @@ typedef struct search {
     int reads_event;      /* filters or a sort key that only the event holds */
     int circle_checked;   /* base events reach ev_passes only from the circle's venues */
     size_t fz_total;      /* fuzzy mode: q's trigrams */
-    hit *top; /* the best k so far, in page order */
+    hit *top;             /* the best k so far, in page order */
     int ntop, k;
-    int rejected;    /* the last offer did not make the page ... */
-    float last_rank; /* ... and its rank */
-    float max_rank;  /* the best rank an event can have (every word in its name) */
+    int rejected;     /* the last offer did not make the page ... */
+    float last_rank;  /* ... and its rank */
+    float max_rank;   /* the best rank an event can have (every word in its name) */
     uint32_t cur_ord; /* the first base ordinal whose event id is above the cursor's */
     int64_t cur_pos;  /* date sort: the first place in the date order after the cursor */
 } search;
@@ -366,8 +366,8 @@ static float rec_clause(const search *s, const clause *c, const cat_ix_rec *r)
             hi = mid;
     }
     for (size_t i = lo; i < r->nterms; i++) {
-        int hit = c->prefix ? strncmp(r->terms[i], c->text, n) == 0
-                            : strcmp(r->terms[i], c->text) == 0;
+        int hit =
+            c->prefix ? strncmp(r->terms[i], c->text, n) == 0 : strcmp(r->terms[i], c->text) == 0;
         if (!hit)
             break;
         if (cat_ix_weight[r->weights[i]] > best)
@@ -742,7 +742,8 @@ static int prepare_clauses(search *s)
         if (d->size >= BITMAP_DRIVER_MIN && comparable && nbits < BITMAP_CLAUSES &&
             fill_bits(s, c, nbits++))
             return ONS_ENOMEM;
-        if (c->nterms <= GALLOP_TERMS && !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
+        if (c->nterms <= GALLOP_TERMS &&
+            !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
             return ONS_ENOMEM;
     }
     return 0;
@@ -1115,7 +1116,8 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
         free(s);
         return ONS_ENOMEM;
     }
-    *s = (search){.q = q, .p = p, .top = s->top, .k = k, .thr = (float)p->fuzzy_threshold_pct / 100};
+    *s =
+        (search){.q = q, .p = p, .top = s->top, .k = k, .thr = (float)p->fuzzy_threshold_pct / 100};
     s->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
 
     pthread_rwlock_rdlock(&ix->lock);

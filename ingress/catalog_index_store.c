@@ -39,9 +39,9 @@ struct cat_feed {
 
 /* The columns every statement below selects, in cat_ix_row order. */
 #define ROW_COLUMNS                                                                                \
-    "SELECT e.event_id, e.venue_id, e.catalog_seq, e.name, e.category, "                          \
-    "coalesce(e.city_key, ''), e.status, coalesce(e.search::text, ''), v.name, v.city, "          \
-    "(extract(epoch FROM e.starts_at) * 1000000)::bigint, "                                       \
+    "SELECT e.event_id, e.venue_id, e.catalog_seq, e.name, e.category, "                           \
+    "coalesce(e.city_key, ''), e.status, coalesce(e.search::text, ''), v.name, v.city, "           \
+    "(extract(epoch FROM e.starts_at) * 1000000)::bigint, "                                        \
     "(extract(epoch FROM e.onsale_at) * 1000000)::bigint, e.price_min, e.price_max, v.lat, v.lon " \
     "FROM events e JOIN venues v ON v.venue_id = e.venue_id "
 
@@ -71,8 +71,7 @@ static int read_row(const PGresult *res, int i, cat_ix_row *r)
     r->price_min = ons_pg_row_i64_or(&rw, 12, 0);
     r->price_max = ons_pg_row_i64_or(&rw, 13, 0);
     r->has_pos = !ons_pg_isnull(res, i, 14) && !ons_pg_isnull(res, i, 15);
-    if (r->has_pos &&
-        (ons_pg_get_f64(res, i, 14, &r->lat) || ons_pg_get_f64(res, i, 15, &r->lon)))
+    if (r->has_pos && (ons_pg_get_f64(res, i, 14, &r->lat) || ons_pg_get_f64(res, i, 15, &r->lon)))
         return ONS_EDB;
     return ons_pg_row_done(&rw, "catalog index row") ? ONS_EDB : 0;
 }
@@ -282,7 +281,8 @@ static void publish(cat_feed *f)
     int serve = ons_mono_ms() >= f->ready_at && n <= (size_t)f->o.max_events;
     if (!serve && atomic_load(&f->ready))
         ons_log_warn("catalog index: %zu events, more than catalog.index_max_events: "
-                     "searches use the database", n);
+                     "searches use the database",
+                     n);
     atomic_store(&f->ready, serve ? f->ix : NULL);
     if (f->g_events) {
         ons_gauge_set(f->g_events, (double)n);

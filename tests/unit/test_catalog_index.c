@@ -37,8 +37,8 @@ static int collect(void *arg, const char *s, size_t n, int w)
 START_TEST(tsvector_text_parses)
 {
     lex l[8] = {{{0}, 0}};
-    ck_assert_int_eq(cat_ix_parse_tsvector("'eras':3A 'it''s':5,9B 'back\\\\slash' 'x':1C,2", collect, l),
-                     0);
+    ck_assert_int_eq(
+        cat_ix_parse_tsvector("'eras':3A 'it''s':5,9B 'back\\\\slash' 'x':1C,2", collect, l), 0);
     ck_assert_str_eq(l[0].s, "eras");
     ck_assert_int_eq(l[0].w, 3);
     ck_assert_str_eq(l[1].s, "it's");
@@ -60,7 +60,7 @@ START_TEST(words_fold_and_trigrams)
     cat_ix_fold("\xc3\x89t\xc3\xa9", 5, out); /* Été -> été */
     ck_assert_str_eq(out, "\xc3\xa9t\xc3\xa9");
     uint32_t t[16];
-    ck_assert_uint_eq(cat_ix_trigrams("ab", t), 3); /* "  a", " ab", "ab " */
+    ck_assert_uint_eq(cat_ix_trigrams("ab", t), 3);   /* "  a", " ab", "ab " */
     ck_assert_uint_eq(cat_ix_trigrams("aaaa", t), 4); /* "  a" " aa" "aaa" "aa ": once each */
     /* taylr: 6 trigrams, 4 of them in taylor. */
     ck_assert_float_eq_tol(cat_ix_similarity("taylr", "taylor"), 4.0f / 6, 1e-6);
@@ -123,24 +123,34 @@ static cat_ix_row row_of(const ev *e, char *doc, size_t cap)
     static int k;
     char *ck = city_key[k++ % 8];
     cat_ix_fold(e->city, strlen(e->city), ck);
-    return (cat_ix_row){.event_id = e->id, .venue_id = e->id, .seq = e->id,
-                        .name = e->name, .category = e->cat, .city_key = ck,
-                        .status = "on_sale", .search = doc, .venue_name = e->venue,
-                        .city = e->city, .starts_us = e->starts_s * 1000000,
-                        .onsale_us = 0, .price_min = e->pmin, .price_max = e->pmax,
-                        .has_price = e->pmax > 0, .has_pos = e->lat != 0,
-                        .lat = e->lat, .lon = e->lon};
+    return (cat_ix_row){.event_id = e->id,
+                        .venue_id = e->id,
+                        .seq = e->id,
+                        .name = e->name,
+                        .category = e->cat,
+                        .city_key = ck,
+                        .status = "on_sale",
+                        .search = doc,
+                        .venue_name = e->venue,
+                        .city = e->city,
+                        .starts_us = e->starts_s * 1000000,
+                        .onsale_us = 0,
+                        .price_min = e->pmin,
+                        .price_max = e->pmax,
+                        .has_price = e->pmax > 0,
+                        .has_pos = e->lat != 0,
+                        .lat = e->lat,
+                        .lon = e->lon};
 }
 
 static const ev EVENTS[] = {
     {1, "Taylor Swift Eras Tour", "pop", "Amsterdam", "Ziggo Dome", "stadium pop", 1000, 9000,
      30000, 52.31, 4.94},
-    {2, "Taylor Swift Tribute", "pop", "Haarlem", "Patronaat", "", 1100, 2500, 2500, 52.39,
-     4.65},
+    {2, "Taylor Swift Tribute", "pop", "Haarlem", "Patronaat", "", 1100, 2500, 2500, 52.39, 4.65},
     {3, "Aurora", "folk", "Utrecht", "Tivoli", "", 2000, 4000, 4000, 52.09, 5.12},
     {4, "Northern Songs", "folk", "Oslo", "Aurora Hall", "", 2000, 4500, 4500, 59.91, 10.75},
-    {5, "Polar Lights", "classical", "Paris", "Pleyel", "songs under the aurora", 2000, 1500,
-     1500, 48.88, 2.30},
+    {5, "Polar Lights", "classical", "Paris", "Pleyel", "songs under the aurora", 2000, 1500, 1500,
+     48.88, 2.30},
     {6, "Storm Riders", "rock", "Amsterdam", "Paradiso", "", 3000, 0, 0, 0, 0},
     {7, "Stormy Weather", "jazz", "Amsterdam", "Bimhuis", "", 3000, 3000, 3000, 52.37, 4.91},
     {8, "Story Night", "rock", "aurora", "Cellar", "", 500, 1000, 1200, 52.0, 4.0},
@@ -190,7 +200,7 @@ static int search_ids(cat_ix *ix, const char *qs, int64_t *out, cat_match *mode,
     do {                                                                                           \
         int64_t want_[] = {__VA_ARGS__}, got_[16];                                                 \
         int n_ = search_ids(ix, qs, got_, NULL, NULL);                                             \
-        ck_assert_msg(n_ == (int)(sizeof want_ / sizeof *want_), "%s: %d events", qs, n_);        \
+        ck_assert_msg(n_ == (int)(sizeof want_ / sizeof *want_), "%s: %d events", qs, n_);         \
         for (int i_ = 0; i_ < n_; i_++)                                                            \
             ck_assert_msg(got_[i_] == want_[i_], "%s: [%d] %" PRId64, qs, i_, got_[i_]);           \
     } while (0)
@@ -259,15 +269,15 @@ END_TEST
 START_TEST(keyset_pages_match_one_page)
 {
     cat_ix *ix = build();
-    const char *qs[] = {"q=aurora", "q=aurora&sort=date", "q=aurora&sort=price", "sort=price",
-                        "city=amsterdam", "q=s", "q=taylr+swift"};
+    const char *qs[] = {"q=aurora",     "q=aurora&sort=date", "q=aurora&sort=price",
+                        "sort=price",   "city=amsterdam",     "q=s",
+                        "q=taylr+swift"};
     for (size_t k = 0; k < sizeof qs / sizeof *qs; k++) {
         int64_t all[16], got[16], page[4];
         int n = search_ids(ix, qs[k], all, NULL, NULL), m = 0;
         char cursor[128] = "", url[256];
         do {
-            snprintf(url, sizeof url, "%s&limit=1%s%s", qs[k], cursor[0] ? "&cursor=" : "",
-                     cursor);
+            snprintf(url, sizeof url, "%s&limit=1%s%s", qs[k], cursor[0] ? "&cursor=" : "", cursor);
             int c = search_ids(ix, url, page, NULL, cursor);
             for (int i = 0; i < c && m < 16; i++)
                 got[m++] = page[i];
@@ -292,8 +302,7 @@ START_TEST(delta_overrides_the_base)
     ck_assert_int_eq(cat_ix_apply(ix, &r, 1), 0); /* the same seq again: skipped */
     EXPECT(ix, "q=aurora", 4, 8, 5);
     EXPECT(ix, "q=borea", 3);
-    ev added = {42, "Aurora Rising", "pop", "Bergen", "Grieghallen", "", 100, 10, 20, 60.39,
-                5.32};
+    ev added = {42, "Aurora Rising", "pop", "Bergen", "Grieghallen", "", 100, 10, 20, 60.39, 5.32};
     r = row_of(&added, doc, sizeof doc);
     r.seq = 101;
     ck_assert_int_eq(cat_ix_apply(ix, &r, 1), 1);
