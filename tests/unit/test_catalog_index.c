@@ -222,6 +222,28 @@ START_TEST(prefix_ranges_and_words)
 }
 END_TEST
 
+/* A prefix is the byte-order range of terms it begins; pseudo-terms (city,
+ * category, venue) sort before every lexeme and no prefix reaches them. */
+START_TEST(prefix_is_a_term_range)
+{
+    cat_ix *ix = build();
+    const cat_ix_base *b = ix->base;
+    uint32_t lo, hi;
+    cat_ix_prefix_range(b, "stor", &lo, &hi);
+    ck_assert_uint_eq(hi - lo, 3); /* storm, stormy, story */
+    ck_assert_str_eq(b->terms[lo], "storm");
+    ck_assert_str_eq(b->terms[hi - 1], "story");
+    cat_ix_prefix_range(b, "zzz", &lo, &hi);
+    ck_assert_uint_eq(lo, hi);
+    cat_ix_prefix_range(b, "a", &lo, &hi);
+    for (uint32_t t = lo; t < hi; t++)
+        ck_assert_int_eq(b->terms[t][0], 'a');
+    ck_assert_uint_lt((unsigned char)b->terms[0][0], 'a'); /* a pseudo-term first */
+    ck_assert_int_ge(cat_ix_term_find(b, "\001amsterdam"), 0);
+    cat_ix_free(ix);
+}
+END_TEST
+
 START_TEST(rank_orders_fields)
 {
     cat_ix *ix = build();
@@ -319,6 +341,7 @@ int main(void)
         {"tsvector_text_parses", tsvector_text_parses},
         {"words_fold_and_trigrams", words_fold_and_trigrams},
         {"prefix_ranges_and_words", prefix_ranges_and_words},
+        {"prefix_is_a_term_range", prefix_is_a_term_range},
         {"rank_orders_fields", rank_orders_fields},
         {"typos_find_names", typos_find_names},
         {"filters", filters},
