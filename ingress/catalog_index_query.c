@@ -24,6 +24,10 @@
 
 #define EARTH_KM 6371.0088
 
+/* Clauses of few terms are checked (and driven) through their posting
+ * lists: one galloping cursor per term. */
+#define GALLOP_TERMS 16
+
 /* A union of posting lists at most this large is gathered and sorted; a
  * larger one goes through a bitmap of the base's ordinals. */
 #define GATHER_MAX 65536
@@ -591,6 +595,44 @@ static void drive_slice(search *s, const clause *d, uint32_t start, uint32_t sto
     }
 }
 
+/* A driver of a few terms (GALLOP_TERMS at most): their posting lists
+ * merged in place, each with a galloping cursor, skipping ahead with the
+ * other clauses (no gathering, no sort). */
+static void drive_merge(search *s, const clause *d, int early)
+{
+    size_t at[16] = {0}, nt = d->nterms;
+    for (;;) {
+        uint32_t ord = UINT32_MAX;
+        for (size_t k = 0; k < nt; k++) {
+            uint32_t t = clause_term(d, k), off = s->b->post_off[t];
+            if (at[k] < s->b->post_off[t + 1] - off && s->b->post[off + at[k]] < ord)
+                ord = s->b->post[off + at[k]];
+        }
+        if (ord == UINT32_MAX)
+            return;
+        uint32_t need = next_possible(s, ord);
+        float v = -1;
+        for (size_t k = 0; k < nt; k++) { /* every cursor to need; values at ord */
+            uint32_t t = clause_term(d, k), off = s->b->post_off[t];
+            size_t n = s->b->post_off[t + 1] - off;
+            if (at[k] < n && s->b->post[off + at[k]] == ord && need == ord) {
+                float w = term_value(d, k, s->b->post_w[off + at[k]]);
+                v = w > v ? w : v;
+                at[k]++;
+            } else if (need > ord) {
+                gallop(s->b->post + off, n, &at[k], need == UINT32_MAX ? UINT32_MAX : need);
+            }
+        }
+        if (need == UINT32_MAX)
+            return;
+        if (need > ord || v < 0)
+            continue;
+        visit_base(s, ord, v);
+        if (early && s->rejected && s->last_rank >= s->max_rank)
+            return;
+    }
+}
+
 /* The driver's postings with their values, gathered and sorted. */
 static int drive_gathered(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
 {
@@ -682,9 +724,6 @@ static void drive_scan(search *s)
     }
 }
 
-/* Clauses of few terms are checked through their posting lists: one
- * galloping cursor per term. */
-#define GALLOP_TERMS 16
 /* A clause of about as many postings as a large driver (an eighth to four
  * times) is first checked in a bitmap of its events (filled once, then one
  * bit per candidate): stepping a cursor through it would cost as much as
@@ -768,6 +807,10 @@ static int drive_base(search *s)
     int early = s->q->sort == CAT_SORT_RELEVANCE;
     if (d->nterms == 1) {
         drive_slice(s, d, 0, n, early);
+        return 0;
+    }
+    if (d->nterms <= GALLOP_TERMS && !d->base_only) {
+        drive_merge(s, d, early);
         return 0;
     }
     /* The circle needs no value per event: its union is a bitmap. */
