@@ -27,6 +27,7 @@ typedef struct ing_batcher ing_batcher;
 typedef struct ing_accounts ing_accounts;
 typedef struct ing_ratelimit ing_ratelimit;
 typedef struct ing_log_reader ing_log_reader;
+typedef struct cat_feed cat_feed;
 
 /* Every limit and address of the process (table in main.c, `--help`). */
 typedef struct ing_opts {
@@ -130,6 +131,9 @@ typedef struct ing_opts {
     long long catalog_max_age_s;
     long long catalog_cache_ttl_ms;
     long long catalog_cache_slots;
+    int catalog_index; /* the in-memory index (catalog_index_store.h); 0: the database */
+    long long catalog_index_max_events, catalog_index_refresh_ms, catalog_index_lookback_ms;
+    long long catalog_index_delta_max, catalog_index_page_rows, catalog_fuzzy_max_words;
     /* Client addresses (client_addr.h) and rate limits (ratelimit.h). */
     char *client_addr_header;
     char *client_trusted_proxies;
@@ -166,6 +170,7 @@ typedef struct ing_app {
     ing_accounts *accounts;
     ing_ratelimit *ratelimit;
     ing_log_reader *log_reader; /* cancels of intents other nodes accepted */
+    cat_feed *catalog_feed;     /* the catalog index and its refresher; NULL: off */
 
     /* Hot-path metric handles, looked up once at start. */
     ons_counter *produce_errors;

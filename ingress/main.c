@@ -20,6 +20,7 @@
 #include "ingress/produce.h"
 #include "ingress/ratelimit.h"
 #include "ingress/client_addr.h"
+#include "ingress/catalog_index_store.h"
 #include "ingress/replica.h"
 #include "ingress/routes.h"
 #include "ingress/server.h"
@@ -240,6 +241,20 @@ const ons_opt ing_opt_table[] = {
         "how long a node serves a catalog answer from memory (at most max_age_s; 0: off)"),
     OPT("catalog.cache_slots", ONS_OPT_INT, catalog_cache_slots, 1, 10000000, "4096",
         "catalog answers kept in memory (one per slot; a collision evicts)"),
+    OPT("catalog.index", ONS_OPT_BOOL, catalog_index, 0, 1, "true",
+        "answer searches from an in-memory index of every event (false: from PostgreSQL)"),
+    OPT("catalog.index_max_events", ONS_OPT_INT, catalog_index_max_events, 0, 100000000, "5000000",
+        "events the index may hold (more: searches use PostgreSQL, logged)"),
+    OPT("catalog.index_refresh_ms", ONS_OPT_INT, catalog_index_refresh_ms, 10, 60000, "250",
+        "how often the index reads changed events (a change shows within about this)"),
+    OPT("catalog.index_lookback_ms", ONS_OPT_INT, catalog_index_lookback_ms, 0, 600000, "5000",
+        "changes re-read for late commits (0: none, test only: late commits are missed)"),
+    OPT("catalog.index_delta_max", ONS_OPT_INT, catalog_index_delta_max, 1, 10000000, "20000",
+        "changed events held beside the index's base before a new base is loaded"),
+    OPT("catalog.index_page_rows", ONS_OPT_INT, catalog_index_page_rows, 1, 1000000, "20000",
+        "rows per statement when the index loads and reads changes"),
+    OPT("catalog.fuzzy_max_words", ONS_OPT_INT, catalog_fuzzy_max_words, 1, 10000, "8",
+        "lexicon words one misspelt word may stand for in the index (the most similar)"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
     ONS_OPT_LOG_LEVEL_ROW(ing_opts, log_level, 16),
@@ -363,6 +378,22 @@ static int start_producer(ing_app *app)
     return 0;
 }
 
+/* The catalog index's refresher, when catalog.index is on. */
+static int start_catalog_index(ing_app *app)
+{
+    const ing_opts *o = &app->o;
+    if (!o->catalog_index)
+        return 0;
+    cat_feed_opts fo = {o->pg_dsn,
+                        o->catalog_index_max_events,
+                        o->catalog_index_refresh_ms,
+                        o->catalog_index_lookback_ms,
+                        o->catalog_index_delta_max,
+                        o->catalog_index_page_rows,
+                        app->metrics};
+    return cat_feed_start(&fo, &app->catalog_feed);
+}
+
 /* The modules that serve requests: the PostgreSQL pool, the finisher, the
  * cursors, the caches, the log reader, the monitor and the rate limit. */
 static int start_modules(ing_app *app)
@@ -400,7 +431,7 @@ static int start_modules(ing_app *app)
                               (int)app->o.monitor_interval_ms, &app->monitor)) ||
         (rc = ing_ratelimit_new(app, (size_t)app->o.ratelimit_memory_slots, &app->ratelimit)))
         return rc;
-    return 0;
+    return start_catalog_index(app);
 }
 
 static int start(ing_app *app)
@@ -438,6 +469,7 @@ static void stop(ing_app *app)
     ing_monitor_free(app->monitor); /* job threads read its health until now */
     q_producer_free(app->producer, 0);
     ing_server_free(app->server);
+    cat_feed_stop(app->catalog_feed); /* searches are over */
     ing_cursors_free(app->cursors);
     ing_events_free(app->events);
     ing_views_free(app->views);

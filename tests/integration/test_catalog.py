@@ -18,7 +18,10 @@ from harness import Stack  # noqa: E402
 @pytest.fixture(scope="module")
 def st():
     with Stack(partitions=1) as s:
-        s.start_ingress(catalog_cache_ttl_ms=0)  # every answer fresh: tests change rows
+        # Every answer fresh: tests change rows and read them at once, so
+        # the database path (the index applies a change within
+        # catalog.index_refresh_ms; test_search.py runs both paths).
+        s.start_ingress(catalog_cache_ttl_ms=0, catalog_index="false")
         yield s
         procs = list(s.procs)
     for p in procs:  # stopped by the Stack: a sanitizer report fails the module

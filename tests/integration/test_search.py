@@ -25,15 +25,55 @@ import harness  # noqa: E402
 from harness import Stack  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def st():
+# How ingress answers: from its in-memory index (docs/search.md "The index
+# in each node"), refreshed often here so that tests wait little, or from
+# PostgreSQL (catalog.index off, the fallback). Every test that is not about
+# one path runs against both.
+PATHS = {
+    "index": {"catalog_index": "true", "catalog_index_refresh_ms": 20,
+              "catalog_index_lookback_ms": 300},
+    "database": {"catalog_index": "false"},
+}
+
+
+def start_catalog(s, **overrides):
+    o = dict(catalog_cache_ttl_ms=0, catalog_max_age_s=2, catalog_max_km=5000, **PATHS[s.path])
+    o.update(overrides)
+    base = s.start_ingress(**o)
+    if s.path == "index":
+        s.wait_for(lambda: metric(s, "onsale_catalog_index_ready") == 1, 30, "the catalog index")
+    return base
+
+
+@pytest.fixture(scope="module", params=list(PATHS))
+def st(request):
     with Stack(partitions=1) as s:
-        s.start_ingress(catalog_cache_ttl_ms=0, catalog_max_age_s=2, catalog_max_km=5000)
+        s.path = request.param
+        start_catalog(s)
         yield s
         procs = list(s.procs)
     for p in procs:
         out = p.output()
         assert "Sanitizer" not in out and p.popen.returncode in (0, None), out[-3000:]
+
+
+def metric(s, series):
+    """One series of the current ingress's /metrics, 0 when absent."""
+    text = s.http("GET", "/metrics")[2]
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def sync(s):
+    """With the index: waits until it has applied every committed change
+    (its catalog_seq watermark reaches the table's), so a test reads its
+    own writes as soon as the refresher has seen them."""
+    if getattr(s, "path", "database") != "index":
+        return
+    want = s.sql("SELECT coalesce(max(catalog_seq), 0) FROM events")[0][0]
+    s.wait_for(lambda: metric(s, "onsale_catalog_index_seq") >= want, 10, "the index's refresh")
 
 
 def make(st, name, starts="2031-06-01T20:00:00Z", prices=(5000,), category="concert",
@@ -48,6 +88,7 @@ def make(st, name, starts="2031-06-01T20:00:00Z", prices=(5000,), category="conc
 
 
 def get(st, **params):
+    sync(st)
     return st.http("GET", "/v1/events?" + urlencode(params))
 
 
@@ -224,6 +265,7 @@ def test_keyset_pages_every_sort(st, cat):
     assert s == 400 and e["error"]["code"] == "invalid_cursor"
 
 
+@pytest.mark.parametrize("st", ["database"], indirect=True)
 def test_prefix_asks_every_word_it_begins(st, cat):
     """The last word's prefix is asked as the lexemes it begins, read from
     catalog_words (docs/search.md "How q is matched"): the triggers keep
@@ -257,6 +299,7 @@ def test_prefix_asks_every_word_it_begins(st, cat):
     assert e in ids(st, q="pagod")
 
 
+@pytest.mark.parametrize("st", ["database"], indirect=True)
 def test_one_transaction_per_search(st, cat):
     """A search is one round trip: the setting it plans under (sequential
     scans off) and its statement go out in one pipeline and run in one
@@ -264,7 +307,7 @@ def test_one_transaction_per_search(st, cat):
     three transactions a search before). A failed statement leaves the
     connection usable."""
     with Stack(partitions=1) as s2:  # a database nothing else writes to
-        s2.start_ingress(catalog_cache_ttl_ms=0, pool_threads=1)
+        s2.start_ingress(catalog_cache_ttl_ms=0, pool_threads=1, catalog_index="false")
         # Counted from another database, so that counting adds nothing.
         other = psycopg2.connect(harness.pg_dsn("postgres"))
         other.autocommit = True
@@ -327,7 +370,7 @@ def test_etag_and_cache_control(st, cat):
 def test_node_cache(st, cat):
     """With catalog.cache_ttl_ms a node answers a repeated query string from
     memory for that long (no fresher than max-age allows), then asks again."""
-    st.start_ingress(catalog_cache_ttl_ms=1500, catalog_max_age_s=2)
+    start_catalog(st, catalog_cache_ttl_ms=1500, catalog_max_age_s=2)
     try:
         before = ids(st, category="cachetest")
         ev = make(st, "Cache Probe", category="cachetest")
@@ -335,7 +378,7 @@ def test_node_cache(st, cat):
         st.wait_for(lambda: ids(st, category="cachetest") == before + [ev], 5,
                     "the cached answer expires")
     finally:
-        st.start_ingress(catalog_cache_ttl_ms=0, catalog_max_age_s=2, catalog_max_km=5000)
+        start_catalog(st)
 
 
 def test_triggers_keep_search_true(st, cat):
@@ -470,7 +513,7 @@ def scans(plan):
 
 
 @pytest.fixture(scope="module")
-def big(st):
+def big():
     """A database of its own with 20,000 generated events, analyzed."""
     with Stack(partitions=1) as s2:
         conn = psycopg2.connect(harness.pg_dsn(s2.db))
@@ -491,7 +534,7 @@ def test_server_never_scans_events(big):
     cur = conn.cursor()
     cur.execute(f'ALTER DATABASE "{s2.db}" SET random_page_cost = 1000')
     try:
-        s2.start_ingress(catalog_cache_ttl_ms=0)
+        s2.start_ingress(catalog_cache_ttl_ms=0, catalog_index="false")
 
         def counts():
             cur.execute("SELECT pg_stat_clear_snapshot()")

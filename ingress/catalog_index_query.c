@@ -1,0 +1,1198 @@
+/* catalog_index_query.c - a catalog search over the index (catalog_index.h,
+ * docs/search.md "The index in each node").
+ *
+ * A search is a conjunction of clauses, each a set of terms an event must
+ * hold one of: each word of q (the last one a prefix: a range of term ids;
+ * in fuzzy mode the lexicon words similar enough to it), the city and the
+ * category (pseudo-terms), and the venues inside the distance circle. The
+ * clause with the fewest postings drives: its ordinals are visited in
+ * ascending (date) order and every other clause is checked on the event's
+ * forward list, which also gives the rank; then the other filters and the
+ * keyset, and the page is the best limit + 1 by the sort. Delta records are
+ * checked one by one the same way, by their terms' text. */
+#include "ingress/catalog_index_int.h"
+
+#include "common/err.h"
+#include "common/vec.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EARTH_KM 6371.0088
+
+/* Clauses of few terms are checked (and driven) through their posting
+ * lists: one galloping cursor per term. */
+#define GALLOP_TERMS 16
+
+/* A union of posting lists at most this large is gathered and sorted; a
+ * larger one goes through a bitmap of the base's ordinals. */
+#define GATHER_MAX 65536
+
+typedef enum { CL_RANGE, CL_SET, CL_NONE } cl_kind;
+
+struct fzword {
+    uint32_t tri[201];
+    size_t nt;
+};
+
+typedef struct clause {
+    cl_kind kind;
+    uint32_t lo, hi; /* CL_RANGE: term ids [lo, hi) */
+    uint32_t *ids;   /* CL_SET: term ids ascending ... */
+    float *score;    /* ... with their similarity (fuzzy), or NULL */
+    size_t nids;
+    size_t size;       /* postings in the base */
+    char *text;        /* the folded word or the pseudo-term */
+    int prefix;        /* text begins the term (the last word) */
+    int ranked;        /* adds to the rank (q's words) */
+    size_t nterms;     /* terms: the range's or the set's */
+    size_t *cur;       /* per term, the galloping cursor in its postings, or NULL */
+    uint64_t *bits;    /* its events, a bit per base ordinal (a large clause), or NULL */
+    struct fzword *fz; /* fuzzy mode: the word's trigrams */
+    int base_only;     /* the circle: the distance filter decides, this only drives */
+} clause;
+
+typedef struct hit {
+    int64_t key, id; /* id: a delta hit's (a base hit's is its ordinal's) */
+    float rank;
+    uint32_t ord;
+    int in_base;
+    double km;
+    const cat_ix_ev *ev;
+} hit;
+
+typedef struct search {
+    const cat_ix *ix;
+    const cat_ix_base *b;
+    const cat_query *q;
+    const cat_ix_params *p;
+    cat_match mode;
+    clause cl[CAT_MAX_PARAMS];
+    int ncl;
+    float thr;
+    const clause *driver; /* the clause whose postings are visited */
+    int reads_event;      /* filters or a sort key that only the event holds */
+    int circle_checked;   /* base events reach ev_passes only from the circle's venues */
+    size_t fz_total;      /* fuzzy mode: q's trigrams */
+    hit *top;             /* the best k so far, in page order */
+    int ntop, k;
+    int rejected;     /* the last offer did not make the page ... */
+    float last_rank;  /* ... and its rank */
+    float max_rank;   /* the best rank an event can have (every word in its name) */
+    uint32_t cur_ord; /* the first base ordinal whose event id is above the cursor's */
+    int64_t cur_pos;  /* date sort: the first place in the date order after the cursor */
+} search;
+
+/* ---- the page: the best k by the sort ------------------------------------------------ */
+
+static int64_t hit_id(const search *s, const hit *h)
+{
+    return h->in_base ? s->b->oid[h->ord] : h->id;
+}
+
+/* a's event id below b's: base ordinals are in event id order, so two base
+ * hits compare without reading an id. */
+static int id_before(const search *s, const hit *a, const hit *b)
+{
+    if (a->in_base && b->in_base)
+        return a->ord < b->ord;
+    return hit_id(s, a) < hit_id(s, b);
+}
+
+/* A date sort's key of a base hit is its place in the date order (no
+ * event read); against a delta hit, both compare by starts_at. */
+static int64_t starts_of(const search *s, const hit *h)
+{
+    return h->in_base ? s->b->ev[h->ord].starts_us : h->key;
+}
+
+/* a before b in the page order. */
+static int before(const search *s, const hit *a, const hit *b)
+{
+    cat_sort sort = s->q->sort;
+    if (sort == CAT_SORT_RELEVANCE && a->rank != b->rank)
+        return a->rank > b->rank;
+    if (sort == CAT_SORT_DATE && a->in_base && b->in_base)
+        return a->key < b->key; /* places are unique: ties included */
+    if (sort == CAT_SORT_DATE && starts_of(s, a) != starts_of(s, b))
+        return starts_of(s, a) < starts_of(s, b);
+    if (sort == CAT_SORT_PRICE && a->key != b->key)
+        return a->key < b->key;
+    return id_before(s, a, b);
+}
+
+static int id_after_cursor(const search *s, const hit *h)
+{
+    return h->in_base ? h->ord >= s->cur_ord : h->id > s->q->cur_id;
+}
+
+/* Strictly after the cursor's row. */
+static int after_cursor(const search *s, const hit *h)
+{
+    const cat_query *q = s->q;
+    if (!q->has_cursor)
+        return 1;
+    if (q->sort == CAT_SORT_RELEVANCE) {
+        float r = (float)q->cur_rank;
+        return h->rank < r || (h->rank == r && id_after_cursor(s, h));
+    }
+    if (q->sort == CAT_SORT_DATE && h->in_base)
+        return h->key >= s->cur_pos;
+    return h->key > q->cur_key || (h->key == q->cur_key && id_after_cursor(s, h));
+}
+
+static void offer(search *s, const hit *h)
+{
+    s->rejected = 0;
+    s->last_rank = h->rank;
+    if (!after_cursor(s, h))
+        return;
+    if (s->ntop == s->k && !before(s, h, &s->top[s->ntop - 1])) {
+        s->rejected = 1;
+        return;
+    }
+    int at = s->ntop < s->k ? s->ntop : s->k - 1;
+    while (at > 0 && before(s, h, &s->top[at - 1])) {
+        s->top[at] = s->top[at - 1];
+        at--;
+    }
+    s->top[at] = *h;
+    if (s->ntop < s->k)
+        s->ntop++;
+}
+
+/* ---- filters ------------------------------------------------------------------------ */
+
+static double distance_km(double lat1, double lon1, double lat2, double lon2)
+{
+    double r = M_PI / 180.0;
+    double a = pow(sin((lat2 - lat1) * r / 2), 2) +
+               cos(lat1 * r) * cos(lat2 * r) * pow(sin((lon2 - lon1) * r / 2), 2);
+    return 2 * EARTH_KM * asin(fmin(1, sqrt(a)));
+}
+
+/* The filters that are not clauses (dates, prices, the circle), and the
+ * hit's sort key and distance. Reads a base event only when q needs it: a
+ * relevance or date page without those filters orders matches from the
+ * posting lists and the date places alone. */
+static int ev_passes(const search *s, const cat_ix_ev *e, int base_hit, hit *h)
+{
+    const cat_query *q = s->q;
+    h->km = 0;
+    h->ev = e;
+    int date_place = q->sort == CAT_SORT_DATE && base_hit;
+    if (date_place)
+        h->key = s->b->date_pos[e - s->b->ev];
+    if (!s->reads_event && base_hit)
+        return 1;
+    if ((q->has_from && e->starts_us < q->from_ms * 1000) ||
+        (q->has_to && e->starts_us >= q->to_ms * 1000))
+        return 0;
+    if ((q->has_min || q->has_max || q->sort == CAT_SORT_PRICE) && !e->has_price)
+        return 0;
+    if ((q->has_min && e->price_max < q->min_price) || (q->has_max && e->price_min > q->max_price))
+        return 0;
+    if (q->has_point && !(base_hit && s->circle_checked)) {
+        /* A base event shares its venue's position: when the circle's
+         * clause (the venues within km) holds it, it is within km. */
+        if (!e->has_pos || (h->km = distance_km(q->lat, q->lon, e->lat, e->lon)) > q->km)
+            return 0;
+    }
+    if (!date_place)
+        h->key = q->sort == CAT_SORT_PRICE ? e->price_min : e->starts_us;
+    return 1;
+}
+
+/* The value of a term for clause c: its weight, or in fuzzy mode its
+ * trigrams in common with the word when it is in the name (else -1). */
+static float term_value(const clause *c, size_t i, int weight)
+{
+    if (!c->score)
+        return cat_ix_weight[weight];
+    return weight == 3 ? c->score[i] : -1;
+}
+
+/* The best value of a clause's terms in base event ord, from its forward
+ * list (a clause of many terms); -1: none. */
+static float base_clause(const search *s, const clause *c, uint32_t ord)
+{
+    const uint32_t *f = s->b->fwd + s->b->fwd_off[ord], *end = s->b->fwd + s->b->fwd_off[ord + 1];
+    float best = -1;
+    if (c->kind == CL_RANGE) {
+        size_t lo = 0, hi = (size_t)(end - f);
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if ((f[mid] >> 2) < c->lo)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (const uint32_t *x = f + lo; x < end && (*x >> 2) < c->hi; x++)
+            if (cat_ix_weight[*x & 3] > best)
+                best = cat_ix_weight[*x & 3];
+        return best;
+    }
+    for (size_t i = 0; f < end && i < c->nids;) { /* both ascending */
+        uint32_t t = *f >> 2;
+        if (t < c->ids[i]) {
+            f++;
+            continue;
+        }
+        if (t > c->ids[i]) {
+            i++;
+            continue;
+        }
+        float v = term_value(c, i, (int)(*f & 3));
+        best = v > best ? v : best;
+        f++, i++;
+    }
+    return best;
+}
+
+/* The first index at or after *at in p[0..n) whose ordinal is not below
+ * ord (galloping: candidates arrive in ascending order), kept in *at. */
+static size_t gallop(const uint32_t *p, size_t n, size_t *at, uint32_t ord)
+{
+    size_t lo = *at, hi = lo, step = 1;
+    while (hi < n && p[hi] < ord) {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    if (hi > n)
+        hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid] < ord)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *at = lo;
+    return lo;
+}
+
+static uint32_t clause_term(const clause *c, size_t i)
+{
+    return c->kind == CL_RANGE ? c->lo + (uint32_t)i : c->ids[i];
+}
+
+/* The best value of clause c's terms in base event ord: through each term's
+ * posting list (few terms: sequential memory, weights beside the ordinals)
+ * or the event's forward list (many). -1: none. */
+static float clause_value(const search *s, const clause *c, uint32_t ord)
+{
+    if (!c->cur)
+        return base_clause(s, c, ord);
+    float best = -1;
+    for (size_t i = 0; i < c->nterms; i++) {
+        uint32_t t = clause_term(c, i), off = s->b->post_off[t];
+        size_t n = s->b->post_off[t + 1] - off;
+        size_t k = gallop(s->b->post + off, n, &c->cur[i], ord);
+        if (k < n && s->b->post[off + k] == ord) {
+            float v = term_value(c, i, s->b->post_w[off + k]);
+            best = v > best ? v : best;
+        }
+    }
+    return best;
+}
+
+/* The rank from the clauses' values (in clause order, base and delta
+ * alike); -1 when fuzzy mode's share of trigrams stays below thr. */
+static float rank_of(const search *s, const float *v)
+{
+    float r = 0;
+    for (int i = 0; i < s->ncl; i++)
+        if (s->cl[i].ranked)
+            r += v[i];
+    if (s->mode != CAT_MATCH_FUZZY)
+        return r;
+    r = s->fz_total ? r / (float)s->fz_total : 0;
+    return r >= s->thr ? r : -1;
+}
+
+/* Offers base event ord when it holds every clause and passes the
+ * filters; dv: the driver's value for it (< 0: not known). */
+static void visit_base(search *s, uint32_t ord, float dv)
+{
+    s->rejected = 0;
+    for (int i = 0; i < s->ncl; i++)
+        if (s->cl[i].bits && !(s->cl[i].bits[ord / 64] >> (ord % 64) & 1))
+            return;
+    if (s->ix->overridden[ord / 64] >> (ord % 64) & 1)
+        return; /* the delta holds its newer copy */
+    float v[CAT_MAX_PARAMS];
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        v[i] = 0;
+        if (c->base_only)
+            continue;
+        v[i] = c == s->driver && dv >= 0 ? dv : clause_value(s, c, ord);
+        if (v[i] < 0)
+            return;
+    }
+    hit h;
+    if ((h.rank = rank_of(s, v)) < 0)
+        return;
+    h.in_base = 1;
+    h.ord = ord;
+    h.id = 0;
+    if (ev_passes(s, &s->b->ev[ord], 1, &h))
+        offer(s, &h);
+}
+
+/* The value of clause c among a delta record's terms (by their text); -1:
+ * none. */
+static float rec_clause(const search *s, const clause *c, const cat_ix_rec *r)
+{
+    float best = -1;
+    if (c->fz) { /* fuzzy: trigrams in common with a name word */
+        for (size_t i = 0; i < r->nterms; i++) {
+            if (r->weights[i] != 3 || (unsigned char)r->terms[i][0] <= CAT_IX_T_VENUE)
+                continue;
+            float sim = cat_ix_similarity(c->text, r->terms[i]);
+            float common = sim * (float)c->fz->nt;
+            if (sim >= s->thr / 2 && common > best)
+                best = common;
+        }
+        return best < 0 ? -1 : (float)(int)(best + 0.5f);
+    }
+    size_t n = strlen(c->text), lo = 0, hi = r->nterms;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(r->terms[mid], c->text) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < r->nterms; i++) {
+        int hit =
+            c->prefix ? strncmp(r->terms[i], c->text, n) == 0 : strcmp(r->terms[i], c->text) == 0;
+        if (!hit)
+            break;
+        if (cat_ix_weight[r->weights[i]] > best)
+            best = cat_ix_weight[r->weights[i]];
+    }
+    return best;
+}
+
+static void visit_rec(search *s, const cat_ix_rec *r)
+{
+    float v[CAT_MAX_PARAMS];
+    for (int i = 0; i < s->ncl; i++) {
+        const clause *c = &s->cl[i];
+        v[i] = 0;
+        if (!c->base_only && (v[i] = rec_clause(s, c, r)) < 0)
+            return;
+    }
+    hit h;
+    if ((h.rank = rank_of(s, v)) < 0)
+        return;
+    h.in_base = 0;
+    h.ord = 0;
+    h.id = r->ev.event_id;
+    if (ev_passes(s, &r->ev, 0, &h))
+        offer(s, &h);
+}
+
+/* ---- driving the base --------------------------------------------------------------- */
+
+/* A search thread's scratch buffers, kept between its searches (a bitmap
+ * is n / 8 bytes: 125 kB at a million events) and freed when the thread
+ * exits. */
+#define BITMAP_CLAUSES 4
+
+typedef struct scratch {
+    uint64_t *bits; /* the driver's union */
+    size_t nbits;
+    uint16_t *counts; /* shared trigrams per lexicon word, left zeroed */
+    size_t ncounts;
+    uint64_t *cbits[BITMAP_CLAUSES]; /* clauses checked by bitmap */
+    size_t cwords[BITMAP_CLAUSES];
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *t = p;
+    free(t->bits);
+    free(t->counts);
+    for (int i = 0; i < BITMAP_CLAUSES; i++)
+        free(t->cbits[i]);
+    free(t);
+}
+
+static void scratch_key_make(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* This thread's scratch, or NULL (out of memory). */
+static scratch *scratch_get(void)
+{
+    pthread_once(&scratch_once, scratch_key_make);
+    scratch *t = pthread_getspecific(scratch_key);
+    if (!t && (t = calloc(1, sizeof *t)) && pthread_setspecific(scratch_key, t)) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+/* The positions in the date order between which base events may be on a
+ * date-sorted page: from= and the cursor, to=. */
+static void date_bounds(const search *s, size_t *start, size_t *stop)
+{
+    const cat_query *q = s->q;
+    const cat_ix_ev *ev = s->b->ev;
+    const uint32_t *d = s->b->date_ord;
+    size_t lo = 0, hi = s->b->n;
+    while ((q->has_from || q->has_cursor) && lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const cat_ix_ev *e = &ev[d[mid]];
+        int below = q->has_cursor && (e->starts_us < q->cur_key ||
+                                      (e->starts_us == q->cur_key && e->event_id <= q->cur_id));
+        below |= q->has_from && e->starts_us < q->from_ms * 1000;
+        if (below)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *start = lo;
+    hi = s->b->n;
+    while (q->has_to && lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ev[d[mid]].starts_us < q->to_ms * 1000)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *stop = q->has_to ? lo : s->b->n;
+}
+
+static int cmp_ord(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return (a > b) - (a < b);
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* The first ordinal at or after ord that every other clause read through
+ * its posting lists may hold (the largest of their next postings), so the
+ * driver skips what cannot match instead of visiting it: a leapfrog
+ * intersection. UINT32_MAX: some clause has no posting left. */
+static uint32_t next_possible(search *s, uint32_t ord)
+{
+    uint32_t need = ord;
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (!c->cur || c->bits || c == s->driver)
+            continue;
+        uint32_t m = UINT32_MAX;
+        for (size_t k = 0; k < c->nterms; k++) {
+            uint32_t t = clause_term(c, k), off = s->b->post_off[t];
+            size_t n = s->b->post_off[t + 1] - off;
+            size_t j = gallop(s->b->post + off, n, &c->cur[k], ord);
+            if (j < n && s->b->post[off + j] < m)
+                m = s->b->post[off + j];
+        }
+        if (m > need)
+            need = m;
+    }
+    return need;
+}
+
+/* The first index at or after *at in pairs p[0..n) whose ordinal is not
+ * below ord, kept in *at. */
+static size_t gallop_pairs(const uint64_t *p, size_t n, size_t *at, uint32_t ord)
+{
+    size_t lo = *at, hi = lo, step = 1;
+    uint64_t key = (uint64_t)ord << 32;
+    while (hi < n && p[hi] < key) {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    if (hi > n)
+        hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *at = lo;
+    return lo;
+}
+
+/* Visits the driver's ordinals in [start, stop) from (ordinal << 32 |
+ * value bits) pairs, ascending: the last pair of an ordinal holds its best
+ * value (values are positive floats, whose bits order as they do). */
+static void drive_pairs(search *s, const uint64_t *p, size_t n, uint32_t start, uint32_t stop,
+                        int early)
+{
+    size_t i = 0;
+    gallop_pairs(p, n, &i, start);
+    while (i < n) {
+        uint32_t ord = (uint32_t)(p[i] >> 32);
+        if (ord >= stop)
+            return;
+        uint32_t need = next_possible(s, ord);
+        if (need == UINT32_MAX)
+            return;
+        if (need > ord) {
+            gallop_pairs(p, n, &i, need);
+            continue;
+        }
+        while (i + 1 < n && (uint32_t)(p[i + 1] >> 32) == ord)
+            i++;
+        uint32_t bits = (uint32_t)p[i++];
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        visit_base(s, ord, v);
+        if (early && s->rejected && s->last_rank >= s->max_rank)
+            return;
+    }
+}
+
+/* A driver of one term: its posting list from start, skipping ahead to
+ * what the other clauses may hold. */
+static void drive_slice(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
+{
+    uint32_t t = clause_term(d, 0), off = s->b->post_off[t];
+    const uint32_t *p = s->b->post + off;
+    size_t n = s->b->post_off[t + 1] - off, i = 0;
+    gallop(p, n, &i, start);
+    while (i < n) {
+        uint32_t ord = p[i];
+        if (ord >= stop)
+            return;
+        uint32_t need = next_possible(s, ord);
+        if (need == UINT32_MAX)
+            return;
+        if (need > ord) {
+            gallop(p, n, &i, need);
+            continue;
+        }
+        float v = term_value(d, 0, s->b->post_w[off + i++]);
+        if (v < 0)
+            continue;
+        visit_base(s, ord, v);
+        if (early && s->rejected && s->last_rank >= s->max_rank)
+            return;
+    }
+}
+
+/* A driver of a few terms (GALLOP_TERMS at most): their posting lists
+ * merged in place, each with a galloping cursor, skipping ahead with the
+ * other clauses (no gathering, no sort). */
+static void drive_merge(search *s, const clause *d, int early)
+{
+    size_t at[16] = {0}, nt = d->nterms;
+    for (;;) {
+        uint32_t ord = UINT32_MAX;
+        for (size_t k = 0; k < nt; k++) {
+            uint32_t t = clause_term(d, k), off = s->b->post_off[t];
+            if (at[k] < s->b->post_off[t + 1] - off && s->b->post[off + at[k]] < ord)
+                ord = s->b->post[off + at[k]];
+        }
+        if (ord == UINT32_MAX)
+            return;
+        uint32_t need = next_possible(s, ord);
+        float v = -1;
+        for (size_t k = 0; k < nt; k++) { /* every cursor to need; values at ord */
+            uint32_t t = clause_term(d, k), off = s->b->post_off[t];
+            size_t n = s->b->post_off[t + 1] - off;
+            if (at[k] < n && s->b->post[off + at[k]] == ord && need == ord) {
+                float w = term_value(d, k, s->b->post_w[off + at[k]]);
+                v = w > v ? w : v;
+                at[k]++;
+            } else if (need > ord) {
+                gallop(s->b->post + off, n, &at[k], need == UINT32_MAX ? UINT32_MAX : need);
+            }
+        }
+        if (need == UINT32_MAX)
+            return;
+        if (need > ord || v < 0)
+            continue;
+        visit_base(s, ord, v);
+        if (early && s->rejected && s->last_rank >= s->max_rank)
+            return;
+    }
+}
+
+/* The driver's postings with their values, gathered and sorted. */
+static int drive_gathered(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
+{
+    uint64_t *all = malloc((d->size ? d->size : 1) * sizeof *all);
+    if (!all)
+        return ONS_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < d->nterms; i++) {
+        uint32_t t = clause_term(d, i);
+        for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++) {
+            float v = term_value(d, i, s->b->post_w[k]);
+            uint32_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            if (v >= 0 && s->b->post[k] < stop)
+                all[n++] = (uint64_t)s->b->post[k] << 32 | bits;
+        }
+    }
+    if (n > 1 && (d->nterms > 1))
+        cat_ix_sort(all, n, sizeof *all, cmp_u64);
+    drive_pairs(s, all, n, start, stop, early);
+    free(all);
+    return 0;
+}
+
+/* A large union through a bitmap of the base's ordinals (this thread's);
+ * the driver's values are then read from each event's forward list. */
+static int drive_bitmap(search *s, const clause *d, uint32_t start, uint32_t stop, int early)
+{
+    size_t words = s->b->n / 64 + 1;
+    scratch *sc = scratch_get();
+    if (!sc)
+        return ONS_ENOMEM;
+    if (sc->nbits < words) {
+        free(sc->bits);
+        sc->nbits = 0;
+        if (!(sc->bits = malloc(words * sizeof *sc->bits)))
+            return ONS_ENOMEM;
+        sc->nbits = words;
+    }
+    uint64_t *bits = sc->bits;
+    memset(bits, 0, words * sizeof *bits);
+    for (size_t i = 0; i < d->nterms; i++) {
+        uint32_t t = clause_term(d, i);
+        for (uint32_t k = s->b->post_off[t]; k < s->b->post_off[t + 1]; k++)
+            bits[s->b->post[k] / 64] |= UINT64_C(1) << (s->b->post[k] % 64);
+    }
+    for (size_t w = start / 64; w < words && w * 64 < stop; w++) {
+        for (uint64_t x = bits[w]; x; x &= x - 1) {
+            uint32_t ord = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+            if (ord < start || ord >= stop)
+                continue;
+            visit_base(s, ord, -1);
+            if (early && s->rejected && s->last_rank >= s->max_rank)
+                return 0;
+        }
+    }
+    return 0;
+}
+
+/* No clause: the date order, or the price order, from the cursor on:
+ * page order, so the first rejected offer ends it. */
+static void drive_scan(search *s)
+{
+    const cat_query *q = s->q;
+    if (q->sort != CAT_SORT_PRICE) {
+        size_t start, stop;
+        date_bounds(s, &start, &stop);
+        for (size_t i = start; i < stop; i++) {
+            visit_base(s, s->b->date_ord[i], -1);
+            if (s->rejected)
+                return;
+        }
+        return;
+    }
+    const cat_ix_ev *ev = s->b->ev;
+    size_t lo = 0, hi = s->b->nprice;
+    while (q->has_cursor && lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const cat_ix_ev *e = &ev[s->b->price_ord[mid]];
+        if (e->price_min < q->cur_key || (e->price_min == q->cur_key && e->event_id <= q->cur_id))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < s->b->nprice; i++) {
+        visit_base(s, s->b->price_ord[i], -1);
+        if (s->rejected)
+            return;
+    }
+}
+
+/* A clause of about as many postings as a large driver (an eighth to four
+ * times) is first checked in a bitmap of its events (filled once, then one
+ * bit per candidate): stepping a cursor through it would cost as much as
+ * merging. A much larger clause is cheaper to gallop through. */
+#define BITMAP_DRIVER_MIN 4096
+
+/* Clause c's events into this thread's k-th clause bitmap. */
+static int fill_bits(search *s, clause *c, int k)
+{
+    size_t words = s->b->n / 64 + 1;
+    scratch *sc = scratch_get();
+    if (!sc)
+        return ONS_ENOMEM;
+    if (sc->cwords[k] < words) {
+        free(sc->cbits[k]);
+        sc->cwords[k] = 0;
+        if (!(sc->cbits[k] = malloc(words * sizeof(uint64_t))))
+            return ONS_ENOMEM;
+        sc->cwords[k] = words;
+    }
+    uint64_t *b = sc->cbits[k];
+    memset(b, 0, words * sizeof *b);
+    for (size_t i = 0; i < c->nterms; i++) {
+        uint32_t t = clause_term(c, i);
+        for (uint32_t j = s->b->post_off[t]; j < s->b->post_off[t + 1]; j++)
+            b[s->b->post[j] / 64] |= UINT64_C(1) << (s->b->post[j] % 64);
+    }
+    c->bits = b;
+    return 0;
+}
+
+/* The driver (the clause of fewest postings), and how every other clause
+ * is checked: a bitmap, galloping cursors, or the forward lists. */
+static int prepare_clauses(search *s)
+{
+    clause *d = NULL;
+    int nbits = 0;
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        c->nterms = c->kind == CL_RANGE ? c->hi - c->lo : c->kind == CL_SET ? c->nids : 0;
+        if (!d || c->size < d->size)
+            d = c;
+    }
+    s->driver = d;
+    s->circle_checked = d && d->base_only; /* the circle drives */
+    s->max_rank = s->mode == CAT_MATCH_FUZZY ? 1.0f : 0;
+    for (int i = 0; i < s->ncl && s->mode != CAT_MATCH_FUZZY; i++)
+        if (s->cl[i].ranked)
+            s->max_rank += CAT_IX_W_A; /* in rank_of's order: the same float */
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (c->kind == CL_NONE || c->base_only || c == d)
+            continue;
+        int comparable = c->size >= d->size / 8 && c->size <= d->size * 4;
+        if (d->size >= BITMAP_DRIVER_MIN && comparable && nbits < BITMAP_CLAUSES &&
+            fill_bits(s, c, nbits++))
+            return ONS_ENOMEM;
+        if (c->nterms <= GALLOP_TERMS &&
+            !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
+            return ONS_ENOMEM;
+    }
+    return 0;
+}
+
+/* The base's part of the page: through the smallest clause (every match
+ * is offered), or a scan. */
+static int drive_base(search *s)
+{
+    const clause *d = s->driver;
+    for (int i = 0; i < s->ncl; i++)
+        if (s->cl[i].kind == CL_NONE)
+            return 0; /* some clause holds no term of the base */
+    if (!d) {
+        drive_scan(s);
+        return 0;
+    }
+    uint32_t n = (uint32_t)s->b->n;
+    /* Relevance: base events come in event id order, so once one of the
+     * best possible rank is turned away (the page is full of that rank and
+     * smaller ids), every later one would be too. */
+    int early = s->q->sort == CAT_SORT_RELEVANCE;
+    if (d->nterms == 1) {
+        drive_slice(s, d, 0, n, early);
+        return 0;
+    }
+    if (d->nterms <= GALLOP_TERMS && !d->base_only) {
+        drive_merge(s, d, early);
+        return 0;
+    }
+    /* The circle needs no value per event: its union is a bitmap. */
+    return d->size <= GATHER_MAX && !d->base_only ? drive_gathered(s, d, 0, n, early)
+                                                  : drive_bitmap(s, d, 0, n, early);
+}
+
+/* ---- clauses ------------------------------------------------------------------------ */
+
+static size_t range_size(const cat_ix_base *b, uint32_t lo, uint32_t hi)
+{
+    return b->post_off[hi] - b->post_off[lo];
+}
+
+static clause *new_clause(search *s, const char *text, size_t n)
+{
+    if (s->ncl >= CAT_MAX_PARAMS)
+        return NULL;
+    clause *c = &s->cl[s->ncl];
+    memset(c, 0, sizeof *c);
+    if (!(c->text = malloc(n + 1)))
+        return NULL;
+    s->ncl++;
+    memcpy(c->text, text, n);
+    c->text[n] = '\0';
+    return c;
+}
+
+/* An exact term (a word, the city, the category). */
+static void exact_clause(search *s, clause *c)
+{
+    int64_t t = cat_ix_term_find(s->b, c->text);
+    c->kind = t < 0 ? CL_NONE : CL_RANGE;
+    if (t >= 0) {
+        c->lo = (uint32_t)t;
+        c->hi = (uint32_t)t + 1;
+        c->size = range_size(s->b, c->lo, c->hi);
+    }
+}
+
+typedef struct cand {
+    uint32_t id;
+    float sim;
+} cand;
+
+static int cmp_cand_sim(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    if (a->sim != b->sim)
+        return a->sim > b->sim ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static int cmp_cand_id(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* The lexicon words sharing at least thr of the word's trigrams, counted
+ * through the trigram lists (this thread's counters, left zeroed). */
+static int fuzzy_candidates(search *s, const char *w, float nwt, cand **out, size_t *nout)
+{
+    uint32_t tri[203];
+    size_t nt = cat_ix_trigrams(w, tri), n = 0, cap = 0;
+    const cat_ix_base *b = s->b;
+    scratch *sc = scratch_get();
+    if (!sc)
+        return ONS_ENOMEM;
+    if (sc->ncounts < b->nterms) {
+        free(sc->counts);
+        sc->ncounts = 0;
+        if (!(sc->counts = calloc(b->nterms, sizeof *sc->counts)))
+            return ONS_ENOMEM;
+        sc->ncounts = b->nterms;
+    }
+    uint16_t *counts = sc->counts;
+    cand *c = NULL;
+    int rc = 0;
+    for (size_t k = 0; k < nt; k++) {
+        size_t lo = 0, hi = b->ntri;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (b->tri_key[mid] < tri[k])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == b->ntri || b->tri_key[lo] != tri[k])
+            continue;
+        for (uint32_t j = b->tri_off[lo]; j < b->tri_off[lo + 1]; j++) {
+            uint32_t id = b->tri_words[j];
+            if (!b->in_name[id])
+                continue; /* a typo is looked for in names only */
+            if (counts[id]++ == 0 && !rc) {
+                rc = ONS_VEC_RESERVE(c, cap, n + 1, 256);
+                if (!rc)
+                    c[n++] = (cand){id, 0};
+            }
+        }
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float sim = (float)counts[c[i].id] / nwt;
+        counts[c[i].id] = 0;
+        if (sim >= s->thr / 2)
+            c[m++] = (cand){c[i].id, sim};
+    }
+    *out = c;
+    *nout = m;
+    return rc;
+}
+
+/* A misspelt word's clause: the fuzzy_max_words lexicon words most similar
+ * to it (at least half of thr), each valued by the trigrams it shares with
+ * the word; an event's rank is the share of q's trigrams its name's words
+ * hold (rank_of). */
+static int fuzzy_clause(search *s, clause *c)
+{
+    cand *cands = NULL;
+    size_t n = 0;
+    if (!(c->fz = calloc(1, sizeof *c->fz)))
+        return ONS_ENOMEM;
+    c->fz->nt = strlen(c->text) <= 199 ? cat_ix_trigrams(c->text, c->fz->tri) : 0;
+    s->fz_total += c->fz->nt;
+    if (c->fz->nt && fuzzy_candidates(s, c->text, (float)c->fz->nt, &cands, &n))
+        return ONS_ENOMEM;
+    if (n > 1)
+        cat_ix_sort(cands, n, sizeof *cands, cmp_cand_sim);
+    if (n > (size_t)s->p->fuzzy_max_words)
+        n = (size_t)s->p->fuzzy_max_words;
+    if (n > 1)
+        cat_ix_sort(cands, n, sizeof *cands, cmp_cand_id);
+    c->ids = malloc((n ? n : 1) * sizeof *c->ids);
+    c->score = malloc((n ? n : 1) * sizeof *c->score);
+    if (!c->ids || !c->score) {
+        free(cands);
+        return ONS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        c->ids[i] = cands[i].id;
+        c->score[i] = (float)(int)(cands[i].sim * (float)c->fz->nt + 0.5f); /* in common */
+        c->size += range_size(s->b, c->ids[i], c->ids[i] + 1);
+    }
+    c->nids = n;
+    c->kind = n ? CL_SET : CL_NONE;
+    free(cands);
+    return 0;
+}
+
+static int word_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+/* The next word of q at *p (catalog_store.c cuts them the same way):
+ * its start, length into *n, and *last when no word follows; NULL: none. */
+static const char *next_word(const char **p, size_t *n, int *last)
+{
+    while (**p && !word_byte((unsigned char)**p))
+        (*p)++;
+    if (!**p)
+        return NULL;
+    const char *w = *p;
+    while (**p && word_byte((unsigned char)**p))
+        (*p)++;
+    *n = (size_t)(*p - w);
+    *last = 1;
+    for (const char *r = *p; *r; r++)
+        *last &= !word_byte((unsigned char)*r);
+    return w;
+}
+
+/* One clause per word of q: the last one a prefix (a range of terms). */
+static int word_clauses(search *s)
+{
+    const char *p = s->q->q, *w;
+    size_t n;
+    int last;
+    while ((w = next_word(&p, &n, &last))) {
+        clause *c = new_clause(s, w, n);
+        if (!c)
+            return ONS_ENOMEM;
+        cat_ix_fold(c->text, n, c->text);
+        c->ranked = 1;
+        if (s->mode == CAT_MATCH_FUZZY) {
+            if (fuzzy_clause(s, c))
+                return ONS_ENOMEM;
+        } else if (last) {
+            c->prefix = 1;
+            cat_ix_prefix_range(s->b, c->text, &c->lo, &c->hi);
+            c->kind = c->lo < c->hi ? CL_RANGE : CL_NONE;
+            c->size = range_size(s->b, c->lo, c->hi);
+        } else {
+            exact_clause(s, c);
+        }
+    }
+    return 0;
+}
+
+/* Inside q's bounding box of the circle (catalog_store.c's, the one the
+ * database path reads venues_position with): a cheap test before the
+ * haversine. */
+static int in_box(const cat_query *q, double lat, double lon)
+{
+    if (lat < q->box[0] || lat > q->box[1])
+        return 0;
+    if (!q->box_lon)
+        return 1;
+    return q->box[2] <= q->box[3] ? lon >= q->box[2] && lon <= q->box[3]
+                                  : lon >= q->box[2] || lon <= q->box[3];
+}
+
+/* The city, the category and the circle's venues. */
+static int filter_clauses(search *s)
+{
+    const cat_query *q = s->q;
+    char buf[300];
+    if (q->city) {
+        int n = snprintf(buf, sizeof buf, "%c%s", CAT_IX_T_CITY, q->city);
+        clause *c = new_clause(s, buf, (size_t)n);
+        if (!c)
+            return ONS_ENOMEM;
+        cat_ix_fold(c->text, strlen(c->text), c->text); /* city_key = lower(city) */
+        exact_clause(s, c);
+    }
+    if (q->category) {
+        int n = snprintf(buf, sizeof buf, "%c%s", CAT_IX_T_CATEGORY, q->category);
+        clause *c = new_clause(s, buf, (size_t)n);
+        if (!c)
+            return ONS_ENOMEM;
+        exact_clause(s, c);
+    }
+    if (!q->has_point)
+        return 0;
+    clause *c = new_clause(s, "", 0);
+    if (!c || !(c->ids = malloc((s->b->nvenues + 1) * sizeof *c->ids)))
+        return ONS_ENOMEM;
+    c->base_only = 1;
+    for (size_t i = 0; i < s->b->nvenues; i++) {
+        const cat_ix_venue *v = &s->b->venues[i];
+        if (in_box(q, v->lat, v->lon) && distance_km(q->lat, q->lon, v->lat, v->lon) <= q->km) {
+            c->ids[c->nids++] = v->term;
+            c->size += range_size(s->b, v->term, v->term + 1);
+        }
+    }
+    cat_ix_sort(c->ids, c->nids, sizeof *c->ids, cmp_ord);
+    c->kind = c->nids ? CL_SET : CL_NONE;
+    return 0;
+}
+
+static void clauses_clear(search *s)
+{
+    s->fz_total = 0;
+    s->driver = NULL;
+    for (int i = 0; i < s->ncl; i++) {
+        free(s->cl[i].text);
+        free(s->cl[i].ids);
+        free(s->cl[i].score);
+        free(s->cl[i].cur);
+        free(s->cl[i].fz);
+    }
+    s->ncl = 0;
+}
+
+/* One pass in s->mode: the page's best k into s->top. */
+static int run(search *s)
+{
+    s->ntop = 0;
+    int rc = (s->q->q ? word_clauses(s) : 0);
+    if (!rc)
+        rc = filter_clauses(s);
+    if (!rc)
+        rc = prepare_clauses(s);
+    const cat_query *q = s->q;
+    s->reads_event = q->has_from || q->has_to || q->has_min || q->has_max ||
+                     (q->has_point && !s->circle_checked) || q->sort == CAT_SORT_PRICE;
+    for (size_t i = 0; !rc && i < s->ix->ndelta; i++)
+        visit_rec(s, s->ix->delta[i]);
+    if (!rc)
+        rc = drive_base(s);
+    clauses_clear(s);
+    return rc;
+}
+
+/* The first place in the date order strictly after the cursor's row. */
+static int64_t date_place_after(const search *s)
+{
+    const cat_query *q = s->q;
+    size_t lo = 0, hi = s->b->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const cat_ix_ev *e = &s->b->ev[s->b->date_ord[mid]];
+        if (e->starts_us < q->cur_key || (e->starts_us == q->cur_key && e->event_id <= q->cur_id))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (int64_t)lo;
+}
+
+/* ---- the answer --------------------------------------------------------------------- */
+
+static void rfc3339(int64_t us, char out[32])
+{
+    int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%s", "1970-01-01T00:00:00Z");
+}
+
+static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
+{
+    const cat_ix_ev *e = h->ev;
+    r->event_id = hit_id(s, h);
+    r->min_cents = e->has_price ? e->price_min : 0;
+    r->max_cents = e->has_price ? e->price_max : 0;
+    snprintf(r->name, sizeof r->name, "%s", e->name);
+    snprintf(r->category, sizeof r->category, "%s", e->category);
+    rfc3339(e->starts_us, r->starts_at);
+    snprintf(r->venue_name, sizeof r->venue_name, "%s", e->venue_name);
+    snprintf(r->city, sizeof r->city, "%s", e->city);
+    /* As the database path: scheduled turns on_sale at onsale_at. */
+    int on_sale = strcmp(e->status, "scheduled") == 0 && e->onsale_us <= now_us;
+    snprintf(r->status, sizeof r->status, "%s", on_sale ? "on_sale" : e->status);
+    if (s->q->sort == CAT_SORT_RELEVANCE)
+        snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
+    else
+        snprintf(r->cursor_key, sizeof r->cursor_key, "%" PRId64,
+                 s->q->sort == CAT_SORT_DATE ? e->starts_us : h->key);
+    r->has_distance = s->q->has_point;
+    double km = h->km;
+    if (s->q->has_point && h->in_base && s->circle_checked)
+        km = distance_km(s->q->lat, s->q->lon, e->lat, e->lon);
+    r->distance_km = (double)(long)(km * 100 + 0.5) / 100.0;
+}
+
+int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_t now_us,
+                  cat_page *out)
+{
+    memset(out, 0, sizeof *out);
+    search *s = calloc(1, sizeof *s);
+    int k = q->limit + 1, rc = 0;
+    if (!s || !(s->top = malloc((size_t)k * sizeof *s->top))) {
+        free(s);
+        return ONS_ENOMEM;
+    }
+    *s =
+        (search){.q = q, .p = p, .top = s->top, .k = k, .thr = (float)p->fuzzy_threshold_pct / 100};
+    s->mode = q->has_cursor ? q->cur_match : q->q ? CAT_MATCH_TEXT : CAT_MATCH_NONE;
+
+    pthread_rwlock_rdlock(&ix->lock);
+    s->ix = ix;
+    s->b = ix->base;
+    if (q->has_cursor) { /* base ordinals are in event id order */
+        size_t lo = 0, hi = s->b->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (s->b->oid[mid] <= q->cur_id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        s->cur_ord = (uint32_t)lo;
+        s->cur_pos = date_place_after(s);
+    }
+    rc = run(s);
+    if (!rc && s->mode == CAT_MATCH_TEXT && !q->has_cursor && s->ntop == 0) {
+        s->mode = CAT_MATCH_FUZZY; /* nothing matched the words: typos */
+        rc = run(s);
+    }
+    out->mode = s->mode;
+    int n = s->ntop > q->limit ? q->limit : s->ntop;
+    out->more = s->ntop > q->limit;
+    if (!rc && n > 0 && !(out->rows = calloc((size_t)n, sizeof *out->rows)))
+        rc = ONS_ENOMEM;
+    for (int i = 0; !rc && i < n; i++)
+        render(s, &s->top[i], now_us, &out->rows[i]);
+    out->n = rc ? 0 : (size_t)n;
+    pthread_rwlock_unlock(&ix->lock);
+    free(s->top);
+    free(s);
+    return rc;
+}
