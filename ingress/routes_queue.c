@@ -48,12 +48,40 @@ typedef struct queue_numbers {
     int64_t poll_after_ms;
 } queue_numbers;
 
+/* The wait, in ms from now, until the owner reaches offset by its
+ * published drain d (docs/fairness.md "The ETA"), or -1 when d does not
+ * say enough (no batch measured yet: the caller estimates from the rate).
+ * The owner applies whole batches: its batch after the one that took the
+ * cursor to d->served comes one busy cycle after d->served_at_ms, and each
+ * carries about rate * cycle records; it is assumed to have kept draining
+ * since for at most catch_up_ms (a stalled owner is not assumed to move). */
+static double owner_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
+                                  int64_t catch_up_ms)
+{
+    if (d->served < 0 || d->served_at_ms <= 0 || d->rate <= 0 || d->cycle_ms <= 0)
+        return -1;
+    if (offset < d->served)
+        return 0; /* the owner has passed it */
+    double per_batch = d->rate * d->cycle_ms / 1000.0;
+    if (per_batch < 1)
+        per_batch = 1;
+    double batches = floor((double)(offset - d->served) / per_batch) + 1;
+    int64_t since = now_ms - d->served_at_ms;
+    if (since > catch_up_ms)
+        since = catch_up_ms;
+    if (since < 0)
+        since = 0;
+    double wait = batches * d->cycle_ms - (double)since;
+    return wait > 0 ? ceil(wait) : 0;
+}
+
 /* position = my offset − served cursor (docs/pipeline.md). An unknown
  * cursor counts as 0: the position can then only shrink once it is known. */
 static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
                              const q_event_state *es)
 {
     queue_numbers q;
+    int64_t now = ing_now_ms();
     int64_t served = ing_cursors_served(app->cursors, partition);
     if (served < 0)
         served = 0;
@@ -66,19 +94,34 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
      * ahead become holds: the ETA is the slower of the two, and polls are
      * spaced to match (a tenth of the ETA). From the cached event state
      * (es, NULL when not cached) only: no lookup on this path. */
-    if (es && es->admissions_per_minute > 0 && (double)es->admissions_per_minute / 60.0 < rate)
-        rate = (double)es->admissions_per_minute / 60.0;
-    double eta_ms = ceil((double)q.position * 1000.0 / rate);
-    /* The cursor was seen rising `ago` ms back, and the worker has drained
-     * since at the measured rate: the ETA counts from now. Only up to
-     * status.eta_catch_up_ms (a stalled worker is not assumed to move). */
-    int64_t ago = measured ? ing_cursors_moved_ago_ms(app->cursors, partition) : -1;
-    if (ago > app->o.status_eta_catch_up_ms)
-        ago = app->o.status_eta_catch_up_ms;
-    if (ago > 0)
-        eta_ms = eta_ms > (double)ago ? eta_ms - (double)ago : 0;
+    double admit =
+        es && es->admissions_per_minute > 0 ? (double)es->admissions_per_minute / 60.0 : 0;
+    double drained = -1;
+    if (app->o.status_eta_owner_drain) {
+        q_status_drain d = ing_cursors_drain(app->cursors, partition);
+        drained = owner_drain_wait_ms(&d, offset, now, app->o.status_eta_catch_up_ms);
+    }
+    double eta_ms;
+    if (drained >= 0) {
+        eta_ms = drained;
+        if (admit > 0 && ceil((double)q.position * 1000.0 / admit) > eta_ms)
+            eta_ms = ceil((double)q.position * 1000.0 / admit);
+    } else {
+        if (admit > 0 && admit < rate)
+            rate = admit;
+        eta_ms = ceil((double)q.position * 1000.0 / rate);
+        /* The cursor was seen rising `ago` ms back, and the worker has
+         * drained since at the measured rate: the ETA counts from now.
+         * Only up to status.eta_catch_up_ms (a stalled worker is not
+         * assumed to move). */
+        int64_t ago = measured ? ing_cursors_moved_ago_ms(app->cursors, partition) : -1;
+        if (ago > app->o.status_eta_catch_up_ms)
+            ago = app->o.status_eta_catch_up_ms;
+        if (ago > 0)
+            eta_ms = eta_ms > (double)ago ? eta_ms - (double)ago : 0;
+    }
     q.eta_ms = (int64_t)eta_ms;
-    q.eta_at_ms = ing_now_ms() + q.eta_ms;
+    q.eta_at_ms = now + q.eta_ms;
     q.eta_seconds = (int64_t)ceil(eta_ms / 1000.0);
     /* Poll when the fan is expected to be reached, not later (a fan told
      * "2 s" is not sent away for 9), and while the wait is long, spaced by

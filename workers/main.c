@@ -61,7 +61,7 @@ typedef struct wk_opts {
     long long redis_timeout_ms, result_ttl_s, redis_resync_window_ms;
     char *ids_secret;
     int dev_mode;
-    long long batch_max_messages, batch_max_ms, hold_check_ms;
+    long long batch_max_messages, batch_max_ms, hold_check_ms, eta_window_ms;
     long long metrics_port;
     char *worker_id, *log_level;
     int skip_epoch_check, no_tombstones;
@@ -119,6 +119,10 @@ static const ons_opt opt_table[] = {
         "ahead the sender's clock is off and the owner's counts (sale opening)"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
+    OPT("eta.window_ms", ONS_OPT_INT, eta_window_ms, 1, 600000, "1000",
+        "the drain published with each cursor for the ETA (records per busy second, busy time "
+        "per batch) weighs each earlier batch half as much per this much time since "
+        "(docs/fairness.md)"),
     WK_HTTPD_PORT_ROW(wk_opts, metrics_port, "9101"),
     OPT("worker.id", ONS_OPT_STR, worker_id, 0, 128, "",
         "name recorded as partition owner (default host-pid)"),
@@ -180,6 +184,11 @@ typedef struct worker {
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *redis_err, *expired;
     ons_counter *results[Q_INTENT_STATE_COUNT];
+    /* The batch in progress: when its first record was polled (monotonic
+     * s; the owner was busy from then) and when it was applied (wall ms,
+     * its joins' left_queue_at). */
+    double batch_first_s;
+    int64_t batch_applied_ms;
 } worker;
 
 static volatile sig_atomic_t stop_flag;
@@ -377,6 +386,14 @@ static void log_results(worker *w, const wk_part *p)
     }
 }
 
+/* The drain s publishes with its cursor served (q_status_drain). */
+static q_status_drain slot_drain(const wk_slot *s, int64_t served)
+{
+    q_status_drain d = {served, s->served_at_ms, 0, 0};
+    wk_slot_drain_rate(s, &d.rate, &d.cycle_ms);
+    return d;
+}
+
 static void commit_partition(worker *w, int32_t partition, wk_slot *s)
 {
     wk_part *p = s->part;
@@ -393,6 +410,11 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
         return;
     }
     wk_sup_committed(&w->sup, partition);
+    if (p->next_offset != from) {
+        s->served_at_ms = w->batch_applied_ms;
+        wk_slot_drain(s, p->next_offset - from, ons_mono_s() - w->batch_first_s, ons_mono_s(),
+                      (double)w->o.eta_window_ms / 1000.0);
+    }
     ons_histogram_observe(w->commit_lat, lat);
     if (n > 0)
         ons_histogram_observe(w->batch_size, (double)n);
@@ -405,7 +427,8 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
                  " (%zu records, %zu intents changed, %zu expired) in %.1f ms",
                  (int)partition, from, p->next_offset, s->epoch, cfrom, p->ctl_next_offset, n,
                  p->fx.nintents, p->fx.nexpired, lat * 1000);
-    if (wk_project_batch(w->proj, p, s->rate) != 0) {
+    q_status_drain d = slot_drain(s, p->next_offset);
+    if (wk_project_batch(w->proj, p, s->rate, &d) != 0) {
         ons_counter_add(w->redis_err, 1);
         ons_log_warn("redis projection of partition %d failed (Redis is a projection: "
                      "continuing)",
@@ -443,7 +466,8 @@ static void idle_publish(worker *w)
         if (now - s->last_publish < IDLE_PUBLISH_S)
             continue;
         wk_slot_rate(s, 0, now);
-        if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate) != 0)
+        q_status_drain d = slot_drain(s, s->part->fx.first_offset);
+        if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate, &d) != 0)
             ons_counter_add(w->redis_err, 1);
         s->last_publish = now;
     }
@@ -520,8 +544,10 @@ static size_t poll_batch(worker *w)
             break;
         if (rc != 0)
             continue;
-        if (n == 0)
-            deadline = ons_mono_s() + (double)w->o.batch_max_ms / 1000.0;
+        if (n == 0) {
+            w->batch_first_s = ons_mono_s();
+            deadline = w->batch_first_s + (double)w->o.batch_max_ms / 1000.0;
+        }
         pr->decoded =
             q_msg_decode(pr->rec.value, pr->rec.len, &pr->m, pr->why, sizeof pr->why) == 0;
         n++;
@@ -535,10 +561,15 @@ static size_t poll_batch(worker *w)
  * partition committed and projected. */
 static void run_batch(worker *w)
 {
-    int64_t now_ms = ons_wall_ms();
-    run_due(w, now_ms);
+    run_due(w, ons_wall_ms());
     size_t n = poll_batch(w);
     load_batch_events(w, n);
+    /* The batch is applied now, after the poll that may have waited up to
+     * hold.check_ms for its first record: a join leaves the queue (its
+     * left_queue_at, the moment its ETA promised) when it is applied, not
+     * when the owner started waiting for it. */
+    int64_t now_ms = ons_wall_ms();
+    w->batch_applied_ms = now_ms;
     for (size_t i = 0; i < n; i++) {
         apply_record(w, &w->buf[i], now_ms);
         q_record_release(&w->buf[i].rec);

@@ -6,6 +6,7 @@
 #include "common/log.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,4 +268,21 @@ void wk_slot_rate(wk_slot *s, size_t n, double now)
         s->win_start = now;
         s->win_count = 0;
     }
+}
+
+void wk_slot_drain(wk_slot *s, int64_t n, double busy_s, double now, double window_s)
+{
+    if (n <= 0 || busy_s <= 0)
+        return;
+    double keep = s->drain_at > 0 && window_s > 0 ? exp2(-(now - s->drain_at) / window_s) : 0;
+    s->drain_n = s->drain_n * keep + (double)n;
+    s->drain_busy = s->drain_busy * keep + busy_s;
+    s->drain_batches = s->drain_batches * keep + 1;
+    s->drain_at = now;
+}
+
+void wk_slot_drain_rate(const wk_slot *s, double *rate, double *cycle_ms)
+{
+    *rate = s->drain_busy > 0 ? s->drain_n / s->drain_busy : 0;
+    *cycle_ms = s->drain_batches > 0 ? s->drain_busy * 1000.0 / s->drain_batches : 0;
 }

@@ -95,6 +95,12 @@ typedef struct wk_slot {
 
     double rate, win_start; /* records per second (wk_slot_rate) */
     int64_t win_count;
+    /* The drain published for the ETA (wk_slot_drain): decayed sums of
+     * intents records, busy seconds and batches, the last sample's
+     * monotonic time, and the owner's wall clock when its last batch moved
+     * the cursor (that batch's left_queue_at; 0 none yet). */
+    double drain_n, drain_busy, drain_batches, drain_at;
+    int64_t served_at_ms;
     double last_publish; /* when the cursor was last projected (0: at once) */
     ons_gauge *served, *lag, *ctl_lag, *owned;
 } wk_slot;
@@ -151,5 +157,16 @@ wk_slot *wk_sup_active(wk_sup *sup, int32_t partition);
 /* Adds n records applied at now to s's rate (records per second, averaged
  * per WK_SUP_RATE_WINDOW_S window). */
 void wk_slot_rate(wk_slot *s, size_t n, double now);
+
+/* Adds to s's drain a batch of n intents records that kept the owner busy
+ * busy_s seconds (from its first record polled to this partition's
+ * commit) at monotonic now; each earlier batch weighs half as much per
+ * window_s since (so a drain after a pause is measured from its own
+ * batches at once, not averaged with the idle time). n == 0 or busy_s <= 0
+ * adds nothing. */
+void wk_slot_drain(wk_slot *s, int64_t n, double busy_s, double now, double window_s);
+/* Records per busy second and busy milliseconds per batch of s's drain;
+ * 0 and 0 before its first batch. */
+void wk_slot_drain_rate(const wk_slot *s, double *rate, double *cycle_ms);
 
 #endif
