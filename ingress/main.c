@@ -101,6 +101,10 @@ const ons_opt ing_opt_table[] = {
         "published drain: when, records per busy second, busy time per batch; docs/fairness.md); "
         "false: position / the owner's smoothed rate, counted from when this node saw the cursor "
         "rise"),
+    OPT("status.eta_at_delivery", ONS_OPT_BOOL, status_eta_at_delivery, 0, 1, "true",
+        "a join's position and ETA are estimated the moment its delivery report arrives (the "
+        "join is in the log and the owner may reach it), not when its 202 is written after the "
+        "finisher's Redis round trips"),
     OPT("status.round_max", ONS_OPT_INT, status_round_max, 0, ING_RESULT_ROUND_MAX, "256",
         "polls of processed intents whose result documents share one Redis MGET on the result "
         "reader thread (0: no reader, each poll reads alone on a job thread)"),

@@ -51,27 +51,28 @@ typedef struct queue_numbers {
 /* The wait, in ms from now, until the owner reaches offset by its
  * published drain d (docs/fairness.md "The ETA"), or -1 when d does not
  * say enough (no batch measured yet: the caller estimates from the rate).
- * The owner applies whole batches: its batch after the one that took the
- * cursor to d->served comes one busy cycle after d->served_at_ms, and each
- * carries about rate * cycle records; it is assumed to have kept draining
- * since for at most catch_up_ms (a stalled owner is not assumed to move). */
+ * The k records from d->served to offset are all in the log: the owner
+ * takes them in batches of up to d->batch_max, the first one after the
+ * batch that reached d->served (applied at d->served_at_ms), each batch
+ * costing batch_ms plus record_ms a record. The owner is assumed to have
+ * kept draining since served_at for at most catch_up_ms (a stalled owner
+ * is not assumed to move). */
 static double owner_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
                                   int64_t catch_up_ms)
 {
-    if (d->served < 0 || d->served_at_ms <= 0 || d->rate <= 0 || d->cycle_ms <= 0)
+    if (d->served < 0 || d->served_at_ms <= 0 || d->batch_max < 1 ||
+        d->batch_ms + d->record_ms <= 0)
         return -1;
     if (offset < d->served)
         return 0; /* the owner has passed it */
-    double per_batch = d->rate * d->cycle_ms / 1000.0;
-    if (per_batch < 1)
-        per_batch = 1;
-    double batches = floor((double)(offset - d->served) / per_batch) + 1;
+    double k = (double)(offset - d->served);
+    double batches = floor(k / (double)d->batch_max) + 1;
     int64_t since = now_ms - d->served_at_ms;
     if (since > catch_up_ms)
         since = catch_up_ms;
     if (since < 0)
         since = 0;
-    double wait = batches * d->cycle_ms - (double)since;
+    double wait = batches * d->batch_ms + (k + 1) * d->record_ms - (double)since;
     return wait > 0 ? ceil(wait) : 0;
 }
 
@@ -328,7 +329,37 @@ typedef struct join_job {
     char own_old[40];             /* a resumed request's earlier claim, "" when none */
     char existing[64];            /* the key's value when the claimer found it held */
     char pow[ING_POW_HEADER_MAX]; /* the Onsale-PoW header, "" when absent */
+    /* The queued answer's numbers as estimated at the delivery report
+     * (join_noted; status.eta_at_delivery), when noted is set. */
+    queue_numbers noted_q;
+    int noted;
 } join_job;
+
+/* At the delivery report (the producer's thread): the queued answer's
+ * position and ETA, estimated the moment the join is in the log, rather
+ * than when the finisher writes its answer after its Redis round trips
+ * (status.eta_at_delivery): from that moment on the owner may reach it. */
+static void join_noted(ing_req *r)
+{
+    join_job *j = r->job;
+    if (r->produce_err || j->draw_at_ms > 0 || !r->app->o.status_eta_at_delivery)
+        return;
+    q_event_state es;
+    int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
+    j->noted_q = numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    j->noted = 1;
+}
+
+/* The queued answer's numbers: as noted at the delivery report, else now. */
+static queue_numbers join_numbers(ing_req *r)
+{
+    join_job *j = r->job;
+    if (j->noted)
+        return j->noted_q;
+    q_event_state es;
+    int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
+    return numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+}
 
 /* The finisher writes the intent id over the join's own pending claim
  * only (compare-and-set): if the worker already ended the intent and
@@ -383,9 +414,7 @@ static void join_delivered(ing_worker *w, void *arg)
         ing_idem_reply(r, w, 202, json_loads(pre, 0, NULL));
         return;
     }
-    q_event_state es;
-    int known = ing_events_peek(app->events, j->msg.event_id, &es) == 0;
-    queue_numbers q = numbers(app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    queue_numbers q = join_numbers(r);
     char url[64], at[32];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
     *put_time_ms(at, q.eta_at_ms) = '\0';
@@ -411,10 +440,7 @@ static void accepted_body(ing_req *r, const char *id, char body[384])
         prequeued_body(r->app, body, 384, id, j->msg.event_id, j->draw_at_ms, 1);
         return;
     }
-    q_event_state es;
-    int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
-    queue_numbers q =
-        numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    queue_numbers q = join_numbers(r);
     char at[32];
     *put_time_ms(at, q.eta_at_ms) = '\0';
     snprintf(body, 384,
@@ -777,7 +803,8 @@ static void debug_join_delay(const ing_app *app)
 static void join_produce(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
-    int rc = ing_produce_batched(r, &j->msg, join_delivered_batch);
+    j->noted = 0;
+    int rc = ing_produce_batched(r, &j->msg, join_delivered_batch, join_noted);
     if (rc)
         join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
                       "The queue cannot take requests right now; nothing was queued.");

@@ -64,13 +64,15 @@ typedef struct q_status_event {
 /* How a partition's owner drains, as it publishes with its cursor for the
  * ETA (docs/fairness.md "The ETA"): the cursor, the moment the owner's batch
  * took it there (served_at_ms, the owner's wall clock: the left_queue_at of
- * that batch's joins), the records it applies per second of its busy time
- * and that busy time per batch of the partition, both over its recent
- * batches (0 = not known yet). Stored as one value ("drain" hash), so a
- * reader never pairs a cursor with another batch's moment. */
+ * that batch's joins), and its recent batches' busy time (from the first
+ * record polled to the commit) as batch_ms per batch plus record_ms per
+ * record, fitted over its recent batches (0 and 0 = not known yet), and the
+ * most records a batch takes (batch_max). Stored as one value ("drain"
+ * hash), so a reader never pairs a cursor with another batch's moment. */
 typedef struct q_status_drain {
     int64_t served, served_at_ms;
-    double rate, cycle_ms;
+    double batch_ms, record_ms;
+    int64_t batch_max;
 } q_status_drain;
 
 /* Publishes one committed batch in ONE pipeline: served cursor and rate of
