@@ -20,11 +20,12 @@ struct ing_cursors {
     _Atomic int64_t *rate_milli; /* rate * 1000, to keep it in an integer atomic */
     _Atomic int64_t *moved_ms;   /* monotonic ms when served last rose; 0 never */
     _Atomic int64_t last_ok_ms;  /* monotonic ms of the last good refresh; 0 never */
-    /* Each partition's drain, 5 values under a sequence count (odd while
+    /* Each partition's drain, 6 values under a sequence count (odd while
      * the refresh thread writes them): a reader takes all four of one
      * publication. */
     _Atomic uint32_t *drain_seq;
-    _Atomic int64_t (*drain)[5]; /* served, served_at_ms, batch_ms and record_ms in ns, batch_max */
+    _Atomic int64_t (*drain)[6]; /* served, served_at_ms, batch_ms and record_ms in ns,
+                                     batch_max, window_ms */
     q_status_drain *tmp_drain;
     atomic_int stop;
     q_status *st;
@@ -57,22 +58,23 @@ static void drain_store(ing_cursors *c, int32_t p, const q_status_drain *d)
     atomic_store_explicit(&c->drain[p][2], (int64_t)(d->batch_ms * 1e6), memory_order_relaxed);
     atomic_store_explicit(&c->drain[p][3], (int64_t)(d->record_ms * 1e6), memory_order_relaxed);
     atomic_store_explicit(&c->drain[p][4], d->batch_max, memory_order_relaxed);
+    atomic_store_explicit(&c->drain[p][5], d->window_ms, memory_order_relaxed);
     atomic_store_explicit(&c->drain_seq[p], seq + 2, memory_order_release);
 }
 
 q_status_drain ing_cursors_drain(ing_cursors *c, int32_t p)
 {
-    q_status_drain d = {-1, 0, 0, 0, 0};
+    q_status_drain d = {-1, 0, 0, 0, 0, 0};
     if (p < 0 || p >= c->n)
         return d;
     for (;;) {
         uint32_t a = atomic_load_explicit(&c->drain_seq[p], memory_order_acquire);
-        int64_t v[5];
-        for (int i = 0; i < 5; i++)
+        int64_t v[6];
+        for (int i = 0; i < 6; i++)
             v[i] = atomic_load_explicit(&c->drain[p][i], memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
         if (!(a & 1) && atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed) == a) {
-            d = (q_status_drain){v[0], v[1], (double)v[2] / 1e6, (double)v[3] / 1e6, v[4]};
+            d = (q_status_drain){v[0], v[1], (double)v[2] / 1e6, (double)v[3] / 1e6, v[4], v[5]};
             return d;
         }
     }

@@ -54,7 +54,9 @@ typedef struct queue_numbers {
  * The k records from d->served to offset are all in the log: the owner
  * takes them in batches of up to d->batch_max, the first one after the
  * batch that reached d->served (applied at d->served_at_ms), each batch
- * costing batch_ms plus record_ms a record. The owner is assumed to have
+ * costing batch_ms plus record_ms a record, and the fan's own batch, when
+ * the owner is not in a backlog (its last batch was not full), its
+ * collecting window (window_ms) too. The owner is assumed to have
  * kept draining since served_at for at most catch_up_ms (a stalled owner
  * is not assumed to move). */
 static double owner_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
@@ -72,7 +74,8 @@ static double owner_drain_wait_ms(const q_status_drain *d, int64_t offset, int64
         since = catch_up_ms;
     if (since < 0)
         since = 0;
-    double wait = batches * d->batch_ms + (k + 1) * d->record_ms - (double)since;
+    double wait =
+        batches * d->batch_ms + (k + 1) * d->record_ms + (double)d->window_ms - (double)since;
     return wait > 0 ? ceil(wait) : 0;
 }
 

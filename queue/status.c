@@ -492,9 +492,9 @@ static size_t append_publish(q_status *s, int32_t partition, int64_t served, dou
     snprintf(v, sizeof v, "%.3f", rate);
     queued += append_partition_field(s, "rate", partition, v);
     if (drain) {
-        snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld", (long long)drain->served,
+        snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld", (long long)drain->served,
                  (long long)drain->served_at_ms, drain->batch_ms, drain->record_ms,
-                 (long long)drain->batch_max);
+                 (long long)drain->batch_max, (long long)drain->window_ms);
         queued += append_partition_field(s, "drain", partition, v);
     }
     return queued;
@@ -596,11 +596,12 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
  * leaves it unknown (served -1). */
 static void parse_drain(const char *v, q_status_drain *d)
 {
-    long long served, at, max;
+    long long served, at, max, window;
     double batch_ms, record_ms;
-    if (sscanf(v, "%lld %lld %lf %lf %lld", &served, &at, &batch_ms, &record_ms, &max) == 5 &&
-        served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0)
-        *d = (q_status_drain){served, at, batch_ms, record_ms, max};
+    if (sscanf(v, "%lld %lld %lf %lf %lld %lld", &served, &at, &batch_ms, &record_ms, &max,
+               &window) == 6 &&
+        served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0)
+        *d = (q_status_drain){served, at, batch_ms, record_ms, max, window};
 }
 
 int q_status_read_cursors(q_status *s, int64_t *served, double *rate, q_status_drain *drain, int n)
@@ -609,7 +610,7 @@ int q_status_read_cursors(q_status *s, int64_t *served, double *rate, q_status_d
         served[i] = -1;
         rate[i] = 0;
         if (drain)
-            drain[i] = (q_status_drain){-1, 0, 0, 0, 0};
+            drain[i] = (q_status_drain){-1, 0, 0, 0, 0, 0};
     }
     if (ensure_conn(s))
         return ONS_EREDIS;

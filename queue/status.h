@@ -67,12 +67,15 @@ typedef struct q_status_event {
  * that batch's joins), and its recent batches' busy time (from the first
  * record polled to the commit) as batch_ms per batch plus record_ms per
  * record, fitted over its recent batches (0 and 0 = not known yet), and the
- * most records a batch takes (batch_max). Stored as one value ("drain"
+ * most records a batch takes (batch_max), and how long the next batch
+ * collects records after its first when the last one was not full
+ * (window_ms; 0 in a backlog). Stored as one value ("drain"
  * hash), so a reader never pairs a cursor with another batch's moment. */
 typedef struct q_status_drain {
     int64_t served, served_at_ms;
     double batch_ms, record_ms;
     int64_t batch_max;
+    int64_t window_ms; /* the owner's last batch was not full: the next one collects this long */
 } q_status_drain;
 
 /* Publishes one committed batch in ONE pipeline: served cursor and rate of

@@ -189,8 +189,9 @@ typedef struct worker {
      * its joins' left_queue_at). */
     double batch_first_s;
     int64_t batch_applied_ms;
-    int batch_waited; /* its first record took longer than batch.max_ms to come */
-    int idled;        /* a poll since the last batch found nothing */
+    int batch_waited;       /* its first record took longer than batch.max_ms to come */
+    double batch_blocked_s; /* after its first record, waiting in the poll for more */
+    int idled;              /* a poll since the last batch found nothing */
 } worker;
 
 static volatile sig_atomic_t stop_flag;
@@ -391,7 +392,8 @@ static void log_results(worker *w, const wk_part *p)
 /* The drain s publishes with its cursor served (q_status_drain). */
 static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t served)
 {
-    q_status_drain d = {served, s->served_at_ms, 0, 0, w->o.batch_max_messages};
+    q_status_drain d = {served, s->served_at_ms,         0,
+                        0,      w->o.batch_max_messages, s->drain_full > 0 ? 0 : w->o.batch_max_ms};
     wk_slot_drain_model(s, &d.batch_ms, &d.record_ms);
     return d;
 }
@@ -405,7 +407,7 @@ static q_status_drain batch_drain(const worker *w, const wk_slot *s, int64_t ser
     if (drained <= 0 || s->drain_w > 0)
         return slot_drain(w, s, served);
     wk_slot first = *s;
-    wk_slot_drain(&first, drained, ons_mono_s() - w->batch_first_s, 1);
+    wk_slot_drain(&first, drained, ons_mono_s() - w->batch_first_s - w->batch_blocked_s, 1);
     return slot_drain(w, &first, served);
 }
 
@@ -467,13 +469,14 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
         ons_gauge_set(s->served, (double)p->next_offset);
     /* For the drain the next batches publish: a full batch's period is
      * measured at the next one; another's is its busy time, its projection
-     * included. */
+     * included, its collecting window not (published apart, window_ms). */
     if (drained > 0 && s->drain_seen++ == 0)
         ; /* the owner's first batch here is cold (first statements, caches): not its pace */
     else if (drained >= w->o.batch_max_messages)
         s->drain_full = drained;
     else if (drained > 0)
-        wk_slot_drain(s, drained, ons_mono_s() - w->batch_first_s, (double)w->o.eta_window_batches);
+        wk_slot_drain(s, drained, ons_mono_s() - w->batch_first_s - w->batch_blocked_s,
+                      (double)w->o.eta_window_batches);
     wk_part_batch_done(p);
 }
 
@@ -571,13 +574,17 @@ static size_t poll_batch(worker *w)
     int timeout = (int)w->o.hold_check_ms;
     while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
         polled *pr = &w->buf[n];
+        double poll_start = ons_mono_s();
         int rc = q_consumer_poll(w->cons, timeout, &pr->rec);
+        if (n > 0)
+            w->batch_blocked_s += ons_mono_s() - poll_start;
         if (rc == ONS_ETIMEDOUT)
             break;
         if (rc != 0)
             continue;
         if (n == 0) {
             w->batch_first_s = ons_mono_s();
+            w->batch_blocked_s = 0;
             w->batch_waited = w->batch_first_s - start > (double)w->o.batch_max_ms / 1000.0;
             deadline = w->batch_first_s + (double)w->o.batch_max_ms / 1000.0;
         }
