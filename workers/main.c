@@ -184,14 +184,13 @@ typedef struct worker {
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *redis_err, *expired;
     ons_counter *results[Q_INTENT_STATE_COUNT];
-    /* The batch in progress: when its first record was polled (monotonic
-     * s; the owner was busy from then) and when it was applied (wall ms,
-     * its joins' left_queue_at). */
-    double batch_first_s;
+    /* The batch in progress: when its first record was polled and when
+     * its poll (and any event's first load) ended (monotonic s), and
+     * when it was applied (wall ms, its joins' left_queue_at). */
+    double batch_first_s, batch_polled_s;
     int64_t batch_applied_ms;
-    int batch_waited;       /* its first record took longer than batch.max_ms to come */
-    double batch_blocked_s; /* after its first record, waiting in the poll for more */
-    int idled;              /* a poll since the last batch found nothing */
+    int batch_waited; /* its first record took longer than batch.max_ms to come */
+    int idled;        /* a poll since the last batch found nothing */
 } worker;
 
 static volatile sig_atomic_t stop_flag;
@@ -401,13 +400,21 @@ static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t serv
 /* The drain published with a batch that applied `drained` intents records:
  * the earlier batches' times, or before the owner's first one this batch's
  * own so far (through its commit). */
+/* A partial batch's busy time so far: from the end of its poll (its
+ * collecting window, published apart as window_ms, and an event's first
+ * load left out) to now. */
+static double busy_s(const worker *w)
+{
+    return ons_mono_s() - w->batch_polled_s;
+}
+
 static q_status_drain batch_drain(const worker *w, const wk_slot *s, int64_t served,
                                   int64_t drained)
 {
     if (drained <= 0 || s->drain_w > 0)
         return slot_drain(w, s, served);
     wk_slot first = *s;
-    wk_slot_drain(&first, drained, ons_mono_s() - w->batch_first_s - w->batch_blocked_s, 1);
+    wk_slot_drain(&first, drained, busy_s(w), 1);
     return slot_drain(w, &first, served);
 }
 
@@ -475,8 +482,7 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
     else if (drained >= w->o.batch_max_messages)
         s->drain_full = drained;
     else if (drained > 0)
-        wk_slot_drain(s, drained, ons_mono_s() - w->batch_first_s - w->batch_blocked_s,
-                      (double)w->o.eta_window_batches);
+        wk_slot_drain(s, drained, busy_s(w), (double)w->o.eta_window_batches);
     wk_part_batch_done(p);
 }
 
@@ -574,17 +580,13 @@ static size_t poll_batch(worker *w)
     int timeout = (int)w->o.hold_check_ms;
     while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
         polled *pr = &w->buf[n];
-        double poll_start = ons_mono_s();
         int rc = q_consumer_poll(w->cons, timeout, &pr->rec);
-        if (n > 0)
-            w->batch_blocked_s += ons_mono_s() - poll_start;
         if (rc == ONS_ETIMEDOUT)
             break;
         if (rc != 0)
             continue;
         if (n == 0) {
             w->batch_first_s = ons_mono_s();
-            w->batch_blocked_s = 0;
             w->batch_waited = w->batch_first_s - start > (double)w->o.batch_max_ms / 1000.0;
             deadline = w->batch_first_s + (double)w->o.batch_max_ms / 1000.0;
         }
@@ -607,9 +609,8 @@ static void run_batch(worker *w)
         w->idled = 1;
     /* Loading an event first named in this batch is a one-off, not the
      * drain's pace: left out of the busy time the ETA's drain measures. */
-    double load_start = ons_mono_s();
     load_batch_events(w, n);
-    w->batch_first_s += ons_mono_s() - load_start;
+    w->batch_polled_s = ons_mono_s();
     /* The batch is applied now, after the poll that may have waited up to
      * hold.check_ms for its first record: a join leaves the queue (its
      * left_queue_at, the moment its ETA promised) when it is applied, not
