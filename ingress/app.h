@@ -59,7 +59,9 @@ typedef struct ing_opts {
     long long debug_join_delay_ms;     /* test only */
     long long join_round_max;          /* joins per claimer round; 0: no claimer */
     long long status_round_max;        /* polls per result reader round; 0: no reader */
-    long long status_eta_catch_up_ms;  /* the ETA's allowance for a cursor seen moving */
+    long long status_eta_catch_up_ms;  /* the ETA's allowance for the owner's drain since */
+    int status_eta_owner_drain;        /* the ETA from the owner's published drain */
+    int status_eta_at_delivery;        /* a join's ETA estimated at its delivery report */
     long long debug_finisher_delay_ms; /* test only */
     int debug_active_unchecked;        /* test only */
     char *debug_unknown_outcome;       /* test only: "join", "checkout" */

@@ -20,6 +20,13 @@ struct ing_cursors {
     _Atomic int64_t *rate_milli; /* rate * 1000, to keep it in an integer atomic */
     _Atomic int64_t *moved_ms;   /* monotonic ms when served last rose; 0 never */
     _Atomic int64_t last_ok_ms;  /* monotonic ms of the last good refresh; 0 never */
+    /* Each partition's drain, 6 values under a sequence count (odd while
+     * the refresh thread writes them): a reader takes all four of one
+     * publication. */
+    _Atomic uint32_t *drain_seq;
+    _Atomic int64_t (*drain)[6]; /* served, served_at_ms, batch_ms and record_ms in ns,
+                                     batch_max, window_ms */
+    q_status_drain *tmp_drain;
     atomic_int stop;
     q_status *st;
     ons_pg pg;          /* no backoff of its own: pg_next_ms gates it */
@@ -39,6 +46,38 @@ void ing_cursors_raise(ing_cursors *c, int32_t p, int64_t served)
         ;
     if (served > cur)
         atomic_store(&c->moved_ms[p], ons_mono_ns() / 1000000);
+}
+
+static void drain_store(ing_cursors *c, int32_t p, const q_status_drain *d)
+{
+    uint32_t seq = atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed);
+    atomic_store_explicit(&c->drain_seq[p], seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&c->drain[p][0], d->served, memory_order_relaxed);
+    atomic_store_explicit(&c->drain[p][1], d->served_at_ms, memory_order_relaxed);
+    atomic_store_explicit(&c->drain[p][2], (int64_t)(d->batch_ms * 1e6), memory_order_relaxed);
+    atomic_store_explicit(&c->drain[p][3], (int64_t)(d->record_ms * 1e6), memory_order_relaxed);
+    atomic_store_explicit(&c->drain[p][4], d->batch_max, memory_order_relaxed);
+    atomic_store_explicit(&c->drain[p][5], d->window_ms, memory_order_relaxed);
+    atomic_store_explicit(&c->drain_seq[p], seq + 2, memory_order_release);
+}
+
+q_status_drain ing_cursors_drain(ing_cursors *c, int32_t p)
+{
+    q_status_drain d = {-1, 0, 0, 0, 0, 0};
+    if (p < 0 || p >= c->n)
+        return d;
+    for (;;) {
+        uint32_t a = atomic_load_explicit(&c->drain_seq[p], memory_order_acquire);
+        int64_t v[6];
+        for (int i = 0; i < 6; i++)
+            v[i] = atomic_load_explicit(&c->drain[p][i], memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (!(a & 1) && atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed) == a) {
+            d = (q_status_drain){v[0], v[1], (double)v[2] / 1e6, (double)v[3] / 1e6, v[4], v[5]};
+            return d;
+        }
+    }
 }
 
 int64_t ing_cursors_moved_ago_ms(ing_cursors *c, int32_t p)
@@ -64,8 +103,9 @@ static void *refresh_main(void *arg)
     ing_cursors *c = arg;
     while (!atomic_load(&c->stop)) {
         int missing = 0;
-        if (q_status_read_cursors(c->st, c->tmp_served, c->tmp_rate, c->n) == 0) {
+        if (q_status_read_cursors(c->st, c->tmp_served, c->tmp_rate, c->tmp_drain, c->n) == 0) {
             for (int p = 0; p < c->n; p++) {
+                drain_store(c, p, &c->tmp_drain[p]);
                 if (c->tmp_served[p] < 0)
                     missing = 1;
                 else
@@ -102,14 +142,20 @@ int ing_cursors_new(int partitions, const q_status_opts *redis, const char *pg_d
     c->moved_ms = calloc((size_t)partitions, sizeof *c->moved_ms);
     c->tmp_served = calloc((size_t)partitions, sizeof *c->tmp_served);
     c->tmp_rate = calloc((size_t)partitions, sizeof *c->tmp_rate);
+    c->tmp_drain = calloc((size_t)partitions, sizeof *c->tmp_drain);
+    c->drain_seq = calloc((size_t)partitions, sizeof *c->drain_seq);
+    c->drain = calloc((size_t)partitions, sizeof *c->drain);
     ons_pg_opts po;
     ons_pg_opts_default(&po, pg_dsn, "ingress cursors");
     po.backoff_min_ms = 0;
     if (!c->served || !c->rate_milli || !c->moved_ms || !c->tmp_served || !c->tmp_rate ||
-        ons_pg_init(&c->pg, &po) || q_status_new(redis, &c->st))
+        !c->tmp_drain || !c->drain_seq || !c->drain || ons_pg_init(&c->pg, &po) ||
+        q_status_new(redis, &c->st))
         goto fail;
-    for (int p = 0; p < partitions; p++)
+    for (int p = 0; p < partitions; p++) {
         atomic_store(&c->served[p], -1);
+        atomic_store(&c->drain[p][0], -1);
+    }
     if (pthread_create(&c->thread, NULL, refresh_main, c))
         goto fail;
     c->started = 1;
@@ -134,6 +180,9 @@ void ing_cursors_free(ing_cursors *c)
     free(c->moved_ms);
     free(c->tmp_served);
     free(c->tmp_rate);
+    free(c->tmp_drain);
+    free((void *)c->drain_seq);
+    free((void *)c->drain);
     free(c);
 }
 

@@ -30,6 +30,10 @@ int ing_cursors_count(const ing_cursors *c);
 int64_t ing_cursors_served(ing_cursors *c, int32_t partition);
 /* Smoothed drain rate, messages per second; 0 when unknown. */
 double ing_cursors_rate(ing_cursors *c, int32_t partition);
+/* The partition's drain as its owner last published it (q_status_drain:
+ * the cursor it reached, when, its rate and batch cycle), read whole;
+ * served -1 while unknown. */
+q_status_drain ing_cursors_drain(ing_cursors *c, int32_t partition);
 /* Milliseconds since the partition's cursor last rose; -1 never. */
 int64_t ing_cursors_moved_ago_ms(ing_cursors *c, int32_t partition);
 /* Milliseconds since the last successful refresh from Redis; -1 never. */

@@ -102,8 +102,18 @@ const ons_opt ing_opt_table[] = {
         "trip each, and whose reservations one PostgreSQL read, on the checkout claimer thread "
         "(0: no claimer, each checkout goes alone on a job thread)"),
     OPT("status.eta_catch_up_ms", ONS_OPT_INT, status_eta_catch_up_ms, 0, 10000, "500",
-        "the ETA counts the drain since the served cursor was last seen rising, up to this "
-        "long (a worker's batch period; 0: the ETA is position / rate)"),
+        "the ETA counts the owner's drain since it published its cursor (status.eta_owner_drain) "
+        "or since this node saw the cursor rise, up to this long (a stalled owner is not assumed "
+        "to move; 0: the ETA counts from now)"),
+    OPT("status.eta_owner_drain", ONS_OPT_BOOL, status_eta_owner_drain, 0, 1, "true",
+        "the ETA counts the owner's batches from the moment its cursor was reached (its "
+        "published drain: when, records per busy second, busy time per batch; docs/fairness.md); "
+        "false: position / the owner's smoothed rate, counted from when this node saw the cursor "
+        "rise"),
+    OPT("status.eta_at_delivery", ONS_OPT_BOOL, status_eta_at_delivery, 0, 1, "true",
+        "a join's position and ETA are estimated the moment its delivery report arrives (the "
+        "join is in the log and the owner may reach it), not when its 202 is written after the "
+        "finisher's Redis round trips"),
     OPT("status.round_max", ONS_OPT_INT, status_round_max, 0, ING_RESULT_ROUND_MAX, "256",
         "polls of processed intents whose result documents share one Redis MGET on the result "
         "reader thread (0: no reader, each poll reads alone on a job thread)"),

@@ -16,9 +16,10 @@ typedef struct pending {
     struct pending *next;
     ing_req *r;
     ing_job_fn done;
-    ing_batch_fn batch; /* set: continue on the finisher thread */
-    int64_t due_ms;     /* debug.finisher_delay_ms: finish no earlier (monotonic) */
-    int report_unknown; /* debug.unknown_outcome: a success is reported as unknown */
+    ing_batch_fn batch;           /* set: continue on the finisher thread */
+    ing_delivered_fn at_delivery; /* NULL or run on the delivery report */
+    int64_t due_ms;               /* debug.finisher_delay_ms: finish no earlier (monotonic) */
+    int report_unknown;           /* debug.unknown_outcome: a success is reported as unknown */
 } pending;
 
 struct ing_finisher {
@@ -148,6 +149,8 @@ static void on_delivered(void *arg, int err, int32_t partition, int64_t offset)
     r->produced_partition = partition;
     r->produced_offset = offset;
     pd->due_ms = ons_mono_ms() + r->app->o.debug_finisher_delay_ms;
+    if (pd->at_delivery)
+        pd->at_delivery(r);
     if (err && r->app->produce_errors)
         ons_counter_add(r->app->produce_errors, 1);
     if (!err && r->app->produced)
@@ -180,7 +183,8 @@ int ing_produce_refuse(const ing_health *h, int64_t fail_fast_ms, int64_t monito
            !h->kafka_ok && h->kafka_down_ms >= fail_fast_ms;
 }
 
-static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn batch)
+static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn batch,
+                   ing_delivered_fn at_delivery)
 {
     if (r->app->monitor && r->app->o.kafka_fail_fast_ms > 0) {
         ing_health h;
@@ -205,6 +209,7 @@ static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn bat
     pd->r = r;
     pd->done = done;
     pd->batch = batch;
+    pd->at_delivery = at_delivery;
     pd->due_ms = 0;
     pd->report_unknown = debug_unknown(r->app, m->type);
     rc = q_producer_send_traced(r->app->producer, q_msg_topic(m->type), m->event_id, buf, len,
@@ -220,12 +225,12 @@ static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn bat
 
 int ing_produce(ing_req *r, const q_msg *m, ing_job_fn done)
 {
-    return produce(r, m, done, NULL);
+    return produce(r, m, done, NULL, NULL);
 }
 
-int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done)
+int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done, ing_delivered_fn at_delivery)
 {
-    return produce(r, m, NULL, done);
+    return produce(r, m, NULL, done, at_delivery);
 }
 
 static int64_t cached_served(void *arg, int32_t partition)

@@ -26,8 +26,16 @@ int ing_produce(ing_req *r, const q_msg *m, ing_job_fn done);
 typedef void (*ing_batch_fn)(ing_worker *w, ing_req **rs, size_t n);
 #define ING_FINISH_BATCH 256
 
-/* ing_produce with a batch continuation. */
-int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done);
+/* Runs on the producer's thread the moment r's delivery report arrives,
+ * after produce_err, produced_partition and produced_offset are set and
+ * before r is queued for its continuation: a note taken when the record
+ * became durable (the join's ETA). Must be quick and never block. */
+typedef void (*ing_delivered_fn)(ing_req *r);
+
+/* ing_produce with a batch continuation; at_delivery (may be NULL) as
+ * above. */
+int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done,
+                        ing_delivered_fn at_delivery);
 
 /* Should a record be refused at once (nothing queued, 503 queue_unavailable)
  * rather than handed to librdkafka? 1 when the monitor's last round is fresh

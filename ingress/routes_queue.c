@@ -49,12 +49,44 @@ typedef struct queue_numbers {
     int64_t poll_after_ms;
 } queue_numbers;
 
+/* The wait, in ms from now, until the owner reaches offset by its
+ * published drain d (docs/fairness.md "The ETA"), or -1 when d does not
+ * say enough (no batch measured yet: the caller estimates from the rate).
+ * The k records from d->served to offset are all in the log: the owner
+ * takes them in batches of up to d->batch_max, the first one after the
+ * batch that reached d->served (applied at d->served_at_ms), each batch
+ * costing batch_ms plus record_ms a record, and the fan's own batch, when
+ * the owner is not in a backlog (its last batch was not full), its
+ * collecting window (window_ms) too. The owner is assumed to have
+ * kept draining since served_at for at most catch_up_ms (a stalled owner
+ * is not assumed to move). */
+static double owner_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
+                                  int64_t catch_up_ms)
+{
+    if (d->served < 0 || d->served_at_ms <= 0 || d->batch_max < 1 ||
+        d->batch_ms + d->record_ms <= 0)
+        return -1;
+    if (offset < d->served)
+        return 0; /* the owner has passed it */
+    double k = (double)(offset - d->served);
+    double batches = floor(k / (double)d->batch_max) + 1;
+    int64_t since = now_ms - d->served_at_ms;
+    if (since > catch_up_ms)
+        since = catch_up_ms;
+    if (since < 0)
+        since = 0;
+    double wait =
+        batches * d->batch_ms + (k + 1) * d->record_ms + (double)d->window_ms - (double)since;
+    return wait > 0 ? ceil(wait) : 0;
+}
+
 /* position = my offset − served cursor (docs/pipeline.md). An unknown
  * cursor counts as 0: the position can then only shrink once it is known. */
 static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
                              const q_event_state *es)
 {
     queue_numbers q;
+    int64_t now = ing_now_ms();
     int64_t served = ing_cursors_served(app->cursors, partition);
     if (served < 0)
         served = 0;
@@ -67,19 +99,34 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
      * ahead become holds: the ETA is the slower of the two, and polls are
      * spaced to match (a tenth of the ETA). From the cached event state
      * (es, NULL when not cached) only: no lookup on this path. */
-    if (es && es->admissions_per_minute > 0 && (double)es->admissions_per_minute / 60.0 < rate)
-        rate = (double)es->admissions_per_minute / 60.0;
-    double eta_ms = ceil((double)q.position * 1000.0 / rate);
-    /* The cursor was seen rising `ago` ms back, and the worker has drained
-     * since at the measured rate: the ETA counts from now. Only up to
-     * status.eta_catch_up_ms (a stalled worker is not assumed to move). */
-    int64_t ago = measured ? ing_cursors_moved_ago_ms(app->cursors, partition) : -1;
-    if (ago > app->o.status_eta_catch_up_ms)
-        ago = app->o.status_eta_catch_up_ms;
-    if (ago > 0)
-        eta_ms = eta_ms > (double)ago ? eta_ms - (double)ago : 0;
+    double admit =
+        es && es->admissions_per_minute > 0 ? (double)es->admissions_per_minute / 60.0 : 0;
+    double drained = -1;
+    if (app->o.status_eta_owner_drain) {
+        q_status_drain d = ing_cursors_drain(app->cursors, partition);
+        drained = owner_drain_wait_ms(&d, offset, now, app->o.status_eta_catch_up_ms);
+    }
+    double eta_ms;
+    if (drained >= 0) {
+        eta_ms = drained;
+        if (admit > 0 && ceil((double)q.position * 1000.0 / admit) > eta_ms)
+            eta_ms = ceil((double)q.position * 1000.0 / admit);
+    } else {
+        if (admit > 0 && admit < rate)
+            rate = admit;
+        eta_ms = ceil((double)q.position * 1000.0 / rate);
+        /* The cursor was seen rising `ago` ms back, and the worker has
+         * drained since at the measured rate: the ETA counts from now.
+         * Only up to status.eta_catch_up_ms (a stalled worker is not
+         * assumed to move). */
+        int64_t ago = measured ? ing_cursors_moved_ago_ms(app->cursors, partition) : -1;
+        if (ago > app->o.status_eta_catch_up_ms)
+            ago = app->o.status_eta_catch_up_ms;
+        if (ago > 0)
+            eta_ms = eta_ms > (double)ago ? eta_ms - (double)ago : 0;
+    }
     q.eta_ms = (int64_t)eta_ms;
-    q.eta_at_ms = ing_now_ms() + q.eta_ms;
+    q.eta_at_ms = now + q.eta_ms;
     q.eta_seconds = (int64_t)ceil(eta_ms / 1000.0);
     /* Poll when the fan is expected to be reached, not later (a fan told
      * "2 s" is not sent away for 9), and while the wait is long, spaced by
@@ -261,7 +308,37 @@ typedef struct join_job {
     char own_old[40];             /* a resumed request's earlier claim, "" when none */
     char existing[64];            /* the key's value when the claimer found it held */
     char pow[ING_POW_HEADER_MAX]; /* the Onsale-PoW header, "" when absent */
+    /* The queued answer's numbers as estimated at the delivery report
+     * (join_noted; status.eta_at_delivery), when noted is set. */
+    queue_numbers noted_q;
+    int noted;
 } join_job;
+
+/* At the delivery report (the producer's thread): the queued answer's
+ * position and ETA, estimated the moment the join is in the log, rather
+ * than when the finisher writes its answer after its Redis round trips
+ * (status.eta_at_delivery): from that moment on the owner may reach it. */
+static void join_noted(ing_req *r)
+{
+    join_job *j = r->job;
+    if (r->produce_err || j->draw_at_ms > 0 || !r->app->o.status_eta_at_delivery)
+        return;
+    q_event_state es;
+    int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
+    j->noted_q = numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    j->noted = 1;
+}
+
+/* The queued answer's numbers: as noted at the delivery report, else now. */
+static queue_numbers join_numbers(ing_req *r)
+{
+    join_job *j = r->job;
+    if (j->noted)
+        return j->noted_q;
+    q_event_state es;
+    int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
+    return numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+}
 
 /* The finisher writes the intent id over the join's own pending claim
  * only (compare-and-set): if the worker already ended the intent and
@@ -316,9 +393,7 @@ static void join_delivered(ing_worker *w, void *arg)
         ing_idem_reply(r, w, 202, json_loads(pre, 0, NULL));
         return;
     }
-    q_event_state es;
-    int known = ing_events_peek(app->events, j->msg.event_id, &es) == 0;
-    queue_numbers q = numbers(app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    queue_numbers q = join_numbers(r);
     char url[64], at[32];
     snprintf(url, sizeof url, "/v1/intents/%s", id);
     *put_time_ms(at, q.eta_at_ms) = '\0';
@@ -344,10 +419,7 @@ static void accepted_body(ing_req *r, const char *id, char body[384])
         prequeued_body(r->app, body, 384, id, j->msg.event_id, j->draw_at_ms, 1);
         return;
     }
-    q_event_state es;
-    int known = ing_events_peek(r->app->events, j->msg.event_id, &es) == 0;
-    queue_numbers q =
-        numbers(r->app, r->produced_partition, r->produced_offset, known ? &es : NULL);
+    queue_numbers q = join_numbers(r);
     char at[32];
     *put_time_ms(at, q.eta_at_ms) = '\0';
     snprintf(body, 384,
@@ -694,7 +766,8 @@ static void debug_join_delay(const ing_app *app)
 static void join_produce(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
-    int rc = ing_produce_batched(r, &j->msg, join_delivered_batch);
+    j->noted = 0;
+    int rc = ing_produce_batched(r, &j->msg, join_delivered_batch, join_noted);
     if (rc)
         join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
                       "The queue cannot take requests right now; nothing was queued.");

@@ -475,8 +475,8 @@ static int read_replies(q_status *s, size_t queued, const char *what)
 
 /* Appends a batch's pipeline (q_status_publish); returns the commands. */
 static size_t append_publish(q_status *s, int32_t partition, int64_t served, double rate,
-                             const q_status_result *results, size_t nresults,
-                             const q_status_event *events, size_t nevents)
+                             const q_status_drain *drain, const q_status_result *results,
+                             size_t nresults, const q_status_event *events, size_t nevents)
 {
     char v[64], ttl[24];
     size_t queued = 0;
@@ -491,6 +491,12 @@ static size_t append_publish(q_status *s, int32_t partition, int64_t served, dou
     queued += append_partition_field(s, "served", partition, v);
     snprintf(v, sizeof v, "%.3f", rate);
     queued += append_partition_field(s, "rate", partition, v);
+    if (drain) {
+        snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld", (long long)drain->served,
+                 (long long)drain->served_at_ms, drain->batch_ms, drain->record_ms,
+                 (long long)drain->batch_max, (long long)drain->window_ms);
+        queued += append_partition_field(s, "drain", partition, v);
+    }
     return queued;
 }
 
@@ -504,25 +510,27 @@ static int take_late_err(q_status *s)
 }
 
 int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
-                     const q_status_result *results, size_t nresults, const q_status_event *events,
-                     size_t nevents)
+                     const q_status_drain *drain, const q_status_result *results, size_t nresults,
+                     const q_status_event *events, size_t nevents)
 {
     if (ensure_conn(s))
         return ONS_EREDIS;
     int late = take_late_err(s);
-    size_t queued = append_publish(s, partition, served, rate, results, nresults, events, nevents);
+    size_t queued =
+        append_publish(s, partition, served, rate, drain, results, nresults, events, nevents);
     int rc = read_replies(s, queued, "publish");
     return rc ? rc : late;
 }
 
 int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, double rate,
-                            const q_status_result *results, size_t nresults,
-                            const q_status_event *events, size_t nevents)
+                            const q_status_drain *drain, const q_status_result *results,
+                            size_t nresults, const q_status_event *events, size_t nevents)
 {
     if (ensure_conn(s))
         return ONS_EREDIS;
     int late = take_late_err(s);
-    size_t queued = append_publish(s, partition, served, rate, results, nresults, events, nevents);
+    size_t queued =
+        append_publish(s, partition, served, rate, drain, results, nresults, events, nevents);
     int done = 0;
     while (!done)
         if (redisBufferWrite(s->ctx, &done) != REDIS_OK)
@@ -584,21 +592,41 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
     return read_replies(s, queued, "drop_results");
 }
 
-int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n)
+/* Parses a "drain" hash value (append_publish) into *d; a malformed one
+ * leaves it unknown (served -1). */
+static void parse_drain(const char *v, q_status_drain *d)
+{
+    long long served, at, max, window;
+    double batch_ms, record_ms;
+    if (sscanf(v, "%lld %lld %lf %lf %lld %lld", &served, &at, &batch_ms, &record_ms, &max,
+               &window) == 6 &&
+        served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0)
+        *d = (q_status_drain){served, at, batch_ms, record_ms, max, window};
+}
+
+int q_status_read_cursors(q_status *s, int64_t *served, double *rate, q_status_drain *drain, int n)
 {
     for (int i = 0; i < n; i++) {
         served[i] = -1;
         rate[i] = 0;
+        if (drain)
+            drain[i] = (q_status_drain){-1, 0, 0, 0, 0, 0};
     }
     if (ensure_conn(s))
         return ONS_EREDIS;
-    char ks[256], kr[256];
+    char ks[256], kr[256], kd[256];
     key(s, ks, sizeof ks, "served");
     key(s, kr, sizeof kr, "rate");
+    key(s, kd, sizeof kd, "drain");
     redisAppendCommand(s->ctx, "HGETALL %s", ks);
     redisAppendCommand(s->ctx, "HGETALL %s", kr);
+    int nread = 2;
+    if (drain) {
+        redisAppendCommand(s->ctx, "HGETALL %s", kd);
+        nread = 3;
+    }
     int rc = 0;
-    for (int which = 0; which < 2; which++) {
+    for (int which = 0; which < nread; which++) {
         redisReply *r = NULL;
         if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
             return conn_failed(s, "read_cursors");
@@ -611,8 +639,10 @@ int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n)
                     continue;
                 if (which == 0)
                     served[p] = strtoll(r->element[i + 1]->str, NULL, 10);
-                else
+                else if (which == 1)
                     rate[p] = strtod(r->element[i + 1]->str, NULL);
+                else
+                    parse_drain(r->element[i + 1]->str, &drain[p]);
             }
         }
         freeReplyObject(r);

@@ -61,12 +61,31 @@ typedef struct q_status_event {
     const char *sections;
 } q_status_event;
 
+/* How a partition's owner drains, as it publishes with its cursor for the
+ * ETA (docs/fairness.md "The ETA"): the cursor, the moment the owner's batch
+ * took it there (served_at_ms, the owner's wall clock: the left_queue_at of
+ * that batch's joins), and its recent batches' busy time (from the first
+ * record polled to the commit) as batch_ms per batch plus record_ms per
+ * record, fitted over its recent batches (0 and 0 = not known yet), and the
+ * most records a batch takes (batch_max), and how long the next batch
+ * collects records after its first when the last one was not full
+ * (window_ms; 0 in a backlog). Stored as one value ("drain"
+ * hash), so a reader never pairs a cursor with another batch's moment. */
+typedef struct q_status_drain {
+    int64_t served, served_at_ms;
+    double batch_ms, record_ms;
+    int64_t batch_max;
+    int64_t window_ms; /* the owner's last batch was not full: the next one collects this long */
+} q_status_drain;
+
 /* Publishes one committed batch in ONE pipeline: served cursor and rate of
- * the partition, each result (SET with TTL; DEL of the active key when ended),
- * each event's counters. Returns 0 or ONS_EREDIS. */
+ * the partition (rate: records per second over windows of a second, the
+ * "rate" hash), its drain (NULL: not written), each result (SET with TTL;
+ * DEL of the active key when ended), each event's counters. Returns 0 or
+ * ONS_EREDIS. */
 int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
-                     const q_status_result *results, size_t nresults, const q_status_event *events,
-                     size_t nevents);
+                     const q_status_drain *drain, const q_status_result *results, size_t nresults,
+                     const q_status_event *events, size_t nevents);
 
 /* Deletes the results r:<seq> of n intents (pipelined, one round trip):
  * a reader then answers them from PostgreSQL. The worker's repair after
@@ -81,15 +100,16 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n);
  * or the previous one's replies held an error (the caller counts one
  * failed projection either way). */
 int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, double rate,
-                            const q_status_result *results, size_t nresults,
-                            const q_status_event *events, size_t nevents);
+                            const q_status_drain *drain, const q_status_result *results,
+                            size_t nresults, const q_status_event *events, size_t nevents);
 
 /* ---- ingress side ---------------------------------------------------------- */
 
 /* Reads every partition's served cursor and rate in one round trip into
- * served[0..n) and rate[0..n); partitions with no value get -1 and 0.
- * Returns 0 or ONS_EREDIS. */
-int q_status_read_cursors(q_status *s, int64_t *served, double *rate, int n);
+ * served[0..n) and rate[0..n), and when drain is not NULL its drain into
+ * drain[0..n); partitions with no value get -1, 0 and an all-zero drain
+ * (served -1). Returns 0 or ONS_EREDIS. */
+int q_status_read_cursors(q_status *s, int64_t *served, double *rate, q_status_drain *drain, int n);
 
 /* Reads r:<seq>. *json is a heap string the caller frees. Returns 0,
  * ONS_ENOTFOUND or ONS_EREDIS. */

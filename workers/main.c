@@ -61,7 +61,7 @@ typedef struct wk_opts {
     long long redis_timeout_ms, result_ttl_s, redis_resync_window_ms;
     char *ids_secret;
     int dev_mode;
-    long long batch_max_messages, batch_max_ms, hold_check_ms;
+    long long batch_max_messages, batch_max_ms, hold_check_ms, eta_window_batches;
     long long metrics_port;
     char *worker_id, *log_level;
     int skip_epoch_check, no_tombstones;
@@ -119,6 +119,10 @@ static const ons_opt opt_table[] = {
         "ahead the sender's clock is off and the owner's counts (sale opening)"),
     OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
         "how often an idle worker checks for expired holds"),
+    OPT("eta.window_batches", ONS_OPT_INT, eta_window_batches, 1, 100000, "16",
+        "the drain published with each cursor for the ETA (a batch's time: a cost per batch "
+        "plus one per record) is fitted over the recent batches, each earlier batch weighing "
+        "half as much per this many batches since (docs/fairness.md)"),
     WK_HTTPD_PORT_ROW(wk_opts, metrics_port, "9101"),
     OPT("worker.id", ONS_OPT_STR, worker_id, 0, 128, "",
         "name recorded as partition owner (default host-pid)"),
@@ -180,6 +184,13 @@ typedef struct worker {
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *redis_err, *expired;
     ons_counter *results[Q_INTENT_STATE_COUNT];
+    /* The batch in progress: when its first record was polled and when
+     * its poll (and any event's first load) ended (monotonic s), and
+     * when it was applied (wall ms, its joins' left_queue_at). */
+    double batch_first_s, batch_polled_s;
+    int64_t batch_applied_ms;
+    int batch_waited; /* its first record took longer than batch.max_ms to come */
+    int idled;        /* a poll since the last batch found nothing */
 } worker;
 
 static volatile sig_atomic_t stop_flag;
@@ -377,6 +388,36 @@ static void log_results(worker *w, const wk_part *p)
     }
 }
 
+/* The drain s publishes with its cursor served (q_status_drain). */
+static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t served)
+{
+    q_status_drain d = {served, s->served_at_ms,         0,
+                        0,      w->o.batch_max_messages, s->drain_full > 0 ? 0 : w->o.batch_max_ms};
+    wk_slot_drain_model(s, &d.batch_ms, &d.record_ms);
+    return d;
+}
+
+/* The drain published with a batch that applied `drained` intents records:
+ * the earlier batches' times, or before the owner's first one this batch's
+ * own so far (through its commit). */
+/* A partial batch's busy time so far: from the end of its poll (its
+ * collecting window, published apart as window_ms, and an event's first
+ * load left out) to now. */
+static double busy_s(const worker *w)
+{
+    return ons_mono_s() - w->batch_polled_s;
+}
+
+static q_status_drain batch_drain(const worker *w, const wk_slot *s, int64_t served,
+                                  int64_t drained)
+{
+    if (drained <= 0 || s->drain_w > 0)
+        return slot_drain(w, s, served);
+    wk_slot first = *s;
+    wk_slot_drain(&first, drained, busy_s(w), 1);
+    return slot_drain(w, &first, served);
+}
+
 static void commit_partition(worker *w, int32_t partition, wk_slot *s)
 {
     wk_part *p = s->part;
@@ -393,6 +434,19 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
         return;
     }
     wk_sup_committed(&w->sup, partition);
+    int64_t drained = p->next_offset - from; /* intents records applied */
+    if (drained > 0) {
+        /* A full batch left records waiting: the time from its apply to
+         * this one's is its whole period, the wait for the next records
+         * included (the drain's pace through a backlog). */
+        if (s->drain_full > 0 && s->served_at_ms > 0 && w->batch_applied_ms > s->served_at_ms &&
+            !w->batch_waited && !w->idled)
+            wk_slot_drain(s, s->drain_full,
+                          (double)(w->batch_applied_ms - s->served_at_ms) / 1000.0,
+                          (double)w->o.eta_window_batches);
+        s->drain_full = 0;
+        s->served_at_ms = w->batch_applied_ms;
+    }
     ons_histogram_observe(w->commit_lat, lat);
     if (n > 0)
         ons_histogram_observe(w->batch_size, (double)n);
@@ -405,7 +459,8 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
                  " (%zu records, %zu intents changed, %zu expired) in %.1f ms",
                  (int)partition, from, p->next_offset, s->epoch, cfrom, p->ctl_next_offset, n,
                  p->fx.nintents, p->fx.nexpired, lat * 1000);
-    if (wk_project_batch(w->proj, p, s->rate) != 0) {
+    q_status_drain d = batch_drain(w, s, p->next_offset, drained);
+    if (wk_project_batch(w->proj, p, s->rate, &d) != 0) {
         ons_counter_add(w->redis_err, 1);
         ons_log_warn("redis projection of partition %d failed (Redis is a projection: "
                      "continuing)",
@@ -419,6 +474,15 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
         q_consumer_commit_async(w->cons, Q_TOPIC_CONTROL, partition, p->ctl_next_offset);
     if (s->served)
         ons_gauge_set(s->served, (double)p->next_offset);
+    /* For the drain the next batches publish: a full batch's period is
+     * measured at the next one; another's is its busy time, its projection
+     * included, its collecting window not (published apart, window_ms). */
+    if (drained > 0 && s->drain_seen++ == 0)
+        ; /* the owner's first batch here is cold (first statements, caches): not its pace */
+    else if (drained >= w->o.batch_max_messages)
+        s->drain_full = drained;
+    else if (drained > 0)
+        wk_slot_drain(s, drained, busy_s(w), (double)w->o.eta_window_batches);
     wk_part_batch_done(p);
 }
 
@@ -443,7 +507,8 @@ static void idle_publish(worker *w)
         if (now - s->last_publish < IDLE_PUBLISH_S)
             continue;
         wk_slot_rate(s, 0, now);
-        if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate) != 0)
+        q_status_drain d = slot_drain(w, s, s->part->fx.first_offset);
+        if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate, &d) != 0)
             ons_counter_add(w->redis_err, 1);
         s->last_publish = now;
     }
@@ -511,7 +576,7 @@ static void run_due(worker *w, int64_t now_ms)
 static size_t poll_batch(worker *w)
 {
     size_t n = 0;
-    double deadline = 0;
+    double deadline = 0, start = ons_mono_s();
     int timeout = (int)w->o.hold_check_ms;
     while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
         polled *pr = &w->buf[n];
@@ -520,8 +585,11 @@ static size_t poll_batch(worker *w)
             break;
         if (rc != 0)
             continue;
-        if (n == 0)
-            deadline = ons_mono_s() + (double)w->o.batch_max_ms / 1000.0;
+        if (n == 0) {
+            w->batch_first_s = ons_mono_s();
+            w->batch_waited = w->batch_first_s - start > (double)w->o.batch_max_ms / 1000.0;
+            deadline = w->batch_first_s + (double)w->o.batch_max_ms / 1000.0;
+        }
         pr->decoded =
             q_msg_decode(pr->rec.value, pr->rec.len, &pr->m, pr->why, sizeof pr->why) == 0;
         n++;
@@ -535,10 +603,20 @@ static size_t poll_batch(worker *w)
  * partition committed and projected. */
 static void run_batch(worker *w)
 {
-    int64_t now_ms = ons_wall_ms();
-    run_due(w, now_ms);
+    run_due(w, ons_wall_ms());
     size_t n = poll_batch(w);
+    if (n == 0)
+        w->idled = 1;
+    /* Loading an event first named in this batch is a one-off, not the
+     * drain's pace: left out of the busy time the ETA's drain measures. */
     load_batch_events(w, n);
+    w->batch_polled_s = ons_mono_s();
+    /* The batch is applied now, after the poll that may have waited up to
+     * hold.check_ms for its first record: a join leaves the queue (its
+     * left_queue_at, the moment its ETA promised) when it is applied, not
+     * when the owner started waiting for it. */
+    int64_t now_ms = ons_wall_ms();
+    w->batch_applied_ms = now_ms;
     for (size_t i = 0; i < n; i++) {
         apply_record(w, &w->buf[i], now_ms);
         q_record_release(&w->buf[i].rec);
@@ -548,6 +626,8 @@ static void run_batch(worker *w)
         if (s && wk_part_dirty(s->part))
             commit_partition(w, (int32_t)i, s);
     }
+    if (n > 0)
+        w->idled = 0;
     idle_publish(w);
 }
 

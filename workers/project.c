@@ -372,7 +372,7 @@ static void fill_events(wk_project *pj, const wk_fx *fx)
     }
 }
 
-int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
+int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_status_drain *drain)
 {
     const wk_fx *fx = &p->fx;
     if (ONS_VEC_RESERVE(pj->res, pj->cap_res, fx->nintents, 64) ||
@@ -399,18 +399,19 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate)
      * and applies its next batch (the replies are read by the next call,
      * and an error there counts as a failed projection then). */
     if (rc == 0 && (rc = note_published(pj, fx, now)) == 0 && (rc = resync(pj)) == 0)
-        rc = q_status_publish_nowait(pj->st, p->partition, p->next_offset, rate, pj->res, nres,
-                                     pj->evs, fx->nevents);
+        rc = q_status_publish_nowait(pj->st, p->partition, p->next_offset, rate, drain, pj->res,
+                                     nres, pj->evs, fx->nevents);
     for (size_t i = 0; i < nres; i++)
         free((char *)pj->res[i].json);
     return projected(pj, rc, now);
 }
 
-int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate)
+int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate,
+                      const q_status_drain *drain)
 {
     double now = mono_s();
     int rc = resync(pj);
     if (rc == 0)
-        rc = q_status_publish(pj->st, partition, served, rate, NULL, 0, NULL, 0);
+        rc = q_status_publish(pj->st, partition, served, rate, drain, NULL, 0, NULL, 0);
     return projected(pj, rc, now);
 }

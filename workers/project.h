@@ -36,10 +36,12 @@ void wk_project_free(wk_project *pj);
 
 /* Publishes p's committed batch (p->fx) with served = p->next_offset.
  * Returns 0, ONS_EREDIS or ONS_ENOMEM. */
-int wk_project_batch(wk_project *pj, const wk_part *p, double rate);
+int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_status_drain *drain);
 
-/* Publishes only the cursor and rate (idle partitions, after a FLUSHALL). */
-int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate);
+/* Publishes only the cursor, rate and drain (idle partitions, after a
+ * FLUSHALL). */
+int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate,
+                      const q_status_drain *drain);
 
 /* Builds one intent's result document (the r:<seq> value). *out is a heap
  * string the caller frees. Returns 0 or ONS_ENOMEM. */

@@ -6,6 +6,7 @@
 #include "common/log.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,4 +268,37 @@ void wk_slot_rate(wk_slot *s, size_t n, double now)
         s->win_start = now;
         s->win_count = 0;
     }
+}
+
+void wk_slot_drain(wk_slot *s, int64_t n, double busy_s, double half_life)
+{
+    if (n <= 0 || busy_s <= 0)
+        return;
+    double keep = half_life > 0 ? exp2(-1.0 / half_life) : 0;
+    double x = (double)n;
+    s->drain_w = s->drain_w * keep + 1;
+    s->drain_n = s->drain_n * keep + x;
+    s->drain_nn = s->drain_nn * keep + x * x;
+    s->drain_b = s->drain_b * keep + busy_s;
+    s->drain_nb = s->drain_nb * keep + x * busy_s;
+}
+
+void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms)
+{
+    *batch_ms = *record_ms = 0;
+    if (s->drain_w <= 0)
+        return;
+    double w = s->drain_w, mean_n = s->drain_n / w, mean_b = s->drain_b / w;
+    double var = s->drain_nn / w - mean_n * mean_n;
+    double cov = s->drain_nb / w - mean_n * mean_b;
+    /* Sizes that hardly vary (under 1 % of the mean) cannot split the
+     * time between the batch and its records. */
+    double per = var > 1e-4 * mean_n * mean_n && cov > 0 ? cov / var : 0;
+    double fixed = mean_b - per * mean_n;
+    if (fixed < 0) { /* all of it per record */
+        fixed = 0;
+        per = mean_b / mean_n;
+    }
+    *batch_ms = fixed * 1000.0;
+    *record_ms = per * 1000.0;
 }

@@ -311,6 +311,7 @@ static void note_eta(const sim *s, sim_fan *fan, json_t *j, int64_t now)
     else
         return;
     fan->eta_at_ms = now;
+    fan->eta_pos = json_integer_value(json_object_get(j, "position"));
     /* the moment promised, on the server's clock: free of the answer's
      * time on the wire and in the simulator's queue */
     fan->eta_due_ms = server_time_ms(s, j, "eta_at");

@@ -105,6 +105,9 @@ static const ons_opt opt_table[] = {
     OPT("svg", ONS_OPT_STR, svg, 0, 4096, "", "write the chart over time as SVG to this file"),
     OPT("log", ONS_OPT_STR, log, 0, 4096, "",
         "write one line per answer (fan, intent_id, t_ms, state, position) to this file"),
+    OPT("eta_log", ONS_OPT_STR, eta_log, 0, 4096, "",
+        "write one line per fan whose first ETA was measured (ms since the first join it was "
+        "shown, position, eta_ms, the wait, the signed error) to this file"),
     OPT("audit", ONS_OPT_BOOL, audit, 0, 1, "true", "run the invariant audit at the end"),
     OPT("audit_wait_s", ONS_OPT_INT, audit_wait_s, 0, 3600, "30",
         "seconds the audit waits for partition owners to apply the Kafka backlog"),
@@ -488,6 +491,8 @@ static int report(sim *s)
     if (s->o.json[0] && sim_report_json(s, s->o.json) != 0)
         status = 1;
     if (s->o.svg[0] && sim_report_svg(s, s->o.svg) != 0)
+        status = 1;
+    if (s->o.eta_log[0] && sim_report_eta_log(s, s->o.eta_log) != 0)
         status = 1;
     return status;
 }

@@ -71,18 +71,99 @@ static double drain_rate(const sim *s, int64_t *span_ms)
  * the ETA, which also counts the poll interval. rel = |error| / the wait
  * as seen, floored at one second so that a fan served at once does not
  * dominate. window_p50_ms is the window's median width (the resolution, 0
- * for an exact measure). */
+ * for an exact measure).
+ *
+ * by_position and by_shown split the same fans into ETA_BUCKETS groups of
+ * equal size, by the position the first ETA was given for and by when it
+ * was given (ms since the first join): where in the queue, and when in
+ * the sale, the estimate goes wrong, and which way. */
+#define ETA_BUCKETS 10
+
+typedef struct eta_bucket {
+    size_t n;
+    double from, to; /* the group's range of the key */
+    double p50_rel, p90_rel, p50_signed_ms, p50_wait_ms, p50_eta_ms;
+} eta_bucket;
+
 typedef struct eta_error {
     size_t fans, exact;
     double p50_abs_ms, p90_abs_ms, p50_rel, p90_rel, p50_signed_ms;
     double seen_p50_abs_ms, seen_p50_rel, seen_p90_rel, window_p50_ms;
+    size_t nbuckets;
+    eta_bucket by_position[ETA_BUCKETS], by_shown[ETA_BUCKETS];
 } eta_error;
 
-static eta_error eta_errors(sim *s)
+/* One fan measured by eta_errors. */
+typedef struct eta_fan {
+    double position, shown_ms, eta_ms, wait_ms, err_ms, rel;
+} eta_fan;
+
+static int cmp_double(const void *a, const void *b)
 {
-    eta_error e = {0, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The p-th percentile of v[0..n) (sorts v; n > 0). */
+static double pct_of(double *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)ceil(p / 100.0 * (double)n);
+    return v[i ? i - 1 : 0];
+}
+
+static int by_position_cmp(const void *a, const void *b)
+{
+    const eta_fan *x = a, *y = b;
+    return (x->position > y->position) - (x->position < y->position);
+}
+
+static int by_shown_cmp(const void *a, const void *b)
+{
+    const eta_fan *x = a, *y = b;
+    return (x->shown_ms > y->shown_ms) - (x->shown_ms < y->shown_ms);
+}
+
+/* Sorts f[0..n) by cmp and fills out[0..ETA_BUCKETS) with equal-count
+ * groups (key: the position, or shown_ms - t0); tmp has room for n. */
+static void eta_buckets(eta_fan *f, size_t n, int (*cmp)(const void *, const void *), double t0,
+                        double *tmp, eta_bucket *out)
+{
+    qsort(f, n, sizeof *f, cmp);
+    for (size_t b = 0; b < ETA_BUCKETS; b++) {
+        size_t lo = n * b / ETA_BUCKETS, hi = n * (b + 1) / ETA_BUCKETS;
+        eta_bucket *o = &out[b];
+        memset(o, 0, sizeof *o);
+        o->n = hi - lo;
+        if (hi == lo)
+            continue;
+        int pos = cmp == by_position_cmp;
+        o->from = pos ? f[lo].position : f[lo].shown_ms - t0;
+        o->to = pos ? f[hi - 1].position : f[hi - 1].shown_ms - t0;
+        for (size_t i = lo; i < hi; i++)
+            tmp[i - lo] = f[i].rel;
+        o->p50_rel = pct_of(tmp, hi - lo, 50);
+        o->p90_rel = pct_of(tmp, hi - lo, 90);
+        for (size_t i = lo; i < hi; i++)
+            tmp[i - lo] = f[i].err_ms;
+        o->p50_signed_ms = pct_of(tmp, hi - lo, 50);
+        for (size_t i = lo; i < hi; i++)
+            tmp[i - lo] = f[i].wait_ms;
+        o->p50_wait_ms = pct_of(tmp, hi - lo, 50);
+        for (size_t i = lo; i < hi; i++)
+            tmp[i - lo] = f[i].eta_ms;
+        o->p50_eta_ms = pct_of(tmp, hi - lo, 50);
+    }
+}
+
+/* Fills *e from the fans; when fans_out is not NULL it receives the
+ * measured fans (malloc'd, *nout of them; the caller frees). */
+static eta_error eta_errors_fans(sim *s, eta_fan **fans_out, size_t *nout)
+{
+    eta_error e = {0, 0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, {{0}}, {{0}}};
     sim_samples abs_ms = {0}, rel = {0}, signed_ms = {0}, seen_abs = {0}, seen_rel = {0},
                 window = {0};
+    eta_fan *ef = calloc(s->nfans ? s->nfans : 1, sizeof *ef);
     for (size_t i = 0; i < s->nfans; i++) {
         const sim_fan *f = &s->fans[i];
         if (f->eta_ms < 0 || f->served_ms < 0 || f->served_ms < f->eta_at_ms ||
@@ -103,12 +184,15 @@ static eta_error eta_errors(sim *s)
         double wait = hi - shown;
         double seen_wait = (double)(f->served_ms - f->eta_at_ms);
         double seen = seen_wait - (double)f->eta_ms;
+        double r = fabs(err) / (wait > 1000.0 ? wait : 1000.0);
         sim_samples_add(&abs_ms, fabs(err), &s->rng);
-        sim_samples_add(&rel, fabs(err) / (wait > 1000.0 ? wait : 1000.0), &s->rng);
+        sim_samples_add(&rel, r, &s->rng);
         sim_samples_add(&signed_ms, err, &s->rng);
         sim_samples_add(&seen_abs, fabs(seen), &s->rng);
         sim_samples_add(&seen_rel, fabs(seen) / (seen_wait > 1000.0 ? seen_wait : 1000.0), &s->rng);
         sim_samples_add(&window, hi - lo, &s->rng);
+        if (ef)
+            ef[e.fans] = (eta_fan){(double)f->eta_pos, shown, (double)f->eta_ms, wait, err, r};
         e.fans++;
     }
     if (e.fans) {
@@ -122,10 +206,52 @@ static eta_error eta_errors(sim *s)
         e.seen_p90_rel = sim_samples_pct(&seen_rel, 90);
         e.window_p50_ms = sim_samples_pct(&window, 50);
     }
+    double *tmp = ef && e.fans >= ETA_BUCKETS ? malloc(e.fans * sizeof *tmp) : NULL;
+    if (tmp) {
+        double t0 = s->first_join_ms >= 0 ? (double)s->first_join_ms : 0;
+        eta_buckets(ef, e.fans, by_position_cmp, t0, tmp, e.by_position);
+        eta_buckets(ef, e.fans, by_shown_cmp, t0, tmp, e.by_shown);
+        e.nbuckets = ETA_BUCKETS;
+    }
+    free(tmp);
     sim_samples *all[] = {&abs_ms, &rel, &signed_ms, &seen_abs, &seen_rel, &window};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         free(all[i]->v);
+    if (fans_out && ef) {
+        *fans_out = ef;
+        *nout = e.fans;
+    } else {
+        free(ef);
+    }
     return e;
+}
+
+static eta_error eta_errors(sim *s)
+{
+    return eta_errors_fans(s, NULL, NULL);
+}
+
+int sim_report_eta_log(sim *s, const char *path)
+{
+    eta_fan *ef = NULL;
+    size_t n = 0;
+    eta_errors_fans(s, &ef, &n);
+    FILE *out = fopen(path, "w");
+    if (!out) {
+        free(ef);
+        fprintf(stderr, "onsale-sim: cannot write %s\n", path);
+        return -1;
+    }
+    double t0 = s->first_join_ms >= 0 ? (double)s->first_join_ms : 0;
+    fprintf(out, "# shown_ms\tposition\teta_ms\twait_ms\terror_ms\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%.0f\t%.0f\t%.0f\t%.0f\t%.0f\n", ef[i].shown_ms - t0, ef[i].position,
+                ef[i].eta_ms, ef[i].wait_ms, ef[i].err_ms);
+    free(ef);
+    int rc = fclose(out);
+    if (rc != 0)
+        fprintf(stderr, "onsale-sim: cannot write %s\n", path);
+    return rc == 0 ? 0 : -1;
 }
 
 /* The report's counts: joins, codes, and how each fan ended. */
@@ -180,6 +306,31 @@ static void print_checkout(const sim *s, FILE *out)
                                         : "could not be set");
 }
 
+/* The ETA error's groups (eta_error.by_position, by_shown), one line each. */
+static void print_eta_buckets(const eta_error *e, FILE *out)
+{
+    if (!e->nbuckets)
+        return;
+    const char *head[] = {"ETA error by position", "ETA error by when shown"};
+    const eta_bucket *g[] = {e->by_position, e->by_shown};
+    for (int k = 0; k < 2; k++) {
+        fprintf(out,
+                "  %s (%s; median / p90 share of the wait, median signed error, median "
+                "ETA and wait):\n",
+                head[k], k ? "seconds after the first join" : "position the first ETA was for");
+        for (size_t b = 0; b < e->nbuckets; b++) {
+            const eta_bucket *x = &g[k][b];
+            if (k)
+                fprintf(out, "    %7.2f-%7.2f s", x->from / 1000, x->to / 1000);
+            else
+                fprintf(out, "    %7.0f-%7.0f  ", x->from, x->to);
+            fprintf(out, " %4.0f %% / %4.0f %%  %+7.0f ms  eta %6.0f ms  wait %6.0f ms  (%zu)\n",
+                    x->p50_rel * 100, x->p90_rel * 100, x->p50_signed_ms, x->p50_eta_ms,
+                    x->p50_wait_ms, x->n);
+        }
+    }
+}
+
 /* Latencies of joins, polls, views and answers, and the ETA's error. */
 static void print_latencies(sim *s, FILE *out)
 {
@@ -214,6 +365,7 @@ static void print_latencies(sim *s, FILE *out)
                 ee.seen_p50_abs_ms / 1000, ee.seen_p50_rel * 100, ee.seen_p90_rel * 100);
     else
         fprintf(out, "  ETA error                no queued fan was shown an ETA and served\n");
+    print_eta_buckets(&ee, out);
 }
 
 /* Polls per fan, how fast the seats went, and the drain rate. */
@@ -343,18 +495,37 @@ static json_t *checkout_json(const sim *s)
                      s->gateway_knobs > 0);
 }
 
-/* The ETA's error over the fans shown one, or JSON null. */
+/* The ETA error's groups as a JSON array (key: from/to). */
+static json_t *eta_buckets_json(const eta_bucket *g, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t b = 0; a && b < n; b++)
+        json_array_append_new(a, json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "fans",
+                                           (json_int_t)g[b].n, "from", g[b].from, "to", g[b].to,
+                                           "p50_rel", g[b].p50_rel, "p90_rel", g[b].p90_rel,
+                                           "p50_signed_ms", g[b].p50_signed_ms, "p50_wait_ms",
+                                           g[b].p50_wait_ms, "p50_eta_ms", g[b].p50_eta_ms));
+    return a;
+}
+
+/* The ETA's error over the fans shown one, or JSON null. by_position's
+ * from/to are positions, by_shown's ms since the first join. */
 static json_t *eta_json(sim *s)
 {
     eta_error ee = eta_errors(s);
-    return ee.fans
-               ? json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "fans",
-                           (json_int_t)ee.fans, "exact_fans", (json_int_t)ee.exact, "p50_abs_ms",
-                           ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel", ee.p50_rel,
-                           "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms,
-                           "seen_p50_abs_ms", ee.seen_p50_abs_ms, "seen_p50_rel", ee.seen_p50_rel,
-                           "seen_p90_rel", ee.seen_p90_rel, "window_p50_ms", ee.window_p50_ms)
-               : json_null();
+    json_t *j =
+        ee.fans ? json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "fans",
+                            (json_int_t)ee.fans, "exact_fans", (json_int_t)ee.exact, "p50_abs_ms",
+                            ee.p50_abs_ms, "p90_abs_ms", ee.p90_abs_ms, "p50_rel", ee.p50_rel,
+                            "p90_rel", ee.p90_rel, "p50_signed_ms", ee.p50_signed_ms,
+                            "seen_p50_abs_ms", ee.seen_p50_abs_ms, "seen_p50_rel", ee.seen_p50_rel,
+                            "seen_p90_rel", ee.seen_p90_rel, "window_p50_ms", ee.window_p50_ms)
+                : json_null();
+    if (ee.fans && j) {
+        json_object_set_new(j, "by_position", eta_buckets_json(ee.by_position, ee.nbuckets));
+        json_object_set_new(j, "by_shown", eta_buckets_json(ee.by_shown, ee.nbuckets));
+    }
+    return j;
 }
 
 /* Milliseconds from the first join to the moment at_ms, or -1. */

@@ -33,6 +33,7 @@ typedef struct sim_opts {
     long long pow_difficulty; /* the created event's proof of work (0: none) */
     char *abandon_mode;       /* "delete" | "expire" */
     char *json, *svg, *log;
+    char *eta_log; /* one line per fan whose first ETA was measured */
     char *payment_method;
     int audit, progress, dev_mode;
     long long audit_wait_s;
@@ -90,6 +91,7 @@ typedef struct sim_fan {
      * the owner's clock; -1 unknown); eta_due_ms is the promised moment the
      * answer said (eta_at, the server's clock; -1 unknown). */
     int64_t eta_ms, eta_at_ms, queued_seen_ms, left_ms, eta_due_ms;
+    int64_t eta_pos;  /* the position that first ETA was given for */
     int32_t heap_idx; /* -1 when no timer */
 } sim_fan;
 
@@ -180,5 +182,7 @@ double sim_samples_pct(sim_samples *sm, double p);
 void sim_report_print(sim *s, FILE *out);
 int sim_report_json(sim *s, const char *path);
 int sim_report_svg(const sim *s, const char *path);
+/* Writes each measured fan's first ETA and its error (tab-separated). */
+int sim_report_eta_log(sim *s, const char *path);
 
 #endif

@@ -70,7 +70,8 @@ START_TEST(publish_then_read)
     ck_assert_int_eq(q_status_claim_active(st, 5, 11, "pending:200", 0, 1000, NULL, NULL, 0), 0);
     /* user 12: a later join's claim, not intent 14's */
     ck_assert_int_eq(q_status_claim_active(st, 5, 12, "pending:999", 0, 1000, NULL, NULL, 0), 0);
-    ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, r, 4, &ev, 1), 0);
+    q_status_drain drain = {13, 1764400000123, 87.25, 0.0125, 8000, 20};
+    ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, &drain, r, 4, &ev, 1), 0);
     ck_assert_int_eq(q_status_claim_active(st, 5, 11, "y", 0, 1000, NULL, NULL, 0), 0);
     ck_assert_int_eq(q_status_claim_active(st, 5, 12, "y", 0, 1000, NULL, cur, sizeof cur),
                      ONS_EEXIST);
@@ -78,10 +79,20 @@ START_TEST(publish_then_read)
 
     int64_t served[4];
     double rate[4];
-    ck_assert_int_eq(q_status_read_cursors(st, served, rate, 4), 0);
+    q_status_drain drains[4];
+    ck_assert_int_eq(q_status_read_cursors(st, served, rate, drains, 4), 0);
     ck_assert_int_eq(served[1], 13);
     ck_assert_int_eq(served[0], -1);
     ck_assert(rate[1] > 250.4 && rate[1] < 250.6);
+    /* the drain comes back whole (one value), unknown where none was published */
+    ck_assert_int_eq(drains[1].served, 13);
+    ck_assert_int_eq(drains[1].served_at_ms, 1764400000123);
+    ck_assert(drains[1].batch_ms > 87.2 && drains[1].batch_ms < 87.3);
+    ck_assert(drains[1].record_ms > 0.0124 && drains[1].record_ms < 0.0126);
+    ck_assert_int_eq(drains[1].batch_max, 8000);
+    ck_assert_int_eq(drains[1].window_ms, 20);
+    ck_assert_int_eq(drains[0].served, -1);
+    ck_assert(drains[0].batch_ms == 0 && drains[0].record_ms == 0);
 
     char *json = NULL;
     ck_assert_int_eq(q_status_get_result(st, 11, &json), 0);
@@ -120,7 +131,7 @@ START_TEST(result_sets_read_back_exactly)
     const char *docs[] = {"{}", big, "{\"state\":\"waiting\"}", "x\r\n*1\r\n$3\r\nGET"};
     for (size_t i = 0; i < 4; i++) {
         q_status_result r = {.intent_seq = seqs[i], .event_id = 5, .user_id = 1, .json = docs[i]};
-        ck_assert_int_eq(q_status_publish(st, 2, 1, 0, &r, 1, NULL, 0), 0);
+        ck_assert_int_eq(q_status_publish(st, 2, 1, 0, NULL, &r, 1, NULL, 0), 0);
     }
     for (size_t i = 0; i < 4; i++) {
         char *json = NULL;
@@ -138,7 +149,7 @@ END_TEST
 START_TEST(publish_nowait_applies_and_reports_errors_late)
 {
     q_status_result r = {.intent_seq = 21, .event_id = 5, .user_id = 1, .json = "{\"a\":1}"};
-    ck_assert_int_eq(q_status_publish_nowait(st, 3, 22, 1.5, &r, 1, NULL, 0), 0);
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 22, 1.5, NULL, &r, 1, NULL, 0), 0);
     char *json = NULL;
     ck_assert_int_eq(q_status_get_result(st, 21, &json), 0);
     ck_assert_str_eq(json, "{\"a\":1}");
@@ -152,15 +163,15 @@ START_TEST(publish_nowait_applies_and_reports_errors_late)
     freeReplyObject(rr);
     redisFree(c);
     q_status_event ev = {.event_id = 77, .available = 1};
-    ck_assert_int_eq(q_status_publish_nowait(st, 3, 23, 1.5, NULL, 0, &ev, 1), 0);
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 23, 1.5, NULL, NULL, 0, &ev, 1), 0);
     r.intent_seq = 24;
-    ck_assert_int_eq(q_status_publish_nowait(st, 3, 25, 1.5, &r, 1, NULL, 0), ONS_EREDIS);
-    ck_assert_int_eq(q_status_publish_nowait(st, 3, 26, 1.5, &r, 1, NULL, 0), 0);
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 25, 1.5, NULL, &r, 1, NULL, 0), ONS_EREDIS);
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 26, 1.5, NULL, &r, 1, NULL, 0), 0);
     int64_t served[4];
     double rate[4];
-    ck_assert_int_eq(q_status_read_cursors(st, served, rate, 4), 0);
+    ck_assert_int_eq(q_status_read_cursors(st, served, rate, NULL, 4), 0);
     ck_assert_int_eq(served[3], 26);
-    ck_assert_int_eq(q_status_publish(st, 3, 27, 1.5, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(q_status_publish(st, 3, 27, 1.5, NULL, NULL, 0, NULL, 0), 0);
 }
 END_TEST
 
@@ -308,7 +319,7 @@ START_TEST(unreachable_redis_is_an_error_not_a_crash)
     ck_assert_int_eq(q_status_ping(down), ONS_EREDIS);
     int64_t served[2];
     double rate[2];
-    ck_assert_int_eq(q_status_read_cursors(down, served, rate, 2), ONS_EREDIS);
+    ck_assert_int_eq(q_status_read_cursors(down, served, rate, NULL, 2), ONS_EREDIS);
     ck_assert_int_eq(served[0], -1);
     char *json;
     ck_assert_int_eq(q_status_get_result(down, 1, &json), ONS_EREDIS);

@@ -9,6 +9,7 @@
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 /* The fake store and consumer: what the database answers next, and what
@@ -325,10 +326,47 @@ START_TEST(rate_is_averaged_per_window)
 }
 END_TEST
 
+/* The drain published for the ETA: a batch's time split into a cost per
+ * batch and per record, each earlier batch weighing half per half-life. */
+START_TEST(drain_fits_the_cost_per_batch_and_per_record)
+{
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    double b, r;
+    wk_slot_drain_model(&s, &b, &r);
+    ck_assert(b == 0 && r == 0); /* nothing measured yet */
+    /* batches of 100..1000 records, each 10 ms + 0.02 ms a record */
+    for (int i = 0; i < 20; i++) {
+        int n = 100 * (1 + i % 10);
+        wk_slot_drain(&s, n, 0.010 + 0.00002 * n, 16);
+    }
+    wk_slot_drain_model(&s, &b, &r);
+    ck_assert_msg(fabs(b - 10.0) < 0.01 && fabs(r - 0.02) < 0.0001, "%f %f", b, r);
+    /* batches all of one size: the split cannot be seen, the batch takes it all */
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < 5; i++)
+        wk_slot_drain(&s, 500, 0.040, 16);
+    wk_slot_drain_model(&s, &b, &r);
+    ck_assert_msg(fabs(b - 40.0) < 0.01 && r == 0, "%f %f", b, r);
+    /* a new pace takes over within a few half-lives: 80 batches of a
+     * half-life of 4 leave the old ones 2^-20 of the weight */
+    for (int i = 0; i < 80; i++)
+        wk_slot_drain(&s, i % 2 ? 200 : 400, i % 2 ? 0.025 : 0.045, 4);
+    wk_slot_drain_model(&s, &b, &r);
+    ck_assert_msg(fabs(b - 5.0) < 0.1 && fabs(r - 0.1) < 0.001, "%f %f", b, r);
+    /* nothing applied, or no time: no sample */
+    double w = s.drain_w;
+    wk_slot_drain(&s, 0, 1.0, 4);
+    wk_slot_drain(&s, 10, 0, 4);
+    ck_assert(s.drain_w == w);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
         {"assign", assign_claims_and_consumes_from_the_cursors},
+        {"drain_model", drain_fits_the_cost_per_batch_and_per_record},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
         {"claim_then_no_memory", memory_failing_after_a_claim_reloads_under_the_new_epoch},
         {"batch_backoff", failed_batch_reloads_with_backoff_and_a_commit_resets_it},
