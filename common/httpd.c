@@ -3,6 +3,7 @@
 #include "common/clock.h"
 #include "common/httpd.h"
 #include "common/err.h"
+#include "common/hex.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -781,19 +782,6 @@ static char *put(char *w, const char *s, size_t n)
     return w + n;
 }
 
-static char *put_dec(char *w, size_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *w++ = tmp[--n];
-    return w;
-}
-
 /* "name: value\r\n" */
 static char *put_header(char *w, const char *name, size_t nl, const char *value, size_t vl)
 {
@@ -830,7 +818,7 @@ int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const 
     if (data) {
         w = put_header(w, "Content-Type", 12, content_type, ctl);
         w = put(w, "Content-Length: ", 16);
-        w = put_dec(w, len);
+        w = ons_put_dec(w, len);
         w = put(w, "\r\n", 2);
     }
     w = put(w, "\r\n", 2);

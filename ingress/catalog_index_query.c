@@ -253,27 +253,38 @@ static float base_clause(const search *s, const clause *c, uint32_t ord)
     return best;
 }
 
-/* The first index at or after *at in p[0..n) whose ordinal is not below
- * ord (galloping: candidates arrive in ascending order), kept in *at. */
-static size_t gallop(const uint32_t *p, size_t n, size_t *at, uint32_t ord)
+/* The first index at or after *at in the ascending p[0..n) whose value is
+ * not below key, kept in *at (galloping: candidates arrive in ascending
+ * order, so each search starts where the last one ended). One body for the
+ * two element types: bare ordinals, and (ordinal << 32 | weight) pairs. */
+#define DEFINE_GALLOP(name, type)                                                                  \
+    static size_t name(const type *p, size_t n, size_t *at, type key)                              \
+    {                                                                                              \
+        size_t lo = *at, hi = lo, step = 1;                                                        \
+        while (hi < n && p[hi] < key) {                                                            \
+            lo = hi + 1;                                                                           \
+            hi += step;                                                                            \
+            step *= 2;                                                                             \
+        }                                                                                          \
+        if (hi > n)                                                                                \
+            hi = n;                                                                                \
+        while (lo < hi) {                                                                          \
+            size_t mid = (lo + hi) / 2;                                                            \
+            if (p[mid] < key)                                                                      \
+                lo = mid + 1;                                                                      \
+            else                                                                                   \
+                hi = mid;                                                                          \
+        }                                                                                          \
+        *at = lo;                                                                                  \
+        return lo;                                                                                 \
+    }
+DEFINE_GALLOP(gallop, uint32_t)
+DEFINE_GALLOP(gallop_u64, uint64_t)
+
+/* The first pair at or after *at in p[0..n) whose ordinal is not below ord. */
+static size_t gallop_pairs(const uint64_t *p, size_t n, size_t *at, uint32_t ord)
 {
-    size_t lo = *at, hi = lo, step = 1;
-    while (hi < n && p[hi] < ord) {
-        lo = hi + 1;
-        hi += step;
-        step *= 2;
-    }
-    if (hi > n)
-        hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (p[mid] < ord)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *at = lo;
-    return lo;
+    return gallop_u64(p, n, at, (uint64_t)ord << 32);
 }
 
 static uint32_t clause_term(const clause *c, size_t i)
@@ -511,30 +522,6 @@ static uint32_t next_possible(search *s, uint32_t ord)
             need = m;
     }
     return need;
-}
-
-/* The first index at or after *at in pairs p[0..n) whose ordinal is not
- * below ord, kept in *at. */
-static size_t gallop_pairs(const uint64_t *p, size_t n, size_t *at, uint32_t ord)
-{
-    size_t lo = *at, hi = lo, step = 1;
-    uint64_t key = (uint64_t)ord << 32;
-    while (hi < n && p[hi] < key) {
-        lo = hi + 1;
-        hi += step;
-        step *= 2;
-    }
-    if (hi > n)
-        hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (p[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *at = lo;
-    return lo;
 }
 
 /* Visits the driver's ordinals in [start, stop) from (ordinal << 32 |

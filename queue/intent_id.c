@@ -10,20 +10,6 @@
 
 static const char *kind_names[] = {"intent", "reservation", "order"};
 
-/* Writes v (>= 0) in decimal at w; returns the end. */
-static char *put_dec(char *w, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *w++ = tmp[--n];
-    return w;
-}
-
 /* Writes the n bytes of b as lower-case hex at w (2n characters). The ids
  * are written on every join and poll answer: a table, not snprintf. */
 static void put_hex(char *w, const unsigned char *b, size_t n)
@@ -45,9 +31,9 @@ static int make_tag(const char *secret, enum q_id_kind kind, int64_t seq, int64_
     memcpy(msg, kind_names[kind], kl);
     char *w = msg + kl;
     *w++ = ':';
-    w = put_dec(w, (uint64_t)seq);
+    w = ons_put_dec(w, (uint64_t)seq);
     *w++ = ':';
-    w = put_dec(w, (uint64_t)user_id);
+    w = ons_put_dec(w, (uint64_t)user_id);
     size_t len = (size_t)(w - msg);
     unsigned char mac[32];
     if (ons_hmac_sha256(secret, msg, len, mac))

@@ -58,12 +58,7 @@ def st(request):
 
 
 def metric(s, series):
-    """One series of the current ingress's /metrics, 0 when absent."""
-    text = s.http("GET", "/metrics")[2]
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
-    return 0.0
+    return harness.metric(s.ingress_port, series)
 
 
 def sync(s):

@@ -27,11 +27,7 @@ REFRESH_MS = 250
 
 
 def metric(s, series):
-    text = s.http("GET", "/metrics")[2]
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
-    return 0.0
+    return harness.metric(s.ingress_port, series)
 
 
 def start_index(s, **o):
