@@ -80,6 +80,24 @@ static double owner_drain_wait_ms(const q_status_drain *d, int64_t offset, int64
     return wait > 0 ? ceil(wait) : 0;
 }
 
+/* Poll when the fan is expected to be reached, not later (a fan told
+ * "2 s" is not sent away for 9), and while the wait is long, spaced by
+ * position (status.poll_ms_per_position) but at least a tenth of the ETA:
+ * a long queue polls slowly, its head promptly. */
+static int64_t queued_poll_after(ing_app *app, int64_t position, double eta_ms)
+{
+    int64_t poll = position * app->o.status_poll_ms_per_position;
+    if ((double)poll > eta_ms)
+        poll = (int64_t)eta_ms;
+    if ((double)poll < eta_ms / 10)
+        poll = (int64_t)(eta_ms / 10);
+    if (poll < app->o.status_poll_min_ms)
+        poll = app->o.status_poll_min_ms;
+    if (poll > app->o.status_poll_max_ms)
+        poll = app->o.status_poll_max_ms;
+    return poll;
+}
+
 /* position = my offset − served cursor (docs/pipeline.md). An unknown
  * cursor counts as 0: the position can then only shrink once it is known. */
 static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
@@ -128,20 +146,7 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
     q.eta_ms = (int64_t)eta_ms;
     q.eta_at_ms = now + q.eta_ms;
     q.eta_seconds = (int64_t)ceil(eta_ms / 1000.0);
-    /* Poll when the fan is expected to be reached, not later (a fan told
-     * "2 s" is not sent away for 9), and while the wait is long, spaced by
-     * position (status.poll_ms_per_position) but at least a tenth of the
-     * ETA: a long queue polls slowly, its head promptly. */
-    int64_t poll = q.position * app->o.status_poll_ms_per_position;
-    if ((double)poll > eta_ms)
-        poll = (int64_t)eta_ms;
-    if ((double)poll < eta_ms / 10)
-        poll = (int64_t)(eta_ms / 10);
-    if (poll < app->o.status_poll_min_ms)
-        poll = app->o.status_poll_min_ms;
-    if (poll > app->o.status_poll_max_ms)
-        poll = app->o.status_poll_max_ms;
-    q.poll_after_ms = poll;
+    q.poll_after_ms = queued_poll_after(app, q.position, eta_ms);
     return q;
 }
 

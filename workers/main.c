@@ -418,6 +418,36 @@ static q_status_drain batch_drain(const worker *w, const wk_slot *s, int64_t ser
     return slot_drain(w, &first, served);
 }
 
+/* Called at a batch's commit, before its projection: a full batch left
+ * records waiting, so the time from its apply to this one's is its whole
+ * period, the wait for the next records included (the drain's pace through a
+ * backlog). */
+static void time_full_batch(worker *w, wk_slot *s, int64_t drained)
+{
+    if (drained <= 0)
+        return;
+    if (s->drain_full > 0 && s->served_at_ms > 0 && w->batch_applied_ms > s->served_at_ms &&
+        !w->batch_waited && !w->idled)
+        wk_slot_drain(s, s->drain_full, (double)(w->batch_applied_ms - s->served_at_ms) / 1000.0,
+                      (double)w->o.eta_window_batches);
+    s->drain_full = 0;
+    s->served_at_ms = w->batch_applied_ms;
+}
+
+/* After its projection, for the drain the next batches publish: a full
+ * batch's period is measured at the next one (time_full_batch); another's is
+ * its busy time, its projection included, its collecting window not
+ * (published apart, window_ms). */
+static void note_batch_pace(worker *w, wk_slot *s, int64_t drained)
+{
+    if (drained > 0 && s->drain_seen++ == 0)
+        return; /* the owner's first batch here is cold (first statements, caches): not its pace */
+    if (drained >= w->o.batch_max_messages)
+        s->drain_full = drained;
+    else if (drained > 0)
+        wk_slot_drain(s, drained, busy_s(w), (double)w->o.eta_window_batches);
+}
+
 static void commit_partition(worker *w, int32_t partition, wk_slot *s)
 {
     wk_part *p = s->part;
@@ -435,18 +465,7 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
     }
     wk_sup_committed(&w->sup, partition);
     int64_t drained = p->next_offset - from; /* intents records applied */
-    if (drained > 0) {
-        /* A full batch left records waiting: the time from its apply to
-         * this one's is its whole period, the wait for the next records
-         * included (the drain's pace through a backlog). */
-        if (s->drain_full > 0 && s->served_at_ms > 0 && w->batch_applied_ms > s->served_at_ms &&
-            !w->batch_waited && !w->idled)
-            wk_slot_drain(s, s->drain_full,
-                          (double)(w->batch_applied_ms - s->served_at_ms) / 1000.0,
-                          (double)w->o.eta_window_batches);
-        s->drain_full = 0;
-        s->served_at_ms = w->batch_applied_ms;
-    }
+    time_full_batch(w, s, drained);
     ons_histogram_observe(w->commit_lat, lat);
     if (n > 0)
         ons_histogram_observe(w->batch_size, (double)n);
@@ -474,15 +493,7 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
         q_consumer_commit_async(w->cons, Q_TOPIC_CONTROL, partition, p->ctl_next_offset);
     if (s->served)
         ons_gauge_set(s->served, (double)p->next_offset);
-    /* For the drain the next batches publish: a full batch's period is
-     * measured at the next one; another's is its busy time, its projection
-     * included, its collecting window not (published apart, window_ms). */
-    if (drained > 0 && s->drain_seen++ == 0)
-        ; /* the owner's first batch here is cold (first statements, caches): not its pace */
-    else if (drained >= w->o.batch_max_messages)
-        s->drain_full = drained;
-    else if (drained > 0)
-        wk_slot_drain(s, drained, busy_s(w), (double)w->o.eta_window_batches);
+    note_batch_pace(w, s, drained);
     wk_part_batch_done(p);
 }
 

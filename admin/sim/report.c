@@ -156,6 +156,44 @@ static void eta_buckets(eta_fan *f, size_t n, int (*cmp)(const void *, const voi
     }
 }
 
+/* The measured fans ef[0..e->fans) in ten groups by the position their
+ * first ETA was for and ten by when it was shown (e->by_position,
+ * e->by_shown); none when there are too few fans. */
+static void eta_split(sim *s, eta_fan *ef, eta_error *e)
+{
+    double *tmp = e->fans >= ETA_BUCKETS ? malloc(e->fans * sizeof *tmp) : NULL;
+    if (!tmp)
+        return;
+    double t0 = s->first_join_ms >= 0 ? (double)s->first_join_ms : 0;
+    eta_buckets(ef, e->fans, by_position_cmp, t0, tmp, e->by_position);
+    eta_buckets(ef, e->fans, by_shown_cmp, t0, tmp, e->by_shown);
+    e->nbuckets = ETA_BUCKETS;
+    free(tmp);
+}
+
+/* When fan f's first ETA was shown and what moment it promised, and the
+ * span [lo, hi] in which the fan left the queue: 1 when measured exactly
+ * (left_queue_at: lo = hi), 0 from the window between its last queued answer
+ * and its first answer past the queue, -1 when f cannot be judged. */
+static int fan_bounds(const sim_fan *f, double *shown, double *promised, double *lo, double *hi)
+{
+    if (f->eta_ms < 0 || f->served_ms < 0 || f->served_ms < f->eta_at_ms ||
+        f->queued_seen_ms < f->eta_at_ms)
+        return -1;
+    *shown = (double)f->eta_at_ms;
+    *promised = *shown + (double)f->eta_ms;
+    *lo = (double)f->queued_seen_ms;
+    *hi = (double)f->served_ms;
+    if (f->left_ms < 0)
+        return 0;
+    *lo = *hi = (double)f->left_ms;
+    if (f->eta_due_ms >= 0) { /* both on the server's clock */
+        *promised = (double)f->eta_due_ms;
+        *shown = *promised - (double)f->eta_ms;
+    }
+    return 1;
+}
+
 /* Fills *e from the fans; when fans_out is not NULL it receives the
  * measured fans (malloc'd, *nout of them; the caller frees). */
 static eta_error eta_errors_fans(sim *s, eta_fan **fans_out, size_t *nout)
@@ -166,20 +204,11 @@ static eta_error eta_errors_fans(sim *s, eta_fan **fans_out, size_t *nout)
     eta_fan *ef = calloc(s->nfans ? s->nfans : 1, sizeof *ef);
     for (size_t i = 0; i < s->nfans; i++) {
         const sim_fan *f = &s->fans[i];
-        if (f->eta_ms < 0 || f->served_ms < 0 || f->served_ms < f->eta_at_ms ||
-            f->queued_seen_ms < f->eta_at_ms)
+        double shown, promised, lo, hi;
+        int how = fan_bounds(f, &shown, &promised, &lo, &hi);
+        if (how < 0)
             continue;
-        double shown = (double)f->eta_at_ms;
-        double promised = shown + (double)f->eta_ms;
-        double lo = (double)f->queued_seen_ms, hi = (double)f->served_ms;
-        if (f->left_ms >= 0) {
-            lo = hi = (double)f->left_ms;
-            e.exact++;
-            if (f->eta_due_ms >= 0) { /* both on the server's clock */
-                promised = (double)f->eta_due_ms;
-                shown = promised - (double)f->eta_ms;
-            }
-        }
+        e.exact += (size_t)how;
         double err = promised < lo ? lo - promised : promised > hi ? hi - promised : 0;
         double wait = hi - shown;
         double seen_wait = (double)(f->served_ms - f->eta_at_ms);
@@ -206,14 +235,8 @@ static eta_error eta_errors_fans(sim *s, eta_fan **fans_out, size_t *nout)
         e.seen_p90_rel = sim_samples_pct(&seen_rel, 90);
         e.window_p50_ms = sim_samples_pct(&window, 50);
     }
-    double *tmp = ef && e.fans >= ETA_BUCKETS ? malloc(e.fans * sizeof *tmp) : NULL;
-    if (tmp) {
-        double t0 = s->first_join_ms >= 0 ? (double)s->first_join_ms : 0;
-        eta_buckets(ef, e.fans, by_position_cmp, t0, tmp, e.by_position);
-        eta_buckets(ef, e.fans, by_shown_cmp, t0, tmp, e.by_shown);
-        e.nbuckets = ETA_BUCKETS;
-    }
-    free(tmp);
+    if (ef)
+        eta_split(s, ef, &e);
     sim_samples *all[] = {&abs_ms, &rel, &signed_ms, &seen_abs, &seen_rel, &window};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         free(all[i]->v);
