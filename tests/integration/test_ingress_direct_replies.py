@@ -31,7 +31,8 @@ def st():
     with Stack(partitions=1) as s:
         s.start_worker()
         s.nng_port = int(s.start_ingress(http_direct_replies="false").rsplit(":", 1)[1])
-        s.direct_port = int(s.start_ingress(debug_join_delay_ms=300).rsplit(":", 1)[1])
+        s.direct_port = int(s.start_ingress(http_direct_replies="true",
+                                            debug_join_delay_ms=300).rsplit(":", 1)[1])
         s.ev = s.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
         yield s
 
