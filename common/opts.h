@@ -56,6 +56,22 @@ typedef struct ons_opt {
 #define ONS_OPT_LOG_LEVEL_ROW(T, field, maxlen)                                                    \
     ONS_OPT_ROW(T, "log.level", ONS_OPT_STR, field, 1, maxlen, "info", "debug, info, warn or error")
 
+/* redis.host, redis.port, redis.prefix and redis.timeout_ms: the Redis a
+ * process keeps its status store on (queue/status.h's q_status_opts). */
+#define ONS_OPT_REDIS_ROWS(T, host, port, prefix, timeout_ms)                                      \
+    ONS_OPT_ROW(T, "redis.host", ONS_OPT_STR, host, 1, 255, "127.0.0.1", "Redis host"),            \
+        ONS_OPT_ROW(T, "redis.port", ONS_OPT_INT, port, 1, 65535, "16379", "Redis port"),          \
+        ONS_OPT_ROW(T, "redis.prefix", ONS_OPT_STR, prefix, 0, 64,                                 \
+                    "onsale:", "prefix of every Redis key"),                                       \
+        ONS_OPT_ROW(T, "redis.timeout_ms", ONS_OPT_INT, timeout_ms, 10, 60000, "500",              \
+                    "timeout of one Redis round trip")
+/* kafka.brokers and kafka.topic: the cluster and the topic of intents (the
+ * control lane's topic is named after it). */
+#define ONS_OPT_KAFKA_ROWS(T, brokers, topic)                                                      \
+    ONS_OPT_ROW(T, "kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092",              \
+                "Kafka bootstrap servers"),                                                        \
+        ONS_OPT_ROW(T, "kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "topic of intents")
+
 /* Fills dst from defaults, then file (may be NULL: then ONSALE_CONFIG names
  * it, if set), then the environment. Returns 0, ONS_EINVAL (bad value; errbuf
  * names the key and range) or ONS_EIO (file unreadable). On error dst is left

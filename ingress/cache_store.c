@@ -2,6 +2,7 @@
 #include "ingress/cache_store.h"
 
 #include "common/err.h"
+#include "ingress/pg_row.h"
 #include "queue/states.h"
 
 #include <inttypes.h>

@@ -415,31 +415,42 @@ static int get_real(const PGresult *res, int row, int col, double *out)
     return 1;
 }
 
+#define VIEW_COL(kind, col, member) ING_PG_COL(ing_event_view_row, ING_PG_##kind, col, member)
+/* The columns of ing_event_view_get's statement that read straight into
+ * the row; the nullable ones (coordinates, address, pre-queue) are read
+ * by read_view. */
+static const ing_pg_col view_cols[] = {
+    VIEW_COL(TEXT, 0, name),
+    VIEW_COL(TEXT, 1, category),
+    VIEW_COL(TEXT, 2, description),
+    VIEW_COL(TEXT, 3, starts_at),
+    VIEW_COL(TEXT, 4, onsale_at),
+    VIEW_COL(I64, 5, onsale_ms),
+    VIEW_COL(INT, 6, max_per_user),
+    VIEW_COL(INT, 7, hold_seconds),
+    VIEW_COL(TEXT, 8, currency),
+    VIEW_COL(TEXT, 9, status),
+    VIEW_COL(I64, 10, seats_total),
+    VIEW_COL(I64, 11, venue_id),
+    VIEW_COL(TEXT, 12, venue_name),
+    VIEW_COL(TEXT, 13, city),
+    VIEW_COL(TEXT, 14, country),
+    VIEW_COL(I64, 17, starts_ms),
+    VIEW_COL(TEXT, 19, draw_commitment),
+    VIEW_COL(TEXT, 20, draw_seed),
+    VIEW_COL(INT, 22, pow_difficulty),
+};
+
 static int read_view(const PGresult *res, int i, void *item)
 {
     ing_event_view_row *v = item;
-    ing_pg_text(res, i, 0, v->name, sizeof v->name);
-    ing_pg_text(res, i, 1, v->category, sizeof v->category);
-    ing_pg_text(res, i, 2, v->description, sizeof v->description);
-    ing_pg_text(res, i, 3, v->starts_at, sizeof v->starts_at);
-    ing_pg_text(res, i, 4, v->onsale_at, sizeof v->onsale_at);
-    ing_pg_text(res, i, 8, v->currency, sizeof v->currency);
-    ing_pg_text(res, i, 9, v->status, sizeof v->status);
-    ing_pg_text(res, i, 12, v->venue_name, sizeof v->venue_name);
-    ing_pg_text(res, i, 13, v->city, sizeof v->city);
-    ing_pg_text(res, i, 14, v->country, sizeof v->country);
     v->has_lat = get_real(res, i, 15, &v->lat);
     v->has_lon = get_real(res, i, 16, &v->lon);
     v->has_address = !PQgetisnull(res, i, 18);
     ing_pg_text(res, i, 18, v->address, sizeof v->address);
-    ing_pg_text(res, i, 19, v->draw_commitment, sizeof v->draw_commitment);
-    ing_pg_text(res, i, 20, v->draw_seed, sizeof v->draw_seed);
     v->has_prequeue = !PQgetisnull(res, i, 21);
     ing_pg_text(res, i, 21, v->prequeue_opens_at, sizeof v->prequeue_opens_at);
-    return ing_pg_i64(res, i, 5, &v->onsale_ms) || ing_pg_int(res, i, 6, &v->max_per_user) ||
-           ing_pg_int(res, i, 7, &v->hold_seconds) || ing_pg_i64(res, i, 10, &v->seats_total) ||
-           ing_pg_i64(res, i, 11, &v->venue_id) || ing_pg_i64(res, i, 17, &v->starts_ms) ||
-           ing_pg_int(res, i, 22, &v->pow_difficulty);
+    return ing_pg_read_cols(res, i, v, view_cols, sizeof view_cols / sizeof *view_cols);
 }
 
 int ing_event_view_get(ing_worker *w, int64_t event_id, ing_event_view_row *out)

@@ -37,6 +37,29 @@ int ing_pg_status(const PGresult *res, const char *rid, const char *what)
     return ONS_EDB;
 }
 
+PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params)
+{
+    PGconn *pg = ing_worker_pg(w);
+    if (!pg)
+        return NULL;
+    PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        ons_log_warn("job thread %d: postgres: %s", w->index, PQerrorMessage(pg));
+        if (ons_pg_check(&w->pg)) {
+            PQclear(res);
+            return NULL;
+        }
+    }
+    return res;
+}
+
+int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
+                    int nparams, const char *const *params, PGresult **out)
+{
+    return ons_pg_query(&w->pg, want, what, sql, nparams, params, out);
+}
+
 static int parse_i64(const char *s, int64_t *out)
 {
     if (!s || !*s)
@@ -76,6 +99,24 @@ void ing_pg_text(const PGresult *res, int row, int col, char *out, size_t cap)
 {
     const char *v = row < PQntuples(res) && col < PQnfields(res) ? PQgetvalue(res, row, col) : "";
     snprintf(out, cap, "%s", v ? v : "");
+}
+
+int ing_pg_read_cols(const PGresult *res, int row, void *item, const ing_pg_col *cols, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        const ing_pg_col *c = &cols[k];
+        void *m = (char *)item + c->offset;
+        int rc = 0;
+        if (c->kind == ING_PG_TEXT)
+            ing_pg_text(res, row, c->col, m, c->cap);
+        else if (c->kind == ING_PG_I64)
+            rc = ing_pg_i64(res, row, c->col, m);
+        else
+            rc = ing_pg_int(res, row, c->col, m);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int ing_pg_affected(PGresult *res, int64_t *out)

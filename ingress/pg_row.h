@@ -14,6 +14,18 @@
 #include "common/pg.h"
 #include "ingress/pool.h"
 
+/* Runs one statement with text parameters (NULL = SQL NULL) on the worker's
+ * connection. Returns the result (the caller PQclears it; check its status),
+ * or NULL when PostgreSQL is unreachable. Connection failures are noted so
+ * the next call reconnects. */
+PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params);
+
+/* Runs one statement expecting status want (common/pg: ons_pg_query).
+ * Returns 0 with *out (the caller PQclears it), ONS_EUNAVAIL (no
+ * connection) or ONS_EDB (logged once, naming what). */
+int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
+                    int nparams, const char *const *params, PGresult **out);
+
 /* The most bigint parameters ing_pg_query_i64 takes. */
 #define ING_PG_MAX_I64 8
 
@@ -37,6 +49,26 @@ int ing_pg_bool(const PGresult *res, int row, int col);
 void ing_pg_text(const PGresult *res, int row, int col, char *out, size_t cap);
 /* The row count of an INSERT/UPDATE/DELETE: 0 or ONS_EPARSE. */
 int ing_pg_affected(PGresult *res, int64_t *out);
+
+/* One column of a row and the member of a typed item it is read into
+ * (ing_pg_read_cols): text (copied, truncated to the member's size, as
+ * ing_pg_text), bigint (int64_t, as ing_pg_i64) or int (as ing_pg_int). */
+typedef enum { ING_PG_TEXT, ING_PG_I64, ING_PG_INT } ing_pg_kind;
+typedef struct ing_pg_col {
+    int col;
+    ing_pg_kind kind;
+    size_t offset; /* offsetof the member */
+    size_t cap;    /* its size */
+} ing_pg_col;
+/* The ing_pg_col of column col read as kind into member of struct T. */
+#define ING_PG_COL(T, kind, col, member)                                                           \
+    {                                                                                              \
+        col, kind, offsetof(T, member), sizeof(((T *)0)->member)                                   \
+    }
+
+/* Reads the n columns of row into item, as the table says: 0, or ONS_EPARSE
+ * when a number does not parse (the columns after it are not read). */
+int ing_pg_read_cols(const PGresult *res, int row, void *item, const ing_pg_col *cols, size_t n);
 
 /* Reads one row of a result into a typed item: 0, or nonzero when a cell
  * does not parse (the caller's result becomes ONS_EDB). */

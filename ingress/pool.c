@@ -65,29 +65,6 @@ void ing_worker_pg_failed(ing_worker *w)
     ons_pg_check(&w->pg);
 }
 
-PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params)
-{
-    PGconn *pg = ing_worker_pg(w);
-    if (!pg)
-        return NULL;
-    PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        ons_log_warn("job thread %d: postgres: %s", w->index, PQerrorMessage(pg));
-        if (ons_pg_check(&w->pg)) {
-            PQclear(res);
-            return NULL;
-        }
-    }
-    return res;
-}
-
-int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
-                    int nparams, const char *const *params, PGresult **out)
-{
-    return ons_pg_query(&w->pg, want, what, sql, nparams, params, out);
-}
-
 /* Thread entry: which pool and which worker the thread serves. */
 typedef struct start_rec {
     ing_pool *pool;

@@ -76,18 +76,6 @@ PGconn *ing_worker_pg(ing_worker *w);
  * connection-level error): the next ing_worker_pg() reconnects. */
 void ing_worker_pg_failed(ing_worker *w);
 
-/* Runs one statement with text parameters (NULL = SQL NULL) on the worker's
- * connection. Returns the result (the caller PQclears it; check its status),
- * or NULL when PostgreSQL is unreachable. Connection failures are noted so
- * the next call reconnects. */
-PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params);
-
-/* Runs one statement expecting status want (common/pg: ons_pg_query).
- * Returns 0 with *out (the caller PQclears it), ONS_EUNAVAIL (no
- * connection) or ONS_EDB (logged once, naming what). */
-int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
-                    int nparams, const char *const *params, PGresult **out);
-
 /* A batch thread: one thread with its own ing_worker (Redis, PostgreSQL)
  * that takes every item queued since its last round, up to max_batch, and
  * hands them to fn at once, so their Redis calls can share one pipelined

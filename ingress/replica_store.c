@@ -2,6 +2,7 @@
 #include "ingress/replica_store.h"
 
 #include "common/err.h"
+#include "ingress/pg_row.h"
 #include "common/log.h"
 #include "ingress/replica.h"
 

@@ -217,6 +217,58 @@ static redisReply *run_script(q_status *s, int script, const char *k, int nargs,
     return script_reply(s, append_script(s, script, k, nargs, args) == 0);
 }
 
+/* One pipelined batch over n caller items (items: the caller's array; arg:
+ * texts every command shares). append queues item i's command (0 or
+ * ONS_EREDIS: the connection failed); queued (NULL: every item is) says
+ * whether item i is in the pipeline, asked before its append and again
+ * before its reply is read; parse stores item i's outcome from its reply
+ * and returns the item's rc. */
+typedef struct pipeline pipeline;
+struct pipeline {
+    const char *what; /* names the call in the log */
+    void *items;
+    size_t n;
+    const char *arg[2];
+    int (*append)(q_status *s, const pipeline *p, size_t i);
+    int (*queued)(const pipeline *p, size_t i);
+    int (*parse)(const pipeline *p, size_t i, const redisReply *r);
+};
+
+/* Runs p in ONE round trip: appends every queued item's command, then
+ * reads their replies in order. An item says ONS_EREDIS until its reply
+ * is parsed (the caller sets that up), so when the connection fails the
+ * rest keep saying it, while items already answered keep their outcome (a
+ * claim that was taken must be used or given back). Returns 0 (also for
+ * n = 0, without connecting) or ONS_EREDIS (an item's reply said so, or
+ * the connection failed). */
+static int run_pipeline(q_status *s, const pipeline *p)
+{
+    if (p->n == 0)
+        return 0;
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    for (size_t i = 0; i < p->n; i++)
+        if ((!p->queued || p->queued(p, i)) && p->append(s, p, i))
+            return conn_failed(s, p->what);
+    int rc = 0, lost = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        redisReply *r = NULL;
+        if (p->queued && !p->queued(p, i))
+            continue;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return conn_failed(s, p->what); /* the rest stay ONS_EREDIS */
+        if (p->parse(p, i, r) == ONS_EREDIS)
+            rc = ONS_EREDIS;
+        lost |= noscript(r);
+        freeReplyObject(r);
+    }
+    /* A lost script cache drops the connection so the next call loads the
+     * scripts again (the item that met it already says ONS_EREDIS). */
+    if (lost)
+        conn_failed(s, p->what);
+    return rc;
+}
+
 /* Drops the connection after a protocol or I/O error so the next call
  * reconnects instead of reading a stale reply. */
 static int conn_failed(q_status *s, const char *what)
@@ -791,10 +843,11 @@ static int rate_parse(const redisReply *r, q_rate_out *out)
     return 0;
 }
 
-/* Appends the rate script of one check (its keys, their period and
- * burst). 0 or ONS_EREDIS. */
-static int append_rate(q_status *s, const q_rate_check *c)
+/* Appends the rate script of check i (its keys, their period and burst).
+ * 0 or ONS_EREDIS. */
+static int append_rate(q_status *s, const pipeline *p, size_t i)
 {
+    const q_rate_check *c = (const q_rate_check *)p->items + i;
     enum { MAXV = 3 + 3 * Q_RATE_KEYS_MAX };
     const char *argv[MAXV];
     char nk[2] = {(char)('0' + c->n), '\0'}; /* n <= Q_RATE_KEYS_MAX */
@@ -808,6 +861,18 @@ static int append_rate(q_status *s, const q_rate_check *c)
     return redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
 }
 
+/* A check without keys sends nothing. */
+static int rate_queued(const pipeline *p, size_t i)
+{
+    return ((const q_rate_check *)p->items)[i].n > 0;
+}
+
+static int parse_rate(const pipeline *p, size_t i, const redisReply *r)
+{
+    q_rate_check *c = (q_rate_check *)p->items + i;
+    return c->rc = rate_parse(r, &c->out);
+}
+
 int q_status_rate_check_many(q_status *s, q_rate_check *items, size_t n)
 {
     size_t sent = 0;
@@ -819,31 +884,8 @@ int q_status_rate_check_many(q_status *s, q_rate_check *items, size_t n)
             return ONS_EINVAL;
         sent += items[i].n > 0;
     }
-    if (sent == 0)
-        return 0;
-    if (ensure_conn(s))
-        return ONS_EREDIS;
-    for (size_t i = 0; i < n; i++)
-        if (items[i].n && append_rate(s, &items[i]))
-            return conn_failed(s, "rate_check");
-    int rc = 0, lost = 0;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (!items[i].n)
-            continue;
-        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
-            return conn_failed(s, "rate_check"); /* the rest stay ONS_EREDIS */
-        items[i].rc = rate_parse(r, &items[i].out);
-        if (items[i].rc)
-            rc = ONS_EREDIS;
-        lost |= noscript(r);
-        freeReplyObject(r);
-    }
-    /* A lost script cache drops the connection so the next call loads the
-     * scripts again. */
-    if (lost)
-        conn_failed(s, "rate_check");
-    return rc;
+    pipeline p = {"rate_check", items, sent ? n : 0, {0}, append_rate, rate_queued, parse_rate};
+    return run_pipeline(s, &p);
 }
 
 int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_out *out)
@@ -854,10 +896,11 @@ int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_ou
     return rc ? rc : c.rc;
 }
 
-/* Appends the claim script of one item (its key, its rate keys, now and
- * stale as text). 0 or ONS_EREDIS. */
-static int append_claim(q_status *s, const q_active_claim *c, const char *now, const char *stale)
+/* Appends the claim script of item i (its key, its rate keys, now and
+ * stale as text: p->arg). 0 or ONS_EREDIS. */
+static int append_claim(q_status *s, const pipeline *p, size_t i)
 {
+    const q_active_claim *c = (const q_active_claim *)p->items + i;
     enum { MAXV = 3 + 1 + Q_RATE_KEYS_MAX + 4 + 2 * Q_RATE_KEYS_MAX };
     const char *argv[MAXV];
     char k[256], nk[2] = {(char)('1' + c->nrate), '\0'}; /* nrate <= Q_RATE_KEYS_MAX */
@@ -871,28 +914,27 @@ static int append_claim(q_status *s, const q_active_claim *c, const char *now, c
     const char **kv = argv + argc;
     argc += (int)nr;
     argv[argc++] = c->token;
-    argv[argc++] = now;
-    argv[argc++] = stale;
+    argv[argc++] = p->arg[0];
+    argv[argc++] = p->arg[1];
     argv[argc++] = c->own_old ? c->own_old : "";
     rate_fill(s, &b, c->rate_keys, nr, kv, argv + argc);
     argc += 2 * (int)nr;
     return redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
 }
 
-/* Reads one claim script's reply into c (rc, current, rate). */
-static void parse_claim(const redisReply *r, q_active_claim *c)
+/* Reads claim i's script reply into it (rc, current, rate). */
+static int parse_claim(const pipeline *p, size_t i, const redisReply *r)
 {
+    q_active_claim *c = (q_active_claim *)p->items + i;
     const redisReply *res = r;
     c->rc = ONS_EREDIS;
     if (c->nrate > 0) {
         if (rate_parse(r, &c->rate))
-            return;
-        if (c->rate.limited) {
-            c->rc = ONS_EFULL;
-            return;
-        }
+            return c->rc;
+        if (c->rate.limited)
+            return c->rc = ONS_EFULL;
         if (r->elements < 5)
-            return;
+            return c->rc;
         res = r->element[4];
     }
     if (res->type == REDIS_REPLY_INTEGER) {
@@ -901,6 +943,7 @@ static void parse_claim(const redisReply *r, q_active_claim *c)
         c->rc = ONS_EEXIST;
         snprintf(c->current, sizeof c->current, "%s", res->str);
     }
+    return c->rc;
 }
 
 int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int64_t now_ms,
@@ -914,33 +957,11 @@ int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int
         if (items[i].nrate > Q_RATE_KEYS_MAX)
             return ONS_EINVAL;
     }
-    if (n == 0)
-        return 0;
-    if (ensure_conn(s))
-        return ONS_EREDIS;
     char now[24], stale[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
-    for (size_t i = 0; i < n; i++)
-        if (append_claim(s, &items[i], now, stale))
-            return conn_failed(s, "claim_active");
-    int rc = 0, lost = 0;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
-            return conn_failed(s, "claim_active"); /* the rest stay ONS_EREDIS */
-        parse_claim(r, &items[i]);
-        if (items[i].rc == ONS_EREDIS)
-            rc = ONS_EREDIS;
-        lost |= noscript(r);
-        freeReplyObject(r);
-    }
-    /* Items whose script ran keep their outcome (a claim that was taken
-     * must be used or given back); a lost script cache drops the
-     * connection so the next call loads the scripts again. */
-    if (lost)
-        conn_failed(s, "claim_active");
-    return rc;
+    pipeline p = {"claim_active", items, n, {now, stale}, append_claim, NULL, parse_claim};
+    return run_pipeline(s, &p);
 }
 
 int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, const char *token,
@@ -993,47 +1014,39 @@ int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, cons
     return cas(s, k, args);
 }
 
+/* Appends write i: a compare-and-set script over its expected value, or a
+ * plain SET. 0 or ONS_EREDIS. */
+static int append_active_set(q_status *s, const pipeline *p, size_t i)
+{
+    const q_active_set *a = (const q_active_set *)p->items + i;
+    char k[256];
+    active_key(s, k, sizeof k, a->event_id, a->user_id);
+    if (a->expected) {
+        const char *args[] = {a->expected, a->value, ""};
+        return append_script(s, SCRIPT_CAS, k, 3, args);
+    }
+    const char *argv[] = {"SET", k, a->value};
+    return redisAppendCommandArgv(s->ctx, 3, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+}
+
+static int parse_active_set(const pipeline *p, size_t i, const redisReply *r)
+{
+    q_active_set *a = (q_active_set *)p->items + i;
+    if (r->type == REDIS_REPLY_INTEGER)
+        a->rc = r->integer == 1 ? 0 : ONS_ECONFLICT;
+    else if (r->type == REDIS_REPLY_STATUS)
+        a->rc = 0;
+    else
+        a->rc = ONS_EREDIS;
+    return a->rc;
+}
+
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         items[i].rc = ONS_EREDIS;
-    if (n == 0)
-        return 0;
-    if (ensure_conn(s))
-        return ONS_EREDIS;
-    char k[256];
-    for (size_t i = 0; i < n; i++) {
-        active_key(s, k, sizeof k, items[i].event_id, items[i].user_id);
-        int rc;
-        if (items[i].expected) {
-            const char *args[] = {items[i].expected, items[i].value, ""};
-            rc = append_script(s, SCRIPT_CAS, k, 3, args);
-        } else {
-            const char *argv[] = {"SET", k, items[i].value};
-            rc = redisAppendCommandArgv(s->ctx, 3, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
-        }
-        if (rc)
-            return conn_failed(s, "set_active_many");
-    }
-    int rc = 0, lost = 0;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
-            return conn_failed(s, "set_active_many");
-        if (r->type == REDIS_REPLY_INTEGER)
-            items[i].rc = r->integer == 1 ? 0 : ONS_ECONFLICT;
-        else if (r->type == REDIS_REPLY_STATUS)
-            items[i].rc = 0;
-        else
-            items[i].rc = ONS_EREDIS;
-        if (items[i].rc == ONS_EREDIS)
-            rc = ONS_EREDIS;
-        lost |= noscript(r);
-        freeReplyObject(r);
-    }
-    if (lost)
-        return conn_failed(s, "set_active_many");
-    return rc;
+    pipeline p = {"set_active_many", items, n, {0}, append_active_set, NULL, parse_active_set};
+    return run_pipeline(s, &p);
 }
 
 int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected)
@@ -1069,37 +1082,37 @@ int q_status_idem_begin(q_status *s, int64_t user_id, const char *idem, const ch
     return set_nx(s, k, v, ttl_s, record);
 }
 
+/* Appends key i's SET NX, with EX p->arg[0] unless that is NULL. 0 or
+ * ONS_EREDIS. */
+static int append_idem_begin(q_status *s, const pipeline *p, size_t i)
+{
+    const q_idem_begin *b = (const q_idem_begin *)p->items + i;
+    char k[512], v[160];
+    idem_key(s, k, sizeof k, b->user_id, b->key);
+    snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":0}", b->body_hash);
+    const char *argv[] = {"SET", k, v, "NX", "EX", p->arg[0]};
+    return redisAppendCommandArgv(s->ctx, p->arg[0] ? 6 : 4, argv, NULL) == REDIS_OK ? 0
+                                                                                     : ONS_EREDIS;
+}
+
+static int parse_idem_begin(const pipeline *p, size_t i, const redisReply *r)
+{
+    q_idem_begin *b = (q_idem_begin *)p->items + i;
+    b->rc = r->type == REDIS_REPLY_STATUS ? 0
+            : r->type == REDIS_REPLY_NIL  ? ONS_EEXIST
+                                          : ONS_EREDIS;
+    return b->rc;
+}
+
 int q_status_idem_begin_many(q_status *s, q_idem_begin *items, size_t n, int ttl_s)
 {
     for (size_t i = 0; i < n; i++)
         items[i].rc = ONS_EREDIS;
-    if (n == 0)
-        return 0;
-    if (ensure_conn(s))
-        return ONS_EREDIS;
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    for (size_t i = 0; i < n; i++) {
-        char k[512], v[160];
-        idem_key(s, k, sizeof k, items[i].user_id, items[i].key);
-        snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":0}", items[i].body_hash);
-        const char *argv[] = {"SET", k, v, "NX", "EX", ttl};
-        if (redisAppendCommandArgv(s->ctx, ttl_s > 0 ? 6 : 4, argv, NULL) != REDIS_OK)
-            return conn_failed(s, "idem_begin_many");
-    }
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
-            return conn_failed(s, "idem_begin_many"); /* the rest stay ONS_EREDIS */
-        items[i].rc = r->type == REDIS_REPLY_STATUS ? 0
-                      : r->type == REDIS_REPLY_NIL  ? ONS_EEXIST
-                                                    : ONS_EREDIS;
-        if (items[i].rc == ONS_EREDIS)
-            rc = ONS_EREDIS;
-        freeReplyObject(r);
-    }
-    return rc;
+    pipeline p = {"idem_begin_many", items, n, {ttl_s > 0 ? ttl : NULL}, append_idem_begin, NULL,
+                  parse_idem_begin};
+    return run_pipeline(s, &p);
 }
 
 int q_status_idem_finish(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
@@ -1110,17 +1123,18 @@ int q_status_idem_finish(q_status *s, int64_t user_id, const char *idem, const c
     return rc ? d.rc : 0;
 }
 
-/* Appends item's SET to the pipeline; 0, ONS_ENOMEM (item->rc set, nothing
- * appended) or ONS_EREDIS. */
-static int append_idem_finish(q_status *s, q_idem_done *item)
+/* Appends response i's SET; 0 (or nothing appended when its value cannot
+ * be built: its rc says ONS_ENOMEM) or ONS_EREDIS. */
+static int append_idem_finish(q_status *s, const pipeline *p, size_t i)
 {
+    q_idem_done *item = (q_idem_done *)p->items + i;
     char k[512], ttl[24];
     idem_key(s, k, sizeof k, item->user_id, item->key);
     size_t cap = strlen(item->response_json) + strlen(item->body_hash) + 64;
     char *v = malloc(cap);
     if (!v) {
         item->rc = ONS_ENOMEM;
-        return ONS_ENOMEM;
+        return 0;
     }
     snprintf(v, cap, "{\"h\":\"%s\",\"s\":%d,\"b\":%s}", item->body_hash, item->http_status,
              item->response_json);
@@ -1131,45 +1145,27 @@ static int append_idem_finish(q_status *s, q_idem_done *item)
     return rc;
 }
 
-/* The pipeline broke: every item still waiting for its reply failed. */
-static int idem_finish_lost(q_status *s, q_idem_done *items, size_t n, int pending)
+/* A response whose value could not be built is not sent. */
+static int idem_finish_queued(const pipeline *p, size_t i)
 {
-    for (size_t i = 0; i < n; i++)
-        if (items[i].rc == pending)
-            items[i].rc = ONS_EREDIS;
-    return conn_failed(s, "idem_finish_many");
+    return ((const q_idem_done *)p->items)[i].rc != ONS_ENOMEM;
+}
+
+static int parse_idem_finish(const pipeline *p, size_t i, const redisReply *r)
+{
+    q_idem_done *item = (q_idem_done *)p->items + i;
+    return item->rc = r->type == REDIS_REPLY_STATUS ? 0 : ONS_EREDIS;
 }
 
 int q_status_idem_finish_many(q_status *s, q_idem_done *items, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         items[i].rc = ONS_EREDIS;
-    if (n == 0)
-        return 0;
-    if (ensure_conn(s))
-        return ONS_EREDIS;
-    const int pending = 1; /* appended, its reply not read yet */
-    for (size_t i = 0; i < n; i++) {
-        int rc = append_idem_finish(s, &items[i]);
-        if (rc == ONS_EREDIS)
-            return idem_finish_lost(s, items, n, pending);
-        if (rc == 0)
-            items[i].rc = pending;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].rc != pending) {
-            rc = items[i].rc;
-            continue;
-        }
-        redisReply *r = NULL;
-        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
-            return idem_finish_lost(s, items, n, pending);
-        items[i].rc = r->type == REDIS_REPLY_STATUS ? 0 : ONS_EREDIS;
-        if (items[i].rc)
-            rc = ONS_EREDIS;
-        freeReplyObject(r);
-    }
+    pipeline p = {"idem_finish_many", items, n, {0}, append_idem_finish, idem_finish_queued,
+                  parse_idem_finish};
+    int rc = run_pipeline(s, &p);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = items[i].rc; /* ONS_ENOMEM: a value that could not be built */
     return rc;
 }
 

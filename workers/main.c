@@ -75,9 +75,8 @@ typedef struct wk_opts {
 
 #define OPT(...) ONS_OPT_ROW(wk_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
-    OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
+    ONS_OPT_KAFKA_ROWS(wk_opts, brokers, topic),
     Q_KSEC_OPT_ROWS(wk_opts, security_protocol, ssl_ca_location),
-    OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
     OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
         "the control lane, co-partitioned with kafka.topic (\"\": <kafka.topic>.control)"),
     OPT("kafka.group", ONS_OPT_STR, group, 1, 255, "onsale-workers", "consumer group"),
@@ -85,11 +84,7 @@ static const ons_opt opt_table[] = {
         "group session timeout: how soon a dead worker's partitions move"),
     OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
         "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
-    OPT("redis.host", ONS_OPT_STR, redis_host, 1, 255, "127.0.0.1", "Redis host"),
-    OPT("redis.port", ONS_OPT_INT, redis_port, 1, 65535, "16379", "Redis port"),
-    OPT("redis.prefix", ONS_OPT_STR, redis_prefix, 0, 64, "onsale:", "Redis key prefix"),
-    OPT("redis.timeout_ms", ONS_OPT_INT, redis_timeout_ms, 10, 60000, "500",
-        "timeout of one Redis round trip"),
+    ONS_OPT_REDIS_ROWS(wk_opts, redis_host, redis_port, redis_prefix, redis_timeout_ms),
     OPT("redis.result_ttl", ONS_OPT_INT, result_ttl_s, 60, 30 * 86400, "86400",
         "TTL of intent results in Redis, seconds"),
     OPT("redis.resync_window_ms", ONS_OPT_INT, redis_resync_window_ms, 0, 600000, "5000",

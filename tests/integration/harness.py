@@ -12,7 +12,7 @@ against them. Everything it starts is stopped when the `with` block ends.
         status, headers, body = st.http("POST", f"/v1/events/{ev}/intents",
                                         {"quantity": 2}, token=st.token(1, "fan"))
 """
-import base64, glob, hashlib, hmac, http.client, itertools, json, os, signal, socket
+import base64, contextlib, glob, hashlib, hmac, http.client, itertools, json, os, signal, socket
 import subprocess, threading, time
 
 import psycopg2
@@ -207,6 +207,24 @@ class Proc:
             return f.read().decode(errors="replace")
 
 
+def assert_clean_exit(procs):
+    """Each process exited 0 (or still runs) and wrote no sanitizer report."""
+    for p in procs:
+        out = p.output()
+        assert "Sanitizer" not in out and p.popen.returncode in (0, None), out[-3000:]
+
+
+@contextlib.contextmanager
+def checked_stack(**kw):
+    """A Stack (same arguments) whose processes, once it has stopped them,
+    must have exited 0 without a sanitizer report: a module fixture's
+    check."""
+    with Stack(**kw) as s:
+        yield s
+        procs = list(s.procs)
+    assert_clean_exit(procs)
+
+
 class Stack:
     def __init__(self, partitions=2, keep_db=False, brokers=None, tablespace=None):
         """brokers: another Kafka than the shared stack's (a test's private
@@ -311,6 +329,13 @@ class Stack:
         for k, v in overrides.items():
             e["ONSALE_" + k.upper()] = str(v)
         return e
+
+    def stop_clean(self):
+        """Stops every process, one by one; each must exit 0 without a
+        sanitizer report."""
+        for p in self.procs:
+            p.stop()
+        assert_clean_exit(self.procs)
 
     def start(self, name, binary, args=(), **overrides):
         path = os.path.join(BIN, binary)

@@ -59,9 +59,7 @@ def locked_out_after_rejected_joins(unchecked, keyed=True):
         locked = [b for s, b in again if s == 409]
         assert all(b["error"]["code"] == "already_in_queue" for b in locked)
         assert all(s in (202, 409) for s, _ in again), [x for x in again if x[0] not in (202, 409)]
-        for p in list(st.procs):
-            code = p.stop()
-            assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
+        st.stop_clean()
         return len(locked)
 
 
@@ -147,9 +145,7 @@ def test_unknown_outcome_retry_finds_the_intent_and_the_order():
             assert s == 202 and again["order_id"] == order, again
         assert st.sql("SELECT count(*) FROM orders WHERE user_id = 7")[0][0] == 1
         assert st.sql("SELECT count(*) FROM outbox")[0][0] == 1  # one charge requested
-        for p in list(st.procs):
-            code = p.stop()
-            assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
+        st.stop_clean()
 
 
 def control_lane_records(st):

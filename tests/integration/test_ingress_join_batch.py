@@ -35,12 +35,6 @@ FANS = 400
 
 
 
-def stop_clean(st):
-    for p in list(st.procs):
-        code = p.stop()
-        assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
-
-
 def open_sale(st, fans, max_per_user=1, **ingress):
     """Starts a worker and an ingress (options ingress), creates an event of
     1,000 seats and the tokens of fans 1..fans; returns (ingress port, event
@@ -95,7 +89,7 @@ def burst_of_twins(round_max):
             assert v in (acc["intent_id"], None), (u, v, acc)  # None: the worker ended it
         rounds = metric(port, "onsale_ingress_join_claim_rounds_total")
         claims = metric(port, "onsale_ingress_join_claims_total")
-        stop_clean(st)
+        st.stop_clean()
         return rounds, claims
 
 
@@ -136,7 +130,7 @@ def keyed_twins(round_max, fans=200):
             _, s, b = join(u, {"quantity": 2}, key=f"fan-{u}")
             assert s == 422 and b["error"]["code"] == "idempotency_mismatch", (u, s, b)
         claims = metric(port, "onsale_ingress_join_claims_total")
-        stop_clean(st)
+        st.stop_clean()
         return claims
 
 
@@ -184,7 +178,7 @@ def test_claimer_hands_a_key_naming_an_ended_intent_to_a_take_over():
             v = active_intent(st, ev, u)
             assert v in (b["intent_id"], None), (u, v, b)
         assert metric(port, "onsale_ingress_join_claims_total") >= n
-        stop_clean(st)
+        st.stop_clean()
 
 
 def test_burst_of_keyed_joins_replays_each_answer():
@@ -207,4 +201,4 @@ def test_burst_of_keyed_joins_replays_each_answer():
                                    (ev,))[0][0] == FANS, 30, "every join applied")
         time.sleep(1)
         assert st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,))[0][0] == FANS
-        stop_clean(st)
+        st.stop_clean()

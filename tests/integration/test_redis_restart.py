@@ -82,9 +82,7 @@ def stale_after_lost_write(window_ms):
         rd.restart(kill=True)  # back from the snapshot: "reserved"
         state = state_after_restart(st, rd, iid, fan)
         s, _, again = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=fan)
-        for p in list(st.procs):
-            code = p.stop()
-            assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
+        st.stop_clean()
         return state, s, again
 
 
@@ -117,6 +115,4 @@ def test_a_result_committed_while_redis_was_down_is_not_answered_stale():
         assert state_after_restart(st, rd, iid, fan) == "expired"
         s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, token=fan)
         assert s == 202, b
-        for p in list(st.procs):
-            code = p.stop()
-            assert "Sanitizer" not in p.output() and code == 0, p.output()[-3000:]
+        st.stop_clean()

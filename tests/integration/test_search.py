@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import catalog_data  # noqa: E402
 import harness  # noqa: E402
-from harness import Stack  # noqa: E402
+from harness import Stack, checked_stack  # noqa: E402
 
 
 # How ingress answers: from its in-memory index (docs/search.md "The index
@@ -47,14 +47,10 @@ def start_catalog(s, **overrides):
 
 @pytest.fixture(scope="module", params=list(PATHS))
 def st(request):
-    with Stack(partitions=1) as s:
+    with checked_stack(partitions=1) as s:
         s.path = request.param
         start_catalog(s)
         yield s
-        procs = list(s.procs)
-    for p in procs:
-        out = p.output()
-        assert "Sanitizer" not in out and p.popen.returncode in (0, None), out[-3000:]
 
 
 def metric(s, series):

@@ -311,6 +311,43 @@ START_TEST(idempotency_keys_in_one_pipeline)
 }
 END_TEST
 
+/* Rate checks of one round in one pipeline: a check without keys is
+ * admitted without being sent, each check's charge is seen by the next. */
+START_TEST(rate_checks_in_one_pipeline)
+{
+    q_rate_key rk[] = {{"rl:batch:u:1", 60000, 1}};
+    q_rate_check c[] = {{.keys = rk, .n = 1}, {.keys = NULL, .n = 0}, {.keys = rk, .n = 1}};
+    ck_assert_int_eq(q_status_rate_check_many(st, c, 3), 0);
+    ck_assert_int_eq(c[0].rc, 0);
+    ck_assert_int_eq(c[0].out.limited, 0);
+    ck_assert_int_eq(c[1].rc, 0);
+    ck_assert_int_eq(c[1].out.key, -1);
+    ck_assert_int_eq(c[2].rc, 0);
+    ck_assert_int_eq(c[2].out.limited, 1);
+    ck_assert_int_eq(c[2].out.key, 0);
+    q_rate_check none = {.keys = NULL, .n = 0};
+    ck_assert_int_eq(q_status_rate_check_many(st, &none, 1), 0);
+    ck_assert_int_eq(q_status_rate_check_many(st, NULL, 0), 0);
+}
+END_TEST
+
+/* The final responses of one finisher round in one pipeline: each key's
+ * record reads back whole. */
+START_TEST(responses_in_one_pipeline)
+{
+    char *rec = NULL;
+    q_idem_done d[] = {{5, "one", "h1", "{\"a\":1}", 202, 60, 0},
+                       {5, "two", "h2", "{\"b\":2}", 409, 60, 0}};
+    ck_assert_int_eq(q_status_idem_finish_many(st, d, 2), 0);
+    ck_assert_int_eq(d[0].rc, 0);
+    ck_assert_int_eq(d[1].rc, 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 5, "two", "h2", 60, &rec), ONS_EEXIST);
+    ck_assert_str_eq(rec, "{\"h\":\"h2\",\"s\":409,\"b\":{\"b\":2}}");
+    free(rec);
+    ck_assert_int_eq(q_status_idem_finish_many(st, NULL, 0), 0);
+}
+END_TEST
+
 START_TEST(unreachable_redis_is_an_error_not_a_crash)
 {
     q_status *down;
@@ -331,6 +368,13 @@ START_TEST(unreachable_redis_is_an_error_not_a_crash)
     q_idem_begin b = {.user_id = 1, .key = "k", .body_hash = "h"};
     ck_assert_int_eq(q_status_idem_begin_many(down, &b, 1, 60), ONS_EREDIS);
     ck_assert_int_eq(b.rc, ONS_EREDIS);
+    q_rate_key rk[] = {{"rl:x", 1000, 1}};
+    q_rate_check rc = {.keys = rk, .n = 1};
+    ck_assert_int_eq(q_status_rate_check_many(down, &rc, 1), ONS_EREDIS);
+    ck_assert_int_eq(rc.rc, ONS_EREDIS);
+    q_idem_done d = {1, "k", "h", "{}", 200, 60, 0};
+    ck_assert_int_eq(q_status_idem_finish_many(down, &d, 1), ONS_EREDIS);
+    ck_assert_int_eq(d.rc, ONS_EREDIS);
     q_status_free(down);
 }
 END_TEST
@@ -344,6 +388,8 @@ int main(void)
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
+        {"rate_checks_in_one_pipeline", rate_checks_in_one_pipeline},
+        {"responses_in_one_pipeline", responses_in_one_pipeline},
         {"unreachable_redis_is_an_error_not_a_crash", unreachable_redis_is_an_error_not_a_crash},
     };
     return ons_check_run_fixture("status", cases, sizeof cases / sizeof *cases, 60, setup,
