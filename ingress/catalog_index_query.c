@@ -51,7 +51,9 @@ typedef struct clause {
     int ranked;        /* adds to the rank (q's words) */
     size_t nterms;     /* terms: the range's or the set's */
     size_t *cur;       /* per term, the galloping cursor in its postings, or NULL */
-    uint64_t *bits;    /* its events, a bit per base ordinal (a large clause), or NULL */
+    uint64_t *bits;    /* its events, a bit per base ordinal (a large clause), or NULL ... */
+    uint32_t filled;   /* ... filled block by block below this ordinal (fill_upto) ... */
+    size_t *fill_at;   /* ... from each term's postings at these places */
     struct fzword *fz; /* fuzzy mode: the word's trigrams */
     int base_only;     /* the circle: the distance filter decides, this only drives */
 } clause;
@@ -326,14 +328,49 @@ static float rank_of(const search *s, const float *v)
     return r >= s->thr ? r : -1;
 }
 
+/* Ordinals filled into a clause's bitmap at a time: 8 kB of bits. */
+#define FILL_BLOCK 65536u
+
+/* Fills the block of clause c's bitmap that holds ord (ord >= c->filled:
+ * the blocks between are skipped, as ordinals only ascend). */
+static void fill_upto(search *s, clause *c, uint32_t ord)
+{
+    const cat_ix_base *b = s->b;
+    uint32_t lo = c->filled, top = (uint32_t)(b->n / 64 + 1) * 64;
+    if (ord / FILL_BLOCK > lo / FILL_BLOCK) {
+        lo = ord / FILL_BLOCK * FILL_BLOCK;
+        for (size_t i = 0; i < c->nterms; i++) {
+            uint32_t t = clause_term(c, i), off = b->post_off[t];
+            gallop(b->post + off, b->post_off[t + 1] - off, &c->fill_at[i], lo);
+        }
+    }
+    uint32_t hi = lo + FILL_BLOCK < top ? lo + FILL_BLOCK : top;
+    memset(c->bits + lo / 64, 0, (hi - lo) / 8);
+    for (size_t i = 0; i < c->nterms; i++) {
+        uint32_t t = clause_term(c, i), off = b->post_off[t], end = b->post_off[t + 1];
+        const uint32_t *p = b->post;
+        size_t j = off + c->fill_at[i];
+        for (; j < end && p[j] < hi; j++)
+            c->bits[p[j] / 64] |= UINT64_C(1) << (p[j] % 64);
+        c->fill_at[i] = j - off;
+    }
+    c->filled = hi;
+}
+
 /* Offers base event ord when it holds every clause and passes the
  * filters; dv: the driver's value for it (< 0: not known). */
 static void visit_base(search *s, uint32_t ord, float dv)
 {
     s->rejected = 0;
-    for (int i = 0; i < s->ncl; i++)
-        if (s->cl[i].bits && !(s->cl[i].bits[ord / 64] >> (ord % 64) & 1))
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (!c->bits)
+            continue;
+        if (ord >= c->filled)
+            fill_upto(s, c, ord);
+        if (!(c->bits[ord / 64] >> (ord % 64) & 1))
             return;
+    }
     if (s->ix->overridden[ord / 64] >> (ord % 64) & 1)
         return; /* the delta holds its newer copy */
     float v[CAT_MAX_PARAMS];
@@ -717,7 +754,9 @@ static void drive_scan(search *s)
  * merging. A much larger clause is cheaper to gallop through. */
 #define BITMAP_DRIVER_MIN 4096
 
-/* Clause c's events into this thread's k-th clause bitmap. */
+/* Clause c's events into this thread's k-th clause bitmap, filled lazily
+ * (fill_upto) as the driver's ascending ordinals reach each block: a
+ * relevance page that stops early pays only for the blocks it reached. */
 static int fill_bits(search *s, clause *c, int k)
 {
     size_t words = s->b->n / 64 + 1;
@@ -731,14 +770,10 @@ static int fill_bits(search *s, clause *c, int k)
             return ONS_ENOMEM;
         sc->cwords[k] = words;
     }
-    uint64_t *b = sc->cbits[k];
-    memset(b, 0, words * sizeof *b);
-    for (size_t i = 0; i < c->nterms; i++) {
-        uint32_t t = clause_term(c, i);
-        for (uint32_t j = s->b->post_off[t]; j < s->b->post_off[t + 1]; j++)
-            b[s->b->post[j] / 64] |= UINT64_C(1) << (s->b->post[j] % 64);
-    }
-    c->bits = b;
+    if (!(c->fill_at = calloc(c->nterms ? c->nterms : 1, sizeof *c->fill_at)))
+        return ONS_ENOMEM;
+    c->bits = sc->cbits[k];
+    c->filled = 0;
     return 0;
 }
 
@@ -1059,6 +1094,7 @@ static void clauses_clear(search *s)
         free(s->cl[i].score);
         free(s->cl[i].cur);
         free(s->cl[i].fz);
+        free(s->cl[i].fill_at);
     }
     s->ncl = 0;
 }
