@@ -195,7 +195,7 @@ static int index_reply(ing_req *r, catalog_job *j)
     if (!ix)
         return -1;
     const ing_opts *o = &r->app->o;
-    cat_ix_params p = {(int)o->catalog_fuzzy_threshold_pct, (int)o->catalog_fuzzy_max_words};
+    cat_ix_params p = {(int)o->catalog_fuzzy_threshold_pct, (int)o->catalog_fuzzy_max_words, 0};
     cat_page pg;
     if (cat_ix_search(ix, &j->q, &p, ons_wall_ms() * 1000, &pg)) {
         ing_fail(r, NULL, ING_E_OVERLOADED, NULL);

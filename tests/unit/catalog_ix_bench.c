@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 static const cat_limits LIM = {20, 100, 8, 1000};
-static const cat_ix_params PARAMS = {50, 8};
+static const cat_ix_params PARAMS = {50, 8, 0};
 
 static int64_t clock_ns(clockid_t id)
 {
