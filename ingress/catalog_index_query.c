@@ -333,15 +333,17 @@ static float rank_of(const search *s, const float *v)
 /* Ordinals filled into a clause's bitmap at a time: 8 kB of bits. */
 #define FILL_BLOCK 65536u
 
-/* Term t has a bitmap of its events to read. */
-static int term_dense(const search *s, uint32_t t)
+/* Clause c's term t has a bitmap of its events to read: not for a typo's
+ * clause, which holds only the events with the word in their name. */
+static int term_dense(const search *s, const clause *c, uint32_t t)
 {
-    return s->b->dense_of[t] != UINT32_MAX && !s->p->plain;
+    return s->b->dense_of[t] != UINT32_MAX && !s->p->plain && !c->score;
 }
 
 /* Fills the block of clause c's bitmap that holds ord (ord >= c->filled:
  * the blocks between are skipped, as ordinals only ascend): a dense term's
- * words, the others' postings. */
+ * words, the others' postings (a typo's: those of names only, the only
+ * ones term_value counts). */
 static void fill_upto(search *s, clause *c, uint32_t ord)
 {
     const cat_ix_base *b = s->b;
@@ -350,7 +352,7 @@ static void fill_upto(search *s, clause *c, uint32_t ord)
         lo = ord / FILL_BLOCK * FILL_BLOCK;
         for (size_t i = 0; i < c->nterms; i++) {
             uint32_t t = clause_term(c, i), off = b->post_off[t];
-            if (!term_dense(s, t))
+            if (!term_dense(s, c, t))
                 gallop(b->post + off, b->post_off[t + 1] - off, &c->fill_at[i], lo);
         }
     }
@@ -360,7 +362,7 @@ static void fill_upto(search *s, clause *c, uint32_t ord)
     memset(out, 0, nw * sizeof *out);
     for (size_t i = 0; i < c->nterms; i++) {
         uint32_t t = clause_term(c, i), off = b->post_off[t], end = b->post_off[t + 1];
-        if (term_dense(s, t)) {
+        if (term_dense(s, c, t)) {
             const uint64_t *d = b->dense + (size_t)b->dense_of[t] * b->words + lo / 64;
             for (size_t w = 0; w < nw; w++)
                 out[w] |= d[w];
@@ -368,8 +370,13 @@ static void fill_upto(search *s, clause *c, uint32_t ord)
         }
         const uint32_t *p = b->post;
         size_t j = off + c->fill_at[i];
-        for (; j < end && p[j] < hi; j++)
-            c->bits[p[j] / 64] |= UINT64_C(1) << (p[j] % 64);
+        if (c->score) {
+            for (; j < end && p[j] < hi; j++)
+                c->bits[p[j] / 64] |= (uint64_t)(b->post_w[j] == 3) << (p[j] % 64);
+        } else {
+            for (; j < end && p[j] < hi; j++)
+                c->bits[p[j] / 64] |= UINT64_C(1) << (p[j] % 64);
+        }
         c->fill_at[i] = j - off;
     }
     c->filled = hi;
@@ -767,9 +774,11 @@ static void drive_scan(search *s)
 }
 
 /* A clause of about as many postings as a large driver (an eighth to four
- * times) is first checked in a bitmap of its events (filled once, then one
- * bit per candidate): stepping a cursor through it would cost as much as
- * merging. A much larger clause is cheaper to gallop through. */
+ * times, and four times more per term of the clause: each of its terms is
+ * a cursor to step per candidate) is checked in a bitmap of its events
+ * (filled as the driver goes, then one bit per candidate): stepping its
+ * cursors would cost as much as filling. A much larger clause is cheaper
+ * to gallop through. */
 #define BITMAP_DRIVER_MIN 4096
 
 /* Clause c's events into this thread's k-th clause bitmap, filled lazily
@@ -806,7 +815,7 @@ static const uint64_t *dense_bits(const search *s, const clause *c)
     if (c->kind == CL_NONE || c->nterms != 1)
         return NULL;
     uint32_t t = clause_term(c, 0);
-    return term_dense(s, t) ? s->b->dense + (size_t)s->b->dense_of[t] * s->b->words : NULL;
+    return term_dense(s, c, t) ? s->b->dense + (size_t)s->b->dense_of[t] * s->b->words : NULL;
 }
 
 /* The driver (the clause of fewest postings), how the base is driven
@@ -844,7 +853,8 @@ static int prepare_clauses(search *s)
         }
         if (s->by_date)
             continue;
-        int comparable = c->size >= d->size / 8 && c->size <= d->size * 4;
+        int comparable =
+            c->size >= d->size / 8 && c->size <= d->size * 4 * (c->nterms ? c->nterms : 1);
         if (!db && !s->p->plain && d->size >= BITMAP_DRIVER_MIN && comparable &&
             nbits < BITMAP_CLAUSES && fill_bits(s, c, nbits++))
             return ONS_ENOMEM;
@@ -1240,11 +1250,47 @@ static void clauses_clear(search *s)
     s->ncl = 0;
 }
 
+/* Drops each typo candidate that could not bring an event to the
+ * threshold even with every other word at its best candidate: an event
+ * that only it matches would be turned away by rank_of, and one with a
+ * better candidate takes that one's value. ("the" and "tour" share one
+ * trigram with "tdd": the same page without their half million postings.)
+ * Only the word clauses exist yet. */
+static void prune_typos(search *s)
+{
+    float best[CAT_MAX_PARAMS], v[CAT_MAX_PARAMS];
+    for (int i = 0; i < s->ncl; i++) {
+        best[i] = -1;
+        for (size_t k = 0; s->cl[i].score && k < s->cl[i].nids; k++)
+            best[i] = s->cl[i].score[k] > best[i] ? s->cl[i].score[k] : best[i];
+    }
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (c->kind != CL_SET || !c->score)
+            continue;
+        size_t m = 0;
+        c->size = 0;
+        for (size_t k = 0; k < c->nids; k++) {
+            memcpy(v, best, (size_t)s->ncl * sizeof *v);
+            v[i] = c->score[k];
+            if (rank_of(s, v) < 0)
+                continue;
+            c->ids[m] = c->ids[k];
+            c->score[m++] = c->score[k];
+            c->size += range_size(s->b, c->ids[k], c->ids[k] + 1);
+        }
+        c->nids = m;
+        c->kind = m ? CL_SET : CL_NONE;
+    }
+}
+
 /* One pass in s->mode: the page's best k into s->top. */
 static int run(search *s)
 {
     s->ntop = 0;
     int rc = (s->q->q ? word_clauses(s) : 0);
+    if (!rc && s->mode == CAT_MATCH_FUZZY && !s->p->plain)
+        prune_typos(s);
     if (!rc)
         rc = filter_clauses(s);
     if (!rc)

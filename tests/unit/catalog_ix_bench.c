@@ -83,6 +83,9 @@ static int one(cat_ix *ix, const char *qs, cat_page *pg, cat_query *q)
     return 0;
 }
 
+/* CATALOG_IX_BENCH_SLOW_US: searches at least this slow are named on stderr. */
+static int64_t slow_us;
+
 static void time_file(cat_ix *ix, const char *path, int rounds)
 {
     size_t n;
@@ -99,6 +102,8 @@ static void time_file(cat_ix *ix, const char *path, int rounds)
             if (one(ix, lines[i], &pg, &q))
                 continue;
             int64_t t = cpu_ns() - t0;
+            if (slow_us && t / 1000 >= slow_us)
+                fprintf(stderr, "slow: %" PRId64 " us %s\n", t / 1000, lines[i]);
             cat_page_clear(&pg);
             cat_query_clear(&q);
             us[m++] = t;
@@ -156,6 +161,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: catalog_ix_bench DSN time ROUNDS FILE... | DSN dump FILE...\n");
         return 2;
     }
+    const char *slow = getenv("CATALOG_IX_BENCH_SLOW_US");
+    slow_us = slow ? atoll(slow) : 0;
     cat_feed_opts o = {argv[1], 100000000, 250, 0, 100000000, 20000, NULL};
     cat_feed *f;
     if (cat_feed_start(&o, &f))
