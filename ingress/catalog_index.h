@@ -92,9 +92,9 @@ size_t cat_ix_count(cat_ix *ix);
 typedef struct cat_ix_params {
     int fuzzy_threshold_pct; /* a typo's word similarity, percent */
     int fuzzy_max_words;     /* lexicon words one typo may stand for, the most similar */
-    int plain; /* tests: no bitmaps, block intersections or date merges (galloping
-                * cursors and forward lists only), the reference the shortcuts are
-                * held to */
+    int plain;               /* tests: no bitmaps, block intersections or date merges (galloping
+                              * cursors and forward lists only), the reference the shortcuts are
+                              * held to */
 } cat_ix_params;
 
 /* Answers q like cat_search (catalog_store.h): full text first, and when
