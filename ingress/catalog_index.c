@@ -179,7 +179,13 @@ struct cat_ix_builder {
     size_t n, cap;
     uint32_t *tpairs; /* term id << 2 | weight */
     size_t ntp, captp;
+    size_t dense_min; /* 0: n / CAT_IX_DENSE_DIV */
 };
+
+void cat_ix_builder_dense_min(cat_ix_builder *b, size_t min)
+{
+    b->dense_min = min;
+}
 
 cat_ix_builder *cat_ix_builder_new(void)
 {
@@ -515,6 +521,42 @@ static int build_trigrams(cat_ix_base *base)
     return 0;
 }
 
+/* The dense terms' bitmaps and the pseudo-terms' date places (after the
+ * postings and the date order). */
+static int build_dense(cat_ix_base *base, size_t dense_min)
+{
+    size_t nt = base->nterms, min = dense_min ? dense_min : base->n / CAT_IX_DENSE_DIV;
+    base->words = base->n / 64 + 1;
+    base->dense_of = malloc((nt ? nt : 1) * sizeof *base->dense_of);
+    if (!base->dense_of)
+        return ONS_ENOMEM;
+    for (size_t t = 0; t < nt; t++) {
+        size_t size = base->post_off[t + 1] - base->post_off[t];
+        base->dense_of[t] = size >= min && size > 0 ? (uint32_t)base->ndense++ : UINT32_MAX;
+    }
+    base->dense = calloc(base->ndense ? base->ndense * base->words : 1, sizeof *base->dense);
+    while (base->npseudo < nt &&
+           (unsigned char)base->terms[base->npseudo][0] <= (unsigned char)CAT_IX_T_VENUE)
+        base->npseudo++;
+    size_t np = base->post_off[base->npseudo];
+    base->dpost = malloc((np ? np : 1) * sizeof *base->dpost);
+    if (!base->dense || !base->dpost)
+        return ONS_ENOMEM;
+    for (size_t t = 0; t < nt; t++) {
+        if (base->dense_of[t] == UINT32_MAX)
+            continue;
+        uint64_t *bits = base->dense + base->dense_of[t] * base->words;
+        for (uint32_t j = base->post_off[t]; j < base->post_off[t + 1]; j++)
+            bits[base->post[j] / 64] |= UINT64_C(1) << (base->post[j] % 64);
+    }
+    for (size_t j = 0; j < np; j++)
+        base->dpost[j] = base->date_pos[base->post[j]];
+    for (size_t t = 0; t < base->npseudo; t++)
+        cat_ix_sort(base->dpost + base->post_off[t], base->post_off[t + 1] - base->post_off[t],
+                    sizeof *base->dpost, cmp_u32);
+    return 0;
+}
+
 static size_t base_bytes(const cat_ix_base *b, size_t arena_bytes)
 {
     return arena_bytes + b->n * (sizeof *b->ev + 2 * sizeof *b->ids + 4 * sizeof(uint32_t)) +
@@ -522,7 +564,8 @@ static size_t base_bytes(const cat_ix_base *b, size_t arena_bytes)
            b->fwd_off[b->n] * 2 * sizeof(uint32_t) +
            b->nterms * (sizeof *b->terms + sizeof(uint32_t)) + b->nprice * sizeof(uint32_t) +
            b->nvenues * sizeof *b->venues + b->ntri * 2 * sizeof(uint32_t) +
-           b->tri_off[b->ntri] * sizeof(uint32_t);
+           b->tri_off[b->ntri] * sizeof(uint32_t) + b->nterms * sizeof(uint32_t) +
+           b->ndense * b->words * sizeof(uint64_t) + b->post_off[b->npseudo] * sizeof(uint32_t);
 }
 
 cat_ix_base *cat_ix_builder_finish(cat_ix_builder *b)
@@ -533,7 +576,8 @@ cat_ix_base *cat_ix_builder_finish(cat_ix_builder *b)
         goto fail;
     cat_ix_sort(b->evs, b->n, sizeof *b->evs, cmp_bev); /* ordinals: the event id order */
     if (sort_terms(b, base, &remap) || build_forward(b, base, remap) || build_postings(base) ||
-        build_orders(base) || build_venues(b, base, remap) || build_trigrams(base))
+        build_orders(base) || build_venues(b, base, remap) || build_trigrams(base) ||
+        build_dense(base, b->dense_min))
         goto fail;
     free(remap);
     base->chunks = b->a.chunks; /* the arena moves to the base */
@@ -567,6 +611,9 @@ void cat_ix_base_free(cat_ix_base *b)
     free(b->post);
     free(b->post_w);
     free(b->in_name);
+    free(b->dense_of);
+    free(b->dense);
+    free(b->dpost);
     free(b->oid);
     free(b->date_ord);
     free(b->date_pos);

@@ -59,6 +59,10 @@ cat_ix_builder *cat_ix_builder_new(void);
 /* Adds r (copied). 0, ONS_EPARSE (search is not tsvector text) or ONS_ENOMEM. */
 int cat_ix_builder_add(cat_ix_builder *b, const cat_ix_row *r);
 size_t cat_ix_builder_count(const cat_ix_builder *b);
+/* Terms with at least min postings get a bitmap of their events (0, the
+ * default: a 64th of the events; catalog_index_int.h). For the tests, which
+ * run their small catalogs both ways. */
+void cat_ix_builder_dense_min(cat_ix_builder *b, size_t min);
 /* The base of everything added; frees b either way. NULL: out of memory. */
 cat_ix_base *cat_ix_builder_finish(cat_ix_builder *b);
 void cat_ix_builder_free(cat_ix_builder *b);
@@ -88,6 +92,9 @@ size_t cat_ix_count(cat_ix *ix);
 typedef struct cat_ix_params {
     int fuzzy_threshold_pct; /* a typo's word similarity, percent */
     int fuzzy_max_words;     /* lexicon words one typo may stand for, the most similar */
+    int plain;               /* tests: no bitmaps, block intersections or date merges (galloping
+                              * cursors and forward lists only), the reference the shortcuts are
+                              * held to */
 } cat_ix_params;
 
 /* Answers q like cat_search (catalog_store.h): full text first, and when
@@ -108,6 +115,9 @@ void cat_ix_fold(const char *w, size_t n, char *out);
 size_t cat_ix_trigrams(const char *w, uint32_t *out);
 /* The share of a's trigrams that b has, 0..1: a typo's similarity. */
 float cat_ix_similarity(const char *a, const char *b);
+/* us (since the epoch) as strftime's "%Y-%m-%dT%H:%M:%SZ" of the UTC time:
+ * a page's starts_at. */
+void cat_ix_rfc3339(int64_t us, char out[32]);
 /* The range [lo, hi) of term ids a prefix begins (lo == hi: none). */
 void cat_ix_prefix_range(const cat_ix_base *base, const char *prefix, uint32_t *lo, uint32_t *hi);
 

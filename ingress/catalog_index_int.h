@@ -12,6 +12,12 @@
 #include <stdlib.h>
 #include <stdint.h>
 
+/* A term with at least n / CAT_IX_DENSE_DIV postings (1.6% of the
+ * events) also gets a bitmap of its events: n / 8 bytes, at most twice
+ * what its ordinals take, and a clause of it is checked by one bit, or 64
+ * events per word when intersected. */
+#define CAT_IX_DENSE_DIV 64
+
 /* Pseudo-terms: the first byte says which, below every lexeme's first
  * byte (a lexeme of the 'simple' parser never holds control characters),
  * so no prefix of q's last word reaches them. */
@@ -62,11 +68,23 @@ struct cat_ix_base {
     uint32_t *fwd_off; /* n + 1: event i's terms are fwd[fwd_off[i] .. fwd_off[i+1]) */
     uint32_t *fwd;     /* term id << 2 | weight class, ascending */
     size_t nterms;
-    const char **terms;  /* by id, byte order */
-    uint32_t *post_off;  /* nterms + 1 */
-    uint32_t *post;      /* ordinals, ascending per term ... */
-    uint8_t *post_w;     /* ... and the term's weight class in that event */
-    uint8_t *in_name;    /* per term: 1 when some event's name holds it (typos look there) */
+    const char **terms; /* by id, byte order */
+    uint32_t *post_off; /* nterms + 1 */
+    uint32_t *post;     /* ordinals, ascending per term ... */
+    uint8_t *post_w;    /* ... and the term's weight class in that event */
+    uint8_t *in_name;   /* per term: 1 when some event's name holds it (typos look there) */
+    /* Dense terms (postings >= n / CAT_IX_DENSE_DIV) also as a bitmap of
+     * their events: a bit per ordinal, words each. dense_of: per term, its
+     * bitmap's index, or UINT32_MAX. */
+    uint32_t *dense_of;
+    uint64_t *dense;
+    size_t ndense, words;
+    /* The pseudo-terms (city, category, venue: ids [0, npseudo), below
+     * every lexeme) again as their events' places in the date order,
+     * ascending per term, at the same offsets as post: a date-sorted page
+     * of these filters reads them in page order. */
+    size_t npseudo;
+    uint32_t *dpost;
     int64_t *oid;        /* event id by ordinal (compact: ties of a rank read it) */
     uint32_t *date_ord;  /* ordinals by (starts_us, event_id) ... */
     uint32_t *date_pos;  /* ... and each ordinal's place there: a date key in 4 bytes */

@@ -51,7 +51,9 @@ typedef struct clause {
     int ranked;        /* adds to the rank (q's words) */
     size_t nterms;     /* terms: the range's or the set's */
     size_t *cur;       /* per term, the galloping cursor in its postings, or NULL */
-    uint64_t *bits;    /* its events, a bit per base ordinal (a large clause), or NULL */
+    uint64_t *bits;    /* its events, a bit per base ordinal (a large clause), or NULL ... */
+    uint32_t filled;   /* ... filled block by block below this ordinal (fill_upto) ... */
+    size_t *fill_at;   /* ... from each term's postings at these places */
     struct fzword *fz; /* fuzzy mode: the word's trigrams */
     int base_only;     /* the circle: the distance filter decides, this only drives */
 } clause;
@@ -80,6 +82,8 @@ typedef struct search {
     size_t fz_total;      /* fuzzy mode: q's trigrams */
     hit *top;             /* the best k so far, in page order */
     int ntop, k;
+    int by_date;      /* the driver's terms read in date order (drive_dates) */
+    int by_blocks;    /* bitmaps intersected a block at a time (drive_blocks) */
     int rejected;     /* the last offer did not make the page ... */
     float last_rank;  /* ... and its rank */
     float max_rank;   /* the best rank an event can have (every word in its name) */
@@ -326,14 +330,72 @@ static float rank_of(const search *s, const float *v)
     return r >= s->thr ? r : -1;
 }
 
+/* Ordinals filled into a clause's bitmap at a time: 8 kB of bits. */
+#define FILL_BLOCK 65536u
+
+/* Clause c's term t has a bitmap of its events to read: not for a typo's
+ * clause, which holds only the events with the word in their name. */
+static int term_dense(const search *s, const clause *c, uint32_t t)
+{
+    return s->b->dense_of[t] != UINT32_MAX && !s->p->plain && !c->score;
+}
+
+/* Fills the block of clause c's bitmap that holds ord (ord >= c->filled:
+ * the blocks between are skipped, as ordinals only ascend): a dense term's
+ * words, the others' postings (a typo's: those of names only, the only
+ * ones term_value counts). */
+static void fill_upto(search *s, clause *c, uint32_t ord)
+{
+    const cat_ix_base *b = s->b;
+    uint32_t lo = c->filled, top = (uint32_t)b->words * 64;
+    if (ord / FILL_BLOCK > lo / FILL_BLOCK) {
+        lo = ord / FILL_BLOCK * FILL_BLOCK;
+        for (size_t i = 0; i < c->nterms; i++) {
+            uint32_t t = clause_term(c, i), off = b->post_off[t];
+            if (!term_dense(s, c, t))
+                gallop(b->post + off, b->post_off[t + 1] - off, &c->fill_at[i], lo);
+        }
+    }
+    uint32_t hi = lo + FILL_BLOCK < top ? lo + FILL_BLOCK : top;
+    uint64_t *out = c->bits + lo / 64;
+    size_t nw = (hi - lo) / 64;
+    memset(out, 0, nw * sizeof *out);
+    for (size_t i = 0; i < c->nterms; i++) {
+        uint32_t t = clause_term(c, i), off = b->post_off[t], end = b->post_off[t + 1];
+        if (term_dense(s, c, t)) {
+            const uint64_t *d = b->dense + (size_t)b->dense_of[t] * b->words + lo / 64;
+            for (size_t w = 0; w < nw; w++)
+                out[w] |= d[w];
+            continue;
+        }
+        const uint32_t *p = b->post;
+        size_t j = off + c->fill_at[i];
+        if (c->score) {
+            for (; j < end && p[j] < hi; j++)
+                c->bits[p[j] / 64] |= (uint64_t)(b->post_w[j] == 3) << (p[j] % 64);
+        } else {
+            for (; j < end && p[j] < hi; j++)
+                c->bits[p[j] / 64] |= UINT64_C(1) << (p[j] % 64);
+        }
+        c->fill_at[i] = j - off;
+    }
+    c->filled = hi;
+}
+
 /* Offers base event ord when it holds every clause and passes the
  * filters; dv: the driver's value for it (< 0: not known). */
 static void visit_base(search *s, uint32_t ord, float dv)
 {
     s->rejected = 0;
-    for (int i = 0; i < s->ncl; i++)
-        if (s->cl[i].bits && !(s->cl[i].bits[ord / 64] >> (ord % 64) & 1))
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (!c->bits)
+            continue;
+        if (ord >= c->filled)
+            fill_upto(s, c, ord);
+        if (!(c->bits[ord / 64] >> (ord % 64) & 1))
             return;
+    }
     if (s->ix->overridden[ord / 64] >> (ord % 64) & 1)
         return; /* the delta holds its newer copy */
     float v[CAT_MAX_PARAMS];
@@ -712,12 +774,16 @@ static void drive_scan(search *s)
 }
 
 /* A clause of about as many postings as a large driver (an eighth to four
- * times) is first checked in a bitmap of its events (filled once, then one
- * bit per candidate): stepping a cursor through it would cost as much as
- * merging. A much larger clause is cheaper to gallop through. */
+ * times, and four times more per term of the clause: each of its terms is
+ * a cursor to step per candidate) is checked in a bitmap of its events
+ * (filled as the driver goes, then one bit per candidate): stepping its
+ * cursors would cost as much as filling. A much larger clause is cheaper
+ * to gallop through. */
 #define BITMAP_DRIVER_MIN 4096
 
-/* Clause c's events into this thread's k-th clause bitmap. */
+/* Clause c's events into this thread's k-th clause bitmap, filled lazily
+ * (fill_upto) as the driver's ascending ordinals reach each block: a
+ * relevance page that stops early pays only for the blocks it reached. */
 static int fill_bits(search *s, clause *c, int k)
 {
     size_t words = s->b->n / 64 + 1;
@@ -731,19 +797,31 @@ static int fill_bits(search *s, clause *c, int k)
             return ONS_ENOMEM;
         sc->cwords[k] = words;
     }
-    uint64_t *b = sc->cbits[k];
-    memset(b, 0, words * sizeof *b);
-    for (size_t i = 0; i < c->nterms; i++) {
-        uint32_t t = clause_term(c, i);
-        for (uint32_t j = s->b->post_off[t]; j < s->b->post_off[t + 1]; j++)
-            b[s->b->post[j] / 64] |= UINT64_C(1) << (s->b->post[j] % 64);
-    }
-    c->bits = b;
+    if (!(c->fill_at = calloc(c->nterms ? c->nterms : 1, sizeof *c->fill_at)))
+        return ONS_ENOMEM;
+    c->bits = sc->cbits[k];
+    c->filled = 0;
     return 0;
 }
 
-/* The driver (the clause of fewest postings), and how every other clause
- * is checked: a bitmap, galloping cursors, or the forward lists. */
+/* A date-sorted page without words, driven by at most this many
+ * pseudo-terms (the city, the category, the circle's venues), merges their
+ * date places in page order and stops at the first event turned away. */
+#define DATE_MERGE_TERMS 64
+
+/* The dense bitmap of a clause of one dense term, or NULL. */
+static const uint64_t *dense_bits(const search *s, const clause *c)
+{
+    if (c->kind == CL_NONE || c->nterms != 1)
+        return NULL;
+    uint32_t t = clause_term(c, 0);
+    return term_dense(s, c, t) ? s->b->dense + (size_t)s->b->dense_of[t] * s->b->words : NULL;
+}
+
+/* The driver (the clause of fewest postings), how the base is driven
+ * (s->by_date, s->by_blocks), and how every other clause is checked: a
+ * bitmap (a dense term's own, or one filled as the driver goes), galloping
+ * cursors, or the forward lists. */
 static int prepare_clauses(search *s)
 {
     clause *d = NULL;
@@ -760,19 +838,118 @@ static int prepare_clauses(search *s)
     for (int i = 0; i < s->ncl && s->mode != CAT_MATCH_FUZZY; i++)
         if (s->cl[i].ranked)
             s->max_rank += CAT_IX_W_A; /* in rank_of's order: the same float */
+    /* Ordinals come in date order here, not ascending: no cursor and no
+     * bitmap filled as the driver goes, only dense bitmaps and forward lists. */
+    s->by_date = d && d->kind != CL_NONE && s->mode == CAT_MATCH_NONE && !s->p->plain &&
+                 s->q->sort == CAT_SORT_DATE && d->nterms <= DATE_MERGE_TERMS;
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
         if (c->kind == CL_NONE || c->base_only || c == d)
             continue;
-        int comparable = c->size >= d->size / 8 && c->size <= d->size * 4;
-        if (d->size >= BITMAP_DRIVER_MIN && comparable && nbits < BITMAP_CLAUSES &&
-            fill_bits(s, c, nbits++))
+        const uint64_t *db = dense_bits(s, c);
+        if (db) {
+            c->bits = (uint64_t *)db; /* read only: filled is past every ordinal */
+            c->filled = UINT32_MAX;
+        }
+        if (s->by_date)
+            continue;
+        int comparable =
+            c->size >= d->size / 8 && c->size <= d->size * 4 * (c->nterms ? c->nterms : 1);
+        if (!db && !s->p->plain && d->size >= BITMAP_DRIVER_MIN && comparable &&
+            nbits < BITMAP_CLAUSES && fill_bits(s, c, nbits++))
             return ONS_ENOMEM;
         if (c->nterms <= GALLOP_TERMS &&
             !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
             return ONS_ENOMEM;
     }
+    /* A large driver with another clause in a bitmap: intersect a block of
+     * bitmaps at a time, 64 events per word, the driver's own bitmap too. */
+    int others = 0;
+    for (int i = 0; i < s->ncl; i++)
+        others |= &s->cl[i] != d && s->cl[i].bits != NULL;
+    s->by_blocks = !s->by_date && d && d->kind != CL_NONE && !d->base_only && !s->p->plain &&
+                   d->size >= BITMAP_DRIVER_MIN && others;
+    if (s->by_blocks) {
+        const uint64_t *db = dense_bits(s, d);
+        if (db) {
+            d->bits = (uint64_t *)db;
+            d->filled = UINT32_MAX;
+        } else if (nbits < BITMAP_CLAUSES) {
+            if (fill_bits(s, d, nbits++))
+                return ONS_ENOMEM;
+        } else {
+            s->by_blocks = 0;
+        }
+        if (s->by_blocks && d->nterms <= GALLOP_TERMS &&
+            !(d->cur = calloc(d->nterms ? d->nterms : 1, sizeof *d->cur)))
+            return ONS_ENOMEM;
+    }
     return 0;
+}
+
+/* The intersection of the bitmap clauses, a block at a time (ordinals
+ * ascending); each event in all of them is visited (the other clauses,
+ * the values and the filters there). */
+static void drive_blocks(search *s, int early)
+{
+    clause *bc[CAT_MAX_PARAMS];
+    const uint64_t *bp[CAT_MAX_PARAMS];
+    int nb = 0;
+    for (int i = 0; i < s->ncl; i++)
+        if (s->cl[i].bits) {
+            bp[nb] = s->cl[i].bits;
+            bc[nb++] = &s->cl[i];
+        }
+    uint32_t n = (uint32_t)s->b->n, top = (uint32_t)s->b->words * 64;
+    for (uint32_t lo = 0; lo < n; lo += FILL_BLOCK) {
+        uint32_t hi = lo + FILL_BLOCK < top ? lo + FILL_BLOCK : top;
+        for (int k = 0; k < nb; k++)
+            if (lo >= bc[k]->filled)
+                fill_upto(s, bc[k], lo);
+        for (uint32_t w = lo / 64; w < hi / 64; w++) {
+            uint64_t x = bp[0][w] & bp[1][w];
+            for (int k = 2; k < nb && x; k++)
+                x &= bp[k][w];
+            for (; x; x &= x - 1) {
+                uint32_t ord = w * 64 + (uint32_t)__builtin_ctzll(x);
+                if (ord >= n)
+                    return;
+                visit_base(s, ord, -1);
+                if (early && s->rejected && s->last_rank >= s->max_rank)
+                    return;
+            }
+        }
+    }
+}
+
+/* A date-sorted page of pseudo-terms only: the driver's terms' date
+ * places merged from the cursor (or from=) on, in page order, so the first
+ * event turned away ends it. */
+static void drive_dates(search *s)
+{
+    const clause *d = s->driver;
+    const cat_ix_base *b = s->b;
+    size_t start, stop, at[DATE_MERGE_TERMS], end[DATE_MERGE_TERMS], nt = d->nterms;
+    date_bounds(s, &start, &stop);
+    for (size_t k = 0; k < nt; k++) {
+        uint32_t t = clause_term(d, k), off = b->post_off[t];
+        size_t len = b->post_off[t + 1] - off;
+        at[k] = 0;
+        gallop(b->dpost + off, len, &at[k], (uint32_t)start);
+        at[k] += off;
+        end[k] = off + len;
+    }
+    for (;;) {
+        size_t best = nt;
+        for (size_t k = 0; k < nt; k++)
+            if (at[k] < end[k] && (best == nt || b->dpost[at[k]] < b->dpost[at[best]]))
+                best = k;
+        if (best == nt || b->dpost[at[best]] >= stop)
+            return;
+        visit_base(s, b->date_ord[b->dpost[at[best]++]], 0);
+        if (s->rejected)
+            return;
+    }
 }
 
 /* The base's part of the page: through the smallest clause (every match
@@ -792,6 +969,14 @@ static int drive_base(search *s)
      * best possible rank is turned away (the page is full of that rank and
      * smaller ids), every later one would be too. */
     int early = s->q->sort == CAT_SORT_RELEVANCE;
+    if (s->by_date) {
+        drive_dates(s);
+        return 0;
+    }
+    if (s->by_blocks) {
+        drive_blocks(s, early);
+        return 0;
+    }
     if (d->nterms == 1) {
         drive_slice(s, d, 0, n, early);
         return 0;
@@ -1053,14 +1238,50 @@ static void clauses_clear(search *s)
 {
     s->fz_total = 0;
     s->driver = NULL;
+    s->by_date = s->by_blocks = 0;
     for (int i = 0; i < s->ncl; i++) {
         free(s->cl[i].text);
         free(s->cl[i].ids);
         free(s->cl[i].score);
         free(s->cl[i].cur);
         free(s->cl[i].fz);
+        free(s->cl[i].fill_at);
     }
     s->ncl = 0;
+}
+
+/* Drops each typo candidate that could not bring an event to the
+ * threshold even with every other word at its best candidate: an event
+ * that only it matches would be turned away by rank_of, and one with a
+ * better candidate takes that one's value. ("the" and "tour" share one
+ * trigram with "tdd": the same page without their half million postings.)
+ * Only the word clauses exist yet. */
+static void prune_typos(search *s)
+{
+    float best[CAT_MAX_PARAMS], v[CAT_MAX_PARAMS];
+    for (int i = 0; i < s->ncl; i++) {
+        best[i] = -1;
+        for (size_t k = 0; s->cl[i].score && k < s->cl[i].nids; k++)
+            best[i] = s->cl[i].score[k] > best[i] ? s->cl[i].score[k] : best[i];
+    }
+    for (int i = 0; i < s->ncl; i++) {
+        clause *c = &s->cl[i];
+        if (c->kind != CL_SET || !c->score)
+            continue;
+        size_t m = 0;
+        c->size = 0;
+        for (size_t k = 0; k < c->nids; k++) {
+            memcpy(v, best, (size_t)s->ncl * sizeof *v);
+            v[i] = c->score[k];
+            if (rank_of(s, v) < 0)
+                continue;
+            c->ids[m] = c->ids[k];
+            c->score[m++] = c->score[k];
+            c->size += range_size(s->b, c->ids[k], c->ids[k] + 1);
+        }
+        c->nids = m;
+        c->kind = m ? CL_SET : CL_NONE;
+    }
 }
 
 /* One pass in s->mode: the page's best k into s->top. */
@@ -1068,6 +1289,8 @@ static int run(search *s)
 {
     s->ntop = 0;
     int rc = (s->q->q ? word_clauses(s) : 0);
+    if (!rc && s->mode == CAT_MATCH_FUZZY && !s->p->plain)
+        prune_typos(s);
     if (!rc)
         rc = filter_clauses(s);
     if (!rc)
@@ -1101,13 +1324,45 @@ static int64_t date_place_after(const search *s)
 
 /* ---- the answer --------------------------------------------------------------------- */
 
-static void rfc3339(int64_t us, char out[32])
+/* starts_at as the database path writes it (strftime's
+ * "%Y-%m-%dT%H:%M:%SZ" of the UTC time); years 1000-9999 are written here
+ * digit by digit (days to a civil date, Howard Hinnant's algorithm), the
+ * rest through gmtime_r. */
+void cat_ix_rfc3339(int64_t us, char out[32])
 {
     int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "%s", "1970-01-01T00:00:00Z");
+    int64_t days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400), tod = sec - days * 86400;
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    if (y < 1000 || y > 9999) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+            snprintf(out, 32, "%s", "1970-01-01T00:00:00Z");
+        return;
+    }
+    int v[6] = {(int)y, (int)m, (int)d, (int)(tod / 3600), (int)(tod / 60 % 60), (int)(tod % 60)};
+    memcpy(out, "0000-00-00T00:00:00Z", 21);
+    for (int i = 3; i >= 0; i--, v[0] /= 10)
+        out[i] = (char)('0' + v[0] % 10);
+    static const int at[5] = {5, 8, 11, 14, 17};
+    for (int k = 0; k < 5; k++) {
+        out[at[k]] = (char)('0' + v[k + 1] / 10);
+        out[at[k] + 1] = (char)('0' + v[k + 1] % 10);
+    }
+}
+
+/* snprintf(dst, cap, "%s", src) without the format machinery. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
@@ -1116,14 +1371,14 @@ static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
     r->event_id = hit_id(s, h);
     r->min_cents = e->has_price ? e->price_min : 0;
     r->max_cents = e->has_price ? e->price_max : 0;
-    snprintf(r->name, sizeof r->name, "%s", e->name);
-    snprintf(r->category, sizeof r->category, "%s", e->category);
-    rfc3339(e->starts_us, r->starts_at);
-    snprintf(r->venue_name, sizeof r->venue_name, "%s", e->venue_name);
-    snprintf(r->city, sizeof r->city, "%s", e->city);
+    copy_str(r->name, sizeof r->name, e->name);
+    copy_str(r->category, sizeof r->category, e->category);
+    cat_ix_rfc3339(e->starts_us, r->starts_at);
+    copy_str(r->venue_name, sizeof r->venue_name, e->venue_name);
+    copy_str(r->city, sizeof r->city, e->city);
     /* As the database path: scheduled turns on_sale at onsale_at. */
     int on_sale = strcmp(e->status, "scheduled") == 0 && e->onsale_us <= now_us;
-    snprintf(r->status, sizeof r->status, "%s", on_sale ? "on_sale" : e->status);
+    copy_str(r->status, sizeof r->status, on_sale ? "on_sale" : e->status);
     if (s->q->sort == CAT_SORT_RELEVANCE)
         snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
     else

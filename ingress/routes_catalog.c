@@ -24,7 +24,6 @@
 #include "ingress/catalog_index_store.h"
 #include "ingress/catalog_store.h"
 #include "ingress/json_io.h"
-#include "ingress/keyset.h"
 #include "ingress/routes.h"
 
 #include <inttypes.h>
@@ -152,47 +151,17 @@ static void catalog_job_free(void *p)
     free(j);
 }
 
-/* The page as the API shows it. */
-static json_t *page_json(const cat_query *q, const cat_page *pg)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < pg->n; i++) {
-        const cat_row *e = &pg->rows[i];
-        json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:s}", "event_id",
-                              (json_int_t)e->event_id, "name", e->name, "category", e->category,
-                              "starts_at", e->starts_at, "venue", "name", e->venue_name, "city",
-                              e->city, "price_range", "min_cents", (json_int_t)e->min_cents,
-                              "max_cents", (json_int_t)e->max_cents, "status", e->status);
-        if (o && e->has_distance)
-            json_object_set_new(o, "distance_km", json_real(e->distance_km));
-        json_array_append_new(arr, o);
-    }
-    char cur[96];
-    if (pg->more && pg->n > 0) {
-        const cat_row *last = &pg->rows[pg->n - 1];
-        cat_cursor_encode(q->sort, pg->mode, last->cursor_key, last->event_id, cur);
-    }
-    json_t *body = json_pack("{s:o, s:o}", "events", arr, "next_cursor",
-                             ing_keyset_next(pg->more && pg->n > 0 ? cur : NULL));
-    if (body && q->q)
-        json_object_set_new(body, "match",
-                            json_string(pg->mode == CAT_MATCH_FUZZY ? "fuzzy" : "text"));
-    return body;
-}
-
 /* Replies with pg's page (rendered, cached, ETag); w: the job thread or NULL. */
 static void reply_page(ing_req *r, ing_worker *w, const catalog_job *j, cat_page *pg)
 {
-    json_t *body = page_json(&j->q, pg);
+    size_t len = 0;
+    char *text = cat_page_render(&j->q, pg, &len);
     cat_page_clear(pg);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
     if (!text) {
         ing_fail(r, w, ING_E_OVERLOADED, NULL);
         return;
     }
     char etag[24];
-    size_t len = strlen(text);
     make_etag(text, len, etag);
     cache_store(j->key, text, len, etag);
     reply_body(r, text, len, etag);
@@ -226,7 +195,7 @@ static int index_reply(ing_req *r, catalog_job *j)
     if (!ix)
         return -1;
     const ing_opts *o = &r->app->o;
-    cat_ix_params p = {(int)o->catalog_fuzzy_threshold_pct, (int)o->catalog_fuzzy_max_words};
+    cat_ix_params p = {(int)o->catalog_fuzzy_threshold_pct, (int)o->catalog_fuzzy_max_words, 0};
     cat_page pg;
     if (cat_ix_search(ix, &j->q, &p, ons_wall_ms() * 1000, &pg)) {
         ing_fail(r, NULL, ING_E_OVERLOADED, NULL);

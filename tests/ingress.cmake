@@ -34,3 +34,6 @@ onsale_pytest(it_fairness test_fairness.py)
 onsale_pytest(it_eta test_eta.py)
 onsale_pytest(it_pow test_pow.py)
 onsale_pytest(it_search_index test_search_index.py)
+# The catalog index alone against a database of events: time per search, or its pages (bench/NOTES.md).
+add_executable(catalog_ix_bench unit/catalog_ix_bench.c)
+target_link_libraries(catalog_ix_bench PRIVATE onsale_ingress)

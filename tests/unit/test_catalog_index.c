@@ -15,9 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const cat_limits LIM = {20, 100, 8, 1000};
-static const cat_ix_params PARAMS = {50, 64};
+static const cat_ix_params PARAMS = {50, 64, 0};
 
 typedef struct lex {
     char s[64];
@@ -66,6 +67,40 @@ START_TEST(words_fold_and_trigrams)
     ck_assert_float_eq_tol(cat_ix_similarity("taylr", "taylor"), 4.0f / 6, 1e-6);
     ck_assert_float_eq(cat_ix_similarity("swift", "swift"), 1.0f);
     ck_assert_float_eq(cat_ix_similarity("qwxz", "swift"), 0.0f);
+}
+END_TEST
+
+/* starts_at written digit by digit, as strftime wrote it, from before the
+ * epoch to past year 9999 (gmtime's path), at each day's edges. */
+START_TEST(starts_at_as_strftime)
+{
+    static const int64_t days[] = {-719528, -365,  -1,      0,       1,      59,
+                                   60,      365,   10957,   11016,   11017,  19722,
+                                   20000,   24107, 2932896, 2932897, 2932898};
+    for (size_t i = 0; i < sizeof days / sizeof *days; i++)
+        for (int64_t sec = -1; sec <= 86400; sec += 3599) {
+            int64_t us = (days[i] * 86400 + sec) * 1000000 + (sec % 7) * 123457;
+            int64_t whole = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+            time_t t = (time_t)whole;
+            struct tm tm;
+            char want[32], got[32];
+            ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+            strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            cat_ix_rfc3339(us, got);
+            ck_assert_str_eq(got, want);
+        }
+    for (int64_t us = -5000000000000000; us < 300000000000000000; us += 987654321987654)
+        for (int k = 0; k < 2; k++) {
+            int64_t v = us + k * 86399999999;
+            int64_t whole = v >= 0 ? v / 1000000 : -((-v + 999999) / 1000000);
+            time_t t = (time_t)whole;
+            struct tm tm;
+            char want[32], got[32];
+            ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+            strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            cat_ix_rfc3339(v, got);
+            ck_assert_str_eq(got, want);
+        }
 }
 END_TEST
 
@@ -335,11 +370,194 @@ START_TEST(delta_overrides_the_base)
 }
 END_TEST
 
+/* ---- the shortcuts against the plain search, at scale ------------------------------- */
+
+/* A catalog large enough for every shortcut: 140,000 events (three blocks
+ * of the bitmaps filled as the driver goes), words in 1/30 of the names
+ * (dense: a bitmap of their own) and rare ones, 20 cities, 200 venues. */
+#define BIG_N 140000
+
+static const char *ADJS[] = {
+    "brave", "calm", "dark",  "eager", "fair",   "grim",   "happy",  "icy",  "jolly", "keen",
+    "lazy",  "mild", "noble", "odd",   "proud",  "quick",  "rare",   "sad",  "tall",  "ugly",
+    "vast",  "warm", "young", "zany",  "bitter", "bright", "broken", "cold", "crazy", "deep"};
+static const char *NOUNS[] = {
+    "storm", "stormy", "story",  "stone",  "star",  "stars",  "stage", "steam",  "stew",  "sting",
+    "stock", "stool",  "street", "stroll", "foxes", "wolves", "bears", "ravens", "owls",  "lions",
+    "hawks", "crows",  "kings",  "moons",  "tides", "waves",  "roses", "bells",  "drums", "keys"};
+static const char *CATS[] = {"rock", "pop", "jazz", "folk", "opera"};
+
+static uint64_t big_rng(uint64_t *st)
+{
+    *st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *st >> 33;
+}
+
+/* dense_min: 0, the default (the words, cities and categories get a
+ * bitmap); more than BIG_N: none does, so every bitmap is filled from postings. */
+static cat_ix *build_big(size_t dense_min)
+{
+    cat_ix_builder *b = cat_ix_builder_new();
+    cat_ix_builder_dense_min(b, dense_min);
+    uint64_t st = 11;
+    static char city[20][16];
+    for (int c = 0; c < 20; c++)
+        snprintf(city[c], sizeof city[c], "City%02d", c);
+    for (int i = 0; i < BIG_N; i++) {
+        char name[96], venue[32], desc[96], doc[512];
+        const char *a = ADJS[big_rng(&st) % 30], *n = NOUNS[big_rng(&st) % 30];
+        int rare = (int)(big_rng(&st) % 500), v = (int)(big_rng(&st) % 200), c = v % 20;
+        snprintf(name, sizeof name, "%s %s w%d", a, n, rare);
+        snprintf(venue, sizeof venue, "Hall%03d", v);
+        snprintf(desc, sizeof desc, "%s %s night", ADJS[big_rng(&st) % 30],
+                 NOUNS[big_rng(&st) % 30]);
+        ev e = {.id = 1000 + i * 3 + (int64_t)(big_rng(&st) % 3),
+                .name = name,
+                .cat = CATS[big_rng(&st) % 5],
+                .city = city[c],
+                .venue = venue,
+                .desc = desc,
+                .starts_s = 1800000000 + (int64_t)(big_rng(&st) % 5000) * 3600,
+                .pmin = (int64_t)(big_rng(&st) % 50) * 100,
+                .lat = 40 + c + (v % 7) * 0.05,
+                .lon = c + (v % 5) * 0.05};
+        e.pmax = e.pmin % 700 ? e.pmin + 500 : 0; /* some without a price */
+        cat_ix_row r = row_of(&e, doc, sizeof doc);
+        r.venue_id = v;
+        ck_assert_int_eq(cat_ix_builder_add(b, &r), 0);
+    }
+    cat_ix_base *base = cat_ix_builder_finish(b);
+    ck_assert_ptr_nonnull(base);
+    if (!dense_min)
+        ck_assert_uint_gt(base->ndense, 60); /* the words, cities and categories */
+    else
+        ck_assert_uint_eq(base->ndense, 0);
+    cat_ix *ix = cat_ix_new(base);
+    ck_assert_ptr_nonnull(ix);
+    return ix;
+}
+
+/* Pages of qs, by the shortcuts and plainly, hold the same rows (ids,
+ * keys, distances, dates) in the same order, and their cursors lead to
+ * the same next pages. */
+static void same_pages(cat_ix *ix, const char *qs, int pages)
+{
+    static const cat_ix_params plain = {50, 64, 1};
+    char url[512], cursor[2][128] = {"", ""};
+    for (int pgno = 0; pgno < pages; pgno++) {
+        cat_page pg[2];
+        cat_query q[2];
+        for (int k = 0; k < 2; k++) {
+            cat_error e;
+            snprintf(url, sizeof url, "%s%s%s", qs, cursor[k][0] ? "&cursor=" : "", cursor[k]);
+            ck_assert_msg(cat_parse(url, &LIM, &q[k], &e) == 0, "%s: %s", url, e.message);
+            ck_assert_int_eq(cat_ix_search(ix, &q[k], k ? &plain : &PARAMS, 0, &pg[k]), 0);
+        }
+        ck_assert_msg(pg[0].n == pg[1].n && pg[0].more == pg[1].more && pg[0].mode == pg[1].mode,
+                      "%s page %d: %zu rows (more %d) vs plain %zu (more %d)", qs, pgno, pg[0].n,
+                      pg[0].more, pg[1].n, pg[1].more);
+        for (size_t i = 0; i < pg[0].n; i++) {
+            const cat_row *a = &pg[0].rows[i], *b = &pg[1].rows[i];
+            ck_assert_msg(a->event_id == b->event_id && !strcmp(a->cursor_key, b->cursor_key) &&
+                              a->distance_km == b->distance_km &&
+                              !strcmp(a->starts_at, b->starts_at) && !strcmp(a->name, b->name),
+                          "%s page %d row %zu: %" PRId64 " %s vs plain %" PRId64 " %s", qs, pgno, i,
+                          a->event_id, a->cursor_key, b->event_id, b->cursor_key);
+        }
+        int more = pg[0].more && pg[0].n > 0;
+        for (int k = 0; k < 2; k++) {
+            if (more)
+                cat_cursor_encode(q[k].sort, pg[k].mode, pg[k].rows[pg[k].n - 1].cursor_key,
+                                  pg[k].rows[pg[k].n - 1].event_id, cursor[k]);
+            cat_page_clear(&pg[k]);
+            cat_query_clear(&q[k]);
+        }
+        if (!more)
+            break;
+        ck_assert_str_eq(cursor[0], cursor[1]);
+    }
+}
+
+static void shortcuts_vs_plain(size_t dense_min)
+{
+    cat_ix *ix = build_big(dense_min);
+    const char *qs[] = {
+        "q=brave+st",                     /* a dense word, a prefix of 14 terms: blocks */
+        "q=brave+st&sort=date",           /* blocks, no early stop */
+        "q=brave+st&sort=price&limit=50", /* ... by price */
+        "q=brave+storm",                  /* two dense words */
+        "q=storm",                        /* one word */
+        "q=brave+s",                      /* a prefix past 16 terms: forward lists */
+        "q=brave&city=city03",            /* a word and a dense city */
+        "q=w17&city=city03",              /* a rare word, the city's own bitmap */
+        "q=w17+brave",                    /* a rare driver, a dense clause */
+        "q=brave&category=jazz&min_price=1000&max_price=3000",
+        "city=city07&category=rock", /* date merge */
+        "city=city07&category=rock&from=2027-01-20T00:00:00Z&to=2027-03-01T00:00:00Z",
+        "category=opera&limit=100",            /* one dense term by date */
+        "lat=45.1&lon=5.1&km=30",              /* the circle by date */
+        "lat=45.1&lon=5.1&km=30&category=pop", /* ... and a category */
+        "lat=45.1&lon=5.1&km=30&sort=price",   /* the circle by price */
+        "lat=45.1&lon=5.1&km=30&q=brave",      /* ... and a word */
+        "city=city11&sort=price",
+        "q=bravx+stormz", /* typos */
+        "q=brve+storm&city=city02",
+        "q=hapy+wolvs&sort=date",
+    };
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++)
+        same_pages(ix, qs[i], 4);
+    /* Every match of selective searches, page after page: none missing. */
+    const char *all[] = {
+        "q=brave+st&city=city03&sort=date&limit=100", "q=brave+st&city=city03&limit=100",
+        "q=calm+storm&sort=price&limit=100",          "q=dark&city=city05&sort=date&limit=100",
+        "city=city09&category=folk&limit=100",        "lat=45.1&lon=5.1&km=30&limit=100",
+        "q=brve+stone&sort=date&limit=100",
+    };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        same_pages(ix, all[i], 60);
+    /* Changed events (the delta) hide their base copy on every path. */
+    ev e = {.id = 1003,
+            .name = "brave storm w17",
+            .cat = "jazz",
+            .city = "City03",
+            .venue = "Hall003",
+            .desc = "",
+            .starts_s = 1800000000,
+            .pmin = 100,
+            .pmax = 200,
+            .lat = 43.0,
+            .lon = 3.0};
+    char doc[512];
+    for (int k = 0; k < 40; k++) {
+        e.id = 1000 + k * 3000;
+        cat_ix_row r = row_of(&e, doc, sizeof doc);
+        r.seq = BIG_N + k;
+        ck_assert_int_ge(cat_ix_apply(ix, &r, 1), 0);
+    }
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++)
+        same_pages(ix, qs[i], 2);
+    cat_ix_free(ix);
+}
+
+START_TEST(shortcuts_match_the_plain_search)
+{
+    shortcuts_vs_plain(0);
+}
+END_TEST
+
+/* The same with no term dense: every bitmap filled from postings. */
+START_TEST(shortcuts_match_without_dense_terms)
+{
+    shortcuts_vs_plain(BIG_N + 1);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
         {"tsvector_text_parses", tsvector_text_parses},
         {"words_fold_and_trigrams", words_fold_and_trigrams},
+        {"starts_at_as_strftime", starts_at_as_strftime},
         {"prefix_ranges_and_words", prefix_ranges_and_words},
         {"prefix_is_a_term_range", prefix_is_a_term_range},
         {"rank_orders_fields", rank_orders_fields},
@@ -347,6 +565,8 @@ int main(void)
         {"filters", filters},
         {"keyset_pages_match_one_page", keyset_pages_match_one_page},
         {"delta_overrides_the_base", delta_overrides_the_base},
+        {"shortcuts_match_the_plain_search", shortcuts_match_the_plain_search},
+        {"shortcuts_match_without_dense_terms", shortcuts_match_without_dense_terms},
     };
     return ons_check_run("catalog_index", cases, sizeof cases / sizeof *cases, 60);
 }

@@ -8,6 +8,7 @@
 #include "tests/check_run.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,107 @@ START_TEST(prefix_becomes_a_lexeme_range)
 }
 END_TEST
 
+/* The page as jansson wrote it before cat_page_render (the reference). */
+static char *page_jansson(const cat_query *q, const cat_page *pg)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < pg->n; i++) {
+        const cat_row *e = &pg->rows[i];
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:s}", "event_id",
+                              (json_int_t)e->event_id, "name", e->name, "category", e->category,
+                              "starts_at", e->starts_at, "venue", "name", e->venue_name, "city",
+                              e->city, "price_range", "min_cents", (json_int_t)e->min_cents,
+                              "max_cents", (json_int_t)e->max_cents, "status", e->status);
+        ck_assert_ptr_nonnull(o);
+        if (e->has_distance)
+            json_object_set_new(o, "distance_km", json_real(e->distance_km));
+        json_array_append_new(arr, o);
+    }
+    char cur[96];
+    if (pg->more && pg->n > 0) {
+        const cat_row *last = &pg->rows[pg->n - 1];
+        cat_cursor_encode(q->sort, pg->mode, last->cursor_key, last->event_id, cur);
+    }
+    json_t *body = json_pack("{s:o, s:o}", "events", arr, "next_cursor",
+                             pg->more && pg->n > 0 ? json_string(cur) : json_null());
+    if (q->q)
+        json_object_set_new(body, "match",
+                            json_string(pg->mode == CAT_MATCH_FUZZY ? "fuzzy" : "text"));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return text;
+}
+
+START_TEST(page_renders_as_jansson_did)
+{
+    static const char *names[] = {
+        "Taylor Swift | The Eras Tour",
+        "quote \" back \\ slash / solidus",
+        "ctl \x01\x1f tab\t nl\n cr\r bs\b ff\f del\x7f",
+        "\xc3\x89t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xb8",
+        "",
+        "long "
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+    static const double km[] = {0, 0.01, 0.1, 12.3, 999.99, 1000, 3.14, 250.07, 1e-7, 123456789.5};
+    static const int64_t ids[] = {1, 9223372036854775807LL, 42, 7, 1000000, 3};
+    const char *qs[] = {"q=taylor", "city=Harfield", "q=taylr+swift&lat=1&lon=2&km=5",
+                        "lat=1&lon=2&km=5&sort=price"};
+    for (size_t t = 0; t < sizeof qs / sizeof *qs; t++) {
+        cat_query q;
+        cat_error e;
+        ck_assert_int_eq(parse(qs[t], &q, &e), 0);
+        for (int more = 0; more < 2; more++)
+            for (size_t n = 0; n <= 6; n++) {
+                cat_row rows[6];
+                memset(rows, 0, sizeof rows);
+                for (size_t i = 0; i < n; i++) {
+                    cat_row *r = &rows[i];
+                    r->event_id = ids[(i + t) % 6];
+                    r->min_cents = (int64_t)(i * 1000 + t);
+                    r->max_cents = -(int64_t)i;
+                    snprintf(r->name, sizeof r->name, "%s", names[(i + t) % 6]);
+                    snprintf(r->category, sizeof r->category, "%s", names[(i + 3) % 6]);
+                    snprintf(r->starts_at, sizeof r->starts_at, "2027-01-0%zuT20:00:00Z", i + 1);
+                    snprintf(r->venue_name, sizeof r->venue_name, "%s", names[(i + 1) % 6]);
+                    snprintf(r->city, sizeof r->city, "%s", names[(i + 2) % 6]);
+                    snprintf(r->status, sizeof r->status, "%s", i % 2 ? "on_sale" : "scheduled");
+                    snprintf(r->cursor_key, sizeof r->cursor_key, "%s",
+                             q.sort == CAT_SORT_RELEVANCE ? "1.10000002" : "1798952400000000");
+                    r->has_distance = q.has_point;
+                    r->distance_km = km[(i * 3 + t) % 10];
+                }
+                cat_page pg = {t == 2 ? CAT_MATCH_FUZZY : CAT_MATCH_TEXT, n, rows, more};
+                size_t len = 0;
+                char *mine = cat_page_render(&q, &pg, &len), *ref = page_jansson(&q, &pg);
+                ck_assert_ptr_nonnull(mine);
+                ck_assert_str_eq(mine, ref);
+                ck_assert_uint_eq(len, strlen(ref));
+                free(mine);
+                free(ref);
+            }
+        cat_query_clear(&q);
+    }
+    /* A field cut inside a character (a long name in a fixed row field):
+     * U+FFFD for the stray bytes, so the answer stays valid UTF-8. */
+    cat_query q;
+    cat_error e;
+    ck_assert_int_eq(parse("city=x", &q, &e), 0);
+    cat_row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "ab\xe2\x82");
+    cat_page pg = {CAT_MATCH_NONE, 1, &r, 0};
+    size_t len;
+    char *text = cat_page_render(&q, &pg, &len);
+    ck_assert_ptr_nonnull(strstr(text, "\"name\":\"ab\xef\xbf\xbd\xef\xbf\xbd\""));
+    json_error_t je;
+    json_t *back = json_loads(text, 0, &je);
+    ck_assert_ptr_nonnull(back);
+    json_decref(back);
+    free(text);
+    cat_query_clear(&q);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -179,6 +281,7 @@ int main(void)
         {"bounding_box", bounding_box},
         {"user_text_only_in_parameters", user_text_only_in_parameters},
         {"prefix_becomes_a_lexeme_range", prefix_becomes_a_lexeme_range},
+        {"page_renders_as_jansson_did", page_renders_as_jansson_did},
     };
     return ons_check_run("catalog_store", cases, sizeof cases / sizeof *cases, 60);
 }
