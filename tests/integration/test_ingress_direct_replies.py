@@ -293,3 +293,35 @@ def test_answers_queued_behind_a_slow_reader_are_written_before_the_431(st, path
                                                                               len(got))
     for p in st.procs:
         assert p.alive(), p.output()[-2000:]
+
+
+def test_a_view_answered_on_a_job_thread_after_the_stop_closed_its_connection(st):
+    """The one job thread (pool.threads=1, joins alone: join.round_max=0) is
+    held by a join (debug.join_delay_ms); an event view with If-None-Match
+    waits behind it, and ingress is stopped. The stop closes the connection
+    and nng frees its request; the view's job then answers (dropped).
+    reply_etag read If-None-Match from that freed request (ASan:
+    heap-use-after-free); it is copied before the request leaves nng's
+    thread now. The stop leaves no leak either. Run it on the ASan build."""
+    base = st.start_ingress(http_direct_replies="true", pool_threads=1, join_round_max=0,
+                            debug_join_delay_ms=1500)
+    port = int(base.rsplit(":", 1)[1])
+    proc = st.procs[-1]
+    # Direct answers first: their pooled buffers are freed at exit (LeakSanitizer).
+    out, _ = ask(port, head("GET", "/healthz") * 3 + head("GET", "/web/fan.js"), 4)
+    assert [r[0].split()[1] for r in out] == ["200"] * 4
+    body = b'{"quantity": 1}'
+    tok = st.token(3000, "fan")
+    j = connect(port)
+    j.sendall(head("POST", f"/v1/events/{st.ev}/intents", [
+        f"Authorization: Bearer {tok}", "Content-Type: application/json",
+        f"Content-Length: {len(body)}"]) + body)
+    time.sleep(0.3)
+    v = connect(port)
+    v.sendall(head("GET", f"/v1/events/{st.ev}", ['If-None-Match: "0123456789abcdef"']))
+    time.sleep(0.3)
+    code = proc.stop()
+    j.close()
+    v.close()
+    out = proc.output()
+    assert "Sanitizer" not in out and code == 0, (code, out[-3000:])
