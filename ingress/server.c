@@ -51,6 +51,7 @@ static void req_free(ing_req *r)
         r->job_free(r->job);
     json_decref(r->body);
     free(r->raw);
+    free(r->inm);
     if (r->body_aio)
         nng_aio_reap(r->body_aio); /* may be running its own callback */
     free(r);
@@ -187,13 +188,13 @@ void ing_reply_json(ing_req *r, int status, json_t *body)
 }
 
 /* r leaves nng's thread: what a reply reads from the request is copied
- * (If-None-Match, for reply_etag; a longer list is cut, which can only turn
- * a 304 into a 200) and the request let go. */
+ * (If-None-Match, for reply_etag; out of memory only turns a 304 into a
+ * 200) and the request let go. */
 static void let_go_of_request(ing_req *r)
 {
     const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : NULL;
-    if (inm)
-        ons_httpd_copy(r->inm, sizeof r->inm, inm);
+    if (inm && !r->inm)
+        r->inm = strdup(inm);
     r->hreq = NULL;
 }
 

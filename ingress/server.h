@@ -98,7 +98,7 @@ struct ing_req {
      * is handed to a job thread (nng frees it with the connection, which a
      * stop or a cancel may close before the job replies). */
     void *hreq;
-    char inm[128]; /* If-None-Match, copied when hreq is let go ("" none) */
+    char *inm; /* If-None-Match, copied when hreq is let go (NULL none) */
     char pathbuf[ING_PATH_MAX];
     char method[8];
     int64_t t0_ns;
