@@ -688,6 +688,9 @@ typedef struct direct_out {
     nng_aio *aio;
     char *buf;
     size_t cap;
+    /* The request's handler aio, finished when the write is: until then
+     * nng reads nothing more from the connection. */
+    nng_aio *handler;
     struct direct_out *next;
 } direct_out;
 
@@ -710,11 +713,10 @@ static void direct_free(direct_out *o)
     free(o);
 }
 
-/* The write finished (or the connection closed under it): back to the
- * pool. Runs on an nng thread, as the aio's callback. */
-static void direct_done(void *arg)
+/* Puts o back in the pool (or frees it when the pool is full). */
+static void direct_put(direct_out *o)
 {
-    direct_out *o = arg;
+    o->handler = NULL;
     if (o->cap > DIRECT_KEEP_CAP) {
         free(o->buf);
         o->buf = NULL;
@@ -730,6 +732,24 @@ static void direct_done(void *arg)
     pthread_mutex_unlock(&pool.mu);
     if (o)
         direct_free(o);
+}
+
+/* The write finished, or failed (the peer left, the connection was closed
+ * under it): o goes back to the pool first (so that once the server has
+ * stopped, every buffer is idle and ons_httpd_direct_drain frees it), then
+ * the handler's aio is finished: with no response after a whole write, so
+ * nng reads the connection's next request; with the write's error, so nng
+ * closes the connection. nng's reaper waits for that aio, so the
+ * connection and its request outlive the write. Runs on an nng thread, as
+ * the write aio's callback. */
+static void direct_done(void *arg)
+{
+    direct_out *o = arg;
+    nng_aio *handler = o->handler;
+    int rv = nng_aio_result(o->aio);
+    direct_put(o);
+    if (handler)
+        nng_aio_finish(handler, rv);
 }
 
 /* An idle buffer of at least need bytes, or NULL when out of memory. */
@@ -753,7 +773,7 @@ static direct_out *direct_get(size_t need)
         size_t cap = need < 1024 ? 1024 : need;
         char *b = realloc(o->buf, cap);
         if (!b) {
-            direct_done(o);
+            direct_put(o);
             return NULL;
         }
         o->buf = b;
@@ -826,8 +846,10 @@ int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const 
         w = put(w, data, len);
     nng_iov iov = {.iov_buf = o->buf, .iov_len = (size_t)(w - o->buf)};
     nng_aio_set_iov(o->aio, 1, &iov);
-    nng_http_conn_write_all(p->conn, o->aio);
     nng_aio_set_output(p->aio, 0, NULL);
-    nng_aio_finish(p->aio, 0);
+    o->handler = p->aio;
+    /* From here o and p->aio are the write's: direct_done may already be
+     * running on another thread. */
+    nng_http_conn_write_all(p->conn, o->aio);
     return 1;
 }

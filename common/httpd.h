@@ -251,9 +251,12 @@ const char *ons_httpd_reason(int status);
 /* Answers p as ons_httpd_finish does, but writes the response itself: the
  * status line, the headers (name/value pairs, NULL-terminated, in order),
  * Content-Type and Content-Length when data is not NULL, and the body, in
- * one buffer and one write queued on p->conn; the handler's aio is then
- * finished with no response, and nng reads the connection's next request
- * (its writes stay in order: one queue per connection). This skips nng's
+ * one buffer and one write queued on p->conn. The handler's aio is finished
+ * when that write is, as nng does with its own answers: with no response
+ * once the bytes are all in the kernel, and nng reads the connection's next
+ * request; with the write's error, and nng closes the connection. So nng
+ * never reads (nor closes a connection on) a request while an answer
+ * before it is still queued: a close cannot cancel one. This skips nng's
  * response object: a header list with three allocations per header and
  * two printf passes over it, a copy of the body, a second iovec. The
  * buffers and their write aios are pooled, so a response allocates

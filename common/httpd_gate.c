@@ -57,6 +57,7 @@ typedef struct slot {
     int killed;          /* shut down by the sweeper; guarded by g.mu */
     int answered;        /* a refusal was written: every later read is end-of-file */
     atomic_int overflow; /* a head ran into the end of nng's buffer: 431 at close */
+    atomic_int drain;    /* the gate answered: read what the client sent on before closing */
     ons_http_head head;  /* the request stream, judged by the reader */
 } slot;
 
@@ -125,8 +126,11 @@ static const char *reason_of(int status)
     }
 }
 
-/* Writes a whole small JSON error response to fd without blocking (a
- * client that does not read it loses it) and says the connection closes. */
+/* Writes a whole small JSON error response to fd without blocking and
+ * says the connection closes. When the send buffer is full (answers before
+ * it that a slow client has not read yet), the buffer is grown by the
+ * answer's size once, so the refusal queues behind them; a client with
+ * more unread than the unprivileged limit allows loses the refusal only. */
 static void answer(int fd, int status, const char *code, const char *message)
 {
     char body[256], buf[640], rid[24];
@@ -138,8 +142,30 @@ static void answer(int fd, int status, const char *code, const char *message)
         "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\n"
         "Content-Length: %d\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
         status, reason_of(status), rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
-    if (n > 0 && (size_t)n < sizeof buf)
-        (void)send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0 || (size_t)n >= sizeof buf)
+        return;
+    ssize_t sent = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        int cur = 0;
+        socklen_t cl = sizeof cur;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &cl) == 0 && cur > 0) {
+            int want = cur / 2 + 4096; /* the kernel doubles what it is given */
+            (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+            (void)send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+    }
+}
+
+/* Reads and drops what the client sent after the head the gate answered
+ * (the rest of an oversized head, requests pipelined behind it), without
+ * blocking and at most 256 KiB: a socket closed with unread input is reset
+ * by the kernel, which throws away the answers still in its send queue. */
+static void drain_input(int fd)
+{
+    char sink[16384];
+    for (int i = 0; i < 16; i++)
+        if (recv(fd, sink, sizeof sink, MSG_DONTWAIT) <= 0)
+            break;
 }
 
 static void refuse(int fd)
@@ -195,6 +221,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
     atomic_store(&s->overflow, 0);
+    atomic_store(&s->drain, 0);
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
     atomic_store_explicit(&s->client, 1, memory_order_release);
@@ -212,6 +239,7 @@ static void answer_overflow(int fd)
         !atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
         return;
     if (atomic_exchange(&g.slots[fd].overflow, 0)) {
+        atomic_store(&g.slots[fd].drain, 1);
         answer(fd, 431, "headers_too_large",
                "The request head does not fit behind the requests pipelined before it; send "
                "it on a new connection.");
@@ -230,6 +258,8 @@ int close(int fd)
     if (fd >= 0 && fd < g.nslots &&
         atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)) {
         answer_overflow(fd);
+        if (atomic_exchange(&g.slots[fd].drain, 0))
+            drain_input(fd);
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
@@ -258,6 +288,7 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
             answer(fd, r->status, r->code, r->message);
             count(g.o.bad_heads);
             s->answered = 1;
+            atomic_store(&s->drain, 1);
             return 0;
         }
         left -= k;

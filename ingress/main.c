@@ -84,10 +84,10 @@ const ons_opt ing_opt_table[] = {
     OPT("http.gate", ONS_OPT_BOOL, http_gate, 0, 1, "true",
         "the accept gate (connection cap, head checks, timeouts); false leaves nng 1.5.2 alone "
         "and is for comparison only"),
-    OPT("http.direct_replies", ONS_OPT_BOOL, http_direct_replies, 0, 1, "false",
-        "answers on a keep-alive connection are written whole by ingress (one buffer, one "
-        "write, pooled) instead of through nng's response object; off by default: when nng "
-        "closes a connection, writes still queued are lost (docs/http-edge.md)"),
+    OPT("http.direct_replies", ONS_OPT_BOOL, http_direct_replies, 0, 1, "true",
+        "answers made on nng's thread for a keep-alive connection are written whole by "
+        "ingress (one buffer, one write, pooled) instead of through nng's response object; "
+        "false for comparison (docs/http-edge.md)"),
     OPT("pool.threads", ONS_OPT_INT, pool_threads, 1, 256, "4",
         "job threads (each owns one PostgreSQL and one Redis connection)"),
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",

@@ -51,6 +51,7 @@ static void req_free(ing_req *r)
         r->job_free(r->job);
     json_decref(r->body);
     free(r->raw);
+    free(r->inm);
     if (r->body_aio)
         nng_aio_reap(r->body_aio); /* may be running its own callback */
     free(r);
@@ -136,7 +137,7 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
 static void reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,
                        const char *etag, const char *const *headers, int static_body)
 {
-    const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : NULL;
+    const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : r->inm;
     const char *h[2 * ING_STATIC_HEADERS_MAX + 3];
     size_t n = 0;
     for (size_t i = 0;
@@ -186,9 +187,21 @@ void ing_reply_json(ing_req *r, int status, json_t *body)
     free(text);
 }
 
+/* r leaves nng's thread: what a reply reads from the request is copied
+ * (If-None-Match, for reply_etag; out of memory only turns a 304 into a
+ * 200) and the request let go. */
+static void let_go_of_request(ing_req *r)
+{
+    const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : NULL;
+    if (inm && !r->inm)
+        r->inm = strdup(inm);
+    r->hreq = NULL;
+}
+
 void ing_req_submit(ing_req *r, ing_job_fn fn)
 {
     ing_server *s = r->srv;
+    let_go_of_request(r);
     ons_httpd_live_add(&s->live, &r->pend);
     fn = ing_ratelimit_wrap(r, fn);
     if (ing_pool_submit(s->app->pool, fn, r, 0) != 0) {
@@ -199,6 +212,7 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 void ing_req_submit_batch(ing_req *r, ing_batcher *b)
 {
     ing_server *s = r->srv;
+    let_go_of_request(r);
     ons_httpd_live_add(&s->live, &r->pend);
     if (ing_batcher_submit(b, r) != 0)
         ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");

@@ -94,7 +94,11 @@ struct ing_req {
     char rl_state[80];
 
     /* Private to server.c. */
-    void *hreq; /* the nng request; valid until the reply */
+    /* The nng request while the handler runs on nng's thread; NULL once r
+     * is handed to a job thread (nng frees it with the connection, which a
+     * stop or a cancel may close before the job replies). */
+    void *hreq;
+    char *inm; /* If-None-Match, copied when hreq is let go (NULL none) */
     char pathbuf[ING_PATH_MAX];
     char method[8];
     int64_t t0_ns;

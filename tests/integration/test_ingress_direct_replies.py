@@ -12,7 +12,11 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
 - a request after which nng closes the connection (HTTP/1.0, Connection:
   close) is answered through nng, whole, with Connection: close;
 - clients that reset before a job thread's answer (a join held by
-  debug.join_delay_ms) leave the server healthy (run it on the ASan build).
+  debug.join_delay_ms) leave the server healthy (run it on the ASan build);
+- answers queued behind a slow reader are all written, then the 431 of a
+  head past nng's buffer, then a clean close: nng reads the next request only
+  once a direct answer is written, and the gate reads the rest of the head
+  before the close (direct replies are on by default since).
 """
 import json
 import os
@@ -216,3 +220,108 @@ def test_clients_leaving_before_a_job_threads_answer(st):
     assert resp[0].endswith("200 OK")
     for p in st.procs:
         assert p.alive(), p.output()[-2000:]
+
+
+def slow_reader(port):
+    """A client whose receive window is small (4 KiB buffer, 536-byte
+    segments, which also keep the server's send buffer near its 40 KiB
+    floor): the server's answers stall in its send queue until it reads."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    s.settimeout(10.0)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_to_eof(sock, timeout=10.0):
+    buf, deadline = b"", time.time() + timeout
+    while time.time() < deadline:
+        try:
+            b = sock.recv(65536)
+        except ConnectionResetError:
+            return buf, "reset"
+        if not b:
+            return buf, "eof"
+        buf += b
+    return buf, "timeout"
+
+
+def split_answers(data):
+    out = []
+    while data:
+        hd, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            out.append(("partial", len(data)))
+            break
+        lines = hd.decode().split("\r\n")
+        hs = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+        n = int(hs.get("content-length", "0"))
+        out.append((int(lines[0].split()[1]), len(rest[:n])))
+        data = rest[n:]
+    return out
+
+
+@pytest.mark.parametrize("path", ["nng", "direct"])
+def test_answers_queued_behind_a_slow_reader_are_written_before_the_431(st, path):
+    """Twenty-four GETs of a 30 KB page pipelined with a head that runs past
+    nng's 8 KiB buffer, from a client that reads nothing for a second: the
+    answers (720 KB) fill the kernel's buffers and wait in the connection's
+    write queue. nng then reaches the head and closes the connection. Before
+    a direct answer held back nng's next read, nng parsed all 24 requests at
+    once and its close cancelled every answer still queued (the client got
+    one or two of 24, then a reset); now each is written before the next
+    request is read, the 431 follows the last, and the connection closes
+    without a reset (the gate reads what is left of the head before it
+    closes)."""
+    port = st.direct_port if path == "direct" else st.nng_port
+    size = len(ask(port, head("GET", "/web/fan.js"))[0][0][2])
+    assert size > 20000
+    n = 24
+    small = head("GET", "/web/fan.js") * n
+    big = head("GET", "/healthz", ["X-F: " + "b" * 7900])
+    assert len(small) < 8192 < len(small) + len(big) and len(big) < 8000
+    s = slow_reader(port)
+    try:
+        s.sendall(small + big)
+        time.sleep(1.0)
+        data, end = read_to_eof(s)
+    finally:
+        s.close()
+    got = split_answers(data)
+    assert got == [(200, size)] * n + [(431, got[-1][1])] and end == "eof", (end, got[:3],
+                                                                              len(got))
+    for p in st.procs:
+        assert p.alive(), p.output()[-2000:]
+
+
+def test_a_view_answered_on_a_job_thread_after_the_stop_closed_its_connection(st):
+    """The one job thread (pool.threads=1, joins alone: join.round_max=0) is
+    held by a join (debug.join_delay_ms); an event view with If-None-Match
+    waits behind it, and ingress is stopped. The stop closes the connection
+    and nng frees its request; the view's job then answers (dropped).
+    reply_etag read If-None-Match from that freed request (ASan:
+    heap-use-after-free); it is copied before the request leaves nng's
+    thread now. The stop leaves no leak either. Run it on the ASan build."""
+    base = st.start_ingress(http_direct_replies="true", pool_threads=1, join_round_max=0,
+                            debug_join_delay_ms=1500)
+    port = int(base.rsplit(":", 1)[1])
+    proc = st.procs[-1]
+    # Direct answers first: their pooled buffers are freed at exit (LeakSanitizer).
+    out, _ = ask(port, head("GET", "/healthz") * 3 + head("GET", "/web/fan.js"), 4)
+    assert [r[0].split()[1] for r in out] == ["200"] * 4
+    body = b'{"quantity": 1}'
+    tok = st.token(3000, "fan")
+    j = connect(port)
+    j.sendall(head("POST", f"/v1/events/{st.ev}/intents", [
+        f"Authorization: Bearer {tok}", "Content-Type: application/json",
+        f"Content-Length: {len(body)}"]) + body)
+    time.sleep(0.3)
+    v = connect(port)
+    v.sendall(head("GET", f"/v1/events/{st.ev}", ['If-None-Match: "0123456789abcdef"']))
+    time.sleep(0.3)
+    code = proc.stop()
+    j.close()
+    v.close()
+    out = proc.output()
+    assert "Sanitizer" not in out and code == 0, (code, out[-3000:])
