@@ -105,17 +105,72 @@ def proc_counts(pid):
     return cpu, cs, by
 
 
+def others(st):
+    """{name: pid list} of the processes that share a join's work: the
+    stack's broker and Redis, this stack's worker, every PostgreSQL
+    backend (other users' too: the stack is shared)."""
+    out = {"worker": [p.pid for p in st.procs if p.name == "worker"], "kafka": [], "redis": [],
+           "postgres": []}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        exe = os.path.basename(cmd[0].decode(errors="replace")) if cmd and cmd[0] else ""
+        if exe == "java" and any(b"kafka.Kafka" in c for c in cmd):
+            out["kafka"].append(int(d))
+        elif exe.startswith("redis-server"):
+            out["redis"].append(int(d))
+        elif exe.startswith("postgres"):
+            out["postgres"].append(int(d))
+    return out
+
+
+def cpu_of(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    tot = 0.0
+    for p in pids:
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            tot += (int(f[11]) + int(f[12])) / tick
+        except OSError:
+            pass
+    return tot
+
+
+def box_cpu():
+    """(busy, total) CPU seconds of the whole box so far (/proc/stat)."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]  # guest time is in user already
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = f[3] + f[4]
+    return (sum(f) - idle) / tick, sum(f) / tick
+
+
 def measure_proc(st, pid, script, secs, tag):
     rec = None
+    pids = others(st)
     if A.record and tag == "join":
         rec = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o",
                                 f"{out}/join.perf.data"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         time.sleep(0.3)
+    # the shared processes' own pace (other users of the stack) just before,
+    # over 2 s: taken off their figures below ("net")
+    q0, t0 = {k: cpu_of(v) for k, v in pids.items()}, time.time()
+    time.sleep(2)
+    bg = {k: (cpu_of(v) - q0[k]) / (time.time() - t0) for k, v in pids.items()}
     c0, s0, b0 = proc_counts(pid)
+    o0 = {k: cpu_of(v) for k, v in pids.items()}
+    x0 = box_cpu()
+    w0 = time.time()
     o = subprocess.run(["wrk", "-t2", f"-c{A.conns}", f"-d{secs}s", "-s", script,
                         f"http://127.0.0.1:{st.ingress_port}"], capture_output=True, text=True).stdout
     c1, s1, b1 = proc_counts(pid)
+    o1 = {k: cpu_of(v) for k, v in pids.items()}
+    x1 = box_cpu()
+    wall = time.time() - w0
     if rec:
         rec.send_signal(2); rec.wait()
     n = int(re.search(r"(\d+) requests in", o).group(1))
@@ -133,6 +188,13 @@ def measure_proc(st, pid, script, secs, tag):
            and not re.search(r'status="2\d\d"', l) and not l.endswith(" 0")]
     if odd:
         print(f"{label} {tag} non-2xx so far: " + "; ".join(odd), flush=True)
+    print(f"{label} {tag} CPU us per request elsewhere: " +
+          ", ".join(f"{k} {(o1[k] - o0[k]) / max(ok, 1) * 1e6:.1f}" for k in o1) +
+          f"; whole box {(x1[0] - x0[0]) / max(ok, 1) * 1e6:.1f} busy of "
+          f"{(x1[1] - x0[1]) / max(ok, 1) * 1e6:.1f}", flush=True)
+    print(f"{label} {tag} CPU us per request elsewhere, net of the 2 s before: " +
+          ", ".join(f"{k} {(o1[k] - o0[k] - bg[k] * wall) / max(ok, 1) * 1e6:.1f}" for k in o1),
+          flush=True)
     split = sorted(((b1.get(k, 0) - b0.get(k, 0), k) for k in b1), reverse=True)
     print(f"{label} {tag} CPU us per request by thread: " +
           ", ".join(f"{k} {v / max(ok, 1) * 1e6:.1f}" for v, k in split if v > 0), flush=True)

@@ -112,6 +112,13 @@ static rd_kafka_t *build(q_producer *p)
     rc |= conf_set(c, "acks", "all");
     rc |= conf_set(c, "partitioner", "murmur2_random");
     rc |= conf_set_int(c, "linger.ms", p->linger_ms);
+    /* A produce request goes out when written: with Nagle on, one written
+     * while an earlier one is unacknowledged waits for that ACK (the
+     * broker's response, or its delayed ACK), so a round's records wait
+     * for the previous round's. librdkafka's own low-latency advice; the
+     * gain on this shared box is within its noise (bench/NOTES.md, "Join,
+     * seventh round"). */
+    rc |= conf_set(c, "socket.nagle.disable", "true");
     rc |= conf_set_int(c, "message.timeout.ms", p->delivery_timeout_ms);
     if (p->request_timeout_ms > 0) {
         rc |= conf_set_int(c, "request.timeout.ms", p->request_timeout_ms);
@@ -313,6 +320,20 @@ int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const voi
 fail:
     free(t);
     atomic_fetch_sub(&p->inflight, 1);
+    return rc;
+}
+
+int q_producer_conf_get(q_producer *p, const char *key, char *out, size_t cap)
+{
+    int rc = ONS_EKAFKA;
+    pthread_rwlock_rdlock(&p->lock);
+    if (p->rk) {
+        size_t n = cap;
+        rc = rd_kafka_conf_get(rd_kafka_conf(p->rk), key, out, &n) == RD_KAFKA_CONF_OK
+                 ? 0
+                 : ONS_ENOTFOUND;
+    }
+    pthread_rwlock_unlock(&p->lock);
     return rc;
 }
 

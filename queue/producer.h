@@ -96,6 +96,11 @@ int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const voi
 /* Records queued and not yet reported. */
 int q_producer_inflight(q_producer *p);
 
+/* The value librdkafka's current instance holds for key (e.g. "acks"),
+ * written to out (cap bytes). 0, ONS_ENOTFOUND (no such key, or out too
+ * small) or ONS_EKAFKA (no instance: a rebuild failed). */
+int q_producer_conf_get(q_producer *p, const char *key, char *out, size_t cap);
+
 /* Number of fatal-error rebuilds so far. */
 long q_producer_rebuilds(q_producer *p);
 

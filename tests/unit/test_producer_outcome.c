@@ -53,12 +53,38 @@ START_TEST(not_persisted_is_definite)
 }
 END_TEST
 
+/* The instance a producer builds: the log's contract (acks=all, an
+ * idempotent producer) and a produce request sent at once, not held by
+ * Nagle for the broker's delayed ACK (bench/NOTES.md, "Join, seventh
+ * round"). No broker is needed: librdkafka connects in the background. */
+START_TEST(instance_keeps_contract_and_sends_at_once)
+{
+    q_producer_opts o = {.brokers = "127.0.0.1:1",
+                         .topic = "intents",
+                         .linger_ms = 2,
+                         .delivery_timeout_ms = 1000,
+                         .max_inflight = 16};
+    q_producer *p = NULL;
+    ck_assert_int_eq(q_producer_new(&o, &p), 0);
+    char v[64];
+    ck_assert_int_eq(q_producer_conf_get(p, "acks", v, sizeof v), 0);
+    ck_assert_str_eq(v, "-1"); /* all */
+    ck_assert_int_eq(q_producer_conf_get(p, "enable.idempotence", v, sizeof v), 0);
+    ck_assert_str_eq(v, "true");
+    ck_assert_int_eq(q_producer_conf_get(p, "socket.nagle.disable", v, sizeof v), 0);
+    ck_assert_str_eq(v, "true");
+    ck_assert_int_eq(q_producer_conf_get(p, "no.such.key", v, sizeof v), ONS_ENOTFOUND);
+    q_producer_free(p, 0);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
         {"success_is_persisted", success_is_persisted},
         {"possibly_persisted_is_unknown", possibly_persisted_is_unknown},
         {"not_persisted_is_definite", not_persisted_is_definite},
+        {"instance_keeps_contract_and_sends_at_once", instance_keeps_contract_and_sends_at_once},
     };
     return ons_check_run("producer_outcome", cases, sizeof cases / sizeof *cases, 60);
 }
