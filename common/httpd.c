@@ -209,8 +209,27 @@ static const char *row_str(const ons_httpd_table *t, size_t i, size_t off)
     return s;
 }
 
-long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *path,
-                          const char **params, int max_params, int *nparams)
+/* Appends method to allow ("GET, POST") unless it is there already. */
+static void allow_add(char *allow, size_t size, const char *method)
+{
+    size_t used = strlen(allow), mlen = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += mlen)
+        if ((p == allow || p[-1] == ' ') && (p[mlen] == ',' || p[mlen] == '\0'))
+            return;
+    if (used + mlen + 3 > size)
+        return;
+    if (used) {
+        memcpy(allow + used, ", ", 2);
+        used += 2;
+    }
+    memcpy(allow + used, method, mlen + 1);
+}
+
+/* ons_httpd_route_find; on -405, allow (when not NULL) gets the methods the
+ * path has, in table order. */
+static long route_find(const ons_httpd_table *t, const char *method, char *path,
+                       const char **params, int max_params, int *nparams, char *allow,
+                       size_t allow_size)
 {
     char *segs[ONS_HTTPD_MAX_SEGS];
     int nseg = split(path, segs, ONS_HTTPD_MAX_SEGS);
@@ -221,10 +240,23 @@ long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *pa
         if (strcmp(row_str(t, i, t->method_off), method) == 0 &&
             match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
             return (long)i;
+    long ri = -404;
+    if (allow && allow_size)
+        allow[0] = '\0';
     for (size_t i = 0; nseg > 0 && i < t->count; i++)
-        if (match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams))
-            return -405;
-    return -404;
+        if (match(row_str(t, i, t->pattern_off), segs, nseg, params, max_params, nparams)) {
+            ri = -405;
+            if (!allow)
+                break;
+            allow_add(allow, allow_size, row_str(t, i, t->method_off));
+        }
+    return ri;
+}
+
+long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *path,
+                          const char **params, int max_params, int *nparams)
+{
+    return route_find(t, method, path, params, max_params, nparams, NULL, 0);
 }
 
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i)
@@ -251,9 +283,14 @@ long ons_httpd_route(const ons_httpd_table *t, nng_http_req *hreq, char *method,
     }
     if (segs)
         memcpy(segs, path, path_size);
-    long ri = ons_httpd_route_find(t, method, segs ? segs : path, params, max_params, nparams);
-    if (ri == -405)
-        return fail(e, 405, "method_not_allowed", "This method is not allowed on this resource.");
+    char allow[sizeof e->allow];
+    long ri =
+        route_find(t, method, segs ? segs : path, params, max_params, nparams, allow, sizeof allow);
+    if (ri == -405) {
+        fail(e, 405, "method_not_allowed", "This method is not allowed on this resource.");
+        memcpy(e->allow, allow, sizeof allow);
+        return -1;
+    }
     if (ri < 0)
         return fail(e, 404, "not_found", "No such resource.");
     return ri;
@@ -385,6 +422,7 @@ static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    e->allow[0] = '\0';
     e->status = status;
     e->code = code;
     return -1;

@@ -36,6 +36,7 @@ typedef struct ons_httpd_err {
     int status;
     const char *code;
     char message[256];
+    char allow[64]; /* a 405's Allow value ("GET, POST"), else empty */
 } ons_httpd_err;
 
 /* Monotonic clock, nanoseconds. */

@@ -173,7 +173,7 @@ void ing_reply_raw(ing_req *r, int status, const char *json_text)
     ing_reply_text(r, status, "application/json", json_text, json_text ? strlen(json_text) : 0);
 }
 
-void ing_reply_json(ing_req *r, int status, json_t *body)
+void ing_reply_json_headers(ing_req *r, int status, json_t *body, const char *const *headers)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -183,8 +183,13 @@ void ing_reply_json(ing_req *r, int status, json_t *body)
                       "{\"error\":{\"code\":\"unavailable\",\"message\":\"Out of memory.\"}}");
         return;
     }
-    ing_reply_raw(r, status, text);
+    reply(r, status, "application/json", text, text ? strlen(text) : 0, 0, headers);
     free(text);
+}
+
+void ing_reply_json(ing_req *r, int status, json_t *body)
+{
+    ing_reply_json_headers(r, status, body, NULL);
 }
 
 /* r leaves nng's thread: what a reply reads from the request is copied

@@ -131,6 +131,8 @@ void ing_req_submit_batch(ing_req *r, ing_batcher *b);
 
 /* Replies with status and body (stolen; NULL = no body) and frees r. */
 void ing_reply_json(ing_req *r, int status, json_t *body);
+/* Same with extra headers: name/value pairs, NULL-terminated, or NULL. */
+void ing_reply_json_headers(ing_req *r, int status, json_t *body, const char *const *headers);
 /* Same with a body that is already JSON text (copied). */
 void ing_reply_raw(ing_req *r, int status, const char *json_text);
 /* Same with any content type (e.g. Prometheus text). */

@@ -31,12 +31,19 @@ void ing_reply_raw(ing_req *r, int status, const char *json_text)
     ing_reply_text(r, status, "application/json", json_text, json_text ? strlen(json_text) : 0);
 }
 
-void ing_reply_json(ing_req *r, int status, json_t *body)
+/* headers are dropped: the programs read the status and the body. */
+void ing_reply_json_headers(ing_req *r, int status, json_t *body, const char *const *headers)
 {
+    (void)headers;
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     ing_reply_raw(r, status, text);
     free(text);
+}
+
+void ing_reply_json(ing_req *r, int status, json_t *body)
+{
+    ing_reply_json_headers(r, status, body, NULL);
 }
 
 void ing_reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,

@@ -26,10 +26,11 @@ struct wk_httpd {
 };
 
 /* Finishes the request's aio with status and body. */
+/* headers: name/value pairs, NULL-terminated, or NULL. */
 static void reply(wk_httpd *h, ons_httpd_pending *p, int status, const char *ctype,
-                  const char *body)
+                  const char *body, const char *const *headers)
 {
-    nng_http_res *res = ons_httpd_res_new(status, NULL, ctype, body, strlen(body), 0);
+    nng_http_res *res = ons_httpd_res_new(status, headers, ctype, body, strlen(body), 0);
     ons_httpd_finish(&h->live, p, res, 0);
 }
 
@@ -37,16 +38,16 @@ static void on_metrics(wk_httpd *h, ons_httpd_pending *p)
 {
     char *text = ons_metrics_render(h->m);
     if (!text) {
-        reply(h, p, 500, "text/plain", "out of memory\n");
+        reply(h, p, 500, "text/plain", "out of memory\n", NULL);
         return;
     }
-    reply(h, p, 200, "text/plain; version=0.0.4", text);
+    reply(h, p, 200, "text/plain; version=0.0.4", text, NULL);
     free(text);
 }
 
 static void on_healthz(wk_httpd *h, ons_httpd_pending *p)
 {
-    reply(h, p, 200, "application/json", "{\"status\":\"ok\"}\n");
+    reply(h, p, 200, "application/json", "{\"status\":\"ok\"}\n", NULL);
 }
 
 static const wk_route routes[] = {
@@ -88,7 +89,8 @@ static void on_http(nng_aio *aio)
     json_t *body = error_body(e.code, "%s", e.message);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    reply(h, &p, e.status, "application/json", text ? text : "");
+    const char *allow[] = {"Allow", e.allow, NULL}; /* a 405's methods */
+    reply(h, &p, e.status, "application/json", text ? text : "", e.allow[0] ? allow : NULL);
     free(text);
 }
 

@@ -130,7 +130,9 @@ def test_bad_input_changes_nothing(st):
     assert_error(st.http("POST", "/v1/events/123456/intents", {"quantity": 1}, token=fan), 404,
                  "event_not_found")
     assert_error(st.http("GET", "/v1/events/123456"), 404)
-    assert_error(st.http("PUT", join, {"quantity": 1}, token=fan), 405)
+    put = st.http("PUT", join, {"quantity": 1}, token=fan)
+    assert_error(put, 405)
+    assert put[1].get("allow") == "POST", put[1]  # RFC 9110: a 405 names what is allowed
     assert_error(st.http("GET", "/v1/nothing"), 404, "not_found")
 
     # Idempotency-Key syntax.

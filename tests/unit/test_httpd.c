@@ -85,8 +85,12 @@ START_TEST(route_refuses_in_order)
     ons_httpd_err e;
     ck_assert_int_eq(route(&t, "GET", "/v1/nothing", path, NULL, p, &np, &e), -404);
     ck_assert_str_eq(e.code, "not_found");
+    ck_assert_str_eq(e.allow, "");
     ck_assert_int_eq(route(&t, "DELETE", "/v1/things/t1", path, NULL, p, &np, &e), -405);
     ck_assert_str_eq(e.code, "method_not_allowed");
+    ck_assert_str_eq(e.allow, "GET, PUT"); /* the 405's Allow, each method once */
+    ck_assert_int_eq(route(&t, "POST", "/v1/things", path, NULL, p, &np, &e), -405);
+    ck_assert_str_eq(e.allow, "GET");
     ck_assert_int_eq(route(&t, "GET", "/v1/things/%41", path, NULL, p, &np, &e), -400);
     ck_assert_str_eq(e.code, "invalid_path");
     ck_assert_int_eq(route(&t, "GET", "/v1/things/.hidden", path, NULL, p, &np, &e), -400);
