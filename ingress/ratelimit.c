@@ -228,9 +228,7 @@ static char *put_str(char *out, const char *s)
 static int note(ing_req *r, const rl_bucket *b, size_t n, unsigned mask, const q_rate_out *o)
 {
     const char *cls = class_names[r->rl_class];
-    const char *policy = r->app->ratelimit->policy[r->rl_class][mask & 3];
-    _Static_assert(sizeof r->rl_policy == sizeof r->app->ratelimit->policy[0][0], "policy");
-    memcpy(r->rl_policy, policy, strlen(policy) + 1);
+    r->rl_policy = r->app->ratelimit->policy[r->rl_class][mask & 3];
     int k = o->key >= 0 && (size_t)o->key < n ? o->key : 0;
     int64_t secs = (o->ms + 999) / 1000;
     if (n) {

@@ -86,11 +86,13 @@ struct ing_req {
     void (*job_free)(void *);
     /* Rate limits (ratelimit.h): the route's class (-1 none), the shared
      * bucket names, the job the limit check runs before, and the
-     * RateLimit-Policy / RateLimit header values ("" = not sent). */
+     * RateLimit-Policy / RateLimit header values (NULL or "" = not sent;
+     * the policy is the app's string for the class, not a copy, which keeps
+     * a request within malloc's per-thread cache sizes). */
     int rl_class;
     char rl_names[2][80];
     ing_job_fn rl_next;
-    char rl_policy[160];
+    const char *rl_policy;
     char rl_state[80];
 
     /* Private to server.c. */
