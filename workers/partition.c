@@ -389,6 +389,8 @@ static int sold_out(const wk_event *ev)
 /* Forgets an intent that reached a terminal state (already snapshotted). */
 static void forget(wk_part *p, wk_intent *in)
 {
+    if (in->doomed)
+        p->ndoomed--;
     heap_remove(p, in);
     if (in->state == Q_INTENT_WAITING)
         unwait(in->ev, in);
@@ -508,20 +510,47 @@ static int reject_unfulfillable(wk_part *p, wk_event *ev)
     return 0;
 }
 
+/* Rejects (sold_out) the doomed intents at the head of ev's waiting list
+ * while the batch has fewer than limit intent changes (0: no limit). */
+static int reject_doomed(wk_part *p, wk_event *ev, int64_t limit)
+{
+    while (ev->whead && ev->whead->doomed && (limit <= 0 || (int64_t)p->fx.nintents < limit)) {
+        int rc = end_waiting(p, ev->whead, Q_INTENT_REJECTED, Q_REASON_SOLD_OUT);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every seat is sold: each fan waiting now is rejected sold_out, in order,
+ * cfg.sold_out_rejects a batch. They are marked first, so the rejections
+ * of later batches are the ones this batch decided: a seat a cancelled
+ * ticket frees meanwhile goes to whoever waits behind them, as when they
+ * were all rejected at once. The mark is memory only: after a restart the
+ * loaded waiting intents of the sold-out event are marked again. */
+static int reject_waiting(wk_part *p, wk_event *ev)
+{
+    for (wk_intent *in = ev->whead; in; in = in->wnext)
+        if (!in->doomed) {
+            in->doomed = 1;
+            p->ndoomed++;
+        }
+    return reject_doomed(p, ev, p->cfg.sold_out_rejects);
+}
+
 /* Hands free seats to waiting intents, in order, while any could fit. */
 static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
 {
     sync_sold_out(ev);
+    if (ev->whead && ev->whead->doomed) {
+        int rc = reject_doomed(p, ev, p->cfg.sold_out_rejects);
+        if (rc || (ev->whead && ev->whead->doomed))
+            return rc; /* the next batch goes on */
+    }
     if (!ev->whead || !sale_open(ev, now_ms) || draw_pending(ev))
         return 0;
-    if (sold_out(ev)) {
-        while (ev->whead) {
-            int rc = end_waiting(p, ev->whead, Q_INTENT_REJECTED, Q_REASON_SOLD_OUT);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
+    if (sold_out(ev))
+        return reject_waiting(p, ev);
     int err = reject_unfulfillable(p, ev);
     if (err)
         return err;
@@ -764,7 +793,10 @@ static int holds_seats(const void *val, const void *ctx)
  * turned into tickets). */
 static int close_sale(wk_part *p, wk_event *ev, const char *why)
 {
-    int rc;
+    /* those a sell-out already rejected keep its answer */
+    int rc = reject_doomed(p, ev, 0);
+    if (rc)
+        return rc;
     while (ev->whead)
         if ((rc = end_waiting(p, ev->whead, Q_INTENT_REJECTED, Q_REASON_SALE_CLOSED)) != 0)
             return rc;
@@ -971,6 +1003,26 @@ int wk_part_admit_due(wk_part *p, int64_t now_ms)
         n++;
     }
     return n;
+}
+
+int wk_part_reject_due(wk_part *p)
+{
+    int n = 0;
+    for (size_t i = 0; p->ndoomed > 0 && i < p->events.cap; i++) {
+        wk_event *ev = p->events.slots[i].val;
+        if (!ev || !ev->whead || !ev->whead->doomed)
+            continue;
+        int rc = reject_doomed(p, ev, p->cfg.sold_out_rejects);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return n;
+}
+
+int wk_part_rejecting(const wk_part *p)
+{
+    return p->ndoomed > 0;
 }
 
 /* Moves the lane's cursor past offset; on the intents lane a tombstone for

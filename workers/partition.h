@@ -69,8 +69,9 @@ typedef struct wk_intent {
     int32_t heap_idx;                /* -1 when not in the hold heap */
     int16_t section;                 /* section index, -1 = any */
     uint8_t in_pre;                  /* waiting in the event's pre-queue (until the draw) */
-    uint32_t pre_idx;                /* its index in ev->pre while in_pre */
-    int32_t draw_rank;               /* 1-based place in the draw; 0 = not drawn */
+    uint8_t doomed;    /* waiting when its event sold out: rejected sold_out (reject_doomed) */
+    uint32_t pre_idx;  /* its index in ev->pre while in_pre */
+    int32_t draw_rank; /* 1-based place in the draw; 0 = not drawn */
     uint8_t qty, adjacent, state, res_state, nseats;
     uint32_t seats[Q_MAX_SEATS]; /* inventory indices */
 } wk_intent;
@@ -185,6 +186,13 @@ typedef struct wk_part_cfg {
      * now (the batch's clock, read before its records arrived); further
      * ahead, the sender's clock is off and the owner's now counts. */
     int64_t max_ahead_ms;
+    /* When an event sells out, its waiting intents are rejected (sold_out)
+     * at most this many per batch (counting the batch's other intent
+     * changes), in waiting order, the rest in the batches that follow
+     * (wk_part_reject_due): the batch that sold the last seat commits, and
+     * the sale shows sold out, without waiting for 180,000 rejections.
+     * 0 = all in that batch. */
+    int64_t sold_out_rejects;
 } wk_part_cfg;
 
 struct wk_part {
@@ -200,6 +208,7 @@ struct wk_part {
     uint32_t next_slot;
     wk_fx fx;
     struct wk_co *co; /* checkout state and effects (checkout.h); NULL until used */
+    int64_t ndoomed;  /* waiting intents marked doomed, not rejected yet */
 };
 
 /* Returns a new, empty partition state, or NULL on allocation failure. The
@@ -256,6 +265,16 @@ int wk_part_draw_due(wk_part *p, int64_t now_ms);
  * and whose next admission is due. Returns how many events were served, or
  * a negative error (the batch failed). */
 int wk_part_admit_due(wk_part *p, int64_t now_ms);
+
+/* Rejects the next doomed waiting intents of every event that sold out
+ * (cfg.sold_out_rejects per batch). Returns how many events had some, or a
+ * negative error (the batch failed). */
+int wk_part_reject_due(wk_part *p);
+
+/* Are rejections of a sold-out event's waiting intents still to come? The
+ * owner's loop then polls without waiting, so each batch of them follows
+ * the last at once. */
+int wk_part_rejecting(const wk_part *p);
 
 /* Does the batch have anything to write? */
 int wk_part_dirty(const wk_part *p);
