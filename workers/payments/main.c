@@ -89,7 +89,8 @@ static const ons_opt opt_table[] = {
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
     OPT("payments.threads", ONS_OPT_INT, threads, 1, 64, "4", "charger threads"),
-    OPT("payments.batch", ONS_OPT_INT, batch, 1, 1000, "16", "outbox rows claimed at once"),
+    OPT("payments.batch", ONS_OPT_INT, batch, 1, 1000, "64",
+        "outbox rows claimed at once (one claim, one produce, one commit for them all)"),
     OPT("payments.concurrency", ONS_OPT_INT, concurrency, 1, 1000, "16",
         "gateway calls each thread keeps in flight at once (its keep-alive connections); 1 calls "
         "one row after another"),
