@@ -92,6 +92,7 @@ typedef struct wk_event {
     int fx_mark;      /* listed in the batch's touched events */
     int status_dirty; /* status changed in this batch */
     uint32_t fit_gen; /* inv.shrink_gen when waiting intents were last checked */
+    int64_t ndoomed;  /* waiting intents whose rejection is decided, not written yet */
     /* The pre-queue (docs/fairness.md): joins sent from prequeue_opens_at
      * until onsale_at wait in pre[] (state waiting, no order yet) until the
      * draw, which puts them, by ascending draw key (queue/draw.h), ahead of
@@ -186,12 +187,12 @@ typedef struct wk_part_cfg {
      * now (the batch's clock, read before its records arrived); further
      * ahead, the sender's clock is off and the owner's now counts. */
     int64_t max_ahead_ms;
-    /* When an event sells out, its waiting intents are rejected (sold_out)
-     * at most this many per batch (counting the batch's other intent
-     * changes), in waiting order, the rest in the batches that follow
-     * (wk_part_reject_due): the batch that sold the last seat commits, and
-     * the sale shows sold out, without waiting for 180,000 rejections.
-     * 0 = all in that batch. */
+    /* Waiting intents whose rejection a batch decided (sold out, or seats
+     * they can never get) are rejected at most this many per batch
+     * (counting the batch's other intent changes), in waiting order, the
+     * rest in the batches that follow (wk_part_reject_due): the batch that
+     * sold the last seat commits, and the sale shows sold out, without
+     * waiting for 180,000 rejections. 0 = all in that batch. */
     int64_t sold_out_rejects;
 } wk_part_cfg;
 
@@ -208,7 +209,7 @@ struct wk_part {
     uint32_t next_slot;
     wk_fx fx;
     struct wk_co *co; /* checkout state and effects (checkout.h); NULL until used */
-    int64_t ndoomed;  /* waiting intents marked doomed, not rejected yet */
+    int64_t ndoomed;  /* waiting intents whose rejection is decided, not written yet */
 };
 
 /* Returns a new, empty partition state, or NULL on allocation failure. The

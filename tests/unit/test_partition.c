@@ -394,6 +394,38 @@ START_TEST(sold_out_rejections_left_end_with_the_sale)
 }
 END_TEST
 
+/* Fans told their seats can never come (insufficient_seats) are rejected
+ * a batch at a time too, in waiting order; the others keep waiting. */
+START_TEST(unfulfillable_rejects_a_batch_at_a_time)
+{
+    rows_a = 1;
+    seats_a = 5;
+    wk_part *p = part_with((wk_part_cfg){.load = load, .sold_out_rejects = 2});
+    int held[5], pair[3];
+    for (int i = 0; i < 5; i++)
+        held[i] = intent(p, 1 + i, 1, "A", 1);
+    for (int i = 0; i < 3; i++)
+        pair[i] = intent(p, 6 + i, 2, "A", 1);
+    int one = intent(p, 9, 1, "A", 1);
+    wk_part_batch_done(p);
+    payment(p, checkout(p, 2, held[1]), held[1], Q_PAY_SUCCEEDED, 5000);
+    wk_part_batch_done(p);
+    /* seat 4 sold: only singles are left; the purchase and one pair */
+    payment(p, checkout(p, 4, held[3]), held[3], Q_PAY_SUCCEEDED, 5000);
+    ck_assert_int_eq(fx(p, pair[0])->reason, Q_REASON_INSUFFICIENT_SEATS);
+    ck_assert_ptr_null(fx(p, pair[1]));
+    ck_assert(wk_part_rejecting(p));
+    wk_part_batch_done(p);
+    ck_assert_int_eq(wk_part_reject_due(p), 1);
+    ck_assert_int_eq(fx(p, pair[1])->reason, Q_REASON_INSUFFICIENT_SEATS);
+    ck_assert_int_eq(fx(p, pair[2])->reason, Q_REASON_INSUFFICIENT_SEATS);
+    ck_assert_ptr_null(fx(p, one));
+    ck_assert(!wk_part_rejecting(p));
+    ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 1);
+    wk_part_free(p);
+}
+END_TEST
+
 START_TEST(pause_resume_cancel)
 {
     int o[3];
@@ -687,6 +719,7 @@ int main(void)
         {"sold_out", sold_out_rejects_waiting_and_new},
         {"sold_out_chunks", sold_out_rejects_waiting_a_batch_at_a_time},
         {"sold_out_chunks_closed", sold_out_rejections_left_end_with_the_sale},
+        {"unfulfillable_chunks", unfulfillable_rejects_a_batch_at_a_time},
         {"pause_resume_cancel", pause_resume_cancel},
         {"unknown_event", unknown_event_is_skipped},
         {"coalesce", reserved_and_released_in_one_batch_is_one_insert},
