@@ -79,6 +79,10 @@ def test_a_batch_calls_the_gateway_at_once(concurrency):
         st.wait_for(lambda: st.sql("SELECT count(*) FROM orders WHERE order_id = ANY(%s) "
                                    "AND state = 'paid'", (orders,)) == [(ORDERS,)],
                     30, "orders paid", proc=w)
+        # the relay marks its rows done after the results are in the log
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM outbox WHERE order_id = ANY(%s) "
+                                   "AND state = 'done'", (orders,)) == [(ORDERS,)],
+                    30, "outbox rows done")
         # the relay's start to the batch done (one claim of all the rows)
         (span,), = st.sql("SELECT extract(epoch FROM max(done_at) - %s) FROM outbox "
                           "WHERE order_id = ANY(%s)", (t0, orders))
