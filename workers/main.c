@@ -585,7 +585,7 @@ static void run_due(worker *w, int64_t now_ms)
             fail_partition(w, (int32_t)i, "making a due draw failed");
         else if (wk_part_admit_due(s->part, now_ms) < 0)
             fail_partition(w, (int32_t)i, "admitting paced fans failed");
-        else if (wk_part_reject_due(s->part) < 0)
+        else if (wk_part_reject_due(s->part, now_ms) < 0)
             fail_partition(w, (int32_t)i, "rejecting a sold-out event's waiting fans failed");
     }
 }

@@ -1023,14 +1023,16 @@ int wk_part_admit_due(wk_part *p, int64_t now_ms)
     return n;
 }
 
-int wk_part_reject_due(wk_part *p)
+int wk_part_reject_due(wk_part *p, int64_t now_ms)
 {
     int n = 0;
     for (size_t i = 0; p->ndoomed > 0 && i < p->events.cap; i++) {
         wk_event *ev = p->events.slots[i].val;
         if (!ev || ev->ndoomed == 0)
             continue;
-        int rc = reject_doomed(p, ev, p->cfg.sold_out_rejects);
+        /* the next rejections, and once they are all written, what the
+         * event's waiting fans get next: seats, or a sell-out's answer */
+        int rc = serve_waiting(p, ev, now_ms);
         if (rc)
             return rc;
         n++;

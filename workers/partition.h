@@ -267,10 +267,12 @@ int wk_part_draw_due(wk_part *p, int64_t now_ms);
  * a negative error (the batch failed). */
 int wk_part_admit_due(wk_part *p, int64_t now_ms);
 
-/* Rejects the next doomed waiting intents of every event that sold out
- * (cfg.sold_out_rejects per batch). Returns how many events had some, or a
- * negative error (the batch failed). */
-int wk_part_reject_due(wk_part *p);
+/* Writes the next decided rejections of waiting intents (cfg.sold_out_rejects
+ * per batch) of every event that has some; an event whose last ones are
+ * written serves its waiting fans again (seats, or a sell-out's answer).
+ * Returns how many events had some, or a negative error (the batch
+ * failed). */
+int wk_part_reject_due(wk_part *p, int64_t now_ms);
 
 /* Are rejections of a sold-out event's waiting intents still to come? The
  * owner's loop then polls without waiting, so each batch of them follows

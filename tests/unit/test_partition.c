@@ -364,17 +364,17 @@ START_TEST(sold_out_rejects_waiting_a_batch_at_a_time)
     ck_assert_ptr_null(fx(p, w[2]));
     ck_assert(wk_part_rejecting(p));
     wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p), 1);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
     ck_assert_int_eq(p->fx.nintents, 3);
     for (int i = 2; i < 5; i++)
         ck_assert_int_eq(state_of(p, w[i]), Q_INTENT_REJECTED);
     wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p), 1);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
     ck_assert_int_eq(p->fx.nintents, 1);
     ck_assert_int_eq(fx(p, w[5])->reason, Q_REASON_SOLD_OUT);
     ck_assert(!wk_part_rejecting(p));
     wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p), 0);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 0);
     ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 0);
     wk_part_free(p);
 }
@@ -416,12 +416,49 @@ START_TEST(unfulfillable_rejects_a_batch_at_a_time)
     ck_assert_ptr_null(fx(p, pair[1]));
     ck_assert(wk_part_rejecting(p));
     wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p), 1);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
     ck_assert_int_eq(fx(p, pair[1])->reason, Q_REASON_INSUFFICIENT_SEATS);
     ck_assert_int_eq(fx(p, pair[2])->reason, Q_REASON_INSUFFICIENT_SEATS);
     ck_assert_ptr_null(fx(p, one));
     ck_assert(!wk_part_rejecting(p));
     ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 1);
+    wk_part_free(p);
+}
+END_TEST
+
+/* The last sales first leave too few seats for the pairs (rejected
+ * insufficient_seats a batch at a time), then none: once the pairs are
+ * written, the single waiting behind them is rejected sold_out. */
+START_TEST(sold_out_after_unfulfillable_rejections)
+{
+    rows_a = 1;
+    seats_a = 5;
+    wk_part *p = part_with((wk_part_cfg){.load = load, .sold_out_rejects = 2});
+    int held[6], o[6], pair[3];
+    for (int i = 0; i < 5; i++)
+        held[i] = intent(p, 1 + i, 1, "A", 1);
+    held[5] = intent(p, 6, 4, "B", 1);
+    for (int i = 0; i < 3; i++)
+        pair[i] = intent(p, 7 + i, 2, "A", 1);
+    int one = intent(p, 10, 1, "A", 1);
+    for (int i = 0; i < 6; i++)
+        o[i] = checkout(p, 1 + i, held[i]);
+    wk_part_batch_done(p);
+    int order[6] = {5, 1, 3, 0, 2, 4}; /* B, seats 2 and 4 (pairs doomed), then the rest */
+    for (int k = 0; k < 6; k++)
+        payment(p, o[order[k]], held[order[k]], Q_PAY_SUCCEEDED, order[k] == 5 ? 12000 : 5000);
+    ck_assert_int_eq(wk_part_event(p, EV)->status, Q_EVENT_SOLD_OUT);
+    ck_assert_ptr_null(fx(p, one));
+    ck_assert_ptr_null(fx(p, pair[0])); /* the batch is full with the sales */
+    int rounds = 0;
+    while (wk_part_rejecting(p) && rounds++ < 10) {
+        wk_part_batch_done(p);
+        ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    }
+    ck_assert_ptr_nonnull(fx(p, one)); /* not left waiting */
+    ck_assert_int_eq(fx(p, one)->reason, Q_REASON_SOLD_OUT);
+    ck_assert_ptr_null(fx(p, pair[0])); /* written in an earlier batch */
+    ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 0);
     wk_part_free(p);
 }
 END_TEST
@@ -720,6 +757,7 @@ int main(void)
         {"sold_out_chunks", sold_out_rejects_waiting_a_batch_at_a_time},
         {"sold_out_chunks_closed", sold_out_rejections_left_end_with_the_sale},
         {"unfulfillable_chunks", unfulfillable_rejects_a_batch_at_a_time},
+        {"sold_out_after_unfulfillable", sold_out_after_unfulfillable_rejections},
         {"pause_resume_cancel", pause_resume_cancel},
         {"unknown_event", unknown_event_is_skipped},
         {"coalesce", reserved_and_released_in_one_batch_is_one_insert},
