@@ -811,7 +811,7 @@ static int holds_seats(const void *val, const void *ctx)
  * turned into tickets). */
 static int close_sale(wk_part *p, wk_event *ev, const char *why)
 {
-    /* those a sell-out already rejected keep its answer */
+    /* rejections already decided keep their reason */
     int rc = reject_doomed(p, ev, 0);
     if (rc)
         return rc;
