@@ -4,6 +4,7 @@ onsale_pytest(it_checkout test_checkout.py)
 # A payment result re-sent and applied twice in one batch (issue 14 item 4).
 onsale_pytest(it_payment_replay test_payment_replay.py)
 onsale_pytest(it_payment_replay_more test_payment_replay_more.py)
+onsale_pytest(it_payment_concurrency test_payment_concurrency.py)
 # Sale rules (issue 14 items 6-7): the owner alone writes sale state; event
 # cancel voids and refunds, refund cut-off, event schedule, ended events.
 onsale_pytest(it_sale_rules test_sale_rules.py)

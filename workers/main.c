@@ -5,7 +5,8 @@
  *   1. claim / reload partitions that need it (after assignment or failure);
  *      a new partition memory first loads the events with live holds
  *      (wk_store_load_live), the others load on their first record;
- *   2. expire holds that are due (wk_part_expire), records or not;
+ *   2. expire holds that are due (wk_part_expire), records or not, and go on
+ *      rejecting a sold-out event's waiting fans (wk_part_reject_due);
  *   3. consume up to batch.max_messages records or batch.max_ms, applying
  *      each in offset order of its lane to its partition's memory
  *      (wk_part_apply_lane); a waiting control record (checkout,
@@ -62,6 +63,7 @@ typedef struct wk_opts {
     char *ids_secret;
     int dev_mode;
     long long batch_max_messages, batch_max_ms, hold_check_ms, eta_window_batches;
+    long long sold_out_rejects;
     long long metrics_port;
     char *worker_id, *log_level;
     int skip_epoch_check, no_tombstones;
@@ -97,6 +99,10 @@ static const ons_opt opt_table[] = {
     OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "8000",
         "most records applied per batch (one transaction per partition; a control record "
         "waits for at most the batch in progress: bench/NOTES.md)"),
+    OPT("batch.sold_out_rejects", ONS_OPT_INT, sold_out_rejects, 0, 10000000, "8000",
+        "when an event sells out, its waiting fans are rejected at most this many a batch (the "
+        "rest in the batches right after), so the last sale commits without them; 0: all in "
+        "that batch"),
     OPT("batch.max_ms", ONS_OPT_INT, batch_max_ms, 0, 10000, "20",
         "longest a batch collects records after its first one"),
     OPT("hold.paying_grace_s", ONS_OPT_INT, paying_grace_s, 0, 3600, "120",
@@ -224,7 +230,8 @@ static wk_part *sup_new_part(void *ctx, int32_t partition, int64_t epoch, int64_
                        w->o.no_tombstones,
                        w->o.ids_secret,
                        (int64_t)w->o.draw_close_ms,
-                       (int64_t)w->o.clock_max_ahead_ms};
+                       (int64_t)w->o.clock_max_ahead_ms,
+                       (int64_t)w->o.sold_out_rejects};
     wk_part *p = wk_part_new(partition, epoch, next, &cfg);
     if (!p)
         return NULL;
@@ -573,6 +580,8 @@ static void run_due(worker *w, int64_t now_ms)
             fail_partition(w, (int32_t)i, "making a due draw failed");
         else if (wk_part_admit_due(s->part, now_ms) < 0)
             fail_partition(w, (int32_t)i, "admitting paced fans failed");
+        else if (wk_part_reject_due(s->part, now_ms) < 0)
+            fail_partition(w, (int32_t)i, "rejecting a sold-out event's waiting fans failed");
     }
 }
 
@@ -584,6 +593,12 @@ static size_t poll_batch(worker *w)
     size_t n = 0;
     double deadline = 0, start = ons_mono_s();
     int timeout = (int)w->o.hold_check_ms;
+    /* a sold-out event's rejections go on in the next batch, at once */
+    for (size_t i = 0; i < w->sup.nslots && timeout > 0; i++) {
+        wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
+        if (s && wk_part_rejecting(s->part))
+            timeout = 0;
+    }
     while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
         polled *pr = &w->buf[n];
         int rc = q_consumer_poll(w->cons, timeout, &pr->rec);

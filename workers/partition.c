@@ -389,6 +389,10 @@ static int sold_out(const wk_event *ev)
 /* Forgets an intent that reached a terminal state (already snapshotted). */
 static void forget(wk_part *p, wk_intent *in)
 {
+    if (in->doomed) {
+        in->ev->ndoomed--;
+        p->ndoomed--;
+    }
     heap_remove(p, in);
     if (in->state == Q_INTENT_WAITING)
         unwait(in->ev, in);
@@ -479,6 +483,43 @@ static void sync_sold_out(wk_event *ev)
     }
 }
 
+/* Rejections decided in one batch may be written over several: a waiting
+ * intent the owner has decided to reject (a sell-out, or seats it can never
+ * get) is marked with its reason (in->doomed), and the marked ones are
+ * rejected in waiting order, at most cfg.sold_out_rejects intent changes a
+ * batch, the rest in the batches right after (wk_part_reject_due); the
+ * owner polls without waiting meanwhile. A marked intent is never served,
+ * and the event serves no one until its marked ones are gone, so every
+ * answer is the one the batch that decided it would have given at once: a
+ * seat a cancelled ticket frees meanwhile goes to whoever waits behind
+ * them. The mark is memory only: after a restart the loaded waiting
+ * intents are checked again and marked again. */
+static void doom(wk_part *p, wk_intent *in, int reason)
+{
+    if (in->doomed)
+        return;
+    in->doomed = (uint8_t)reason;
+    in->ev->ndoomed++;
+    p->ndoomed++;
+}
+
+/* Rejects ev's marked intents, each with its reason, in waiting order, while
+ * the batch has fewer than limit intent changes (0: no limit). */
+static int reject_doomed(wk_part *p, wk_event *ev, int64_t limit)
+{
+    for (wk_intent *in = ev->whead, *next; in && ev->ndoomed > 0; in = next) {
+        next = in->wnext;
+        if (!in->doomed)
+            continue;
+        if (limit > 0 && (int64_t)p->fx.nintents >= limit)
+            break;
+        int rc = end_waiting(p, in, Q_INTENT_REJECTED, in->doomed);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Rejects the waiting intents that the seats left, counting held and
  * paying ones that may come back, can never fit: the answer a new arrival
  * with the same request gets. Walks the waiting list only when a sale may
@@ -501,30 +542,36 @@ static int reject_unfulfillable(wk_part *p, wk_event *ev)
             *memo = (int8_t)wk_inv_could_fit(&ev->inv, &r);
         if (memo ? *memo : wk_inv_could_fit(&ev->inv, &r))
             continue;
-        int rc = end_waiting(p, in, Q_INTENT_REJECTED, Q_REASON_INSUFFICIENT_SEATS);
-        if (rc)
-            return rc;
+        doom(p, in, Q_REASON_INSUFFICIENT_SEATS);
     }
-    return 0;
+    return reject_doomed(p, ev, p->cfg.sold_out_rejects);
+}
+
+/* Every seat is sold: each fan waiting now is rejected sold_out, in order,
+ * cfg.sold_out_rejects a batch (reject_doomed). */
+static int reject_waiting(wk_part *p, wk_event *ev)
+{
+    for (wk_intent *in = ev->whead; in; in = in->wnext)
+        doom(p, in, Q_REASON_SOLD_OUT);
+    return reject_doomed(p, ev, p->cfg.sold_out_rejects);
 }
 
 /* Hands free seats to waiting intents, in order, while any could fit. */
 static int serve_waiting(wk_part *p, wk_event *ev, int64_t now_ms)
 {
     sync_sold_out(ev);
+    if (ev->ndoomed > 0) {
+        int rc = reject_doomed(p, ev, p->cfg.sold_out_rejects);
+        if (rc || ev->ndoomed > 0)
+            return rc; /* the next batch goes on */
+    }
     if (!ev->whead || !sale_open(ev, now_ms) || draw_pending(ev))
         return 0;
-    if (sold_out(ev)) {
-        while (ev->whead) {
-            int rc = end_waiting(p, ev->whead, Q_INTENT_REJECTED, Q_REASON_SOLD_OUT);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
+    if (sold_out(ev))
+        return reject_waiting(p, ev);
     int err = reject_unfulfillable(p, ev);
-    if (err)
-        return err;
+    if (err || ev->ndoomed > 0)
+        return err; /* the next batch goes on */
     /* left[q]: waiting intents of quantity q not yet visited. */
     int64_t left[Q_MAX_SEATS + 1];
     memcpy(left, ev->waiting_by_qty, sizeof left);
@@ -764,7 +811,10 @@ static int holds_seats(const void *val, const void *ctx)
  * turned into tickets). */
 static int close_sale(wk_part *p, wk_event *ev, const char *why)
 {
-    int rc;
+    /* rejections already decided keep their reason */
+    int rc = reject_doomed(p, ev, 0);
+    if (rc)
+        return rc;
     while (ev->whead)
         if ((rc = end_waiting(p, ev->whead, Q_INTENT_REJECTED, Q_REASON_SALE_CLOSED)) != 0)
             return rc;
@@ -971,6 +1021,28 @@ int wk_part_admit_due(wk_part *p, int64_t now_ms)
         n++;
     }
     return n;
+}
+
+int wk_part_reject_due(wk_part *p, int64_t now_ms)
+{
+    int n = 0;
+    for (size_t i = 0; p->ndoomed > 0 && i < p->events.cap; i++) {
+        wk_event *ev = p->events.slots[i].val;
+        if (!ev || ev->ndoomed == 0)
+            continue;
+        /* the next rejections, and once they are all written, what the
+         * event's waiting fans get next: seats, or a sell-out's answer */
+        int rc = serve_waiting(p, ev, now_ms);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return n;
+}
+
+int wk_part_rejecting(const wk_part *p)
+{
+    return p->ndoomed > 0;
 }
 
 /* Moves the lane's cursor past offset; on the intents lane a tombstone for

@@ -69,8 +69,9 @@ typedef struct wk_intent {
     int32_t heap_idx;                /* -1 when not in the hold heap */
     int16_t section;                 /* section index, -1 = any */
     uint8_t in_pre;                  /* waiting in the event's pre-queue (until the draw) */
-    uint32_t pre_idx;                /* its index in ev->pre while in_pre */
-    int32_t draw_rank;               /* 1-based place in the draw; 0 = not drawn */
+    uint8_t doomed;    /* waiting when its event sold out: rejected sold_out (reject_doomed) */
+    uint32_t pre_idx;  /* its index in ev->pre while in_pre */
+    int32_t draw_rank; /* 1-based place in the draw; 0 = not drawn */
     uint8_t qty, adjacent, state, res_state, nseats;
     uint32_t seats[Q_MAX_SEATS]; /* inventory indices */
 } wk_intent;
@@ -91,6 +92,7 @@ typedef struct wk_event {
     int fx_mark;      /* listed in the batch's touched events */
     int status_dirty; /* status changed in this batch */
     uint32_t fit_gen; /* inv.shrink_gen when waiting intents were last checked */
+    int64_t ndoomed;  /* waiting intents whose rejection is decided, not written yet */
     /* The pre-queue (docs/fairness.md): joins sent from prequeue_opens_at
      * until onsale_at wait in pre[] (state waiting, no order yet) until the
      * draw, which puts them, by ascending draw key (queue/draw.h), ahead of
@@ -185,6 +187,13 @@ typedef struct wk_part_cfg {
      * now (the batch's clock, read before its records arrived); further
      * ahead, the sender's clock is off and the owner's now counts. */
     int64_t max_ahead_ms;
+    /* Waiting intents whose rejection a batch decided (sold out, or seats
+     * they can never get) are rejected at most this many per batch
+     * (counting the batch's other intent changes), in waiting order, the
+     * rest in the batches that follow (wk_part_reject_due): the batch that
+     * sold the last seat commits, and the sale shows sold out, without
+     * waiting for 180,000 rejections. 0 = all in that batch. */
+    int64_t sold_out_rejects;
 } wk_part_cfg;
 
 struct wk_part {
@@ -200,6 +209,7 @@ struct wk_part {
     uint32_t next_slot;
     wk_fx fx;
     struct wk_co *co; /* checkout state and effects (checkout.h); NULL until used */
+    int64_t ndoomed;  /* waiting intents whose rejection is decided, not written yet */
 };
 
 /* Returns a new, empty partition state, or NULL on allocation failure. The
@@ -256,6 +266,18 @@ int wk_part_draw_due(wk_part *p, int64_t now_ms);
  * and whose next admission is due. Returns how many events were served, or
  * a negative error (the batch failed). */
 int wk_part_admit_due(wk_part *p, int64_t now_ms);
+
+/* Writes the next decided rejections of waiting intents (cfg.sold_out_rejects
+ * per batch) of every event that has some; an event whose last ones are
+ * written serves its waiting fans again (seats, or a sell-out's answer).
+ * Returns how many events had some, or a negative error (the batch
+ * failed). */
+int wk_part_reject_due(wk_part *p, int64_t now_ms);
+
+/* Are rejections of a sold-out event's waiting intents still to come? The
+ * owner's loop then polls without waiting, so each batch of them follows
+ * the last at once. */
+int wk_part_rejecting(const wk_part *p);
 
 /* Does the batch have anything to write? */
 int wk_part_dirty(const wk_part *p);

@@ -37,7 +37,7 @@ static wk_part *p;
 static void setup(void)
 {
     next_off = 0;
-    wk_part_cfg cfg = {load, NULL, 0, GRACE, 0, 0, 0, NULL, 0, 0};
+    wk_part_cfg cfg = {load, NULL, 0, GRACE, 0, 0, 0, NULL, 0, 0, 0};
     p = wk_part_new(0, 1, 0, &cfg);
     ck_assert_ptr_nonnull(p);
 }

@@ -324,6 +324,145 @@ START_TEST(sold_out_rejects_waiting_and_new)
 }
 END_TEST
 
+/* Fans 1-3 hold all 12 seats and pay; fans 4-9 wait (offsets w[0..6)).
+ * The last payment sells out: returns after its record, the batch open. */
+static wk_part *sold_out_with_waiting(int64_t rejects_per_batch, int w[6])
+{
+    wk_part *p = part_with((wk_part_cfg){.load = load, .sold_out_rejects = rejects_per_batch});
+    int r[3], o[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = intent(p, i + 1, 4, NULL, 1);
+    for (int i = 0; i < 6; i++)
+        w[i] = intent(p, i + 4, 1, NULL, 1);
+    ck_assert_int_eq(state_of(p, w[5]), Q_INTENT_WAITING);
+    for (int i = 0; i < 3; i++)
+        o[i] = checkout(p, i + 1, r[i]);
+    wk_part_batch_done(p);
+    payment(p, o[0], r[0], Q_PAY_SUCCEEDED, 20000);
+    payment(p, o[1], r[1], Q_PAY_SUCCEEDED, 20000);
+    wk_part_batch_done(p);
+    payment(p, o[2], r[2], Q_PAY_SUCCEEDED, 12000);
+    ck_assert_int_eq(wk_part_event(p, EV)->status, Q_EVENT_SOLD_OUT);
+    return p;
+}
+
+START_TEST(sold_out_rejects_waiting_a_batch_at_a_time)
+{
+    int w[6];
+    /* the control: every waiting fan rejected in the batch of the last sale */
+    wk_part *p = sold_out_with_waiting(0, w);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(fx(p, w[i])->reason, Q_REASON_SOLD_OUT);
+    ck_assert(!wk_part_rejecting(p));
+    wk_part_free(p);
+    /* at most 3 intent changes a batch: the purchase and fans 4-5, then
+     * 6-8, then 9, in waiting order, each batch right after the last */
+    next_off = 0;
+    p = sold_out_with_waiting(3, w);
+    ck_assert_int_eq(p->fx.nintents, 3);
+    ck_assert_int_eq(fx(p, w[1])->reason, Q_REASON_SOLD_OUT);
+    ck_assert_ptr_null(fx(p, w[2]));
+    ck_assert(wk_part_rejecting(p));
+    wk_part_batch_done(p);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    ck_assert_int_eq(p->fx.nintents, 3);
+    for (int i = 2; i < 5; i++)
+        ck_assert_int_eq(state_of(p, w[i]), Q_INTENT_REJECTED);
+    wk_part_batch_done(p);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    ck_assert_int_eq(p->fx.nintents, 1);
+    ck_assert_int_eq(fx(p, w[5])->reason, Q_REASON_SOLD_OUT);
+    ck_assert(!wk_part_rejecting(p));
+    wk_part_batch_done(p);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 0);
+    ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 0);
+    wk_part_free(p);
+}
+END_TEST
+
+START_TEST(sold_out_rejections_left_end_with_the_sale)
+{
+    /* a sale closed while rejections are left: they keep sold_out */
+    int w[6];
+    wk_part *p = sold_out_with_waiting(3, w);
+    wk_part_batch_done(p);
+    status(p, "cancelled");
+    for (int i = 2; i < 6; i++)
+        ck_assert_int_eq(fx(p, w[i])->reason, Q_REASON_SOLD_OUT);
+    ck_assert(!wk_part_rejecting(p));
+    wk_part_free(p);
+}
+END_TEST
+
+/* Fans told their seats can never come (insufficient_seats) are rejected
+ * a batch at a time too, in waiting order; the others keep waiting. */
+START_TEST(unfulfillable_rejects_a_batch_at_a_time)
+{
+    rows_a = 1;
+    seats_a = 5;
+    wk_part *p = part_with((wk_part_cfg){.load = load, .sold_out_rejects = 2});
+    int held[5], pair[3];
+    for (int i = 0; i < 5; i++)
+        held[i] = intent(p, 1 + i, 1, "A", 1);
+    for (int i = 0; i < 3; i++)
+        pair[i] = intent(p, 6 + i, 2, "A", 1);
+    int one = intent(p, 9, 1, "A", 1);
+    wk_part_batch_done(p);
+    payment(p, checkout(p, 2, held[1]), held[1], Q_PAY_SUCCEEDED, 5000);
+    wk_part_batch_done(p);
+    /* seat 4 sold: only singles are left; the purchase and one pair */
+    payment(p, checkout(p, 4, held[3]), held[3], Q_PAY_SUCCEEDED, 5000);
+    ck_assert_int_eq(fx(p, pair[0])->reason, Q_REASON_INSUFFICIENT_SEATS);
+    ck_assert_ptr_null(fx(p, pair[1]));
+    ck_assert(wk_part_rejecting(p));
+    wk_part_batch_done(p);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    ck_assert_int_eq(fx(p, pair[1])->reason, Q_REASON_INSUFFICIENT_SEATS);
+    ck_assert_int_eq(fx(p, pair[2])->reason, Q_REASON_INSUFFICIENT_SEATS);
+    ck_assert_ptr_null(fx(p, one));
+    ck_assert(!wk_part_rejecting(p));
+    ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 1);
+    wk_part_free(p);
+}
+END_TEST
+
+/* The last sales first leave too few seats for the pairs (rejected
+ * insufficient_seats a batch at a time), then none: once the pairs are
+ * written, the single waiting behind them is rejected sold_out. */
+START_TEST(sold_out_after_unfulfillable_rejections)
+{
+    rows_a = 1;
+    seats_a = 5;
+    wk_part *p = part_with((wk_part_cfg){.load = load, .sold_out_rejects = 2});
+    int held[6], o[6], pair[3];
+    for (int i = 0; i < 5; i++)
+        held[i] = intent(p, 1 + i, 1, "A", 1);
+    held[5] = intent(p, 6, 4, "B", 1);
+    for (int i = 0; i < 3; i++)
+        pair[i] = intent(p, 7 + i, 2, "A", 1);
+    int one = intent(p, 10, 1, "A", 1);
+    for (int i = 0; i < 6; i++)
+        o[i] = checkout(p, 1 + i, held[i]);
+    wk_part_batch_done(p);
+    int order[6] = {5, 1, 3, 0, 2, 4}; /* B, seats 2 and 4 (pairs doomed), then the rest */
+    for (int k = 0; k < 6; k++)
+        payment(p, o[order[k]], held[order[k]], Q_PAY_SUCCEEDED, order[k] == 5 ? 12000 : 5000);
+    ck_assert_int_eq(wk_part_event(p, EV)->status, Q_EVENT_SOLD_OUT);
+    ck_assert_ptr_null(fx(p, one));
+    ck_assert_ptr_null(fx(p, pair[0])); /* the batch is full with the sales */
+    int rounds = 0;
+    while (wk_part_rejecting(p) && rounds++ < 10) {
+        wk_part_batch_done(p);
+        ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    }
+    ck_assert_ptr_nonnull(fx(p, one)); /* not left waiting */
+    ck_assert_int_eq(fx(p, one)->reason, Q_REASON_SOLD_OUT);
+    ck_assert_ptr_null(fx(p, pair[0])); /* written in an earlier batch */
+    ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 0);
+    wk_part_free(p);
+}
+END_TEST
+
 START_TEST(pause_resume_cancel)
 {
     int o[3];
@@ -615,6 +754,10 @@ int main(void)
         {"expiry", expiry_returns_seats_to_waiting_in_order},
         {"expiry_heap", expiry_heap_orders_many_holds},
         {"sold_out", sold_out_rejects_waiting_and_new},
+        {"sold_out_chunks", sold_out_rejects_waiting_a_batch_at_a_time},
+        {"sold_out_chunks_closed", sold_out_rejections_left_end_with_the_sale},
+        {"unfulfillable_chunks", unfulfillable_rejects_a_batch_at_a_time},
+        {"sold_out_after_unfulfillable", sold_out_after_unfulfillable_rejections},
         {"pause_resume_cancel", pause_resume_cancel},
         {"unknown_event", unknown_event_is_skipped},
         {"coalesce", reserved_and_released_in_one_batch_is_one_insert},

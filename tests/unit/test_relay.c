@@ -199,6 +199,7 @@ typedef struct world {
     int produce_fail_at; /* > 0: only the result at this 1-based place fails */
     int stopping;
     int posts, produced, finished, rescheduled;
+    int post_calls, most_at_once;    /* io.post invocations; the most calls one carried */
     int produce_calls, finish_calls; /* round trips: one each per batch */
     char path[32], idem[160];
     q_msg msg;
@@ -211,22 +212,28 @@ static world x;
 static pay_breaker br;
 static pay_relay relay;
 
-static int fake_post(void *ctx, const char *path, const char *const *headers, const char *body,
-                     int timeout_ms, int *status, char **resp)
+static void fake_post(void *ctx, void *conn, pay_call *calls, size_t n, int timeout_ms)
 {
     (void)ctx;
-    (void)body;
+    (void)conn;
     ck_assert_int_eq(timeout_ms, 3000);
-    x.posts++;
-    snprintf(x.path, sizeof x.path, "%s", path);
-    for (int i = 0; headers[i]; i++)
-        if (strncmp(headers[i], "Idempotency-Key: ", 17) == 0)
-            snprintf(x.idem, sizeof x.idem, "%s", headers[i] + 17);
-    if (x.post_rc)
-        return x.post_rc;
-    *status = x.status;
-    *resp = x.body ? strdup(x.body) : NULL;
-    return 0;
+    x.post_calls++;
+    if ((int)n > x.most_at_once)
+        x.most_at_once = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        pay_call *c = &calls[i];
+        x.posts++;
+        snprintf(x.path, sizeof x.path, "%s", c->path);
+        for (int h = 0; c->headers[h]; h++)
+            if (strncmp(c->headers[h], "Idempotency-Key: ", 17) == 0)
+                snprintf(x.idem, sizeof x.idem, "%s", c->headers[h] + 17);
+        ck_assert_ptr_nonnull(c->body);
+        c->rc = x.post_rc;
+        if (x.post_rc)
+            continue;
+        c->status = x.status;
+        c->resp = x.body ? strdup(x.body) : NULL;
+    }
 }
 
 /* The fake gateway answers every call with status and body (NULL: none). */
@@ -462,6 +469,31 @@ START_TEST(batch_costs_one_produce_and_one_finish)
 }
 END_TEST
 
+START_TEST(batch_calls_the_gateway_at_once)
+{
+    /* A batch's calls go to io.post together (main.c keeps them in flight
+     * at once), each with its row's own Idempotency-Key. */
+    gateway_answers(200, "{\"id\":\"ch_9\",\"amount_cents\":5000}");
+    pay_row rows[4] = {charge_row(), charge_row(), refund_row(""), refund_row("ch_1")};
+    rows[1].order_id = 501;
+    snprintf(rows[1].key, sizeof rows[1].key, "order-501");
+    run_batch(rows, 4);
+    ck_assert_int_eq(x.post_calls, 1);
+    ck_assert_int_eq(x.most_at_once, 3);         /* the refund without a charge is not called */
+    ck_assert_str_eq(x.idem, "dep1-refund-500"); /* the last call's */
+    finished_in_one_call(4);
+    /* an open breaker lets none of a batch out */
+    teardown();
+    setup();
+    x.status = 503;
+    run_batch(rows, 2); /* two transient failures open it (threshold 2) */
+    ck_assert_int_eq(pay_breaker_state(&br), PAY_BR_OPEN);
+    run_batch(rows, 2);
+    ck_assert_int_eq(x.post_calls, 1);
+    ck_assert_int_eq(x.rescheduled, 4);
+}
+END_TEST
+
 START_TEST(batch_gives_back_only_the_rows_kafka_refused)
 {
     /* A charge and a refund without a charge: one result, both finished
@@ -520,6 +552,7 @@ int main(void)
         {"row_breaker_open", open_breaker_reschedules_without_calling},
         {"batch_one_round_trip", batch_costs_one_produce_and_one_finish},
         {"batch_partial", batch_gives_back_only_the_rows_kafka_refused},
+        {"batch_at_once", batch_calls_the_gateway_at_once},
         {"batch_stopping", stopping_gives_the_batch_back_unsent},
     };
     return ons_check_run_fixture("relay", cases, sizeof cases / sizeof *cases, 60, setup, teardown);

@@ -38,7 +38,7 @@ static int64_t next_off;
 static wk_part *part(void)
 {
     next_off = 0;
-    wk_part_cfg cfg = {load, NULL, 0, 120, GRACE_MS, CUTOFF, 0, NULL, 0, 0};
+    wk_part_cfg cfg = {load, NULL, 0, 120, GRACE_MS, CUTOFF, 0, NULL, 0, 0, 0};
     wk_part *p = wk_part_new(0, 1, 0, &cfg);
     ck_assert_ptr_nonnull(p);
     return p;

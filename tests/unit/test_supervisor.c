@@ -70,7 +70,7 @@ static wk_part *fake_new_part(void *ctx, int32_t partition, int64_t epoch, int64
         f.new_part_fails--;
         return NULL;
     }
-    wk_part_cfg cfg = {no_event, NULL, 0, 0, 0, 0, 0, NULL, 0, 0};
+    wk_part_cfg cfg = {no_event, NULL, 0, 0, 0, 0, 0, NULL, 0, 0, 0};
     wk_part *p = wk_part_new(partition, epoch, next, &cfg);
     ck_assert_ptr_nonnull(p);
     p->ctl_next_offset = ctl_next;

@@ -7,10 +7,11 @@
  *      ... FOR UPDATE SKIP LOCKED) setting a lease), so several processes
  *      can share the outbox and a killed one's rows come back when their
  *      lease runs out;
- *   2. for each row of the batch (pay_relay_rows, relay.c), call the gateway
- *      (POST /v1/charges or /v1/refunds, Idempotency-Key = key prefix + the
- *      row's key, e.g. "order-<id>") with a per-call timeout, through the
- *      shared circuit breaker;
+ *   2. call the gateway for every row of the batch at once (pay_relay_rows,
+ *      relay.c: POST /v1/charges or /v1/refunds, Idempotency-Key = key
+ *      prefix + the row's key, e.g. "order-<id>") with a per-call timeout,
+ *      through the shared circuit breaker, over the thread's own pool of
+ *      payments.concurrency keep-alive connections;
  *   3. the batch's definitive answers for charges (succeeded / declined /
  *      failed) are produced as payment_result records into their events'
  *      partitions (the idempotent producer; we wait for every delivery
@@ -63,7 +64,7 @@ typedef struct pay_opts {
     char *brokers, *topic, *control_topic, *pg_dsn;
     char *security_protocol, *ssl_ca_location;
     char *gateway_url, *api_key, *key_prefix;
-    long long threads, batch, poll_ms, lease_ms, timeout_ms;
+    long long threads, batch, concurrency, poll_ms, lease_ms, timeout_ms;
     long long backoff_base_ms, backoff_max_ms;
     long long breaker_failures, breaker_open_ms;
     long long produce_timeout_ms, metrics_port;
@@ -88,7 +89,11 @@ static const ons_opt opt_table[] = {
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
     OPT("payments.threads", ONS_OPT_INT, threads, 1, 64, "4", "charger threads"),
-    OPT("payments.batch", ONS_OPT_INT, batch, 1, 1000, "16", "outbox rows claimed at once"),
+    OPT("payments.batch", ONS_OPT_INT, batch, 1, 1000, "64",
+        "outbox rows claimed at once (one claim, one produce, one commit for them all)"),
+    OPT("payments.concurrency", ONS_OPT_INT, concurrency, 1, 1000, "16",
+        "gateway calls each thread keeps in flight at once (its keep-alive connections); 1 calls "
+        "one row after another"),
     OPT("payments.poll_ms", ONS_OPT_INT, poll_ms, 10, 60000, "100",
         "how often an idle thread looks for due outbox rows"),
     OPT("payments.lease_ms", ONS_OPT_INT, lease_ms, 1000, 3600000, "30000",
@@ -139,10 +144,12 @@ typedef struct app {
     pay_relay relay;
 } app;
 
-/* One charger thread's outbox connection: pay_outbox_ops' conn. */
+/* One charger thread's connections: pay_outbox_ops' and pay_relay_io's
+ * conn. */
 typedef struct pay_thread {
     app *a;
-    ons_pg *c; /* the thread's connection (common/pg: reconnects with backoff) */
+    ons_pg *c;        /* the thread's connection (common/pg: reconnects with backoff) */
+    ons_httpc *calls; /* its keep-alive gateway connections; NULL until the first call */
 } pay_thread;
 
 static volatile sig_atomic_t stop_flag;
@@ -179,17 +186,84 @@ static const pay_outbox_ops outbox_ops = {reschedule, finish};
 
 /* ---- the relay's outside world (relay.h) --------------------------------------------- */
 
-static int gateway_post(void *ctx, const char *path, const char *const *headers, const char *body,
-                        int timeout_ms, int *status, char **resp_body)
+/* A call of gateway_post's while it waits for its answer. */
+typedef struct call_wait {
+    pay_call *c;
+    int timeout_ms, answered;
+} call_wait;
+
+/* One call's answer arrived: it is copied into its pay_call. */
+static void call_answered(void *arg, const ons_httpc_resp *resp)
+{
+    call_wait *w = arg;
+    pay_call *c = w->c;
+    w->answered = 1;
+    c->latency_ms = resp->latency_ms;
+    if (resp->status == 0) {
+        /* No answer: a transport error or the deadline. Either way the
+         * charge may or may not have been made: asked again, same key. */
+        c->rc = resp->latency_ms >= (double)w->timeout_ms ? ONS_ETIMEDOUT : ONS_EIO;
+        return;
+    }
+    c->resp = malloc(resp->body_len + 1);
+    if (!c->resp) {
+        c->rc = ONS_ENOMEM;
+        return;
+    }
+    memcpy(c->resp, resp->body, resp->body_len + 1);
+    c->status = resp->status;
+    c->rc = 0;
+}
+
+/* The thread's pool of gateway connections, made on first use (a gateway
+ * whose name does not resolve yet fails this call, not the process). */
+static ons_httpc *thread_pool(pay_thread *t, int timeout_ms)
+{
+    if (t->calls)
+        return t->calls;
+    app *a = t->a;
+    ons_httpc_opts o = {.host = a->url.host,
+                        .port = atoi(a->url.port),
+                        .conns = (int)a->o.concurrency,
+                        .timeout_ms = timeout_ms,
+                        .max_queue = (size_t)a->o.batch,
+                        .max_response = 2 * PAY_HTTP_MAX_BODY};
+    if (ons_httpc_new(&o, &t->calls) != 0)
+        t->calls = NULL;
+    return t->calls;
+}
+
+/* pay_relay_io.post: the n calls over the thread's pool, at most
+ * payments.concurrency at once, each with its own deadline. */
+static void gateway_post(void *ctx, void *conn, pay_call *calls, size_t n, int timeout_ms)
 {
     app *a = ctx;
-    pay_http_resp resp;
-    int rc = pay_http_post(&a->url, path, headers, body, timeout_ms, &resp);
-    if (rc == 0) {
-        *status = resp.status;
-        *resp_body = resp.body;
+    pay_thread *t = conn;
+    ons_httpc *pool = thread_pool(t, timeout_ms);
+    call_wait *waits = calloc(n, sizeof *waits);
+    char path[512];
+    for (size_t i = 0; i < n; i++) {
+        calls[i].rc = pool && waits ? ONS_EIO : ONS_ENOMEM;
+        if (!pool || !waits)
+            continue;
+        waits[i] = (call_wait){&calls[i], timeout_ms, 0};
+        snprintf(path, sizeof path, "%s%s", a->url.base, calls[i].path);
+        ons_httpc_req req = {
+            .method = "POST", .path = path, .headers = calls[i].headers, .body = calls[i].body};
+        if (ons_httpc_request(pool, &req, call_answered, &waits[i]) != 0)
+            waits[i].answered = 1; /* not sent: ONS_EIO, tried again later */
     }
-    return rc;
+    /* Every queued call's callback runs by its deadline (a refused or reset
+     * connection sooner). An epoll failure drops the pool: the calls still
+     * out keep ONS_EIO (tried again later, same key) and the next batch
+     * opens new connections. */
+    while (pool && waits && ons_httpc_pending(pool) > 0)
+        if (ons_httpc_poll(pool, 100) != 0) {
+            ons_httpc_free(pool);
+            t->calls = NULL;
+            break;
+        }
+    free(waits);
 }
 
 static void produce(void *ctx, const q_msg *ms, size_t n, int *rcs)
@@ -212,7 +286,7 @@ static void *thread_main(void *arg)
     ons_pg c;
     ons_pg_opts po;
     ons_pg_opts_default(&po, a->o.pg_dsn, "onsale-payments");
-    pay_thread t = {a, &c};
+    pay_thread t = {a, &c, NULL};
     unsigned seed = (unsigned)(ons_mono_ms() ^ (int64_t)(uintptr_t)&c);
     pay_row *rows = calloc((size_t)a->o.batch, sizeof *rows);
     if (!rows || ons_pg_init(&c, &po)) {
@@ -230,6 +304,7 @@ static void *thread_main(void *arg)
         pay_relay_rows(&a->relay, &outbox_ops, &t, rows, (size_t)n, &seed);
     }
     free(rows);
+    ons_httpc_free(t.calls);
     ons_pg_fini(&c);
     return NULL;
 }

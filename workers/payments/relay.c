@@ -204,36 +204,6 @@ static char *request_body(const pay_row *w)
     return text;
 }
 
-/* Calls the gateway for w through the breaker. */
-static void call_gateway(pay_relay *r, const pay_row *w, pay_answer *ans)
-{
-    int64_t wait = 0;
-    if (!pay_breaker_allow(r->br, ons_mono_ms(), &wait)) {
-        memset(ans, 0, sizeof *ans);
-        ans->cls = PAY_BREAKER_OPEN;
-        ans->retry_in_ms = wait;
-        snprintf(ans->why, sizeof ans->why, "circuit breaker open");
-        return;
-    }
-    char *text = request_body(w);
-    char auth[300], idem[160];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->cfg.api_key);
-    snprintf(idem, sizeof idem, "Idempotency-Key: %s%s", r->cfg.key_prefix, w->key);
-    const char *hdrs[] = {auth, idem, NULL};
-    int status = 0;
-    char *resp = NULL;
-    int64_t t0 = ons_mono_ms();
-    int rc = text ? r->io.post(r->io.ctx, w->is_refund ? "/v1/refunds" : "/v1/charges", hdrs, text,
-                               r->cfg.timeout_ms, &status, &resp)
-                  : ONS_ENOMEM;
-    free(text);
-    if (r->latency)
-        ons_histogram_observe(r->latency, (double)(ons_mono_ms() - t0) / 1000.0);
-    pay_classify(w, rc, status, rc ? NULL : resp, ans);
-    pay_breaker_report(r->br, pay_answer_healthy(rc, status), ons_mono_ms());
-    free(resp);
-}
-
 /* The payment_result record of a charge's final answer. */
 static void result_msg(const pay_row *w, const pay_answer *ans, q_msg *m)
 {
@@ -280,36 +250,107 @@ typedef struct batch {
     int *rcs;      /* the produce's outcome per msgs[k] */
     uint8_t *final;
     pay_done *done;
+    pay_call *calls;   /* the gateway calls, in row order */
+    size_t *called;    /* calls[k] is rows[called[k]]'s */
+    char (*idem)[160]; /* calls[k]'s Idempotency-Key header */
+    const char *(*hdrs)[3];
 } batch;
 
-/* Step 1 for row i: the gateway, or a refund without a charge. Returns 1
- * when the answer is final (the row goes on), 0 when it was rescheduled. */
-static int call_row(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
-                    pay_answer *ans, const row_ids *ids, unsigned *seed)
+/* Step 1 before the call, for row i: a refund without a charge fails
+ * without one, an open breaker reschedules it. Returns 1 when the row
+ * needs the gateway, else 0 (its answer set, final[i] set). */
+static int needs_call(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
+                      pay_answer *ans, uint8_t *final)
 {
-    const char *kind = w->is_refund ? "refund" : "charge";
+    memset(ans, 0, sizeof *ans);
+    int64_t wait = 0;
     if (w->is_refund && !w->charge[0]) {
-        memset(ans, 0, sizeof *ans);
         ans->cls = PAY_FAILED;
         snprintf(ans->why, sizeof ans->why, "no charge to refund");
+    } else if (!pay_breaker_allow(r->br, ons_mono_ms(), &wait)) {
+        ans->cls = PAY_BREAKER_OPEN;
+        ans->retry_in_ms = wait;
+        snprintf(ans->why, sizeof ans->why, "circuit breaker open");
     } else {
-        call_gateway(r, w, ans);
+        return 1;
     }
     count(r->calls[w->is_refund][ans->cls]);
-    if (ans->cls == PAY_BREAKER_OPEN) {
+    *final = ans->cls != PAY_BREAKER_OPEN;
+    if (!*final)
         ob->reschedule(conn, w, ans->retry_in_ms > 0 ? ans->retry_in_ms : r->cfg.breaker_open_ms,
                        ans->why);
-        return 0;
+    return 0;
+}
+
+/* Step 1 after the call: classifies call c's answer for row w, reports it
+ * to the breaker and reschedules a transient failure. Returns 1 when the
+ * answer is final (the row goes on), 0 when it was rescheduled. */
+static int after_call(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *w,
+                      pay_call *c, pay_answer *ans, const row_ids *ids, unsigned *seed)
+{
+    if (r->latency)
+        ons_histogram_observe(r->latency, c->latency_ms / 1000.0);
+    pay_classify(w, c->rc, c->status, c->rc ? NULL : c->resp, ans);
+    pay_breaker_report(r->br, pay_answer_healthy(c->rc, c->status), ons_mono_ms());
+    free(c->resp);
+    c->resp = NULL;
+    count(r->calls[w->is_refund][ans->cls]);
+    if (ans->cls != PAY_RETRY)
+        return 1;
+    int64_t d = pay_backoff_ms(r->cfg.backoff_base_ms, r->cfg.backoff_max_ms, w->attempts, seed);
+    LOG_ROW(ONS_LOG_WARN, ids, "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms",
+            w->is_refund ? "refund" : "charge", w->key, w->attempts, ans->why, d);
+    ob->reschedule(conn, w, d, ans->why);
+    return 0;
+}
+
+/* Step 1 for the batch: every row that needs the gateway is called, all at
+ * once (pay_relay_io.post); the answers set b->ans and b->final. A row whose
+ * request cannot be built (no memory) is rescheduled like a transport
+ * error. */
+static void call_rows(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *rows,
+                      size_t n, unsigned *seed, batch *b)
+{
+    char auth[300];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->cfg.api_key);
+    size_t ncalls = 0;
+    int stopping = r->io.stopping && r->io.stopping(r->io.ctx);
+    for (size_t i = 0; i < n; i++) {
+        const pay_row *w = &rows[i];
+        name_row(r, w, &b->ids[i]);
+        b->final[i] = 0;
+        if (stopping) {
+            ob->reschedule(conn, w, 0, "shutdown");
+            continue;
+        }
+        if (!needs_call(r, ob, conn, w, &b->ans[i], &b->final[i]))
+            continue;
+        pay_call *c = &b->calls[ncalls];
+        memset(c, 0, sizeof *c);
+        c->body = request_body(w);
+        if (!c->body) { /* no memory: like a transport error, tried again later */
+            c->rc = ONS_ENOMEM;
+            b->final[i] = (uint8_t)after_call(r, ob, conn, w, c, &b->ans[i], &b->ids[i], seed);
+            continue;
+        }
+        snprintf(b->idem[ncalls], sizeof b->idem[ncalls], "Idempotency-Key: %s%s",
+                 r->cfg.key_prefix, w->key);
+        b->hdrs[ncalls][0] = auth;
+        b->hdrs[ncalls][1] = b->idem[ncalls];
+        b->hdrs[ncalls][2] = NULL;
+        c->path = w->is_refund ? "/v1/refunds" : "/v1/charges";
+        c->headers = b->hdrs[ncalls];
+        b->called[ncalls++] = i;
     }
-    if (ans->cls == PAY_RETRY) {
-        int64_t d =
-            pay_backoff_ms(r->cfg.backoff_base_ms, r->cfg.backoff_max_ms, w->attempts, seed);
-        LOG_ROW(ONS_LOG_WARN, ids, "%s %s attempt %" PRId64 ": %s; retry in %" PRId64 " ms", kind,
-                w->key, w->attempts, ans->why, d);
-        ob->reschedule(conn, w, d, ans->why);
-        return 0;
+    if (ncalls)
+        r->io.post(r->io.ctx, conn, b->calls, ncalls, r->cfg.timeout_ms);
+    for (size_t k = 0; k < ncalls; k++) {
+        size_t i = b->called[k];
+        b->final[i] =
+            (uint8_t)after_call(r, ob, conn, &rows[i], &b->calls[k], &b->ans[i], &b->ids[i], seed);
+        free((void *)b->calls[k].body);
+        b->calls[k].body = NULL;
     }
-    return 1;
 }
 
 /* The batch's three steps over rows[0..n) with b's slots. */
@@ -317,19 +358,12 @@ static void relay_batch(pay_relay *r, const pay_outbox_ops *ob, void *conn, cons
                         size_t n, unsigned *seed, batch *b)
 {
     size_t nmsg = 0, ndone = 0;
-    for (size_t i = 0; i < n; i++) {
-        name_row(r, &rows[i], &b->ids[i]);
-        if (r->io.stopping && r->io.stopping(r->io.ctx)) {
-            ob->reschedule(conn, &rows[i], 0, "shutdown");
-            b->final[i] = 0;
-            continue;
-        }
-        b->final[i] = (uint8_t)call_row(r, ob, conn, &rows[i], &b->ans[i], &b->ids[i], seed);
+    call_rows(r, ob, conn, rows, n, seed, b);
+    for (size_t i = 0; i < n; i++)
         if (b->final[i] && !rows[i].is_refund) {
             result_msg(&rows[i], &b->ans[i], &b->msgs[nmsg]);
             b->which[nmsg++] = i;
         }
-    }
     /* Every final charge's result in the log before its row is done: a
      * result Kafka did not take is rescheduled like a retry, never guessed. */
     if (nmsg)
@@ -368,21 +402,26 @@ static void relay_batch(pay_relay *r, const pay_outbox_ops *ob, void *conn, cons
 void pay_relay_rows(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pay_row *rows,
                     size_t n, unsigned *seed)
 {
-    batch b = {calloc(n, sizeof *b.ans),   calloc(n, sizeof *b.ids), calloc(n, sizeof *b.msgs),
-               calloc(n, sizeof *b.which), calloc(n, sizeof *b.rcs), calloc(n, sizeof *b.final),
-               calloc(n, sizeof *b.done)};
-    if (b.ans && b.ids && b.msgs && b.which && b.rcs && b.final && b.done) {
+    batch b = {calloc(n, sizeof *b.ans),   calloc(n, sizeof *b.ids),   calloc(n, sizeof *b.msgs),
+               calloc(n, sizeof *b.which), calloc(n, sizeof *b.rcs),   calloc(n, sizeof *b.final),
+               calloc(n, sizeof *b.done),  calloc(n, sizeof *b.calls), calloc(n, sizeof *b.called),
+               calloc(n, sizeof *b.idem),  calloc(n, sizeof *b.hdrs)};
+    if (b.ans && b.ids && b.msgs && b.which && b.rcs && b.final && b.done && b.calls && b.called &&
+        b.idem && b.hdrs) {
         relay_batch(r, ob, conn, rows, n, seed, &b);
     } else {
         /* One at a time with slots on the stack. */
         pay_answer ans;
         row_ids ids;
         q_msg msg;
-        size_t which;
+        size_t which, called;
         int rc;
         uint8_t final;
         pay_done done;
-        batch one = {&ans, &ids, &msg, &which, &rc, &final, &done};
+        pay_call call;
+        char idem[1][160];
+        const char *hdrs[1][3];
+        batch one = {&ans, &ids, &msg, &which, &rc, &final, &done, &call, &called, idem, hdrs};
         for (size_t i = 0; i < n; i++)
             relay_batch(r, ob, conn, &rows[i], 1, seed, &one);
     }
@@ -393,4 +432,8 @@ void pay_relay_rows(pay_relay *r, const pay_outbox_ops *ob, void *conn, const pa
     free(b.rcs);
     free(b.final);
     free(b.done);
+    free(b.calls);
+    free(b.called);
+    free(b.idem);
+    free(b.hdrs);
 }

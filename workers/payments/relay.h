@@ -19,10 +19,13 @@
  *      the partition owner.
  *
  * A claimed batch goes through those steps together (pay_relay_rows): the
- * gateway calls one after another, then every final charge's result
+ * gateway calls made at once (pay_relay_io.post keeps them in flight
+ * together, each row with its own Idempotency-Key, so a call repeated after
+ * a lost answer is never a second charge), then every final charge's result
  * produced at once and waited for once, then every final row finished in
- * one transaction, so a batch costs one log round trip and one commit, not
- * one of each per row. The order of effects per row is the same.
+ * one transaction, so a batch costs one gateway round trip, one log round
+ * trip and one commit, not one of each per row. The order of effects per
+ * row is the same.
  *
  * The relay does no I/O of its own: the gateway POST and the produce are
  * pay_relay_io callbacks, the outbox writes are pay_outbox_ops on the
@@ -95,13 +98,26 @@ typedef struct pay_relay_cfg {
     const char *ids_secret; /* "" or NULL: log lines name the order only */
 } pay_relay_cfg;
 
+/* One gateway call of a batch: the request, then its answer. */
+typedef struct pay_call {
+    const char *path;           /* "/v1/charges" or "/v1/refunds" */
+    const char *const *headers; /* "Name: value", NULL terminated */
+    const char *body;           /* JSON */
+    int rc;                     /* answer: 0, or an ONS_E... code (status and resp unset) */
+    int status;
+    char *resp;        /* the answer's body, malloc'd, or NULL; the relay frees it */
+    double latency_ms; /* from sending to the answer (for the latency histogram) */
+} pay_call;
+
 /* The relay's outside world. ctx is pay_relay_io.ctx. */
 typedef struct pay_relay_io {
-    /* POSTs body to the gateway's path with headers ("Name: value", NULL
-     * terminated). 0 with *status and *resp_body (malloc'd or NULL; the
-     * relay frees it), or an ONS_E... code (pay_http_post). */
-    int (*post)(void *ctx, const char *path, const char *const *headers, const char *body,
-                int timeout_ms, int *status, char **resp_body);
+    /* POSTs each of the n calls' body to the gateway's path with its
+     * headers, all of them in flight together as far as the caller's
+     * connections allow (payments.concurrency), each bounded by timeout_ms,
+     * and returns when every call has its answer (rc, status, resp). conn
+     * is pay_relay_rows' conn: the calling thread's, where its keep-alive
+     * connections live. */
+    void (*post)(void *ctx, void *conn, pay_call *calls, size_t n, int timeout_ms);
     /* Produces the n payment_results ms and waits until each is in the
      * log or failed: rcs[i] = 0 or an ONS_E... code (pay_produce_results). */
     void (*produce)(void *ctx, const q_msg *ms, size_t n, int *rcs);

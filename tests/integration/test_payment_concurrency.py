@@ -1,0 +1,98 @@
+"""test_payment_concurrency.py - the relay keeps a batch's gateway calls in
+flight together (issue 12, the e2e's payment tail).
+
+Eight orders wait for their charges before onsale-payments starts (one
+thread, one claim of all eight); the gateway simulator takes 400 ms per
+charge. Called one after another the batch takes at least 3.2 s; with
+payments.concurrency 8 the calls overlap and the relay's start to the
+batch's done takes about one call (asserted: under half the sequential). The control (payments.concurrency 1) shows the sequential
+relay. Either way every order is paid exactly once: one charge per order at
+the gateway, one payment per order."""
+import http.client
+import json
+import urllib.request
+
+import pytest
+
+from harness import Stack, free_port
+from worker_util import intent, seq, wait_state
+
+ORDERS = 8
+LATENCY_MS = 400
+
+
+def ledger_charges(st, port):
+    """The gateway simulator's charges (its ledger)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/ledger",
+                                 headers={"Authorization": f"Bearer {st.gateway_api_key}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["charges"]
+
+
+def start_slow_gateway(st):
+    """The gateway simulator answering each call after LATENCY_MS."""
+    port = free_port()
+    gw = st.start("gateway", "onsale-gateway", gateway_port=port, gateway_latency_ms=LATENCY_MS)
+
+    def up():
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/healthz")
+            return c.getresponse().status == 200
+        except OSError:
+            return False
+
+    st.wait_for(up, 20, "gateway /healthz", proc=gw)
+    return port
+
+
+def pending_orders(st, w):
+    """ORDERS fans each reserve a seat and check out; returns the order ids
+    once all of them wait for their charge."""
+    ev = st.create_event(sections=[("A", 1, 20, 5000)])
+    held = [st.produce(ev, intent(100 + i, 1)) for i in range(ORDERS)]
+    for part, off in held:
+        wait_state(st, part, off, "reserved", proc=w)
+    orders = []
+    for i, (part, off) in enumerate(held):
+        _, coff = st.produce(ev, {"type": "checkout", "user_id": 100 + i,
+                                  "reservation_id": seq(part, off),
+                                  "payment_method": "pm_card_visa"})
+        orders.append(seq(part, coff))
+    st.wait_for(lambda: st.sql("SELECT count(*) FROM outbox WHERE order_id = ANY(%s) "
+                               "AND state = 'pending'", (orders,)) == [(ORDERS,)],
+                20, "charges pending", proc=w)
+    return orders
+
+
+@pytest.mark.parametrize("concurrency", [ORDERS, 1])
+def test_a_batch_calls_the_gateway_at_once(concurrency):
+    with Stack(partitions=1) as st:
+        w = st.start_worker()
+        orders = pending_orders(st, w)
+        port = start_slow_gateway(st)
+        (t0,), = st.sql("SELECT now()")  # the server's clock, like done_at's
+        st.start("payments", "onsale-payments", payments_gateway_url=f"http://127.0.0.1:{port}",
+                 payments_key_prefix=f"{st.topic}-", metrics_port=free_port(),
+                 payments_threads=1, payments_batch=ORDERS, payments_concurrency=concurrency,
+                 payments_lease_ms=60000)
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM orders WHERE order_id = ANY(%s) "
+                                   "AND state = 'paid'", (orders,)) == [(ORDERS,)],
+                    30, "orders paid", proc=w)
+        # the relay marks its rows done after the results are in the log
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM outbox WHERE order_id = ANY(%s) "
+                                   "AND state = 'done'", (orders,)) == [(ORDERS,)],
+                    30, "outbox rows done")
+        # the relay's start to the batch done (one claim of all the rows)
+        (span,), = st.sql("SELECT extract(epoch FROM max(done_at) - %s) FROM outbox "
+                          "WHERE order_id = ANY(%s)", (t0, orders))
+        sequential = ORDERS * LATENCY_MS / 1000.0
+        if concurrency == 1:
+            assert float(span) >= sequential, span  # the control: one call after another
+        else:
+            assert float(span) < sequential / 2, span
+        # paid once each: one charge per order at the gateway, one payment row
+        charged = [c["order_id"] for c in ledger_charges(st, port)]
+        assert sorted(map(int, charged)) == sorted(orders)
+        assert st.sql("SELECT count(*), count(DISTINCT order_id) FROM payments "
+                      "WHERE order_id = ANY(%s)", (orders,)) == [(ORDERS, ORDERS)]
