@@ -902,19 +902,33 @@ static int end_due(const wk_part *p, const wk_event *ev, int64_t now_ms)
            now_ms >= ev->starts_at_ms + p->cfg.end_grace_ms;
 }
 
-int wk_part_end_due(wk_part *p, int64_t now_ms)
+/* Runs act on each of p's events that due says is due: the number acted
+ * on, or the first error of act. */
+static int each_due(wk_part *p, int64_t now_ms,
+                    int (*due)(const wk_part *p, const wk_event *ev, int64_t now_ms),
+                    int (*act)(wk_part *p, wk_event *ev, int64_t now_ms))
 {
     int n = 0;
     for (size_t i = 0; i < p->events.cap; i++) {
         wk_event *ev = p->events.slots[i].val;
-        if (!ev || !end_due(p, ev, now_ms))
+        if (!ev || !due(p, ev, now_ms))
             continue;
-        int rc = set_status(p, ev, Q_EVENT_ENDED, now_ms);
+        int rc = act(p, ev, now_ms);
         if (rc)
             return rc;
         n++;
     }
     return n;
+}
+
+static int end_event(wk_part *p, wk_event *ev, int64_t now_ms)
+{
+    return set_status(p, ev, Q_EVENT_ENDED, now_ms);
+}
+
+int wk_part_end_due(wk_part *p, int64_t now_ms)
+{
+    return each_due(p, now_ms, end_due, end_event);
 }
 
 /* ---- the draw ----------------------------------------------------------------------- */
@@ -978,17 +992,7 @@ static int make_draw(wk_part *p, wk_event *ev, int64_t now_ms)
 
 int wk_part_draw_due(wk_part *p, int64_t now_ms)
 {
-    int n = 0;
-    for (size_t i = 0; i < p->events.cap; i++) {
-        wk_event *ev = p->events.slots[i].val;
-        if (!ev || !draw_due(p, ev, now_ms))
-            continue;
-        int rc = make_draw(p, ev, now_ms);
-        if (rc)
-            return rc;
-        n++;
-    }
-    return n;
+    return each_due(p, now_ms, draw_due, make_draw);
 }
 
 /* ---- admission control ----------------------------------------------------------------- */
@@ -1007,37 +1011,32 @@ static int apply_admission(wk_part *p, wk_event *ev, const q_msg *m, int64_t now
     return rc ? rc : serve_waiting(p, ev, now_ms); /* a raised cap lets fans in now */
 }
 
-int wk_part_admit_due(wk_part *p, int64_t now_ms)
+/* Has ev's admission rate a fan to let in now, and a seat for one? */
+static int admit_due(const wk_part *p, const wk_event *ev, int64_t now_ms)
 {
-    int n = 0;
-    for (size_t i = 0; i < p->events.cap; i++) {
-        wk_event *ev = p->events.slots[i].val;
-        if (!ev || !ev->whead || ev->admissions_per_minute <= 0 || now_ms < ev->next_admit_ms ||
-            ev->inv.available == 0)
-            continue;
-        int rc = serve_waiting(p, ev, now_ms);
-        if (rc)
-            return rc;
-        n++;
-    }
-    return n;
+    (void)p;
+    return ev->whead && ev->admissions_per_minute > 0 && now_ms >= ev->next_admit_ms &&
+           ev->inv.available != 0;
 }
 
+int wk_part_admit_due(wk_part *p, int64_t now_ms)
+{
+    return each_due(p, now_ms, admit_due, serve_waiting);
+}
+
+/* Has ev decided rejections still to write? */
+static int reject_pending(const wk_part *p, const wk_event *ev, int64_t now_ms)
+{
+    (void)p;
+    (void)now_ms;
+    return ev->ndoomed > 0;
+}
+
+/* serve_waiting writes the next rejections, and once they are all written,
+ * what the event's waiting fans get next: seats, or a sell-out's answer. */
 int wk_part_reject_due(wk_part *p, int64_t now_ms)
 {
-    int n = 0;
-    for (size_t i = 0; p->ndoomed > 0 && i < p->events.cap; i++) {
-        wk_event *ev = p->events.slots[i].val;
-        if (!ev || ev->ndoomed == 0)
-            continue;
-        /* the next rejections, and once they are all written, what the
-         * event's waiting fans get next: seats, or a sell-out's answer */
-        int rc = serve_waiting(p, ev, now_ms);
-        if (rc)
-            return rc;
-        n++;
-    }
-    return n;
+    return p->ndoomed > 0 ? each_due(p, now_ms, reject_pending, serve_waiting) : 0;
 }
 
 int wk_part_rejecting(const wk_part *p)
