@@ -362,11 +362,11 @@ class Stack:
                       proc=p)
         return f"http://127.0.0.1:{self.ingress_port}"
 
-    def start_payments_path(self, **pay_overrides):
-        """Starts the gateway simulator and onsale-payments pointed at it, so
-        checkouts complete. Returns the gateway's port."""
+    def start_gateway(self, **overrides):
+        """Starts the gateway simulator (overrides: its options) and waits
+        for its /healthz. Returns its port."""
         gw_port = free_port()
-        gw = self.start("gateway", "onsale-gateway", gateway_port=gw_port)
+        gw = self.start("gateway", "onsale-gateway", gateway_port=gw_port, **overrides)
 
         def gw_up():
             try:
@@ -377,6 +377,12 @@ class Stack:
                 return False
 
         self.wait_for(gw_up, 20, "gateway /healthz", proc=gw)
+        return gw_port
+
+    def start_payments_path(self, **pay_overrides):
+        """Starts the gateway simulator and onsale-payments pointed at it, so
+        checkouts complete. Returns the gateway's port."""
+        gw_port = self.start_gateway()
         o = {"payments_gateway_url": f"http://127.0.0.1:{gw_port}",
              "payments_key_prefix": f"{self.topic}-", "metrics_port": free_port()}
         o.update(pay_overrides)

@@ -8,7 +8,6 @@ payments.concurrency 8 the calls overlap and the relay's start to the
 batch's done takes about one call (asserted: under half the sequential). The control (payments.concurrency 1) shows the sequential
 relay. Either way every order is paid exactly once: one charge per order at
 the gateway, one payment per order."""
-import http.client
 import json
 import urllib.request
 
@@ -31,19 +30,7 @@ def ledger_charges(st, port):
 
 def start_slow_gateway(st):
     """The gateway simulator answering each call after LATENCY_MS."""
-    port = free_port()
-    gw = st.start("gateway", "onsale-gateway", gateway_port=port, gateway_latency_ms=LATENCY_MS)
-
-    def up():
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/healthz")
-            return c.getresponse().status == 200
-        except OSError:
-            return False
-
-    st.wait_for(up, 20, "gateway /healthz", proc=gw)
-    return port
+    return st.start_gateway(gateway_latency_ms=LATENCY_MS)
 
 
 def pending_orders(st, w):
