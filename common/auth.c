@@ -22,6 +22,7 @@
 #include "common/auth.h"
 #include "common/b64url.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/hmac.h"
 
 #include <assert.h>
@@ -482,27 +483,6 @@ void ons_auth_cache_stats(ons_auth_cache *c, uint64_t *hits, uint64_t *misses)
 
 /* FNV-1a over the token, from a secret per-process basis, then mixed. It
  * only picks a set: equality is always the full constant-time compare. */
-/* A word at a time (a token is ~200 bytes and hashed on every request),
- * then a 64-bit finalizer. Seeded per cache; a collision costs only a
- * verification, since a hit compares the whole token. */
-static uint64_t token_hash(uint64_t seed, const char *s, size_t n)
-{
-    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, s + i, 8);
-        h = ((h << 5 | h >> 59) ^ w) * 0x517cc1b727220a95ULL;
-    }
-    for (; i < n; i++)
-        h = ((h << 5 | h >> 59) ^ (unsigned char)s[i]) * 0x517cc1b727220a95ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* Constant time in the length: no early exit on the first difference. A
  * word at a time; the empty asm keeps the compiler from reasoning about acc
  * inside the loop (and adding an exit). */
@@ -591,7 +571,7 @@ int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t
     if (!token)
         return ONS_EAUTH;
     size_t len = strlen(token);
-    uint64_t h = token_hash(c->seed, token, len);
+    uint64_t h = ons_hash64(c->seed, token, len);
     size_t set = (size_t)(h >> 7) & (c->nsets - 1);
     cache_slot *ways = &c->slots[set * CACHE_WAYS];
     pthread_mutex_t *mu = &c->locks[set % CACHE_STRIPES];

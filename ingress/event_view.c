@@ -3,6 +3,7 @@
 #include "ingress/event_view.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "ingress/event_store.h"
 #include "ingress/json_io.h"
 #include "ingress/routes.h"
@@ -26,7 +27,7 @@
 typedef struct view_body {
     atomic_int refs;
     size_t len;
-    char etag[24];
+    char etag[ONS_ETAG_SIZE];
     char data[];
 } view_body;
 
@@ -227,15 +228,6 @@ static int counts_from_postgres(ing_worker *w, int64_t event_id, q_event_state *
     return 0;
 }
 
-/* FNV-1a 64 of the body, as a quoted strong ETag. */
-static void make_etag(const char *data, size_t len, char out[24])
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)data[i]) * 1099511628211ull;
-    snprintf(out, 24, "\"%016" PRIx64 "\"", h);
-}
-
 static view_body *body_new(const char *text)
 {
     size_t len = strlen(text);
@@ -245,7 +237,7 @@ static view_body *body_new(const char *text)
     atomic_init(&b->refs, 1);
     b->len = len;
     memcpy(b->data, text, len + 1);
-    make_etag(b->data, len, b->etag);
+    ons_etag(b->data, len, b->etag);
     return b;
 }
 

@@ -20,6 +20,7 @@
  */
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "ingress/catalog_index_store.h"
 #include "ingress/catalog_store.h"
@@ -41,7 +42,7 @@ typedef struct cat_slot {
     char *key;  /* the raw query string */
     char *body; /* JSON text */
     size_t len;
-    char etag[24];
+    char etag[ONS_ETAG_SIZE];
     int64_t expires_ms; /* monotonic */
 } cat_slot;
 
@@ -76,15 +77,6 @@ static cat_slot *cache_slot(const char *key)
     for (const char *c = key; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
     return &cache.slots[h % cache.n];
-}
-
-/* FNV-1a 64 of the body, as a quoted strong ETag. */
-static void make_etag(const char *data, size_t len, char out[24])
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)data[i]) * 1099511628211ull;
-    snprintf(out, 24, "\"%016" PRIx64 "\"", h);
 }
 
 static void reply_body(ing_req *r, const char *body, size_t len, const char *etag)
@@ -161,8 +153,8 @@ static void reply_page(ing_req *r, ing_worker *w, const catalog_job *j, cat_page
         ing_fail(r, w, ING_E_OVERLOADED, NULL);
         return;
     }
-    char etag[24];
-    make_etag(text, len, etag);
+    char etag[ONS_ETAG_SIZE];
+    ons_etag(text, len, etag);
     cache_store(j->key, text, len, etag);
     reply_body(r, text, len, etag);
     free(text);

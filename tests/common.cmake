@@ -5,6 +5,8 @@ onsale_unit(test_metrics onsale_common m)
 # The grow-by-doubling helper.
 onsale_unit(test_vec onsale_common)
 onsale_unit(test_utc onsale_common)
+# The word-at-a-time hash of the token cache and the ETags.
+onsale_unit(test_hash onsale_common)
 # Unpadded base64url (JWT segments, catalog cursors).
 onsale_unit(test_b64url onsale_common)
 # Keyed HMAC-SHA256 contexts per thread (public ids, JWT signatures).
