@@ -27,12 +27,12 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Stack  # noqa: E402
+from harness import checked_stack  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def st():
-    with Stack(partitions=1) as s:
+    with checked_stack(partitions=1) as s:
         s.start_worker()
         s.nng_port = int(s.start_ingress(http_direct_replies="false").rsplit(":", 1)[1])
         s.direct_port = int(s.start_ingress(http_direct_replies="true",

@@ -24,7 +24,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Stack  # noqa: E402
+from harness import checked_stack  # noqa: E402
 from test_ingress_hostile import (connect, exchange, head, json_error, read_all,  # noqa: E402
                                   responses)
 
@@ -33,7 +33,7 @@ OK = head("GET", "/healthz", ["Connection: close"])
 
 @pytest.fixture(scope="module")
 def st():
-    with Stack(partitions=1) as s:
+    with checked_stack(partitions=1) as s:
         s.start_ingress()
         yield s
 
