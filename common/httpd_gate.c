@@ -54,8 +54,12 @@
 typedef struct slot {
     atomic_int client; /* 1 while the descriptor is an admitted client */
     atomic_llong last_rx_ms;
-    int killed;          /* shut down by the sweeper; guarded by g.mu */
-    int answered;        /* a refusal was written: every later read is end-of-file */
+    int killed;   /* shut down by the sweeper; guarded by g.mu */
+    int answered; /* a refusal was written: every later read is end-of-file */
+    /* A head refused behind whole requests in the same read: nng is given
+     * those requests, and the refusal is written (and end-of-file read) at
+     * nng's next read, once their answers are written. Reader's own. */
+    const ons_http_refusal *refused;
     atomic_int overflow; /* a head ran into the end of nng's buffer: 431 at close */
     atomic_int drain;    /* the gate answered: read what the client sent on before closing */
     ons_http_head head;  /* the request stream, judged by the reader */
@@ -115,6 +119,8 @@ static void count(ons_counter *c)
 static const char *reason_of(int status)
 {
     switch (status) {
+    case 411:
+        return "Length Required";
     case 414:
         return "URI Too Long";
     case 431:
@@ -220,6 +226,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     slot *s = &g.slots[nfd];
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
+    s->refused = NULL;
     atomic_store(&s->overflow, 0);
     atomic_store(&s->drain, 0);
     ons_http_head_init(&s->head);
@@ -273,22 +280,38 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     slot *s = NULL;
     if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
         s = &g.slots[fd];
+    if (s && s->refused) {
+        /* nng has parsed and answered the requests before the refused
+         * head (it reads again only once the last answer is written). */
+        const ons_http_refusal *r = s->refused;
+        s->refused = NULL;
+        answer(fd, r->status, r->code, r->message);
+        s->answered = 1;
+    }
     if (s && s->answered)
         return 0; /* already answered: the peer is "gone" */
     ssize_t n = ((readv_fn)real("readv", &real_readv))(fd, iov, iovcnt);
     if (!s || n <= 0)
         return n;
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
+    unsigned long long start = s->head.fed;
     size_t left = (size_t)n;
     for (int i = 0; i < iovcnt && left > 0; i++) {
         size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
         const ons_http_refusal *r = ons_http_head_feed(
             &s->head, iov[i].iov_base, k, (unsigned)g.o.max_request_line, (unsigned)g.o.max_head);
         if (r) {
-            answer(fd, r->status, r->code, r->message);
             count(g.o.bad_heads);
-            s->answered = 1;
             atomic_store(&s->drain, 1);
+            /* Whole requests before the refused head in this read are
+             * nng's to answer first; the bytes from the head on are
+             * dropped (the connection closes after the refusal). */
+            if (s->head.head_from > start) {
+                s->refused = r;
+                return (ssize_t)(s->head.head_from - start);
+            }
+            answer(fd, r->status, r->code, r->message);
+            s->answered = 1;
             return 0;
         }
         left -= k;
