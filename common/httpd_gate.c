@@ -54,8 +54,17 @@
 typedef struct slot {
     atomic_int client; /* 1 while the descriptor is an admitted client */
     atomic_llong last_rx_ms;
-    int killed;          /* shut down by the sweeper; guarded by g.mu */
-    int answered;        /* a refusal was written: every later read is end-of-file */
+    int killed;   /* shut down by the sweeper; guarded by g.mu */
+    int answered; /* a refusal was written: every later read is end-of-file */
+    /* A head refused behind whole requests in the same read: nng is given
+     * those requests, and the refusal is written (and end-of-file read) at
+     * nng's next read, once their answers are written. Reader's own. */
+    const ons_http_refusal *refused;
+    /* The start of a head that a read left unfinished at the end of nng's
+     * buffer, held back from nng and given at its next read (readv).
+     * Reader's own; freed at close. */
+    unsigned char *held;
+    size_t held_len, held_off;
     atomic_int overflow; /* a head ran into the end of nng's buffer: 431 at close */
     atomic_int drain;    /* the gate answered: read what the client sent on before closing */
     ons_http_head head;  /* the request stream, judged by the reader */
@@ -115,6 +124,8 @@ static void count(ons_counter *c)
 static const char *reason_of(int status)
 {
     switch (status) {
+    case 411:
+        return "Length Required";
     case 414:
         return "URI Too Long";
     case 431:
@@ -220,6 +231,9 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     slot *s = &g.slots[nfd];
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
+    s->refused = NULL;
+    free(s->held);
+    s->held = NULL;
     atomic_store(&s->overflow, 0);
     atomic_store(&s->drain, 0);
     ons_http_head_init(&s->head);
@@ -260,6 +274,8 @@ int close(int fd)
         answer_overflow(fd);
         if (atomic_exchange(&g.slots[fd].drain, 0))
             drain_input(fd);
+        free(g.slots[fd].held);
+        g.slots[fd].held = NULL;
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
@@ -268,27 +284,87 @@ int close(int fd)
     return sys_close(fd);
 }
 
+/* Keeps bytes [from, n) of what a read put in iov for nng's next read.
+ * Returns 0 when out of memory (the caller falls back to the 431). */
+static int hold_back(slot *s, const struct iovec *iov, int iovcnt, size_t from, size_t n)
+{
+    unsigned char *b = malloc(n - from);
+    if (!b)
+        return 0;
+    size_t at = 0, w = 0;
+    for (int i = 0; i < iovcnt && at < n; i++) {
+        size_t len = iov[i].iov_len < n - at ? iov[i].iov_len : n - at;
+        if (at + len > from) {
+            size_t skip = from > at ? from - at : 0;
+            memcpy(b + w, (const unsigned char *)iov[i].iov_base + skip, len - skip);
+            w += len - skip;
+        }
+        at += len;
+    }
+    s->held = b;
+    s->held_len = w;
+    s->held_off = 0;
+    return 1;
+}
+
+/* A read served from what hold_back kept (already judged). */
+static ssize_t give_held(slot *s, const struct iovec *iov, int iovcnt)
+{
+    size_t k = 0;
+    for (int i = 0; i < iovcnt && s->held_off < s->held_len; i++) {
+        size_t m = s->held_len - s->held_off;
+        if (m > iov[i].iov_len)
+            m = iov[i].iov_len;
+        memcpy(iov[i].iov_base, s->held + s->held_off, m);
+        s->held_off += m;
+        k += m;
+    }
+    if (s->held_off == s->held_len) {
+        free(s->held);
+        s->held = NULL;
+    }
+    return (ssize_t)k;
+}
+
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     slot *s = NULL;
     if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
         s = &g.slots[fd];
+    if (s && s->held)
+        return give_held(s, iov, iovcnt);
+    if (s && s->refused) {
+        /* nng has parsed and answered the requests before the refused
+         * head (it reads again only once the last answer is written). */
+        const ons_http_refusal *r = s->refused;
+        s->refused = NULL;
+        answer(fd, r->status, r->code, r->message);
+        s->answered = 1;
+    }
     if (s && s->answered)
         return 0; /* already answered: the peer is "gone" */
     ssize_t n = ((readv_fn)real("readv", &real_readv))(fd, iov, iovcnt);
     if (!s || n <= 0)
         return n;
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
+    unsigned long long start = s->head.fed;
     size_t left = (size_t)n;
     for (int i = 0; i < iovcnt && left > 0; i++) {
         size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
         const ons_http_refusal *r = ons_http_head_feed(
             &s->head, iov[i].iov_base, k, (unsigned)g.o.max_request_line, (unsigned)g.o.max_head);
         if (r) {
-            answer(fd, r->status, r->code, r->message);
             count(g.o.bad_heads);
-            s->answered = 1;
             atomic_store(&s->drain, 1);
+            /* Whole requests before the refused head in this read are
+             * nng's to answer first; the bytes from the head on are
+             * dropped (the connection closes after the refusal). */
+            if (s->head.head_from > start) {
+                s->refused = r;
+                return (ssize_t)(s->head.head_from - start);
+            }
+            answer(fd, r->status, r->code, r->message);
+            s->answered = 1;
             return 0;
         }
         left -= k;
@@ -298,15 +374,24 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
      * (or sent in pieces that never end on a line) can run into its end;
      * nng then answers the requests before it and closes the connection
      * without a word. A read that fills the space nng offered while a head
-     * is unfinished is that case: the 431 is written when nng closes, after
-     * those answers. (A body read into the server's own buffer never ends
-     * inside a head.) */
+     * is unfinished is that case. When the head began in this read, its
+     * bytes are held back (below); when it began in an earlier one, nng
+     * holds its start and the 431 is written when nng closes, after the
+     * answers before it. (A body read into the server's own buffer never
+     * ends inside a head.) */
     size_t offered = 0;
     for (int i = 0; i < iovcnt; i++)
         offered += iov[i].iov_len;
     if ((size_t)n == offered &&
-        atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN)
+        atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN) {
+        /* When whole requests come before that head in this read, nng is
+         * given those only: it parses them, empties its buffer, and gets
+         * the head's start at its next read with the whole buffer free. */
+        if (s->head.head_from > start &&
+            hold_back(s, iov, iovcnt, s->head.head_from - start, (size_t)n))
+            return (ssize_t)(s->head.head_from - start);
         atomic_store(&s->overflow, 1);
+    }
     return n;
 }
 

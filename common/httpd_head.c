@@ -24,6 +24,7 @@ void ons_http_head_init(ons_http_head *h)
 {
     head_start(h);
     h->body_left = 0;
+    h->fed = h->head_from = 0;
     atomic_store_explicit(&h->requests, 0, memory_order_relaxed);
 }
 
@@ -248,6 +249,7 @@ const ons_http_refusal *ons_http_head_feed(ons_http_head *h, const unsigned char
             continue;
         }
         if (ph == ONS_HEAD_IDLE) {
+            h->head_from = h->fed + i;
             /* nng takes an empty line there for a whole head without a
              * request line (and answers it with an HTML page). */
             if (p[i] == '\r' || p[i] == '\n') {
@@ -277,5 +279,6 @@ const ons_http_refusal *ons_http_head_feed(ons_http_head *h, const unsigned char
         if (head_byte(h, p[i], max_request_line, max_head))
             return &h->refusal;
     }
+    h->fed += n;
     return NULL;
 }

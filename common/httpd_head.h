@@ -67,6 +67,10 @@ typedef struct ons_http_head {
     int kind;     /* the current header line: 0 other, 1 Host, 2 Content-Length */
     int cl_state; /* its value: 0 leading spaces, 1 digits, 2 trailing spaces */
     unsigned long long cl, body_left;
+    /* Stream offsets: bytes fed so far, and where the head being read (or
+     * refused) began; the gate answers the requests before a refused head
+     * first (httpd_gate.c, readv). */
+    unsigned long long fed, head_from;
     char ver[9];
     char hdr[32]; /* the first bytes of the current header line */
     ons_http_refusal refusal;

@@ -23,14 +23,14 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Stack  # noqa: E402
+from harness import Stack, checked_stack  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture(scope="module")
 def st():
-    with Stack(partitions=1) as s:
+    with checked_stack(partitions=1) as s:
         s.start_ingress(http_body_timeout_ms=1000, http_header_timeout_ms=1500)
         s.ev = s.create_event(sections=[("A", 10, 10, 5000)])
         yield s

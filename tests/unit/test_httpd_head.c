@@ -26,8 +26,10 @@ static const ons_http_refusal *feed(const char *raw, size_t n, int *requests)
     for (size_t i = 0; i < n && !b; i++)
         b = ons_http_head_feed(&bytes, (const unsigned char *)raw + i, 1, LINE_MAX_, HEAD_MAX);
     ck_assert_msg((a == NULL) == (b == NULL), "split reads disagree on %s", raw);
-    if (a)
+    if (a) {
         ck_assert_str_eq(a->code, b->code);
+        ck_assert_int_eq(whole.head_from, bytes.head_from);
+    }
     ck_assert_int_eq(atomic_load(&whole.requests), atomic_load(&bytes.requests));
     if (requests)
         *requests = atomic_load(&whole.requests);
@@ -187,6 +189,40 @@ START_TEST(framing_is_judged_as_the_server_judges_it)
 }
 END_TEST
 
+/* Where the refused head began in the stream: the gate gives nng the
+ * requests before it, to answer before the refusal (httpd_gate.c). */
+START_TEST(a_refused_head_is_located_in_the_stream)
+{
+    static const char *const good[] = {
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    };
+    static const char *const bad[] = {
+        "GET /a HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n",
+        "\r\nGET /a HTTP/1.1\r\n",
+        "GET /%41 HTTP/1.1\r\n",
+        "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "lo\r\n\r\n", /* the rest of a body longer than the 5 declared */
+    };
+    char raw[512];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int n = snprintf(raw, sizeof raw, "%s%s%s%s", good[0], good[1], good[1], bad[i]);
+        size_t at = strlen(good[0]) + 2 * strlen(good[1]);
+        int heads = 0;
+        ons_http_head h;
+        ons_http_head_init(&h);
+        ck_assert_ptr_nonnull(feed(raw, (size_t)n, &heads));
+        ck_assert_int_eq(heads, 3);
+        /* In two reads, the second starting inside the second request. */
+        ck_assert_ptr_null(
+            ons_http_head_feed(&h, (const unsigned char *)raw, 40, LINE_MAX_, HEAD_MAX));
+        ck_assert_ptr_nonnull(ons_http_head_feed(&h, (const unsigned char *)raw + 40,
+                                                 (size_t)n - 40, LINE_MAX_, HEAD_MAX));
+        ck_assert_uint_eq(h.head_from, at);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -197,6 +233,7 @@ int main(void)
         ONS_CHECK_CASE(request_lines_that_are_not_http_1_are_refused),
         ONS_CHECK_CASE(size_limits),
         ONS_CHECK_CASE(framing_is_judged_as_the_server_judges_it),
+        ONS_CHECK_CASE(a_refused_head_is_located_in_the_stream),
     };
     return ons_check_run("httpd_head", cases, sizeof cases / sizeof *cases, 30);
 }
