@@ -72,35 +72,31 @@ END_TEST
 
 /* starts_at written digit by digit, as strftime wrote it, from before the
  * epoch to past year 9999 (gmtime's path), at each day's edges. */
+/* cat_ix_rfc3339(us) prints what gmtime_r + strftime print for its whole
+ * second (rounded down, also before 1970). */
+static void rfc3339_agrees(int64_t us)
+{
+    int64_t whole = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    time_t t = (time_t)whole;
+    struct tm tm;
+    char want[32], got[32];
+    ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
+    strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cat_ix_rfc3339(us, got);
+    ck_assert_str_eq(got, want);
+}
+
 START_TEST(starts_at_as_strftime)
 {
     static const int64_t days[] = {-719528, -365,  -1,      0,       1,      59,
                                    60,      365,   10957,   11016,   11017,  19722,
                                    20000,   24107, 2932896, 2932897, 2932898};
     for (size_t i = 0; i < sizeof days / sizeof *days; i++)
-        for (int64_t sec = -1; sec <= 86400; sec += 3599) {
-            int64_t us = (days[i] * 86400 + sec) * 1000000 + (sec % 7) * 123457;
-            int64_t whole = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-            time_t t = (time_t)whole;
-            struct tm tm;
-            char want[32], got[32];
-            ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
-            strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
-            cat_ix_rfc3339(us, got);
-            ck_assert_str_eq(got, want);
-        }
+        for (int64_t sec = -1; sec <= 86400; sec += 3599)
+            rfc3339_agrees((days[i] * 86400 + sec) * 1000000 + (sec % 7) * 123457);
     for (int64_t us = -5000000000000000; us < 300000000000000000; us += 987654321987654)
-        for (int k = 0; k < 2; k++) {
-            int64_t v = us + k * 86399999999;
-            int64_t whole = v >= 0 ? v / 1000000 : -((-v + 999999) / 1000000);
-            time_t t = (time_t)whole;
-            struct tm tm;
-            char want[32], got[32];
-            ck_assert_ptr_nonnull(gmtime_r(&t, &tm));
-            strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
-            cat_ix_rfc3339(v, got);
-            ck_assert_str_eq(got, want);
-        }
+        for (int k = 0; k < 2; k++)
+            rfc3339_agrees(us + k * 86399999999);
 }
 END_TEST
 
