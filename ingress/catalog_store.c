@@ -7,6 +7,7 @@
 #include "ingress/pg_row.h"
 #include "common/b64url.h"
 #include "common/err.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -1117,189 +1118,53 @@ void cat_page_clear(cat_page *p)
 
 /* ---- the page as JSON text ---------------------------------------------------------- */
 
-typedef struct jbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} jbuf;
-
-static void jb_put(jbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (b->n + n + 1 > cap)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void jb_lit(jbuf *b, const char *s)
-{
-    jb_put(b, s, strlen(s));
-}
-
-/* The length of the valid UTF-8 sequence at s (1-4), or 0. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned c = s[0];
-    size_t n = c < 0x80             ? 1
-               : (c & 0xE0) == 0xC0 ? 2
-               : (c & 0xF0) == 0xE0 ? 3
-               : (c & 0xF8) == 0xF0 ? 4
-                                    : 0;
-    if (!n || (n == 2 && c < 0xC2) || (n == 4 && c > 0xF4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)))
-        return 0; /* overlong, or a surrogate */
-    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
-/* A JSON string as jansson's json_dumps writes it (UTF-8 kept, '"', '\\'
- * and control characters escaped, \u with capital hex); a byte that does
- * not begin valid UTF-8 (a field cut inside a character) becomes U+FFFD. */
-static void jb_str(jbuf *b, const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    jb_put(b, "\"", 1);
-    while (*u) {
-        const unsigned char *run = u;
-        size_t n;
-        while (*u >= 0x20 && *u != '"' && *u != '\\' && (n = utf8_seq(u)) > 0)
-            u += n;
-        jb_put(b, (const char *)run, (size_t)(u - run));
-        if (!*u)
-            break;
-        char esc[8];
-        switch (*u) {
-        case '"':
-            jb_lit(b, "\\\"");
-            break;
-        case '\\':
-            jb_lit(b, "\\\\");
-            break;
-        case '\b':
-            jb_lit(b, "\\b");
-            break;
-        case '\f':
-            jb_lit(b, "\\f");
-            break;
-        case '\n':
-            jb_lit(b, "\\n");
-            break;
-        case '\r':
-            jb_lit(b, "\\r");
-            break;
-        case '\t':
-            jb_lit(b, "\\t");
-            break;
-        default:
-            if (*u < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04X", *u);
-                jb_lit(b, esc);
-            } else {
-                jb_lit(b, "\xEF\xBF\xBD");
-            }
-        }
-        u++;
-    }
-    jb_put(b, "\"", 1);
-}
-
-static void jb_i64(jbuf *b, int64_t v)
-{
-    char d[24];
-    jb_put(b, d, (size_t)snprintf(d, sizeof d, "%" PRId64, v));
-}
-
-/* A real as jansson writes one: %.17g, ".0" when neither '.' nor 'e',
- * and an exponent without '+' or leading zeros. */
-static void jb_real(jbuf *b, double v)
-{
-    char d[40];
-    int n = snprintf(d, sizeof d - 3, "%.17g", v);
-    if (n < 0 || (size_t)n >= sizeof d - 3)
-        n = snprintf(d, sizeof d, "0.0");
-    if (!strchr(d, '.') && !strchr(d, 'e')) {
-        memcpy(d + n, ".0", 3);
-        n += 2;
-    }
-    char *e = strchr(d, 'e');
-    if (e) {
-        char *start = e + 1, *end = start + 1;
-        if (*start == '-')
-            start++;
-        while (*end == '0')
-            end++;
-        if (end != start) {
-            memmove(start, end, (size_t)(d + n - end) + 1);
-            n -= (int)(end - start);
-        }
-    }
-    jb_put(b, d, (size_t)n);
-}
-
 char *cat_page_render(const cat_query *q, const cat_page *pg, size_t *len)
 {
-    jbuf b = {0};
-    jb_lit(&b, "{\"events\":[");
+    ons_jw b = {0};
+    ons_jw_lit(&b, "{\"events\":[");
     for (size_t i = 0; i < pg->n; i++) {
         const cat_row *e = &pg->rows[i];
-        jb_lit(&b, i ? ",{\"event_id\":" : "{\"event_id\":");
-        jb_i64(&b, e->event_id);
-        jb_lit(&b, ",\"name\":");
-        jb_str(&b, e->name);
-        jb_lit(&b, ",\"category\":");
-        jb_str(&b, e->category);
-        jb_lit(&b, ",\"starts_at\":");
-        jb_str(&b, e->starts_at);
-        jb_lit(&b, ",\"venue\":{\"name\":");
-        jb_str(&b, e->venue_name);
-        jb_lit(&b, ",\"city\":");
-        jb_str(&b, e->city);
-        jb_lit(&b, "},\"price_range\":{\"min_cents\":");
-        jb_i64(&b, e->min_cents);
-        jb_lit(&b, ",\"max_cents\":");
-        jb_i64(&b, e->max_cents);
-        jb_lit(&b, "},\"status\":");
-        jb_str(&b, e->status);
+        ons_jw_lit(&b, i ? ",{\"event_id\":" : "{\"event_id\":");
+        ons_jw_int(&b, e->event_id);
+        ons_jw_lit(&b, ",\"name\":");
+        ons_jw_str(&b, e->name);
+        ons_jw_lit(&b, ",\"category\":");
+        ons_jw_str(&b, e->category);
+        ons_jw_lit(&b, ",\"starts_at\":");
+        ons_jw_str(&b, e->starts_at);
+        ons_jw_lit(&b, ",\"venue\":{\"name\":");
+        ons_jw_str(&b, e->venue_name);
+        ons_jw_lit(&b, ",\"city\":");
+        ons_jw_str(&b, e->city);
+        ons_jw_lit(&b, "},\"price_range\":{\"min_cents\":");
+        ons_jw_int(&b, e->min_cents);
+        ons_jw_lit(&b, ",\"max_cents\":");
+        ons_jw_int(&b, e->max_cents);
+        ons_jw_lit(&b, "},\"status\":");
+        ons_jw_str(&b, e->status);
         if (e->has_distance) {
-            jb_lit(&b, ",\"distance_km\":");
-            jb_real(&b, e->distance_km);
+            ons_jw_lit(&b, ",\"distance_km\":");
+            ons_jw_real(&b, e->distance_km);
         }
-        jb_lit(&b, "}");
+        ons_jw_lit(&b, "}");
     }
-    jb_lit(&b, "],\"next_cursor\":");
+    ons_jw_lit(&b, "],\"next_cursor\":");
     if (pg->more && pg->n > 0) {
         char cur[96];
         const cat_row *last = &pg->rows[pg->n - 1];
         cat_cursor_encode(q->sort, pg->mode, last->cursor_key, last->event_id, cur);
-        jb_str(&b, cur);
+        ons_jw_str(&b, cur);
     } else {
-        jb_lit(&b, "null");
+        ons_jw_lit(&b, "null");
     }
     if (q->q)
-        jb_lit(&b, pg->mode == CAT_MATCH_FUZZY ? ",\"match\":\"fuzzy\"" : ",\"match\":\"text\"");
-    jb_lit(&b, "}");
+        ons_jw_lit(&b,
+                   pg->mode == CAT_MATCH_FUZZY ? ",\"match\":\"fuzzy\"" : ",\"match\":\"text\"");
+    ons_jw_lit(&b, "}");
     if (b.oom) {
-        free(b.p);
+        free(b.s);
         return NULL;
     }
-    *len = b.n;
-    return b.p;
+    *len = b.len;
+    return b.s;
 }

@@ -7,6 +7,8 @@ onsale_unit(test_vec onsale_common)
 onsale_unit(test_utc onsale_common)
 # The word-at-a-time hash of the token cache and the ETags.
 onsale_unit(test_hash onsale_common)
+# JSON text without a jansson tree (result documents, catalog pages).
+onsale_unit(test_jsonw onsale_common PkgConfig::JANSSON)
 # Unpadded base64url (JWT segments, catalog cursors).
 onsale_unit(test_b64url onsale_common)
 # Keyed HMAC-SHA256 contexts per thread (public ids, JWT signatures).

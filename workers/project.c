@@ -1,6 +1,7 @@
 /* project.c - result documents and the post-COMMIT Redis pipeline; see project.h. */
 #include "workers/project.h"
 #include "common/err.h"
+#include "common/jsonw.h"
 #include "queue/intent_id.h"
 #include "common/vec.h"
 #include "common/log.h"
@@ -162,150 +163,73 @@ static void rfc3339_ms(int64_t ms, char out[32])
  * pack + dump was half of the worker's CPU). Compact JSON, keys in the order
  * documented in docs/pipeline.md. */
 
-typedef struct jbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} jbuf;
-
-static void jb_raw(jbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (ONS_VEC_RESERVE(b->s, b->cap, b->len + n + 1, 128)) {
-        b->oom = 1;
-        return;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void jb_lit(jbuf *b, const char *s)
-{
-    jb_raw(b, s, strlen(s));
-}
-
-/* Decimal digits by hand: snprintf's format parsing was a tenth of the
- * worker's CPU per intent drained (every result carries a few integers). */
-static void jb_int(jbuf *b, int64_t v)
-{
-    char t[24], *e = t + sizeof t, *p = e;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0)
-        *--p = '-';
-    jb_raw(b, p, (size_t)(e - p));
-}
-
-/* A JSON string: quotes, backslashes and control characters escaped; other
- * bytes (UTF-8) as they are. */
-static void jb_str(jbuf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    jb_raw(b, "\"", 1);
-    const char *run = s;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c >= 0x20 && *c != '"' && *c != '\\')
-            continue;
-        jb_raw(b, run, (size_t)((const char *)c - run));
-        char e[7] = {'\\', (char)*c, 0};
-        size_t n = 2;
-        switch (*c) {
-        case '"':
-        case '\\':
-            break;
-        case '\n':
-            e[1] = 'n';
-            break;
-        case '\r':
-            e[1] = 'r';
-            break;
-        case '\t':
-            e[1] = 't';
-            break;
-        default:
-            memcpy(e + 1, "u00", 3);
-            e[4] = hex[*c >> 4];
-            e[5] = hex[*c & 15];
-            n = 6;
-        }
-        jb_raw(b, e, n);
-        run = (const char *)c + 1;
-    }
-    jb_lit(b, run);
-    jb_raw(b, "\"", 1);
-}
-
-static int reservation_json(jbuf *b, const wk_fx_intent *r, const char *secret)
+static int reservation_json(ons_jw *b, const wk_fx_intent *r, const char *secret)
 {
     char id[Q_ID_LEN + 1], exp[32];
     if (q_id_encode(secret, Q_ID_RESERVATION, r->seq, r->user_id, id) != 0)
         return ONS_ENOMEM;
     rfc3339(r->expires_ms, exp);
-    jb_lit(b, "{\"reservation_id\":");
-    jb_str(b, id);
-    jb_lit(b, ",\"seats\":[");
+    ons_jw_lit(b, "{\"reservation_id\":");
+    ons_jw_str(b, id);
+    ons_jw_lit(b, ",\"seats\":[");
     const wk_inv *inv = &r->ev->inv;
     for (int i = 0; i < r->nseats; i++) {
         uint32_t s = r->seats[i];
         const wk_row *row = &inv->rows[inv->row_of[s]];
-        jb_lit(b, i ? ",{\"section\":" : "{\"section\":");
-        jb_str(b, inv->sections[row->section].name);
-        jb_lit(b, ",\"row\":");
-        jb_int(b, row->row_no);
-        jb_lit(b, ",\"seat\":");
-        jb_int(b, inv->seat_in_row[s]);
-        jb_lit(b, ",\"price_cents\":");
-        jb_int(b, inv->price[s]);
-        jb_lit(b, "}");
+        ons_jw_lit(b, i ? ",{\"section\":" : "{\"section\":");
+        ons_jw_str(b, inv->sections[row->section].name);
+        ons_jw_lit(b, ",\"row\":");
+        ons_jw_int(b, row->row_no);
+        ons_jw_lit(b, ",\"seat\":");
+        ons_jw_int(b, inv->seat_in_row[s]);
+        ons_jw_lit(b, ",\"price_cents\":");
+        ons_jw_int(b, inv->price[s]);
+        ons_jw_lit(b, "}");
     }
-    jb_lit(b, "],\"total_cents\":");
-    jb_int(b, r->total_cents);
-    jb_lit(b, ",\"currency\":");
-    jb_str(b, r->ev->currency);
-    jb_lit(b, ",\"expires_at\":");
-    jb_str(b, exp);
-    jb_lit(b, "}");
+    ons_jw_lit(b, "],\"total_cents\":");
+    ons_jw_int(b, r->total_cents);
+    ons_jw_lit(b, ",\"currency\":");
+    ons_jw_str(b, r->ev->currency);
+    ons_jw_lit(b, ",\"expires_at\":");
+    ons_jw_str(b, exp);
+    ons_jw_lit(b, "}");
     return 0;
 }
 
 int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
 {
     const char *reason = q_reason_name(r->reason);
-    jbuf b = {0};
-    jb_lit(&b, "{\"state\":");
-    jb_str(&b, q_intent_state_name(r->state));
-    jb_lit(&b, ",\"event_id\":");
-    jb_int(&b, r->event_id);
-    jb_lit(&b, ",\"reason\":");
+    ons_jw b = {0};
+    ons_jw_lit(&b, "{\"state\":");
+    ons_jw_str(&b, q_intent_state_name(r->state));
+    ons_jw_lit(&b, ",\"event_id\":");
+    ons_jw_int(&b, r->event_id);
+    ons_jw_lit(&b, ",\"reason\":");
     if (reason)
-        jb_str(&b, reason);
+        ons_jw_str(&b, reason);
     else
-        jb_lit(&b, "null");
+        ons_jw_lit(&b, "null");
     if (r->in_pre)
-        jb_lit(&b, ",\"prequeued\":true");
+        ons_jw_lit(&b, ",\"prequeued\":true");
     if (r->draw_rank > 0) {
-        jb_lit(&b, ",\"draw_rank\":");
-        jb_int(&b, r->draw_rank);
+        ons_jw_lit(&b, ",\"draw_rank\":");
+        ons_jw_int(&b, r->draw_rank);
     }
     if (r->left_queue_ms > 0) {
         char at[32];
         rfc3339_ms(r->left_queue_ms, at);
-        jb_lit(&b, ",\"left_queue_at\":");
-        jb_str(&b, at);
+        ons_jw_lit(&b, ",\"left_queue_at\":");
+        ons_jw_str(&b, at);
     }
-    jb_lit(&b, ",\"reservation\":");
+    ons_jw_lit(&b, ",\"reservation\":");
     if (r->state == Q_INTENT_RESERVED || r->state == Q_INTENT_PAYING ||
         r->state == Q_INTENT_PURCHASED) {
         if (reservation_json(&b, r, secret) != 0)
             b.oom = 1;
     } else {
-        jb_lit(&b, "null");
+        ons_jw_lit(&b, "null");
     }
-    jb_lit(&b, "}");
+    ons_jw_lit(&b, "}");
     if (b.oom) {
         free(b.s);
         return ONS_ENOMEM;

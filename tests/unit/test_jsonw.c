@@ -1,0 +1,99 @@
+/* test_jsonw.c - common/jsonw.c writes what jansson's json_dumps writes for
+ * the same strings, integers and reals (the worker's result documents and
+ * the catalog's pages are read by clients that also see jansson's). */
+#include "tests/check_run.h"
+#include "common/jsonw.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The text of value v written alone by jansson (v is stolen). */
+static char *jansson(json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+static void same(ons_jw *b, json_t *v)
+{
+    char *want = jansson(v);
+    ck_assert_int_eq(b->oom, 0);
+    ck_assert_str_eq(b->s, want);
+    ck_assert_uint_eq(b->len, strlen(want));
+    free(want);
+    free(b->s);
+    *b = (ons_jw){0};
+}
+
+/* write(value) alone is what jansson writes for v. */
+#define SAME(write, value, v)                                                                      \
+    do {                                                                                           \
+        ons_jw b_ = {0};                                                                           \
+        write(&b_, value);                                                                         \
+        same(&b_, v);                                                                              \
+    } while (0)
+
+START_TEST(strings_as_jansson)
+{
+    const char *cases[] = {"",
+                           "plain",
+                           "quote \" and backslash \\",
+                           "\b\f\n\r\t and \x01\x1f",
+                           "Zürich, 東京, 🎫",
+                           "slash / stays"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        SAME(ons_jw_str, cases[i], json_string(cases[i]));
+}
+END_TEST
+
+/* A byte that does not begin valid UTF-8 (a field cut inside a character)
+ * is written as U+FFFD, and the rest goes on. */
+START_TEST(invalid_utf8_is_replaced)
+{
+    ons_jw b = {0};
+    ons_jw_str(&b, "ab\xC3");
+    ck_assert_str_eq(b.s, "\"ab\xEF\xBF\xBD\"");
+    free(b.s);
+}
+END_TEST
+
+START_TEST(numbers_as_jansson)
+{
+    const int64_t ints[] = {0, 1, -1, 42, 1234567890123, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        SAME(ons_jw_int, ints[i], json_integer(ints[i]));
+    const double reals[] = {0.0, 1.0, -2.5, 0.1, 12.345678901234567, 1e21, 1.5e-7, 123456789.0};
+    for (size_t i = 0; i < sizeof reals / sizeof *reals; i++)
+        SAME(ons_jw_real, reals[i], json_real(reals[i]));
+}
+END_TEST
+
+/* Literals and values in sequence: one document, NUL-terminated. */
+START_TEST(a_document)
+{
+    ons_jw b = {0};
+    ons_jw_lit(&b, "{\"state\":");
+    ons_jw_str(&b, "queued");
+    ons_jw_lit(&b, ",\"n\":");
+    ons_jw_int(&b, -7);
+    ons_jw_raw(&b, "}xyz", 1);
+    ck_assert_str_eq(b.s, "{\"state\":\"queued\",\"n\":-7}");
+    free(b.s);
+}
+END_TEST
+
+int main(void)
+{
+    const ons_check_case cases[] = {
+        {"strings_as_jansson", strings_as_jansson},
+        {"invalid_utf8_is_replaced", invalid_utf8_is_replaced},
+        {"numbers_as_jansson", numbers_as_jansson},
+        {"a_document", a_document},
+    };
+    return ons_check_run("jsonw", cases, sizeof cases / sizeof *cases, 60);
+}
