@@ -21,6 +21,19 @@ typedef struct mark {
     int64_t at_ms, seq;
 } mark;
 
+/* The feed's gauges, set together after each refresh (publish). */
+enum { FEED_EVENTS, FEED_DELTA, FEED_READY, FEED_SEQ, FEED_NGAUGES };
+static const struct {
+    const char *name, *help;
+} feed_gauges[FEED_NGAUGES] = {
+    [FEED_EVENTS] = {"onsale_catalog_index_events", "events the in-memory catalog index serves"},
+    [FEED_DELTA] = {"onsale_catalog_index_delta",
+                    "events changed since the index's base was loaded"},
+    [FEED_READY] = {"onsale_catalog_index_ready", "1: searches use the index; 0: the database"},
+    [FEED_SEQ] = {"onsale_catalog_index_seq",
+                  "the highest events.catalog_seq the index has applied"},
+};
+
 struct cat_feed {
     cat_feed_opts o;
     char *dsn;
@@ -31,9 +44,9 @@ struct cat_feed {
     pthread_t thread;
     mark *marks; /* oldest first */
     size_t nmarks, capmarks;
-    int64_t seen;     /* the highest catalog_seq read so far */
-    int64_t ready_at; /* monotonic ms from which the index may serve */
-    ons_gauge *g_events, *g_delta, *g_ready, *g_seq;
+    int64_t seen;                    /* the highest catalog_seq read so far */
+    int64_t ready_at;                /* monotonic ms from which the index may serve */
+    ons_gauge *gauges[FEED_NGAUGES]; /* feed_gauges[]; all NULL or none */
     ons_counter *c_applied, *c_loads;
 };
 
@@ -284,12 +297,12 @@ static void publish(cat_feed *f)
                      "searches use the database",
                      n);
     atomic_store(&f->ready, serve ? f->ix : NULL);
-    if (f->g_events) {
-        ons_gauge_set(f->g_events, (double)n);
-        ons_gauge_set(f->g_delta, (double)cat_ix_delta_count(f->ix));
-        ons_gauge_set(f->g_ready, serve);
-        ons_gauge_set(f->g_seq, (double)f->seen);
-    }
+    const double v[FEED_NGAUGES] = {[FEED_EVENTS] = (double)n,
+                                    [FEED_DELTA] = (double)cat_ix_delta_count(f->ix),
+                                    [FEED_READY] = serve,
+                                    [FEED_SEQ] = (double)f->seen};
+    for (int i = 0; f->gauges[0] && i < FEED_NGAUGES; i++)
+        ons_gauge_set(f->gauges[i], v[i]);
 }
 
 static void nap(cat_feed *f, int64_t ms)
@@ -328,20 +341,16 @@ static void feed_metrics(cat_feed *f, ons_metrics *m)
 {
     if (!m)
         return;
-    f->g_events = ons_metrics_gauge(m, "onsale_catalog_index_events",
-                                    "events the in-memory catalog index serves", NULL);
-    f->g_delta = ons_metrics_gauge(m, "onsale_catalog_index_delta",
-                                   "events changed since the index's base was loaded", NULL);
-    f->g_ready = ons_metrics_gauge(m, "onsale_catalog_index_ready",
-                                   "1: searches use the index; 0: the database", NULL);
-    f->g_seq = ons_metrics_gauge(m, "onsale_catalog_index_seq",
-                                 "the highest events.catalog_seq the index has applied", NULL);
+    int all = 1;
+    for (int i = 0; i < FEED_NGAUGES; i++)
+        all &= (f->gauges[i] =
+                    ons_metrics_gauge(m, feed_gauges[i].name, feed_gauges[i].help, NULL)) != NULL;
+    if (!all)
+        f->gauges[0] = NULL; /* publish sets all or none */
     f->c_applied = ons_metrics_counter(m, "onsale_catalog_index_changes_total",
                                        "changed events applied to the index", NULL);
     f->c_loads = ons_metrics_counter(m, "onsale_catalog_index_loads_total",
                                      "full loads of the index's base", NULL);
-    if (!f->g_events || !f->g_delta || !f->g_ready || !f->g_seq)
-        f->g_events = NULL;
 }
 
 int cat_feed_start(const cat_feed_opts *o, cat_feed **out)
