@@ -326,6 +326,64 @@ static ssize_t give_held(slot *s, const struct iovec *iov, int iovcnt)
     return (ssize_t)k;
 }
 
+/* Feeds a read's n bytes in iov to s's head scanner (start: the stream
+ * offset where they begin). Returns -1 when every head is fine, else what
+ * readv returns: the length of the whole requests before a refused head
+ * (the refusal is written at nng's next read), or 0 after writing it. */
+static ssize_t judge_read(int fd, slot *s, const struct iovec *iov, int iovcnt, size_t n,
+                          unsigned long long start)
+{
+    size_t left = n;
+    for (int i = 0; i < iovcnt && left > 0; i++) {
+        size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+        const ons_http_refusal *r = ons_http_head_feed(
+            &s->head, iov[i].iov_base, k, (unsigned)g.o.max_request_line, (unsigned)g.o.max_head);
+        if (r) {
+            count(g.o.bad_heads);
+            atomic_store(&s->drain, 1);
+            /* Whole requests before the refused head in this read are
+             * nng's to answer first; the bytes from the head on are
+             * dropped (the connection closes after the refusal). */
+            if (s->head.head_from > start) {
+                s->refused = r;
+                return (ssize_t)(s->head.head_from - start);
+            }
+            answer(fd, r->status, r->code, r->message);
+            s->answered = 1;
+            return 0;
+        }
+        left -= k;
+    }
+    return -1;
+}
+
+/* nng 1.5.2 reads a head into a fixed 8 KiB buffer that it empties only
+ * once everything in it is parsed, so a head pipelined behind others (or
+ * sent in pieces that never end on a line) can run into its end; nng then
+ * answers the requests before it and closes the connection without a
+ * word. A read that fills the space nng offered while a head is unfinished
+ * is that case. When the head began in this read, its bytes are held back
+ * (hold_back); when it began in an earlier one, nng holds its start and
+ * the 431 is written when nng closes, after the answers before it. (A body
+ * read into the server's own buffer never ends inside a head.) Returns how
+ * many of the n bytes nng gets now. */
+static ssize_t fit_nng_buffer(slot *s, const struct iovec *iov, int iovcnt, size_t n,
+                              unsigned long long start)
+{
+    size_t offered = 0;
+    for (int i = 0; i < iovcnt; i++)
+        offered += iov[i].iov_len;
+    if (n == offered && atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN) {
+        /* When whole requests come before that head in this read, nng is
+         * given those only: it parses them, empties its buffer, and gets
+         * the head's start at its next read with the whole buffer free. */
+        if (s->head.head_from > start && hold_back(s, iov, iovcnt, s->head.head_from - start, n))
+            return (ssize_t)(s->head.head_from - start);
+        atomic_store(&s->overflow, 1);
+    }
+    return (ssize_t)n;
+}
+
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     slot *s = NULL;
@@ -348,51 +406,8 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         return n;
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
     unsigned long long start = s->head.fed;
-    size_t left = (size_t)n;
-    for (int i = 0; i < iovcnt && left > 0; i++) {
-        size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
-        const ons_http_refusal *r = ons_http_head_feed(
-            &s->head, iov[i].iov_base, k, (unsigned)g.o.max_request_line, (unsigned)g.o.max_head);
-        if (r) {
-            count(g.o.bad_heads);
-            atomic_store(&s->drain, 1);
-            /* Whole requests before the refused head in this read are
-             * nng's to answer first; the bytes from the head on are
-             * dropped (the connection closes after the refusal). */
-            if (s->head.head_from > start) {
-                s->refused = r;
-                return (ssize_t)(s->head.head_from - start);
-            }
-            answer(fd, r->status, r->code, r->message);
-            s->answered = 1;
-            return 0;
-        }
-        left -= k;
-    }
-    /* nng 1.5.2 reads a head into a fixed 8 KiB buffer that it empties only
-     * once everything in it is parsed, so a head pipelined behind others
-     * (or sent in pieces that never end on a line) can run into its end;
-     * nng then answers the requests before it and closes the connection
-     * without a word. A read that fills the space nng offered while a head
-     * is unfinished is that case. When the head began in this read, its
-     * bytes are held back (below); when it began in an earlier one, nng
-     * holds its start and the 431 is written when nng closes, after the
-     * answers before it. (A body read into the server's own buffer never
-     * ends inside a head.) */
-    size_t offered = 0;
-    for (int i = 0; i < iovcnt; i++)
-        offered += iov[i].iov_len;
-    if ((size_t)n == offered &&
-        atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN) {
-        /* When whole requests come before that head in this read, nng is
-         * given those only: it parses them, empties its buffer, and gets
-         * the head's start at its next read with the whole buffer free. */
-        if (s->head.head_from > start &&
-            hold_back(s, iov, iovcnt, s->head.head_from - start, (size_t)n))
-            return (ssize_t)(s->head.head_from - start);
-        atomic_store(&s->overflow, 1);
-    }
-    return n;
+    ssize_t judged = judge_read(fd, s, iov, iovcnt, (size_t)n, start);
+    return judged >= 0 ? judged : fit_nng_buffer(s, iov, iovcnt, (size_t)n, start);
 }
 
 /* ---- the sweeper --------------------------------------------------------------------- */

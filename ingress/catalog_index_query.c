@@ -818,6 +818,34 @@ static const uint64_t *dense_bits(const search *s, const clause *c)
     return term_dense(s, c, t) ? s->b->dense + (size_t)s->b->dense_of[t] * s->b->words : NULL;
 }
 
+/* A large driver d with another clause in a bitmap: intersect a block of
+ * bitmaps at a time, 64 events per word, the driver's own bitmap too
+ * (s->by_blocks; nbits bitmaps are filled already). 0 or ONS_ENOMEM. */
+static int prepare_blocks(search *s, clause *d, int nbits)
+{
+    int others = 0;
+    for (int i = 0; i < s->ncl; i++)
+        others |= &s->cl[i] != d && s->cl[i].bits != NULL;
+    s->by_blocks = !s->by_date && d && d->kind != CL_NONE && !d->base_only && !s->p->plain &&
+                   d->size >= BITMAP_DRIVER_MIN && others;
+    if (!s->by_blocks)
+        return 0;
+    const uint64_t *db = dense_bits(s, d);
+    if (db) {
+        d->bits = (uint64_t *)db;
+        d->filled = UINT32_MAX;
+    } else if (nbits < BITMAP_CLAUSES) {
+        if (fill_bits(s, d, nbits))
+            return ONS_ENOMEM;
+    } else {
+        s->by_blocks = 0;
+    }
+    if (s->by_blocks && d->nterms <= GALLOP_TERMS &&
+        !(d->cur = calloc(d->nterms ? d->nterms : 1, sizeof *d->cur)))
+        return ONS_ENOMEM;
+    return 0;
+}
+
 /* The driver (the clause of fewest postings), how the base is driven
  * (s->by_date, s->by_blocks), and how every other clause is checked: a
  * bitmap (a dense term's own, or one filled as the driver goes), galloping
@@ -862,29 +890,7 @@ static int prepare_clauses(search *s)
             !(c->cur = calloc(c->nterms ? c->nterms : 1, sizeof *c->cur)))
             return ONS_ENOMEM;
     }
-    /* A large driver with another clause in a bitmap: intersect a block of
-     * bitmaps at a time, 64 events per word, the driver's own bitmap too. */
-    int others = 0;
-    for (int i = 0; i < s->ncl; i++)
-        others |= &s->cl[i] != d && s->cl[i].bits != NULL;
-    s->by_blocks = !s->by_date && d && d->kind != CL_NONE && !d->base_only && !s->p->plain &&
-                   d->size >= BITMAP_DRIVER_MIN && others;
-    if (s->by_blocks) {
-        const uint64_t *db = dense_bits(s, d);
-        if (db) {
-            d->bits = (uint64_t *)db;
-            d->filled = UINT32_MAX;
-        } else if (nbits < BITMAP_CLAUSES) {
-            if (fill_bits(s, d, nbits++))
-                return ONS_ENOMEM;
-        } else {
-            s->by_blocks = 0;
-        }
-        if (s->by_blocks && d->nterms <= GALLOP_TERMS &&
-            !(d->cur = calloc(d->nterms ? d->nterms : 1, sizeof *d->cur)))
-            return ONS_ENOMEM;
-    }
-    return 0;
+    return prepare_blocks(s, d, nbits);
 }
 
 /* The intersection of the bitmap clauses, a block at a time (ordinals

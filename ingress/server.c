@@ -327,6 +327,38 @@ static void on_body(void *arg)
     atomic_fetch_sub(&s->body_reads, 1);
 }
 
+/* Reads r's declared body of len bytes (then on_body dispatches it), or
+ * refuses it when the server holds too many bodies already. */
+static void read_body(ing_server *s, ing_req *r, nng_http_conn *conn, size_t len)
+{
+    /* Half-sent bodies by the thousand must not grow memory: past the
+     * budget a body is refused from its head, as one over http.max_body. */
+    long long held = atomic_fetch_add(&s->body_bytes, (long long)len) + (long long)len;
+    if (held > s->app->o.http_body_budget) {
+        atomic_fetch_sub(&s->body_bytes, (long long)len);
+        r->close = 1;
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL,
+                  "Too many request bodies are being received; retry shortly.");
+        return;
+    }
+    r->raw = malloc(len + 1);
+    r->raw_len = len;
+    if (!r->raw || nng_aio_alloc(&r->body_aio, on_body, r) != 0) {
+        atomic_fetch_sub(&s->body_bytes, (long long)len);
+        r->close = 1;
+        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
+        return;
+    }
+    nng_iov iov = {.iov_buf = r->raw, .iov_len = len};
+    nng_aio_set_iov(r->body_aio, 1, &iov);
+    nng_aio_set_timeout(r->body_aio, (nng_duration)s->app->o.http_body_timeout_ms);
+    /* From here nng may cancel the request (the client leaves, the server
+     * stops); on_body then still runs once and its reply is dropped. */
+    ons_httpd_live_add(&s->live, &r->pend);
+    atomic_fetch_add(&s->body_reads, 1);
+    nng_http_conn_read_all(conn, r->body_aio);
+}
+
 /* Called by nng with the request head only (no body read yet): checks the
  * framing, then reads a declared body of at most http.max_body bytes
  * with a deadline, then dispatches. A body is never read before its
@@ -362,36 +394,10 @@ static void on_http(nng_aio *aio)
         ing_fail_httpd(r, &e);
         return;
     }
-    if (len == 0) {
+    if (len == 0)
         dispatch(s, r, hreq);
-        return;
-    }
-    /* Half-sent bodies by the thousand must not grow memory: past the
-     * budget a body is refused from its head, as one over http.max_body. */
-    long long held = atomic_fetch_add(&s->body_bytes, (long long)len) + (long long)len;
-    if (held > s->app->o.http_body_budget) {
-        atomic_fetch_sub(&s->body_bytes, (long long)len);
-        r->close = 1;
-        ing_failf(r, NULL, ING_E_OVERLOADED, NULL,
-                  "Too many request bodies are being received; retry shortly.");
-        return;
-    }
-    r->raw = malloc(len + 1);
-    r->raw_len = len;
-    if (!r->raw || nng_aio_alloc(&r->body_aio, on_body, r) != 0) {
-        atomic_fetch_sub(&s->body_bytes, (long long)len);
-        r->close = 1;
-        ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
-        return;
-    }
-    nng_iov iov = {.iov_buf = r->raw, .iov_len = len};
-    nng_aio_set_iov(r->body_aio, 1, &iov);
-    nng_aio_set_timeout(r->body_aio, (nng_duration)s->app->o.http_body_timeout_ms);
-    /* From here nng may cancel the request (the client leaves, the server
-     * stops); on_body then still runs once and its reply is dropped. */
-    ons_httpd_live_add(&s->live, &r->pend);
-    atomic_fetch_add(&s->body_reads, 1);
-    nng_http_conn_read_all(conn, r->body_aio);
+    else
+        read_body(s, r, conn, len);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
