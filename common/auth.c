@@ -481,8 +481,6 @@ void ons_auth_cache_stats(ons_auth_cache *c, uint64_t *hits, uint64_t *misses)
     *misses = atomic_load(&c->misses);
 }
 
-/* FNV-1a over the token, from a secret per-process basis, then mixed. It
- * only picks a set: equality is always the full constant-time compare. */
 /* Constant time in the length: no early exit on the first difference. A
  * word at a time; the empty asm keeps the compiler from reasoning about acc
  * inside the loop (and adding an exit). */
@@ -571,6 +569,8 @@ int ons_auth_verify_cached(ons_auth_cache *c, const char *authorization, int64_t
     if (!token)
         return ONS_EAUTH;
     size_t len = strlen(token);
+    /* Seeded per process; the hash only picks a set: equality is always the
+     * full constant-time compare. */
     uint64_t h = ons_hash64(c->seed, token, len);
     size_t set = (size_t)(h >> 7) & (c->nsets - 1);
     cache_slot *ways = &c->slots[set * CACHE_WAYS];

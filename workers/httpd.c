@@ -25,8 +25,8 @@ struct wk_httpd {
     ons_httpd_live live; /* never used to defer: every reply is immediate */
 };
 
-/* Finishes the request's aio with status and body. */
-/* headers: name/value pairs, NULL-terminated, or NULL. */
+/* Finishes the request's aio with status, body and headers (name/value
+ * pairs, NULL-terminated, or NULL). */
 static void reply(wk_httpd *h, ons_httpd_pending *p, int status, const char *ctype,
                   const char *body, const char *const *headers)
 {
