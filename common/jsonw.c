@@ -1,5 +1,6 @@
 /* jsonw.c - see jsonw.h. */
 #include "common/jsonw.h"
+#include "common/vec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,17 +10,9 @@ void ons_jw_raw(ons_jw *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
+    if (ONS_VEC_RESERVE(b->s, b->cap, b->len + n + 1, 256)) {
+        b->oom = 1;
+        return;
     }
     memcpy(b->s + b->len, s, n);
     b->len += n;
