@@ -28,7 +28,7 @@ from harness import BIN, KeepAliveClient, Stack  # noqa: E402
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
                                 reason="onsale-worker is not built")
 
-FANS = 150
+FANS = 48
 
 
 def locked_out_after_rejected_joins(unchecked, keyed=True):
