@@ -74,17 +74,16 @@ typedef struct pay_opts {
 
 #define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
-    OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
+    ONS_OPT_KAFKA_BROKERS_ROW(pay_opts, brokers, "bootstrap servers"),
     Q_KSEC_OPT_ROWS(pay_opts, security_protocol, ssl_ca_location),
-    OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
-    OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
+    ONS_OPT_KAFKA_TOPIC_ROW(pay_opts, topic, "the intents topic"),
+    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(
+        pay_opts, control_topic,
         "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
-    OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
-        "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
+    ONS_OPT_PG_DSN_ROW(pay_opts, pg_dsn, ONS_PG_DSN_LOCAL, "PostgreSQL connection string"),
     OPT("payments.gateway_url", ONS_OPT_STR, gateway_url, 8, 512, "http://127.0.0.1:9300",
         "payment gateway base URL (http only)"),
-    OPT("payments.api_key", ONS_OPT_STR, api_key, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV,
-        "the payment gateway's API key"),
+    ONS_OPT_GATEWAY_KEY_ROW(pay_opts, "payments.api_key", api_key, "the payment gateway's API key"),
     ONS_OPT_DEV_MODE_ROW(pay_opts, dev_mode),
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
