@@ -194,14 +194,6 @@ typedef struct worker {
     int idled;        /* a poll since the last batch found nothing */
 } worker;
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 /* ---- the supervisor's operations (supervisor.h) ---------------------------------- */
 
 static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_next, int64_t *epoch)
@@ -599,7 +591,7 @@ static size_t poll_batch(worker *w)
         if (s && wk_part_rejecting(s->part))
             timeout = 0;
     }
-    while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
+    while (n < (size_t)w->o.batch_max_messages && !ons_stop_requested) {
         polled *pr = &w->buf[n];
         int rc = q_consumer_poll(w->cons, timeout, &pr->rec);
         if (rc == ONS_ETIMEDOUT)
@@ -796,14 +788,14 @@ int main(int argc, char **argv)
     if (prc)
         return ons_opts_exit(prc);
     name_owner(&w);
-    ons_signals_stop_on(on_signal);
+    ons_signals_stop_flag_on();
     int code = 1;
     if (start(&w) == 0) {
         ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
                      "%lld ms)",
                      w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
                      w.o.batch_max_ms);
-        while (!stop_flag) {
+        while (!ons_stop_requested) {
             wk_sup_retry_due(&w.sup, ons_mono_s());
             run_batch(&w);
         }

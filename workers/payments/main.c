@@ -151,18 +151,10 @@ typedef struct pay_thread {
     ons_httpc *calls; /* its keep-alive gateway connections; NULL until the first call */
 } pay_thread;
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (!stop_flag && nanosleep(&d, &d) != 0)
+    while (!ons_stop_requested && nanosleep(&d, &d) != 0)
         ;
 }
 
@@ -274,7 +266,7 @@ static void produce(void *ctx, const q_msg *ms, size_t n, int *rcs)
 static int stopping(void *ctx)
 {
     (void)ctx;
-    return stop_flag != 0;
+    return ons_stop_requested != 0;
 }
 
 /* ---- the loop ---------------------------------------------------------------------- */
@@ -293,7 +285,7 @@ static void *thread_main(void *arg)
         free(rows);
         return NULL;
     }
-    while (!stop_flag) {
+    while (!ons_stop_requested) {
         int n = 0;
         int rc = pay_outbox_claim(&c, a->o.lease_ms, rows, (int)a->o.batch, &n);
         if (rc || n == 0) {
@@ -376,7 +368,7 @@ int main(int argc, char **argv)
     int prc = ons_opts_start(opt_table, NOPTS, &a.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
-    ons_signals_stop_on(on_signal);
+    ons_signals_stop_flag_on();
     int code = 1;
     pthread_t *th = NULL;
     size_t nth = 0;
@@ -386,7 +378,7 @@ int main(int argc, char **argv)
                 break;
         ons_log_info("payments: %zu threads, gateway %s, breaker %lld failures / %lld ms", nth,
                      a.o.gateway_url, a.o.breaker_failures, a.o.breaker_open_ms);
-        while (!stop_flag)
+        while (!ons_stop_requested)
             sleep_ms(SIGNAL_POLL_MS);
         code = 0;
         for (size_t i = 0; i < nth; i++)
