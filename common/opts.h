@@ -65,12 +65,43 @@ typedef struct ons_opt {
                     "onsale:", "prefix of every Redis key"),                                       \
         ONS_OPT_ROW(T, "redis.timeout_ms", ONS_OPT_INT, timeout_ms, 10, 60000, "500",              \
                     "timeout of one Redis round trip")
+/* The keys below are read by several processes that must agree on them (the
+ * same cluster, topics, database and keys): each row declares the name, type,
+ * range and default once; help, where a row takes it, says what that binary
+ * does with the value. */
 /* kafka.brokers and kafka.topic: the cluster and the topic of intents (the
  * control lane's topic is named after it). */
+#define ONS_OPT_KAFKA_BROKERS_ROW(T, field, help)                                                  \
+    ONS_OPT_ROW(T, "kafka.brokers", ONS_OPT_STR, field, 1, 1024, "127.0.0.1:19092", help)
+#define ONS_OPT_KAFKA_TOPIC_ROW(T, field, help)                                                    \
+    ONS_OPT_ROW(T, "kafka.topic", ONS_OPT_STR, field, 1, 249, "intents", help)
 #define ONS_OPT_KAFKA_ROWS(T, brokers, topic)                                                      \
-    ONS_OPT_ROW(T, "kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092",              \
-                "Kafka bootstrap servers"),                                                        \
-        ONS_OPT_ROW(T, "kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "topic of intents")
+    ONS_OPT_KAFKA_BROKERS_ROW(T, brokers, "Kafka bootstrap servers"),                              \
+        ONS_OPT_KAFKA_TOPIC_ROW(T, topic, "topic of intents")
+/* kafka.control_topic: the control lane, co-partitioned with kafka.topic;
+ * "" names it <kafka.topic>.control in every process. */
+#define ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(T, field, help)                                            \
+    ONS_OPT_ROW(T, "kafka.control_topic", ONS_OPT_STR, field, 0, 249, "", help)
+
+/* pg.dsn, a libpq connection string; the local stack's database is
+ * ONS_PG_DSN_LOCAL (a default may add connection settings to it). */
+#define ONS_PG_DSN_LOCAL "host=127.0.0.1 port=15432 dbname=onsale user=postgres"
+#define ONS_OPT_PG_DSN_ROW(T, field, def, help)                                                    \
+    ONS_OPT_ROW(T, "pg.dsn", ONS_OPT_STR, field, 1, 1024, def, help)
+
+/* auth.secret and ids.secret, with the bounds and public development
+ * defaults of common/auth.h (ons_opts_check_secrets refuses those outside
+ * dev_mode). */
+#define ONS_OPT_AUTH_SECRET_ROW(T, field, help)                                                    \
+    ONS_OPT_ROW(T, "auth.secret", ONS_OPT_STR, field, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,    \
+                ONS_AUTH_SECRET_DEV, help)
+#define ONS_OPT_IDS_SECRET_ROW(T, field, help)                                                     \
+    ONS_OPT_ROW(T, "ids.secret", ONS_OPT_STR, field, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,     \
+                ONS_IDS_SECRET_DEV, help)
+/* The payment gateway's API key, under the name the binary gives it
+ * (gateway.api_key, payments.api_key: common/auth.h). */
+#define ONS_OPT_GATEWAY_KEY_ROW(T, name, field, help)                                              \
+    ONS_OPT_ROW(T, name, ONS_OPT_STR, field, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV, help)
 
 /* Fills dst from defaults, then file (may be NULL: then ONSALE_CONFIG names
  * it, if set), then the environment. Returns 0, ONS_EINVAL (bad value; errbuf

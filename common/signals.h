@@ -3,10 +3,11 @@
  * SIGINT call the process's own handler (which sets its stop flag; the
  * main loop notices), and SIGPIPE is ignored, so a peer that went away
  * shows as EPIPE on the write instead of killing the process.
+ * A process whose loops (and threads) only need to see the stop takes the
+ * handler that sets ons_stop_requested (ons_signals_stop_flag_on).
  * A server whose main thread only waits to be stopped blocks the two
  * signals instead and takes them synchronously (ons_signals_block_stop,
  * ons_signals_wait_stop).
- * Header-only.
  */
 #ifndef ONSALE_COMMON_SIGNALS_H
 #define ONSALE_COMMON_SIGNALS_H
@@ -26,6 +27,13 @@ static inline void ons_signals_stop_on(void (*on_stop)(int))
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
+
+/* Nonzero once SIGTERM or SIGINT arrived after ons_signals_stop_flag_on():
+ * the stop its loops and threads poll for. */
+extern volatile sig_atomic_t ons_stop_requested;
+
+/* ons_signals_stop_on() with the handler that sets ons_stop_requested. */
+void ons_signals_stop_flag_on(void);
 
 /* Blocks SIGTERM and SIGINT in the calling thread (set: the two), so that
  * every thread it starts afterwards inherits the mask and only

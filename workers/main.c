@@ -79,13 +79,13 @@ typedef struct wk_opts {
 static const ons_opt opt_table[] = {
     ONS_OPT_KAFKA_ROWS(wk_opts, brokers, topic),
     Q_KSEC_OPT_ROWS(wk_opts, security_protocol, ssl_ca_location),
-    OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
+    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(
+        wk_opts, control_topic,
         "the control lane, co-partitioned with kafka.topic (\"\": <kafka.topic>.control)"),
     OPT("kafka.group", ONS_OPT_STR, group, 1, 255, "onsale-workers", "consumer group"),
     OPT("kafka.session_timeout_ms", ONS_OPT_INT, session_timeout_ms, 6000, 300000, "10000",
         "group session timeout: how soon a dead worker's partitions move"),
-    OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
-        "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
+    ONS_OPT_PG_DSN_ROW(wk_opts, pg_dsn, ONS_PG_DSN_LOCAL, "PostgreSQL connection string"),
     ONS_OPT_REDIS_ROWS(wk_opts, redis_host, redis_port, redis_prefix, redis_timeout_ms),
     OPT("redis.result_ttl", ONS_OPT_INT, result_ttl_s, 60, 30 * 86400, "86400",
         "TTL of intent results in Redis, seconds"),
@@ -93,8 +93,8 @@ static const ons_opt opt_table[] = {
         "after a failed projection, the results written this long before Redis last took one "
         "(and all since) are deleted, so polls read them from PostgreSQL (appendfsync everysec "
         "loses up to about 2 s)"),
-    OPT("ids.secret", ONS_OPT_STR, ids_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
-        ONS_IDS_SECRET_DEV, "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
+    ONS_OPT_IDS_SECRET_ROW(wk_opts, ids_secret,
+                           "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
     ONS_OPT_DEV_MODE_ROW(wk_opts, dev_mode),
     OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "8000",
         "most records applied per batch (one transaction per partition; a control record "
@@ -108,10 +108,10 @@ static const ons_opt opt_table[] = {
     OPT("hold.paying_grace_s", ONS_OPT_INT, paying_grace_s, 0, 3600, "120",
         "a paying reservation's hold lasts this much longer, so a charge in flight is not cut "
         "short (docs/checkout.md)"),
-    OPT("events.end_grace_s", ONS_OPT_INT, end_grace_s, 0, 7 * 86400, "21600",
+    Q_END_GRACE_OPT_ROW(
+        wk_opts, end_grace_s,
         "an event's sale ends (status ended) this long after its starts_at (docs/checkout.md)"),
-    OPT("tickets.refund_cutoff_s", ONS_OPT_INT, refund_cutoff_s, 0, 365 * 86400, "86400",
-        "a fan may cancel (and be refunded for) a ticket until this long before starts_at"),
+    Q_REFUND_CUTOFF_OPT_ROW(wk_opts, refund_cutoff_s),
     OPT("draw.close_ms", ONS_OPT_INT, draw_close_ms, 0, 600000, "6000",
         "a pre-queue's draw is made this long after onsale_at, so every pre-queued join is in "
         "the log (keep above ingress's kafka.produce_timeout_ms); docs/fairness.md"),
@@ -193,14 +193,6 @@ typedef struct worker {
     int batch_waited; /* its first record took longer than batch.max_ms to come */
     int idled;        /* a poll since the last batch found nothing */
 } worker;
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 /* ---- the supervisor's operations (supervisor.h) ---------------------------------- */
 
@@ -599,7 +591,7 @@ static size_t poll_batch(worker *w)
         if (s && wk_part_rejecting(s->part))
             timeout = 0;
     }
-    while (n < (size_t)w->o.batch_max_messages && !stop_flag) {
+    while (n < (size_t)w->o.batch_max_messages && !ons_stop_requested) {
         polled *pr = &w->buf[n];
         int rc = q_consumer_poll(w->cons, timeout, &pr->rec);
         if (rc == ONS_ETIMEDOUT)
@@ -796,14 +788,14 @@ int main(int argc, char **argv)
     if (prc)
         return ons_opts_exit(prc);
     name_owner(&w);
-    ons_signals_stop_on(on_signal);
+    ons_signals_stop_flag_on();
     int code = 1;
     if (start(&w) == 0) {
         ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
                      "%lld ms)",
                      w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
                      w.o.batch_max_ms);
-        while (!stop_flag) {
+        while (!ons_stop_requested) {
             wk_sup_retry_due(&w.sup, ons_mono_s());
             run_batch(&w);
         }

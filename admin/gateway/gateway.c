@@ -33,7 +33,8 @@
 static const ons_opt opt_table[] = {
     OPT("gateway.port", ONS_OPT_INT, port, 0, 65535, "9300", "HTTP listen port"),
     OPT("gateway.bind", ONS_OPT_STR, bind, 1, 255, "127.0.0.1", "HTTP listen address"),
-    OPT("gateway.api_key", ONS_OPT_STR, api_key, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV,
+    ONS_OPT_GATEWAY_KEY_ROW(
+        gw_opts, "gateway.api_key", api_key,
         "secret API key clients send as Authorization: Bearer <key> (else 401)"),
     ONS_OPT_DEV_MODE_ROW(gw_opts, dev_mode),
     OPT("gateway.max_body", ONS_OPT_INT, max_body, 256, 1048576, "8192",

@@ -74,8 +74,8 @@ static const ons_opt opt_table[] = {
         "payment_method sent at checkout (a test card of the gateway simulator)"),
     OPT("gateway_url", ONS_OPT_STR, gateway_url, 0, 300, "http://127.0.0.1:9300",
         "the gateway simulator (http://host:port) whose fault knobs are set once checkout works"),
-    OPT("gateway.api_key", ONS_OPT_STR, gateway_api_key, ONS_GATEWAY_KEY_MIN, 255,
-        ONS_GATEWAY_KEY_DEV, "API key of the gateway simulator (used only to set its knobs)"),
+    ONS_OPT_GATEWAY_KEY_ROW(sim_opts, "gateway.api_key", gateway_api_key,
+                            "API key of the gateway simulator (used only to set its knobs)"),
     OPT("gateway_decline_rate", ONS_OPT_FRAC, gateway_decline_rate, 0, 1, "0",
         "gateway knob: share of charges declined (0..1; only with checkout)"),
     OPT("gateway_error_rate", ONS_OPT_FRAC, gateway_error_rate, 0, 1, "0",
@@ -112,18 +112,16 @@ static const ons_opt opt_table[] = {
     OPT("audit_wait_s", ONS_OPT_INT, audit_wait_s, 0, 3600, "30",
         "seconds the audit waits for partition owners to apply the Kafka backlog"),
     OPT("progress", ONS_OPT_BOOL, progress, 0, 1, "true", "progress line when stdout is a tty"),
-    OPT("auth.secret", ONS_OPT_STR, auth_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
-        ONS_AUTH_SECRET_DEV,
-        "HS256 key of the bearer tokens: ingress's auth.secret (mints the "
-        "fans', seller's and admin's tokens)"),
+    ONS_OPT_AUTH_SECRET_ROW(sim_opts, auth_secret,
+                            "HS256 key of the bearer tokens: ingress's auth.secret (mints the "
+                            "fans', seller's and admin's tokens)"),
     ONS_OPT_DEV_MODE_ROW(sim_opts, dev_mode),
-    OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
-        "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
-        "PostgreSQL connection string (audit)"),
+    ONS_OPT_PG_DSN_ROW(sim_opts, pg_dsn, ONS_PG_DSN_LOCAL " connect_timeout=5",
+                       "PostgreSQL connection string (audit)"),
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 0, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers (audit; empty skips the Kafka check)"),
     Q_KSEC_OPT_ROWS(sim_opts, kafka_security_protocol, kafka_ssl_ca_location),
-    OPT("kafka.topic", ONS_OPT_STR, kafka_topic, 1, 249, "intents", "Kafka topic of intents"),
+    ONS_OPT_KAFKA_TOPIC_ROW(sim_opts, kafka_topic, "Kafka topic of intents"),
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 

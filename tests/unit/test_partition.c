@@ -324,6 +324,15 @@ START_TEST(sold_out_rejects_waiting_and_new)
 }
 END_TEST
 
+/* Ends the batch; the next one opens with a round of rejections that
+ * returns want (wk_part_reject_due: 1 while a sold-out event's waiting fans
+ * are being rejected). */
+static void next_reject_round(wk_part *p, int want)
+{
+    wk_part_batch_done(p);
+    ck_assert_int_eq(wk_part_reject_due(p, NOW), want);
+}
+
 /* Fans 1-3 hold all 12 seats and pay; fans 4-9 wait (offsets w[0..6)).
  * The last payment sells out: returns after its record, the batch open. */
 static wk_part *sold_out_with_waiting(int64_t rejects_per_batch, int w[6])
@@ -363,18 +372,15 @@ START_TEST(sold_out_rejects_waiting_a_batch_at_a_time)
     ck_assert_int_eq(fx(p, w[1])->reason, Q_REASON_SOLD_OUT);
     ck_assert_ptr_null(fx(p, w[2]));
     ck_assert(wk_part_rejecting(p));
-    wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    next_reject_round(p, 1);
     ck_assert_int_eq(p->fx.nintents, 3);
     for (int i = 2; i < 5; i++)
         ck_assert_int_eq(state_of(p, w[i]), Q_INTENT_REJECTED);
-    wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    next_reject_round(p, 1);
     ck_assert_int_eq(p->fx.nintents, 1);
     ck_assert_int_eq(fx(p, w[5])->reason, Q_REASON_SOLD_OUT);
     ck_assert(!wk_part_rejecting(p));
-    wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p, NOW), 0);
+    next_reject_round(p, 0);
     ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 0);
     wk_part_free(p);
 }
@@ -394,19 +400,32 @@ START_TEST(sold_out_rejections_left_end_with_the_sale)
 }
 END_TEST
 
-/* Fans told their seats can never come (insufficient_seats) are rejected
- * a batch at a time too, in waiting order; the others keep waiting. */
-START_TEST(unfulfillable_rejects_a_batch_at_a_time)
+/* Section A of one row of 5 seats, 2 rejections a batch: fans 1-5 hold a
+ * seat of A each (held[0..5)), with_b: the next fan holds all of B
+ * (held[5]); then three fans wait for 2 seats of A (pair[]) and one for a
+ * single (*one). */
+static wk_part *singles_held_pairs_waiting(int with_b, int held[], int pair[3], int *one)
 {
     rows_a = 1;
     seats_a = 5;
     wk_part *p = part_with((wk_part_cfg){.load = load, .sold_out_rejects = 2});
-    int held[5], pair[3];
+    int64_t user = 1;
     for (int i = 0; i < 5; i++)
-        held[i] = intent(p, 1 + i, 1, "A", 1);
+        held[i] = intent(p, user++, 1, "A", 1);
+    if (with_b)
+        held[5] = intent(p, user++, 4, "B", 1);
     for (int i = 0; i < 3; i++)
-        pair[i] = intent(p, 6 + i, 2, "A", 1);
-    int one = intent(p, 9, 1, "A", 1);
+        pair[i] = intent(p, user++, 2, "A", 1);
+    *one = intent(p, user, 1, "A", 1);
+    return p;
+}
+
+/* Fans told their seats can never come (insufficient_seats) are rejected
+ * a batch at a time too, in waiting order; the others keep waiting. */
+START_TEST(unfulfillable_rejects_a_batch_at_a_time)
+{
+    int held[5], pair[3], one;
+    wk_part *p = singles_held_pairs_waiting(0, held, pair, &one);
     wk_part_batch_done(p);
     payment(p, checkout(p, 2, held[1]), held[1], Q_PAY_SUCCEEDED, 5000);
     wk_part_batch_done(p);
@@ -415,8 +434,7 @@ START_TEST(unfulfillable_rejects_a_batch_at_a_time)
     ck_assert_int_eq(fx(p, pair[0])->reason, Q_REASON_INSUFFICIENT_SEATS);
     ck_assert_ptr_null(fx(p, pair[1]));
     ck_assert(wk_part_rejecting(p));
-    wk_part_batch_done(p);
-    ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
+    next_reject_round(p, 1);
     ck_assert_int_eq(fx(p, pair[1])->reason, Q_REASON_INSUFFICIENT_SEATS);
     ck_assert_int_eq(fx(p, pair[2])->reason, Q_REASON_INSUFFICIENT_SEATS);
     ck_assert_ptr_null(fx(p, one));
@@ -431,16 +449,8 @@ END_TEST
  * written, the single waiting behind them is rejected sold_out. */
 START_TEST(sold_out_after_unfulfillable_rejections)
 {
-    rows_a = 1;
-    seats_a = 5;
-    wk_part *p = part_with((wk_part_cfg){.load = load, .sold_out_rejects = 2});
-    int held[6], o[6], pair[3];
-    for (int i = 0; i < 5; i++)
-        held[i] = intent(p, 1 + i, 1, "A", 1);
-    held[5] = intent(p, 6, 4, "B", 1);
-    for (int i = 0; i < 3; i++)
-        pair[i] = intent(p, 7 + i, 2, "A", 1);
-    int one = intent(p, 10, 1, "A", 1);
+    int held[6], o[6], pair[3], one;
+    wk_part *p = singles_held_pairs_waiting(1, held, pair, &one);
     for (int i = 0; i < 6; i++)
         o[i] = checkout(p, 1 + i, held[i]);
     wk_part_batch_done(p);
@@ -451,10 +461,8 @@ START_TEST(sold_out_after_unfulfillable_rejections)
     ck_assert_ptr_null(fx(p, one));
     ck_assert_ptr_null(fx(p, pair[0])); /* the batch is full with the sales */
     int rounds = 0;
-    while (wk_part_rejecting(p) && rounds++ < 10) {
-        wk_part_batch_done(p);
-        ck_assert_int_eq(wk_part_reject_due(p, NOW), 1);
-    }
+    while (wk_part_rejecting(p) && rounds++ < 10)
+        next_reject_round(p, 1);
     ck_assert_ptr_nonnull(fx(p, one)); /* not left waiting */
     ck_assert_int_eq(fx(p, one)->reason, Q_REASON_SOLD_OUT);
     ck_assert_ptr_null(fx(p, pair[0])); /* written in an earlier batch */

@@ -1,6 +1,6 @@
 /* test_signals.c - common/signals.h: SIGTERM and SIGINT reach the handler a
  * process installs (and do not end it), or, blocked, the thread that waits
- * for them; SIGPIPE is ignored. */
+ * for them, or set the process's stop flag; SIGPIPE is ignored. */
 #include "common/signals.h"
 
 #include "tests/check_run.h"
@@ -23,6 +23,19 @@ START_TEST(term_and_int_call_the_handler)
     ck_assert_int_eq(stops, 1);
     ck_assert_int_eq(raise(SIGINT), 0);
     ck_assert_int_eq(stops, 2);
+}
+END_TEST
+
+START_TEST(term_sets_the_stop_flag)
+{
+    ons_signals_stop_flag_on();
+    ck_assert_int_eq(ons_stop_requested, 0);
+    ck_assert_int_eq(raise(SIGTERM), 0);
+    ck_assert_int_eq(ons_stop_requested, 1);
+    ons_stop_requested = 0;
+    ck_assert_int_eq(raise(SIGINT), 0);
+    ck_assert_int_eq(ons_stop_requested, 1);
+    ck_assert_int_eq(raise(SIGPIPE), 0); /* ignored */
 }
 END_TEST
 
@@ -50,6 +63,7 @@ int main(void)
 {
     const ons_check_case cases[] = {
         ONS_CHECK_CASE(term_and_int_call_the_handler),
+        ONS_CHECK_CASE(term_sets_the_stop_flag),
         ONS_CHECK_CASE(sigpipe_is_ignored),
         ONS_CHECK_CASE(blocked_stop_signals_reach_the_waiter),
     };

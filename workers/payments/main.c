@@ -74,17 +74,16 @@ typedef struct pay_opts {
 
 #define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
 static const ons_opt opt_table[] = {
-    OPT("kafka.brokers", ONS_OPT_STR, brokers, 1, 1024, "127.0.0.1:19092", "bootstrap servers"),
+    ONS_OPT_KAFKA_BROKERS_ROW(pay_opts, brokers, "bootstrap servers"),
     Q_KSEC_OPT_ROWS(pay_opts, security_protocol, ssl_ca_location),
-    OPT("kafka.topic", ONS_OPT_STR, topic, 1, 249, "intents", "the intents topic"),
-    OPT("kafka.control_topic", ONS_OPT_STR, control_topic, 0, 249, "",
+    ONS_OPT_KAFKA_TOPIC_ROW(pay_opts, topic, "the intents topic"),
+    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(
+        pay_opts, control_topic,
         "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
-    OPT("pg.dsn", ONS_OPT_STR, pg_dsn, 1, 1024,
-        "host=127.0.0.1 port=15432 dbname=onsale user=postgres", "PostgreSQL connection string"),
+    ONS_OPT_PG_DSN_ROW(pay_opts, pg_dsn, ONS_PG_DSN_LOCAL, "PostgreSQL connection string"),
     OPT("payments.gateway_url", ONS_OPT_STR, gateway_url, 8, 512, "http://127.0.0.1:9300",
         "payment gateway base URL (http only)"),
-    OPT("payments.api_key", ONS_OPT_STR, api_key, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV,
-        "the payment gateway's API key"),
+    ONS_OPT_GATEWAY_KEY_ROW(pay_opts, "payments.api_key", api_key, "the payment gateway's API key"),
     ONS_OPT_DEV_MODE_ROW(pay_opts, dev_mode),
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
@@ -152,18 +151,10 @@ typedef struct pay_thread {
     ons_httpc *calls; /* its keep-alive gateway connections; NULL until the first call */
 } pay_thread;
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (!stop_flag && nanosleep(&d, &d) != 0)
+    while (!ons_stop_requested && nanosleep(&d, &d) != 0)
         ;
 }
 
@@ -275,7 +266,7 @@ static void produce(void *ctx, const q_msg *ms, size_t n, int *rcs)
 static int stopping(void *ctx)
 {
     (void)ctx;
-    return stop_flag != 0;
+    return ons_stop_requested != 0;
 }
 
 /* ---- the loop ---------------------------------------------------------------------- */
@@ -294,7 +285,7 @@ static void *thread_main(void *arg)
         free(rows);
         return NULL;
     }
-    while (!stop_flag) {
+    while (!ons_stop_requested) {
         int n = 0;
         int rc = pay_outbox_claim(&c, a->o.lease_ms, rows, (int)a->o.batch, &n);
         if (rc || n == 0) {
@@ -377,7 +368,7 @@ int main(int argc, char **argv)
     int prc = ons_opts_start(opt_table, NOPTS, &a.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
-    ons_signals_stop_on(on_signal);
+    ons_signals_stop_flag_on();
     int code = 1;
     pthread_t *th = NULL;
     size_t nth = 0;
@@ -387,7 +378,7 @@ int main(int argc, char **argv)
                 break;
         ons_log_info("payments: %zu threads, gateway %s, breaker %lld failures / %lld ms", nth,
                      a.o.gateway_url, a.o.breaker_failures, a.o.breaker_open_ms);
-        while (!stop_flag)
+        while (!ons_stop_requested)
             sleep_ms(SIGNAL_POLL_MS);
         code = 0;
         for (size_t i = 0; i < nth; i++)
