@@ -97,6 +97,7 @@ struct gw_req {
     const char *param; /* the {} segment, inside segs */
     char rid[24];      /* Request-Id */
     char idem[GW_KEY_MAX + 1];
+    char allow[64]; /* a 405's methods, sent as Allow (RFC 9110 15.5.6), else "" */
     json_t *body; /* GW_BODY routes: the parsed object, owned */
     int64_t t0_ns;
     /* The handler's state across a deferral; freed with the request. */

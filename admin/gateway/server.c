@@ -94,8 +94,12 @@ void gw_reply(gw_req *r, int status, const char *json_text, int replayed)
 
 void gw_reply_text(gw_req *r, int status, const char *content_type, const char *text, int replayed)
 {
-    const char *h[9] = {"Request-Id", r->rid, "Cache-Control", "no-store"};
+    const char *h[11] = {"Request-Id", r->rid, "Cache-Control", "no-store"};
     size_t n = 4;
+    if (r->allow[0]) {
+        h[n++] = "Allow";
+        h[n++] = r->allow;
+    }
     if (r->idem[0]) {
         h[n++] = "Idempotency-Key";
         h[n++] = r->idem;
@@ -186,6 +190,7 @@ static void dispatch(gw_server *s, gw_req *r, nng_http_req *hreq)
     long ri = ons_httpd_route(&route_table, hreq, r->method, sizeof r->method, r->path, r->segs,
                               sizeof r->path, params, 1, &nparams, &e);
     if (ri < 0) {
+        snprintf(r->allow, sizeof r->allow, "%s", e.allow);
         gw_reply_error(r, e.status, e.code, NULL, "%s", e.message);
         return;
     }

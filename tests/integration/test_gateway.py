@@ -306,7 +306,9 @@ def test_bad_requests(gw):
     assert gw.call("POST", "/v1/charges", ok, key=uid("k"),
                    ctype="application/json; charset=utf-8")[0] == 200
     assert gw.call("GET", "/v1/nothing")[0] == 404
-    assert gw.call("DELETE", "/v1/charges")[0] == 405
+    status, headers, _ = gw.call("DELETE", "/v1/charges")
+    assert status == 405 and headers.get("allow") == "POST", headers
+    assert "allow" not in gw.call("GET", "/v1/nothing")[1]
     status, _, body = gw.refund(uid("rk"), 17)
     assert status == 400 and body["error"]["field"] == "charge"
 
