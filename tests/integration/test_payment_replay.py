@@ -1,15 +1,20 @@
-"""test_payment_replay.py - a payment result sent twice, both copies applied
-in one worker batch (issue 14, item 4).
+"""test_payment_replay.py - payment results replayed (issue 14, item 4): a
+paid order is never downgraded and a charge is never both ticketed and
+refunded, whatever the relay re-sends and however the owner batches it.
 
 onsale-payments produces the gateway's answer and only then marks its outbox
 row done; a relay that restarts in between sends the result again. When the
-partition owner lags, both copies reach it in the same batch: the first sells
-the seats and pays the order, the second finds no paying hold. The fan must
-keep valid tickets for a paid order and no refund may be asked for.
-
-The worker is killed after the checkout is applied, both results are
-produced, and a new worker applies them in one batch (a long batch window;
-the test checks from the worker's log that one committed batch held both)."""
+partition owner lags, the copies reach it in the same batch. The owner is
+killed after the checkouts are applied, the results are produced, and a new
+owner applies them in one batch (a long batch window; the test checks from
+the worker's log that one committed batch held them all). The cases share one
+partition, and so one batch per owner change:
+  * two or three copies of a success in one batch;
+  * a success applied, the owner killed, the copy applied by the next owner
+    in a later batch;
+  * a success, then a decline (or, across owners, a failure) for the order;
+  * a failure, then a success, in one batch: the charge that did go through
+    is refunded (the hold went back to the fan), never ticketed."""
 import json
 import re
 import signal
@@ -40,45 +45,85 @@ def pending_order(st, w):
     return ev, rid, oid
 
 
-def apply_in_one_batch(st, w, ev, records, name):
-    """Kills the owner w, produces records (to ev's partition) and starts a
-    new owner (name) with a long batch window; returns it once it applied
-    them, after checking from its log that one committed batch held them
-    all."""
+def apply_in_one_batch(st, w, keyed_records, name):
+    """Kills the owner w, produces keyed_records ([(event id, record)], all
+    on one partition, in order) and starts a new owner (name) with a long
+    batch window; returns it once it applied them, after checking from its
+    log that one committed batch held them all."""
     kill_9(w)
-    at = st.produce_many(ev, records)
+    at = [pos for ev, r in keyed_records for pos in st.produce_many(ev, [r])]
     part, first, last = at[0][0], at[0][1], at[-1][1]
+    assert all(p == part for p, _ in at), at
     w = st.start_worker(name=name, batch_max_ms=3000, kafka_session_timeout_ms=6000)
-    st.wait_for(lambda: st.sql("SELECT next_offset FROM partition_owner WHERE partition = %s",
-                               (part,))[0][0] > last, 60, "records applied", proc=w)
+    # From the owner's log, not partition_owner: the batch's line comes after
+    # its commit, and a check made between the two saw no batch at all.
+    st.wait_for(lambda: any(p == part and last < b for p, _, b in batches(w)), 60,
+                "records applied", proc=w)
     assert any(p == part and a <= first and last < b for p, a, b in batches(w)), \
         f"the records were not applied in one batch: {batches(w)}"
     return w
 
 
-def test_duplicate_success_in_one_batch_keeps_tickets_and_no_refund():
-    with Stack(partitions=1) as st:
-        w1 = st.start_worker(name="w1", kafka_session_timeout_ms=6000)
-        ev, rid, oid = pending_order(st, w1)
-        result = {"type": "payment_result", "order_id": oid, "reservation_id": rid,
-                  "outcome": "succeeded", "amount_cents": 10000,
-                  "gateway_charge_id": "ch_replayed_1"}
-        w2 = apply_in_one_batch(st, w1, ev, [result, result], "w2")
+def result(oid, rid, outcome, charge):
+    r = {"type": "payment_result", "order_id": oid, "reservation_id": rid, "outcome": outcome,
+         "amount_cents": 10000}
+    if outcome == "succeeded":
+        r["gateway_charge_id"] = charge
+    return r
 
-        assert st.sql("SELECT state, gateway_charge_id FROM orders WHERE order_id = %s",
-                      (oid,)) == [("paid", "ch_replayed_1")]
-        assert st.sql("SELECT count(*) FROM tickets WHERE order_id = %s AND status = 'valid'",
-                      (oid,)) == [(2,)]
-        assert st.sql("SELECT kind FROM outbox WHERE order_id = %s ORDER BY outbox_id",
-                      (oid,)) == [("charge",)], "a refund was asked for a paid order"
-        assert st.sql("SELECT state FROM intents WHERE intent_seq = %s", (rid,)) == [("purchased",)]
-        assert st.sql("SELECT state FROM reservations WHERE reservation_id = %s",
-                      (rid,)) == [("purchased",)]
-        assert st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status = 'sold'",
-                      (ev,)) == [(2,)]
-        st.wait_for(lambda: st.redis.get(st.key(f"r:{rid}")), 10, "result in Redis")
-        assert json.loads(st.redis.get(st.key(f"r:{rid}")))["state"] == "purchased"
-        assert w2.stop() == 0
+
+PAID = ("paid", 2, ["charge"], "purchased", "purchased", 2)
+# case: (outcomes in order, a new owner between the first and the rest, the
+# order, valid tickets, outbox kinds, intent, reservation and sold seats after)
+CASES = {
+    "two-in-one-batch": (["succeeded"] * 2, False, PAID),
+    "three-in-one-batch": (["succeeded"] * 3, False, PAID),
+    "copy-after-restart": (["succeeded", "succeeded"], True, PAID),
+    "success-then-decline": (["succeeded", "declined"], False, PAID),
+    "success-then-failure-after-restart": (["succeeded", "failed"], True, PAID),
+    "failure-then-success": (["failed", "succeeded"], False,
+                             ("refunded", 0, ["charge", "refund"], "reserved", "held", 0)),
+}
+
+
+def outcome(st, ev, rid, oid):
+    one = lambda q, a: st.sql(q, (a,))[0][0]  # noqa: E731
+    return (one("SELECT state FROM orders WHERE order_id = %s", oid),
+            one("SELECT count(*) FROM tickets WHERE order_id = %s AND status = 'valid'", oid),
+            [k for k, in st.sql("SELECT kind FROM outbox WHERE order_id = %s ORDER BY outbox_id",
+                                (oid,))],
+            one("SELECT state FROM intents WHERE intent_seq = %s", rid),
+            one("SELECT state FROM reservations WHERE reservation_id = %s", rid),
+            one("SELECT count(*) FROM seats WHERE event_id = %s AND status = 'sold'", ev))
+
+
+def test_replayed_results_never_downgrade_a_paid_order():
+    with Stack(partitions=1) as st:
+        w = st.start_worker(name="w1", kafka_session_timeout_ms=6000)
+        orders = {case: pending_order(st, w) for case in CASES}
+        rounds = ([], [])  # what the first new owner applies, then the next one
+        for case, (outcomes, restart, _) in CASES.items():
+            ev, rid, oid = orders[case]
+            recs = [(ev, result(oid, rid, o, f"ch_{case}")) for o in outcomes]
+            rounds[0].extend(recs[:1] if restart else recs)
+            rounds[1].extend(recs[1:] if restart else [])
+        for i, recs in enumerate(rounds):
+            w = apply_in_one_batch(st, w, recs, f"w{i + 2}")
+
+        got = {case: outcome(st, *orders[case]) for case in CASES}
+        assert got == {case: want for case, (_, _, want) in CASES.items()}
+        for case, (_, _, want) in CASES.items():
+            ev, rid, oid = orders[case]
+            if want == PAID:  # the first success's charge, never a copy's
+                assert st.sql("SELECT gateway_charge_id FROM orders WHERE order_id = %s",
+                              (oid,)) == [(f"ch_{case}",)], case
+        # The fans are told: the owner projects its batches to Redis after
+        # their commit, over the "paying" its first owner wrote.
+        for case, (_, _, want) in CASES.items():
+            key = st.key(f"r:{orders[case][1]}")
+            st.wait_for(lambda: json.loads(st.redis.get(key) or "{}").get("state") == want[3], 10,
+                        f"{case}: the result in Redis")
+        assert w.stop() == 0
 
 
 def test_payments_stops_cleanly_on_sigterm_and_sigint():
