@@ -262,6 +262,13 @@ const char *ons_httpd_reason(int status);
  * two printf passes over it, a copy of the body, a second iovec. The
  * buffers and their write aios are pooled, so a response allocates
  * nothing once the pool is warm.
+ * When the connection's socket is known (ons_httpd_conn_fd), the answer is
+ * sent on it at once, on the calling thread, with one sendmsg (the head
+ * formatted on the stack, the body from data, not copied), and the
+ * handler's aio is finished then: nng's write, its callback and ours (two
+ * thread hand-offs per answer) are skipped. What the socket does not take
+ * at once (a full send buffer) is written through nng as above; a failed
+ * send finishes the aio with an error, and nng closes the connection.
  * Only from the handler's own nng callback (p not deferred: the
  * connection is nng's to free once a deferred aio can be cancelled, and a
  * job thread's write measured slower, bench/NOTES.md), for a request
@@ -276,6 +283,19 @@ int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const 
 /* Frees the pooled direct-response buffers that are idle (at exit, after
  * the servers stopped; writes still under way return theirs later). */
 void ons_httpd_direct_drain(void);
+
+/* The socket under a connection, for ons_httpd_finish_direct's own send.
+ * nng 1.5.2 does not name a connection's descriptor, so the accept gate
+ * learns it: a direct answer that goes through nng's write sets
+ * ons_httpd_writing to its connection around nng_http_conn_write_all, and
+ * nng, whose write queue is empty then, calls sendmsg on that descriptor
+ * on the same thread before it returns; the gate's sendmsg notes the pair.
+ * ons_httpd_conn_fd (set by ons_httpd_gate_start, NULL without the gate)
+ * returns the descriptor of conn, or -1 when it is not known; it is right
+ * while nng's handler aio of a request on conn is unfinished (nng closes
+ * the descriptor only when it reaps the connection, after that aio). */
+extern _Thread_local nng_http_conn *ons_httpd_writing;
+extern int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
 
 /* ---- the accept gate -------------------------------------------------------------------- */
 

@@ -13,7 +13,9 @@
 #include "tests/metrics_check.h"
 
 #include <check.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +283,140 @@ START_TEST(direct_reply_rules)
 }
 END_TEST
 
+/* ---- direct answers sent on the socket ---------------------------------------- */
+
+/* A server whose handler answers every request with ons_httpd_finish_direct:
+ * "/small" with "hello", "/big" with BIG_LEN bytes of a pattern; the X-N
+ * header echoes the request's "?n=" value, so the client sees the order. */
+#define BIG_LEN (1000 * 1000)
+static char big_body[BIG_LEN];
+static atomic_int answers, on_socket;
+
+static void direct_cb(nng_aio *aio)
+{
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    nng_http_conn *conn = nng_aio_get_input(aio, 2);
+    const char *uri = nng_http_req_get_uri(req);
+    const char *q = strstr(uri, "?n=");
+    const char *h[] = {"X-N", q ? q + 3 : "-", NULL};
+    int (*fd_of)(nng_http_conn *) = atomic_load(&ons_httpd_conn_fd);
+    if (fd_of && fd_of(conn) >= 0)
+        atomic_fetch_add(&on_socket, 1);
+    atomic_fetch_add(&answers, 1);
+    ons_httpd_pending p = {.aio = aio, .conn = conn};
+    int big = strncmp(uri, "/big", 4) == 0;
+    ck_assert_int_eq(ons_httpd_finish_direct(&p, 200, h, "text/plain", big ? big_body : "hello",
+                                             big ? BIG_LEN : 5),
+                     1);
+}
+
+static int dial(int port, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *s)
+{
+    for (size_t n = strlen(s), off = 0; off < n;) {
+        ssize_t k = send(fd, s + off, n - off, MSG_NOSIGNAL);
+        ck_assert_int_gt(k, 0);
+        off += (size_t)k;
+    }
+}
+
+/* Reads one whole answer from fd and checks it: 200, X-N: n, body. */
+static void expect_answer(int fd, const char *n, const char *body, size_t len)
+{
+    static char buf[BIG_LEN + 1024];
+    size_t have = 0, head = 0, want = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + have, head ? want - have : 1, 0);
+        ck_assert_int_gt(k, 0);
+        have += (size_t)k;
+        if (!head && have >= 4 && memcmp(buf + have - 4, "\r\n\r\n", 4) == 0) {
+            buf[have] = '\0';
+            head = have;
+            char line[64];
+            snprintf(line, sizeof line, "\r\nX-N: %s\r\n", n);
+            ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+            ck_assert_msg(strstr(buf, line) != NULL, "want X-N %s in %s", n, buf);
+            const char *cl = strstr(buf, "Content-Length: ");
+            ck_assert_ptr_nonnull(cl);
+            ck_assert_uint_eq(strtoul(cl + 16, NULL, 10), len);
+            want = head + len;
+        }
+        if (head && have == want)
+            break;
+    }
+    ck_assert(memcmp(buf + head, body, len) == 0);
+}
+
+START_TEST(direct_answers_go_on_the_socket_in_order)
+{
+    for (size_t i = 0; i < BIG_LEN; i++)
+        big_body[i] = (char)('a' + i * 7 % 26);
+    int port = free_port();
+    nng_http_server *srv = NULL;
+    ck_assert_int_eq(ons_httpd_listen("127.0.0.1", port, 0, direct_cb, NULL, &srv), 0);
+    ons_httpd_gate_opts go = {.max_connections = 64,
+                              .reserved_fds = 16,
+                              .max_request_line = 4096,
+                              .max_head = 8000,
+                              .header_timeout_ms = 10000,
+                              .idle_timeout_ms = 10000,
+                              .crowded_timeout_ms = 10000};
+    ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
+
+    /* One request at a time: the first answer goes through nng's write,
+     * which tells the gate the connection's socket; the next are sent on
+     * it at once. */
+    int fd = dial(port, 0);
+    for (int i = 0; i < 5; i++) {
+        char n[8], req[96];
+        snprintf(n, sizeof n, "%d", i);
+        snprintf(req, sizeof req, "GET /small?n=%s HTTP/1.1\r\nHost: x\r\n\r\n", n);
+        send_all(fd, req);
+        expect_answer(fd, n, "hello", 5);
+    }
+    ck_assert_int_eq(atomic_load(&answers), 5);
+    ck_assert_int_eq(atomic_load(&on_socket), 4);
+    close(fd);
+
+    /* A client that pipelines large answers and reads nothing for a while
+     * (a 4 KiB receive buffer): the socket takes part of an answer, the
+     * rest waits in nng's write queue; every answer arrives whole, in
+     * order. */
+    fd = dial(port, 4096);
+    char pipeline[1024] = "";
+    for (int i = 0; i < 8; i++) {
+        char req[96];
+        snprintf(req, sizeof req, "GET /big?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+        strcat(pipeline, req);
+    }
+    strcat(pipeline, "GET /small?n=last HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_all(fd, pipeline);
+    usleep(300 * 1000);
+    for (int i = 0; i < 8; i++) {
+        char n[8];
+        snprintf(n, sizeof n, "%d", i);
+        expect_answer(fd, n, big_body, BIG_LEN);
+    }
+    expect_answer(fd, "last", "hello", 5);
+    ck_assert_int_ge(atomic_load(&on_socket), 4 + 8); /* all but this connection's first */
+    close(fd);
+
+    ons_httpd_close(&srv);
+    ons_httpd_gate_stop();
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -290,6 +426,7 @@ int main(void)
         {"worker_endpoint", worker_endpoint_serves_metrics_and_health},
         {"copy_and_ids", copy_and_request_ids_without_printf},
         {"direct_rules", direct_reply_rules},
+        {"direct_on_socket", direct_answers_go_on_the_socket_in_order},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }
