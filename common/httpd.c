@@ -852,8 +852,23 @@ static char *put_header(char *w, const char *name, size_t nl, const char *value,
     return put(w, "\r\n", 2);
 }
 
-_Thread_local nng_http_conn *ons_httpd_writing;
+_Thread_local nng_http_conn *ons_httpd_io;
 int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
+ssize_t (*_Atomic ons_httpd_held_body)(nng_http_conn *conn, void *buf, size_t len);
+
+ssize_t ons_httpd_take_body(nng_http_conn *conn, void *buf, size_t len)
+{
+    ssize_t (*take)(nng_http_conn *, void *, size_t) =
+        atomic_load_explicit(&ons_httpd_held_body, memory_order_acquire);
+    return take ? take(conn, buf, len) : -1;
+}
+
+void ons_httpd_read_body(nng_http_conn *conn, nng_aio *aio)
+{
+    ons_httpd_io = conn;
+    nng_http_conn_read_all(conn, aio);
+    ons_httpd_io = NULL;
+}
 
 /* A direct answer's head: status line, headers, Content-Type and
  * Content-Length when there is a body, the empty line. */
@@ -900,7 +915,7 @@ static char *format_head(char *w, const direct_head *h)
 }
 
 /* Queues o's size bytes on p's connection through nng; p->aio is finished
- * when the write is (direct_done). With ons_httpd_writing set, the gate
+ * when the write is (direct_done). With ons_httpd_io set, the gate
  * learns the connection's socket from nng's sendmsg. */
 static void write_through_nng(ons_httpd_pending *p, direct_out *o, size_t size)
 {
@@ -910,9 +925,9 @@ static void write_through_nng(ons_httpd_pending *p, direct_out *o, size_t size)
     o->handler = p->aio;
     /* From here o and p->aio are the write's: direct_done may already be
      * running on another thread. */
-    ons_httpd_writing = p->conn;
+    ons_httpd_io = p->conn;
     nng_http_conn_write_all(p->conn, o->aio);
-    ons_httpd_writing = NULL;
+    ons_httpd_io = NULL;
 }
 
 /* Head bytes that fit the stack buffer of send_now; a larger head (many

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Most path segments a route lookup accepts. */
 #define ONS_HTTPD_MAX_SEGS 8
@@ -287,15 +288,30 @@ void ons_httpd_direct_drain(void);
 /* The socket under a connection, for ons_httpd_finish_direct's own send.
  * nng 1.5.2 does not name a connection's descriptor, so the accept gate
  * learns it: a direct answer that goes through nng's write sets
- * ons_httpd_writing to its connection around nng_http_conn_write_all, and
- * nng, whose write queue is empty then, calls sendmsg on that descriptor
- * on the same thread before it returns; the gate's sendmsg notes the pair.
+ * ons_httpd_io to its connection around nng_http_conn_write_all (as
+ * ons_httpd_read_body does around a body read), and nng, whose write (read)
+ * queue is empty then, calls sendmsg (readv) on that descriptor on the same
+ * thread before it returns; the gate's wrapper notes the pair.
  * ons_httpd_conn_fd (set by ons_httpd_gate_start, NULL without the gate)
  * returns the descriptor of conn, or -1 when it is not known; it is right
  * while nng's handler aio of a request on conn is unfinished (nng closes
  * the descriptor only when it reaps the connection, after that aio). */
-extern _Thread_local nng_http_conn *ons_httpd_writing;
+extern _Thread_local nng_http_conn *ons_httpd_io;
 extern int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
+/* The gate's side of ons_httpd_take_body (NULL without the gate). */
+extern ssize_t (*_Atomic ons_httpd_held_body)(nng_http_conn *conn, void *buf, size_t len);
+
+/* A request's declared body of len bytes, when it came whole with its head
+ * and the gate held it for the server (httpd_gate.c: bodies up to 4 KiB,
+ * once the connection's socket is known): copied into buf, and len
+ * returned, with no read through nng (and no thread hand-off to a read
+ * callback). Else -1 and nothing was taken: read it with
+ * ons_httpd_read_body. Only from the handler's nng callback, before any
+ * read of that body. */
+ssize_t ons_httpd_take_body(nng_http_conn *conn, void *buf, size_t len);
+/* nng_http_conn_read_all(conn, aio), with ons_httpd_io set around it so
+ * the gate learns the connection's socket when nng reads it. */
+void ons_httpd_read_body(nng_http_conn *conn, nng_aio *aio);
 
 /* ---- the accept gate -------------------------------------------------------------------- */
 

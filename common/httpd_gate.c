@@ -66,6 +66,9 @@ typedef struct slot {
      * Reader's own; freed at close. */
     unsigned char *held;
     size_t held_len, held_off;
+    /* > 0: held starts with the body of this many bytes of the last head
+     * nng was given (hold_body), for ons_httpd_take_body. Reader's own. */
+    size_t held_body;
     atomic_int overflow; /* a head ran into the end of nng's buffer: 431 at close */
     atomic_int drain;    /* the gate answered: read what the client sent on before closing */
     /* The nng connection learned to own this descriptor (sendmsg), NULL
@@ -250,6 +253,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     atomic_store(&s->conn, NULL);
     free(s->held);
     s->held = NULL;
+    s->held_body = 0;
     atomic_store(&s->overflow, 0);
     atomic_store(&s->drain, 0);
     ons_http_head_init(&s->head);
@@ -360,14 +364,14 @@ static void learn_conn(int fd, nng_http_conn *conn)
 }
 
 /* nng's sendmsg of a connection's write. Under a direct answer's write
- * through nng (ons_httpd_writing set on this thread), the first sendmsg is
+ * through nng (ons_httpd_io set on this thread), the first sendmsg is
  * that connection's (httpd.h): its descriptor is noted. */
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     ssize_t n = ((sendmsg_fn)real("sendmsg", &real_sendmsg))(fd, msg, flags);
-    nng_http_conn *conn = ons_httpd_writing;
+    nng_http_conn *conn = ons_httpd_io;
     if (conn) {
-        ons_httpd_writing = NULL;
+        ons_httpd_io = NULL;
         learn_conn(fd, conn);
     }
     return n;
@@ -393,6 +397,7 @@ static int hold_back(slot *s, const struct iovec *iov, int iovcnt, size_t from, 
     s->held = b;
     s->held_len = w;
     s->held_off = 0;
+    s->held_body = 0;
     return 1;
 }
 
@@ -400,6 +405,7 @@ static int hold_back(slot *s, const struct iovec *iov, int iovcnt, size_t from, 
 static ssize_t give_held(slot *s, const struct iovec *iov, int iovcnt)
 {
     size_t k = 0;
+    s->held_body = 0;
     for (int i = 0; i < iovcnt && s->held_off < s->held_len; i++) {
         size_t m = s->held_len - s->held_off;
         if (m > iov[i].iov_len)
@@ -473,11 +479,61 @@ static ssize_t fit_nng_buffer(slot *s, const struct iovec *iov, int iovcnt, size
     return (ssize_t)n;
 }
 
+/* Bodies at most this long are held for the server when they come whole
+ * with their head (hold_body). */
+#define HELD_BODY_MAX 4096
+
+/* A small body that came whole in this read right behind its head, the
+ * first such in the read, every request in the read whole: nng is given
+ * the bytes up to that head's end and the rest is held (hold_back), so
+ * the server takes the body from the gate as it gets the head
+ * (ons_httpd_take_body): no read of it through nng and no thread hand-off
+ * to its callback. When the server does not take it, nng's body read is
+ * given the same bytes from the hold. Returns the bytes nng gets now, or
+ * -1 (nothing held). */
+static ssize_t hold_body(slot *s, const struct iovec *iov, int iovcnt, size_t n,
+                         unsigned long long start)
+{
+    unsigned long long at = s->head.body_at, len = s->head.body_len;
+    if (!at || at <= start || len == 0 || len > HELD_BODY_MAX || at + len > start + n ||
+        atomic_load_explicit(&s->head.phase, memory_order_relaxed) != ONS_HEAD_IDLE ||
+        !hold_back(s, iov, iovcnt, (size_t)(at - start), n))
+        return -1;
+    s->held_body = (size_t)len;
+    return (ssize_t)(at - start);
+}
+
+/* ons_httpd_take_body while the gate runs. Runs on nng's handler thread
+ * while nng reads nothing from the connection (it reads the body, or the
+ * next request, only when asked), so the hold is not the reader's then. */
+static ssize_t gate_take_body(nng_http_conn *conn, void *buf, size_t len)
+{
+    int fd = gate_conn_fd(conn);
+    if (fd < 0)
+        return -1;
+    slot *s = &g.slots[fd];
+    if (!s->held || s->held_off != 0 || s->held_body != len || s->held_len < len)
+        return -1;
+    memcpy(buf, s->held, len);
+    s->held_body = 0;
+    s->held_off = len;
+    if (s->held_off == s->held_len) {
+        free(s->held);
+        s->held = NULL;
+    }
+    return (ssize_t)len;
+}
+
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     slot *s = NULL;
     if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
         s = &g.slots[fd];
+    if (s && ons_httpd_io) {
+        /* nng's read of a body on the server's own thread (httpd.h) */
+        learn_conn(fd, ons_httpd_io);
+        ons_httpd_io = NULL;
+    }
     if (s && s->held)
         return give_held(s, iov, iovcnt);
     if (s && s->refused) {
@@ -495,8 +551,12 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         return n;
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
     unsigned long long start = s->head.fed;
+    s->head.body_at = 0;
     ssize_t judged = judge_read(fd, s, iov, iovcnt, (size_t)n, start);
-    return judged >= 0 ? judged : fit_nng_buffer(s, iov, iovcnt, (size_t)n, start);
+    if (judged >= 0)
+        return judged;
+    ssize_t held = hold_body(s, iov, iovcnt, (size_t)n, start);
+    return held >= 0 ? held : fit_nng_buffer(s, iov, iovcnt, (size_t)n, start);
 }
 
 /* ---- the sweeper --------------------------------------------------------------------- */
@@ -617,6 +677,7 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
         return ONS_ENOMEM;
     g.sweeping = 1;
     atomic_store_explicit(&ons_httpd_conn_fd, gate_conn_fd, memory_order_release);
+    atomic_store_explicit(&ons_httpd_held_body, gate_take_body, memory_order_release);
     atomic_store_explicit(&g.listen_fd, lfd, memory_order_release);
     ons_log_info("http: at most %lld client connections (descriptors below %d; %lld kept for "
                  "dependencies)",
@@ -628,6 +689,7 @@ void ons_httpd_gate_stop(void)
 {
     atomic_store(&g.listen_fd, -1);
     atomic_store(&ons_httpd_conn_fd, NULL);
+    atomic_store(&ons_httpd_held_body, NULL);
     pthread_mutex_lock(&g.mu);
     g.stop = 1;
     pthread_cond_signal(&g.cv);
