@@ -6,10 +6,13 @@
 #include "common/hex.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -849,45 +852,154 @@ static char *put_header(char *w, const char *name, size_t nl, const char *value,
     return put(w, "\r\n", 2);
 }
 
-int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
-                            const char *content_type, const void *data, size_t len)
+_Thread_local nng_http_conn *ons_httpd_io;
+int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
+ssize_t (*_Atomic ons_httpd_held_body)(nng_http_conn *conn, void *buf, size_t len);
+
+ssize_t ons_httpd_take_body(nng_http_conn *conn, void *buf, size_t len)
 {
-    const char *reason = ons_httpd_reason(status);
-    if (!reason || !p->conn || p->deferred || status < 100 || status > 999)
-        return -1;
-    size_t rl = strlen(reason), ctl = data ? strlen(content_type) : 0;
-    size_t need = 9 + 4 + rl + 2 + 2; /* "HTTP/1.1 200 OK\r\n" ... "\r\n" */
-    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
-        need += strlen(headers[i]) + strlen(headers[i + 1]) + 4;
-    if (data)
-        need += 14 + ctl + 2 + 16 + 20 + 2 + len; /* Content-Type, Content-Length, body */
-    direct_out *o = direct_get(need);
-    if (!o)
-        return -1;
-    char *w = put(o->buf, "HTTP/1.1 ", 9);
-    *w++ = (char)('0' + status / 100);
-    *w++ = (char)('0' + status / 10 % 10);
-    *w++ = (char)('0' + status % 10);
+    ssize_t (*take)(nng_http_conn *, void *, size_t) =
+        atomic_load_explicit(&ons_httpd_held_body, memory_order_acquire);
+    return take ? take(conn, buf, len) : -1;
+}
+
+void ons_httpd_read_body(nng_http_conn *conn, nng_aio *aio)
+{
+    ons_httpd_io = conn;
+    nng_http_conn_read_all(conn, aio);
+    ons_httpd_io = NULL;
+}
+
+/* A direct answer's head: status line, headers, Content-Type and
+ * Content-Length when there is a body, the empty line. */
+typedef struct direct_head {
+    int status;
+    const char *reason;
+    const char *const *headers;
+    const char *content_type;
+    int has_body;
+    size_t len; /* the body's */
+} direct_head;
+
+/* The bytes format_head writes at most. */
+static size_t head_size(const direct_head *h)
+{
+    size_t need = 9 + 4 + strlen(h->reason) + 2 + 2; /* "HTTP/1.1 200 OK\r\n" ... "\r\n" */
+    for (size_t i = 0; h->headers && h->headers[i] && h->headers[i + 1]; i += 2)
+        need += strlen(h->headers[i]) + strlen(h->headers[i + 1]) + 4;
+    if (h->has_body)
+        need += 14 + strlen(h->content_type) + 2 + 16 + 20 + 2; /* Content-Type, -Length */
+    return need;
+}
+
+/* Writes h at w (head_size bytes free); returns the end. */
+static char *format_head(char *w, const direct_head *h)
+{
+    w = put(w, "HTTP/1.1 ", 9);
+    *w++ = (char)('0' + h->status / 100);
+    *w++ = (char)('0' + h->status / 10 % 10);
+    *w++ = (char)('0' + h->status % 10);
     *w++ = ' ';
-    w = put(w, reason, rl);
+    w = put(w, h->reason, strlen(h->reason));
     w = put(w, "\r\n", 2);
-    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
-        w = put_header(w, headers[i], strlen(headers[i]), headers[i + 1], strlen(headers[i + 1]));
-    if (data) {
-        w = put_header(w, "Content-Type", 12, content_type, ctl);
+    for (size_t i = 0; h->headers && h->headers[i] && h->headers[i + 1]; i += 2)
+        w = put_header(w, h->headers[i], strlen(h->headers[i]), h->headers[i + 1],
+                       strlen(h->headers[i + 1]));
+    if (h->has_body) {
+        w = put_header(w, "Content-Type", 12, h->content_type, strlen(h->content_type));
         w = put(w, "Content-Length: ", 16);
-        w = ons_put_dec(w, len);
+        w = ons_put_dec(w, h->len);
         w = put(w, "\r\n", 2);
     }
-    w = put(w, "\r\n", 2);
-    if (data)
-        w = put(w, data, len);
-    nng_iov iov = {.iov_buf = o->buf, .iov_len = (size_t)(w - o->buf)};
+    return put(w, "\r\n", 2);
+}
+
+/* Queues o's size bytes on p's connection through nng; p->aio is finished
+ * when the write is (direct_done). With ons_httpd_io set, the gate
+ * learns the connection's socket from nng's sendmsg. */
+static void write_through_nng(ons_httpd_pending *p, direct_out *o, size_t size)
+{
+    nng_iov iov = {.iov_buf = o->buf, .iov_len = size};
     nng_aio_set_iov(o->aio, 1, &iov);
     nng_aio_set_output(p->aio, 0, NULL);
     o->handler = p->aio;
     /* From here o and p->aio are the write's: direct_done may already be
      * running on another thread. */
+    ons_httpd_io = p->conn;
     nng_http_conn_write_all(p->conn, o->aio);
+    ons_httpd_io = NULL;
+}
+
+/* Head bytes that fit the stack buffer of send_now; a larger head (many
+ * or long headers) goes through nng. */
+#define DIRECT_STACK_HEAD 1024
+
+/* Sends h and the body on fd at once (see ons_httpd_finish_direct).
+ * Returns 1 (answered: all sent, the rest queued through nng, or the
+ * connection failed and its aio with it) or -1 (nothing sent: the caller
+ * answers another way). */
+static int send_now(ons_httpd_pending *p, int fd, const direct_head *h, const void *data)
+{
+    char head[DIRECT_STACK_HEAD];
+    size_t hl = (size_t)(format_head(head, h) - head);
+    size_t bl = h->has_body ? h->len : 0;
+    struct iovec iov[2] = {{.iov_base = head, .iov_len = hl},
+                           {.iov_base = (void *)data, .iov_len = bl}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = bl ? 2 : 1};
+    ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == (ssize_t)(hl + bl)) {
+        nng_aio_set_output(p->aio, 0, NULL);
+        nng_aio_finish(p->aio, 0); /* nng reads the next request */
+        return 1;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        nng_aio_set_output(p->aio, 0, NULL);
+        nng_aio_finish(p->aio, NNG_ECONNRESET); /* nng closes the connection */
+        return 1;
+    }
+    /* The send buffer is full (a client not reading): the rest waits in
+     * nng's write queue, in order, as any queued answer. */
+    size_t sent = n > 0 ? (size_t)n : 0, rest = hl + bl - sent;
+    direct_out *o = direct_get(rest);
+    if (!o) {
+        if (sent == 0)
+            return -1;
+        nng_aio_set_output(p->aio, 0, NULL);
+        nng_aio_finish(p->aio, NNG_ENOMEM); /* half an answer: close */
+        return 1;
+    }
+    char *w = o->buf;
+    if (sent < hl)
+        w = put(w, head + sent, hl - sent);
+    size_t skip = sent > hl ? sent - hl : 0;
+    if (bl > skip)
+        w = put(w, (const char *)data + skip, bl - skip);
+    write_through_nng(p, o, rest);
+    return 1;
+}
+
+int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
+                            const char *content_type, const void *data, size_t len)
+{
+    direct_head h = {.status = status,
+                     .reason = ons_httpd_reason(status),
+                     .headers = headers,
+                     .content_type = content_type,
+                     .has_body = data != NULL,
+                     .len = len};
+    if (!h.reason || !p->conn || p->deferred || status < 100 || status > 999)
+        return -1;
+    size_t hneed = head_size(&h);
+    int (*fd_of)(nng_http_conn *) = atomic_load_explicit(&ons_httpd_conn_fd, memory_order_acquire);
+    int fd = fd_of ? fd_of(p->conn) : -1;
+    if (fd >= 0 && hneed <= DIRECT_STACK_HEAD && send_now(p, fd, &h, data) == 1)
+        return 1;
+    direct_out *o = direct_get(hneed + (data ? len : 0));
+    if (!o)
+        return -1;
+    char *w = format_head(o->buf, &h);
+    if (data)
+        w = put(w, data, len);
+    write_through_nng(p, o, (size_t)(w - o->buf));
     return 1;
 }

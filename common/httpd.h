@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Most path segments a route lookup accepts. */
 #define ONS_HTTPD_MAX_SEGS 8
@@ -262,6 +263,13 @@ const char *ons_httpd_reason(int status);
  * two printf passes over it, a copy of the body, a second iovec. The
  * buffers and their write aios are pooled, so a response allocates
  * nothing once the pool is warm.
+ * When the connection's socket is known (ons_httpd_conn_fd), the answer is
+ * sent on it at once, on the calling thread, with one sendmsg (the head
+ * formatted on the stack, the body from data, not copied), and the
+ * handler's aio is finished then: nng's write, its callback and ours (two
+ * thread hand-offs per answer) are skipped. What the socket does not take
+ * at once (a full send buffer) is written through nng as above; a failed
+ * send finishes the aio with an error, and nng closes the connection.
  * Only from the handler's own nng callback (p not deferred: the
  * connection is nng's to free once a deferred aio can be cancelled, and a
  * job thread's write measured slower, bench/NOTES.md), for a request
@@ -276,6 +284,34 @@ int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const 
 /* Frees the pooled direct-response buffers that are idle (at exit, after
  * the servers stopped; writes still under way return theirs later). */
 void ons_httpd_direct_drain(void);
+
+/* The socket under a connection, for ons_httpd_finish_direct's own send.
+ * nng 1.5.2 does not name a connection's descriptor, so the accept gate
+ * learns it: a direct answer that goes through nng's write sets
+ * ons_httpd_io to its connection around nng_http_conn_write_all (as
+ * ons_httpd_read_body does around a body read), and nng, whose write (read)
+ * queue is empty then, calls sendmsg (readv) on that descriptor on the same
+ * thread before it returns; the gate's wrapper notes the pair.
+ * ons_httpd_conn_fd (set by ons_httpd_gate_start, NULL without the gate)
+ * returns the descriptor of conn, or -1 when it is not known; it is right
+ * while nng's handler aio of a request on conn is unfinished (nng closes
+ * the descriptor only when it reaps the connection, after that aio). */
+extern _Thread_local nng_http_conn *ons_httpd_io;
+extern int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
+/* The gate's side of ons_httpd_take_body (NULL without the gate). */
+extern ssize_t (*_Atomic ons_httpd_held_body)(nng_http_conn *conn, void *buf, size_t len);
+
+/* A request's declared body of len bytes, when it came whole with its head
+ * and the gate held it for the server (httpd_gate.c: bodies up to 4 KiB,
+ * once the connection's socket is known): copied into buf, and len
+ * returned, with no read through nng (and no thread hand-off to a read
+ * callback). Else -1 and nothing was taken: read it with
+ * ons_httpd_read_body. Only from the handler's nng callback, before any
+ * read of that body. */
+ssize_t ons_httpd_take_body(nng_http_conn *conn, void *buf, size_t len);
+/* nng_http_conn_read_all(conn, aio), with ons_httpd_io set around it so
+ * the gate learns the connection's socket when nng reads it. */
+void ons_httpd_read_body(nng_http_conn *conn, nng_aio *aio);
 
 /* ---- the accept gate -------------------------------------------------------------------- */
 

@@ -1,11 +1,12 @@
 /* httpd_gate.c - the accept gate in front of nng's HTTP server; see
  * httpd.h ("the accept gate") for what it enforces and why.
  *
- * How: nng 1.5.2 (libnng.so) calls accept(2), readv(2), shutdown(2) and
- * close(2) through the dynamic linker, and a definition in the executable
- * comes first in the lookup order, so the four wrappers below see every
- * client socket nng accepts, every byte nng reads from one and every
- * shutdown and close. The
+ * How: nng 1.5.2 (libnng.so) calls accept(2), readv(2), shutdown(2),
+ * close(2) and sendmsg(2) through the dynamic linker, and a definition in
+ * the executable comes first in the lookup order, so the wrappers below see
+ * every client socket nng accepts, every byte nng reads from one and every
+ * shutdown and close; sendmsg tells which descriptor is which nng
+ * connection (ons_httpd_conn_fd, httpd.h). The
  * real functions are found with dlsym(RTLD_NEXT) (libc, or the sanitizer's
  * interceptor when it is loaded). This object is linked only into the
  * executables that call ons_httpd_gate_start(); until then, and for every
@@ -65,10 +66,26 @@ typedef struct slot {
      * Reader's own; freed at close. */
     unsigned char *held;
     size_t held_len, held_off;
+    /* > 0: held starts with the body of this many bytes of the last head
+     * nng was given (hold_body), for ons_httpd_take_body. Reader's own. */
+    size_t held_body;
     atomic_int overflow; /* a head ran into the end of nng's buffer: 431 at close */
     atomic_int drain;    /* the gate answered: read what the client sent on before closing */
-    ons_http_head head;  /* the request stream, judged by the reader */
+    /* The nng connection learned to own this descriptor (sendmsg), NULL
+     * until then and from close. */
+    _Atomic(nng_http_conn *) conn;
+    ons_http_head head; /* the request stream, judged by the reader */
 } slot;
+
+/* Where ons_httpd_conn_fd finds a connection's descriptor: a table indexed
+ * by a hash of the connection's address, CONN_PROBES entries tried from
+ * there, each holding a descriptor + 1 (0: none). An entry is only a hint:
+ * the descriptor's slot must still name the connection, so a stale or
+ * overwritten entry costs one answer through nng (which learns it again),
+ * never a write to another client. */
+#define CONN_TABLE  (1 << 16)
+#define CONN_PROBES 4
+static atomic_int conn_table[CONN_TABLE];
 
 static struct {
     pthread_mutex_t mu;
@@ -92,6 +109,7 @@ typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
 typedef ssize_t (*readv_fn)(int, const struct iovec *, int);
 typedef int (*close_fn)(int);
 typedef int (*shutdown_fn)(int, int);
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
 
 static void *real(const char *name, _Atomic(void *) *cache)
 {
@@ -103,7 +121,7 @@ static void *real(const char *name, _Atomic(void *) *cache)
     return f;
 }
 
-static _Atomic(void *) real_accept, real_readv, real_close, real_shutdown;
+static _Atomic(void *) real_accept, real_readv, real_close, real_shutdown, real_sendmsg;
 
 static int sys_close(int fd)
 {
@@ -187,7 +205,7 @@ static void refuse(int fd)
     atomic_store(&g.crowded_until_ms, ons_mono_ms() + 1000);
 }
 
-/* ---- the four wrappers ------------------------------------------------------------ */
+/* ---- the wrappers ------------------------------------------------------------ */
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
@@ -232,8 +250,10 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
     s->refused = NULL;
+    atomic_store(&s->conn, NULL);
     free(s->held);
     s->held = NULL;
+    s->held_body = 0;
     atomic_store(&s->overflow, 0);
     atomic_store(&s->drain, 0);
     ons_http_head_init(&s->head);
@@ -272,6 +292,7 @@ int close(int fd)
     if (fd >= 0 && fd < g.nslots &&
         atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)) {
         answer_overflow(fd);
+        atomic_store(&g.slots[fd].conn, NULL);
         if (atomic_exchange(&g.slots[fd].drain, 0))
             drain_input(fd);
         free(g.slots[fd].held);
@@ -282,6 +303,78 @@ int close(int fd)
         pthread_mutex_unlock(&g.mu);
     }
     return sys_close(fd);
+}
+
+static size_t conn_hash(const nng_http_conn *conn)
+{
+    uint64_t x = (uint64_t)(uintptr_t)conn * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x >> 48) & (CONN_TABLE - 1);
+}
+
+/* The admitted client descriptor that fd + 1 in a table entry names, when
+ * its slot names conn; else -1. */
+static int conn_entry(int e, const nng_http_conn *conn)
+{
+    int fd = e - 1;
+    if (fd < 0 || fd >= atomic_load_explicit(&g.nslots, memory_order_relaxed))
+        return -1;
+    slot *s = &g.slots[fd];
+    if (!atomic_load_explicit(&s->client, memory_order_acquire) ||
+        atomic_load_explicit(&s->conn, memory_order_acquire) != conn)
+        return -1;
+    return fd;
+}
+
+/* ons_httpd_conn_fd while the gate runs. */
+static int gate_conn_fd(nng_http_conn *conn)
+{
+    size_t i = conn_hash(conn);
+    for (int k = 0; k < CONN_PROBES; k++) {
+        int e = atomic_load_explicit(&conn_table[(i + k) & (CONN_TABLE - 1)], memory_order_relaxed);
+        int fd = conn_entry(e, conn);
+        if (fd >= 0)
+            return fd;
+    }
+    return -1;
+}
+
+/* fd (an admitted client) is conn's: its slot names conn, and the table an
+ * entry for it (a free or stale one of conn's probes, else the first). */
+static void learn_conn(int fd, nng_http_conn *conn)
+{
+    if (fd < 0 || fd >= g.nslots ||
+        !atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
+        return;
+    atomic_store_explicit(&g.slots[fd].conn, conn, memory_order_release);
+    size_t i = conn_hash(conn), at = i;
+    for (int k = 0; k < CONN_PROBES; k++) {
+        size_t j = (i + k) & (CONN_TABLE - 1);
+        int e = atomic_load_explicit(&conn_table[j], memory_order_relaxed);
+        if (e == fd + 1)
+            return;
+        int owner = e - 1;
+        if (e == 0 || owner >= g.nslots ||
+            !atomic_load_explicit(&g.slots[owner].client, memory_order_relaxed) ||
+            atomic_load_explicit(&g.slots[owner].conn, memory_order_relaxed) == NULL) {
+            at = j;
+            break;
+        }
+    }
+    atomic_store_explicit(&conn_table[at], fd + 1, memory_order_relaxed);
+}
+
+/* nng's sendmsg of a connection's write. Under a direct answer's write
+ * through nng (ons_httpd_io set on this thread), the first sendmsg is
+ * that connection's (httpd.h): its descriptor is noted. */
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    ssize_t n = ((sendmsg_fn)real("sendmsg", &real_sendmsg))(fd, msg, flags);
+    nng_http_conn *conn = ons_httpd_io;
+    if (conn) {
+        ons_httpd_io = NULL;
+        learn_conn(fd, conn);
+    }
+    return n;
 }
 
 /* Keeps bytes [from, n) of what a read put in iov for nng's next read.
@@ -304,6 +397,7 @@ static int hold_back(slot *s, const struct iovec *iov, int iovcnt, size_t from, 
     s->held = b;
     s->held_len = w;
     s->held_off = 0;
+    s->held_body = 0;
     return 1;
 }
 
@@ -311,6 +405,7 @@ static int hold_back(slot *s, const struct iovec *iov, int iovcnt, size_t from, 
 static ssize_t give_held(slot *s, const struct iovec *iov, int iovcnt)
 {
     size_t k = 0;
+    s->held_body = 0;
     for (int i = 0; i < iovcnt && s->held_off < s->held_len; i++) {
         size_t m = s->held_len - s->held_off;
         if (m > iov[i].iov_len)
@@ -384,11 +479,61 @@ static ssize_t fit_nng_buffer(slot *s, const struct iovec *iov, int iovcnt, size
     return (ssize_t)n;
 }
 
+/* Bodies at most this long are held for the server when they come whole
+ * with their head (hold_body). */
+#define HELD_BODY_MAX 4096
+
+/* A small body that came whole in this read right behind its head, the
+ * first such in the read, every request in the read whole: nng is given
+ * the bytes up to that head's end and the rest is held (hold_back), so
+ * the server takes the body from the gate as it gets the head
+ * (ons_httpd_take_body): no read of it through nng and no thread hand-off
+ * to its callback. When the server does not take it, nng's body read is
+ * given the same bytes from the hold. Returns the bytes nng gets now, or
+ * -1 (nothing held). */
+static ssize_t hold_body(slot *s, const struct iovec *iov, int iovcnt, size_t n,
+                         unsigned long long start)
+{
+    unsigned long long at = s->head.body_at, len = s->head.body_len;
+    if (!at || at <= start || len == 0 || len > HELD_BODY_MAX || at + len > start + n ||
+        atomic_load_explicit(&s->head.phase, memory_order_relaxed) != ONS_HEAD_IDLE ||
+        !hold_back(s, iov, iovcnt, (size_t)(at - start), n))
+        return -1;
+    s->held_body = (size_t)len;
+    return (ssize_t)(at - start);
+}
+
+/* ons_httpd_take_body while the gate runs. Runs on nng's handler thread
+ * while nng reads nothing from the connection (it reads the body, or the
+ * next request, only when asked), so the hold is not the reader's then. */
+static ssize_t gate_take_body(nng_http_conn *conn, void *buf, size_t len)
+{
+    int fd = gate_conn_fd(conn);
+    if (fd < 0)
+        return -1;
+    slot *s = &g.slots[fd];
+    if (!s->held || s->held_off != 0 || s->held_body != len || s->held_len < len)
+        return -1;
+    memcpy(buf, s->held, len);
+    s->held_body = 0;
+    s->held_off = len;
+    if (s->held_off == s->held_len) {
+        free(s->held);
+        s->held = NULL;
+    }
+    return (ssize_t)len;
+}
+
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     slot *s = NULL;
     if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
         s = &g.slots[fd];
+    if (s && ons_httpd_io) {
+        /* nng's read of a body on the server's own thread (httpd.h) */
+        learn_conn(fd, ons_httpd_io);
+        ons_httpd_io = NULL;
+    }
     if (s && s->held)
         return give_held(s, iov, iovcnt);
     if (s && s->refused) {
@@ -406,8 +551,12 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         return n;
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
     unsigned long long start = s->head.fed;
+    s->head.body_at = 0;
     ssize_t judged = judge_read(fd, s, iov, iovcnt, (size_t)n, start);
-    return judged >= 0 ? judged : fit_nng_buffer(s, iov, iovcnt, (size_t)n, start);
+    if (judged >= 0)
+        return judged;
+    ssize_t held = hold_body(s, iov, iovcnt, (size_t)n, start);
+    return held >= 0 ? held : fit_nng_buffer(s, iov, iovcnt, (size_t)n, start);
 }
 
 /* ---- the sweeper --------------------------------------------------------------------- */
@@ -527,6 +676,8 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
     if (pthread_create(&g.sweeper, NULL, sweeper, NULL))
         return ONS_ENOMEM;
     g.sweeping = 1;
+    atomic_store_explicit(&ons_httpd_conn_fd, gate_conn_fd, memory_order_release);
+    atomic_store_explicit(&ons_httpd_held_body, gate_take_body, memory_order_release);
     atomic_store_explicit(&g.listen_fd, lfd, memory_order_release);
     ons_log_info("http: at most %lld client connections (descriptors below %d; %lld kept for "
                  "dependencies)",
@@ -537,6 +688,8 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
 void ons_httpd_gate_stop(void)
 {
     atomic_store(&g.listen_fd, -1);
+    atomic_store(&ons_httpd_conn_fd, NULL);
+    atomic_store(&ons_httpd_held_body, NULL);
     pthread_mutex_lock(&g.mu);
     g.stop = 1;
     pthread_cond_signal(&g.cv);

@@ -25,6 +25,7 @@ void ons_http_head_init(ons_http_head *h)
     head_start(h);
     h->body_left = 0;
     h->fed = h->head_from = 0;
+    h->body_at = h->body_len = 0;
     atomic_store_explicit(&h->requests, 0, memory_order_relaxed);
 }
 
@@ -278,6 +279,11 @@ const ons_http_refusal *ons_http_head_feed(ons_http_head *h, const unsigned char
         }
         if (head_byte(h, p[i], max_request_line, max_head))
             return &h->refusal;
+        if (p[i] == '\n' && !h->body_at &&
+            atomic_load_explicit(&h->phase, memory_order_relaxed) == ONS_HEAD_BODY) {
+            h->body_at = h->fed + i + 1; /* the head ended on this byte */
+            h->body_len = h->body_left;
+        }
     }
     h->fed += n;
     return NULL;

@@ -71,6 +71,10 @@ typedef struct ons_http_head {
      * refused) began; the gate answers the requests before a refused head
      * first (httpd_gate.c, readv). */
     unsigned long long fed, head_from;
+    /* The first body whose head ended since the caller last set body_at to
+     * 0 (0: none): its stream offset and declared length. The gate uses it
+     * to hand a small body to the server with its head (httpd_gate.c). */
+    unsigned long long body_at, body_len;
     char ver[9];
     char hdr[32]; /* the first bytes of the current header line */
     ons_http_refusal refusal;

@@ -13,7 +13,9 @@
 #include "tests/metrics_check.h"
 
 #include <check.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +283,242 @@ START_TEST(direct_reply_rules)
 }
 END_TEST
 
+/* ---- direct answers sent on the socket ---------------------------------------- */
+
+/* A server whose handler answers every request with ons_httpd_finish_direct:
+ * "/small" with "hello", "/big" with BIG_LEN bytes of a pattern; the X-N
+ * header echoes the request's "?n=" value, so the client sees the order. */
+#define BIG_LEN (1000 * 1000)
+static char big_body[BIG_LEN];
+static atomic_int answers, on_socket;
+
+static void direct_cb(nng_aio *aio)
+{
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    nng_http_conn *conn = nng_aio_get_input(aio, 2);
+    const char *uri = nng_http_req_get_uri(req);
+    const char *q = strstr(uri, "?n=");
+    const char *h[] = {"X-N", q ? q + 3 : "-", NULL};
+    int (*fd_of)(nng_http_conn *) = atomic_load(&ons_httpd_conn_fd);
+    if (fd_of && fd_of(conn) >= 0)
+        atomic_fetch_add(&on_socket, 1);
+    atomic_fetch_add(&answers, 1);
+    ons_httpd_pending p = {.aio = aio, .conn = conn};
+    int big = strncmp(uri, "/big", 4) == 0;
+    ck_assert_int_eq(ons_httpd_finish_direct(&p, 200, h, "text/plain", big ? big_body : "hello",
+                                             big ? BIG_LEN : 5),
+                     1);
+}
+
+static int dial(int port, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *s)
+{
+    for (size_t n = strlen(s), off = 0; off < n;) {
+        ssize_t k = send(fd, s + off, n - off, MSG_NOSIGNAL);
+        ck_assert_int_gt(k, 0);
+        off += (size_t)k;
+    }
+}
+
+/* Reads one whole answer from fd and checks it: 200, X-N: n, body. */
+static void expect_answer(int fd, const char *n, const char *body, size_t len)
+{
+    static char buf[BIG_LEN + 1024];
+    size_t have = 0, head = 0, want = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + have, head ? want - have : 1, 0);
+        ck_assert_int_gt(k, 0);
+        have += (size_t)k;
+        if (!head && have >= 4 && memcmp(buf + have - 4, "\r\n\r\n", 4) == 0) {
+            buf[have] = '\0';
+            head = have;
+            char line[64];
+            snprintf(line, sizeof line, "\r\nX-N: %s\r\n", n);
+            ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+            ck_assert_msg(strstr(buf, line) != NULL, "want X-N %s in %s", n, buf);
+            const char *cl = strstr(buf, "Content-Length: ");
+            ck_assert_ptr_nonnull(cl);
+            ck_assert_uint_eq(strtoul(cl + 16, NULL, 10), len);
+            want = head + len;
+        }
+        if (head && have == want)
+            break;
+    }
+    ck_assert(memcmp(buf + head, body, len) == 0);
+}
+
+/* A body the handler reads: from the gate's hold when it came with its
+ * head, else through nng; answered with the body echoed and X-Taken. */
+static atomic_int taken;
+
+typedef struct body_read {
+    nng_aio *handler, *aio;
+    nng_http_conn *conn;
+    char buf[64];
+    size_t len;
+} body_read;
+
+static void echo(nng_aio *handler, nng_http_conn *conn, const char *body, size_t len, int from_gate)
+{
+    const char *h[] = {"X-N", "post", "X-Taken", from_gate ? "1" : "0", NULL};
+    ons_httpd_pending p = {.aio = handler, .conn = conn};
+    ck_assert_int_eq(ons_httpd_finish_direct(&p, 200, h, "text/plain", body, len), 1);
+}
+
+static void body_done(void *arg)
+{
+    body_read *b = arg;
+    ck_assert_int_eq(nng_aio_result(b->aio), 0);
+    echo(b->handler, b->conn, b->buf, b->len, 0);
+    nng_aio_reap(b->aio);
+    free(b);
+}
+
+static void body_cb(nng_aio *aio)
+{
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    nng_http_conn *conn = nng_aio_get_input(aio, 2);
+    const char *cl = nng_http_req_get_header(req, "Content-Length");
+    if (!cl) {
+        direct_cb(aio);
+        return;
+    }
+    body_read *b = calloc(1, sizeof *b);
+    b->handler = aio;
+    b->conn = conn;
+    b->len = strtoul(cl, NULL, 10);
+    ck_assert_uint_le(b->len, sizeof b->buf);
+    if (ons_httpd_take_body(conn, b->buf, b->len) == (ssize_t)b->len) {
+        atomic_fetch_add(&taken, 1);
+        echo(aio, conn, b->buf, b->len, 1);
+        free(b);
+        return;
+    }
+    ck_assert_int_eq(nng_aio_alloc(&b->aio, body_done, b), 0);
+    nng_iov iov = {.iov_buf = b->buf, .iov_len = b->len};
+    ck_assert_int_eq(nng_aio_set_iov(b->aio, 1, &iov), 0);
+    ons_httpd_read_body(conn, b->aio);
+}
+
+/* Starts the body_cb server on a free port with the gate in front of it;
+ * the counters start at 0. Returns the port. */
+static int start_direct_server(nng_http_server **srv)
+{
+    atomic_store(&answers, 0);
+    atomic_store(&on_socket, 0);
+    atomic_store(&taken, 0);
+    for (size_t i = 0; i < BIG_LEN; i++)
+        big_body[i] = (char)('a' + i * 7 % 26);
+    int port = free_port();
+    ck_assert_int_eq(ons_httpd_listen("127.0.0.1", port, 0, body_cb, NULL, srv), 0);
+    ons_httpd_gate_opts go = {.max_connections = 64,
+                              .reserved_fds = 16,
+                              .max_request_line = 4096,
+                              .max_head = 8000,
+                              .header_timeout_ms = 10000,
+                              .idle_timeout_ms = 10000,
+                              .crowded_timeout_ms = 10000};
+    ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
+    return port;
+}
+
+static void stop_direct_server(nng_http_server **srv)
+{
+    ons_httpd_close(srv);
+    ons_httpd_gate_stop();
+}
+
+/* One request at a time: the first answer goes through nng's write, which
+ * tells the gate the connection's socket; the next are sent on it at once. */
+START_TEST(direct_answers_go_on_the_socket)
+{
+    nng_http_server *srv = NULL;
+    int fd = dial(start_direct_server(&srv), 0);
+    for (int i = 0; i < 5; i++) {
+        char n[8], req[96];
+        snprintf(n, sizeof n, "%d", i);
+        snprintf(req, sizeof req, "GET /small?n=%s HTTP/1.1\r\nHost: x\r\n\r\n", n);
+        send_all(fd, req);
+        expect_answer(fd, n, "hello", 5);
+    }
+    ck_assert_int_eq(atomic_load(&answers), 5);
+    ck_assert_int_eq(atomic_load(&on_socket), 4);
+    close(fd);
+    stop_direct_server(&srv);
+}
+END_TEST
+
+/* A client that pipelines large answers and reads nothing for a while (a
+ * 4 KiB receive buffer): the socket takes part of an answer, the rest
+ * waits in nng's write queue; every answer arrives whole, in order. */
+START_TEST(direct_answers_past_a_full_send_buffer_in_order)
+{
+    nng_http_server *srv = NULL;
+    int fd = dial(start_direct_server(&srv), 4096);
+    char pipeline[1024] = "";
+    for (int i = 0; i < 8; i++) {
+        char req[96];
+        snprintf(req, sizeof req, "GET /big?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+        strcat(pipeline, req);
+    }
+    strcat(pipeline, "GET /small?n=last HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_all(fd, pipeline);
+    usleep(300 * 1000);
+    for (int i = 0; i < 8; i++) {
+        char n[8];
+        snprintf(n, sizeof n, "%d", i);
+        expect_answer(fd, n, big_body, BIG_LEN);
+    }
+    expect_answer(fd, "last", "hello", 5);
+    ck_assert_int_eq(atomic_load(&on_socket), 8); /* all but the connection's first */
+    close(fd);
+    stop_direct_server(&srv);
+}
+END_TEST
+
+/* Small bodies, each POST sent whole with its head: the first is read
+ * through nng (which tells the gate the socket), the gate holds the next
+ * ones for the handler. Then a pipeline in one write, GET, POST, POST,
+ * GET: the first POST's body is held, the rest given to nng; every body
+ * and answer in order either way. */
+START_TEST(small_bodies_are_held_with_their_head)
+{
+    nng_http_server *srv = NULL;
+    int fd = dial(start_direct_server(&srv), 0);
+    for (int i = 0; i < 4; i++) {
+        char req[160], body[16];
+        snprintf(body, sizeof body, "{\"q\":%d}", i);
+        snprintf(req, sizeof req, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(body), body);
+        send_all(fd, req);
+        expect_answer(fd, "post", body, strlen(body));
+    }
+    ck_assert_int_eq(atomic_load(&taken), 3);
+    send_all(fd, "GET /small?n=a HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst"
+                 "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
+                 "GET /small?n=b HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_answer(fd, "a", "hello", 5);
+    expect_answer(fd, "post", "first", 5);
+    expect_answer(fd, "post", "second", 6);
+    expect_answer(fd, "b", "hello", 5);
+    ck_assert_int_eq(atomic_load(&taken), 4);
+    close(fd);
+    stop_direct_server(&srv);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -290,6 +528,9 @@ int main(void)
         {"worker_endpoint", worker_endpoint_serves_metrics_and_health},
         {"copy_and_ids", copy_and_request_ids_without_printf},
         {"direct_rules", direct_reply_rules},
+        {"direct_on_socket", direct_answers_go_on_the_socket},
+        {"direct_full_buffer", direct_answers_past_a_full_send_buffer_in_order},
+        {"held_bodies", small_bodies_are_held_with_their_head},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }
