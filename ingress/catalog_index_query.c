@@ -84,6 +84,7 @@ typedef struct search {
     int ntop, k;
     int by_date;      /* the driver's terms read in date order (drive_dates) */
     int by_blocks;    /* bitmaps intersected a block at a time (drive_blocks) */
+    int names;        /* this pass visits only events with every word in the name (drive_names) */
     int rejected;     /* the last offer did not make the page ... */
     float last_rank;  /* ... and its rank */
     float max_rank;   /* the best rank an event can have (every word in its name) */
@@ -404,6 +405,10 @@ static void visit_base(search *s, uint32_t ord, float dv)
         v[i] = 0;
         if (c->base_only)
             continue;
+        if (s->names && c->ranked) { /* from one of its terms' name lists */
+            v[i] = CAT_IX_W_A;
+            continue;
+        }
         v[i] = c == s->driver && dv >= 0 ? dv : clause_value(s, c, ord);
         if (v[i] < 0)
             return;
@@ -486,6 +491,7 @@ typedef struct scratch {
     size_t ncounts;
     uint64_t *cbits[BITMAP_CLAUSES]; /* clauses checked by bitmap */
     size_t cwords[BITMAP_CLAUSES];
+    struct name_pass *names; /* drive_names' cursors and block */
 } scratch;
 
 static pthread_key_t scratch_key;
@@ -498,6 +504,7 @@ static void scratch_free(void *p)
     free(t->counts);
     for (int i = 0; i < BITMAP_CLAUSES; i++)
         free(t->cbits[i]);
+    free(t->names);
     free(t);
 }
 
@@ -860,6 +867,8 @@ static int prepare_clauses(search *s)
         if (!d || c->size < d->size)
             d = c;
     }
+    if (s->names)
+        d = NULL; /* the name lists drive; the filters' clauses are checked per event */
     s->driver = d;
     s->circle_checked = d && d->base_only; /* the circle drives */
     s->max_rank = s->mode == CAT_MATCH_FUZZY ? 1.0f : 0;
@@ -872,8 +881,8 @@ static int prepare_clauses(search *s)
                  s->q->sort == CAT_SORT_DATE && d->nterms <= DATE_MERGE_TERMS;
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
-        if (c->kind == CL_NONE || c->base_only || c == d)
-            continue;
+        if (c->kind == CL_NONE || c->base_only || c == d || (s->names && c->ranked))
+            continue; /* (the name lists' pass knows its words are in the name) */
         const uint64_t *db = dense_bits(s, c);
         if (db) {
             c->bits = (uint64_t *)db; /* read only: filled is past every ordinal */
@@ -882,8 +891,8 @@ static int prepare_clauses(search *s)
         if (s->by_date)
             continue;
         int comparable =
-            c->size >= d->size / 8 && c->size <= d->size * 4 * (c->nterms ? c->nterms : 1);
-        if (!db && !s->p->plain && d->size >= BITMAP_DRIVER_MIN && comparable &&
+            d && c->size >= d->size / 8 && c->size <= d->size * 4 * (c->nterms ? c->nterms : 1);
+        if (!db && !s->p->plain && comparable && d->size >= BITMAP_DRIVER_MIN &&
             nbits < BITMAP_CLAUSES && fill_bits(s, c, nbits++))
             return ONS_ENOMEM;
         if (c->nterms <= GALLOP_TERMS &&
@@ -958,6 +967,140 @@ static void drive_dates(search *s)
     }
 }
 
+/* Ordinals per block of the name lists' pass: 64 words of bits per word
+ * of q, filled from the name lists and intersected, so a page that fills
+ * early reads only the lists' entries up to where it stopped. */
+#define NAME_BLOCK 4096u
+
+/* drive_names' cursors in the name lists and its block of bits per word
+ * (this thread's scratch). */
+struct name_pass {
+    size_t at[CAT_MAX_PARAMS][GALLOP_TERMS], end[CAT_MAX_PARAMS][GALLOP_TERMS];
+    uint64_t bits[CAT_MAX_PARAMS][NAME_BLOCK / 64];
+};
+
+/* drive_names' block [lo, hi): the walker word's name list, each event
+ * checked in the other words' bits. 1: the page is complete. */
+static int walk_names(search *s, int nw, int walker, size_t (*at)[GALLOP_TERMS],
+                      size_t (*end)[GALLOP_TERMS], uint64_t (*bits)[NAME_BLOCK / 64], uint32_t lo,
+                      uint32_t hi)
+{
+    const uint32_t *p = s->b->name_post;
+    size_t j = at[walker][0];
+    for (; j < end[walker][0] && p[j] < hi; j++) {
+        uint32_t o = p[j] - lo;
+        int all = 1;
+        for (int i = 0; i < nw; i++)
+            all &= i == walker || (int)(bits[i][o / 64] >> (o % 64) & 1);
+        if (!all)
+            continue;
+        visit_base(s, p[j], -1);
+        if (s->rejected && s->last_rank >= s->max_rank)
+            return 1;
+    }
+    at[walker][0] = j;
+    return 0;
+}
+
+/* drive_names' block from lo when every word is a bitmap: their
+ * intersection into bits[0] without a branch per word (the lists are
+ * sparse: a test per word would mispredict), then the few words left
+ * (bits[0] is left cleared). 1: the page is complete. */
+static int scan_names(search *s, int nw, uint64_t (*bits)[NAME_BLOCK / 64], uint32_t lo)
+{
+    for (int i = 1; i < nw; i++)
+        for (uint32_t w = 0; w < NAME_BLOCK / 64; w++)
+            bits[0][w] &= bits[i][w];
+    for (uint32_t w = 0; w < NAME_BLOCK / 64; w++) {
+        uint64_t x = bits[0][w];
+        bits[0][w] = 0;
+        for (; x; x &= x - 1) {
+            visit_base(s, lo + w * 64 + (uint32_t)__builtin_ctzll(x), -1);
+            if (s->rejected && s->last_rank >= s->max_rank)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* A relevance page's first pass (s->names): the base events with every
+ * word of q in their name, the best rank there is (s->max_rank), in event
+ * id order: a block at a time, one word's name list walked (a word of
+ * one term) against the other words' name lists in bits (a word's terms'
+ * union), or every word in bits and their intersection scanned; each
+ * event in all of them is visited (the filters' clauses, the filters). When they fill the page, it
+ * is the page (every other event ranks lower); else cat_ix_search runs the full pass. When a word
+ * has more than GALLOP_TERMS terms or the cursor's rank is below the best, nothing is visited and
+ * s->names is cleared (the pass says nothing). 0 or ONS_ENOMEM. */
+static int drive_names(search *s)
+{
+    const cat_ix_base *b = s->b;
+    scratch *sc = scratch_get();
+    if (!sc || (!sc->names && !(sc->names = malloc(sizeof *sc->names))))
+        return ONS_ENOMEM;
+    size_t(*at)[GALLOP_TERMS] = sc->names->at, (*end)[GALLOP_TERMS] = sc->names->end;
+    uint64_t(*bits)[NAME_BLOCK / 64] = sc->names->bits;
+    const clause *wc[CAT_MAX_PARAMS];
+    int nw = 0;
+    uint32_t start = s->q->has_cursor ? s->cur_ord : 0;
+    for (int i = 0; i < s->ncl; i++) {
+        const clause *c = &s->cl[i];
+        if (!c->ranked)
+            continue;
+        if (c->nterms > GALLOP_TERMS) {
+            s->names = 0; /* not run: the page is not known */
+            return 0;
+        }
+        for (size_t k = 0; k < c->nterms; k++) {
+            uint32_t t = clause_term(c, k), off = b->name_off[t];
+            at[nw][k] = 0;
+            gallop(b->name_post + off, b->name_off[t + 1] - off, &at[nw][k], start);
+            at[nw][k] += off;
+            end[nw][k] = b->name_off[t + 1];
+        }
+        wc[nw++] = c;
+    }
+    if (!nw || (s->q->has_cursor && (float)s->q->cur_rank != s->max_rank)) {
+        s->names = 0;
+        return 0;
+    }
+    /* A word of one term walks its name list (ascending: visits come in
+     * page order) and reads the others' bits; without one, every word is
+     * a bitmap and the intersection is scanned. */
+    int walker = -1;
+    for (int i = 0; i < nw && walker < 0; i++)
+        walker = wc[i]->nterms == 1 ? i : -1;
+    for (int i = 0; i < nw; i++)
+        memset(bits[i], 0, sizeof bits[i]);
+    for (uint32_t lo = start / NAME_BLOCK * NAME_BLOCK; lo < b->n; lo += NAME_BLOCK) {
+        uint32_t hi = lo + NAME_BLOCK;
+        for (int i = 0; i < nw; i++) {
+            if (i == walker)
+                continue;
+            for (size_t k = 0; k < wc[i]->nterms; k++) {
+                size_t j = at[i][k];
+                for (; j < end[i][k] && b->name_post[j] < hi; j++)
+                    bits[i][(b->name_post[j] - lo) / 64] |= UINT64_C(1) << (b->name_post[j] % 64);
+            }
+        }
+        int stop = walker >= 0 ? walk_names(s, nw, walker, at, end, bits, lo, hi)
+                               : scan_names(s, nw, bits, lo);
+        for (int i = 0; i < nw; i++) { /* the bits set, cleared for the next block */
+            if (i == walker)
+                continue;
+            for (size_t k = 0; k < wc[i]->nterms; k++) {
+                size_t j = at[i][k];
+                for (; j < end[i][k] && b->name_post[j] < hi; j++)
+                    bits[i][(b->name_post[j] - lo) / 64] = 0;
+                at[i][k] = j;
+            }
+        }
+        if (stop)
+            return 0;
+    }
+    return 0;
+}
+
 /* The base's part of the page: through the smallest clause (every match
  * is offered), or a scan. */
 static int drive_base(search *s)
@@ -966,6 +1109,8 @@ static int drive_base(search *s)
     for (int i = 0; i < s->ncl; i++)
         if (s->cl[i].kind == CL_NONE)
             return 0; /* some clause holds no term of the base */
+    if (s->names)
+        return drive_names(s);
     if (!d) {
         drive_scan(s);
         return 0;
@@ -1371,7 +1516,24 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
+/* v in decimal, as "%" PRId64 writes it (out: at least 21 bytes). */
+static void i64_text(int64_t v, char *out)
+{
+    char t[24], *e = t + sizeof t, *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    *--p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    memcpy(out, p, (size_t)(e - p));
+}
+
+/* Row r of the page from hit h; prev: the row before (its rank prev_rank),
+ * or NULL. */
+static void render(const search *s, const hit *h, int64_t now_us, const cat_row *prev,
+                   float prev_rank, cat_row *r)
 {
     const cat_ix_ev *e = h->ev;
     r->event_id = hit_id(s, h);
@@ -1385,16 +1547,38 @@ static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
     /* As the database path: scheduled turns on_sale at onsale_at. */
     int on_sale = strcmp(e->status, "scheduled") == 0 && e->onsale_us <= now_us;
     copy_str(r->status, sizeof r->status, on_sale ? "on_sale" : e->status);
-    if (s->q->sort == CAT_SORT_RELEVANCE)
-        snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
+    if (s->q->sort != CAT_SORT_RELEVANCE)
+        i64_text(s->q->sort == CAT_SORT_DATE ? e->starts_us : h->key, r->cursor_key);
+    else if (prev && prev_rank == h->rank)
+        memcpy(r->cursor_key, prev->cursor_key, sizeof r->cursor_key); /* ranks repeat */
     else
-        snprintf(r->cursor_key, sizeof r->cursor_key, "%" PRId64,
-                 s->q->sort == CAT_SORT_DATE ? e->starts_us : h->key);
+        snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
     r->has_distance = s->q->has_point;
     double km = h->km;
     if (s->q->has_point && h->in_base && s->circle_checked)
         km = distance_km(s->q->lat, s->q->lon, e->lat, e->lon);
     r->distance_km = (double)(long)(km * 100 + 0.5) / 100.0;
+}
+
+/* The page's n events are read at random (an event id, a record, its
+ * name and venue): read in passes that ask for the next level at once,
+ * their cache misses overlap instead of coming one after another in
+ * render. (Each pass stores a field: GCC deletes a loop of prefetches
+ * alone.) */
+static void prefetch_page(const search *s, int n, cat_row *rows)
+{
+    for (int i = 0; i < n; i++) {
+        const hit *h = &s->top[i];
+        rows[i].event_id = hit_id(s, h);
+        __builtin_prefetch(h->ev);
+        __builtin_prefetch((const char *)h->ev + 64);
+    }
+    for (int i = 0; i < n; i++) {
+        const cat_ix_ev *e = s->top[i].ev;
+        rows[i].min_cents = e->has_price ? e->price_min : 0;
+        __builtin_prefetch(e->name);
+        __builtin_prefetch(e->venue_name);
+    }
 }
 
 int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_t now_us,
@@ -1426,7 +1610,16 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
         s->cur_ord = (uint32_t)lo;
         s->cur_pos = date_place_after(s);
     }
+    /* Relevance: first the events with every word in their name; when they
+     * fill the page nothing else can be on it (drive_names). */
+    int names = s->mode == CAT_MATCH_TEXT && q->sort == CAT_SORT_RELEVANCE && !p->plain;
+    s->names = names;
     rc = run(s);
+    if (!rc && names && !(s->names && s->ntop == s->k && s->top[s->k - 1].rank == s->max_rank)) {
+        s->names = 0;
+        rc = run(s);
+    }
+    s->names = 0;
     if (!rc && s->mode == CAT_MATCH_TEXT && !q->has_cursor && s->ntop == 0) {
         s->mode = CAT_MATCH_FUZZY; /* nothing matched the words: typos */
         rc = run(s);
@@ -1436,8 +1629,11 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
     out->more = s->ntop > q->limit;
     if (!rc && n > 0 && !(out->rows = calloc((size_t)n, sizeof *out->rows)))
         rc = ONS_ENOMEM;
+    if (!rc)
+        prefetch_page(s, n, out->rows);
     for (int i = 0; !rc && i < n; i++)
-        render(s, &s->top[i], now_us, &out->rows[i]);
+        render(s, &s->top[i], now_us, i ? &out->rows[i - 1] : NULL, i ? s->top[i - 1].rank : 0,
+               &out->rows[i]);
     out->n = rc ? 0 : (size_t)n;
     pthread_rwlock_unlock(&ix->lock);
     free(s->top);
