@@ -405,8 +405,8 @@ static void visit_base(search *s, uint32_t ord, float dv)
         v[i] = 0;
         if (c->base_only)
             continue;
-        if (s->names && c->ranked) { /* from one of its terms' name lists */
-            v[i] = CAT_IX_W_A;
+        if (s->names) { /* in drive_names' lists: a word in the name, a filter held */
+            v[i] = c->ranked ? CAT_IX_W_A : 0;
             continue;
         }
         v[i] = c == s->driver && dv >= 0 ? dv : clause_value(s, c, ord);
@@ -881,8 +881,8 @@ static int prepare_clauses(search *s)
                  s->q->sort == CAT_SORT_DATE && d->nterms <= DATE_MERGE_TERMS;
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
-        if (c->kind == CL_NONE || c->base_only || c == d || (s->names && c->ranked))
-            continue; /* (the name lists' pass knows its words are in the name) */
+        if (c->kind == CL_NONE || c->base_only || c == d || s->names)
+            continue; /* (drive_names' lists decide every clause but the circle) */
         const uint64_t *db = dense_bits(s, c);
         if (db) {
             c->bits = (uint64_t *)db; /* read only: filled is past every ordinal */
@@ -972,42 +972,44 @@ static void drive_dates(search *s)
  * early reads only the lists' entries up to where it stopped. */
 #define NAME_BLOCK 4096u
 
-/* drive_names' cursors in the name lists and its block of bits per word
- * (this thread's scratch). */
+/* drive_names' lists per clause (a word's name lists, a filter's
+ * postings), cursors in them, and its block of bits per clause (this
+ * thread's scratch). */
 struct name_pass {
+    const uint32_t *list[CAT_MAX_PARAMS];
     size_t at[CAT_MAX_PARAMS][GALLOP_TERMS], end[CAT_MAX_PARAMS][GALLOP_TERMS];
+    size_t nterms[CAT_MAX_PARAMS];
     uint64_t bits[CAT_MAX_PARAMS][NAME_BLOCK / 64];
 };
 
-/* drive_names' block [lo, hi): the walker word's name list, each event
- * checked in the other words' bits. 1: the page is complete. */
-static int walk_names(search *s, int nw, int walker, size_t (*at)[GALLOP_TERMS],
-                      size_t (*end)[GALLOP_TERMS], uint64_t (*bits)[NAME_BLOCK / 64], uint32_t lo,
-                      uint32_t hi)
+/* drive_names' block [lo, hi): the walker clause's list, each event
+ * checked in the other clauses' bits. 1: the page is complete. */
+static int walk_names(search *s, struct name_pass *np, int nw, int walker, uint32_t lo, uint32_t hi)
 {
-    const uint32_t *p = s->b->name_post;
-    size_t j = at[walker][0];
-    for (; j < end[walker][0] && p[j] < hi; j++) {
+    const uint32_t *p = np->list[walker];
+    size_t j = np->at[walker][0];
+    for (; j < np->end[walker][0] && p[j] < hi; j++) {
         uint32_t o = p[j] - lo;
         int all = 1;
         for (int i = 0; i < nw; i++)
-            all &= i == walker || (int)(bits[i][o / 64] >> (o % 64) & 1);
+            all &= i == walker || (int)(np->bits[i][o / 64] >> (o % 64) & 1);
         if (!all)
             continue;
         visit_base(s, p[j], -1);
         if (s->rejected && s->last_rank >= s->max_rank)
             return 1;
     }
-    at[walker][0] = j;
+    np->at[walker][0] = j;
     return 0;
 }
 
-/* drive_names' block from lo when every word is a bitmap: their
+/* drive_names' block from lo when every clause is in bits: their
  * intersection into bits[0] without a branch per word (the lists are
  * sparse: a test per word would mispredict), then the few words left
  * (bits[0] is left cleared). 1: the page is complete. */
-static int scan_names(search *s, int nw, uint64_t (*bits)[NAME_BLOCK / 64], uint32_t lo)
+static int scan_names(search *s, struct name_pass *np, int nw, uint32_t lo)
 {
+    uint64_t(*bits)[NAME_BLOCK / 64] = np->bits;
     for (int i = 1; i < nw; i++)
         for (uint32_t w = 0; w < NAME_BLOCK / 64; w++)
             bits[0][w] &= bits[i][w];
@@ -1023,78 +1025,86 @@ static int scan_names(search *s, int nw, uint64_t (*bits)[NAME_BLOCK / 64], uint
     return 0;
 }
 
+/* Sets (set: 1) or clears (0) in clause i's bits its list's entries in
+ * [lo, hi); clearing moves its cursors past them. */
+static void names_bits(struct name_pass *np, int i, uint32_t lo, uint32_t hi, int set)
+{
+    const uint32_t *p = np->list[i];
+    for (size_t k = 0; k < np->nterms[i]; k++) {
+        size_t j = np->at[i][k];
+        if (set) {
+            for (; j < np->end[i][k] && p[j] < hi; j++)
+                np->bits[i][(p[j] - lo) / 64] |= UINT64_C(1) << (p[j] % 64);
+        } else {
+            for (; j < np->end[i][k] && p[j] < hi; j++)
+                np->bits[i][(p[j] - lo) / 64] = 0;
+            np->at[i][k] = j;
+        }
+    }
+}
+
 /* A relevance page's first pass (s->names): the base events with every
  * word of q in their name, the best rank there is (s->max_rank), in event
- * id order: a block at a time, one word's name list walked (a word of
- * one term) against the other words' name lists in bits (a word's terms'
- * union), or every word in bits and their intersection scanned; each
- * event in all of them is visited (the filters' clauses, the filters). When they fill the page, it
- * is the page (every other event ranks lower); else cat_ix_search runs the full pass. When a word
- * has more than GALLOP_TERMS terms or the cursor's rank is below the best, nothing is visited and
- * s->names is cleared (the pass says nothing). 0 or ONS_ENOMEM. */
+ * id order. Each word is its terms' name lists, the city and the category
+ * their postings (the circle is left to the distance filter); a block at
+ * a time, one clause of one term walks its list against the others' bits
+ * (a clause's terms' union), or every clause is in bits and their
+ * intersection is scanned; each event in all of them is visited (the
+ * filters). When they fill the page, it is the page (every other event
+ * ranks lower); else cat_ix_search runs the full pass. When a word has
+ * more than GALLOP_TERMS terms or the cursor's rank is below the best,
+ * nothing is visited and s->names is cleared (the pass says nothing). 0 or
+ * ONS_ENOMEM. */
 static int drive_names(search *s)
 {
     const cat_ix_base *b = s->b;
     scratch *sc = scratch_get();
     if (!sc || (!sc->names && !(sc->names = malloc(sizeof *sc->names))))
         return ONS_ENOMEM;
-    size_t(*at)[GALLOP_TERMS] = sc->names->at, (*end)[GALLOP_TERMS] = sc->names->end;
-    uint64_t(*bits)[NAME_BLOCK / 64] = sc->names->bits;
-    const clause *wc[CAT_MAX_PARAMS];
-    int nw = 0;
+    struct name_pass *np = sc->names;
+    int nw = 0, words = 0, walker = -1;
+    size_t walk_len = SIZE_MAX;
     uint32_t start = s->q->has_cursor ? s->cur_ord : 0;
     for (int i = 0; i < s->ncl; i++) {
         const clause *c = &s->cl[i];
-        if (!c->ranked)
+        if (c->base_only)
             continue;
         if (c->nterms > GALLOP_TERMS) {
             s->names = 0; /* not run: the page is not known */
             return 0;
         }
+        const uint32_t *off = c->ranked ? b->name_off : b->post_off;
+        np->list[nw] = c->ranked ? b->name_post : b->post;
+        np->nterms[nw] = c->nterms;
         for (size_t k = 0; k < c->nterms; k++) {
-            uint32_t t = clause_term(c, k), off = b->name_off[t];
-            at[nw][k] = 0;
-            gallop(b->name_post + off, b->name_off[t + 1] - off, &at[nw][k], start);
-            at[nw][k] += off;
-            end[nw][k] = b->name_off[t + 1];
+            uint32_t t = clause_term(c, k);
+            np->at[nw][k] = 0;
+            gallop(np->list[nw] + off[t], off[t + 1] - off[t], &np->at[nw][k], start);
+            np->at[nw][k] += off[t];
+            np->end[nw][k] = off[t + 1];
         }
-        wc[nw++] = c;
+        /* The shortest list of one term walks (ascending: page order). */
+        if (c->nterms == 1 && np->end[nw][0] - np->at[nw][0] < walk_len) {
+            walker = nw;
+            walk_len = np->end[nw][0] - np->at[nw][0];
+        }
+        words += c->ranked;
+        memset(np->bits[nw], 0, sizeof np->bits[nw]);
+        nw++;
     }
-    if (!nw || (s->q->has_cursor && (float)s->q->cur_rank != s->max_rank)) {
+    if (!words || (s->q->has_cursor && (float)s->q->cur_rank != s->max_rank)) {
         s->names = 0;
         return 0;
     }
-    /* A word of one term walks its name list (ascending: visits come in
-     * page order) and reads the others' bits; without one, every word is
-     * a bitmap and the intersection is scanned. */
-    int walker = -1;
-    for (int i = 0; i < nw && walker < 0; i++)
-        walker = wc[i]->nterms == 1 ? i : -1;
-    for (int i = 0; i < nw; i++)
-        memset(bits[i], 0, sizeof bits[i]);
     for (uint32_t lo = start / NAME_BLOCK * NAME_BLOCK; lo < b->n; lo += NAME_BLOCK) {
         uint32_t hi = lo + NAME_BLOCK;
-        for (int i = 0; i < nw; i++) {
-            if (i == walker)
-                continue;
-            for (size_t k = 0; k < wc[i]->nterms; k++) {
-                size_t j = at[i][k];
-                for (; j < end[i][k] && b->name_post[j] < hi; j++)
-                    bits[i][(b->name_post[j] - lo) / 64] |= UINT64_C(1) << (b->name_post[j] % 64);
-            }
-        }
-        int stop = walker >= 0 ? walk_names(s, nw, walker, at, end, bits, lo, hi)
-                               : scan_names(s, nw, bits, lo);
-        for (int i = 0; i < nw; i++) { /* the bits set, cleared for the next block */
-            if (i == walker)
-                continue;
-            for (size_t k = 0; k < wc[i]->nterms; k++) {
-                size_t j = at[i][k];
-                for (; j < end[i][k] && b->name_post[j] < hi; j++)
-                    bits[i][(b->name_post[j] - lo) / 64] = 0;
-                at[i][k] = j;
-            }
-        }
+        for (int i = 0; i < nw; i++)
+            if (i != walker)
+                names_bits(np, i, lo, hi, 1);
+        int stop = walker >= 0 ? walk_names(s, np, nw, walker, lo, hi) : scan_names(s, np, nw, lo);
+        for (int i = 0; i < nw; i++) /* cleared for the next block */
+            if (i != walker)
+                names_bits(np, i, lo, hi, 0);
         if (stop)
             return 0;
     }
