@@ -1595,7 +1595,7 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
                   cat_page *out)
 {
     memset(out, 0, sizeof *out);
-    search *s = calloc(1, sizeof *s);
+    search *s = malloc(sizeof *s); /* zeroed below, by the compound literal */
     int k = q->limit + 1, rc = 0;
     if (!s || !(s->top = malloc((size_t)k * sizeof *s->top))) {
         free(s);
