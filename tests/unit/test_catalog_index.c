@@ -490,19 +490,22 @@ static void shortcuts_vs_plain(size_t dense_min)
         "q=brave&category=jazz&min_price=1000&max_price=3000",
         "city=city07&category=rock", /* date merge */
         "city=city07&category=rock&from=2027-01-20T00:00:00Z&to=2027-03-01T00:00:00Z",
-        "category=opera&limit=100",                 /* one dense term by date */
-        "lat=45.1&lon=5.1&km=30",                   /* the circle by date */
-        "lat=45.1&lon=5.1&km=30&category=pop",      /* ... and a category */
-        "lat=45.1&lon=5.1&km=30&sort=price",        /* the circle by price */
-        "lat=45.1&lon=5.1&km=30&q=brave",           /* ... and a word */
-        "city=city11&sort=price", "q=bravx+stormz", /* typos */
-        "q=brve+storm&city=city02", "q=hapy+wolvs&sort=date",
+        "category=opera&limit=100",            /* one dense term by date */
+        "lat=45.1&lon=5.1&km=30",              /* the circle by date */
+        "lat=45.1&lon=5.1&km=30&category=pop", /* ... and a category */
+        "lat=45.1&lon=5.1&km=30&sort=price",   /* the circle by price */
+        "lat=45.1&lon=5.1&km=30&q=brave",      /* ... and a word */
+        "city=city11&sort=price",              /* a pseudo-term by price */
+        "q=bravx+stormz",                      /* typos */
+        "q=brve+storm&city=city02",            /* ... and a city */
+        "q=hapy+wolvs&sort=date",              /* ... by date */
         /* The name lists' pass (relevance: every word in the name first):
          * after the changes below, 40 changed events hold "brave storm
-         * w17" in their name. A prefix of 500 terms (the pass is skipped:
-         * the changed events alone must not make the page), and words whose
-         * best rank no event has (the changed events rank below it). */
-        "q=brave+w", "q=w17+city03", "q=st", /* every word of several terms: the bitmaps scanned */
+         * w17" in their name. */
+        "q=brave+w",    /* a prefix of 500 terms: the pass is skipped (the
+                         * changed events alone must not make the page) */
+        "q=w17+city03", /* a best rank no event has (the changed rank below) */
+        "q=st",         /* every word of several terms: the bitmaps scanned */
     };
     for (size_t i = 0; i < sizeof qs / sizeof *qs; i++)
         same_pages(ix, qs[i], 4);
