@@ -373,7 +373,29 @@ static int build_forward(cat_ix_builder *b, cat_ix_base *base, const uint32_t *r
     return 0;
 }
 
-/* Posting lists: every term's ordinals, ascending (filled in ordinal order). */
+/* Name lists: per term, the postings of weight class A (the name's). */
+static int build_names(cat_ix_base *base)
+{
+    size_t nt = base->nterms, nf = base->post_off[nt], nn = 0;
+    for (size_t j = 0; j < nf; j++)
+        nn += base->post_w[j] == 3;
+    base->name_off = malloc((nt + 1) * sizeof *base->name_off);
+    base->name_post = malloc((nn ? nn : 1) * sizeof *base->name_post);
+    if (!base->name_off || !base->name_post)
+        return ONS_ENOMEM;
+    size_t k = 0;
+    for (size_t t = 0; t < nt; t++) {
+        base->name_off[t] = (uint32_t)k;
+        for (uint32_t j = base->post_off[t]; j < base->post_off[t + 1]; j++)
+            if (base->post_w[j] == 3)
+                base->name_post[k++] = base->post[j];
+    }
+    base->name_off[nt] = (uint32_t)k;
+    return 0;
+}
+
+/* Posting lists: every term's ordinals, ascending (filled in ordinal order),
+ * and the name lists among them. */
 static int build_postings(cat_ix_base *base)
 {
     size_t nt = base->nterms, nf = base->fwd_off[base->n];
@@ -400,7 +422,7 @@ static int build_postings(cat_ix_base *base)
         }
     }
     free(fill);
-    return 0;
+    return build_names(base);
 }
 
 typedef struct keyed {
@@ -565,7 +587,8 @@ static size_t base_bytes(const cat_ix_base *b, size_t arena_bytes)
            b->nterms * (sizeof *b->terms + sizeof(uint32_t)) + b->nprice * sizeof(uint32_t) +
            b->nvenues * sizeof *b->venues + b->ntri * 2 * sizeof(uint32_t) +
            b->tri_off[b->ntri] * sizeof(uint32_t) + b->nterms * sizeof(uint32_t) +
-           b->ndense * b->words * sizeof(uint64_t) + b->post_off[b->npseudo] * sizeof(uint32_t);
+           b->ndense * b->words * sizeof(uint64_t) + b->post_off[b->npseudo] * sizeof(uint32_t) +
+           (b->nterms + 1 + b->name_off[b->nterms]) * sizeof(uint32_t);
 }
 
 cat_ix_base *cat_ix_builder_finish(cat_ix_builder *b)
@@ -611,6 +634,8 @@ void cat_ix_base_free(cat_ix_base *b)
     free(b->post);
     free(b->post_w);
     free(b->in_name);
+    free(b->name_off);
+    free(b->name_post);
     free(b->dense_of);
     free(b->dense);
     free(b->dpost);

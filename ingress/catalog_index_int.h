@@ -73,6 +73,12 @@ struct cat_ix_base {
     uint32_t *post;     /* ordinals, ascending per term ... */
     uint8_t *post_w;    /* ... and the term's weight class in that event */
     uint8_t *in_name;   /* per term: 1 when some event's name holds it (typos look there) */
+    /* Per term, the ordinals (ascending) of the events whose name holds it
+     * (weight class A): a relevance page's best possible rank is every
+     * word in the name, and these lists find those events without valuing
+     * the others (catalog_index_query.c, drive_names). */
+    uint32_t *name_off; /* nterms + 1 */
+    uint32_t *name_post;
     /* Dense terms (postings >= n / CAT_IX_DENSE_DIV) also as a bitmap of
      * their events: a bit per ordinal, words each. dense_of: per term, its
      * bitmap's index, or UINT32_MAX. */

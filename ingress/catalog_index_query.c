@@ -84,6 +84,7 @@ typedef struct search {
     int ntop, k;
     int by_date;      /* the driver's terms read in date order (drive_dates) */
     int by_blocks;    /* bitmaps intersected a block at a time (drive_blocks) */
+    int names;        /* this pass visits only events with every word in the name (drive_names) */
     int rejected;     /* the last offer did not make the page ... */
     float last_rank;  /* ... and its rank */
     float max_rank;   /* the best rank an event can have (every word in its name) */
@@ -404,6 +405,10 @@ static void visit_base(search *s, uint32_t ord, float dv)
         v[i] = 0;
         if (c->base_only)
             continue;
+        if (s->names) { /* in drive_names' lists: a word in the name, a filter held */
+            v[i] = c->ranked ? CAT_IX_W_A : 0;
+            continue;
+        }
         v[i] = c == s->driver && dv >= 0 ? dv : clause_value(s, c, ord);
         if (v[i] < 0)
             return;
@@ -486,6 +491,7 @@ typedef struct scratch {
     size_t ncounts;
     uint64_t *cbits[BITMAP_CLAUSES]; /* clauses checked by bitmap */
     size_t cwords[BITMAP_CLAUSES];
+    struct name_pass *names; /* drive_names' cursors and block */
 } scratch;
 
 static pthread_key_t scratch_key;
@@ -498,6 +504,7 @@ static void scratch_free(void *p)
     free(t->counts);
     for (int i = 0; i < BITMAP_CLAUSES; i++)
         free(t->cbits[i]);
+    free(t->names);
     free(t);
 }
 
@@ -860,6 +867,8 @@ static int prepare_clauses(search *s)
         if (!d || c->size < d->size)
             d = c;
     }
+    if (s->names)
+        d = NULL; /* the name lists drive; the filters' clauses are checked per event */
     s->driver = d;
     s->circle_checked = d && d->base_only; /* the circle drives */
     s->max_rank = s->mode == CAT_MATCH_FUZZY ? 1.0f : 0;
@@ -872,8 +881,8 @@ static int prepare_clauses(search *s)
                  s->q->sort == CAT_SORT_DATE && d->nterms <= DATE_MERGE_TERMS;
     for (int i = 0; i < s->ncl; i++) {
         clause *c = &s->cl[i];
-        if (c->kind == CL_NONE || c->base_only || c == d)
-            continue;
+        if (c->kind == CL_NONE || c->base_only || c == d || s->names)
+            continue; /* (drive_names' lists decide every clause but the circle) */
         const uint64_t *db = dense_bits(s, c);
         if (db) {
             c->bits = (uint64_t *)db; /* read only: filled is past every ordinal */
@@ -882,8 +891,8 @@ static int prepare_clauses(search *s)
         if (s->by_date)
             continue;
         int comparable =
-            c->size >= d->size / 8 && c->size <= d->size * 4 * (c->nterms ? c->nterms : 1);
-        if (!db && !s->p->plain && d->size >= BITMAP_DRIVER_MIN && comparable &&
+            d && c->size >= d->size / 8 && c->size <= d->size * 4 * (c->nterms ? c->nterms : 1);
+        if (!db && !s->p->plain && comparable && d->size >= BITMAP_DRIVER_MIN &&
             nbits < BITMAP_CLAUSES && fill_bits(s, c, nbits++))
             return ONS_ENOMEM;
         if (c->nterms <= GALLOP_TERMS &&
@@ -958,6 +967,150 @@ static void drive_dates(search *s)
     }
 }
 
+/* Ordinals per block of the name lists' pass: 64 words of bits per word
+ * of q, filled from the name lists and intersected, so a page that fills
+ * early reads only the lists' entries up to where it stopped. */
+#define NAME_BLOCK 4096u
+
+/* drive_names' lists per clause (a word's name lists, a filter's
+ * postings), cursors in them, and its block of bits per clause (this
+ * thread's scratch). */
+struct name_pass {
+    const uint32_t *list[CAT_MAX_PARAMS];
+    size_t at[CAT_MAX_PARAMS][GALLOP_TERMS], end[CAT_MAX_PARAMS][GALLOP_TERMS];
+    size_t nterms[CAT_MAX_PARAMS];
+    uint64_t bits[CAT_MAX_PARAMS][NAME_BLOCK / 64];
+};
+
+/* drive_names' block [lo, hi): the walker clause's list, each event
+ * checked in the other clauses' bits. 1: the page is complete. */
+static int walk_names(search *s, struct name_pass *np, int nw, int walker, uint32_t lo, uint32_t hi)
+{
+    const uint32_t *p = np->list[walker];
+    size_t j = np->at[walker][0];
+    for (; j < np->end[walker][0] && p[j] < hi; j++) {
+        uint32_t o = p[j] - lo;
+        int all = 1;
+        for (int i = 0; i < nw; i++)
+            all &= i == walker || (int)(np->bits[i][o / 64] >> (o % 64) & 1);
+        if (!all)
+            continue;
+        visit_base(s, p[j], -1);
+        if (s->rejected && s->last_rank >= s->max_rank)
+            return 1;
+    }
+    np->at[walker][0] = j;
+    return 0;
+}
+
+/* drive_names' block from lo when every clause is in bits: their
+ * intersection into bits[0] without a branch per word (the lists are
+ * sparse: a test per word would mispredict), then the few words left
+ * (bits[0] is left cleared). 1: the page is complete. */
+static int scan_names(search *s, struct name_pass *np, int nw, uint32_t lo)
+{
+    uint64_t(*bits)[NAME_BLOCK / 64] = np->bits;
+    for (int i = 1; i < nw; i++)
+        for (uint32_t w = 0; w < NAME_BLOCK / 64; w++)
+            bits[0][w] &= bits[i][w];
+    for (uint32_t w = 0; w < NAME_BLOCK / 64; w++) {
+        uint64_t x = bits[0][w];
+        bits[0][w] = 0;
+        for (; x; x &= x - 1) {
+            visit_base(s, lo + w * 64 + (uint32_t)__builtin_ctzll(x), -1);
+            if (s->rejected && s->last_rank >= s->max_rank)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Sets (set: 1) or clears (0) in clause i's bits its list's entries in
+ * [lo, hi); clearing moves its cursors past them. */
+static void names_bits(struct name_pass *np, int i, uint32_t lo, uint32_t hi, int set)
+{
+    const uint32_t *p = np->list[i];
+    for (size_t k = 0; k < np->nterms[i]; k++) {
+        size_t j = np->at[i][k];
+        if (set) {
+            for (; j < np->end[i][k] && p[j] < hi; j++)
+                np->bits[i][(p[j] - lo) / 64] |= UINT64_C(1) << (p[j] % 64);
+        } else {
+            for (; j < np->end[i][k] && p[j] < hi; j++)
+                np->bits[i][(p[j] - lo) / 64] = 0;
+            np->at[i][k] = j;
+        }
+    }
+}
+
+/* A relevance page's first pass (s->names): the base events with every
+ * word of q in their name, the best rank there is (s->max_rank), in event
+ * id order. Each word is its terms' name lists, the city and the category
+ * their postings (the circle is left to the distance filter); a block at
+ * a time, one clause of one term walks its list against the others' bits
+ * (a clause's terms' union), or every clause is in bits and their
+ * intersection is scanned; each event in all of them is visited (the
+ * filters). When they fill the page, it is the page (every other event
+ * ranks lower); else cat_ix_search runs the full pass. When a word has
+ * more than GALLOP_TERMS terms or the cursor's rank is below the best,
+ * nothing is visited and s->names is cleared (the pass says nothing). 0 or
+ * ONS_ENOMEM. */
+static int drive_names(search *s)
+{
+    const cat_ix_base *b = s->b;
+    scratch *sc = scratch_get();
+    if (!sc || (!sc->names && !(sc->names = malloc(sizeof *sc->names))))
+        return ONS_ENOMEM;
+    struct name_pass *np = sc->names;
+    int nw = 0, words = 0, walker = -1;
+    size_t walk_len = SIZE_MAX;
+    uint32_t start = s->q->has_cursor ? s->cur_ord : 0;
+    for (int i = 0; i < s->ncl; i++) {
+        const clause *c = &s->cl[i];
+        if (c->base_only)
+            continue;
+        if (c->nterms > GALLOP_TERMS) {
+            s->names = 0; /* not run: the page is not known */
+            return 0;
+        }
+        const uint32_t *off = c->ranked ? b->name_off : b->post_off;
+        np->list[nw] = c->ranked ? b->name_post : b->post;
+        np->nterms[nw] = c->nterms;
+        for (size_t k = 0; k < c->nterms; k++) {
+            uint32_t t = clause_term(c, k);
+            np->at[nw][k] = 0;
+            gallop(np->list[nw] + off[t], off[t + 1] - off[t], &np->at[nw][k], start);
+            np->at[nw][k] += off[t];
+            np->end[nw][k] = off[t + 1];
+        }
+        /* The shortest list of one term walks (ascending: page order). */
+        if (c->nterms == 1 && np->end[nw][0] - np->at[nw][0] < walk_len) {
+            walker = nw;
+            walk_len = np->end[nw][0] - np->at[nw][0];
+        }
+        words += c->ranked;
+        memset(np->bits[nw], 0, sizeof np->bits[nw]);
+        nw++;
+    }
+    if (!words || (s->q->has_cursor && (float)s->q->cur_rank != s->max_rank)) {
+        s->names = 0;
+        return 0;
+    }
+    for (uint32_t lo = start / NAME_BLOCK * NAME_BLOCK; lo < b->n; lo += NAME_BLOCK) {
+        uint32_t hi = lo + NAME_BLOCK;
+        for (int i = 0; i < nw; i++)
+            if (i != walker)
+                names_bits(np, i, lo, hi, 1);
+        int stop = walker >= 0 ? walk_names(s, np, nw, walker, lo, hi) : scan_names(s, np, nw, lo);
+        for (int i = 0; i < nw; i++) /* cleared for the next block */
+            if (i != walker)
+                names_bits(np, i, lo, hi, 0);
+        if (stop)
+            return 0;
+    }
+    return 0;
+}
+
 /* The base's part of the page: through the smallest clause (every match
  * is offered), or a scan. */
 static int drive_base(search *s)
@@ -966,6 +1119,8 @@ static int drive_base(search *s)
     for (int i = 0; i < s->ncl; i++)
         if (s->cl[i].kind == CL_NONE)
             return 0; /* some clause holds no term of the base */
+    if (s->names)
+        return drive_names(s);
     if (!d) {
         drive_scan(s);
         return 0;
@@ -1371,7 +1526,24 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
+/* v in decimal, as "%" PRId64 writes it (out: at least 21 bytes). */
+static void i64_text(int64_t v, char *out)
+{
+    char t[24], *e = t + sizeof t, *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    *--p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    memcpy(out, p, (size_t)(e - p));
+}
+
+/* Row r of the page from hit h; prev: the row before (its rank prev_rank),
+ * or NULL. */
+static void render(const search *s, const hit *h, int64_t now_us, const cat_row *prev,
+                   float prev_rank, cat_row *r)
 {
     const cat_ix_ev *e = h->ev;
     r->event_id = hit_id(s, h);
@@ -1385,11 +1557,12 @@ static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
     /* As the database path: scheduled turns on_sale at onsale_at. */
     int on_sale = strcmp(e->status, "scheduled") == 0 && e->onsale_us <= now_us;
     copy_str(r->status, sizeof r->status, on_sale ? "on_sale" : e->status);
-    if (s->q->sort == CAT_SORT_RELEVANCE)
-        snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
+    if (s->q->sort != CAT_SORT_RELEVANCE)
+        i64_text(s->q->sort == CAT_SORT_DATE ? e->starts_us : h->key, r->cursor_key);
+    else if (prev && prev_rank == h->rank)
+        memcpy(r->cursor_key, prev->cursor_key, sizeof r->cursor_key); /* ranks repeat */
     else
-        snprintf(r->cursor_key, sizeof r->cursor_key, "%" PRId64,
-                 s->q->sort == CAT_SORT_DATE ? e->starts_us : h->key);
+        snprintf(r->cursor_key, sizeof r->cursor_key, "%.9g", (double)h->rank);
     r->has_distance = s->q->has_point;
     double km = h->km;
     if (s->q->has_point && h->in_base && s->circle_checked)
@@ -1397,11 +1570,32 @@ static void render(const search *s, const hit *h, int64_t now_us, cat_row *r)
     r->distance_km = (double)(long)(km * 100 + 0.5) / 100.0;
 }
 
+/* The page's n events are read at random (an event id, a record, its
+ * name and venue): read in passes that ask for the next level at once,
+ * their cache misses overlap instead of coming one after another in
+ * render. (Each pass stores a field: GCC deletes a loop of prefetches
+ * alone.) */
+static void prefetch_page(const search *s, int n, cat_row *rows)
+{
+    for (int i = 0; i < n; i++) {
+        const hit *h = &s->top[i];
+        rows[i].event_id = hit_id(s, h);
+        __builtin_prefetch(h->ev);
+        __builtin_prefetch((const char *)h->ev + 64);
+    }
+    for (int i = 0; i < n; i++) {
+        const cat_ix_ev *e = s->top[i].ev;
+        rows[i].min_cents = e->has_price ? e->price_min : 0;
+        __builtin_prefetch(e->name);
+        __builtin_prefetch(e->venue_name);
+    }
+}
+
 int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_t now_us,
                   cat_page *out)
 {
     memset(out, 0, sizeof *out);
-    search *s = calloc(1, sizeof *s);
+    search *s = malloc(sizeof *s); /* zeroed below, by the compound literal */
     int k = q->limit + 1, rc = 0;
     if (!s || !(s->top = malloc((size_t)k * sizeof *s->top))) {
         free(s);
@@ -1426,7 +1620,16 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
         s->cur_ord = (uint32_t)lo;
         s->cur_pos = date_place_after(s);
     }
+    /* Relevance: first the events with every word in their name; when they
+     * fill the page nothing else can be on it (drive_names). */
+    int names = s->mode == CAT_MATCH_TEXT && q->sort == CAT_SORT_RELEVANCE && !p->plain;
+    s->names = names;
     rc = run(s);
+    if (!rc && names && !(s->names && s->ntop == s->k && s->top[s->k - 1].rank == s->max_rank)) {
+        s->names = 0;
+        rc = run(s);
+    }
+    s->names = 0;
     if (!rc && s->mode == CAT_MATCH_TEXT && !q->has_cursor && s->ntop == 0) {
         s->mode = CAT_MATCH_FUZZY; /* nothing matched the words: typos */
         rc = run(s);
@@ -1436,8 +1639,11 @@ int cat_ix_search(cat_ix *ix, const cat_query *q, const cat_ix_params *p, int64_
     out->more = s->ntop > q->limit;
     if (!rc && n > 0 && !(out->rows = calloc((size_t)n, sizeof *out->rows)))
         rc = ONS_ENOMEM;
+    if (!rc)
+        prefetch_page(s, n, out->rows);
     for (int i = 0; !rc && i < n; i++)
-        render(s, &s->top[i], now_us, &out->rows[i]);
+        render(s, &s->top[i], now_us, i ? &out->rows[i - 1] : NULL, i ? s->top[i - 1].rank : 0,
+               &out->rows[i]);
     out->n = rc ? 0 : (size_t)n;
     pthread_rwlock_unlock(&ix->lock);
     free(s->top);

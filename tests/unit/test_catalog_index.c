@@ -495,10 +495,17 @@ static void shortcuts_vs_plain(size_t dense_min)
         "lat=45.1&lon=5.1&km=30&category=pop", /* ... and a category */
         "lat=45.1&lon=5.1&km=30&sort=price",   /* the circle by price */
         "lat=45.1&lon=5.1&km=30&q=brave",      /* ... and a word */
-        "city=city11&sort=price",
-        "q=bravx+stormz", /* typos */
-        "q=brve+storm&city=city02",
-        "q=hapy+wolvs&sort=date",
+        "city=city11&sort=price",              /* a pseudo-term by price */
+        "q=bravx+stormz",                      /* typos */
+        "q=brve+storm&city=city02",            /* ... and a city */
+        "q=hapy+wolvs&sort=date",              /* ... by date */
+        /* The name lists' pass (relevance: every word in the name first):
+         * after the changes below, 40 changed events hold "brave storm
+         * w17" in their name. */
+        "q=brave+w",    /* a prefix of 500 terms: the pass is skipped (the
+                         * changed events alone must not make the page) */
+        "q=w17+city03", /* a best rank no event has (the changed rank below) */
+        "q=st",         /* every word of several terms: the bitmaps scanned */
     };
     for (size_t i = 0; i < sizeof qs / sizeof *qs; i++)
         same_pages(ix, qs[i], 4);
