@@ -18,22 +18,41 @@
 /* The Lua scripts of the active and idempotency keys: each a
  * compare-and-something that must be atomic, loaded once per connection
  * (SCRIPT LOAD) and run by EVALSHA, so a pipelined call costs no extra
- * round trip. */
-enum { SCRIPT_CLAIM, SCRIPT_CAS, SCRIPT_CAD, SCRIPT_RATE, NSCRIPTS };
+ * round trip. A claimer round's claims and a finisher batch's writes are
+ * each ONE script call over all their keys: Redis's cost of a script call
+ * (the call itself, TIME, its reply) is paid once per round, not per join
+ * (bench/NOTES.md, "Join, eighth round"). */
+enum {
+    SCRIPT_CLAIM,
+    SCRIPT_CAS,
+    SCRIPT_CAS_MANY,
+    SCRIPT_CAD,
+    SCRIPT_CAD_MANY,
+    SCRIPT_RATE,
+    NSCRIPTS
+};
 
-/* GCRA (the generic cell rate algorithm, a token bucket kept as one
- * number per key: the theoretical arrival time "tat" of the next request)
- * over n keys KEYS[first..], with ARGV[abase..] = period_ms, burst per key.
- * A key admits a request while tat + period - now <= burst * period. All
- * keys are checked before any is written, so a refused request costs
- * nothing. The clock is Redis's own (TIME), so every ingress node agrees.
- * Returns {1, key, 0, wait_ms} when the first most-constraining key refuses,
- * else {0, key, remaining, reset_ms} for the key with the fewest requests
- * left (reset_ms: until its bucket is full again). */
+/* clock(): Redis's own clock in ms (TIME), so every ingress node agrees.
+ *
+ * gcra(now, first, n, abase): GCRA (the generic cell rate algorithm, a
+ * token bucket kept as one number per key: the theoretical arrival time
+ * "tat" of the next request) over n keys KEYS[first..], with
+ * ARGV[abase..] = period_ms, burst per key. A key admits a request while
+ * tat + period - now <= burst * period. All keys are checked before any is
+ * written, so a refused request costs nothing. Returns {1, key, 0, wait_ms}
+ * when the first most-constraining key refuses, else {0, key, remaining,
+ * reset_ms} for the key with the fewest requests left (reset_ms: until its
+ * bucket is full again).
+ *
+ * claim(k, token, own, now_ms, stale_ms): sets k to token when it is
+ * absent, holds a "pending:<ms>" claim older than stale_ms, or holds own
+ * (non-empty). Returns 0, or the current value. */
 #define GCRA_LUA                                                                                   \
-    "local function gcra(first, n, abase)\n"                                                       \
+    "local function clock()\n"                                                                     \
     "  local t = redis.call('TIME')\n"                                                             \
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                    \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                         \
+    "end\n"                                                                                        \
+    "local function gcra(now, first, n, abase)\n"                                                  \
     "  local tats, deny, wait, pick, rem, reset = {}, 0, 0, 0, -1, 0\n"                            \
     "  for i = 1, n do\n"                                                                          \
     "    local period = tonumber(ARGV[abase + 2 * i - 2])\n"                                       \
@@ -53,36 +72,45 @@ enum { SCRIPT_CLAIM, SCRIPT_CAS, SCRIPT_CAD, SCRIPT_RATE, NSCRIPTS };
     "                string.format('%d', tats[i] - now))\n"                                        \
     "  end\n"                                                                                      \
     "  return {0, pick, rem, reset}\n"                                                             \
+    "end\n"                                                                                        \
+    "local function claim(k, token, own, now_ms, stale_ms)\n"                                      \
+    "  local cur = redis.call('GET', k)\n"                                                         \
+    "  local take = true\n"                                                                        \
+    "  if cur then\n"                                                                              \
+    "    take = own ~= '' and cur == own\n"                                                        \
+    "    local since = string.match(cur, '^pending:(%d+)')\n"                                      \
+    "    if since and now_ms - tonumber(since) > stale_ms then take = true end\n"                  \
+    "  end\n"                                                                                      \
+    "  if take then redis.call('SET', k, token) return 0 end\n"                                    \
+    "  return cur\n"                                                                               \
     "end\n"
 
 static const char *const scripts[NSCRIPTS] = {
-    /* CLAIM KEYS[1] ARGV: token, now_ms, stale_ms, own_old. Sets the key to
-     * token when it is absent, holds a "pending:<ms>" claim older than
-     * stale_ms, or holds own_old (non-empty). Returns 0, or the current
-     * value. With rate keys KEYS[2..] (ARGV[5..]: period_ms, burst each) the
-     * GCRA check runs first, in the same round trip: refused, it returns
-     * gcra's {1, ...} and claims nothing; admitted, gcra's {0, ...} with the
-     * claim's result appended. */
-    [SCRIPT_CLAIM] =
-        GCRA_LUA "local rl = nil\n"
-                 "if #KEYS > 1 then\n"
-                 "  rl = gcra(2, #KEYS - 1, 5)\n"
-                 "  if rl[1] == 1 then return rl end\n"
-                 "end\n"
-                 "local res = 0\n"
-                 "local cur = redis.call('GET', KEYS[1])\n"
-                 "local take = true\n"
-                 "if cur then\n"
-                 "  take = ARGV[4] ~= '' and cur == ARGV[4]\n"
-                 "  local since = string.match(cur, '^pending:(%d+)')\n"
-                 "  if since and tonumber(ARGV[2]) - tonumber(since) > "
-                 "tonumber(ARGV[3]) then\n"
-                 "    take = true\n"
-                 "  end\n"
-                 "end\n"
-                 "if take then redis.call('SET', KEYS[1], ARGV[1]) else res = cur end\n"
-                 "if rl then rl[5] = res return rl end\n"
-                 "return res\n",
+    /* CLAIM: the claims of a round, in order (a claim sees every earlier
+     * one's writes: of two claims of one key the first wins). ARGV[1..2]:
+     * now_ms, stale_ms; then per claim ARGV: nrate, token, own_old ("":
+     * none), period_ms and burst per rate key; KEYS: its active key, then
+     * its nrate rate keys. Returns one reply per claim: claim()'s, or with
+     * rate keys gcra()'s, which on a refusal claims nothing and else gets
+     * claim()'s appended as its 5th element. */
+    [SCRIPT_CLAIM] = GCRA_LUA "local now = clock()\n"
+                              "local now_ms, stale_ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+                              "local out, k, a = {}, 1, 3\n"
+                              "while a <= #ARGV do\n"
+                              "  local nrate = tonumber(ARGV[a])\n"
+                              "  local rl = nil\n"
+                              "  if nrate > 0 then rl = gcra(now, k + 1, nrate, a + 3) end\n"
+                              "  if rl and rl[1] == 1 then\n"
+                              "    out[#out + 1] = rl\n"
+                              "  else\n"
+                              "    local res = claim(KEYS[k], ARGV[a + 1], ARGV[a + 2], now_ms, "
+                              "stale_ms)\n"
+                              "    if rl then rl[5] = res out[#out + 1] = rl else out[#out + 1] "
+                              "= res end\n"
+                              "  end\n"
+                              "  k, a = k + 1 + nrate, a + 3 + 2 * nrate\n"
+                              "end\n"
+                              "return out\n",
     /* CAS KEYS[1] ARGV: expected, value, ttl_s ("" none). Returns 1 when
      * the key held expected and now holds value, else 0. */
     [SCRIPT_CAS] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
@@ -92,6 +120,26 @@ static const char *const scripts[NSCRIPTS] = {
                    "  redis.call('SET', KEYS[1], ARGV[2])\n"
                    "end\n"
                    "return 1\n",
+    /* CAS_MANY KEYS[1..n] ARGV: mode, expected, value per key. Each key,
+     * in order, is set to value when mode is "s" (unconditionally) or when
+     * it holds expected (mode "c"; a later item sees an earlier one's
+     * write). One MGET and one MSET for all. Returns 1 or 0 per key. */
+    [SCRIPT_CAS_MANY] = "local vals = redis.call('MGET', unpack(KEYS))\n"
+                        "local cur, out, sets = {}, {}, {}\n"
+                        "for i = 1, #KEYS do\n"
+                        "  if cur[KEYS[i]] == nil then cur[KEYS[i]] = vals[i] end\n"
+                        "  local mode, exp, val = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]\n"
+                        "  if mode == 's' or cur[KEYS[i]] == exp then\n"
+                        "    cur[KEYS[i]] = val\n"
+                        "    sets[#sets + 1] = KEYS[i]\n"
+                        "    sets[#sets + 1] = val\n"
+                        "    out[i] = 1\n"
+                        "  else\n"
+                        "    out[i] = 0\n"
+                        "  end\n"
+                        "end\n"
+                        "if #sets > 0 then redis.call('MSET', unpack(sets)) end\n"
+                        "return out\n",
     /* CAD KEYS[1] ARGV: exact, seq_hex. Deletes the key when it holds
      * exact, or (seq_hex non-empty) an intent id whose first 16 characters
      * are seq_hex (hex16(intent_seq), queue/intent_id.h: the key is per
@@ -104,8 +152,25 @@ static const char *const scripts[NSCRIPTS] = {
                    "  return 1\n"
                    "end\n"
                    "return 0\n",
+    /* CAD_MANY KEYS[1..n] ARGV: exact, seq_hex per key: CAD of each key,
+     * in order (a later item sees an earlier one's delete). One MGET and
+     * one DEL for all. Returns how many were deleted. */
+    [SCRIPT_CAD_MANY] = "local vals = redis.call('MGET', unpack(KEYS))\n"
+                        "local cur, dels = {}, {}\n"
+                        "for i = 1, #KEYS do\n"
+                        "  local k = KEYS[i]\n"
+                        "  if cur[k] == nil then cur[k] = vals[i] end\n"
+                        "  local v, exact, seq = cur[k], ARGV[2 * i - 1], ARGV[2 * i]\n"
+                        "  if v and (v == exact or (seq ~= '' and string.len(v) == 32 and\n"
+                        "                          string.sub(v, 1, 16) == seq)) then\n"
+                        "    cur[k] = false\n"
+                        "    dels[#dels + 1] = k\n"
+                        "  end\n"
+                        "end\n"
+                        "if #dels > 0 then redis.call('DEL', unpack(dels)) end\n"
+                        "return #dels\n",
     /* RATE KEYS: the rate keys, ARGV: period_ms, burst each (GCRA_LUA). */
-    [SCRIPT_RATE] = GCRA_LUA "return gcra(1, #KEYS, 1)\n",
+    [SCRIPT_RATE] = GCRA_LUA "return gcra(clock(), 1, #KEYS, 1)\n",
 };
 
 struct q_status {
@@ -120,6 +185,17 @@ struct q_status {
     size_t resp_cap;
     size_t unread; /* replies a q_status_publish_nowait left on the connection */
     int late_err;  /* one of them was an error (reported by the next publish) */
+    /* One command's arguments being built (args_add), reused: their text
+     * back to back in text, each one's place in off and len. */
+    struct {
+        char *text;
+        size_t used, cap;
+        size_t *off, *len;
+        const char **argv;
+        size_t n, ncap;
+        int oom;
+    } args;
+    unsigned long sent; /* commands written to Redis (q_status_commands_sent) */
 };
 
 static struct timeval tv_ms(int ms)
@@ -172,6 +248,13 @@ static int ensure_conn(q_status *s)
     return 0;
 }
 
+/* Appends one command to the pipeline, counted (q_status_commands_sent). */
+static int append_argv(q_status *s, int argc, const char **argv, const size_t *lens)
+{
+    s->sent++;
+    return redisAppendCommandArgv(s->ctx, argc, argv, lens);
+}
+
 /* Appends EVALSHA of script with one key and nargs arguments to the
  * pipeline. */
 static int append_script(q_status *s, int script, const char *k, int nargs, const char **args)
@@ -180,7 +263,7 @@ static int append_script(q_status *s, int script, const char *k, int nargs, cons
     const char *argv[8] = {"EVALSHA", s->sha[script], nk, k};
     for (int i = 0; i < nargs && i < 4; i++)
         argv[4 + i] = args[i];
-    return redisAppendCommandArgv(s->ctx, 4 + nargs, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+    return append_argv(s, 4 + nargs, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
 }
 
 /* A NOSCRIPT reply means the script cache was flushed under a live
@@ -311,6 +394,10 @@ void q_status_free(q_status *s)
     free(s->host);
     free(s->prefix);
     free(s->resp);
+    free(s->args.text);
+    free(s->args.off);
+    free(s->args.len);
+    free(s->args.argv);
     free(s);
 }
 
@@ -321,6 +408,7 @@ static redisReply *command(q_status *s, int argc, const char **argv, const size_
 {
     if (ensure_conn(s))
         return NULL;
+    s->sent++;
     redisReply *r = redisCommandArgv(s->ctx, argc, argv, lens);
     if (!r)
         conn_failed(s, argv[0]);
@@ -388,6 +476,113 @@ static char *put_bulk(char *o, const char *p, size_t n)
     return o;
 }
 
+/* ---- one command over many keys: its arguments built in s->args --------------- */
+
+static void args_reset(q_status *s)
+{
+    s->args.used = s->args.n = 0;
+    s->args.oom = 0;
+}
+
+/* Makes room for one more argument of up to need bytes. 0 or -1 (no
+ * memory: s->args.oom set, the command is not sent). */
+static int args_room(q_status *s, size_t need)
+{
+    if (s->args.oom)
+        return -1;
+    if (s->args.n == s->args.ncap) {
+        size_t nc = s->args.ncap ? 2 * s->args.ncap : 64;
+        size_t *off = realloc(s->args.off, nc * sizeof *off);
+        if (off)
+            s->args.off = off;
+        size_t *len = off ? realloc(s->args.len, nc * sizeof *len) : NULL;
+        if (len)
+            s->args.len = len;
+        const char **argv = len ? realloc(s->args.argv, nc * sizeof *argv) : NULL;
+        if (!argv) {
+            s->args.oom = 1;
+            return -1;
+        }
+        s->args.argv = argv;
+        s->args.ncap = nc;
+    }
+    if (s->args.used + need > s->args.cap) {
+        size_t nc = s->args.cap ? 2 * s->args.cap : 4096;
+        while (nc < s->args.used + need)
+            nc *= 2;
+        char *t = realloc(s->args.text, nc);
+        if (!t) {
+            s->args.oom = 1;
+            return -1;
+        }
+        s->args.text = t;
+        s->args.cap = nc;
+    }
+    return 0;
+}
+
+/* Adds one argument: prefix (may be NULL) then fmt's text, at most 511
+ * bytes in all (a key or a number; a longer one is cut, as key() cuts). */
+static void args_add(q_status *s, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void args_add(q_status *s, const char *prefix, const char *fmt, ...)
+{
+    enum { MAX = 512 };
+    if (args_room(s, MAX))
+        return;
+    char *o = s->args.text + s->args.used;
+    size_t n = prefix ? (size_t)snprintf(o, MAX, "%s", prefix) : 0;
+    if (n >= MAX)
+        n = MAX - 1;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(o + n, MAX - n, fmt, ap);
+    va_end(ap);
+    n += m < 0 ? 0 : (size_t)m < MAX - n ? (size_t)m : MAX - n - 1;
+    s->args.off[s->args.n] = s->args.used;
+    s->args.len[s->args.n++] = n;
+    s->args.used += n;
+}
+
+/* Adds one argument taken as it is (binary-safe, any length). */
+static void args_put(q_status *s, const char *p)
+{
+    size_t n = strlen(p);
+    if (args_room(s, n))
+        return;
+    memcpy(s->args.text + s->args.used, p, n);
+    s->args.off[s->args.n] = s->args.used;
+    s->args.len[s->args.n++] = n;
+    s->args.used += n;
+}
+
+/* Appends the command built in s->args to the pipeline. 0, or ONS_ENOMEM
+ * (nothing appended) or ONS_EREDIS. */
+static int args_append(q_status *s)
+{
+    if (s->args.oom)
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < s->args.n; i++)
+        s->args.argv[i] = s->args.text + s->args.off[i];
+    if (append_argv(s, (int)s->args.n, s->args.argv, s->args.len) != REDIS_OK)
+        return ONS_EREDIS;
+    return 0;
+}
+
+/* Starts EVALSHA of script over nkeys keys (added next, then its ARGV). */
+static void args_script(q_status *s, int script, size_t nkeys)
+{
+    args_reset(s);
+    args_put(s, "EVALSHA");
+    args_put(s, s->sha[script]);
+    args_add(s, NULL, "%zu", nkeys);
+}
+
+unsigned long q_status_commands_sent(const q_status *s)
+{
+    return s->sent;
+}
+
 /* Appends SET <prefix>r:<seq> <json> EX <ttl>, formatted here in RESP and
  * handed over in one piece: hiredis's argv formatting (sdscatfmt per
  * argument, then a copy into its buffer) was about a tenth of the worker's
@@ -409,7 +604,7 @@ static void append_result_set(q_status *s, const q_status_result *r, const char 
         key(s, k, sizeof k, "r:%lld", (long long)r->intent_seq);
         const char *argv[] = {"SET", k, r->json, "EX", ttl};
         size_t lens[] = {3, strlen(k), jlen, 2, tlen};
-        redisAppendCommandArgv(s->ctx, 5, argv, lens);
+        append_argv(s, 5, argv, lens);
         return;
     }
     char k[24] = "r:";
@@ -429,27 +624,50 @@ static void append_result_set(q_status *s, const q_status_result *r, const char 
     o = put_bulk(o, r->json, jlen);
     o = put_bulk(o, "EX", 2);
     o = put_bulk(o, ttl, tlen);
+    s->sent++;
     redisAppendFormattedCommand(s->ctx, s->resp, (size_t)(o - s->resp));
 }
 
-/* Appends one result's SET, and for an intent that ended the delete of its
- * fan's active key. Returns the commands appended. */
-static size_t append_result(q_status *s, const q_status_result *r, const char *ttl)
+/* Appends ONE script call that deletes the active keys of the results
+ * that ended (SCRIPT_CAD_MANY), each only while it is that intent's own:
+ * by its id (written by the finisher) or by its still-pending claim,
+ * "pending:<sent_ms>" (the finisher has not caught up), never a later
+ * join's. Returns the commands appended (0 or 1). */
+static size_t append_active_deletes(q_status *s, const q_status_result *results, size_t n)
 {
-    char k[256];
-    append_result_set(s, r, ttl);
-    if (!r->ended)
+    size_t ended = 0;
+    for (size_t i = 0; i < n; i++)
+        ended += results[i].ended != 0;
+    if (ended == 0)
+        return 0;
+    args_script(s, SCRIPT_CAD_MANY, ended);
+    for (size_t i = 0; i < n; i++)
+        if (results[i].ended)
+            args_add(s, s->prefix, "active:%lld:%lld", (long long)results[i].event_id,
+                     (long long)results[i].user_id);
+    for (size_t i = 0; i < n; i++) {
+        if (!results[i].ended)
+            continue;
+        args_add(s, NULL, "pending:%lld", (long long)results[i].accepted_ms);
+        args_add(s, NULL, "%016llx", (unsigned long long)results[i].intent_seq);
+    }
+    if (args_append(s) == 0)
         return 1;
-    /* Only this intent's own key: by its id (written by the finisher) or by
-     * its still-pending claim, "pending:<sent_ms>" (the finisher has not
-     * caught up): never a later join's. */
-    char pend[40], seqhex[24];
-    snprintf(pend, sizeof pend, "pending:%lld", (long long)r->accepted_ms);
-    snprintf(seqhex, sizeof seqhex, "%016llx", (unsigned long long)r->intent_seq);
-    key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id, (long long)r->user_id);
-    const char *args[] = {pend, seqhex};
-    append_script(s, SCRIPT_CAD, k, 2, args);
-    return 2;
+    /* No memory for the call: one script per key, as before. */
+    size_t queued = 0;
+    for (size_t i = 0; i < n; i++) {
+        const q_status_result *r = &results[i];
+        if (!r->ended)
+            continue;
+        char k[256], pend[40], seqhex[24];
+        snprintf(pend, sizeof pend, "pending:%lld", (long long)r->accepted_ms);
+        snprintf(seqhex, sizeof seqhex, "%016llx", (unsigned long long)r->intent_seq);
+        key(s, k, sizeof k, "active:%lld:%lld", (long long)r->event_id, (long long)r->user_id);
+        const char *args[] = {pend, seqhex};
+        append_script(s, SCRIPT_CAD, k, 2, args);
+        queued++;
+    }
+    return queued;
 }
 
 /* Appends the HSET of one event's counters (and status and sections when
@@ -492,7 +710,7 @@ static size_t append_event(q_status *s, const q_status_event *e)
         argv[argc++] = "sections";
         argv[argc++] = e->sections;
     }
-    redisAppendCommandArgv(s->ctx, argc, argv, NULL);
+    append_argv(s, argc, argv, NULL);
     return 1;
 }
 
@@ -504,7 +722,7 @@ static size_t append_partition_field(q_status *s, const char *hash, int32_t part
     snprintf(f, sizeof f, "%d", partition);
     key(s, k, sizeof k, "%s", hash);
     const char *argv[] = {"HSET", k, f, value};
-    redisAppendCommandArgv(s->ctx, 4, argv, NULL);
+    append_argv(s, 4, argv, NULL);
     return 1;
 }
 
@@ -536,7 +754,9 @@ static size_t append_publish(q_status *s, int32_t partition, int64_t served, dou
     /* Results and events first, the cursor last: a reader that sees the new
      * cursor must also find the results it now points past. */
     for (size_t i = 0; i < nresults; i++)
-        queued += append_result(s, &results[i], ttl);
+        append_result_set(s, &results[i], ttl);
+    queued += nresults;
+    queued += append_active_deletes(s, results, nresults);
     for (size_t i = 0; i < nevents; i++)
         queued += append_event(s, &events[i]);
     snprintf(v, sizeof v, "%lld", (long long)served);
@@ -637,7 +857,7 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
     for (size_t at = 0; at < n; at += CHUNK) {
         size_t m = n - at < CHUNK ? n - at : CHUNK;
         result_argv_fill(s, &ra, "DEL", seqs + at, m);
-        redisAppendCommandArgv(s->ctx, (int)m + 1, ra.argv, NULL);
+        append_argv(s, (int)m + 1, ra.argv, NULL);
         queued++;
     }
     result_argv_free(&ra);
@@ -670,10 +890,12 @@ int q_status_read_cursors(q_status *s, int64_t *served, double *rate, q_status_d
     key(s, ks, sizeof ks, "served");
     key(s, kr, sizeof kr, "rate");
     key(s, kd, sizeof kd, "drain");
+    s->sent += 2;
     redisAppendCommand(s->ctx, "HGETALL %s", ks);
     redisAppendCommand(s->ctx, "HGETALL %s", kr);
     int nread = 2;
     if (drain) {
+        s->sent++;
         redisAppendCommand(s->ctx, "HGETALL %s", kd);
         nread = 3;
     }
@@ -858,7 +1080,7 @@ static int append_rate(q_status *s, const pipeline *p, size_t i)
     argv[argc++] = nk;
     rate_fill(s, &b, c->keys, c->n, argv + argc, argv + argc + c->n);
     argc += 3 * (int)c->n;
-    return redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+    return append_argv(s, argc, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
 }
 
 /* A check without keys sends nothing. */
@@ -896,36 +1118,10 @@ int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_ou
     return rc ? rc : c.rc;
 }
 
-/* Appends the claim script of item i (its key, its rate keys, now and
- * stale as text: p->arg). 0 or ONS_EREDIS. */
-static int append_claim(q_status *s, const pipeline *p, size_t i)
+/* Reads one claim's reply (r: its element of the script's reply) into
+ * it (rc, current, rate). */
+static int parse_claim(q_active_claim *c, const redisReply *r)
 {
-    const q_active_claim *c = (const q_active_claim *)p->items + i;
-    enum { MAXV = 3 + 1 + Q_RATE_KEYS_MAX + 4 + 2 * Q_RATE_KEYS_MAX };
-    const char *argv[MAXV];
-    char k[256], nk[2] = {(char)('1' + c->nrate), '\0'}; /* nrate <= Q_RATE_KEYS_MAX */
-    rate_argv b;
-    size_t nr = c->nrate;
-    int argc = 0;
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = s->sha[SCRIPT_CLAIM];
-    argv[argc++] = nk;
-    argv[argc++] = active_key(s, k, sizeof k, c->event_id, c->user_id);
-    const char **kv = argv + argc;
-    argc += (int)nr;
-    argv[argc++] = c->token;
-    argv[argc++] = p->arg[0];
-    argv[argc++] = p->arg[1];
-    argv[argc++] = c->own_old ? c->own_old : "";
-    rate_fill(s, &b, c->rate_keys, nr, kv, argv + argc);
-    argc += 2 * (int)nr;
-    return redisAppendCommandArgv(s->ctx, argc, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
-}
-
-/* Reads claim i's script reply into it (rc, current, rate). */
-static int parse_claim(const pipeline *p, size_t i, const redisReply *r)
-{
-    q_active_claim *c = (q_active_claim *)p->items + i;
     const redisReply *res = r;
     c->rc = ONS_EREDIS;
     if (c->nrate > 0) {
@@ -946,6 +1142,40 @@ static int parse_claim(const pipeline *p, size_t i, const redisReply *r)
     return c->rc;
 }
 
+/* Appends ONE claim script call for the n claims (their keys, then now,
+ * stale and each claim's arguments). 0, ONS_ENOMEM or ONS_EREDIS. */
+static int append_claims(q_status *s, const q_active_claim *items, size_t n, int64_t now_ms,
+                         int64_t stale_ms)
+{
+    size_t nkeys = 0;
+    for (size_t i = 0; i < n; i++)
+        nkeys += 1 + items[i].nrate;
+    args_script(s, SCRIPT_CLAIM, nkeys);
+    for (size_t i = 0; i < n; i++) {
+        const q_active_claim *c = &items[i];
+        args_add(s, s->prefix, "active:%lld:%lld", (long long)c->event_id, (long long)c->user_id);
+        for (size_t k = 0; k < c->nrate; k++)
+            args_add(s, s->prefix, "%s", c->rate_keys[k].name);
+    }
+    args_add(s, NULL, "%lld", (long long)now_ms);
+    args_add(s, NULL, "%lld", (long long)stale_ms);
+    for (size_t i = 0; i < n; i++) {
+        const q_active_claim *c = &items[i];
+        args_add(s, NULL, "%zu", c->nrate);
+        args_put(s, c->token);
+        args_put(s, c->own_old ? c->own_old : "");
+        for (size_t k = 0; k < c->nrate; k++) {
+            args_add(s, NULL, "%lld", (long long)c->rate_keys[k].period_ms);
+            args_add(s, NULL, "%lld", (long long)c->rate_keys[k].burst);
+        }
+    }
+    return args_append(s);
+}
+
+/* Claims per script call: bounds one call's arguments (a claimer round is
+ * at most 256 joins, ingress/pool.h). */
+#define CLAIMS_PER_CALL 256
+
 int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int64_t now_ms,
                                int64_t stale_ms)
 {
@@ -957,11 +1187,30 @@ int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int
         if (items[i].nrate > Q_RATE_KEYS_MAX)
             return ONS_EINVAL;
     }
-    char now[24], stale[24];
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
-    pipeline p = {"claim_active", items, n, {now, stale}, append_claim, NULL, parse_claim};
-    return run_pipeline(s, &p);
+    int rc = 0;
+    for (size_t base = 0; base < n; base += CLAIMS_PER_CALL) {
+        size_t m = n - base < CLAIMS_PER_CALL ? n - base : CLAIMS_PER_CALL;
+        q_active_claim *c = items + base;
+        if (ensure_conn(s))
+            return ONS_EREDIS;
+        int ap = append_claims(s, c, m, now_ms, stale_ms);
+        if (ap == ONS_ENOMEM)
+            return ONS_EREDIS; /* nothing sent: every claim not taken says so */
+        redisReply *r = script_reply(s, ap == 0);
+        if (!r)
+            return ONS_EREDIS;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
+            rc = ONS_EREDIS;
+            ons_logk(ONS_LOG_WARN, "redis", "claim_active", "claim script answered %s",
+                     r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
+        } else {
+            for (size_t i = 0; i < m; i++)
+                if (parse_claim(&c[i], r->element[i]) == ONS_EREDIS)
+                    rc = ONS_EREDIS;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
 }
 
 int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, const char *token,
@@ -1014,39 +1263,49 @@ int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, cons
     return cas(s, k, args);
 }
 
-/* Appends write i: a compare-and-set script over its expected value, or a
- * plain SET. 0 or ONS_EREDIS. */
-static int append_active_set(q_status *s, const pipeline *p, size_t i)
-{
-    const q_active_set *a = (const q_active_set *)p->items + i;
-    char k[256];
-    active_key(s, k, sizeof k, a->event_id, a->user_id);
-    if (a->expected) {
-        const char *args[] = {a->expected, a->value, ""};
-        return append_script(s, SCRIPT_CAS, k, 3, args);
-    }
-    const char *argv[] = {"SET", k, a->value};
-    return redisAppendCommandArgv(s->ctx, 3, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
-}
-
-static int parse_active_set(const pipeline *p, size_t i, const redisReply *r)
-{
-    q_active_set *a = (q_active_set *)p->items + i;
-    if (r->type == REDIS_REPLY_INTEGER)
-        a->rc = r->integer == 1 ? 0 : ONS_ECONFLICT;
-    else if (r->type == REDIS_REPLY_STATUS)
-        a->rc = 0;
-    else
-        a->rc = ONS_EREDIS;
-    return a->rc;
-}
+/* Writes per script call, as claims. */
+#define SETS_PER_CALL 256
 
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         items[i].rc = ONS_EREDIS;
-    pipeline p = {"set_active_many", items, n, {0}, append_active_set, NULL, parse_active_set};
-    return run_pipeline(s, &p);
+    int rc = 0;
+    for (size_t base = 0; base < n; base += SETS_PER_CALL) {
+        size_t m = n - base < SETS_PER_CALL ? n - base : SETS_PER_CALL;
+        q_active_set *a = items + base;
+        if (ensure_conn(s))
+            return ONS_EREDIS;
+        args_script(s, SCRIPT_CAS_MANY, m);
+        for (size_t i = 0; i < m; i++)
+            args_add(s, s->prefix, "active:%lld:%lld", (long long)a[i].event_id,
+                     (long long)a[i].user_id);
+        for (size_t i = 0; i < m; i++) {
+            args_put(s, a[i].expected ? "c" : "s");
+            args_put(s, a[i].expected ? a[i].expected : "");
+            args_put(s, a[i].value);
+        }
+        int ap = args_append(s);
+        if (ap == ONS_ENOMEM)
+            return ONS_EREDIS;
+        redisReply *r = script_reply(s, ap == 0);
+        if (!r)
+            return ONS_EREDIS;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
+            rc = ONS_EREDIS;
+        } else {
+            for (size_t i = 0; i < m; i++) {
+                const redisReply *e = r->element[i];
+                a[i].rc = e->type != REDIS_REPLY_INTEGER ? ONS_EREDIS
+                          : e->integer == 1              ? 0
+                                                         : ONS_ECONFLICT;
+                if (a[i].rc == ONS_EREDIS)
+                    rc = ONS_EREDIS;
+            }
+        }
+        freeReplyObject(r);
+    }
+    return rc;
 }
 
 int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected)
@@ -1091,8 +1350,7 @@ static int append_idem_begin(q_status *s, const pipeline *p, size_t i)
     idem_key(s, k, sizeof k, b->user_id, b->key);
     snprintf(v, sizeof v, "{\"h\":\"%s\",\"s\":0}", b->body_hash);
     const char *argv[] = {"SET", k, v, "NX", "EX", p->arg[0]};
-    return redisAppendCommandArgv(s->ctx, p->arg[0] ? 6 : 4, argv, NULL) == REDIS_OK ? 0
-                                                                                     : ONS_EREDIS;
+    return append_argv(s, p->arg[0] ? 6 : 4, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
 }
 
 static int parse_idem_begin(const pipeline *p, size_t i, const redisReply *r)
@@ -1140,7 +1398,7 @@ static int append_idem_finish(q_status *s, const pipeline *p, size_t i)
              item->response_json);
     snprintf(ttl, sizeof ttl, "%d", item->ttl_s);
     const char *argv[] = {"SET", k, v, "EX", ttl};
-    int rc = redisAppendCommandArgv(s->ctx, 5, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
+    int rc = append_argv(s, 5, argv, NULL) == REDIS_OK ? 0 : ONS_EREDIS;
     free(v);
     return rc;
 }

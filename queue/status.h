@@ -33,6 +33,11 @@ void q_status_free(q_status *s);
 /* PING. 0 or ONS_EREDIS. */
 int q_status_ping(q_status *s);
 
+/* Commands s has sent to Redis so far (a script call is one; the scripts'
+ * loading on each new connection is not counted): what a call costs
+ * Redis, for tests and counters. */
+unsigned long q_status_commands_sent(const q_status *s);
+
 /* ---- worker side ---------------------------------------------------------- */
 
 typedef struct q_status_result {
@@ -198,12 +203,13 @@ typedef struct q_active_claim {
     q_rate_out rate;  /* out when nrate > 0 and the script answered */
 } q_active_claim;
 
-/* The claims of n joins in ONE pipelined round trip, each with the rules
- * of q_status_claim_active_rated (one atomic script per key; Redis runs
- * them in order, so of two claims of one key in the same call the first
- * wins and the second sees it). Returns 0, ONS_EINVAL (an item with too
- * many rate keys: nothing sent) or ONS_EREDIS (Redis failed: every item
- * without an answer says ONS_EREDIS; items answered keep their outcome). */
+/* The claims of n joins in ONE round trip and ONE script call (up to 256
+ * claims a call), each with the rules of q_status_claim_active_rated; the
+ * script runs them in order, so of two claims of one key in the same call
+ * the first wins and the second sees it. Returns 0, ONS_EINVAL (an item
+ * with too many rate keys: nothing sent) or ONS_EREDIS (Redis failed:
+ * every item without an answer says ONS_EREDIS; items answered keep their
+ * outcome). */
 int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int64_t now_ms,
                                int64_t stale_ms);
 
@@ -223,8 +229,10 @@ typedef struct q_active_set {
     const char *expected; /* compare-and-set over this; NULL: overwrite */
     int rc;               /* out: 0, ONS_ECONFLICT (not held any more) or ONS_EREDIS */
 } q_active_set;
-/* Writes n active keys in ONE pipelined round trip; each item's rc tells
- * its outcome. Returns 0 unless Redis failed (ONS_EREDIS). */
+/* Writes n active keys in ONE round trip and ONE script call (up to 256
+ * keys a call), in order (a later write of a key sees an earlier one's);
+ * each item's rc tells its outcome. Returns 0 unless Redis failed
+ * (ONS_EREDIS). */
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n);
 
 /* Idempotency-Key records. begin: SET idem:<user>:<key> {"h":hash,"s":0} NX

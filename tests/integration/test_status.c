@@ -71,7 +71,11 @@ START_TEST(publish_then_read)
     /* user 12: a later join's claim, not intent 14's */
     ck_assert_int_eq(q_status_claim_active(st, 5, 12, "pending:999", 0, 1000, NULL, NULL, 0), 0);
     q_status_drain drain = {13, 1764400000123, 87.25, 0.0125, 8000, 20};
+    unsigned long sent = q_status_commands_sent(st);
     ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, &drain, r, 4, &ev, 1), 0);
+    /* 4 results' SETs, ONE call for the 3 ended intents' active keys, the
+     * event, cursor, rate and drain */
+    ck_assert_uint_eq(q_status_commands_sent(st) - sent, 4 + 1 + 1 + 3);
     ck_assert_int_eq(q_status_claim_active(st, 5, 11, "y", 0, 1000, NULL, NULL, 0), 0);
     ck_assert_int_eq(q_status_claim_active(st, 5, 12, "y", 0, 1000, NULL, cur, sizeof cur),
                      ONS_EEXIST);
@@ -258,7 +262,10 @@ START_TEST(claims_in_one_pipeline)
         {.event_id = 7, .user_id = 8, .token = "pending:200", .rate_keys = rk, .nrate = 1},
         {.event_id = 7, .user_id = 9, .token = "pending:200", .rate_keys = rk9, .nrate = 1},
     };
+    unsigned long sent = q_status_commands_sent(st);
     ck_assert_int_eq(q_status_claim_active_many(st, c, 8, 200, 150), 0);
+    /* the whole round is one command: one script call for every claim */
+    ck_assert_uint_eq(q_status_commands_sent(st) - sent, 1);
     ck_assert_int_eq(c[0].rc, 0);
     ck_assert_int_eq(c[1].rc, ONS_EEXIST);
     ck_assert_str_eq(c[1].current, "pending:200");
@@ -289,6 +296,43 @@ END_TEST
  * by its request (and then taken for the single begin too), a taken one
  * is told apart without its record being read, a twin in the same round
  * loses to the first. */
+/* A finisher batch's active keys in one script call: each a
+ * compare-and-set over its own claim (or a plain write), in order, so a
+ * later write of the same key sees an earlier one's. */
+START_TEST(active_writes_in_one_call)
+{
+    ck_assert_int_eq(q_status_claim_active(st, 9, 1, "pending:1", 1, 50, NULL, NULL, 0), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 9, 2, "pending:1", 1, 50, NULL, NULL, 0), 0);
+    q_active_set w[] = {
+        {9, 1, "id-1", "pending:1", -1}, /* its own claim: written */
+        {9, 2, "id-2", "pending:0", -1}, /* not its claim: left alone */
+        {9, 3, "id-3", "pending:1", -1}, /* no key (the worker deleted it): not resurrected */
+        {9, 1, "id-1b", "id-1", -1},     /* sees the first write */
+        {9, 4, "id-4", NULL, -1},        /* unconditional */
+    };
+    unsigned long sent = q_status_commands_sent(st);
+    ck_assert_int_eq(q_status_set_active_many(st, w, 5), 0);
+    ck_assert_uint_eq(q_status_commands_sent(st) - sent, 1);
+    ck_assert_int_eq(w[0].rc, 0);
+    ck_assert_int_eq(w[1].rc, ONS_ECONFLICT);
+    ck_assert_int_eq(w[2].rc, ONS_ECONFLICT);
+    ck_assert_int_eq(w[3].rc, 0);
+    ck_assert_int_eq(w[4].rc, 0);
+    char cur[64] = "";
+    const char *want[] = {"id-1b", "pending:1", NULL, "id-4"};
+    for (int u = 1; u <= 4; u++) {
+        int rc = q_status_claim_active(st, 9, u, "x", 2, 1LL << 50, NULL, cur, sizeof cur);
+        if (want[u - 1]) {
+            ck_assert_int_eq(rc, ONS_EEXIST);
+            ck_assert_str_eq(cur, want[u - 1]);
+        } else {
+            ck_assert_int_eq(rc, 0);
+        }
+    }
+    ck_assert_int_eq(q_status_set_active_many(st, NULL, 0), 0);
+}
+END_TEST
+
 START_TEST(idempotency_keys_in_one_pipeline)
 {
     char *rec = NULL;
@@ -387,6 +431,7 @@ int main(void)
         {"publish_nowait", publish_nowait_applies_and_reports_errors_late},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
+        {"active_writes_in_one_call", active_writes_in_one_call},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
         {"rate_checks_in_one_pipeline", rate_checks_in_one_pipeline},
         {"responses_in_one_pipeline", responses_in_one_pipeline},
