@@ -628,24 +628,34 @@ static void append_result_set(q_status *s, const q_status_result *r, const char 
     redisAppendFormattedCommand(s->ctx, s->resp, (size_t)(o - s->resp));
 }
 
-/* Appends ONE script call that deletes the active keys of the results
- * that ended (SCRIPT_CAD_MANY), each only while it is that intent's own:
- * by its id (written by the finisher) or by its still-pending claim,
- * "pending:<sent_ms>" (the finisher has not caught up), never a later
- * join's. Returns the commands appended (0 or 1). */
-static size_t append_active_deletes(q_status *s, const q_status_result *results, size_t n)
+/* Active keys a SCRIPT_CAD_MANY call deletes at most: the script hands
+ * its keys to MGET and DEL through Lua's unpack, which refuses ~8,000
+ * values ("too many results to unpack"), and a sell-out's batch ends
+ * batch.sold_out_rejects (8,000) intents at once. */
+#define DELS_PER_CALL 1024
+
+/* Appends ONE script call (SCRIPT_CAD_MANY) for the active keys of the
+ * ended results in results[from..), at most DELS_PER_CALL of them; *next
+ * gets where the next call starts. Each key is deleted only while it is
+ * that intent's own: by its id (written by the finisher) or by its
+ * still-pending claim, "pending:<sent_ms>" (the finisher has not caught
+ * up), never a later join's. Returns the commands appended (0 when none
+ * ended). */
+static size_t append_active_delete_call(q_status *s, const q_status_result *results, size_t n,
+                                        size_t from, size_t *next)
 {
-    size_t ended = 0;
-    for (size_t i = 0; i < n; i++)
-        ended += results[i].ended != 0;
+    size_t ended = 0, end = from;
+    for (; end < n && ended < DELS_PER_CALL; end++)
+        ended += results[end].ended != 0;
+    *next = end;
     if (ended == 0)
         return 0;
     args_script(s, SCRIPT_CAD_MANY, ended);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = from; i < end; i++)
         if (results[i].ended)
             args_add(s, s->prefix, "active:%lld:%lld", (long long)results[i].event_id,
                      (long long)results[i].user_id);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < end; i++) {
         if (!results[i].ended)
             continue;
         args_add(s, NULL, "pending:%lld", (long long)results[i].accepted_ms);
@@ -655,7 +665,7 @@ static size_t append_active_deletes(q_status *s, const q_status_result *results,
         return 1;
     /* No memory for the call: one script per key, as before. */
     size_t queued = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < end; i++) {
         const q_status_result *r = &results[i];
         if (!r->ended)
             continue;
@@ -667,6 +677,16 @@ static size_t append_active_deletes(q_status *s, const q_status_result *results,
         append_script(s, SCRIPT_CAD, k, 2, args);
         queued++;
     }
+    return queued;
+}
+
+/* Appends the deletes of the ended results' active keys: one script call
+ * per DELS_PER_CALL of them. Returns the commands appended. */
+static size_t append_active_deletes(q_status *s, const q_status_result *results, size_t n)
+{
+    size_t queued = 0;
+    for (size_t from = 0; from < n;)
+        queued += append_active_delete_call(s, results, n, from, &from);
     return queued;
 }
 

@@ -333,6 +333,40 @@ START_TEST(active_writes_in_one_call)
 }
 END_TEST
 
+/* A sell-out's batch ends batch.sold_out_rejects (8,000) intents at once,
+ * more than one script can hand to MGET and DEL (Lua's unpack refuses
+ * ~8,000 values): the publish splits the deletes, and every ended fan's
+ * active key goes, so each may join again. Fails with one call for all
+ * (the script's error fails the publish and leaves the keys). */
+START_TEST(a_sell_outs_ended_intents_all_free_their_keys)
+{
+    enum { N = 9000 };
+    static q_status_result r[N];
+    static q_active_claim c[256];
+    static char tokens[256][32];
+    for (size_t i = 0; i < N; i++)
+        r[i] = (q_status_result){.intent_seq = (int64_t)i + 1,
+                                 .event_id = 21,
+                                 .user_id = (int64_t)i,
+                                 .json = "{\"state\":\"sold_out\"}",
+                                 .ended = 1,
+                                 .accepted_ms = 7};
+    for (size_t base = 0; base < N; base += 256) {
+        size_t m = N - base < 256 ? N - base : 256;
+        for (size_t i = 0; i < m; i++) {
+            snprintf(tokens[i], sizeof tokens[i], "pending:7");
+            c[i] = (q_active_claim){
+                .event_id = 21, .user_id = (int64_t)(base + i), .token = tokens[i]};
+        }
+        ck_assert_int_eq(q_status_claim_active_many(st, c, m, 8, 1LL << 40), 0);
+    }
+    ck_assert_int_eq(q_status_publish(st, 2, N, 1.0, NULL, r, N, NULL, 0), 0);
+    for (int u = 0; u < N; u += 999)
+        ck_assert_int_eq(q_status_claim_active(st, 21, u, "again", 9, 1LL << 40, NULL, NULL, 0), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 21, N - 1, "again", 9, 1LL << 40, NULL, NULL, 0), 0);
+}
+END_TEST
+
 START_TEST(idempotency_keys_in_one_pipeline)
 {
     char *rec = NULL;
@@ -432,6 +466,7 @@ int main(void)
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"active_writes_in_one_call", active_writes_in_one_call},
+        {"sell_out_frees_every_key", a_sell_outs_ended_intents_all_free_their_keys},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
         {"rate_checks_in_one_pipeline", rate_checks_in_one_pipeline},
         {"responses_in_one_pipeline", responses_in_one_pipeline},
