@@ -34,6 +34,10 @@ target_link_libraries(catalog_sql PRIVATE onsale_ingress)
 onsale_pytest(it_search test_search.py)
 onsale_pytest(it_fairness test_fairness.py)
 onsale_pytest(it_eta test_eta.py)
+# Alone: it judges ETAs learnt from one drain's pace against a second
+# drain; a test starting beside it mid-drain changes that pace (a CI run
+# saw the median error 0.77 against its 0.5 bound that way).
+set_tests_properties(it_eta PROPERTIES RUN_SERIAL TRUE)
 onsale_pytest(it_pow test_pow.py)
 onsale_pytest(it_search_index test_search_index.py)
 # The catalog index alone against a database of events: time per search, or its pages (bench/NOTES.md).
