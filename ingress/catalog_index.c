@@ -4,6 +4,7 @@
 #include "ingress/catalog_index_int.h"
 
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/vec.h"
 
 #include <inttypes.h>
@@ -25,14 +26,6 @@ typedef struct strtab {
     size_t cap, n;
 } strtab;
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
 static int strtab_grow(strtab *t)
 {
     size_t ncap = t->cap ? t->cap * 2 : 1024;
@@ -46,7 +39,7 @@ static int strtab_grow(strtab *t)
     for (size_t i = 0; i < t->cap; i++) {
         if (!t->slot[i])
             continue;
-        size_t k = hash_bytes(t->slot[i], strlen(t->slot[i])) & (ncap - 1);
+        size_t k = ons_hash64(0, t->slot[i], strlen(t->slot[i])) & (ncap - 1);
         while (ns[k])
             k = (k + 1) & (ncap - 1);
         ns[k] = t->slot[i];
@@ -90,7 +83,7 @@ static const char *intern(strtab *t, arena *a, const char *s, size_t n, uint32_t
 {
     if ((t->n + 1) * 2 > t->cap && strtab_grow(t))
         return NULL;
-    size_t k = hash_bytes(s, n) & (t->cap - 1);
+    size_t k = ons_hash64(0, s, n) & (t->cap - 1);
     while (t->slot[k]) {
         if (strncmp(t->slot[k], s, n) == 0 && t->slot[k][n] == '\0') {
             if (id)

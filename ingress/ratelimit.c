@@ -2,6 +2,7 @@
  * Redis buckets and the 429 with its headers; see ratelimit.h. */
 #include "ingress/ratelimit.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "ingress/client_addr.h"
 #include "ingress/json_io.h"
@@ -258,9 +259,7 @@ static int note(ing_req *r, const rl_bucket *b, size_t n, unsigned mask, const q
 
 static uint64_t hash_name(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511627211ull;
+    uint64_t h = ons_hash64(0, s, strlen(s));
     return h ? h : 1;
 }
 

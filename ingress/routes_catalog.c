@@ -73,10 +73,7 @@ static cat_slot *cache_slot(const char *key)
 {
     if (!cache.n)
         return NULL;
-    uint64_t h = 1469598103934665603ull;
-    for (const char *c = key; *c; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    return &cache.slots[h % cache.n];
+    return &cache.slots[ons_hash64(0, key, strlen(key)) % cache.n];
 }
 
 static void reply_body(ing_req *r, const char *body, size_t len, const char *etag)
