@@ -460,12 +460,22 @@ START_TEST(sold_out_after_unfulfillable_rejections)
     ck_assert_int_eq(wk_part_event(p, EV)->status, Q_EVENT_SOLD_OUT);
     ck_assert_ptr_null(fx(p, one));
     ck_assert_ptr_null(fx(p, pair[0])); /* the batch is full with the sales */
-    int rounds = 0;
-    while (wk_part_rejecting(p) && rounds++ < 10)
+    int rounds = 0, pair_state[3] = {0, 0, 0}, pair_reason[3] = {0, 0, 0};
+    while (wk_part_rejecting(p) && rounds++ < 10) {
         next_reject_round(p, 1);
+        for (int i = 0; i < 3; i++)
+            if (fx(p, pair[i])) {
+                pair_state[i] = fx(p, pair[i])->state;
+                pair_reason[i] = fx(p, pair[i])->reason;
+            }
+    }
     ck_assert_ptr_nonnull(fx(p, one)); /* not left waiting */
     ck_assert_int_eq(fx(p, one)->reason, Q_REASON_SOLD_OUT);
     ck_assert_ptr_null(fx(p, pair[0])); /* written in an earlier batch */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(pair_state[i], Q_INTENT_REJECTED);
+        ck_assert_int_eq(pair_reason[i], Q_REASON_INSUFFICIENT_SEATS);
+    }
     ck_assert_int_eq(wk_part_event(p, EV)->nwaiting, 0);
     wk_part_free(p);
 }
