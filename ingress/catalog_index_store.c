@@ -297,11 +297,13 @@ static void publish(cat_feed *f)
                      "searches use the database",
                      n);
     atomic_store(&f->ready, serve ? f->ix : NULL);
+    if (!f->gauges[0])
+        return; /* no metrics: skip the delta count's read lock */
     const double v[FEED_NGAUGES] = {[FEED_EVENTS] = (double)n,
                                     [FEED_DELTA] = (double)cat_ix_delta_count(f->ix),
                                     [FEED_READY] = serve,
                                     [FEED_SEQ] = (double)f->seen};
-    for (int i = 0; f->gauges[0] && i < FEED_NGAUGES; i++)
+    for (int i = 0; i < FEED_NGAUGES; i++)
         ons_gauge_set(f->gauges[i], v[i]);
 }
 

@@ -661,8 +661,9 @@ static size_t append_active_delete_call(q_status *s, const q_status_result *resu
         args_add(s, NULL, "pending:%lld", (long long)results[i].accepted_ms);
         args_add(s, NULL, "%016llx", (unsigned long long)results[i].intent_seq);
     }
-    if (args_append(s) == 0)
-        return 1;
+    int ap = args_append(s);
+    if (ap != ONS_ENOMEM)
+        return ap == 0; /* 0 on a failed append: the connection is marked failed */
     /* No memory for the call: one script per key, as before. */
     size_t queued = 0;
     for (size_t i = from; i < end; i++) {
