@@ -228,8 +228,11 @@ static void allow_add(char *allow, size_t size, const char *method)
     memcpy(allow + used, method, mlen + 1);
 }
 
-/* ons_httpd_route_find; on -405, allow (when not NULL) gets the methods the
- * path has, in table order. */
+/* The first row whose pattern matches path and whose method is method.
+ * path is split into segments in place; params[] point into it, one per
+ * "{}", at most max_params. Returns the row's index, or -404 (no pattern
+ * matches) or -405 (a pattern matches but not with this method); on -405,
+ * allow (when not NULL) gets the methods the path has, in table order. */
 static long route_find(const ons_httpd_table *t, const char *method, char *path,
                        const char **params, int max_params, int *nparams, char *allow,
                        size_t allow_size)
@@ -254,12 +257,6 @@ static long route_find(const ons_httpd_table *t, const char *method, char *path,
             allow_add(allow, allow_size, row_str(t, i, t->method_off));
         }
     return ri;
-}
-
-long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *path,
-                          const char **params, int max_params, int *nparams)
-{
-    return route_find(t, method, path, params, max_params, nparams, NULL, 0);
 }
 
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i)

@@ -118,16 +118,11 @@ typedef struct ons_httpd_table {
 /* The row's name (its metric label), or "unmatched" when i is -1. */
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i);
 
-/* Finds the first row whose pattern matches path and whose method is
- * method. path is split into segments in place; params[] point into it,
- * one per "{}", at most max_params. Returns the row's index, or -404 (no
- * pattern matches) or -405 (a pattern matches but not with this method). */
-long ons_httpd_route_find(const ons_httpd_table *t, const char *method, char *path,
-                          const char **params, int max_params, int *nparams);
-
 /* Every routing step before a handler, in order: the request's method and
  * path (ons_httpd_req_target, into method and path), the path's characters
- * (ons_httpd_path_ok with t->path_dots) and the route (ons_httpd_route_find).
+ * (ons_httpd_path_ok with t->path_dots) and the route: the first row whose
+ * pattern matches the path's segments ("{}" one segment, into params) and
+ * whose method is the request's (a 405 when only another method's does).
  * The path is split in segs (path_size bytes) when segs is not NULL, so path
  * stays whole for logs; else in path itself. Returns the row's index with
  * params[] pointing into the split path, or -1 with e filled: 404 not_found,

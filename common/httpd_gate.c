@@ -139,20 +139,20 @@ static void count(ons_counter *c)
         ons_counter_add(c, 1);
 }
 
-static const char *reason_of(int status)
+/* Sends buf[0..n) without blocking, as much as the socket takes now;
+ * returns the bytes it took (errno says why it stopped short). */
+static size_t send_some(int fd, const char *buf, size_t n)
 {
-    switch (status) {
-    case 411:
-        return "Length Required";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Bad Request";
+    size_t off = 0;
+    while (off < n) {
+        ssize_t k = send(fd, buf + off, n - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        off += (size_t)k;
     }
+    return off;
 }
 
 /* Writes a whole small JSON error response to fd without blocking and
@@ -170,17 +170,17 @@ static void answer(int fd, int status, const char *code, const char *message)
         buf, sizeof buf,
         "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\n"
         "Content-Length: %d\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
-        status, reason_of(status), rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
+        status, ons_httpd_reason(status), rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
     if (n <= 0 || (size_t)n >= sizeof buf)
         return;
-    ssize_t sent = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    size_t sent = send_some(fd, buf, (size_t)n);
+    if (sent < (size_t)n && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         int cur = 0;
         socklen_t cl = sizeof cur;
         if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &cl) == 0 && cur > 0) {
             int want = cur / 2 + 4096; /* the kernel doubles what it is given */
             (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
-            (void)send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            (void)send_some(fd, buf + sent, (size_t)n - sent); /* the rest, in order */
         }
     }
 }
