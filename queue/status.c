@@ -44,9 +44,10 @@ enum {
  * reset_ms} for the key with the fewest requests left (reset_ms: until its
  * bucket is full again).
  *
- * claim(k, token, own, now_ms, stale_ms): sets k to token when it is
- * absent, holds a "pending:<ms>" claim older than stale_ms, or holds own
- * (non-empty). Returns 0, or the current value. */
+ * claim(k, cur, token, own, now_ms, stale_ms): sets k (holding cur, read
+ * by the caller before any write) to token when it is absent, holds a
+ * "pending:<ms>" claim older than stale_ms, or holds own (non-empty).
+ * Returns 0, or the current value. */
 #define GCRA_LUA                                                                                   \
     "local function clock()\n"                                                                     \
     "  local t = redis.call('TIME')\n"                                                             \
@@ -73,8 +74,7 @@ enum {
     "  end\n"                                                                                      \
     "  return {0, pick, rem, reset}\n"                                                             \
     "end\n"                                                                                        \
-    "local function claim(k, token, own, now_ms, stale_ms)\n"                                      \
-    "  local cur = redis.call('GET', k)\n"                                                         \
+    "local function claim(k, cur, token, own, now_ms, stale_ms)\n"                                 \
     "  local take = true\n"                                                                        \
     "  if cur then\n"                                                                              \
     "    take = own ~= '' and cur == own\n"                                                        \
@@ -92,22 +92,33 @@ static const char *const scripts[NSCRIPTS] = {
      * none), period_ms and burst per rate key; KEYS: its active key, then
      * its nrate rate keys. Returns one reply per claim: claim()'s, or with
      * rate keys gcra()'s, which on a refusal claims nothing and else gets
-     * claim()'s appended as its 5th element. */
+     * claim()'s appended as its 5th element; or an error reply when Redis
+     * refused one of the claim's commands (a key of another type, a rate
+     * key holding no number). A claim reads all its keys before it writes
+     * any, and runs under pcall: a refused claim wrote nothing, and the
+     * claims after it still run (a script error would end the call with
+     * the earlier claims' writes kept but the caller told none happened). */
     [SCRIPT_CLAIM] = GCRA_LUA "local now = clock()\n"
                               "local now_ms, stale_ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+                              "local function one(k, a, nrate)\n"
+                              "  local cur = redis.call('GET', KEYS[k])\n"
+                              "  local rl = nil\n"
+                              "  if nrate > 0 then rl = gcra(now, k + 1, nrate, a + 3) end\n"
+                              "  if rl and rl[1] == 1 then return rl end\n"
+                              "  local res = claim(KEYS[k], cur, ARGV[a + 1], ARGV[a + 2], now_ms, "
+                              "stale_ms)\n"
+                              "  if rl then rl[5] = res return rl end\n"
+                              "  return res\n"
+                              "end\n"
                               "local out, k, a = {}, 1, 3\n"
                               "while a <= #ARGV do\n"
                               "  local nrate = tonumber(ARGV[a])\n"
-                              "  local rl = nil\n"
-                              "  if nrate > 0 then rl = gcra(now, k + 1, nrate, a + 3) end\n"
-                              "  if rl and rl[1] == 1 then\n"
-                              "    out[#out + 1] = rl\n"
-                              "  else\n"
-                              "    local res = claim(KEYS[k], ARGV[a + 1], ARGV[a + 2], now_ms, "
-                              "stale_ms)\n"
-                              "    if rl then rl[5] = res out[#out + 1] = rl else out[#out + 1] "
-                              "= res end\n"
+                              "  local ok, res = pcall(one, k, a, nrate)\n"
+                              "  if not ok then\n"
+                              "    if type(res) == 'table' then res = res.err end\n"
+                              "    res = {err = tostring(res)}\n"
                               "  end\n"
+                              "  out[#out + 1] = res\n"
                               "  k, a = k + 1 + nrate, a + 3 + 2 * nrate\n"
                               "end\n"
                               "return out\n",
@@ -123,7 +134,10 @@ static const char *const scripts[NSCRIPTS] = {
     /* CAS_MANY KEYS[1..n] ARGV: mode, expected, value per key. Each key,
      * in order, is set to value when mode is "s" (unconditionally) or when
      * it holds expected (mode "c"; a later item sees an earlier one's
-     * write). One MGET and one MSET for all. Returns 1 or 0 per key. */
+     * write). One MGET and one MSET for all, neither of which fails on a
+     * key's type (MGET reads another type as nothing, MSET overwrites it):
+     * an error can only come before the MSET, so an error reply means
+     * nothing was written. Returns 1 or 0 per key. */
     [SCRIPT_CAS_MANY] = "local vals = redis.call('MGET', unpack(KEYS))\n"
                         "local cur, out, sets = {}, {}, {}\n"
                         "for i = 1, #KEYS do\n"
@@ -576,6 +590,68 @@ static void args_script(q_status *s, int script, size_t nkeys)
     args_put(s, "EVALSHA");
     args_put(s, s->sha[script]);
     args_add(s, NULL, "%zu", nkeys);
+}
+
+/* One script call per chunk of up to per_call caller items, its reply one
+ * element per item (as a pipeline is one command per item). add_args
+ * builds the call for items [from, from + m) in s->args (args_script
+ * first); parse stores item i's outcome from its element and returns the
+ * item's rc. */
+typedef struct script_batch script_batch;
+struct script_batch {
+    const char *what; /* names the call in the log */
+    void *items;
+    size_t n, per_call;
+    int64_t arg[2]; /* numbers every call shares */
+    void (*add_args)(q_status *s, const script_batch *b, size_t from, size_t m);
+    int (*parse)(const script_batch *b, size_t i, const redisReply *e);
+};
+
+/* Runs b, a round trip per call. An item says ONS_EREDIS until its element
+ * is parsed (the caller sets that up): when the connection fails or a
+ * call's reply is not one element per item, the items not answered keep
+ * saying it, and so does an item whose element is an error (Redis refused
+ * that item alone; the script wrote nothing for it). Items answered keep
+ * their outcome (a claim that was taken must be used or given back).
+ * Returns 0 (also for n = 0, without connecting) or ONS_EREDIS (some item
+ * says it). */
+static int run_script_batch(q_status *s, const script_batch *b)
+{
+    int rc = 0;
+    for (size_t from = 0; from < b->n; from += b->per_call) {
+        size_t m = b->n - from < b->per_call ? b->n - from : b->per_call;
+        if (ensure_conn(s))
+            return ONS_EREDIS;
+        b->add_args(s, b, from, m);
+        int ap = args_append(s);
+        if (ap == ONS_ENOMEM)
+            return ONS_EREDIS; /* nothing sent */
+        redisReply *r = script_reply(s, ap == 0);
+        if (!r)
+            return ONS_EREDIS;
+        const char *refused = r->type == REDIS_REPLY_ERROR ? r->str : NULL;
+        size_t nrefused = 0;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
+            rc = ONS_EREDIS;
+            nrefused = m;
+        } else {
+            for (size_t i = 0; i < m; i++) {
+                const redisReply *e = r->element[i];
+                if (e->type == REDIS_REPLY_ERROR) {
+                    refused = refused ? refused : e->str;
+                    nrefused++;
+                    rc = ONS_EREDIS;
+                } else if (b->parse(b, from + i, e) == ONS_EREDIS) {
+                    rc = ONS_EREDIS;
+                }
+            }
+        }
+        if (nrefused)
+            ons_logk(ONS_LOG_WARN, "redis", b->what, "%zu of %zu items failed: %s", nrefused, m,
+                     refused ? refused : "an unexpected reply");
+        freeReplyObject(r);
+    }
+    return rc;
 }
 
 unsigned long q_status_commands_sent(const q_status *s)
@@ -1139,12 +1215,12 @@ int q_status_rate_check(q_status *s, const q_rate_key *keys, size_t n, q_rate_ou
     return rc ? rc : c.rc;
 }
 
-/* Reads one claim's reply (r: its element of the script's reply) into
- * it (rc, current, rate). */
-static int parse_claim(q_active_claim *c, const redisReply *r)
+/* Reads one claim's element of the script's reply into it (rc, current,
+ * rate). */
+static int parse_claim(const script_batch *b, size_t i, const redisReply *r)
 {
+    q_active_claim *c = (q_active_claim *)b->items + i;
     const redisReply *res = r;
-    c->rc = ONS_EREDIS;
     if (c->nrate > 0) {
         if (rate_parse(r, &c->rate))
             return c->rc;
@@ -1163,24 +1239,24 @@ static int parse_claim(q_active_claim *c, const redisReply *r)
     return c->rc;
 }
 
-/* Appends ONE claim script call for the n claims (their keys, then now,
- * stale and each claim's arguments). 0, ONS_ENOMEM or ONS_EREDIS. */
-static int append_claims(q_status *s, const q_active_claim *items, size_t n, int64_t now_ms,
-                         int64_t stale_ms)
+/* ONE claim script call for claims [from, from + m): their keys, then now,
+ * stale and each claim's arguments (b->arg: now_ms and stale_ms). */
+static void claim_args(q_status *s, const script_batch *b, size_t from, size_t m)
 {
+    const q_active_claim *items = (const q_active_claim *)b->items + from;
     size_t nkeys = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < m; i++)
         nkeys += 1 + items[i].nrate;
     args_script(s, SCRIPT_CLAIM, nkeys);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < m; i++) {
         const q_active_claim *c = &items[i];
         args_add(s, s->prefix, "active:%lld:%lld", (long long)c->event_id, (long long)c->user_id);
         for (size_t k = 0; k < c->nrate; k++)
             args_add(s, s->prefix, "%s", c->rate_keys[k].name);
     }
-    args_add(s, NULL, "%lld", (long long)now_ms);
-    args_add(s, NULL, "%lld", (long long)stale_ms);
-    for (size_t i = 0; i < n; i++) {
+    args_add(s, NULL, "%lld", (long long)b->arg[0]);
+    args_add(s, NULL, "%lld", (long long)b->arg[1]);
+    for (size_t i = 0; i < m; i++) {
         const q_active_claim *c = &items[i];
         args_add(s, NULL, "%zu", c->nrate);
         args_put(s, c->token);
@@ -1190,7 +1266,6 @@ static int append_claims(q_status *s, const q_active_claim *items, size_t n, int
             args_add(s, NULL, "%lld", (long long)c->rate_keys[k].burst);
         }
     }
-    return args_append(s);
 }
 
 /* Claims per script call: bounds one call's arguments (a claimer round is
@@ -1208,30 +1283,14 @@ int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int
         if (items[i].nrate > Q_RATE_KEYS_MAX)
             return ONS_EINVAL;
     }
-    int rc = 0;
-    for (size_t base = 0; base < n; base += CLAIMS_PER_CALL) {
-        size_t m = n - base < CLAIMS_PER_CALL ? n - base : CLAIMS_PER_CALL;
-        q_active_claim *c = items + base;
-        if (ensure_conn(s))
-            return ONS_EREDIS;
-        int ap = append_claims(s, c, m, now_ms, stale_ms);
-        if (ap == ONS_ENOMEM)
-            return ONS_EREDIS; /* nothing sent: every claim not taken says so */
-        redisReply *r = script_reply(s, ap == 0);
-        if (!r)
-            return ONS_EREDIS;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
-            rc = ONS_EREDIS;
-            ons_logk(ONS_LOG_WARN, "redis", "claim_active", "claim script answered %s",
-                     r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
-        } else {
-            for (size_t i = 0; i < m; i++)
-                if (parse_claim(&c[i], r->element[i]) == ONS_EREDIS)
-                    rc = ONS_EREDIS;
-        }
-        freeReplyObject(r);
-    }
-    return rc;
+    script_batch b = {.what = "claim_active",
+                      .items = items,
+                      .n = n,
+                      .per_call = CLAIMS_PER_CALL,
+                      .arg = {now_ms, stale_ms},
+                      .add_args = claim_args,
+                      .parse = parse_claim};
+    return run_script_batch(s, &b);
 }
 
 int q_status_claim_active_rated(q_status *s, int64_t event_id, int64_t user_id, const char *token,
@@ -1284,6 +1343,30 @@ int q_status_replace_active(q_status *s, int64_t event_id, int64_t user_id, cons
     return cas(s, k, args);
 }
 
+/* ONE CAS_MANY call for writes [from, from + m): their keys, then each
+ * one's mode, expected and value. */
+static void set_args(q_status *s, const script_batch *b, size_t from, size_t m)
+{
+    const q_active_set *a = (const q_active_set *)b->items + from;
+    args_script(s, SCRIPT_CAS_MANY, m);
+    for (size_t i = 0; i < m; i++)
+        args_add(s, s->prefix, "active:%lld:%lld", (long long)a[i].event_id,
+                 (long long)a[i].user_id);
+    for (size_t i = 0; i < m; i++) {
+        args_put(s, a[i].expected ? "c" : "s");
+        args_put(s, a[i].expected ? a[i].expected : "");
+        args_put(s, a[i].value);
+    }
+}
+
+static int parse_set(const script_batch *b, size_t i, const redisReply *e)
+{
+    q_active_set *a = (q_active_set *)b->items + i;
+    return a->rc = e->type != REDIS_REPLY_INTEGER ? ONS_EREDIS
+                   : e->integer == 1              ? 0
+                                                  : ONS_ECONFLICT;
+}
+
 /* Writes per script call, as claims. */
 #define SETS_PER_CALL 256
 
@@ -1291,42 +1374,13 @@ int q_status_set_active_many(q_status *s, q_active_set *items, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         items[i].rc = ONS_EREDIS;
-    int rc = 0;
-    for (size_t base = 0; base < n; base += SETS_PER_CALL) {
-        size_t m = n - base < SETS_PER_CALL ? n - base : SETS_PER_CALL;
-        q_active_set *a = items + base;
-        if (ensure_conn(s))
-            return ONS_EREDIS;
-        args_script(s, SCRIPT_CAS_MANY, m);
-        for (size_t i = 0; i < m; i++)
-            args_add(s, s->prefix, "active:%lld:%lld", (long long)a[i].event_id,
-                     (long long)a[i].user_id);
-        for (size_t i = 0; i < m; i++) {
-            args_put(s, a[i].expected ? "c" : "s");
-            args_put(s, a[i].expected ? a[i].expected : "");
-            args_put(s, a[i].value);
-        }
-        int ap = args_append(s);
-        if (ap == ONS_ENOMEM)
-            return ONS_EREDIS;
-        redisReply *r = script_reply(s, ap == 0);
-        if (!r)
-            return ONS_EREDIS;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
-            rc = ONS_EREDIS;
-        } else {
-            for (size_t i = 0; i < m; i++) {
-                const redisReply *e = r->element[i];
-                a[i].rc = e->type != REDIS_REPLY_INTEGER ? ONS_EREDIS
-                          : e->integer == 1              ? 0
-                                                         : ONS_ECONFLICT;
-                if (a[i].rc == ONS_EREDIS)
-                    rc = ONS_EREDIS;
-            }
-        }
-        freeReplyObject(r);
-    }
-    return rc;
+    script_batch b = {.what = "set_active",
+                      .items = items,
+                      .n = n,
+                      .per_call = SETS_PER_CALL,
+                      .add_args = set_args,
+                      .parse = parse_set};
+    return run_script_batch(s, &b);
 }
 
 int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id, const char *expected)

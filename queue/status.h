@@ -209,7 +209,9 @@ typedef struct q_active_claim {
  * the first wins and the second sees it. Returns 0, ONS_EINVAL (an item
  * with too many rate keys: nothing sent) or ONS_EREDIS (Redis failed:
  * every item without an answer says ONS_EREDIS; items answered keep their
- * outcome). */
+ * outcome). A claim Redis refuses alone (one of its keys holds another
+ * type) says ONS_EREDIS and wrote nothing, not even its rate charge; the
+ * others in its call go on and say their own outcome. */
 int q_status_claim_active_many(q_status *s, q_active_claim *items, size_t n, int64_t now_ms,
                                int64_t stale_ms);
 
@@ -231,8 +233,9 @@ typedef struct q_active_set {
 } q_active_set;
 /* Writes n active keys in ONE round trip and ONE script call (up to 256
  * keys a call), in order (a later write of a key sees an earlier one's);
- * each item's rc tells its outcome. Returns 0 unless Redis failed
- * (ONS_EREDIS). */
+ * each item's rc tells its outcome (ONS_EREDIS: not answered, the
+ * connection failed; or refused by Redis, and not written). Returns 0
+ * unless Redis failed (ONS_EREDIS). */
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n);
 
 /* Idempotency-Key records. begin: SET idem:<user>:<key> {"h":hash,"s":0} NX

@@ -9,6 +9,7 @@
 
 #include <check.h>
 #include <hiredis.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,22 @@ static void setup(void)
 static void teardown(void)
 {
     q_status_free(st);
+}
+
+/* Runs one command on a connection of its own (keys the store would not
+ * write, such as one of another type); its reply must not be an error. */
+static void redis_raw(const char *fmt, ...)
+{
+    const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
+    redisContext *c = redisConnect(h ? h : "127.0.0.1", p ? atoi(p) : 16379);
+    ck_assert(c && !c->err);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rr = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    ck_assert(rr && rr->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rr);
+    redisFree(c);
 }
 
 START_TEST(publish_then_read)
@@ -159,13 +176,7 @@ START_TEST(publish_nowait_applies_and_reports_errors_late)
     ck_assert_str_eq(json, "{\"a\":1}");
     free(json);
     /* An event key that is not a hash: that pipeline's HSET fails. */
-    const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
-    redisContext *c = redisConnect(h ? h : "127.0.0.1", p ? atoi(p) : 16379);
-    ck_assert(c && !c->err);
-    redisReply *rr = redisCommand(c, "SET %sev:77 notahash EX 60", prefix);
-    ck_assert(rr && rr->type == REDIS_REPLY_STATUS);
-    freeReplyObject(rr);
-    redisFree(c);
+    redis_raw("SET %sev:77 notahash EX 60", prefix);
     q_status_event ev = {.event_id = 77, .available = 1};
     ck_assert_int_eq(q_status_publish_nowait(st, 3, 23, 1.5, NULL, NULL, 0, &ev, 1), 0);
     r.intent_seq = 24;
@@ -333,6 +344,63 @@ START_TEST(active_writes_in_one_call)
 }
 END_TEST
 
+/* A claim Redis refuses (its active or rate key holds another type, or a
+ * rate key no number) fails alone and writes nothing, not even its rate
+ * charge; the claims around it in the same script call are taken and say
+ * so (they were reported failed while their keys stayed written). */
+START_TEST(a_refused_claim_fails_alone)
+{
+    redis_raw("HSET %sactive:31:2 f v", prefix);
+    redis_raw("HSET %srl:join:u:31:4 f v", prefix);
+    redis_raw("SET %srl:join:u:31:5 notanumber", prefix);
+    redis_raw("HSET %sactive:31:6 f v", prefix);
+    q_rate_key rk4[] = {{"rl:join:u:31:4", 60000, 1}}, rk5[] = {{"rl:join:u:31:5", 60000, 1}},
+               rk6[] = {{"rl:join:u:31:6", 60000, 1}};
+    q_active_claim c[] = {
+        {.event_id = 31, .user_id = 1, .token = "pending:5"},
+        {.event_id = 31, .user_id = 2, .token = "pending:5"}, /* a hash */
+        {.event_id = 31, .user_id = 3, .token = "pending:5"},
+        {.event_id = 31, .user_id = 4, .token = "pending:5", .rate_keys = rk4, .nrate = 1},
+        {.event_id = 31, .user_id = 5, .token = "pending:5", .rate_keys = rk5, .nrate = 1},
+        {.event_id = 31, .user_id = 6, .token = "pending:5", .rate_keys = rk6, .nrate = 1},
+        {.event_id = 31, .user_id = 7, .token = "pending:5"},
+    };
+    ck_assert_int_eq(q_status_claim_active_many(st, c, 7, 5, 1000), ONS_EREDIS);
+    const int want[] = {0, ONS_EREDIS, 0, ONS_EREDIS, ONS_EREDIS, ONS_EREDIS, 0};
+    char cur[64];
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(c[i].rc, want[i]);
+        if (want[i] == 0) { /* taken: the key holds the claim */
+            ck_assert_int_eq(
+                q_status_claim_active(st, 31, i + 1, "x", 6, 1000, NULL, cur, sizeof cur),
+                ONS_EEXIST);
+            ck_assert_str_eq(cur, "pending:5");
+        }
+    }
+    /* users 4 and 5: no claim written; user 6: its rate key not charged */
+    ck_assert_int_eq(q_status_claim_active(st, 31, 4, "x", 6, 1000, NULL, NULL, 0), 0);
+    ck_assert_int_eq(q_status_claim_active(st, 31, 5, "x", 6, 1000, NULL, NULL, 0), 0);
+    q_rate_out ro;
+    ck_assert_int_eq(q_status_rate_check(st, rk6, 1, &ro), 0);
+    ck_assert_int_eq(ro.limited, 0);
+    /* The finisher's writes read with one MGET (another type reads as
+     * nothing) and write with one MSET (which overwrites any type): no
+     * item can fail partway. A compare-and-set over a hash finds no claim;
+     * a plain write replaces it. */
+    redis_raw("HSET %sactive:31:8 f v", prefix);
+    q_active_set w[] = {{31, 2, "id-2", "pending:5", -1},
+                        {31, 1, "id-1", "pending:5", -1},
+                        {31, 8, "id-8", NULL, -1}};
+    ck_assert_int_eq(q_status_set_active_many(st, w, 3), 0);
+    ck_assert_int_eq(w[0].rc, ONS_ECONFLICT);
+    ck_assert_int_eq(w[1].rc, 0);
+    ck_assert_int_eq(w[2].rc, 0);
+    ck_assert_int_eq(q_status_claim_active(st, 31, 8, "x", 6, 1000, NULL, cur, sizeof cur),
+                     ONS_EEXIST);
+    ck_assert_str_eq(cur, "id-8");
+}
+END_TEST
+
 /* A sell-out's batch ends batch.sold_out_rejects (8,000) intents at once,
  * more than one script can hand to MGET and DEL (Lua's unpack refuses
  * ~8,000 values): the publish splits the deletes, and every ended fan's
@@ -466,6 +534,7 @@ int main(void)
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"active_writes_in_one_call", active_writes_in_one_call},
+        {"a_refused_claim_fails_alone", a_refused_claim_fails_alone},
         {"sell_out_frees_every_key", a_sell_outs_ended_intents_all_free_their_keys},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
         {"rate_checks_in_one_pipeline", rate_checks_in_one_pipeline},
