@@ -59,6 +59,15 @@ typedef struct arena {
     size_t nchunks, capchunks, used, bytes;
 } arena;
 
+/* Frees an arena's n chunks and their array: a builder's, or the base's
+ * it moved to. */
+static void chunks_free(char **chunks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(chunks[i]);
+    free(chunks);
+}
+
 static char *arena_copy(arena *a, const char *s, size_t n)
 {
     if (!a->nchunks || a->used + n + 1 > CHUNK_BYTES) {
@@ -217,6 +226,22 @@ static int add_pseudo(cat_ix_builder *b, char kind, const char *text, uint32_t *
     return add_term(b, buf, (size_t)n, 0, id);
 }
 
+/* An event's numbers from its row; its strings are the caller's to set
+ * (interned in the base's arena, or copied into a delta record). */
+static cat_ix_ev ev_numbers(const cat_ix_row *r)
+{
+    return (cat_ix_ev){.event_id = r->event_id,
+                       .starts_us = r->starts_us,
+                       .onsale_us = r->onsale_us,
+                       .price_min = r->price_min,
+                       .price_max = r->price_max,
+                       .seq = r->seq,
+                       .lat = r->lat,
+                       .lon = r->lon,
+                       .has_price = (uint8_t) !!r->has_price,
+                       .has_pos = (uint8_t) !!r->has_pos};
+}
+
 static const char *istr(cat_ix_builder *b, const char *s)
 {
     return intern(&b->strs, &b->a, s ? s : "", s ? strlen(s) : 0, NULL);
@@ -229,16 +254,7 @@ int cat_ix_builder_add(cat_ix_builder *b, const cat_ix_row *r)
     bev *e = &b->evs[b->n];
     memset(e, 0, sizeof *e);
     cat_ix_ev *v = &e->ev;
-    *v = (cat_ix_ev){.event_id = r->event_id,
-                     .starts_us = r->starts_us,
-                     .onsale_us = r->onsale_us,
-                     .price_min = r->price_min,
-                     .price_max = r->price_max,
-                     .seq = r->seq,
-                     .lat = r->lat,
-                     .lon = r->lon};
-    v->has_price = (uint8_t) !!r->has_price;
-    v->has_pos = (uint8_t) !!r->has_pos;
+    *v = ev_numbers(r);
     if (!(v->name = istr(b, r->name)) || !(v->category = istr(b, r->category)) ||
         !(v->city_key = istr(b, r->city_key)) || !(v->status = istr(b, r->status)) ||
         !(v->venue_name = istr(b, r->venue_name)) || !(v->city = istr(b, r->city)))
@@ -266,9 +282,7 @@ void cat_ix_builder_free(cat_ix_builder *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->a.nchunks; i++)
-        free(b->a.chunks[i]);
-    free(b->a.chunks);
+    chunks_free(b->a.chunks, b->a.nchunks);
     free(b->strs.slot);
     free(b->strs.id);
     free(b->terms.slot);
@@ -614,9 +628,7 @@ void cat_ix_base_free(cat_ix_base *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->nchunks; i++)
-        free(b->chunks[i]);
-    free(b->chunks);
+    chunks_free(b->chunks, b->nchunks);
     free(b->ev);
     free(b->ids);
     free(b->id_ord);
@@ -824,16 +836,7 @@ static cat_ix_rec *rec_alloc(const cat_ix_row *r, const rec_terms *rt, size_t m,
     rec->weights = (uint8_t *)(rec->terms + m);
     *strs = (char *)(rec->weights + m);
     cat_ix_ev *v = &rec->ev;
-    *v = (cat_ix_ev){.event_id = r->event_id,
-                     .starts_us = r->starts_us,
-                     .onsale_us = r->onsale_us,
-                     .price_min = r->price_min,
-                     .price_max = r->price_max,
-                     .seq = r->seq,
-                     .lat = r->lat,
-                     .lon = r->lon};
-    v->has_price = (uint8_t) !!r->has_price;
-    v->has_pos = (uint8_t) !!r->has_pos;
+    *v = ev_numbers(r);
     v->name = put(strs, r->name);
     v->category = put(strs, r->category);
     v->city_key = put(strs, r->city_key);

@@ -170,6 +170,13 @@ static void offer(search *s, const hit *h)
         s->ntop++;
 }
 
+/* Relevance order, driven in ascending ordinals: the last offer was turned
+ * away at the best rank there is, so no later event can make the page. */
+static int page_complete(const search *s)
+{
+    return s->rejected && s->last_rank >= s->max_rank;
+}
+
 /* ---- filters ------------------------------------------------------------------------ */
 
 static double distance_km(double lat1, double lon1, double lat2, double lon2)
@@ -593,6 +600,39 @@ static uint32_t next_possible(search *s, uint32_t ord)
     return need;
 }
 
+/* The next posting at or after *at in p[0..n), below stop, whose ordinal
+ * the other clauses may hold (galloping past those they cannot), kept in
+ * *at: its ordinal, or UINT32_MAX when none is left. One body for the two
+ * element types, as DEFINE_GALLOP: bare ordinals and (ordinal << 32 |
+ * value bits) pairs. */
+#define DEFINE_NEXT_CANDIDATE(name, type, ord_of, gallop_to)                                       \
+    static uint32_t name(search *s, const type *p, size_t n, size_t *at, uint32_t stop)            \
+    {                                                                                              \
+        while (*at < n) {                                                                          \
+            uint32_t ord = ord_of(p[*at]);                                                         \
+            uint32_t need = ord < stop ? next_possible(s, ord) : UINT32_MAX;                       \
+            if (need == UINT32_MAX)                                                                \
+                return UINT32_MAX;                                                                 \
+            if (need <= ord)                                                                       \
+                return ord;                                                                        \
+            gallop_to(p, n, at, need);                                                             \
+        }                                                                                          \
+        return UINT32_MAX;                                                                         \
+    }
+
+static uint32_t post_ord(uint32_t post)
+{
+    return post;
+}
+
+static uint32_t pair_ord(uint64_t pair)
+{
+    return (uint32_t)(pair >> 32);
+}
+
+DEFINE_NEXT_CANDIDATE(next_post, uint32_t, post_ord, gallop)
+DEFINE_NEXT_CANDIDATE(next_pair, uint64_t, pair_ord, gallop_pairs)
+
 /* Visits the driver's ordinals in [start, stop) from (ordinal << 32 |
  * value bits) pairs, ascending: the last pair of an ordinal holds its best
  * value (values are positive floats, whose bits order as they do). */
@@ -601,24 +641,14 @@ static void drive_pairs(search *s, const uint64_t *p, size_t n, uint32_t start, 
 {
     size_t i = 0;
     gallop_pairs(p, n, &i, start);
-    while (i < n) {
-        uint32_t ord = (uint32_t)(p[i] >> 32);
-        if (ord >= stop)
-            return;
-        uint32_t need = next_possible(s, ord);
-        if (need == UINT32_MAX)
-            return;
-        if (need > ord) {
-            gallop_pairs(p, n, &i, need);
-            continue;
-        }
-        while (i + 1 < n && (uint32_t)(p[i + 1] >> 32) == ord)
+    for (uint32_t ord; (ord = next_pair(s, p, n, &i, stop)) != UINT32_MAX;) {
+        while (i + 1 < n && pair_ord(p[i + 1]) == ord)
             i++;
         uint32_t bits = (uint32_t)p[i++];
         float v;
         memcpy(&v, &bits, sizeof v);
         visit_base(s, ord, v);
-        if (early && s->rejected && s->last_rank >= s->max_rank)
+        if (early && page_complete(s))
             return;
     }
 }
@@ -631,22 +661,12 @@ static void drive_slice(search *s, const clause *d, uint32_t start, uint32_t sto
     const uint32_t *p = s->b->post + off;
     size_t n = s->b->post_off[t + 1] - off, i = 0;
     gallop(p, n, &i, start);
-    while (i < n) {
-        uint32_t ord = p[i];
-        if (ord >= stop)
-            return;
-        uint32_t need = next_possible(s, ord);
-        if (need == UINT32_MAX)
-            return;
-        if (need > ord) {
-            gallop(p, n, &i, need);
-            continue;
-        }
+    for (uint32_t ord; (ord = next_post(s, p, n, &i, stop)) != UINT32_MAX;) {
         float v = term_value(d, 0, s->b->post_w[off + i++]);
         if (v < 0)
             continue;
         visit_base(s, ord, v);
-        if (early && s->rejected && s->last_rank >= s->max_rank)
+        if (early && page_complete(s))
             return;
     }
 }
@@ -684,7 +704,7 @@ static void drive_merge(search *s, const clause *d, int early)
         if (need > ord || v < 0)
             continue;
         visit_base(s, ord, v);
-        if (early && s->rejected && s->last_rank >= s->max_rank)
+        if (early && page_complete(s))
             return;
     }
 }
@@ -741,7 +761,7 @@ static int drive_bitmap(search *s, const clause *d, uint32_t start, uint32_t sto
             if (ord < start || ord >= stop)
                 continue;
             visit_base(s, ord, -1);
-            if (early && s->rejected && s->last_rank >= s->max_rank)
+            if (early && page_complete(s))
                 return 0;
         }
     }
@@ -930,7 +950,7 @@ static void drive_blocks(search *s, int early)
                 if (ord >= n)
                     return;
                 visit_base(s, ord, -1);
-                if (early && s->rejected && s->last_rank >= s->max_rank)
+                if (early && page_complete(s))
                     return;
             }
         }
@@ -996,7 +1016,7 @@ static int walk_names(search *s, struct name_pass *np, int nw, int walker, uint3
         if (!all)
             continue;
         visit_base(s, p[j], -1);
-        if (s->rejected && s->last_rank >= s->max_rank)
+        if (page_complete(s))
             return 1;
     }
     np->at[walker][0] = j;
@@ -1018,7 +1038,7 @@ static int scan_names(search *s, struct name_pass *np, int nw, uint32_t lo)
         bits[0][w] = 0;
         for (; x; x &= x - 1) {
             visit_base(s, lo + w * 64 + (uint32_t)__builtin_ctzll(x), -1);
-            if (s->rejected && s->last_rank >= s->max_rank)
+            if (page_complete(s))
                 return 1;
         }
     }
