@@ -57,13 +57,25 @@ START_TEST(strings_as_jansson)
 }
 END_TEST
 
-/* A byte that does not begin valid UTF-8 (a field cut inside a character)
- * is written as U+FFFD, and the rest goes on. */
+/* Each byte that does not begin valid UTF-8 is written as U+FFFD, and the
+ * rest goes on (jansson refuses these strings: no comparison with it). */
+#define FFFD "\xEF\xBF\xBD"
 START_TEST(invalid_utf8_is_replaced)
 {
-    ons_jw b = {0};
-    ons_jw_str(&b, "ab\xC3");
-    written_is(&b, "\"ab\xEF\xBF\xBD\"");
+    const char *cases[][2] = {
+        {"ab\xC3", "\"ab" FFFD "\""},                        /* cut inside a character */
+        {"a\x80z", "\"a" FFFD "z\""},                        /* a lone continuation byte */
+        {"\xC0\xAF", "\"" FFFD FFFD "\""},                   /* overlong '/' */
+        {"\xE0\x80\xAFz", "\"" FFFD FFFD FFFD "z\""},        /* overlong in three bytes */
+        {"\xED\xA0\x80", "\"" FFFD FFFD FFFD "\""},          /* a surrogate */
+        {"\xF4\x90\x80\x80", "\"" FFFD FFFD FFFD FFFD "\""}, /* above U+10FFFF */
+        {"\xFF\xC3\xA9", "\"" FFFD "\xC3\xA9\""},            /* never valid, then e-acute */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ons_jw b = {0};
+        ons_jw_str(&b, cases[i][0]);
+        written_is(&b, cases[i][1]);
+    }
 }
 END_TEST
 
