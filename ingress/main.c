@@ -35,6 +35,8 @@
 #include <sys/resource.h>
 
 #define OPT(...) ONS_OPT_ROW(ing_opts, __VA_ARGS__)
+/* A shared row (common/opts.h) as a row of this table. */
+#define SHARED_ROW(...) ONS_OPT_TABLE_ROW(ing_opts, __VA_ARGS__)
 
 /* The four ratelimit.<cls>.* rows of rate-limit class c (ingress/ratelimit.h),
  * their defaults given: a sustained rate and a burst, per user and per client
@@ -53,6 +55,8 @@
             1000000, addr_burst,                                                                   \
             cls " requests per client address admitted at once before the rate applies")
 
+/* The shared rows end in their own commas. */
+/* clang-format off */
 const ons_opt ing_opt_table[] = {
     OPT("http.port", ONS_OPT_INT, http_port, 0, 65535, "8080", "HTTP listen port"),
     OPT("http.bind", ONS_OPT_STR, http_bind, 1, 255, "127.0.0.1", "HTTP listen address"),
@@ -118,11 +122,10 @@ const ons_opt ing_opt_table[] = {
     OPT("status.round_max", ONS_OPT_INT, status_round_max, 0, ING_RESULT_ROUND_MAX, "256",
         "polls of processed intents whose result documents share one Redis MGET on the result "
         "reader thread (0: no reader, each poll reads alone on a job thread)"),
-    ONS_OPT_KAFKA_ROWS(ing_opts, kafka_brokers, kafka_topic),
-    Q_KSEC_OPT_ROWS(ing_opts, kafka_security_protocol, kafka_ssl_ca_location),
-    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(
-        ing_opts, kafka_control_topic,
-        "topic of checkouts, payments, cancels and status records (\"\": <kafka.topic>.control)"),
+    ONS_OPT_KAFKA_ROWS(SHARED_ROW, kafka_brokers, kafka_topic)
+    Q_KSEC_OPT_ROWS(SHARED_ROW, kafka_security_protocol, kafka_ssl_ca_location)
+    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(SHARED_ROW, kafka_control_topic,
+        "topic of checkouts, payments, cancels and status records (\"\": <kafka.topic>.control)")
     OPT("kafka.partitions", ONS_OPT_INT, kafka_partitions, 0, 65536, "0",
         "partitions of the topic (0: read from the broker's metadata at start)"),
     OPT("kafka.produce_timeout_ms", ONS_OPT_INT, kafka_produce_timeout_ms, 100, 300000, "5000",
@@ -152,8 +155,8 @@ const ons_opt ing_opt_table[] = {
     OPT("debug.unknown_outcome", ONS_OPT_STR, debug_unknown_outcome, 0, 64, "",
         "test only: successful deliveries of these records (join, checkout) are treated as "
         "possibly persisted"),
-    ONS_OPT_PG_DSN_ROW(ing_opts, pg_dsn, ONS_PG_DSN_LOCAL " connect_timeout=5",
-                       "PostgreSQL connection string"),
+    ONS_OPT_PG_DSN_ROW(SHARED_ROW, pg_dsn, ONS_PG_DSN_LOCAL " connect_timeout=5",
+                       "PostgreSQL connection string")
     OPT("pg.statement_timeout_ms", ONS_OPT_INT, pg_statement_timeout_ms, 0, 600000, "10000",
         "statement_timeout of the job threads' connections"),
     OPT("pg.read_dsn", ONS_OPT_STR, pg_read_dsn, 0, 1024, "",
@@ -163,13 +166,12 @@ const ons_opt ing_opt_table[] = {
     OPT("http.proxy_token", ONS_OPT_STR, http_proxy_token, 0, 255, "",
         "secret the proxy in front sends in X-Onsale-Proxy-Token; when set, the client-address "
         "header (client.addr_header) is believed only on requests carrying it"),
-    ONS_OPT_REDIS_ROWS(ing_opts, redis_host, redis_port, redis_prefix, redis_timeout_ms),
-    ONS_OPT_AUTH_SECRET_ROW(ing_opts, auth_secret,
-                            "HS256 key of the bearer tokens (JWTs); docs/security.md"),
-    ONS_OPT_IDS_SECRET_ROW(
-        ing_opts, ids_secret,
-        "HMAC key of the public ids (intents, reservations, orders); the workers' ids.secret"),
-    ONS_OPT_DEV_MODE_ROW(ing_opts, dev_mode),
+    ONS_OPT_REDIS_ROWS(SHARED_ROW, redis_host, redis_port, redis_prefix, redis_timeout_ms)
+    ONS_OPT_AUTH_SECRET_ROW(SHARED_ROW, auth_secret,
+                            "HS256 key of the bearer tokens (JWTs); docs/security.md")
+    ONS_OPT_IDS_SECRET_ROW(SHARED_ROW, ids_secret,
+        "HMAC key of the public ids (intents, reservations, orders); the workers' ids.secret")
+    ONS_OPT_DEV_MODE_ROW(SHARED_ROW, dev_mode)
     OPT("auth.cache_size", ONS_OPT_INT, auth_cache_size, 0, 10000000, "16384",
         "verified bearer tokens remembered until their exp (0: verify every request)"),
     OPT("status.refresh_ms", ONS_OPT_INT, status_refresh_ms, 5, 10000, "50",
@@ -209,10 +211,9 @@ const ons_opt ing_opt_table[] = {
         "history (GET /v1/admin/history); \"\": none"),
     OPT("ops.prometheus_timeout_ms", ONS_OPT_INT, ops_prometheus_timeout_ms, 100, 30000, "2000",
         "how long one history query may take"),
-    Q_END_GRACE_OPT_ROW(
-        ing_opts, events_end_grace_s,
-        "an event's sale ends this long after its starts_at (same value as the worker's)"),
-    Q_REFUND_CUTOFF_OPT_ROW(ing_opts, tickets_refund_cutoff_s),
+    Q_END_GRACE_OPT_ROW(SHARED_ROW, events_end_grace_s,
+        "an event's sale ends this long after its starts_at (same value as the worker's)")
+    Q_REFUND_CUTOFF_OPT_ROW(SHARED_ROW, tickets_refund_cutoff_s)
     OPT("tickets.secret", ONS_OPT_STR, tickets_secret, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,
         ING_TICKETS_SECRET_DEV,
         "HMAC key from which every ticket's rotating gate code is derived; docs/security.md"),
@@ -262,7 +263,7 @@ const ons_opt ing_opt_table[] = {
         "lexicon words one misspelt word may stand for in the index (the most similar)"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true",
         "log one line per request (at debug level; 5xx at warn)"),
-    ONS_OPT_LOG_LEVEL_ROW(ing_opts, log_level, 16),
+    ONS_OPT_LOG_LEVEL_ROW(SHARED_ROW, log_level, 16)
     OPT("cancel.lookup_timeout_ms", ONS_OPT_INT, cancel_lookup_timeout_ms, 100, 60000, "2000",
         "a cancel of a still-queued intent another node accepted reads its record back from "
         "Kafka for at most this long (then 409 not_cancellable_yet)"),
@@ -306,6 +307,7 @@ const ons_opt ing_opt_table[] = {
     ING_RL_OPT_ROWS("catalog", ING_RL_CATALOG, "600", "100", "6000", "1000"),
     ING_RL_OPT_ROWS("login", ING_RL_LOGIN, "0", "1", "300", "100"),
 };
+/* clang-format on */
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
 
 /* Sets the soft open-file limit to the client cap plus the descriptors

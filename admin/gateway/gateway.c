@@ -29,14 +29,17 @@
 #include <string.h>
 
 #define OPT(...) ONS_OPT_ROW(gw_opts, __VA_ARGS__)
+/* A shared row (common/opts.h) as a row of this table. */
+#define SHARED_ROW(...) ONS_OPT_TABLE_ROW(gw_opts, __VA_ARGS__)
 
+/* The shared rows end in their own commas. */
+/* clang-format off */
 static const ons_opt opt_table[] = {
     OPT("gateway.port", ONS_OPT_INT, port, 0, 65535, "9300", "HTTP listen port"),
     OPT("gateway.bind", ONS_OPT_STR, bind, 1, 255, "127.0.0.1", "HTTP listen address"),
-    ONS_OPT_GATEWAY_KEY_ROW(
-        gw_opts, "gateway.api_key", api_key,
-        "secret API key clients send as Authorization: Bearer <key> (else 401)"),
-    ONS_OPT_DEV_MODE_ROW(gw_opts, dev_mode),
+    ONS_OPT_GATEWAY_KEY_ROW(SHARED_ROW, "gateway.api_key", api_key,
+        "secret API key clients send as Authorization: Bearer <key> (else 401)")
+    ONS_OPT_DEV_MODE_ROW(SHARED_ROW, dev_mode)
     OPT("gateway.max_body", ONS_OPT_INT, max_body, 256, 1048576, "8192",
         "largest accepted request body in bytes (larger: 413)"),
     OPT("gateway.body_read_limit", ONS_OPT_INT, body_read_limit, 256, 16777216, "1048576",
@@ -66,8 +69,9 @@ static const ons_opt opt_table[] = {
     OPT("gateway.seed", ONS_OPT_INT, seed, 0, 9007199254740991LL, "0",
         "seed of the fault dice (same seed and request order: same faults); 0: from the clock"),
     OPT("log.requests", ONS_OPT_BOOL, log_requests, 0, 1, "true", "log one line per request"),
-    ONS_OPT_LOG_LEVEL_ROW(gw_opts, log_level, 16),
+    ONS_OPT_LOG_LEVEL_ROW(SHARED_ROW, log_level, 16)
 };
+/* clang-format on */
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
 static int start(gw_app *app, const gw_faults *f)

@@ -41,6 +41,10 @@
 #define USER_BASE_SPAN 10000000LL /* auto user ids: a fresh block per second */
 
 #define OPT(...) ONS_OPT_ROW(sim_opts, __VA_ARGS__)
+/* A shared row (common/opts.h) as a row of this table. */
+#define SHARED_ROW(...) ONS_OPT_TABLE_ROW(sim_opts, __VA_ARGS__)
+/* The shared rows end in their own commas. */
+/* clang-format off */
 static const ons_opt opt_table[] = {
     OPT("fans", ONS_OPT_INT, fans, 1, 2000000, "1000", "virtual fans"),
     OPT("seats", ONS_OPT_INT, seats, 1, 1000000, "500",
@@ -74,8 +78,8 @@ static const ons_opt opt_table[] = {
         "payment_method sent at checkout (a test card of the gateway simulator)"),
     OPT("gateway_url", ONS_OPT_STR, gateway_url, 0, 300, "http://127.0.0.1:9300",
         "the gateway simulator (http://host:port) whose fault knobs are set once checkout works"),
-    ONS_OPT_GATEWAY_KEY_ROW(sim_opts, "gateway.api_key", gateway_api_key,
-                            "API key of the gateway simulator (used only to set its knobs)"),
+    ONS_OPT_GATEWAY_KEY_ROW(SHARED_ROW, "gateway.api_key", gateway_api_key,
+                            "API key of the gateway simulator (used only to set its knobs)")
     OPT("gateway_decline_rate", ONS_OPT_FRAC, gateway_decline_rate, 0, 1, "0",
         "gateway knob: share of charges declined (0..1; only with checkout)"),
     OPT("gateway_error_rate", ONS_OPT_FRAC, gateway_error_rate, 0, 1, "0",
@@ -112,17 +116,18 @@ static const ons_opt opt_table[] = {
     OPT("audit_wait_s", ONS_OPT_INT, audit_wait_s, 0, 3600, "30",
         "seconds the audit waits for partition owners to apply the Kafka backlog"),
     OPT("progress", ONS_OPT_BOOL, progress, 0, 1, "true", "progress line when stdout is a tty"),
-    ONS_OPT_AUTH_SECRET_ROW(sim_opts, auth_secret,
+    ONS_OPT_AUTH_SECRET_ROW(SHARED_ROW, auth_secret,
                             "HS256 key of the bearer tokens: ingress's auth.secret (mints the "
-                            "fans', seller's and admin's tokens)"),
-    ONS_OPT_DEV_MODE_ROW(sim_opts, dev_mode),
-    ONS_OPT_PG_DSN_ROW(sim_opts, pg_dsn, ONS_PG_DSN_LOCAL " connect_timeout=5",
-                       "PostgreSQL connection string (audit)"),
+                            "fans', seller's and admin's tokens)")
+    ONS_OPT_DEV_MODE_ROW(SHARED_ROW, dev_mode)
+    ONS_OPT_PG_DSN_ROW(SHARED_ROW, pg_dsn, ONS_PG_DSN_LOCAL " connect_timeout=5",
+                       "PostgreSQL connection string (audit)")
     OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 0, 1024, "127.0.0.1:19092",
         "Kafka bootstrap servers (audit; empty skips the Kafka check)"),
-    Q_KSEC_OPT_ROWS(sim_opts, kafka_security_protocol, kafka_ssl_ca_location),
-    ONS_OPT_KAFKA_TOPIC_ROW(sim_opts, kafka_topic, "Kafka topic of intents"),
+    Q_KSEC_OPT_ROWS(SHARED_ROW, kafka_security_protocol, kafka_ssl_ca_location)
+    ONS_OPT_KAFKA_TOPIC_ROW(SHARED_ROW, kafka_topic, "Kafka topic of intents")
 };
+/* clang-format on */
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
 static const ons_cli cli = {

@@ -73,18 +73,21 @@ typedef struct pay_opts {
 } pay_opts;
 
 #define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
+/* A shared row (common/opts.h) as a row of this table. */
+#define SHARED_ROW(...) ONS_OPT_TABLE_ROW(pay_opts, __VA_ARGS__)
+/* The shared rows end in their own commas. */
+/* clang-format off */
 static const ons_opt opt_table[] = {
-    ONS_OPT_KAFKA_BROKERS_ROW(pay_opts, brokers, "bootstrap servers"),
-    Q_KSEC_OPT_ROWS(pay_opts, security_protocol, ssl_ca_location),
-    ONS_OPT_KAFKA_TOPIC_ROW(pay_opts, topic, "the intents topic"),
-    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(
-        pay_opts, control_topic,
-        "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
-    ONS_OPT_PG_DSN_ROW(pay_opts, pg_dsn, ONS_PG_DSN_LOCAL, "PostgreSQL connection string"),
+    ONS_OPT_KAFKA_BROKERS_ROW(SHARED_ROW, brokers, "bootstrap servers")
+    Q_KSEC_OPT_ROWS(SHARED_ROW, security_protocol, ssl_ca_location)
+    ONS_OPT_KAFKA_TOPIC_ROW(SHARED_ROW, topic, "the intents topic")
+    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(SHARED_ROW, control_topic,
+        "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)")
+    ONS_OPT_PG_DSN_ROW(SHARED_ROW, pg_dsn, ONS_PG_DSN_LOCAL, "PostgreSQL connection string")
     OPT("payments.gateway_url", ONS_OPT_STR, gateway_url, 8, 512, "http://127.0.0.1:9300",
         "payment gateway base URL (http only)"),
-    ONS_OPT_GATEWAY_KEY_ROW(pay_opts, "payments.api_key", api_key, "the payment gateway's API key"),
-    ONS_OPT_DEV_MODE_ROW(pay_opts, dev_mode),
+    ONS_OPT_GATEWAY_KEY_ROW(SHARED_ROW, "payments.api_key", api_key, "the payment gateway's API key")
+    ONS_OPT_DEV_MODE_ROW(SHARED_ROW, dev_mode)
     OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
         "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
     OPT("payments.threads", ONS_OPT_INT, threads, 1, 64, "4", "charger threads"),
@@ -109,12 +112,13 @@ static const ons_opt opt_table[] = {
         "how long the breaker stays open before a half-open probe"),
     OPT("payments.produce_timeout_ms", ONS_OPT_INT, produce_timeout_ms, 100, 300000, "10000",
         "longest wait for a payment_result's delivery report"),
-    WK_HTTPD_PORT_ROW(pay_opts, metrics_port, "9102"),
-    ONS_OPT_LOG_LEVEL_ROW(pay_opts, log_level, 8),
+    WK_HTTPD_PORT_ROW(SHARED_ROW, metrics_port, "9102")
+    ONS_OPT_LOG_LEVEL_ROW(SHARED_ROW, log_level, 8)
     OPT("ids.secret", ONS_OPT_STR, ids_secret, 0, ONS_AUTH_SECRET_MAX, "",
         "the workers' ids.secret, only to name each payment attempt's intent (intent_id) in the "
         "log; empty: lines name the order only"),
 };
+/* clang-format on */
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
 /* ---- state ------------------------------------------------------------------ */
