@@ -60,35 +60,47 @@ static void limit_files(long long max_connections, long long reserved)
         ons_log_warn("cannot set the open-file limit to %llu", (unsigned long long)want);
 }
 
+/* 0, or a compile error when ing_app's field is not an ons_counter *. */
+#define IS_COUNTER(field)                                                                          \
+    (0 * sizeof(char[_Generic(((ing_app *)0)->field, ons_counter * : 1, default : -1)]))
+/* A counter of ingress's own: the field of ing_app it is kept in, its name
+ * and help. */
+#define ING_COUNTER(field, name, help)                                                             \
+    {                                                                                              \
+        offsetof(ing_app, field) + IS_COUNTER(field), name, help                                   \
+    }
+static const struct {
+    size_t field;
+    const char *name, *help;
+} ing_counters[] = {
+    ING_COUNTER(produce_errors, "onsale_ingress_produce_errors_total",
+                "Records Kafka did not take."),
+    ING_COUNTER(produced, "onsale_ingress_produced_total", "Records acknowledged by Kafka."),
+    ING_COUNTER(join_claim_rounds, "onsale_ingress_join_claim_rounds_total",
+                "Pipelined Redis round trips of the join claimer."),
+    ING_COUNTER(join_claims, "onsale_ingress_join_claims_total",
+                "Active-key claims sent by the join claimer."),
+    ING_COUNTER(result_rounds, "onsale_ingress_result_rounds_total",
+                "MGETs of the result reader (polls of processed intents)."),
+    ING_COUNTER(result_reads, "onsale_ingress_result_reads_total",
+                "Result documents asked for by the result reader."),
+    ING_COUNTER(checkout_rounds, "onsale_ingress_checkout_rounds_total",
+                "Rounds of the checkout claimer (one PostgreSQL read each)."),
+    ING_COUNTER(checkout_round_items, "onsale_ingress_checkout_round_items_total",
+                "Checkouts taken by the checkout claimer's rounds."),
+    ING_COUNTER(cancelled_requests, "onsale_ingress_cancelled_requests_total",
+                "Requests whose client left before the reply."),
+};
+
 /* The registry and ingress's own counters (the modules add theirs). */
 static int start_metrics(ing_app *app)
 {
     app->metrics = ons_metrics_new();
     if (!app->metrics)
         return ONS_ENOMEM;
-    app->produce_errors = ons_metrics_counter(app->metrics, "onsale_ingress_produce_errors_total",
-                                              "Records Kafka did not take.", "");
-    app->produced = ons_metrics_counter(app->metrics, "onsale_ingress_produced_total",
-                                        "Records acknowledged by Kafka.", "");
-    app->join_claim_rounds =
-        ons_metrics_counter(app->metrics, "onsale_ingress_join_claim_rounds_total",
-                            "Pipelined Redis round trips of the join claimer.", "");
-    app->join_claims = ons_metrics_counter(app->metrics, "onsale_ingress_join_claims_total",
-                                           "Active-key claims sent by the join claimer.", "");
-    app->result_rounds =
-        ons_metrics_counter(app->metrics, "onsale_ingress_result_rounds_total",
-                            "MGETs of the result reader (polls of processed intents).", "");
-    app->result_reads = ons_metrics_counter(app->metrics, "onsale_ingress_result_reads_total",
-                                            "Result documents asked for by the result reader.", "");
-    app->checkout_rounds =
-        ons_metrics_counter(app->metrics, "onsale_ingress_checkout_rounds_total",
-                            "Rounds of the checkout claimer (one PostgreSQL read each).", "");
-    app->checkout_round_items =
-        ons_metrics_counter(app->metrics, "onsale_ingress_checkout_round_items_total",
-                            "Checkouts taken by the checkout claimer's rounds.", "");
-    app->cancelled_requests =
-        ons_metrics_counter(app->metrics, "onsale_ingress_cancelled_requests_total",
-                            "Requests whose client left before the reply.", "");
+    for (size_t i = 0; i < sizeof ing_counters / sizeof *ing_counters; i++)
+        *(ons_counter **)((char *)app + ing_counters[i].field) =
+            ons_metrics_counter(app->metrics, ing_counters[i].name, ing_counters[i].help, "");
     app->inflight = ons_metrics_gauge(app->metrics, "onsale_ingress_produce_inflight",
                                       "Records sent to Kafka and not yet acknowledged.", "");
     return 0;
