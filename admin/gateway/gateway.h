@@ -5,6 +5,7 @@
  * behaves like a Stripe-style card gateway (charges, refunds, idempotency
  * keys, test payment methods, a ledger) and can misbehave on purpose
  * (latency, declines, 5xx, hangs, lost responses). Modules:
+ *   options.def its options, one line each (gw_opts and the table)
  *   gateway.c  options table and main (start, wait for a signal, stop)
  *   server.c   nng HTTP plumbing: routing, auth, body checks, replies,
  *              delayed and dropped replies through the timer thread
