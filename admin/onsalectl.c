@@ -31,41 +31,18 @@
 #define TOKEN_TTL_DEFAULT 3600
 #define TOKEN_TTL_MAX     (366LL * 24 * 3600)
 
+/* The options: a field per line of onsalectl_options.def. */
 typedef struct ctl_opts {
-    char *auth_secret;
-    char *ids_secret;
-    char *pg_dsn;
-    char *kafka_brokers;
-    char *kafka_security_protocol, *kafka_ssl_ca_location;
-    char *kafka_topic;
-    char *kafka_control_topic;
-    long long audit_wait_s;
-    int dev_mode;
+#define X(...) ONS_OPT_FIELD(__VA_ARGS__)
+#include "admin/onsalectl_options.def"
+#undef X
 } ctl_opts;
 
+/* The options (admin/onsalectl_options.def), one row each. */
 static const ons_opt opt_table[] = {
-    {"auth.secret", ONS_OPT_STR, offsetof(ctl_opts, auth_secret), ONS_AUTH_SECRET_MIN,
-     ONS_AUTH_SECRET_MAX, ONS_AUTH_SECRET_DEV,
-     "HS256 key of the bearer tokens: ingress's auth.secret (token)"},
-    {"ids.secret", ONS_OPT_STR, offsetof(ctl_opts, ids_secret), ONS_AUTH_SECRET_MIN,
-     ONS_AUTH_SECRET_MAX, ONS_IDS_SECRET_DEV,
-     "HMAC key of the public ids: ingress's ids.secret (verify-draw, audit of draws)"},
-    {"dev_mode", ONS_OPT_BOOL, offsetof(ctl_opts, dev_mode), 0, 1, "false", ONS_DEV_MODE_HELP},
-    {"pg.dsn", ONS_OPT_STR, offsetof(ctl_opts, pg_dsn), 1, 1024,
-     "host=127.0.0.1 port=15432 dbname=onsale user=postgres connect_timeout=5",
-     "PostgreSQL connection string (audit)"},
-    {"kafka.brokers", ONS_OPT_STR, offsetof(ctl_opts, kafka_brokers), 0, 1024, "127.0.0.1:19092",
-     "Kafka bootstrap servers (audit: applied-offset check; empty skips it)"},
-    {"kafka.security_protocol", ONS_OPT_ENUM, offsetof(ctl_opts, kafka_security_protocol), 0, 0,
-     Q_KSEC_PROTOCOLS, Q_KSEC_PROTOCOL_HELP},
-    {"kafka.ssl_ca_location", ONS_OPT_STR, offsetof(ctl_opts, kafka_ssl_ca_location), 0, 4096, "",
-     Q_KSEC_CA_HELP},
-    {"kafka.topic", ONS_OPT_STR, offsetof(ctl_opts, kafka_topic), 1, 249, "intents",
-     "Kafka topic of intents"},
-    {"kafka.control_topic", ONS_OPT_STR, offsetof(ctl_opts, kafka_control_topic), 0, 249, "",
-     "the control lane (\"\": <kafka.topic>.control); audit checks it is applied too"},
-    {"audit.wait_s", ONS_OPT_INT, offsetof(ctl_opts, audit_wait_s), 0, 3600, "10",
-     "seconds the audit waits for partition owners to apply the Kafka backlog"},
+#define X(...) ONS_OPT_TABLE_ROW(ctl_opts, __VA_ARGS__)
+#include "admin/onsalectl_options.def"
+#undef X
 };
 
 typedef struct ctl {

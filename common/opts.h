@@ -12,6 +12,27 @@
  * command-line flags on top, and --help.
  *
  * Strings are heap copies owned by the struct; ons_opts_free() releases them.
+ *
+ * Each option is declared once: a binary lists its options in its
+ * options.def, one line each,
+ *   X(field, type, "name", min, max, "default", "help")
+ * (the rows several binaries share: the *_ROW(S) macros below, called with
+ * X), and expands that list twice, into the struct's fields and into the
+ * table's rows:
+ *   typedef struct foo_opts {
+ *   #define X(...) ONS_OPT_FIELD(__VA_ARGS__)
+ *   #include "foo/options.def"
+ *   #undef X
+ *   } foo_opts;
+ *   static const ons_opt opt_table[] = {
+ *   #define X(...) ONS_OPT_TABLE_ROW(foo_opts, __VA_ARGS__)
+ *   #include "foo/options.def"
+ *   #undef X
+ *   };
+ * A value held inside a field the struct declares by hand (an array
+ * element, a member of a nested struct) is an X_IN(path, type, ...) line:
+ * a table row only (#define X_IN(...) ONS_OPT_TABLE_ROW(...) for the table,
+ * nothing for the struct). The .def's order is the table's, so --help's.
  */
 #ifndef ONSALE_COMMON_OPTS_H
 #define ONSALE_COMMON_OPTS_H
@@ -38,70 +59,89 @@ typedef struct ons_opt {
 
 #define ONS_OPT_COUNT(table) (sizeof(table) / sizeof((table)[0]))
 
-/* One row of an options table for the options struct T (each binary
- * defines OPT(...) as ONS_OPT_ROW(its struct, ...)). */
+/* The C type of the field that holds an option of type t (ONS_OPT_INT...),
+ * as the loader writes it. */
+#define ONS_OPT_CTYPE(t)           ONS_OPT_CTYPE_##t
+#define ONS_OPT_CTYPE_ONS_OPT_INT  long long
+#define ONS_OPT_CTYPE_ONS_OPT_BOOL int
+#define ONS_OPT_CTYPE_ONS_OPT_STR  char *
+#define ONS_OPT_CTYPE_ONS_OPT_FRAC double
+#define ONS_OPT_CTYPE_ONS_OPT_ENUM char *
+
+/* 0, or a compile error when field of struct T is not of the C type of an
+ * option of type t (a row that would write past or into the wrong field). */
+#define ONS_OPT_TYPE_CHECK(T, field, t)                                                            \
+    (0 * sizeof(char[_Generic(((T *)0)->field, ONS_OPT_CTYPE(t) : 1, default : -1)]))
+
+/* One row of an options table for the options struct T, its field's type
+ * checked against the option's. */
 #define ONS_OPT_ROW(T, name, type, field, min, max, def, help)                                     \
     {                                                                                              \
-        name, type, offsetof(T, field), min, max, def, help                                        \
+        name, type, offsetof(T, field) + ONS_OPT_TYPE_CHECK(T, field, type), min, max, def, help   \
     }
 
-/* Rows that several binaries' tables share, the same in each (field: the
- * member of T that holds the value). */
+/* The two expansions of an options.def line X(field, type, name, min, max,
+ * def, help): a field of the struct, and a row of the table for struct T. */
+#define ONS_OPT_FIELD(field, type, name, min, max, def, help) ONS_OPT_CTYPE(type) field;
+#define ONS_OPT_TABLE_ROW(T, field, type, name, min, max, def, help)                               \
+    ONS_OPT_ROW(T, name, type, field, min, max, def, help),
+
+/* Rows that several binaries' tables share, the same in each, as
+ * options.def lines: X is the .def's X, field the member that holds the
+ * value. */
 /* dev_mode, which ons_opts_check_secrets() reads (ONS_DEV_MODE_HELP:
  * common/auth.h). */
-#define ONS_OPT_DEV_MODE_ROW(T, field)                                                             \
-    ONS_OPT_ROW(T, "dev_mode", ONS_OPT_BOOL, field, 0, 1, "false", ONS_DEV_MODE_HELP)
+#define ONS_OPT_DEV_MODE_ROW(X, field)                                                             \
+    X(field, ONS_OPT_BOOL, "dev_mode", 0, 1, "false", ONS_DEV_MODE_HELP)
 /* log.level, which ons_opts_start() gives ons_log_init(); at most maxlen
  * characters. */
-#define ONS_OPT_LOG_LEVEL_ROW(T, field, maxlen)                                                    \
-    ONS_OPT_ROW(T, "log.level", ONS_OPT_STR, field, 1, maxlen, "info", "debug, info, warn or error")
+#define ONS_OPT_LOG_LEVEL_ROW(X, field, maxlen)                                                    \
+    X(field, ONS_OPT_STR, "log.level", 1, maxlen, "info", "debug, info, warn or error")
 
 /* redis.host, redis.port, redis.prefix and redis.timeout_ms: the Redis a
  * process keeps its status store on (queue/status.h's q_status_opts). */
-#define ONS_OPT_REDIS_ROWS(T, host, port, prefix, timeout_ms)                                      \
-    ONS_OPT_ROW(T, "redis.host", ONS_OPT_STR, host, 1, 255, "127.0.0.1", "Redis host"),            \
-        ONS_OPT_ROW(T, "redis.port", ONS_OPT_INT, port, 1, 65535, "16379", "Redis port"),          \
-        ONS_OPT_ROW(T, "redis.prefix", ONS_OPT_STR, prefix, 0, 64,                                 \
-                    "onsale:", "prefix of every Redis key"),                                       \
-        ONS_OPT_ROW(T, "redis.timeout_ms", ONS_OPT_INT, timeout_ms, 10, 60000, "500",              \
-                    "timeout of one Redis round trip")
+#define ONS_OPT_REDIS_ROWS(X, host, port, prefix, timeout_ms)                                      \
+    X(host, ONS_OPT_STR, "redis.host", 1, 255, "127.0.0.1", "Redis host")                          \
+    X(port, ONS_OPT_INT, "redis.port", 1, 65535, "16379", "Redis port")                            \
+    X(prefix, ONS_OPT_STR, "redis.prefix", 0, 64, "onsale:", "prefix of every Redis key")          \
+    X(timeout_ms, ONS_OPT_INT, "redis.timeout_ms", 10, 60000, "500",                               \
+      "timeout of one Redis round trip")
 /* The keys below are read by several processes that must agree on them (the
  * same cluster, topics, database and keys): each row declares the name, type,
  * range and default once; help, where a row takes it, says what that binary
  * does with the value. */
 /* kafka.brokers and kafka.topic: the cluster and the topic of intents (the
  * control lane's topic is named after it). */
-#define ONS_OPT_KAFKA_BROKERS_ROW(T, field, help)                                                  \
-    ONS_OPT_ROW(T, "kafka.brokers", ONS_OPT_STR, field, 1, 1024, "127.0.0.1:19092", help)
-#define ONS_OPT_KAFKA_TOPIC_ROW(T, field, help)                                                    \
-    ONS_OPT_ROW(T, "kafka.topic", ONS_OPT_STR, field, 1, 249, "intents", help)
-#define ONS_OPT_KAFKA_ROWS(T, brokers, topic)                                                      \
-    ONS_OPT_KAFKA_BROKERS_ROW(T, brokers, "Kafka bootstrap servers"),                              \
-        ONS_OPT_KAFKA_TOPIC_ROW(T, topic, "topic of intents")
+#define ONS_OPT_KAFKA_BROKERS_ROW(X, field, help)                                                  \
+    X(field, ONS_OPT_STR, "kafka.brokers", 1, 1024, "127.0.0.1:19092", help)
+#define ONS_OPT_KAFKA_TOPIC_ROW(X, field, help)                                                    \
+    X(field, ONS_OPT_STR, "kafka.topic", 1, 249, "intents", help)
+#define ONS_OPT_KAFKA_ROWS(X, brokers, topic)                                                      \
+    ONS_OPT_KAFKA_BROKERS_ROW(X, brokers, "Kafka bootstrap servers")                               \
+    ONS_OPT_KAFKA_TOPIC_ROW(X, topic, "topic of intents")
 /* kafka.control_topic: the control lane, co-partitioned with kafka.topic;
  * "" names it <kafka.topic>.control in every process. */
-#define ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(T, field, help)                                            \
-    ONS_OPT_ROW(T, "kafka.control_topic", ONS_OPT_STR, field, 0, 249, "", help)
+#define ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(X, field, help)                                            \
+    X(field, ONS_OPT_STR, "kafka.control_topic", 0, 249, "", help)
 
 /* pg.dsn, a libpq connection string; the local stack's database is
  * ONS_PG_DSN_LOCAL (a default may add connection settings to it). */
-#define ONS_PG_DSN_LOCAL "host=127.0.0.1 port=15432 dbname=onsale user=postgres"
-#define ONS_OPT_PG_DSN_ROW(T, field, def, help)                                                    \
-    ONS_OPT_ROW(T, "pg.dsn", ONS_OPT_STR, field, 1, 1024, def, help)
+#define ONS_PG_DSN_LOCAL                        "host=127.0.0.1 port=15432 dbname=onsale user=postgres"
+#define ONS_OPT_PG_DSN_ROW(X, field, def, help) X(field, ONS_OPT_STR, "pg.dsn", 1, 1024, def, help)
 
 /* auth.secret and ids.secret, with the bounds and public development
  * defaults of common/auth.h (ons_opts_check_secrets refuses those outside
  * dev_mode). */
-#define ONS_OPT_AUTH_SECRET_ROW(T, field, help)                                                    \
-    ONS_OPT_ROW(T, "auth.secret", ONS_OPT_STR, field, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,    \
-                ONS_AUTH_SECRET_DEV, help)
-#define ONS_OPT_IDS_SECRET_ROW(T, field, help)                                                     \
-    ONS_OPT_ROW(T, "ids.secret", ONS_OPT_STR, field, ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,     \
-                ONS_IDS_SECRET_DEV, help)
+#define ONS_OPT_AUTH_SECRET_ROW(X, field, help)                                                    \
+    X(field, ONS_OPT_STR, "auth.secret", ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,                 \
+      ONS_AUTH_SECRET_DEV, help)
+#define ONS_OPT_IDS_SECRET_ROW(X, field, help)                                                     \
+    X(field, ONS_OPT_STR, "ids.secret", ONS_AUTH_SECRET_MIN, ONS_AUTH_SECRET_MAX,                  \
+      ONS_IDS_SECRET_DEV, help)
 /* The payment gateway's API key, under the name the binary gives it
  * (gateway.api_key, payments.api_key: common/auth.h). */
-#define ONS_OPT_GATEWAY_KEY_ROW(T, name, field, help)                                              \
-    ONS_OPT_ROW(T, name, ONS_OPT_STR, field, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV, help)
+#define ONS_OPT_GATEWAY_KEY_ROW(X, name, field, help)                                              \
+    X(field, ONS_OPT_STR, name, ONS_GATEWAY_KEY_MIN, 255, ONS_GATEWAY_KEY_DEV, help)
 
 /* Fills dst from defaults, then file (may be NULL: then ONSALE_CONFIG names
  * it, if set), then the environment. Returns 0, ONS_EINVAL (bad value; errbuf

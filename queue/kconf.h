@@ -35,13 +35,13 @@ typedef struct q_ksec {
     "PEM file of the CA that signed the brokers' certificates (kafka.security_protocol=ssl; "      \
     "\"\": the system's CA store)"
 
-/* The kafka.security_protocol and kafka.ssl_ca_location rows of an options
- * table (common/opts.h) whose struct T holds them in protocol and ca: what
- * a q_ksec is made of. */
-#define Q_KSEC_OPT_ROWS(T, protocol, ca)                                                           \
-    ONS_OPT_ROW(T, "kafka.security_protocol", ONS_OPT_ENUM, protocol, 0, 0, Q_KSEC_PROTOCOLS,      \
-                Q_KSEC_PROTOCOL_HELP),                                                             \
-        ONS_OPT_ROW(T, "kafka.ssl_ca_location", ONS_OPT_STR, ca, 0, 4096, "", Q_KSEC_CA_HELP)
+/* The kafka.security_protocol and kafka.ssl_ca_location lines of an
+ * options.def (common/opts.h: X is the .def's X) whose struct holds them in
+ * protocol and ca: what a q_ksec is made of. */
+#define Q_KSEC_OPT_ROWS(X, protocol, ca)                                                           \
+    X(protocol, ONS_OPT_ENUM, "kafka.security_protocol", 0, 0, Q_KSEC_PROTOCOLS,                   \
+      Q_KSEC_PROTOCOL_HELP)                                                                        \
+    X(ca, ONS_OPT_STR, "kafka.ssl_ca_location", 0, 4096, "", Q_KSEC_CA_HELP)
 
 /* Sets s's security.protocol (and with ssl: ssl.ca.location, and broker
  * host name verification, ssl.endpoint.identification.algorithm=https) on

@@ -40,13 +40,12 @@
 /* events.end_grace_s and tickets.refund_cutoff_s: rules of the sale that
  * ingress (its answers and refusals) and the worker (status ended, refunds)
  * both apply, so both read the same keys with the same range and default
- * (rows of an options table for the struct T, common/opts.h). */
-#define Q_END_GRACE_OPT_ROW(T, field, help)                                                        \
-    ONS_OPT_ROW(T, "events.end_grace_s", ONS_OPT_INT, field, 0, 7 * 86400, "21600", help)
-#define Q_REFUND_CUTOFF_OPT_ROW(T, field)                                                          \
-    ONS_OPT_ROW(T, "tickets.refund_cutoff_s", ONS_OPT_INT, field, 0, 365 * 86400, "86400",         \
-                "a fan may cancel (and be refunded for) a ticket until this long before "          \
-                "starts_at")
+ * (lines of an options.def, common/opts.h: X is the .def's X). */
+#define Q_END_GRACE_OPT_ROW(X, field, help)                                                        \
+    X(field, ONS_OPT_INT, "events.end_grace_s", 0, 7 * 86400, "21600", help)
+#define Q_REFUND_CUTOFF_OPT_ROW(X, field)                                                          \
+    X(field, ONS_OPT_INT, "tickets.refund_cutoff_s", 0, 365 * 86400, "86400",                      \
+      "a fan may cancel (and be refunded for) a ticket until this long before starts_at")
 
 static inline int64_t q_seq_make(int32_t partition, int64_t offset)
 {

@@ -13,11 +13,12 @@
 
 typedef struct wk_httpd wk_httpd;
 
-/* The metrics.port row of an options table (common/opts.h) whose struct T
- * holds the port in field, def its default: wk_httpd_start's port. */
-#define WK_HTTPD_PORT_ROW(T, field, def)                                                           \
-    ONS_OPT_ROW(T, "metrics.port", ONS_OPT_INT, field, 0, 65535, def,                              \
-                "GET /metrics and /healthz on 127.0.0.1 (0 = off)")
+/* The metrics.port line of an options.def (common/opts.h: X is the .def's
+ * X) whose struct holds the port in field, def its default:
+ * wk_httpd_start's port. */
+#define WK_HTTPD_PORT_ROW(X, field, def)                                                           \
+    X(field, ONS_OPT_INT, "metrics.port", 0, 65535, def,                                           \
+      "GET /metrics and /healthz on 127.0.0.1 (0 = off)")
 
 /* Starts serving on 127.0.0.1:port. *out is owned by the caller
  * (wk_httpd_stop). Returns 0 or ONS_EIO (could not listen). */

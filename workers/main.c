@@ -51,95 +51,18 @@
 
 /* ---- options ------------------------------------------------------------------ */
 
+/* The options: a field per line of options.def. */
 typedef struct wk_opts {
-    char *brokers, *topic, *control_topic, *group;
-    char *security_protocol, *ssl_ca_location;
-    long long session_timeout_ms;
-    char *pg_dsn;
-    char *redis_host;
-    long long redis_port;
-    char *redis_prefix;
-    long long redis_timeout_ms, result_ttl_s, redis_resync_window_ms;
-    char *ids_secret;
-    int dev_mode;
-    long long batch_max_messages, batch_max_ms, hold_check_ms, eta_window_batches;
-    long long sold_out_rejects;
-    long long metrics_port;
-    char *worker_id, *log_level;
-    int skip_epoch_check, no_tombstones;
-    long long commit_delay_ms, hold_seconds_override;
-    long long paying_grace_s;
-    long long end_grace_s, refund_cutoff_s;
-    long long draw_close_ms;
-    long long clock_max_ahead_ms;
-    int log_intents;
+#define X(...) ONS_OPT_FIELD(__VA_ARGS__)
+#include "workers/options.def"
+#undef X
 } wk_opts;
 
-#define OPT(...) ONS_OPT_ROW(wk_opts, __VA_ARGS__)
+/* The options (workers/options.def), one row each. */
 static const ons_opt opt_table[] = {
-    ONS_OPT_KAFKA_ROWS(wk_opts, brokers, topic),
-    Q_KSEC_OPT_ROWS(wk_opts, security_protocol, ssl_ca_location),
-    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(
-        wk_opts, control_topic,
-        "the control lane, co-partitioned with kafka.topic (\"\": <kafka.topic>.control)"),
-    OPT("kafka.group", ONS_OPT_STR, group, 1, 255, "onsale-workers", "consumer group"),
-    OPT("kafka.session_timeout_ms", ONS_OPT_INT, session_timeout_ms, 6000, 300000, "10000",
-        "group session timeout: how soon a dead worker's partitions move"),
-    ONS_OPT_PG_DSN_ROW(wk_opts, pg_dsn, ONS_PG_DSN_LOCAL, "PostgreSQL connection string"),
-    ONS_OPT_REDIS_ROWS(wk_opts, redis_host, redis_port, redis_prefix, redis_timeout_ms),
-    OPT("redis.result_ttl", ONS_OPT_INT, result_ttl_s, 60, 30 * 86400, "86400",
-        "TTL of intent results in Redis, seconds"),
-    OPT("redis.resync_window_ms", ONS_OPT_INT, redis_resync_window_ms, 0, 600000, "5000",
-        "after a failed projection, the results written this long before Redis last took one "
-        "(and all since) are deleted, so polls read them from PostgreSQL (appendfsync everysec "
-        "loses up to about 2 s)"),
-    ONS_OPT_IDS_SECRET_ROW(wk_opts, ids_secret,
-                           "HMAC key of the public ids (ingress's ids.secret); docs/security.md"),
-    ONS_OPT_DEV_MODE_ROW(wk_opts, dev_mode),
-    OPT("batch.max_messages", ONS_OPT_INT, batch_max_messages, 1, 100000, "8000",
-        "most records applied per batch (one transaction per partition; a control record "
-        "waits for at most the batch in progress: bench/NOTES.md)"),
-    OPT("batch.sold_out_rejects", ONS_OPT_INT, sold_out_rejects, 0, 10000000, "8000",
-        "when an event sells out, its waiting fans are rejected at most this many a batch (the "
-        "rest in the batches right after), so the last sale commits without them; 0: all in "
-        "that batch"),
-    OPT("batch.max_ms", ONS_OPT_INT, batch_max_ms, 0, 10000, "20",
-        "longest a batch collects records after its first one"),
-    OPT("hold.paying_grace_s", ONS_OPT_INT, paying_grace_s, 0, 3600, "120",
-        "a paying reservation's hold lasts this much longer, so a charge in flight is not cut "
-        "short (docs/checkout.md)"),
-    Q_END_GRACE_OPT_ROW(
-        wk_opts, end_grace_s,
-        "an event's sale ends (status ended) this long after its starts_at (docs/checkout.md)"),
-    Q_REFUND_CUTOFF_OPT_ROW(wk_opts, refund_cutoff_s),
-    OPT("draw.close_ms", ONS_OPT_INT, draw_close_ms, 0, 600000, "6000",
-        "a pre-queue's draw is made this long after onsale_at, so every pre-queued join is in "
-        "the log (keep above ingress's kafka.produce_timeout_ms); docs/fairness.md"),
-    OPT("clock.max_ahead_ms", ONS_OPT_INT, clock_max_ahead_ms, 0, 60000, "2000",
-        "a record's send time is believed up to this far past the batch's clock; further "
-        "ahead the sender's clock is off and the owner's counts (sale opening)"),
-    OPT("hold.check_ms", ONS_OPT_INT, hold_check_ms, 10, 60000, "250",
-        "how often an idle worker checks for expired holds"),
-    OPT("eta.window_batches", ONS_OPT_INT, eta_window_batches, 1, 100000, "16",
-        "the drain published with each cursor for the ETA (a batch's time: a cost per batch "
-        "plus one per record) is fitted over the recent batches, each earlier batch weighing "
-        "half as much per this many batches since (docs/fairness.md)"),
-    WK_HTTPD_PORT_ROW(wk_opts, metrics_port, "9101"),
-    OPT("worker.id", ONS_OPT_STR, worker_id, 0, 128, "",
-        "name recorded as partition owner (default host-pid)"),
-    ONS_OPT_LOG_LEVEL_ROW(wk_opts, log_level, 8),
-    OPT("log.intents", ONS_OPT_BOOL, log_intents, 0, 1, "false",
-        "log each applied record and each committed intent and order at info with its intent_id "
-        "(and the request_id of the record's header): the intent's trail across processes"),
-    OPT("debug.skip_epoch_check", ONS_OPT_BOOL, skip_epoch_check, 0, 1, "false",
-        "DEBUG ONLY: commit without the epoch fence (the fencing control test)"),
-    OPT("debug.no_tombstones", ONS_OPT_BOOL, no_tombstones, 0, 1, "false",
-        "DEBUG ONLY: forget a cancel that arrives ahead of its intent (the control-lane control "
-        "test: the intent then takes seats)"),
-    OPT("debug.commit_delay_ms", ONS_OPT_INT, commit_delay_ms, 0, 600000, "0",
-        "DEBUG ONLY: sleep between applying a batch and writing it (race tests)"),
-    OPT("debug.hold_seconds_override", ONS_OPT_INT, hold_seconds_override, 0, 3600, "0",
-        "DEBUG ONLY: holds last this many seconds instead of the event's window"),
+#define X(...) ONS_OPT_TABLE_ROW(wk_opts, __VA_ARGS__)
+#include "workers/options.def"
+#undef X
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 

@@ -5,6 +5,7 @@
  * behaves like a Stripe-style card gateway (charges, refunds, idempotency
  * keys, test payment methods, a ledger) and can misbehave on purpose
  * (latency, declines, 5xx, hangs, lost responses). Modules:
+ *   options.def its options, one line each (gw_opts and the table)
  *   gateway.c  options table and main (start, wait for a signal, stop)
  *   server.c   nng HTTP plumbing: routing, auth, body checks, replies,
  *              delayed and dropped replies through the timer thread
@@ -25,6 +26,7 @@
 #include "admin/gateway/timer.h"
 #include "common/httpd.h"
 #include "common/metrics.h"
+#include "common/opts.h"
 
 #include <jansson.h>
 #include <nng/nng.h>
@@ -33,20 +35,15 @@
 
 #define GW_KEY_MAX 255 /* Idempotency-Key length */
 
+/* The options: a field per line of options.def; the fault knobs' lines
+ * fill faults. */
 typedef struct gw_opts {
-    long long port;
-    char *bind;
-    char *api_key;
-    int dev_mode;
-    long long max_body;
-    long long body_read_limit;
-    long long max_records;
-    long long max_pending;
-    long long max_amount_cents;
+#define X(...)    ONS_OPT_FIELD(__VA_ARGS__)
+#define X_IN(...) /* in faults */
+#include "admin/gateway/options.def"
+#undef X
+#undef X_IN
     gw_faults faults; /* the fault knobs' starting values (POST /v1/_faults changes them) */
-    long long seed;
-    int log_requests;
-    char *log_level;
 } gw_opts;
 
 typedef struct gw_server gw_server;
@@ -98,7 +95,7 @@ struct gw_req {
     char rid[24];      /* Request-Id */
     char idem[GW_KEY_MAX + 1];
     char allow[64]; /* a 405's methods, sent as Allow (RFC 9110 15.5.6), else "" */
-    json_t *body; /* GW_BODY routes: the parsed object, owned */
+    json_t *body;   /* GW_BODY routes: the parsed object, owned */
     int64_t t0_ns;
     /* The handler's state across a deferral; freed with the request. */
     void *ctx;

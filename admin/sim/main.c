@@ -4,7 +4,7 @@
  *
  *   onsale-sim --fans 20000 --seats 5000 [--scenario FILE] [--key value ...]
  *
- * Options come from the table below: defaults, then the scenario file
+ * Options come from options.def: defaults, then the scenario file
  * (--scenario FILE: "key = value" lines, or ONSALE_CONFIG), then ONSALE_<KEY>
  * environment variables, then command-line flags (--burst-fraction 0.5 sets
  * burst_fraction). Without --event the simulator creates a venue and an
@@ -40,88 +40,11 @@
 #define MAX_RESPONSE   (1 << 20)
 #define USER_BASE_SPAN 10000000LL /* auto user ids: a fresh block per second */
 
-#define OPT(...) ONS_OPT_ROW(sim_opts, __VA_ARGS__)
+/* The options (admin/sim/options.def), one row each. */
 static const ons_opt opt_table[] = {
-    OPT("fans", ONS_OPT_INT, fans, 1, 2000000, "1000", "virtual fans"),
-    OPT("seats", ONS_OPT_INT, seats, 1, 1000000, "500",
-        "seats of the event the simulator creates (ignored with --event)"),
-    OPT("ingress", ONS_OPT_STR, ingress, 8, 300, "http://127.0.0.1:8080",
-        "base URL of an ingress node (http://host:port)"),
-    OPT("event", ONS_OPT_INT, event, 0, INT64_MAX, "0",
-        "sell this existing event; 0 creates a venue and an event of --seats seats"),
-    OPT("connections", ONS_OPT_INT, connections, 1, 4096, "64",
-        "keep-alive HTTP/1.1 connections the fans share"),
-    OPT("burst_fraction", ONS_OPT_FRAC, burst_fraction, 0, 1, "0.7",
-        "share of fans arriving in the on-sale burst (0..1)"),
-    OPT("burst_ms", ONS_OPT_INT, burst_ms, 0, 3600000, "2000",
-        "length of the burst: its fans arrive uniformly within it"),
-    OPT("tail_seconds", ONS_OPT_INT, tail_seconds, 0, 3600, "10",
-        "the other fans arrive as a Poisson process over this long after the burst"),
-    OPT("max_quantity", ONS_OPT_INT, max_quantity, 1, Q_MAX_SEATS, "4",
-        "each fan asks for 1..max_quantity seats (uniform)"),
-    OPT("non_adjacent_prob", ONS_OPT_FRAC, non_adjacent_prob, 0, 1, "0.1",
-        "share of fans accepting non-adjacent seats (0..1)"),
-    OPT("checkout_prob", ONS_OPT_FRAC, checkout_prob, 0, 1, "0.8",
-        "probability a fan with a reservation checks out (0..1; skipped while checkout is not "
-        "available)"),
-    OPT("abandon_prob", ONS_OPT_FRAC, abandon_prob, 0, 1, "0.2",
-        "probability a fan not checking out abandons the hold (0..1)"),
-    OPT("abandon_mode", ONS_OPT_STR, abandon_mode, 6, 6, "delete",
-        "how holds are abandoned: delete (DELETE the reservation) or expire (let it lapse)"),
-    OPT("hold_seconds", ONS_OPT_INT, hold_seconds, 60, 3600, "900",
-        "hold window of the event the simulator creates"),
-    OPT("payment_method", ONS_OPT_STR, payment_method, 1, 128, "pm_card_visa",
-        "payment_method sent at checkout (a test card of the gateway simulator)"),
-    OPT("gateway_url", ONS_OPT_STR, gateway_url, 0, 300, "http://127.0.0.1:9300",
-        "the gateway simulator (http://host:port) whose fault knobs are set once checkout works"),
-    ONS_OPT_GATEWAY_KEY_ROW(sim_opts, "gateway.api_key", gateway_api_key,
-                            "API key of the gateway simulator (used only to set its knobs)"),
-    OPT("gateway_decline_rate", ONS_OPT_FRAC, gateway_decline_rate, 0, 1, "0",
-        "gateway knob: share of charges declined (0..1; only with checkout)"),
-    OPT("gateway_error_rate", ONS_OPT_FRAC, gateway_error_rate, 0, 1, "0",
-        "gateway knob: share of charges answered 500/503 (0..1; only with checkout)"),
-    OPT("gateway_lost_response_rate", ONS_OPT_FRAC, gateway_lost_response_rate, 0, 1, "0",
-        "gateway knob: share of charges made whose answer is lost (0..1; only with checkout)"),
-    OPT("gateway_latency_ms", ONS_OPT_INT, gateway_latency_ms, 0, 600000, "0",
-        "gateway knob: latency added to each charge (only with checkout)"),
-    OPT("max_seconds", ONS_OPT_INT, max_seconds, 1, 86400, "600",
-        "stop the run after this long whatever the fans are doing"),
-    OPT("settle_ms", ONS_OPT_INT, settle_ms, 100, 600000, "3000",
-        "stop once every remaining fan has been waiting with no change for this long"),
-    OPT("request_timeout_ms", ONS_OPT_INT, request_timeout_ms, 100, 600000, "30000",
-        "timeout of one HTTP request"),
-    OPT("max_retries", ONS_OPT_INT, max_retries, 0, 1000, "20",
-        "retries per fan after 429/503 or transport errors"),
-    OPT("pow_difficulty", ONS_OPT_INT, pow_difficulty, 0, 32, "0",
-        "the created event's proof-of-work difficulty (leading zero bits); fans fetch and solve "
-        "a challenge before joining whenever the event asks for one"),
-    OPT("event_view_ms", ONS_OPT_INT, event_view_ms, 0, 600000, "5000",
-        "each fan's page fetches GET /v1/events/{id} on arrival and this long after each answer "
-        "until the fan is done, as web/fan.js does (0: never)"),
-    OPT("seed", ONS_OPT_INT, seed, 0, INT64_MAX, "0", "random seed; 0 picks one from the clock"),
-    OPT("user_base", ONS_OPT_INT, user_base, 0, INT64_MAX / 2, "0",
-        "first fan user id; 0 picks a fresh block from the clock"),
-    OPT("json", ONS_OPT_STR, json, 0, 4096, "", "write the report as JSON to this file"),
-    OPT("svg", ONS_OPT_STR, svg, 0, 4096, "", "write the chart over time as SVG to this file"),
-    OPT("log", ONS_OPT_STR, log, 0, 4096, "",
-        "write one line per answer (fan, intent_id, t_ms, state, position) to this file"),
-    OPT("eta_log", ONS_OPT_STR, eta_log, 0, 4096, "",
-        "write one line per fan whose first ETA was measured (ms since the first join it was "
-        "shown, position, eta_ms, the wait, the signed error) to this file"),
-    OPT("audit", ONS_OPT_BOOL, audit, 0, 1, "true", "run the invariant audit at the end"),
-    OPT("audit_wait_s", ONS_OPT_INT, audit_wait_s, 0, 3600, "30",
-        "seconds the audit waits for partition owners to apply the Kafka backlog"),
-    OPT("progress", ONS_OPT_BOOL, progress, 0, 1, "true", "progress line when stdout is a tty"),
-    ONS_OPT_AUTH_SECRET_ROW(sim_opts, auth_secret,
-                            "HS256 key of the bearer tokens: ingress's auth.secret (mints the "
-                            "fans', seller's and admin's tokens)"),
-    ONS_OPT_DEV_MODE_ROW(sim_opts, dev_mode),
-    ONS_OPT_PG_DSN_ROW(sim_opts, pg_dsn, ONS_PG_DSN_LOCAL " connect_timeout=5",
-                       "PostgreSQL connection string (audit)"),
-    OPT("kafka.brokers", ONS_OPT_STR, kafka_brokers, 0, 1024, "127.0.0.1:19092",
-        "Kafka bootstrap servers (audit; empty skips the Kafka check)"),
-    Q_KSEC_OPT_ROWS(sim_opts, kafka_security_protocol, kafka_ssl_ca_location),
-    ONS_OPT_KAFKA_TOPIC_ROW(sim_opts, kafka_topic, "Kafka topic of intents"),
+#define X(...) ONS_OPT_TABLE_ROW(sim_opts, __VA_ARGS__)
+#include "admin/sim/options.def"
+#undef X
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 

@@ -12,6 +12,8 @@
 #include "admin/audit.h"
 #include "common/heap.h"
 #include "common/httpc.h"
+#include "common/opts.h"
+#include "queue/kconf.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -19,26 +21,13 @@
 #define SIM_MAX_CODES   24 /* distinct refusal codes counted */
 #define SIM_MAX_SAMPLES (4 * 1000 * 1000)
 
-/* Options (common/opts.h table in main.c; fractions are ONS_OPT_FRAC, read
- * and range-checked by the table). */
+/* Options: a field per line of options.def (common/opts.h; fractions are
+ * ONS_OPT_FRAC, read and range-checked by the table), then what main.c
+ * parses from them. */
 typedef struct sim_opts {
-    long long fans, seats, event, connections;
-    char *ingress;
-    double burst_fraction, checkout_prob, abandon_prob, non_adjacent_prob;
-    double gateway_decline_rate, gateway_error_rate, gateway_lost_response_rate;
-    char *gateway_url, *gateway_api_key;
-    long long burst_ms, tail_seconds, max_quantity, hold_seconds, max_seconds, settle_ms;
-    long long seed, user_base, request_timeout_ms, max_retries, gateway_latency_ms;
-    long long event_view_ms;  /* the fan page's event refresh; 0: no event views */
-    long long pow_difficulty; /* the created event's proof of work (0: none) */
-    char *abandon_mode;       /* "delete" | "expire" */
-    char *json, *svg, *log;
-    char *eta_log; /* one line per fan whose first ETA was measured */
-    char *payment_method;
-    int audit, progress, dev_mode;
-    long long audit_wait_s;
-    char *auth_secret, *pg_dsn, *kafka_brokers, *kafka_topic;
-    char *kafka_security_protocol, *kafka_ssl_ca_location;
+#define X(...) ONS_OPT_FIELD(__VA_ARGS__)
+#include "admin/sim/options.def"
+#undef X
     /* parsed */
     char host[256];
     int port;

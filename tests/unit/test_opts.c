@@ -1,5 +1,6 @@
 /* test_opts.c - option tables: defaults, config file, environment, ranges,
  * command-line flags. */
+#include "common/auth.h"
 #include "common/err.h"
 #include "common/opts.h"
 
@@ -443,6 +444,68 @@ START_TEST(enum_default_choices_and_error)
 }
 END_TEST
 
+/* A struct and its table, both from the lines of test_opts.def. */
+typedef struct def_cfg {
+#define X(...)    ONS_OPT_FIELD(__VA_ARGS__)
+#define X_IN(...) /* limits[], below */
+#include "tests/unit/test_opts.def"
+#undef X
+#undef X_IN
+    long long limits[3];
+} def_cfg;
+
+static const ons_opt def_table[] = {
+#define X(...)    ONS_OPT_TABLE_ROW(def_cfg, __VA_ARGS__)
+#define X_IN(...) ONS_OPT_TABLE_ROW(def_cfg, __VA_ARGS__)
+#include "tests/unit/test_opts.def"
+#undef X
+#undef X_IN
+};
+
+/* The C type the loader writes, as a name. */
+#define CTYPE_NAME(e)                                                                              \
+    _Generic((e), long long: "long long", int: "int", char *: "char *", double: "double",        \
+             default: "other")
+
+START_TEST(declared_once_makes_fields_and_rows)
+{
+    clear_env();
+    unsetenv("ONSALE_LIMIT_B");
+    def_cfg c = {0};
+    ck_assert_str_eq(CTYPE_NAME(c.port), "long long");
+    ck_assert_str_eq(CTYPE_NAME(c.name), "char *");
+    ck_assert_str_eq(CTYPE_NAME(c.share), "double");
+    ck_assert_str_eq(CTYPE_NAME(c.dev_mode), "int");
+    ck_assert_str_eq(CTYPE_NAME(c.brokers), "char *");
+    ck_assert_str_eq(CTYPE_NAME(c.level), "char *");
+
+    /* One row per line, in the .def's order, shared rows included. */
+    static const char *names[] = {"http.port",     "name",        "share",   "dev_mode",
+                                  "kafka.brokers", "kafka.topic", "limit.b", "level"};
+    size_t n = ONS_OPT_COUNT(def_table);
+    ck_assert_uint_eq(n, sizeof names / sizeof *names);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(def_table[i].name, names[i]);
+    ck_assert_uint_eq(def_table[6].offset, offsetof(def_cfg, limits[1]));
+
+    char err[256] = "";
+    setenv("ONSALE_LIMIT_B", "3", 1);
+    ck_assert_int_eq(ons_opts_load(def_table, n, &c, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(c.port, 8080);
+    ck_assert_str_eq(c.name, "onsale");
+    ck_assert(c.share == 0.25);
+    ck_assert_int_eq(c.dev_mode, 0);
+    ck_assert_str_eq(c.brokers, "127.0.0.1:19092");
+    ck_assert_str_eq(c.topic, "intents");
+    ck_assert_int_eq(c.limits[0], 0);
+    ck_assert_int_eq(c.limits[1], 3);
+    ck_assert_int_eq(c.limits[2], 0);
+    ck_assert_str_eq(c.level, "low");
+    ons_opts_free(def_table, n, &c);
+    unsetenv("ONSALE_LIMIT_B");
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -462,6 +525,7 @@ int main(void)
         {"start_loads_checks_and_frees_on_refusal", start_loads_checks_and_frees_on_refusal},
         {"start_validates_before_the_secrets", start_validates_before_the_secrets},
         {"enum_default_choices_and_error", enum_default_choices_and_error},
+        {"declared_once_makes_fields_and_rows", declared_once_makes_fields_and_rows},
     };
     return ons_check_run("opts", cases, sizeof cases / sizeof *cases, 60);
 }

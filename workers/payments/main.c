@@ -60,60 +60,18 @@
 
 /* ---- options ------------------------------------------------------------------ */
 
+/* The options: a field per line of options.def. */
 typedef struct pay_opts {
-    char *brokers, *topic, *control_topic, *pg_dsn;
-    char *security_protocol, *ssl_ca_location;
-    char *gateway_url, *api_key, *key_prefix;
-    long long threads, batch, concurrency, poll_ms, lease_ms, timeout_ms;
-    long long backoff_base_ms, backoff_max_ms;
-    long long breaker_failures, breaker_open_ms;
-    long long produce_timeout_ms, metrics_port;
-    char *log_level, *ids_secret;
-    int dev_mode;
+#define X(...) ONS_OPT_FIELD(__VA_ARGS__)
+#include "workers/payments/options.def"
+#undef X
 } pay_opts;
 
-#define OPT(...) ONS_OPT_ROW(pay_opts, __VA_ARGS__)
+/* The options (workers/payments/options.def), one row each. */
 static const ons_opt opt_table[] = {
-    ONS_OPT_KAFKA_BROKERS_ROW(pay_opts, brokers, "bootstrap servers"),
-    Q_KSEC_OPT_ROWS(pay_opts, security_protocol, ssl_ca_location),
-    ONS_OPT_KAFKA_TOPIC_ROW(pay_opts, topic, "the intents topic"),
-    ONS_OPT_KAFKA_CONTROL_TOPIC_ROW(
-        pay_opts, control_topic,
-        "where payment results go (\"\": <kafka.topic>.control; docs/pipeline.md)"),
-    ONS_OPT_PG_DSN_ROW(pay_opts, pg_dsn, ONS_PG_DSN_LOCAL, "PostgreSQL connection string"),
-    OPT("payments.gateway_url", ONS_OPT_STR, gateway_url, 8, 512, "http://127.0.0.1:9300",
-        "payment gateway base URL (http only)"),
-    ONS_OPT_GATEWAY_KEY_ROW(pay_opts, "payments.api_key", api_key, "the payment gateway's API key"),
-    ONS_OPT_DEV_MODE_ROW(pay_opts, dev_mode),
-    OPT("payments.key_prefix", ONS_OPT_STR, key_prefix, 0, 64, "onsale-",
-        "prefix of every gateway Idempotency-Key (one per deployment sharing a gateway)"),
-    OPT("payments.threads", ONS_OPT_INT, threads, 1, 64, "4", "charger threads"),
-    OPT("payments.batch", ONS_OPT_INT, batch, 1, 1000, "64",
-        "outbox rows claimed at once (one claim, one produce, one commit for them all)"),
-    OPT("payments.concurrency", ONS_OPT_INT, concurrency, 1, 1000, "16",
-        "gateway calls each thread keeps in flight at once (its keep-alive connections); 1 calls "
-        "one row after another"),
-    OPT("payments.poll_ms", ONS_OPT_INT, poll_ms, 10, 60000, "100",
-        "how often an idle thread looks for due outbox rows"),
-    OPT("payments.lease_ms", ONS_OPT_INT, lease_ms, 1000, 3600000, "30000",
-        "a claimed row comes back to others after this long (a killed claimer's rows)"),
-    OPT("payments.timeout_ms", ONS_OPT_INT, timeout_ms, 50, 120000, "3000",
-        "deadline of one gateway call (connect, send, answer)"),
-    OPT("payments.backoff_base_ms", ONS_OPT_INT, backoff_base_ms, 1, 60000, "200",
-        "first retry delay; doubles per attempt"),
-    OPT("payments.backoff_max_ms", ONS_OPT_INT, backoff_max_ms, 1, 3600000, "10000",
-        "retry delay cap (a random half of it is jitter)"),
-    OPT("payments.breaker_failures", ONS_OPT_INT, breaker_failures, 1, 1000, "5",
-        "consecutive transient failures that open the circuit breaker"),
-    OPT("payments.breaker_open_ms", ONS_OPT_INT, breaker_open_ms, 1, 3600000, "5000",
-        "how long the breaker stays open before a half-open probe"),
-    OPT("payments.produce_timeout_ms", ONS_OPT_INT, produce_timeout_ms, 100, 300000, "10000",
-        "longest wait for a payment_result's delivery report"),
-    WK_HTTPD_PORT_ROW(pay_opts, metrics_port, "9102"),
-    ONS_OPT_LOG_LEVEL_ROW(pay_opts, log_level, 8),
-    OPT("ids.secret", ONS_OPT_STR, ids_secret, 0, ONS_AUTH_SECRET_MAX, "",
-        "the workers' ids.secret, only to name each payment attempt's intent (intent_id) in the "
-        "log; empty: lines name the order only"),
+#define X(...) ONS_OPT_TABLE_ROW(pay_opts, __VA_ARGS__)
+#include "workers/payments/options.def"
+#undef X
 };
 #define NOPTS ONS_OPT_COUNT(opt_table)
 
