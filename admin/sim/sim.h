@@ -10,6 +10,7 @@
 #define ONSALE_ADMIN_SIM_SIM_H
 
 #include "admin/audit.h"
+#include "admin/sim/lanes.h"
 #include "common/heap.h"
 #include "common/httpc.h"
 
@@ -29,9 +30,10 @@ typedef struct sim_opts {
     char *gateway_url, *gateway_api_key;
     long long burst_ms, tail_seconds, max_quantity, hold_seconds, max_seconds, settle_ms;
     long long seed, user_base, request_timeout_ms, max_retries, gateway_latency_ms;
-    long long event_view_ms;  /* the fan page's event refresh; 0: no event views */
-    long long pow_difficulty; /* the created event's proof of work (0: none) */
-    char *abandon_mode;       /* "delete" | "expire" */
+    long long fan_connections; /* SIM_LANE_FAN's connections (lanes.h); 0: as connections */
+    long long event_view_ms;   /* the fan page's event refresh; 0: no event views */
+    long long pow_difficulty;  /* the created event's proof of work (0: none) */
+    char *abandon_mode;        /* "delete" | "expire" */
     char *json, *svg, *log;
     char *eta_log; /* one line per fan whose first ETA was measured */
     char *payment_method;
@@ -117,7 +119,8 @@ typedef struct sim_code {
 typedef struct sim sim;
 struct sim {
     sim_opts o;
-    ons_httpc *http;
+    ons_httpc *http; /* connections + fan_connections keep-alive connections */
+    sim_lanes lanes; /* the fans' requests over http (lanes.h) */
     FILE *log;
     char log_path[4096];
     int log_is_temp;
@@ -140,8 +143,9 @@ struct sim {
     int64_t sold_out_ms, all_taken_ms;
     int checkout; /* 0 unknown, 1 available, -1 not available */
     long long checkout_skipped, checkout_errors;
-    int admin_ok;      /* 0 unknown, 1 answers, -1 not available */
-    int gateway_knobs; /* 0 not sent, 1 set on the gateway, -1 failed */
+    int admin_ok;       /* 0 unknown, 1 answers, -1 not available */
+    int admin_inflight; /* a /v1/admin/queues request is out */
+    int gateway_knobs;  /* 0 not sent, 1 set on the gateway, -1 failed */
     /* counters */
     long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
     long long views, view_errors;
