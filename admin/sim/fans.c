@@ -825,6 +825,33 @@ static void note_view_refresh(sim *s, const ons_httpc_resp *r)
         s->view_refresh_ms = strtoll(k + strlen("\"refresh_after_ms\":"), NULL, 10);
 }
 
+/* The integer after the last `"key":` of body, or -1: the view's own
+ * counters follow its tiers', which use the same names. */
+static long long last_int(const char *body, const char *key)
+{
+    const char *at = NULL;
+    size_t n = strlen(key);
+    for (const char *p = body; (p = strstr(p, key)) != NULL; p += n)
+        at = p;
+    return at ? strtoll(at + n, NULL, 10) : -1;
+}
+
+/* What the page shows a fan: every seat held (none available) or sold.
+ * The view's counters are at most event_view.ttl_ms (1 s) older than the
+ * owner's last commit (docs/api.md); the admin sample, paced, may come
+ * later. */
+static void note_view_counts(sim *s, const ons_httpc_resp *r)
+{
+    if (r->status != 200 || (s->all_taken_ms >= 0 && s->sold_out_ms >= 0))
+        return;
+    int64_t now = sim_now_ms(s);
+    if (s->all_taken_ms < 0 && last_int(r->body, "\"available\":") == 0)
+        s->all_taken_ms = now;
+    if (s->sold_out_ms < 0 && s->seats_total > 0 &&
+        last_int(r->body, "\"sold\":") >= s->seats_total)
+        s->sold_out_ms = now;
+}
+
 static void view_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
@@ -837,6 +864,7 @@ static void view_answer(void *arg, const ons_httpc_resp *r)
     else
         s->view_errors++;
     note_view_refresh(s, r);
+    note_view_counts(s, r);
     int64_t wait = s->o.event_view_ms;
     if (s->view_refresh_ms > wait)
         wait = s->view_refresh_ms;
