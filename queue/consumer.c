@@ -140,6 +140,9 @@ static int lane_conf(rd_kafka_conf_t *conf, const q_consumer_opts *o, const char
         conf_set(conf, "enable.auto.offset.store", "false") ||
         conf_set(conf, "auto.offset.reset", "earliest") ||
         conf_set(conf, "enable.partition.eof", "false") ||
+        /* a held fetch is answered as soon as one record arrives, so
+         * fetch_wait_ms bounds empty fetches, not a record's latency */
+        conf_set(conf, "fetch.min.bytes", "1") ||
         (o->fetch_wait_ms > 0 && conf_set_int(conf, "fetch.wait.max.ms", o->fetch_wait_ms)) ||
         (o->queued_max_kbytes > 0 &&
          conf_set_int(conf, "queued.max.messages.kbytes", o->queued_max_kbytes)))

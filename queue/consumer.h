@@ -44,7 +44,7 @@ typedef struct q_consumer_opts {
     const char *client_id;    /* shows in the group's member list; may be NULL */
     int session_timeout_ms;   /* session.timeout.ms (>= the broker's minimum, 6000) */
     int max_poll_interval_ms; /* max.poll.interval.ms */
-    int fetch_wait_ms;        /* fetch.wait.max.ms: latency of an idle partition */
+    int fetch_wait_ms;        /* fetch.wait.max.ms: how long an empty fetch is held */
     int queued_max_kbytes;    /* queued.max.messages.kbytes: prefetch memory bound */
     /* start[i] / cstart[i] := first offset to consume from parts[i] of the
      * intents / control topic, or -1 (that lane of the partition paused). */

@@ -72,9 +72,12 @@ static const ons_opt opt_table[] = {
  * batch never takes near it, but debug.commit_delay_ms adds to it so a race
  * test's sleeping worker is not thrown out of the group. */
 #define MAX_POLL_INTERVAL_MS 300000
-/* An idle partition's fetch waits at most this long at the broker: the
- * latency a control record sees when its partition has no other traffic. */
-#define FETCH_WAIT_MS 10
+/* How long the broker holds a fetch that finds nothing new (both lanes).
+ * Not a latency: with fetch.min.bytes 1 the broker answers a held fetch as
+ * soon as a record arrives (produce to consume on an idle partition took
+ * ~1 ms with 10, 100 and 500 here, bench/NOTES.md "e2e, ninth round"). A
+ * short one only costs empty fetches: 10 ms was ~100 a second per lane. */
+#define FETCH_WAIT_MS 100
 /* Prefetch bound of the consumer, per process (16 MiB: several full
  * batches of ~200-byte records, without holding a backlog in memory). */
 #define QUEUED_MAX_KBYTES 16384

@@ -349,6 +349,12 @@ static void sim_clock_start(sim *s)
     s->start_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The lanes' way to the pool (lanes.h). */
+static int send_http(void *ctx, const ons_httpc_req *req, ons_httpc_cb cb, void *arg)
+{
+    return ons_httpc_request(ctx, req, cb, arg);
+}
+
 /* Seeds the simulator, opens its HTTP client and mints the seller's and
  * the admin's tokens; 0 or nonzero after saying why. */
 static int set_up(sim *s)
@@ -358,9 +364,11 @@ static int set_up(sim *s)
     s->rng |= 1;
     if (s->o.user_base == 0)
         s->o.user_base = ((long long)time(NULL) % 900000) * USER_BASE_SPAN + 1;
+    if (s->o.fan_connections == 0)
+        s->o.fan_connections = s->o.connections;
     ons_httpc_opts ho = {.host = s->o.host,
                          .port = s->o.port,
-                         .conns = (int)s->o.connections,
+                         .conns = (int)(s->o.connections + s->o.fan_connections),
                          .timeout_ms = (int)s->o.request_timeout_ms,
                          .max_queue = 2 * (size_t)s->o.fans + 1024, /* + one view per fan */
                          .max_response = MAX_RESPONSE};
@@ -370,6 +378,10 @@ static int set_up(sim *s)
                 ons_strerror(rc));
         return rc;
     }
+    sim_lanes_init(&s->lanes,
+                   (size_t[SIM_LANES]){[SIM_LANE_ARRIVE] = (size_t)s->o.connections,
+                                       [SIM_LANE_FAN] = (size_t)s->o.fan_connections},
+                   send_http, s->http);
     int64_t now = (int64_t)time(NULL), ttl = s->o.max_seconds + 3600;
     if (ons_auth_mint(s->o.auth_secret, SELLER_ID, ONS_ROLE_SELLER, now, ttl, &s->seller_token) ||
         ons_auth_mint(s->o.auth_secret, ADMIN_ID, ONS_ROLE_ADMIN, now, ttl, &s->admin_token)) {
@@ -384,9 +396,10 @@ static int set_up(sim *s)
 static int run_sale(sim *s)
 {
     printf("onsale-sim: %lld fans for event %" PRId64 " (%" PRId64
-           " seats) at %s; %.0f%% in a %lld ms burst, the rest over %lld s; %lld connections\n",
+           " seats) at %s; %.0f%% in a %lld ms burst, the rest over %lld s; %lld connections "
+           "(+ %lld for joined fans)\n",
            s->o.fans, s->event_id, s->seats_total, s->o.ingress, s->o.burst_fraction * 100,
-           s->o.burst_ms, s->o.tail_seconds, s->o.connections);
+           s->o.burst_ms, s->o.tail_seconds, s->o.connections, s->o.fan_connections);
     fflush(stdout);
     sim_clock_start(s); /* t = 0 is the on-sale moment */
     int rc;

@@ -425,6 +425,15 @@ void sim_report_print(sim *s, FILE *out)
     print_latencies(s, out);
     print_pace(s, out);
     fprintf(out, "  connections opened       %lld\n", ons_httpc_connects(s->http));
+    for (int l = 0; l < SIM_LANES; l++) {
+        const sim_lane *ln = &s->lanes.lane[l];
+        fprintf(out,
+                "  %-24s %zu connections, %lld sent, waited in the simulator mean %.0f / max %.0f "
+                "ms, at most %lld queued\n",
+                l == SIM_LANE_ARRIVE ? "arrivals' lane" : "joined fans' lane", ln->cap, ln->sent,
+                ln->sent ? ln->wait_sum_ms / (double)ln->sent : 0.0, ln->wait_max_ms,
+                ln->max_queued);
+    }
 }
 
 static json_t *lat_json(sim_samples *sm)
@@ -582,11 +591,30 @@ static json_t *report_doc(sim *s)
         timeline_json(s), "audit", audit_json(s));
 }
 
+/* What each lane's requests waited in the simulator before a connection
+ * took them (lanes.h). */
+static json_t *lanes_json(const sim *s)
+{
+    json_t *o = json_object();
+    for (int l = 0; o && l < SIM_LANES; l++) {
+        const sim_lane *ln = &s->lanes.lane[l];
+        json_object_set_new(
+            o, l == SIM_LANE_ARRIVE ? "arrive" : "fan",
+            json_pack("{s:I, s:I, s:f, s:f, s:I}", "connections", (json_int_t)ln->cap, "sent",
+                      (json_int_t)ln->sent, "wait_mean_ms",
+                      ln->sent ? ln->wait_sum_ms / (double)ln->sent : 0.0, "wait_max_ms",
+                      ln->wait_max_ms, "max_queued", (json_int_t)ln->max_queued));
+    }
+    return o;
+}
+
 int sim_report_json(sim *s, const char *path)
 {
     json_t *doc = report_doc(s);
-    if (doc)
+    if (doc) {
         json_object_set_new(doc, "eta_error", eta_json(s));
+        json_object_set_new(doc, "lanes", lanes_json(s));
+    }
     if (doc && s->pow_solves > 0) {
         json_t *pw = lat_json(&s->pow_ms);
         json_object_set_new(pw, "solves", json_integer(s->pow_solves));

@@ -10,6 +10,7 @@
 #define ONSALE_ADMIN_SIM_SIM_H
 
 #include "admin/audit.h"
+#include "admin/sim/lanes.h"
 #include "common/heap.h"
 #include "common/httpc.h"
 #include "common/opts.h"
@@ -106,7 +107,8 @@ typedef struct sim_code {
 typedef struct sim sim;
 struct sim {
     sim_opts o;
-    ons_httpc *http;
+    ons_httpc *http; /* connections + fan_connections keep-alive connections */
+    sim_lanes lanes; /* the fans' requests over http (lanes.h) */
     FILE *log;
     char log_path[4096];
     int log_is_temp;
@@ -129,8 +131,10 @@ struct sim {
     int64_t sold_out_ms, all_taken_ms;
     int checkout; /* 0 unknown, 1 available, -1 not available */
     long long checkout_skipped, checkout_errors;
-    int admin_ok;      /* 0 unknown, 1 answers, -1 not available */
-    int gateway_knobs; /* 0 not sent, 1 set on the gateway, -1 failed */
+    int admin_ok;          /* 0 unknown, 1 answers, -1 not available */
+    int admin_inflight;    /* a /v1/admin/queues request is out */
+    int64_t admin_next_ms; /* none is sent before (run clock) */
+    int gateway_knobs;     /* 0 not sent, 1 set on the gateway, -1 failed */
     /* counters */
     long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
     long long views, view_errors;

@@ -77,6 +77,10 @@ def test_ci_flash_sale_passes_the_audit(tmp_path):
         # nobody was left queued: every accepted intent got an answer
         assert r["outcomes"]["queued"] == 0
         assert r["polls_per_fan"] > 0 and r["join_latency_ms"]["samples"] >= 2000
+        # joins (and each page's first view) went on the arrivals' lane, the
+        # joined fans' polls, refreshes and checkouts on their own
+        lanes = r["lanes"]
+        assert lanes["arrive"]["sent"] >= 2 * 2000 and lanes["fan"]["sent"] >= r["polls"], lanes
         # the ETA each queued fan was first shown is compared with when it left
         # the queue (issue 10's ETA error; the figure itself is a benchmark's)
         ee = r["eta_error"]
