@@ -45,6 +45,7 @@ typedef struct ing_opts {
     long long http_crowded_timeout_ms;
     int http_gate;
     int http_direct_replies;
+    int http_gate_answers;
     long long pool_threads;
     long long pool_queue_depth;
     char *kafka_brokers;

@@ -88,6 +88,11 @@ const ons_opt ing_opt_table[] = {
         "answers made on nng's thread for a keep-alive connection are written whole by "
         "ingress (one buffer, one write, pooled) instead of through nng's response object; "
         "false for comparison (docs/http-edge.md)"),
+    OPT("http.gate_answers", ONS_OPT_BOOL, http_gate_answers, 0, 1, "true",
+        "the hot GETs answered at once from memory (a queued poll, a cached event view) are "
+        "answered by the accept gate as it reads them, without nng's request parse and task "
+        "hand-offs (needs http.gate and http.direct_replies); false for comparison "
+        "(docs/http-edge.md)"),
     OPT("pool.threads", ONS_OPT_INT, pool_threads, 1, 256, "4",
         "job threads (each owns one PostgreSQL and one Redis connection)"),
     OPT("pool.queue_depth", ONS_OPT_INT, pool_queue_depth, 1, 1000000, "4096",
