@@ -780,6 +780,9 @@ static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n)
 {
     size_t done = 0;
     while (done < n && !atomic_load_explicit(&s->out_pending, memory_order_relaxed)) {
+        /* Only GETs are offered (view_of): a join's head is not scanned twice. */
+        if (n - done < 4 || memcmp(p + done, "GET ", 4) != 0)
+            break;
         size_t hl = head_length(p + done, n - done < GATE_HEAD_MAX ? n - done : GATE_HEAD_MAX);
         if (hl == 0)
             break;
