@@ -127,18 +127,14 @@ void ons_httpd_rid_next(ons_httpd_rid *g, const char *prefix, char *buf, size_t 
 
 /* ---- routing ----------------------------------------------------------------------- */
 
+static int target_of(const char *m, const char *uri, char *method, size_t method_size, char *path,
+                     size_t path_size);
+
 int ons_httpd_req_target(nng_http_req *hreq, char *method, size_t method_size, char *path,
                          size_t path_size)
 {
-    const char *m = nng_http_req_get_method(hreq);
-    const char *uri = nng_http_req_get_uri(hreq);
-    ons_httpd_copy(method, method_size, m ? m : "?");
-    size_t n = strcspn(uri ? uri : "", "?");
-    if (!uri || n == 0 || n >= path_size)
-        return ONS_ENOTFOUND;
-    memcpy(path, uri, n);
-    path[n] = '\0';
-    return 0;
+    return target_of(nng_http_req_get_method(hreq), nng_http_req_get_uri(hreq), method, method_size,
+                     path, path_size);
 }
 
 int ons_httpd_path_ok(const char *path, int allow_dots)
@@ -267,12 +263,33 @@ const char *ons_httpd_route_name(const ons_httpd_table *t, long i)
 static int fail(ons_httpd_err *e, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The method and path of a request line's parts (ons_httpd_req_target). */
+static int target_of(const char *m, const char *uri, char *method, size_t method_size, char *path,
+                     size_t path_size)
+{
+    ons_httpd_copy(method, method_size, m ? m : "?");
+    size_t n = strcspn(uri ? uri : "", "?");
+    if (!uri || n == 0 || n >= path_size)
+        return ONS_ENOTFOUND;
+    memcpy(path, uri, n);
+    path[n] = '\0';
+    return 0;
+}
+
 long ons_httpd_route(const ons_httpd_table *t, nng_http_req *hreq, char *method, size_t method_size,
                      char *path, char *segs, size_t path_size, const char **params, int max_params,
                      int *nparams, ons_httpd_err *e)
 {
+    return ons_httpd_route_uri(t, nng_http_req_get_method(hreq), nng_http_req_get_uri(hreq), method,
+                               method_size, path, segs, path_size, params, max_params, nparams, e);
+}
+
+long ons_httpd_route_uri(const ons_httpd_table *t, const char *m, const char *uri, char *method,
+                         size_t method_size, char *path, char *segs, size_t path_size,
+                         const char **params, int max_params, int *nparams, ons_httpd_err *e)
+{
     *nparams = 0;
-    if (ons_httpd_req_target(hreq, method, method_size, path, path_size))
+    if (target_of(m, uri, method, method_size, path, path_size))
         return fail(e, 404, "not_found", "No such resource.");
     if (!ons_httpd_path_ok(path, t->path_dots)) {
         if (!t->path_dots)
@@ -975,6 +992,35 @@ static int send_now(ons_httpd_pending *p, int fd, const direct_head *h, const vo
     return 1;
 }
 
+/* A direct answer made at the gate: the whole response into the gate's
+ * buffer, or a heap one when it does not fit. Returns 1, or -1 when out
+ * of memory (nothing written). */
+static int to_sink(ons_httpd_sink *k, const direct_head *h, const void *data, size_t hneed)
+{
+    size_t need = hneed + (data ? h->len : 0);
+    if (need > k->cap) {
+        char *b = malloc(need);
+        if (!b)
+            return -1;
+        free(k->heap);
+        k->heap = k->buf = b;
+        k->cap = need;
+    }
+    char *w = format_head(k->buf, h);
+    if (data)
+        w = put(w, data, h->len);
+    k->len = (size_t)(w - k->buf);
+    return 1;
+}
+
+const char *ons_httpd_view_header(const ons_httpd_view *v, const char *name)
+{
+    for (size_t i = 0; i < v->nhdrs; i++)
+        if (strcasecmp(v->names[i], name) == 0)
+            return v->values[i];
+    return NULL;
+}
+
 int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
                             const char *content_type, const void *data, size_t len)
 {
@@ -984,9 +1030,13 @@ int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const 
                      .content_type = content_type,
                      .has_body = data != NULL,
                      .len = len};
-    if (!h.reason || !p->conn || p->deferred || status < 100 || status > 999)
+    if (!h.reason || status < 100 || status > 999)
         return -1;
     size_t hneed = head_size(&h);
+    if (p->sink)
+        return to_sink(p->sink, &h, data, hneed);
+    if (!p->conn || p->deferred)
+        return -1;
     int (*fd_of)(nng_http_conn *) = atomic_load_explicit(&ons_httpd_conn_fd, memory_order_acquire);
     int fd = fd_of ? fd_of(p->conn) : -1;
     if (fd >= 0 && hneed <= DIRECT_STACK_HEAD && send_now(p, fd, &h, data) == 1)

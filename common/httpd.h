@@ -131,6 +131,12 @@ long ons_httpd_route(const ons_httpd_table *t, nng_http_req *hreq, char *method,
                      char *path, char *segs, size_t path_size, const char **params, int max_params,
                      int *nparams, ons_httpd_err *e);
 
+/* ons_httpd_route for a request line's method m and target uri (a request
+ * the accept gate framed, ons_httpd_view). */
+long ons_httpd_route_uri(const ons_httpd_table *t, const char *m, const char *uri, char *method,
+                         size_t method_size, char *path, char *segs, size_t path_size,
+                         const char **params, int max_params, int *nparams, ons_httpd_err *e);
+
 /* ---- request metrics ------------------------------------------------------------------ */
 
 /* A counter per (route, status) and a latency histogram per route, or per
@@ -202,8 +208,23 @@ nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const ch
 
 /* ---- deferred requests ------------------------------------------------------------------ */
 
+/* A request answered at the accept gate (ons_httpd_gate_opts.answer): its
+ * head, and where its answer goes: ons_httpd_finish_direct writes the
+ * whole response here instead of on a connection. buf starts as the gate's own buffer of cap bytes;
+ * a larger response is written to heap (malloc'd by finish_direct, freed by the gate), and buf then
+ * points to it. */
+typedef struct ons_httpd_sink {
+    const struct ons_httpd_view *view; /* the request being answered */
+    char *buf;
+    size_t len, cap;
+    char *heap;
+} ons_httpd_sink;
+
 /* Embedded in a request whose reply may come later, from another thread. */
 typedef struct ons_httpd_pending {
+    /* The gate's sink when the request is answered at the gate (no nng
+     * request, aio and conn are NULL), else NULL. */
+    ons_httpd_sink *sink;
     nng_aio *aio;
     /* The request's connection (the handler aio's input 2), for
      * ons_httpd_finish_direct; NULL when the server does not use it. */
@@ -272,9 +293,29 @@ const char *ons_httpd_reason(int status);
  * Returns 1 (sent and finished) or -1 when it cannot (deferred, unknown
  * status, out of memory): then nothing was done and the caller answers
  * through nng (ons_httpd_finish). Header names and values must hold no CR
- * or LF. */
+ * or LF. With p->sink set (an answer made at the gate), the same bytes are
+ * written into the sink instead, and nothing else is done; -1 then means
+ * an unknown status or out of memory. */
 int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const *headers,
                             const char *content_type, const void *data, size_t len);
+
+/* A request head as the accept gate framed it, for an answer made at the
+ * gate without nng (ons_httpd_gate_opts.answer): the request line's parts
+ * and the header lines, each NUL-terminated. Only heads nng would parse
+ * the same way get here: HTTP/1.1, GET, a target of path characters only
+ * (no query, no "//", no "/."), no Content-Length or Transfer-Encoding,
+ * no header name twice, no value ending in a space; values have their
+ * leading spaces removed, as nng does. */
+typedef struct ons_httpd_view {
+    const char *method;
+    const char *target;
+    size_t nhdrs;
+    const char *names[32];
+    const char *values[32];
+} ons_httpd_view;
+
+/* The value of header name (any case) in v, or NULL. */
+const char *ons_httpd_view_header(const ons_httpd_view *v, const char *name);
 
 /* Frees the pooled direct-response buffers that are idle (at exit, after
  * the servers stopped; writes still under way return theirs later). */
@@ -344,6 +385,21 @@ typedef struct ons_httpd_gate_opts {
     ons_counter *refused;   /* clients refused at accept */
     ons_counter *timed_out; /* connections shut down by a timeout */
     ons_counter *bad_heads; /* heads answered 400/414/431 by the gate */
+    ons_counter *answered;  /* requests answered at the gate (answer) */
+    /* Answers at the gate (NULL: none). When a read starts between
+     * requests and nng has no request of the connection unanswered (it
+     * reads a head only once the answer before it is written), each whole
+     * request at the read's start is offered, in order, as a view: answer
+     * returns 1 with the whole response in out (ons_httpd_finish_direct
+     * on a pending whose sink is out), or 0 having done nothing, and that
+     * request and every one after it in the read go to nng as before. An
+     * answered request's bytes never reach nng; the response is sent on
+     * the socket at once, and what the socket does not take is sent
+     * before anything nng writes on that connection (its sendmsg waits
+     * for it), by the sweeper, or at the close. Runs on nng's reading
+     * thread: answer must not block. */
+    int (*answer)(void *arg, ons_httpd_sink *out);
+    void *answer_arg;
 } ons_httpd_gate_opts;
 
 /* Starts gating the listening socket on port (call after the server

@@ -22,6 +22,11 @@
  * (nanomsg/nng#1594). A refused head gets its JSON answer written here and
  * nng is told the peer closed.
  *
+ * With an answer hook (ons_httpd_gate_opts.answer, httpd.h), the whole
+ * requests at the start of a read that begins between requests are
+ * offered to the server and, when it answers them from memory, answered
+ * here and never given to nng (answer_at_gate).
+ *
  * Threads: accept runs on nng's poller or task threads; readv for one
  * descriptor runs on one thread at a time (nng serialises reads per
  * connection), so the scanner is that reader's; the sweeper thread reads
@@ -48,6 +53,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +80,13 @@ typedef struct slot {
     /* The nng connection learned to own this descriptor (sendmsg), NULL
      * until then and from close. */
     _Atomic(nng_http_conn *) conn;
+    /* The rest of an answer made at the gate that the socket took only in
+     * part (answer_at_gate): sent before any byte nng writes (sendmsg),
+     * by the sweeper, or at close. out_busy (0/1) guards out, out_len and
+     * out_off; out_pending says out is set. */
+    atomic_int out_busy, out_pending;
+    char *out;
+    size_t out_len, out_off;
     ons_http_head head; /* the request stream, judged by the reader */
 } slot;
 
@@ -155,6 +168,118 @@ static size_t send_some(int fd, const char *buf, size_t n)
     return off;
 }
 
+/* Sends the last bytes a connection gets (a refusal, or what is left of
+ * an answer made at the gate when it closes) without blocking. When the
+ * send buffer is full (answers before them that a slow client has not
+ * read yet), the buffer is grown by their size once, so they queue behind
+ * them; a client with more unread than the unprivileged limit allows
+ * loses them. */
+static void send_last(int fd, const char *buf, size_t n)
+{
+    size_t sent = send_some(fd, buf, n);
+    if (sent < n && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        int cur = 0;
+        socklen_t cl = sizeof cur;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &cl) == 0 && cur > 0) {
+            /* the kernel doubles what it is given */
+            size_t rest = n - sent < 4096 ? 4096 : n - sent < (1u << 20) ? n - sent : 1u << 20;
+            int want = cur / 2 + (int)rest;
+            (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+            (void)send_some(fd, buf + sent, n - sent); /* the rest, in order */
+        }
+    }
+}
+
+/* ---- the rest of an answer made at the gate ------------------------------------ */
+
+static int out_trylock(slot *s)
+{
+    int z = 0;
+    return atomic_compare_exchange_strong(&s->out_busy, &z, 1);
+}
+
+static void out_unlock(slot *s)
+{
+    atomic_store(&s->out_busy, 0);
+}
+
+/* Drops s's pending answer bytes; the caller holds out_busy. */
+static void out_clear(slot *s)
+{
+    free(s->out);
+    s->out = NULL;
+    s->out_len = s->out_off = 0;
+    atomic_store_explicit(&s->out_pending, 0, memory_order_release);
+}
+
+/* Sends what the socket takes of s's pending answer bytes; the caller
+ * holds out_busy. A failed send (the peer left) drops them: nng then
+ * meets the error itself. */
+static void out_send(int fd, slot *s)
+{
+    size_t k = send_some(fd, s->out + s->out_off, s->out_len - s->out_off);
+    int gone = s->out_off + k < s->out_len && errno != EAGAIN && errno != EWOULDBLOCK;
+    s->out_off += k;
+    if (s->out_off == s->out_len || gone)
+        out_clear(s);
+}
+
+/* 1 when fd has no answer bytes of the gate left to send (after sending
+ * what the socket takes now), else 0: nothing nng writes may go first. */
+static int out_flushed(int fd, slot *s)
+{
+    if (!atomic_load_explicit(&s->out_pending, memory_order_acquire))
+        return 1;
+    if (!out_trylock(s))
+        return 0;
+    if (s->out)
+        out_send(fd, s);
+    int done = !s->out;
+    out_unlock(s);
+    return done;
+}
+
+/* When an answer made at the gate is not all sent on fd, buf[0..n) is
+ * queued behind it (sent with its rest, at the latest at close): 1; else
+ * 0 and the caller sends buf itself. */
+static int queue_behind(int fd, const char *buf, size_t n)
+{
+    if (fd < 0 || fd >= g.nslots)
+        return 0;
+    slot *s = &g.slots[fd];
+    if (!atomic_load_explicit(&s->out_pending, memory_order_acquire) || out_flushed(fd, s))
+        return 0;
+    while (!out_trylock(s))
+        sched_yield();
+    int queued = 0;
+    if (s->out) {
+        char *b = realloc(s->out, s->out_len + n);
+        if (b) {
+            memcpy(b + s->out_len, buf, n);
+            s->out = b;
+            s->out_len += n;
+        }
+        queued = 1; /* out of memory: the refusal is lost, never sent ahead */
+    }
+    out_unlock(s);
+    return queued;
+}
+
+/* Sends what is left of an answer made at the gate before the connection
+ * is shut down or closed (growing the send buffer once, send_last). */
+static void out_finish(int fd)
+{
+    slot *s = &g.slots[fd];
+    if (!atomic_load(&s->out_pending))
+        return;
+    while (!out_trylock(s))
+        sched_yield(); /* the sweeper may be sending some of it */
+    if (s->out)
+        send_last(fd, s->out + s->out_off, s->out_len - s->out_off);
+    out_clear(s);
+    out_unlock(s);
+}
+
 /* Writes a whole small JSON error response to fd without blocking and
  * says the connection closes. When the send buffer is full (answers before
  * it that a slow client has not read yet), the buffer is grown by the
@@ -173,16 +298,9 @@ static void answer(int fd, int status, const char *code, const char *message)
         status, ons_httpd_reason(status), rid, bl, status == 503 ? "Retry-After: 1\r\n" : "", body);
     if (n <= 0 || (size_t)n >= sizeof buf)
         return;
-    size_t sent = send_some(fd, buf, (size_t)n);
-    if (sent < (size_t)n && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        int cur = 0;
-        socklen_t cl = sizeof cur;
-        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &cl) == 0 && cur > 0) {
-            int want = cur / 2 + 4096; /* the kernel doubles what it is given */
-            (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
-            (void)send_some(fd, buf + sent, (size_t)n - sent); /* the rest, in order */
-        }
-    }
+    if (queue_behind(fd, buf, (size_t)n))
+        return;
+    send_last(fd, buf, (size_t)n);
 }
 
 /* Reads and drops what the client sent after the head the gate answered
@@ -284,6 +402,8 @@ static void answer_overflow(int fd)
 int shutdown(int fd, int how)
 {
     answer_overflow(fd);
+    if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
+        out_finish(fd);
     return sys_shutdown(fd, how);
 }
 
@@ -292,6 +412,7 @@ int close(int fd)
     if (fd >= 0 && fd < g.nslots &&
         atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)) {
         answer_overflow(fd);
+        out_finish(fd); /* before the FIN */
         atomic_store(&g.slots[fd].conn, NULL);
         if (atomic_exchange(&g.slots[fd].drain, 0))
             drain_input(fd);
@@ -368,6 +489,14 @@ static void learn_conn(int fd, nng_http_conn *conn)
  * that connection's (httpd.h): its descriptor is noted. */
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    if (fd >= 0 && fd < g.nslots &&
+        atomic_load_explicit(&g.slots[fd].out_pending, memory_order_acquire) &&
+        !out_flushed(fd, &g.slots[fd])) {
+        /* An answer made at the gate is not all sent: nng's bytes wait
+         * (nng waits for the socket to take more, then calls again). */
+        errno = EAGAIN;
+        return -1;
+    }
     ssize_t n = ((sendmsg_fn)real("sendmsg", &real_sendmsg))(fd, msg, flags);
     nng_http_conn *conn = ons_httpd_io;
     if (conn) {
@@ -524,11 +653,178 @@ static ssize_t gate_take_body(nng_http_conn *conn, void *buf, size_t len)
     return (ssize_t)len;
 }
 
+/* ---- answers at the gate ------------------------------------------------------- */
+
+/* The longest head offered to ons_httpd_gate_opts.answer, and the bytes of
+ * an answer written on the stack (a longer one is put on the heap). */
+#define GATE_HEAD_MAX   4096
+#define GATE_ANSWER_BUF 8192
+
+/* The length of the head at p[0..n) up to and including its empty line,
+ * or 0 when it does not end there. */
+static size_t head_length(const char *p, size_t n)
+{
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; q++) {
+        size_t at = (size_t)(q - p) + 1;
+        if (at >= 2 && p[at - 2] == '\n')
+            return at;
+        if (at >= 3 && p[at - 2] == '\r' && p[at - 3] == '\n')
+            return at;
+    }
+    return 0;
+}
+
+/* A target nng and the server see the same way: a path of name
+ * characters, no query, no "//" and no "/." (nng's decoder is not asked to
+ * do anything). */
+static int plain_target(const char *t)
+{
+    if (t[0] != '/')
+        return 0;
+    for (size_t i = 0; t[i]; i++) {
+        char c = t[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '/' || c == '-' || c == '_' || c == '.'))
+            return 0;
+        if (i > 0 && t[i - 1] == '/' && (c == '/' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits the head in b (NUL-terminated, the scanner has passed it) into v:
+ * 1 when it is one ons_httpd_view describes (httpd.h), else 0. */
+static int view_of(char *b, ons_httpd_view *v)
+{
+    char *line = b, *next;
+    v->nhdrs = 0;
+    for (int first = 1; *line; line = next, first = 0) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            return 0;
+        next = nl + 1;
+        if (nl > line && nl[-1] == '\r')
+            nl--;
+        *nl = '\0';
+        if (first) {
+            char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+            if (!sp2)
+                return 0;
+            *sp1 = *sp2 = '\0';
+            v->method = line;
+            v->target = sp1 + 1;
+            if (strcmp(line, "GET") != 0 || strcmp(sp2 + 1, "HTTP/1.1") != 0 ||
+                !plain_target(v->target))
+                return 0;
+            continue;
+        }
+        if (*line == '\0')
+            return *next == '\0'; /* the empty line ends the head */
+        char *colon = strchr(line, ':');
+        if (!colon || v->nhdrs == sizeof v->names / sizeof *v->names)
+            return 0;
+        *colon = '\0';
+        char *val = colon + 1;
+        while (*val == ' ')
+            val++;
+        size_t vl = strlen(val);
+        if (vl > 0 && val[vl - 1] == ' ')
+            return 0; /* nng's trimming is not ours to copy */
+        if (strcasecmp(line, "Content-Length") == 0 || strcasecmp(line, "Transfer-Encoding") == 0)
+            return 0;
+        if (strcasecmp(line, "Connection") == 0)
+            for (const char *c = val; *c; c++)
+                if (strncasecmp(c, "close", 5) == 0)
+                    return 0; /* nng closes after the answer */
+        for (size_t i = 0; i < v->nhdrs; i++)
+            if (strcasecmp(v->names[i], line) == 0)
+                return 0; /* nng joins repeated headers */
+        v->names[v->nhdrs] = line;
+        v->values[v->nhdrs++] = val;
+    }
+    return 0;
+}
+
+/* Sends an answer made at the gate: what the socket does not take now is
+ * kept in s and sent before anything nng writes (sendmsg). */
+static void send_answer(int fd, slot *s, const char *buf, size_t n)
+{
+    size_t sent = send_some(fd, buf, n);
+    if (sent == n)
+        return;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return; /* the peer left: nng's next read or write meets it */
+    char *rest = malloc(n - sent);
+    if (!rest) {
+        sys_shutdown(fd, SHUT_RDWR); /* half an answer: nng sees the peer gone */
+        return;
+    }
+    memcpy(rest, buf + sent, n - sent);
+    while (!out_trylock(s))
+        sched_yield();
+    s->out = rest;
+    s->out_len = n - sent;
+    s->out_off = 0;
+    atomic_store_explicit(&s->out_pending, 1, memory_order_release);
+    out_unlock(s);
+}
+
+/* Offers the whole requests at the start of a read (p[0..n), which began
+ * between requests while nng had none unanswered) to the server's answer
+ * hook, in order, until one is declined or does not end in the read; each
+ * answered one is judged by the scanner first, as any head, and answered
+ * on the socket. Returns how many bytes were answered: they never reach
+ * nng. Stops after an answer the socket took only in part (nng's answers
+ * then queue behind its rest). */
+static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n && !atomic_load_explicit(&s->out_pending, memory_order_relaxed)) {
+        /* Only GETs are offered (view_of): a join's head is not scanned twice. */
+        if (n - done < 4 || memcmp(p + done, "GET ", 4) != 0)
+            break;
+        size_t hl = head_length(p + done, n - done < GATE_HEAD_MAX ? n - done : GATE_HEAD_MAX);
+        if (hl == 0)
+            break;
+        /* The scanner judges the head first, on a copy kept only when the
+         * head is answered here (else nng's read judges it as ever). */
+        ons_http_head h;
+        memcpy(&h, &s->head, sizeof h);
+        if (ons_http_head_feed(&h, (const unsigned char *)p + done, hl,
+                               (unsigned)g.o.max_request_line, (unsigned)g.o.max_head) ||
+            atomic_load_explicit(&h.phase, memory_order_relaxed) != ONS_HEAD_IDLE)
+            break;
+        char b[GATE_HEAD_MAX + 1];
+        memcpy(b, p + done, hl);
+        b[hl] = '\0';
+        ons_httpd_view v;
+        if (!view_of(b, &v))
+            break;
+        char abuf[GATE_ANSWER_BUF];
+        ons_httpd_sink k = {.view = &v, .buf = abuf, .cap = sizeof abuf};
+        int (*answer)(void *, ons_httpd_sink *) = g.o.answer;
+        if (!answer || !answer(g.o.answer_arg, &k)) {
+            free(k.heap);
+            break;
+        }
+        memcpy(&s->head, &h, sizeof h);
+        done += hl;
+        count(g.o.answered);
+        if (k.len)
+            send_answer(fd, s, k.buf, k.len);
+        else
+            sys_shutdown(fd, SHUT_RDWR); /* no answer could be made: close */
+        free(k.heap);
+    }
+    return done;
+}
+
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     slot *s = NULL;
     if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
         s = &g.slots[fd];
+    int body_read = ons_httpd_io != NULL;
     if (s && ons_httpd_io) {
         /* nng's read of a body on the server's own thread (httpd.h) */
         learn_conn(fd, ons_httpd_io);
@@ -546,10 +842,28 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     }
     if (s && s->answered)
         return 0; /* already answered: the peer is "gone" */
+    /* nng reads a head only once it has answered the request before it,
+     * and a read that starts between requests (nothing held, no body
+     * under way) holds only new requests: the gate may answer them. */
+    int at_gate = s && g.o.answer && iovcnt >= 1 && !body_read &&
+                  atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IDLE &&
+                  out_flushed(fd, s);
     ssize_t n = ((readv_fn)real("readv", &real_readv))(fd, iov, iovcnt);
     if (!s || n <= 0)
         return n;
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
+    if (at_gate && (size_t)n <= iov[0].iov_len) {
+        char *p = iov[0].iov_base;
+        size_t done = answer_at_gate(fd, s, p, (size_t)n);
+        if (done == (size_t)n) {
+            errno = EAGAIN; /* all answered: nng waits for the next bytes */
+            return -1;
+        }
+        if (done) {
+            memmove(p, p + done, (size_t)n - done);
+            n -= (ssize_t)done;
+        }
+    }
     unsigned long long start = s->head.fed;
     s->head.body_at = 0;
     ssize_t judged = judge_read(fd, s, iov, iovcnt, (size_t)n, start);
@@ -581,6 +895,15 @@ static void sweep(void)
         int64_t limit = between ? g.o.idle_timeout_ms : g.o.header_timeout_ms;
         if (crowded && !between && g.o.crowded_timeout_ms < limit)
             limit = g.o.crowded_timeout_ms;
+        if (atomic_load_explicit(&s->out_pending, memory_order_acquire)) {
+            /* The rest of an answer made at the gate, when no write of
+             * nng's came to send it. g.mu: the descriptor is not closed
+             * meanwhile (close clears client under it first). */
+            pthread_mutex_lock(&g.mu);
+            if (atomic_load(&s->client))
+                (void)out_flushed(fd, s);
+            pthread_mutex_unlock(&g.mu);
+        }
         if (now - atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed) < limit)
             continue;
         pthread_mutex_lock(&g.mu);
@@ -699,7 +1022,8 @@ void ons_httpd_gate_stop(void)
     g.sweeping = 0;
     /* The counters belong to the caller's metrics, which may be freed next. */
     pthread_mutex_lock(&g.mu);
-    g.o.refused = g.o.timed_out = g.o.bad_heads = NULL;
+    g.o.refused = g.o.timed_out = g.o.bad_heads = g.o.answered = NULL;
+    g.o.answer = NULL;
     pthread_mutex_unlock(&g.mu);
 }
 

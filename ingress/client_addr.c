@@ -128,7 +128,7 @@ static int proxy_token_ok(const ing_req *r)
     const char *want = r->app->o.http_proxy_token;
     if (!want || !*want)
         return 1;
-    const char *got = r->hreq ? nng_http_req_get_header(r->hreq, ING_PROXY_TOKEN_HEADER) : NULL;
+    const char *got = ing_req_header(r, ING_PROXY_TOKEN_HEADER);
     size_t n = strlen(want);
     return got && strlen(got) == n && CRYPTO_memcmp(got, want, n) == 0;
 }
@@ -138,8 +138,8 @@ void ing_client_addr_resolve(ing_req *r)
     const ing_opts *o = &r->app->o;
     const char *v = NULL;
     r->client_addr[0] = '\0';
-    if (r->hreq && o->client_addr_header && *o->client_addr_header && proxy_token_ok(r))
-        v = nng_http_req_get_header(r->hreq, o->client_addr_header);
+    if (o->client_addr_header && *o->client_addr_header && proxy_token_ok(r))
+        v = ing_req_header(r, o->client_addr_header);
     if (ing_client_addr_from(v, o->client_trusted_proxies, r->client_addr, sizeof r->client_addr))
         r->client_addr[0] = '\0';
 }

@@ -110,9 +110,9 @@ void ing_views_free(ing_views *v)
 
 /* Returns a held body to answer with, or NULL when the caller must build
  * one. A fresh body is returned as is; a stale one only while another
- * refresh is running (at most one per event); otherwise the caller is
- * recorded as the refresher and gets NULL. */
-static view_body *lookup(ing_views *v, int64_t event_id, int64_t now)
+ * refresh is running (at most one per event); otherwise, when claim, the
+ * caller is recorded as the refresher, and gets NULL. */
+static view_body *lookup(ing_views *v, int64_t event_id, int64_t now, int claim)
 {
     view_body *b = NULL;
     size_t i = (size_t)((uint64_t)event_id % v->n);
@@ -123,7 +123,7 @@ static view_body *lookup(ing_views *v, int64_t event_id, int64_t now)
         int refreshing = s->refresh_ms > 0 && now - s->refresh_ms < REFRESH_STUCK_MS;
         if (fresh || refreshing)
             b = body_hold(s->body);
-        else
+        else if (claim)
             s->refresh_ms = now;
     }
     pthread_mutex_unlock(&v->mu[i % STRIPES]);
@@ -367,12 +367,44 @@ static void view_job(ing_worker *w, void *arg)
     }
 }
 
+/* The body the route's now hook found (the accept gate) for its handler. */
+typedef struct view_plan {
+    view_body *b;
+} view_plan;
+
+void ing_route_event_get_now_end(void *arg)
+{
+    view_plan *p = arg;
+    body_release(p->b);
+    p->b = NULL;
+}
+
+int ing_route_event_get_now(ing_req *r)
+{
+    static _Thread_local view_plan plan;
+    int64_t id;
+    if (ing_path_id_parse(r->params[0], &id))
+        return 1; /* the handler's 400 */
+    /* No claim: a stale view whose refresh nobody runs is left for nng's
+     * path, whose lookup starts the refresh job. */
+    plan.b = lookup(r->app->views, id, ing_now_ms(), 0);
+    if (!plan.b)
+        return 0;
+    r->now = &plan;
+    return 1;
+}
+
 void ing_route_event_get(ing_req *r)
 {
     int64_t id;
     if (ing_path_id(r, r->params[0], &id))
         return;
-    view_body *b = lookup(r->app->views, id, ing_now_ms());
+    view_plan *p = r->now;
+    view_body *b = p ? p->b : lookup(r->app->views, id, ing_now_ms(), 1);
+    if (p) {
+        p->b = NULL;
+        r->now = NULL;
+    }
     if (b) {
         reply_view(r, b);
         body_release(b);

@@ -153,6 +153,14 @@ int ing_json_objects(ing_req *r, json_t *o, const char *key, size_t max, json_t 
 
 int ing_path_id(ing_req *r, const char *s, int64_t *out)
 {
+    if (ing_path_id_parse(s, out) == 0)
+        return 0;
+    ing_failf(r, NULL, ING_E_INVALID_ID, NULL, "The id in the path must be a positive integer.");
+    return -1;
+}
+
+int ing_path_id_parse(const char *s, int64_t *out)
+{
     size_t n = strlen(s);
     int ok = n >= 1 && n <= 19 && s[0] != '0';
     int64_t v = 0;
@@ -162,11 +170,8 @@ int ing_path_id(ing_req *r, const char *s, int64_t *out)
         else
             v = v * 10 + (s[i] - '0');
     }
-    if (!ok) {
-        ing_failf(r, NULL, ING_E_INVALID_ID, NULL,
-                  "The id in the path must be a positive integer.");
+    if (!ok)
         return -1;
-    }
     *out = v;
     return 0;
 }

@@ -47,6 +47,8 @@ int ing_json_objects(ing_req *r, json_t *o, const char *key, size_t max, json_t 
 /* Path id: a positive decimal int64 without sign or leading zero; replies
  * 400 invalid_id otherwise. */
 int ing_path_id(ing_req *r, const char *s, int64_t *out);
+/* The same test without a reply: 0 with *out, or -1. */
+int ing_path_id_parse(const char *s, int64_t *out);
 
 /* Parses an RFC 3339 time ("2026-11-28T20:00:00Z", "...+01:00", fractions
  * allowed). Returns 0 or ONS_EINVAL. */

@@ -20,6 +20,9 @@ void ing_route_join(ing_req *r);
 #define ING_JOIN_ROUND_MAX 256
 void ing_join_claim_round(ing_worker *w, void *arg, void **items, size_t n);
 void ing_route_intent_get(ing_req *r);
+/* Its now hook (ing_route.now): a poll answered from memory (a queued
+ * intent whose event state is fresh, or a refused id). */
+int ing_route_intent_get_now(ing_req *r);
 /* The result reader's round (an ing_batcher run; arg is the app): items
  * are polls (ing_req *) of processed intents. Reads their result documents
  * in one MGET per ING_RESULT_ROUND_MAX and answers; a poll whose document
@@ -52,6 +55,10 @@ void ing_route_scan(ing_req *r);
 void ing_route_venue_create(ing_req *r);
 void ing_route_event_create(ing_req *r);
 void ing_route_event_get(ing_req *r);
+/* Its now hook (ing_route.now): a view cached and fresh (or being
+ * refreshed), or a refused id. */
+int ing_route_event_get_now(ing_req *r);
+void ing_route_event_get_now_end(void *now);
 void ing_route_event_update(ing_req *r);
 /* routes_events.c: reads the event's owner row (event_store.h; lock: FOR
  * UPDATE inside the caller's transaction) and checks the caller may change

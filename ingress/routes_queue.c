@@ -1137,16 +1137,32 @@ void ing_result_round(ing_worker *w, void *arg, void **items, size_t n)
 
 /* Decodes the {id} of an intent or reservation route owned by the caller.
  * Returns 0 or -1 (replied 400/404). */
-static int decode_id(ing_req *r, enum q_id_kind kind, int64_t *seq)
+/* q_id_decode of r's id: 0, ONS_EPARSE (malformed) or another error (not
+ * this caller's, or a partition this cluster does not have). Memory only. */
+static int id_seq(ing_req *r, enum q_id_kind kind, int64_t *seq)
 {
     int rc = q_id_decode(r->app->o.ids_secret, kind, r->params[0], r->who.user_id, seq);
+    if (rc == 0 && q_seq_partition(*seq) >= r->app->partitions)
+        rc = ONS_ENOTFOUND;
+    return rc;
+}
+
+/* Replies to an id id_seq refused (rc not 0): 400 invalid_id or 404. */
+static void id_refused(ing_req *r, enum q_id_kind kind, int rc)
+{
     if (rc == ONS_EPARSE) {
         ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
-        return -1;
+        return;
     }
-    if (rc || q_seq_partition(*seq) >= r->app->partitions) {
-        ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such %s.",
-                  kind == Q_ID_INTENT ? "intent" : "reservation");
+    ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such %s.",
+              kind == Q_ID_INTENT ? "intent" : "reservation");
+}
+
+static int decode_id(ing_req *r, enum q_id_kind kind, int64_t *seq)
+{
+    int rc = id_seq(r, kind, seq);
+    if (rc) {
+        id_refused(r, kind, rc);
         return -1;
     }
     return 0;
@@ -1178,34 +1194,75 @@ static void queued_refresh_job(ing_worker *w, void *arg)
     reply_queued(r, j->id, j->seq);
 }
 
+/* What a poll found in memory before answering: the same reads for the
+ * route's now hook (the accept gate) and its handler, so the answer is the
+ * one the hook tested. */
+typedef struct poll_plan {
+    int rc; /* id_seq's */
+    int64_t seq;
+    int queued; /* still queued by this node's cursor */
+    int mapped; /* this node's seqmap knows the event */
+    int64_t event_id;
+    int known, fresh; /* the event's cached state, and whether it is fresh */
+    q_event_state es;
+} poll_plan;
+
+static void poll_plan_make(ing_req *r, poll_plan *p)
+{
+    p->rc = id_seq(r, Q_ID_INTENT, &p->seq);
+    p->queued = p->mapped = p->known = p->fresh = 0;
+    p->event_id = 0;
+    if (p->rc)
+        return;
+    int64_t served = ing_cursors_served(r->app->cursors, q_seq_partition(p->seq));
+    p->queued = served >= 0 && q_seq_offset(p->seq) >= served;
+    if (!p->queued)
+        return;
+    /* Still queued: memory, no Redis round trip, unless the event's state
+     * (sold out?) is older than its ttl: then one job per ttl refreshes
+     * it. */
+    if (ing_seqmap_get(r->app->seqs, p->seq, &p->event_id) == 0) {
+        p->mapped = 1;
+        p->known = p->event_id > 0 &&
+                   ing_events_lookup(r->app->events, p->event_id, &p->es, &p->fresh) == 0;
+    }
+}
+
+int ing_route_intent_get_now(ing_req *r)
+{
+    static _Thread_local poll_plan plan;
+    poll_plan_make(r, &plan);
+    if (plan.rc == 0 && !(plan.queued && !(plan.mapped && !plan.fresh)))
+        return 0;
+    r->now = &plan;
+    return 1;
+}
+
 void ing_route_intent_get(ing_req *r)
 {
-    int64_t seq;
-    if (decode_id(r, Q_ID_INTENT, &seq))
-        return;
-    int64_t served = ing_cursors_served(r->app->cursors, q_seq_partition(seq));
-    if (served >= 0 && q_seq_offset(seq) >= served) {
-        /* Still queued: memory, no Redis round trip, unless the event's
-         * state (sold out?) is older than its ttl: then one job per ttl
-         * refreshes it. */
-        int64_t event_id = 0;
-        q_event_state es;
-        int fresh = 0, known = 0;
-        if (ing_seqmap_get(r->app->seqs, seq, &event_id) == 0) {
-            known = event_id > 0 && ing_events_lookup(r->app->events, event_id, &es, &fresh) == 0;
-            if (!fresh) {
-                intent_job *j = new_intent_job(r, seq);
-                if (j) {
-                    j->event_id = event_id;
-                    ing_req_submit(r, queued_refresh_job);
-                }
-                return;
-            }
-        }
-        reply_queued_known(r, r->params[0], seq, event_id, known ? &es : NULL);
+    poll_plan own, *p = r->now;
+    if (!p) {
+        p = &own;
+        poll_plan_make(r, p);
+    }
+    r->now = NULL;
+    if (p->rc) {
+        id_refused(r, Q_ID_INTENT, p->rc);
         return;
     }
-    if (!new_intent_job(r, seq))
+    if (p->queued) {
+        if (p->mapped && !p->fresh) {
+            intent_job *j = new_intent_job(r, p->seq);
+            if (j) {
+                j->event_id = p->event_id;
+                ing_req_submit(r, queued_refresh_job);
+            }
+            return;
+        }
+        reply_queued_known(r, r->params[0], p->seq, p->event_id, p->known ? &p->es : NULL);
+        return;
+    }
+    if (!new_intent_job(r, p->seq))
         return;
     /* Polls of processed intents share the result reader's MGETs; without
      * it each reads alone on a job thread. */

@@ -47,6 +47,8 @@ struct ing_server {
 
 static void req_free(ing_req *r)
 {
+    if (r->now && r->route && r->route->now_end)
+        r->route->now_end(r->now);
     if (r->job && r->job_free)
         r->job_free(r->job);
     json_decref(r->body);
@@ -115,6 +117,14 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         ons_logk(status >= 500 ? ONS_LOG_WARN : ONS_LOG_DEBUG, "request_id", r->rid,
                  "%s %s %d %.2fms user=%lld", r->method, r->route ? r->route->name : "unmatched",
                  status, secs * 1e3, (long long)r->who.user_id);
+    if (r->pend.sink) {
+        /* Answered at the accept gate: the same bytes as below, into the
+         * gate's buffer (an empty one: the gate closes the connection). */
+        if (ons_httpd_finish_direct(&r->pend, status, h, content_type, data, len) != 1)
+            r->pend.sink->len = 0;
+        req_free(r);
+        return;
+    }
     /* Answered in nng's callback on a connection nng keeps open: the
      * response is written whole, without nng's response object
      * (common/httpd.h, ons_httpd_finish_direct). A deferred answer, one
@@ -137,7 +147,7 @@ void ing_reply_text(ing_req *r, int status, const char *content_type, const char
 static void reply_etag(ing_req *r, const char *content_type, const void *data, size_t len,
                        const char *etag, const char *const *headers, int static_body)
 {
-    const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : r->inm;
+    const char *inm = r->hreq || r->pend.sink ? ing_req_header(r, "If-None-Match") : r->inm;
     const char *h[2 * ING_STATIC_HEADERS_MAX + 3];
     size_t n = 0;
     for (size_t i = 0;
@@ -197,15 +207,30 @@ void ing_reply_json(ing_req *r, int status, json_t *body)
  * 200) and the request let go. */
 static void let_go_of_request(ing_req *r)
 {
-    const char *inm = r->hreq ? nng_http_req_get_header(r->hreq, "If-None-Match") : NULL;
+    const char *inm = ing_req_header(r, "If-None-Match");
     if (inm && !r->inm)
         r->inm = strdup(inm);
     r->hreq = NULL;
 }
 
+/* A request answered at the gate has no aio to defer: its route's now
+ * hook promised an answer at once. Should a handler break that promise,
+ * the client gets a 503 rather than no answer. 1 when r was answered. */
+static int broken_promise(ing_req *r)
+{
+    if (!r->pend.sink)
+        return 0;
+    ons_log_error("http: %s was to be answered at once but went to a job",
+                  r->route ? r->route->name : "?");
+    ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "Retry shortly.");
+    return 1;
+}
+
 void ing_req_submit(ing_req *r, ing_job_fn fn)
 {
     ing_server *s = r->srv;
+    if (broken_promise(r))
+        return;
     let_go_of_request(r);
     ons_httpd_live_add(&s->live, &r->pend);
     fn = ing_ratelimit_wrap(r, fn);
@@ -217,6 +242,8 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 void ing_req_submit_batch(ing_req *r, ing_batcher *b)
 {
     ing_server *s = r->srv;
+    if (broken_promise(r))
+        return;
     let_go_of_request(r);
     ons_httpd_live_add(&s->live, &r->pend);
     if (ing_batcher_submit(b, r) != 0)
@@ -230,8 +257,13 @@ void ing_req_submit_batch(ing_req *r, ing_batcher *b)
 static const ing_route *route_of(ing_req *r, nng_http_req *hreq)
 {
     ons_httpd_err e;
-    long ri = ons_httpd_route(&route_table, hreq, r->method, sizeof r->method, r->pathbuf, NULL,
-                              sizeof r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams, &e);
+    long ri =
+        hreq ? ons_httpd_route(&route_table, hreq, r->method, sizeof r->method, r->pathbuf, NULL,
+                               sizeof r->pathbuf, r->params, ING_MAX_PARAMS, &r->nparams, &e)
+             : ons_httpd_route_uri(&route_table, r->pend.sink->view->method,
+                                   r->pend.sink->view->target, r->method, sizeof r->method,
+                                   r->pathbuf, NULL, sizeof r->pathbuf, r->params, ING_MAX_PARAMS,
+                                   &r->nparams, &e);
     if (ri < 0) {
         ing_fail_httpd(r, &e);
         return NULL;
@@ -241,11 +273,11 @@ static const ing_route *route_of(ing_req *r, nng_http_req *hreq)
 
 /* The bearer token (401) and its role (403) for a route that is not
  * public. 0, or -1 when r was finished. */
-static int authorize(ing_app *app, ing_req *r, nng_http_req *hreq)
+static int authorize(ing_app *app, ing_req *r)
 {
     if (!r->route->roles)
         return 0;
-    const char *authz = nng_http_req_get_header(hreq, "Authorization");
+    const char *authz = ing_req_header(r, "Authorization");
     if (!authz || ons_auth_verify_cached(app->auth_cache, authz, ing_now_ms() / 1000, &r->who)) {
         memset(&r->who, 0, sizeof r->who);
         ing_fail(r, NULL, ING_E_UNAUTHORIZED, NULL);
@@ -262,7 +294,7 @@ static int authorize(ing_app *app, ing_req *r, nng_http_req *hreq)
  * its size and JSON object shape. 0, or -1 when r was finished. */
 static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
 {
-    const char *idem = nng_http_req_get_header(hreq, "Idempotency-Key");
+    const char *idem = ing_req_header(r, "Idempotency-Key");
     if (idem) {
         if (!ing_idem_key_valid(idem)) {
             ing_fail(r, NULL, ING_E_INVALID_IDEMPOTENCY_KEY, NULL);
@@ -282,18 +314,29 @@ static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
 }
 
 /* Everything before the route handler after the body arrived: see
- * server.h for the order. */
-static void dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
+ * server.h for the order. hreq is NULL for a request at the accept gate
+ * (r->pend.sink): there, a route without a now hook, or whose hook says its
+ * handler cannot answer at once, is left alone (r is not touched after
+ * the route is found, nothing is charged) and 0 returned; else 1: r was
+ * answered or handed on. */
+static int dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
 {
     const ing_route *route = route_of(r, hreq);
     if (!route)
-        return;
+        return 1;
+    if (!hreq && !route->now)
+        return 0;
     r->route = route;
     r->hreq = hreq;
     ing_client_addr_resolve(r);
-    if (authorize(s->app, r, hreq) || ing_ratelimit_admit(r) || headers_and_body(s->app, r, hreq))
-        return;
+    if (authorize(s->app, r))
+        return 1;
+    if (!hreq && !route->now(r))
+        return 0;
+    if (ing_ratelimit_admit(r) || headers_and_body(s->app, r, hreq))
+        return 1;
     route->handler(r);
+    return 1;
 }
 
 /* The body arrived (or did not: timeout, the client left, the server
@@ -367,6 +410,49 @@ static void read_body(ing_server *s, ing_req *r, nng_http_conn *conn, size_t len
     ons_httpd_read_body(conn, r->body_aio);
 }
 
+/* A new request of s, its clock and id started; NULL when out of memory. */
+static ing_req *req_new(ing_server *s)
+{
+    /* One per request: within glibc's per-thread cache (chunks up to 1,032
+     * bytes), an allocation takes no arena lock. malloc, not calloc: glibc
+     * 2.36's calloc never takes from that cache (it goes to the arena, under
+     * its lock, and a request this size first consolidates the fastbins). */
+    _Static_assert(sizeof(ing_req) <= 1032, "ing_req outgrew malloc's per-thread cache");
+    ing_req *r = malloc(sizeof *r);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    r->t0_ns = ing_mono_ns();
+    r->srv = s;
+    r->app = s->app;
+    ons_httpd_rid_next(&s->rid, "", r->rid, sizeof r->rid);
+    return r;
+}
+
+/* The accept gate's answer hook (ons_httpd_gate_opts.answer): the request
+ * in out->view goes through the same steps as one nng parsed (dispatch), on the
+ * gate's thread, and is answered into out when its route's now hook says
+ * the handler answers it at once; else 0 and nng gets it. Its reply is
+ * the bytes ons_httpd_finish_direct writes on nng's path, its metrics and
+ * log line the same. */
+static int gate_answer(void *arg, ons_httpd_sink *out)
+{
+    ing_server *s = arg;
+    int answered = 0;
+    atomic_fetch_add(&s->dispatching, 1); /* the stop waits for it */
+    ing_req *r = atomic_load(&s->stopping) ? NULL : req_new(s);
+    if (r) {
+        r->pend.sink = out;
+        r->keep_alive = 1; /* the gate offers keep-alive GETs only */
+        ons_httpd_copy(r->method, sizeof r->method, out->view->method);
+        answered = dispatch(s, r, NULL);
+        if (!answered)
+            req_free(r);
+    }
+    atomic_fetch_sub(&s->dispatching, 1);
+    return answered;
+}
+
 /* Called by nng with the request head only (no body read yet): checks the
  * framing, then reads a declared body of at most http.max_body bytes
  * with a deadline, then dispatches. A body is never read before its
@@ -381,21 +467,15 @@ static void on_http(nng_aio *aio)
      * bytes), an allocation takes no arena lock. malloc, not calloc: glibc
      * 2.36's calloc never takes from that cache (it goes to the arena, under
      * its lock, and a request this size first consolidates the fastbins). */
-    _Static_assert(sizeof(ing_req) <= 1032, "ing_req outgrew malloc's per-thread cache");
-    ing_req *r = malloc(sizeof *r);
+    ing_req *r = req_new(s);
     if (!r) {
         nng_aio_finish(aio, NNG_ENOMEM);
         return;
     }
-    memset(r, 0, sizeof *r);
-    r->t0_ns = ing_mono_ns();
-    r->srv = s;
-    r->app = s->app;
     r->pend.aio = aio;
     r->pend.conn = conn;
     r->hreq = hreq;
     r->keep_alive = ons_httpd_keeps_alive(hreq) && s->app->o.http_direct_replies;
-    ons_httpd_rid_next(&s->rid, "", r->rid, sizeof r->rid);
     ons_httpd_copy(r->method, sizeof r->method, nng_http_req_get_method(hreq));
 
     size_t len = 0;
@@ -415,7 +495,7 @@ static void on_http(nng_aio *aio)
 
 /* The accept gate in front of nng (common/httpd.h), from the http.*
  * options; 0 or its error. */
-static int start_gate(ing_app *app)
+static int start_gate(ing_server *s, ing_app *app)
 {
     ons_httpd_gate_opts g = {
         .max_connections = app->o.http_max_connections,
@@ -434,6 +514,13 @@ static int start_gate(ing_app *app)
             ons_metrics_counter(app->metrics, "onsale_ingress_bad_heads_total",
                                 "Request heads refused before parsing (414, 431, '%' path).", ""),
     };
+    if (app->o.http_gate_answers && app->o.http_direct_replies) {
+        g.answer = gate_answer;
+        g.answer_arg = s;
+        g.answered = ons_metrics_counter(
+            app->metrics, "onsale_ingress_gate_answers_total",
+            "Requests answered by the accept gate as it read them (http.gate_answers).", "");
+    }
     return ons_httpd_gate_start(&g, (int)app->o.http_port);
 }
 
@@ -475,7 +562,7 @@ int ing_server_start(ing_app *app, ing_server **out)
         return rc;
     }
     if (app->o.http_gate) {
-        rc = start_gate(app);
+        rc = start_gate(s, app);
         if (rc) {
             ing_server_free(s);
             return rc;

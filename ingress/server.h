@@ -3,7 +3,9 @@
  * own route table {method, pattern, handler, roles, body}, and the one place
  * a request's nng aio is finished.
  *
- * Threads: the route handler runs on an nng task thread and must not block.
+ * Threads: the route handler runs on an nng task thread (or, for a route
+ * with a now hook answered at the accept gate, nng's poller thread, inside
+ * its read: http.gate_answers) and must not block.
  * It either replies at once (pure memory: errors, queued polls, health) or
  * hands the request to a job thread with ing_req_submit(); the job replies
  * when done, from any thread. A client that closes its connection while a
@@ -55,6 +57,17 @@ typedef struct ing_route {
     ing_handler_fn handler;
     int roles;
     int body; /* 1: a JSON object body is required */
+    /* The handler's synchronous test, for answers at the accept gate
+     * (http.gate_answers; NULL: the route is never answered there). Runs
+     * after authentication and before the rate limit, with the request's
+     * headers readable: returns 1 when the handler will answer r at once
+     * from memory (no job), having kept what it read in r->now for the
+     * handler (so the answer is the one it tested), or 0 having done
+     * nothing; r then goes to nng's path whole. */
+    int (*now)(ing_req *r);
+    /* Lets go of what now kept in r->now when the handler did not take it
+     * (r was answered before it: 429, a bad header); NULL: no need. */
+    void (*now_end)(void *now);
 } ing_route;
 
 /* The route table (routes.c). */
@@ -91,6 +104,9 @@ struct ing_req {
      * a request within malloc's per-thread cache sizes). */
     int rl_class;
     char rl_names[2][80];
+    /* What the route's now hook kept for its handler (NULL: nothing); see
+     * ing_route.now. */
+    void *now;
     ing_job_fn rl_next;
     const char *rl_policy;
     char rl_state[80];
@@ -130,6 +146,15 @@ void ing_req_submit(ing_req *r, ing_job_fn fn);
  * limit wrap: the round charges its own. A full queue replies 503
  * overloaded. nng threads only. */
 void ing_req_submit_batch(ing_req *r, ing_batcher *b);
+
+/* The value of r's header name, or NULL (absent, or r was handed to a job
+ * thread). nng threads, before the handler hands r on. */
+static inline const char *ing_req_header(const ing_req *r, const char *name)
+{
+    if (r->hreq)
+        return nng_http_req_get_header((nng_http_req *)r->hreq, name);
+    return r->pend.sink ? ons_httpd_view_header(r->pend.sink->view, name) : NULL;
+}
 
 /* Replies with status and body (stolen; NULL = no body) and frees r. */
 void ing_reply_json(ing_req *r, int status, json_t *body);

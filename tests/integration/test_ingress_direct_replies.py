@@ -13,6 +13,11 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
   close) is answered through nng, whole, with Connection: close;
 - clients that reset before a job thread's answer (a join held by
   debug.join_delay_ms) leave the server healthy (run it on the ASan build);
+- answers made by the accept gate as it reads a request (http.gate_answers:
+  queued polls, cached event views, the refusals before them) are the bytes
+  nng's path writes (the option off), rate limits included; pipelined, they
+  come in order with nng's, and a slow reader gets them all, in order, when
+  the socket takes them only in part;
 - answers queued behind a slow reader are all written, then the 431 of a
   head past nng's buffer, then a clean close: nng reads the next request only
   once a direct answer is written, and the gate reads the rest of the head
@@ -20,6 +25,8 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
 """
 import json
 import os
+import re
+import signal
 import socket
 import sys
 import time
@@ -34,9 +41,12 @@ from harness import checked_stack  # noqa: E402
 def st():
     with checked_stack(partitions=1) as s:
         s.start_worker()
-        s.nng_port = int(s.start_ingress(http_direct_replies="false").rsplit(":", 1)[1])
-        s.direct_port = int(s.start_ingress(http_direct_replies="true",
-                                            debug_join_delay_ms=300).rsplit(":", 1)[1])
+        # Caches that stay fresh through a test: the gate answers from them.
+        fresh = dict(event_cache_ttl_ms=60000, event_view_ttl_ms=60000)
+        s.nng_port = int(s.start_ingress(http_direct_replies="false", **fresh).rsplit(":", 1)[1])
+        s.plain_port = int(s.start_ingress(http_gate_answers="false", **fresh).rsplit(":", 1)[1])
+        s.direct_port = int(s.start_ingress(http_direct_replies="true", debug_join_delay_ms=300,
+                                            **fresh).rsplit(":", 1)[1])
         s.ev = s.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
         yield s
 
@@ -52,10 +62,11 @@ def head(method, path, headers=(), version="HTTP/1.1"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def read_responses(sock, n, heads=(), timeout=10.0):
+def read_responses(sock, n, heads=(), timeout=10.0, wait_close=True):
     """n answers off sock, framed by Content-Length (none for the indexes in
     heads, answers to HEAD). Returns [(status line, [(name, value)], body)]
-    and whether the server closed the connection right after the last."""
+    and whether the server closed the connection right after the last (None
+    unless wait_close: that takes half a second when it does not)."""
     sock.settimeout(timeout)
     buf, out = b"", []
     deadline = time.time() + timeout
@@ -75,6 +86,8 @@ def read_responses(sock, n, heads=(), timeout=10.0):
         assert b, ("closed early", out, buf)
         buf += b
     assert buf == b"", buf
+    if not wait_close:
+        return out, None
     sock.settimeout(0.5)
     try:
         closed = sock.recv(1) == b""
@@ -85,11 +98,11 @@ def read_responses(sock, n, heads=(), timeout=10.0):
     return out, closed
 
 
-def ask(port, raw, n=1, heads=()):
+def ask(port, raw, n=1, heads=(), wait_close=True):
     s = connect(port)
     try:
         s.sendall(raw)
-        return read_responses(s, n, heads)
+        return read_responses(s, n, heads, wait_close=wait_close)
     finally:
         s.close()
 
@@ -330,3 +343,141 @@ def test_a_view_answered_on_a_job_thread_after_the_stop_closed_its_connection(st
     v.close()
     out = proc.output()
     assert "Sanitizer" not in out and code == 0, (code, out[-3000:])
+
+
+def gate_answers(port):
+    text = ask(port, head("GET", "/metrics"), wait_close=False)[0][0][2].decode()
+    m = re.search(r"^onsale_ingress_gate_answers_total (\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_gate_answers_are_the_bytes_of_nngs_path(st):
+    """The same requests to ingress with http.gate_answers off (nng parses
+    each head and calls the handler) and on (the gate answers them as it
+    reads them): the same status lines, headers in order (but the request
+    id's) and bodies. A queued poll is of each node's own fan (a node knows
+    the event of the joins it took): its id, position and ETA differ. The
+    gate's counter shows which were answered there. The worker is paused
+    first: polls of queued intents (the last tests of the module)."""
+    for p in st.procs:
+        if p.name == "worker":
+            p.kill(signal.SIGSTOP)  # the stack's stop resumes it
+    ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)  # the same on both
+    view = f"/v1/events/{ev}"
+    ask(st.plain_port, head("GET", view), wait_close=False)
+    ask(st.direct_port, head("GET", view), wait_close=False)  # both caches warm
+    etag = dict(ask(st.direct_port, head("GET", view), wait_close=False)[0][0][1])["ETag"]
+    other = [f"Authorization: Bearer {st.token(22, 'fan')}"]
+
+    def cases(port, user):
+        auth = [f"Authorization: Bearer {st.token(user, 'fan')}"]
+        _, _, joined = ask(port, head("POST", f"/v1/events/{ev}/intents", [
+            *auth, "Content-Type: application/json",
+            "Content-Length: 15"]) + b'{"quantity": 1}', wait_close=False)[0][0]
+        poll = json.loads(joined)["status_url"]
+        at_gate = [
+            head("GET", view),
+            head("GET", view, [f"If-None-Match: {etag}"]),
+            head("GET", view, ["Idempotency-Key: ?"]),  # 400 after the hook kept the view
+            head("GET", "/v1/events/abc"),
+            head("GET", poll),  # 401
+            head("GET", poll, ["Authorization: Bearer nope"]),
+            head("GET", poll, other),  # 404: another fan's
+            head("GET", "/v1/intents/zz", auth),  # 400 invalid_id
+            head("GET", "/v1/scans", auth),  # 405
+            head("GET", "/v1/nothing/here"),  # 404
+            head("GET", poll, auth),  # queued
+            head("GET", poll, [*auth, "Connection: keep-alive", "User-Agent:  x"]),
+        ]
+        to_nng = [
+            head("GET", "/v1/events/999999"),  # no cached view: a job
+            head("GET", "/healthz"),
+            head("GET", "/v1/events?q=a"),
+            head("GET", view, ["Accept: a", "accept: b"]),  # nng joins repeated headers
+            head("GET", view, ["Connection: close"]),
+            head("GET", view, version="HTTP/1.0"),
+        ]
+        return at_gate, to_nng
+
+    off, on = cases(st.plain_port, 21), cases(st.direct_port, 23)
+    before = gate_answers(st.direct_port)
+    # One request at a time on one connection per node (each read starts
+    # between requests), but the last two, which close theirs.
+    conns = [connect(st.plain_port), connect(st.direct_port)]
+    for i, (ra, rb) in enumerate(zip(off[0] + off[1], on[0] + on[1])):
+        if i < len(on[0]) + len(on[1]) - 2:
+            conns[0].sendall(ra)
+            conns[1].sendall(rb)
+            ((a,), a_closed), ((b,), b_closed) = (read_responses(c, 1, wait_close=False)
+                                                  for c in conns)
+        else:
+            (a,), a_closed = ask(st.plain_port, ra)
+            (b,), b_closed = ask(st.direct_port, rb)
+            assert a_closed and b_closed, (a, b)
+        if i in (10, 11):  # the queued polls
+            assert a[0] == b[0] == "HTTP/1.1 200 OK", (a, b)
+            drop = ("intent_id", "position", "eta_seconds", "eta_ms", "eta_at")
+            a, b = ((r[0], [h for h in r[1] if h[0] != "Content-Length"],
+                     {k: v for k, v in json.loads(r[2]).items() if k not in drop}) for r in (a, b))
+            assert a[2]["state"] == "queued" and a[2]["event_id"] == ev, a
+        assert shape(a) == shape(b), (ra, a, b)
+    for c in conns:
+        c.close()
+    # /metrics itself is answered by nng: it does not count.
+    assert gate_answers(st.direct_port) - before == len(on[0])
+    assert gate_answers(st.plain_port) == 0
+
+
+def test_gate_answers_keep_the_poll_rate_limit(st):
+    """130 polls of one fan pipelined in one write (ratelimit.poll burst
+    120): the answers past the burst are 429 with the same headers on both
+    paths, and every answer comes in order."""
+    outs = []
+    for port, user in ((st.plain_port, 23), (st.direct_port, 24)):
+        tok = st.token(user, "fan")
+        auth = [f"Authorization: Bearer {tok}"]
+        _, _, joined = ask(port, head("POST", f"/v1/events/{st.ev}/intents", [
+            *auth, "Content-Type: application/json",
+            "Content-Length: 15"]) + b'{"quantity": 1}', wait_close=False)[0][0]
+        poll = json.loads(joined)["status_url"]
+        outs.append(ask(port, head("GET", poll, auth) * 130, 130, wait_close=False)[0])
+    a, b = outs
+    sa, sb = [r[0].split()[1] for r in a], [r[0].split()[1] for r in b]
+    assert "429" in sa and "429" in sb, (sa, sb)
+    assert sa.index("429") >= 100 and sb.index("429") >= 100, (sa, sb)
+    ra, rb = a[sa.index("429")], b[sb.index("429")]
+    assert [k for k, _ in ra[1]] == [k for k, _ in rb[1]] and ra[2] == rb[2], (ra, rb)
+    assert dict(ra[1])["RateLimit-Policy"] == dict(rb[1])["RateLimit-Policy"]
+    for out in outs:
+        ids = [dict(r[1])["X-Request-Id"] for r in out]
+        assert len(set(ids)) == 130
+
+
+def test_gate_answers_reach_a_slow_reader_in_order(st):
+    """A slow reader pipelines 200 event views (answered at the gate) then
+    a head that runs past nng's buffer, and reads nothing for a second: the
+    gate's answers fill the socket, what it took only in part is kept and
+    sent before any byte of nng's (the views nng answers behind it), and
+    the 431 comes last, then a clean close."""
+    view = ask(st.direct_port, head("GET", f"/v1/events/{st.ev}"), wait_close=False)[0][0][2]
+    n = 200
+    small = head("GET", f"/v1/events/{st.ev}") * n
+    big = head("GET", "/healthz", ["X-F: " + "b" * 7900])
+    assert len(small) < 8192 < len(small) + len(big) and n * len(view) > 60000
+    before = gate_answers(st.direct_port)
+    s = slow_reader(st.direct_port)
+    try:
+        s.sendall(small + big[:100])
+        time.sleep(0.2)
+        s.sendall(big[100:])
+        time.sleep(0.8)
+        data, end = read_to_eof(s)
+    finally:
+        s.close()
+    got = split_answers(data)
+    assert got == [(200, len(view))] * n + [(431, got[-1][1])] and end == "eof", (end, got[:3],
+                                                                                  len(got))
+    answered = gate_answers(st.direct_port) - before
+    assert 0 < answered < n, answered  # some at the gate, the rest behind them by nng
+    (resp,), _ = ask(st.direct_port, head("GET", "/healthz"), wait_close=False)
+    assert resp[0].endswith("200 OK")

@@ -292,22 +292,43 @@ END_TEST
 static char big_body[BIG_LEN];
 static atomic_int answers, on_socket;
 
+/* The answer to uri, wherever it is made: X-N the "?n=" value or the last
+ * segment, body BIG_LEN bytes when "big" is in the path, else "hello". */
+static int answer_uri(ons_httpd_pending *p, const char *uri)
+{
+    const char *q = strstr(uri, "?n=");
+    const char *h[] = {"X-N", q ? q + 3 : strrchr(uri, '/') + 1, NULL};
+    int big = strstr(uri, "big") != NULL;
+    return ons_httpd_finish_direct(p, 200, h, "text/plain", big ? big_body : "hello",
+                                   big ? BIG_LEN : 5);
+}
+
+/* The gate's answer hook: "/g/..." answered at the gate, the rest left to
+ * nng. */
+static atomic_int at_gate;
+
+static int gate_hook(void *arg, ons_httpd_sink *out)
+{
+    (void)arg;
+    if (strncmp(out->view->target, "/g/", 3) != 0)
+        return 0;
+    atomic_fetch_add(&at_gate, 1);
+    ons_httpd_pending p = {.sink = out};
+    ck_assert_int_eq(answer_uri(&p, out->view->target), 1);
+    return 1;
+}
+
 static void direct_cb(nng_aio *aio)
 {
     nng_http_req *req = nng_aio_get_input(aio, 0);
     nng_http_conn *conn = nng_aio_get_input(aio, 2);
     const char *uri = nng_http_req_get_uri(req);
-    const char *q = strstr(uri, "?n=");
-    const char *h[] = {"X-N", q ? q + 3 : "-", NULL};
     int (*fd_of)(nng_http_conn *) = atomic_load(&ons_httpd_conn_fd);
     if (fd_of && fd_of(conn) >= 0)
         atomic_fetch_add(&on_socket, 1);
     atomic_fetch_add(&answers, 1);
     ons_httpd_pending p = {.aio = aio, .conn = conn};
-    int big = strncmp(uri, "/big", 4) == 0;
-    ck_assert_int_eq(ons_httpd_finish_direct(&p, 200, h, "text/plain", big ? big_body : "hello",
-                                             big ? BIG_LEN : 5),
-                     1);
+    ck_assert_int_eq(answer_uri(&p, uri), 1);
 }
 
 static int dial(int port, int rcvbuf)
@@ -411,10 +432,18 @@ static void body_cb(nng_aio *aio)
     ons_httpd_read_body(conn, b->aio);
 }
 
+static int start_gated_server(nng_http_server **srv, int hook);
+
 /* Starts the body_cb server on a free port with the gate in front of it;
  * the counters start at 0. Returns the port. */
 static int start_direct_server(nng_http_server **srv)
 {
+    return start_gated_server(srv, 0);
+}
+
+static int start_gated_server(nng_http_server **srv, int hook)
+{
+    atomic_store(&at_gate, 0);
     atomic_store(&answers, 0);
     atomic_store(&on_socket, 0);
     atomic_store(&taken, 0);
@@ -428,7 +457,8 @@ static int start_direct_server(nng_http_server **srv)
                               .max_head = 8000,
                               .header_timeout_ms = 10000,
                               .idle_timeout_ms = 10000,
-                              .crowded_timeout_ms = 10000};
+                              .crowded_timeout_ms = 10000,
+                              .answer = hook ? gate_hook : NULL};
     ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
     return port;
 }
@@ -519,6 +549,60 @@ START_TEST(small_bodies_are_held_with_their_head)
 }
 END_TEST
 
+/* Answers at the gate (gate_hook): one request at a time, every "/g/" one
+ * is answered there, none reaches nng. Then a client with a 4 KiB receive
+ * buffer pipelines large answers at the gate, requests for nng and more for
+ * the gate, and reads nothing for a while: the socket takes the first
+ * answer in part, the gate keeps its rest and leaves the other requests to
+ * nng, whose answers wait behind that rest; all arrive whole, in order.
+ * With gate_hook off (the control) nng answers all. */
+START_TEST(answers_at_the_gate_in_order)
+{
+    for (int hook = 1; hook >= 0; hook--) {
+        nng_http_server *srv = NULL;
+        int fd = dial(start_gated_server(&srv, hook), 0);
+        for (int i = 0; i < 5; i++) {
+            char n[8], req[96];
+            snprintf(n, sizeof n, "%d", i);
+            snprintf(req, sizeof req, "GET /g/small/%s HTTP/1.1\r\nHost: x\r\n\r\n", n);
+            send_all(fd, req);
+            expect_answer(fd, n, "hello", 5);
+        }
+        ck_assert_int_eq(atomic_load(&at_gate), hook ? 5 : 0);
+        ck_assert_int_eq(atomic_load(&answers), hook ? 0 : 5);
+        close(fd);
+        stop_direct_server(&srv);
+
+        fd = dial(start_gated_server(&srv, hook), 4096);
+        /* 6 MB for the gate: more than any send buffer takes at once */
+        char pipeline[1024] = "";
+        for (int i = 0; i < 6; i++) {
+            char req[96];
+            snprintf(req, sizeof req, "GET /g/big/%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+            strcat(pipeline, req);
+        }
+        strcat(pipeline, "GET /small?n=6 HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /g/small/7 HTTP/1.1\r\nHost: x\r\n\r\n");
+        send_all(fd, pipeline);
+        usleep(300 * 1000);
+        for (int i = 0; i < 6; i++) {
+            char n[8];
+            snprintf(n, sizeof n, "%d", i);
+            expect_answer(fd, n, big_body, BIG_LEN);
+        }
+        expect_answer(fd, "6", "hello", 5);
+        expect_answer(fd, "7", "hello", 5);
+        /* hook: the first ones at the gate until the socket took one in
+         * part (its rest kept); nng answers the others, "/g/small/7" too */
+        int gated = atomic_load(&at_gate);
+        ck_assert(hook ? gated >= 1 && gated < 6 : gated == 0);
+        ck_assert_int_eq(gated + atomic_load(&answers), 8);
+        close(fd);
+        stop_direct_server(&srv);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -531,6 +615,7 @@ int main(void)
         {"direct_on_socket", direct_answers_go_on_the_socket},
         {"direct_full_buffer", direct_answers_past_a_full_send_buffer_in_order},
         {"held_bodies", small_bodies_are_held_with_their_head},
+        {"gate_answers", answers_at_the_gate_in_order},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }
