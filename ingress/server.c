@@ -69,20 +69,23 @@ static void finish(ing_req *r, nng_http_res *res)
     req_free(r);
 }
 
-/* The one reply path. static_body: data outlives the server (not copied).
- * headers: name/value pairs, NULL-terminated, or NULL; a "Cache-Control"
- * among them replaces the default no-store. */
-static void reply(ing_req *r, int status, const char *content_type, const void *data, size_t len,
-                  int static_body, const char *const *headers)
+/* The most header lines a reply sends: the caller's and the server's own. */
+#define REPLY_HEADERS_MAX (2 * ING_STATIC_HEADERS_MAX + 16)
+/* Room for Retry-After's digits. */
+#define RETRY_AFTER_LEN 16
+
+/* Every header of r's reply into h (name/value pairs, NULL-terminated):
+ * X-Request-Id, the caller's headers (a "Cache-Control" among them replaces
+ * the default no-store), Cache-Control, and Connection, Retry-After and the
+ * rate-limit headers when r has them. ra holds Retry-After's digits. */
+static void reply_headers(const ing_req *r, const char *const *headers,
+                          const char *h[REPLY_HEADERS_MAX], char ra[RETRY_AFTER_LEN])
 {
-    ing_server *s = r->srv;
-    const char *h[2 * ING_STATIC_HEADERS_MAX + 16];
     const char *cache = "no-store";
-    char ra[16];
     size_t n = 0;
     h[n++] = "X-Request-Id";
     h[n++] = r->rid;
-    for (size_t i = 0; headers && headers[i] && headers[i + 1] && n + 12 < sizeof h / sizeof *h;
+    for (size_t i = 0; headers && headers[i] && headers[i + 1] && n + 12 < REPLY_HEADERS_MAX;
          i += 2) {
         if (strcasecmp(headers[i], "Cache-Control") == 0) {
             cache = headers[i + 1];
@@ -98,7 +101,7 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         h[n++] = "close";
     }
     if (r->retry_after > 0) {
-        snprintf(ra, sizeof ra, "%d", r->retry_after);
+        snprintf(ra, RETRY_AFTER_LEN, "%d", r->retry_after);
         h[n++] = "Retry-After";
         h[n++] = ra;
     }
@@ -109,6 +112,18 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         h[n++] = r->rl_state;
     }
     h[n] = NULL;
+}
+
+/* The one reply path. static_body: data outlives the server (not copied).
+ * headers: name/value pairs, NULL-terminated, or NULL; a "Cache-Control"
+ * among them replaces the default no-store. */
+static void reply(ing_req *r, int status, const char *content_type, const void *data, size_t len,
+                  int static_body, const char *const *headers)
+{
+    ing_server *s = r->srv;
+    const char *h[REPLY_HEADERS_MAX];
+    char ra[RETRY_AFTER_LEN];
+    reply_headers(r, headers, h, ra);
     double secs = (double)(ing_mono_ns() - r->t0_ns) / 1e9;
     ons_httpd_stats_observe(s->stats, r->route ? r->route - ing_routes : -1, status, secs);
     /* One line per request at debug level (an info line per request cost

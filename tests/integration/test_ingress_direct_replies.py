@@ -275,6 +275,25 @@ def split_answers(data):
     return out
 
 
+def pipeline_to_slow_reader(port, small, big):
+    """Sends the requests small, then the head big with its start apart (in
+    one write with the requests before it, the gate holds it back until
+    nng's buffer is empty, and it is answered 200:
+    test_ingress_hostile_heads.py), to a reader that reads nothing for a
+    second. Returns the answers (split_answers) and how the connection
+    ended."""
+    s = slow_reader(port)
+    try:
+        s.sendall(small + big[:100])
+        time.sleep(0.2)
+        s.sendall(big[100:])
+        time.sleep(0.8)
+        data, end = read_to_eof(s)
+    finally:
+        s.close()
+    return split_answers(data), end
+
+
 @pytest.mark.parametrize("path", ["nng", "direct"])
 def test_answers_queued_behind_a_slow_reader_are_written_before_the_431(st, path):
     """Twenty-four GETs of a 30 KB page pipelined with a head that runs past
@@ -294,19 +313,7 @@ def test_answers_queued_behind_a_slow_reader_are_written_before_the_431(st, path
     small = head("GET", "/web/fan.js") * n
     big = head("GET", "/healthz", ["X-F: " + "b" * 7900])
     assert len(small) < 8192 < len(small) + len(big) and len(big) < 8000
-    s = slow_reader(port)
-    try:
-        # The head's start apart (in one write with the requests before it,
-        # the gate holds it back until nng's buffer is empty, and it is
-        # answered 200: test_ingress_hostile_heads.py).
-        s.sendall(small + big[:100])
-        time.sleep(0.2)
-        s.sendall(big[100:])
-        time.sleep(0.8)
-        data, end = read_to_eof(s)
-    finally:
-        s.close()
-    got = split_answers(data)
+    got, end = pipeline_to_slow_reader(port, small, big)
     assert got == [(200, size)] * n + [(431, got[-1][1])] and end == "eof", (end, got[:3],
                                                                               len(got))
     for p in st.procs:
@@ -465,16 +472,7 @@ def test_gate_answers_reach_a_slow_reader_in_order(st):
     big = head("GET", "/healthz", ["X-F: " + "b" * 7900])
     assert len(small) < 8192 < len(small) + len(big) and n * len(view) > 60000
     before = gate_answers(st.direct_port)
-    s = slow_reader(st.direct_port)
-    try:
-        s.sendall(small + big[:100])
-        time.sleep(0.2)
-        s.sendall(big[100:])
-        time.sleep(0.8)
-        data, end = read_to_eof(s)
-    finally:
-        s.close()
-    got = split_answers(data)
+    got, end = pipeline_to_slow_reader(st.direct_port, small, big)
     assert got == [(200, len(view))] * n + [(431, got[-1][1])] and end == "eof", (end, got[:3],
                                                                                   len(got))
     answered = gate_answers(st.direct_port) - before
