@@ -396,7 +396,8 @@ typedef struct ons_httpd_gate_opts {
      * answered request's bytes never reach nng; the response is sent on
      * the socket at once, and what the socket does not take is sent
      * before anything nng writes on that connection (its sendmsg waits
-     * for it), by the sweeper, or at the close. Runs on nng's reading
+     * for it), by the gate's flusher as the socket drains, or at the
+     * close. Runs on nng's reading
      * thread: answer must not block. */
     int (*answer)(void *arg, ons_httpd_sink *out);
     void *answer_arg;

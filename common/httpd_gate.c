@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sched.h>
@@ -112,11 +113,20 @@ static struct {
     atomic_llong crowded_until_ms;
     pthread_t sweeper;
     int sweeping;
+    /* The descriptors with a kept answer rest, each armed once for
+     * writability (EPOLLONESHOT), and the thread that sends on as their
+     * clients read (flusher). -1: none. */
+    int out_epfd;
+    pthread_t flusher;
+    int flushing;
     pthread_cond_t cv;
     int stop;
     ons_httpd_rid rid; /* X-Request-Id of the gate's own answers */
-} g = {
-    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .listen_fd = -1, .spare = -1};
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER,
+       .listen_fd = -1,
+       .spare = -1,
+       .out_epfd = -1};
 
 typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
 typedef ssize_t (*readv_fn)(int, const struct iovec *, int);
@@ -745,8 +755,21 @@ static int view_of(char *b, ons_httpd_view *v)
     return 0;
 }
 
+/* Asks the flusher to send on fd's kept answer rest once the socket can
+ * take more: nng, which only waits to read, would not write again before
+ * the client's next request, and the sweeper's tick is 250 ms. Without the
+ * flusher (it could not start) the sweeper and nng's next write still
+ * send it. */
+static void arm_out(int fd)
+{
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.fd = fd};
+    if (g.out_epfd >= 0 && epoll_ctl(g.out_epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+        (void)epoll_ctl(g.out_epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 /* Sends an answer made at the gate: what the socket does not take now is
- * kept in s and sent before anything nng writes (sendmsg). */
+ * kept in s and sent before anything nng writes (sendmsg), as the client
+ * reads (arm_out). */
 static void send_answer(int fd, slot *s, const char *buf, size_t n)
 {
     size_t sent = send_some(fd, buf, n);
@@ -767,6 +790,7 @@ static void send_answer(int fd, slot *s, const char *buf, size_t n)
     s->out_off = 0;
     atomic_store_explicit(&s->out_pending, 1, memory_order_release);
     out_unlock(s);
+    arm_out(fd);
 }
 
 /* Offers the whole requests at the start of a read (p[0..n), which began
@@ -939,6 +963,30 @@ static void *sweeper(void *arg)
     return NULL;
 }
 
+/* Sends on the kept answer rests as their sockets drain (arm_out). g.mu:
+ * the descriptor is not closed meanwhile (close clears client under it
+ * first); a descriptor closed and reused since its event has no rest of
+ * the old connection (close sent or dropped it). */
+static void *flusher(void *arg)
+{
+    (void)arg;
+    struct epoll_event ev[64];
+    for (;;) {
+        int n = epoll_wait(g.out_epfd, ev, 64, 100);
+        pthread_mutex_lock(&g.mu);
+        int stop = g.stop;
+        for (int i = 0; i < n && !stop; i++) {
+            int fd = ev[i].data.fd;
+            slot *s = fd >= 0 && fd < g.nslots ? &g.slots[fd] : NULL;
+            if (s && atomic_load(&s->client) && !out_flushed(fd, s))
+                arm_out(fd);
+        }
+        pthread_mutex_unlock(&g.mu);
+        if (stop)
+            return NULL;
+    }
+}
+
 /* ---- start and stop -------------------------------------------------------------------- */
 
 /* The listening TCP socket bound to port, or -1. */
@@ -999,6 +1047,13 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
     if (pthread_create(&g.sweeper, NULL, sweeper, NULL))
         return ONS_ENOMEM;
     g.sweeping = 1;
+    g.out_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (g.out_epfd >= 0 && pthread_create(&g.flusher, NULL, flusher, NULL) == 0) {
+        g.flushing = 1;
+    } else if (g.out_epfd >= 0) {
+        close(g.out_epfd);
+        g.out_epfd = -1;
+    }
     atomic_store_explicit(&ons_httpd_conn_fd, gate_conn_fd, memory_order_release);
     atomic_store_explicit(&ons_httpd_held_body, gate_take_body, memory_order_release);
     atomic_store_explicit(&g.listen_fd, lfd, memory_order_release);
@@ -1020,6 +1075,12 @@ void ons_httpd_gate_stop(void)
     if (g.sweeping)
         pthread_join(g.sweeper, NULL);
     g.sweeping = 0;
+    if (g.flushing)
+        pthread_join(g.flusher, NULL); /* it sees stop within its 100 ms wait */
+    g.flushing = 0;
+    if (g.out_epfd >= 0)
+        close(g.out_epfd);
+    g.out_epfd = -1;
     /* The counters belong to the caller's metrics, which may be freed next. */
     pthread_mutex_lock(&g.mu);
     g.o.refused = g.o.timed_out = g.o.bad_heads = g.o.answered = NULL;

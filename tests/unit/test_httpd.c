@@ -292,12 +292,29 @@ END_TEST
 static char big_body[BIG_LEN];
 static atomic_int answers, on_socket;
 
+/* HUGE_LEN bytes, more than a socket takes at once (net.core.wmem_max is
+ * 4 MB here): byte i is 'a' + i % 26. */
+#define HUGE_LEN (40u << 20)
+static const char *huge_body(void)
+{
+    static char *b;
+    if (!b) {
+        b = malloc(HUGE_LEN);
+        ck_assert_ptr_nonnull(b);
+        for (size_t i = 0; i < HUGE_LEN; i++)
+            b[i] = (char)('a' + i % 26);
+    }
+    return b;
+}
+
 /* The answer to uri, wherever it is made: X-N the "?n=" value or the last
  * segment, body BIG_LEN bytes when "big" is in the path, else "hello". */
 static int answer_uri(ons_httpd_pending *p, const char *uri)
 {
     const char *q = strstr(uri, "?n=");
     const char *h[] = {"X-N", q ? q + 3 : strrchr(uri, '/') + 1, NULL};
+    if (strstr(uri, "huge"))
+        return ons_httpd_finish_direct(p, 200, h, "text/plain", huge_body(), HUGE_LEN);
     int big = strstr(uri, "big") != NULL;
     return ons_httpd_finish_direct(p, 200, h, "text/plain", big ? big_body : "hello",
                                    big ? BIG_LEN : 5);
@@ -603,6 +620,41 @@ START_TEST(answers_at_the_gate_in_order)
 }
 END_TEST
 
+/* An answer the socket takes only in part goes on as the client reads it
+ * (the flusher), not a socket's worth per tick of the sweeper (250 ms) or
+ * at nng's next write, which a client waiting for its answer never
+ * causes. 40 MB is ten socket-fulls or more: at a tick each they would
+ * take 2.5 s or more; as the client reads, well under a second on this
+ * box (the bound leaves room for a loaded one). */
+START_TEST(a_kept_answer_goes_as_the_client_reads)
+{
+    nng_http_server *srv = NULL;
+    int fd = dial(start_gated_server(&srv, 1), 0);
+    send_all(fd, "GET /g/huge/0 HTTP/1.1\r\nHost: x\r\n\r\n");
+    static char buf[1 << 16];
+    size_t have = 0, body = 0;
+    unsigned last4 = 0; /* the head's last four bytes, read one by one */
+    size_t wrong = 0;   /* reads whose bytes are not the body's */
+    int64_t t0 = ons_httpd_mono_ns();
+    while (!body || have < body + HUGE_LEN) {
+        ssize_t k = recv(fd, buf, body ? sizeof buf : 1, 0);
+        ck_assert_msg(k > 0, "the answer ended after %zu bytes (head %zu)", have, body);
+        if (body) /* one check at the end: a ck_assert per read costs more than the read */
+            wrong += memcmp(buf, huge_body() + (have - body), (size_t)k) != 0;
+        have += (size_t)k;
+        last4 = body ? last4 : last4 << 8 | (unsigned char)buf[0];
+        if (!body && last4 == 0x0d0a0d0a) /* "\r\n\r\n" */
+            body = have;
+    }
+    double ms = (double)(ons_httpd_mono_ns() - t0) / 1e6;
+    ck_assert_uint_eq(wrong, 0);
+    ck_assert_int_eq(atomic_load(&at_gate), 1);
+    ck_assert_msg(ms < 2000, "40 MB kept in part took %.0f ms", ms);
+    close(fd);
+    stop_direct_server(&srv);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -616,6 +668,7 @@ int main(void)
         {"direct_full_buffer", direct_answers_past_a_full_send_buffer_in_order},
         {"held_bodies", small_bodies_are_held_with_their_head},
         {"gate_answers", answers_at_the_gate_in_order},
+        {"gate_kept_answer", a_kept_answer_goes_as_the_client_reads},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }
