@@ -489,6 +489,13 @@ START_TEST(declared_once_makes_fields_and_rows)
     ck_assert_uint_eq(def_table[6].offset, offsetof(def_cfg, limits[1]));
 
     char err[256] = "";
+    /* The defaults, not a stack's: scripts/test exports ONSALE_KAFKA_BROKERS
+     * and others for its own ports. */
+    unsetenv("ONSALE_KAFKA_BROKERS");
+    unsetenv("ONSALE_KAFKA_TOPIC");
+    unsetenv("ONSALE_DEV_MODE");
+    unsetenv("ONSALE_SHARE");
+    unsetenv("ONSALE_LEVEL");
     setenv("ONSALE_LIMIT_B", "3", 1);
     ck_assert_int_eq(ons_opts_load(def_table, n, &c, NULL, err, sizeof err), 0);
     ck_assert_int_eq(c.port, 8080);
