@@ -122,10 +122,21 @@ typedef struct worker {
 
 /* ---- the supervisor's operations (supervisor.h) ---------------------------------- */
 
+/* Claims the partition, then owes a repair of the results its last
+ * commits wrote: the previous owner may have died between a COMMIT and its
+ * projection, and Redis would then keep an older result ("reserved" after
+ * the release) that nothing rewrites. Not served until that is owed. */
 static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_next, int64_t *epoch)
 {
     worker *w = ctx;
-    return wk_store_claim(w->store, partition, next, ctl_next, epoch);
+    int rc = wk_store_claim(w->store, partition, next, ctl_next, epoch);
+    int64_t *seqs = NULL;
+    size_t n = 0;
+    if (rc == 0 && (rc = wk_store_last_changed(w->store, partition, w->o.redis_resync_window_ms,
+                                               &seqs, &n)) == 0)
+        rc = wk_project_owe(w->proj, seqs, n);
+    free(seqs);
+    return rc;
 }
 
 static int sup_recheck(void *ctx, int32_t partition, int64_t epoch, int64_t *next,
@@ -399,6 +410,10 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
                  (int)partition, from, p->next_offset, s->epoch, cfrom, p->ctl_next_offset, n,
                  p->fx.nintents, p->fx.nexpired, lat * 1000);
     q_status_drain d = batch_drain(w, s, p->next_offset, drained);
+    if (w->o.project_delay_ms > 0) /* test only: a window to die in (sup_claim) */
+        nanosleep(&(struct timespec){w->o.project_delay_ms / 1000,
+                                     (long)(w->o.project_delay_ms % 1000) * 1000000},
+                  NULL);
     if (wk_project_batch(w->proj, p, s->rate, &d) != 0) {
         ons_counter_add(w->redis_err, 1);
         ons_log_warn("redis projection of partition %d failed (Redis is a projection: "

@@ -120,6 +120,17 @@ static int resync(wk_project *pj)
     return rc;
 }
 
+int wk_project_owe(wk_project *pj, const int64_t *seqs, size_t n)
+{
+    if (ONS_VEC_RESERVE(pj->recent, pj->cap_recent, pj->nrecent + n, 256))
+        return ONS_ENOMEM;
+    double now = mono_s();
+    for (size_t i = 0; i < n; i++)
+        pj->recent[pj->nrecent++] = (wk_published){seqs[i], now};
+    pj->resync = 1;
+    return 0;
+}
+
 /* After a projection: rc 0 moves the window on, anything else owes a repair. */
 static int projected(wk_project *pj, int rc, double now)
 {

@@ -38,6 +38,12 @@ void wk_project_free(wk_project *pj);
  * Returns 0, ONS_EREDIS or ONS_ENOMEM. */
 int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_status_drain *drain);
 
+/* Owes a repair for the results of seqs (a partition just taken over:
+ * wk_store_last_changed): they are dropped from Redis before the next
+ * projection, as after a failed one, so readers answer them from
+ * PostgreSQL until they change again. Returns 0 or ONS_ENOMEM. */
+int wk_project_owe(wk_project *pj, const int64_t *seqs, size_t n);
+
 /* Publishes only the cursor, rate and drain (idle partitions, after a
  * FLUSHALL). */
 int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate,

@@ -123,6 +123,45 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
     return rc;
 }
 
+int wk_store_last_changed(wk_store *st, int32_t partition, int64_t window_ms, int64_t **seqs,
+                          size_t *n)
+{
+    *seqs = NULL;
+    *n = 0;
+    if (ensure_conn(st))
+        return ONS_EDB;
+    char p[16], w[32];
+    snprintf(p, sizeof p, "%d", (int)partition);
+    snprintf(w, sizeof w, "%lld", (long long)window_ms);
+    const char *v[] = {p, w};
+    PGresult *r;
+    if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "last_changed",
+                    "SELECT intent_seq FROM intents WHERE partition = $1 AND updated_at >= "
+                    "(SELECT max(updated_at) FROM intents WHERE partition = $1) - "
+                    "$2::bigint * interval '1 millisecond'",
+                    2, v, &r))
+        return ONS_EDB;
+    size_t rows = (size_t)PQntuples(r);
+    int rc = 0;
+    *seqs = rows ? malloc(rows * sizeof **seqs) : NULL;
+    if (rows && !*seqs)
+        rc = ONS_EDB;
+    for (size_t i = 0; i < rows && rc == 0; i++) {
+        ons_pg_row rw = ons_pg_row_at(r, (int)i);
+        (*seqs)[i] = ons_pg_row_i64(&rw, 0);
+        if (ons_pg_row_done(&rw, "last_changed") != 0)
+            rc = ONS_EDB;
+    }
+    PQclear(r);
+    if (rc) {
+        free(*seqs);
+        *seqs = NULL;
+        return rc;
+    }
+    *n = rows;
+    return 0;
+}
+
 int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset,
                      int64_t *ctl_next)
 {

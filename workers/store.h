@@ -37,6 +37,14 @@ void wk_store_free(wk_store *st);
 int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
                    int64_t *epoch);
 
+/* The intents of partition whose rows the last commits changed: those
+ * updated within window_ms before the partition's latest change. A new
+ * owner drops their Redis results (wk_project_owe): the previous owner may
+ * have committed them and died before projecting them. *seqs is the
+ * caller's (free). Returns 0 or ONS_EDB. */
+int wk_store_last_changed(wk_store *st, int32_t partition, int64_t window_ms, int64_t **seqs,
+                          size_t *n);
+
 /* Re-reads the partition after a failed batch: 0 and both cursors while the
  * epoch is still mine, ONS_EFENCED when a newer owner claimed it, ONS_EDB. */
 int wk_store_recheck(wk_store *st, int32_t partition, int64_t epoch, int64_t *next_offset,

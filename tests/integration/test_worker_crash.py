@@ -9,6 +9,7 @@ partition_owner.next_offset and control_next_offset. Afterwards every
 produced intent exists exactly once, every cancelled one is released, the
 committed offset ranges of both workers tile both logs without overlap, and
 the seat bookkeeping is consistent."""
+import json
 import random
 import re
 import signal
@@ -16,7 +17,7 @@ import threading
 import time
 
 from harness import Stack
-from worker_util import audit, cancel, intent
+from worker_util import audit, cancel, intent, seq
 
 N = 3000
 
@@ -123,4 +124,35 @@ def test_kill_9_mid_stream_applies_each_intent_once():
         assert_tiles(committed_ranges(w1), committed_ranges(w2), "next_offset", st)
         assert_tiles(committed_ranges(w1, "control"), committed_ranges(w2, "control"),
                      "control_next_offset", st)
+        assert w2.stop() == 0
+
+
+def test_a_result_committed_but_not_projected_is_not_told_after_a_takeover():
+    """The owner dies between a batch's COMMIT and its Redis projection
+    (debug.project_delay_ms holds it there): the release is in PostgreSQL,
+    Redis still holds the fan's earlier "reserved" (checked: the stale
+    result is real), and no later batch rewrites it. The next owner drops
+    the results of the partition's last commits before it publishes, so a
+    poll reads PostgreSQL's "released" (docs/pipeline.md, Redis keys)."""
+    with Stack(partitions=1) as st:
+        ev = st.create_event(sections=[("A", 1, 4, 5000)], max_per_user=4)
+        rkey = st.key(f"r:{seq(0, 0)}")
+        w1 = st.start_worker(name="w1", debug_project_delay_ms=4000,
+                             kafka_session_timeout_ms=6000)
+        assert st.produce(ev, intent(1, 2)) == (0, 0)
+        st.wait_for(lambda: json.loads(st.redis.get(rkey) or "{}").get("state") == "reserved",
+                    30, "reserved in Redis", proc=w1)
+        st.produce(ev, cancel(1, 0, 0, "reservation"), control=True)
+        st.wait_for(lambda: st.sql("SELECT state FROM intents") != [("reserved",)], 30,
+                    "the release committed", proc=w1)
+        w1.kill(signal.SIGKILL)  # within the 4 s before its projection
+        w1.wait()
+        (pg_state,) = st.sql("SELECT state FROM intents")[0]
+        assert pg_state == "released"
+        assert json.loads(st.redis.get(rkey))["state"] == "reserved"  # stale, and nothing rewrites it
+        w2 = st.start_worker(name="w2")
+        st.wait_for(lambda: json.loads(st.redis.get(rkey) or "{}").get("state") != "reserved",
+                    60, "the stale result dropped", proc=w2)
+        assert st.redis.get(rkey) is None, st.redis.get(rkey)
+        assert "redis projection repaired" in w2.output()
         assert w2.stop() == 0
