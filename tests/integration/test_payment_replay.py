@@ -117,11 +117,14 @@ def test_replayed_results_never_downgrade_a_paid_order():
                 assert st.sql("SELECT gateway_charge_id FROM orders WHERE order_id = %s",
                               (oid,)) == [(f"ch_{case}",)], case
         # The fans are told: the owner projects its batches to Redis after
-        # their commit, over the "paying" its first owner wrote.
+        # their commit, over the "paying" its first owner wrote; a result
+        # an owner wrote just before the next one took over may be dropped
+        # instead (the takeover's repair: docs/pipeline.md), and a poll then
+        # reads PostgreSQL's, checked above. Never the "paying".
         for case, (_, _, want) in CASES.items():
             key = st.key(f"r:{orders[case][1]}")
-            st.wait_for(lambda: json.loads(st.redis.get(key) or "{}").get("state") == want[3], 10,
-                        f"{case}: the result in Redis")
+            st.wait_for(lambda: json.loads(st.redis.get(key) or '{"state": null}').get("state")
+                        in (want[3], None), 10, f"{case}: the result in Redis, or none")
         assert w.stop() == 0
 
 
