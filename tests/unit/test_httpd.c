@@ -396,6 +396,30 @@ static void expect_answer(int fd, const char *n, const char *body, size_t len)
     ck_assert(memcmp(buf + head, body, len) == 0);
 }
 
+/* Sends n requests for BIG_LEN answers (target: a printf format of the
+ * request line's method and target, taking the index), then tail, in one
+ * write; reads nothing for 300 ms (the send buffer fills), then expects the
+ * n big answers in order, X-N their index. tail's answers are the
+ * caller's to read. */
+static void pipeline_bigs(int fd, const char *target, int n, const char *tail)
+{
+    char pipeline[1024] = "";
+    for (int i = 0; i < n; i++) {
+        char line[64], req[96];
+        snprintf(line, sizeof line, target, i);
+        snprintf(req, sizeof req, "%s HTTP/1.1\r\nHost: x\r\n\r\n", line);
+        strcat(pipeline, req);
+    }
+    strcat(pipeline, tail);
+    send_all(fd, pipeline);
+    usleep(300 * 1000);
+    for (int i = 0; i < n; i++) {
+        char x[16];
+        snprintf(x, sizeof x, "%d", i);
+        expect_answer(fd, x, big_body, BIG_LEN);
+    }
+}
+
 /* A body the handler reads: from the gate's hold when it came with its
  * head, else through nng; answered with the body echoed and X-Taken. */
 static atomic_int taken;
@@ -513,20 +537,7 @@ START_TEST(direct_answers_past_a_full_send_buffer_in_order)
 {
     nng_http_server *srv = NULL;
     int fd = dial(start_direct_server(&srv), 4096);
-    char pipeline[1024] = "";
-    for (int i = 0; i < 8; i++) {
-        char req[96];
-        snprintf(req, sizeof req, "GET /big?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
-        strcat(pipeline, req);
-    }
-    strcat(pipeline, "GET /small?n=last HTTP/1.1\r\nHost: x\r\n\r\n");
-    send_all(fd, pipeline);
-    usleep(300 * 1000);
-    for (int i = 0; i < 8; i++) {
-        char n[8];
-        snprintf(n, sizeof n, "%d", i);
-        expect_answer(fd, n, big_body, BIG_LEN);
-    }
+    pipeline_bigs(fd, "GET /big?n=%d", 8, "GET /small?n=last HTTP/1.1\r\nHost: x\r\n\r\n");
     expect_answer(fd, "last", "hello", 5);
     ck_assert_int_eq(atomic_load(&on_socket), 8); /* all but the connection's first */
     close(fd);
@@ -592,21 +603,9 @@ START_TEST(answers_at_the_gate_in_order)
 
         fd = dial(start_gated_server(&srv, hook), 4096);
         /* 6 MB for the gate: more than any send buffer takes at once */
-        char pipeline[1024] = "";
-        for (int i = 0; i < 6; i++) {
-            char req[96];
-            snprintf(req, sizeof req, "GET /g/big/%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
-            strcat(pipeline, req);
-        }
-        strcat(pipeline, "GET /small?n=6 HTTP/1.1\r\nHost: x\r\n\r\n"
-                         "GET /g/small/7 HTTP/1.1\r\nHost: x\r\n\r\n");
-        send_all(fd, pipeline);
-        usleep(300 * 1000);
-        for (int i = 0; i < 6; i++) {
-            char n[8];
-            snprintf(n, sizeof n, "%d", i);
-            expect_answer(fd, n, big_body, BIG_LEN);
-        }
+        pipeline_bigs(fd, "GET /g/big/%d", 6,
+                      "GET /small?n=6 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /g/small/7 HTTP/1.1\r\nHost: x\r\n\r\n");
         expect_answer(fd, "6", "hello", 5);
         expect_answer(fd, "7", "hello", 5);
         /* hook: the first ones at the gate until the socket took one in
