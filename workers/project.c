@@ -84,14 +84,21 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int note_published(wk_project *pj, const wk_fx *fx, double now)
+/* Room for n more recent results (the ones the window left behind
+ * dropped first). 0 or ONS_ENOMEM. */
+static int recent_reserve(wk_project *pj, size_t n)
 {
     if (pj->head > 0 && pj->head >= pj->nrecent / 2) {
         memmove(pj->recent, pj->recent + pj->head, (pj->nrecent - pj->head) * sizeof *pj->recent);
         pj->nrecent -= pj->head;
         pj->head = 0;
     }
-    if (ONS_VEC_RESERVE(pj->recent, pj->cap_recent, pj->nrecent + fx->nintents, 256))
+    return ONS_VEC_RESERVE(pj->recent, pj->cap_recent, pj->nrecent + n, 256) ? ONS_ENOMEM : 0;
+}
+
+static int note_published(wk_project *pj, const wk_fx *fx, double now)
+{
+    if (recent_reserve(pj, fx->nintents))
         return ONS_ENOMEM;
     for (size_t i = 0; i < fx->nintents; i++)
         pj->recent[pj->nrecent++] = (wk_published){fx->intents[i].seq, now};
@@ -122,7 +129,7 @@ static int resync(wk_project *pj)
 
 int wk_project_owe(wk_project *pj, const int64_t *seqs, size_t n)
 {
-    if (ONS_VEC_RESERVE(pj->recent, pj->cap_recent, pj->nrecent + n, 256))
+    if (recent_reserve(pj, n))
         return ONS_ENOMEM;
     double now = mono_s();
     for (size_t i = 0; i < n; i++)

@@ -136,16 +136,17 @@ int wk_store_last_changed(wk_store *st, int32_t partition, int64_t window_ms, in
     const char *v[] = {p, w};
     PGresult *r;
     if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "last_changed",
-                    "SELECT intent_seq FROM intents WHERE partition = $1 AND updated_at >= "
-                    "(SELECT max(updated_at) FROM intents WHERE partition = $1) - "
-                    "$2::bigint * interval '1 millisecond'",
+                    "WITH p AS (SELECT intent_seq, updated_at FROM intents WHERE intent_seq "
+                    ">= $1::bigint << 40 AND intent_seq < ($1::bigint + 1) << 40) "
+                    "SELECT intent_seq FROM p WHERE updated_at >= "
+                    "(SELECT max(updated_at) FROM p) - $2::bigint * interval '1 millisecond'",
                     2, v, &r))
         return ONS_EDB;
     size_t rows = (size_t)PQntuples(r);
     int rc = 0;
     *seqs = rows ? malloc(rows * sizeof **seqs) : NULL;
     if (rows && !*seqs)
-        rc = ONS_EDB;
+        rc = ONS_ENOMEM;
     for (size_t i = 0; i < rows && rc == 0; i++) {
         ons_pg_row rw = ons_pg_row_at(r, (int)i);
         (*seqs)[i] = ons_pg_row_i64(&rw, 0);

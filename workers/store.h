@@ -41,7 +41,9 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
  * updated within window_ms before the partition's latest change. A new
  * owner drops their Redis results (wk_project_owe): the previous owner may
  * have committed them and died before projecting them. *seqs is the
- * caller's (free). Returns 0 or ONS_EDB. */
+ * caller's (free). Read over the partition's range of intent_seq (the
+ * primary key; intents has no index on partition). Returns 0, ONS_EDB or
+ * ONS_ENOMEM. */
 int wk_store_last_changed(wk_store *st, int32_t partition, int64_t window_ms, int64_t **seqs,
                           size_t *n);
 
