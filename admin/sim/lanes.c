@@ -1,10 +1,10 @@
 /* lanes.c - the simulator's request lanes; see lanes.h. */
 #include "admin/sim/lanes.h"
+#include "common/clock.h"
 #include "common/err.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* One request, queued or in flight, with its strings in the same
  * allocation (method and token point to static or per-fan strings that
@@ -21,11 +21,10 @@ struct sim_req {
     char *path, *idem, *header, *body;
 };
 
+/* Milliseconds on ons_mono_ns's clock, fractional (wait statistics). */
 static double mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+    return (double)ons_mono_ns() / 1e6;
 }
 
 void sim_lanes_init(sim_lanes *ls, const size_t caps[SIM_LANES], sim_lanes_send_fn send,

@@ -54,8 +54,10 @@ void sim_lanes_init(sim_lanes *ls, const size_t caps[SIM_LANES], sim_lanes_send_
                     void *send_ctx);
 /* Queues a copy of req on lane, behind that lane's other requests (urgent:
  * behind its other urgent ones, before the rest), and sends what the
- * lanes' free connections can take. cb runs exactly once, from the pool's
- * poll (status 0 when the pool refused it). 0 or ONS_ENOMEM. */
+ * lanes' free connections can take. cb runs exactly once: from the pool's
+ * poll, or (status 0) when the pool refuses a send, which may be within
+ * this call or a later one (a caller's cb must not assume it runs after
+ * this returns). 0 or ONS_ENOMEM. */
 int sim_lanes_request(sim_lanes *ls, int lane, int urgent, const ons_httpc_req *req,
                       ons_httpc_cb cb, void *arg);
 /* Requests queued or in flight, every lane. */
