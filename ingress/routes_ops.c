@@ -5,7 +5,10 @@
  * /healthz and /readyz answer from memory: readiness is the monitor
  * thread's last round of checks. The queue view combines the cursor cache
  * (served offset, drain rate), the monitor (high watermarks), PostgreSQL
- * (partition owners, per-event seat counts) and Redis ev: counters.
+ * (partition owners, the live events and their caps) and the owners' Redis
+ * ev: counters; an event's seats are counted in PostgreSQL only when its
+ * owner has not published them (a count over a 1,000,000-seat event's rows
+ * takes seconds, and the ops page asks every second).
  */
 #include "ingress/routes.h"
 #include "common/err.h"
@@ -21,9 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The queue view lists at most this many live events (newest first). */
-#define ADMIN_QUEUES_EVENTS 200
 
 void ing_route_healthz(ing_req *r)
 {
@@ -145,25 +145,32 @@ static void count_queued(int64_t seq, int64_t event_id, void *arg)
     }
 }
 
-/* One event of the queue view; the worker's Redis counters are fresher
- * than the last commit's rows. queued: intents this process accepted and
+/* The owner's published counters of e (fresher than the last commit's
+ * rows), when Redis has them; otherwise e's counts stay -1 for
+ * ing_event_counts_fill. */
+static void counts_from_owner(ing_worker *w, ing_event_counts *e)
+{
+    q_event_state st;
+    if (q_status_event_get(w->st, e->event_id, &st) || st.available < 0 || st.held < 0 ||
+        st.sold < 0 || st.waiting < 0)
+        return;
+    e->available = st.available;
+    e->held = st.held;
+    e->sold = st.sold;
+    e->waiting = st.waiting;
+    e->active_holds = st.holds_active;
+}
+
+/* One event of the queue view. queued: intents this process accepted and
  * the worker has not reached (behind several ingress nodes, sum theirs;
  * the partitions' lag bounds the total). */
-static json_t *event_json(ing_worker *w, const ing_event_counts *e, int64_t queued)
+static json_t *event_json(const ing_event_counts *e, int64_t queued)
 {
-    int64_t available = e->available, held = e->held, sold = e->sold, waiting = e->waiting;
-    q_event_state st;
-    if (q_status_event_get(w->st, e->event_id, &st) == 0) {
-        available = st.available >= 0 ? st.available : available;
-        held = st.held >= 0 ? st.held : held;
-        sold = st.sold >= 0 ? st.sold : sold;
-        waiting = st.waiting >= 0 ? st.waiting : waiting;
-    }
-    json_t *row =
-        json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event_id", (json_int_t)e->event_id,
-                  "status", e->status, "queued", (json_int_t)queued, "waiting", (json_int_t)waiting,
-                  "held", (json_int_t)held, "sold", (json_int_t)sold, "available",
-                  (json_int_t)available, "active_holds", (json_int_t)e->active_holds);
+    json_t *row = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event_id",
+                            (json_int_t)e->event_id, "status", e->status, "queued",
+                            (json_int_t)queued, "waiting", (json_int_t)e->waiting, "held",
+                            (json_int_t)e->held, "sold", (json_int_t)e->sold, "available",
+                            (json_int_t)e->available, "active_holds", (json_int_t)e->active_holds);
     /* Admission control (docs/fairness.md): caps (0 = none). */
     if (row) {
         json_object_set_new(row, "max_active_holds",
@@ -180,7 +187,13 @@ static void admin_queues_job(ing_worker *w, void *arg)
     ing_req *r = arg;
     ing_event_counts *ev = NULL;
     size_t n = 0;
-    if (ing_live_event_counts(w, ADMIN_QUEUES_EVENTS, &ev, &n)) {
+    int rc = ing_live_events(w, r->app->o.ops_queue_events, &ev, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        counts_from_owner(w, &ev[i]);
+    if (rc == 0)
+        rc = ing_event_counts_fill(w, ev, n);
+    if (rc) {
+        free(ev);
         ing_fail(r, w, ING_E_UNAVAILABLE, NULL);
         return;
     }
@@ -195,7 +208,7 @@ static void admin_queues_job(ing_worker *w, void *arg)
     }
     json_t *events = json_array();
     for (size_t i = 0; events && i < n; i++)
-        json_array_append_new(events, event_json(w, &ev[i], queued ? queued[i] : 0));
+        json_array_append_new(events, event_json(&ev[i], queued ? queued[i] : 0));
     free(ids);
     free(queued);
     free(ev);

@@ -371,6 +371,19 @@ def test_admin_queues(st):
         assert set(p) >= {"owner", "served_offset", "high_watermark", "lag", "drain_rate"}
     for e in b["events"]:
         assert set(e) >= {"event_id", "queued", "waiting", "held", "sold", "available"}
+    # No worker runs here: the counts above came from PostgreSQL's rows. Once
+    # an owner has published an event's counters they are what the view says
+    # (nothing counted over its seats); an event without them is still
+    # counted.
+    other = st.create_event(sections=[("A", 1, 4, 100)])
+    st.redis.hset(st.key(f"ev:{ev}"), mapping={"available": 6, "held": 3, "sold": 1,
+                                               "waiting": 5, "holds_active": 2})
+    s, _, b = st.http("GET", "/v1/admin/queues", token=st.token(1, "admin"))
+    assert s == 200
+    rows = {e["event_id"]: e for e in b["events"]}
+    assert {k: rows[ev][k] for k in ("available", "held", "sold", "waiting", "active_holds")} == \
+        {"available": 6, "held": 3, "sold": 1, "waiting": 5, "active_holds": 2}, rows[ev]
+    assert rows[other]["available"] == 4 and rows[other]["held"] == 0, rows[other]
 
 
 def test_kafka_down_gives_503_and_queues_nothing():
