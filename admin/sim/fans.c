@@ -25,7 +25,9 @@
  * Beside that script, as web/fan.js does, each fan's page fetches the event
  * view (GET /v1/events/{id}) on arrival and then after event_view_ms or the
  * view's refresh_after_ms, whichever is longer, until the fan is done: at
- * most one view in flight per fan.
+ * most one view in flight per fan. The join waits for that first view (the
+ * page shows its join button only then), and a first view that says sold
+ * out ends the visit without a join, as the page does.
  * Every answer about an intent (the 202 and each poll) is one sim-log line
  * (format: admin/audit.h).
  * The fans share the HTTP pool's connections in two lanes (lanes.h): what a
@@ -257,7 +259,9 @@ static int lane_request(sim *s, int lane, int urgent, const ons_httpc_req *q, on
  * (polls, the page's event refreshes, a checkout or delete). */
 static int fan_lane(const sim_fan *fan)
 {
-    return fan->phase == P_ARRIVING || fan->phase == P_JOINING ? SIM_LANE_ARRIVE : SIM_LANE_FAN;
+    return fan->phase == P_ARRIVING || fan->phase == P_LOADING || fan->phase == P_JOINING
+               ? SIM_LANE_ARRIVE
+               : SIM_LANE_FAN;
 }
 
 /* Whether a fan's request goes before the other fans' polls and event
@@ -774,9 +778,17 @@ static void fan_step(sim *s, uint32_t f)
                 return;
             }
             fan->join_ms = sim_now_ms(s);
+            if (s->o.event_view_ms > 0) {
+                /* The page loads the event first, and its answer sends the
+                 * join or ends the visit (page_loaded), maybe within this
+                 * call (a refused send is answered at once). */
+                fan->phase = P_LOADING;
+                view_send(s, f);
+                if (fan->phase != P_LOADING || fan->view_inflight)
+                    return;
+                fan->phase = P_ARRIVING; /* not sent (no memory): join without it */
+            }
             s->joins_sent++;
-            if (s->o.event_view_ms > 0)
-                view_send(s, f); /* the page loads the event first */
         }
         fan->phase = P_JOINING;
         if (fan->pow_needed && !fan->pow) {
@@ -852,6 +864,27 @@ static void note_view_counts(sim *s, const ons_httpc_resp *r)
         s->sold_out_ms = now;
 }
 
+/* The page's first view answered r: web/fan.js ends the visit when it
+ * says sold out (renderJoinable), else the fan joins (any other answer
+ * too: the page would retry it, the join tells the fan the same). */
+static void page_loaded(sim *s, uint32_t f, const ons_httpc_resp *r)
+{
+    sim_fan *fan = &s->fans[f];
+    if (r->status == 200 && strstr(r->body, "\"status\":\"sold_out\"")) {
+        int64_t now = sim_now_ms(s);
+        note_sold_out(s, now);
+        note_answer(s, fan, now);
+        s->sold_out_views++;
+        fan_done(s, fan, O_SOLD_OUT);
+        return;
+    }
+    fan->phase = P_ARRIVING;
+    if (s->draining)
+        return;
+    s->joins_sent++;
+    fan_step(s, f);
+}
+
 static void view_answer(void *arg, const ons_httpc_resp *r)
 {
     sim *s = the_sim;
@@ -865,6 +898,8 @@ static void view_answer(void *arg, const ons_httpc_resp *r)
         s->view_errors++;
     note_view_refresh(s, r);
     note_view_counts(s, r);
+    if (fan->phase == P_LOADING)
+        page_loaded(s, f, r);
     int64_t wait = s->o.event_view_ms;
     if (s->view_refresh_ms > wait)
         wait = s->view_refresh_ms;

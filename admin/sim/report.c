@@ -296,7 +296,8 @@ static void print_counts(sim *s, FILE *out)
     fprintf(out, "  reserved                 %lld fans, %lld seats\n", s->reserved_ever,
             s->seats_reserved_ever);
     fprintf(out, "  purchased                %lld\n", s->outcome[O_PURCHASED]);
-    fprintf(out, "  sold_out answers         %lld\n", s->sold_out_answers);
+    fprintf(out, "  sold_out answers         %lld (%lld of them the page's first view: no join)\n",
+            s->sold_out_answers, s->sold_out_views);
     fprintf(out, "  kept holds               %lld\n", s->outcome[O_KEPT]);
     fprintf(out, "  released (abandoned)     %lld\n", s->outcome[O_RELEASED]);
     fprintf(out, "  expired                  %lld\n", s->outcome[O_EXPIRED]);
@@ -573,17 +574,18 @@ static json_t *report_doc(sim *s)
     int64_t span;
     double rate = drain_rate(s, &span);
     return json_pack(
-        "{s:I, s:I, s:I, s:o, s:f, s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:o,"
+        "{s:I, s:I, s:I, s:o, s:f, s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:o,"
         " s:I, s:I, s:f, s:I, s:I, s:f, s:f, s:I, s:o, s:o}",
         "event_id", (json_int_t)s->event_id, "seats", (json_int_t)s->seats_total, "fans",
         (json_int_t)s->nfans, "config", config_json(s), "run_seconds", (double)s->end_ms / 1000.0,
         "stopped", stop_reason(s->stopped_by), "joins", joins_json(s), "reserved",
         (json_int_t)s->reserved_ever, "seats_reserved", (json_int_t)s->seats_reserved_ever,
-        "sold_out_answers", (json_int_t)s->sold_out_answers, "outcomes", outcomes_json(s),
-        "checkout", checkout_json(s), "join_latency_ms", lat_json(&s->join_lat), "poll_latency_ms",
-        lat_json(&s->poll_lat), "answer_latency_ms", lat_json(&s->answer_lat), "polls",
-        (json_int_t)s->polls, "event_view_latency_ms", lat_json(&s->view_lat), "event_views",
-        (json_int_t)s->views, "event_view_errors", (json_int_t)s->view_errors, "polls_per_fan",
+        "sold_out_answers", (json_int_t)s->sold_out_answers, "sold_out_views",
+        (json_int_t)s->sold_out_views, "outcomes", outcomes_json(s), "checkout", checkout_json(s),
+        "join_latency_ms", lat_json(&s->join_lat), "poll_latency_ms", lat_json(&s->poll_lat),
+        "answer_latency_ms", lat_json(&s->answer_lat), "polls", (json_int_t)s->polls,
+        "event_view_latency_ms", lat_json(&s->view_lat), "event_views", (json_int_t)s->views,
+        "event_view_errors", (json_int_t)s->view_errors, "polls_per_fan",
         s->joins_accepted ? (double)s->polls / (double)s->joins_accepted : 0.0,
         "first_join_to_sold_out_ms", since_first_join(s, s->sold_out_ms),
         "first_join_to_all_held_ms", since_first_join(s, s->all_taken_ms), "drain_rate", rate,

@@ -35,7 +35,10 @@ typedef struct sim_opts {
 } sim_opts;
 
 /* Where a fan is in its script. */
-enum sim_phase { P_ARRIVING, P_JOINING, P_POLLING, P_ACTING, P_DONE };
+/* P_LOADING: the page's first event view is in flight; the join waits for
+ * it, as web/fan.js shows the join button only once the view says the sale
+ * is on (and ends the visit when it says sold out). */
+enum sim_phase { P_ARRIVING, P_LOADING, P_JOINING, P_POLLING, P_ACTING, P_DONE };
 
 /* How a fan's visit ended (or stood when the run stopped). */
 enum sim_outcome {
@@ -140,6 +143,7 @@ struct sim {
     long long views, view_errors;
     long long pow_solves; /* challenges solved (docs/fairness.md "Bot friction") */
     long long reserved_ever, seats_reserved_ever, sold_out_answers;
+    long long sold_out_views; /* fans whose page's first view said sold out: no join */
     long long outcome[O_COUNT];
     sim_code codes[SIM_MAX_CODES];
     int ncodes;

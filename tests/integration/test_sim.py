@@ -61,8 +61,9 @@ def test_ci_flash_sale_passes_the_audit(tmp_path):
                   "fifo", "charges", "kafka_applied"):
             assert names[n]["status"] == "ok", names[n]
         assert names["accepted_reached"]["checked"] == r["joins"]["accepted"]
-        # every fan joined; the queue had room for all of them
-        assert r["joins"]["sent"] == 2000
+        # every fan joined (or, as the fan page does, stopped at a first view
+        # that said sold out); the queue had room for all of them
+        assert r["joins"]["sent"] + r["sold_out_views"] == 2000
         assert r["joins"]["accepted"] + r["joins"]["refused"] == 2000
         assert r["joins"]["accepted"] > 1900, r["joins"]
         # seats were handed out, never more than the event has at once
@@ -98,6 +99,26 @@ def test_ci_flash_sale_passes_the_audit(tmp_path):
         assert os.path.getsize(out["svg"]) > 500
         with open(out["log"]) as f:
             assert sum(1 for line in f if not line.startswith("#")) >= r["joins"]["accepted"]
+
+
+def test_fans_arriving_after_the_sell_out_stop_at_the_page(tmp_path):
+    """The fan page ends a visit whose first event view says sold out
+    (web/fan.js renderJoinable): the simulator's late fans must not join."""
+    with Stack(partitions=2) as st:
+        gw_port = st.start_payments_path()
+        st.start_worker()
+        base = st.start_ingress(event_view_ttl_ms=200)
+        p, r, out = run_sim(st, base, str(tmp_path), 60, 5,
+                            "--gateway-url", f"http://127.0.0.1:{gw_port}",
+                            "--burst-fraction", "0.2", "--burst-ms", "200",
+                            "--tail-seconds", "8", "--checkout-prob", "1",
+                            "--abandon-prob", "0", "--max-quantity", "1")
+        assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
+        assert r["audit"]["passed"], r["audit"]
+        assert r["outcomes"]["purchased"] == 5, r["outcomes"]
+        assert r["sold_out_views"] > 0, r
+        assert r["joins"]["sent"] + r["sold_out_views"] == 60, r["joins"]
+        assert r["outcomes"]["sold_out"] == 55, r["outcomes"]
 
 
 def test_audit_catches_violations(tmp_path):
