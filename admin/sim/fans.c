@@ -264,14 +264,18 @@ static int fan_lane(const sim_fan *fan)
                : SIM_LANE_FAN;
 }
 
-/* Whether a fan's request goes before the other fans' polls and event
- * views on its lane: the steps of a fan holding seats (its checkout or
- * delete, the polls that follow its hold and its payment). They are a
- * small share of the crowd's requests, and a real fan's browser sends
- * them at once on its own connection. */
+/* Whether a fan's request goes before the other fans' requests on its
+ * lane. Arriving, a fan whose page has loaded (its challenge and join)
+ * goes before the page loads of fans who arrived after it; joined, the
+ * steps of a fan holding seats (its checkout or delete, the polls that
+ * follow its hold and its payment) go before the others' polls and views.
+ * A real fan's browser sends these at once on its own connection; without
+ * this, a join queued behind every later arrival's page load (the lane is
+ * FIFO over the pool's connections) and came in only once all of them
+ * were answered. */
 static int fan_urgent(const sim_fan *fan)
 {
-    return fan->phase == P_ACTING || fan->state == Q_INTENT_RESERVED ||
+    return fan->phase == P_JOINING || fan->phase == P_ACTING || fan->state == Q_INTENT_RESERVED ||
            fan->state == Q_INTENT_PAYING;
 }
 
