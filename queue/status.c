@@ -42,7 +42,9 @@ enum {
  * written, so a refused request costs nothing. Returns {1, key, 0, wait_ms}
  * when the first most-constraining key refuses, else {0, key, remaining,
  * reset_ms} for the key with the fewest requests left (reset_ms: until its
- * bucket is full again).
+ * bucket is full again). It is gcra_plan (the reads and the verdict; on an
+ * admit also the new tats) then gcra_charge (the writes, which cannot
+ * fail), so a caller can put other reads between them.
  *
  * claim(k, cur, token, own, now_ms, stale_ms): sets k (holding cur, read
  * by the caller before any write) to token when it is absent, holds a
@@ -53,7 +55,7 @@ enum {
     "  local t = redis.call('TIME')\n"                                                             \
     "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                         \
     "end\n"                                                                                        \
-    "local function gcra(now, first, n, abase)\n"                                                  \
+    "local function gcra_plan(now, first, n, abase)\n"                                             \
     "  local tats, deny, wait, pick, rem, reset = {}, 0, 0, 0, -1, 0\n"                            \
     "  for i = 1, n do\n"                                                                          \
     "    local period = tonumber(ARGV[abase + 2 * i - 2])\n"                                       \
@@ -68,11 +70,18 @@ enum {
     "    if rem < 0 or left < rem then pick, rem, reset = i, left, new - now end\n"                \
     "  end\n"                                                                                      \
     "  if deny > 0 then return {1, deny, 0, wait} end\n"                                           \
-    "  for i = 1, n do\n"                                                                          \
+    "  return {0, pick, rem, reset}, tats\n"                                                       \
+    "end\n"                                                                                        \
+    "local function gcra_charge(now, first, tats)\n"                                               \
+    "  for i = 1, #tats do\n"                                                                      \
     "    redis.call('SET', KEYS[first + i - 1], string.format('%d', tats[i]), 'PX',\n"             \
     "                string.format('%d', tats[i] - now))\n"                                        \
     "  end\n"                                                                                      \
-    "  return {0, pick, rem, reset}\n"                                                             \
+    "end\n"                                                                                        \
+    "local function gcra(now, first, n, abase)\n"                                                  \
+    "  local rl, tats = gcra_plan(now, first, n, abase)\n"                                         \
+    "  if tats then gcra_charge(now, first, tats) end\n"                                           \
+    "  return rl\n"                                                                                \
     "end\n"                                                                                        \
     "local function claim(k, cur, token, own, now_ms, stale_ms)\n"                                 \
     "  local take = true\n"                                                                        \
@@ -94,34 +103,43 @@ static const char *const scripts[NSCRIPTS] = {
      * rate keys gcra()'s, which on a refusal claims nothing and else gets
      * claim()'s appended as its 5th element; or an error reply when Redis
      * refused one of the claim's commands (a key of another type, a rate
-     * key holding no number). A claim reads all its keys before it writes
-     * any, and runs under pcall: a refused claim wrote nothing, and the
-     * claims after it still run (a script error would end the call with
-     * the earlier claims' writes kept but the caller told none happened). */
-    [SCRIPT_CLAIM] = GCRA_LUA "local now = clock()\n"
-                              "local now_ms, stale_ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-                              "local function one(k, a, nrate)\n"
-                              "  local cur = redis.call('GET', KEYS[k])\n"
-                              "  local rl = nil\n"
-                              "  if nrate > 0 then rl = gcra(now, k + 1, nrate, a + 3) end\n"
-                              "  if rl and rl[1] == 1 then return rl end\n"
-                              "  local res = claim(KEYS[k], cur, ARGV[a + 1], ARGV[a + 2], now_ms, "
-                              "stale_ms)\n"
-                              "  if rl then rl[5] = res return rl end\n"
-                              "  return res\n"
-                              "end\n"
-                              "local out, k, a = {}, 1, 3\n"
-                              "while a <= #ARGV do\n"
-                              "  local nrate = tonumber(ARGV[a])\n"
-                              "  local ok, res = pcall(one, k, a, nrate)\n"
-                              "  if not ok then\n"
-                              "    if type(res) == 'table' then res = res.err end\n"
-                              "    res = {err = tostring(res)}\n"
-                              "  end\n"
-                              "  out[#out + 1] = res\n"
-                              "  k, a = k + 1 + nrate, a + 3 + 2 * nrate\n"
-                              "end\n"
-                              "return out\n",
+     * key holding no number). The active key is first set if absent (SET
+     * NX, the common case: one command, where GET then SET were two); only
+     * when it is held is it read, for claim(). A claim's commands that can
+     * fail (its rate keys' reads, the held key's read) all run before its
+     * first write (SET NX succeeds only on an absent key, and nothing after
+     * it can fail; the rate charge is written last), and each claim runs
+     * under pcall: a refused claim wrote nothing, and the claims after it
+     * still run (a script error would end the call with the earlier claims'
+     * writes kept but the caller told none happened). */
+    [SCRIPT_CLAIM] =
+        GCRA_LUA "local now = clock()\n"
+                 "local now_ms, stale_ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+                 "local function one(k, a, nrate)\n"
+                 "  local rl, tats = nil, nil\n"
+                 "  if nrate > 0 then rl, tats = gcra_plan(now, k + 1, nrate, a + 3) end\n"
+                 "  if rl and rl[1] == 1 then return rl end\n"
+                 "  local res = 0\n"
+                 "  if not redis.call('SET', KEYS[k], ARGV[a + 1], 'NX') then\n"
+                 "    res = claim(KEYS[k], redis.call('GET', KEYS[k]), ARGV[a + 1], "
+                 "ARGV[a + 2], now_ms, stale_ms)\n"
+                 "  end\n"
+                 "  if tats then gcra_charge(now, k + 1, tats) end\n"
+                 "  if rl then rl[5] = res return rl end\n"
+                 "  return res\n"
+                 "end\n"
+                 "local out, k, a = {}, 1, 3\n"
+                 "while a <= #ARGV do\n"
+                 "  local nrate = tonumber(ARGV[a])\n"
+                 "  local ok, res = pcall(one, k, a, nrate)\n"
+                 "  if not ok then\n"
+                 "    if type(res) == 'table' then res = res.err end\n"
+                 "    res = {err = tostring(res)}\n"
+                 "  end\n"
+                 "  out[#out + 1] = res\n"
+                 "  k, a = k + 1 + nrate, a + 3 + 2 * nrate\n"
+                 "end\n"
+                 "return out\n",
     /* CAS KEYS[1] ARGV: expected, value, ttl_s ("" none). Returns 1 when
      * the key held expected and now holds value, else 0. */
     [SCRIPT_CAS] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"

@@ -401,6 +401,92 @@ START_TEST(a_refused_claim_fails_alone)
 }
 END_TEST
 
+/* The commands Redis runs on a claimer round's keys, counted from MONITOR
+ * (which lists a script's commands too) on a connection of its own: each
+ * line naming a key of this test's prefix is counted by its command. The
+ * round ends with a marker GET on the watch connection, so every line
+ * before it is the round's. Other clients of the shared Redis use other
+ * prefixes. */
+typedef struct key_commands {
+    int get, set, other;
+} key_commands;
+
+static key_commands round_commands(q_active_claim *c, size_t n)
+{
+    const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
+    redisContext *mon = redisConnect(h ? h : "127.0.0.1", p ? atoi(p) : 16379);
+    redisContext *mark = redisConnect(h ? h : "127.0.0.1", p ? atoi(p) : 16379);
+    ck_assert(mon && !mon->err && mark && !mark->err);
+    redisReply *r = redisCommand(mon, "MONITOR");
+    ck_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    ck_assert_int_eq(q_status_claim_active_many(st, c, n, 500, 1000), 0);
+    char marker[96];
+    snprintf(marker, sizeof marker, "%smonitor-end", prefix);
+    freeReplyObject(redisCommand(mark, "GET %s", marker));
+    key_commands k = {0, 0, 0};
+    for (;;) {
+        ck_assert_int_eq(redisGetReply(mon, (void **)&r), REDIS_OK);
+        ck_assert(r->type == REDIS_REPLY_STATUS);
+        int end = strstr(r->str, marker) != NULL;
+        if (!end && strstr(r->str, prefix)) {
+            const char *cmd = strstr(r->str, "] \"");
+            ck_assert_ptr_nonnull(cmd);
+            cmd += 3;
+            if (strncmp(cmd, "GET\"", 4) == 0)
+                k.get++;
+            else if (strncmp(cmd, "SET\"", 4) == 0)
+                k.set++;
+            else if (strncmp(cmd, "TIME", 4) != 0 && strncmp(cmd, "EVALSHA", 7) != 0)
+                k.other++;
+        }
+        freeReplyObject(r);
+        if (end)
+            break;
+    }
+    redisFree(mon);
+    redisFree(mark);
+    return k;
+}
+
+/* A fresh claim (the stampede's common case: the fan holds no active key)
+ * costs Redis one command for its active key, SET NX, where it was a GET
+ * and a SET; its rate key one read and one write as before. 8 fresh claims
+ * with a rate key each: 8 GETs (the rate keys) and 16 SETs; the old script
+ * ran 16 GETs. A held key is still read (GET) and told apart. */
+START_TEST(a_fresh_claim_is_one_command)
+{
+    q_rate_key rk[8][1];
+    char names[8][32];
+    q_active_claim c[9];
+    for (int i = 0; i < 8; i++) {
+        snprintf(names[i], sizeof names[i], "rl:join:u:41:%d", i);
+        rk[i][0] = (q_rate_key){names[i], 60000, 5};
+        c[i] = (q_active_claim){
+            .event_id = 41, .user_id = i, .token = "pending:500", .rate_keys = rk[i], .nrate = 1};
+    }
+    key_commands k = round_commands(c, 8);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(c[i].rc, 0);
+        ck_assert_int_eq(c[i].rate.limited, 0);
+        ck_assert_int_eq(c[i].rate.remaining, 4);
+    }
+    ck_assert_int_eq(k.get, 8);
+    ck_assert_int_eq(k.set, 16);
+    ck_assert_int_eq(k.other, 0);
+    /* held (by the round above): SET NX fails, the key is read, claim()
+     * refuses; the rate charge is still written (as before) */
+    c[8] = (q_active_claim){
+        .event_id = 41, .user_id = 3, .token = "pending:600", .rate_keys = rk[3], .nrate = 1};
+    k = round_commands(&c[8], 1);
+    ck_assert_int_eq(c[8].rc, ONS_EEXIST);
+    ck_assert_str_eq(c[8].current, "pending:500");
+    ck_assert_int_eq(c[8].rate.remaining, 3);
+    ck_assert_int_eq(k.get, 2);
+    ck_assert_int_eq(k.set, 2);
+}
+END_TEST
+
 /* A sell-out's batch ends batch.sold_out_rejects (8,000) intents at once,
  * more than one script can hand to MGET and DEL (Lua's unpack refuses
  * ~8,000 values): the publish splits the deletes, and every ended fan's
@@ -535,6 +621,7 @@ int main(void)
         {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"active_writes_in_one_call", active_writes_in_one_call},
         {"a_refused_claim_fails_alone", a_refused_claim_fails_alone},
+        {"a_fresh_claim_is_one_command", a_fresh_claim_is_one_command},
         {"sell_out_frees_every_key", a_sell_outs_ended_intents_all_free_their_keys},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
         {"rate_checks_in_one_pipeline", rate_checks_in_one_pipeline},
