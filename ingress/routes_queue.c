@@ -445,7 +445,10 @@ static void join_delivered_batch(ing_worker *w, ing_req **rs, size_t n)
     char ids[ING_FINISH_BATCH][Q_ID_LEN + 1];
     ing_req *ok[ING_FINISH_BATCH], *keyed[ING_FINISH_BATCH];
     const char *keyed_bodies[ING_FINISH_BATCH];
-    char(*bodies)[384] = malloc(ING_FINISH_BATCH * sizeof *bodies);
+    /* Sized to the batch, not to ING_FINISH_BATCH: glibc's free() of a
+     * chunk of 64 KiB or more consolidates every fast bin of the arena,
+     * once per batch on the join's path. */
+    char(*bodies)[384] = malloc((n ? n : 1) * sizeof *bodies);
     size_t m = 0, k = 0;
     for (size_t i = 0; i < n; i++) {
         ing_req *r = rs[i];
