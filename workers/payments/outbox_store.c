@@ -61,13 +61,17 @@ int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *
     const char *v[] = {lease, lim};
     PGresult *r;
     *n = 0;
+    /* The due rows' ids as an array, then the rows by their primary key:
+     * as "outbox_id IN (SELECT ...)" the planner hashed the ids and read
+     * the whole outbox, every row ever written, on every claim
+     * (bench/NOTES.md "The control lane's foreign keys"). */
     int rc = ons_pg_query(
         pg, PGRES_TUPLES_OK, "outbox claim",
         "UPDATE outbox o SET lease_until = now() + make_interval(secs => $1::bigint / 1000.0), "
-        "attempts = o.attempts + 1 WHERE o.outbox_id IN (SELECT outbox_id FROM outbox "
+        "attempts = o.attempts + 1 WHERE o.outbox_id = ANY(ARRAY(SELECT outbox_id FROM outbox "
         "WHERE state = 'pending' AND next_attempt_at <= now() "
         "AND (lease_until IS NULL OR lease_until < now()) "
-        "ORDER BY next_attempt_at, outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+        "ORDER BY next_attempt_at, outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED)) "
         "RETURNING outbox_id, kind, order_id, reservation_id, event_id, coalesce(ticket_id, 0), "
         "amount_cents, currency, coalesce(payment_method, ''), coalesce(charge_id, ''), "
         "idempotency_key, attempts, "
