@@ -12,7 +12,9 @@ worker, onsale-payments and the gateway simulator (docs/checkout.md).
   * reconciliation under retries, lost responses, 5xx bursts and kill -9 of
     the payment worker and of the partition worker: every successful charge
     in the gateway ledger maps to issued tickets or to a refund, and no order
-    has two successful charges.
+    has two successful charges;
+  * the references of the saga's rows (migration 0014: checked once per
+    statement) refuse what a foreign key refuses, and lock what they name.
 """
 import json
 import os
@@ -20,10 +22,11 @@ import sys
 import time
 import urllib.request
 
+import psycopg2
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Stack, free_port  # noqa: E402
+from harness import BIN, Stack, free_port, pg_dsn  # noqa: E402
 
 
 from harness import GATEWAY_API_KEY as API_KEY  # noqa: E402
@@ -187,6 +190,81 @@ def test_join_to_owned_ticket_idempotent_checkout():
         assert st.sql("SELECT count(*) FROM orders")[0][0] == 1
         st.wait_for(lambda: settled(env), 30, "outbox settled")
         assert reconcile(env) == 1
+        check_saga_references(st)
+
+
+def trigger_calls(cur, sql, args):
+    """The trigger calls of one statement: {trigger name: calls}."""
+    cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+    return {t["Trigger Name"]: t["Calls"] for t in cur.fetchone()[0][0].get("Triggers", [])}
+
+
+def check_saga_references(st):
+    """On a paid order (two seats): the references of orders, order_items,
+    tickets, outbox and payments (migration 0014) refuse a missing row, a
+    changed reference or key, and the delete of a referenced row, as the
+    foreign keys they replace did; they are checked once per statement,
+    not once per row; the check locks the rows it names until commit."""
+    oid, ev, seat, rid = st.sql(
+        "SELECT o.order_id, o.event_id, i.seat_no, o.reservation_id FROM orders o "
+        "JOIN order_items i USING (order_id) ORDER BY i.seat_no LIMIT 1")[0]
+    nseats = st.sql("SELECT count(*) FROM seats WHERE event_id = %s", (ev,))[0][0]
+    refused = [
+        ("INSERT INTO order_items VALUES (%s, %s, %s, 1)", (oid + 1, ev, seat)),
+        ("INSERT INTO order_items VALUES (%s, %s, %s, 1)", (oid, ev, nseats)),
+        ("INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, status) "
+         "VALUES (1, %s, %s, %s, 5, 'cancelled')", (ev, seat, oid + 1)),
+        ("INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, status) "
+         "VALUES (1, %s, %s, %s, 5, 'cancelled')", (ev, nseats, oid)),
+        ("INSERT INTO outbox (kind, order_id, reservation_id, event_id, amount_cents, currency, "
+         "payment_method, idempotency_key) VALUES ('charge', %s, %s, %s, 1, 'USD', 'pm', 'k')",
+         (oid + 1, rid, ev)),
+        ("INSERT INTO payments (order_id, kind, state, amount_cents, currency) "
+         "VALUES (%s, 'charge', 'failed', 1, 'USD')", (oid + 1,)),
+        ("INSERT INTO orders (order_id, reservation_id, user_id, state, total_cents, currency) "
+         "VALUES (%s, %s, 5, 'failed', 0, 'USD')", (oid + 1, rid + 1)),
+        ("UPDATE tickets SET order_id = order_id + 1 WHERE order_id = %s", (oid,)),
+        ("UPDATE order_items SET seat_no = seat_no + %s WHERE order_id = %s", (nseats, oid)),
+        ("UPDATE orders SET reservation_id = reservation_id + 1 WHERE order_id = %s", (oid,)),
+        ("UPDATE orders SET order_id = order_id + 1 WHERE order_id = %s", (oid,)),
+        ("UPDATE seats SET seat_no = seat_no + %s WHERE event_id = %s AND seat_no = %s",
+         (nseats, ev, seat)),
+        ("DELETE FROM orders WHERE order_id = %s", (oid,)),
+        ("DELETE FROM seats WHERE event_id = %s AND seat_no = %s", (ev, seat)),
+        ("DELETE FROM reservations WHERE reservation_id = %s", (rid,)),
+    ]
+    conn = psycopg2.connect(pg_dsn(st.db))
+    try:
+        cur = conn.cursor()
+        for sql, args in refused:
+            with pytest.raises(psycopg2.errors.ForeignKeyViolation):
+                cur.execute(sql, args)
+            conn.rollback()
+        # Ten rows, one call of each check (a row-level foreign key: ten).
+        cur.execute("INSERT INTO orders (order_id, reservation_id, user_id, state, total_cents, "
+                    "currency) VALUES (%s, %s, 5, 'failed', 0, 'USD')", (oid + 1, rid))
+        for sql in ("INSERT INTO order_items SELECT %s, %s, g, 1 FROM generate_series(0, 9) g",
+                    "INSERT INTO tickets (ticket_id, event_id, seat_no, order_id, owner_id, "
+                    "status) SELECT 100 + g, %s, g, %s, 5, 'cancelled' FROM generate_series(0, 9) g"):
+            args = (oid + 1, ev) if "order_items" in sql else (ev, oid + 1)
+            calls = trigger_calls(cur, sql, args)
+            assert len(calls) == 2 and set(calls.values()) == {1}, calls
+        conn.rollback()
+        # A payment of an order not referenced yet, uncommitted: the order
+        # cannot be deleted meanwhile (else the payment would be an orphan).
+        st.sql("INSERT INTO orders (order_id, reservation_id, user_id, state, total_cents, "
+               "currency) VALUES (%s, %s, 5, 'failed', 0, 'USD')", (oid + 1, rid))
+        cur.execute("INSERT INTO payments (order_id, kind, state, amount_cents, currency) "
+                    "VALUES (%s, 'charge', 'failed', 1, 'USD')", (oid + 1,))
+        with st.pg.cursor() as d:
+            d.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                d.execute("DELETE FROM orders WHERE order_id = %s", (oid + 1,))
+            d.execute("SET lock_timeout = 0")
+        conn.rollback()
+        st.sql("DELETE FROM orders WHERE order_id = %s", (oid + 1,))
+    finally:
+        conn.close()
 
 
 def test_decline_then_pay_and_late_payment_refund():

@@ -125,7 +125,7 @@ static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const cha
     (void)pay_outbox_reschedule(((pay_thread *)conn)->c, w, delay_ms, why);
 }
 
-/* Records the payments and marks the rows done, in one transaction. */
+/* Records the payments and marks the rows done, in one statement. */
 static int finish(void *conn, const pay_done *done, size_t n)
 {
     return pay_outbox_finish(((pay_thread *)conn)->c, done, n);

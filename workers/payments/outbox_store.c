@@ -2,6 +2,7 @@
 #include "workers/payments/outbox_store.h"
 
 #include "common/err.h"
+#include "common/pgarr.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,13 +61,17 @@ int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *
     const char *v[] = {lease, lim};
     PGresult *r;
     *n = 0;
+    /* The due rows' ids as an array, then the rows by their primary key:
+     * as "outbox_id IN (SELECT ...)" the planner hashed the ids and read
+     * the whole outbox, every row ever written, on every claim
+     * (bench/NOTES.md "The control lane's foreign keys"). */
     int rc = ons_pg_query(
         pg, PGRES_TUPLES_OK, "outbox claim",
         "UPDATE outbox o SET lease_until = now() + make_interval(secs => $1::bigint / 1000.0), "
-        "attempts = o.attempts + 1 WHERE o.outbox_id IN (SELECT outbox_id FROM outbox "
+        "attempts = o.attempts + 1 WHERE o.outbox_id = ANY(ARRAY(SELECT outbox_id FROM outbox "
         "WHERE state = 'pending' AND next_attempt_at <= now() "
         "AND (lease_until IS NULL OR lease_until < now()) "
-        "ORDER BY next_attempt_at, outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+        "ORDER BY next_attempt_at, outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED)) "
         "RETURNING outbox_id, kind, order_id, reservation_id, event_id, coalesce(ticket_id, 0), "
         "amount_cents, currency, coalesce(payment_method, ''), coalesce(charge_id, ''), "
         "idempotency_key, attempts, "
@@ -94,10 +99,11 @@ int pay_outbox_reschedule(ons_pg *pg, const pay_row *w, int64_t delay_ms, const 
                         3, v, NULL);
 }
 
+static const char *const payment_state[] = {"succeeded", "declined", "failed"};
+
 /* Records one row's payment and marks it done on c. 0, ONS_EINVAL or ONS_EDB. */
 static int finish_one(PGconn *c, const pay_row *w, const pay_answer *ans)
 {
-    static const char *pstate[] = {"succeeded", "declined", "failed"};
     if (ans->cls < PAY_SUCCEEDED || ans->cls > PAY_FAILED)
         return ONS_EINVAL;
     char id[24], oid[24], amt[24], att[24];
@@ -107,7 +113,7 @@ static int finish_one(PGconn *c, const pay_row *w, const pay_answer *ans)
     snprintf(att, sizeof att, "%" PRId64, w->attempts);
     const char *v[] = {oid,
                        w->is_refund ? "refund" : "charge",
-                       pstate[ans->cls],
+                       payment_state[ans->cls],
                        amt,
                        w->currency,
                        ans->charge[0] ? ans->charge : NULL,
@@ -123,25 +129,62 @@ static int finish_one(PGconn *c, const pay_row *w, const pay_answer *ans)
                        9, v, NULL);
 }
 
+#define FINISH_NCOLS 9
+
+/* The n rows' payments and done marks as one statement on c, the rows as
+ * arrays (what finish_one writes for one row, unnest()ed): one parse, one
+ * plan, one round trip and one commit for the batch, not one of each per
+ * row. A payment recorded before (or twice in the batch: a repeated
+ * answer) is left alone, as finish_one's ON CONFLICT does. 0, ONS_ENOMEM
+ * or ONS_EDB. */
+static int finish_many(PGconn *c, const pay_done *done, size_t n)
+{
+    ons_pgarr a[FINISH_NCOLS];
+    const char *v[FINISH_NCOLS];
+    memset(a, 0, sizeof a);
+    for (size_t i = 0; i < n; i++) {
+        const pay_row *w = done[i].row;
+        const pay_answer *ans = done[i].ans;
+        ons_pgarr_int(&a[0], w->id);
+        ons_pgarr_int(&a[1], w->order_id);
+        ons_pgarr_text(&a[2], w->is_refund ? "refund" : "charge");
+        ons_pgarr_text(&a[3], payment_state[ans->cls]);
+        ons_pgarr_int(&a[4], ans->amount > 0 ? ans->amount : w->amount);
+        ons_pgarr_text(&a[5], w->currency);
+        ons_pgarr_text0(&a[6], ans->charge);
+        ons_pgarr_int(&a[7], w->attempts);
+        ons_pgarr_text0(&a[8], ans->why);
+    }
+    int rc = ons_pgarrs_params(a, FINISH_NCOLS, v);
+    if (rc == 0)
+        rc = ons_pg_command(
+            c, "outbox finish",
+            "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
+            "$5::bigint[], $6::text[], $7::text[], $8::int[], $9::text[]) "
+            "AS d(id, oid, kind, st, amt, cur, ch, att, why)), "
+            "p AS (INSERT INTO payments (order_id, kind, state, amount_cents, currency, "
+            "gateway_ref, attempts) SELECT oid, kind, st, amt, cur, ch, att FROM d "
+            "ON CONFLICT DO NOTHING) "
+            "UPDATE outbox o SET state = 'done', outcome = d.st, done_at = now(), "
+            "lease_until = NULL, last_error = d.why FROM d WHERE o.outbox_id = d.id",
+            FINISH_NCOLS, v);
+    ons_pgarrs_fini(a, FINISH_NCOLS);
+    return rc;
+}
+
 int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (done[i].ans->cls < PAY_SUCCEEDED || done[i].ans->cls > PAY_FAILED)
             return ONS_EINVAL;
+    if (n == 0)
+        return 0;
     PGconn *c = ons_pg_conn(pg);
     if (!c)
         return ONS_EUNAVAIL;
-    /* One commit for the batch: n statements, one WAL flush. */
-    int rc =
-        n > 1 ? ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish begin", "BEGIN", 0, NULL, NULL) : 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = finish_one(c, done[i].row, done[i].ans);
-    if (n > 1 && rc == 0)
-        rc = ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish commit", "COMMIT", 0, NULL, NULL);
-    if (rc && n > 1 && PQtransactionStatus(c) != PQTRANS_IDLE)
-        (void)ons_pg_exec(c, PGRES_COMMAND_OK, "outbox finish rollback", "ROLLBACK", 0, NULL, NULL);
+    int rc = n > 1 ? finish_many(c, done, n) : finish_one(c, done[0].row, done[0].ans);
     if (rc && n > 1 && PQstatus(c) == CONNECTION_OK) {
-        /* One row's statement took the batch with it: the rows go alone, so
+        /* One row's values took the batch with it: the rows go alone, so
          * a row that cannot be finished holds back only itself. */
         rc = 0;
         for (size_t i = 0; i < n; i++) {

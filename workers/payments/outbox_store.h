@@ -26,8 +26,8 @@ int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *
 int pay_outbox_reschedule(ons_pg *pg, const pay_row *w, int64_t delay_ms, const char *why);
 
 /* Records the payments row of each done[i].ans and marks done[i].row done
- * (a payment recorded before is left alone), all n in one transaction; if
- * that fails on a live connection, each row alone. 0, ONS_EUNAVAIL,
+ * (a payment recorded before is left alone), all n in one set-based
+ * statement; if that fails on a live connection, each row alone. 0, ONS_EUNAVAIL,
  * ONS_EINVAL (an answer that is not final) or ONS_EDB (some rows may not
  * be done; they are sent again, which is harmless). */
 int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n);
