@@ -94,6 +94,11 @@ typedef struct slot {
      * same thread). steal_busy (0/1) guards the rest against the gate's
      * threads, nng's epoll_ctl and close. */
     atomic_int parked;
+    /* The gate's threads last gave this connection back having answered
+     * nothing of a read (a join, a page): it stays with nng until a read
+     * on nng's thread is answered at the gate again, so a client that
+     * sends what the gate does not answer pays no extra hand-off. */
+    atomic_int not_gated;
     atomic_int steal_busy;
     int stolen;   /* the gate's threads wait to read it; nng's arm is kept */
     unsigned gen; /* bumped at close: a gate thread's event for an older socket is dropped */
@@ -525,6 +530,8 @@ static void serve_held(int fd, unsigned gen, char *buf)
             steal_unlock(s);
             return;
         }
+        if (done == 0)
+            atomic_store_explicit(&s->not_gated, 1, memory_order_relaxed);
         if (done < (size_t)n) {
             s->pb = malloc((size_t)n - done);
             if (s->pb) {
@@ -592,7 +599,8 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         (void)sys_epoll_ctl(g.steal_epfd, EPOLL_CTL_DEL, fd, &none);
     }
     if (op == EPOLL_CTL_MOD && ev && ev->events == (EPOLLIN | EPOLLONESHOT | EPOLLERR) && !s->pb &&
-        (atomic_load_explicit(&s->parked, memory_order_relaxed) || g.o.debug_hold_unparked) &&
+        (g.o.debug_hold_unparked || (atomic_load_explicit(&s->parked, memory_order_relaxed) &&
+                                     !atomic_load_explicit(&s->not_gated, memory_order_relaxed))) &&
         atomic_load_explicit(&g.steal_on, memory_order_relaxed)) {
         s->nng_epfd = epfd;
         s->nng_events = ev->events;
@@ -690,6 +698,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     atomic_store(&s->overflow, 0);
     atomic_store(&s->drain, 0);
     atomic_store(&s->parked, 0);
+    atomic_store(&s->not_gated, 0);
     steal_lock(s);
     s->stolen = 0;
     free(s->pb);
@@ -1217,6 +1226,8 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     if (at_gate && (size_t)n <= iov[0].iov_len) {
         char *p = iov[0].iov_base;
         size_t done = answer_at_gate(fd, s, p, (size_t)n);
+        if (done)
+            atomic_store_explicit(&s->not_gated, 0, memory_order_relaxed);
         if (done == (size_t)n) {
             /* all answered: nng waits for the next bytes, parked */
             atomic_store_explicit(&s->parked, 1, memory_order_relaxed);
