@@ -370,8 +370,8 @@ void ons_httpd_read_body(nng_http_conn *conn, nng_aio *aio);
  *   finished a request head (a new connection included), for
  *   idle_timeout_ms between requests, and for crowded_timeout_ms (heads
  *   only) while the cap is 90% full or a client was just refused.
- * It works by providing accept(), readv(), shutdown() and close() in the
- * executable,
+ * It works by providing accept(), readv(), sendmsg(), shutdown(), close(),
+ * epoll_ctl() and epoll_wait() in the executable,
  * ahead of libc for libnng's calls; see httpd_gate.c. Counters may be NULL.
  * One gate per process. */
 typedef struct ons_httpd_gate_opts {
@@ -397,11 +397,25 @@ typedef struct ons_httpd_gate_opts {
      * the socket at once, and what the socket does not take is sent
      * before anything nng writes on that connection (its sendmsg waits
      * for it), by the gate's flusher as the socket drains, or at the
-     * close. Runs on nng's reading
-     * thread: answer must not block. */
+     * close. Runs on nng's reading thread, or on one of the gate's
+     * answer_threads: answer must not block, and may run on several
+     * threads at once (for different connections). */
     int (*answer)(void *arg, ons_httpd_sink *out);
     void *answer_arg;
+    /* With answer: connections idle between requests (nng waiting for
+     * the next head, nothing of its own in flight) are read by this many
+     * threads of the gate's own instead of nng's one poller thread, so
+     * answers at the gate run on more than one core; what the gate does
+     * not answer is given back to nng in order (httpd_gate.c). 0: only
+     * nng's thread reads. At most ONS_HTTPD_GATE_THREADS_MAX. */
+    int answer_threads;
+    /* Tests only (the control of test_httpd's gate_threads): hold a
+     * connection whenever nng arms it for input, parked between requests
+     * or not, e.g. while nng waits for a body. Never set otherwise. */
+    int debug_hold_unparked;
 } ons_httpd_gate_opts;
+
+#define ONS_HTTPD_GATE_THREADS_MAX 16
 
 /* Starts gating the listening socket on port (call after the server
  * started). Returns 0, ONS_EINVAL (the open-file limit leaves no room for

@@ -88,6 +88,28 @@ typedef struct slot {
     atomic_int out_busy, out_pending;
     char *out;
     size_t out_len, out_off;
+    /* Idle connections read on the gate's own threads (steal, below).
+     * parked: the reader's last readv ended between requests with nothing
+     * of nng's in flight (reader's own; read by nng's epoll_ctl on the
+     * same thread). steal_busy (0/1) guards the rest against the gate's
+     * threads, nng's epoll_ctl and close. */
+    atomic_int parked;
+    /* The gate's threads last gave this connection back having answered
+     * nothing of a read (a join, a page): it stays with nng until a read
+     * on nng's thread is answered at the gate again, so a client that
+     * sends what the gate does not answer pays no extra hand-off. */
+    atomic_int not_gated;
+    atomic_int steal_busy;
+    int stolen;   /* the gate's threads wait to read it; nng's arm is kept */
+    unsigned gen; /* bumped at close: a gate thread's event for an older socket is dropped */
+    int nng_epfd; /* nng's arm, given back with the connection */
+    uint32_t nng_events;
+    epoll_data_t nng_data;
+    /* Bytes a gate thread read and did not answer: nng's next reads get
+     * them before the socket's (readv). Written under steal_busy while
+     * stolen, then the reader's. */
+    unsigned char *pb;
+    size_t pb_len, pb_off;
     ons_http_head head; /* the request stream, judged by the reader */
 } slot;
 
@@ -122,17 +144,36 @@ static struct {
     pthread_cond_t cv;
     int stop;
     ons_httpd_rid rid; /* X-Request-Id of the gate's own answers */
+    /* The gate's reader threads (steal) and their epoll set; -1: none. */
+    int steal_epfd;
+    atomic_int steal_on;
+    pthread_t stealers[ONS_HTTPD_GATE_THREADS_MAX];
+    int nstealers;
+    /* Connections given back to nng with bytes for it already read
+     * (pb): nng's next event for each is made to include EPOLLIN
+     * (epoll_wait). Guarded by kick_mu; nkicked also read without it. */
+    pthread_mutex_t kick_mu;
+    struct kick {
+        int fd, epfd;
+        void *ptr;
+    } * kicked;
+    int kick_cap;
+    atomic_int nkicked;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
+       .kick_mu = PTHREAD_MUTEX_INITIALIZER,
        .listen_fd = -1,
        .spare = -1,
-       .out_epfd = -1};
+       .out_epfd = -1,
+       .steal_epfd = -1};
 
 typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
 typedef ssize_t (*readv_fn)(int, const struct iovec *, int);
 typedef int (*close_fn)(int);
 typedef int (*shutdown_fn)(int, int);
 typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+typedef int (*epoll_ctl_fn)(int, int, int, struct epoll_event *);
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
 
 static void *real(const char *name, _Atomic(void *) *cache)
 {
@@ -144,7 +185,23 @@ static void *real(const char *name, _Atomic(void *) *cache)
     return f;
 }
 
-static _Atomic(void *) real_accept, real_readv, real_close, real_shutdown, real_sendmsg;
+static _Atomic(void *) real_accept, real_readv, real_close, real_shutdown, real_sendmsg,
+    real_epoll_ctl, real_epoll_wait;
+
+static ssize_t sys_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    return ((readv_fn)real("readv", &real_readv))(fd, iov, iovcnt);
+}
+
+static int sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    return ((epoll_ctl_fn)real("epoll_ctl", &real_epoll_ctl))(epfd, op, fd, ev);
+}
+
+static int sys_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+    return ((epoll_wait_fn)real("epoll_wait", &real_epoll_wait))(epfd, ev, max, timeout);
+}
 
 static int sys_close(int fd)
 {
@@ -333,6 +390,262 @@ static void refuse(int fd)
     atomic_store(&g.crowded_until_ms, ons_mono_ms() + 1000);
 }
 
+/* ---- idle connections on the gate's threads -------------------------------------- */
+
+/* nng 1.5.2 reads every connection on its one poller thread, so answers
+ * at the gate (answer_at_gate) all ran there. A connection nng waits on
+ * between requests, with nothing of its own in flight, is read by the
+ * gate's threads instead: when nng arms its epoll for input only on a
+ * connection whose last read ended so (parked), the gate keeps nng's arm
+ * (epoll_ctl below) and arms the socket in its own epoll set. A gate
+ * thread reads it, answers the whole requests at the start of the read
+ * that the server answers at once, and arms it again; the first request
+ * it does not answer and everything after it are kept (pb) and the
+ * connection given back to nng: nng's arm is made with EPOLLOUT added and
+ * its next event for it is given EPOLLIN (epoll_wait below), so nng
+ * reads at once and gets the kept bytes first (readv). End of stream or
+ * an error is given back as it is (nng's own arm reports it). nng
+ * disarming or removing the socket (its close) takes the connection back
+ * first. One reader at a time still: nng does not read a connection the
+ * gate holds, and a gate thread reads only while it holds it. */
+
+static void steal_lock(slot *s)
+{
+    int z = 0;
+    while (!atomic_compare_exchange_weak(&s->steal_busy, &z, 1)) {
+        z = 0;
+        sched_yield();
+    }
+}
+
+static void steal_unlock(slot *s)
+{
+    atomic_store(&s->steal_busy, 0);
+}
+
+/* fd's entry in the kicked list goes (its event came, or it closed). */
+static void kick_remove_locked(int k)
+{
+    int n = atomic_load_explicit(&g.nkicked, memory_order_relaxed);
+    g.kicked[k] = g.kicked[n - 1];
+    atomic_store_explicit(&g.nkicked, n - 1, memory_order_release);
+}
+
+static void kick_forget(int fd)
+{
+    if (atomic_load_explicit(&g.nkicked, memory_order_acquire) == 0)
+        return;
+    pthread_mutex_lock(&g.kick_mu);
+    for (int k = 0; k < atomic_load_explicit(&g.nkicked, memory_order_relaxed); k++)
+        if (g.kicked[k].fd == fd) {
+            kick_remove_locked(k);
+            break;
+        }
+    pthread_mutex_unlock(&g.kick_mu);
+}
+
+/* nng's next event for fd (on epfd, its data ptr) is to include EPOLLIN.
+ * 0, or -1 when out of memory. */
+static int kick_add(int fd, int epfd, void *ptr)
+{
+    pthread_mutex_lock(&g.kick_mu);
+    int n = atomic_load_explicit(&g.nkicked, memory_order_relaxed);
+    for (int k = 0; k < n; k++)
+        if (g.kicked[k].fd == fd) {
+            pthread_mutex_unlock(&g.kick_mu);
+            return 0;
+        }
+    if (n == g.kick_cap) {
+        int cap = g.kick_cap ? 2 * g.kick_cap : 64;
+        struct kick *k = realloc(g.kicked, (size_t)cap * sizeof *k);
+        if (!k) {
+            pthread_mutex_unlock(&g.kick_mu);
+            return -1;
+        }
+        g.kicked = k;
+        g.kick_cap = cap;
+    }
+    g.kicked[n] = (struct kick){.fd = fd, .epfd = epfd, .ptr = ptr};
+    atomic_store_explicit(&g.nkicked, n + 1, memory_order_release);
+    pthread_mutex_unlock(&g.kick_mu);
+    return 0;
+}
+
+/* The socket in the gate's epoll set, for one event (EPOLLONESHOT). */
+static int steal_arm(int fd, slot *s)
+{
+    struct epoll_event me = {.events = EPOLLIN | EPOLLONESHOT,
+                             .data.u64 = (uint64_t)(unsigned)fd | ((uint64_t)s->gen << 32)};
+    if (sys_epoll_ctl(g.steal_epfd, EPOLL_CTL_MOD, fd, &me) == 0)
+        return 0;
+    return errno == ENOENT ? sys_epoll_ctl(g.steal_epfd, EPOLL_CTL_ADD, fd, &me) : -1;
+}
+
+/* Gives a held connection back to nng, with its arm; when bytes were
+ * kept for it, nng is woken for them (the socket may hold none). The
+ * caller holds steal_busy. */
+static void give_back(int fd, slot *s)
+{
+    s->stolen = 0;
+    atomic_store_explicit(&s->parked, 0, memory_order_relaxed);
+    struct epoll_event ev = {.events = s->nng_events, .data = s->nng_data};
+    if (s->pb) {
+        ev.events |= EPOLLOUT;
+        if (kick_add(fd, s->nng_epfd, s->nng_data.ptr) != 0) {
+            /* Out of memory: nng is not woken for them; end the connection
+             * (nng reads the kept bytes, then the end of the stream). */
+            sys_shutdown(fd, SHUT_RDWR);
+        }
+    }
+    (void)sys_epoll_ctl(s->nng_epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n);
+
+/* The gate's read of a held connection, on a gate thread: one event of
+ * the socket in the gate's epoll set. buf has room for STEAL_READ bytes. */
+#define STEAL_READ 8192
+static void serve_held(int fd, unsigned gen, char *buf)
+{
+    if (fd < 0 || fd >= g.nslots)
+        return;
+    slot *s = &g.slots[fd];
+    steal_lock(s);
+    if (!s->stolen || s->gen != gen) {
+        steal_unlock(s);
+        return;
+    }
+    struct iovec iov = {.iov_base = buf, .iov_len = STEAL_READ};
+    ssize_t n = sys_readv(fd, &iov, 1);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (steal_arm(fd, s) != 0)
+            give_back(fd, s);
+        steal_unlock(s);
+        return;
+    }
+    if (n > 0) {
+        atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
+        size_t done = out_flushed(fd, s) ? answer_at_gate(fd, s, buf, (size_t)n) : 0;
+        if (done == (size_t)n && atomic_load(&g.steal_on) && steal_arm(fd, s) == 0) {
+            steal_unlock(s);
+            return;
+        }
+        if (done == 0)
+            atomic_store_explicit(&s->not_gated, 1, memory_order_relaxed);
+        if (done < (size_t)n) {
+            s->pb = malloc((size_t)n - done);
+            if (s->pb) {
+                memcpy(s->pb, buf + done, (size_t)n - done);
+                s->pb_len = (size_t)n - done;
+                s->pb_off = 0;
+            } else {
+                sys_shutdown(fd, SHUT_RDWR); /* bytes lost: nng reads the end */
+            }
+        }
+    }
+    give_back(fd, s);
+    steal_unlock(s);
+}
+
+static void *stealer(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "gate:read");
+    char *buf = malloc(STEAL_READ);
+    struct epoll_event ev[64];
+    while (buf && atomic_load(&g.steal_on)) {
+        int n = sys_epoll_wait(g.steal_epfd, ev, 64, 100);
+        for (int i = 0; i < n; i++)
+            serve_held((int)(ev[i].data.u64 & 0xffffffffu), (unsigned)(ev[i].data.u64 >> 32), buf);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* nng's read of a connection served from what a gate thread kept (pb). */
+static ssize_t give_kept(slot *s, const struct iovec *iov, int iovcnt)
+{
+    size_t k = 0;
+    for (int i = 0; i < iovcnt && s->pb_off < s->pb_len; i++) {
+        size_t m = s->pb_len - s->pb_off;
+        if (m > iov[i].iov_len)
+            m = iov[i].iov_len;
+        memcpy(iov[i].iov_base, s->pb + s->pb_off, m);
+        s->pb_off += m;
+        k += m;
+    }
+    if (s->pb_off == s->pb_len) {
+        free(s->pb);
+        s->pb = NULL;
+    }
+    return (ssize_t)k;
+}
+
+/* nng (re)arms, disarms or removes a socket in its epoll set. A client
+ * connection nng arms for input only, parked between requests, is held
+ * by the gate instead (the socket in the gate's set, nng's arm kept).
+ * Anything else nng asks of a held connection takes it back first. */
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    if (fd < 0 || fd >= g.nslots || epfd < 0 || epfd == g.steal_epfd || epfd == g.out_epfd ||
+        !atomic_load_explicit(&g.slots[fd].client, memory_order_acquire) || (op == EPOLL_CTL_ADD) ||
+        g.steal_epfd < 0)
+        return sys_epoll_ctl(epfd, op, fd, ev);
+    slot *s = &g.slots[fd];
+    steal_lock(s);
+    if (s->stolen) {
+        s->stolen = 0;
+        struct epoll_event none = {0};
+        (void)sys_epoll_ctl(g.steal_epfd, EPOLL_CTL_DEL, fd, &none);
+    }
+    if (op == EPOLL_CTL_MOD && ev && ev->events == (EPOLLIN | EPOLLONESHOT | EPOLLERR) && !s->pb &&
+        (g.o.debug_hold_unparked || (atomic_load_explicit(&s->parked, memory_order_relaxed) &&
+                                     !atomic_load_explicit(&s->not_gated, memory_order_relaxed))) &&
+        atomic_load_explicit(&g.steal_on, memory_order_relaxed)) {
+        s->nng_epfd = epfd;
+        s->nng_events = ev->events;
+        s->nng_data = ev->data;
+        if (steal_arm(fd, s) == 0) {
+            s->stolen = 1;
+            steal_unlock(s);
+            return 0;
+        }
+    }
+    int rc;
+    if (op == EPOLL_CTL_MOD && ev && s->pb) {
+        /* bytes kept for nng and maybe none in the socket: wake nng */
+        struct epoll_event e = *ev;
+        e.events |= EPOLLOUT;
+        s->nng_epfd = epfd;
+        s->nng_data = ev->data;
+        (void)kick_add(fd, epfd, ev->data.ptr);
+        rc = sys_epoll_ctl(epfd, op, fd, &e);
+    } else {
+        rc = sys_epoll_ctl(epfd, op, fd, ev);
+    }
+    steal_unlock(s);
+    return rc;
+}
+
+/* nng's poller: an event of a connection given back with kept bytes
+ * (give_back) includes EPOLLIN, so nng reads them. */
+int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+    int n = sys_epoll_wait(epfd, ev, max, timeout);
+    if (n <= 0 || atomic_load_explicit(&g.nkicked, memory_order_acquire) == 0)
+        return n;
+    pthread_mutex_lock(&g.kick_mu);
+    for (int i = 0; i < n && atomic_load_explicit(&g.nkicked, memory_order_relaxed) > 0; i++)
+        for (int k = 0; k < atomic_load_explicit(&g.nkicked, memory_order_relaxed); k++)
+            if (g.kicked[k].epfd == epfd && g.kicked[k].ptr == ev[i].data.ptr) {
+                ev[i].events |= EPOLLIN;
+                kick_remove_locked(k);
+                break;
+            }
+    pthread_mutex_unlock(&g.kick_mu);
+    return n;
+}
+
 /* ---- the wrappers ------------------------------------------------------------ */
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
@@ -384,6 +697,13 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     s->held_body = 0;
     atomic_store(&s->overflow, 0);
     atomic_store(&s->drain, 0);
+    atomic_store(&s->parked, 0);
+    atomic_store(&s->not_gated, 0);
+    steal_lock(s);
+    s->stolen = 0;
+    free(s->pb);
+    s->pb = NULL;
+    steal_unlock(s);
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
     atomic_store_explicit(&s->client, 1, memory_order_release);
@@ -424,6 +744,17 @@ int close(int fd)
         answer_overflow(fd);
         out_finish(fd); /* before the FIN */
         atomic_store(&g.slots[fd].conn, NULL);
+        /* No gate thread reads it from here on (the socket leaves the
+         * gate's epoll set with the close; an event already taken is
+         * for an older generation). */
+        steal_lock(&g.slots[fd]);
+        g.slots[fd].stolen = 0;
+        g.slots[fd].gen++;
+        free(g.slots[fd].pb);
+        g.slots[fd].pb = NULL;
+        atomic_store(&g.slots[fd].parked, 0);
+        steal_unlock(&g.slots[fd]);
+        kick_forget(fd);
         if (atomic_exchange(&g.slots[fd].drain, 0))
             drain_input(fd);
         free(g.slots[fd].held);
@@ -763,8 +1094,9 @@ static int view_of(char *b, ons_httpd_view *v)
 static void arm_out(int fd)
 {
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.fd = fd};
-    if (g.out_epfd >= 0 && epoll_ctl(g.out_epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
-        (void)epoll_ctl(g.out_epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (g.out_epfd >= 0 && sys_epoll_ctl(g.out_epfd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+        errno == ENOENT)
+        (void)sys_epoll_ctl(g.out_epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 /* Sends an answer made at the gate: what the socket does not take now is
@@ -854,6 +1186,8 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         learn_conn(fd, ons_httpd_io);
         ons_httpd_io = NULL;
     }
+    if (s)
+        atomic_store_explicit(&s->parked, 0, memory_order_relaxed);
     if (s && s->held)
         return give_held(s, iov, iovcnt);
     if (s && s->refused) {
@@ -872,15 +1206,32 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     int at_gate = s && g.o.answer && iovcnt >= 1 && !body_read &&
                   atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IDLE &&
                   out_flushed(fd, s);
-    ssize_t n = ((readv_fn)real("readv", &real_readv))(fd, iov, iovcnt);
-    if (!s || n <= 0)
+    ssize_t n;
+    if (s && s->pb) {
+        /* a gate thread read these and left them to nng (serve_held):
+         * they come before the socket's, and were offered already */
+        n = give_kept(s, iov, iovcnt);
+        at_gate = 0;
+    } else {
+        n = sys_readv(fd, iov, iovcnt);
+    }
+    if (!s || n == 0)
         return n;
+    if (n < 0) {
+        if (at_gate && (errno == EAGAIN || errno == EWOULDBLOCK))
+            atomic_store_explicit(&s->parked, 1, memory_order_relaxed);
+        return n;
+    }
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
     if (at_gate && (size_t)n <= iov[0].iov_len) {
         char *p = iov[0].iov_base;
         size_t done = answer_at_gate(fd, s, p, (size_t)n);
+        if (done)
+            atomic_store_explicit(&s->not_gated, 0, memory_order_relaxed);
         if (done == (size_t)n) {
-            errno = EAGAIN; /* all answered: nng waits for the next bytes */
+            /* all answered: nng waits for the next bytes, parked */
+            atomic_store_explicit(&s->parked, 1, memory_order_relaxed);
+            errno = EAGAIN;
             return -1;
         }
         if (done) {
@@ -972,7 +1323,7 @@ static void *flusher(void *arg)
     (void)arg;
     struct epoll_event ev[64];
     for (;;) {
-        int n = epoll_wait(g.out_epfd, ev, 64, 100);
+        int n = sys_epoll_wait(g.out_epfd, ev, 64, 100);
         pthread_mutex_lock(&g.mu);
         int stop = g.stop;
         for (int i = 0; i < n && !stop; i++) {
@@ -1054,6 +1405,20 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
         close(g.out_epfd);
         g.out_epfd = -1;
     }
+    int threads = o->answer ? o->answer_threads : 0;
+    if (threads > ONS_HTTPD_GATE_THREADS_MAX)
+        threads = ONS_HTTPD_GATE_THREADS_MAX;
+    if (threads > 0 && (g.steal_epfd = epoll_create1(EPOLL_CLOEXEC)) >= 0) {
+        atomic_store(&g.steal_on, 1);
+        for (g.nstealers = 0; g.nstealers < threads; g.nstealers++)
+            if (pthread_create(&g.stealers[g.nstealers], NULL, stealer, NULL))
+                break;
+        if (g.nstealers == 0) {
+            atomic_store(&g.steal_on, 0);
+            close(g.steal_epfd);
+            g.steal_epfd = -1;
+        }
+    }
     atomic_store_explicit(&ons_httpd_conn_fd, gate_conn_fd, memory_order_release);
     atomic_store_explicit(&ons_httpd_held_body, gate_take_body, memory_order_release);
     atomic_store_explicit(&g.listen_fd, lfd, memory_order_release);
@@ -1081,6 +1446,24 @@ void ons_httpd_gate_stop(void)
     if (g.out_epfd >= 0)
         close(g.out_epfd);
     g.out_epfd = -1;
+    /* The gate's readers stop (each sees steal_on within its 100 ms
+     * wait); a connection they still hold goes back to nng. */
+    atomic_store(&g.steal_on, 0);
+    for (int i = 0; i < g.nstealers; i++)
+        pthread_join(g.stealers[i], NULL);
+    if (g.nstealers)
+        for (int fd = 0; fd < g.nslots; fd++) {
+            slot *s = &g.slots[fd];
+            steal_lock(s);
+            if (s->stolen && atomic_load(&s->client))
+                give_back(fd, s);
+            s->stolen = 0;
+            steal_unlock(s);
+        }
+    g.nstealers = 0;
+    if (g.steal_epfd >= 0)
+        close(g.steal_epfd);
+    g.steal_epfd = -1;
     /* The counters belong to the caller's metrics, which may be freed next. */
     pthread_mutex_lock(&g.mu);
     g.o.refused = g.o.timed_out = g.o.bad_heads = g.o.answered = NULL;

@@ -532,6 +532,7 @@ static int start_gate(ing_server *s, ing_app *app)
     if (app->o.http_gate_answers && app->o.http_direct_replies) {
         g.answer = gate_answer;
         g.answer_arg = s;
+        g.answer_threads = (int)app->o.http_gate_threads;
         g.answered = ons_metrics_counter(
             app->metrics, "onsale_ingress_gate_answers_total",
             "Requests answered by the accept gate as it read them (http.gate_answers).", "");

@@ -21,7 +21,9 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
 - answers queued behind a slow reader are all written, then the 431 of a
   head past nng's buffer, then a clean close: nng reads the next request only
   once a direct answer is written, and the gate reads the rest of the head
-  before the close (direct replies are on by default since).
+  before the close (direct replies are on by default since);
+- the gate's reader threads (http.gate_threads) run where the gate answers,
+  and a connection they read answers polls and a join in order.
 """
 import json
 import os
@@ -479,3 +481,41 @@ def test_gate_answers_reach_a_slow_reader_in_order(st):
     assert 0 < answered < n, answered  # some at the gate, the rest behind them by nng
     (resp,), _ = ask(st.direct_port, head("GET", "/healthz"), wait_close=False)
     assert resp[0].endswith("200 OK")
+
+
+def gate_readers(pid):
+    """How many of process pid's threads are the gate's readers."""
+    names = []
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            names.append(open(f"/proc/{pid}/task/{t}/comm").read().strip())
+        except OSError:
+            pass
+    return names.count("gate:read")
+
+
+def test_gate_threads_follow_the_options(st):
+    """http.gate_threads (2 by default) starts the gate's reader threads
+    where the gate answers (common/httpd_gate.c: parked connections are
+    read there), none where it does not (http.gate_answers=false); with
+    them, polls one at a time on one connection and a pipeline of polls and
+    a join are answered in order."""
+    ing = [p for p in st.procs if p.name == "ingress"]
+    assert [gate_readers(p.popen.pid) for p in ing] == [0, 0, 2]
+    tok = st.token(25, "fan")
+    auth = [f"Authorization: Bearer {tok}"]
+    join = head("POST", f"/v1/events/{st.ev}/intents", [
+        *auth, "Content-Type: application/json", "Content-Length: 15"]) + b'{"quantity": 1}'
+    s = connect(st.direct_port)
+    try:
+        s.sendall(join)
+        poll = json.loads(read_responses(s, 1, wait_close=False)[0][0][2])["status_url"]
+        for _ in range(20):
+            s.sendall(head("GET", poll, auth))
+            status, _, body = read_responses(s, 1, wait_close=False)[0][0]
+            assert status.split()[1] == "200" and json.loads(body)["intent_id"], (status, body)
+        s.sendall(head("GET", poll, auth) * 3 + join + head("GET", poll, auth))
+        out = read_responses(s, 5, wait_close=False)[0]
+        assert [r[0].split()[1] for r in out] == ["200", "200", "200", "409", "200"], out
+    finally:
+        s.close()
