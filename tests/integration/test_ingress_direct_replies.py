@@ -500,7 +500,9 @@ def test_gate_threads_follow_the_options(st):
     read there), none where it does not (http.gate_answers=false); with
     them, polls one at a time on one connection and a pipeline of polls and
     a join are answered in order."""
-    ing = [p for p in st.procs if p.name == "ingress"]
+    # The fixture's three (nng, plain, direct), not those other tests started
+    # and stopped since.
+    ing = [p for p in st.procs if p.name == "ingress"][:3]
     assert [gate_readers(p.popen.pid) for p in ing] == [0, 0, 2]
     tok = st.token(25, "fan")
     auth = [f"Authorization: Bearer {tok}"]
