@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { DRAIN_VALUES = 10 };
+enum { DRAIN_VALUES = 11 };
 
 struct ing_cursors {
     int n;
@@ -61,7 +61,8 @@ static void drain_store(ing_cursors *c, int32_t p, const q_status_drain *d)
                                      d->applying,
                                      d->applying_end,
                                      d->applying_ctl,
-                                     (int64_t)(d->ctl_ms * 1e6)};
+                                     (int64_t)(d->ctl_ms * 1e6),
+                                     d->ctl_left};
     uint32_t seq = atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed);
     atomic_store_explicit(&c->drain_seq[p], seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
@@ -82,9 +83,17 @@ q_status_drain ing_cursors_drain(ing_cursors *c, int32_t p)
             v[i] = atomic_load_explicit(&c->drain[p][i], memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
         if (!(a & 1) && atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed) == a) {
-            d = (q_status_drain){
-                v[0], v[1], (double)v[2] / 1e6, (double)v[3] / 1e6, v[4], v[5], v[6],
-                v[7], v[8], (double)v[9] / 1e6};
+            d = (q_status_drain){v[0],
+                                 v[1],
+                                 (double)v[2] / 1e6,
+                                 (double)v[3] / 1e6,
+                                 v[4],
+                                 v[5],
+                                 v[6],
+                                 v[7],
+                                 v[8],
+                                 (double)v[9] / 1e6,
+                                 v[10]};
             return d;
         }
     }
@@ -166,6 +175,7 @@ int ing_cursors_new(int partitions, const q_status_opts *redis, const char *pg_d
         atomic_store(&c->served[p], -1);
         atomic_store(&c->drain[p][0], -1);
         atomic_store(&c->drain[p][6], -1);
+        atomic_store(&c->drain[p][10], -1);
     }
     if (pthread_create(&c->thread, NULL, refresh_main, c))
         goto fail;

@@ -846,11 +846,12 @@ static int read_replies(q_status *s, size_t queued, const char *what)
  * of the first six alone still understands them). Returns the commands. */
 static size_t append_drain(q_status *s, int32_t partition, const q_status_drain *d)
 {
-    char v[192];
-    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f", (long long)d->served,
-             (long long)d->served_at_ms, d->batch_ms, d->record_ms, (long long)d->batch_max,
-             (long long)d->window_ms, (long long)d->applying, (long long)d->applying_end,
-             (long long)d->applying_ctl, d->ctl_ms);
+    char v[224];
+    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld",
+             (long long)d->served, (long long)d->served_at_ms, d->batch_ms, d->record_ms,
+             (long long)d->batch_max, (long long)d->window_ms, (long long)d->applying,
+             (long long)d->applying_end, (long long)d->applying_ctl, d->ctl_ms,
+             (long long)d->ctl_left);
     return append_partition_field(s, "drain", partition, v);
 }
 
@@ -990,18 +991,18 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
  * leaves it unknown (served -1). */
 static void parse_drain(const char *v, q_status_drain *d)
 {
-    long long served, at, max, window, applying = -1, end = 0, ctl = 0;
+    long long served, at, max, window, applying = -1, end = 0, ctl = 0, left = -1;
     double batch_ms, record_ms, ctl_ms = 0;
-    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf", &served, &at, &batch_ms,
-                   &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms);
-    if (n != 6 && n != 10)
+    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld", &served, &at,
+                   &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms, &left);
+    if (n != 6 && n != 11)
         return;
     if (n == 6) /* an older owner's: no moment of its batches but the cursor's */
-        applying = -1, end = served, ctl = 0, ctl_ms = 0;
+        applying = -1, end = served, ctl = 0, ctl_ms = 0, left = -1;
     if (served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0 &&
-        applying >= -1 && applying <= 1 && end >= served && ctl >= 0 && ctl_ms >= 0)
-        *d = (q_status_drain){served, at,       batch_ms, record_ms, max,
-                              window, applying, end,      ctl,       ctl_ms};
+        applying >= -1 && applying <= 1 && end >= served && ctl >= 0 && ctl_ms >= 0 && left >= -1)
+        *d = (q_status_drain){served,   at,  batch_ms, record_ms, max, window,
+                              applying, end, ctl,      ctl_ms,    left};
 }
 
 /* A batch of n intents and c control records, from its apply to the next
@@ -1025,6 +1026,22 @@ static double drain_wait_from_cursor(const q_status_drain *d, int64_t offset, in
     return batches * d->batch_ms + (k + 1) * d->record_ms + (double)d->window_ms - (double)since;
 }
 
+/* The full batches the owner applies before reaching a record k intents
+ * behind the next batch's first, each taking ctl control records first
+ * (per_batch intents) while the control records still to come
+ * (d->ctl_left, when known) last, and batch_max intents each after. */
+static double further_batches_ms(const q_status_drain *d, double k, double per_batch, double ctl)
+{
+    if (ctl <= 0 || d->ctl_left < 0)
+        return floor(k / per_batch) * drain_period_ms(d, per_batch, ctl);
+    double with_ctl = floor((double)d->ctl_left / ctl), covered = with_ctl * per_batch;
+    if (k < covered)
+        return floor(k / per_batch) * drain_period_ms(d, per_batch, ctl);
+    double max = (double)d->batch_max;
+    return with_ctl * drain_period_ms(d, per_batch, ctl) +
+           floor((k - covered) / max) * drain_period_ms(d, max, 0);
+}
+
 double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
                               int64_t catch_up_ms)
 {
@@ -1046,7 +1063,8 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
          * the batch being committed is in the next one, applied when that
          * batch's period ends; one further back waits a full batch per
          * batch_max records more, each with as many control records as the
-         * last batch had (the control lane goes first; at most half). */
+         * last batch had (the control lane goes first; at most half) while
+         * the control records still to come last (further_batches_ms). */
         double ctl = (double)d->applying_ctl, half = (double)d->batch_max / 2;
         if (ctl > half)
             ctl = half;
@@ -1069,7 +1087,7 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
             k = offset - d->served;
             first = (double)d->window_ms;
         }
-        wait = first + floor((double)k / per_batch) * drain_period_ms(d, per_batch, ctl);
+        wait = first + further_batches_ms(d, (double)k, per_batch, ctl);
     }
     return wait > 0 ? ceil(wait) : 0;
 }

@@ -79,7 +79,13 @@ typedef struct q_status_event {
  * batch's (fitted over its recent batches; 0, 0 and 0 = not known yet),
  * the most records a batch takes (batch_max), and how long the next batch
  * collects records after its first when the last one was not full
- * (window_ms; 0 in a backlog). Stored as one value ("drain" hash), so a
+ * (window_ms; 0 in a backlog), and how many control records the
+ * partition's holds can still send (ctl_left: a checkout and a payment
+ * result a hold, and as many for each intent its events' free seats may
+ * still take; -1 unknown): the control lane goes first, but once an
+ * event's seats are all held its checkouts run out, and the intents
+ * behind them are applied at the intents' pace alone. Stored as one value
+ * ("drain" hash), so a
  * reader never pairs a cursor with another batch's moment. An older
  * owner's value has only the first six fields (applying -1: the ETA is
  * then counted from served_at_ms, q_status_drain_wait_ms). */
@@ -91,10 +97,11 @@ typedef struct q_status_drain {
     int64_t applying;  /* 1: a batch is being committed; 0: between batches; -1: not said */
     int64_t applying_end, applying_ctl;
     double ctl_ms;
+    int64_t ctl_left; /* control records still to come; -1 unknown */
 } q_status_drain;
 
 /* The drain a reader has before any was published (served -1). */
-#define Q_STATUS_DRAIN_UNKNOWN ((q_status_drain){-1, 0, 0, 0, 0, 0, -1, 0, 0, 0})
+#define Q_STATUS_DRAIN_UNKNOWN ((q_status_drain){-1, 0, 0, 0, 0, 0, -1, 0, 0, 0, -1})
 
 /* The wait, in ms from now_ms, until the owner reaches the intents
  * record at offset by its published drain d (docs/fairness.md "The

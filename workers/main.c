@@ -326,6 +326,23 @@ static double busy_s(const worker *w)
     return ons_mono_s() - w->batch_polled_s;
 }
 
+/* The control records p's holds can still send (q_status_drain.ctl_left):
+ * a checkout and a payment result a hold, and as many for each intent the
+ * free seats of the batch's events may still take (their seats over the
+ * seats a hold has on average). */
+static int64_t ctl_left(const wk_part *p)
+{
+    int64_t holds = (int64_t)ons_heap_count(&p->holds), free = 0, held = 0, nholds = 0;
+    for (size_t i = 0; i < p->fx.nevents; i++) {
+        const wk_event *ev = p->fx.events[i];
+        free += ev->inv.available > 0 ? ev->inv.available : 0;
+        held += ev->inv.held;
+        nholds += ev->nholds;
+    }
+    int64_t takers = free > 0 ? (nholds > 0 && held > nholds ? free * nholds / held : free) : 0;
+    return 2 * (holds + takers);
+}
+
 /* The drain s publishes (q_status_drain): served, the moment of its last
  * batch (applying: that batch, n intents from served and ctl control
  * records, is being committed; else n and ctl are the last batch's) and
@@ -345,7 +362,8 @@ static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t serv
                         applying,
                         applying ? served + n : served,
                         ctl,
-                        0};
+                        0,
+                        ctl_left(s->part)};
     wk_slot first;
     const wk_slot *m = s;
     if (seed && s->drain_w <= 0 && n + ctl > 0) {

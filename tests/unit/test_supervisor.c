@@ -479,9 +479,9 @@ static double simulated_eta_error(int applying)
         double b_ms, r_ms, c_ms;
         wk_slot_drain_model(&s, &b_ms, &r_ms, &c_ms);
         q_status_drain at_apply = {served, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                   1,      served + n,           c,    c_ms};
+                                   1,      served + n,           c,    c_ms, -1};
         q_status_drain at_commit = {served + n, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                    0,          served + n,           c,    c_ms};
+                                    0,          served + n,           c,    c_ms, -1};
         if (!applying)
             at_commit.applying = -1, at_commit.ctl_ms = 0, at_commit.applying_ctl = 0;
         if (applying && (next_pub_at < 0 || next_pub_at > a)) {
@@ -513,6 +513,33 @@ START_TEST(eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out
 }
 END_TEST
 
+/* Behind a backlog: the control lane goes first, but only while the holds
+ * can still send control records (ctl_left); the batches after carry
+ * intents alone, at the intents' pace. */
+START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
+{
+    /* a batch of 4,000 intents and 4,000 control records is committing,
+     * applied 1 s ago: 50 ms + 0.1 ms an intent + 1 ms a control record */
+    const int64_t now = 1764400001000;
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000};
+    double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
+    /* right behind it: the rest of its period */
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
+    /* 20,000 intents behind: one more batch with the last 4,000 control
+     * records (4,000 intents), then two of 8,000 intents alone */
+    double want = left + period + 2 * (50 + 0.1 * 8000);
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 25000, now, 500), ceil(want), 1);
+    /* the control: not knowing what the holds can send, every batch
+     * carries 4,000 control records (five more such batches) */
+    d.ctl_left = -1;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 25000, now, 500), ceil(left + 5 * period),
+                            1);
+    /* in the batch being committed, or passed: reached */
+    ck_assert(q_status_drain_wait_ms(&d, 4999, now, 500) == 0);
+    ck_assert(q_status_drain_wait_ms(&d, 999, now, 500) == 0);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -520,6 +547,7 @@ int main(void)
         {"drain_model", drain_fits_the_cost_per_batch_and_per_record},
         {"drain_model_control", drain_fits_the_cost_of_control_records},
         {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
+        {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
         {"claim_then_no_memory", memory_failing_after_a_claim_reloads_under_the_new_epoch},
         {"batch_backoff", failed_batch_reloads_with_backoff_and_a_commit_resets_it},
