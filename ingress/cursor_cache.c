@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+enum { DRAIN_VALUES = 11 };
+
 struct ing_cursors {
     int n;
     int refresh_ms;
@@ -20,12 +22,12 @@ struct ing_cursors {
     _Atomic int64_t *rate_milli; /* rate * 1000, to keep it in an integer atomic */
     _Atomic int64_t *moved_ms;   /* monotonic ms when served last rose; 0 never */
     _Atomic int64_t last_ok_ms;  /* monotonic ms of the last good refresh; 0 never */
-    /* Each partition's drain, 6 values under a sequence count (odd while
-     * the refresh thread writes them): a reader takes all four of one
-     * publication. */
+    /* Each partition's drain, DRAIN_VALUES values under a sequence count
+     * (odd while the refresh thread writes them): a reader takes all of
+     * one publication. */
     _Atomic uint32_t *drain_seq;
-    _Atomic int64_t (*drain)[6]; /* served, served_at_ms, batch_ms and record_ms in ns,
-                                     batch_max, window_ms */
+    _Atomic int64_t (*drain)[DRAIN_VALUES]; /* q_status_drain's fields in order, the ms ones
+                                               of double in ns */
     q_status_drain *tmp_drain;
     atomic_int stop;
     q_status *st;
@@ -50,31 +52,48 @@ void ing_cursors_raise(ing_cursors *c, int32_t p, int64_t served)
 
 static void drain_store(ing_cursors *c, int32_t p, const q_status_drain *d)
 {
+    const int64_t v[DRAIN_VALUES] = {d->served,
+                                     d->served_at_ms,
+                                     (int64_t)(d->batch_ms * 1e6),
+                                     (int64_t)(d->record_ms * 1e6),
+                                     d->batch_max,
+                                     d->window_ms,
+                                     d->applying,
+                                     d->applying_end,
+                                     d->applying_ctl,
+                                     (int64_t)(d->ctl_ms * 1e6),
+                                     d->ctl_left};
     uint32_t seq = atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed);
     atomic_store_explicit(&c->drain_seq[p], seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&c->drain[p][0], d->served, memory_order_relaxed);
-    atomic_store_explicit(&c->drain[p][1], d->served_at_ms, memory_order_relaxed);
-    atomic_store_explicit(&c->drain[p][2], (int64_t)(d->batch_ms * 1e6), memory_order_relaxed);
-    atomic_store_explicit(&c->drain[p][3], (int64_t)(d->record_ms * 1e6), memory_order_relaxed);
-    atomic_store_explicit(&c->drain[p][4], d->batch_max, memory_order_relaxed);
-    atomic_store_explicit(&c->drain[p][5], d->window_ms, memory_order_relaxed);
+    for (int i = 0; i < DRAIN_VALUES; i++)
+        atomic_store_explicit(&c->drain[p][i], v[i], memory_order_relaxed);
     atomic_store_explicit(&c->drain_seq[p], seq + 2, memory_order_release);
 }
 
 q_status_drain ing_cursors_drain(ing_cursors *c, int32_t p)
 {
-    q_status_drain d = {-1, 0, 0, 0, 0, 0};
+    q_status_drain d = Q_STATUS_DRAIN_UNKNOWN;
     if (p < 0 || p >= c->n)
         return d;
     for (;;) {
         uint32_t a = atomic_load_explicit(&c->drain_seq[p], memory_order_acquire);
-        int64_t v[6];
-        for (int i = 0; i < 6; i++)
+        int64_t v[DRAIN_VALUES];
+        for (int i = 0; i < DRAIN_VALUES; i++)
             v[i] = atomic_load_explicit(&c->drain[p][i], memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
         if (!(a & 1) && atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed) == a) {
-            d = (q_status_drain){v[0], v[1], (double)v[2] / 1e6, (double)v[3] / 1e6, v[4], v[5]};
+            d = (q_status_drain){v[0],
+                                 v[1],
+                                 (double)v[2] / 1e6,
+                                 (double)v[3] / 1e6,
+                                 v[4],
+                                 v[5],
+                                 v[6],
+                                 v[7],
+                                 v[8],
+                                 (double)v[9] / 1e6,
+                                 v[10]};
             return d;
         }
     }
@@ -155,6 +174,8 @@ int ing_cursors_new(int partitions, const q_status_opts *redis, const char *pg_d
     for (int p = 0; p < partitions; p++) {
         atomic_store(&c->served[p], -1);
         atomic_store(&c->drain[p][0], -1);
+        atomic_store(&c->drain[p][6], -1);
+        atomic_store(&c->drain[p][10], -1);
     }
     if (pthread_create(&c->thread, NULL, refresh_main, c))
         goto fail;

@@ -49,37 +49,6 @@ typedef struct queue_numbers {
     int64_t poll_after_ms;
 } queue_numbers;
 
-/* The wait, in ms from now, until the owner reaches offset by its
- * published drain d (docs/fairness.md "The ETA"), or -1 when d does not
- * say enough (no batch measured yet: the caller estimates from the rate).
- * The k records from d->served to offset are all in the log: the owner
- * takes them in batches of up to d->batch_max, the first one after the
- * batch that reached d->served (applied at d->served_at_ms), each batch
- * costing batch_ms plus record_ms a record, and the fan's own batch, when
- * the owner is not in a backlog (its last batch was not full), its
- * collecting window (window_ms) too. The owner is assumed to have
- * kept draining since served_at for at most catch_up_ms (a stalled owner
- * is not assumed to move). */
-static double owner_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
-                                  int64_t catch_up_ms)
-{
-    if (d->served < 0 || d->served_at_ms <= 0 || d->batch_max < 1 ||
-        d->batch_ms + d->record_ms <= 0)
-        return -1;
-    if (offset < d->served)
-        return 0; /* the owner has passed it */
-    double k = (double)(offset - d->served);
-    double batches = floor(k / (double)d->batch_max) + 1;
-    int64_t since = now_ms - d->served_at_ms;
-    if (since > catch_up_ms)
-        since = catch_up_ms;
-    if (since < 0)
-        since = 0;
-    double wait =
-        batches * d->batch_ms + (k + 1) * d->record_ms + (double)d->window_ms - (double)since;
-    return wait > 0 ? ceil(wait) : 0;
-}
-
 /* Poll when the fan is expected to be reached, not later (a fan told
  * "2 s" is not sent away for 9), and while the wait is long, spaced by
  * position (status.poll_ms_per_position) but at least a tenth of the ETA:
@@ -122,7 +91,7 @@ static queue_numbers numbers(ing_app *app, int32_t partition, int64_t offset,
     double drained = -1;
     if (app->o.status_eta_owner_drain) {
         q_status_drain d = ing_cursors_drain(app->cursors, partition);
-        drained = owner_drain_wait_ms(&d, offset, now, app->o.status_eta_catch_up_ms);
+        drained = q_status_drain_wait_ms(&d, offset, now, app->o.status_eta_catch_up_ms);
     }
     double eta_ms;
     if (drained >= 0) {

@@ -8,6 +8,7 @@
 #include "common/log.h"
 
 #include <hiredis.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -858,6 +859,20 @@ static int read_replies(q_status *s, size_t queued, const char *what)
     return lost ? conn_failed(s, what) : rc;
 }
 
+/* Appends the HSET of partition's drain (its "drain" hash value: the
+ * fields of q_status_drain in order, which parse_drain reads back; a reader
+ * of the first six alone still understands them). Returns the commands. */
+static size_t append_drain(q_status *s, int32_t partition, const q_status_drain *d)
+{
+    char v[224];
+    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld",
+             (long long)d->served, (long long)d->served_at_ms, d->batch_ms, d->record_ms,
+             (long long)d->batch_max, (long long)d->window_ms, (long long)d->applying,
+             (long long)d->applying_end, (long long)d->applying_ctl, d->ctl_ms,
+             (long long)d->ctl_left);
+    return append_partition_field(s, "drain", partition, v);
+}
+
 /* Appends a batch's pipeline (q_status_publish); returns the commands. */
 static size_t append_publish(q_status *s, int32_t partition, int64_t served, double rate,
                              const q_status_drain *drain, const q_status_result *results,
@@ -878,12 +893,8 @@ static size_t append_publish(q_status *s, int32_t partition, int64_t served, dou
     queued += append_partition_field(s, "served", partition, v);
     snprintf(v, sizeof v, "%.3f", rate);
     queued += append_partition_field(s, "rate", partition, v);
-    if (drain) {
-        snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld", (long long)drain->served,
-                 (long long)drain->served_at_ms, drain->batch_ms, drain->record_ms,
-                 (long long)drain->batch_max, (long long)drain->window_ms);
-        queued += append_partition_field(s, "drain", partition, v);
-    }
+    if (drain)
+        queued += append_drain(s, partition, drain);
     return queued;
 }
 
@@ -909,6 +920,18 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
     return rc ? rc : late;
 }
 
+/* Writes out the queued commands without reading their replies (the next
+ * call on s reads them, ensure_conn). */
+static int write_nowait(q_status *s, size_t queued, int late)
+{
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(s->ctx, &done) != REDIS_OK)
+            return conn_failed(s, "publish");
+    s->unread = queued;
+    return late;
+}
+
 int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, double rate,
                             const q_status_drain *drain, const q_status_result *results,
                             size_t nresults, const q_status_event *events, size_t nevents)
@@ -918,12 +941,15 @@ int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, doub
     int late = take_late_err(s);
     size_t queued =
         append_publish(s, partition, served, rate, drain, results, nresults, events, nevents);
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(s->ctx, &done) != REDIS_OK)
-            return conn_failed(s, "publish");
-    s->unread = queued;
-    return late;
+    return write_nowait(s, queued, late);
+}
+
+int q_status_publish_drain_nowait(q_status *s, int32_t partition, const q_status_drain *drain)
+{
+    if (ensure_conn(s))
+        return ONS_EREDIS;
+    int late = take_late_err(s);
+    return write_nowait(s, append_drain(s, partition, drain), late);
 }
 
 /* The argv of one command over the result keys r:<seq> of up to cap
@@ -983,12 +1009,105 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
  * leaves it unknown (served -1). */
 static void parse_drain(const char *v, q_status_drain *d)
 {
-    long long served, at, max, window;
-    double batch_ms, record_ms;
-    if (sscanf(v, "%lld %lld %lf %lf %lld %lld", &served, &at, &batch_ms, &record_ms, &max,
-               &window) == 6 &&
-        served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0)
-        *d = (q_status_drain){served, at, batch_ms, record_ms, max, window};
+    long long served, at, max, window, applying = -1, end = 0, ctl = 0, left = -1;
+    double batch_ms, record_ms, ctl_ms = 0;
+    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld", &served, &at,
+                   &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms, &left);
+    if (n != 6 && n != 11)
+        return;
+    if (n == 6) /* an older owner's: no moment of its batches but the cursor's */
+        applying = -1, end = served, ctl = 0, ctl_ms = 0, left = -1;
+    if (served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0 &&
+        applying >= -1 && applying <= 1 && end >= served && ctl >= 0 && ctl_ms >= 0 && left >= -1)
+        *d = (q_status_drain){served,   at,  batch_ms, record_ms, max, window,
+                              applying, end, ctl,      ctl_ms,    left};
+}
+
+/* A batch of n intents and c control records, from its apply to the next
+ * batch's, by d's fitted pace. */
+static double drain_period_ms(const q_status_drain *d, double n, double c)
+{
+    return d->batch_ms + n * d->record_ms + c * d->ctl_ms;
+}
+
+/* The wait as an older owner's drain (no moment of its batches but the
+ * cursor's) tells it: the batches from the one after served's to the
+ * fan's, counted from served_at for at most catch_up_ms, plus the fan's
+ * batch's collecting window. */
+static double drain_wait_from_cursor(const q_status_drain *d, int64_t offset, int64_t since,
+                                     int64_t catch_up_ms)
+{
+    double k = (double)(offset - d->served);
+    double batches = floor(k / (double)d->batch_max) + 1;
+    if (since > catch_up_ms)
+        since = catch_up_ms;
+    return batches * d->batch_ms + (k + 1) * d->record_ms + (double)d->window_ms - (double)since;
+}
+
+/* The full batches the owner applies before reaching a record k intents
+ * behind the next batch's first, each taking ctl control records first
+ * (per_batch intents) while the control records still to come
+ * (d->ctl_left, when known) last, and batch_max intents each after. */
+static double further_batches_ms(const q_status_drain *d, double k, double per_batch, double ctl)
+{
+    if (ctl <= 0 || d->ctl_left < 0)
+        return floor(k / per_batch) * drain_period_ms(d, per_batch, ctl);
+    double with_ctl = floor((double)d->ctl_left / ctl), covered = with_ctl * per_batch;
+    if (k < covered)
+        return floor(k / per_batch) * drain_period_ms(d, per_batch, ctl);
+    double max = (double)d->batch_max;
+    return with_ctl * drain_period_ms(d, per_batch, ctl) +
+           floor((k - covered) / max) * drain_period_ms(d, max, 0);
+}
+
+double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
+                              int64_t catch_up_ms)
+{
+    if (d->served < 0 || d->served_at_ms <= 0 || d->batch_max < 1 ||
+        d->batch_ms + d->record_ms + d->ctl_ms <= 0)
+        return -1;
+    if (offset < d->served)
+        return 0; /* the owner has passed it */
+    int64_t since = now_ms - d->served_at_ms;
+    if (since < 0)
+        since = 0;
+    double wait;
+    if (d->applying < 0) {
+        wait = drain_wait_from_cursor(d, offset, since, catch_up_ms);
+    } else {
+        /* A join is applied at the start of a batch (its left_queue_at):
+         * the first batch the owner polls once the record is in the log,
+         * which takes every record there up to batch_max. So a fan behind
+         * the batch being committed is in the next one, applied when that
+         * batch's period ends; one further back waits a full batch per
+         * batch_max records more, each with as many control records as the
+         * last batch had (the control lane goes first; at most half) while
+         * the control records still to come last (further_batches_ms). */
+        double ctl = (double)d->applying_ctl, half = (double)d->batch_max / 2;
+        if (ctl > half)
+            ctl = half;
+        double per_batch = (double)d->batch_max - ctl;
+        double first;
+        int64_t k;
+        if (d->applying > 0) {
+            if (offset < d->applying_end)
+                return 0; /* in the batch being committed: applied at served_at */
+            k = offset - d->applying_end;
+            double p =
+                drain_period_ms(d, (double)(d->applying_end - d->served), (double)d->applying_ctl);
+            /* A batch past its expected period is given a quarter more,
+             * not none: a slow commit is not over, nor a stalled owner. */
+            first = p - (double)since;
+            if (first < p / 4)
+                first = p / 4;
+        } else {
+            /* between batches: the next is polled now and collects its window */
+            k = offset - d->served;
+            first = (double)d->window_ms;
+        }
+        wait = first + further_batches_ms(d, (double)k, per_batch, ctl);
+    }
+    return wait > 0 ? ceil(wait) : 0;
 }
 
 int q_status_read_cursors(q_status *s, int64_t *served, double *rate, q_status_drain *drain, int n)
@@ -997,7 +1116,7 @@ int q_status_read_cursors(q_status *s, int64_t *served, double *rate, q_status_d
         served[i] = -1;
         rate[i] = 0;
         if (drain)
-            drain[i] = (q_status_drain){-1, 0, 0, 0, 0, 0};
+            drain[i] = Q_STATUS_DRAIN_UNKNOWN;
     }
     if (ensure_conn(s))
         return ONS_EREDIS;

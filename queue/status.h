@@ -66,22 +66,56 @@ typedef struct q_status_event {
     const char *sections;
 } q_status_event;
 
-/* How a partition's owner drains, as it publishes with its cursor for the
- * ETA (docs/fairness.md "The ETA"): the cursor, the moment the owner's batch
- * took it there (served_at_ms, the owner's wall clock: the left_queue_at of
- * that batch's joins), and its recent batches' busy time (from the first
- * record polled to the commit) as batch_ms per batch plus record_ms per
- * record, fitted over its recent batches (0 and 0 = not known yet), and the
- * most records a batch takes (batch_max), and how long the next batch
+/* How a partition's owner drains, as it publishes for the ETA
+ * (docs/fairness.md "The ETA"). Two moments per batch: when the owner has
+ * applied a batch's records in memory (applying = 1: the batch of intents
+ * offsets [served, applying_end) and applying_ctl control records, applied
+ * at served_at_ms, the owner's wall clock and those joins' left_queue_at,
+ * is being committed), and after its commit and projection (applying = 0:
+ * served is the cursor, served_at_ms the moment the batch that took it
+ * there was applied, applying_ctl that batch's control records). Both
+ * carry the owner's pace: a batch of n intents and c control records
+ * takes batch_ms + n * record_ms + c * ctl_ms from its apply to the next
+ * batch's (fitted over its recent batches; 0, 0 and 0 = not known yet),
+ * the most records a batch takes (batch_max), and how long the next batch
  * collects records after its first when the last one was not full
- * (window_ms; 0 in a backlog). Stored as one value ("drain"
- * hash), so a reader never pairs a cursor with another batch's moment. */
+ * (window_ms; 0 in a backlog), and how many control records the
+ * partition's holds can still send (ctl_left: a checkout and a payment
+ * result a hold, and as many for each intent its events' free seats may
+ * still take; -1 unknown): the control lane goes first, but once an
+ * event's seats are all held its checkouts run out, and the intents
+ * behind them are applied at the intents' pace alone. Stored as one value
+ * ("drain" hash), so a
+ * reader never pairs a cursor with another batch's moment. An older
+ * owner's value has only the first six fields (applying -1: the ETA is
+ * then counted from served_at_ms, q_status_drain_wait_ms). */
 typedef struct q_status_drain {
     int64_t served, served_at_ms;
     double batch_ms, record_ms;
     int64_t batch_max;
     int64_t window_ms; /* the owner's last batch was not full: the next one collects this long */
+    int64_t applying;  /* 1: a batch is being committed; 0: between batches; -1: not said */
+    int64_t applying_end, applying_ctl;
+    double ctl_ms;
+    int64_t ctl_left; /* control records still to come; -1 unknown */
 } q_status_drain;
+
+/* The drain a reader has before any was published (served -1). */
+#define Q_STATUS_DRAIN_UNKNOWN ((q_status_drain){-1, 0, 0, 0, 0, 0, -1, 0, 0, 0, -1})
+
+/* The wait, in ms from now_ms, until the owner reaches the intents
+ * record at offset by its published drain d (docs/fairness.md "The
+ * ETA"), or -1 when d does not say enough (no batch measured yet: the
+ * caller estimates from the rate). Pure: the queued poll's hot path calls
+ * it on a cached d. catch_up_ms bounds how long an owner that published
+ * no moment of a batch (applying -1) is assumed to have kept draining. */
+double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
+                              int64_t catch_up_ms);
+
+/* Publishes only the drain of partition (the moment a batch was applied,
+ * before its commit), written out without waiting for the reply, like
+ * q_status_publish_nowait. Returns 0 or ONS_EREDIS. */
+int q_status_publish_drain_nowait(q_status *s, int32_t partition, const q_status_drain *drain);
 
 /* Publishes one committed batch in ONE pipeline: served cursor and rate of
  * the partition (rate: records per second over windows of a second, the

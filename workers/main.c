@@ -319,64 +319,109 @@ static void log_results(worker *w, const wk_part *p)
     }
 }
 
-/* The drain s publishes with its cursor served (q_status_drain). */
-static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t served)
-{
-    q_status_drain d = {served, s->served_at_ms,         0,
-                        0,      w->o.batch_max_messages, s->drain_full > 0 ? 0 : w->o.batch_max_ms};
-    wk_slot_drain_model(s, &d.batch_ms, &d.record_ms);
-    return d;
-}
-
-/* The drain published with a batch that applied `drained` intents records:
- * the earlier batches' times, or before the owner's first one this batch's
- * own so far (through its commit). */
-/* A partial batch's busy time so far: from the end of its poll (its
- * collecting window, published apart as window_ms, and an event's first
- * load left out) to now. */
+/* A batch's busy time so far: from the end of its poll (its collecting
+ * window and an event's first load left out) to now. */
 static double busy_s(const worker *w)
 {
     return ons_mono_s() - w->batch_polled_s;
 }
 
-static q_status_drain batch_drain(const worker *w, const wk_slot *s, int64_t served,
-                                  int64_t drained)
+/* The control records p's holds can still send (q_status_drain.ctl_left):
+ * a checkout and a payment result a hold, and as many for each intent the
+ * free seats of the batch's events may still take (their seats over the
+ * seats a hold has on average). */
+static int64_t ctl_left(const wk_part *p)
 {
-    if (drained <= 0 || s->drain_w > 0)
-        return slot_drain(w, s, served);
-    wk_slot first = *s;
-    wk_slot_drain(&first, drained, busy_s(w), 1);
-    return slot_drain(w, &first, served);
+    int64_t holds = (int64_t)ons_heap_count(&p->holds), free = 0, held = 0, nholds = 0;
+    for (size_t i = 0; i < p->fx.nevents; i++) {
+        const wk_event *ev = p->fx.events[i];
+        free += ev->inv.available > 0 ? ev->inv.available : 0;
+        held += ev->inv.held;
+        nholds += ev->nholds;
+    }
+    int64_t takers = free > 0 ? (nholds > 0 && held > nholds ? free * nholds / held : free) : 0;
+    return 2 * (holds + takers);
 }
 
-/* Called at a batch's commit, before its projection: a full batch left
- * records waiting, so the time from its apply to this one's is its whole
- * period, the wait for the next records included (the drain's pace through a
- * backlog). */
-static void time_full_batch(worker *w, wk_slot *s, int64_t drained)
+/* The drain s publishes (q_status_drain): served, the moment of its last
+ * batch (applying: that batch, n intents from served and ctl control
+ * records, is being committed; else n and ctl are the last batch's) and
+ * the owner's pace. Before the first batch was timed, the pace is this
+ * batch's busy time so far plus a collecting window, when seed (after the
+ * commit: the first batches of a new owner are not left without an ETA). */
+static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t served, int applying,
+                                 int64_t n, int64_t ctl, int seed)
 {
-    if (drained <= 0)
-        return;
-    if (s->drain_full > 0 && s->served_at_ms > 0 && w->batch_applied_ms > s->served_at_ms &&
-        !w->batch_waited && !w->idled)
-        wk_slot_drain(s, s->drain_full, (double)(w->batch_applied_ms - s->served_at_ms) / 1000.0,
-                      (double)w->o.eta_window_batches);
-    s->drain_full = 0;
+    int full = n + ctl >= w->o.batch_max_messages;
+    q_status_drain d = {served,
+                        s->served_at_ms,
+                        0,
+                        0,
+                        w->o.batch_max_messages,
+                        full ? 0 : w->o.batch_max_ms,
+                        applying,
+                        applying ? served + n : served,
+                        ctl,
+                        0,
+                        ctl_left(s->part)};
+    wk_slot first;
+    const wk_slot *m = s;
+    if (seed && s->drain_w <= 0 && n + ctl > 0) {
+        first = *s;
+        wk_slot_drain(&first, n, ctl, busy_s(w) + (double)w->o.batch_max_ms / 1000.0, 1);
+        m = &first;
+    }
+    wk_slot_drain_model(m, &d.batch_ms, &d.record_ms, &d.ctl_ms);
+    return d;
+}
+
+/* The batch's records of partition p: intents (*n) and control (*ctl). */
+static void batch_counts(const wk_part *p, int64_t *n, int64_t *ctl)
+{
+    *n = p->next_offset - p->fx.first_offset;
+    *ctl = p->ctl_next_offset - p->fx.first_ctl_offset;
+}
+
+/* Right after a batch's records were applied in memory, before its
+ * commit: the last batch's period ends now (from its apply to this one's;
+ * when the owner waited for records between them, its busy time and a
+ * collecting window instead), and the owner publishes that it is
+ * committing this batch (applying 1): a fan behind it is in the next
+ * batch, applied when this one's period ends (docs/fairness.md "The ETA").
+ * One more write per batch, not waited for. */
+static void note_batch_applied(worker *w, int32_t partition, wk_slot *s)
+{
+    int64_t n, ctl;
+    batch_counts(s->part, &n, &ctl);
+    if (n + ctl <= 0)
+        return; /* due work alone (expiries): not a batch of the drain */
+    if (s->drain_pend) {
+        double secs = !w->batch_waited && !w->idled && s->served_at_ms > 0 &&
+                              w->batch_applied_ms > s->served_at_ms
+                          ? (double)(w->batch_applied_ms - s->served_at_ms) / 1000.0
+                          : s->drain_pend_busy + (double)w->o.batch_max_ms / 1000.0;
+        wk_slot_drain(s, s->drain_pend_n, s->drain_pend_c, secs, (double)w->o.eta_window_batches);
+        s->drain_pend = 0;
+    }
     s->served_at_ms = w->batch_applied_ms;
+    q_status_drain d = slot_drain(w, s, s->part->fx.first_offset, 1, n, ctl, 0);
+    if (wk_project_drain(w->proj, partition, &d) != 0)
+        ons_counter_add(w->redis_err, 1);
 }
 
-/* After its projection, for the drain the next batches publish: a full
- * batch's period is measured at the next one (time_full_batch); another's is
- * its busy time, its projection included, its collecting window not
- * (published apart, window_ms). */
-static void note_batch_pace(worker *w, wk_slot *s, int64_t drained)
+/* After its projection: the batch is timed when the next one is applied
+ * (note_batch_applied). The owner's first batch here is cold (first
+ * statements, caches): not its pace. */
+static void note_batch_pace(worker *w, wk_slot *s)
 {
-    if (drained > 0 && s->drain_seen++ == 0)
-        return; /* the owner's first batch here is cold (first statements, caches): not its pace */
-    if (drained >= w->o.batch_max_messages)
-        s->drain_full = drained;
-    else if (drained > 0)
-        wk_slot_drain(s, drained, busy_s(w), (double)w->o.eta_window_batches);
+    int64_t n, ctl;
+    batch_counts(s->part, &n, &ctl);
+    if (n + ctl <= 0 || s->drain_seen++ == 0)
+        return;
+    s->drain_pend = 1;
+    s->drain_pend_n = n;
+    s->drain_pend_c = ctl;
+    s->drain_pend_busy = busy_s(w);
 }
 
 static void commit_partition(worker *w, int32_t partition, wk_slot *s)
@@ -395,8 +440,8 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
         return;
     }
     wk_sup_committed(&w->sup, partition);
-    int64_t drained = p->next_offset - from; /* intents records applied */
-    time_full_batch(w, s, drained);
+    int64_t drained, ctl;
+    batch_counts(p, &drained, &ctl);
     ons_histogram_observe(w->commit_lat, lat);
     if (n > 0)
         ons_histogram_observe(w->batch_size, (double)n);
@@ -409,7 +454,7 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
                  " (%zu records, %zu intents changed, %zu expired) in %.1f ms",
                  (int)partition, from, p->next_offset, s->epoch, cfrom, p->ctl_next_offset, n,
                  p->fx.nintents, p->fx.nexpired, lat * 1000);
-    q_status_drain d = batch_drain(w, s, p->next_offset, drained);
+    q_status_drain d = slot_drain(w, s, p->next_offset, 0, drained, ctl, 1);
     if (w->o.project_delay_ms > 0) /* test only: a window to die in (sup_claim) */
         nanosleep(&(struct timespec){w->o.project_delay_ms / 1000,
                                      (long)(w->o.project_delay_ms % 1000) * 1000000},
@@ -428,7 +473,7 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
         q_consumer_commit_async(w->cons, Q_TOPIC_CONTROL, partition, p->ctl_next_offset);
     if (s->served)
         ons_gauge_set(s->served, (double)p->next_offset);
-    note_batch_pace(w, s, drained);
+    note_batch_pace(w, s);
     wk_part_batch_done(p);
 }
 
@@ -453,7 +498,8 @@ static void idle_publish(worker *w)
         if (now - s->last_publish < IDLE_PUBLISH_S)
             continue;
         wk_slot_rate(s, 0, now);
-        q_status_drain d = slot_drain(w, s, s->part->fx.first_offset);
+        int64_t at = s->part->fx.first_offset;
+        q_status_drain d = slot_drain(w, s, at, 0, s->drain_pend_n, s->drain_pend_c, 0);
         if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate, &d) != 0)
             ons_counter_add(w->redis_err, 1);
         s->last_publish = now;
@@ -574,6 +620,11 @@ static void run_batch(worker *w)
     for (size_t i = 0; i < n; i++) {
         apply_record(w, &w->buf[i], now_ms);
         q_record_release(&w->buf[i].rec);
+    }
+    for (size_t i = 0; i < w->sup.nslots; i++) {
+        wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
+        if (s && wk_part_dirty(s->part))
+            note_batch_applied(w, (int32_t)i, s);
     }
     for (size_t i = 0; i < w->sup.nslots; i++) {
         wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);

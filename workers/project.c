@@ -357,3 +357,11 @@ int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double 
         rc = q_status_publish(pj->st, partition, served, rate, drain, NULL, 0, NULL, 0);
     return projected(pj, rc, now);
 }
+
+int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain)
+{
+    /* Written out, not waited for; its call reads the last projection's
+     * replies first, so an error there is counted here (and repaired as
+     * after any failed projection). */
+    return projected(pj, q_status_publish_drain_nowait(pj->st, partition, drain), mono_s());
+}

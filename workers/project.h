@@ -49,6 +49,12 @@ int wk_project_owe(wk_project *pj, const int64_t *seqs, size_t n);
 int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate,
                       const q_status_drain *drain);
 
+/* Publishes only partition's drain, the moment a batch was applied and
+ * before its commit (q_status_drain, applying 1), without waiting for
+ * Redis's reply. Returns 0 or ONS_EREDIS (this write, or the last
+ * projection's replies, failed). */
+int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain);
+
 /* Builds one intent's result document (the r:<seq> value). *out is a heap
  * string the caller frees. Returns 0 or ONS_ENOMEM. */
 int wk_result_json(const wk_fx_intent *r, const char *secret, char **out);

@@ -270,35 +270,80 @@ void wk_slot_rate(wk_slot *s, size_t n, double now)
     }
 }
 
-void wk_slot_drain(wk_slot *s, int64_t n, double busy_s, double half_life)
+void wk_slot_drain(wk_slot *s, int64_t n, int64_t c, double secs, double half_life)
 {
-    if (n <= 0 || busy_s <= 0)
+    if (n < 0 || c < 0 || n + c <= 0 || secs <= 0)
         return;
     double keep = half_life > 0 ? exp2(-1.0 / half_life) : 0;
-    double x = (double)n;
+    double x = (double)n, y = (double)c;
     s->drain_w = s->drain_w * keep + 1;
     s->drain_n = s->drain_n * keep + x;
+    s->drain_c = s->drain_c * keep + y;
     s->drain_nn = s->drain_nn * keep + x * x;
-    s->drain_b = s->drain_b * keep + busy_s;
-    s->drain_nb = s->drain_nb * keep + x * busy_s;
+    s->drain_nc = s->drain_nc * keep + x * y;
+    s->drain_cc = s->drain_cc * keep + y * y;
+    s->drain_b = s->drain_b * keep + secs;
+    s->drain_nb = s->drain_nb * keep + x * secs;
+    s->drain_cb = s->drain_cb * keep + y * secs;
 }
 
-void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms)
+/* A count's weighted variance is too small to split the time by when it
+ * is under 1 % of its mean squared (or the count is never above 0). */
+static int varies(double var, double mean)
 {
-    *batch_ms = *record_ms = 0;
+    return mean > 0 && var > 1e-4 * mean * mean;
+}
+
+void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms, double *ctl_ms)
+{
+    *batch_ms = *record_ms = *ctl_ms = 0;
     if (s->drain_w <= 0)
         return;
-    double w = s->drain_w, mean_n = s->drain_n / w, mean_b = s->drain_b / w;
-    double var = s->drain_nn / w - mean_n * mean_n;
-    double cov = s->drain_nb / w - mean_n * mean_b;
-    /* Sizes that hardly vary (under 1 % of the mean) cannot split the
-     * time between the batch and its records. */
-    double per = var > 1e-4 * mean_n * mean_n && cov > 0 ? cov / var : 0;
-    double fixed = mean_b - per * mean_n;
-    if (fixed < 0) { /* all of it per record */
+    double w = s->drain_w, mn = s->drain_n / w, mc = s->drain_c / w, mb = s->drain_b / w;
+    double vnn = s->drain_nn / w - mn * mn, vcc = s->drain_cc / w - mc * mc;
+    double vnc = s->drain_nc / w - mn * mc;
+    double cnb = s->drain_nb / w - mn * mb, ccb = s->drain_cb / w - mc * mb;
+    int use_n = varies(vnn, mn), use_c = varies(vcc, mc);
+    double bn = 0, bc = 0;
+    /* Least squares over the counts that vary; a negative share (noise, or
+     * one count standing in for the other) is left out and the rest
+     * fitted again: at most twice. */
+    for (int round = 0; round < 3; round++) {
+        double det = vnn * vcc - vnc * vnc;
+        bn = bc = 0;
+        if (use_n && use_c && det > 1e-9 * vnn * vcc) {
+            bn = (cnb * vcc - ccb * vnc) / det;
+            bc = (ccb * vnn - cnb * vnc) / det;
+        } else if (use_n && use_c) { /* the counts move together: the intents carry both */
+            use_c = 0;
+            continue;
+        } else if (use_n) {
+            bn = cnb / vnn;
+        } else if (use_c) {
+            bc = ccb / vcc;
+        }
+        if (bn < 0 && use_n) {
+            use_n = 0;
+            continue;
+        }
+        if (bc < 0 && use_c) {
+            use_c = 0;
+            continue;
+        }
+        break;
+    }
+    if (bn < 0)
+        bn = 0;
+    if (bc < 0)
+        bc = 0;
+    double fixed = mb - bn * mn - bc * mc;
+    if (fixed < 0) { /* all of it per record, in the fitted proportion */
+        double f = mb / (bn * mn + bc * mc);
         fixed = 0;
-        per = mean_b / mean_n;
+        bn *= f;
+        bc *= f;
     }
     *batch_ms = fixed * 1000.0;
-    *record_ms = per * 1000.0;
+    *record_ms = bn * 1000.0;
+    *ctl_ms = bc * 1000.0;
 }

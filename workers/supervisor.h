@@ -96,12 +96,18 @@ typedef struct wk_slot {
     double rate, win_start; /* records per second (wk_slot_rate) */
     int64_t win_count;
     /* The drain published for the ETA (wk_slot_drain): decayed sums over
-     * batches of 1, n, n*n, busy and n*busy (n intents records, busy
-     * seconds), and the owner's wall clock when its last batch moved the
-     * cursor (that batch's left_queue_at; 0 none yet). */
-    double drain_w, drain_n, drain_nn, drain_b, drain_nb;
-    int64_t drain_full; /* > 0: the last batch was full (this many records), timed at the next */
-    int64_t drain_seen; /* batches that moved the cursor since the process started */
+     * batches of 1, n, c, n*n, n*c, c*c, t, n*t and c*t (n intents and c
+     * control records, t seconds from the batch's apply to the next's). */
+    double drain_w, drain_n, drain_c, drain_nn, drain_nc, drain_cc, drain_b, drain_nb, drain_cb;
+    /* The last batch, timed when the next one is applied: its records,
+     * and its busy time (apply to projection), the sample instead when
+     * the owner waited for records before the next batch. */
+    int drain_pend;
+    int64_t drain_pend_n, drain_pend_c;
+    double drain_pend_busy;
+    int64_t drain_seen; /* batches applied since the process started */
+    /* the owner's wall clock when its last batch was applied (that batch's
+     * left_queue_at; 0 none yet) */
     int64_t served_at_ms;
     double last_publish; /* when the cursor was last projected (0: at once) */
     ons_gauge *served, *lag, *ctl_lag, *owned;
@@ -160,16 +166,21 @@ wk_slot *wk_sup_active(wk_sup *sup, int32_t partition);
  * per WK_SUP_RATE_WINDOW_S window). */
 void wk_slot_rate(wk_slot *s, size_t n, double now);
 
-/* Adds to s's drain a batch of n intents records that took busy_s seconds
- * of the owner's time; each earlier batch weighs half as much per
- * half_life batches since (counted in batches, not time: the pace of the
- * owner's last drain is the best guess for its next one, and idle time is
- * never in a sample). n == 0 or busy_s <= 0 adds nothing. */
-void wk_slot_drain(wk_slot *s, int64_t n, double busy_s, double half_life);
-/* The busy time of a batch of n records as s's recent batches show it:
- * *batch_ms + n * *record_ms, fitted by least squares over their sizes
- * (both >= 0; batches all of one size give it all to *batch_ms, since
- * the split cannot be seen); 0 and 0 before the first batch. */
-void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms);
+/* Adds to s's drain a batch of n intents and c control records that took
+ * secs seconds from its apply to the next batch's; each earlier batch
+ * weighs half as much per half_life batches since (counted in batches,
+ * not time: the pace of the owner's last drain is the best guess for its
+ * next one, and idle time is never in a sample). n + c == 0 or secs <= 0
+ * adds nothing. */
+void wk_slot_drain(wk_slot *s, int64_t n, int64_t c, double secs, double half_life);
+/* The period of a batch of n intents and c control records as s's recent
+ * batches show it: *batch_ms + n * *record_ms + c * *ctl_ms, fitted by
+ * least squares over their sizes (all >= 0; a count that hardly varies
+ * cannot be told from the batch's own cost and gives its share to
+ * *batch_ms; a negative share is left out and the rest fitted again); all
+ * 0 before the first batch. Control records cost the owner several times
+ * an intent (a checkout writes an order, its items and an outbox row), so
+ * a batch's period follows both counts. */
+void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms, double *ctl_ms);
 
 #endif

@@ -4,6 +4,7 @@
 #include "tests/check_run.h"
 #include "common/err.h"
 #include "workers/partition.h"
+#include "queue/status.h"
 #include "workers/supervisor.h"
 
 #include <check.h>
@@ -332,33 +333,210 @@ START_TEST(drain_fits_the_cost_per_batch_and_per_record)
 {
     wk_slot s;
     memset(&s, 0, sizeof s);
-    double b, r;
-    wk_slot_drain_model(&s, &b, &r);
-    ck_assert(b == 0 && r == 0); /* nothing measured yet */
+    double b, r, c;
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert(b == 0 && r == 0 && c == 0); /* nothing measured yet */
     /* batches of 100..1000 records, each 10 ms + 0.02 ms a record */
     for (int i = 0; i < 20; i++) {
         int n = 100 * (1 + i % 10);
-        wk_slot_drain(&s, n, 0.010 + 0.00002 * n, 16);
+        wk_slot_drain(&s, n, 0, 0.010 + 0.00002 * n, 16);
     }
-    wk_slot_drain_model(&s, &b, &r);
+    wk_slot_drain_model(&s, &b, &r, &c);
     ck_assert_msg(fabs(b - 10.0) < 0.01 && fabs(r - 0.02) < 0.0001, "%f %f", b, r);
     /* batches all of one size: the split cannot be seen, the batch takes it all */
     memset(&s, 0, sizeof s);
     for (int i = 0; i < 5; i++)
-        wk_slot_drain(&s, 500, 0.040, 16);
-    wk_slot_drain_model(&s, &b, &r);
+        wk_slot_drain(&s, 500, 0, 0.040, 16);
+    wk_slot_drain_model(&s, &b, &r, &c);
     ck_assert_msg(fabs(b - 40.0) < 0.01 && r == 0, "%f %f", b, r);
     /* a new pace takes over within a few half-lives: 80 batches of a
      * half-life of 4 leave the old ones 2^-20 of the weight */
     for (int i = 0; i < 80; i++)
-        wk_slot_drain(&s, i % 2 ? 200 : 400, i % 2 ? 0.025 : 0.045, 4);
-    wk_slot_drain_model(&s, &b, &r);
+        wk_slot_drain(&s, i % 2 ? 200 : 400, 0, i % 2 ? 0.025 : 0.045, 4);
+    wk_slot_drain_model(&s, &b, &r, &c);
     ck_assert_msg(fabs(b - 5.0) < 0.1 && fabs(r - 0.1) < 0.001, "%f %f", b, r);
     /* nothing applied, or no time: no sample */
     double w = s.drain_w;
-    wk_slot_drain(&s, 0, 1.0, 4);
-    wk_slot_drain(&s, 10, 0, 4);
+    wk_slot_drain(&s, 0, 0, 1.0, 4);
+    wk_slot_drain(&s, 10, 0, 0, 4);
     ck_assert(s.drain_w == w);
+}
+END_TEST
+
+/* A batch's period split three ways: control records (checkouts, payment
+ * results) cost the owner more than intents, and a batch of few intents
+ * may carry many of them. */
+START_TEST(drain_fits_the_cost_of_control_records)
+{
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    double b, r, c;
+    /* 50 ms + 0.05 ms an intent + 0.4 ms a control record, sizes varying apart */
+    for (int i = 0; i < 40; i++) {
+        int64_t n = 100 * (1 + i % 7), ctl = 50 * (i % 5);
+        wk_slot_drain(&s, n, ctl, (50 + 0.05 * (double)n + 0.4 * (double)ctl) / 1000.0, 16);
+    }
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert_msg(fabs(b - 50) < 0.01 && fabs(r - 0.05) < 1e-4 && fabs(c - 0.4) < 1e-4, "%f %f %f",
+                  b, r, c);
+    /* control records alone (a batch of checkouts) still time a batch */
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < 10; i++)
+        wk_slot_drain(&s, 0, 100 * (1 + i % 3), (10 + 0.5 * 100 * (1 + i % 3)) / 1000.0, 16);
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert_msg(fabs(b - 10) < 0.01 && r == 0 && fabs(c - 0.5) < 1e-4, "%f %f %f", b, r, c);
+    /* a count whose share comes out negative (noise) is left out */
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < 20; i++) {
+        int64_t n = 100 * (1 + i % 4), ctl = 10 * (i % 3);
+        wk_slot_drain(&s, n, ctl, (20 + 0.1 * (double)n - 0.2 * (double)ctl) / 1000.0, 16);
+    }
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert_msg(c == 0 && r > 0 && b >= 0, "%f %f %f", b, r, c);
+}
+END_TEST
+
+/* A batch of the sale's owner below: n intents and c control records
+ * take this long from its apply to the next batch's (a checkout or a
+ * payment result costs the owner ten intents). */
+static double owner_period_ms(int64_t n, int64_t c, int64_t batch)
+{
+    /* and a commit takes up to 15 % more or less than the pace (a shared
+     * PostgreSQL) */
+    double noise = 1 + 0.15 * sin((double)batch * 2.399);
+    return 20 + (30 + 0.05 * (double)n + 0.5 * (double)c) * noise;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median error of the ETA a fan is given at its join (as onsale-sim's
+ * eta_error: |reached - promised| / the wait floored at 1 s) over a
+ * simulated owner: joins every 0.5 ms for 6 s, checkouts and payment
+ * results on the control lane from 1 s on (1,500 a second: fans that hold
+ * seats pay while the crowd still joins), each batch taking every record
+ * in the log at its poll (the control lane first, at most 8,000) and
+ * lasting owner_period_ms. The ingress reads the drain published last:
+ * with `applying`, the owner's two moments a batch (applied, then
+ * committed at 80 % of its period) and its pace fitted on both counts;
+ * without, as the owner before it published: only the committed cursor
+ * (applying -1), and a pace fitted on the intents alone over each batch's
+ * busy time. */
+static double simulated_eta_error(int applying)
+{
+    enum { JOINS = 12000 };
+    const double join_every = 0.5, ctl_rate = 1.5; /* per ms, from 1000 ms */
+    const int64_t batch_max = 8000;
+    static double err[JOINS];
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    q_status_drain pub = Q_STATUS_DRAIN_UNKNOWN, next_pub = pub;
+    double pub_at = 0, next_pub_at = -1;
+    int64_t next_join = 0, ctl_taken = 0;
+    double a = 1000.0, ctl_seen = 0; /* the owner's batches: apply times (ms of the sale) */
+    int64_t served = 0, nerr = 0, nbatch = 0;
+    const int64_t base_ms = 1764400000000;
+    while (next_join < JOINS) {
+        /* the batch applied at a takes what is in the log at its poll */
+        double poll = a - 20;
+        int64_t in_log = (int64_t)(poll / join_every) + 1;
+        if (in_log > JOINS)
+            in_log = JOINS;
+        double ctl_avail = poll > 1000 ? (poll - 1000) * ctl_rate - ctl_seen : 0;
+        int64_t c = (int64_t)ctl_avail;
+        if (c > batch_max / 2)
+            c = batch_max / 2;
+        int64_t n = in_log - served;
+        if (n > batch_max - c)
+            n = batch_max - c;
+        ctl_seen += (double)c;
+        ctl_taken += c;
+        double period = owner_period_ms(n, c, nbatch++);
+        /* the fans who join before this batch's apply are estimated by what
+         * was published before their join */
+        for (; next_join < JOINS && (double)next_join * join_every < a + period; next_join++) {
+            double t = (double)next_join * join_every;
+            if (next_pub_at >= 0 && next_pub_at <= t) {
+                pub = next_pub;
+                pub_at = next_pub_at;
+                next_pub_at = -1;
+            }
+            (void)pub_at;
+            /* the batch the join is in: this one if it was in the log at
+             * its poll, else a later one (applied at or after a + period) */
+            if (next_join >= served + n)
+                break;
+            double w = q_status_drain_wait_ms(&pub, next_join, base_ms + (int64_t)t, 500);
+            if (w < 0)
+                continue; /* nothing measured yet: the rate's estimate */
+            double wait = a - t;
+            err[nerr++] = fabs(wait - w) / (wait > 1000 ? wait : 1000);
+        }
+        /* publications of this batch: applied (a), committed */
+        double b_ms, r_ms, c_ms;
+        wk_slot_drain_model(&s, &b_ms, &r_ms, &c_ms);
+        q_status_drain at_apply = {served, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
+                                   1,      served + n,           c,    c_ms, -1};
+        q_status_drain at_commit = {served + n, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
+                                    0,          served + n,           c,    c_ms, -1};
+        if (!applying)
+            at_commit.applying = -1, at_commit.ctl_ms = 0, at_commit.applying_ctl = 0;
+        if (applying && (next_pub_at < 0 || next_pub_at > a)) {
+            pub = at_apply;
+            pub_at = a;
+        }
+        (void)pub_at;
+        next_pub = at_commit;
+        next_pub_at = a + 0.8 * (period - 20);
+        if (applying)
+            wk_slot_drain(&s, n, c, period / 1000.0, 16);
+        else
+            wk_slot_drain(&s, n, 0, 0.8 * (period - 20) / 1000.0, 16);
+        served += n;
+        a += period;
+    }
+    ck_assert_int_gt(ctl_taken, 1000);
+    ck_assert_int_gt(nerr, JOINS / 2);
+    qsort(err, (size_t)nerr, sizeof *err, cmp_double);
+    return err[nerr / 2];
+}
+
+START_TEST(eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out)
+{
+    double with = simulated_eta_error(1), without = simulated_eta_error(0);
+    ck_assert_msg(with <= 0.10, "median error %.3f with the owner's moments", with);
+    /* the control: the drain as the owner published it before */
+    ck_assert_msg(without > 0.10, "median error %.3f from the cursor alone", without);
+}
+END_TEST
+
+/* Behind a backlog: the control lane goes first, but only while the holds
+ * can still send control records (ctl_left); the batches after carry
+ * intents alone, at the intents' pace. */
+START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
+{
+    /* a batch of 4,000 intents and 4,000 control records is committing,
+     * applied 1 s ago: 50 ms + 0.1 ms an intent + 1 ms a control record */
+    const int64_t now = 1764400001000;
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000};
+    double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
+    /* right behind it: the rest of its period */
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
+    /* 20,000 intents behind: one more batch with the last 4,000 control
+     * records (4,000 intents), then two of 8,000 intents alone */
+    double want = left + period + 2 * (50 + 0.1 * 8000);
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 25000, now, 500), ceil(want), 1);
+    /* the control: not knowing what the holds can send, every batch
+     * carries 4,000 control records (five more such batches) */
+    d.ctl_left = -1;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 25000, now, 500), ceil(left + 5 * period),
+                            1);
+    /* in the batch being committed, or passed: reached */
+    ck_assert(q_status_drain_wait_ms(&d, 4999, now, 500) == 0);
+    ck_assert(q_status_drain_wait_ms(&d, 999, now, 500) == 0);
 }
 END_TEST
 
@@ -367,6 +545,9 @@ int main(void)
     const ons_check_case cases[] = {
         {"assign", assign_claims_and_consumes_from_the_cursors},
         {"drain_model", drain_fits_the_cost_per_batch_and_per_record},
+        {"drain_model_control", drain_fits_the_cost_of_control_records},
+        {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
+        {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
         {"claim_then_no_memory", memory_failing_after_a_claim_reloads_under_the_new_epoch},
         {"batch_backoff", failed_batch_reloads_with_backoff_and_a_commit_resets_it},
