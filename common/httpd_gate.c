@@ -1440,14 +1440,9 @@ void ons_httpd_gate_stop(void)
     if (g.sweeping)
         pthread_join(g.sweeper, NULL);
     g.sweeping = 0;
-    if (g.flushing)
-        pthread_join(g.flusher, NULL); /* it sees stop within its 100 ms wait */
-    g.flushing = 0;
-    if (g.out_epfd >= 0)
-        close(g.out_epfd);
-    g.out_epfd = -1;
-    /* The gate's readers stop (each sees steal_on within its 100 ms
-     * wait); a connection they still hold goes back to nng. */
+    /* The gate's readers stop first (each sees steal_on within its 100 ms
+     * wait): an answer one sends in part arms out_epfd, which must still
+     * be open then. A connection they still hold goes back to nng. */
     atomic_store(&g.steal_on, 0);
     for (int i = 0; i < g.nstealers; i++)
         pthread_join(g.stealers[i], NULL);
@@ -1464,6 +1459,12 @@ void ons_httpd_gate_stop(void)
     if (g.steal_epfd >= 0)
         close(g.steal_epfd);
     g.steal_epfd = -1;
+    if (g.flushing)
+        pthread_join(g.flusher, NULL); /* it sees stop within its 100 ms wait */
+    g.flushing = 0;
+    if (g.out_epfd >= 0)
+        close(g.out_epfd);
+    g.out_epfd = -1;
     /* The counters belong to the caller's metrics, which may be freed next. */
     pthread_mutex_lock(&g.mu);
     g.o.refused = g.o.timed_out = g.o.bad_heads = g.o.answered = NULL;
