@@ -648,6 +648,8 @@ int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 
 /* ---- the wrappers ------------------------------------------------------------ */
 
+static void admit(int nfd);
+
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     accept_fn f = (accept_fn)real("accept", &real_accept);
@@ -687,6 +689,14 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
         errno = ECONNABORTED;
         return -1;
     }
+    admit(nfd);
+    return nfd;
+}
+
+/* nfd, a new client's descriptor, gets a fresh slot: nothing of the
+ * connection that had the descriptor before is left. */
+static void admit(int nfd)
+{
     slot *s = &g.slots[nfd];
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
@@ -709,7 +719,6 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     atomic_store_explicit(&s->client, 1, memory_order_release);
     atomic_fetch_add(&g.open, 1);
     pthread_mutex_unlock(&g.mu);
-    return nfd;
 }
 
 /* The 431 of a head that ran into the end of nng's buffer (see readv),
@@ -1175,6 +1184,26 @@ static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n)
     return done;
 }
 
+/* Offers the n bytes nng's read put in iov[0] to answer_at_gate. Returns
+ * what is left for nng, moved to the buffer's start, or -1 with errno
+ * EAGAIN when the gate answered all of it (nng waits for the next bytes,
+ * parked). */
+static ssize_t answer_read_at_gate(int fd, slot *s, const struct iovec *iov, ssize_t n)
+{
+    char *p = iov[0].iov_base;
+    size_t done = answer_at_gate(fd, s, p, (size_t)n);
+    if (done)
+        atomic_store_explicit(&s->not_gated, 0, memory_order_relaxed);
+    if (done == (size_t)n) {
+        atomic_store_explicit(&s->parked, 1, memory_order_relaxed);
+        errno = EAGAIN;
+        return -1;
+    }
+    if (done)
+        memmove(p, p + done, (size_t)n - done);
+    return n - (ssize_t)done;
+}
+
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     slot *s = NULL;
@@ -1223,22 +1252,8 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         return n;
     }
     atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
-    if (at_gate && (size_t)n <= iov[0].iov_len) {
-        char *p = iov[0].iov_base;
-        size_t done = answer_at_gate(fd, s, p, (size_t)n);
-        if (done)
-            atomic_store_explicit(&s->not_gated, 0, memory_order_relaxed);
-        if (done == (size_t)n) {
-            /* all answered: nng waits for the next bytes, parked */
-            atomic_store_explicit(&s->parked, 1, memory_order_relaxed);
-            errno = EAGAIN;
-            return -1;
-        }
-        if (done) {
-            memmove(p, p + done, (size_t)n - done);
-            n -= (ssize_t)done;
-        }
-    }
+    if (at_gate && (size_t)n <= iov[0].iov_len && (n = answer_read_at_gate(fd, s, iov, n)) < 0)
+        return -1;
     unsigned long long start = s->head.fed;
     s->head.body_at = 0;
     ssize_t judged = judge_read(fd, s, iov, iovcnt, (size_t)n, start);
@@ -1360,6 +1375,26 @@ static int find_listener(int port, int limit)
     return -1;
 }
 
+/* Starts the gate's reader threads (at most ONS_HTTPD_GATE_THREADS_MAX),
+ * and their epoll set; none when threads is 0 or nothing could start (nng's
+ * poller thread alone reads then, as before). */
+static void start_readers(int threads)
+{
+    if (threads > ONS_HTTPD_GATE_THREADS_MAX)
+        threads = ONS_HTTPD_GATE_THREADS_MAX;
+    if (threads <= 0 || (g.steal_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        return;
+    atomic_store(&g.steal_on, 1);
+    for (g.nstealers = 0; g.nstealers < threads; g.nstealers++)
+        if (pthread_create(&g.stealers[g.nstealers], NULL, stealer, NULL))
+            break;
+    if (g.nstealers == 0) {
+        atomic_store(&g.steal_on, 0);
+        close(g.steal_epfd);
+        g.steal_epfd = -1;
+    }
+}
+
 int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
 {
     struct rlimit rl;
@@ -1405,20 +1440,7 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
         close(g.out_epfd);
         g.out_epfd = -1;
     }
-    int threads = o->answer ? o->answer_threads : 0;
-    if (threads > ONS_HTTPD_GATE_THREADS_MAX)
-        threads = ONS_HTTPD_GATE_THREADS_MAX;
-    if (threads > 0 && (g.steal_epfd = epoll_create1(EPOLL_CLOEXEC)) >= 0) {
-        atomic_store(&g.steal_on, 1);
-        for (g.nstealers = 0; g.nstealers < threads; g.nstealers++)
-            if (pthread_create(&g.stealers[g.nstealers], NULL, stealer, NULL))
-                break;
-        if (g.nstealers == 0) {
-            atomic_store(&g.steal_on, 0);
-            close(g.steal_epfd);
-            g.steal_epfd = -1;
-        }
-    }
+    start_readers(o->answer ? o->answer_threads : 0);
     atomic_store_explicit(&ons_httpd_conn_fd, gate_conn_fd, memory_order_release);
     atomic_store_explicit(&ons_httpd_held_body, gate_take_body, memory_order_release);
     atomic_store_explicit(&g.listen_fd, lfd, memory_order_release);
