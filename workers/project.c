@@ -360,6 +360,11 @@ int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double 
 
 int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain)
 {
+    /* Only the ETA's hint: while a repair is owed it waits for the batch's
+     * projection, which repairs first (resync). A success here would move
+     * the window on (projected) past results that repair must drop. */
+    if (pj->resync)
+        return 0;
     /* Written out, not waited for; its call reads the last projection's
      * replies first, so an error there is counted here (and repaired as
      * after any failed projection). */

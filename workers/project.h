@@ -51,7 +51,8 @@ int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double 
 
 /* Publishes only partition's drain, the moment a batch was applied and
  * before its commit (q_status_drain, applying 1), without waiting for
- * Redis's reply. Returns 0 or ONS_EREDIS (this write, or the last
+ * Redis's reply; nothing while a repair is owed (the next projection
+ * repairs first). Returns 0 or ONS_EREDIS (this write, or the last
  * projection's replies, failed). */
 int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain);
 
