@@ -123,6 +123,14 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
     return rc;
 }
 
+/* The intent_seq (= reservation_id) range of partition's records, [lo, hi),
+ * as decimal text: every id of a partition shares its high bits (q_seq). */
+static void partition_seq_range(int32_t partition, char lo[24], char hi[24])
+{
+    snprintf(lo, 24, "%" PRId64, q_seq_make(partition, 0));
+    snprintf(hi, 24, "%" PRId64, q_seq_make(partition + 1, 0));
+}
+
 int wk_store_last_changed(wk_store *st, int32_t partition, int64_t window_ms, int64_t **seqs,
                           size_t *n)
 {
@@ -130,17 +138,17 @@ int wk_store_last_changed(wk_store *st, int32_t partition, int64_t window_ms, in
     *n = 0;
     if (ensure_conn(st))
         return ONS_EDB;
-    char p[16], w[32];
-    snprintf(p, sizeof p, "%d", (int)partition);
+    char lo[24], hi[24], w[32];
+    partition_seq_range(partition, lo, hi);
     snprintf(w, sizeof w, "%lld", (long long)window_ms);
-    const char *v[] = {p, w};
+    const char *v[] = {lo, hi, w};
     PGresult *r;
     if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "last_changed",
                     "WITH p AS (SELECT intent_seq, updated_at FROM intents WHERE intent_seq "
-                    ">= $1::bigint << 40 AND intent_seq < ($1::bigint + 1) << 40) "
+                    ">= $1 AND intent_seq < $2) "
                     "SELECT intent_seq FROM p WHERE updated_at >= "
-                    "(SELECT max(updated_at) FROM p) - $2::bigint * interval '1 millisecond'",
-                    2, v, &r))
+                    "(SELECT max(updated_at) FROM p) - $3::bigint * interval '1 millisecond'",
+                    3, v, &r))
         return ONS_EDB;
     size_t rows = (size_t)PQntuples(r);
     int rc = 0;
@@ -670,8 +678,7 @@ int wk_store_load_live(wk_store *st, wk_part *p)
      * partition's are one range of ids; reservations_live indexes the live
      * ones. */
     char lo[24], hi[24];
-    snprintf(lo, sizeof lo, "%" PRId64, q_seq_make(p->partition, 0));
-    snprintf(hi, sizeof hi, "%" PRId64, q_seq_make(p->partition + 1, 0));
+    partition_seq_range(p->partition, lo, hi);
     const char *v[] = {lo, hi};
     /* Also the events with pre-queued intents still waiting: their draw
      * is made by the clock, not by a record (docs/fairness.md). */
