@@ -6,14 +6,16 @@
  * A fan's script, one request in flight at a time:
  *   arrive (burst at on-sale time, then a Poisson tail)
  *   join: POST /v1/events/{id}/intents with an Idempotency-Key. 202 -> poll;
- *     429/503 -> retry after Retry-After (at most max_retries); 409 sold_out
- *     -> done (sold out); other answers -> done (refused, counted by code).
+ *     429/503, or a 409 with Retry-After (the same key still claimed) ->
+ *     retry (retry_later; at most max_retries); 409 sold_out -> done (sold
+ *     out); other answers -> done (refused, counted by code).
  *   poll: GET /v1/intents/{id} exactly poll_after_ms after the last answer
  *     (429/503: after Retry-After). queued/waiting/paying -> poll again;
  *     reserved -> act once; purchased/rejected/expired/released -> done.
  *   act on reserved: with checkout_prob, POST .../checkout (when the route
  *     exists: a 404/405 answer marks checkout "not available" for the run
- *     and the fan keeps its hold); else with abandon_prob DELETE the
+ *     and the fan keeps its hold; an answer retry_later names is sent
+ *     again with the same key, as web/fan.js's pay() does); else with abandon_prob DELETE the
  *     reservation (mode delete) or keep polling until it expires (mode
  *     expire); else keep the hold (done).
  * When the event asks for a proof of work (the sim made it so, or a join
@@ -60,6 +62,7 @@
 #define POLL_MIN_MS  50
 #define POLL_MAX_MS  60000
 #define RETRY_DEF_MS 1000
+#define RETRY_MAX_MS 30000 /* the longest wait between two tries of a 409 */
 #define TOKEN_SLACK  3600
 #define DRAIN_MS     10000               /* in-flight requests get this long at the end */
 #define POW_TRIES    3                   /* challenges a fan fetches for one join */
@@ -242,6 +245,32 @@ static int64_t retry_delay_ms(const ons_httpc_resp *r)
     return r->retry_after_s >= 0 ? (int64_t)r->retry_after_s * 1000 + 1 : RETRY_DEF_MS;
 }
 
+/* Whether an error answer is sent again later, as web/api.js's
+ * ApiError.transient says: overload (429, 503) and the 409s the server
+ * marks with Retry-After (docs/api.md: a request with the same
+ * Idempotency-Key still running, a cancel waiting for its intent), whose
+ * conflict clears by itself. */
+static int retry_later(const ons_httpc_resp *r)
+{
+    return r->status == 429 || r->status == 503 || (r->status == 409 && r->retry_after_s >= 0);
+}
+
+/* The wait before a fan's retry number `retry` (1 = the first) of r, an
+ * answer retry_later names: its Retry-After, and for a 409 twice as long
+ * each time up to RETRY_MAX_MS, as web/api.js's backoffMs: a key whose
+ * request lost its Redis connection mid-claim stays claimed until
+ * idem.inflight_ttl_s (60 s), longer than max_retries answers of a
+ * second each. */
+static int64_t retry_wait_ms(const ons_httpc_resp *r, unsigned retry)
+{
+    int64_t ms = retry_delay_ms(r);
+    if (r->status != 409)
+        return ms;
+    for (unsigned i = 1; i < retry && ms < RETRY_MAX_MS; i++)
+        ms *= 2;
+    return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
+}
+
 /* The fan index travels as the callback's pointer value; the callbacks
  * find the sim (one per process) here. */
 #define FAN_ARG(f) ((void *)(uintptr_t)((f) + 1))
@@ -419,12 +448,12 @@ static void join_accepted(sim *s, uint32_t f, json_t *j, int64_t now)
 static void join_refused(sim *s, uint32_t f, const ons_httpc_resp *r, const char *code, int64_t now)
 {
     sim_fan *fan = &s->fans[f];
-    if ((r->status == 429 || r->status == 503) && fan->retries < s->o.max_retries) {
+    if (retry_later(r) && fan->retries < s->o.max_retries) {
         fan->retries++;
         s->join_retries++;
         sim_count_code(s, r->status, code);
         fan->phase = P_ARRIVING;
-        timer_set(s, f, now + retry_delay_ms(r));
+        timer_set(s, f, now + retry_wait_ms(r, fan->retries));
         return;
     }
     sim_count_code(s, r->status, code);
@@ -563,6 +592,13 @@ static void act_answer(void *arg, const ons_httpc_resp *r)
             fan->acted_ms = sim_now_ms(s);
         } else if (r->status == 0) {
             after_transport_error(s, f);
+            return;
+        } else if (retry_later(r) && fan->retries < s->o.max_retries) {
+            fan->retries++;
+            s->checkout_retries++;
+            sim_count_code(s, r->status, "checkout_retried");
+            timer_set(s, f,
+                      sim_now_ms(s) + retry_wait_ms(r, fan->retries)); /* fan_step: P_ACTING */
             return;
         } else {
             s->checkout_errors++;
@@ -734,11 +770,11 @@ static void challenge_answer(void *arg, const ons_httpc_resp *r)
     if (r->status != 200) {
         error_code(j, code, sizeof code);
         sim_count_code(s, r->status, code);
-        if ((r->status == 429 || r->status == 503) && fan->retries < s->o.max_retries) {
+        if (retry_later(r) && fan->retries < s->o.max_retries) {
             fan->retries++;
             fan->pow_tries--;
             fan->phase = P_ARRIVING;
-            timer_set(s, f, sim_now_ms(s) + retry_delay_ms(r));
+            timer_set(s, f, sim_now_ms(s) + retry_wait_ms(r, fan->retries));
         } else {
             fan_done(s, fan, O_REFUSED);
         }
@@ -817,6 +853,9 @@ static void fan_step(sim *s, uint32_t f)
     case P_POLLING:
         snprintf(path, sizeof path, "/v1/intents/%s", fan->intent_id);
         send_request(s, f, "GET", path, NULL, NULL, poll_answer);
+        return;
+    case P_ACTING: /* a checkout again after an answer to retry later, same key */
+        act(s, f, NULL);
         return;
     default:
         return;

@@ -134,10 +134,11 @@ struct sim {
     int64_t sold_out_ms, all_taken_ms;
     int checkout; /* 0 unknown, 1 available, -1 not available */
     long long checkout_skipped, checkout_errors;
-    int admin_ok;          /* 0 unknown, 1 answers, -1 not available */
-    int admin_inflight;    /* a /v1/admin/queues request is out */
-    int64_t admin_next_ms; /* none is sent before (run clock) */
-    int gateway_knobs;     /* 0 not sent, 1 set on the gateway, -1 failed */
+    long long checkout_retries; /* checkouts sent again after a 429/503/409 to retry later */
+    int admin_ok;               /* 0 unknown, 1 answers, -1 not available */
+    int admin_inflight;         /* a /v1/admin/queues request is out */
+    int64_t admin_next_ms;      /* none is sent before (run clock) */
+    int gateway_knobs;          /* 0 not sent, 1 set on the gateway, -1 failed */
     /* counters */
     long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
     long long views, view_errors;
