@@ -935,26 +935,29 @@ static ssize_t judge_read(int fd, slot *s, const struct iovec *iov, int iovcnt, 
  * once everything in it is parsed, so a head pipelined behind others (or
  * sent in pieces that never end on a line) can run into its end; nng then
  * answers the requests before it and closes the connection without a
- * word. A read that fills the space nng offered while a head is unfinished
- * is that case. When the head began in this read, its bytes are held back
- * (hold_back); when it began in an earlier one, nng holds its start and
- * the 431 is written when nng closes, after the answers before it. (A body
- * read into the server's own buffer never ends inside a head.) Returns how
- * many of the n bytes nng gets now. */
+ * word. So a head a read leaves unfinished behind whole requests is held
+ * back (hold_back): nng parses those, empties its buffer, and gets the
+ * head's start at its next read with the whole buffer free. That is done
+ * whether or not the read filled the space nng offered: when part of the
+ * read was answered at the gate or came from bytes a gate thread kept,
+ * the room left behind the head is only what the gate took out (the rest
+ * of a poll's head did not fit, and the client lost every answer to the
+ * 431's reset). A read that fills the space while a head that began in an
+ * earlier one is unfinished is the 431, written when nng closes, after the
+ * answers before it. (A body read into the server's own buffer never ends
+ * inside a head.) Returns how many of the n bytes nng gets now. */
 static ssize_t fit_nng_buffer(slot *s, const struct iovec *iov, int iovcnt, size_t n,
                               unsigned long long start)
 {
+    if (atomic_load_explicit(&s->head.phase, memory_order_relaxed) != ONS_HEAD_IN)
+        return (ssize_t)n;
+    if (s->head.head_from > start && hold_back(s, iov, iovcnt, s->head.head_from - start, n))
+        return (ssize_t)(s->head.head_from - start);
     size_t offered = 0;
     for (int i = 0; i < iovcnt; i++)
         offered += iov[i].iov_len;
-    if (n == offered && atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN) {
-        /* When whole requests come before that head in this read, nng is
-         * given those only: it parses them, empties its buffer, and gets
-         * the head's start at its next read with the whole buffer free. */
-        if (s->head.head_from > start && hold_back(s, iov, iovcnt, s->head.head_from - start, n))
-            return (ssize_t)(s->head.head_from - start);
+    if (n == offered)
         atomic_store(&s->overflow, 1);
-    }
     return (ssize_t)n;
 }
 
