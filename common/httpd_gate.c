@@ -62,6 +62,11 @@
 typedef struct slot {
     atomic_int client; /* 1 while the descriptor is an admitted client */
     atomic_llong last_rx_ms;
+    /* When the head being read began (the accept, for a connection's
+     * first head): the header timeout counts from here, not from the last
+     * byte, so a head sent a byte at a time cannot hold a connection
+     * open past it (slowloris). Written by the reader, read by the sweeper. */
+    atomic_llong head_start_ms;
     int killed;   /* shut down by the sweeper; guarded by g.mu */
     int answered; /* a refusal was written: every later read is end-of-file */
     /* A head refused behind whole requests in the same read: nng is given
@@ -716,6 +721,7 @@ static void admit(int nfd)
     steal_unlock(s);
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
+    atomic_store(&s->head_start_ms, atomic_load(&s->last_rx_ms));
     atomic_store_explicit(&s->client, 1, memory_order_release);
     atomic_fetch_add(&g.open, 1);
     pthread_mutex_unlock(&g.mu);
@@ -929,6 +935,23 @@ static ssize_t judge_read(int fd, slot *s, const struct iovec *iov, int iovcnt, 
         left -= k;
     }
     return -1;
+}
+
+/* judge_read, noting when a head that is unfinished at the end of the
+ * read began: at this read when it is a new one (the first head keeps
+ * the accept's time, set by admit). */
+static ssize_t judge_timed(int fd, slot *s, const struct iovec *iov, int iovcnt, size_t n,
+                           unsigned long long start)
+{
+    int was_in = atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN;
+    unsigned long long from = s->head.head_from;
+    int first = atomic_load_explicit(&s->head.requests, memory_order_relaxed) == 0;
+    ssize_t judged = judge_read(fd, s, iov, iovcnt, n, start);
+    if (atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN &&
+        (!was_in || s->head.head_from != from) &&
+        !(first && atomic_load_explicit(&s->head.requests, memory_order_relaxed) == 0))
+        atomic_store_explicit(&s->head_start_ms, ons_mono_ms(), memory_order_relaxed);
+    return judged;
 }
 
 /* nng 1.5.2 reads a head into a fixed 8 KiB buffer that it empties only
@@ -1259,7 +1282,7 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         return -1;
     unsigned long long start = s->head.fed;
     s->head.body_at = 0;
-    ssize_t judged = judge_read(fd, s, iov, iovcnt, (size_t)n, start);
+    ssize_t judged = judge_timed(fd, s, iov, iovcnt, (size_t)n, start);
     if (judged >= 0)
         return judged;
     ssize_t held = hold_body(s, iov, iovcnt, (size_t)n, start);
@@ -1297,7 +1320,12 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
-        if (now - atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed) < limit)
+        /* a head: from its start; between requests, or a body (the
+         * server's own body timeout ends that): from the last byte */
+        int64_t since = ph == ONS_HEAD_IN || (ph == ONS_HEAD_IDLE && !between)
+                            ? atomic_load_explicit(&s->head_start_ms, memory_order_relaxed)
+                            : atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed);
+        if (now - since < limit)
             continue;
         pthread_mutex_lock(&g.mu);
         if (atomic_load(&s->client) && !s->killed) {

@@ -229,6 +229,36 @@ def test_a_slow_head_on_a_held_connection_times_out(st):
         s.close()
 
 
+@pytest.mark.parametrize("where", ["fresh", "held"])
+def test_a_head_trickled_a_byte_at_a_time_is_cut_at_the_header_timeout(st, where):
+    """Slowloris: a head that keeps coming a byte every half second, on a
+    new connection or a held one after a request. http.header_timeout_ms
+    (3 s here) counts from the head's start (docs/http-edge.md: a
+    connection that sends no complete head within it is closed). Before,
+    it counted from the last byte: such a head (up to http.max_head, 8,000
+    bytes: over an hour at the default 10 s) kept its connection open, and
+    a few thousand of them the connection cap full."""
+    s = held(st) if where == "held" else connect(st.port)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ")
+        s.settimeout(0.05)
+        t0, end = time.time(), None
+        while end is None and time.time() - t0 < 10:
+            try:
+                s.send(b"a")
+                time.sleep(0.5)
+                if not s.recv(65536):
+                    end = "eof"
+            except socket.timeout:
+                pass
+            except OSError as e:
+                end = repr(e)
+        took = time.time() - t0
+    finally:
+        s.close()
+    assert end is not None and took < 7, (end, took)
+
+
 def mixed(st, rounds):
     reqs, want = [], []
     for _ in range(rounds):
