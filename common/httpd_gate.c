@@ -62,6 +62,11 @@
 typedef struct slot {
     atomic_int client; /* 1 while the descriptor is an admitted client */
     atomic_llong last_rx_ms;
+    /* When the head being read began (the accept, for a connection's
+     * first head): the header timeout counts from here, not from the last
+     * byte, so a head sent a byte at a time cannot hold a connection
+     * open past it (slowloris). Written by the reader, read by the sweeper. */
+    atomic_llong head_start_ms;
     int killed;   /* shut down by the sweeper; guarded by g.mu */
     int answered; /* a refusal was written: every later read is end-of-file */
     /* A head refused behind whole requests in the same read: nng is given
@@ -716,6 +721,7 @@ static void admit(int nfd)
     steal_unlock(s);
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
+    atomic_store(&s->head_start_ms, atomic_load(&s->last_rx_ms));
     atomic_store_explicit(&s->client, 1, memory_order_release);
     atomic_fetch_add(&g.open, 1);
     pthread_mutex_unlock(&g.mu);
@@ -931,30 +937,50 @@ static ssize_t judge_read(int fd, slot *s, const struct iovec *iov, int iovcnt, 
     return -1;
 }
 
+/* judge_read, noting when a head that is unfinished at the end of the
+ * read began: at this read when it is a new one (the first head keeps
+ * the accept's time, set by admit). */
+static ssize_t judge_timed(int fd, slot *s, const struct iovec *iov, int iovcnt, size_t n,
+                           unsigned long long start)
+{
+    int was_in = atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN;
+    unsigned long long from = s->head.head_from;
+    int first = atomic_load_explicit(&s->head.requests, memory_order_relaxed) == 0;
+    ssize_t judged = judge_read(fd, s, iov, iovcnt, n, start);
+    if (atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN &&
+        (!was_in || s->head.head_from != from) &&
+        !(first && atomic_load_explicit(&s->head.requests, memory_order_relaxed) == 0))
+        atomic_store_explicit(&s->head_start_ms, ons_mono_ms(), memory_order_relaxed);
+    return judged;
+}
+
 /* nng 1.5.2 reads a head into a fixed 8 KiB buffer that it empties only
  * once everything in it is parsed, so a head pipelined behind others (or
  * sent in pieces that never end on a line) can run into its end; nng then
  * answers the requests before it and closes the connection without a
- * word. A read that fills the space nng offered while a head is unfinished
- * is that case. When the head began in this read, its bytes are held back
- * (hold_back); when it began in an earlier one, nng holds its start and
- * the 431 is written when nng closes, after the answers before it. (A body
- * read into the server's own buffer never ends inside a head.) Returns how
- * many of the n bytes nng gets now. */
+ * word. So a head a read leaves unfinished behind whole requests is held
+ * back (hold_back): nng parses those, empties its buffer, and gets the
+ * head's start at its next read with the whole buffer free. That is done
+ * whether or not the read filled the space nng offered: when part of the
+ * read was answered at the gate or came from bytes a gate thread kept,
+ * the room left behind the head is only what the gate took out (the rest
+ * of a poll's head did not fit, and the client lost every answer to the
+ * 431's reset). A read that fills the space while a head that began in an
+ * earlier one is unfinished is the 431, written when nng closes, after the
+ * answers before it. (A body read into the server's own buffer never ends
+ * inside a head.) Returns how many of the n bytes nng gets now. */
 static ssize_t fit_nng_buffer(slot *s, const struct iovec *iov, int iovcnt, size_t n,
                               unsigned long long start)
 {
+    if (atomic_load_explicit(&s->head.phase, memory_order_relaxed) != ONS_HEAD_IN)
+        return (ssize_t)n;
+    if (s->head.head_from > start && hold_back(s, iov, iovcnt, s->head.head_from - start, n))
+        return (ssize_t)(s->head.head_from - start);
     size_t offered = 0;
     for (int i = 0; i < iovcnt; i++)
         offered += iov[i].iov_len;
-    if (n == offered && atomic_load_explicit(&s->head.phase, memory_order_relaxed) == ONS_HEAD_IN) {
-        /* When whole requests come before that head in this read, nng is
-         * given those only: it parses them, empties its buffer, and gets
-         * the head's start at its next read with the whole buffer free. */
-        if (s->head.head_from > start && hold_back(s, iov, iovcnt, s->head.head_from - start, n))
-            return (ssize_t)(s->head.head_from - start);
+    if (n == offered)
         atomic_store(&s->overflow, 1);
-    }
     return (ssize_t)n;
 }
 
@@ -1256,7 +1282,7 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
         return -1;
     unsigned long long start = s->head.fed;
     s->head.body_at = 0;
-    ssize_t judged = judge_read(fd, s, iov, iovcnt, (size_t)n, start);
+    ssize_t judged = judge_timed(fd, s, iov, iovcnt, (size_t)n, start);
     if (judged >= 0)
         return judged;
     ssize_t held = hold_body(s, iov, iovcnt, (size_t)n, start);
@@ -1294,7 +1320,12 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
-        if (now - atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed) < limit)
+        /* a head: from its start; between requests, or a body (the
+         * server's own body timeout ends that): from the last byte */
+        int64_t since = ph == ONS_HEAD_IN || (ph == ONS_HEAD_IDLE && !between)
+                            ? atomic_load_explicit(&s->head_start_ms, memory_order_relaxed)
+                            : atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed);
+        if (now - since < limit)
             continue;
         pthread_mutex_lock(&g.mu);
         if (atomic_load(&s->client) && !s->killed) {

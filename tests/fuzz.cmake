@@ -15,6 +15,7 @@ onsale_fuzz_replay(fuzz_msg_decode onsale_queue)
 onsale_fuzz_replay(fuzz_jwt onsale_common PkgConfig::JWT PkgConfig::CRYPTO)
 onsale_fuzz_replay(fuzz_config onsale_common)
 onsale_fuzz_replay(fuzz_http_head onsale_common)
+onsale_fuzz_replay(fuzz_http_gate onsale_common)
 onsale_fuzz_replay(fuzz_request onsale_ingress)
 
 onsale_unit(test_fuzz_regressions onsale_ingress onsale_queue onsale_common PkgConfig::CRYPTO)

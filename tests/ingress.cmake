@@ -27,6 +27,10 @@ onsale_pytest(it_ingress_hostile_heads test_ingress_hostile_heads.py)
 onsale_pytest(it_ingress_direct_replies test_ingress_direct_replies.py)
 # Hostile pipelines: answers before a refused head, half-close, reset, stop under attack.
 onsale_pytest(it_ingress_hostile_pipelines test_ingress_hostile_pipelines.py)
+# Hostile clients on connections the gate's own reader threads hold (http.gate_threads).
+onsale_pytest(it_ingress_hostile_gate test_ingress_hostile_gate.py)
+# Every operation of schemas/openapi.yaml under bad ids, queries, headers and bodies.
+onsale_pytest(it_ingress_hostile_routes test_ingress_hostile_routes.py)
 onsale_pytest(it_event_edit test_event_edit.py)
 # The catalog's SQL for a query string, printed for the query-plan tests.
 add_executable(catalog_sql unit/catalog_sql.c)

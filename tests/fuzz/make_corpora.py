@@ -215,6 +215,33 @@ def http_head_seeds():
         write("fuzz_http_head", name, data)
 
 
+# ---- fuzz_http_gate: pipelines of test_ingress_hostile_gate.py (byte 0: write size, byte 1: hook) ----
+def http_gate_seeds():
+    def h(m, t, hs=(), body=b""):
+        return (f"{m} {t} HTTP/1.1\r\nHost: x\r\n" + "".join(x + "\r\n" for x in hs) +
+                "\r\n").encode() + body
+    poll = h("GET", "/g/poll", ["Authorization: Bearer " + "t" * 250])
+    seeds = {
+        "pipeline_whole": bytes([0, 1]) + (h("GET", "/g1") + h("GET", "/n1") + poll +
+                                           h("POST", "/p", ["Content-Length: 5"], b"hello")) * 20,
+        "pipeline_pieces": bytes([7, 1]) + (h("GET", "/g1") + poll + h("GET", "/n1")) * 30,
+        "pipeline_bytes": bytes([1, 1]) + h("GET", "/g1") +
+        h("POST", "/p", ["Content-Length: 3"], b"abc") + h("GET", "/g2"),
+        "no_hook": bytes([13, 0]) + (h("GET", "/g1") + poll) * 40,
+        "refused_behind": bytes([0, 1]) + h("GET", "/g1") + h("GET", "/n") +
+        b"GET /x HTTP/1.1\r\nHost: x\r\nbad line\r\n\r\n" + h("GET", "/g3"),
+        "refused_pieces": bytes([5, 1]) + h("GET", "/g1") +
+        b"GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "big_head": bytes([0, 1]) + h("GET", "/g1") * 3 + h("GET", "/n", ["X-F: " + "b" * 3900]),
+        "body_apart": bytes([9, 1]) + h("POST", "/p", ["Content-Length: 300"], b"G" * 300) +
+        h("GET", "/g9"),
+        "bare_lf": bytes([0, 1]) + b"GET /g1 HTTP/1.1\nHost: x\n\nGET /n2 HTTP/1.1\nHost: x\n\n",
+        "cut_tail": bytes([0, 1]) + h("GET", "/g1") + h("GET", "/n2") + b"GET /g3 HTTP/1.1\r\nHo",
+    }
+    for name, data in seeds.items():
+        write("fuzz_http_gate", name, data)
+
+
 def main():
     samples = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         HERE, "..", "..", "build", "bin", "msg_samples")
@@ -223,6 +250,7 @@ def main():
     config_seeds()
     request_seeds()
     http_head_seeds()
+    http_gate_seeds()
 
 
 if __name__ == "__main__":

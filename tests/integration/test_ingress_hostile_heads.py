@@ -140,10 +140,10 @@ def test_a_head_pipelined_past_nngs_buffer_is_answered(st):
     without a word after answering the small ones (later the gate answered
     431 then). Now, when the small ones and the head's start come in one
     read, the gate gives nng the small ones only and the head's start at
-    its next read, into an empty buffer: every request is answered. When
-    the head's start reached nng in an earlier read (the client wrote it
-    apart), it is in nng's buffer already: the 431 follows the answers
-    before it."""
+    its next read, into an empty buffer: every request is answered. The
+    same when the client writes the head's start with the small ones and
+    the rest apart: that read did not fill nng's buffer, and the gate left
+    the head's start in it (then the 431 followed the answers before it)."""
     small = head("GET", "/healthz", ["X-P: " + "p" * 300])
     big = head("GET", "/healthz", ["X-F: " + "b" * 7900])
     assert len(big) < 8000
@@ -155,14 +155,13 @@ def test_a_head_pipelined_past_nngs_buffer_is_answered(st):
     try:
         s.sendall(small + big[:100])
         time.sleep(0.3)
-        s.sendall(big[100:])
+        s.sendall(big[100:] + OK)
         data, closed = read_all(s)
     finally:
         s.close()
     rs = responses(data)
-    assert [r[0] for r in rs] == [200, 431] and closed, data
-    json_error(rs[-1], 431, "headers_too_large")
-    assert bad_heads(st) == before + 1
+    assert [r[0] for r in rs] == [200, 200, 200] and closed, data
+    assert bad_heads(st) == before
 
 
 def test_ordinary_heads_still_pass(st):
