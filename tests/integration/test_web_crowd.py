@@ -123,7 +123,7 @@ def test_fan_pages_in_a_crowd_tell_the_truth(tmp_path):
 
 
 # ---- a crowd of pages on the page's own schedule ------------------------------------
-CROWD = int(os.environ.get("ONSALE_WEB_CROWD_PAGES", "40"))
+CROWD = int(os.environ.get("ONSALE_WEB_CROWD_PAGES", "30"))
 # Each page's fetches as the page made them (Date.now() when sent and when
 # its answer came, and what the answer asked for), set up before its scripts.
 NET_JS = """
