@@ -2,7 +2,9 @@
 #include "ingress/assets.h"
 #include "ingress/json_io.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Extension -> Content-Type. Only what web/ holds; the rest is opaque. */
 static const struct {
@@ -64,6 +66,36 @@ const char *ing_asset_type(const char *name)
     return "application/octet-stream";
 }
 
+/* Whether an Accept-Encoding value accepts gzip: a "gzip" (or "*")
+ * element whose q is not zero (RFC 9110 12.5.3). An explicit gzip;q=0
+ * wins over "*". */
+int ing_accepts_gzip(const char *v)
+{
+    int star = 0;
+    while (v && *v) {
+        v += strspn(v, " \t,");
+        size_t n = strcspn(v, " \t;,");
+        const char *end = v + strcspn(v, ",");
+        int gzip = n == 4 && strncasecmp(v, "gzip", 4) == 0;
+        int any = n == 1 && *v == '*';
+        double q = 1;
+        const char *qp = v + n;
+        while (qp < end && (*qp == ' ' || *qp == '\t' || *qp == ';'))
+            qp++;
+        if (qp + 1 < end && (*qp == 'q' || *qp == 'Q') && qp[1] == '=')
+            q = strtod(qp + 2, NULL);
+        if (gzip)
+            return q > 0;
+        if (any)
+            star = q > 0;
+        v = end;
+    }
+    return star;
+}
+
+/* The asset called name with headers, gzipped when it has a gzipped form
+ * and the client takes it. Either way the answer says that it varies with
+ * Accept-Encoding, so a shared cache keeps the two apart. */
 static void serve(ing_req *r, const char *name, const char *const *headers)
 {
     const ing_asset *a = ing_asset_find(name);
@@ -71,7 +103,26 @@ static void serve(ing_req *r, const char *name, const char *const *headers)
         ing_fail(r, NULL, ING_E_NOT_FOUND, NULL);
         return;
     }
-    ing_reply_static(r, ing_asset_type(a->name), a->data, a->len, a->etag, headers);
+    const char *h[2 * ING_STATIC_HEADERS_MAX + 1];
+    size_t n = 0;
+    for (size_t i = 0; headers[i] && n + 6 < sizeof h / sizeof *h; i += 2) {
+        h[n++] = headers[i];
+        h[n++] = headers[i + 1];
+    }
+    int gz = a->gz && ing_accepts_gzip(ing_req_header(r, "Accept-Encoding"));
+    if (a->gz) {
+        h[n++] = "Vary";
+        h[n++] = "Accept-Encoding";
+    }
+    if (gz) {
+        h[n++] = "Content-Encoding";
+        h[n++] = "gzip";
+    }
+    h[n] = NULL;
+    if (gz)
+        ing_reply_static(r, ing_asset_type(a->name), a->gz, a->gz_len, a->gz_etag, h);
+    else
+        ing_reply_static(r, ing_asset_type(a->name), a->data, a->len, a->etag, h);
 }
 
 void ing_route_web_fan(ing_req *r)

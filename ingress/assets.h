@@ -7,7 +7,9 @@
  * The build turns every web/ file into a byte array in a generated C file
  * (ingress/assets.cmake); this module names each one by an exact table
  * lookup, gives it its Content-Type, an ETag (content hash) and the
- * headers the pages need (Content-Security-Policy: same origin only).
+ * headers the pages need (Content-Security-Policy: same origin only), and
+ * sends it gzipped (built in at build time, not per request) to a client
+ * that accepts gzip.
  *
  * Threads: the route handlers reply at once on nng's thread (pure memory).
  */
@@ -24,6 +26,11 @@ typedef struct ing_asset {
     const unsigned char *data;
     size_t len;
     const char *etag; /* quoted strong validator, e.g. "\"3f2a...\"" */
+    /* The same file gzipped, or NULL when that would not save a tenth;
+     * its ETag is etag's with "-gz" added inside the quotes. */
+    const unsigned char *gz;
+    size_t gz_len;
+    const char *gz_etag;
 } ing_asset;
 
 /* The generated table (web_assets.c in the build tree), sorted by name. */
@@ -37,6 +44,9 @@ const ing_asset *ing_asset_find(const char *name);
 /* The Content-Type for an asset's name (by extension; octet-stream when
  * unknown). */
 const char *ing_asset_type(const char *name);
+
+/* 1 when an Accept-Encoding header value v (NULL: none) accepts gzip. */
+int ing_accepts_gzip(const char *v);
 
 /* GET / and GET /q/{event_id}: the fan's queue page. */
 void ing_route_web_fan(ing_req *r);

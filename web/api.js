@@ -73,12 +73,19 @@ const Onsale = (() => {
     throw new ApiError(res.status, parsed, Number.isFinite(ra) ? ra * 1000 : null);
   }
 
-  /* Delay before retrying after err: the server's Retry-After when given,
-   * else capped exponential backoff with jitter (attempt counts from 1). */
+  /* Delay before retrying after err (attempt counts from 1): capped
+   * exponential backoff with jitter, and never sooner than the server's
+   * Retry-After when it gave one. A crowd refused at once gets the same
+   * Retry-After; up to half of it again spreads their retries over that
+   * time instead of bringing them all back within the same instant, and
+   * the backoff still grows while the refusals go on. */
   function backoffMs(err, attempt) {
     const base = Math.min(30000, 500 * 2 ** Math.min(attempt - 1, 6));
     const jitter = base / 2 + Math.random() * base / 2;
-    if (err && err.retryAfterMs != null) return Math.max(err.retryAfterMs, 250) + Math.random() * 250;
+    if (err && err.retryAfterMs != null) {
+      const ra = Math.max(err.retryAfterMs, 250);
+      return Math.max(jitter, ra + Math.random() * ra / 2);
+    }
     return jitter;
   }
 

@@ -158,6 +158,13 @@
       : reasons[ev.status] || "Seats go strictly first come, first served. You can pick a section.";
   }
 
+  /* The view is fetched on arrival and then only as its refresh_after_ms
+   * says (never sooner than EVENT_REFRESH_MS), until the page shows a final
+   * answer: a crowd's pages stay open long after the sale, and a page that
+   * went on refreshing would spend the view budget the server spreads over
+   * the fans still waiting. A state change does not fetch it early either:
+   * a crowd's places move together, and its views with them would come at
+   * once. */
   let eventTimer = null;
   async function loadEvent() {
     clearTimeout(eventTimer);
@@ -168,7 +175,7 @@
       /* The server spreads a big crowd's refreshes (refresh_after_ms grows
        * with the fans waiting); the fan's own place comes from its polls. */
       const next = Math.max(EVENT_REFRESH_MS, Number(ev.refresh_after_ms) || 0);
-      if (eventTimer === null) eventTimer = setTimeout(loadEvent, next);
+      if (eventTimer === null && !answered) eventTimer = setTimeout(loadEvent, next);
     } catch (err) {
       if (err.status === 404 || err.status === 400) {
         $("event").classList.remove("hidden");
@@ -177,7 +184,7 @@
         setState("no_event");
         return;
       }
-      eventTimer = setTimeout(loadEvent, backoffMs(err, 3));
+      if (!answered) eventTimer = setTimeout(loadEvent, backoffMs(err, 3));
     }
   }
 
@@ -249,7 +256,6 @@
       } else if (err.code === "sold_out") {
         sessionStorage.removeItem(keyName);
         finalAnswer("sold_out", "Sold out", "bad", "Every seat for this event has been sold.");
-        loadEvent(); /* the badge and counts catch up now, not in 5 s */
       } else if (err.transient && joinAttempt < 8) {
         joinAttempt++;
         const d = backoffMs(err, joinAttempt);
@@ -277,6 +283,9 @@
     if (!mine) return;
     try {
       const r = await call("GET", `/v1/intents/${mine.intent_id}`, { token });
+      /* A final answer came meanwhile (the order's poll): this older one
+       * must not take its place. */
+      if (answered) return;
       pollAttempt = 0;
       notice("");
       render(r.body);
@@ -302,10 +311,6 @@
 
   /* One status answer -> the page. */
   function render(st) {
-    if (st.state !== state && state !== null && ev) {
-      clearTimeout(eventTimer);
-      eventTimer = setTimeout(loadEvent, 300); /* availability moved with us */
-    }
     state = st.state;
     setState(st.state);
     switch (st.state) {
@@ -468,6 +473,14 @@
     answered = true;
     clearInterval(countdownTimer);
     clearTimeout(pollTimer);
+    clearTimeout(eventTimer); /* no more views: see loadEvent */
+    eventTimer = null;
+    if (s === "sold_out" && ev && ev.status !== "sold_out") {
+      /* The view says what the answer did, without asking for it again. */
+      ev = { ...ev, status: "sold_out", available: 0,
+             tiers: (ev.tiers || []).map((t) => ({ ...t, available: 0 })) };
+      renderEvent();
+    }
     setState(s);
     show("final");
     const a = $("final-answer");
@@ -703,6 +716,7 @@
       reservation = null;
       notice("");
       if (ev) renderJoinable();
+      loadEvent(); /* the views stopped at the final answer */
       $("qty").focus();
     });
     loadEvent();
