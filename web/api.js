@@ -38,10 +38,16 @@ const Onsale = (() => {
       this.body = body;
       this.retryAfterMs = retryAfter;
     }
-    /* Overload, rate limit or network trouble: worth retrying later. */
+    /* Overload, rate limit or network trouble: worth retrying later. So is
+     * a 409 the server sends with Retry-After (docs/api.md): its conflict
+     * clears by itself, e.g. idempotency_in_progress, a request with the
+     * same Idempotency-Key still running, or left claimed by one that lost
+     * its store mid-way (until idem.inflight_ttl_s); a retry with the same
+     * key still never takes a second place or makes a second order. */
     get transient() {
       return this.status === 0 || this.status === 429 || this.status === 503 ||
-             this.status === 502 || this.status === 504;
+             this.status === 502 || this.status === 504 ||
+             (this.status === 409 && this.retryAfterMs != null);
     }
   }
 

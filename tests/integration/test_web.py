@@ -13,6 +13,7 @@ isolated stack: gateway simulator, onsale-payments, worker and ingress.
 
 Screenshots of each state go to .state/test-artifacts/web/.
 """
+import hashlib
 import gzip
 import http.client
 import json
@@ -366,6 +367,48 @@ def test_second_fan_behind_sold_out_event(env, browser):
     b.wait_state("waiting", "sold_out", timeout=8000)
     b.shot("waiting", "09b-waiting-then-sold-out")
     b("close", page="waiting")
+
+
+@need_browser
+def test_fan_join_waits_out_a_key_still_claimed(env, browser):
+    """A join's Idempotency-Key can stay claimed after its request ended (a
+    claimer round that timed out on a slow Redis answered 503, and its
+    pipelined SET NX landed after the release): the retry is answered 409
+    idempotency_in_progress with Retry-After until idem.inflight_ttl_s runs
+    out. The page retries it as it does a 503 (web/api.js ApiError.transient)
+    and gets its place; the old page showed the error and kept the key, so
+    every click met the same 409 for up to a minute."""
+    st = env.st
+    user = 8101
+    ev = env.event_with_worker(sections=[("GA", 1, 3, 3000)], name="Claimed Key Club")
+    b = browser
+    b("open", name="claimed")
+    b("goto", page="claimed", url=env.url(f"/q/{ev}", st.token(user, "fan")))
+    b.wait_state("claimed", "join")
+    b("select", page="claimed", selector="#qty", value="1")
+    # the key the page will send, claimed as the lost round left it (the
+    # record the page's own join writes: its body's hash under the join's scope)
+    raw = b'{"quantity":1}'
+    h = hashlib.sha256(b"join:%d\0" % ev + raw).hexdigest()
+    assert st.redis.set(st.key(f"idem:{user}:stuck-key-1"), json.dumps({"h": h, "s": 0},
+                        separators=(",", ":")), ex=3)
+    b("eval", page="claimed", js=f"""
+sessionStorage.setItem('onsale.join.{ev}.{user}',
+  JSON.stringify({{key: 'stuck-key-1', body: {{quantity: 1}}}}));
+window.__joins = [];
+const f = window.fetch;
+window.fetch = async (...a) => {{
+  const r = await f(...a);
+  if (String(a[0]).endsWith('/intents')) window.__joins.push(r.status);
+  return r;
+}};
+return true""")
+    b("click", page="claimed", selector="#join-btn")
+    b.wait_state("claimed", "queued", "reserved", timeout=30000)
+    joins = b("eval", page="claimed", js="return window.__joins")
+    # the control: the claimed key was met, then the same key got the place
+    assert 409 in joins and joins[-1] == 202, joins
+    b("close", page="claimed")
 
 
 # ---- the ops dashboard ---------------------------------------------------------------------
