@@ -10,12 +10,15 @@
  *     retry (retry_later; at most max_retries); 409 sold_out -> done (sold
  *     out); other answers -> done (refused, counted by code).
  *   poll: GET /v1/intents/{id} exactly poll_after_ms after the last answer
- *     (429/503: after Retry-After). queued/waiting/paying -> poll again;
+ *     (an error but 401/403/404: again after retry_wait_ms, web/api.js's
+ *     backoff, at most max_retries). queued/waiting/paying -> poll again;
  *     reserved -> act once; purchased/rejected/expired/released -> done.
  *   act on reserved: with checkout_prob, POST .../checkout (when the route
  *     exists: a 404/405 answer marks checkout "not available" for the run
  *     and the fan keeps its hold; an answer retry_later names is sent
- *     again with the same key, as web/fan.js's pay() does); else with abandon_prob DELETE the
+ *     again with the same key, as web/fan.js's pay() does; once accepted,
+ *     the order is polled every second while pending, beside the intent's
+ *     polls, and "paid" ends the visit, as pollOrder does); else with abandon_prob DELETE the
  *     reservation (mode delete) or keep polling until it expires (mode
  *     expire); else keep the hold (done).
  * When the event asks for a proof of work (the sim made it so, or a join
@@ -62,7 +65,7 @@
 #define POLL_MIN_MS  50
 #define POLL_MAX_MS  60000
 #define RETRY_DEF_MS 1000
-#define RETRY_MAX_MS 30000 /* the longest wait between two tries of a 409 */
+#define RETRY_MAX_MS 30000 /* the longest wait between two tries (web/api.js backoffMs) */
 #define TOKEN_SLACK  3600
 #define DRAIN_MS     10000               /* in-flight requests get this long at the end */
 #define POW_TRIES    3                   /* challenges a fan fetches for one join */
@@ -240,35 +243,41 @@ static void error_code(json_t *j, char *out, size_t cap)
     snprintf(out, cap, "%s", json_is_string(c) ? json_string_value(c) : "");
 }
 
-static int64_t retry_delay_ms(const ons_httpc_resp *r)
-{
-    return r->retry_after_s >= 0 ? (int64_t)r->retry_after_s * 1000 + 1 : RETRY_DEF_MS;
-}
-
 /* Whether an error answer is sent again later, as web/api.js's
- * ApiError.transient says: overload (429, 503) and the 409s the server
- * marks with Retry-After (docs/api.md: a request with the same
- * Idempotency-Key still running, a cancel waiting for its intent), whose
- * conflict clears by itself. */
+ * ApiError.transient says: overload (429, 503, and a gateway's 502/504)
+ * and the 409s the server marks with Retry-After (docs/api.md: a request
+ * with the same Idempotency-Key still running, a cancel waiting for its
+ * intent), whose conflict clears by itself. */
 static int retry_later(const ons_httpc_resp *r)
 {
-    return r->status == 429 || r->status == 503 || (r->status == 409 && r->retry_after_s >= 0);
+    return r->status == 429 || r->status == 503 || r->status == 502 || r->status == 504 ||
+           (r->status == 409 && r->retry_after_s >= 0);
 }
 
-/* The wait before a fan's retry number `retry` (1 = the first) of r, an
- * answer retry_later names: its Retry-After, and for a 409 twice as long
- * each time up to RETRY_MAX_MS, as web/api.js's backoffMs: a key whose
- * request lost its Redis connection mid-claim stays claimed until
- * idem.inflight_ttl_s (60 s), longer than max_retries answers of a
- * second each. */
-static int64_t retry_wait_ms(const ons_httpc_resp *r, unsigned retry)
+/* The wait before a fan's next try after r (NULL: a transport error),
+ * the fan's tries-th failed answer in a row (from 1), as web/api.js's
+ * backoffMs: 0.5 s doubling to RETRY_MAX_MS, jittered over its upper
+ * half, and never sooner than Retry-After plus up to half of it again (a
+ * crowd refused at once comes back spread over that time, not at one
+ * instant). A join key left claimed by a request that lost Redis
+ * mid-claim answers 409 until idem.inflight_ttl_s (60 s): the growing
+ * wait outlasts it within max_retries. */
+static int64_t retry_wait_ms(sim *s, const ons_httpc_resp *r, unsigned tries)
 {
-    int64_t ms = retry_delay_ms(r);
-    if (r->status != 409)
-        return ms;
-    for (unsigned i = 1; i < retry && ms < RETRY_MAX_MS; i++)
-        ms *= 2;
-    return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
+    unsigned up = tries > 0 ? tries - 1 : 0;
+    double base = 500.0 * (double)(1u << (up < 6 ? up : 6));
+    if (base > RETRY_MAX_MS)
+        base = RETRY_MAX_MS;
+    double wait = base / 2 + rng_unit(&s->rng) * base / 2;
+    if (r && r->retry_after_s >= 0) {
+        double ra = (double)r->retry_after_s * 1000;
+        if (ra < 250)
+            ra = 250;
+        ra += rng_unit(&s->rng) * ra / 2;
+        if (ra > wait)
+            wait = ra;
+    }
+    return (int64_t)wait;
 }
 
 /* The fan index travels as the callback's pointer value; the callbacks
@@ -347,7 +356,7 @@ static void after_transport_error(sim *s, uint32_t f)
     }
     if (fan->phase != P_JOINING)
         fan->phase = P_POLLING;
-    timer_set(s, f, sim_now_ms(s) + RETRY_DEF_MS);
+    timer_set(s, f, sim_now_ms(s) + retry_wait_ms(s, NULL, ++fan->tries));
 }
 
 /* The answer's time `name` (RFC 3339 with milliseconds) on the run's
@@ -453,7 +462,7 @@ static void join_refused(sim *s, uint32_t f, const ons_httpc_resp *r, const char
         s->join_retries++;
         sim_count_code(s, r->status, code);
         fan->phase = P_ARRIVING;
-        timer_set(s, f, now + retry_wait_ms(r, fan->retries));
+        timer_set(s, f, now + retry_wait_ms(s, r, ++fan->tries));
         return;
     }
     sim_count_code(s, r->status, code);
@@ -519,6 +528,7 @@ static void decide(sim *s, sim_fan *fan)
 }
 
 static void act_answer(void *arg, const ons_httpc_resp *r);
+static void order_start(sim *s, uint32_t f, const ons_httpc_resp *r);
 
 /* Checkout attempts per fan before it gives up paying. */
 #define SIM_PAY_ATTEMPTS 3
@@ -569,6 +579,8 @@ static void act_answer(void *arg, const ons_httpc_resp *r)
     sim *s = the_sim;
     uint32_t f = ARG_FAN(arg);
     sim_fan *fan = &s->fans[f];
+    if (fan->phase == P_DONE)
+        return; /* its order poll said paid meanwhile */
     if (fan->plan == PLAN_CHECKOUT) {
         if (r->status == 404 || r->status == 405) {
             if (s->checkout == 0)
@@ -590,6 +602,8 @@ static void act_answer(void *arg, const ons_httpc_resp *r)
             fan->pay_attempts++;
             fan->saw_paying = 0;
             fan->acted_ms = sim_now_ms(s);
+            fan->tries = 0;
+            order_start(s, f, r);
         } else if (r->status == 0) {
             after_transport_error(s, f);
             return;
@@ -598,7 +612,7 @@ static void act_answer(void *arg, const ons_httpc_resp *r)
             s->checkout_retries++;
             sim_count_code(s, r->status, "checkout_retried");
             timer_set(s, f,
-                      sim_now_ms(s) + retry_wait_ms(r, fan->retries)); /* fan_step: P_ACTING */
+                      sim_now_ms(s) + retry_wait_ms(s, r, ++fan->tries)); /* fan_step: P_ACTING */
             return;
         } else {
             s->checkout_errors++;
@@ -733,13 +747,24 @@ static void poll_answer(void *arg, const ons_httpc_resp *r)
     sim_samples_add(&s->poll_lat, r->latency_ms, &s->rng);
     s->polls++;
     fan->polls++;
+    if (fan->phase == P_DONE) { /* its order poll said paid meanwhile */
+        json_decref(j);
+        return;
+    }
     json_t *st = json_object_get(j, "state");
     int idx = json_is_string(st) ? q_intent_state_parse(json_string_value(st)) : -1;
     if (r->status == 429 || r->status == 503) {
-        timer_set(s, f, now + retry_delay_ms(r));
+        timer_set(s, f, now + retry_wait_ms(s, r, ++fan->tries));
     } else if (r->status == 0) {
         s->poll_errors++;
         after_transport_error(s, f);
+    } else if ((retry_later(r) || r->status >= 500) && ++fan->retries <= s->o.max_retries) {
+        /* the page keeps polling after any error but 401/403/404, backing off */
+        char code[48];
+        error_code(j, code, sizeof code);
+        s->poll_errors++;
+        sim_count_code(s, r->status, code[0] ? code : "poll");
+        timer_set(s, f, now + retry_wait_ms(s, r, ++fan->tries));
     } else if (r->status != 200 || idx < 0) {
         char code[48];
         error_code(j, code, sizeof code);
@@ -747,6 +772,7 @@ static void poll_answer(void *arg, const ons_httpc_resp *r)
         sim_count_code(s, r->status, code[0] ? code : "poll");
         fan_done(s, fan, O_ERROR);
     } else {
+        fan->tries = 0;
         poll_seen(s, fan, j, idx, now);
         poll_next(s, f, j, idx, now);
     }
@@ -774,7 +800,7 @@ static void challenge_answer(void *arg, const ons_httpc_resp *r)
             fan->retries++;
             fan->pow_tries--;
             fan->phase = P_ARRIVING;
-            timer_set(s, f, sim_now_ms(s) + retry_wait_ms(r, fan->retries));
+            timer_set(s, f, sim_now_ms(s) + retry_wait_ms(s, r, ++fan->tries));
         } else {
             fan_done(s, fan, O_REFUSED);
         }
@@ -859,6 +885,95 @@ static void fan_step(sim *s, uint32_t f)
         return;
     default:
         return;
+    }
+}
+
+/* ---- the page's order poll ----------------------------------------------------- */
+
+/* Once a checkout is accepted the page polls GET /v1/orders/{id} every
+ * ORDER_POLL_MS while the order is pending, beside its intent polls
+ * (web/fan.js pollOrder): "paid" ends the visit with the tickets; a
+ * failed or refunded order leaves the intent's polls to tell the rest
+ * (the seats held again, or released). */
+#define ORDER_POLL_MS 1000
+
+static void order_send(sim *s, uint32_t f);
+
+static void order_push(sim *s, uint32_t f, int64_t due)
+{
+    sim_timer t = {due, f};
+    (void)ons_heap_push(&s->orders_heap, &t); /* room for every fan: one each */
+}
+
+/* The accepted checkout r names the order the page polls from now on. */
+static void order_start(sim *s, uint32_t f, const ons_httpc_resp *r)
+{
+    sim_fan *fan = &s->fans[f];
+    json_t *j = answer_json(r);
+    json_t *id = json_object_get(j, "order_id");
+    if (json_is_string(id) && strlen(json_string_value(id)) < sizeof fan->order_id) {
+        snprintf(fan->order_id, sizeof fan->order_id, "%s", json_string_value(id));
+        fan->order_tries = 0;
+        order_send(s, f);
+    }
+    json_decref(j);
+}
+
+static void order_answer(void *arg, const ons_httpc_resp *r)
+{
+    sim *s = the_sim;
+    uint32_t f = ARG_FAN(arg);
+    sim_fan *fan = &s->fans[f];
+    fan->order_inflight = 0;
+    s->order_polls++;
+    if (fan->phase == P_DONE || s->draining)
+        return;
+    int64_t now = sim_now_ms(s);
+    if (r->status != 200) {
+        s->order_poll_errors++;
+        order_push(s, f,
+                   now + (r->status == 404
+                              ? 2000
+                              : retry_wait_ms(s, r->status ? r : NULL, ++fan->order_tries)));
+        return;
+    }
+    fan->order_tries = 0;
+    json_t *j = answer_json(r);
+    json_t *st = json_object_get(j, "state");
+    const char *state = json_is_string(st) ? json_string_value(st) : "";
+    if (strcmp(state, "pending") == 0)
+        order_push(s, f, now + ORDER_POLL_MS);
+    else if (strcmp(state, "paid") == 0)
+        fan_done(s, fan, O_PURCHASED);
+    else
+        fan->order_id[0] = '\0';
+    json_decref(j);
+}
+
+static void order_send(sim *s, uint32_t f)
+{
+    sim_fan *fan = &s->fans[f];
+    char path[96];
+    if (s->draining || fan->phase == P_DONE || fan->order_inflight || !fan->order_id[0])
+        return;
+    snprintf(path, sizeof path, "/v1/orders/%s", fan->order_id);
+    fan->order_inflight = 1; /* before: a refused request is answered at once */
+    if (lane_request(s, fan_lane(fan), fan_urgent(fan),
+                     &(ons_httpc_req){.method = "GET", .path = path, .token = fan->token},
+                     order_answer, FAN_ARG(f)) != 0) {
+        fan->order_inflight = 0;
+        s->order_poll_errors++;
+    }
+}
+
+/* Sends every order poll that is due. */
+static void orders_due(sim *s, int64_t now)
+{
+    const sim_timer *t;
+    while ((t = ons_heap_at(&s->orders_heap, 0)) && t->due_ms <= now) {
+        sim_timer due;
+        ons_heap_remove(&s->orders_heap, 0, &due);
+        order_send(s, due.fan);
     }
 }
 
@@ -1082,6 +1197,8 @@ int sim_fans_init(sim *s)
     int rc = ons_heap_init(&s->timers, sizeof(sim_timer), n, n, timer_before, timer_moved, s);
     if (!rc)
         rc = ons_heap_init(&s->views_heap, sizeof(sim_timer), n, n, timer_before, NULL, NULL);
+    if (!rc)
+        rc = ons_heap_init(&s->orders_heap, sizeof(sim_timer), n, n, timer_before, NULL, NULL);
     if (rc || !s->fans)
         return ONS_ENOMEM;
     s->nfans = n;
@@ -1122,6 +1239,7 @@ void sim_fans_fini(sim *s)
     free(s->fans);
     ons_heap_fini(&s->timers);
     ons_heap_fini(&s->views_heap);
+    ons_heap_fini(&s->orders_heap);
     sim_lanes_clear(&s->lanes);
     free(s->points);
     free(s->view_lat.v);
@@ -1177,6 +1295,9 @@ static int64_t loop_wait_ms(const sim *s, int64_t now)
     const sim_timer *v = ons_heap_at(&s->views_heap, 0);
     if (v && v->due_ms - now < wait)
         wait = v->due_ms - now;
+    const sim_timer *o = ons_heap_at(&s->orders_heap, 0);
+    if (o && o->due_ms - now < wait)
+        wait = o->due_ms - now;
     return wait < 0 ? 0 : wait;
 }
 
@@ -1224,6 +1345,7 @@ int sim_fans_run(sim *s)
         while (timer_first(s) && timer_first(s)->due_ms <= now)
             fan_step(s, timer_pop(s));
         views_due(s, now);
+        orders_due(s, now);
         if (now >= next_sample) {
             sample(s);
             next_sample = now + SAMPLE_MS;

@@ -323,8 +323,11 @@ static void print_checkout(const sim *s, FILE *out)
     else if (s->checkout == 0)
         fprintf(out, "  checkout                 not tried (no fan chose it)\n");
     else
-        fprintf(out, "  checkout                 available; %lld errors, %lld retried; %s (%s)\n",
-                s->checkout_errors, s->checkout_retries, knobs,
+        fprintf(out,
+                "  checkout                 available; %lld errors, %lld retried; %lld order "
+                "polls (%lld errors); %s (%s)\n",
+                s->checkout_errors, s->checkout_retries, s->order_polls, s->order_poll_errors,
+                knobs,
                 s->gateway_knobs > 0    ? "set on the gateway"
                 : s->gateway_knobs == 0 ? "defaults"
                                         : "could not be set");
@@ -518,12 +521,13 @@ static json_t *outcomes_json(const sim *s)
 static json_t *checkout_json(const sim *s)
 {
     return json_pack(
-        "{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:b}", "status",
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:b}", "status",
         s->checkout < 0   ? "not_available"
         : s->checkout > 0 ? "available"
                           : "unknown",
         "skipped", (json_int_t)s->checkout_skipped, "errors", (json_int_t)s->checkout_errors,
-        "retries", (json_int_t)s->checkout_retries, "gateway_decline_rate",
+        "retries", (json_int_t)s->checkout_retries, "order_polls", (json_int_t)s->order_polls,
+        "order_poll_errors", (json_int_t)s->order_poll_errors, "gateway_decline_rate",
         s->o.gateway_decline_rate, "gateway_error_rate", s->o.gateway_error_rate,
         "gateway_lost_response_rate", s->o.gateway_lost_response_rate, "gateway_latency_ms",
         (json_int_t)s->o.gateway_latency_ms, "gateway_knobs_set", s->gateway_knobs > 0);

@@ -68,11 +68,15 @@ typedef struct sim_fan {
     int64_t last_pos;
     uint32_t polls;
     uint16_t retries;
+    uint8_t tries; /* failed answers in a row: the next retry's backoff (web/api.js) */
     uint8_t qty, adjacent;
     uint8_t phase, plan, outcome, state; /* state: enum q_intent_state, 0xff none */
     uint8_t seats_held, acted;
     uint8_t pay_attempts, saw_paying; /* checkout attempts made; PAYING seen since the last */
     uint8_t view_inflight;            /* an event view request is out */
+    uint8_t order_inflight;           /* an order poll is out */
+    uint8_t order_tries;              /* order polls failed in a row */
+    char order_id[48];                /* the accepted checkout's order, polled while pending */
     uint8_t pow_needed, pow_tries;    /* the event asks for work; challenges fetched */
     char *pow;                        /* the join's Onsale-PoW value while it is sent */
     int64_t acted_ms;                 /* when the last checkout was accepted */
@@ -127,6 +131,7 @@ struct sim {
      * one per fan; each is due after the page's wait, which follows the
      * view's refresh_after_ms, so due times come in no fixed order */
     ons_heap views_heap;
+    ons_heap orders_heap;    /* the order polls due (fan.js pollOrder) */
     int64_t view_refresh_ms; /* the last refresh_after_ms a view gave */
     int64_t start_ns;
     int64_t start_wall_ms; /* CLOCK_REALTIME at start_ns: maps the server's times */
@@ -135,10 +140,11 @@ struct sim {
     int checkout; /* 0 unknown, 1 available, -1 not available */
     long long checkout_skipped, checkout_errors;
     long long checkout_retries; /* checkouts sent again after a 429/503/409 to retry later */
-    int admin_ok;               /* 0 unknown, 1 answers, -1 not available */
-    int admin_inflight;         /* a /v1/admin/queues request is out */
-    int64_t admin_next_ms;      /* none is sent before (run clock) */
-    int gateway_knobs;          /* 0 not sent, 1 set on the gateway, -1 failed */
+    long long order_polls, order_poll_errors; /* GET /v1/orders/{id} while paying */
+    int admin_ok;                             /* 0 unknown, 1 answers, -1 not available */
+    int admin_inflight;                       /* a /v1/admin/queues request is out */
+    int64_t admin_next_ms;                    /* none is sent before (run clock) */
+    int gateway_knobs;                        /* 0 not sent, 1 set on the gateway, -1 failed */
     /* counters */
     long long joins_sent, joins_accepted, join_retries, polls, poll_errors, deletes;
     long long views, view_errors;

@@ -72,6 +72,9 @@ def test_ci_flash_sale_passes_the_audit(tmp_path):
         # checkout worked end to end: tickets were bought and charges reconcile
         assert r["checkout"]["status"] != "not_available", r["checkout"]
         assert r["outcomes"]["purchased"] > 0, r["outcomes"]
+        # as the fan page does, each accepted checkout's order is polled
+        # from its 202 on (web/fan.js pollOrder)
+        assert r["checkout"]["order_polls"] >= r["outcomes"]["purchased"], r["checkout"]
         assert names["charges"]["checked"] > 0, names["charges"]
         held = st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status <> 'available'",
                       (r["event_id"],))[0][0]
