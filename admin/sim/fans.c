@@ -33,6 +33,10 @@
  * most one view in flight per fan. The join waits for that first view (the
  * page shows its join button only then), and a first view that says sold
  * out ends the visit without a join, as the page does.
+ * The page's own files (web/: the HTML, scripts and styles, ~20 KB
+ * gzipped) are not fetched: they are static, cached by the browser after
+ * a first visit, and in a real on-sale served by a CDN or the proxy's
+ * cache in front of ingress; the simulator measures the API's load.
  * Every answer about an intent (the 202 and each poll) is one sim-log line
  * (format: admin/audit.h).
  * The fans share the HTTP pool's connections in two lanes (lanes.h): what a
