@@ -540,13 +540,19 @@ static void order_start(sim *s, uint32_t f, const ons_httpc_resp *r);
  * had its payment fail, even when the poll never caught it in PAYING. */
 #define SIM_PAY_SETTLE_MS 5000
 
-/* Whether a fan whose checkout was accepted sees its reservation held again,
- * i.e. the payment did not go through. */
+/* Whether a fan whose checkout was accepted may pay again, i.e. the
+ * payment did not go through: as the page, once its order poll says the
+ * order failed (web/fan.js pollOrder gives the pay button back then, and
+ * not while the order is pending); for a 202 that named no order, when the
+ * reservation is held again after PAYING or SIM_PAY_SETTLE_MS. */
 static int payment_failed(const sim *s, const sim_fan *fan, int64_t now)
 {
     (void)s;
-    return fan->acted && fan->pay_attempts > 0 &&
-           (fan->saw_paying || now - fan->acted_ms > SIM_PAY_SETTLE_MS);
+    if (!fan->acted || fan->pay_attempts == 0 || fan->order_state == ORDER_PENDING)
+        return 0;
+    if (fan->order_state == ORDER_FAILED)
+        return 1;
+    return fan->saw_paying || now - fan->acted_ms > SIM_PAY_SETTLE_MS;
 }
 
 static void act(sim *s, uint32_t f, json_t *j)
@@ -917,6 +923,7 @@ static void order_start(sim *s, uint32_t f, const ons_httpc_resp *r)
     json_t *id = json_object_get(j, "order_id");
     if (json_is_string(id) && strlen(json_string_value(id)) < sizeof fan->order_id) {
         snprintf(fan->order_id, sizeof fan->order_id, "%s", json_string_value(id));
+        fan->order_state = ORDER_PENDING;
         fan->order_tries = 0;
         order_send(s, f);
     }
@@ -949,8 +956,8 @@ static void order_answer(void *arg, const ons_httpc_resp *r)
         order_push(s, f, now + ORDER_POLL_MS);
     else if (strcmp(state, "paid") == 0)
         fan_done(s, fan, O_PURCHASED);
-    else
-        fan->order_id[0] = '\0';
+    else /* failed or refunded: the intent's polls tell the rest */
+        fan->order_state = ORDER_FAILED;
     json_decref(j);
 }
 
@@ -958,7 +965,8 @@ static void order_send(sim *s, uint32_t f)
 {
     sim_fan *fan = &s->fans[f];
     char path[96];
-    if (s->draining || fan->phase == P_DONE || fan->order_inflight || !fan->order_id[0])
+    if (s->draining || fan->phase == P_DONE || fan->order_inflight ||
+        fan->order_state != ORDER_PENDING)
         return;
     snprintf(path, sizeof path, "/v1/orders/%s", fan->order_id);
     fan->order_inflight = 1; /* before: a refused request is answered at once */

@@ -58,6 +58,10 @@ enum sim_outcome {
 
 enum sim_plan { PLAN_NONE, PLAN_KEEP, PLAN_CHECKOUT, PLAN_DELETE, PLAN_EXPIRE };
 
+/* The order of a fan's last accepted checkout, as its order polls saw it:
+ * none named, pending (polled), or failed/refunded (paying may start again). */
+enum sim_order_state { ORDER_NONE, ORDER_PENDING, ORDER_FAILED };
+
 typedef struct sim_fan {
     int64_t user_id;
     char *token;
@@ -77,6 +81,7 @@ typedef struct sim_fan {
     uint8_t order_inflight;           /* an order poll is out */
     uint8_t order_tries;              /* order polls failed in a row */
     char order_id[48];                /* the accepted checkout's order, polled while pending */
+    uint8_t order_state;              /* enum sim_order_state */
     uint8_t pow_needed, pow_tries;    /* the event asks for work; challenges fetched */
     char *pow;                        /* the join's Onsale-PoW value while it is sent */
     int64_t acted_ms;                 /* when the last checkout was accepted */
