@@ -3,7 +3,7 @@
 onsale-ingress, counting those closed with no byte of an answer (bench/NOTES.md,
 "h12-drops"). The reproduction of that drop, and the control of
 tests/integration/test_ingress_back_to_back.py, kept here because it needs
-the release build: under ASan the freed nng_http_conn's address is not
+the release build: under ASan the freed nng_http_conn's address is rarely
 reused by the next connection (its allocator's per-thread caches and
 quarantine): 2-3 drops in ~50,000 connections with the old behaviour.
 
