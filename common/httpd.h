@@ -331,7 +331,10 @@ void ons_httpd_direct_drain(void);
  * ons_httpd_conn_fd (set by ons_httpd_gate_start, NULL without the gate)
  * returns the descriptor of conn, or -1 when it is not known; it is right
  * while nng's handler aio of a request on conn is unfinished (nng closes
- * the descriptor only when it reaps the connection, after that aio). */
+ * the descriptor only when it reaps the connection, after that aio). The
+ * gate forgets the pair at nng's shutdown of the socket, which comes
+ * before nng frees conn: a later connection given conn's address is never
+ * found on the old socket. */
 extern _Thread_local nng_http_conn *ons_httpd_io;
 extern int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
 /* The gate's side of ons_httpd_take_body (NULL without the gate). */
@@ -413,6 +416,12 @@ typedef struct ons_httpd_gate_opts {
      * connection whenever nng arms it for input, parked between requests
      * or not, e.g. while nng waits for a body. Never set otherwise. */
     int debug_hold_unparked;
+    /* Tests only (the control of test_httpd's direct_shut_forgotten and
+     * of bench/back_to_back.py): a connection's descriptor stays known
+     * after nng shuts it down, until its close, as before 2026-11-30 (a
+     * new connection may be answered on the old socket). Never set
+     * otherwise. */
+    int debug_conn_kept_at_shutdown;
 } ons_httpd_gate_opts;
 
 #define ONS_HTTPD_GATE_THREADS_MAX 16

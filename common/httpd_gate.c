@@ -747,8 +747,21 @@ static void answer_overflow(int fd)
 int shutdown(int fd, int how)
 {
     answer_overflow(fd);
-    if (fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire))
+    if (fd >= 0 && fd < g.nslots &&
+        atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)) {
+        /* nng shuts a connection's socket down as it closes it, then frees
+         * its nng_http_conn, and closes the descriptor later on its reaper
+         * thread. The slot stops naming the conn here: a new connection
+         * whose conn gets the freed address would otherwise be found on
+         * this socket (gate_conn_fd) until its close, and its direct
+         * answer sent here (EPIPE: the new client closed unanswered).
+         * nng's sendmsg and readv of a connection (which learn it) and
+         * its shutdown hold the connection's lock, and none follow the
+         * shutdown. */
+        if (!g.o.debug_conn_kept_at_shutdown)
+            atomic_store_explicit(&g.slots[fd].conn, NULL, memory_order_release);
         out_finish(fd);
+    }
     return sys_shutdown(fd, how);
 }
 

@@ -528,6 +528,7 @@ static int start_gate(ing_server *s, ing_app *app)
         .bad_heads =
             ons_metrics_counter(app->metrics, "onsale_ingress_bad_heads_total",
                                 "Request heads refused before parsing (414, 431, '%' path).", ""),
+        .debug_conn_kept_at_shutdown = app->o.debug_gate_conn_kept,
     };
     if (app->o.http_gate_answers && app->o.http_direct_replies) {
         g.answer = gate_answer;

@@ -339,12 +339,32 @@ static int gate_hook(void *arg, ons_httpd_sink *out)
     return 1;
 }
 
+/* "/shut": the socket its conn names before and after the handler shuts
+ * it down as nng does first when it closes a connection (-1: none; -2:
+ * not yet). */
+static atomic_int shut_before = -2, shut_after = -2;
+
+static void shut_cb(nng_aio *aio, nng_http_conn *conn, int (*fd_of)(nng_http_conn *))
+{
+    int fd = fd_of ? fd_of(conn) : -1;
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR); /* the gate's wrapper, as nng calls it */
+    atomic_store(&shut_after, fd_of ? fd_of(conn) : -1);
+    atomic_store(&shut_before, fd);
+    nng_aio_set_output(aio, 0, NULL);
+    nng_aio_finish(aio, NNG_ECONNRESET); /* nng closes the connection */
+}
+
 static void direct_cb(nng_aio *aio)
 {
     nng_http_req *req = nng_aio_get_input(aio, 0);
     nng_http_conn *conn = nng_aio_get_input(aio, 2);
     const char *uri = nng_http_req_get_uri(req);
     int (*fd_of)(nng_http_conn *) = atomic_load(&ons_httpd_conn_fd);
+    if (strcmp(uri, "/shut") == 0) {
+        shut_cb(aio, conn, fd_of);
+        return;
+    }
     if (fd_of && fd_of(conn) >= 0)
         atomic_fetch_add(&on_socket, 1);
     atomic_fetch_add(&answers, 1);
@@ -488,7 +508,7 @@ static int start_direct_server(nng_http_server **srv)
 
 /* The gate's reader threads for the next start_gated_server (0: answers
  * at the gate on nng's thread only), and its test-only control. */
-static int gate_threads, gate_unparked;
+static int gate_threads, gate_unparked, gate_conn_kept;
 
 static int start_gated_server(nng_http_server **srv, int hook)
 {
@@ -510,7 +530,8 @@ static int start_gated_server(nng_http_server **srv, int hook)
                               .crowded_timeout_ms = 10000,
                               .answer = hook ? gate_hook : NULL,
                               .answer_threads = gate_threads,
-                              .debug_hold_unparked = gate_unparked};
+                              .debug_hold_unparked = gate_unparked,
+                              .debug_conn_kept_at_shutdown = gate_conn_kept};
     ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
     return port;
 }
@@ -553,6 +574,37 @@ START_TEST(direct_answers_past_a_full_send_buffer_in_order)
     ck_assert_int_eq(atomic_load(&on_socket), 8); /* all but the connection's first */
     close(fd);
     stop_direct_server(&srv);
+}
+END_TEST
+
+/* nng shuts a closing connection's socket down, frees its nng_http_conn
+ * and closes the descriptor later (its reaper): from the shutdown on, the
+ * gate finds no socket for that conn, or a new connection given the freed
+ * conn's address was answered on the old socket (EPIPE) and closed with no
+ * answer (tests/integration/test_ingress_back_to_back.py). Control
+ * (debug_conn_kept_at_shutdown, the code before): still found after the
+ * shutdown. */
+START_TEST(a_shut_down_socket_is_not_found_by_its_conn)
+{
+    for (int control = 0; control <= 1; control++) {
+        gate_conn_kept = control;
+        atomic_store(&shut_before, -2);
+        atomic_store(&shut_after, -2);
+        nng_http_server *srv = NULL;
+        int fd = dial(start_direct_server(&srv), 0);
+        send_all(fd, "GET /small?n=0 HTTP/1.1\r\nHost: x\r\n\r\n");
+        expect_answer(fd, "0", "hello", 5); /* through nng: the gate learns the socket */
+        send_all(fd, "GET /shut HTTP/1.1\r\nHost: x\r\n\r\n");
+        char c;
+        ck_assert_int_le(recv(fd, &c, 1, 0), 0); /* closed with no answer */
+        for (int i = 0; i < 200 && atomic_load(&shut_before) == -2; i++)
+            usleep(10 * 1000);
+        ck_assert_int_ge(atomic_load(&shut_before), 0);
+        ck_assert_int_eq(atomic_load(&shut_after), control ? atomic_load(&shut_before) : -1);
+        close(fd);
+        stop_direct_server(&srv);
+    }
+    gate_conn_kept = 0;
 }
 END_TEST
 
@@ -904,6 +956,7 @@ int main(void)
         {"direct_rules", direct_reply_rules},
         {"direct_on_socket", direct_answers_go_on_the_socket},
         {"direct_full_buffer", direct_answers_past_a_full_send_buffer_in_order},
+        {"direct_shut_forgotten", a_shut_down_socket_is_not_found_by_its_conn},
         {"held_bodies", small_bodies_are_held_with_their_head},
         {"gate_answers", answers_at_the_gate_in_order},
         {"gate_threads_answers", answers_at_the_gate_threads_in_order},
