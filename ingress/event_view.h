@@ -49,4 +49,12 @@ int64_t ing_view_refresh_ms(const ing_view_refresh *cfg, int64_t crowd);
 int ing_views_new(int ttl_ms, size_t slots, const ing_view_refresh *refresh, ing_views **out);
 void ing_views_free(ing_views *v);
 
+/* A status change of event_id was sent through this node (to status, as
+ * events.status will read once its owner applied it): until a render reads
+ * that status (or for 10 s at most), no view of the status before is
+ * served, fresh or not: each request renders. So a fan who learnt of the
+ * change (a refund, a release "cancelled") is not shown the event as it
+ * was for up to ttl_ms more. Other nodes learn it within their ttl_ms. */
+void ing_views_expect(ing_views *v, int64_t event_id, const char *status);
+
 #endif
