@@ -17,7 +17,10 @@
  * most ttl_ms older than the owner's last commit.
  *
  * One refresh per event runs at a time: while it runs, other requests get
- * the previous body (stale by at most one refresh). Thread-safe. The route
+ * the previous body (stale by at most one refresh), except while a status
+ * change is expected (ing_views_expect). Renders that do run at once (an
+ * empty slot, a stuck refresh, an expectation) never put an older view
+ * back: the one whose reads began last is kept. Thread-safe. The route
  * handler, ing_route_event_get (routes.h), lives in event_view.c.
  */
 #ifndef ONSALE_INGRESS_EVENT_VIEW_H
