@@ -16,7 +16,12 @@
 
 typedef struct slot {
     int64_t event_id; /* 0 = empty */
+    /* When the reads of st began (monotonic ms); for a forgotten entry,
+     * when it was forgotten. A fill whose reads began earlier never
+     * replaces it: fills race on job threads, and one finishing late must
+     * not put back a state older than the one cached (or forgotten). */
     int64_t fetched_ms;
+    int forgotten; /* 1: st is no longer served (ing_events_forget) */
     q_event_state st;
 } slot;
 
@@ -70,20 +75,28 @@ void ing_events_forget(ing_events *c, int64_t id)
 {
     size_t i = event_slot(c, id);
     pthread_mutex_lock(slot_lock(c, i));
-    if (c->slots[i].event_id == id)
-        c->slots[i].event_id = 0;
+    slot *s = &c->slots[i];
+    if (s->event_id == id) {
+        s->forgotten = 1;
+        s->fetched_ms = ons_mono_ms(); /* fills that began before do not count */
+    }
     pthread_mutex_unlock(slot_lock(c, i));
 }
 
-static void put(ing_events *c, int64_t id, const q_event_state *st)
+int ing_events_put(ing_events *c, int64_t id, const q_event_state *st, int64_t read_ms)
 {
     size_t i = event_slot(c, id);
     pthread_mutex_lock(slot_lock(c, i));
     slot *s = &c->slots[i];
-    s->event_id = id;
-    s->fetched_ms = ons_mono_ms();
-    s->st = *st;
+    int older = s->event_id == id && read_ms < s->fetched_ms;
+    if (!older) {
+        s->event_id = id;
+        s->fetched_ms = read_ms;
+        s->forgotten = 0;
+        s->st = *st;
+    }
     pthread_mutex_unlock(slot_lock(c, i));
+    return older ? ONS_ECONFLICT : 0;
 }
 
 int ing_events_lookup(ing_events *c, int64_t id, q_event_state *out, int *fresh)
@@ -91,7 +104,7 @@ int ing_events_lookup(ing_events *c, int64_t id, q_event_state *out, int *fresh)
     size_t i = event_slot(c, id);
     pthread_mutex_lock(slot_lock(c, i));
     const slot *s = &c->slots[i];
-    int hit = s->event_id == id;
+    int hit = s->event_id == id && !s->forgotten;
     int young = hit && ons_mono_ms() - s->fetched_ms < c->ttl_ms;
     if (hit && out)
         *out = s->st;
@@ -113,6 +126,16 @@ int ing_events_fresh(ing_events *c, int64_t id)
     return fresh;
 }
 
+/* Caches st (read from read_ms on) and answers it, or, when a fill that
+ * began later got there first, answers that one. */
+static int put_or_newer(ing_events *c, int64_t id, const q_event_state *st, int64_t read_ms,
+                        q_event_state *out)
+{
+    if (ing_events_put(c, id, st, read_ms) == 0 || ing_events_lookup(c, id, out, NULL) != 0)
+        *out = *st;
+    return 0;
+}
+
 int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 {
     int fresh = 0;
@@ -120,16 +143,21 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
         return 0;
 
     q_event_state st;
+    int64_t read_ms = ons_mono_ms();
     int rrc = q_status_event_get(w->st, id, &st);
-    if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0) {
-        put(c, id, &st);
-        *out = st;
-        return 0;
-    }
+    if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0)
+        return put_or_newer(c, id, &st, read_ms, out);
     if (rrc != 0) {
         memset(&st, 0, sizeof st);
         st.available = st.held = st.sold = st.waiting = -1;
     }
+    /* The status the owner published, if any: its projection follows its
+     * commit, and the PostgreSQL read below may predate a newer one, so
+     * the write-back never puts PostgreSQL's over it (Redis lacked only
+     * pow_difficulty or max_per_user). */
+    char published[sizeof st.status];
+    snprintf(published, sizeof published, "%s", st.status);
+    int published_mpu = published[0] && st.max_per_user > 0;
     /* Redis has no sale state (or is down): PostgreSQL is the truth. The
      * worker's counters and sold_out flag, if Redis had them, are kept. */
     int prc = ing_cache_event_state(w, id, &st);
@@ -138,14 +166,14 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     if (prc)
         return ONS_EUNAVAIL;
     if (rrc != ONS_EREDIS) {
-        q_status_event_set(w->st, id, st.status, st.onsale_at_ms, st.max_per_user);
+        if (!published_mpu)
+            q_status_event_set(w->st, id, published[0] ? published : st.status, st.onsale_at_ms,
+                               st.max_per_user);
         q_status_event_set_fair(w->st, id, st.prequeue_opens_at_ms, st.max_active_holds,
                                 st.admissions_per_minute);
         q_status_event_set_pow(w->st, id, st.pow_difficulty);
     }
-    put(c, id, &st);
-    *out = st;
-    return 0;
+    return put_or_newer(c, id, &st, read_ms, out);
 }
 
 /* ---- intent → event --------------------------------------------------------- */

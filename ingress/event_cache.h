@@ -32,8 +32,14 @@ void ing_events_free(ing_events *c);
  * (no such event) or ONS_EUNAVAIL (neither Redis nor PostgreSQL answered). */
 int ing_events_get(ing_events *c, ing_worker *w, int64_t event_id, q_event_state *out);
 
-/* Drops the cached entry (after pause/resume/cancel). */
+/* Drops the cached entry (after pause/resume/cancel): a fill whose reads
+ * began before this call does not bring it back. */
 void ing_events_forget(ing_events *c, int64_t event_id);
+/* Caches st, read from Redis or PostgreSQL from read_ms on (ons_mono_ms),
+ * unless the entry holds a state read later or was forgotten later (then
+ * ONS_ECONFLICT, nothing changed): the cache never goes back. Returns 0 or
+ * ONS_ECONFLICT. Its age (the ttl) counts from read_ms. */
+int ing_events_put(ing_events *c, int64_t event_id, const q_event_state *st, int64_t read_ms);
 /* The cached state of event_id however old, without fetching (any thread,
  * never blocks on I/O). Returns 0 or ONS_ENOTFOUND (not cached). */
 int ing_events_peek(ing_events *c, int64_t event_id, q_event_state *out);

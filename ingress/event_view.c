@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A refresh that has not finished after this long (its job thread lost the
  * request, or PostgreSQL hangs past its statement timeout) no longer keeps
@@ -22,10 +23,17 @@
 #define REFRESH_STUCK_MS 5000
 /* Free-seat lists as the owner publishes them: 200 sections at most. */
 #define SECTIONS_TEXT_MAX 10000
+/* How long a status change sent through this node (ing_views_expect) keeps
+ * views of the status before it from being served: the owner applies it
+ * behind the intents queued before it, normally within milliseconds; past
+ * this the view is cached again whatever it says (a change the owner
+ * dropped never shows). */
+#define EXPECT_MS 10000
 
 /* A rendered view, shared by the cache and the replies in flight. */
 typedef struct view_body {
     atomic_int refs;
+    int pg_status; /* events.status as read (q_event_status_parse) */
     size_t len;
     char etag[ONS_ETAG_SIZE];
     char data[];
@@ -35,7 +43,14 @@ typedef struct slot {
     int64_t event_id; /* 0 = empty */
     int64_t built_ms;
     int64_t refresh_ms; /* > 0: a refresh started then and has not finished */
-    view_body *body;
+    /* When the body's reads began (monotonic ms): a render whose reads
+     * began earlier never replaces it, so the view never goes back. */
+    int64_t read_ms;
+    /* A status change this node sent: until expect_until_ms (wall), a body
+     * whose status is not expect_status is outdated (ing_views_expect). */
+    int expect_status;
+    int64_t expect_until_ms;
+    view_body *body; /* NULL: none yet (or dropped for an expectation) */
 } slot;
 
 /* Slots are guarded by stripes of locks (slot index % STRIPES): every view
@@ -45,6 +60,7 @@ typedef struct slot {
 struct ing_views {
     pthread_mutex_t mu[STRIPES];
     int ttl_ms;
+    atomic_int builds; /* renders finished, for debug.view_first_build_delay_ms */
     ing_view_refresh refresh;
     char cache_control[32];
     size_t n;
@@ -118,7 +134,11 @@ static view_body *lookup(ing_views *v, int64_t event_id, int64_t now, int claim)
     size_t i = (size_t)((uint64_t)event_id % v->n);
     pthread_mutex_lock(&v->mu[i % STRIPES]);
     slot *s = &v->slots[i];
-    if (s->event_id == event_id && s->body) {
+    /* A body older than a status change sent here is never served: the
+     * caller renders (each such request, until one reads the change). */
+    int outdated = s->event_id == event_id && s->body && now < s->expect_until_ms &&
+                   s->body->pg_status != s->expect_status;
+    if (s->event_id == event_id && s->body && !outdated) {
         int fresh = now - s->built_ms < v->ttl_ms;
         int refreshing = s->refresh_ms > 0 && now - s->refresh_ms < REFRESH_STUCK_MS;
         if (fresh || refreshing)
@@ -130,17 +150,55 @@ static view_body *lookup(ing_views *v, int64_t event_id, int64_t now, int claim)
     return b;
 }
 
-/* Stores b (the cache takes its own reference) as event_id's view. */
-static void store(ing_views *v, int64_t event_id, view_body *b, int64_t now)
+/* Stores b, rendered from reads that began at read_ms (monotonic), as
+ * event_id's view (the cache takes its own reference), unless the slot
+ * holds a render whose reads began later: renders race (several run while
+ * a change is expected, or after a refresh was stuck), and one finishing
+ * late must not put an older state back (unchecked: it may, the pre-fix
+ * behaviour for a test's control). Returns the body to answer with,
+ * held: b, or the newer one kept. */
+static view_body *store(ing_views *v, int64_t event_id, view_body *b, int64_t read_ms, int64_t now,
+                        int unchecked)
 {
     size_t i = (size_t)((uint64_t)event_id % v->n);
     pthread_mutex_lock(&v->mu[i % STRIPES]);
     slot *s = &v->slots[i];
-    view_body *old = s->body;
-    s->event_id = event_id;
-    s->built_ms = now;
+    view_body *old = NULL, *answer;
     s->refresh_ms = 0;
-    s->body = body_hold(b);
+    if (!unchecked && s->event_id == event_id && s->body && s->read_ms > read_ms) {
+        answer = body_hold(s->body);
+    } else {
+        if (s->event_id != event_id)
+            s->expect_until_ms = 0;
+        old = s->body;
+        s->event_id = event_id;
+        s->built_ms = now;
+        s->read_ms = read_ms;
+        s->body = body_hold(b);
+        if (b->pg_status == s->expect_status)
+            s->expect_until_ms = 0; /* the change is applied: cache again */
+        answer = body_hold(b);
+    }
+    pthread_mutex_unlock(&v->mu[i % STRIPES]);
+    body_release(old);
+    return answer;
+}
+
+void ing_views_expect(ing_views *v, int64_t event_id, const char *status)
+{
+    size_t i = (size_t)((uint64_t)event_id % v->n);
+    view_body *old = NULL;
+    pthread_mutex_lock(&v->mu[i % STRIPES]);
+    slot *s = &v->slots[i];
+    if (s->event_id != event_id) { /* evict, so that no older render lands unnoticed */
+        old = s->body;
+        s->body = NULL;
+        s->event_id = event_id;
+        s->read_ms = 0;
+        s->refresh_ms = 0;
+    }
+    s->expect_status = q_event_status_parse(status);
+    s->expect_until_ms = ing_now_ms() + EXPECT_MS;
     pthread_mutex_unlock(&v->mu[i % STRIPES]);
     body_release(old);
 }
@@ -228,13 +286,14 @@ static int counts_from_postgres(ing_worker *w, int64_t event_id, q_event_state *
     return 0;
 }
 
-static view_body *body_new(const char *text)
+static view_body *body_new(const char *text, int pg_status)
 {
     size_t len = strlen(text);
     view_body *b = malloc(sizeof *b + len + 1);
     if (!b)
         return NULL;
     atomic_init(&b->refs, 1);
+    b->pg_status = pg_status;
     b->len = len;
     memcpy(b->data, text, len + 1);
     ons_etag(b->data, len, b->etag);
@@ -328,7 +387,8 @@ static int build(ing_worker *w, const ing_views *views, int64_t event_id, int64_
             view_json(event_id, v, &st, list, status, ing_view_refresh_ms(&views->refresh, crowd));
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
-        rc = text && (*out = body_new(text)) != NULL ? 0 : ONS_ENOMEM;
+        rc = text && (*out = body_new(text, q_event_status_parse(v->status))) != NULL ? 0
+                                                                                      : ONS_ENOMEM;
         free(text);
     }
     ing_event_view_clear(v);
@@ -347,11 +407,20 @@ static void view_job(ing_worker *w, void *arg)
     ing_views *v = r->app->views;
     int64_t event_id = *(int64_t *)r->job;
     view_body *b = NULL;
+    int64_t read_ms = ons_mono_ms();
     int rc = build(w, v, event_id, (int64_t)r->app->o.events_end_grace_s * 1000, &b);
+    /* Test hook: the process's first render finishes late (a race). */
+    int64_t delay = r->app->o.debug_view_first_build_delay_ms;
+    if (delay > 0 && atomic_fetch_add(&v->builds, 1) == 0) {
+        struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (rc == 0) {
-        store(v, event_id, b, ing_now_ms());
-        reply_view(r, b);
+        view_body *answer =
+            store(v, event_id, b, read_ms, ing_now_ms(), r->app->o.debug_view_store_unchecked);
         body_release(b);
+        reply_view(r, answer);
+        body_release(answer);
         return;
     }
     b = refresh_failed(v, event_id);

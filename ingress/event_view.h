@@ -17,7 +17,10 @@
  * most ttl_ms older than the owner's last commit.
  *
  * One refresh per event runs at a time: while it runs, other requests get
- * the previous body (stale by at most one refresh). Thread-safe. The route
+ * the previous body (stale by at most one refresh), except while a status
+ * change is expected (ing_views_expect). Renders that do run at once (an
+ * empty slot, a stuck refresh, an expectation) never put an older view
+ * back: the one whose reads began last is kept. Thread-safe. The route
  * handler, ing_route_event_get (routes.h), lives in event_view.c.
  */
 #ifndef ONSALE_INGRESS_EVENT_VIEW_H
@@ -48,5 +51,13 @@ int64_t ing_view_refresh_ms(const ing_view_refresh *cfg, int64_t crowd);
  * ONS_ENOMEM; *out is freed with ing_views_free. */
 int ing_views_new(int ttl_ms, size_t slots, const ing_view_refresh *refresh, ing_views **out);
 void ing_views_free(ing_views *v);
+
+/* A status change of event_id was sent through this node (to status, as
+ * events.status will read once its owner applied it): until a render reads
+ * that status (or for 10 s at most), no view of the status before is
+ * served, fresh or not: each request renders. So a fan who learnt of the
+ * change (a refund, a release "cancelled") is not shown the event as it
+ * was for up to ttl_ms more. Other nodes learn it within their ttl_ms. */
+void ing_views_expect(ing_views *v, int64_t event_id, const char *status);
 
 #endif

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "ingress/event_cache.h"
 #include "ingress/event_store.h"
+#include "ingress/event_view.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
 #include "ingress/pow.h"
@@ -436,6 +437,9 @@ static void status_delivered(ing_worker *w, void *arg)
     char url[48];
     if (ing_event_change_delivered(r, w, j->event_id, url))
         return;
+    /* A fan told of the change elsewhere (a refund) must not then read
+     * the old status in the view this node caches. */
+    ing_views_expect(r->app->views, j->event_id, j->status);
     ing_reply_json(r, 202,
                    json_pack("{s:I, s:s, s:s}", "event_id", (json_int_t)j->event_id, "status",
                              j->status, "status_url", url));

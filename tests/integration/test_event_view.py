@@ -3,9 +3,13 @@ fetches every few seconds: served from memory (built at most once per
 event_view.ttl_ms from the owner's projection), never a count over seats per
 request; availability follows sales within the ttl; ETag, 304 and
 Cache-Control let a CDN or the browser hold it briefly."""
+import http.client
+import threading
 import time
 
-from harness import Stack
+import pytest
+
+from harness import Stack, exchange
 
 
 def seat_reads(st):
@@ -87,3 +91,73 @@ def test_refresh_hint_spreads_the_crowd():
             st.join_ok(ev, st.token(fan, "fan"))
         st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["refresh_after_ms"] == 8000,
                     10, "14 fans: capped at refresh_max_ms")
+
+
+def view_at(port, ev):
+    """The view's status from the ingress on port."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    s, _, v = exchange(conn, "GET", f"/v1/events/{ev}")
+    assert s == 200, v
+    return v["status"]
+
+
+def cancel_applied(st, ev):
+    st.wait_for(lambda: st.sql(f"SELECT status FROM events WHERE event_id = {ev}") ==
+                [("cancelled",)], 20, "the owner applied the cancel")
+
+
+@pytest.mark.parametrize("unchecked", [True, False], ids=["control", "fixed"])
+def test_a_render_finishing_late_never_puts_an_older_status_back(unchecked):
+    """Two renders of the view race: the first read the event on sale and
+    finishes late (debug.view_first_build_delay_ms); meanwhile the owner
+    cancelled (sent through another node, so this one expects nothing) and
+    a second render read "cancelled" and answered it. The late render must
+    not replace it: with debug.view_store_unchecked (the pre-fix store, the
+    control) it does, and the fan told "cancelled" is then told "on_sale"
+    for event_view.ttl_ms (here 60 s); fixed, every answer after the
+    second is "cancelled", the late render's own included."""
+    with Stack(partitions=1) as st:
+        st.start_worker()
+        ev = st.create_event(sections=[("A", 1, 2, 3000)])
+        sender = st.start_ingress()
+        st.start_ingress(event_view_ttl_ms=60000, debug_view_first_build_delay_ms=3000,
+                         debug_view_store_unchecked="true" if unchecked else "false")
+        port = st.ingress_port
+        first = {}
+        t = threading.Thread(target=lambda: first.update(status=view_at(port, ev)))
+        t.start()
+        time.sleep(0.5)  # the first render has read "on_sale" and sleeps
+        conn = http.client.HTTPConnection("127.0.0.1", int(sender.rsplit(":", 1)[1]), timeout=30)
+        s, _, c = exchange(conn, "POST", f"/v1/events/{ev}/cancel",
+                           token=st.token(1000, "seller"))
+        assert s == 202, c
+        cancel_applied(st, ev)
+        assert view_at(port, ev) == "cancelled"  # the second render, while the first sleeps
+        t.join()
+        later = [view_at(port, ev) for _ in range(3)]
+        if unchecked:  # the race is real: the late render answered and stored "on_sale"
+            assert first["status"] == "on_sale" and later == ["on_sale"] * 3, (first, later)
+        else:
+            assert first["status"] == "cancelled" and later == ["cancelled"] * 3, (first, later)
+
+
+def test_a_status_change_sent_here_is_never_hidden_by_the_cached_view():
+    """The test_web_cancel flake: the view cached before a cancel was
+    served for up to event_view.ttl_ms after the owner applied it (and
+    refunded the order in the same transaction), so the bought page read
+    the refund and then "on_sale". A change sent through this node keeps
+    the old view from being served until a render reads the change: with a
+    60 s ttl, the first view after the owner applied the cancel says so."""
+    with Stack(partitions=1) as st:
+        st.start_worker()
+        st.start_ingress(event_view_ttl_ms=60000)
+        ev = st.create_event(sections=[("A", 1, 2, 3000)])
+        assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "on_sale"
+        s, _, c = st.http("POST", f"/v1/events/{ev}/cancel", token=st.token(1000, "seller"))
+        assert s == 202, c
+        cancel_applied(st, ev)
+        s, h, v = st.http("GET", f"/v1/events/{ev}")
+        assert s == 200 and v["status"] == "cancelled", v
+        # Cached again once read: the same body (ETag) answers 304.
+        s, _, _ = st.http("GET", f"/v1/events/{ev}", headers={"If-None-Match": h["etag"]})
+        assert s == 304

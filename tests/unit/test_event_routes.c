@@ -7,13 +7,15 @@
  * Like tests/fuzz/fuzz_request.c, this file stands in for whole objects of
  * onsale_ingress: ingress/event_store.c (ing_event_* and ing_venue_insert
  * below), the reply and submit half of ingress/server.c and ing_produce
- * (ingress/produce.c). The linker then never pulls those objects out of
- * the library, so the handlers call these fakes.
+ * (ingress/produce.c), and ingress/event_view.c's ing_views_expect. The
+ * linker then never pulls those objects out of the library, so the
+ * handlers call these fakes.
  */
 #include "tests/check_run.h"
 #include "common/err.h"
 #include "ingress/event_cache.h"
 #include "ingress/event_store.h"
+#include "ingress/event_view.h"
 #include "ingress/json_io.h"
 #include "ingress/produce.h"
 #include "ingress/routes.h"
@@ -99,8 +101,18 @@ static struct {
     int produced;
     q_msg msg;
     ing_job_fn cont;
-    ing_req *sent; /* the request ing_produce holds until its delivery report */
+    ing_req *sent;        /* the request ing_produce holds until its delivery report */
+    int64_t expect_event; /* the last ing_views_expect */
+    char expect_status[16];
 } out;
+
+/* The view cache is told of a change sent (event_view.h). */
+void ing_views_expect(ing_views *v, int64_t event_id, const char *status)
+{
+    (void)v;
+    out.expect_event = event_id;
+    snprintf(out.expect_status, sizeof out.expect_status, "%s", status);
+}
 
 static ing_worker worker;
 
@@ -228,6 +240,7 @@ START_TEST(pause_by_an_admin_is_sent)
     deliver(ONS_EKAFKA);
     answered(503, "queue_unavailable");
     ck_assert_int_eq(out.retry_after, 1);
+    ck_assert_int_eq(out.expect_event, 0); /* nothing was sent */
 }
 END_TEST
 
@@ -265,6 +278,9 @@ START_TEST(resume_of_sold_out_is_answered_202_after_delivery)
     ck_assert_int_eq(out.status, 202);
     /* Resuming a sold-out event keeps it sold out. */
     ck_assert_ptr_nonnull(strstr(out.body, "\"status\":\"sold_out\""));
+    /* The view waits for the status the owner will write. */
+    ck_assert_int_eq(out.expect_event, 42);
+    ck_assert_str_eq(out.expect_status, "sold_out");
 }
 END_TEST
 

@@ -1,0 +1,86 @@
+/*
+ * test_event_cache.c - the event sale-state cache (ingress/event_cache.c)
+ * never goes back: fills race on job threads (each reads Redis, else
+ * PostgreSQL, then stores), and a fill whose reads began before another's,
+ * or before the entry was forgotten (a status change), must not replace
+ * what is cached. Driven directly through ing_events_put (the store every
+ * fill ends in), with the read times the fills would carry.
+ */
+#include "tests/check_run.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "ingress/event_cache.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+static q_event_state state(const char *status)
+{
+    q_event_state st;
+    memset(&st, 0, sizeof st);
+    snprintf(st.status, sizeof st.status, "%s", status);
+    st.max_per_user = 4;
+    return st;
+}
+
+static const char *cached(ing_events *c, int64_t id)
+{
+    static q_event_state st;
+    return ing_events_peek(c, id, &st) == 0 ? st.status : "(none)";
+}
+
+START_TEST(a_fill_that_began_earlier_does_not_replace_a_later_one)
+{
+    ing_events *c;
+    ck_assert_int_eq(ing_events_new(60000, 16, &c), 0);
+    int64_t t = ons_mono_ms();
+    q_event_state on_sale = state("on_sale"), cancelled = state("cancelled");
+    /* Fill A read "on_sale" at t; fill B read "cancelled" at t + 5 and
+     * stored first; A finishes last. */
+    ck_assert_int_eq(ing_events_put(c, 7, &cancelled, t + 5), 0);
+    ck_assert_int_eq(ing_events_put(c, 7, &on_sale, t), ONS_ECONFLICT);
+    ck_assert_str_eq(cached(c, 7), "cancelled");
+    /* A later read replaces it, whatever it says (a resume). */
+    ck_assert_int_eq(ing_events_put(c, 7, &on_sale, t + 6), 0);
+    ck_assert_str_eq(cached(c, 7), "on_sale");
+    /* Another event in the slot (16 slots: 7 and 23 collide) is no race. */
+    ck_assert_int_eq(ing_events_put(c, 23, &cancelled, t), 0);
+    ck_assert_str_eq(cached(c, 23), "cancelled");
+    ck_assert_str_eq(cached(c, 7), "(none)");
+    ing_events_free(c);
+}
+END_TEST
+
+START_TEST(a_fill_that_began_before_a_forget_does_not_bring_it_back)
+{
+    ing_events *c;
+    ck_assert_int_eq(ing_events_new(60000, 16, &c), 0);
+    q_event_state on_sale = state("on_sale");
+    ck_assert_int_eq(ing_events_put(c, 7, &on_sale, ons_mono_ms()), 0);
+    int64_t before = ons_mono_ms();
+    /* A change was sent (forget), while a fill that began before it runs. */
+    ing_events_forget(c, 7);
+    ck_assert_str_eq(cached(c, 7), "(none)");
+    ck_assert_int_eq(ing_events_put(c, 7, &on_sale, before - 1), ONS_ECONFLICT);
+    ck_assert_str_eq(cached(c, 7), "(none)");
+    int fresh = 1;
+    ck_assert_int_eq(ing_events_lookup(c, 7, NULL, &fresh), ONS_ENOTFOUND);
+    ck_assert_int_eq(fresh, 0);
+    /* A fill that began after the forget is cached. */
+    q_event_state paused = state("paused");
+    ck_assert_int_eq(ing_events_put(c, 7, &paused, ons_mono_ms() + 1), 0);
+    ck_assert_str_eq(cached(c, 7), "paused");
+    ck_assert(ing_events_fresh(c, 7));
+    ing_events_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    const ons_check_case cases[] = {
+        ONS_CHECK_CASE(a_fill_that_began_earlier_does_not_replace_a_later_one),
+        ONS_CHECK_CASE(a_fill_that_began_before_a_forget_does_not_bring_it_back),
+    };
+    return ons_check_run("event_cache", cases, sizeof cases / sizeof *cases, 30);
+}
