@@ -81,6 +81,7 @@ typedef struct ing_app {
     ons_counter *checkout_rounds, *checkout_round_items;
 
     ons_counter *cancelled_requests;
+    ons_counter *view_renders; /* event views rendered (each reads PostgreSQL and Redis) */
     ons_gauge *inflight;
 } ing_app;
 

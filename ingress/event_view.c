@@ -127,19 +127,22 @@ void ing_views_free(ing_views *v)
 /* Returns a held body to answer with, or NULL when the caller must build
  * one. A fresh body is returned as is; a stale one only while another
  * refresh is running (at most one per event); otherwise, when claim, the
- * caller is recorded as the refresher, and gets NULL. */
+ * caller is recorded as the refresher, and gets NULL. A body older than a
+ * status change sent here (ing_views_expect) is not fresh, however young:
+ * it is answered only while a render that may read the change runs (one
+ * at a time, back to back until one reads it), so the crowd's views of an
+ * event paused mid-sale wait for no more than one render each and never
+ * become a render each. */
 static view_body *lookup(ing_views *v, int64_t event_id, int64_t now, int claim)
 {
     view_body *b = NULL;
     size_t i = (size_t)((uint64_t)event_id % v->n);
     pthread_mutex_lock(&v->mu[i % STRIPES]);
     slot *s = &v->slots[i];
-    /* A body older than a status change sent here is never served: the
-     * caller renders (each such request, until one reads the change). */
     int outdated = s->event_id == event_id && s->body && now < s->expect_until_ms &&
                    s->body->pg_status != s->expect_status;
-    if (s->event_id == event_id && s->body && !outdated) {
-        int fresh = now - s->built_ms < v->ttl_ms;
+    if (s->event_id == event_id && s->body) {
+        int fresh = !outdated && now - s->built_ms < v->ttl_ms;
         int refreshing = s->refresh_ms > 0 && now - s->refresh_ms < REFRESH_STUCK_MS;
         if (fresh || refreshing)
             b = body_hold(s->body);
@@ -408,6 +411,7 @@ static void view_job(ing_worker *w, void *arg)
     int64_t event_id = *(int64_t *)r->job;
     view_body *b = NULL;
     int64_t read_ms = ons_mono_ms();
+    ons_counter_add(r->app->view_renders, 1);
     int rc = build(w, v, event_id, (int64_t)r->app->o.events_end_grace_s * 1000, &b);
     /* Test hook: the process's first render finishes late (a race). */
     int64_t delay = r->app->o.debug_view_first_build_delay_ms;

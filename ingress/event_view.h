@@ -54,8 +54,9 @@ void ing_views_free(ing_views *v);
 
 /* A status change of event_id was sent through this node (to status, as
  * events.status will read once its owner applied it): until a render reads
- * that status (or for 10 s at most), no view of the status before is
- * served, fresh or not: each request renders. So a fan who learnt of the
+ * that status (or for 10 s at most), the view of the status before is
+ * served only while a render runs (one at a time, back to back), fresh or
+ * not. So a fan who learnt of the
  * change (a refund, a release "cancelled") is not shown the event as it
  * was for up to ttl_ms more. Other nodes learn it within their ttl_ms. */
 void ing_views_expect(ing_views *v, int64_t event_id, const char *status);

@@ -90,6 +90,9 @@ static const struct {
                 "Checkouts taken by the checkout claimer's rounds."),
     ING_COUNTER(cancelled_requests, "onsale_ingress_cancelled_requests_total",
                 "Requests whose client left before the reply."),
+    ING_COUNTER(view_renders, "onsale_ingress_event_view_renders_total",
+                "Event views rendered, each a read of the event in PostgreSQL and of its counts "
+                "(the rest are answered from the view cache)."),
 };
 
 /* The registry and ingress's own counters (the modules add theirs). */

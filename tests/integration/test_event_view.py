@@ -161,3 +161,41 @@ def test_a_status_change_sent_here_is_never_hidden_by_the_cached_view():
         # Cached again once read: the same body (ETag) answers 304.
         s, _, _ = st.http("GET", f"/v1/events/{ev}", headers={"If-None-Match": h["etag"]})
         assert s == 304
+
+
+def test_a_crowd_while_a_change_is_expected_is_not_a_render_each():
+    """While a change sent through this node waits for its owner (here no
+    worker runs, so it waits the whole window), a crowd's views are
+    rendered one at a time, back to back, and those that come during a
+    render get the body before: 400 views from 20 fans at once cost far
+    fewer renders (each a read of PostgreSQL and Redis on a job thread)
+    than views, where a render per view would be 400."""
+    with Stack(partitions=1) as st:
+        st.start_ingress(event_view_ttl_ms=60000)
+        ev = st.create_event(sections=[("A", 1, 2, 3000)])
+        assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "on_sale"
+        s, _, c = st.http("POST", f"/v1/events/{ev}/pause", token=st.token(1000, "seller"))
+        assert s == 202, c
+
+        def renders():
+            _, _, text = st.http("GET", "/metrics")
+            return sum(float(line.split()[-1]) for line in text.splitlines()
+                       if line.startswith("onsale_ingress_event_view_renders_total"))
+
+        before = renders()
+        statuses = []
+
+        def fan():
+            for _ in range(20):
+                statuses.append(st.http("GET", f"/v1/events/{ev}")[0])
+
+        crowd = [threading.Thread(target=fan) for _ in range(20)]
+        for t in crowd:
+            t.start()
+        for t in crowd:
+            t.join()
+        spent = renders() - before
+        assert statuses.count(200) == 400, statuses
+        # the control: renders did run (the change is expected, the cached
+        # body is not fresh), but not one per view
+        assert 1 <= spent < 200, spent
