@@ -4,7 +4,9 @@
 #include "common/err.h"
 #include "common/pgarr.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -195,4 +197,51 @@ int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n)
     if (rc)
         ons_pg_check(pg);
     return rc;
+}
+
+/* ---- the writers' notification (migration 0015) ------------------------------------- */
+
+int pay_outbox_listen(ons_pg *pg, pay_listen *l)
+{
+    if (pg->conn && l->session == pg->connects)
+        return 0;
+    l->session = 0;
+    int rc = ons_pg_query(pg, PGRES_COMMAND_OK, "outbox listen", "LISTEN " PAY_OUTBOX_CHANNEL, 0,
+                          NULL, NULL);
+    if (rc)
+        return rc;
+    l->session = pg->connects;
+    return 1;
+}
+
+/* Consumes every notification libpq holds; 1 when there was one. */
+static int take_notifies(PGconn *c)
+{
+    int got = 0;
+    PGnotify *nf;
+    while ((nf = PQnotifies(c)) != NULL) {
+        got = 1;
+        PQfreemem(nf);
+    }
+    return got;
+}
+
+int pay_outbox_wait(ons_pg *pg, int wait_ms)
+{
+    PGconn *c = pg->conn;
+    if (!c)
+        return ONS_EUNAVAIL;
+    if (take_notifies(c))
+        return 1;
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    int r = poll(&p, 1, wait_ms);
+    if (r < 0)
+        return errno == EINTR ? 0 : ONS_EIO;
+    if (r == 0)
+        return 0;
+    if (!PQconsumeInput(c)) {
+        ons_pg_check(pg);
+        return ONS_EIO;
+    }
+    return take_notifies(c);
 }
