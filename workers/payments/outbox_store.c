@@ -55,6 +55,18 @@ static int read_row(const PGresult *r, int i, pay_row *w)
     return ons_pg_row_done(&rw, "outbox claim") ? ONS_EDB : 0;
 }
 
+/* Consumes every notification libpq holds; 1 when there was one. */
+static int take_notifies(PGconn *c)
+{
+    int got = 0;
+    PGnotify *nf;
+    while ((nf = PQnotifies(c)) != NULL) {
+        got = 1;
+        PQfreemem(nf);
+    }
+    return got;
+}
+
 int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *n)
 {
     char lease[24], lim[24];
@@ -84,6 +96,11 @@ int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *
     for (int i = 0; i < PQntuples(r) && *n < max; i++)
         if (read_row(r, i, &rows[*n]) == 0)
             (*n)++;
+    /* A claim that found rows is followed by another claim, not a wait:
+     * the notifications libpq collected meanwhile are answered by it, and
+     * a busy thread's list does not grow for the whole sale. */
+    if (*n > 0 && pg->conn)
+        take_notifies(pg->conn);
     PQclear(r);
     return 0;
 }
@@ -212,18 +229,6 @@ int pay_outbox_listen(ons_pg *pg, pay_listen *l)
         return rc;
     l->session = pg->connects;
     return 1;
-}
-
-/* Consumes every notification libpq holds; 1 when there was one. */
-static int take_notifies(PGconn *c)
-{
-    int got = 0;
-    PGnotify *nf;
-    while ((nf = PQnotifies(c)) != NULL) {
-        got = 1;
-        PQfreemem(nf);
-    }
-    return got;
 }
 
 int pay_outbox_wait(ons_pg *pg, int wait_ms)

@@ -20,7 +20,9 @@
 /* Claims up to max due rows (pending, next_attempt_at passed, no live
  * lease) for lease_ms, skipping rows another process has locked, and counts
  * the attempt. Returns 0 with *n rows written to rows (a row whose fields do
- * not read is logged and left to its lease), or ONS_EUNAVAIL / ONS_EDB. */
+ * not read is logged and left to its lease), or ONS_EUNAVAIL / ONS_EDB.
+ * With *n > 0 the notifications received so far are dropped: the caller
+ * claims again after the batch rather than wait (pay_outbox_wait). */
 int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *n);
 
 /* Gives w back for a later attempt after delay_ms, with why as last_error.
