@@ -7,8 +7,12 @@ charge. Called one after another the batch takes at least 3.2 s; with
 payments.concurrency 8 the calls overlap and the relay's start to the
 batch's done takes about one call (asserted: under half the sequential). The control (payments.concurrency 1) shows the sequential
 relay. Either way every order is paid exactly once: one charge per order at
-the gateway, one payment per order."""
+the gateway, one payment per order.
+
+test_new_rows_are_claimed_when_notified: an idle relay claims new rows when
+the worker's batch notifies it (migration 0015), not at its next poll."""
 import json
+import time
 import urllib.request
 
 import pytest
@@ -83,3 +87,42 @@ def test_a_batch_calls_the_gateway_at_once(concurrency):
         assert sorted(map(int, charged)) == sorted(orders)
         assert st.sql("SELECT count(*), count(DISTINCT order_id) FROM payments "
                       "WHERE order_id = ANY(%s)", (orders,)) == [(ORDERS, ORDERS)]
+
+
+def relay_idle(st):
+    """Every onsale-payments session is idle after its claim: the relay
+    looked at the outbox, found nothing and waits."""
+    rows = st.sql("SELECT state, query FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND application_name = 'onsale-payments'")
+    return len(rows) == 2 and all(s == "idle" and q.startswith("UPDATE outbox") for s, q in rows)
+
+
+@pytest.mark.parametrize("notify", [True, False])
+def test_new_rows_are_claimed_when_notified(notify):
+    """Migration 0015: the worker's INSERT of outbox rows notifies
+    onsale_outbox and the relay's idle threads, LISTENing, claim at once.
+    payments.poll_ms is 60 s here, so only the notification can wake them
+    within the test; the control (the trigger dropped) shows the rows wait
+    for the poll."""
+    with Stack(partitions=1) as st:
+        if not notify:
+            st.sql("DROP TRIGGER outbox_notify_ins ON outbox")
+        w = st.start_worker()
+        port = st.start_gateway()
+        st.start("payments", "onsale-payments", payments_gateway_url=f"http://127.0.0.1:{port}",
+                 payments_key_prefix=f"{st.topic}-", metrics_port=free_port(),
+                 payments_threads=2, payments_poll_ms=60000)
+        st.wait_for(lambda: relay_idle(st), 20, "relay idle")
+        time.sleep(1)  # past its first claims: each thread waits now
+        orders = pending_orders(st, w)
+        paid = ("SELECT count(*) FROM orders WHERE order_id = ANY(%s) AND state = 'paid'")
+        if notify:
+            st.wait_for(lambda: st.sql(paid, (orders,)) == [(ORDERS,)], 20, "orders paid",
+                        proc=w)
+            assert st.sql("SELECT count(*), count(DISTINCT order_id) FROM payments "
+                          "WHERE order_id = ANY(%s)", (orders,)) == [(ORDERS, ORDERS)]
+        else:
+            time.sleep(4)
+            assert st.sql("SELECT count(*) FROM outbox WHERE order_id = ANY(%s) "
+                          "AND state = 'pending' AND attempts = 0", (orders,)) == [(ORDERS,)]
+            assert st.sql(paid, (orders,)) == [(0,)]

@@ -20,6 +20,8 @@
  *      second step;
  *   4. anything else (timeout, connection error, 5xx, breaker open, Kafka
  *      down) reschedules the row: capped exponential backoff with jitter.
+ * An idle thread waits for the writers' notification that outbox rows were
+ * written (LISTEN onsale_outbox, migration 0015), at most payments.poll_ms.
  * An outcome is never guessed: a charge whose answer was lost is retried
  * with the same key until the gateway tells (its idempotency replays the
  * stored result), however long that takes. A crash between produce and
@@ -99,6 +101,11 @@ typedef struct app {
     q_producer *prod;
     pay_breaker br;
     pay_relay relay;
+    /* The earliest retry this process rescheduled that may not have been
+     * looked for yet (monotonic ms, 0: none): an idle thread wakes for it
+     * instead of waiting out payments.poll_ms. */
+    pthread_mutex_t due_mu;
+    int64_t due_ms;
 } app;
 
 /* One charger thread's connections: pay_outbox_ops' and pay_relay_io's
@@ -122,7 +129,30 @@ static void sleep_ms(int64_t ms)
  * lease runs out instead). */
 static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const char *why)
 {
-    (void)pay_outbox_reschedule(((pay_thread *)conn)->c, w, delay_ms, why);
+    pay_thread *t = conn;
+    if (pay_outbox_reschedule(t->c, w, delay_ms, why) != 0)
+        return;
+    int64_t due = ons_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+    pthread_mutex_lock(&t->a->due_mu);
+    if (t->a->due_ms == 0 || due < t->a->due_ms)
+        t->a->due_ms = due;
+    pthread_mutex_unlock(&t->a->due_mu);
+}
+
+/* How long an idle thread may wait: payments.poll_ms, or less when a retry
+ * of this process comes due sooner. A due time reached is forgotten (this
+ * thread's next claim looks for it); a later one of another row then waits
+ * for the poll, at most payments.poll_ms late. */
+static int64_t idle_wait_ms(app *a)
+{
+    int64_t now = ons_mono_ms(), wait = a->o.poll_ms;
+    pthread_mutex_lock(&a->due_mu);
+    if (a->due_ms > 0 && a->due_ms <= now)
+        a->due_ms = 0;
+    else if (a->due_ms > 0 && a->due_ms - now < wait)
+        wait = a->due_ms - now;
+    pthread_mutex_unlock(&a->due_mu);
+    return wait;
 }
 
 /* Records the payments and marks the rows done, in one statement. */
@@ -229,6 +259,34 @@ static int stopping(void *ctx)
 
 /* ---- the loop ---------------------------------------------------------------------- */
 
+/* An idle thread's wait: until a writer notifies that outbox rows were
+ * written (migration 0015), one of this process's retries comes due, or
+ * payments.poll_ms passed (other processes' retries, expired leases, a
+ * notification lost with its connection), in
+ * slices of SIGNAL_POLL_MS so that a stop is noticed. A session that only
+ * starts listening now looks at the outbox first: what was notified before
+ * was not heard. */
+static void wait_for_rows(app *a, ons_pg *c, pay_listen *l)
+{
+    int rc = pay_outbox_listen(c, l);
+    if (rc == 1)
+        return;
+    if (rc < 0) { /* no LISTEN (PostgreSQL away): the plain poll */
+        sleep_ms(a->o.poll_ms);
+        return;
+    }
+    int64_t wait = idle_wait_ms(a), end = ons_mono_ms() + wait;
+    for (int64_t left = wait; left > 0 && !ons_stop_requested; left = end - ons_mono_ms()) {
+        rc = pay_outbox_wait(c, (int)(left < SIGNAL_POLL_MS ? left : SIGNAL_POLL_MS));
+        if (rc == 1)
+            return;
+        if (rc < 0) { /* broken: the next claim reconnects, after the rest of the poll */
+            sleep_ms(left);
+            return;
+        }
+    }
+}
+
 static void *thread_main(void *arg)
 {
     app *a = arg;
@@ -243,14 +301,16 @@ static void *thread_main(void *arg)
         free(rows);
         return NULL;
     }
+    pay_listen l = {0};
     while (!ons_stop_requested) {
         int n = 0;
         int rc = pay_outbox_claim(&c, a->o.lease_ms, rows, (int)a->o.batch, &n);
-        if (rc || n == 0) {
-            sleep_ms(rc ? DB_RETRY_MS : a->o.poll_ms);
-            continue;
-        }
-        pay_relay_rows(&a->relay, &outbox_ops, &t, rows, (size_t)n, &seed);
+        if (rc)
+            sleep_ms(DB_RETRY_MS);
+        else if (n > 0)
+            pay_relay_rows(&a->relay, &outbox_ops, &t, rows, (size_t)n, &seed);
+        else
+            wait_for_rows(a, &c, &l);
     }
     free(rows);
     ons_httpc_free(t.calls);
@@ -323,6 +383,7 @@ int main(int argc, char **argv)
 {
     app a;
     memset(&a, 0, sizeof a);
+    pthread_mutex_init(&a.due_mu, NULL);
     int prc = ons_opts_start(opt_table, NOPTS, &a.o, argc, argv, &start_cfg);
     if (prc)
         return ons_opts_exit(prc);
@@ -345,6 +406,7 @@ int main(int argc, char **argv)
     free(th);
     stop(&a);
     ons_opts_free(opt_table, NOPTS, &a.o);
+    pthread_mutex_destroy(&a.due_mu);
     ons_log_info("payments: stopped");
     return code;
 }

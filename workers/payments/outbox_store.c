@@ -4,7 +4,9 @@
 #include "common/err.h"
 #include "common/pgarr.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +55,18 @@ static int read_row(const PGresult *r, int i, pay_row *w)
     return ons_pg_row_done(&rw, "outbox claim") ? ONS_EDB : 0;
 }
 
+/* Consumes every notification libpq holds; 1 when there was one. */
+static int take_notifies(PGconn *c)
+{
+    int got = 0;
+    PGnotify *nf;
+    while ((nf = PQnotifies(c)) != NULL) {
+        got = 1;
+        PQfreemem(nf);
+    }
+    return got;
+}
+
 int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *n)
 {
     char lease[24], lim[24];
@@ -82,6 +96,11 @@ int pay_outbox_claim(ons_pg *pg, int64_t lease_ms, pay_row *rows, int max, int *
     for (int i = 0; i < PQntuples(r) && *n < max; i++)
         if (read_row(r, i, &rows[*n]) == 0)
             (*n)++;
+    /* A claim that found rows is followed by another claim, not a wait:
+     * the notifications libpq collected meanwhile are answered by it, and
+     * a busy thread's list does not grow for the whole sale. */
+    if (*n > 0 && pg->conn)
+        take_notifies(pg->conn);
     PQclear(r);
     return 0;
 }
@@ -195,4 +214,39 @@ int pay_outbox_finish(ons_pg *pg, const pay_done *done, size_t n)
     if (rc)
         ons_pg_check(pg);
     return rc;
+}
+
+/* ---- the writers' notification (migration 0015) ------------------------------------- */
+
+int pay_outbox_listen(ons_pg *pg, pay_listen *l)
+{
+    if (pg->conn && l->session == pg->connects)
+        return 0;
+    l->session = 0;
+    int rc = ons_pg_query(pg, PGRES_COMMAND_OK, "outbox listen", "LISTEN " PAY_OUTBOX_CHANNEL, 0,
+                          NULL, NULL);
+    if (rc)
+        return rc;
+    l->session = pg->connects;
+    return 1;
+}
+
+int pay_outbox_wait(ons_pg *pg, int wait_ms)
+{
+    PGconn *c = pg->conn;
+    if (!c)
+        return ONS_EUNAVAIL;
+    if (take_notifies(c))
+        return 1;
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    int r = poll(&p, 1, wait_ms);
+    if (r < 0)
+        return errno == EINTR ? 0 : ONS_EIO;
+    if (r == 0)
+        return 0;
+    if (!PQconsumeInput(c)) {
+        ons_pg_check(pg);
+        return ONS_EIO;
+    }
+    return take_notifies(c);
 }
