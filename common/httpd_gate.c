@@ -1208,6 +1208,12 @@ static void send_answer(int fd, slot *s, const char *buf, size_t n)
     arm_out(fd);
 }
 
+/* The request the answer hook is running for on this thread (offer_one),
+ * else NULL: a request taken for later and answered before the hook
+ * returned (a full queue's 503) is answered as an answer made at once
+ * (later_done_now). */
+static _Thread_local ons_httpd_sink *offering;
+
 /* Offers the request at p[0..n) (a read's bytes from a request's start)
  * to the server's answer hook: a whole GET, or with answer_later a POST
  * whose body came whole too. It is judged by the scanner first, as any
@@ -1242,7 +1248,10 @@ static size_t offer_one(int fd, slot *s, const char *p, size_t n, int *later)
     ons_httpd_sink k = {
         .view = &v, .buf = abuf, .cap = sizeof abuf, .fd = fd, .gen = s->gen, .may_later = post};
     int (*answer)(void *, ons_httpd_sink *) = g.o.answer;
-    if (!answer || !answer(g.o.answer_arg, &k)) {
+    offering = &k;
+    int answered = answer && answer(g.o.answer_arg, &k);
+    offering = NULL;
+    if (!answered) {
         free(k.heap);
         return 0;
     }
@@ -1366,8 +1375,33 @@ static void later_resume(int fd, slot *s)
     give_back(fd, s);
 }
 
+/* A request taken for later answered inside the answer hook that took it
+ * (k's answer moves to the hook's sink, now, and goes out as an answer
+ * made at once): this thread may hold the connection's steal_busy (a gate
+ * thread's read), and nothing is held yet. 1 when it was so. */
+static int later_done_now(ons_httpd_sink *k)
+{
+    ons_httpd_sink *now = offering;
+    if (!now || !now->taken || now->fd != k->fd || now->gen != k->gen)
+        return 0;
+    if (k->len <= now->cap) {
+        memcpy(now->buf, k->buf, k->len);
+    } else {
+        now->heap = now->buf = k->heap; /* the hook's sink had none: it was taken */
+        k->heap = NULL;
+    }
+    now->len = k->len;
+    now->taken = 0;
+    atomic_store_explicit(&g.slots[k->fd].later_owed, 0, memory_order_release);
+    free(k->heap);
+    free(k);
+    return 1;
+}
+
 void ons_httpd_later_done(ons_httpd_sink *k)
 {
+    if (later_done_now(k))
+        return;
     slot *s = &g.slots[k->fd];
     steal_lock(s);
     /* the generation is bumped under steal_busy at close, before the

@@ -337,7 +337,8 @@ typedef struct later_job {
 static void *later_answer(void *arg)
 {
     later_job *j = arg;
-    usleep((useconds_t)j->ms * 1000);
+    if (j->ms > 0)
+        usleep((useconds_t)j->ms * 1000);
     const char *h[] = {"X-N", j->n, NULL};
     ons_httpd_pending p = {.sink = j->k};
     ck_assert_int_eq(ons_httpd_finish_direct(&p, 200, h, "text/plain", j->body, j->len), 1);
@@ -360,6 +361,10 @@ static int take_later(ons_httpd_sink *out)
     ck_assert_ptr_nonnull(j->k);
     ck_assert_ptr_null(ons_httpd_later(out)); /* once per request */
     atomic_fetch_add(&later_taken, 1);
+    if (j->ms < 0) { /* answered before the hook returns (a full queue's 503) */
+        later_answer(j);
+        return 1;
+    }
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, later_answer, j), 0);
     pthread_detach(t);
@@ -1017,6 +1022,36 @@ START_TEST(later_answers_control_unheld)
 }
 END_TEST
 
+/* A request taken for later and answered inside the hook that took it
+ * (ingress: the claimer's queue full, a 503 at once), on nng's thread (a
+ * connection's first read) and on the gate's threads (the next ones, which
+ * hold the connection's lock then): answered, in order with what follows,
+ * and the connection goes on. */
+START_TEST(later_answered_inside_the_hook)
+{
+    gate_threads = 2;
+    nng_http_server *srv = NULL;
+    int fd = dial(start_gated_server(&srv, 1), 0);
+    for (int i = 0; i < 4; i++) {
+        char n[8], req[256];
+        snprintf(n, sizeof n, "s%d", i);
+        snprintf(req, sizeof req,
+                 "POST /later/%s/-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+                 "GET /g/small/t%d HTTP/1.1\r\nHost: x\r\n\r\n",
+                 n, i);
+        send_all(fd, req);
+        expect_answer(fd, n, "{}", 2);
+        char t[8];
+        snprintf(t, sizeof t, "t%d", i);
+        expect_answer(fd, t, "hello", 5);
+    }
+    ck_assert_int_eq(atomic_load(&later_sent), 4);
+    close(fd);
+    stop_direct_server(&srv);
+    gate_threads = 0;
+}
+END_TEST
+
 /* A POST whose head and body come in two reads, or whose body is not
  * complete in the first, is not taken at the gate: nng reads it whole and
  * answers it, and the connection goes on (a later POST is taken again). */
@@ -1114,6 +1149,7 @@ int main(void)
         {"later_order_threads", later_answers_keep_order_threads},
         {"later_control_unheld", later_answers_control_unheld},
         {"later_split_bodies", later_leaves_split_bodies_to_nng},
+        {"later_inside_the_hook", later_answered_inside_the_hook},
         {"later_client_left", later_answer_after_the_client_left},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
