@@ -318,8 +318,11 @@ int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const 
  * and the header lines, each NUL-terminated. Only heads nng would parse
  * the same way get here: HTTP/1.1, GET, a target of path characters only
  * (no query, no "//", no "/."), no Content-Length or Transfer-Encoding,
- * no header name twice, no value ending in a space; values have their
- * leading spaces removed, as nng does. */
+ * no header name twice, no value ending in a space, no Connection: close;
+ * values have their leading spaces removed, as nng does. With
+ * answer_later also a POST so framed but with one plain Content-Length
+ * of 1 to ONS_HTTPD_LATER_BODY_MAX bytes, no Expect, and its whole body
+ * (body, body_len). */
 typedef struct ons_httpd_view {
     const char *method;
     const char *target;

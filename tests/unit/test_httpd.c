@@ -1127,6 +1127,63 @@ START_TEST(later_answer_after_the_client_left)
 }
 END_TEST
 
+/* The server stops (nng closes every connection) while later answers are
+ * owed; a new server's clients, on the same descriptors, whose own later
+ * answers are owed when the old ones are made, get only theirs: an answer
+ * for a closed connection is dropped (the slot's generation), never sent
+ * on a new one. (Without the generation check the old answers come
+ * first.) */
+START_TEST(later_answer_after_the_server_stopped)
+{
+    nng_http_server *srv = NULL;
+    int port = start_gated_server(&srv, 1);
+    int old[8];
+    for (int i = 0; i < 8; i++) {
+        old[i] = dial(port, 0);
+        send_all(old[i],
+                 "POST /later/stopped/300 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    }
+    for (int t = 0; t < 100 && atomic_load(&later_taken) < 8; t++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&later_taken), 8);
+    stop_direct_server(&srv); /* the answers are still owed */
+    for (int i = 0; i < 8; i++)
+        close(old[i]);
+    nng_http_server *srv2 = NULL;
+    ons_httpd_listen("127.0.0.1", port = free_port(), 0, body_cb, NULL, &srv2);
+    ons_httpd_gate_opts go = {.max_connections = 64,
+                              .reserved_fds = 16,
+                              .max_request_line = 4096,
+                              .max_head = 8000,
+                              .header_timeout_ms = 10000,
+                              .idle_timeout_ms = 10000,
+                              .crowded_timeout_ms = 10000,
+                              .answer = gate_hook,
+                              .answer_later = 1};
+    ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
+    /* the new clients' own answers are owed when the old ones are made */
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = dial(port, 0);
+        send_all(fds[i], "POST /later/mine/600 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"
+                         "mine");
+    }
+    for (int i = 0; i < 8; i++)
+        expect_answer(fds[i], "mine", "mine", 4);
+    for (int t = 0; t < 300 && atomic_load(&later_sent) < 16; t++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&later_sent), 16);
+    for (int i = 0; i < 8; i++) {
+        char c;
+        ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
+        ck_assert_msg(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+                      "connection %d got %zd more bytes", i, k);
+        close(fds[i]);
+    }
+    stop_direct_server(&srv2);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -1151,6 +1208,7 @@ int main(void)
         {"later_split_bodies", later_leaves_split_bodies_to_nng},
         {"later_inside_the_hook", later_answered_inside_the_hook},
         {"later_client_left", later_answer_after_the_client_left},
+        {"later_server_stopped", later_answer_after_the_server_stopped},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }
