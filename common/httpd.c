@@ -481,10 +481,17 @@ int ons_httpd_framing(nng_http_req *hreq, long long max, size_t *len, ons_httpd_
 int ons_httpd_body_check_len(nng_http_req *hreq, size_t len, long long max, int size_first,
                              ons_httpd_err *e)
 {
+    return ons_httpd_body_check_type(nng_http_req_get_header(hreq, "Content-Type"), len, max,
+                                     size_first, e);
+}
+
+int ons_httpd_body_check_type(const char *content_type, size_t len, long long max, int size_first,
+                              ons_httpd_err *e)
+{
     int too_big = len > (size_t)max;
     if (too_big && size_first)
         return fail(e, 413, "payload_too_large", "The body is larger than %lld bytes.", max);
-    if (!is_json_type(nng_http_req_get_header(hreq, "Content-Type")))
+    if (!is_json_type(content_type))
         return fail(e, 415, "unsupported_media_type",
                     "The body must be sent as Content-Type: application/json.");
     if (too_big)

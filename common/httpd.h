@@ -109,11 +109,13 @@ typedef struct ons_httpd_table {
 /* The initializer of a table over count rows of type row_type, whose
  * fields name, method and pattern are const char *. */
 #define ONS_HTTPD_TABLE_INIT(row_array, n, row_type, dots)                                         \
-    {                                                                                              \
-        .rows = (row_array), .count = (n), .stride = sizeof(row_type),                             \
-        .method_off = offsetof(row_type, method), .pattern_off = offsetof(row_type, pattern),      \
-        .name_off = offsetof(row_type, name), .path_dots = (dots)                                  \
-    }
+    {.rows = (row_array),                                                                          \
+     .count = (n),                                                                                 \
+     .stride = sizeof(row_type),                                                                   \
+     .method_off = offsetof(row_type, method),                                                     \
+     .pattern_off = offsetof(row_type, pattern),                                                   \
+     .name_off = offsetof(row_type, name),                                                         \
+     .path_dots = (dots)}
 
 /* The row's name (its metric label), or "unmatched" when i is -1. */
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i);
@@ -180,6 +182,10 @@ int ons_httpd_framing(nng_http_req *hreq, long long max, size_t *len, ons_httpd_
  * the size first when size_first. Returns 0, or -1 with e filled. */
 int ons_httpd_body_check_len(nng_http_req *hreq, size_t len, long long max, int size_first,
                              ons_httpd_err *e);
+/* The same for a request whose Content-Type value (NULL: absent) is at
+ * hand (a request framed at the gate, ons_httpd_view). */
+int ons_httpd_body_check_type(const char *content_type, size_t len, long long max, int size_first,
+                              ons_httpd_err *e);
 
 /* Checks a JSON body's Content-Type (415) and size (413, more than max
  * bytes), the size first when size_first. On success *data and *len are the
@@ -214,10 +220,18 @@ nng_http_res *ons_httpd_res_new(int status, const char *const *headers, const ch
  * a larger response is written to heap (malloc'd by finish_direct, freed by the gate), and buf then
  * points to it. */
 typedef struct ons_httpd_sink {
-    const struct ons_httpd_view *view; /* the request being answered */
+    const struct ons_httpd_view *view; /* the request being answered; NULL in a later sink */
     char *buf;
     size_t len, cap;
     char *heap;
+    /* The gate's (ons_httpd_later): the connection the request came on (its
+     * descriptor and the slot's generation), may_later: the request may be
+     * answered later (a view with a body, ons_httpd_gate_opts.answer_later),
+     * taken: ons_httpd_later took it, is_later: this is the heap sink
+     * ons_httpd_later made, to be ended by ons_httpd_later_done. */
+    int fd;
+    unsigned gen;
+    int may_later, taken, is_later;
 } ons_httpd_sink;
 
 /* Embedded in a request whose reply may come later, from another thread. */
@@ -304,18 +318,44 @@ int ons_httpd_finish_direct(ons_httpd_pending *p, int status, const char *const 
  * and the header lines, each NUL-terminated. Only heads nng would parse
  * the same way get here: HTTP/1.1, GET, a target of path characters only
  * (no query, no "//", no "/."), no Content-Length or Transfer-Encoding,
- * no header name twice, no value ending in a space; values have their
- * leading spaces removed, as nng does. */
+ * no header name twice, no value ending in a space, no Connection: close;
+ * values have their leading spaces removed, as nng does. With
+ * answer_later also a POST so framed but with one plain Content-Length
+ * of 1 to ONS_HTTPD_LATER_BODY_MAX bytes, no Expect, and its whole body
+ * (body, body_len). */
 typedef struct ons_httpd_view {
     const char *method;
     const char *target;
     size_t nhdrs;
     const char *names[32];
     const char *values[32];
+    /* A POST's body (ons_httpd_gate_opts.answer_later): all body_len
+     * bytes came in the read with the head; not NUL-terminated. NULL for a
+     * GET. */
+    const char *body;
+    size_t body_len;
 } ons_httpd_view;
 
 /* The value of header name (any case) in v, or NULL. */
 const char *ons_httpd_view_header(const ons_httpd_view *v, const char *name);
+
+/* A request offered at the gate with a body (out->may_later) whose answer
+ * comes later, from another thread (a join: answered once its intent is
+ * in the log): the gate takes it (its bytes never reach nng) and holds
+ * the connection (nothing more of it is read, by nng or the gate's
+ * threads) until ons_httpd_later_done has sent the answer; so pipelined
+ * requests behind it are answered after it, in order. Returns the sink
+ * the answer is to be written into (ons_httpd_finish_direct on a pending
+ * whose sink it is; its view is NULL: the head is gone once the answer
+ * hook returns), or NULL (not allowed, out of memory): then nothing was
+ * taken and the request must be answered now, into out. Only from the
+ * answer hook, once per request. */
+ons_httpd_sink *ons_httpd_later(ons_httpd_sink *out);
+/* Sends the answer written into k (a sink of ons_httpd_later; k->len 0:
+ * none could be made, the connection is closed) on its connection, unless
+ * it closed meanwhile (the answer is dropped), lets the connection's next
+ * request be read, and frees k. Any thread, exactly once per later sink. */
+void ons_httpd_later_done(ons_httpd_sink *k);
 
 /* Frees the pooled direct-response buffers that are idle (at exit, after
  * the servers stopped; writes still under way return theirs later). */
@@ -389,6 +429,7 @@ typedef struct ons_httpd_gate_opts {
     ons_counter *timed_out; /* connections shut down by a timeout */
     ons_counter *bad_heads; /* heads answered 400/414/431 by the gate */
     ons_counter *answered;  /* requests answered at the gate (answer) */
+    ons_counter *taken;     /* requests taken at the gate to be answered later */
     /* Answers at the gate (NULL: none). When a read starts between
      * requests and nng has no request of the connection unanswered (it
      * reads a head only once the answer before it is written), each whole
@@ -405,6 +446,17 @@ typedef struct ons_httpd_gate_opts {
      * threads at once (for different connections). */
     int (*answer)(void *arg, ons_httpd_sink *out);
     void *answer_arg;
+    /* With answer: POSTs whose Content-Length body (at most
+     * ONS_HTTPD_LATER_BODY_MAX bytes) came whole in the read are offered
+     * too, with the body in the view and out->may_later set: the hook may
+     * answer at once, or take the request for later (ons_httpd_later).
+     * Chunked bodies, Expect, Connection: close and a body split across
+     * reads go to nng as before. */
+    int answer_later;
+    /* Tests only (the control of test_httpd's later cases): a request
+     * taken for later does not hold its connection (what came behind it
+     * goes to nng at once). Never set otherwise. */
+    int debug_later_unheld;
     /* With answer: connections idle between requests (nng waiting for
      * the next head, nothing of its own in flight) are read by this many
      * threads of the gate's own instead of nng's one poller thread, so
@@ -425,6 +477,8 @@ typedef struct ons_httpd_gate_opts {
 } ons_httpd_gate_opts;
 
 #define ONS_HTTPD_GATE_THREADS_MAX 16
+/* The largest body a POST may have to be offered at the gate. */
+#define ONS_HTTPD_LATER_BODY_MAX 4096
 
 /* Starts gating the listening socket on port (call after the server
  * started). Returns 0, ONS_EINVAL (the open-file limit leaves no room for

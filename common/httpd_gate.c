@@ -115,6 +115,13 @@ typedef struct slot {
      * stolen, then the reader's. */
     unsigned char *pb;
     size_t pb_len, pb_off;
+    /* A request taken at the gate whose answer comes later (a join,
+     * ons_httpd_later): later_owed while its answer is not sent; nothing
+     * of the connection is read meanwhile. later_waiting: its reader is
+     * done and the connection waits for that answer, armed nowhere (stolen
+     * set, nng's arm kept). later_waiting guarded by steal_busy. */
+    atomic_int later_owed;
+    int later_waiting;
     ons_http_head head; /* the request stream, judged by the reader */
 } slot;
 
@@ -505,7 +512,24 @@ static void give_back(int fd, slot *s)
     (void)sys_epoll_ctl(s->nng_epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
-static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n);
+static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n, int *later);
+static int keep_for_nng(int fd, slot *s, const char *p, size_t n);
+
+/* A gate thread took a request for later (ons_httpd_later) from a held
+ * connection: what came behind it in the read (p[0..n)) is kept for nng
+ * and the connection waits, armed nowhere, for the answer (later_done
+ * gives it on). 1 when it waits; 0 when the answer is sent already (the
+ * caller goes on as after any read; that cannot be while it holds
+ * steal_busy, but debug_later_unheld ends here too). The caller holds
+ * steal_busy. */
+static int wait_held_for_later(int fd, slot *s, const char *p, size_t n)
+{
+    if (!atomic_load_explicit(&s->later_owed, memory_order_acquire) || g.o.debug_later_unheld)
+        return 0;
+    (void)keep_for_nng(fd, s, p, n);
+    s->later_waiting = 1; /* stolen stays set: nng's arm is kept */
+    return 1;
+}
 
 /* The gate's read of a held connection, on a gate thread: one event of
  * the socket in the gate's epoll set. buf has room for STEAL_READ bytes. */
@@ -530,23 +554,19 @@ static void serve_held(int fd, unsigned gen, char *buf)
     }
     if (n > 0) {
         atomic_store_explicit(&s->last_rx_ms, ons_mono_ms(), memory_order_relaxed);
-        size_t done = out_flushed(fd, s) ? answer_at_gate(fd, s, buf, (size_t)n) : 0;
+        int later = 0;
+        size_t done = out_flushed(fd, s) ? answer_at_gate(fd, s, buf, (size_t)n, &later) : 0;
+        if (later && wait_held_for_later(fd, s, buf + done, (size_t)n - done)) {
+            steal_unlock(s);
+            return;
+        }
         if (done == (size_t)n && atomic_load(&g.steal_on) && steal_arm(fd, s) == 0) {
             steal_unlock(s);
             return;
         }
         if (done == 0)
             atomic_store_explicit(&s->not_gated, 1, memory_order_relaxed);
-        if (done < (size_t)n) {
-            s->pb = malloc((size_t)n - done);
-            if (s->pb) {
-                memcpy(s->pb, buf + done, (size_t)n - done);
-                s->pb_len = (size_t)n - done;
-                s->pb_off = 0;
-            } else {
-                sys_shutdown(fd, SHUT_RDWR); /* bytes lost: nng reads the end */
-            }
-        }
+        (void)keep_for_nng(fd, s, buf + done, (size_t)n - done); /* lost: nng reads the end */
     }
     give_back(fd, s);
     steal_unlock(s);
@@ -586,6 +606,25 @@ static ssize_t give_kept(slot *s, const struct iovec *iov, int iovcnt)
     return (ssize_t)k;
 }
 
+/* nng arms a connection for its next request while the answer of one
+ * taken at the gate for later is owed (ons_httpd_later): its arm is kept
+ * and the socket armed nowhere until the answer is sent (later_done), so
+ * nothing behind that request is read before its answer. 1 when held.
+ * The caller holds steal_busy. */
+static int hold_for_later(int fd, slot *s, int epfd, int op, const struct epoll_event *ev)
+{
+    (void)fd;
+    if (!atomic_load_explicit(&s->later_owed, memory_order_acquire) || op != EPOLL_CTL_MOD || !ev ||
+        ev->events != (EPOLLIN | EPOLLONESHOT | EPOLLERR))
+        return 0;
+    s->nng_epfd = epfd;
+    s->nng_events = ev->events;
+    s->nng_data = ev->data;
+    s->stolen = 1;
+    s->later_waiting = 1;
+    return 1;
+}
+
 /* nng (re)arms, disarms or removes a socket in its epoll set. A client
  * connection nng arms for input only, parked between requests, is held
  * by the gate instead (the socket in the gate's set, nng's arm kept).
@@ -594,14 +633,20 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     if (fd < 0 || fd >= g.nslots || epfd < 0 || epfd == g.steal_epfd || epfd == g.out_epfd ||
         !atomic_load_explicit(&g.slots[fd].client, memory_order_acquire) || (op == EPOLL_CTL_ADD) ||
-        g.steal_epfd < 0)
+        (g.steal_epfd < 0 && !g.o.answer_later))
         return sys_epoll_ctl(epfd, op, fd, ev);
     slot *s = &g.slots[fd];
     steal_lock(s);
     if (s->stolen) {
         s->stolen = 0;
+        s->later_waiting = 0;
         struct epoll_event none = {0};
-        (void)sys_epoll_ctl(g.steal_epfd, EPOLL_CTL_DEL, fd, &none);
+        if (g.steal_epfd >= 0)
+            (void)sys_epoll_ctl(g.steal_epfd, EPOLL_CTL_DEL, fd, &none);
+    }
+    if (hold_for_later(fd, s, epfd, op, ev)) {
+        steal_unlock(s);
+        return 0;
     }
     if (op == EPOLL_CTL_MOD && ev && ev->events == (EPOLLIN | EPOLLONESHOT | EPOLLERR) && !s->pb &&
         (g.o.debug_hold_unparked || (atomic_load_explicit(&s->parked, memory_order_relaxed) &&
@@ -718,6 +763,8 @@ static void admit(int nfd)
     s->stolen = 0;
     free(s->pb);
     s->pb = NULL;
+    atomic_store(&s->later_owed, 0);
+    s->later_waiting = 0;
     steal_unlock(s);
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
@@ -778,6 +825,8 @@ int close(int fd)
         steal_lock(&g.slots[fd]);
         g.slots[fd].stolen = 0;
         g.slots[fd].gen++;
+        atomic_store(&g.slots[fd].later_owed, 0); /* its answer is dropped (later_done) */
+        g.slots[fd].later_waiting = 0;
         free(g.slots[fd].pb);
         g.slots[fd].pb = NULL;
         atomic_store(&g.slots[fd].parked, 0);
@@ -1081,12 +1130,35 @@ static int plain_target(const char *t)
     return 1;
 }
 
+/* A header of a POST offered at the gate (post_header): Content-Length
+ * into v->body_len (-1: not one plain number in range), or -1 for one
+ * whose request goes to nng (Transfer-Encoding, Expect), else 0. */
+static int post_header(const char *name, const char *val, ons_httpd_view *v, int *cl_seen)
+{
+    if (strcasecmp(name, "Transfer-Encoding") == 0 || strcasecmp(name, "Expect") == 0)
+        return -1;
+    if (strcasecmp(name, "Content-Length") != 0)
+        return 0;
+    size_t len = 0, i = 0;
+    for (; val[i] >= '0' && val[i] <= '9' && i < 5; i++)
+        len = len * 10 + (size_t)(val[i] - '0');
+    if (i == 0 || val[i] || len == 0 || len > ONS_HTTPD_LATER_BODY_MAX)
+        return -1;
+    v->body_len = len;
+    *cl_seen = 1;
+    return 0;
+}
+
 /* Splits the head in b (NUL-terminated, the scanner has passed it) into v:
- * 1 when it is one ons_httpd_view describes (httpd.h), else 0. */
-static int view_of(char *b, ons_httpd_view *v)
+ * 1 when it is one ons_httpd_view describes (httpd.h), else 0. post: a
+ * POST with a Content-Length body (post_header) rather than a GET. */
+static int view_of(char *b, ons_httpd_view *v, int post)
 {
     char *line = b, *next;
+    int cl_seen = 0;
     v->nhdrs = 0;
+    v->body = NULL;
+    v->body_len = 0;
     for (int first = 1; *line; line = next, first = 0) {
         char *nl = strchr(line, '\n');
         if (!nl)
@@ -1102,13 +1174,13 @@ static int view_of(char *b, ons_httpd_view *v)
             *sp1 = *sp2 = '\0';
             v->method = line;
             v->target = sp1 + 1;
-            if (strcmp(line, "GET") != 0 || strcmp(sp2 + 1, "HTTP/1.1") != 0 ||
+            if (strcmp(line, post ? "POST" : "GET") != 0 || strcmp(sp2 + 1, "HTTP/1.1") != 0 ||
                 !plain_target(v->target))
                 return 0;
             continue;
         }
         if (*line == '\0')
-            return *next == '\0'; /* the empty line ends the head */
+            return *next == '\0' && cl_seen == post; /* the empty line ends the head */
         char *colon = strchr(line, ':');
         if (!colon || v->nhdrs == sizeof v->names / sizeof *v->names)
             return 0;
@@ -1119,7 +1191,9 @@ static int view_of(char *b, ons_httpd_view *v)
         size_t vl = strlen(val);
         if (vl > 0 && val[vl - 1] == ' ')
             return 0; /* nng's trimming is not ours to copy */
-        if (strcasecmp(line, "Content-Length") == 0 || strcasecmp(line, "Transfer-Encoding") == 0)
+        if (post ? post_header(line, val, v, &cl_seen) != 0
+                 : strcasecmp(line, "Content-Length") == 0 ||
+                       strcasecmp(line, "Transfer-Encoding") == 0)
             return 0;
         if (strcasecmp(line, "Connection") == 0)
             for (const char *c = val; *c; c++)
@@ -1173,54 +1247,98 @@ static void send_answer(int fd, slot *s, const char *buf, size_t n)
     arm_out(fd);
 }
 
+/* The request the answer hook is running for on this thread (offer_one),
+ * else NULL: a request taken for later and answered before the hook
+ * returned (a full queue's 503) is answered as an answer made at once
+ * (later_done_now). */
+static _Thread_local ons_httpd_sink *offering;
+
+/* Offers the request at p[0..n) (a read's bytes from a request's start)
+ * to the server's answer hook: a whole GET, or with answer_later a POST
+ * whose body came whole too. It is judged by the scanner first, as any
+ * head, and answered on the socket, or taken for later (*later set).
+ * Returns its length (its bytes never reach nng), or 0 when it was not
+ * answered (nng gets it). */
+static size_t offer_one(int fd, slot *s, const char *p, size_t n, int *later)
+{
+    int post = g.o.answer_later && n >= 5 && memcmp(p, "POST ", 5) == 0;
+    if (!post && (n < 4 || memcmp(p, "GET ", 4) != 0))
+        return 0; /* not scanned twice: nng's read judges it */
+    size_t hl = head_length(p, n < GATE_HEAD_MAX ? n : GATE_HEAD_MAX);
+    if (hl == 0)
+        return 0;
+    char b[GATE_HEAD_MAX + 1];
+    memcpy(b, p, hl);
+    b[hl] = '\0';
+    ons_httpd_view v;
+    if (!view_of(b, &v, post) || v.body_len > n - hl)
+        return 0;
+    size_t len = hl + v.body_len;
+    v.body = post ? p + hl : NULL;
+    /* The scanner judges the request first, on a copy kept only when it
+     * is answered here (else nng's read judges it as ever). */
+    ons_http_head h;
+    memcpy(&h, &s->head, sizeof h);
+    if (ons_http_head_feed(&h, (const unsigned char *)p, len, (unsigned)g.o.max_request_line,
+                           (unsigned)g.o.max_head) ||
+        atomic_load_explicit(&h.phase, memory_order_relaxed) != ONS_HEAD_IDLE)
+        return 0;
+    char abuf[GATE_ANSWER_BUF];
+    ons_httpd_sink k = {
+        .view = &v, .buf = abuf, .cap = sizeof abuf, .fd = fd, .gen = s->gen, .may_later = post};
+    int (*answer)(void *, ons_httpd_sink *) = g.o.answer;
+    offering = &k;
+    int answered = answer && answer(g.o.answer_arg, &k);
+    offering = NULL;
+    if (!answered) {
+        free(k.heap);
+        return 0;
+    }
+    memcpy(&s->head, &h, sizeof h);
+    count(k.taken ? g.o.taken : g.o.answered);
+    *later = k.taken;
+    if (k.len)
+        send_answer(fd, s, k.buf, k.len);
+    else if (!k.taken)
+        sys_shutdown(fd, SHUT_RDWR); /* no answer could be made: close */
+    free(k.heap);
+    return len;
+}
+
 /* Offers the whole requests at the start of a read (p[0..n), which began
  * between requests while nng had none unanswered) to the server's answer
- * hook, in order, until one is declined or does not end in the read; each
- * answered one is judged by the scanner first, as any head, and answered
- * on the socket. Returns how many bytes were answered: they never reach
- * nng. Stops after an answer the socket took only in part (nng's answers
- * then queue behind its rest). */
-static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n)
+ * hook, in order (offer_one), until one is declined or does not end in
+ * the read. Returns how many bytes were answered: they never reach nng.
+ * Stops after an answer the socket took only in part (nng's answers then
+ * queue behind its rest), and after a request taken for later (*later:
+ * what follows waits for its answer). */
+static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n, int *later)
 {
     size_t done = 0;
-    while (done < n && !atomic_load_explicit(&s->out_pending, memory_order_relaxed)) {
-        /* Only GETs are offered (view_of): a join's head is not scanned twice. */
-        if (n - done < 4 || memcmp(p + done, "GET ", 4) != 0)
+    *later = 0;
+    while (done < n && !*later && !atomic_load_explicit(&s->out_pending, memory_order_relaxed)) {
+        size_t used = offer_one(fd, s, p + done, n - done, later);
+        if (used == 0)
             break;
-        size_t hl = head_length(p + done, n - done < GATE_HEAD_MAX ? n - done : GATE_HEAD_MAX);
-        if (hl == 0)
-            break;
-        /* The scanner judges the head first, on a copy kept only when the
-         * head is answered here (else nng's read judges it as ever). */
-        ons_http_head h;
-        memcpy(&h, &s->head, sizeof h);
-        if (ons_http_head_feed(&h, (const unsigned char *)p + done, hl,
-                               (unsigned)g.o.max_request_line, (unsigned)g.o.max_head) ||
-            atomic_load_explicit(&h.phase, memory_order_relaxed) != ONS_HEAD_IDLE)
-            break;
-        char b[GATE_HEAD_MAX + 1];
-        memcpy(b, p + done, hl);
-        b[hl] = '\0';
-        ons_httpd_view v;
-        if (!view_of(b, &v))
-            break;
-        char abuf[GATE_ANSWER_BUF];
-        ons_httpd_sink k = {.view = &v, .buf = abuf, .cap = sizeof abuf};
-        int (*answer)(void *, ons_httpd_sink *) = g.o.answer;
-        if (!answer || !answer(g.o.answer_arg, &k)) {
-            free(k.heap);
-            break;
-        }
-        memcpy(&s->head, &h, sizeof h);
-        done += hl;
-        count(g.o.answered);
-        if (k.len)
-            send_answer(fd, s, k.buf, k.len);
-        else
-            sys_shutdown(fd, SHUT_RDWR); /* no answer could be made: close */
-        free(k.heap);
+        done += used;
     }
     return done;
+}
+
+/* nng's read took a request for later (ons_httpd_later): what came
+ * behind it (p[0..n)) is kept for nng's next read, and nng is told to
+ * wait (EAGAIN); its arm is then kept, armed nowhere, until the answer is
+ * sent (hold_for_later, later_done). When the answer went out already,
+ * nng's arm goes through as after any read: kept bytes wake it, none
+ * park it. */
+static ssize_t wait_read_for_later(int fd, slot *s, const char *p, size_t n)
+{
+    steal_lock(s);
+    int kept = keep_for_nng(fd, s, p, n);
+    atomic_store_explicit(&s->parked, !kept, memory_order_relaxed);
+    steal_unlock(s);
+    errno = EAGAIN;
+    return -1;
 }
 
 /* Offers the n bytes nng's read put in iov[0] to answer_at_gate. Returns
@@ -1230,9 +1348,12 @@ static size_t answer_at_gate(int fd, slot *s, const char *p, size_t n)
 static ssize_t answer_read_at_gate(int fd, slot *s, const struct iovec *iov, ssize_t n)
 {
     char *p = iov[0].iov_base;
-    size_t done = answer_at_gate(fd, s, p, (size_t)n);
+    int later = 0;
+    size_t done = answer_at_gate(fd, s, p, (size_t)n, &later);
     if (done)
         atomic_store_explicit(&s->not_gated, 0, memory_order_relaxed);
+    if (later && !g.o.debug_later_unheld)
+        return wait_read_for_later(fd, s, p + done, (size_t)n - done);
     if (done == (size_t)n) {
         atomic_store_explicit(&s->parked, 1, memory_order_relaxed);
         errno = EAGAIN;
@@ -1241,6 +1362,102 @@ static ssize_t answer_read_at_gate(int fd, slot *s, const struct iovec *iov, ssi
     if (done)
         memmove(p, p + done, (size_t)n - done);
     return n - (ssize_t)done;
+}
+
+/* ---- answers made later (a join taken at the gate) ------------------------------ */
+
+/* Keeps p[0..n) (bytes a read took behind a request answered at the
+ * gate, not judged yet) for nng's next reads (pb, give_kept). 1 when
+ * kept, 0 when n is 0 or out of memory (then the connection is shut
+ * down: nng reads its end). The caller holds steal_busy. */
+static int keep_for_nng(int fd, slot *s, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    s->pb = malloc(n);
+    if (!s->pb) {
+        sys_shutdown(fd, SHUT_RDWR);
+        return 0;
+    }
+    memcpy(s->pb, p, n);
+    s->pb_len = n;
+    s->pb_off = 0;
+    return 1;
+}
+
+ons_httpd_sink *ons_httpd_later(ons_httpd_sink *out)
+{
+    if (!out->may_later || out->taken || out->fd < 0 || out->fd >= g.nslots)
+        return NULL;
+    /* the answer is written here: a 202's head and body fit, a larger one
+     * goes to the heap (to_sink) */
+    enum { LATER_BUF = 1024 };
+    ons_httpd_sink *k = malloc(sizeof *k + LATER_BUF);
+    if (!k)
+        return NULL;
+    *k = (ons_httpd_sink){
+        .buf = (char *)(k + 1), .cap = LATER_BUF, .fd = out->fd, .gen = out->gen, .is_later = 1};
+    atomic_store_explicit(&g.slots[out->fd].later_owed, 1, memory_order_release);
+    out->taken = 1;
+    return k;
+}
+
+/* The connection's answer is sent: what came behind the request is read
+ * on. Kept bytes (pb) go to nng, woken for them (give_back); else the
+ * gate's threads read the next request (the connection is parked between
+ * requests), or nng when they do not run. The caller holds steal_busy. */
+static void later_resume(int fd, slot *s)
+{
+    s->later_waiting = 0;
+    if (!s->pb && atomic_load(&g.steal_on) && steal_arm(fd, s) == 0)
+        return; /* stolen stays set */
+    give_back(fd, s);
+}
+
+/* A request taken for later answered inside the answer hook that took it
+ * (k's answer moves to the hook's sink, now, and goes out as an answer
+ * made at once): this thread may hold the connection's steal_busy (a gate
+ * thread's read), and nothing is held yet. 1 when it was so. */
+static int later_done_now(ons_httpd_sink *k)
+{
+    ons_httpd_sink *now = offering;
+    if (!now || !now->taken || now->fd != k->fd || now->gen != k->gen)
+        return 0;
+    if (k->len <= now->cap) {
+        memcpy(now->buf, k->buf, k->len);
+    } else {
+        now->heap = now->buf = k->heap; /* the hook's sink had none: it was taken */
+        k->heap = NULL;
+    }
+    now->len = k->len;
+    now->taken = 0;
+    atomic_store_explicit(&g.slots[k->fd].later_owed, 0, memory_order_release);
+    free(k->heap);
+    free(k);
+    return 1;
+}
+
+void ons_httpd_later_done(ons_httpd_sink *k)
+{
+    if (later_done_now(k))
+        return;
+    slot *s = &g.slots[k->fd];
+    steal_lock(s);
+    /* the generation is bumped under steal_busy at close, before the
+     * descriptor is closed: a match means it is still this connection */
+    if (atomic_load(&s->client) && s->gen == k->gen &&
+        atomic_load_explicit(&s->later_owed, memory_order_acquire)) {
+        if (k->len)
+            send_answer(k->fd, s, k->buf, k->len);
+        else
+            sys_shutdown(k->fd, SHUT_RDWR); /* no answer could be made: close */
+        atomic_store_explicit(&s->later_owed, 0, memory_order_release);
+        if (s->later_waiting)
+            later_resume(k->fd, s);
+    }
+    steal_unlock(s);
+    free(k->heap);
+    free(k);
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
@@ -1533,7 +1750,7 @@ void ons_httpd_gate_stop(void)
     g.out_epfd = -1;
     /* The counters belong to the caller's metrics, which may be freed next. */
     pthread_mutex_lock(&g.mu);
-    g.o.refused = g.o.timed_out = g.o.bad_heads = g.o.answered = NULL;
+    g.o.refused = g.o.timed_out = g.o.bad_heads = g.o.answered = g.o.taken = NULL;
     g.o.answer = NULL;
     pthread_mutex_unlock(&g.mu);
 }

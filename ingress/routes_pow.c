@@ -93,7 +93,7 @@ static void count(ing_req *r, const char *result)
 
 void ing_pow_header(ing_req *r, char *out, size_t cap)
 {
-    const char *v = r->hreq ? nng_http_req_get_header(r->hreq, ING_POW_HEADER) : NULL;
+    const char *v = ing_req_header(r, ING_POW_HEADER); /* nng's request or the gate's view */
     out[0] = '\0';
     if (!v)
         return;

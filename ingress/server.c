@@ -134,9 +134,13 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
                  status, secs * 1e3, (long long)r->who.user_id);
     if (r->pend.sink) {
         /* Answered at the accept gate: the same bytes as below, into the
-         * gate's buffer (an empty one: the gate closes the connection). */
+         * gate's buffer (an empty one: the gate closes the connection);
+         * one taken for later is sent by the gate now. */
+        ons_httpd_sink *k = r->pend.sink;
         if (ons_httpd_finish_direct(&r->pend, status, h, content_type, data, len) != 1)
-            r->pend.sink->len = 0;
+            k->len = 0;
+        if (k->is_later)
+            ons_httpd_later_done(k);
         req_free(r);
         return;
     }
@@ -233,21 +237,35 @@ static void let_go_of_request(ing_req *r)
  * the client gets a 503 rather than no answer. 1 when r was answered. */
 static int broken_promise(ing_req *r)
 {
-    if (!r->pend.sink)
-        return 0;
     ons_log_error("http: %s was to be answered at once but went to a job",
                   r->route ? r->route->name : "?");
     ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "Retry shortly.");
     return 1;
 }
 
+/* r leaves the thread that read it for a job: nng's request is let go and
+ * r put on the live list (nng may cancel it); a request taken at the gate
+ * for later (a join, ing_route.later) gets the sink its answer goes to
+ * (ons_httpd_later). 0, or 1 when r was answered (a broken promise). */
+static int hand_off(ing_server *s, ing_req *r)
+{
+    if (!r->pend.sink) {
+        let_go_of_request(r);
+        ons_httpd_live_add(&s->live, &r->pend);
+        return 0;
+    }
+    ons_httpd_sink *k = r->route && r->route->later ? ons_httpd_later(r->pend.sink) : NULL;
+    if (!k)
+        return broken_promise(r);
+    r->pend.sink = k;
+    return 0;
+}
+
 void ing_req_submit(ing_req *r, ing_job_fn fn)
 {
     ing_server *s = r->srv;
-    if (broken_promise(r))
+    if (hand_off(s, r))
         return;
-    let_go_of_request(r);
-    ons_httpd_live_add(&s->live, &r->pend);
     fn = ing_ratelimit_wrap(r, fn);
     if (ing_pool_submit(s->app->pool, fn, r, 0) != 0) {
         ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
@@ -257,10 +275,8 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
 void ing_req_submit_batch(ing_req *r, ing_batcher *b)
 {
     ing_server *s = r->srv;
-    if (broken_promise(r))
+    if (hand_off(s, r))
         return;
-    let_go_of_request(r);
-    ons_httpd_live_add(&s->live, &r->pend);
     if (ing_batcher_submit(b, r) != 0)
         ing_failf(r, NULL, ING_E_OVERLOADED, NULL, "The server is busy; retry shortly.");
 }
@@ -320,12 +336,27 @@ static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
     if (!r->route->body)
         return 0;
     ons_httpd_err e;
-    if (ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e) ||
+    if ((hreq ? ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)
+              : ons_httpd_body_check_type(ing_req_header(r, "Content-Type"), r->raw_len,
+                                          app->o.http_max_body, 0, &e)) ||
         ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
         ing_fail_httpd(r, &e);
         return -1;
     }
     return 0;
+}
+
+/* May a request framed at the gate (r->pend.sink) of route be handled
+ * there? A GET whose route has a now hook (asked after authentication),
+ * or a request with its body of a route answered later (a join) with no
+ * Idempotency-Key (its record's path stays on nng's); else nng gets it,
+ * r untouched. */
+static int at_gate(ing_req *r, const ing_route *route)
+{
+    const ons_httpd_view *v = r->pend.sink->view;
+    if (!v->body)
+        return route->now != NULL;
+    return route->later && r->raw && !ons_httpd_view_header(v, "Idempotency-Key");
 }
 
 /* Everything before the route handler after the body arrived: see
@@ -339,14 +370,14 @@ static int dispatch(ing_server *s, ing_req *r, nng_http_req *hreq)
     const ing_route *route = route_of(r, hreq);
     if (!route)
         return 1;
-    if (!hreq && !route->now)
+    if (!hreq && !at_gate(r, route))
         return 0;
     r->route = route;
     r->hreq = hreq;
     ing_client_addr_resolve(r);
     if (authorize(s->app, r))
         return 1;
-    if (!hreq && !route->now(r))
+    if (!hreq && route->now && !route->now(r))
         return 0;
     if (ing_ratelimit_admit(r) || headers_and_body(s->app, r, hreq))
         return 1;
@@ -444,6 +475,27 @@ static ing_req *req_new(ing_server *s)
     return r;
 }
 
+/* A body the gate read with its head (a join), copied into r->raw as
+ * read_body would, when it is one the server takes at the gate
+ * (http.gate_joins, at most http.max_body: a larger one gets its 413 from
+ * nng's path). Bodies that came whole never wait, so http.body_budget
+ * (bodies being received) does not count them. 1 when r may be
+ * dispatched at the gate (no body, or its body taken), else 0. */
+static int take_view_body(ing_server *s, ing_req *r, const ons_httpd_view *v)
+{
+    if (!v->body)
+        return 1;
+    if (!s->app->o.http_gate_joins || (long long)v->body_len > s->app->o.http_max_body)
+        return 0;
+    r->raw = malloc(v->body_len + 1);
+    if (!r->raw)
+        return 0;
+    memcpy(r->raw, v->body, v->body_len);
+    r->raw[v->body_len] = '\0';
+    r->raw_len = v->body_len;
+    return 1;
+}
+
 /* The accept gate's answer hook (ons_httpd_gate_opts.answer): the request
  * in out->view goes through the same steps as one nng parsed (dispatch), on the
  * gate's thread, and is answered into out when its route's now hook says
@@ -458,9 +510,9 @@ static int gate_answer(void *arg, ons_httpd_sink *out)
     ing_req *r = atomic_load(&s->stopping) ? NULL : req_new(s);
     if (r) {
         r->pend.sink = out;
-        r->keep_alive = 1; /* the gate offers keep-alive GETs only */
+        r->keep_alive = 1; /* the gate offers keep-alive requests only */
         ons_httpd_copy(r->method, sizeof r->method, out->view->method);
-        answered = dispatch(s, r, NULL);
+        answered = take_view_body(s, r, out->view) && dispatch(s, r, NULL);
         if (!answered)
             req_free(r);
     }
@@ -534,6 +586,12 @@ static int start_gate(ing_server *s, ing_app *app)
         g.answer = gate_answer;
         g.answer_arg = s;
         g.answer_threads = (int)app->o.http_gate_threads;
+        g.answer_later = app->o.http_gate_joins;
+        g.taken = ons_metrics_counter(
+            app->metrics, "onsale_ingress_gate_joins_total",
+            "Joins taken by the accept gate as it read them, answered once queued "
+            "(http.gate_joins).",
+            "");
         g.answered = ons_metrics_counter(
             app->metrics, "onsale_ingress_gate_answers_total",
             "Requests answered by the accept gate as it read them (http.gate_answers).", "");

@@ -68,6 +68,13 @@ typedef struct ing_route {
     /* Lets go of what now kept in r->now when the handler did not take it
      * (r was answered before it: 429, a bad header); NULL: no need. */
     void (*now_end)(void *now);
+    /* 1: a request of this route with its whole body may be taken at the
+     * accept gate and answered later (http.gate_joins): its handler runs
+     * on the gate's thread as for a request nng parsed and hands it on
+     * (ing_req_submit_batch, ing_req_submit); the gate holds the
+     * connection until the answer is sent. One with an Idempotency-Key
+     * goes to nng. */
+    int later;
 } ing_route;
 
 /* The route table (routes.c). */
@@ -153,7 +160,8 @@ static inline const char *ing_req_header(const ing_req *r, const char *name)
 {
     if (r->hreq)
         return nng_http_req_get_header((nng_http_req *)r->hreq, name);
-    return r->pend.sink ? ons_httpd_view_header(r->pend.sink->view, name) : NULL;
+    return r->pend.sink && r->pend.sink->view ? ons_httpd_view_header(r->pend.sink->view, name)
+                                              : NULL;
 }
 
 /* Replies with status and body (stolen; NULL = no body) and frees r. */

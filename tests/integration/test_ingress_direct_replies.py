@@ -23,7 +23,12 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
   once a direct answer is written, and the gate reads the rest of the head
   before the close (direct replies are on by default since);
 - the gate's reader threads (http.gate_threads) run where the gate answers,
-  and a connection they read answers polls and a join in order.
+  and a connection they read answers polls and a join in order;
+- joins taken by the gate as it reads them (http.gate_joins, answered once
+  queued) are the bytes of nng's path, their refusals too, whether made at
+  once or by the claimer later; a join nng must frame (an Idempotency-Key,
+  Connection: close, Expect, chunked, a body after its head) still goes to
+  nng.
 """
 import json
 import os
@@ -521,3 +526,107 @@ def test_gate_threads_follow_the_options(st):
         assert [r[0].split()[1] for r in out] == ["200", "200", "200", "409", "200"], out
     finally:
         s.close()
+
+
+def gate_joins(port):
+    text = ask(port, head("GET", "/metrics"), wait_close=False)[0][0][2].decode()
+    m = re.search(r"^onsale_ingress_gate_joins_total (\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def join_cases(ev, auth):
+    """(raw request, taken by the gate for later, answered whole with a
+    body after its head) for one fan's joins: refusals made at once, the
+    202, refusals the claimer makes later (409 already queued, 404 no such
+    event), then those nng must frame."""
+    ct = "Content-Type: application/json"
+
+    def post(hs, body=b'{"quantity": 1}', path=f"/v1/events/{ev}/intents", extra=()):
+        return head("POST", path, [*hs, f"Content-Length: {len(body)}", *extra]) + body
+
+    at_gate = [
+        (post([ct]), 0),  # 401
+        (post([*auth, ct], b'{"quantity": 1'), 0),  # 400 invalid_json
+        (post([*auth, "Content-Type: text/plain"]), 0),  # 415
+        (post([*auth, ct], b'{"quantity": 1, "x": 2}'), 0),  # 400 unknown field
+        (post([*auth, ct], path="/v1/events/abc/intents"), 0),  # 400 invalid id
+        (post([*auth, ct], path=f"/v1/events/{ev}/intentz"), 0),  # 404 no route
+        (post([*auth, ct]), 1),  # 202
+        (post([*auth, ct]), 1),  # 409: queued already (claimer)
+        (post([*auth, ct], path="/v1/events/999999/intents"), 1),  # 404 (claimer)
+    ]
+    to_nng = [
+        (post([*auth, ct], extra=["Idempotency-Key: k1"]), 0),
+        (post([*auth, ct], extra=["Connection: close"]), 0),
+        (post([*auth, ct], extra=["Expect: 100-continue"]), 0),
+        (head("POST", f"/v1/events/{ev}/intents", [*auth, ct, "Transfer-Encoding: chunked"]) +
+         b"f\r\n{\"quantity\": 1}\r\n0\r\n\r\n", 0),  # 411, closed
+    ]
+    return at_gate, to_nng
+
+
+def test_gate_joins_are_the_bytes_of_nngs_path(st):
+    """The same joins to ingress with http.gate_answers off (nng parses
+    each and the 202 goes through nng's response object) and on (the gate
+    takes head and body as it reads them, the answer sent by the gate once
+    the claimer, the producer and the finisher are done): the same status
+    lines, headers in order (but the request id's) and bodies (but the
+    intent's id, position and ETA). The gate's join counter moves for the
+    joins handed to the claimer only; those nng must frame leave it alone."""
+    ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
+    outs = []
+    for port, user in ((st.plain_port, 31), (st.direct_port, 32)):
+        auth = [f"Authorization: Bearer {st.token(user, 'fan')}"]
+        at_gate, to_nng = join_cases(ev, auth)
+        got = []
+        for i, (raw, taken) in enumerate(at_gate + to_nng):
+            before = gate_joins(port)
+            if i < len(at_gate):
+                (r,), _ = ask(port, raw, wait_close=False)
+            else:
+                # another fan each: a fresh join, whatever the earlier ones did
+                fan = [f"Authorization: Bearer {st.token(user * 100 + i, 'fan')}"]
+                raw = raw.replace(auth[0].encode(), fan[0].encode())
+                (r,), _ = ask(port, raw, wait_close=False)
+            got.append((r, gate_joins(port) - before, taken))
+        outs.append(got)
+    drop = ("intent_id", "position", "eta_seconds", "eta_ms", "eta_at", "status_url")
+    for (a, a_taken, _), (b, b_taken, taken) in zip(*outs):
+        assert a_taken == 0 and b_taken == taken, (b, b_taken, taken)
+        if a[0].split()[1] == "202":
+            a, b = ((r[0], [h for h in r[1] if h[0] != "Content-Length"],
+                     {k: v for k, v in json.loads(r[2]).items() if k not in drop}) for r in (a, b))
+            assert a[2]["state"] == "queued" and a[2]["event_id"] == ev, a
+        else:  # a 409 names the fan's own intent
+            a, b = ((r[0], r[1], re.sub(rb'"intent_id":"[0-9a-f]+"', b"", r[2])) for r in (a, b))
+        assert shape(a) == shape(b), (a, b)
+    statuses = [r[0].split()[1] for r, _, _ in outs[1]]
+    assert statuses == ["401", "400", "415", "400", "400", "404", "202", "409", "404",
+                        "202", "202", "202", "411"], statuses
+
+
+def test_a_gate_join_holds_the_requests_behind_it(st):
+    """A join (held 300 ms by debug.join_delay_ms) with a poll, an event
+    view and a second join pipelined behind it in one write: the answers
+    come in the requests' order, the 202 first, though the gate would answer
+    the view at once (with the gate not holding the connection, the views
+    come first: test_httpd later_control_unheld)."""
+    ev = st.create_event(sections=[("A", 10, 100, 5000)], max_per_user=1)
+    tok = st.token(33, "fan")
+    auth = [f"Authorization: Bearer {tok}"]
+    join = head("POST", f"/v1/events/{ev}/intents", [
+        *auth, "Content-Type: application/json", "Content-Length: 15"]) + b'{"quantity": 1}'
+    before = gate_joins(st.direct_port)
+    s = connect(st.direct_port)
+    try:
+        t0 = time.time()
+        s.sendall(join + head("GET", f"/v1/events/{ev}") * 2 + join +
+                  head("GET", f"/v1/events/{ev}"))
+        out = read_responses(s, 5, wait_close=False)[0]
+        assert time.time() - t0 >= 0.3
+        assert [r[0].split()[1] for r in out] == ["202", "200", "200", "409", "200"], out
+        assert json.loads(out[0][2])["state"] == "queued"
+    finally:
+        s.close()
+    # the first at the gate; what came behind it in the same read goes to nng
+    assert gate_joins(st.direct_port) - before == 1

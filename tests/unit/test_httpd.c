@@ -13,6 +13,7 @@
 #include "tests/metrics_check.h"
 
 #include <check.h>
+#include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -322,11 +323,59 @@ static int answer_uri(ons_httpd_pending *p, const char *uri)
 
 /* The gate's answer hook: "/g/..." answered at the gate, the rest left to
  * nng. */
-static atomic_int at_gate, on_gate_threads;
+static atomic_int at_gate, on_gate_threads, later_taken, later_sent;
+
+/* A request taken for later ("/later/<n>/<ms>" with a body): answered
+ * <ms> later from a thread of its own, X-N n, the body echoed. */
+typedef struct later_job {
+    ons_httpd_sink *k;
+    char n[16], body[64];
+    size_t len;
+    int ms;
+} later_job;
+
+static void *later_answer(void *arg)
+{
+    later_job *j = arg;
+    if (j->ms > 0)
+        usleep((useconds_t)j->ms * 1000);
+    const char *h[] = {"X-N", j->n, NULL};
+    ons_httpd_pending p = {.sink = j->k};
+    ck_assert_int_eq(ons_httpd_finish_direct(&p, 200, h, "text/plain", j->body, j->len), 1);
+    ons_httpd_later_done(j->k);
+    atomic_fetch_add(&later_sent, 1);
+    free(j);
+    return NULL;
+}
+
+static int take_later(ons_httpd_sink *out)
+{
+    const ons_httpd_view *v = out->view;
+    later_job *j = calloc(1, sizeof *j);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(sscanf(v->target, "/later/%15[^/]/%d", j->n, &j->ms), 2);
+    ck_assert_uint_lt(v->body_len, sizeof j->body);
+    memcpy(j->body, v->body, v->body_len);
+    j->len = v->body_len;
+    j->k = ons_httpd_later(out);
+    ck_assert_ptr_nonnull(j->k);
+    ck_assert_ptr_null(ons_httpd_later(out)); /* once per request */
+    atomic_fetch_add(&later_taken, 1);
+    if (j->ms < 0) { /* answered before the hook returns (a full queue's 503) */
+        later_answer(j);
+        return 1;
+    }
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, later_answer, j), 0);
+    pthread_detach(t);
+    return 1;
+}
 
 static int gate_hook(void *arg, ons_httpd_sink *out)
 {
     (void)arg;
+    if (out->view->body)
+        return strncmp(out->view->target, "/later/", 7) == 0 ? take_later(out) : 0;
     if (strncmp(out->view->target, "/g/", 3) != 0)
         return 0;
     atomic_fetch_add(&at_gate, 1);
@@ -508,7 +557,7 @@ static int start_direct_server(nng_http_server **srv)
 
 /* The gate's reader threads for the next start_gated_server (0: answers
  * at the gate on nng's thread only), and its test-only control. */
-static int gate_threads, gate_unparked, gate_conn_kept;
+static int gate_threads, gate_unparked, gate_conn_kept, later_unheld;
 
 static int start_gated_server(nng_http_server **srv, int hook)
 {
@@ -517,6 +566,8 @@ static int start_gated_server(nng_http_server **srv, int hook)
     atomic_store(&answers, 0);
     atomic_store(&on_socket, 0);
     atomic_store(&taken, 0);
+    atomic_store(&later_taken, 0);
+    atomic_store(&later_sent, 0);
     for (size_t i = 0; i < BIG_LEN; i++)
         big_body[i] = (char)('a' + i * 7 % 26);
     int port = free_port();
@@ -530,6 +581,8 @@ static int start_gated_server(nng_http_server **srv, int hook)
                               .crowded_timeout_ms = 10000,
                               .answer = hook ? gate_hook : NULL,
                               .answer_threads = gate_threads,
+                              .answer_later = hook,
+                              .debug_later_unheld = later_unheld,
                               .debug_hold_unparked = gate_unparked,
                               .debug_conn_kept_at_shutdown = gate_conn_kept};
     ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
@@ -945,6 +998,244 @@ START_TEST(a_kept_answer_goes_as_the_client_reads)
 }
 END_TEST
 
+/* ---- requests taken at the gate and answered later (a join) ------------------ */
+
+/* Waits (at most 3 s) until every request taken for later was answered. */
+static void wait_later_sent(void)
+{
+    for (int t = 0; t < 300 && atomic_load(&later_sent) < atomic_load(&later_taken); t++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&later_sent), atomic_load(&later_taken));
+}
+
+/* A POST with its body taken at the gate and answered 150 ms later from
+ * another thread, with a gate GET, an nng GET and an nng POST pipelined
+ * behind it in the same write: the answers come in the requests' order
+ * (the gate holds the connection until the later answer is sent). One at
+ * a time too. Control (debug_later_unheld: what came behind is read on
+ * at once): the GET behind it is answered first. */
+static void later_keeps_order(int threads, int control)
+{
+    gate_threads = threads;
+    later_unheld = control;
+    nng_http_server *srv = NULL;
+    int fd = dial(start_gated_server(&srv, 1), 0);
+    for (int i = 0; i < 3 && !control; i++) {
+        char req[160], n[8];
+        snprintf(n, sizeof n, "one%d", i);
+        snprintf(req, sizeof req,
+                 "POST /later/%s/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":%d}", n,
+                 i);
+        send_all(fd, req);
+        char body[8];
+        snprintf(body, sizeof body, "{\"a\":%d}", i);
+        expect_answer(fd, n, body, 7);
+    }
+    send_all(fd, "POST /later/p/150 HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"p\":1}"
+                 "GET /g/small/q HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /small?n=r HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    char xn[64], body[256];
+    read_answer(fd, xn, body, sizeof body);
+    if (control) {
+        ck_assert_str_eq(xn, "q"); /* before the POST's: out of order */
+        for (int i = 0; i < 3; i++)
+            read_answer(fd, xn, body, sizeof body);
+    } else {
+        ck_assert_str_eq(xn, "p");
+        ck_assert_str_eq(body, "{\"p\":1}");
+        expect_answer(fd, "q", "hello", 5);
+        expect_answer(fd, "r", "hello", 5);
+        expect_answer(fd, "post", "hello", 5);
+        ck_assert_int_eq(atomic_load(&later_taken), 4);
+    }
+    wait_later_sent();
+    close(fd);
+    stop_direct_server(&srv);
+    gate_threads = later_unheld = 0;
+}
+
+START_TEST(later_answers_keep_order)
+{
+    later_keeps_order(0, 0);
+}
+END_TEST
+
+START_TEST(later_answers_keep_order_threads)
+{
+    later_keeps_order(2, 0);
+}
+END_TEST
+
+START_TEST(later_answers_control_unheld)
+{
+    later_keeps_order(0, 1);
+    later_keeps_order(2, 1);
+}
+END_TEST
+
+/* A request taken for later and answered inside the hook that took it
+ * (ingress: the claimer's queue full, a 503 at once), on nng's thread (a
+ * connection's first read) and on the gate's threads (the next ones, which
+ * hold the connection's lock then): answered, in order with what follows,
+ * and the connection goes on. */
+START_TEST(later_answered_inside_the_hook)
+{
+    gate_threads = 2;
+    nng_http_server *srv = NULL;
+    int fd = dial(start_gated_server(&srv, 1), 0);
+    for (int i = 0; i < 4; i++) {
+        char n[8], req[256];
+        snprintf(n, sizeof n, "s%d", i);
+        snprintf(req, sizeof req,
+                 "POST /later/%s/-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+                 "GET /g/small/t%d HTTP/1.1\r\nHost: x\r\n\r\n",
+                 n, i);
+        send_all(fd, req);
+        expect_answer(fd, n, "{}", 2);
+        char t[8];
+        snprintf(t, sizeof t, "t%d", i);
+        expect_answer(fd, t, "hello", 5);
+    }
+    ck_assert_int_eq(atomic_load(&later_sent), 4);
+    close(fd);
+    stop_direct_server(&srv);
+    gate_threads = 0;
+}
+END_TEST
+
+/* A POST whose head and body come in two reads, or whose body is not
+ * complete in the first, is not taken at the gate: nng reads it whole and
+ * answers it, and the connection goes on (a later POST is taken again). */
+START_TEST(later_leaves_split_bodies_to_nng)
+{
+    gate_threads = 2;
+    nng_http_server *srv = NULL;
+    int fd = dial(start_gated_server(&srv, 1), 0);
+    const char *head = "POST /later/s/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
+    send_all(fd, head);
+    usleep(50 * 1000);
+    send_all(fd, "0123456789");
+    expect_answer(fd, "post", "0123456789", 10);
+    send_all(fd, "POST /later/s/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+    usleep(50 * 1000);
+    send_all(fd, "56789");
+    expect_answer(fd, "post", "0123456789", 10);
+    ck_assert_int_eq(atomic_load(&later_taken), 0);
+    send_all(fd, "POST /later/t/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+    expect_answer(fd, "t", "0123456789", 10);
+    ck_assert_int_eq(atomic_load(&later_taken), 1);
+    wait_later_sent();
+    close(fd);
+    stop_direct_server(&srv);
+    gate_threads = 0;
+}
+END_TEST
+
+/* Clients that leave before their later answer (250 ms): the answer is
+ * dropped, never sent to a new connection that got the same descriptor
+ * meanwhile (each new one gets exactly its own answers, and nothing more
+ * once the late ones were made), and every connection is let go. */
+START_TEST(later_answer_after_the_client_left)
+{
+    for (int threads = 0; threads <= 2; threads += 2) {
+        gate_threads = threads;
+        nng_http_server *srv = NULL;
+        int port = start_gated_server(&srv, 1);
+        for (int i = 0; i < 8; i++) {
+            int fd = dial(port, 0);
+            send_all(fd, "POST /later/gone/250 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+                         "GET /g/small/behind HTTP/1.1\r\nHost: x\r\n\r\n");
+            usleep(5 * 1000);
+            close(fd);
+        }
+        usleep(50 * 1000); /* nng closes them; their descriptors are free again */
+        int fds[8];
+        for (int i = 0; i < 8; i++) {
+            fds[i] = dial(port, 0);
+            char req[96], n[8];
+            snprintf(n, sizeof n, "n%d", i);
+            snprintf(req, sizeof req, "GET /g/small/%s HTTP/1.1\r\nHost: x\r\n\r\n", n);
+            send_all(fds[i], req);
+            expect_answer(fds[i], n, "hello", 5);
+        }
+        wait_later_sent();
+        ck_assert_int_eq(atomic_load(&later_taken), 8);
+        for (int i = 0; i < 8; i++) {
+            char c;
+            ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
+            ck_assert_msg(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+                          "connection %d got %zd more bytes", i, k);
+            close(fds[i]);
+        }
+        close(still_answers(port));
+        int open_now = 0;
+        for (int t = 0; t < 300 && (open_now = ons_httpd_gate_open()) > 0; t++)
+            usleep(10 * 1000);
+        ck_assert_int_eq(open_now, 0);
+        stop_direct_server(&srv);
+    }
+    gate_threads = 0;
+}
+END_TEST
+
+/* The server stops (nng closes every connection) while later answers are
+ * owed; a new server's clients, on the same descriptors, whose own later
+ * answers are owed when the old ones are made, get only theirs: an answer
+ * for a closed connection is dropped (the slot's generation), never sent
+ * on a new one. (Without the generation check the old answers come
+ * first.) */
+START_TEST(later_answer_after_the_server_stopped)
+{
+    nng_http_server *srv = NULL;
+    int port = start_gated_server(&srv, 1);
+    int old[8];
+    for (int i = 0; i < 8; i++) {
+        old[i] = dial(port, 0);
+        send_all(old[i],
+                 "POST /later/stopped/300 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    }
+    for (int t = 0; t < 100 && atomic_load(&later_taken) < 8; t++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&later_taken), 8);
+    stop_direct_server(&srv); /* the answers are still owed */
+    for (int i = 0; i < 8; i++)
+        close(old[i]);
+    nng_http_server *srv2 = NULL;
+    ons_httpd_listen("127.0.0.1", port = free_port(), 0, body_cb, NULL, &srv2);
+    ons_httpd_gate_opts go = {.max_connections = 64,
+                              .reserved_fds = 16,
+                              .max_request_line = 4096,
+                              .max_head = 8000,
+                              .header_timeout_ms = 10000,
+                              .idle_timeout_ms = 10000,
+                              .crowded_timeout_ms = 10000,
+                              .answer = gate_hook,
+                              .answer_later = 1};
+    ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
+    /* the new clients' own answers are owed when the old ones are made */
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = dial(port, 0);
+        send_all(fds[i], "POST /later/mine/600 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"
+                         "mine");
+    }
+    for (int i = 0; i < 8; i++)
+        expect_answer(fds[i], "mine", "mine", 4);
+    for (int t = 0; t < 300 && atomic_load(&later_sent) < 16; t++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(atomic_load(&later_sent), 16);
+    for (int i = 0; i < 8; i++) {
+        char c;
+        ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
+        ck_assert_msg(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+                      "connection %d got %zd more bytes", i, k);
+        close(fds[i]);
+    }
+    stop_direct_server(&srv2);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -964,6 +1255,13 @@ int main(void)
         {"gate_threads_body", gate_threads_leave_a_body_to_nng},
         {"gate_threads_close", gate_threads_let_go_of_closed_connections},
         {"gate_kept_answer", a_kept_answer_goes_as_the_client_reads},
+        {"later_order", later_answers_keep_order},
+        {"later_order_threads", later_answers_keep_order_threads},
+        {"later_control_unheld", later_answers_control_unheld},
+        {"later_split_bodies", later_leaves_split_bodies_to_nng},
+        {"later_inside_the_hook", later_answered_inside_the_hook},
+        {"later_client_left", later_answer_after_the_client_left},
+        {"later_server_stopped", later_answer_after_the_server_stopped},
     };
     return ons_check_run("httpd", cases, sizeof cases / sizeof *cases, 30);
 }
