@@ -2,6 +2,7 @@
  * every state transition, the retry delays and the batch-failure backoff
  * schedule, against a fake store and consumer. No services. */
 #include "tests/check_run.h"
+#include "wk_fixture.h"
 #include "common/err.h"
 #include "workers/partition.h"
 #include "queue/status.h"
@@ -540,6 +541,99 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
 }
 END_TEST
 
+/* A worker owning two partitions: p's batches every 40-60 ms, q with a
+ * few records in one worker batch of ten. q's batch ends when the worker
+ * applies its next batch (a record of q's that came meanwhile would be
+ * applied then), not at q's own next apply, ten worker batches later. */
+START_TEST(drain_of_a_quiet_partition_is_the_workers_period)
+{
+    wk_slot busy, quiet, old;
+    memset(&busy, 0, sizeof busy);
+    memset(&quiet, 0, sizeof quiet);
+    memset(&old, 0, sizeof old);
+    int64_t t = 1764400000000;
+    for (int k = 0; k < 300; k++) {
+        int has_q = k % 10 == 0;
+        /* the worker applies batch k: the pending batches end */
+        wk_slot_batch_end(&busy, t, 0, 0.020, 16);
+        wk_slot_batch_end(&quiet, t, 0, 0.020, 16);
+        if (has_q) /* the control: timed at q's own next apply, as before */
+            wk_slot_batch_end(&old, t, 0, 0.020, 16);
+        busy.served_at_ms = t;
+        wk_slot_batch_pend(&busy, 400 + 100 * (k % 4), 0, 0.030);
+        if (has_q) {
+            quiet.served_at_ms = old.served_at_ms = t;
+            wk_slot_batch_pend(&quiet, 5 + k % 7, 0, 0.002);
+            wk_slot_batch_pend(&old, 5 + k % 7, 0, 0.002);
+        }
+        t += 40 + 10 * (k % 3);
+    }
+    double b, r, c;
+    wk_slot_drain_model(&quiet, &b, &r, &c);
+    double q_ms = b + 8 * r + c;
+    ck_assert_msg(q_ms > 35 && q_ms < 65, "a quiet batch of 8 takes %.1f ms", q_ms);
+    wk_slot_drain_model(&old, &b, &r, &c);
+    double old_ms = b + 8 * r + c;
+    ck_assert_msg(old_ms > 300, "the control: %.1f ms (ten worker batches)", old_ms);
+    /* the owner waited for records before the next batch: the busy time
+     * and a collecting window, as for a partition alone */
+    wk_slot_batch_pend(&quiet, 10, 0, 0.002);
+    double w = quiet.drain_w;
+    wk_slot_batch_end(&quiet, t + 5000, 1, 0.020, 16);
+    ck_assert(quiet.drain_w > w && quiet.drain_pend == 0);
+    /* nothing pending: nothing added */
+    w = quiet.drain_w;
+    wk_slot_batch_end(&quiet, t + 6000, 0, 0.020, 16);
+    ck_assert(quiet.drain_w == w);
+}
+END_TEST
+
+#define CTL_EV 7
+
+/* Event CTL_EV: 100 seats in one section. */
+static int load_100(void *ctx, wk_part *p, int64_t event_id)
+{
+    (void)ctx;
+    if (event_id != CTL_EV)
+        return ONS_ENOTFOUND;
+    wk_event *ev = wk_test_event(event_id, 60);
+    ck_assert_int_eq(wk_inv_add_block(&ev->inv, 1, "A", 0, 10, 10, 5000), 0);
+    return wk_part_add_event(p, ev);
+}
+
+/* The control records still to come count the free seats of the events
+ * of recent batches, not only of the batch in memory: between batches
+ * (the idle republish) the batch's effects are cleared. */
+START_TEST(ctl_left_counts_the_recent_batches_events_between_batches)
+{
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    s.part = wk_part_new(0, 1, 0, &(wk_part_cfg){.load = load_100});
+    ck_assert_ptr_nonnull(s.part);
+    const int64_t now = 1000000;
+    for (int64_t u = 1; u <= 10; u++) { /* ten fans hold 2 seats each */
+        q_msg m = wk_test_msg(Q_MSG_INTENT, CTL_EV, u, now);
+        m.quantity = 2;
+        ck_assert_int_eq(wk_part_apply(s.part, &m, u - 1, now, now), 0);
+    }
+    /* 10 holds, 80 free seats: 40 more holds of 2 seats */
+    ck_assert_int_eq(wk_slot_ctl_left(&s), 2 * (10 + 40));
+    wk_part_batch_done(s.part);
+    ck_assert_int_eq((int)s.part->fx.nevents, 0); /* the control: the batch's events are gone */
+    ck_assert_int_eq(wk_slot_ctl_left(&s), 2 * (10 + 40));
+    ck_assert_int_eq(s.nctl_events, 1); /* remembered once */
+    /* the event held out: the holds alone are left */
+    for (int64_t u = 11; u <= 50; u++) {
+        q_msg m = wk_test_msg(Q_MSG_INTENT, CTL_EV, u, now);
+        m.quantity = 2;
+        ck_assert_int_eq(wk_part_apply(s.part, &m, u - 1, now, now), 0);
+    }
+    wk_part_batch_done(s.part);
+    ck_assert_int_eq(wk_slot_ctl_left(&s), 2 * 50);
+    wk_part_free(s.part);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -548,6 +642,8 @@ int main(void)
         {"drain_model_control", drain_fits_the_cost_of_control_records},
         {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
         {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
+        {"drain_quiet_partition", drain_of_a_quiet_partition_is_the_workers_period},
+        {"ctl_left_between_batches", ctl_left_counts_the_recent_batches_events_between_batches},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
         {"claim_then_no_memory", memory_failing_after_a_claim_reloads_under_the_new_epoch},
         {"batch_backoff", failed_batch_reloads_with_backoff_and_a_commit_resets_it},
