@@ -329,7 +329,9 @@ static double busy_s(const worker *w)
 /* The drain s publishes (q_status_drain): served, the moment of its last
  * batch (applying: that batch, n intents from served and ctl control
  * records, is being committed; else n and ctl are the last batch's) and
- * the owner's pace. Before the first batch was timed, the pace is this
+ * the owner's pace, with the control records in the log not applied yet
+ * (the control lane's high watermark as the consumer last fetched it: no
+ * round trip). Before the first batch was timed, the pace is this
  * batch's busy time so far plus a collecting window, when seed (after the
  * commit: the first batches of a new owner are not left without an ETA). */
 static q_status_drain slot_drain(const worker *w, wk_slot *s, int64_t served, int applying,
@@ -346,7 +348,11 @@ static q_status_drain slot_drain(const worker *w, wk_slot *s, int64_t served, in
                         applying ? served + n : served,
                         ctl,
                         0,
-                        wk_slot_ctl_left(s)};
+                        wk_slot_ctl_left(s),
+                        -1};
+    int64_t high;
+    if (q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, s->part->partition, &high) == 0)
+        d.ctl_queued = high > s->part->ctl_next_offset ? high - s->part->ctl_next_offset : 0;
     wk_slot first;
     const wk_slot *m = s;
     if (seed && s->drain_w <= 0 && n + ctl > 0) {

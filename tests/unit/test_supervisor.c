@@ -480,9 +480,9 @@ static double simulated_eta_error(int applying)
         double b_ms, r_ms, c_ms;
         wk_slot_drain_model(&s, &b_ms, &r_ms, &c_ms);
         q_status_drain at_apply = {served, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                   1,      served + n,           c,    c_ms, -1};
+                                   1,      served + n,           c,    c_ms, -1,        -1};
         q_status_drain at_commit = {served + n, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                    0,          served + n,           c,    c_ms, -1};
+                                    0,          served + n,           c,    c_ms, -1,        -1};
         if (!applying)
             at_commit.applying = -1, at_commit.ctl_ms = 0, at_commit.applying_ctl = 0;
         if (applying && (next_pub_at < 0 || next_pub_at > a)) {
@@ -522,7 +522,7 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
     /* a batch of 4,000 intents and 4,000 control records is committing,
      * applied 1 s ago: 50 ms + 0.1 ms an intent + 1 ms a control record */
     const int64_t now = 1764400001000;
-    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000};
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000, 0};
     double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
     /* right behind it: the rest of its period */
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
@@ -538,6 +538,34 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
     /* in the batch being committed, or passed: reached */
     ck_assert(q_status_drain_wait_ms(&d, 4999, now, 500) == 0);
     ck_assert(q_status_drain_wait_ms(&d, 999, now, 500) == 0);
+}
+END_TEST
+
+/* A crowd paying at once: the control records in the log when the owner
+ * published (ctl_queued) fill its next batches before any intent behind,
+ * whole batches of them when there are as many. */
+START_TEST(eta_waits_for_the_control_records_already_in_the_log)
+{
+    /* a batch of 4,000 intents and 4,000 control records is committing,
+     * applied 1 s ago, 18,000 control records in the log behind it */
+    const int64_t now = 1764400001000;
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 30000, 18000};
+    double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
+    double ctl_batch = 50 + 8000 * 1.0; /* a batch of control records alone */
+    /* right behind it: two batches of control records alone, then the
+     * batch that takes the last 2,000 and 6,000 intents */
+    double want = left + 2 * ctl_batch;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(want), 1);
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 10999, now, 500), ceil(want), 1);
+    /* 6,000 further back: that batch too; the fan is in the one after */
+    want += 50 + 0.1 * 6000 + 2000;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 11000, now, 500), ceil(want), 1);
+    /* the control: the backlog not known (an older owner's drain), the
+     * fan right behind is promised the next batch */
+    d.ctl_queued = -1;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
+    d.ctl_queued = 0;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
 }
 END_TEST
 
@@ -642,6 +670,7 @@ int main(void)
         {"drain_model_control", drain_fits_the_cost_of_control_records},
         {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
         {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
+        {"eta_ctl_queued", eta_waits_for_the_control_records_already_in_the_log},
         {"drain_quiet_partition", drain_of_a_quiet_partition_is_the_workers_period},
         {"ctl_left_between_batches", ctl_left_counts_the_recent_batches_events_between_batches},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
