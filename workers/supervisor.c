@@ -289,9 +289,9 @@ void wk_slot_drain(wk_slot *s, int64_t n, int64_t c, double secs, double half_li
 
 void wk_slot_batch_pend(wk_slot *s, int64_t n, int64_t c, double busy_s)
 {
-    if (n + c <= 0 || s->drain_seen++ == 0)
+    if (n + c <= 0)
         return;
-    s->drain_pend = 1;
+    s->drain_pend = s->drain_seen++ == 0 ? 2 : 1;
     s->drain_pend_n = n;
     s->drain_pend_c = c;
     s->drain_pend_busy = busy_s;
@@ -305,7 +305,10 @@ void wk_slot_batch_end(wk_slot *s, int64_t applied_ms, int waited, double window
     double secs = !waited && s->served_at_ms > 0 && applied_ms > s->served_at_ms
                       ? (double)(applied_ms - s->served_at_ms) / 1000.0
                       : s->drain_pend_busy + window_s;
-    wk_slot_drain(s, s->drain_pend_n, s->drain_pend_c, secs, half_life);
+    if (s->drain_pend == 2)
+        s->drain_cold_s = secs;
+    else
+        wk_slot_drain(s, s->drain_pend_n, s->drain_pend_c, secs, half_life);
     s->drain_pend = 0;
 }
 
@@ -358,8 +361,10 @@ static int varies(double var, double mean)
 void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms, double *ctl_ms)
 {
     *batch_ms = *record_ms = *ctl_ms = 0;
-    if (s->drain_w <= 0)
+    if (s->drain_w <= 0) {
+        *batch_ms = s->drain_cold_s * 1000.0;
         return;
+    }
     double w = s->drain_w, mn = s->drain_n / w, mc = s->drain_c / w, mb = s->drain_b / w;
     double vnn = s->drain_nn / w - mn * mn, vcc = s->drain_cc / w - mc * mc;
     double vnc = s->drain_nc / w - mn * mc;

@@ -108,9 +108,11 @@ typedef struct wk_slot {
      * (wk_slot_batch_end): its records, and its busy time (apply to
      * projection), the sample instead when the owner waited for records
      * before the next batch. */
-    int drain_pend;
+    int drain_pend; /* 1: pending; 2: pending, the owner's first (cold) batch */
     int64_t drain_pend_n, drain_pend_c;
     double drain_pend_busy;
+    /* the owner's first batch's period: its pace until a batch is timed */
+    double drain_cold_s;
     int64_t drain_seen; /* batches applied since the process started */
     /* The events of its recent batches, most recent first (wk_slot_ctl_left:
      * their free seats may still take intents that are in the log) */
@@ -186,7 +188,8 @@ void wk_slot_drain(wk_slot *s, int64_t n, int64_t c, double secs, double half_li
 /* s's batch of n intents and c control records was committed and
  * projected, busy_s seconds after it was applied: it is timed when the
  * worker applies its next batch (wk_slot_batch_end). The owner's first
- * batch (cold statements and caches) is not its pace: not timed. */
+ * batch (cold statements and caches) is not its pace: not a sample, but
+ * the pace until one is (wk_slot_drain_model). */
 void wk_slot_batch_pend(wk_slot *s, int64_t n, int64_t c, double busy_s);
 /* The worker applied a batch of records at applied_ms (its wall clock):
  * s's pending batch, if any, was the worker's batch before, and its
@@ -211,8 +214,11 @@ int64_t wk_slot_ctl_left(wk_slot *s);
  * batches show it: *batch_ms + n * *record_ms + c * *ctl_ms, fitted by
  * least squares over their sizes (all >= 0; a count that hardly varies
  * cannot be told from the batch's own cost and gives its share to
- * *batch_ms; a negative share is left out and the rest fitted again); all
- * 0 before the first batch. Control records cost the owner several times
+ * *batch_ms; a negative share is left out and the rest fitted again).
+ * Before a batch is timed, the owner's first (cold) batch's period all in
+ * *batch_ms (a new owner's first fans are not told the assumed rate's
+ * pace, status.assumed_rate, while its first batches commit); all 0 before
+ * that. Control records cost the owner several times
  * an intent (a checkout writes an order, its items and an outbox row), so
  * a batch's period follows both counts. */
 void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms, double *ctl_ms);

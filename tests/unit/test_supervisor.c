@@ -569,6 +569,32 @@ START_TEST(eta_waits_for_the_control_records_already_in_the_log)
 }
 END_TEST
 
+/* The owner's first batch is cold (first statements, caches): not a
+ * sample of its pace, but its period is the pace until a batch is timed,
+ * so the fans behind the second batch are not told the assumed rate's. */
+START_TEST(drain_before_a_batch_is_timed_is_the_first_batchs_period)
+{
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    const int64_t t = 1764400000000;
+    double b, r, c;
+    s.served_at_ms = t;
+    wk_slot_batch_pend(&s, 256, 0, 0.110);
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert(b == 0 && r == 0 && c == 0); /* nothing measured yet */
+    wk_slot_batch_end(&s, t + 220, 0, 0.020, 16);
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert_msg(fabs(b - 220) < 1e-6 && r == 0 && c == 0, "%f %f %f", b, r, c);
+    ck_assert(s.drain_w == 0); /* not a sample */
+    /* the second batch is: the cold one is no longer the pace */
+    s.served_at_ms = t + 220;
+    wk_slot_batch_pend(&s, 3200, 0, 0.190);
+    wk_slot_batch_end(&s, t + 420, 0, 0.020, 16);
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert_msg(s.drain_w == 1 && fabs(b - 200) < 1e-6 && r == 0, "%f %f", b, r);
+}
+END_TEST
+
 /* A worker owning two partitions: p's batches every 40-60 ms, q with a
  * few records in one worker batch of ten. q's batch ends when the worker
  * applies its next batch (a record of q's that came meanwhile would be
@@ -671,6 +697,7 @@ int main(void)
         {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
         {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
         {"eta_ctl_queued", eta_waits_for_the_control_records_already_in_the_log},
+        {"drain_cold", drain_before_a_batch_is_timed_is_the_first_batchs_period},
         {"drain_quiet_partition", drain_of_a_quiet_partition_is_the_workers_period},
         {"ctl_left_between_batches", ctl_left_counts_the_recent_batches_events_between_batches},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
