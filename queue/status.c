@@ -861,16 +861,17 @@ static int read_replies(q_status *s, size_t queued, const char *what)
 
 /* Appends the HSET of partition's drain (its "drain" hash value: the
  * fields of q_status_drain in order, which parse_drain reads back; a reader
- * of the first six or eleven alone still understands them). Returns the
+ * of the first six, eleven or twelve alone still understands them). Returns the
  * commands. */
 static size_t append_drain(q_status *s, int32_t partition, const q_status_drain *d)
 {
-    char v[256];
-    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld %lld",
+    char v[320];
+    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld %lld %lld %.3f",
              (long long)d->served, (long long)d->served_at_ms, d->batch_ms, d->record_ms,
              (long long)d->batch_max, (long long)d->window_ms, (long long)d->applying,
              (long long)d->applying_end, (long long)d->applying_ctl, d->ctl_ms,
-             (long long)d->ctl_left, (long long)d->ctl_queued);
+             (long long)d->ctl_left, (long long)d->ctl_queued, (long long)d->polled_by_ms,
+             d->next_ms);
     return append_partition_field(s, "drain", partition, v);
 }
 
@@ -1011,21 +1012,24 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
 static void parse_drain(const char *v, q_status_drain *d)
 {
     long long served, at, max, window, applying = -1, end = 0, ctl = 0, left = -1, queued = -1;
-    double batch_ms, record_ms, ctl_ms = 0;
-    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld %lld", &served, &at,
-                   &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms, &left,
-                   &queued);
-    if (n != 6 && n != 11 && n != 12)
+    long long polled_by = 0;
+    double batch_ms, record_ms, ctl_ms = 0, next = 0;
+    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld %lld %lld %lf", &served,
+                   &at, &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms, &left,
+                   &queued, &polled_by, &next);
+    if (n != 6 && n != 11 && n != 12 && n != 14)
         return;
+    if (n < 14) /* an older owner's: when its next poll ends not said */
+        polled_by = 0, next = 0;
     if (n == 6) /* an older owner's: no moment of its batches but the cursor's */
         applying = -1, end = served, ctl = 0, ctl_ms = 0, left = -1;
     if (n < 12) /* an older owner's: the control lane's backlog not said */
         queued = -1;
     if (served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0 &&
         applying >= -1 && applying <= 1 && end >= served && ctl >= 0 && ctl_ms >= 0 && left >= -1 &&
-        queued >= -1)
-        *d = (q_status_drain){served,   at,  batch_ms, record_ms, max,  window,
-                              applying, end, ctl,      ctl_ms,    left, queued};
+        queued >= -1 && polled_by >= 0 && next >= 0)
+        *d = (q_status_drain){served, at,  batch_ms, record_ms, max,    window,    applying,
+                              end,    ctl, ctl_ms,   left,      queued, polled_by, next};
 }
 
 /* A batch of n intents and c control records, from its apply to the next
@@ -1091,6 +1095,22 @@ static double further_batches_ms(const q_status_drain *d, double k, double per_b
     return ms + paced_batches_ms(d, k, per_batch, ctl, left);
 }
 
+/* Between batches, until the fan's batch is applied. The next batch is
+ * polled now and collects its window, when no record was waiting as the
+ * owner published (the poll waits for the next one: this fan's). When
+ * records were waiting, it was polled at once and its poll ended by
+ * d->polled_by_ms: a record that came after is in the batch after, applied
+ * when the polled batch's forecast period ends (a quarter of it at least,
+ * as a batch past its forecast): the node's cached drain is up to a
+ * refresh old, longer than the collecting window. */
+static double between_batches_ms(const q_status_drain *d, int64_t now_ms)
+{
+    if (d->polled_by_ms <= 0 || now_ms <= d->polled_by_ms || d->next_ms <= 0)
+        return (double)d->window_ms;
+    double first = d->next_ms - (double)(now_ms - d->polled_by_ms);
+    return first > d->next_ms / 4 ? first : d->next_ms / 4;
+}
+
 double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
                               int64_t catch_up_ms)
 {
@@ -1132,9 +1152,8 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
             if (first < p / 4)
                 first = p / 4;
         } else {
-            /* between batches: the next is polled now and collects its window */
             k = offset - d->served;
-            first = (double)d->window_ms;
+            first = between_batches_ms(d, now_ms);
         }
         wait = first + further_batches_ms(d, (double)k, per_batch, ctl);
     }

@@ -326,6 +326,28 @@ static double busy_s(const worker *w)
     return ons_mono_s() - w->batch_polled_s;
 }
 
+/* Between batches (d->applying 0): when records are waiting in the log
+ * (as the consumer last fetched its high watermarks: no round trip), the
+ * next poll takes them at once and ends by now + the window, and that
+ * batch's period is forecast from them (q_status_drain.polled_by_ms,
+ * next_ms); a fan whose record comes after is in the batch after. */
+static void note_next_poll(const worker *w, const wk_slot *s, q_status_drain *d)
+{
+    int64_t high, waiting = 0, ctl = d->ctl_queued > 0 ? d->ctl_queued : 0;
+    if (q_consumer_high_watermark(w->cons, Q_TOPIC_INTENTS, s->part->partition, &high) == 0 &&
+        high > s->part->next_offset)
+        waiting = high - s->part->next_offset;
+    if (waiting + ctl <= 0)
+        return;
+    if (ctl > d->batch_max)
+        ctl = d->batch_max;
+    if (waiting > d->batch_max - ctl)
+        waiting = d->batch_max - ctl;
+    int full = waiting + ctl >= d->batch_max;
+    d->polled_by_ms = ons_wall_ms() + (full ? 0 : d->window_ms);
+    d->next_ms = d->batch_ms + (double)waiting * d->record_ms + (double)ctl * d->ctl_ms;
+}
+
 /* The drain s publishes (q_status_drain): served, the moment of its last
  * batch (applying: that batch, n intents from served and ctl control
  * records, is being committed; else n and ctl are the last batch's) and
@@ -349,7 +371,9 @@ static q_status_drain slot_drain(const worker *w, wk_slot *s, int64_t served, in
                         ctl,
                         0,
                         wk_slot_ctl_left(s),
-                        -1};
+                        -1,
+                        0,
+                        0};
     int64_t high;
     if (q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, s->part->partition, &high) == 0)
         d.ctl_queued = high > s->part->ctl_next_offset ? high - s->part->ctl_next_offset : 0;
@@ -361,6 +385,8 @@ static q_status_drain slot_drain(const worker *w, wk_slot *s, int64_t served, in
         m = &first;
     }
     wk_slot_drain_model(m, &d.batch_ms, &d.record_ms, &d.ctl_ms);
+    if (!applying)
+        note_next_poll(w, s, &d);
     return d;
 }
 

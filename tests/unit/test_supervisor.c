@@ -479,10 +479,20 @@ static double simulated_eta_error(int applying)
         /* publications of this batch: applied (a), committed */
         double b_ms, r_ms, c_ms;
         wk_slot_drain_model(&s, &b_ms, &r_ms, &c_ms);
-        q_status_drain at_apply = {served, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                   1,      served + n,           c,    c_ms, -1,        -1};
-        q_status_drain at_commit = {served + n, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                    0,          served + n,           c,    c_ms, -1,        -1};
+        q_status_drain at_apply = {served,    base_ms + (int64_t)a,
+                                   b_ms,      r_ms,
+                                   batch_max, 20,
+                                   1,         served + n,
+                                   c,         c_ms,
+                                   -1,        -1,
+                                   0,         0};
+        q_status_drain at_commit = {served + n, base_ms + (int64_t)a,
+                                    b_ms,       r_ms,
+                                    batch_max,  20,
+                                    0,          served + n,
+                                    c,          c_ms,
+                                    -1,         -1,
+                                    0,          0};
         if (!applying)
             at_commit.applying = -1, at_commit.ctl_ms = 0, at_commit.applying_ctl = 0;
         if (applying && (next_pub_at < 0 || next_pub_at > a)) {
@@ -522,7 +532,7 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
     /* a batch of 4,000 intents and 4,000 control records is committing,
      * applied 1 s ago: 50 ms + 0.1 ms an intent + 1 ms a control record */
     const int64_t now = 1764400001000;
-    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000, 0};
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000, 0, 0, 0};
     double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
     /* right behind it: the rest of its period */
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
@@ -549,7 +559,7 @@ START_TEST(eta_waits_for_the_control_records_already_in_the_log)
     /* a batch of 4,000 intents and 4,000 control records is committing,
      * applied 1 s ago, 18,000 control records in the log behind it */
     const int64_t now = 1764400001000;
-    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 30000, 18000};
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 30000, 18000, 0, 0};
     double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
     double ctl_batch = 50 + 8000 * 1.0; /* a batch of control records alone */
     /* right behind it: two batches of control records alone, then the
@@ -592,6 +602,30 @@ START_TEST(drain_before_a_batch_is_timed_is_the_first_batchs_period)
     wk_slot_batch_end(&s, t + 420, 0, 0.020, 16);
     wk_slot_drain_model(&s, &b, &r, &c);
     ck_assert_msg(s.drain_w == 1 && fabs(b - 200) < 1e-6 && r == 0, "%f %f", b, r);
+}
+END_TEST
+
+/* Between batches: when records were waiting as the owner published,
+ * its next poll took them at once and ended by polled_by_ms; a fan whose
+ * record came after is in the batch after (the node's cached drain is up
+ * to a refresh old, longer than the collecting window). */
+START_TEST(eta_between_batches_counts_the_batch_already_polled)
+{
+    const int64_t now = 1764400001000;
+    /* committed at served 5000, its next poll ended 100 ms ago, that
+     * batch forecast to take 400 ms */
+    q_status_drain d = {5000, now - 600, 50,  0.1, 8000, 20,        0,
+                        5000, 100,       1.0, 0,   0,    now - 100, 400};
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 300, 1);
+    /* later than its forecast: a quarter of it */
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now + 1000, 500), 100, 1);
+    /* the poll not over yet: in it, its window */
+    d.polled_by_ms = now + 10;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 20, 1);
+    /* the control: no record waiting (or an older owner's drain), the
+     * next poll waits for this fan's record: its window */
+    d.polled_by_ms = 0;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 20, 1);
 }
 END_TEST
 
@@ -697,6 +731,7 @@ int main(void)
         {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
         {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
         {"eta_ctl_queued", eta_waits_for_the_control_records_already_in_the_log},
+        {"eta_between_batches", eta_between_batches_counts_the_batch_already_polled},
         {"drain_cold", drain_before_a_batch_is_timed_is_the_first_batchs_period},
         {"drain_quiet_partition", drain_of_a_quiet_partition_is_the_workers_period},
         {"ctl_left_between_batches", ctl_left_counts_the_recent_batches_events_between_batches},
