@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { DRAIN_VALUES = 15 };
+enum { DRAIN_VALUES = 14 };
 
 struct ing_cursors {
     int n;
@@ -65,8 +65,7 @@ static void drain_store(ing_cursors *c, int32_t p, const q_status_drain *d)
                                      d->ctl_left,
                                      d->ctl_queued,
                                      d->polled_by_ms,
-                                     (int64_t)(d->next_ms * 1e6),
-                                     (int64_t)(d->ctl_rate * 1e3)};
+                                     (int64_t)(d->next_ms * 1e6)};
     uint32_t seq = atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed);
     atomic_store_explicit(&c->drain_seq[p], seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
@@ -100,8 +99,7 @@ q_status_drain ing_cursors_drain(ing_cursors *c, int32_t p)
                                  v[10],
                                  v[11],
                                  v[12],
-                                 (double)v[13] / 1e6,
-                                 (double)v[14] / 1e3};
+                                 (double)v[13] / 1e6};
             return d;
         }
     }

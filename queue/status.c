@@ -861,18 +861,17 @@ static int read_replies(q_status *s, size_t queued, const char *what)
 
 /* Appends the HSET of partition's drain (its "drain" hash value: the
  * fields of q_status_drain in order, which parse_drain reads back; a reader
- * of the first six, eleven, twelve or fourteen alone still understands
- * them). Returns the
+ * of the first six, eleven or twelve alone still understands them). Returns the
  * commands. */
 static size_t append_drain(q_status *s, int32_t partition, const q_status_drain *d)
 {
-    char v[352];
-    snprintf(
-        v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld %lld %lld %.3f %.1f",
-        (long long)d->served, (long long)d->served_at_ms, d->batch_ms, d->record_ms,
-        (long long)d->batch_max, (long long)d->window_ms, (long long)d->applying,
-        (long long)d->applying_end, (long long)d->applying_ctl, d->ctl_ms, (long long)d->ctl_left,
-        (long long)d->ctl_queued, (long long)d->polled_by_ms, d->next_ms, d->ctl_rate);
+    char v[320];
+    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld %lld %lld %.3f",
+             (long long)d->served, (long long)d->served_at_ms, d->batch_ms, d->record_ms,
+             (long long)d->batch_max, (long long)d->window_ms, (long long)d->applying,
+             (long long)d->applying_end, (long long)d->applying_ctl, d->ctl_ms,
+             (long long)d->ctl_left, (long long)d->ctl_queued, (long long)d->polled_by_ms,
+             d->next_ms);
     return append_partition_field(s, "drain", partition, v);
 }
 
@@ -1014,14 +1013,12 @@ static void parse_drain(const char *v, q_status_drain *d)
 {
     long long served, at, max, window, applying = -1, end = 0, ctl = 0, left = -1, queued = -1;
     long long polled_by = 0;
-    double batch_ms, record_ms, ctl_ms = 0, next = 0, rate = 0;
-    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld %lld %lld %lf %lf",
-                   &served, &at, &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl,
-                   &ctl_ms, &left, &queued, &polled_by, &next, &rate);
-    if (n != 6 && n != 11 && n != 12 && n != 14 && n != 15)
+    double batch_ms, record_ms, ctl_ms = 0, next = 0;
+    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld %lld %lld %lf", &served,
+                   &at, &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms, &left,
+                   &queued, &polled_by, &next);
+    if (n != 6 && n != 11 && n != 12 && n != 14)
         return;
-    if (n < 15) /* an older owner's: the control lane's pace not said */
-        rate = 0;
     if (n < 14) /* an older owner's: when its next poll ends not said */
         polled_by = 0, next = 0;
     if (n == 6) /* an older owner's: no moment of its batches but the cursor's */
@@ -1030,9 +1027,9 @@ static void parse_drain(const char *v, q_status_drain *d)
         queued = -1;
     if (served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0 &&
         applying >= -1 && applying <= 1 && end >= served && ctl >= 0 && ctl_ms >= 0 && left >= -1 &&
-        queued >= -1 && polled_by >= 0 && next >= 0 && rate >= 0)
-        *d = (q_status_drain){served, at,     batch_ms, record_ms, max,       window, applying, end,
-                              ctl,    ctl_ms, left,     queued,    polled_by, next,   rate};
+        queued >= -1 && polled_by >= 0 && next >= 0)
+        *d = (q_status_drain){served, at,  batch_ms, record_ms, max,    window,    applying,
+                              end,    ctl, ctl_ms,   left,      queued, polled_by, next};
 }
 
 /* A batch of n intents and c control records, from its apply to the next
@@ -1098,26 +1095,6 @@ static double further_batches_ms(const q_status_drain *d, double k, double per_b
     return ms + paced_batches_ms(d, k, per_batch, ctl, left);
 }
 
-/* The control records each further batch takes first. The owner's
- * control pace known (d->ctl_rate, with ctl_left to end it): those that
- * come during a full batch's period, c = rate * (batch_ms + (max - c) *
- * record_ms + c * ctl_ms), up to a whole batch (a crowd paying faster than
- * the owner applies: the intents wait until ctl_left runs out). Else as
- * many as the last batch had, at most 7/8 of a batch when ctl_left is
- * known (a crowd paying fills batches with 5,000-8,000 of them), half when
- * not (nothing would end the share). */
-static double ctl_per_batch(const q_status_drain *d)
-{
-    double max = (double)d->batch_max, ctl = (double)d->applying_ctl;
-    if (d->ctl_rate > 0 && d->ctl_left >= 0) {
-        double rc = d->ctl_rate / 1000.0, den = 1 + rc * (d->record_ms - d->ctl_ms);
-        ctl = den > 0 ? rc * (d->batch_ms + max * d->record_ms) / den : max;
-        return ctl < max ? ctl : max;
-    }
-    double most = max * (d->ctl_left >= 0 ? 0.875 : 0.5);
-    return ctl < most ? ctl : most;
-}
-
 /* Between batches, until the fan's batch is applied. The next batch is
  * polled now and collects its window, when no record was waiting as the
  * owner published (the poll waits for the next one: this fan's). When
@@ -1159,7 +1136,10 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
          * records still to come last (further_batches_ms): at most 7/8 of
          * a batch when those are known (a crowd paying fills batches with
          * 5,000-8,000 of them), half when not (the share would not end). */
-        double ctl = ctl_per_batch(d);
+        double ctl = (double)d->applying_ctl;
+        double most = (double)d->batch_max * (d->ctl_left >= 0 ? 0.875 : 0.5);
+        if (ctl > most)
+            ctl = most;
         double per_batch = (double)d->batch_max - ctl;
         double first;
         int64_t k;

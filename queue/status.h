@@ -93,16 +93,12 @@ typedef struct q_status_event {
  * that poll ends by polled_by_ms (its wall clock; 0 = no records were
  * waiting, the poll waits for the next one), and the batch polled takes
  * next_ms from its apply to the next (its forecast period); a record that
- * comes after polled_by_ms is in the batch after. And how fast control
- * records come into the log (ctl_rate, a second; 0 unknown): each further
- * batch takes those that came during the one before, up to a whole batch
- * (a crowd paying faster than the owner applies leaves the intents
- * behind it waiting until ctl_left runs out). Stored as one value
+ * comes after polled_by_ms is in the batch after. Stored as one value
  * ("drain" hash), so a
  * reader never pairs a cursor with another batch's moment. An older
  * owner's value has only the first six fields (applying -1: the ETA is
  * then counted from served_at_ms, q_status_drain_wait_ms), or eleven
- * (ctl_queued -1), twelve (polled_by_ms 0) or fourteen (ctl_rate 0). */
+ * (ctl_queued -1), or twelve (polled_by_ms 0). */
 typedef struct q_status_drain {
     int64_t served, served_at_ms;
     double batch_ms, record_ms;
@@ -115,11 +111,10 @@ typedef struct q_status_drain {
     int64_t ctl_queued;   /* of them, in the log when published; -1 unknown */
     int64_t polled_by_ms; /* applying 0: the next batch's poll ends by then; 0 unknown */
     double next_ms;       /* applying 0: that batch's forecast period */
-    double ctl_rate;      /* control records into the log a second; 0 unknown */
 } q_status_drain;
 
 /* The drain a reader has before any was published (served -1). */
-#define Q_STATUS_DRAIN_UNKNOWN ((q_status_drain){-1, 0, 0, 0, 0, 0, -1, 0, 0, 0, -1, -1, 0, 0, 0})
+#define Q_STATUS_DRAIN_UNKNOWN ((q_status_drain){-1, 0, 0, 0, 0, 0, -1, 0, 0, 0, -1, -1, 0, 0})
 
 /* The wait, in ms from now_ms, until the owner reaches the intents
  * record at offset by its published drain d (docs/fairness.md "The

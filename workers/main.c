@@ -373,14 +373,10 @@ static q_status_drain slot_drain(const worker *w, wk_slot *s, int64_t served, in
                         wk_slot_ctl_left(s),
                         -1,
                         0,
-                        0,
                         0};
     int64_t high;
-    if (q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, s->part->partition, &high) == 0) {
+    if (q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, s->part->partition, &high) == 0)
         d.ctl_queued = high > s->part->ctl_next_offset ? high - s->part->ctl_next_offset : 0;
-        wk_slot_ctl_pace(s, high, ons_mono_s());
-        d.ctl_rate = s->ctl_rate;
-    }
     wk_slot first;
     const wk_slot *m = s;
     if (seed && s->drain_w <= 0 && n + ctl > 0) {

@@ -351,23 +351,6 @@ int64_t wk_slot_ctl_left(wk_slot *s)
     return 2 * ((int64_t)ons_heap_count(&p->holds) + n);
 }
 
-void wk_slot_ctl_pace(wk_slot *s, int64_t high, double now)
-{
-    if (s->ctl_high_at <= 0 || high < s->ctl_high) {
-        s->ctl_high = high;
-        s->ctl_high_at = now;
-        s->ctl_rate = 0;
-        return;
-    }
-    double dt = now - s->ctl_high_at;
-    if (dt < WK_SLOT_CTL_PACE_S)
-        return;
-    double inst = (double)(high - s->ctl_high) / dt;
-    s->ctl_rate = s->ctl_rate > 0 ? 0.5 * s->ctl_rate + 0.5 * inst : inst;
-    s->ctl_high = high;
-    s->ctl_high_at = now;
-}
-
 /* A count's weighted variance is too small to split the time by when it
  * is under 1 % of its mean squared (or the count is never above 0). */
 static int varies(double var, double mean)

@@ -88,8 +88,6 @@ typedef struct wk_sup_ops {
 /* How many events of its recent batches a slot remembers for the control
  * records still to come (wk_slot_ctl_left). */
 #define WK_SLOT_CTL_EVENTS 8
-/* The shortest window of the control lane's pace (wk_slot_ctl_pace). */
-#define WK_SLOT_CTL_PACE_S 0.25
 
 typedef struct wk_slot {
     int state;     /* enum wk_slot_state */
@@ -120,9 +118,6 @@ typedef struct wk_slot {
      * their free seats may still take intents that are in the log) */
     int64_t ctl_events[WK_SLOT_CTL_EVENTS];
     int nctl_events;
-    /* How fast control records come into the log (wk_slot_ctl_pace) */
-    int64_t ctl_high;
-    double ctl_high_at, ctl_rate;
     /* the owner's wall clock when its last batch was applied (that batch's
      * left_queue_at; 0 none yet) */
     int64_t served_at_ms;
@@ -215,12 +210,6 @@ void wk_slot_batch_end(wk_slot *s, int64_t applied_ms, int waited, double window
  * between batches, when the batch's effects are cleared, the events whose
  * fans are in the log still count. */
 int64_t wk_slot_ctl_left(wk_slot *s);
-/* The control lane's high watermark was high at now (monotonic
- * seconds): s->ctl_rate, control records into the log a second, averaged
- * half-and-half per WK_SLOT_CTL_PACE_S or more (a crowd's checkouts and
- * payment results start and stop within seconds). A lower high (a new
- * lane) starts again. */
-void wk_slot_ctl_pace(wk_slot *s, int64_t high, double now);
 /* The period of a batch of n intents and c control records as s's recent
  * batches show it: *batch_ms + n * *record_ms + c * *ctl_ms, fitted by
  * least squares over their sizes (all >= 0; a count that hardly varies

@@ -485,16 +485,14 @@ static double simulated_eta_error(int applying)
                                    1,         served + n,
                                    c,         c_ms,
                                    -1,        -1,
-                                   0,         0,
-                                   0};
+                                   0,         0};
         q_status_drain at_commit = {served + n, base_ms + (int64_t)a,
                                     b_ms,       r_ms,
                                     batch_max,  20,
                                     0,          served + n,
                                     c,          c_ms,
                                     -1,         -1,
-                                    0,          0,
-                                    0};
+                                    0,          0};
         if (!applying)
             at_commit.applying = -1, at_commit.ctl_ms = 0, at_commit.applying_ctl = 0;
         if (applying && (next_pub_at < 0 || next_pub_at > a)) {
@@ -534,7 +532,7 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
     /* a batch of 4,000 intents and 4,000 control records is committing,
      * applied 1 s ago: 50 ms + 0.1 ms an intent + 1 ms a control record */
     const int64_t now = 1764400001000;
-    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000, 0, 0, 0, 0};
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000, 0, 0, 0};
     double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
     /* right behind it: the rest of its period */
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
@@ -550,8 +548,7 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
     /* a batch of 1,000 intents and 7,000 control records, 14,000 more to
      * come: the next two batches carry 7,000 each (1,000 intents); a fan
      * 2,500 behind is in the third */
-    q_status_drain crowd = {1000, now - 1000, 50,    0.1, 8000, 0, 1, 2000,
-                            7000, 1.0,        14000, 0,   0,    0, 0};
+    q_status_drain crowd = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 2000, 7000, 1.0, 14000, 0, 0, 0};
     double crowd_p = 50 + 0.1 * 1000 + 7000;
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&crowd, 4500, now, 500),
                             ceil(crowd_p - 1000 + 2 * crowd_p), 1);
@@ -574,8 +571,7 @@ START_TEST(eta_waits_for_the_control_records_already_in_the_log)
     /* a batch of 4,000 intents and 4,000 control records is committing,
      * applied 1 s ago, 18,000 control records in the log behind it */
     const int64_t now = 1764400001000;
-    q_status_drain d = {1000, now - 1000, 50,    0.1,   8000, 0, 1, 5000,
-                        4000, 1.0,        30000, 18000, 0,    0, 0};
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 30000, 18000, 0, 0};
     double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
     double ctl_batch = 50 + 8000 * 1.0; /* a batch of control records alone */
     /* right behind it: two batches of control records alone, then the
@@ -630,8 +626,8 @@ START_TEST(eta_between_batches_counts_the_batch_already_polled)
     const int64_t now = 1764400001000;
     /* committed at served 5000, its next poll ended 100 ms ago, that
      * batch forecast to take 400 ms */
-    q_status_drain d = {5000, now - 600, 50, 0.1, 8000,      20,  0, 5000,
-                        100,  1.0,       0,  0,   now - 100, 400, 0};
+    q_status_drain d = {5000, now - 600, 50,  0.1, 8000, 20,        0,
+                        5000, 100,       1.0, 0,   0,    now - 100, 400};
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 300, 1);
     /* later than its forecast: a quarter of it */
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now + 1000, 500), 100, 1);
@@ -642,50 +638,6 @@ START_TEST(eta_between_batches_counts_the_batch_already_polled)
      * next poll waits for this fan's record: its window */
     d.polled_by_ms = 0;
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 20, 1);
-}
-END_TEST
-
-/* A crowd paying faster than the owner applies: each further batch takes
- * the control records that came during the one before (ctl_rate), a
- * whole batch of them here, until the holds can send no more (ctl_left). */
-START_TEST(eta_follows_the_control_lanes_pace)
-{
-    const int64_t now = 1764400001000;
-    /* 50 ms + 0.1 ms an intent + 0.4 ms a control record; 1,000 intents
-     * and 4,000 control records committing since 1 s; 40,000 to come, at
-     * 20,000 a second (more than a batch of 8,000 in its 3.25 s) */
-    q_status_drain d = {1000, now - 1000, 50,    0.1, 8000, 0, 1,    2000,
-                        4000, 0.4,        40000, 0,   0,    0, 20000};
-    double period = 50 + 0.1 * 1000 + 0.4 * 4000, left = period - 1000;
-    double ctl_batch = 50 + 0.4 * 8000;
-    /* 3,000 behind: five batches of control records alone first */
-    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left + 5 * ctl_batch),
-                            1);
-    /* a slower crowd, 1,000 a second: c = 1 * (50 + 800) / (1 - 0.3) a
-     * batch; 13,000 behind, one such batch first */
-    d.ctl_rate = 1000;
-    double c = (50 + 0.1 * 8000) / (1 + (0.1 - 0.4)), per = 8000 - c;
-    double want = left + floor(13000 / per) * (50 + 0.1 * per + 0.4 * c);
-    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 15000, now, 500), ceil(want), 1);
-    /* the control: the pace unknown, as many as the last batch (4,000),
-     * the fan right behind in the next batch, 13,000 behind three more */
-    d.ctl_rate = 0;
-    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
-    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 15000, now, 500),
-                            ceil(left + 3 * (50 + 0.1 * 4000 + 0.4 * 4000)), 1);
-    /* the owner's measure: half-and-half per window of 0.25 s or more */
-    wk_slot s;
-    memset(&s, 0, sizeof s);
-    wk_slot_ctl_pace(&s, 100, 10.0);
-    ck_assert(s.ctl_rate == 0);
-    wk_slot_ctl_pace(&s, 1100, 10.5);
-    ck_assert_double_eq_tol(s.ctl_rate, 2000, 1e-6);
-    wk_slot_ctl_pace(&s, 1200, 10.6); /* too soon: not a window */
-    ck_assert_double_eq_tol(s.ctl_rate, 2000, 1e-6);
-    wk_slot_ctl_pace(&s, 1200, 11.0);
-    ck_assert_double_eq_tol(s.ctl_rate, 1100, 1e-6); /* 100 in 0.5 s: 200 */
-    wk_slot_ctl_pace(&s, 50, 12.0);                  /* a new lane */
-    ck_assert(s.ctl_rate == 0 && s.ctl_high == 50);
 }
 END_TEST
 
@@ -791,7 +743,6 @@ int main(void)
         {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
         {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
         {"eta_ctl_queued", eta_waits_for_the_control_records_already_in_the_log},
-        {"eta_ctl_rate", eta_follows_the_control_lanes_pace},
         {"eta_between_batches", eta_between_batches_counts_the_batch_already_polled},
         {"drain_cold", drain_before_a_batch_is_timed_is_the_first_batchs_period},
         {"drain_quiet_partition", drain_of_a_quiet_partition_is_the_workers_period},
