@@ -1098,15 +1098,21 @@ static double further_batches_ms(const q_status_drain *d, double k, double per_b
 /* Between batches, until the fan's batch is applied. The next batch is
  * polled now and collects its window, when no record was waiting as the
  * owner published (the poll waits for the next one: this fan's). When
- * records were waiting, it was polled at once and its poll ended by
- * d->polled_by_ms: a record that came after is in the batch after, applied
- * when the polled batch's forecast period ends (a quarter of it at least,
- * as a batch past its forecast): the node's cached drain is up to a
- * refresh old, longer than the collecting window. */
-static double between_batches_ms(const q_status_drain *d, int64_t now_ms)
+ * records were waiting, it was polled at once, took the intents up to
+ * d->applying_end and ended by d->polled_by_ms: a record past them, once
+ * that poll is over, is in a batch after it, the first applied when the
+ * polled batch's forecast period ends (a quarter of it at least, as a
+ * batch past its forecast); the node's cached drain is up to a refresh
+ * old, longer than the collecting window. *k: the intents between the
+ * fan and the batch it waits for first. */
+static double between_batches_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
+                                 int64_t *k)
 {
-    if (d->polled_by_ms <= 0 || now_ms <= d->polled_by_ms || d->next_ms <= 0)
+    *k = offset - d->served;
+    if (d->polled_by_ms <= 0 || now_ms <= d->polled_by_ms || d->next_ms <= 0 ||
+        offset < d->applying_end)
         return (double)d->window_ms;
+    *k = offset - d->applying_end;
     double first = d->next_ms - (double)(now_ms - d->polled_by_ms);
     return first > d->next_ms / 4 ? first : d->next_ms / 4;
 }
@@ -1155,8 +1161,7 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
             if (first < p / 4)
                 first = p / 4;
         } else {
-            k = offset - d->served;
-            first = between_batches_ms(d, now_ms);
+            first = between_batches_ms(d, offset, now_ms, &k);
         }
         wait = first + further_batches_ms(d, (double)k, per_batch, ctl);
     }

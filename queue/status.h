@@ -90,10 +90,11 @@ typedef struct q_status_event {
  * whole batch of them when there are as many (a crowd paying at once),
  * before any intent behind. Between batches (applying 0), when records
  * were waiting as it published, the owner polls its next batch at once:
- * that poll ends by polled_by_ms (its wall clock; 0 = no records were
+ * that poll takes the intents up to applying_end (served when none were
+ * waiting) and ends by polled_by_ms (its wall clock; 0 = no records were
  * waiting, the poll waits for the next one), and the batch polled takes
- * next_ms from its apply to the next (its forecast period); a record that
- * comes after polled_by_ms is in the batch after. Stored as one value
+ * next_ms from its apply to the next (its forecast period); a record past
+ * applying_end, once that poll is over, is in a batch after it. Stored as one value
  * ("drain" hash), so a
  * reader never pairs a cursor with another batch's moment. An older
  * owner's value has only the first six fields (applying -1: the ETA is

@@ -330,7 +330,8 @@ static double busy_s(const worker *w)
  * (as the consumer last fetched its high watermarks: no round trip), the
  * next poll takes them at once and ends by now + the window, and that
  * batch's period is forecast from them (q_status_drain.polled_by_ms,
- * next_ms); a fan whose record comes after is in the batch after. */
+ * next_ms, and applying_end: the intents it takes); a fan whose record is
+ * past them is in a batch after. */
 static void note_next_poll(const worker *w, const wk_slot *s, q_status_drain *d)
 {
     int64_t high, waiting = 0, ctl = d->ctl_queued > 0 ? d->ctl_queued : 0;
@@ -345,6 +346,7 @@ static void note_next_poll(const worker *w, const wk_slot *s, q_status_drain *d)
         waiting = d->batch_max - ctl;
     int full = waiting + ctl >= d->batch_max;
     d->polled_by_ms = ons_wall_ms() + (full ? 0 : d->window_ms);
+    d->applying_end = d->served + waiting;
     d->next_ms = d->batch_ms + (double)waiting * d->record_ms + (double)ctl * d->ctl_ms;
 }
 

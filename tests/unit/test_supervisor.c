@@ -624,13 +624,19 @@ END_TEST
 START_TEST(eta_between_batches_counts_the_batch_already_polled)
 {
     const int64_t now = 1764400001000;
-    /* committed at served 5000, its next poll ended 100 ms ago, that
-     * batch forecast to take 400 ms */
+    /* committed at served 5000 with 100 intents waiting, its next poll
+     * took them and ended 100 ms ago, that batch forecast to take 400 ms */
     q_status_drain d = {5000, now - 600, 50,  0.1, 8000, 20,        0,
-                        5000, 100,       1.0, 0,   0,    now - 100, 400};
+                        5100, 100,       1.0, 0,   0,    now - 100, 400};
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 300, 1);
     /* later than its forecast: a quarter of it */
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now + 1000, 500), 100, 1);
+    /* in the log before the poll: in the batch polled, its window */
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5099, now, 500), 20, 1);
+    /* a backlog: the batch polled took a full batch, a fan 10,000 past it
+     * waits for that batch and one more full one */
+    q_status_drain b = {5000, now - 600, 50, 0.1, 8000, 0, 0, 13000, 0, 1.0, 0, 0, now - 100, 850};
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&b, 23000, now, 500), 750 + 850, 1);
     /* the poll not over yet: in it, its window */
     d.polled_by_ms = now + 10;
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 20, 1);
