@@ -1138,14 +1138,11 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
          * the batch being committed is in the next one, applied when that
          * batch's period ends; one further back waits a full batch per
          * batch_max records more, each with as many control records as the
-         * last batch had (the control lane goes first) while the control
-         * records still to come last (further_batches_ms): at most 7/8 of
-         * a batch when those are known (a crowd paying fills batches with
-         * 5,000-8,000 of them), half when not (the share would not end). */
-        double ctl = (double)d->applying_ctl;
-        double most = (double)d->batch_max * (d->ctl_left >= 0 ? 0.875 : 0.5);
-        if (ctl > most)
-            ctl = most;
+         * last batch had (the control lane goes first; at most half) while
+         * the control records still to come last (further_batches_ms). */
+        double ctl = (double)d->applying_ctl, half = (double)d->batch_max / 2;
+        if (ctl > half)
+            ctl = half;
         double per_batch = (double)d->batch_max - ctl;
         double first;
         int64_t k;
