@@ -1054,8 +1054,9 @@ static double drain_wait_from_cursor(const q_status_drain *d, int64_t offset, in
 }
 
 /* The batches the owner applies before reaching a record k intents
- * behind the next batch's first, after the control records in the log
- * (queue_ms): each taking ctl control records first (per_batch intents)
+ * behind the next batch's first, once the control records in the log are
+ * applied (further_batches_ms): each taking ctl control records first
+ * (per_batch intents)
  * while the control records still to come (left, when known: >= 0) last,
  * and batch_max intents each after. */
 static double paced_batches_ms(const q_status_drain *d, double k, double per_batch, double ctl,
