@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { DRAIN_VALUES = 11 };
+enum { DRAIN_VALUES = 14 };
 
 struct ing_cursors {
     int n;
@@ -62,7 +62,10 @@ static void drain_store(ing_cursors *c, int32_t p, const q_status_drain *d)
                                      d->applying_end,
                                      d->applying_ctl,
                                      (int64_t)(d->ctl_ms * 1e6),
-                                     d->ctl_left};
+                                     d->ctl_left,
+                                     d->ctl_queued,
+                                     d->polled_by_ms,
+                                     (int64_t)(d->next_ms * 1e6)};
     uint32_t seq = atomic_load_explicit(&c->drain_seq[p], memory_order_relaxed);
     atomic_store_explicit(&c->drain_seq[p], seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
@@ -93,7 +96,10 @@ q_status_drain ing_cursors_drain(ing_cursors *c, int32_t p)
                                  v[7],
                                  v[8],
                                  (double)v[9] / 1e6,
-                                 v[10]};
+                                 v[10],
+                                 v[11],
+                                 v[12],
+                                 (double)v[13] / 1e6};
             return d;
         }
     }
@@ -176,6 +182,7 @@ int ing_cursors_new(int partitions, const q_status_opts *redis, const char *pg_d
         atomic_store(&c->drain[p][0], -1);
         atomic_store(&c->drain[p][6], -1);
         atomic_store(&c->drain[p][10], -1);
+        atomic_store(&c->drain[p][11], -1);
     }
     if (pthread_create(&c->thread, NULL, refresh_main, c))
         goto fail;

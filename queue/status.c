@@ -861,15 +861,17 @@ static int read_replies(q_status *s, size_t queued, const char *what)
 
 /* Appends the HSET of partition's drain (its "drain" hash value: the
  * fields of q_status_drain in order, which parse_drain reads back; a reader
- * of the first six alone still understands them). Returns the commands. */
+ * of the first six, eleven or twelve alone still understands them). Returns the
+ * commands. */
 static size_t append_drain(q_status *s, int32_t partition, const q_status_drain *d)
 {
-    char v[224];
-    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld",
+    char v[320];
+    snprintf(v, sizeof v, "%lld %lld %.3f %.6f %lld %lld %lld %lld %lld %.6f %lld %lld %lld %.3f",
              (long long)d->served, (long long)d->served_at_ms, d->batch_ms, d->record_ms,
              (long long)d->batch_max, (long long)d->window_ms, (long long)d->applying,
              (long long)d->applying_end, (long long)d->applying_ctl, d->ctl_ms,
-             (long long)d->ctl_left);
+             (long long)d->ctl_left, (long long)d->ctl_queued, (long long)d->polled_by_ms,
+             d->next_ms);
     return append_partition_field(s, "drain", partition, v);
 }
 
@@ -1009,18 +1011,25 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
  * leaves it unknown (served -1). */
 static void parse_drain(const char *v, q_status_drain *d)
 {
-    long long served, at, max, window, applying = -1, end = 0, ctl = 0, left = -1;
-    double batch_ms, record_ms, ctl_ms = 0;
-    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld", &served, &at,
-                   &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms, &left);
-    if (n != 6 && n != 11)
+    long long served, at, max, window, applying = -1, end = 0, ctl = 0, left = -1, queued = -1;
+    long long polled_by = 0;
+    double batch_ms, record_ms, ctl_ms = 0, next = 0;
+    int n = sscanf(v, "%lld %lld %lf %lf %lld %lld %lld %lld %lld %lf %lld %lld %lld %lf", &served,
+                   &at, &batch_ms, &record_ms, &max, &window, &applying, &end, &ctl, &ctl_ms, &left,
+                   &queued, &polled_by, &next);
+    if (n != 6 && n != 11 && n != 12 && n != 14)
         return;
+    if (n < 14) /* an older owner's: when its next poll ends not said */
+        polled_by = 0, next = 0;
     if (n == 6) /* an older owner's: no moment of its batches but the cursor's */
         applying = -1, end = served, ctl = 0, ctl_ms = 0, left = -1;
+    if (n < 12) /* an older owner's: the control lane's backlog not said */
+        queued = -1;
     if (served >= 0 && at >= 0 && batch_ms >= 0 && record_ms >= 0 && max >= 0 && window >= 0 &&
-        applying >= -1 && applying <= 1 && end >= served && ctl >= 0 && ctl_ms >= 0 && left >= -1)
-        *d = (q_status_drain){served,   at,  batch_ms, record_ms, max, window,
-                              applying, end, ctl,      ctl_ms,    left};
+        applying >= -1 && applying <= 1 && end >= served && ctl >= 0 && ctl_ms >= 0 && left >= -1 &&
+        queued >= -1 && polled_by >= 0 && next >= 0)
+        *d = (q_status_drain){served, at,  batch_ms, record_ms, max,    window,    applying,
+                              end,    ctl, ctl_ms,   left,      queued, polled_by, next};
 }
 
 /* A batch of n intents and c control records, from its apply to the next
@@ -1044,20 +1053,69 @@ static double drain_wait_from_cursor(const q_status_drain *d, int64_t offset, in
     return batches * d->batch_ms + (k + 1) * d->record_ms + (double)d->window_ms - (double)since;
 }
 
-/* The full batches the owner applies before reaching a record k intents
- * behind the next batch's first, each taking ctl control records first
- * (per_batch intents) while the control records still to come
- * (d->ctl_left, when known) last, and batch_max intents each after. */
-static double further_batches_ms(const q_status_drain *d, double k, double per_batch, double ctl)
+/* The batches the owner applies before reaching a record k intents
+ * behind the next batch's first, once the control records in the log are
+ * applied (further_batches_ms): each taking ctl control records first
+ * (per_batch intents)
+ * while the control records still to come (left, when known: >= 0) last,
+ * and batch_max intents each after. */
+static double paced_batches_ms(const q_status_drain *d, double k, double per_batch, double ctl,
+                               double left)
 {
-    if (ctl <= 0 || d->ctl_left < 0)
+    if (ctl <= 0 || left < 0)
         return floor(k / per_batch) * drain_period_ms(d, per_batch, ctl);
-    double with_ctl = floor((double)d->ctl_left / ctl), covered = with_ctl * per_batch;
+    double with_ctl = floor(left / ctl), covered = with_ctl * per_batch;
     if (k < covered)
         return floor(k / per_batch) * drain_period_ms(d, per_batch, ctl);
     double max = (double)d->batch_max;
     return with_ctl * drain_period_ms(d, per_batch, ctl) +
            floor((k - covered) / max) * drain_period_ms(d, max, 0);
+}
+
+/* The batches before the one that applies a record k intents behind the
+ * next batch's first. The control lane goes first: the control records
+ * in the log when the owner published (d->ctl_queued) fill the next
+ * batches before any intent, whole batches of them when there are as
+ * many (a crowd's checkouts and payment results at once), and the batch
+ * that takes the last of them takes intents after; then paced_batches_ms
+ * with what the holds can send beyond them. */
+static double further_batches_ms(const q_status_drain *d, double k, double per_batch, double ctl)
+{
+    double left = d->ctl_left >= 0 ? (double)d->ctl_left : -1, ms = 0;
+    if (d->ctl_queued > 0) {
+        double max = (double)d->batch_max, q = (double)d->ctl_queued;
+        double full = floor(q / max), rest = q - full * max, room = max - rest;
+        ms = full * drain_period_ms(d, 0, max);
+        if (k < room)
+            return ms; /* in the batch that takes the last of them */
+        ms += drain_period_ms(d, room, rest);
+        k -= room;
+        if (left >= 0)
+            left = left > q ? left - q : 0;
+    }
+    return ms + paced_batches_ms(d, k, per_batch, ctl, left);
+}
+
+/* Between batches, until the fan's batch is applied. The next batch is
+ * polled now and collects its window, when no record was waiting as the
+ * owner published (the poll waits for the next one: this fan's). When
+ * records were waiting, it was polled at once, took the intents up to
+ * d->applying_end and ended by d->polled_by_ms: a record past them, once
+ * that poll is over, is in a batch after it, the first applied when the
+ * polled batch's forecast period ends (a quarter of it at least, as a
+ * batch past its forecast); the node's cached drain is up to a refresh
+ * old, longer than the collecting window. *k: the intents between the
+ * fan and the batch it waits for first. */
+static double between_batches_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
+                                 int64_t *k)
+{
+    *k = offset - d->served;
+    if (d->polled_by_ms <= 0 || now_ms <= d->polled_by_ms || d->next_ms <= 0 ||
+        offset < d->applying_end)
+        return (double)d->window_ms;
+    *k = offset - d->applying_end;
+    double first = d->next_ms - (double)(now_ms - d->polled_by_ms);
+    return first > d->next_ms / 4 ? first : d->next_ms / 4;
 }
 
 double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
@@ -1101,9 +1159,7 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
             if (first < p / 4)
                 first = p / 4;
         } else {
-            /* between batches: the next is polled now and collects its window */
-            k = offset - d->served;
-            first = (double)d->window_ms;
+            first = between_batches_ms(d, offset, now_ms, &k);
         }
         wait = first + further_batches_ms(d, (double)k, per_batch, ctl);
     }

@@ -84,11 +84,22 @@ typedef struct q_status_event {
  * result a hold, and as many for each intent its events' free seats may
  * still take; -1 unknown): the control lane goes first, but once an
  * event's seats are all held its checkouts run out, and the intents
- * behind them are applied at the intents' pace alone. Stored as one value
+ * behind them are applied at the intents' pace alone; and how many
+ * control records were in the log, not yet applied, when it published
+ * (ctl_queued; -1 unknown): the owner's next batches take them first, a
+ * whole batch of them when there are as many (a crowd paying at once),
+ * before any intent behind. Between batches (applying 0), when records
+ * were waiting as it published, the owner polls its next batch at once:
+ * that poll takes the intents up to applying_end (served when none were
+ * waiting) and ends by polled_by_ms (its wall clock; 0 = no records were
+ * waiting, the poll waits for the next one), and the batch polled takes
+ * next_ms from its apply to the next (its forecast period); a record past
+ * applying_end, once that poll is over, is in a batch after it. Stored as one value
  * ("drain" hash), so a
  * reader never pairs a cursor with another batch's moment. An older
  * owner's value has only the first six fields (applying -1: the ETA is
- * then counted from served_at_ms, q_status_drain_wait_ms). */
+ * then counted from served_at_ms, q_status_drain_wait_ms), or eleven
+ * (ctl_queued -1), or twelve (polled_by_ms 0). */
 typedef struct q_status_drain {
     int64_t served, served_at_ms;
     double batch_ms, record_ms;
@@ -97,11 +108,14 @@ typedef struct q_status_drain {
     int64_t applying;  /* 1: a batch is being committed; 0: between batches; -1: not said */
     int64_t applying_end, applying_ctl;
     double ctl_ms;
-    int64_t ctl_left; /* control records still to come; -1 unknown */
+    int64_t ctl_left;     /* control records still to come; -1 unknown */
+    int64_t ctl_queued;   /* of them, in the log when published; -1 unknown */
+    int64_t polled_by_ms; /* applying 0: the next batch's poll ends by then; 0 unknown */
+    double next_ms;       /* applying 0: that batch's forecast period */
 } q_status_drain;
 
 /* The drain a reader has before any was published (served -1). */
-#define Q_STATUS_DRAIN_UNKNOWN ((q_status_drain){-1, 0, 0, 0, 0, 0, -1, 0, 0, 0, -1})
+#define Q_STATUS_DRAIN_UNKNOWN ((q_status_drain){-1, 0, 0, 0, 0, 0, -1, 0, 0, 0, -1, -1, 0, 0})
 
 /* The wait, in ms from now_ms, until the owner reaches the intents
  * record at offset by its published drain d (docs/fairness.md "The

@@ -326,30 +326,39 @@ static double busy_s(const worker *w)
     return ons_mono_s() - w->batch_polled_s;
 }
 
-/* The control records p's holds can still send (q_status_drain.ctl_left):
- * a checkout and a payment result a hold, and as many for each intent the
- * free seats of the batch's events may still take (their seats over the
- * seats a hold has on average). */
-static int64_t ctl_left(const wk_part *p)
+/* Between batches (d->applying 0): when records are waiting in the log
+ * (as the consumer last fetched its high watermarks: no round trip), the
+ * next poll takes them at once and ends by now + the window, and that
+ * batch's period is forecast from them (q_status_drain.polled_by_ms,
+ * next_ms, and applying_end: the intents it takes); a fan whose record is
+ * past them is in a batch after. */
+static void note_next_poll(const worker *w, const wk_slot *s, q_status_drain *d)
 {
-    int64_t holds = (int64_t)ons_heap_count(&p->holds), free = 0, held = 0, nholds = 0;
-    for (size_t i = 0; i < p->fx.nevents; i++) {
-        const wk_event *ev = p->fx.events[i];
-        free += ev->inv.available > 0 ? ev->inv.available : 0;
-        held += ev->inv.held;
-        nholds += ev->nholds;
-    }
-    int64_t takers = free > 0 ? (nholds > 0 && held > nholds ? free * nholds / held : free) : 0;
-    return 2 * (holds + takers);
+    int64_t high, waiting = 0, ctl = d->ctl_queued > 0 ? d->ctl_queued : 0;
+    if (q_consumer_high_watermark(w->cons, Q_TOPIC_INTENTS, s->part->partition, &high) == 0 &&
+        high > s->part->next_offset)
+        waiting = high - s->part->next_offset;
+    if (waiting + ctl <= 0)
+        return;
+    if (ctl > d->batch_max)
+        ctl = d->batch_max;
+    if (waiting > d->batch_max - ctl)
+        waiting = d->batch_max - ctl;
+    int full = waiting + ctl >= d->batch_max;
+    d->polled_by_ms = ons_wall_ms() + (full ? 0 : d->window_ms);
+    d->applying_end = d->served + waiting;
+    d->next_ms = d->batch_ms + (double)waiting * d->record_ms + (double)ctl * d->ctl_ms;
 }
 
 /* The drain s publishes (q_status_drain): served, the moment of its last
  * batch (applying: that batch, n intents from served and ctl control
  * records, is being committed; else n and ctl are the last batch's) and
- * the owner's pace. Before the first batch was timed, the pace is this
+ * the owner's pace, with the control records in the log not applied yet
+ * (the control lane's high watermark as the consumer last fetched it: no
+ * round trip). Before the first batch was timed, the pace is this
  * batch's busy time so far plus a collecting window, when seed (after the
  * commit: the first batches of a new owner are not left without an ETA). */
-static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t served, int applying,
+static q_status_drain slot_drain(const worker *w, wk_slot *s, int64_t served, int applying,
                                  int64_t n, int64_t ctl, int seed)
 {
     int full = n + ctl >= w->o.batch_max_messages;
@@ -363,7 +372,13 @@ static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t serv
                         applying ? served + n : served,
                         ctl,
                         0,
-                        ctl_left(s->part)};
+                        wk_slot_ctl_left(s),
+                        -1,
+                        0,
+                        0};
+    int64_t high;
+    if (q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, s->part->partition, &high) == 0)
+        d.ctl_queued = high > s->part->ctl_next_offset ? high - s->part->ctl_next_offset : 0;
     wk_slot first;
     const wk_slot *m = s;
     if (seed && s->drain_w <= 0 && n + ctl > 0) {
@@ -372,6 +387,8 @@ static q_status_drain slot_drain(const worker *w, const wk_slot *s, int64_t serv
         m = &first;
     }
     wk_slot_drain_model(m, &d.batch_ms, &d.record_ms, &d.ctl_ms);
+    if (!applying)
+        note_next_poll(w, s, &d);
     return d;
 }
 
@@ -383,45 +400,29 @@ static void batch_counts(const wk_part *p, int64_t *n, int64_t *ctl)
 }
 
 /* Right after a batch's records were applied in memory, before its
- * commit: the last batch's period ends now (from its apply to this one's;
- * when the owner waited for records between them, its busy time and a
- * collecting window instead), and the owner publishes that it is
- * committing this batch (applying 1): a fan behind it is in the next
- * batch, applied when this one's period ends (docs/fairness.md "The ETA").
- * One more write per batch, not waited for. */
+ * commit (the last batch's period ended at this apply: wk_slot_batch_end),
+ * the owner publishes that it is committing this batch (applying 1): a
+ * fan behind it is in the next batch, applied when this one's period ends
+ * (docs/fairness.md "The ETA"). One more write per batch, not waited for. */
 static void note_batch_applied(worker *w, int32_t partition, wk_slot *s)
 {
     int64_t n, ctl;
     batch_counts(s->part, &n, &ctl);
     if (n + ctl <= 0)
         return; /* due work alone (expiries): not a batch of the drain */
-    if (s->drain_pend) {
-        double secs = !w->batch_waited && !w->idled && s->served_at_ms > 0 &&
-                              w->batch_applied_ms > s->served_at_ms
-                          ? (double)(w->batch_applied_ms - s->served_at_ms) / 1000.0
-                          : s->drain_pend_busy + (double)w->o.batch_max_ms / 1000.0;
-        wk_slot_drain(s, s->drain_pend_n, s->drain_pend_c, secs, (double)w->o.eta_window_batches);
-        s->drain_pend = 0;
-    }
     s->served_at_ms = w->batch_applied_ms;
     q_status_drain d = slot_drain(w, s, s->part->fx.first_offset, 1, n, ctl, 0);
     if (wk_project_drain(w->proj, partition, &d) != 0)
         ons_counter_add(w->redis_err, 1);
 }
 
-/* After its projection: the batch is timed when the next one is applied
- * (note_batch_applied). The owner's first batch here is cold (first
- * statements, caches): not its pace. */
+/* After its projection: the batch is timed when the worker's next batch
+ * is applied (wk_slot_batch_pend, wk_slot_batch_end). */
 static void note_batch_pace(worker *w, wk_slot *s)
 {
     int64_t n, ctl;
     batch_counts(s->part, &n, &ctl);
-    if (n + ctl <= 0 || s->drain_seen++ == 0)
-        return;
-    s->drain_pend = 1;
-    s->drain_pend_n = n;
-    s->drain_pend_c = ctl;
-    s->drain_pend_busy = busy_s(w);
+    wk_slot_batch_pend(s, n, ctl, busy_s(w));
 }
 
 static void commit_partition(worker *w, int32_t partition, wk_slot *s)
@@ -620,6 +621,12 @@ static void run_batch(worker *w)
     for (size_t i = 0; i < n; i++) {
         apply_record(w, &w->buf[i], now_ms);
         q_record_release(&w->buf[i].rec);
+    }
+    for (size_t i = 0; i < w->sup.nslots && n > 0; i++) {
+        wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
+        if (s)
+            wk_slot_batch_end(s, now_ms, w->batch_waited || w->idled,
+                              (double)w->o.batch_max_ms / 1000.0, (double)w->o.eta_window_batches);
     }
     for (size_t i = 0; i < w->sup.nslots; i++) {
         wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);

@@ -287,6 +287,70 @@ void wk_slot_drain(wk_slot *s, int64_t n, int64_t c, double secs, double half_li
     s->drain_cb = s->drain_cb * keep + y * secs;
 }
 
+void wk_slot_batch_pend(wk_slot *s, int64_t n, int64_t c, double busy_s)
+{
+    if (n + c <= 0)
+        return;
+    s->drain_pend = s->drain_seen++ == 0 ? 2 : 1;
+    s->drain_pend_n = n;
+    s->drain_pend_c = c;
+    s->drain_pend_busy = busy_s;
+}
+
+void wk_slot_batch_end(wk_slot *s, int64_t applied_ms, int waited, double window_s,
+                       double half_life)
+{
+    if (!s->drain_pend)
+        return;
+    double secs = !waited && s->served_at_ms > 0 && applied_ms > s->served_at_ms
+                      ? (double)(applied_ms - s->served_at_ms) / 1000.0
+                      : s->drain_pend_busy + window_s;
+    if (s->drain_pend == 2)
+        s->drain_cold_s = secs;
+    else
+        wk_slot_drain(s, s->drain_pend_n, s->drain_pend_c, secs, half_life);
+    s->drain_pend = 0;
+}
+
+/* Remembers ev among s's recent events (most recent first). */
+static void remember_event(wk_slot *s, int64_t event_id)
+{
+    int i = 0;
+    while (i < s->nctl_events && s->ctl_events[i] != event_id)
+        i++;
+    if (i == s->nctl_events && s->nctl_events < WK_SLOT_CTL_EVENTS)
+        s->nctl_events++;
+    if (i == WK_SLOT_CTL_EVENTS)
+        i--;
+    memmove(&s->ctl_events[1], &s->ctl_events[0], (size_t)i * sizeof s->ctl_events[0]);
+    s->ctl_events[0] = event_id;
+}
+
+/* The intents ev's free seats may still take. */
+static int64_t takers(const wk_event *ev)
+{
+    int64_t free = ev->inv.available > 0 ? ev->inv.available : 0;
+    if (free == 0)
+        return 0;
+    return ev->nholds > 0 && ev->inv.held > ev->nholds ? free * ev->nholds / ev->inv.held : free;
+}
+
+int64_t wk_slot_ctl_left(wk_slot *s)
+{
+    const wk_part *p = s->part;
+    int64_t n = 0;
+    for (size_t i = 0; i < p->fx.nevents; i++)
+        n += takers(p->fx.events[i]);
+    for (int i = 0; i < s->nctl_events; i++) {
+        const wk_event *ev = wk_part_event(p, s->ctl_events[i]);
+        if (ev && !ev->fx_mark) /* not counted with the batch's */
+            n += takers(ev);
+    }
+    for (size_t i = p->fx.nevents; i-- > 0;)
+        remember_event(s, p->fx.events[i]->event_id);
+    return 2 * ((int64_t)ons_heap_count(&p->holds) + n);
+}
+
 /* A count's weighted variance is too small to split the time by when it
  * is under 1 % of its mean squared (or the count is never above 0). */
 static int varies(double var, double mean)
@@ -297,8 +361,10 @@ static int varies(double var, double mean)
 void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms, double *ctl_ms)
 {
     *batch_ms = *record_ms = *ctl_ms = 0;
-    if (s->drain_w <= 0)
+    if (s->drain_w <= 0) {
+        *batch_ms = s->drain_cold_s * 1000.0;
         return;
+    }
     double w = s->drain_w, mn = s->drain_n / w, mc = s->drain_c / w, mb = s->drain_b / w;
     double vnn = s->drain_nn / w - mn * mn, vcc = s->drain_cc / w - mc * mc;
     double vnc = s->drain_nc / w - mn * mc;

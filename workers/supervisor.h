@@ -85,6 +85,10 @@ typedef struct wk_sup_ops {
 /* One partition's slot. The first block is the supervisor's; the rest is
  * the worker's bookkeeping for its projection and gauges, kept here so one
  * lookup finds both. */
+/* How many events of its recent batches a slot remembers for the control
+ * records still to come (wk_slot_ctl_left). */
+#define WK_SLOT_CTL_EVENTS 8
+
 typedef struct wk_slot {
     int state;     /* enum wk_slot_state */
     wk_part *part; /* the partition's memory (ACTIVE only; owned) */
@@ -99,13 +103,21 @@ typedef struct wk_slot {
      * batches of 1, n, c, n*n, n*c, c*c, t, n*t and c*t (n intents and c
      * control records, t seconds from the batch's apply to the next's). */
     double drain_w, drain_n, drain_c, drain_nn, drain_nc, drain_cc, drain_b, drain_nb, drain_cb;
-    /* The last batch, timed when the next one is applied: its records,
-     * and its busy time (apply to projection), the sample instead when
-     * the owner waited for records before the next batch. */
-    int drain_pend;
+    /* The last batch, timed when the worker applies its next batch,
+     * whether or not this partition has records in it
+     * (wk_slot_batch_end): its records, and its busy time (apply to
+     * projection), the sample instead when the owner waited for records
+     * before the next batch. */
+    int drain_pend; /* 1: pending; 2: pending, the owner's first (cold) batch */
     int64_t drain_pend_n, drain_pend_c;
     double drain_pend_busy;
+    /* the owner's first batch's period: its pace until a batch is timed */
+    double drain_cold_s;
     int64_t drain_seen; /* batches applied since the process started */
+    /* The events of its recent batches, most recent first (wk_slot_ctl_left:
+     * their free seats may still take intents that are in the log) */
+    int64_t ctl_events[WK_SLOT_CTL_EVENTS];
+    int nctl_events;
     /* the owner's wall clock when its last batch was applied (that batch's
      * left_queue_at; 0 none yet) */
     int64_t served_at_ms;
@@ -173,12 +185,40 @@ void wk_slot_rate(wk_slot *s, size_t n, double now);
  * next one, and idle time is never in a sample). n + c == 0 or secs <= 0
  * adds nothing. */
 void wk_slot_drain(wk_slot *s, int64_t n, int64_t c, double secs, double half_life);
+/* s's batch of n intents and c control records was committed and
+ * projected, busy_s seconds after it was applied: it is timed when the
+ * worker applies its next batch (wk_slot_batch_end). The owner's first
+ * batch (cold statements and caches) is not its pace: not a sample, but
+ * the pace until one is (wk_slot_drain_model). */
+void wk_slot_batch_pend(wk_slot *s, int64_t n, int64_t c, double busy_s);
+/* The worker applied a batch of records at applied_ms (its wall clock):
+ * s's pending batch, if any, was the worker's batch before, and its
+ * period ends now, whether or not s has records in this one (a record of
+ * s's that came meanwhile would have been applied now): applied_ms - its
+ * apply, or when the owner waited for records between them (waited), its
+ * busy time plus window_s. A quiet partition of a worker owning several
+ * is not timed to its own next apply, across other partitions' batches:
+ * its fans wait for the worker's next batch, not for its next records.
+ * Adds the sample to s's drain (wk_slot_drain). */
+void wk_slot_batch_end(wk_slot *s, int64_t applied_ms, int waited, double window_s,
+                       double half_life);
+/* The control records s's partition can still send (q_status_drain's
+ * ctl_left): a checkout and a payment result a hold, and as many for each
+ * intent the free seats of its events may still take (their free seats
+ * over the seats a hold has on average), over the events of the batch in
+ * memory (p->fx) and of the recent batches before it (remembered here):
+ * between batches, when the batch's effects are cleared, the events whose
+ * fans are in the log still count. */
+int64_t wk_slot_ctl_left(wk_slot *s);
 /* The period of a batch of n intents and c control records as s's recent
  * batches show it: *batch_ms + n * *record_ms + c * *ctl_ms, fitted by
  * least squares over their sizes (all >= 0; a count that hardly varies
  * cannot be told from the batch's own cost and gives its share to
- * *batch_ms; a negative share is left out and the rest fitted again); all
- * 0 before the first batch. Control records cost the owner several times
+ * *batch_ms; a negative share is left out and the rest fitted again).
+ * Before a batch is timed, the owner's first (cold) batch's period all in
+ * *batch_ms (a new owner's first fans are not told the assumed rate's
+ * pace, status.assumed_rate, while its first batches commit); all 0 before
+ * that. Control records cost the owner several times
  * an intent (a checkout writes an order, its items and an outbox row), so
  * a batch's period follows both counts. */
 void wk_slot_drain_model(const wk_slot *s, double *batch_ms, double *record_ms, double *ctl_ms);

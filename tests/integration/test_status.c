@@ -87,7 +87,8 @@ START_TEST(publish_then_read)
     ck_assert_int_eq(q_status_claim_active(st, 5, 11, "pending:200", 0, 1000, NULL, NULL, 0), 0);
     /* user 12: a later join's claim, not intent 14's */
     ck_assert_int_eq(q_status_claim_active(st, 5, 12, "pending:999", 0, 1000, NULL, NULL, 0), 0);
-    q_status_drain drain = {13, 1764400000123, 87.25, 0.0125, 8000, 20, 1, 13, 7, 0.375, 4242};
+    q_status_drain drain = {13, 1764400000123, 87.25, 0.0125, 8000,          20,   1, 13,
+                            7,  0.375,         4242,  1717,   1764400000456, 321.5};
     unsigned long sent = q_status_commands_sent(st);
     ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, &drain, r, 4, &ev, 1), 0);
     /* 4 results' SETs, ONE call for the 3 ended intents' active keys, the
@@ -117,6 +118,9 @@ START_TEST(publish_then_read)
     ck_assert_int_eq(drains[1].applying_ctl, 7);
     ck_assert(drains[1].ctl_ms > 0.3749 && drains[1].ctl_ms < 0.3751);
     ck_assert_int_eq(drains[1].ctl_left, 4242);
+    ck_assert_int_eq(drains[1].ctl_queued, 1717);
+    ck_assert_int_eq(drains[1].polled_by_ms, 1764400000456);
+    ck_assert(drains[1].next_ms > 321.4 && drains[1].next_ms < 321.6);
     ck_assert_int_eq(drains[0].served, -1);
     ck_assert(drains[0].batch_ms == 0 && drains[0].record_ms == 0);
 

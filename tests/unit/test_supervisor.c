@@ -2,6 +2,7 @@
  * every state transition, the retry delays and the batch-failure backoff
  * schedule, against a fake store and consumer. No services. */
 #include "tests/check_run.h"
+#include "wk_fixture.h"
 #include "common/err.h"
 #include "workers/partition.h"
 #include "queue/status.h"
@@ -478,10 +479,20 @@ static double simulated_eta_error(int applying)
         /* publications of this batch: applied (a), committed */
         double b_ms, r_ms, c_ms;
         wk_slot_drain_model(&s, &b_ms, &r_ms, &c_ms);
-        q_status_drain at_apply = {served, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                   1,      served + n,           c,    c_ms, -1};
-        q_status_drain at_commit = {served + n, base_ms + (int64_t)a, b_ms, r_ms, batch_max, 20,
-                                    0,          served + n,           c,    c_ms, -1};
+        q_status_drain at_apply = {served,    base_ms + (int64_t)a,
+                                   b_ms,      r_ms,
+                                   batch_max, 20,
+                                   1,         served + n,
+                                   c,         c_ms,
+                                   -1,        -1,
+                                   0,         0};
+        q_status_drain at_commit = {served + n, base_ms + (int64_t)a,
+                                    b_ms,       r_ms,
+                                    batch_max,  20,
+                                    0,          served + n,
+                                    c,          c_ms,
+                                    -1,         -1,
+                                    0,          0};
         if (!applying)
             at_commit.applying = -1, at_commit.ctl_ms = 0, at_commit.applying_ctl = 0;
         if (applying && (next_pub_at < 0 || next_pub_at > a)) {
@@ -521,7 +532,7 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
     /* a batch of 4,000 intents and 4,000 control records is committing,
      * applied 1 s ago: 50 ms + 0.1 ms an intent + 1 ms a control record */
     const int64_t now = 1764400001000;
-    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000};
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 4000, 0, 0, 0};
     double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
     /* right behind it: the rest of its period */
     ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
@@ -540,6 +551,183 @@ START_TEST(eta_counts_control_records_only_while_the_holds_can_send_them)
 }
 END_TEST
 
+/* A crowd paying at once: the control records in the log when the owner
+ * published (ctl_queued) fill its next batches before any intent behind,
+ * whole batches of them when there are as many. */
+START_TEST(eta_waits_for_the_control_records_already_in_the_log)
+{
+    /* a batch of 4,000 intents and 4,000 control records is committing,
+     * applied 1 s ago, 18,000 control records in the log behind it */
+    const int64_t now = 1764400001000;
+    q_status_drain d = {1000, now - 1000, 50, 0.1, 8000, 0, 1, 5000, 4000, 1.0, 30000, 18000, 0, 0};
+    double period = 50 + 0.1 * 4000 + 4000, left = period - 1000;
+    double ctl_batch = 50 + 8000 * 1.0; /* a batch of control records alone */
+    /* right behind it: two batches of control records alone, then the
+     * batch that takes the last 2,000 and 6,000 intents */
+    double want = left + 2 * ctl_batch;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(want), 1);
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 10999, now, 500), ceil(want), 1);
+    /* 6,000 further back: that batch too; the fan is in the one after */
+    want += 50 + 0.1 * 6000 + 2000;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 11000, now, 500), ceil(want), 1);
+    /* the control: the backlog not known (an older owner's drain), the
+     * fan right behind is promised the next batch */
+    d.ctl_queued = -1;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
+    d.ctl_queued = 0;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5000, now, 500), ceil(left), 1);
+}
+END_TEST
+
+/* The owner's first batch is cold (first statements, caches): not a
+ * sample of its pace, but its period is the pace until a batch is timed,
+ * so the fans behind the second batch are not told the assumed rate's. */
+START_TEST(drain_before_a_batch_is_timed_is_the_first_batchs_period)
+{
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    const int64_t t = 1764400000000;
+    double b, r, c;
+    s.served_at_ms = t;
+    wk_slot_batch_pend(&s, 256, 0, 0.110);
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert(b == 0 && r == 0 && c == 0); /* nothing measured yet */
+    wk_slot_batch_end(&s, t + 220, 0, 0.020, 16);
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert_msg(fabs(b - 220) < 1e-6 && r == 0 && c == 0, "%f %f %f", b, r, c);
+    ck_assert(s.drain_w == 0); /* not a sample */
+    /* the second batch is: the cold one is no longer the pace */
+    s.served_at_ms = t + 220;
+    wk_slot_batch_pend(&s, 3200, 0, 0.190);
+    wk_slot_batch_end(&s, t + 420, 0, 0.020, 16);
+    wk_slot_drain_model(&s, &b, &r, &c);
+    ck_assert_msg(s.drain_w == 1 && fabs(b - 200) < 1e-6 && r == 0, "%f %f", b, r);
+}
+END_TEST
+
+/* Between batches: when records were waiting as the owner published,
+ * its next poll took them at once and ended by polled_by_ms; a fan whose
+ * record came after is in the batch after (the node's cached drain is up
+ * to a refresh old, longer than the collecting window). */
+START_TEST(eta_between_batches_counts_the_batch_already_polled)
+{
+    const int64_t now = 1764400001000;
+    /* committed at served 5000 with 100 intents waiting, its next poll
+     * took them and ended 100 ms ago, that batch forecast to take 400 ms */
+    q_status_drain d = {5000, now - 600, 50,  0.1, 8000, 20,        0,
+                        5100, 100,       1.0, 0,   0,    now - 100, 400};
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 300, 1);
+    /* later than its forecast: a quarter of it */
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now + 1000, 500), 100, 1);
+    /* in the log before the poll: in the batch polled, its window */
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5099, now, 500), 20, 1);
+    /* a backlog: the batch polled took a full batch, a fan 10,000 past it
+     * waits for that batch and one more full one */
+    q_status_drain b = {5000, now - 600, 50, 0.1, 8000, 0, 0, 13000, 0, 1.0, 0, 0, now - 100, 850};
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&b, 23000, now, 500), 750 + 850, 1);
+    /* the poll not over yet: in it, its window */
+    d.polled_by_ms = now + 10;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 20, 1);
+    /* the control: no record waiting (or an older owner's drain), the
+     * next poll waits for this fan's record: its window */
+    d.polled_by_ms = 0;
+    ck_assert_double_eq_tol(q_status_drain_wait_ms(&d, 5100, now, 500), 20, 1);
+}
+END_TEST
+
+/* A worker owning two partitions: p's batches every 40-60 ms, q with a
+ * few records in one worker batch of ten. q's batch ends when the worker
+ * applies its next batch (a record of q's that came meanwhile would be
+ * applied then), not at q's own next apply, ten worker batches later. */
+START_TEST(drain_of_a_quiet_partition_is_the_workers_period)
+{
+    wk_slot busy, quiet, old;
+    memset(&busy, 0, sizeof busy);
+    memset(&quiet, 0, sizeof quiet);
+    memset(&old, 0, sizeof old);
+    int64_t t = 1764400000000;
+    for (int k = 0; k < 300; k++) {
+        int has_q = k % 10 == 0;
+        /* the worker applies batch k: the pending batches end */
+        wk_slot_batch_end(&busy, t, 0, 0.020, 16);
+        wk_slot_batch_end(&quiet, t, 0, 0.020, 16);
+        if (has_q) /* the control: timed at q's own next apply, as before */
+            wk_slot_batch_end(&old, t, 0, 0.020, 16);
+        busy.served_at_ms = t;
+        wk_slot_batch_pend(&busy, 400 + 100 * (k % 4), 0, 0.030);
+        if (has_q) {
+            quiet.served_at_ms = old.served_at_ms = t;
+            wk_slot_batch_pend(&quiet, 5 + k % 7, 0, 0.002);
+            wk_slot_batch_pend(&old, 5 + k % 7, 0, 0.002);
+        }
+        t += 40 + 10 * (k % 3);
+    }
+    double b, r, c;
+    wk_slot_drain_model(&quiet, &b, &r, &c);
+    double q_ms = b + 8 * r + c;
+    ck_assert_msg(q_ms > 35 && q_ms < 65, "a quiet batch of 8 takes %.1f ms", q_ms);
+    wk_slot_drain_model(&old, &b, &r, &c);
+    double old_ms = b + 8 * r + c;
+    ck_assert_msg(old_ms > 300, "the control: %.1f ms (ten worker batches)", old_ms);
+    /* the owner waited for records before the next batch: the busy time
+     * and a collecting window, as for a partition alone */
+    wk_slot_batch_pend(&quiet, 10, 0, 0.002);
+    double w = quiet.drain_w;
+    wk_slot_batch_end(&quiet, t + 5000, 1, 0.020, 16);
+    ck_assert(quiet.drain_w > w && quiet.drain_pend == 0);
+    /* nothing pending: nothing added */
+    w = quiet.drain_w;
+    wk_slot_batch_end(&quiet, t + 6000, 0, 0.020, 16);
+    ck_assert(quiet.drain_w == w);
+}
+END_TEST
+
+#define CTL_EV 7
+
+/* Event CTL_EV: 100 seats in one section. */
+static int load_100(void *ctx, wk_part *p, int64_t event_id)
+{
+    (void)ctx;
+    if (event_id != CTL_EV)
+        return ONS_ENOTFOUND;
+    wk_event *ev = wk_test_event(event_id, 60);
+    ck_assert_int_eq(wk_inv_add_block(&ev->inv, 1, "A", 0, 10, 10, 5000), 0);
+    return wk_part_add_event(p, ev);
+}
+
+/* The control records still to come count the free seats of the events
+ * of recent batches, not only of the batch in memory: between batches
+ * (the idle republish) the batch's effects are cleared. */
+START_TEST(ctl_left_counts_the_recent_batches_events_between_batches)
+{
+    wk_slot s;
+    memset(&s, 0, sizeof s);
+    s.part = wk_part_new(0, 1, 0, &(wk_part_cfg){.load = load_100});
+    ck_assert_ptr_nonnull(s.part);
+    const int64_t now = 1000000;
+    for (int64_t u = 1; u <= 10; u++) { /* ten fans hold 2 seats each */
+        q_msg m = wk_test_msg(Q_MSG_INTENT, CTL_EV, u, now);
+        m.quantity = 2;
+        ck_assert_int_eq(wk_part_apply(s.part, &m, u - 1, now, now), 0);
+    }
+    /* 10 holds, 80 free seats: 40 more holds of 2 seats */
+    ck_assert_int_eq(wk_slot_ctl_left(&s), 2 * (10 + 40));
+    wk_part_batch_done(s.part);
+    ck_assert_int_eq((int)s.part->fx.nevents, 0); /* the control: the batch's events are gone */
+    ck_assert_int_eq(wk_slot_ctl_left(&s), 2 * (10 + 40));
+    ck_assert_int_eq(s.nctl_events, 1); /* remembered once */
+    /* the event held out: the holds alone are left */
+    for (int64_t u = 11; u <= 50; u++) {
+        q_msg m = wk_test_msg(Q_MSG_INTENT, CTL_EV, u, now);
+        m.quantity = 2;
+        ck_assert_int_eq(wk_part_apply(s.part, &m, u - 1, now, now), 0);
+    }
+    wk_part_batch_done(s.part);
+    ck_assert_int_eq(wk_slot_ctl_left(&s), 2 * 50);
+    wk_part_free(s.part);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -548,6 +736,11 @@ int main(void)
         {"drain_model_control", drain_fits_the_cost_of_control_records},
         {"eta_checkouts", eta_from_the_batch_being_committed_is_true_in_a_crowd_that_checks_out},
         {"eta_ctl_left", eta_counts_control_records_only_while_the_holds_can_send_them},
+        {"eta_ctl_queued", eta_waits_for_the_control_records_already_in_the_log},
+        {"eta_between_batches", eta_between_batches_counts_the_batch_already_polled},
+        {"drain_cold", drain_before_a_batch_is_timed_is_the_first_batchs_period},
+        {"drain_quiet_partition", drain_of_a_quiet_partition_is_the_workers_period},
+        {"ctl_left_between_batches", ctl_left_counts_the_recent_batches_events_between_batches},
         {"claim_retry", failed_claim_is_retried_after_the_retry_delay},
         {"claim_then_no_memory", memory_failing_after_a_claim_reloads_under_the_new_epoch},
         {"batch_backoff", failed_batch_reloads_with_backoff_and_a_commit_resets_it},
