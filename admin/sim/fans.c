@@ -898,6 +898,27 @@ static void fan_step(sim *s, uint32_t f)
     }
 }
 
+/* ---- the page's own timers (its event view and order polls) -------------------- */
+
+/* Each fan has at most one entry in each of these heaps (one view, one
+ * order poll at a time), so they never grow past their fans. */
+static void due_push(ons_heap *h, uint32_t f, int64_t due)
+{
+    sim_timer t = {due, f};
+    (void)ons_heap_push(h, &t); /* room for every fan */
+}
+
+/* Sends, with send, every entry of h that is due. */
+static void due_send(sim *s, ons_heap *h, int64_t now, void (*send)(sim *, uint32_t))
+{
+    const sim_timer *t;
+    while ((t = ons_heap_at(h, 0)) && t->due_ms <= now) {
+        sim_timer due;
+        ons_heap_remove(h, 0, &due);
+        send(s, due.fan);
+    }
+}
+
 /* ---- the page's order poll ----------------------------------------------------- */
 
 /* Once a checkout is accepted the page polls GET /v1/orders/{id} every
@@ -908,12 +929,6 @@ static void fan_step(sim *s, uint32_t f)
 #define ORDER_POLL_MS 1000
 
 static void order_send(sim *s, uint32_t f);
-
-static void order_push(sim *s, uint32_t f, int64_t due)
-{
-    sim_timer t = {due, f};
-    (void)ons_heap_push(&s->orders_heap, &t); /* room for every fan: one each */
-}
 
 /* The accepted checkout r names the order the page polls from now on. */
 static void order_start(sim *s, uint32_t f, const ons_httpc_resp *r)
@@ -942,10 +957,10 @@ static void order_answer(void *arg, const ons_httpc_resp *r)
     int64_t now = sim_now_ms(s);
     if (r->status != 200) {
         s->order_poll_errors++;
-        order_push(s, f,
-                   now + (r->status == 404
-                              ? 2000
-                              : retry_wait_ms(s, r->status ? r : NULL, ++fan->order_tries)));
+        due_push(&s->orders_heap, f,
+                 now + (r->status == 404
+                            ? 2000
+                            : retry_wait_ms(s, r->status ? r : NULL, ++fan->order_tries)));
         return;
     }
     fan->order_tries = 0;
@@ -953,7 +968,7 @@ static void order_answer(void *arg, const ons_httpc_resp *r)
     json_t *st = json_object_get(j, "state");
     const char *state = json_is_string(st) ? json_string_value(st) : "";
     if (strcmp(state, "pending") == 0)
-        order_push(s, f, now + ORDER_POLL_MS);
+        due_push(&s->orders_heap, f, now + ORDER_POLL_MS);
     else if (strcmp(state, "paid") == 0)
         fan_done(s, fan, O_PURCHASED);
     else /* failed or refunded: the intent's polls tell the rest */
@@ -978,24 +993,7 @@ static void order_send(sim *s, uint32_t f)
     }
 }
 
-/* Sends every order poll that is due. */
-static void orders_due(sim *s, int64_t now)
-{
-    const sim_timer *t;
-    while ((t = ons_heap_at(&s->orders_heap, 0)) && t->due_ms <= now) {
-        sim_timer due;
-        ons_heap_remove(&s->orders_heap, 0, &due);
-        order_send(s, due.fan);
-    }
-}
-
 /* ---- the page's event view ------------------------------------------------------ */
-
-static void view_push(sim *s, uint32_t f, int64_t due)
-{
-    sim_timer t = {due, f};
-    (void)ons_heap_push(&s->views_heap, &t); /* room for every fan */
-}
 
 /* The page waits max(event_view_ms, the view's refresh_after_ms) before
  * the next view (web/fan.js loadEvent); every fan watches one event, so
@@ -1074,7 +1072,7 @@ static void view_answer(void *arg, const ons_httpc_resp *r)
     if (s->view_refresh_ms > wait)
         wait = s->view_refresh_ms;
     if (fan->phase != P_DONE && !s->draining)
-        view_push(s, f, sim_now_ms(s) + wait);
+        due_push(&s->views_heap, f, sim_now_ms(s) + wait);
 }
 
 static void view_send(sim *s, uint32_t f)
@@ -1089,17 +1087,6 @@ static void view_send(sim *s, uint32_t f)
                      view_answer, FAN_ARG(f)) != 0) {
         fan->view_inflight = 0;
         s->view_errors++;
-    }
-}
-
-/* Sends every view refresh that is due. */
-static void views_due(sim *s, int64_t now)
-{
-    const sim_timer *t;
-    while ((t = ons_heap_at(&s->views_heap, 0)) && t->due_ms <= now) {
-        sim_timer due;
-        ons_heap_remove(&s->views_heap, 0, &due);
-        view_send(s, due.fan);
     }
 }
 
@@ -1356,8 +1343,8 @@ int sim_fans_run(sim *s)
         int64_t now = sim_now_ms(s);
         while (timer_first(s) && timer_first(s)->due_ms <= now)
             fan_step(s, timer_pop(s));
-        views_due(s, now);
-        orders_due(s, now);
+        due_send(s, &s->views_heap, now, view_send);
+        due_send(s, &s->orders_heap, now, order_send);
         if (now >= next_sample) {
             sample(s);
             next_sample = now + SAMPLE_MS;
