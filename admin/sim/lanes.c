@@ -7,9 +7,11 @@
 #include <string.h>
 
 /* One request, queued or in flight, with its strings in the same
- * allocation (method and token point to static or per-fan strings that
- * outlive it). In flight it is the pool's callback argument: the answer
- * finds its lane through it. */
+ * allocation, its token too: a fan may end (and free its token) while
+ * another of its requests waits in a lane, e.g. an order poll queued
+ * behind the intent poll that said purchased (method points to a static
+ * string). In flight it is the pool's callback argument: the answer finds
+ * its lane through it. */
 struct sim_req {
     sim_req *next, *prev; /* its lane's queue; in flight, ls->sent */
     sim_lanes *ls;
@@ -17,8 +19,8 @@ struct sim_req {
     void *arg;
     uint8_t lane, urgent;
     double queued_ms; /* when it was queued (CLOCK_MONOTONIC) */
-    const char *method, *token;
-    char *path, *idem, *header, *body;
+    const char *method;
+    char *token, *path, *idem, *header, *body;
 };
 
 /* Milliseconds on ons_mono_ns's clock, fractional (wait statistics). */
@@ -122,7 +124,7 @@ int sim_lanes_request(sim_lanes *ls, int lane, int urgent, const ons_httpc_req *
                       void *arg)
 {
     const char *header = q->headers ? q->headers[0] : NULL;
-    const char *strs[] = {q->path, q->idem_key, header, q->body};
+    const char *strs[] = {q->token, q->path, q->idem_key, header, q->body};
     size_t need = sizeof(sim_req);
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         need += strs[i] ? strlen(strs[i]) + 1 : 0;
@@ -136,8 +138,8 @@ int sim_lanes_request(sim_lanes *ls, int lane, int urgent, const ons_httpc_req *
                    .lane = (uint8_t)lane,
                    .urgent = (uint8_t)(urgent != 0),
                    .queued_ms = mono_ms(),
-                   .method = q->method,
-                   .token = q->token};
+                   .method = q->method};
+    r->token = put_str(&at, q->token);
     r->path = put_str(&at, q->path);
     r->idem = put_str(&at, q->idem_key);
     r->header = put_str(&at, header);

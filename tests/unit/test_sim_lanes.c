@@ -22,7 +22,7 @@ typedef struct fake {
     struct {
         ons_httpc_cb cb;
         void *arg;
-        char path[64];
+        char path[64], token[64];
     } sent[MAXSENT];
     int nsent, refuse;
 } fake;
@@ -36,6 +36,8 @@ static int fake_send(void *ctx, const ons_httpc_req *req, ons_httpc_cb cb, void 
     f->sent[f->nsent].cb = cb;
     f->sent[f->nsent].arg = arg;
     snprintf(f->sent[f->nsent].path, sizeof f->sent[f->nsent].path, "%s", req->path);
+    snprintf(f->sent[f->nsent].token, sizeof f->sent[f->nsent].token, "%s",
+             req->token ? req->token : "");
     f->nsent++;
     return 0;
 }
@@ -146,12 +148,38 @@ START_TEST(a_refusal_is_a_transport_error)
 }
 END_TEST
 
+/* A fan ends, and frees its token, while another of its requests still
+ * waits in its lane (an order poll behind the poll that said purchased):
+ * the queued request goes out with the token it was given, not with what
+ * the freed memory holds by then (ASan: no use after free). */
+START_TEST(a_queued_request_keeps_its_token)
+{
+    fake f = {0};
+    sim_lanes ls;
+    sim_lanes_init(&ls, (size_t[SIM_LANES]){1, 1}, fake_send, &f);
+    request(&ls, SIM_LANE_FAN, 0, "/busy"); /* the lane's one connection */
+    char *token = strdup("fan-token-1");
+    ck_assert_ptr_nonnull(token);
+    ons_httpc_req q = {.method = "GET", .path = "/v1/orders/o1", .token = token};
+    ck_assert_int_eq(sim_lanes_request(&ls, SIM_LANE_FAN, 0, &q, on_answer, NULL), 0);
+    ck_assert_int_eq(f.nsent, 1); /* queued behind /busy */
+    memset(token, 'x', strlen(token));
+    free(token); /* the fan ended */
+    answer(&f, 0, 200);
+    ck_assert_int_eq(f.nsent, 2);
+    ck_assert_str_eq(f.sent[1].path, "/v1/orders/o1");
+    ck_assert_str_eq(f.sent[1].token, "fan-token-1");
+    sim_lanes_clear(&ls);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
         {"fans_requests_do_not_wait_behind_joins", fans_requests_do_not_wait_behind_joins},
         {"urgent_first_and_lane_caps_hold", urgent_first_and_lane_caps_hold},
         {"a_refusal_is_a_transport_error", a_refusal_is_a_transport_error},
+        {"a_queued_request_keeps_its_token", a_queued_request_keeps_its_token},
     };
     return ons_check_run("sim_lanes", cases, sizeof cases / sizeof *cases, 30);
 }
