@@ -1107,13 +1107,23 @@ static double further_batches_ms(const q_status_drain *d, double k, double per_b
  * old, longer than the collecting window. *k: the intents between the
  * fan and the batch it waits for first. */
 static double between_batches_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
-                                 int64_t *k)
+                                 int64_t *k, q_status_drain *after)
 {
+    *after = *d;
     *k = offset - d->served;
     if (d->polled_by_ms <= 0 || now_ms <= d->polled_by_ms || d->next_ms <= 0 ||
         offset < d->applying_end)
         return (double)d->window_ms;
     *k = offset - d->applying_end;
+    /* The polled batch took the control records queued first, up to a
+     * batch of them (the owner's forecast, workers/main.c note_next_poll):
+     * the batches after it start from the rest, not from them all again. */
+    int64_t took = d->ctl_queued < d->batch_max ? d->ctl_queued : d->batch_max;
+    if (took > 0) {
+        after->ctl_queued -= took;
+        if (after->ctl_left >= 0)
+            after->ctl_left = after->ctl_left > took ? after->ctl_left - took : 0;
+    }
     double first = d->next_ms - (double)(now_ms - d->polled_by_ms);
     return first > d->next_ms / 4 ? first : d->next_ms / 4;
 }
@@ -1147,6 +1157,7 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
         double per_batch = (double)d->batch_max - ctl;
         double first;
         int64_t k;
+        q_status_drain after = *d; /* what the batches after the first start from */
         if (d->applying > 0) {
             if (offset < d->applying_end)
                 return 0; /* in the batch being committed: applied at served_at */
@@ -1159,9 +1170,9 @@ double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t n
             if (first < p / 4)
                 first = p / 4;
         } else {
-            first = between_batches_ms(d, offset, now_ms, &k);
+            first = between_batches_ms(d, offset, now_ms, &k, &after);
         }
-        wait = first + further_batches_ms(d, (double)k, per_batch, ctl);
+        wait = first + further_batches_ms(&after, (double)k, per_batch, ctl);
     }
     return wait > 0 ? ceil(wait) : 0;
 }
