@@ -332,9 +332,33 @@ static double busy_s(const worker *w)
  * batch's period is forecast from them (q_status_drain.polled_by_ms,
  * next_ms, and applying_end: the intents it takes); a fan whose record is
  * past them is in a batch after. */
-static void note_next_poll(const worker *w, const wk_slot *s, q_status_drain *d)
+/* Whether a partition the worker owns other than s has records waiting in
+ * either lane (cached high watermarks: no round trip). */
+static int others_waiting(worker *w, const wk_slot *s)
+{
+    for (size_t i = 0; i < w->sup.nslots; i++) {
+        const wk_slot *o = wk_sup_active(&w->sup, (int32_t)i);
+        int64_t high;
+        if (!o || o == s)
+            continue;
+        if ((q_consumer_high_watermark(w->cons, Q_TOPIC_INTENTS, o->part->partition, &high) == 0 &&
+             high > o->part->next_offset) ||
+            (q_consumer_high_watermark(w->cons, Q_TOPIC_CONTROL, o->part->partition, &high) == 0 &&
+             high > o->part->ctl_next_offset))
+            return 1;
+    }
+    return 0;
+}
+
+static void note_next_poll(worker *w, const wk_slot *s, q_status_drain *d)
 {
     int64_t high, waiting = 0, ctl = d->ctl_queued > 0 ? d->ctl_queued : 0;
+    /* The forecast is of a poll this partition's records fill alone: with
+     * records waiting in another partition of this worker too, the poll
+     * shares batch_max with them and starts after their commits, so the
+     * fans keep the collecting window's estimate (found in review). */
+    if (others_waiting(w, s))
+        return;
     if (q_consumer_high_watermark(w->cons, Q_TOPIC_INTENTS, s->part->partition, &high) == 0 &&
         high > s->part->next_offset)
         waiting = high - s->part->next_offset;
@@ -358,8 +382,8 @@ static void note_next_poll(const worker *w, const wk_slot *s, q_status_drain *d)
  * round trip). Before the first batch was timed, the pace is this
  * batch's busy time so far plus a collecting window, when seed (after the
  * commit: the first batches of a new owner are not left without an ETA). */
-static q_status_drain slot_drain(const worker *w, wk_slot *s, int64_t served, int applying,
-                                 int64_t n, int64_t ctl, int seed)
+static q_status_drain slot_drain(worker *w, wk_slot *s, int64_t served, int applying, int64_t n,
+                                 int64_t ctl, int seed)
 {
     int full = n + ctl >= w->o.batch_max_messages;
     q_status_drain d = {served,
