@@ -116,11 +116,16 @@ typedef struct pay_thread {
     ons_httpc *calls; /* its keep-alive gateway connections; NULL until the first call */
 } pay_thread;
 
+/* Sleeps ms, in slices of SIGNAL_POLL_MS so that a stop is noticed on a
+ * thread the signal did not interrupt (payments.poll_ms may be 60 s). */
 static void sleep_ms(int64_t ms)
 {
-    struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (!ons_stop_requested && nanosleep(&d, &d) != 0)
-        ;
+    int64_t end = ons_mono_ms() + ms;
+    for (int64_t left = ms; left > 0 && !ons_stop_requested; left = end - ons_mono_ms()) {
+        int64_t step = left < SIGNAL_POLL_MS ? left : SIGNAL_POLL_MS;
+        struct timespec d = {step / 1000, (long)(step % 1000) * 1000000};
+        nanosleep(&d, NULL);
+    }
 }
 
 /* ---- the outbox (outbox_store.h) ---------------------------------------------------- */
@@ -140,17 +145,22 @@ static void reschedule(void *conn, const pay_row *w, int64_t delay_ms, const cha
 }
 
 /* How long an idle thread may wait: payments.poll_ms, or less when a retry
- * of this process comes due sooner. A due time reached is forgotten (this
- * thread's next claim looks for it); a later one of another row then waits
- * for the poll, at most payments.poll_ms late. */
+ * of this process comes due sooner. A due time already reached is
+ * forgotten and the thread waits not at all: it may have come due after
+ * this thread's last claim began, which then did not see it, so the claim
+ * that follows now looks for it (found in review: it waited a whole poll).
+ * A later due time of another row then waits for the poll, at most
+ * payments.poll_ms late. */
 static int64_t idle_wait_ms(app *a)
 {
     int64_t now = ons_mono_ms(), wait = a->o.poll_ms;
     pthread_mutex_lock(&a->due_mu);
-    if (a->due_ms > 0 && a->due_ms <= now)
+    if (a->due_ms > 0 && a->due_ms <= now) {
         a->due_ms = 0;
-    else if (a->due_ms > 0 && a->due_ms - now < wait)
+        wait = 0;
+    } else if (a->due_ms > 0 && a->due_ms - now < wait) {
         wait = a->due_ms - now;
+    }
     pthread_mutex_unlock(&a->due_mu);
     return wait;
 }
