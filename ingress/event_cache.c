@@ -76,10 +76,11 @@ void ing_events_forget(ing_events *c, int64_t id)
     size_t i = event_slot(c, id);
     pthread_mutex_lock(slot_lock(c, i));
     slot *s = &c->slots[i];
-    if (s->event_id == id) {
-        s->forgotten = 1;
-        s->fetched_ms = ons_mono_ms(); /* fills that began before do not count */
-    }
+    /* Taken even when it holds another event (or none): a fill of id that
+     * is running now began before this call and must not land either. */
+    s->event_id = id;
+    s->forgotten = 1;
+    s->fetched_ms = ons_mono_ms(); /* fills that began before do not count */
     pthread_mutex_unlock(slot_lock(c, i));
 }
 
@@ -88,7 +89,10 @@ int ing_events_put(ing_events *c, int64_t id, const q_event_state *st, int64_t r
     size_t i = event_slot(c, id);
     pthread_mutex_lock(slot_lock(c, i));
     slot *s = &c->slots[i];
-    int older = s->event_id == id && read_ms < s->fetched_ms;
+    /* A fill that began in the millisecond of a forget counts as before it
+     * (a refused fill costs a read; a kept older one, a status gone back). */
+    int older = s->event_id == id &&
+                (read_ms < s->fetched_ms || (s->forgotten && read_ms == s->fetched_ms));
     if (!older) {
         s->event_id = id;
         s->fetched_ms = read_ms;

@@ -43,9 +43,9 @@ typedef struct slot {
     int64_t event_id; /* 0 = empty */
     int64_t built_ms;
     int64_t refresh_ms; /* > 0: a refresh started then and has not finished */
-    /* When the body's reads began (monotonic ms): a render whose reads
+    /* When the body's reads began (monotonic ns): a render whose reads
      * began earlier never replaces it, so the view never goes back. */
-    int64_t read_ms;
+    int64_t read_ns;
     /* A status change this node sent: until expect_until_ms (wall), a body
      * whose status is not expect_status is outdated (ing_views_expect). */
     int expect_status;
@@ -153,14 +153,15 @@ static view_body *lookup(ing_views *v, int64_t event_id, int64_t now, int claim)
     return b;
 }
 
-/* Stores b, rendered from reads that began at read_ms (monotonic), as
+/* Stores b, rendered from reads that began at read_ns (monotonic ns: two
+ * renders in one millisecond are still ordered), as
  * event_id's view (the cache takes its own reference), unless the slot
  * holds a render whose reads began later: renders race (several run while
  * a change is expected, or after a refresh was stuck), and one finishing
  * late must not put an older state back (unchecked: it may, the pre-fix
  * behaviour for a test's control). Returns the body to answer with,
  * held: b, or the newer one kept. */
-static view_body *store(ing_views *v, int64_t event_id, view_body *b, int64_t read_ms, int64_t now,
+static view_body *store(ing_views *v, int64_t event_id, view_body *b, int64_t read_ns, int64_t now,
                         int unchecked)
 {
     size_t i = (size_t)((uint64_t)event_id % v->n);
@@ -168,7 +169,7 @@ static view_body *store(ing_views *v, int64_t event_id, view_body *b, int64_t re
     slot *s = &v->slots[i];
     view_body *old = NULL, *answer;
     s->refresh_ms = 0;
-    if (!unchecked && s->event_id == event_id && s->body && s->read_ms > read_ms) {
+    if (!unchecked && s->event_id == event_id && s->body && s->read_ns > read_ns) {
         answer = body_hold(s->body);
     } else {
         if (s->event_id != event_id)
@@ -176,7 +177,7 @@ static view_body *store(ing_views *v, int64_t event_id, view_body *b, int64_t re
         old = s->body;
         s->event_id = event_id;
         s->built_ms = now;
-        s->read_ms = read_ms;
+        s->read_ns = read_ns;
         s->body = body_hold(b);
         if (b->pg_status == s->expect_status)
             s->expect_until_ms = 0; /* the change is applied: cache again */
@@ -197,7 +198,7 @@ void ing_views_expect(ing_views *v, int64_t event_id, const char *status)
         old = s->body;
         s->body = NULL;
         s->event_id = event_id;
-        s->read_ms = 0;
+        s->read_ns = 0;
         s->refresh_ms = 0;
     }
     s->expect_status = q_event_status_parse(status);
@@ -410,7 +411,7 @@ static void view_job(ing_worker *w, void *arg)
     ing_views *v = r->app->views;
     int64_t event_id = *(int64_t *)r->job;
     view_body *b = NULL;
-    int64_t read_ms = ons_mono_ms();
+    int64_t read_ns = ons_mono_ns();
     ons_counter_add(r->app->view_renders, 1);
     int rc = build(w, v, event_id, (int64_t)r->app->o.events_end_grace_s * 1000, &b);
     /* Test hook: the process's first render finishes late (a race). */
@@ -421,7 +422,7 @@ static void view_job(ing_worker *w, void *arg)
     }
     if (rc == 0) {
         view_body *answer =
-            store(v, event_id, b, read_ms, ing_now_ms(), r->app->o.debug_view_store_unchecked);
+            store(v, event_id, b, read_ns, ing_now_ms(), r->app->o.debug_view_store_unchecked);
         body_release(b);
         reply_view(r, answer);
         body_release(answer);

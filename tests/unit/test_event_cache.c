@@ -76,11 +76,34 @@ START_TEST(a_fill_that_began_before_a_forget_does_not_bring_it_back)
 }
 END_TEST
 
+/* The forget of an event its slot does not hold (the slot empty, or
+ * holding another event) still stops a fill of it that began before, and
+ * a fill that began in the forget's own millisecond counts as before it. */
+START_TEST(a_forget_of_an_uncached_event_stops_an_earlier_fill)
+{
+    ing_events *c;
+    ck_assert_int_eq(ing_events_new(60000, 16, &c), 0);
+    q_event_state on_sale = state("on_sale"), other = state("paused");
+    ck_assert_int_eq(ing_events_put(c, 23, &other, ons_mono_ms()), 0); /* 7's slot */
+    int64_t before = ons_mono_ms();
+    ing_events_forget(c, 7);
+    int64_t at = ons_mono_ms();
+    ck_assert_int_eq(ing_events_put(c, 7, &on_sale, before - 1), ONS_ECONFLICT);
+    ck_assert_str_eq(cached(c, 7), "(none)");
+    if (at == before) /* the forget's own millisecond */
+        ck_assert_int_eq(ing_events_put(c, 7, &on_sale, at), ONS_ECONFLICT);
+    ck_assert_int_eq(ing_events_put(c, 7, &on_sale, at + 1), 0);
+    ck_assert_str_eq(cached(c, 7), "on_sale");
+    ing_events_free(c);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
         ONS_CHECK_CASE(a_fill_that_began_earlier_does_not_replace_a_later_one),
         ONS_CHECK_CASE(a_fill_that_began_before_a_forget_does_not_bring_it_back),
+        ONS_CHECK_CASE(a_forget_of_an_uncached_event_stops_an_earlier_fill),
     };
     return ons_check_run("event_cache", cases, sizeof cases / sizeof *cases, 30);
 }
