@@ -1136,6 +1136,20 @@ END_TEST
  * dropped, never sent to a new connection that got the same descriptor
  * meanwhile (each new one gets exactly its own answers, and nothing more
  * once the late ones were made), and every connection is let go. */
+
+/* The n connections got no byte more than their answers (a late answer
+ * that went to the wrong connection would show here); closes them. */
+static void close_with_nothing_more(const int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char c;
+        ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
+        ck_assert_msg(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+                      "connection %d got %zd more bytes", i, k);
+        close(fds[i]);
+    }
+}
+
 START_TEST(later_answer_after_the_client_left)
 {
     for (int threads = 0; threads <= 2; threads += 2) {
@@ -1161,13 +1175,7 @@ START_TEST(later_answer_after_the_client_left)
         }
         wait_later_sent();
         ck_assert_int_eq(atomic_load(&later_taken), 8);
-        for (int i = 0; i < 8; i++) {
-            char c;
-            ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
-            ck_assert_msg(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
-                          "connection %d got %zd more bytes", i, k);
-            close(fds[i]);
-        }
+        close_with_nothing_more(fds, 8);
         close(still_answers(port));
         int open_now = 0;
         for (int t = 0; t < 300 && (open_now = ons_httpd_gate_open()) > 0; t++)
@@ -1225,13 +1233,7 @@ START_TEST(later_answer_after_the_server_stopped)
     for (int t = 0; t < 300 && atomic_load(&later_sent) < 16; t++)
         usleep(10 * 1000);
     ck_assert_int_eq(atomic_load(&later_sent), 16);
-    for (int i = 0; i < 8; i++) {
-        char c;
-        ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
-        ck_assert_msg(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
-                      "connection %d got %zd more bytes", i, k);
-        close(fds[i]);
-    }
+    close_with_nothing_more(fds, 8);
     stop_direct_server(&srv2);
 }
 END_TEST
