@@ -559,19 +559,10 @@ static int start_direct_server(nng_http_server **srv)
  * at the gate on nng's thread only), and its test-only control. */
 static int gate_threads, gate_unparked, gate_conn_kept, later_unheld;
 
-static int start_gated_server(nng_http_server **srv, int hook)
+/* Starts the gate in front of the server listening on port, with the
+ * knobs above (the counters are left as they are). */
+static void gate_start_on(int port, int hook)
 {
-    atomic_store(&at_gate, 0);
-    atomic_store(&on_gate_threads, 0);
-    atomic_store(&answers, 0);
-    atomic_store(&on_socket, 0);
-    atomic_store(&taken, 0);
-    atomic_store(&later_taken, 0);
-    atomic_store(&later_sent, 0);
-    for (size_t i = 0; i < BIG_LEN; i++)
-        big_body[i] = (char)('a' + i * 7 % 26);
-    int port = free_port();
-    ck_assert_int_eq(ons_httpd_listen("127.0.0.1", port, 0, body_cb, NULL, srv), 0);
     ons_httpd_gate_opts go = {.max_connections = 64,
                               .reserved_fds = 16,
                               .max_request_line = 4096,
@@ -586,6 +577,22 @@ static int start_gated_server(nng_http_server **srv, int hook)
                               .debug_hold_unparked = gate_unparked,
                               .debug_conn_kept_at_shutdown = gate_conn_kept};
     ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
+}
+
+static int start_gated_server(nng_http_server **srv, int hook)
+{
+    atomic_store(&at_gate, 0);
+    atomic_store(&on_gate_threads, 0);
+    atomic_store(&answers, 0);
+    atomic_store(&on_socket, 0);
+    atomic_store(&taken, 0);
+    atomic_store(&later_taken, 0);
+    atomic_store(&later_sent, 0);
+    for (size_t i = 0; i < BIG_LEN; i++)
+        big_body[i] = (char)('a' + i * 7 % 26);
+    int port = free_port();
+    ck_assert_int_eq(ons_httpd_listen("127.0.0.1", port, 0, body_cb, NULL, srv), 0);
+    gate_start_on(port, hook);
     return port;
 }
 
@@ -1211,16 +1218,7 @@ START_TEST(later_answer_after_the_server_stopped)
         close(old[i]);
     nng_http_server *srv2 = NULL;
     ons_httpd_listen("127.0.0.1", port = free_port(), 0, body_cb, NULL, &srv2);
-    ons_httpd_gate_opts go = {.max_connections = 64,
-                              .reserved_fds = 16,
-                              .max_request_line = 4096,
-                              .max_head = 8000,
-                              .header_timeout_ms = 10000,
-                              .idle_timeout_ms = 10000,
-                              .crowded_timeout_ms = 10000,
-                              .answer = gate_hook,
-                              .answer_later = 1};
-    ck_assert_int_eq(ons_httpd_gate_start(&go, port), 0);
+    gate_start_on(port, 1); /* later_sent kept: the old answers count too */
     /* the new clients' own answers are owed when the old ones are made */
     int fds[8];
     for (int i = 0; i < 8; i++) {
