@@ -235,6 +235,10 @@ static long route_find(const ons_httpd_table *t, const char *method, char *path,
 {
     char *segs[ONS_HTTPD_MAX_SEGS];
     int nseg = split(path, segs, ONS_HTTPD_MAX_SEGS);
+    /* HEAD is GET without the body (RFC 9110 9.3.2: every server supports
+     * both): it runs the GET row, and nng writes the answer's head alone. */
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
     /* The method first (one strcmp) and the pattern only on rows with that
      * method; the other rows' patterns only when none matched, to tell 405
      * from 404. The same row wins as in one pass over both. */
@@ -250,7 +254,10 @@ static long route_find(const ons_httpd_table *t, const char *method, char *path,
             ri = -405;
             if (!allow)
                 break;
-            allow_add(allow, allow_size, row_str(t, i, t->method_off));
+            const char *m = row_str(t, i, t->method_off);
+            allow_add(allow, allow_size, m);
+            if (strcmp(m, "GET") == 0)
+                allow_add(allow, allow_size, "HEAD");
         }
     return ri;
 }

@@ -9,6 +9,8 @@ ons_httpd_finish_direct) instead of through nng 1.5.2's response object:
   still go through nng;
 - requests pipelined in one write get their answers in order, direct and
   nng-written ones mixed (a HEAD among them: nng answers it, without body);
+- HEAD is answered wherever GET is, by nng, with GET's status and headers
+  and no body, on nng's routes and the gate's alike;
 - a request after which nng closes the connection (HTTP/1.0, Connection:
   close) is answered through nng, whole, with Connection: close;
 - clients that reset before a job thread's answer (a join held by
@@ -169,7 +171,7 @@ def test_pipelined_answers_come_in_order(st):
     for i in range(40):
         if i % 10 == 7:
             reqs.append(head("HEAD", f"/v1/events/{st.ev}"))
-            want.append("405")  # no route answers HEAD
+            want.append("200")  # HEAD is GET without the body
             heads.append(i)
         elif i % 3 == 0:
             reqs.append(head("GET", "/v1/events/999999"))
@@ -203,19 +205,38 @@ def test_requests_nng_closes_after_are_answered_whole_then_closed(st, raw):
     assert closed
 
 
-def test_head_keeps_the_connection_and_the_length(st):
-    """nng answers HEAD without the body but with its length, and keeps the
-    connection: the GET behind it is answered."""
-    s = connect(st.direct_port)
-    try:
-        s.sendall(head("HEAD", f"/v1/events/{st.ev}") + head("GET", f"/v1/events/{st.ev}"))
-        (h, g), closed = read_responses(s, 2, heads=(0,))
-        assert h[0].split()[1] == "405" and h[2] == b"", h
-        assert int(dict(h[1])["Content-Length"]) > 0, h
-        assert g[0].endswith("200 OK") and json.loads(g[2])["event_id"] == st.ev, g
-        assert not closed
-    finally:
-        s.close()
+def test_head_is_get_without_the_body(st):
+    """RFC 9110 9.3.2: HEAD answers as GET would, with no content (it was
+    405). Each HEAD is followed on the same connection by the same GET:
+    the GET's answer must come whole after it (a body sent for a HEAD
+    would be read as the next answer), with the same status, type and
+    length, and the connection kept."""
+    fan = st.token(41, "fan")
+    s, _, b = st.http("POST", f"/v1/events/{st.ev}/intents", {"quantity": 1}, token=fan)
+    assert s == 202, b
+    paths = [("/healthz", []), (f"/v1/events/{st.ev}", []),
+             (b["status_url"], [f"Authorization: Bearer {fan}"]), (f"/q/{st.ev}", []),
+             ("/v1/admin/queues", [f"Authorization: Bearer {st.token(1, 'admin')}"]),
+             ("/v1/events?limit=2", [])]
+    for path, hdrs in paths:
+        s = connect(st.direct_port)
+        try:
+            s.sendall(head("HEAD", path, hdrs) + head("GET", path, hdrs))
+            (h, g), closed = read_responses(s, 2, heads=(0,))
+        finally:
+            s.close()
+        assert g[0].endswith("200 OK") and g[2], (path, g)
+        assert h[0] == g[0] and h[2] == b"", (path, h)
+        hh, gh = dict(h[1]), dict(g[1])
+        assert hh["Content-Type"] == gh["Content-Type"], path
+        assert int(hh["Content-Length"]) == len(g[2]), (path, h)
+        assert not closed, path
+    # HEAD only where GET is: a POST-only route still says what it allows,
+    # and a route with both lists HEAD beside GET.
+    (r,), _ = ask(st.direct_port, head("HEAD", f"/v1/events/{st.ev}/intents"), heads=(0,))
+    assert r[0].split()[1] == "405" and dict(r[1])["Allow"] == "POST", r
+    (r,), _ = ask(st.direct_port, head("DELETE", "/v1/events"))
+    assert r[0].split()[1] == "405" and dict(r[1])["Allow"] == "POST, GET, HEAD", r
 
 
 def test_clients_leaving_before_a_job_threads_answer(st):

@@ -413,3 +413,4 @@ def test_redis_down_gives_503():
         assert watermarks(st) == 0
         # Event details need only PostgreSQL.
         assert st.http("GET", f"/v1/events/{ev}")[0] == 200
+

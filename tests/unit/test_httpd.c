@@ -91,9 +91,13 @@ START_TEST(route_refuses_in_order)
     ck_assert_str_eq(e.allow, "");
     ck_assert_int_eq(route(&t, "DELETE", "/v1/things/t1", path, NULL, p, &np, &e), -405);
     ck_assert_str_eq(e.code, "method_not_allowed");
-    ck_assert_str_eq(e.allow, "GET, PUT"); /* the 405's Allow, each method once */
+    ck_assert_str_eq(e.allow, "GET, HEAD, PUT"); /* the 405's Allow, each method once */
     ck_assert_int_eq(route(&t, "POST", "/v1/things", path, NULL, p, &np, &e), -405);
-    ck_assert_str_eq(e.allow, "GET");
+    ck_assert_str_eq(e.allow, "GET, HEAD");
+    /* HEAD is answered where GET is, and only there. */
+    ck_assert_int_eq(route(&t, "HEAD", "/v1/things?x=1", path, NULL, p, &np, &e), 0);
+    ck_assert_int_eq(route(&t, "HEAD", "/v1/things/t1/parts/c", path, NULL, p, &np, &e), 3);
+    ck_assert_int_eq(route(&t, "HEAD", "/v1/nothing", path, NULL, p, &np, &e), -404);
     ck_assert_int_eq(route(&t, "GET", "/v1/things/%41", path, NULL, p, &np, &e), -400);
     ck_assert_str_eq(e.code, "invalid_path");
     ck_assert_int_eq(route(&t, "GET", "/v1/things/.hidden", path, NULL, p, &np, &e), -400);
