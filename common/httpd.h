@@ -399,9 +399,9 @@ void ons_httpd_read_body(nng_http_conn *conn, nng_aio *aio);
  * buffer without an answer and misreads paths ending in a percent-escape.
  * The gate (httpd_gate.c) sits between nng and the kernel and, for the
  * listening socket it was started on:
- * - admits at most max_connections clients and never gives a client a
- *   descriptor among the last reserved_fds of the open-file limit, which
- *   stay for PostgreSQL, Redis, Kafka and files; a client over either
+ * - admits at most max_connections clients, fewer when the open-file
+ *   limit leaves less than reserved_fds descriptors beside them for
+ *   PostgreSQL, Redis, Kafka and files; a client over either
  *   limit (or arriving when the process is out of descriptors) gets a 503
  *   JSON answer written at once and is closed, so accept never spins;
  * - answers a request line over max_request_line bytes with 414, a head

@@ -141,7 +141,8 @@ static struct {
     slot *slots;
     atomic_int nslots;    /* stored after slots */
     atomic_int listen_fd; /* -1: gate off */
-    int threshold;        /* descriptors >= this are never given to a client */
+    long long cap;        /* clients admitted at most: max_connections, or fewer when
+                           * the open-file limit leaves less beside reserved_fds */
     int spare;            /* held for accepting-to-refuse when at EMFILE; -1 none */
     atomic_int open;
     atomic_llong crowded_until_ms;
@@ -731,7 +732,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     }
     if (nfd < 0)
         return nfd;
-    if (nfd >= g.threshold || nfd >= g.nslots || atomic_load(&g.open) >= (int)g.o.max_connections) {
+    if (nfd >= g.nslots || atomic_load(&g.open) >= g.cap) {
         refuse(nfd);
         pthread_mutex_lock(&g.mu);
         pthread_cond_signal(&g.cv); /* sweep now */
@@ -1530,8 +1531,8 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 static void sweep(void)
 {
     int64_t now = ons_mono_ms();
-    int crowded = now < atomic_load(&g.crowded_until_ms) ||
-                  atomic_load(&g.open) * 10LL >= g.o.max_connections * 9;
+    int crowded =
+        now < atomic_load(&g.crowded_until_ms) || atomic_load(&g.open) * 10LL >= g.cap * 9;
     for (int fd = 0; fd < g.nslots; fd++) {
         slot *s = &g.slots[fd];
         if (!atomic_load_explicit(&s->client, memory_order_relaxed))
@@ -1680,7 +1681,12 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
     }
     g.o = *o;
     ons_httpd_rid_init(&g.rid);
-    g.threshold = (int)(limit - o->reserved_fds);
+    /* The reserve is counted, not placed: clients at most cap leave
+     * reserved_fds descriptors for the process's own, wherever they are.
+     * (Keeping the top of the range instead forgot the descriptors open
+     * below every client's, and admitted no client under a small cap.) */
+    g.cap =
+        o->max_connections < limit - o->reserved_fds ? o->max_connections : limit - o->reserved_fds;
     g.stop = 0;
     if (g.spare < 0)
         g.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1705,9 +1711,9 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
     atomic_store_explicit(&ons_httpd_conn_fd, gate_conn_fd, memory_order_release);
     atomic_store_explicit(&ons_httpd_held_body, gate_take_body, memory_order_release);
     atomic_store_explicit(&g.listen_fd, lfd, memory_order_release);
-    ons_log_info("http: at most %lld client connections (descriptors below %d; %lld kept for "
-                 "dependencies)",
-                 o->max_connections, g.threshold, o->reserved_fds);
+    ons_log_info("http: at most %lld client connections (%lld of the open-file limit %lld kept "
+                 "for dependencies)",
+                 g.cap, o->reserved_fds, limit);
     return 0;
 }
 

@@ -478,6 +478,37 @@ def test_connection_cap_refuses_cheaply_and_never_spins():
                 s.close()
 
 
+def test_a_small_cap_admits_as_many_clients_as_it_says():
+    """http.max_connections=24: 24 clients are answered on connections
+    kept open, the 25th gets the 503. The gate once kept the top
+    reserved_fds descriptors for the process and forgot that its own
+    (~30 at start: logs, listeners, links) sit below every client's, so
+    a cap this small admitted no client at all."""
+    cap = 24
+    with Stack(partitions=1) as st:
+        st.start_ingress(http_max_connections=cap, http_reserved_fds=256)
+        socks = []
+        try:
+            for i in range(cap + 1):
+                s = socket.create_connection(("127.0.0.1", st.ingress_port), timeout=10)
+                socks.append(s)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                r = responses(data)[0]
+                if i < cap:
+                    assert r[0] == 200, (i, r)
+                else:
+                    json_error(r, 503, "overloaded")
+        finally:
+            for s in socks:
+                s.close()
+
+
 def test_control_without_the_gate_nng_spins_at_the_cap():
     """The control: the same flood with http.gate=false (nng 1.5.2 alone)
     pins a CPU retrying accept() on EMFILE."""
