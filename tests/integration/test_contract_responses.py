@@ -34,7 +34,7 @@ from harness import ROOT, Proc, Stack, free_port, iso  # noqa: E402
 from test_checkout import Env  # noqa: E402
 
 SPEC = os.path.join(ROOT, "schemas", "openapi.yaml")
-ADMIN = 1  # a token minted for an operator (onsalectl token), no account row
+ADMIN = 1  # a token minted for an operator (onsalectl token); id 1 is also the first account
 PASSWORD = "correct horse battery"
 
 
@@ -414,4 +414,101 @@ def test_the_search_examples_of_the_docs_answer(journey):
             s, _, b = cl.call("GET", q)
             assert s == 200, (doc, q, b)
     assert len(seen) >= 7, seen
+    assert not cl.mismatches, "answers unlike the spec:\n" + "\n".join(cl.mismatches)
+
+
+def test_the_other_states_answer_as_the_spec_says(journey):
+    """The answers a sale's less happy paths give, each checked like the
+    journey's: a queued poll (worker stopped), a waiting fan (every seat
+    held), a declined payment (order failed with its reason, the hold given
+    back), sold out, the draw's
+    seed, a prequeued poll, an event cancelled with a sold ticket (order
+    refunded, ticket voided, its code refused), a token without account."""
+    import signal
+    st, env, cl = journey
+    admin = st.token(ADMIN, "admin")
+    seller = st.token(ADMIN, "admin")  # an admin may run any event
+    tok = {}
+    for who in ("a", "b", "c"):
+        _, _, u = cl.call("POST", "/v1/users", {"email": f"other-{who}@example.com",
+                                               "password": PASSWORD, "display_name": who},
+                          expect=201)
+        tok[who] = cl.call("POST", "/v1/sessions", {"email": f"other-{who}@example.com",
+                                                    "password": PASSWORD}, expect=201)[2]["access_token"]
+    _, _, v = cl.call("POST", "/v1/venues", {"name": "Solo", "city": "Delft", "country": "NL",
+                                             "sections": [{"name": "S", "rows": 1, "seats_per_row": 1}]},
+                      seller, expect=201)
+    _, _, e = cl.call("POST", "/v1/events", {"venue_id": v["venue_id"], "name": "One Seat",
+                                             "category": "theatre", "hold_seconds": 60,
+                                             "starts_at": iso(time.time() + 30 * 86400),
+                                             "tiers": [{"section": "S", "price_cents": 1000}]},
+                      seller, expect=201)
+    ev = e["event_id"]
+    cl.call("GET", f"/v1/events/{ev}/draw", expect=200)  # on sale: the seed is out
+
+    def poll(j, t, states):
+        return st.wait_for(lambda: (lambda b: b if b["state"] in states else None)(
+            cl.call("GET", j["status_url"], token=t, expect=200)[2]), 30, f"{states}")
+
+    # Queued: the worker stopped, the join waits in the log; the poll is
+    # answered from memory with a position and an ETA.
+    env.worker.popen.send_signal(signal.SIGSTOP)
+    try:
+        _, _, ja = cl.call("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, tok["a"], expect=202)
+        q = cl.call("GET", ja["status_url"], token=tok["a"], expect=200)[2]
+        assert q["state"] == "queued", q
+        cl.call("GET", "/v1/admin/queues", token=admin, expect=200)
+    finally:
+        env.worker.popen.send_signal(signal.SIGCONT)
+    pa = poll(ja, tok["a"], ("reserved",))
+    _, _, jb = cl.call("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, tok["b"], expect=202)
+    poll(jb, tok["b"], ("waiting",))
+    # A declined card: the order fails with its reason, the seat goes to b.
+    _, _, oa = cl.call("POST", f"/v1/reservations/{pa['reservation']['reservation_id']}/checkout",
+                       {"payment_method": "pm_card_chargeDeclined"}, tok["a"],
+                       headers={"Idempotency-Key": "declined"}, expect=202)
+    failed = st.wait_for(lambda: (lambda b: b if b["state"] == "failed" else None)(
+        cl.call("GET", oa["status_url"], token=tok["a"], expect=200)[2]), 60, "order failed")
+    assert failed.get("reason") == "declined", failed
+    # The hold is given back (pay again or release it): a releases it, b gets the seat.
+    pa = poll(ja, tok["a"], ("reserved",))
+    cl.call("DELETE", f"/v1/reservations/{pa['reservation']['reservation_id']}", token=tok["a"],
+            expect=202)
+    pb = poll(jb, tok["b"], ("reserved",))
+    _, _, ob = cl.call("POST", f"/v1/reservations/{pb['reservation']['reservation_id']}/checkout",
+                       {"payment_method": "pm_card_visa"}, tok["b"],
+                       headers={"Idempotency-Key": "paid"}, expect=202)
+    paid = st.wait_for(lambda: (lambda b: b if b["state"] == "paid" else None)(
+        cl.call("GET", ob["status_url"], token=tok["b"], expect=200)[2]), 60, "order paid")
+    # Sold out: refused at the door or rejected by the owner, either as documented.
+    s, _, jc = cl.call("POST", f"/v1/events/{ev}/intents", {"quantity": 1}, tok["c"])
+    if s == 202:
+        r = poll(jc, tok["c"], ("rejected",))
+        assert r.get("reason") == "sold_out", r
+    else:
+        assert s == 409 and jc["error"]["code"] == "sold_out", jc
+    # The scheduled event's pre-queue: a prequeued poll.
+    _, _, e2 = cl.call("POST", "/v1/events", {"venue_id": v["venue_id"], "name": "One Seat Later",
+                                              "category": "theatre",
+                                              "starts_at": iso(time.time() + 30 * 86400),
+                                              "onsale_at": iso(time.time() + 3600),
+                                              "prequeue_opens_at": iso(time.time() - 60),
+                                              "tiers": [{"section": "S", "price_cents": 1000}]},
+                       seller, expect=201)
+    ev2 = e2["event_id"]
+    _, _, jp = cl.call("POST", f"/v1/events/{ev2}/intents", {"quantity": 1}, tok["a"], expect=202)
+    assert cl.call("GET", jp["status_url"], token=tok["a"], expect=200)[2]["state"] == "prequeued"
+    # Cancelled with a sold ticket: refunded, voided, no code.
+    cl.call("POST", f"/v1/events/{ev}/cancel", token=seller, expect=202)
+    st.wait_for(lambda: cl.call("GET", ob["status_url"], token=tok["b"], expect=200)[2]["state"]
+                == "refunded", 60, "order refunded")
+    tid = paid["tickets"][0]["ticket_id"]
+    st.wait_for(lambda: cl.call("GET", "/v1/me/tickets", token=tok["b"], expect=200)[2]["tickets"][0]
+                ["status"] == "voided", 30, "ticket voided")
+    cl.call("GET", f"/v1/tickets/{tid}/code", token=tok["b"], expect=409)
+    st.wait_for(lambda: cl.call("GET", f"/v1/events/{ev}")[2]["status"] == "cancelled", 30,
+                "event cancelled")
+    cl.call("GET", f"/v1/events/{ev}/challenge", token=tok["c"], expect=200)
+    # A minted token whose user id has no account.
+    cl.call("GET", "/v1/me", token=st.token(999999, "fan"), expect=404)
     assert not cl.mismatches, "answers unlike the spec:\n" + "\n".join(cl.mismatches)
