@@ -19,7 +19,9 @@ mismatches (strings; empty = conforms):
     the spec, fixed by documenting it;
   * the headers the response marks `required: true` (Retry-After, ETag,
     Cache-Control, RateLimit...) are present, Content-Encoding when gzip
-    was asked for, and every 429 and 503 carries Retry-After;
+    was asked for, and every 429 and 503 carries Retry-After; every answer
+    carries X-Request-Id, and Cache-Control no-store unless the response
+    lists a Cache-Control of its own (the spec's preamble);
   * an error body's code is one x-codes lists with this status.
 Operations answered with a 2xx or 304 are recorded in `covered` so a test
 can require every operation of the spec to have been exercised.
@@ -171,12 +173,21 @@ class Contract:
             required.add("retry-after")
         if gzip_asked and "content-encoding" in listed:
             required.add("content-encoding")
+        # The preamble's promises for every answer: a request id, and
+        # Cache-Control no-store unless the response names its own.
+        required.add("x-request-id")
+        if "cache-control" not in listed and headers.get("cache-control") != "no-store":
+            out.append(f"{where}: Cache-Control {headers.get('cache-control')!r}, not no-store")
         for h in sorted(required):
             if h not in headers:
                 out.append(f"{where}: header {h} promised, not sent")
-        if "retry-after" in listed and "retry-after" in headers:
-            if not re.fullmatch(r"\d+", headers["retry-after"]):
-                out.append(f"{where}: Retry-After {headers['retry-after']!r} is not whole seconds")
+        if "retry-after" in headers and not re.fullmatch(r"\d+", headers["retry-after"]):
+            out.append(f"{where}: Retry-After {headers['retry-after']!r} is not whole seconds")
+        for name, h in listed.items():
+            sch = h.get("schema") or {}
+            if name in headers and sch.get("type") == "string":
+                errs = jsonschema.Draft4Validator(self.schema(sch)).iter_errors(headers[name])
+                out += [f"{where}: header {name}: {e.message}" for e in errs]
         return out
 
     def _check_body(self, where, status, resp, headers, text):

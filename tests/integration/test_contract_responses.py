@@ -285,7 +285,10 @@ def test_every_operation_answers_as_the_spec_says(journey):
     cl.call("GET", "/v1/admin/history?minutes=5", token=admin, expect=200)
 
     # ---- web ---------------------------------------------------------------------------------
-    cl.call("GET", "/", expect=200)
+    _, h, _ = cl.call("GET", "/", expect=200)
+    cl.call("GET", "/", headers={"If-None-Match": h["etag"]}, expect=304)
+    _, h, _ = cl.call("GET", "/", headers={"Accept-Encoding": "gzip"}, expect=200)
+    assert h.get("content-encoding") == "gzip", h
     cl.call("GET", f"/q/{ev}", expect=200)
     cl.call("GET", "/ops/", expect=200)
     cl.call("GET", "/ops", expect=200)
@@ -325,12 +328,15 @@ def test_the_checker_sees_mismatches():
     import json
     c = Contract(SPEC)
     ok = {"status": "ok"}
-    js = {"content-type": "application/json"}
+    js = {"content-type": "application/json", "x-request-id": "1", "cache-control": "no-store"}
     assert c.check("GET", "/healthz", 200, js, json.dumps(ok)) == []
     assert c.covered == {"healthz": {200}}
     bad = [
         ("GET", "/healthz", 201, js, json.dumps(ok)),  # status not listed
-        ("GET", "/healthz", 200, {"content-type": "text/html"}, json.dumps(ok)),
+        ("GET", "/healthz", 200, dict(js, **{"content-type": "text/html"}), json.dumps(ok)),
+        ("GET", "/healthz", 200, dict(js, **{"cache-control": "max-age=60"}), json.dumps(ok)),
+        ("GET", "/healthz", 200, {"content-type": "application/json", "cache-control": "no-store"},
+         json.dumps(ok)),  # no X-Request-Id
         ("GET", "/healthz", 200, js, json.dumps({"status": "fine"})),  # enum
         ("GET", "/healthz", 200, js, json.dumps({"status": "ok", "extra": 1})),  # undocumented
         ("GET", "/readyz", 503, js, json.dumps({"status": "not_ready", "redis": False,
@@ -349,6 +355,12 @@ def test_the_checker_sees_mismatches():
         ("GET", "/v1/events/1/draw", 200, js, json.dumps(
             {"event_id": 1, "commitment": None, "seed": None, "entries": ["x"]})),
         ("GET", "/nowhere", 200, js, "{}"),
+        ("GET", "/web/fan.js", 200, {"content-type": "text/javascript", "x-request-id": "1",
+                                     "etag": '"a"', "vary": "Accept-Encoding",
+                                     "cache-control": "max-age=600"}, "x"),  # not no-cache
+        ("GET", "/v1/events", 429, dict(js, **{"retry-after": "soon", "ratelimit": "x",
+                                              "ratelimit-policy": "y"}),
+         json.dumps({"error": {"code": "rate_limited", "message": "x"}})),
     ]
     for m, p, s, h, t in bad:
         assert c.check(m, p, s, h, t), (m, p, s, t)
