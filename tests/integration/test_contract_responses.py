@@ -254,6 +254,9 @@ def test_every_operation_answers_as_the_spec_says(journey):
     assert len(order["tickets"]) == 2, order
     cl.call("GET", j1["status_url"], token=fans["fan1"], expect=200)  # purchased, with the record
     _, _, mine = cl.call("GET", "/v1/me/tickets?limit=1", token=fans["fan1"], expect=200)
+    # The history says when the show is (the event's starts_at).
+    starts = cl.call("GET", f"/v1/events/{ev}", expect=200)[2]["starts_at"]
+    assert mine["tickets"][0]["starts_at"] == starts, (mine, starts)
     if mine["next_cursor"]:
         cl.call("GET", f"/v1/me/tickets?limit=1&cursor={mine['next_cursor']}", token=fans["fan1"],
                 expect=200)
