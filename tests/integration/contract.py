@@ -148,7 +148,7 @@ class Contract:
         """Mismatches of one answer (headers: lower-cased names)."""
         found = self.operation(method, path)
         if not found:
-            return [f"{method} {path}: no operation in the spec"]
+            return self._check_unrouted(method, path, status, headers, text)
         template, op_id, op = found
         where = f"{op_id} ({method} {template}) {status}"
         resp = op["responses"].get(str(status))
@@ -161,6 +161,28 @@ class Contract:
         out += self._check_body(where, status, resp, headers, text)
         if not out and (200 <= status < 300 or status == 304):
             self.covered.setdefault(op_id, set()).add(status)
+        return out
+
+    def _check_unrouted(self, method, path, status, headers, text):
+        """A request no operation takes (docs/api.md "Requests"): a path
+        the spec has, with another method, is 405 method_not_allowed with
+        Allow naming the methods it has; any other is 404 not_found."""
+        p = urllib.parse.urlsplit(path).path
+        allowed = sorted({m for m, rx, _, _, _ in self.ops if rx.match(p)})
+        where = f"{method} {path} {status}"
+        want = (405, "method_not_allowed") if allowed else (404, "not_found")
+        try:
+            code = json.loads(text)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = None
+        out = []
+        if (status, code) != want:
+            out.append(f"{where}: no operation; expected {want}, got {(status, code)}")
+        if allowed:
+            got = sorted(x.strip() for x in headers.get("allow", "").split(",") if x.strip())
+            # HEAD is served wherever GET is (an HTTP server's own rule).
+            if [m for m in got if m != "HEAD"] != allowed:
+                out.append(f"{where}: Allow {headers.get('allow')!r}, the spec has {allowed}")
         return out
 
     def _check_headers(self, where, status, resp, headers, gzip_asked):

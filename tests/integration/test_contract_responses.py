@@ -165,12 +165,18 @@ def test_every_operation_answers_as_the_spec_says(journey):
             expect=401)
 
     # ---- seller: venue, events, edits, controls -----------------------------------
-    _, _, v = cl.call("POST", "/v1/venues",
-                      {"name": "Contract Hall", "city": "Utrecht", "country": "NL",
-                       "address": "Vredenburgkade 11", "lat": 52.09, "lon": 5.11,
-                       "sections": [{"name": "Floor", "rows": 2, "seats_per_row": 10},
-                                    {"name": "Balcony", "rows": 1, "seats_per_row": 10}]},
-                      seller, headers={"Idempotency-Key": "venue-1"}, expect=201)
+    venue_body = {"name": "Contract Hall", "city": "Utrecht", "country": "NL",
+                  "address": "Vredenburgkade 11", "lat": 52.09, "lon": 5.11,
+                  "sections": [{"name": "Floor", "rows": 2, "seats_per_row": 10},
+                               {"name": "Balcony", "rows": 1, "seats_per_row": 10}]}
+    _, _, v = cl.call("POST", "/v1/venues", venue_body, seller,
+                      headers={"Idempotency-Key": "venue-1"}, expect=201)
+    # The same key and body: the original answer; another body: 422.
+    again = cl.call("POST", "/v1/venues", venue_body, seller, headers={"Idempotency-Key": "venue-1"},
+                    expect=201)[2]
+    assert again == v, (again, v)
+    cl.call("POST", "/v1/venues", dict(venue_body, name="Other Hall"), seller,
+            headers={"Idempotency-Key": "venue-1"}, expect=422)
     now = time.time()
     base = {"venue_id": v["venue_id"], "category": "concert", "starts_at": iso(now + 30 * 86400),
             "tiers": [{"section": "Floor", "price_cents": 5000},
@@ -280,6 +286,11 @@ def test_every_operation_answers_as_the_spec_says(journey):
     cl.call("DELETE", "/v1/sessions", {"refresh_token": s["refresh_token"]}, expect=204)
     cl.call("POST", "/v1/sessions/refresh", {"refresh_token": s["refresh_token"]}, expect=401)
 
+    # ---- no such route, no such method (405 with Allow) -------------------------------
+    cl.call("GET", "/v1/nothing-here", expect=404)
+    cl.call("PUT", f"/v1/events/{ev}", {"name": "x"}, seller, expect=405)
+    cl.call("DELETE", "/v1/users", expect=405)
+
     # ---- ops -------------------------------------------------------------------------------
     cl.call("GET", "/healthz", expect=200)
     cl.call("GET", "/readyz", expect=200)
@@ -358,6 +369,8 @@ def test_the_checker_sees_mismatches():
         ("GET", "/v1/events/1/draw", 200, js, json.dumps(
             {"event_id": 1, "commitment": None, "seed": None, "entries": ["x"]})),
         ("GET", "/nowhere", 200, js, "{}"),
+        ("PUT", "/v1/events/1", 405, dict(js, allow="GET"),  # PATCH missing from Allow
+         json.dumps({"error": {"code": "method_not_allowed", "message": "x"}})),
         ("GET", "/web/fan.js", 200, {"content-type": "text/javascript", "x-request-id": "1",
                                      "etag": '"a"', "vary": "Accept-Encoding",
                                      "cache-control": "max-age=600"}, "x"),  # not no-cache
