@@ -88,8 +88,8 @@ class Contract:
         return out
 
     def schema(self, s, strict=True):
-        """s as draft-4 JSON Schema; strict: objects with properties and no
-        additionalProperties take none (the policy above)."""
+        """s as draft-4 JSON Schema; strict: objects without an
+        additionalProperties of their own take none (the policy above)."""
         if "$ref" in s:
             return self.schema(self._resolve(s["$ref"]), strict)
         s = dict(s)
@@ -138,9 +138,9 @@ class Contract:
     def operation(self, method, path):
         p = urllib.parse.urlsplit(path).path
         for m, rx, template, op_id, op in self.ops:
+            # Templates are matched whole, segment by segment, so no two
+            # operations of one method match one path.
             if m == method and rx.match(p):
-                # A literal path beats a template (/v1/events vs /v1/events/{id}
-                # never collide, but /ops and /ops/ are both literal).
                 return template, op_id, op
         return None
 
