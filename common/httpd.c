@@ -566,7 +566,7 @@ json_t *ons_httpd_error_body(const char *code, const char *field, const char *fm
         snprintf(fld, sizeof fld, "%s", field);
         utf8_repair(fld);
     }
-    return json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg, "field",
+    return json_pack("{s:{s:s, s:s, s:s*}}", "error", "code", code, "message", msg, "field",
                      field ? fld : NULL);
 }
 

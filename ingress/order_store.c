@@ -168,6 +168,7 @@ static int read_ticket_row(const PGresult *res, int i, void *item)
     ing_pg_text(res, i, 7, t->currency, sizeof t->currency);
     ing_pg_text(res, i, 8, t->status, sizeof t->status);
     ing_pg_text(res, i, 9, t->issued_at, sizeof t->issued_at);
+    ing_pg_text(res, i, 11, t->starts_at, sizeof t->starts_at);
     return ing_pg_i64(res, i, 0, &t->ticket_id) || ing_pg_i64(res, i, 1, &t->event_id) ||
            ing_pg_i64(res, i, 6, &t->price_cents) || ing_pg_i64(res, i, 10, &t->issued_us) ||
            read_seat(res, i, 3, &t->seat);
@@ -183,7 +184,8 @@ int ing_tickets_of_user(ing_worker *w, int64_t user_id, int64_t cursor_us, int64
         "SELECT t.ticket_id, t.event_id, e.name, s.name, st.row_no, st.seat_in_row, "
         "t.price_cents, e.currency, t.status, "
         "to_char(t.issued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "(extract(epoch FROM t.issued_at) * 1000000)::bigint "
+        "(extract(epoch FROM t.issued_at) * 1000000)::bigint, "
+        "to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
         "FROM tickets t JOIN events e ON e.event_id = t.event_id "
         "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
         "JOIN sections s ON s.section_id = st.section_id "

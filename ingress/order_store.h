@@ -86,6 +86,7 @@ typedef struct ing_ticket_row {
     char event_name[256]; /* truncated */
     char currency[8], status[16];
     char issued_at[32]; /* RFC 3339 UTC */
+    char starts_at[32]; /* the event's, RFC 3339 UTC */
     ing_seat seat;
 } ing_ticket_row;
 

@@ -392,12 +392,13 @@ static json_t *tickets_json(const ing_ticket_page *pg)
     json_t *arr = json_array();
     for (size_t i = 0; i < pg->n; i++) {
         const ing_ticket_row *t = &pg->rows[i];
-        json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:s}",
+        json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:s, s:o, s:I, s:s, s:s, s:s}",
                                              "ticket_id", (json_int_t)t->ticket_id, "event_id",
                                              (json_int_t)t->event_id, "event_name", t->event_name,
-                                             "seat", seat_json(&t->seat), "price_cents",
-                                             (json_int_t)t->price_cents, "currency", t->currency,
-                                             "status", t->status, "issued_at", t->issued_at));
+                                             "starts_at", t->starts_at, "seat", seat_json(&t->seat),
+                                             "price_cents", (json_int_t)t->price_cents, "currency",
+                                             t->currency, "status", t->status, "issued_at",
+                                             t->issued_at));
     }
     json_t *body = json_pack("{s:o}", "tickets", arr);
     /* Opaque to clients: the last row's (issued_at, ticket_id). */

@@ -32,6 +32,8 @@ onsale_pytest(it_ingress_hostile_pipelines test_ingress_hostile_pipelines.py)
 onsale_pytest(it_ingress_hostile_gate test_ingress_hostile_gate.py)
 # Every operation of schemas/openapi.yaml under bad ids, queries, headers and bodies.
 onsale_pytest(it_ingress_hostile_routes test_ingress_hostile_routes.py)
+# Every operation of schemas/openapi.yaml answered as it promises, over one journey.
+onsale_pytest(it_contract_responses test_contract_responses.py)
 onsale_pytest(it_event_edit test_event_edit.py)
 # The catalog's SQL for a query string, printed for the query-plan tests.
 add_executable(catalog_sql unit/catalog_sql.c)

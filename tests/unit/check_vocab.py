@@ -19,7 +19,8 @@ its output. Checks, each failure printed as one FAIL line (exit 1 if any):
   * schemas/openapi.yaml: IntentState and IntentAccepted.state are
     "prequeued" and the intent states; IntentStatus.reason the reasons;
     EventStatus the event statuses; OrderState and CheckoutAccepted.state
-    the order states; Ticket.status the ticket statuses; every quantity and
+    the order states; Order.reason the order reasons; TicketStatus the
+    ticket statuses; every quantity and
     max_per_user property has maximum Q_MAX_SEATS;
   * schemas/messages: event_status.status lists the settable statuses,
     intent.quantity has maximum Q_MAX_SEATS.
@@ -164,7 +165,8 @@ def check_openapi(v, root):
         (s + ["EventStatus", "enum"], v["event_statuses"], "event_statuses"),
         (s + ["OrderState", "enum"], v["order_states"], "order_states"),
         (s + ["CheckoutAccepted", "properties", "state", "enum"], v["order_states"], "order_states"),
-        (s + ["Ticket", "properties", "status", "enum"], v["ticket_statuses"], "ticket_statuses"),
+        (s + ["TicketStatus", "enum"], v["ticket_statuses"], "ticket_statuses"),
+        (s + ["Order", "properties", "reason", "enum"], v["order_reasons"], "order_reasons"),
     ]
     for path, want, key in rules:
         same(f"openapi.yaml {'/'.join(path[2:])} vs {key}", dig(doc, path), want)

@@ -110,7 +110,9 @@ def test_seq_split_drift_fails(tree, vocab):
      "enum: [sold_out, insufficient_seats, duplicate, sale_closed]", "IntentStatus/properties/reason"),
     ("enum: [pending, paid, failed, refunded]\n    CheckoutAccepted",
      "enum: [pending, paid, failed]\n    CheckoutAccepted", "OrderState"),
-    ("enum: [valid, cancelled, voided]", "enum: [valid, cancelled]", "Ticket/properties/status"),
+    ("enum: [valid, cancelled, voided]", "enum: [valid, cancelled]", "TicketStatus"),
+    ("enum: [not_held, declined, failed, expired, cancelled, ended]",
+     "enum: [not_held, declined, failed, expired, cancelled]", "Order/properties/reason"),
 ])
 def test_openapi_enum_drift_fails(tree, vocab, old, new, where):
     edit(tree / "schemas" / "openapi.yaml", old, new)
