@@ -150,7 +150,7 @@ def check_answers(by):
                 "status_url": "<url>"})
 
     def err(status, code, message):
-        return status, {"error": {"code": code, "message": message, "field": None}}
+        return status, {"error": {"code": code, "message": message}}
     not_found = err(404, "not_found", "No such reservation.")
     assert by["plain"] == [ok] * len(PLAIN), by["plain"]
     assert by["owner"] == [ok] and by["foreign"] == [not_found], by
