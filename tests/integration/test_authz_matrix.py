@@ -19,8 +19,11 @@ this file sends well-formed requests as the wrong principal:
     401 unauthorized;
   * the old owner of a transferred or cancelled ticket: 404 on every
     ticket route;
+  * an admitted ticket can be neither cancelled (refunded) nor transferred:
+    409 already_admitted, nothing changed (failed before the fix: 202, and
+    the cancel refunded a ticket that had got its holder in);
   * races: two transfers of one ticket, a transfer against a cancel, two
-    cancels.
+    cancels, a cancel against the door scan.
 
 Each refusal has its control: the right principal's same request succeeds
 (the reads in the IDOR cases, the mutations after them), so a check that
@@ -414,6 +417,30 @@ def scan(st, code_body):
                    token=st.token(SCANNER, "scanner"))
 
 
+def test_an_admitted_ticket_cannot_be_cancelled_or_transferred(env):
+    """Failed before the fix: the cancel answered 202 and the owner
+    refunded the ticket (and freed its seat for sale) after it had got its
+    holder in; a transfer handed on a used ticket."""
+    st = env.st
+    tid, other = buy(env, 30, 2)
+    tok = st.token(30)
+    s, _, code = st.http("GET", f"/v1/tickets/{tid}/code", token=tok)
+    assert s == 200, code
+    s, _, b = scan(st, code)
+    assert s == 200 and b["state"] == "admitted", b
+    before = quiet(st)
+    assert err(st.http("POST", f"/v1/tickets/{tid}/cancel", None, token=tok)) == \
+        (409, "already_admitted")
+    assert err(st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 31}, token=tok)) == \
+        (409, "already_admitted")
+    time.sleep(0.5)
+    assert same(before, snapshot(st))
+    assert owner_of(st, tid) == (30, "valid") and refunds_of(st, tid) == 0
+    # Control: the same fan's ticket that was not admitted cancels.
+    assert st.http("POST", f"/v1/tickets/{other}/cancel", None, token=tok)[0] == 202
+    st.wait_for(lambda: owner_of(st, other)[1] == "cancelled", 20, "control cancelled")
+
+
 # ---- 6. races -------------------------------------------------------------------------------
 
 def at_once(*calls):
@@ -491,3 +518,36 @@ def test_a_ticket_changed_twice_at_once_is_refunded_at_most_once(env, pair):
         assert owner == user and refunds_of(st, tid) == 1
     else:
         assert (owner, status) == (user + 1, "valid") and refunds_of(st, tid) == 0
+
+
+def test_a_cancel_racing_the_door_scan_does_not_admit_and_refund(env):
+    """The cancel is checked by ingress and applied later by the partition
+    owner; a scan in between used to admit the ticket, which the owner then
+    refunded and put back on sale (failed before the fix: the scan answered
+    200 admitted and the ticket ended cancelled, admitted and refunded).
+    The worker is stopped to hold the window open. Control: in the same
+    window, the fan's other ticket, not being cancelled, admits."""
+    st = env.st
+    tid, other = buy(env, 70, 2)
+    tok = st.token(70)
+    code = st.http("GET", f"/v1/tickets/{tid}/code", token=tok)[2]
+    other_code = st.http("GET", f"/v1/tickets/{other}/code", token=tok)[2]
+    env.worker.popen.send_signal(signal.SIGSTOP)
+    try:
+        assert st.http("POST", f"/v1/tickets/{tid}/cancel", None, token=tok)[0] == 202
+        s, _, b = scan(st, code)
+        assert (s, (b.get("error") or {}).get("code")) == (409, "ticket_transferred"), b
+        s, _, b = scan(st, other_code)
+        assert s == 200 and b["state"] == "admitted", b
+    finally:
+        env.worker.popen.send_signal(signal.SIGCONT)
+    st.wait_for(lambda: owner_of(st, tid)[1] == "cancelled", 20, "cancel applied")
+    # Applied, the cancel is what the gate says for the old code.
+    assert err(scan(st, code)) == (409, "ticket_not_valid")
+    st.wait_for(lambda: settled(env), 30, "refund sent")
+    assert st.sql("SELECT count(*) FROM tickets WHERE admitted_at IS NOT NULL "
+                  "AND status <> 'valid'")[0][0] == 0
+    assert refunds_of(st, tid) == 1 and refunds_of(st, other) == 0
+    # The admitted one now refuses a cancel (test above).
+    assert err(st.http("POST", f"/v1/tickets/{other}/cancel", None, token=tok)) == \
+        (409, "already_admitted")
