@@ -22,8 +22,13 @@ this file sends well-formed requests as the wrong principal:
   * an admitted ticket can be neither cancelled (refunded) nor transferred:
     409 already_admitted, nothing changed (failed before the fix: 202, and
     the cancel refunded a ticket that had got its holder in);
-  * races: two transfers of one ticket, a transfer against a cancel, two
-    cancels, a cancel against the door scan.
+  * races, each with the partition owner stopped while the requests run so
+    that all of them pass ingress's checks and meet at the owner (every
+    one answers 202: the control that the race is real): two transfers of
+    one ticket, a transfer against a cancel, two cancels, two checkouts of
+    one hold with two keys (one paid, one failed not_held, one charge), one
+    key from two connections, a cancel against the door scan; and an
+    Idempotency-Key reused by another user is not a replay.
 
 Each refusal has its control: the right principal's same request succeeds
 (the reads in the IDOR cases, the mutations after them), so a check that
@@ -44,7 +49,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import SECRET, checked_stack, create_event_via_api, make_token  # noqa: E402
-from test_checkout import Env, settled  # noqa: E402
+from test_checkout import Env, reconcile, settled  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -467,57 +472,132 @@ def ignored_lines(env, tid):
     return len(re.findall(rf"ticket (transfer|cancel) of {tid} by user \d+ ignored", worker_log(env)))
 
 
+class paused:
+    """The partition owner (the one worker) stopped for the block: requests
+    sent meanwhile all pass ingress's checks against PostgreSQL, which the
+    owner has not changed yet, so their records meet at the owner. This is
+    the control that the races below are real: every request answers 202,
+    every record reaches the single writer."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __enter__(self):
+        self.env.worker.popen.send_signal(signal.SIGSTOP)
+
+    def __exit__(self, *exc):
+        self.env.worker.popen.send_signal(signal.SIGCONT)
+
+
+def tickets_of(st, u):
+    return [t["ticket_id"] for t in st.http("GET", "/v1/me/tickets", token=st.token(u))[2]["tickets"]]
+
+
 def test_two_transfers_of_one_ticket_one_wins(env):
-    """Both requests pass ingress while the sender still owns the ticket
-    (both 202: the control that they raced past its check); the partition
-    owner applies the first and drops the second: one holder, one rotation
-    by the owner."""
+    """The owner applies the first and drops the second (its sender no
+    longer owns the ticket): one holder."""
     st = env.st
     tid, = buy(env, 40)
     tok = st.token(40)
-    v0 = st.sql("SELECT code_version FROM tickets WHERE ticket_id = %s", (tid,))[0][0]
-    r1, r2 = at_once(
-        lambda: st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 41}, token=tok),
-        lambda: st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 42}, token=tok))
-    answers = sorted([r1[0], r2[0]])
-    assert answers in ([202, 202], [202, 404], [202, 409]), (r1, r2)
+    with paused(env):
+        r1, r2 = at_once(
+            lambda: st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 41}, token=tok),
+            lambda: st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 42}, token=tok))
+        assert (r1[0], r2[0]) == (202, 202), (r1, r2)
     st.wait_for(lambda: owner_of(st, tid)[0] in (41, 42), 20, "transferred")
-    if answers == [202, 202]:
-        # The race was real: the loser's record reached the owner, which dropped it.
-        st.wait_for(lambda: ignored_lines(env, tid) == 1, 20, "the loser dropped")
+    st.wait_for(lambda: ignored_lines(env, tid) == 1, 20, "the loser dropped")
     holder = owner_of(st, tid)[0]
     loser = 41 + 42 - holder
-    mine = lambda u: [t["ticket_id"] for t in  # noqa: E731
-                      st.http("GET", "/v1/me/tickets", token=st.token(u))[2]["tickets"]]
-    assert tid in mine(holder) and tid not in mine(loser) and tid not in mine(40)
-    assert owner_of(st, tid) == (holder, "valid")
-    assert st.sql("SELECT code_version FROM tickets WHERE ticket_id = %s", (tid,))[0][0] > v0
+    assert tid in tickets_of(st, holder) and tid not in tickets_of(st, loser)
+    assert tid not in tickets_of(st, 40) and owner_of(st, tid) == (holder, "valid")
     # The loser cannot use it; the winner can.
     assert err(st.http("GET", f"/v1/tickets/{tid}/code", token=st.token(loser)))[0] == 404
     assert st.http("GET", f"/v1/tickets/{tid}/code", token=st.token(holder))[0] == 200
 
 
-@pytest.mark.parametrize("pair", ["transfer_cancel", "cancel_cancel"])
+@pytest.mark.parametrize("pair", ["transfer_cancel", "cancel_transfer", "cancel_cancel"])
 def test_a_ticket_changed_twice_at_once_is_refunded_at_most_once(env, pair):
     st = env.st
-    user = 50 if pair == "transfer_cancel" else 60
+    user = {"transfer_cancel": 50, "cancel_transfer": 55, "cancel_cancel": 60}[pair]
     tid, = buy(env, user)
     tok = st.token(user)
-    first = (lambda: st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": user + 1},
-                             token=tok)) if pair == "transfer_cancel" else \
-        (lambda: st.http("POST", f"/v1/tickets/{tid}/cancel", None, token=tok))
-    r1, r2 = at_once(first, lambda: st.http("POST", f"/v1/tickets/{tid}/cancel", None, token=tok))
-    assert 202 in (r1[0], r2[0]), (r1, r2)
-    assert all(r[0] in (202, 404, 409) for r in (r1, r2)), (r1, r2)
+    transfer = lambda: st.http("POST", f"/v1/tickets/{tid}/transfer",  # noqa: E731
+                               {"to_user_id": user + 1}, token=tok)
+    cancel = lambda: st.http("POST", f"/v1/tickets/{tid}/cancel", None, token=tok)  # noqa: E731
+    calls = {"transfer_cancel": (transfer, cancel), "cancel_transfer": (cancel, transfer),
+             "cancel_cancel": (cancel, cancel)}[pair]
+    with paused(env):
+        r1, r2 = at_once(*calls)
+        assert (r1[0], r2[0]) == (202, 202), (r1, r2)
     st.wait_for(lambda: owner_of(st, tid) != (user, "valid"), 20, "changed")
-    if (r1[0], r2[0]) == (202, 202):
-        st.wait_for(lambda: ignored_lines(env, tid) == 1, 20, "the loser dropped")
+    st.wait_for(lambda: ignored_lines(env, tid) == 1, 20, "the loser dropped")
     st.wait_for(lambda: settled(env), 30, "outbox settled")
     owner, status = owner_of(st, tid)
     if status == "cancelled":
         assert owner == user and refunds_of(st, tid) == 1
+        assert tid not in tickets_of(st, user + 1)
     else:
         assert (owner, status) == (user + 1, "valid") and refunds_of(st, tid) == 0
+    assert reconcile(env) > 0
+
+
+def test_two_checkouts_of_one_hold_charge_once(env):
+    """Two checkouts of one hold with different Idempotency-Keys, from two
+    connections: the owner takes the first (paying) and fails the second
+    (not_held): one paid order, one charge."""
+    st = env.st
+    rid = env.hold(80, env.ev, 1)
+    with paused(env):
+        r1, r2 = at_once(lambda: env.checkout(80, rid, "race-k1"),
+                         lambda: env.checkout(80, rid, "race-k2"))
+        assert (r1[0], r2[0]) == (202, 202), (r1, r2)
+    assert r1[2]["order_id"] != r2[2]["order_id"]
+    orders = [env.wait_order(80, r[2]["order_id"]) for r in (r1, r2)]
+    assert sorted(o["state"] for o in orders) == ["failed", "paid"], orders
+    assert [o.get("reason") for o in orders if o["state"] == "failed"] == ["not_held"], orders
+    st.wait_for(lambda: settled(env), 30, "outbox settled")
+    ids = {r[0] for r in st.sql("SELECT order_id FROM orders WHERE reservation_id = %s",
+                                (int(rid[:16], 16),))}
+    assert len(ids) == 2, ids
+    charges = [c for c in env.ledger()["charges"] if int(c["order_id"]) in ids]
+    assert len(charges) == 1, charges
+    assert reconcile(env) > 0
+
+
+def test_two_checkouts_with_one_key_from_two_connections(env):
+    """The same Idempotency-Key at once: one order; the other answer is the
+    same order or 409 idempotency_in_progress, never a second charge."""
+    st = env.st
+    rid = env.hold(81, env.ev, 1)
+    r1, r2 = at_once(lambda: env.checkout(81, rid, "race-same"),
+                     lambda: env.checkout(81, rid, "race-same"))
+    ok = [r for r in (r1, r2) if r[0] == 202]
+    assert ok and all(r[0] == 202 or err(r) == (409, "idempotency_in_progress")
+                      for r in (r1, r2)), (r1, r2)
+    assert len({r[2]["order_id"] for r in ok}) == 1, (r1, r2)
+    assert env.wait_order(81, ok[0][2]["order_id"])["state"] == "paid"
+    st.wait_for(lambda: settled(env), 30, "outbox settled")
+    assert st.sql("SELECT count(*) FROM orders WHERE reservation_id = %s",
+                  (int(rid[:16], 16),))[0][0] == 1
+
+
+def test_an_idempotency_key_is_the_callers_own(env):
+    """Fan B reusing fan A's Idempotency-Key on the same request gets its
+    own answer, never a replay of A's (which names A's intent)."""
+    st = env.st
+    key = {"Idempotency-Key": "shared-key-1"}
+    s, _, a = st.http("POST", f"/v1/events/{env.ev2}/intents", {"quantity": 1},
+                      token=st.token(90), headers=key)
+    assert s == 202, a
+    # Control: A's retry with the key is A's replay.
+    s, _, a2 = st.http("POST", f"/v1/events/{env.ev2}/intents", {"quantity": 1},
+                       token=st.token(90), headers=key)
+    assert s == 202 and a2["intent_id"] == a["intent_id"], a2
+    s, _, b = st.http("POST", f"/v1/events/{env.ev2}/intents", {"quantity": 1},
+                      token=st.token(91), headers=key)
+    assert s == 202 and b["intent_id"] != a["intent_id"], b
+    assert err(st.http("GET", f"/v1/intents/{a['intent_id']}", token=st.token(91))) == \
+        (404, "not_found")
 
 
 def test_a_cancel_racing_the_door_scan_does_not_admit_and_refund(env):
