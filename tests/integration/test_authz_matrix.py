@@ -176,6 +176,27 @@ def test_another_users_things_are_404_and_unchanged(env, label, who):
             assert s == owner_ok, (case, role, b)
 
 
+def test_a_queued_intent_is_the_owners_only(env):
+    """A queued intent's poll is answered at the accept gate from memory
+    (ing_route_intent_get_now): the same refusals hold there. The worker
+    is stopped so the intent stays queued."""
+    st = env.st
+    with paused(env):
+        _, b = st.join_ok(env.ev, st.token(95))
+        url = f"/v1/intents/{b['intent_id']}"
+        s, _, mine = st.http("GET", url, token=st.token(95))
+        assert s == 200 and mine["state"] == "queued", mine  # control
+        for who in ATTACKERS:
+            assert err(st.http("GET", url, token=st.token(*who))) == (404, "not_found"), who
+            assert err(st.http("DELETE", url, token=st.token(*who))) == (404, "not_found"), who
+        assert err(st.http("GET", url)) == (401, "unauthorized")
+        assert err(st.http("GET", url, token=bad_tokens()["other_secret"])) == \
+            (401, "unauthorized")
+    st.wait_for(lambda: st.http("GET", url, token=st.token(95))[2].get("state") == "reserved",
+                30, "the intent served")
+    assert st.http("DELETE", url, token=st.token(95))[0] == 202  # the owner leaves
+
+
 def test_ids_of_one_kind_are_not_ids_of_another(env):
     """The tag binds kind, position and user: the owner's intent id is not a
     reservation or an order id, and the reverse."""
@@ -579,6 +600,29 @@ def test_two_checkouts_with_one_key_from_two_connections(env):
     st.wait_for(lambda: settled(env), 30, "outbox settled")
     assert st.sql("SELECT count(*) FROM orders WHERE reservation_id = %s",
                   (int(rid[:16], 16),))[0][0] == 1
+
+
+def test_a_ticket_cancel_racing_the_event_cancel_refunds_once(env):
+    """The fan cancels a ticket while its seller cancels the event: the
+    ticket's refund and the event's void of the order must not both pay
+    the ticket back. The order's refunds add up to its charge, no more."""
+    st = env.st
+    ev = create_event_via_api(st, env.s1, 4, "Cancelled under a ticket cancel")
+    t1, t2 = buy(env, 85, 2, ev=ev)
+    with paused(env):
+        r1, r2 = at_once(
+            lambda: st.http("POST", f"/v1/tickets/{t1}/cancel", None, token=st.token(85)),
+            lambda: st.http("POST", f"/v1/events/{ev}/cancel", None, token=env.s1))
+        assert (r1[0], r2[0]) == (202, 202), (r1, r2)
+    st.wait_for(lambda: owner_of(st, t2)[1] == "voided", 30, "event cancel applied")
+    st.wait_for(lambda: settled(env), 30, "outbox settled")
+    (oid,), = st.sql("SELECT DISTINCT order_id FROM tickets WHERE ticket_id IN (%s, %s)", (t1, t2))
+    led = env.ledger()
+    charge, = [c for c in led["charges"] if int(c["order_id"]) == oid]
+    back = sum(r["amount_cents"] for r in led["refunds"] if r["charge"] == charge["id"])
+    assert back == charge["amount_cents"], (charge, led["refunds"])
+    assert owner_of(st, t1)[1] in ("cancelled", "voided")
+    assert reconcile(env) > 0
 
 
 def test_an_idempotency_key_is_the_callers_own(env):
