@@ -213,6 +213,7 @@ static int read_ticket_change(const PGresult *res, int i, void *item)
     t->ended = ing_pg_bool(res, i, 4);
     t->past_cutoff = ing_pg_bool(res, i, 5);
     ing_pg_text(res, i, 6, t->starts_at, sizeof t->starts_at);
+    t->admitted = ing_pg_bool(res, i, 7);
     return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id);
 }
 
@@ -225,8 +226,24 @@ int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cut
         "SELECT t.event_id, t.owner_id, t.status, e.status, "
         "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
         "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
-        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "  t.admitted_at IS NOT NULL "
         "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
         3, v);
     return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
+}
+
+int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id)
+{
+    int64_t v[] = {ticket_id, owner_id}, n = 0;
+    PGresult *res = ing_pg_query_i64(w, 0,
+                                     "UPDATE tickets SET code_version = code_version + 1 "
+                                     "WHERE ticket_id = $1 AND owner_id = $2 AND status = 'valid' "
+                                     "AND admitted_at IS NULL",
+                                     2, v);
+    int rc = ing_pg_status(res, NULL, "claim ticket for change");
+    if (rc == 0 && ing_pg_affected(res, &n))
+        rc = ONS_EDB;
+    PQclear(res);
+    return rc ? rc : n == 1 ? 0 : ONS_ECONFLICT;
 }

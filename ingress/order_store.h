@@ -109,11 +109,22 @@ typedef struct ing_ticket_change {
     char status[16], event_status[16];
     int ended;       /* the event ended, or its show started end_grace_s ago */
     int past_cutoff; /* the show starts within refund_cutoff_s */
+    int admitted;    /* a scan admitted it (tickets.admitted_at set) */
     char starts_at[32];
 } ing_ticket_change;
 
 /* Reads ticket_id. ONS_ENOTFOUND when there is no such ticket. */
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cutoff_s,
                           long long end_grace_s, ing_ticket_change *out);
+
+/* Claims ticket_id for a transfer or cancel by owner_id before its record
+ * is sent: one UPDATE that adds one to code_version only while the ticket
+ * is owner_id's, valid and not admitted. A scan admits only at the
+ * code_version it checked (tickets_store.h), so from this commit no code
+ * shown before the request admits, and a scan that committed first makes
+ * this claim fail: a ticket is never both admitted and then cancelled
+ * (refunded) or transferred. Returns 0, ONS_ECONFLICT (the ticket changed
+ * since it was read: read it again for why) or ONS_EUNAVAIL / ONS_EDB. */
+int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id);
 
 #endif

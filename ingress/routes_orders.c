@@ -531,27 +531,61 @@ static int ticket_rules(ing_req *r, enum q_ticket_kind kind, const char *ticket_
     return 0;
 }
 
-static void ticket_job(ing_worker *w, void *arg)
+/* Reads the ticket of r's change and refuses it when it is not the
+ * caller's (404), the sale rules forbid it (409) or a scan admitted it
+ * (409 already_admitted: a used ticket is neither refunded nor passed on).
+ * Returns 0 (allowed, j->msg.event_id set) or -1 (replied). */
+static int ticket_refused(ing_req *r, ing_worker *w)
 {
-    ing_req *r = arg;
     co_job *j = r->job;
     ing_ticket_change t;
     int rc = ing_ticket_for_change(w, j->msg.ticket_id, r->app->o.tickets_refund_cutoff_s,
                                    r->app->o.events_end_grace_s, &t);
     if (rc && rc != ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
-        return;
+        return -1;
     }
     /* Someone else's ticket is not revealed: 404 like a missing one. */
     if (rc == ONS_ENOTFOUND || t.owner_id != r->who.user_id) {
         ing_failf(r, w, ING_E_NOT_FOUND, NULL, "No such ticket.");
-        return;
+        return -1;
     }
     j->msg.event_id = t.event_id;
-    int refused = ticket_rules(r, j->msg.ticket_kind, t.status, t.event_status, t.ended,
-                               t.past_cutoff, t.starts_at);
-    if (refused)
+    if (ticket_rules(r, j->msg.ticket_kind, t.status, t.event_status, t.ended, t.past_cutoff,
+                     t.starts_at))
+        return -1;
+    if (t.admitted) {
+        ing_failf(r, w, ING_E_ALREADY_ADMITTED, NULL,
+                  "This ticket was already admitted at the gate: it can no longer be %s.",
+                  j->msg.ticket_kind == Q_TICKET_TRANSFER ? "transferred" : "cancelled");
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks the change, claims the ticket for it (ing_ticket_claim_change: a
+ * scan racing it either admitted first, and the change is refused, or
+ * meets a rotated code) and sends the record; the partition owner applies
+ * it, re-checking the owner (of two changes sent at once it applies the
+ * first and drops the other). */
+static void ticket_job(ing_worker *w, void *arg)
+{
+    ing_req *r = arg;
+    co_job *j = r->job;
+    if (ticket_refused(r, w))
         return;
+    int rc = ing_ticket_claim_change(w, j->msg.ticket_id, r->who.user_id);
+    /* Changed since the read (a scan, or the owner applied another
+     * change): the second read says how; agreeing again, it is a 409. */
+    if (rc == ONS_ECONFLICT && ticket_refused(r, w) == 0)
+        ing_failf(r, w, ING_E_INVALID_STATE, NULL,
+                  "This ticket changed while the request ran; look at it again and retry.");
+    if (rc == ONS_ECONFLICT)
+        return;
+    if (rc) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
+        return;
+    }
     j->msg.sent_ms = ing_now_ms();
     rc = ing_produce(r, &j->msg, ticket_delivered);
     if (rc) {

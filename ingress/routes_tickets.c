@@ -151,7 +151,9 @@ static int refuse_state(ing_req *r, const ing_ticket_gate *g, int64_t version)
 
 /* Checks the code the scanner read against g's current code window:
  * 0 when it is the current one, else -1 with r finished (400 code_invalid,
- * 409 ticket_transferred for a code of an earlier holder, 400
+ * 409 ticket_transferred for a code of an earlier version, or
+ * ticket_not_valid when the ticket is no longer valid: a cancel rotates the
+ * code too, and its codes are genuine, so they may learn the state; 400
  * code_expired). */
 static int refuse_code(ing_req *r, ing_worker *w, const ing_ticket_gate *g, const gate_job *j)
 {
@@ -164,6 +166,10 @@ static int refuse_code(ing_req *r, ing_worker *w, const ing_ticket_gate *g, cons
         ing_fail(r, w, ING_E_CODE_INVALID, "code");
         return -1;
     case ING_TCODE_OLD_VERSION:
+        if (q_ticket_status_parse(g->status) != Q_TICKET_VALID) {
+            ticket_not_valid(r, g);
+            return -1;
+        }
         count_scan(r, "ticket_transferred");
         ing_fail(r, w, ING_E_TICKET_TRANSFERRED, NULL);
         return -1;

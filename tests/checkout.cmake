@@ -9,6 +9,9 @@ onsale_pytest(it_payment_concurrency test_payment_concurrency.py)
 onsale_pytest(it_sale_rules test_sale_rules.py)
 # Tickets at the gate (issue 11): rotating codes, scans, admission once.
 onsale_pytest(it_tickets test_tickets.py)
+# Hostile authenticated clients: every route as the wrong principal (IDOR,
+# another seller, roles, tokens) and the races on tickets and holds.
+onsale_pytest(it_authz_matrix test_authz_matrix.py)
 # The payments relay (classify, backoff, what a row becomes) and the breaker,
 # without services (issue 9 item 5).
 onsale_unit(test_relay onsale_payments_core)
