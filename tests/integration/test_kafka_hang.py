@@ -57,8 +57,9 @@ def retry_until_answered(st, ev, user, key, timeout=45):
     join still being queued). Returns (status, body)."""
     end = time.time() + timeout
     while True:
-        s, _, b, _ = join(st, user, ev, key)
+        s, h, b, _ = join(st, user, ev, key)
         joining = s == 409 and error_code(b) == "already_in_queue" and not b.get("intent_id")
+        assert not joining or int(h.get("retry-after", 0)) >= 1, (s, h, b)
         if (s < 500 and not joining) or time.time() > end:
             return s, b
         time.sleep(0.5)
