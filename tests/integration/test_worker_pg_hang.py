@@ -126,3 +126,64 @@ def test_a_worker_whose_postgresql_hangs_mid_batch_applies_each_join_once():
             st.stop_clean()
         finally:
             relay.close()
+
+
+def test_a_second_worker_started_while_the_owner_hangs_takes_over_without_double_applying():
+    """The owner (A) owns both partitions and hangs on PostgreSQL; B starts
+    meanwhile (what an operator or an autoscaler does when the drain stops).
+    The group cannot move a partition until A answers its rebalance (A's
+    thread is the one waiting on PostgreSQL), so the takeover happens after
+    the resume: A's held batch commits under its own epoch first, then each
+    partition is claimed again (a new epoch; B owns one). Every join is
+    applied once, no position goes backward, both workers live. (Seen: A is
+    never fenced here, the order does it; test_worker_fencing shows the
+    fence when A is frozen whole past its session instead.)"""
+    with Stack(partitions=2) as st:
+        relay = PausableRelay(PG_HOST, PG_PORT)
+        try:
+            dsn = f"host=127.0.0.1 port={relay.port} dbname={st.db} user=postgres connect_timeout=5"
+            a = st.start_worker(name="a", worker_id="a-0", pg_dsn=dsn,
+                                kafka_session_timeout_ms=6000)
+            st.start_ingress()
+            evs = [st.create_event(sections=[("A", 2, 25, 5000)]) for _ in range(4)]
+            fans = {}
+
+            def join_all(users):
+                for u in users:
+                    s, _, b = join(st, evs[u % len(evs)], u)
+                    assert s == 202, b
+                    fans[u] = b["status_url"]
+            join_all(range(1, FANS // 2 + 1))
+            seen, stop = {u: [] for u in fans}, threading.Event()
+            w = threading.Thread(target=watch, args=(st, fans, stop, seen))
+            w.start()
+            epochs0 = dict(st.sql("SELECT partition, epoch FROM partition_owner"))
+            relay.pause()
+            b = st.start_worker(name="b", worker_id="b-2", kafka_session_timeout_ms=6000)
+            join_all(range(FANS // 2 + 1, FANS + 1))
+            time.sleep(PAUSE_S)
+            relay.resume()
+            st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] >= FANS, 60,
+                        "every join applied")
+            # B owns a partition (it claimed it: a new epoch)
+            st.wait_for(lambda: st.sql("SELECT count(*) FROM partition_owner WHERE owner = 'b-2'")
+                        [0][0] == 1, 60, "B owning a partition")
+            time.sleep(1)
+            stop.set()
+            w.join()
+            twice = st.sql("SELECT event_id, user_id, count(*) FROM intents GROUP BY 1, 2 "
+                           "HAVING count(*) > 1")
+            assert twice == [], twice
+            assert st.sql("SELECT count(*) FROM intents")[0][0] == FANS
+            assert audit(st) == []
+            back = {u: went_backward(h) for u, h in seen.items()}
+            assert not any(back.values()), {u: x for u, x in back.items() if x}
+            epochs1 = dict(st.sql("SELECT partition, epoch FROM partition_owner"))
+            assert any(epochs1[p] > epochs0[p] for p in epochs0), (epochs0, epochs1)
+            print("epochs", epochs0, "->", epochs1, "A fenced:", "fenced" in a.output())
+            assert a.alive() and b.alive()
+            for u, url in fans.items():
+                s, _, x = st.http("GET", url, token=st.token(u))
+                assert s == 200 and x["state"] in ("reserved", "waiting"), (u, x)
+        finally:
+            relay.close()
