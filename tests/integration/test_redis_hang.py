@@ -40,7 +40,7 @@ HANG_S = 6
 # The slowest answer while Redis hangs: a thread's own timed-out round trip
 # or two (the result reader's, then the job thread's) and the wait for a
 # thread, with room for a loaded box.
-BOUND_S = 2 * TIMEOUT_MS / 1000 + 1.4
+BOUND_S = 2 * TIMEOUT_MS / 1000 + 2.4
 CROWD = 96
 
 
