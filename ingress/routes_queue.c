@@ -575,9 +575,10 @@ static int pending_settled(ing_app *app, int64_t sent_ms)
  * the log and before it answered (kill -9 between the delivery report and
  * the finisher). The intent the log holds for that claim is looked up by
  * (user, event, accepted_at = sent_ms), as join_resume does. Returns 1
- * (take the key over: that intent has ended, or the claim is stale,
- * settled (pending_settled) and nothing was written), 0 (refuse; named holds the live intent's id
- * when one was found, "" otherwise) or -1 (replied 503). */
+ * (take the key over: that intent has ended, or the claim is stale and
+ * settled (pending_settled) with nothing written), 0 (refuse; named holds
+ * the live intent's id when one was found, "" otherwise) or -1 (replied
+ * 503). */
 static int pending_claim(ing_req *r, ing_worker *w, const char *existing, char *named, size_t cap)
 {
     join_job *j = r->job;
@@ -645,8 +646,9 @@ static void claim_token(join_job *j, int64_t now)
     snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
 }
 
-/* A pending claim older than any produce could take is left over from a
- * crashed request. */
+/* A pending claim older than any produce could take on a live broker is
+ * left over from a crashed request (or a stalled broker: pending_settled
+ * must say so too before it is taken over). */
 static int64_t claim_stale_ms(const ing_app *app)
 {
     return 2 * app->o.kafka_produce_timeout_ms + 5000;
