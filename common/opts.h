@@ -98,14 +98,18 @@ typedef struct ons_opt {
 #define ONS_OPT_LOG_LEVEL_ROW(X, field, maxlen)                                                    \
     X(field, ONS_OPT_STR, "log.level", 1, maxlen, "info", "debug, info, warn or error")
 
-/* redis.host, redis.port, redis.prefix and redis.timeout_ms: the Redis a
+/* redis.host, redis.port, redis.prefix, redis.timeout_ms and redis.down_ms: the Redis a
  * process keeps its status store on (queue/status.h's q_status_opts). */
-#define ONS_OPT_REDIS_ROWS(X, host, port, prefix, timeout_ms)                                      \
+#define ONS_OPT_REDIS_ROWS(X, host, port, prefix, timeout_ms, down_ms)                             \
     X(host, ONS_OPT_STR, "redis.host", 1, 255, "127.0.0.1", "Redis host")                          \
     X(port, ONS_OPT_INT, "redis.port", 1, 65535, "16379", "Redis port")                            \
     X(prefix, ONS_OPT_STR, "redis.prefix", 0, 64, "onsale:", "prefix of every Redis key")          \
     X(timeout_ms, ONS_OPT_INT, "redis.timeout_ms", 10, 60000, "500",                               \
-      "timeout of one Redis round trip")
+      "timeout of one Redis round trip")                                                           \
+    X(down_ms, ONS_OPT_INT, "redis.down_ms", 0, 60000, "1000",                                     \
+      "after a Redis round trip timed out (Redis hung), that connection sends nothing for this "   \
+      "long: its calls fail at once meanwhile instead of each waiting redis.timeout_ms (0: "       \
+      "every call waits again)")
 /* The keys below are read by several processes that must agree on them (the
  * same cluster, topics, database and keys): each row declares the name, type,
  * range and default once; help, where a row takes it, says what that binary

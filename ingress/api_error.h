@@ -7,9 +7,11 @@
  * docs/api.md's error table; tests/unit/check_openapi.py reads this table);
  * a reply site may say more than the default message, never another
  * status or code. Retry-After is sent only on the rows that have one: the
- * 503s and 429s, and two 409s whose conflict clears by itself in a moment
+ * 503s and 429s, and three 409s whose conflict clears by itself in a moment
  * (a request with the same Idempotency-Key still running, a cancel that
- * has to wait for its intent to reach the log).
+ * has to wait for its intent to reach the log, a join while the fan's
+ * earlier join is still being queued: its id is not known yet; the 409
+ * already_in_queue that names the intent is built apart, without one).
  *
  * The errors common/httpd.c finds before a route runs (413, 415, 400
  * invalid_json ...) carry their own status and code (ons_httpd_err) and are
@@ -56,8 +58,8 @@
       "A request with this Idempotency-Key is being processed.")                                   \
     X(ING_E_NOT_CANCELLABLE_YET, 409, "not_cancellable_yet", 1,                                    \
       "This intent cannot be cancelled here yet; retry shortly.")                                  \
-    X(ING_E_ALREADY_IN_QUEUE, 409, "already_in_queue", 0,                                          \
-      "You are already joining the queue for this event.")                                         \
+    X(ING_E_ALREADY_IN_QUEUE, 409, "already_in_queue", 1,                                          \
+      "You are already joining the queue for this event; retry shortly to see your place.")        \
     X(ING_E_ALREADY_ADMITTED, 409, "already_admitted", 0, "This ticket was already admitted.")     \
     X(ING_E_CHECKOUT_IN_PROGRESS, 409, "checkout_in_progress", 0,                                  \
       "This reservation is being paid for.")                                                       \

@@ -154,8 +154,12 @@ static int start_catalog_index(ing_app *app)
  * cursors, the caches, the log reader, the monitor and the rate limit. */
 static int start_modules(ing_app *app)
 {
-    q_status_opts redis = {app->o.redis_host, (int)app->o.redis_port, app->o.redis_prefix,
-                           (int)app->o.redis_timeout_ms, 3600};
+    q_status_opts redis = {.host = app->o.redis_host,
+                           .port = (int)app->o.redis_port,
+                           .prefix = app->o.redis_prefix,
+                           .timeout_ms = (int)app->o.redis_timeout_ms,
+                           .result_ttl_s = 3600,
+                           .down_ms = (int)app->o.redis_down_ms};
     ing_replica_init(app->o.pg_read_dsn, app->o.pg_read_max_lag_ms, app->metrics);
     ing_pool_opts pool = {(int)app->o.pool_threads, (int)app->o.pool_queue_depth, app->o.pg_dsn,
                           (int)app->o.pg_statement_timeout_ms, redis};

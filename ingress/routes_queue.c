@@ -554,24 +554,43 @@ static void claim_refused(ing_req *r, ing_worker *w, int rc, const char *existin
 
 static int64_t claim_stale_ms(const ing_app *app);
 
+/* May a stale pending claim made at sent_ms whose record is not in
+ * PostgreSQL be taken over? Only once nothing it sent can still land: a
+ * HUNG broker appends a produce request it held in its socket long after
+ * librdkafka gave up on it (503 outcome_unknown), so time alone proves
+ * nothing; the intents lane must be settled past it (ing_produce_settled:
+ * a healthy monitor round after the settle point, and the cursors past the
+ * high watermark it read). The record's partition is not known here: all
+ * of them. Without this a fan retrying with a new key after a long broker
+ * stall got a second intent, rejected as a duplicate, while its first one
+ * held its place unseen (test_kafka_hang.py). */
+static int pending_settled(ing_app *app, int64_t sent_ms)
+{
+    return ing_produce_settled(app, Q_TOPIC_INTENTS, -1, sent_ms + app->o.kafka_produce_timeout_ms,
+                               NULL, NULL);
+}
+
 /* The key holds another request's "pending:<sent_ms>" claim (existing):
  * a join in flight, or one whose ingress died after its record reached
  * the log and before it answered (kill -9 between the delivery report and
  * the finisher). The intent the log holds for that claim is looked up by
  * (user, event, accepted_at = sent_ms), as join_resume does. Returns 1
  * (take the key over: that intent has ended, or the claim is stale and
- * nothing was written), 0 (refuse; named holds the live intent's id when
- * one was found, "" otherwise) or -1 (replied 503). */
+ * settled (pending_settled) with nothing written), 0 (refuse; named holds
+ * the live intent's id when one was found, "" otherwise) or -1 (replied
+ * 503). */
 static int pending_claim(ing_req *r, ing_worker *w, const char *existing, char *named, size_t cap)
 {
     join_job *j = r->job;
     named[0] = '\0';
     int64_t sent_ms = strtoll(existing + strlen("pending:"), NULL, 10), seq;
     int stale = ing_now_ms() - sent_ms > claim_stale_ms(r->app);
+    /* settled before the lookup: a record applied in between is found */
+    int settled = stale && pending_settled(r->app, sent_ms);
     char state[16];
     int rc = ing_intent_of_join(w, j->msg.user_id, j->msg.event_id, -1, sent_ms, &seq, state);
     if (rc == ONS_ENOTFOUND)
-        return stale;
+        return settled;
     if (rc == 0 && terminal(state))
         return 1;
     if (rc == 0 && cap > Q_ID_LEN &&
@@ -627,8 +646,9 @@ static void claim_token(join_job *j, int64_t now)
     snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
 }
 
-/* A pending claim older than any produce could take is left over from a
- * crashed request. */
+/* A pending claim older than any produce could take on a live broker is
+ * left over from a crashed request (or a stalled broker: pending_settled
+ * must say so too before it is taken over). */
 static int64_t claim_stale_ms(const ing_app *app)
 {
     return 2 * app->o.kafka_produce_timeout_ms + 5000;

@@ -4,9 +4,11 @@
  * ONS_* codes.
  */
 #include "queue/status.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <hiredis.h>
 #include <math.h>
 #include <stdarg.h>
@@ -213,6 +215,8 @@ struct q_status {
     char *prefix;
     int port;
     int timeout_ms;
+    int down_ms;           /* q_status_opts.down_ms */
+    int64_t down_until_ms; /* no reconnect before this (ons_mono_ms) */
     int result_ttl_s;
     char *resp; /* a result's SET in RESP (append_result), reused */
     size_t resp_cap;
@@ -240,6 +244,48 @@ static struct timeval tv_ms(int ms)
 static int conn_failed(q_status *s, const char *what);
 static int read_replies(q_status *s, size_t queued, const char *what);
 
+/* After a call on c failed with errno err_no: if it failed by waiting out
+ * the timeout (a hung Redis: connect's ETIMEDOUT, a read's or write's
+ * EAGAIN), nothing is sent on this q_status for down_ms, so the calls
+ * behind it fail at once instead of each waiting timeout_ms again. A
+ * refused or reset connection (Redis restarting) fails fast by itself and
+ * is retried at once. */
+static void note_failure(q_status *s, const redisContext *c, int err_no)
+{
+    int timed_out = c && c->err == REDIS_ERR_IO &&
+                    (err_no == EAGAIN || err_no == EWOULDBLOCK || err_no == ETIMEDOUT);
+    if (timed_out && s->down_ms > 0)
+        s->down_until_ms = ons_mono_ms() + s->down_ms;
+}
+
+/* A new connection with its scripts loaded (their SHAs into s->sha), or
+ * NULL (the failure noted). */
+static redisContext *connect_loaded(q_status *s)
+{
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_ms(s->timeout_ms));
+    if (!c)
+        return NULL;
+    if (c->err || redisSetTimeout(c, tv_ms(s->timeout_ms)) != REDIS_OK) {
+        note_failure(s, c, errno);
+        redisFree(c);
+        return NULL;
+    }
+    for (int i = 0; i < NSCRIPTS; i++) {
+        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", scripts[i]);
+        int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
+        if (ok)
+            memcpy(s->sha[i], r->str, 41);
+        if (r)
+            freeReplyObject(r);
+        if (!ok) {
+            note_failure(s, c, errno);
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
 /* Makes sure s->ctx is a live connection (with the scripts loaded), the
  * replies a q_status_publish_nowait left on it read first. Returns 0 or
  * ONS_EREDIS. */
@@ -258,27 +304,10 @@ static int ensure_conn(q_status *s)
         redisFree(s->ctx);
         s->ctx = NULL;
     }
-    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_ms(s->timeout_ms));
-    if (!c)
-        return ONS_EREDIS;
-    if (c->err || redisSetTimeout(c, tv_ms(s->timeout_ms)) != REDIS_OK) {
-        redisFree(c);
-        return ONS_EREDIS;
-    }
-    for (int i = 0; i < NSCRIPTS; i++) {
-        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", scripts[i]);
-        int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
-        if (ok)
-            memcpy(s->sha[i], r->str, 41);
-        if (r)
-            freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return ONS_EREDIS;
-        }
-    }
-    s->ctx = c;
-    return 0;
+    if (ons_mono_ms() < s->down_until_ms)
+        return ONS_EREDIS; /* it timed out just now: not asked again yet */
+    s->ctx = connect_loaded(s);
+    return s->ctx ? 0 : ONS_EREDIS;
 }
 
 /* Appends one command to the pipeline, counted (q_status_commands_sent). */
@@ -389,6 +418,7 @@ static int run_pipeline(q_status *s, const pipeline *p)
  * reconnects instead of reading a stale reply. */
 static int conn_failed(q_status *s, const char *what)
 {
+    note_failure(s, s->ctx, errno);
     ons_logk(ONS_LOG_WARN, "redis", what, "redis call failed: %s",
              s->ctx && s->ctx->errstr[0] ? s->ctx->errstr : "error reply");
     if (s->ctx) {
@@ -412,6 +442,7 @@ int q_status_new(const q_status_opts *o, q_status **out)
     }
     s->port = o->port;
     s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 500;
+    s->down_ms = o->down_ms;
     s->result_ttl_s = o->result_ttl_s > 0 ? o->result_ttl_s : 86400;
     (void)ensure_conn(s); /* may fail now; retried on every call */
     *out = s;

@@ -22,6 +22,10 @@ typedef struct q_status_opts {
     const char *prefix; /* "onsale:" */
     int timeout_ms;
     int result_ttl_s; /* TTL of r:<seq> keys */
+    /* After a call that waited out timeout_ms (a hung Redis), nothing is
+     * sent for this long: the calls meanwhile fail at once (0: each call
+     * tries, and waits, again). */
+    int down_ms;
 } q_status_opts;
 
 /* Connects. *out is owned by the caller (q_status_free). The connection may

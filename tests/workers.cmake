@@ -14,4 +14,7 @@ onsale_pytest(it_control_lane test_control_lane.py)
 onsale_pytest(it_hold_expiry_restart test_hold_expiry_restart.py)
 onsale_pytest(it_unfulfillable test_unfulfillable.py)
 onsale_pytest(it_redis_restart test_redis_restart.py)
+# Dependencies that hang (SIGSTOP, a paused relay) rather than die.
+onsale_pytest(it_redis_hang test_redis_hang.py)
+onsale_pytest(it_worker_pg_hang test_worker_pg_hang.py)
 onsale_pytest(it_hold_expiry_quiet_events test_hold_expiry_quiet_events.py)

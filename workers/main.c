@@ -777,8 +777,12 @@ static int start(worker *w)
     wk_store_opts so = {w->o.pg_dsn, w->owner, w->o.skip_epoch_check, (int)w->o.commit_delay_ms};
     if (wk_store_new(&so, &w->store) != 0)
         return ONS_EDB;
-    q_status_opts ro = {w->o.redis_host, (int)w->o.redis_port, w->o.redis_prefix,
-                        (int)w->o.redis_timeout_ms, (int)w->o.result_ttl_s};
+    q_status_opts ro = {.host = w->o.redis_host,
+                        .port = (int)w->o.redis_port,
+                        .prefix = w->o.redis_prefix,
+                        .timeout_ms = (int)w->o.redis_timeout_ms,
+                        .result_ttl_s = (int)w->o.result_ttl_s,
+                        .down_ms = (int)w->o.redis_down_ms};
     if (wk_project_new(&ro, w->o.ids_secret, w->o.redis_resync_window_ms, &w->proj) != 0)
         return ONS_EREDIS;
     w->buf = calloc((size_t)w->o.batch_max_messages, sizeof *w->buf);

@@ -2,6 +2,7 @@
  * test_status.c - the Redis status store against a real Redis (from
  * scripts/stack; ONSALE_REDIS_HOST/PORT), under a unique key prefix.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "queue/status.h"
 
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static q_status *st;
 static char prefix[64];
@@ -620,6 +623,55 @@ START_TEST(unreachable_redis_is_an_error_not_a_crash)
 }
 END_TEST
 
+/* A port that accepts connections (the kernel's backlog) and never answers:
+ * what a stopped (SIGSTOP) Redis looks like. Returns the listening socket;
+ * *port gets its port. */
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 64), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Milliseconds one PING takes on s, which must fail. */
+static int64_t failed_ping_ms(q_status *s)
+{
+    int64_t t0 = ons_mono_ms();
+    ck_assert_int_eq(q_status_ping(s), ONS_EREDIS);
+    return ons_mono_ms() - t0;
+}
+
+/* A hung Redis: the call that timed out holds the calls behind it for
+ * down_ms (they fail at once), then one tries again and waits again. The
+ * control (down_ms 0) shows each call waiting out its own timeout. */
+START_TEST(a_timed_out_redis_is_not_asked_again_for_down_ms)
+{
+    int port, fd = silent_listener(&port);
+    q_status *hung, *control;
+    q_status_opts o = {
+        .host = "127.0.0.1", .port = port, .prefix = "x:", .timeout_ms = 200, .down_ms = 1000};
+    ck_assert_int_eq(q_status_new(&o, &hung), 0); /* its first connect timed out */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_lt(failed_ping_ms(hung), 100);
+    usleep(1100 * 1000);
+    ck_assert_int_ge(failed_ping_ms(hung), 150); /* asked again, waited again */
+    ck_assert_int_lt(failed_ping_ms(hung), 100);
+    o.down_ms = 0;
+    ck_assert_int_eq(q_status_new(&o, &control), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_ge(failed_ping_ms(control), 150);
+    q_status_free(hung);
+    q_status_free(control);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -636,6 +688,7 @@ int main(void)
         {"rate_checks_in_one_pipeline", rate_checks_in_one_pipeline},
         {"responses_in_one_pipeline", responses_in_one_pipeline},
         {"unreachable_redis_is_an_error_not_a_crash", unreachable_redis_is_an_error_not_a_crash},
+        {"a_timed_out_redis_is_not_asked_again", a_timed_out_redis_is_not_asked_again_for_down_ms},
     };
     return ons_check_run_fixture("status", cases, sizeof cases / sizeof *cases, 60, setup,
                                  teardown);

@@ -1,0 +1,171 @@
+"""test_kafka_hang.py - the Kafka broker HANGS mid-sale (SIGSTOP of a
+private broker, as test_disk_full.py starts one; the shared broker is never
+touched): joins already sent to it cannot be acknowledged, and the broker
+may still write them when it wakes.
+
+A stopped broker keeps its sockets: a produce request that reached its
+socket buffer is appended when the broker runs again, long after librdkafka
+timed the record out (kafka.produce_timeout_ms). Ingress answers such a join
+503 `outcome_unknown` (docs/pipeline.md "Unknown produce outcomes"), keeps
+the fan's `pending:` claim, and the record may land late. Invariants:
+
+  - while the broker is stopped every join is answered within the produce
+    timeout plus a bound, 503 with Retry-After (queue_unavailable: nothing
+    queued; or outcome_unknown), never a hang;
+  - after SIGCONT each refused fan retries until answered (a 409
+    already_in_queue without an id means "still joining": retried too),
+    odd fans with the same Idempotency-Key, even fans with a new one: each
+    gets ONE place (202 with the intent's id, or 409 naming it), never a
+    second (one intents row per fan: a second join would be a row the worker
+    rejects as a `duplicate`), and polls it as reserved;
+  - nothing restarts.
+
+The second test stops the broker past a pending claim's staleness (2 x
+produce timeout + 5 s) and has the refused fans retry with a new key while
+it is still stopped. Before the fix (ingress/routes_queue.c,
+pending_settled) a stale claim with nothing in PostgreSQL was taken over by
+time alone: fans got a second intent, rejected as a duplicate, and were
+pointed at it while their first intent, written late, held their place
+unseen (3 fans of 48 in each run)."""
+import concurrent.futures as cf
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+
+import pytest
+
+from harness import BIN, ROOT, Stack
+from test_disk_full import applied, error_code, join, private_kafka
+
+pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
+                                reason="onsale-worker is not built")
+
+PRODUCE_TIMEOUT_MS = 2000
+REQUEST_TIMEOUT_MS = 3000
+CROWD = 24
+# A join while the broker is stopped: its produce timeout, the monitor's
+# round and a loaded box's scheduling.
+BOUND_S = PRODUCE_TIMEOUT_MS / 1000 + 4.0
+
+
+def retry_until_answered(st, ev, user, key, timeout=45):
+    """A client's retries of a refused join: until the answer is not a 5xx
+    nor a 409 already_in_queue that names no intent yet (the fan's earlier
+    join still being queued). Returns (status, body)."""
+    end = time.time() + timeout
+    while True:
+        s, h, b, _ = join(st, user, ev, key)
+        joining = s == 409 and error_code(b) == "already_in_queue" and not b.get("intent_id")
+        assert not joining or int(h.get("retry-after", 0)) >= 1, (s, h, b)
+        if (s < 500 and not joining) or time.time() > end:
+            return s, b
+        time.sleep(0.5)
+
+
+def stopped_broker_mid_sale(hang_s, retry_while_stopped_after_s=None):
+    """Joins while a private broker is stopped for hang_s seconds. With
+    retry_while_stopped_after_s, each refused fan also retries once with a
+    new key that many seconds after the stop, the broker still stopped.
+    After SIGCONT every refused fan retries until answered (odd fans with
+    their key, even fans with a new one). Returns (during, retries, rows:
+    user -> intents of the fan, places: user -> the intent the fan was
+    pointed at, polled: user -> its state)."""
+    state = os.path.join(ROOT, ".state", "test-logs", f"kafka-hang-{os.getpid()}-{int(time.time())}")
+    os.makedirs(state)
+    data = tempfile.mkdtemp(prefix="onsale-kafka-hang-")
+    try:
+        with private_kafka(data, state) as kafka, Stack(partitions=2, brokers=kafka.brokers) as st:
+            st.start_worker()
+            st.start_ingress(kafka_produce_timeout_ms=PRODUCE_TIMEOUT_MS,
+                             kafka_request_timeout_ms=REQUEST_TIMEOUT_MS, kafka_fail_fast_ms=2000)
+            ev = st.create_event(sections=[("A", 10, 20, 5000)])
+            for u in range(1, 11):
+                s, _, b, _ = join(st, u, ev, f"k{u}")
+                assert s == 202, b
+            st.wait_for(lambda: applied(st, ev) == 10, 30, "the first joins applied")
+
+            # The crowd joins as the broker stops, and goes on while it is.
+            pid = kafka.pid()
+            os.kill(pid, signal.SIGSTOP)
+            during, lock = [], threading.Lock()
+
+            def fan(u):
+                s, h, b, dt = join(st, u, ev, f"k{u}")
+                with lock:
+                    during.append((u, s, h.get("retry-after"), error_code(b), dt, b))
+            t_stop = time.time()
+            with cf.ThreadPoolExecutor(CROWD) as ex:
+                list(ex.map(fan, range(100, 100 + CROWD)))
+                time.sleep(max(0.0, 3 - (time.time() - t_stop)))
+                list(ex.map(fan, range(200, 200 + CROWD)))
+            refused = [u for u, s, _, _, _, _ in during if s != 202]
+            if retry_while_stopped_after_s:
+                time.sleep(max(0.0, retry_while_stopped_after_s - (time.time() - t_stop)))
+                with cf.ThreadPoolExecutor(CROWD) as ex:
+                    early = list(ex.map(lambda u: (u, *join(st, u, ev, f"early{u}")[:3:2]), refused))
+                print("retried while stopped:", sorted({(s, error_code(b)) for _, s, b in early}))
+            time.sleep(max(0.0, hang_s - (time.time() - t_stop)))
+            os.kill(pid, signal.SIGCONT)
+
+            def again(u):
+                s, b = retry_until_answered(st, ev, u, f"k{u}" if u % 2 else f"new{u}")
+                return u, s, b
+            with cf.ThreadPoolExecutor(16) as ex:
+                retries = list(ex.map(again, refused))
+            places = {u: b["intent_id"] for u, s, b, *_ in during if s == 202}
+            for u, s, b in retries:
+                places[u] = b.get("intent_id") if isinstance(b, dict) else None
+            total = 10 + 2 * CROWD
+            st.wait_for(lambda: applied(st, ev) >= total, 60, "every fan's intent applied")
+            time.sleep(2)  # a record that would land twice lands by now
+            rows = {}
+            for u, seq_, state_ in st.sql("SELECT user_id, intent_seq, state FROM intents "
+                                          "WHERE event_id = %s", (ev,)):
+                rows.setdefault(u, []).append((seq_, state_))
+            polled = {}
+            for u, iid in places.items():
+                if iid:
+                    s, _, b = st.http("GET", f"/v1/intents/{iid}", token=st.token(u))
+                    polled[u] = b.get("state") if s == 200 else s
+            assert all(p.alive() for p in st.procs), "a process died"
+            return during, retries, rows, places, polled
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def check(during, retries, rows, places, polled):
+    print("answers while the broker was stopped:",
+          sorted({(s, c) for _, s, _, c, _, _ in during}),
+          "slowest %.2f s" % max(x[4] for x in during))
+    print(f"retried after: {sorted({(s, error_code(b)) for _, s, b in retries})}")
+    for u, s, ra, code, dt, _ in during:
+        assert dt < BOUND_S, (u, s, code, dt)
+        if s != 202:
+            assert s == 503 and ra and code in ("queue_unavailable", "outcome_unknown"), \
+                (u, s, code)
+    for u, s, b in retries:
+        assert s == 202 or (s == 409 and error_code(b) == "already_in_queue"), (u, s, b)
+    # One place per fan (a second join would be a second intents row, the
+    # worker's "duplicate" rejection), every 202 applied, every fan pointed
+    # at its own live intent.
+    twice = {u: r for u, r in rows.items() if len(r) > 1}
+    assert not twice, twice
+    missing = [u for u, iid in places.items() if not iid or int(iid[:16], 16) != rows[u][0][0]]
+    assert not missing, [(u, places[u], rows.get(u)) for u in missing]
+    assert all(st == "reserved" for st in polled.values()), polled
+
+
+def test_a_broker_stopped_a_few_seconds_gives_no_fan_two_places():
+    """Stopped 6 s: past the produce timeout, not past a pending claim's
+    staleness (2 x produce timeout + 5 s)."""
+    check(*stopped_broker_mid_sale(6))
+
+
+def test_a_broker_stopped_past_a_claims_staleness_gives_no_fan_two_places():
+    """Stopped 14 s; the refused fans retry with a new key 11 s in, after
+    their pending claims went stale (9 s) but before the broker wakes and
+    writes their first records."""
+    check(*stopped_broker_mid_sale(14, retry_while_stopped_after_s=11))
