@@ -236,7 +236,10 @@ static long route_find(const ons_httpd_table *t, const char *method, char *path,
     char *segs[ONS_HTTPD_MAX_SEGS];
     int nseg = split(path, segs, ONS_HTTPD_MAX_SEGS);
     /* HEAD is GET without the body (RFC 9110 9.3.2: every server supports
-     * both): it runs the GET row, and nng writes the answer's head alone. */
+     * both): it runs the GET row, and nng writes the answer's head alone.
+     * That holds because no HEAD is answered directly: the gate reads only
+     * GET and POST heads, and ons_httpd_keeps_alive() is 0 for a HEAD, so
+     * its answer never takes the direct path that writes bodies itself. */
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
     /* The method first (one strcmp) and the pattern only on rows with that

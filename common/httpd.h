@@ -401,8 +401,8 @@ void ons_httpd_read_body(nng_http_conn *conn, nng_aio *aio);
  * listening socket it was started on:
  * - admits at most max_connections clients, fewer when the open-file
  *   limit leaves less than reserved_fds descriptors beside them for
- *   PostgreSQL, Redis, Kafka and files; a client over either
- *   limit (or arriving when the process is out of descriptors) gets a 503
+ *   PostgreSQL, Redis, Kafka and files; a client over that
+ *   cap (or arriving when the process is out of descriptors) gets a 503
  *   JSON answer written at once and is closed, so accept never spins;
  * - answers a request line over max_request_line bytes with 414, a head
  *   over max_head bytes (at most 8000: nng's buffer is 8192) with 431, a

@@ -45,8 +45,8 @@ const ons_opt ing_opt_table[] = {
 const size_t ing_opt_count = ONS_OPT_COUNT(ing_opt_table);
 
 /* Sets the soft open-file limit to the client cap plus the descriptors
- * reserved for everything else (the accept gate keeps clients below the
- * reserve, common/httpd.h). */
+ * reserved for everything else (the accept gate admits at most the limit
+ * less the reserve, common/httpd.h). */
 static void limit_files(long long max_connections, long long reserved)
 {
     struct rlimit rl;
