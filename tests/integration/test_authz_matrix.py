@@ -389,16 +389,6 @@ def test_a_cached_token_still_expires(env):
 
 # ---- 5. tickets that changed hands, and admitted tickets ------------------------------------
 
-def buy(env, user, qty=1, ev=None):
-    _, p = env.reserve(user, ev or env.ev, qty)
-    assert p["state"] == "reserved", p
-    s, _, b = env.checkout(user, p["reservation"]["reservation_id"], f"authz-{user}-{time.time()}")
-    assert s == 202, b
-    o = env.wait_order(user, b["order_id"])
-    assert o["state"] == "paid", o
-    return [t["ticket_id"] for t in o["tickets"]]
-
-
 def owner_of(st, tid):
     return st.sql("SELECT owner_id, status FROM tickets WHERE ticket_id = %s", (tid,))[0]
 
@@ -416,7 +406,7 @@ def ticket_routes(tid):
 
 def test_the_old_owner_loses_every_ticket_route(env):
     st = env.st
-    tid, = buy(env, 20)
+    tid, = env.buy(20)
     old = st.token(20)
     # Control: while it is theirs the code is shown.
     assert st.http("GET", f"/v1/tickets/{tid}/code", token=old)[0] == 200
@@ -448,7 +438,7 @@ def test_an_admitted_ticket_cannot_be_cancelled_or_transferred(env):
     refunded the ticket (and freed its seat for sale) after it had got its
     holder in; a transfer handed on a used ticket."""
     st = env.st
-    tid, other = buy(env, 30, 2)
+    tid, other = env.buy(30, 2)
     tok = st.token(30)
     s, _, code = st.http("GET", f"/v1/tickets/{tid}/code", token=tok)
     assert s == 200, code
@@ -518,7 +508,7 @@ def test_two_transfers_of_one_ticket_one_wins(env):
     """The owner applies the first and drops the second (its sender no
     longer owns the ticket): one holder."""
     st = env.st
-    tid, = buy(env, 40)
+    tid, = env.buy(40)
     tok = st.token(40)
     with paused(env):
         r1, r2 = at_once(
@@ -540,7 +530,7 @@ def test_two_transfers_of_one_ticket_one_wins(env):
 def test_a_ticket_changed_twice_at_once_is_refunded_at_most_once(env, pair):
     st = env.st
     user = {"transfer_cancel": 50, "cancel_transfer": 55, "cancel_cancel": 60}[pair]
-    tid, = buy(env, user)
+    tid, = env.buy(user)
     tok = st.token(user)
     transfer = lambda: st.http("POST", f"/v1/tickets/{tid}/transfer",  # noqa: E731
                                {"to_user_id": user + 1}, token=tok)
@@ -608,7 +598,7 @@ def test_a_ticket_cancel_racing_the_event_cancel_refunds_once(env):
     the ticket back. The order's refunds add up to its charge, no more."""
     st = env.st
     ev = create_event_via_api(st, env.s1, 4, "Cancelled under a ticket cancel")
-    t1, t2 = buy(env, 85, 2, ev=ev)
+    t1, t2 = env.buy(85, 2, ev=ev)
     with paused(env):
         r1, r2 = at_once(
             lambda: st.http("POST", f"/v1/tickets/{t1}/cancel", None, token=st.token(85)),
@@ -652,7 +642,7 @@ def test_a_cancel_racing_the_door_scan_does_not_admit_and_refund(env):
     The worker is stopped to hold the window open. Control: in the same
     window, the fan's other ticket, not being cancelled, admits."""
     st = env.st
-    tid, other = buy(env, 70, 2)
+    tid, other = env.buy(70, 2)
     tok = st.token(70)
     code = st.http("GET", f"/v1/tickets/{tid}/code", token=tok)[2]
     other_code = st.http("GET", f"/v1/tickets/{other}/code", token=tok)[2]

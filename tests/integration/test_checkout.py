@@ -115,6 +115,18 @@ class Env:
         return self.st.wait_for(lambda: (lambda o: o if o.get("state") in states else None)(
             self.order(user, oid)), timeout, f"order {oid} in {states}")
 
+    def buy(self, user, qty=1, ev=None):
+        """Reserves qty seats of ev (the Env's event by default) for user and
+        pays: the ticket ids of the paid order."""
+        _, p = self.reserve(user, ev or self.ev, qty)
+        assert p["state"] == "reserved", p
+        s, _, b = self.checkout(user, p["reservation"]["reservation_id"],
+                                f"buy-{user}-{time.time()}")
+        assert s == 202, b
+        o = self.wait_order(user, b["order_id"])
+        assert o["state"] == "paid", o
+        return [t["ticket_id"] for t in o["tickets"]]
+
 
 def reconcile(env, ev_ids=None):
     """Every successful charge of this test's orders maps to valid-or-cancelled

@@ -19,7 +19,6 @@ undocumented fields refused, promised headers, 304 on the ETags). The test
 fails when any operation of the spec was not answered successfully at least
 once, so a new route cannot be added without being walked here.
 """
-import hashlib
 import os
 import socket
 import subprocess
@@ -32,27 +31,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from contract import Contract  # noqa: E402
 from harness import ROOT, Proc, Stack, free_port, iso  # noqa: E402
 from test_checkout import Env  # noqa: E402
+from test_pow import solve  # noqa: E402
 
 SPEC = os.path.join(ROOT, "schemas", "openapi.yaml")
 ADMIN = 1  # a token minted for an operator (onsalectl token); id 1 is also the first account
 PASSWORD = "correct horse battery"
-
-
-def zero_bits(d):
-    n = 0
-    for b in d:
-        if b == 0:
-            n += 8
-            continue
-        return n + 8 - b.bit_length()
-    return n
-
-
-def solve(challenge, difficulty):
-    i = 0
-    while zero_bits(hashlib.sha256(f"{challenge}:{i}".encode()).digest()) < difficulty:
-        i += 1
-    return str(i)
 
 
 def start_prometheus(st):

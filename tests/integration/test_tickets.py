@@ -53,16 +53,6 @@ def env():
         yield e
 
 
-def buy(env, user, qty=1):
-    _, p = env.reserve(user, env.ev, qty)
-    assert p["state"] == "reserved", p
-    s, _, b = env.checkout(user, p["reservation"]["reservation_id"], f"tix-{user}-{time.time()}")
-    assert s == 202, b
-    o = env.wait_order(user, b["order_id"])
-    assert o["state"] == "paid", o
-    return [t["ticket_id"] for t in o["tickets"]]
-
-
 def version_of(st, tid):
     return st.sql("SELECT code_version FROM tickets WHERE ticket_id = %s", (tid,))[0][0]
 
@@ -90,7 +80,7 @@ def mid_step():
 
 def test_code_shape_rotation_and_owner_only(env):
     st = env.st
-    tid, = buy(env, 10)
+    tid, = env.buy(10)
     s, _, b = get_code(st, 10, tid)
     assert s == 200, b
     now_step = int(time.time()) // STEP_S
@@ -128,7 +118,7 @@ def test_only_scanners_scan(env):
 
 def test_admit_once_then_replay_refused(env):
     st = env.st
-    tid, = buy(env, 20)
+    tid, = env.buy(20)
     s, _, c = get_code(st, 20, tid)
     assert s == 200, c
     s, _, b = scan(st, {"scan": c["scan"]})
@@ -146,7 +136,7 @@ def test_admit_once_then_replay_refused(env):
 
 def test_stale_step_refused_previous_step_in_grace(env):
     st = env.st
-    t1, t2 = buy(env, 30, qty=2)
+    t1, t2 = env.buy(30, qty=2)
     now = mid_step()
     stale = {"ticket_id": t1, "step": now - 3, "code": expected_code(t1, 0, now - 3)}
     assert err(scan(st, stale)) == (400, "code_expired")
@@ -174,7 +164,7 @@ def test_stale_step_refused_previous_step_in_grace(env):
 
 def test_cancelled_ticket_refused(env):
     st = env.st
-    tid, = buy(env, 40)
+    tid, = env.buy(40)
     s, _, c = get_code(st, 40, tid)
     assert s == 200, c
     s, _, b = st.http("POST", f"/v1/tickets/{tid}/cancel", token=st.token(40, "fan"))
@@ -188,7 +178,7 @@ def test_cancelled_ticket_refused(env):
 
 def test_transfer_rotates_the_code(env):
     st = env.st
-    tid, = buy(env, 50)
+    tid, = env.buy(50)
     s, _, old = get_code(st, 50, tid)
     assert s == 200 and version_of(st, tid) == 0, old
     s, _, b = st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 51},
@@ -237,7 +227,7 @@ def scan_at(st, port, body):
 
 def test_two_scanners_one_code_admit_once_with_control(env):
     st = env.st
-    t1, t2 = buy(env, 60, qty=2)
+    t1, t2 = env.buy(60, qty=2)
     # Both scans read the ticket unadmitted, wait 1 s, then admit.
     guarded = int(st.start_ingress(debug_scan_delay_ms=1000,
                                    tickets_code_step_s=STEP_S).rsplit(":", 1)[1])
