@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack  # noqa: E402
 from test_checkout import Env  # noqa: E402
-from test_tickets import STEP_S, buy, expected_code  # noqa: E402
+from test_tickets import STEP_S, expected_code  # noqa: E402
 from test_web import Browser, need_browser  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def card_js(tid, what):
 @need_browser
 def test_fan_page_shows_live_ticket_codes(env):
     st = env.st
-    t1, t2 = buy(env, 70, qty=2)
+    t1, t2 = env.buy(70, qty=2)
     b = Browser()
     try:
         b("open", name="fan")
