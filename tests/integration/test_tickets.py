@@ -18,6 +18,7 @@ harness's tickets.secret (code_version read from PostgreSQL):
 import hashlib
 import hmac
 import os
+import socket
 import sys
 import threading
 import time
@@ -333,3 +334,25 @@ def test_a_claim_older_than_the_bound_no_longer_blocks(env):
                 15, "the claim timed out")
     assert err(get_code(st, 66, tid)) == (409, "ticket_change_pending")
     assert scan_at(st, port, current_code(st, tid))[2]["state"] == "admitted"
+
+
+def test_a_change_that_could_not_be_sent_leaves_no_claim(env):
+    """An ingress whose broker is gone claims the ticket, cannot send the
+    cancel (503 queue_unavailable: the record is not in the log) and clears
+    its claim, so the ticket shows its code and admits at once rather than
+    after tickets.change_claim_timeout_s. The claim did happen: the code
+    rotated."""
+    st = env.st
+    tid, = buy(env, 68)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    port = other_ingress(env, kafka_brokers=dead, kafka_produce_timeout_ms=1000)
+    before = version_of(st, tid)
+    assert err(http_at(st, port, "POST", f"/v1/tickets/{tid}/cancel", user=68)) == \
+        (503, "queue_unavailable")
+    assert version_of(st, tid) == before + 1 and claimed(st, tid) is None
+    s, _, code = get_code(st, 68, tid)
+    assert s == 200, code
+    assert scan(st, {"scan": code["scan"]})[2]["state"] == "admitted"
+    assert st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (tid,)) == [("valid",)]
