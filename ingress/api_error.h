@@ -7,11 +7,12 @@
  * docs/api.md's error table; tests/unit/check_openapi.py reads this table);
  * a reply site may say more than the default message, never another
  * status or code. Retry-After is sent only on the rows that have one: the
- * 503s and 429s, and three 409s whose conflict clears by itself in a moment
+ * 503s and 429s, and four 409s whose conflict clears by itself in a moment
  * (a request with the same Idempotency-Key still running, a cancel that
  * has to wait for its intent to reach the log, a join while the fan's
  * earlier join is still being queued: its id is not known yet; the 409
- * already_in_queue that names the intent is built apart, without one).
+ * already_in_queue that names the intent is built apart, without one; a
+ * ticket whose transfer or cancel the partition owner has not applied yet).
  *
  * The errors common/httpd.c finds before a route runs (413, 415, 400
  * invalid_json ...) carry their own status and code (ons_httpd_err) and are
@@ -83,6 +84,8 @@
     X(ING_E_TICKET_NOT_VALID, 409, "ticket_not_valid", 0, "This ticket does not admit anyone.")    \
     X(ING_E_TICKET_TRANSFERRED, 409, "ticket_transferred", 0,                                      \
       "This ticket was transferred after the code was shown; the new holder has a new code.")      \
+    X(ING_E_TICKET_CHANGE_PENDING, 409, "ticket_change_pending", 1,                                \
+      "A transfer or cancel of this ticket is being applied; retry shortly.")                      \
     X(ING_E_IDEMPOTENCY_MISMATCH, 422, "idempotency_mismatch", 0,                                  \
       "This Idempotency-Key was used with a different request.")                                   \
     X(ING_E_RATE_LIMITED, 429, "rate_limited", 1, "Too many requests; retry later.")               \

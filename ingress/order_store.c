@@ -214,36 +214,57 @@ static int read_ticket_change(const PGresult *res, int i, void *item)
     t->past_cutoff = ing_pg_bool(res, i, 5);
     ing_pg_text(res, i, 6, t->starts_at, sizeof t->starts_at);
     t->admitted = ing_pg_bool(res, i, 7);
+    t->change_pending = ing_pg_bool(res, i, 8);
     return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id);
 }
 
-int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, long long refund_cutoff_s,
-                          long long end_grace_s, ing_ticket_change *out)
+/* A change claimed within $n seconds (tickets.change_claim_timeout_s) is in
+ * flight: its record may still reach the partition owner. */
+#define CHANGE_PENDING_SQL(t, n)                                                                   \
+    "(" t ".change_claimed_at IS NOT NULL AND " t ".change_claimed_at > now() - "                  \
+    "make_interval(secs => " n "::bigint))"
+
+int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_change_opts *o,
+                          ing_ticket_change *out)
 {
-    int64_t v[] = {ticket_id, refund_cutoff_s, end_grace_s};
+    int64_t v[] = {ticket_id, o->refund_cutoff_s, o->end_grace_s, o->claim_timeout_s};
     PGresult *res = ing_pg_query_i64(
         w, 0,
         "SELECT t.event_id, t.owner_id, t.status, e.status, "
         "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
         "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "  t.admitted_at IS NOT NULL "
-        "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
-        3, v);
+        "  t.admitted_at IS NOT NULL, " CHANGE_PENDING_SQL(
+            "t",
+            "$4") " "
+                  "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
+        4, v);
     return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
 }
 
-int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id)
+int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id,
+                            long long claim_timeout_s, int64_t *claim)
 {
-    int64_t v[] = {ticket_id, owner_id}, n = 0;
+    int64_t v[] = {ticket_id, owner_id, claim_timeout_s};
+    PGresult *res = ing_pg_query_i64(
+        w, 0,
+        "UPDATE tickets t SET code_version = code_version + 1, "
+        "change_claimed_at = now() "
+        "WHERE ticket_id = $1 AND owner_id = $2 AND status = 'valid' "
+        "AND admitted_at IS NULL AND NOT " CHANGE_PENDING_SQL("t", "$3") " RETURNING code_version",
+        3, v);
+    int rc = ing_pg_one(res, NULL, "claim ticket for change", ing_pg_read_i64, claim);
+    return rc == ONS_ENOTFOUND ? ONS_ECONFLICT : rc;
+}
+
+int ing_ticket_unclaim_change(ing_worker *w, int64_t ticket_id, int64_t claim)
+{
+    int64_t v[] = {ticket_id, claim};
     PGresult *res = ing_pg_query_i64(w, 0,
-                                     "UPDATE tickets SET code_version = code_version + 1 "
-                                     "WHERE ticket_id = $1 AND owner_id = $2 AND status = 'valid' "
-                                     "AND admitted_at IS NULL",
+                                     "UPDATE tickets SET change_claimed_at = NULL "
+                                     "WHERE ticket_id = $1 AND code_version = $2",
                                      2, v);
-    int rc = ing_pg_status(res, NULL, "claim ticket for change");
-    if (rc == 0 && ing_pg_affected(res, &n))
-        rc = ONS_EDB;
+    int rc = ing_pg_status(res, NULL, "unclaim ticket change");
     PQclear(res);
-    return rc ? rc : n == 1 ? 0 : ONS_ECONFLICT;
+    return rc;
 }

@@ -49,6 +49,7 @@ typedef struct co_job {
     char id[Q_ID_LEN + 1]; /* the public id in the path */
     int64_t limit;
     int64_t cursor_us, cursor_tid; /* cursor_tid 0: first page */
+    int64_t ticket_claim;          /* a ticket change: the claimed code_version */
 } co_job;
 
 static co_job *new_job(ing_req *r)
@@ -481,14 +482,32 @@ void ing_route_my_tickets(ing_req *r)
 
 /* ---- transfer and cancel -------------------------------------------------------------- */
 
+/* Clears the claim of a change whose record certainly did not reach the log
+ * (the send failed before or at delivery): the ticket admits again at once.
+ * A record whose outcome is unknown may still reach the partition owner,
+ * which clears the claim when it applies or ignores it; else the claim
+ * frees itself after tickets.change_claim_timeout_s. */
+static void unclaim_unsent(ing_req *r, ing_worker *w, int err)
+{
+    co_job *j = r->job;
+    if (err == ONS_EUNKNOWN)
+        return;
+    if (ing_ticket_unclaim_change(w, j->msg.ticket_id, j->ticket_claim))
+        ons_logk(ONS_LOG_WARN, "request_id", r->rid,
+                 "ticket %" PRId64 ": the claim of an unsent change stays until it times out",
+                 j->msg.ticket_id);
+}
+
 static void ticket_delivered(ing_worker *w, void *arg)
 {
-    (void)w;
     ing_req *r = arg;
     co_job *j = r->job;
     if (r->produce_err) {
+        unclaim_unsent(r, w, r->produce_err);
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
-                  "The queue could not take the request; retry shortly.");
+                  r->produce_err == ONS_EUNKNOWN
+                      ? "The request may have been queued; look at the ticket again shortly."
+                      : "The queue could not take the request; retry shortly.");
         return;
     }
     ing_reply_json(
@@ -532,15 +551,19 @@ static int ticket_rules(ing_req *r, enum q_ticket_kind kind, const char *ticket_
 }
 
 /* Reads the ticket of r's change and refuses it when it is not the
- * caller's (404), the sale rules forbid it (409) or a scan admitted it
- * (409 already_admitted: a used ticket is neither refunded nor passed on).
- * Returns 0 (allowed, j->msg.event_id set) or -1 (replied). */
+ * caller's (404), the sale rules forbid it (409), a scan admitted it
+ * (409 already_admitted: a used ticket is neither refunded nor passed on)
+ * or another change of it is on its way to the partition owner (409
+ * ticket_change_pending). Returns 0 (allowed, j->msg.event_id set) or -1
+ * (replied). */
 static int ticket_refused(ing_req *r, ing_worker *w)
 {
     co_job *j = r->job;
+    const ing_opts *o = &r->app->o;
+    ing_ticket_change_opts co = {o->tickets_refund_cutoff_s, o->events_end_grace_s,
+                                 o->tickets_change_claim_timeout_s};
     ing_ticket_change t;
-    int rc = ing_ticket_for_change(w, j->msg.ticket_id, r->app->o.tickets_refund_cutoff_s,
-                                   r->app->o.events_end_grace_s, &t);
+    int rc = ing_ticket_for_change(w, j->msg.ticket_id, &co, &t);
     if (rc && rc != ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return -1;
@@ -560,23 +583,29 @@ static int ticket_refused(ing_req *r, ing_worker *w)
                   j->msg.ticket_kind == Q_TICKET_TRANSFER ? "transferred" : "cancelled");
         return -1;
     }
+    if (t.change_pending) {
+        ing_fail(r, w, ING_E_TICKET_CHANGE_PENDING, NULL);
+        return -1;
+    }
     return 0;
 }
 
 /* Checks the change, claims the ticket for it (ing_ticket_claim_change: a
  * scan racing it either admitted first, and the change is refused, or
- * meets a rotated code) and sends the record; the partition owner applies
- * it, re-checking the owner (of two changes sent at once it applies the
- * first and drops the other). */
+ * meets a rotated code and a pending change; a second change meanwhile is
+ * refused) and sends the record; the partition owner applies it,
+ * re-checking the owner and the sale rules, and clears the claim either
+ * way. A send that failed clears it here (unclaim_unsent). */
 static void ticket_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
     if (ticket_refused(r, w))
         return;
-    int rc = ing_ticket_claim_change(w, j->msg.ticket_id, r->who.user_id);
-    /* Changed since the read (a scan, or the owner applied another
-     * change): the second read says how; agreeing again, it is a 409. */
+    int rc = ing_ticket_claim_change(w, j->msg.ticket_id, r->who.user_id,
+                                     r->app->o.tickets_change_claim_timeout_s, &j->ticket_claim);
+    /* Changed since the read (a scan, another claim, or the owner applied
+     * another change): the second read says how; agreeing again, a 409. */
     if (rc == ONS_ECONFLICT && ticket_refused(r, w) == 0)
         ing_failf(r, w, ING_E_INVALID_STATE, NULL,
                   "This ticket changed while the request ran; look at it again and retry.");
@@ -589,6 +618,7 @@ static void ticket_job(ing_worker *w, void *arg)
     j->msg.sent_ms = ing_now_ms();
     rc = ing_produce(r, &j->msg, ticket_delivered);
     if (rc) {
+        unclaim_unsent(r, w, rc);
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take requests right now; retry shortly.");
     }

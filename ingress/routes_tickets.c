@@ -8,8 +8,9 @@
  * (ticket_code.h), so ingress stores nothing per code and the secret never
  * leaves the process. A scan checks the code first, then admits with one
  * guarded UPDATE (tickets_store.h): a replay, a second scanner, a code from
- * before a transfer (the owner bumped code_version), a stale step and a
- * ticket that is no longer valid are each refused with their own code.
+ * before a transfer (the owner bumped code_version), a stale step, a ticket
+ * that is no longer valid and one whose transfer or cancel is in flight are
+ * each refused with their own code.
  */
 #include "common/err.h"
 #include "common/log.h"
@@ -57,6 +58,16 @@ static void unavailable(ing_req *r)
     ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
 }
 
+/* A transfer or cancel of the ticket was claimed and is on its way to the
+ * partition owner: no code is shown and no scan admits until it is applied
+ * (or ignored), or the claim is older than tickets.change_claim_timeout_s. */
+static void change_pending(ing_req *r)
+{
+    if (r->route->handler == ing_route_scan)
+        count_scan(r, "ticket_change_pending");
+    ing_fail(r, NULL, ING_E_TICKET_CHANGE_PENDING, NULL);
+}
+
 static void ticket_not_valid(ing_req *r, const ing_ticket_gate *g)
 {
     if (r->route->handler == ing_route_scan)
@@ -72,7 +83,7 @@ static void code_job(ing_worker *w, void *arg)
     ing_req *r = arg;
     gate_job *j = r->job;
     ing_ticket_gate g;
-    int rc = ing_tickets_gate(w, j->ticket_id, &g);
+    int rc = ing_tickets_gate(w, j->ticket_id, r->app->o.tickets_change_claim_timeout_s, &g);
     if (rc == ONS_EUNAVAIL) {
         unavailable(r);
         return;
@@ -84,6 +95,10 @@ static void code_job(ing_worker *w, void *arg)
     }
     if (q_ticket_status_parse(g.status) != Q_TICKET_VALID) {
         ticket_not_valid(r, &g);
+        return;
+    }
+    if (g.change_pending) {
+        change_pending(r);
         return;
     }
     int64_t step_s = r->app->o.tickets_code_step_s;
@@ -146,6 +161,10 @@ static int refuse_state(ing_req *r, const ing_ticket_gate *g, int64_t version)
                   g->admitted_at);
         return 1;
     }
+    if (g->change_pending) {
+        change_pending(r);
+        return 1;
+    }
     return 0;
 }
 
@@ -189,7 +208,7 @@ static void scan_job(ing_worker *w, void *arg)
     gate_job *j = r->job;
     const ing_opts *o = &r->app->o;
     ing_ticket_gate g;
-    int rc = ing_tickets_gate(w, j->ticket_id, &g);
+    int rc = ing_tickets_gate(w, j->ticket_id, o->tickets_change_claim_timeout_s, &g);
     if (rc == ONS_EUNAVAIL) {
         unavailable(r);
         return;
@@ -210,14 +229,15 @@ static void scan_job(ing_worker *w, void *arg)
         nanosleep(&ts, NULL);
     }
     char at[32];
-    rc = ing_tickets_admit(w, g.ticket_id, version, r->who.user_id, o->debug_scan_unchecked, at);
+    rc = ing_tickets_admit(w, g.ticket_id, version, o->tickets_change_claim_timeout_s,
+                           r->who.user_id, o->debug_scan_unchecked, at);
     if (rc == ONS_EUNAVAIL) {
         unavailable(r);
         return;
     }
     if (rc == ONS_ECONFLICT) {
         /* Someone changed the ticket since it was read: say what. */
-        rc = ing_tickets_gate(w, j->ticket_id, &g);
+        rc = ing_tickets_gate(w, j->ticket_id, o->tickets_change_claim_timeout_s, &g);
         if (rc == 0 && refuse_state(r, &g, version))
             return;
         unavailable(r);

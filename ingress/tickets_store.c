@@ -25,65 +25,78 @@ static PGresult *rows(ing_worker *w, const char *what, const char *sql, int n, c
     return NULL;
 }
 
-int ing_tickets_gate(ing_worker *w, int64_t ticket_id, ing_ticket_gate *out)
+/* A change claimed within $2 seconds (tickets.change_claim_timeout_s) is in
+ * flight: the claim's record may still reach the partition owner. */
+#define CHANGE_PENDING_SQL(t)                                                                      \
+    "(" t ".change_claimed_at IS NOT NULL AND " t ".change_claimed_at > now() - "                  \
+    "make_interval(secs => $2::bigint))"
+
+static int read_gate(const PGresult *res, int64_t ticket_id, ing_ticket_gate *out)
 {
-    char tid[24];
+    memset(out, 0, sizeof *out);
+    out->ticket_id = ticket_id;
+    /* A row that does not parse is answered like a failed statement. */
+    if (ing_pg_i64(res, 0, 0, &out->event_id) || ing_pg_i64(res, 0, 1, &out->owner_id) ||
+        ing_pg_i64(res, 0, 2, &out->code_version))
+        return ONS_EUNAVAIL;
+    snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 3));
+    snprintf(out->admitted_at, sizeof out->admitted_at, "%s", PQgetvalue(res, 0, 4));
+    snprintf(out->event_name, sizeof out->event_name, "%s", PQgetvalue(res, 0, 5));
+    snprintf(out->seat, sizeof out->seat, "%s", PQgetvalue(res, 0, 6));
+    out->change_pending = PQgetvalue(res, 0, 7)[0] == 't';
+    return 0;
+}
+
+int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
+                     ing_ticket_gate *out)
+{
+    char tid[24], timeout[24];
     snprintf(tid, sizeof tid, "%" PRId64, ticket_id);
-    const char *v[] = {tid};
+    snprintf(timeout, sizeof timeout, "%" PRId64, claim_timeout_s);
+    const char *v[] = {tid, timeout};
     PGresult *res = rows(
         w, "ticket gate",
         "SELECT t.event_id, t.owner_id, t.code_version, t.status, "
         "coalesce(" RFC3339_SQL(
             "t.admitted_at") ", ''), e.name, "
-                             "s.name || ' row ' || st.row_no || ' seat ' || st.seat_in_row "
-                             "FROM tickets t JOIN events e ON e.event_id = t.event_id "
-                             "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
-                             "JOIN sections s ON s.section_id = st.section_id "
-                             "WHERE t.ticket_id = $1",
-        1, v);
+                             "s.name || ' row ' || st.row_no || ' seat ' || "
+                             "st.seat_in_row, " CHANGE_PENDING_SQL(
+                                 "t") " "
+                                      "FROM tickets t JOIN events e ON e.event_id = t.event_id "
+                                      "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = "
+                                      "t.seat_no "
+                                      "JOIN sections s ON s.section_id = st.section_id "
+                                      "WHERE t.ticket_id = $1",
+        2, v);
     if (!res)
         return ONS_EUNAVAIL;
-    int rc = 0;
-    if (PQntuples(res) != 1) {
-        rc = ONS_ENOTFOUND;
-        goto out;
-    }
-    memset(out, 0, sizeof *out);
-    out->ticket_id = ticket_id;
-    /* A row that does not parse is answered like a failed statement. */
-    if (ing_pg_i64(res, 0, 0, &out->event_id) || ing_pg_i64(res, 0, 1, &out->owner_id) ||
-        ing_pg_i64(res, 0, 2, &out->code_version)) {
-        rc = ONS_EUNAVAIL;
-        goto out;
-    }
-    snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 3));
-    snprintf(out->admitted_at, sizeof out->admitted_at, "%s", PQgetvalue(res, 0, 4));
-    snprintf(out->event_name, sizeof out->event_name, "%s", PQgetvalue(res, 0, 5));
-    snprintf(out->seat, sizeof out->seat, "%s", PQgetvalue(res, 0, 6));
-out:
+    int rc = PQntuples(res) != 1 ? ONS_ENOTFOUND : read_gate(res, ticket_id, out);
     PQclear(res);
     return rc;
 }
 
-int ing_tickets_admit(ing_worker *w, int64_t ticket_id, int64_t code_version, int64_t scanner,
-                      int unchecked, char admitted_at[32])
+int ing_tickets_admit(ing_worker *w, int64_t ticket_id, int64_t code_version,
+                      int64_t claim_timeout_s, int64_t scanner, int unchecked, char admitted_at[32])
 {
-    char tid[24], ver[24], who[24];
+    char tid[24], timeout[24], ver[24], who[24];
     snprintf(tid, sizeof tid, "%" PRId64, ticket_id);
+    snprintf(timeout, sizeof timeout, "%" PRId64, claim_timeout_s);
     snprintf(ver, sizeof ver, "%" PRId64, code_version);
     snprintf(who, sizeof who, "%" PRId64, scanner);
-    const char *v[] = {tid, ver, who};
-    PGresult *res = unchecked
-                        ? rows(w, "admit ticket (unchecked)",
-                               "UPDATE tickets SET admitted_at = now(), admitted_by = $3 "
-                               "WHERE ticket_id = $1 AND $2::int IS NOT NULL "
-                               "RETURNING " RFC3339_SQL("admitted_at"),
-                               3, v)
-                        : rows(w, "admit ticket",
-                               "UPDATE tickets SET admitted_at = now(), admitted_by = $3 "
-                               "WHERE ticket_id = $1 AND code_version = $2 AND status = 'valid' "
-                               "AND admitted_at IS NULL RETURNING " RFC3339_SQL("admitted_at"),
-                               3, v);
+    const char *v[] = {tid, timeout, ver, who};
+    PGresult *res =
+        unchecked ? rows(w, "admit ticket (unchecked)",
+                         "UPDATE tickets SET admitted_at = now(), admitted_by = $4 "
+                         "WHERE ticket_id = $1 AND $2::bigint IS NOT NULL AND $3::int IS NOT NULL "
+                         "RETURNING " RFC3339_SQL("admitted_at"),
+                         4, v)
+                  : rows(w, "admit ticket",
+                         "UPDATE tickets t SET admitted_at = now(), admitted_by = $4 "
+                         "WHERE ticket_id = $1 AND code_version = $3 AND status = 'valid' "
+                         "AND admitted_at IS NULL AND NOT " CHANGE_PENDING_SQL(
+                             "t") " "
+                                  "RETURNING " RFC3339_SQL("admitted_at"),
+                         4, v);
     if (!res)
         return ONS_EUNAVAIL;
     int rc = PQntuples(res) == 1 ? 0 : ONS_ECONFLICT;

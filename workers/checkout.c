@@ -130,6 +130,7 @@ static void snap_ticket(wk_fx_ticket *f, const wk_ticket *t, int valid)
     f->price_cents = t->price_cents;
     f->seat_no = t->ev->inv.seat_no[t->seat];
     f->valid = (uint8_t)valid;
+    f->unclaim = 0; /* the row is written whole, the claim cleared with it */
 }
 
 /* ---- the rules ---------------------------------------------------------------------------- */
@@ -337,6 +338,21 @@ static const char *ticket_refused(const wk_part *p, const wk_event *ev, const q_
     return NULL;
 }
 
+/* A change of ticket_id this batch ignores: ingress claimed the ticket for
+ * it (tickets.change_claimed_at blocks its code and the door scan), so the
+ * batch clears the claim, in the same transaction as its other writes. A
+ * ticket this batch already writes has its claim cleared by that write. */
+static int unclaim_ignored(wk_co *co, int64_t ticket_id)
+{
+    int fresh = wk_map_get(&co->tix_idx, ticket_id) == NULL;
+    wk_fx_ticket *f = fx_ticket(co, ticket_id);
+    if (!f)
+        return ONS_ENOMEM;
+    if (fresh)
+        f->unclaim = 1;
+    return 0;
+}
+
 static int apply_ticket(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int64_t now_ms)
 {
     wk_ticket *t = wk_map_get(&co->tickets, m->ticket_id);
@@ -346,7 +362,8 @@ static int apply_ticket(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, int
         ons_log_info("ticket %s of %" PRId64 " by user %" PRId64 " ignored: %s",
                      m->ticket_kind == Q_TICKET_TRANSFER ? "transfer" : "cancel", m->ticket_id,
                      m->user_id, refused ? refused : "not a valid ticket of theirs");
-        return wk_part_touch_event(p, ev);
+        int rc = unclaim_ignored(co, m->ticket_id);
+        return rc ? rc : wk_part_touch_event(p, ev);
     }
     wk_fx_ticket *f = fx_ticket(co, t->ticket_id);
     if (!f)

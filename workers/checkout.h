@@ -90,6 +90,7 @@ typedef struct wk_fx_ticket {
     uint8_t is_new, valid;
     uint8_t voided;     /* not valid because its event was cancelled */
     uint16_t transfers; /* transfers in this batch: each bumps code_version */
+    uint8_t unclaim;    /* only a change ignored: clear its claim, nothing else */
 } wk_fx_ticket;
 
 typedef struct wk_co {

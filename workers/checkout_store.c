@@ -159,12 +159,20 @@ static void fill_new_ticket(ons_pgarr *a, const void *item)
 static void fill_changed_ticket(ons_pgarr *a, const void *item)
 {
     const wk_fx_ticket *t = item;
-    if (t->is_new)
+    if (t->is_new || t->unclaim)
         return;
     ons_pgarr_int(&a[0], t->ticket_id);
     ons_pgarr_int(&a[1], t->owner_id);
     ons_pgarr_text0(&a[2], ticket_status(t));
     ons_pgarr_int(&a[3], t->transfers);
+}
+
+/* Tickets whose change this batch ignored (and wrote nothing else of). */
+static void fill_unclaimed_ticket(ons_pgarr *a, const void *item)
+{
+    const wk_fx_ticket *t = item;
+    if (t->unclaim)
+        ons_pgarr_int(&a[0], t->ticket_id);
 }
 
 static const rows_write ticket_writes[] = {
@@ -173,11 +181,17 @@ static const rows_write ticket_writes[] = {
      "status, price_cents, code_version) SELECT * FROM unnest($1::bigint[], "
      "$2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], "
      "$7::bigint[], $8::int[])"},
+    /* Applying a change clears ingress's claim of it (change_claimed_at,
+     * docs/tickets.md): the ticket's code and the door scan work again. */
     {"update tickets", 4, fill_changed_ticket,
      "UPDATE tickets t SET owner_id = u.owner, status = u.st, "
-     "code_version = t.code_version + u.bumps, updated_at = now() "
+     "code_version = t.code_version + u.bumps, change_claimed_at = NULL, updated_at = now() "
      "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) "
      "AS u(tid, owner, st, bumps) WHERE t.ticket_id = u.tid"},
+    /* So does ignoring it: an ignored change must not block the ticket. */
+    {"unclaim tickets", 1, fill_unclaimed_ticket,
+     "UPDATE tickets t SET change_claimed_at = NULL FROM unnest($1::bigint[]) AS u(tid) "
+     "WHERE t.ticket_id = u.tid AND t.change_claimed_at IS NOT NULL"},
 };
 
 /* Is order_id refunded whole in this batch because its event was

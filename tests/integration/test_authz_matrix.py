@@ -23,12 +23,16 @@ this file sends well-formed requests as the wrong principal:
     409 already_admitted, nothing changed (failed before the fix: 202, and
     the cancel refunded a ticket that had got its holder in);
   * races, each with the partition owner stopped while the requests run so
-    that all of them pass ingress's checks and meet at the owner (every
-    one answers 202: the control that the race is real): two transfers of
-    one ticket, a transfer against a cancel, two cancels, two checkouts of
-    one hold with two keys (one paid, one failed not_held, one charge), one
-    key from two connections, a cancel against the door scan; and an
-    Idempotency-Key reused by another user is not a replay.
+    that all of them pass ingress's checks against rows the owner has not
+    changed yet: two transfers of one ticket, a transfer against a cancel,
+    two cancels (one 202, the other 409 ticket_change_pending: the claim
+    marker; before it both answered 202 and the owner dropped the second),
+    two checkouts of one hold with two keys (both 202: one paid, one failed
+    not_held, one charge), one key from two connections, a cancel against
+    the door scan, a cancel or transfer in flight against the code route
+    and the scan (409 ticket_change_pending; failed before the marker: the
+    new code was shown and admitted, then refunded); and an Idempotency-Key
+    reused by another user is not a replay.
 
 Each refusal has its control: the right principal's same request succeeds
 (the reads in the IDOR cases, the mutations after them), so a check that
@@ -49,6 +53,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import SECRET, checked_stack, create_event_via_api, make_token  # noqa: E402
+from test_tickets import expected_code  # noqa: E402
 from test_checkout import Env, reconcile, settled  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -504,9 +509,24 @@ def tickets_of(st, u):
     return [t["ticket_id"] for t in st.http("GET", "/v1/me/tickets", token=st.token(u))[2]["tickets"]]
 
 
+def one_accepted(r1, r2):
+    """Of two changes of one ticket sent at once, ingress accepts the one
+    that claimed the ticket first (202) and refuses the other (409
+    ticket_change_pending, Retry-After): before the claim marker both
+    answered 202 and the owner dropped the second. Returns the winner's
+    index."""
+    codes = sorted([r1[0], r2[0]])
+    assert codes == [202, 409], (r1, r2)
+    loser = r1 if r1[0] == 409 else r2
+    assert err(loser) == (409, "ticket_change_pending"), loser
+    assert loser[1].get("retry-after") == "1", loser[1]
+    return 0 if r1[0] == 202 else 1
+
+
 def test_two_transfers_of_one_ticket_one_wins(env):
-    """The owner applies the first and drops the second (its sender no
-    longer owns the ticket): one holder."""
+    """Sent at once while the owner is stopped (both pass ingress's read):
+    the first claim wins, the second is refused at ingress, nothing of it
+    reaches the owner: one holder."""
     st = env.st
     tid, = env.buy(40)
     tok = st.token(40)
@@ -514,13 +534,11 @@ def test_two_transfers_of_one_ticket_one_wins(env):
         r1, r2 = at_once(
             lambda: st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 41}, token=tok),
             lambda: st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 42}, token=tok))
-        assert (r1[0], r2[0]) == (202, 202), (r1, r2)
-    st.wait_for(lambda: owner_of(st, tid)[0] in (41, 42), 20, "transferred")
-    st.wait_for(lambda: ignored_lines(env, tid) == 1, 20, "the loser dropped")
-    holder = owner_of(st, tid)[0]
+        holder = (41, 42)[one_accepted(r1, r2)]
+    st.wait_for(lambda: owner_of(st, tid) == (holder, "valid"), 20, "transferred")
     loser = 41 + 42 - holder
     assert tid in tickets_of(st, holder) and tid not in tickets_of(st, loser)
-    assert tid not in tickets_of(st, 40) and owner_of(st, tid) == (holder, "valid")
+    assert tid not in tickets_of(st, 40) and ignored_lines(env, tid) == 0
     # The loser cannot use it; the winner can.
     assert err(st.http("GET", f"/v1/tickets/{tid}/code", token=st.token(loser)))[0] == 404
     assert st.http("GET", f"/v1/tickets/{tid}/code", token=st.token(holder))[0] == 200
@@ -539,16 +557,16 @@ def test_a_ticket_changed_twice_at_once_is_refunded_at_most_once(env, pair):
              "cancel_cancel": (cancel, cancel)}[pair]
     with paused(env):
         r1, r2 = at_once(*calls)
-        assert (r1[0], r2[0]) == (202, 202), (r1, r2)
+        won = pair.split("_")[one_accepted(r1, r2)]
     st.wait_for(lambda: owner_of(st, tid) != (user, "valid"), 20, "changed")
-    st.wait_for(lambda: ignored_lines(env, tid) == 1, 20, "the loser dropped")
     st.wait_for(lambda: settled(env), 30, "outbox settled")
     owner, status = owner_of(st, tid)
-    if status == "cancelled":
-        assert owner == user and refunds_of(st, tid) == 1
+    if won == "cancel":
+        assert (owner, status) == (user, "cancelled") and refunds_of(st, tid) == 1
         assert tid not in tickets_of(st, user + 1)
     else:
         assert (owner, status) == (user + 1, "valid") and refunds_of(st, tid) == 0
+    assert ignored_lines(env, tid) == 0 and claimed(st, tid) is None
     assert reconcile(env) > 0
 
 
@@ -665,3 +683,63 @@ def test_a_cancel_racing_the_door_scan_does_not_admit_and_refund(env):
     # The admitted one now refuses a cancel (test above).
     assert err(st.http("POST", f"/v1/tickets/{other}/cancel", None, token=tok)) == \
         (409, "already_admitted")
+
+
+def claimed(st, tid):
+    return st.sql("SELECT change_claimed_at FROM tickets WHERE ticket_id = %s", (tid,))[0][0]
+
+
+def current_scan(st, tid):
+    """The scan string of tid's code at its current code_version, computed
+    here as ingress would (docs/tickets.md): what a fan fetching the code
+    after the claim would show at the door."""
+    version = st.sql("SELECT code_version FROM tickets WHERE ticket_id = %s", (tid,))[0][0]
+    step = int(time.time()) // 30
+    return {"scan": f"ONS1:{tid}:{step}:{expected_code(tid, version, step)}"}
+
+
+@pytest.mark.parametrize("kind", ["cancel", "transfer"])
+def test_a_change_in_flight_shows_no_code_and_admits_nobody(env, kind):
+    """The owner sends a cancel (or transfer), fetches the ticket's code at
+    once and has it scanned, before the partition owner applied the change
+    (stopped here to hold the window open). Failed before the claim marker:
+    the code route answered 200 with the new version's code, the scan 200
+    admitted, and the owner then refunded the admitted ticket and put its
+    seat back on sale (or handed the used ticket on). Now both are 409
+    ticket_change_pending until the change is applied; control: the fan's
+    other ticket, not being changed, shows its code and admits meanwhile."""
+    st = env.st
+    user = {"cancel": 72, "transfer": 74}[kind]
+    tid, other = env.buy(user, 2)
+    tok, scanner = st.token(user), st.token(SCANNER, "scanner")
+    body = {"to_user_id": user + 1} if kind == "transfer" else None
+    with paused(env):
+        assert st.http("POST", f"/v1/tickets/{tid}/{kind}", body, token=tok)[0] == 202
+        s, h, b = st.http("GET", f"/v1/tickets/{tid}/code", token=tok)
+        assert (s, err((s, h, b))[1], h.get("retry-after")) == \
+            (409, "ticket_change_pending", "1"), b
+        s, _, b = st.http("POST", "/v1/scans", current_scan(st, tid), token=scanner)
+        assert err((s, None, b)) == (409, "ticket_change_pending"), b
+        # A second change while the first is in flight: refused, not sent.
+        assert err(st.http("POST", f"/v1/tickets/{tid}/cancel", None, token=tok)) == \
+            (409, "ticket_change_pending")
+        code = st.http("GET", f"/v1/tickets/{other}/code", token=tok)
+        assert code[0] == 200, code
+        assert scan(st, code[2])[0] == 200
+    want = (user, "cancelled") if kind == "cancel" else (user + 1, "valid")
+    st.wait_for(lambda: owner_of(st, tid) == want, 20, f"{kind} applied")
+    assert claimed(st, tid) is None
+    assert st.sql("SELECT admitted_at FROM tickets WHERE ticket_id = %s", (tid,))[0][0] is None
+    if kind == "cancel":
+        st.wait_for(lambda: settled(env), 30, "refund sent")
+        assert refunds_of(st, tid) == 1
+        assert err(st.http("GET", f"/v1/tickets/{tid}/code", token=tok)) == \
+            (409, "ticket_not_valid")
+        return
+    # Applied, the recipient's code admits once; the sender's is gone.
+    assert err(st.http("GET", f"/v1/tickets/{tid}/code", token=tok)) == (404, "not_found")
+    s, _, code = st.http("GET", f"/v1/tickets/{tid}/code", token=st.token(user + 1))
+    assert s == 200, code
+    assert scan(st, code)[2]["state"] == "admitted"
+    assert err(scan(st, code)) == (409, "already_admitted")
+    assert refunds_of(st, tid) == 0 and ignored_lines(env, tid) == 0

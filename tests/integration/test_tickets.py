@@ -18,6 +18,7 @@ harness's tickets.secret (code_version read from PostgreSQL):
 import hashlib
 import hmac
 import os
+import socket
 import sys
 import threading
 import time
@@ -241,3 +242,107 @@ def test_two_scanners_one_code_admit_once_with_control(env):
     now = mid_step()
     res = race(st, unguarded, {"ticket_id": t2, "code": expected_code(t2, 0, now)})
     assert [r[0] for r in res] == [200, 200], res
+
+
+# ---- a change in flight (docs/tickets.md "A change of a ticket against the door scan") ----
+
+def other_ingress(env, **opts):
+    """Starts another ingress with opts; st.http keeps talking to env's.
+    Returns the new one's port (for scan_at / http_at)."""
+    st = env.st
+    port = int(st.start_ingress(tickets_code_step_s=STEP_S, **opts).rsplit(":", 1)[1])
+    st.ingress_port = int(env.base.rsplit(":", 1)[1])
+    return port
+
+
+def http_at(st, port, method, path, body=None, user=None):
+    keep, st.ingress_port = st.ingress_port, port
+    try:
+        return st.http(method, path, body, token=st.token(user, "fan") if user else None)
+    finally:
+        st.ingress_port = keep
+
+
+def claimed(st, tid):
+    return st.sql("SELECT change_claimed_at FROM tickets WHERE ticket_id = %s", (tid,))[0][0]
+
+
+def current_code(st, tid):
+    step = mid_step()
+    return {"ticket_id": tid, "step": step, "code": expected_code(tid, version_of(st, tid), step)}
+
+
+def test_a_change_the_owner_ignores_leaves_the_ticket_scannable(env):
+    """A cancel that passes ingress (its tickets.refund_cutoff_s is one hour)
+    reaches the partition owner, whose cut-off (the default, a day) has
+    passed for a show in two hours: the owner ignores it. Its batch must
+    clear ingress's claim, else the ticket would show no code and admit
+    nobody until tickets.change_claim_timeout_s (300 s) ran out."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 4, 2500),))
+    st.sql("UPDATE events SET starts_at = now() + interval '2 hours' WHERE event_id = %s", (ev,))
+    _, p = env.reserve(65, ev, 1)
+    assert p["state"] == "reserved", p
+    s, _, b = env.checkout(65, p["reservation"]["reservation_id"], f"tix-65-{time.time()}")
+    assert s == 202, b
+    o = env.wait_order(65, b["order_id"])
+    assert o["state"] == "paid", o
+    tid = o["tickets"][0]["ticket_id"]
+    port = other_ingress(env, tickets_refund_cutoff_s=3600)
+    s, _, b = http_at(st, port, "POST", f"/v1/tickets/{tid}/cancel", user=65)
+    assert s == 202, b
+    st.wait_for(lambda: f"ticket cancel of {tid} by user 65 ignored: the refund window has closed"
+                in env.worker.output(), 20, "the owner ignored the cancel")
+    st.wait_for(lambda: claimed(st, tid) is None, 20, "the claim cleared")
+    assert st.sql("SELECT owner_id, status FROM tickets WHERE ticket_id = %s", (tid,)) == \
+        [(65, "valid")]
+    s, _, code = get_code(st, 65, tid)
+    assert s == 200, code
+    s, _, b = scan(st, {"scan": code["scan"]})
+    assert s == 200 and b["state"] == "admitted", b
+    assert st.sql("SELECT count(*) FROM outbox WHERE kind = 'refund' AND ticket_id = %s",
+                  (tid,)) == [(0,)]
+
+
+def test_a_claim_older_than_the_bound_no_longer_blocks(env):
+    """A claim whose record was never sent (ingress died between the claim
+    and the send: the state is made here in SQL) blocks the code, the scan
+    and another change only for tickets.change_claim_timeout_s; then the
+    ticket works again. Control: while it is younger it blocks."""
+    st = env.st
+    tid, = env.buy(66)
+    port = other_ingress(env, tickets_change_claim_timeout_s=3)
+    st.sql("UPDATE tickets SET code_version = code_version + 1, change_claimed_at = now() "
+           "WHERE ticket_id = %s", (tid,))
+    assert err(http_at(st, port, "GET", f"/v1/tickets/{tid}/code", user=66)) == \
+        (409, "ticket_change_pending")
+    assert err(scan_at(st, port, current_code(st, tid))) == (409, "ticket_change_pending")
+    assert err(http_at(st, port, "POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 67},
+                       user=66)) == (409, "ticket_change_pending")
+    # env's ingress has the default bound (300 s): still blocked there.
+    st.wait_for(lambda: http_at(st, port, "GET", f"/v1/tickets/{tid}/code", user=66)[0] == 200,
+                15, "the claim timed out")
+    assert err(get_code(st, 66, tid)) == (409, "ticket_change_pending")
+    assert scan_at(st, port, current_code(st, tid))[2]["state"] == "admitted"
+
+
+def test_a_change_that_could_not_be_sent_leaves_no_claim(env):
+    """An ingress whose broker is gone claims the ticket, cannot send the
+    cancel (503 queue_unavailable: the record is not in the log) and clears
+    its claim, so the ticket shows its code and admits at once rather than
+    after tickets.change_claim_timeout_s. The claim did happen: the code
+    rotated."""
+    st = env.st
+    tid, = env.buy(68)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    port = other_ingress(env, kafka_brokers=dead, kafka_produce_timeout_ms=1000)
+    before = version_of(st, tid)
+    assert err(http_at(st, port, "POST", f"/v1/tickets/{tid}/cancel", user=68)) == \
+        (503, "queue_unavailable")
+    assert version_of(st, tid) == before + 1 and claimed(st, tid) is None
+    s, _, code = get_code(st, 68, tid)
+    assert s == 200, code
+    assert scan(st, {"scan": code["scan"]})[2]["state"] == "admitted"
+    assert st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (tid,)) == [("valid",)]

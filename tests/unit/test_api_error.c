@@ -1,7 +1,7 @@
 /* test_api_error.c - the API error table (ingress/api_error.h) keeps the
  * rules the wire contract needs: one row per code, a client or server
  * error status, snake_case codes, a message, and Retry-After only where a
- * retry is the answer (429, 503, and the three 409s that clear by
+ * retry is the answer (429, 503, and the four 409s that clear by
  * themselves). */
 #include "tests/check_run.h"
 #include "ingress/api_error.h"
@@ -46,7 +46,8 @@ END_TEST
 static int self_clearing_conflict(ing_api_err e)
 {
     return e == ING_E_IDEMPOTENCY_IN_PROGRESS || e == ING_E_NOT_CANCELLABLE_YET ||
-           e == ING_E_ALREADY_IN_QUEUE; /* the fan's earlier join still being queued */
+           e == ING_E_ALREADY_IN_QUEUE ||    /* the fan's earlier join still being queued */
+           e == ING_E_TICKET_CHANGE_PENDING; /* the owner applies (or drops) the change */
 }
 
 START_TEST(retry_after_only_where_a_retry_is_the_answer)

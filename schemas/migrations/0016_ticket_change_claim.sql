@@ -1,0 +1,16 @@
+-- 0016_ticket_change_claim.sql - a change of a ticket in flight blocks its
+-- gate code and the door scan (docs/tickets.md "A change of a ticket
+-- against the door scan").
+--
+-- ingress claims a ticket before it sends a transfer or cancel (one UPDATE
+-- that bumps code_version); the partition owner applies the change later.
+-- In between the owner could fetch the new version's code and have it
+-- scanned: the ticket was admitted, then refunded or handed on used. Now
+-- the claim also sets change_claimed_at; while it is set (and younger than
+-- ingress's tickets.change_claim_timeout_s) the code route answers 409
+-- ticket_change_pending, the scan's UPDATE does not admit, and a second
+-- claim is refused. The owner sets it NULL in the batch that applies or
+-- ignores the change; ingress sets it NULL when the send failed. The bound
+-- frees a ticket whose claim was never followed by a record (ingress died
+-- between the claim and the send).
+ALTER TABLE tickets ADD COLUMN change_claimed_at timestamptz;
