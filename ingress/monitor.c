@@ -24,6 +24,15 @@ struct ing_monitor {
     _Atomic int64_t last_ms;
     _Atomic int64_t kafka_down_since;     /* monotonic ms of a failed streak's first check; 0: up */
     _Atomic int64_t *high[Q_TOPIC_COUNT]; /* per lane, per partition */
+    /* The last ING_MONITOR_ROUNDS rounds' watermarks, for "settled since"
+     * (ing_monitor_high_since): round r % ROUNDS started at round_wall_ms
+     * and read round_high[(r % ROUNDS) * Q_TOPIC_COUNT * n + lane * n + p]
+     * (-1: not read). rounds counts the rounds kept so far. */
+    pthread_mutex_t ring_mu;
+    int64_t round_wall_ms[ING_MONITOR_ROUNDS];
+    int64_t *round_high;
+    int64_t rounds;
+    int64_t *round_read; /* the running round's reads, [lane * n + p]; monitor thread only */
     atomic_int stop;
     pthread_t thread;
     int started;
@@ -35,11 +44,26 @@ static int check_pg(ing_monitor *m)
     return ons_pg_query(&m->pg, PGRES_TUPLES_OK, "health check", "SELECT 1", 0, NULL, NULL) == 0;
 }
 
+/* Keeps the round that started at wall_ms (its watermarks are the latest
+ * ones of m->high now) in the ring. */
+static void keep_round(ing_monitor *m, int64_t wall_ms)
+{
+    pthread_mutex_lock(&m->ring_mu);
+    size_t slot = (size_t)(m->rounds % ING_MONITOR_ROUNDS);
+    int64_t *h = m->round_high + slot * Q_TOPIC_COUNT * (size_t)m->n;
+    for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
+        for (int p = 0; p < m->n; p++)
+            h[lane * m->n + p] = m->round_read[lane * m->n + p];
+    m->round_wall_ms[slot] = wall_ms;
+    m->rounds++;
+    pthread_mutex_unlock(&m->ring_mu);
+}
+
 static void *monitor_main(void *arg)
 {
     ing_monitor *m = arg;
     while (!atomic_load(&m->stop)) {
-        int64_t t0 = ons_mono_ms();
+        int64_t t0 = ons_mono_ms(), wall0 = ons_wall_ms();
         atomic_store(&m->redis_ok, q_status_ping(m->st) == 0);
         atomic_store(&m->pg_ok, check_pg(m));
         int np = 0;
@@ -50,11 +74,16 @@ static void *monitor_main(void *arg)
         else if (atomic_load(&m->kafka_down_since) == 0)
             atomic_store(&m->kafka_down_since, t0);
         for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
-            for (int p = 0; kok && p < m->n && !atomic_load(&m->stop); p++) {
-                int64_t lo, hi;
-                if (q_producer_watermarks(m->producer, lane, p, 1000, &lo, &hi) == 0)
+            for (int p = 0; p < m->n; p++) {
+                int64_t lo, hi = -1;
+                if (kok && !atomic_load(&m->stop) &&
+                    q_producer_watermarks(m->producer, lane, p, 1000, &lo, &hi) == 0)
                     atomic_store(&m->high[lane][p], hi);
+                else
+                    hi = -1;
+                m->round_read[lane * m->n + p] = hi;
             }
+        keep_round(m, wall0);
         atomic_store(&m->last_ms, ons_mono_ms());
         int64_t left = m->interval_ms - (ons_mono_ms() - t0);
         while (left > 0 && !atomic_load(&m->stop)) {
@@ -80,6 +109,12 @@ int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *r
     ons_pg_opts_default(&po, pg_dsn, "ingress monitor");
     po.backoff_min_ms = 0;
     if (ons_pg_init(&m->pg, &po) || q_status_new(redis, &m->st))
+        goto fail;
+    pthread_mutex_init(&m->ring_mu, NULL);
+    size_t cells = (size_t)Q_TOPIC_COUNT * (size_t)partitions;
+    m->round_high = malloc(ING_MONITOR_ROUNDS * cells * sizeof *m->round_high);
+    m->round_read = malloc(cells * sizeof *m->round_read);
+    if (!m->round_high || !m->round_read)
         goto fail;
     for (int lane = 0; lane < Q_TOPIC_COUNT; lane++) {
         m->high[lane] = calloc((size_t)partitions, sizeof *m->high[lane]);
@@ -117,6 +152,9 @@ void ing_monitor_free(ing_monitor *m)
     ons_pg_fini(&m->pg);
     for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
         free(m->high[lane]);
+    free(m->round_high);
+    free(m->round_read);
+    pthread_mutex_destroy(&m->ring_mu);
     free(m);
 }
 
@@ -135,4 +173,20 @@ int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t p)
 {
     return lane >= 0 && lane < Q_TOPIC_COUNT && p >= 0 && p < m->n ? atomic_load(&m->high[lane][p])
                                                                    : -1;
+}
+
+int64_t ing_monitor_high_since(ing_monitor *m, int lane, int32_t p, int64_t since_wall_ms)
+{
+    if (lane < 0 || lane >= Q_TOPIC_COUNT || p < 0 || p >= m->n)
+        return -1;
+    int64_t high = -1;
+    pthread_mutex_lock(&m->ring_mu);
+    int64_t first = m->rounds > ING_MONITOR_ROUNDS ? m->rounds - ING_MONITOR_ROUNDS : 0;
+    for (int64_t r = first; r < m->rounds && high < 0; r++) {
+        size_t slot = (size_t)(r % ING_MONITOR_ROUNDS);
+        if (m->round_wall_ms[slot] > since_wall_ms)
+            high = m->round_high[(slot * Q_TOPIC_COUNT + (size_t)lane) * (size_t)m->n + (size_t)p];
+    }
+    pthread_mutex_unlock(&m->ring_mu);
+    return high;
 }

@@ -247,20 +247,15 @@ int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms
     }
     if (partition >= app->partitions || !app->monitor)
         return 0;
-    int64_t now = ing_now_ms();
     int64_t settle = 2 * app->o.kafka_produce_timeout_ms + app->o.kafka_request_timeout_ms;
-    ing_health h;
-    ing_monitor_health(app->monitor, &h);
-    /* The monitor's last round must have started after the settle point:
-     * it completed age_ms ago and takes less than one interval. */
-    if (!h.kafka_ok || h.age_ms < 0 ||
-        now - h.age_ms - app->o.monitor_interval_ms <= at_ms + settle)
-        return 0;
     /* Partition unknown (the record was never assigned one): all of them. */
     int32_t first = partition < 0 ? 0 : partition;
     int32_t last = partition < 0 ? app->partitions - 1 : partition;
     for (int32_t p = first; p <= last; p++) {
-        int64_t high = ing_monitor_high(app->monitor, lane, p);
+        /* The watermark a monitor round read after the settle point (the
+         * broker answering then), not the latest: a partition that keeps
+         * taking records is settled once its cursor passes that one. */
+        int64_t high = ing_monitor_high_since(app->monitor, lane, p, at_ms + settle);
         if (high < 0 || served(arg, p) < high)
             return 0;
     }

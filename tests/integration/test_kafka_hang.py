@@ -169,3 +169,51 @@ def test_a_broker_stopped_past_a_claims_staleness_gives_no_fan_two_places():
     their pending claims went stale (9 s) but before the broker wakes and
     writes their first records."""
     check(*stopped_broker_mid_sale(14, retry_while_stopped_after_s=11))
+
+
+def test_a_stale_claim_is_taken_over_while_its_partition_keeps_taking_joins():
+    """A stale pending claim with nothing written (its ingress died between
+    claim and send) is taken over once the lane is settled past it: its
+    cursor past the watermark a monitor round read after the settle point.
+    Measured against the LATEST watermark instead, a partition that keeps
+    taking joins (a sale's crowd) was never settled: the fan got 409
+    already_in_queue without an id for as long as the crowd kept coming."""
+    with Stack(partitions=1) as st:
+        # each batch written 300 ms after it is read: the owner is always
+        # behind the crowd's latest join, as in a sale
+        st.start_worker(debug_commit_delay_ms=300)
+        st.start_ingress(kafka_produce_timeout_ms=1000, kafka_request_timeout_ms=1000,
+                         monitor_interval_ms=200)
+        ev = st.create_event(sections=[("A", 50, 100, 5000)], max_per_user=1)
+        stop = threading.Event()
+
+        def crowd():
+            u = 5000
+            while not stop.is_set():
+                st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                        token=st.token(u, "fan"))
+                u += 1
+                time.sleep(0.01)
+
+        t = threading.Thread(target=crowd, daemon=True)
+        t.start()
+        try:
+            time.sleep(3)
+            # settle point: sent + produce timeout + 2 x produce + request = 4 s
+            st.redis.set(st.key(f"active:{ev}:77"), f"pending:{int(time.time() * 1000) - 30000}")
+            answers, end = [], time.time() + 20
+            while time.time() < end:
+                s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                                  token=st.token(77, "fan"))
+                answers.append((s, (b.get("error") or {}).get("code") if isinstance(b, dict) else b))
+                if s == 202:
+                    break
+                assert s in (409, 429), answers[-3:]  # 429: the fan's own join rate
+                time.sleep(0.5 if s == 409 else 1.0)
+            assert t.is_alive() and not stop.is_set()  # the crowd was still joining
+        finally:
+            stop.set()
+            t.join(10)
+        assert answers[-1][0] == 202, answers[-5:]
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE user_id = 77")[0][0] == 1,
+                    30, "the fan's one intent applied")
