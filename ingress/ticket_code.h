@@ -7,8 +7,9 @@
  *   mac          = HMAC-SHA256(secret(t, v), step as 8 bytes big-endian)
  *   code         = RFC 4226 dynamic truncation of mac (offset = mac[31] &
  *                  15, 31 bits from there) mod 10^8, as 8 decimal digits
- * where t is the ticket id and v its code_version (bumped by each transfer,
- * so a transfer rotates the secret), step = floor(unix seconds / step_s).
+ * where t is the ticket id and v its code_version (bumped by ingress's claim
+ * of each transfer or cancel and again by the owner's transfer, so a change
+ * rotates the secret), step = floor(unix seconds / step_s).
  * The scannable string is "ONS1:<ticket_id>:<step>:<code>" (QR alphanumeric
  * characters only, so the symbol stays small).
  *

@@ -6,7 +6,8 @@
  * returns 0 or a negative code: ONS_EUNAVAIL when PostgreSQL is unreachable
  * or a statement failed, and the function's own codes below. Ticket rows are
  * written by the partition owner (issue, transfer, cancel); here ingress
- * writes only admitted_at / admitted_by (order_store.h claims a change).
+ * writes only admitted_at / admitted_by (order_store.h claims a change:
+ * code_version + 1 and change_claimed_at).
  */
 #ifndef ONSALE_INGRESS_TICKETS_STORE_H
 #define ONSALE_INGRESS_TICKETS_STORE_H

@@ -139,8 +139,9 @@ static const char *ticket_status(const wk_fx_ticket *t)
                                             : Q_TICKET_CANCELLED);
 }
 
-/* code_version counts transfers (docs/tickets.md): the gate code's secret
- * is derived from it, so a transfer rotates the code. */
+/* code_version counts changes (docs/tickets.md: ingress's claim of each
+ * transfer or cancel, and the owner's transfer): the gate code's secret is
+ * derived from it, so a change rotates the code. */
 static void fill_new_ticket(ons_pgarr *a, const void *item)
 {
     const wk_fx_ticket *t = item;
