@@ -215,14 +215,9 @@ static int read_ticket_change(const PGresult *res, int i, void *item)
     ing_pg_text(res, i, 6, t->starts_at, sizeof t->starts_at);
     t->admitted = ing_pg_bool(res, i, 7);
     t->change_pending = ing_pg_bool(res, i, 8);
-    return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id);
+    return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id) ||
+           ing_pg_i64(res, i, 9, &t->change_claimed_ms);
 }
-
-/* A change claimed within $n seconds (tickets.change_claim_timeout_s) is in
- * flight: its record may still reach the partition owner. */
-#define CHANGE_PENDING_SQL(t, n)                                                                   \
-    "(" t ".change_claimed_at IS NOT NULL AND " t ".change_claimed_at > now() - "                  \
-    "make_interval(secs => " n "::bigint))"
 
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_change_opts *o,
                           ing_ticket_change *out)
@@ -234,10 +229,10 @@ int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_cha
         "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
         "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "  t.admitted_at IS NOT NULL, " CHANGE_PENDING_SQL(
-            "t",
-            "$4") " "
-                  "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
+        "  t.admitted_at IS NOT NULL, "
+        "  coalesce(t.change_claimed_at > now() - make_interval(secs => $4::bigint), false), "
+        "  coalesce((extract(epoch FROM t.change_claimed_at) * 1000)::bigint, 0) "
+        "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
         4, v);
     return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
 }
@@ -246,12 +241,15 @@ int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id,
                             long long claim_timeout_s, int64_t *claim)
 {
     int64_t v[] = {ticket_id, owner_id, claim_timeout_s};
+    /* A claim older than claim_timeout_s does not stop this one: the caller
+     * judged it settled (ing_ticket_claim_blocks). */
     PGresult *res = ing_pg_query_i64(
         w, 0,
-        "UPDATE tickets t SET code_version = code_version + 1, "
-        "change_claimed_at = now() "
-        "WHERE ticket_id = $1 AND owner_id = $2 AND status = 'valid' "
-        "AND admitted_at IS NULL AND NOT " CHANGE_PENDING_SQL("t", "$3") " RETURNING code_version",
+        "UPDATE tickets t SET code_version = code_version + 1, change_claimed_at = now() "
+        "WHERE ticket_id = $1 AND owner_id = $2 AND status = 'valid' AND admitted_at IS NULL "
+        "AND (change_claimed_at IS NULL "
+        "OR change_claimed_at <= now() - make_interval(secs => $3::bigint)) "
+        "RETURNING code_version",
         3, v);
     int rc = ing_pg_one(res, NULL, "claim ticket for change", ing_pg_read_i64, claim);
     return rc == ONS_ENOTFOUND ? ONS_ECONFLICT : rc;

@@ -107,10 +107,12 @@ void ing_ticket_page_clear(ing_ticket_page *p);
 typedef struct ing_ticket_change {
     int64_t event_id, owner_id;
     char status[16], event_status[16];
-    int ended;          /* the event ended, or its show started end_grace_s ago */
-    int past_cutoff;    /* the show starts within refund_cutoff_s */
-    int admitted;       /* a scan admitted it (tickets.admitted_at set) */
-    int change_pending; /* a change was claimed within claim_timeout_s */
+    int ended;                 /* the event ended, or its show started end_grace_s ago */
+    int past_cutoff;           /* the show starts within refund_cutoff_s */
+    int admitted;              /* a scan admitted it (tickets.admitted_at set) */
+    int change_pending;        /* a change was claimed within claim_timeout_s (an older
+                                * one: change_claimed_ms, ing_ticket_claim_blocks) */
+    int64_t change_claimed_ms; /* when a change was claimed (epoch ms), 0: none pending */
     char starts_at[32];
 } ing_ticket_change;
 
@@ -127,24 +129,23 @@ int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_cha
 /* Claims ticket_id for a transfer or cancel by owner_id before its record
  * is sent: one UPDATE that adds one to code_version and sets
  * change_claimed_at = now() only while the ticket is owner_id's, valid, not
- * admitted and no other change of it is pending (claimed within
- * claim_timeout_s). A scan admits only at the code_version it checked and
- * while no change is pending (tickets_store.h), and the code route shows no
- * code while one is: from this commit until the partition owner applies or
- * ignores the change (its batch clears change_claimed_at) no scan admits,
- * and a scan that committed first makes this claim fail: a ticket is never
- * both admitted and then cancelled (refunded) or transferred. Returns 0
- * with *claim (the claimed code_version, the token of
- * ing_ticket_unclaim_change), ONS_ECONFLICT (the ticket changed since it
- * was read: read it again for why) or ONS_EUNAVAIL / ONS_EDB. */
+ * admitted and no other change of it was claimed within claim_timeout_s
+ * (an older one the caller judged freed: ing_ticket_claim_blocks). A scan admits only at the
+ * code_version it checked and while no change is pending (tickets_store.h), and the code route
+ * shows no code while one is: from this commit until the partition owner applies or ignores the
+ * change (its batch clears change_claimed_at) no scan admits, and a scan that committed first makes
+ * this claim fail: a ticket is never both admitted and then cancelled (refunded) or transferred.
+ * Returns 0 with *claim (the claimed code_version, the token of ing_ticket_unclaim_change),
+ * ONS_ECONFLICT (the ticket changed since it was read: read it again for why) or ONS_EUNAVAIL /
+ * ONS_EDB. */
 int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id,
                             long long claim_timeout_s, int64_t *claim);
 
 /* Undoes the marker of a claim whose record was certainly not sent (the
  * produce failed): clears change_claimed_at while the ticket is still at
  * the claimed code_version (nothing claimed or applied since). The code
- * stays rotated. 0 or ONS_EUNAVAIL / ONS_EDB (then the claim frees itself
- * after tickets.change_claim_timeout_s). */
+ * stays rotated. 0 or ONS_EUNAVAIL / ONS_EDB (then the claim is freed
+ * after tickets.change_claim_timeout_s, once the lane is settled past it). */
 int ing_ticket_unclaim_change(ing_worker *w, int64_t ticket_id, int64_t claim);
 
 #endif

@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "ingress/json_io.h"
+#include "ingress/order_store.h"
+#include "ingress/produce.h"
 #include "ingress/routes.h"
 #include "ingress/ticket_code.h"
 #include "ingress/tickets_store.h"
@@ -68,6 +70,29 @@ static void change_pending(ing_req *r)
     ing_fail(r, NULL, ING_E_TICKET_CHANGE_PENDING, NULL);
 }
 
+int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int young,
+                            int64_t claimed_ms)
+{
+    if (young)
+        return 1;
+    if (claimed_ms <= 0)
+        return 0;
+    int32_t p = q_partition_of_event(event_id, r->app->partitions);
+    return !ing_produce_settled(r->app, Q_TOPIC_CONTROL, p, claimed_ms, ing_control_lane_served, w);
+}
+
+/* Reads the ticket for the code route or a scan (ing_tickets_gate), with
+ * change_pending set while a claimed change still blocks it
+ * (ing_ticket_claim_blocks). */
+static int gate_read(ing_req *r, ing_worker *w, int64_t ticket_id, ing_ticket_gate *g)
+{
+    int rc = ing_tickets_gate(w, ticket_id, r->app->o.tickets_change_claim_timeout_s, g);
+    if (rc == 0)
+        g->change_pending =
+            ing_ticket_claim_blocks(r, w, g->event_id, g->change_pending, g->change_claimed_ms);
+    return rc;
+}
+
 static void ticket_not_valid(ing_req *r, const ing_ticket_gate *g)
 {
     if (r->route->handler == ing_route_scan)
@@ -83,7 +108,7 @@ static void code_job(ing_worker *w, void *arg)
     ing_req *r = arg;
     gate_job *j = r->job;
     ing_ticket_gate g;
-    int rc = ing_tickets_gate(w, j->ticket_id, r->app->o.tickets_change_claim_timeout_s, &g);
+    int rc = gate_read(r, w, j->ticket_id, &g);
     if (rc == ONS_EUNAVAIL) {
         unavailable(r);
         return;
@@ -208,7 +233,7 @@ static void scan_job(ing_worker *w, void *arg)
     gate_job *j = r->job;
     const ing_opts *o = &r->app->o;
     ing_ticket_gate g;
-    int rc = ing_tickets_gate(w, j->ticket_id, o->tickets_change_claim_timeout_s, &g);
+    int rc = gate_read(r, w, j->ticket_id, &g);
     if (rc == ONS_EUNAVAIL) {
         unavailable(r);
         return;
@@ -237,7 +262,7 @@ static void scan_job(ing_worker *w, void *arg)
     }
     if (rc == ONS_ECONFLICT) {
         /* Someone changed the ticket since it was read: say what. */
-        rc = ing_tickets_gate(w, j->ticket_id, o->tickets_change_claim_timeout_s, &g);
+        rc = gate_read(r, w, j->ticket_id, &g);
         if (rc == 0 && refuse_state(r, &g, version))
             return;
         unavailable(r);

@@ -25,12 +25,6 @@ static PGresult *rows(ing_worker *w, const char *what, const char *sql, int n, c
     return NULL;
 }
 
-/* A change claimed within $2 seconds (tickets.change_claim_timeout_s) is in
- * flight: the claim's record may still reach the partition owner. */
-#define CHANGE_PENDING_SQL(t)                                                                      \
-    "(" t ".change_claimed_at IS NOT NULL AND " t ".change_claimed_at > now() - "                  \
-    "make_interval(secs => $2::bigint))"
-
 static int read_gate(const PGresult *res, int64_t ticket_id, ing_ticket_gate *out)
 {
     memset(out, 0, sizeof *out);
@@ -44,7 +38,7 @@ static int read_gate(const PGresult *res, int64_t ticket_id, ing_ticket_gate *ou
     snprintf(out->event_name, sizeof out->event_name, "%s", PQgetvalue(res, 0, 5));
     snprintf(out->seat, sizeof out->seat, "%s", PQgetvalue(res, 0, 6));
     out->change_pending = PQgetvalue(res, 0, 7)[0] == 't';
-    return 0;
+    return ing_pg_i64(res, 0, 8, &out->change_claimed_ms) ? ONS_EUNAVAIL : 0;
 }
 
 int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
@@ -59,14 +53,15 @@ int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
         "SELECT t.event_id, t.owner_id, t.code_version, t.status, "
         "coalesce(" RFC3339_SQL(
             "t.admitted_at") ", ''), e.name, "
-                             "s.name || ' row ' || st.row_no || ' seat ' || "
-                             "st.seat_in_row, " CHANGE_PENDING_SQL(
-                                 "t") " "
-                                      "FROM tickets t JOIN events e ON e.event_id = t.event_id "
-                                      "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = "
-                                      "t.seat_no "
-                                      "JOIN sections s ON s.section_id = st.section_id "
-                                      "WHERE t.ticket_id = $1",
+                             "s.name || ' row ' || st.row_no || ' seat ' || st.seat_in_row, "
+                             "coalesce(t.change_claimed_at > now() - make_interval(secs => "
+                             "$2::bigint), false), "
+                             "coalesce((extract(epoch FROM t.change_claimed_at) * 1000)::bigint, "
+                             "0) "
+                             "FROM tickets t JOIN events e ON e.event_id = t.event_id "
+                             "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
+                             "JOIN sections s ON s.section_id = st.section_id "
+                             "WHERE t.ticket_id = $1",
         2, v);
     if (!res)
         return ONS_EUNAVAIL;
@@ -93,9 +88,9 @@ int ing_tickets_admit(ing_worker *w, int64_t ticket_id, int64_t code_version,
                   : rows(w, "admit ticket",
                          "UPDATE tickets t SET admitted_at = now(), admitted_by = $4 "
                          "WHERE ticket_id = $1 AND code_version = $3 AND status = 'valid' "
-                         "AND admitted_at IS NULL AND NOT " CHANGE_PENDING_SQL(
-                             "t") " "
-                                  "RETURNING " RFC3339_SQL("admitted_at"),
+                         "AND admitted_at IS NULL AND (change_claimed_at IS NULL "
+                         "OR change_claimed_at <= now() - make_interval(secs => $2::bigint)) "
+                         "RETURNING " RFC3339_SQL("admitted_at"),
                          4, v);
     if (!res)
         return ONS_EUNAVAIL;

@@ -393,3 +393,12 @@ out:
     pthread_rwlock_unlock(&p->lock);
     return rc;
 }
+
+int32_t q_partition_of_event(int64_t event_id, int n)
+{
+    char key[24];
+    int len = snprintf(key, sizeof key, "%" PRId64, event_id);
+    /* librdkafka's own partitioner (it reads no topic): the one "murmur2_random"
+     * uses for a keyed record. */
+    return n > 0 ? rd_kafka_msg_partitioner_murmur2(NULL, key, (size_t)len, n, NULL, NULL) : 0;
+}

@@ -112,6 +112,10 @@ long q_producer_rebuilds(q_producer *p);
 int q_producer_watermarks(q_producer *p, int topic, int32_t partition, int timeout_ms, int64_t *low,
                           int64_t *high);
 
+/* The partition of a topic with n partitions that the producer sends
+ * event_id's records to (murmur2 of the decimal key, as configured). */
+int32_t q_partition_of_event(int64_t event_id, int n);
+
 /* Fetches topic metadata and writes the topic's partition count into *n.
  * Blocking like q_producer_watermarks. Returns 0, ONS_ENOTFOUND (no such
  * topic), ONS_EKAFKA or ONS_ETIMEDOUT. */

@@ -307,11 +307,15 @@ def test_a_change_the_owner_ignores_leaves_the_ticket_scannable(env):
 def test_a_claim_older_than_the_bound_no_longer_blocks(env):
     """A claim whose record was never sent (ingress died between the claim
     and the send: the state is made here in SQL) blocks the code, the scan
-    and another change only for tickets.change_claim_timeout_s; then the
-    ticket works again. Control: while it is younger it blocks."""
+    and another change for tickets.change_claim_timeout_s, then until the
+    control lane is settled past it (its owner is running); then the ticket
+    works again. Control: while it is younger it blocks."""
     st = env.st
     tid, = env.buy(66)
-    port = other_ingress(env, tickets_change_claim_timeout_s=3)
+    # small Kafka timeouts: a claim past the bound is freed once the control
+    # lane is settled past it, 2 x produce + request timeout after it
+    port = other_ingress(env, tickets_change_claim_timeout_s=3, kafka_produce_timeout_ms=1000,
+                         kafka_request_timeout_ms=1000, monitor_interval_ms=200)
     st.sql("UPDATE tickets SET code_version = code_version + 1, change_claimed_at = now() "
            "WHERE ticket_id = %s", (tid,))
     assert err(http_at(st, port, "GET", f"/v1/tickets/{tid}/code", user=66)) == \
@@ -324,6 +328,35 @@ def test_a_claim_older_than_the_bound_no_longer_blocks(env):
                 15, "the claim timed out")
     assert err(get_code(st, 66, tid)) == (409, "ticket_change_pending")
     assert scan_at(st, port, current_code(st, tid))[2]["state"] == "admitted"
+
+
+def test_a_claim_past_the_bound_blocks_while_its_owner_lags(env):
+    """A cancel is claimed and sent; its partition owner is stopped past
+    tickets.change_claim_timeout_s. Freed by age alone (the first version of
+    the marker), the ticket's code showed and a scan admitted it, then the
+    owner woke, applied the cancel and refunded the admitted ticket. The
+    claim now blocks until the control lane is settled past it, which a
+    stopped owner is not: code and scan stay refused, and once the owner
+    runs the cancel applies once, never admitted."""
+    import signal
+    st = env.st
+    tid, = env.buy(69)
+    port = other_ingress(env, tickets_change_claim_timeout_s=1, kafka_produce_timeout_ms=1000,
+                         kafka_request_timeout_ms=1000, monitor_interval_ms=200)
+    env.worker.popen.send_signal(signal.SIGSTOP)
+    try:
+        assert http_at(st, port, "POST", f"/v1/tickets/{tid}/cancel", user=69)[0] == 202
+        time.sleep(6)  # past the bound and the settle point (1 + 3 s)
+        assert err(http_at(st, port, "GET", f"/v1/tickets/{tid}/code", user=69)) == \
+            (409, "ticket_change_pending")
+        assert err(scan_at(st, port, current_code(st, tid))) == (409, "ticket_change_pending")
+    finally:
+        env.worker.popen.send_signal(signal.SIGCONT)
+    st.wait_for(lambda: st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (tid,)) ==
+                [("cancelled",)], 30, "the cancel applied")
+    assert st.sql("SELECT admitted_at, change_claimed_at FROM tickets WHERE ticket_id = %s",
+                  (tid,)) == [(None, None)]
+    assert st.sql("SELECT count(*) FROM outbox WHERE ticket_id = %s", (tid,)) == [(1,)]
 
 
 def test_a_change_that_could_not_be_sent_leaves_no_claim(env):
