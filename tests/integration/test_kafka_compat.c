@@ -13,6 +13,7 @@
  * Needs ONSALE_KAFKA_BROKERS (scripts/stack up sets the default).
  */
 #include "tests/check_run.h"
+#include "queue/producer.h"
 
 #include <check.h>
 #include <librdkafka/rdkafka.h>
@@ -24,14 +25,14 @@
 
 /* Helpers run both inside Check tests and in --partitions-for-keys mode, so
  * they fail with abort() (Check reports the signal) rather than ck_assert. */
-#define REQUIRE(cond, ...)                                                     \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: requirement failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            abort();                                                           \
-        }                                                                      \
+#define REQUIRE(cond, ...)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: requirement failed: %s: ", __FILE__, __LINE__, #cond);         \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static const char *brokers(void)
@@ -124,11 +125,10 @@ static delivery *produce_keys(rd_kafka_t *rk, const char *topic, int count)
         int kl = snprintf(key, sizeof key, "%d", i);
         int vl = snprintf(val, sizeof val, "v%d", i);
         rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, (size_t)kl),
-                                      RD_KAFKA_V_VALUE(val, (size_t)vl),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_OPAQUE(&d[i]), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        while ((e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, (size_t)kl),
+                    RD_KAFKA_V_VALUE(val, (size_t)vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_OPAQUE(&d[i]), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         REQUIRE(e == RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s", rd_kafka_err2str(e));
         rd_kafka_poll(rk, 0);
@@ -180,6 +180,8 @@ START_TEST(same_key_same_partition)
     int used[8] = {0};
     for (int i = 0; i < 200; i++) {
         ck_assert_int_eq(a[i].partition, b[i].partition);
+        /* ingress computes it without sending (a ticket claim's lane) */
+        ck_assert_int_eq(a[i].partition, q_partition_of_event(i, 8));
         used[a[i].partition] = 1;
     }
     for (int p = 0; p < 8; p++)
