@@ -102,6 +102,7 @@ int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *r
     ing_monitor *m = calloc(1, sizeof *m);
     if (!m)
         return ONS_ENOMEM;
+    pthread_mutex_init(&m->ring_mu, NULL);
     m->producer = producer;
     m->n = partitions;
     m->interval_ms = interval_ms;
@@ -110,7 +111,6 @@ int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *r
     po.backoff_min_ms = 0;
     if (ons_pg_init(&m->pg, &po) || q_status_new(redis, &m->st))
         goto fail;
-    pthread_mutex_init(&m->ring_mu, NULL);
     size_t cells = (size_t)Q_TOPIC_COUNT * (size_t)partitions;
     m->round_high = malloc(ING_MONITOR_ROUNDS * cells * sizeof *m->round_high);
     m->round_read = malloc(cells * sizeof *m->round_read);
@@ -175,17 +175,22 @@ int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t p)
                                                                    : -1;
 }
 
-int64_t ing_monitor_high_since(ing_monitor *m, int lane, int32_t p, int64_t since_wall_ms)
+int64_t ing_monitor_high_since(ing_monitor *m, int lane, int32_t p, int64_t since_wall_ms,
+                               int64_t quiet_ms)
 {
     if (lane < 0 || lane >= Q_TOPIC_COUNT || p < 0 || p >= m->n)
         return -1;
-    int64_t high = -1;
+    int64_t high = -1, failed = INT64_MIN / 2;
     pthread_mutex_lock(&m->ring_mu);
     int64_t first = m->rounds > ING_MONITOR_ROUNDS ? m->rounds - ING_MONITOR_ROUNDS : 0;
     for (int64_t r = first; r < m->rounds && high < 0; r++) {
         size_t slot = (size_t)(r % ING_MONITOR_ROUNDS);
-        if (m->round_wall_ms[slot] > since_wall_ms)
-            high = m->round_high[(slot * Q_TOPIC_COUNT + (size_t)lane) * (size_t)m->n + (size_t)p];
+        int64_t wall = m->round_wall_ms[slot];
+        int64_t h = m->round_high[(slot * Q_TOPIC_COUNT + (size_t)lane) * (size_t)m->n + (size_t)p];
+        if (h < 0)
+            failed = wall;
+        else if (wall > since_wall_ms && wall > failed + quiet_ms)
+            high = h;
     }
     pthread_mutex_unlock(&m->ring_mu);
     return high;

@@ -41,10 +41,12 @@ int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t partition);
  * default monitor.interval_ms, the last four minutes and more. */
 #define ING_MONITOR_ROUNDS 256
 /* The high watermark of the partition in lane as the first kept round that
- * STARTED after since_wall_ms (ons_wall_ms) and read it found it; -1 when
- * no such round has completed yet. Every record sent before since_wall_ms
- * that ever lands is below it (or lands later than the round's read: a
- * hung broker; the settle point's margin covers that, ing_produce_settled). */
-int64_t ing_monitor_high_since(ing_monitor *m, int lane, int32_t partition, int64_t since_wall_ms);
+ * STARTED after since_wall_ms (ons_wall_ms), and more than quiet_ms after
+ * the last round that failed to read it, found it; -1 when no such round
+ * has completed yet. The quiet time after a failure: a broker that hung
+ * (its reads failed) appends the requests it held when it wakes, maybe
+ * after the first read over a new connection. */
+int64_t ing_monitor_high_since(ing_monitor *m, int lane, int32_t partition, int64_t since_wall_ms,
+                               int64_t quiet_ms);
 
 #endif

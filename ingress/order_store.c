@@ -216,7 +216,7 @@ static int read_ticket_change(const PGresult *res, int i, void *item)
     t->admitted = ing_pg_bool(res, i, 7);
     t->change_pending = ing_pg_bool(res, i, 8);
     return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id) ||
-           ing_pg_i64(res, i, 9, &t->change_claimed_ms);
+           ing_pg_i64(res, i, 9, &t->change_claim_age_ms);
 }
 
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_change_opts *o,
@@ -231,7 +231,7 @@ int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_cha
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "  t.admitted_at IS NOT NULL, "
         "  coalesce(t.change_claimed_at > now() - make_interval(secs => $4::bigint), false), "
-        "  coalesce((extract(epoch FROM t.change_claimed_at) * 1000)::bigint, 0) "
+        "  coalesce((extract(epoch FROM now() - t.change_claimed_at) * 1000)::bigint, -1) "
         "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
         4, v);
     return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
@@ -245,7 +245,8 @@ int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id,
      * judged it settled (ing_ticket_claim_blocks). */
     PGresult *res = ing_pg_query_i64(
         w, 0,
-        "UPDATE tickets t SET code_version = code_version + 1, change_claimed_at = now() "
+        "UPDATE tickets t SET code_version = code_version + 1, change_claimed_at = "
+        "clock_timestamp() "
         "WHERE ticket_id = $1 AND owner_id = $2 AND status = 'valid' AND admitted_at IS NULL "
         "AND (change_claimed_at IS NULL "
         "OR change_claimed_at <= now() - make_interval(secs => $3::bigint)) "

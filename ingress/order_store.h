@@ -107,12 +107,12 @@ void ing_ticket_page_clear(ing_ticket_page *p);
 typedef struct ing_ticket_change {
     int64_t event_id, owner_id;
     char status[16], event_status[16];
-    int ended;                 /* the event ended, or its show started end_grace_s ago */
-    int past_cutoff;           /* the show starts within refund_cutoff_s */
-    int admitted;              /* a scan admitted it (tickets.admitted_at set) */
-    int change_pending;        /* a change was claimed within claim_timeout_s (an older
-                                * one: change_claimed_ms, ing_ticket_claim_blocks) */
-    int64_t change_claimed_ms; /* when a change was claimed (epoch ms), 0: none pending */
+    int ended;                   /* the event ended, or its show started end_grace_s ago */
+    int past_cutoff;             /* the show starts within refund_cutoff_s */
+    int admitted;                /* a scan admitted it (tickets.admitted_at set) */
+    int change_pending;          /* a change was claimed within claim_timeout_s (an older
+                                  * one: change_claim_age_ms, ing_ticket_claim_blocks) */
+    int64_t change_claim_age_ms; /* how long ago a change was claimed, -1: none pending */
     char starts_at[32];
 } ing_ticket_change;
 

@@ -253,9 +253,10 @@ int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms
     int32_t last = partition < 0 ? app->partitions - 1 : partition;
     for (int32_t p = first; p <= last; p++) {
         /* The watermark a monitor round read after the settle point (the
-         * broker answering then), not the latest: a partition that keeps
-         * taking records is settled once its cursor passes that one. */
-        int64_t high = ing_monitor_high_since(app->monitor, lane, p, at_ms + settle);
+         * broker answering then, and for a settle time before it), not the
+         * latest: a partition that keeps taking records is settled once
+         * its cursor passes that one. */
+        int64_t high = ing_monitor_high_since(app->monitor, lane, p, at_ms + settle, settle);
         if (high < 0 || served(arg, p) < high)
             return 0;
     }

@@ -51,17 +51,16 @@ void ing_route_ticket_cancel(ing_req *r);
 /* routes_tickets.c: gate codes and scans */
 void ing_route_ticket_code(ing_req *r);
 void ing_route_scan(ing_req *r);
-/* Does a change of a ticket of event_id, claimed at claimed_ms (epoch ms,
- * 0: none) and pending by its age (young: within
+/* Does a change of a ticket of event_id, claimed age_ms ago (by
+ * PostgreSQL's clock, just read; -1: none) and young (within
  * tickets.change_claim_timeout_s), still block the ticket's code, the door
  * and another change? Young, yes; older, until the control lane of the
- * event's partition is settled past the claim (ing_produce_settled): the
- * record it may have sent is then certainly applied, and would have
+ * event's partition is settled past the claim's send (ing_produce_settled):
+ * the record it may have sent is then certainly applied, and would have
  * cleared it. So an owner lagging past the timeout never meets a ticket
  * admitted meanwhile; only a claim whose record was never sent (ingress
  * died in between) is freed, by the age and the owner's progress. */
-int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int young,
-                            int64_t claimed_ms);
+int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int young, int64_t age_ms);
 
 void ing_route_venue_create(ing_req *r);
 void ing_route_event_create(ing_req *r);

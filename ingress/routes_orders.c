@@ -583,7 +583,7 @@ static int ticket_refused(ing_req *r, ing_worker *w)
                   j->msg.ticket_kind == Q_TICKET_TRANSFER ? "transferred" : "cancelled");
         return -1;
     }
-    if (ing_ticket_claim_blocks(r, w, t.event_id, t.change_pending, t.change_claimed_ms)) {
+    if (ing_ticket_claim_blocks(r, w, t.event_id, t.change_pending, t.change_claim_age_ms)) {
         ing_fail(r, w, ING_E_TICKET_CHANGE_PENDING, NULL);
         return -1;
     }

@@ -70,15 +70,20 @@ static void change_pending(ing_req *r)
     ing_fail(r, NULL, ING_E_TICKET_CHANGE_PENDING, NULL);
 }
 
-int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int young,
-                            int64_t claimed_ms)
+int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int young, int64_t age_ms)
 {
     if (young)
         return 1;
-    if (claimed_ms <= 0)
+    if (age_ms < 0)
         return 0;
+    /* The claim on this node's clock (its age, not PostgreSQL's time: a
+     * clock behind would make it look older), and its record sent at most
+     * kafka.produce_timeout_ms after it (the claim's commit and hand-off;
+     * the time was taken once the row was locked), as pending_settled
+     * counts a join's. */
+    int64_t sent_by = ing_now_ms() - age_ms + r->app->o.kafka_produce_timeout_ms;
     int32_t p = q_partition_of_event(event_id, r->app->partitions);
-    return !ing_produce_settled(r->app, Q_TOPIC_CONTROL, p, claimed_ms, ing_control_lane_served, w);
+    return !ing_produce_settled(r->app, Q_TOPIC_CONTROL, p, sent_by, ing_control_lane_served, w);
 }
 
 /* Reads the ticket for the code route or a scan (ing_tickets_gate), with
@@ -89,7 +94,7 @@ static int gate_read(ing_req *r, ing_worker *w, int64_t ticket_id, ing_ticket_ga
     int rc = ing_tickets_gate(w, ticket_id, r->app->o.tickets_change_claim_timeout_s, g);
     if (rc == 0)
         g->change_pending =
-            ing_ticket_claim_blocks(r, w, g->event_id, g->change_pending, g->change_claimed_ms);
+            ing_ticket_claim_blocks(r, w, g->event_id, g->change_pending, g->change_claim_age_ms);
     return rc;
 }
 

@@ -38,7 +38,7 @@ static int read_gate(const PGresult *res, int64_t ticket_id, ing_ticket_gate *ou
     snprintf(out->event_name, sizeof out->event_name, "%s", PQgetvalue(res, 0, 5));
     snprintf(out->seat, sizeof out->seat, "%s", PQgetvalue(res, 0, 6));
     out->change_pending = PQgetvalue(res, 0, 7)[0] == 't';
-    return ing_pg_i64(res, 0, 8, &out->change_claimed_ms) ? ONS_EUNAVAIL : 0;
+    return ing_pg_i64(res, 0, 8, &out->change_claim_age_ms) ? ONS_EUNAVAIL : 0;
 }
 
 int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
@@ -56,8 +56,8 @@ int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
                              "s.name || ' row ' || st.row_no || ' seat ' || st.seat_in_row, "
                              "coalesce(t.change_claimed_at > now() - make_interval(secs => "
                              "$2::bigint), false), "
-                             "coalesce((extract(epoch FROM t.change_claimed_at) * 1000)::bigint, "
-                             "0) "
+                             "coalesce((extract(epoch FROM now() - t.change_claimed_at) * "
+                             "1000)::bigint, -1) "
                              "FROM tickets t JOIN events e ON e.event_id = t.event_id "
                              "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
                              "JOIN sections s ON s.section_id = st.section_id "

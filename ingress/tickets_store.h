@@ -19,18 +19,18 @@
 /* What a gate needs to know about one ticket. */
 typedef struct ing_ticket_gate {
     int64_t ticket_id, event_id, owner_id, code_version;
-    char status[16];           /* valid | cancelled | voided */
-    char admitted_at[32];      /* RFC 3339 UTC; "" while not admitted */
-    char event_name[256];      /* truncated for display */
-    char seat[96];             /* "<section> row <r> seat <s>", truncated */
-    int change_pending;        /* a transfer or cancel is in flight (claimed, not applied) */
-    int64_t change_claimed_ms; /* when a change was claimed (epoch ms), 0: none pending */
+    char status[16];             /* valid | cancelled | voided */
+    char admitted_at[32];        /* RFC 3339 UTC; "" while not admitted */
+    char event_name[256];        /* truncated for display */
+    char seat[96];               /* "<section> row <r> seat <s>", truncated */
+    int change_pending;          /* a transfer or cancel is in flight (claimed, not applied) */
+    int64_t change_claim_age_ms; /* how long ago a change was claimed, -1: none pending */
 } ing_ticket_gate;
 
 /* Reads ticket_id. ONS_ENOTFOUND when there is no such ticket.
  * change_pending is set for a change claimed within claim_timeout_s
  * (tickets.change_claim_timeout_s); an older claim is in
- * change_claimed_ms, for the caller to judge (ing_ticket_claim_blocks). */
+ * change_claim_age_ms, for the caller to judge (ing_ticket_claim_blocks). */
 int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
                      ing_ticket_gate *out);
 
