@@ -47,6 +47,8 @@
     X(ING_E_POW_INVALID, 403, "pow_invalid", 0, "The proof of work is not valid.")                 \
     X(ING_E_POW_USED, 403, "pow_used", 0,                                                          \
       "This solution was already used; fetch a new challenge.")                                    \
+    X(ING_E_SCANNER_NOT_ASSIGNED, 403, "scanner_not_assigned", 0,                                  \
+      "You are not assigned to scan tickets for this venue.")                                      \
     X(ING_E_ROLE_NOT_GRANTED, 403, "role_not_granted", 0, "This account lacks that role.")         \
     X(ING_E_NOT_FOUND, 404, "not_found", 0, "No such resource.")                                   \
     X(ING_E_EVENT_NOT_FOUND, 404, "event_not_found", 0, "No such event.")                          \
@@ -66,6 +68,8 @@
       "This reservation is being paid for.")                                                       \
     X(ING_E_PAYMENT_IN_PROGRESS, 409, "payment_in_progress", 0,                                    \
       "This is being paid for and cannot be cancelled now.")                                       \
+    X(ING_E_NOT_A_SCANNER, 409, "not_a_scanner", 0,                                                \
+      "Only an account holding the scanner role can be assigned to a venue.")                      \
     X(ING_E_EMAIL_TAKEN, 409, "email_taken", 0, "An account with this email exists.")              \
     X(ING_E_EVENT_CANCELLED, 409, "event_cancelled", 0, "This event was cancelled.")               \
     X(ING_E_EVENT_ENDED, 409, "event_ended", 0, "This event has ended.")                           \

@@ -2,7 +2,8 @@
  * routes_tickets.c - tickets at the gate (docs/tickets.md):
  *   GET  /v1/tickets/{id}/code   (the ticket's owner) the rotating code, its
  *                                step, seconds left, scannable string, QR SVG
- *   POST /v1/scans               (scanner) admits a ticket once
+ *   POST /v1/scans               (scanner) admits a ticket once, of a venue
+ *                                the scanner is assigned to (routes_scanners.c)
  *
  * The code is derived from tickets.secret, the ticket id and code_version
  * (ticket_code.h), so ingress stores nothing per code and the secret never
@@ -88,10 +89,12 @@ int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int you
 
 /* Reads the ticket for the code route or a scan (ing_tickets_gate), with
  * change_pending set while a claimed change still blocks it
- * (ing_ticket_claim_blocks). */
+ * (ing_ticket_claim_blocks) and, on a scan, scanner_assigned for the
+ * caller. */
 static int gate_read(ing_req *r, ing_worker *w, int64_t ticket_id, ing_ticket_gate *g)
 {
-    int rc = ing_tickets_gate(w, ticket_id, r->app->o.tickets_change_claim_timeout_s, g);
+    int64_t scanner = r->route->handler == ing_route_scan ? r->who.user_id : 0;
+    int rc = ing_tickets_gate(w, ticket_id, r->app->o.tickets_change_claim_timeout_s, scanner, g);
     if (rc == 0)
         g->change_pending =
             ing_ticket_claim_blocks(r, w, g->event_id, g->change_pending, g->change_claim_age_ms);
@@ -171,11 +174,25 @@ void ing_route_ticket_code(ing_req *r)
 
 /* ---- POST /v1/scans ------------------------------------------------------------------ */
 
+/* A scan of a ticket that is not of a venue the scanner is assigned to, or
+ * of no ticket at all: one answer for both, before the code is checked, so
+ * a foreign scanner learns nothing of the ticket (whether it exists, is
+ * valid, was admitted) and changes nothing. */
+static void not_assigned(ing_req *r, ing_worker *w)
+{
+    count_scan(r, "scanner_not_assigned");
+    ing_fail(r, w, ING_E_SCANNER_NOT_ASSIGNED, NULL);
+}
+
 /* Answers a scan whose code matched the ticket's current version within the
  * grace steps, from the ticket's state as read (admission was refused, or
  * not yet tried). Returns 1 when it replied. */
 static int refuse_state(ing_req *r, const ing_ticket_gate *g, int64_t version)
 {
+    if (!g->scanner_assigned) { /* unassigned since the first read */
+        not_assigned(r, NULL);
+        return 1;
+    }
     if (q_ticket_status_parse(g->status) != Q_TICKET_VALID) {
         ticket_not_valid(r, g);
         return 1;
@@ -243,8 +260,8 @@ static void scan_job(ing_worker *w, void *arg)
         unavailable(r);
         return;
     }
-    if (rc == ONS_ENOTFOUND) {
-        ing_failf(r, w, ING_E_NOT_FOUND, "ticket_id", "No such ticket.");
+    if (rc == ONS_ENOTFOUND || !g.scanner_assigned) {
+        not_assigned(r, w);
         return;
     }
     if (refuse_code(r, w, &g, j))

@@ -12,6 +12,12 @@
 
 #define RFC3339_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/* The admitting UPDATE's test that scanner $4 is assigned to the venue of
+ * the ticket's event: an unassign committed before the UPDATE stops it. */
+#define SCANNER_ASSIGNED_SQL                                                                       \
+    "EXISTS (SELECT 1 FROM events e JOIN venue_scanners vs ON vs.venue_id = e.venue_id "           \
+    "WHERE e.event_id = t.event_id AND vs.scanner_id = $4)"
+
 /* PGresult of a statement that returns rows, or NULL (logged) when it
  * failed; the caller PQclears. */
 static PGresult *rows(ing_worker *w, const char *what, const char *sql, int n, const char *const *v)
@@ -38,16 +44,18 @@ static int read_gate(const PGresult *res, int64_t ticket_id, ing_ticket_gate *ou
     snprintf(out->event_name, sizeof out->event_name, "%s", PQgetvalue(res, 0, 5));
     snprintf(out->seat, sizeof out->seat, "%s", PQgetvalue(res, 0, 6));
     out->change_pending = PQgetvalue(res, 0, 7)[0] == 't';
+    out->scanner_assigned = PQgetvalue(res, 0, 9)[0] == 't';
     return ing_pg_i64(res, 0, 8, &out->change_claim_age_ms) ? ONS_EUNAVAIL : 0;
 }
 
-int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
+int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s, int64_t scanner,
                      ing_ticket_gate *out)
 {
-    char tid[24], timeout[24];
+    char tid[24], timeout[24], who[24];
     snprintf(tid, sizeof tid, "%" PRId64, ticket_id);
     snprintf(timeout, sizeof timeout, "%" PRId64, claim_timeout_s);
-    const char *v[] = {tid, timeout};
+    snprintf(who, sizeof who, "%" PRId64, scanner);
+    const char *v[] = {tid, timeout, who};
     PGresult *res = rows(
         w, "ticket gate",
         "SELECT t.event_id, t.owner_id, t.code_version, t.status, "
@@ -57,12 +65,14 @@ int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s,
                              "coalesce(t.change_claimed_at > now() - make_interval(secs => "
                              "$2::bigint), false), "
                              "coalesce((extract(epoch FROM now() - t.change_claimed_at) * "
-                             "1000)::bigint, -1) "
+                             "1000)::bigint, -1), "
+                             "EXISTS (SELECT 1 FROM venue_scanners vs WHERE vs.venue_id = "
+                             "e.venue_id AND vs.scanner_id = $3) "
                              "FROM tickets t JOIN events e ON e.event_id = t.event_id "
                              "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
                              "JOIN sections s ON s.section_id = st.section_id "
                              "WHERE t.ticket_id = $1",
-        2, v);
+        3, v);
     if (!res)
         return ONS_EUNAVAIL;
     int rc = PQntuples(res) != 1 ? ONS_ENOTFOUND : read_gate(res, ticket_id, out);
@@ -81,16 +91,16 @@ int ing_tickets_admit(ing_worker *w, int64_t ticket_id, int64_t code_version,
     const char *v[] = {tid, timeout, ver, who};
     PGresult *res =
         unchecked ? rows(w, "admit ticket (unchecked)",
-                         "UPDATE tickets SET admitted_at = now(), admitted_by = $4 "
+                         "UPDATE tickets t SET admitted_at = now(), admitted_by = $4 "
                          "WHERE ticket_id = $1 AND $2::bigint IS NOT NULL AND $3::int IS NOT NULL "
-                         "RETURNING " RFC3339_SQL("admitted_at"),
+                         "AND " SCANNER_ASSIGNED_SQL " RETURNING " RFC3339_SQL("admitted_at"),
                          4, v)
                   : rows(w, "admit ticket",
                          "UPDATE tickets t SET admitted_at = now(), admitted_by = $4 "
                          "WHERE ticket_id = $1 AND code_version = $3 AND status = 'valid' "
                          "AND admitted_at IS NULL AND (change_claimed_at IS NULL "
                          "OR change_claimed_at <= now() - make_interval(secs => $2::bigint)) "
-                         "RETURNING " RFC3339_SQL("admitted_at"),
+                         "AND " SCANNER_ASSIGNED_SQL " RETURNING " RFC3339_SQL("admitted_at"),
                          4, v);
     if (!res)
         return ONS_EUNAVAIL;

@@ -433,6 +433,27 @@ class Stack:
         return self.wait_for(lambda: (lambda p: p if p.get("state") == state else None)(
             self.http("GET", status_url, token=token)[2]), timeout, f"{status_url} {state}")
 
+    def scanner_account(self, user_id):
+        """Gives user_id an account holding the scanner role (minted tokens
+        may name ids without one; only such accounts can be assigned)."""
+        self.sql("INSERT INTO users (user_id, roles) VALUES (%s, '{fan,scanner}') "
+                 "ON CONFLICT (user_id) DO UPDATE SET roles = users.roles || '{scanner}' "
+                 "WHERE NOT 'scanner' = ANY (users.roles)", (user_id,))
+
+    def assign_scanner(self, user_id, event_id, port=None):
+        """Assigns scanner user_id, as the venue's owner does, to the venue of
+        event_id (docs/tickets.md "Who may scan where"), through the ingress
+        on port (default: the current one). Returns the venue id."""
+        self.scanner_account(user_id)
+        (venue, owner), = self.sql("SELECT v.venue_id, v.owner_id FROM events e "
+                                   "JOIN venues v USING (venue_id) WHERE e.event_id = %s",
+                                   (event_id,))
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.ingress_port, timeout=30)
+        s, _, b = exchange(conn, "PUT", f"/v1/venues/{venue}/scanners/{user_id}", None,
+                           self.token(owner, "seller"))
+        assert s == 200 and b["user_id"] == user_id, b
+        return venue
+
     def sql(self, query, params=None):
         """Runs one statement on this Stack's database; returns rows (or [])."""
         with self.pg.cursor() as c:

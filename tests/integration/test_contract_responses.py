@@ -5,7 +5,8 @@ spec against the real stack (Kafka, PostgreSQL, Redis, worker, payments, the
 gateway simulator, a real Prometheus for the ops history):
 
   admin grants a signed-up account the seller role; the seller logs in,
-  refreshes, makes a venue and three events (one on sale, one scheduled with
+  refreshes, makes a venue (and assigns, lists and removes its scanner)
+  and three events (one on sale, one scheduled with
   a pre-queue, one to cancel), edits the scheduled one, pauses and resumes
   and caps the sale, asks a proof of work; fans sign up, log in, search,
   view, fetch a challenge and join with its solution, poll, hold, pay via
@@ -160,6 +161,15 @@ def test_every_operation_answers_as_the_spec_says(journey):
     assert again == v, (again, v)
     cl.call("POST", "/v1/venues", dict(venue_body, name="Other Hall"), seller,
             headers={"Idempotency-Key": "venue-1"}, expect=422)
+    # The venue's scanner (docs/tickets.md "Who may scan where"): assigned,
+    # listed; a fan account cannot be; one removed and assigned again.
+    vs = f"/v1/venues/{v['venue_id']}/scanners"
+    cl.call("PUT", f"{vs}/{users['scanner']}", token=seller, expect=200)
+    cl.call("PUT", f"{vs}/{users['fan1']}", token=seller, expect=409)  # not_a_scanner
+    cl.call("DELETE", f"{vs}/{users['scanner']}", token=seller, expect=204)
+    cl.call("PUT", f"{vs}/{users['scanner']}", token=seller, expect=200)
+    _, _, listed = cl.call("GET", vs, token=seller, expect=200)
+    assert [x["user_id"] for x in listed["scanners"]] == [users["scanner"]], listed
     now = time.time()
     base = {"venue_id": v["venue_id"], "category": "concert", "starts_at": iso(now + 30 * 86400),
             "tiers": [{"section": "Floor", "price_cents": 5000},
@@ -260,6 +270,8 @@ def test_every_operation_answers_as_the_spec_says(journey):
     st.wait_for(fan2_has_it, 30, "the transferred ticket in fan2's history")
     code = st.wait_for(lambda: (lambda r: r[2] if r[0] == 200 else None)(
         cl.call("GET", f"/v1/tickets/{t_give}/code", token=fans["fan2"])), 30, "fan2's code")
+    cl.call("POST", "/v1/scans", {"ticket_id": 10**12, "code": "12345678"}, scanner,
+            expect=403)  # scanner_not_assigned: no such ticket (or another venue's)
     cl.call("POST", "/v1/scans", {"scan": code["scan"]}, scanner, expect=200)
     cl.call("POST", "/v1/scans", {"scan": code["scan"]}, scanner, expect=409)  # already_admitted
     cl.call("GET", f"/v1/tickets/{t_give}/code", token=fans["fan2"], expect=200)  # admitted_at

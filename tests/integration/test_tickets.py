@@ -13,11 +13,19 @@ harness's tickets.secret (code_version read from PostgreSQL):
     transferred after its code was shown 409 ticket_transferred while the
     new holder's code admits;
   * two scanners racing on one code: exactly one admits; the control
-    (debug.scan_unchecked) shows the race is real without the guard.
+    (debug.scan_unchecked) shows the race is real without the guard;
+  * who may scan where: a scanner admits only tickets of a venue its owner
+    assigned it to (403 scanner_not_assigned otherwise, the same answer as
+    for no ticket at all, nothing changed); another seller cannot assign to
+    the venue, only scanner accounts can be assigned, and an unassign stops
+    even a scan that read the ticket before it.
 """
 import hashlib
 import hmac
+import http.client
+import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -27,7 +35,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TICKETS_SECRET, Stack  # noqa: E402
+from harness import TICKETS_SECRET, Stack, exchange  # noqa: E402
 from test_checkout import Env  # noqa: E402
 
 STEP_S = 5  # tickets.code_step_s of the ingress under test: rotation is seen quickly
@@ -51,6 +59,7 @@ def env():
         # The ingress under test (st.http talks to the latest one).
         e.base = st.start_ingress(tickets_code_step_s=STEP_S)
         e.ev = st.create_event(sections=(("A", 2, 10, 5000),))
+        e.venue = st.assign_scanner(SCANNER, e.ev)
         yield e
 
 
@@ -160,7 +169,9 @@ def test_stale_step_refused_previous_step_in_grace(env):
     assert s == 200 and b["state"] == "admitted", b
     s, _, b = scan(st, {"ticket_id": t2, "code": expected_code(t2, 0, now - 1)})
     assert s == 200 and b["state"] == "admitted", b
-    assert err(scan(st, {"ticket_id": 987654321, "code": "12345678"})) == (404, "not_found")
+    # No such ticket: the answer a ticket of another venue gets (below).
+    assert err(scan(st, {"ticket_id": 987654321, "code": "12345678"})) == \
+        (403, "scanner_not_assigned")
 
 
 def test_cancelled_ticket_refused(env):
@@ -280,6 +291,7 @@ def test_a_change_the_owner_ignores_leaves_the_ticket_scannable(env):
     nobody until tickets.change_claim_timeout_s (300 s) ran out."""
     st = env.st
     ev = st.create_event(sections=(("A", 1, 4, 2500),))
+    st.assign_scanner(SCANNER, ev)
     st.sql("UPDATE events SET starts_at = now() + interval '2 hours' WHERE event_id = %s", (ev,))
     _, p = env.reserve(65, ev, 1)
     assert p["state"] == "reserved", p
@@ -379,3 +391,175 @@ def test_a_change_that_could_not_be_sent_leaves_no_claim(env):
     assert s == 200, code
     assert scan(st, {"scan": code["scan"]})[2]["state"] == "admitted"
     assert st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (tid,)) == [("valid",)]
+
+
+# ---- who may scan where (docs/tickets.md "Who may scan where") -----------------------------
+
+OTHER_SELLER = 2000  # owns the venue of the event below; env.ev's is seller 1000's
+
+
+def venue_call(st, method, venue, user, seller=OTHER_SELLER, role="seller"):
+    path = f"/v1/venues/{venue}/scanners" + (f"/{user}" if user is not None else "")
+    return st.http(method, path, token=st.token(seller, role))
+
+
+def admitted(st, tid):
+    return st.sql("SELECT admitted_at, admitted_by FROM tickets WHERE ticket_id = %s", (tid,))[0]
+
+
+def test_a_scanner_admits_only_at_its_venues(env):
+    """Failed before venue binding: any scanner admitted any ticket of any
+    seller's event (the first scan here answered 200). A scanner assigned
+    to another venue, or to none, is refused with one answer whatever the
+    ticket (valid, admitted, wrong code, no such ticket), and nothing
+    changes; control: the same scanner, once the venue's owner assigns it,
+    admits the same code."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 6, 2500),), seller_id=OTHER_SELLER)
+    venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
+    t1, t2, t3 = env.buy(80, qty=3, ev=ev)
+    loner = 902  # a scanner account assigned nowhere
+    st.scanner_account(loner)
+    # t3 admitted by the venue's own scanner, for the "already admitted" probe.
+    own = 903
+    st.assign_scanner(own, ev)
+    now = mid_step()
+    assert scan(st, {"ticket_id": t3, "code": expected_code(t3, 0, now)}, user=own)[0] == 200
+    before = st.sql("SELECT ticket_id, admitted_at, code_version, status FROM tickets "
+                    "ORDER BY ticket_id")
+    answers, counted = set(), scans_counted(st, "scanner_not_assigned")
+    for who in (SCANNER, loner):
+        now = mid_step()
+        for body in ({"ticket_id": t1, "code": expected_code(t1, 0, now)},
+                     {"scan": f"ONS1:{t1}:{now}:{expected_code(t1, 0, now)}"},
+                     {"ticket_id": t1, "code": "00000000"},
+                     {"ticket_id": t3, "code": expected_code(t3, 0, now)},
+                     {"ticket_id": t1 + 10**9, "code": "12345678"}):
+            s, h, b = scan(st, body, user=who)
+            assert (s, b["error"]["code"]) == (403, "scanner_not_assigned"), (who, body, b)
+            assert "retry-after" not in h
+            answers.add(json.dumps(b, sort_keys=True))
+    assert len(answers) == 1, answers  # one body: nothing told about the ticket
+    assert st.sql("SELECT ticket_id, admitted_at, code_version, status FROM tickets "
+                  "ORDER BY ticket_id") == before
+    assert scans_counted(st, "scanner_not_assigned") == counted + 10
+    # Control: assigned by the venue's owner, the same scanner admits.
+    s, _, b = venue_call(st, "PUT", venue, SCANNER)
+    assert s == 200 and (b["venue_id"], b["user_id"], b["assigned_by"]) == \
+        (venue, SCANNER, OTHER_SELLER), b
+    now = mid_step()
+    s, _, b = scan(st, {"ticket_id": t1, "code": expected_code(t1, 0, now)})
+    assert s == 200 and b["state"] == "admitted", b
+    assert admitted(st, t1)[1] == SCANNER
+    # ... and still only there: the loner is still refused on t2.
+    assert err(scan(st, {"ticket_id": t2, "code": expected_code(t2, 0, now)}, user=loner)) == \
+        (403, "scanner_not_assigned")
+    assert admitted(st, t2) == (None, None)
+
+
+def test_only_the_venues_owner_assigns_and_only_scanners(env):
+    """Seller 1000 (env.ev's venue) cannot assign, remove or list scanners
+    of seller 2000's venue (403, nothing changed); nobody can assign an
+    account without the scanner role (409 not_a_scanner) or to no venue
+    (404); the owner and an admin can; assigning twice changes nothing."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 2, 2500),), seller_id=OTHER_SELLER)
+    venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
+    fan_account = st.sql("INSERT INTO users (display_name) VALUES ('A fan') RETURNING user_id")[0][0]
+    scanner_b = 904
+    st.scanner_account(scanner_b)
+
+    def rows():
+        return st.sql("SELECT venue_id, scanner_id, assigned_by FROM venue_scanners "
+                      "ORDER BY 1, 2")
+    before = rows()
+    for method in ("PUT", "DELETE"):
+        assert err(venue_call(st, method, venue, scanner_b, seller=1000)) == (403, "forbidden")
+    assert err(venue_call(st, "GET", venue, None, seller=1000)) == (403, "forbidden")
+    # The other seller's own venue does not help: still 403 on this one.
+    assert err(venue_call(st, "PUT", env.venue, scanner_b, seller=OTHER_SELLER)) == \
+        (403, "forbidden")
+    for role in ("fan", "scanner"):
+        assert err(venue_call(st, "PUT", venue, scanner_b, role=role)) == (403, "forbidden")
+    assert err(venue_call(st, "PUT", venue, fan_account)) == (409, "not_a_scanner")
+    assert err(venue_call(st, "PUT", venue, 777777)) == (409, "not_a_scanner")  # no account
+    assert err(venue_call(st, "PUT", 10**12, scanner_b)) == (404, "venue_not_found")
+    assert err(venue_call(st, "PUT", "0x1", scanner_b)) == (400, "invalid_id")
+    assert rows() == before
+    # Control: the owner assigns (twice: one row), an admin too; the owner lists.
+    for _ in range(2):
+        s, _, b = venue_call(st, "PUT", venue, scanner_b)
+        assert s == 200 and b["user_id"] == scanner_b and b["assigned_by"] == OTHER_SELLER, b
+    s, _, b = venue_call(st, "PUT", venue, SCANNER, seller=1, role="admin")
+    assert s == 200 and b["assigned_by"] == 1, b
+    s, _, b = venue_call(st, "GET", venue, None)
+    assert s == 200 and b["venue_id"] == venue, b
+    assert [x["user_id"] for x in b["scanners"]] == [scanner_b, SCANNER], b
+    assert len(rows()) == len(before) + 2
+
+
+def test_a_venues_scanners_are_capped(env):
+    """tickets.scanners_per_venue bounds a venue's list: one more is 409
+    invalid_state and nothing is added; one already there is still fine."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 2, 2500),), seller_id=OTHER_SELLER)
+    venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
+    port = other_ingress(env, tickets_scanners_per_venue=1)
+    for u in (905, 906):
+        st.scanner_account(u)
+    keep, st.ingress_port = st.ingress_port, port
+    try:
+        assert venue_call(st, "PUT", venue, 905)[0] == 200
+        assert err(venue_call(st, "PUT", venue, 906)) == (409, "invalid_state")
+        assert venue_call(st, "PUT", venue, 905)[0] == 200
+    finally:
+        st.ingress_port = keep
+    assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s", (venue,)) == \
+        [(905,)]
+
+
+def test_an_unassign_stops_the_next_scan_and_one_in_flight(env):
+    """DELETE takes effect at once: the next scan is refused, and a scan
+    that read the ticket (assigned then) before the unassign committed is
+    refused by its UPDATE (debug.scan_delay_ms holds it between the two).
+    Control: the same delayed scan admits when nobody unassigns."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 4, 2500),), seller_id=OTHER_SELLER)
+    t1, t2, t3 = env.buy(81, qty=3, ev=ev)
+    sc = 907
+    venue = st.assign_scanner(sc, ev)
+    slow = other_ingress(env, debug_scan_delay_ms=1500)
+    # Control: the delayed scan admits.
+    now = mid_step()
+    s, _, b = scan_at_as(st, slow, {"ticket_id": t1, "code": expected_code(t1, 0, now)}, sc)
+    assert s == 200 and b["state"] == "admitted", b
+    # Unassigned while the scan sleeps between its read and its UPDATE.
+    now = mid_step()
+    out = []
+    th = threading.Thread(target=lambda: out.append(
+        scan_at_as(st, slow, {"ticket_id": t2, "code": expected_code(t2, 0, now)}, sc)))
+    th.start()
+    time.sleep(0.5)
+    assert venue_call(st, "DELETE", venue, sc)[0] == 204
+    th.join()
+    assert err(out[0]) == (403, "scanner_not_assigned"), out
+    assert admitted(st, t2) == (None, None)
+    # The next scan is refused too; removing again is still 204; listed no more.
+    assert err(scan(st, {"ticket_id": t3, "code": expected_code(t3, 0, mid_step())}, user=sc)) \
+        == (403, "scanner_not_assigned")
+    assert venue_call(st, "DELETE", venue, sc)[0] == 204
+    assert venue_call(st, "GET", venue, None)[2]["scanners"] == []
+    assert admitted(st, t3) == (None, None)
+
+
+def scan_at_as(st, port, body, user):
+    """A scan by user to the ingress on port, on its own connection (safe
+    from a thread while st.http is used)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    return exchange(conn, "POST", "/v1/scans", body, st.token(user, "scanner"))
+
+
+def scans_counted(st, result):
+    m = re.search(r'onsale_ingress_scans_total\{result="%s"\} (\d+)' % result,
+                  st.http("GET", "/metrics")[2])
+    return int(m.group(1)) if m else 0

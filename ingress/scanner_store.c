@@ -1,0 +1,149 @@
+/* scanner_store.c - scanner assignments to venues; see scanner_store.h. */
+#include "ingress/scanner_store.h"
+#include "common/err.h"
+#include "ingress/pg_row.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define RFC3339_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* The columns every scanner read answers, in ing_venue_scanner's order. */
+#define SCANNER_COLS                                                                               \
+    "s.scanner_id, s.assigned_by, coalesce(u.display_name, ''), " RFC3339_SQL("s.assigned_at")
+
+static const ing_pg_col scanner_cols[] = {
+    ING_PG_COL(ing_venue_scanner, ING_PG_I64, 0, user_id),
+    ING_PG_COL(ing_venue_scanner, ING_PG_I64, 1, assigned_by),
+    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 2, display_name),
+    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 3, assigned_at),
+};
+
+static int read_scanner(const PGresult *res, int i, void *item)
+{
+    return ing_pg_read_cols(res, i, item, scanner_cols, sizeof scanner_cols / sizeof *scanner_cols);
+}
+
+static int exec(ing_worker *w, const char *sql)
+{
+    PGresult *res = ing_worker_query(w, sql, 0, NULL);
+    int rc = ing_pg_status(res, NULL, sql);
+    PQclear(res);
+    return rc;
+}
+
+/* The venue's owner is the caller (or the caller is an admin): 0,
+ * ONS_ENOTFOUND or ONS_EAUTH. lock: FOR UPDATE (inside a transaction),
+ * which orders assignments to one venue. */
+static int venue_owned(ing_worker *w, const char *rid, const ing_venue_actor *a, int lock)
+{
+    int64_t v[] = {a->venue_id}, owner = 0;
+    int rc = ing_pg_one(ing_pg_query_i64(w, 0,
+                                         lock ? "SELECT owner_id FROM venues WHERE venue_id = $1 "
+                                                "FOR UPDATE"
+                                              : "SELECT owner_id FROM venues WHERE venue_id = $1",
+                                         1, v),
+                        rid, "venue owner", ing_pg_read_i64, &owner);
+    if (rc == 0 && !a->is_admin && owner != a->user_id)
+        rc = ONS_EAUTH;
+    return rc;
+}
+
+/* One scanner row of the venue: 0 or ONS_ENOTFOUND. */
+static int scanner_get(ing_worker *w, const char *rid, int64_t venue_id, int64_t scanner_id,
+                       ing_venue_scanner *out)
+{
+    int64_t v[] = {venue_id, scanner_id};
+    return ing_pg_one(ing_pg_query_i64(w, 0,
+                                       "SELECT " SCANNER_COLS " FROM venue_scanners s "
+                                       "JOIN users u ON u.user_id = s.scanner_id "
+                                       "WHERE s.venue_id = $1 AND s.scanner_id = $2",
+                                       2, v),
+                      rid, "venue scanner", read_scanner, out);
+}
+
+/* Inside put's transaction, the venue locked: inserts the row unless it
+ * is there, after the role and the count checks. */
+static int put_locked(ing_worker *w, const char *rid, const ing_venue_actor *a, int64_t scanner_id,
+                      int64_t max)
+{
+    int64_t v[] = {a->venue_id, scanner_id, a->user_id, max};
+    /* -1: no account with the role; 0: full; 1: inserted or already there.
+     * The count runs after the lock was granted (a statement of its own,
+     * so its snapshot sees every assignment committed before). */
+    int64_t verdict = 0;
+    int rc = ing_pg_one(
+        ing_pg_query_i64(
+            w, 0,
+            "WITH ok AS (SELECT 1 FROM users WHERE user_id = $2 AND 'scanner' = ANY (roles)), "
+            "have AS (SELECT 1 FROM venue_scanners WHERE venue_id = $1 AND scanner_id = $2), "
+            "room AS (SELECT (SELECT count(*) FROM venue_scanners WHERE venue_id = $1) < $4 AS r), "
+            "ins AS (INSERT INTO venue_scanners (venue_id, scanner_id, assigned_by) "
+            "        SELECT $1, $2, $3 FROM room WHERE EXISTS (SELECT 1 FROM ok) "
+            "        AND NOT EXISTS (SELECT 1 FROM have) AND room.r RETURNING 1) "
+            "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ok) THEN -1 "
+            "WHEN EXISTS (SELECT 1 FROM have) OR EXISTS (SELECT 1 FROM ins) THEN 1 ELSE 0 END",
+            4, v),
+        rid, "venue scanner insert", ing_pg_read_i64, &verdict);
+    if (rc == 0 && verdict < 0)
+        rc = ONS_EINVAL;
+    else if (rc == 0 && verdict == 0)
+        rc = ONS_EFULL;
+    return rc;
+}
+
+int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor *a,
+                          int64_t scanner_id, int64_t max, ing_venue_scanner *out)
+{
+    if (exec(w, "BEGIN"))
+        return ONS_EUNAVAIL;
+    int rc = venue_owned(w, rid, a, 1);
+    if (rc == 0)
+        rc = put_locked(w, rid, a, scanner_id, max);
+    if (rc == 0) {
+        rc = scanner_get(w, rid, a->venue_id, scanner_id, out);
+        /* The row was inserted or found under the lock: not finding it
+         * now is a failed statement, not a missing venue. */
+        if (rc == ONS_ENOTFOUND)
+            rc = ONS_EDB;
+    }
+    if (rc == 0 && exec(w, "COMMIT"))
+        rc = ONS_EDB;
+    if (rc)
+        exec(w, "ROLLBACK");
+    return rc;
+}
+
+int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_actor *a,
+                             int64_t scanner_id)
+{
+    /* A venue's owner never changes, so the check and the DELETE need no
+     * transaction. */
+    int rc = venue_owned(w, rid, a, 0);
+    if (rc)
+        return rc;
+    int64_t v[] = {a->venue_id, scanner_id};
+    PGresult *res = ing_pg_query_i64(
+        w, 0, "DELETE FROM venue_scanners WHERE venue_id = $1 AND scanner_id = $2", 2, v);
+    rc = ing_pg_status(res, rid, "venue scanner delete");
+    PQclear(res);
+    return rc;
+}
+
+int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a, int64_t max,
+                            ing_venue_scanner **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = venue_owned(w, rid, a, 0);
+    if (rc)
+        return rc;
+    int64_t v[] = {a->venue_id, max};
+    return ing_pg_rows(ing_pg_query_i64(w, 0,
+                                        "SELECT " SCANNER_COLS " FROM venue_scanners s "
+                                        "JOIN users u ON u.user_id = s.scanner_id "
+                                        "WHERE s.venue_id = $1 "
+                                        "ORDER BY s.assigned_at, s.scanner_id LIMIT $2",
+                                        2, v),
+                       rid, "venue scanners", sizeof **out, (int)max, read_scanner, out, n);
+}

@@ -1,0 +1,52 @@
+/*
+ * scanner_store.h - the SQL of scanner assignments: which scanner accounts
+ * may admit tickets at a venue (schemas/migrations/0017_venue_scanners.sql,
+ * docs/tickets.md "Who may scan where"). The scan's own check is part of
+ * the gate read and the admitting UPDATE (tickets_store.h).
+ *
+ * Every function runs on a job thread with that thread's connection and
+ * returns 0 or a negative code: ONS_EUNAVAIL (no connection), ONS_EDB (a
+ * statement failed), ONS_ENOTFOUND (no such venue), ONS_EAUTH (the venue
+ * is another seller's and the caller is no admin), and its own codes below.
+ */
+#ifndef ONSALE_INGRESS_SCANNER_STORE_H
+#define ONSALE_INGRESS_SCANNER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingress/pool.h"
+
+/* Who asks, on which venue. */
+typedef struct ing_venue_actor {
+    int64_t venue_id;
+    int64_t user_id; /* the caller */
+    int is_admin;    /* an admin acts on any venue */
+} ing_venue_actor;
+
+/* One scanner assigned to a venue. */
+typedef struct ing_venue_scanner {
+    int64_t user_id, assigned_by;
+    char display_name[512]; /* "" for an account without one */
+    char assigned_at[32];   /* RFC 3339 UTC */
+} ing_venue_scanner;
+
+/* Assigns scanner_id to the venue, in one transaction that locks the
+ * venue's row (so two assignments at once count each other against max).
+ * Assigning a scanner already assigned changes nothing and answers its row.
+ * ONS_EINVAL: scanner_id is no account holding the scanner role;
+ * ONS_EFULL: the venue has max scanners already. */
+int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor *a,
+                          int64_t scanner_id, int64_t max, ing_venue_scanner *out);
+
+/* Removes scanner_id from the venue (0 whether or not it was assigned);
+ * a scan's UPDATE that runs after this commits no longer admits. */
+int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_actor *a,
+                             int64_t scanner_id);
+
+/* The venue's scanners, oldest assignment first, at most max: *out is
+ * heap (the caller frees; NULL when there are none), *n its length. */
+int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a, int64_t max,
+                            ing_venue_scanner **out, size_t *n);
+
+#endif
