@@ -205,36 +205,51 @@ void ing_ticket_page_clear(ing_ticket_page *p)
     ons_pg_rows_free(&p->rows, &p->n);
 }
 
+/* Columns 4 (status ended), 5 (PostgreSQL's now, ms) and 10 (starts_at,
+ * ms) are judged by judge_change. */
 static int read_ticket_change(const PGresult *res, int i, void *item)
 {
     ing_ticket_change *t = item;
     ing_pg_text(res, i, 2, t->status, sizeof t->status);
     ing_pg_text(res, i, 3, t->event_status, sizeof t->event_status);
     t->ended = ing_pg_bool(res, i, 4);
-    t->past_cutoff = ing_pg_bool(res, i, 5);
     ing_pg_text(res, i, 6, t->starts_at, sizeof t->starts_at);
     t->admitted = ing_pg_bool(res, i, 7);
     t->change_pending = ing_pg_bool(res, i, 8);
     return ing_pg_i64(res, i, 0, &t->event_id) || ing_pg_i64(res, i, 1, &t->owner_id) ||
-           ing_pg_i64(res, i, 9, &t->change_claim_age_ms);
+           ing_pg_i64(res, i, 9, &t->change_claim_age_ms) || ing_pg_i64(res, i, 5, &t->judged_ms) ||
+           ing_pg_i64(res, i, 10, &t->starts_at_ms);
+}
+
+/* The rules at one instant (ing_ticket_for_change): the partition owner's
+ * test, with its integers (workers/checkout.c ticket_refused). */
+static void judge_change(ing_ticket_change *t, const ing_ticket_change_opts *o)
+{
+    if (o->at_ms > t->judged_ms)
+        t->judged_ms = o->at_ms;
+    t->ended = t->ended || t->judged_ms >= t->starts_at_ms + (int64_t)o->end_grace_s * 1000;
+    t->past_cutoff = t->judged_ms >= t->starts_at_ms - (int64_t)o->refund_cutoff_s * 1000;
 }
 
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_change_opts *o,
                           ing_ticket_change *out)
 {
-    int64_t v[] = {ticket_id, o->refund_cutoff_s, o->end_grace_s, o->claim_timeout_s};
+    int64_t v[] = {ticket_id, o->claim_timeout_s};
     PGresult *res = ing_pg_query_i64(
         w, 0,
-        "SELECT t.event_id, t.owner_id, t.status, e.status, "
-        "  e.status = 'ended' OR now() >= e.starts_at + make_interval(secs => $3::bigint), "
-        "  now() >= e.starts_at - make_interval(secs => $2::bigint), "
+        "SELECT t.event_id, t.owner_id, t.status, e.status, e.status = 'ended', "
+        "  floor(extract(epoch FROM now()) * 1000)::bigint, "
         "  to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "  t.admitted_at IS NOT NULL, "
-        "  coalesce(t.change_claimed_at > now() - make_interval(secs => $4::bigint), false), "
-        "  coalesce((extract(epoch FROM now() - t.change_claimed_at) * 1000)::bigint, -1) "
+        "  coalesce(t.change_claimed_at > now() - make_interval(secs => $2::bigint), false), "
+        "  coalesce((extract(epoch FROM now() - t.change_claimed_at) * 1000)::bigint, -1), "
+        "  (extract(epoch FROM e.starts_at) * 1000)::bigint "
         "FROM tickets t JOIN events e ON e.event_id = t.event_id WHERE t.ticket_id = $1",
-        4, v);
-    return ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
+        2, v);
+    int rc = ing_pg_one(res, NULL, "ticket for change", read_ticket_change, out);
+    if (rc == 0)
+        judge_change(out, o);
+    return rc;
 }
 
 int ing_ticket_claim_change(ing_worker *w, int64_t ticket_id, int64_t owner_id,

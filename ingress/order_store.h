@@ -107,8 +107,11 @@ void ing_ticket_page_clear(ing_ticket_page *p);
 typedef struct ing_ticket_change {
     int64_t event_id, owner_id;
     char status[16], event_status[16];
-    int ended;                   /* the event ended, or its show started end_grace_s ago */
-    int past_cutoff;             /* the show starts within refund_cutoff_s */
+    int ended;                   /* the event ended, or its show started end_grace_s ago
+                                  * (at judged_ms) */
+    int past_cutoff;             /* the show starts within refund_cutoff_s (at judged_ms) */
+    int64_t judged_ms;           /* the instant ended and past_cutoff are judged at */
+    int64_t starts_at_ms;        /* the show's start, as the partition owner loads it */
     int admitted;                /* a scan admitted it (tickets.admitted_at set) */
     int change_pending;          /* a change was claimed within claim_timeout_s (an older
                                   * one: change_claim_age_ms, ing_ticket_claim_blocks) */
@@ -117,12 +120,20 @@ typedef struct ing_ticket_change {
 } ing_ticket_change;
 
 /* The bounds a ticket change is judged by (ingress options tickets.*,
- * events.end_grace_s). */
+ * events.end_grace_s), and this node's clock when it judges. */
 typedef struct ing_ticket_change_opts {
     long long refund_cutoff_s, end_grace_s, claim_timeout_s;
+    int64_t at_ms; /* this node's wall clock, ms */
 } ing_ticket_change_opts;
 
-/* Reads ticket_id. ONS_ENOTFOUND when there is no such ticket. */
+/* Reads ticket_id. ONS_ENOTFOUND when there is no such ticket.
+ * The refund cut-off and the end are judged at one instant, judged_ms: the
+ * later of o->at_ms and PostgreSQL's clock at the read (a node whose clock
+ * lags does not stretch the refund window), against the starts_at_ms the
+ * partition owner loads (the same expression as workers/store.c). The
+ * caller sends judged_ms as the record's sent_ms, the instant the owner
+ * judges the same rules at (workers/checkout.c ticket_refused), so a change
+ * accepted here is never refused there for the time it took to send. */
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_change_opts *o,
                           ing_ticket_change *out);
 

@@ -561,7 +561,7 @@ static int ticket_refused(ing_req *r, ing_worker *w)
     co_job *j = r->job;
     const ing_opts *o = &r->app->o;
     ing_ticket_change_opts co = {o->tickets_refund_cutoff_s, o->events_end_grace_s,
-                                 o->tickets_change_claim_timeout_s};
+                                 o->tickets_change_claim_timeout_s, ing_now_ms()};
     ing_ticket_change t;
     int rc = ing_ticket_for_change(w, j->msg.ticket_id, &co, &t);
     if (rc && rc != ONS_ENOTFOUND) {
@@ -574,6 +574,9 @@ static int ticket_refused(ing_req *r, ing_worker *w)
         return -1;
     }
     j->msg.event_id = t.event_id;
+    /* The record carries the instant the rules were judged at: the owner
+     * judges them again at exactly that one (ing_ticket_for_change). */
+    j->msg.sent_ms = t.judged_ms;
     if (ticket_rules(r, j->msg.ticket_kind, t.status, t.event_status, t.ended, t.past_cutoff,
                      t.starts_at))
         return -1;
@@ -602,6 +605,9 @@ static void ticket_job(ing_worker *w, void *arg)
     co_job *j = r->job;
     if (ticket_refused(r, w))
         return;
+    int64_t delay = r->app->o.debug_ticket_change_delay_ms;
+    if (delay > 0) /* test only: the time a slow claim and send take */
+        nanosleep(&(struct timespec){(time_t)(delay / 1000), delay % 1000 * 1000000L}, NULL);
     int rc = ing_ticket_claim_change(w, j->msg.ticket_id, r->who.user_id,
                                      r->app->o.tickets_change_claim_timeout_s, &j->ticket_claim);
     /* Changed since the read (a scan, another claim, or the owner applied
@@ -615,7 +621,8 @@ static void ticket_job(ing_worker *w, void *arg)
         ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
         return;
     }
-    j->msg.sent_ms = ing_now_ms();
+    /* j->msg.sent_ms is the instant of the first read's judgement (a
+     * re-read after a conflict sent nothing). */
     rc = ing_produce(r, &j->msg, ticket_delivered);
     if (rc) {
         unclaim_unsent(r, w, rc);

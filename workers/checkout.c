@@ -324,13 +324,23 @@ static int apply_payment(wk_part *p, wk_co *co, wk_event *ev, const q_msg *m, in
     return payment_failed(p, co, ev, in, m);
 }
 
-/* Why a ticket change the owner holds is refused now, or NULL. The cut-off
- * is judged at the record's send time, so a replay decides the same. */
+/* Why a ticket change the owner holds is refused now, or NULL. The end and
+ * the refund cut-off are judged at the record's sent_ms, which ingress set
+ * to the instant it judged the same rules at (ingress/order_store.h
+ * ing_ticket_for_change): a change ingress accepted (202) is not refused
+ * here for the time its claim and send took, or for this owner's batch
+ * coming later, and a replay decides the same. A sale cancelled before
+ * the record (in log order) refuses it whatever the time. */
 static const char *ticket_refused(const wk_part *p, const wk_event *ev, const q_msg *m,
                                   int64_t now_ms)
 {
     int64_t when = m->sent_ms > 0 ? m->sent_ms : now_ms;
-    if (ev->status == Q_EVENT_ENDED || ev->status == Q_EVENT_CANCELLED)
+    if (ev->status == Q_EVENT_CANCELLED)
+        return "the event is over";
+    /* Ended (catch_up_event ends it by this owner's now before the record
+     * is applied): by the judged instant, when the show's time is known. */
+    if (ev->status == Q_EVENT_ENDED &&
+        (ev->starts_at_ms <= 0 || when >= ev->starts_at_ms + p->cfg.end_grace_ms))
         return "the event is over";
     if (m->ticket_kind == Q_TICKET_CANCEL && ev->starts_at_ms > 0 &&
         when >= ev->starts_at_ms - p->cfg.refund_cutoff_ms)

@@ -563,3 +563,58 @@ def scans_counted(st, result):
     m = re.search(r'onsale_ingress_scans_total\{result="%s"\} (\d+)' % result,
                   st.http("GET", "/metrics")[2])
     return int(m.group(1)) if m else 0
+
+
+# ---- the refund cut-off at one instant (docs/tickets.md "The refund cut-off") ---------------
+
+CUTOFF_S = 86400  # tickets.refund_cutoff_s of both env's worker and ingress (the default)
+
+
+def cancel_near_cutoff(env, user, lead_s, delay_ms=3000):
+    """A ticket of an event whose refund cut-off falls ~lead_s after the
+    cancel is judged, cancelled through an ingress that takes delay_ms
+    between judging the rules and sending (debug.ticket_change_delay_ms).
+    Returns (the cancel's answer, ticket id)."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 2, 2500),))
+    # The owner loads starts_at when the sale's first record comes: set it first.
+    (starts,), = st.sql("UPDATE events SET starts_at = now() + make_interval(secs => %s) "
+                        "WHERE event_id = %s RETURNING extract(epoch FROM starts_at)::float8",
+                        (CUTOFF_S + 25, ev))
+    tid, = env.buy(user, ev=ev)
+    port = other_ingress(env, debug_ticket_change_delay_ms=delay_ms)
+    cutoff_at = starts - CUTOFF_S
+    wait = cutoff_at - lead_s - time.time()
+    assert wait > 0, f"buying took too long ({-wait:.1f} s late)"
+    time.sleep(wait)
+    return http_at(st, port, "POST", f"/v1/tickets/{tid}/cancel", user=user), tid
+
+
+def test_a_cancel_accepted_before_the_cutoff_is_applied(env):
+    """The cancel is judged 1.5 s before the refund cut-off, and its claim
+    and send take 3 s, so the record leaves after the cut-off. Failed
+    before: ingress judged at its read (202) and the partition owner at the
+    record's send time, after the cut-off, and ignored it ("the refund
+    window has closed"): the fan was told it was accepted and nothing
+    happened. Now the record carries the instant ingress judged at and the
+    owner judges at that one: cancelled and refunded once."""
+    st = env.st
+    (s, _, b), tid = cancel_near_cutoff(env, 90, lead_s=1.5)
+    assert s == 202 and b["state"] == "cancelling", b
+    st.wait_for(lambda: st.sql("SELECT status, change_claimed_at FROM tickets "
+                               "WHERE ticket_id = %s", (tid,)) == [("cancelled", None)], 30,
+                "the accepted cancel applied")
+    assert f"ticket cancel of {tid} by user 90 ignored" not in env.worker.output()
+    st.wait_for(lambda: st.sql("SELECT count(*) FROM outbox WHERE kind = 'refund' AND "
+                               "ticket_id = %s", (tid,)) == [(1,)], 30, "one refund")
+
+
+def test_a_cancel_judged_after_the_cutoff_is_refused_at_once(env):
+    """Control of the one above: the same slow ingress judging 1.5 s after
+    the cut-off refuses (409 refund_window_closed) before anything is
+    claimed or sent, so the boundary is the judged instant on both sides."""
+    st = env.st
+    (s, _, b), tid = cancel_near_cutoff(env, 91, lead_s=-1.5)
+    assert (s, b["error"]["code"]) == (409, "refund_window_closed"), b
+    assert st.sql("SELECT status, code_version, change_claimed_at FROM tickets "
+                  "WHERE ticket_id = %s", (tid,)) == [("valid", 0, None)]
