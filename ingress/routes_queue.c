@@ -560,13 +560,17 @@ static int64_t claim_stale_ms(const ing_app *app);
  * librdkafka gave up on it (503 outcome_unknown), so time alone proves
  * nothing; the intents lane must be settled past it (ing_produce_settled:
  * a healthy monitor round after the settle point, and the cursors past the
- * high watermark it read). The record's partition is not known here: all
- * of them. Without this a fan retrying with a new key after a long broker
- * stall got a second intent, rejected as a duplicate, while its first one
- * held its place unseen (test_kafka_hang.py). */
-static int pending_settled(ing_app *app, int64_t sent_ms)
+ * high watermark it read) on the partition the producer sends the event's
+ * records to (q_partition_of_event: the join's record is keyed by its
+ * event): another partition lagging cannot hold the record, so it no
+ * longer holds the takeover. Without this a fan retrying with a new key
+ * after a long broker stall got a second intent, rejected as a duplicate,
+ * while its first one held its place unseen (test_kafka_hang.py). */
+static int pending_settled(ing_app *app, int64_t event_id, int64_t sent_ms)
 {
-    return ing_produce_settled(app, Q_TOPIC_INTENTS, -1, sent_ms + app->o.kafka_produce_timeout_ms,
+    /* partitions not known yet (no metadata): every partition */
+    int32_t p = app->partitions > 0 ? q_partition_of_event(event_id, app->partitions) : -1;
+    return ing_produce_settled(app, Q_TOPIC_INTENTS, p, sent_ms + app->o.kafka_produce_timeout_ms,
                                NULL, NULL);
 }
 
@@ -586,7 +590,7 @@ static int pending_claim(ing_req *r, ing_worker *w, const char *existing, char *
     int64_t sent_ms = strtoll(existing + strlen("pending:"), NULL, 10), seq;
     int stale = ing_now_ms() - sent_ms > claim_stale_ms(r->app);
     /* settled before the lookup: a record applied in between is found */
-    int settled = stale && pending_settled(r->app, sent_ms);
+    int settled = stale && pending_settled(r->app, j->msg.event_id, sent_ms);
     char state[16];
     int rc = ing_intent_of_join(w, j->msg.user_id, j->msg.event_id, -1, sent_ms, &seq, state);
     if (rc == ONS_ENOTFOUND)

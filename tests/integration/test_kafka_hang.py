@@ -217,3 +217,67 @@ def test_a_stale_claim_is_taken_over_while_its_partition_keeps_taking_joins():
         assert answers[-1][0] == 202, answers[-5:]
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE user_id = 77")[0][0] == 1,
                     30, "the fan's one intent applied")
+
+
+def test_a_stale_claim_waits_only_for_its_events_partition():
+    """A stale pending claim is settled on the partition its event's
+    records go to (q_partition_of_event), not on every partition: before,
+    ingress did not know the join's partition and waited for all of them,
+    so one lagging partition (its owner stopped, a crowd on another event)
+    held every event's stale-claim takeover (the fan got 409
+    already_in_queue without an id). Now a lagging OTHER partition does not
+    hold it (202); control: the event's OWN partition lagging does (409),
+    until its owner catches up (202)."""
+    with Stack(partitions=2) as st:
+        worker = st.start_worker()
+        st.start_ingress(kafka_produce_timeout_ms=1000, kafka_request_timeout_ms=1000,
+                         monitor_interval_ms=200)
+        # Events until two share a partition and one is on the other (an
+        # applied join's intent_seq >> 40 is its partition).
+        part = {}
+        for i in range(12):
+            ev = st.create_event(sections=[("A", 1, 50, 5000)])
+            s, _, b, _ = join(st, 10 + i, ev, f"probe{i}")
+            assert s == 202, b
+            st.wait_for(lambda: applied(st, ev) == 1, 30, "the probe join applied")
+            part[ev] = st.sql("SELECT intent_seq >> 40 FROM intents WHERE event_id = %s",
+                              (ev,))[0][0]
+            on0 = [e for e, p in part.items() if p == 0]
+            on1 = [e for e, p in part.items() if p == 1]
+            if (len(on0) >= 2 and on1) or (len(on1) >= 2 and on0):
+                break
+        mine, other = (on0, on1) if len(on0) >= 2 else (on1, on0)
+        ev, ev_same, ev_other = mine[0], mine[1], other[0]
+        time.sleep(1.5)  # the cursors seen by ingress reach the probes
+
+        def stale_claim_join(user, lagging_ev):
+            """The owner stopped, a join to lagging_ev makes its partition
+            lag; user holds a stale pending claim on ev whose settle point
+            (sent + 4 x 1 s) falls after that join; user then joins ev."""
+            s, _, b, _ = join(st, user + 1000, lagging_ev, f"lag{user}")
+            assert s == 202, b
+            t = time.time()
+            st.redis.set(st.key(f"active:{ev}:{user}"), f"pending:{int(t * 1000) - 3500}")
+            time.sleep(max(0.0, t + 4.0 - time.time()))  # stale: 2 x 1 s + 5 s after it
+            s, _, b, _ = join(st, user, ev, f"k{user}")
+            return s, error_code(b), b
+
+        worker.popen.send_signal(signal.SIGSTOP)
+        try:
+            s, code, b = stale_claim_join(77, ev_other)
+            assert s == 202, (s, code, b)  # failed before: 409 already_in_queue
+            s, code, b = stale_claim_join(78, ev_same)
+            assert (s, code) == (409, "already_in_queue") and not b.get("intent_id"), b
+        finally:
+            worker.popen.send_signal(signal.SIGCONT)
+        # The own partition catches up: the control's claim is taken over.
+        answers = []
+
+        def taken_over():
+            s, _, b, _ = join(st, 78, ev, "k78")
+            answers.append((s, error_code(b)))
+            return s == 202
+        st.wait_for(taken_over, 30, "the control's claim taken over", interval=0.5)
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s AND "
+                                   "user_id IN (77, 78)", (ev,))[0][0] == 2, 30,
+                    "one intent each")
