@@ -1,7 +1,7 @@
 /* test_sale_rules.c - the sale rules the partition owner applies in memory
  * (workers/partition.c, workers/checkout.c): final statuses, cancelling an
  * event with tickets sold and a payment in flight, ending after the show,
- * the refund cut-off. No services. */
+ * the refund cut-off and the end judged at the record's sent_ms. No services. */
 #include "wk_fixture.h"
 #include "common/err.h"
 #include "queue/intent_id.h"
@@ -236,6 +236,34 @@ START_TEST(ticket_cancel_refused_after_the_cutoff)
 }
 END_TEST
 
+/* A change is judged at the instant ingress judged it (the record's
+ * sent_ms), also the end: a transfer judged before the end and applied
+ * after the owner ended the sale by its own clock is applied (it used to
+ * be ignored, after ingress had answered 202); one judged at the end is
+ * not. */
+START_TEST(ticket_transfer_judged_before_the_end_is_applied)
+{
+    wk_part *p = part();
+    int64_t o1 = bought(p, 1, 2, 10000);
+    wk_part_batch_done(p);
+    int64_t late = STARTS + GRACE_MS + 5000; /* the owner applies it after the end */
+    q_msg m = msg(Q_MSG_TICKET, 1);
+    m.ticket_kind = Q_TICKET_TRANSFER;
+    m.ticket_id = wk_ticket_id(o1, 0);
+    m.to_user_id = 2;
+    m.sent_ms = STARTS + GRACE_MS; /* judged at the end: ignored */
+    apply(p, &m, late);
+    ck_assert_int_eq(wk_part_event(p, EV)->status, Q_EVENT_ENDED);
+    wk_ticket *t = wk_map_get(&p->co->tickets, m.ticket_id);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->owner_id, 1);
+    m.sent_ms = STARTS + GRACE_MS - 1; /* judged just before: applied */
+    apply(p, &m, late);
+    ck_assert_int_eq(t->owner_id, 2);
+    wk_part_free(p);
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
@@ -245,6 +273,8 @@ int main(void)
         {"resume_before_onsale_is_scheduled", resume_before_onsale_is_scheduled},
         {"the_sale_ends_after_the_show", the_sale_ends_after_the_show},
         {"ticket_cancel_refused_after_the_cutoff", ticket_cancel_refused_after_the_cutoff},
+        {"ticket_transfer_judged_before_the_end_is_applied",
+         ticket_transfer_judged_before_the_end_is_applied},
     };
     return ons_check_run("sale_rules", cases, sizeof cases / sizeof *cases, 60);
 }
