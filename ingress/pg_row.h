@@ -39,8 +39,8 @@ PGresult *ing_pg_query_i64(ing_worker *w, int replica, const char *sql, int n, c
  * executes: for the hot reads a fan's page repeats (its order, every second
  * while the payment is pending), where PostgreSQL's parse and plan cost
  * twice the execution (bench/NOTES.md, "The e2e's polls behind a saturated
- * box"). Declared static const; slot is its own bit (0..31), unique among
- * the prepared statements of ingress (ing_pg_prepared_i64 asserts it). */
+ * box"). Declared static const; slot is its own bit (0..31, asserted),
+ * which no other prepared statement of ingress may share. */
 typedef struct ing_pg_stmt {
     const char *name; /* the session's statement name */
     const char *sql;
