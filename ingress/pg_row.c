@@ -25,6 +25,82 @@ PGresult *ing_pg_query_i64(ing_worker *w, int replica, const char *sql, int n, c
     return replica ? ing_read_query(w, sql, n, p) : ing_worker_query(w, sql, n, p);
 }
 
+/* The statements this thread's session has prepared (ing_pg_stmt.slot
+ * bits), valid while the session is the one they were prepared on: the
+ * connection and its backend pid (a reconnect may reuse the address). */
+static _Thread_local PGconn *prepared_conn;
+static _Thread_local int prepared_pid;
+static _Thread_local uint32_t prepared_slots;
+
+static int sqlstate_is(const PGresult *res, const char *code)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s && strcmp(s, code) == 0;
+}
+
+/* Prepares st on c unless this session has it. 0, or -1 (logged; the
+ * connection noted when broken). A 42P05 (the name exists: prepared by an
+ * earlier call whose answer was lost) counts as prepared. */
+static int prepare_once(ing_worker *w, PGconn *c, const ing_pg_stmt *st)
+{
+    uint32_t bit = UINT32_C(1) << st->slot;
+    if (c != prepared_conn || PQbackendPID(c) != prepared_pid) {
+        prepared_conn = c;
+        prepared_pid = PQbackendPID(c);
+        prepared_slots = 0;
+    }
+    if (prepared_slots & bit)
+        return 0;
+    PGresult *res = PQprepare(c, st->name, st->sql, st->nparams, NULL);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || sqlstate_is(res, "42P05");
+    if (!ok) {
+        ons_log_warn("job thread %d: postgres: prepare %s: %s", w->index, st->name,
+                     PQerrorMessage(c));
+        ons_pg_check(&w->pg);
+    }
+    PQclear(res);
+    if (!ok)
+        return -1;
+    prepared_slots |= bit;
+    return 0;
+}
+
+static PGresult *exec_prepared(ing_worker *w, const ing_pg_stmt *st, const char *const *p)
+{
+    PGconn *c = ing_worker_pg(w);
+    if (!c || prepare_once(w, c, st) != 0)
+        return NULL;
+    return PQexecPrepared(c, st->name, st->nparams, p, NULL, NULL, 0);
+}
+
+PGresult *ing_pg_prepared_i64(ing_worker *w, const ing_pg_stmt *st, int n, const int64_t *v)
+{
+    assert(n == st->nparams && n >= 0 && n <= ING_PG_MAX_I64);
+    assert(st->slot >= 0 && st->slot < 32);
+    char text[ING_PG_MAX_I64][24];
+    const char *p[ING_PG_MAX_I64];
+    for (int i = 0; i < n; i++) {
+        ing_pg_i64_text(v[i], text[i]);
+        p[i] = text[i];
+    }
+    PGresult *res = exec_prepared(w, st, p);
+    if (sqlstate_is(res, "26000")) { /* the session lost it: once more */
+        PQclear(res);
+        prepared_slots &= ~(UINT32_C(1) << st->slot);
+        res = exec_prepared(w, st, p);
+    }
+    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (res && s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+        ons_log_warn("job thread %d: postgres: %s: %s", w->index, st->name,
+                     PQresultErrorMessage(res));
+        if (ons_pg_check(&w->pg)) {
+            PQclear(res);
+            return NULL;
+        }
+    }
+    return res;
+}
+
 int ing_pg_status(const PGresult *res, const char *rid, const char *what)
 {
     if (!res)

@@ -35,6 +35,27 @@ int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const 
  * (NULL: no connection); n above ING_PG_MAX_I64 is a programming error. */
 PGresult *ing_pg_query_i64(ing_worker *w, int replica, const char *sql, int n, const int64_t *v);
 
+/* A statement a job thread prepares once per session and then only
+ * executes: for the hot reads a fan's page repeats (its order, every second
+ * while the payment is pending), where PostgreSQL's parse and plan cost
+ * twice the execution (bench/NOTES.md, "The e2e's polls behind a saturated
+ * box"). Declared static const; slot is its own bit (0..31, asserted),
+ * which no other prepared statement of ingress may share. */
+typedef struct ing_pg_stmt {
+    const char *name; /* the session's statement name */
+    const char *sql;
+    int nparams; /* bigint parameters, $1..$n */
+    int slot;
+} ing_pg_stmt;
+
+/* ing_pg_query_i64 for a prepared statement on the job thread's
+ * connection: prepared on first use in each session (a reconnect, a new
+ * backend pid, starts over), then executed with n bigint parameters (n
+ * must be st->nparams). A session that lost the statement (DISCARD, a
+ * pooler) has it prepared again and the call retried once. The result as
+ * ing_worker_query returns it; NULL: no connection. */
+PGresult *ing_pg_prepared_i64(ing_worker *w, const ing_pg_stmt *st, int n, const int64_t *v);
+
 /* The outcome of a statement: 0 when it returned rows or completed,
  * ONS_EUNAVAIL when there was no connection (res NULL), else ONS_EDB,
  * logged at warn with rid (may be NULL) and what. */

@@ -109,3 +109,35 @@ def test_every_process_survives_its_sessions_being_terminated(monkeypatch):
         for who in ("ingress job thread", "ingress monitor"):
             assert re.search(who + r"[^\"]*: postgres connected again", ingress), who
         st.wait_for(lambda: st.http("GET", "/healthz")[0] == 200, 20, "healthz")
+
+
+
+def test_the_order_poll_answers_the_same_before_and_after_its_sessions_end():
+    """GET /v1/orders/{id} runs statements each job thread prepares once per
+    session (ingress/pg_row.c ing_pg_prepared_i64). A paid order of two
+    seats is polled on every job thread, their sessions are terminated, and
+    the polls on the new sessions (prepared again; a 5xx while a thread
+    reconnects is retried as a client would) answer exactly as before."""
+    with Stack(partitions=2) as st:
+        env = Env(st, ingress={"pool_threads": 3})
+        ev = st.create_event(sections=[("A", 2, 10, 5000)])
+        _, p = env.reserve(7, ev, qty=2)
+        s, _, b = env.checkout(7, p["reservation"]["reservation_id"], "order-poll-7")
+        assert s == 202, b
+        first = env.wait_order(7, b["order_id"])
+        assert first["state"] == "paid" and len(first["tickets"]) == 2, first
+        assert {t["status"] for t in first["tickets"]} == {"valid"}
+        url, fan = f"/v1/orders/{b['order_id']}", st.token(7, "fan")
+        # more polls than job threads: each thread prepares on its session
+        for _ in range(12):
+            assert st.http("GET", url, token=fan)[2] == first
+        # another fan's id is still not found (the owner is a parameter)
+        assert st.http("GET", url, token=st.token(8, "fan"))[0] == 404
+        assert st.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                      "datname = current_database() AND application_name LIKE "
+                      "'ingress job thread%'")[0][0] >= 1
+        for _ in range(12):
+            s, _, again = until_not_5xx(lambda: st.http("GET", url, token=fan))
+            assert s == 200 and again == first, again
+        ingress = "".join(p.output() for p in st.procs if p.name == "ingress")
+        assert "prepare ing_order" not in ingress  # no prepare failed
