@@ -11,7 +11,9 @@
  * seats_count: a 'held' or 'paying' reservation is pointed at by exactly
  *   seat_count seat rows; a 'purchased' one by at most seat_count (a cancelled
  *   ticket gives its seat back). Two live reservations sharing a seat make
- *   one of them short.
+ *   one of them short. A reservation that names its seats (seat_nos,
+ *   migration 0018: the poll from PostgreSQL reads them) names seat_count
+ *   of them, and every seat pointing at it is one it names.
  * tickets_unique: no (event, seat) has two 'valid' tickets, and every valid
  *   ticket is on a 'sold' seat.
  * capacity: per event, seats sold <= seats_total, seats not available <=
@@ -127,7 +129,8 @@ typedef struct count_check {
 static const count_check seat_checks[] = {
     {ADM_COUNT_SEATS_LIVE, "seats_live",
      "taken seats naming a live reservation in the matching state"},
-    {ADM_COUNT_SEATS_COUNT, "seats_count", "live reservations holding exactly seat_count seats"},
+    {ADM_COUNT_SEATS_COUNT, "seats_count",
+     "live reservations holding exactly seat_count seats, the ones they name"},
     {ADM_COUNT_TICKETS_UNIQUE, "tickets_unique", "valid tickets, one per sold seat"},
     {ADM_COUNT_CAPACITY, "capacity", "events with sold <= capacity"},
 };

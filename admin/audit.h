@@ -8,7 +8,8 @@
  *   seats_live        every taken seat names a live reservation in the
  *                     matching state (held/held, paying/paying, sold/purchased)
  *   seats_count       every held or paying reservation holds exactly
- *                     seat_count seats (a purchased one at most seat_count)
+ *                     seat_count seats (a purchased one at most seat_count),
+ *                     all of them among the seats it names (seat_nos)
  *   tickets_unique    no seat has two valid tickets; valid tickets sit on
  *                     sold seats
  *   capacity          per event: sold <= capacity, taken <= capacity, one

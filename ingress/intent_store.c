@@ -51,6 +51,7 @@ static int read_result(const PGresult *res, int i, void *item)
     r->has_reason = !PQgetisnull(res, i, 1);
     ing_pg_text(res, i, 1, r->reason, sizeof r->reason);
     r->has_reservation = !PQgetisnull(res, i, 3);
+    r->seats_named = ing_pg_bool(res, i, 7);
     ing_pg_text(res, i, 5, r->currency, sizeof r->currency);
     ing_pg_text(res, i, 6, r->expires_at, sizeof r->expires_at);
     return ing_pg_i64(res, i, 2, &r->event_id) ||
@@ -65,22 +66,31 @@ int ing_intent_result_get(ing_worker *w, int64_t seq, int64_t user_id, ing_inten
     PGresult *res = ing_pg_query_i64(
         w, 0,
         "SELECT i.state, i.reason, i.event_id, r.reservation_id, r.total_cents, r.currency, "
-        "to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "to_char(r.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "r.seat_nos IS NOT NULL "
         "FROM intents i LEFT JOIN reservations r ON r.reservation_id = i.reservation_id "
         "WHERE i.intent_seq = $1 AND i.user_id = $2",
         2, v);
     int rc = ing_pg_one(res, NULL, "intent result", read_result, out);
     if (rc || !out->has_reservation)
         return rc;
+    /* The seats the reservation names, by the primary key (0018); one
+     * written before 0018 by the seats naming it, which reads every seat
+     * of the event (no index on seats.reservation_id: it would cost every
+     * hold's UPDATE). Either way only the seats that still name it. */
     int64_t sv[] = {out->event_id, out->reservation_id};
-    return ing_pg_rows(ing_pg_query_i64(w, 0,
-                                        "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents "
-                                        "FROM seats st JOIN sections s USING (section_id) "
-                                        "WHERE st.event_id = $1 AND st.reservation_id = $2 "
-                                        "ORDER BY st.seat_no",
-                                        2, sv),
-                       NULL, "reservation seats", sizeof *out->seats, -1, read_seat, &out->seats,
-                       &out->nseats);
+    const char *sql =
+        out->seats_named
+            ? "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents FROM reservations r "
+              "JOIN seats st ON st.event_id = r.event_id AND st.seat_no = ANY (r.seat_nos) "
+              "JOIN sections s ON s.section_id = st.section_id "
+              "WHERE r.reservation_id = $2 AND r.event_id = $1 AND st.reservation_id = $2 "
+              "ORDER BY st.seat_no"
+            : "SELECT s.name, st.row_no, st.seat_in_row, st.price_cents "
+              "FROM seats st JOIN sections s USING (section_id) "
+              "WHERE st.event_id = $1 AND st.reservation_id = $2 ORDER BY st.seat_no";
+    return ing_pg_rows(ing_pg_query_i64(w, 0, sql, 2, sv), NULL, "reservation seats",
+                       sizeof *out->seats, -1, read_seat, &out->seats, &out->nseats);
 }
 
 void ing_intent_result_clear(ing_intent_result *r)

@@ -40,6 +40,7 @@ typedef struct ing_intent_result {
     int has_reason;
     char reason[64];
     int has_reservation;
+    int seats_named; /* the reservation names its seat numbers (migration 0018) */
     int64_t reservation_id, total_cents;
     char currency[8];
     char expires_at[32]; /* RFC 3339 UTC */

@@ -1009,10 +1009,25 @@ static int copy_intents(wk_store *st, const wk_copybuf *c)
     return rc;
 }
 
+/* The database seat numbers of r's seats (its inventory slots mapped
+ * through the event's inventory) as an int[] literal ("{12,13}"), for
+ * reservations.seat_nos (migration 0018): the poll that reads a
+ * reservation from PostgreSQL finds its seats by the primary key. */
+static void seat_nos_literal(const wk_fx_intent *r, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[len++] = '{';
+    for (int k = 0; k < r->nseats && len + 13 < cap; k++)
+        len += (size_t)snprintf(buf + len, cap - len, k ? ",%" PRId32 : "%" PRId32,
+                                r->ev->inv.seat_no[r->seats[k]]);
+    snprintf(buf + len, cap - len, "}");
+}
+
 static int write_reservations(wk_store *st, const wk_fx *fx, ons_pgarr *a)
 {
     int rc, any = 0;
-    ons_pgarrs_reset(a, 8);
+    char nos[Q_MAX_SEATS * 12 + 3];
+    ons_pgarrs_reset(a, 9);
     for (size_t i = 0; i < fx->nintents; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         if (!r->res_new)
@@ -1026,16 +1041,19 @@ static int write_reservations(wk_store *st, const wk_fx *fx, ons_pgarr *a)
         ons_pgarr_int(&a[5], r->total_cents);
         ons_pgarr_text(&a[6], r->ev->currency);
         ons_pgarr_int(&a[7], r->expires_ms);
+        seat_nos_literal(r, nos, sizeof nos);
+        ons_pgarr_text(&a[8], nos);
     }
     if (any &&
         (rc = exec_arrays(st, "insert reservations",
                           "INSERT INTO reservations (reservation_id, event_id, user_id, state, "
-                          "seat_count, total_cents, currency, expires_at) "
+                          "seat_count, total_cents, currency, expires_at, seat_nos) "
                           "SELECT u.rid, u.ev, u.usr, u.state, u.n, u.total, u.cur, "
-                          "to_timestamp(u.exp / 1000.0) FROM unnest($1::bigint[], $2::bigint[], "
-                          "$3::bigint[], $4::text[], $5::int[], $6::bigint[], $7::text[], "
-                          "$8::bigint[]) AS u(rid, ev, usr, state, n, total, cur, exp)",
-                          a, 8)) != 0)
+                          "to_timestamp(u.exp / 1000.0), u.nos::int[] FROM unnest($1::bigint[], "
+                          "$2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::bigint[], "
+                          "$7::text[], $8::bigint[], $9::text[]) "
+                          "AS u(rid, ev, usr, state, n, total, cur, exp, nos)",
+                          a, 9)) != 0)
         return rc;
 
     any = 0;

@@ -57,6 +57,18 @@ def test_join_poll_reserved_end_to_end():
         rows = st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status = 'held'", (ev,))
         assert rows[0][0] == 2
 
+        # Answered from PostgreSQL (the result gone from Redis, as after a
+        # Redis restart): the same reservation, the same seats, read by the
+        # seat numbers the reservation names (migration 0018).
+        rid = r["reservation"]["reservation_id"]
+        seq, nos = st.sql("SELECT reservation_id, seat_nos FROM reservations", ())[0]
+        assert len(nos) == 2
+        assert st.redis.delete(st.key(f"r:{seq}")) == 1
+        s, _, again = st.http("GET", f"/v1/intents/{iid}", token=fan)
+        assert s == 200 and again["state"] == "reserved", again
+        assert again["reservation"]["reservation_id"] == rid
+        assert sorted(again["reservation"]["seats"], key=str) == sorted(seats, key=str), again
+
         # someone else cannot see it
         s, _, _ = st.http("GET", f"/v1/intents/{iid}", token=st.token(2, "fan"))
         assert s == 404

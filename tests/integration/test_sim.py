@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 
-from harness import BIN, Stack
+from harness import BIN, ROOT, Stack
 
 
 def run_sim(st, base, tmp, fans, seats, *extra):
@@ -174,6 +174,31 @@ def test_audit_catches_violations(tmp_path):
         assert rc == 0, text
         for proc in st.procs:
             proc.stop()
+
+        # 0. every reservation names the seats that hold it (seat_nos, which
+        # the poll from PostgreSQL reads); one naming a seat it does not
+        # hold fails seats_count
+        named = st.sql("SELECT r.reservation_id, r.seat_nos, "
+                       "(SELECT array_agg(seat_no ORDER BY seat_no) FROM seats s "
+                       " WHERE s.event_id = r.event_id AND s.reservation_id = r.reservation_id) "
+                       "FROM reservations r WHERE r.event_id = %s", (ev,))
+        assert named and all(nos is not None and sorted(nos) == held for _, nos, held in named)
+        # the migration's backfill (for reservations written before it)
+        # names the same seats
+        with open(os.path.join(ROOT, "schemas", "migrations", "0018_reservation_seats.sql")) as f:
+            backfill = f.read().split("ADD COLUMN seat_nos integer[];", 1)[1]
+        st.sql("UPDATE reservations SET seat_nos = NULL WHERE event_id = %s", (ev,))
+        st.sql(backfill)
+        assert sorted(st.sql("SELECT reservation_id, seat_nos FROM reservations "
+                             "WHERE event_id = %s", (ev,))) == sorted((r, h) for r, _, h in named)
+        rid, nos, _ = named[0]
+        st.sql("UPDATE reservations SET seat_nos = %s WHERE reservation_id = %s",
+               (nos[1:] + [max(nos) + 100000], rid))
+        rc, text = audit(st, ev, out["log"])
+        assert rc == 1 and "FAIL" in check_line(text, "seats_count"), text
+        st.sql("UPDATE reservations SET seat_nos = %s WHERE reservation_id = %s", (nos, rid))
+        rc, text = audit(st, ev, out["log"])
+        assert rc == 0, text
 
         # 1. a seat held twice: one of A's seats now names B's reservation
         a, b = st.sql("SELECT reservation_id FROM reservations WHERE event_id = %s "
