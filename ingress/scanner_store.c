@@ -6,11 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define RFC3339_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
 /* The columns every scanner read answers, in ing_venue_scanner's order. */
 #define SCANNER_COLS                                                                               \
-    "s.scanner_id, s.assigned_by, coalesce(u.display_name, ''), " RFC3339_SQL("s.assigned_at")
+    "s.scanner_id, s.assigned_by, coalesce(u.display_name, ''), " ING_PG_RFC3339("s.assigned_at")
 
 static const ing_pg_col scanner_cols[] = {
     ING_PG_COL(ing_venue_scanner, ING_PG_I64, 0, user_id),
@@ -22,14 +20,6 @@ static const ing_pg_col scanner_cols[] = {
 static int read_scanner(const PGresult *res, int i, void *item)
 {
     return ing_pg_read_cols(res, i, item, scanner_cols, sizeof scanner_cols / sizeof *scanner_cols);
-}
-
-static int exec(ing_worker *w, const char *sql)
-{
-    PGresult *res = ing_worker_query(w, sql, 0, NULL);
-    int rc = ing_pg_status(res, NULL, sql);
-    PQclear(res);
-    return rc;
 }
 
 /* The venue's owner is the caller (or the caller is an admin): 0,
@@ -95,7 +85,7 @@ static int put_locked(ing_worker *w, const char *rid, const ing_venue_actor *a, 
 int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor *a,
                           int64_t scanner_id, int64_t max, ing_venue_scanner *out)
 {
-    if (exec(w, "BEGIN"))
+    if (ing_pg_exec(w, "BEGIN"))
         return ONS_EUNAVAIL;
     int rc = venue_owned(w, rid, a, 1);
     if (rc == 0)
@@ -107,10 +97,10 @@ int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor 
         if (rc == ONS_ENOTFOUND)
             rc = ONS_EDB;
     }
-    if (rc == 0 && exec(w, "COMMIT"))
+    if (rc == 0 && ing_pg_exec(w, "COMMIT"))
         rc = ONS_EDB;
     if (rc)
-        exec(w, "ROLLBACK");
+        ing_pg_exec(w, "ROLLBACK");
     return rc;
 }
 

@@ -17,6 +17,13 @@
 
 #include "ingress/pool.h"
 
+/* SQL: scanner (an expression) is assigned to venue (an expression). The
+ * one predicate of the scan's gate read and its admitting UPDATE
+ * (tickets_store.c), served by venue_scanners' primary key. */
+#define ING_SCANNER_ASSIGNED_SQL(venue, scanner)                                                   \
+    "EXISTS (SELECT 1 FROM venue_scanners vs WHERE vs.venue_id = " venue                           \
+    " AND vs.scanner_id = " scanner ")"
+
 /* Who asks, on which venue. */
 typedef struct ing_venue_actor {
     int64_t venue_id;
