@@ -51,11 +51,12 @@ static void scanner_failed(ing_req *r, ing_worker *w, int rc)
     }
 }
 
+/* An assignment: the scanner's id and when, nothing of its account (a
+ * seller could otherwise walk ids through PUT to learn who they are). */
 static json_t *scanner_json(int64_t venue_id, const ing_venue_scanner *s)
 {
-    return json_pack("{s:I, s:I, s:s, s:I, s:s}", "venue_id", (json_int_t)venue_id, "user_id",
-                     (json_int_t)s->user_id, "display_name", s->display_name, "assigned_by",
-                     (json_int_t)s->assigned_by, "assigned_at", s->assigned_at);
+    return json_pack("{s:I, s:I, s:s}", "venue_id", (json_int_t)venue_id, "user_id",
+                     (json_int_t)s->user_id, "assigned_at", s->assigned_at);
 }
 
 /* The job of a route: the venue (params[0]) and, when with_user, the

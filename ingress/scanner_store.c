@@ -7,14 +7,11 @@
 #include <stdlib.h>
 
 /* The columns every scanner read answers, in ing_venue_scanner's order. */
-#define SCANNER_COLS                                                                               \
-    "s.scanner_id, s.assigned_by, coalesce(u.display_name, ''), " ING_PG_RFC3339("s.assigned_at")
+#define SCANNER_COLS "s.scanner_id, " ING_PG_RFC3339("s.assigned_at")
 
 static const ing_pg_col scanner_cols[] = {
     ING_PG_COL(ing_venue_scanner, ING_PG_I64, 0, user_id),
-    ING_PG_COL(ing_venue_scanner, ING_PG_I64, 1, assigned_by),
-    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 2, display_name),
-    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 3, assigned_at),
+    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 1, assigned_at),
 };
 
 static int read_scanner(const PGresult *res, int i, void *item)
@@ -46,7 +43,6 @@ static int scanner_get(ing_worker *w, const char *rid, int64_t venue_id, int64_t
     int64_t v[] = {venue_id, scanner_id};
     return ing_pg_one(ing_pg_query_i64(w, 0,
                                        "SELECT " SCANNER_COLS " FROM venue_scanners s "
-                                       "JOIN users u ON u.user_id = s.scanner_id "
                                        "WHERE s.venue_id = $1 AND s.scanner_id = $2",
                                        2, v),
                       rid, "venue scanner", read_scanner, out);
@@ -131,7 +127,6 @@ int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_acto
     int64_t v[] = {a->venue_id, max};
     return ing_pg_rows(ing_pg_query_i64(w, 0,
                                         "SELECT " SCANNER_COLS " FROM venue_scanners s "
-                                        "JOIN users u ON u.user_id = s.scanner_id "
                                         "WHERE s.venue_id = $1 "
                                         "ORDER BY s.assigned_at, s.scanner_id LIMIT $2",
                                         2, v),

@@ -31,11 +31,11 @@ typedef struct ing_venue_actor {
     int is_admin;    /* an admin acts on any venue */
 } ing_venue_actor;
 
-/* One scanner assigned to a venue. */
+/* One scanner assigned to a venue: its id and when, nothing of its
+ * account (no name: a seller must not learn who holds an id). */
 typedef struct ing_venue_scanner {
-    int64_t user_id, assigned_by;
-    char display_name[512]; /* "" for an account without one */
-    char assigned_at[32];   /* RFC 3339 UTC */
+    int64_t user_id;
+    char assigned_at[32]; /* RFC 3339 UTC */
 } ing_venue_scanner;
 
 /* Assigns scanner_id to the venue, in one transaction that locks the
