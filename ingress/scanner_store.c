@@ -20,20 +20,31 @@ static int read_scanner(const PGresult *res, int i, void *item)
 }
 
 /* The venue's owner is the caller (or the caller is an admin): 0,
- * ONS_ENOTFOUND or ONS_EAUTH. lock: FOR UPDATE (inside a transaction),
- * which orders assignments to one venue. */
-static int venue_owned(ing_worker *w, const char *rid, const ing_venue_actor *a, int lock)
+ * ONS_ENOTFOUND or ONS_EAUTH. Reads without a lock: an owner never
+ * changes, and another seller's refused request must not lock the venue. */
+static int venue_owned(ing_worker *w, const char *rid, const ing_venue_actor *a)
 {
     int64_t v[] = {a->venue_id}, owner = 0;
-    int rc = ing_pg_one(ing_pg_query_i64(w, 0,
-                                         lock ? "SELECT owner_id FROM venues WHERE venue_id = $1 "
-                                                "FOR UPDATE"
-                                              : "SELECT owner_id FROM venues WHERE venue_id = $1",
-                                         1, v),
-                        rid, "venue owner", ing_pg_read_i64, &owner);
+    int rc =
+        ing_pg_one(ing_pg_query_i64(w, 0, "SELECT owner_id FROM venues WHERE venue_id = $1", 1, v),
+                   rid, "venue owner", ing_pg_read_i64, &owner);
     if (rc == 0 && !a->is_admin && owner != a->user_id)
         rc = ONS_EAUTH;
     return rc;
+}
+
+/* Inside put's transaction: locks the venue's row FOR NO KEY UPDATE, which
+ * orders assignments to one venue (they count each other) and, unlike FOR
+ * UPDATE, does not block the FOR KEY SHARE of a foreign key check (an
+ * INSERT INTO events naming the venue). 0 or ONS_ENOTFOUND. */
+static int venue_lock(ing_worker *w, const char *rid, int64_t venue_id)
+{
+    int64_t v[] = {venue_id}, got = 0;
+    return ing_pg_one(ing_pg_query_i64(w, 0,
+                                       "SELECT venue_id FROM venues WHERE venue_id = $1 "
+                                       "FOR NO KEY UPDATE",
+                                       1, v),
+                      rid, "venue lock", ing_pg_read_i64, &got);
 }
 
 /* One scanner row of the venue: 0 or ONS_ENOTFOUND. */
@@ -81,9 +92,12 @@ static int put_locked(ing_worker *w, const char *rid, const ing_venue_actor *a, 
 int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor *a,
                           int64_t scanner_id, int64_t max, ing_venue_scanner *out)
 {
+    int rc = venue_owned(w, rid, a);
+    if (rc)
+        return rc;
     if (ing_pg_exec(w, "BEGIN"))
         return ONS_EUNAVAIL;
-    int rc = venue_owned(w, rid, a, 1);
+    rc = venue_lock(w, rid, a->venue_id);
     if (rc == 0)
         rc = put_locked(w, rid, a, scanner_id, max);
     if (rc == 0) {
@@ -105,7 +119,7 @@ int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_act
 {
     /* A venue's owner never changes, so the check and the DELETE need no
      * transaction. */
-    int rc = venue_owned(w, rid, a, 0);
+    int rc = venue_owned(w, rid, a);
     if (rc)
         return rc;
     int64_t v[] = {a->venue_id, scanner_id};
@@ -121,7 +135,7 @@ int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_acto
 {
     *out = NULL;
     *n = 0;
-    int rc = venue_owned(w, rid, a, 0);
+    int rc = venue_owned(w, rid, a);
     if (rc)
         return rc;
     int64_t v[] = {a->venue_id, max};

@@ -521,6 +521,47 @@ def test_a_venues_scanners_are_capped(env):
         [(905,)]
 
 
+def put_while_venue_locked(st, venue, user, lock, wait_s):
+    """PUTs user on venue from a thread while another transaction holds
+    venue's row with lock. Returns the answer if it came within wait_s,
+    else None; either way the lock is released and the PUT finished."""
+    import psycopg2
+    from harness import pg_dsn
+    conn = psycopg2.connect(pg_dsn(st.db))
+    got = {}
+    try:
+        conn.cursor().execute(f"SELECT 1 FROM venues WHERE venue_id = %s {lock}", (venue,))
+        t = threading.Thread(target=lambda: got.update(r=venue_call(st, "PUT", venue, user)))
+        t.start()
+        t.join(wait_s)
+        early = got.get("r")
+    finally:
+        conn.rollback()
+        conn.close()
+    t.join(30)
+    assert got["r"][0] == 200, got
+    return early
+
+
+def test_an_assignment_does_not_wait_for_an_events_foreign_key_check(env):
+    """Failed on 425f390: PUT locked the venue FOR UPDATE, which waits for
+    the FOR KEY SHARE that an INSERT INTO events naming the venue holds
+    until it commits (and blocks the next one). Now the PUT checks the owner
+    without a lock and then locks FOR NO KEY UPDATE: it answers while such a
+    share lock is held. Control: a lock of the same strength (another PUT's)
+    still makes it wait, so the first half would see a wait."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 2, 2500),), seller_id=OTHER_SELLER)
+    venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
+    for u in (907, 908):
+        st.scanner_account(u)
+    s = put_while_venue_locked(st, venue, 907, "FOR KEY SHARE", 5)
+    assert s is not None and s[0] == 200, s
+    assert put_while_venue_locked(st, venue, 908, "FOR NO KEY UPDATE", 1.5) is None
+    assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s ORDER BY 1",
+                  (venue,)) == [(907,), (908,)]
+
+
 def test_an_unassign_stops_the_next_scan_and_one_in_flight(env):
     """DELETE takes effect at once: the next scan is refused, and a scan
     that read the ticket (assigned then) before the unassign committed is
