@@ -7,7 +7,9 @@
  *   DELETE /v1/venues/{id}/scanners/{user_id}  unassign (idempotent) 204
  *   GET    /v1/venues/{id}/scanners            the venue's scanners  200
  * Only an account holding the scanner role can be assigned; a venue holds
- * at most tickets.scanners_per_venue of them, so the list is one page.
+ * at most tickets.scanners_per_venue of them, and the list answers all its
+ * assignments (up to ING_VENUE_SCANNERS_MAX, the option's upper bound), so
+ * a cap lowered later hides none.
  */
 #include "common/auth.h"
 #include "common/err.h"
@@ -125,8 +127,7 @@ static void list_job(ing_worker *w, void *arg)
     scanner_job *j = r->job;
     ing_venue_scanner *rows = NULL;
     size_t n = 0;
-    int rc = ing_venue_scanners_list(w, r->rid, &j->who, r->app->o.tickets_scanners_per_venue,
-                                     &rows, &n);
+    int rc = ing_venue_scanners_list(w, r->rid, &j->who, &rows, &n);
     if (rc) {
         scanner_failed(r, w, rc);
         return;

@@ -130,7 +130,7 @@ int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_act
     return rc;
 }
 
-int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a, int64_t max,
+int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a,
                             ing_venue_scanner **out, size_t *n)
 {
     *out = NULL;
@@ -138,11 +138,15 @@ int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_acto
     int rc = venue_owned(w, rid, a);
     if (rc)
         return rc;
-    int64_t v[] = {a->venue_id, max};
+    /* Every assignment, not tickets.scanners_per_venue of them: a cap
+     * lowered after assignments were made must not hide the ones its owner
+     * has to remove. */
+    int64_t v[] = {a->venue_id, ING_VENUE_SCANNERS_MAX};
     return ing_pg_rows(ing_pg_query_i64(w, 0,
                                         "SELECT " SCANNER_COLS " FROM venue_scanners s "
                                         "WHERE s.venue_id = $1 "
                                         "ORDER BY s.assigned_at, s.scanner_id LIMIT $2",
                                         2, v),
-                       rid, "venue scanners", sizeof **out, (int)max, read_scanner, out, n);
+                       rid, "venue scanners", sizeof **out, ING_VENUE_SCANNERS_MAX, read_scanner,
+                       out, n);
 }

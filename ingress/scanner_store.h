@@ -51,9 +51,15 @@ int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor 
 int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_actor *a,
                              int64_t scanner_id);
 
-/* The venue's scanners, oldest assignment first, at most max: *out is
- * heap (the caller frees; NULL when there are none), *n its length. */
-int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a, int64_t max,
+/* The most assignments a venue's list answers: the upper bound of
+ * tickets.scanners_per_venue (options.def), so no cap the option can set
+ * hides an assignment. */
+#define ING_VENUE_SCANNERS_MAX 100000
+
+/* The venue's scanners, oldest assignment first, all of them (at most
+ * ING_VENUE_SCANNERS_MAX), whatever tickets.scanners_per_venue is now: *out
+ * is heap (the caller frees; NULL when there are none), *n its length. */
+int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a,
                             ing_venue_scanner **out, size_t *n);
 
 #endif

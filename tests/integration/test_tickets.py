@@ -503,7 +503,8 @@ def test_only_the_venues_owner_assigns_and_only_scanners(env):
 
 def test_a_venues_scanners_are_capped(env):
     """tickets.scanners_per_venue bounds a venue's list: one more is 409
-    invalid_state and nothing is added; one already there is still fine."""
+    invalid_state and nothing is added; one already there is still fine; a
+    cap lowered later hides no assignment from the list."""
     st = env.st
     ev = st.create_event(sections=(("A", 1, 2, 2500),), seller_id=OTHER_SELLER)
     venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
@@ -515,6 +516,20 @@ def test_a_venues_scanners_are_capped(env):
         assert venue_call(st, "PUT", venue, 905)[0] == 200
         assert err(venue_call(st, "PUT", venue, 906)) == (409, "invalid_state")
         assert venue_call(st, "PUT", venue, 905)[0] == 200
+    finally:
+        st.ingress_port = keep
+    assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s", (venue,)) == \
+        [(905,)]
+    # The cap lowered after assignments were made (906 assigned through the
+    # ingress with the default cap): the list still shows every one, so the
+    # owner can see and remove them. Failed on 425f390: GET listed only the
+    # first tickets.scanners_per_venue.
+    assert venue_call(st, "PUT", venue, 906)[0] == 200
+    keep, st.ingress_port = st.ingress_port, port
+    try:
+        s, _, b = venue_call(st, "GET", venue, None)
+        assert s == 200 and [x["user_id"] for x in b["scanners"]] == [905, 906], b
+        assert venue_call(st, "DELETE", venue, 906)[0] == 204
     finally:
         st.ingress_port = keep
     assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s", (venue,)) == \
