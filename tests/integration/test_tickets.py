@@ -671,6 +671,62 @@ def test_a_cancel_accepted_before_the_cutoff_is_applied(env):
                                "ticket_id = %s", (tid,)) == [(1,)], 30, "one refund")
 
 
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def fast_ingress(env, offset):
+    """Starts another ingress whose wall clock runs offset ahead
+    (libfaketime preloaded, as test_ha_clock_skew does). Returns its port."""
+    from harness import BIN, Proc, free_port
+    st = env.st
+    port = free_port()
+    e = st.env(http_port=port, tickets_code_step_s=STEP_S)
+    assert os.path.exists(LIBFAKETIME), "libfaketime missing: run scripts/setup (package faketime)"
+    e.update(LD_PRELOAD=LIBFAKETIME, FAKETIME=offset, FAKETIME_DONT_FAKE_MONOTONIC="1")
+    e["ASAN_OPTIONS"] = (e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    p = Proc("ingress-fast", [os.path.join(BIN, "onsale-ingress")], e,
+             os.path.join(st.logdir, "ingress-fast.log"))
+    st.procs.append(p)
+    keep, st.ingress_port = st.ingress_port, port
+    try:
+        st.wait_for(st._healthy, 30, "fast ingress /healthz", proc=p)
+    finally:
+        st.ingress_port = keep
+    return port, p
+
+
+def test_a_fast_ingress_clock_does_not_close_the_refund_window(env):
+    """An ingress whose clock is 10 minutes fast, a cancel 5 minutes before
+    the cut-off by PostgreSQL's clock. Failed before: the change was judged
+    at max(ingress clock, PostgreSQL's now), unbounded, so the window closed
+    10 minutes early (409 refund_window_closed). Now the judged instant is at
+    most clock.max_ahead_ms (2 s) past PostgreSQL's: 202, cancelled and
+    refunded, and the clamp logged at warn. Control: the same fast ingress
+    still refuses a cancel past the cut-off by PostgreSQL's clock."""
+    st = env.st
+    port, proc = fast_ingress(env, "+10m")
+    evs = []
+    for lead_s in (300, -5):
+        ev = st.create_event(sections=(("A", 1, 2, 2500),))
+        st.sql("UPDATE events SET starts_at = now() + make_interval(secs => %s) "
+               "WHERE event_id = %s", (CUTOFF_S + lead_s, ev))
+        evs.append(ev)
+    tid, = env.buy(93, ev=evs[0])
+    late, = env.buy(94, ev=evs[1])
+    s, _, b = http_at(st, port, "POST", f"/v1/tickets/{tid}/cancel", user=93)
+    assert s == 202 and b["state"] == "cancelling", b
+    st.wait_for(lambda: st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (tid,)) ==
+                [("cancelled",)], 30, "the cancel applied")
+    st.wait_for(lambda: st.sql("SELECT count(*) FROM outbox WHERE kind = 'refund' AND "
+                               "ticket_id = %s", (tid,)) == [(1,)], 30, "one refund")
+    assert "ms ahead of PostgreSQL's" in proc.output()
+    # Control: past the cut-off by PostgreSQL's clock, the fast node refuses.
+    assert err(http_at(st, port, "POST", f"/v1/tickets/{late}/cancel", user=94)) == \
+        (409, "refund_window_closed")
+    assert st.sql("SELECT status, change_claimed_at FROM tickets WHERE ticket_id = %s",
+                  (late,)) == [("valid", None)]
+
+
 def test_a_cancel_judged_after_the_cutoff_is_refused_at_once(env):
     """Control of the one above: the same slow ingress judging 1.5 s after
     the cut-off refuses (409 refund_window_closed) before anything is
