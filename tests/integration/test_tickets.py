@@ -580,6 +580,60 @@ def test_an_assignment_does_not_wait_for_an_events_foreign_key_check(env):
                   (venue,)) == [(907,), (908,)]
 
 
+def test_the_upgrade_assigns_the_scanners_that_admitted_at_a_venue(env):
+    """Migration 0017 on a database that already has admitted tickets (this
+    one, its venue_scanners dropped and 0017 applied again: the schema
+    before 0017 plus the history). Failed before the backfill: the table
+    came up empty, so every scanner was refused at its next scan. Now each
+    (venue, admitted_by) of an admitted ticket is assigned, as by the
+    venue's owner, when admitted_by is still an account holding the scanner
+    role; an admitter whose role was revoked, or with no account, is not;
+    a scanner that never admitted is not (the operator assigns it)."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 4, 2500),), seller_id=OTHER_SELLER)
+    venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
+    t1, t2, t3, t4 = env.buy(92, qty=4, ev=ev)
+    for u in (911, 912, 913):
+        st.scanner_account(u)
+    # History: 911 admitted t1 (through the door), 912 admitted t2 and lost
+    # the role since, an id without an account admitted t3 (a minted token,
+    # before accounts); 913 is assigned but never admitted anything.
+    st.assign_scanner(911, ev)
+    now = mid_step()
+    assert scan(st, {"ticket_id": t1, "code": expected_code(t1, 0, now)}, user=911)[0] == 200
+    st.sql("UPDATE tickets SET admitted_at = now(), admitted_by = %s WHERE ticket_id = %s",
+           (912, t2))
+    st.sql("UPDATE tickets SET admitted_at = now(), admitted_by = %s WHERE ticket_id = %s",
+           (777913, t3))
+    st.sql("UPDATE users SET roles = '{fan}' WHERE user_id = 912")
+    st.assign_scanner(913, ev)
+    # Every other assignment in this database, as the backfill would make it
+    # from the history (env's scanners admitted tickets at env's venue).
+    expected = set(st.sql(
+        "SELECT DISTINCT e.venue_id, t.admitted_by, v.owner_id FROM tickets t "
+        "JOIN events e USING (event_id) JOIN venues v USING (venue_id) "
+        "JOIN users u ON u.user_id = t.admitted_by AND 'scanner' = ANY (u.roles)"))
+    assert (venue, 911, OTHER_SELLER) in expected, expected
+    saved = st.sql("SELECT venue_id, scanner_id, assigned_by, assigned_at FROM venue_scanners")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "schemas", "migrations",
+                        "0017_venue_scanners.sql")
+    try:
+        st.sql("DROP TABLE venue_scanners")
+        st.sql(open(path).read())
+        got = st.sql("SELECT venue_id, scanner_id, assigned_by FROM venue_scanners")
+        assert set(got) == expected and len(got) == len(expected), (got, expected)
+        assert [r[:2] for r in got if r[0] == venue] == [(venue, 911)]
+        # ... and the row lets 911 admit at its venue at once.
+        now = mid_step()
+        s, _, b = scan(st, {"ticket_id": t4, "code": expected_code(t4, 0, now)}, user=911)
+        assert s == 200 and b["state"] == "admitted", b
+    finally:
+        st.sql("DELETE FROM venue_scanners")
+        for row in saved:
+            st.sql("INSERT INTO venue_scanners (venue_id, scanner_id, assigned_by, assigned_at) "
+                   "VALUES (%s, %s, %s, %s)", row)
+
+
 def test_an_unassign_stops_the_next_scan_and_one_in_flight(env):
     """DELETE takes effect at once: the next scan is refused, and a scan
     that read the ticket (assigned then) before the unassign committed is
