@@ -571,13 +571,13 @@ def test_an_assignment_does_not_wait_for_an_events_foreign_key_check(env):
     st = env.st
     ev = st.create_event(sections=(("A", 1, 2, 2500),), seller_id=OTHER_SELLER)
     venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
-    for u in (907, 908):
+    for u in (914, 915):
         st.scanner_account(u)
-    s = put_while_venue_locked(st, venue, 907, "FOR KEY SHARE", 5)
+    s = put_while_venue_locked(st, venue, 914, "FOR KEY SHARE", 5)
     assert s is not None and s[0] == 200, s
-    assert put_while_venue_locked(st, venue, 908, "FOR NO KEY UPDATE", 1.5) is None
+    assert put_while_venue_locked(st, venue, 915, "FOR NO KEY UPDATE", 1.5) is None
     assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s ORDER BY 1",
-                  (venue,)) == [(907,), (908,)]
+                  (venue,)) == [(914,), (915,)]
 
 
 def test_the_upgrade_assigns_the_scanners_that_admitted_at_a_venue(env):
@@ -652,13 +652,21 @@ def test_an_unassign_stops_the_next_scan_and_one_in_flight(env):
     # Unassigned while the scan sleeps between its read and its UPDATE.
     now = mid_step()
     out = []
-    th = threading.Thread(target=lambda: out.append(
-        scan_at_as(st, slow, {"ticket_id": t2, "code": expected_code(t2, 0, now)}, sc)))
+
+    def held_scan():
+        t0 = time.monotonic()
+        out.append(scan_at_as(st, slow, {"ticket_id": t2, "code": expected_code(t2, 0, now)}, sc))
+        out.append(time.monotonic() - t0)
+    th = threading.Thread(target=held_scan)
     th.start()
     time.sleep(0.5)
     assert venue_call(st, "DELETE", venue, sc)[0] == 204
     th.join()
     assert err(out[0]) == (403, "scanner_not_assigned"), out
+    # It slept debug.scan_delay_ms, which only a scan whose read passed does:
+    # the refusal came from the UPDATE's re-check, not from a read that ran
+    # after the DELETE (that one answers at once and proves nothing).
+    assert out[1] >= 1.5, out
     assert admitted(st, t2) == (None, None)
     # The next scan is refused too; removing again is still 204; listed no more.
     assert err(scan(st, {"ticket_id": t3, "code": expected_code(t3, 0, mid_step())}, user=sc)) \
