@@ -10,15 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs a statement whose result is not needed. */
-static int exec(ing_worker *w, const char *sql)
-{
-    PGresult *res = ing_worker_query(w, sql, 0, NULL);
-    int rc = ing_pg_status(res, NULL, sql);
-    PQclear(res);
-    return rc;
-}
-
 /* Runs a statement with bigint parameters whose result is not needed. */
 static int exec_i64(ing_worker *w, const char *rid, const char *what, const char *sql, int n,
                     const int64_t *v)
@@ -227,7 +218,7 @@ int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
                      ing_event_created *out)
 {
     int64_t owner = 0;
-    if (exec(w, "BEGIN"))
+    if (ing_pg_exec(w, "BEGIN"))
         return ONS_EUNAVAIL;
     int rc = venue_check(w, rid, in, &owner);
     if (!rc)
@@ -237,9 +228,9 @@ int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
     if (!rc)
         rc = seats_insert(w, rid, out->event_id, &out->seats_total);
     if (!rc)
-        rc = exec(w, "COMMIT") ? ONS_EDB : 0;
+        rc = ing_pg_exec(w, "COMMIT") ? ONS_EDB : 0;
     if (rc)
-        exec(w, "ROLLBACK");
+        ing_pg_exec(w, "ROLLBACK");
     return rc;
 }
 
@@ -269,12 +260,12 @@ int ing_event_owner_get(ing_worker *w, int64_t event_id, long long end_grace_s, 
 
 int ing_event_tx_begin(ing_worker *w)
 {
-    return exec(w, "BEGIN") ? ONS_EUNAVAIL : 0;
+    return ing_pg_exec(w, "BEGIN") ? ONS_EUNAVAIL : 0;
 }
 
 void ing_event_tx_rollback(ing_worker *w)
 {
-    exec(w, "ROLLBACK");
+    ing_pg_exec(w, "ROLLBACK");
 }
 
 /* New tier prices by section name, then the seats' prices. */
@@ -341,12 +332,12 @@ int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, c
         rc = prices_update(w, rid, in);
     if (!rc)
         rc = event_json(w, rid, in->event_id, json);
-    if (!rc && exec(w, "COMMIT"))
+    if (!rc && ing_pg_exec(w, "COMMIT"))
         rc = ONS_EDB;
     if (rc) {
         free(*json);
         *json = NULL;
-        exec(w, "ROLLBACK");
+        ing_pg_exec(w, "ROLLBACK");
     }
     return rc;
 }

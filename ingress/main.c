@@ -109,8 +109,33 @@ static int start_metrics(ing_app *app)
     return 0;
 }
 
-/* The Kafka producer, and the topic's partition count (configured, or
- * read from the brokers). */
+/* kafka.partitions set by hand must be the topic's count: another names
+ * the wrong partition for an event's records (q_partition_of_event: the
+ * settle checks of stale claims) and leaves partitions unwatched. Brokers
+ * that do not answer within kafka.partitions_check_ms do not stop the start
+ * (the option lets a node start without them); the monitor checks the
+ * count every round (ing_monitor_partitions_differ). */
+static int check_partitions(ing_app *app)
+{
+    int n = 0;
+    if (app->o.kafka_partitions_check_ms == 0)
+        return 0;
+    int rc = q_producer_partitions(app->producer, (int)app->o.kafka_partitions_check_ms, &n);
+    if (rc) {
+        ons_log_warn("kafka.partitions %d not checked against topic %s (%s): started on it",
+                     app->partitions, app->o.kafka_topic, ons_strerror(rc));
+        return 0;
+    }
+    if (n == app->partitions)
+        return 0;
+    ons_log_error("kafka.partitions is %d but topic %s has %d partitions: set kafka.partitions "
+                  "to %d, or 0 to read it from the brokers",
+                  app->partitions, app->o.kafka_topic, n, n);
+    return ONS_EINVAL;
+}
+
+/* The Kafka producer, and the topic's partition count (configured and
+ * checked, or read from the brokers). */
 static int start_producer(ing_app *app)
 {
     q_producer_opts po = {.brokers = app->o.kafka_brokers,
@@ -125,8 +150,9 @@ static int start_producer(ing_app *app)
     if (rc)
         return rc;
     app->partitions = (int)app->o.kafka_partitions;
-    if (app->partitions == 0 &&
-        (rc = q_producer_partitions(app->producer, 10000, &app->partitions)) != 0) {
+    if (app->partitions > 0)
+        return check_partitions(app);
+    if ((rc = q_producer_partitions(app->producer, 10000, &app->partitions)) != 0) {
         ons_log_error("cannot read the partition count of topic %s: %s", app->o.kafka_topic,
                       ons_strerror(rc));
         return rc;

@@ -21,6 +21,7 @@ struct ing_monitor {
     q_status *st;
     ons_pg pg; /* no backoff of its own: the check interval is the retry period */
     atomic_int redis_ok, pg_ok, kafka_ok;
+    atomic_int topic_n; /* the topic's partition count as last read; 0: not yet */
     _Atomic int64_t last_ms;
     _Atomic int64_t kafka_down_since;     /* monotonic ms of a failed streak's first check; 0: up */
     _Atomic int64_t *high[Q_TOPIC_COUNT]; /* per lane, per partition */
@@ -59,6 +60,18 @@ static void keep_round(ing_monitor *m, int64_t wall_ms)
     pthread_mutex_unlock(&m->ring_mu);
 }
 
+/* Keeps the topic's count as the brokers told it, and says so at error
+ * when it differs from the count this node works with (kafka.partitions
+ * set by hand, or the topic repartitioned since the start). */
+static void note_partitions(ing_monitor *m, int np)
+{
+    if (atomic_exchange(&m->topic_n, np) != np && np != m->n)
+        ons_log_error("this node works with %d partitions but the topic has %d: it would look "
+                      "for events' records on the wrong ones, so it settles no stale claim or "
+                      "unknown outcome until restarted with kafka.partitions %d (or 0)",
+                      m->n, np, np);
+}
+
 static void *monitor_main(void *arg)
 {
     ing_monitor *m = arg;
@@ -69,9 +82,10 @@ static void *monitor_main(void *arg)
         int np = 0;
         int kok = q_producer_partitions(m->producer, 1000, &np) == 0;
         atomic_store(&m->kafka_ok, kok);
-        if (kok)
+        if (kok) {
             atomic_store(&m->kafka_down_since, 0);
-        else if (atomic_load(&m->kafka_down_since) == 0)
+            note_partitions(m, np);
+        } else if (atomic_load(&m->kafka_down_since) == 0)
             atomic_store(&m->kafka_down_since, t0);
         for (int lane = 0; lane < Q_TOPIC_COUNT; lane++)
             for (int p = 0; p < m->n; p++) {
@@ -131,6 +145,12 @@ int ing_monitor_new(q_producer *producer, int partitions, const q_status_opts *r
 fail:
     ing_monitor_free(m);
     return ONS_ENOMEM;
+}
+
+int ing_monitor_partitions_differ(ing_monitor *m)
+{
+    int np = atomic_load(&m->topic_n);
+    return np > 0 && np != m->n ? np : 0;
 }
 
 void ing_monitor_stop(ing_monitor *m)

@@ -37,6 +37,11 @@ void ing_monitor_health(ing_monitor *m, ing_health *out);
  * written), -1 unknown. */
 int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t partition);
 
+/* The topic's partition count as the brokers last told it, when it differs
+ * from the count this node works with (kafka.partitions set by hand to
+ * another, or the topic repartitioned since); else 0. */
+int ing_monitor_partitions_differ(ing_monitor *m);
+
 /* Rounds whose watermarks are kept for ing_monitor_high_since: at the
  * default monitor.interval_ms, the last four minutes and more. */
 #define ING_MONITOR_ROUNDS 256

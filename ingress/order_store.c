@@ -2,9 +2,11 @@
  * order_store.h. */
 #include "ingress/order_store.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "ingress/keyset.h"
 #include "ingress/pg_row.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,19 @@ void ing_ticket_page_clear(ing_ticket_page *p)
     ons_pg_rows_free(&p->rows, &p->n);
 }
 
+int64_t ing_judged_ms(int64_t node_ms, int64_t pg_ms, int64_t max_ahead_ms)
+{
+    if (node_ms <= pg_ms)
+        return pg_ms;
+    if (node_ms - pg_ms <= max_ahead_ms)
+        return node_ms;
+    ons_log_warn("this node's clock is %" PRId64 " ms ahead of PostgreSQL's (more than "
+                 "clock.max_ahead_ms %" PRId64
+                 "): a ticket change is judged at PostgreSQL's + %" PRId64 " ms",
+                 node_ms - pg_ms, max_ahead_ms, max_ahead_ms);
+    return pg_ms + max_ahead_ms;
+}
+
 /* Columns 4 (status ended), 5 (PostgreSQL's now, ms) and 10 (starts_at,
  * ms) are judged by judge_change. */
 static int read_ticket_change(const PGresult *res, int i, void *item)
@@ -230,8 +245,7 @@ static int read_ticket_change(const PGresult *res, int i, void *item)
  * test, with its integers (workers/checkout.c ticket_refused). */
 static void judge_change(ing_ticket_change *t, const ing_ticket_change_opts *o)
 {
-    if (o->at_ms > t->judged_ms)
-        t->judged_ms = o->at_ms;
+    t->judged_ms = ing_judged_ms(o->at_ms, t->judged_ms, o->max_ahead_ms);
     t->ended = t->ended || t->judged_ms >= t->starts_at_ms + (int64_t)o->end_grace_s * 1000;
     t->past_cutoff = t->judged_ms >= t->starts_at_ms - (int64_t)o->refund_cutoff_s * 1000;
 }

@@ -123,19 +123,27 @@ typedef struct ing_ticket_change {
  * events.end_grace_s), and this node's clock when it judges. */
 typedef struct ing_ticket_change_opts {
     long long refund_cutoff_s, end_grace_s, claim_timeout_s;
-    int64_t at_ms; /* this node's wall clock, ms */
+    int64_t at_ms;        /* this node's wall clock, ms */
+    int64_t max_ahead_ms; /* clock.max_ahead_ms: at_ms is believed up to this past PostgreSQL's */
 } ing_ticket_change_opts;
 
 /* Reads ticket_id. ONS_ENOTFOUND when there is no such ticket.
  * The refund cut-off and the end are judged at one instant, judged_ms: the
  * later of o->at_ms and PostgreSQL's clock at the read (a node whose clock
- * lags does not stretch the refund window), against the starts_at_ms the
+ * lags does not stretch the refund window), but at most o->max_ahead_ms
+ * past PostgreSQL's (a node whose clock runs fast does not close the window
+ * early; logged at warn when it clamps), against the starts_at_ms the
  * partition owner loads (the same expression as workers/store.c). The
  * caller sends judged_ms as the record's sent_ms, the instant the owner
  * judges the same rules at (workers/checkout.c ticket_refused), so a change
  * accepted here is never refused there for the time it took to send. */
 int ing_ticket_for_change(ing_worker *w, int64_t ticket_id, const ing_ticket_change_opts *o,
                           ing_ticket_change *out);
+
+/* The instant a ticket change is judged at: the later of node_ms (this
+ * node's clock) and pg_ms (PostgreSQL's at the read), at most max_ahead_ms
+ * past pg_ms (logged at warn when that bound clamps it). */
+int64_t ing_judged_ms(int64_t node_ms, int64_t pg_ms, int64_t max_ahead_ms);
 
 /* Claims ticket_id for a transfer or cancel by owner_id before its record
  * is sent: one UPDATE that adds one to code_version and sets

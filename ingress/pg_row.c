@@ -113,6 +113,14 @@ int ing_pg_status(const PGresult *res, const char *rid, const char *what)
     return ONS_EDB;
 }
 
+int ing_pg_exec(ing_worker *w, const char *sql)
+{
+    PGresult *res = ing_worker_query(w, sql, 0, NULL);
+    int rc = ing_pg_status(res, NULL, sql);
+    PQclear(res);
+    return rc;
+}
+
 PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const char *const *params)
 {
     PGconn *pg = ing_worker_pg(w);

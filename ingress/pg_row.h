@@ -26,6 +26,14 @@ PGresult *ing_worker_query(ing_worker *w, const char *sql, int nparams, const ch
 int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const char *sql,
                     int nparams, const char *const *params, PGresult **out);
 
+/* Runs a statement whose result is not needed (BEGIN, COMMIT, ROLLBACK):
+ * ing_pg_status's codes, logged naming the statement. */
+int ing_pg_exec(ing_worker *w, const char *sql);
+
+/* SQL text of a timestamptz column col as RFC 3339 UTC to the second
+ * ("2026-11-30T05:00:00Z"), the form every answer uses. */
+#define ING_PG_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
 /* The most bigint parameters ing_pg_query_i64 takes. */
 #define ING_PG_MAX_I64 8
 

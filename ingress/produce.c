@@ -245,7 +245,11 @@ int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms
         served = cached_served;
         arg = app->cursors;
     }
-    if (partition >= app->partitions || !app->monitor)
+    /* A partition count other than the topic's names the wrong partition
+     * for an event (q_partition_of_event) and leaves some unwatched: nothing
+     * is settled (claims wait) rather than judged on the wrong one. */
+    if (partition >= app->partitions || !app->monitor ||
+        ing_monitor_partitions_differ(app->monitor))
         return 0;
     int64_t settle = 2 * app->o.kafka_produce_timeout_ms + app->o.kafka_request_timeout_ms;
     /* Partition unknown (the record was never assigned one): all of them. */

@@ -561,7 +561,8 @@ static int ticket_refused(ing_req *r, ing_worker *w)
     co_job *j = r->job;
     const ing_opts *o = &r->app->o;
     ing_ticket_change_opts co = {o->tickets_refund_cutoff_s, o->events_end_grace_s,
-                                 o->tickets_change_claim_timeout_s, ing_now_ms()};
+                                 o->tickets_change_claim_timeout_s, ing_now_ms(),
+                                 o->clock_max_ahead_ms};
     ing_ticket_change t;
     int rc = ing_ticket_for_change(w, j->msg.ticket_id, &co, &t);
     if (rc && rc != ONS_ENOTFOUND) {

@@ -7,7 +7,9 @@
  *   DELETE /v1/venues/{id}/scanners/{user_id}  unassign (idempotent) 204
  *   GET    /v1/venues/{id}/scanners            the venue's scanners  200
  * Only an account holding the scanner role can be assigned; a venue holds
- * at most tickets.scanners_per_venue of them, so the list is one page.
+ * at most tickets.scanners_per_venue of them, and the list answers all its
+ * assignments (up to ING_VENUE_SCANNERS_MAX, the option's upper bound), so
+ * a cap lowered later hides none.
  */
 #include "common/auth.h"
 #include "common/err.h"
@@ -51,11 +53,12 @@ static void scanner_failed(ing_req *r, ing_worker *w, int rc)
     }
 }
 
+/* An assignment: the scanner's id and when, nothing of its account (a
+ * seller could otherwise walk ids through PUT to learn who they are). */
 static json_t *scanner_json(int64_t venue_id, const ing_venue_scanner *s)
 {
-    return json_pack("{s:I, s:I, s:s, s:I, s:s}", "venue_id", (json_int_t)venue_id, "user_id",
-                     (json_int_t)s->user_id, "display_name", s->display_name, "assigned_by",
-                     (json_int_t)s->assigned_by, "assigned_at", s->assigned_at);
+    return json_pack("{s:I, s:I, s:s}", "venue_id", (json_int_t)venue_id, "user_id",
+                     (json_int_t)s->user_id, "assigned_at", s->assigned_at);
 }
 
 /* The job of a route: the venue (params[0]) and, when with_user, the
@@ -124,8 +127,7 @@ static void list_job(ing_worker *w, void *arg)
     scanner_job *j = r->job;
     ing_venue_scanner *rows = NULL;
     size_t n = 0;
-    int rc = ing_venue_scanners_list(w, r->rid, &j->who, r->app->o.tickets_scanners_per_venue,
-                                     &rows, &n);
+    int rc = ing_venue_scanners_list(w, r->rid, &j->who, &rows, &n);
     if (rc) {
         scanner_failed(r, w, rc);
         return;

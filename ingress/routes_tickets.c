@@ -89,13 +89,19 @@ int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int you
 
 /* Reads the ticket for the code route or a scan (ing_tickets_gate), with
  * change_pending set while a claimed change still blocks it
- * (ing_ticket_claim_blocks) and, on a scan, scanner_assigned for the
+ * (ing_ticket_claim_blocks; not asked when the answer is refused whatever
+ * it says: a scan by a scanner not assigned to the venue, 403, or the code
+ * of someone else's ticket, 404) and, on a scan, scanner_assigned for the
  * caller. */
 static int gate_read(ing_req *r, ing_worker *w, int64_t ticket_id, ing_ticket_gate *g)
 {
     int64_t scanner = r->route->handler == ing_route_scan ? r->who.user_id : 0;
     int rc = ing_tickets_gate(w, ticket_id, r->app->o.tickets_change_claim_timeout_s, scanner, g);
-    if (rc == 0)
+    /* Refused on the read alone: settling an old claim for these too (a
+     * PostgreSQL read of the control lane's progress) would make their
+     * refusal slower for an existing ticket with an old claim than for a
+     * missing one, telling the ticket. */
+    if (rc == 0 && (scanner ? g->scanner_assigned : g->owner_id == r->who.user_id))
         g->change_pending =
             ing_ticket_claim_blocks(r, w, g->event_id, g->change_pending, g->change_claim_age_ms);
     return rc;

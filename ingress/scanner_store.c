@@ -6,17 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define RFC3339_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
 /* The columns every scanner read answers, in ing_venue_scanner's order. */
-#define SCANNER_COLS                                                                               \
-    "s.scanner_id, s.assigned_by, coalesce(u.display_name, ''), " RFC3339_SQL("s.assigned_at")
+#define SCANNER_COLS "s.scanner_id, " ING_PG_RFC3339("s.assigned_at")
 
 static const ing_pg_col scanner_cols[] = {
     ING_PG_COL(ing_venue_scanner, ING_PG_I64, 0, user_id),
-    ING_PG_COL(ing_venue_scanner, ING_PG_I64, 1, assigned_by),
-    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 2, display_name),
-    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 3, assigned_at),
+    ING_PG_COL(ing_venue_scanner, ING_PG_TEXT, 1, assigned_at),
 };
 
 static int read_scanner(const PGresult *res, int i, void *item)
@@ -24,29 +19,32 @@ static int read_scanner(const PGresult *res, int i, void *item)
     return ing_pg_read_cols(res, i, item, scanner_cols, sizeof scanner_cols / sizeof *scanner_cols);
 }
 
-static int exec(ing_worker *w, const char *sql)
-{
-    PGresult *res = ing_worker_query(w, sql, 0, NULL);
-    int rc = ing_pg_status(res, NULL, sql);
-    PQclear(res);
-    return rc;
-}
-
 /* The venue's owner is the caller (or the caller is an admin): 0,
- * ONS_ENOTFOUND or ONS_EAUTH. lock: FOR UPDATE (inside a transaction),
- * which orders assignments to one venue. */
-static int venue_owned(ing_worker *w, const char *rid, const ing_venue_actor *a, int lock)
+ * ONS_ENOTFOUND or ONS_EAUTH. Reads without a lock: an owner never
+ * changes, and another seller's refused request must not lock the venue. */
+static int venue_owned(ing_worker *w, const char *rid, const ing_venue_actor *a)
 {
     int64_t v[] = {a->venue_id}, owner = 0;
-    int rc = ing_pg_one(ing_pg_query_i64(w, 0,
-                                         lock ? "SELECT owner_id FROM venues WHERE venue_id = $1 "
-                                                "FOR UPDATE"
-                                              : "SELECT owner_id FROM venues WHERE venue_id = $1",
-                                         1, v),
-                        rid, "venue owner", ing_pg_read_i64, &owner);
+    int rc =
+        ing_pg_one(ing_pg_query_i64(w, 0, "SELECT owner_id FROM venues WHERE venue_id = $1", 1, v),
+                   rid, "venue owner", ing_pg_read_i64, &owner);
     if (rc == 0 && !a->is_admin && owner != a->user_id)
         rc = ONS_EAUTH;
     return rc;
+}
+
+/* Inside put's transaction: locks the venue's row FOR NO KEY UPDATE, which
+ * orders assignments to one venue (they count each other) and, unlike FOR
+ * UPDATE, does not block the FOR KEY SHARE of a foreign key check (an
+ * INSERT INTO events naming the venue). 0 or ONS_ENOTFOUND. */
+static int venue_lock(ing_worker *w, const char *rid, int64_t venue_id)
+{
+    int64_t v[] = {venue_id}, got = 0;
+    return ing_pg_one(ing_pg_query_i64(w, 0,
+                                       "SELECT venue_id FROM venues WHERE venue_id = $1 "
+                                       "FOR NO KEY UPDATE",
+                                       1, v),
+                      rid, "venue lock", ing_pg_read_i64, &got);
 }
 
 /* One scanner row of the venue: 0 or ONS_ENOTFOUND. */
@@ -56,7 +54,6 @@ static int scanner_get(ing_worker *w, const char *rid, int64_t venue_id, int64_t
     int64_t v[] = {venue_id, scanner_id};
     return ing_pg_one(ing_pg_query_i64(w, 0,
                                        "SELECT " SCANNER_COLS " FROM venue_scanners s "
-                                       "JOIN users u ON u.user_id = s.scanner_id "
                                        "WHERE s.venue_id = $1 AND s.scanner_id = $2",
                                        2, v),
                       rid, "venue scanner", read_scanner, out);
@@ -95,9 +92,12 @@ static int put_locked(ing_worker *w, const char *rid, const ing_venue_actor *a, 
 int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor *a,
                           int64_t scanner_id, int64_t max, ing_venue_scanner *out)
 {
-    if (exec(w, "BEGIN"))
+    int rc = venue_owned(w, rid, a);
+    if (rc)
+        return rc;
+    if (ing_pg_exec(w, "BEGIN"))
         return ONS_EUNAVAIL;
-    int rc = venue_owned(w, rid, a, 1);
+    rc = venue_lock(w, rid, a->venue_id);
     if (rc == 0)
         rc = put_locked(w, rid, a, scanner_id, max);
     if (rc == 0) {
@@ -107,10 +107,10 @@ int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor 
         if (rc == ONS_ENOTFOUND)
             rc = ONS_EDB;
     }
-    if (rc == 0 && exec(w, "COMMIT"))
+    if (rc == 0 && ing_pg_exec(w, "COMMIT"))
         rc = ONS_EDB;
     if (rc)
-        exec(w, "ROLLBACK");
+        ing_pg_exec(w, "ROLLBACK");
     return rc;
 }
 
@@ -119,7 +119,7 @@ int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_act
 {
     /* A venue's owner never changes, so the check and the DELETE need no
      * transaction. */
-    int rc = venue_owned(w, rid, a, 0);
+    int rc = venue_owned(w, rid, a);
     if (rc)
         return rc;
     int64_t v[] = {a->venue_id, scanner_id};
@@ -130,20 +130,23 @@ int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_act
     return rc;
 }
 
-int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a, int64_t max,
+int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a,
                             ing_venue_scanner **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    int rc = venue_owned(w, rid, a, 0);
+    int rc = venue_owned(w, rid, a);
     if (rc)
         return rc;
-    int64_t v[] = {a->venue_id, max};
+    /* Every assignment, not tickets.scanners_per_venue of them: a cap
+     * lowered after assignments were made must not hide the ones its owner
+     * has to remove. */
+    int64_t v[] = {a->venue_id, ING_VENUE_SCANNERS_MAX};
     return ing_pg_rows(ing_pg_query_i64(w, 0,
                                         "SELECT " SCANNER_COLS " FROM venue_scanners s "
-                                        "JOIN users u ON u.user_id = s.scanner_id "
                                         "WHERE s.venue_id = $1 "
                                         "ORDER BY s.assigned_at, s.scanner_id LIMIT $2",
                                         2, v),
-                       rid, "venue scanners", sizeof **out, (int)max, read_scanner, out, n);
+                       rid, "venue scanners", sizeof **out, ING_VENUE_SCANNERS_MAX, read_scanner,
+                       out, n);
 }

@@ -17,6 +17,13 @@
 
 #include "ingress/pool.h"
 
+/* SQL: scanner (an expression) is assigned to venue (an expression). The
+ * one predicate of the scan's gate read and its admitting UPDATE
+ * (tickets_store.c), served by venue_scanners' primary key. */
+#define ING_SCANNER_ASSIGNED_SQL(venue, scanner)                                                   \
+    "EXISTS (SELECT 1 FROM venue_scanners vs WHERE vs.venue_id = " venue                           \
+    " AND vs.scanner_id = " scanner ")"
+
 /* Who asks, on which venue. */
 typedef struct ing_venue_actor {
     int64_t venue_id;
@@ -24,11 +31,11 @@ typedef struct ing_venue_actor {
     int is_admin;    /* an admin acts on any venue */
 } ing_venue_actor;
 
-/* One scanner assigned to a venue. */
+/* One scanner assigned to a venue: its id and when, nothing of its
+ * account (no name: a seller must not learn who holds an id). */
 typedef struct ing_venue_scanner {
-    int64_t user_id, assigned_by;
-    char display_name[512]; /* "" for an account without one */
-    char assigned_at[32];   /* RFC 3339 UTC */
+    int64_t user_id;
+    char assigned_at[32]; /* RFC 3339 UTC */
 } ing_venue_scanner;
 
 /* Assigns scanner_id to the venue, in one transaction that locks the
@@ -44,9 +51,15 @@ int ing_venue_scanner_put(ing_worker *w, const char *rid, const ing_venue_actor 
 int ing_venue_scanner_delete(ing_worker *w, const char *rid, const ing_venue_actor *a,
                              int64_t scanner_id);
 
-/* The venue's scanners, oldest assignment first, at most max: *out is
- * heap (the caller frees; NULL when there are none), *n its length. */
-int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a, int64_t max,
+/* The most assignments a venue's list answers: the upper bound of
+ * tickets.scanners_per_venue (options.def), so no cap the option can set
+ * hides an assignment. */
+#define ING_VENUE_SCANNERS_MAX 100000
+
+/* The venue's scanners, oldest assignment first, all of them (at most
+ * ING_VENUE_SCANNERS_MAX), whatever tickets.scanners_per_venue is now: *out
+ * is heap (the caller frees; NULL when there are none), *n its length. */
+int ing_venue_scanners_list(ing_worker *w, const char *rid, const ing_venue_actor *a,
                             ing_venue_scanner **out, size_t *n);
 
 #endif

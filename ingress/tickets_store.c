@@ -2,6 +2,7 @@
  * tickets_store.h. */
 #include "ingress/tickets_store.h"
 #include "ingress/pg_row.h"
+#include "ingress/scanner_store.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -10,13 +11,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RFC3339_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
 /* The admitting UPDATE's test that scanner $4 is assigned to the venue of
  * the ticket's event: an unassign committed before the UPDATE stops it. */
 #define SCANNER_ASSIGNED_SQL                                                                       \
-    "EXISTS (SELECT 1 FROM events e JOIN venue_scanners vs ON vs.venue_id = e.venue_id "           \
-    "WHERE e.event_id = t.event_id AND vs.scanner_id = $4)"
+    ING_SCANNER_ASSIGNED_SQL("(SELECT e.venue_id FROM events e WHERE e.event_id = t.event_id)",    \
+                             "$4")
+
+/* The gate read of ticket $1: claim bound $2 s, scanner $3 (read_gate's
+ * columns). */
+// clang-format off
+#define GATE_SQL                                                                                   \
+    "SELECT t.event_id, t.owner_id, t.code_version, t.status, "                                    \
+    "coalesce(" ING_PG_RFC3339("t.admitted_at") ", ''), e.name, "                                  \
+    "s.name || ' row ' || st.row_no || ' seat ' || st.seat_in_row, "                               \
+    "coalesce(t.change_claimed_at > now() - make_interval(secs => $2::bigint), false), "           \
+    "coalesce((extract(epoch FROM now() - t.change_claimed_at) * 1000)::bigint, -1), "             \
+    ING_SCANNER_ASSIGNED_SQL("e.venue_id", "$3") " "                                               \
+    "FROM tickets t JOIN events e ON e.event_id = t.event_id "                                     \
+    "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "                        \
+    "JOIN sections s ON s.section_id = st.section_id WHERE t.ticket_id = $1"
+// clang-format on
 
 /* PGresult of a statement that returns rows, or NULL (logged) when it
  * failed; the caller PQclears. */
@@ -56,23 +70,7 @@ int ing_tickets_gate(ing_worker *w, int64_t ticket_id, int64_t claim_timeout_s, 
     snprintf(timeout, sizeof timeout, "%" PRId64, claim_timeout_s);
     snprintf(who, sizeof who, "%" PRId64, scanner);
     const char *v[] = {tid, timeout, who};
-    PGresult *res = rows(
-        w, "ticket gate",
-        "SELECT t.event_id, t.owner_id, t.code_version, t.status, "
-        "coalesce(" RFC3339_SQL(
-            "t.admitted_at") ", ''), e.name, "
-                             "s.name || ' row ' || st.row_no || ' seat ' || st.seat_in_row, "
-                             "coalesce(t.change_claimed_at > now() - make_interval(secs => "
-                             "$2::bigint), false), "
-                             "coalesce((extract(epoch FROM now() - t.change_claimed_at) * "
-                             "1000)::bigint, -1), "
-                             "EXISTS (SELECT 1 FROM venue_scanners vs WHERE vs.venue_id = "
-                             "e.venue_id AND vs.scanner_id = $3) "
-                             "FROM tickets t JOIN events e ON e.event_id = t.event_id "
-                             "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "
-                             "JOIN sections s ON s.section_id = st.section_id "
-                             "WHERE t.ticket_id = $1",
-        3, v);
+    PGresult *res = rows(w, "ticket gate", GATE_SQL, 3, v);
     if (!res)
         return ONS_EUNAVAIL;
     int rc = PQntuples(res) != 1 ? ONS_ENOTFOUND : read_gate(res, ticket_id, out);
@@ -93,14 +91,14 @@ int ing_tickets_admit(ing_worker *w, int64_t ticket_id, int64_t code_version,
         unchecked ? rows(w, "admit ticket (unchecked)",
                          "UPDATE tickets t SET admitted_at = now(), admitted_by = $4 "
                          "WHERE ticket_id = $1 AND $2::bigint IS NOT NULL AND $3::int IS NOT NULL "
-                         "AND " SCANNER_ASSIGNED_SQL " RETURNING " RFC3339_SQL("admitted_at"),
+                         "AND " SCANNER_ASSIGNED_SQL " RETURNING " ING_PG_RFC3339("admitted_at"),
                          4, v)
                   : rows(w, "admit ticket",
                          "UPDATE tickets t SET admitted_at = now(), admitted_by = $4 "
                          "WHERE ticket_id = $1 AND code_version = $3 AND status = 'valid' "
                          "AND admitted_at IS NULL AND (change_claimed_at IS NULL "
                          "OR change_claimed_at <= now() - make_interval(secs => $2::bigint)) "
-                         "AND " SCANNER_ASSIGNED_SQL " RETURNING " RFC3339_SQL("admitted_at"),
+                         "AND " SCANNER_ASSIGNED_SQL " RETURNING " ING_PG_RFC3339("admitted_at"),
                          4, v);
     if (!res)
         return ONS_EUNAVAIL;

@@ -76,7 +76,10 @@ typedef struct q_msg {
     enum q_msg_type type;
     int64_t event_id; /* > 0; also the record key */
     int64_t user_id;  /* > 0 for intent/cancel; 0 for event_status */
-    int64_t sent_ms;  /* producer wall clock, ms since epoch */
+    /* ms since epoch: the producer's wall clock at the send, except in a
+     * Q_MSG_TICKET record: the instant ingress judged the change at
+     * (ing_ticket_for_change), which the owner judges it at again. */
+    int64_t sent_ms;
 
     /* Q_MSG_INTENT */
     int quantity;                        /* 1..Q_MAX_SEATS */

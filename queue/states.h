@@ -46,6 +46,12 @@
 #define Q_REFUND_CUTOFF_OPT_ROW(X, field)                                                          \
     X(field, ONS_OPT_INT, "tickets.refund_cutoff_s", 0, 365 * 86400, "86400",                      \
       "a fan may cancel (and be refunded for) a ticket until this long before starts_at")
+/* clock.max_ahead_ms: how far past PostgreSQL's (or a batch's) clock a
+ * sender's clock is believed, by the worker (a record's send time) and by
+ * ingress (the instant a ticket change is judged at): one key, one range,
+ * one default. */
+#define Q_CLOCK_MAX_AHEAD_OPT_ROW(X, field, help)                                                  \
+    X(field, ONS_OPT_INT, "clock.max_ahead_ms", 0, 60000, "2000", help)
 
 static inline int64_t q_seq_make(int32_t partition, int64_t offset)
 {

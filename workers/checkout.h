@@ -26,8 +26,10 @@
  *     transfer -> new owner, code_version + 1 (the gate code rotates:
  *     docs/tickets.md); cancel -> ticket cancelled, outbox refund of its
  *     price, seat available and offered to waiting intents first.
- *     Refused (ignored, as ingress already answered 409) when the event has
- *     ended, and a cancel sent within refund_cutoff_ms of starts_at.
+ *     Refused (ignored, as ingress already answered 409) when the record's
+ *     sent_ms (the instant ingress judged it at) is at or past the end, or
+ *     for a cancel within refund_cutoff_ms of starts_at, or when the sale
+ *     was cancelled earlier in the log.
  *   event cancelled (partition.c) -> paying orders fail (cancelled), every
  *     valid ticket voided and each order refunded once (wk_co_void_tickets).
  * Owned by the partition's thread, like partition.h.

@@ -20,3 +20,21 @@ CREATE TABLE venue_scanners (
 -- The scan's check looks up (venue of the ticket's event, scanner): the
 -- primary key serves it; this one lists a scanner's venues.
 CREATE INDEX venue_scanners_scanner ON venue_scanners (scanner_id);
+
+-- The upgrade: before this table every scanner account admitted anywhere,
+-- so an empty table would refuse every scanner at its next scan. Each
+-- (venue of the event, admitted_by) of an admitted ticket is assigned, as
+-- by the venue's owner, when that id is still an account holding the
+-- scanner role (admitted_by is no foreign key: a minted token may name no
+-- account; a role revoked since is not given back). A scanner that never
+-- admitted a ticket has no history to go by: its venue's owner assigns it
+-- after the upgrade (docs/tickets.md "Upgrading to venue-bound scanners").
+-- The tickets.scanners_per_venue cap is not applied here; the list shows
+-- every assignment (ingress/scanner_store.h).
+INSERT INTO venue_scanners (venue_id, scanner_id, assigned_by)
+SELECT DISTINCT e.venue_id, t.admitted_by, v.owner_id
+FROM tickets t
+JOIN events e ON e.event_id = t.event_id
+JOIN venues v ON v.venue_id = e.venue_id
+JOIN users u ON u.user_id = t.admitted_by AND 'scanner' = ANY (u.roles)
+WHERE t.admitted_by IS NOT NULL;

@@ -281,3 +281,40 @@ def test_a_stale_claim_waits_only_for_its_events_partition():
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s AND "
                                    "user_id IN (77, 78)", (ev,))[0][0] == 2, 30,
                     "one intent each")
+
+
+def test_a_partition_count_other_than_the_topics():
+    """kafka.partitions set by hand to a count other than the topic's made
+    q_partition_of_event name the wrong partition for an event's records
+    (the settle check of a stale claim, ing_ticket_claim_blocks) and left
+    partitions unwatched. Failed before: ingress started with 3 on a
+    2-partition topic. Now it refuses to start, saying what to set. With the
+    check at start off (kafka.partitions_check_ms 0, as when the brokers do
+    not answer in time), the monitor finds the difference, says so, and
+    nothing is settled: a stale claim waits (409 already_in_queue) rather
+    than being judged on the wrong partition. Control: an ingress with the
+    right count takes the same claim over (202)."""
+    from harness import free_port
+    with Stack(partitions=2) as st:
+        st.start_worker()
+        p = st.start("ingress", "onsale-ingress", http_port=free_port(), kafka_partitions=3)
+        assert p.wait(30) == 1
+        assert "kafka.partitions is 3 but topic" in p.output()
+        assert "set kafka.partitions to 2" in p.output()
+        st.procs.remove(p)  # exited 1 on purpose
+        fast = dict(kafka_produce_timeout_ms=1000, kafka_request_timeout_ms=1000,
+                    monitor_interval_ms=200)
+        st.start_ingress(kafka_partitions=1, kafka_partitions_check_ms=0, **fast)
+        wrong = st.procs[-1]
+        ev = st.create_event(sections=[("A", 1, 50, 5000)])
+        # a claim whose settle point (sent + 3 x 1 s) is long past
+        st.redis.set(st.key(f"active:{ev}:77"), f"pending:{int(time.time() * 1000) - 30000}")
+        st.wait_for(lambda: "the topic has 2" in wrong.output(), 15, "the monitor's error")
+        time.sleep(1.0)  # rounds after the settle point
+        s, _, b, _ = join(st, 77, ev, "k77")
+        assert (s, error_code(b)) == (409, "already_in_queue") and not b.get("intent_id"), b
+        # Control: the right count (the Stack's) takes the same claim over.
+        st.start_ingress(**fast)
+        st.wait_for(lambda: join(st, 77, ev, "k77")[0] == 202, 30,
+                    "the claim taken over", interval=0.5)
+        st.wait_for(lambda: applied(st, ev) == 1, 30, "the fan's one intent applied")

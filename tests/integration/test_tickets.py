@@ -440,13 +440,16 @@ def test_a_scanner_admits_only_at_its_venues(env):
             assert "retry-after" not in h
             answers.add(json.dumps(b, sort_keys=True))
     assert len(answers) == 1, answers  # one body: nothing told about the ticket
+    # Read at the door for a forged QR too: worded for a missing ticket as well.
+    assert b["error"]["message"] == ("This ticket cannot be admitted by you: it does not exist "
+                                     "or is for a venue you are not assigned to."), b
     assert st.sql("SELECT ticket_id, admitted_at, code_version, status FROM tickets "
                   "ORDER BY ticket_id") == before
     assert scans_counted(st, "scanner_not_assigned") == counted + 10
     # Control: assigned by the venue's owner, the same scanner admits.
     s, _, b = venue_call(st, "PUT", venue, SCANNER)
-    assert s == 200 and (b["venue_id"], b["user_id"], b["assigned_by"]) == \
-        (venue, SCANNER, OTHER_SELLER), b
+    assert s == 200 and b == {"venue_id": venue, "user_id": SCANNER,
+                              "assigned_at": b["assigned_at"]}, b  # nothing of the account
     now = mid_step()
     s, _, b = scan(st, {"ticket_id": t1, "code": expected_code(t1, 0, now)})
     assert s == 200 and b["state"] == "admitted", b
@@ -489,18 +492,22 @@ def test_only_the_venues_owner_assigns_and_only_scanners(env):
     # Control: the owner assigns (twice: one row), an admin too; the owner lists.
     for _ in range(2):
         s, _, b = venue_call(st, "PUT", venue, scanner_b)
-        assert s == 200 and b["user_id"] == scanner_b and b["assigned_by"] == OTHER_SELLER, b
+        assert s == 200 and b["user_id"] == scanner_b, b
     s, _, b = venue_call(st, "PUT", venue, SCANNER, seller=1, role="admin")
-    assert s == 200 and b["assigned_by"] == 1, b
+    assert s == 200 and b["user_id"] == SCANNER, b
+    assert {(venue, SCANNER, 1), (venue, scanner_b, OTHER_SELLER)} <= set(rows())
     s, _, b = venue_call(st, "GET", venue, None)
     assert s == 200 and b["venue_id"] == venue, b
     assert [x["user_id"] for x in b["scanners"]] == [scanner_b, SCANNER], b
+    # Nothing of the accounts: a seller walking ids learns only the role.
+    assert all(set(x) == {"venue_id", "user_id", "assigned_at"} for x in b["scanners"]), b
     assert len(rows()) == len(before) + 2
 
 
 def test_a_venues_scanners_are_capped(env):
     """tickets.scanners_per_venue bounds a venue's list: one more is 409
-    invalid_state and nothing is added; one already there is still fine."""
+    invalid_state and nothing is added; one already there is still fine; a
+    cap lowered later hides no assignment from the list."""
     st = env.st
     ev = st.create_event(sections=(("A", 1, 2, 2500),), seller_id=OTHER_SELLER)
     venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
@@ -516,6 +523,115 @@ def test_a_venues_scanners_are_capped(env):
         st.ingress_port = keep
     assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s", (venue,)) == \
         [(905,)]
+    # The cap lowered after assignments were made (906 assigned through the
+    # ingress with the default cap): the list still shows every one, so the
+    # owner can see and remove them. Failed on 425f390: GET listed only the
+    # first tickets.scanners_per_venue.
+    assert venue_call(st, "PUT", venue, 906)[0] == 200
+    keep, st.ingress_port = st.ingress_port, port
+    try:
+        s, _, b = venue_call(st, "GET", venue, None)
+        assert s == 200 and [x["user_id"] for x in b["scanners"]] == [905, 906], b
+        assert venue_call(st, "DELETE", venue, 906)[0] == 204
+    finally:
+        st.ingress_port = keep
+    assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s", (venue,)) == \
+        [(905,)]
+
+
+def put_while_venue_locked(st, venue, user, lock, wait_s):
+    """PUTs user on venue from a thread while another transaction holds
+    venue's row with lock. Returns the answer if it came within wait_s,
+    else None; either way the lock is released and the PUT finished."""
+    import psycopg2
+    from harness import pg_dsn
+    conn = psycopg2.connect(pg_dsn(st.db))
+    got = {}
+    try:
+        conn.cursor().execute(f"SELECT 1 FROM venues WHERE venue_id = %s {lock}", (venue,))
+        t = threading.Thread(target=lambda: got.update(r=venue_call(st, "PUT", venue, user)))
+        t.start()
+        t.join(wait_s)
+        early = got.get("r")
+    finally:
+        conn.rollback()
+        conn.close()
+    t.join(30)
+    assert got["r"][0] == 200, got
+    return early
+
+
+def test_an_assignment_does_not_wait_for_an_events_foreign_key_check(env):
+    """Failed on 425f390: PUT locked the venue FOR UPDATE, which waits for
+    the FOR KEY SHARE that an INSERT INTO events naming the venue holds
+    until it commits (and blocks the next one). Now the PUT checks the owner
+    without a lock and then locks FOR NO KEY UPDATE: it answers while such a
+    share lock is held. Control: a lock of the same strength (another PUT's)
+    still makes it wait, so the first half would see a wait."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 2, 2500),), seller_id=OTHER_SELLER)
+    venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
+    for u in (914, 915):
+        st.scanner_account(u)
+    s = put_while_venue_locked(st, venue, 914, "FOR KEY SHARE", 5)
+    assert s is not None and s[0] == 200, s
+    assert put_while_venue_locked(st, venue, 915, "FOR NO KEY UPDATE", 1.5) is None
+    assert st.sql("SELECT scanner_id FROM venue_scanners WHERE venue_id = %s ORDER BY 1",
+                  (venue,)) == [(914,), (915,)]
+
+
+def test_the_upgrade_assigns_the_scanners_that_admitted_at_a_venue(env):
+    """Migration 0017 on a database that already has admitted tickets (this
+    one, its venue_scanners dropped and 0017 applied again: the schema
+    before 0017 plus the history). Failed before the backfill: the table
+    came up empty, so every scanner was refused at its next scan. Now each
+    (venue, admitted_by) of an admitted ticket is assigned, as by the
+    venue's owner, when admitted_by is still an account holding the scanner
+    role; an admitter whose role was revoked, or with no account, is not;
+    a scanner that never admitted is not (the operator assigns it)."""
+    st = env.st
+    ev = st.create_event(sections=(("A", 1, 4, 2500),), seller_id=OTHER_SELLER)
+    venue = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))[0][0]
+    t1, t2, t3, t4 = env.buy(92, qty=4, ev=ev)
+    for u in (911, 912, 913):
+        st.scanner_account(u)
+    # History: 911 admitted t1 (through the door), 912 admitted t2 and lost
+    # the role since, an id without an account admitted t3 (a minted token,
+    # before accounts); 913 is assigned but never admitted anything.
+    st.assign_scanner(911, ev)
+    now = mid_step()
+    assert scan(st, {"ticket_id": t1, "code": expected_code(t1, 0, now)}, user=911)[0] == 200
+    st.sql("UPDATE tickets SET admitted_at = now(), admitted_by = %s WHERE ticket_id = %s",
+           (912, t2))
+    st.sql("UPDATE tickets SET admitted_at = now(), admitted_by = %s WHERE ticket_id = %s",
+           (777913, t3))
+    st.sql("UPDATE users SET roles = '{fan}' WHERE user_id = 912")
+    st.assign_scanner(913, ev)
+    # Every other assignment in this database, as the backfill would make it
+    # from the history (env's scanners admitted tickets at env's venue).
+    expected = set(st.sql(
+        "SELECT DISTINCT e.venue_id, t.admitted_by, v.owner_id FROM tickets t "
+        "JOIN events e USING (event_id) JOIN venues v USING (venue_id) "
+        "JOIN users u ON u.user_id = t.admitted_by AND 'scanner' = ANY (u.roles)"))
+    assert (venue, 911, OTHER_SELLER) in expected, expected
+    saved = st.sql("SELECT venue_id, scanner_id, assigned_by, assigned_at FROM venue_scanners")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "schemas", "migrations",
+                        "0017_venue_scanners.sql")
+    try:
+        st.sql("DROP TABLE venue_scanners")
+        st.sql(open(path).read())
+        got = st.sql("SELECT venue_id, scanner_id, assigned_by FROM venue_scanners")
+        assert set(got) == expected and len(got) == len(expected), (got, expected)
+        assert [r[:2] for r in got if r[0] == venue] == [(venue, 911)]
+        # ... and the row lets 911 admit at its venue at once.
+        now = mid_step()
+        s, _, b = scan(st, {"ticket_id": t4, "code": expected_code(t4, 0, now)}, user=911)
+        assert s == 200 and b["state"] == "admitted", b
+    finally:
+        st.sql("DELETE FROM venue_scanners")
+        for row in saved:
+            st.sql("INSERT INTO venue_scanners (venue_id, scanner_id, assigned_by, assigned_at) "
+                   "VALUES (%s, %s, %s, %s)", row)
 
 
 def test_an_unassign_stops_the_next_scan_and_one_in_flight(env):
@@ -536,13 +652,21 @@ def test_an_unassign_stops_the_next_scan_and_one_in_flight(env):
     # Unassigned while the scan sleeps between its read and its UPDATE.
     now = mid_step()
     out = []
-    th = threading.Thread(target=lambda: out.append(
-        scan_at_as(st, slow, {"ticket_id": t2, "code": expected_code(t2, 0, now)}, sc)))
+
+    def held_scan():
+        t0 = time.monotonic()
+        out.append(scan_at_as(st, slow, {"ticket_id": t2, "code": expected_code(t2, 0, now)}, sc))
+        out.append(time.monotonic() - t0)
+    th = threading.Thread(target=held_scan)
     th.start()
     time.sleep(0.5)
     assert venue_call(st, "DELETE", venue, sc)[0] == 204
     th.join()
     assert err(out[0]) == (403, "scanner_not_assigned"), out
+    # It slept debug.scan_delay_ms, which only a scan whose read passed does:
+    # the refusal came from the UPDATE's re-check, not from a read that ran
+    # after the DELETE (that one answers at once and proves nothing).
+    assert out[1] >= 1.5, out
     assert admitted(st, t2) == (None, None)
     # The next scan is refused too; removing again is still 204; listed no more.
     assert err(scan(st, {"ticket_id": t3, "code": expected_code(t3, 0, mid_step())}, user=sc)) \
@@ -607,6 +731,62 @@ def test_a_cancel_accepted_before_the_cutoff_is_applied(env):
     assert f"ticket cancel of {tid} by user 90 ignored" not in env.worker.output()
     st.wait_for(lambda: st.sql("SELECT count(*) FROM outbox WHERE kind = 'refund' AND "
                                "ticket_id = %s", (tid,)) == [(1,)], 30, "one refund")
+
+
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def fast_ingress(env, offset):
+    """Starts another ingress whose wall clock runs offset ahead
+    (libfaketime preloaded, as test_ha_clock_skew does). Returns its port."""
+    from harness import BIN, Proc, free_port
+    st = env.st
+    port = free_port()
+    e = st.env(http_port=port, tickets_code_step_s=STEP_S)
+    assert os.path.exists(LIBFAKETIME), "libfaketime missing: run scripts/setup (package faketime)"
+    e.update(LD_PRELOAD=LIBFAKETIME, FAKETIME=offset, FAKETIME_DONT_FAKE_MONOTONIC="1")
+    e["ASAN_OPTIONS"] = (e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    p = Proc("ingress-fast", [os.path.join(BIN, "onsale-ingress")], e,
+             os.path.join(st.logdir, "ingress-fast.log"))
+    st.procs.append(p)
+    keep, st.ingress_port = st.ingress_port, port
+    try:
+        st.wait_for(st._healthy, 30, "fast ingress /healthz", proc=p)
+    finally:
+        st.ingress_port = keep
+    return port, p
+
+
+def test_a_fast_ingress_clock_does_not_close_the_refund_window(env):
+    """An ingress whose clock is 10 minutes fast, a cancel 5 minutes before
+    the cut-off by PostgreSQL's clock. Failed before: the change was judged
+    at max(ingress clock, PostgreSQL's now), unbounded, so the window closed
+    10 minutes early (409 refund_window_closed). Now the judged instant is at
+    most clock.max_ahead_ms (2 s) past PostgreSQL's: 202, cancelled and
+    refunded, and the clamp logged at warn. Control: the same fast ingress
+    still refuses a cancel past the cut-off by PostgreSQL's clock."""
+    st = env.st
+    port, proc = fast_ingress(env, "+10m")
+    evs = []
+    for lead_s in (300, -5):
+        ev = st.create_event(sections=(("A", 1, 2, 2500),))
+        st.sql("UPDATE events SET starts_at = now() + make_interval(secs => %s) "
+               "WHERE event_id = %s", (CUTOFF_S + lead_s, ev))
+        evs.append(ev)
+    tid, = env.buy(93, ev=evs[0])
+    late, = env.buy(94, ev=evs[1])
+    s, _, b = http_at(st, port, "POST", f"/v1/tickets/{tid}/cancel", user=93)
+    assert s == 202 and b["state"] == "cancelling", b
+    st.wait_for(lambda: st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (tid,)) ==
+                [("cancelled",)], 30, "the cancel applied")
+    st.wait_for(lambda: st.sql("SELECT count(*) FROM outbox WHERE kind = 'refund' AND "
+                               "ticket_id = %s", (tid,)) == [(1,)], 30, "one refund")
+    assert "ms ahead of PostgreSQL's" in proc.output()
+    # Control: past the cut-off by PostgreSQL's clock, the fast node refuses.
+    assert err(http_at(st, port, "POST", f"/v1/tickets/{late}/cancel", user=94)) == \
+        (409, "refund_window_closed")
+    assert st.sql("SELECT status, change_claimed_at FROM tickets WHERE ticket_id = %s",
+                  (late,)) == [("valid", None)]
 
 
 def test_a_cancel_judged_after_the_cutoff_is_refused_at_once(env):
