@@ -30,6 +30,13 @@ ap.add_argument("bin"); ap.add_argument("label")
 ap.add_argument("--proc", action="store_true", help="native run: CPU and context switches per request")
 ap.add_argument("--conns", type=int, default=64); ap.add_argument("--duration", type=int, default=5)
 ap.add_argument("--record", action="store_true", help="with --proc: perf record -g during the joins")
+ap.add_argument("--record-all", action="store_true",
+                help="with --record: every process on the box (perf record -a), not ingress alone")
+ap.add_argument("--dwarf", action="store_true",
+                help="with --record: DWARF call graphs (through libraries built without frame pointers)")
+ap.add_argument("--joins-only", action="store_true", help="with --proc: no poll run")
+ap.add_argument("--stop-worker", action="store_true",
+                help="with --proc: the worker stopped during the joins too (ingress's own Redis work alone)")
 ap.add_argument("extra", nargs="*", help="ingress overrides key=value")
 A = ap.parse_intermixed_args()
 REAL = os.path.abspath(A.bin); label = A.label
@@ -148,11 +155,35 @@ def box_cpu():
     return (sum(f) - idle) / tick, sum(f) / tick
 
 
+def commandstats(st):
+    """{command: (calls, usec)} of the stack's Redis so far (INFO
+    commandstats: shared with other users of the stack; commands a script
+    runs are counted under their own names too, and in the script's usec)."""
+    out = {}
+    for k, v in st.redis.info("commandstats").items():
+        out[k.replace("cmdstat_", "")] = (int(v["calls"]), int(v["usec"]))
+    return out
+
+
+def print_commandstats(r0, r1, ok, tag):
+    rows = []
+    for k, (c, u) in r1.items():
+        c0, u0 = r0.get(k, (0, 0))
+        if c - c0 > 0:
+            rows.append((u - u0, c - c0, k))
+    rows.sort(reverse=True)
+    print(f"{label} {tag} Redis per request (calls, us; INFO commandstats): " +
+          ", ".join(f"{k} {c / max(ok, 1):.3f} x {(u / max(c, 1)):.1f} us = {u / max(ok, 1):.2f} us"
+                    for u, c, k in rows), flush=True)
+
+
 def measure_proc(st, pid, script, secs, tag):
     rec = None
     pids = others(st)
     if A.record and tag == "join":
-        rec = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o",
+        who = ["-a"] if A.record_all else ["-p", str(pid)]
+        graph = ["--call-graph", "dwarf,16384", "-F", "299"] if A.dwarf else ["-g", "-F", "999"]
+        rec = subprocess.Popen(["perf", "record", *graph, *who, "-o",
                                 f"{out}/join.perf.data"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         time.sleep(0.3)
@@ -164,12 +195,14 @@ def measure_proc(st, pid, script, secs, tag):
     c0, s0, b0 = proc_counts(pid)
     o0 = {k: cpu_of(v) for k, v in pids.items()}
     x0 = box_cpu()
+    r0 = commandstats(st)
     w0 = time.time()
     o = subprocess.run(["wrk", "-t2", f"-c{A.conns}", f"-d{secs}s", "-s", script,
                         f"http://127.0.0.1:{st.ingress_port}"], capture_output=True, text=True).stdout
     c1, s1, b1 = proc_counts(pid)
     o1 = {k: cpu_of(v) for k, v in pids.items()}
     x1 = box_cpu()
+    r1 = commandstats(st)
     wall = time.time() - w0
     if rec:
         rec.send_signal(2); rec.wait()
@@ -195,6 +228,7 @@ def measure_proc(st, pid, script, secs, tag):
     print(f"{label} {tag} CPU us per request elsewhere, net of the 2 s before: " +
           ", ".join(f"{k} {(o1[k] - o0[k] - bg[k] * wall) / max(ok, 1) * 1e6:.1f}" for k in o1),
           flush=True)
+    print_commandstats(r0, r1, ok, tag)
     split = sorted(((b1.get(k, 0) - b0.get(k, 0), k) for k in b1), reverse=True)
     print(f"{label} {tag} CPU us per request by thread: " +
           ", ".join(f"{k} {v / max(ok, 1) * 1e6:.1f}" for v, k in split if v > 0), flush=True)
@@ -231,8 +265,12 @@ with harness.Stack(partitions=4) as st:
         # warm-up (connections, caches, the producer's metadata) on fans of their own
         subprocess.run(["wrk", "-t2", "-c8", "-d1s", "-s", lua("warm", toks[:20000], "POST", '\'{"quantity":1}\''),
                         f"http://127.0.0.1:{st.ingress_port}"], capture_output=True)
+        if A.stop_worker:
+            for p in st.procs:
+                if p.name == "worker": p.stop()
         measure_proc(st, pid, lua("join", toks[20000:], "POST", '\'{"quantity":1}\''), A.duration, "join")
-        measure_proc(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), A.duration, "poll")
+        if not A.joins_only:
+            measure_proc(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), A.duration, "poll")
         sys.exit(0)
     # the wrapper execs valgrind, so this pid is the instrumented ingress
     now = int(time.time())

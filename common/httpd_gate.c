@@ -42,6 +42,7 @@
 #include "common/httpd.h"
 #include "common/httpd_head.h"
 #include "common/log.h"
+#include "common/recycle.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -1393,7 +1394,8 @@ ons_httpd_sink *ons_httpd_later(ons_httpd_sink *out)
     /* the answer is written here: a 202's head and body fit, a larger one
      * goes to the heap (to_sink) */
     enum { LATER_BUF = 1024 };
-    ons_httpd_sink *k = malloc(sizeof *k + LATER_BUF);
+    /* made on this gate thread, freed on the one that answers: recycled */
+    ons_httpd_sink *k = ons_recycle_alloc(ONS_RECYCLE_LATER_SINK, sizeof *k + LATER_BUF);
     if (!k)
         return NULL;
     *k = (ons_httpd_sink){
@@ -1434,7 +1436,7 @@ static int later_done_now(ons_httpd_sink *k)
     now->taken = 0;
     atomic_store_explicit(&g.slots[k->fd].later_owed, 0, memory_order_release);
     free(k->heap);
-    free(k);
+    ons_recycle_free(k);
     return 1;
 }
 
@@ -1458,7 +1460,7 @@ void ons_httpd_later_done(ons_httpd_sink *k)
     }
     steal_unlock(s);
     free(k->heap);
-    free(k);
+    ons_recycle_free(k);
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int iovcnt)

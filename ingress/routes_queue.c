@@ -18,6 +18,7 @@
 #include "ingress/routes.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/recycle.h"
 #include "common/utc.h"
 #include "ingress/cursor_cache.h"
 #include "ingress/event_cache.h"
@@ -921,11 +922,14 @@ void ing_route_join(ing_req *r)
         ing_json_int(r, r->body, "max_price_cents", 0, 1, INT64_C(1000000000000), &max_price) ||
         ing_json_bool(r, r->body, "adjacent", &adjacent))
         return;
-    join_job *j = calloc(1, sizeof *j);
+    /* Freed with the request, usually on the finisher's thread: recycled
+     * to this one (common/recycle.h). */
+    join_job *j = ons_recycle_alloc(ONS_RECYCLE_ING_JOIN, sizeof *j);
     if (!j) {
         ing_fail(r, NULL, ING_E_OVERLOADED, NULL);
         return;
     }
+    memset(j, 0, sizeof *j);
     j->msg.type = Q_MSG_INTENT;
     j->msg.event_id = event_id;
     j->msg.user_id = r->who.user_id;
@@ -936,7 +940,7 @@ void ing_route_join(ing_req *r)
     j->msg.adjacent = adjacent;
     ing_pow_header(r, j->pow, sizeof j->pow);
     r->job = j;
-    r->job_free = free;
+    r->job_free = ons_recycle_free;
     /* Joins share the claimer's pipelined rounds (their keys' records,
      * then their claims); without a claimer each goes alone. */
     if (r->app->claimer)

@@ -4,6 +4,7 @@
 #include "common/err.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/recycle.h"
 #include "ingress/json_io.h"
 #include "ingress/client_addr.h"
 #include "ingress/ratelimit.h"
@@ -56,7 +57,7 @@ static void req_free(ing_req *r)
     free(r->inm);
     if (r->body_aio)
         nng_aio_reap(r->body_aio); /* may be running its own callback */
-    free(r);
+    ons_recycle_free(r);
 }
 
 /* Finishes the aio with res unless the client went away first, then frees
@@ -459,12 +460,10 @@ static void read_body(ing_server *s, ing_req *r, nng_http_conn *conn, size_t len
 /* A new request of s, its clock and id started; NULL when out of memory. */
 static ing_req *req_new(ing_server *s)
 {
-    /* One per request: within glibc's per-thread cache (chunks up to 1,032
-     * bytes), an allocation takes no arena lock. malloc, not calloc: glibc
-     * 2.36's calloc never takes from that cache (it goes to the arena, under
-     * its lock, and a request this size first consolidates the fastbins). */
-    _Static_assert(sizeof(ing_req) <= 1032, "ing_req outgrew malloc's per-thread cache");
-    ing_req *r = malloc(sizeof *r);
+    /* One per request, from this thread's recycled requests (common/recycle.h):
+     * a join is freed on the finisher's thread, so glibc's per-thread cache
+     * of this one never refilled and each request took the arena's path. */
+    ing_req *r = ons_recycle_alloc(ONS_RECYCLE_ING_REQ, sizeof *r);
     if (!r)
         return NULL;
     memset(r, 0, sizeof *r);
@@ -530,10 +529,6 @@ static void on_http(nng_aio *aio)
     nng_http_handler *h = nng_aio_get_input(aio, 1);
     nng_http_conn *conn = nng_aio_get_input(aio, 2);
     ing_server *s = nng_http_handler_get_data(h);
-    /* One per request: within glibc's per-thread cache (chunks up to 1,032
-     * bytes), an allocation takes no arena lock. malloc, not calloc: glibc
-     * 2.36's calloc never takes from that cache (it goes to the arena, under
-     * its lock, and a request this size first consolidates the fastbins). */
     ing_req *r = req_new(s);
     if (!r) {
         nng_aio_finish(aio, NNG_ENOMEM);

@@ -626,11 +626,35 @@ static int args_append(q_status *s)
 {
     if (s->args.oom)
         return ONS_ENOMEM;
+    /* In RESP in s->resp (reused) and handed over in one piece, as
+     * append_result_set does: hiredis's own formatting allocates the whole
+     * command afresh each call, for a claimer round a size past malloc's
+     * per-thread cache (bench/NOTES.md, "Join, fourteenth round"). */
+    size_t need = 4 + 22 + s->args.used + s->args.n * (1 + 20 + 4);
+    if (need > s->resp_cap) {
+        char *nb = realloc(s->resp, need);
+        if (nb) {
+            s->resp = nb;
+            s->resp_cap = need;
+        }
+    }
+    if (need > s->resp_cap) { /* no memory: hiredis formats it */
+        for (size_t i = 0; i < s->args.n; i++)
+            s->args.argv[i] = s->args.text + s->args.off[i];
+        if (append_argv(s, (int)s->args.n, s->args.argv, s->args.len) != REDIS_OK)
+            return ONS_EREDIS;
+        return 0;
+    }
+    char *o = s->resp;
+    *o++ = '*';
+    o = put_uint(o, s->args.n);
+    *o++ = '\r', *o++ = '\n';
     for (size_t i = 0; i < s->args.n; i++)
-        s->args.argv[i] = s->args.text + s->args.off[i];
-    if (append_argv(s, (int)s->args.n, s->args.argv, s->args.len) != REDIS_OK)
-        return ONS_EREDIS;
-    return 0;
+        o = put_bulk(o, s->args.text + s->args.off[i], s->args.len[i]);
+    s->sent++;
+    return redisAppendFormattedCommand(s->ctx, s->resp, (size_t)(o - s->resp)) == REDIS_OK
+               ? 0
+               : ONS_EREDIS;
 }
 
 /* Starts EVALSHA of script over nkeys keys (added next, then its ARGV). */

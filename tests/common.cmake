@@ -7,6 +7,7 @@ onsale_unit(test_vec onsale_common)
 onsale_unit(test_utc onsale_common)
 # The word-at-a-time hash of the token cache and the ETags.
 onsale_unit(test_hash onsale_common)
+onsale_unit(test_recycle onsale_common)
 # JSON text without a jansson tree (result documents, catalog pages).
 onsale_unit(test_jsonw onsale_common PkgConfig::JANSSON)
 # Unpadded base64url (JWT segments, catalog cursors).
