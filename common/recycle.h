@@ -7,7 +7,7 @@
  * request (1,032 bytes), its join state and the gate's sink for its later
  * answer (over 1 KiB, beyond that cache) each took malloc's arena path, the
  * larger ones consolidating the arena's fast bins first, and each free took
- * the arena's lock (bench/NOTES.md, "Join, fourteenth round"). Here a block
+ * the arena's lock (bench/NOTES.md, "Join, thirteenth round"). Here a block
  * freed on any thread goes back to the thread that allocated it (a
  * lock-free stack that only that thread empties, all at once), which hands
  * it out again before asking malloc. A thread keeps at most
