@@ -199,7 +199,7 @@ def long_share(periods):
 
 def test_a_slow_redis_does_not_lengthen_every_other_batch():
     periods = slow_redis_periods()
-    assert long_share(periods) <= 0.10, sorted(periods)
+    assert long_share(periods) <= 0.15, sorted(periods)
 
 
 def test_slow_redis_control_idle_cursors_one_round_trip_each():
@@ -207,4 +207,4 @@ def test_slow_redis_control_idle_cursors_one_round_trip_each():
     trip each, waited for (debug.idle_publish_wait), lengthen a batch about
     once a second, so the test above can fail."""
     periods = slow_redis_periods(debug_idle_publish_wait="true")
-    assert long_share(periods) > 0.10, sorted(periods)
+    assert long_share(periods) > 0.15, sorted(periods)
