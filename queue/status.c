@@ -222,6 +222,9 @@ struct q_status {
     size_t resp_cap;
     size_t unread; /* replies a q_status_publish_nowait left on the connection */
     int late_err;  /* one of them was an error (reported by the next publish) */
+    /* the last call was q_status_publish_cursors_nowait: its replies are
+     * read before another such write, not left to pile up while idle */
+    int cursors_unread;
     /* One command's arguments being built (args_add), reused: their text
      * back to back in text, each one's place in off and len. */
     struct {
@@ -291,6 +294,7 @@ static redisContext *connect_loaded(q_status *s)
  * ONS_EREDIS. */
 static int ensure_conn(q_status *s)
 {
+    s->cursors_unread = 0;
     if (s->ctx && !s->ctx->err && s->unread > 0) {
         size_t n = s->unread;
         s->unread = 0;
@@ -978,14 +982,14 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
 }
 
 /* Writes out the queued commands without reading their replies (the next
- * call on s reads them, ensure_conn). */
+ * call on s reads them, ensure_conn, with any still unread before them). */
 static int write_nowait(q_status *s, size_t queued, int late)
 {
     int done = 0;
     while (!done)
         if (redisBufferWrite(s->ctx, &done) != REDIS_OK)
             return conn_failed(s, "publish");
-    s->unread = queued;
+    s->unread += queued;
     return late;
 }
 
@@ -999,6 +1003,27 @@ int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, doub
     size_t queued =
         append_publish(s, partition, served, rate, drain, results, nresults, events, nevents);
     return write_nowait(s, queued, late);
+}
+
+int q_status_publish_cursors_nowait(q_status *s, size_t n, const int32_t *partitions,
+                                    const int64_t *served, const double *rate,
+                                    const q_status_drain *drains)
+{
+    /* Appended behind a pipeline whose replies are still unread (the last
+     * projection's), not after waiting for them: the next call reads them
+     * all, in order (ensure_conn). Behind this call's own (an idle owner:
+     * nothing else was sent since), they are read first: a second old,
+     * they have arrived, and they do not pile up unread. */
+    if ((s->cursors_unread || !s->ctx || s->ctx->err) && ensure_conn(s))
+        return ONS_EREDIS;
+    int late = take_late_err(s);
+    size_t queued = 0;
+    for (size_t i = 0; i < n; i++)
+        queued +=
+            append_publish(s, partitions[i], served[i], rate[i], &drains[i], NULL, 0, NULL, 0);
+    int rc = write_nowait(s, queued, late);
+    s->cursors_unread = s->unread > 0;
+    return rc;
 }
 
 int q_status_publish_drain_nowait(q_status *s, int32_t partition, const q_status_drain *drain)

@@ -130,6 +130,16 @@ typedef struct q_status_drain {
 double q_status_drain_wait_ms(const q_status_drain *d, int64_t offset, int64_t now_ms,
                               int64_t catch_up_ms);
 
+/* The cursors, rates and drains of n partitions (an owner's idle ones,
+ * republished so they come back after a FLUSHALL) in one pipeline,
+ * written out without waiting for the replies, as q_status_publish_nowait:
+ * the caller waits at most for the previous pipeline's replies, not a
+ * round trip per partition (a busy Redis made those the owner's
+ * hiccup: its next batch waited for them). Returns 0 or ONS_EREDIS. */
+int q_status_publish_cursors_nowait(q_status *s, size_t n, const int32_t *partitions,
+                                    const int64_t *served, const double *rate,
+                                    const q_status_drain *drains);
+
 /* Publishes only the drain of partition (the moment a batch was applied,
  * before its commit), written out without waiting for the reply, like
  * q_status_publish_nowait. Returns 0 or ONS_EREDIS. */

@@ -502,11 +502,38 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
     wk_part_batch_done(p);
 }
 
+/* The idle partitions' cursors due for republishing, sent together. */
+enum { IDLE_CHUNK = 16 };
+typedef struct idle_cursors {
+    size_t n;
+    int32_t partition[IDLE_CHUNK];
+    int64_t served[IDLE_CHUNK];
+    double rate[IDLE_CHUNK];
+    q_status_drain drain[IDLE_CHUNK];
+} idle_cursors;
+
+/* Writes out the cursors in ic in one pipeline, not waited for
+ * (wk_project_cursors): a round trip per partition to a busy Redis was a
+ * hiccup of hundreds of ms once a second in the busy partition's batch
+ * periods, which its fans' ETA is forecast from. */
+static void flush_idle(worker *w, idle_cursors *ic)
+{
+    for (size_t i = 0; w->o.idle_publish_wait && i < ic->n; i++)
+        if (wk_project_cursor(w->proj, ic->partition[i], ic->served[i], ic->rate[i],
+                              &ic->drain[i]) != 0)
+            ons_counter_add(w->redis_err, 1);
+    if (!w->o.idle_publish_wait && ic->n > 0 &&
+        wk_project_cursors(w->proj, ic->n, ic->partition, ic->served, ic->rate, ic->drain) != 0)
+        ons_counter_add(w->redis_err, 1);
+    ic->n = 0;
+}
+
 /* Idle housekeeping: republish cursors (after a FLUSHALL they come back within
  * a second) and refresh lag gauges from cached watermarks. */
 static void idle_publish(worker *w)
 {
     double now = ons_mono_s();
+    idle_cursors ic = {0};
     for (size_t i = 0; i < w->sup.nslots; i++) {
         wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
         if (!s)
@@ -524,11 +551,15 @@ static void idle_publish(worker *w)
             continue;
         wk_slot_rate(s, 0, now);
         int64_t at = s->part->fx.first_offset;
-        q_status_drain d = slot_drain(w, s, at, 0, s->drain_pend_n, s->drain_pend_c, 0);
-        if (wk_project_cursor(w->proj, (int32_t)i, s->part->fx.first_offset, s->rate, &d) != 0)
-            ons_counter_add(w->redis_err, 1);
+        ic.partition[ic.n] = (int32_t)i;
+        ic.served[ic.n] = at;
+        ic.rate[ic.n] = s->rate;
+        ic.drain[ic.n++] = slot_drain(w, s, at, 0, s->drain_pend_n, s->drain_pend_c, 0);
         s->last_publish = now;
+        if (ic.n == IDLE_CHUNK)
+            flush_idle(w, &ic);
     }
+    flush_idle(w, &ic);
 }
 
 /* Loads, per partition, every event the n polled records name that is not

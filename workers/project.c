@@ -358,6 +358,16 @@ int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double 
     return projected(pj, rc, now);
 }
 
+int wk_project_cursors(wk_project *pj, size_t n, const int32_t *partitions, const int64_t *served,
+                       const double *rate, const q_status_drain *drains)
+{
+    double now = mono_s();
+    int rc = resync(pj);
+    if (rc == 0)
+        rc = q_status_publish_cursors_nowait(pj->st, n, partitions, served, rate, drains);
+    return projected(pj, rc, now);
+}
+
 int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain)
 {
     /* Only the ETA's hint: while a repair is owed it waits for the batch's

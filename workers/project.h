@@ -44,8 +44,16 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
  * PostgreSQL until they change again. Returns 0 or ONS_ENOMEM. */
 int wk_project_owe(wk_project *pj, const int64_t *seqs, size_t n);
 
-/* Publishes only the cursor, rate and drain (idle partitions, after a
- * FLUSHALL). */
+/* Publishes only the cursors, rates and drains of n partitions (idle
+ * ones, so they come back after a FLUSHALL), in one pipeline written out
+ * without waiting for Redis's replies (read by the next call): a busy
+ * Redis's round trip per partition is not added to the next batch's
+ * period, which the drain (the ETA) times. Returns 0 or ONS_EREDIS (this
+ * write, or the last projection's replies, failed). */
+int wk_project_cursors(wk_project *pj, size_t n, const int32_t *partitions, const int64_t *served,
+                       const double *rate, const q_status_drain *drains);
+/* One partition's cursor, rate and drain, waited for (debug.idle_publish_wait:
+ * the round trip per partition wk_project_cursors avoids). */
 int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate,
                       const q_status_drain *drain);
 

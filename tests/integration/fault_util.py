@@ -5,6 +5,7 @@ be paused (every byte held both ways, new connections left waiting: what a
 stopped server looks like to its clients)."""
 import select
 import shutil
+import queue
 import socket
 import subprocess
 import tempfile
@@ -124,3 +125,75 @@ class PausableRelay:
         self.stop = True
         self.running.set()
         self.lsock.close()
+
+
+class DelayedRelay:
+    """A TCP relay to host:port that holds every byte from the server for
+    delay seconds before passing it on (in order): a busy server's round
+    trip, as its clients see it. Requests go through at once."""
+
+    def __init__(self, host, port, delay):
+        self.up, self.delay = (host, port), delay
+        self.port = free_port()
+        self.stop = False
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.up)
+            except OSError:
+                c.close()
+                continue
+            held = queue.Queue()
+            threading.Thread(target=self._pump, args=(c, u, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, held), daemon=True).start()
+            threading.Thread(target=self._release, args=(held, c), daemon=True).start()
+
+    def _pump(self, src, dst, held):
+        try:
+            while not self.stop:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if held is None:
+                    dst.sendall(data)
+                else:
+                    held.put((time.monotonic() + self.delay, data))
+        except OSError:
+            pass
+        if held is not None:
+            held.put(None)
+        else:
+            dst.close()
+
+    def _release(self, held, dst):
+        try:
+            while True:
+                item = held.get()
+                if item is None:
+                    break
+                due, data = item
+                time.sleep(max(0.0, due - time.monotonic()))
+                dst.sendall(data)
+        except OSError:
+            pass
+        dst.close()
+
+    def close(self):
+        self.stop = True
+        self.lsock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

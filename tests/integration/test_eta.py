@@ -14,10 +14,19 @@ host's clock.
     reached, with the owner's published drain (status.eta_owner_drain);
     the control, the ETA from the owner's smoothed rate counted from when
     the node saw the cursor move, misses the same bound.
+  * the pace the ETA is forecast from, behind a slow Redis: an owner of
+    four partitions drains a backlog of one while its Redis answers late
+    (every reply held REDIS_DELAY_S); its batches keep one period, not
+    lengthened once a second by the idle partitions' cursors republished
+    one round trip each (the control, debug.idle_publish_wait, as the owner
+    did before: the e2e's fans behind such a batch were reached up to
+    seconds after their ETA).
 """
 import hashlib
 import hmac
+import json
 import os
+import re
 import signal
 import statistics
 import sys
@@ -26,7 +35,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, IDS_SECRET, Stack  # noqa: E402
+from fault_util import DelayedRelay  # noqa: E402
+from harness import BIN, IDS_SECRET, REDIS_HOST, REDIS_PORT, Stack  # noqa: E402
 from test_fairness import create_event_api, parse_ms  # noqa: E402
 from worker_util import intent  # noqa: E402
 
@@ -142,3 +152,59 @@ def test_eta_control_from_the_smoothed_rate_misses_the_bound():
     test above can fail."""
     errors, shown = drain_errors(status_eta_owner_drain="false")
     assert statistics.median(errors) > BOUND, (sorted(errors), shown)
+
+
+REDIS_DELAY_S = 0.1   # every Redis reply to the owner held this long
+SLOW_BACKLOG = 12000  # joins drained in batches of BATCH: about 24 batches
+
+
+def slow_redis_periods(**worker):
+    """An owner of four partitions, its Redis behind a relay that holds
+    every reply REDIS_DELAY_S, drains a backlog of SLOW_BACKLOG joins for an
+    event of one partition (the other three are quiet), in batches of
+    BATCH. Returns the periods between its batches of that partition, in
+    seconds (its "committed partition" log lines), the first left out (it
+    loads the event)."""
+    with Stack(partitions=4) as st, DelayedRelay(REDIS_HOST, REDIS_PORT, REDIS_DELAY_S) as relay:
+        ev = st.create_event(sections=(("A", 20, 50, 5000),), max_per_user=2)
+        w = st.start_worker(batch_max_messages=BATCH, redis_port=relay.port, **worker)
+        st.wait_for(lambda: len(st.redis.hgetall(st.key("served"))) == 4, 60, "an owner")
+        w.kill(signal.SIGSTOP)
+        try:
+            pos = st.produce_many(ev, [intent(100 + i, 1) for i in range(SLOW_BACKLOG)])
+        finally:
+            w.kill(signal.SIGCONT)
+        part, last = pos[-1][0], pos[-1][1] + 1
+        st.wait_for(lambda: st.redis.hget(st.key("served"), str(part)) == str(last), 120,
+                    "the backlog drained")
+        stamps = []
+        with open(w.log_path) as f:
+            for line in f:
+                m = re.search(r"committed partition (\d+) offsets (\d+)\.\.(\d+)", line)
+                if m and int(m.group(1)) == part and m.group(2) != m.group(3):
+                    ts = json.loads(line)["ts"]
+                    stamps.append(time.mktime(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+                                  + float(ts[19:-1] or 0))
+        assert len(stamps) >= SLOW_BACKLOG // BATCH, stamps
+        return [b - a for a, b in zip(stamps[1:], stamps[2:])]
+
+
+def long_share(periods):
+    """The share of periods longer than the median by more than
+    2 * REDIS_DELAY_S: a republish of three quiet partitions one round trip
+    each adds about 3 * REDIS_DELAY_S once a second."""
+    bound = statistics.median(periods) + 2 * REDIS_DELAY_S
+    return sum(p > bound for p in periods) / len(periods)
+
+
+def test_a_slow_redis_does_not_lengthen_every_other_batch():
+    periods = slow_redis_periods()
+    assert long_share(periods) <= 0.15, sorted(periods)
+
+
+def test_slow_redis_control_idle_cursors_one_round_trip_each():
+    """The control: the idle partitions' cursors republished with a round
+    trip each, waited for (debug.idle_publish_wait), lengthen a batch about
+    once a second, so the test above can fail."""
+    periods = slow_redis_periods(debug_idle_publish_wait="true")
+    assert long_share(periods) > 0.15, sorted(periods)

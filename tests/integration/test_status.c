@@ -202,6 +202,47 @@ START_TEST(publish_nowait_applies_and_reports_errors_late)
 }
 END_TEST
 
+/* q_status_publish_cursors_nowait: several partitions' cursors and
+ * drains in one pipeline, appended behind a projection whose replies are
+ * still unread (not waited for: the next call reads them all, an error
+ * among them reported once); one behind another (an idle owner) reads the
+ * first's replies before writing, and every value lands in order. */
+START_TEST(publish_cursors_nowait_behind_unread_replies)
+{
+    /* a projection whose pipeline fails (an event key that is not a hash) */
+    redis_raw("SET %sev:78 notahash EX 60", prefix);
+    q_status_event ev = {.event_id = 78, .available = 1};
+    ck_assert_int_eq(q_status_publish_nowait(st, 3, 40, 1.5, NULL, NULL, 0, &ev, 1), 0);
+    const int32_t parts[3] = {0, 1, 2};
+    const int64_t at[3] = {10, 11, 12};
+    const double rates[3] = {1, 2, 3};
+    q_status_drain d[3];
+    for (int i = 0; i < 3; i++)
+        d[i] = (q_status_drain){
+            at[i], 1764400000000 + i, 50, 0.1, 8000, 20, 0, at[i], 0, 0, -1, -1, 0, 0};
+    /* written behind the unread replies: the error is not read yet */
+    ck_assert_int_eq(q_status_publish_cursors_nowait(st, 3, parts, at, rates, d), 0);
+    const int64_t later[3] = {13, 14, 15};
+    for (int i = 0; i < 3; i++)
+        d[i].served = d[i].applying_end = later[i];
+    /* behind its own: reads them first, so the error is reported now */
+    ck_assert_int_eq(q_status_publish_cursors_nowait(st, 3, parts, later, rates, d), ONS_EREDIS);
+    ck_assert_int_eq(q_status_publish_cursors_nowait(st, 3, parts, later, rates, d), 0);
+    int64_t served[4];
+    double rate[4];
+    q_status_drain got[4];
+    ck_assert_int_eq(q_status_read_cursors(st, served, rate, got, 4), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(served[i], later[i]);
+        ck_assert_double_eq_tol(rate[i], rates[i], 1e-9);
+        ck_assert_int_eq(got[i].served, later[i]);
+        ck_assert_int_eq(got[i].served_at_ms, 1764400000000 + i);
+    }
+    ck_assert_int_eq(served[3], 40);
+    ck_assert_int_eq(q_status_publish(st, 3, 41, 1.5, NULL, NULL, 0, NULL, 0), 0);
+}
+END_TEST
+
 START_TEST(active_and_idempotency_keys)
 {
     char cur[64];
@@ -678,6 +719,7 @@ int main(void)
         {"publish_then_read", publish_then_read},
         {"result_sets", result_sets_read_back_exactly},
         {"publish_nowait", publish_nowait_applies_and_reports_errors_late},
+        {"publish_cursors_nowait", publish_cursors_nowait_behind_unread_replies},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
         {"claims_in_one_pipeline", claims_in_one_pipeline},
         {"active_writes_in_one_call", active_writes_in_one_call},
