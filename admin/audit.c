@@ -11,9 +11,10 @@
  * seats_count: a 'held' or 'paying' reservation is pointed at by exactly
  *   seat_count seat rows; a 'purchased' one by at most seat_count (a cancelled
  *   ticket gives its seat back). Two live reservations sharing a seat make
- *   one of them short. A reservation that names its seats (seat_nos,
- *   migration 0018: the poll from PostgreSQL reads them) names seat_count
- *   of them, and every seat pointing at it is one it names.
+ *   one of them short. Every seat pointing at a reservation that names
+ *   its seats (seat_nos, migration 0018: the poll from PostgreSQL reads
+ *   them) is one it names, and a held or paying one names seat_count (a
+ *   purchase backfilled by 0018 after a ticket's cancel names fewer).
  * tickets_unique: no (event, seat) has two 'valid' tickets, and every valid
  *   ticket is on a 'sold' seat.
  * capacity: per event, seats sold <= seats_total, seats not available <=

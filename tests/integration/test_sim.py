@@ -200,6 +200,22 @@ def test_audit_catches_violations(tmp_path):
         rc, text = audit(st, ev, out["log"])
         assert rc == 0, text
 
+        # 0b. a purchase of two whose first ticket was cancelled before 0018
+        # (its seat given back): the backfill names the seat it still holds,
+        # and seats_count accepts it
+        rid, held = next((r, h) for r, _, h in named if len(h) == 2)
+        st.sql("UPDATE reservations SET state = 'purchased', seat_nos = NULL "
+               "WHERE reservation_id = %s", (rid,))
+        st.sql("UPDATE seats SET status = 'available', reservation_id = NULL "
+               "WHERE event_id = %s AND seat_no = %s", (ev, held[0]))
+        st.sql("UPDATE seats SET status = 'sold' WHERE event_id = %s AND seat_no = %s",
+               (ev, held[1]))
+        st.sql(backfill)
+        assert st.sql("SELECT seat_nos FROM reservations WHERE reservation_id = %s",
+                      (rid,))[0][0] == [held[1]]
+        rc, text = audit(st, ev, out["log"])
+        assert "ok" in check_line(text, "seats_count").split()[0], text
+
         # 1. a seat held twice: one of A's seats now names B's reservation
         a, b = st.sql("SELECT reservation_id FROM reservations WHERE event_id = %s "
                       "AND state = 'held' ORDER BY reservation_id LIMIT 2", (ev,))
