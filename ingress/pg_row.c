@@ -38,12 +38,24 @@ static int sqlstate_is(const PGresult *res, const char *code)
     return s && strcmp(s, code) == 0;
 }
 
-/* Prepares st on c unless this session has it. 0, or -1 (logged; the
- * connection noted when broken). A 42P05 (the name exists: prepared by an
- * earlier call whose answer was lost) counts as prepared. */
-static int prepare_once(ing_worker *w, PGconn *c, const ing_pg_stmt *st)
+/* Drops st's name from the session (its result, an error when it is not
+ * there, is of no use). */
+static void deallocate(PGconn *c, const ing_pg_stmt *st)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", st->name);
+    PQclear(PQexec(c, sql));
+}
+
+/* Prepares st on c unless this session has it: 0, or -1 with *err the
+ * failed prepare's result for the caller to answer (NULL when the
+ * connection broke: ons_pg_check dropped it). A 42P05 (the name is taken:
+ * an earlier prepare whose answer was lost, or another build's statement
+ * on a pooled session) deallocates the name and prepares once more. */
+static int prepare_once(ing_worker *w, PGconn *c, const ing_pg_stmt *st, PGresult **err)
 {
     uint32_t bit = UINT32_C(1) << st->slot;
+    *err = NULL;
     if (c != prepared_conn || PQbackendPID(c) != prepared_pid) {
         prepared_conn = c;
         prepared_pid = PQbackendPID(c);
@@ -52,25 +64,43 @@ static int prepare_once(ing_worker *w, PGconn *c, const ing_pg_stmt *st)
     if (prepared_slots & bit)
         return 0;
     PGresult *res = PQprepare(c, st->name, st->sql, st->nparams, NULL);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || sqlstate_is(res, "42P05");
-    if (!ok) {
+    if (sqlstate_is(res, "42P05")) {
+        PQclear(res);
+        deallocate(c, st);
+        res = PQprepare(c, st->name, st->sql, st->nparams, NULL);
+    }
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        prepared_slots |= bit;
+        return 0;
+    }
+    if (!res || ons_pg_check(&w->pg)) {
         ons_log_warn("job thread %d: postgres: prepare %s: %s", w->index, st->name,
                      PQerrorMessage(c));
-        ons_pg_check(&w->pg);
-    }
-    PQclear(res);
-    if (!ok)
+        PQclear(res);
         return -1;
-    prepared_slots |= bit;
-    return 0;
+    }
+    *err = res;
+    return -1;
 }
 
 static PGresult *exec_prepared(ing_worker *w, const ing_pg_stmt *st, const char *const *p)
 {
     PGconn *c = ing_worker_pg(w);
-    if (!c || prepare_once(w, c, st) != 0)
+    PGresult *err;
+    if (!c)
         return NULL;
+    if (prepare_once(w, c, st, &err) != 0)
+        return err;
     return PQexecPrepared(c, st->name, st->nparams, p, NULL, NULL, 0);
+}
+
+/* The session's statement is gone (26000: DISCARD, a pooler) or no longer
+ * fits the schema (0A000: a migration changed a column's type under its
+ * cached plan): it is prepared again and the call retried once. */
+static int stale_statement(const PGresult *res)
+{
+    return sqlstate_is(res, "26000") || sqlstate_is(res, "0A000");
 }
 
 PGresult *ing_pg_prepared_i64(ing_worker *w, const ing_pg_stmt *st, int n, const int64_t *v)
@@ -84,9 +114,10 @@ PGresult *ing_pg_prepared_i64(ing_worker *w, const ing_pg_stmt *st, int n, const
         p[i] = text[i];
     }
     PGresult *res = exec_prepared(w, st, p);
-    if (sqlstate_is(res, "26000")) { /* the session lost it: once more */
+    if (stale_statement(res)) {
         PQclear(res);
         prepared_slots &= ~(UINT32_C(1) << st->slot);
+        deallocate(ing_worker_pg(w), st);
         res = exec_prepared(w, st, p);
     }
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;

@@ -31,7 +31,9 @@ int ing_worker_exec(ing_worker *w, ExecStatusType want, const char *what, const 
 int ing_pg_exec(ing_worker *w, const char *sql);
 
 /* SQL text of a timestamptz column col as RFC 3339 UTC to the second
- * ("2026-11-30T05:00:00Z"), the form every answer uses. */
+ * ("2026-11-30T05:00:00Z"), the form every answer uses. Statements laid
+ * out over many literals spell it inline instead (clang-format scatters a
+ * macro spliced into them over the page); keep the two the same. */
 #define ING_PG_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* The most bigint parameters ing_pg_query_i64 takes. */
@@ -59,9 +61,13 @@ typedef struct ing_pg_stmt {
 /* ing_pg_query_i64 for a prepared statement on the job thread's
  * connection: prepared on first use in each session (a reconnect, a new
  * backend pid, starts over), then executed with n bigint parameters (n
- * must be st->nparams). A session that lost the statement (DISCARD, a
- * pooler) has it prepared again and the call retried once. The result as
- * ing_worker_query returns it; NULL: no connection. */
+ * must be st->nparams). A session that lost the statement (DISCARD), or
+ * whose plan no longer fits the schema (a migration changed a column's
+ * type), has it prepared again and the call retried once; a name already
+ * taken on the session is deallocated and prepared again. A pooler in
+ * front of PostgreSQL must keep sessions in session mode (docs/scaling.md).
+ * The result as ing_worker_query returns it, a failed prepare's too; NULL:
+ * no connection. */
 PGresult *ing_pg_prepared_i64(ing_worker *w, const ing_pg_stmt *st, int n, const int64_t *v);
 
 /* The outcome of a statement: 0 when it returned rows or completed,
