@@ -43,6 +43,7 @@ struct home {
 };
 
 static atomic_size_t kind_size[ONS_RECYCLE_NKINDS];
+static atomic_size_t keep_max = ONS_RECYCLE_KEEP;
 static _Thread_local home *mine[ONS_RECYCLE_NKINDS];
 /* Every home ever made, so none is lost when its thread ends (its blocks
  * may still come back to it): they stay reachable, and are never freed. */
@@ -65,12 +66,18 @@ static home *home_of_thread(ons_recycle_kind kind)
     return mine[kind] = h;
 }
 
-/* The owner takes everything returned so far; past ONS_RECYCLE_KEEP
- * blocks, the extra ones go back to malloc. */
+void ons_recycle_set_keep(size_t blocks)
+{
+    atomic_store_explicit(&keep_max, blocks, memory_order_relaxed);
+}
+
+/* The owner takes everything returned so far; past keep_max blocks, the
+ * extra ones go back to malloc. */
 static void take_returned(home *h)
 {
+    size_t keep = atomic_load_explicit(&keep_max, memory_order_relaxed);
     header *list = atomic_exchange_explicit(&h->returned, NULL, memory_order_acquire);
-    while (list && h->owned > ONS_RECYCLE_KEEP) {
+    while (list && h->owned > keep) {
         header *next = list->next;
         free(list);
         h->owned--;

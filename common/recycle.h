@@ -29,8 +29,13 @@ typedef enum ons_recycle_kind {
     ONS_RECYCLE_NKINDS
 } ons_recycle_kind;
 
-/* Blocks of a kind a thread keeps for reuse, at most. */
+/* Blocks of a kind a thread keeps for reuse, at most, until
+ * ons_recycle_set_keep: ingress's http.recycle_keep. */
 #define ONS_RECYCLE_KEEP 4096
+
+/* Sets that bound for every thread (0: every block freed on another thread
+ * goes back to malloc when its owner next allocates). */
+void ons_recycle_set_keep(size_t blocks);
 
 /* A block of size bytes (the same size at every call for a kind),
  * uninitialised, aligned as malloc's; NULL when out of memory. */

@@ -9,6 +9,7 @@
 #include "common/opts.h"
 #include "common/signals.h"
 #include "common/password.h"
+#include "common/recycle.h"
 #include "ingress/accounts.h"
 #include "ingress/app.h"
 #include "ingress/cursor_cache.h"
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
                      "occupy every job thread",
                      app.o.accounts_hash_concurrency, app.o.pool_threads);
     limit_files(app.o.http_max_connections, app.o.http_reserved_fds);
+    ons_recycle_set_keep((size_t)app.o.http_recycle_keep);
 
     /* Signals are taken synchronously by this thread; every thread started
      * below inherits the mask. */

@@ -121,9 +121,11 @@ START_TEST(concurrent_frees_never_hand_a_block_out_twice)
 }
 END_TEST
 
+/* arg: the bound set (ons_recycle_set_keep), at most ONS_RECYCLE_KEEP. */
 static void *keep_thread(void *arg)
 {
-    (void)arg;
+    size_t keep = (size_t)(uintptr_t)arg;
+    ons_recycle_set_keep(keep);
     enum { N = ONS_RECYCLE_KEEP + 500 };
     void **v = calloc(N + 1, sizeof *v);
     for (int i = 0; i < N; i++)
@@ -137,16 +139,22 @@ static void *keep_thread(void *arg)
     size_t after = ons_recycle_owned(ONS_RECYCLE_LATER_SINK);
     ons_recycle_free(p);
     free(v);
-    return (void *)(uintptr_t)(before == N && after == ONS_RECYCLE_KEEP);
+    /* with a bound of 0 every block went back, and p is a new one */
+    return (void *)(uintptr_t)(before == N && after == (keep ? keep : 1));
 }
 
 START_TEST(a_thread_keeps_at_most_the_bound)
 {
-    pthread_t t;
-    void *ok = NULL;
-    ck_assert_int_eq(pthread_create(&t, NULL, keep_thread, NULL), 0);
-    pthread_join(t, &ok);
-    ck_assert(ok);
+    /* the default, a bound set lower, and none kept */
+    const size_t bounds[] = {ONS_RECYCLE_KEEP, 100, 0};
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        pthread_t t;
+        void *ok = NULL;
+        ck_assert_int_eq(pthread_create(&t, NULL, keep_thread, (void *)(uintptr_t)bounds[i]), 0);
+        pthread_join(t, &ok);
+        ck_assert_msg(ok, "bound %zu", bounds[i]);
+    }
+    ons_recycle_set_keep(ONS_RECYCLE_KEEP);
 }
 END_TEST
 
