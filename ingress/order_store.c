@@ -7,6 +7,7 @@
 #include "ingress/pg_row.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,10 +219,15 @@ int64_t ing_judged_ms(int64_t node_ms, int64_t pg_ms, int64_t max_ahead_ms)
         return pg_ms;
     if (node_ms - pg_ms <= max_ahead_ms)
         return node_ms;
-    ons_log_warn("this node's clock is %" PRId64 " ms ahead of PostgreSQL's (more than "
-                 "clock.max_ahead_ms %" PRId64
-                 "): a ticket change is judged at PostgreSQL's + %" PRId64 " ms",
-                 node_ms - pg_ms, max_ahead_ms, max_ahead_ms);
+    /* At most one line every 10 s: any caller may ask for a change of any
+     * ticket id, and each would log. */
+    static _Atomic int64_t warned_ms;
+    int64_t last = warned_ms;
+    if (node_ms - last >= 10000 && atomic_compare_exchange_strong(&warned_ms, &last, node_ms))
+        ons_log_warn("this node's clock is %" PRId64 " ms ahead of PostgreSQL's (more than "
+                     "clock.max_ahead_ms %" PRId64 "): ticket changes are judged at "
+                     "PostgreSQL's + %" PRId64 " ms (logged at most every 10 s)",
+                     node_ms - pg_ms, max_ahead_ms, max_ahead_ms);
     return pg_ms + max_ahead_ms;
 }
 

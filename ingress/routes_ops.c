@@ -57,6 +57,13 @@ void ing_route_metrics(ing_req *r)
                           "Jobs waiting for a job thread.", "");
     if (g)
         ons_gauge_set(g, ing_pool_depth(app->pool));
+    g = ons_metrics_gauge(app->metrics, "onsale_ingress_topic_partitions_differ",
+                          "The intents topic's partition count when it differs from the one "
+                          "this ingress maps events with (kafka.partitions), else 0: stale "
+                          "claims and unknown outcomes wait until a restart.",
+                          "");
+    if (g)
+        ons_gauge_set(g, app->monitor ? ing_monitor_partitions_differ(app->monitor) : 0);
     g = ons_metrics_gauge(app->metrics, "onsale_ingress_producer_rebuilds",
                           "Kafka producer rebuilds after fatal errors.", "");
     if (g)

@@ -84,13 +84,15 @@ static void put_job(ing_worker *w, void *arg)
     ing_venue_scanner s = {0};
     int rc = ing_venue_scanner_put(w, r->rid, &j->who, j->scanner_id,
                                    r->app->o.tickets_scanners_per_venue, &s);
+    /* Logged either way: a run of refusals is a seller walking user ids
+     * for scanner accounts (docs/tickets.md). */
+    ons_logk(ONS_LOG_INFO, "request_id", r->rid,
+             "scanner %" PRId64 " %s venue %" PRId64 " by %" PRId64, j->scanner_id,
+             rc ? "not assigned to" : "assigned to", j->who.venue_id, j->who.user_id);
     if (rc) {
         scanner_failed(r, w, rc);
         return;
     }
-    ons_logk(ONS_LOG_INFO, "request_id", r->rid,
-             "scanner %" PRId64 " assigned to venue %" PRId64 " by %" PRId64, j->scanner_id,
-             j->who.venue_id, j->who.user_id);
     ing_reply_json(r, 200, scanner_json(j->who.venue_id, &s));
 }
 

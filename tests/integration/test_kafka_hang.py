@@ -37,7 +37,7 @@ import time
 
 import pytest
 
-from harness import BIN, ROOT, Stack
+from harness import BIN, ROOT, Stack, metric
 from test_disk_full import applied, error_code, join, private_kafka
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
@@ -310,6 +310,7 @@ def test_a_partition_count_other_than_the_topics():
         # a claim whose settle point (sent + 3 x 1 s) is long past
         st.redis.set(st.key(f"active:{ev}:77"), f"pending:{int(time.time() * 1000) - 30000}")
         st.wait_for(lambda: "the topic has 2" in wrong.output(), 15, "the monitor's error")
+        assert metric(st.ingress_port, "onsale_ingress_topic_partitions_differ") == 2
         time.sleep(1.0)  # rounds after the settle point
         s, _, b, _ = join(st, 77, ev, "k77")
         assert (s, error_code(b)) == (409, "already_in_queue") and not b.get("intent_id"), b
@@ -317,4 +318,5 @@ def test_a_partition_count_other_than_the_topics():
         st.start_ingress(**fast)
         st.wait_for(lambda: join(st, 77, ev, "k77")[0] == 202, 30,
                     "the claim taken over", interval=0.5)
+        assert metric(st.ingress_port, "onsale_ingress_topic_partitions_differ") == 0
         st.wait_for(lambda: applied(st, ev) == 1, 30, "the fan's one intent applied")
