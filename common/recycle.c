@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -71,17 +72,24 @@ void ons_recycle_set_keep(size_t blocks)
     atomic_store_explicit(&keep_max, blocks, memory_order_relaxed);
 }
 
-/* The owner takes everything returned so far; past keep_max blocks, the
- * extra ones go back to malloc. */
+/* The owner takes everything returned so far (its local list is empty)
+ * and keeps keep_max of them; the rest go back to malloc. The bound is on
+ * the blocks waiting, not on those handed out: a thread with more than
+ * the bound in flight at a peak still recycles. */
 static void take_returned(home *h)
 {
     size_t keep = atomic_load_explicit(&keep_max, memory_order_relaxed);
     header *list = atomic_exchange_explicit(&h->returned, NULL, memory_order_acquire);
-    while (list && h->owned > keep) {
-        header *next = list->next;
-        free(list);
+    header **tail = &list;
+    for (size_t n = 0; *tail && n < keep; n++)
+        tail = &(*tail)->next;
+    header *extra = *tail;
+    *tail = NULL;
+    while (extra) {
+        header *next = extra->next;
+        free(extra);
         h->owned--;
-        list = next;
+        extra = next;
     }
     h->local = list;
 }
@@ -116,6 +124,14 @@ void ons_recycle_free(void *p)
         return;
     header *b = (header *)p - 1;
     home *h = b->home;
+#ifdef RECYCLE_ASAN
+    /* A waiting block is poisoned: freeing it again would push it twice
+     * (handed out to two holders), where free() would have been reported. */
+    if (__asan_address_is_poisoned(p)) {
+        fprintf(stderr, "recycle: block %p freed twice\n", p);
+        abort();
+    }
+#endif
     /* Poisoned before it is pushed: once pushed it is its owner's. */
     POISON(p, atomic_load_explicit(&kind_size[h->kind], memory_order_relaxed));
     header *old = atomic_load_explicit(&h->returned, memory_order_relaxed);

@@ -10,11 +10,13 @@
  * the arena's lock (bench/NOTES.md, "Join, thirteenth round"). Here a block
  * freed on any thread goes back to the thread that allocated it (a
  * lock-free stack that only that thread empties, all at once), which hands
- * it out again before asking malloc. A thread keeps at most
- * ONS_RECYCLE_KEEP blocks of a kind; beyond that they go back to malloc.
+ * it out again before asking malloc. When it takes its returned blocks
+ * back it keeps at most ONS_RECYCLE_KEEP of a kind waiting (however many
+ * are handed out); the rest go back to malloc.
  *
  * Under AddressSanitizer a block waiting to be reused is poisoned, so a
- * use after ons_recycle_free is still reported.
+ * use after ons_recycle_free is still reported, and a second
+ * ons_recycle_free of it aborts.
  */
 #ifndef ONSALE_COMMON_RECYCLE_H
 #define ONSALE_COMMON_RECYCLE_H

@@ -158,6 +158,44 @@ START_TEST(a_thread_keeps_at_most_the_bound)
 }
 END_TEST
 
+/* 500 handed out, the first 200 freed on another thread while 300 stay
+ * out: with a bound of 100 the owner keeps 100 of the 200 (the bound is on
+ * the blocks waiting; counted on every block owned, it gave all 200 back
+ * to malloc and owned 301 after the next allocation). */
+static void *peak_thread(void *arg)
+{
+    (void)arg;
+    ons_recycle_set_keep(100);
+    enum { N = 500, FREED = 200 };
+    void **v = calloc(N + 1, sizeof *v);
+    for (int i = 0; i < N; i++)
+        v[i] = ons_recycle_alloc(ONS_RECYCLE_ING_JOIN, 64);
+    void *tail = v[FREED];
+    v[FREED] = NULL; /* free_all stops there */
+    pthread_t t;
+    pthread_create(&t, NULL, free_all, v);
+    pthread_join(t, NULL);
+    v[FREED] = tail;
+    void *p = ons_recycle_alloc(ONS_RECYCLE_ING_JOIN, 64);
+    size_t owned = ons_recycle_owned(ONS_RECYCLE_ING_JOIN);
+    ons_recycle_free(p);
+    for (int i = FREED; i < N; i++)
+        ons_recycle_free(v[i]);
+    free(v);
+    return (void *)(uintptr_t)(owned == N - FREED + 100);
+}
+
+START_TEST(a_thread_past_the_bound_in_flight_still_recycles)
+{
+    pthread_t t;
+    void *ok = NULL;
+    ck_assert_int_eq(pthread_create(&t, NULL, peak_thread, NULL), 0);
+    pthread_join(t, &ok);
+    ck_assert(ok);
+    ons_recycle_set_keep(ONS_RECYCLE_KEEP);
+}
+END_TEST
+
 START_TEST(a_waiting_block_is_poisoned_under_asan)
 {
     char *p = ons_recycle_alloc(ONS_RECYCLE_ING_REQ, SIZE);
@@ -189,6 +227,8 @@ int main(void)
         {"concurrent_frees_never_hand_a_block_out_twice",
          concurrent_frees_never_hand_a_block_out_twice},
         {"a_thread_keeps_at_most_the_bound", a_thread_keeps_at_most_the_bound},
+        {"a_thread_past_the_bound_in_flight_still_recycles",
+         a_thread_past_the_bound_in_flight_still_recycles},
         {"a_waiting_block_is_poisoned_under_asan", a_waiting_block_is_poisoned_under_asan},
     };
     return ons_check_run("recycle", cases, sizeof cases / sizeof *cases, 30);
