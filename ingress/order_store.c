@@ -1,6 +1,7 @@
 /* order_store.c - orders, reservations and tickets read for ingress; see
  * order_store.h. */
 #include "ingress/order_store.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/keyset.h"
@@ -221,9 +222,10 @@ int64_t ing_judged_ms(int64_t node_ms, int64_t pg_ms, int64_t max_ahead_ms)
         return node_ms;
     /* At most one line every 10 s: any caller may ask for a change of any
      * ticket id, and each would log. */
-    static _Atomic int64_t warned_ms;
-    int64_t last = warned_ms;
-    if (node_ms - last >= 10000 && atomic_compare_exchange_strong(&warned_ms, &last, node_ms))
+    static _Atomic int64_t warned_ms; /* monotonic: the wall clock is the suspect */
+    int64_t last = warned_ms, mono = ons_mono_ms();
+    if ((last == 0 || mono - last >= 10000) &&
+        atomic_compare_exchange_strong(&warned_ms, &last, mono))
         ons_log_warn("this node's clock is %" PRId64 " ms ahead of PostgreSQL's (more than "
                      "clock.max_ahead_ms %" PRId64 "): ticket changes are judged at "
                      "PostgreSQL's + %" PRId64 " ms (logged at most every 10 s)",

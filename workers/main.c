@@ -503,7 +503,9 @@ static void commit_partition(worker *w, int32_t partition, wk_slot *s)
 }
 
 /* The idle partitions' cursors due for republishing, sent together. */
-enum { IDLE_CHUNK = 16 };
+/* A second chunk in one round waits for the first one's replies (a round
+ * trip): sized past any owner's partition count (docs: 8 by default). */
+enum { IDLE_CHUNK = 256 };
 typedef struct idle_cursors {
     size_t n;
     int32_t partition[IDLE_CHUNK];

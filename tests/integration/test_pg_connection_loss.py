@@ -149,6 +149,7 @@ def test_the_order_poll_answers_the_same_before_and_after_its_sessions_end():
         for _ in range(12):
             s, _, again = st.http("GET", url, token=fan)
             assert s == 200 and again == first, again
+        ingress = "".join(p.output() for p in st.procs if p.name == "ingress")
         # no prepare failed but for the terminated sessions themselves (a
         # thread that served no poll before meets its dead session there)
         assert not [l for l in ingress.splitlines()
