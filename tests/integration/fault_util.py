@@ -68,21 +68,36 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def relay_listen(relay, host, port, backlog):
+    """Sets up relay (a TCP relay to host:port): its upstream, a listening
+    socket on a free loopback port, and a thread that passes each accepted
+    connection to relay._accepted(c)."""
+    relay.up = (host, port)
+    relay.port = free_port()
+    relay.stop = False
+    relay.lsock = socket.socket()
+    relay.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    relay.lsock.bind(("127.0.0.1", relay.port))
+    relay.lsock.listen(backlog)
+
+    def accept():
+        while not relay.stop:
+            try:
+                c, _ = relay.lsock.accept()
+            except OSError:
+                return
+            relay._accepted(c)
+    threading.Thread(target=accept, daemon=True).start()
+
+
 class PausableRelay:
     """A TCP relay to host:port. pause() holds every byte both ways and
     leaves new connections waiting until resume()."""
 
     def __init__(self, host, port):
-        self.up = (host, port)
-        self.port = free_port()
         self.running = threading.Event()
         self.running.set()
-        self.stop = False
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(256)
-        threading.Thread(target=self._accept, daemon=True).start()
+        relay_listen(self, host, port, 256)
 
     def pause(self):
         self.running.clear()
@@ -90,13 +105,8 @@ class PausableRelay:
     def resume(self):
         self.running.set()
 
-    def _accept(self):
-        while not self.stop:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._pump, args=(c,), daemon=True).start()
+    def _accepted(self, c):
+        threading.Thread(target=self._pump, args=(c,), daemon=True).start()
 
     def _pump(self, c):
         self.running.wait()
@@ -133,30 +143,19 @@ class DelayedRelay:
     trip, as its clients see it. Requests go through at once."""
 
     def __init__(self, host, port, delay):
-        self.up, self.delay = (host, port), delay
-        self.port = free_port()
-        self.stop = False
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(64)
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.delay = delay
+        relay_listen(self, host, port, 64)
 
-    def _accept(self):
-        while not self.stop:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.up)
-            except OSError:
-                c.close()
-                continue
-            held = queue.Queue()
-            threading.Thread(target=self._pump, args=(c, u, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, held), daemon=True).start()
-            threading.Thread(target=self._release, args=(held, c), daemon=True).start()
+    def _accepted(self, c):
+        try:
+            u = socket.create_connection(self.up)
+        except OSError:
+            c.close()
+            return
+        held = queue.Queue()
+        threading.Thread(target=self._pump, args=(c, u, None), daemon=True).start()
+        threading.Thread(target=self._pump, args=(u, c, held), daemon=True).start()
+        threading.Thread(target=self._release, args=(held, c), daemon=True).start()
 
     def _pump(self, src, dst, held):
         try:
