@@ -74,13 +74,16 @@ static int prepare_once(ing_worker *w, PGconn *c, const ing_pg_stmt *st, PGresul
         prepared_slots |= bit;
         return 0;
     }
-    if (!res || ons_pg_check(&w->pg)) {
-        ons_log_warn("job thread %d: postgres: prepare %s: %s", w->index, st->name,
-                     PQerrorMessage(c));
-        PQclear(res);
+    if (res && PQstatus(c) == CONNECTION_OK) {
+        *err = res; /* refused on a live session: the caller answers it */
         return -1;
     }
-    *err = res;
+    /* The session is gone (or gave no result): nothing to answer, so said
+     * here, before ons_pg_check frees c. */
+    ons_log_warn("job thread %d: postgres: prepare %s: %s", w->index, st->name,
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+    PQclear(res);
+    ons_pg_check(&w->pg);
     return -1;
 }
 
