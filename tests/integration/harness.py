@@ -333,6 +333,15 @@ class Stack:
             e["ONSALE_" + k.upper()] = str(v)
         return e
 
+    def discard(self, proc):
+        """Kills proc and forgets it. For a node under libfaketime: its
+        shutdown's absolute waits, taken on the faked wall clock and slept on
+        the real one, last the offset, so a stop waits out its timeout
+        (20 s) before it kills."""
+        proc.kill()
+        proc.wait()
+        self.procs.remove(proc)
+
     def stop_clean(self):
         """Stops every process, one by one; each must exit 0 without a
         sanitizer report."""

@@ -62,3 +62,5 @@ def test_sale_opening_and_holds_follow_the_owners_clock():
         (left,), = st.sql("SELECT extract(epoch FROM r.expires_at - now()) FROM reservations r "
                           "JOIN intents i ON i.reservation_id = r.reservation_id WHERE i.user_id = 43")
         assert 100 <= float(left) <= 121, left  # 120 s by the owner's clock (not 420)
+        # libfaketime's node cannot stop in time (harness Stack.discard)
+        st.discard(next(p for p in st.procs if p.name == "ingress-skewed"))
