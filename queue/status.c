@@ -32,6 +32,7 @@ enum {
     SCRIPT_CAD,
     SCRIPT_CAD_MANY,
     SCRIPT_RATE,
+    SCRIPT_RESULT_REPAIR,
     NSCRIPTS
 };
 
@@ -206,6 +207,40 @@ static const char *const scripts[NSCRIPTS] = {
                         "return #dels\n",
     /* RATE KEYS: the rate keys, ARGV: period_ms, burst each (GCRA_LUA). */
     [SCRIPT_RATE] = GCRA_LUA "return gcra(clock(), 1, #KEYS, 1)\n",
+    /* RESULT_REPAIR KEYS: r:<seq> each; ARGV[1]: ttl_s, then per key
+     * epoch, version, doc ("": drop). A result document ends with its
+     * version, ',"v":[epoch,version]}' (status.h, q_status_repair); a
+     * stored one without it (an older worker's) counts as the oldest.
+     * Each key, in order: a doc is SET (EX ttl) unless the stored result
+     * is newer; a drop DELetes the stored result unless it is newer. So a
+     * repair never replaces a later state (a later batch, or a newer
+     * owner's epoch) by an earlier one. Returns per key 1 (set), 2
+     * (deleted), 3 (a drop that found nothing) or 0 (left: newer). */
+    [SCRIPT_RESULT_REPAIR] =
+        "local out = {}\n"
+        "for i = 1, #KEYS do\n"
+        "  local e, v, doc = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), ARGV[3 * i + 1]\n"
+        "  local cur = redis.call('GET', KEYS[i])\n"
+        "  local older = true\n"
+        "  if cur then\n"
+        "    local ce, cv = string.match(cur, ',\"v\":%[(%-?%d+),(%-?%d+)%]}$')\n"
+        "    if ce then\n"
+        "      ce, cv = tonumber(ce), tonumber(cv)\n"
+        "      older = ce < e or (ce == e and cv <= v)\n"
+        "    end\n"
+        "  end\n"
+        "  out[i] = 0\n"
+        "  if doc ~= '' and older then\n"
+        "    redis.call('SET', KEYS[i], doc, 'EX', ARGV[1])\n"
+        "    out[i] = 1\n"
+        "  elseif doc == '' and not cur then\n"
+        "    out[i] = 3\n"
+        "  elseif doc == '' and older then\n"
+        "    redis.call('DEL', KEYS[i])\n"
+        "    out[i] = 2\n"
+        "  end\n"
+        "end\n"
+        "return out\n",
 };
 
 struct q_status {
@@ -308,9 +343,16 @@ static int ensure_conn(q_status *s)
         redisFree(s->ctx);
         s->ctx = NULL;
     }
-    if (ons_mono_ms() < s->down_until_ms)
+    /* A failure here is this call's, reported now: an error read late
+     * above is not reported again by the next call (the worker would owe
+     * a second repair for the same failure). */
+    if (ons_mono_ms() < s->down_until_ms) {
+        s->late_err = 0;
         return ONS_EREDIS; /* it timed out just now: not asked again yet */
+    }
     s->ctx = connect_loaded(s);
+    if (!s->ctx)
+        s->late_err = 0;
     return s->ctx ? 0 : ONS_EREDIS;
 }
 
@@ -1085,6 +1127,49 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
     }
     result_argv_free(&ra);
     return read_replies(s, queued, "drop_results");
+}
+
+/* ONE RESULT_REPAIR call for items [from, from + m): their keys, the
+ * TTL, then each one's epoch, version and document ("": drop). */
+static void repair_args(q_status *s, const script_batch *b, size_t from, size_t m)
+{
+    const q_status_repair *a = (const q_status_repair *)b->items + from;
+    args_script(s, SCRIPT_RESULT_REPAIR, m);
+    for (size_t i = 0; i < m; i++)
+        args_add(s, s->prefix, "r:%lld", (long long)a[i].intent_seq);
+    args_add(s, NULL, "%d", s->result_ttl_s);
+    for (size_t i = 0; i < m; i++) {
+        args_add(s, NULL, "%lld", (long long)a[i].epoch);
+        args_add(s, NULL, "%lld", (long long)a[i].version);
+        args_put(s, a[i].json ? a[i].json : "");
+    }
+}
+
+static int parse_repair(const script_batch *b, size_t i, const redisReply *e)
+{
+    q_status_repair *a = (q_status_repair *)b->items + i;
+    if (e->type != REDIS_REPLY_INTEGER)
+        return a->outcome = -1, ONS_EREDIS;
+    a->outcome = (int)e->integer;
+    return 0;
+}
+
+/* Results per script call: ARGV holds three values a key, well under
+ * what a script call takes, and one call's work (a GET and a SET a key,
+ * about 2 us each) stays a few ms of Redis's one thread. */
+#define REPAIRS_PER_CALL 512
+
+int q_status_repair_results(q_status *s, q_status_repair *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        items[i].outcome = -1;
+    script_batch b = {.what = "repair_results",
+                      .items = items,
+                      .n = n,
+                      .per_call = REPAIRS_PER_CALL,
+                      .add_args = repair_args,
+                      .parse = parse_repair};
+    return run_script_batch(s, &b);
 }
 
 /* Parses a "drain" hash value (append_publish) into *d; a malformed one

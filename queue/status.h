@@ -160,6 +160,28 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
  * or ONS_EREDIS. */
 int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n);
 
+/* A result document's version is its last member, ',"v":[epoch,version]}'
+ * (docs/pipeline.md): the owner's epoch of the partition, then a number
+ * that grows with each of its projections. A later state of an intent
+ * always has a greater (epoch, version), compared in that order. */
+
+/* One result in q_status_repair_results. */
+typedef struct q_status_repair {
+    int64_t intent_seq;
+    int64_t epoch, version; /* the version of json (or of the state dropped) */
+    const char *json;       /* the result to write again; NULL: drop the stored one */
+    int outcome;            /* out: 1 written, 2 dropped, 3 nothing to drop, 0 left
+                             * (Redis holds a newer one), -1 not answered */
+} q_status_repair;
+
+/* The worker's repair after a failed projection (workers/project.h):
+ * writes each item's result again, or drops it (NULL json), unless Redis
+ * holds a newer version of it, compared in Redis (one script call per 512
+ * items, a round trip each): a repair never puts back a state that is
+ * over. Items are handled in order. Returns 0 or ONS_EREDIS (the items
+ * not answered say outcome -1). */
+int q_status_repair_results(q_status *s, q_status_repair *items, size_t n);
+
 /* The same pipeline, written out to Redis (which applies it in order, as
  * soon as it reads it) without waiting for its replies: they are read by
  * the next call on s, so the caller's next work overlaps Redis's. Returns

@@ -176,6 +176,88 @@ START_TEST(result_sets_read_back_exactly)
 }
 END_TEST
 
+/* The worker's repair (q_status_repair_results) writes a result again, or
+ * drops it, only over an older version: the stored (epoch, version) is
+ * compared in Redis, epoch first; a stored result without a version (an
+ * older worker's) counts as the oldest. */
+static void store_doc(int64_t seq, const char *doc)
+{
+    q_status_result r = {.intent_seq = seq, .event_id = 5, .user_id = 1, .json = doc};
+    ck_assert_int_eq(q_status_publish(st, 2, 1, 0, NULL, &r, 1, NULL, 0), 0);
+}
+
+static void assert_doc(int64_t seq, const char *want)
+{
+    char *json = NULL;
+    int rc = q_status_get_result(st, seq, &json);
+    if (!want) {
+        ck_assert_int_eq(rc, ONS_ENOTFOUND);
+        return;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(strcmp(json, want) == 0, "seq %lld holds %s, want %s", (long long)seq, json,
+                  want);
+    free(json);
+}
+
+START_TEST(a_repair_never_replaces_a_later_state)
+{
+    const char *paying = "{\"state\":\"paying\",\"v\":[3,9]}";
+    const char *reserved = "{\"state\":\"reserved\",\"v\":[3,7]}";
+    const char *released = "{\"state\":\"released\",\"v\":[3,12]}";
+    const char *other = "{\"state\":\"released\",\"v\":[4,1]}";
+    const char *old = "{\"state\":\"reserved\"}";
+    store_doc(1, paying); /* newer than the repair's document: kept */
+    store_doc(2, paying); /* older: replaced */
+    store_doc(3, old);    /* no version: replaced */
+    store_doc(4, paying); /* dropped: its version is not newer than the drop's */
+    store_doc(5, other);  /* a newer epoch's: neither replaced nor dropped */
+    store_doc(6, other);
+    /* 7: absent, written; 8: absent, nothing to drop (3) */
+    q_status_repair items[] = {
+        {1, 3, 7, reserved, 0}, {2, 3, 12, released, 0}, {3, 3, 7, reserved, 0},
+        {4, 3, 9, NULL, 0},     {5, 3, 12, released, 0}, {6, 3, -1, NULL, 0},
+        {7, 3, 7, reserved, 0}, {8, 3, 7, NULL, 0},
+    };
+    size_t n = sizeof items / sizeof *items;
+    ck_assert_int_eq(q_status_repair_results(st, items, n), 0);
+    const int want[] = {0, 1, 1, 2, 0, 0, 1, 3};
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(items[i].outcome == want[i], "item %zu: outcome %d, want %d", i,
+                      items[i].outcome, want[i]);
+    assert_doc(1, paying);
+    assert_doc(2, released);
+    assert_doc(3, reserved);
+    assert_doc(4, NULL);
+    assert_doc(5, other);
+    assert_doc(6, other);
+    assert_doc(7, reserved);
+    assert_doc(8, NULL);
+    /* in order: the later of two versions of one result wins either way */
+    q_status_repair two[] = {{9, 3, 12, released, 0}, {9, 3, 7, reserved, 0}};
+    ck_assert_int_eq(q_status_repair_results(st, two, 2), 0);
+    ck_assert_int_eq(two[1].outcome, 0);
+    assert_doc(9, released);
+}
+END_TEST
+
+/* More than one script call's worth (512 a call): every item answered. */
+START_TEST(a_repair_past_one_call)
+{
+    enum { N = 1300 };
+    static q_status_repair items[N];
+    static char docs[N][48];
+    for (int i = 0; i < N; i++) {
+        snprintf(docs[i], sizeof docs[i], "{\"n\":%d,\"v\":[1,%d]}", i, i);
+        items[i] = (q_status_repair){100 + i, 1, i, docs[i], 0};
+    }
+    ck_assert_int_eq(q_status_repair_results(st, items, N), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(items[i].outcome, 1);
+    assert_doc(100 + N - 1, docs[N - 1]);
+}
+END_TEST
+
 /* q_status_publish_nowait: written out without waiting, applied by Redis
  * in order (the next call on s reads the replies first); an error reply
  * is reported by the next publish, once. */
@@ -718,6 +800,8 @@ int main(void)
     const ons_check_case cases[] = {
         {"publish_then_read", publish_then_read},
         {"result_sets", result_sets_read_back_exactly},
+        {"a_repair_never_replaces_a_later_state", a_repair_never_replaces_a_later_state},
+        {"a_repair_past_one_call", a_repair_past_one_call},
         {"publish_nowait", publish_nowait_applies_and_reports_errors_late},
         {"publish_cursors_nowait", publish_cursors_nowait_behind_unread_replies},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
