@@ -16,5 +16,6 @@ onsale_pytest(it_unfulfillable test_unfulfillable.py)
 onsale_pytest(it_redis_restart test_redis_restart.py)
 # Dependencies that hang (SIGSTOP, a paused relay) rather than die.
 onsale_pytest(it_redis_hang test_redis_hang.py)
+onsale_pytest(it_redis_stall_republish test_redis_stall_republish.py)
 onsale_pytest(it_worker_pg_hang test_worker_pg_hang.py)
 onsale_pytest(it_hold_expiry_quiet_events test_hold_expiry_quiet_events.py)

@@ -110,6 +110,9 @@ typedef struct worker {
     ons_histogram *batch_size, *commit_lat;
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *redis_err, *expired;
+    ons_counter *republished, *repair_dropped, *repair_newer, *repair_absent;
+    ons_gauge *repair_pending;
+    wk_repair_stats repair_seen; /* the counters' last values */
     ons_counter *results[Q_INTENT_STATE_COUNT];
     /* The batch in progress: when its first record was polled and when
      * its poll (and any event's first load) ended (monotonic s), and
@@ -134,7 +137,7 @@ static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_n
     size_t n = 0;
     if (rc == 0 && (rc = wk_store_last_changed(w->store, partition, w->o.redis_resync_window_ms,
                                                &seqs, &n)) == 0)
-        rc = wk_project_owe(w->proj, seqs, n);
+        rc = wk_project_owe(w->proj, *epoch, seqs, n);
     free(seqs);
     return rc;
 }
@@ -630,7 +633,10 @@ static size_t poll_batch(worker *w)
     size_t n = 0;
     double deadline = 0, start = ons_mono_s();
     int timeout = (int)w->o.hold_check_ms;
-    /* a sold-out event's rejections go on in the next batch, at once */
+    /* a sold-out event's rejections go on in the next batch, at once, and
+     * so does a repair Redis answers */
+    if (wk_project_repairing(w->proj))
+        timeout = 0;
     for (size_t i = 0; i < w->sup.nslots && timeout > 0; i++) {
         wk_slot *s = wk_sup_active(&w->sup, (int32_t)i);
         if (s && wk_part_rejecting(s->part))
@@ -657,8 +663,23 @@ static size_t poll_batch(worker *w)
     return n;
 }
 
+/* The repair owed after a failed projection, a step of at most
+ * redis.republish_step_ms (wk_project_repair), and its counters. */
+static void run_repair(worker *w)
+{
+    (void)wk_project_repair(w->proj, w->o.redis_republish_step_ms);
+    wk_repair_stats now;
+    wk_project_repair_stats(w->proj, &now);
+    ons_counter_add(w->republished, (double)(now.republished - w->repair_seen.republished));
+    ons_counter_add(w->repair_dropped, (double)(now.dropped - w->repair_seen.dropped));
+    ons_counter_add(w->repair_newer, (double)(now.kept_newer - w->repair_seen.kept_newer));
+    ons_counter_add(w->repair_absent, (double)(now.absent - w->repair_seen.absent));
+    ons_gauge_set(w->repair_pending, (double)now.pending);
+    w->repair_seen = now;
+}
+
 /* One turn of the loop: due work, a batch polled and applied, each dirty
- * partition committed and projected. */
+ * partition committed and projected, a step of any repair owed. */
 static void run_batch(worker *w)
 {
     run_due(w, ons_wall_ms());
@@ -698,6 +719,7 @@ static void run_batch(worker *w)
     if (n > 0)
         w->idled = 0;
     idle_publish(w);
+    run_repair(w);
 }
 
 static int setup_metrics(worker *w)
@@ -734,7 +756,22 @@ static int setup_metrics(worker *w)
                                        "failed Redis projections (not fatal)", "");
     w->expired = ons_metrics_counter(w->m, "onsale_worker_holds_expired_total",
                                      "holds expired by this worker", "");
-    if (!w->batch_size || !w->commit_lat || !w->poison)
+    w->republished = ons_metrics_counter(
+        w->m, "onsale_worker_results_repaired_total",
+        "results the repair after a failed projection handled, by outcome", "outcome=\"written\"");
+    w->repair_dropped = ons_metrics_counter(
+        w->m, "onsale_worker_results_repaired_total",
+        "results the repair after a failed projection handled, by outcome", "outcome=\"dropped\"");
+    w->repair_newer = ons_metrics_counter(
+        w->m, "onsale_worker_results_repaired_total",
+        "results the repair after a failed projection handled, by outcome", "outcome=\"newer\"");
+    w->repair_absent = ons_metrics_counter(
+        w->m, "onsale_worker_results_repaired_total",
+        "results the repair after a failed projection handled, by outcome", "outcome=\"absent\"");
+    w->repair_pending = ons_metrics_gauge(w->m, "onsale_worker_results_repair_pending",
+                                          "results the repair owed has still to handle", "");
+    if (!w->batch_size || !w->commit_lat || !w->poison || !w->republished || !w->repair_dropped ||
+        !w->repair_newer || !w->repair_pending)
         return ONS_ENOMEM;
     return wk_sup_init(&w->sup, &sup_ops, w, w->owner, w->m);
 }
@@ -816,7 +853,8 @@ static int start(worker *w)
                         .timeout_ms = (int)w->o.redis_timeout_ms,
                         .result_ttl_s = (int)w->o.result_ttl_s,
                         .down_ms = (int)w->o.redis_down_ms};
-    if (wk_project_new(&ro, w->o.ids_secret, w->o.redis_resync_window_ms, &w->proj) != 0)
+    if (wk_project_new(&ro, w->o.ids_secret, w->o.redis_resync_window_ms, w->o.redis_republish_max,
+                       &w->proj) != 0)
         return ONS_EREDIS;
     w->buf = calloc((size_t)w->o.batch_max_messages, sizeof *w->buf);
     w->want_ids = calloc((size_t)w->o.batch_max_messages, sizeof *w->want_ids);

@@ -22,23 +22,37 @@ struct wk_project {
     size_t cap_evs;
     char *sections; /* every touched event's "section_id:free,..." list */
     size_t cap_sections;
-    /* The intents whose results were written (or tried) within
-     * resync_window_s before the last projection Redis took, and every one
-     * since: recent[head..n). */
+    /* The results written (or tried) within resync_window_s before the
+     * last projection Redis took, and every one since, with the document
+     * written (the last keep_max of them): positions [head, base +
+     * nrecent), recent[pos - base]. */
     wk_published *recent;
-    size_t head, nrecent, cap_recent;
-    double last_ok;  /* monotonic s of the last projection Redis took; 0: none yet */
-    double window_s; /* redis.resync_window_ms */
-    int resync;      /* a projection failed: drop recent's results before the next */
+    size_t nrecent, cap_recent;
+    uint64_t base, head;
+    uint64_t doc_from; /* the entries before it keep no document */
+    size_t ndocs;      /* entries holding a document */
+    size_t keep_max;   /* redis.republish_max */
+    double window_s;   /* redis.resync_window_ms */
+    int64_t version;   /* of the last projection's results (docs/pipeline.md) */
+    /* A repair is owed (a projection failed, or a partition was taken
+     * over): the entries [rp_at, rp_end) are still to be written again. */
+    int resync;
+    int stalled; /* its last step failed: Redis is not answering yet */
+    uint64_t rp_at, rp_end;
+    q_status_repair *rep;
+    size_t cap_rep;
+    wk_repair_stats stats;
+    size_t round[4]; /* this repair's outcomes (q_status_repair.outcome) */
 };
 
 int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_window_ms,
-                   wk_project **out)
+                   int64_t republish_max, wk_project **out)
 {
     wk_project *pj = calloc(1, sizeof *pj);
     if (!pj)
         return ONS_ENOMEM;
     pj->window_s = (double)resync_window_ms / 1000.0;
+    pj->keep_max = republish_max > 0 ? (size_t)republish_max : 0;
     pj->secret = strdup(secret);
     if (!pj->secret || q_status_new(o, &pj->st) != 0) {
         free(pj->secret);
@@ -53,12 +67,15 @@ void wk_project_free(wk_project *pj)
 {
     if (!pj)
         return;
+    for (size_t i = 0; i < pj->nrecent; i++)
+        free(pj->recent[i].doc);
     q_status_free(pj->st);
     free(pj->secret);
     free(pj->res);
     free(pj->evs);
     free(pj->sections);
     free(pj->recent);
+    free(pj->rep);
     free(pj);
 }
 
@@ -72,10 +89,16 @@ void wk_project_free(wk_project *pj)
  * the payment was declined, "reserved" after the hold was released). A
  * failure is always seen (a restart breaks the connection; every active
  * partition publishes at least every second), so after one the worker
- * deletes the results it wrote within redis.resync_window_ms before the
- * last projection Redis took, and every one since, before it publishes
- * again: readers answer those intents from PostgreSQL, which holds the
- * committed truth. */
+ * writes again every result it wrote within redis.resync_window_ms before
+ * the last projection Redis took, and every one since, from the documents
+ * it keeps (the last redis.republish_max); the older ones, and those of a
+ * partition just taken over (written by the previous owner), are deleted,
+ * so readers answer them from PostgreSQL, which holds the committed truth.
+ * Every write and delete of the repair is compared in Redis with the
+ * version the stored result carries (q_status_repair_results): a later
+ * state (a later batch's, or a newer owner's) is never replaced, so the
+ * repair runs beside the batches, a bounded step per turn of the loop
+ * (wk_project_repair), instead of before them. */
 
 static double mono_s(void)
 {
@@ -84,71 +107,170 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Room for n more recent results (the ones the window left behind
- * dropped first). 0 or ONS_ENOMEM. */
+static wk_published *at(wk_project *pj, uint64_t pos)
+{
+    return &pj->recent[pos - pj->base];
+}
+
+static uint64_t end_pos(const wk_project *pj)
+{
+    return pj->base + pj->nrecent;
+}
+
+/* Room for n more recent results (the ones the window left behind, whose
+ * documents are freed, dropped first). 0 or ONS_ENOMEM. */
 static int recent_reserve(wk_project *pj, size_t n)
 {
-    if (pj->head > 0 && pj->head >= pj->nrecent / 2) {
-        memmove(pj->recent, pj->recent + pj->head, (pj->nrecent - pj->head) * sizeof *pj->recent);
-        pj->nrecent -= pj->head;
-        pj->head = 0;
+    size_t gone = (size_t)(pj->head - pj->base);
+    if (gone > 0 && gone >= pj->nrecent / 2) {
+        memmove(pj->recent, pj->recent + gone, (pj->nrecent - gone) * sizeof *pj->recent);
+        pj->nrecent -= gone;
+        pj->base = pj->head;
     }
     return ONS_VEC_RESERVE(pj->recent, pj->cap_recent, pj->nrecent + n, 256) ? ONS_ENOMEM : 0;
 }
 
-static int note_published(wk_project *pj, const wk_fx *fx, double now)
+/* Frees the oldest documents past keep_max: their entries are dropped,
+ * not written again, by a repair. */
+static void keep_bound(wk_project *pj)
 {
-    if (recent_reserve(pj, fx->nintents))
+    while (pj->ndocs > pj->keep_max && pj->doc_from < end_pos(pj)) {
+        wk_published *e = at(pj, pj->doc_from++);
+        if (e->doc) {
+            free(e->doc);
+            e->doc = NULL;
+            pj->ndocs--;
+        }
+    }
+}
+
+/* Owes a repair of every entry from the window's start on (called again
+ * on each failure: a step in flight may have been lost too). */
+static void owe_all(wk_project *pj)
+{
+    pj->resync = 1;
+    pj->rp_at = pj->head;
+    pj->rp_end = end_pos(pj);
+}
+
+/* Keeps fx's results, taking their documents (res[i].json) over, for a
+ * repair. 0, or ONS_ENOMEM (the documents are freed). */
+static int note_published(wk_project *pj, const wk_fx *fx, const wk_part *p, double now)
+{
+    if (recent_reserve(pj, fx->nintents)) {
+        for (size_t i = 0; i < fx->nintents; i++)
+            free((char *)pj->res[i].json);
         return ONS_ENOMEM;
-    for (size_t i = 0; i < fx->nintents; i++)
-        pj->recent[pj->nrecent++] = (wk_published){fx->intents[i].seq, now};
+    }
+    for (size_t i = 0; i < fx->nintents; i++) {
+        char *doc = pj->keep_max > 0 ? (char *)pj->res[i].json : NULL;
+        if (!doc)
+            free((char *)pj->res[i].json);
+        pj->recent[pj->nrecent++] =
+            (wk_published){fx->intents[i].seq, now, p->epoch, pj->version, doc};
+        pj->ndocs += doc != NULL;
+    }
     return 0;
 }
 
-/* Called before a projection: the repair, when one is owed. 0 or ONS_EREDIS. */
-static int resync(wk_project *pj)
-{
-    if (!pj->resync)
-        return 0;
-    size_t n = pj->nrecent - pj->head;
-    int64_t *seqs = n ? malloc(n * sizeof *seqs) : NULL;
-    if (n && !seqs)
-        return ONS_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        seqs[i] = pj->recent[pj->head + i].seq;
-    int rc = q_status_drop_results(pj->st, seqs, n);
-    free(seqs);
-    if (rc == 0) {
-        ons_log_info("redis projection repaired: %zu recent results dropped (read from "
-                     "PostgreSQL until written again)",
-                     n);
-        pj->resync = 0;
-    }
-    return rc;
-}
-
-int wk_project_owe(wk_project *pj, const int64_t *seqs, size_t n)
+int wk_project_owe(wk_project *pj, int64_t epoch, const int64_t *seqs, size_t n)
 {
     if (recent_reserve(pj, n))
         return ONS_ENOMEM;
     double now = mono_s();
+    /* Written by an owner before epoch: dropped unless this owner wrote
+     * them since (any version of epoch is newer than (epoch, -1)). */
     for (size_t i = 0; i < n; i++)
-        pj->recent[pj->nrecent++] = (wk_published){seqs[i], now};
-    pj->resync = 1;
+        pj->recent[pj->nrecent++] = (wk_published){seqs[i], now, epoch, -1, NULL};
+    owe_all(pj);
     return 0;
 }
 
-/* After a projection: rc 0 moves the window on, anything else owes a repair. */
+/* After a projection: rc 0 moves the window on (never past a repair still
+ * owed), anything else owes a repair. */
 static int projected(wk_project *pj, int rc, double now)
 {
     if (rc != 0) {
-        pj->resync = 1;
+        owe_all(pj);
         return rc;
     }
-    pj->last_ok = now;
-    while (pj->head < pj->nrecent && pj->recent[pj->head].t < now - pj->window_s)
-        pj->head++;
+    uint64_t stop = pj->resync ? pj->rp_at : end_pos(pj);
+    while (pj->head < stop && at(pj, pj->head)->t < now - pj->window_s) {
+        wk_published *e = at(pj, pj->head++);
+        if (e->doc) {
+            free(e->doc);
+            e->doc = NULL;
+            pj->ndocs--;
+        }
+    }
+    if (pj->doc_from < pj->head)
+        pj->doc_from = pj->head;
     return 0;
+}
+
+/* Sends the next chunk of the repair (one script call). 0 or ONS_EREDIS /
+ * ONS_ENOMEM. */
+static int repair_chunk(wk_project *pj)
+{
+    enum { CHUNK = 512 };
+    size_t m = (size_t)(pj->rp_end - pj->rp_at);
+    m = m < CHUNK ? m : CHUNK;
+    if (ONS_VEC_RESERVE(pj->rep, pj->cap_rep, m, CHUNK))
+        return ONS_ENOMEM;
+    for (size_t i = 0; i < m; i++) {
+        const wk_published *e = at(pj, pj->rp_at + i);
+        pj->rep[i] = (q_status_repair){e->seq, e->epoch, e->version, e->doc, -1};
+    }
+    int rc = q_status_repair_results(pj->st, pj->rep, m);
+    for (size_t i = 0; i < m; i++) {
+        int o = pj->rep[i].outcome;
+        if (o < 0 || o > 3)
+            continue;
+        pj->round[o]++;
+        *(o == 1   ? &pj->stats.republished
+          : o == 2 ? &pj->stats.dropped
+          : o == 3 ? &pj->stats.absent
+                   : &pj->stats.kept_newer) += 1;
+    }
+    if (rc == 0)
+        pj->rp_at += m;
+    return rc;
+}
+
+int wk_project_repair(wk_project *pj, int64_t max_ms)
+{
+    if (!pj->resync)
+        return 0;
+    double until = mono_s() + (double)max_ms / 1000.0;
+    do {
+        int rc = repair_chunk(pj);
+        if (rc != 0) {
+            pj->stalled = 1;
+            owe_all(pj);
+            return rc;
+        }
+    } while (pj->rp_at < pj->rp_end && mono_s() < until);
+    pj->stalled = 0;
+    if (pj->rp_at < pj->rp_end)
+        return 0;
+    pj->resync = 0;
+    if (pj->round[0] + pj->round[1] + pj->round[2] > 0)
+        ons_log_info("redis projection repaired: %zu recent results written again, %zu dropped "
+                     "(read from PostgreSQL until written again), %zu already newer in Redis",
+                     pj->round[1], pj->round[2], pj->round[0]);
+    memset(pj->round, 0, sizeof pj->round);
+    return 0;
+}
+
+int wk_project_repairing(const wk_project *pj)
+{
+    return pj->resync && !pj->stalled;
+}
+
+void wk_project_repair_stats(const wk_project *pj, wk_repair_stats *out)
+{
+    *out = pj->stats;
+    out->pending = pj->resync ? (size_t)(pj->rp_end - pj->rp_at) : 0;
 }
 
 int wk_result_ended(const wk_fx_intent *r)
@@ -214,7 +336,8 @@ static int reservation_json(ons_jw *b, const wk_fx_intent *r, const char *secret
     return 0;
 }
 
-int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
+int wk_result_json(const wk_fx_intent *r, const char *secret, int64_t epoch, int64_t version,
+                   char **out)
 {
     const char *reason = q_reason_name(r->reason);
     ons_jw b = {0};
@@ -247,7 +370,12 @@ int wk_result_json(const wk_fx_intent *r, const char *secret, char **out)
     } else {
         ons_jw_lit(&b, "null");
     }
-    ons_jw_lit(&b, "}");
+    /* Last, as q_status_repair_results reads it back in Redis. */
+    ons_jw_lit(&b, ",\"v\":[");
+    ons_jw_int(&b, epoch);
+    ons_jw_lit(&b, ",");
+    ons_jw_int(&b, version);
+    ons_jw_lit(&b, "]}");
     if (b.oom) {
         free(b.s);
         return ONS_ENOMEM;
@@ -322,10 +450,11 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
         return ONS_ENOMEM;
     size_t nres = 0;
     int rc = 0;
+    pj->version++;
     for (size_t i = 0; i < fx->nintents && rc == 0; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         char *json = NULL;
-        if ((rc = wk_result_json(r, pj->secret, &json)) != 0)
+        if ((rc = wk_result_json(r, pj->secret, p->epoch, pj->version, &json)) != 0)
             break;
         q_status_result *o = &pj->res[nres++];
         o->intent_seq = r->seq;
@@ -335,26 +464,32 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
         o->ended = wk_result_ended(r);
         o->accepted_ms = r->accepted_ms; /* names the intent's pending claim */
     }
+    if (rc != 0) {
+        for (size_t i = 0; i < nres; i++)
+            free((char *)pj->res[i].json);
+        owe_all(pj); /* this batch's results are not written: older ones may stay */
+        return rc;
+    }
     fill_events(pj, fx);
     double now = mono_s();
     /* Written out, not waited for: Redis applies it while this worker polls
      * and applies its next batch (the replies are read by the next call,
      * and an error there counts as a failed projection then). */
-    if (rc == 0 && (rc = note_published(pj, fx, now)) == 0 && (rc = resync(pj)) == 0)
-        rc = q_status_publish_nowait(pj->st, p->partition, p->next_offset, rate, drain, pj->res,
-                                     nres, pj->evs, fx->nevents);
-    for (size_t i = 0; i < nres; i++)
-        free((char *)pj->res[i].json);
-    return projected(pj, rc, now);
+    rc = q_status_publish_nowait(pj->st, p->partition, p->next_offset, rate, drain, pj->res, nres,
+                                 pj->evs, fx->nevents);
+    /* kept (documents and all) for a repair, whether this write went out
+     * or not: a failure owes every result since the window's start */
+    int nrc = note_published(pj, fx, p, now);
+    rc = projected(pj, rc ? rc : nrc, now);
+    keep_bound(pj);
+    return rc;
 }
 
 int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double rate,
                       const q_status_drain *drain)
 {
     double now = mono_s();
-    int rc = resync(pj);
-    if (rc == 0)
-        rc = q_status_publish(pj->st, partition, served, rate, drain, NULL, 0, NULL, 0);
+    int rc = q_status_publish(pj->st, partition, served, rate, drain, NULL, 0, NULL, 0);
     return projected(pj, rc, now);
 }
 
@@ -362,19 +497,12 @@ int wk_project_cursors(wk_project *pj, size_t n, const int32_t *partitions, cons
                        const double *rate, const q_status_drain *drains)
 {
     double now = mono_s();
-    int rc = resync(pj);
-    if (rc == 0)
-        rc = q_status_publish_cursors_nowait(pj->st, n, partitions, served, rate, drains);
+    int rc = q_status_publish_cursors_nowait(pj->st, n, partitions, served, rate, drains);
     return projected(pj, rc, now);
 }
 
 int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain)
 {
-    /* Only the ETA's hint: while a repair is owed it waits for the batch's
-     * projection, which repairs first (resync). A success here would move
-     * the window on (projected) past results that repair must drop. */
-    if (pj->resync)
-        return 0;
     /* Written out, not waited for; its call reads the last projection's
      * replies first, so an error there is counted here (and repaired as
      * after any failed projection). */

@@ -20,29 +20,55 @@ typedef struct wk_project wk_project;
 /* One result written (or tried), for the repair after a failure. */
 typedef struct wk_published {
     int64_t seq;
-    double t; /* monotonic seconds */
+    double t;               /* monotonic seconds */
+    int64_t epoch, version; /* of doc (docs/pipeline.md); a previous owner's: (epoch, -1) */
+    char *doc;              /* the document written, kept for a repair; NULL: drop it */
 } wk_published;
+
+/* What the repairs did, since the start (wk_project_repair_stats). */
+typedef struct wk_repair_stats {
+    uint64_t republished; /* results written again */
+    uint64_t dropped;     /* results deleted (no document kept: read from PostgreSQL) */
+    uint64_t kept_newer;  /* left alone: Redis already held a later state */
+    uint64_t absent;      /* to drop, and not in Redis (never written, or deleted) */
+    size_t pending;       /* results the repair owed still has to write or drop */
+} wk_repair_stats;
 
 /* *out is owned by the caller (wk_project_free). secret signs the public
  * reservation ids in results. After a failed projection (Redis down, or
- * restarted and perhaps without its last writes) the next one first
- * deletes every result written within resync_window_ms before the last
- * projection Redis took, and every one since (readers fall back to
- * PostgreSQL), so no poll answers a state that is over. Returns 0 or
- * ONS_ENOMEM. */
+ * restarted and perhaps without its last writes) a repair is owed:
+ * every result written within resync_window_ms before the last projection
+ * Redis took, and every one since, is written again from the documents
+ * kept (the last republish_max of them; 0 keeps none) or else deleted
+ * (readers fall back to PostgreSQL), never over a later state
+ * (wk_project_repair), so no poll answers a state that is over. Returns 0
+ * or ONS_ENOMEM. */
 int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_window_ms,
-                   wk_project **out);
+                   int64_t republish_max, wk_project **out);
 void wk_project_free(wk_project *pj);
 
 /* Publishes p's committed batch (p->fx) with served = p->next_offset.
  * Returns 0, ONS_EREDIS or ONS_ENOMEM. */
 int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_status_drain *drain);
 
-/* Owes a repair for the results of seqs (a partition just taken over:
- * wk_store_last_changed): they are dropped from Redis before the next
- * projection, as after a failed one, so readers answer them from
- * PostgreSQL until they change again. Returns 0 or ONS_ENOMEM. */
-int wk_project_owe(wk_project *pj, const int64_t *seqs, size_t n);
+/* Owes a repair for the results of seqs (a partition just claimed at
+ * epoch: wk_store_last_changed): what an earlier owner wrote of them is
+ * dropped from Redis, as after a failed projection, so readers answer them
+ * from PostgreSQL until they change again. Returns 0 or ONS_ENOMEM. */
+int wk_project_owe(wk_project *pj, int64_t epoch, const int64_t *seqs, size_t n);
+
+/* Does the repair owed, if any, for up to max_ms (at least one chunk of
+ * 512 results, a round trip each), from where it stopped: called once a
+ * turn of the owner's loop, so the next batch waits at most about max_ms
+ * for it. Returns 0 (done, or more to do) or ONS_EREDIS / ONS_ENOMEM
+ * (Redis still fails: the repair starts over at the next call). */
+int wk_project_repair(wk_project *pj, int64_t max_ms);
+
+/* Is a repair owed and did its last step go through (Redis answers)? The
+ * owner's loop then polls without waiting, to finish it soon. */
+int wk_project_repairing(const wk_project *pj);
+
+void wk_project_repair_stats(const wk_project *pj, wk_repair_stats *out);
 
 /* Publishes only the cursors, rates and drains of n partitions (idle
  * ones, so they come back after a FLUSHALL), in one pipeline written out
@@ -59,14 +85,15 @@ int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double 
 
 /* Publishes only partition's drain, the moment a batch was applied and
  * before its commit (q_status_drain, applying 1), without waiting for
- * Redis's reply; nothing while a repair is owed (the next projection
- * repairs first). Returns 0 or ONS_EREDIS (this write, or the last
+ * Redis's reply. Returns 0 or ONS_EREDIS (this write, or the last
  * projection's replies, failed). */
 int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain);
 
-/* Builds one intent's result document (the r:<seq> value). *out is a heap
+/* Builds one intent's result document (the r:<seq> value), versioned
+ * (epoch, version) as its last member (docs/pipeline.md). *out is a heap
  * string the caller frees. Returns 0 or ONS_ENOMEM. */
-int wk_result_json(const wk_fx_intent *r, const char *secret, char **out);
+int wk_result_json(const wk_fx_intent *r, const char *secret, int64_t epoch, int64_t version,
+                   char **out);
 
 /* Is this state the end of the intent (its active:<event>:<user> key goes)?
  * A rejected duplicate is ended too: the delete is conditional on the key
