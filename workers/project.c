@@ -43,6 +43,7 @@ struct wk_project {
     size_t cap_rep;
     wk_repair_stats stats;
     size_t round[4]; /* this repair's outcomes (q_status_repair.outcome) */
+    ons_jw scratch;  /* a result document being built (result_doc) */
 };
 
 int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_window_ms,
@@ -76,6 +77,7 @@ void wk_project_free(wk_project *pj)
     free(pj->sections);
     free(pj->recent);
     free(pj->rep);
+    free(pj->scratch.s);
     free(pj);
 }
 
@@ -336,51 +338,64 @@ static int reservation_json(ons_jw *b, const wk_fx_intent *r, const char *secret
     return 0;
 }
 
-int wk_result_json(const wk_fx_intent *r, const char *secret, int64_t epoch, int64_t version,
-                   char **out)
+/* Writes intent r's result document (the r:<seq> value), versioned (epoch,
+ * version) as its last member (docs/pipeline.md), into b (appended; b->oom
+ * says whether it is whole). */
+static void result_json_to(ons_jw *b, const wk_fx_intent *r, const char *secret, int64_t epoch,
+                           int64_t version)
 {
     const char *reason = q_reason_name(r->reason);
-    ons_jw b = {0};
-    ons_jw_lit(&b, "{\"state\":");
-    ons_jw_str(&b, q_intent_state_name(r->state));
-    ons_jw_lit(&b, ",\"event_id\":");
-    ons_jw_int(&b, r->event_id);
-    ons_jw_lit(&b, ",\"reason\":");
+    ons_jw_lit(b, "{\"state\":");
+    ons_jw_str(b, q_intent_state_name(r->state));
+    ons_jw_lit(b, ",\"event_id\":");
+    ons_jw_int(b, r->event_id);
+    ons_jw_lit(b, ",\"reason\":");
     if (reason)
-        ons_jw_str(&b, reason);
+        ons_jw_str(b, reason);
     else
-        ons_jw_lit(&b, "null");
+        ons_jw_lit(b, "null");
     if (r->in_pre)
-        ons_jw_lit(&b, ",\"prequeued\":true");
+        ons_jw_lit(b, ",\"prequeued\":true");
     if (r->draw_rank > 0) {
-        ons_jw_lit(&b, ",\"draw_rank\":");
-        ons_jw_int(&b, r->draw_rank);
+        ons_jw_lit(b, ",\"draw_rank\":");
+        ons_jw_int(b, r->draw_rank);
     }
     if (r->left_queue_ms > 0) {
         char at[32];
         rfc3339_ms(r->left_queue_ms, at);
-        ons_jw_lit(&b, ",\"left_queue_at\":");
-        ons_jw_str(&b, at);
+        ons_jw_lit(b, ",\"left_queue_at\":");
+        ons_jw_str(b, at);
     }
-    ons_jw_lit(&b, ",\"reservation\":");
+    ons_jw_lit(b, ",\"reservation\":");
     if (r->state == Q_INTENT_RESERVED || r->state == Q_INTENT_PAYING ||
         r->state == Q_INTENT_PURCHASED) {
-        if (reservation_json(&b, r, secret) != 0)
-            b.oom = 1;
+        if (reservation_json(b, r, secret) != 0)
+            b->oom = 1;
     } else {
-        ons_jw_lit(&b, "null");
+        ons_jw_lit(b, "null");
     }
     /* Last, as q_status_repair_results reads it back in Redis. */
-    ons_jw_lit(&b, ",\"v\":[");
-    ons_jw_int(&b, epoch);
-    ons_jw_lit(&b, ",");
-    ons_jw_int(&b, version);
-    ons_jw_lit(&b, "]}");
-    if (b.oom) {
-        free(b.s);
+    ons_jw_lit(b, ",\"v\":[");
+    ons_jw_int(b, epoch);
+    ons_jw_lit(b, ",");
+    ons_jw_int(b, version);
+    ons_jw_lit(b, "]}");
+}
+
+/* The document built in the projection's scratch buffer, then copied to a
+ * heap string of its own length: a repair keeps up to
+ * redis.republish_max of them, and the builder's buffer (256 bytes,
+ * doubling) was up to twice the text. 0 or ONS_ENOMEM. */
+static int result_doc(wk_project *pj, const wk_fx_intent *r, int64_t epoch, char **out)
+{
+    pj->scratch.len = 0;
+    pj->scratch.oom = 0;
+    result_json_to(&pj->scratch, r, pj->secret, epoch, pj->version);
+    char *doc = pj->scratch.oom ? NULL : malloc(pj->scratch.len + 1);
+    if (!doc)
         return ONS_ENOMEM;
-    }
-    *out = b.s;
+    memcpy(doc, pj->scratch.s, pj->scratch.len + 1);
+    *out = doc;
     return 0;
 }
 
@@ -454,7 +469,7 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
     for (size_t i = 0; i < fx->nintents && rc == 0; i++) {
         const wk_fx_intent *r = &fx->intents[i];
         char *json = NULL;
-        if ((rc = wk_result_json(r, pj->secret, p->epoch, pj->version, &json)) != 0)
+        if ((rc = result_doc(pj, r, p->epoch, &json)) != 0)
             break;
         q_status_result *o = &pj->res[nres++];
         o->intent_seq = r->seq;

@@ -89,12 +89,6 @@ int wk_project_cursor(wk_project *pj, int32_t partition, int64_t served, double 
  * projection's replies, failed). */
 int wk_project_drain(wk_project *pj, int32_t partition, const q_status_drain *drain);
 
-/* Builds one intent's result document (the r:<seq> value), versioned
- * (epoch, version) as its last member (docs/pipeline.md). *out is a heap
- * string the caller frees. Returns 0 or ONS_ENOMEM. */
-int wk_result_json(const wk_fx_intent *r, const char *secret, int64_t epoch, int64_t version,
-                   char **out);
-
 /* Is this state the end of the intent (its active:<event>:<user> key goes)?
  * A rejected duplicate is ended too: the delete is conditional on the key
  * naming this very intent (q_status_publish), so the user's other intent
