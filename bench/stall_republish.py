@@ -6,7 +6,9 @@ A private redis-server under one worker and one ingress of ONSALE_BUILD_BIN
 (or --bin); FANS fans join (records produced to Kafka, one seat each) and
 hold seats, their results in Redis; Redis is stopped (SIGSTOP) for --stall
 seconds while LATE more joins are applied (the worker's projections fail:
-it owes a repair); then SIGCONT. --settle seconds later every fan polls its
+it owes a repair); then SIGCONT. --settle seconds later the results missing
+from Redis and the worker's repair log lines (time from SIGCONT), then every
+fan polls its
 intent through ingress, twice (two rounds, --gap seconds apart), from 16
 threads.
 
@@ -24,8 +26,10 @@ Needs the stack (Kafka, PostgreSQL) and redis-server on PATH.
 """
 import argparse
 import concurrent.futures as cf
+import datetime
 import hashlib
 import hmac
+import json
 import os
 import signal
 import sys
@@ -99,11 +103,20 @@ def main():
                                    (ev,))[0][0] == a.fans + a.late, 60, "the late joins")
         time.sleep(max(0.0, a.stall - (time.time() - t_stop)))
         rd.proc.send_signal(signal.SIGCONT)
-        time.sleep(a.settle)
+        t_cont = time.time()
         seqs = [int(iid[:16], 16) for _, iid in fans]
-        missing = sum(1 for v in r.mget([st.key(f"r:{s}") for s in seqs]) if v is None)
+        keys = [st.key(f"r:{s}") for s in seqs]
+        time.sleep(a.settle)
+        missing = sum(1 for v in r.mget(keys) if v is None)
         print(f"bin={os.environ.get('ONSALE_BUILD_BIN')} republish_max={a.republish_max} "
-              f"fans={a.fans} stall={a.stall}s: {missing} results missing {a.settle}s after SIGCONT")
+              f"fans={a.fans} stall={a.stall}s: {missing} results missing {a.settle}s after "
+              f"SIGCONT; the worker's repairs:")
+        with open(os.path.join(st.logdir, "worker-0.log")) as f:
+            for line in f:
+                if "redis projection repaired" in line:
+                    d = json.loads(line)
+                    at = datetime.datetime.fromisoformat(d["ts"].replace("Z", "+00:00"))
+                    print(f"  {at.timestamp() - t_cont:+.2f} s: {d['msg']}")
         for i in range(2):
             if i:
                 time.sleep(a.gap)
