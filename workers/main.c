@@ -39,6 +39,7 @@
 #include "workers/project.h"
 #include "workers/store.h"
 #include "workers/supervisor.h"
+#include "workers/watchdog.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -682,6 +683,7 @@ static void run_repair(worker *w)
  * partition committed and projected, a step of any repair owed. */
 static void run_batch(worker *w)
 {
+    wk_watchdog_turn();
     run_due(w, ons_wall_ms());
     size_t n = poll_batch(w);
     if (n == 0)
@@ -856,6 +858,11 @@ static int start(worker *w)
     if (wk_project_new(&ro, w->o.ids_secret, w->o.redis_resync_window_ms, w->o.redis_republish_max,
                        &w->proj) != 0)
         return ONS_EREDIS;
+    /* the debug sleeps are part of a turn, not a hang */
+    if (wk_watchdog_start(w->o.stuck_exit_ms == 0 ? 0
+                                                  : w->o.stuck_exit_ms + w->o.commit_delay_ms +
+                                                        w->o.project_delay_ms) != 0)
+        return ONS_ENOMEM;
     w->buf = calloc((size_t)w->o.batch_max_messages, sizeof *w->buf);
     w->want_ids = calloc((size_t)w->o.batch_max_messages, sizeof *w->want_ids);
     if (!w->buf || !w->want_ids) {

@@ -187,3 +187,104 @@ def test_a_second_worker_started_while_the_owner_hangs_takes_over_without_double
                 assert s == 200 and x["state"] in ("reserved", "waiting"), (u, x)
         finally:
             relay.close()
+
+
+STUCK_MS = 3000
+SESSION_MS = 6000
+
+
+def hung_for_good(stuck_exit_ms):
+    """The owner A reaches PostgreSQL through a relay that pauses for good
+    (while A is idle: no transaction of A holds a lock), B (direct) is in
+    the group with nothing to do (one partition, A's member id sorts
+    first). 60 more fans join. Returns when B has applied them or after
+    HOLD_S, with what the test checks."""
+    with Stack(partitions=1) as st:
+        relay = PausableRelay(PG_HOST, PG_PORT)
+        try:
+            dsn = f"host=127.0.0.1 port={relay.port} dbname={st.db} user=postgres connect_timeout=5"
+            a = st.start_worker(name="a", worker_id="a-0", pg_dsn=dsn,
+                                worker_stuck_exit_ms=stuck_exit_ms,
+                                kafka_session_timeout_ms=SESSION_MS)
+            st.start_ingress()
+            ev = st.create_event(sections=[("A", 4, 25, 5000)])
+            fans = {}
+            for u in range(1, FANS // 2 + 1):
+                s, _, b = join(st, ev, u)
+                assert s == 202, b
+                fans[u] = b["status_url"]
+            st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] == FANS // 2, 30,
+                        "the first joins applied", proc=a)
+            b = st.start_worker(name="b", worker_id="b-1", kafka_session_timeout_ms=SESSION_MS,
+                                worker_stuck_exit_ms=stuck_exit_ms)
+            # B joins the group: a rebalance, after which A owns the partition again
+            st.wait_for(lambda: a.output().count("claimed partition 0") >= 2, 30,
+                        "the rebalance B's join makes")
+            owner0, epoch0 = st.sql("SELECT owner, epoch FROM partition_owner")[0]
+            assert owner0 == "a-0", owner0
+            seen, stop = {u: [] for u in fans}, threading.Event()
+            w = threading.Thread(target=watch, args=(st, fans, stop, seen))
+            w.start()
+            relay.pause()
+            t0 = time.time()
+            for u in range(FANS // 2 + 1, FANS + 1):
+                s, _, x = join(st, ev, u)
+                assert s == 202, x
+                fans[u] = x["status_url"]
+            moved = None
+            while time.time() < t0 + HOLD_S:
+                owner, = st.sql("SELECT owner FROM partition_owner")[0]
+                n = st.sql("SELECT count(*) FROM intents")[0][0]
+                if owner == "b-1" and n == FANS:
+                    moved = time.time() - t0
+                    break
+                time.sleep(0.2)
+            stop.set()
+            w.join()
+            out = {"moved_s": moved, "a_alive": a.alive(), "a_code": a.popen.poll(),
+                   "a_log": a.output(), "owner": st.sql("SELECT owner, epoch FROM partition_owner")[0],
+                   "epoch0": epoch0, "n": st.sql("SELECT count(*) FROM intents")[0][0],
+                   "back": {u: went_backward(h) for u, h in seen.items()}}
+            relay.resume()
+            st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] == FANS, 60,
+                        "every join applied after the resume")
+            out["twice"] = st.sql("SELECT user_id, count(*) FROM intents GROUP BY 1 "
+                                  "HAVING count(*) > 1")
+            out["audit"] = audit(st)
+            out["states"] = st.sql("SELECT state, count(*) FROM intents GROUP BY 1 ORDER BY 1")
+            print({k: v for k, v in out.items() if k not in ("a_log", "back")})
+            if not out["a_alive"]:
+                st.procs.remove(a)  # exited on purpose: not a clean stop
+            return out
+        finally:
+            relay.close()
+
+
+HOLD_S = STUCK_MS / 1000 + SESSION_MS / 1000 + 14
+
+
+def test_a_worker_whose_postgresql_hangs_for_good_gives_its_partitions_up():
+    """worker.stuck_exit_ms: A exits (status 3) once its batch has waited
+    on PostgreSQL that long; the group then moves the partition to B (a new
+    epoch) within the session timeout; B applies the joins A could not,
+    each once, and no fan's position goes backward."""
+    o = hung_for_good(STUCK_MS)
+    assert o["moved_s"] is not None and o["moved_s"] < HOLD_S, o["moved_s"]
+    print("partition moved and every join applied after", round(o["moved_s"], 1), "s")
+    assert not o["a_alive"] and o["a_code"] == 3, o["a_log"][-2000:]
+    assert "worker.stuck_exit_ms" in o["a_log"]
+    assert o["owner"][0] == "b-1" and o["owner"][1] > o["epoch0"], o["owner"]
+    assert o["n"] == FANS and o["twice"] == [] and o["audit"] == [], o
+    assert o["states"] == [("reserved", 100), ("waiting", 20)], o["states"]
+    assert not any(o["back"].values()), {u: b for u, b in o["back"].items() if b}
+
+
+def test_control_a_hung_owner_keeps_its_partition():
+    """worker.stuck_exit_ms = 0: A waits on PostgreSQL, its Kafka session
+    alive, and nobody applies the new joins for as long as the hang lasts
+    (the group would move the partition only after max.poll.interval.ms,
+    300 s)."""
+    o = hung_for_good(0)
+    assert o["moved_s"] is None and o["a_alive"], o["moved_s"]
+    assert o["owner"] == ("a-0", o["epoch0"]) and o["n"] == FANS // 2, o
+    assert o["twice"] == [] and o["audit"] == [], o
