@@ -724,6 +724,27 @@ static void run_batch(worker *w)
     run_repair(w);
 }
 
+/* The repair's counters (wk_repair_stats), one series per outcome. */
+static int setup_repair_metrics(worker *w)
+{
+    static const char *const outcomes[] = {"written", "dropped", "newer", "absent"};
+    ons_counter **c[] = {&w->republished, &w->repair_dropped, &w->repair_newer, &w->repair_absent};
+    for (size_t i = 0; i < sizeof outcomes / sizeof *outcomes; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "outcome=\"%s\"", outcomes[i]);
+        *c[i] = ons_metrics_counter(
+            w->m, "onsale_worker_results_repaired_total",
+            "results the repair after a failed projection handled, by outcome (written again, "
+            "dropped, left: Redis held a later state, absent: nothing to drop)",
+            labels);
+        if (!*c[i])
+            return ONS_ENOMEM;
+    }
+    w->repair_pending = ons_metrics_gauge(w->m, "onsale_worker_results_repair_pending",
+                                          "results the repair owed has still to handle", "");
+    return w->repair_pending ? 0 : ONS_ENOMEM;
+}
+
 static int setup_metrics(worker *w)
 {
     static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000};
@@ -758,22 +779,7 @@ static int setup_metrics(worker *w)
                                        "failed Redis projections (not fatal)", "");
     w->expired = ons_metrics_counter(w->m, "onsale_worker_holds_expired_total",
                                      "holds expired by this worker", "");
-    w->republished = ons_metrics_counter(
-        w->m, "onsale_worker_results_repaired_total",
-        "results the repair after a failed projection handled, by outcome", "outcome=\"written\"");
-    w->repair_dropped = ons_metrics_counter(
-        w->m, "onsale_worker_results_repaired_total",
-        "results the repair after a failed projection handled, by outcome", "outcome=\"dropped\"");
-    w->repair_newer = ons_metrics_counter(
-        w->m, "onsale_worker_results_repaired_total",
-        "results the repair after a failed projection handled, by outcome", "outcome=\"newer\"");
-    w->repair_absent = ons_metrics_counter(
-        w->m, "onsale_worker_results_repaired_total",
-        "results the repair after a failed projection handled, by outcome", "outcome=\"absent\"");
-    w->repair_pending = ons_metrics_gauge(w->m, "onsale_worker_results_repair_pending",
-                                          "results the repair owed has still to handle", "");
-    if (!w->batch_size || !w->commit_lat || !w->poison || !w->republished || !w->repair_dropped ||
-        !w->repair_newer || !w->repair_pending)
+    if (!w->batch_size || !w->commit_lat || !w->poison || setup_repair_metrics(w) != 0)
         return ONS_ENOMEM;
     return wk_sup_init(&w->sup, &sup_ops, w, w->owner, w->m);
 }
