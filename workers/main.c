@@ -841,10 +841,27 @@ static int start_consumer(worker *w)
     return q_consumer_new(&co, &w->cons);
 }
 
+/* A worker the watchdog started again (its PostgreSQL hung) joins the
+ * group only once PostgreSQL answers: until then a rebalance would hand it
+ * partitions it cannot claim, held from the healthy workers. A stop
+ * request ends the wait. */
+static void wait_for_postgres(worker *w)
+{
+    ons_log_warn("started again by the watchdog (%d time(s)): waiting for PostgreSQL to answer "
+                 "before joining the group",
+                 wk_watchdog_restarted());
+    while (!ons_stop_requested && wk_store_ping(w->store) != 0) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+    if (!ons_stop_requested)
+        ons_log_info("PostgreSQL answers: joining the group");
+}
+
 /* Builds the worker: metrics and their endpoint, the store, the projection,
  * the batch buffers, the consumer. 0 or an error (logged); stop() undoes
  * what was built. */
-static int start(worker *w)
+static int start(worker *w, char *const *argv)
 {
     if (setup_metrics(w) != 0) {
         ons_log_error("out of memory");
@@ -865,9 +882,11 @@ static int start(worker *w)
                        &w->proj) != 0)
         return ONS_EREDIS;
     /* the debug sleeps are part of a turn, not a hang */
-    if (wk_watchdog_start(w->o.stuck_exit_ms == 0 ? 0
-                                                  : w->o.stuck_exit_ms + w->o.commit_delay_ms +
-                                                        w->o.project_delay_ms) != 0)
+    if (wk_watchdog_start(w->o.stuck_restart_ms == 0
+                              ? 0
+                              : w->o.stuck_restart_ms + w->o.commit_delay_ms +
+                                    w->o.project_delay_ms,
+                          argv) != 0)
         return ONS_ENOMEM;
     w->buf = calloc((size_t)w->o.batch_max_messages, sizeof *w->buf);
     w->want_ids = calloc((size_t)w->o.batch_max_messages, sizeof *w->want_ids);
@@ -875,6 +894,8 @@ static int start(worker *w)
         ons_log_error("out of memory");
         return ONS_ENOMEM;
     }
+    if (wk_watchdog_restarted())
+        wait_for_postgres(w);
     return start_consumer(w);
 }
 
@@ -901,7 +922,7 @@ int main(int argc, char **argv)
     name_owner(&w);
     ons_signals_stop_flag_on();
     int code = 1;
-    if (start(&w) == 0) {
+    if (start(&w, argv) == 0) {
         ons_log_info("worker %s consuming %s (control lane %s) as group %s (batch %lld records / "
                      "%lld ms)",
                      w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,

@@ -87,6 +87,11 @@ static int simple(wk_store *st, const char *sql)
     return ons_pg_exec(st->conn, PGRES_COMMAND_OK, sql, sql, 0, NULL, NULL);
 }
 
+int wk_store_ping(wk_store *st)
+{
+    return ons_pg_query(&st->pg, PGRES_TUPLES_OK, "ping", "SELECT 1", 0, NULL, NULL);
+}
+
 /* ---- claim ------------------------------------------------------------------ */
 
 int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,

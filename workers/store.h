@@ -30,6 +30,11 @@ typedef struct wk_store_opts {
 int wk_store_new(const wk_store_opts *o, wk_store **out);
 void wk_store_free(wk_store *st);
 
+/* One round trip to PostgreSQL (connecting first when needed): 0 when it
+ * answered, else an error (logged once per outage). Blocks as long as the
+ * server takes to answer (a connect gives up after its timeout). */
+int wk_store_ping(wk_store *st);
+
 /* Claims the partition: epoch + 1, owner = me (the row is created if
  * missing). The epoch covers both lanes. Returns 0 with the partition's
  * next_offset (intents topic), ctl_next (control topic) and my epoch, or

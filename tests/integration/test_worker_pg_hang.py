@@ -193,7 +193,7 @@ STUCK_MS = 3000
 SESSION_MS = 6000
 
 
-def hung_for_good(stuck_exit_ms):
+def hung_for_good(stuck_restart_ms):
     """The owner A reaches PostgreSQL through a relay that pauses for good
     (while A is idle: no transaction of A holds a lock), B (direct) is in
     the group with nothing to do (one partition, A's member id sorts
@@ -204,7 +204,7 @@ def hung_for_good(stuck_exit_ms):
         try:
             dsn = f"host=127.0.0.1 port={relay.port} dbname={st.db} user=postgres connect_timeout=5"
             a = st.start_worker(name="a", worker_id="a-0", pg_dsn=dsn,
-                                worker_stuck_exit_ms=stuck_exit_ms,
+                                worker_stuck_restart_ms=stuck_restart_ms,
                                 kafka_session_timeout_ms=SESSION_MS)
             st.start_ingress()
             ev = st.create_event(sections=[("A", 4, 25, 5000)])
@@ -216,7 +216,7 @@ def hung_for_good(stuck_exit_ms):
             st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] == FANS // 2, 30,
                         "the first joins applied", proc=a)
             b = st.start_worker(name="b", worker_id="b-1", kafka_session_timeout_ms=SESSION_MS,
-                                worker_stuck_exit_ms=stuck_exit_ms)
+                                worker_stuck_restart_ms=stuck_restart_ms)
             # B joins the group: a rebalance, after which A owns the partition again
             st.wait_for(lambda: a.output().count("claimed partition 0") >= 2, 30,
                         "the rebalance B's join makes")
@@ -252,9 +252,16 @@ def hung_for_good(stuck_exit_ms):
                                   "HAVING count(*) > 1")
             out["audit"] = audit(st)
             out["states"] = st.sql("SELECT state, count(*) FROM intents GROUP BY 1 ORDER BY 1")
-            print({k: v for k, v in out.items() if k not in ("a_log", "back")})
-            if not out["a_alive"]:
-                st.procs.remove(a)  # exited on purpose: not a clean stop
+            if stuck_restart_ms:
+                # the new A joins the group again once its PostgreSQL answers
+                try:
+                    st.wait_for(lambda: "PostgreSQL answers: joining the group" in a.output(), 30,
+                                "A back in the group")
+                    out["a_rejoined"] = a.alive()
+                except TimeoutError:
+                    out["a_rejoined"] = False
+                out["a_log_after"] = a.output()
+            print({k: v for k, v in out.items() if k not in ("a_log", "a_log_after", "back")})
             return out
         finally:
             relay.close()
@@ -264,23 +271,27 @@ HOLD_S = STUCK_MS / 1000 + SESSION_MS / 1000 + 14
 
 
 def test_a_worker_whose_postgresql_hangs_for_good_gives_its_partitions_up():
-    """worker.stuck_exit_ms: A exits (status 3) once its batch has waited
-    on PostgreSQL that long; the group then moves the partition to B (a new
-    epoch) within the session timeout; B applies the joins A could not,
-    each once, and no fan's position goes backward."""
+    """worker.stuck_restart_ms: A starts itself again in place (the same
+    pid) once its batch has waited on PostgreSQL that long; the group then
+    moves the partition to B (a new epoch) within the session timeout; B
+    applies the joins A could not, each once, and no fan's position goes
+    backward. The new A stays out of the group while its PostgreSQL is
+    still hung, and joins it again once it answers."""
     o = hung_for_good(STUCK_MS)
     assert o["moved_s"] is not None and o["moved_s"] < HOLD_S, o["moved_s"]
     print("partition moved and every join applied after", round(o["moved_s"], 1), "s")
-    assert not o["a_alive"] and o["a_code"] == 3, o["a_log"][-2000:]
-    assert "worker.stuck_exit_ms" in o["a_log"]
+    assert o["a_alive"] and o["a_code"] is None, o["a_log"][-2000:]
+    assert "worker.stuck_restart_ms" in o["a_log"]
+    assert "started again by the watchdog (1 time(s))" in o["a_log"], o["a_log"][-2000:]
     assert o["owner"][0] == "b-1" and o["owner"][1] > o["epoch0"], o["owner"]
     assert o["n"] == FANS and o["twice"] == [] and o["audit"] == [], o
     assert o["states"] == [("reserved", 100), ("waiting", 20)], o["states"]
     assert not any(o["back"].values()), {u: b for u, b in o["back"].items() if b}
+    assert o["a_rejoined"], o["a_log_after"][-2000:]
 
 
 def test_control_a_hung_owner_keeps_its_partition():
-    """worker.stuck_exit_ms = 0: A waits on PostgreSQL, its Kafka session
+    """worker.stuck_restart_ms = 0: A waits on PostgreSQL, its Kafka session
     alive, and nobody applies the new joins for as long as the hang lasts
     (the group would move the partition only after max.poll.interval.ms,
     300 s)."""
