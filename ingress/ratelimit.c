@@ -28,10 +28,37 @@ static const struct {
     {"session_create", ING_RL_LOGIN},
     {"session_refresh", ING_RL_LOGIN},
     {"user_create", ING_RL_LOGIN},
+    {"session_delete", ING_RL_LOGIN},
+    /* Sellers' and admins' writes: each is PostgreSQL work (an event's
+     * creation writes a row per seat), rare for a person, and a stolen
+     * token would otherwise send them as fast as the box answers. */
+    {"venue_create", ING_RL_SELLER},
+    {"venue_scanners_list", ING_RL_SELLER},
+    {"venue_scanner_put", ING_RL_SELLER},
+    {"venue_scanner_delete", ING_RL_SELLER},
+    {"event_create", ING_RL_SELLER},
+    {"event_update", ING_RL_SELLER},
+    {"event_pause", ING_RL_SELLER},
+    {"event_resume", ING_RL_SELLER},
+    {"event_cancel", ING_RL_SELLER},
+    {"event_admission", ING_RL_SELLER},
+    {"event_pow", ING_RL_SELLER},
+    {"user_roles_grant", ING_RL_SELLER},
+    /* A scan is a read and an UPDATE of the ticket, per scanner account. */
+    {"scan", ING_RL_SCAN},
+    /* A fan's changes: each claims a row and/or sends a record to the
+     * event's partition owner. */
+    {"ticket_transfer", ING_RL_CHANGE},
+    {"ticket_cancel", ING_RL_CHANGE},
+    {"intent_delete", ING_RL_CHANGE},
+    {"reservation_delete", ING_RL_CHANGE},
 };
 
-static const char *const class_names[ING_RL_NCLASS] = {"join", "poll", "checkout", "catalog",
-                                                       "login"};
+static const char *const class_names[ING_RL_NCLASS] = {"join",  "poll",   "checkout", "catalog",
+                                                       "login", "seller", "scan",     "change"};
+_Static_assert(sizeof((ing_opts *)0)->ratelimit / sizeof *((ing_opts *)0)->ratelimit ==
+                   ING_RL_NCLASS,
+               "ing_opts.ratelimit has a row per class");
 
 #define STRIPES 64
 

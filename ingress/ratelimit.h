@@ -3,7 +3,7 @@
  * (docs/fairness.md "Rate limits").
  *
  * Each limited route belongs to a class (join, poll, checkout, catalog,
- * login; the table in ratelimit.c). A class has two buckets per request:
+ * login, seller, scan, change; the table in ratelimit.c). A class has two buckets per request:
  * one per user (when the route is authenticated) and one per client
  * address (when it is known: client_addr.h), each a GCRA token bucket of
  * ratelimit.<class>.{user,addr}_per_min with a burst of
@@ -41,6 +41,9 @@ typedef enum ing_rl_class {
     ING_RL_CHECKOUT,
     ING_RL_CATALOG,
     ING_RL_LOGIN,
+    ING_RL_SELLER,
+    ING_RL_SCAN,
+    ING_RL_CHANGE,
     ING_RL_NCLASS
 } ing_rl_class;
 
