@@ -25,6 +25,7 @@ static const struct {
     {"checkout", ING_RL_CHECKOUT},
     {"events_list", ING_RL_CATALOG},
     {"event_get", ING_RL_CATALOG},
+    {"event_draw", ING_RL_CATALOG}, /* charged when rendered, not when served from memory */
     {"session_create", ING_RL_LOGIN},
     {"session_refresh", ING_RL_LOGIN},
     {"user_create", ING_RL_LOGIN},

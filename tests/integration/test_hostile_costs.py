@@ -16,7 +16,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Stack, exchange, iso  # noqa: E402
+from harness import BIN, checked_stack, exchange, iso  # noqa: E402
 from test_write_limits import at, node  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-ingress"), os.X_OK),
@@ -35,7 +35,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env():
-    with Stack(partitions=1) as st:
+    with checked_stack(partitions=1) as st:
         yield Env(st)
 
 
@@ -97,3 +97,99 @@ def test_an_event_over_the_cap_writes_no_seat(env):
     # Control: the refused event under the default cap.
     s, _, e = at(st, env.main, "POST", "/v1/events", event_body(vid, ["S0", "S1"]), seller)
     assert s == 201 and e["seats_total"] == 1500, e
+
+
+def draw_event(st, entrants, onsale_in=2.0):
+    """A pre-queue event whose sale opens in onsale_in s, with entrants
+    pre-queued intents written in SQL (as the owner stores them). Returns
+    (event id, the moment the sale opens)."""
+    seller = st.token(SELLER + 2, "seller")
+    s, _, v = st.http("POST", "/v1/venues", venue([(1, 100)]), seller)
+    assert s == 201, v
+    now = time.time()
+    s, _, e = st.http("POST", "/v1/events", {
+        "venue_id": v["venue_id"], "name": "Draw", "category": "concert",
+        "starts_at": iso(now + 30 * 86400), "onsale_at": iso(now + onsale_in),
+        "prequeue_opens_at": iso(now - 60), "tiers": [{"section": "S0", "price_cents": 1000}]},
+        seller)
+    assert s == 201, e
+    add_entrants(st, e["event_id"], 0, entrants)
+    return e["event_id"], now + onsale_in
+
+
+def add_entrants(st, ev, first, n):
+    """Entrants first .. first + n - 1 of ev (log offsets ev * 10**6 + i)."""
+    base = ev * 10**6
+    st.sql("INSERT INTO intents (intent_seq, event_id, user_id, partition, kafka_offset, "
+           "quantity, state, accepted_at) SELECT g, %s, g + 1, 0, g, 1, 'queued', "
+           "now() - interval '30 seconds' FROM generate_series(%s, %s) g",
+           (ev, base + first, base + first + n - 1))
+
+
+def entries(st, port, ev):
+    s, _, d = at(st, port, "GET", f"/v1/events/{ev}/draw")
+    assert s == 200, d
+    return len(d["entries"])
+
+
+def renders_waiting(st):
+    """Draw renders blocked on the lock of intents (pg_stat_activity)."""
+    return st.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND wait_event_type = 'Lock' AND query LIKE '%%i.intent_seq, i.user_id%%'")[0][0]
+
+
+def crowd_while_intents_locked(st, port, ev, n=8):
+    """n requests for ev's draw at once while a transaction holds intents
+    ACCESS EXCLUSIVE: returns (renders seen blocked on the lock, how many
+    requests were answered while it was held, their entry counts after)."""
+    import threading
+
+    import psycopg2
+    from harness import pg_dsn
+    lock = psycopg2.connect(pg_dsn(st.db))
+    cur = lock.cursor()
+    cur.execute("LOCK TABLE intents IN ACCESS EXCLUSIVE MODE")
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(entries(st, port, ev)))
+               for _ in range(n)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    blocked, answered = renders_waiting(st), len(out)
+    lock.rollback()
+    lock.close()
+    for t in threads:
+        t.join(30)
+    return blocked, answered, out
+
+
+def test_a_crowd_asking_for_a_large_draw_costs_one_render_at_a_time(env):
+    """GET /v1/events/{id}/draw is public and reads and HMACs every entrant
+    (100,000: about 0.25 s of a job thread, 3.5 MB; bench/NOTES.md): a
+    crowd asking for it took every job thread (pool.threads, 4) and as many
+    full reads. Now one request renders and the others get the previous
+    answer from memory (at most draw.cache_ttl_ms old)."""
+    st = env.st
+    port = node(env, draw_cache_ttl_ms=300)
+    ev, opens = draw_event(st, 2000)
+    time.sleep(max(0.0, opens + 0.2 - time.time()))
+    assert entries(st, port, ev) == 2000
+    add_entrants(st, ev, 2000, 1)
+    assert entries(st, port, ev) == 2000, "answered again within draw.cache_ttl_ms"
+    time.sleep(0.4)  # past the ttl: the next request renders
+    blocked, answered, out = crowd_while_intents_locked(st, port, ev)
+    assert blocked == 1, f"{blocked} renders at once"
+    assert answered == 7, "the others waited for the render"
+    assert sorted(out) == [2000] * 7 + [2001], out
+    assert entries(st, port, ev) == 2001
+
+
+def test_control_without_the_cache_every_request_renders(env):
+    st = env.st
+    port = node(env, draw_cache_ttl_ms=0)
+    ev, opens = draw_event(st, 500)
+    time.sleep(max(0.0, opens + 0.2 - time.time()))
+    assert entries(st, port, ev) == 500
+    blocked, answered, out = crowd_while_intents_locked(st, port, ev)
+    assert blocked == 4 and answered == 0, (blocked, answered)  # pool.threads renders
+    assert out == [500] * 8
