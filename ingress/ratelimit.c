@@ -56,10 +56,26 @@ static const struct {
     {"ticket_cancel", ING_RL_CHANGE},
     {"intent_delete", ING_RL_CHANGE},
     {"reservation_delete", ING_RL_CHANGE},
+    /* A signed-in user's own reads: each a PostgreSQL read on a job thread
+     * (the node's few: pool.threads), so one account in a loop could hold
+     * them all. Kept per node, like the poll: what they protect is the
+     * node's job threads, and an order polled every second while it is
+     * paid costs no Redis round trip. */
+    {"order_get", ING_RL_READ},
+    {"my_tickets", ING_RL_READ},
+    {"ticket_code", ING_RL_READ},
+    {"me", ING_RL_READ},
 };
 
-static const char *const class_names[ING_RL_NCLASS] = {"join",  "poll",   "checkout", "catalog",
-                                                       "login", "seller", "scan",     "change"};
+static const char *const class_names[ING_RL_NCLASS] = {
+    "join", "poll", "checkout", "catalog", "login", "seller", "scan", "change", "read"};
+
+/* The classes whose buckets live in this node's memory (ing_ratelimit_admit
+ * charges them on the nng thread); the others' live in Redis. */
+static int in_memory(int cls)
+{
+    return cls == ING_RL_POLL || cls == ING_RL_READ;
+}
 _Static_assert(sizeof((ing_opts *)0)->ratelimit / sizeof *((ing_opts *)0)->ratelimit ==
                    ING_RL_NCLASS,
                "ing_opts.ratelimit has a row per class");
@@ -351,7 +367,7 @@ int ing_ratelimit_admit(ing_req *r)
     if (!rl || !r->app->o.ratelimit_enabled || !r->route)
         return 0;
     r->rl_class = rl->route_class[r->route - ing_routes];
-    if (r->rl_class != ING_RL_POLL)
+    if (!in_memory(r->rl_class))
         return 0;
     rl_bucket b[2];
     unsigned mask;
@@ -370,7 +386,7 @@ int ing_ratelimit_admit(ing_req *r)
 
 size_t ing_ratelimit_keys(ing_req *r, q_rate_key *keys)
 {
-    if (r->rl_class < 0 || r->rl_class == ING_RL_POLL)
+    if (r->rl_class < 0 || in_memory(r->rl_class))
         return 0;
     rl_bucket b[2];
     unsigned mask;
@@ -428,7 +444,7 @@ static void shared_job(ing_worker *w, void *arg)
 
 ing_job_fn ing_ratelimit_wrap(ing_req *r, ing_job_fn fn)
 {
-    if (r->rl_class < 0 || r->rl_class == ING_RL_POLL || r->rl_class == ING_RL_JOIN || r->rl_next)
+    if (r->rl_class < 0 || in_memory(r->rl_class) || r->rl_class == ING_RL_JOIN || r->rl_next)
         return fn;
     r->rl_next = fn;
     return shared_job;

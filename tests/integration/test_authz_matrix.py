@@ -64,7 +64,7 @@ ADMIN, SCANNER = 900, 950
 SCANNER2 = 951                # a scanner account S1 assigns in the seller cases' control
 
 # the limits are not what is under test (test_write_limits.py tests them)
-LIMITED = ("join", "poll", "checkout", "catalog", "seller", "scan", "change")
+LIMITED = ("join", "poll", "checkout", "catalog", "seller", "scan", "change", "read")
 LIMITS = {**{f"ratelimit_{c}_{k}": 1000000 for c in LIMITED
              for k in ("user_burst", "addr_burst")},
           **{f"ratelimit_{c}_{k}": 6000000 for c in LIMITED

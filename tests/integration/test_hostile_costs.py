@@ -193,3 +193,25 @@ def test_control_without_the_cache_every_request_renders(env):
     blocked, answered, out = crowd_while_intents_locked(st, port, ev)
     assert blocked == 4 and answered == 0, (blocked, answered)  # pool.threads renders
     assert out == [500] * 8
+
+
+def test_a_users_own_reads_are_limited_per_node(env):
+    """GET /v1/orders/{id}, /v1/me/tickets, /v1/tickets/{id}/code and
+    /v1/me had no limit: each is a PostgreSQL read on one of the node's
+    job threads (pool.threads, 4), so one account in a loop could hold
+    them all. The read class (per node, like the poll) refuses the
+    account's burst; control: a node with the default limit serves it."""
+    st = env.st
+    port = node(env, ratelimit_read_user_per_min=1, ratelimit_read_user_burst=3)
+    fan = st.token(4100)
+    for path in ("/v1/me/tickets", "/v1/me/tickets?limit=1", "/v1/orders/" + "0" * 32):
+        s, h, b = at(st, port, "GET", path, token=fan)
+        assert s in (200, 404), b
+        assert h["ratelimit-policy"] == '"read-user";q=3;w=180', h
+    s, h, b = at(st, port, "GET", "/v1/tickets/1/code", token=fan)
+    assert s == 429 and b["error"]["code"] == "rate_limited", b
+    assert int(h["retry-after"]) >= 1 and h["ratelimit"].startswith('"read-user";r=0;t='), h
+    assert not st.redis.keys(st.key("rl:read:*")), "read limits cost no Redis"
+    assert at(st, port, "GET", "/v1/me/tickets", token=st.token(4101))[0] == 200, "another user"
+    for _ in range(4):
+        assert at(st, env.main, "GET", "/v1/me/tickets", token=fan)[0] == 200
