@@ -122,7 +122,7 @@ static void put_job(ing_worker *w, void *arg)
     ing_reply_json(r, 200, scanner_json(j, &s));
 }
 
-void ing_route_venue_scanner_put(ing_req *r)
+void ing_route_scanner_put(ing_req *r)
 {
     if (new_job(r, 1))
         ing_req_submit(r, put_job);
@@ -143,7 +143,7 @@ static void delete_job(ing_worker *w, void *arg)
     ing_reply_json(r, 204, NULL);
 }
 
-void ing_route_venue_scanner_delete(ing_req *r)
+void ing_route_scanner_delete(ing_req *r)
 {
     if (new_job(r, 1))
         ing_req_submit(r, delete_job);
@@ -174,7 +174,7 @@ static void list_job(ing_worker *w, void *arg)
     ing_reply_json(r, 200, body);
 }
 
-void ing_route_venue_scanners_list(ing_req *r)
+void ing_route_scanners_list(ing_req *r)
 {
     if (new_job(r, 0))
         ing_req_submit(r, list_job);
