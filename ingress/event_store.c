@@ -184,6 +184,23 @@ static int tiers_insert(ing_worker *w, const char *rid, const ing_event_new *in,
         event_id, in->venue_id, in->tier_sections, in->tier_prices, in->ntiers);
 }
 
+/* ONS_ERANGE when the priced sections of the event hold more than max
+ * seats: checked before the seats are written, since a venue may be over
+ * the cap (made before it, or the cap lowered since) and writing the rows
+ * is the work the cap bounds. */
+static int seats_within(ing_worker *w, const char *rid, int64_t event_id, int64_t max)
+{
+    int64_t v[] = {event_id}, n = 0;
+    int rc =
+        ing_pg_one(ing_pg_query_i64(w, 0,
+                                    "SELECT coalesce(sum(s.rows::bigint * s.seats_per_row), 0) "
+                                    "FROM price_tiers pt JOIN sections s USING (section_id) "
+                                    "WHERE pt.event_id = $1",
+                                    1, v),
+                   rid, "priced seats", ing_pg_read_i64, &n);
+    return rc ? rc : n > max ? ONS_ERANGE : 0;
+}
+
 /* Every seat of the priced sections, numbered in allocation order:
  * seat_no = seats of better priced sections + (row-1)*per_row + seat-1;
  * then events.seats_total. */
@@ -225,6 +242,8 @@ int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
         rc = event_row_insert(w, rid, in, owner, &out->event_id);
     if (!rc)
         rc = tiers_insert(w, rid, in, out->event_id);
+    if (!rc)
+        rc = seats_within(w, rid, out->event_id, in->max_seats);
     if (!rc)
         rc = seats_insert(w, rid, out->event_id, &out->seats_total);
     if (!rc)

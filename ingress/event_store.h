@@ -45,6 +45,7 @@ typedef struct ing_event_new {
     int64_t max_per_user, hold_seconds;
     int64_t max_active_holds, admissions_per_minute; /* 0 = no cap */
     int64_t pow_difficulty;                          /* 0 = no proof of work */
+    int64_t max_seats; /* the priced sections may hold at most this many seats */
     const char *draw_seed_hex, *draw_commitment;
     size_t ntiers;
     const char *const *tier_sections;
@@ -59,7 +60,8 @@ typedef struct ing_event_created {
  * tiers and every seat of the priced sections, numbered in allocation
  * order. Returns 0, ONS_ENOTFOUND (no such venue), ONS_EAUTH (the venue is
  * another seller's and the caller no admin), ONS_EINVAL (a tier names no
- * section of the venue), or the common codes. */
+ * section of the venue), ONS_ERANGE (the priced sections hold more than
+ * in->max_seats seats: nothing written), or the common codes. */
 int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
                      ing_event_created *out);
 

@@ -25,13 +25,60 @@ static const struct {
     {"checkout", ING_RL_CHECKOUT},
     {"events_list", ING_RL_CATALOG},
     {"event_get", ING_RL_CATALOG},
+    {"event_draw", ING_RL_CATALOG}, /* charged when rendered, not when served from memory */
     {"session_create", ING_RL_LOGIN},
     {"session_refresh", ING_RL_LOGIN},
     {"user_create", ING_RL_LOGIN},
+    {"session_delete", ING_RL_LOGIN},
+    /* Sellers' and admins' writes: each is PostgreSQL work (an event's
+     * creation writes a row per seat), rare for a person, and a stolen
+     * token would otherwise send them as fast as the box answers. */
+    {"venue_create", ING_RL_SELLER},
+    {"venue_scanners_list", ING_RL_SELLER},
+    {"venue_scanner_put", ING_RL_SELLER},
+    {"venue_scanner_delete", ING_RL_SELLER},
+    {"event_scanners_list", ING_RL_SELLER},
+    {"event_scanner_put", ING_RL_SELLER},
+    {"event_scanner_delete", ING_RL_SELLER},
+    {"event_create", ING_RL_SELLER},
+    {"event_update", ING_RL_SELLER},
+    {"event_pause", ING_RL_SELLER},
+    {"event_resume", ING_RL_SELLER},
+    {"event_cancel", ING_RL_SELLER},
+    {"event_admission", ING_RL_SELLER},
+    {"event_pow", ING_RL_SELLER},
+    {"user_roles_grant", ING_RL_SELLER},
+    /* A scan is a read and an UPDATE of the ticket, per scanner account. */
+    {"scan", ING_RL_SCAN},
+    /* A fan's changes: each claims a row and/or sends a record to the
+     * event's partition owner. */
+    {"ticket_transfer", ING_RL_CHANGE},
+    {"ticket_cancel", ING_RL_CHANGE},
+    {"intent_delete", ING_RL_CHANGE},
+    {"reservation_delete", ING_RL_CHANGE},
+    /* A signed-in user's own reads: each a PostgreSQL read on a job thread
+     * (the node's few: pool.threads), so one account in a loop could hold
+     * them all. Kept per node, like the poll: what they protect is the
+     * node's job threads, and an order polled every second while it is
+     * paid costs no Redis round trip. */
+    {"order_get", ING_RL_READ},
+    {"my_tickets", ING_RL_READ},
+    {"ticket_code", ING_RL_READ},
+    {"me", ING_RL_READ},
 };
 
-static const char *const class_names[ING_RL_NCLASS] = {"join", "poll", "checkout", "catalog",
-                                                       "login"};
+static const char *const class_names[ING_RL_NCLASS] = {
+    "join", "poll", "checkout", "catalog", "login", "seller", "scan", "change", "read"};
+
+/* The classes whose buckets live in this node's memory (ing_ratelimit_admit
+ * charges them on the nng thread); the others' live in Redis. */
+static int in_memory(int cls)
+{
+    return cls == ING_RL_POLL || cls == ING_RL_READ;
+}
+_Static_assert(sizeof((ing_opts *)0)->ratelimit / sizeof *((ing_opts *)0)->ratelimit ==
+                   ING_RL_NCLASS,
+               "ing_opts.ratelimit has a row per class");
 
 #define STRIPES 64
 
@@ -320,7 +367,7 @@ int ing_ratelimit_admit(ing_req *r)
     if (!rl || !r->app->o.ratelimit_enabled || !r->route)
         return 0;
     r->rl_class = rl->route_class[r->route - ing_routes];
-    if (r->rl_class != ING_RL_POLL)
+    if (!in_memory(r->rl_class))
         return 0;
     rl_bucket b[2];
     unsigned mask;
@@ -339,7 +386,7 @@ int ing_ratelimit_admit(ing_req *r)
 
 size_t ing_ratelimit_keys(ing_req *r, q_rate_key *keys)
 {
-    if (r->rl_class < 0 || r->rl_class == ING_RL_POLL)
+    if (r->rl_class < 0 || in_memory(r->rl_class))
         return 0;
     rl_bucket b[2];
     unsigned mask;
@@ -397,7 +444,7 @@ static void shared_job(ing_worker *w, void *arg)
 
 ing_job_fn ing_ratelimit_wrap(ing_req *r, ing_job_fn fn)
 {
-    if (r->rl_class < 0 || r->rl_class == ING_RL_POLL || r->rl_class == ING_RL_JOIN || r->rl_next)
+    if (r->rl_class < 0 || in_memory(r->rl_class) || r->rl_class == ING_RL_JOIN || r->rl_next)
         return fn;
     r->rl_next = fn;
     return shared_job;

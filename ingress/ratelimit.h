@@ -3,17 +3,16 @@
  * (docs/fairness.md "Rate limits").
  *
  * Each limited route belongs to a class (join, poll, checkout, catalog,
- * login; the table in ratelimit.c). A class has two buckets per request:
- * one per user (when the route is authenticated) and one per client
- * address (when it is known: client_addr.h), each a GCRA token bucket of
- * ratelimit.<class>.{user,addr}_per_min with a burst of
- * ratelimit.<class>.{user,addr}_burst (per_min 0: no such bucket). Where
- * the buckets live:
+ * login, seller, scan, change, read; the table in ratelimit.c). A class has two buckets per
+ * request: one per user (when the route is authenticated) and one per client address (when it is
+ * known: client_addr.h), each a GCRA token bucket of ratelimit.<class>.{user,addr}_per_min with a
+ * burst of ratelimit.<class>.{user,addr}_burst (per_min 0: no such bucket). Where the buckets live:
  *   join      Redis, shared by every node, checked inside the join's claim
  *             of its active key (the same round trip; routes_queue.c);
  *   poll      this node's memory (a queued poll costs no Redis round trip,
  *             so neither may its limit): N nodes admit up to N times the
  *             rate when a client spreads its polls over them;
+ *   read      this node's memory too: it protects the node's job threads;
  *   others    Redis, shared, one EVALSHA on the job thread before the
  *             handler's job runs (ing_ratelimit_wrap).
  * Over the limit: 429 rate_limited with Retry-After, RateLimit-Policy and
@@ -41,6 +40,10 @@ typedef enum ing_rl_class {
     ING_RL_CHECKOUT,
     ING_RL_CATALOG,
     ING_RL_LOGIN,
+    ING_RL_SELLER,
+    ING_RL_SCAN,
+    ING_RL_CHANGE,
+    ING_RL_READ,
     ING_RL_NCLASS
 } ing_rl_class;
 
@@ -67,7 +70,7 @@ ing_rl_class ing_ratelimit_class_of(const ing_route *route);
 const char *ing_ratelimit_class_name(ing_rl_class c);
 
 /* Server hook, nng thread, after authentication: for a class kept in
- * memory, charges its buckets now. Returns 0 (go on) or -1 (replied 429;
+ * memory (poll, read), charges its buckets now. Returns 0 (go on) or -1 (replied 429;
  * r is freed). Shared classes pass here and are charged later. */
 int ing_ratelimit_admit(ing_req *r);
 

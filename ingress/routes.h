@@ -51,10 +51,11 @@ void ing_route_ticket_cancel(ing_req *r);
 /* routes_tickets.c: gate codes and scans */
 void ing_route_ticket_code(ing_req *r);
 void ing_route_scan(ing_req *r);
-/* routes_scanners.c: a venue's scanner accounts (docs/tickets.md). */
-void ing_route_venue_scanners_list(ing_req *r);
-void ing_route_venue_scanner_put(ing_req *r);
-void ing_route_venue_scanner_delete(ing_req *r);
+/* routes_scanners.c: a venue's or an event's scanner accounts (docs/tickets.md);
+ * the route's path says which. */
+void ing_route_scanners_list(ing_req *r);
+void ing_route_scanner_put(ing_req *r);
+void ing_route_scanner_delete(ing_req *r);
 /* Does a change of a ticket of event_id, claimed age_ms ago (by
  * PostgreSQL's clock, just read; -1: none) and young (within
  * tickets.change_claim_timeout_s), still block the ticket's code, the door

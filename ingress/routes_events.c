@@ -149,6 +149,12 @@ void ing_route_venue_create(ing_req *r)
         }
         j->capacity += j->rows[i] * j->per_row[i];
     }
+    if (j->capacity > r->app->o.venues_max_seats) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "sections",
+                  "A venue holds at most %lld seats; these sections hold %lld.",
+                  r->app->o.venues_max_seats, (long long)j->capacity);
+        return;
+    }
     ing_req_submit(r, venue_create_job);
 }
 
@@ -196,6 +202,7 @@ static ing_event_new event_row(const ing_req *r, const event_job *j, int64_t now
                            .max_active_holds = j->max_active_holds,
                            .admissions_per_minute = j->admissions_per_minute,
                            .pow_difficulty = j->pow_difficulty,
+                           .max_seats = r->app->o.venues_max_seats,
                            .draw_seed_hex = seed_hex,
                            .draw_commitment = commitment,
                            .ntiers = j->ntiers,
@@ -213,6 +220,10 @@ static void event_insert_failed(ing_req *r, ing_worker *w, int rc)
     else if (rc == ONS_EINVAL)
         ing_failf(r, w, ING_E_INVALID_FIELD, "tiers",
                   "Every tier must name a section of the venue.");
+    else if (rc == ONS_ERANGE)
+        ing_failf(r, w, ING_E_INVALID_FIELD, "tiers",
+                  "An event puts at most %lld seats on sale; these tiers' sections hold more.",
+                  r->app->o.venues_max_seats);
     else
         store_failed(r, w, rc, "The event could not be stored.");
 }

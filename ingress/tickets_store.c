@@ -12,10 +12,11 @@
 #include <string.h>
 
 /* The admitting UPDATE's test that scanner $4 is assigned to the venue of
- * the ticket's event: an unassign committed before the UPDATE stops it. */
+ * the ticket's event or to the event: an unassign committed before the
+ * UPDATE stops it. */
 #define SCANNER_ASSIGNED_SQL                                                                       \
     ING_SCANNER_ASSIGNED_SQL("(SELECT e.venue_id FROM events e WHERE e.event_id = t.event_id)",    \
-                             "$4")
+                             "t.event_id", "$4")
 
 /* The gate read of ticket $1: claim bound $2 s, scanner $3 (read_gate's
  * columns). */
@@ -26,7 +27,7 @@
     "s.name || ' row ' || st.row_no || ' seat ' || st.seat_in_row, "                               \
     "coalesce(t.change_claimed_at > now() - make_interval(secs => $2::bigint), false), "           \
     "coalesce((extract(epoch FROM now() - t.change_claimed_at) * 1000)::bigint, -1), "             \
-    ING_SCANNER_ASSIGNED_SQL("e.venue_id", "$3") " "                                               \
+    ING_SCANNER_ASSIGNED_SQL("e.venue_id", "t.event_id", "$3") " "                                               \
     "FROM tickets t JOIN events e ON e.event_id = t.event_id "                                     \
     "JOIN seats st ON st.event_id = t.event_id AND st.seat_no = t.seat_no "                        \
     "JOIN sections s ON s.section_id = st.section_id WHERE t.ticket_id = $1"

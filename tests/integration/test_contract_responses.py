@@ -182,6 +182,12 @@ def test_every_operation_answers_as_the_spec_says(journey):
                         {**base, "name": "Contract Later", "onsale_at": iso(now + 3600),
                          "prequeue_opens_at": iso(now - 60)}, seller, expect=201)
     ev2 = ev2["event_id"]
+    # A scanner bound to one event (docs/tickets.md): assigned, listed, removed.
+    es = f"/v1/events/{ev2}/scanners"
+    cl.call("PUT", f"{es}/{users['scanner']}", token=seller, expect=200)
+    _, _, listed = cl.call("GET", es, token=seller, expect=200)
+    assert [x["user_id"] for x in listed["scanners"]] == [users["scanner"]], listed
+    cl.call("DELETE", f"{es}/{users['scanner']}", token=seller, expect=204)
     _, _, ev3 = cl.call("POST", "/v1/events", {**base, "name": "Contract Cancelled"}, seller,
                         expect=201)
     ev3 = ev3["event_id"]

@@ -392,10 +392,10 @@ def st():
             # thousands of requests from one address: the limits are not
             # what is under test (a 429 would hide the validation)
             **{f"ratelimit_{c}_{k}": 1000000 for c in ("join", "poll", "checkout", "catalog",
-                                                        "login")
+                                                        "login", "seller", "scan", "change", "read")
                for k in ("user_burst", "addr_burst")},
             **{f"ratelimit_{c}_{k}": 6000000 for c in ("join", "poll", "checkout", "catalog",
-                                                        "login")
+                                                        "login", "seller", "scan", "change", "read")
                for k in ("user_per_min", "addr_per_min")}).rsplit(":", 1)[1])
         s.ev = s.create_event(sections=[("A", 5, 10, 5000)], max_per_user=2, seller_id=1000)
         s.fan_id = 70001

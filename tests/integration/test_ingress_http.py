@@ -44,7 +44,9 @@ def snapshot(st):
                   "(SELECT count(*) FROM price_tiers), "
                   "(SELECT string_agg(event_id || status, ',' ORDER BY event_id) FROM events)")[0]
     keys = sorted(k for k in st.redis.scan_iter(match=st.prefix + "*", count=1000)
-                  if ":ev:" not in k)  # the event-state cache may be filled by a read
+                  # the event-state cache may be filled by a read; a request that
+                  # reached its job charged its rate-limit bucket (docs/fairness.md)
+                  if ":ev:" not in k and ":rl:" not in k)
     return watermarks(st), rows, keys
 
 
