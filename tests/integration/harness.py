@@ -178,6 +178,7 @@ class Proc:
         self.log = open(log_path, "ab")
         self.popen = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.popen.pid
+        self.terminated = False
 
     def alive(self):
         return self.popen.poll() is None
@@ -189,11 +190,42 @@ class Proc:
     def wait(self, timeout=30):
         return self.popen.wait(timeout=timeout)
 
-    def stop(self, timeout=20):
-        """SIGTERM, then SIGKILL after timeout. Returns the exit code."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGCONT)
+    def job_stopped(self):
+        """True while a thread of the process is in a job-control stop
+        (SIGSTOP: state T in /proc; a ptrace stop is t)."""
+        try:
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return False
+        for tid in tasks:
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                        return True
+            except (OSError, IndexError):
+                pass
+        return False
+
+    def terminate(self):
+        """SIGTERM, once; a process a test left stopped (SIGSTOP) gets a
+        SIGCONT first, and no process gets one afterwards. A SIGCONT that
+        lands while the process exits can discard the SIGSTOP with which
+        LeakSanitizer's exit scan stops each thread (PTRACE_ATTACH), and the
+        scan then waits for that stop forever: the process hangs after its
+        last log line until stop() kills it (exit -9, no report). A second
+        SIGCONT with the second SIGTERM of a stop() after __exit__ did that
+        (test_authz_matrix, CI)."""
+        if self.alive() and not self.terminated:
+            if self.job_stopped():
+                self.popen.send_signal(signal.SIGCONT)
             self.popen.terminate()
+            self.terminated = True
+
+    def stop(self, timeout=20):
+        """SIGTERM (terminate()), then SIGKILL after timeout. Returns the
+        exit code."""
+        if self.alive():
+            self.terminate()
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -278,9 +310,7 @@ class Stack:
         # All at once: one by one, each process's shutdown (a consumer
         # leaving its group, an ingress draining) added up to 10-20 s a test.
         for p in self.procs:
-            if p.alive():
-                p.popen.send_signal(signal.SIGCONT)
-                p.popen.terminate()
+            p.terminate()
         for p in reversed(self.procs):
             p.stop()
         if self._producer:
