@@ -34,6 +34,10 @@ IDS_SECRET = "integration-test-ids-secret-987654"  # ids.secret: public ids
 TICKETS_SECRET = "integration-test-tickets-secret-13579"  # tickets.secret: gate codes
 GATEWAY_API_KEY = "sk_test_integration_harness"  # gateway.api_key = payments.api_key
 _counter = itertools.count()
+# The broker's minimum Kafka session (group.min.session.timeout.ms): a test
+# that kills a worker starts it with this, so that its partitions move 6 s
+# after the kill, not after the worker's default 10 s.
+MIN_SESSION_MS = 6000
 
 
 def pg_dsn(db):
