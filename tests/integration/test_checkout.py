@@ -26,7 +26,7 @@ import psycopg2
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Stack, free_port, pg_dsn  # noqa: E402
+from harness import BIN, MIN_SESSION_MS, Stack, free_port, pg_dsn  # noqa: E402
 
 
 from harness import GATEWAY_API_KEY as API_KEY  # noqa: E402
@@ -44,7 +44,7 @@ class Env:
         self.prefix = f"{st.topic}-"
         self.pay_overrides = dict(pay_overrides)
         self.payments = self.start_payments() if payments else None
-        self.worker = st.start_worker()
+        self.worker = st.start_worker(kafka_session_timeout_ms=MIN_SESSION_MS)
         self.ingress_url = st.start_ingress(**(ingress or {}))
 
     def start_payments(self):
@@ -309,7 +309,7 @@ def test_decline_then_pay_and_late_payment_refund():
         env.worker.wait()
         st.sql("UPDATE reservations SET expires_at = now() - interval '200 seconds' "
                "WHERE state = 'paying'")
-        env.worker = st.start_worker()
+        env.worker = st.start_worker(kafka_session_timeout_ms=MIN_SESSION_MS)
         o = env.wait_order(8, b3["order_id"], timeout=60)
         assert o["state"] in ("failed", "refunded"), o
         env.faults(latency_ms=0)
@@ -402,7 +402,7 @@ def test_reconciliation_under_faults_and_kill9():
             if i == 25:
                 env.worker.kill()
                 env.worker.wait()
-                env.worker = st.start_worker()
+                env.worker = st.start_worker(kafka_session_timeout_ms=MIN_SESSION_MS)
         env.faults(error_rate=1.0)  # a 5xx burst
         time.sleep(2)
         env.payments.kill()

@@ -13,7 +13,7 @@
 import signal
 import time
 
-from harness import Stack
+from harness import MIN_SESSION_MS, Stack
 from worker_util import audit, cancel, intent, seq, wait_state
 
 CONTROL_BIT = 1 << 39
@@ -27,7 +27,8 @@ def overtaking_cancel(no_tombstones):
         # The intents topic is empty, so the intent will be at offset 0: the
         # fan's cancel of 0:0 goes first, on the control lane.
         assert st.produce(ev, cancel(1, 0, 0, "intent"), control=True) == (0, 0)
-        w1 = st.start_worker(name="w1", debug_no_tombstones=flag)
+        w1 = st.start_worker(name="w1", debug_no_tombstones=flag,
+                             kafka_session_timeout_ms=MIN_SESSION_MS)
         st.wait_for(lambda: st.sql("SELECT control_next_offset FROM partition_owner "
                                    "WHERE partition = 0") == [(1,)], 30,
                     "the cancel committed", proc=w1)
@@ -35,7 +36,8 @@ def overtaking_cancel(no_tombstones):
         w1.kill(signal.SIGKILL)  # memory is gone: only PostgreSQL remembers the cancel
         w1.wait()
         assert st.produce(ev, intent(1, 2)) == (0, 0)
-        w2 = st.start_worker(name="w2", debug_no_tombstones=flag)
+        w2 = st.start_worker(name="w2", debug_no_tombstones=flag,
+                             kafka_session_timeout_ms=MIN_SESSION_MS)
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] == 1, 30,
                     "the intent applied", proc=w2)
         st.wait_for(lambda: st.redis.get(st.key(f"r:{seq(0, 0)}")), 10, "result in Redis")

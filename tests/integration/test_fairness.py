@@ -25,7 +25,7 @@ import pytest
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Stack, create_event_via_api, exchange, iso  # noqa: E402
+from harness import BIN, MIN_SESSION_MS, Stack, create_event_via_api, exchange, iso  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-ingress"), os.X_OK),
                                 reason="onsale-ingress is not built")
@@ -254,7 +254,7 @@ def test_prequeue_draw_same_after_worker_restart():
     """The owner rebuilt from PostgreSQL after a kill draws the same order."""
     fans, seats = 8, 3
     with Stack() as st:
-        w = st.start_worker(draw_close_ms=300)
+        w = st.start_worker(draw_close_ms=300, kafka_session_timeout_ms=MIN_SESSION_MS)
         st.start_ingress()
         ev, onsale = create_prequeue_event(st, seats, onsale_in=5)
         ids = {}
@@ -267,7 +267,7 @@ def test_prequeue_draw_same_after_worker_restart():
         w.kill()
         w.wait(10)
         st.wait_for(lambda: time.time() > onsale + 0.5, 15)
-        st.start_worker(draw_close_ms=300)
+        st.start_worker(draw_close_ms=300, kafka_session_timeout_ms=MIN_SESSION_MS)
         st.wait_for(lambda: len(st.sql("SELECT 1 FROM intents WHERE event_id = %s "
                                        "AND state = 'reserved'", (ev,))) == seats, 40)
         s, _, d = st.http("GET", f"/v1/events/{ev}/draw")

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from fault_util import PausableRelay, PrivateRedis
-from harness import BIN, PG_HOST, PG_PORT, Stack, free_port
+from harness import BIN, MIN_SESSION_MS, PG_HOST, PG_PORT, Stack, free_port
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
                                 reason="onsale-worker is not built")
@@ -64,7 +64,7 @@ def test_flash_sale_with_faults_mid_sale_passes_the_audit(tmp_path):
                               "connect_timeout=5")
             gw_port = st.start_payments_path(**via)
             pay = st.procs[-1]
-            worker = st.start_worker(**via)
+            worker = st.start_worker(kafka_session_timeout_ms=MIN_SESSION_MS, **via)
             ing_port = free_port()
             base = st.start_ingress(http_port=ing_port, **via)
             ingress = st.procs[-1]
@@ -78,7 +78,8 @@ def test_flash_sale_with_faults_mid_sale_passes_the_audit(tmp_path):
                 return st.procs[-1]
 
             time.sleep(3)
-            worker = restart(worker, lambda: st.start_worker(**via))
+            worker = restart(worker, lambda: st.start_worker(kafka_session_timeout_ms=MIN_SESSION_MS,
+                                                             **via))
             time.sleep(2)
             pay = restart(pay, lambda: st.start("payments", "onsale-payments",
                                                 **{**via, **pay_opts(st, gw_port)}))

@@ -298,7 +298,6 @@ def test_one_transaction_per_search(st, cat):
     three transactions a search before). A failed statement leaves the
     connection usable."""
     with Stack(partitions=1) as s2:  # a database nothing else writes to
-        s2.start_ingress(catalog_cache_ttl_ms=0, pool_threads=1, catalog_index="false")
         # Counted from another database, so that counting adds nothing.
         other = psycopg2.connect(harness.pg_dsn("postgres"))
         other.autocommit = True
@@ -310,19 +309,32 @@ def test_one_transaction_per_search(st, cat):
                           (s2.db,))
                 return c.fetchone()[0]
 
+        def sessions():
+            with other.cursor() as c:
+                c.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                          "pid <> %s", (s2.db, s2.pg.get_backend_pid()))
+                return c.fetchone()[0]
+
         try:
-            assert s2.http("GET", "/v1/events?city=warmup")[0] == 200  # the session's settings
+            # This connection's statistics reach the view as it goes idle
+            # (forced); nothing else has used the database yet.
             s2.sql("SELECT pg_stat_force_next_flush()")
             s2.sql("SELECT 1")
-            time.sleep(11)  # idle backends flush their statistics within 10 s
             c0 = commits()
+            ing = s2.start_ingress(catalog_cache_ttl_ms=0, pool_threads=1,
+                                   catalog_index="false")
             n = 60
             for i in range(n):
                 assert s2.http("GET", f"/v1/events?city=nowhere{i}")[0] == 200
-            s2.wait_for(lambda: commits() >= c0 + n, 20, "transaction statistics")
-            time.sleep(11)
-            # n, plus ingress's own periodic statements (about one a second).
+            # A backend flushes its statistics as it exits (an idle one
+            # only within 10 s): ingress stopped, every transaction of its
+            # life is counted once its sessions are gone.
+            assert s2.procs[-1].stop() == 0 and ing
+            s2.wait_for(lambda: sessions() == 0, 20, "ingress's sessions ended")
+            # n, plus ingress's own statements: its start and its periodic
+            # ones (about one a second). Three a search before.
             done = commits() - c0
+            print("transactions:", done, "for", n, "searches")
             assert n <= done < 2 * n, done
         finally:
             other.close()
@@ -542,9 +554,20 @@ def test_server_never_scans_events(big):
         for qs, _, _ in SHAPES.values():
             s, _, b = s2.http("GET", "/v1/events?" + qs.format(**v))
             assert s == 200, (qs, b)
-        # Statistics reach the view when the backends flush them (<= 1 s
-        # after a transaction; idle backends within 10 s).
-        s2.wait_for(lambda: sum(counts()) >= seq0 + idx0 + len(SHAPES), 20, "scan statistics")
+        # Statistics reach the view when the backends flush them: a busy one
+        # within a second, an idle one within 10 s, an exiting one at once.
+        # Ingress stopped, its sessions' scans are all counted once they
+        # are gone.
+        assert s2.procs[-1].stop() == 0
+        cur.execute("SELECT pg_backend_pid()")
+        me = cur.fetchone()[0]
+
+        def sessions():
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                        "pid NOT IN (%s, %s)", (s2.db, me, s2.pg.get_backend_pid()))
+            return cur.fetchone()[0]
+        s2.wait_for(lambda: sessions() == 0, 20, "ingress's sessions ended")
+        assert sum(counts()) >= seq0 + idx0 + len(SHAPES), "scans not counted"
         seq1, _ = counts()
         assert seq1 == seq0, f"{seq1 - seq0} sequential scans of events"
     finally:

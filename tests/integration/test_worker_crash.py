@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 
-from harness import Stack
+from harness import MIN_SESSION_MS, Stack
 from worker_util import audit, cancel, intent, seq
 
 N = 3000
@@ -62,7 +62,8 @@ def test_kill_9_mid_stream_applies_each_intent_once():
         rnd = random.Random(7)
         recs = [(ev1 if i % 3 else ev2, intent(1000 + i, rnd.randint(1, 3), adjacent=rnd.random() < 0.8))
                 for i in range(N)]
-        w1 = st.start_worker(name="w1", batch_max_messages=50, batch_max_ms=5)
+        w1 = st.start_worker(name="w1", batch_max_messages=50, batch_max_ms=5,
+                             kafka_session_timeout_ms=MIN_SESSION_MS)
         cancelled = set()
 
         def produce():
@@ -87,7 +88,8 @@ def test_kill_9_mid_stream_applies_each_intent_once():
         w1.wait()
         applied_at_kill = st.sql("SELECT count(*) FROM intents")[0][0]
         assert applied_at_kill < N, "the kill came too late to test anything"
-        w2 = st.start_worker(name="w2", batch_max_messages=50, batch_max_ms=5)
+        w2 = st.start_worker(name="w2", batch_max_messages=50, batch_max_ms=5,
+                             kafka_session_timeout_ms=MIN_SESSION_MS)
         t.join()
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] >= N, 120,
                     "every intent applied", proc=w2)

@@ -61,6 +61,9 @@ def race(skip_epoch_check):
             "b_next": b_next,
             "audit": audit(st),
         }
+        # Killed, not stopped: a stop waits out the batch A is delaying
+        # (debug.commit_delay_ms, 5 s); A's exit is not what this checks.
+        st.discard(a)
         return result
 
 
