@@ -909,18 +909,54 @@ void ing_join_claim_round(ing_worker *w, void *arg, void **items, size_t n)
         claim_round_run(w, app, &cr, (ing_req **)items + base, n - base < max ? n - base : max);
 }
 
-void ing_route_join(ing_req *r)
+/* What a join asks for, from its body. */
+typedef struct join_fields {
+    int64_t quantity, max_price;
+    const char *section; /* into r->body; NULL: any */
+    int adjacent;
+} join_fields;
+
+/* The join's body (route->body ING_BODY_OWN): the common shape,
+ * {"quantity":N} with N in range, is read without jansson on the gate
+ * thread (ons_httpd_body_sole_int, which accepts only what the parse
+ * and checks below accept, with the same value); anything else is parsed
+ * as every route's body is, its 400 (invalid_json) before the path's id
+ * is looked at, as server.c did. Returns 1 when the common shape was read
+ * (f->quantity set), 0 when r->body holds the parsed object, -1 when r
+ * was answered. */
+static int join_body_parse(ing_req *r, join_fields *f)
+{
+    if (ons_httpd_body_sole_int(r->raw, r->raw_len, "quantity", &f->quantity) && f->quantity >= 1 &&
+        f->quantity <= Q_MAX_SEATS)
+        return 1;
+    ons_httpd_err e;
+    if (!r->body && ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
+        ing_fail_httpd(r, &e);
+        return -1;
+    }
+    return 0;
+}
+
+/* The field checks of a body that is not the common shape. */
+static int join_body_fields(ing_req *r, join_fields *f)
 {
     static const char *const allowed[] = {"quantity", "section", "max_price_cents", "adjacent",
                                           NULL};
-    int64_t event_id, quantity = 0, max_price = 0;
-    const char *section = NULL;
-    int adjacent = 1;
-    if (ing_path_id(r, r->params[0], &event_id) || ing_json_only(r, r->body, allowed) ||
-        ing_json_int(r, r->body, "quantity", 1, 1, Q_MAX_SEATS, &quantity) ||
-        ing_json_str(r, r->body, "section", 0, 1, Q_MSG_MAX_SECTION, &section) ||
-        ing_json_int(r, r->body, "max_price_cents", 0, 1, INT64_C(1000000000000), &max_price) ||
-        ing_json_bool(r, r->body, "adjacent", &adjacent))
+    return ing_json_only(r, r->body, allowed) ||
+           ing_json_int(r, r->body, "quantity", 1, 1, Q_MAX_SEATS, &f->quantity) ||
+           ing_json_str(r, r->body, "section", 0, 1, Q_MSG_MAX_SECTION, &f->section) ||
+           ing_json_int(r, r->body, "max_price_cents", 0, 1, INT64_C(1000000000000),
+                        &f->max_price) ||
+           ing_json_bool(r, r->body, "adjacent", &f->adjacent);
+}
+
+void ing_route_join(ing_req *r)
+{
+    join_fields f = {.adjacent = 1};
+    int64_t event_id;
+    int common = join_body_parse(r, &f);
+    if (common < 0 || ing_path_id(r, r->params[0], &event_id) ||
+        (!common && join_body_fields(r, &f)))
         return;
     /* Freed with the request, usually on the finisher's thread: recycled
      * to this one (common/recycle.h). */
@@ -933,11 +969,11 @@ void ing_route_join(ing_req *r)
     j->msg.type = Q_MSG_INTENT;
     j->msg.event_id = event_id;
     j->msg.user_id = r->who.user_id;
-    j->msg.quantity = (int)quantity;
-    if (section)
-        snprintf(j->msg.section, sizeof j->msg.section, "%s", section);
-    j->msg.max_price_cents = max_price;
-    j->msg.adjacent = adjacent;
+    j->msg.quantity = (int)f.quantity;
+    if (f.section)
+        snprintf(j->msg.section, sizeof j->msg.section, "%s", f.section);
+    j->msg.max_price_cents = f.max_price;
+    j->msg.adjacent = f.adjacent;
     ing_pow_header(r, j->pow, sizeof j->pow);
     r->job = j;
     r->job_free = ons_recycle_free;

@@ -340,7 +340,8 @@ static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
     if ((hreq ? ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)
               : ons_httpd_body_check_type(ing_req_header(r, "Content-Type"), r->raw_len,
                                           app->o.http_max_body, 0, &e)) ||
-        ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
+        (r->route->body != ING_BODY_OWN &&
+         ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e))) {
         ing_fail_httpd(r, &e);
         return -1;
     }

@@ -56,7 +56,11 @@ typedef struct ing_route {
     const char *pattern;
     ing_handler_fn handler;
     int roles;
-    int body; /* 1: a JSON object body is required */
+    /* 1: a JSON object body is required (parsed before the handler);
+     * ING_BODY_OWN: required too, its size and type checked, but the
+     * handler parses it (the join reads its common shape without jansson
+     * and parses anything else itself, with the same 400s) */
+    int body;
     /* The handler's synchronous test, for answers at the accept gate
      * (http.gate_answers; NULL: the route is never answered there). Runs
      * after authentication and before the rate limit, with the request's
@@ -76,6 +80,8 @@ typedef struct ing_route {
      * goes to nng. */
     int later;
 } ing_route;
+
+#define ING_BODY_OWN 2
 
 /* The route table (routes.c). */
 extern const ing_route ing_routes[];
