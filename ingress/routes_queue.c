@@ -386,7 +386,10 @@ static void join_delivered(ing_worker *w, void *arg)
     ing_idem_reply(r, w, 202, body);
 }
 
-/* The 202 body of a delivered join r named id (at most 384 bytes). */
+/* The 202 body of a delivered join r named id (at most 384 bytes: 138 of
+ * text, two ids of at most 32, five numbers of at most 20, a quoted time
+ * of at most 33), formatted directly as the queued poll's is: its
+ * snprintf was ~3,500 instructions a join on the finisher. */
 static void accepted_body(ing_req *r, const char *id, char body[384])
 {
     join_job *j = r->job;
@@ -395,14 +398,16 @@ static void accepted_body(ing_req *r, const char *id, char body[384])
         return;
     }
     queue_numbers q = join_numbers(r);
-    char at[32];
-    *put_time_ms(at, q.eta_at_ms) = '\0';
-    snprintf(body, 384,
-             "{\"intent_id\":\"%.32s\",\"event_id\":%" PRId64
-             ",\"state\":\"queued\",\"position\":%" PRId64 ",\"eta_seconds\":%" PRId64
-             ",\"eta_ms\":%" PRId64 ",\"eta_at\":%s,\"poll_after_ms\":%" PRId64
-             ",\"status_url\":\"/v1/intents/%.32s\"}",
-             id, j->msg.event_id, q.position, q.eta_seconds, q.eta_ms, at, q.poll_after_ms, id);
+    char *w = put_text(body, "{\"intent_id\":\"", SIZE_MAX);
+    w = put_text(w, id, 32);
+    w = put_int(put_text(w, "\",\"event_id\":", SIZE_MAX), j->msg.event_id);
+    w = put_int(put_text(w, ",\"state\":\"queued\",\"position\":", SIZE_MAX), q.position);
+    w = put_int(put_text(w, ",\"eta_seconds\":", SIZE_MAX), q.eta_seconds);
+    w = put_int(put_text(w, ",\"eta_ms\":", SIZE_MAX), q.eta_ms);
+    w = put_time_ms(put_text(w, ",\"eta_at\":", SIZE_MAX), q.eta_at_ms);
+    w = put_int(put_text(w, ",\"poll_after_ms\":", SIZE_MAX), q.poll_after_ms);
+    w = put_text(put_text(w, ",\"status_url\":\"/v1/intents/", SIZE_MAX), id, 32);
+    *put_text(w, "\"}", SIZE_MAX) = '\0';
 }
 
 /* The finisher's batch of delivered joins: the active keys of all of them
@@ -648,7 +653,8 @@ static void claim_token(join_job *j, int64_t now)
     j->msg.sent_ms = now;
     if (j->draw_at_ms > 0 && now >= j->draw_at_ms)
         j->draw_at_ms = 0; /* the sale opened meanwhile: the worker queues it after the draw */
-    snprintf(j->active_claim, sizeof j->active_claim, "pending:%" PRId64, now);
+    /* 8 + at most 20 digits: fits active_claim; no snprintf per join */
+    *put_int(put_text(j->active_claim, "pending:", SIZE_MAX), now) = '\0';
 }
 
 /* A pending claim older than any produce could take on a live broker is
