@@ -27,7 +27,7 @@ produce requests (records per request = its inverse).
 
 Usage: bench/ingress_cost.py BIN_DIR LABEL [--proc [--conns 64] [--duration 5] [--record]]
                              [ingress_key=value ...]   (e.g. build/bin head join_round_max=0)
-Output files under bench/tmp/cost/LABEL.
+Output files under bench/tmp/cost/LABEL (callgrind: join.callgrind.N, poll.callgrind.N).
 """
 import argparse, os, re, subprocess, sys, time, glob
 ap = argparse.ArgumentParser()
@@ -78,7 +78,7 @@ function request() i = i + 1; local r = reqs[(i % #reqs) + 1]
 """
     path = f"{out}/{tag}.lua"; open(path, "w").write(s); return path
 
-def measure(st, pid, script, secs):
+def measure(st, pid, script, secs, tag):
     subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True)
     subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True)
     o = subprocess.run(["wrk", "-t1", "-c8", f"-d{secs}s", "-s", script, f"http://127.0.0.1:{st.ingress_port}"],
@@ -88,10 +88,12 @@ def measure(st, pid, script, secs):
     subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True)
     time.sleep(1)
     tot = 0
-    for f in glob.glob(out + "/cg.*"):
+    for k, f in enumerate(glob.glob(out + "/cg.*")):
         for line in open(f):
             if line.startswith("totals:"):
                 tot += int(line.split()[1])
+        # kept for callgrind_annotate (the next measure's dump replaces cg.*)
+        os.replace(f, f"{out}/{tag}.callgrind.{k}")
     n = int(re.search(r"(\d+) requests in", o).group(1))
     non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", o)
     return tot, n, non.group(1) if non else "0"
@@ -320,7 +322,7 @@ with harness.Stack(partitions=4) as st:
     # the wrapper execs valgrind, so this pid is the instrumented ingress
     now = int(time.time())
     toks = [(f"/v1/events/{ev}/intents", harness.make_token(100000 + u, "fan", st.secret, exp=now + 7200)) for u in range(20000)]
-    tot, n, non = measure(st, pid, lua("join", toks, "POST", '\'{"quantity":1}\''), 6)
+    tot, n, non = measure(st, pid, lua("join", toks, "POST", '\'{"quantity":1}\''), 6, "join")
     print(f"{label} join: {n} requests (non-2xx {non}), {tot/n:,.0f} instructions per join", flush=True)
-    tot, n, non = measure(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), 6)
+    tot, n, non = measure(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), 6, "poll")
     print(f"{label} poll: {n} requests (non-2xx {non}), {tot/n:,.0f} instructions per poll", flush=True)
