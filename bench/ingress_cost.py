@@ -18,11 +18,16 @@ request, with wrk -t2 -cCONNS for --duration seconds, and joins/s and
 polls/s; --record adds `perf record -g` of the ingress during the joins
 (bench/tmp/cost/LABEL/join.perf.data). The CPU per request depends far less
 on the rest of a shared box than the rate does; alternate binaries in one
-session to compare them.
+session to compare them. The other processes' figures are the stack's own
+broker, Redis and PostgreSQL (found by their ports: other helpers' private
+brokers and Redis servers on the box are not counted), and the requests
+ingress and the worker sent the broker per join (TCP segments, `ss -ti`):
+with Nagle off each request is one segment, so ingress's count is its
+produce requests (records per request = its inverse).
 
 Usage: bench/ingress_cost.py BIN_DIR LABEL [--proc [--conns 64] [--duration 5] [--record]]
                              [ingress_key=value ...]   (e.g. build/bin head join_round_max=0)
-Output files under bench/tmp/cost/LABEL.
+Output files under bench/tmp/cost/LABEL (callgrind: join.callgrind.N, poll.callgrind.N).
 """
 import argparse, os, re, subprocess, sys, time, glob
 ap = argparse.ArgumentParser()
@@ -73,7 +78,7 @@ function request() i = i + 1; local r = reqs[(i % #reqs) + 1]
 """
     path = f"{out}/{tag}.lua"; open(path, "w").write(s); return path
 
-def measure(st, pid, script, secs):
+def measure(st, pid, script, secs, tag):
     subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True)
     subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True)
     o = subprocess.run(["wrk", "-t1", "-c8", f"-d{secs}s", "-s", script, f"http://127.0.0.1:{st.ingress_port}"],
@@ -83,10 +88,12 @@ def measure(st, pid, script, secs):
     subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True)
     time.sleep(1)
     tot = 0
-    for f in glob.glob(out + "/cg.*"):
+    for k, f in enumerate(glob.glob(out + "/cg.*")):
         for line in open(f):
             if line.startswith("totals:"):
                 tot += int(line.split()[1])
+        # kept for callgrind_annotate (the next measure's dump replaces cg.*)
+        os.replace(f, f"{out}/{tag}.callgrind.{k}")
     n = int(re.search(r"(\d+) requests in", o).group(1))
     non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", o)
     return tot, n, non.group(1) if non else "0"
@@ -112,26 +119,58 @@ def proc_counts(pid):
     return cpu, cs, by
 
 
+def listener(port):
+    """pid of the process listening on 127.0.0.1:port (ss -p), or None."""
+    o = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    m = re.search(r"pid=(\d+)", o)
+    return int(m.group(1)) if m else None
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
 def others(st):
     """{name: pid list} of the processes that share a join's work: the
-    stack's broker and Redis, this stack's worker, every PostgreSQL
-    backend (other users' too: the stack is shared)."""
-    out = {"worker": [p.pid for p in st.procs if p.name == "worker"], "kafka": [], "redis": [],
-           "postgres": []}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
+    stack's broker and Redis (found by the ports this stack uses: other
+    helpers' private brokers and Redis servers are not counted), this
+    stack's worker, every backend of the stack's PostgreSQL (other users'
+    too: the stack is shared)."""
+    port = lambda hp: int(hp.rsplit(":", 1)[1])
+    kafka = listener(port(harness.BROKERS.split(",")[0]))
+    redis = listener(harness.REDIS_PORT)
+    pg = listener(harness.PG_PORT)
+    return {"worker": [p.pid for p in st.procs if p.name == "worker"],
+            "kafka": [kafka] if kafka else [], "redis": [redis] if redis else [],
+            "postgres": ([pg] + children(pg)) if pg else []}
+
+
+def broker_traffic(pids):
+    """{pid: (TCP segments with data, bytes) sent to the broker so far}
+    over the live connections of pids (ss -ti): with Nagle off each
+    request librdkafka writes is one segment on loopback, so the segments
+    count the requests (produce from ingress, fetch and commits from the
+    worker)."""
+    bport = harness.BROKERS.split(",")[0].rsplit(":", 1)[1]
+    o = subprocess.run(["ss", "-tinpH", f"dport = :{bport}"], capture_output=True, text=True).stdout
+    out, who = {}, None
+    for line in o.splitlines():
+        m = re.search(r"pid=(\d+)", line)
+        if m:
+            who = int(m.group(1)) if int(m.group(1)) in pids else None
             continue
-        try:
-            cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        exe = os.path.basename(cmd[0].decode(errors="replace")) if cmd and cmd[0] else ""
-        if exe == "java" and any(b"kafka.Kafka" in c for c in cmd):
-            out["kafka"].append(int(d))
-        elif exe.startswith("redis-server"):
-            out["redis"].append(int(d))
-        elif exe.startswith("postgres"):
-            out["postgres"].append(int(d))
+        if who is not None:
+            seg = re.search(r"data_segs_out:(\d+)", line); by = re.search(r"bytes_sent:(\d+)", line)
+            a, b = out.get(who, (0, 0))
+            out[who] = (a + (int(seg.group(1)) if seg else 0), b + (int(by.group(1)) if by else 0))
     return out
 
 
@@ -196,6 +235,8 @@ def measure_proc(st, pid, script, secs, tag):
     o0 = {k: cpu_of(v) for k, v in pids.items()}
     x0 = box_cpu()
     r0 = commandstats(st)
+    who = {pid: "ingress", **{p: "worker" for p in pids["worker"]}}
+    k0 = broker_traffic(who)
     w0 = time.time()
     o = subprocess.run(["wrk", "-t2", f"-c{A.conns}", f"-d{secs}s", "-s", script,
                         f"http://127.0.0.1:{st.ingress_port}"], capture_output=True, text=True).stdout
@@ -203,6 +244,7 @@ def measure_proc(st, pid, script, secs, tag):
     o1 = {k: cpu_of(v) for k, v in pids.items()}
     x1 = box_cpu()
     r1 = commandstats(st)
+    k1 = broker_traffic(who)
     wall = time.time() - w0
     if rec:
         rec.send_signal(2); rec.wait()
@@ -229,6 +271,11 @@ def measure_proc(st, pid, script, secs, tag):
           ", ".join(f"{k} {(o1[k] - o0[k] - bg[k] * wall) / max(ok, 1) * 1e6:.1f}" for k in o1),
           flush=True)
     print_commandstats(r0, r1, ok, tag)
+    print(f"{label} {tag} to the broker (ss: data segments, i.e. requests; bytes): " +
+          ", ".join(f"{who[p]} {(k1[p][0] - k0.get(p, (0, 0))[0]) / max(ok, 1):.4f} requests "
+                    f"({ok / max(k1[p][0] - k0.get(p, (0, 0))[0], 1):.1f} answers each), "
+                    f"{(k1[p][1] - k0.get(p, (0, 0))[1]) / max(ok, 1):.0f} bytes per join" for p in k1),
+          flush=True)
     split = sorted(((b1.get(k, 0) - b0.get(k, 0), k) for k in b1), reverse=True)
     print(f"{label} {tag} CPU us per request by thread: " +
           ", ".join(f"{k} {v / max(ok, 1) * 1e6:.1f}" for v, k in split if v > 0), flush=True)
@@ -275,7 +322,7 @@ with harness.Stack(partitions=4) as st:
     # the wrapper execs valgrind, so this pid is the instrumented ingress
     now = int(time.time())
     toks = [(f"/v1/events/{ev}/intents", harness.make_token(100000 + u, "fan", st.secret, exp=now + 7200)) for u in range(20000)]
-    tot, n, non = measure(st, pid, lua("join", toks, "POST", '\'{"quantity":1}\''), 6)
+    tot, n, non = measure(st, pid, lua("join", toks, "POST", '\'{"quantity":1}\''), 6, "join")
     print(f"{label} join: {n} requests (non-2xx {non}), {tot/n:,.0f} instructions per join", flush=True)
-    tot, n, non = measure(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), 6)
+    tot, n, non = measure(st, pid, lua("poll", poll_targets(st, ev, now), "GET", "nil"), 6, "poll")
     print(f"{label} poll: {n} requests (non-2xx {non}), {tot/n:,.0f} instructions per poll", flush=True)

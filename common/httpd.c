@@ -528,6 +528,48 @@ int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_e
     return 0;
 }
 
+/* JSON's whitespace (RFC 8259: space, tab, LF, CR; jansson's lexer
+ * skips these four only). */
+static size_t json_ws(const char *p, size_t i, size_t len)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+int ons_httpd_body_sole_int(const char *data, size_t len, const char *key, int64_t *out)
+{
+    size_t klen = strlen(key);
+    size_t i = data ? json_ws(data, 0, len) : len;
+    if (i >= len || data[i++] != '{')
+        return 0;
+    i = json_ws(data, i, len);
+    /* the key, byte for byte: an escaped or other key is jansson's to judge */
+    if (len - i < klen + 2 || data[i] != '"' || memcmp(data + i + 1, key, klen) != 0 ||
+        data[i + 1 + klen] != '"')
+        return 0;
+    i = json_ws(data, i + klen + 2, len);
+    if (i >= len || data[i++] != ':')
+        return 0;
+    i = json_ws(data, i, len);
+    /* 1-18 digits, no leading zero: fits int64_t, and jansson reads the
+     * same digits as the same integer (a sign, a fraction or an exponent
+     * would make the value another kind or another number) */
+    int64_t v = 0;
+    size_t d0 = i;
+    while (i < len && data[i] >= '0' && data[i] <= '9' && i - d0 < 18)
+        v = v * 10 + (data[i++] - '0');
+    if (i == d0 || data[d0] == '0' || (i < len && data[i] >= '0' && data[i] <= '9'))
+        return 0;
+    i = json_ws(data, i, len);
+    if (i >= len || data[i++] != '}')
+        return 0;
+    if (json_ws(data, i, len) != len)
+        return 0;
+    *out = v;
+    return 1;
+}
+
 /* Replaces each byte of s that does not belong to a well-formed UTF-8
  * sequence (RFC 3629: no overlong forms, surrogates or code points past
  * U+10FFFF) with '?'. A message or field cut to fit its buffer can end inside

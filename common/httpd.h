@@ -198,6 +198,19 @@ int ons_httpd_body_check(nng_http_req *hreq, long long max, int size_first, void
  * or a non-object the caller must still json_decref. */
 int ons_httpd_body_parse(const char *data, size_t len, json_t **out, ons_httpd_err *e);
 
+/* A small body's common shape read without a JSON parser (the join's
+ * {"quantity":1}, parsed on a gate thread per request): 1 when
+ * data[0..len) is exactly one JSON object whose only member is key,
+ * written plainly (no escapes), with a plain integer value (no sign,
+ * fraction, exponent or leading zero, at most 18 digits), JSON
+ * whitespace allowed around every token; *out is the integer. 0 for
+ * anything else, with nothing said about it: the caller then parses data
+ * with ons_httpd_body_parse as before. So what this accepts is a subset
+ * of what ons_httpd_body_parse accepts, with the same member and value
+ * (tests/unit/test_httpd_sole_int.c compares the two). key: at most 64
+ * bytes, none of them '"' or '\\'. */
+int ons_httpd_body_sole_int(const char *data, size_t len, const char *key, int64_t *out);
+
 /* {"error":{"code":..,"message":..,"field":..}} with field left out when
  * NULL; the message is fmt formatted (at most 255 bytes). Returns a new
  * reference, or NULL when out of memory. */

@@ -17,7 +17,7 @@
 const ing_route ing_routes[] = {
     /* name             method    pattern                        handler                  roles body
      */
-    {"join", "POST", "/v1/events/{}/intents", ing_route_join, FAN, 1, NULL, NULL, 1},
+    {"join", "POST", "/v1/events/{}/intents", ing_route_join, FAN, ING_BODY_OWN, NULL, NULL, 1},
     {"intent_get", "GET", "/v1/intents/{}", ing_route_intent_get, ANYONE, 0,
      ing_route_intent_get_now},
     {"intent_delete", "DELETE", "/v1/intents/{}", ing_route_intent_delete, ANYONE, 0},

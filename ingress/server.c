@@ -53,7 +53,8 @@ static void req_free(ing_req *r)
     if (r->job && r->job_free)
         r->job_free(r->job);
     json_decref(r->body);
-    free(r->raw);
+    if (r->raw != r->raw_inline)
+        free(r->raw);
     free(r->inm);
     if (r->body_aio)
         nng_aio_reap(r->body_aio); /* may be running its own callback */
@@ -340,7 +341,8 @@ static int headers_and_body(ing_app *app, ing_req *r, nng_http_req *hreq)
     if ((hreq ? ons_httpd_body_check_len(hreq, r->raw_len, app->o.http_max_body, 0, &e)
               : ons_httpd_body_check_type(ing_req_header(r, "Content-Type"), r->raw_len,
                                           app->o.http_max_body, 0, &e)) ||
-        ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e)) {
+        (r->route->body != ING_BODY_OWN &&
+         ons_httpd_body_parse(r->raw, r->raw_len, &r->body, &e))) {
         ing_fail_httpd(r, &e);
         return -1;
     }
@@ -486,7 +488,7 @@ static int take_view_body(ing_server *s, ing_req *r, const ons_httpd_view *v)
         return 1;
     if (!s->app->o.http_gate_joins || (long long)v->body_len > s->app->o.http_max_body)
         return 0;
-    r->raw = malloc(v->body_len + 1);
+    r->raw = v->body_len < sizeof r->raw_inline ? r->raw_inline : malloc(v->body_len + 1);
     if (!r->raw)
         return 0;
     memcpy(r->raw, v->body, v->body_len);

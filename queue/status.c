@@ -654,6 +654,53 @@ static void args_add(q_status *s, const char *prefix, const char *fmt, ...)
     s->args.used += n;
 }
 
+/* The common arguments of the claimer's and finisher's scripts without
+ * printf: prefix (may be NULL), then text (may be NULL), then nints
+ * integers written as "%lld" writes them, joined by ':', cut at 511
+ * bytes as args_add cuts. The same bytes as args_add(s, prefix,
+ * "<text>%lld:%lld...", ...), without its two formatted prints (about a
+ * thousand instructions an argument, ten arguments a join). */
+static void args_key(q_status *s, const char *prefix, const char *text, const long long *ints,
+                     size_t nints)
+{
+    enum { MAX = 512 };
+    if (args_room(s, MAX))
+        return;
+    char *o = s->args.text + s->args.used;
+    size_t n = 0;
+    const char *parts[2] = {prefix, text};
+    for (size_t p = 0; p < 2; p++) {
+        size_t len = parts[p] ? strlen(parts[p]) : 0;
+        if (len > MAX - 1 - n)
+            len = MAX - 1 - n;
+        memcpy(o + n, parts[p] ? parts[p] : "", len);
+        n += len;
+    }
+    for (size_t i = 0; i < nints; i++) {
+        char d[24];
+        size_t k = 0;
+        unsigned long long u =
+            ints[i] < 0 ? 0ULL - (unsigned long long)ints[i] : (unsigned long long)ints[i];
+        do
+            d[k++] = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (ints[i] < 0)
+            d[k++] = '-';
+        if (i > 0)
+            d[k++] = ':'; /* written first: d is read backwards */
+        while (k && n < MAX - 1)
+            o[n++] = d[--k];
+    }
+    s->args.off[s->args.n] = s->args.used;
+    s->args.len[s->args.n++] = n;
+    s->args.used += n;
+}
+
+static void args_num(q_status *s, long long v)
+{
+    args_key(s, NULL, NULL, &v, 1);
+}
+
 /* Adds one argument taken as it is (binary-safe, any length). */
 static void args_put(q_status *s, const char *p)
 {
@@ -709,7 +756,7 @@ static void args_script(q_status *s, int script, size_t nkeys)
     args_reset(s);
     args_put(s, "EVALSHA");
     args_put(s, s->sha[script]);
-    args_add(s, NULL, "%zu", nkeys);
+    args_num(s, (long long)nkeys);
 }
 
 /* One script call per chunk of up to per_call caller items, its reply one
@@ -1619,20 +1666,20 @@ static void claim_args(q_status *s, const script_batch *b, size_t from, size_t m
     args_script(s, SCRIPT_CLAIM, nkeys);
     for (size_t i = 0; i < m; i++) {
         const q_active_claim *c = &items[i];
-        args_add(s, s->prefix, "active:%lld:%lld", (long long)c->event_id, (long long)c->user_id);
+        args_key(s, s->prefix, "active:", (long long[]){c->event_id, c->user_id}, 2);
         for (size_t k = 0; k < c->nrate; k++)
-            args_add(s, s->prefix, "%s", c->rate_keys[k].name);
+            args_key(s, s->prefix, c->rate_keys[k].name, NULL, 0);
     }
-    args_add(s, NULL, "%lld", (long long)b->arg[0]);
-    args_add(s, NULL, "%lld", (long long)b->arg[1]);
+    args_num(s, (long long)b->arg[0]);
+    args_num(s, (long long)b->arg[1]);
     for (size_t i = 0; i < m; i++) {
         const q_active_claim *c = &items[i];
-        args_add(s, NULL, "%zu", c->nrate);
+        args_num(s, (long long)c->nrate);
         args_put(s, c->token);
         args_put(s, c->own_old ? c->own_old : "");
         for (size_t k = 0; k < c->nrate; k++) {
-            args_add(s, NULL, "%lld", (long long)c->rate_keys[k].period_ms);
-            args_add(s, NULL, "%lld", (long long)c->rate_keys[k].burst);
+            args_num(s, (long long)c->rate_keys[k].period_ms);
+            args_num(s, (long long)c->rate_keys[k].burst);
         }
     }
 }
@@ -1719,8 +1766,7 @@ static void set_args(q_status *s, const script_batch *b, size_t from, size_t m)
     const q_active_set *a = (const q_active_set *)b->items + from;
     args_script(s, SCRIPT_CAS_MANY, m);
     for (size_t i = 0; i < m; i++)
-        args_add(s, s->prefix, "active:%lld:%lld", (long long)a[i].event_id,
-                 (long long)a[i].user_id);
+        args_key(s, s->prefix, "active:", (long long[]){a[i].event_id, a[i].user_id}, 2);
     for (size_t i = 0; i < m; i++) {
         args_put(s, a[i].expected ? "c" : "s");
         args_put(s, a[i].expected ? a[i].expected : "");

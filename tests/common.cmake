@@ -21,6 +21,8 @@ onsale_unit(test_httpc onsale_common)
 # The HTTP server module, and the workers' /metrics endpoint served through it.
 onsale_unit(test_httpd onsale_common PkgConfig::JANSSON)
 target_sources(test_httpd PRIVATE ${CMAKE_SOURCE_DIR}/workers/httpd.c)
+# The join body's common shape read without jansson, against jansson.
+onsale_unit(test_httpd_sole_int onsale_common PkgConfig::JANSSON)
 onsale_unit(test_pgarr onsale_common)
 # Stop signals reach the process's handler; SIGPIPE is ignored.
 onsale_unit(test_signals onsale_common)

@@ -237,7 +237,7 @@ static void dispatch(ing_req *r, nng_http_req *hreq)
             memcpy(r->raw, data, len);
         r->raw[len] = '\0';
         r->raw_len = len;
-        if (ons_httpd_body_parse(r->raw, len, &r->body, &e)) {
+        if (route->body != ING_BODY_OWN && ons_httpd_body_parse(r->raw, len, &r->body, &e)) {
             ing_fail_httpd(r, &e);
             return;
         }

@@ -419,7 +419,7 @@ def parse_routes(path):
     text = c_source(path)
     body = text[text.index("ing_routes[]"):]
     rows = re.findall(r'\{\s*"([a-z_]+)"\s*,\s*"([A-Z]+)"\s*,\s*"([^"]*)"\s*,\s*(\w+)\s*,'
-                      r'\s*([^,]+?)\s*,\s*([01])\s*(?:,[^{}]*)?\}', body)
+                      r'\s*([^,]+?)\s*,\s*([01]|ING_BODY_OWN)\s*(?:,[^{}]*)?\}', body)
     return [(name, method.lower(), pattern, roles.strip()) for name, method, pattern, _, roles, _
             in rows]
 
