@@ -683,7 +683,6 @@ static void run_repair(worker *w)
  * partition committed and projected, a step of any repair owed. */
 static void run_batch(worker *w)
 {
-    wk_watchdog_turn();
     run_due(w, ons_wall_ms());
     size_t n = poll_batch(w);
     if (n == 0)
@@ -869,7 +868,9 @@ static int start(worker *w, char *const *argv)
     }
     if (w->o.metrics_port > 0 && wk_httpd_start((int)w->o.metrics_port, w->m, &w->httpd) != 0)
         return ONS_EIO;
-    wk_store_opts so = {w->o.pg_dsn, w->owner, w->o.skip_epoch_check, (int)w->o.commit_delay_ms};
+    /* a claim blocked on a dead owner's row must not last a stuck turn */
+    wk_store_opts so = {w->o.pg_dsn, w->owner, w->o.skip_epoch_check, (int)w->o.commit_delay_ms,
+                        (int)(w->o.stuck_restart_ms / 2)};
     if (wk_store_new(&so, &w->store) != 0)
         return ONS_EDB;
     q_status_opts ro = {.host = w->o.redis_host,
@@ -928,7 +929,11 @@ int main(int argc, char **argv)
                      w.owner, w.o.topic, w.control_topic, w.o.group, w.o.batch_max_messages,
                      w.o.batch_max_ms);
         while (!ons_stop_requested) {
+            /* two turns for the watchdog: a claim retried here and a batch
+             * (whose poll may claim in a rebalance) are each bounded */
+            wk_watchdog_turn();
             wk_sup_retry_due(&w.sup, ons_mono_s());
+            wk_watchdog_turn();
             run_batch(&w);
         }
         ons_log_info("stopping: leaving the consumer group");

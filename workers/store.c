@@ -30,7 +30,7 @@ struct wk_store {
     ons_pg pg;
     PGconn *conn; /* pg's live connection, set by ensure_conn() */
     char *owner;
-    int skip_epoch_check, commit_delay_ms;
+    int skip_epoch_check, commit_delay_ms, claim_lock_timeout_ms;
     /* The open pipeline: what each sent statement is (for logs) and which
      * one is the fence (its row count decides the batch). */
     const char *pl_what[WK_PL_MAX];
@@ -57,6 +57,7 @@ int wk_store_new(const wk_store_opts *o, wk_store **out)
     }
     st->skip_epoch_check = o->skip_epoch_check;
     st->commit_delay_ms = o->commit_delay_ms;
+    st->claim_lock_timeout_ms = o->claim_lock_timeout_ms;
     /* The database may be down now: calls fail with ONS_EDB until it is back
      * (the failure is logged once). */
     ons_pg_connect(&st->pg);
@@ -94,6 +95,18 @@ int wk_store_ping(wk_store *st)
 
 /* ---- claim ------------------------------------------------------------------ */
 
+/* Ends a bounded claim's transaction: COMMIT when ok, else ROLLBACK (its
+ * SET LOCAL goes with it). 0 when committed; a connection the failure
+ * broke is forgotten (reconnected at the next call). */
+static int claim_end(wk_store *st, int ok)
+{
+    if (ok && simple(st, "COMMIT") == 0)
+        return 0;
+    if (simple(st, "ROLLBACK") != 0)
+        ons_pg_check(&st->pg);
+    return ONS_EDB;
+}
+
 int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
                    int64_t *epoch)
 {
@@ -102,6 +115,17 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
     char p[16];
     snprintf(p, sizeof p, "%d", (int)partition);
     const char *v[] = {p, st->owner};
+    /* A previous owner whose session died mid-COMMIT (a hung server, a cut
+     * path) holds the row until the server drops the session: the claim
+     * gives up after the bound and the supervisor retries it each second,
+     * so the loop's turn never waits a whole worker.stuck_restart_ms on it. */
+    int bounded = st->claim_lock_timeout_ms > 0;
+    char lock_sql[64];
+    snprintf(lock_sql, sizeof lock_sql, "SET LOCAL lock_timeout = %d", st->claim_lock_timeout_ms);
+    if (bounded && (simple(st, "BEGIN") != 0 || simple(st, lock_sql) != 0)) {
+        claim_end(st, 0);
+        return ONS_EDB;
+    }
     PGresult *r;
     int rc = ons_pg_exec(st->conn, PGRES_TUPLES_OK, "claim",
                          "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
@@ -110,6 +134,10 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
                          "owner = EXCLUDED.owner, claimed_at = now() "
                          "RETURNING next_offset, epoch, control_next_offset",
                          2, v, &r);
+    if (bounded && claim_end(st, rc == 0) != 0 && rc == 0) {
+        PQclear(r);
+        rc = ONS_EDB;
+    }
     if (rc)
         return ONS_EDB;
     rc = ONS_EDB;

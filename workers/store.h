@@ -22,6 +22,10 @@ typedef struct wk_store_opts {
     const char *owner;    /* written to partition_owner.owner */
     int skip_epoch_check; /* debug: commit without the fence (control test only) */
     int commit_delay_ms;  /* debug: sleep between applying and writing a batch */
+    /* A claim waits at most this long for the partition's row (held by the
+     * previous owner's transaction); then it fails and is retried. 0: no
+     * bound. */
+    int claim_lock_timeout_ms;
 } wk_store_opts;
 
 /* Connects (the database may be down: calls then fail with ONS_EDB until it

@@ -26,10 +26,11 @@ import os
 import threading
 import time
 
+import psycopg2
 import pytest
 
 from fault_util import PausableRelay
-from harness import BIN, PG_HOST, PG_PORT, Stack
+from harness import BIN, PG_HOST, PG_PORT, Stack, pg_dsn
 from worker_util import audit
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
@@ -299,3 +300,45 @@ def test_control_a_hung_owner_keeps_its_partition():
     assert o["moved_s"] is None and o["a_alive"], o["moved_s"]
     assert o["owner"] == ("a-0", o["epoch0"]) and o["n"] == FANS // 2, o
     assert o["twice"] == [] and o["audit"] == [], o
+
+
+def test_a_claim_behind_a_held_owner_row_is_retried_not_restarted():
+    """A previous owner's session that died mid-COMMIT (a hung server, a
+    cut path) holds partition_owner's row until the server drops it. The
+    claim gives up after half of worker.stuck_restart_ms and is retried
+    each second, so the worker does not start itself again while it waits
+    (each new image would leave one more session queued on the row); once
+    the row is free it claims the partition and applies every join once.
+    Control, the claim unbounded (the build before the bound): the claim
+    waits on the row past the stuck bound and the watchdog starts the
+    worker again."""
+    with Stack(partitions=1) as st:
+        first = st.start_worker(name="first", kafka_session_timeout_ms=6000)
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM partition_owner")[0][0] == 1, 30,
+                    "the partition's row", proc=first)
+        first.stop()
+        st.start_ingress()
+        ev = st.create_event(sections=[("A", 1, 20, 5000)])
+        holder = psycopg2.connect(pg_dsn(st.db))
+        try:
+            cur = holder.cursor()
+            cur.execute("SELECT epoch FROM partition_owner WHERE partition = 0 FOR UPDATE")
+            w = st.start_worker(name="w", worker_stuck_restart_ms=STUCK_MS,
+                                kafka_session_timeout_ms=6000)
+            for u in range(1, 11):
+                s, _, b = join(st, ev, u)
+                assert s == 202, b
+            time.sleep(STUCK_MS / 1000 * 2.5)  # past the stuck bound, the row still held
+            held_log = w.output()
+            assert w.alive(), held_log[-2000:]
+            assert "started again by the watchdog" not in held_log, held_log[-2000:]
+            assert "lock timeout" in held_log, held_log[-2000:]  # the claim was tried, bounded
+            assert st.sql("SELECT count(*) FROM intents")[0][0] == 0
+            holder.rollback()
+            st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] == 10, 30,
+                        "the joins applied once the row is free", proc=w)
+            assert st.sql("SELECT user_id FROM intents GROUP BY 1 HAVING count(*) > 1") == []
+            assert "started again by the watchdog" not in w.output()
+            assert audit(st) == []
+        finally:
+            holder.close()
