@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,7 +24,12 @@ static char prefix[64];
 
 static void setup(void)
 {
-    snprintf(prefix, sizeof prefix, "test-status-%d:", (int)getpid());
+    /* pid and clock: a pid is reused (every case forks a child) and the
+     * keys a case leaves outlive it, so a pid alone met an old case's keys */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(prefix, sizeof prefix, "test-status-%d-%lld%09ld:", (int)getpid(),
+             (long long)now.tv_sec, now.tv_nsec);
     const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
     q_status_opts o = {.host = h ? h : "127.0.0.1",
                        .port = p ? atoi(p) : 16379,
