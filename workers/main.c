@@ -138,7 +138,7 @@ static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_n
     size_t n = 0;
     if (rc == 0 && (rc = wk_store_last_changed(w->store, partition, w->o.redis_resync_window_ms,
                                                &seqs, &n)) == 0)
-        rc = wk_project_owe(w->proj, *epoch, seqs, n);
+        rc = wk_project_owe(w->proj, partition, *epoch, seqs, n);
     free(seqs);
     return rc;
 }
@@ -206,8 +206,10 @@ static void on_assign(void *arg, const int32_t *parts, int64_t *start, int64_t *
 static void on_revoke(void *arg, const int32_t *parts, size_t n)
 {
     worker *w = arg;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         wk_sup_revoke(&w->sup, parts[i]);
+        wk_project_forget(w->proj, parts[i]); /* its results are the next owner's */
+    }
 }
 
 /* A batch of the partition failed: drop memory, re-read next_offset later

@@ -169,23 +169,70 @@ static int note_published(wk_project *pj, const wk_fx *fx, const wk_part *p, dou
         if (!doc)
             free((char *)pj->res[i].json);
         pj->recent[pj->nrecent++] =
-            (wk_published){fx->intents[i].seq, now, p->epoch, pj->version, doc};
+            (wk_published){fx->intents[i].seq, p->partition, now, p->epoch, pj->version, doc};
         pj->ndocs += doc != NULL;
     }
     return 0;
 }
 
-int wk_project_owe(wk_project *pj, int64_t epoch, const int64_t *seqs, size_t n)
+/* Owes the entries from pos on, besides any still owed. */
+static void owe_from(wk_project *pj, uint64_t pos)
 {
+    if (!pj->resync) {
+        pj->resync = 1;
+        pj->rp_at = pos;
+    }
+    pj->rp_end = end_pos(pj);
+}
+
+int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64_t *seqs, size_t n)
+{
+    wk_project_forget(pj, partition);
+    if (n == 0)
+        return 0;
     if (recent_reserve(pj, n))
         return ONS_ENOMEM;
     double now = mono_s();
+    uint64_t from = end_pos(pj);
     /* Written by an owner before epoch: dropped unless this owner wrote
      * them since (any version of epoch is newer than (epoch, -1)). */
     for (size_t i = 0; i < n; i++)
-        pj->recent[pj->nrecent++] = (wk_published){seqs[i], now, epoch, -1, NULL};
-    owe_all(pj);
+        pj->recent[pj->nrecent++] = (wk_published){seqs[i], partition, now, epoch, -1, NULL};
+    owe_from(pj, from);
     return 0;
+}
+
+/* Where position old lands when the entries kept are moved down: to, if
+ * old is the position pos being moved (else what was found so far). */
+static uint64_t shifted(uint64_t old, uint64_t pos, uint64_t to, uint64_t was)
+{
+    return old == pos ? to : was;
+}
+
+void wk_project_forget(wk_project *pj, int32_t partition)
+{
+    uint64_t end = end_pos(pj), to = pj->head;
+    uint64_t rp_at = pj->rp_at, rp_end = pj->rp_end, doc_from = pj->doc_from;
+    for (uint64_t pos = pj->head; pos < end; pos++) {
+        rp_at = shifted(pj->rp_at, pos, to, rp_at);
+        rp_end = shifted(pj->rp_end, pos, to, rp_end);
+        doc_from = shifted(pj->doc_from, pos, to, doc_from);
+        wk_published *e = at(pj, pos);
+        if (e->partition != partition) {
+            *at(pj, to++) = *e;
+            continue;
+        }
+        pj->ndocs -= e->doc != NULL;
+        free(e->doc);
+    }
+    /* the positions at the end stay at the (new) end */
+    rp_at = shifted(pj->rp_at, end, to, rp_at);
+    rp_end = shifted(pj->rp_end, end, to, rp_end);
+    doc_from = shifted(pj->doc_from, end, to, doc_from);
+    pj->nrecent = (size_t)(to - pj->base);
+    pj->rp_at = rp_at, pj->rp_end = rp_end, pj->doc_from = doc_from;
+    if (pj->resync && pj->rp_at >= pj->rp_end)
+        pj->resync = 0; /* only the forgotten ones were owed */
 }
 
 /* After a projection: rc 0 moves the window on (never past a repair still
@@ -221,7 +268,7 @@ static int repair_chunk(wk_project *pj)
         return ONS_ENOMEM;
     for (size_t i = 0; i < m; i++) {
         const wk_published *e = at(pj, pj->rp_at + i);
-        pj->rep[i] = (q_status_repair){e->seq, e->epoch, e->version, e->doc, -1};
+        pj->rep[i] = (q_status_repair){e->seq, e->partition, e->epoch, e->version, e->doc, -1};
     }
     int rc = q_status_repair_results(pj->st, pj->rep, m);
     for (size_t i = 0; i < m; i++) {

@@ -20,6 +20,7 @@ typedef struct wk_project wk_project;
 /* One result written (or tried), for the repair after a failure. */
 typedef struct wk_published {
     int64_t seq;
+    int32_t partition;
     double t;               /* monotonic seconds */
     int64_t epoch, version; /* of doc (docs/pipeline.md); a previous owner's: (epoch, -1) */
     char *doc;              /* the document written, kept for a repair; NULL: drop it */
@@ -51,11 +52,22 @@ void wk_project_free(wk_project *pj);
  * Returns 0, ONS_EREDIS or ONS_ENOMEM. */
 int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_status_drain *drain);
 
-/* Owes a repair for the results of seqs (a partition just claimed at
+/* Owes a repair for the results of seqs (partition just claimed at
  * epoch: wk_store_last_changed): what an earlier owner wrote of them is
  * dropped from Redis, as after a failed projection, so readers answer them
- * from PostgreSQL until they change again. Returns 0 or ONS_ENOMEM. */
-int wk_project_owe(wk_project *pj, int64_t epoch, const int64_t *seqs, size_t n);
+ * from PostgreSQL until they change again. What this worker kept of an
+ * earlier ownership of partition is forgotten first (wk_project_forget),
+ * and nothing else is owed: the other partitions' results are not written
+ * again for a claim. Returns 0 or ONS_ENOMEM. */
+int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64_t *seqs, size_t n);
+
+/* Forgets the results kept of partition (revoked, or lost): a repair
+ * writes only the results of partitions this worker owns, at the epoch it
+ * owns them with. An owner that lost a partition writing its documents
+ * back would put an older state over a newer owner's (after the newer
+ * one's drop, or onto an expired key: there is no version left in Redis to
+ * compare with). */
+void wk_project_forget(wk_project *pj, int32_t partition);
 
 /* Does the repair owed, if any, for up to max_ms (at least one chunk of
  * 512 results, a round trip each), from where it stopped: called once a
