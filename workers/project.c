@@ -245,6 +245,12 @@ static uint64_t shifted(uint64_t old, uint64_t pos, uint64_t to, uint64_t was)
     return old == pos ? to : was;
 }
 
+/* Is the entry at pos owed by the repair in progress? */
+static int owed(const wk_project *pj, uint64_t pos)
+{
+    return pj->resync && pos >= pj->rp_at && pos < pj->rp_end;
+}
+
 void wk_project_forget(wk_project *pj, int32_t partition)
 {
     uint64_t end = end_pos(pj), to = pj->head;
@@ -254,12 +260,16 @@ void wk_project_forget(wk_project *pj, int32_t partition)
         rp_end = shifted(pj->rp_end, pos, to, rp_end);
         doc_from = shifted(pj->doc_from, pos, to, doc_from);
         wk_published *e = at(pj, pos);
-        if (e->partition != partition) {
-            *at(pj, to++) = *e;
-            continue;
+        if (e->partition == partition) {
+            pj->ndocs -= e->doc != NULL;
+            free(e->doc);
+            e->doc = NULL;
+            /* An owed one stays, a drop (at its own version: it deletes
+             * no later state, and writes none): Redis may have lost it. */
+            if (!owed(pj, pos))
+                continue;
         }
-        pj->ndocs -= e->doc != NULL;
-        free(e->doc);
+        *at(pj, to++) = *e;
     }
     /* the positions at the end stay at the (new) end */
     rp_at = shifted(pj->rp_at, end, to, rp_at);
@@ -268,7 +278,7 @@ void wk_project_forget(wk_project *pj, int32_t partition)
     pj->nrecent = (size_t)(to - pj->base);
     pj->rp_at = rp_at, pj->rp_end = rp_end, pj->doc_from = doc_from;
     if (pj->resync && pj->rp_at >= pj->rp_end)
-        pj->resync = 0; /* only the forgotten ones were owed */
+        pj->resync = 0; /* nothing left owed */
 }
 
 /* After a projection: rc 0 moves the window on (never past a repair still

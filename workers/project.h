@@ -64,12 +64,14 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
  * again for a claim. Returns 0 or ONS_ENOMEM. */
 int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64_t *seqs, size_t n);
 
-/* Forgets the results kept of partition (revoked, or lost): a repair
- * writes only the results of partitions this worker owns, at the epoch it
- * owns them with. An owner that lost a partition writing its documents
- * back would put an older state over a newer owner's (after the newer
- * one's drop, or onto an expired key: there is no version left in Redis to
- * compare with). */
+/* Forgets the results kept of partition (revoked, or claimed again: an
+ * earlier ownership's): their documents are freed, those a repair in
+ * progress owes stay as drops (a drop deletes no later state and writes
+ * none), the others go. A repair writes only the results of partitions
+ * this worker owns, at the epoch it owns them with: an owner that lost a
+ * partition writing its documents back would put an older state over a
+ * newer owner's (after the newer one's drop, or onto an expired key: no
+ * version is left in Redis to compare with). */
 void wk_project_forget(wk_project *pj, int32_t partition);
 
 /* Does the repair owed, if any, for up to max_ms (at least one chunk of
