@@ -207,39 +207,65 @@ static const char *const scripts[NSCRIPTS] = {
                         "return #dels\n",
     /* RATE KEYS: the rate keys, ARGV: period_ms, burst each (GCRA_LUA). */
     [SCRIPT_RATE] = GCRA_LUA "return gcra(clock(), 1, #KEYS, 1)\n",
-    /* RESULT_REPAIR KEYS: r:<seq> each; ARGV[1]: ttl_s, then per key
-     * epoch, version, doc ("": drop). A result document ends with its
-     * version, ',"v":[epoch,version]}' (status.h, q_status_repair); a
-     * stored one without it (an older worker's) counts as the oldest.
-     * Each key, in order: a doc is SET (EX ttl) unless the stored result
-     * is newer; a drop DELetes the stored result unless it is newer. So a
-     * repair never replaces a later state (a later batch, or a newer
-     * owner's epoch) by an earlier one. Returns per key 1 (set), 2
-     * (deleted), 3 (a drop that found nothing) or 0 (left: newer). */
+    /* RESULT_REPAIR KEYS[1]: the repair_epoch hash (per partition, the
+     * newest owner's epoch any repair call has seen), then r:<seq> each;
+     * ARGV[1]: ttl_s, then per key partition, epoch, version, doc ("":
+     * drop). A result document ends with its version,
+     * ',"v":[epoch,version]}' (status.h, q_status_repair); a stored one
+     * without it (an older worker's) counts as the oldest. Each key, in
+     * order: a doc is SET (EX ttl) unless the stored result is newer or
+     * the writer's epoch is older than its partition's newest seen; a
+     * drop DELetes the stored result unless it is newer. Every item then
+     * raises its partition's newest seen epoch to its own (and to the
+     * stored result's). Why the partition's epoch and not only the key's
+     * version: a drop leaves no version behind, nor does an expired or
+     * evicted key, and "missing = oldest" let an older owner's write land
+     * after a newer owner's drop (a stale "reserved" for the result's
+     * TTL). Once a newer owner has repaired, an older owner's documents
+     * are out of date whatever the key holds. A tombstone per dropped key
+     * would cover drops only, not expiry or eviction. A failing command
+     * (a key of another type, Redis over maxmemory) fails that item only
+     * (redis.pcall). Returns per key 1 (set), 2 (deleted), 3 (a drop that
+     * found nothing), 0 (left: newer, or an older owner's write) or 4
+     * (failed). */
     [SCRIPT_RESULT_REPAIR] =
-        "local out = {}\n"
-        "for i = 1, #KEYS do\n"
-        "  local e, v, doc = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), ARGV[3 * i + 1]\n"
-        "  local cur = redis.call('GET', KEYS[i])\n"
-        "  local older = true\n"
-        "  if cur then\n"
-        "    local ce, cv = string.match(cur, ',\"v\":%[(%-?%d+),(%-?%d+)%]}$')\n"
-        "    if ce then\n"
-        "      ce, cv = tonumber(ce), tonumber(cv)\n"
-        "      older = ce < e or (ce == e and cv <= v)\n"
+        "local out, newest, raised = {}, {}, {}\n"
+        "local function failed(r) return type(r) == 'table' and r.err ~= nil end\n"
+        "for i = 1, #KEYS - 1 do\n"
+        "  local k, p = KEYS[i + 1], ARGV[4 * i - 2]\n"
+        "  local e, v, doc = tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i]), ARGV[4 * i + 1]\n"
+        "  if newest[p] == nil then\n"
+        "    local h = redis.pcall('HGET', KEYS[1], p)\n"
+        "    newest[p] = (not failed(h) and tonumber(h)) or -1\n"
+        "  end\n"
+        "  local cur = redis.pcall('GET', k)\n"
+        "  local older, top, r = true, newest[p]\n"
+        "  if failed(cur) then\n"
+        "    out[i] = 4\n"
+        "  else\n"
+        "    if cur then\n"
+        "      local ce, cv = string.match(cur, ',\"v\":%[(%-?%d+),(%-?%d+)%]}$')\n"
+        "      if ce then\n"
+        "        ce, cv = tonumber(ce), tonumber(cv)\n"
+        "        older = ce < e or (ce == e and cv <= v)\n"
+        "        if ce > top then top = ce end\n"
+        "      end\n"
+        "    end\n"
+        "    out[i] = 0\n"
+        "    if doc ~= '' and older and e >= newest[p] then\n"
+        "      r = redis.pcall('SET', k, doc, 'EX', ARGV[1])\n"
+        "      out[i] = failed(r) and 4 or 1\n"
+        "    elseif doc == '' and not cur then\n"
+        "      out[i] = 3\n"
+        "    elseif doc == '' and older then\n"
+        "      r = redis.pcall('DEL', k)\n"
+        "      out[i] = failed(r) and 4 or 2\n"
         "    end\n"
         "  end\n"
-        "  out[i] = 0\n"
-        "  if doc ~= '' and older then\n"
-        "    redis.call('SET', KEYS[i], doc, 'EX', ARGV[1])\n"
-        "    out[i] = 1\n"
-        "  elseif doc == '' and not cur then\n"
-        "    out[i] = 3\n"
-        "  elseif doc == '' and older then\n"
-        "    redis.call('DEL', KEYS[i])\n"
-        "    out[i] = 2\n"
-        "  end\n"
+        "  if e > top then top = e end\n"
+        "  if top > newest[p] then newest[p], raised[p] = top, true end\n"
         "end\n"
+        "for p in pairs(raised) do redis.pcall('HSET', KEYS[1], p, newest[p]) end\n"
         "return out\n",
 };
 
@@ -1176,16 +1202,19 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n)
     return read_replies(s, queued, "drop_results");
 }
 
-/* ONE RESULT_REPAIR call for items [from, from + m): their keys, the
- * TTL, then each one's epoch, version and document ("": drop). */
+/* ONE RESULT_REPAIR call for items [from, from + m): the repair_epoch
+ * hash, their keys, the TTL, then each one's partition, epoch, version and
+ * document ("": drop). */
 static void repair_args(q_status *s, const script_batch *b, size_t from, size_t m)
 {
     const q_status_repair *a = (const q_status_repair *)b->items + from;
-    args_script(s, SCRIPT_RESULT_REPAIR, m);
+    args_script(s, SCRIPT_RESULT_REPAIR, m + 1);
+    args_add(s, s->prefix, "repair_epoch");
     for (size_t i = 0; i < m; i++)
         args_add(s, s->prefix, "r:%lld", (long long)a[i].intent_seq);
     args_add(s, NULL, "%d", s->result_ttl_s);
     for (size_t i = 0; i < m; i++) {
+        args_add(s, NULL, "%d", (int)a[i].partition);
         args_add(s, NULL, "%lld", (long long)a[i].epoch);
         args_add(s, NULL, "%lld", (long long)a[i].version);
         args_put(s, a[i].json ? a[i].json : "");
@@ -1201,7 +1230,7 @@ static int parse_repair(const script_batch *b, size_t i, const redisReply *e)
     return 0;
 }
 
-/* Results per script call: ARGV holds three values a key, well under
+/* Results per script call: ARGV holds four values a key, well under
  * what a script call takes, and one call's work (a GET and a SET a key,
  * about 2 us each) stays a few ms of Redis's one thread. */
 #define REPAIRS_PER_CALL 512
@@ -1216,7 +1245,16 @@ int q_status_repair_results(q_status *s, q_status_repair *items, size_t n)
                       .per_call = REPAIRS_PER_CALL,
                       .add_args = repair_args,
                       .parse = parse_repair};
-    return run_script_batch(s, &b);
+    int rc = run_script_batch(s, &b);
+    if (rc == 0 || !s->ctx || s->ctx->err)
+        return rc;
+    /* Redis answered but refused some items (or a whole call: an error
+     * reply): they failed, and are done. Retrying them would make a
+     * repair that never ends (a key of another type fails every time). */
+    for (size_t i = 0; i < n; i++)
+        if (items[i].outcome < 0)
+            items[i].outcome = 4;
+    return 0;
 }
 
 /* Parses a "drain" hash value (append_publish) into *d; a malformed one

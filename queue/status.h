@@ -168,18 +168,27 @@ int q_status_drop_results(q_status *s, const int64_t *seqs, size_t n);
 /* One result in q_status_repair_results. */
 typedef struct q_status_repair {
     int64_t intent_seq;
+    int32_t partition;      /* the intent's (its owner's epoch is per partition) */
     int64_t epoch, version; /* the version of json (or of the state dropped) */
     const char *json;       /* the result to write again; NULL: drop the stored one */
     int outcome;            /* out: 1 written, 2 dropped, 3 nothing to drop, 0 left
-                             * (Redis holds a newer one), -1 not answered */
+                             * (Redis holds a newer one, or a newer owner of the
+                             * partition has repaired), 4 failed (Redis refused
+                             * it: a key of another type, over maxmemory), -1 not
+                             * answered */
 } q_status_repair;
 
 /* The worker's repair after a failed projection (workers/project.h):
  * writes each item's result again, or drops it (NULL json), unless Redis
  * holds a newer version of it, compared in Redis (one script call per 512
  * items, a round trip each): a repair never puts back a state that is
- * over. Items are handled in order. Returns 0 or ONS_EREDIS (the items
- * not answered say outcome -1). */
+ * over. A write whose epoch is older than the newest one any repair has
+ * sent for its partition (kept in Redis, <prefix>repair_epoch) is refused
+ * too, whatever the key holds: a newer owner's drop, or an expired or
+ * evicted key, leaves no version to compare with. Items are handled in
+ * order. Returns 0 when Redis answered (items it refused say outcome 4:
+ * done, not retried) or ONS_EREDIS (the connection failed: the items not
+ * answered say outcome -1). */
 int q_status_repair_results(q_status *s, q_status_repair *items, size_t n);
 
 /* The same pipeline, written out to Redis (which applies it in order, as

@@ -111,7 +111,8 @@ typedef struct worker {
     ons_histogram *batch_size, *commit_lat;
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *redis_err, *expired;
-    ons_counter *republished, *repair_dropped, *repair_newer, *repair_absent;
+    ons_counter *republished, *repair_dropped, *repair_newer, *repair_absent, *repair_failed,
+        *repair_forgotten;
     ons_gauge *repair_pending;
     wk_repair_stats repair_seen; /* the counters' last values */
     ons_counter *results[Q_INTENT_STATE_COUNT];
@@ -138,7 +139,7 @@ static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_n
     size_t n = 0;
     if (rc == 0 && (rc = wk_store_last_changed(w->store, partition, w->o.redis_resync_window_ms,
                                                &seqs, &n)) == 0)
-        rc = wk_project_owe(w->proj, *epoch, seqs, n);
+        rc = wk_project_owe(w->proj, partition, *epoch, seqs, n);
     free(seqs);
     return rc;
 }
@@ -206,8 +207,10 @@ static void on_assign(void *arg, const int32_t *parts, int64_t *start, int64_t *
 static void on_revoke(void *arg, const int32_t *parts, size_t n)
 {
     worker *w = arg;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         wk_sup_revoke(&w->sup, parts[i]);
+        wk_project_forget(w->proj, parts[i]); /* its results are the next owner's */
+    }
 }
 
 /* A batch of the partition failed: drop memory, re-read next_offset later
@@ -675,6 +678,8 @@ static void run_repair(worker *w)
     ons_counter_add(w->repair_dropped, (double)(now.dropped - w->repair_seen.dropped));
     ons_counter_add(w->repair_newer, (double)(now.kept_newer - w->repair_seen.kept_newer));
     ons_counter_add(w->repair_absent, (double)(now.absent - w->repair_seen.absent));
+    ons_counter_add(w->repair_failed, (double)(now.failed - w->repair_seen.failed));
+    ons_counter_add(w->repair_forgotten, (double)(now.forgotten - w->repair_seen.forgotten));
     ons_gauge_set(w->repair_pending, (double)now.pending);
     w->repair_seen = now;
 }
@@ -726,15 +731,18 @@ static void run_batch(worker *w)
 /* The repair's counters (wk_repair_stats), one series per outcome. */
 static int setup_repair_metrics(worker *w)
 {
-    static const char *const outcomes[] = {"written", "dropped", "newer", "absent"};
-    ons_counter **c[] = {&w->republished, &w->repair_dropped, &w->repair_newer, &w->repair_absent};
+    static const char *const outcomes[] = {"written", "dropped", "newer",
+                                           "absent",  "failed",  "forgotten"};
+    ons_counter **c[] = {&w->republished,   &w->repair_dropped, &w->repair_newer,
+                         &w->repair_absent, &w->repair_failed,  &w->repair_forgotten};
     for (size_t i = 0; i < sizeof outcomes / sizeof *outcomes; i++) {
         char labels[32];
         snprintf(labels, sizeof labels, "outcome=\"%s\"", outcomes[i]);
         *c[i] = ons_metrics_counter(
             w->m, "onsale_worker_results_repaired_total",
             "results the repair after a failed projection handled, by outcome (written again, "
-            "dropped, left: Redis held a later state, absent: nothing to drop)",
+            "dropped, left: Redis held a later state, absent: nothing to drop, failed: Redis "
+            "refused it, forgotten: past redis.repair_entries_max)",
             labels);
         if (!*c[i])
             return ONS_ENOMEM;
@@ -880,7 +888,7 @@ static int start(worker *w, char *const *argv)
                         .result_ttl_s = (int)w->o.result_ttl_s,
                         .down_ms = (int)w->o.redis_down_ms};
     if (wk_project_new(&ro, w->o.ids_secret, w->o.redis_resync_window_ms, w->o.redis_republish_max,
-                       &w->proj) != 0)
+                       w->o.redis_repair_entries_max, &w->proj) != 0)
         return ONS_EREDIS;
     /* the debug sleeps are part of a turn, not a hang */
     if (wk_watchdog_start(w->o.stuck_restart_ms == 0

@@ -29,31 +29,34 @@ struct wk_project {
     wk_published *recent;
     size_t nrecent, cap_recent;
     uint64_t base, head;
-    uint64_t doc_from; /* the entries before it keep no document */
-    size_t ndocs;      /* entries holding a document */
-    size_t keep_max;   /* redis.republish_max */
-    double window_s;   /* redis.resync_window_ms */
-    int64_t version;   /* of the last projection's results (docs/pipeline.md) */
+    uint64_t doc_from;  /* the entries before it keep no document */
+    size_t ndocs;       /* entries holding a document */
+    size_t keep_max;    /* redis.republish_max */
+    size_t entries_max; /* redis.repair_entries_max: the entries past it are forgotten */
+    double window_s;    /* redis.resync_window_ms */
+    int64_t version;    /* of the last projection's results (docs/pipeline.md) */
     /* A repair is owed (a projection failed, or a partition was taken
      * over): the entries [rp_at, rp_end) are still to be written again. */
     int resync;
     int stalled; /* its last step failed: Redis is not answering yet */
     uint64_t rp_at, rp_end;
+    size_t round_forgotten; /* entries forgotten since the last repair ended */
     q_status_repair *rep;
     size_t cap_rep;
     wk_repair_stats stats;
-    size_t round[4]; /* this repair's outcomes (q_status_repair.outcome) */
+    size_t round[5]; /* this repair's outcomes (q_status_repair.outcome) */
     ons_jw scratch;  /* a result document being built (result_doc) */
 };
 
 int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_window_ms,
-                   int64_t republish_max, wk_project **out)
+                   int64_t republish_max, int64_t entries_max, wk_project **out)
 {
     wk_project *pj = calloc(1, sizeof *pj);
     if (!pj)
         return ONS_ENOMEM;
     pj->window_s = (double)resync_window_ms / 1000.0;
     pj->keep_max = republish_max > 0 ? (size_t)republish_max : 0;
+    pj->entries_max = entries_max > 0 ? (size_t)entries_max : 1;
     pj->secret = strdup(secret);
     if (!pj->secret || q_status_new(o, &pj->st) != 0) {
         free(pj->secret);
@@ -146,6 +149,37 @@ static void keep_bound(wk_project *pj)
     }
 }
 
+/* Forgets the oldest entries past entries_max (documents and all): while
+ * every projection fails the window cannot move, and without a bound the
+ * entries of a long outage grow without end (40-odd bytes a result). A
+ * result forgotten is not repaired: Redis may keep an older state of it
+ * until it changes again or expires; counted (stats.forgotten) and
+ * logged. */
+static void entries_bound(wk_project *pj)
+{
+    size_t live = (size_t)(end_pos(pj) - pj->head);
+    if (live <= pj->entries_max)
+        return;
+    size_t k = live - pj->entries_max;
+    if (pj->round_forgotten == 0)
+        ons_log_warn("redis projection: more than redis.repair_entries_max (%zu) results owe "
+                     "a repair; the oldest are forgotten (their Redis results may stay stale "
+                     "until they change again)",
+                     pj->entries_max);
+    for (size_t i = 0; i < k; i++) {
+        wk_published *e = at(pj, pj->head++);
+        pj->ndocs -= e->doc != NULL;
+        free(e->doc);
+        e->doc = NULL;
+    }
+    pj->stats.forgotten += k;
+    pj->round_forgotten += k;
+    if (pj->doc_from < pj->head)
+        pj->doc_from = pj->head;
+    if (pj->rp_at < pj->head)
+        pj->rp_at = pj->head;
+}
+
 /* Owes a repair of every entry from the window's start on (called again
  * on each failure: a step in flight may have been lost too). */
 static void owe_all(wk_project *pj)
@@ -169,23 +203,82 @@ static int note_published(wk_project *pj, const wk_fx *fx, const wk_part *p, dou
         if (!doc)
             free((char *)pj->res[i].json);
         pj->recent[pj->nrecent++] =
-            (wk_published){fx->intents[i].seq, now, p->epoch, pj->version, doc};
+            (wk_published){fx->intents[i].seq, p->partition, now, p->epoch, pj->version, doc};
         pj->ndocs += doc != NULL;
     }
+    entries_bound(pj);
     return 0;
 }
 
-int wk_project_owe(wk_project *pj, int64_t epoch, const int64_t *seqs, size_t n)
+/* Owes the entries from pos on, besides any still owed. */
+static void owe_from(wk_project *pj, uint64_t pos)
 {
+    if (!pj->resync) {
+        pj->resync = 1;
+        pj->rp_at = pos;
+    }
+    pj->rp_end = end_pos(pj);
+}
+
+int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64_t *seqs, size_t n)
+{
+    wk_project_forget(pj, partition);
+    if (n == 0)
+        return 0;
     if (recent_reserve(pj, n))
         return ONS_ENOMEM;
     double now = mono_s();
+    uint64_t from = end_pos(pj);
     /* Written by an owner before epoch: dropped unless this owner wrote
      * them since (any version of epoch is newer than (epoch, -1)). */
     for (size_t i = 0; i < n; i++)
-        pj->recent[pj->nrecent++] = (wk_published){seqs[i], now, epoch, -1, NULL};
-    owe_all(pj);
+        pj->recent[pj->nrecent++] = (wk_published){seqs[i], partition, now, epoch, -1, NULL};
+    owe_from(pj, from);
+    entries_bound(pj);
     return 0;
+}
+
+/* Where position old lands when the entries kept are moved down: to, if
+ * old is the position pos being moved (else what was found so far). */
+static uint64_t shifted(uint64_t old, uint64_t pos, uint64_t to, uint64_t was)
+{
+    return old == pos ? to : was;
+}
+
+/* Is the entry at pos owed by the repair in progress? */
+static int owed(const wk_project *pj, uint64_t pos)
+{
+    return pj->resync && pos >= pj->rp_at && pos < pj->rp_end;
+}
+
+void wk_project_forget(wk_project *pj, int32_t partition)
+{
+    uint64_t end = end_pos(pj), to = pj->head;
+    uint64_t rp_at = pj->rp_at, rp_end = pj->rp_end, doc_from = pj->doc_from;
+    for (uint64_t pos = pj->head; pos < end; pos++) {
+        rp_at = shifted(pj->rp_at, pos, to, rp_at);
+        rp_end = shifted(pj->rp_end, pos, to, rp_end);
+        doc_from = shifted(pj->doc_from, pos, to, doc_from);
+        wk_published *e = at(pj, pos);
+        if (e->partition == partition) {
+            pj->ndocs -= e->doc != NULL;
+            free(e->doc);
+            e->doc = NULL;
+            /* An owed one stays, a drop (at its own version: it deletes
+             * no later state, and writes none): Redis may have lost it. */
+            if (!owed(pj, pos))
+                continue;
+        }
+        *at(pj, to++) = *e;
+    }
+    /* the positions at the end stay at the (new) end */
+    rp_at = shifted(pj->rp_at, end, to, rp_at);
+    rp_end = shifted(pj->rp_end, end, to, rp_end);
+    doc_from = shifted(pj->doc_from, end, to, doc_from);
+    pj->nrecent = (size_t)(to - pj->base);
+    pj->rp_at = rp_at, pj->rp_end = rp_end, pj->doc_from = doc_from;
+    if (pj->resync && pj->rp_at >= pj->rp_end)
+        pj->resync = 0; /* nothing left owed */
 }
 
 /* After a projection: rc 0 moves the window on (never past a repair still
@@ -221,19 +314,23 @@ static int repair_chunk(wk_project *pj)
         return ONS_ENOMEM;
     for (size_t i = 0; i < m; i++) {
         const wk_published *e = at(pj, pj->rp_at + i);
-        pj->rep[i] = (q_status_repair){e->seq, e->epoch, e->version, e->doc, -1};
+        pj->rep[i] = (q_status_repair){e->seq, e->partition, e->epoch, e->version, e->doc, -1};
     }
     int rc = q_status_repair_results(pj->st, pj->rep, m);
     for (size_t i = 0; i < m; i++) {
         int o = pj->rep[i].outcome;
-        if (o < 0 || o > 3)
+        if (o < 0 || o > 4)
             continue;
         pj->round[o]++;
         *(o == 1   ? &pj->stats.republished
           : o == 2 ? &pj->stats.dropped
           : o == 3 ? &pj->stats.absent
+          : o == 4 ? &pj->stats.failed
                    : &pj->stats.kept_newer) += 1;
     }
+    /* 0: Redis answered every item; one it refused (a key of another
+     * type, over maxmemory) failed and is done, so one bad key does not
+     * restart the whole repair for good */
     if (rc == 0)
         pj->rp_at += m;
     return rc;
@@ -256,11 +353,14 @@ int wk_project_repair(wk_project *pj, int64_t max_ms)
     if (pj->rp_at < pj->rp_end)
         return 0;
     pj->resync = 0;
-    if (pj->round[0] + pj->round[1] + pj->round[2] > 0)
+    if (pj->round[0] + pj->round[1] + pj->round[2] + pj->round[4] + pj->round_forgotten > 0)
         ons_log_info("redis projection repaired: %zu recent results written again, %zu dropped "
-                     "(read from PostgreSQL until written again), %zu already newer in Redis",
-                     pj->round[1], pj->round[2], pj->round[0]);
+                     "(read from PostgreSQL until written again), %zu already newer in Redis, "
+                     "%zu failed (Redis refused them), %zu forgotten (past "
+                     "redis.repair_entries_max)",
+                     pj->round[1], pj->round[2], pj->round[0], pj->round[4], pj->round_forgotten);
     memset(pj->round, 0, sizeof pj->round);
+    pj->round_forgotten = 0;
     return 0;
 }
 

@@ -20,6 +20,7 @@ typedef struct wk_project wk_project;
 /* One result written (or tried), for the repair after a failure. */
 typedef struct wk_published {
     int64_t seq;
+    int32_t partition;
     double t;               /* monotonic seconds */
     int64_t epoch, version; /* of doc (docs/pipeline.md); a previous owner's: (epoch, -1) */
     char *doc;              /* the document written, kept for a repair; NULL: drop it */
@@ -31,6 +32,8 @@ typedef struct wk_repair_stats {
     uint64_t dropped;     /* results deleted (no document kept: read from PostgreSQL) */
     uint64_t kept_newer;  /* left alone: Redis already held a later state */
     uint64_t absent;      /* to drop, and not in Redis (never written, or deleted) */
+    uint64_t failed;      /* Redis refused it (a key of another type, over maxmemory): done */
+    uint64_t forgotten;   /* past redis.repair_entries_max: not repaired */
     size_t pending;       /* results the repair owed still has to write or drop */
 } wk_repair_stats;
 
@@ -41,26 +44,41 @@ typedef struct wk_repair_stats {
  * Redis took, and every one since, is written again from the documents
  * kept (the last republish_max of them; 0 keeps none) or else deleted
  * (readers fall back to PostgreSQL), never over a later state
- * (wk_project_repair), so no poll answers a state that is over. Returns 0
- * or ONS_ENOMEM. */
+ * (wk_project_repair), so no poll answers a state that is over. At most
+ * entries_max results are owed (the oldest past it are forgotten, not
+ * repaired: a long outage's memory is bounded). Returns 0 or ONS_ENOMEM. */
 int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_window_ms,
-                   int64_t republish_max, wk_project **out);
+                   int64_t republish_max, int64_t entries_max, wk_project **out);
 void wk_project_free(wk_project *pj);
 
 /* Publishes p's committed batch (p->fx) with served = p->next_offset.
  * Returns 0, ONS_EREDIS or ONS_ENOMEM. */
 int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_status_drain *drain);
 
-/* Owes a repair for the results of seqs (a partition just claimed at
+/* Owes a repair for the results of seqs (partition just claimed at
  * epoch: wk_store_last_changed): what an earlier owner wrote of them is
  * dropped from Redis, as after a failed projection, so readers answer them
- * from PostgreSQL until they change again. Returns 0 or ONS_ENOMEM. */
-int wk_project_owe(wk_project *pj, int64_t epoch, const int64_t *seqs, size_t n);
+ * from PostgreSQL until they change again. What this worker kept of an
+ * earlier ownership of partition is forgotten first (wk_project_forget),
+ * and nothing else is owed: the other partitions' results are not written
+ * again for a claim. Returns 0 or ONS_ENOMEM. */
+int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64_t *seqs, size_t n);
+
+/* Forgets the results kept of partition (revoked, or claimed again: an
+ * earlier ownership's): their documents are freed, those a repair in
+ * progress owes stay as drops (a drop deletes no later state and writes
+ * none), the others go. A repair writes only the results of partitions
+ * this worker owns, at the epoch it owns them with: an owner that lost a
+ * partition writing its documents back would put an older state over a
+ * newer owner's (after the newer one's drop, or onto an expired key: no
+ * version is left in Redis to compare with). */
+void wk_project_forget(wk_project *pj, int32_t partition);
 
 /* Does the repair owed, if any, for up to max_ms (at least one chunk of
  * 512 results, a round trip each), from where it stopped: called once a
  * turn of the owner's loop, so the next batch waits at most about max_ms
- * for it. Returns 0 (done, or more to do) or ONS_EREDIS / ONS_ENOMEM
+ * for it. A result Redis refuses alone (outcome "failed") is done, not
+ * retried. Returns 0 (done, or more to do) or ONS_EREDIS / ONS_ENOMEM
  * (Redis still fails: the repair starts over at the next call). */
 int wk_project_repair(wk_project *pj, int64_t max_ms);
 

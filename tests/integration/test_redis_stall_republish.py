@@ -77,20 +77,32 @@ def misses(r):
     return r.info("stats")["keyspace_misses"]
 
 
-def stall(republish_max):
+def stall(republish_max, entries_max=None, bad=False):
     """Redis is stopped for STALL_S while the worker commits. Returns what
-    the test checks (see the module's docstring)."""
+    the test checks (see the module's docstring). bad: the second holder's
+    result key is made a hash before the stall (the repair's GET of it
+    fails every time); it is left out of the comparisons and polls."""
     with PrivateRedis() as rd, Stack(partitions=1) as st:
         r = rd.client()
         via = dict(redis_port=rd.port, redis_timeout_ms=TIMEOUT_MS, redis_down_ms=1000)
         wport = free_port()
+        if entries_max is not None:
+            via_worker = dict(redis_repair_entries_max=entries_max)
+        else:
+            via_worker = {}
         st.start_worker(metrics_port=wport, redis_resync_window_ms=60000,
-                        redis_republish_max=republish_max, **via)
+                        redis_republish_max=republish_max, **via_worker, **via)
         st.start_ingress(**via)
         ev = st.create_event(sections=[("A", 10, 50, 5000)])
         holders = [(u, hold(st, ev, u)) for u in range(1, HOLDERS + 1)]
         before = in_pg(st, ev)
         assert all(v == "reserved" for v in in_redis(r, st, list(before)).values())
+        bad_seq = None
+        if bad:
+            bad_seq = int(holders[1][1][:16], 16)
+            r.delete(st.key(f"r:{bad_seq}"))
+            r.hset(st.key(f"r:{bad_seq}"), "not", "a result")
+            holders = [holders[0]] + holders[2:]
         rd.proc.send_signal(signal.SIGSTOP)
         t_stop = time.time()
         gone_user, gone_iid = holders[0]
@@ -103,6 +115,7 @@ def stall(republish_max):
         rd.proc.send_signal(signal.SIGCONT)
         t_cont = time.time()
         truth = in_pg(st, ev)
+        truth.pop(bad_seq, None)
         back = None
         while time.time() < t_cont + BOUND_S:
             if in_redis(r, st, list(truth)) == truth:
@@ -130,9 +143,11 @@ def stall(republish_max):
         out = {
             "back_s": back, "truth": truth, "held": held, "answers": answers,
             "gone": (gone, gone_iid), "drain_served": int(drain.split()[0]), "cursor": cursor,
-            "misses": polled_misses, "polls": 3 * HOLDERS, "repaired_log": repaired,
+            "misses": polled_misses, "polls": 3 * len(holders), "repaired_log": repaired,
             "written": metric_labeled(wport, 'outcome="written"'),
             "dropped": metric_labeled(wport, 'outcome="dropped"'),
+            "failed": metric_labeled(wport, 'outcome="failed"'),
+            "forgotten": metric_labeled(wport, 'outcome="forgotten"'),
         }
         print({k: v for k, v in out.items() if k not in ("truth", "held", "answers")})
         return out
@@ -174,3 +189,33 @@ def test_control_without_the_documents_the_results_stay_missing():
     # PostgreSQL still tells the truth
     gone, gone_iid = o["gone"]
     assert o["answers"][gone_iid] == "released"
+
+
+def test_a_result_redis_refuses_fails_alone_and_the_repair_ends():
+    """One result key holds a hash: the repair's GET of it fails every time.
+    That item counts as failed and the repair still ends with every other
+    result written back (before: the whole script call failed, and the
+    repair started over from the window's start for good, pending never
+    0)."""
+    o = stall(republish_max=100000, bad=True)
+    assert o["back_s"] is not None, (o["held"], o["truth"])
+    assert o["failed"] >= 1, o
+    gone, gone_iid = o["gone"]
+    assert o["held"][gone] == "released" and o["answers"][gone_iid] == "released"
+    assert o["misses"] == 0, o
+
+
+def test_the_results_owed_are_bounded():
+    """redis.repair_entries_max = 20: of the 37-odd results the stall's
+    repair owes, the oldest (holders' reservations from before the stall)
+    are forgotten and counted; the 13 the stall's projections failed to
+    write (the cancel, the late joins) are the newest and are written
+    back. The holders' results Redis kept through the stall are still
+    there (a stall loses nothing: forgetting them costs nothing here, but
+    would after a restart that lost writes)."""
+    o = stall(republish_max=100000, entries_max=20)
+    assert o["forgotten"] >= 1, o
+    assert o["written"] <= 20 * 2, o  # at most the bound per repair (a stall may owe two)
+    gone, gone_iid = o["gone"]
+    assert o["held"][gone] == "released" and o["answers"][gone_iid] == "released"
+    assert o["back_s"] is not None, (o["held"], o["truth"])

@@ -220,10 +220,11 @@ START_TEST(a_repair_never_replaces_a_later_state)
     store_doc(5, other);  /* a newer epoch's: neither replaced nor dropped */
     store_doc(6, other);
     /* 7: absent, written; 8: absent, nothing to drop (3) */
+    /* 5 and 6 in partition 3 (their stored epoch 4 raises its newest) */
     q_status_repair items[] = {
-        {1, 3, 7, reserved, 0}, {2, 3, 12, released, 0}, {3, 3, 7, reserved, 0},
-        {4, 3, 9, NULL, 0},     {5, 3, 12, released, 0}, {6, 3, -1, NULL, 0},
-        {7, 3, 7, reserved, 0}, {8, 3, 7, NULL, 0},
+        {1, 2, 3, 7, reserved, 0}, {2, 2, 3, 12, released, 0}, {3, 2, 3, 7, reserved, 0},
+        {4, 2, 3, 9, NULL, 0},     {5, 3, 3, 12, released, 0}, {6, 3, 3, -1, NULL, 0},
+        {7, 2, 3, 7, reserved, 0}, {8, 2, 3, 7, NULL, 0},
     };
     size_t n = sizeof items / sizeof *items;
     ck_assert_int_eq(q_status_repair_results(st, items, n), 0);
@@ -240,10 +241,65 @@ START_TEST(a_repair_never_replaces_a_later_state)
     assert_doc(7, reserved);
     assert_doc(8, NULL);
     /* in order: the later of two versions of one result wins either way */
-    q_status_repair two[] = {{9, 3, 12, released, 0}, {9, 3, 7, reserved, 0}};
+    q_status_repair two[] = {{9, 2, 3, 12, released, 0}, {9, 2, 3, 7, reserved, 0}};
     ck_assert_int_eq(q_status_repair_results(st, two, 2), 0);
     ck_assert_int_eq(two[1].outcome, 0);
     assert_doc(9, released);
+}
+END_TEST
+
+/* A drop leaves no version behind: partition 7 moved from epoch 5 to 6,
+ * the new owner's repair dropped the result it had written at (6,3) (no
+ * document kept); the old owner's repair, later, must not write its
+ * "reserved" at (5,10) onto the missing key (it would be answered for the
+ * result's TTL while PostgreSQL says released). The new owner's own later
+ * write lands; an epoch-5 write in a partition no newer owner repaired
+ * lands too (the control: the refusal is the partition's epoch). */
+START_TEST(an_older_owner_never_writes_after_a_newer_drop)
+{
+    const char *released = "{\"state\":\"released\",\"v\":[6,3]}";
+    const char *stale = "{\"state\":\"reserved\",\"v\":[5,10]}";
+    const char *later = "{\"state\":\"waiting\",\"v\":[6,4]}";
+    store_doc(42, released);
+    q_status_repair drop = {42, 7, 6, 3, NULL, 0};
+    ck_assert_int_eq(q_status_repair_results(st, &drop, 1), 0);
+    ck_assert_int_eq(drop.outcome, 2);
+    assert_doc(42, NULL);
+    q_status_repair old = {42, 7, 5, 10, stale, 0};
+    ck_assert_int_eq(q_status_repair_results(st, &old, 1), 0);
+    ck_assert_int_eq(old.outcome, 0);
+    assert_doc(42, NULL);
+    /* a drop that found nothing raises the epoch too */
+    q_status_repair none[] = {{43, 8, 6, -1, NULL, 0}, {43, 8, 5, 10, stale, 0}};
+    ck_assert_int_eq(q_status_repair_results(st, none, 2), 0);
+    ck_assert_int_eq(none[0].outcome, 3);
+    ck_assert_int_eq(none[1].outcome, 0);
+    assert_doc(43, NULL);
+    q_status_repair mine = {42, 7, 6, 4, later, 0};
+    ck_assert_int_eq(q_status_repair_results(st, &mine, 1), 0);
+    ck_assert_int_eq(mine.outcome, 1);
+    assert_doc(42, later);
+    q_status_repair other = {44, 9, 5, 10, stale, 0};
+    ck_assert_int_eq(q_status_repair_results(st, &other, 1), 0);
+    ck_assert_int_eq(other.outcome, 1);
+    assert_doc(44, stale);
+}
+END_TEST
+
+/* An item Redis refuses (its key holds a hash) fails alone and is done:
+ * the items after it in the call are handled, and the call returns 0 (the
+ * worker's repair moves on instead of starting over for good). */
+START_TEST(a_refused_repair_item_fails_alone)
+{
+    const char *doc = "{\"state\":\"waiting\",\"v\":[1,1]}";
+    redis_raw("HSET %sr:60 a b", prefix);
+    q_status_repair items[] = {
+        {60, 1, 1, 1, doc, 0}, {61, 1, 1, 1, doc, 0}, {60, 1, 1, 2, NULL, 0}};
+    ck_assert_int_eq(q_status_repair_results(st, items, 3), 0);
+    ck_assert_int_eq(items[0].outcome, 4);
+    ck_assert_int_eq(items[1].outcome, 1);
+    ck_assert_int_eq(items[2].outcome, 4);
+    assert_doc(61, doc);
 }
 END_TEST
 
@@ -255,7 +311,7 @@ START_TEST(a_repair_past_one_call)
     static char docs[N][48];
     for (int i = 0; i < N; i++) {
         snprintf(docs[i], sizeof docs[i], "{\"n\":%d,\"v\":[1,%d]}", i, i);
-        items[i] = (q_status_repair){100 + i, 1, i, docs[i], 0};
+        items[i] = (q_status_repair){100 + i, 1, 1, i, docs[i], 0};
     }
     ck_assert_int_eq(q_status_repair_results(st, items, N), 0);
     for (int i = 0; i < N; i++)
@@ -808,6 +864,9 @@ int main(void)
         {"result_sets", result_sets_read_back_exactly},
         {"a_repair_never_replaces_a_later_state", a_repair_never_replaces_a_later_state},
         {"a_repair_past_one_call", a_repair_past_one_call},
+        {"an_older_owner_never_writes_after_a_newer_drop",
+         an_older_owner_never_writes_after_a_newer_drop},
+        {"a_refused_repair_item_fails_alone", a_refused_repair_item_fails_alone},
         {"publish_nowait", publish_nowait_applies_and_reports_errors_late},
         {"publish_cursors_nowait", publish_cursors_nowait_behind_unread_replies},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
