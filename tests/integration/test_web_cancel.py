@@ -9,6 +9,7 @@ opened again. Headless Chromium through tests/web/driver.js, as
 test_web.py."""
 import os
 import sys
+import threading
 import time
 
 import pytest
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker")
 ANSWER = "return document.getElementById('final-answer').textContent === '%s'"
 # The buyer's node keeps its event view this long (Cache-Control max-age).
 VIEW_TTL_MS = 12000
+# A slow render (debug.view_build_delay_ms): it ends this long after its reads.
+RENDER_MS = 5000
 
 
 @need_browser
@@ -150,5 +153,47 @@ def test_a_bought_page_reads_the_view_again_when_it_is_older_than_the_refund():
             # the page waited for B's view to expire, not for nothing
             assert time.monotonic() - rendered >= VIEW_TTL_MS / 1000
             assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "cancelled"
+        finally:
+            b.close()
+
+
+@need_browser
+def test_a_bought_page_reads_the_view_again_after_a_render_older_than_the_refund():
+    """The flake on one node (the one that sent the cancel): a view render
+    began before the owner applied the cancel, and while it runs the node
+    answers its views with the body before it (event_view.c: the crowd's
+    views during a change wait for one render, not a render each), so a
+    page that read the refunded order then reads on_sale. Renders are made
+    slow (debug.view_build_delay_ms) so that one spans the cancel. Control:
+    after the refund the node still says on_sale. The page must read the
+    view again, not say "Payment refunded"."""
+    with Stack(partitions=1) as st:
+        st.start_payments_path()
+        st.start_worker()
+        base = st.start_ingress(status_poll_min_ms=100, status_poll_max_ms=1000,
+                                event_view_ttl_ms=VIEW_TTL_MS, debug_view_build_delay_ms=RENDER_MS)
+        ev = st.create_event(sections=[("GA", 1, 2, 3000)], name="Cancelled night")
+        b = Browser()
+        try:
+            rendered = render_view_now(st, ev)
+            buy_one(b, st, base, ev, 9100)
+            # The cached view expires; the next view starts a render (R1)
+            # that reads on_sale and ends RENDER_MS later.
+            time.sleep(max(0.0, rendered + VIEW_TTL_MS / 1000 + 0.2 - time.monotonic()))
+            r1 = threading.Thread(target=st.http, args=("GET", f"/v1/events/{ev}"))
+            r1.start()
+            time.sleep(0.3)
+            s, _, c = st.http("POST", f"/v1/events/{ev}/cancel", token=st.token(1000, "seller"))
+            assert s == 202 and c["status"] == "cancelled", c
+            st.wait_for(lambda: st.sql("SELECT state FROM orders WHERE user_id = 9100") ==
+                        [("refunded",)], 30, "the buyer's order refunded")
+            # the control: R1 still runs, and the view after the refund is the one before it
+            assert r1.is_alive()
+            assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "on_sale"
+            b("reload", page="bought")
+            b("wait", page="bought", timeout=VIEW_TTL_MS + 4 * RENDER_MS,
+              js=ANSWER % "The event was cancelled")
+            assert b("eval", page="bought", js="return document.body.dataset.state") == "refunded"
+            r1.join()
         finally:
             b.close()
