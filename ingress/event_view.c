@@ -414,9 +414,13 @@ static void view_job(ing_worker *w, void *arg)
     int64_t read_ns = ons_mono_ns();
     ons_counter_add(r->app->view_renders, 1);
     int rc = build(w, v, event_id, (int64_t)r->app->o.events_end_grace_s * 1000, &b);
-    /* Test hook: the process's first render finishes late (a race). */
+    /* Test hooks: the process's first render, or every render, finishes
+     * late (a race). */
     int64_t delay = r->app->o.debug_view_first_build_delay_ms;
-    if (delay > 0 && atomic_fetch_add(&v->builds, 1) == 0) {
+    if (delay > 0 && atomic_fetch_add(&v->builds, 1) != 0)
+        delay = 0;
+    delay += r->app->o.debug_view_build_delay_ms;
+    if (delay > 0) {
         struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -74,7 +74,7 @@ const Onsale = (() => {
     let parsed = null;
     const text = await res.text().catch(() => "");
     try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = text; }
-    if (res.ok) return { status: res.status, body: parsed };
+    if (res.ok) return { status: res.status, body: parsed, headers: res.headers };
     const ra = parseInt(res.headers.get("Retry-After") || "", 10);
     throw new ApiError(res.status, parsed, Number.isFinite(ra) ? ra * 1000 : null);
   }

@@ -546,7 +546,7 @@
       mine.pay_key = null;
       save();
       if ((o.state === "refunded" || (o.state === "failed" && o.reason === "cancelled")) &&
-          await eventCancelled()) {
+          await eventCancelled(true)) {
         cancelledAnswer();
         return;
       }
@@ -576,14 +576,38 @@
     $("again-btn").classList.add("hidden");
   }
 
+  /* How long the event view may be older than what it says (its
+   * Cache-Control max-age, capped at VIEW_AGE_CAP_MS), in ms; 0 unknown. */
+  const VIEW_AGE_CAP_MS = 60000;
+  const VIEW_REREAD_MS = 500;
+  function viewMaxAgeMs(headers) {
+    const m = /max-age=(\d+)/.exec((headers && headers.get("Cache-Control")) || "");
+    return m ? Math.min(parseInt(m[1], 10) * 1000, VIEW_AGE_CAP_MS) : 0;
+  }
+
   /* Whether the seller cancelled the event (read now, not from the view the
    * page refreshes every few seconds): a paid order is then refunded and
-   * its tickets void, a payment in flight fails and is refunded. */
-  async function eventCancelled() {
-    try {
-      ev = (await call("GET", `/v1/events/${eventId}`)).body;
-    } catch (err) { /* keep the last view */ }
-    return !!ev && ev.status === "cancelled";
+   * its tickets void, a payment in flight fails and is refunded.
+   * settle: the page just read something a cancel explains (a refunded
+   * order), newer than the view can be: a node serves its cached view for
+   * up to the view's max-age (a node that did not send the cancel knows
+   * nothing of it until then; the one that did may answer a render begun
+   * before the owner applied it), so a view that does not say cancelled is
+   * read again every VIEW_REREAD_MS until it does or that max-age (and one
+   * more wait) has passed since the first read; then it is believed. */
+  async function eventCancelled(settle) {
+    const started = Date.now();
+    for (;;) {
+      let maxAgeMs = 0;
+      try {
+        const r = await call("GET", `/v1/events/${eventId}`);
+        ev = r.body;
+        maxAgeMs = viewMaxAgeMs(r.headers);
+      } catch (err) { /* keep the last view */ }
+      if (ev && ev.status === "cancelled") return true;
+      if (!settle || Date.now() - started >= maxAgeMs + VIEW_REREAD_MS) return false;
+      await new Promise((res) => setTimeout(res, VIEW_REREAD_MS));
+    }
   }
 
   function cancelledAnswer() {
