@@ -369,7 +369,7 @@ static void join_delivered(ing_worker *w, void *arg)
         return;
     }
     queue_numbers q = join_numbers(r);
-    char url[64], at[32];
+    char url[64], at[40]; /* a quoted RFC 3339 time, strftime's longest too */
     snprintf(url, sizeof url, "/v1/intents/%s", id);
     *put_time_ms(at, q.eta_at_ms) = '\0';
     at[strlen(at) - 1] = '\0'; /* unquoted */

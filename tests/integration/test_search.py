@@ -312,7 +312,7 @@ def test_one_transaction_per_search(st, cat):
         def sessions():
             with other.cursor() as c:
                 c.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
-                          "pid <> %s", (s2.db, s2.pg.get_backend_pid()))
+                          "backend_type = 'client backend' AND pid <> %s", (s2.db, s2.pg.get_backend_pid()))
                 return c.fetchone()[0]
 
         try:
@@ -564,7 +564,7 @@ def test_server_never_scans_events(big):
 
         def sessions():
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
-                        "pid NOT IN (%s, %s)", (s2.db, me, s2.pg.get_backend_pid()))
+                        "backend_type = 'client backend' AND pid NOT IN (%s, %s)", (s2.db, me, s2.pg.get_backend_pid()))
             return cur.fetchone()[0]
         s2.wait_for(lambda: sessions() == 0, 20, "ingress's sessions ended")
         assert sum(counts()) >= seq0 + idx0 + len(SHAPES), "scans not counted"
