@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "ingress/event_store.h"
 #include "ingress/json_io.h"
+#include "ingress/ratelimit.h"
 #include "ingress/routes.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
@@ -302,10 +303,13 @@ static void draw_job(ing_worker *w, void *arg)
     free(text);
 }
 
-/* A hit: copied into the reply outside the lock. */
+/* A hit: charged to the draw class's per-node bucket of the client's
+ * address (429 past it: each hit is a copy of the answer held until the
+ * client reads it), then copied into the reply outside the lock. */
 static void reply_hit(ing_req *r, draw_body *b)
 {
-    ing_reply_text(r, 200, "application/json", b->text, b->len);
+    if (ing_ratelimit_charge_node(r, ING_RL_DRAW) == 0)
+        ing_reply_text(r, 200, "application/json", b->text, b->len);
     body_release(b);
 }
 

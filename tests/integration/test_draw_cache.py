@@ -9,8 +9,16 @@
     event: one render, the others 503 unavailable with Retry-After until
     the answer exists. Control: with no cache (draw.cache_ttl_ms=0) the
     same crowd makes 4 renders at once.
+  * A draw served from memory was not charged to any limit (only renders
+    were, to the catalog class), while each is a copy of the answer (3.5 MB
+    for 100,000 entrants) held until the client reads it: one address could
+    pin a copy per connection. Hits are now charged to the draw class, per
+    client address in the node's memory: a burst past
+    ratelimit.draw.addr_burst gets 429 with Retry-After; another address
+    is served; control: the default limit serves the same burst.
 """
 import http.client
+import json
 import os
 import sys
 import threading
@@ -33,14 +41,18 @@ def env():
         yield Env(st)
 
 
-def get_draw(port, ev):
-    """(status, Retry-After or None, entry count or None)."""
+def get_draw(port, ev, addr=None, full=False):
+    """(status, Retry-After or None, entry count or None); full: (status,
+    headers lowercased, body). addr: sent as X-Forwarded-For."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", f"/v1/events/{ev}/draw")
+    conn.request("GET", f"/v1/events/{ev}/draw",
+                 headers={"X-Forwarded-For": addr} if addr else {})
     resp = conn.getresponse()
-    import json
     body = json.loads(resp.read() or b"null")
+    headers = {k.lower(): v for k, v in resp.getheaders()}
     conn.close()
+    if full:
+        return resp.status, headers, body
     n = len(body["entries"]) if resp.status == 200 else None
     return resp.status, resp.getheader("Retry-After"), n
 
@@ -84,3 +96,29 @@ def test_two_events_sharing_the_cache_render_once_each_at_a_time(env):
     blocked, early, out = crowd(st, bare, small)
     assert blocked == 4 and early == [], (blocked, early)
     assert out == [(200, None, 500)] * 8, out
+
+
+def test_draw_hits_are_limited_per_address(env):
+    st = env.st
+    proxied = dict(client_trusted_proxies="127.0.0.1", draw_cache_ttl_ms=60000)
+    port = node(env, ratelimit_draw_addr_per_min=1, ratelimit_draw_addr_burst=3, **proxied)
+    roomy = node(env, **proxied)  # the default: 600 a minute, 60 at once
+    ev, opens = draw_event(st, 300)
+    time.sleep(max(0.0, opens + 0.2 - time.time()))
+    a, b = "203.0.113.50", "203.0.113.51"
+    for p in (port, roomy):
+        s, h, d = get_draw(p, ev, a, full=True)  # the render: the catalog class's
+        assert s == 200 and len(d["entries"]) == 300, d
+        assert "draw-addr" not in h.get("ratelimit-policy", ""), h
+    for _ in range(3):  # from memory, within the burst
+        s, h, d = get_draw(port, ev, a, full=True)
+        assert s == 200 and len(d["entries"]) == 300, d
+        assert h["ratelimit-policy"] == '"draw-addr";q=3;w=180', h
+    s, h, d = get_draw(port, ev, a, full=True)
+    assert s == 429 and d["error"]["code"] == "rate_limited", d
+    assert int(h["retry-after"]) >= 1 and h["ratelimit"].startswith('"draw-addr";r=0;t='), h
+    assert get_draw(port, ev, b) == (200, None, 300), "another address"
+    assert not st.redis.keys(st.key("rl:draw:*")), "draw hits cost no Redis"
+    # Control: the default limit serves the same burst and more.
+    for _ in range(10):
+        assert get_draw(roomy, ev, a) == (200, None, 300)
