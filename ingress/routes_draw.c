@@ -16,7 +16,10 @@
  * serves it from the nng thread for draw.cache_ttl_ms; past that, one
  * request renders it again while the others are served the previous
  * answer, so an event costs at most one render at a time per node however
- * many ask, whatever other events share the table. While an event with no
+ * many ask, whatever other events share the table (an event whose entries
+ * all hold fresh answers of others keeps its render mark aside, and is
+ * rendered at each request once the previous render is done, until one
+ * expires). While an event with no
  * answer yet on this node is being rendered, the others asking for it get
  * 503 unavailable with Retry-After: 1 rather than a render each.
  */
@@ -80,13 +83,22 @@ typedef struct draw_entry {
  * at most DRAW_WAYS entries under the one lock. */
 #define DRAW_WAYS 8
 
+/* How a request marked its event as being rendered (draw_job_args.renders). */
+enum { MARK_NONE, MARK_ENTRY, MARK_ASIDE };
+
 static struct {
     pthread_once_t once;
     pthread_mutex_t mu;
     draw_entry *e;
     size_t n, ways;
     int64_t ttl_ms;
-} cache = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
+    /* Events being rendered that have no entry (every one they may take
+     * holds a fresh answer, which another event's request does not evict:
+     * a request for a missing id would otherwise cost a large draw a render),
+     * at most n, unordered. */
+    int64_t *aside;
+    size_t naside;
+} cache = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, NULL, 0};
 
 static size_t cache_slots_wanted;
 static int64_t cache_ttl_wanted;
@@ -96,8 +108,12 @@ static void cache_init(void)
     if (cache_ttl_wanted <= 0 || cache_slots_wanted == 0)
         return;
     cache.e = calloc(cache_slots_wanted, sizeof *cache.e);
-    if (!cache.e)
+    cache.aside = calloc(cache_slots_wanted, sizeof *cache.aside);
+    if (!cache.e || !cache.aside) {
+        free(cache.e);
+        free(cache.aside);
         return; /* no cache: every request renders */
+    }
     cache.n = cache_slots_wanted;
     cache.ways = cache.n < DRAW_WAYS ? cache.n : DRAW_WAYS;
     cache.ttl_ms = cache_ttl_wanted;
@@ -121,11 +137,11 @@ static draw_entry *entry_find(int64_t event_id)
     return NULL;
 }
 
-/* The entry event_id may take: a free one, else the one whose answer
- * expires first among those not being rendered (fresh: only when
- * take_fresh); NULL when there is none. Its old body goes to *old (the
- * caller releases it outside the lock). Under cache.mu. */
-static draw_entry *entry_take(int64_t event_id, int take_fresh, draw_body **old)
+/* The entry event_id may take: a free one, else an expired one not being
+ * rendered (the first expired); NULL when every one holds a fresh answer or
+ * is being rendered. Its old body goes to *old (the caller releases it
+ * outside the lock). Under cache.mu. */
+static draw_entry *entry_take(int64_t event_id, draw_body **old)
 {
     size_t at = way_start(event_id);
     draw_entry *v = NULL;
@@ -138,11 +154,38 @@ static draw_entry *entry_take(int64_t event_id, int take_fresh, draw_body **old)
         if (!e->rendering && (!v || e->expires_ms < v->expires_ms))
             v = e;
     }
-    if (!v || (v->event_id && !take_fresh && ons_mono_ms() < v->expires_ms))
+    if (!v || (v->event_id && ons_mono_ms() < v->expires_ms))
         return NULL;
     *old = v->body;
     *v = (draw_entry){.event_id = event_id};
     return v;
+}
+
+/* The aside marks (cache.aside): whether event_id has one, adding one
+ * (0, or -1 when full), removing one. Under cache.mu. */
+static int aside_has(int64_t event_id)
+{
+    for (size_t i = 0; i < cache.naside; i++)
+        if (cache.aside[i] == event_id)
+            return 1;
+    return 0;
+}
+
+static int aside_add(int64_t event_id)
+{
+    if (cache.naside == cache.n)
+        return -1;
+    cache.aside[cache.naside++] = event_id;
+    return 0;
+}
+
+static void aside_remove(int64_t event_id)
+{
+    for (size_t i = 0; i < cache.naside; i++)
+        if (cache.aside[i] == event_id) {
+            cache.aside[i] = cache.aside[--cache.naside];
+            return;
+        }
 }
 
 /* What cache_lookup found for a request. */
@@ -151,15 +194,16 @@ typedef enum { DRAW_RENDER, DRAW_HIT, DRAW_BUSY } draw_found;
 /* On the nng thread: DRAW_HIT with a reference to event_id's answer in
  * *hit when it is fresh, or being rendered again; DRAW_BUSY when it is
  * being rendered and there is no earlier answer to serve; else
- * DRAW_RENDER, with *renders = 1 when the request marked the event as
- * rendering (its job renders and clears the mark; 0 only when every entry
- * it may take is being rendered for another event). The mark is per event:
- * an event whose entry was taken by another is given an entry back (the
- * one expiring first), so a crowd asking for it renders once. */
-static draw_found cache_lookup(int64_t event_id, draw_body **hit, int *renders)
+ * DRAW_RENDER, with *mark how the request marked the event as rendering
+ * (its job renders and clears the mark): in the event's entry, in an entry
+ * it takes (free or expired), or aside when every entry it may take holds
+ * a fresh answer (MARK_NONE only when draw.cache_events events are aside
+ * at once). The mark is per event whatever shares the table, so a crowd
+ * asking for an event renders once at a time. */
+static draw_found cache_lookup(int64_t event_id, draw_body **hit, int *mark)
 {
     *hit = NULL;
-    *renders = 0;
+    *mark = MARK_NONE;
     if (!cache.n)
         return DRAW_RENDER;
     draw_body *old = NULL;
@@ -170,36 +214,37 @@ static draw_found cache_lookup(int64_t event_id, draw_body **hit, int *renders)
         atomic_fetch_add(&e->body->refs, 1);
         *hit = e->body;
         f = DRAW_HIT;
-    } else if (e && e->rendering) {
+    } else if ((e && e->rendering) || (!e && aside_has(event_id))) {
         f = DRAW_BUSY;
     } else {
         if (!e)
-            e = entry_take(event_id, 1, &old);
-        if (e) {
+            e = entry_take(event_id, &old);
+        if (e)
             e->rendering = 1;
-            *renders = 1;
-        }
+        *mark = e ? MARK_ENTRY : aside_add(event_id) == 0 ? MARK_ASIDE : MARK_NONE;
     }
     pthread_mutex_unlock(&cache.mu);
     body_release(old);
     return f;
 }
 
-/* A job's answer for event_id (text NULL: none; marked: the job's request
- * marked the event). The answer goes to the event's entry, or to an entry
- * free or expired (an unmarked render evicts no fresh answer). An entry
- * left without an answer or a mark (a missing event) is freed. */
-static void cache_store(int64_t event_id, const char *text, int marked)
+/* A job's answer for event_id (text NULL: none), its request's mark
+ * cleared. The answer goes to the event's entry, or to an entry free or
+ * expired (never evicting a fresh answer). An entry left without an answer
+ * or a mark (a missing event) is freed. */
+static void cache_store(int64_t event_id, const char *text, int mark)
 {
     if (!cache.n)
         return;
     draw_body *b = text ? body_new(text) : NULL, *old = NULL;
     pthread_mutex_lock(&cache.mu);
+    if (mark == MARK_ASIDE)
+        aside_remove(event_id);
     draw_entry *e = entry_find(event_id);
-    if (e && marked)
+    if (e && mark == MARK_ENTRY)
         e->rendering = 0;
     if (!e && b)
-        e = entry_take(event_id, 0, &old);
+        e = entry_take(event_id, &old);
     if (e && b) {
         if (!old)
             old = e->body;
@@ -249,7 +294,7 @@ static json_t *draw_entries(ing_req *r, ing_worker *w, int64_t event_id, const u
 
 typedef struct draw_job_args {
     int64_t event_id;
-    int renders; /* this request marked the cache slot as rendering, and has not unmarked it */
+    int renders; /* MARK_*: how this request marked the event as rendering (not yet cleared) */
 } draw_job_args;
 
 /* The request's end: a render mark the job did not clear (the job never
@@ -259,7 +304,7 @@ static void draw_job_free(void *p)
 {
     draw_job_args *j = p;
     if (j && j->renders)
-        cache_store(j->event_id, NULL, 1);
+        cache_store(j->event_id, NULL, j->renders);
     free(j);
 }
 
@@ -337,7 +382,7 @@ void ing_route_event_draw(ing_req *r)
     draw_job_args *job = ing_req_job(r, sizeof *job, draw_job_free);
     if (!job) {
         if (renders)
-            cache_store(id, NULL, 1);
+            cache_store(id, NULL, renders);
         return;
     }
     *job = (draw_job_args){id, renders};

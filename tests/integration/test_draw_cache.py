@@ -7,7 +7,9 @@
     slot, every request for the other rendered: 8 at once made 4 renders
     (pool.threads) block at once, as with no cache. Now the mark is per
     event: one render, the others 503 unavailable with Retry-After until
-    the answer exists. Control: with no cache (draw.cache_ttl_ms=0) the
+    the answer exists, and a request for another event (a missing one
+    too) does not evict a fresh answer (the large draw's crowd is still
+    served from memory). Control: with no cache (draw.cache_ttl_ms=0) the
     same crowd makes 4 renders at once.
   * A draw served from memory was not charged to any limit (only renders
     were, to the catalog class), while each is a copy of the answer (3.5 MB
@@ -85,13 +87,18 @@ def test_two_events_sharing_the_cache_render_once_each_at_a_time(env):
     small, opens2 = draw_event(st, 500)
     time.sleep(max(0.0, max(opens, opens2) + 0.2 - time.time()))
     assert entries(st, port, big) == 2000  # in the cache, fresh for 60 s
-    for ev, size in ((small, 500), (big, 2000), (small, 500)):
-        # ev is not in the one entry (the other event is, fresh): one render.
-        blocked, early, out = crowd(st, port, ev)
-        assert blocked == 1, f"{blocked} renders at once for event {ev}"
+    for _ in range(2):
+        # small has no entry and may not evict big's fresh answer: its mark
+        # is kept aside, one render at a time, the others 503.
+        blocked, early, out = crowd(st, port, small)
+        assert blocked == 1, f"{blocked} renders at once for the event not in the cache"
         assert sorted(early) == [(503, "1", None)] * 7, early
-        assert sorted(out) == [(200, None, size)] + [(503, "1", None)] * 7, out
-        assert get_draw(port, ev) == (200, None, size), "served from memory now"
+        assert sorted(out) == [(200, None, 500)] + [(503, "1", None)] * 7, out
+        assert get_draw(port, small) == (200, None, 500), "rendered again, mark cleared"
+        assert get_draw(port, 999999999)[0] == 404, "a missing event"
+    # big's answer stayed: its crowd is served from memory, nothing renders.
+    blocked, early, out = crowd(st, port, big)
+    assert blocked == 0 and sorted(early) == [(200, None, 2000)] * 8, (blocked, early)
     # Control: without the cache the same crowd renders pool.threads at once.
     blocked, early, out = crowd(st, bare, small)
     assert blocked == 4 and early == [], (blocked, early)
