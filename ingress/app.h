@@ -38,7 +38,7 @@ typedef struct ing_opts {
 #include "ingress/options.def"
 #undef X
 #undef X_IN
-    long long ratelimit[9][4]; /* [ing_rl_class][ING_RL_USER_PER_MIN ...] (ratelimit.c checks 9) */
+    long long ratelimit[10][4]; /* [ing_rl_class][ING_RL_USER_PER_MIN ...]; ratelimit.c checks */
 } ing_opts;
 
 extern const ons_opt ing_opt_table[];

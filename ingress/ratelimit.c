@@ -68,13 +68,13 @@ static const struct {
 };
 
 static const char *const class_names[ING_RL_NCLASS] = {
-    "join", "poll", "checkout", "catalog", "login", "seller", "scan", "change", "read"};
+    "join", "poll", "checkout", "catalog", "login", "seller", "scan", "change", "read", "draw"};
 
 /* The classes whose buckets live in this node's memory (ing_ratelimit_admit
  * charges them on the nng thread); the others' live in Redis. */
 static int in_memory(int cls)
 {
-    return cls == ING_RL_POLL || cls == ING_RL_READ;
+    return cls == ING_RL_POLL || cls == ING_RL_READ || cls == ING_RL_DRAW;
 }
 _Static_assert(sizeof((ing_opts *)0)->ratelimit / sizeof *((ing_opts *)0)->ratelimit ==
                    ING_RL_NCLASS,
@@ -360,15 +360,10 @@ static void memory_check(ing_ratelimit *rl, const rl_bucket *b, size_t n, q_rate
     pthread_mutex_unlock(&rl->lock[stripe[lo]]);
 }
 
-int ing_ratelimit_admit(ing_req *r)
+/* Charges r's buckets of its class, kept in memory: 0, or -1 having
+ * replied 429. */
+static int charge_memory(ing_ratelimit *rl, ing_req *r)
 {
-    ing_ratelimit *rl = r->app->ratelimit;
-    r->rl_class = ING_RL_NONE;
-    if (!rl || !r->app->o.ratelimit_enabled || !r->route)
-        return 0;
-    r->rl_class = rl->route_class[r->route - ing_routes];
-    if (!in_memory(r->rl_class))
-        return 0;
     rl_bucket b[2];
     unsigned mask;
     size_t n = buckets_of(r, b, 0, &mask);
@@ -380,6 +375,25 @@ int ing_ratelimit_admit(ing_req *r)
         return 0;
     ing_failf(r, NULL, ING_E_RATE_LIMITED, NULL, ING_RL_MESSAGE);
     return -1;
+}
+
+int ing_ratelimit_admit(ing_req *r)
+{
+    ing_ratelimit *rl = r->app->ratelimit;
+    r->rl_class = ING_RL_NONE;
+    if (!rl || !r->app->o.ratelimit_enabled || !r->route)
+        return 0;
+    r->rl_class = rl->route_class[r->route - ing_routes];
+    return in_memory(r->rl_class) ? charge_memory(rl, r) : 0;
+}
+
+int ing_ratelimit_charge_node(ing_req *r, ing_rl_class cls)
+{
+    ing_ratelimit *rl = r->app->ratelimit;
+    if (!rl || !r->app->o.ratelimit_enabled || !in_memory(cls))
+        return 0;
+    r->rl_class = cls;
+    return charge_memory(rl, r);
 }
 
 /* ---- shared (Redis) ----------------------------------------------------------------- */

@@ -3,7 +3,9 @@
  * (docs/fairness.md "Rate limits").
  *
  * Each limited route belongs to a class (join, poll, checkout, catalog,
- * login, seller, scan, change, read; the table in ratelimit.c). A class has two buckets per
+ * login, seller, scan, change, read; the table in ratelimit.c); draw is no
+ * route's class: a handler charges it (ing_ratelimit_charge_node) for an
+ * answer it makes from memory. A class has two buckets per
  * request: one per user (when the route is authenticated) and one per client address (when it is
  * known: client_addr.h), each a GCRA token bucket of ratelimit.<class>.{user,addr}_per_min with a
  * burst of ratelimit.<class>.{user,addr}_burst (per_min 0: no such bucket). Where the buckets live:
@@ -13,6 +15,9 @@
  *             so neither may its limit): N nodes admit up to N times the
  *             rate when a client spreads its polls over them;
  *   read      this node's memory too: it protects the node's job threads;
+ *   draw      this node's memory: GET /v1/events/{id}/draw served from the
+ *             node's cache (a copy of up to megabytes per answer), per
+ *             client address (the route is public);
  *   others    Redis, shared, one EVALSHA on the job thread before the
  *             handler's job runs (ing_ratelimit_wrap).
  * Over the limit: 429 rate_limited with Retry-After, RateLimit-Policy and
@@ -44,6 +49,7 @@ typedef enum ing_rl_class {
     ING_RL_SCAN,
     ING_RL_CHANGE,
     ING_RL_READ,
+    ING_RL_DRAW, /* no route's class: a draw answer served from memory (routes_draw.c) */
     ING_RL_NCLASS
 } ing_rl_class;
 
@@ -73,6 +79,13 @@ const char *ing_ratelimit_class_name(ing_rl_class c);
  * memory (poll, read), charges its buckets now. Returns 0 (go on) or -1 (replied 429;
  * r is freed). Shared classes pass here and are charged later. */
 int ing_ratelimit_admit(ing_req *r);
+
+/* nng thread: charges r's buckets of cls, a class kept in memory, in place
+ * of its route's (whose shared buckets are then not charged): for an answer
+ * a handler makes from memory at a cost of its own (a draw from the node's
+ * cache). Returns 0 (go on: r->rl_class is cls, the RateLimit headers are
+ * set) or -1 (replied 429; r is freed). Limits off or no bucket: 0. */
+int ing_ratelimit_charge_node(ing_req *r, ing_rl_class cls);
 
 /* Server hook in ing_req_submit: fn itself, or (a shared class other than
  * join) a job that charges the buckets first and replies 429 or runs fn. */

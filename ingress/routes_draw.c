@@ -12,44 +12,93 @@
  * The route is public and its answer is the same for everyone, while one
  * answer reads every entrant and computes an HMAC each (a 100,000-entry
  * draw: about 0.25 s of a job thread and 3.5 MB). So each node keeps the
- * last answer per event (draw.cache_events slots, a collision evicts) and
+ * last answer per event (draw.cache_events entries, found by event id) and
  * serves it from the nng thread for draw.cache_ttl_ms; past that, one
  * request renders it again while the others are served the previous
  * answer, so an event costs at most one render at a time per node however
- * many ask. Only a node's first answer for an event may be rendered by
- * several requests at once.
+ * many ask, whatever other events share the table (an event whose entries
+ * all hold fresh answers of others keeps its render mark aside, and is
+ * rendered at each request once the previous render is done, until one
+ * expires). While an event with no
+ * answer yet on this node is being rendered, the others asking for it get
+ * 503 unavailable with Retry-After: 1 rather than a render each.
  */
 #include "common/clock.h"
 #include "common/err.h"
 #include "ingress/event_store.h"
 #include "ingress/json_io.h"
+#include "ingress/ratelimit.h"
 #include "ingress/routes.h"
 #include "queue/draw.h"
 #include "queue/intent_id.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- the answer cache --------------------------------------------------------------- */
 
-typedef struct draw_slot {
-    pthread_mutex_t mu;
-    int64_t event_id;   /* 0: empty */
-    char *body;         /* the last 200 answer's JSON text (NULL: none yet) */
-    size_t len;         /* its length */
+/* An answer's JSON text, shared by the cache and the requests being served
+ * it: a hit takes a reference under the table's lock and copies the text
+ * into its reply outside it, so no request copies 3.5 MB while holding the
+ * lock, and a text replaced meanwhile lives until its last reader is done. */
+typedef struct draw_body {
+    atomic_int refs;
+    size_t len;
+    char text[];
+} draw_body;
+
+static draw_body *body_new(const char *text)
+{
+    size_t len = strlen(text);
+    draw_body *b = malloc(sizeof *b + len + 1);
+    if (!b)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    memcpy(b->text, text, len + 1);
+    return b;
+}
+
+static void body_release(draw_body *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+/* One event's place in the table, found by its event id (not by a slot the
+ * id hashes to alone: two events never share an entry). */
+typedef struct draw_entry {
+    int64_t event_id;   /* 0: free */
+    draw_body *body;    /* the last 200 answer (NULL: none yet) */
     int64_t expires_ms; /* monotonic; past it the body is served only while rendering */
-    int rendering;      /* a job is rendering this event's answer again */
-} draw_slot;
+    int rendering;      /* a job is rendering this event's answer; never evicted meanwhile */
+} draw_entry;
+
+/* An event's entry is one of DRAW_WAYS consecutive entries from where its
+ * id hashes (all of them when draw.cache_events is smaller): a lookup reads
+ * at most DRAW_WAYS entries under the one lock. */
+#define DRAW_WAYS 8
+
+/* How a request marked its event as being rendered (draw_job_args.renders). */
+enum { MARK_NONE, MARK_ENTRY, MARK_ASIDE };
 
 static struct {
     pthread_once_t once;
-    draw_slot *slots;
-    size_t n;
+    pthread_mutex_t mu;
+    draw_entry *e;
+    size_t n, ways;
     int64_t ttl_ms;
-} cache = {PTHREAD_ONCE_INIT, NULL, 0, 0};
+    /* Events being rendered that have no entry (every one they may take
+     * holds a fresh answer, which another event's request does not evict:
+     * a request for a missing id would otherwise cost a large draw a render),
+     * at most n, unordered. */
+    int64_t *aside;
+    size_t naside;
+} cache = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, NULL, 0};
 
 static size_t cache_slots_wanted;
 static int64_t cache_ttl_wanted;
@@ -58,73 +107,156 @@ static void cache_init(void)
 {
     if (cache_ttl_wanted <= 0 || cache_slots_wanted == 0)
         return;
-    cache.slots = calloc(cache_slots_wanted, sizeof *cache.slots);
-    if (!cache.slots)
+    cache.e = calloc(cache_slots_wanted, sizeof *cache.e);
+    cache.aside = calloc(cache_slots_wanted, sizeof *cache.aside);
+    if (!cache.e || !cache.aside) {
+        free(cache.e);
+        free(cache.aside);
         return; /* no cache: every request renders */
-    for (size_t i = 0; i < cache_slots_wanted; i++)
-        pthread_mutex_init(&cache.slots[i].mu, NULL);
+    }
     cache.n = cache_slots_wanted;
+    cache.ways = cache.n < DRAW_WAYS ? cache.n : DRAW_WAYS;
     cache.ttl_ms = cache_ttl_wanted;
 }
 
-static draw_slot *cache_slot(int64_t event_id)
+static size_t way_start(int64_t event_id)
 {
-    return cache.n ? &cache.slots[(uint64_t)event_id % cache.n] : NULL;
+    uint64_t x = (uint64_t)event_id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)((x ^ x >> 29) % cache.n);
 }
 
-/* On the nng thread: replies from event_id's slot when it holds a fresh
- * answer for it, or one that is being rendered again. Else, when the slot
- * is event_id's and nobody renders it, marks it as rendering (the caller's
- * job renders and clears the mark: *renders = 1). Returns 1 when it
- * replied. */
-static int cache_reply(ing_req *r, int64_t event_id, int *renders)
+/* event_id's entry, or NULL. Under cache.mu. */
+static draw_entry *entry_find(int64_t event_id)
 {
-    draw_slot *s = cache_slot(event_id);
-    *renders = 0;
-    if (!s)
-        return 0;
-    int hit = 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->event_id == event_id && s->body && (s->rendering || ons_mono_ms() < s->expires_ms)) {
-        ing_reply_raw(r, 200, s->body); /* copies the body */
-        hit = 1;
-    } else if (s->event_id == event_id && !s->rendering) {
-        s->rendering = 1;
-        *renders = 1;
+    size_t at = way_start(event_id);
+    for (size_t i = 0; i < cache.ways; i++) {
+        draw_entry *e = &cache.e[(at + i) % cache.n];
+        if (e->event_id == event_id)
+            return e;
     }
-    pthread_mutex_unlock(&s->mu);
-    return hit;
+    return NULL;
 }
 
-/* A job's answer for event_id (body NULL: none; marked: the job's request
- * marked the slot). The slot is event_id's, or is taken over when it is
- * empty, expired and not being rendered, or holds a shorter answer: a
- * request for a small or missing event (ids that share the slot) cannot
- * evict a large draw's answer while it is fresh, so a large draw is
- * rendered at most about once per ttl however requests alternate. */
-static void cache_store(int64_t event_id, const char *body, int marked)
+/* The entry event_id may take: a free one, else an expired one not being
+ * rendered (the first expired); NULL when every one holds a fresh answer or
+ * is being rendered. Its old body goes to *old (the caller releases it
+ * outside the lock). Under cache.mu. */
+static draw_entry *entry_take(int64_t event_id, draw_body **old)
 {
-    draw_slot *s = cache_slot(event_id);
-    if (!s)
+    size_t at = way_start(event_id);
+    draw_entry *v = NULL;
+    for (size_t i = 0; i < cache.ways; i++) {
+        draw_entry *e = &cache.e[(at + i) % cache.n];
+        if (e->event_id == 0) {
+            v = e;
+            break;
+        }
+        if (!e->rendering && (!v || e->expires_ms < v->expires_ms))
+            v = e;
+    }
+    if (!v || (v->event_id && ons_mono_ms() < v->expires_ms))
+        return NULL;
+    *old = v->body;
+    *v = (draw_entry){.event_id = event_id};
+    return v;
+}
+
+/* The aside marks (cache.aside): whether event_id has one, adding one
+ * (0, or -1 when full), removing one. Under cache.mu. */
+static int aside_has(int64_t event_id)
+{
+    for (size_t i = 0; i < cache.naside; i++)
+        if (cache.aside[i] == event_id)
+            return 1;
+    return 0;
+}
+
+static int aside_add(int64_t event_id)
+{
+    if (cache.naside == cache.n)
+        return -1;
+    cache.aside[cache.naside++] = event_id;
+    return 0;
+}
+
+static void aside_remove(int64_t event_id)
+{
+    for (size_t i = 0; i < cache.naside; i++)
+        if (cache.aside[i] == event_id) {
+            cache.aside[i] = cache.aside[--cache.naside];
+            return;
+        }
+}
+
+/* What cache_lookup found for a request. */
+typedef enum { DRAW_RENDER, DRAW_HIT, DRAW_BUSY } draw_found;
+
+/* On the nng thread: DRAW_HIT with a reference to event_id's answer in
+ * *hit when it is fresh, or being rendered again; DRAW_BUSY when it is
+ * being rendered and there is no earlier answer to serve; else
+ * DRAW_RENDER, with *mark how the request marked the event as rendering
+ * (its job renders and clears the mark): in the event's entry, in an entry
+ * it takes (free or expired), or aside when every entry it may take holds
+ * a fresh answer (MARK_NONE only when draw.cache_events events are aside
+ * at once). The mark is per event whatever shares the table, so a crowd
+ * asking for an event renders once at a time. */
+static draw_found cache_lookup(int64_t event_id, draw_body **hit, int *mark)
+{
+    *hit = NULL;
+    *mark = MARK_NONE;
+    if (!cache.n)
+        return DRAW_RENDER;
+    draw_body *old = NULL;
+    draw_found f = DRAW_RENDER;
+    pthread_mutex_lock(&cache.mu);
+    draw_entry *e = entry_find(event_id);
+    if (e && e->body && (e->rendering || ons_mono_ms() < e->expires_ms)) {
+        atomic_fetch_add(&e->body->refs, 1);
+        *hit = e->body;
+        f = DRAW_HIT;
+    } else if ((e && e->rendering) || (!e && aside_has(event_id))) {
+        f = DRAW_BUSY;
+    } else {
+        if (!e)
+            e = entry_take(event_id, &old);
+        if (e)
+            e->rendering = 1;
+        *mark = e ? MARK_ENTRY : aside_add(event_id) == 0 ? MARK_ASIDE : MARK_NONE;
+    }
+    pthread_mutex_unlock(&cache.mu);
+    body_release(old);
+    return f;
+}
+
+/* A job's answer for event_id (text NULL: none), its request's mark
+ * cleared. The answer goes to the event's entry, or to an entry free or
+ * expired (never evicting a fresh answer). An entry left without an answer
+ * or a mark (a missing event) is freed. */
+static void cache_store(int64_t event_id, const char *text, int mark)
+{
+    if (!cache.n)
         return;
-    size_t len = body ? strlen(body) : 0;
-    char *copy = body ? strdup(body) : NULL;
-    pthread_mutex_lock(&s->mu);
-    int mine = s->event_id == event_id;
-    if (mine && marked)
-        s->rendering = 0;
-    if (copy && (mine || s->event_id == 0 || len >= s->len ||
-                 (!s->rendering && ons_mono_ms() >= s->expires_ms))) {
-        free(s->body);
-        s->rendering = mine ? s->rendering : 0; /* another event's mark ends with it */
-        s->event_id = event_id;
-        s->body = copy;
-        s->len = len;
-        s->expires_ms = ons_mono_ms() + cache.ttl_ms;
-        copy = NULL;
+    draw_body *b = text ? body_new(text) : NULL, *old = NULL;
+    pthread_mutex_lock(&cache.mu);
+    if (mark == MARK_ASIDE)
+        aside_remove(event_id);
+    draw_entry *e = entry_find(event_id);
+    if (e && mark == MARK_ENTRY)
+        e->rendering = 0;
+    if (!e && b)
+        e = entry_take(event_id, &old);
+    if (e && b) {
+        if (!old)
+            old = e->body;
+        e->body = b;
+        e->expires_ms = ons_mono_ms() + cache.ttl_ms;
+        b = NULL;
+    } else if (e && !e->body && !e->rendering) {
+        e->event_id = 0;
     }
-    pthread_mutex_unlock(&s->mu);
-    free(copy);
+    pthread_mutex_unlock(&cache.mu);
+    body_release(old);
+    body_release(b);
 }
 
 /* ---- the answer --------------------------------------------------------------------- */
@@ -162,7 +294,7 @@ static json_t *draw_entries(ing_req *r, ing_worker *w, int64_t event_id, const u
 
 typedef struct draw_job_args {
     int64_t event_id;
-    int renders; /* this request marked the cache slot as rendering, and has not unmarked it */
+    int renders; /* MARK_*: how this request marked the event as rendering (not yet cleared) */
 } draw_job_args;
 
 /* The request's end: a render mark the job did not clear (the job never
@@ -172,7 +304,7 @@ static void draw_job_free(void *p)
 {
     draw_job_args *j = p;
     if (j && j->renders)
-        cache_store(j->event_id, NULL, 1);
+        cache_store(j->event_id, NULL, j->renders);
     free(j);
 }
 
@@ -216,6 +348,16 @@ static void draw_job(ing_worker *w, void *arg)
     free(text);
 }
 
+/* A hit: charged to the draw class's per-node bucket of the client's
+ * address (429 past it: each hit is a copy of the answer held until the
+ * client reads it), then copied into the reply outside the lock. */
+static void reply_hit(ing_req *r, draw_body *b)
+{
+    if (ing_ratelimit_charge_node(r, ING_RL_DRAW) == 0)
+        ing_reply_text(r, 200, "application/json", b->text, b->len);
+    body_release(b);
+}
+
 void ing_route_event_draw(ing_req *r)
 {
     int64_t id;
@@ -225,12 +367,22 @@ void ing_route_event_draw(ing_req *r)
     cache_slots_wanted = (size_t)r->app->o.draw_cache_events;
     pthread_once(&cache.once, cache_init);
     int renders;
-    if (cache_reply(r, id, &renders))
+    draw_body *hit;
+    draw_found f = cache_lookup(id, &hit, &renders);
+    if (f == DRAW_HIT) {
+        reply_hit(r, hit);
         return;
+    }
+    if (f == DRAW_BUSY) {
+        r->retry_after = 1;
+        ing_failf(r, NULL, ING_E_UNAVAILABLE, NULL,
+                  "The draw is being rendered; retry after the time in Retry-After.");
+        return;
+    }
     draw_job_args *job = ing_req_job(r, sizeof *job, draw_job_free);
     if (!job) {
         if (renders)
-            cache_store(id, NULL, 1);
+            cache_store(id, NULL, renders);
         return;
     }
     *job = (draw_job_args){id, renders};
