@@ -51,6 +51,7 @@ onsale_pytest(it_ingress_back_to_back test_ingress_back_to_back.py)
 onsale_pytest(it_write_limits test_write_limits.py)
 onsale_pytest(it_hostile_costs test_hostile_costs.py)
 onsale_pytest(it_event_scanners test_event_scanners.py)
+onsale_pytest(it_draw_cache test_draw_cache.py)
 # The catalog index alone against a database of events: time per search, or its pages (bench/NOTES.md).
 add_executable(catalog_ix_bench unit/catalog_ix_bench.c)
 target_link_libraries(catalog_ix_bench PRIVATE onsale_ingress)
