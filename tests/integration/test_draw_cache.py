@@ -23,14 +23,14 @@ import http.client
 import json
 import os
 import sys
-import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, checked_stack, pg_dsn  # noqa: E402
-from test_hostile_costs import Env, draw_event, entries, renders_waiting  # noqa: E402
+from harness import BIN, checked_stack  # noqa: E402
+from test_hostile_costs import (Env, crowd_while_intents_locked, draw_event,  # noqa: E402
+                                entries, renders_waiting)
 from test_write_limits import node  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-ingress"), os.X_OK),
@@ -60,23 +60,10 @@ def get_draw(port, ev, addr=None, full=False):
 
 
 def crowd(st, port, ev, n=8):
-    """n requests for ev's draw at once while a transaction holds intents
-    ACCESS EXCLUSIVE: (renders seen blocked on the lock, the answers that
-    came while it was held, every answer)."""
-    import psycopg2
-    lock = psycopg2.connect(pg_dsn(st.db))
-    lock.cursor().execute("LOCK TABLE intents IN ACCESS EXCLUSIVE MODE")
-    out = []
-    threads = [threading.Thread(target=lambda: out.append(get_draw(port, ev))) for _ in range(n)]
-    for t in threads:
-        t.start()
-    time.sleep(1.5)
-    blocked, early = renders_waiting(st), list(out)
-    lock.rollback()
-    lock.close()
-    for t in threads:
-        t.join(30)
-    return blocked, early, out
+    """n requests for ev's draw at once while intents is locked: (renders
+    seen blocked on the lock, the answers that came while it was held,
+    every answer)."""
+    return crowd_while_intents_locked(st, lambda: get_draw(port, ev), n)
 
 
 def test_two_events_sharing_the_cache_render_once_each_at_a_time(env):

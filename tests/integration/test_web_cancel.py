@@ -38,16 +38,7 @@ def test_held_and_waiting_fans_are_told_the_event_was_cancelled():
         ev = st.create_event(sections=[("GA", 1, 2, 3000)], name="Cancelled night")
         b = Browser()
         try:
-            # The buyer: joins, pays on the page, sees the tickets.
-            b("open", name="bought")
-            b("goto", page="bought", url=f"{base}/q/{ev}#token={st.token(9100, 'fan')}")
-            b.wait_state("bought", "join")
-            b("select", page="bought", selector="#qty", value="1")
-            b("click", page="bought", selector="#join-btn")
-            b.wait_state("bought", "reserved", timeout=30000)
-            b("click", page="bought", selector="#pay-btn")
-            b.wait_state("bought", "purchased", timeout=30000)
-            b("wait", page="bought", timeout=20000, js=ANSWER % "You have tickets!")
+            buy_one(b, st, base, ev, 9100)  # the buyer: joins, pays, sees the tickets
             pages = {}
             for name, user in (("held", 9101), ("waiting", 9102)):
                 b("open", name=name)
