@@ -597,12 +597,14 @@
    * more wait) has passed since the first read; then it is believed. */
   async function eventCancelled(settle) {
     const started = Date.now();
+    /* the largest max-age seen: a failed read (a blip, a 429) does not end
+     * the wait early */
+    let maxAgeMs = 0;
     for (;;) {
-      let maxAgeMs = 0;
       try {
         const r = await call("GET", `/v1/events/${eventId}`);
         ev = r.body;
-        maxAgeMs = viewMaxAgeMs(r.headers);
+        maxAgeMs = Math.max(maxAgeMs, viewMaxAgeMs(r.headers));
       } catch (err) { /* keep the last view */ }
       if (ev && ev.status === "cancelled") return true;
       if (!settle || Date.now() - started >= maxAgeMs + VIEW_REREAD_MS) return false;

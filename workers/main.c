@@ -134,6 +134,10 @@ typedef struct worker {
 static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_next, int64_t *epoch)
 {
     worker *w = ctx;
+    /* each claim is a turn for the watchdog: its wait on the row is bounded
+     * (half of worker.stuck_restart_ms), and a rebalance or a retry round
+     * may claim several partitions in one poll */
+    wk_watchdog_turn();
     int rc = wk_store_claim(w->store, partition, next, ctl_next, epoch);
     int64_t *seqs = NULL;
     size_t n = 0;

@@ -178,6 +178,8 @@ static void entries_bound(wk_project *pj)
         pj->doc_from = pj->head;
     if (pj->rp_at < pj->head)
         pj->rp_at = pj->head;
+    if (pj->rp_end < pj->rp_at)
+        pj->rp_end = pj->rp_at; /* every entry still owed was forgotten */
 }
 
 /* Owes a repair of every entry from the window's start on (called again
@@ -308,6 +310,8 @@ static int projected(wk_project *pj, int rc, double now)
 static int repair_chunk(wk_project *pj)
 {
     enum { CHUNK = 512 };
+    if (pj->rp_at >= pj->rp_end)
+        return 0; /* nothing left owed (entries_bound may have forgotten it all) */
     size_t m = (size_t)(pj->rp_end - pj->rp_at);
     m = m < CHUNK ? m : CHUNK;
     if (ONS_VEC_RESERVE(pj->rep, pj->cap_rep, m, CHUNK))

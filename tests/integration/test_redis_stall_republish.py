@@ -219,3 +219,32 @@ def test_the_results_owed_are_bounded():
     gone, gone_iid = o["gone"]
     assert o["held"][gone] == "released" and o["answers"][gone_iid] == "released"
     assert o["back_s"] is not None, (o["held"], o["truth"])
+
+
+def test_a_claim_then_a_batch_past_the_bound_forgets_the_repair_in_bounds():
+    """redis.repair_entries_max = 20. A claim owes a repair of the results
+    the previous owner wrote in the window (30 here), and the first batch
+    after it applies 100 more: past the bound, the oldest entries, every
+    one the repair owed among them, are forgotten. The repair's cursor must
+    follow them (it read past its live entries, freed documents included,
+    when it did not: an ASan worker stopped on it). The worker lives on,
+    and every result is in Redis and true."""
+    with Stack(partitions=1) as st:
+        first = st.start_worker(name="first", kafka_session_timeout_ms=6000,
+                                redis_resync_window_ms=60000)
+        ev = st.create_event(sections=[("A", 10, 50, 5000)])
+        st.produce_many(ev, [intent(100 + i, 1) for i in range(30)])
+        st.wait_for(lambda: len(in_pg(st, ev)) == 30, 30, "the first owner's joins", proc=first)
+        first.stop()
+        st.produce_many(ev, [intent(200 + i, 1) for i in range(100)])
+        wport = free_port()
+        w = st.start_worker(name="second", metrics_port=wport, redis_resync_window_ms=60000,
+                            redis_repair_entries_max=20, kafka_session_timeout_ms=6000)
+        st.wait_for(lambda: len(in_pg(st, ev)) == 130, 30, "the backlog applied", proc=w)
+        st.wait_for(lambda: metric(wport, "onsale_worker_results_repair_pending") == 0, 10,
+                    "no repair owed", proc=w)
+        time.sleep(0.5)  # a turn or two more of the loop, the repair's included
+        assert w.alive(), w.output()[-3000:]
+        truth = in_pg(st, ev)
+        assert in_redis(st.redis, st, list(truth)) == truth
+        assert metric_labeled(wport, 'outcome="forgotten"') >= 1
