@@ -20,6 +20,7 @@ typedef struct ing_pool ing_pool;
 typedef struct ing_cursors ing_cursors;
 typedef struct ing_events ing_events;
 typedef struct ing_views ing_views;
+typedef struct ing_draws ing_draws;
 typedef struct ing_seqmap ing_seqmap;
 typedef struct ing_monitor ing_monitor;
 typedef struct ing_server ing_server;
@@ -61,6 +62,7 @@ typedef struct ing_app {
     ing_cursors *cursors;
     ing_events *events;
     ing_views *views;
+    ing_draws *draws; /* routes_draw.c */
     ing_seqmap *seqs;
     ing_monitor *monitor;
     ing_server *server;

@@ -209,6 +209,8 @@ static int start_modules(ing_app *app)
                                                 app->o.event_view_refresh_max_ms,
                                                 app->o.event_view_views_per_s},
                             &app->views)) ||
+        (rc = ing_draws_new(app->o.draw_cache_ttl_ms, (size_t)app->o.draw_cache_events,
+                            &app->draws)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
         (rc = ing_log_reader_new(
              app->o.kafka_brokers,
@@ -260,6 +262,7 @@ static void stop(ing_app *app)
     ing_cursors_free(app->cursors);
     ing_events_free(app->events);
     ing_views_free(app->views);
+    ing_draws_free(app->draws);
     ing_seqmap_free(app->seqs);
     ing_log_reader_free(app->log_reader);
     ons_auth_cache_free(app->auth_cache);

@@ -110,8 +110,12 @@ void ing_pow_header(ing_req *r, char *out, size_t cap);
  * pow_invalid / pow_used (or 503) through the idempotency key, and -1. */
 int ing_pow_admit(ing_req *r, ing_worker *w, int64_t event_id, const q_event_state *ev,
                   const char *header);
-/* routes_draw.c: the pre-queue's draw (docs/fairness.md) */
+/* routes_draw.c: the pre-queue's draw (docs/fairness.md), answered from
+ * the node's cache of draw answers (app->draws: draw.cache_ttl_ms,
+ * draw.cache_events; ttl 0: every request renders). */
 void ing_route_event_draw(ing_req *r);
+int ing_draws_new(int64_t ttl_ms, size_t slots, ing_draws **out);
+void ing_draws_free(ing_draws *c);
 void ing_route_event_pause(ing_req *r);
 void ing_route_event_resume(ing_req *r);
 void ing_route_event_cancel(ing_req *r);

@@ -86,8 +86,8 @@ typedef struct draw_entry {
 /* How a request marked its event as being rendered (draw_job_args.renders). */
 enum { MARK_NONE, MARK_ENTRY, MARK_ASIDE };
 
-static struct {
-    pthread_once_t once;
+/* The node's cache of draw answers (app->draws), made at start. */
+struct ing_draws {
     pthread_mutex_t mu;
     draw_entry *e;
     size_t n, ways;
@@ -98,39 +98,53 @@ static struct {
      * at most n, unordered. */
     int64_t *aside;
     size_t naside;
-} cache = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, NULL, 0};
+};
 
-static size_t cache_slots_wanted;
-static int64_t cache_ttl_wanted;
-
-static void cache_init(void)
+int ing_draws_new(int64_t ttl_ms, size_t slots, ing_draws **out)
 {
-    if (cache_ttl_wanted <= 0 || cache_slots_wanted == 0)
-        return;
-    cache.e = calloc(cache_slots_wanted, sizeof *cache.e);
-    cache.aside = calloc(cache_slots_wanted, sizeof *cache.aside);
-    if (!cache.e || !cache.aside) {
-        free(cache.e);
-        free(cache.aside);
-        return; /* no cache: every request renders */
+    ing_draws *c = calloc(1, sizeof *c);
+    if (!c)
+        return ONS_ENOMEM;
+    pthread_mutex_init(&c->mu, NULL);
+    if (ttl_ms > 0 && slots > 0) {
+        c->e = calloc(slots, sizeof *c->e);
+        c->aside = calloc(slots, sizeof *c->aside);
+        if (!c->e || !c->aside) {
+            ing_draws_free(c);
+            return ONS_ENOMEM;
+        }
+        c->n = slots;
+        c->ways = slots < DRAW_WAYS ? slots : DRAW_WAYS;
+        c->ttl_ms = ttl_ms;
     }
-    cache.n = cache_slots_wanted;
-    cache.ways = cache.n < DRAW_WAYS ? cache.n : DRAW_WAYS;
-    cache.ttl_ms = cache_ttl_wanted;
+    *out = c;
+    return 0;
 }
 
-static size_t way_start(int64_t event_id)
+void ing_draws_free(ing_draws *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        body_release(c->e[i].body);
+    free(c->e);
+    free(c->aside);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static size_t way_start(const ing_draws *cache, int64_t event_id)
 {
     uint64_t x = (uint64_t)event_id * 0x9E3779B97F4A7C15ULL;
-    return (size_t)((x ^ x >> 29) % cache.n);
+    return (size_t)((x ^ x >> 29) % cache->n);
 }
 
-/* event_id's entry, or NULL. Under cache.mu. */
-static draw_entry *entry_find(int64_t event_id)
+/* event_id's entry, or NULL. Under cache->mu. */
+static draw_entry *entry_find(ing_draws *cache, int64_t event_id)
 {
-    size_t at = way_start(event_id);
-    for (size_t i = 0; i < cache.ways; i++) {
-        draw_entry *e = &cache.e[(at + i) % cache.n];
+    size_t at = way_start(cache, event_id);
+    for (size_t i = 0; i < cache->ways; i++) {
+        draw_entry *e = &cache->e[(at + i) % cache->n];
         if (e->event_id == event_id)
             return e;
     }
@@ -140,13 +154,13 @@ static draw_entry *entry_find(int64_t event_id)
 /* The entry event_id may take: a free one, else an expired one not being
  * rendered (the first expired); NULL when every one holds a fresh answer or
  * is being rendered. Its old body goes to *old (the caller releases it
- * outside the lock). Under cache.mu. */
-static draw_entry *entry_take(int64_t event_id, draw_body **old)
+ * outside the lock). Under cache->mu. */
+static draw_entry *entry_take(ing_draws *cache, int64_t event_id, draw_body **old)
 {
-    size_t at = way_start(event_id);
+    size_t at = way_start(cache, event_id);
     draw_entry *v = NULL;
-    for (size_t i = 0; i < cache.ways; i++) {
-        draw_entry *e = &cache.e[(at + i) % cache.n];
+    for (size_t i = 0; i < cache->ways; i++) {
+        draw_entry *e = &cache->e[(at + i) % cache->n];
         if (e->event_id == 0) {
             v = e;
             break;
@@ -161,29 +175,29 @@ static draw_entry *entry_take(int64_t event_id, draw_body **old)
     return v;
 }
 
-/* The aside marks (cache.aside): whether event_id has one, adding one
- * (0, or -1 when full), removing one. Under cache.mu. */
-static int aside_has(int64_t event_id)
+/* The aside marks (cache->aside): whether event_id has one, adding one
+ * (0, or -1 when full), removing one. Under cache->mu. */
+static int aside_has(const ing_draws *cache, int64_t event_id)
 {
-    for (size_t i = 0; i < cache.naside; i++)
-        if (cache.aside[i] == event_id)
+    for (size_t i = 0; i < cache->naside; i++)
+        if (cache->aside[i] == event_id)
             return 1;
     return 0;
 }
 
-static int aside_add(int64_t event_id)
+static int aside_add(ing_draws *cache, int64_t event_id)
 {
-    if (cache.naside == cache.n)
+    if (cache->naside == cache->n)
         return -1;
-    cache.aside[cache.naside++] = event_id;
+    cache->aside[cache->naside++] = event_id;
     return 0;
 }
 
-static void aside_remove(int64_t event_id)
+static void aside_remove(ing_draws *cache, int64_t event_id)
 {
-    for (size_t i = 0; i < cache.naside; i++)
-        if (cache.aside[i] == event_id) {
-            cache.aside[i] = cache.aside[--cache.naside];
+    for (size_t i = 0; i < cache->naside; i++)
+        if (cache->aside[i] == event_id) {
+            cache->aside[i] = cache->aside[--cache->naside];
             return;
         }
 }
@@ -200,30 +214,30 @@ typedef enum { DRAW_RENDER, DRAW_HIT, DRAW_BUSY } draw_found;
  * a fresh answer (MARK_NONE only when draw.cache_events events are aside
  * at once). The mark is per event whatever shares the table, so a crowd
  * asking for an event renders once at a time. */
-static draw_found cache_lookup(int64_t event_id, draw_body **hit, int *mark)
+static draw_found cache_lookup(ing_draws *cache, int64_t event_id, draw_body **hit, int *mark)
 {
     *hit = NULL;
     *mark = MARK_NONE;
-    if (!cache.n)
+    if (!cache || !cache->n)
         return DRAW_RENDER;
     draw_body *old = NULL;
     draw_found f = DRAW_RENDER;
-    pthread_mutex_lock(&cache.mu);
-    draw_entry *e = entry_find(event_id);
+    pthread_mutex_lock(&cache->mu);
+    draw_entry *e = entry_find(cache, event_id);
     if (e && e->body && (e->rendering || ons_mono_ms() < e->expires_ms)) {
         atomic_fetch_add(&e->body->refs, 1);
         *hit = e->body;
         f = DRAW_HIT;
-    } else if ((e && e->rendering) || (!e && aside_has(event_id))) {
+    } else if ((e && e->rendering) || (!e && aside_has(cache, event_id))) {
         f = DRAW_BUSY;
     } else {
         if (!e)
-            e = entry_take(event_id, &old);
+            e = entry_take(cache, event_id, &old);
         if (e)
             e->rendering = 1;
-        *mark = e ? MARK_ENTRY : aside_add(event_id) == 0 ? MARK_ASIDE : MARK_NONE;
+        *mark = e ? MARK_ENTRY : aside_add(cache, event_id) == 0 ? MARK_ASIDE : MARK_NONE;
     }
-    pthread_mutex_unlock(&cache.mu);
+    pthread_mutex_unlock(&cache->mu);
     body_release(old);
     return f;
 }
@@ -232,29 +246,29 @@ static draw_found cache_lookup(int64_t event_id, draw_body **hit, int *mark)
  * cleared. The answer goes to the event's entry, or to an entry free or
  * expired (never evicting a fresh answer). An entry left without an answer
  * or a mark (a missing event) is freed. */
-static void cache_store(int64_t event_id, const char *text, int mark)
+static void cache_store(ing_draws *cache, int64_t event_id, const char *text, int mark)
 {
-    if (!cache.n)
+    if (!cache || !cache->n)
         return;
     draw_body *b = text ? body_new(text) : NULL, *old = NULL;
-    pthread_mutex_lock(&cache.mu);
+    pthread_mutex_lock(&cache->mu);
     if (mark == MARK_ASIDE)
-        aside_remove(event_id);
-    draw_entry *e = entry_find(event_id);
+        aside_remove(cache, event_id);
+    draw_entry *e = entry_find(cache, event_id);
     if (e && mark == MARK_ENTRY)
         e->rendering = 0;
     if (!e && b)
-        e = entry_take(event_id, &old);
+        e = entry_take(cache, event_id, &old);
     if (e && b) {
         if (!old)
             old = e->body;
         e->body = b;
-        e->expires_ms = ons_mono_ms() + cache.ttl_ms;
+        e->expires_ms = ons_mono_ms() + cache->ttl_ms;
         b = NULL;
     } else if (e && !e->body && !e->rendering) {
         e->event_id = 0;
     }
-    pthread_mutex_unlock(&cache.mu);
+    pthread_mutex_unlock(&cache->mu);
     body_release(old);
     body_release(b);
 }
@@ -293,6 +307,7 @@ static json_t *draw_entries(ing_req *r, ing_worker *w, int64_t event_id, const u
 }
 
 typedef struct draw_job_args {
+    ing_draws *cache;
     int64_t event_id;
     int renders; /* MARK_*: how this request marked the event as rendering (not yet cleared) */
 } draw_job_args;
@@ -304,7 +319,7 @@ static void draw_job_free(void *p)
 {
     draw_job_args *j = p;
     if (j && j->renders)
-        cache_store(j->event_id, NULL, j->renders);
+        cache_store(j->cache, j->event_id, NULL, j->renders);
     free(j);
 }
 
@@ -339,7 +354,7 @@ static void draw_job(ing_worker *w, void *arg)
     int64_t event_id = j->event_id;
     ing_api_err err;
     char *text = draw_render(r, w, event_id, &err);
-    cache_store(event_id, text, j->renders);
+    cache_store(j->cache, event_id, text, j->renders);
     j->renders = 0;
     if (!text)
         ing_fail(r, w, err, NULL);
@@ -363,12 +378,10 @@ void ing_route_event_draw(ing_req *r)
     int64_t id;
     if (ing_path_id(r, r->params[0], &id))
         return;
-    cache_ttl_wanted = r->app->o.draw_cache_ttl_ms;
-    cache_slots_wanted = (size_t)r->app->o.draw_cache_events;
-    pthread_once(&cache.once, cache_init);
+    ing_draws *cache = r->app->draws;
     int renders;
     draw_body *hit;
-    draw_found f = cache_lookup(id, &hit, &renders);
+    draw_found f = cache_lookup(cache, id, &hit, &renders);
     if (f == DRAW_HIT) {
         reply_hit(r, hit);
         return;
@@ -382,9 +395,9 @@ void ing_route_event_draw(ing_req *r)
     draw_job_args *job = ing_req_job(r, sizeof *job, draw_job_free);
     if (!job) {
         if (renders)
-            cache_store(id, NULL, renders);
+            cache_store(cache, id, NULL, renders);
         return;
     }
-    *job = (draw_job_args){id, renders};
+    *job = (draw_job_args){cache, id, renders};
     ing_req_submit(r, draw_job);
 }
