@@ -211,6 +211,44 @@ def test_transfer_rotates_the_code(env):
     assert s == 200 and b["state"] == "admitted", b
 
 
+def test_the_history_takes_limit_and_cursor_once_and_nothing_else(env):
+    """GET /v1/me/tickets reads its query as the catalog does (docs/api.md
+    "Errors"): a parameter it does not take is 400 unknown_field, one given
+    twice 400 invalid_field, a cursor it did not issue (trailing bytes, a
+    sign, upper-case hex, a third part) 400 invalid_cursor; the pages it
+    issues still chain. Before, the unknown and the repeated parameters
+    were ignored (200) and a cursor with bytes after it was read."""
+    st = env.st
+    t1, t2 = env.buy(71, qty=2)
+    fan = st.token(71, "fan")
+
+    def get(q):
+        return st.http("GET", "/v1/me/tickets" + q, token=fan)
+
+    s, _, p1 = get("?limit=1")
+    assert s == 200 and len(p1["tickets"]) == 1 and p1["next_cursor"], p1
+    cur = p1["next_cursor"]
+    s, _, p2 = get(f"?cursor={cur}&limit=1")
+    assert s == 200 and {p1["tickets"][0]["ticket_id"], p2["tickets"][0]["ticket_id"]} == \
+        {t1, t2}, p2
+    assert get("?")[0] == 200 and get("?limit=1&")[0] == 200
+    for q, code, field in (("?foo=1", "unknown_field", None),
+                           ("?limit=1&offset=5", "unknown_field", None),
+                           ("?limit", "invalid_field", "limit"),
+                           ("?limit=1&limit=2", "invalid_field", "limit"),
+                           ("?limit=+5", "invalid_field", "limit"),
+                           (f"?cursor={cur}&cursor={cur}", "invalid_field", "cursor"),
+                           (f"?cursor={cur}junk", "invalid_cursor", "cursor"),
+                           (f"?cursor={cur}.1", "invalid_cursor", "cursor"),
+                           ("?cursor=6A.1", "invalid_cursor", "cursor"),
+                           (f"?cursor=0x{cur}", "invalid_cursor", "cursor"),
+                           ("?cursor=-1.5", "invalid_cursor", "cursor"),
+                           ("?cursor=1.0", "invalid_cursor", "cursor"),
+                           ("?cursor=", "invalid_cursor", "cursor")):
+        s, _, b = get(q)
+        assert (s, b["error"]["code"], b["error"].get("field")) == (400, code, field), (q, b)
+
+
 def race(st, port, body, n=2):
     """n scanners send the same scan at once to the ingress on port."""
     out, barrier = [None] * n, threading.Barrier(n)
