@@ -99,7 +99,7 @@ int ing_json_str(ing_req *r, json_t *o, const char *key, int required, size_t mi
     }
     if (!ok) {
         ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
-                  "Field '%s' must be a string of %zu to %zu characters without control "
+                  "Field '%s' must be a string of %zu to %zu bytes (UTF-8) without control "
                   "characters.",
                   key, minlen, maxlen);
         return -1;

@@ -34,7 +34,9 @@ int ing_json_int(ing_req *r, json_t *o, const char *key, int required, int64_t m
 int ing_json_num(ing_req *r, json_t *o, const char *key, double min, double max, double *out,
                  int *present);
 /* String of minlen..maxlen bytes (valid UTF-8 by jansson), no control
- * characters. Absent and !required: 0, *out untouched. *out points into o. */
+ * characters. The limits count bytes, not characters (docs/api.md
+ * "Requests"): the stores' fixed buffers are sized in bytes. Absent and !required: 0, *out
+ * untouched. *out points into o. */
 int ing_json_str(ing_req *r, json_t *o, const char *key, int required, size_t minlen, size_t maxlen,
                  const char **out);
 /* Boolean. Absent: 0, *out untouched. */

@@ -205,3 +205,23 @@ def test_bad_inputs(st, cat):
     # Creating still needs a seller.
     s, _, _ = st.http("POST", "/v1/events", {"name": "x"})
     assert s == 401
+
+
+def test_string_limits_count_utf8_bytes_and_say_so(st):
+    """docs/api.md "Requests": a string field's limit counts UTF-8 bytes
+    (the stores' buffers are sized so); the refusal says bytes, not
+    characters, so a seller naming a venue in another script is told what
+    the limit is (before, 40 CJK letters of a 100 limit were refused as
+    "1 to 100 characters"). display_name alone counts characters."""
+    seller = st.token(1000, "seller")
+    venue = {"name": "é" * 100, "city": "Utrecht", "country": "NL",
+             "sections": [{"name": "A", "rows": 1, "seats_per_row": 2}]}
+    s, _, v = st.http("POST", "/v1/venues", venue, seller)
+    assert s == 201, v  # 200 bytes: the limit exactly
+    before = snapshot(st)
+    s, _, b = st.http("POST", "/v1/venues", {**venue, "city": "東" * 34}, seller)  # 102 bytes
+    assert (s, b["error"]["code"], b["error"]["field"]) == (400, "invalid_field", "city"), b
+    assert "100 bytes" in b["error"]["message"], b
+    s, _, b = st.http("POST", "/v1/venues", {**venue, "name": "é" * 101}, seller)
+    assert (s, b["error"]["field"]) == (400, "name") and "200 bytes" in b["error"]["message"], b
+    assert snapshot(st) == before
