@@ -225,3 +225,15 @@ def test_string_limits_count_utf8_bytes_and_say_so(st):
     s, _, b = st.http("POST", "/v1/venues", {**venue, "name": "é" * 101}, seller)
     assert (s, b["error"]["field"]) == (400, "name") and "200 bytes" in b["error"]["message"], b
     assert snapshot(st) == before
+
+
+def test_a_bare_plus_in_an_offset_is_named_in_the_refusal(st):
+    """A time written with its offset as is (?from=...+02:00) reaches the
+    server with a space for the '+' (form encoding): the refusal says to
+    send %2B; the encoded one is taken. A from past year 9999 in UTC is
+    refused as out of range."""
+    s, _, b = st.http("GET", "/v1/events?from=2031-01-01T00:00:00+02:00")
+    assert (s, b["error"]["field"]) == (400, "from") and "%2B" in b["error"]["message"], b
+    assert st.http("GET", "/v1/events?from=2031-01-01T00:00:00%2B02:00")[0] == 200
+    s, _, b = st.http("GET", "/v1/events?to=9999-12-31T23:00:00-05:00")
+    assert (s, b["error"]["field"]) == (400, "to"), b

@@ -157,10 +157,22 @@ def test_who_may_edit_and_bad_input_changes_nothing(st):
         ({"tiers": [{"section": "A", "price_cents": 1}, {"section": "A", "price_cents": 2}]},
          "invalid_field"),
         ({"tiers": []}, "invalid_field"),
+        # in range as written, year 10000 once the offset is applied: it was
+        # stored and answered as "10000-01-01T04:59:59Z" (not RFC 3339)
+        ({"starts_at": "9999-12-31T23:59:59-05:00"}, "invalid_field"),
     ]
     for body, code in bad:
         assert err(patch(st, ev, body)) == (400, code), body
     assert snapshot(st, ev) == before
+    # The same at creation; the message names the range.
+    (venue,), = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))
+    s, _, b = st.http("POST", "/v1/events", {
+        "venue_id": venue, "name": "Y10K", "category": "concert",
+        "starts_at": "9999-12-31T23:59:59-05:00", "tiers": [{"section": "A", "price_cents": 1}]},
+        token=st.token(SELLER, "seller"))
+    assert (s, b["error"]["field"]) == (400, "starts_at") and "1970 to 9999 UTC" in \
+        b["error"]["message"], b
+    assert st.sql("SELECT count(*) FROM events WHERE name = 'Y10K'") == [(0,)]
     # An admin may edit any event.
     s, _, b = patch(st, ev, {"category": "opera"}, user=1, role="admin")
     assert s == 200 and b["category"] == "opera", b
