@@ -479,8 +479,9 @@ def test_a_scanner_admits_only_at_its_venues(env):
             answers.add(json.dumps(b, sort_keys=True))
     assert len(answers) == 1, answers  # one body: nothing told about the ticket
     # Read at the door for a forged QR too: worded for a missing ticket as well.
+    # (and for an event-bound scanner: the message names events too)
     assert b["error"]["message"] == ("This ticket cannot be admitted by you: it does not exist "
-                                     "or is for a venue you are not assigned to."), b
+                                     "or is for a venue or event you are not assigned to."), b
     assert st.sql("SELECT ticket_id, admitted_at, code_version, status FROM tickets "
                   "ORDER BY ticket_id") == before
     assert scans_counted(st, "scanner_not_assigned") == counted + 10
