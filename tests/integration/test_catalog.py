@@ -237,3 +237,20 @@ def test_a_bare_plus_in_an_offset_is_named_in_the_refusal(st):
     assert st.http("GET", "/v1/events?from=2031-01-01T00:00:00%2B02:00")[0] == 200
     s, _, b = st.http("GET", "/v1/events?to=9999-12-31T23:00:00-05:00")
     assert (s, b["error"]["field"]) == (400, "to"), b
+
+
+def test_an_idempotent_retry_is_the_same_bytes(st):
+    """docs/api.md "Idempotency": a retry is the same route, target and body
+    byte for byte; the same object with its keys in another order is another
+    request (422), and nothing more is made."""
+    seller = st.token(1000, "seller")
+    hdr = {"Idempotency-Key": "venue-bytes", "Content-Type": "application/json"}
+    first = b'{"name":"H","city":"C","country":"NL","sections":[{"name":"A","rows":1,"seats_per_row":1}]}'
+    again = b'{"city":"C","name":"H","country":"NL","sections":[{"name":"A","rows":1,"seats_per_row":1}]}'
+    s, _, v = st.http("POST", "/v1/venues", headers=hdr, raw=first, token=seller)
+    assert s == 201, v
+    before = snapshot(st)
+    assert st.http("POST", "/v1/venues", headers=hdr, raw=first, token=seller)[2] == v
+    s, _, b = st.http("POST", "/v1/venues", headers=hdr, raw=again, token=seller)
+    assert (s, b["error"]["code"]) == (422, "idempotency_mismatch"), b
+    assert snapshot(st) == before
