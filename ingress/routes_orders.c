@@ -41,9 +41,6 @@
 #include <string.h>
 #include <time.h>
 
-#define TICKETS_DEFAULT_LIMIT 20
-#define TICKETS_MAX_LIMIT     100
-
 typedef struct co_job {
     q_msg msg;
     char id[Q_ID_LEN + 1]; /* the public id in the path */
@@ -498,11 +495,10 @@ static int tickets_pair(ing_req *r, const char *p, size_t len, unsigned *seen, t
     char lim[8] = "", *end = NULL;
     if (vlen && vlen < sizeof lim)
         memcpy(lim, eq + 1, vlen);
-    long v = strtol(lim, &end, 10);
-    if (!vlen || vlen >= sizeof lim || *end || lim[0] < '0' || lim[0] > '9' || v < 1 ||
-        v > TICKETS_MAX_LIMIT) {
-        ing_failf(r, NULL, ING_E_INVALID_FIELD, "limit", "Parameter 'limit' must be 1 to %d.",
-                  TICKETS_MAX_LIMIT);
+    long v = strtol(lim, &end, 10), max = (long)r->app->o.tickets_history_max_limit;
+    if (!vlen || vlen >= sizeof lim || *end || lim[0] < '0' || lim[0] > '9' || v < 1 || v > max) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "limit", "Parameter 'limit' must be 1 to %ld.",
+                  max);
         return -1;
     }
     q->limit = v;
@@ -517,7 +513,11 @@ static int tickets_query_parse(ing_req *r, tickets_query *q)
     const char *uri = hreq ? nng_http_req_get_uri(hreq) : NULL;
     const char *qs = uri ? strchr(uri, '?') : NULL;
     unsigned seen = 0;
-    *q = (tickets_query){.limit = TICKETS_DEFAULT_LIMIT};
+    /* The default is never above the largest page asked for. */
+    int64_t dflt = r->app->o.tickets_history_default_limit;
+    if (dflt > r->app->o.tickets_history_max_limit)
+        dflt = r->app->o.tickets_history_max_limit;
+    *q = (tickets_query){.limit = dflt};
     for (const char *s = qs ? qs + 1 : ""; *s;) {
         size_t len = strcspn(s, "&");
         if (len && tickets_pair(r, s, len, &seen, q))

@@ -247,6 +247,14 @@ def test_the_history_takes_limit_and_cursor_once_and_nothing_else(env):
                            ("?cursor=", "invalid_cursor", "cursor")):
         s, _, b = get(q)
         assert (s, b["error"]["code"], b["error"].get("field")) == (400, code, field), (q, b)
+    # The page sizes are options (tickets.history_default_limit and
+    # tickets.history_max_limit; they were constants, 20 and 100).
+    port = other_ingress(env, tickets_history_default_limit=1, tickets_history_max_limit=2)
+    s, _, b = http_at(st, port, "GET", "/v1/me/tickets", user=71)
+    assert s == 200 and len(b["tickets"]) == 1 and b["next_cursor"], b
+    assert http_at(st, port, "GET", "/v1/me/tickets?limit=2", user=71)[0] == 200
+    s, _, b = http_at(st, port, "GET", "/v1/me/tickets?limit=3", user=71)
+    assert (s, b["error"]["field"]) == (400, "limit") and "1 to 2" in b["error"]["message"], b
 
 
 def race(st, port, body, n=2):
