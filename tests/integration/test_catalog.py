@@ -224,6 +224,13 @@ def test_string_limits_count_utf8_bytes_and_say_so(st):
     assert "100 bytes" in b["error"]["message"], b
     s, _, b = st.http("POST", "/v1/venues", {**venue, "name": "é" * 101}, seller)
     assert (s, b["error"]["field"]) == (400, "name") and "200 bytes" in b["error"]["message"], b
+    # Names people read may not be only spaces (a display name may not
+    # either); they were taken and showed as nothing.
+    for bad in ({"name": "   "}, {"city": " "}, {"address": "  "},
+                {"sections": [{"name": " ", "rows": 1, "seats_per_row": 1}]}):
+        s, _, b = st.http("POST", "/v1/venues", {**venue, **bad}, seller)
+        assert (s, b["error"]["code"]) == (400, "invalid_field"), (bad, b)
+        assert "only spaces" in b["error"]["message"], b
     assert snapshot(st) == before
 
 

@@ -145,6 +145,8 @@ def test_who_may_edit_and_bad_input_changes_nothing(st):
         ({"venue_id": 1}, "unknown_field"),
         ({"name": ""}, "invalid_field"),
         ({"name": 5}, "invalid_field"),
+        ({"name": "   "}, "invalid_field"),  # only spaces: shows as nothing (was 200)
+        ({"category": " "}, "invalid_field"),
         ({"starts_at": "tomorrow"}, "invalid_field"),
         ({"name": "x", "starts_at": iso(now - timedelta(days=1))}, "invalid_field"),
         # before onsale_at (an hour ahead): checked in the transaction
