@@ -492,18 +492,27 @@ static void status_change_job(ing_worker *w, void *arg)
                   from, j->to_status);
         return;
     }
-    /* Resuming a sold-out or scheduled event keeps what it was. */
+    /* Resuming a sold-out or scheduled event keeps what it was; a paused
+     * one whose onsale_at is ahead becomes scheduled (the owner's rule,
+     * workers/partition.c next_status), which the reply and this node's view expectation
+     * must say, not on_sale (a view expected on_sale was rendered back to
+     * back for ing_views_expect's 10 s, and the seller told the sale was
+     * open). The same instant as the owner's: the record's sent_ms. */
+    int64_t now_ms = ing_now_ms();
     const char *to = j->to_status;
     int from_status = q_event_status_parse(from);
     if (q_event_status_parse(to) == Q_EVENT_ON_SALE &&
         (from_status == Q_EVENT_SOLD_OUT || from_status == Q_EVENT_SCHEDULED))
         to = from;
+    else if (q_event_status_parse(to) == Q_EVENT_ON_SALE && from_status == Q_EVENT_PAUSED &&
+             now_ms < ev.onsale_at_ms)
+        to = q_event_status_name(Q_EVENT_SCHEDULED);
     snprintf(j->status, sizeof j->status, "%s", to);
     q_msg m;
     memset(&m, 0, sizeof m);
     m.type = Q_MSG_EVENT_STATUS;
     m.event_id = j->event_id;
-    m.sent_ms = ing_now_ms();
+    m.sent_ms = now_ms;
     /* The worker knows on_sale/paused/cancelled/ended; "on_sale" asks it to
      * resume (a paused sale whose onsale_at is ahead becomes scheduled). */
     snprintf(m.status, sizeof m.status, "%s", j->to_status);

@@ -178,3 +178,33 @@ def test_who_may_edit_and_bad_input_changes_nothing(st):
     # An admin may edit any event.
     s, _, b = patch(st, ev, {"category": "opera"}, user=1, role="admin")
     assert s == 200 and b["category"] == "opera", b
+
+
+def test_resuming_a_paused_sale_before_onsale_at_says_scheduled(st):
+    """A paused event whose onsale_at is ahead comes back as scheduled (the
+    partition owner's rule): the resume's 202 says so, as the view then
+    does. It said on_sale, telling the seller the sale was open, and the
+    answering node expected a view saying on_sale (renders back to back for
+    up to 10 s). Resuming a sale whose onsale_at passed says on_sale."""
+    seller = st.token(SELLER, "seller")
+    ev = st.create_event(sections=SECTIONS, status="scheduled", onsale_in_s=3600)
+    s, _, b = st.http("POST", f"/v1/events/{ev}/pause", token=seller)
+    assert (s, b["status"]) == (202, "paused"), b
+    st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["status"] == "paused", 10,
+                "the view says paused")
+    s, _, b = st.http("POST", f"/v1/events/{ev}/resume", token=seller)
+    assert (s, b["status"]) == (202, "scheduled"), b
+    st.wait_for(lambda: st.sql("SELECT status FROM events WHERE event_id = %s", (ev,)) ==
+                [("scheduled",)], 10, "the owner applies the resume")
+    assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "scheduled"
+    # The control: onsale_at passes while paused; the resume opens the sale.
+    ev = st.create_event(sections=SECTIONS, status="scheduled", onsale_in_s=3)
+    s, _, b = st.http("POST", f"/v1/events/{ev}/pause", token=seller)
+    assert s == 202, b
+    st.wait_for(lambda: st.sql("SELECT status FROM events WHERE event_id = %s AND "
+                               "onsale_at < now()", (ev,)) == [("paused",)], 15,
+                "paused, and onsale_at passed")
+    s, _, b = st.http("POST", f"/v1/events/{ev}/resume", token=seller)
+    assert (s, b["status"]) == (202, "on_sale"), b
+    st.wait_for(lambda: st.sql("SELECT status FROM events WHERE event_id = %s", (ev,)) ==
+                [("on_sale",)], 10, "on sale")
