@@ -136,6 +136,28 @@ static int shared_flag(const command *self, int opt, char **argv)
 }
 
 /* onsalectl help [COMMAND]: prints usage to stdout. */
+/* A value flag given twice (--user 5 --user 6) is refused, not the last
+ * one taken: a token minted for the wrong user or role is worse than none.
+ * seen: the flags met so far, one bit per letter (longopts' val). Returns
+ * 1 (usage printed) or 0. */
+static int flag_repeated(const command *self, const struct option *longopts, int opt,
+                         unsigned *seen)
+{
+    if (opt < 'a' || opt > 'z')
+        return 0;
+    unsigned bit = 1u << (opt - 'a');
+    if (*seen & bit) {
+        const char *name = "a flag";
+        for (const struct option *o = longopts; o->name; o++)
+            if (o->val == opt)
+                name = o->name;
+        usage_error(self, "--%s is given more than once", name);
+        return 1;
+    }
+    *seen |= bit;
+    return 0;
+}
+
 static int cmd_help(ctl *c, int argc, char **argv)
 {
     (void)c;
@@ -186,9 +208,12 @@ static int token_flags(int argc, char **argv, token_args *t)
     };
     const command *self = find_command("token");
     int have_user = 0, have_role = 0, opt;
+    unsigned seen = 0;
     optind = 0; /* glibc: rescan from argv[1] */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+        if (flag_repeated(self, longopts, opt, &seen))
+            return EXIT_USAGE;
         switch (opt) {
         case 'u':
             if (ons_user_id_parse(optarg, &t->user_id) != 0)
@@ -258,9 +283,12 @@ static int read_event_flags(const command *self, const struct option *longopts, 
                             char **argv, event_flags *f)
 {
     int opt;
+    unsigned seen = 0;
     optind = 0; /* glibc: rescan from argv[1] */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+        if (flag_repeated(self, longopts, opt, &seen))
+            return EXIT_USAGE;
         switch (opt) {
         case 'e':
             if (parse_ll(optarg, 1, INT64_MAX, &f->event) != 0)

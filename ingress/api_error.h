@@ -48,8 +48,8 @@
     X(ING_E_POW_USED, 403, "pow_used", 0,                                                          \
       "This solution was already used; fetch a new challenge.")                                    \
     X(ING_E_SCANNER_NOT_ASSIGNED, 403, "scanner_not_assigned", 0,                                  \
-      "This ticket cannot be admitted by you: it does not exist or is for a venue you are not "    \
-      "assigned to.")                                                                              \
+      "This ticket cannot be admitted by you: it does not exist or is for a venue or event you "   \
+      "are not assigned to.")                                                                      \
     X(ING_E_ROLE_NOT_GRANTED, 403, "role_not_granted", 0, "This account lacks that role.")         \
     X(ING_E_NOT_FOUND, 404, "not_found", 0, "No such resource.")                                   \
     X(ING_E_EVENT_NOT_FOUND, 404, "event_not_found", 0, "No such event.")                          \

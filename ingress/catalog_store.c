@@ -510,7 +510,9 @@ static int parse_words(char *vals[P_COUNT], const cat_limits *lim, cat_query *q,
 /* from/to (RFC 3339, to after from) and min_price/max_price (cents). */
 static int parse_ranges(char *const vals[P_COUNT], cat_query *q, cat_error *err)
 {
-    static const char *const time_what = "an RFC 3339 time such as 2026-11-28T20:00:00Z";
+    static const char *const time_what =
+        "an RFC 3339 time from 1970 to 9999 UTC such as 2026-11-28T20:00:00Z (an offset's '+' "
+        "sent as %2B: a bare '+' in a query string is a space)";
     static const char *const cents_what = "a whole number of cents, 0 or more";
     if (vals[P_FROM] && ing_parse_rfc3339(vals[P_FROM], &q->from_ms))
         return bad(err, "from", time_what);

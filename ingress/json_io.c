@@ -99,7 +99,7 @@ int ing_json_str(ing_req *r, json_t *o, const char *key, int required, size_t mi
     }
     if (!ok) {
         ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
-                  "Field '%s' must be a string of %zu to %zu characters without control "
+                  "Field '%s' must be a string of %zu to %zu bytes (UTF-8) without control "
                   "characters.",
                   key, minlen, maxlen);
         return -1;
@@ -128,7 +128,9 @@ int ing_json_time(ing_req *r, json_t *o, const char *key, int required, int64_t 
         return required ? missing(r, key) : 0;
     if (!json_is_string(v) || ing_parse_rfc3339(json_string_value(v), out_ms)) {
         ing_failf(r, NULL, ING_E_INVALID_FIELD, key,
-                  "Field '%s' must be an RFC 3339 time such as 2026-12-01T20:00:00Z.", key);
+                  "Field '%s' must be an RFC 3339 time from 1970 to 9999 UTC such as "
+                  "2026-12-01T20:00:00Z.",
+                  key);
         return -1;
     }
     return 0;
@@ -248,7 +250,13 @@ int ing_parse_rfc3339(const char *s, int64_t *out_ms)
     gmtime_r(&t, &back);
     if (back.tm_mday != D)
         return ONS_EINVAL;
-    *out_ms = ((int64_t)t - off * 60) * 1000 + ms;
+    /* The instant itself, not only its digits, within the format's years:
+     * 9999-12-31T23:59:59-05:00 is in year 10000 in UTC, which no answer
+     * could write back as RFC 3339 ("10000-01-01T04:59:59Z"). */
+    int64_t at = ((int64_t)t - off * 60) * 1000 + ms;
+    if (at < 0 || at > ING_RFC3339_MAX_MS)
+        return ONS_EINVAL;
+    *out_ms = at;
     return 0;
 }
 

@@ -34,7 +34,9 @@ int ing_json_int(ing_req *r, json_t *o, const char *key, int required, int64_t m
 int ing_json_num(ing_req *r, json_t *o, const char *key, double min, double max, double *out,
                  int *present);
 /* String of minlen..maxlen bytes (valid UTF-8 by jansson), no control
- * characters. Absent and !required: 0, *out untouched. *out points into o. */
+ * characters. The limits count bytes, not characters (docs/api.md
+ * "Requests"): the stores' fixed buffers are sized in bytes. Absent and !required: 0, *out
+ * untouched. *out points into o. */
 int ing_json_str(ing_req *r, json_t *o, const char *key, int required, size_t minlen, size_t maxlen,
                  const char **out);
 /* Boolean. Absent: 0, *out untouched. */
@@ -50,8 +52,11 @@ int ing_path_id(ing_req *r, const char *s, int64_t *out);
 /* The same test without a reply: 0 with *out, or -1. */
 int ing_path_id_parse(const char *s, int64_t *out);
 
+/* The last instant an answer can write as RFC 3339: 9999-12-31T23:59:59.999Z. */
+#define ING_RFC3339_MAX_MS INT64_C(253402300799999)
 /* Parses an RFC 3339 time ("2026-11-28T20:00:00Z", "...+01:00", fractions
- * allowed). Returns 0 or ONS_EINVAL. */
+ * allowed) of an instant from 1970-01-01T00:00:00Z to ING_RFC3339_MAX_MS
+ * (the offset applied). Returns 0 or ONS_EINVAL. */
 int ing_parse_rfc3339(const char *s, int64_t *out_ms);
 /* Formats ms since epoch as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out[32]. */
 void ing_format_rfc3339(int64_t ms, char out[32]);

@@ -107,6 +107,25 @@ static void venue_create_job(ing_worker *w, void *arg)
                                  (json_int_t)j->capacity));
 }
 
+/* A name people read (a venue's, a section's, an event's, its category):
+ * ing_json_str's string of minlen..maxlen bytes, and not only spaces, as a
+ * display name may not be (it shows as nothing in lists and on tickets).
+ * Returns 0 (absent and !required: *out untouched) or -1 (replied 400). */
+static int json_label(ing_req *r, json_t *o, const char *key, int required, size_t minlen,
+                      size_t maxlen, const char **out)
+{
+    const char *v = NULL;
+    if (ing_json_str(r, o, key, required, minlen, maxlen, &v))
+        return -1;
+    if (v && !v[strspn(v, " ")]) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key, "Field '%s' must not be only spaces.", key);
+        return -1;
+    }
+    if (v)
+        *out = v;
+    return 0;
+}
+
 void ing_route_venue_create(ing_req *r)
 {
     static const char *const allowed[] = {"name", "city", "country",  "address",
@@ -116,11 +135,10 @@ void ing_route_venue_create(ing_req *r)
     if (!j)
         return;
     json_t *secs = NULL;
-    if (ing_json_only(r, r->body, allowed) ||
-        ing_json_str(r, r->body, "name", 1, 1, 200, &j->name) ||
-        ing_json_str(r, r->body, "city", 1, 1, 100, &j->city) ||
-        ing_json_str(r, r->body, "country", 1, 2, 100, &j->country) ||
-        ing_json_str(r, r->body, "address", 0, 1, 300, &j->address) ||
+    if (ing_json_only(r, r->body, allowed) || json_label(r, r->body, "name", 1, 1, 200, &j->name) ||
+        json_label(r, r->body, "city", 1, 1, 100, &j->city) ||
+        json_label(r, r->body, "country", 1, 2, 100, &j->country) ||
+        json_label(r, r->body, "address", 0, 1, 300, &j->address) ||
         ing_json_num(r, r->body, "lat", -90, 90, &j->lat, &j->has_lat) ||
         ing_json_num(r, r->body, "lon", -180, 180, &j->lon, &j->has_lon) ||
         ing_json_objects(r, r->body, "sections", MAX_SECTIONS, &secs))
@@ -136,7 +154,7 @@ void ing_route_venue_create(ing_req *r)
     for (size_t i = 0; i < j->n; i++) {
         json_t *s = json_array_get(secs, i);
         if (ing_json_only(r, s, sec_allowed) ||
-            ing_json_str(r, s, "name", 1, 1, 64, &j->sec_names[i]) ||
+            json_label(r, s, "name", 1, 1, 64, &j->sec_names[i]) ||
             ing_json_int(r, s, "rows", 1, 1, 1000, &j->rows[i]) ||
             ing_json_int(r, s, "seats_per_row", 1, 1, 1000, &j->per_row[i]))
             return;
@@ -312,8 +330,8 @@ static int event_fields(ing_req *r, event_job *j, json_t **tiers)
     json_t *b = r->body;
     if (ing_json_only(r, b, allowed) ||
         ing_json_int(r, b, "venue_id", 1, 1, INT64_MAX, &j->venue_id) ||
-        ing_json_str(r, b, "name", 1, 1, 200, &j->name) ||
-        ing_json_str(r, b, "category", 1, 1, 64, &j->category) ||
+        json_label(r, b, "name", 1, 1, 200, &j->name) ||
+        json_label(r, b, "category", 1, 1, 64, &j->category) ||
         ing_json_time(r, b, "starts_at", 1, &j->starts_at_ms) ||
         ing_json_str(r, b, "description", 0, 0, 4000, &j->description) ||
         ing_json_int(r, b, "max_per_user", 0, 1, Q_MAX_SEATS, &j->max_per_user) ||
@@ -474,18 +492,27 @@ static void status_change_job(ing_worker *w, void *arg)
                   from, j->to_status);
         return;
     }
-    /* Resuming a sold-out or scheduled event keeps what it was. */
+    /* Resuming a sold-out or scheduled event keeps what it was; a paused
+     * one whose onsale_at is ahead becomes scheduled (the owner's rule,
+     * workers/partition.c next_status), which the reply and this node's view expectation
+     * must say, not on_sale (a view expected on_sale was rendered back to
+     * back for ing_views_expect's 10 s, and the seller told the sale was
+     * open). The same instant as the owner's: the record's sent_ms. */
+    int64_t now_ms = ing_now_ms();
     const char *to = j->to_status;
     int from_status = q_event_status_parse(from);
     if (q_event_status_parse(to) == Q_EVENT_ON_SALE &&
         (from_status == Q_EVENT_SOLD_OUT || from_status == Q_EVENT_SCHEDULED))
         to = from;
+    else if (q_event_status_parse(to) == Q_EVENT_ON_SALE && from_status == Q_EVENT_PAUSED &&
+             now_ms < ev.onsale_at_ms)
+        to = q_event_status_name(Q_EVENT_SCHEDULED);
     snprintf(j->status, sizeof j->status, "%s", to);
     q_msg m;
     memset(&m, 0, sizeof m);
     m.type = Q_MSG_EVENT_STATUS;
     m.event_id = j->event_id;
-    m.sent_ms = ing_now_ms();
+    m.sent_ms = now_ms;
     /* The worker knows on_sale/paused/cancelled/ended; "on_sale" asks it to
      * resume (a paused sale whose onsale_at is ahead becomes scheduled). */
     snprintf(m.status, sizeof m.status, "%s", j->to_status);
@@ -616,9 +643,8 @@ void ing_route_event_update(ing_req *r)
         return;
     j->event_id = id;
     json_t *tiers = NULL;
-    if (ing_json_only(r, r->body, allowed) ||
-        ing_json_str(r, r->body, "name", 0, 1, 200, &j->name) ||
-        ing_json_str(r, r->body, "category", 0, 1, 64, &j->category) ||
+    if (ing_json_only(r, r->body, allowed) || json_label(r, r->body, "name", 0, 1, 200, &j->name) ||
+        json_label(r, r->body, "category", 0, 1, 64, &j->category) ||
         ing_json_str(r, r->body, "description", 0, 0, 4000, &j->description) ||
         ing_json_time(r, r->body, "starts_at", 0, &j->starts_at_ms))
         return;

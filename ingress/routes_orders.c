@@ -41,9 +41,6 @@
 #include <string.h>
 #include <time.h>
 
-#define TICKETS_DEFAULT_LIMIT 20
-#define TICKETS_MAX_LIMIT     100
-
 typedef struct co_job {
     q_msg msg;
     char id[Q_ID_LEN + 1]; /* the public id in the path */
@@ -427,56 +424,120 @@ static void tickets_job(ing_worker *w, void *arg)
     ing_reply_json(r, 200, body);
 }
 
-/* Finds key=value in the request's query string (nng keeps the raw URI as
- * the aio's input 0). Writes the value (not URL-decoded: our values never
- * need it) into out. Returns 1 found, 0 absent, -1 too long. */
-static int query_param(ing_req *r, const char *key, char *out, size_t cap)
+/* The history's query: each of cursor and limit at most once, nothing
+ * else, as the catalog's (docs/api.md "Errors": an unknown parameter is
+ * 400 unknown_field, a repeated one 400 invalid_field). */
+typedef struct tickets_query {
+    int64_t limit;
+    int64_t cursor_us, cursor_tid; /* cursor_tid 0: first page */
+} tickets_query;
+
+/* One hex number of 1 to 16 digits at *s, not above INT64_MAX; *s moves
+ * past it. Returns 0 or -1. */
+static int hex_i64(const char **s, int64_t *out)
+{
+    uint64_t v = 0;
+    size_t n = strspn(*s, "0123456789abcdef");
+    if (n < 1 || n > 16)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        v = v << 4 | (uint64_t)((*s)[i] <= '9' ? (*s)[i] - '0' : (*s)[i] - 'a' + 10);
+    if (v > INT64_MAX)
+        return -1;
+    *out = (int64_t)v;
+    *s += n;
+    return 0;
+}
+
+/* The cursor tickets_json issues, exactly: "<issued_us hex>.<ticket_id hex>"
+ * (lowercase, ticket_id > 0). Returns 0 or -1. */
+static int tickets_cursor(const char *v, size_t len, tickets_query *q)
+{
+    char buf[40];
+    const char *s = buf;
+    if (len >= sizeof buf)
+        return -1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    if (hex_i64(&s, &q->cursor_us) || *s++ != '.' || hex_i64(&s, &q->cursor_tid) || *s ||
+        q->cursor_tid == 0)
+        return -1;
+    return 0;
+}
+
+/* One key=value pair of the query (not URL-decoded: a cursor and a limit
+ * never need it). seen: the keys met so far (bit 0 cursor, bit 1 limit).
+ * Returns 0, or -1 (replied 400). */
+static int tickets_pair(ing_req *r, const char *p, size_t len, unsigned *seen, tickets_query *q)
+{
+    const char *eq = memchr(p, '=', len);
+    size_t klen = eq ? (size_t)(eq - p) : len, vlen = eq ? len - klen - 1 : 0;
+    int is_cursor = klen == 6 && strncmp(p, "cursor", 6) == 0;
+    if (!is_cursor && !(klen == 5 && strncmp(p, "limit", 5) == 0)) {
+        ing_failf(r, NULL, ING_E_UNKNOWN_FIELD, NULL,
+                  "Unknown query parameter: only 'limit' and 'cursor' are taken.");
+        return -1;
+    }
+    const char *key = is_cursor ? "cursor" : "limit";
+    if (*seen & (is_cursor ? 1u : 2u)) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, key, "Parameter '%s' is given more than once.",
+                  key);
+        return -1;
+    }
+    *seen |= is_cursor ? 1u : 2u;
+    if (is_cursor) {
+        if (tickets_cursor(eq ? eq + 1 : "", vlen, q)) {
+            ing_fail(r, NULL, ING_E_INVALID_CURSOR, "cursor");
+            return -1;
+        }
+        return 0;
+    }
+    char lim[8] = "", *end = NULL;
+    if (vlen && vlen < sizeof lim)
+        memcpy(lim, eq + 1, vlen);
+    long v = strtol(lim, &end, 10), max = (long)r->app->o.tickets_history_max_limit;
+    if (!vlen || vlen >= sizeof lim || *end || lim[0] < '0' || lim[0] > '9' || v < 1 || v > max) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "limit", "Parameter 'limit' must be 1 to %ld.",
+                  max);
+        return -1;
+    }
+    q->limit = v;
+    return 0;
+}
+
+/* The request's query string (nng keeps the raw URI as the aio's input 0)
+ * into *q. Returns 0, or -1 (replied 400). */
+static int tickets_query_parse(ing_req *r, tickets_query *q)
 {
     nng_http_req *hreq = nng_aio_get_input(r->pend.aio, 0);
     const char *uri = hreq ? nng_http_req_get_uri(hreq) : NULL;
     const char *qs = uri ? strchr(uri, '?') : NULL;
-    size_t kl = strlen(key);
-    for (const char *s = qs; s && *s;) {
-        s++;
-        if (strncmp(s, key, kl) == 0 && s[kl] == '=') {
-            const char *v = s + kl + 1;
-            size_t n = strcspn(v, "&");
-            if (n >= cap)
-                return -1;
-            memcpy(out, v, n);
-            out[n] = '\0';
-            return 1;
-        }
-        s = strchr(s, '&');
+    unsigned seen = 0;
+    /* The default is never above the largest page asked for. */
+    int64_t dflt = r->app->o.tickets_history_default_limit;
+    if (dflt > r->app->o.tickets_history_max_limit)
+        dflt = r->app->o.tickets_history_max_limit;
+    *q = (tickets_query){.limit = dflt};
+    for (const char *s = qs ? qs + 1 : ""; *s;) {
+        size_t len = strcspn(s, "&");
+        if (len && tickets_pair(r, s, len, &seen, q))
+            return -1;
+        s += len + (s[len] == '&');
     }
     return 0;
 }
 
 void ing_route_my_tickets(ing_req *r)
 {
-    char cur[64] = "", lim[16] = "";
-    int c = query_param(r, "cursor", cur, sizeof cur);
-    int l = query_param(r, "limit", lim, sizeof lim);
-    unsigned long long us = 0, tid = 0;
-    char *end = NULL;
-    int64_t limit = TICKETS_DEFAULT_LIMIT;
-    if (c < 0 || (c > 0 && (sscanf(cur, "%llx.%llx", &us, &tid) != 2 || tid == 0 ||
-                            us > INT64_MAX || tid > INT64_MAX))) {
-        ing_fail(r, NULL, ING_E_INVALID_CURSOR, "cursor");
+    tickets_query q;
+    if (tickets_query_parse(r, &q))
         return;
-    }
-    if (l < 0 ||
-        (l > 0 && ((limit = strtoll(lim, &end, 10)) < 1 || limit > TICKETS_MAX_LIMIT || *end))) {
-        ing_failf(r, NULL, ING_E_INVALID_FIELD, "limit", "Parameter 'limit' must be 1 to %d.",
-                  TICKETS_MAX_LIMIT);
-        return;
-    }
     co_job *j = new_job(r);
     if (!j)
         return;
-    j->limit = limit;
-    j->cursor_us = (int64_t)us;
-    j->cursor_tid = (int64_t)tid;
+    j->limit = q.limit;
+    j->cursor_us = q.cursor_us;
+    j->cursor_tid = q.cursor_tid;
     ing_req_submit(r, tickets_job);
 }
 
@@ -635,7 +696,6 @@ static void ticket_job(ing_worker *w, void *arg)
 static void ticket_route(ing_req *r, enum q_ticket_kind kind)
 {
     static const char *const allowed[] = {"to_user_id", NULL};
-    static const char *const none[] = {NULL};
     int64_t tid, to = 0;
     if (ing_path_id(r, r->params[0], &tid))
         return;
@@ -648,9 +708,10 @@ static void ticket_route(ing_req *r, enum q_ticket_kind kind)
                       "A ticket cannot be transferred to its owner.");
             return;
         }
-    } else if (r->body && ing_json_only(r, r->body, none)) {
-        return;
     }
+    /* A cancel's route takes no body (routes.c): the server never parses
+     * one, so one sent is ignored, as on every such route (docs/api.md
+     * "Requests"). */
     co_job *j = new_job(r);
     if (!j)
         return;

@@ -205,3 +205,59 @@ def test_bad_inputs(st, cat):
     # Creating still needs a seller.
     s, _, _ = st.http("POST", "/v1/events", {"name": "x"})
     assert s == 401
+
+
+def test_string_limits_count_utf8_bytes_and_say_so(st):
+    """docs/api.md "Requests": a string field's limit counts UTF-8 bytes
+    (the stores' buffers are sized so); the refusal says bytes, not
+    characters, so a seller naming a venue in another script is told what
+    the limit is (before, 40 CJK letters of a 100 limit were refused as
+    "1 to 100 characters"). display_name alone counts characters."""
+    seller = st.token(1000, "seller")
+    venue = {"name": "é" * 100, "city": "Utrecht", "country": "NL",
+             "sections": [{"name": "A", "rows": 1, "seats_per_row": 2}]}
+    s, _, v = st.http("POST", "/v1/venues", venue, seller)
+    assert s == 201, v  # 200 bytes: the limit exactly
+    before = snapshot(st)
+    s, _, b = st.http("POST", "/v1/venues", {**venue, "city": "東" * 34}, seller)  # 102 bytes
+    assert (s, b["error"]["code"], b["error"]["field"]) == (400, "invalid_field", "city"), b
+    assert "100 bytes" in b["error"]["message"], b
+    s, _, b = st.http("POST", "/v1/venues", {**venue, "name": "é" * 101}, seller)
+    assert (s, b["error"]["field"]) == (400, "name") and "200 bytes" in b["error"]["message"], b
+    # Names people read may not be only spaces (a display name may not
+    # either); they were taken and showed as nothing.
+    for bad in ({"name": "   "}, {"city": " "}, {"address": "  "},
+                {"sections": [{"name": " ", "rows": 1, "seats_per_row": 1}]}):
+        s, _, b = st.http("POST", "/v1/venues", {**venue, **bad}, seller)
+        assert (s, b["error"]["code"]) == (400, "invalid_field"), (bad, b)
+        assert "only spaces" in b["error"]["message"], b
+    assert snapshot(st) == before
+
+
+def test_a_bare_plus_in_an_offset_is_named_in_the_refusal(st):
+    """A time written with its offset as is (?from=...+02:00) reaches the
+    server with a space for the '+' (form encoding): the refusal says to
+    send %2B; the encoded one is taken. A from past year 9999 in UTC is
+    refused as out of range."""
+    s, _, b = st.http("GET", "/v1/events?from=2031-01-01T00:00:00+02:00")
+    assert (s, b["error"]["field"]) == (400, "from") and "%2B" in b["error"]["message"], b
+    assert st.http("GET", "/v1/events?from=2031-01-01T00:00:00%2B02:00")[0] == 200
+    s, _, b = st.http("GET", "/v1/events?to=9999-12-31T23:00:00-05:00")
+    assert (s, b["error"]["field"]) == (400, "to"), b
+
+
+def test_an_idempotent_retry_is_the_same_bytes(st):
+    """docs/api.md "Idempotency": a retry is the same route, target and body
+    byte for byte; the same object with its keys in another order is another
+    request (422), and nothing more is made."""
+    seller = st.token(1000, "seller")
+    hdr = {"Idempotency-Key": "venue-bytes", "Content-Type": "application/json"}
+    first = b'{"name":"H","city":"C","country":"NL","sections":[{"name":"A","rows":1,"seats_per_row":1}]}'
+    again = b'{"city":"C","name":"H","country":"NL","sections":[{"name":"A","rows":1,"seats_per_row":1}]}'
+    s, _, v = st.http("POST", "/v1/venues", headers=hdr, raw=first, token=seller)
+    assert s == 201, v
+    before = snapshot(st)
+    assert st.http("POST", "/v1/venues", headers=hdr, raw=first, token=seller)[2] == v
+    s, _, b = st.http("POST", "/v1/venues", headers=hdr, raw=again, token=seller)
+    assert (s, b["error"]["code"]) == (422, "idempotency_mismatch"), b
+    assert snapshot(st) == before

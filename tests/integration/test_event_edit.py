@@ -145,6 +145,8 @@ def test_who_may_edit_and_bad_input_changes_nothing(st):
         ({"venue_id": 1}, "unknown_field"),
         ({"name": ""}, "invalid_field"),
         ({"name": 5}, "invalid_field"),
+        ({"name": "   "}, "invalid_field"),  # only spaces: shows as nothing (was 200)
+        ({"category": " "}, "invalid_field"),
         ({"starts_at": "tomorrow"}, "invalid_field"),
         ({"name": "x", "starts_at": iso(now - timedelta(days=1))}, "invalid_field"),
         # before onsale_at (an hour ahead): checked in the transaction
@@ -157,10 +159,52 @@ def test_who_may_edit_and_bad_input_changes_nothing(st):
         ({"tiers": [{"section": "A", "price_cents": 1}, {"section": "A", "price_cents": 2}]},
          "invalid_field"),
         ({"tiers": []}, "invalid_field"),
+        # in range as written, year 10000 once the offset is applied: it was
+        # stored and answered as "10000-01-01T04:59:59Z" (not RFC 3339)
+        ({"starts_at": "9999-12-31T23:59:59-05:00"}, "invalid_field"),
     ]
     for body, code in bad:
         assert err(patch(st, ev, body)) == (400, code), body
     assert snapshot(st, ev) == before
+    # The same at creation; the message names the range.
+    (venue,), = st.sql("SELECT venue_id FROM events WHERE event_id = %s", (ev,))
+    s, _, b = st.http("POST", "/v1/events", {
+        "venue_id": venue, "name": "Y10K", "category": "concert",
+        "starts_at": "9999-12-31T23:59:59-05:00", "tiers": [{"section": "A", "price_cents": 1}]},
+        token=st.token(SELLER, "seller"))
+    assert (s, b["error"]["field"]) == (400, "starts_at") and "1970 to 9999 UTC" in \
+        b["error"]["message"], b
+    assert st.sql("SELECT count(*) FROM events WHERE name = 'Y10K'") == [(0,)]
     # An admin may edit any event.
     s, _, b = patch(st, ev, {"category": "opera"}, user=1, role="admin")
     assert s == 200 and b["category"] == "opera", b
+
+
+def test_resuming_a_paused_sale_before_onsale_at_says_scheduled(st):
+    """A paused event whose onsale_at is ahead comes back as scheduled (the
+    partition owner's rule): the resume's 202 says so, as the view then
+    does. It said on_sale, telling the seller the sale was open, and the
+    answering node expected a view saying on_sale (renders back to back for
+    up to 10 s). Resuming a sale whose onsale_at passed says on_sale."""
+    seller = st.token(SELLER, "seller")
+    ev = st.create_event(sections=SECTIONS, status="scheduled", onsale_in_s=3600)
+    s, _, b = st.http("POST", f"/v1/events/{ev}/pause", token=seller)
+    assert (s, b["status"]) == (202, "paused"), b
+    st.wait_for(lambda: st.http("GET", f"/v1/events/{ev}")[2]["status"] == "paused", 10,
+                "the view says paused")
+    s, _, b = st.http("POST", f"/v1/events/{ev}/resume", token=seller)
+    assert (s, b["status"]) == (202, "scheduled"), b
+    st.wait_for(lambda: st.sql("SELECT status FROM events WHERE event_id = %s", (ev,)) ==
+                [("scheduled",)], 10, "the owner applies the resume")
+    assert st.http("GET", f"/v1/events/{ev}")[2]["status"] == "scheduled"
+    # The control: onsale_at passes while paused; the resume opens the sale.
+    ev = st.create_event(sections=SECTIONS, status="scheduled", onsale_in_s=3)
+    s, _, b = st.http("POST", f"/v1/events/{ev}/pause", token=seller)
+    assert s == 202, b
+    st.wait_for(lambda: st.sql("SELECT status FROM events WHERE event_id = %s AND "
+                               "onsale_at < now()", (ev,)) == [("paused",)], 15,
+                "paused, and onsale_at passed")
+    s, _, b = st.http("POST", f"/v1/events/{ev}/resume", token=seller)
+    assert (s, b["status"]) == (202, "on_sale"), b
+    st.wait_for(lambda: st.sql("SELECT status FROM events WHERE event_id = %s", (ev,)) ==
+                [("on_sale",)], 10, "on sale")

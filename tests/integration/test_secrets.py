@@ -171,6 +171,13 @@ def test_onsalectl_token(st):
     assert p.returncode == 0 and p.stdout.count(".") == 2, p.stderr
     p = subprocess.run(argv, env=st.env(), capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
+    # A flag given twice is refused (exit 2, nothing printed), not the last
+    # one taken: "--role fan ... --role admin" minted an admin token.
+    for extra in (["--role", "admin"], ["--user", "8"], ["--ttl", "60", "--ttl", "61"]):
+        p = subprocess.run(argv + extra, env=st.env(), capture_output=True, text=True,
+                           timeout=30)
+        assert (p.returncode, p.stdout) == (2, ""), (extra, p.stdout, p.stderr)
+        assert f"{extra[0]} is given more than once" in p.stderr, p.stderr
 
 
 def test_sim_refuses_default_secret(st):

@@ -211,6 +211,52 @@ def test_transfer_rotates_the_code(env):
     assert s == 200 and b["state"] == "admitted", b
 
 
+def test_the_history_takes_limit_and_cursor_once_and_nothing_else(env):
+    """GET /v1/me/tickets reads its query as the catalog does (docs/api.md
+    "Errors"): a parameter it does not take is 400 unknown_field, one given
+    twice 400 invalid_field, a cursor it did not issue (trailing bytes, a
+    sign, upper-case hex, a third part) 400 invalid_cursor; the pages it
+    issues still chain. Before, the unknown and the repeated parameters
+    were ignored (200) and a cursor with bytes after it was read."""
+    st = env.st
+    t1, t2 = env.buy(71, qty=2)
+    fan = st.token(71, "fan")
+
+    def get(q):
+        return st.http("GET", "/v1/me/tickets" + q, token=fan)
+
+    s, _, p1 = get("?limit=1")
+    assert s == 200 and len(p1["tickets"]) == 1 and p1["next_cursor"], p1
+    cur = p1["next_cursor"]
+    s, _, p2 = get(f"?cursor={cur}&limit=1")
+    assert s == 200 and {p1["tickets"][0]["ticket_id"], p2["tickets"][0]["ticket_id"]} == \
+        {t1, t2}, p2
+    assert get("?")[0] == 200 and get("?limit=1&")[0] == 200
+    for q, code, field in (("?foo=1", "unknown_field", None),
+                           ("?limit=1&offset=5", "unknown_field", None),
+                           ("?limit", "invalid_field", "limit"),
+                           ("?limit=1&limit=2", "invalid_field", "limit"),
+                           ("?limit=+5", "invalid_field", "limit"),
+                           (f"?cursor={cur}&cursor={cur}", "invalid_field", "cursor"),
+                           (f"?cursor={cur}junk", "invalid_cursor", "cursor"),
+                           (f"?cursor={cur}.1", "invalid_cursor", "cursor"),
+                           ("?cursor=6A.1", "invalid_cursor", "cursor"),
+                           (f"?cursor=0x{cur}", "invalid_cursor", "cursor"),
+                           ("?cursor=-1.5", "invalid_cursor", "cursor"),
+                           ("?cursor=1.0", "invalid_cursor", "cursor"),
+                           ("?cursor=", "invalid_cursor", "cursor")):
+        s, _, b = get(q)
+        assert (s, b["error"]["code"], b["error"].get("field")) == (400, code, field), (q, b)
+    # The page sizes are options (tickets.history_default_limit and
+    # tickets.history_max_limit; they were constants, 20 and 100).
+    port = other_ingress(env, tickets_history_default_limit=1, tickets_history_max_limit=2)
+    s, _, b = http_at(st, port, "GET", "/v1/me/tickets", user=71)
+    assert s == 200 and len(b["tickets"]) == 1 and b["next_cursor"], b
+    assert http_at(st, port, "GET", "/v1/me/tickets?limit=2", user=71)[0] == 200
+    s, _, b = http_at(st, port, "GET", "/v1/me/tickets?limit=3", user=71)
+    assert (s, b["error"]["field"]) == (400, "limit") and "1 to 2" in b["error"]["message"], b
+
+
 def race(st, port, body, n=2):
     """n scanners send the same scan at once to the ingress on port."""
     out, barrier = [None] * n, threading.Barrier(n)
@@ -441,8 +487,9 @@ def test_a_scanner_admits_only_at_its_venues(env):
             answers.add(json.dumps(b, sort_keys=True))
     assert len(answers) == 1, answers  # one body: nothing told about the ticket
     # Read at the door for a forged QR too: worded for a missing ticket as well.
+    # (and for an event-bound scanner: the message names events too)
     assert b["error"]["message"] == ("This ticket cannot be admitted by you: it does not exist "
-                                     "or is for a venue you are not assigned to."), b
+                                     "or is for a venue or event you are not assigned to."), b
     assert st.sql("SELECT ticket_id, admitted_at, code_version, status FROM tickets "
                   "ORDER BY ticket_id") == before
     assert scans_counted(st, "scanner_not_assigned") == counted + 10

@@ -26,23 +26,21 @@ START_TEST(rfc3339_accepts)
     ck_assert_int_eq(ms, INT64_C(1795896000250));
     ck_assert_int_eq(ing_parse_rfc3339("2026-11-28t20:00:00.5z", &ms), 0);
     ck_assert_int_eq(ms, INT64_C(1795896000500));
+    ck_assert_int_eq(ing_parse_rfc3339("9999-12-31T23:59:59.999Z", &ms), 0);
+    ck_assert_int_eq(ms, ING_RFC3339_MAX_MS);
+    ck_assert_int_eq(ing_parse_rfc3339("10000-01-01T00:00:00+23:59", &ms), ONS_EINVAL);
 }
 END_TEST
 
 START_TEST(rfc3339_rejects)
 {
-    static const char *bad[] = {"",
-                                "2026-11-28",
-                                "2026-11-28 20:00:00Z",
-                                "2026-11-28T20:00:00",
-                                "2026-13-01T00:00:00Z",
-                                "2026-02-30T00:00:00Z",
-                                "2026-11-28T24:00:00Z",
-                                "2026-11-28T20:00:00+1:00",
-                                "2026-11-28T20:00:00.Z",
-                                "2026-11-28T20:00:00Zjunk",
-                                "1969-12-31T23:59:59Z",
-                                NULL};
+    static const char *bad[] = {
+        "", "2026-11-28", "2026-11-28 20:00:00Z", "2026-11-28T20:00:00", "2026-13-01T00:00:00Z",
+        "2026-02-30T00:00:00Z", "2026-11-28T24:00:00Z", "2026-11-28T20:00:00+1:00",
+        "2026-11-28T20:00:00.Z", "2026-11-28T20:00:00Zjunk", "1969-12-31T23:59:59Z",
+        /* in range as written, not once the offset
+         * is applied: years 10000 and 1969 in UTC */
+        "9999-12-31T23:59:59-05:00", "1970-01-01T00:30:00+01:00", NULL};
     int64_t ms;
     for (int i = 0; bad[i]; i++)
         ck_assert_msg(ing_parse_rfc3339(bad[i], &ms) == ONS_EINVAL, "accepted '%s'", bad[i]);
