@@ -93,6 +93,7 @@ void wk_part_free(wk_part *p)
     wk_map_fini(&p->intents);
     wk_map_fini(&p->events);
     wk_map_fini(&p->tombs);
+    wk_map_fini(&p->foreign);
     ons_heap_fini(&p->holds);
     fx_fini(&p->fx);
     wk_co_free(p->co);
@@ -1119,12 +1120,29 @@ static int apply_record(wk_part *p, int lane, wk_event *ev, const q_msg *m, int6
     }
 }
 
+int wk_part_home_elsewhere(const wk_part *p, int64_t event_id)
+{
+    uintptr_t home = (uintptr_t)wk_map_get(&p->foreign, event_id);
+    return home ? (int32_t)(home - 1) : -1;
+}
+
+int wk_part_set_home_elsewhere(wk_part *p, int64_t event_id, int32_t home)
+{
+    return wk_map_put(&p->foreign, event_id, (void *)(uintptr_t)(home + 1));
+}
+
 int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int64_t ts_ms,
                        int64_t now_ms)
 {
     wk_event *ev = NULL;
-    int rc = get_event(p, m->event_id, &ev);
-    if (rc == ONS_ENOTFOUND) {
+    /* A record of an event homed on another partition (sent by a producer
+     * that placed it by the key over the topics' current count) is never
+     * applied: its event has one writer, its home's owner. */
+    int rc = wk_part_home_elsewhere(p, m->event_id) >= 0 ? ONS_ENOTFOUND
+                                                         : get_event(p, m->event_id, &ev);
+    if (rc == ONS_ENOTFOUND && wk_part_home_elsewhere(p, m->event_id) >= 0)
+        rc = ONS_ECONFLICT; /* (also when the load just found it so) */
+    if (rc == ONS_ENOTFOUND || rc == ONS_ECONFLICT) {
         wk_part_skip_lane(p, lane, offset);
         return rc;
     }
