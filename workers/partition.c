@@ -1120,6 +1120,28 @@ static int apply_record(wk_part *p, int lane, wk_event *ev, const q_msg *m, int6
     }
 }
 
+/* The join m, read at seq of a partition that is not its event's home, is
+ * rejected (reason misrouted): its fan gets a true answer, and nothing of
+ * the event (seats, counters, waiting fans) is read or written here. */
+static int reject_misrouted(wk_part *p, const q_msg *m, int64_t seq, int64_t ts_ms, int64_t now_ms)
+{
+    wk_fx_intent *r = fx_record(p, seq, 1);
+    if (!r)
+        return ONS_ENOMEM;
+    r->event_id = m->event_id;
+    r->user_id = m->user_id;
+    r->max_price = m->max_price_cents;
+    r->accepted_ms = ts_ms;
+    r->left_queue_ms = now_ms;
+    r->qty = (uint8_t)m->quantity;
+    r->adjacent = (uint8_t)(m->adjacent != 0);
+    snprintf(r->section, sizeof r->section, "%s", m->section);
+    r->ev = NULL; /* no reservation: never read */
+    r->state = Q_INTENT_REJECTED;
+    r->reason = Q_REASON_MISROUTED;
+    return 0;
+}
+
 int wk_part_home_elsewhere(const wk_part *p, int64_t event_id)
 {
     uintptr_t home = (uintptr_t)wk_map_get(&p->foreign, event_id);
@@ -1142,6 +1164,12 @@ int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int
                                                          : get_event(p, m->event_id, &ev);
     if (rc == ONS_ENOTFOUND && wk_part_home_elsewhere(p, m->event_id) >= 0)
         rc = ONS_ECONFLICT; /* (also when the load just found it so) */
+    if (rc == ONS_ECONFLICT && m->type == Q_MSG_INTENT && lane == Q_TOPIC_INTENTS) {
+        int err = reject_misrouted(p, m, q_seq_make(p->partition, offset),
+                                   send_time(p, m, ts_ms, now_ms), now_ms);
+        if (err)
+            return err;
+    }
     if (rc == ONS_ENOTFOUND || rc == ONS_ECONFLICT) {
         wk_part_skip_lane(p, lane, offset);
         return rc;

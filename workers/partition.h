@@ -244,8 +244,10 @@ void wk_part_skip(wk_part *p, int64_t offset);
  * and the intent's changes nothing.
  * Returns 0; ONS_ENOTFOUND (no such event) or ONS_ECONFLICT (the event is
  * homed on another partition: wk_part_home_elsewhere), the record skipped
- * either way (the cursor advances, nothing else changes); or another
- * error (the partition's memory is no longer usable). */
+ * either way (the cursor advances; a join of an event homed elsewhere is
+ * rejected, reason misrouted, so its fan is answered; nothing else
+ * changes); or another error (the partition's memory is no longer
+ * usable). */
 /* The home partition of event_id when it is another than p's (its records
  * are fenced here), else -1. */
 int wk_part_home_elsewhere(const wk_part *p, int64_t event_id);

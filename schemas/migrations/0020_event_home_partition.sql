@@ -24,3 +24,11 @@ CREATE FUNCTION onsale_claimed_partitions() RETURNS integer
 ALTER TABLE events
     ADD COLUMN partitions integer NOT NULL DEFAULT onsale_claimed_partitions()
         CHECK (partitions > 0);
+
+-- A join a producer placed on another partition than its event's home is
+-- rejected there (reason misrouted) and applied nowhere: its fan gets an
+-- answer, and the event keeps one writer.
+ALTER TABLE intents DROP CONSTRAINT intents_reason_check;
+ALTER TABLE intents ADD CONSTRAINT intents_reason_check
+    CHECK (reason IN ('sold_out', 'insufficient_seats', 'duplicate', 'sale_closed', 'cancelled',
+                      'misrouted'));

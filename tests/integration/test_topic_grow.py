@@ -152,7 +152,7 @@ def test_growing_the_topics_mid_sale_moves_no_event():
         # A record placed by the key over the grown topics (as a producer
         # without home partitions does) lands on another partition than
         # its event's home: fenced there, never applied.
-        stray_p, _ = st.produce(moved[0], intent(99999, 1))
+        stray_p, stray_o = st.produce(moved[0], intent(99999, 1))
         assert stray_p >= 2, stray_p
         total = FANS * len(events)
 
@@ -167,7 +167,8 @@ def test_growing_the_topics_mid_sale_moves_no_event():
                             "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
             print("intents by event, partition, state:", report)
         for ev in events:
-            rows = st.sql("SELECT intent_seq, state FROM intents WHERE event_id = %s", (ev,))
+            rows = st.sql("SELECT intent_seq, state FROM intents WHERE event_id = %s AND "
+                          "user_id <> 99999", (ev,))
             by_id = {s: state for s, state in rows}
             ids = [int(i[:16], 16) for i in accepted[ev]]
             # no lost intent: every 202 is an applied intent
@@ -181,7 +182,13 @@ def test_growing_the_topics_mid_sale_moves_no_event():
                               "'available'", (ev,))
             assert held == SEATS, (ev, held)
         assert murmur2_partition(str(fresh), 4) == ids_partition(st, fresh) >= 2
-        assert not st.sql("SELECT 1 FROM intents WHERE user_id = 99999")
+        # The stray join: rejected where it landed (its fan is answered),
+        # applied nowhere else.
+        assert st.sql("SELECT intent_seq >> 40, state, reason FROM intents WHERE user_id = 99999"
+                      ) == [(stray_p, "rejected", "misrouted")]
+        doc = st.wait_for(lambda: st.redis.get(st.key(f"r:{(stray_p << 40) | stray_o}")), 10,
+                          "the stray join's result")
+        assert json.loads(doc)["reason"] == "misrouted", doc
         st.wait_for(lambda: sum(misrouted(p) for p in ports) >= 1, 10, "the stray record fenced")
         assert audit(st) == []
         rc, out = onsalectl_audit(st)
