@@ -181,6 +181,11 @@ int ing_monitor_partitions_differ(ing_monitor *m)
     return np > 0 && np != m->n ? np : 0;
 }
 
+int ing_monitor_topic_partitions(ing_monitor *m)
+{
+    return atomic_load(&m->topic_n);
+}
+
 int ing_monitor_partitions_short(ing_monitor *m)
 {
     int np = atomic_load(&m->topic_n), nc = atomic_load(&m->control_n);

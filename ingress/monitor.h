@@ -46,6 +46,9 @@ int ing_monitor_partitions_differ(ing_monitor *m);
  * co-partitioned): records homed on a missing partition cannot be sent and
  * the watermarks are not all known. Grown topics are not short. */
 int ing_monitor_partitions_short(ing_monitor *m);
+/* The intents topic's partition count as the brokers last told it; 0 before
+ * the first answer. */
+int ing_monitor_topic_partitions(ing_monitor *m);
 
 /* Rounds whose watermarks are kept for ing_monitor_high_since: at the
  * default monitor.interval_ms, the last four minutes and more. */

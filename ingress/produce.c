@@ -200,6 +200,12 @@ int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *parti
     return 0;
 }
 
+int ing_partitions_known(ing_app *app)
+{
+    int topic = app->monitor ? ing_monitor_topic_partitions(app->monitor) : 0;
+    return topic > app->partitions ? topic : app->partitions;
+}
+
 static int produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done, ing_batch_fn batch,
                    ing_delivered_fn at_delivery)
 {

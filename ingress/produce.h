@@ -69,6 +69,12 @@ typedef int64_t (*ing_served_fn)(void *arg, int32_t partition);
  * ONS_EDB. */
 int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *partition);
 
+/* The partitions an id may name: this node's count, or the topics' as the
+ * monitor last read it when they have grown since the start (an intent or
+ * reservation of an event homed on a new partition, accepted by a node that
+ * knows it, is found here too). */
+int ing_partitions_known(ing_app *app);
+
 int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms,
                         ing_served_fn served, void *arg);
 

@@ -276,7 +276,7 @@ void ing_route_checkout(ing_req *r)
         ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return;
     }
-    if (rc || q_seq_partition(seq) >= r->app->partitions) {
+    if (rc || q_seq_partition(seq) >= ing_partitions_known(r->app)) {
         ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
     }

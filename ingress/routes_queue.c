@@ -1185,7 +1185,7 @@ void ing_result_round(ing_worker *w, void *arg, void **items, size_t n)
 static int id_seq(ing_req *r, enum q_id_kind kind, int64_t *seq)
 {
     int rc = q_id_decode(r->app->o.ids_secret, kind, r->params[0], r->who.user_id, seq);
-    if (rc == 0 && q_seq_partition(*seq) >= r->app->partitions)
+    if (rc == 0 && q_seq_partition(*seq) >= ing_partitions_known(r->app))
         rc = ONS_ENOTFOUND;
     return rc;
 }

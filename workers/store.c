@@ -662,6 +662,27 @@ static int load_seats(wk_store *st, wk_part *p, const char *ids, load_set *ls)
     return rc;
 }
 
+/* After load_meta: the sections, intents, seats and orders of the events it
+ * created (ls; ids named n events, some of them perhaps not found or homed
+ * elsewhere: then the rest read only the created ones). */
+static int load_found(wk_store *st, wk_part *p, const char *ids, size_t n, load_set *ls)
+{
+    if (ls->n == 0)
+        return 0;
+    ons_pgarr mine = {0};
+    if (ls->n < n) {
+        for (size_t i = 0; i < ls->n; i++)
+            ons_pgarr_int(&mine, ls->c[i].ev->event_id);
+        ids = ons_pgarr_end(&mine);
+    }
+    int rc = mine.oom ? ONS_ENOMEM : 0;
+    if (rc == 0 && (rc = load_sections(st, ids, ls)) == 0 &&
+        (rc = load_intents(st, p, ids, ls)) == 0 && (rc = load_seats(st, p, ids, ls)) == 0)
+        rc = wk_co_store_load_many(st->conn, p, ls->n, ids);
+    ons_pgarrs_fini(&mine, 1);
+    return rc;
+}
+
 int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, size_t n)
 {
     if (n == 0)
@@ -695,17 +716,8 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
     rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (rc)
         goto out;
-    ons_pgarr mine_arr = {0}; /* the events homed here, when load_meta fenced some */
-    if ((rc = load_meta(st, p, ids, &ls)) == 0 && ls.n < n) {
-        for (size_t i = 0; i < ls.n; i++)
-            ons_pgarr_int(&mine_arr, ls.c[i].ev->event_id);
-        ids = ons_pgarr_end(&mine_arr);
-        rc = mine_arr.oom ? ONS_ENOMEM : 0;
-    }
-    if (rc == 0 && ls.n > 0 && (rc = load_sections(st, ids, &ls)) == 0 &&
-        (rc = load_intents(st, p, ids, &ls)) == 0 && (rc = load_seats(st, p, ids, &ls)) == 0)
-        rc = wk_co_store_load_many(st->conn, p, ls.n, ids);
-    ons_pgarrs_fini(&mine_arr, 1);
+    if ((rc = load_meta(st, p, ids, &ls)) == 0)
+        rc = load_found(st, p, ids, n, &ls);
     if (rc) {
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;

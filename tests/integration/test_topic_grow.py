@@ -93,6 +93,7 @@ def test_growing_the_topics_mid_sale_moves_no_event():
     with Stack(partitions=2) as st:
         ports = [free_port(), free_port()]
         st.start_worker(name="w1", kafka_session_timeout_ms=6000, metrics_port=ports[0])
+        st.start_payments_path()
         st.start_ingress(monitor_interval_ms=200)
         old_port = st.ingress_port
         # Events whose murmur2 partition changes when 2 partitions become 4
@@ -105,13 +106,14 @@ def test_growing_the_topics_mid_sale_moves_no_event():
         events = moved[:3] + stays[:1]
         accepted = {ev: [] for ev in events}  # intent ids in the order their 202s came
 
-        first_user = {}
+        first_user, users_of = {}, {}
 
         def fan(port, user, ev):
             first_user.setdefault(ev, user)
             s, _, b = join(st, port, user, ev)
             assert s == 202, (s, b)
             accepted[ev].append(b["intent_id"])
+            users_of[b["intent_id"]] = user
 
         # The sale runs on 2 partitions: 4 fans an event.
         users = iter(range(1, 10000))
@@ -154,11 +156,28 @@ def test_growing_the_topics_mid_sale_moves_no_event():
         # its event's home: fenced there, never applied.
         stray_p, stray_o = st.produce(moved[0], intent(99999, 1))
         assert stray_p >= 2, stray_p
+        # The second fan of an event moved by murmur2 (a hold from before
+        # the growth) and of the new one pays: the checkout goes to the
+        # event's home, the payment's result to the order's partition.
+        paying = {moved[0]: accepted[moved[0]][1], fresh: accepted[fresh][1]}
+        orders = {}
+        for ev, iid in paying.items():
+            user = users_of[iid]
+            tok = make_token(user, "fan", st.secret)
+            p = st.wait_for(lambda: (lambda b: b if b.get("state") == "reserved" else None)(
+                exchange(http.client.HTTPConnection("127.0.0.1", new_port, timeout=30), "GET",
+                         f"/v1/intents/{iid}", None, tok)[2]), 30, f"{iid} reserved")
+            rid = p["reservation"]["reservation_id"]
+            s, _, b = exchange(http.client.HTTPConnection("127.0.0.1", new_port, timeout=30), "POST",
+                               f"/v1/reservations/{rid}/checkout", {"payment_method": "pm_card_visa"},
+                               tok, headers={"Idempotency-Key": f"pay-{iid}"})
+            assert s == 202, (s, b)
+            orders[ev] = (tok, b["order_id"])
         total = FANS * len(events)
 
         def settled():
             return st.sql("SELECT count(*) FROM intents WHERE state IN ('reserved', 'waiting', "
-                          "'released')")[0][0] == total and st.sql(
+                          "'released', 'purchased')")[0][0] == total and st.sql(
                 "SELECT count(*) FROM intents WHERE state = 'released'")[0][0] == len(events)
         try:
             st.wait_for(settled, 30, f"all {total} intents applied, {len(events)} released")
@@ -166,6 +185,11 @@ def test_growing_the_topics_mid_sale_moves_no_event():
             report = st.sql("SELECT event_id, intent_seq >> 40, state, count(*) FROM intents "
                             "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
             print("intents by event, partition, state:", report)
+        for ev, (tok, oid) in orders.items():
+            o = st.wait_for(lambda: (lambda o: o if o.get("state") != "pending" else None)(
+                exchange(http.client.HTTPConnection("127.0.0.1", new_port, timeout=30), "GET",
+                         f"/v1/orders/{oid}", None, tok)[2]), 30, f"order {oid} decided")
+            assert o["state"] == "paid" and len(o["tickets"]) == 1, (ev, o)
         for ev in events:
             rows = st.sql("SELECT intent_seq, state FROM intents WHERE event_id = %s AND "
                           "user_id <> 99999", (ev,))
@@ -177,6 +201,8 @@ def test_growing_the_topics_mid_sale_moves_no_event():
             assert len({i >> 40 for i in ids}) == 1, (ev, [i >> 40 for i in ids])
             # FIFO: the first fan gave the hold back, the next SEATS hold the seats
             want = ["released"] + ["reserved"] * SEATS + ["waiting"] * (FANS - SEATS - 1)
+            if ev in paying:
+                want[1] = "purchased"
             assert [by_id[i] for i in ids] == want, (ev, [by_id[i] for i in ids])
             (held,), = st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status <> "
                               "'available'", (ev,))
@@ -193,3 +219,9 @@ def test_growing_the_topics_mid_sale_moves_no_event():
         assert audit(st) == []
         rc, out = onsalectl_audit(st)
         assert rc == 0, out
+        # The node not restarted still answers for an intent on a new
+        # partition (it knows the grown count from its monitor).
+        s, _, b = exchange(http.client.HTTPConnection("127.0.0.1", old_port, timeout=30), "GET",
+                           f"/v1/intents/{accepted[fresh][0]}", None,
+                           make_token(first_user[fresh], "fan", st.secret))
+        assert (s, b.get("state")) == (200, "released"), (s, b)
