@@ -853,6 +853,7 @@ static int start_consumer(worker *w)
         .group = w->o.group,
         .client_id = w->owner,
         .session_timeout_ms = (int)w->o.session_timeout_ms,
+        .metadata_refresh_ms = (int)w->o.metadata_refresh_ms,
         .max_poll_interval_ms = MAX_POLL_INTERVAL_MS + (int)w->o.commit_delay_ms,
         .fetch_wait_ms = FETCH_WAIT_MS,
         .queued_max_kbytes = QUEUED_MAX_KBYTES,

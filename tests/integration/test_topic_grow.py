@@ -225,3 +225,37 @@ def test_growing_the_topics_mid_sale_moves_no_event():
                            f"/v1/intents/{accepted[fresh][0]}", None,
                            make_token(first_user[fresh], "fan", st.secret))
         assert (s, b.get("state")) == (200, "released"), (s, b)
+
+
+def new_partition_served(refresh_ms, within_s):
+    """A worker alone (no member joins after it), the topics grown from 1
+    to 2 partitions, a join of an event homed on the new partition: is it
+    applied within within_s?"""
+    with Stack(partitions=1) as st:
+        st.start_worker(kafka_metadata_refresh_ms=refresh_ms)
+        st.wait_for(lambda: st.sql("SELECT owner FROM partition_owner WHERE partition = 0"
+                                   )[0][0] is not None, 30, "partition 0 claimed")
+        grow(st, 2)
+        ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        while murmur2_partition(str(ev), 2) != 1:
+            ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        st.sql("UPDATE events SET partitions = 2 WHERE event_id = %s", (ev,))  # made after the growth
+        p, _ = st.produce(ev, intent(7, 1))
+        assert p == 1
+        try:
+            st.wait_for(lambda: st.sql("SELECT 1 FROM intents WHERE event_id = %s", (ev,)),
+                        within_s, "the join on the new partition applied")
+            return True
+        except TimeoutError:
+            return False
+
+
+def test_grown_partitions_are_claimed_without_a_new_worker():
+    """Before, a group with no new member noticed grown topics at
+    librdkafka's metadata refresh (5 minutes): events created on the new
+    partitions waited that long. The worker now reads the metadata every
+    kafka.metadata_refresh_ms (30 s by default; 1 s here): the new
+    partition is claimed and its join applied. Control: at librdkafka's
+    default (300000), not within the same 10 s."""
+    assert new_partition_served(1000, 10)
+    assert not new_partition_served(300000, 10)
