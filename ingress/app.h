@@ -47,7 +47,10 @@ extern const size_t ing_opt_count;
 
 typedef struct ing_app {
     ing_opts o;
-    int partitions; /* topic partition count (kafka.partitions or metadata) */
+    /* Partitions new events are spread over (events.partitions): the
+     * topics' count at start (kafka.partitions or metadata). An event's
+     * records go to its home partition (ing_event_home), not to this. */
+    int partitions;
     ons_metrics *metrics;
     ons_auth_cache *auth_cache;
     ing_pool *pool;
@@ -64,6 +67,7 @@ typedef struct ing_app {
     ing_views *views;
     ing_draws *draws; /* routes_draw.c */
     ing_seqmap *seqs;
+    ing_seqmap *homes; /* event_id -> events.partitions (ing_event_home) */
     ing_monitor *monitor;
     ing_server *server;
     ing_accounts *accounts;

@@ -20,6 +20,19 @@ static int exec_i64(ing_worker *w, const char *rid, const char *what, const char
     return rc;
 }
 
+int ing_event_partitions(ing_worker *w, int64_t event_id, int *n)
+{
+    int64_t v[] = {event_id}, parts = 0;
+    int rc = ing_pg_one(
+        ing_pg_query_i64(w, 0, "SELECT partitions FROM events WHERE event_id = $1", 1, v), NULL,
+        "event partitions", ing_pg_read_i64, &parts);
+    if (rc == 0 && (parts < 1 || parts > 65536))
+        rc = ONS_EDB;
+    if (rc == 0)
+        *n = (int)parts;
+    return rc;
+}
+
 int ing_event_set_pow(ing_worker *w, const char *rid, int64_t event_id, int64_t difficulty)
 {
     int64_t v[] = {event_id, difficulty};
@@ -131,7 +144,7 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
                             int64_t seller_id, int64_t *event_id)
 {
     char venue[24], seller[24], starts[32], onsale[32], mpu[24], hold[24], preq[32], mah[24],
-        apm[24], pow[24];
+        apm[24], pow[24], parts[24];
     ing_pg_i64_text(in->venue_id, venue);
     ing_pg_i64_text(seller_id, seller);
     secs_text(in->starts_at_ms, starts);
@@ -142,6 +155,7 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
     ing_pg_i64_text(in->max_active_holds, mah);
     ing_pg_i64_text(in->admissions_per_minute, apm);
     ing_pg_i64_text(in->pow_difficulty, pow);
+    ing_pg_i64_text(in->partitions, parts);
     const char *ep[] = {venue,
                         seller,
                         in->name,
@@ -158,17 +172,18 @@ static int event_row_insert(ing_worker *w, const char *rid, const ing_event_new 
                         in->draw_commitment,
                         mah,
                         apm,
-                        pow};
+                        pow,
+                        parts};
     PGresult *res = ing_worker_query(
         w,
         "INSERT INTO events (venue_id, seller_id, name, category, description, starts_at, "
         "onsale_at, max_per_user, hold_seconds, currency, status, prequeue_opens_at, draw_seed, "
-        "draw_commitment, max_active_holds, admissions_per_minute, pow_difficulty) "
+        "draw_commitment, max_active_holds, admissions_per_minute, pow_difficulty, partitions) "
         "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), "
         "to_timestamp($7::double precision), $8, $9, $10, $11, "
         "to_timestamp($12::double precision), decode($13, 'hex'), $14, nullif($15::int, 0), "
-        "nullif($16::int, 0), $17::int) RETURNING event_id",
-        17, ep);
+        "nullif($16::int, 0), $17::int, $18::int) RETURNING event_id",
+        18, ep);
     int rc = ing_pg_one(res, rid, "event insert", ing_pg_read_i64, event_id);
     return rc == ONS_ENOTFOUND ? ONS_EDB : rc;
 }

@@ -45,7 +45,8 @@ typedef struct ing_event_new {
     int64_t max_per_user, hold_seconds;
     int64_t max_active_holds, admissions_per_minute; /* 0 = no cap */
     int64_t pow_difficulty;                          /* 0 = no proof of work */
-    int64_t max_seats; /* the priced sections may hold at most this many seats */
+    int64_t max_seats;  /* the priced sections may hold at most this many seats */
+    int64_t partitions; /* events.partitions: the topics' count now (> 0) */
     const char *draw_seed_hex, *draw_commitment;
     size_t ntiers;
     const char *const *tier_sections;
@@ -67,6 +68,11 @@ int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
 
 /* Stores the event's proof-of-work difficulty (0 = off). 0 or the common
  * codes. */
+/* events.partitions of event_id into *n: the partition count its home
+ * partition is taken over (q_partition_of_event). Returns 0, ONS_ENOTFOUND
+ * or ONS_EDB. */
+int ing_event_partitions(ing_worker *w, int64_t event_id, int *n);
+
 int ing_event_set_pow(ing_worker *w, const char *rid, int64_t event_id, int64_t difficulty);
 
 /* What deciding a change to an event needs. */

@@ -110,18 +110,39 @@ static int start_metrics(ing_app *app)
     return 0;
 }
 
-/* kafka.partitions set by hand must be the topic's count: another names
- * the wrong partition for an event's records (q_partition_of_event: the
- * settle checks of stale claims) and leaves partitions unwatched. Brokers
- * that do not answer within kafka.partitions_check_ms do not stop the start
- * (the option lets a node start without them); the monitor checks the
- * count every round (ing_monitor_partitions_differ). */
+/* The partitions both topics have (the intents topic and its control
+ * lane, co-partitioned: an event's records go to the same home partition
+ * on both): the smaller count, with an error when they differ. */
+static int topics_partitions(ing_app *app, int timeout_ms, int *n)
+{
+    int ni = 0, nc = 0;
+    int rc = q_producer_partitions_of(app->producer, Q_TOPIC_INTENTS, timeout_ms, &ni);
+    if (rc == 0)
+        rc = q_producer_partitions_of(app->producer, Q_TOPIC_CONTROL, timeout_ms, &nc);
+    if (rc)
+        return rc;
+    if (nc != ni)
+        ons_log_error("topic %s has %d partitions but its control lane %d: grow the smaller to "
+                      "match; events are created on the first %d",
+                      app->o.kafka_topic, ni, nc, ni < nc ? ni : nc);
+    *n = ni < nc ? ni : nc;
+    return 0;
+}
+
+/* kafka.partitions set by hand is the count new events are spread over
+ * (events.partitions): more than the topics have would home events on
+ * partitions that do not exist, and refuses to start; fewer (the topics
+ * grown since the setting was written) is sound, since every event keeps
+ * the home partition it was created with (docs/scaling.md "Growing the
+ * topics"). Brokers that do not answer within kafka.partitions_check_ms do
+ * not stop the start (the option lets a node start without them); the
+ * monitor checks the count every round (ing_monitor_partitions_short). */
 static int check_partitions(ing_app *app)
 {
     int n = 0;
     if (app->o.kafka_partitions_check_ms == 0)
         return 0;
-    int rc = q_producer_partitions(app->producer, (int)app->o.kafka_partitions_check_ms, &n);
+    int rc = topics_partitions(app, (int)app->o.kafka_partitions_check_ms, &n);
     if (rc) {
         ons_log_warn("kafka.partitions %d not checked against topic %s (%s): started on it",
                      app->partitions, app->o.kafka_topic, ons_strerror(rc));
@@ -129,6 +150,12 @@ static int check_partitions(ing_app *app)
     }
     if (n == app->partitions)
         return 0;
+    if (n > app->partitions) {
+        ons_log_warn("kafka.partitions is %d but topic %s has %d partitions: new events are "
+                     "spread over the first %d (set kafka.partitions to %d, or 0, to use all)",
+                     app->partitions, app->o.kafka_topic, n, app->partitions, n);
+        return 0;
+    }
     ons_log_error("kafka.partitions is %d but topic %s has %d partitions: set kafka.partitions "
                   "to %d, or 0 to read it from the brokers",
                   app->partitions, app->o.kafka_topic, n, n);
@@ -153,7 +180,7 @@ static int start_producer(ing_app *app)
     app->partitions = (int)app->o.kafka_partitions;
     if (app->partitions > 0)
         return check_partitions(app);
-    if ((rc = q_producer_partitions(app->producer, 10000, &app->partitions)) != 0) {
+    if ((rc = topics_partitions(app, 10000, &app->partitions)) != 0) {
         ons_log_error("cannot read the partition count of topic %s: %s", app->o.kafka_topic,
                       ons_strerror(rc));
         return rc;
@@ -212,6 +239,7 @@ static int start_modules(ing_app *app)
         (rc = ing_draws_new(app->o.draw_cache_ttl_ms, (size_t)app->o.draw_cache_events,
                             &app->draws)) ||
         (rc = ing_seqmap_new((size_t)app->o.status_seq_cache, &app->seqs)) ||
+        (rc = ing_seqmap_new((size_t)app->o.kafka_home_cache, &app->homes)) ||
         (rc = ing_log_reader_new(
              app->o.kafka_brokers,
              &(q_ksec){app->o.kafka_security_protocol, app->o.kafka_ssl_ca_location},
@@ -264,6 +292,7 @@ static void stop(ing_app *app)
     ing_views_free(app->views);
     ing_draws_free(app->draws);
     ing_seqmap_free(app->seqs);
+    ing_seqmap_free(app->homes);
     ing_log_reader_free(app->log_reader);
     ons_auth_cache_free(app->auth_cache);
     ing_accounts_free(app->accounts);

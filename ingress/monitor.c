@@ -21,7 +21,8 @@ struct ing_monitor {
     q_status *st;
     ons_pg pg; /* no backoff of its own: the check interval is the retry period */
     atomic_int redis_ok, pg_ok, kafka_ok;
-    atomic_int topic_n; /* the topic's partition count as last read; 0: not yet */
+    atomic_int topic_n;   /* the topic's partition count as last read; 0: not yet */
+    atomic_int control_n; /* the control lane's, as last read; 0: not yet */
     _Atomic int64_t last_ms;
     _Atomic int64_t kafka_down_since;     /* monotonic ms of a failed streak's first check; 0: up */
     _Atomic int64_t *high[Q_TOPIC_COUNT]; /* per lane, per partition */
@@ -60,16 +61,32 @@ static void keep_round(ing_monitor *m, int64_t wall_ms)
     pthread_mutex_unlock(&m->ring_mu);
 }
 
-/* Keeps the topic's count as the brokers told it, and says so at error
- * when it differs from the count this node works with (kafka.partitions
- * set by hand, or the topic repartitioned since the start). */
-static void note_partitions(ing_monitor *m, int np)
+/* Keeps the topics' counts as the brokers told them, and says when they
+ * change. Grown topics (docs/scaling.md "Growing the topics") are sound:
+ * every event keeps its home partition, and this node keeps watching and
+ * creating events on its m->n until restarted. Fewer partitions than m->n
+ * (kafka.partitions set by hand above the count), or a control lane not
+ * co-partitioned with the intents topic, are errors: records of an event
+ * homed on a missing partition cannot be sent. */
+static void note_partitions(ing_monitor *m, int np, int nc)
 {
-    if (atomic_exchange(&m->topic_n, np) != np && np != m->n)
-        ons_log_error("this node works with %d partitions but the topic has %d: it would look "
-                      "for events' records on the wrong ones, so it settles no stale claim or "
-                      "unknown outcome until restarted with kafka.partitions %d (or 0)",
-                      m->n, np, np);
+    int was = atomic_exchange(&m->topic_n, np), was_c = atomic_exchange(&m->control_n, nc);
+    if (was == np && was_c == nc)
+        return;
+    if (np < m->n || (nc > 0 && nc < m->n))
+        ons_log_error("this node works with %d partitions but the topic has %d and its control "
+                      "lane %d: records of events homed on the missing ones cannot be sent, and "
+                      "no stale claim or unknown outcome is settled until they agree",
+                      m->n, np, nc);
+    else if (nc > 0 && nc != np)
+        ons_log_error("the topic has %d partitions but its control lane %d: grow the smaller "
+                      "to match (they must stay co-partitioned)",
+                      np, nc);
+    else if (np != m->n)
+        ons_log_warn("the topics have grown to %d partitions; this node watches and creates "
+                     "events on the first %d until it is restarted (events keep their home "
+                     "partitions either way)",
+                     np, m->n);
 }
 
 static void *monitor_main(void *arg)
@@ -79,12 +96,14 @@ static void *monitor_main(void *arg)
         int64_t t0 = ons_mono_ms(), wall0 = ons_wall_ms();
         atomic_store(&m->redis_ok, q_status_ping(m->st) == 0);
         atomic_store(&m->pg_ok, check_pg(m));
-        int np = 0;
+        int np = 0, nc = 0;
         int kok = q_producer_partitions(m->producer, 1000, &np) == 0;
         atomic_store(&m->kafka_ok, kok);
         if (kok) {
             atomic_store(&m->kafka_down_since, 0);
-            note_partitions(m, np);
+            if (q_producer_partitions_of(m->producer, Q_TOPIC_CONTROL, 1000, &nc) != 0)
+                nc = 0; /* not known this round: judged on the intents topic alone */
+            note_partitions(m, np, nc);
         } else if (atomic_load(&m->kafka_down_since) == 0)
             atomic_store(&m->kafka_down_since, t0);
         /* After one watermark query fails, the round reads no more: with
@@ -160,6 +179,17 @@ int ing_monitor_partitions_differ(ing_monitor *m)
 {
     int np = atomic_load(&m->topic_n);
     return np > 0 && np != m->n ? np : 0;
+}
+
+int ing_monitor_topic_partitions(ing_monitor *m)
+{
+    return atomic_load(&m->topic_n);
+}
+
+int ing_monitor_partitions_short(ing_monitor *m)
+{
+    int np = atomic_load(&m->topic_n), nc = atomic_load(&m->control_n);
+    return (np > 0 && np < m->n) || (nc > 0 && (nc < m->n || (np > 0 && nc != np)));
 }
 
 void ing_monitor_stop(ing_monitor *m)

@@ -39,8 +39,16 @@ int64_t ing_monitor_high(ing_monitor *m, int lane, int32_t partition);
 
 /* The topic's partition count as the brokers last told it, when it differs
  * from the count this node works with (kafka.partitions set by hand to
- * another, or the topic repartitioned since); else 0. */
+ * another, or the topics grown since); else 0. */
 int ing_monitor_partitions_differ(ing_monitor *m);
+/* 1 when the brokers last said the intents topic or its control lane has
+ * fewer partitions than this node works with, or the two differ (not
+ * co-partitioned): records homed on a missing partition cannot be sent and
+ * the watermarks are not all known. Grown topics are not short. */
+int ing_monitor_partitions_short(ing_monitor *m);
+/* The intents topic's partition count as the brokers last told it; 0 before
+ * the first answer. */
+int ing_monitor_topic_partitions(ing_monitor *m);
 
 /* Rounds whose watermarks are kept for ing_monitor_high_since: at the
  * default monitor.interval_ms, the last four minutes and more. */

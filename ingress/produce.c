@@ -4,6 +4,8 @@
 #include "common/log.h"
 #include "common/clock.h"
 #include "ingress/cursor_cache.h"
+#include "ingress/event_cache.h"
+#include "ingress/event_store.h"
 #include "ingress/json_io.h"
 #include "ingress/monitor.h"
 
@@ -183,7 +185,28 @@ int ing_produce_refuse(const ing_health *h, int64_t fail_fast_ms, int64_t monito
            !h->kafka_ok && h->kafka_down_ms >= fail_fast_ms;
 }
 
-static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn batch,
+int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *partition)
+{
+    int64_t n = 0;
+    if (ing_seqmap_get(app->homes, event_id, &n) != 0) {
+        int parts = 0;
+        int rc = w ? ing_event_partitions(w, event_id, &parts) : ONS_EUNAVAIL;
+        if (rc)
+            return rc;
+        n = parts;
+        ing_seqmap_put(app->homes, event_id, n);
+    }
+    *partition = q_partition_of_event(event_id, (int)n);
+    return 0;
+}
+
+int ing_partitions_known(ing_app *app)
+{
+    int topic = app->monitor ? ing_monitor_topic_partitions(app->monitor) : 0;
+    return topic > app->partitions ? topic : app->partitions;
+}
+
+static int produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done, ing_batch_fn batch,
                    ing_delivered_fn at_delivery)
 {
     if (r->app->monitor && r->app->o.kafka_fail_fast_ms > 0) {
@@ -195,10 +218,13 @@ static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn bat
             return ONS_EKAFKA;
         }
     }
+    int32_t home = -1;
+    int rc = ing_event_home(r->app, w, m->event_id, &home);
+    if (rc)
+        return rc == ONS_ENOTFOUND ? ONS_EINVAL : ONS_EUNAVAIL;
     char *buf = NULL;
     size_t len = 0;
-    int rc = q_msg_encode(m, &buf, &len);
-    if (rc)
+    if ((rc = q_msg_encode(m, &buf, &len)) != 0)
         return rc;
     pending *pd = malloc(sizeof *pd);
     if (!pd) {
@@ -212,8 +238,8 @@ static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn bat
     pd->at_delivery = at_delivery;
     pd->due_ms = 0;
     pd->report_unknown = debug_unknown(r->app, m->type);
-    rc = q_producer_send_traced(r->app->producer, q_msg_topic(m->type), m->event_id, buf, len,
-                                r->rid, on_delivered, pd);
+    rc = q_producer_send_at(r->app->producer, q_msg_topic(m->type), home, m->event_id, buf, len,
+                            r->rid, on_delivered, pd);
     free(buf);
     if (rc) {
         free(pd);
@@ -223,14 +249,15 @@ static int produce(ing_req *r, const q_msg *m, ing_job_fn done, ing_batch_fn bat
     return rc;
 }
 
-int ing_produce(ing_req *r, const q_msg *m, ing_job_fn done)
+int ing_produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done)
 {
-    return produce(r, m, done, NULL, NULL);
+    return produce(r, w, m, done, NULL, NULL);
 }
 
-int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done, ing_delivered_fn at_delivery)
+int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, ing_batch_fn done,
+                        ing_delivered_fn at_delivery)
 {
-    return produce(r, m, NULL, done, at_delivery);
+    return produce(r, w, m, NULL, done, at_delivery);
 }
 
 static int64_t cached_served(void *arg, int32_t partition)
@@ -245,11 +272,10 @@ int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms
         served = cached_served;
         arg = app->cursors;
     }
-    /* A partition count other than the topic's names the wrong partition
-     * for an event (q_partition_of_event) and leaves some unwatched: nothing
-     * is settled (claims wait) rather than judged on the wrong one. */
-    if (partition >= app->partitions || !app->monitor ||
-        ing_monitor_partitions_differ(app->monitor))
+    /* A partition this node does not watch (homed there by a node that
+     * knew more of grown topics), or topics short of this node's count:
+     * nothing is settled (claims wait) rather than judged blind. */
+    if (partition >= app->partitions || !app->monitor || ing_monitor_partitions_short(app->monitor))
         return 0;
     int64_t settle = 2 * app->o.kafka_produce_timeout_ms + app->o.kafka_request_timeout_ms;
     /* Partition unknown (the record was never assigned one): all of them. */

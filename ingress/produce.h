@@ -2,7 +2,9 @@
  * produce.h - sending a request's record to Kafka and continuing the request
  * on a job thread once the delivery report is in.
  *
- * ing_produce() encodes m and queues it on the app's producer. When the
+ * ing_produce() encodes m and queues it on the app's producer, to the home
+ * partition of m's event (ing_event_home: w reads it from PostgreSQL when
+ * this node has not yet; w may be NULL when it is known). When the
  * broker acknowledged it (or it failed), the request's produce_err,
  * produced_partition and produced_offset are set and done(worker, r) runs on
  * a job thread: every reply that says "accepted" is built there, from a
@@ -17,7 +19,7 @@
 
 /* Returns 0 (done will run exactly once) or an error (ONS_EFULL, ONS_EKAFKA,
  * ONS_EINVAL, ...): then done never runs and the caller still owns r. */
-int ing_produce(ing_req *r, const q_msg *m, ing_job_fn done);
+int ing_produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done);
 
 /* A continuation that finishes many requests at once (on the finisher
  * thread, its own Redis connection): every request whose delivery report
@@ -34,7 +36,7 @@ typedef void (*ing_delivered_fn)(ing_req *r);
 
 /* ing_produce with a batch continuation; at_delivery (may be NULL) as
  * above. */
-int ing_produce_batched(ing_req *r, const q_msg *m, ing_batch_fn done,
+int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, ing_batch_fn done,
                         ing_delivered_fn at_delivery);
 
 /* Should a record be refused at once (nothing queued, 503 queue_unavailable)
@@ -58,6 +60,21 @@ typedef int64_t (*ing_served_fn)(void *arg, int32_t partition);
  * found in PostgreSQL was certainly never written. partition -1 (not
  * known): every partition. served NULL: the intents lane's cursor cache.
  * 0: cannot tell yet. Any thread; I/O only what served does. */
+/* event_id's home partition: murmur2 of its id over events.partitions, the
+ * topics' partition count when the event was created (docs/scaling.md
+ * "Growing the topics"). Every record of the event goes there, whatever the
+ * topics' count is now. events.partitions never changes, so it is kept in
+ * app->homes once read; a miss reads it on w's connection (w NULL: none,
+ * ONS_EUNAVAIL). Returns 0, ONS_ENOTFOUND (no such event), ONS_EUNAVAIL or
+ * ONS_EDB. */
+int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *partition);
+
+/* The partitions an id may name: this node's count, or the topics' as the
+ * monitor last read it when they have grown since the start (an intent or
+ * reservation of an event homed on a new partition, accepted by a node that
+ * knows it, is found here too). */
+int ing_partitions_known(ing_app *app);
+
 int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms,
                         ing_served_fn served, void *arg);
 

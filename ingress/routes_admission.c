@@ -64,7 +64,7 @@ static void admission_job_run(ing_worker *w, void *arg)
     m.sent_ms = ing_now_ms();
     m.max_active_holds = j->max_active_holds;
     m.admissions_per_minute = j->admissions_per_minute;
-    if (ing_produce(r, &m, admission_delivered)) {
+    if (ing_produce(r, w, &m, admission_delivered)) {
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take the change right now; nothing was queued.");
     }

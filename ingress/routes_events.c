@@ -221,6 +221,7 @@ static ing_event_new event_row(const ing_req *r, const event_job *j, int64_t now
                            .admissions_per_minute = j->admissions_per_minute,
                            .pow_difficulty = j->pow_difficulty,
                            .max_seats = r->app->o.venues_max_seats,
+                           .partitions = r->app->partitions,
                            .draw_seed_hex = seed_hex,
                            .draw_commitment = commitment,
                            .ntiers = j->ntiers,
@@ -516,7 +517,7 @@ static void status_change_job(ing_worker *w, void *arg)
     /* The worker knows on_sale/paused/cancelled/ended; "on_sale" asks it to
      * resume (a paused sale whose onsale_at is ahead becomes scheduled). */
     snprintf(m.status, sizeof m.status, "%s", j->to_status);
-    if (ing_produce(r, &m, status_delivered)) {
+    if (ing_produce(r, w, &m, status_delivered)) {
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take the status change right now; nothing was queued.");
     }

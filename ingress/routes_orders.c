@@ -198,8 +198,9 @@ static void checkout_send(ing_req *r, ing_worker *w, int rc, const ing_reservati
     }
     j->msg.sent_ms = ing_now_ms();
     /* With the claimer, the deliveries are finished in batches too. */
-    rc = r->app->checkout_claimer ? ing_produce_batched(r, &j->msg, checkout_delivered_batch, NULL)
-                                  : ing_produce(r, &j->msg, checkout_delivered);
+    rc = r->app->checkout_claimer
+             ? ing_produce_batched(r, w, &j->msg, checkout_delivered_batch, NULL)
+             : ing_produce(r, w, &j->msg, checkout_delivered);
     if (rc) {
         ing_failf(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take requests right now; nothing was queued.");
@@ -272,7 +273,7 @@ void ing_route_checkout(ing_req *r)
         ing_fail(r, NULL, ING_E_INVALID_ID, NULL);
         return;
     }
-    if (rc || q_seq_partition(seq) >= r->app->partitions) {
+    if (rc || q_seq_partition(seq) >= ing_partitions_known(r->app)) {
         ing_failf(r, NULL, ING_E_NOT_FOUND, NULL, "No such reservation.");
         return;
     }
@@ -685,7 +686,7 @@ static void ticket_job(ing_worker *w, void *arg)
     }
     /* j->msg.sent_ms is the instant of the first read's judgement (a
      * re-read after a conflict sent nothing). */
-    rc = ing_produce(r, &j->msg, ticket_delivered);
+    rc = ing_produce(r, w, &j->msg, ticket_delivered);
     if (rc) {
         unclaim_unsent(r, w, rc);
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,

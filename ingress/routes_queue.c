@@ -567,15 +567,16 @@ static int64_t claim_stale_ms(const ing_app *app);
  * nothing; the intents lane must be settled past it (ing_produce_settled:
  * a healthy monitor round after the settle point, and the cursors past the
  * high watermark it read) on the partition the producer sends the event's
- * records to (q_partition_of_event: the join's record is keyed by its
- * event): another partition lagging cannot hold the record, so it no
+ * records to (ing_event_home: the event's home partition, fixed when
+ * it was created): another partition lagging cannot hold the record, so it no
  * longer holds the takeover. Without this a fan retrying with a new key
  * after a long broker stall got a second intent, rejected as a duplicate,
  * while its first one held its place unseen (test_kafka_hang.py). */
-static int pending_settled(ing_app *app, int64_t event_id, int64_t sent_ms)
+static int pending_settled(ing_app *app, ing_worker *w, int64_t event_id, int64_t sent_ms)
 {
-    /* partitions not known yet (no metadata): every partition */
-    int32_t p = app->partitions > 0 ? q_partition_of_event(event_id, app->partitions) : -1;
+    int32_t p;
+    if (ing_event_home(app, w, event_id, &p) != 0)
+        return 0; /* cannot tell: the claim waits */
     return ing_produce_settled(app, Q_TOPIC_INTENTS, p, sent_ms + app->o.kafka_produce_timeout_ms,
                                NULL, NULL);
 }
@@ -596,7 +597,7 @@ static int pending_claim(ing_req *r, ing_worker *w, const char *existing, char *
     int64_t sent_ms = strtoll(existing + strlen("pending:"), NULL, 10), seq;
     int stale = ing_now_ms() - sent_ms > claim_stale_ms(r->app);
     /* settled before the lookup: a record applied in between is found */
-    int settled = stale && pending_settled(r->app, j->msg.event_id, sent_ms);
+    int settled = stale && pending_settled(r->app, w, j->msg.event_id, sent_ms);
     char state[16];
     int rc = ing_intent_of_join(w, j->msg.user_id, j->msg.event_id, -1, sent_ms, &seq, state);
     if (rc == ONS_ENOTFOUND)
@@ -775,7 +776,7 @@ static void join_produce(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
     j->noted = 0;
-    int rc = ing_produce_batched(r, &j->msg, join_delivered_batch, join_noted);
+    int rc = ing_produce_batched(r, w, &j->msg, join_delivered_batch, join_noted);
     if (rc)
         join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
                       "The queue cannot take requests right now; nothing was queued.");
@@ -1184,7 +1185,7 @@ void ing_result_round(ing_worker *w, void *arg, void **items, size_t n)
 static int id_seq(ing_req *r, enum q_id_kind kind, int64_t *seq)
 {
     int rc = q_id_decode(r->app->o.ids_secret, kind, r->params[0], r->who.user_id, seq);
-    if (rc == 0 && q_seq_partition(*seq) >= r->app->partitions)
+    if (rc == 0 && q_seq_partition(*seq) >= ing_partitions_known(r->app))
         rc = ONS_ENOTFOUND;
     return rc;
 }
@@ -1416,7 +1417,7 @@ static void cancel_job(ing_worker *w, void *arg)
     m.target_partition = q_seq_partition(j->seq);
     m.target_offset = q_seq_offset(j->seq);
     m.reservation_id = is_intent ? 0 : j->seq;
-    rc = ing_produce(r, &m, cancel_delivered);
+    rc = ing_produce(r, w, &m, cancel_delivered);
     if (rc) {
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue cannot take requests right now; retry shortly.");

@@ -83,7 +83,9 @@ int ing_ticket_claim_blocks(ing_req *r, ing_worker *w, int64_t event_id, int you
      * the time was taken once the row was locked), as pending_settled
      * counts a join's. */
     int64_t sent_by = ing_now_ms() - age_ms + r->app->o.kafka_produce_timeout_ms;
-    int32_t p = q_partition_of_event(event_id, r->app->partitions);
+    int32_t p;
+    if (ing_event_home(r->app, w, event_id, &p) != 0)
+        return 1; /* cannot tell: the claim still blocks */
     return !ing_produce_settled(r->app, Q_TOPIC_CONTROL, p, sent_by, ing_control_lane_served, w);
 }
 

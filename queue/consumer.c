@@ -161,7 +161,11 @@ static int member_conf(rd_kafka_conf_t *conf, const q_consumer_opts *o)
           conf_set_int(conf, "heartbeat.interval.ms",
                        o->session_timeout_ms / 3 > 0 ? o->session_timeout_ms / 3 : 1))) ||
         (o->max_poll_interval_ms > 0 &&
-         conf_set_int(conf, "max.poll.interval.ms", o->max_poll_interval_ms)))
+         conf_set_int(conf, "max.poll.interval.ms", o->max_poll_interval_ms)) ||
+        /* grown topics are noticed (a rebalance hands the new partitions
+         * out) at the next refresh, when no member joins to trigger one */
+        (o->metadata_refresh_ms > 0 &&
+         conf_set_int(conf, "topic.metadata.refresh.interval.ms", o->metadata_refresh_ms)))
         return ONS_EINVAL;
     rd_kafka_conf_set_log_cb(conf, q_kconf_log);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);

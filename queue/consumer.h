@@ -43,6 +43,7 @@ typedef struct q_consumer_opts {
     const char *group;
     const char *client_id;    /* shows in the group's member list; may be NULL */
     int session_timeout_ms;   /* session.timeout.ms (>= the broker's minimum, 6000) */
+    int metadata_refresh_ms;  /* topic.metadata.refresh.interval.ms; 0: librdkafka's (5 min) */
     int max_poll_interval_ms; /* max.poll.interval.ms */
     int fetch_wait_ms;        /* fetch.wait.max.ms: how long an empty fetch is held */
     int queued_max_kbytes;    /* queued.max.messages.kbytes: prefetch memory bound */

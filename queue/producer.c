@@ -279,6 +279,13 @@ int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *v
 int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
                            size_t len, const char *request_id, q_produce_cb cb, void *arg)
 {
+    return q_producer_send_at(p, topic, -1, event_id, value, len, request_id, cb, arg);
+}
+
+int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t event_id,
+                       const void *value, size_t len, const char *request_id, q_produce_cb cb,
+                       void *arg)
+{
     if (topic < 0 || topic >= Q_TOPIC_COUNT)
         return ONS_EINVAL;
     if (atomic_load(&p->closing))
@@ -297,20 +304,26 @@ int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const voi
     t->arg = arg;
     char key[24];
     int klen = snprintf(key, sizeof key, "%" PRId64, event_id);
+    /* An explicit partition bypasses the partitioner (the key still names
+     * the event); a partition the topic lacks fails the send, it is never
+     * placed elsewhere. */
+    int32_t part = partition < 0 ? RD_KAFKA_PARTITION_UA : partition;
+    int traced = request_id && request_id[0];
 
     pthread_rwlock_rdlock(&p->lock);
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__STATE;
-    if (p->rk && request_id && request_id[0])
+    if (p->rk && traced)
         kerr = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_KEY(key, (size_t)klen),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_PARTITION(part),
+            RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER(Q_HEADER_REQUEST_ID, request_id, (ssize_t)strlen(request_id)),
             RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
     else if (p->rk)
         kerr = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_KEY(key, (size_t)klen),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_PARTITION(part),
+            RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
     pthread_rwlock_unlock(&p->lock);
     if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
@@ -372,11 +385,18 @@ int q_producer_watermarks(q_producer *p, int topic, int32_t partition, int timeo
 
 int q_producer_partitions(q_producer *p, int timeout_ms, int *n)
 {
+    return q_producer_partitions_of(p, Q_TOPIC_INTENTS, timeout_ms, n);
+}
+
+int q_producer_partitions_of(q_producer *p, int topic, int timeout_ms, int *n)
+{
+    if (topic != Q_TOPIC_INTENTS && topic != Q_TOPIC_CONTROL)
+        return ONS_EINVAL;
     int rc = ONS_EKAFKA;
     pthread_rwlock_rdlock(&p->lock);
     if (!p->rk)
         goto out;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, p->topic, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, p->topics[topic], NULL);
     if (!rkt)
         goto out;
     const struct rd_kafka_metadata *md = NULL;

@@ -3,8 +3,11 @@
  * topic goes through (docs/pipeline.md).
  *
  * Settings are fixed by the pipeline contract: enable.idempotence=true,
- * acks=all, partitioner murmur2_random, key = decimal event_id, so all records
- * of one event land in one partition in send order. Sends are asynchronous:
+ * acks=all, key = decimal event_id, and every record of one event sent to
+ * the event's home partition (q_producer_send_at; docs/scaling.md "Growing
+ * the topics"), so all records of one event land in one partition in send
+ * order however the topics grow. The partitioner (murmur2_random) places
+ * only records sent without a partition. Sends are asynchronous:
  * q_producer_send() queues the record and returns at once; its completion
  * callback runs exactly once, later, on the producer's own poll thread, with
  * the partition and offset from the delivery report or an error. A 202 to a
@@ -93,6 +96,15 @@ int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *v
 int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
                            size_t len, const char *request_id, q_produce_cb cb, void *arg);
 
+/* q_producer_send_traced to partition (>= 0) of topic, bypassing the
+ * partitioner: the record lands there or fails (a partition the topic
+ * lacks: librdkafka's UNKNOWN_PARTITION, reported through cb like any
+ * failure). partition < 0: the partitioner places it (murmur2 of the key
+ * over the topic's current count). */
+int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t event_id,
+                       const void *value, size_t len, const char *request_id, q_produce_cb cb,
+                       void *arg);
+
 /* Records queued and not yet reported. */
 int q_producer_inflight(q_producer *p);
 
@@ -112,13 +124,18 @@ long q_producer_rebuilds(q_producer *p);
 int q_producer_watermarks(q_producer *p, int topic, int32_t partition, int timeout_ms, int64_t *low,
                           int64_t *high);
 
-/* The partition of a topic with n partitions that the producer sends
- * event_id's records to (murmur2 of the decimal key, as configured). */
+/* The partition murmur2 of the decimal key gives event_id over n
+ * partitions (librdkafka's murmur2_random, the Java client's default): an
+ * event's home partition with n = events.partitions, the topics' count
+ * when the event was created (docs/scaling.md "Growing the topics"). */
 int32_t q_partition_of_event(int64_t event_id, int n);
 
 /* Fetches topic metadata and writes the topic's partition count into *n.
  * Blocking like q_producer_watermarks. Returns 0, ONS_ENOTFOUND (no such
  * topic), ONS_EKAFKA or ONS_ETIMEDOUT. */
 int q_producer_partitions(q_producer *p, int timeout_ms, int *n);
+/* The same for topic (enum q_topic: the intents topic or its control
+ * lane); ONS_EINVAL for another. */
+int q_producer_partitions_of(q_producer *p, int topic, int timeout_ms, int *n);
 
 #endif

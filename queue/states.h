@@ -98,7 +98,8 @@ static inline int64_t q_seq_offset(int64_t seq)
     X(Q_REASON_INSUFFICIENT_SEATS, "insufficient_seats")                                           \
     X(Q_REASON_DUPLICATE, "duplicate")                                                             \
     X(Q_REASON_SALE_CLOSED, "sale_closed")                                                         \
-    X(Q_REASON_CANCELLED, "cancelled")
+    X(Q_REASON_CANCELLED, "cancelled")                                                             \
+    X(Q_REASON_MISROUTED, "misrouted")
 
 /* reservations.state (NONE: the intent holds no reservation). */
 #define Q_RES_STATES(X)                                                                            \

@@ -27,6 +27,7 @@ set_tests_properties(vocab_checker PROPERTIES LABELS unit TIMEOUT 120
 onsale_pytest(it_disk_full test_disk_full.py)
 # A private broker stopped (SIGSTOP) mid-sale: no fan gets two places.
 onsale_pytest(it_kafka_hang test_kafka_hang.py)
+onsale_pytest(it_topic_grow test_topic_grow.py)
 # Alone: a full tablespace volume makes the shared PostgreSQL fail other
 # tests' statements (a backend evicting one of its dirty pages, the
 # checkpoint a DROP DATABASE forces), and the broker's JVM start wants the cores.

@@ -110,7 +110,7 @@ typedef struct worker {
     char control_topic[256];
     ons_histogram *batch_size, *commit_lat;
     ons_counter *applied[Q_MSG_TYPE_COUNT];
-    ons_counter *poison, *unknown_event, *redis_err, *expired;
+    ons_counter *poison, *unknown_event, *misrouted, *redis_err, *expired;
     ons_counter *republished, *repair_dropped, *repair_newer, *repair_absent, *repair_failed,
         *repair_forgotten;
     ons_gauge *repair_pending;
@@ -290,6 +290,15 @@ static void apply_record(worker *w, polled *pr, int64_t now_ms)
                      ": skipped",
                      (int)rec->partition, rec->offset, m.event_id);
         ons_counter_add(w->unknown_event, 1);
+    } else if (rc == ONS_ECONFLICT) {
+        /* Placed on a partition that is not its event's home (a producer
+         * that placed it by the key over grown topics): its event's owner is
+         * another, so it is never applied here (docs/scaling.md). */
+        ons_log_warn("record at partition %d%s offset %" PRId64 " of event %" PRId64
+                     " (homed on partition %d) skipped: misrouted",
+                     (int)rec->partition, lane == Q_TOPIC_CONTROL ? " (control)" : "", rec->offset,
+                     m.event_id, (int)wk_part_home_elsewhere(p, m.event_id));
+        ons_counter_add(w->misrouted, 1);
     } else if (rc != 0) {
         char msg[96];
         snprintf(msg, sizeof msg, "applying offset %" PRId64 " failed: %s", rec->offset,
@@ -786,6 +795,8 @@ static int setup_metrics(worker *w)
     w->unknown_event =
         ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
                             "records skipped as undecodable", "reason=\"unknown_event\"");
+    w->misrouted = ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
+                                       "records skipped as undecodable", "reason=\"misrouted\"");
     w->redis_err = ons_metrics_counter(w->m, "onsale_worker_redis_errors_total",
                                        "failed Redis projections (not fatal)", "");
     w->expired = ons_metrics_counter(w->m, "onsale_worker_holds_expired_total",
@@ -842,6 +853,7 @@ static int start_consumer(worker *w)
         .group = w->o.group,
         .client_id = w->owner,
         .session_timeout_ms = (int)w->o.session_timeout_ms,
+        .metadata_refresh_ms = (int)w->o.metadata_refresh_ms,
         .max_poll_interval_ms = MAX_POLL_INTERVAL_MS + (int)w->o.commit_delay_ms,
         .fetch_wait_ms = FETCH_WAIT_MS,
         .queued_max_kbytes = QUEUED_MAX_KBYTES,

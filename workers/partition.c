@@ -93,6 +93,7 @@ void wk_part_free(wk_part *p)
     wk_map_fini(&p->intents);
     wk_map_fini(&p->events);
     wk_map_fini(&p->tombs);
+    wk_map_fini(&p->foreign);
     ons_heap_fini(&p->holds);
     fx_fini(&p->fx);
     wk_co_free(p->co);
@@ -1119,12 +1120,57 @@ static int apply_record(wk_part *p, int lane, wk_event *ev, const q_msg *m, int6
     }
 }
 
+/* The join m, read at seq of a partition that is not its event's home, is
+ * rejected (reason misrouted): its fan gets a true answer, and nothing of
+ * the event (seats, counters, waiting fans) is read or written here. */
+static int reject_misrouted(wk_part *p, const q_msg *m, int64_t seq, int64_t ts_ms, int64_t now_ms)
+{
+    wk_fx_intent *r = fx_record(p, seq, 1);
+    if (!r)
+        return ONS_ENOMEM;
+    r->event_id = m->event_id;
+    r->user_id = m->user_id;
+    r->max_price = m->max_price_cents;
+    r->accepted_ms = ts_ms;
+    r->left_queue_ms = now_ms;
+    r->qty = (uint8_t)m->quantity;
+    r->adjacent = (uint8_t)(m->adjacent != 0);
+    snprintf(r->section, sizeof r->section, "%s", m->section);
+    r->ev = NULL; /* no reservation: never read */
+    r->state = Q_INTENT_REJECTED;
+    r->reason = Q_REASON_MISROUTED;
+    return 0;
+}
+
+int wk_part_home_elsewhere(const wk_part *p, int64_t event_id)
+{
+    uintptr_t home = (uintptr_t)wk_map_get(&p->foreign, event_id);
+    return home ? (int32_t)(home - 1) : -1;
+}
+
+int wk_part_set_home_elsewhere(wk_part *p, int64_t event_id, int32_t home)
+{
+    return wk_map_put(&p->foreign, event_id, (void *)(uintptr_t)(home + 1));
+}
+
 int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int64_t ts_ms,
                        int64_t now_ms)
 {
     wk_event *ev = NULL;
-    int rc = get_event(p, m->event_id, &ev);
-    if (rc == ONS_ENOTFOUND) {
+    /* A record of an event homed on another partition (sent by a producer
+     * that placed it by the key over the topics' current count) is never
+     * applied: its event has one writer, its home's owner. */
+    int rc = wk_part_home_elsewhere(p, m->event_id) >= 0 ? ONS_ENOTFOUND
+                                                         : get_event(p, m->event_id, &ev);
+    if (rc == ONS_ENOTFOUND && wk_part_home_elsewhere(p, m->event_id) >= 0)
+        rc = ONS_ECONFLICT; /* (also when the load just found it so) */
+    if (rc == ONS_ECONFLICT && m->type == Q_MSG_INTENT && lane == Q_TOPIC_INTENTS) {
+        int err = reject_misrouted(p, m, q_seq_make(p->partition, offset),
+                                   send_time(p, m, ts_ms, now_ms), now_ms);
+        if (err)
+            return err;
+    }
+    if (rc == ONS_ENOTFOUND || rc == ONS_ECONFLICT) {
         wk_part_skip_lane(p, lane, offset);
         return rc;
     }

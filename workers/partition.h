@@ -203,7 +203,11 @@ struct wk_part {
     int64_t ctl_next_offset; /* the same for the control topic (docs/pipeline.md "Two lanes") */
     wk_map tombs;            /* intents offset -> user_id: cancels that overtook their intent */
     wk_part_cfg cfg;
-    wk_map events;  /* event_id -> wk_event */
+    wk_map events; /* event_id -> wk_event */
+    /* event_id -> its home partition + 1, for events homed on another
+     * partition (events.partitions; docs/scaling.md "Growing the topics"):
+     * never loaded here, their records never applied here (fenced). */
+    wk_map foreign;
     wk_map intents; /* seq -> active wk_intent */
     ons_heap holds; /* of wk_intent *, by expires_ms then seq; in->heap_idx is its place */
     uint32_t next_slot;
@@ -237,7 +241,20 @@ void wk_part_skip(wk_part *p, int64_t offset);
  * intent is applied it is released at once (state released), takes no
  * seats and is never reserved or waiting. Tombstones are written with the
  * batch and loaded back by the store, so a crash between the cancel's commit
- * and the intent's changes nothing. */
+ * and the intent's changes nothing.
+ * Returns 0; ONS_ENOTFOUND (no such event) or ONS_ECONFLICT (the event is
+ * homed on another partition: wk_part_home_elsewhere), the record skipped
+ * either way (the cursor advances; a join of an event homed elsewhere is
+ * rejected, reason misrouted, so its fan is answered; nothing else
+ * changes); or another error (the partition's memory is no longer
+ * usable). */
+/* The home partition of event_id when it is another than p's (its records
+ * are fenced here), else -1. */
+int wk_part_home_elsewhere(const wk_part *p, int64_t event_id);
+/* Notes that event_id is homed on partition home, not p's (the store's
+ * load, which then loads nothing of it). 0 or ONS_ENOMEM. */
+int wk_part_set_home_elsewhere(wk_part *p, int64_t event_id, int32_t home);
+
 int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int64_t ts_ms,
                        int64_t now_ms);
 void wk_part_skip_lane(wk_part *p, int lane, int64_t offset);

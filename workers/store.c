@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "queue/intent_id.h"
+#include "queue/producer.h"
 #include "workers/checkout_store.h"
 #include "common/pg.h"
 #include "common/pgarr.h"
@@ -341,7 +342,31 @@ static int event_from_row(const PGresult *r, int i, wk_event **out, int64_t *sea
     return 0;
 }
 
-/* The events' rows: creates each found event in p (ls->c). */
+/* Is row i's event homed on another partition than p's (murmur2 of its id
+ * over events.partitions, column 12; docs/scaling.md "Growing the topics")?
+ * Then *fenced = 1, noted in p (wk_part_set_home_elsewhere) and logged:
+ * nothing of it is loaded here and none of its records applied, so a record
+ * a producer placed on the wrong partition never makes a second writer. */
+static int home_elsewhere(wk_part *p, const PGresult *r, int i, int *fenced)
+{
+    int64_t id = 0, parts = 0;
+    if (ons_pg_get_i64(r, i, 0, &id) || ons_pg_get_i64(r, i, 12, &parts) || parts < 1 ||
+        parts > 65536) {
+        ons_log_error("postgres load events: row %d has no event_id or partitions", i);
+        return ONS_EDB;
+    }
+    int32_t home = q_partition_of_event(id, (int)parts);
+    if (home == p->partition)
+        return 0;
+    *fenced = 1;
+    ons_log_warn("event %" PRId64 " is homed on partition %d (events.partitions %d), not %d: "
+                 "its records here are not applied",
+                 id, (int)home, (int)parts, (int)p->partition);
+    return wk_part_set_home_elsewhere(p, id, home);
+}
+
+/* The events' rows: creates each found event in p (ls->c), except those
+ * homed on another partition (home_elsewhere). */
 static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
 {
     const char *v[] = {ids};
@@ -353,8 +378,8 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
                     "(extract(epoch FROM starts_at) * 1000)::bigint, "
                     "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, 0), "
                     "coalesce(encode(draw_seed, 'hex'), ''), "
-                    "coalesce(max_active_holds, 0), coalesce(admissions_per_minute, 0) "
-                    "FROM events WHERE event_id = ANY($1::bigint[])",
+                    "coalesce(max_active_holds, 0), coalesce(admissions_per_minute, 0), "
+                    "partitions FROM events WHERE event_id = ANY($1::bigint[])",
                     1, v, &r))
         return ONS_EDB;
     int n = PQntuples(r), rc = 0;
@@ -366,6 +391,9 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
     for (int i = 0; i < n && rc == 0; i++) {
         wk_event *ev = NULL;
         int64_t seats_total = 0;
+        int fenced = 0;
+        if ((rc = home_elsewhere(p, r, i, &fenced)) != 0 || fenced)
+            continue;
         if ((rc = event_from_row(r, i, &ev, &seats_total)) != 0)
             break;
         /* From here on the event belongs to p: on failure p is dropped whole. */
@@ -634,6 +662,27 @@ static int load_seats(wk_store *st, wk_part *p, const char *ids, load_set *ls)
     return rc;
 }
 
+/* After load_meta: the sections, intents, seats and orders of the events it
+ * created (ls; ids named n events, some of them perhaps not found or homed
+ * elsewhere: then the rest read only the created ones). */
+static int load_found(wk_store *st, wk_part *p, const char *ids, size_t n, load_set *ls)
+{
+    if (ls->n == 0)
+        return 0;
+    ons_pgarr mine = {0};
+    if (ls->n < n) {
+        for (size_t i = 0; i < ls->n; i++)
+            ons_pgarr_int(&mine, ls->c[i].ev->event_id);
+        ids = ons_pgarr_end(&mine);
+    }
+    int rc = mine.oom ? ONS_ENOMEM : 0;
+    if (rc == 0 && (rc = load_sections(st, ids, ls)) == 0 &&
+        (rc = load_intents(st, p, ids, ls)) == 0 && (rc = load_seats(st, p, ids, ls)) == 0)
+        rc = wk_co_store_load_many(st->conn, p, ls->n, ids);
+    ons_pgarrs_fini(&mine, 1);
+    return rc;
+}
+
 int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, size_t n)
 {
     if (n == 0)
@@ -667,9 +716,8 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
     rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (rc)
         goto out;
-    if ((rc = load_meta(st, p, ids, &ls)) == 0 && (rc = load_sections(st, ids, &ls)) == 0 &&
-        (rc = load_intents(st, p, ids, &ls)) == 0 && (rc = load_seats(st, p, ids, &ls)) == 0)
-        rc = wk_co_store_load_many(st->conn, p, ls.n, ids);
+    if ((rc = load_meta(st, p, ids, &ls)) == 0)
+        rc = load_found(st, p, ids, n, &ls);
     if (rc) {
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;

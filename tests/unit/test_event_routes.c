@@ -140,8 +140,9 @@ void ing_req_submit(ing_req *r, ing_job_fn fn)
     fn(&worker, r);
 }
 
-int ing_produce(ing_req *r, const q_msg *m, ing_job_fn done)
+int ing_produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done)
 {
+    (void)w;
     out.sent = r;
     out.produced++;
     out.msg = *m;

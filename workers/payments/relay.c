@@ -124,8 +124,10 @@ size_t pay_produce_results(q_producer *prod, const q_msg *ms, size_t n, int *rcs
             pthread_mutex_lock(&all.mu);
             all.pending++;
             pthread_mutex_unlock(&all.mu);
-            rc = q_producer_send_to(prod, Q_TOPIC_CONTROL, ms[i].event_id, buf, len, delivered,
-                                    &ds[i]);
+            /* To the order's partition, the event's home (its checkout was
+             * applied there), whatever the topics' count is now. */
+            rc = q_producer_send_at(prod, Q_TOPIC_CONTROL, q_seq_partition(ms[i].order_id),
+                                    ms[i].event_id, buf, len, NULL, delivered, &ds[i]);
             if (rc) {
                 pthread_mutex_lock(&all.mu);
                 all.pending--;

@@ -1,0 +1,34 @@
+-- 0020_event_home_partition.sql - each event keeps the partition it was
+-- created on when the topics grow (docs/scaling.md "Growing the topics").
+--
+-- Every record of an event was placed by librdkafka's murmur2 over the
+-- producer's current partition count: growing the intents topic (and its
+-- control lane) moved an event's later records to another partition, owned
+-- by another worker, while its earlier ones (holds, waiting fans) stayed in
+-- the first: two writers for one event, FIFO broken, a cancel sent after the
+-- growth never reaching its intent. Now an event's home partition is fixed
+-- when it is created: murmur2(decimal event_id) % events.partitions, where
+-- events.partitions is the topics' partition count at that moment
+-- (queue/producer.h q_partition_of_event; ingress sets it, and a row written
+-- without it takes the partitions the workers have claimed, below). Every
+-- producer sends the event's records to that partition explicitly, and a
+-- worker never applies a record of an event homed on another partition.
+--
+-- Existing events get the partition count the workers have claimed
+-- (partition_owner has a row for every partition ever claimed): the count
+-- their records were placed with so far.
+CREATE FUNCTION onsale_claimed_partitions() RETURNS integer
+    LANGUAGE sql STABLE
+    AS $$ SELECT greatest(count(*), 1)::integer FROM partition_owner $$;
+
+ALTER TABLE events
+    ADD COLUMN partitions integer NOT NULL DEFAULT onsale_claimed_partitions()
+        CHECK (partitions > 0);
+
+-- A join a producer placed on another partition than its event's home is
+-- rejected there (reason misrouted) and applied nowhere: its fan gets an
+-- answer, and the event keeps one writer.
+ALTER TABLE intents DROP CONSTRAINT intents_reason_check;
+ALTER TABLE intents ADD CONSTRAINT intents_reason_check
+    CHECK (reason IN ('sold_out', 'insufficient_seats', 'duplicate', 'sale_closed', 'cancelled',
+                      'misrouted'));

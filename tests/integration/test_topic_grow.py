@@ -1,0 +1,261 @@
+"""Growing the topics under a running sale (docs/scaling.md "Growing the
+topics"): `kafka-topics.sh --alter --partitions N` on the intents topic and
+its control lane while ingress and workers run, one ingress restarted (so
+two nodes disagree on the count) and a second worker started for the new
+partitions.
+
+Before: records were keyed by event and placed by librdkafka's murmur2 over
+the node's partition count, so once a node knew the new count an event's
+records went to another partition than before, owned by another partition
+memory: two writers for one event (each with its own copy of the seats),
+FIFO broken across the two partitions. Now every event has a home
+partition, fixed when it is created (events.partitions, migration 0020),
+and every record of the event is produced to it: growing the topics moves
+no event. Control (the hazard is real): the same scenario against the
+binaries before the change (ONSALE_BUILD_BIN=<main's build>/bin) fails the
+one-partition-per-event and FIFO assertions (bench/NOTES.md, "Growing the
+topics")."""
+import http.client
+import json
+import os
+import re
+import subprocess
+import urllib.request
+
+from confluent_kafka.admin import AdminClient, NewPartitions
+
+from harness import BIN, Stack, create_event_via_api, exchange, free_port, make_token
+from worker_util import audit, intent
+
+SEATS = 6  # per event
+FANS = 14  # per event, one seat each: the first SEATS accepted hold them
+
+
+def murmur2_partition(key, n):
+    """Kafka's (and librdkafka's murmur2_random) partition of a key."""
+    data = key.encode()
+    m, r, length = 0x5BD1E995, 24, len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    rest = length % 4
+    tail = data[length - rest:]
+    if rest == 3:
+        h ^= tail[2] << 16
+    if rest >= 2:
+        h ^= tail[1] << 8
+    if rest >= 1:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % n
+
+
+def join(st, port, user, ev):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    return exchange(conn, "POST", f"/v1/events/{ev}/intents", {"quantity": 1},
+                    make_token(user, "fan", st.secret),
+                    headers={"Idempotency-Key": f"grow-{ev}-{user}"})
+
+
+def grow(st, n):
+    admin = AdminClient({"bootstrap.servers": st.brokers})
+    fut = admin.create_partitions([NewPartitions(t, n) for t in (st.topic, st.control_topic)])
+    for f in fut.values():
+        f.result(30)
+
+
+def misrouted(port):
+    """The worker's count of records fenced as not of their event's home."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    m = re.search(r'^onsale_worker_poison_records_total\{reason="misrouted"\} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def ids_partition(st, ev):
+    (p,), = st.sql("SELECT DISTINCT intent_seq >> 40 FROM intents WHERE event_id = %s", (ev,))
+    return p
+
+
+def onsalectl_audit(st):
+    p = subprocess.run([os.path.join(BIN, "onsalectl"), "audit"], env=st.env(audit_wait_s=10),
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_growing_the_topics_mid_sale_moves_no_event():
+    with Stack(partitions=2) as st:
+        ports = [free_port(), free_port()]
+        st.start_worker(name="w1", kafka_session_timeout_ms=6000, metrics_port=ports[0])
+        st.start_payments_path()
+        st.start_ingress(monitor_interval_ms=200)
+        old_port = st.ingress_port
+        # Events whose murmur2 partition changes when 2 partitions become 4
+        # (the hazard), and one whose does not.
+        moved, stays = [], []
+        while len(moved) < 3 or not stays:
+            ev = st.create_event(sections=[("A", 1, SEATS, 5000)], max_per_user=1)
+            (moved if murmur2_partition(str(ev), 2) != murmur2_partition(str(ev), 4)
+             else stays).append(ev)
+        events = moved[:3] + stays[:1]
+        accepted = {ev: [] for ev in events}  # intent ids in the order their 202s came
+
+        first_user, users_of = {}, {}
+
+        def fan(port, user, ev):
+            first_user.setdefault(ev, user)
+            s, _, b = join(st, port, user, ev)
+            assert s == 202, (s, b)
+            accepted[ev].append(b["intent_id"])
+            users_of[b["intent_id"]] = user
+
+        # The sale runs on 2 partitions: 4 fans an event.
+        users = iter(range(1, 10000))
+        for _ in range(4):
+            for ev in events:
+                fan(old_port, next(users), ev)
+        # The operator grows both topics, restarts one ingress (it now maps
+        # events over 4 partitions) and starts a worker for the new ones.
+        grow(st, 4)
+        st.start_ingress(monitor_interval_ms=200, kafka_partitions=4)
+        new_port = st.ingress_port
+        st.start_worker(name="w2", kafka_session_timeout_ms=6000, metrics_port=ports[1])
+        # New events spread over the new partitions: one made through the
+        # restarted node, homed on partition 2 or 3 (its count is 4).
+        seller = make_token(1000, "seller", st.secret)
+        while True:
+            fresh = create_event_via_api(st, seller, SEATS, "after the growth", max_per_user=1)
+            if murmur2_partition(str(fresh), 4) >= 2:
+                break
+        events.append(fresh)
+        accepted[fresh] = []
+        for _ in range(4):
+            fan(new_port, next(users), fresh)
+        # The sale goes on through both nodes, one fan at a time.
+        for i in range(FANS - 4):
+            for ev in events:
+                fan(new_port if i % 2 == 0 else old_port, next(users), ev)
+
+        # The first fan of each event (a hold taken before the growth)
+        # gives it back: its cancel is produced after the growth, and the
+        # seat goes to the first fan waiting.
+        for ev in events:
+            iid = accepted[ev][0]
+            conn = http.client.HTTPConnection("127.0.0.1", new_port, timeout=30)
+            s, _, b = exchange(conn, "DELETE", f"/v1/intents/{iid}", None,
+                               make_token(first_user[ev], "fan", st.secret))
+            assert s in (200, 202), (s, b)
+        # A record placed by the key over the grown topics (as a producer
+        # without home partitions does) lands on another partition than
+        # its event's home: fenced there, never applied.
+        stray_p, stray_o = st.produce(moved[0], intent(99999, 1))
+        assert stray_p >= 2, stray_p
+        # The second fan of an event moved by murmur2 (a hold from before
+        # the growth) and of the new one pays: the checkout goes to the
+        # event's home, the payment's result to the order's partition.
+        paying = {moved[0]: accepted[moved[0]][1], fresh: accepted[fresh][1]}
+        orders = {}
+        for ev, iid in paying.items():
+            user = users_of[iid]
+            tok = make_token(user, "fan", st.secret)
+            p = st.wait_for(lambda: (lambda b: b if b.get("state") == "reserved" else None)(
+                exchange(http.client.HTTPConnection("127.0.0.1", new_port, timeout=30), "GET",
+                         f"/v1/intents/{iid}", None, tok)[2]), 30, f"{iid} reserved")
+            rid = p["reservation"]["reservation_id"]
+            s, _, b = exchange(http.client.HTTPConnection("127.0.0.1", new_port, timeout=30), "POST",
+                               f"/v1/reservations/{rid}/checkout", {"payment_method": "pm_card_visa"},
+                               tok, headers={"Idempotency-Key": f"pay-{iid}"})
+            assert s == 202, (s, b)
+            orders[ev] = (tok, b["order_id"])
+        total = FANS * len(events)
+
+        def settled():
+            return st.sql("SELECT count(*) FROM intents WHERE state IN ('reserved', 'waiting', "
+                          "'released', 'purchased')")[0][0] == total and st.sql(
+                "SELECT count(*) FROM intents WHERE state = 'released'")[0][0] == len(events)
+        try:
+            st.wait_for(settled, 30, f"all {total} intents applied, {len(events)} released")
+        finally:
+            report = st.sql("SELECT event_id, intent_seq >> 40, state, count(*) FROM intents "
+                            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+            print("intents by event, partition, state:", report)
+        for ev, (tok, oid) in orders.items():
+            o = st.wait_for(lambda: (lambda o: o if o.get("state") != "pending" else None)(
+                exchange(http.client.HTTPConnection("127.0.0.1", new_port, timeout=30), "GET",
+                         f"/v1/orders/{oid}", None, tok)[2]), 30, f"order {oid} decided")
+            assert o["state"] == "paid" and len(o["tickets"]) == 1, (ev, o)
+        for ev in events:
+            rows = st.sql("SELECT intent_seq, state FROM intents WHERE event_id = %s AND "
+                          "user_id <> 99999", (ev,))
+            by_id = {s: state for s, state in rows}
+            ids = [int(i[:16], 16) for i in accepted[ev]]
+            # no lost intent: every 202 is an applied intent
+            assert sorted(ids) == sorted(by_id), (ev, sorted(ids), sorted(by_id))
+            # one writer: every intent of the event in one partition
+            assert len({i >> 40 for i in ids}) == 1, (ev, [i >> 40 for i in ids])
+            # FIFO: the first fan gave the hold back, the next SEATS hold the seats
+            want = ["released"] + ["reserved"] * SEATS + ["waiting"] * (FANS - SEATS - 1)
+            if ev in paying:
+                want[1] = "purchased"
+            assert [by_id[i] for i in ids] == want, (ev, [by_id[i] for i in ids])
+            (held,), = st.sql("SELECT count(*) FROM seats WHERE event_id = %s AND status <> "
+                              "'available'", (ev,))
+            assert held == SEATS, (ev, held)
+        assert murmur2_partition(str(fresh), 4) == ids_partition(st, fresh) >= 2
+        # The stray join: rejected where it landed (its fan is answered),
+        # applied nowhere else.
+        assert st.sql("SELECT intent_seq >> 40, state, reason FROM intents WHERE user_id = 99999"
+                      ) == [(stray_p, "rejected", "misrouted")]
+        doc = st.wait_for(lambda: st.redis.get(st.key(f"r:{(stray_p << 40) | stray_o}")), 10,
+                          "the stray join's result")
+        assert json.loads(doc)["reason"] == "misrouted", doc
+        st.wait_for(lambda: sum(misrouted(p) for p in ports) >= 1, 10, "the stray record fenced")
+        assert audit(st) == []
+        rc, out = onsalectl_audit(st)
+        assert rc == 0, out
+        # The node not restarted still answers for an intent on a new
+        # partition (it knows the grown count from its monitor).
+        s, _, b = exchange(http.client.HTTPConnection("127.0.0.1", old_port, timeout=30), "GET",
+                           f"/v1/intents/{accepted[fresh][0]}", None,
+                           make_token(first_user[fresh], "fan", st.secret))
+        assert (s, b.get("state")) == (200, "released"), (s, b)
+
+
+def new_partition_served(refresh_ms, within_s):
+    """A worker alone (no member joins after it), the topics grown from 1
+    to 2 partitions, a join of an event homed on the new partition: is it
+    applied within within_s?"""
+    with Stack(partitions=1) as st:
+        st.start_worker(kafka_metadata_refresh_ms=refresh_ms)
+        st.wait_for(lambda: st.sql("SELECT owner FROM partition_owner WHERE partition = 0"
+                                   )[0][0] is not None, 30, "partition 0 claimed")
+        grow(st, 2)
+        ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        while murmur2_partition(str(ev), 2) != 1:
+            ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        st.sql("UPDATE events SET partitions = 2 WHERE event_id = %s", (ev,))  # made after the growth
+        p, _ = st.produce(ev, intent(7, 1))
+        assert p == 1
+        try:
+            st.wait_for(lambda: st.sql("SELECT 1 FROM intents WHERE event_id = %s", (ev,)),
+                        within_s, "the join on the new partition applied")
+            return True
+        except TimeoutError:
+            return False
+
+
+def test_grown_partitions_are_claimed_without_a_new_worker():
+    """Before, a group with no new member noticed grown topics at
+    librdkafka's metadata refresh (5 minutes): events created on the new
+    partitions waited that long. The worker now reads the metadata every
+    kafka.metadata_refresh_ms (30 s by default; 1 s here): the new
+    partition is claimed and its join applied. Control: at librdkafka's
+    default (300000), not within the same 10 s."""
+    assert new_partition_served(1000, 10)
+    assert not new_partition_served(300000, 10)
