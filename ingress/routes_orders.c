@@ -22,6 +22,7 @@
  */
 #include "common/err.h"
 #include "common/log.h"
+#include "ingress/accounts_store.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
 #include "ingress/keyset.h"
@@ -656,6 +657,26 @@ static int ticket_refused(ing_req *r, ing_worker *w)
     return 0;
 }
 
+/* Refuses (404 no_account, returns -1) a transfer to an id nobody signed
+ * up with: the ticket would go to an id no one can log in as, and only its
+ * holder could give it back (tickets.transfer_needs_account). */
+static int recipient_refused(ing_req *r, ing_worker *w)
+{
+    co_job *j = r->job;
+    if (j->msg.ticket_kind != Q_TICKET_TRANSFER || !r->app->o.tickets_transfer_needs_account)
+        return 0;
+    ing_account u;
+    int rc = ing_acct_by_id(w, j->msg.to_user_id, &u);
+    if (rc == ONS_ENOTFOUND)
+        ing_failf(r, w, ING_E_NO_ACCOUNT, "to_user_id",
+                  "No account has user id %" PRId64 ": take the recipient's id from their own "
+                  "account (user_id at GET /v1/me).",
+                  j->msg.to_user_id);
+    else if (rc)
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
+    return rc ? -1 : 0;
+}
+
 /* Checks the change, claims the ticket for it (ing_ticket_claim_change: a
  * scan racing it either admitted first, and the change is refused, or
  * meets a rotated code and a pending change; a second change meanwhile is
@@ -666,7 +687,7 @@ static void ticket_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    if (ticket_refused(r, w))
+    if (ticket_refused(r, w) || recipient_refused(r, w))
         return;
     int64_t delay = r->app->o.debug_ticket_change_delay_ms;
     if (delay > 0) /* test only: the time a slow claim and send take */

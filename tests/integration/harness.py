@@ -459,6 +459,17 @@ class Stack:
     def token(self, user_id, role="fan", **kw):
         return make_token(user_id, role, self.secret, **kw)
 
+    def account(self, user_id):
+        """Makes user_id a signed-up account (a users row with an email, no
+        password) if it is not one, as a transfer's recipient must be
+        (tickets.transfer_needs_account); keeps the sign-up sequence past it."""
+        self.sql("INSERT INTO users (user_id, email) VALUES (%s, %s) ON CONFLICT (user_id) "
+                 "DO UPDATE SET email = coalesce(users.email, excluded.email)",
+                 (user_id, f"user{user_id}@accounts.test"))
+        self.sql("SELECT setval('users_user_id_seq', greatest((SELECT last_value FROM "
+                 "users_user_id_seq), (SELECT max(user_id) FROM users)))")
+        return user_id
+
     def http(self, method, path, body=None, token=None, headers=None, raw=None, timeout=30):
         """One request to the current ingress. body (dict) is sent as JSON
         unless raw (bytes) is given. Returns (status, headers, parsed JSON or

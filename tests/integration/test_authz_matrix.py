@@ -429,6 +429,7 @@ def test_the_old_owner_loses_every_ticket_route(env):
     old = st.token(20)
     # Control: while it is theirs the code is shown.
     assert st.http("GET", f"/v1/tickets/{tid}/code", token=old)[0] == 200
+    st.account(21)
     assert st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 21}, token=old)[0] == 202
     st.wait_for(lambda: owner_of(st, tid) == (21, "valid"), 20, "transferred")
     before = quiet(st)
@@ -543,6 +544,7 @@ def test_two_transfers_of_one_ticket_one_wins(env):
     reaches the owner: one holder."""
     st = env.st
     tid, = env.buy(40)
+    st.account(41), st.account(42)
     tok = st.token(40)
     with paused(env):
         r1, r2 = at_once(
@@ -564,6 +566,7 @@ def test_a_ticket_changed_twice_at_once_is_refunded_at_most_once(env, pair):
     user = {"transfer_cancel": 50, "cancel_transfer": 55, "cancel_cancel": 60}[pair]
     tid, = env.buy(user)
     tok = st.token(user)
+    st.account(user + 1)
     transfer = lambda: st.http("POST", f"/v1/tickets/{tid}/transfer",  # noqa: E731
                                {"to_user_id": user + 1}, token=tok)
     cancel = lambda: st.http("POST", f"/v1/tickets/{tid}/cancel", None, token=tok)  # noqa: E731
@@ -726,6 +729,7 @@ def test_a_change_in_flight_shows_no_code_and_admits_nobody(env, kind):
     user = {"cancel": 72, "transfer": 74}[kind]
     tid, other = env.buy(user, 2)
     tok, scanner = st.token(user), st.token(SCANNER, "scanner")
+    st.account(user + 1)
     body = {"to_user_id": user + 1} if kind == "transfer" else None
     with paused(env):
         assert st.http("POST", f"/v1/tickets/{tid}/{kind}", body, token=tok)[0] == 202

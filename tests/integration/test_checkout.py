@@ -338,6 +338,7 @@ def test_transfer_and_cancel_owner_only():
         time.sleep(1)
         assert st.sql("SELECT ticket_id, owner_id, status FROM tickets ORDER BY ticket_id") == before
         # The owner transfers t1 to 11: 11 sees it, 10 does not.
+        st.account(11)
         s, _, x = st.http("POST", f"/v1/tickets/{t1}/transfer", {"to_user_id": 11}, token=st.token(10, "fan"))
         assert s == 202, x
         st.wait_for(lambda: [t["ticket_id"] for t in st.http("GET", "/v1/me/tickets", token=st.token(11, "fan"))[2]["tickets"]] == [t1],

@@ -219,6 +219,7 @@ def test_ticket_cancel_refused_after_the_refund_cutoff(monkeypatch):
         assert st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (t,)) == [("valid",)]
         assert st.sql("SELECT count(*) FROM outbox WHERE kind = 'refund'") == [(0,)]
         # A transfer is still allowed until the event ends.
+        st.account(2)
         s, _, b = st.http("POST", f"/v1/tickets/{t}/transfer", {"to_user_id": 2}, token=st.token(1, "fan"))
         assert s == 202, b
 

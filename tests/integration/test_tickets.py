@@ -193,6 +193,7 @@ def test_transfer_rotates_the_code(env):
     tid, = env.buy(50)
     s, _, old = get_code(st, 50, tid)
     assert s == 200 and version_of(st, tid) == 0, old
+    st.account(51)
     s, _, b = st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 51},
                       token=st.token(50, "fan"))
     assert s == 202, b
@@ -209,6 +210,34 @@ def test_transfer_rotates_the_code(env):
     assert s == 200 and new["code"] == expected_code(tid, 2, new["step"]), new
     s, _, b = scan(st, {"scan": new["scan"]})
     assert s == 200 and b["state"] == "admitted", b
+
+
+def test_a_transfer_to_an_id_without_an_account_is_refused(env):
+    """A mistyped to_user_id used to give the ticket away (202) to an id
+    nobody can log in as. Now 404 no_account and nothing changes: no claim,
+    no rotation, no record (the owner is the same after the others' records
+    are applied). Control: a node with tickets.transfer_needs_account=false
+    sends it as before."""
+    st = env.st
+    tid, = env.buy(56)
+    before = st.sql("SELECT owner_id, code_version, change_claimed_at FROM tickets "
+                    "WHERE ticket_id = %s", (tid,))
+    assert st.sql("SELECT count(*) FROM users WHERE user_id = 57") == [(0,)]
+    s, _, b = st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 57},
+                      token=st.token(56, "fan"))
+    assert (s, b["error"]["code"], b["error"].get("field")) == (404, "no_account", "to_user_id"), b
+    # A minted id with a users row but no sign-up (no email) is no account either.
+    st.sql("INSERT INTO users (user_id) VALUES (58)")
+    s, _, b = st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 58},
+                      token=st.token(56, "fan"))
+    assert (s, b["error"]["code"]) == (404, "no_account"), b
+    assert st.sql("SELECT owner_id, code_version, change_claimed_at FROM tickets "
+                  "WHERE ticket_id = %s", (tid,)) == before
+    port = other_ingress(env, tickets_transfer_needs_account="false")
+    s, _, b = http_at(st, port, "POST", f"/v1/tickets/{tid}/transfer", {"to_user_id": 57}, user=56)
+    assert s == 202, b
+    st.wait_for(lambda: st.sql("SELECT owner_id FROM tickets WHERE ticket_id = %s",
+                               (tid,))[0][0] == 57, 30, "ticket transferred")
 
 
 def test_the_history_takes_limit_and_cursor_once_and_nothing_else(env):

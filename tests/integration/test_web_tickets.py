@@ -59,6 +59,7 @@ def test_fan_page_shows_live_ticket_codes(env):
         code2, step2 = b("wait", page="fan", js=turned, timeout=(STEP_S + 5) * 1000)
         assert int(step2) > int(step) and code2 == expected_code(t1, 0, int(step2))
         # Transferred away: the card stops showing a code.
+        st.account(71)
         s, _, r = st.http("POST", f"/v1/tickets/{t2}/transfer", {"to_user_id": 71},
                           token=st.token(70, "fan"))
         assert s == 202, r

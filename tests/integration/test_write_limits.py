@@ -151,6 +151,7 @@ def test_a_fans_changes_limited_per_user(env):
     t1, t2 = env.buy(30, qty=2)
     port = node(env, ratelimit_change_user_per_min=1, ratelimit_change_user_burst=1)
     fan = st.token(30, "fan")
+    st.account(31)
     s, h, b = at(st, port, "POST", f"/v1/tickets/{t1}/transfer", {"to_user_id": 31}, fan)
     assert s == 202, b
     assert h["ratelimit-policy"] == '"change-user";q=1;w=60', h
