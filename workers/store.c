@@ -107,6 +107,37 @@ static int claim_end(wk_store *st, int ok)
     return ONS_EDB;
 }
 
+/* The claim's upsert (RETURNING next_offset, epoch, control_next_offset).
+ * A lock timeout (55P03: another session holds the row, a previous
+ * owner's that died mid-COMMIT) is ONS_ETIMEDOUT and not logged here:
+ * the supervisor retries the claim each second, and the worker logs the
+ * wait once (main.c), not an error line a second. Else as ons_pg_exec. */
+static int claim_upsert(wk_store *st, const char *const *v, PGresult **out)
+{
+    static const char sql[] =
+        "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
+        "claimed_at) VALUES ($1, 1, 0, $2, now()) "
+        "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
+        "owner = EXCLUDED.owner, claimed_at = now() "
+        "RETURNING next_offset, epoch, control_next_offset";
+    if (st->claim_lock_timeout_ms <= 0)
+        return ons_pg_exec(st->conn, PGRES_TUPLES_OK, "claim", sql, 2, v, out);
+    PGresult *r = PQexecParams(st->conn, sql, 2, NULL, v, NULL, NULL, 0);
+    *out = NULL;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+        *out = r;
+        return 0;
+    }
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    int timed_out = state && strcmp(state, "55P03") == 0;
+    if (!timed_out)
+        ons_log_error("postgres claim: %s%s%s",
+                      r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn),
+                      state ? " SQLSTATE " : "", state ? state : "");
+    PQclear(r);
+    return timed_out ? ONS_ETIMEDOUT : ONS_EDB;
+}
+
 int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
                    int64_t *epoch)
 {
@@ -127,19 +158,13 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
         return ONS_EDB;
     }
     PGresult *r;
-    int rc = ons_pg_exec(st->conn, PGRES_TUPLES_OK, "claim",
-                         "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
-                         "claimed_at) VALUES ($1, 1, 0, $2, now()) "
-                         "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
-                         "owner = EXCLUDED.owner, claimed_at = now() "
-                         "RETURNING next_offset, epoch, control_next_offset",
-                         2, v, &r);
+    int rc = claim_upsert(st, v, &r);
     if (bounded && claim_end(st, rc == 0) != 0 && rc == 0) {
         PQclear(r);
         rc = ONS_EDB;
     }
     if (rc)
-        return ONS_EDB;
+        return rc;
     rc = ONS_EDB;
     if (PQntuples(r) == 1) {
         ons_pg_row rw = ons_pg_row_at(r, 0);

@@ -41,8 +41,10 @@ int wk_store_ping(wk_store *st);
 
 /* Claims the partition: epoch + 1, owner = me (the row is created if
  * missing). The epoch covers both lanes. Returns 0 with the partition's
- * next_offset (intents topic), ctl_next (control topic) and my epoch, or
- * ONS_EDB. */
+ * next_offset (intents topic), ctl_next (control topic) and my epoch,
+ * ONS_ETIMEDOUT (bounded claim: another session holds the row past the
+ * lock timeout; not logged, the caller retries and counts them) or ONS_EDB
+ * (logged). */
 int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
                    int64_t *epoch);
 

@@ -30,8 +30,8 @@ import psycopg2
 import pytest
 
 from fault_util import PausableRelay
-from harness import BIN, PG_HOST, PG_PORT, Stack, pg_dsn
-from worker_util import audit
+from harness import BIN, PG_HOST, PG_PORT, Stack, free_port, metric, pg_dsn
+from worker_util import audit, log_lines
 
 pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "onsale-worker"), os.X_OK),
                                 reason="onsale-worker is not built")
@@ -323,8 +323,9 @@ def test_a_claim_behind_a_held_owner_row_is_retried_not_restarted():
         try:
             cur = holder.cursor()
             cur.execute("SELECT epoch FROM partition_owner WHERE partition = 0 FOR UPDATE")
+            wport = free_port()
             w = st.start_worker(name="w", worker_stuck_restart_ms=STUCK_MS,
-                                kafka_session_timeout_ms=6000)
+                                kafka_session_timeout_ms=6000, metrics_port=wport)
             for u in range(1, 11):
                 s, _, b = join(st, ev, u)
                 assert s == 202, b
@@ -332,13 +333,20 @@ def test_a_claim_behind_a_held_owner_row_is_retried_not_restarted():
             held_log = w.output()
             assert w.alive(), held_log[-2000:]
             assert "started again by the watchdog" not in held_log, held_log[-2000:]
-            assert "lock timeout" in held_log, held_log[-2000:]  # the claim was tried, bounded
+            # the claim was tried, bounded, several times: logged once, at
+            # warn (it was an ERROR line a second), each timeout counted
+            waits = [ln for ln in held_log.splitlines() if "is held by another session" in ln]
+            assert len(waits) == 1 and '"level":"warn"' in waits[0], held_log[-2000:]
+            assert not [ln for ln in held_log.splitlines()
+                        if '"level":"error"' in ln and "lock timeout" in ln], held_log[-2000:]
+            assert metric(wport, "onsale_worker_claim_lock_timeouts_total") >= 2
             assert st.sql("SELECT count(*) FROM intents")[0][0] == 0
             holder.rollback()
             st.wait_for(lambda: st.sql("SELECT count(*) FROM intents")[0][0] == 10, 30,
                         "the joins applied once the row is free", proc=w)
             assert st.sql("SELECT user_id FROM intents GROUP BY 1 HAVING count(*) > 1") == []
             assert "started again by the watchdog" not in w.output()
+            assert log_lines(w, "went through after"), w.output()[-2000:]
             assert audit(st) == []
         finally:
             holder.close()
