@@ -1552,6 +1552,25 @@ static redisReply *command_on_key(q_status *s, const char *cmd, const char *name
     return read_command(s, 2, argv);
 }
 
+int q_status_repair_epoch_get(q_status *s, int32_t partition, int64_t *epoch)
+{
+    char k[256], f[16];
+    key(s, k, sizeof k, "repair_epoch");
+    snprintf(f, sizeof f, "%d", (int)partition);
+    const char *argv[] = {"HGET", k, f};
+    redisReply *r = command(s, 3, argv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = 0;
+    *epoch = -1;
+    if (r->type == REDIS_REPLY_STRING)
+        *epoch = strtoll(r->str, NULL, 10);
+    else if (r->type != REDIS_REPLY_NIL)
+        rc = ONS_EREDIS; /* the hash is of another type: no floor */
+    freeReplyObject(r);
+    return rc;
+}
+
 int q_status_get_result(q_status *s, int64_t seq, char **json)
 {
     redisReply *r = command_on_key(s, "GET", "r:", seq);

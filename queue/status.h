@@ -211,6 +211,14 @@ typedef struct q_status_repair {
  * connection failed: the items not answered say outcome -1). */
 int q_status_repair_results(q_status *s, q_status_repair *items, size_t n);
 
+/* The newest owner's epoch of partition any result write has sent
+ * (<prefix>repair_epoch, above) into *epoch, -1 when none. A claim takes
+ * an epoch past it (workers/store.h): the epochs PostgreSQL hands out only
+ * grow, so a lower one means PostgreSQL was restored from an older backup
+ * under this Redis, whose results would refuse every write of the new
+ * owners. Returns 0 or ONS_EREDIS. */
+int q_status_repair_epoch_get(q_status *s, int32_t partition, int64_t *epoch);
+
 /* The same pipeline, written out to Redis (which applies it in order, as
  * soon as it reads it) without waiting for its replies: they are read by
  * the next call on s, so the caller's next work overlaps Redis's. Returns

@@ -168,7 +168,10 @@ static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_n
      * (half of worker.stuck_restart_ms), and a rebalance or a retry round
      * may claim several partitions in one poll */
     wk_watchdog_turn();
-    int rc = wk_store_claim(w->store, partition, next, ctl_next, epoch);
+    /* read before the claim: an epoch Redis saw is then one PostgreSQL had
+     * handed out before this claim, unless PostgreSQL went back (restored) */
+    int64_t seen = wk_project_epoch_seen(w->proj, partition);
+    int rc = wk_store_claim(w->store, partition, seen + 1, next, ctl_next, epoch);
     note_claim_wait(w, partition, rc);
     int64_t *seqs = NULL;
     size_t n = 0;

@@ -419,6 +419,12 @@ int wk_project_repair(wk_project *pj, int64_t max_ms)
     return 0;
 }
 
+int64_t wk_project_epoch_seen(wk_project *pj, int32_t partition)
+{
+    int64_t e = -1;
+    return q_status_repair_epoch_get(pj->st, partition, &e) == 0 ? e : -1;
+}
+
 int wk_project_repairing(const wk_project *pj)
 {
     return pj->resync && !pj->stalled;

@@ -68,6 +68,11 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
  * again for a claim. Returns 0 or ONS_ENOMEM. */
 int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64_t *seqs, size_t n);
 
+/* The newest epoch of partition Redis's results were written at
+ * (q_status_repair_epoch_get), -1 when none or Redis does not answer: a
+ * claim takes an epoch past it (wk_store_claim's floor). */
+int64_t wk_project_epoch_seen(wk_project *pj, int32_t partition);
+
 /* Forgets the results kept of partition (revoked, or claimed again: an
  * earlier ownership's): their documents are freed, those a repair in
  * progress owes stay as drops (a drop deletes no later state and writes

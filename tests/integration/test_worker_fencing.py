@@ -158,3 +158,37 @@ def test_control_an_unversioned_late_result_replaces_the_newer_one():
     assert r["pg"] == "released", r
     assert r["seen"][:2] == ["released", "reserved"], r
 
+
+def test_a_claim_after_postgresql_went_back_takes_an_epoch_past_redis():
+    """PostgreSQL restored from an older backup under a kept Redis: Redis's
+    results of the partition carry epochs (up to 7 here, repair_epoch too)
+    past every epoch PostgreSQL hands out again. The next claim takes an
+    epoch past them (8), so its results are not refused: X's stale
+    "reserved" of the lost timeline (PostgreSQL says released) is dropped
+    by the claim's repair and Y's join is written. Before, the claim took
+    epoch 2: the drop and every write of the partition were refused, and
+    X read "reserved" for the result's TTL."""
+    with Stack(partitions=1) as st:
+        ev = st.create_event(sections=[("A", 1, 4, 5000)], max_per_user=4)
+        a = st.start_worker(name="a", kafka_session_timeout_ms=SESSION_MS)
+        part, ox = st.produce(ev, intent(1, 2))
+        wait_state(st, part, ox, "reserved", timeout=30, proc=a)
+        st.produce(ev, cancel(1, part, ox, "intent"), control=True)
+        wait_result(st, seq(part, ox), "released", timeout=30)
+        a.stop()
+        # the lost timeline's Redis: X reserved at epoch 7
+        x = st.key(f"r:{seq(part, ox)}")
+        st.redis.set(x, json.dumps({"state": "reserved", "event_id": ev, "reason": None,
+                                    "reservation": None}, separators=(",", ":"))[:-1]
+                     + ',"v":[7,3]}')
+        st.redis.hset(st.key("repair_epoch"), "0", 7)
+        b = st.start_worker(name="b", kafka_session_timeout_ms=SESSION_MS,
+                            redis_resync_window_ms=60000)
+        wait_log(st, b, "claimed partition 0", timeout=60)
+        _, oy = st.produce(ev, intent(2, 1))
+        wait_result(st, seq(part, oy), "reserved", timeout=30)
+        epoch = st.sql("SELECT epoch FROM partition_owner WHERE partition = 0")[0][0]
+        assert epoch == 8, epoch
+        assert st.redis.get(x) is None, st.redis.get(x)  # read from PostgreSQL: released
+        assert log_lines(b, "restored from an older backup"), b.output()[-2000:]
+        assert audit(st) == []
