@@ -223,14 +223,25 @@ static const char *const scripts[NSCRIPTS] = {
      * after a newer owner's drop (a stale "reserved" for the result's
      * TTL). Once a newer owner has repaired, an older owner's documents
      * are out of date whatever the key holds. A tombstone per dropped key
-     * would cover drops only, not expiry or eviction. A failing command
-     * (a key of another type, Redis over maxmemory) fails that item only
-     * (redis.pcall). Returns per key 1 (set), 2 (deleted), 3 (a drop that
+     * would cover drops only, not expiry or eviction. A write is one
+     * SET ... GET (the old value back in the same command: a GET and a SET
+     * were twice Redis's work a result, and the batches write every result
+     * through here); when the old one was newer it is put back (KEEPTTL:
+     * its TTL is then the new write's, a day from now, not what it had
+     * left), atomically, so no reader ever sees the older one. The version
+     * is looked for in a document's last 50 bytes (the member's longest).
+     * A failing command (a key of another type, Redis over maxmemory)
+     * fails that item only (redis.pcall). Returns per key 1 (set), 2 (deleted), 3 (a drop that
      * found nothing), 0 (left: newer, or an older owner's write) or 4
      * (failed). */
     [SCRIPT_RESULT_REPAIR] =
         "local out, newest, raised = {}, {}, {}\n"
         "local function failed(r) return type(r) == 'table' and r.err ~= nil end\n"
+        "local function version(s)\n"
+        "  local ce, cv = string.match(s, ',\"v\":%[(%-?%d+),(%-?%d+)%]}$', -50)\n"
+        "  if ce then return tonumber(ce), tonumber(cv) end\n"
+        "end\n"
+        "local function newer(ce, cv, e, v) return ce > e or (ce == e and cv > v) end\n"
         "for i = 1, #KEYS - 1 do\n"
         "  local k, p = KEYS[i + 1], ARGV[4 * i - 2]\n"
         "  local e, v, doc = tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i]), ARGV[4 * i + 1]\n"
@@ -238,30 +249,30 @@ static const char *const scripts[NSCRIPTS] = {
         "    local h = redis.pcall('HGET', KEYS[1], p)\n"
         "    newest[p] = (not failed(h) and tonumber(h)) or -1\n"
         "  end\n"
-        "  local cur = redis.pcall('GET', k)\n"
-        "  local older, top, r = true, newest[p]\n"
-        "  if failed(cur) then\n"
-        "    out[i] = 4\n"
-        "  else\n"
-        "    if cur then\n"
-        "      local ce, cv = string.match(cur, ',\"v\":%[(%-?%d+),(%-?%d+)%]}$')\n"
-        "      if ce then\n"
-        "        ce, cv = tonumber(ce), tonumber(cv)\n"
-        "        older = ce < e or (ce == e and cv <= v)\n"
-        "        if ce > top then top = ce end\n"
+        "  local top, cur, ce, cv = newest[p], nil, nil, nil\n"
+        "  out[i] = 0\n"
+        "  if doc ~= '' and e >= newest[p] then\n"
+        "    cur = redis.pcall('SET', k, doc, 'EX', ARGV[1], 'GET')\n"
+        "    out[i] = failed(cur) and 4 or 1\n"
+        "    if out[i] == 1 and cur then ce, cv = version(cur) end\n"
+        "    if ce and newer(ce, cv, e, v) then\n"
+        "      redis.pcall('SET', k, cur, 'KEEPTTL')\n"
+        "      out[i] = 0\n"
+        "    end\n"
+        "  elseif doc == '' then\n"
+        "    cur = redis.pcall('GET', k)\n"
+        "    if failed(cur) then\n"
+        "      out[i] = 4\n"
+        "    elseif not cur then\n"
+        "      out[i] = 3\n"
+        "    else\n"
+        "      ce, cv = version(cur)\n"
+        "      if not (ce and newer(ce, cv, e, v)) then\n"
+        "        out[i] = failed(redis.pcall('DEL', k)) and 4 or 2\n"
         "      end\n"
         "    end\n"
-        "    out[i] = 0\n"
-        "    if doc ~= '' and older and e >= newest[p] then\n"
-        "      r = redis.pcall('SET', k, doc, 'EX', ARGV[1])\n"
-        "      out[i] = failed(r) and 4 or 1\n"
-        "    elseif doc == '' and not cur then\n"
-        "      out[i] = 3\n"
-        "    elseif doc == '' and older then\n"
-        "      r = redis.pcall('DEL', k)\n"
-        "      out[i] = failed(r) and 4 or 2\n"
-        "    end\n"
         "  end\n"
+        "  if ce and ce > top then top = ce end\n"
         "  if e > top then top = e end\n"
         "  if top > newest[p] then newest[p], raised[p] = top, true end\n"
         "end\n"
