@@ -223,14 +223,25 @@ static const char *const scripts[NSCRIPTS] = {
      * after a newer owner's drop (a stale "reserved" for the result's
      * TTL). Once a newer owner has repaired, an older owner's documents
      * are out of date whatever the key holds. A tombstone per dropped key
-     * would cover drops only, not expiry or eviction. A failing command
-     * (a key of another type, Redis over maxmemory) fails that item only
-     * (redis.pcall). Returns per key 1 (set), 2 (deleted), 3 (a drop that
+     * would cover drops only, not expiry or eviction. A write is one
+     * SET ... GET (the old value back in the same command: a GET and a SET
+     * were twice Redis's work a result, and the batches write every result
+     * through here); when the old one was newer it is put back (KEEPTTL:
+     * its TTL is then the new write's, a day from now, not what it had
+     * left), atomically, so no reader ever sees the older one. The version
+     * is looked for in a document's last 50 bytes (the member's longest).
+     * A failing command (a key of another type, Redis over maxmemory)
+     * fails that item only (redis.pcall). Returns per key 1 (set), 2 (deleted), 3 (a drop that
      * found nothing), 0 (left: newer, or an older owner's write) or 4
      * (failed). */
     [SCRIPT_RESULT_REPAIR] =
         "local out, newest, raised = {}, {}, {}\n"
         "local function failed(r) return type(r) == 'table' and r.err ~= nil end\n"
+        "local function version(s)\n"
+        "  local ce, cv = string.match(s, ',\"v\":%[(%-?%d+),(%-?%d+)%]}$', -50)\n"
+        "  if ce then return tonumber(ce), tonumber(cv) end\n"
+        "end\n"
+        "local function newer(ce, cv, e, v) return ce > e or (ce == e and cv > v) end\n"
         "for i = 1, #KEYS - 1 do\n"
         "  local k, p = KEYS[i + 1], ARGV[4 * i - 2]\n"
         "  local e, v, doc = tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i]), ARGV[4 * i + 1]\n"
@@ -238,30 +249,30 @@ static const char *const scripts[NSCRIPTS] = {
         "    local h = redis.pcall('HGET', KEYS[1], p)\n"
         "    newest[p] = (not failed(h) and tonumber(h)) or -1\n"
         "  end\n"
-        "  local cur = redis.pcall('GET', k)\n"
-        "  local older, top, r = true, newest[p]\n"
-        "  if failed(cur) then\n"
-        "    out[i] = 4\n"
-        "  else\n"
-        "    if cur then\n"
-        "      local ce, cv = string.match(cur, ',\"v\":%[(%-?%d+),(%-?%d+)%]}$')\n"
-        "      if ce then\n"
-        "        ce, cv = tonumber(ce), tonumber(cv)\n"
-        "        older = ce < e or (ce == e and cv <= v)\n"
-        "        if ce > top then top = ce end\n"
+        "  local top, cur, ce, cv = newest[p], nil, nil, nil\n"
+        "  out[i] = 0\n"
+        "  if doc ~= '' and e >= newest[p] then\n"
+        "    cur = redis.pcall('SET', k, doc, 'EX', ARGV[1], 'GET')\n"
+        "    out[i] = failed(cur) and 4 or 1\n"
+        "    if out[i] == 1 and cur then ce, cv = version(cur) end\n"
+        "    if ce and newer(ce, cv, e, v) then\n"
+        "      redis.pcall('SET', k, cur, 'KEEPTTL')\n"
+        "      out[i] = 0\n"
+        "    end\n"
+        "  elseif doc == '' then\n"
+        "    cur = redis.pcall('GET', k)\n"
+        "    if failed(cur) then\n"
+        "      out[i] = 4\n"
+        "    elseif not cur then\n"
+        "      out[i] = 3\n"
+        "    else\n"
+        "      ce, cv = version(cur)\n"
+        "      if not (ce and newer(ce, cv, e, v)) then\n"
+        "        out[i] = failed(redis.pcall('DEL', k)) and 4 or 2\n"
         "      end\n"
         "    end\n"
-        "    out[i] = 0\n"
-        "    if doc ~= '' and older and e >= newest[p] then\n"
-        "      r = redis.pcall('SET', k, doc, 'EX', ARGV[1])\n"
-        "      out[i] = failed(r) and 4 or 1\n"
-        "    elseif doc == '' and not cur then\n"
-        "      out[i] = 3\n"
-        "    elseif doc == '' and older then\n"
-        "      r = redis.pcall('DEL', k)\n"
-        "      out[i] = failed(r) and 4 or 2\n"
-        "    end\n"
         "  end\n"
+        "  if ce and ce > top then top = ce end\n"
         "  if e > top then top = e end\n"
         "  if top > newest[p] then newest[p], raised[p] = top, true end\n"
         "end\n"
@@ -296,7 +307,9 @@ struct q_status {
         size_t n, ncap;
         int oom;
     } args;
-    unsigned long sent; /* commands written to Redis (q_status_commands_sent) */
+    unsigned long sent;    /* commands written to Redis (q_status_commands_sent) */
+    int unversioned;       /* q_status_opts.unversioned_results (debug) */
+    unsigned long refused; /* q_status_results_refused */
 };
 
 static struct timeval tv_ms(int ms)
@@ -516,6 +529,7 @@ int q_status_new(const q_status_opts *o, q_status **out)
     s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 500;
     s->down_ms = o->down_ms;
     s->result_ttl_s = o->result_ttl_s > 0 ? o->result_ttl_s : 86400;
+    s->unversioned = o->unversioned_results;
     (void)ensure_conn(s); /* may fail now; retried on every call */
     *out = s;
     return 0;
@@ -852,6 +866,11 @@ unsigned long q_status_commands_sent(const q_status *s)
     return s->sent;
 }
 
+unsigned long q_status_results_refused(const q_status *s)
+{
+    return s->refused;
+}
+
 /* Appends SET <prefix>r:<seq> <json> EX <ttl>, formatted here in RESP and
  * handed over in one piece: hiredis's argv formatting (sdscatfmt per
  * argument, then a copy into its buffer) was about a tenth of the worker's
@@ -960,6 +979,46 @@ static size_t append_active_deletes(q_status *s, const q_status_result *results,
     return queued;
 }
 
+/* Results per script call: ARGV holds four values a key, well under
+ * what a script call takes, and one call's work (a GET and a SET a key,
+ * about 2 us each) stays a few ms of Redis's one thread. */
+#define REPAIRS_PER_CALL 512
+
+/* Appends the versioned writes of a batch's results: the repair's
+ * compare-and-set script (SCRIPT_RESULT_REPAIR), one call per
+ * REPAIRS_PER_CALL results, in the same pipeline as the rest of the
+ * batch (no round trip of its own). A call that cannot be built (no
+ * memory) is not sent: a plain SET would skip the compare, so the
+ * projection counts as failed instead (s->late_err) and a repair writes
+ * them. Returns the commands appended. */
+static size_t append_result_writes(q_status *s, int32_t partition, const q_status_result *results,
+                                   size_t n)
+{
+    size_t queued = 0;
+    for (size_t from = 0; from < n; from += REPAIRS_PER_CALL) {
+        size_t m = n - from < REPAIRS_PER_CALL ? n - from : REPAIRS_PER_CALL;
+        const q_status_result *r = results + from;
+        args_script(s, SCRIPT_RESULT_REPAIR, m + 1);
+        args_add(s, s->prefix, "repair_epoch");
+        for (size_t i = 0; i < m; i++) {
+            long long seq = (long long)r[i].intent_seq;
+            args_key(s, s->prefix, "r:", &seq, 1);
+        }
+        args_num(s, s->result_ttl_s);
+        for (size_t i = 0; i < m; i++) {
+            args_num(s, partition);
+            args_num(s, (long long)r[i].epoch);
+            args_num(s, (long long)r[i].version);
+            args_put(s, r[i].json);
+        }
+        int ap = args_append(s);
+        if (ap == ONS_ENOMEM)
+            s->late_err = 1;
+        queued += ap == 0;
+    }
+    return queued;
+}
+
 /* Appends the HSET of one event's counters (and status and sections when
  * given). One command. */
 static size_t append_event(q_status *s, const q_status_event *e)
@@ -1016,8 +1075,26 @@ static size_t append_partition_field(q_status *s, const char *hash, int32_t part
     return 1;
 }
 
+/* The outcomes of a batch's result writes (one RESULT_REPAIR call's reply,
+ * the only array a pipeline of these gets back): 0 left alone (newer in
+ * Redis: counted in s->refused), 1 written, anything else (4: Redis
+ * refused that item) failed. Returns 0 or ONS_EREDIS. */
+static int result_outcomes(q_status *s, const redisReply *r)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        long long o = e->type == REDIS_REPLY_INTEGER ? e->integer : -1;
+        s->refused += o == 0;
+        if (o != 0 && o != 1)
+            rc = ONS_EREDIS;
+    }
+    return rc;
+}
+
 /* Reads the replies of queued pipelined commands: 0, ONS_EREDIS (a command
- * failed) or what conn_failed says (the connection or a script is lost). */
+ * failed, or a result write did) or what conn_failed says (the connection
+ * or a script is lost). */
 static int read_replies(q_status *s, size_t queued, const char *what)
 {
     int rc = 0, lost = 0;
@@ -1025,7 +1102,8 @@ static int read_replies(q_status *s, size_t queued, const char *what)
         redisReply *r = NULL;
         if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
             return conn_failed(s, what);
-        if (r->type == REDIS_REPLY_ERROR)
+        if (r->type == REDIS_REPLY_ERROR ||
+            (r->type == REDIS_REPLY_ARRAY && result_outcomes(s, r) != 0))
             rc = ONS_EREDIS;
         lost |= noscript(r);
         freeReplyObject(r);
@@ -1059,9 +1137,13 @@ static size_t append_publish(q_status *s, int32_t partition, int64_t served, dou
     snprintf(ttl, sizeof ttl, "%d", s->result_ttl_s);
     /* Results and events first, the cursor last: a reader that sees the new
      * cursor must also find the results it now points past. */
-    for (size_t i = 0; i < nresults; i++)
-        append_result_set(s, &results[i], ttl);
-    queued += nresults;
+    if (s->unversioned) {
+        for (size_t i = 0; i < nresults; i++)
+            append_result_set(s, &results[i], ttl);
+        queued += nresults;
+    } else {
+        queued += append_result_writes(s, partition, results, nresults);
+    }
     queued += append_active_deletes(s, results, nresults);
     for (size_t i = 0; i < nevents; i++)
         queued += append_event(s, &events[i]);
@@ -1089,9 +1171,9 @@ int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate
 {
     if (ensure_conn(s))
         return ONS_EREDIS;
-    int late = take_late_err(s);
     size_t queued =
         append_publish(s, partition, served, rate, drain, results, nresults, events, nevents);
+    int late = take_late_err(s); /* the replies read before, or a result call not built */
     int rc = read_replies(s, queued, "publish");
     return rc ? rc : late;
 }
@@ -1114,9 +1196,9 @@ int q_status_publish_nowait(q_status *s, int32_t partition, int64_t served, doub
 {
     if (ensure_conn(s))
         return ONS_EREDIS;
-    int late = take_late_err(s);
     size_t queued =
         append_publish(s, partition, served, rate, drain, results, nresults, events, nevents);
+    int late = take_late_err(s); /* the replies read before, or a result call not built */
     return write_nowait(s, queued, late);
 }
 
@@ -1230,11 +1312,6 @@ static int parse_repair(const script_batch *b, size_t i, const redisReply *e)
     return 0;
 }
 
-/* Results per script call: ARGV holds four values a key, well under
- * what a script call takes, and one call's work (a GET and a SET a key,
- * about 2 us each) stays a few ms of Redis's one thread. */
-#define REPAIRS_PER_CALL 512
-
 int q_status_repair_results(q_status *s, q_status_repair *items, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -1248,12 +1325,14 @@ int q_status_repair_results(q_status *s, q_status_repair *items, size_t n)
     int rc = run_script_batch(s, &b);
     if (rc == 0 || !s->ctx || s->ctx->err)
         return rc;
-    /* Redis answered but refused some items (or a whole call: an error
-     * reply): they failed, and are done. Retrying them would make a
-     * repair that never ends (a key of another type fails every time). */
+    /* Redis answered. An item it refused alone says 4 (the script's
+     * pcall): failed, and done (a key of another type fails every time).
+     * Items still unanswered were in a call Redis refused whole (BUSY
+     * behind another script, a script error, OOM before the script ran):
+     * nothing of them was done, and the same call may go through later. */
     for (size_t i = 0; i < n; i++)
         if (items[i].outcome < 0)
-            items[i].outcome = 4;
+            return ONS_EUNAVAIL;
     return 0;
 }
 
@@ -1482,6 +1561,25 @@ static redisReply *command_on_key(q_status *s, const char *cmd, const char *name
     key(s, k, sizeof k, "%s%lld", name, (long long)id);
     const char *argv[] = {cmd, k};
     return read_command(s, 2, argv);
+}
+
+int q_status_repair_epoch_get(q_status *s, int32_t partition, int64_t *epoch)
+{
+    char k[256], f[16];
+    key(s, k, sizeof k, "repair_epoch");
+    snprintf(f, sizeof f, "%d", (int)partition);
+    const char *argv[] = {"HGET", k, f};
+    redisReply *r = command(s, 3, argv, NULL);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = 0;
+    *epoch = -1;
+    if (r->type == REDIS_REPLY_STRING)
+        *epoch = strtoll(r->str, NULL, 10);
+    else if (r->type != REDIS_REPLY_NIL)
+        rc = ONS_EREDIS; /* the hash is of another type: no floor */
+    freeReplyObject(r);
+    return rc;
 }
 
 int q_status_get_result(q_status *s, int64_t seq, char **json)

@@ -26,6 +26,10 @@ typedef struct q_status_opts {
      * sent for this long: the calls meanwhile fail at once (0: each call
      * tries, and waits, again). */
     int down_ms;
+    /* DEBUG ONLY (debug.unversioned_results): a batch's results are plain
+     * SETs, not compared with the stored version (the zombie test's
+     * control). */
+    int unversioned_results;
 } q_status_opts;
 
 /* Connects. *out is owned by the caller (q_status_free). The connection may
@@ -55,6 +59,11 @@ typedef struct q_status_result {
      * its claim "pending:<accepted_ms>" (accepted_ms = the record's
      * sent_ms), never a later join's claim. */
     int64_t accepted_ms;
+    /* The version of json (its last member, below): the write is compared
+     * in Redis like a repair's (q_status_repair_results), so a deposed
+     * owner's late write never replaces a newer state, nor lands once a
+     * newer owner of the partition has written. */
+    int64_t epoch, version;
 } q_status_result;
 
 typedef struct q_status_event {
@@ -147,12 +156,21 @@ int q_status_publish_drain_nowait(q_status *s, int32_t partition, const q_status
 
 /* Publishes one committed batch in ONE pipeline: served cursor and rate of
  * the partition (rate: records per second over windows of a second, the
- * "rate" hash), its drain (NULL: not written), each result (SET with TTL;
- * DEL of the active key when ended), each event's counters. Returns 0 or
- * ONS_EREDIS. */
+ * "rate" hash), its drain (NULL: not written), each result (written with
+ * TTL by the repair's compare-and-set script, one call per 512 results:
+ * left as it is when Redis holds a newer version of it or a newer owner
+ * of the partition has written, q_status_results_refused; DEL of the
+ * active key when ended), each event's counters. Returns 0 or ONS_EREDIS
+ * (also when Redis refused a result alone: a repair then writes it). */
 int q_status_publish(q_status *s, int32_t partition, int64_t served, double rate,
                      const q_status_drain *drain, const q_status_result *results, size_t nresults,
                      const q_status_event *events, size_t nevents);
+
+/* Result writes of the batches published so far that Redis left alone
+ * because it held a newer version of the result, or a newer owner of the
+ * partition had written (this process lost the partition while its
+ * writes were in flight): counted as their replies are read. */
+unsigned long q_status_results_refused(const q_status *s);
 
 /* Deletes the results r:<seq> of n intents (pipelined, one round trip):
  * a reader then answers them from PostgreSQL. The worker's repair after
@@ -186,10 +204,20 @@ typedef struct q_status_repair {
  * sent for its partition (kept in Redis, <prefix>repair_epoch) is refused
  * too, whatever the key holds: a newer owner's drop, or an expired or
  * evicted key, leaves no version to compare with. Items are handled in
- * order. Returns 0 when Redis answered (items it refused say outcome 4:
- * done, not retried) or ONS_EREDIS (the connection failed: the items not
- * answered say outcome -1). */
+ * order. Returns 0 when Redis answered every item (items it refused alone
+ * say outcome 4: done, not retried), ONS_EUNAVAIL when Redis refused a
+ * whole script call on a live connection (BUSY, a script error, OOM: its
+ * items say -1, none of them done; to retry later) or ONS_EREDIS (the
+ * connection failed: the items not answered say outcome -1). */
 int q_status_repair_results(q_status *s, q_status_repair *items, size_t n);
+
+/* The newest owner's epoch of partition any result write has sent
+ * (<prefix>repair_epoch, above) into *epoch, -1 when none. A claim takes
+ * an epoch past it (workers/store.h): the epochs PostgreSQL hands out only
+ * grow, so a lower one means PostgreSQL was restored from an older backup
+ * under this Redis, whose results would refuse every write of the new
+ * owners. Returns 0 or ONS_EREDIS. */
+int q_status_repair_epoch_get(q_status *s, int32_t partition, int64_t *epoch);
 
 /* The same pipeline, written out to Redis (which applies it in order, as
  * soon as it reads it) without waiting for its replies: they are read by

@@ -86,6 +86,10 @@ static const ons_opt opt_table[] = {
  * FLUSHALL or a new Redis is filled again within a second. */
 #define IDLE_PUBLISH_S 1.0
 
+/* Partitions whose claim waits are tracked one by one (note_claim_wait);
+ * a claim of a partition past it is counted and logged each time. */
+#define WK_CLAIM_WAITS_MAX 4096
+
 /* One polled record, decoded, waiting for its batch's events to load. */
 typedef struct polled {
     q_record rec;
@@ -112,7 +116,9 @@ typedef struct worker {
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *misrouted, *redis_err, *expired;
     ons_counter *republished, *repair_dropped, *repair_newer, *repair_absent, *repair_failed,
-        *repair_forgotten;
+        *repair_forgotten, *results_refused, *claim_lock_timeouts;
+    /* per partition: the claim's lock timeouts in a row (note_claim_wait) */
+    int claim_waits[WK_CLAIM_WAITS_MAX];
     ons_gauge *repair_pending;
     wk_repair_stats repair_seen; /* the counters' last values */
     ons_counter *results[Q_INTENT_STATE_COUNT];
@@ -131,6 +137,30 @@ typedef struct worker {
  * commits wrote: the previous owner may have died between a COMMIT and its
  * projection, and Redis would then keep an older result ("reserved" after
  * the release) that nothing rewrites. Not served until that is owed. */
+/* A claim that timed out on its row (ONS_ETIMEDOUT: another session
+ * holds it, a previous owner's that died mid-COMMIT, until the server
+ * drops that session) is retried each second by the supervisor: the wait
+ * is logged once at warn when it starts and once when the claim goes
+ * through (with how many timed out), and each timeout counted
+ * (onsale_worker_claim_lock_timeouts_total), not an error line a second. */
+static void note_claim_wait(worker *w, int32_t partition, int rc)
+{
+    int spare = 0, tracked = partition >= 0 && partition < WK_CLAIM_WAITS_MAX;
+    int *waits = tracked ? &w->claim_waits[partition] : &spare;
+    if (rc == ONS_ETIMEDOUT) {
+        ons_counter_add(w->claim_lock_timeouts, 1);
+        if ((*waits)++ == 0)
+            ons_log_warn("claim of partition %d: its row is held by another session (a previous "
+                         "owner's, perhaps dead mid-COMMIT, until PostgreSQL drops it): retried "
+                         "each second, logged again when it goes through",
+                         (int)partition);
+    } else if (rc == 0 && *waits > 0) {
+        ons_log_warn("claim of partition %d went through after %d lock timeout(s)", (int)partition,
+                     *waits);
+        *waits = 0;
+    }
+}
+
 static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_next, int64_t *epoch)
 {
     worker *w = ctx;
@@ -138,7 +168,11 @@ static int sup_claim(void *ctx, int32_t partition, int64_t *next, int64_t *ctl_n
      * (half of worker.stuck_restart_ms), and a rebalance or a retry round
      * may claim several partitions in one poll */
     wk_watchdog_turn();
-    int rc = wk_store_claim(w->store, partition, next, ctl_next, epoch);
+    /* read before the claim: an epoch Redis saw is then one PostgreSQL had
+     * handed out before this claim, unless PostgreSQL went back (restored) */
+    int64_t seen = wk_project_epoch_seen(w->proj, partition);
+    int rc = wk_store_claim(w->store, partition, seen + 1, next, ctl_next, epoch);
+    note_claim_wait(w, partition, rc);
     int64_t *seqs = NULL;
     size_t n = 0;
     if (rc == 0 && (rc = wk_store_last_changed(w->store, partition, w->o.redis_resync_window_ms,
@@ -213,6 +247,8 @@ static void on_revoke(void *arg, const int32_t *parts, size_t n)
     worker *w = arg;
     for (size_t i = 0; i < n; i++) {
         wk_sup_revoke(&w->sup, parts[i]);
+        if (parts[i] >= 0 && parts[i] < WK_CLAIM_WAITS_MAX)
+            w->claim_waits[parts[i]] = 0;     /* no longer claimed: a next wait is a new one */
         wk_project_forget(w->proj, parts[i]); /* its results are the next owner's */
     }
 }
@@ -693,6 +729,12 @@ static void run_repair(worker *w)
     ons_counter_add(w->repair_absent, (double)(now.absent - w->repair_seen.absent));
     ons_counter_add(w->repair_failed, (double)(now.failed - w->repair_seen.failed));
     ons_counter_add(w->repair_forgotten, (double)(now.forgotten - w->repair_seen.forgotten));
+    if (now.refused > w->repair_seen.refused)
+        ons_log_warn("%" PRIu64 " result write(s) left alone by Redis: a later state or a newer "
+                     "owner of the partition was there (this worker lost it while they were "
+                     "in flight)",
+                     now.refused - w->repair_seen.refused);
+    ons_counter_add(w->results_refused, (double)(now.refused - w->repair_seen.refused));
     ons_gauge_set(w->repair_pending, (double)now.pending);
     w->repair_seen = now;
 }
@@ -762,7 +804,18 @@ static int setup_repair_metrics(worker *w)
     }
     w->repair_pending = ons_metrics_gauge(w->m, "onsale_worker_results_repair_pending",
                                           "results the repair owed has still to handle", "");
-    return w->repair_pending ? 0 : ONS_ENOMEM;
+    w->results_refused = ons_metrics_counter(
+        w->m, "onsale_worker_results_refused_total",
+        "a batch's result writes Redis left alone: it held a later state of the intent, or a "
+        "newer owner of the partition had written (this worker lost it while they were in "
+        "flight)",
+        "");
+    w->claim_lock_timeouts = ons_metrics_counter(
+        w->m, "onsale_worker_claim_lock_timeouts_total",
+        "claims that timed out on the partition's row held by another session (retried each "
+        "second)",
+        "");
+    return w->repair_pending && w->results_refused && w->claim_lock_timeouts ? 0 : ONS_ENOMEM;
 }
 
 static int setup_metrics(worker *w)
@@ -829,6 +882,9 @@ static void name_owner(worker *w)
     }
     if (w->o.skip_epoch_check)
         ons_log_warn("debug.skip_epoch_check is ON: commits are NOT fenced (tests only)");
+    if (w->o.unversioned_results)
+        ons_log_warn("debug.unversioned_results is ON: a deposed owner's late result writes can "
+                     "replace newer states (tests only)");
     if (w->o.no_tombstones)
         ons_log_warn(
             "debug.no_tombstones is ON: a cancel ahead of its intent is lost (tests only)");
@@ -902,10 +958,12 @@ static int start(worker *w, char *const *argv)
                         .prefix = w->o.redis_prefix,
                         .timeout_ms = (int)w->o.redis_timeout_ms,
                         .result_ttl_s = (int)w->o.result_ttl_s,
-                        .down_ms = (int)w->o.redis_down_ms};
+                        .down_ms = (int)w->o.redis_down_ms,
+                        .unversioned_results = w->o.unversioned_results};
     if (wk_project_new(&ro, w->o.ids_secret, w->o.redis_resync_window_ms, w->o.redis_republish_max,
                        w->o.redis_repair_entries_max, &w->proj) != 0)
         return ONS_EREDIS;
+    wk_project_retries(w->proj, w->o.redis_repair_retries, w->o.redis_repair_retry_ms);
     /* the debug sleeps are part of a turn, not a hang */
     if (wk_watchdog_start(w->o.stuck_restart_ms == 0
                               ? 0

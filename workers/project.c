@@ -39,6 +39,12 @@ struct wk_project {
      * over): the entries [rp_at, rp_end) are still to be written again. */
     int resync;
     int stalled; /* its last step failed: Redis is not answering yet */
+    /* Whole calls Redis refused in a row on a live connection (BUSY, a
+     * script error, OOM), and when the refused chunk is tried again. */
+    int refusals;
+    double retry_at;
+    int retries_max; /* redis.repair_retries: then the chunk counts as failed */
+    double retry_s;  /* redis.repair_retry_ms: the first wait, doubled each time */
     uint64_t rp_at, rp_end;
     size_t round_forgotten; /* entries forgotten since the last repair ended */
     q_status_repair *rep;
@@ -54,6 +60,8 @@ int wk_project_new(const q_status_opts *o, const char *secret, int64_t resync_wi
     wk_project *pj = calloc(1, sizeof *pj);
     if (!pj)
         return ONS_ENOMEM;
+    pj->retries_max = 8;
+    pj->retry_s = 0.1;
     pj->window_s = (double)resync_window_ms / 1000.0;
     pj->keep_max = republish_max > 0 ? (size_t)republish_max : 0;
     pj->entries_max = entries_max > 0 ? (size_t)entries_max : 1;
@@ -305,16 +313,19 @@ static int projected(wk_project *pj, int rc, double now)
     return 0;
 }
 
+/* Results a repair step sends in one script call (queue/status.c's
+ * REPAIRS_PER_CALL). */
+#define REPAIR_CHUNK 512
+
 /* Sends the next chunk of the repair (one script call). 0 or ONS_EREDIS /
  * ONS_ENOMEM. */
 static int repair_chunk(wk_project *pj)
 {
-    enum { CHUNK = 512 };
     if (pj->rp_at >= pj->rp_end)
         return 0; /* nothing left owed (entries_bound may have forgotten it all) */
     size_t m = (size_t)(pj->rp_end - pj->rp_at);
-    m = m < CHUNK ? m : CHUNK;
-    if (ONS_VEC_RESERVE(pj->rep, pj->cap_rep, m, CHUNK))
+    m = m < REPAIR_CHUNK ? m : REPAIR_CHUNK;
+    if (ONS_VEC_RESERVE(pj->rep, pj->cap_rep, m, REPAIR_CHUNK))
         return ONS_ENOMEM;
     for (size_t i = 0; i < m; i++) {
         const wk_published *e = at(pj, pj->rp_at + i);
@@ -334,19 +345,59 @@ static int repair_chunk(wk_project *pj)
     }
     /* 0: Redis answered every item; one it refused (a key of another
      * type, over maxmemory) failed and is done, so one bad key does not
-     * restart the whole repair for good */
+     * restart the whole repair for good. ONS_EUNAVAIL: the call was
+     * refused whole, nothing done (chunk_refused). */
     if (rc == 0)
         pj->rp_at += m;
     return rc;
 }
 
+void wk_project_retries(wk_project *pj, int64_t retries_max, int64_t first_ms)
+{
+    pj->retries_max = (int)retries_max;
+    pj->retry_s = (double)first_ms / 1000.0;
+}
+
+/* Redis refused the chunk at rp_at whole, on a live connection: it stays
+ * owed and is tried again after a wait (retry_s, doubled each time, at
+ * most 64 times it), up to retries_max times; then its items count as
+ * failed and the repair moves on (a script error would otherwise refuse
+ * it for good). Nothing was lost, so the repair does not start over. */
+static void chunk_refused(wk_project *pj)
+{
+    size_t m = (size_t)(pj->rp_end - pj->rp_at);
+    m = m < REPAIR_CHUNK ? m : REPAIR_CHUNK;
+    if (pj->refusals++ < pj->retries_max) {
+        int k = pj->refusals - 1 < 6 ? pj->refusals - 1 : 6;
+        pj->retry_at = mono_s() + pj->retry_s * (double)(1 << k);
+        ons_log_warn("redis projection repair: Redis refused a call of %zu results (%d time(s) "
+                     "in a row): owed still, tried again in %.1f s",
+                     m, pj->refusals, pj->retry_s * (double)(1 << k));
+        return;
+    }
+    ons_log_warn("redis projection repair: Redis refused a call of %zu results %d times: they "
+                 "count as failed (redis.repair_retries)",
+                 m, pj->refusals);
+    pj->round[4] += m;
+    pj->stats.failed += m;
+    pj->rp_at += m;
+    pj->refusals = 0;
+}
+
 int wk_project_repair(wk_project *pj, int64_t max_ms)
 {
-    if (!pj->resync)
+    if (!pj->resync || mono_s() < pj->retry_at)
         return 0;
     double until = mono_s() + (double)max_ms / 1000.0;
     do {
         int rc = repair_chunk(pj);
+        if (rc == ONS_EUNAVAIL) {
+            chunk_refused(pj);
+            pj->stalled = 1; /* the loop waits as usual meanwhile */
+            return 0;
+        }
+        pj->refusals = 0;
+        pj->retry_at = 0;
         if (rc != 0) {
             pj->stalled = 1;
             owe_all(pj);
@@ -368,6 +419,12 @@ int wk_project_repair(wk_project *pj, int64_t max_ms)
     return 0;
 }
 
+int64_t wk_project_epoch_seen(wk_project *pj, int32_t partition)
+{
+    int64_t e = -1;
+    return q_status_repair_epoch_get(pj->st, partition, &e) == 0 ? e : -1;
+}
+
 int wk_project_repairing(const wk_project *pj)
 {
     return pj->resync && !pj->stalled;
@@ -376,6 +433,7 @@ int wk_project_repairing(const wk_project *pj)
 void wk_project_repair_stats(const wk_project *pj, wk_repair_stats *out)
 {
     *out = pj->stats;
+    out->refused = q_status_results_refused(pj->st);
     out->pending = pj->resync ? (size_t)(pj->rp_end - pj->rp_at) : 0;
 }
 
@@ -582,6 +640,8 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
         o->json = json;
         o->ended = wk_result_ended(r);
         o->accepted_ms = r->accepted_ms; /* names the intent's pending claim */
+        o->epoch = p->epoch;             /* compared in Redis: a later state wins */
+        o->version = pj->version;
     }
     if (rc != 0) {
         for (size_t i = 0; i < nres; i++)

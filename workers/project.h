@@ -34,7 +34,11 @@ typedef struct wk_repair_stats {
     uint64_t absent;      /* to drop, and not in Redis (never written, or deleted) */
     uint64_t failed;      /* Redis refused it (a key of another type, over maxmemory): done */
     uint64_t forgotten;   /* past redis.repair_entries_max: not repaired */
-    size_t pending;       /* results the repair owed still has to write or drop */
+    /* A batch's result writes Redis left alone: it held a later state, or
+     * a newer owner of the partition had written (this worker lost it
+     * while they were in flight). Not repaired: the later state is true. */
+    uint64_t refused;
+    size_t pending; /* results the repair owed still has to write or drop */
 } wk_repair_stats;
 
 /* *out is owned by the caller (wk_project_free). secret signs the public
@@ -64,6 +68,11 @@ int wk_project_batch(wk_project *pj, const wk_part *p, double rate, const q_stat
  * again for a claim. Returns 0 or ONS_ENOMEM. */
 int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64_t *seqs, size_t n);
 
+/* The newest epoch of partition Redis's results were written at
+ * (q_status_repair_epoch_get), -1 when none or Redis does not answer: a
+ * claim takes an epoch past it (wk_store_claim's floor). */
+int64_t wk_project_epoch_seen(wk_project *pj, int32_t partition);
+
 /* Forgets the results kept of partition (revoked, or claimed again: an
  * earlier ownership's): their documents are freed, those a repair in
  * progress owes stay as drops (a drop deletes no later state and writes
@@ -74,12 +83,19 @@ int wk_project_owe(wk_project *pj, int32_t partition, int64_t epoch, const int64
  * version is left in Redis to compare with). */
 void wk_project_forget(wk_project *pj, int32_t partition);
 
+/* A script call of the repair Redis refuses whole on a live connection
+ * (BUSY, a script error, OOM) is tried again after first_ms, doubling
+ * (at most 64 times it), up to retries_max times; then its results count
+ * as failed (redis.repair_retries, redis.repair_retry_ms; defaults 8 and
+ * 100 ms). */
+void wk_project_retries(wk_project *pj, int64_t retries_max, int64_t first_ms);
+
 /* Does the repair owed, if any, for up to max_ms (at least one chunk of
  * 512 results, a round trip each), from where it stopped: called once a
  * turn of the owner's loop, so the next batch waits at most about max_ms
  * for it. A result Redis refuses alone (outcome "failed") is done, not
- * retried. Returns 0 (done, or more to do) or ONS_EREDIS / ONS_ENOMEM
- * (Redis still fails: the repair starts over at the next call). */
+ * retried; a call refused whole is retried (wk_project_retries). Returns 0 (done, or more to do) or
+ * ONS_EREDIS / ONS_ENOMEM (Redis still fails: the repair starts over at the next call). */
 int wk_project_repair(wk_project *pj, int64_t max_ms);
 
 /* Is a repair owed and did its last step go through (Redis answers)? The

@@ -108,14 +108,51 @@ static int claim_end(wk_store *st, int ok)
     return ONS_EDB;
 }
 
-int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
-                   int64_t *epoch)
+/* The claim's upsert (RETURNING next_offset, epoch, control_next_offset).
+ * A lock timeout (55P03: another session holds the row, a previous
+ * owner's that died mid-COMMIT) is ONS_ETIMEDOUT and not logged here:
+ * the supervisor retries the claim each second, and the worker logs the
+ * wait once (main.c), not an error line a second. Else as ons_pg_exec. */
+static int claim_upsert(wk_store *st, const char *const *v, PGresult **out)
+{
+    /* prev: the epoch before, for the log alone (read before the row's
+     * lock: a claim committed meanwhile is not in it) */
+    static const char sql[] =
+        "WITH prev AS (SELECT epoch FROM partition_owner WHERE partition = $1) "
+        "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
+        "claimed_at) VALUES ($1, GREATEST(1, $3::bigint), 0, $2, now()) "
+        "ON CONFLICT (partition) DO UPDATE SET "
+        "epoch = GREATEST(partition_owner.epoch + 1, $3::bigint), "
+        "owner = EXCLUDED.owner, claimed_at = now() "
+        "RETURNING next_offset, epoch, control_next_offset, "
+        "COALESCE((SELECT epoch FROM prev), 0)";
+    if (st->claim_lock_timeout_ms <= 0)
+        return ons_pg_exec(st->conn, PGRES_TUPLES_OK, "claim", sql, 3, v, out);
+    PGresult *r = PQexecParams(st->conn, sql, 3, NULL, v, NULL, NULL, 0);
+    *out = NULL;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+        *out = r;
+        return 0;
+    }
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    int timed_out = state && strcmp(state, "55P03") == 0;
+    if (!timed_out)
+        ons_log_error("postgres claim: %s%s%s",
+                      r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn),
+                      state ? " SQLSTATE " : "", state ? state : "");
+    PQclear(r);
+    return timed_out ? ONS_ETIMEDOUT : ONS_EDB;
+}
+
+int wk_store_claim(wk_store *st, int32_t partition, int64_t epoch_floor, int64_t *next_offset,
+                   int64_t *ctl_next, int64_t *epoch)
 {
     if (ensure_conn(st))
         return ONS_EDB;
-    char p[16];
+    char p[16], floor[24];
     snprintf(p, sizeof p, "%d", (int)partition);
-    const char *v[] = {p, st->owner};
+    snprintf(floor, sizeof floor, "%" PRId64, epoch_floor);
+    const char *v[] = {p, st->owner, floor};
     /* A previous owner whose session died mid-COMMIT (a hung server, a cut
      * path) holds the row until the server drops the session: the claim
      * gives up after the bound and the supervisor retries it each second,
@@ -128,25 +165,25 @@ int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_
         return ONS_EDB;
     }
     PGresult *r;
-    int rc = ons_pg_exec(st->conn, PGRES_TUPLES_OK, "claim",
-                         "INSERT INTO partition_owner (partition, epoch, next_offset, owner, "
-                         "claimed_at) VALUES ($1, 1, 0, $2, now()) "
-                         "ON CONFLICT (partition) DO UPDATE SET epoch = partition_owner.epoch + 1, "
-                         "owner = EXCLUDED.owner, claimed_at = now() "
-                         "RETURNING next_offset, epoch, control_next_offset",
-                         2, v, &r);
+    int rc = claim_upsert(st, v, &r);
     if (bounded && claim_end(st, rc == 0) != 0 && rc == 0) {
         PQclear(r);
         rc = ONS_EDB;
     }
     if (rc)
-        return ONS_EDB;
+        return rc;
     rc = ONS_EDB;
     if (PQntuples(r) == 1) {
         ons_pg_row rw = ons_pg_row_at(r, 0);
         int64_t next = ons_pg_row_i64(&rw, 0), ep = ons_pg_row_i64(&rw, 1),
-                ctl = ons_pg_row_i64(&rw, 2);
+                ctl = ons_pg_row_i64(&rw, 2), prev = ons_pg_row_i64(&rw, 3);
         if (ons_pg_row_done(&rw, "claim") == 0) {
+            if (prev > 0 && ep > prev + 1)
+                ons_log_warn("claimed partition %d at epoch %" PRId64 ", past PostgreSQL's %" PRId64
+                             " + 1: Redis's results of it were written at epochs up to %" PRId64
+                             " (PostgreSQL restored from an older backup under this Redis?); "
+                             "this owner's results replace them",
+                             (int)partition, ep, prev, epoch_floor - 1);
             *next_offset = next;
             *epoch = ep;
             *ctl_next = ctl;

@@ -39,12 +39,17 @@ void wk_store_free(wk_store *st);
  * server takes to answer (a connect gives up after its timeout). */
 int wk_store_ping(wk_store *st);
 
-/* Claims the partition: epoch + 1, owner = me (the row is created if
- * missing). The epoch covers both lanes. Returns 0 with the partition's
- * next_offset (intents topic), ctl_next (control topic) and my epoch, or
- * ONS_EDB. */
-int wk_store_claim(wk_store *st, int32_t partition, int64_t *next_offset, int64_t *ctl_next,
-                   int64_t *epoch);
+/* Claims the partition: epoch + 1, or epoch_floor when that is higher
+ * (the results in Redis were written at epochs up to epoch_floor - 1,
+ * past PostgreSQL's: it was restored from an older backup, and an epoch
+ * below them would have every result write refused; logged), owner = me
+ * (the row is created if missing). The epoch covers both lanes. Returns 0 with the partition's
+ * next_offset (intents topic), ctl_next (control topic) and my epoch,
+ * ONS_ETIMEDOUT (bounded claim: another session holds the row past the
+ * lock timeout; not logged, the caller retries and counts them) or ONS_EDB
+ * (logged). */
+int wk_store_claim(wk_store *st, int32_t partition, int64_t epoch_floor, int64_t *next_offset,
+                   int64_t *ctl_next, int64_t *epoch);
 
 /* The intents of partition whose rows the last commits changed: those
  * updated within window_ms before the partition's latest change. A new

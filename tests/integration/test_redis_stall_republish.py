@@ -26,6 +26,7 @@ and every poll of them misses Redis and is answered from PostgreSQL."""
 import json
 import os
 import signal
+import threading
 import time
 import urllib.request
 
@@ -77,11 +78,25 @@ def misses(r):
     return r.info("stats")["keyspace_misses"]
 
 
-def stall(republish_max, entries_max=None, bad=False):
+# A script that keeps Redis's one thread busy for ARGV[1] ms: past
+# busy-reply-threshold every other client's command is answered BUSY, on
+# its live connection.
+BUSY_LUA = """
+local function now() local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000) end
+local t0 = now()
+while now() - t0 < tonumber(ARGV[1]) do end
+return 1
+"""
+
+
+def stall(republish_max, entries_max=None, bad=False, busy=False):
     """Redis is stopped for STALL_S while the worker commits. Returns what
     the test checks (see the module's docstring). bad: the second holder's
     result key is made a hash before the stall (the repair's GET of it
-    fails every time); it is left out of the comparisons and polls."""
+    fails every time); it is left out of the comparisons and polls. busy:
+    instead of stopped, Redis runs a script for STALL_S and answers every
+    other command BUSY on its live connection (the repair's script calls
+    are refused whole)."""
     with PrivateRedis() as rd, Stack(partitions=1) as st:
         r = rd.client()
         via = dict(redis_port=rd.port, redis_timeout_ms=TIMEOUT_MS, redis_down_ms=1000)
@@ -103,7 +118,14 @@ def stall(republish_max, entries_max=None, bad=False):
             r.delete(st.key(f"r:{bad_seq}"))
             r.hset(st.key(f"r:{bad_seq}"), "not", "a result")
             holders = [holders[0]] + holders[2:]
-        rd.proc.send_signal(signal.SIGSTOP)
+        if busy:
+            r.config_set("busy-reply-threshold", 100)
+            busy_run = threading.Thread(
+                target=lambda: rd.client().eval(BUSY_LUA, 0, STALL_S * 1000))
+            busy_run.start()
+            time.sleep(0.2)
+        else:
+            rd.proc.send_signal(signal.SIGSTOP)
         t_stop = time.time()
         gone_user, gone_iid = holders[0]
         gone = int(gone_iid[:16], 16)
@@ -112,7 +134,10 @@ def stall(republish_max, entries_max=None, bad=False):
         st.wait_for(lambda: len(in_pg(st, ev)) == HOLDERS + LATE
                     and in_pg(st, ev)[gone] == "released", 20, "the stall's records committed")
         time.sleep(max(0.0, STALL_S - (time.time() - t_stop)))
-        rd.proc.send_signal(signal.SIGCONT)
+        if busy:
+            busy_run.join()
+        else:
+            rd.proc.send_signal(signal.SIGCONT)
         t_cont = time.time()
         truth = in_pg(st, ev)
         truth.pop(bad_seq, None)
@@ -148,6 +173,8 @@ def stall(republish_max, entries_max=None, bad=False):
             "dropped": metric_labeled(wport, 'outcome="dropped"'),
             "failed": metric_labeled(wport, 'outcome="failed"'),
             "forgotten": metric_labeled(wport, 'outcome="forgotten"'),
+            "refused_calls": len([ln for ln in open(os.path.join(st.logdir, "worker-0.log"))
+                                  if "Redis refused a call of" in ln]),
         }
         print({k: v for k, v in out.items() if k not in ("truth", "held", "answers")})
         return out
@@ -248,3 +275,19 @@ def test_a_claim_then_a_batch_past_the_bound_forgets_the_repair_in_bounds():
         truth = in_pg(st, ev)
         assert in_redis(st.redis, st, list(truth)) == truth
         assert metric_labeled(wport, 'outcome="forgotten"') >= 1
+
+
+def test_a_repair_call_refused_whole_is_owed_again():
+    """Redis answers BUSY for STALL_S (a long script of another client) on
+    the worker's live connection: its projections fail, and each of its
+    repair's script calls is refused whole. Those results stay owed and
+    are tried again (redis.repair_retries, with a doubling wait) once Redis
+    answers, none counted failed; every result is back and true. Before,
+    a call refused whole counted its results failed, done."""
+    o = stall(republish_max=100000, busy=True)
+    assert o["failed"] == 0, o
+    assert o["refused_calls"] >= 1, o
+    assert o["back_s"] is not None, (o["held"], o["truth"])
+    gone, gone_iid = o["gone"]
+    assert o["held"][gone] == "released" and o["answers"][gone_iid] == "released"
+    assert o["misses"] == 0, o

@@ -100,9 +100,9 @@ START_TEST(publish_then_read)
                             7,  0.375,         4242,  1717,   1764400000456, 321.5};
     unsigned long sent = q_status_commands_sent(st);
     ck_assert_int_eq(q_status_publish(st, 1, 13, 250.5, &drain, r, 4, &ev, 1), 0);
-    /* 4 results' SETs, ONE call for the 3 ended intents' active keys, the
-     * event, cursor, rate and drain */
-    ck_assert_uint_eq(q_status_commands_sent(st) - sent, 4 + 1 + 1 + 3);
+    /* ONE versioned write call for the 4 results, ONE call for the 3
+     * ended intents' active keys, the event, cursor, rate and drain */
+    ck_assert_uint_eq(q_status_commands_sent(st) - sent, 1 + 1 + 1 + 3);
     ck_assert_int_eq(q_status_claim_active(st, 5, 11, "y", 0, 1000, NULL, NULL, 0), 0);
     ck_assert_int_eq(q_status_claim_active(st, 5, 12, "y", 0, 1000, NULL, cur, sizeof cur),
                      ONS_EEXIST);
@@ -283,6 +283,62 @@ START_TEST(an_older_owner_never_writes_after_a_newer_drop)
     ck_assert_int_eq(q_status_repair_results(st, &other, 1), 0);
     ck_assert_int_eq(other.outcome, 1);
     assert_doc(44, stale);
+}
+END_TEST
+
+/* A batch's result writes are compared like a repair's: a deposed
+ * owner's late write (partition 4 moved from epoch 1 to 2) never replaces
+ * the newer owner's state, nor lands on a key the newer owner wrote and
+ * that has gone since (dropped, expired, evicted), nor on a result of the
+ * partition the newer owner never wrote; the newer owner's later state
+ * lands; each refusal is counted, and publish still succeeds. A result
+ * Redis refuses alone fails the publish (a repair is owed). The control:
+ * with debug.unversioned_results the stale write lands (the race is real). */
+static int publish_one(q_status *s, int64_t seq, const char *doc, int64_t epoch, int64_t version)
+{
+    q_status_result r = {.intent_seq = seq,
+                         .event_id = 5,
+                         .user_id = 1,
+                         .json = doc,
+                         .epoch = epoch,
+                         .version = version};
+    return q_status_publish(s, 4, 1, 0, NULL, &r, 1, NULL, 0);
+}
+
+START_TEST(a_late_batch_result_never_replaces_a_newer_owners)
+{
+    const char *newer = "{\"state\":\"released\",\"v\":[2,5]}";
+    const char *stale = "{\"state\":\"reserved\",\"v\":[1,9]}";
+    const char *later = "{\"state\":\"waiting\",\"v\":[2,6]}";
+    ck_assert_int_eq(publish_one(st, 70, newer, 2, 5), 0);
+    unsigned long refused = q_status_results_refused(st);
+    ck_assert_int_eq(publish_one(st, 70, stale, 1, 9), 0);
+    assert_doc(70, newer);
+    redis_raw("DEL %sr:70", prefix);
+    ck_assert_int_eq(publish_one(st, 70, stale, 1, 9), 0);
+    assert_doc(70, NULL);
+    ck_assert_int_eq(publish_one(st, 71, stale, 1, 9), 0);
+    assert_doc(71, NULL);
+    ck_assert_uint_eq(q_status_results_refused(st) - refused, 3);
+    ck_assert_int_eq(publish_one(st, 70, later, 2, 6), 0);
+    assert_doc(70, later);
+    ck_assert_int_eq(publish_one(st, 70, later, 2, 6), 0); /* the same again lands */
+    assert_doc(70, later);
+    redis_raw("HSET %sr:72 a b", prefix);
+    ck_assert_int_eq(publish_one(st, 72, later, 2, 7), ONS_EREDIS);
+    /* control: plain SETs put the stale state back */
+    const char *h = getenv("ONSALE_REDIS_HOST"), *p = getenv("ONSALE_REDIS_PORT");
+    q_status_opts o = {.host = h ? h : "127.0.0.1",
+                       .port = p ? atoi(p) : 16379,
+                       .prefix = prefix,
+                       .timeout_ms = 1000,
+                       .result_ttl_s = 60,
+                       .unversioned_results = 1};
+    q_status *plain = NULL;
+    ck_assert_int_eq(q_status_new(&o, &plain), 0);
+    ck_assert_int_eq(publish_one(plain, 70, stale, 1, 9), 0);
+    q_status_free(plain);
+    assert_doc(70, stale);
 }
 END_TEST
 
@@ -867,6 +923,8 @@ int main(void)
         {"an_older_owner_never_writes_after_a_newer_drop",
          an_older_owner_never_writes_after_a_newer_drop},
         {"a_refused_repair_item_fails_alone", a_refused_repair_item_fails_alone},
+        {"a_late_batch_result_never_replaces_a_newer_owners",
+         a_late_batch_result_never_replaces_a_newer_owners},
         {"publish_nowait", publish_nowait_applies_and_reports_errors_late},
         {"publish_cursors_nowait", publish_cursors_nowait_behind_unread_replies},
         {"active_and_idempotency_keys", active_and_idempotency_keys},
