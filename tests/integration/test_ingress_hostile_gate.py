@@ -34,7 +34,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import checked_stack  # noqa: E402
+from harness import checked_stack, metric  # noqa: E402
 from test_ingress_direct_replies import read_to_eof, split_answers  # noqa: E402
 from test_ingress_hostile import connect, head, ingress_pid, json_error, responses, rss_kb  # noqa: E402
 
@@ -436,3 +436,271 @@ def test_idle_held_connections_up_to_the_cap_and_over(st):
     s.sendall(poll(st))
     assert [g[0] for g in read_answers(s, 1)] == [200]
     s.close()
+
+
+# ---- answers nobody reads (http.unsent_budget, http.send_timeout_ms) ---------------
+
+# A public draw list of 3.5 MB: the kernel takes ~2.8 MB of an answer
+# into a never-reader's socket on loopback (tcp_wmem's 4 MB autotuned
+# send buffer), so a smaller one (700 KB for 20,000) costs ingress nothing.
+ENTRANTS = 100000
+
+
+@pytest.fixture(scope="module")
+def big(st):
+    """A pre-queue event whose public draw list is 3.5 MB (the large
+    answer), its sale open."""
+    from test_hostile_costs import draw_event
+    ev, opens = draw_event(st, ENTRANTS)
+    time.sleep(max(0.0, opens + 0.3 - time.time()))
+    return f"/v1/events/{ev}/draw"
+
+
+def unread_node(st, **o):
+    """Another ingress whose idle timeout does not cut the readers below;
+    returns (port, pid). st.port stays the module's."""
+    main = st.ingress_port
+    opts = dict(http_idle_timeout_ms=60000, draw_cache_ttl_ms=60000,
+                ratelimit_poll_user_per_min=1000000, ratelimit_poll_user_burst=1000000)
+    opts.update(o)
+    port = int(st.start_ingress(**opts).rsplit(":", 1)[1])
+    pid = ingress_pid(st)
+    st.ingress_port = main
+    return port, pid
+
+
+def never_reader(port, path):
+    """A connection with a 4 KiB receive buffer that asks for path and
+    never reads."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(head("GET", path))
+    return s
+
+
+def first_status(s):
+    """The status of the first answer a never-reader was sent (0: none)."""
+    s.settimeout(3)
+    try:
+        b = s.recv(12)
+    except OSError:
+        return 0
+    return int(b[9:12]) if b.startswith(b"HTTP/1.1 ") else 0
+
+
+def get_whole(port, data):
+    """[(status, body bytes)] of the one answer to the request data, read
+    whole on a new connection."""
+    c = connect(port, timeout=10)
+    try:
+        c.sendall(data)
+        buf = b""
+        while True:
+            got = split_answers(buf)
+            if got and got[0][0] != "partial":
+                hd = buf.partition(b"\r\n\r\n")[0].decode().lower()
+                n = int(hd.split("content-length:", 1)[1].split("\r\n")[0]) \
+                    if "content-length:" in hd else 0
+                if got[0][1] >= n:
+                    return got[:1]
+            b = c.recv(1 << 16)
+            if not b:
+                return got[:1]
+            buf += b
+    finally:
+        c.close()
+
+
+def hold_unread(port, path, n):
+    """n never-readers, one after another; returns them once ingress has
+    answered them all (RSS and the budget settled)."""
+    socks = [never_reader(port, path) for _ in range(n)]
+    time.sleep(1.0)
+    return socks
+
+
+def test_answers_nobody_reads_are_held_to_the_budget(st, big):
+    """30 clients ask for the 3.5 MB draw list and never read. With the
+    budget off (the control: the code before it) ingress holds a copy of
+    the answer per client, ~100 MB; with http.unsent_budget=8 MiB it holds
+    at most the budget (and the answer being made): the clients past it
+    get a small 503 overloaded with Retry-After, the refusals are counted,
+    and small answers (a join's 202, a poll, the event view, /healthz) are
+    still served while the budget is spent. A well-behaved client that
+    asks for the large answer then gets the 503 too, and once the
+    never-readers leave, the 200 again."""
+    budget = 8 << 20
+    size = None
+    for label, opts in (("off", dict(http_unsent_budget=1 << 40, http_send_timeout_ms=0)),
+                        ("on", dict(http_unsent_budget=budget, http_send_timeout_ms=0))):
+        port, pid = unread_node(st, **opts)
+        got = get_whole(port, head("GET", big))
+        assert got[0][0] == 200, got
+        size = got[0][1]
+        rss0 = rss_kb(pid)
+        socks = hold_unread(port, big, 30)
+        try:
+            grew_kb = rss_kb(pid) - rss0
+            held = metric(port, "onsale_ingress_unsent_bytes")
+            if label == "off":
+                assert held > 20 * size and grew_kb > 20 * size // 1024, (held, grew_kb, size)
+                continue
+            assert held <= budget + 2 * size, (held, budget, size)
+            assert grew_kb < (budget + 2 * size) // 1024 + 8192, (grew_kb, size)
+            assert metric(port, "onsale_ingress_unsent_refused_total") >= 25
+            # small answers are served while the budget is spent
+            assert [g[0] for g in get_whole(port, join(st))] == [202]
+            assert [g[0] for g in get_whole(port, poll(st))] == [200]
+            assert [g[0] for g in get_whole(port, view(st))] == [200]
+            assert [g[0] for g in get_whole(port, head("GET", "/healthz"))] == [200]
+            c = connect(port, timeout=1)
+            c.sendall(head("GET", big, ["Connection: close"]))
+            data, _ = read_to_eof(c, timeout=5)
+            c.close()
+            json_error(responses(data)[0], 503, "overloaded")
+            assert b"\r\nRetry-After: 1\r\n" in data, data[:400]
+        finally:
+            codes = [first_status(s) for s in socks]
+            for s in socks:
+                s.close()
+        if label == "on":
+            assert codes.count(503) >= 25 and codes.count(200) >= 2, codes
+            deadline = time.time() + 10
+            while metric(port, "onsale_ingress_unsent_bytes") > 0 and time.time() < deadline:
+                time.sleep(0.2)
+            assert get_whole(port, head("GET", big))[0] == (200, size)
+
+
+def test_a_stalled_answer_is_cut_at_the_send_timeout(st, big):
+    """Clients that stop reading a large answer are closed once it made no
+    progress for http.send_timeout_ms (1 s here, the idle timeout 60 s),
+    which gives the budget back; the control (http.send_timeout_ms=0)
+    still holds them after the same wait."""
+    for timeout_ms in (0, 1000):
+        port, _ = unread_node(st, http_send_timeout_ms=timeout_ms)
+        assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+        socks = hold_unread(port, big, 6)
+        try:
+            assert metric(port, "onsale_ingress_unsent_bytes") > 0
+            time.sleep(2.5)
+            held = metric(port, "onsale_ingress_unsent_bytes")
+            stalled = metric(port, "onsale_ingress_connections_send_stalled_total")
+            if timeout_ms == 0:
+                assert held > 0 and stalled == 0, (held, stalled)
+                continue
+            assert held == 0 and stalled == 6, (held, stalled)
+            for s in socks:  # what the kernel took, then the end
+                s.settimeout(5)
+                assert read_to_eof(s, timeout=5)[1] in ("eof", "reset")
+        finally:
+            for s in socks:
+                s.close()
+
+
+# ---- Expect: 100-continue (RFC 9110, 10.1.1) ------------------------------------------
+
+def join_head(st, expect, version="HTTP/1.1", length=None):
+    """A join's head (no body) with an Expect header of value expect."""
+    tok = st.token(next(_users))
+    lines = [f"POST /v1/events/{st.ev}/intents {version}", "Host: x",
+             f"Authorization: Bearer {tok}", "Content-Type: application/json",
+             f"Content-Length: {len(BODY) if length is None else length}", f"Expect: {expect}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@pytest.mark.parametrize("port", ["port", "port_nng"])
+def test_a_join_that_expects_100_continue_gets_it_before_its_body(st, port):
+    """The head alone, then a wait: the 100 arrives (before, nothing came and
+    the client waited for its own timeout: curl 1 s), then the body is sent
+    and the join answered 202."""
+    s = connect(getattr(st, port), timeout=10)
+    try:
+        s.sendall(join_head(st, "100-continue"))
+        s.settimeout(0.5)
+        got = b""
+        while len(got) < len(CONTINUE):
+            b = s.recv(len(CONTINUE) - len(got))  # socket.timeout fails the test
+            assert b, got
+            got += b
+        assert got == CONTINUE
+        s.settimeout(10)
+        s.sendall(BODY)
+        assert [g[0] for g in read_answers(s, 1)] == [202]
+    finally:
+        s.close()
+
+
+def test_a_body_refused_from_its_head_gets_no_100(st):
+    """A declared body over http.max_body: 413 at once, no 100, closed."""
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(join_head(st, "100-continue", length=10 ** 6))
+        data, end = read_to_eof(s, timeout=5)
+        assert not data.startswith(b"HTTP/1.1 100"), data[:200]
+        json_error(responses(data)[0], 413, "payload_too_large")
+        assert end in ("eof", "reset"), end
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("length", [0, len(BODY)])
+def test_an_unknown_expectation_is_417(st, length):
+    """Any expectation but 100-continue: 417 expectation_failed, no 100;
+    with a body declared the connection is closed (the body may follow or
+    not), without one it is kept."""
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(join_head(st, "fly-to-the-moon", length=length))
+        if length:
+            data, end = read_to_eof(s, timeout=5)
+            assert end in ("eof", "reset"), end
+        else:
+            got = read_answers(s, 1)
+            assert [g[0] for g in got] == [417], got
+            s.sendall(view(st))  # kept open
+            assert [g[0] for g in read_answers(s, 1)] == [200]
+            return
+        assert not data.startswith(b"HTTP/1.1 100"), data[:200]
+        json_error(responses(data)[0], 417, "expectation_failed")
+    finally:
+        s.close()
+
+
+def test_http_1_0_gets_no_100(st):
+    """An HTTP/1.0 request's Expect is ignored (RFC 9110): no 100, the body
+    is read when it comes, then the answer."""
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(join_head(st, "100-continue", version="HTTP/1.0"))
+        s.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            s.recv(64)
+        s.sendall(BODY)
+        data, _ = read_to_eof(s, timeout=10)
+        assert data.startswith(b"HTTP/1.1 202 "), data[:200]
+    finally:
+        s.close()
+
+
+def test_curl_posting_with_expect_100_continue_does_not_wait(st):
+    """curl sends the head, waits for the 100 (--expect100-timeout: 5 s
+    here, 1 s by default) and only then the body. It gets the 100 and the
+    202 well before its timeout (before: it waited the timeout out)."""
+    import subprocess
+    tok = st.token(next(_users))
+    t0 = time.time()
+    p = subprocess.run(
+        ["curl", "-sS", "-v", "--expect100-timeout", "5", "-o", "/dev/null", "-w", "%{http_code}",
+         "-H", "Expect: 100-continue", "-H", f"Authorization: Bearer {tok}",
+         "-H", "Content-Type: application/json", "--data-binary", BODY.decode(),
+         f"http://127.0.0.1:{st.port}/v1/events/{st.ev}/intents"],
+        capture_output=True, text=True, timeout=30)
+    took = time.time() - t0
+    assert p.stdout == "202", (p.stdout, p.stderr[-2000:])
+    assert "HTTP/1.1 100 Continue" in p.stderr, p.stderr[-2000:]
+    assert took < 4, took
