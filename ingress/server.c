@@ -640,9 +640,11 @@ static void on_http(nng_aio *aio)
         ing_fail_httpd(r, &e);
         return;
     }
-    int expect = expectation(hreq);
+    /* An expectation is about a body (RFC 9110 lets a server ignore it
+     * otherwise): a request without one pays no header lookup. */
+    int expect = len > 0 ? expectation(hreq) : 0;
     if (expect < 0) {
-        r->close = len > 0; /* the body may follow or not: it cannot be framed */
+        r->close = 1; /* the body may follow or not: it cannot be framed */
         ing_fail(r, NULL, ING_E_EXPECTATION_FAILED, NULL);
     } else if (len == 0) {
         dispatch(s, r, hreq);

@@ -547,18 +547,23 @@ def test_answers_nobody_reads_are_held_to_the_budget(st, big):
             if label == "off":
                 assert held > 20 * size and grew_kb > 20 * size // 1024, (held, grew_kb, size)
                 continue
-            assert held <= budget + 2 * size, (held, budget, size)
+            # spent: the kernel may take a whole answer now and then (its
+            # send buffer autotunes up to tcp_wmem's 4 MB), which owes
+            # nothing and lets the next client in; 30 clients fill it
+            assert budget - size < held <= budget + 2 * size, (held, budget, size)
             assert grew_kb < (budget + 2 * size) // 1024 + 8192, (grew_kb, size)
-            assert metric(port, "onsale_ingress_unsent_refused_total") >= 25
+            assert metric(port, "onsale_ingress_unsent_refused_total") >= 20
             # small answers are served while the budget is spent
             assert [g[0] for g in get_whole(port, join(st))] == [202]
             assert [g[0] for g in get_whole(port, poll(st))] == [200]
             assert [g[0] for g in get_whole(port, view(st))] == [200]
             assert [g[0] for g in get_whole(port, head("GET", "/healthz"))] == [200]
+            held = metric(port, "onsale_ingress_unsent_bytes")
             c = connect(port, timeout=1)
             c.sendall(head("GET", big, ["Connection: close"]))
             data, _ = read_to_eof(c, timeout=5)
             c.close()
+            assert data.startswith(b"HTTP/1.1 503 "), (held, budget, size, data[:100])
             json_error(responses(data)[0], 503, "overloaded")
             assert b"\r\nRetry-After: 1\r\n" in data, data[:400]
         finally:
@@ -566,7 +571,7 @@ def test_answers_nobody_reads_are_held_to_the_budget(st, big):
             for s in socks:
                 s.close()
         if label == "on":
-            assert codes.count(503) >= 25 and codes.count(200) >= 2, codes
+            assert codes.count(503) >= 20 and codes.count(200) >= 2, codes
             deadline = time.time() + 10
             while metric(port, "onsale_ingress_unsent_bytes") > 0 and time.time() < deadline:
                 time.sleep(0.2)
@@ -648,25 +653,24 @@ def test_a_body_refused_from_its_head_gets_no_100(st):
         s.close()
 
 
-@pytest.mark.parametrize("length", [0, len(BODY)])
-def test_an_unknown_expectation_is_417(st, length):
-    """Any expectation but 100-continue: 417 expectation_failed, no 100;
-    with a body declared the connection is closed (the body may follow or
-    not), without one it is kept."""
+def test_an_unknown_expectation_is_417(st):
+    """Any expectation but 100-continue on a request with a body: 417
+    expectation_failed, no 100, the connection closed (the body may follow
+    or not). On a request without a body it is ignored (RFC 9110 allows
+    it; a GET pays no header lookup for it)."""
     s = connect(st.port, timeout=10)
     try:
-        s.sendall(join_head(st, "fly-to-the-moon", length=length))
-        if length:
-            data, end = read_to_eof(s, timeout=5)
-            assert end in ("eof", "reset"), end
-        else:
-            got = read_answers(s, 1)
-            assert [g[0] for g in got] == [417], got
-            s.sendall(view(st))  # kept open
-            assert [g[0] for g in read_answers(s, 1)] == [200]
-            return
+        s.sendall(join_head(st, "fly-to-the-moon"))
+        data, end = read_to_eof(s, timeout=5)
+        assert end in ("eof", "reset"), end
         assert not data.startswith(b"HTTP/1.1 100"), data[:200]
         json_error(responses(data)[0], 417, "expectation_failed")
+    finally:
+        s.close()
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(head("GET", f"/v1/events/{st.ev}", ["Expect: fly-to-the-moon"]))
+        assert [g[0] for g in read_answers(s, 1)] == [200]
     finally:
         s.close()
 
