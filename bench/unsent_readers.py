@@ -8,7 +8,7 @@ connections (SO_RCVBUF 4 KiB) that each send that GET and never read, and
 prints ingress's RSS as they come and what a well-behaved client gets
 meanwhile (a small GET, the same draw read whole). Stops by itself.
 
-    ONSALE_BUILD_BIN=build/bin bench/unsent_readers.py 20000 200 [http_unsent_budget=8388608 ...]
+    ONSALE_BUILD_BIN=build/bin bench/unsent_readers.py 100000 200 [http_send_buffer=65536 ...]
 """
 import json
 import os
@@ -26,6 +26,17 @@ def rss_kb(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return -1
+
+
+def kernel_queued(port):
+    """Bytes in the kernel's send queues of ingress's client sockets
+    (/proc/net/tcp tx_queue of the sockets whose local port is port)."""
+    total = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "01":  # ESTABLISHED
+            total += int(f[4].split(":")[0], 16)
+    return total
 
 
 def get(port, path, timeout=10.0):
@@ -77,7 +88,8 @@ def main():
                 print(f"{i + 1:5d} never-reading: RSS {rss_kb(pid):7d} kB; healthz {a[0]} "
                       f"{a[2]:.3f} s; draw {b[0]} {len(b[1])} B {b[2]:.3f} s", flush=True)
         time.sleep(1.0)
-        print(f"after 1 s: RSS {rss_kb(pid)} kB")
+        print(f"after 1 s: RSS {rss_kb(pid)} kB; kernel send queues of ingress's sockets "
+              f"{kernel_queued(port) // 1024} kB")
         m = get(port, "/metrics")[1].decode(errors="replace")
         for line in m.splitlines():
             if "unsent" in line or "send_stall" in line:

@@ -446,6 +446,11 @@ typedef struct ons_httpd_gate_opts {
      * made progress for this long is shut down (a client that stopped
      * reading). 0: never. */
     long long send_timeout_ms;
+    /* > 0: SO_SNDBUF of each admitted client socket (the kernel doubles
+     * it), which bounds the kernel memory a client that does not read can
+     * pin (autotuned, up to net.ipv4.tcp_wmem's maximum, otherwise);
+     * 0: the kernel's autotuning. */
+    long long send_buffer;
     ons_counter *refused;   /* clients refused at accept */
     ons_counter *stalled;   /* connections shut down by send_timeout_ms */
     ons_counter *timed_out; /* connections shut down by a timeout */

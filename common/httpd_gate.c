@@ -799,6 +799,10 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
 static void admit(int nfd)
 {
     slot *s = &g.slots[nfd];
+    if (g.o.send_buffer > 0) {
+        int v = (int)g.o.send_buffer;
+        (void)setsockopt(nfd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    }
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
     s->refused = NULL;

@@ -708,3 +708,37 @@ def test_curl_posting_with_expect_100_continue_does_not_wait(st):
     assert p.stdout == "202", (p.stdout, p.stderr[-2000:])
     assert "HTTP/1.1 100 Continue" in p.stderr, p.stderr[-2000:]
     assert took < 4, took
+
+
+def kernel_send_queue(server_port, client_port):
+    """Bytes in the kernel's send queue of ingress's end of a connection
+    (/proc/net/tcp tx_queue)."""
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        local, remote = f[1], f[2]
+        if int(local.split(":")[1], 16) == server_port and \
+                int(remote.split(":")[1], 16) == client_port:
+            return int(f[4].split(":")[0], 16)
+    return None
+
+
+def test_the_send_buffer_bounds_what_the_kernel_holds_for_a_client_that_does_not_read(st, big):
+    """A never-reader of the 3.5 MB answer: with the kernel's autotuning (the
+    control, http.send_buffer=0) the kernel takes megabytes of it into the
+    socket (kernel memory outside http.unsent_budget, up to tcp_wmem's
+    maximum per connection); with http.send_buffer=65536 at most a few
+    hundred KB."""
+    for sndbuf in (0, 65536):
+        port, _ = unread_node(st, http_send_buffer=sndbuf)
+        assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+        s = never_reader(port, big)
+        try:
+            time.sleep(1.0)
+            q = kernel_send_queue(port, s.getsockname()[1])
+            assert q is not None
+            if sndbuf == 0:
+                assert q > 1_000_000, q
+            else:
+                assert q < 400_000, q
+        finally:
+            s.close()
