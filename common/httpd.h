@@ -516,14 +516,13 @@ void ons_httpd_gate_stop(void);
 /* Client connections open now. */
 int ons_httpd_gate_open(void);
 /* The answer bytes accepted but not yet written to the gated sockets,
- * node-wide (0 without the gate): for each connection, what nng's last
- * sendmsg on it did not get into the kernel (nng keeps that copy until the
- * socket takes it) plus the rest of an answer made at the gate that the
- * socket has not taken. A reply made but not yet offered to the socket
- * (microseconds, a few per thread) is not counted. The server refuses
- * large answers past its budget from this (ingress, http.unsent_budget);
- * the gate's send_timeout_ms reclaims what stalled readers hold. Any
- * thread, one atomic load. */
+ * node-wide (0 without the gate): for each connection, the buffer of a
+ * write of nng's that the socket has not taken whole (its largest
+ * sendmsg offer: nng holds the buffer whole until the write ends) plus
+ * the rest of an answer made at the gate that the socket has not taken. A reply made but not yet
+ * offered to the socket (microseconds, a few per thread) is not counted. The server refuses large
+ * answers past its budget from this (ingress, http.unsent_budget); the gate's send_timeout_ms
+ * reclaims what stalled readers hold. Any thread, one atomic load. */
 long long ons_httpd_unsent_bytes(void);
 
 #endif

@@ -95,8 +95,8 @@ typedef struct slot {
     char *out;
     size_t out_len, out_off;
     size_t out_counted; /* of out, what unsent_total holds; under out_busy */
-    /* What nng's last sendmsg on the socket did not get into the kernel
-     * (nng keeps those bytes until it does), in unsent_total. */
+    /* The bytes a write of nng's on the socket holds while the socket has
+     * not taken it whole (owe: its largest offer), in unsent_total. */
     atomic_llong unsent;
     /* When a send on the socket last made progress, or the connection
      * began to owe bytes (the send timeout counts from here). */
