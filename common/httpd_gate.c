@@ -1683,10 +1683,16 @@ static void sweep(void)
             continue;
         }
         /* a head: from its start; between requests, or a body (the
-         * server's own body timeout ends that): from the last byte */
+         * server's own body timeout ends that): from the last byte,
+         * received or (between requests) taken by the socket: a slow
+         * reader of a large answer is not idle while it progresses (a
+         * stall is send_stalled's) */
         int64_t since = ph == ONS_HEAD_IN || (ph == ONS_HEAD_IDLE && !between)
                             ? atomic_load_explicit(&s->head_start_ms, memory_order_relaxed)
                             : atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed);
+        int64_t tx = atomic_load_explicit(&s->last_tx_ms, memory_order_relaxed);
+        if (between && tx > since)
+            since = tx;
         if (now - since >= limit)
             kill_conn(fd, s, g.o.timed_out);
     }
