@@ -776,6 +776,8 @@ const char *ons_httpd_reason(int status)
         return "Payload Too Large";
     case 414:
         return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
     case 415:
         return "Unsupported Media Type";
     case 422:
@@ -926,6 +928,7 @@ static char *put_header(char *w, const char *name, size_t nl, const char *value,
 }
 
 _Thread_local nng_http_conn *ons_httpd_io;
+_Thread_local int ons_httpd_uncounted;
 int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
 ssize_t (*_Atomic ons_httpd_held_body)(nng_http_conn *conn, void *buf, size_t len);
 
@@ -1019,7 +1022,9 @@ static int send_now(ons_httpd_pending *p, int fd, const direct_head *h, const vo
     struct iovec iov[2] = {{.iov_base = head, .iov_len = hl},
                            {.iov_base = (void *)data, .iov_len = bl}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = bl ? 2 : 1};
+    ons_httpd_uncounted = 1;
     ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ons_httpd_uncounted = 0;
     if (n == (ssize_t)(hl + bl)) {
         nng_aio_set_output(p->aio, 0, NULL);
         nng_aio_finish(p->aio, 0); /* nng reads the next request */

@@ -109,13 +109,11 @@ typedef struct ons_httpd_table {
 /* The initializer of a table over count rows of type row_type, whose
  * fields name, method and pattern are const char *. */
 #define ONS_HTTPD_TABLE_INIT(row_array, n, row_type, dots)                                         \
-    {.rows = (row_array),                                                                          \
-     .count = (n),                                                                                 \
-     .stride = sizeof(row_type),                                                                   \
-     .method_off = offsetof(row_type, method),                                                     \
-     .pattern_off = offsetof(row_type, pattern),                                                   \
-     .name_off = offsetof(row_type, name),                                                         \
-     .path_dots = (dots)}
+    {                                                                                              \
+        .rows = (row_array), .count = (n), .stride = sizeof(row_type),                             \
+        .method_off = offsetof(row_type, method), .pattern_off = offsetof(row_type, pattern),      \
+        .name_off = offsetof(row_type, name), .path_dots = (dots)                                  \
+    }
 
 /* The row's name (its metric label), or "unmatched" when i is -1. */
 const char *ons_httpd_route_name(const ons_httpd_table *t, long i);
@@ -389,6 +387,11 @@ void ons_httpd_direct_drain(void);
  * before nng frees conn: a later connection given conn's address is never
  * found on the old socket. */
 extern _Thread_local nng_http_conn *ons_httpd_io;
+/* Set by ons_httpd_finish_direct around its own sendmsg of an answer
+ * (whose body it does not copy): the gate does not count what that send
+ * leaves in ons_httpd_unsent_bytes, since the rest is copied into a write
+ * of nng's, whose sendmsg it counts. */
+extern _Thread_local int ons_httpd_uncounted;
 extern int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
 /* The gate's side of ons_httpd_take_body (NULL without the gate). */
 extern ssize_t (*_Atomic ons_httpd_held_body)(nng_http_conn *conn, void *buf, size_t len);
@@ -438,7 +441,18 @@ typedef struct ons_httpd_gate_opts {
     long long header_timeout_ms;
     long long idle_timeout_ms;
     long long crowded_timeout_ms;
+    /* A connection with answer bytes the socket has not taken (nng's
+     * write, or the rest of an answer made at the gate) and no send that
+     * made progress for this long is shut down (a client that stopped
+     * reading). 0: never. */
+    long long send_timeout_ms;
+    /* > 0: SO_SNDBUF of each admitted client socket (the kernel doubles
+     * it), which bounds the kernel memory a client that does not read can
+     * pin (autotuned, up to net.ipv4.tcp_wmem's maximum, otherwise);
+     * 0: the kernel's autotuning. */
+    long long send_buffer;
     ons_counter *refused;   /* clients refused at accept */
+    ons_counter *stalled;   /* connections shut down by send_timeout_ms */
     ons_counter *timed_out; /* connections shut down by a timeout */
     ons_counter *bad_heads; /* heads answered 400/414/431 by the gate */
     ons_counter *answered;  /* requests answered at the gate (answer) */
@@ -501,5 +515,14 @@ int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port);
 void ons_httpd_gate_stop(void);
 /* Client connections open now. */
 int ons_httpd_gate_open(void);
+/* The answer bytes accepted but not yet written to the gated sockets,
+ * node-wide (0 without the gate): for each connection, the buffer of a
+ * write of nng's that the socket has not taken whole (its largest
+ * sendmsg offer: nng holds the buffer whole until the write ends) plus
+ * the rest of an answer made at the gate that the socket has not taken. A reply made but not yet
+ * offered to the socket (microseconds, a few per thread) is not counted. The server refuses large
+ * answers past its budget from this (ingress, http.unsent_budget); the gate's send_timeout_ms
+ * reclaims what stalled readers hold. Any thread, one atomic load. */
+long long ons_httpd_unsent_bytes(void);
 
 #endif

@@ -94,6 +94,13 @@ typedef struct slot {
     atomic_int out_busy, out_pending;
     char *out;
     size_t out_len, out_off;
+    size_t out_counted; /* of out, what unsent_total holds; under out_busy */
+    /* The bytes a write of nng's on the socket holds while the socket has
+     * not taken it whole (owe: its largest offer), in unsent_total. */
+    atomic_llong unsent;
+    /* When a send on the socket last made progress, or the connection
+     * began to owe bytes (the send timeout counts from here). */
+    atomic_llong last_tx_ms;
     /* Idle connections read on the gate's own threads (steal, below).
      * parked: the reader's last readv ended between requests with nothing
      * of nng's in flight (reader's own; read by nng's epoll_ctl on the
@@ -135,6 +142,30 @@ typedef struct slot {
 #define CONN_TABLE  (1 << 16)
 #define CONN_PROBES 4
 static atomic_int conn_table[CONN_TABLE];
+
+/* Answer bytes accepted but not yet written, over every gated socket
+ * (ons_httpd_unsent_bytes): each slot's unsent and out_counted. */
+static atomic_llong unsent_total;
+
+long long ons_httpd_unsent_bytes(void)
+{
+    return atomic_load_explicit(&unsent_total, memory_order_relaxed);
+}
+
+/* Sets s's count of nng's unsent bytes to v; progressed: the kernel took
+ * some bytes of the socket's answers just now. The clock is read only
+ * while something is owed, so a socket that takes every answer whole (the
+ * common case) pays one relaxed load. */
+static void unsent_set(slot *s, long long v, int progressed)
+{
+    long long old = atomic_load_explicit(&s->unsent, memory_order_relaxed);
+    if (v == 0 && old == 0)
+        return;
+    atomic_store_explicit(&s->unsent, v, memory_order_relaxed);
+    atomic_fetch_add_explicit(&unsent_total, v - old, memory_order_relaxed);
+    if (progressed || old == 0)
+        atomic_store_explicit(&s->last_tx_ms, ons_mono_ms(), memory_order_relaxed);
+}
 
 static struct {
     pthread_mutex_t mu;
@@ -284,12 +315,27 @@ static void out_unlock(slot *s)
     atomic_store(&s->out_busy, 0);
 }
 
+/* Brings unsent_total up to date with s's pending answer bytes; the
+ * caller holds out_busy. progressed: the socket just took some. */
+static void out_count(slot *s, int progressed)
+{
+    size_t v = s->out ? s->out_len - s->out_off : 0;
+    if (v == s->out_counted && !progressed)
+        return;
+    if (progressed || s->out_counted == 0)
+        atomic_store_explicit(&s->last_tx_ms, ons_mono_ms(), memory_order_relaxed);
+    atomic_fetch_add_explicit(&unsent_total, (long long)v - (long long)s->out_counted,
+                              memory_order_relaxed);
+    s->out_counted = v;
+}
+
 /* Drops s's pending answer bytes; the caller holds out_busy. */
 static void out_clear(slot *s)
 {
     free(s->out);
     s->out = NULL;
     s->out_len = s->out_off = 0;
+    out_count(s, 0);
     atomic_store_explicit(&s->out_pending, 0, memory_order_release);
 }
 
@@ -303,6 +349,8 @@ static void out_send(int fd, slot *s)
     s->out_off += k;
     if (s->out_off == s->out_len || gone)
         out_clear(s);
+    else
+        out_count(s, k > 0);
 }
 
 /* 1 when fd has no answer bytes of the gate left to send (after sending
@@ -339,6 +387,7 @@ static int queue_behind(int fd, const char *buf, size_t n)
             memcpy(b + s->out_len, buf, n);
             s->out = b;
             s->out_len += n;
+            out_count(s, 0);
         }
         queued = 1; /* out of memory: the refusal is lost, never sent ahead */
     }
@@ -750,6 +799,10 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
 static void admit(int nfd)
 {
     slot *s = &g.slots[nfd];
+    if (g.o.send_buffer > 0) {
+        int v = (int)g.o.send_buffer;
+        (void)setsockopt(nfd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    }
     pthread_mutex_lock(&g.mu);
     s->killed = s->answered = 0;
     s->refused = NULL;
@@ -838,6 +891,7 @@ int close(int fd)
             drain_input(fd);
         free(g.slots[fd].held);
         g.slots[fd].held = NULL;
+        unsent_set(&g.slots[fd], 0, 0); /* nng's write ended with the socket */
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
@@ -904,20 +958,65 @@ static void learn_conn(int fd, nng_http_conn *conn)
     atomic_store_explicit(&conn_table[at], fd + 1, memory_order_relaxed);
 }
 
+/* The bytes msg's iovecs hold. */
+static size_t msg_bytes(const struct msghdr *msg)
+{
+    size_t t = 0;
+    for (size_t i = 0; i < (size_t)msg->msg_iovlen; i++)
+        t += msg->msg_iov[i].iov_len;
+    return t;
+}
+
+/* A write of nng's on s's socket offered t bytes and the socket took
+ * sent (0 when it took none): until the write is whole, nng holds the
+ * whole buffer it began with (a response object keeps its head and body;
+ * a direct answer's buffer its rest), so the slot counts the largest
+ * offer since it last owed nothing, not what is left of it. */
+static void owe(slot *s, size_t t, size_t sent)
+{
+    if (sent >= t) {
+        unsent_set(s, 0, sent > 0);
+        return;
+    }
+    long long old = atomic_load_explicit(&s->unsent, memory_order_relaxed);
+    unsent_set(s, old >= (long long)t ? old : (long long)t, sent > 0);
+}
+
+/* A sendmsg of n (or -1) bytes of msg on s's socket (see owe). An error
+ * other than a full socket ends the write: nothing is owed. A send of
+ * ons_httpd_finish_direct's own (ons_httpd_uncounted) is not counted:
+ * what it leaves is copied into a write of nng's, whose sendmsg is. */
+static void note_sent(slot *s, const struct msghdr *msg, ssize_t n)
+{
+    if (ons_httpd_uncounted)
+        return;
+    int e = errno;
+    if (n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+        unsent_set(s, 0, 0);
+    else
+        owe(s, msg_bytes(msg), n > 0 ? (size_t)n : 0);
+    errno = e;
+}
+
 /* nng's sendmsg of a connection's write. Under a direct answer's write
  * through nng (ons_httpd_io set on this thread), the first sendmsg is
  * that connection's (httpd.h): its descriptor is noted. */
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    if (fd >= 0 && fd < g.nslots &&
-        atomic_load_explicit(&g.slots[fd].out_pending, memory_order_acquire) &&
-        !out_flushed(fd, &g.slots[fd])) {
+    slot *s =
+        fd >= 0 && fd < g.nslots && atomic_load_explicit(&g.slots[fd].client, memory_order_acquire)
+            ? &g.slots[fd]
+            : NULL;
+    if (s && atomic_load_explicit(&s->out_pending, memory_order_acquire) && !out_flushed(fd, s)) {
         /* An answer made at the gate is not all sent: nng's bytes wait
          * (nng waits for the socket to take more, then calls again). */
+        owe(s, msg_bytes(msg), 0);
         errno = EAGAIN;
         return -1;
     }
     ssize_t n = ((sendmsg_fn)real("sendmsg", &real_sendmsg))(fd, msg, flags);
+    if (s)
+        note_sent(s, msg, n);
     nng_http_conn *conn = ons_httpd_io;
     if (conn) {
         ons_httpd_io = NULL;
@@ -1244,6 +1343,7 @@ static void send_answer(int fd, slot *s, const char *buf, size_t n)
     s->out = rest;
     s->out_len = n - sent;
     s->out_off = 0;
+    out_count(s, 0);
     atomic_store_explicit(&s->out_pending, 1, memory_order_release);
     out_unlock(s);
     arm_out(fd);
@@ -1530,6 +1630,31 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
  * while crowded (a client was just refused, or 90% of the cap is open)
  * heads and new connections get crowded_timeout_ms. nng sees the shutdown
  * as the peer leaving and closes the connection. */
+/* Shuts fd's connection down (nng then sees the peer gone and closes it),
+ * once, counting it in c. g.mu: the descriptor is not closed meanwhile. */
+static void kill_conn(int fd, slot *s, ons_counter *c)
+{
+    pthread_mutex_lock(&g.mu);
+    if (atomic_load(&s->client) && !s->killed) {
+        s->killed = 1;
+        sys_shutdown(fd, SHUT_RDWR);
+        count(c);
+    }
+    pthread_mutex_unlock(&g.mu);
+}
+
+/* 1 when s owes its client answer bytes (nng's or the gate's) and no
+ * send on it made progress for send_timeout_ms: a client that stopped
+ * reading holds that memory (and counts against the server's budget of
+ * unsent bytes) until this cuts it. */
+static int send_stalled(slot *s, int64_t now)
+{
+    if (g.o.send_timeout_ms <= 0 || (!atomic_load_explicit(&s->unsent, memory_order_relaxed) &&
+                                     !atomic_load_explicit(&s->out_pending, memory_order_relaxed)))
+        return 0;
+    return now - atomic_load_explicit(&s->last_tx_ms, memory_order_relaxed) >= g.o.send_timeout_ms;
+}
+
 static void sweep(void)
 {
     int64_t now = ons_mono_ms();
@@ -1553,20 +1678,23 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
+        if (send_stalled(s, now)) {
+            kill_conn(fd, s, g.o.stalled);
+            continue;
+        }
         /* a head: from its start; between requests, or a body (the
-         * server's own body timeout ends that): from the last byte */
+         * server's own body timeout ends that): from the last byte,
+         * received or (between requests) taken by the socket: a slow
+         * reader of a large answer is not idle while it progresses (a
+         * stall is send_stalled's) */
         int64_t since = ph == ONS_HEAD_IN || (ph == ONS_HEAD_IDLE && !between)
                             ? atomic_load_explicit(&s->head_start_ms, memory_order_relaxed)
                             : atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed);
-        if (now - since < limit)
-            continue;
-        pthread_mutex_lock(&g.mu);
-        if (atomic_load(&s->client) && !s->killed) {
-            s->killed = 1;
-            sys_shutdown(fd, SHUT_RDWR);
-            count(g.o.timed_out);
-        }
-        pthread_mutex_unlock(&g.mu);
+        int64_t tx = atomic_load_explicit(&s->last_tx_ms, memory_order_relaxed);
+        if (between && tx > since)
+            since = tx;
+        if (now - since >= limit)
+            kill_conn(fd, s, g.o.timed_out);
     }
 }
 

@@ -64,6 +64,12 @@ void ing_route_metrics(ing_req *r)
                           "");
     if (g)
         ons_gauge_set(g, app->monitor ? ing_monitor_partitions_differ(app->monitor) : 0);
+    g = ons_metrics_gauge(app->metrics, "onsale_ingress_unsent_bytes",
+                          "Answer bytes made but not yet taken by the clients' sockets "
+                          "(http.unsent_budget).",
+                          "");
+    if (g)
+        ons_gauge_set(g, (double)ons_httpd_unsent_bytes());
     g = ons_metrics_gauge(app->metrics, "onsale_ingress_producer_rebuilds",
                           "Kafka producer rebuilds after fatal errors.", "");
     if (g)

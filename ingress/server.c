@@ -35,6 +35,12 @@ struct ing_server {
      * clients, authenticated or not, can make ingress hold before a
      * handler runs. */
     atomic_llong body_bytes;
+    ons_counter *unsent_refused; /* GET answers refused for http.unsent_budget */
+    /* Bytes of large answers being made now (reply), counted against
+     * http.unsent_budget until their first send is (the gate counts it
+     * then): answers made at once on several threads cannot all pass the
+     * same check. */
+    atomic_llong making;
     /* Stopping closes the connections, and nng frees a request's head with
      * its connection: on_body may read that head (dispatch) only while
      * stopping is 0, and the stop waits for the dispatches under way
@@ -58,6 +64,8 @@ static void req_free(ing_req *r)
     free(r->inm);
     if (r->body_aio)
         nng_aio_reap(r->body_aio); /* may be running its own callback */
+    if (r->cont_aio)
+        nng_aio_reap(r->cont_aio); /* its write may be under way */
     ons_recycle_free(r);
 }
 
@@ -116,11 +124,60 @@ static void reply_headers(const ing_req *r, const char *const *headers,
     h[n] = NULL;
 }
 
+/* Whether r's answer of len body bytes counts against the node's budget
+ * of answer bytes not yet taken by their sockets (http.unsent_budget): a
+ * GET (a read the client may repeat; a write's answer is never replaced)
+ * larger than http.unsent_small, but /metrics (it shows the attack). */
+static int budgeted(const ing_req *r, const void *data, size_t len)
+{
+    return data && (long long)len > r->app->o.http_unsent_small && strcmp(r->method, "GET") == 0 &&
+           !(r->route && strcmp(r->route->name, "metrics") == 0);
+}
+
+/* Counts len in s->making; 1 when it fits beside what clients that do not
+ * read already hold and the answers being made, else 0 (uncounted, the
+ * refusal counted). A large answer is refused rather than a stalled
+ * reader cut: the refusal is small, costs the client one retry and never
+ * harms a client that reads; http.send_timeout_ms reclaims what stalled
+ * readers hold. */
+static int unsent_admit(ing_server *s, size_t len)
+{
+    long long making = atomic_fetch_add(&s->making, (long long)len) + (long long)len;
+    if (ons_httpd_unsent_bytes() + making <= s->app->o.http_unsent_budget)
+        return 1;
+    atomic_fetch_sub(&s->making, (long long)len);
+    if (s->unsent_refused)
+        ons_counter_add(s->unsent_refused, 1);
+    return 0;
+}
+
+static void reply_now(ing_req *r, int status, const char *content_type, const void *data,
+                      size_t len, int static_body, const char *const *headers);
+
 /* The one reply path. static_body: data outlives the server (not copied).
  * headers: name/value pairs, NULL-terminated, or NULL; a "Cache-Control"
- * among them replaces the default no-store. */
+ * among them replaces the default no-store. A large GET answer past
+ * http.unsent_budget is a 503 overloaded instead. */
 static void reply(ing_req *r, int status, const char *content_type, const void *data, size_t len,
                   int static_body, const char *const *headers)
+{
+    if (!budgeted(r, data, len)) {
+        reply_now(r, status, content_type, data, len, static_body, headers);
+        return;
+    }
+    ing_server *s = r->srv;
+    if (!unsent_admit(s, len)) {
+        ing_failf(r, NULL, ING_E_OVERLOADED, NULL,
+                  "Too many answers are waiting for their clients to read them; retry shortly.");
+        return;
+    }
+    /* r is freed by the reply; its first send is counted by the gate */
+    reply_now(r, status, content_type, data, len, static_body, headers);
+    atomic_fetch_sub(&s->making, (long long)len);
+}
+
+static void reply_now(ing_req *r, int status, const char *content_type, const void *data,
+                      size_t len, int static_body, const char *const *headers)
 {
     ing_server *s = r->srv;
     const char *h[REPLY_HEADERS_MAX];
@@ -419,9 +476,39 @@ static void on_body(void *arg)
     atomic_fetch_sub(&s->body_reads, 1);
 }
 
+/* The interim answer a client that sent "Expect: 100-continue" waits for
+ * before it sends its body (RFC 9110, 10.1.1). nng writes from it. */
+static char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* What hreq's Expect header asks: 0 nothing (none, or HTTP/1.0, where the
+ * RFC says to ignore it), 1 100-continue, -1 another expectation (417). */
+static int expectation(nng_http_req *hreq)
+{
+    const char *ex = nng_http_req_get_header(hreq, "Expect");
+    if (!ex || strcmp(nng_http_req_get_version(hreq), "HTTP/1.1") != 0)
+        return 0;
+    return strcasecmp(ex, "100-continue") == 0 ? 1 : -1;
+}
+
+/* Tells a client that waits for it to send its body: the body will be
+ * read (its length fits http.max_body and http.body_budget). Before the
+ * body read, on nng's write queue: a client that sends its body without
+ * waiting meets no harm (a 100 before the final answer is always
+ * allowed). Should the write fail, the body read fails or times out as
+ * any. */
+static void send_continue(ing_req *r, nng_http_conn *conn)
+{
+    if (nng_aio_alloc(&r->cont_aio, NULL, NULL) != 0)
+        return;
+    nng_iov iov = {.iov_buf = continue_100, .iov_len = sizeof continue_100 - 1};
+    nng_aio_set_iov(r->cont_aio, 1, &iov);
+    nng_http_conn_write_all(conn, r->cont_aio);
+}
+
 /* Reads r's declared body of len bytes (then on_body dispatches it), or
- * refuses it when the server holds too many bodies already. */
-static void read_body(ing_server *s, ing_req *r, nng_http_conn *conn, size_t len)
+ * refuses it when the server holds too many bodies already. expect: the
+ * client waits for a 100 Continue before it sends the body. */
+static void read_body(ing_server *s, ing_req *r, nng_http_conn *conn, size_t len, int expect)
 {
     /* Half-sent bodies by the thousand must not grow memory: past the
      * budget a body is refused from its head, as one over http.max_body. */
@@ -456,6 +543,8 @@ static void read_body(ing_server *s, ing_req *r, nng_http_conn *conn, size_t len
      * stops); on_body then still runs once and its reply is dropped. */
     ons_httpd_live_add(&s->live, &r->pend);
     atomic_fetch_add(&s->body_reads, 1);
+    if (expect)
+        send_continue(r, conn);
     ons_httpd_read_body(conn, r->body_aio);
 }
 
@@ -522,7 +611,9 @@ static int gate_answer(void *arg, ons_httpd_sink *out)
 }
 
 /* Called by nng with the request head only (no body read yet): checks the
- * framing, then reads a declared body of at most http.max_body bytes
+ * framing and the expectation (a 100 Continue is sent only for a body
+ * that will be read; one refused from its head, 413 or 503, gets none),
+ * then reads a declared body of at most http.max_body bytes
  * with a deadline, then dispatches. A body is never read before its
  * length is known to fit. */
 static void on_http(nng_aio *aio)
@@ -549,10 +640,17 @@ static void on_http(nng_aio *aio)
         ing_fail_httpd(r, &e);
         return;
     }
-    if (len == 0)
+    /* An expectation is about a body (RFC 9110 lets a server ignore it
+     * otherwise): a request without one pays no header lookup. */
+    int expect = len > 0 ? expectation(hreq) : 0;
+    if (expect < 0) {
+        r->close = 1; /* the body may follow or not: it cannot be framed */
+        ing_fail(r, NULL, ING_E_EXPECTATION_FAILED, NULL);
+    } else if (len == 0) {
         dispatch(s, r, hreq);
-    else
-        read_body(s, r, conn, len);
+    } else {
+        read_body(s, r, conn, len, expect);
+    }
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -569,6 +667,13 @@ static int start_gate(ing_server *s, ing_app *app)
         .header_timeout_ms = app->o.http_header_timeout_ms,
         .idle_timeout_ms = app->o.http_idle_timeout_ms,
         .crowded_timeout_ms = app->o.http_crowded_timeout_ms,
+        .send_timeout_ms = app->o.http_send_timeout_ms,
+        .send_buffer = app->o.http_send_buffer,
+        .stalled = ons_metrics_counter(
+            app->metrics, "onsale_ingress_connections_send_stalled_total",
+            "Connections closed because their answer made no progress into the socket for "
+            "http.send_timeout_ms (a client that stopped reading).",
+            ""),
         .refused = ons_metrics_counter(app->metrics, "onsale_ingress_connections_refused_total",
                                        "Clients refused at accept: connection cap or reserve.", ""),
         .timed_out =
@@ -624,6 +729,12 @@ int ing_server_start(ing_app *app, ing_server **out)
         ing_server_free(s);
         return ONS_ENOMEM;
     }
+    s->unsent_refused = ons_metrics_counter(
+        app->metrics, "onsale_ingress_unsent_refused_total",
+        "GET answers refused (503 overloaded) because the answers clients have not read "
+        "filled http.unsent_budget.",
+        "");
+    atomic_init(&s->making, 0);
     atomic_init(&s->body_reads, 0);
     atomic_init(&s->body_bytes, 0);
     atomic_init(&s->stopping, 0);

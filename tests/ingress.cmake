@@ -30,6 +30,8 @@ onsale_pytest(it_ingress_direct_replies test_ingress_direct_replies.py)
 onsale_pytest(it_ingress_hostile_pipelines test_ingress_hostile_pipelines.py)
 # Hostile clients on connections the gate's own reader threads hold (http.gate_threads).
 onsale_pytest(it_ingress_hostile_gate test_ingress_hostile_gate.py)
+# Clients that never read a large answer: the unsent budget, the send stall timeout, SO_SNDBUF.
+onsale_pytest(it_ingress_unread test_ingress_unread.py)
 # Every operation of schemas/openapi.yaml under bad ids, queries, headers and bodies.
 onsale_pytest(it_ingress_hostile_routes test_ingress_hostile_routes.py)
 # Every operation of schemas/openapi.yaml answered as it promises, over one journey.

@@ -75,12 +75,17 @@ def read_responses(sock, n, heads=(), timeout=10.0, wait_close=True):
     """n answers off sock, framed by Content-Length (none for the indexes in
     heads, answers to HEAD). Returns [(status line, [(name, value)], body)]
     and whether the server closed the connection right after the last (None
-    unless wait_close: that takes half a second when it does not)."""
+    unless wait_close: that takes half a second when it does not). An
+    interim 100 Continue (a request with Expect: 100-continue) is skipped,
+    as a client does (RFC 9110, 15.2)."""
     sock.settimeout(timeout)
     buf, out = b"", []
     deadline = time.time() + timeout
     while len(out) < n:
         hd, sep, rest = buf.partition(b"\r\n\r\n")
+        if sep and hd == b"HTTP/1.1 100 Continue":
+            buf = rest
+            continue
         if sep:
             lines = hd.decode().split("\r\n")
             hs = [(k, v.strip()) for k, v in (ln.split(":", 1) for ln in lines[1:])]

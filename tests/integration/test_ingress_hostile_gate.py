@@ -436,3 +436,109 @@ def test_idle_held_connections_up_to_the_cap_and_over(st):
     s.sendall(poll(st))
     assert [g[0] for g in read_answers(s, 1)] == [200]
     s.close()
+
+
+# ---- Expect: 100-continue (RFC 9110, 10.1.1) ------------------------------------------
+
+def join_head(st, expect, version="HTTP/1.1", length=None):
+    """A join's head (no body) with an Expect header of value expect."""
+    tok = st.token(next(_users))
+    lines = [f"POST /v1/events/{st.ev}/intents {version}", "Host: x",
+             f"Authorization: Bearer {tok}", "Content-Type: application/json",
+             f"Content-Length: {len(BODY) if length is None else length}", f"Expect: {expect}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@pytest.mark.parametrize("port", ["port", "port_nng"])
+def test_a_join_that_expects_100_continue_gets_it_before_its_body(st, port):
+    """The head alone, then a wait: the 100 arrives (before, nothing came and
+    the client waited for its own timeout: curl 1 s), then the body is sent
+    and the join answered 202."""
+    s = connect(getattr(st, port), timeout=10)
+    try:
+        s.sendall(join_head(st, "100-continue"))
+        s.settimeout(0.5)
+        got = b""
+        while len(got) < len(CONTINUE):
+            b = s.recv(len(CONTINUE) - len(got))  # socket.timeout fails the test
+            assert b, got
+            got += b
+        assert got == CONTINUE
+        s.settimeout(10)
+        s.sendall(BODY)
+        assert [g[0] for g in read_answers(s, 1)] == [202]
+    finally:
+        s.close()
+
+
+def test_a_body_refused_from_its_head_gets_no_100(st):
+    """A declared body over http.max_body: 413 at once, no 100, closed."""
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(join_head(st, "100-continue", length=10 ** 6))
+        data, end = read_to_eof(s, timeout=5)
+        assert not data.startswith(b"HTTP/1.1 100"), data[:200]
+        json_error(responses(data)[0], 413, "payload_too_large")
+        assert end in ("eof", "reset"), end
+    finally:
+        s.close()
+
+
+def test_an_unknown_expectation_is_417(st):
+    """Any expectation but 100-continue on a request with a body: 417
+    expectation_failed, no 100, the connection closed (the body may follow
+    or not). On a request without a body it is ignored (RFC 9110 allows
+    it; a GET pays no header lookup for it)."""
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(join_head(st, "fly-to-the-moon"))
+        data, end = read_to_eof(s, timeout=5)
+        assert end in ("eof", "reset"), end
+        assert not data.startswith(b"HTTP/1.1 100"), data[:200]
+        json_error(responses(data)[0], 417, "expectation_failed")
+    finally:
+        s.close()
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(head("GET", f"/v1/events/{st.ev}", ["Expect: fly-to-the-moon"]))
+        assert [g[0] for g in read_answers(s, 1)] == [200]
+    finally:
+        s.close()
+
+
+def test_http_1_0_gets_no_100(st):
+    """An HTTP/1.0 request's Expect is ignored (RFC 9110): no 100, the body
+    is read when it comes, then the answer."""
+    s = connect(st.port, timeout=10)
+    try:
+        s.sendall(join_head(st, "100-continue", version="HTTP/1.0"))
+        s.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            s.recv(64)
+        s.sendall(BODY)
+        data, _ = read_to_eof(s, timeout=10)
+        assert data.startswith(b"HTTP/1.1 202 "), data[:200]
+    finally:
+        s.close()
+
+
+def test_curl_posting_with_expect_100_continue_does_not_wait(st):
+    """curl sends the head, waits for the 100 (--expect100-timeout: 5 s
+    here, 1 s by default) and only then the body. It gets the 100 and the
+    202 well before its timeout (before: it waited the timeout out)."""
+    import subprocess
+    tok = st.token(next(_users))
+    t0 = time.time()
+    p = subprocess.run(
+        ["curl", "-sS", "-v", "--expect100-timeout", "5", "-o", "/dev/null", "-w", "%{http_code}",
+         "-H", "Expect: 100-continue", "-H", f"Authorization: Bearer {tok}",
+         "-H", "Content-Type: application/json", "--data-binary", BODY.decode(),
+         f"http://127.0.0.1:{st.port}/v1/events/{st.ev}/intents"],
+        capture_output=True, text=True, timeout=30)
+    took = time.time() - t0
+    assert p.stdout == "202", (p.stdout, p.stderr[-2000:])
+    assert "HTTP/1.1 100 Continue" in p.stderr, p.stderr[-2000:]
+    assert took < 4, took

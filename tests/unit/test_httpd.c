@@ -1009,6 +1009,45 @@ START_TEST(a_kept_answer_goes_as_the_client_reads)
 }
 END_TEST
 
+/* Waits (at most 3 s) until ons_httpd_unsent_bytes() is at least lo and at
+ * most hi; returns it. */
+static long long unsent_within(long long lo, long long hi)
+{
+    long long v = ons_httpd_unsent_bytes();
+    for (int t = 0; t < 300 && (v < lo || v > hi); t++) {
+        usleep(10 * 1000);
+        v = ons_httpd_unsent_bytes();
+    }
+    return v;
+}
+
+/* ons_httpd_unsent_bytes (http.unsent_budget's count): an answer made at
+ * the gate that the socket took in part counts its kept rest while the
+ * client does not read, and nothing once the client read it all; the
+ * same when the client leaves without reading (the close drops it). */
+START_TEST(unsent_bytes_follow_the_unread_answer)
+{
+    nng_http_server *srv = NULL;
+    int port = start_gated_server(&srv, 1);
+    ck_assert_int_eq(unsent_within(0, 0), 0);
+    for (int leave = 0; leave < 2; leave++) {
+        int fd = dial(port, 4096);
+        send_all(fd, "GET /g/huge/0 HTTP/1.1\r\nHost: x\r\n\r\n");
+        long long v = unsent_within(HUGE_LEN / 2, HUGE_LEN + 4096);
+        ck_assert_msg(v >= HUGE_LEN / 2 && v <= HUGE_LEN + 4096, "unsent %lld", v);
+        static char buf[1 << 16];
+        for (size_t have = 0; !leave && have < HUGE_LEN;) {
+            ssize_t k = recv(fd, buf, sizeof buf, 0);
+            ck_assert_int_gt(k, 0);
+            have += (size_t)k;
+        }
+        close(fd);
+        ck_assert_int_eq(unsent_within(0, 0), 0);
+    }
+    stop_direct_server(&srv);
+}
+END_TEST
+
 /* ---- requests taken at the gate and answered later (a join) ------------------ */
 
 /* Waits (at most 3 s) until every request taken for later was answered. */
@@ -1259,6 +1298,7 @@ int main(void)
         {"gate_threads_body", gate_threads_leave_a_body_to_nng},
         {"gate_threads_close", gate_threads_let_go_of_closed_connections},
         {"gate_kept_answer", a_kept_answer_goes_as_the_client_reads},
+        {"unsent_bytes", unsent_bytes_follow_the_unread_answer},
         {"later_order", later_answers_keep_order},
         {"later_order_threads", later_answers_keep_order_threads},
         {"later_control_unheld", later_answers_control_unheld},

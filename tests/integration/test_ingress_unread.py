@@ -1,0 +1,275 @@
+"""test_ingress_unread.py - clients that ask for a large answer and never
+read it (docs/http-edge.md "Answers nobody reads"): the node-wide budget
+of answer bytes not yet taken by the sockets (http.unsent_budget, 503
+overloaded past it, small answers always served), the send stall timeout
+(http.send_timeout_ms) and the clients' send buffer (http.send_buffer).
+The large answer is the public draw list of a 100,000-entrant event
+(3.5 MB). Each case has its control (the limit off) in the same test.
+
+The module's stack is checked_stack: each ingress must exit 0 without a
+sanitizer report. Run it on the ASan build too.
+"""
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import checked_stack, metric  # noqa: E402
+from test_ingress_direct_replies import read_to_eof, split_answers  # noqa: E402
+from test_ingress_hostile import connect, head, ingress_pid, json_error, responses, rss_kb  # noqa: E402
+from test_ingress_hostile_gate import join, poll, view, _users  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def st():
+    with checked_stack(partitions=1) as s:
+        s.start_ingress()
+        s.ev = s.create_event(sections=[("A", 20, 50, 5000)], max_per_user=1)
+        s.fan = s.token(next(_users))
+        _, b = s.join_ok(s.ev, s.fan)
+        s.poll = b["status_url"]
+        yield s
+
+
+# ---- answers nobody reads (http.unsent_budget, http.send_timeout_ms) ---------------
+
+# A public draw list of 3.5 MB: the kernel takes ~2.8 MB of an answer
+# into a never-reader's socket on loopback (tcp_wmem's 4 MB autotuned
+# send buffer), so a smaller one (700 KB for 20,000) costs ingress nothing.
+ENTRANTS = 100000
+
+
+@pytest.fixture(scope="module")
+def big(st):
+    """A pre-queue event whose public draw list is 3.5 MB (the large
+    answer), its sale open."""
+    from test_hostile_costs import draw_event
+    ev, opens = draw_event(st, ENTRANTS)
+    time.sleep(max(0.0, opens + 0.3 - time.time()))
+    return f"/v1/events/{ev}/draw"
+
+
+def unread_node(st, **o):
+    """Another ingress whose idle timeout does not cut the readers below;
+    returns (port, pid). st.port stays the module's."""
+    main = st.ingress_port
+    opts = dict(http_idle_timeout_ms=60000, draw_cache_ttl_ms=60000,
+                ratelimit_poll_user_per_min=1000000, ratelimit_poll_user_burst=1000000)
+    opts.update(o)
+    port = int(st.start_ingress(**opts).rsplit(":", 1)[1])
+    pid = ingress_pid(st)
+    st.ingress_port = main
+    return port, pid
+
+
+def never_reader(port, path):
+    """A connection with a 4 KiB receive buffer that asks for path and
+    never reads."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(head("GET", path))
+    return s
+
+
+def first_status(s):
+    """The status of the first answer a never-reader was sent (0: none)."""
+    s.settimeout(3)
+    try:
+        b = s.recv(12)
+    except OSError:
+        return 0
+    return int(b[9:12]) if b.startswith(b"HTTP/1.1 ") else 0
+
+
+def get_whole(port, data):
+    """[(status, body bytes)] of the one answer to the request data, read
+    whole on a new connection."""
+    c = connect(port, timeout=10)
+    try:
+        c.sendall(data)
+        buf = b""
+        while True:
+            got = split_answers(buf)
+            if got and got[0][0] != "partial":
+                hd = buf.partition(b"\r\n\r\n")[0].decode().lower()
+                n = int(hd.split("content-length:", 1)[1].split("\r\n")[0]) \
+                    if "content-length:" in hd else 0
+                if got[0][1] >= n:
+                    return got[:1]
+            b = c.recv(1 << 16)
+            if not b:
+                return got[:1]
+            buf += b
+    finally:
+        c.close()
+
+
+def hold_unread(port, path, n):
+    """n never-readers, one after another; returns them once ingress has
+    answered them all (RSS and the budget settled)."""
+    socks = [never_reader(port, path) for _ in range(n)]
+    time.sleep(1.0)
+    return socks
+
+
+def test_answers_nobody_reads_are_held_to_the_budget(st, big):
+    """30 clients ask for the 3.5 MB draw list and never read. With the
+    budget off (the control: the code before it) ingress holds a copy of
+    the answer per client, ~100 MB; with http.unsent_budget=8 MiB it holds
+    at most the budget (and the answer being made): the clients past it
+    get a small 503 overloaded with Retry-After, the refusals are counted,
+    and small answers (a join's 202, a poll, the event view, /healthz) are
+    still served while the budget is spent. A well-behaved client that
+    asks for the large answer then gets the 503 too, and once the
+    never-readers leave, the 200 again."""
+    budget = 8 << 20
+    size = None
+    # a 64 KiB send buffer: the kernel takes a sliver of each answer, not
+    # 2.8 MB to all of it depending on its autotuning (that case is below)
+    for label, opts in (("off", dict(http_unsent_budget=1 << 40, http_send_timeout_ms=0)),
+                        ("on", dict(http_unsent_budget=budget, http_send_timeout_ms=0))):
+        port, pid = unread_node(st, http_send_buffer=65536, **opts)
+        got = get_whole(port, head("GET", big))
+        assert got[0][0] == 200, got
+        size = got[0][1]
+        rss0 = rss_kb(pid)
+        socks = hold_unread(port, big, 30)
+        try:
+            grew_kb = rss_kb(pid) - rss0
+            held = metric(port, "onsale_ingress_unsent_bytes")
+            if label == "off":
+                assert held > 20 * size and grew_kb > 20 * size // 1024, (held, grew_kb, size)
+                continue
+            assert budget - size < held <= budget + 2 * size, (held, budget, size)
+            assert grew_kb < (budget + 2 * size) // 1024 + 8192, (grew_kb, size)
+            assert metric(port, "onsale_ingress_unsent_refused_total") >= 20
+            # small answers are served while the budget is spent
+            assert [g[0] for g in get_whole(port, join(st))] == [202]
+            assert [g[0] for g in get_whole(port, poll(st))] == [200]
+            assert [g[0] for g in get_whole(port, view(st))] == [200]
+            assert [g[0] for g in get_whole(port, head("GET", "/healthz"))] == [200]
+            held = metric(port, "onsale_ingress_unsent_bytes")
+            c = connect(port, timeout=1)
+            c.sendall(head("GET", big, ["Connection: close"]))
+            data, _ = read_to_eof(c, timeout=5)
+            c.close()
+            assert data.startswith(b"HTTP/1.1 503 "), (held, budget, size, data[:100])
+            json_error(responses(data)[0], 503, "overloaded")
+            assert b"\r\nRetry-After: 1\r\n" in data, data[:400]
+        finally:
+            codes = [first_status(s) for s in socks]
+            for s in socks:
+                s.close()
+        if label == "on":
+            assert codes.count(503) >= 20 and codes.count(200) >= 2, codes
+            deadline = time.time() + 10
+            while metric(port, "onsale_ingress_unsent_bytes") > 0 and time.time() < deadline:
+                time.sleep(0.2)
+            assert get_whole(port, head("GET", big))[0] == (200, size)
+
+
+def test_a_stalled_answer_is_cut_at_the_send_timeout(st, big):
+    """Clients that stop reading a large answer are closed once it made no
+    progress for http.send_timeout_ms (0.5 s here, the idle timeout 60 s),
+    which gives the budget back; the control (http.send_timeout_ms=0)
+    still holds them after the same wait."""
+    for timeout_ms in (0, 500):
+        port, _ = unread_node(st, http_send_timeout_ms=timeout_ms)
+        assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+        socks = hold_unread(port, big, 6)
+        try:
+            time.sleep(1.5)
+            held = metric(port, "onsale_ingress_unsent_bytes")
+            stalled = metric(port, "onsale_ingress_connections_send_stalled_total")
+            if timeout_ms == 0:
+                assert held > 0 and stalled == 0, (held, stalled)
+                continue
+            # (the kernel may take a whole answer now and then: that client
+            # owes nothing and is left to the idle timeout)
+            assert held == 0 and stalled >= 4, (held, stalled)
+            ended = 0
+            for s in socks:  # what the kernel took, then the end
+                s.settimeout(2)
+                try:
+                    ended += read_to_eof(s, timeout=2)[1] in ("eof", "reset")
+                except socket.timeout:
+                    pass
+            assert ended >= stalled, (ended, stalled)
+        finally:
+            for s in socks:
+                s.close()
+
+
+def kernel_send_queue(server_port, client_port):
+    """Bytes in the kernel's send queue of ingress's end of a connection
+    (/proc/net/tcp tx_queue)."""
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        local, remote = f[1], f[2]
+        if int(local.split(":")[1], 16) == server_port and \
+                int(remote.split(":")[1], 16) == client_port:
+            return int(f[4].split(":")[0], 16)
+    return None
+
+
+def test_the_send_buffer_bounds_what_the_kernel_holds_for_a_client_that_does_not_read(st, big):
+    """A never-reader of the 3.5 MB answer: with the kernel's autotuning (the
+    control, http.send_buffer=0) the kernel takes megabytes of it into the
+    socket (kernel memory outside http.unsent_budget, up to tcp_wmem's
+    maximum per connection); with http.send_buffer=65536 at most a few
+    hundred KB."""
+    for sndbuf in (0, 65536):
+        port, _ = unread_node(st, http_send_buffer=sndbuf)
+        assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+        s = never_reader(port, big)
+        try:
+            time.sleep(1.0)
+            q = kernel_send_queue(port, s.getsockname()[1])
+            assert q is not None
+            if sndbuf == 0:
+                assert q > 1_000_000, q
+            else:
+                assert q < 400_000, q
+        finally:
+            s.close()
+
+
+def test_a_slow_reader_that_progresses_is_not_cut_at_the_idle_timeout(st, big):
+    """A client reads the 3.5 MB answer at ~1.3 MB/s (a 32 KiB send buffer:
+    the rest waits in ingress), longer than http.idle_timeout_ms (300 ms
+    here): between requests the idle timeout counts from the last byte the
+    socket took too, so the answer arrives whole. Before, it counted from
+    the last byte received only: with that line of the sweeper disabled,
+    "the answer ended after 554291 of 3500313 bytes" (the connection shut
+    down at 300 ms with the rest still in ingress)."""
+    port, _ = unread_node(st, http_idle_timeout_ms=300, http_send_buffer=16384)
+    deadline = time.time() + 20
+    # the node's cache: the render may take longer than the idle timeout
+    # (which counts while the answer is being made: it is cut then, and
+    # the render still fills the cache)
+    while (get_whole(port, head("GET", big)) or [(0,)])[0][0] != 200:
+        assert time.time() < deadline
+        time.sleep(0.3)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    try:
+        s.sendall(head("GET", big))
+        buf, need = b"", None
+        while need is None or len(buf) < need:
+            b = s.recv(65536)
+            assert b, f"the answer ended after {len(buf)} of {need} bytes"
+            buf += b
+            if need is None and b"\r\n\r\n" in buf:
+                hd = buf.split(b"\r\n\r\n", 1)[0].decode().lower()
+                need = len(hd) + 4 + int(hd.split("content-length:")[1].split("\r\n")[0])
+            time.sleep(0.05)
+        assert buf.startswith(b"HTTP/1.1 200 ")
+    finally:
+        s.close()
