@@ -52,7 +52,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sched.h>
@@ -101,6 +103,10 @@ typedef struct slot {
     /* When a send on the socket last made progress, or the connection
      * began to owe bytes (the send timeout counts from here). */
     atomic_llong last_tx_ms;
+    /* The socket's kernel send queue at the sweeper's last look while
+     * bytes were owed (sweeper's own): a queue that shrank is a client
+     * reading, though nng had no reason to send since (send_progress). */
+    long long outq_seen;
     /* Idle connections read on the gate's own threads (steal, below).
      * parked: the reader's last readv ended between requests with nothing
      * of nng's in flight (reader's own; read by nng's epoll_ctl on the
@@ -1655,6 +1661,27 @@ static int send_stalled(slot *s, int64_t now)
     return now - atomic_load_explicit(&s->last_tx_ms, memory_order_relaxed) >= g.o.send_timeout_ms;
 }
 
+/* Counts a shrinking kernel send queue as progress. Linux wakes nng's
+ * write (EPOLLOUT) only once about a third of the send buffer drained, so
+ * a client reading steadily but slower than that per send_timeout_ms made
+ * no send "progress" and was cut mid-answer. One ioctl per owing
+ * connection per sweep; under g.mu, so the descriptor is still s's. */
+static void send_progress(int fd, slot *s, int64_t now)
+{
+    if (g.o.send_timeout_ms <= 0 || (!atomic_load_explicit(&s->unsent, memory_order_relaxed) &&
+                                     !atomic_load_explicit(&s->out_pending, memory_order_relaxed)))
+        return;
+    int q = 0;
+    pthread_mutex_lock(&g.mu);
+    int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;
+    pthread_mutex_unlock(&g.mu);
+    if (!ok)
+        return;
+    if (q < s->outq_seen)
+        atomic_store_explicit(&s->last_tx_ms, now, memory_order_relaxed);
+    s->outq_seen = q;
+}
+
 static void sweep(void)
 {
     int64_t now = ons_mono_ms();
@@ -1678,6 +1705,7 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
+        send_progress(fd, s, now);
         if (send_stalled(s, now)) {
             kill_conn(fd, s, g.o.stalled);
             continue;

@@ -64,8 +64,6 @@ static void req_free(ing_req *r)
     free(r->inm);
     if (r->body_aio)
         nng_aio_reap(r->body_aio); /* may be running its own callback */
-    if (r->cont_aio)
-        nng_aio_reap(r->cont_aio); /* its write may be under way */
     ons_recycle_free(r);
 }
 
@@ -490,19 +488,39 @@ static int expectation(nng_http_req *hreq)
     return strcasecmp(ex, "100-continue") == 0 ? 1 : -1;
 }
 
+typedef struct continue_write {
+    nng_aio *aio;
+} continue_write;
+
+/* The 100's write owns itself: it ends here, however it ends, never with
+ * its request. Freeing it with the request cancelled a write still under
+ * way (a socket that took no bytes yet), and nng then closed the
+ * connection with the final answer queued behind it. */
+static void continue_done(void *arg)
+{
+    continue_write *c = arg;
+    nng_aio_reap(c->aio);
+    free(c);
+}
+
 /* Tells a client that waits for it to send its body: the body will be
  * read (its length fits http.max_body and http.body_budget). Before the
  * body read, on nng's write queue: a client that sends its body without
  * waiting meets no harm (a 100 before the final answer is always
  * allowed). Should the write fail, the body read fails or times out as
  * any. */
-static void send_continue(ing_req *r, nng_http_conn *conn)
+static void send_continue(nng_http_conn *conn)
 {
-    if (nng_aio_alloc(&r->cont_aio, NULL, NULL) != 0)
+    continue_write *c = malloc(sizeof *c);
+    if (!c)
         return;
+    if (nng_aio_alloc(&c->aio, continue_done, c) != 0) {
+        free(c);
+        return;
+    }
     nng_iov iov = {.iov_buf = continue_100, .iov_len = sizeof continue_100 - 1};
-    nng_aio_set_iov(r->cont_aio, 1, &iov);
-    nng_http_conn_write_all(conn, r->cont_aio);
+    nng_aio_set_iov(c->aio, 1, &iov);
+    nng_http_conn_write_all(conn, c->aio);
 }
 
 /* Reads r's declared body of len bytes (then on_body dispatches it), or
@@ -544,7 +562,7 @@ static void read_body(ing_server *s, ing_req *r, nng_http_conn *conn, size_t len
     ons_httpd_live_add(&s->live, &r->pend);
     atomic_fetch_add(&s->body_reads, 1);
     if (expect)
-        send_continue(r, conn);
+        send_continue(conn);
     ons_httpd_read_body(conn, r->body_aio);
 }
 

@@ -140,7 +140,6 @@ struct ing_req {
     struct ing_server *srv;
     ons_httpd_pending pend; /* the nng aio and its place on the live list */
     nng_aio *body_aio;      /* reads the body, when one was declared */
-    nng_aio *cont_aio;      /* writes the 100 Continue (Expect: 100-continue) */
     int close;              /* reply with Connection: close (body not read) */
     int keep_alive;         /* nng keeps the connection: the reply may be direct */
 };

@@ -273,3 +273,31 @@ def test_a_slow_reader_that_progresses_is_not_cut_at_the_idle_timeout(st, big):
         assert buf.startswith(b"HTTP/1.1 200 ")
     finally:
         s.close()
+
+
+def test_a_steady_slow_reader_is_not_cut_at_the_send_timeout(st, big):
+    """A client reading the large answer steadily at ~8 KB/s through a
+    small send buffer (http.send_buffer 16 KiB): Linux wakes nng's write
+    only once about a third of the buffer drained (~1.3 s at this rate),
+    longer than http.send_timeout_ms (1 s). The sweeper counts a shrinking
+    kernel send queue as progress (it shrinks as the client's window opens,
+    every ~0.5 s here), so the client is not cut; it was, after the first
+    such wait (the review's repro: cut at 7 s of a 14 s read). 32 KB are
+    read (4 s)."""
+    port, _ = unread_node(st, http_send_timeout_ms=1000, http_send_buffer=16384)
+    assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    try:
+        s.sendall(head("GET", big))
+        got = 0
+        while got < 32 * 1024:
+            b = s.recv(2048)
+            assert b, f"cut after {got} bytes of a steady read"
+            got += len(b)
+            time.sleep(len(b) / 8000)
+        assert metric(port, "onsale_ingress_connections_send_stalled_total") == 0
+    finally:
+        s.close()
