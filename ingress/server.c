@@ -141,7 +141,11 @@ static int budgeted(const ing_req *r, const void *data, size_t len)
 static int unsent_admit(ing_server *s, size_t len)
 {
     long long making = atomic_fetch_add(&s->making, (long long)len) + (long long)len;
-    if (ons_httpd_unsent_bytes() + making <= s->app->o.http_unsent_budget)
+    long long owed = ons_httpd_unsent_bytes();
+    /* One answer larger than the whole budget still goes when nothing
+     * else is owed: a budget set below the draw list's size must not make
+     * that page a 503 for ever. */
+    if (owed + making <= s->app->o.http_unsent_budget || (owed == 0 && making == (long long)len))
         return 1;
     atomic_fetch_sub(&s->making, (long long)len);
     if (s->unsent_refused)

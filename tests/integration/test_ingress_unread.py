@@ -301,3 +301,22 @@ def test_a_steady_slow_reader_is_not_cut_at_the_send_timeout(st, big):
         assert metric(port, "onsale_ingress_connections_send_stalled_total") == 0
     finally:
         s.close()
+
+
+def test_an_answer_larger_than_the_whole_budget_goes_when_nothing_is_owed(st, big):
+    """http.unsent_budget at its minimum (64 KiB), below the 3.5 MB draw
+    list: the list is answered whole while nothing else is owed (it was a
+    503 for good), and a second one asked while a never-reader holds the
+    first is refused (control: the budget still bounds)."""
+    port, _ = unread_node(st, http_unsent_budget=65536)
+    deadline = time.time() + 20
+    while (got := get_whole(port, head("GET", big)))[0][0] != 200:
+        assert time.time() < deadline, got[:1]  # the render may still be under way
+        time.sleep(0.3)
+    socks = hold_unread(port, big, 1)
+    try:
+        st.wait_for(lambda: metric(port, "onsale_ingress_unsent_bytes") > 0, 10, "one owed")
+        assert get_whole(port, head("GET", big))[0][0] == 503
+    finally:
+        for s in socks:
+            s.close()
