@@ -1015,8 +1015,12 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
             : NULL;
     if (s && atomic_load_explicit(&s->out_pending, memory_order_acquire) && !out_flushed(fd, s)) {
         /* An answer made at the gate is not all sent: nng's bytes wait
-         * (nng waits for the socket to take more, then calls again). */
-        owe(s, msg_bytes(msg), 0);
+         * (nng waits for the socket to take more, then calls again). A
+         * direct answer's own send (ons_httpd_uncounted, a handler's
+         * thread outside nng's lock) is not counted here either: what it
+         * leaves goes into a write of nng's, which is. */
+        if (!ons_httpd_uncounted)
+            owe(s, msg_bytes(msg), 0);
         errno = EAGAIN;
         return -1;
     }
