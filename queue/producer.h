@@ -97,9 +97,12 @@ int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const voi
                            size_t len, const char *request_id, q_produce_cb cb, void *arg);
 
 /* q_producer_send_traced to partition (>= 0) of topic, bypassing the
- * partitioner: the record lands there or fails (a partition the topic
- * lacks: librdkafka's UNKNOWN_PARTITION, reported through cb like any
- * failure). partition < 0: the partitioner places it (murmur2 of the key
+ * partitioner: the record lands there or fails (ONS_EKAFKA, cb never runs).
+ * A partition librdkafka's cached metadata lacks (the topics may have grown
+ * since it last read them: it refreshes only every 5 minutes) makes the
+ * send read the topic's metadata, waiting at most 2 s (or the request
+ * timeout if shorter), at most once a second per producer, and try once
+ * more. partition < 0: the partitioner places it (murmur2 of the key
  * over the topic's current count). */
 int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t event_id,
                        const void *value, size_t len, const char *request_id, q_produce_cb cb,
