@@ -200,6 +200,14 @@ int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *parti
     return 0;
 }
 
+int ing_partitions_verified(ing_app *app)
+{
+    int n = app->monitor ? ing_monitor_home_partitions(app->monitor) : 0;
+    if (n == 0)
+        n = app->partitions_read;
+    return n >= app->partitions;
+}
+
 int ing_partitions_known(ing_app *app)
 {
     int topic = app->monitor ? ing_monitor_topic_partitions(app->monitor) : 0;

@@ -69,6 +69,14 @@ typedef int64_t (*ing_served_fn)(void *arg, int32_t partition);
  * ONS_EDB. */
 int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *partition);
 
+/* 1 when the brokers have said both topics have at least this node's
+ * count of partitions (the monitor's last read, or the start check's until
+ * the monitor has one): new events may be homed over app->partitions. 0
+ * while that is not known (kafka.partitions_check_ms 0, brokers silent) or
+ * the topics have fewer (kafka.partitions set by hand above the count): an
+ * event homed on a partition that does not exist could never be joined. */
+int ing_partitions_verified(ing_app *app);
+
 /* The partitions an id may name: this node's count, or the topics' as the
  * monitor last read it when they have grown since the start (an intent or
  * reservation of an event homed on a new partition, accepted by a node that

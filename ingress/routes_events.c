@@ -263,6 +263,12 @@ static void event_publish(ing_req *r, ing_worker *w, const ing_event_new *in, in
 static void event_create_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
+    if (!ing_partitions_verified(r->app)) {
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue's partition count is not confirmed by the brokers yet; nothing "
+                  "was created. Retry shortly.");
+        return;
+    }
     if (ing_idem_begin(r, w, "event"))
         return;
     uint8_t seed[Q_DRAW_SEED_LEN];
