@@ -35,9 +35,12 @@ typedef void (*ing_batch_fn)(ing_worker *w, ing_req **rs, size_t n);
 typedef void (*ing_delivered_fn)(ing_req *r);
 
 /* ing_produce with a batch continuation; at_delivery (may be NULL) as
- * above. */
-int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, ing_batch_fn done,
-                        ing_delivered_fn at_delivery);
+ * above. partitions: the event's count as the caller read it with its sale
+ * state (q_event_state.partitions), which names its home partition, so no
+ * PostgreSQL is read (the join claimer's case: a join always has it); 0:
+ * looked up as ing_produce does (ing_event_home, maybe PostgreSQL on w). */
+int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, int partitions,
+                        ing_batch_fn done, ing_delivered_fn at_delivery);
 
 /* Should a record be refused at once (nothing queued, 503 queue_unavailable)
  * rather than handed to librdkafka? 1 when the monitor's last round is fresh

@@ -283,6 +283,9 @@ typedef struct join_job {
     char own_old[40];             /* a resumed request's earlier claim, "" when none */
     char existing[64];            /* the key's value when the claimer found it held */
     char pow[ING_POW_HEADER_MAX]; /* the Onsale-PoW header, "" when absent */
+    /* The event's partition count, read with its sale state (which names
+     * its home partition): producing the join reads no PostgreSQL. */
+    int partitions;
     /* The queued answer's numbers as estimated at the delivery report
      * (join_noted; status.eta_at_delivery), when noted is set. */
     queue_numbers noted_q;
@@ -776,7 +779,7 @@ static void join_produce(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
     j->noted = 0;
-    int rc = ing_produce_batched(r, w, &j->msg, join_delivered_batch, join_noted);
+    int rc = ing_produce_batched(r, w, &j->msg, j->partitions, join_delivered_batch, join_noted);
     if (rc)
         join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
                       "The queue cannot take requests right now; nothing was queued.");
@@ -797,6 +800,7 @@ static void join_checked_run(ing_req *r, ing_worker *w, int resumed)
     q_event_state ev;
     if (ing_event_state(r, w, j->msg.event_id, &ev))
         return;
+    j->partitions = ev.partitions;
     if (check_sale(r, w, &ev, j->msg.quantity) ||
         (!resumed && ing_pow_admit(r, w, j->msg.event_id, &ev, j->pow)) || claim_active(r, w))
         return;
@@ -867,6 +871,7 @@ static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_re
         q_event_state ev;
         if (ing_event_state(r, w, j->msg.event_id, &ev) || check_sale(r, w, &ev, j->msg.quantity))
             continue;
+        j->partitions = ev.partitions;
         if (ev.pow_difficulty > 0) {
             join_hand_on(r, w, join_owned_job); /* a proof to spend first: one Redis call */
             continue;

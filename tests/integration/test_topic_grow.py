@@ -24,7 +24,9 @@ import urllib.request
 
 from confluent_kafka.admin import AdminClient, NewPartitions
 
-from harness import BIN, Stack, create_event_via_api, exchange, free_port, make_token
+import psycopg2
+
+from harness import BIN, Stack, create_event_via_api, exchange, free_port, make_token, pg_dsn
 from worker_util import audit, intent
 
 SEATS = 6  # per event
@@ -310,3 +312,40 @@ def test_events_are_not_homed_on_a_count_the_brokers_have_not_confirmed():
         assert st.sql("SELECT partitions FROM events WHERE event_id = %s", (ev,)) == [(2,)]
         s, _, b = join(st, st.ingress_port, 1, ev)
         assert s == 202, (s, b)
+
+
+def test_a_node_new_to_an_event_takes_joins_with_postgresql_down():
+    """docs/scaling.md: joins are accepted with PostgreSQL down. An
+    event's home came from PostgreSQL the first time a node produced for
+    it: a node that had not (started after the event's first joins)
+    answered 503 queue_unavailable while PostgreSQL was down, and read
+    PostgreSQL on the join claimer's thread. The count now comes with the
+    sale state a join reads from Redis (ev:<id>, written at creation).
+    Control: main's binaries answer the cold node's join 503."""
+    with Stack(partitions=2) as st:
+        st.start_worker(name="w1")
+        st.start_ingress(monitor_interval_ms=200)
+        warm = st.ingress_port
+        ev = create_event_via_api(st, make_token(1000, "seller", st.secret), 20, "pg down",
+                                  max_per_user=1)
+        s, _, b = join(st, warm, 1, ev)
+        assert s == 202, (s, b)
+        st.start_ingress(monitor_interval_ms=200)
+        cold = st.ingress_port
+        admin = psycopg2.connect(pg_dsn("postgres"))
+        admin.autocommit = True
+        with admin.cursor() as c:
+            c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS false')
+            c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                      "WHERE datname = %s", (st.db,))
+        try:
+            got = [join(st, port, user, ev)[:3:2] for port, user in ((warm, 2), (cold, 3), (cold, 4))]
+        finally:
+            with admin.cursor() as c:
+                c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS true')
+            admin.close()
+            st.pg = psycopg2.connect(pg_dsn(st.db))
+            st.pg.autocommit = True
+        assert [s for s, _ in got] == [202, 202, 202], got
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,)
+                                   )[0][0] == 4, 30, "the four joins applied")
