@@ -244,6 +244,15 @@ def test_growing_the_topics_mid_sale_moves_no_event():
                            f"/v1/intents/{accepted[fresh][0]}", None,
                            make_token(first_user[fresh], "fan", st.secret))
         assert (s, b.get("state")) == (200, "released"), (s, b)
+        # An event's count is fixed once it has intents (a change would move
+        # its home: two writers), and bounded.
+        for bad in (4, 0, 70000):
+            try:
+                st.sql("UPDATE events SET partitions = %s WHERE event_id = %s", (bad, moved[0]))
+                raise AssertionError(f"partitions set to {bad}")
+            except psycopg2.errors.CheckViolation:
+                pass
+        assert st.sql("SELECT partitions FROM events WHERE event_id = %s", (moved[0],)) == [(2,)]
 
 
 def new_partition_served(refresh_ms, within_s):
