@@ -358,3 +358,33 @@ def test_a_node_new_to_an_event_takes_joins_with_postgresql_down():
         assert [s for s, _ in got] == [202, 202, 202], got
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,)
                                    )[0][0] == 4, 30, "the four joins applied")
+
+
+def test_records_of_an_event_homed_elsewhere_neither_load_nor_stamp_it():
+    """A partition memory fenced records of an event homed elsewhere but
+    loaded the event for them first: it stamped owner_loaded_at (the
+    seller's price edit then refused as if the sale were running) and
+    reloaded it on every batch; every record logged a warning. Now the
+    event's home is read before the stamp (nothing of it is stamped or
+    loaded there), and the warnings are one per 10 s. Control: main's
+    binaries stamp it and log a line a record."""
+    with Stack(partitions=2) as st:
+        st.start_worker(name="w1")
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM partition_owner WHERE owner IS NOT NULL"
+                                   )[0][0] == 2, 30, "both partitions claimed")
+        ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        while murmur2_partition(str(ev), 2) != 1:
+            ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        # Homed on partition 0 (one partition when made); the key places its
+        # records on 1. No intent yet, so the count may still be set.
+        st.sql("UPDATE events SET partitions = 1 WHERE event_id = %s", (ev,))
+        for batch in range(2):
+            placed = st.produce_many(ev, [intent(100 + 3 * batch + i, 1) for i in range(3)])
+            assert {p for p, _ in placed} == {1}, placed
+            st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s AND "
+                                       "reason = 'misrouted'", (ev,))[0][0] == 3 * (batch + 1),
+                        30, "the stray joins rejected")
+        assert st.sql("SELECT owner_loaded_at FROM events WHERE event_id = %s", (ev,)) == [(None,)]
+        out = "".join(p.output() for p in st.procs if p.name == "w1")
+        assert out.count("skipped: misrouted") == 1, out[-3000:]
+        assert out.count(f"event {ev} is homed on partition 0") == 1, out[-3000:]
