@@ -127,12 +127,13 @@ def test_growing_the_topics_mid_sale_moves_no_event():
         events = moved[:3] + stays[:1]
         accepted = {ev: [] for ev in events}  # intent ids in the order their 202s came
 
-        first_user, users_of = {}, {}
+        first_user, users_of, bodies = {}, {}, []
 
         def fan(port, user, ev):
             first_user.setdefault(ev, user)
             s, _, b = join(st, port, user, ev)
             assert s == 202, (s, b)
+            bodies.append((port, ev, b))
             accepted[ev].append(b["intent_id"])
             users_of[b["intent_id"]] = user
 
@@ -244,6 +245,18 @@ def test_growing_the_topics_mid_sale_moves_no_event():
                            f"/v1/intents/{accepted[fresh][0]}", None,
                            make_token(first_user[fresh], "fan", st.secret))
         assert (s, b.get("state")) == (200, "released"), (s, b)
+        # It tells no position or ETA for an intent on a partition it does
+        # not watch (its cursors and watermarks cover the first 2); before,
+        # the raw log offset was given as the position. The restarted node
+        # does.
+        for port, ev, b in bodies:
+            placed = ev != fresh or port == new_port
+            assert ("position" in b and "eta_seconds" in b) == placed, (port, ev, b)
+            assert b["state"] == "queued" and b["status_url"], b
+        iid = accepted[fresh][-1]
+        s, _, b = exchange(http.client.HTTPConnection("127.0.0.1", old_port, timeout=30), "GET",
+                           f"/v1/intents/{iid}", None, make_token(users_of[iid], "fan", st.secret))
+        assert s == 200 and b["state"] == "waiting", (s, b)
         # An event's count is fixed once it has intents (a change would move
         # its home: two writers), and bounded.
         for bad in (4, 0, 70000):
