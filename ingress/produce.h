@@ -54,15 +54,6 @@ int ing_produce_refuse(const ing_health *h, int64_t fail_fast_ms, int64_t monito
  * or -1 when it can't be told. */
 typedef int64_t (*ing_served_fn)(void *arg, int32_t partition);
 
-/* Is every record that was sent to partition of lane (enum q_topic) before
- * at_ms (an unknown outcome's time) certainly applied by the partition
- * owner? 1 when served(arg, partition) has reached a high watermark of that
- * lane the monitor read after at_ms + 2 * kafka.produce_timeout_ms +
- * kafka.request_timeout_ms (a request sent before an unknown outcome is
- * answered or abandoned by then: no late write can land after that); then a record not
- * found in PostgreSQL was certainly never written. partition -1 (not
- * known): every partition. served NULL: the intents lane's cursor cache.
- * 0: cannot tell yet. Any thread; I/O only what served does. */
 /* event_id's home partition: murmur2 of its id over events.partitions, the
  * topics' partition count when the event was created (docs/scaling.md
  * "Growing the topics"). Every record of the event goes there, whatever the
@@ -86,6 +77,15 @@ int ing_partitions_verified(ing_app *app);
  * knows it, is found here too). */
 int ing_partitions_known(ing_app *app);
 
+/* Is every record that was sent to partition of lane (enum q_topic) before
+ * at_ms (an unknown outcome's time) certainly applied by the partition
+ * owner? 1 when served(arg, partition) has reached a high watermark of that
+ * lane the monitor read after at_ms + 2 * kafka.produce_timeout_ms +
+ * kafka.request_timeout_ms (a request sent before an unknown outcome is
+ * answered or abandoned by then: no late write can land after that); then a record not
+ * found in PostgreSQL was certainly never written. partition -1 (not
+ * known): every partition. served NULL: the intents lane's cursor cache.
+ * 0: cannot tell yet. Any thread; I/O only what served does. */
 int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms,
                         ing_served_fn served, void *arg);
 

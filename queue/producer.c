@@ -265,24 +265,6 @@ void q_producer_free(q_producer *p, int flush_ms)
     free(p);
 }
 
-int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
-                    void *arg)
-{
-    return q_producer_send_to(p, Q_TOPIC_INTENTS, event_id, value, len, cb, arg);
-}
-
-int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *value, size_t len,
-                       q_produce_cb cb, void *arg)
-{
-    return q_producer_send_traced(p, topic, event_id, value, len, NULL, cb, arg);
-}
-
-int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
-                           size_t len, const char *request_id, q_produce_cb cb, void *arg)
-{
-    return q_producer_send_at(p, topic, -1, event_id, value, len, request_id, cb, arg);
-}
-
 /* Q_PRODUCER_REFRESH_* bound the metadata fetch a send to an unknown
  * partition makes: at most one a second for the producer, each waiting at
  * most the request timeout (capped), so a burst of sends to a partition the
