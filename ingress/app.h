@@ -51,6 +51,11 @@ typedef struct ing_app {
      * topics' count at start (kafka.partitions or metadata). An event's
      * records go to its home partition (ing_event_home), not to this. */
     int partitions;
+    /* The smaller of the two topics' counts as read from the brokers at
+     * start (0: not read, kafka.partitions_check_ms 0 or the brokers
+     * silent): what event creation trusts until the monitor has read it
+     * (ing_partitions_verified). */
+    int partitions_read;
     ons_metrics *metrics;
     ons_auth_cache *auth_cache;
     ing_pool *pool;

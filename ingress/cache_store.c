@@ -19,7 +19,7 @@ int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st)
                         "max_per_user, "
                         "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
                         "0), coalesce(max_active_holds, 0), "
-                        "coalesce(admissions_per_minute, 0), pow_difficulty "
+                        "coalesce(admissions_per_minute, 0), pow_difficulty, partitions "
                         "FROM events WHERE event_id = $1",
                         1, params, &res))
         return ONS_EDB;
@@ -33,6 +33,7 @@ int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st)
         st->max_active_holds = ons_pg_row_i64(&rw, 4);
         st->admissions_per_minute = ons_pg_row_i64(&rw, 5);
         st->pow_difficulty = ons_pg_row_i32(&rw, 6);
+        st->partitions = ons_pg_row_i32(&rw, 7);
         if (q_event_status_parse(st->status) == Q_EVENT_SOLD_OUT)
             st->sold_out = 1;
         rc = ons_pg_row_done(&rw, "event state") ? ONS_EDB : 0;

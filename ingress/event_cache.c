@@ -149,7 +149,8 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     q_event_state st;
     int64_t read_ms = ons_mono_ms();
     int rrc = q_status_event_get(w->st, id, &st);
-    if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0)
+    if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0 &&
+        st.partitions > 0)
         return put_or_newer(c, id, &st, read_ms, out);
     if (rrc != 0) {
         memset(&st, 0, sizeof st);
@@ -176,6 +177,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
         q_status_event_set_fair(w->st, id, st.prequeue_opens_at_ms, st.max_active_holds,
                                 st.admissions_per_minute);
         q_status_event_set_pow(w->st, id, st.pow_difficulty);
+        q_status_event_set_partitions(w->st, id, st.partitions);
     }
     return put_or_newer(c, id, &st, read_ms, out);
 }

@@ -66,13 +66,13 @@ typedef struct ing_event_created {
 int ing_event_insert(ing_worker *w, const char *rid, const ing_event_new *in,
                      ing_event_created *out);
 
-/* Stores the event's proof-of-work difficulty (0 = off). 0 or the common
- * codes. */
 /* events.partitions of event_id into *n: the partition count its home
  * partition is taken over (q_partition_of_event). Returns 0, ONS_ENOTFOUND
  * or ONS_EDB. */
 int ing_event_partitions(ing_worker *w, int64_t event_id, int *n);
 
+/* Stores the event's proof-of-work difficulty (0 = off). 0 or the common
+ * codes. */
 int ing_event_set_pow(ing_worker *w, const char *rid, int64_t event_id, int64_t difficulty);
 
 /* What deciding a change to an event needs. */

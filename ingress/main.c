@@ -148,6 +148,7 @@ static int check_partitions(ing_app *app)
                      app->partitions, app->o.kafka_topic, ons_strerror(rc));
         return 0;
     }
+    app->partitions_read = n;
     if (n == app->partitions)
         return 0;
     if (n > app->partitions) {
@@ -185,6 +186,7 @@ static int start_producer(ing_app *app)
                       ons_strerror(rc));
         return rc;
     }
+    app->partitions_read = app->partitions;
     return 0;
 }
 

@@ -186,6 +186,12 @@ int ing_monitor_topic_partitions(ing_monitor *m)
     return atomic_load(&m->topic_n);
 }
 
+int ing_monitor_home_partitions(ing_monitor *m)
+{
+    int np = atomic_load(&m->topic_n), nc = atomic_load(&m->control_n);
+    return np > 0 && nc > 0 ? (np < nc ? np : nc) : 0;
+}
+
 int ing_monitor_partitions_short(ing_monitor *m)
 {
     int np = atomic_load(&m->topic_n), nc = atomic_load(&m->control_n);

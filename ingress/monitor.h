@@ -49,6 +49,10 @@ int ing_monitor_partitions_short(ing_monitor *m);
 /* The intents topic's partition count as the brokers last told it; 0 before
  * the first answer. */
 int ing_monitor_topic_partitions(ing_monitor *m);
+/* The smaller of the intents topic's and its control lane's counts as the
+ * brokers last told them (every partition below it exists in both); 0
+ * while either is not known (the last round could not read it). */
+int ing_monitor_home_partitions(ing_monitor *m);
 
 /* Rounds whose watermarks are kept for ing_monitor_high_since: at the
  * default monitor.interval_ms, the last four minutes and more. */

@@ -200,14 +200,24 @@ int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *parti
     return 0;
 }
 
+int ing_partitions_verified(ing_app *app)
+{
+    int n = app->monitor ? ing_monitor_home_partitions(app->monitor) : 0;
+    if (n == 0)
+        n = app->partitions_read;
+    return n >= app->partitions;
+}
+
 int ing_partitions_known(ing_app *app)
 {
     int topic = app->monitor ? ing_monitor_topic_partitions(app->monitor) : 0;
     return topic > app->partitions ? topic : app->partitions;
 }
 
-static int produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done, ing_batch_fn batch,
-                   ing_delivered_fn at_delivery)
+/* Sends m to its event's home: over partitions (> 0) when the caller
+ * knows the event's count, else as ing_event_home finds it. */
+static int produce(ing_req *r, ing_worker *w, const q_msg *m, int partitions, ing_job_fn done,
+                   ing_batch_fn batch, ing_delivered_fn at_delivery)
 {
     if (r->app->monitor && r->app->o.kafka_fail_fast_ms > 0) {
         ing_health h;
@@ -219,7 +229,11 @@ static int produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done, i
         }
     }
     int32_t home = -1;
-    int rc = ing_event_home(r->app, w, m->event_id, &home);
+    int rc = 0;
+    if (partitions > 0)
+        home = q_partition_of_event(m->event_id, partitions);
+    else
+        rc = ing_event_home(r->app, w, m->event_id, &home);
     if (rc)
         return rc == ONS_ENOTFOUND ? ONS_EINVAL : ONS_EUNAVAIL;
     char *buf = NULL;
@@ -251,13 +265,13 @@ static int produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done, i
 
 int ing_produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done)
 {
-    return produce(r, w, m, done, NULL, NULL);
+    return produce(r, w, m, 0, done, NULL, NULL);
 }
 
-int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, ing_batch_fn done,
-                        ing_delivered_fn at_delivery)
+int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, int partitions,
+                        ing_batch_fn done, ing_delivered_fn at_delivery)
 {
-    return produce(r, w, m, NULL, done, at_delivery);
+    return produce(r, w, m, partitions, NULL, done, at_delivery);
 }
 
 static int64_t cached_served(void *arg, int32_t partition)

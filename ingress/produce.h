@@ -35,9 +35,12 @@ typedef void (*ing_batch_fn)(ing_worker *w, ing_req **rs, size_t n);
 typedef void (*ing_delivered_fn)(ing_req *r);
 
 /* ing_produce with a batch continuation; at_delivery (may be NULL) as
- * above. */
-int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, ing_batch_fn done,
-                        ing_delivered_fn at_delivery);
+ * above. partitions: the event's count as the caller read it with its sale
+ * state (q_event_state.partitions), which names its home partition, so no
+ * PostgreSQL is read (the join claimer's case: a join always has it); 0:
+ * looked up as ing_produce does (ing_event_home, maybe PostgreSQL on w). */
+int ing_produce_batched(ing_req *r, ing_worker *w, const q_msg *m, int partitions,
+                        ing_batch_fn done, ing_delivered_fn at_delivery);
 
 /* Should a record be refused at once (nothing queued, 503 queue_unavailable)
  * rather than handed to librdkafka? 1 when the monitor's last round is fresh
@@ -51,15 +54,6 @@ int ing_produce_refuse(const ing_health *h, int64_t fail_fast_ms, int64_t monito
  * or -1 when it can't be told. */
 typedef int64_t (*ing_served_fn)(void *arg, int32_t partition);
 
-/* Is every record that was sent to partition of lane (enum q_topic) before
- * at_ms (an unknown outcome's time) certainly applied by the partition
- * owner? 1 when served(arg, partition) has reached a high watermark of that
- * lane the monitor read after at_ms + 2 * kafka.produce_timeout_ms +
- * kafka.request_timeout_ms (a request sent before an unknown outcome is
- * answered or abandoned by then: no late write can land after that); then a record not
- * found in PostgreSQL was certainly never written. partition -1 (not
- * known): every partition. served NULL: the intents lane's cursor cache.
- * 0: cannot tell yet. Any thread; I/O only what served does. */
 /* event_id's home partition: murmur2 of its id over events.partitions, the
  * topics' partition count when the event was created (docs/scaling.md
  * "Growing the topics"). Every record of the event goes there, whatever the
@@ -69,12 +63,29 @@ typedef int64_t (*ing_served_fn)(void *arg, int32_t partition);
  * ONS_EDB. */
 int ing_event_home(ing_app *app, ing_worker *w, int64_t event_id, int32_t *partition);
 
+/* 1 when the brokers have said both topics have at least this node's
+ * count of partitions (the monitor's last read, or the start check's until
+ * the monitor has one): new events may be homed over app->partitions. 0
+ * while that is not known (kafka.partitions_check_ms 0, brokers silent) or
+ * the topics have fewer (kafka.partitions set by hand above the count): an
+ * event homed on a partition that does not exist could never be joined. */
+int ing_partitions_verified(ing_app *app);
+
 /* The partitions an id may name: this node's count, or the topics' as the
  * monitor last read it when they have grown since the start (an intent or
  * reservation of an event homed on a new partition, accepted by a node that
  * knows it, is found here too). */
 int ing_partitions_known(ing_app *app);
 
+/* Is every record that was sent to partition of lane (enum q_topic) before
+ * at_ms (an unknown outcome's time) certainly applied by the partition
+ * owner? 1 when served(arg, partition) has reached a high watermark of that
+ * lane the monitor read after at_ms + 2 * kafka.produce_timeout_ms +
+ * kafka.request_timeout_ms (a request sent before an unknown outcome is
+ * answered or abandoned by then: no late write can land after that); then a record not
+ * found in PostgreSQL was certainly never written. partition -1 (not
+ * known): every partition. served NULL: the intents lane's cursor cache.
+ * 0: cannot tell yet. Any thread; I/O only what served does. */
 int ing_produce_settled(ing_app *app, int lane, int32_t partition, int64_t at_ms,
                         ing_served_fn served, void *arg);
 

@@ -255,7 +255,8 @@ static void event_publish(ing_req *r, ing_worker *w, const ing_event_new *in, in
     if (q_status_event_set(w->st, event_id, in->status, in->onsale_at_ms, (int)j->max_per_user) ||
         q_status_event_set_fair(w->st, event_id, j->prequeue_opens_at_ms, j->max_active_holds,
                                 j->admissions_per_minute) ||
-        q_status_event_set_pow(w->st, event_id, (int)j->pow_difficulty))
+        q_status_event_set_pow(w->st, event_id, (int)j->pow_difficulty) ||
+        q_status_event_set_partitions(w->st, event_id, in->partitions))
         ons_logk(ONS_LOG_WARN, "request_id", r->rid, "event %" PRId64 ": redis not updated",
                  event_id);
 }
@@ -263,6 +264,12 @@ static void event_publish(ing_req *r, ing_worker *w, const ing_event_new *in, in
 static void event_create_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
+    if (!ing_partitions_verified(r->app)) {
+        ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
+                  "The queue's partition count is not confirmed by the brokers yet; nothing "
+                  "was created. Retry shortly.");
+        return;
+    }
     if (ing_idem_begin(r, w, "event"))
         return;
     uint8_t seed[Q_DRAW_SEED_LEN];

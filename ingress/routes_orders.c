@@ -200,7 +200,7 @@ static void checkout_send(ing_req *r, ing_worker *w, int rc, const ing_reservati
     j->msg.sent_ms = ing_now_ms();
     /* With the claimer, the deliveries are finished in batches too. */
     rc = r->app->checkout_claimer
-             ? ing_produce_batched(r, w, &j->msg, checkout_delivered_batch, NULL)
+             ? ing_produce_batched(r, w, &j->msg, 0, checkout_delivered_batch, NULL)
              : ing_produce(r, w, &j->msg, checkout_delivered);
     if (rc) {
         ing_failf(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE, NULL,

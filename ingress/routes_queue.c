@@ -181,6 +181,42 @@ static char *put_int(char *w, int64_t v)
  * event's cached state es (NULL: not cached). Memory only: this is the
  * poll's hot path (one seqmap and one event-cache lookup per poll, done by
  * the caller). */
+/* Does this node watch partition (its cursors and the monitor's
+ * watermarks: the first app->partitions)? An intent on a partition the
+ * topics grew since it started has no position or ETA here: it is answered
+ * queued without them (docs/scaling.md "Growing the topics"). */
+static int watches(const ing_app *app, int32_t partition)
+{
+    return partition >= 0 && partition < app->partitions;
+}
+
+/* A queued intent's body without position or ETA (!watches), polled
+ * again after status.poll_min_ms; status_url only in a join's reply. */
+static void unplaced_body(const ing_app *app, char *out, size_t cap, const char *intent_id,
+                          int64_t event_id, int with_url)
+{
+    char url[64] = "", ev[40] = "";
+    if (with_url)
+        snprintf(url, sizeof url, ",\"status_url\":\"/v1/intents/%.32s\"", intent_id);
+    if (event_id > 0)
+        snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
+    snprintf(out, cap, "{\"intent_id\":\"%.32s\",\"state\":\"%s\",\"poll_after_ms\":%lld%s%s}",
+             intent_id, q_intent_state_name(Q_INTENT_QUEUED), app->o.status_poll_min_ms, ev, url);
+}
+
+/* A queued intent's body once its event is sold out: rejected now. */
+static void sold_out_body(const ing_app *app, char *out, size_t cap, const char *intent_id,
+                          int64_t event_id)
+{
+    char ev[40] = "";
+    if (event_id > 0)
+        snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
+    snprintf(out, cap,
+             "{\"intent_id\":\"%s\",\"state\":\"%s\",\"reason\":\"%s\",\"poll_after_ms\":%lld%s}",
+             intent_id, q_intent_state_name(Q_INTENT_REJECTED), q_reason_name(Q_REASON_SOLD_OUT),
+             app->o.status_poll_max_ms, ev);
+}
+
 static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, int64_t event_id,
                                const q_event_state *es)
 {
@@ -195,15 +231,12 @@ static void reply_queued_known(ing_req *r, const char *intent_id, int64_t seq, i
     /* Truthful waiting (docs/fairness.md): once every seat is sold the
      * answer is sold_out now, not when the worker reaches this record; while
      * every unsold seat is held, the fan is told so. */
-    if (es && es->sold_out) {
-        char ev[40] = "";
-        if (event_id > 0)
-            snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
-        snprintf(body, sizeof body,
-                 "{\"intent_id\":\"%s\",\"state\":\"%s\",\"reason\":\"%s\","
-                 "\"poll_after_ms\":%lld%s}",
-                 intent_id, q_intent_state_name(Q_INTENT_REJECTED),
-                 q_reason_name(Q_REASON_SOLD_OUT), app->o.status_poll_max_ms, ev);
+    int sold_out = es && es->sold_out;
+    if (sold_out || !watches(app, q_seq_partition(seq))) {
+        if (sold_out)
+            sold_out_body(app, body, sizeof body, intent_id, event_id);
+        else
+            unplaced_body(app, body, sizeof body, intent_id, event_id, 0);
         ing_reply_raw(r, 200, body);
         return;
     }
@@ -283,6 +316,9 @@ typedef struct join_job {
     char own_old[40];             /* a resumed request's earlier claim, "" when none */
     char existing[64];            /* the key's value when the claimer found it held */
     char pow[ING_POW_HEADER_MAX]; /* the Onsale-PoW header, "" when absent */
+    /* The event's partition count, read with its sale state (which names
+     * its home partition): producing the join reads no PostgreSQL. */
+    int partitions;
     /* The queued answer's numbers as estimated at the delivery report
      * (join_noted; status.eta_at_delivery), when noted is set. */
     queue_numbers noted_q;
@@ -368,6 +404,12 @@ static void join_delivered(ing_worker *w, void *arg)
         ing_idem_reply(r, w, 202, json_loads(pre, 0, NULL));
         return;
     }
+    if (!watches(app, r->produced_partition)) {
+        char body[384];
+        unplaced_body(app, body, sizeof body, id, j->msg.event_id, 1);
+        ing_idem_reply(r, w, 202, json_loads(body, 0, NULL));
+        return;
+    }
     queue_numbers q = join_numbers(r);
     char url[64], at[40]; /* a quoted RFC 3339 time, strftime's longest too */
     snprintf(url, sizeof url, "/v1/intents/%s", id);
@@ -395,6 +437,10 @@ static void accepted_body(ing_req *r, const char *id, char body[384])
     join_job *j = r->job;
     if (j->draw_at_ms > 0) {
         prequeued_body(r->app, body, 384, id, j->msg.event_id, j->draw_at_ms, 1);
+        return;
+    }
+    if (!watches(r->app, r->produced_partition)) {
+        unplaced_body(r->app, body, 384, id, j->msg.event_id, 1);
         return;
     }
     queue_numbers q = join_numbers(r);
@@ -776,7 +822,7 @@ static void join_produce(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
     j->noted = 0;
-    int rc = ing_produce_batched(r, w, &j->msg, join_delivered_batch, join_noted);
+    int rc = ing_produce_batched(r, w, &j->msg, j->partitions, join_delivered_batch, join_noted);
     if (rc)
         join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
                       "The queue cannot take requests right now; nothing was queued.");
@@ -797,6 +843,7 @@ static void join_checked_run(ing_req *r, ing_worker *w, int resumed)
     q_event_state ev;
     if (ing_event_state(r, w, j->msg.event_id, &ev))
         return;
+    j->partitions = ev.partitions;
     if (check_sale(r, w, &ev, j->msg.quantity) ||
         (!resumed && ing_pow_admit(r, w, j->msg.event_id, &ev, j->pow)) || claim_active(r, w))
         return;
@@ -867,6 +914,7 @@ static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_re
         q_event_state ev;
         if (ing_event_state(r, w, j->msg.event_id, &ev) || check_sale(r, w, &ev, j->msg.quantity))
             continue;
+        j->partitions = ev.partitions;
         if (ev.pow_difficulty > 0) {
             join_hand_on(r, w, join_owned_job); /* a proof to spend first: one Redis call */
             continue;

@@ -69,7 +69,7 @@ enum q_ticket_kind { Q_TICKET_TRANSFER, Q_TICKET_CANCEL };
 
 /* The record header naming the HTTP request that produced a record (its
  * X-Request-Id), so the worker's log lines about it carry the same id
- * (q_producer_send_traced, q_record_header). Not part of the value. */
+ * (q_producer_send_at, q_record_header). Not part of the value. */
 #define Q_HEADER_REQUEST_ID "request_id"
 
 typedef struct q_msg {

@@ -36,6 +36,7 @@ struct q_producer {
     atomic_int closing;
     atomic_int closed; /* q_producer_close ran */
     atomic_long rebuilds;
+    atomic_llong refreshed_ms; /* last metadata fetch for an unknown partition */
     pthread_t thread;
     int thread_started;
 };
@@ -264,22 +265,62 @@ void q_producer_free(q_producer *p, int flush_ms)
     free(p);
 }
 
-int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
-                    void *arg)
+/* Q_PRODUCER_REFRESH_* bound the metadata fetch a send to an unknown
+ * partition makes: at most one a second for the producer, each waiting at
+ * most the request timeout (capped), so a burst of sends to a partition the
+ * topic really lacks costs one bounded wait, not one each. */
+#define Q_PRODUCER_REFRESH_EVERY_MS 1000
+#define Q_PRODUCER_REFRESH_WAIT_MS  2000
+
+static long long mono_ms(void)
 {
-    return q_producer_send_to(p, Q_TOPIC_INTENTS, event_id, value, len, cb, arg);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *value, size_t len,
-                       q_produce_cb cb, void *arg)
+/* Fetches topic's metadata so librdkafka learns partitions added since it
+ * last read it (its own refresh is every topic.metadata.refresh.interval.ms,
+ * 5 minutes by default, and a send to a partition it does not know fails at
+ * once without one). Returns 1 if it fetched, 0 if one ran within the last
+ * Q_PRODUCER_REFRESH_EVERY_MS or it failed. Caller holds the read lock. */
+static int refresh_topic(q_producer *p, rd_kafka_t *rk, const char *topic)
 {
-    return q_producer_send_traced(p, topic, event_id, value, len, NULL, cb, arg);
+    long long now = mono_ms(), last = atomic_load(&p->refreshed_ms);
+    if (last && now - last < Q_PRODUCER_REFRESH_EVERY_MS)
+        return 0;
+    if (!atomic_compare_exchange_strong(&p->refreshed_ms, &last, now))
+        return 0;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt)
+        return 0;
+    int wait = p->request_timeout_ms > 0 && p->request_timeout_ms < Q_PRODUCER_REFRESH_WAIT_MS
+                   ? p->request_timeout_ms
+                   : Q_PRODUCER_REFRESH_WAIT_MS;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, wait);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
-                           size_t len, const char *request_id, q_produce_cb cb, void *arg)
+/* One rd_kafka_producev of the record; caller holds the read lock. */
+static rd_kafka_resp_err_t produce_one(rd_kafka_t *rk, const char *topic, int32_t part,
+                                       const char *key, int klen, const void *value, size_t len,
+                                       const char *request_id, send_token *t)
 {
-    return q_producer_send_at(p, topic, -1, event_id, value, len, request_id, cb, arg);
+    if (request_id && request_id[0])
+        return rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
+            RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER(Q_HEADER_REQUEST_ID, request_id, (ssize_t)strlen(request_id)),
+            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+    return rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_KEY(key, (size_t)klen),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
 }
 
 int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t event_id,
@@ -308,22 +349,16 @@ int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t even
      * the event); a partition the topic lacks fails the send, it is never
      * placed elsewhere. */
     int32_t part = partition < 0 ? RD_KAFKA_PARTITION_UA : partition;
-    int traced = request_id && request_id[0];
 
     pthread_rwlock_rdlock(&p->lock);
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__STATE;
-    if (p->rk && traced)
-        kerr = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_PARTITION(part),
-            RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADER(Q_HEADER_REQUEST_ID, request_id, (ssize_t)strlen(request_id)),
-            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
-    else if (p->rk)
-        kerr = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->topics[topic]), RD_KAFKA_V_PARTITION(part),
-            RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+    if (p->rk)
+        kerr = produce_one(p->rk, p->topics[topic], part, key, klen, value, len, request_id, t);
+    /* A partition the cached metadata lacks may be one the topics grew
+     * since: read the topic's metadata once and try again. */
+    if (kerr == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && partition >= 0 &&
+        refresh_topic(p, p->rk, p->topics[topic]))
+        kerr = produce_one(p->rk, p->topics[topic], part, key, klen, value, len, request_id, t);
     pthread_rwlock_unlock(&p->lock);
     if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;

@@ -8,13 +8,13 @@
  * the topics"), so all records of one event land in one partition in send
  * order however the topics grow. The partitioner (murmur2_random) places
  * only records sent without a partition. Sends are asynchronous:
- * q_producer_send() queues the record and returns at once; its completion
+ * q_producer_send_at() queues the record and returns at once; its completion
  * callback runs exactly once, later, on the producer's own poll thread, with
  * the partition and offset from the delivery report or an error. A 202 to a
  * fan may only be built from a successful completion.
  *
  * The number of records in flight (queued but not yet reported) is bounded:
- * past the bound q_producer_send() refuses with ONS_EFULL instead of queueing.
+ * past the bound q_producer_send_at() refuses with ONS_EFULL instead of queueing.
  * On a fatal error (the idempotent producer's sequence state is lost) the
  * producer instance is rebuilt on the poll thread; records queued at that
  * moment complete as not persisted, records in flight (sent, unanswered) as
@@ -63,7 +63,7 @@ int q_producer_new(const q_producer_opts *o, q_producer **out);
  * most flush_ms, fails whatever is still queued (ONS_ECLOSED) or in flight
  * (ONS_EUNKNOWN), and stops the poll thread: when it returns, every
  * completion has run. p stays valid, so threads that may still call
- * q_producer_send get ONS_ECLOSED instead of using freed memory; free it
+ * q_producer_send_at get ONS_ECLOSED instead of using freed memory; free it
  * with q_producer_free once they stopped. Idempotent. */
 void q_producer_close(q_producer *p, int flush_ms);
 
@@ -78,29 +78,20 @@ void q_producer_free(q_producer *p, int flush_ms);
  * before it was sent) or ONS_EKAFKA. Pure; exposed for unit tests. */
 int q_producer_outcome(int kafka_err, int msg_status, int closing);
 
-/* Queues value (copied) to the intents topic with key = decimal event_id. Returns 0 (cb will run
- * exactly once), ONS_EFULL (in-flight bound or librdkafka's queue is full),
- * ONS_ECLOSED (shutting down) or ONS_EKAFKA; on an error cb never runs. */
-int q_producer_send(q_producer *p, int64_t event_id, const void *value, size_t len, q_produce_cb cb,
-                    void *arg);
-
-/* q_producer_send to a chosen topic: topic is an enum q_topic (queue/msg.h;
- * q_msg_topic(type) names the one a record type belongs to). The same
- * contract, completion and in-flight bound; ONS_EINVAL for an unknown
- * topic (cb never runs). */
-int q_producer_send_to(q_producer *p, int topic, int64_t event_id, const void *value, size_t len,
-                       q_produce_cb cb, void *arg);
-
-/* q_producer_send_to with the request id (NULL or "": none) in the record's
- * Q_HEADER_REQUEST_ID header. */
-int q_producer_send_traced(q_producer *p, int topic, int64_t event_id, const void *value,
-                           size_t len, const char *request_id, q_produce_cb cb, void *arg);
-
-/* q_producer_send_traced to partition (>= 0) of topic, bypassing the
- * partitioner: the record lands there or fails (a partition the topic
- * lacks: librdkafka's UNKNOWN_PARTITION, reported through cb like any
- * failure). partition < 0: the partitioner places it (murmur2 of the key
- * over the topic's current count). */
+/* Queues value (copied) to topic (an enum q_topic: queue/msg.h
+ * q_msg_topic(type) names the one a record type belongs to) with key =
+ * decimal event_id and the request id (NULL or "": none) in the record's
+ * Q_HEADER_REQUEST_ID header, to partition (>= 0) of topic, bypassing the
+ * partitioner: the record lands there or fails (ONS_EKAFKA, cb never runs).
+ * A partition librdkafka's cached metadata lacks (the topics may have grown
+ * since it last read them: it refreshes only every 5 minutes) makes the
+ * send read the topic's metadata, waiting at most 2 s (or the request
+ * timeout if shorter), at most once a second per producer, and try once
+ * more. partition < 0: the partitioner places it (murmur2 of the key
+ * over the topic's current count). Returns 0 (cb will run exactly once),
+ * ONS_EFULL (in-flight bound or librdkafka's queue is full), ONS_ECLOSED
+ * (shutting down), ONS_EINVAL (unknown topic) or ONS_EKAFKA; on an error cb
+ * never runs. */
 int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t event_id,
                        const void *value, size_t len, const char *request_id, q_produce_cb cb,
                        void *arg);

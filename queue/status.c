@@ -2116,6 +2116,8 @@ static void event_field(q_event_state *out, const char *f, const char *v, char *
         out->max_per_user = (int)strtol(v, NULL, 10);
     else if (strcmp(f, "pow_difficulty") == 0)
         out->pow_difficulty = (int)strtol(v, NULL, 10);
+    else if (strcmp(f, "partitions") == 0)
+        out->partitions = (int)strtol(v, NULL, 10);
     else if (strcmp(f, "sold_out") == 0)
         out->sold_out = strcmp(v, "1") == 0;
     else if (strcmp(f, "sections") == 0 && sections && cap)
@@ -2200,5 +2202,14 @@ int q_status_event_set_pow(q_status *s, int64_t event_id, int pow_difficulty)
     key(s, k, sizeof k, "ev:%lld", (long long)event_id);
     snprintf(d, sizeof d, "%d", pow_difficulty);
     const char *argv[] = {"HSET", k, "pow_difficulty", d};
+    return simple(s, 4, argv);
+}
+
+int q_status_event_set_partitions(q_status *s, int64_t event_id, int partitions)
+{
+    char k[256], d[16];
+    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
+    snprintf(d, sizeof d, "%d", partitions);
+    const char *argv[] = {"HSET", k, "partitions", d};
     return simple(s, 4, argv);
 }

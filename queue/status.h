@@ -414,6 +414,11 @@ typedef struct q_event_state {
     /* Leading zero bits a join's proof of work needs (0 = none; -1 when
      * the Redis hash lacks it: ask PostgreSQL). docs/fairness.md. */
     int pow_difficulty;
+    /* The event's partition count (events.partitions), which names its home
+     * partition (q_partition_of_event): a join reads it with the sale state,
+     * so producing it needs no PostgreSQL. 0 when the hash lacks it (an
+     * event created before it was written there: ask PostgreSQL). */
+    int partitions;
 } q_event_state;
 
 /* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS. */
@@ -435,6 +440,9 @@ int q_status_event_set_fair(q_status *s, int64_t event_id, int64_t prequeue_open
 /* HSET of pow_difficulty (ingress side: at creation, on a live change and
  * when the hash is refilled from PostgreSQL; the owner never writes it). */
 int q_status_event_set_pow(q_status *s, int64_t event_id, int pow_difficulty);
+/* HSET of partitions, the event's fixed partition count (ingress side: at
+ * creation and when the hash is refilled from PostgreSQL). */
+int q_status_event_set_partitions(q_status *s, int64_t event_id, int partitions);
 
 /* Marks a proof-of-work solution (its challenge's tag) spent: SET
  * pow:<tag> NX with a ttl_ms expiry (the challenge's remaining life plus a

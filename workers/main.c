@@ -115,6 +115,10 @@ typedef struct worker {
     ons_histogram *batch_size, *commit_lat;
     ons_counter *applied[Q_MSG_TYPE_COUNT];
     ons_counter *poison, *unknown_event, *misrouted, *redis_err, *expired;
+    /* Misrouted records' warnings: one per WK_MISROUTED_LOG_S, the rest
+     * counted (a producer placing by the key sends a stream of them). */
+    double misrouted_logged_s;
+    long misrouted_quiet;
     ons_counter *republished, *repair_dropped, *repair_newer, *repair_absent, *repair_failed,
         *repair_forgotten, *results_refused, *claim_lock_timeouts;
     /* per partition: the claim's lock timeouts in a row (note_claim_wait) */
@@ -270,6 +274,28 @@ static const char *intent_name(const worker *w, int64_t seq, int64_t user_id,
     return out;
 }
 
+/* Records of events homed elsewhere, skipped: a warning at most once every
+ * WK_MISROUTED_LOG_S seconds (with how many were not logged since), every
+ * one counted (onsale_worker_poison_records_total{reason="misrouted"}). */
+#define WK_MISROUTED_LOG_S 10.0
+
+static void note_misrouted(worker *w, const q_record *rec, int lane, int64_t event_id, int home)
+{
+    ons_counter_add(w->misrouted, 1);
+    double now = ons_mono_s();
+    if (w->misrouted_logged_s > 0 && now - w->misrouted_logged_s < WK_MISROUTED_LOG_S) {
+        w->misrouted_quiet++;
+        return;
+    }
+    ons_log_warn("record at partition %d%s offset %" PRId64 " of event %" PRId64
+                 " (homed on partition %d) skipped: misrouted (%ld more not logged since the "
+                 "last such line)",
+                 (int)rec->partition, lane == Q_TOPIC_CONTROL ? " (control)" : "", rec->offset,
+                 event_id, home, w->misrouted_quiet);
+    w->misrouted_logged_s = now;
+    w->misrouted_quiet = 0;
+}
+
 /* log.intents: one line per applied record that names an intent. */
 static void log_applied(const worker *w, const q_record *rec, const q_msg *m)
 {
@@ -330,11 +356,7 @@ static void apply_record(worker *w, polled *pr, int64_t now_ms)
         /* Placed on a partition that is not its event's home (a producer
          * that placed it by the key over grown topics): its event's owner is
          * another, so it is never applied here (docs/scaling.md). */
-        ons_log_warn("record at partition %d%s offset %" PRId64 " of event %" PRId64
-                     " (homed on partition %d) skipped: misrouted",
-                     (int)rec->partition, lane == Q_TOPIC_CONTROL ? " (control)" : "", rec->offset,
-                     m.event_id, (int)wk_part_home_elsewhere(p, m.event_id));
-        ons_counter_add(w->misrouted, 1);
+        note_misrouted(w, rec, lane, m.event_id, wk_part_home_elsewhere(p, m.event_id));
     } else if (rc != 0) {
         char msg[96];
         snprintf(msg, sizeof msg, "applying offset %" PRId64 " failed: %s", rec->offset,
@@ -633,8 +655,10 @@ static void load_batch_events(worker *w, size_t n)
         wk_map_clear(&w->want);
         for (size_t j = 0; j < n; j++) {
             const polled *pr = &w->buf[j];
+            /* Events homed elsewhere are never loaded here (fenced). */
             if (pr->rec.partition != (int32_t)i || !pr->decoded ||
-                wk_part_event(s->part, pr->m.event_id) || wk_map_get(&w->want, pr->m.event_id))
+                wk_part_event(s->part, pr->m.event_id) || wk_map_get(&w->want, pr->m.event_id) ||
+                wk_part_home_elsewhere(s->part, pr->m.event_id) >= 0)
                 continue;
             if (wk_map_put(&w->want, pr->m.event_id, (void *)1) != 0)
                 break; /* no memory: the rest load one by one on their records */
@@ -843,13 +867,21 @@ static int setup_metrics(worker *w)
             ons_metrics_counter(w->m, "onsale_worker_intent_results_total",
                                 "intent state changes committed, by new state", labels);
     }
-    w->poison = ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
-                                    "records skipped as undecodable", "reason=\"decode\"");
+    w->poison =
+        ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
+                            "records skipped, by reason (decode: undecodable; unknown_event: no "
+                            "such event; misrouted: not on its event's home partition)",
+                            "reason=\"decode\"");
     w->unknown_event =
         ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
-                            "records skipped as undecodable", "reason=\"unknown_event\"");
-    w->misrouted = ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
-                                       "records skipped as undecodable", "reason=\"misrouted\"");
+                            "records skipped, by reason (decode: undecodable; unknown_event: no "
+                            "such event; misrouted: not on its event's home partition)",
+                            "reason=\"unknown_event\"");
+    w->misrouted =
+        ons_metrics_counter(w->m, "onsale_worker_poison_records_total",
+                            "records skipped, by reason (decode: undecodable; unknown_event: no "
+                            "such event; misrouted: not on its event's home partition)",
+                            "reason=\"misrouted\"");
     w->redis_err = ons_metrics_counter(w->m, "onsale_worker_redis_errors_total",
                                        "failed Redis projections (not fatal)", "");
     w->expired = ons_metrics_counter(w->m, "onsale_worker_holds_expired_total",

@@ -231,6 +231,13 @@ int wk_part_apply(wk_part *p, const q_msg *m, int64_t offset, int64_t ts_ms, int
 /* Skips an undecodable record at offset (counted, offset advanced). */
 void wk_part_skip(wk_part *p, int64_t offset);
 
+/* The home partition of event_id when it is another than p's (its records
+ * are fenced here), else -1. */
+int wk_part_home_elsewhere(const wk_part *p, int64_t event_id);
+/* Notes that event_id is homed on partition home, not p's (the store's
+ * load, which then loads nothing of it). 0 or ONS_ENOMEM. */
+int wk_part_set_home_elsewhere(wk_part *p, int64_t event_id, int32_t home);
+
 /* wk_part_apply / wk_part_skip for a record of either lane (enum q_topic):
  * each lane advances its own cursor (next_offset, ctl_next_offset). Any
  * record type is applied on either lane (records produced to the intents
@@ -248,13 +255,6 @@ void wk_part_skip(wk_part *p, int64_t offset);
  * rejected, reason misrouted, so its fan is answered; nothing else
  * changes); or another error (the partition's memory is no longer
  * usable). */
-/* The home partition of event_id when it is another than p's (its records
- * are fenced here), else -1. */
-int wk_part_home_elsewhere(const wk_part *p, int64_t event_id);
-/* Notes that event_id is homed on partition home, not p's (the store's
- * load, which then loads nothing of it). 0 or ONS_ENOMEM. */
-int wk_part_set_home_elsewhere(wk_part *p, int64_t event_id, int32_t home);
-
 int wk_part_apply_lane(wk_part *p, int lane, const q_msg *m, int64_t offset, int64_t ts_ms,
                        int64_t now_ms);
 void wk_part_skip_lane(wk_part *p, int lane, int64_t offset);

@@ -379,15 +379,16 @@ static int event_from_row(const PGresult *r, int i, wk_event **out, int64_t *sea
     return 0;
 }
 
-/* Is row i's event homed on another partition than p's (murmur2 of its id
- * over events.partitions, column 12; docs/scaling.md "Growing the topics")?
- * Then *fenced = 1, noted in p (wk_part_set_home_elsewhere) and logged:
- * nothing of it is loaded here and none of its records applied, so a record
- * a producer placed on the wrong partition never makes a second writer. */
-static int home_elsewhere(wk_part *p, const PGresult *r, int i, int *fenced)
+/* Is row i's event (event_id column 0) homed on another partition than
+ * p's (murmur2 of its id over events.partitions, column col; docs/scaling.md
+ * "Growing the topics")? Then *fenced = 1, noted in p
+ * (wk_part_set_home_elsewhere) and logged once: nothing of it is loaded
+ * here and none of its records applied, so a record a producer placed on
+ * the wrong partition never makes a second writer. */
+static int home_elsewhere(wk_part *p, const PGresult *r, int i, int col, int *fenced)
 {
     int64_t id = 0, parts = 0;
-    if (ons_pg_get_i64(r, i, 0, &id) || ons_pg_get_i64(r, i, 12, &parts) || parts < 1 ||
+    if (ons_pg_get_i64(r, i, 0, &id) || ons_pg_get_i64(r, i, col, &parts) || parts < 1 ||
         parts > 65536) {
         ons_log_error("postgres load events: row %d has no event_id or partitions", i);
         return ONS_EDB;
@@ -396,6 +397,8 @@ static int home_elsewhere(wk_part *p, const PGresult *r, int i, int *fenced)
     if (home == p->partition)
         return 0;
     *fenced = 1;
+    if (wk_part_home_elsewhere(p, id) >= 0)
+        return 0; /* noted and logged already */
     ons_log_warn("event %" PRId64 " is homed on partition %d (events.partitions %d), not %d: "
                  "its records here are not applied",
                  id, (int)home, (int)parts, (int)p->partition);
@@ -429,7 +432,7 @@ static int load_meta(wk_store *st, wk_part *p, const char *ids, load_set *ls)
         wk_event *ev = NULL;
         int64_t seats_total = 0;
         int fenced = 0;
-        if ((rc = home_elsewhere(p, r, i, &fenced)) != 0 || fenced)
+        if ((rc = home_elsewhere(p, r, i, 12, &fenced)) != 0 || fenced)
             continue;
         if ((rc = event_from_row(r, i, &ev, &seats_total)) != 0)
             break;
@@ -720,6 +723,45 @@ static int load_found(wk_store *st, wk_part *p, const char *ids, size_t n, load_
     return rc;
 }
 
+/* The events of ids homed on p's partition, into here (*nhere of them);
+ * the others are noted fenced (home_elsewhere): never stamped loaded (their
+ * sellers may still edit them), never loaded here. */
+static int ids_homed_here(wk_store *st, wk_part *p, const char *ids, ons_pgarr *here, size_t *nhere)
+{
+    const char *v[] = {ids};
+    PGresult *r;
+    if (ons_pg_exec(st->conn, PGRES_TUPLES_OK, "load events' homes",
+                    "SELECT event_id, partitions FROM events WHERE event_id = ANY($1::bigint[])", 1,
+                    v, &r))
+        return ONS_EDB;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        int fenced = 0;
+        int64_t id = 0;
+        if ((rc = home_elsewhere(p, r, i, 1, &fenced)) == 0 && !fenced &&
+            ons_pg_get_i64(r, i, 0, &id) == 0) {
+            ons_pgarr_int(here, id);
+            (*nhere)++;
+        }
+    }
+    PQclear(r);
+    return rc ? rc : here->oom ? ONS_ENOMEM : 0;
+}
+
+/* Marks the events (ids, all homed here) loaded, once, committed before
+ * the load's snapshot: from now on their prices and starts_at are held
+ * here, and ingress no longer changes them (PATCH /v1/events/{id} locks the
+ * row and checks owner_loaded_at, so this UPDATE waits for an edit in
+ * flight, and the snapshot then reads what that edit wrote). */
+static int stamp_loaded(wk_store *st, const char *ids)
+{
+    const char *v[] = {ids};
+    return ons_pg_exec(st->conn, PGRES_COMMAND_OK, "mark events loaded",
+                       "UPDATE events SET owner_loaded_at = now() "
+                       "WHERE event_id = ANY($1::bigint[]) AND owner_loaded_at IS NULL",
+                       1, v, NULL);
+}
+
 int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, size_t n)
 {
     if (n == 0)
@@ -737,24 +779,20 @@ int wk_store_load_events(wk_store *st, wk_part *p, const int64_t *event_ids, siz
         return ONS_ENOMEM;
     }
     load_set ls = {0};
-    /* Marks the events loaded (once), committed before the snapshot below:
-     * from now on their prices and starts_at are held here, and ingress no
-     * longer changes them (PATCH /v1/events/{id} locks the row and checks
-     * owner_loaded_at, so this UPDATE waits for an edit in flight, and the
-     * snapshot then reads what that edit wrote). */
-    const char *stamp_v[] = {ids};
-    int rc = ons_pg_exec(st->conn, PGRES_COMMAND_OK, "mark events loaded",
-                         "UPDATE events SET owner_loaded_at = now() "
-                         "WHERE event_id = ANY($1::bigint[]) AND owner_loaded_at IS NULL",
-                         1, stamp_v, NULL);
-    if (rc)
+    ons_pgarr here = {0};
+    size_t nhere = 0;
+    int rc = ids_homed_here(st, p, ids, &here, &nhere);
+    if (rc || nhere == 0)
+        goto out;
+    ids = ons_pgarr_end(&here);
+    if ((rc = stamp_loaded(st, ids)) != 0)
         goto out;
     /* One snapshot for every read, so events, seats and intents agree. */
     rc = simple(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (rc)
         goto out;
     if ((rc = load_meta(st, p, ids, &ls)) == 0)
-        rc = load_found(st, p, ids, n, &ls);
+        rc = load_found(st, p, ids, nhere, &ls);
     if (rc) {
         PQclear(PQexec(st->conn, "ROLLBACK"));
         goto out;
@@ -777,6 +815,7 @@ out:
     free(ls.c);
     wk_map_fini(&ls.idx);
     ons_pgarrs_fini(&ids_arr, 1);
+    ons_pgarrs_fini(&here, 1);
     return rc;
 }
 

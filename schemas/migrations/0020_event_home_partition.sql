@@ -23,7 +23,32 @@ CREATE FUNCTION onsale_claimed_partitions() RETURNS integer
 
 ALTER TABLE events
     ADD COLUMN partitions integer NOT NULL DEFAULT onsale_claimed_partitions()
-        CHECK (partitions > 0);
+        CHECK (partitions BETWEEN 1 AND 65536);
+
+-- Everything that reads events.partitions keeps it (ingress's home cache,
+-- the ev:<id> Redis hash, the worker's loaded events): changing it would
+-- move the event's home while its records sit in the old one, two writers
+-- for one event. So it is fixed once the event has any intent; before that
+-- (an event made by hand, nothing of it sent yet) it may still be set. The
+-- repair for a wrong count is in docs/scaling.md "Growing the topics".
+CREATE FUNCTION onsale_event_partitions_fixed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.partitions <> OLD.partitions
+       AND EXISTS (SELECT 1 FROM intents WHERE event_id = OLD.event_id) THEN
+        RAISE EXCEPTION 'event % has intents: its partition count (%) is fixed',
+            OLD.event_id, OLD.partitions
+            USING ERRCODE = 'check_violation',
+                  HINT = 'see docs/scaling.md "Growing the topics": grow the topics instead';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER events_partitions_fixed
+    BEFORE UPDATE OF partitions ON events
+    FOR EACH ROW EXECUTE FUNCTION onsale_event_partitions_fixed();
 
 -- A join a producer placed on another partition than its event's home is
 -- rejected there (reason misrouted) and applied nowhere: its fan gets an

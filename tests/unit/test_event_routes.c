@@ -7,7 +7,8 @@
  * Like tests/fuzz/fuzz_request.c, this file stands in for whole objects of
  * onsale_ingress: ingress/event_store.c (ing_event_* and ing_venue_insert
  * below), the reply and submit half of ingress/server.c and ing_produce
- * (ingress/produce.c), and ingress/event_view.c's ing_views_expect. The
+ * and ing_partitions_verified (ingress/produce.c), and
+ * ingress/event_view.c's ing_views_expect. The
  * linker then never pulls those objects out of the library, so the
  * handlers call these fakes.
  */
@@ -102,6 +103,7 @@ static struct {
     q_msg msg;
     ing_job_fn cont;
     ing_req *sent;        /* the request ing_produce holds until its delivery report */
+    int unverified;       /* what ing_partitions_verified answers: !unverified */
     int64_t expect_event; /* the last ing_views_expect */
     char expect_status[16];
 } out;
@@ -148,6 +150,12 @@ int ing_produce(ing_req *r, ing_worker *w, const q_msg *m, ing_job_fn done)
     out.msg = *m;
     out.cont = done;
     return 0;
+}
+
+int ing_partitions_verified(ing_app *a)
+{
+    (void)a;
+    return !out.unverified;
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -350,6 +358,23 @@ END_TEST
 /* The finish path itself (api_error.h): status and code from the table,
  * Retry-After only on rows that have one (a computed wait kept), the
  * field named, and r freed (ASan would see a leak or a double free). */
+/* An event homed over a partition count the brokers have not confirmed
+ * could name a partition that does not exist: its joins would fail forever. */
+START_TEST(create_with_an_unconfirmed_partition_count_is_503)
+{
+    static const char body[] = "{\"venue_id\":1,\"name\":\"X\",\"category\":\"concert\","
+                               "\"starts_at\":\"2099-01-01T00:00:00Z\","
+                               "\"tiers\":[{\"section\":\"A\",\"price_cents\":100}]}";
+    out.unverified = 1;
+    refused(ing_route_event_create, request(7, ONS_ROLE_SELLER, body), 503, "queue_unavailable");
+    ck_assert_int_eq(out.retry_after, 1);
+    ck_assert_int_eq(store.inserts, 0);
+    out.unverified = 0; /* confirmed: it reaches the store (away here) */
+    refused(ing_route_event_create, request(7, ONS_ROLE_SELLER, body), 503, "unavailable");
+    ck_assert_int_eq(store.inserts, 1);
+}
+END_TEST
+
 START_TEST(fail_takes_status_code_and_retry_from_the_table)
 {
     ing_req *r = request(7, ONS_ROLE_FAN, NULL);
@@ -387,6 +412,7 @@ int main(void)
         ONS_CHECK_CASE(patch_before_the_sale_is_written),
         ONS_CHECK_CASE(patch_tier_naming_no_section_is_400),
         ONS_CHECK_CASE(fail_takes_status_code_and_retry_from_the_table),
+        ONS_CHECK_CASE(create_with_an_unconfirmed_partition_count_is_503),
         ONS_CHECK_CASE(admission_reads_the_stored_status),
         ONS_CHECK_CASE(admission_of_another_sellers_event_is_403),
     };
