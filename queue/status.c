@@ -2196,20 +2196,22 @@ int q_status_pow_spend(q_status *s, const char *tag, int64_t ttl_ms)
     return rc;
 }
 
-int q_status_event_set_pow(q_status *s, int64_t event_id, int pow_difficulty)
+/* One integer field of the event's state hash. */
+static int event_set_int(q_status *s, int64_t event_id, const char *field, int v)
 {
     char k[256], d[16];
     key(s, k, sizeof k, "ev:%lld", (long long)event_id);
-    snprintf(d, sizeof d, "%d", pow_difficulty);
-    const char *argv[] = {"HSET", k, "pow_difficulty", d};
+    snprintf(d, sizeof d, "%d", v);
+    const char *argv[] = {"HSET", k, field, d};
     return simple(s, 4, argv);
+}
+
+int q_status_event_set_pow(q_status *s, int64_t event_id, int pow_difficulty)
+{
+    return event_set_int(s, event_id, "pow_difficulty", pow_difficulty);
 }
 
 int q_status_event_set_partitions(q_status *s, int64_t event_id, int partitions)
 {
-    char k[256], d[16];
-    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
-    snprintf(d, sizeof d, "%d", partitions);
-    const char *argv[] = {"HSET", k, "partitions", d};
-    return simple(s, 4, argv);
+    return event_set_int(s, event_id, "partitions", partitions);
 }

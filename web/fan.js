@@ -342,7 +342,11 @@
 
   function renderQueued(st) {
     show("queue");
-    const p = st.position ?? 0;
+    /* No position: the answering node does not watch the join's partition
+     * yet (the topics grew since it started). The fan is in line, but its
+     * place is not known here: say so rather than "You're next". */
+    if (st.position == null) return renderQueuedUnplaced();
+    const p = st.position;
     if (mine.max_position == null || p > mine.max_position) { mine.max_position = p; save(); }
     const max = mine.max_position;
     $("queue-h").textContent = "You are in line";
@@ -361,6 +365,18 @@
     $("leave-btn").classList.remove("hidden");
     announceState("queued", "You are in line.");
     announcePosition(p, st.eta_seconds);
+  }
+
+  function renderQueuedUnplaced() {
+    $("queue-h").textContent = "You are in line";
+    $("q-place").textContent = "Not known yet";
+    $("q-ahead").textContent = "—";
+    $("q-eta").textContent = "—";
+    $("q-state").textContent = "In line";
+    $("q-note").textContent = "You are in line; this server cannot tell your place right now. " +
+      "Keep this page open: it asks again.";
+    $("leave-btn").classList.remove("hidden");
+    announceState("queued", "You are in line.");
   }
 
   /* Pre-queued: no place yet, a countdown to the draw. */

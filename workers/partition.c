@@ -618,14 +618,15 @@ static int get_event(wk_part *p, int64_t event_id, wk_event **out)
 }
 
 /* The batch's record of the join m at seq, ending in state (a refusal or a
- * tombstone; an admitted join's record is overwritten by fx_intent). */
+ * tombstone; an admitted join's record is overwritten by fx_intent). ev:
+ * the event's memory, NULL for a join applied nowhere (reject_misrouted). */
 static wk_fx_intent *record_join(wk_part *p, wk_event *ev, const q_msg *m, int64_t seq,
                                  int64_t ts_ms, int64_t now_ms, int state)
 {
     wk_fx_intent *r = fx_record(p, seq, 1);
     if (!r)
         return NULL;
-    r->event_id = ev->event_id;
+    r->event_id = m->event_id;
     r->user_id = m->user_id;
     r->max_price = m->max_price_cents;
     r->accepted_ms = ts_ms;
@@ -1125,19 +1126,10 @@ static int apply_record(wk_part *p, int lane, wk_event *ev, const q_msg *m, int6
  * the event (seats, counters, waiting fans) is read or written here. */
 static int reject_misrouted(wk_part *p, const q_msg *m, int64_t seq, int64_t ts_ms, int64_t now_ms)
 {
-    wk_fx_intent *r = fx_record(p, seq, 1);
+    /* ev NULL: no reservation, never read */
+    wk_fx_intent *r = record_join(p, NULL, m, seq, ts_ms, now_ms, Q_INTENT_REJECTED);
     if (!r)
         return ONS_ENOMEM;
-    r->event_id = m->event_id;
-    r->user_id = m->user_id;
-    r->max_price = m->max_price_cents;
-    r->accepted_ms = ts_ms;
-    r->left_queue_ms = now_ms;
-    r->qty = (uint8_t)m->quantity;
-    r->adjacent = (uint8_t)(m->adjacent != 0);
-    snprintf(r->section, sizeof r->section, "%s", m->section);
-    r->ev = NULL; /* no reservation: never read */
-    r->state = Q_INTENT_REJECTED;
     r->reason = Q_REASON_MISROUTED;
     return 0;
 }
