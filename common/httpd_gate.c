@@ -1672,9 +1672,12 @@ static int send_stalled(slot *s, int64_t now)
  * connection per sweep; under g.mu, so the descriptor is still s's. */
 static void send_progress(int fd, slot *s, int64_t now)
 {
-    if (g.o.send_timeout_ms <= 0 || (!atomic_load_explicit(&s->unsent, memory_order_relaxed) &&
-                                     !atomic_load_explicit(&s->out_pending, memory_order_relaxed)))
+    if (g.o.send_timeout_ms <= 0 ||
+        (!atomic_load_explicit(&s->unsent, memory_order_relaxed) &&
+         !atomic_load_explicit(&s->out_pending, memory_order_relaxed))) {
+        s->outq_seen = 0; /* a later answer, or the descriptor's next client, starts afresh */
         return;
+    }
     int q = 0;
     pthread_mutex_lock(&g.mu);
     int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;

@@ -191,7 +191,10 @@ static int watches(const ing_app *app, int32_t partition)
 }
 
 /* A queued intent's body without position or ETA (!watches), polled
- * again after status.poll_min_ms; status_url only in a join's reply. */
+ * again after status.poll_max_ms: this node learns the place only once
+ * restarted, so polling faster shows nothing sooner but a state change,
+ * and a grown event's whole crowd would poll at the fastest rate;
+ * status_url only in a join's reply. */
 static void unplaced_body(const ing_app *app, char *out, size_t cap, const char *intent_id,
                           int64_t event_id, int with_url)
 {
@@ -201,7 +204,7 @@ static void unplaced_body(const ing_app *app, char *out, size_t cap, const char 
     if (event_id > 0)
         snprintf(ev, sizeof ev, ",\"event_id\":%" PRId64, event_id);
     snprintf(out, cap, "{\"intent_id\":\"%.32s\",\"state\":\"%s\",\"poll_after_ms\":%lld%s%s}",
-             intent_id, q_intent_state_name(Q_INTENT_QUEUED), app->o.status_poll_min_ms, ev, url);
+             intent_id, q_intent_state_name(Q_INTENT_QUEUED), app->o.status_poll_max_ms, ev, url);
 }
 
 /* A queued intent's body once its event is sold out: rejected now. */

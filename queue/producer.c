@@ -23,6 +23,7 @@ struct q_producer {
     int linger_ms;
     int delivery_timeout_ms;
     int request_timeout_ms;
+    int refresh_unknown; /* q_producer_opts.refresh_unknown */
     int max_inflight;
 
     /* Senders hold the read lock while they use rk; the poll thread takes
@@ -212,6 +213,7 @@ int q_producer_new(const q_producer_opts *o, q_producer **out)
     p->linger_ms = o->linger_ms;
     p->delivery_timeout_ms = o->delivery_timeout_ms;
     p->request_timeout_ms = o->request_timeout_ms;
+    p->refresh_unknown = o->refresh_unknown;
     p->max_inflight = o->max_inflight;
     p->rk = build(p);
     if (!p->rk) {
@@ -356,7 +358,7 @@ int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t even
         kerr = produce_one(p->rk, p->topics[topic], part, key, klen, value, len, request_id, t);
     /* A partition the cached metadata lacks may be one the topics grew
      * since: read the topic's metadata once and try again. */
-    if (kerr == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && partition >= 0 &&
+    if (kerr == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && partition >= 0 && p->refresh_unknown &&
         refresh_topic(p, p->rk, p->topics[topic]))
         kerr = produce_one(p->rk, p->topics[topic], part, key, klen, value, len, request_id, t);
     pthread_rwlock_unlock(&p->lock);

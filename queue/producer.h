@@ -40,7 +40,13 @@ typedef struct q_producer_opts {
     int max_inflight;          /* records queued and not yet reported */
     const char *control_topic; /* the control lane; NULL or "": "<topic>.control" (msg.h) */
     int request_timeout_ms;    /* request.timeout.ms and socket.timeout.ms; 0: librdkafka's */
-    q_ksec sec;                /* TLS to the brokers (copied) */
+    /* 1: a send to a partition the cached metadata lacks reads the topic's
+     * metadata on the sending thread and retries (q_producer_send_at). For
+     * a process with nothing else that refreshes it (the payments relay);
+     * ingress's monitor reads the metadata every round, and a join's
+     * claimer must not wait on the brokers. */
+    int refresh_unknown;
+    q_ksec sec; /* TLS to the brokers (copied) */
 } q_producer_opts;
 
 /* Completion of one send, on the producer's poll thread. err is
@@ -84,14 +90,13 @@ int q_producer_outcome(int kafka_err, int msg_status, int closing);
  * Q_HEADER_REQUEST_ID header, to partition (>= 0) of topic, bypassing the
  * partitioner: the record lands there or fails (ONS_EKAFKA, cb never runs).
  * A partition librdkafka's cached metadata lacks (the topics may have grown
- * since it last read them: it refreshes only every 5 minutes) makes the
- * send read the topic's metadata, waiting at most 2 s (or the request
- * timeout if shorter), at most once a second per producer, and try once
- * more. partition < 0: the partitioner places it (murmur2 of the key
- * over the topic's current count). Returns 0 (cb will run exactly once),
- * ONS_EFULL (in-flight bound or librdkafka's queue is full), ONS_ECLOSED
- * (shutting down), ONS_EINVAL (unknown topic) or ONS_EKAFKA; on an error cb
- * never runs. */
+ * since it last read them: it refreshes only every 5 minutes) fails the
+ * send (ONS_EKAFKA) or, with opts.refresh_unknown, makes the send read the
+ * topic's metadata, waiting at most 2 s (or the request timeout if
+ * shorter), at most once a second per producer, and try once more. partition < 0: the partitioner
+ * places it (murmur2 of the key over the topic's current count). Returns 0 (cb will run exactly
+ * once), ONS_EFULL (in-flight bound or librdkafka's queue is full), ONS_ECLOSED (shutting down),
+ * ONS_EINVAL (unknown topic) or ONS_EKAFKA; on an error cb never runs. */
 int q_producer_send_at(q_producer *p, int topic, int32_t partition, int64_t event_id,
                        const void *value, size_t len, const char *request_id, q_produce_cb cb,
                        void *arg);

@@ -373,6 +373,7 @@
     $("q-ahead").textContent = "—";
     $("q-eta").textContent = "—";
     $("q-state").textContent = "In line";
+    setBar(0);
     $("q-note").textContent = "You are in line; this server cannot tell your place right now. " +
       "Keep this page open: it asks again.";
     $("leave-btn").classList.remove("hidden");

@@ -28,16 +28,20 @@ ALTER TABLE events
 -- Everything that reads events.partitions keeps it (ingress's home cache,
 -- the ev:<id> Redis hash, the worker's loaded events): changing it would
 -- move the event's home while its records sit in the old one, two writers
--- for one event. So it is fixed once the event has any intent; before that
--- (an event made by hand, nothing of it sent yet) it may still be set. The
--- repair for a wrong count is in docs/scaling.md "Growing the topics".
+-- for one event. So it is fixed once the event has any intent or a partition
+-- owner has loaded it (owner_loaded_at: any record of it was applied, a
+-- status change too, and an intent not yet committed is invisible here);
+-- before that (an event made by hand, nothing of it sent yet) it may still
+-- be set. The repair for a wrong count is in docs/scaling.md "Growing the
+-- topics".
 CREATE FUNCTION onsale_event_partitions_fixed() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
     IF NEW.partitions <> OLD.partitions
-       AND EXISTS (SELECT 1 FROM intents WHERE event_id = OLD.event_id) THEN
-        RAISE EXCEPTION 'event % has intents: its partition count (%) is fixed',
+       AND (OLD.owner_loaded_at IS NOT NULL
+            OR EXISTS (SELECT 1 FROM intents WHERE event_id = OLD.event_id)) THEN
+        RAISE EXCEPTION 'event % was loaded or has intents: its partition count (%) is fixed',
             OLD.event_id, OLD.partitions
             USING ERRCODE = 'check_violation',
                   HINT = 'see docs/scaling.md "Growing the topics": grow the topics instead';

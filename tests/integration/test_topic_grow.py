@@ -253,6 +253,9 @@ def test_growing_the_topics_mid_sale_moves_no_event():
             placed = ev != fresh or port == new_port
             assert ("position" in b and "eta_seconds" in b) == placed, (port, ev, b)
             assert b["state"] == "queued" and b["status_url"], b
+            # and, unplaced, no fast polls: it learns the place only once
+            # restarted (status.poll_max_ms, 10 s by default)
+            assert placed or b["poll_after_ms"] == 10000, b
         iid = accepted[fresh][-1]
         s, _, b = exchange(http.client.HTTPConnection("127.0.0.1", old_port, timeout=30), "GET",
                            f"/v1/intents/{iid}", None, make_token(users_of[iid], "fan", st.secret))
@@ -266,6 +269,17 @@ def test_growing_the_topics_mid_sale_moves_no_event():
             except psycopg2.errors.CheckViolation:
                 pass
         assert st.sql("SELECT partitions FROM events WHERE event_id = %s", (moved[0],)) == [(2,)]
+        # Fixed too once an owner loaded it, intents or not (one not yet
+        # committed is invisible to the trigger; the owner's memory holds the
+        # home already). Control: the same event before the load takes it.
+        quiet = st.create_event(sections=[("A", 1, 4, 5000)])
+        st.sql("UPDATE events SET partitions = 2 WHERE event_id = %s", (quiet,))
+        st.sql("UPDATE events SET owner_loaded_at = now() WHERE event_id = %s", (quiet,))
+        try:
+            st.sql("UPDATE events SET partitions = 4 WHERE event_id = %s", (quiet,))
+            raise AssertionError("a loaded event's count changed")
+        except psycopg2.errors.CheckViolation:
+            pass
 
 
 def new_partition_served(refresh_ms, within_s):

@@ -372,6 +372,8 @@ static int start(app *a)
                           .delivery_timeout_ms = (int)a->o.produce_timeout_ms,
                           .max_inflight = PRODUCER_MAX_INFLIGHT,
                           .control_topic = a->o.control_topic,
+                          /* nothing else refreshes the relay's metadata */
+                          .refresh_unknown = 1,
                           .sec = {a->o.security_protocol, a->o.ssl_ca_location}};
     if (q_producer_new(&po, &a->prod) != 0) {
         ons_log_error("cannot create the Kafka producer");
