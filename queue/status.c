@@ -2102,6 +2102,19 @@ static const struct {
 
 /* Reads field f of an event's hash, valued v, into out (sections: into
  * sections, when given); unknown fields are passed over. */
+/* The event's partition count as stored, or 0 (unknown: the reader takes
+ * it from PostgreSQL) unless it is plainly 1..65536: a join is produced to
+ * the home this names, so a damaged field must not name another one. */
+static int partitions_of(const char *v)
+{
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || v[0] < '1' || v[0] > '9' || n > 65536)
+        return 0;
+    return (int)n;
+}
+
 static void event_field(q_event_state *out, const char *f, const char *v, char *sections,
                         size_t cap)
 {
@@ -2117,7 +2130,7 @@ static void event_field(q_event_state *out, const char *f, const char *v, char *
     else if (strcmp(f, "pow_difficulty") == 0)
         out->pow_difficulty = (int)strtol(v, NULL, 10);
     else if (strcmp(f, "partitions") == 0)
-        out->partitions = (int)strtol(v, NULL, 10);
+        out->partitions = partitions_of(v);
     else if (strcmp(f, "sold_out") == 0)
         out->sold_out = strcmp(v, "1") == 0;
     else if (strcmp(f, "sections") == 0 && sections && cap)

@@ -153,6 +153,21 @@ START_TEST(publish_then_read)
     ck_assert_int_eq(es.max_per_user, 6);
     ck_assert_int_eq(es.held, 2);
     ck_assert_int_eq(q_status_event_get(st, 6, &es), ONS_ENOTFOUND);
+
+    /* The home's count is read plainly or not at all (0: from PostgreSQL):
+     * a damaged field must not place a join on another partition. */
+    ck_assert_int_eq(q_status_event_set_partitions(st, 5, 4), 0);
+    ck_assert_int_eq(q_status_event_get(st, 5, &es), 0);
+    ck_assert_int_eq(es.partitions, 4);
+    const char *bad[] = {"7abc", "0", "-2", "+3", " 3", "65537", "99999999999999999999", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        redis_raw("HSET %sev:5 partitions %s", prefix, bad[i]);
+        ck_assert_int_eq(q_status_event_get(st, 5, &es), 0);
+        ck_assert_msg(es.partitions == 0, "'%s' read as %d", bad[i], es.partitions);
+    }
+    redis_raw("HSET %sev:5 partitions 65536", prefix);
+    ck_assert_int_eq(q_status_event_get(st, 5, &es), 0);
+    ck_assert_int_eq(es.partitions, 65536);
 }
 END_TEST
 
