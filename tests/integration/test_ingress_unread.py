@@ -65,15 +65,21 @@ def unread_node(st, **o):
     return port, pid
 
 
-def never_reader(port, path):
-    """A connection with a 4 KiB receive buffer that asks for path and
-    never reads."""
+def asking(port, path, rcvbuf=4096, timeout=10):
+    """A connection with a receive buffer of rcvbuf bytes that has asked
+    for path; the caller reads it (or, a never-reader, does not)."""
     s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
     s.connect(("127.0.0.1", port))
     s.sendall(head("GET", path))
     return s
+
+
+def never_reader(port, path):
+    """A connection with a 4 KiB receive buffer that asks for path and
+    never reads."""
+    return asking(port, path)
 
 
 def first_status(s):
@@ -255,12 +261,8 @@ def test_a_slow_reader_that_progresses_is_not_cut_at_the_idle_timeout(st, big):
     while (get_whole(port, head("GET", big)) or [(0,)])[0][0] != 200:
         assert time.time() < deadline
         time.sleep(0.3)
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.settimeout(10)
-    s.connect(("127.0.0.1", port))
+    s = asking(port, big, rcvbuf=65536)
     try:
-        s.sendall(head("GET", big))
         buf, need = b"", None
         while need is None or len(buf) < need:
             b = s.recv(65536)
@@ -286,12 +288,8 @@ def test_a_steady_slow_reader_is_not_cut_at_the_send_timeout(st, big):
     read (4 s)."""
     port, _ = unread_node(st, http_send_timeout_ms=1000, http_send_buffer=16384)
     assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(5)
-    s.connect(("127.0.0.1", port))
+    s = asking(port, big, timeout=5)
     try:
-        s.sendall(head("GET", big))
         got = 0
         while got < 32 * 1024:
             b = s.recv(2048)

@@ -270,19 +270,24 @@ END_TEST
  * result's TTL while PostgreSQL says released). The new owner's own later
  * write lands; an epoch-5 write in a partition no newer owner repaired
  * lands too (the control: the refusal is the partition's epoch). */
+/* One repair item (json NULL: a drop); returns its outcome. */
+static int repair_one(int64_t seq, int32_t partition, int64_t epoch, int64_t version,
+                      const char *json)
+{
+    q_status_repair it = {seq, partition, epoch, version, json, -1};
+    ck_assert_int_eq(q_status_repair_results(st, &it, 1), 0);
+    return it.outcome;
+}
+
 START_TEST(an_older_owner_never_writes_after_a_newer_drop)
 {
     const char *released = "{\"state\":\"released\",\"v\":[6,3]}";
     const char *stale = "{\"state\":\"reserved\",\"v\":[5,10]}";
     const char *later = "{\"state\":\"waiting\",\"v\":[6,4]}";
     store_doc(42, released);
-    q_status_repair drop = {42, 7, 6, 3, NULL, 0};
-    ck_assert_int_eq(q_status_repair_results(st, &drop, 1), 0);
-    ck_assert_int_eq(drop.outcome, 2);
+    ck_assert_int_eq(repair_one(42, 7, 6, 3, NULL), 2);
     assert_doc(42, NULL);
-    q_status_repair old = {42, 7, 5, 10, stale, 0};
-    ck_assert_int_eq(q_status_repair_results(st, &old, 1), 0);
-    ck_assert_int_eq(old.outcome, 0);
+    ck_assert_int_eq(repair_one(42, 7, 5, 10, stale), 0);
     assert_doc(42, NULL);
     /* a drop that found nothing raises the epoch too */
     q_status_repair none[] = {{43, 8, 6, -1, NULL, 0}, {43, 8, 5, 10, stale, 0}};
@@ -290,13 +295,9 @@ START_TEST(an_older_owner_never_writes_after_a_newer_drop)
     ck_assert_int_eq(none[0].outcome, 3);
     ck_assert_int_eq(none[1].outcome, 0);
     assert_doc(43, NULL);
-    q_status_repair mine = {42, 7, 6, 4, later, 0};
-    ck_assert_int_eq(q_status_repair_results(st, &mine, 1), 0);
-    ck_assert_int_eq(mine.outcome, 1);
+    ck_assert_int_eq(repair_one(42, 7, 6, 4, later), 1);
     assert_doc(42, later);
-    q_status_repair other = {44, 9, 5, 10, stale, 0};
-    ck_assert_int_eq(q_status_repair_results(st, &other, 1), 0);
-    ck_assert_int_eq(other.outcome, 1);
+    ck_assert_int_eq(repair_one(44, 9, 5, 10, stale), 1);
     assert_doc(44, stale);
 }
 END_TEST
