@@ -2147,11 +2147,13 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
 {
     if (sections && cap)
         sections[0] = '\0';
+    /* "Unknown" first, so a failed read leaves it too: the event view
+     * renders from PostgreSQL then and reads the crowd from *out. */
+    *out = (q_event_state){
+        .available = -1, .held = -1, .sold = -1, .waiting = -1, .pow_difficulty = -1};
     redisReply *r = command_on_key(s, "HGETALL", "ev:", event_id);
     if (!r)
         return ONS_EREDIS;
-    *out = (q_event_state){
-        .available = -1, .held = -1, .sold = -1, .waiting = -1, .pow_difficulty = -1};
     int rc = 0;
     if (r->type != REDIS_REPLY_ARRAY) {
         rc = ONS_EREDIS;

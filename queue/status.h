@@ -421,7 +421,9 @@ typedef struct q_event_state {
     int partitions;
 } q_event_state;
 
-/* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS. */
+/* HGETALL ev:<event>. Returns 0, ONS_ENOTFOUND (no key) or ONS_EREDIS;
+ * *out is set in every case, a field the hash lacks (or all of them when
+ * the read failed) left unknown: counts and pow_difficulty -1, the rest 0. */
 int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out);
 /* Like q_status_event_get, and copies the owner's per-section free counts
  * ("section_id:free,..." as published) into sections (cap bytes, "" when

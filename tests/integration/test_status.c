@@ -876,6 +876,19 @@ START_TEST(unreachable_redis_is_an_error_not_a_crash)
     q_idem_done d = {1, "k", "h", "{}", 200, 60, 0};
     ck_assert_int_eq(q_status_idem_finish_many(down, &d, 1), ONS_EREDIS);
     ck_assert_int_eq(d.rc, ONS_EREDIS);
+    /* A failed read still leaves the "unknown" state: the event view
+     * renders from PostgreSQL then, and took its crowd (waiting,
+     * holds_active) from whatever the caller's stack held (its
+     * refresh_after_ms 60 s under a hung Redis). */
+    q_event_state es;
+    memset(&es, 0x55, sizeof es);
+    char sections[8] = "junk";
+    ck_assert_int_eq(q_status_event_view_get(down, 1, &es, sections, sizeof sections), ONS_EREDIS);
+    ck_assert_int_eq(es.waiting, -1);
+    ck_assert_int_eq(es.holds_active, 0);
+    ck_assert_int_eq(es.available, -1);
+    ck_assert_int_eq(es.sold_out, 0);
+    ck_assert_str_eq(sections, "");
     q_status_free(down);
 }
 END_TEST
