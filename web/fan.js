@@ -42,6 +42,10 @@
   let orderTimer = null, orderAttempt = 0;
   let countdownTimer = null;
   let joinAttempt = 0;
+  /* A join is on its way or waiting to be retried: the form stays as the
+   * join left it (the view's refreshes must not offer the button again, a
+   * second press would start a second chain of retries). */
+  let joining = false;
   let powNeeded = false, powAttempt = 0; /* the server asked for work (403 pow_*) */
   let answered = false;     /* a final answer is on screen */
   const said = { state: null, bucket: null, at: 0 };
@@ -147,6 +151,7 @@
     }
     show("join");
     setState("join");
+    if (joining) return;
     /* A pre-queue (docs/fairness.md): joining before the sale puts the fan in
      * the draw; the order among them is drawn at onsale_at, not raced. */
     const pre = ev.status === "scheduled" && ev.prequeue_opens_at &&
@@ -166,11 +171,18 @@
    * a crowd's places move together, and its views with them would come at
    * once. */
   let eventTimer = null;
+  /* Failed views in a row. A failed view is retried after 1-2 s (the
+   * backoff's third step: a view is not urgent) and then later each time
+   * (backoffMs), as the other requests are: a retry every 1-2 s for as
+   * long as a node stays down was the whole crowd's views again every
+   * second or two. */
+  let viewAttempt = 0;
   async function loadEvent() {
     clearTimeout(eventTimer);
     eventTimer = null;
     try {
       ev = (await call("GET", `/v1/events/${eventId}`)).body;
+      viewAttempt = 0;
       renderEvent();
       /* The server spreads a big crowd's refreshes (refresh_after_ms grows
        * with the fans waiting); the fan's own place comes from its polls. */
@@ -184,7 +196,7 @@
         setState("no_event");
         return;
       }
-      if (!answered) eventTimer = setTimeout(loadEvent, backoffMs(err, 3));
+      if (!answered) eventTimer = setTimeout(loadEvent, backoffMs(err, 3 + viewAttempt++));
     }
   }
 
@@ -227,6 +239,7 @@
       pending = { key: randomKey(), body };
       sessionStorage.setItem(keyName, JSON.stringify(pending));
     }
+    joining = true;
     $("join-btn").disabled = true;
     $("join-msg").textContent = "Joining…";
     try {
@@ -237,6 +250,7 @@
       powAttempt = 0;
       sessionStorage.removeItem(keyName);
       joinAttempt = 0;
+      joining = false;
       mine = { intent_id: r.body.intent_id, max_position: r.body.position };
       save();
       notice("");
@@ -244,6 +258,8 @@
       schedule(r.body.poll_after_ms);
     } catch (err) {
       if (err.code === "already_in_queue" && err.body && err.body.intent_id) {
+        joining = false;
+        joinAttempt = 0;
         sessionStorage.removeItem(keyName);
         mine = { intent_id: err.body.intent_id };
         save();
@@ -254,15 +270,27 @@
         powAttempt++;
         join();
       } else if (err.code === "sold_out") {
+        joining = false;
         sessionStorage.removeItem(keyName);
         finalAnswer("sold_out", "Sold out", "bad", "Every seat for this event has been sold.");
-      } else if (err.transient && joinAttempt < 8) {
+      } else if (err.transient) {
+        /* Retried for as long as the page is open, each time later
+         * (backoffMs: at most every 30 s or so): a join whose node died
+         * after queueing it is answered only once its claim clears (409
+         * idempotency_in_progress for up to idem.inflight_ttl_s, 60 s, then
+         * already_in_queue once the intent is applied), and a page that
+         * gave up after a few tries left its fan at the join button with
+         * the place already taken, unseen. */
         joinAttempt++;
         const d = backoffMs(err, joinAttempt);
-        $("join-msg").textContent = `So many fans are joining right now that we have to wait a moment. ` +
+        $("join-msg").textContent = (err.status === 0 || err.status >= 502
+          ? "The waiting room did not answer. "
+          : err.status === 409 ? "Your join is still being checked. "
+          : "So many fans are joining right now that we have to wait a moment. ") +
           `Trying again in ${Math.ceil(d / 1000)} s — don't close the page.`;
         setTimeout(join, d);
       } else {
+        joining = false;
         joinAttempt = 0;
         $("join-btn").disabled = false;
         $("join-msg").textContent = err.status === 401
