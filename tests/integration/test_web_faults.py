@@ -68,6 +68,9 @@ return true;
 """
 
 
+FROZEN_S = 6  # a page frozen this long misses a view (5 s) and its polls
+
+
 def event_homed_on(st, partition, of):
     """An event (one section of 20 seats) whose home is partition of a
     count of `of` partitions."""
@@ -128,6 +131,25 @@ def test_a_fan_not_placed_yet_is_told_so_then_sees_its_place():
             s, _, api = st.http("GET", f"/v1/intents/{iid}", token=st.token(710, "fan"))
             assert s == 200 and api["state"] == "queued" and api["position"] == 3, api
             assert b.text("f", "q-place") == "No. 4" and b.text("f", "q-ahead") == "3"
+            # A tab long in the background comes back: every timer it
+            # missed is due at once (a main thread blocked FROZEN_S: no
+            # timer runs meanwhile, as in a throttled or frozen tab). One
+            # poll and at most one view, not the ones it missed.
+            n0 = len(b("eval", page="f", js="return window.__net"))
+            woke = b("eval", page="f", js=f"const end = Date.now() + {FROZEN_S * 1000}; "
+                                           "setTimeout(() => { while (Date.now() < end); }, 0); "
+                                           "return end")
+            time.sleep(FROZEN_S + 1.5)
+            net = b("eval", page="f", js="return window.__net")
+            # (within 80 ms: the polls' own interval is 100 ms here)
+            after = [e for e in net[n0:] if e["t"] < woke + 80]
+            assert all(e["t"] >= woke for e in after), after  # none while blocked
+            assert sum(e["p"].startswith("/v1/intents/") for e in after) == 1, after
+            assert sum(e["p"] == f"/v1/events/{ev}" for e in after) <= 1, after
+            assert len(after) <= 2, after
+            polls = [e for e in net[n0:] if e["p"].startswith("/v1/intents/")]
+            for prev, e in zip(polls, polls[1:]):  # and then as told again
+                assert e["t"] - prev["end"] >= prev["poll"] - 25, (prev, e)
             st.start_worker()
             b.wait_state("f", "reserved", timeout=30000)
             seen = b("eval", page="f", js="return window.__seen")
