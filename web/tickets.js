@@ -31,7 +31,8 @@ Onsale.tickets = (() => {
     function tick() {
       if (!el.isConnected && timer) { stop(); return; }
       const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-      left.textContent = until ? `New code in ${s} s · show it at the gate` : "";
+      /* (no code: the card's message stays) */
+      if (until) left.textContent = `New code in ${s} s · show it at the gate`;
     }
     function stop() { clearTimeout(timer); clearInterval(ticker); timer = ticker = null; }
 
@@ -47,6 +48,18 @@ Onsale.tickets = (() => {
         if (b.admitted_at) left.dataset.admitted = b.admitted_at;
         timer = setTimeout(refresh, b.seconds_left * 1000 + 150);
       } catch (err) {
+        if (err.code === "ticket_change_pending") {
+          /* A transfer or cancel is on its way to the box office: no code
+           * until it is applied (then 404 or ticket_not_valid) or dropped
+           * (the code again). It clears by itself: asked again after its
+           * Retry-After, as every refusal that says when. */
+          code.textContent = "–";
+          qr.removeAttribute("src");
+          until = 0;
+          left.textContent = "A change of this ticket is on its way; its code comes back if it is not made.";
+          timer = setTimeout(refresh, backoffMs(err, ++attempt));
+          return;
+        }
         if (err.status === 404 || err.status === 409) {
           /* Transferred away, cancelled or voided: no code to show. */
           code.textContent = "–";

@@ -7,6 +7,7 @@ without a reload. A ticket transferred away says so and shows no code.
 Screenshots go to .state/test-artifacts/web/.
 """
 import os
+import signal
 import sys
 
 import pytest
@@ -66,5 +67,41 @@ def test_fan_page_shows_live_ticket_codes(env):
         gone = f"return {card_js(t2, 'left').replace('return ', '')}.includes('no longer yours')"
         assert b("wait", page="fan", js=gone, timeout=(STEP_S + 10) * 1000)
         b.shot("fan", "tickets-transferred")
+    finally:
+        b.close()
+
+
+@need_browser
+def test_a_ticket_change_on_its_way_hides_the_code_until_it_is_applied(env):
+    """A transfer claimed but not yet applied (the worker stopped): the
+    code is 409 ticket_change_pending with Retry-After, a refusal that
+    clears by itself. The card says a change is on its way and asks
+    again; once the owner applies it, it says the ticket went to someone
+    else. Before, the card took the 409 for an invalid ticket and stopped
+    asking for good ("no longer valid", a transferred ticket never shown
+    as such, a dropped change never showing its code again)."""
+    st = env.st
+    (t,) = env.buy(72)
+    b = Browser()
+    try:
+        b("open", name="fan")
+        b("goto", page="fan", url=f"{env.base}/#token={st.token(72, 'fan')}")
+        b("wait", page="fan", js=card_js(t, "code"), timeout=20000)
+        st.account(73)
+        env.worker.kill(signal.SIGSTOP)
+        try:
+            s, _, r = st.http("POST", f"/v1/tickets/{t}/transfer", {"to_user_id": 73},
+                              token=st.token(72, "fan"))
+            assert s == 202, r
+            s, h, r = st.http("GET", f"/v1/tickets/{t}/code", token=st.token(72, "fan"))
+            assert (s, r["error"]["code"]) == (409, "ticket_change_pending") and h.get("retry-after"), r
+            left = card_js(t, "left")
+            on_way = f"return ({left.replace('return ', '')}).includes('on its way')"
+            b("wait", page="fan", js=on_way, timeout=(STEP_S + 10) * 1000)
+            b.shot("fan", "tickets-change-pending")
+        finally:
+            env.worker.kill(signal.SIGCONT)
+        gone = f"return {card_js(t, 'left').replace('return ', '')}.includes('no longer yours')"
+        assert b("wait", page="fan", js=gone, timeout=40000)
     finally:
         b.close()
