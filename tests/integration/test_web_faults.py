@@ -247,7 +247,8 @@ def join_faults(net, seen, ev):
 @need_browser
 def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
     """FAULT_PAGES pages (each its own browser context) in line behind
-    FILLERS fans: Redis (a private one) hangs HANG_S while they wait; the
+    FILLERS fans: Redis (a private one) hangs HANG_S while they wait (and
+    one more page tries to join meanwhile); the
     last two pages join just before ingress is killed -9 (their joins in
     the log, unanswered: the node holds its answers 2 s) and come back
     DOWN_S later on the same address; then the worker starts, is killed -9
@@ -273,7 +274,7 @@ def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
         b = Browser()
         names = [f"x{i}" for i in range(FAULT_PAGES)]
         users = {n: 8500 + i for i, n in enumerate(names)}
-        early, late = names[:-2], names[-2:]
+        early, hung, late = names[:-3], names[-3], names[-2:]
         try:
             for n in names:
                 b("open", name=n, own=True)
@@ -289,8 +290,10 @@ def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
                 b.wait_state(n, "queued", timeout=30000)
             # (b) Redis hangs while they wait in line.
             rd.proc.send_signal(signal.SIGSTOP)
+            b("click", page=hung, selector="#join-btn")  # refused meanwhile: 503, Retry-After
             time.sleep(HANG_S)
             rd.proc.send_signal(signal.SIGCONT)
+            b.wait_state(hung, "queued", timeout=30000)
             # (a) two more join; ingress dies with their joins in the log,
             # unanswered, and is back DOWN_S later.
             b("evalAll", pages=late, js="document.getElementById('join-btn').click(); return 1")
@@ -344,7 +347,9 @@ def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
                         faults.append((n, what, found[:2]))
                 down = [e for e in net if down_at <= e["t"] <= up_at]
                 print(n, f"requests in the {up_at - down_at} ms ingress was down:",
-                      {k: sum(kind_of(e, ev) == k for e in down) for k in ("view", "poll", "join")})
+                      {k: sum(kind_of(e, ev) == k for e in down) for k in ("view", "poll", "join")},
+                      "refused:", sorted({(kind_of(e, ev), e.get("status"), e.get("code"))
+                                          for e in net if e.get("status", 200) not in (200, 202)}))
             for f in faults:
                 print("FAULT", *f)
             assert not faults, sorted({(n, what) for n, what, _ in faults})
