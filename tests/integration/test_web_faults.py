@@ -192,8 +192,8 @@ FIRST_ATTEMPT = {"view": 3, "poll": 1, "join": 1}
 
 
 def retry_faults(net, ev):
-    """Each retry of a page after a failed request (no answer, 429, 5xx)
-    came no sooner than backoffMs allows for its attempt (the failures of
+    """Each retry of a page after a failed request (no answer, 429, 5xx,
+    a 409 with Retry-After) came no sooner than backoffMs allows for its attempt (the failures of
     that kind in a row) and Retry-After when the failure gave one."""
     faults, fails, last = [], {}, {}
     for e in net:
@@ -248,10 +248,10 @@ def join_faults(net, seen, ev):
 def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
     """FAULT_PAGES pages (each its own browser context) in line behind
     FILLERS fans: Redis (a private one) hangs HANG_S while they wait (and
-    one more page tries to join meanwhile); the
-    last two pages join just before ingress is killed -9 (their joins in
-    the log, unanswered: the node holds its answers 2 s) and come back
-    DOWN_S later on the same address; then the worker starts, is killed -9
+    one more page tries to join meanwhile); the last two pages join just
+    before ingress is killed -9 (their joins in the log, unanswered: the
+    node holds its answers 2 s), and it is back DOWN_S later on the same
+    address; then the worker starts, is killed -9
     and started again. Every page ends with the API's answer for its intent
     (held, or waiting with every seat held), no notice left, one intent per
     fan in PostgreSQL, places never going up unless the server's did, the
