@@ -446,6 +446,13 @@ typedef struct ons_httpd_gate_opts {
      * made progress for this long is shut down (a client that stopped
      * reading). 0: never. */
     long long send_timeout_ms;
+    /* > 0: a connection that owes answer bytes for a whole window of
+     * send_timeout_ms is shut down too when its client took (TCP acked)
+     * fewer than this many bytes a second of that window: a client that
+     * drains a segment now and then is no honest slow reader, and would
+     * otherwise keep its owed bytes (and its share of the server's budget)
+     * for ever. 0: any progress counts (send_timeout_ms alone). */
+    long long send_min_rate;
     /* > 0: SO_SNDBUF of each admitted client socket (the kernel doubles
      * it), which bounds the kernel memory a client that does not read can
      * pin (autotuned, up to net.ipv4.tcp_wmem's maximum, otherwise);

@@ -53,6 +53,7 @@
 #include <string.h>
 #include <strings.h>
 #include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -107,6 +108,11 @@ typedef struct slot {
      * bytes were owed (sweeper's own): a queue that shrank is a client
      * reading, though nng had no reason to send since (send_progress). */
     long long outq_seen;
+    /* The drain rate's window (send_min_rate, sweeper's own): when it
+     * began (0: none, nothing owed) and the bytes the client had acked
+     * then (tcpi_bytes_acked). */
+    long long win_start_ms;
+    unsigned long long win_acked;
     /* Idle connections read on the gate's own threads (steal, below).
      * parked: the reader's last readv ended between requests with nothing
      * of nng's in flight (reader's own; read by nng's epoll_ctl on the
@@ -1665,28 +1671,62 @@ static int send_stalled(slot *s, int64_t now)
     return now - atomic_load_explicit(&s->last_tx_ms, memory_order_relaxed) >= g.o.send_timeout_ms;
 }
 
+/* 1 when s's client drained (TCP acked) fewer than send_min_rate bytes a
+ * second over a whole window of send_timeout_ms during which it owed
+ * answer bytes; a new window starts after each one passed. Any shrink of
+ * the send queue resets the stall clock (send_progress), so without this
+ * a client acking a segment per window held its answer for ever. acked:
+ * the socket's tcpi_bytes_acked now. */
+static int drain_too_slow(slot *s, unsigned long long acked, int64_t now)
+{
+    if (g.o.send_min_rate <= 0)
+        return 0;
+    if (!s->win_start_ms) {
+        s->win_start_ms = now;
+        s->win_acked = acked;
+        return 0;
+    }
+    int64_t span = now - s->win_start_ms;
+    if (span < g.o.send_timeout_ms)
+        return 0;
+    if ((long double)(acked - s->win_acked) * 1000 < (long double)g.o.send_min_rate * span)
+        return 1;
+    s->win_start_ms = now;
+    s->win_acked = acked;
+    return 0;
+}
+
 /* Counts a shrinking kernel send queue as progress. Linux wakes nng's
  * write (EPOLLOUT) only once about a third of the send buffer drained, so
  * a client reading steadily but slower than that per send_timeout_ms made
- * no send "progress" and was cut mid-answer. One ioctl per owing
- * connection per sweep; under g.mu, so the descriptor is still s's. */
-static void send_progress(int fd, slot *s, int64_t now)
+ * no send "progress" and was cut mid-answer. One ioctl (and, with
+ * send_min_rate, one TCP_INFO) per owing connection per sweep; under
+ * g.mu, so the descriptor is still s's. Returns 1 when the client drains
+ * too slowly (drain_too_slow). */
+static int send_progress(int fd, slot *s, int64_t now)
 {
     if (g.o.send_timeout_ms <= 0 ||
         (!atomic_load_explicit(&s->unsent, memory_order_relaxed) &&
          !atomic_load_explicit(&s->out_pending, memory_order_relaxed))) {
         s->outq_seen = 0; /* a later answer, or the descriptor's next client, starts afresh */
-        return;
+        s->win_start_ms = 0;
+        return 0;
     }
     int q = 0;
+    struct tcp_info ti = {0};
+    socklen_t tl = sizeof ti;
     pthread_mutex_lock(&g.mu);
     int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;
+    int rated = ok && g.o.send_min_rate > 0 &&
+                getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+                tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked;
     pthread_mutex_unlock(&g.mu);
     if (!ok)
-        return;
+        return 0;
     if (q < s->outq_seen)
         atomic_store_explicit(&s->last_tx_ms, now, memory_order_relaxed);
     s->outq_seen = q;
+    return rated && drain_too_slow(s, ti.tcpi_bytes_acked, now);
 }
 
 static void sweep(void)
@@ -1712,8 +1752,7 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
-        send_progress(fd, s, now);
-        if (send_stalled(s, now)) {
+        if (send_progress(fd, s, now) || send_stalled(s, now)) {
             kill_conn(fd, s, g.o.stalled);
             continue;
         }

@@ -690,6 +690,7 @@ static int start_gate(ing_server *s, ing_app *app)
         .idle_timeout_ms = app->o.http_idle_timeout_ms,
         .crowded_timeout_ms = app->o.http_crowded_timeout_ms,
         .send_timeout_ms = app->o.http_send_timeout_ms,
+        .send_min_rate = app->o.http_send_min_rate,
         .send_buffer = app->o.http_send_buffer,
         .stalled = ons_metrics_counter(
             app->metrics, "onsale_ingress_connections_send_stalled_total",

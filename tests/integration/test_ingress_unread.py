@@ -318,3 +318,49 @@ def test_an_answer_larger_than_the_whole_budget_goes_when_nothing_is_owed(st, bi
     finally:
         for s in socks:
             s.close()
+
+
+def trickle(s, seconds, chunk, every):
+    """Reads chunk bytes of s every `every` seconds for `seconds`; returns
+    (bytes read, 1 when the connection ended)."""
+    got, end = 0, time.time() + seconds
+    s.settimeout(every + 2)
+    while time.time() < end:
+        try:
+            b = s.recv(chunk)
+        except (ConnectionResetError, socket.timeout):
+            return got, 1
+        if not b:
+            return got, 1
+        got += len(b)
+        time.sleep(every)
+    return got, 0
+
+
+def test_a_reader_slower_than_the_minimum_drain_rate_is_cut(st, big):
+    """A client that takes a little of its large answer now and then (2 KiB
+    every 0.5 s, ~4 KB/s) shrinks the kernel's send queue often enough
+    that the send timeout (2 s here) never sees a stall: with
+    http.send_min_rate=0 (the control: the code before it) it keeps its
+    connection and the rest of its answer (its share of http.unsent_budget)
+    for as long as it likes (8 s here); with http.send_min_rate=16384 it is
+    cut after the first window in which it drained less than 16 KB a
+    second, and the bytes it owed are given back. (The default, 4096, cuts
+    the same client scaled down: a segment per 10 s window.)"""
+    for rate in (0, 16384):
+        port, _ = unread_node(st, http_send_timeout_ms=2000, http_send_buffer=16384,
+                              http_send_min_rate=rate)
+        assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+        s = asking(port, big)
+        try:
+            got, ended = trickle(s, 8 if rate == 0 else 6, 2048, 0.5)
+            stalled = metric(port, "onsale_ingress_connections_send_stalled_total")
+            held = metric(port, "onsale_ingress_unsent_bytes")
+            if rate == 0:
+                assert not ended and stalled == 0 and held > 0, (got, ended, stalled, held)
+                continue
+            assert stalled == 1 and held == 0, (got, ended, stalled, held)
+            rest, how = read_to_eof(s, timeout=5)  # what the kernel holds, then the end
+            assert how in ("eof", "reset") and got + len(rest) < 256 * 1024, (got, len(rest), how)
+        finally:
+            s.close()
