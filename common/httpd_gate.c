@@ -47,6 +47,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,11 @@ typedef struct slot {
     /* The bytes a write of nng's on the socket holds while the socket has
      * not taken it whole (owe: its largest offer), in unsent_total. */
     atomic_llong unsent;
+    /* Budget reserved for answers on this connection that no send has
+     * counted yet (ons_httpd_unsent_reserve), in unsent_total: released
+     * as a fresh write's first send counts its bytes (note_sent), as the
+     * gate sends an answer it made (send_answer), or at close. */
+    atomic_llong reserved;
     /* When a send on the socket last made progress, or the connection
      * began to owe bytes (the send timeout counts from here). */
     atomic_llong last_tx_ms;
@@ -162,6 +168,19 @@ static atomic_llong unsent_total;
 long long ons_httpd_unsent_bytes(void)
 {
     return atomic_load_explicit(&unsent_total, memory_order_relaxed);
+}
+
+/* Releases up to max bytes of s's reservation from unsent_total. */
+static void unreserve(slot *s, long long max)
+{
+    long long r = atomic_load_explicit(&s->reserved, memory_order_relaxed);
+    while (r > 0) {
+        long long take = r < max ? r : max;
+        if (atomic_compare_exchange_weak(&s->reserved, &r, r - take)) {
+            atomic_fetch_sub_explicit(&unsent_total, take, memory_order_relaxed);
+            return;
+        }
+    }
 }
 
 /* Sets s's count of nng's unsent bytes to v; progressed: the kernel took
@@ -312,6 +331,88 @@ static void send_last(int fd, const char *buf, size_t n)
             (void)send_some(fd, buf + sent, n - sent); /* the rest, in order */
         }
     }
+}
+
+/* Reservations for answers on connections whose descriptor is not known
+ * yet (a fresh connection's answer through nng's response object): each
+ * is released by the first fresh send, on a connection with no
+ * reservation of its own, that offers the answer (len up to len + a
+ * head's FLOAT_HEAD bytes: the write that carries it), or by the sweeper
+ * once older than FLOAT_MAX_MS (an answer never written: its connection
+ * ended first). Full: the caller releases at once, as before. */
+#define FLOATS       64
+#define FLOAT_HEAD   16384
+#define FLOAT_MAX_MS 2000
+static struct {
+    pthread_mutex_t mu;
+    atomic_int n; /* entries in use; read without mu first */
+    long long len[FLOATS];
+    int64_t at_ms[FLOATS];
+} floats = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int float_add(long long len)
+{
+    int ok = 0;
+    pthread_mutex_lock(&floats.mu);
+    for (int i = 0; i < FLOATS && !ok; i++) {
+        if (!floats.len[i]) {
+            floats.len[i] = len;
+            floats.at_ms[i] = ons_mono_ms();
+            atomic_fetch_add(&floats.n, 1);
+            ok = 1;
+        }
+    }
+    pthread_mutex_unlock(&floats.mu);
+    return ok;
+}
+
+/* Releases the oldest reservation a send of t bytes carries (t > 0), or
+ * every one older than FLOAT_MAX_MS at now (t == 0). */
+static void float_release(size_t t, int64_t now)
+{
+    if (!atomic_load_explicit(&floats.n, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&floats.mu);
+    int pick = -1;
+    for (int i = 0; i < FLOATS; i++) {
+        if (!floats.len[i])
+            continue;
+        if (!t && now - floats.at_ms[i] >= FLOAT_MAX_MS) {
+            atomic_fetch_sub_explicit(&unsent_total, floats.len[i], memory_order_relaxed);
+            floats.len[i] = 0;
+            atomic_fetch_sub(&floats.n, 1);
+        } else if (t && (size_t)floats.len[i] <= t && t <= (size_t)floats.len[i] + FLOAT_HEAD &&
+                   (pick < 0 || floats.at_ms[i] < floats.at_ms[pick])) {
+            pick = i;
+        }
+    }
+    if (pick >= 0) {
+        atomic_fetch_sub_explicit(&unsent_total, floats.len[pick], memory_order_relaxed);
+        floats.len[pick] = 0;
+        atomic_fetch_sub(&floats.n, 1);
+    }
+    pthread_mutex_unlock(&floats.mu);
+}
+
+int ons_httpd_unsent_reserve(long long len, long long budget, int fd)
+{
+    long long cur = atomic_load_explicit(&unsent_total, memory_order_relaxed);
+    do {
+        /* one answer larger than the whole budget goes when nothing is owed */
+        if (cur != 0 && cur + len > budget)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&unsent_total, &cur, cur + len));
+    if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client))
+        return float_add(len) ? 1 : 2;
+    /* (should the connection close just now, its next client's first
+     * fresh sends or close release it) */
+    atomic_fetch_add(&g.slots[fd].reserved, len);
+    return 1;
+}
+
+void ons_httpd_unsent_release(long long len)
+{
+    atomic_fetch_sub_explicit(&unsent_total, len, memory_order_relaxed);
 }
 
 /* ---- the rest of an answer made at the gate ------------------------------------ */
@@ -904,6 +1005,7 @@ int close(int fd)
         free(g.slots[fd].held);
         g.slots[fd].held = NULL;
         unsent_set(&g.slots[fd], 0, 0); /* nng's write ended with the socket */
+        unreserve(&g.slots[fd], LLONG_MAX);
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
@@ -1000,13 +1102,26 @@ static void owe(slot *s, size_t t, size_t sent)
  * what it leaves is copied into a write of nng's, whose sendmsg is. */
 static void note_sent(slot *s, const struct msghdr *msg, ssize_t n)
 {
-    if (ons_httpd_uncounted)
-        return;
     int e = errno;
+    /* a write that begins while nothing is owed is the next answer's: its
+     * reservation is released once the count below holds what it owes
+     * (a moment's double count, never a gap) */
+    int fresh = atomic_load_explicit(&s->unsent, memory_order_relaxed) == 0;
+    size_t t = msg_bytes(msg);
+    if (ons_httpd_uncounted) {
+        if (n >= 0 && (size_t)n >= t && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+            unreserve(s, (long long)t); /* whole: no write of nng's follows */
+        errno = e;
+        return;
+    }
     if (n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
         unsent_set(s, 0, 0);
     else
-        owe(s, msg_bytes(msg), n > 0 ? (size_t)n : 0);
+        owe(s, t, n > 0 ? (size_t)n : 0);
+    if (fresh && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+        unreserve(s, (long long)t);
+    else if (fresh && t)
+        float_release(t, 0);
     errno = e;
 }
 
@@ -1025,8 +1140,14 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
          * direct answer's own send (ons_httpd_uncounted, a handler's
          * thread outside nng's lock) is not counted here either: what it
          * leaves goes into a write of nng's, which is. */
-        if (!ons_httpd_uncounted)
+        if (!ons_httpd_uncounted) {
+            int fresh = atomic_load_explicit(&s->unsent, memory_order_relaxed) == 0;
             owe(s, msg_bytes(msg), 0);
+            if (fresh && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+                unreserve(s, (long long)msg_bytes(msg));
+            else if (fresh && msg_bytes(msg))
+                float_release(msg_bytes(msg), 0);
+        }
         errno = EAGAIN;
         return -1;
     }
@@ -1344,10 +1465,10 @@ static void arm_out(int fd)
 static void send_answer(int fd, slot *s, const char *buf, size_t n)
 {
     size_t sent = send_some(fd, buf, n);
-    if (sent == n)
+    if (sent == n || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        unreserve(s, (long long)n); /* nothing kept; a left peer: nng meets it */
         return;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return; /* the peer left: nng's next read or write meets it */
+    }
     char *rest = malloc(n - sent);
     if (!rest) {
         sys_shutdown(fd, SHUT_RDWR); /* half an answer: nng sees the peer gone */
@@ -1362,6 +1483,7 @@ static void send_answer(int fd, slot *s, const char *buf, size_t n)
     out_count(s, 0);
     atomic_store_explicit(&s->out_pending, 1, memory_order_release);
     out_unlock(s);
+    unreserve(s, (long long)n); /* the kept rest is counted now */
     arm_out(fd);
 }
 
@@ -1732,6 +1854,7 @@ static int send_progress(int fd, slot *s, int64_t now)
 static void sweep(void)
 {
     int64_t now = ons_mono_ms();
+    float_release(0, now);
     int crowded =
         now < atomic_load(&g.crowded_until_ms) || atomic_load(&g.open) * 10LL >= g.cap * 9;
     for (int fd = 0; fd < g.nslots; fd++) {

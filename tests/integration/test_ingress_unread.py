@@ -364,3 +364,44 @@ def test_a_reader_slower_than_the_minimum_drain_rate_is_cut(st, big):
             assert how in ("eof", "reset") and got + len(rest) < 256 * 1024, (got, len(rest), how)
         finally:
             s.close()
+
+
+def test_answers_asked_at_once_never_pass_the_budget_together(st, big):
+    """Rounds of 60 never-readers asking for the 3.5 MB list at the same
+    moment, with Connection: close (the answer goes through nng's response
+    object, written by nng's thread after the handler returned), against a
+    budget that fits one answer. The budget's check and its charge are one
+    atomic step, the charge released only once a send counts the answer:
+    exactly one is answered 200 each round and the bytes held stay within
+    the budget. Before (the check, then the charge dropped when the handler
+    returned, the answer counted only from nng's first send), an answer
+    made in that gap passed too: on main's binaries a second 200 (7 MB
+    held against 5.2) in about one round of three."""
+    port, _ = unread_node(st, http_send_buffer=65536, http_send_timeout_ms=0)
+    got = get_whole(port, head("GET", big))
+    assert got[0][0] == 200, got
+    size = got[0][1]
+    budget = size + size // 2
+    port, _ = unread_node(st, http_send_buffer=65536, http_send_timeout_ms=0,
+                          http_unsent_budget=budget)
+    assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+    req = head("GET", big, ["Connection: close"])
+    for rnd in range(8):
+        st.wait_for(lambda: metric(port, "onsale_ingress_unsent_bytes") == 0, 10, "nothing owed")
+        socks = []
+        try:
+            for _ in range(60):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", port))
+                socks.append(s)
+            for s in socks:
+                s.sendall(req)
+            time.sleep(0.7)
+            held = metric(port, "onsale_ingress_unsent_bytes")
+            codes = [first_status(s) for s in socks]
+            assert codes.count(200) + codes.count(503) == 60, (rnd, codes)
+            assert codes.count(200) == 1 and held <= budget, (rnd, codes.count(200), held, budget)
+        finally:
+            for s in socks:
+                s.close()
