@@ -402,6 +402,10 @@ int ons_httpd_unsent_reserve(long long len, long long budget, int fd)
         if (cur != 0 && cur + len > budget)
             return 0;
     } while (!atomic_compare_exchange_weak(&unsent_total, &cur, cur + len));
+    /* floats need the gate's sends and its sweeper (set while it runs);
+     * without the gate nothing is counted, so nothing may stay reserved */
+    if (!atomic_load_explicit(&ons_httpd_conn_fd, memory_order_acquire))
+        return 2;
     if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client))
         return float_add(len) ? 1 : 2;
     /* (should the connection close just now, its next client's first
