@@ -930,6 +930,14 @@ static char *put_header(char *w, const char *name, size_t nl, const char *value,
 _Thread_local nng_http_conn *ons_httpd_io;
 _Thread_local int ons_httpd_uncounted;
 int (*_Atomic ons_httpd_conn_fd)(nng_http_conn *conn);
+
+int ons_httpd_pending_fd(const ons_httpd_pending *p)
+{
+    if (p->sink)
+        return p->sink->fd;
+    int (*fd_of)(nng_http_conn *) = atomic_load_explicit(&ons_httpd_conn_fd, memory_order_acquire);
+    return fd_of && p->conn ? fd_of(p->conn) : -1;
+}
 ssize_t (*_Atomic ons_httpd_held_body)(nng_http_conn *conn, void *buf, size_t len);
 
 ssize_t ons_httpd_take_body(nng_http_conn *conn, void *buf, size_t len)

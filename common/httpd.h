@@ -446,6 +446,13 @@ typedef struct ons_httpd_gate_opts {
      * made progress for this long is shut down (a client that stopped
      * reading). 0: never. */
     long long send_timeout_ms;
+    /* > 0: a connection that owes answer bytes for a whole window of
+     * send_timeout_ms is shut down too when its client took (TCP acked)
+     * fewer than this many bytes a second of that window: a client that
+     * drains a segment now and then is no honest slow reader, and would
+     * otherwise keep its owed bytes (and its share of the server's budget)
+     * for ever. 0: any progress counts (send_timeout_ms alone). */
+    long long send_min_rate;
     /* > 0: SO_SNDBUF of each admitted client socket (the kernel doubles
      * it), which bounds the kernel memory a client that does not read can
      * pin (autotuned, up to net.ipv4.tcp_wmem's maximum, otherwise);
@@ -524,5 +531,23 @@ int ons_httpd_gate_open(void);
  * answers past its budget from this (ingress, http.unsent_budget); the gate's send_timeout_ms
  * reclaims what stalled readers hold. Any thread, one atomic load. */
 long long ons_httpd_unsent_bytes(void);
+/* Reserves len bytes of a budget of unsent answer bytes in one atomic
+ * step: the check and the charge (in ons_httpd_unsent_bytes) are one
+ * compare-and-swap, so answers made at once on several threads cannot all
+ * pass it. Refused (0) when they do not fit beside what is owed and
+ * reserved, unless nothing is (one answer larger than the whole budget
+ * still goes). 1: reserved; the gate releases it once a send counts that
+ * answer's bytes (on fd's connection: the first send of the write that
+ * begins next on the socket, the gate's send of an answer it made, or the
+ * close; fd -1, not known yet: the first fresh send that carries len
+ * bytes, or after 2 s), so there is no gap between the check and the
+ * count. 2: no room to keep it (fd -1 and 64 such reservations pending):
+ * the caller releases len with ons_httpd_unsent_release once its answer
+ * was handed to nng. Any thread. */
+int ons_httpd_unsent_reserve(long long len, long long budget, int fd);
+void ons_httpd_unsent_release(long long len);
+/* The descriptor a pending request's answer goes out on, or -1 when not
+ * known (the sink's, or ons_httpd_conn_fd's for its connection). */
+int ons_httpd_pending_fd(const ons_httpd_pending *p);
 
 #endif

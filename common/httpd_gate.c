@@ -47,12 +47,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -100,6 +102,11 @@ typedef struct slot {
     /* The bytes a write of nng's on the socket holds while the socket has
      * not taken it whole (owe: its largest offer), in unsent_total. */
     atomic_llong unsent;
+    /* Budget reserved for answers on this connection that no send has
+     * counted yet (ons_httpd_unsent_reserve), in unsent_total: released
+     * as a fresh write's first send counts its bytes (note_sent), as the
+     * gate sends an answer it made (send_answer), or at close. */
+    atomic_llong reserved;
     /* When a send on the socket last made progress, or the connection
      * began to owe bytes (the send timeout counts from here). */
     atomic_llong last_tx_ms;
@@ -107,6 +114,11 @@ typedef struct slot {
      * bytes were owed (sweeper's own): a queue that shrank is a client
      * reading, though nng had no reason to send since (send_progress). */
     long long outq_seen;
+    /* The drain rate's window (send_min_rate, sweeper's own): when it
+     * began (0: none, nothing owed) and the bytes the client had acked
+     * then (tcpi_bytes_acked). */
+    long long win_start_ms;
+    unsigned long long win_acked;
     /* Idle connections read on the gate's own threads (steal, below).
      * parked: the reader's last readv ended between requests with nothing
      * of nng's in flight (reader's own; read by nng's epoll_ctl on the
@@ -156,6 +168,19 @@ static atomic_llong unsent_total;
 long long ons_httpd_unsent_bytes(void)
 {
     return atomic_load_explicit(&unsent_total, memory_order_relaxed);
+}
+
+/* Releases up to max bytes of s's reservation from unsent_total. */
+static void unreserve(slot *s, long long max)
+{
+    long long r = atomic_load_explicit(&s->reserved, memory_order_relaxed);
+    while (r > 0) {
+        long long take = r < max ? r : max;
+        if (atomic_compare_exchange_weak(&s->reserved, &r, r - take)) {
+            atomic_fetch_sub_explicit(&unsent_total, take, memory_order_relaxed);
+            return;
+        }
+    }
 }
 
 /* Sets s's count of nng's unsent bytes to v; progressed: the kernel took
@@ -306,6 +331,92 @@ static void send_last(int fd, const char *buf, size_t n)
             (void)send_some(fd, buf + sent, n - sent); /* the rest, in order */
         }
     }
+}
+
+/* Reservations for answers on connections whose descriptor is not known
+ * yet (a fresh connection's answer through nng's response object): each
+ * is released by the first fresh send, on a connection with no
+ * reservation of its own, that offers the answer (len up to len + a
+ * head's FLOAT_HEAD bytes: the write that carries it), or by the sweeper
+ * once older than FLOAT_MAX_MS (an answer never written: its connection
+ * ended first). Full: the caller releases at once, as before. */
+#define FLOATS       64
+#define FLOAT_HEAD   16384
+#define FLOAT_MAX_MS 2000
+static struct {
+    pthread_mutex_t mu;
+    atomic_int n; /* entries in use; read without mu first */
+    long long len[FLOATS];
+    int64_t at_ms[FLOATS];
+} floats = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int float_add(long long len)
+{
+    int ok = 0;
+    pthread_mutex_lock(&floats.mu);
+    for (int i = 0; i < FLOATS && !ok; i++) {
+        if (!floats.len[i]) {
+            floats.len[i] = len;
+            floats.at_ms[i] = ons_mono_ms();
+            atomic_fetch_add(&floats.n, 1);
+            ok = 1;
+        }
+    }
+    pthread_mutex_unlock(&floats.mu);
+    return ok;
+}
+
+/* Releases the oldest reservation a send of t bytes carries (t > 0), or
+ * every one older than FLOAT_MAX_MS at now (t == 0). */
+static void float_release(size_t t, int64_t now)
+{
+    if (!atomic_load_explicit(&floats.n, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&floats.mu);
+    int pick = -1;
+    for (int i = 0; i < FLOATS; i++) {
+        if (!floats.len[i])
+            continue;
+        if (!t && now - floats.at_ms[i] >= FLOAT_MAX_MS) {
+            atomic_fetch_sub_explicit(&unsent_total, floats.len[i], memory_order_relaxed);
+            floats.len[i] = 0;
+            atomic_fetch_sub(&floats.n, 1);
+        } else if (t && (size_t)floats.len[i] <= t && t <= (size_t)floats.len[i] + FLOAT_HEAD &&
+                   (pick < 0 || floats.at_ms[i] < floats.at_ms[pick])) {
+            pick = i;
+        }
+    }
+    if (pick >= 0) {
+        atomic_fetch_sub_explicit(&unsent_total, floats.len[pick], memory_order_relaxed);
+        floats.len[pick] = 0;
+        atomic_fetch_sub(&floats.n, 1);
+    }
+    pthread_mutex_unlock(&floats.mu);
+}
+
+int ons_httpd_unsent_reserve(long long len, long long budget, int fd)
+{
+    long long cur = atomic_load_explicit(&unsent_total, memory_order_relaxed);
+    do {
+        /* one answer larger than the whole budget goes when nothing is owed */
+        if (cur != 0 && cur + len > budget)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&unsent_total, &cur, cur + len));
+    /* floats need the gate's sends and its sweeper (set while it runs);
+     * without the gate nothing is counted, so nothing may stay reserved */
+    if (!atomic_load_explicit(&ons_httpd_conn_fd, memory_order_acquire))
+        return 2;
+    if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client))
+        return float_add(len) ? 1 : 2;
+    /* (should the connection close just now, its next client's first
+     * fresh sends or close release it) */
+    atomic_fetch_add(&g.slots[fd].reserved, len);
+    return 1;
+}
+
+void ons_httpd_unsent_release(long long len)
+{
+    atomic_fetch_sub_explicit(&unsent_total, len, memory_order_relaxed);
 }
 
 /* ---- the rest of an answer made at the gate ------------------------------------ */
@@ -898,6 +1009,7 @@ int close(int fd)
         free(g.slots[fd].held);
         g.slots[fd].held = NULL;
         unsent_set(&g.slots[fd], 0, 0); /* nng's write ended with the socket */
+        unreserve(&g.slots[fd], LLONG_MAX);
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
@@ -994,13 +1106,26 @@ static void owe(slot *s, size_t t, size_t sent)
  * what it leaves is copied into a write of nng's, whose sendmsg is. */
 static void note_sent(slot *s, const struct msghdr *msg, ssize_t n)
 {
-    if (ons_httpd_uncounted)
-        return;
     int e = errno;
+    /* a write that begins while nothing is owed is the next answer's: its
+     * reservation is released once the count below holds what it owes
+     * (a moment's double count, never a gap) */
+    int fresh = atomic_load_explicit(&s->unsent, memory_order_relaxed) == 0;
+    size_t t = msg_bytes(msg);
+    if (ons_httpd_uncounted) {
+        if (n >= 0 && (size_t)n >= t && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+            unreserve(s, (long long)t); /* whole: no write of nng's follows */
+        errno = e;
+        return;
+    }
     if (n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
         unsent_set(s, 0, 0);
     else
-        owe(s, msg_bytes(msg), n > 0 ? (size_t)n : 0);
+        owe(s, t, n > 0 ? (size_t)n : 0);
+    if (fresh && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+        unreserve(s, (long long)t);
+    else if (fresh && t)
+        float_release(t, 0);
     errno = e;
 }
 
@@ -1019,8 +1144,14 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
          * direct answer's own send (ons_httpd_uncounted, a handler's
          * thread outside nng's lock) is not counted here either: what it
          * leaves goes into a write of nng's, which is. */
-        if (!ons_httpd_uncounted)
+        if (!ons_httpd_uncounted) {
+            int fresh = atomic_load_explicit(&s->unsent, memory_order_relaxed) == 0;
             owe(s, msg_bytes(msg), 0);
+            if (fresh && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+                unreserve(s, (long long)msg_bytes(msg));
+            else if (fresh && msg_bytes(msg))
+                float_release(msg_bytes(msg), 0);
+        }
         errno = EAGAIN;
         return -1;
     }
@@ -1338,10 +1469,10 @@ static void arm_out(int fd)
 static void send_answer(int fd, slot *s, const char *buf, size_t n)
 {
     size_t sent = send_some(fd, buf, n);
-    if (sent == n)
+    if (sent == n || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        unreserve(s, (long long)n); /* nothing kept; a left peer: nng meets it */
         return;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return; /* the peer left: nng's next read or write meets it */
+    }
     char *rest = malloc(n - sent);
     if (!rest) {
         sys_shutdown(fd, SHUT_RDWR); /* half an answer: nng sees the peer gone */
@@ -1356,6 +1487,7 @@ static void send_answer(int fd, slot *s, const char *buf, size_t n)
     out_count(s, 0);
     atomic_store_explicit(&s->out_pending, 1, memory_order_release);
     out_unlock(s);
+    unreserve(s, (long long)n); /* the kept rest is counted now */
     arm_out(fd);
 }
 
@@ -1665,33 +1797,68 @@ static int send_stalled(slot *s, int64_t now)
     return now - atomic_load_explicit(&s->last_tx_ms, memory_order_relaxed) >= g.o.send_timeout_ms;
 }
 
+/* 1 when s's client drained (TCP acked) fewer than send_min_rate bytes a
+ * second over a whole window of send_timeout_ms during which it owed
+ * answer bytes; a new window starts after each one passed. Any shrink of
+ * the send queue resets the stall clock (send_progress), so without this
+ * a client acking a segment per window held its answer for ever. acked:
+ * the socket's tcpi_bytes_acked now. */
+static int drain_too_slow(slot *s, unsigned long long acked, int64_t now)
+{
+    if (g.o.send_min_rate <= 0)
+        return 0;
+    if (!s->win_start_ms) {
+        s->win_start_ms = now;
+        s->win_acked = acked;
+        return 0;
+    }
+    int64_t span = now - s->win_start_ms;
+    if (span < g.o.send_timeout_ms)
+        return 0;
+    if ((long double)(acked - s->win_acked) * 1000 < (long double)g.o.send_min_rate * span)
+        return 1;
+    s->win_start_ms = now;
+    s->win_acked = acked;
+    return 0;
+}
+
 /* Counts a shrinking kernel send queue as progress. Linux wakes nng's
  * write (EPOLLOUT) only once about a third of the send buffer drained, so
  * a client reading steadily but slower than that per send_timeout_ms made
- * no send "progress" and was cut mid-answer. One ioctl per owing
- * connection per sweep; under g.mu, so the descriptor is still s's. */
-static void send_progress(int fd, slot *s, int64_t now)
+ * no send "progress" and was cut mid-answer. One ioctl (and, with
+ * send_min_rate, one TCP_INFO) per owing connection per sweep; under
+ * g.mu, so the descriptor is still s's. Returns 1 when the client drains
+ * too slowly (drain_too_slow). */
+static int send_progress(int fd, slot *s, int64_t now)
 {
     if (g.o.send_timeout_ms <= 0 ||
         (!atomic_load_explicit(&s->unsent, memory_order_relaxed) &&
          !atomic_load_explicit(&s->out_pending, memory_order_relaxed))) {
         s->outq_seen = 0; /* a later answer, or the descriptor's next client, starts afresh */
-        return;
+        s->win_start_ms = 0;
+        return 0;
     }
     int q = 0;
+    struct tcp_info ti = {0};
+    socklen_t tl = sizeof ti;
     pthread_mutex_lock(&g.mu);
     int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;
+    int rated = ok && g.o.send_min_rate > 0 &&
+                getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+                tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked;
     pthread_mutex_unlock(&g.mu);
     if (!ok)
-        return;
+        return 0;
     if (q < s->outq_seen)
         atomic_store_explicit(&s->last_tx_ms, now, memory_order_relaxed);
     s->outq_seen = q;
+    return rated && drain_too_slow(s, ti.tcpi_bytes_acked, now);
 }
 
 static void sweep(void)
 {
     int64_t now = ons_mono_ms();
+    float_release(0, now);
     int crowded =
         now < atomic_load(&g.crowded_until_ms) || atomic_load(&g.open) * 10LL >= g.cap * 9;
     for (int fd = 0; fd < g.nslots; fd++) {
@@ -1712,8 +1879,7 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
-        send_progress(fd, s, now);
-        if (send_stalled(s, now)) {
+        if (send_progress(fd, s, now) || send_stalled(s, now)) {
             kill_conn(fd, s, g.o.stalled);
             continue;
         }

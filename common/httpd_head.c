@@ -178,10 +178,8 @@ static int head_done(ons_http_head *h)
 
 /* One byte of the header lines (not CR or LF). Returns 0, or 1 when
  * refused. */
-static int header_byte(ons_http_head *h, unsigned char c, unsigned max_head)
+static int header_byte(ons_http_head *h, unsigned char c)
 {
-    if (h->head_len > max_head)
-        return refuse(h, 431, "headers_too_large", "The request head is too large.");
     h->line_len++;
     if (h->colon)
         return h->kind == 2 ? content_length_byte(h, c) : 0;
@@ -219,6 +217,10 @@ static int line_end(ons_http_head *h)
 static int head_byte(ons_http_head *h, unsigned char c, unsigned max_line, unsigned max_head)
 {
     h->head_len++;
+    /* every byte after the request line counts, its CRs and LFs too (a
+     * head of max_head + 4 bytes passed when only header bytes did) */
+    if (h->part >= 4 && h->head_len > max_head)
+        return refuse(h, 431, "headers_too_large", "The request head is too large.");
     if (h->cr && c != '\n')
         return refuse(h, 400, "malformed_request", "A CR in a request head must end its line.");
     h->cr = c == '\r';
@@ -229,7 +231,7 @@ static int head_byte(ons_http_head *h, unsigned char c, unsigned max_line, unsig
     if (c < 0x20 || c >= 0x7f)
         return refuse(h, 400, "malformed_request",
                       "A request head may hold only printable ASCII characters and spaces.");
-    return h->part < 4 ? request_line_byte(h, c, max_line) : header_byte(h, c, max_head);
+    return h->part < 4 ? request_line_byte(h, c, max_line) : header_byte(h, c);
 }
 
 const ons_http_refusal *ons_http_head_feed(ons_http_head *h, const unsigned char *p, size_t n,

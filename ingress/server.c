@@ -36,11 +36,6 @@ struct ing_server {
      * handler runs. */
     atomic_llong body_bytes;
     ons_counter *unsent_refused; /* GET answers refused for http.unsent_budget */
-    /* Bytes of large answers being made now (reply), counted against
-     * http.unsent_budget until their first send is (the gate counts it
-     * then): answers made at once on several threads cannot all pass the
-     * same check. */
-    atomic_llong making;
     /* Stopping closes the connections, and nng frees a request's head with
      * its connection: on_body may read that head (dispatch) only while
      * stopping is 0, and the stop waits for the dispatches under way
@@ -132,25 +127,21 @@ static int budgeted(const ing_req *r, const void *data, size_t len)
            !(r->route && strcmp(r->route->name, "metrics") == 0);
 }
 
-/* Counts len in s->making; 1 when it fits beside what clients that do not
- * read already hold and the answers being made, else 0 (uncounted, the
- * refusal counted). A large answer is refused rather than a stalled
+/* Reserves len bytes of http.unsent_budget for r's answer, the check and
+ * the charge one atomic step (ons_httpd_unsent_reserve: the gate releases
+ * the reservation once a send counts the answer, so two answers made at
+ * once cannot both pass a budget that fits one); returns what it returned
+ * (0: refused, counted). A large answer is refused rather than a stalled
  * reader cut: the refusal is small, costs the client one retry and never
- * harms a client that reads; http.send_timeout_ms reclaims what stalled
- * readers hold. */
-static int unsent_admit(ing_server *s, size_t len)
+ * harms a client that reads; http.send_timeout_ms and http.send_min_rate
+ * reclaim what stalled readers hold. */
+static int unsent_admit(ing_req *r, size_t len)
 {
-    long long making = atomic_fetch_add(&s->making, (long long)len) + (long long)len;
-    long long owed = ons_httpd_unsent_bytes();
-    /* One answer larger than the whole budget still goes when nothing
-     * else is owed: a budget set below the draw list's size must not make
-     * that page a 503 for ever. */
-    if (owed + making <= s->app->o.http_unsent_budget || (owed == 0 && making == (long long)len))
-        return 1;
-    atomic_fetch_sub(&s->making, (long long)len);
-    if (s->unsent_refused)
-        ons_counter_add(s->unsent_refused, 1);
-    return 0;
+    int how = ons_httpd_unsent_reserve((long long)len, r->app->o.http_unsent_budget,
+                                       ons_httpd_pending_fd(&r->pend));
+    if (!how && r->srv->unsent_refused)
+        ons_counter_add(r->srv->unsent_refused, 1);
+    return how;
 }
 
 static void reply_now(ing_req *r, int status, const char *content_type, const void *data,
@@ -167,15 +158,16 @@ static void reply(ing_req *r, int status, const char *content_type, const void *
         reply_now(r, status, content_type, data, len, static_body, headers);
         return;
     }
-    ing_server *s = r->srv;
-    if (!unsent_admit(s, len)) {
+    int how = unsent_admit(r, len);
+    if (!how) {
         ing_failf(r, NULL, ING_E_OVERLOADED, NULL,
                   "Too many answers are waiting for their clients to read them; retry shortly.");
         return;
     }
     /* r is freed by the reply; its first send is counted by the gate */
     reply_now(r, status, content_type, data, len, static_body, headers);
-    atomic_fetch_sub(&s->making, (long long)len);
+    if (how == 2)
+        ons_httpd_unsent_release((long long)len);
 }
 
 static void reply_now(ing_req *r, int status, const char *content_type, const void *data,
@@ -690,6 +682,7 @@ static int start_gate(ing_server *s, ing_app *app)
         .idle_timeout_ms = app->o.http_idle_timeout_ms,
         .crowded_timeout_ms = app->o.http_crowded_timeout_ms,
         .send_timeout_ms = app->o.http_send_timeout_ms,
+        .send_min_rate = app->o.http_send_min_rate,
         .send_buffer = app->o.http_send_buffer,
         .stalled = ons_metrics_counter(
             app->metrics, "onsale_ingress_connections_send_stalled_total",
@@ -756,7 +749,6 @@ int ing_server_start(ing_app *app, ing_server **out)
         "GET answers refused (503 overloaded) because the answers clients have not read "
         "filled http.unsent_budget.",
         "");
-    atomic_init(&s->making, 0);
     atomic_init(&s->body_reads, 0);
     atomic_init(&s->body_bytes, 0);
     atomic_init(&s->stopping, 0);

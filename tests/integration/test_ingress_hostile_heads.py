@@ -177,3 +177,67 @@ def test_ordinary_heads_still_pass(st):
     assert [r[0] for r in responses(data)] == [200, 200, 405, 200], data
     assert json.loads(responses(data)[1][2])["events"] == []
     assert closed  # HTTP/1.0
+
+
+def test_the_head_limits_hold_at_their_edge_and_one_past(st):
+    """The sixteenth round's sweep: a request line of exactly
+    http.max_request_line (4096) bytes is answered and one byte more is a
+    414; a head of ~1,600 tiny headers within http.max_head (8000) is
+    answered and one past it a 431, each closed after (no byte of it
+    reaches nng's parser past the limit)."""
+    for n, status in ((4096, 200), (4097, 414)):
+        line = b"GET /healthz?" + b"a" * (n - len(b"GET /healthz? HTTP/1.1")) + b" HTTP/1.1"
+        assert len(line) == n
+        data, closed = exchange(st.ingress_port,
+                                line + b"\r\nHost: x\r\nConnection: close\r\n\r\n" + OK)
+        assert [r[0] for r in responses(data)] == [status] and closed, (n, data[:200])
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    for size, status in ((8000, 200), (8001, 431)):
+        fill = size - len(start) - 2
+        tiny = b"a:b\r\n" * (fill // 5 - 1)
+        raw = start + tiny + b"p:" + b"x" * (fill - len(tiny) - 4) + b"\r\n" + b"\r\n"
+        assert len(raw) == size and raw.count(b"\r\n") > 1500
+        data, closed = exchange(st.ingress_port, raw + OK)
+        assert [r[0] for r in responses(data)] == [status] and closed, (size, data[:200])
+
+
+@pytest.mark.parametrize("extra,status,code", [
+    (["Content-Length: 5", "Transfer-Encoding: chunked"], 411, "length_required"),
+    (["Transfer-Encoding: chunked", "Content-Length: 5"], 411, "length_required"),
+    (["Transfer-Encoding: identity", "Content-Length: 5"], 411, "length_required"),
+    (["Content-Length: -1"], 400, "invalid_content_length"),
+    (["Content-Length: +5"], 400, "invalid_content_length"),
+    (["Content-Length: 0x5"], 400, "invalid_content_length"),
+    (["Content-Length: 5, 5"], 400, "invalid_content_length"),
+    (["Content-Length: 99999999999999999999999"], 413, "payload_too_large"),
+], ids=["cl-te", "te-cl", "te-identity", "negative", "plus", "hex", "list", "overflow"])
+def test_framing_a_proxy_could_read_otherwise_is_refused_and_closed(st, extra, status, code):
+    """Smuggling shapes beside test_framing_the_server_refuses...: both
+    framings in either order, a length a lenient parser reads as 5, one
+    past 64 bits; each is one JSON error and a close, the request behind
+    it never answered (a chunk, with extension and a size past 64 bits,
+    then a smuggled request)."""
+    smuggled = head("GET", "/healthz", ["X-Smuggled: 1"])
+    raw = head("POST", "/v1/events", extra) + b"ffffffffffffffffff;ext=1\r\nhello\r\n0\r\n\r\n"
+    data, closed = exchange(st.ingress_port, raw + smuggled)
+    rs = responses(data)
+    assert len(rs) == 1 and closed, data
+    json_error(rs[0], status, code)
+
+
+def test_five_thousand_requests_in_one_packet_are_answered_in_order(st):
+    """A pipeline of 5,000 /healthz in one write, then one that closes:
+    every answer, in order, none dropped at nng's 8 KiB read buffer; then
+    HTTP/1.0 with keep-alive gets its answer and the close (nng keeps no
+    HTTP/1.0 connection), the request behind it unanswered."""
+    s = connect(st.ingress_port, timeout=20)
+    try:
+        s.sendall(head("GET", "/healthz") * 5000 + OK)
+        data, closed = read_all(s, 10)
+    finally:
+        s.close()
+    rs = responses(data)
+    assert len(rs) == 5001 and {r[0] for r in rs} == {200} and closed, len(rs)
+    data, closed = exchange(st.ingress_port, b"GET /healthz HTTP/1.0\r\nHost: x\r\n"
+                            b"Connection: keep-alive\r\n\r\n" + OK)
+    assert [r[0] for r in responses(data)] == [200] and closed, data

@@ -147,6 +147,20 @@ START_TEST(size_limits)
     refused(line, (size_t)n, 414, "uri_too_long");
     n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: x\r\nX-F: %0*d\r\n\r\n", HEAD_MAX, 0);
     refused(head, (size_t)n, 431, "headers_too_large");
+    /* exactly HEAD_MAX bytes, the line ends counted, passes; one more is
+     * refused (the line ends after the last header byte were not counted:
+     * a head of HEAD_MAX + 4 passed) */
+    const char *start = "GET / HTTP/1.1\r\nHost: x\r\nX-F: ";
+    int fill = HEAD_MAX - (int)strlen(start) - 4;
+    n = snprintf(head, sizeof head, "%s%0*d\r\n\r\n", start, fill, 0);
+    ck_assert_int_eq(n, HEAD_MAX);
+    ck_assert_msg(!feed(head, (size_t)n, NULL), "a head of %d bytes refused", n);
+    for (int extra = 1; extra <= 4; extra++) {
+        n = snprintf(head, sizeof head, "%s%0*d\r\n\r\n", start, fill + extra, 0);
+        ck_assert_int_eq(n, HEAD_MAX + extra);
+        const ons_http_refusal *r = feed(head, (size_t)n, NULL);
+        ck_assert_msg(r && r->status == 431, "a head of %d bytes passed", n);
+    }
 }
 END_TEST
 
