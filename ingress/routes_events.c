@@ -252,6 +252,11 @@ static void event_insert_failed(ing_req *r, ing_worker *w, int rc)
 static void event_publish(ing_req *r, ing_worker *w, const ing_event_new *in, int64_t event_id)
 {
     const event_job *j = r->job;
+    char *names = q_section_names_encode(j->tier_sections, j->ntiers);
+    /* Without them (out of memory) a join's first fill reads PostgreSQL. */
+    if (names)
+        (void)q_status_event_set_section_names(w->st, event_id, names);
+    free(names);
     if (q_status_event_set(w->st, event_id, in->status, in->onsale_at_ms, (int)j->max_per_user) ||
         q_status_event_set_fair(w->st, event_id, j->prequeue_opens_at_ms, j->max_active_holds,
                                 j->admissions_per_minute) ||
