@@ -32,6 +32,11 @@ typedef struct ing_accounts {
     ons_counter *logins_ok, *logins_failed, *logins_throttled, *hash_busy, *refresh_reuse;
 } ing_accounts;
 
+/* 1 when s is an email address as sign-up takes one (routes_accounts.c:
+ * ASCII, dot-atom local part, a domain of two labels or more, at most
+ * ING_EMAIL_MAX bytes), else 0. */
+int ing_email_ok(const char *s);
+
 /* Initialises libsodium, computes the dummy hash (takes one hash's time)
  * and registers the counters in metrics (may be NULL). *out is owned by the
  * caller (ing_accounts_free). Returns 0, ONS_EINVAL (limits out of bounds),

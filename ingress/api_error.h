@@ -93,6 +93,8 @@
       "A transfer or cancel of this ticket is being applied; retry shortly.")                      \
     X(ING_E_EXPECTATION_FAILED, 417, "expectation_failed", 0,                                      \
       "The only expectation this server meets is Expect: 100-continue.")                           \
+    X(ING_E_SECTION_NOT_SOLD, 422, "section_not_sold", 0,                                          \
+      "This event sells no seats in that section.")                                                \
     X(ING_E_IDEMPOTENCY_MISMATCH, 422, "idempotency_mismatch", 0,                                  \
       "This Idempotency-Key was used with a different request.")                                   \
     X(ING_E_RATE_LIMITED, 429, "rate_limited", 1, "Too many requests; retry later.")               \

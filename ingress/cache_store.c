@@ -7,9 +7,12 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st)
+int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st, char **names)
 {
+    *names = NULL;
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, event_id);
     const char *params[] = {idbuf};
@@ -19,7 +22,11 @@ int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st)
                         "max_per_user, "
                         "coalesce((extract(epoch FROM prequeue_opens_at) * 1000)::bigint, "
                         "0), coalesce(max_active_holds, 0), "
-                        "coalesce(admissions_per_minute, 0), pow_difficulty, partitions "
+                        "coalesce(admissions_per_minute, 0), pow_difficulty, partitions, "
+                        /* q_section_names_encode's form: bytes, ':', name */
+                        "(SELECT coalesce(string_agg(octet_length(s.name) || ':' || s.name, "
+                        "'' ORDER BY s.position), '') FROM price_tiers pt JOIN sections s "
+                        "USING (section_id) WHERE pt.event_id = events.event_id) "
                         "FROM events WHERE event_id = $1",
                         1, params, &res))
         return ONS_EDB;
@@ -36,7 +43,10 @@ int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st)
         st->partitions = ons_pg_row_i32(&rw, 7);
         if (q_event_status_parse(st->status) == Q_EVENT_SOLD_OUT)
             st->sold_out = 1;
+        const char *nm = ons_pg_row_str(&rw, 8, 0);
         rc = ons_pg_row_done(&rw, "event state") ? ONS_EDB : 0;
+        if (rc == 0 && !(*names = strdup(nm)))
+            rc = ONS_EDB;
     }
     PQclear(res);
     return rc;

@@ -20,8 +20,10 @@
  * sold_out set when the status says so. Every other field of st is left as
  * it was (the counters Redis may have given). Returns 0, ONS_ENOTFOUND (no
  * such event) or ONS_EDB (no connection, the statement failed or the row
- * did not read; logged). */
-int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st);
+ * did not read; logged). *names gets the names of the sections the event
+ * prices, encoded as q_section_names_encode does (heap, the caller's; NULL
+ * unless 0 is returned). */
+int ing_cache_event_state(ing_worker *w, int64_t event_id, q_event_state *st, char **names);
 
 /* Writes partition_owner.next_offset of every partition p in [0, n) that
  * has a readable row into next[p]; the other entries are untouched. pg is

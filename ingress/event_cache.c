@@ -23,6 +23,10 @@ typedef struct slot {
     int64_t fetched_ms;
     int forgotten; /* 1: st is no longer served (ing_events_forget) */
     q_event_state st;
+    /* The names of the sections event_id prices (q_section_names_encode;
+     * heap), NULL when not known. Fixed for an event's life, so kept
+     * through forgets and newer fills of the same event. */
+    char *names;
 } slot;
 
 /* Slots are guarded by stripes of locks (slot index % STRIPES), so polls of
@@ -57,6 +61,8 @@ void ing_events_free(ing_events *c)
         return;
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&c->mu[i]);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->slots[i].names);
     free(c->slots);
     free(c);
 }
@@ -71,6 +77,16 @@ static pthread_mutex_t *slot_lock(ing_events *c, size_t i)
     return &c->mu[i % STRIPES];
 }
 
+/* Gives slot s to event id (under its lock): another event's names go. */
+static void slot_take(slot *s, int64_t id)
+{
+    if (s->event_id != id) {
+        free(s->names);
+        s->names = NULL;
+    }
+    s->event_id = id;
+}
+
 void ing_events_forget(ing_events *c, int64_t id)
 {
     size_t i = event_slot(c, id);
@@ -78,13 +94,17 @@ void ing_events_forget(ing_events *c, int64_t id)
     slot *s = &c->slots[i];
     /* Taken even when it holds another event (or none): a fill of id that
      * is running now began before this call and must not land either. */
-    s->event_id = id;
+    slot_take(s, id);
     s->forgotten = 1;
     s->fetched_ms = ons_mono_ms(); /* fills that began before do not count */
     pthread_mutex_unlock(slot_lock(c, i));
 }
 
-int ing_events_put(ing_events *c, int64_t id, const q_event_state *st, int64_t read_ms)
+/* ing_events_put, with the event's section names (stolen; NULL: not
+ * known), which the slot keeps if it has none yet, even from an older
+ * fill: they never change. */
+static int put_named(ing_events *c, int64_t id, const q_event_state *st, int64_t read_ms,
+                     char *names)
 {
     size_t i = event_slot(c, id);
     pthread_mutex_lock(slot_lock(c, i));
@@ -94,13 +114,33 @@ int ing_events_put(ing_events *c, int64_t id, const q_event_state *st, int64_t r
     int older = s->event_id == id &&
                 (read_ms < s->fetched_ms || (s->forgotten && read_ms == s->fetched_ms));
     if (!older) {
-        s->event_id = id;
+        slot_take(s, id);
         s->fetched_ms = read_ms;
         s->forgotten = 0;
         s->st = *st;
     }
+    if (s->event_id == id && !s->names) {
+        s->names = names;
+        names = NULL;
+    }
     pthread_mutex_unlock(slot_lock(c, i));
+    free(names);
     return older ? ONS_ECONFLICT : 0;
+}
+
+int ing_events_put(ing_events *c, int64_t id, const q_event_state *st, int64_t read_ms)
+{
+    return put_named(c, id, st, read_ms, NULL);
+}
+
+int ing_events_section_priced(ing_events *c, int64_t id, const char *section)
+{
+    size_t i = event_slot(c, id);
+    pthread_mutex_lock(slot_lock(c, i));
+    const slot *s = &c->slots[i];
+    int priced = s->event_id == id && s->names ? q_section_names_has(s->names, section) : -1;
+    pthread_mutex_unlock(slot_lock(c, i));
+    return priced;
 }
 
 int ing_events_lookup(ing_events *c, int64_t id, q_event_state *out, int *fresh)
@@ -130,14 +170,30 @@ int ing_events_fresh(ing_events *c, int64_t id)
     return fresh;
 }
 
-/* Caches st (read from read_ms on) and answers it, or, when a fill that
- * began later got there first, answers that one. */
+/* Caches st (read from read_ms on) and names (stolen) and answers st,
+ * or, when a fill that began later got there first, answers that one. */
 static int put_or_newer(ing_events *c, int64_t id, const q_event_state *st, int64_t read_ms,
-                        q_event_state *out)
+                        char *names, q_event_state *out)
 {
-    if (ing_events_put(c, id, st, read_ms) == 0 || ing_events_lookup(c, id, out, NULL) != 0)
+    if (put_named(c, id, st, read_ms, names) == 0 || ing_events_lookup(c, id, out, NULL) != 0)
         *out = *st;
     return 0;
+}
+
+/* Writes what PostgreSQL gave (st, names) back to Redis, so the next
+ * reader finds it there; a status (and max_per_user) the owner published
+ * (published[0]) is kept. */
+static void write_back(ing_worker *w, int64_t id, const q_event_state *st, const char *published,
+                       int published_mpu, const char *names)
+{
+    if (!published_mpu)
+        q_status_event_set(w->st, id, published[0] ? published : st->status, st->onsale_at_ms,
+                           st->max_per_user);
+    q_status_event_set_fair(w->st, id, st->prequeue_opens_at_ms, st->max_active_holds,
+                            st->admissions_per_minute);
+    q_status_event_set_pow(w->st, id, st->pow_difficulty);
+    q_status_event_set_partitions(w->st, id, st->partitions);
+    q_status_event_set_section_names(w->st, id, names);
 }
 
 int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
@@ -147,11 +203,13 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
         return 0;
 
     q_event_state st;
+    char *names = NULL;
     int64_t read_ms = ons_mono_ms();
-    int rrc = q_status_event_get(w->st, id, &st);
+    int rrc = q_status_event_get_names(w->st, id, &st, &names);
     if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0 &&
-        st.partitions > 0)
-        return put_or_newer(c, id, &st, read_ms, out);
+        st.partitions > 0 && names)
+        return put_or_newer(c, id, &st, read_ms, names, out);
+    free(names);
     if (rrc != 0) {
         memset(&st, 0, sizeof st);
         st.available = st.held = st.sold = st.waiting = -1;
@@ -159,27 +217,20 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     /* The status the owner published, if any: its projection follows its
      * commit, and the PostgreSQL read below may predate a newer one, so
      * the write-back never puts PostgreSQL's over it (Redis lacked only
-     * pow_difficulty or max_per_user). */
+     * pow_difficulty, max_per_user or the section names). */
     char published[sizeof st.status];
     snprintf(published, sizeof published, "%s", st.status);
     int published_mpu = published[0] && st.max_per_user > 0;
     /* Redis has no sale state (or is down): PostgreSQL is the truth. The
      * worker's counters and sold_out flag, if Redis had them, are kept. */
-    int prc = ing_cache_event_state(w, id, &st);
+    int prc = ing_cache_event_state(w, id, &st, &names);
     if (prc == ONS_ENOTFOUND)
         return ONS_ENOTFOUND;
     if (prc)
         return ONS_EUNAVAIL;
-    if (rrc != ONS_EREDIS) {
-        if (!published_mpu)
-            q_status_event_set(w->st, id, published[0] ? published : st.status, st.onsale_at_ms,
-                               st.max_per_user);
-        q_status_event_set_fair(w->st, id, st.prequeue_opens_at_ms, st.max_active_holds,
-                                st.admissions_per_minute);
-        q_status_event_set_pow(w->st, id, st.pow_difficulty);
-        q_status_event_set_partitions(w->st, id, st.partitions);
-    }
-    return put_or_newer(c, id, &st, read_ms, out);
+    if (rrc != ONS_EREDIS)
+        write_back(w, id, &st, published, published_mpu, names);
+    return put_or_newer(c, id, &st, read_ms, names, out);
 }
 
 /* ---- intent → event --------------------------------------------------------- */

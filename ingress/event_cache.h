@@ -5,8 +5,9 @@
  * ing_events_get() runs on a job thread: a fresh cache entry answers at
  * once; otherwise it reads Redis ev:<id>, and when Redis lacks the event
  * (never written, flushed; or its pow_difficulty field, so that a lost
- * field never reads as "no proof of work") or is down, PostgreSQL's events
- * row, writing it back to Redis so the next reader finds it there.
+ * field never reads as "no proof of work"; or its section_names) or is
+ * down, PostgreSQL's events row (and its priced sections' names), writing
+ * it back to Redis so the next reader finds it there.
  *
  * ing_seqmap remembers which event each intent accepted by this process
  * belongs to (a bounded cache: the id of an intent encodes its partition and
@@ -47,6 +48,10 @@ int ing_events_peek(ing_events *c, int64_t event_id, q_event_state *out);
  * (out may be NULL) and whether it is younger than the ttl (*fresh, may be
  * NULL). Returns 0 or ONS_ENOTFOUND (not cached; *fresh = 0). */
 int ing_events_lookup(ing_events *c, int64_t event_id, q_event_state *out, int *fresh);
+/* Does event_id price a section named section? 1 yes, 0 no, -1 not known
+ * (not cached, or its names were not read). From the cache alone, however
+ * old (an event's priced sections never change): any thread, no I/O. */
+int ing_events_section_priced(ing_events *c, int64_t event_id, const char *section);
 /* Is event_id cached and younger than the ttl? (any thread, no I/O) */
 int ing_events_fresh(ing_events *c, int64_t event_id);
 

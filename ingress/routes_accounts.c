@@ -95,7 +95,7 @@ static int is_alnum(char c)
  * 1..64 letters, digits and !#$%&'*+-/=?^_`{|}~ with single inner dots;
  * domain of dot-separated labels of letters, digits and inner hyphens, at
  * least two labels. Quoted local parts and IP literals are refused. */
-static int email_ok(const char *s)
+int ing_email_ok(const char *s)
 {
     const char *at = strchr(s, '@');
     size_t len = strlen(s);
@@ -130,7 +130,7 @@ static int read_email(ing_req *r, acct_job *j)
 {
     if (ing_json_str(r, r->body, "email", 1, 3, ING_EMAIL_MAX, &j->email))
         return -1;
-    if (!email_ok(j->email)) {
+    if (!ing_email_ok(j->email)) {
         ing_failf(r, NULL, ING_E_INVALID_FIELD, "email",
                   "Field 'email' must be an address like name@example.com (ASCII).");
         return -1;

@@ -252,6 +252,11 @@ static void event_insert_failed(ing_req *r, ing_worker *w, int rc)
 static void event_publish(ing_req *r, ing_worker *w, const ing_event_new *in, int64_t event_id)
 {
     const event_job *j = r->job;
+    char *names = q_section_names_encode(j->tier_sections, j->ntiers);
+    /* Without them (out of memory) a join's first fill reads PostgreSQL. */
+    if (names)
+        (void)q_status_event_set_section_names(w->st, event_id, names);
+    free(names);
     if (q_status_event_set(w->st, event_id, in->status, in->onsale_at_ms, (int)j->max_per_user) ||
         q_status_event_set_fair(w->st, event_id, j->prequeue_opens_at_ms, j->max_active_holds,
                                 j->admissions_per_minute) ||
@@ -264,14 +269,17 @@ static void event_publish(ing_req *r, ing_worker *w, const ing_event_new *in, in
 static void event_create_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
+    /* The key first: a retry whose first 201 was lost is answered from
+     * the stored reply, which needs no partition count; a key taken here
+     * is given back by the 503 below (ing_fail), nothing being created. */
+    if (ing_idem_begin(r, w, "event"))
+        return;
     if (!ing_partitions_verified(r->app)) {
         ing_failf(r, w, ING_E_QUEUE_UNAVAILABLE, NULL,
                   "The queue's partition count is not confirmed by the brokers yet; nothing "
                   "was created. Retry shortly.");
         return;
     }
-    if (ing_idem_begin(r, w, "event"))
-        return;
     uint8_t seed[Q_DRAW_SEED_LEN];
     char seed_hex[Q_DRAW_HEX_LEN + 1], commitment[Q_DRAW_HEX_LEN + 1];
     if (q_draw_seed_new(seed)) {

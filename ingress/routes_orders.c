@@ -4,7 +4,7 @@
  *   POST /v1/reservations/{id}/checkout  (owner, Idempotency-Key required)
  *   GET  /v1/orders/{id}                 (owner)
  *   GET  /v1/me/tickets?cursor=&limit=   (newest first)
- *   POST /v1/tickets/{id}/transfer       (owner) {to_user_id}
+ *   POST /v1/tickets/{id}/transfer       (owner) {to_user_id | to_email}
  *   POST /v1/tickets/{id}/cancel         (owner)
  *
  * Every change goes through the event's partition owner as a record
@@ -22,6 +22,7 @@
  */
 #include "common/err.h"
 #include "common/log.h"
+#include "ingress/accounts.h"
 #include "ingress/accounts_store.h"
 #include "ingress/idem.h"
 #include "ingress/json_io.h"
@@ -48,6 +49,9 @@ typedef struct co_job {
     int64_t limit;
     int64_t cursor_us, cursor_tid; /* cursor_tid 0: first page */
     int64_t ticket_claim;          /* a ticket change: the claimed code_version */
+    /* A transfer naming its recipient by email (into r->body), resolved
+     * to msg.to_user_id on the job thread; NULL: named by id. */
+    const char *to_email;
 } co_job;
 
 static co_job *new_job(ing_req *r)
@@ -663,7 +667,9 @@ static int ticket_refused(ing_req *r, ing_worker *w)
 static int recipient_refused(ing_req *r, ing_worker *w)
 {
     co_job *j = r->job;
-    if (j->msg.ticket_kind != Q_TICKET_TRANSFER || !r->app->o.tickets_transfer_needs_account)
+    /* Named by email: resolved to an account already (recipient_by_email). */
+    if (j->msg.ticket_kind != Q_TICKET_TRANSFER || !r->app->o.tickets_transfer_needs_account ||
+        j->to_email)
         return 0;
     ing_account u;
     int rc = ing_acct_by_id(w, j->msg.to_user_id, &u);
@@ -677,6 +683,35 @@ static int recipient_refused(ing_req *r, ing_worker *w)
     return rc ? -1 : 0;
 }
 
+/* A transfer naming its recipient by email: the signed-up account with
+ * that email (matched case-insensitively, as sign-up keeps emails unique)
+ * becomes msg.to_user_id; none is 404 no_account, as for an id nobody
+ * signed up with. 0, or -1 when r was answered. */
+static int recipient_by_email(ing_req *r, ing_worker *w)
+{
+    co_job *j = r->job;
+    if (!j->to_email)
+        return 0;
+    ing_account u;
+    int rc = ing_acct_by_email(w, j->to_email, &u);
+    if (rc == ONS_ENOTFOUND) {
+        ing_failf(r, w, ING_E_NO_ACCOUNT, "to_email",
+                  "No account has this email: the recipient signs up first (POST /v1/accounts).");
+        return -1;
+    }
+    if (rc) {
+        ing_failf(r, w, ING_E_UNAVAILABLE, NULL, "Tickets are unavailable; retry shortly.");
+        return -1;
+    }
+    if (u.user_id == r->who.user_id) {
+        ing_failf(r, w, ING_E_INVALID_FIELD, "to_email",
+                  "A ticket cannot be transferred to its owner.");
+        return -1;
+    }
+    j->msg.to_user_id = u.user_id;
+    return 0;
+}
+
 /* Checks the change, claims the ticket for it (ing_ticket_claim_change: a
  * scan racing it either admitted first, and the change is refused, or
  * meets a rotated code and a pending change; a second change meanwhile is
@@ -687,7 +722,7 @@ static void ticket_job(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     co_job *j = r->job;
-    if (ticket_refused(r, w) || recipient_refused(r, w))
+    if (ticket_refused(r, w) || recipient_by_email(r, w) || recipient_refused(r, w))
         return;
     int64_t delay = r->app->o.debug_ticket_change_delay_ms;
     if (delay > 0) /* test only: the time a slow claim and send take */
@@ -715,22 +750,48 @@ static void ticket_job(ing_worker *w, void *arg)
     }
 }
 
+/* A transfer's recipient from its body: exactly one of to_user_id (*to)
+ * and to_email (*email, into the body; its account is looked up on the
+ * job thread). 0, or -1 when a 400 was replied. */
+static int transfer_to(ing_req *r, int64_t *to, const char **email)
+{
+    static const char *const allowed[] = {"to_user_id", "to_email", NULL};
+    if (ing_json_only(r, r->body, allowed))
+        return -1;
+    int by_id = json_object_get(r->body, "to_user_id") != NULL;
+    if (by_id == (json_object_get(r->body, "to_email") != NULL)) {
+        ing_failf(r, NULL, by_id ? ING_E_INVALID_FIELD : ING_E_MISSING_FIELD,
+                  by_id ? "to_email" : "to_user_id",
+                  "Name the recipient by exactly one of 'to_user_id' and 'to_email'.");
+        return -1;
+    }
+    if (!by_id) {
+        if (ing_json_str(r, r->body, "to_email", 1, 3, ING_EMAIL_MAX, email))
+            return -1;
+        if (ing_email_ok(*email))
+            return 0;
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "to_email",
+                  "Field 'to_email' must be an address like name@example.com (ASCII).");
+        return -1;
+    }
+    if (ing_json_int(r, r->body, "to_user_id", 1, 1, INT64_MAX, to))
+        return -1;
+    if (*to == r->who.user_id) {
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "to_user_id",
+                  "A ticket cannot be transferred to its owner.");
+        return -1;
+    }
+    return 0;
+}
+
 static void ticket_route(ing_req *r, enum q_ticket_kind kind)
 {
-    static const char *const allowed[] = {"to_user_id", NULL};
     int64_t tid, to = 0;
+    const char *email = NULL;
     if (ing_path_id(r, r->params[0], &tid))
         return;
-    if (kind == Q_TICKET_TRANSFER) {
-        if (ing_json_only(r, r->body, allowed) ||
-            ing_json_int(r, r->body, "to_user_id", 1, 1, INT64_MAX, &to))
-            return;
-        if (to == r->who.user_id) {
-            ing_failf(r, NULL, ING_E_INVALID_FIELD, "to_user_id",
-                      "A ticket cannot be transferred to its owner.");
-            return;
-        }
-    }
+    if (kind == Q_TICKET_TRANSFER && transfer_to(r, &to, &email))
+        return;
     /* A cancel's route takes no body (routes.c): the server never parses
      * one, so one sent is ignored, as on every such route (docs/api.md
      * "Requests"). */
@@ -742,6 +803,7 @@ static void ticket_route(ing_req *r, enum q_ticket_kind kind)
     j->msg.ticket_id = tid;
     j->msg.ticket_kind = kind;
     j->msg.to_user_id = to;
+    j->to_email = email;
     ing_req_submit(r, ticket_job);
 }
 

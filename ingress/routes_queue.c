@@ -546,6 +546,15 @@ static int check_sale(ing_req *r, ing_worker *w, const q_event_state *ev, int qu
                   "Field 'quantity' must be from 1 to %d for this event.", ev->max_per_user);
         return -1;
     }
+    /* Memory only (the names ride with the sale state); not known: the
+     * worker refuses it (insufficient_seats), as before. */
+    if (j->msg.section[0] &&
+        ing_events_section_priced(r->app->events, j->msg.event_id, j->msg.section) == 0) {
+        ing_failf(r, w, ING_E_SECTION_NOT_SOLD, "section",
+                  "Event %lld sells no seats in section '%s'.", (long long)j->msg.event_id,
+                  j->msg.section);
+        return -1;
+    }
     return 0;
 }
 

@@ -2116,8 +2116,13 @@ static int partitions_of(const char *v)
 }
 
 static void event_field(q_event_state *out, const char *f, const char *v, char *sections,
-                        size_t cap)
+                        size_t cap, char **names)
 {
+    if (names && strcmp(f, "section_names") == 0) {
+        free(*names);
+        *names = strdup(v); /* out of memory: NULL, read as "not known" */
+        return;
+    }
     for (size_t i = 0; i < sizeof event_int64_fields / sizeof *event_int64_fields; i++)
         if (strcmp(f, event_int64_fields[i].name) == 0) {
             *(int64_t *)((char *)out + event_int64_fields[i].off) = strtoll(v, NULL, 10);
@@ -2137,13 +2142,9 @@ static void event_field(q_event_state *out, const char *f, const char *v, char *
         snprintf(sections, cap, "%s", v);
 }
 
-int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out)
-{
-    return q_status_event_view_get(s, event_id, out, NULL, 0);
-}
-
-int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, char *sections,
-                            size_t cap)
+/* HGETALL ev:<event> into out, and the optional fields asked for. */
+static int event_get(q_status *s, int64_t event_id, q_event_state *out, char *sections, size_t cap,
+                     char **names)
 {
     if (sections && cap)
         sections[0] = '\0';
@@ -2151,6 +2152,8 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
      * renders from PostgreSQL then and reads the crowd from *out. */
     *out = (q_event_state){
         .available = -1, .held = -1, .sold = -1, .waiting = -1, .pow_difficulty = -1};
+    if (names)
+        *names = NULL;
     redisReply *r = command_on_key(s, "HGETALL", "ev:", event_id);
     if (!r)
         return ONS_EREDIS;
@@ -2163,11 +2166,69 @@ int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, c
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
             const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
             if (f && v)
-                event_field(out, f, v, sections, cap);
+                event_field(out, f, v, sections, cap, names);
         }
     }
     freeReplyObject(r);
     return rc;
+}
+
+int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out)
+{
+    return event_get(s, event_id, out, NULL, 0, NULL);
+}
+
+int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, char *sections,
+                            size_t cap)
+{
+    return event_get(s, event_id, out, sections, cap, NULL);
+}
+
+int q_status_event_get_names(q_status *s, int64_t event_id, q_event_state *out, char **names)
+{
+    int rc = event_get(s, event_id, out, NULL, 0, names);
+    if (rc) {
+        free(*names);
+        *names = NULL;
+    }
+    return rc;
+}
+
+int q_status_event_set_section_names(q_status *s, int64_t event_id, const char *names)
+{
+    char k[256];
+    key(s, k, sizeof k, "ev:%lld", (long long)event_id);
+    const char *argv[] = {"HSET", k, "section_names", names};
+    return simple(s, 4, argv);
+}
+
+char *q_section_names_encode(const char *const *names, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(names[i]) + 24;
+    char *out = malloc(len), *at = out;
+    if (!out)
+        return NULL;
+    *at = '\0';
+    for (size_t i = 0; i < n; i++)
+        at += snprintf(at, len - (size_t)(at - out), "%zu:%s", strlen(names[i]), names[i]);
+    return out;
+}
+
+int q_section_names_has(const char *names, const char *name)
+{
+    size_t want = strlen(name);
+    for (const char *at = names; *at;) {
+        char *end;
+        unsigned long long len = strtoull(at, &end, 10);
+        if (end == at || *end != ':' || strnlen(end + 1, (size_t)len) < len)
+            return 0; /* not our encoding: nothing matches */
+        if (len == want && memcmp(end + 1, name, want) == 0)
+            return 1;
+        at = end + 1 + len;
+    }
+    return 0;
 }
 
 int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,

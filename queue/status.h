@@ -431,6 +431,22 @@ int q_status_event_get(q_status *s, int64_t event_id, q_event_state *out);
  * ONS_EREDIS. */
 int q_status_event_view_get(q_status *s, int64_t event_id, q_event_state *out, char *sections,
                             size_t cap);
+/* The names of the sections an event prices (its price tiers), fixed
+ * when it is created (a price edit changes prices, never the set): ingress
+ * writes them to ev:<id> field section_names at creation and when it
+ * refills the hash from PostgreSQL, so a join naming a section the event
+ * does not sell is refused at once, without a PostgreSQL read
+ * (docs/pipeline.md). Encoded "<bytes>:<name>" per section, concatenated
+ * (a name may hold any character but NUL). */
+/* q_status_event_get, and the field's text into *names (heap, the
+ * caller's; NULL when the hash lacks it or on error). */
+int q_status_event_get_names(q_status *s, int64_t event_id, q_event_state *out, char **names);
+/* HSET ev:<id> section_names (names as q_section_names_encode made it). */
+int q_status_event_set_section_names(q_status *s, int64_t event_id, const char *names);
+/* The n names encoded (heap, the caller's), or NULL out of memory. */
+char *q_section_names_encode(const char *const *names, size_t n);
+/* 1 when the encoded set names holds name, else 0. */
+int q_section_names_has(const char *names, const char *name);
 /* HSET of status, onsale_at_ms and max_per_user (ingress side). */
 int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,
                        int max_per_user);

@@ -3,7 +3,9 @@ permanent lock-outs (issue 14 items 3 and 5), against the real binaries.
 
   * Lock-out: many fans join at once, with Idempotency-Keys (one at a time
     on job threads) or without (the join claimer's pipelined claims), a
-    section with no seats; the worker rejects every join. The finisher is slowed down
+    price cap below every price (max_price_cents 1; a section the event does
+    not sell is refused at ingress since 422 section_not_sold); the worker
+    rejects every join. The finisher is slowed down
     (debug.finisher_delay_ms) so the worker's delete of each ended intent's
     active key lands BEFORE the finisher writes the intent id. Every fan
     must be able to join again. The control runs the same race with the
@@ -47,7 +49,7 @@ def locked_out_after_rejected_joins(unchecked, keyed=True):
         path = f"/v1/events/{ev}/intents"
 
         def join(u, key):
-            return c.request("POST", path, {"quantity": 1, "section": "Z"}, tokens[u],
+            return c.request("POST", path, {"quantity": 1, "max_price_cents": 1}, tokens[u],
                              {"Idempotency-Key": key} if key and keyed else None)
 
         with ThreadPoolExecutor(32) as ex:

@@ -187,6 +187,48 @@ def test_join_poll_and_already_in_queue(st):
     assert watermarks(st) == w0 + 1
 
 
+def test_join_naming_a_section_the_event_does_not_sell(st):
+    """A join whose section the event does not price was queued (202) and
+    rejected later by the worker (insufficient_seats): the fan learned it
+    only by polling. It is now refused at once, 422 section_not_sold,
+    nothing queued, from the section names that ride with the event's sale
+    state (Redis ev:<id> field section_names: written at creation, or
+    written back from PostgreSQL by the first join's fill). Control:
+    main's binaries answer these joins 202."""
+    seller = st.token(1000, "seller")
+    s, _, v = st.http("POST", "/v1/venues",
+                      {"name": "Hall", "city": "Utrecht", "country": "NL",
+                       "sections": [{"name": n, "rows": 1, "seats_per_row": 4}
+                                    for n in ("A", "Balcony 2:1", "C")]}, seller)
+    assert s == 201, v
+    body = {"venue_id": v["venue_id"], "name": "two of three", "category": "concert",
+            "starts_at": "2099-01-01T00:00:00Z",
+            "tiers": [{"section": "A", "price_cents": 1000},
+                      {"section": "Balcony 2:1", "price_cents": 500}]}
+    s, _, e = st.http("POST", "/v1/events", body, seller)
+    assert s == 201, e
+    made = st.create_event(sections=[("A", 1, 4, 5000)])  # in SQL: Redis has nothing of it
+    w0 = watermarks(st)
+    refused = [(e["event_id"], "C"), (e["event_id"], "a"), (e["event_id"], "ZZ"),
+               (e["event_id"], "Balcony 2"), (e["event_id"], "1:A"), (made, "B")]
+    for user, (ev, section) in enumerate(refused, start=700):
+        b = assert_error(st.http("POST", f"/v1/events/{ev}/intents",
+                                 {"quantity": 1, "section": section},
+                                 token=st.token(user, "fan")), 422, "section_not_sold",
+                         field="section")
+        assert section in b["error"]["message"], b
+        assert st.redis.get(st.key(f"active:{ev}:{user}")) is None
+    assert watermarks(st) == w0
+    # The first fill wrote what PostgreSQL holds back to Redis.
+    assert st.redis.hget(st.key(f"ev:{made}"), "section_names") == "1:A"
+    for user, (ev, section) in enumerate([(e["event_id"], "Balcony 2:1"), (made, "A")],
+                                         start=720):
+        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1, "section": section},
+                          token=st.token(user, "fan"))
+        assert s == 202, b
+    assert watermarks(st) == w0 + 2
+
+
 def test_idempotency_replay_and_mismatch(st):
     ev = st.create_event(sections=[("A", 2, 10, 5000)])
     fan = st.token(31, "fan")

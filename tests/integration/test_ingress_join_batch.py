@@ -156,7 +156,7 @@ def test_claimer_hands_a_key_naming_an_ended_intent_to_a_take_over():
         path = f"/v1/events/{ev}/intents"
         c_old = KeepAliveClient(int(old.rsplit(":", 1)[1]))
         with ThreadPoolExecutor(32) as ex:
-            first = list(ex.map(lambda u: c_old.request("POST", path, {"quantity": 1, "section": "Z"},
+            first = list(ex.map(lambda u: c_old.request("POST", path, {"quantity": 1, "max_price_cents": 1},
                                                         tokens[u]), tokens))
         assert all(s == 202 for s, _ in first), [x for x in first if x[0] != 202][:3]
         st.wait_rejected_and_published(ev, first)

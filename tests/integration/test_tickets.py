@@ -240,6 +240,46 @@ def test_a_transfer_to_an_id_without_an_account_is_refused(env):
                                (tid,))[0][0] == 57, 30, "ticket transferred")
 
 
+def test_a_transfer_names_its_recipient_by_email(env):
+    """A fan knows their friend's email, not their user id: a transfer
+    took to_user_id only. It now takes to_email instead (exactly one of
+    the two), resolved to the signed-up account whose email matches
+    case-insensitively, as sign-up keeps emails unique; an email nobody
+    signed up with is 404 no_account (field to_email), both or neither
+    400, and none of those changes the ticket. Control: main's binaries
+    answer {"to_email": ...} 400 unknown_field."""
+    st = env.st
+    tid, = env.buy(140)
+    st.account(140)  # the owner's email: user140@accounts.test
+    # The friend's account, its email as sign-up stores it (as typed; kept
+    # unique by lower(email)). In SQL, not POST /v1/users: a sign-up takes
+    # the next id of the sequence, which a later test here expects free.
+    st.account(141)
+    st.sql("UPDATE users SET email = 'Friend.141@Example.ORG' WHERE user_id = 141")
+    u = {"user_id": 141}
+    before = st.sql("SELECT owner_id, code_version, change_claimed_at FROM tickets "
+                    "WHERE ticket_id = %s", (tid,))
+
+    def transfer(body):
+        s, _, b = st.http("POST", f"/v1/tickets/{tid}/transfer", body,
+                          token=st.token(140, "fan"))
+        return (s, b["error"]["code"], b["error"].get("field")) if s >= 400 else (s, b)
+
+    assert transfer({"to_user_id": u["user_id"], "to_email": "friend.141@example.org"}) == (
+        400, "invalid_field", "to_email")
+    assert transfer({}) == (400, "missing_field", "to_user_id")
+    assert transfer({"to_email": "friend.141"}) == (400, "invalid_field", "to_email")
+    assert transfer({"to_email": 141}) == (400, "invalid_field", "to_email")
+    assert transfer({"to_email": "nobody.141@example.org"}) == (404, "no_account", "to_email")
+    assert transfer({"to_email": "USER140@accounts.test"}) == (400, "invalid_field", "to_email")
+    assert st.sql("SELECT owner_id, code_version, change_claimed_at FROM tickets "
+                  "WHERE ticket_id = %s", (tid,)) == before
+    assert transfer({"to_email": "friend.141@EXAMPLE.org"}) == (
+        202, {"ticket_id": tid, "state": "transferring"})
+    st.wait_for(lambda: st.sql("SELECT owner_id FROM tickets WHERE ticket_id = %s",
+                               (tid,))[0][0] == u["user_id"], 30, "ticket transferred")
+
+
 def test_the_history_takes_limit_and_cursor_once_and_nothing_else(env):
     """GET /v1/me/tickets reads its query as the catalog does (docs/api.md
     "Errors"): a parameter it does not take is 400 unknown_field, one given

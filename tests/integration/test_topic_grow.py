@@ -350,6 +350,45 @@ def test_events_are_not_homed_on_a_count_the_brokers_have_not_confirmed():
         assert s == 202, (s, b)
 
 
+def test_a_retried_creation_is_replayed_before_the_count_is_confirmed():
+    """A seller's creation answered 201 on one node whose reply was lost,
+    retried with its Idempotency-Key on a node whose partition count the
+    brokers have not confirmed: before, that node answered 503 (the count
+    was checked before the key), and the seller could not learn the event
+    it had made. Now the stored 201 is replayed first (same event id,
+    nothing new stored); a new key on that node still gets the 503.
+    Control: main's binaries answer the retry 503 queue_unavailable."""
+    with Stack(partitions=2) as st:
+        st.start_worker(name="w1")
+        st.start_ingress(monitor_interval_ms=200)
+        seller = make_token(1000, "seller", st.secret)
+        s, _, v = st.http("POST", "/v1/venues",
+                          {"name": "Hall", "city": "Utrecht", "country": "NL",
+                           "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}, seller)
+        assert s == 201, v
+        body = {"venue_id": v["venue_id"], "name": "lost reply", "category": "concert",
+                "starts_at": "2099-01-01T00:00:00Z",
+                "tiers": [{"section": "A", "price_cents": 1000}]}
+        first = st.wait_for(lambda: (lambda r: r if r[0] == 201 else None)(
+            st.http("POST", "/v1/events", body, seller,
+                    headers={"Idempotency-Key": "make-once"})), 10, "the event created")
+        # A node told 4 partitions, never confirmed (the brokers have 2).
+        st.start_ingress(monitor_interval_ms=200, kafka_partitions=4, kafka_partitions_check_ms=0)
+        s, _, b = st.http("POST", "/v1/events", body, seller,
+                          headers={"Idempotency-Key": "make-once"})
+        assert (s, b) == (201, first[2]), (s, b, first)
+        s, h, b = st.http("POST", "/v1/events", body, seller,
+                          headers={"Idempotency-Key": "make-twice"})
+        assert (s, b["error"]["code"]) == (503, "queue_unavailable"), (s, b)
+        assert st.sql("SELECT count(*) FROM events")[0][0] == 1
+        # The refused new key was given back: a node set right takes it.
+        st.start_ingress(monitor_interval_ms=200)
+        s, _, b = st.wait_for(lambda: (lambda r: r if r[0] == 201 else None)(
+            st.http("POST", "/v1/events", body, seller,
+                    headers={"Idempotency-Key": "make-twice"})), 10, "the second created")
+        assert b["event_id"] != first[2]["event_id"], b
+
+
 def test_a_node_new_to_an_event_takes_joins_with_postgresql_down():
     """docs/scaling.md: joins are accepted with PostgreSQL down. An
     event's home came from PostgreSQL the first time a node produced for

@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static q_event_state state(const char *status)
@@ -98,12 +99,39 @@ START_TEST(a_forget_of_an_uncached_event_stops_an_earlier_fill)
 }
 END_TEST
 
+/* The section names a join is checked against (ev:<id> section_names):
+ * names holding the separator or digits are matched whole, never by a
+ * prefix or across two names; a text not in the form matches nothing. */
+START_TEST(section_names_match_whole_names_only)
+{
+    const char *names[] = {"A", "Balcony 2:1", "12", ""};
+    char *enc = q_section_names_encode(names, 3);
+    ck_assert_ptr_nonnull(enc);
+    ck_assert_str_eq(enc, "1:A11:Balcony 2:12:12");
+    ck_assert_int_eq(q_section_names_has(enc, "A"), 1);
+    ck_assert_int_eq(q_section_names_has(enc, "Balcony 2:1"), 1);
+    ck_assert_int_eq(q_section_names_has(enc, "12"), 1);
+    const char *not_there[] = {"a", "Balcony 2", "1:A", "2:12", "B", "1", "Balcony 2:12"};
+    for (size_t i = 0; i < sizeof not_there / sizeof *not_there; i++)
+        ck_assert_msg(q_section_names_has(enc, not_there[i]) == 0, "%s", not_there[i]);
+    free(enc);
+    char *none = q_section_names_encode(names, 0);
+    ck_assert_str_eq(none, "");
+    ck_assert_int_eq(q_section_names_has(none, "A"), 0);
+    free(none);
+    ck_assert_int_eq(q_section_names_has("9:A", "A"), 0);  /* longer than the text */
+    ck_assert_int_eq(q_section_names_has("x1:A", "A"), 0); /* no length */
+    ck_assert_int_eq(q_section_names_has("1;A", "A"), 0);  /* no ':' */
+}
+END_TEST
+
 int main(void)
 {
     const ons_check_case cases[] = {
         ONS_CHECK_CASE(a_fill_that_began_earlier_does_not_replace_a_later_one),
         ONS_CHECK_CASE(a_fill_that_began_before_a_forget_does_not_bring_it_back),
         ONS_CHECK_CASE(a_forget_of_an_uncached_event_stops_an_earlier_fill),
+        ONS_CHECK_CASE(section_names_match_whole_names_only),
     };
     return ons_check_run("event_cache", cases, sizeof cases / sizeof *cases, 30);
 }
