@@ -227,20 +227,32 @@
     }
   }
 
+  /* The join form's controls, all off while a join is on its way. */
+  function joinFormDisabled(off) {
+    for (const id of ["join-btn", "qty", "section"]) $(id).disabled = off;
+  }
+
   async function join(e) {
     if (e) e.preventDefault();
-    const body = { quantity: +$("qty").value };
-    if ($("section").value) body.section = $("section").value;
     /* A retried join reuses its Idempotency-Key, so it can never take a second place. */
     const keyName = `onsale.join.${eventId}.${who.sub}`;
     let pending = null;
     try { pending = JSON.parse(sessionStorage.getItem(keyName)); } catch (x) { pending = null; }
-    if (!pending || JSON.stringify(pending.body) !== JSON.stringify(body)) {
-      pending = { key: randomKey(), body };
-      sessionStorage.setItem(keyName, JSON.stringify(pending));
+    /* A retry (joining already) sends the first attempt's body and key as
+     * they were, whatever the form says now: the first attempt may be
+     * queued already (503 outcome_unknown, 504, no answer), and a new body
+     * would be a new key, a second join the server has to refuse. */
+    if (!joining || !pending) {
+      const body = { quantity: +$("qty").value };
+      if ($("section").value) body.section = $("section").value;
+      if (!pending || JSON.stringify(pending.body) !== JSON.stringify(body)) {
+        pending = { key: randomKey(), body };
+        sessionStorage.setItem(keyName, JSON.stringify(pending));
+      }
     }
+    const body = pending.body;
     joining = true;
-    $("join-btn").disabled = true;
+    joinFormDisabled(true);
     $("join-msg").textContent = "Joining…";
     try {
       const pow = powNeeded || (ev && ev.pow_difficulty > 0) ? await proveWork() : null;
@@ -283,16 +295,17 @@
          * the place already taken, unseen. */
         joinAttempt++;
         const d = backoffMs(err, joinAttempt);
-        $("join-msg").textContent = (err.status === 0 || err.status >= 502
+        $("join-msg").textContent = (err.status === 0 || err.status === 502 || err.status === 504
           ? "The waiting room did not answer. "
+          : err.status === 503 ? "The waiting room is busy right now. "
           : err.status === 409 ? "Your join is still being checked. "
-          : "So many fans are joining right now that we have to wait a moment. ") +
+          : "Too many requests came from this account or network just now; we have to wait a moment. ") +
           `Trying again in ${Math.ceil(d / 1000)} s — don't close the page.`;
         setTimeout(join, d);
       } else {
         joining = false;
         joinAttempt = 0;
-        $("join-btn").disabled = false;
+        joinFormDisabled(false);
         $("join-msg").textContent = err.status === 401
           ? "Your access link has expired. Ask for a new one." : err.message;
         if (err.code === "idempotency_mismatch") sessionStorage.removeItem(keyName);

@@ -38,7 +38,9 @@ NET_JS = """
 window.__net = [];
 const f = window.fetch;
 window.fetch = async (input, init) => {
-  const e = { t: Date.now(), m: (init && init.method) || 'GET', p: String(input) };
+  const e = { t: Date.now(), m: (init && init.method) || 'GET', p: String(input),
+              k: init && init.headers && init.headers['Idempotency-Key'],
+              body: init && init.body };
   window.__net.push(e);
   try {
     const r = await f(input, init);
@@ -239,9 +241,13 @@ def join_faults(net, seen, ev):
     if clicked is None:
         return [("never joined",)]
     placed = next((r[0] for r in seen if r[1] not in ("join", "")), None)
-    return [("the join form reset while joining", r) for r in seen
-            if clicked < r[0] and (placed is None or r[0] < placed) and r[1] == "join"
-            and (not r[8] or not (r[7].startswith("Joining") or "Trying again" in r[7]))]
+    # One join, so one key and one body: a retry that read the form again
+    # (changed meanwhile) was a new key, a second join.
+    sent = {(e.get("k"), e.get("body")) for e in net if kind_of(e, ev) == "join"}
+    return ([("a retry changed its key or body", sorted(sent, key=str))] if len(sent) > 1 else []) + \
+        [("the join form reset while joining", r) for r in seen
+         if clicked < r[0] and (placed is None or r[0] < placed) and r[1] == "join"
+         and (not r[8] or not (r[7].startswith("Joining") or "Trying again" in r[7]))]
 
 
 @need_browser
@@ -302,6 +308,11 @@ def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
             ing.kill()
             ing.wait()
             down_at = b("eval", page=names[0], js="return Date.now()")
+            # A fan picks another section while its join is retried: the
+            # retries still send the first attempt's body and key.
+            b("evalAll", pages=late, js="const s = document.getElementById('section'); "
+                                        "s.value = 'A'; s.dispatchEvent(new Event('change')); "
+                                        "return s.value")
             time.sleep(DOWN_S)
             st.start_ingress(**opts)
             up_at = b("eval", page=names[0], js="return Date.now()")
