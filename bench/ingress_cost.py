@@ -39,6 +39,8 @@ ap.add_argument("--record-all", action="store_true",
                 help="with --record: every process on the box (perf record -a), not ingress alone")
 ap.add_argument("--record-drain", action="store_true",
                 help="with --record: the worker and this stack's PostgreSQL backends, not ingress")
+ap.add_argument("--record-redis", action="store_true",
+                help="with --record: the stack's Redis server, not ingress")
 ap.add_argument("--dwarf", action="store_true",
                 help="with --record: DWARF call graphs (through libraries built without frame pointers)")
 ap.add_argument("--joins-only", action="store_true", help="with --proc: no poll run")
@@ -234,6 +236,8 @@ def measure_proc(st, pid, script, secs, tag):
         who = ["-a"] if A.record_all else ["-p", str(pid)]
         if A.record_drain:
             who = ["-p", ",".join(str(p) for p in pids["worker"] + pids["pg(own db)"])]
+        if A.record_redis:
+            who = ["-p", ",".join(str(p) for p in pids["redis"])]
         graph = ["--call-graph", "dwarf,16384", "-F", "299"] if A.dwarf else ["-g", "-F", "999"]
         rec = subprocess.Popen(["perf", "record", *graph, *who, "-o",
                                 f"{out}/join.perf.data"], stdout=subprocess.DEVNULL,
