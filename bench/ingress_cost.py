@@ -37,6 +37,10 @@ ap.add_argument("--conns", type=int, default=64); ap.add_argument("--duration", 
 ap.add_argument("--record", action="store_true", help="with --proc: perf record -g during the joins")
 ap.add_argument("--record-all", action="store_true",
                 help="with --record: every process on the box (perf record -a), not ingress alone")
+ap.add_argument("--record-drain", action="store_true",
+                help="with --record: the worker and this stack's PostgreSQL backends, not ingress")
+ap.add_argument("--record-redis", action="store_true",
+                help="with --record: the stack's Redis server, not ingress")
 ap.add_argument("--dwarf", action="store_true",
                 help="with --record: DWARF call graphs (through libraries built without frame pointers)")
 ap.add_argument("--joins-only", action="store_true", help="with --proc: no poll run")
@@ -150,7 +154,16 @@ def others(st):
     pg = listener(harness.PG_PORT)
     return {"worker": [p.pid for p in st.procs if p.name == "worker"],
             "kafka": [kafka] if kafka else [], "redis": [redis] if redis else [],
-            "postgres": ([pg] + children(pg)) if pg else []}
+            "postgres": ([pg] + children(pg)) if pg else [],
+            "pg(own db)": own_backends(st)}
+
+
+def own_backends(st):
+    """The PostgreSQL backends connected to this stack's own database (the
+    worker's, ingress's): the figure other users of the shared server
+    (other helpers' test databases) do not move."""
+    return [r[0] for r in st.sql("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                 "AND pid <> pg_backend_pid()", (st.db,))]
 
 
 def broker_traffic(pids):
@@ -221,6 +234,10 @@ def measure_proc(st, pid, script, secs, tag):
     pids = others(st)
     if A.record and tag == "join":
         who = ["-a"] if A.record_all else ["-p", str(pid)]
+        if A.record_drain:
+            who = ["-p", ",".join(str(p) for p in pids["worker"] + pids["pg(own db)"])]
+        if A.record_redis:
+            who = ["-p", ",".join(str(p) for p in pids["redis"])]
         graph = ["--call-graph", "dwarf,16384", "-F", "299"] if A.dwarf else ["-g", "-F", "999"]
         rec = subprocess.Popen(["perf", "record", *graph, *who, "-o",
                                 f"{out}/join.perf.data"], stdout=subprocess.DEVNULL,
@@ -312,6 +329,17 @@ with harness.Stack(partitions=4) as st:
         # warm-up (connections, caches, the producer's metadata) on fans of their own
         subprocess.run(["wrk", "-t2", "-c8", "-d1s", "-s", lua("warm", toks[:20000], "POST", '\'{"quantity":1}\''),
                         f"http://127.0.0.1:{st.ingress_port}"], capture_output=True)
+        # the worker loads the event (a million seats) on its first record:
+        # wait until the warm-up is drained, so the measured joins pay for
+        # their own drain and not for that one-off load
+        if not A.stop_worker:
+            last, t_end = -1, time.time() + 120
+            while time.time() < t_end:
+                (n_in,), = st.sql("SELECT count(*) FROM intents")
+                if n_in > 0 and n_in == last:
+                    break
+                last = n_in
+                time.sleep(1)
         if A.stop_worker:
             for p in st.procs:
                 if p.name == "worker": p.stop()

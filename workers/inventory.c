@@ -266,6 +266,33 @@ static uint32_t first_candidate_row(wk_inv *inv, wk_section *s, enum wk_find_mod
     return *hint;
 }
 
+/* The first seat of [a, end) that matches (end if none). The common
+ * search (free seats at any price) looks for the state's byte with memchr:
+ * the seats already taken at a row's start are skipped a vector at a time. */
+static uint32_t next_match(const wk_inv *inv, uint32_t a, uint32_t end, enum wk_find_mode mode,
+                           int64_t max_price)
+{
+    if (a >= end)
+        return end;
+    if (mode == WK_FIND_FREE && max_price <= 0) {
+        const uint8_t *p = memchr(inv->state + a, Q_SEAT_AVAILABLE, end - a);
+        return p ? (uint32_t)(p - inv->state) : end;
+    }
+    while (a < end && !seat_matches(inv, a, mode, max_price))
+        a++;
+    return a;
+}
+
+/* The end of the run of matching seats that starts at a, read no further
+ * than lim. */
+static uint32_t run_end(const wk_inv *inv, uint32_t a, uint32_t lim, enum wk_find_mode mode,
+                        int64_t max_price)
+{
+    while (a < lim && seat_matches(inv, a, mode, max_price))
+        a++;
+    return a;
+}
+
 static int find_adjacent(wk_inv *inv, const wk_req *r, enum wk_find_mode mode, uint32_t *out)
 {
     uint32_t q = (uint32_t)r->qty;
@@ -286,23 +313,19 @@ static int find_adjacent(wk_inv *inv, const wk_req *r, enum wk_find_mode mode, u
             if (have_fallback && ++lookahead > WK_ORPHAN_LOOKAHEAD)
                 break;
             uint32_t end = row->first_seat + row->nseats;
-            for (uint32_t a = row->first_seat; a < end;) {
-                if (!seat_matches(inv, a, mode, r->max_price)) {
-                    a++;
-                    continue;
-                }
-                uint32_t b = a;
-                while (b < end && seat_matches(inv, b, mode, r->max_price))
-                    b++;
+            for (uint32_t a = next_match(inv, row->first_seat, end, mode, r->max_price); a < end;
+                 a = next_match(inv, a, end, mode, r->max_price)) {
+                /* The run [a, b) is read only as far as the answer needs:
+                 * up to a + q while a itself may do (the common case: the
+                 * row's first free seat, then a long free run), to its
+                 * end only when taking a would leave an orphan. */
+                uint32_t b = run_end(inv, a, end < a + q ? end : a + q, mode, r->max_price);
                 if (b - a >= q) {
-                    if (mode == WK_FIND_UNSOLD) {
+                    if (mode == WK_FIND_UNSOLD || !leaves_orphan(inv, row, a, q)) {
                         fallback = a;
                         goto found;
                     }
-                    if (!leaves_orphan(inv, row, a, q)) {
-                        fallback = a;
-                        goto found;
-                    }
+                    b = run_end(inv, b, end, mode, r->max_price);
                     if (!leaves_orphan(inv, row, b - q, q)) {
                         fallback = b - q;
                         goto found;

@@ -82,3 +82,52 @@ def test_event_check_refuses_missing_events_and_locks_the_named_ones():
         finally:
             other.close()
         assert st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,))[0][0] == 11
+
+
+def test_intent_check_refuses_missing_intents_and_locks_those_of_other_transactions():
+    """Migration 0021: a reservation's intent must exist; an intent inserted
+    by the reservation's own transaction is not locked (no other
+    transaction can see it), every other one is locked FOR KEY SHARE until
+    commit, as 0002's check did."""
+    with Stack(partitions=1) as st:
+        ev = st.create_event(sections=[("A", 1, 4, 5000)])
+        intents = ("INSERT INTO intents (intent_seq, event_id, user_id, partition, kafka_offset, "
+                   "quantity, adjacent, state, accepted_at) "
+                   "SELECT g, %s, g + 1, 0, g, 1, true, 'reserved', now() "
+                   "FROM generate_series(%s, %s) g")
+        res = ("INSERT INTO reservations (reservation_id, event_id, user_id, state, seat_count, "
+               "total_cents, currency, expires_at) SELECT g, %s, g + 1, 'held', 1, 5000, 'USD', "
+               "now() + interval '1 hour' FROM generate_series(%s, %s) g")
+        st.sql(intents, (ev, 1, 3))  # committed: another transaction's
+        other = psycopg2.connect(pg_dsn(st.db))
+        try:
+            with other.cursor() as c:
+                # one missing intent among mine and others': nothing written
+                c.execute(intents, (ev, 10, 12))
+                with pytest.raises(psycopg2.errors.ForeignKeyViolation):
+                    c.execute(res, (ev, 1, 13))
+                other.rollback()
+                with pytest.raises(psycopg2.errors.ForeignKeyViolation):
+                    c.execute(res, (ev, 100, 100))
+                other.rollback()
+                # mine (10..12) and others' (1..3) in one statement
+                c.execute(intents, (ev, 10, 12))
+                c.execute("INSERT INTO reservations (reservation_id, event_id, user_id, state, "
+                          "seat_count, total_cents, currency, expires_at) "
+                          "SELECT g, %s, g + 1, 'held', 1, 5000, 'USD', now() "
+                          "FROM unnest(array[1, 2, 3, 10, 11, 12]) g", (ev,))
+                c.execute("SELECT intent_seq FROM intents WHERE intent_seq IN (1, 2, 3, 10, 11, 12) "
+                          "AND xmax <> 0 ORDER BY 1")
+                # the lock is on the other transaction's intents only
+                assert [r[0] for r in c.fetchall()] == [1, 2, 3]
+                with st.pg.cursor() as d:
+                    d.execute("SET lock_timeout = '300ms'")
+                    for k in (1, 3):
+                        with pytest.raises(psycopg2.errors.LockNotAvailable):
+                            d.execute("SELECT 1 FROM intents WHERE intent_seq = %s FOR UPDATE", (k,))
+                        st.pg.rollback()
+                    d.execute("SET lock_timeout = 0")
+            other.commit()
+        finally:
+            other.close()
+        assert st.sql("SELECT count(*) FROM reservations")[0][0] == 6

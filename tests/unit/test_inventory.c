@@ -313,6 +313,136 @@ START_TEST(could_fit_agrees_with_the_unsold_search)
 }
 END_TEST
 
+/* The adjacent search as it was written before it skipped taken seats
+ * with memchr and read a free run only as far as its answer needed
+ * (bench/NOTES.md, sixteenth round): seat by seat, every run to its end,
+ * every row from the section's first. The search must choose what this
+ * chooses, for every request. */
+static int ref_matches(const wk_inv *inv, uint32_t i, enum wk_find_mode mode, int64_t max_price)
+{
+    if (max_price > 0 && inv->price[i] > max_price)
+        return 0;
+    return mode == WK_FIND_FREE ? inv->state[i] == Q_SEAT_AVAILABLE : inv->state[i] != Q_SEAT_SOLD;
+}
+
+static int ref_free(const wk_inv *inv, uint32_t i)
+{
+    return inv->state[i] == Q_SEAT_AVAILABLE;
+}
+
+static int ref_orphan(const wk_inv *inv, const wk_row *row, uint32_t s, uint32_t q)
+{
+    uint32_t lo = row->first_seat, hi = row->first_seat + row->nseats, e = s + q;
+    if (s > lo && ref_free(inv, s - 1) && (s - 1 == lo || !ref_free(inv, s - 2)))
+        return 1;
+    return e < hi && ref_free(inv, e) && (e + 1 == hi || !ref_free(inv, e + 1));
+}
+
+/* The run search of one row: 1 and *at when found; sets *fb (the first
+ * orphaning run) once. */
+static int ref_row(const wk_inv *inv, const wk_row *row, const wk_req *r, enum wk_find_mode mode,
+                   int *have_fb, uint32_t *fb, uint32_t *at)
+{
+    uint32_t q = (uint32_t)r->qty, end = row->first_seat + row->nseats;
+    for (uint32_t a = row->first_seat; a < end;) {
+        if (!ref_matches(inv, a, mode, r->max_price)) {
+            a++;
+            continue;
+        }
+        uint32_t b = a;
+        while (b < end && ref_matches(inv, b, mode, r->max_price))
+            b++;
+        if (b - a >= q) {
+            if (mode == WK_FIND_UNSOLD || !ref_orphan(inv, row, a, q))
+                return *at = a, 1;
+            if (!ref_orphan(inv, row, b - q, q))
+                return *at = b - q, 1;
+            if (!*have_fb)
+                *have_fb = 1, *fb = a;
+        }
+        a = b;
+    }
+    return 0;
+}
+
+static int ref_find_adjacent(const wk_inv *inv, const wk_req *r, enum wk_find_mode mode,
+                             uint32_t *first)
+{
+    uint32_t q = (uint32_t)r->qty;
+    if ((mode == WK_FIND_FREE ? inv->available : inv->available + inv->held) < r->qty)
+        return 0;
+    int have_fb = 0;
+    uint32_t fb = 0;
+    size_t from = r->section >= 0 ? (size_t)r->section : 0;
+    size_t to = r->section >= 0 ? (size_t)r->section + 1 : inv->nsections;
+    for (size_t si = from; si < to; si++) {
+        const wk_section *s = &inv->sections[si];
+        if ((mode == WK_FIND_FREE ? s->nfree : s->nunsold) < (int64_t)q ||
+            (r->max_price > 0 && s->min_price > r->max_price))
+            continue;
+        int look = 0;
+        for (uint32_t ri = 0; ri < s->nrows; ri++) {
+            const wk_row *row = &inv->rows[s->first_row + ri];
+            if ((mode == WK_FIND_FREE ? row->nfree : row->nunsold) < q)
+                continue;
+            if (have_fb && ++look > WK_ORPHAN_LOOKAHEAD)
+                break;
+            if (ref_row(inv, row, r, mode, &have_fb, &fb, first))
+                return 1;
+        }
+        if (have_fb)
+            break;
+    }
+    return have_fb ? (*first = fb, 1) : 0;
+}
+
+/* The adjacent search chooses the seats the seat-by-seat search above
+ * chooses: every request shape and mode, over random seat states (mixed
+ * prices in section C, long rows in A for the memchr path). */
+START_TEST(adjacent_search_chooses_as_before)
+{
+    wk_inv inv;
+    wk_inv_init(&inv);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 1, "A", 0, 5, 70, 9000), 0);
+    ck_assert_int_eq(wk_inv_add_block(&inv, 2, "B", 1, 3, 9, 4000), 1);
+    ck_assert_int_eq(wk_inv_add_section(&inv, 3, "C", 2), 2);
+    for (int r = 1; r <= 4; r++)
+        for (int k = 1; k <= 23; k++)
+            ck_assert_int_ge(wk_inv_add_seat(&inv, r, k, (int32_t)inv.nseats, k % 3 ? 2000 : 6000,
+                                             Q_SEAT_AVAILABLE),
+                             0);
+    static const int64_t ceilings[] = {0, 1000, 2000, 4000, 6000, 9000};
+    static const int states[] = {Q_SEAT_AVAILABLE, Q_SEAT_AVAILABLE, Q_SEAT_HELD,
+                                 Q_SEAT_PAYING,    Q_SEAT_SOLD,      Q_SEAT_HELD};
+    srand(16);
+    long found = 0, compared = 0;
+    for (int round = 0; round < 400; round++) {
+        for (int k = 0; k < 6; k++)
+            wk_inv_set(&inv, (uint32_t)(rand() % (int)inv.nseats), states[rand() % 6]);
+        for (int qty = 1; qty <= Q_MAX_SEATS; qty++)
+            for (int sec = -1; sec < (int)inv.nsections; sec++)
+                for (int mode = WK_FIND_FREE; mode <= WK_FIND_UNSOLD; mode++)
+                    for (size_t c = 0; c < sizeof ceilings / sizeof ceilings[0]; c++) {
+                        wk_req r = {qty, sec, ceilings[c], 1};
+                        uint32_t out[Q_MAX_SEATS], first = 0;
+                        int want = ref_find_adjacent(&inv, &r, (enum wk_find_mode)mode, &first);
+                        int got = wk_inv_find(&inv, &r, (enum wk_find_mode)mode, out);
+                        ck_assert_msg(got == (want ? qty : 0) && (!want || out[0] == first),
+                                      "round %d qty %d section %d mode %d ceiling %lld: "
+                                      "got %d at %u, want %d at %u",
+                                      round, qty, sec, mode, (long long)ceilings[c], got,
+                                      got ? out[0] : 0, want, first);
+                        found += want;
+                        compared++;
+                    }
+    }
+    /* both outcomes were exercised, many times */
+    ck_assert_int_gt(found, compared / 10);
+    ck_assert_int_lt(found, compared - compared / 10);
+    wk_inv_fini(&inv);
+}
+END_TEST
+
 /* shrink_gen moves on a sale that may shrink what could fit, and only then:
  * not for holds and releases, not for a sale that leaves every section's
  * longest run and unsold count at Q_MAX_SEATS or more. */
@@ -383,6 +513,7 @@ int main(void)
         {"map", map_put_get_del},
         {"could_fit", could_fit_agrees_with_the_unsold_search},
         {"shrink_gen", shrink_gen_counts_sales_that_may_matter},
+        {"adjacent_as_before", adjacent_search_chooses_as_before},
     };
     return ons_check_run("inventory", cases, sizeof cases / sizeof *cases, 60);
 }
