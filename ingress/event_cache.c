@@ -206,10 +206,14 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     char *names = NULL;
     int64_t read_ms = ons_mono_ms();
     int rrc = q_status_event_get_names(w->st, id, &st, &names);
-    if (rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0 &&
-        st.partitions > 0 && names)
+    int complete = rrc == 0 && st.status[0] && st.max_per_user > 0 && st.pow_difficulty >= 0 &&
+                   st.partitions > 0;
+    if (complete && names)
         return put_or_newer(c, id, &st, read_ms, names, out);
     free(names);
+    /* Complete but for the names: with PostgreSQL down, Redis's state is
+     * answered with the names unknown (the join is queued as before). */
+    q_event_state redis_st = st;
     if (rrc != 0) {
         memset(&st, 0, sizeof st);
         st.available = st.held = st.sold = st.waiting = -1;
@@ -226,6 +230,8 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     int prc = ing_cache_event_state(w, id, &st, &names);
     if (prc == ONS_ENOTFOUND)
         return ONS_ENOTFOUND;
+    if (prc && complete)
+        return put_or_newer(c, id, &redis_st, read_ms, NULL, out);
     if (prc)
         return ONS_EUNAVAIL;
     if (rrc != ONS_EREDIS)

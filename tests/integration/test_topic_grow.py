@@ -426,6 +426,45 @@ def test_a_node_new_to_an_event_takes_joins_with_postgresql_down():
                                    )[0][0] == 4, 30, "the four joins applied")
 
 
+def test_an_event_without_section_names_in_redis_takes_joins_with_postgresql_down():
+    """An event whose Redis sale state is complete but lacks section_names
+    (made before they were written, or its creation's best-effort HSET
+    failed): the join's fill took it for incomplete and read PostgreSQL,
+    so with PostgreSQL down every join for it got 503. Now the fill
+    answers Redis's state with the names unknown (the join is queued as
+    before), and once PostgreSQL is back a later fill writes only the names
+    back. Control: h17-api's binaries answer these joins 503."""
+    with Stack(partitions=2) as st:
+        st.start_worker(name="w1")
+        st.start_ingress(monitor_interval_ms=200)
+        ev = create_event_via_api(st, make_token(1000, "seller", st.secret), 20, "no names",
+                                  max_per_user=1)
+        assert st.redis.hdel(st.key(f"ev:{ev}"), "section_names") == 1
+        st.start_ingress(monitor_interval_ms=200)  # a node that has not cached the event
+        admin = psycopg2.connect(pg_dsn("postgres"))
+        admin.autocommit = True
+        with admin.cursor() as c:
+            c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS false')
+            c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                      "WHERE datname = %s", (st.db,))
+        try:
+            got = [join(st, st.ingress_port, user, ev)[:3:2] for user in (1, 2)]
+        finally:
+            with admin.cursor() as c:
+                c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS true')
+            admin.close()
+            st.pg = psycopg2.connect(pg_dsn(st.db))
+            st.pg.autocommit = True
+        assert [s for s, _ in got] == [202, 202], got
+        st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,)
+                                   )[0][0] == 2, 30, "the two joins applied")
+        # PostgreSQL back: a fill once the entry is stale writes the names.
+        users = iter(range(3, 40))  # a new fan each time: a replay reads no event state
+        st.wait_for(lambda: join(st, st.ingress_port, next(users), ev)[0] == 202 and
+                    st.redis.hget(st.key(f"ev:{ev}"), "section_names") == "1:A",
+                    15, "the names written back", interval=1)
+
+
 def test_records_of_an_event_homed_elsewhere_neither_load_nor_stamp_it():
     """A partition memory fenced records of an event homed elsewhere but
     loaded the event for them first: it stamped owner_loaded_at (the
