@@ -696,7 +696,7 @@ static int recipient_by_email(ing_req *r, ing_worker *w)
     int rc = ing_acct_by_email(w, j->to_email, &u);
     if (rc == ONS_ENOTFOUND) {
         ing_failf(r, w, ING_E_NO_ACCOUNT, "to_email",
-                  "No account has this email: the recipient signs up first (POST /v1/accounts).");
+                  "No account has this email: the recipient signs up first (POST /v1/users).");
         return -1;
     }
     if (rc) {

@@ -271,6 +271,10 @@ def test_a_transfer_names_its_recipient_by_email(env):
     assert transfer({"to_email": "friend.141"}) == (400, "invalid_field", "to_email")
     assert transfer({"to_email": 141}) == (400, "invalid_field", "to_email")
     assert transfer({"to_email": "nobody.141@example.org"}) == (404, "no_account", "to_email")
+    # The message names the sign-up route there is (it named POST /v1/accounts).
+    b = st.http("POST", f"/v1/tickets/{tid}/transfer", {"to_email": "nobody.141@example.org"},
+                token=st.token(140, "fan"))[2]
+    assert "POST /v1/users" in b["error"]["message"], b
     assert transfer({"to_email": "USER140@accounts.test"}) == (400, "invalid_field", "to_email")
     assert st.sql("SELECT owner_id, code_version, change_claimed_at FROM tickets "
                   "WHERE ticket_id = %s", (tid,)) == before
