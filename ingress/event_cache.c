@@ -196,6 +196,26 @@ static void write_back(ing_worker *w, int64_t id, const q_event_state *st, const
     q_status_event_set_section_names(w->st, id, names);
 }
 
+/* Redis gave a complete sale state (st) but not the section names (an
+ * event made before they were written, or whose HSET at creation failed).
+ * They are read from PostgreSQL and only they are written back: a
+ * fair-access, pow or partitions change Redis already holds is never put
+ * back to an older PostgreSQL read. PostgreSQL down: st is cached and
+ * answered with the names unknown (the join is queued as before), so
+ * PostgreSQL is asked again when the entry goes stale, not on every join. */
+static int fill_names(ing_events *c, ing_worker *w, int64_t id, const q_event_state *st,
+                      int64_t read_ms, q_event_state *out)
+{
+    q_event_state pg;
+    char *names;
+    int prc = ing_cache_event_state(w, id, &pg, &names);
+    if (prc == ONS_ENOTFOUND)
+        return ONS_ENOTFOUND;
+    if (prc == 0)
+        q_status_event_set_section_names(w->st, id, names);
+    return put_or_newer(c, id, st, read_ms, names, out);
+}
+
 int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
 {
     int fresh = 0;
@@ -211,9 +231,8 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     if (complete && names)
         return put_or_newer(c, id, &st, read_ms, names, out);
     free(names);
-    /* Complete but for the names: with PostgreSQL down, Redis's state is
-     * answered with the names unknown (the join is queued as before). */
-    q_event_state redis_st = st;
+    if (complete)
+        return fill_names(c, w, id, &st, read_ms, out);
     if (rrc != 0) {
         memset(&st, 0, sizeof st);
         st.available = st.held = st.sold = st.waiting = -1;
@@ -221,7 +240,7 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     /* The status the owner published, if any: its projection follows its
      * commit, and the PostgreSQL read below may predate a newer one, so
      * the write-back never puts PostgreSQL's over it (Redis lacked only
-     * pow_difficulty, max_per_user or the section names). */
+     * pow_difficulty or max_per_user). */
     char published[sizeof st.status];
     snprintf(published, sizeof published, "%s", st.status);
     int published_mpu = published[0] && st.max_per_user > 0;
@@ -230,8 +249,6 @@ int ing_events_get(ing_events *c, ing_worker *w, int64_t id, q_event_state *out)
     int prc = ing_cache_event_state(w, id, &st, &names);
     if (prc == ONS_ENOTFOUND)
         return ONS_ENOTFOUND;
-    if (prc && complete)
-        return put_or_newer(c, id, &redis_st, read_ms, NULL, out);
     if (prc)
         return ONS_EUNAVAIL;
     if (rrc != ONS_EREDIS)

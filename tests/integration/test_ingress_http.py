@@ -229,6 +229,33 @@ def test_join_naming_a_section_the_event_does_not_sell(st):
     assert watermarks(st) == w0 + 2
 
 
+def test_a_fill_missing_only_the_section_names_writes_back_only_them(st):
+    """A join's fill that finds Redis's ev:<id> complete but for
+    section_names reads them from PostgreSQL and writes back only them: it
+    rewrote the fair-access fields, pow_difficulty and partitions from its
+    PostgreSQL read too, over a newer value an admission or POW change had
+    put in Redis meanwhile. Control: h17-api's binaries put PostgreSQL's
+    max_active_holds (none: 0) over Redis's 50."""
+    seller = st.token(1000, "seller")
+    s, _, v = st.http("POST", "/v1/venues",
+                      {"name": "Hall", "city": "Utrecht", "country": "NL",
+                       "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}, seller)
+    assert s == 201, v
+    s, _, e = st.http("POST", "/v1/events",
+                      {"venue_id": v["venue_id"], "name": "names only", "category": "concert",
+                       "starts_at": "2099-01-01T00:00:00Z",
+                       "tiers": [{"section": "A", "price_cents": 1000}]}, seller)
+    assert s == 201, e
+    k = st.key(f"ev:{e['event_id']}")
+    assert st.redis.hdel(k, "section_names") == 1
+    st.redis.hset(k, "max_active_holds", 50)  # newer than the row the fill reads
+    s, _, b = st.http("POST", f"/v1/events/{e['event_id']}/intents",
+                      {"quantity": 1, "section": "A"}, token=st.token(740, "fan"))
+    assert s == 202, b
+    assert st.redis.hget(k, "section_names") == "1:A"
+    assert st.redis.hget(k, "max_active_holds") == "50"
+
+
 def test_idempotency_replay_and_mismatch(st):
     ev = st.create_event(sections=[("A", 2, 10, 5000)])
     fan = st.token(31, "fan")
