@@ -49,7 +49,8 @@ int ing_events_peek(ing_events *c, int64_t event_id, q_event_state *out);
  * NULL). Returns 0 or ONS_ENOTFOUND (not cached; *fresh = 0). */
 int ing_events_lookup(ing_events *c, int64_t event_id, q_event_state *out, int *fresh);
 /* Does event_id price a section named section? 1 yes, 0 no, -1 not known
- * (not cached, or its names were not read). From the cache alone, however
+ * (not cached, its names were not read, or their text is not in
+ * q_section_names_encode's form). From the cache alone, however
  * old (an event's priced sections never change): any thread, no I/O. */
 int ing_events_section_priced(ing_events *c, int64_t event_id, const char *section);
 /* Is event_id cached and younger than the ttl? (any thread, no I/O) */

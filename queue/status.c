@@ -2223,7 +2223,7 @@ int q_section_names_has(const char *names, const char *name)
         char *end;
         unsigned long long len = strtoull(at, &end, 10);
         if (end == at || *end != ':' || strnlen(end + 1, (size_t)len) < len)
-            return 0; /* not our encoding: nothing matches */
+            return -1; /* not this encoding (damaged, or a later form): unknown */
         if (len == want && memcmp(end + 1, name, want) == 0)
             return 1;
         at = end + 1 + len;

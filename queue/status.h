@@ -445,7 +445,9 @@ int q_status_event_get_names(q_status *s, int64_t event_id, q_event_state *out, 
 int q_status_event_set_section_names(q_status *s, int64_t event_id, const char *names);
 /* The n names encoded (heap, the caller's), or NULL out of memory. */
 char *q_section_names_encode(const char *const *names, size_t n);
-/* 1 when the encoded set names holds name, else 0. */
+/* 1 when the encoded set names holds name, 0 when it does not, -1 when
+ * names is not in q_section_names_encode's form (damaged, or written by a
+ * later version): unknown, so a join is queued rather than refused. */
 int q_section_names_has(const char *names, const char *name);
 /* HSET of status, onsale_at_ms and max_per_user (ingress side). */
 int q_status_event_set(q_status *s, int64_t event_id, const char *status, int64_t onsale_at_ms,

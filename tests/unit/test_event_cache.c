@@ -101,7 +101,7 @@ END_TEST
 
 /* The section names a join is checked against (ev:<id> section_names):
  * names holding the separator or digits are matched whole, never by a
- * prefix or across two names; a text not in the form matches nothing. */
+ * prefix or across two names; a text not in the form is unknown (-1). */
 START_TEST(section_names_match_whole_names_only)
 {
     const char *names[] = {"A", "Balcony 2:1", "12", ""};
@@ -119,9 +119,14 @@ START_TEST(section_names_match_whole_names_only)
     ck_assert_str_eq(none, "");
     ck_assert_int_eq(q_section_names_has(none, "A"), 0);
     free(none);
-    ck_assert_int_eq(q_section_names_has("9:A", "A"), 0);  /* longer than the text */
-    ck_assert_int_eq(q_section_names_has("x1:A", "A"), 0); /* no length */
-    ck_assert_int_eq(q_section_names_has("1;A", "A"), 0);  /* no ':' */
+    /* Not in the form (damaged, or a later version's): unknown, never "not
+     * sold", so the join is queued as before rather than refused. */
+    ck_assert_int_eq(q_section_names_has("9:A", "A"), -1);  /* longer than the text */
+    ck_assert_int_eq(q_section_names_has("x1:A", "A"), -1); /* no length */
+    ck_assert_int_eq(q_section_names_has("1;A", "A"), -1);  /* no ':' */
+    ck_assert_int_eq(q_section_names_has("A", "A"), -1);    /* a bare name */
+    ck_assert_int_eq(q_section_names_has("A", "B"), -1);
+    ck_assert_int_eq(q_section_names_has("1:B", "A"), 0); /* parsed: not there */
 }
 END_TEST
 
