@@ -14,7 +14,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BROKERS, Stack, free_port  # noqa: E402
+from harness import BROKERS, REDIS_HOST, REDIS_PORT, Stack, free_port, pg_dsn  # noqa: E402
+import redis as redis_lib  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +255,32 @@ def test_a_fill_missing_only_the_section_names_writes_back_only_them(st):
     assert s == 202, b
     assert st.redis.hget(k, "section_names") == "1:A"
     assert st.redis.hget(k, "max_active_holds") == "50"
+
+
+def test_section_names_read_from_postgresql_are_encoded_whatever_the_client_encoding(st):
+    """The section names a fill reads from PostgreSQL are encoded by ingress
+    (q_section_names_encode, as at creation): their lengths were computed
+    in SQL (octet_length, in the server's encoding) and the text then
+    converted to the client's, so under another client encoding the
+    lengths did not match the bytes (LATIN1: 'Über' is 4 bytes, was written
+    '5:'), and the field did not parse (h17-api refused every section
+    then; an unparsable field now refuses none). Control: h17-api's
+    binaries write b'5:\\xdcber1:A'."""
+    ev = st.create_event(sections=[("Über", 1, 2, 5000), ("A", 1, 2, 5000)])  # Redis: nothing
+    port = st.ingress_port
+    st.start_ingress(pg_dsn=pg_dsn(st.db) + " client_encoding=LATIN1")
+    try:
+        b = assert_error(st.http("POST", f"/v1/events/{ev}/intents",
+                                 {"quantity": 1, "section": "Zzz"}, token=st.token(750, "fan")),
+                         422, "section_not_sold", field="section")
+        raw = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT)
+        assert raw.hget(st.key(f"ev:{ev}"), "section_names") == b"4:\xdcber1:A", b
+        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1, "section": "A"},
+                          token=st.token(751, "fan"))
+        assert s == 202, b
+    finally:
+        st.discard(st.procs[-1])
+        st.ingress_port = port
 
 
 def test_idempotency_replay_and_mismatch(st):
