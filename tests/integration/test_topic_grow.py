@@ -316,6 +316,19 @@ def test_grown_partitions_are_claimed_without_a_new_worker():
     assert not new_partition_served(300000, 10)
 
 
+def seller_and_event_body(st, name):
+    """A seller's token and the body of an event of a new 4-seat venue,
+    for tests that create the event through the API themselves."""
+    seller = make_token(1000, "seller", st.secret)
+    s, _, v = st.http("POST", "/v1/venues",
+                      {"name": "Hall", "city": "Utrecht", "country": "NL",
+                       "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}, seller)
+    assert s == 201, v
+    return seller, {"venue_id": v["venue_id"], "name": name, "category": "concert",
+                    "starts_at": "2099-01-01T00:00:00Z",
+                    "tiers": [{"section": "A", "price_cents": 1000}]}
+
+
 def test_events_are_not_homed_on_a_count_the_brokers_have_not_confirmed():
     """kafka.partitions set by hand above the topics' count with the start
     check off (kafka.partitions_check_ms 0): before, events were created
@@ -328,14 +341,7 @@ def test_events_are_not_homed_on_a_count_the_brokers_have_not_confirmed():
     with Stack(partitions=2) as st:
         st.start_worker(name="w1")
         st.start_ingress(monitor_interval_ms=200, kafka_partitions=4, kafka_partitions_check_ms=0)
-        seller = make_token(1000, "seller", st.secret)
-        s, _, v = st.http("POST", "/v1/venues",
-                          {"name": "Hall", "city": "Utrecht", "country": "NL",
-                           "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}, seller)
-        assert s == 201, v
-        body = {"venue_id": v["venue_id"], "name": "told 4", "category": "concert",
-                "starts_at": "2099-01-01T00:00:00Z",
-                "tiers": [{"section": "A", "price_cents": 1000}]}
+        seller, body = seller_and_event_body(st, "told 4")
         for _ in range(4):  # murmur2 would home some of these on 2 or 3
             s, h, b = st.http("POST", "/v1/events", body, seller)
             assert (s, b["error"]["code"], h.get("retry-after")) == (503, "queue_unavailable", "1"), (s, b)
@@ -361,14 +367,7 @@ def test_a_retried_creation_is_replayed_before_the_count_is_confirmed():
     with Stack(partitions=2) as st:
         st.start_worker(name="w1")
         st.start_ingress(monitor_interval_ms=200)
-        seller = make_token(1000, "seller", st.secret)
-        s, _, v = st.http("POST", "/v1/venues",
-                          {"name": "Hall", "city": "Utrecht", "country": "NL",
-                           "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}, seller)
-        assert s == 201, v
-        body = {"venue_id": v["venue_id"], "name": "lost reply", "category": "concert",
-                "starts_at": "2099-01-01T00:00:00Z",
-                "tiers": [{"section": "A", "price_cents": 1000}]}
+        seller, body = seller_and_event_body(st, "lost reply")
         first = st.wait_for(lambda: (lambda r: r if r[0] == 201 else None)(
             st.http("POST", "/v1/events", body, seller,
                     headers={"Idempotency-Key": "make-once"})), 10, "the event created")

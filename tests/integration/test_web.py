@@ -90,6 +90,20 @@ class Browser:
         js = f"return {json.dumps(list(states))}.includes(document.body.dataset.state) && document.body.dataset.state"
         return self("wait", page=page, js=js, timeout=timeout)
 
+    def open_fan_pages(self, names, urls, init_js, record=False):
+        """One page per name, each in its own browser context with init_js
+        run before the page's own scripts (and recorded, if asked), loaded
+        at once from urls, and each waited for at the join button."""
+        for n in names:
+            self("open", name=n, own=True)
+            self("init", page=n, js=init_js)
+            if record:
+                self("record", page=n)
+        loads = self("gotoAll", pages=names, urls=urls)
+        assert all(s == 200 for s, _ in loads), loads
+        for n in names:
+            self.wait_state(n, "join", timeout=30000)
+
     def close(self):
         try:
             self.proc.stdin.write(json.dumps({"id": 0, "op": "quit"}) + "\n")

@@ -220,15 +220,8 @@ def test_a_crowd_of_fan_pages_keeps_the_pages_schedule():
         names = [f"c{i}" for i in range(CROWD)]
         users = {n: 30000 + i for i, n in enumerate(names)}
         try:
-            for n in names:
-                b("open", name=n, own=True)
-                b("init", page=n, js=NET_JS)
-                b("record", page=n)
-            loads = b("gotoAll", pages=names, urls=[
-                f"{base}/q/{ev}#token={st.token(users[n], 'fan')}" for n in names])
-            assert all(s == 200 for s, _ in loads), loads
-            for n in names:
-                b.wait_state(n, "join", timeout=30000)
+            b.open_fan_pages(names, [f"{base}/q/{ev}#token={st.token(users[n], 'fan')}"
+                                     for n in names], NET_JS, record=True)
             b("evalAll", pages=names, js=WATCH_JS)
             b("evalAll", pages=names, js="document.getElementById('join-btn').click(); return 1")
             for n in names:

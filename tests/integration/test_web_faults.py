@@ -282,14 +282,8 @@ def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
         users = {n: 8500 + i for i, n in enumerate(names)}
         early, hung, late = names[:-3], names[-3], names[-2:]
         try:
-            for n in names:
-                b("open", name=n, own=True)
-                b("init", page=n, js=NET_JS)
-            loads = b("gotoAll", pages=names, urls=[
-                f"{base}/q/{ev}#token={st.token(users[n], 'fan')}" for n in names])
-            assert all(s == 200 for s, _ in loads), loads
-            for n in names:
-                b.wait_state(n, "join", timeout=30000)
+            b.open_fan_pages(names, [f"{base}/q/{ev}#token={st.token(users[n], 'fan')}"
+                                     for n in names], NET_JS)
             b("evalAll", pages=names, js=SEEN_JS)
             b("evalAll", pages=early, js="document.getElementById('join-btn').click(); return 1")
             for n in early:
