@@ -119,6 +119,12 @@ typedef struct slot {
      * then (tcpi_bytes_acked). */
     long long win_start_ms;
     unsigned long long win_acked;
+    /* The reservation's backstop (sweeper's own, reserve_backstop): since
+     * when reserved has stood at res_seen while nothing was owed (0: not),
+     * for the client of admission res_admit. */
+    long long res_since_ms, res_seen;
+    unsigned res_admit;
+    atomic_uint admits; /* bumped as each client is admitted on the descriptor */
     /* Idle connections read on the gate's own threads (steal, below).
      * parked: the reader's last readv ended between requests with nothing
      * of nng's in flight (reader's own; read by nng's epoll_ctl on the
@@ -941,6 +947,7 @@ static void admit(int nfd)
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
     atomic_store(&s->head_start_ms, atomic_load(&s->last_rx_ms));
+    atomic_fetch_add_explicit(&s->admits, 1, memory_order_relaxed);
     atomic_store_explicit(&s->client, 1, memory_order_release);
     atomic_fetch_add(&g.open, 1);
     pthread_mutex_unlock(&g.mu);
@@ -1855,6 +1862,32 @@ static int send_progress(int fd, slot *s, int64_t now)
     return rated && drain_too_slow(s, ti.tcpi_bytes_acked, now);
 }
 
+/* A reservation is released by the sends of its answer; one that some
+ * path missed would hold budget until the connection closed, and enough of
+ * them refuse every large answer. So the sweeper releases a reservation
+ * that stood unchanged for over RESERVE_IDLE_MS while the connection owed
+ * nothing: its answer, made right after the reservation, has long been
+ * offered by then (a reservation that changed starts a new wait). */
+#define RESERVE_IDLE_MS 2000
+static void reserve_backstop(slot *s, int64_t now)
+{
+    long long r = atomic_load_explicit(&s->reserved, memory_order_relaxed);
+    if (!r || atomic_load_explicit(&s->unsent, memory_order_relaxed) ||
+        atomic_load_explicit(&s->out_pending, memory_order_relaxed)) {
+        s->res_since_ms = 0;
+        return;
+    }
+    unsigned a = atomic_load_explicit(&s->admits, memory_order_relaxed);
+    if (!s->res_since_ms || r != s->res_seen || a != s->res_admit) {
+        s->res_since_ms = now;
+        s->res_seen = r;
+        s->res_admit = a;
+    } else if (now - s->res_since_ms > RESERVE_IDLE_MS) {
+        unreserve(s, r);
+        s->res_since_ms = 0;
+    }
+}
+
 static void sweep(void)
 {
     int64_t now = ons_mono_ms();
@@ -1883,6 +1916,7 @@ static void sweep(void)
             kill_conn(fd, s, g.o.stalled);
             continue;
         }
+        reserve_backstop(s, now);
         /* a head: from its start; between requests, or a body (the
          * server's own body timeout ends that): from the last byte,
          * received or (between requests) taken by the socket: a slow
