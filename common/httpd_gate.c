@@ -1120,8 +1120,10 @@ static void note_sent(slot *s, const struct msghdr *msg, ssize_t n)
     int fresh = atomic_load_explicit(&s->unsent, memory_order_relaxed) == 0;
     size_t t = msg_bytes(msg);
     if (ons_httpd_uncounted) {
-        if (n >= 0 && (size_t)n >= t && atomic_load_explicit(&s->reserved, memory_order_relaxed))
-            unreserve(s, (long long)t); /* whole: no write of nng's follows */
+        /* what the kernel took: whole, no write of nng's follows; in part,
+         * nng's write of the rest releases the rest (its fresh send) */
+        if (n > 0 && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+            unreserve(s, (long long)n);
         errno = e;
         return;
     }
