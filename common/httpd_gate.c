@@ -414,9 +414,12 @@ int ons_httpd_unsent_reserve(long long len, long long budget, int fd)
         return 2;
     if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client))
         return float_add(len) ? 1 : 2;
-    /* (should the connection close just now, its next client's first
-     * fresh sends or close release it) */
+    /* close releases the slot's reservation before it clears client: one
+     * that closed between the check above and this add finds client
+     * cleared below and takes len back (admit clears any left over) */
     atomic_fetch_add(&g.slots[fd].reserved, len);
+    if (!atomic_load(&g.slots[fd].client))
+        unreserve(&g.slots[fd], len);
     return 1;
 }
 
@@ -947,6 +950,7 @@ static void admit(int nfd)
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
     atomic_store(&s->head_start_ms, atomic_load(&s->last_rx_ms));
+    unreserve(s, LLONG_MAX); /* a reservation made as the last client closed */
     atomic_fetch_add_explicit(&s->admits, 1, memory_order_relaxed);
     atomic_store_explicit(&s->client, 1, memory_order_release);
     atomic_fetch_add(&g.open, 1);
