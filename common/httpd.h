@@ -540,10 +540,11 @@ long long ons_httpd_unsent_bytes(void);
  * answer's bytes (on fd's connection: the first send of the write that
  * begins next on the socket, the gate's send of an answer it made, or the
  * close; fd -1, not known yet: the first fresh send that carries len
- * bytes, or after 2 s), so there is no gap between the check and the
- * count. 2: no room to keep it (fd -1 and 64 such reservations pending):
- * the caller releases len with ons_httpd_unsent_release once its answer
- * was handed to nng. Any thread. */
+ * bytes, or after 2 s; past 64 such pending, one overflow total released
+ * 2 s after its oldest), so there is no gap between the check and the
+ * count. 2: the gate does not run (nothing is counted): the caller
+ * releases len with ons_httpd_unsent_release once its answer was handed
+ * to nng. Any thread. */
 int ons_httpd_unsent_reserve(long long len, long long budget, int fd);
 void ons_httpd_unsent_release(long long len);
 /* The descriptor a pending request's answer goes out on, or -1 when not

@@ -345,7 +345,11 @@ static void send_last(int fd, const char *buf, size_t n)
  * reservation of its own, that offers the answer (len up to len + a
  * head's FLOAT_HEAD bytes: the write that carries it), or by the sweeper
  * once older than FLOAT_MAX_MS (an answer never written: its connection
- * ended first). Full: the caller releases at once, as before. */
+ * ended first). Past FLOATS pending, the rest go into one overflow total,
+ * released whole by the sweeper once its oldest is FLOAT_MAX_MS old: such
+ * answers are counted up to that long after their sends counted them too
+ * (over, never under), where refusing them would make the table's size a
+ * second, hidden budget. */
 #define FLOATS       64
 #define FLOAT_HEAD   16384
 #define FLOAT_MAX_MS 2000
@@ -354,9 +358,11 @@ static struct {
     atomic_int n; /* entries in use; read without mu first */
     long long len[FLOATS];
     int64_t at_ms[FLOATS];
+    long long over;     /* the overflow total, in unsent_total */
+    int64_t over_at_ms; /* when its oldest was added */
 } floats = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static int float_add(long long len)
+static void float_add(long long len)
 {
     int ok = 0;
     pthread_mutex_lock(&floats.mu);
@@ -368,8 +374,14 @@ static int float_add(long long len)
             ok = 1;
         }
     }
+    if (!ok) {
+        if (!floats.over) { /* one entry of n while it holds any: the sweeper looks */
+            floats.over_at_ms = ons_mono_ms();
+            atomic_fetch_add(&floats.n, 1);
+        }
+        floats.over += len;
+    }
     pthread_mutex_unlock(&floats.mu);
-    return ok;
 }
 
 /* Releases the oldest reservation a send of t bytes carries (t > 0), or
@@ -397,6 +409,11 @@ static void float_release(size_t t, int64_t now)
         floats.len[pick] = 0;
         atomic_fetch_sub(&floats.n, 1);
     }
+    if (!t && floats.over && now - floats.over_at_ms >= FLOAT_MAX_MS) {
+        atomic_fetch_sub_explicit(&unsent_total, floats.over, memory_order_relaxed);
+        floats.over = 0;
+        atomic_fetch_sub(&floats.n, 1);
+    }
     pthread_mutex_unlock(&floats.mu);
 }
 
@@ -412,8 +429,10 @@ int ons_httpd_unsent_reserve(long long len, long long budget, int fd)
      * without the gate nothing is counted, so nothing may stay reserved */
     if (!atomic_load_explicit(&ons_httpd_conn_fd, memory_order_acquire))
         return 2;
-    if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client))
-        return float_add(len) ? 1 : 2;
+    if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client)) {
+        float_add(len);
+        return 1;
+    }
     /* close releases the slot's reservation before it clears client: one
      * that closed between the check above and this add finds client
      * cleared below and takes len back (admit clears any left over) */
