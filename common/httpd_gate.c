@@ -358,9 +358,12 @@ static struct {
     atomic_int n; /* entries in use; read without mu first */
     long long len[FLOATS];
     int64_t at_ms[FLOATS];
+    /* the smallest len pending (LLONG_MAX: none): a send shorter than it
+     * (every join's and poll's answer) carries none, and skips mu */
+    atomic_llong min_len;
     long long over;     /* the overflow total, in unsent_total */
     int64_t over_at_ms; /* when its oldest was added */
-} floats = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} floats = {.mu = PTHREAD_MUTEX_INITIALIZER, .min_len = LLONG_MAX};
 
 static void float_add(long long len)
 {
@@ -371,6 +374,8 @@ static void float_add(long long len)
             floats.len[i] = len;
             floats.at_ms[i] = ons_mono_ms();
             atomic_fetch_add(&floats.n, 1);
+            if (len < atomic_load_explicit(&floats.min_len, memory_order_relaxed))
+                atomic_store_explicit(&floats.min_len, len, memory_order_relaxed);
             ok = 1;
         }
     }
@@ -388,7 +393,8 @@ static void float_add(long long len)
  * every one older than FLOAT_MAX_MS at now (t == 0). */
 static void float_release(size_t t, int64_t now)
 {
-    if (!atomic_load_explicit(&floats.n, memory_order_relaxed))
+    if (!atomic_load_explicit(&floats.n, memory_order_relaxed) ||
+        (t && (long long)t < atomic_load_explicit(&floats.min_len, memory_order_relaxed)))
         return;
     pthread_mutex_lock(&floats.mu);
     int pick = -1;
@@ -409,6 +415,11 @@ static void float_release(size_t t, int64_t now)
         floats.len[pick] = 0;
         atomic_fetch_sub(&floats.n, 1);
     }
+    long long min = LLONG_MAX;
+    for (int i = 0; i < FLOATS; i++)
+        if (floats.len[i] && floats.len[i] < min)
+            min = floats.len[i];
+    atomic_store_explicit(&floats.min_len, min, memory_order_relaxed);
     if (!t && floats.over && now - floats.over_at_ms >= FLOAT_MAX_MS) {
         atomic_fetch_sub_explicit(&unsent_total, floats.over, memory_order_relaxed);
         floats.over = 0;
