@@ -119,6 +119,7 @@ typedef struct slot {
      * then (tcpi_bytes_acked). */
     long long win_start_ms;
     unsigned long long win_acked;
+    unsigned win_admit; /* admits when outq_seen and the window were the client's */
     /* The reservation's backstop (sweeper's own, reserve_backstop): since
      * when reserved has stood at res_seen while nothing was owed (0: not),
      * for the client of admission res_admit. */
@@ -1885,6 +1886,14 @@ static int send_progress(int fd, slot *s, int64_t now)
     struct tcp_info ti = {0};
     socklen_t tl = sizeof ti;
     pthread_mutex_lock(&g.mu);
+    /* a descriptor closed and admitted again between sweeps: the new
+     * socket is not measured against the old one's queue or acked bytes */
+    unsigned a = atomic_load_explicit(&s->admits, memory_order_relaxed);
+    if (a != s->win_admit) {
+        s->win_admit = a;
+        s->outq_seen = 0;
+        s->win_start_ms = 0;
+    }
     int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;
     int rated = ok && g.o.send_min_rate > 0 &&
                 getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&

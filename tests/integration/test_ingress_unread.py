@@ -468,3 +468,31 @@ def test_a_keep_alive_answer_sent_in_part_leaves_no_reservation(st, big):
     finally:
         for s in socks:
             s.close()
+
+
+def test_a_new_connection_on_a_reused_descriptor_gets_its_own_drain_window(st, big):
+    """http.send_min_rate measures a window of acked bytes per descriptor.
+    A never-reader of the 3.5 MB list leaves just before its window would
+    cut it; the next client, accepted on the same descriptor, asks for the
+    list too and reads it at ~50 KB/s, above the 16 KB/s minimum. It must
+    be judged over a window of its own (2 s): before, the old socket's
+    window carried over, and the sweeper's next look measured the new
+    client's first fraction of a second against the whole window (and the
+    old socket's acked count) and cut it."""
+    port, _ = unread_node(st, http_send_timeout_ms=2000, http_send_buffer=16384,
+                          http_send_min_rate=16384)
+    assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+    cut = 0
+    for _ in range(3):  # the old window's phase against the sweeper's tick varies
+        a = asking(port, big, rcvbuf=1)  # the kernel's least: its window starts acked ~2 KB
+        time.sleep(1.9)  # its window began at the first sweep after it owed (<= 0.25 s)
+        a.close()
+        time.sleep(0.05)  # ingress closes the old descriptor
+        b = asking(port, big)
+        try:
+            got, ended = trickle(b, 3, 4096, 0.08)
+            cut += ended
+        finally:
+            b.close()
+        st.wait_for(lambda: metric(port, "onsale_ingress_unsent_bytes") == 0, 5, "nothing owed")
+    assert cut == 0, cut
