@@ -1866,6 +1866,20 @@ static int drain_too_slow(slot *s, unsigned long long acked, int64_t now)
     return 0;
 }
 
+/* Whether a TCP_INFO of tl bytes holds tcpi_bytes_acked (Linux 4.1 on);
+ * says once when it does not (http.send_min_rate is not applied then). */
+static int tcp_info_has_acked(socklen_t tl)
+{
+    static atomic_int said;
+    if (tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(uint64_t))
+        return 1;
+    if (!atomic_exchange(&said, 1))
+        ons_log_warn("http: TCP_INFO of %u bytes has no tcpi_bytes_acked: "
+                     "http.send_min_rate is not applied",
+                     (unsigned)tl);
+    return 0;
+}
+
 /* Counts a shrinking kernel send queue as progress. Linux wakes nng's
  * write (EPOLLOUT) only once about a third of the send buffer drained, so
  * a client reading steadily but slower than that per send_timeout_ms made
@@ -1896,11 +1910,13 @@ static int send_progress(int fd, slot *s, int64_t now)
     }
     int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;
     int rated = ok && g.o.send_min_rate > 0 &&
-                getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
-                tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked;
+                atomic_load_explicit(&s->unsent, memory_order_relaxed) >= g.o.send_min_owed &&
+                getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && tcp_info_has_acked(tl);
     pthread_mutex_unlock(&g.mu);
     if (!ok)
         return 0;
+    if (!rated)
+        s->win_start_ms = 0; /* owing little (or not measurable): a new window when it owes more */
     if (q < s->outq_seen)
         atomic_store_explicit(&s->last_tx_ms, now, memory_order_relaxed);
     s->outq_seen = q;
@@ -1957,8 +1973,11 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
-        if (send_progress(fd, s, now) || send_stalled(s, now)) {
-            kill_conn(fd, s, g.o.stalled);
+        /* progress first (it moves the stall clock); a client that took
+         * nothing for the timeout is a stall, whatever its rate */
+        int slow = send_progress(fd, s, now), stalled = send_stalled(s, now);
+        if (slow || stalled) {
+            kill_conn(fd, s, stalled ? g.o.stalled : g.o.slow_drain);
             continue;
         }
         reserve_backstop(s, now);

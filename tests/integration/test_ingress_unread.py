@@ -346,7 +346,8 @@ def test_a_reader_slower_than_the_minimum_drain_rate_is_cut(st, big):
     for as long as it likes (6 s, three windows, here); with
     http.send_min_rate=16384 it is
     cut after the first window in which it drained less than 16 KB a
-    second, and the bytes it owed are given back. (The default, 4096, cuts
+    second, and the bytes it owed are given back; the cut is counted
+    apart from stalls (onsale_ingress_connections_slow_drain_total). (The default, 4096, cuts
     the same client scaled down: a segment per 10 s window.)"""
     for rate in (0, 16384):
         port, _ = unread_node(st, http_send_timeout_ms=2000, http_send_buffer=16384,
@@ -356,11 +357,14 @@ def test_a_reader_slower_than_the_minimum_drain_rate_is_cut(st, big):
         try:
             got, ended = trickle(s, 6, 2048, 0.5)
             stalled = metric(port, "onsale_ingress_connections_send_stalled_total")
+            slow = metric(port, "onsale_ingress_connections_slow_drain_total")
             held = metric(port, "onsale_ingress_unsent_bytes")
             if rate == 0:
-                assert not ended and stalled == 0 and held > 0, (got, ended, stalled, held)
+                assert not ended and stalled == 0 and slow == 0 and held > 0, \
+                    (got, ended, stalled, slow, held)
                 continue
-            assert stalled == 1 and held == 0, (got, ended, stalled, held)
+            # counted as a slow drain, not a stall (before: send_stalled_total)
+            assert slow == 1 and stalled == 0 and held == 0, (got, ended, stalled, slow, held)
             rest, how = read_to_eof(s, timeout=5)  # what the kernel holds, then the end
             assert how in ("eof", "reset") and got + len(rest) < 256 * 1024, (got, len(rest), how)
         finally:
