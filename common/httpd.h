@@ -451,19 +451,24 @@ typedef struct ons_httpd_gate_opts {
      * fewer than this many bytes a second of that window: a client that
      * drains a segment now and then is no honest slow reader, and would
      * otherwise keep its owed bytes (and its share of the server's budget)
-     * for ever. 0: any progress counts (send_timeout_ms alone). */
+     * for ever. 0: any progress counts (send_timeout_ms alone). Applied
+     * only while the connection owes at least send_min_owed bytes of nng's
+     * writes: a client that has the last few bytes of an answer to read
+     * holds nothing worth a cut. */
     long long send_min_rate;
+    long long send_min_owed;
     /* > 0: SO_SNDBUF of each admitted client socket (the kernel doubles
      * it), which bounds the kernel memory a client that does not read can
      * pin (autotuned, up to net.ipv4.tcp_wmem's maximum, otherwise);
      * 0: the kernel's autotuning. */
     long long send_buffer;
-    ons_counter *refused;   /* clients refused at accept */
-    ons_counter *stalled;   /* connections shut down by send_timeout_ms */
-    ons_counter *timed_out; /* connections shut down by a timeout */
-    ons_counter *bad_heads; /* heads answered 400/414/431 by the gate */
-    ons_counter *answered;  /* requests answered at the gate (answer) */
-    ons_counter *taken;     /* requests taken at the gate to be answered later */
+    ons_counter *refused;    /* clients refused at accept */
+    ons_counter *stalled;    /* connections shut down by send_timeout_ms */
+    ons_counter *slow_drain; /* connections shut down by send_min_rate */
+    ons_counter *timed_out;  /* connections shut down by a timeout */
+    ons_counter *bad_heads;  /* heads answered 400/414/431 by the gate */
+    ons_counter *answered;   /* requests answered at the gate (answer) */
+    ons_counter *taken;      /* requests taken at the gate to be answered later */
     /* Answers at the gate (NULL: none). When a read starts between
      * requests and nng has no request of the connection unanswered (it
      * reads a head only once the answer before it is written), each whole
@@ -540,10 +545,11 @@ long long ons_httpd_unsent_bytes(void);
  * answer's bytes (on fd's connection: the first send of the write that
  * begins next on the socket, the gate's send of an answer it made, or the
  * close; fd -1, not known yet: the first fresh send that carries len
- * bytes, or after 2 s), so there is no gap between the check and the
- * count. 2: no room to keep it (fd -1 and 64 such reservations pending):
- * the caller releases len with ons_httpd_unsent_release once its answer
- * was handed to nng. Any thread. */
+ * bytes, or after 2 s; past 64 such pending, one overflow total released
+ * 2 s after its oldest), so there is no gap between the check and the
+ * count. 2: the gate does not run (nothing is counted): the caller
+ * releases len with ons_httpd_unsent_release once its answer was handed
+ * to nng. Any thread. */
 int ons_httpd_unsent_reserve(long long len, long long budget, int fd);
 void ons_httpd_unsent_release(long long len);
 /* The descriptor a pending request's answer goes out on, or -1 when not

@@ -119,6 +119,13 @@ typedef struct slot {
      * then (tcpi_bytes_acked). */
     long long win_start_ms;
     unsigned long long win_acked;
+    unsigned win_admit; /* admits when outq_seen and the window were the client's */
+    /* The reservation's backstop (sweeper's own, reserve_backstop): since
+     * when reserved has stood at res_seen while nothing was owed (0: not),
+     * for the client of admission res_admit. */
+    long long res_since_ms, res_seen;
+    unsigned res_admit;
+    atomic_uint admits; /* bumped as each client is admitted on the descriptor */
     /* Idle connections read on the gate's own threads (steal, below).
      * parked: the reader's last readv ended between requests with nothing
      * of nng's in flight (reader's own; read by nng's epoll_ctl on the
@@ -339,7 +346,11 @@ static void send_last(int fd, const char *buf, size_t n)
  * reservation of its own, that offers the answer (len up to len + a
  * head's FLOAT_HEAD bytes: the write that carries it), or by the sweeper
  * once older than FLOAT_MAX_MS (an answer never written: its connection
- * ended first). Full: the caller releases at once, as before. */
+ * ended first). Past FLOATS pending, the rest go into one overflow total,
+ * released whole by the sweeper once its oldest is FLOAT_MAX_MS old: such
+ * answers are counted up to that long after their sends counted them too
+ * (over, never under), where refusing them would make the table's size a
+ * second, hidden budget. */
 #define FLOATS       64
 #define FLOAT_HEAD   16384
 #define FLOAT_MAX_MS 2000
@@ -348,9 +359,14 @@ static struct {
     atomic_int n; /* entries in use; read without mu first */
     long long len[FLOATS];
     int64_t at_ms[FLOATS];
-} floats = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    /* the smallest len pending (LLONG_MAX: none): a send shorter than it
+     * (every join's and poll's answer) carries none, and skips mu */
+    atomic_llong min_len;
+    long long over;     /* the overflow total, in unsent_total */
+    int64_t over_at_ms; /* when its oldest was added */
+} floats = {.mu = PTHREAD_MUTEX_INITIALIZER, .min_len = LLONG_MAX};
 
-static int float_add(long long len)
+static void float_add(long long len)
 {
     int ok = 0;
     pthread_mutex_lock(&floats.mu);
@@ -359,18 +375,27 @@ static int float_add(long long len)
             floats.len[i] = len;
             floats.at_ms[i] = ons_mono_ms();
             atomic_fetch_add(&floats.n, 1);
+            if (len < atomic_load_explicit(&floats.min_len, memory_order_relaxed))
+                atomic_store_explicit(&floats.min_len, len, memory_order_relaxed);
             ok = 1;
         }
     }
+    if (!ok) {
+        if (!floats.over) { /* one entry of n while it holds any: the sweeper looks */
+            floats.over_at_ms = ons_mono_ms();
+            atomic_fetch_add(&floats.n, 1);
+        }
+        floats.over += len;
+    }
     pthread_mutex_unlock(&floats.mu);
-    return ok;
 }
 
 /* Releases the oldest reservation a send of t bytes carries (t > 0), or
  * every one older than FLOAT_MAX_MS at now (t == 0). */
 static void float_release(size_t t, int64_t now)
 {
-    if (!atomic_load_explicit(&floats.n, memory_order_relaxed))
+    if (!atomic_load_explicit(&floats.n, memory_order_relaxed) ||
+        (t && (long long)t < atomic_load_explicit(&floats.min_len, memory_order_relaxed)))
         return;
     pthread_mutex_lock(&floats.mu);
     int pick = -1;
@@ -391,6 +416,16 @@ static void float_release(size_t t, int64_t now)
         floats.len[pick] = 0;
         atomic_fetch_sub(&floats.n, 1);
     }
+    long long min = LLONG_MAX;
+    for (int i = 0; i < FLOATS; i++)
+        if (floats.len[i] && floats.len[i] < min)
+            min = floats.len[i];
+    atomic_store_explicit(&floats.min_len, min, memory_order_relaxed);
+    if (!t && floats.over && now - floats.over_at_ms >= FLOAT_MAX_MS) {
+        atomic_fetch_sub_explicit(&unsent_total, floats.over, memory_order_relaxed);
+        floats.over = 0;
+        atomic_fetch_sub(&floats.n, 1);
+    }
     pthread_mutex_unlock(&floats.mu);
 }
 
@@ -406,11 +441,16 @@ int ons_httpd_unsent_reserve(long long len, long long budget, int fd)
      * without the gate nothing is counted, so nothing may stay reserved */
     if (!atomic_load_explicit(&ons_httpd_conn_fd, memory_order_acquire))
         return 2;
-    if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client))
-        return float_add(len) ? 1 : 2;
-    /* (should the connection close just now, its next client's first
-     * fresh sends or close release it) */
+    if (fd < 0 || fd >= g.nslots || !atomic_load(&g.slots[fd].client)) {
+        float_add(len);
+        return 1;
+    }
+    /* close releases the slot's reservation before it clears client: one
+     * that closed between the check above and this add finds client
+     * cleared below and takes len back (admit clears any left over) */
     atomic_fetch_add(&g.slots[fd].reserved, len);
+    if (!atomic_load(&g.slots[fd].client))
+        unreserve(&g.slots[fd], len);
     return 1;
 }
 
@@ -941,6 +981,8 @@ static void admit(int nfd)
     ons_http_head_init(&s->head);
     atomic_store(&s->last_rx_ms, ons_mono_ms());
     atomic_store(&s->head_start_ms, atomic_load(&s->last_rx_ms));
+    unreserve(s, LLONG_MAX); /* a reservation made as the last client closed */
+    atomic_fetch_add_explicit(&s->admits, 1, memory_order_relaxed);
     atomic_store_explicit(&s->client, 1, memory_order_release);
     atomic_fetch_add(&g.open, 1);
     pthread_mutex_unlock(&g.mu);
@@ -1113,8 +1155,10 @@ static void note_sent(slot *s, const struct msghdr *msg, ssize_t n)
     int fresh = atomic_load_explicit(&s->unsent, memory_order_relaxed) == 0;
     size_t t = msg_bytes(msg);
     if (ons_httpd_uncounted) {
-        if (n >= 0 && (size_t)n >= t && atomic_load_explicit(&s->reserved, memory_order_relaxed))
-            unreserve(s, (long long)t); /* whole: no write of nng's follows */
+        /* what the kernel took: whole, no write of nng's follows; in part,
+         * nng's write of the rest releases the rest (its fresh send) */
+        if (n > 0 && atomic_load_explicit(&s->reserved, memory_order_relaxed))
+            unreserve(s, (long long)n);
         errno = e;
         return;
     }
@@ -1822,6 +1866,20 @@ static int drain_too_slow(slot *s, unsigned long long acked, int64_t now)
     return 0;
 }
 
+/* Whether a TCP_INFO of tl bytes holds tcpi_bytes_acked (Linux 4.1 on);
+ * says once when it does not (http.send_min_rate is not applied then). */
+static int tcp_info_has_acked(socklen_t tl)
+{
+    static atomic_int said;
+    if (tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(uint64_t))
+        return 1;
+    if (!atomic_exchange(&said, 1))
+        ons_log_warn("http: TCP_INFO of %u bytes has no tcpi_bytes_acked: "
+                     "http.send_min_rate is not applied",
+                     (unsigned)tl);
+    return 0;
+}
+
 /* Counts a shrinking kernel send queue as progress. Linux wakes nng's
  * write (EPOLLOUT) only once about a third of the send buffer drained, so
  * a client reading steadily but slower than that per send_timeout_ms made
@@ -1842,17 +1900,53 @@ static int send_progress(int fd, slot *s, int64_t now)
     struct tcp_info ti = {0};
     socklen_t tl = sizeof ti;
     pthread_mutex_lock(&g.mu);
+    /* a descriptor closed and admitted again between sweeps: the new
+     * socket is not measured against the old one's queue or acked bytes */
+    unsigned a = atomic_load_explicit(&s->admits, memory_order_relaxed);
+    if (a != s->win_admit) {
+        s->win_admit = a;
+        s->outq_seen = 0;
+        s->win_start_ms = 0;
+    }
     int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;
     int rated = ok && g.o.send_min_rate > 0 &&
-                getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
-                tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked;
+                atomic_load_explicit(&s->unsent, memory_order_relaxed) >= g.o.send_min_owed &&
+                getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && tcp_info_has_acked(tl);
     pthread_mutex_unlock(&g.mu);
     if (!ok)
         return 0;
+    if (!rated)
+        s->win_start_ms = 0; /* owing little (or not measurable): a new window when it owes more */
     if (q < s->outq_seen)
         atomic_store_explicit(&s->last_tx_ms, now, memory_order_relaxed);
     s->outq_seen = q;
     return rated && drain_too_slow(s, ti.tcpi_bytes_acked, now);
+}
+
+/* A reservation is released by the sends of its answer; one that some
+ * path missed would hold budget until the connection closed, and enough of
+ * them refuse every large answer. So the sweeper releases a reservation
+ * that stood unchanged for over RESERVE_IDLE_MS while the connection owed
+ * nothing: its answer, made right after the reservation, has long been
+ * offered by then (a reservation that changed starts a new wait). */
+#define RESERVE_IDLE_MS 2000
+static void reserve_backstop(slot *s, int64_t now)
+{
+    long long r = atomic_load_explicit(&s->reserved, memory_order_relaxed);
+    if (!r || atomic_load_explicit(&s->unsent, memory_order_relaxed) ||
+        atomic_load_explicit(&s->out_pending, memory_order_relaxed)) {
+        s->res_since_ms = 0;
+        return;
+    }
+    unsigned a = atomic_load_explicit(&s->admits, memory_order_relaxed);
+    if (!s->res_since_ms || r != s->res_seen || a != s->res_admit) {
+        s->res_since_ms = now;
+        s->res_seen = r;
+        s->res_admit = a;
+    } else if (now - s->res_since_ms > RESERVE_IDLE_MS) {
+        unreserve(s, r);
+        s->res_since_ms = 0;
+    }
 }
 
 static void sweep(void)
@@ -1879,10 +1973,14 @@ static void sweep(void)
                 (void)out_flushed(fd, s);
             pthread_mutex_unlock(&g.mu);
         }
-        if (send_progress(fd, s, now) || send_stalled(s, now)) {
-            kill_conn(fd, s, g.o.stalled);
+        /* progress first (it moves the stall clock); a client that took
+         * nothing for the timeout is a stall, whatever its rate */
+        int slow = send_progress(fd, s, now), stalled = send_stalled(s, now);
+        if (slow || stalled) {
+            kill_conn(fd, s, stalled ? g.o.stalled : g.o.slow_drain);
             continue;
         }
+        reserve_backstop(s, now);
         /* a head: from its start; between requests, or a body (the
          * server's own body timeout ends that): from the last byte,
          * received or (between requests) taken by the socket: a slow

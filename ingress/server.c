@@ -683,11 +683,17 @@ static int start_gate(ing_server *s, ing_app *app)
         .crowded_timeout_ms = app->o.http_crowded_timeout_ms,
         .send_timeout_ms = app->o.http_send_timeout_ms,
         .send_min_rate = app->o.http_send_min_rate,
+        .send_min_owed = app->o.http_unsent_small,
         .send_buffer = app->o.http_send_buffer,
         .stalled = ons_metrics_counter(
             app->metrics, "onsale_ingress_connections_send_stalled_total",
             "Connections closed because their answer made no progress into the socket for "
             "http.send_timeout_ms (a client that stopped reading).",
+            ""),
+        .slow_drain = ons_metrics_counter(
+            app->metrics, "onsale_ingress_connections_slow_drain_total",
+            "Connections closed because their client drained fewer than http.send_min_rate "
+            "bytes a second over a window of http.send_timeout_ms while owing answer bytes.",
             ""),
         .refused = ons_metrics_counter(app->metrics, "onsale_ingress_connections_refused_total",
                                        "Clients refused at accept: connection cap or reserve.", ""),

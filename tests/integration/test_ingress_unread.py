@@ -346,7 +346,8 @@ def test_a_reader_slower_than_the_minimum_drain_rate_is_cut(st, big):
     for as long as it likes (6 s, three windows, here); with
     http.send_min_rate=16384 it is
     cut after the first window in which it drained less than 16 KB a
-    second, and the bytes it owed are given back. (The default, 4096, cuts
+    second, and the bytes it owed are given back; the cut is counted
+    apart from stalls (onsale_ingress_connections_slow_drain_total). (The default, 4096, cuts
     the same client scaled down: a segment per 10 s window.)"""
     for rate in (0, 16384):
         port, _ = unread_node(st, http_send_timeout_ms=2000, http_send_buffer=16384,
@@ -356,11 +357,14 @@ def test_a_reader_slower_than_the_minimum_drain_rate_is_cut(st, big):
         try:
             got, ended = trickle(s, 6, 2048, 0.5)
             stalled = metric(port, "onsale_ingress_connections_send_stalled_total")
+            slow = metric(port, "onsale_ingress_connections_slow_drain_total")
             held = metric(port, "onsale_ingress_unsent_bytes")
             if rate == 0:
-                assert not ended and stalled == 0 and held > 0, (got, ended, stalled, held)
+                assert not ended and stalled == 0 and slow == 0 and held > 0, \
+                    (got, ended, stalled, slow, held)
                 continue
-            assert stalled == 1 and held == 0, (got, ended, stalled, held)
+            # counted as a slow drain, not a stall (before: send_stalled_total)
+            assert slow == 1 and stalled == 0 and held == 0, (got, ended, stalled, slow, held)
             rest, how = read_to_eof(s, timeout=5)  # what the kernel holds, then the end
             assert how in ("eof", "reset") and got + len(rest) < 256 * 1024, (got, len(rest), how)
         finally:
@@ -423,3 +427,76 @@ def test_without_the_gate_no_reservation_is_left_behind(st, big):
     for _ in range(4):
         got = get_whole(port, head("GET", big, ["Connection: close"]))
         assert got[0][0] == 200, got
+
+
+def read_answer(s):
+    """(status, body bytes) of the next answer on s, read whole."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = s.recv(1 << 16)
+        assert b, buf[:64]
+        buf += b
+    hd, _, body = buf.partition(b"\r\n\r\n")
+    n = int(hd.decode().lower().split("content-length:", 1)[1].split("\r\n")[0])
+    while len(body) < n:
+        b = s.recv(1 << 16)
+        assert b, len(body)
+        body += b
+    return int(hd[9:12]), len(body)
+
+
+def test_a_keep_alive_answer_sent_in_part_leaves_no_reservation(st, big):
+    """Two clients with 4 KiB receive buffers each ask twice for the 3.5 MB
+    list on one keep-alive connection and read both answers whole, then
+    stay open. The second answer goes out on a socket the gate knows: its
+    first send (the handler's, uncounted) is taken in part, the rest
+    written by nng. Nothing is owed afterwards, so nothing may stay
+    reserved: before, the part the first send took stayed reserved (~2.9
+    MB a connection, ~5.8 MB held for good, until every large answer was
+    503). The first send now releases what the kernel took, so none is
+    left: checked within 1.5 s, before the sweeper's backstop (a
+    reservation standing > 2 s while nothing is owed) could release it."""
+    port, _ = unread_node(st, http_send_timeout_ms=0, http_send_min_rate=0)
+    assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+    st.wait_for(lambda: metric(port, "onsale_ingress_unsent_bytes") == 0, 5, "nothing owed")
+    socks = []
+    try:
+        for _ in range(2):
+            s = asking(port, big, timeout=20)
+            assert read_answer(s)[0] == 200
+            s.sendall(head("GET", big))
+            assert read_answer(s)[0] == 200
+            socks.append(s)
+        st.wait_for(lambda: metric(port, "onsale_ingress_unsent_bytes") == 0, 1.5,
+                    "no reservation held")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_new_connection_on_a_reused_descriptor_gets_its_own_drain_window(st, big):
+    """http.send_min_rate measures a window of acked bytes per descriptor.
+    A never-reader of the 3.5 MB list leaves just before its window would
+    cut it; the next client, accepted on the same descriptor, asks for the
+    list too and reads it at ~50 KB/s, above the 16 KB/s minimum. It must
+    be judged over a window of its own (2 s): before, the old socket's
+    window carried over, and the sweeper's next look measured the new
+    client's first fraction of a second against the whole window (and the
+    old socket's acked count) and cut it."""
+    port, _ = unread_node(st, http_send_timeout_ms=2000, http_send_buffer=16384,
+                          http_send_min_rate=16384)
+    assert get_whole(port, head("GET", big))[0][0] == 200  # the node's cache
+    cut = 0
+    for _ in range(3):  # the old window's phase against the sweeper's tick varies
+        a = asking(port, big, rcvbuf=1)  # the kernel's least: its window starts acked ~2 KB
+        time.sleep(1.9)  # its window began at the first sweep after it owed (<= 0.25 s)
+        a.close()
+        time.sleep(0.05)  # ingress closes the old descriptor
+        b = asking(port, big)
+        try:
+            got, ended = trickle(b, 3, 4096, 0.08)
+            cut += ended
+        finally:
+            b.close()
+        st.wait_for(lambda: metric(port, "onsale_ingress_unsent_bytes") == 0, 5, "nothing owed")
+    assert cut == 0, cut

@@ -1048,6 +1048,33 @@ START_TEST(unsent_bytes_follow_the_unread_answer)
 }
 END_TEST
 
+/* Reservations for answers whose socket is not known yet (fd -1, a fresh
+ * connection's answer): past the 64 the table keeps, the rest are still
+ * counted (an overflow total), so answers reserved at once never pass a
+ * budget together, and the sweeper releases them all once no send did
+ * (2 s). Before, the 65th on came back 2 and its caller released it at
+ * once: 70 reserved against a budget of 66 all passed, 64 counted. */
+START_TEST(reservations_past_the_float_table_are_counted)
+{
+    nng_http_server *srv = NULL;
+    (void)start_gated_server(&srv, 1);
+    ck_assert_int_eq(unsent_within(0, 0), 0);
+    const long long len = 1 << 20, budget = 66 * len;
+    int passed = 0;
+    for (int i = 0; i < 70; i++) {
+        int how = ons_httpd_unsent_reserve(len, budget, -1);
+        if (how == 2)
+            ons_httpd_unsent_release(len); /* as the ingress's caller does */
+        passed += how != 0;
+    }
+    ck_assert_int_eq(passed, 66);
+    ck_assert_int_eq(ons_httpd_unsent_bytes(), budget);
+    usleep(2100 * 1000); /* FLOAT_MAX_MS, then the sweeper's tick */
+    ck_assert_int_eq(unsent_within(0, 0), 0);
+    stop_direct_server(&srv);
+}
+END_TEST
+
 /* ---- requests taken at the gate and answered later (a join) ------------------ */
 
 /* Waits (at most 3 s) until every request taken for later was answered. */
@@ -1299,6 +1326,7 @@ int main(void)
         {"gate_threads_close", gate_threads_let_go_of_closed_connections},
         {"gate_kept_answer", a_kept_answer_goes_as_the_client_reads},
         {"unsent_bytes", unsent_bytes_follow_the_unread_answer},
+        {"float_overflow", reservations_past_the_float_table_are_counted},
         {"later_order", later_answers_keep_order},
         {"later_order_threads", later_answers_keep_order_threads},
         {"later_control_unheld", later_answers_control_unheld},
