@@ -445,9 +445,10 @@ int ons_httpd_unsent_reserve(long long len, long long budget, int fd)
         float_add(len);
         return 1;
     }
-    /* close releases the slot's reservation before it clears client: one
-     * that closed between the check above and this add finds client
-     * cleared below and takes len back (admit clears any left over) */
+    /* close clears client before it releases the slot's reservation: a
+     * close between the check above and this add either finds len there
+     * and releases it, or this finds client cleared and takes len back
+     * (each release a compare-and-swap: never both) */
     atomic_fetch_add(&g.slots[fd].reserved, len);
     if (!atomic_load(&g.slots[fd].client))
         unreserve(&g.slots[fd], len);
@@ -1051,11 +1052,13 @@ int close(int fd)
         free(g.slots[fd].held);
         g.slots[fd].held = NULL;
         unsent_set(&g.slots[fd], 0, 0); /* nng's write ended with the socket */
-        unreserve(&g.slots[fd], LLONG_MAX);
         pthread_mutex_lock(&g.mu);
         if (atomic_exchange(&g.slots[fd].client, 0))
             atomic_fetch_sub(&g.open, 1);
         pthread_mutex_unlock(&g.mu);
+        /* After the client is cleared: a reserve racing this close either
+         * sees no client and takes its bytes back, or is released here. */
+        unreserve(&g.slots[fd], LLONG_MAX);
     }
     return sys_close(fd);
 }
@@ -1909,8 +1912,11 @@ static int send_progress(int fd, slot *s, int64_t now)
         s->win_start_ms = 0;
     }
     int ok = atomic_load(&s->client) && ioctl(fd, SIOCOUTQ, &q) == 0;
+    /* Owing: nng's unsent bytes, or an answer made at the gate whose rest
+     * waits in s->out (counted in the budget, not in s->unsent). */
     int rated = ok && g.o.send_min_rate > 0 &&
-                atomic_load_explicit(&s->unsent, memory_order_relaxed) >= g.o.send_min_owed &&
+                (atomic_load_explicit(&s->out_pending, memory_order_relaxed) ||
+                 atomic_load_explicit(&s->unsent, memory_order_relaxed) >= g.o.send_min_owed) &&
                 getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && tcp_info_has_acked(tl);
     pthread_mutex_unlock(&g.mu);
     if (!ok)
@@ -1944,7 +1950,10 @@ static void reserve_backstop(slot *s, int64_t now)
         s->res_seen = r;
         s->res_admit = a;
     } else if (now - s->res_since_ms > RESERVE_IDLE_MS) {
-        unreserve(s, r);
+        /* only the reservation seen: one a new client of a reused
+         * descriptor made meanwhile is that client's, released by its send */
+        if (atomic_compare_exchange_strong(&s->reserved, &r, 0))
+            atomic_fetch_sub_explicit(&unsent_total, r, memory_order_relaxed);
         s->res_since_ms = 0;
     }
 }

@@ -371,6 +371,34 @@ def test_a_reader_slower_than_the_minimum_drain_rate_is_cut(st, big):
             s.close()
 
 
+def test_a_slow_reader_of_a_view_answered_at_the_gate_is_cut(st):
+    """The event view answered at the gate from its cache, on a keep-alive
+    connection: its unsent rest waits in the gate's own buffer (counted in
+    the budget, not as nng's unsent bytes). A client taking 2 KiB of it
+    every 0.5 s (~4 KB/s) against http.send_min_rate=16384 is cut after its
+    first window, as a reader of an answer nng writes is. Before, the rate
+    was applied only to connections owing nng's bytes: this one kept its
+    connection and its share of the budget (slow drain 0; a review's
+    repro)."""
+    ev = st.create_event(sections=[(f"Section {i:03d} of the upper ring".ljust(60, "."), 1, 1, 5000)
+                                   for i in range(190)],
+                         name="Many sections")
+    port, _ = unread_node(st, http_send_timeout_ms=2000, http_send_buffer=4096,
+                          http_send_min_rate=16384)
+    path = f"/v1/events/{ev}"
+    whole = get_whole(port, head("GET", path))
+    assert whole[0][0] == 200 and whole[0][1] > 16384, whole  # the gate's cache
+    at_gate = metric(port, "onsale_ingress_gate_answers_total")
+    s = asking(port, path)
+    try:
+        got, ended = trickle(s, 6, 2048, 0.5)
+        assert metric(port, "onsale_ingress_gate_answers_total") > at_gate  # answered there
+        slow = metric(port, "onsale_ingress_connections_slow_drain_total")
+        assert slow == 1 and metric(port, "onsale_ingress_unsent_bytes") == 0, (got, ended, slow)
+    finally:
+        s.close()
+
+
 def test_answers_asked_at_once_never_pass_the_budget_together(st, big):
     """Rounds of 60 never-readers asking for the 3.5 MB list at the same
     moment, with Connection: close (the answer goes through nng's response
