@@ -15,6 +15,7 @@ no event. Control (the hazard is real): the same scenario against the
 binaries before the change (ONSALE_BUILD_BIN=<main's build>/bin) fails the
 one-partition-per-event and FIFO assertions (bench/NOTES.md, "Growing the
 topics")."""
+import contextlib
 import http.client
 import json
 import os
@@ -388,6 +389,26 @@ def test_a_retried_creation_is_replayed_before_the_count_is_confirmed():
         assert b["event_id"] != first[2]["event_id"], b
 
 
+@contextlib.contextmanager
+def postgresql_down(st):
+    """Inside the block the test's database refuses connections and its
+    sessions are cut (PostgreSQL down for it); st.pg reconnected after."""
+    admin = psycopg2.connect(pg_dsn("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as c:
+        c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS false')
+        c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                  "WHERE datname = %s", (st.db,))
+    try:
+        yield
+    finally:
+        with admin.cursor() as c:
+            c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS true')
+        admin.close()
+        st.pg = psycopg2.connect(pg_dsn(st.db))
+        st.pg.autocommit = True
+
+
 def test_a_node_new_to_an_event_takes_joins_with_postgresql_down():
     """docs/scaling.md: joins are accepted with PostgreSQL down. An
     event's home came from PostgreSQL the first time a node produced for
@@ -406,20 +427,8 @@ def test_a_node_new_to_an_event_takes_joins_with_postgresql_down():
         assert s == 202, (s, b)
         st.start_ingress(monitor_interval_ms=200)
         cold = st.ingress_port
-        admin = psycopg2.connect(pg_dsn("postgres"))
-        admin.autocommit = True
-        with admin.cursor() as c:
-            c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS false')
-            c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                      "WHERE datname = %s", (st.db,))
-        try:
+        with postgresql_down(st):
             got = [join(st, port, user, ev)[:3:2] for port, user in ((warm, 2), (cold, 3), (cold, 4))]
-        finally:
-            with admin.cursor() as c:
-                c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS true')
-            admin.close()
-            st.pg = psycopg2.connect(pg_dsn(st.db))
-            st.pg.autocommit = True
         assert [s for s, _ in got] == [202, 202, 202], got
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,)
                                    )[0][0] == 4, 30, "the four joins applied")
@@ -440,20 +449,8 @@ def test_an_event_without_section_names_in_redis_takes_joins_with_postgresql_dow
                                   max_per_user=1)
         assert st.redis.hdel(st.key(f"ev:{ev}"), "section_names") == 1
         st.start_ingress(monitor_interval_ms=200)  # a node that has not cached the event
-        admin = psycopg2.connect(pg_dsn("postgres"))
-        admin.autocommit = True
-        with admin.cursor() as c:
-            c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS false')
-            c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                      "WHERE datname = %s", (st.db,))
-        try:
+        with postgresql_down(st):
             got = [join(st, st.ingress_port, user, ev)[:3:2] for user in (1, 2)]
-        finally:
-            with admin.cursor() as c:
-                c.execute(f'ALTER DATABASE "{st.db}" ALLOW_CONNECTIONS true')
-            admin.close()
-            st.pg = psycopg2.connect(pg_dsn(st.db))
-            st.pg.autocommit = True
         assert [s for s, _ in got] == [202, 202], got
         st.wait_for(lambda: st.sql("SELECT count(*) FROM intents WHERE event_id = %s", (ev,)
                                    )[0][0] == 2, 30, "the two joins applied")
