@@ -31,54 +31,44 @@
 --    locked by the update itself until commit, which a delete waits for as
 --    it would for the key-share lock. Same contract, same error.
 
-DROP TRIGGER seats_key_immutable ON seats;
-CREATE TRIGGER seats_key_immutable AFTER UPDATE OF event_id, seat_no ON seats
+CREATE OR REPLACE TRIGGER seats_key_immutable AFTER UPDATE OF event_id, seat_no ON seats
     FOR EACH ROW WHEN (OLD.event_id IS DISTINCT FROM NEW.event_id
                        OR OLD.seat_no IS DISTINCT FROM NEW.seat_no)
     EXECUTE FUNCTION onsale_key_immutable();
 
-DROP TRIGGER intents_key_immutable ON intents;
-CREATE TRIGGER intents_key_immutable AFTER UPDATE OF intent_seq ON intents
+CREATE OR REPLACE TRIGGER intents_key_immutable AFTER UPDATE OF intent_seq ON intents
     FOR EACH ROW WHEN (OLD.intent_seq IS DISTINCT FROM NEW.intent_seq)
     EXECUTE FUNCTION onsale_key_immutable();
-DROP TRIGGER intents_ref_immutable ON intents;
-CREATE TRIGGER intents_ref_immutable AFTER UPDATE OF event_id ON intents
+CREATE OR REPLACE TRIGGER intents_ref_immutable AFTER UPDATE OF event_id ON intents
     FOR EACH ROW WHEN (OLD.event_id IS DISTINCT FROM NEW.event_id)
     EXECUTE FUNCTION onsale_ref_immutable('event_id');
 
-DROP TRIGGER reservations_ref_immutable ON reservations;
-CREATE TRIGGER reservations_ref_immutable AFTER UPDATE OF event_id, reservation_id ON reservations
+CREATE OR REPLACE TRIGGER reservations_ref_immutable AFTER UPDATE OF event_id, reservation_id ON reservations
     FOR EACH ROW WHEN (OLD.event_id IS DISTINCT FROM NEW.event_id
                        OR OLD.reservation_id IS DISTINCT FROM NEW.reservation_id)
     EXECUTE FUNCTION onsale_ref_immutable('event_id, reservation_id');
 
-DROP TRIGGER orders_key_immutable ON orders;
-CREATE TRIGGER orders_key_immutable AFTER UPDATE OF order_id ON orders
+CREATE OR REPLACE TRIGGER orders_key_immutable AFTER UPDATE OF order_id ON orders
     FOR EACH ROW WHEN (OLD.order_id IS DISTINCT FROM NEW.order_id)
     EXECUTE FUNCTION onsale_key_immutable();
-DROP TRIGGER orders_ref_immutable ON orders;
-CREATE TRIGGER orders_ref_immutable AFTER UPDATE OF reservation_id ON orders
+CREATE OR REPLACE TRIGGER orders_ref_immutable AFTER UPDATE OF reservation_id ON orders
     FOR EACH ROW WHEN (OLD.reservation_id IS DISTINCT FROM NEW.reservation_id)
     EXECUTE FUNCTION onsale_ref_immutable('reservation_id');
 
-DROP TRIGGER order_items_ref_immutable ON order_items;
-CREATE TRIGGER order_items_ref_immutable AFTER UPDATE OF order_id, event_id, seat_no ON order_items
+CREATE OR REPLACE TRIGGER order_items_ref_immutable AFTER UPDATE OF order_id, event_id, seat_no ON order_items
     FOR EACH ROW WHEN (OLD.order_id IS DISTINCT FROM NEW.order_id
                        OR OLD.event_id IS DISTINCT FROM NEW.event_id
                        OR OLD.seat_no IS DISTINCT FROM NEW.seat_no)
     EXECUTE FUNCTION onsale_ref_immutable('order_id, event_id, seat_no');
-DROP TRIGGER tickets_ref_immutable ON tickets;
-CREATE TRIGGER tickets_ref_immutable AFTER UPDATE OF order_id, event_id, seat_no ON tickets
+CREATE OR REPLACE TRIGGER tickets_ref_immutable AFTER UPDATE OF order_id, event_id, seat_no ON tickets
     FOR EACH ROW WHEN (OLD.order_id IS DISTINCT FROM NEW.order_id
                        OR OLD.event_id IS DISTINCT FROM NEW.event_id
                        OR OLD.seat_no IS DISTINCT FROM NEW.seat_no)
     EXECUTE FUNCTION onsale_ref_immutable('order_id, event_id, seat_no');
-DROP TRIGGER outbox_ref_immutable ON outbox;
-CREATE TRIGGER outbox_ref_immutable AFTER UPDATE OF order_id ON outbox
+CREATE OR REPLACE TRIGGER outbox_ref_immutable AFTER UPDATE OF order_id ON outbox
     FOR EACH ROW WHEN (OLD.order_id IS DISTINCT FROM NEW.order_id)
     EXECUTE FUNCTION onsale_ref_immutable('order_id');
-DROP TRIGGER payments_ref_immutable ON payments;
-CREATE TRIGGER payments_ref_immutable AFTER UPDATE OF order_id ON payments
+CREATE OR REPLACE TRIGGER payments_ref_immutable AFTER UPDATE OF order_id ON payments
     FOR EACH ROW WHEN (OLD.order_id IS DISTINCT FROM NEW.order_id)
     EXECUTE FUNCTION onsale_ref_immutable('order_id');
 
@@ -92,7 +82,8 @@ DECLARE
     missing bigint;
 BEGIN
     WITH seen AS MATERIALIZED (
-             SELECT i.xmin = pg_current_xact_id()::xid AS mine, n.reservation_id
+             SELECT i.xmin = pg_current_xact_id()::xid AND i.updated_at = now() AS mine,
+                    n.reservation_id
              FROM new_rows n LEFT JOIN intents i ON i.intent_seq = n.reservation_id),
          locked AS (
              SELECT 1 FROM intents
