@@ -106,6 +106,12 @@ void ons_pg_params_fill(const ons_pg_opts *o, ons_pg_params *p)
     }
     p->kw[n] = "dbname";
     p->val[n++] = o->dsn;
+    /* After the DSN, so it wins over one there (and over PGCLIENTENCODING):
+     * every text Onsale reads or writes is UTF-8 (JSON, section names
+     * compared byte for byte with a join's), whatever the database's or
+     * the DSN's encoding. */
+    p->kw[n] = "client_encoding";
+    p->val[n++] = "UTF8";
     p->kw[n] = NULL;
     p->val[n] = NULL;
 }

@@ -65,7 +65,8 @@ void ons_pg_opts_default(ons_pg_opts *o, const char *dsn, const char *app_name);
 /* The keyword/value arrays a session is opened with (PQconnectdbParams with
  * expand_dbname = 1): the options' keywords first, then the DSN as dbname,
  * so that a keyword the DSN names wins (libpq reads the arrays in order and
- * the last value of a keyword counts). Points into o and p->buf. */
+ * the last value of a keyword counts), then client_encoding=UTF8, which
+ * the DSN cannot change. Points into o and p->buf. */
 typedef struct ons_pg_params {
     const char *kw[8], *val[8]; /* NULL-terminated */
     char buf[8][16];

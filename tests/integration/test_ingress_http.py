@@ -257,15 +257,17 @@ def test_a_fill_missing_only_the_section_names_writes_back_only_them(st):
     assert st.redis.hget(k, "max_active_holds") == "50"
 
 
-def test_section_names_read_from_postgresql_are_encoded_whatever_the_client_encoding(st):
+def test_section_names_read_from_postgresql_are_utf8_whatever_the_dsn_says(st):
     """The section names a fill reads from PostgreSQL are encoded by ingress
-    (q_section_names_encode, as at creation): their lengths were computed
-    in SQL (octet_length, in the server's encoding) and the text then
-    converted to the client's, so under another client encoding the
-    lengths did not match the bytes (LATIN1: 'Über' is 4 bytes, was written
-    '5:'), and the field did not parse (h17-api refused every section
-    then; an unparsable field now refuses none). Control: h17-api's
-    binaries write b'5:\\xdcber1:A'."""
+    (q_section_names_encode, as at creation) from text in UTF-8, whatever
+    client encoding the DSN names: their lengths were once computed in SQL
+    (octet_length, in the server's encoding) and the text then converted
+    to the client's, so under LATIN1 'Über' was written '5:' over 4 bytes
+    and the field did not parse; after that was mended, the names still
+    arrived in the DSN's encoding (b'4:\\xdcber'), so a join naming
+    'Über' in UTF-8 (JSON's encoding) was refused as not sold. common/pg.c
+    now sends client_encoding=UTF8 after the DSN. Control: main before it
+    writes b'4:\\xdcber1:A' and answers the 'Über' join 422."""
     ev = st.create_event(sections=[("Über", 1, 2, 5000), ("A", 1, 2, 5000)])  # Redis: nothing
     port = st.ingress_port
     st.start_ingress(pg_dsn=pg_dsn(st.db) + " client_encoding=LATIN1")
@@ -274,10 +276,11 @@ def test_section_names_read_from_postgresql_are_encoded_whatever_the_client_enco
                                  {"quantity": 1, "section": "Zzz"}, token=st.token(750, "fan")),
                          422, "section_not_sold", field="section")
         raw = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT)
-        assert raw.hget(st.key(f"ev:{ev}"), "section_names") == b"4:\xdcber1:A", b
-        s, _, b = st.http("POST", f"/v1/events/{ev}/intents", {"quantity": 1, "section": "A"},
-                          token=st.token(751, "fan"))
-        assert s == 202, b
+        assert raw.hget(st.key(f"ev:{ev}"), "section_names") == "5:Über1:A".encode(), b
+        for fan, section in ((751, "A"), (752, "Über")):
+            s, _, b = st.http("POST", f"/v1/events/{ev}/intents",
+                              {"quantity": 1, "section": section}, token=st.token(fan, "fan"))
+            assert s == 202, (section, b)
     finally:
         st.discard(st.procs[-1])
         st.ingress_port = port

@@ -110,12 +110,21 @@ START_TEST(defaults_apply_and_the_dsn_wins)
     ck_assert_str_eq(effective(c, "fallback_application_name", v, sizeof v), "mine");
     PQfinish(c);
 
+    /* The client encoding is the one keyword the DSN cannot change. */
+    ons_pg_opts_default(&o, "host=127.0.0.1 port=1 client_encoding=LATIN1", "onsale-test");
+    ons_pg_params_fill(&o, &p);
+    c = PQconnectStartParams(p.kw, p.val, 1);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(effective(c, "client_encoding", v, sizeof v), "UTF8");
+    PQfinish(c);
+
     o.connect_timeout_s = 0; /* 0: not sent at all */
     o.app_name = NULL;
     ons_pg_params_fill(&o, &p);
     ck_assert_str_eq(p.kw[0], "keepalives_idle");
     ck_assert_str_eq(p.kw[3], "dbname");
-    ck_assert_ptr_null(p.kw[4]);
+    ck_assert_str_eq(p.kw[4], "client_encoding");
+    ck_assert_ptr_null(p.kw[5]);
 }
 END_TEST
 
