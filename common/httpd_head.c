@@ -223,6 +223,12 @@ static int head_byte(ons_http_head *h, unsigned char c, unsigned max_line, unsig
         return refuse(h, 431, "headers_too_large", "The request head is too large.");
     if (h->cr && c != '\n')
         return refuse(h, 400, "malformed_request", "A CR in a request head must end its line.");
+    /* RFC 9112 2.2 lets a recipient take a bare LF for a line end; a proxy
+     * in front that does not (one that keeps it inside a field value) would
+     * see other header lines than we do: the shape of request smuggling. */
+    if (c == '\n' && !h->cr)
+        return refuse(h, 400, "malformed_request",
+                      "Every line of a request head must end with CR LF.");
     h->cr = c == '\r';
     if (c == '\r')
         return 0;

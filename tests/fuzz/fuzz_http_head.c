@@ -10,8 +10,9 @@
  *   - a refusal is a JSON error the gate can write as is: a known status
  *     and code, a message without '"' or '\';
  *   - the stream's first head, when it ends with its blank line, is passed
- *     exactly when a plain reference parser (below: lines split on LF, the
- *     request line split on spaces, as nng does) finds it well formed:
+ *     exactly when a plain reference parser (below: lines split on LF, each
+ *     ending CR LF, the request line split on spaces, as nng does) finds it
+ *     well formed:
  *     METHOD SP /target SP HTTP/1.0|1.1, no '%' in the target before '?',
  *     printable ASCII only, header names tokens followed by ':', one Host
  *     (required for HTTP/1.1), no Transfer-Encoding, at most one
@@ -130,8 +131,9 @@ static int ref_head(const char *h, size_t n)
     while (i < n) {
         const char *nl = memchr(h + i, '\n', n - i);
         size_t len = (size_t)(nl - (h + i)), end = len;
-        if (end > 0 && h[i + end - 1] == '\r')
-            end--;
+        if (end == 0 || h[i + end - 1] != '\r')
+            return 0; /* a bare LF line end */
+        end--;
         const char *l = h + i;
         for (size_t k = 0; k < end; k++)
             if ((unsigned char)l[k] < 0x20 || (unsigned char)l[k] >= 0x7f)

@@ -61,7 +61,6 @@ START_TEST(plain_heads_pass)
 {
     PASSES("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 1);
     PASSES("GET /healthz HTTP/1.0\r\n\r\n", 1);                             /* no Host needed */
-    PASSES("GET /healthz HTTP/1.1\nHost: x\n\n", 1);                        /* bare LF, as nng */
     PASSES("GET /v1/events?q=%41%zz&x=%#? HTTP/1.1\r\nHost: x\r\n\r\n", 1); /* query */
     PASSES("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length:  3 \r\n\r\nabc"
            "GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -113,6 +112,10 @@ START_TEST(bytes_nng_cannot_parse_are_refused)
         "GET /a HTTP/1.1\r\nHost: x\r\nX-A: \x7f\r\n\r\n",     /* DEL */
         "GET /a HTTP/1.1\rHost: x\r\n\r\n",                    /* CR without LF */
         "\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n",              /* nng: an empty head */
+        "GET /a HTTP/1.1\nHost: x\n\n",                        /* bare LF line ends */
+        "GET /a HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",          /* one bare LF among CRLFs */
+        "GET /a HTTP/1.1\r\nHost: x\r\n\n",                    /* the empty line's */
+        "GET /a HTTP/1.1\nHost: x\r\n\r\n",                    /* the request line's */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         refused(cases[i], strlen(cases[i]), 400, "malformed_request");
