@@ -125,6 +125,7 @@ static int header_name(ons_http_head *h)
                           "An HTTP/1.1 request needs exactly one Host header.");
         h->host_seen = 1;
         h->kind = 1;
+        h->cl_state = 0;
     } else if (n == strlen("transfer-encoding") &&
                strncasecmp(h->hdr, "transfer-encoding", n) == 0) {
         /* nng 1.5.2 never decodes chunked bodies: the chunk bytes would be
@@ -159,6 +160,32 @@ static int content_length_byte(ons_http_head *h, unsigned char c)
     return 0;
 }
 
+static int bad_host(ons_http_head *h)
+{
+    return refuse(h, 400, "malformed_request",
+                  "The Host header must be a host name or address and an optional port.");
+}
+
+/* One byte of a Host value: SP* host-chars* SP* (RFC 9112 3.2: a server
+ * must answer 400 to an invalid Host; empty is valid). host-chars are
+ * RFC 3986's reg-name, IP literal and port characters: a space inside, a
+ * '/', '@', '?' or '#' could make a proxy or a log read another host.
+ * Returns 0, or 1 when refused. */
+static int host_byte(ons_http_head *h, unsigned char c)
+{
+    if (c == ' ') {
+        if (h->cl_state == 1)
+            h->cl_state = 2;
+        return 0;
+    }
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             strchr("-._~%!$&'()*+,;=:[]", c) != NULL;
+    if (!ok || h->cl_state == 2)
+        return bad_host(h);
+    h->cl_state = 1;
+    return 0;
+}
+
 /* The blank line ending a head: what follows is a body or the next
  * request. Returns 0, or 1 when refused. */
 static int head_done(ons_http_head *h)
@@ -182,7 +209,7 @@ static int header_byte(ons_http_head *h, unsigned char c)
 {
     h->line_len++;
     if (h->colon)
-        return h->kind == 2 ? content_length_byte(h, c) : 0;
+        return h->kind == 2 ? content_length_byte(h, c) : h->kind == 1 ? host_byte(h, c) : 0;
     if (c == ':' && h->line_len > 1) {
         h->colon = 1;
         return header_name(h);
@@ -268,7 +295,7 @@ const ons_http_refusal *ons_http_head_feed(ons_http_head *h, const unsigned char
             }
             atomic_store_explicit(&h->phase, ONS_HEAD_IN, memory_order_relaxed);
         }
-        if (h->part == 4 && h->colon && h->kind != 2 && !h->cr) {
+        if (h->part == 4 && h->colon && h->kind == 0 && !h->cr) {
             /* A header value we only count (the bulk of a head: tokens,
              * user agents): printable bytes in a run. */
             size_t k = 0;

@@ -13,13 +13,15 @@
  * the next request; decodes a path up to '?' only, '#' included, and reads
  * past its buffer on one ending in a percent-escape, nanomsg/nng#1594).
  * What passes is what both nng and the server frame the same way:
- *   request line   METHOD SP /target SP HTTP/1.0|HTTP/1.1 (CRLF or LF)
+ *   request line   METHOD SP /target SP HTTP/1.0|HTTP/1.1 CRLF
  *                  METHOD a token; the target starts with '/' and holds no
  *                  '%' before its first '?'
  *   header lines   name ':' value, the name a token (no space before the
- *                  colon, no folded line), at most one Host, a Host when
- *                  HTTP/1.1
- *   every byte     printable ASCII or SP, CR only right before LF
+ *                  colon, no folded line), CRLF; at most one Host, a Host
+ *                  when HTTP/1.1, its value a host and optional port
+ *                  (RFC 3986 characters, spaces only around it)
+ *   every byte     printable ASCII or SP, CR only right before LF, LF only
+ *                  right after CR
  * plus the size limits (414 request line, 431 head).
  *
  * Framing is judged here too, as the server judges it (ons_httpd_framing),
@@ -65,7 +67,8 @@ typedef struct ons_http_head {
     int cr;   /* the previous byte was CR */
     int colon, cl_seen, host_seen, http11;
     int kind;     /* the current header line: 0 other, 1 Host, 2 Content-Length */
-    int cl_state; /* its value: 0 leading spaces, 1 digits, 2 trailing spaces */
+    int cl_state; /* its value (Host, Content-Length): 0 leading spaces, 1 the value, 2 trailing
+                     spaces */
     unsigned long long cl, body_left;
     /* Stream offsets: bytes fed so far, and where the head being read (or
      * refused) began; the gate answers the requests before a refused head

@@ -15,11 +15,12 @@
  *     well formed:
  *     METHOD SP /target SP HTTP/1.0|1.1, no '%' in the target before '?',
  *     printable ASCII only, header names tokens followed by ':', one Host
- *     (required for HTTP/1.1), no Transfer-Encoding, at most one
+ *     (required for HTTP/1.1) with a host and port's characters, no Transfer-Encoding, at most one
  *     Content-Length, a decimal number.
  */
 #include "common/httpd_head.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,21 @@ static int ref_number(const char *v, size_t n)
     return digits > 0 && i == n;
 }
 
+/* 1 when v[0..n) is SP* host-chars* SP* (RFC 3986 reg-name, IP literal
+ * and port characters). */
+static int ref_host(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n && v[i] == ' ')
+        i++;
+    while (i < n && v[i] != ' ' &&
+           (isalnum((unsigned char)v[i]) || strchr("-._~%!$&'()*+,;=:[]", v[i])))
+        i++;
+    while (i < n && v[i] == ' ')
+        i++;
+    return i == n;
+}
+
 /* 1 when the request line is well formed; *http11 says which version. */
 static int ref_request_line(const char *l, size_t n, int *http11)
 {
@@ -148,8 +164,9 @@ static int ref_head(const char *h, size_t n)
             if (!colon || !all_tchar(l, (size_t)(colon - l)))
                 return 0;
             size_t nn = (size_t)(colon - l);
-            if (nn == 4 && strncasecmp(l, "host", 4) == 0)
-                hosts++;
+            if (nn == 4 && strncasecmp(l, "host", 4) == 0 &&
+                (hosts++, !ref_host(colon + 1, end - nn - 1)))
+                return 0;
             if (nn == 17 && strncasecmp(l, "transfer-encoding", 17) == 0)
                 return 0;
             if (nn == 14 && strncasecmp(l, "content-length", 14) == 0 &&

@@ -130,9 +130,12 @@ def test_a_target_nng_would_decode_or_not_route_is_invalid_path(st, target):
     b"GET /healthz HTTP/1.1\nHost: x\n\n",
     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\nContent-Length: 5\r\n\r\n",
     b"GET /healthz HTTP/1.1\r\nHost: x\r\n\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: evil.example/x?\r\n\r\n",
 ], ids=["nul", "tab", "utf8", "non-ascii-path", "lone-cr", "folded", "no-colon", "http0.9",
         "http2", "version-space", "no-host", "two-hosts", "leading-crlf", "bare-lf",
-        "bare-lf-in-a-value", "bare-lf-empty-line"])
+        "bare-lf-in-a-value", "bare-lf-empty-line", "host-space",
+        "host-path"])
 def test_a_head_nng_cannot_parse_is_malformed_request(st, raw):
     refused_alone(st, raw, "malformed_request")
 

@@ -68,6 +68,11 @@ START_TEST(plain_heads_pass)
     /* A body is not judged: CRLFs, '%' and NULs inside it are bytes. */
     PASSES("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n\r\n%\0GET /%", 1);
     PASSES("DELETE /a HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nA-B_c.d~!: v: w\r\n\r\n", 1);
+    /* Host values: empty, names, addresses, ports, spaces around them */
+    PASSES("GET /a HTTP/1.1\r\nHost:\r\n\r\n", 1);
+    PASSES("GET /a HTTP/1.1\r\nHost:   api.example-1.com:8080  \r\n\r\n", 1);
+    PASSES("GET /a HTTP/1.1\r\nHost: [::1]:80\r\nhost-x: a b/c@d\r\n\r\n", 1);
+    PASSES("GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1);
 }
 END_TEST
 
@@ -135,6 +140,12 @@ START_TEST(request_lines_that_are_not_http_1_are_refused)
         "G(T /a HTTP/1.1\r\nHost: x\r\n\r\n", /* not a token */
         "GET /a HTTP/1.1\r\n\r\n",            /* HTTP/1.1 without Host */
         "GET /a HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a b\r\n\r\n", /* an invalid Host value */
+        "GET /a HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: u@h\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: h?x\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: h#x\r\n\r\n",
+        "GET /a HTTP/1.0\r\nHost: \"h\"\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         refused(cases[i], strlen(cases[i]), 400, "malformed_request");
