@@ -145,8 +145,8 @@ def test_a_newcomers_mistakes_get_the_answers_the_docs_promise():
     """The answers a newcomer's first requests met that the docs did not
     say: a venue's lat/lon came back with 17 digits (52.090000000000003),
     a role grant named fan among the roles to pick and then refused it,
-    and a tier's price and count and a checkout's payment_method had
-    limits other than the spec's."""
+    a tier's price and count and a checkout's payment_method had limits
+    other than the spec's, and an empty scan asked for ticket_id."""
     spec = yaml.safe_load(open(os.path.join(ROOT, "schemas/openapi.yaml")))
     schemas = spec["components"]["schemas"]
     price_max = schemas["TierCreate"]["properties"]["price_cents"]["maximum"]
@@ -202,6 +202,12 @@ def test_a_newcomers_mistakes_get_the_answers_the_docs_promise():
                           {"payment_method": "p" * pm["maxLength"]}, fan,
                           headers={"Idempotency-Key": "pay-longest"})
         assert s == 202, b
+
+        # A door app's empty scan is told of the form it sends (the QR's
+        # text), not the other form's ticket_id.
+        s, _, b = st.http("POST", "/v1/scans", {}, st.token(78, "scanner"))
+        assert s == 400 and b["error"]["code"] == "missing_field" \
+            and b["error"]["field"] == "scan" and "ONS1:" in b["error"]["message"], b
 
         s, _, u = st.http("POST", "/v1/users", {"email": "sam@example.com",
                                                 "password": "a good password",
