@@ -146,7 +146,8 @@ def test_a_newcomers_mistakes_get_the_answers_the_docs_promise():
     say: a venue's lat/lon came back with 17 digits (52.090000000000003),
     a role grant named fan among the roles to pick and then refused it,
     a tier's price and count and a checkout's payment_method had limits
-    other than the spec's, and an empty scan asked for ticket_id."""
+    other than the spec's, an empty scan asked for ticket_id, and an
+    edit's answer was spaced unlike every other."""
     spec = yaml.safe_load(open(os.path.join(ROOT, "schemas/openapi.yaml")))
     schemas = spec["components"]["schemas"]
     price_max = schemas["TierCreate"]["properties"]["price_cents"]["maximum"]
@@ -184,6 +185,17 @@ def test_a_newcomers_mistakes_get_the_answers_the_docs_promise():
         c.request("GET", f"/v1/events/{e['event_id']}")
         text = c.getresponse().read().decode()
         assert json.loads(text)["venue"]["lat"] == 52.09, text
+        # An edit's answer is written like every other (it was PostgreSQL's
+        # json_build_object text, {"event_id" : 1, ...}).
+        c = http.client.HTTPConnection("127.0.0.1", st.ingress_port, timeout=10)
+        c.request("PATCH", f"/v1/events/{e['event_id']}", json.dumps({"name": "Renamed"}),
+                  {"Authorization": "Bearer " + admin, "Content-Type": "application/json"})
+        resp = c.getresponse()
+        edited = resp.read().decode()
+        assert resp.status == 200 and edited.startswith('{"event_id":') \
+            and '" : ' not in edited, edited
+        assert json.loads(edited)["name"] == "Renamed" and json.loads(edited)["tiers"] == [
+            {"section": "S0", "price_cents": price_max}], edited
         assert '"lat":52.09,' in text and '"lon":5.12' in text, text
 
         # A checkout's payment_method: at most 64 printable bytes, as the
