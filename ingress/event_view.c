@@ -389,7 +389,10 @@ static int build(ing_worker *w, const ing_views *views, int64_t event_id, int64_
         int64_t crowd = (st.waiting > 0 ? st.waiting : 0) + st.holds_active;
         json_t *body =
             view_json(event_id, v, &st, list, status, ing_view_refresh_ms(&views->refresh, crowd));
-        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        /* The view's only reals are the venue's lat and lon: 15 digits
+         * give back what the seller sent (52.09, not jansson's 17-digit
+         * 52.090000000000003) and keep far below a millimetre. */
+        char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
         json_decref(body);
         rc = text && (*out = body_new(text, q_event_status_parse(v->status))) != NULL ? 0
                                                                                       : ONS_ENOMEM;

@@ -334,7 +334,9 @@ static void login_job(ing_worker *w, void *arg)
     reply_tokens(r, 201, u.user_id, token_role(u.roles, j->role), refresh, user_json(&u));
 }
 
-/* Reads the optional "role" a login asks for. */
+/* Reads the "role" a login asks for (optional) or a grant gives
+ * (required); an unknown name is refused with the roles the route takes,
+ * which for a grant leaves out fan (every account is one). */
 static int read_role(ing_req *r, acct_job *j, int required)
 {
     const char *name = NULL;
@@ -344,8 +346,8 @@ static int read_role(ing_req *r, acct_job *j, int required)
     if (!name)
         return 0;
     if (ons_role_parse(name, &role)) {
-        ing_failf(r, NULL, ING_E_INVALID_FIELD, "role",
-                  "Field 'role' must be one of fan, seller, scanner, admin.");
+        ing_failf(r, NULL, ING_E_INVALID_FIELD, "role", "Field 'role' must be one of %s.",
+                  required ? "seller, scanner, admin" : "fan, seller, scanner, admin");
         return -1;
     }
     j->role = (int)role;

@@ -334,6 +334,14 @@ void ing_route_scan(ing_req *r)
         ing_req_submit(r, scan_job);
         return;
     }
+    /* Neither form: name the one a door sends (the QR's text), not the
+     * other form's first field. */
+    if (!json_object_get(r->body, "ticket_id")) {
+        ing_failf(r, NULL, ING_E_MISSING_FIELD, "scan",
+                  "Send 'scan' (the QR's text, ONS1:<ticket_id>:<step>:<code>), or "
+                  "'ticket_id' and 'code'.");
+        return;
+    }
     if (ing_json_int(r, r->body, "ticket_id", 1, 1, INT64_MAX, &tid) ||
         ing_json_str(r, r->body, "code", 1, ING_TCODE_DIGITS, ING_TCODE_DIGITS, &code) ||
         ing_json_int(r, r->body, "step", 0, 0, INT64_MAX, &step))

@@ -36,6 +36,8 @@ onsale_pytest(it_ingress_unread test_ingress_unread.py)
 onsale_pytest(it_ingress_hostile_routes test_ingress_hostile_routes.py)
 # Every operation of schemas/openapi.yaml answered as it promises, over one journey.
 onsale_pytest(it_contract_responses test_contract_responses.py)
+# The docs followed literally: the operator's commands of docs/scaling.md, a newcomer's mistakes.
+onsale_pytest(it_newcomer_docs test_newcomer_docs.py)
 onsale_pytest(it_event_edit test_event_edit.py)
 # The catalog's SQL for a query string, printed for the query-plan tests.
 add_executable(catalog_sql unit/catalog_sql.c)

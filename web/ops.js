@@ -347,8 +347,9 @@
 
   if (!token) {
     document.body.dataset.state = "unauthorized";
+    // The stack's own key: onsalectl refuses the development default.
     notice("This dashboard needs an admin link (ending in #token=…): " +
-           "build/bin/onsalectl token --user 1 --role admin", true);
+           "(set -a; . .state/secrets.env; build/bin/onsalectl token --user 1 --role admin)", true);
   } else {
     refresh();
     refreshHistory();
