@@ -8,7 +8,7 @@ the join's wrk script of scripts/bench in one session, with the CPU each
 process spent per 2xx answer (/proc utime+stime) and the whole box's.
 
 Order of the runs: --order (comma list of nginx, nginx_script, a, b, c,
-d, ingress); `c` runs with the worker stopped (its records wait in the
+d, ingress, ingress_nw); `c` and `ingress_nw` run with the worker stopped (its records wait in the
 topic), `d` and `ingress` with it running and the backlog drained before
 each. Every run is wrk -t2 -c64 for --duration seconds after a 1 s
 warm-up of its own fans (except nginx and a).
@@ -17,7 +17,7 @@ Usage: bench/join_floor/run.py [--bin build/bin] [--floor build/bench/floor]
          [--duration 5] [--order ...] [--lock /work/wt/bench.lock] [--label L]
 The lock (flock) is held from the first measured run to the last only.
 """
-import argparse, fcntl, importlib.machinery, importlib.util, os, re, resource, signal
+import argparse, fcntl, glob, importlib.machinery, importlib.util, os, re, resource, signal
 import socket, subprocess, sys, time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -262,9 +262,9 @@ def run():
             wait_drained(st)
             log("minting tokens")
             scripts, base = {}, 1_000_000
-            for m in order:
-                if m in ("b", "c", "d", "ingress"):
-                    scripts[m] = script_of(f"floor-{m}", fans(st, ev, base, A.fans))
+            for i, m in enumerate(order):
+                if m in ("b", "c", "d", "ingress", "ingress_nw"):
+                    scripts[i] = script_of(f"floor-{m}{i}", fans(st, ev, base, A.fans))
                     base += 1_000_000
             plain = script_of("floor-plain", fans(st, ev, 60_000_000, 20000))
             if A.lock:
@@ -274,17 +274,23 @@ def run():
                 log("lock held")
             ngurl, furl = f"http://127.0.0.1:{B.NGINX_PORT}", f"http://127.0.0.1:{FLOOR_PORT}"
             worker_on = True
-            for m in order:
+            for i, m in enumerate(order):
                 if m == "nginx":
                     measure(st, m, ngurl + "/status.json", None, B.nginx_pids())
                 elif m == "nginx_script":
                     measure(st, m, ngurl, plain, B.nginx_pids())
-                elif m == "ingress":
-                    if not worker_on:
+                elif m in ("ingress", "ingress_nw"):
+                    if m == "ingress" and not worker_on:
                         st.start_worker(); worker_on = True
+                    if m == "ingress_nw" and worker_on:
+                        for p in st.procs:
+                            if p.name == "worker":
+                                p.stop()
+                        worker_on = False
                     warm(iurl, st, ev, 40_000_000 + base); base += 100_000
-                    wait_drained(st)
-                    measure(st, m, iurl, scripts[m], [ing], ing)
+                    if worker_on:
+                        wait_drained(st)
+                    measure(st, m, iurl, scripts[i], [ing], ing)
                 else:
                     want = m in ("d",)
                     if m in ("b", "c") and worker_on:
@@ -299,7 +305,7 @@ def run():
                         warm(furl, st, ev, 40_000_000 + base); base += 100_000
                     if worker_on:
                         wait_drained(st)
-                    measure(st, m, furl, scripts.get(m, plain), [p.pid], p.pid)
+                    measure(st, m, furl, scripts.get(i, plain), [p.pid], p.pid)
                     stop_floor(p)
             if worker_on:
                 log(f"intents applied by the worker: {wait_drained(st)}")
@@ -307,6 +313,10 @@ def run():
         if lock:
             fcntl.flock(lock, fcntl.LOCK_UN)
         B.stop_nginx()
+        # the token files are ~75 MB a run step
+        for f in glob.glob(os.path.join(B.TMP, f"reqs-{os.getpid()}-*.txt")) + \
+                glob.glob(os.path.join(B.TMP, f"floor-*-{os.getpid()}.lua")):
+            os.remove(f)
 
 
 main()
