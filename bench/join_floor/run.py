@@ -18,7 +18,7 @@ Usage: bench/join_floor/run.py [--bin build/bin] [--floor build/bench/floor]
 The lock (flock) is held from the first measured run to the last only.
 """
 import argparse, fcntl, glob, importlib.machinery, importlib.util, os, re, resource, signal
-import socket, subprocess, sys, time
+import socket, subprocess, sys, tempfile, time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ap = argparse.ArgumentParser()
@@ -200,10 +200,10 @@ def stop_floor(p):
 class Private:
     """A redis-server and a KRaft broker of this run's own, set up as
     scripts/stack runs the shared ones (AOF everysec with the stack's
-    rewrite size; the broker's heap and G1), under /tmp/h18-floor-priv-PID."""
+    rewrite size; the broker's heap and G1), in a temporary folder removed after."""
 
     def __enter__(self):
-        self.dir = f"/tmp/h18-floor-priv-{os.getpid()}"
+        self.dir = tempfile.mkdtemp(prefix="onsale-join-floor-")
         os.makedirs(self.dir + "/redis")
         self.rport, kport = harness.free_port(), harness.free_port()
         self.redis = subprocess.Popen(
