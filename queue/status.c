@@ -1959,16 +1959,33 @@ static const char *idem_key(q_status *s, char *buf, size_t cap, int64_t user_id,
 }
 
 /* An in-flight record's value (q_status_idem_begin): at most 64 + 32 + 20
- * bytes of fields in 40 of text. */
+ * bytes of fields in 40 of text. Written by hand, not by snprintf: it is
+ * on every keyed join's claim, and snprintf of its fields cost ~1,700
+ * instructions more than the value without a node (callgrind). */
 #define IDEM_INFLIGHT_CAP 192
+static char *put_str(char *o, const char *p, size_t max)
+{
+    size_t n = strnlen(p, max);
+    memcpy(o, p, n);
+    return o + n;
+}
+
 static void idem_inflight(char v[IDEM_INFLIGHT_CAP], const char *body_hash, const char *node,
                           int64_t t_ms)
 {
-    if (node && node[0])
-        snprintf(v, IDEM_INFLIGHT_CAP, "{\"h\":\"%s\",\"s\":0,\"n\":\"%.32s\",\"t\":%lld}",
-                 body_hash, node, (long long)t_ms);
-    else
-        snprintf(v, IDEM_INFLIGHT_CAP, "{\"h\":\"%s\",\"s\":0}", body_hash);
+    char *o = put_str(v, "{\"h\":\"", 8);
+    o = put_str(o, body_hash, 64);
+    o = put_str(o, "\",\"s\":0", 16);
+    if (node && node[0]) {
+        o = put_str(o, ",\"n\":\"", 8);
+        o = put_str(o, node, 32);
+        o = put_str(o, "\",\"t\":", 8);
+        if (t_ms < 0)
+            *o++ = '-';
+        o = put_uint(o, t_ms < 0 ? 0ULL - (unsigned long long)t_ms : (unsigned long long)t_ms);
+    }
+    *o++ = '}';
+    *o = '\0';
 }
 
 int q_status_idem_begin(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
