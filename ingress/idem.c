@@ -57,6 +57,19 @@ static int inflight_gone(ing_req *r, ing_worker *w, json_t *o, ing_idem_unknown 
     return 1;
 }
 
+/* An unknown outcome's record o: where its record would be, into *u.
+ * Returns 1. */
+static int unknown_read(json_t *o, ing_idem_unknown *u)
+{
+    json_t *p = json_object_get(o, "p"), *t = json_object_get(o, "t"),
+           *at = json_object_get(o, "at");
+    u->partition = json_is_integer(p) ? (int32_t)json_integer_value(p) : -1;
+    u->sent_ms = json_is_integer(t) ? json_integer_value(t) : 0;
+    u->at_ms = json_is_integer(at) ? json_integer_value(at) : 0;
+    u->orphan = 0;
+    return 1;
+}
+
 /* ing_idem_begin_resumable; orphans: an in-flight record whose request is
  * gone (inflight_gone) is resumed (2) too. */
 static int begin_record(ing_req *r, ing_worker *w, const char *scope, ing_idem_unknown *u,
@@ -97,17 +110,8 @@ static int begin_record(ing_req *r, ing_worker *w, const char *scope, ing_idem_u
         return 1;
     }
     int status = (int)json_integer_value(s);
-    if (status == -1 && u) {
-        json_t *p = json_object_get(o, "p"), *t = json_object_get(o, "t"),
-               *at = json_object_get(o, "at");
-        u->partition = json_is_integer(p) ? (int32_t)json_integer_value(p) : -1;
-        u->sent_ms = json_is_integer(t) ? json_integer_value(t) : 0;
-        u->at_ms = json_is_integer(at) ? json_integer_value(at) : 0;
-        u->orphan = 0;
-        json_decref(o);
-        return 2;
-    }
-    if (status == 0 && u && orphans && inflight_gone(r, w, o, u)) {
+    if ((status == -1 && u && unknown_read(o, u)) ||
+        (status == 0 && u && orphans && inflight_gone(r, w, o, u))) {
         json_decref(o);
         return 2;
     }
