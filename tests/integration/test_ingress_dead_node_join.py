@@ -130,6 +130,28 @@ def test_a_join_cut_before_it_was_sent_is_sent_again_once_its_lane_settles():
         print(f"cut-unsent: 202 {took:.1f} s after the kill; answers {answers}")
 
 
+def test_a_live_nodes_join_past_its_answer_bound_is_answered_too():
+    """Its node lives but never wrote the answer (here: its finisher held;
+    in life, Redis lost when it wrote, or a claim Redis ran after ingress
+    gave up on it): past idem.send_by_ms + produce timeout +
+    idem.node_ttl_ms (3.5 s here) a retry answers from what was written."""
+    user = 184
+    with Stack(partitions=1) as st:
+        _, path = start_dying(st, debug_finisher_delay_ms=8000)
+        fan, key = st.token(user, "fan"), {"Idempotency-Key": "held-answer"}
+        claimed = time.time()
+        join_in_background(st, path, fan, key)
+        st.wait_for(lambda: len(intents_of(st, user)) == 1, 30, "the join applied")
+        if time.time() - claimed < 2.5:  # well inside the bound: still running
+            s, _, b = st.http("POST", path, {"quantity": 1}, token=fan, headers=key)
+            assert (s, code(b)) == (409, "idempotency_in_progress"), b
+        b, took, answers = retry(st, path, fan, key, claimed)
+        (seq, _, _), = intents_of(st, user)
+        assert seq_of(b["intent_id"]) == seq and took >= 3.5, (b, answers)
+        assert len(intents_of(st, user)) == 1
+        print(f"live node, answer held: 202 {took:.1f} s after the claim; answers {answers}")
+
+
 @pytest.mark.parametrize("unsettled", [False, True], ids=["settled", "control_unsettled"])
 def test_a_join_in_the_log_not_yet_applied_is_never_sent_twice(unsettled):
     """The record is in the log and the worker is stopped, so PostgreSQL
