@@ -25,7 +25,7 @@ ingress and the worker sent the broker per join (TCP segments, `ss -ti`):
 with Nagle off each request is one segment, so ingress's count is its
 produce requests (records per request = its inverse).
 
-Usage: bench/ingress_cost.py BIN_DIR LABEL [--proc [--conns 64] [--duration 5] [--record]]
+Usage: bench/ingress_cost.py BIN_DIR LABEL [--proc [--conns 64] [--duration 5] [--record]] [--idem]
                              [ingress_key=value ...]   (e.g. build/bin head join_round_max=0)
 Output files under bench/tmp/cost/LABEL (callgrind: join.callgrind.N, poll.callgrind.N).
 """
@@ -46,6 +46,8 @@ ap.add_argument("--dwarf", action="store_true",
 ap.add_argument("--joins-only", action="store_true", help="with --proc: no poll run")
 ap.add_argument("--stop-worker", action="store_true",
                 help="with --proc: the worker stopped during the joins too (ingress's own Redis work alone)")
+ap.add_argument("--idem", action="store_true",
+                help="joins carry an Idempotency-Key each (as the fan page sends them)")
 ap.add_argument("extra", nargs="*", help="ingress overrides key=value")
 A = ap.parse_intermixed_args()
 REAL = os.path.abspath(A.bin); label = A.label
@@ -68,6 +70,8 @@ import harness
 
 def lua(tag, lines, method, body):
     data = f"{out}/{tag}.txt"
+    # --idem: a key of its own per join (thread, request number)
+    idem = ', ["Idempotency-Key"] = "k" .. (tid or 0) .. "-" .. i' if A.idem and method == "POST" else ""
     open(data, "w").write("".join(f"{p} {t}\n" for p, t in lines))
     s = f"""
 local reqs = {{}}
@@ -78,7 +82,7 @@ function setup(thread) thread:set("tid", counter); counter = counter + 1 end
 function init(args) for line in io.lines("{data}") do local p, t = line:match("^(%S+) (%S+)$"); reqs[#reqs+1] = {{p, t}} end
   i = (tid or 0) * math.floor(#reqs / 2) end
 function request() i = i + 1; local r = reqs[(i % #reqs) + 1]
-  return wrk.format("{method}", r[1], {{["Authorization"] = "Bearer " .. r[2], ["Content-Type"] = "application/json"}}, {body}) end
+  return wrk.format("{method}", r[1], {{["Authorization"] = "Bearer " .. r[2], ["Content-Type"] = "application/json"{idem}}}, {body}) end
 """
     path = f"{out}/{tag}.lua"; open(path, "w").write(s); return path
 

@@ -13,6 +13,7 @@
 #include "common/auth.h"
 #include "common/metrics.h"
 #include "common/opts.h"
+#include "ingress/node_live.h"
 #include "queue/producer.h"
 #include "queue/states.h"
 
@@ -74,6 +75,9 @@ typedef struct ing_app {
     ing_seqmap *seqs;
     ing_seqmap *homes; /* event_id -> events.partitions (ing_event_home) */
     ing_monitor *monitor;
+    /* This process's liveness key, named in its in-flight Idempotency-Key
+     * records (idem.c); NULL (unit tests): records name no node. */
+    ing_node_live *node_live;
     ing_server *server;
     ing_accounts *accounts;
     ing_ratelimit *ratelimit;

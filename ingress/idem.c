@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "ingress/json_io.h"
+#include "ingress/app.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,7 +15,65 @@ int ing_idem_begin(ing_req *r, ing_worker *w, const char *scope)
     return ing_idem_begin_resumable(r, w, scope, NULL);
 }
 
-int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_idem_unknown *u)
+/* The node an in-flight record of this process names ("" when none). */
+static const char *node_token(const ing_req *r)
+{
+    return ing_node_live_token(r->app->node_live);
+}
+
+/* The claim time an in-flight record of r names: the one its route set
+ * (a join's sent_ms), else now. */
+static int64_t claim_ms(ing_req *r)
+{
+    if (!r->idem_at_ms)
+        r->idem_at_ms = ing_now_ms();
+    return r->idem_at_ms;
+}
+
+/* Another request's in-flight record o (a join's): is that request gone?
+ * Its node's liveness key lapsed (it died), or it is past the time any
+ * live node answers a join (idem.send_by_ms to send it, the produce
+ * timeout for its report, one node TTL to write the answer). Then it is
+ * resumed as an unknown outcome: *u is filled with its claim time (the
+ * record's sent_ms) and the latest moment it could have been handed to
+ * Kafka plus the produce timeout (the send is gated by idem.send_by_ms,
+ * join_produce), from which its lane must settle. Returns 1 (resume) or 0
+ * (still running, or Redis cannot tell: 409 as before). */
+static int inflight_gone(ing_req *r, ing_worker *w, json_t *o, ing_idem_unknown *u)
+{
+    json_t *n = json_object_get(o, "n"), *t = json_object_get(o, "t");
+    if (!json_is_string(n) || !json_is_integer(t))
+        return 0;
+    const ing_opts *op = &r->app->o;
+    int64_t sent = json_integer_value(t);
+    int64_t sent_by = sent + op->idem_send_by_ms + op->kafka_produce_timeout_ms;
+    if (ing_now_ms() < sent_by + op->idem_node_ttl_ms &&
+        q_status_node_alive(w->st, json_string_value(n)) != 0)
+        return 0;
+    u->partition = -1;
+    u->sent_ms = sent;
+    u->at_ms = sent_by;
+    u->orphan = 1;
+    return 1;
+}
+
+/* An unknown outcome's record o: where its record would be, into *u.
+ * Returns 1. */
+static int unknown_read(json_t *o, ing_idem_unknown *u)
+{
+    json_t *p = json_object_get(o, "p"), *t = json_object_get(o, "t"),
+           *at = json_object_get(o, "at");
+    u->partition = json_is_integer(p) ? (int32_t)json_integer_value(p) : -1;
+    u->sent_ms = json_is_integer(t) ? json_integer_value(t) : 0;
+    u->at_ms = json_is_integer(at) ? json_integer_value(at) : 0;
+    u->orphan = 0;
+    return 1;
+}
+
+/* ing_idem_begin_resumable; orphans: an in-flight record whose request is
+ * gone (inflight_gone) is resumed (2) too. */
+static int begin_record(ing_req *r, ing_worker *w, const char *scope, ing_idem_unknown *u,
+                        int orphans)
 {
     if (!r->idem[0])
         return 0;
@@ -22,8 +81,8 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
     char *rec = NULL;
     /* In flight the record lives only idem.inflight_ttl_s, so a request
      * that dies half-way does not block its key for a day. */
-    int rc = q_status_idem_begin(w->st, r->who.user_id, r->idem, r->idem_hash,
-                                 (int)r->app->o.idem_inflight_ttl_s, &rec);
+    int rc = q_status_idem_begin(w->st, r->who.user_id, r->idem, r->idem_hash, node_token(r),
+                                 claim_ms(r), (int)r->app->o.idem_inflight_ttl_s, &rec);
     if (rc == 0) {
         r->idem_owned = 1;
         return 0;
@@ -51,12 +110,8 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
         return 1;
     }
     int status = (int)json_integer_value(s);
-    if (status == -1 && u) {
-        json_t *p = json_object_get(o, "p"), *t = json_object_get(o, "t"),
-               *at = json_object_get(o, "at");
-        u->partition = json_is_integer(p) ? (int32_t)json_integer_value(p) : -1;
-        u->sent_ms = json_is_integer(t) ? json_integer_value(t) : 0;
-        u->at_ms = json_is_integer(at) ? json_integer_value(at) : 0;
+    if ((status == -1 && u && unknown_read(o, u)) ||
+        (status == 0 && u && orphans && inflight_gone(r, w, o, u))) {
         json_decref(o);
         return 2;
     }
@@ -72,6 +127,11 @@ int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_i
     return 1;
 }
 
+int ing_idem_begin_resumable(ing_req *r, ing_worker *w, const char *scope, ing_idem_unknown *u)
+{
+    return begin_record(r, w, scope, u, 0);
+}
+
 void ing_idem_begin_many(ing_worker *w, ing_req **rs, const char *const *scopes, size_t n, int *rc)
 {
     q_idem_begin *items = calloc(n ? n : 1, sizeof *items);
@@ -85,7 +145,8 @@ void ing_idem_begin_many(ing_worker *w, ing_req **rs, const char *const *scopes,
         ing_req *r = rs[i];
         ing_sha256_hex(scopes[i], strlen(scopes[i]) + 1, r->raw ? r->raw : "", r->raw_len,
                        r->idem_hash);
-        items[i] = (q_idem_begin){r->who.user_id, r->idem, r->idem_hash, 0};
+        items[i] =
+            (q_idem_begin){r->who.user_id, r->idem, r->idem_hash, node_token(r), claim_ms(r), 0};
     }
     q_status_idem_begin_many(w->st, items, n, ttl);
     for (size_t i = 0; i < n; i++) {
@@ -100,7 +161,14 @@ int ing_idem_begin_scoped(ing_req *r, ing_worker *w, ing_idem_scope_fn scope, in
 {
     char text[ING_IDEM_SCOPE_MAX];
     scope(r, text);
-    return ing_idem_begin_resumable(r, w, text, u);
+    return begin_record(r, w, text, u, 0);
+}
+
+int ing_idem_begin_orphans(ing_req *r, ing_worker *w, ing_idem_scope_fn scope, ing_idem_unknown *u)
+{
+    char text[ING_IDEM_SCOPE_MAX];
+    scope(r, text);
+    return begin_record(r, w, text, u, 1);
 }
 
 size_t ing_idem_begin_round(ing_worker *w, ing_req **items, size_t n, ing_idem_scope_fn scope,
@@ -197,7 +265,7 @@ void ing_idem_release(ing_req *r, ing_worker *w)
 int ing_idem_retake(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
 {
     int rc = q_status_idem_retake(w->st, r->who.user_id, r->idem, u->record, r->idem_hash,
-                                  (int)r->app->o.idem_inflight_ttl_s);
+                                  node_token(r), claim_ms(r), (int)r->app->o.idem_inflight_ttl_s);
     if (rc == 0) {
         r->idem_owned = 1;
         return 0;

@@ -32,8 +32,12 @@ int ing_idem_begin(ing_req *r, ing_worker *w, const char *scope);
 typedef struct ing_idem_unknown {
     int32_t partition; /* -1: not known */
     int64_t sent_ms;   /* the record's sent_ms (a join's active claim) */
-    int64_t at_ms;     /* when the outcome was reported */
+    int64_t at_ms;     /* when the outcome was reported: its lane settles from then */
     char record[256];  /* the stored record, for ing_idem_retake */
+    /* 1: not reported unknown but in flight on a node that is gone
+     * (ing_idem_begin_orphans); at_ms is the latest moment its record
+     * could still have been reported. */
+    int orphan;
 } ing_idem_unknown;
 
 /* ing_idem_begin, except that a key with an unknown outcome returns 2 and
@@ -58,6 +62,16 @@ typedef void (*ing_idem_scope_fn)(const ing_req *r, char scope[ING_IDEM_SCOPE_MA
 /* ing_idem_begin_resumable under scope(r)'s scope: the one-at-a-time
  * path of a route whose rounds use ing_idem_begin_round. */
 int ing_idem_begin_scoped(ing_req *r, ing_worker *w, ing_idem_scope_fn scope, ing_idem_unknown *u);
+
+/* ing_idem_begin_scoped, except that a key in flight on a node that is
+ * gone is resumed too (returns 2, u->orphan set): its node's liveness key
+ * lapsed (node_live.h), or the request is past the time a live node
+ * answers (idem.send_by_ms + kafka.produce_timeout_ms +
+ * idem.node_ttl_ms after its claim). Only for a route that sends within
+ * idem.send_by_ms of its claim (the join: join_produce), so the record's
+ * claim time bounds when it could still land. The in-flight record of r
+ * names this node and r->idem_at_ms (set by the caller first, else now). */
+int ing_idem_begin_orphans(ing_req *r, ing_worker *w, ing_idem_scope_fn scope, ing_idem_unknown *u);
 
 /* The keys of a batch thread's round (items[0..n), each under scope(r)),
  * claimed in ONE pipelined round trip (ing_idem_begin_many). Keeps at the

@@ -248,6 +248,7 @@ static int start_modules(ing_app *app)
              app->o.kafka_topic, &app->log_reader)) ||
         (rc = ing_monitor_new(app->producer, app->partitions, &redis, app->o.pg_dsn,
                               (int)app->o.monitor_interval_ms, &app->monitor)) ||
+        (rc = ing_node_live_new(&redis, (int)app->o.idem_node_ttl_ms, &app->node_live)) ||
         (rc = ing_ratelimit_new(app, (size_t)app->o.ratelimit_memory_slots, &app->ratelimit)))
         return rc;
     return start_catalog_index(app);
@@ -285,7 +286,8 @@ static void stop(ing_app *app)
     ing_batcher_free(app->result_reader);    /* hands polls on to the job threads */
     ing_finisher_free(app);
     ing_pool_free(app->pool);
-    ing_monitor_free(app->monitor); /* job threads read its health until now */
+    ing_monitor_free(app->monitor);     /* job threads read its health until now */
+    ing_node_live_free(app->node_live); /* and named this node in their keys */
     q_producer_free(app->producer, 0);
     ing_server_free(app->server);
     cat_feed_stop(app->catalog_feed); /* searches are over */

@@ -754,7 +754,9 @@ static int claim_active(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
     int64_t now = ing_now_ms();
-    claim_token(j, now);
+    if (!r->idem_at_ms)
+        r->idem_at_ms = now;
+    claim_token(j, r->idem_at_ms); /* the time its key's in-flight record names */
     char existing[64] = "";
     q_rate_key keys[Q_RATE_KEYS_MAX];
     q_rate_out rate;
@@ -767,9 +769,23 @@ static int claim_active(ing_req *r, ing_worker *w)
     return claim_settle(r, w, rc, existing);
 }
 
-/* A retry of a join whose earlier attempt's outcome is unknown (u): finds
- * the intent that attempt wrote, by user, event, partition and its sent_ms
- * (the worker stores it as accepted_at). Returns 0 (found: replied with it),
+/* Is the intents lane settled past u (nothing its attempt sent can still
+ * land)? On u's partition; an attempt whose node died never said which:
+ * the event's home (where the producer sends all its records), else all. */
+static int resume_settled(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
+{
+    if (u->orphan && r->app->o.debug_orphan_unsettled)
+        return 1; /* the control of test_ingress_dead_node_join */
+    int32_t p = u->partition;
+    if (p < 0 && ing_event_home(r->app, w, ((join_job *)r->job)->msg.event_id, &p) != 0)
+        p = -1;
+    return ing_produce_settled(r->app, Q_TOPIC_INTENTS, p, u->at_ms, NULL, NULL);
+}
+
+/* A retry of a join whose earlier attempt's outcome is unknown (u: its
+ * report was lost, or its node died before it answered): finds the intent
+ * that attempt wrote, by user, event, partition and its sent_ms (the
+ * worker stores it as accepted_at). Returns 0 (found: replied with it),
  * 1 (certainly never written: r now owns the key; produce again, taking
  * over the old claim) or -1 (replied: cannot tell yet, or unavailable). */
 static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
@@ -777,6 +793,8 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
     join_job *j = r->job;
     int64_t seq;
     char state[16];
+    /* settled before the lookup: a record applied in between is found */
+    int settled = resume_settled(r, w, u);
     int rc = ing_intent_of_join(w, j->msg.user_id, j->msg.event_id, u->partition, u->sent_ms, &seq,
                                 state);
     if (rc && rc != ONS_ENOTFOUND) {
@@ -808,12 +826,17 @@ static int join_resume(ing_req *r, ing_worker *w, const ing_idem_unknown *u)
                                  (json_int_t)poll_for_state(r->app, state), "status_url", url));
         return 0;
     }
-    if (!ing_produce_settled(r->app, Q_TOPIC_INTENTS, u->partition, u->at_ms, NULL, NULL)) {
+    if (!settled) {
         ing_idem_unknown_reply(r, w, -1, 0); /* the record stays as it is */
         return -1;
     }
+    r->idem_at_ms = ing_now_ms(); /* the new attempt's claim time, in its record */
     if (ing_idem_retake(r, w, u))
         return -1;
+    if (u->orphan)
+        ons_logk(ONS_LOG_INFO, "request_id", r->rid,
+                 "join of a node gone (claimed at %" PRId64 ") never written: sent again",
+                 u->sent_ms);
     snprintf(j->own_old, sizeof j->own_old, "pending:%" PRId64, u->sent_ms);
     return 1;
 }
@@ -829,11 +852,19 @@ static void debug_join_delay(const ing_app *app)
     }
 }
 
-/* Sends a claimed join; on a refusal gives the claim back and replies. */
+/* Sends a claimed join; on a refusal gives the claim back and replies.
+ * A join with an Idempotency-Key is sent within idem.send_by_ms of its
+ * claim or not at all: a retry that takes its key over once its node is
+ * gone (ing_idem_begin_orphans) relies on that bound. */
 static void join_produce(ing_req *r, ing_worker *w)
 {
     join_job *j = r->job;
     j->noted = 0;
+    if (r->idem_owned && ing_now_ms() - j->msg.sent_ms > r->app->o.idem_send_by_ms) {
+        join_fail_503(r, w, ING_E_OVERLOADED,
+                      "The join waited too long to be sent; nothing was queued. Retry shortly.");
+        return;
+    }
     int rc = ing_produce_batched(r, w, &j->msg, j->partitions, join_delivered_batch, join_noted);
     if (rc)
         join_fail_503(r, w, rc == ONS_EFULL ? ING_E_OVERLOADED : ING_E_QUEUE_UNAVAILABLE,
@@ -870,7 +901,8 @@ static void join_job_run(ing_worker *w, void *arg)
 {
     ing_req *r = arg;
     ing_idem_unknown u;
-    int rc = ing_idem_begin_scoped(r, w, join_scope, &u);
+    r->idem_at_ms = ing_now_ms(); /* its key's claim time, the record's sent_ms */
+    int rc = ing_idem_begin_orphans(r, w, join_scope, &u);
     if (rc == 1 || (rc == 2 && join_resume(r, w, &u) <= 0))
         return;
     join_checked_run(r, w, rc == 2);
@@ -916,10 +948,14 @@ typedef struct claim_round {
 static void claim_round_run(ing_worker *w, ing_app *app, claim_round *cr, ing_req **items, size_t n)
 {
     size_t m = 0;
+    /* One claim time for the round: each key's in-flight record names it,
+     * and it becomes the join's sent_ms (claim_token). */
+    int64_t now = ing_now_ms();
+    for (size_t i = 0; i < n; i++)
+        items[i]->idem_at_ms = now;
     /* The keys first: a taken key (replay, in flight, resume) goes to a
      * job thread, which reads its record. */
     n = ing_idem_begin_round(w, items, n, join_scope, join_job_run);
-    int64_t now = ing_now_ms();
     for (size_t i = 0; i < n; i++) {
         ing_req *r = items[i];
         join_job *j = r->job;

@@ -109,6 +109,9 @@ struct ing_req {
     int retry_after;      /* seconds; > 0 adds Retry-After to the reply */
     char idem_hash[65];   /* body hash while this request owns its idempotency key */
     int idem_owned;
+    /* The claim time its in-flight Idempotency-Key record names (a join's
+     * sent_ms, set before the claim); 0: the claim sets it to now. */
+    int64_t idem_at_ms;
     int produce_err; /* ing_produce() outcome, read by its continuation */
     int32_t produced_partition;
     int64_t produced_offset;

@@ -359,15 +359,21 @@ typedef struct q_active_set {
  * unless Redis failed (ONS_EREDIS). */
 int q_status_set_active_many(q_status *s, q_active_set *items, size_t n);
 
-/* Idempotency-Key records. begin: SET idem:<user>:<key> {"h":hash,"s":0} NX
- * EX ttl. Returns 0 (this request owns the key), ONS_EEXIST (*record is the
- * stored JSON, caller frees) or ONS_EREDIS. */
+/* Idempotency-Key records. begin: SET idem:<user>:<key>
+ * {"h":hash,"s":0,"n":node,"t":t_ms} NX EX ttl: the in-flight record names
+ * the node that owns it (its liveness token, q_status_node_beat; NULL or
+ * "": no "n"/"t") and when it was claimed, so a retry can tell a request
+ * still running from one whose node died. Returns 0 (this request owns the
+ * key), ONS_EEXIST (*record is the stored JSON, caller frees) or
+ * ONS_EREDIS. */
 int q_status_idem_begin(q_status *s, int64_t user_id, const char *key, const char *body_hash,
-                        int ttl_s, char **record);
+                        const char *node, int64_t t_ms, int ttl_s, char **record);
 /* One key in q_status_idem_begin_many. */
 typedef struct q_idem_begin {
     int64_t user_id;
     const char *key, *body_hash;
+    const char *node; /* as q_status_idem_begin's node and t_ms */
+    int64_t t_ms;
     int rc; /* out: 0 (owned), ONS_EEXIST (taken: read it with q_status_idem_begin) or
                ONS_EREDIS */
 } q_idem_begin;
@@ -395,10 +401,17 @@ int q_status_idem_finish_many(q_status *s, q_idem_done *items, size_t n);
 int q_status_idem_unknown(q_status *s, int64_t user_id, const char *key, const char *body_hash,
                           int32_t partition, int64_t sent_ms, int64_t at_ms, int ttl_s);
 /* Takes the key back for a new attempt: while it still holds expected (an
- * unknown record read before), it becomes in flight {"h":hash,"s":0} EX
- * ttl. Returns 0, ONS_ECONFLICT (another retry took it) or ONS_EREDIS. */
+ * unknown record, or an in-flight one of a dead node, read before), it
+ * becomes in flight as q_status_idem_begin writes it, EX ttl. Returns 0,
+ * ONS_ECONFLICT (another retry took it) or ONS_EREDIS. */
 int q_status_idem_retake(q_status *s, int64_t user_id, const char *key, const char *expected,
-                         const char *body_hash, int ttl_s);
+                         const char *body_hash, const char *node, int64_t t_ms, int ttl_s);
+/* A node's liveness key, node:<token>, set for ttl_ms (a per-node timer
+ * beats it, never a request). 0 or ONS_EREDIS. */
+int q_status_node_beat(q_status *s, const char *node, int ttl_ms);
+/* 1 (node's liveness key lives), 0 (it lapsed: the node is gone) or
+ * ONS_EREDIS. */
+int q_status_node_alive(q_status *s, const char *node);
 /* Removes the key (the request failed before anything was queued). */
 int q_status_idem_abort(q_status *s, int64_t user_id, const char *key);
 

@@ -19,6 +19,8 @@ onsale_pytest(it_ingress_small_fixes test_ingress_small_fixes.py)
 onsale_pytest(it_ingress_active_key test_ingress_active_key.py)
 onsale_pytest(it_ingress_join_batch test_ingress_join_batch.py)
 onsale_pytest(it_ingress_crash_join test_ingress_crash_join.py)
+# A join cut by its node's death: retried with its key, answered in seconds (node liveness).
+onsale_pytest(it_ingress_dead_node_join test_ingress_dead_node_join.py)
 onsale_pytest(it_ingress_result_reader test_ingress_result_reader.py)
 onsale_pytest(it_accounts test_accounts.py)
 onsale_pytest(it_ingress_hostile test_ingress_hostile.py)

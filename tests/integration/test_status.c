@@ -493,23 +493,24 @@ START_TEST(active_and_idempotency_keys)
     ck_assert_int_eq(q_status_claim_active(st, 1, 2, "again", 9999, 50, NULL, cur, sizeof cur), 0);
 
     char *rec = NULL;
-    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h1", 60, &rec), 0);
-    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h1", 60, &rec), ONS_EEXIST);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h1", NULL, 0, 60, &rec), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h1", NULL, 0, 60, &rec), ONS_EEXIST);
     ck_assert_str_eq(rec, "{\"h\":\"h1\",\"s\":0}");
     free(rec);
     ck_assert_int_eq(q_status_idem_finish(st, 2, "key 1", "h1", 202, "{\"a\":1}", 60), 0);
-    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", 60, &rec), ONS_EEXIST);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", NULL, 0, 60, &rec), ONS_EEXIST);
     ck_assert_str_eq(rec, "{\"h\":\"h1\",\"s\":202,\"b\":{\"a\":1}}");
     free(rec);
     ck_assert_int_eq(q_status_idem_abort(st, 2, "key 1"), 0);
-    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", 60, &rec), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", NULL, 0, 60, &rec), 0);
     /* an unknown outcome is kept; a retry takes it back by compare-and-set */
     ck_assert_int_eq(q_status_idem_unknown(st, 2, "key 1", "h2", 3, 1234, 5678, 60), 0);
-    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", 60, &rec), ONS_EEXIST);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", NULL, 0, 60, &rec), ONS_EEXIST);
     ck_assert_str_eq(rec, "{\"h\":\"h2\",\"s\":-1,\"p\":3,\"t\":1234,\"at\":5678}");
-    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", "other", "h2", 60), ONS_ECONFLICT);
-    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", rec, "h2", 60), 0);
-    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", rec, "h2", 60), ONS_ECONFLICT);
+    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", "other", "h2", NULL, 0, 60),
+                     ONS_ECONFLICT);
+    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", rec, "h2", NULL, 0, 60), 0);
+    ck_assert_int_eq(q_status_idem_retake(st, 2, "key 1", rec, "h2", NULL, 0, 60), ONS_ECONFLICT);
     free(rec);
 }
 END_TEST
@@ -790,10 +791,32 @@ START_TEST(a_sell_outs_ended_intents_all_free_their_keys)
 }
 END_TEST
 
+/* An in-flight record names its node and claim time; the node's liveness
+ * key lapses by itself; a retake names the retaker. */
+START_TEST(in_flight_records_name_their_node)
+{
+    char *rec = NULL;
+    ck_assert_int_eq(q_status_node_alive(st, "n1"), 0);
+    ck_assert_int_eq(q_status_node_beat(st, "n1", 300), 0);
+    ck_assert_int_eq(q_status_node_alive(st, "n1"), 1);
+    ck_assert_int_eq(q_status_idem_begin(st, 6, "k", "h", "n1", 1234, 60, &rec), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 6, "k", "h", "n2", 99, 60, &rec), ONS_EEXIST);
+    ck_assert_str_eq(rec, "{\"h\":\"h\",\"s\":0,\"n\":\"n1\",\"t\":1234}");
+    ck_assert_int_eq(q_status_idem_retake(st, 6, "k", rec, "h", "n2", 99, 60), 0);
+    free(rec);
+    rec = NULL;
+    ck_assert_int_eq(q_status_idem_begin(st, 6, "k", "h", "n3", 5, 60, &rec), ONS_EEXIST);
+    ck_assert_str_eq(rec, "{\"h\":\"h\",\"s\":0,\"n\":\"n2\",\"t\":99}");
+    free(rec);
+    usleep(450 * 1000);
+    ck_assert_int_eq(q_status_node_alive(st, "n1"), 0);
+}
+END_TEST
+
 START_TEST(idempotency_keys_in_one_pipeline)
 {
     char *rec = NULL;
-    ck_assert_int_eq(q_status_idem_begin(st, 3, "taken", "h0", 60, &rec), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 3, "taken", "h0", NULL, 0, 60, &rec), 0);
     q_idem_begin b[] = {
         {.user_id = 3, .key = "fresh", .body_hash = "h1"},
         {.user_id = 3, .key = "taken", .body_hash = "h0"},
@@ -805,7 +828,7 @@ START_TEST(idempotency_keys_in_one_pipeline)
     ck_assert_int_eq(b[1].rc, ONS_EEXIST);
     ck_assert_int_eq(b[2].rc, 0);
     ck_assert_int_eq(b[3].rc, ONS_EEXIST);
-    ck_assert_int_eq(q_status_idem_begin(st, 3, "fresh", "h1", 60, &rec), ONS_EEXIST);
+    ck_assert_int_eq(q_status_idem_begin(st, 3, "fresh", "h1", NULL, 0, 60, &rec), ONS_EEXIST);
     ck_assert_str_eq(rec, "{\"h\":\"h1\",\"s\":0}");
     free(rec);
     ck_assert_int_eq(q_status_idem_begin_many(st, NULL, 0, 60), 0);
@@ -842,7 +865,7 @@ START_TEST(responses_in_one_pipeline)
     ck_assert_int_eq(q_status_idem_finish_many(st, d, 2), 0);
     ck_assert_int_eq(d[0].rc, 0);
     ck_assert_int_eq(d[1].rc, 0);
-    ck_assert_int_eq(q_status_idem_begin(st, 5, "two", "h2", 60, &rec), ONS_EEXIST);
+    ck_assert_int_eq(q_status_idem_begin(st, 5, "two", "h2", NULL, 0, 60, &rec), ONS_EEXIST);
     ck_assert_str_eq(rec, "{\"h\":\"h2\",\"s\":409,\"b\":{\"b\":2}}");
     free(rec);
     ck_assert_int_eq(q_status_idem_finish_many(st, NULL, 0), 0);
@@ -963,6 +986,7 @@ int main(void)
         {"a_fresh_claim_is_one_command", a_fresh_claim_is_one_command},
         {"sell_out_frees_every_key", a_sell_outs_ended_intents_all_free_their_keys},
         {"idempotency_keys_in_one_pipeline", idempotency_keys_in_one_pipeline},
+        {"in_flight_records_name_their_node", in_flight_records_name_their_node},
         {"rate_checks_in_one_pipeline", rate_checks_in_one_pipeline},
         {"responses_in_one_pipeline", responses_in_one_pipeline},
         {"unreachable_redis_is_an_error_not_a_crash", unreachable_redis_is_an_error_not_a_crash},
