@@ -664,7 +664,8 @@
 
   async function pollOrder() {
     clearTimeout(orderTimer);
-    orderTimer = 0;
+    orderTimer = answered ? null : 0;
+    if (answered) return; /* (the intent's poll answered first) */
     let o;
     try {
       o = (await call("GET", `/v1/orders/${mine.order_id}`, { token })).body;
@@ -817,9 +818,13 @@
   async function renderPurchased() {
     clearTimeout(pollTimer);
     if (await eventCancelled()) return cancelledAnswer();
+    /* The order's poll may have shown the tickets meanwhile. */
+    if (answered) return undefined;
     if (mine && mine.order_id) {
-      /* (the order's own poll shows the tickets; one chain of them) */
-      if (orderTimer === null) pollOrder();
+      /* The order's poll shows the tickets: now (a poll waiting for its
+       * next second is brought forward), unless one is on its way or its
+       * retry is waiting out a backoff. */
+      if (orderTimer !== 0 && orderAttempt === 0) pollOrder();
       return undefined;
     }
     finalAnswer("purchased", "You have tickets!", "good", "Your order is paid.");
