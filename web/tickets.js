@@ -47,6 +47,7 @@ Onsale.tickets = (() => {
 
     async function refresh() {
       if (timer && !el.isConnected) { stop(); return; }
+      const asked = Date.now();
       try {
         const b = (await call("GET", `/v1/tickets/${t.ticket_id}/code`, { token: getToken() })).body;
         attempt = 0;
@@ -55,7 +56,7 @@ Onsale.tickets = (() => {
         qr.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(b.qr_svg);
         until = Date.now() + b.seconds_left * 1000;
         if (b.admitted_at) left.dataset.admitted = b.admitted_at;
-        ch.outcome("kept");
+        ch.outcome("kept", asked);
         timer = setTimeout(refresh, b.seconds_left * 1000 + 150);
       } catch (err) {
         if (err.code === "ticket_change_pending") {
@@ -67,7 +68,7 @@ Onsale.tickets = (() => {
           qr.removeAttribute("src");
           until = 0;
           left.textContent = "A change of this ticket is on its way; its code comes back if it is not made.";
-          ch.outcome("pending");
+          ch.outcome("pending", asked);
           timer = setTimeout(refresh, backoffMs(err, ++attempt));
           return;
         }
@@ -78,7 +79,7 @@ Onsale.tickets = (() => {
           until = 0;
           left.textContent = err.status === 409 ? "This ticket is no longer valid." :
             "This ticket is no longer yours.";
-          ch.outcome(err.status === 409 ? "void" : "gone");
+          ch.outcome(err.status === 409 ? "void" : "gone", asked);
           stop();
           return;
         }
@@ -104,20 +105,21 @@ Onsale.tickets = (() => {
     const msg = h("span", { class: "muted small change-msg", role: "status" }, "");
     const acts = h("div", { class: "actions ticket-actions" }, email, xfer, cancel);
     const el = h("div", {}, acts, msg);
-    let busy = null, attempt = 0, sent = false;   /* busy: "transfer" | "cancel" on its way */
+    /* busy: "transfer" | "cancel" on its way; sentAt: when it was taken (0: not yet) */
+    let busy = null, attempt = 0, sentAt = 0;
     const controls = (off) => { for (const c of [email, xfer, cancel]) c.disabled = off; };
 
     async function send(kind, body) {
       try {
         await call("POST", `/v1/tickets/${id}/${kind}`, { token: getToken(), body });
-        sent = true;
+        sentAt = Date.now();
         msg.textContent = kind === "transfer" ? "Transfer on its way…" : "Cancel on its way…";
         onSent();
       } catch (err) {
         if (err.code === "ticket_change_pending" || err.code === "not_found" || err.code === "ticket_not_valid") {
           /* A change is on its way or made (this one, if an answer was
            * lost): the code route says which; not sent again. */
-          sent = true;
+          sentAt = Date.now();
           msg.textContent = "Checking with the box office…";
           onSent();
         } else if (err.transient) {
@@ -137,7 +139,7 @@ Onsale.tickets = (() => {
       if (busy) return;
       busy = kind;
       attempt = 0;
-      sent = false;
+      sentAt = 0;
       controls(true);
       msg.textContent = kind === "transfer" ? "Transferring…" : "Cancelling…";
       send(kind, body);
@@ -170,7 +172,9 @@ Onsale.tickets = (() => {
       return true;
     });
 
-    function outcome(what) {
+    /* what a code answer said; asked: when its request was sent (an answer
+     * to a request sent before the change was taken says nothing of it) */
+    function outcome(what, asked) {
       if (what === "gone" || what === "void") {
         acts.classList.add("hidden");
         msg.textContent = busy === "cancel" && what === "void" ? "Cancelled: your refund is on its way."
@@ -180,7 +184,7 @@ Onsale.tickets = (() => {
         controls(true);             /* (another change is refused meanwhile) */
       } else if (!busy) {
         controls(false);
-      } else if (sent) {
+      } else if (sentAt && asked >= sentAt) {
         /* the box office dropped the change: the ticket stays */
         msg.textContent = `The ${busy} was not made: the ticket is still yours.`;
         busy = null;

@@ -170,10 +170,11 @@ def test_a_ticket_cancel_and_transfer_pressed_while_ingress_is_down_are_carried_
         assert all(len(v) >= 2 and v[0]["status"] == 0 and v[-1]["status"] == 202
                    for v in sent.values()), sent
         faults = retry_faults(net, env.ev)
-        # the controls off from the first change request until the outcome
-        first = min(v[0]["t"] for v in sent.values())
+        # each card's controls off from its first change request to the outcome
+        first = {str(tid): v[0]["t"] for tid, v in sent.items()}
         faults += [("controls on while a change was on its way", r) for r in cards
-                   if r[0] > first + 25 and any(c[3] and not (c[1] and c[2]) for c in r[1])]
+                   if any(r[0] > first[c[0]] + 25 and c[3] and not (c[1] and c[2])
+                          for c in r[1] if c[0] in first)]
         assert not faults, faults[:3]
         rows = dict((tid, (owner, status)) for tid, owner, status in st.sql(
             "SELECT ticket_id, owner_id, status FROM tickets WHERE ticket_id IN (%s, %s)", (t1, t2)))
