@@ -52,19 +52,21 @@ const Onsale = (() => {
   }
 
   /* One JSON request. Resolves with {status, body}; rejects with ApiError
-   * for anything but 2xx (and for network failures, status 0). */
-  async function call(method, path, { token, body, idem, headers: extra, timeoutMs = 15000 } = {}) {
+   * for anything but 2xx (and for network failures, status 0). raw: the
+   * body as JSON text already made (a retry with an Idempotency-Key must
+   * send its first attempt's bytes), instead of body. */
+  async function call(method, path, { token, body, raw, idem, headers: extra, timeoutMs = 15000 } = {}) {
     const headers = { Accept: "application/json", ...extra };
     if (token) headers.Authorization = "Bearer " + token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (raw === undefined && body !== undefined) raw = JSON.stringify(body);
+    if (raw !== undefined) headers["Content-Type"] = "application/json";
     if (idem) headers["Idempotency-Key"] = idem;
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs);
     let res;
     try {
       res = await fetch(path, {
-        method, headers, cache: "no-store", signal: ctl.signal,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        method, headers, cache: "no-store", signal: ctl.signal, body: raw,
       });
     } catch (e) {
       throw new ApiError(0, null, null);

@@ -485,14 +485,19 @@
         h("td", { class: "num" }, money(s.price_cents, reservation.currency || cur)))));
     $("total").textContent = money(reservation.total_cents, reservation.currency || cur);
     startCountdown();
-    const paying = st.state === "paying" || (mine.order_id && orderTimer !== null);
     $("pay-btn").textContent = `Pay ${money(reservation.total_cents, reservation.currency || cur)}`;
-    $("pay-btn").disabled = !!paying;
-    $("release-btn").disabled = !!paying;
-    if (paying) {
-      $("pay-msg").textContent = "Processing your payment…";
-      if (mine.order_id && orderTimer === null) pollOrder();
+    /* A step that waited for this answer (see moneyStep) ends with it; so
+     * does a release the intent says a payment overtook. */
+    if (moneyStep === "check" || (moneyStep === "release" && st.state === "paying")) moneyStep = null;
+    if (!moneyStep && mine.order_id) {
+      /* An order from before a reload, or met again: its outcome is the truth. */
+      moneyStep = "pay";
+      payMsg("Processing your payment…");
+      pollOrder();
+    } else if (!moneyStep) {
+      payMsg(payNote || (st.state === "paying" ? "Processing your payment…" : ""));
     }
+    heldButtons();
     announceState(st.state, st.state === "paying" ? "Processing your payment."
       : `Your seats are reserved: ${reservation.seats.length} ${reservation.seats.length === 1 ? "seat" : "seats"}. ` +
         "Pay before the timer runs out.");
@@ -529,6 +534,9 @@
 
   function finalAnswer(s, title, tone, detail) {
     answered = true;
+    clearTimeout(moneyTimer); /* a checkout or release retry has nothing left to do */
+    moneyTimer = null;
+    moneyStep = null;
     clearInterval(countdownTimer);
     clearTimeout(pollTimer);
     clearTimeout(eventTimer); /* no more views: see loadEvent */
@@ -550,78 +558,209 @@
     announceState("final:" + s, `${title}. ${detail}`);
   }
 
-  /* ---- checkout --------------------------------------------------------------- */
-  async function pay() {
-    if (!reservation) return;
+  /* ---- checkout and release: the money steps ---------------------------------
+   * moneyStep is the step on its way: "pay" from the press until the order's
+   * outcome, "release" from the second press until the intent leaves the
+   * hold, "check" from a refusal until the intent's next answer says what
+   * became of the hold ("settle" while a failed order's cause is read). While one is, the held view's buttons stay off: the
+   * intent's polls re-render the view, and a button offered again would
+   * start a second chain of requests (a second order, or a release racing
+   * the payment). */
+  let moneyStep = null;
+  let payAttempt = 0, releaseAttempt = 0, moneyTimer = null;
+  let payNote = "";          /* the last payment's outcome, said until the next press */
+  let pendingSince = 0;      /* when the order was first seen pending */
+  const SLOW_PAYMENT_MS = 10000;
+  const PAY_BODY = JSON.stringify({ payment_method: "pm_card_visa" });
+
+  function heldBusy() { return moneyStep !== null || state === "paying"; }
+  function heldButtons() {
+    $("pay-btn").disabled = heldBusy();
+    $("release-btn").disabled = heldBusy();
+  }
+  function payMsg(text) { $("pay-msg").textContent = text; }
+  function holdLeftMs() { return reservation ? Date.parse(reservation.expires_at) - Date.now() : 0; }
+
+  /* Asks for the intent now (its answer is the hold's truth after a money
+   * step), unless its polls are failing: their retry is due on the backoff
+   * then, and asking sooner is the early retry the backoff is there to stop. */
+  function askHold(ms) {
+    if (pollAttempt === 0) schedule(ms);
+  }
+
+  /* Waits for the intent's next answer with the buttons off. */
+  function checkHold() {
+    moneyStep = "check";
+    heldButtons();
+    payMsg("Checking with the box office…");
+    askHold(0);
+  }
+
+  /* Why a transient refusal is retried, and when. */
+  function retryText(err, what, d) {
+    return (err.status === 0 || err.status === 502 || err.status === 504 ? "The box office did not answer. "
+      : err.status === 409 ? `Your ${what} is still being checked. `
+      : "The box office is very busy right now. ") + `Trying again in ${Math.ceil(d / 1000)} s — ` +
+      "keep this page open.";
+  }
+
+  function pay() {
+    if (!reservation || heldBusy()) return;
     const rid = reservation.reservation_id;
-    if (!mine.pay_key || mine.pay_res !== rid) { mine.pay_key = randomKey(); mine.pay_res = rid; save(); }
-    $("pay-btn").disabled = true;
-    $("release-btn").disabled = true;
-    $("pay-msg").textContent = "Starting payment…";
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const r = await call("POST", `/v1/reservations/${rid}/checkout`,
-          { token, body: { payment_method: "pm_card_visa" }, idem: mine.pay_key });
-        mine.order_id = r.body.order_id;
-        save();
-        $("pay-msg").textContent = "Processing your payment…";
-        announce("Processing your payment.");
-        pollOrder();
-        return;
-      } catch (err) {
-        if (err.transient && attempt < 8) {
-          /* Same key: a retry can never make a second order. */
-          await new Promise((res) => setTimeout(res, backoffMs(err, attempt)));
-          continue;
-        }
-        mine.pay_key = null;
-        save();
-        $("pay-btn").disabled = false;
-        $("release-btn").disabled = false;
-        $("pay-msg").textContent = `Payment could not start: ${err.message}`;
-        return;
-      }
+    /* One key and one body per payment, kept with the intent until its
+     * outcome: every retry, after a reload too, is the same request, which
+     * makes one order and one charge at most. */
+    if (!mine.pay_key || mine.pay_res !== rid) { mine.pay_key = randomKey(); mine.pay_res = rid; }
+    mine.pay_body = mine.pay_body || PAY_BODY;
+    save();
+    moneyStep = "pay";
+    payNote = "";
+    payAttempt = 0;
+    heldButtons();
+    payMsg("Starting payment…");
+    sendCheckout();
+  }
+
+  async function sendCheckout() {
+    moneyTimer = null;
+    try {
+      const r = await call("POST", `/v1/reservations/${mine.pay_res}/checkout`,
+        { token, raw: mine.pay_body, idem: mine.pay_key });
+      mine.order_id = r.body.order_id;
+      save();
+      payMsg("Processing your payment…");
+      announce("Processing your payment.");
+      pollOrder();
+    } catch (err) {
+      checkoutRefused(err);
     }
+  }
+
+  function checkoutRefused(err) {
+    if (answered) return;
+    if (err.transient && holdLeftMs() > 0) {
+      /* Retried with the same key and bytes for as long as the page is open
+       * and the hold lasts (backoffMs, never sooner than Retry-After): a
+       * page that gave up after a few tries left its fan at the pay button
+       * with the payment maybe on its way, or the hold running out unpaid. */
+      const d = backoffMs(err, ++payAttempt);
+      payMsg(retryText(err, "payment", d) + " You will not be charged twice.");
+      moneyTimer = setTimeout(sendCheckout, d);
+      return;
+    }
+    if (err.code === "idempotency_mismatch") { mine.pay_key = null; save(); }
+    if (err.transient || err.status === 404 || err.code === "invalid_state" ||
+        err.code === "checkout_in_progress") {
+      /* The hold ran out, ended, or is being paid already (this key's first
+       * request got through and its answer was lost): the intent says which. */
+      checkHold();
+      return;
+    }
+    moneyStep = null;
+    heldButtons();
+    payMsg(err.status === 401 ? "Your access link has expired. Open a new link to pay; your seats stay held until the timer runs out."
+      : `Payment could not start: ${err.message}`);
   }
 
   async function pollOrder() {
     clearTimeout(orderTimer);
-    orderTimer = 0;
+    orderTimer = answered ? null : 0;
+    if (answered) return; /* (the intent's poll answered first) */
+    let o;
     try {
-      const o = (await call("GET", `/v1/orders/${mine.order_id}`, { token })).body;
-      orderAttempt = 0;
-      if (o.state === "pending") {
-        orderTimer = setTimeout(pollOrder, 1000);
-        return;
-      }
-      orderTimer = null;
-      if (o.state === "paid") {
-        clearTimeout(pollTimer);
-        showTickets(o);
-        return;
-      }
-      mine.order_id = null;
-      mine.pay_key = null;
-      save();
-      if ((o.state === "refunded" || (o.state === "failed" && o.reason === "cancelled")) &&
-          await eventCancelled(true)) {
-        cancelledAnswer();
-        return;
-      }
-      if (o.state === "refunded") {
-        finalAnswer("refunded", "Payment refunded", "warn",
-          "Your payment arrived after your hold ended, so the seats were released and your money refunded.");
-        return;
-      }
-      $("pay-btn").disabled = false;
-      $("release-btn").disabled = false;
-      $("pay-msg").textContent = `The payment did not go through${o.reason ? ` (${o.reason})` : ""}. ` +
-        "Your seats are still held until the timer runs out: try again.";
-      announce("The payment did not go through. Your seats are still held.");
-      schedule(0);
+      o = (await call("GET", `/v1/orders/${mine.order_id}`, { token })).body;
     } catch (err) {
       orderAttempt++;
       orderTimer = setTimeout(pollOrder, err.status === 404 ? 2000 : backoffMs(err, orderAttempt));
+      return;
+    }
+    orderAttempt = 0;
+    if (o.state === "pending") {
+      /* The payments path may be slow or down (it retries the charge under
+       * the same key): the page says so, and keeps asking. */
+      if (!pendingSince) pendingSince = Date.now();
+      payMsg(Date.now() - pendingSince < SLOW_PAYMENT_MS ? "Processing your payment…"
+        : "Processing your payment… The payment service is slow right now; it keeps trying, " +
+          "and charges you once at most.");
+      orderTimer = setTimeout(pollOrder, 1000);
+      return;
+    }
+    orderTimer = null;
+    pendingSince = 0;
+    await orderSettled(o);
+  }
+
+  /* The order's outcome -> the page (the intent's next answer confirms the hold's). */
+  async function orderSettled(o) {
+    if (o.state === "paid") {
+      moneyStep = null;
+      clearTimeout(pollTimer);
+      showTickets(o);
+      return;
+    }
+    mine.order_id = null;
+    mine.pay_key = null;
+    save();
+    moneyStep = "settle"; /* (a render meanwhile keeps the buttons off) */
+    if ((o.state === "refunded" || (o.state === "failed" && o.reason === "cancelled")) &&
+        await eventCancelled(true)) {
+      cancelledAnswer();
+      return;
+    }
+    if (o.state === "refunded") {
+      finalAnswer("refunded", "Payment refunded", "warn",
+        "Your payment arrived after your hold ended, so the seats were released and your money refunded.");
+      return;
+    }
+    if (o.reason === "declined" || o.reason === "failed") {
+      /* The hold is reserved again until its expires_at: a new press pays
+       * with a new key (docs/api.md). */
+      moneyStep = null;
+      payNote = (o.reason === "declined" ? "Your payment was declined. "
+        : "The payment did not go through. ") +
+        "Your seats are still held until the timer runs out: try again.";
+      payMsg(payNote);
+      heldButtons();
+      announce(payNote);
+      askHold(0);
+      return;
+    }
+    /* expired, not_held, ended: the hold is gone, or another payment has it. */
+    checkHold();
+  }
+
+  /* The release, the second press on its button: retried as a payment is
+   * while the hold lasts; its 202 leaves the buttons off until the intent
+   * says released. */
+  function release() {
+    if (!reservation || heldBusy()) return;
+    moneyStep = "release";
+    releaseAttempt = 0;
+    heldButtons();
+    payMsg("Releasing your seats…");
+    sendRelease(reservation.reservation_id);
+  }
+
+  async function sendRelease(rid) {
+    moneyTimer = null;
+    try {
+      await call("DELETE", `/v1/reservations/${rid}`, { token });
+      askHold(300);
+    } catch (err) {
+      if (answered) return;
+      if (err.transient && holdLeftMs() > 0) {
+        const d = backoffMs(err, ++releaseAttempt);
+        payMsg(retryText(err, "release", d));
+        moneyTimer = setTimeout(() => sendRelease(rid), d);
+      } else if (err.status === 401) {
+        moneyStep = null;
+        heldButtons();
+        payMsg("Your access link has expired. Open a new link to release the seats.");
+      } else {
+        /* Released already (a retry after a lost answer), paying or
+         * expired: the intent says which. */
+        checkHold();
+      }
     }
   }
 
@@ -679,7 +818,15 @@
   async function renderPurchased() {
     clearTimeout(pollTimer);
     if (await eventCancelled()) return cancelledAnswer();
-    if (mine && mine.order_id) return pollOrder();
+    /* The order's poll may have shown the tickets meanwhile. */
+    if (answered) return undefined;
+    if (mine && mine.order_id) {
+      /* The order's poll shows the tickets: now (a poll waiting for its
+       * next second is brought forward), unless one is on its way or its
+       * retry is waiting out a backoff. */
+      if (orderTimer !== 0 && orderAttempt === 0) pollOrder();
+      return undefined;
+    }
     finalAnswer("purchased", "You have tickets!", "good", "Your order is paid.");
     try {
       await Onsale.tickets.list($("tickets"), () => token, eventId);
@@ -688,8 +835,10 @@
     return undefined;
   }
 
-  /* Buttons that give something up ask to be pressed twice. */
-  function twoStep(btn, label, confirmLabel, action) {
+  /* Buttons that give something up ask to be pressed twice. busy: whether
+   * the button stays off once action has returned (a step it started is
+   * still on its way). */
+  function twoStep(btn, label, confirmLabel, action, busy = () => false) {
     let armed = null;
     btn.textContent = label;
     btn.addEventListener("click", async () => {
@@ -702,7 +851,7 @@
       armed = null;
       btn.disabled = true;
       try { await action(); } catch (err) { notice(err.message, true); }
-      btn.disabled = false;
+      btn.disabled = busy();
       btn.textContent = label;
     });
   }
@@ -784,10 +933,7 @@
     if (!token) notice("Sign in or create an account to join the queue.");
     $("join-form").addEventListener("submit", join);
     $("pay-btn").addEventListener("click", pay);
-    twoStep($("release-btn"), "Release seats", "Press again to release", async () => {
-      await call("DELETE", `/v1/reservations/${reservation.reservation_id}`, { token });
-      schedule(300);
-    });
+    twoStep($("release-btn"), "Release seats", "Press again to release", release, heldBusy);
     twoStep($("leave-btn"), "Leave the line", "Press again to leave", async () => {
       await call("DELETE", `/v1/intents/${mine.intent_id}`, { token });
       schedule(300);
@@ -798,6 +944,8 @@
       answered = false;
       said.state = null;
       reservation = null;
+      moneyStep = null;
+      payNote = "";
       notice("");
       if (ev) renderJoinable();
       loadEvent(); /* the views stopped at the final answer */

@@ -12,7 +12,13 @@ everything, or says nothing for a while:
     killed -9 and restarted: every page ends with the API's answer, none
     is left on an error, none holds two places, the places a page shows
     never go up unless the server's did, and each page's retries while the
-    server was gone keep api.js's backoff and the Retry-After it was given."""
+    server was gone keep api.js's backoff and the Retry-After it was given;
+  * the money steps on three held pages through a declining gateway, the
+    payments relay killed -9, a 429, ingress killed -9 with a checkout in
+    its log and a release sent while it is down: every page ends with the
+    API's answer, one paid order and one charge per hold, one key and body
+    per press, retries on the backoff, the buttons off while a step is on
+    its way."""
 import concurrent.futures as cf
 import json
 import os
@@ -365,5 +371,178 @@ def test_fan_pages_through_faults_mid_sale_end_with_the_truth():
             assert all(placed.get(u) for u in users.values()), placed
             states = sorted(s for s, _ in shown.values())
             assert "reserved" in states and "waiting" in states, states  # both answers seen
+        finally:
+            b.close()
+
+
+# ---- the money steps through faults ---------------------------------------------------
+# Every 50 ms, when any changes: the page's state, the held view's message,
+# whether its pay and release buttons are off, and the notice.
+HELD_JS = """
+window.__held = []; let lastHeld = null;
+setInterval(() => {
+  const g = (id) => document.getElementById(id);
+  const row = [document.body.dataset.state || '', g('pay-msg').textContent, g('pay-btn').disabled,
+               g('release-btn').disabled, g('notice').textContent];
+  const k = JSON.stringify(row);
+  if (k !== lastHeld) { lastHeld = k; window.__held.push([Date.now(), ...row]); }
+}, 50);
+return true;
+"""
+FINALS = ("purchased", "released", "expired", "refunded", "rejected", "sold_out")
+
+
+def money_kind(e):
+    path = e["p"].split("?")[0]
+    if path.endswith("/checkout"):
+        return "checkout"
+    if path.startswith("/v1/reservations/") and e["m"] == "DELETE":
+        return "release"
+    return None
+
+
+def button_faults(net, held, offered_after):
+    """The held view's buttons are on only before the page's first money
+    request, or while it says what it was offered them for (offered_after:
+    a text of the message, e.g. a decline's): never while a step is on its
+    way (a press then started a second chain of requests)."""
+    first = next((e["t"] for e in net if money_kind(e)), None)
+    if first is None:
+        return [("never pressed",)]
+    return [("buttons on while a step was on its way", r) for r in held
+            if r[0] > first + SLACK_MS and r[1] in ("reserved", "paying")
+            and (not r[3] or not r[4])
+            and not (offered_after and offered_after in r[2])]
+
+
+def key_faults(net, presses):
+    """Each press is one Idempotency-Key sent with one body throughout its
+    retries; presses keys in all."""
+    sent = {}
+    for e in net:
+        if money_kind(e) == "checkout":
+            sent.setdefault(e.get("k"), set()).add(e.get("body"))
+    faults = [("a key sent with two bodies", k, b) for k, b in sent.items() if len(b) > 1]
+    if len(sent) != presses:
+        faults.append(("keys", sorted(sent, key=str), "presses", presses))
+    return faults
+
+
+def gateway(env, method, path, body=None):
+    """The gateway simulator's admin API (test_checkout.Env.gw)."""
+    from test_checkout import Env as CheckoutEnv
+    return CheckoutEnv.gw(env, method, path, body)
+
+
+@need_browser
+def test_fan_pages_pay_and_release_through_faults():
+    """Three fans hold a seat each, on pages (own contexts) served by a node
+    that holds answers 1.5 s (debug.finisher_delay_ms) with a checkout rate
+    limit of one per 5 s per fan: "dec" pays while the gateway declines
+    every charge (declined: the page says so and offers the button again);
+    then with the payments relay killed -9, "dec" pays again at once (over
+    its rate: 429, Retry-After) and "cut" pays just before the node is
+    killed -9 (its checkout in the log, unanswered; the node back DOWN_S
+    later, its claim clearing in 5 s);
+    "rel" presses release while the node is down; the relay comes back.
+    Every page ends on the server's answer (two bought, one released),
+    one paid order and one charge per hold at the gateway, no order charged
+    twice, one key and body per press, every retry no sooner than the
+    backoff and Retry-After allow, and the pay and release buttons off
+    whenever a step is on its way."""
+    from test_web import Env as WebEnv
+    with Stack(partitions=1) as st:
+        env = WebEnv(st)
+        port = free_port()
+        opts = dict(http_port=port, idem_inflight_ttl_s=5, debug_finisher_delay_ms=1500,
+                    ratelimit_checkout_user_per_min=12, ratelimit_checkout_user_burst=1)
+        base = st.start_ingress(**opts)
+        env.ensure_worker()
+        ev = st.create_event(sections=[("A", 1, 6, 4000)], name="Paying night", max_per_user=1)
+        names = ["dec", "cut", "rel"]
+        users = {n: 8600 + i for i, n in enumerate(names)}
+        b = Browser()
+        try:
+            b.open_fan_pages(names, [f"{base}/q/{ev}#token={st.token(users[n], 'fan')}"
+                                     for n in names], NET_JS)
+            b("evalAll", pages=names, js=HELD_JS)
+            b("evalAll", pages=names, js="document.getElementById('join-btn').click(); return 1")
+            for n in names:
+                b.wait_state(n, "reserved", timeout=30000)
+            iids = {n: json.loads(b("eval", page=n, js=f"return localStorage.getItem("
+                                    f"'onsale.intent.{ev}.{users[n]}')"))["intent_id"] for n in names}
+            # (a) every charge declined: the page says so, offers the button again
+            gateway(env, "POST", "/v1/_faults", {"decline_rate": 1})
+            b("click", page="dec", selector="#pay-btn")
+            b("wait", page="dec", timeout=20000,
+              js="return /declined/.test(document.getElementById('pay-msg').textContent) && "
+                 "!document.getElementById('pay-btn').disabled")
+            gateway(env, "POST", "/v1/_faults", {"decline_rate": 0})
+            # (b) the relay down: orders stay pending
+            pay = [p for p in st.procs if p.name == "payments"][-1]
+            pay.kill()
+            pay.wait()
+            # dec pays again at once: over its checkout rate (429, Retry-After)
+            b("evalAll", pages=["dec", "cut"],
+              js="document.getElementById('pay-btn').click(); return 1")
+            time.sleep(0.7)  # their checkouts in the log, the answers held
+            ing = [p for p in st.procs if p.name == "ingress"][-1]
+            ing.kill()
+            ing.wait()
+            b("click", page="rel", selector="#release-btn")
+            b("click", page="rel", selector="#release-btn")
+            time.sleep(DOWN_S)
+            st.start_ingress(**opts)
+            time.sleep(2)
+            st.start("payments", "onsale-payments",
+                     payments_gateway_url=f"http://127.0.0.1:{env.gw_port}",
+                     payments_key_prefix=f"{st.topic}-", metrics_port=free_port(),
+                     payments_timeout_ms=1000, payments_backoff_base_ms=50,
+                     payments_backoff_max_ms=500)
+            want = {"dec": "purchased", "cut": "purchased", "rel": "released"}
+            end = time.time() + 40
+            while time.time() < end and not all(
+                    b("eval", page=n, js="return document.body.dataset.state") in FINALS
+                    for n in names):
+                time.sleep(0.5)
+            faults = []
+            for n in names:
+                net = b("eval", page=n, js="return window.__net")
+                held = b("eval", page=n, js="return window.__held")
+                page = b("eval", page=n, js="return [document.body.dataset.state, "
+                                            "document.getElementById('notice').textContent]")
+                api = st.http("GET", f"/v1/intents/{iids[n]}", token=st.token(users[n], "fan"))[2]
+                if page != [want[n], ""] or api["state"] != want[n]:
+                    faults.append((n, "answer", page, api.get("state"), held[-3:]))
+                for what, found in (("retries", retry_faults(net, ev)),
+                                    ("buttons", button_faults(net, held, "declined" if n == "dec"
+                                                              else None)),
+                                    ("keys", key_faults(net, {"dec": 2, "rel": 0}.get(n, 1)))):
+                    if found:
+                        faults.append((n, what, found[:2]))
+                print(n, "money requests:", [(money_kind(e), e.get("status"), e.get("code"),
+                                              e.get("ra")) for e in net if money_kind(e)])
+                # the faults met: a decline and a 429 (dec), a checkout and a
+                # release without an answer (cut, rel)
+                met = {(money_kind(e), e.get("status")) for e in net if money_kind(e)}
+                if not {"dec": {("checkout", 429)}, "cut": {("checkout", 0)},
+                        "rel": {("release", 0)}}[n] <= met:
+                    faults.append((n, "scenario", met))
+            for f in faults:
+                print("FAULT", *f)
+            assert not faults, sorted({(n, what) for n, what, *_ in faults})
+            # One paid order and one charge per hold; no order charged twice.
+            orders = st.sql("SELECT o.reservation_id, o.order_id, o.state FROM orders o "
+                            "JOIN reservations r USING (reservation_id) WHERE r.event_id = %s", (ev,))
+            paid = {}
+            for r, o, s in orders:
+                if s == "paid":
+                    paid.setdefault(r, []).append(o)
+            assert sorted(map(len, paid.values())) == [1, 1], orders
+            led = gateway(env, "GET", "/v1/ledger")
+            mine = {str(o) for _, o, _ in orders}
+            charged = [str(c.get("order_id")) for c in led["charges"]
+                       if str(c.get("order_id")) in mine]
+            assert sorted(charged) == sorted(str(o[0]) for o in paid.values()), (charged, orders)
         finally:
             b.close()

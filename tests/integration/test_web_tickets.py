@@ -9,6 +9,7 @@ Screenshots go to .state/test-artifacts/web/.
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -17,6 +18,8 @@ from harness import Stack  # noqa: E402
 from test_checkout import Env  # noqa: E402
 from test_tickets import STEP_S, expected_code  # noqa: E402
 from test_web import Browser, need_browser  # noqa: E402
+
+DOWN_S = 3  # ingress killed -9, back this much later
 
 
 @pytest.fixture(scope="module")
@@ -103,5 +106,84 @@ def test_a_ticket_change_on_its_way_hides_the_code_until_it_is_applied(env):
             env.worker.kill(signal.SIGCONT)
         gone = f"return {card_js(t, 'left').replace('return ', '')}.includes('no longer yours')"
         assert b("wait", page="fan", js=gone, timeout=40000)
+    finally:
+        b.close()
+
+
+# Every 50 ms, when any changes: each card's transfer and cancel buttons
+# (off?), whether its controls are shown, and its change message.
+CHANGES_JS = """
+window.__cards = []; let lastCards = null;
+setInterval(() => {
+  const row = [...document.querySelectorAll('.ticket')].map((c) => [c.dataset.ticketId,
+    c.querySelector('.xfer-btn').disabled, c.querySelector('.cancel-btn').disabled,
+    !c.querySelector('.ticket-actions').classList.contains('hidden'),
+    c.querySelector('.change-msg').textContent]);
+  const k = JSON.stringify(row);
+  if (k !== lastCards) { lastCards = k; window.__cards.push([Date.now(), row]); }
+}, 50);
+return true;
+"""
+
+
+@need_browser
+def test_a_ticket_cancel_and_transfer_pressed_while_ingress_is_down_are_carried_through(env):
+    """A fan with two tickets cancels one and transfers the other (to a
+    signed-up fan's email) on the page while ingress is killed -9; it is
+    back DOWN_S later on the same port. Each change is retried on the
+    backoff (no sooner than backoffMs allows), its controls off meanwhile,
+    and ends on the truth: the cancelled ticket void with one refund of its
+    price at the gateway, the other owned by the recipient in PostgreSQL,
+    each card saying so. (Main's page has no such controls.)"""
+    from test_web_faults import NET_JS, retry_faults
+    st = env.st
+    t1, t2 = env.buy(76, qty=2)
+    st.account(77)
+    b = Browser()
+    card = lambda tid: f'.ticket[data-ticket-id="{tid}"]'  # noqa: E731
+    try:
+        b("open", name="fan")
+        b("init", page="fan", js=NET_JS)
+        b("goto", page="fan", url=f"{env.base}/#token={st.token(76, 'fan')}")
+        for tid in (t1, t2):
+            b("wait", page="fan", js=card_js(tid, "code"), timeout=20000)
+        b("eval", page="fan", js=CHANGES_JS)
+        ing = [p for p in st.procs if p.name == "ingress"][-1]
+        ing.kill()
+        ing.wait()
+        b("click", page="fan", selector=f"{card(t1)} .cancel-btn")
+        b("click", page="fan", selector=f"{card(t1)} .cancel-btn")
+        b("eval", page="fan", js=f"document.querySelector('{card(t2)} .xfer-email').value = "
+                                 "'User77@accounts.test'; return 1")
+        b("click", page="fan", selector=f"{card(t2)} .xfer-btn")
+        b("click", page="fan", selector=f"{card(t2)} .xfer-btn")
+        time.sleep(DOWN_S)
+        st.start_ingress(http_port=int(env.base.rsplit(":", 1)[1]), tickets_code_step_s=STEP_S)
+        msg = lambda tid: f"return document.querySelector('{card(tid)} .change-msg').textContent"  # noqa: E731
+        b("wait", page="fan", js=f"return ({msg(t1)[7:]}) === 'Cancelled: your refund is on its way.'",
+          timeout=30000)
+        b("wait", page="fan", js=f"return ({msg(t2)[7:]}) === 'Transferred.'", timeout=30000)
+        net = b("eval", page="fan", js="return window.__net")
+        cards = b("eval", page="fan", js="return window.__cards")
+        sent = {tid: [e for e in net if e["p"].startswith(f"/v1/tickets/{tid}/") and e["m"] == "POST"]
+                for tid in (t1, t2)}
+        assert all(len(v) >= 2 and v[0]["status"] == 0 and v[-1]["status"] == 202
+                   for v in sent.values()), sent
+        faults = retry_faults(net, env.ev)
+        # each card's controls off from its first change request to the outcome
+        first = {str(tid): v[0]["t"] for tid, v in sent.items()}
+        faults += [("controls on while a change was on its way", r) for r in cards
+                   if any(r[0] > first[c[0]] + 25 and c[3] and not (c[1] and c[2])
+                          for c in r[1] if c[0] in first)]
+        assert not faults, faults[:3]
+        rows = dict((tid, (owner, status)) for tid, owner, status in st.sql(
+            "SELECT ticket_id, owner_id, status FROM tickets WHERE ticket_id IN (%s, %s)", (t1, t2)))
+        assert rows == {t1: (76, "cancelled"), t2: (77, "valid")}, rows
+        (oid,), = st.sql("SELECT order_id FROM tickets WHERE ticket_id = %s", (t1,))
+        led = env.ledger()
+        charge = [c for c in led["charges"] if str(c["order_id"]) == str(oid)]
+        assert len(charge) == 1, charge
+        refunds = [r["amount_cents"] for r in led["refunds"] if r["charge"] == charge[0]["id"]]
+        assert refunds == [5000], refunds
     finally:
         b.close()
