@@ -7,12 +7,12 @@
 # costs 0 and starts after these, in file order: list it here once it takes
 # over ~10 s. Refresh from build-asan/Testing/Temporary/CTestCostData.txt
 # (the third field: the mean seconds) after a full run. The RUN_SERIAL tests
-# (it_disk_full, it_eta) run alone whatever their cost: when nothing else
+# (it_disk_full: its PostgreSQL case; it_eta) run alone whatever their cost: when nothing else
 # runs, which after the first two starts is the end of the run.
 set(ONSALE_TEST_COSTS
     it_faults_mid_sale 97 it_web_crowd 96 it_kafka_hang 85 it_authz_matrix 70
     stack_from_private_dir 60 it_tickets 59 it_sim 53 it_ingress_active_key 45
-    it_web 40 stack_as_user 39 it_disk_full 38 it_ingress_hostile 37
+    it_web 40 stack_as_user 39 it_disk_full_kafka 45 it_ingress_hostile 37
     it_fairness 36 it_web_accounts 35 it_eta 34 it_checkout 34 it_ingress_join_batch 34
     it_event_view 32 it_secrets 30 it_ingress_hostile_gate 29 it_ingress_direct_replies 28
     it_control_lane 27 it_redis_restart 27 it_sale_rules 27 it_redis_hang 27 it_search 25
