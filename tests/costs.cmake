@@ -7,8 +7,8 @@
 # costs 0 and starts after these, in file order: list it here once it takes
 # over ~10 s. Refresh from build-asan/Testing/Temporary/CTestCostData.txt
 # (the third field: the mean seconds) after a full run. The RUN_SERIAL tests
-# (it_disk_full: its PostgreSQL case; it_eta) run alone whatever their cost: when nothing else
-# runs, which after the first two starts is the end of the run.
+# (it_disk_full, now its PostgreSQL case alone; it_eta) run alone whatever
+# their cost: when nothing else runs, which is the end of the run.
 set(ONSALE_TEST_COSTS
     it_faults_mid_sale 97 it_web_crowd 96 it_kafka_hang 85 it_authz_matrix 70
     stack_from_private_dir 60 it_tickets 59 it_sim 53 it_ingress_active_key 45
