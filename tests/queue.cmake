@@ -24,11 +24,16 @@ set_tests_properties(vocab_checker PROPERTIES LABELS unit TIMEOUT 120
                      ENVIRONMENT "ONSALE_VOCAB_DUMP=$<TARGET_FILE:vocab_dump>")
 # Disk full (docs/scaling.md "Failures"): a private broker's and a tablespace's
 # small tmpfs filled; needs root to mount (CI runs as root), fails otherwise.
-onsale_pytest(it_disk_full test_disk_full.py)
+# Two tests of one file, by complementary filters (a case added to the file
+# runs in one of them): the private broker's volume (~45 s) beside the
+# others, as it_kafka_hang's private brokers run; every other case alone.
+onsale_pytest(it_disk_full_kafka test_disk_full.py -k kafka_volume_full)
+onsale_pytest(it_disk_full test_disk_full.py -k "not kafka_volume_full")
 # A private broker stopped (SIGSTOP) mid-sale: no fan gets two places.
 onsale_pytest(it_kafka_hang test_kafka_hang.py)
 onsale_pytest(it_topic_grow test_topic_grow.py)
 # Alone: a full tablespace volume makes the shared PostgreSQL fail other
 # tests' statements (a backend evicting one of its dirty pages, the
-# checkpoint a DROP DATABASE forces), and the broker's JVM start wants the cores.
+# checkpoint a DROP DATABASE forces). The broker's case touches only its own
+# volume and broker (its JVM start is given 150 s, ONSALE_KAFKA_START_S).
 set_tests_properties(it_disk_full PROPERTIES RUN_SERIAL TRUE)
