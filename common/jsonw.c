@@ -110,12 +110,19 @@ void ons_jw_int(ons_jw *b, int64_t v)
     ons_jw_raw(b, p, (size_t)(e - p));
 }
 
-/* A real as jansson writes one: %.17g, ".0" when neither '.' nor 'e',
- * and an exponent without '+' or leading zeros. */
 void ons_jw_real(ons_jw *b, double v)
 {
+    ons_jw_real_digits(b, v, 17);
+}
+
+/* A real as jansson's dtostr writes one: %.<digits>g, ".0" when neither
+ * '.' nor 'e', and an exponent without '+' or leading zeros. */
+void ons_jw_real_digits(ons_jw *b, double v, int digits)
+{
     char d[40];
-    int n = snprintf(d, sizeof d - 3, "%.17g", v);
+    if (digits < 1 || digits > 17)
+        digits = 17;
+    int n = snprintf(d, sizeof d - 3, "%.*g", digits, v);
     if (n < 0 || (size_t)n >= sizeof d - 3)
         n = snprintf(d, sizeof d, "0.0");
     if (!strchr(d, '.') && !strchr(d, 'e')) {

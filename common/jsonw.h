@@ -30,5 +30,9 @@ void ons_jw_int(ons_jw *b, int64_t v);
 /* A real as jansson writes one (%.17g, ".0" when integral, a short
  * exponent). */
 void ons_jw_real(ons_jw *b, double v);
+/* The same with digits significant digits (1 to 17): what jansson writes
+ * under JSON_REAL_PRECISION(digits). 15 gives back any decimal of at most
+ * 15 digits as it was written (1.64, where 17 write 1.6399999999999999). */
+void ons_jw_real_digits(ons_jw *b, double v, int digits);
 
 #endif

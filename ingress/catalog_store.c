@@ -1153,7 +1153,9 @@ char *cat_page_render(const cat_query *q, const cat_page *pg, size_t *len)
         ons_jw_str(&b, e->status);
         if (e->has_distance) {
             JW_LIT(&b, ",\"distance_km\":");
-            ons_jw_real(&b, e->distance_km);
+            /* rounded to two decimals (cat_row): 15 digits write them as
+             * they are, 17 wrote 1.64 as 1.6399999999999999 */
+            ons_jw_real_digits(&b, e->distance_km, 15);
         }
         JW_LIT(&b, "}");
     }

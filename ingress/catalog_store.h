@@ -132,9 +132,10 @@ void cat_page_clear(cat_page *p);
 /* The page as the API shows it (docs/api.md "Catalog"): {"events": [...],
  * "next_cursor": cursor or null, "match" when q has words}, as compact JSON
  * text written directly (no JSON tree: a page is a few hundred small
- * values), byte for byte what jansson's json_dumps(JSON_COMPACT) writes
- * for the same values in the same order (test_catalog_store holds both
- * to it). A byte that begins no valid UTF-8 becomes U+FFFD. Heap, length in
+ * values), byte for byte what jansson's json_dumps(JSON_COMPACT |
+ * JSON_REAL_PRECISION(15)) writes for the same values in the same order
+ * (test_catalog_store holds both to it; 15 digits: distance_km's two
+ * decimals as they are). A byte that begins no valid UTF-8 becomes U+FFFD. Heap, length in
  * *len; NULL: out of memory. */
 char *cat_page_render(const cat_query *q, const cat_page *pg, size_t *len);
 

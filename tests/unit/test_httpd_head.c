@@ -73,6 +73,19 @@ START_TEST(plain_heads_pass)
     PASSES("GET /a HTTP/1.1\r\nHost:   api.example-1.com:8080  \r\n\r\n", 1);
     PASSES("GET /a HTTP/1.1\r\nHost: [::1]:80\r\nhost-x: a b/c@d\r\n\r\n", 1);
     PASSES("GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1);
+    /* What clients send (bench/NOTES.md, seventeenth round's review: curl,
+     * Python, wrk, node, Chromium, haproxy, Prometheus): a zone id, a
+     * trailing dot, any case, a port alone, IDNA, '_'; HTTP/1.0 with an
+     * empty Host (haproxy's check sends none, above) */
+    const char *hosts[] = {"[fe80::1%25eth0]:8080", "[fe80::1%eth0]", "Example.COM.:443", ":8080",
+                           "xn--bcher-kva.example", "a_b.local",      "localhost:9101"};
+    for (size_t i = 0; i < sizeof hosts / sizeof *hosts; i++) {
+        char head[128];
+        snprintf(head, sizeof head, "GET /metrics HTTP/1.1\r\nHost: %s\r\nUser-Agent: x\r\n\r\n",
+                 hosts[i]);
+        passes(head, strlen(head), 1);
+    }
+    PASSES("GET /x HTTP/1.0\r\nHost:\r\nUser-Agent: curl/7.88.1\r\n\r\n", 1);
 }
 END_TEST
 

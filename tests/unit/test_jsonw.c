@@ -87,6 +87,20 @@ START_TEST(numbers_as_jansson)
     const double reals[] = {0.0, 1.0, -2.5, 0.1, 12.345678901234567, 1e21, 1.5e-7, 123456789.0};
     for (size_t i = 0; i < sizeof reals / sizeof *reals; i++)
         SAME(ons_jw_real, reals[i], json_real(reals[i]));
+    /* with fewer digits, as jansson under JSON_REAL_PRECISION(digits) */
+    const double more[] = {1.64, 2.05, 52.09, -0.0, 1e-7, 999.99, 12.345678901234567, 1e21, 7.0};
+    for (int digits = 1; digits <= 17; digits++)
+        for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
+            ons_jw b = {0};
+            ons_jw_real_digits(&b, more[i], digits);
+            json_t *v = json_real(more[i]);
+            char *want =
+                json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(digits));
+            json_decref(v);
+            ck_assert_ptr_nonnull(want);
+            written_is(&b, want);
+            free(want);
+        }
 }
 END_TEST
 
