@@ -68,7 +68,7 @@ void ons_pg_opts_default(ons_pg_opts *o, const char *dsn, const char *app_name);
  * the last value of a keyword counts), then client_encoding=UTF8, which
  * the DSN cannot change. Points into o and p->buf. */
 typedef struct ons_pg_params {
-    const char *kw[8], *val[8]; /* NULL-terminated */
+    const char *kw[12], *val[12]; /* NULL-terminated: 4 numbers, app name, DSN, encoding */
     char buf[8][16];
 } ons_pg_params;
 
