@@ -145,12 +145,15 @@ def test_a_fan_not_placed_yet_is_told_so_then_sees_its_place():
             # poll and at most one view, not the ones it missed.
             n0 = len(b("eval", page="f", js="return window.__net"))
             woke = b("eval", page="f", js=f"const end = Date.now() + {FROZEN_S * 1000}; "
-                                           "setTimeout(() => { while (Date.now() < end); }, 0); "
-                                           "return end")
+                                           "setTimeout(() => { window.__frozeAt = Date.now(); "
+                                           "while (Date.now() < end); }, 0); return end")
             time.sleep(FROZEN_S + 1.5)
             net = b("eval", page="f", js="return window.__net")
-            # (within 80 ms: the polls' own interval is 100 ms here)
-            after = [e for e in net[n0:] if e["t"] < woke + 80]
+            froze = b("eval", page="f", js="return window.__frozeAt")
+            # (within 80 ms: the polls' own interval is 100 ms here; a poll
+            # sent before the block began, between the two evals above on a
+            # busy box, is not one it missed)
+            after = [e for e in net[n0:] if froze <= e["t"] < woke + 80]
             assert all(e["t"] >= woke for e in after), after  # none while blocked
             assert sum(e["p"].startswith("/v1/intents/") for e in after) == 1, after
             assert sum(e["p"] == f"/v1/events/{ev}" for e in after) <= 1, after
