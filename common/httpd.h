@@ -519,9 +519,16 @@ typedef struct ons_httpd_gate_opts {
 /* The largest body a POST may have to be offered at the gate. */
 #define ONS_HTTPD_LATER_BODY_MAX 4096
 
+/* Call before the server listens on port (0 lifts it): from then until
+ * ons_httpd_gate_start returns, a client accepted on that port waits in
+ * accept for the gate, so no connection is ever served ungated (nng
+ * accepts as soon as it listens; a connection it took before the gate
+ * started was never judged, for its whole life). */
+void ons_httpd_gate_arm(int port);
 /* Starts gating the listening socket on port (call after the server
- * started). Returns 0, ONS_EINVAL (the open-file limit leaves no room for
- * the reserve), ONS_EIO (no such listening socket) or ONS_ENOMEM. */
+ * started), and lifts ons_httpd_gate_arm whatever it returns. Returns 0,
+ * ONS_EINVAL (the open-file limit leaves no room for the reserve), ONS_EIO
+ * (no such listening socket) or ONS_ENOMEM. */
 int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port);
 /* Stops gating and the sweeper; call after the server stopped. */
 void ons_httpd_gate_stop(void);

@@ -226,6 +226,10 @@ static struct {
     int flushing;
     pthread_cond_t cv;
     int stop;
+    /* The port a server is about to listen on (ons_httpd_gate_arm), until
+     * the gate has started: its accepted clients wait on arm_cv. */
+    atomic_int arm_port;
+    pthread_cond_t arm_cv;
     ons_httpd_rid rid; /* X-Request-Id of the gate's own answers */
     /* The gate's reader threads (steal) and their epoll set; -1: none. */
     int steal_epfd;
@@ -244,6 +248,7 @@ static struct {
     atomic_int nkicked;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
+       .arm_cv = PTHREAD_COND_INITIALIZER,
        .kick_mu = PTHREAD_MUTEX_INITIALIZER,
        .listen_fd = -1,
        .spare = -1,
@@ -908,11 +913,37 @@ int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 /* ---- the wrappers ------------------------------------------------------------ */
 
 static void admit(int nfd);
+static int listener_port(int fd);
+
+/* A client just accepted on fd while a gate is armed: when fd listens on
+ * the armed port, waits until the gate has started (or given up), so the
+ * client is admitted (or refused) like any other. Startup only: the arm
+ * is lifted when ons_httpd_gate_start returns. */
+static void wait_for_gate(int fd)
+{
+    int port = atomic_load_explicit(&g.arm_port, memory_order_acquire);
+    if (port <= 0 || listener_port(fd) != port)
+        return;
+    pthread_mutex_lock(&g.mu);
+    while (atomic_load(&g.arm_port) == port)
+        pthread_cond_wait(&g.arm_cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+}
+
+void ons_httpd_gate_arm(int port)
+{
+    pthread_mutex_lock(&g.mu);
+    atomic_store(&g.arm_port, port > 0 ? port : 0);
+    pthread_cond_broadcast(&g.arm_cv);
+    pthread_mutex_unlock(&g.mu);
+}
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     accept_fn f = (accept_fn)real("accept", &real_accept);
     int nfd = f(fd, addr, len);
+    if (nfd >= 0 && atomic_load_explicit(&g.arm_port, memory_order_acquire) > 0)
+        wait_for_gate(fd);
     if (fd < 0 || fd != atomic_load_explicit(&g.listen_fd, memory_order_acquire))
         return nfd;
     if (nfd < 0 && (errno == EMFILE || errno == ENFILE)) {
@@ -2056,22 +2087,26 @@ static void *flusher(void *arg)
 /* ---- start and stop -------------------------------------------------------------------- */
 
 /* The listening TCP socket bound to port, or -1. */
+/* The port fd listens on, or -1 when it is not a listening socket. */
+static int listener_port(int fd)
+{
+    int on = 0;
+    socklen_t ol = sizeof on;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) || !on ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl))
+        return -1;
+    return ss.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+           : ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                      : -1;
+}
+
 static int find_listener(int port, int limit)
 {
-    for (int fd = 0; fd < limit; fd++) {
-        int on = 0;
-        socklen_t ol = sizeof on;
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) || !on ||
-            getsockname(fd, (struct sockaddr *)&ss, &sl))
-            continue;
-        int p = ss.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-                : ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                           : -1;
-        if (p == port)
+    for (int fd = 0; fd < limit; fd++)
+        if (listener_port(fd) == port)
             return fd;
-    }
     return -1;
 }
 
@@ -2095,7 +2130,16 @@ static void start_readers(int threads)
     }
 }
 
+static int gate_start(const ons_httpd_gate_opts *o, int port);
+
 int ons_httpd_gate_start(const ons_httpd_gate_opts *o, int port)
+{
+    int rc = gate_start(o, port);
+    ons_httpd_gate_arm(0); /* the clients waiting in accept go on, gated */
+    return rc;
+}
+
+static int gate_start(const ons_httpd_gate_opts *o, int port)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl))

@@ -673,6 +673,11 @@ static void on_http(nng_aio *aio)
  * options; 0 or its error. */
 static int start_gate(ing_server *s, ing_app *app)
 {
+    if (app->o.debug_gate_start_delay_ms > 0) {
+        long long ms = app->o.debug_gate_start_delay_ms;
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     ons_httpd_gate_opts g = {
         .max_connections = app->o.http_max_connections,
         .reserved_fds = app->o.http_reserved_fds,
@@ -759,8 +764,11 @@ int ing_server_start(ing_app *app, ing_server **out)
     atomic_init(&s->body_bytes, 0);
     atomic_init(&s->stopping, 0);
     atomic_init(&s->dispatching, 0);
+    if (app->o.http_gate)
+        ons_httpd_gate_arm((int)app->o.http_port); /* no client served before the gate */
     int rc = ons_httpd_listen(app->o.http_bind, app->o.http_port, 0, on_http, s, &s->http);
     if (rc) {
+        ons_httpd_gate_arm(0);
         ing_server_free(s);
         return rc;
     }

@@ -25,7 +25,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import checked_stack  # noqa: E402
+from harness import checked_stack, free_port  # noqa: E402
 from test_ingress_hostile import (connect, exchange, head, json_error, read_all,  # noqa: E402
                                   responses)
 
@@ -67,6 +67,41 @@ def test_content_length_with_a_space_before_the_colon_smuggles_nothing(st):
     # The same with Transfer-Encoding: the chunk is never a request.
     raw = b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n" + smuggled
     refused_alone(st, raw, "malformed_request")
+
+
+def test_a_client_accepted_before_the_gate_started_is_gated(st):
+    """nng accepts as soon as it listens, and the gate started after it: a
+    connection accepted in between was never judged, for its whole life
+    (seen once in CI under load: a "Content-Length :" smuggle answered 405
+    and its smuggled request answered). The gate is armed before the
+    server listens, so such a client waits in accept until the gate is up.
+    Here the gate starts 1.5 s late (debug.gate_start_delay_ms) and the
+    client connects and sends the smuggle at once. Control: with the arm
+    removed (ingress/server.c), this answers 405 and then the smuggled
+    request."""
+    port = free_port()
+    p = st.start("ingress", "onsale-ingress", http_port=port, debug_gate_start_delay_ms=1500)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                s = connect(port)
+                break
+            except OSError:
+                assert time.time() < deadline and p.alive(), "ingress never listened"
+                time.sleep(0.02)
+        t0 = time.time()
+        smuggled = head("GET", "/healthz", ["X-Smuggled: 1"])
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length : " +
+                  str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled + OK)
+        data, closed = read_all(s, 6.0)
+        s.close()
+        rs = responses(data)
+        assert len(rs) == 1 and closed, data
+        json_error(rs[0], 400, "malformed_request")
+        assert time.time() - t0 < 5, "the client waited past the gate's start"
+    finally:
+        st.discard(p)
 
 
 @pytest.mark.parametrize("cl", ["00000000000000000000005", " " * 100 + "5"])
