@@ -231,3 +231,42 @@ def test_a_live_nodes_join_refused_late_leaves_the_takeovers_answer():
         assert seq_of(b["intent_id"]) == intents_of(st, user)[0][0]
         assert audit(st) == []
         print(f"held then refused: 202 {took:.1f} s after the claim; answers {answers}")
+
+
+def test_a_paused_node_taken_over_then_resumed_answers_the_same_intent():
+    """The node is not dead but paused (SIGSTOP) past idem.node_ttl_ms
+    with its join acknowledged and its answer not yet written: its
+    liveness key lapses, a retry on another node resumes the join and
+    answers the intent the join wrote. Resumed, the paused node answers
+    its own request too: the same intent, and the key's replay still
+    names it; one intent in all."""
+    user = 186
+    with Stack(partitions=1) as st:
+        paused, path = start_dying(st, debug_finisher_delay_ms=4000)
+        fan, key = st.token(user, "fan"), {"Idempotency-Key": "paused-node"}
+        held = {}
+
+        def post():
+            held["answer"] = st.http("POST", path, {"quantity": 1}, token=fan, headers=key,
+                                     timeout=60)
+        t = threading.Thread(target=post, daemon=True)
+        t.start()
+        st.wait_for(lambda: len(intents_of(st, user)) == 1, 30, "the join applied")
+        paused.kill(signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            st.start_ingress(**OPTS)
+            # answered by the other node while the paused one is stopped
+            b, took, answers = retry(st, path, fan, key, stopped)
+        finally:
+            paused.kill(signal.SIGCONT)
+        t.join(30)
+        s, _, hb = held["answer"]
+        (seq, _, _), = intents_of(st, user)
+        assert s == 202 and hb["intent_id"] == b["intent_id"], (s, hb, b)
+        assert seq_of(b["intent_id"]) == seq
+        s, _, again = st.http("POST", path, {"quantity": 1}, token=fan, headers=key)
+        assert s == 202 and again["intent_id"] == b["intent_id"], again
+        time.sleep(1)
+        assert len(intents_of(st, user)) == 1 and audit(st) == []
+        print(f"paused node: 202 {took:.1f} s after the pause; answers {answers}")
