@@ -208,6 +208,17 @@ size_t ing_idem_begin_round(ing_worker *w, ing_req **items, size_t n, ing_idem_s
     return m;
 }
 
+/* Gives r's key back: removes its own in-flight record only (the one
+ * begin_record or ing_idem_retake wrote: r->idem_hash, this node,
+ * r->idem_at_ms), so a request refused after a retry took its key over
+ * (ing_idem_begin_orphans) does not remove the retry's record. */
+static void idem_abort_own(ing_req *r, ing_worker *w)
+{
+    /* Redis down: the record lapses after idem.inflight_ttl_s, as before */
+    (void)q_status_idem_abort(w->st, r->who.user_id, r->idem, r->idem_hash, node_token(r),
+                              r->idem_at_ms);
+}
+
 void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body)
 {
     if (!r->idem_owned) {
@@ -222,7 +233,7 @@ void ing_idem_reply(ing_req *r, ing_worker *w, int status, json_t *body)
                                  (int)r->app->o.idem_ttl_s))
             ons_logk(ONS_LOG_WARN, "request_id", r->rid, "idempotency record not stored");
     } else {
-        q_status_idem_abort(w->st, r->who.user_id, r->idem);
+        idem_abort_own(r, w);
     }
     ing_reply_raw(r, status, text);
     free(text);
@@ -259,7 +270,7 @@ void ing_idem_release(ing_req *r, ing_worker *w)
     if (!r->idem_owned || !w)
         return;
     r->idem_owned = 0;
-    q_status_idem_abort(w->st, r->who.user_id, r->idem);
+    idem_abort_own(r, w);
 }
 
 int ing_idem_retake(ing_req *r, ing_worker *w, const ing_idem_unknown *u)

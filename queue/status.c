@@ -2128,12 +2128,19 @@ int q_status_node_alive(q_status *s, const char *node)
     return rc;
 }
 
-int q_status_idem_abort(q_status *s, int64_t user_id, const char *idem)
+int q_status_idem_abort(q_status *s, int64_t user_id, const char *idem, const char *body_hash,
+                        const char *node, int64_t t_ms)
 {
-    char k[512];
+    char k[512], v[IDEM_INFLIGHT_CAP];
     idem_key(s, k, sizeof k, user_id, idem);
-    const char *argv[] = {"DEL", k};
-    return simple(s, 2, argv);
+    idem_inflight(v, body_hash, node, t_ms);
+    const char *args[] = {v, ""}; /* exact value only: no intent-id match */
+    redisReply *r = run_script(s, SCRIPT_CAD, k, 2, args);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : ONS_EREDIS;
+    freeReplyObject(r);
+    return rc;
 }
 
 /* The int64_t fields of an event's hash (ev:<event>), by name. */

@@ -412,8 +412,15 @@ int q_status_node_beat(q_status *s, const char *node, int ttl_ms);
 /* 1 (node's liveness key lives), 0 (it lapsed: the node is gone) or
  * ONS_EREDIS. */
 int q_status_node_alive(q_status *s, const char *node);
-/* Removes the key (the request failed before anything was queued). */
-int q_status_idem_abort(q_status *s, int64_t user_id, const char *key);
+/* Removes the key (the request failed before anything was queued) while
+ * it still holds this request's own in-flight record, as
+ * q_status_idem_begin or q_status_idem_retake wrote it (same body_hash,
+ * node and t_ms): a request refused after a retry took its key over (its
+ * node's liveness key lapsed, or past its answer bound: a paused node)
+ * leaves the retry's record, which may hold the stored 202, alone.
+ * 0 (removed, or not its own) or ONS_EREDIS. */
+int q_status_idem_abort(q_status *s, int64_t user_id, const char *key, const char *body_hash,
+                        const char *node, int64_t t_ms);
 
 /* The event's sale state as ingress needs it on a join. */
 typedef struct q_event_state {

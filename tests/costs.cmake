@@ -23,7 +23,7 @@ set(ONSALE_TEST_COSTS
     it_ingress_crash_join 11 it_contract_responses 10 it_web_cancel 64
     it_redis_stall_republish 40 it_ingress_back_to_back 12 it_hostile_costs 10
     it_write_limits 8 it_event_scanners 8 it_draw_cache 12 it_topic_grow 22
-    it_ingress_unread 80 it_web_faults 120 it_newcomer_docs 12 it_ingress_dead_node_join 70)
+    it_ingress_unread 80 it_web_faults 120 it_newcomer_docs 12 it_ingress_dead_node_join 92)
 # scripts/test runs unit, integration and ha tests in one ctest run. The ha
 # chain (tests/ha.cmake) needs no cost to start first: ctest puts a
 # fixture's setup and the tests that require it before the others. Its

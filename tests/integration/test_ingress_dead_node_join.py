@@ -194,3 +194,79 @@ def test_a_join_in_the_log_not_yet_applied_is_never_sent_twice(unsettled):
         time.sleep(1)
         assert len(intents_of(st, user)) == 1, intents_of(st, user)
         assert audit(st) == []
+
+
+def test_a_live_nodes_join_refused_late_leaves_the_takeovers_answer():
+    """A live node's join held before its send past the answer bound (a
+    pause: SIGSTOP, a frozen VM; here debug.join_delay_ms) is taken over by
+    a retry on another node, which sends it again and stores its 202. When
+    the held join wakes, its send bound refuses it (503 overloaded, nothing
+    sent); giving its key back it must remove only its own in-flight
+    record, not the retry's stored answer: a replay names the one intent
+    (before the mend it deleted the record, and a replay was a new join
+    answered 409 already_in_queue)."""
+    user = 185
+    with Stack(partitions=1) as st:
+        _, path = start_dying(st, debug_join_delay_ms=14000)
+        fan, key = st.token(user, "fan"), {"Idempotency-Key": "held-then-refused"}
+        held = {}
+
+        def post():
+            held["answer"] = st.http("POST", path, {"quantity": 1}, token=fan, headers=key,
+                                     timeout=60)
+        t = threading.Thread(target=post, daemon=True)
+        claimed = time.time()
+        t.start()
+        st.wait_for(lambda: st.redis.keys(st.key("idem:*")), 20, "the key claimed")
+        st.start_ingress(**OPTS)
+        b, took, answers = retry(st, path, fan, key, claimed)
+        assert took < 13, (took, answers)  # taken over while the held join sleeps
+        t.join(30)
+        s, _, hb = held["answer"]
+        assert (s, code(hb)) == (503, "overloaded"), hb
+        s, _, again = st.http("POST", path, {"quantity": 1}, token=fan, headers=key)
+        assert s == 202 and again["intent_id"] == b["intent_id"], (s, again)
+        st.wait_for(lambda: [r[1] for r in intents_of(st, user)] == ["reserved"], 30,
+                    "the one intent applied")
+        assert seq_of(b["intent_id"]) == intents_of(st, user)[0][0]
+        assert audit(st) == []
+        print(f"held then refused: 202 {took:.1f} s after the claim; answers {answers}")
+
+
+def test_a_paused_node_taken_over_then_resumed_answers_the_same_intent():
+    """The node is not dead but paused (SIGSTOP) past idem.node_ttl_ms
+    with its join acknowledged and its answer not yet written: its
+    liveness key lapses, a retry on another node resumes the join and
+    answers the intent the join wrote. Resumed, the paused node answers
+    its own request too: the same intent, and the key's replay still
+    names it; one intent in all."""
+    user = 186
+    with Stack(partitions=1) as st:
+        paused, path = start_dying(st, debug_finisher_delay_ms=4000)
+        fan, key = st.token(user, "fan"), {"Idempotency-Key": "paused-node"}
+        held = {}
+
+        def post():
+            held["answer"] = st.http("POST", path, {"quantity": 1}, token=fan, headers=key,
+                                     timeout=60)
+        t = threading.Thread(target=post, daemon=True)
+        t.start()
+        st.wait_for(lambda: len(intents_of(st, user)) == 1, 30, "the join applied")
+        paused.kill(signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            st.start_ingress(**OPTS)
+            # answered by the other node while the paused one is stopped
+            b, took, answers = retry(st, path, fan, key, stopped)
+        finally:
+            paused.kill(signal.SIGCONT)
+        t.join(30)
+        s, _, hb = held["answer"]
+        (seq, _, _), = intents_of(st, user)
+        assert s == 202 and hb["intent_id"] == b["intent_id"], (s, hb, b)
+        assert seq_of(b["intent_id"]) == seq
+        s, _, again = st.http("POST", path, {"quantity": 1}, token=fan, headers=key)
+        assert s == 202 and again["intent_id"] == b["intent_id"], again
+        time.sleep(1)
+        assert len(intents_of(st, user)) == 1 and audit(st) == []
+        print(f"paused node: 202 {took:.1f} s after the pause; answers {answers}")

@@ -501,7 +501,21 @@ START_TEST(active_and_idempotency_keys)
     ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", NULL, 0, 60, &rec), ONS_EEXIST);
     ck_assert_str_eq(rec, "{\"h\":\"h1\",\"s\":202,\"b\":{\"a\":1}}");
     free(rec);
-    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 1"), 0);
+    /* abort removes only the request's own in-flight record: not a stored
+     * answer, nor another attempt's claim (another node or claim time) */
+    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 1", "h1", NULL, 0), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", NULL, 0, 60, &rec), ONS_EEXIST);
+    free(rec);
+    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 2", "h1", "n1", 5), 0); /* absent */
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 2", "h1", "n1", 5, 60, &rec), 0);
+    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 2", "h1", "n1", 6), 0);
+    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 2", "h1", "n2", 5), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 2", "h1", "n1", 5, 60, &rec), ONS_EEXIST);
+    free(rec);
+    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 2", "h1", "n1", 5), 0);
+    ck_assert_int_eq(q_status_idem_begin(st, 2, "key 2", "h1", "n1", 5, 60, &rec), 0);
+    ck_assert_int_eq(q_status_idem_abort(st, 2, "key 1", "h1", NULL, 0), 0);
+    redis_raw("DEL %sidem:2:%s", prefix, "key 1"); /* the stored answer, by hand */
     ck_assert_int_eq(q_status_idem_begin(st, 2, "key 1", "h2", NULL, 0, 60, &rec), 0);
     /* an unknown outcome is kept; a retry takes it back by compare-and-set */
     ck_assert_int_eq(q_status_idem_unknown(st, 2, "key 1", "h2", 3, 1234, 5678, 60), 0);
