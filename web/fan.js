@@ -841,7 +841,10 @@
   function twoStep(btn, label, confirmLabel, action, busy = () => false) {
     let armed = null;
     btn.textContent = label;
-    btn.addEventListener("click", async () => {
+    btn.addEventListener("click", async (e) => {
+      /* A double-click's second click (detail 2) is one gesture with its
+       * first, not the second press the confirmation asks for. */
+      if (armed && e.detail > 1) return;
       if (!armed) {
         btn.textContent = confirmLabel;
         armed = setTimeout(() => { armed = null; btn.textContent = label; }, 4000);
