@@ -223,11 +223,12 @@ def test_assets_are_sent_gzipped_to_clients_that_take_gzip(env):
         finally:
             c.close()
 
-    sent = 0
+    sent = plain_total = 0
     for path, name in (("/q/7", "fan.html"), ("/web/fan.js", "fan.js"), ("/web/api.js", "api.js"),
                        ("/web/style.css", "style.css"), ("/web/tickets.js", "tickets.js"),
                        ("/web/pow.js", "pow.js"), ("/web/favicon.svg", "favicon.svg")):
         plain = open(os.path.join(ROOT, "web", name), "rb").read()
+        plain_total += len(plain)
         s, h, body = get(path, **{"Accept-Encoding": "gzip, deflate, br"})
         assert s == 200 and h.get("content-encoding") == "gzip", (path, h)
         assert gzip.decompress(body) == plain and len(body) < len(plain), path
@@ -241,7 +242,10 @@ def test_assets_are_sent_gzipped_to_clients_that_take_gzip(env):
         s, h2, body = get(path)  # no Accept-Encoding at all
         assert body == plain and h2["etag"] + h["etag"] != h["etag"] * 2
         assert get(path, **{"Accept-Encoding": "*;q=0.5"})[1].get("content-encoding") == "gzip"
-    assert sent < 0.4 * 75227  # the page's first load: 75.2 KB as it is
+    # Gzip takes 60 % off the page's first load, and the load has a ceiling
+    # (76.4 KB as it is, 25.2 KB gzipped): growing past it is a choice, made
+    # here. (0.4 * 75227 was a 30.1 KB ceiling, 22 % above the page.)
+    assert sent < 0.4 * plain_total and sent < 27500, (sent, plain_total)
 
 
 # ---- the fan page --------------------------------------------------------------------
