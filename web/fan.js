@@ -626,6 +626,9 @@
     try {
       const r = await call("POST", `/v1/reservations/${mine.pay_res}/checkout`,
         { token, raw: mine.pay_body, idem: mine.pay_key });
+      /* An answer slower than the intent's polls: the page said the outcome
+       * (tickets, expired, ...) already, and must not go back to "processing". */
+      if (answered) return;
       mine.order_id = r.body.order_id;
       save();
       payMsg("Processing your payment…");
@@ -745,7 +748,7 @@
     moneyTimer = null;
     try {
       await call("DELETE", `/v1/reservations/${rid}`, { token });
-      askHold(300);
+      if (!answered) askHold(300); /* (a poll after the answer is a request for nothing) */
     } catch (err) {
       if (answered) return;
       if (err.transient && holdLeftMs() > 0) {
