@@ -30,16 +30,21 @@ Onsale.tickets = (() => {
     const qr = h("img", { class: "qr", alt: "QR code of the ticket's current gate code",
                           width: "180", height: "180" });
     const left = h("span", { class: "muted small code-left" }, "");
-    /* A change taken: the code is read now, or, when a read is on its way
-     * (its answer may predate the change), right after it: a second read
-     * started beside it would be a second chain of timers for good. */
-    const ch = changes(t, getToken, () => { if (reading) again = true; else next(0); });
+    /* A change taken: the code is read now; when a read is on its way (its
+     * answer may predate the change), right after it if it brings a code: a
+     * second read started beside it would be a second chain of timers for
+     * good. A read refused (or backing off) keeps its backoff: the next read
+     * comes after the change anyway, and no sooner than Retry-After. */
+    const ch = changes(t, getToken, () => {
+      if (reading) again = true;
+      else if (attempt === 0) next(0);
+    });
     const el = h("div", { class: "ticket", "data-ticket-id": String(t.ticket_id) },
       h("strong", {}, seatText(t)),
       h("span", { class: "muted small" }, `Ticket ${t.ticket_id}${t.event_name ? " · " + t.event_name : ""}`),
       qr, code, left, ch.el);
     let until = 0, attempt = 0, timer = null, ticker = null, reading = false, again = false;
-    function next(ms) { clearTimeout(timer); timer = setTimeout(refresh, again ? 0 : ms); again = false; }
+    function next(ms) { clearTimeout(timer); timer = setTimeout(refresh, ms); }
 
     function tick() {
       if (!el.isConnected && timer) { stop(); return; }
@@ -57,7 +62,7 @@ Onsale.tickets = (() => {
       try {
         b = (await call("GET", `/v1/tickets/${t.ticket_id}/code`, { token: getToken() })).body;
       } catch (err) {
-        reading = false;
+        reading = again = false;
         refused(err, asked);
         return;
       }
@@ -69,7 +74,8 @@ Onsale.tickets = (() => {
       until = Date.now() + b.seconds_left * 1000;
       if (b.admitted_at) left.dataset.admitted = b.admitted_at;
       ch.outcome("kept", asked);
-      next(b.seconds_left * 1000 + 150);
+      next(again ? 0 : b.seconds_left * 1000 + 150);
+      again = false;
       tick();
     }
 
