@@ -19,7 +19,7 @@ set(ONSALE_TEST_COSTS
     it_worker_fencing 47 it_ingress_http 23 it_worker_crash 22 it_search_index 22
     it_ingress_small_fixes 22 it_payment_replay 21 it_accounts 18 it_worker_pg_hang 66
     it_web_view 17 it_pg_connection_loss 16 it_pow 16 it_payment_concurrency 15
-    it_worker_fifo 15 it_checkout_round 14 it_ingress_worker 12 it_web_tickets 32
+    it_worker_fifo 15 it_checkout_round 14 it_ingress_worker 12 it_web_tickets 36
     it_ingress_crash_join 11 it_contract_responses 10 it_web_cancel 64
     it_redis_stall_republish 40 it_ingress_back_to_back 12 it_hostile_costs 10
     it_write_limits 8 it_event_scanners 8 it_draw_cache 12 it_topic_grow 22

@@ -626,6 +626,9 @@
     try {
       const r = await call("POST", `/v1/reservations/${mine.pay_res}/checkout`,
         { token, raw: mine.pay_body, idem: mine.pay_key });
+      /* An answer slower than the intent's polls: the page said the outcome
+       * (tickets, expired, ...) already, and must not go back to "processing". */
+      if (answered) return;
       mine.order_id = r.body.order_id;
       save();
       payMsg("Processing your payment…");
@@ -745,7 +748,7 @@
     moneyTimer = null;
     try {
       await call("DELETE", `/v1/reservations/${rid}`, { token });
-      askHold(300);
+      if (!answered) askHold(300); /* (a poll after the answer is a request for nothing) */
     } catch (err) {
       if (answered) return;
       if (err.transient && holdLeftMs() > 0) {
@@ -841,7 +844,10 @@
   function twoStep(btn, label, confirmLabel, action, busy = () => false) {
     let armed = null;
     btn.textContent = label;
-    btn.addEventListener("click", async () => {
+    btn.addEventListener("click", async (e) => {
+      /* A double-click's second click (detail 2) is one gesture with its
+       * first, not the second press the confirmation asks for. */
+      if (armed && e.detail > 1) return;
       if (!armed) {
         btn.textContent = confirmLabel;
         armed = setTimeout(() => { armed = null; btn.textContent = label; }, 4000);

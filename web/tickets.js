@@ -30,12 +30,21 @@ Onsale.tickets = (() => {
     const qr = h("img", { class: "qr", alt: "QR code of the ticket's current gate code",
                           width: "180", height: "180" });
     const left = h("span", { class: "muted small code-left" }, "");
-    const ch = changes(t, getToken, () => { clearTimeout(timer); timer = setTimeout(refresh, 0); });
+    /* A change taken: the code is read now; when a read is on its way (its
+     * answer may predate the change), right after it if it brings a code: a
+     * second read started beside it would be a second chain of timers for
+     * good. A read refused (or backing off) keeps its backoff: the next read
+     * comes after the change anyway, and no sooner than Retry-After. */
+    const ch = changes(t, getToken, () => {
+      if (reading) again = true;
+      else if (attempt === 0) next(0);
+    });
     const el = h("div", { class: "ticket", "data-ticket-id": String(t.ticket_id) },
       h("strong", {}, seatText(t)),
       h("span", { class: "muted small" }, `Ticket ${t.ticket_id}${t.event_name ? " · " + t.event_name : ""}`),
       qr, code, left, ch.el);
-    let until = 0, attempt = 0, timer = null, ticker = null;
+    let until = 0, attempt = 0, timer = null, ticker = null, reading = false, again = false;
+    function next(ms) { clearTimeout(timer); timer = setTimeout(refresh, ms); }
 
     function tick() {
       if (!el.isConnected && timer) { stop(); return; }
@@ -48,43 +57,54 @@ Onsale.tickets = (() => {
     async function refresh() {
       if (timer && !el.isConnected) { stop(); return; }
       const asked = Date.now();
+      let b;
+      reading = true;
       try {
-        const b = (await call("GET", `/v1/tickets/${t.ticket_id}/code`, { token: getToken() })).body;
-        attempt = 0;
-        code.textContent = b.code;
-        el.dataset.step = String(b.step);
-        qr.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(b.qr_svg);
-        until = Date.now() + b.seconds_left * 1000;
-        if (b.admitted_at) left.dataset.admitted = b.admitted_at;
-        ch.outcome("kept", asked);
-        timer = setTimeout(refresh, b.seconds_left * 1000 + 150);
+        b = (await call("GET", `/v1/tickets/${t.ticket_id}/code`, { token: getToken() })).body;
       } catch (err) {
-        if (err.code === "ticket_change_pending") {
-          /* A transfer or cancel is on its way to the box office: no code
-           * until it is applied (then 404 or ticket_not_valid) or dropped
-           * (the code again). It clears by itself: asked again after its
-           * Retry-After, as every refusal that says when. */
-          code.textContent = "–";
-          qr.removeAttribute("src");
-          until = 0;
-          left.textContent = "A change of this ticket is on its way; its code comes back if it is not made.";
-          ch.outcome("pending", asked);
-          timer = setTimeout(refresh, backoffMs(err, ++attempt));
-          return;
-        }
-        if (err.status === 404 || err.status === 409) {
-          /* Transferred away, cancelled or voided: no code to show. */
-          code.textContent = "–";
-          qr.removeAttribute("src");
-          until = 0;
-          left.textContent = err.status === 409 ? "This ticket is no longer valid." :
-            "This ticket is no longer yours.";
-          ch.outcome(err.status === 409 ? "void" : "gone", asked);
-          stop();
-          return;
-        }
-        timer = setTimeout(refresh, backoffMs(err, ++attempt));
+        reading = again = false;
+        refused(err, asked);
+        return;
       }
+      reading = false; /* (then nothing awaits until next(): see ch) */
+      attempt = 0;
+      code.textContent = b.code;
+      el.dataset.step = String(b.step);
+      qr.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(b.qr_svg);
+      until = Date.now() + b.seconds_left * 1000;
+      if (b.admitted_at) left.dataset.admitted = b.admitted_at;
+      ch.outcome("kept", asked);
+      next(again ? 0 : b.seconds_left * 1000 + 150);
+      again = false;
+      tick();
+    }
+
+    function refused(err, asked) {
+      if (err.code === "ticket_change_pending") {
+        /* A transfer or cancel is on its way to the box office: no code
+         * until it is applied (then 404 or ticket_not_valid) or dropped
+         * (the code again). It clears by itself: asked again after its
+         * Retry-After, as every refusal that says when. */
+        code.textContent = "–";
+        qr.removeAttribute("src");
+        until = 0;
+        left.textContent = "A change of this ticket is on its way; its code comes back if it is not made.";
+        ch.outcome("pending", asked);
+        next(backoffMs(err, ++attempt));
+        return;
+      }
+      if (err.status === 404 || err.status === 409) {
+        /* Transferred away, cancelled or voided: no code to show. */
+        code.textContent = "–";
+        qr.removeAttribute("src");
+        until = 0;
+        left.textContent = err.status === 409 ? "This ticket is no longer valid." :
+          "This ticket is no longer yours.";
+        ch.outcome(err.status === 409 ? "void" : "gone", asked);
+        stop();
+        return;
+      }
+      next(backoffMs(err, ++attempt));
       tick();
     }
     ticker = setInterval(tick, 1000);
@@ -147,8 +167,10 @@ Onsale.tickets = (() => {
     /* Giving a ticket up asks for a second press (within 4 s). */
     function twice(btn, label, confirm, go) {
       let armed = null;
-      btn.addEventListener("click", () => {
-        if (busy) return;
+      btn.addEventListener("click", (e) => {
+        /* A double-click's second click (detail 2) is one gesture with its
+         * first, not the second press the confirmation asks for. */
+        if (busy || (armed && e.detail > 1)) return;
         if (!armed) {
           if (!go(false)) return;
           btn.textContent = confirm;

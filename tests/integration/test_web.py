@@ -223,11 +223,12 @@ def test_assets_are_sent_gzipped_to_clients_that_take_gzip(env):
         finally:
             c.close()
 
-    sent = 0
+    sent = plain_total = 0
     for path, name in (("/q/7", "fan.html"), ("/web/fan.js", "fan.js"), ("/web/api.js", "api.js"),
                        ("/web/style.css", "style.css"), ("/web/tickets.js", "tickets.js"),
                        ("/web/pow.js", "pow.js"), ("/web/favicon.svg", "favicon.svg")):
         plain = open(os.path.join(ROOT, "web", name), "rb").read()
+        plain_total += len(plain)
         s, h, body = get(path, **{"Accept-Encoding": "gzip, deflate, br"})
         assert s == 200 and h.get("content-encoding") == "gzip", (path, h)
         assert gzip.decompress(body) == plain and len(body) < len(plain), path
@@ -241,7 +242,10 @@ def test_assets_are_sent_gzipped_to_clients_that_take_gzip(env):
         s, h2, body = get(path)  # no Accept-Encoding at all
         assert body == plain and h2["etag"] + h["etag"] != h["etag"] * 2
         assert get(path, **{"Accept-Encoding": "*;q=0.5"})[1].get("content-encoding") == "gzip"
-    assert sent < 0.4 * 75227  # the page's first load: 75.2 KB as it is
+    # Gzip takes 60 % off the page's first load, and the load has a ceiling
+    # (76.9 KB as it is, 25.4 KB gzipped): growing past it is a choice, made
+    # here. (0.4 * 75227 was a 30.1 KB ceiling, 22 % above the page.)
+    assert sent < 0.4 * plain_total and sent < 27500, (sent, plain_total)
 
 
 # ---- the fan page --------------------------------------------------------------------
@@ -312,9 +316,52 @@ def test_fan_joins_watches_position_fall_reloads_and_buys(env, browser):
     assert c1 != c2 and c2.startswith("14:"), (c1, c2)
     b.shot("fan", "05-reserved-countdown")
 
+    # A double-click on "Release seats" arms it, no more: it is one gesture,
+    # not the second press the button asks for (before: released at once).
+    # (On a desktop's width: on a phone's the armed label wraps the button
+    # to the next line, and the second click misses it.)
+    was = b("viewport", page="fan", width=1280, height=900)
+    b("eval", page="fan", js="performance.clearResourceTimings(); return 1")
+    b("dblclick", page="fan", selector="#release-btn")
+    time.sleep(0.5)
+    assert b.text("fan", "release-btn") == "Press again to release"
+    assert not b("eval", page="fan", js="return performance.getEntriesByType('resource')"
+                                        ".map((e) => new URL(e.name).pathname)"
+                                        ".filter((p) => /^\\/v1\\/reservations\\/[^/]+$/.test(p))")
+    assert b("eval", page="fan", js="return document.body.dataset.state") == "reserved"
+    b("viewport", page="fan", **was)
+
     # Checkout with the test card; the page polls the order and shows the tickets.
+    # The checkout's 202 is slow on its way back (held in the page until the
+    # page has its answer, at most 20 s): once it lands, nothing the page says
+    # (to a screen reader too) may go back to "Processing your payment" (it
+    # did), and nothing more is asked of the API.
+    b("eval", page="fan", js="""
+        const f = window.fetch; window.__late = null; window.__said = [];
+        window.fetch = async (input, init) => {
+          const r = await f(input, init);
+          if (!/\\/checkout$/.test(String(input))) return r;
+          const fin = document.getElementById('final');
+          for (let i = 0; i < 400 && fin.classList.contains('hidden'); i++)
+            await new Promise((res) => setTimeout(res, 50));
+          window.__late = [performance.now(), document.body.dataset.state,
+                           document.getElementById('final-answer').textContent];
+          return r;
+        };
+        const a = document.getElementById('announce');
+        new MutationObserver(() => window.__said.push([performance.now(), a.textContent]))
+          .observe(a, {childList: true, characterData: true, subtree: true});
+        return 1;""")
     b("click", page="fan", selector="#pay-btn")
     b.wait_state("fan", "purchased", timeout=30000)
+    late = b("wait", page="fan", js="return window.__late", timeout=25000)
+    assert late[1:] == ["purchased", "You have tickets!"], late
+    time.sleep(0.5)
+    said = b("eval", page="fan", js="return window.__said.filter((s) => s[1])")
+    assert said and said[-1][1].startswith("You have tickets!"), said
+    assert not b("eval", page="fan", js=f"return performance.getEntriesByType('resource').filter((e) => "
+                                        f"e.startTime > {late[0]} && e.name.includes('/v1/intents/'))"
+                                        ".map((e) => e.name)")
     # the ticket list is fetched after the answer is shown: wait for it
     b("wait", page="fan", timeout=15000,
       js="return document.querySelectorAll('#tickets .ticket').length === 2")

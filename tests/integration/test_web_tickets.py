@@ -187,3 +187,62 @@ def test_a_ticket_cancel_and_transfer_pressed_while_ingress_is_down_are_carried_
         assert refunds == [5000], refunds
     finally:
         b.close()
+
+
+# Every GET of a ticket's code held SLOW_CODE_MS in the page before it is
+# sent (a slow network), each recorded with when it was asked and answered;
+# every change POST recorded with when it was sent.
+SLOW_CODE_MS = 2500
+SLOW_CODE_JS = """
+window.__codes = []; window.__posts = [];
+const f = window.fetch;
+window.fetch = async (input, init) => {
+  const p = String(input), m = (init && init.method) || 'GET';
+  if (m === 'POST' && p.startsWith('/v1/tickets/')) window.__posts.push([Date.now(), p]);
+  if (m !== 'GET' || !/^\\/v1\\/tickets\\/[0-9]+\\/code$/.test(p)) return f(input, init);
+  const e = [Date.now(), 0]; window.__codes.push(e);
+  await new Promise((res) => setTimeout(res, %d));
+  try { return await f(input, init); } finally { e[1] = Date.now(); }
+};
+""" % SLOW_CODE_MS
+
+
+@need_browser
+def test_a_double_click_is_one_press_and_a_change_never_doubles_the_code_reads(env):
+    """A double-click on "Cancel for a refund" arms it and no more (its
+    second click is part of one gesture, not the press the confirmation
+    asks for: before, it cancelled the ticket at once). The press after
+    it cancels, while the card's first code read is still on its way (a
+    slow network): the read the change asks for must wait for it, not
+    start a second chain of reads beside it (before: two reads of the
+    card's code at once, and from then on two timers per card)."""
+    st = env.st
+    (t,) = env.buy(78)
+    b = Browser()
+    sel = f'.ticket[data-ticket-id="{t}"] .cancel-btn'
+    try:
+        b("open", name="fan")
+        b("init", page="fan", js=SLOW_CODE_JS)
+        b("goto", page="fan", url=f"{env.base}/#token={st.token(78, 'fan')}")
+        b("wait", page="fan", js=f"return !!document.querySelector('{sel}')", timeout=20000)
+        b("dblclick", page="fan", selector=sel)
+        time.sleep(0.3)
+        armed = b("eval", page="fan", js=f"return [document.querySelector('{sel}').textContent, "
+                                        "window.__posts.length]")
+        assert armed == ["Press again to cancel", 0], armed
+        b("click", page="fan", selector=sel)
+        done = "Cancelled: your refund is on its way."
+        b("wait", page="fan", timeout=30000,
+          js=f"return document.querySelector('.ticket[data-ticket-id=\"{t}\"] .change-msg')"
+             f".textContent === '{done}'")
+        codes = b("eval", page="fan", js="return window.__codes")
+        posts = b("eval", page="fan", js="return window.__posts")
+        assert len(posts) == 1, posts
+        # the first read was still on its way when the change was taken
+        assert codes[0][1] > posts[0][0], (codes, posts)
+        overlap = [(a, c) for a, c in zip(codes, codes[1:]) if c[0] < a[1]]
+        assert not overlap, overlap
+        (status,), = st.sql("SELECT status FROM tickets WHERE ticket_id = %s", (t,))
+        assert status == "cancelled"
+    finally:
+        b.close()

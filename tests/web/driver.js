@@ -111,6 +111,13 @@ async function main() {
     },
     async eval({ page, js }) { return pages[page].evaluate(new Function(js)); },
     async click({ page, selector }) { await pages[page].click(selector); return true; },
+    async dblclick({ page, selector }) { await pages[page].dblclick(selector); return true; },
+    // Sets the page's viewport; answers the one it had.
+    async viewport({ page, width, height }) {
+      const old = pages[page].viewportSize();
+      await pages[page].setViewportSize({ width, height });
+      return old;
+    },
     async select({ page, selector, value }) { return pages[page].selectOption(selector, value); },
     async press({ page, key }) { await pages[page].keyboard.press(key); return true; },
     async screenshot({ page, file, full }) {
