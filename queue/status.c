@@ -447,6 +447,19 @@ static redisReply *run_script(q_status *s, int script, const char *k, int nargs,
     return script_reply(s, append_script(s, script, k, nargs, args) == 0);
 }
 
+/* Deletes k when it holds exactly expected (SCRIPT_CAD, no intent-id
+ * match). 0 whether or not it did, or ONS_EREDIS. */
+static int compare_and_delete(q_status *s, const char *k, const char *expected)
+{
+    const char *args[] = {expected, ""};
+    redisReply *r = run_script(s, SCRIPT_CAD, k, 2, args);
+    if (!r)
+        return ONS_EREDIS;
+    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : ONS_EREDIS;
+    freeReplyObject(r);
+    return rc;
+}
+
 /* One pipelined batch over n caller items (items: the caller's array; arg:
  * texts every command shares). append queues item i's command (0 or
  * ONS_EREDIS: the connection failed); queued (NULL: every item is) says
@@ -1942,13 +1955,7 @@ int q_status_clear_active(q_status *s, int64_t event_id, int64_t user_id, const 
         const char *argv[] = {"DEL", k};
         return simple(s, 2, argv);
     }
-    const char *args[] = {expected, ""};
-    redisReply *r = run_script(s, SCRIPT_CAD, k, 2, args);
-    if (!r)
-        return ONS_EREDIS;
-    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : ONS_EREDIS;
-    freeReplyObject(r);
-    return rc;
+    return compare_and_delete(s, k, expected);
 }
 
 /* idem:<user>:<key>. The Idempotency-Key is printable ASCII up to 128 chars
@@ -2134,13 +2141,7 @@ int q_status_idem_abort(q_status *s, int64_t user_id, const char *idem, const ch
     char k[512], v[IDEM_INFLIGHT_CAP];
     idem_key(s, k, sizeof k, user_id, idem);
     idem_inflight(v, body_hash, node, t_ms);
-    const char *args[] = {v, ""}; /* exact value only: no intent-id match */
-    redisReply *r = run_script(s, SCRIPT_CAD, k, 2, args);
-    if (!r)
-        return ONS_EREDIS;
-    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : ONS_EREDIS;
-    freeReplyObject(r);
-    return rc;
+    return compare_and_delete(s, k, v);
 }
 
 /* The int64_t fields of an event's hash (ev:<event>), by name. */

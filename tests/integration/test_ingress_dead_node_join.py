@@ -46,13 +46,19 @@ def seq_of(intent_id):
     return int(intent_id[:16], 16)
 
 
-def join_in_background(st, path, fan, key):
+def join_in_background(st, path, fan, key, held=None):
+    """Starts the join on a thread; its answer lands in held["answer"]
+    (when held is given). Returns the thread."""
     def post():
         try:
-            st.http("POST", path, {"quantity": 1}, token=fan, headers=key, timeout=60)
+            answer = st.http("POST", path, {"quantity": 1}, token=fan, headers=key, timeout=60)
         except OSError:
-            pass
-    threading.Thread(target=post, daemon=True).start()
+            return
+        if held is not None:
+            held["answer"] = answer
+    t = threading.Thread(target=post, daemon=True)
+    t.start()
+    return t
 
 
 def retry(st, path, fan, key, since, bound_s=BOUND_S):
@@ -210,13 +216,8 @@ def test_a_live_nodes_join_refused_late_leaves_the_takeovers_answer():
         _, path = start_dying(st, debug_join_delay_ms=14000)
         fan, key = st.token(user, "fan"), {"Idempotency-Key": "held-then-refused"}
         held = {}
-
-        def post():
-            held["answer"] = st.http("POST", path, {"quantity": 1}, token=fan, headers=key,
-                                     timeout=60)
-        t = threading.Thread(target=post, daemon=True)
         claimed = time.time()
-        t.start()
+        t = join_in_background(st, path, fan, key, held)
         st.wait_for(lambda: st.redis.keys(st.key("idem:*")), 20, "the key claimed")
         st.start_ingress(**OPTS)
         b, took, answers = retry(st, path, fan, key, claimed)
@@ -245,12 +246,7 @@ def test_a_paused_node_taken_over_then_resumed_answers_the_same_intent():
         paused, path = start_dying(st, debug_finisher_delay_ms=4000)
         fan, key = st.token(user, "fan"), {"Idempotency-Key": "paused-node"}
         held = {}
-
-        def post():
-            held["answer"] = st.http("POST", path, {"quantity": 1}, token=fan, headers=key,
-                                     timeout=60)
-        t = threading.Thread(target=post, daemon=True)
-        t.start()
+        t = join_in_background(st, path, fan, key, held)
         st.wait_for(lambda: len(intents_of(st, user)) == 1, 30, "the join applied")
         paused.kill(signal.SIGSTOP)
         stopped = time.time()
