@@ -391,6 +391,39 @@ int ons_opts_check_secrets(const ons_opt *table, size_t n, const void *dst, cons
     return ons_secrets_check(v, ns, dev_mode, errbuf, errlen);
 }
 
+/* Does o's value in dst differ from its default? */
+static int differs_from_default(const ons_opt *o, const void *dst)
+{
+    const char *field = (const char *)dst + o->offset;
+    const char *def = o->def ? o->def : "";
+    int b = 0;
+    char buf[256];
+    switch (o->type) {
+    case ONS_OPT_INT:
+        return *(const long long *)(const void *)field != strtoll(def, NULL, 10);
+    case ONS_OPT_BOOL:
+        return parse_bool(def, &b) == 0 && *(const int *)(const void *)field != b;
+    case ONS_OPT_FRAC:
+        return *(const double *)(const void *)field != strtod(def, NULL);
+    default: {
+        const char *v = *(char *const *)(const void *)field, *d = default_of(o, buf, sizeof buf);
+        return strcmp(v ? v : "", d ? d : "") != 0;
+    }
+    }
+}
+
+/* Every debug.* option (test-only switches: some re-enable a fixed hazard
+ * as a test's control) set away from its default is said at start, so a
+ * production node running with one is seen in its first log lines. */
+static void warn_debug_options(const ons_opt *table, size_t n, const void *dst)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(table[i].name, "debug.", 6) == 0 && differs_from_default(&table[i], dst))
+            ons_log_warn("%s is set away from its default: a test-only option, never for "
+                         "production",
+                         table[i].name);
+}
+
 int ons_opts_start(const ons_opt *table, size_t n, void *dst, int argc, char **argv,
                    const ons_start *st)
 {
@@ -413,5 +446,6 @@ int ons_opts_start(const ons_opt *table, size_t n, void *dst, int argc, char **a
     ons_log_init(st->log_name, level ? level : "info");
     if (err[0])
         ons_log_warn("%s", err);
+    warn_debug_options(table, n, dst);
     return 0;
 }

@@ -100,6 +100,9 @@ def test_a_client_accepted_before_the_gate_started_is_gated(st):
         assert len(rs) == 1 and closed, data
         json_error(rs[0], 400, "malformed_request")
         assert time.time() - t0 < 5, "the client waited past the gate's start"
+        # a test-only switch set is said at start (common/opts.c)
+        assert "debug.gate_start_delay_ms is set away from its default" in p.output(), \
+            p.output()[-2000:]
     finally:
         st.discard(p)
 
