@@ -5,6 +5,8 @@
 #include "common/log.h"
 #include "ingress/pg_row.h"
 
+#include <jansson.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,7 +324,18 @@ static int prices_update(ing_worker *w, const char *rid, const ing_event_edit *i
                     1, v);
 }
 
-/* The event as the PATCH reply shows it, as JSON text (heap). */
+/* PostgreSQL's JSON text (json_build_object spaces it: {"event_id" : 1})
+ * as every answer is written: compact, fields in their order. Heap, or
+ * NULL (not JSON, out of memory). */
+static char *compact_json(const char *text)
+{
+    json_t *o = json_loads(text, 0, NULL);
+    char *out = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return out;
+}
+
+/* The event as the PATCH reply shows it, as compact JSON text (heap). */
 static int event_json(ing_worker *w, const char *rid, int64_t event_id, char **json)
 {
     int64_t v[] = {event_id};
@@ -338,7 +351,7 @@ static int event_json(ing_worker *w, const char *rid, int64_t event_id, char **j
     int rc = ing_pg_status(res, rid, "event json");
     if (rc == 0 && (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)))
         rc = ONS_EDB;
-    if (rc == 0 && !(*json = strdup(PQgetvalue(res, 0, 0))))
+    if (rc == 0 && !(*json = compact_json(PQgetvalue(res, 0, 0))))
         rc = ONS_ENOMEM;
     PQclear(res);
     return rc;

@@ -106,7 +106,7 @@ typedef struct ing_event_edit {
 int ing_event_tx_begin(ing_worker *w);
 void ing_event_tx_rollback(ing_worker *w);
 /* Writes the edit (seats take their tier's new price) and commits.
- * *json is the event as JSON text afterwards (heap; caller frees).
+ * *json is the event as compact JSON text afterwards (heap; caller frees).
  * Returns 0, ONS_EINVAL (a tier names no priced section) or the common
  * codes. */
 int ing_event_update(ing_worker *w, const char *rid, const ing_event_edit *in, char **json);

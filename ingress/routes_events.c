@@ -600,18 +600,6 @@ static ing_api_err edit_refusal(const event_patch *j, const ing_event_owner *ev,
     return ING_E_COUNT;
 }
 
-/* Answers 200 with the store's JSON text written as every other answer
- * is (PostgreSQL's json_build_object spaces it: {"event_id" : 1}); the
- * text as it is should it not parse. */
-static void reply_compact(ing_req *r, const char *json)
-{
-    json_t *body = json_loads(json, 0, NULL);
-    if (body)
-        ing_reply_json(r, 200, body);
-    else
-        ing_reply_raw(r, 200, json);
-}
-
 /* The transaction of an edit (event_store.h); replies in every case. */
 static void event_update_job(ing_worker *w, void *arg)
 {
@@ -655,7 +643,7 @@ static void event_update_job(ing_worker *w, void *arg)
     else if (rc)
         store_failed(r, w, rc, "The event could not be updated.");
     else
-        reply_compact(r, json);
+        ing_reply_raw(r, 200, json);
     free(json);
 }
 
